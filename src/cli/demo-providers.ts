@@ -1,0 +1,107 @@
+// Two local fake OpenAI-compatible providers for `npm run demo`: enough to see routing, failover and
+// streaming without any key. Not used by the gateway itself.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface FakeProvider {
+  readonly name: string;
+  readonly baseUrl: string;
+  close(): Promise<void>;
+}
+
+export interface FakeProviderBehaviour {
+  /** Every n-th chat request is answered 429 (retry-after 3 s), to show failover. 0 = never. */
+  readonly rateLimitEvery: number;
+  /** ms between streamed words. */
+  readonly wordDelayMs: number;
+}
+
+export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
+  let chatRequests = 0;
+  const server: Server = createServer((request, response) => {
+    void handle(request, response).catch(() => response.destroy());
+  });
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString("utf8");
+    if (request.method === "GET" && request.url?.endsWith("/models")) {
+      return json(response, 200, { object: "list", data: [{ id: "demo-large" }, { id: "demo-small" }] });
+    }
+    if (request.method !== "POST") return json(response, 404, { error: { message: "not found" } });
+    const body = (text === "" ? {} : JSON.parse(text)) as {
+      model?: string;
+      stream?: boolean;
+      messages?: { content?: unknown }[];
+      input?: unknown;
+    };
+    const model = body.model ?? "demo";
+    if (request.url?.endsWith("/embeddings")) {
+      return json(response, 200, {
+        object: "list",
+        data: [{ object: "embedding", index: 0, embedding: [0.1, 0.2, 0.3] }],
+        model,
+      });
+    }
+    chatRequests++;
+    if (behaviour.rateLimitEvery > 0 && chatRequests % behaviour.rateLimitEvery === 0) {
+      response.setHeader("retry-after", "3");
+      return json(response, 429, {
+        error: {
+          message: `${name}: demo rate limit (every ${behaviour.rateLimitEvery}th request)`,
+          type: "rate_limit_error",
+        },
+      });
+    }
+    const lastMessage = body.messages?.[body.messages.length - 1]?.content;
+    const said = typeof lastMessage === "string" ? lastMessage.slice(0, 200) : "something";
+    const answer = `Hello from the ${name} demo provider (${model}). You said: ${said}`;
+    const id = `chatcmpl-demo-${chatRequests}`;
+    const created = Math.floor(Date.now() / 1000);
+    const usage = {
+      prompt_tokens: said.split(/\s+/).length,
+      completion_tokens: answer.split(/\s+/).length,
+      total_tokens: 0,
+    };
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    if (body.stream !== true) {
+      return json(response, 200, {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [{ index: 0, message: { role: "assistant", content: answer }, finish_reason: "stop" }],
+        usage,
+      });
+    }
+    response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const chunk = (delta: object, finishReason: string | null) =>
+      `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, finish_reason: finishReason }] })}\n\n`;
+    response.write(chunk({ role: "assistant", content: "" }, null));
+    const words = answer.split(" ");
+    for (const [index, word] of words.entries()) {
+      await new Promise((resolve) => setTimeout(resolve, behaviour.wordDelayMs));
+      if (response.destroyed) return;
+      response.write(chunk({ content: index === 0 ? word : ` ${word}` }, null));
+    }
+    response.write(chunk({}, "stop"));
+    response.end("data: [DONE]\n\n");
+  }
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    name,
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function json(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}

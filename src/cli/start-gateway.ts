@@ -1,0 +1,105 @@
+// Starting and stopping a gateway process: shared by `serve`, `demo` and the tests (which start the real
+// thing on port 0).
+import type { FastifyInstance } from "fastify";
+import type { Clock } from "../clock.ts";
+import type { GatewayConfig } from "../config/types.ts";
+import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import { buildServer } from "../server/build-server.ts";
+
+export interface RunningGateway {
+  readonly app: FastifyInstance;
+  readonly runtime: GatewayRuntime;
+  /** `http://host:port` */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: boolean | { level: string };
+  readonly clock?: Clock;
+  readonly warnings?: readonly string[];
+}
+
+export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
+  const logger = options.logger;
+  // Build the server first so runtime warnings (discovery) go through the same logger.
+  let app: FastifyInstance | undefined;
+  const runtimeLogger = {
+    info: (object: object, message: string) => app?.log.info(object, message),
+    warn: (object: object, message: string) => app?.log.warn(object, message),
+  };
+  const runtime = await GatewayRuntime.create(
+    config,
+    options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
+  );
+  app = buildServer(runtime, logger === undefined ? {} : { logger });
+  for (const warning of options.warnings ?? []) app.log.warn(warning);
+  for (const [provider, found] of runtime.snapshot.discovery) {
+    if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
+  }
+  runtime.onDecision((decision) => {
+    app?.log.info(
+      {
+        reqId: decision.requestId,
+        endpoint: decision.endpoint,
+        model: decision.requested,
+        status: decision.status,
+        servedBy: decision.servedBy,
+        attempts: decision.attempts.map(
+          (attempt) =>
+            `${attempt.deploymentKey}:${attempt.outcome}${attempt.status === undefined ? "" : `:${attempt.status}`}`,
+        ),
+        ms: decision.durationMs,
+      },
+      "routed",
+    );
+  });
+  await app.listen({ port: config.server.port, host: config.server.host });
+  const address = app.server.address();
+  const port = typeof address === "object" && address !== null ? address.port : config.server.port;
+  const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
+  const instance = app;
+  return {
+    app: instance,
+    runtime,
+    url: `http://${host}:${port}`,
+    port,
+    close: async () => {
+      await instance.close();
+      await runtime.close();
+    },
+  };
+}
+
+/**
+ * SIGTERM/SIGINT: stop accepting connections, let in-flight requests and streams finish for up to
+ * `shutdownTimeoutMs`, then exit. A second signal exits at once.
+ */
+export function handleShutdownSignals(
+  gateway: RunningGateway,
+  shutdownTimeoutMs: number,
+  exit: (code: number) => void,
+): void {
+  let isStopping = false;
+  const stop = (signal: string): void => {
+    if (isStopping) {
+      exit(1);
+      return;
+    }
+    isStopping = true;
+    gateway.app.log.info({ signal, shutdownTimeoutMs }, "shutting down: finishing in-flight requests");
+    const timer = setTimeout(() => {
+      gateway.app.log.warn("shutdown timeout: closing remaining connections");
+      gateway.app.server.closeAllConnections();
+      exit(0);
+    }, shutdownTimeoutMs);
+    timer.unref();
+    gateway.close().then(
+      () => exit(0),
+      () => exit(1),
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

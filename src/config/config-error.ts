@@ -1,0 +1,23 @@
+export interface ConfigIssue {
+  /** `file:line` (or just the file when the position is unknown). */
+  readonly location: string;
+  /** Dotted key path, e.g. `providers.0.timeout_ms`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Startup stops with exit code 2 and every issue printed, not only the first. */
+export class ConfigError extends Error {
+  readonly issues: readonly ConfigIssue[];
+  constructor(issues: readonly ConfigIssue[]) {
+    super(issues.map(formatIssue).join("\n"));
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+}
+
+export function formatIssue(issue: ConfigIssue): string {
+  return issue.path === ""
+    ? `${issue.location}: ${issue.message}`
+    : `${issue.location} ${issue.path}: ${issue.message}`;
+}

@@ -1,0 +1,65 @@
+// Every default value, with its unit. Documented in docs/configuration.md; keep the two in step.
+
+export const DEFAULT_CONFIG_PATH = "config/meta-providers.yaml";
+
+export const SERVER_DEFAULTS = {
+  port: 12345,
+  host: "127.0.0.1",
+  /** 20 MB: long chat histories with images fit; anything larger is almost certainly a mistake. */
+  bodyLimitBytes: 20 * 1024 * 1024,
+  /** On SIGTERM, in-flight requests and streams get this long (ms) to finish before sockets are closed. */
+  shutdownTimeoutMs: 10_000,
+  logLevel: "info",
+} as const;
+
+export const PROVIDER_DEFAULTS = {
+  basePriority: 1,
+  /** ms until response headers; past it the attempt failed. */
+  timeoutMs: 30_000,
+  /** ms from the attempt's start to the first content chunk of a stream. */
+  firstTokenTimeoutMs: 15_000,
+  /** ms of silence mid-stream before it counts as stalled. */
+  streamIdleTimeoutMs: 30_000,
+  /** extra attempts on the same candidate for transient errors (5xx, connection reset). */
+  retries: 1,
+  rateLimitDialect: "generic",
+} as const;
+
+export const ROUTING_DEFAULTS = {
+  /** Upstream attempts per request, over every candidate and retry. */
+  maxAttempts: 6,
+  /** ms a request may spend before its response starts (JSON: whole response) across all attempts and waits. */
+  totalTimeoutMs: 120_000,
+  /** ms a committed stream may last in total. */
+  maxStreamDurationMs: 600_000,
+  /** ms the gateway will wait for a cooling better candidate instead of falling back (see docs/routing.md). */
+  maxWaitForBetterMs: 2_000,
+  /** Waiting is worth it only if the best ready candidate scores below this fraction of the cooling one. */
+  waitScoreRatio: 0.8,
+  strategy: "best",
+  /** ms to queue when every candidate is unavailable; 0 answers 429 at once. */
+  queueTimeoutMs: 0,
+} as const;
+
+export const COOLDOWN_DEFAULTS = {
+  /** ms of the first cooldown after a 429 without any retry hint; doubles per consecutive 429. */
+  rateLimitBaseMs: 1_000,
+  /** ms cap of that exponential backoff. */
+  rateLimitMaxMs: 60_000,
+  /** ms a provider is parked after a 401/403 (bad key): one hour. */
+  invalidKeyMs: 3_600_000,
+  /** consecutive 5xx/timeout/connection failures that open a candidate's circuit. */
+  failureThreshold: 3,
+  /** ms window in which those failures must fall. */
+  failureWindowMs: 60_000,
+  /** ms an open circuit stays open before a single probe request is let through. */
+  circuitOpenMs: 30_000,
+} as const;
+
+export const DISCOVERY_DEFAULTS = {
+  cacheDir: "data/cache",
+  /** ms after which a cached model list is refreshed: 24 h. */
+  maxAgeMs: 24 * 3_600_000,
+  /** ms for one GET /models call at startup. */
+  timeoutMs: 8_000,
+} as const;

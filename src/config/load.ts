@@ -1,0 +1,322 @@
+// Config loading: YAML (with a LineCounter, so every problem names file:line) -> ${ENV} interpolation ->
+// zod validation -> cross-field checks -> defaults -> deep freeze.
+import { readFileSync } from "node:fs";
+import { type Document, isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError, type ConfigIssue } from "./config-error.ts";
+import {
+  COOLDOWN_DEFAULTS,
+  DISCOVERY_DEFAULTS,
+  PROVIDER_DEFAULTS,
+  ROUTING_DEFAULTS,
+  SERVER_DEFAULTS,
+} from "./defaults.ts";
+import { type Env, interpolate } from "./env.ts";
+import { configSchema, type RawConfig, type RawModel, type RawProvider } from "./schema.ts";
+import type { GatewayConfig, MetaModel, ModelSettings, ProviderSettings } from "./types.ts";
+
+export interface LoadedConfig {
+  readonly config: GatewayConfig;
+  /** Non-fatal problems, e.g. a provider skipped because its key variable is unset. */
+  readonly warnings: readonly string[];
+}
+
+/** Hook for provider presets: fills in a provider entry's missing fields before validation of the result. */
+export type PresetResolver = (raw: RawProvider) => RawProvider;
+
+export interface LoadOptions {
+  env: Env;
+  resolvePreset?: PresetResolver;
+}
+
+export function loadConfigFile(path: string, options: LoadOptions): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "file not found" : `cannot read it (${code ?? String(error)})`;
+    throw new ConfigError([{ location: path, path: "", message: why }]);
+  }
+  return parseConfigText(text, path, options);
+}
+
+export function parseConfigText(text: string, fileName: string, options: LoadOptions): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined): string => {
+    if (offset === undefined) return fileName;
+    return `${fileName}:${lineCounter.linePos(offset).line}`;
+  };
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => ({
+        location: at(error.pos[0]),
+        path: "",
+        message: error.message.split("\n")[0] ?? "",
+      })),
+    );
+  }
+  const missingVariables = new Set<string>();
+  const data = interpolateDeep(document.toJS() ?? {}, options.env, missingVariables);
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => zodIssueToConfigIssue(issue, document, at)));
+  }
+  return buildConfig(parsed.data, fileName, options, (path) => at(nodeAt(document, path)?.range?.[0]));
+}
+
+/** Builds the resolved config from an already-validated object (used for files and for built-in configs). */
+export function buildConfig(
+  raw: RawConfig,
+  sourcePath: string | undefined,
+  options: LoadOptions,
+  locate: (path: readonly (string | number)[]) => string = () => sourcePath ?? "<config>",
+): LoadedConfig {
+  const { env } = options;
+  const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
+  const providers: ProviderSettings[] = [];
+  const skippedProviders: { name: string; reason: string }[] = [];
+  const names = new Map<string, number>();
+
+  raw.providers.forEach((entry, index) => {
+    const rawProvider = options.resolvePreset ? options.resolvePreset(entry) : entry;
+    const where = locate(["providers", index]);
+    if (rawProvider.base_url === undefined) {
+      issues.push({ location: where, path: `providers.${index}.base_url`, message: "required (or use a preset)" });
+      return;
+    }
+    const name = rawProvider.name ?? deriveProviderName(rawProvider.base_url);
+    const previous = names.get(name);
+    if (previous !== undefined) {
+      issues.push({
+        location: locate(["providers", index, "name"]),
+        path: `providers.${index}.name`,
+        message: `duplicate provider name "${name}" (also providers.${previous}); set a distinct \`name\``,
+      });
+      return;
+    }
+    names.set(name, index);
+    if (rawProvider.enabled === false) {
+      skippedProviders.push({ name, reason: "disabled in config" });
+      return;
+    }
+    const { keys, missing } = resolveKeys(rawProvider, env);
+    if (keys.length === 0) {
+      const reason =
+        missing.length > 0
+          ? `no API key: environment variable ${missing.join(", ")} is not set`
+          : "no API key: set api_key_env_var or api_key";
+      skippedProviders.push({ name, reason });
+      warnings.push(`provider "${name}" skipped: ${reason}`);
+      return;
+    }
+    providers.push(resolveProvider(name, rawProvider, keys));
+  });
+
+  const metaModels: Record<string, MetaModel> = {};
+  for (const [name, value] of Object.entries(raw.meta_models ?? {})) {
+    if (name.includes(",") || name.includes("/")) {
+      issues.push({
+        location: locate(["meta_models", name]),
+        path: `meta_models.${name}`,
+        message: "a meta model name cannot contain ',' or '/'",
+      });
+    }
+    metaModels[name] = Array.isArray(value) ? { kind: "list", names: value } : { kind: "filter", filter: value };
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const server = raw.server ?? {};
+  const allowedTokens = (env.ALLOWED_BEARER_TOKENS ?? "")
+    .split(",")
+    .map((token) => token.trim())
+    .filter((token) => token !== "");
+  const envPort = env.PORT === undefined || env.PORT === "" ? undefined : Number(env.PORT);
+  if (envPort !== undefined && !(Number.isInteger(envPort) && envPort >= 0 && envPort <= 65535)) {
+    throw new ConfigError([{ location: "environment", path: "PORT", message: `not a port number: "${env.PORT}"` }]);
+  }
+  const routing = raw.routing ?? {};
+  const cooldowns = raw.cooldowns ?? {};
+  const discovery = raw.discovery ?? {};
+  const config: GatewayConfig = {
+    sourcePath,
+    server: {
+      port: envPort ?? server.port ?? SERVER_DEFAULTS.port,
+      host: nonEmpty(env.HOST) ?? server.host ?? SERVER_DEFAULTS.host,
+      apiKeys: [...(server.api_keys ?? []).filter((key) => key !== ""), ...allowedTokens],
+      adminKeys: (server.admin_keys ?? []).filter((key) => key !== ""),
+      bodyLimitBytes: server.body_limit_bytes ?? SERVER_DEFAULTS.bodyLimitBytes,
+      shutdownTimeoutMs: server.shutdown_timeout_ms ?? SERVER_DEFAULTS.shutdownTimeoutMs,
+      logLevel: server.log_level ?? SERVER_DEFAULTS.logLevel,
+    },
+    providers,
+    skippedProviders,
+    metaModels,
+    routing: {
+      maxAttempts: routing.max_attempts ?? ROUTING_DEFAULTS.maxAttempts,
+      totalTimeoutMs: routing.total_timeout_ms ?? ROUTING_DEFAULTS.totalTimeoutMs,
+      maxStreamDurationMs: routing.max_stream_duration_ms ?? ROUTING_DEFAULTS.maxStreamDurationMs,
+      maxWaitForBetterMs: routing.max_wait_for_better_ms ?? ROUTING_DEFAULTS.maxWaitForBetterMs,
+      waitScoreRatio: routing.wait_score_ratio ?? ROUTING_DEFAULTS.waitScoreRatio,
+      strategy: routing.strategy ?? ROUTING_DEFAULTS.strategy,
+      queueTimeoutMs: routing.queue_timeout_ms ?? ROUTING_DEFAULTS.queueTimeoutMs,
+    },
+    cooldowns: {
+      rateLimitBaseMs: cooldowns.rate_limit_base_ms ?? COOLDOWN_DEFAULTS.rateLimitBaseMs,
+      rateLimitMaxMs: cooldowns.rate_limit_max_ms ?? COOLDOWN_DEFAULTS.rateLimitMaxMs,
+      invalidKeyMs: cooldowns.invalid_key_ms ?? COOLDOWN_DEFAULTS.invalidKeyMs,
+      failureThreshold: cooldowns.failure_threshold ?? COOLDOWN_DEFAULTS.failureThreshold,
+      failureWindowMs: cooldowns.failure_window_ms ?? COOLDOWN_DEFAULTS.failureWindowMs,
+      circuitOpenMs: cooldowns.circuit_open_ms ?? COOLDOWN_DEFAULTS.circuitOpenMs,
+    },
+    discovery: {
+      cacheDir: discovery.cache_dir ?? DISCOVERY_DEFAULTS.cacheDir,
+      maxAgeMs: discovery.max_age_ms ?? DISCOVERY_DEFAULTS.maxAgeMs,
+      timeoutMs: discovery.timeout_ms ?? DISCOVERY_DEFAULTS.timeoutMs,
+    },
+    scoring: raw.scoring ?? {},
+    state: raw.state ?? {},
+  };
+  return { config: deepFreeze(config), warnings };
+}
+
+function resolveKeys(provider: RawProvider, env: Env): { keys: string[]; missing: string[] } {
+  if (provider.api_key !== undefined && provider.api_key !== "") return { keys: [provider.api_key], missing: [] };
+  const variables =
+    provider.api_key_env_var === undefined
+      ? []
+      : Array.isArray(provider.api_key_env_var)
+        ? provider.api_key_env_var
+        : [provider.api_key_env_var];
+  const keys: string[] = [];
+  const missing: string[] = [];
+  for (const variable of variables) {
+    const value = env[variable];
+    if (value === undefined || value === "") missing.push(variable);
+    else keys.push(value);
+  }
+  // `api_key: ${VAR}` with VAR unset interpolates to "": report the variable by its reference.
+  if (variables.length === 0 && provider.api_key === "") missing.push("(referenced by api_key)");
+  return { keys, missing };
+}
+
+function resolveProvider(name: string, raw: RawProvider, apiKeys: string[]): ProviderSettings {
+  const baseUrl = stripTrailingSlash(raw.base_url ?? "");
+  return {
+    name,
+    baseUrl,
+    modelUrl: raw.model_url === undefined ? baseUrl : stripTrailingSlash(raw.model_url),
+    apiKeys,
+    basePriority: raw.base_priority ?? PROVIDER_DEFAULTS.basePriority,
+    timeoutMs: raw.timeout_ms ?? PROVIDER_DEFAULTS.timeoutMs,
+    firstTokenTimeoutMs: raw.first_token_timeout_ms ?? PROVIDER_DEFAULTS.firstTokenTimeoutMs,
+    streamIdleTimeoutMs: raw.stream_idle_timeout_ms ?? PROVIDER_DEFAULTS.streamIdleTimeoutMs,
+    retries: raw.retries ?? PROVIDER_DEFAULTS.retries,
+    headers: raw.headers ?? {},
+    models:
+      raw.models === undefined
+        ? undefined
+        : Object.entries(raw.models).map(([publicName, model]) => resolveModel(publicName, model ?? {})),
+    rateLimitDialect: raw.rate_limit_dialect ?? PROVIDER_DEFAULTS.rateLimitDialect,
+    limits: raw.limits,
+    dayReset: raw.day_reset,
+  };
+}
+
+export function resolveModel(publicName: string, model: RawModel): ModelSettings {
+  return {
+    publicName,
+    id: model.id ?? publicName,
+    priority: model.priority ?? 0,
+    contextTokens: model.context,
+    paramsB: model.params_b,
+    leaderboardName: model.leaderboard_name,
+    tools: model.tools,
+    vision: model.vision,
+    jsonSchema: model.json_schema,
+    prefill: model.prefill,
+    kind: model.kind,
+    limits: model.limits,
+  };
+}
+
+/**
+ * `https://api.groq.com/openai/v1` -> `groq`; `https://openrouter.ai/api/v1` -> `openrouter`;
+ * `http://127.0.0.1:19001/v1` -> `127.0.0.1-19001`. The registrable label is the one before the public suffix;
+ * we approximate it as the second-to-last host label, which holds for every provider we know.
+ */
+export function deriveProviderName(baseUrl: string): string {
+  const url = new URL(baseUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const isAddress = /^[\d.]+$/.test(host) || host.includes(":") || host === "localhost";
+  if (isAddress) return `${host.replaceAll(":", "-")}${url.port === "" ? "" : `-${url.port}`}`;
+  const labels = host.split(".");
+  return labels.length >= 2 ? (labels[labels.length - 2] ?? host) : host;
+}
+
+function stripTrailingSlash(url: string): string {
+  return url.endsWith("/") ? url.slice(0, -1) : url;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function interpolateDeep(value: unknown, env: Env, missing: Set<string>): unknown {
+  if (typeof value === "string") return interpolate(value, env, missing);
+  if (Array.isArray(value)) return value.map((item) => interpolateDeep(item, env, missing));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = interpolateDeep(item, env, missing);
+    return out;
+  }
+  return value;
+}
+
+function nodeAt(document: Document, path: readonly PropertyKey[]): Node | undefined {
+  const node = document.getIn(
+    path.filter((key) => typeof key !== "symbol"),
+    true,
+  );
+  return node !== null && typeof node === "object" && "range" in (node as object) ? (node as Node) : undefined;
+}
+
+function zodIssueToConfigIssue(
+  issue: z.core.$ZodIssue,
+  document: Document,
+  at: (offset: number | undefined) => string,
+): ConfigIssue {
+  const path = issue.path.filter((key): key is string | number => typeof key !== "symbol");
+  if (issue.code === "unrecognized_keys") {
+    // Point at the unknown key itself, not at the object holding it.
+    const parent = path.length === 0 ? document.contents : nodeAt(document, path);
+    const key = issue.keys[0] ?? "";
+    let offset: number | undefined;
+    if (isMap(parent)) {
+      const pair = parent.items.find((item) => String((item.key as { value?: unknown })?.value) === key);
+      offset = (pair?.key as Node | undefined)?.range?.[0];
+    }
+    const keyPath = [...path, key].join(".");
+    return {
+      location: at(offset ?? nodeAt(document, path)?.range?.[0]),
+      path: keyPath,
+      message: `unknown key "${key}"`,
+    };
+  }
+  let node = nodeAt(document, path);
+  // A missing key has no node: point at the closest existing parent.
+  for (let length = path.length - 1; node === undefined && length >= 0; length--)
+    node = nodeAt(document, path.slice(0, length));
+  const offset = node?.range?.[0] ?? (isSeq(document.contents) ? document.contents.range?.[0] : undefined);
+  return { location: at(offset), path: path.join("."), message: issue.message };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}

@@ -1,0 +1,97 @@
+// The resolved, frozen config the rest of the gateway reads. Every default is applied here, so no other
+// module needs to know a default value.
+import type { Limits, MetaModelFilter } from "./schema.ts";
+
+export type ModelKind = "chat" | "embedding" | "audio" | "image" | "rerank" | "moderation";
+
+export interface ModelSettings {
+  /** The name clients send. */
+  readonly publicName: string;
+  /** The id sent upstream. */
+  readonly id: string;
+  readonly priority: number;
+  readonly contextTokens: number | undefined;
+  readonly paramsB: number | undefined;
+  readonly leaderboardName: string | undefined;
+  readonly tools: boolean | undefined;
+  readonly vision: boolean | undefined;
+  readonly jsonSchema: boolean | undefined;
+  readonly prefill: boolean | undefined;
+  readonly kind: ModelKind | undefined;
+  readonly limits: Limits | undefined;
+}
+
+export interface ProviderSettings {
+  readonly name: string;
+  /** Base URL without a trailing slash, e.g. `https://api.groq.com/openai/v1`. */
+  readonly baseUrl: string;
+  /** Base URL for `GET /models` discovery. */
+  readonly modelUrl: string;
+  /** Resolved key values, in rotation order. Never logged. */
+  readonly apiKeys: readonly string[];
+  readonly basePriority: number;
+  readonly timeoutMs: number;
+  readonly firstTokenTimeoutMs: number;
+  readonly streamIdleTimeoutMs: number;
+  readonly retries: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Configured models; `undefined` means "discover them from GET /models". */
+  readonly models: readonly ModelSettings[] | undefined;
+  readonly rateLimitDialect: string;
+  readonly limits: Limits | undefined;
+  readonly dayReset: string | undefined;
+}
+
+export type MetaModel =
+  | { readonly kind: "list"; readonly names: readonly string[] }
+  | { readonly kind: "filter"; readonly filter: MetaModelFilter };
+
+export interface ServerSettings {
+  readonly port: number;
+  readonly host: string;
+  readonly apiKeys: readonly string[];
+  readonly adminKeys: readonly string[];
+  readonly bodyLimitBytes: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export interface RoutingSettings {
+  readonly maxAttempts: number;
+  readonly totalTimeoutMs: number;
+  readonly maxStreamDurationMs: number;
+  readonly maxWaitForBetterMs: number;
+  readonly waitScoreRatio: number;
+  readonly strategy: "best" | "spread";
+  readonly queueTimeoutMs: number;
+}
+
+export interface CooldownSettings {
+  readonly rateLimitBaseMs: number;
+  readonly rateLimitMaxMs: number;
+  readonly invalidKeyMs: number;
+  readonly failureThreshold: number;
+  readonly failureWindowMs: number;
+  readonly circuitOpenMs: number;
+}
+
+export interface DiscoverySettings {
+  readonly cacheDir: string;
+  readonly maxAgeMs: number;
+  readonly timeoutMs: number;
+}
+
+export interface GatewayConfig {
+  /** The file it came from, or undefined when built without one. */
+  readonly sourcePath: string | undefined;
+  readonly server: ServerSettings;
+  readonly providers: readonly ProviderSettings[];
+  /** Providers left out (no key, disabled), with the reason; shown at startup and in /health. */
+  readonly skippedProviders: readonly { readonly name: string; readonly reason: string }[];
+  readonly metaModels: Readonly<Record<string, MetaModel>>;
+  readonly routing: RoutingSettings;
+  readonly cooldowns: CooldownSettings;
+  readonly discovery: DiscoverySettings;
+  readonly scoring: Readonly<Record<string, unknown>>;
+  readonly state: Readonly<Record<string, unknown>>;
+}

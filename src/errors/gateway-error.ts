@@ -1,0 +1,138 @@
+// One error hierarchy for everything the gateway answers with. Each subclass fixes the HTTP status and the
+// OpenAI error `type`/`code`; `render-error.ts` turns any of them into the OpenAI error JSON shape.
+
+/** One upstream attempt, as shown to clients when every attempt failed. Never carries a key. */
+export interface AttemptSummary {
+  provider: string;
+  model: string;
+  status?: number;
+  reason: string;
+}
+
+export interface GatewayErrorOptions {
+  param?: string | null;
+  cause?: unknown;
+  retryAfterMs?: number;
+  attempts?: readonly AttemptSummary[];
+}
+
+export abstract class GatewayError extends Error {
+  abstract readonly status: number;
+  abstract readonly type: string;
+  abstract readonly code: string;
+  readonly param: string | null;
+  readonly retryAfterMs: number | undefined;
+  readonly attempts: readonly AttemptSummary[];
+
+  constructor(message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.param = options.param ?? null;
+    this.retryAfterMs = options.retryAfterMs;
+    this.attempts = options.attempts ?? [];
+  }
+
+  /** Whether the same request may succeed later (clients and the failover loop both read this). */
+  get isRetryable(): boolean {
+    return this.status === 429 || this.status >= 500;
+  }
+}
+
+export class InvalidRequestError extends GatewayError {
+  readonly status = 400;
+  readonly type = "invalid_request_error";
+  readonly code: string;
+  constructor(message: string, options: GatewayErrorOptions & { code?: string } = {}) {
+    super(message, options);
+    this.code = options.code ?? "invalid_request";
+  }
+}
+
+/** Nothing in the catalog can serve this request (context too small, no tool support, ...). */
+export class NoCapableModelError extends GatewayError {
+  readonly status = 400;
+  readonly type = "invalid_request_error";
+  readonly code = "no_capable_model";
+}
+
+export class AuthenticationError extends GatewayError {
+  readonly status = 401;
+  readonly type = "authentication_error";
+  readonly code = "invalid_api_key";
+}
+
+export class ModelNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly type = "invalid_request_error";
+  readonly code = "model_not_found";
+}
+
+export class RouteNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly type = "invalid_request_error";
+  readonly code = "unknown_url";
+}
+
+export class PayloadTooLargeError extends GatewayError {
+  readonly status = 413;
+  readonly type = "invalid_request_error";
+  readonly code = "payload_too_large";
+}
+
+/** Every candidate is rate-limited or cooling down; `retryAfterMs` is the soonest availability. */
+export class RateLimitedError extends GatewayError {
+  readonly status = 429;
+  readonly type = "rate_limit_error";
+  readonly code = "rate_limit_exceeded";
+}
+
+/**
+ * A non-retryable answer from the upstream (400/404/422 other than context length), passed on with the
+ * upstream's own status and, when it sent an OpenAI-shaped error, its type and code.
+ */
+export class UpstreamRequestError extends GatewayError {
+  readonly status: number;
+  readonly type: string;
+  readonly code: string;
+  constructor(
+    message: string,
+    details: { status: number; type?: string; code?: string },
+    options: GatewayErrorOptions = {},
+  ) {
+    super(message, options);
+    this.status = details.status;
+    this.type = details.type ?? "invalid_request_error";
+    this.code = details.code ?? "upstream_rejected_request";
+  }
+}
+
+export class UpstreamUnavailableError extends GatewayError {
+  readonly status = 502;
+  readonly type = "upstream_error";
+  readonly code = "upstream_unavailable";
+}
+
+export class UpstreamTimeoutError extends GatewayError {
+  readonly status = 504;
+  readonly type = "upstream_error";
+  readonly code = "upstream_timeout";
+}
+
+/** A committed stream broke and could not be continued; only ever sent in-band. */
+export class StreamInterruptedError extends GatewayError {
+  readonly status = 502;
+  readonly type = "upstream_error";
+  readonly code = "stream_interrupted";
+}
+
+export class ServiceUnavailableError extends GatewayError {
+  readonly status = 503;
+  readonly type = "server_error";
+  readonly code = "service_unavailable";
+}
+
+export class InternalError extends GatewayError {
+  readonly status = 500;
+  readonly type = "server_error";
+  readonly code = "internal_error";
+}

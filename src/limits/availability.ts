@@ -1,0 +1,234 @@
+// Reactive availability of each provider+model ("deployment"): cooldowns after 429s and parked windows,
+// invalid keys, and a circuit breaker for 5xx/timeouts/connection failures. Pure: time comes from a Clock.
+//
+// Circuit breaker: `failureThreshold` failures within `failureWindowMs` open the circuit for `circuitOpenMs`;
+// then it is half-open and lets exactly one probe request through; the probe's success closes it, its failure
+// opens it again. A success at any time clears the failure count.
+import type { Clock } from "../clock.ts";
+import type { CooldownSettings } from "../config/types.ts";
+
+export type CooldownCause =
+  | "rate_limited"
+  | "daily_quota"
+  | "credits_exhausted"
+  | "capacity"
+  | "budget_exhausted"
+  | "invalid_key"
+  | "circuit_open";
+
+export interface Cooldown {
+  readonly untilMs: number;
+  readonly cause: CooldownCause;
+  /** Whether the duration came from the provider (a header or body hint) or was guessed by backoff. */
+  readonly source: "provider" | "guessed";
+  readonly reason: string;
+}
+
+export type CircuitState = "closed" | "open" | "half_open";
+
+export type Availability =
+  | { readonly isAvailable: true; readonly isProbe: boolean }
+  | { readonly isAvailable: false; readonly untilMs: number; readonly cause: CooldownCause; readonly reason: string };
+
+interface DeploymentRecord {
+  cooldown: Cooldown | undefined;
+  consecutiveRateLimits: number;
+  failureTimesMs: number[];
+  circuit: CircuitState;
+  circuitOpenUntilMs: number;
+  isProbeInFlight: boolean;
+}
+
+const AVAILABLE: Availability = Object.freeze({ isAvailable: true, isProbe: false });
+const PROBE: Availability = Object.freeze({ isAvailable: true, isProbe: true });
+
+export class AvailabilityBook {
+  readonly #clock: Clock;
+  #settings: CooldownSettings;
+  readonly #deployments = new Map<string, DeploymentRecord>();
+  readonly #providers = new Map<string, Cooldown>();
+
+  constructor(clock: Clock, settings: CooldownSettings) {
+    this.#clock = clock;
+    this.#settings = settings;
+  }
+
+  updateSettings(settings: CooldownSettings): void {
+    this.#settings = settings;
+  }
+
+  /** Side-effect free: may this deployment be tried now? */
+  peek(deploymentKey: string, providerName: string): Availability {
+    const nowMs = this.#clock.now();
+    const providerCooldown = this.#providers.get(providerName);
+    if (providerCooldown !== undefined && providerCooldown.untilMs > nowMs) return unavailable(providerCooldown);
+    const record = this.#deployments.get(deploymentKey);
+    if (record === undefined) return AVAILABLE;
+    if (record.cooldown !== undefined && record.cooldown.untilMs > nowMs) return unavailable(record.cooldown);
+    if (record.circuit === "open") {
+      if (record.circuitOpenUntilMs > nowMs) {
+        return {
+          isAvailable: false,
+          untilMs: record.circuitOpenUntilMs,
+          cause: "circuit_open",
+          reason: "circuit open after repeated failures",
+        };
+      }
+      return record.isProbeInFlight
+        ? {
+            isAvailable: false,
+            untilMs: nowMs + 1000,
+            cause: "circuit_open",
+            reason: "circuit half-open: probe in flight",
+          }
+        : PROBE;
+    }
+    if (record.circuit === "half_open" && record.isProbeInFlight) {
+      return {
+        isAvailable: false,
+        untilMs: nowMs + 1000,
+        cause: "circuit_open",
+        reason: "circuit half-open: probe in flight",
+      };
+    }
+    return AVAILABLE;
+  }
+
+  /** Like `peek`, but claims the half-open probe slot when that is what makes it available. */
+  acquire(deploymentKey: string, providerName: string): Availability {
+    const availability = this.peek(deploymentKey, providerName);
+    if (availability.isAvailable && availability.isProbe) {
+      const record = this.#record(deploymentKey);
+      record.circuit = "half_open";
+      record.isProbeInFlight = true;
+    }
+    return availability;
+  }
+
+  recordSuccess(deploymentKey: string): void {
+    const record = this.#deployments.get(deploymentKey);
+    if (record === undefined) return;
+    record.consecutiveRateLimits = 0;
+    record.failureTimesMs.length = 0;
+    record.circuit = "closed";
+    record.isProbeInFlight = false;
+  }
+
+  /**
+   * A 429 (or equivalent). With a provider hint, cool down exactly that long; without one, exponential
+   * backoff: base × 2^(n−1) for the n-th consecutive 429, capped.
+   */
+  recordRateLimited(
+    deploymentKey: string,
+    hint: { delayMs: number } | undefined,
+    cause: CooldownCause,
+    reason: string,
+  ): Cooldown {
+    const record = this.#record(deploymentKey);
+    record.consecutiveRateLimits += 1;
+    record.isProbeInFlight = false;
+    const { rateLimitBaseMs, rateLimitMaxMs } = this.#settings;
+    const delayMs =
+      hint === undefined
+        ? Math.min(rateLimitMaxMs, rateLimitBaseMs * 2 ** Math.min(30, record.consecutiveRateLimits - 1))
+        : hint.delayMs;
+    const cooldown: Cooldown = {
+      untilMs: this.#clock.now() + delayMs,
+      cause,
+      source: hint === undefined ? "guessed" : "provider",
+      reason,
+    };
+    record.cooldown = cooldown;
+    return cooldown;
+  }
+
+  /** Parks a deployment until a known time (remaining=0 headers, daily windows, exhausted budgets). */
+  park(deploymentKey: string, untilMs: number, cause: CooldownCause, reason: string, source: Cooldown["source"]): void {
+    const record = this.#record(deploymentKey);
+    if (record.cooldown !== undefined && record.cooldown.untilMs >= untilMs) return;
+    record.cooldown = { untilMs, cause, source, reason };
+  }
+
+  /** 5xx, timeouts, connection failures: feed the circuit breaker. */
+  recordFailure(deploymentKey: string): void {
+    const nowMs = this.#clock.now();
+    const record = this.#record(deploymentKey);
+    const { failureThreshold, failureWindowMs, circuitOpenMs } = this.#settings;
+    if (record.circuit === "half_open" || record.isProbeInFlight) {
+      record.circuit = "open";
+      record.circuitOpenUntilMs = nowMs + circuitOpenMs;
+      record.isProbeInFlight = false;
+      return;
+    }
+    const times = record.failureTimesMs;
+    times.push(nowMs);
+    while (times.length > 0 && (times[0] ?? 0) <= nowMs - failureWindowMs) times.shift();
+    if (times.length >= failureThreshold) {
+      record.circuit = "open";
+      record.circuitOpenUntilMs = nowMs + circuitOpenMs;
+      times.length = 0;
+    }
+  }
+
+  /** Releases a probe slot without a verdict (e.g. the client went away). */
+  releaseProbe(deploymentKey: string): void {
+    const record = this.#deployments.get(deploymentKey);
+    if (record !== undefined) record.isProbeInFlight = false;
+  }
+
+  /** 401/403: the provider's key is bad; every model of the provider cools down. */
+  recordInvalidKey(providerName: string, reason: string): void {
+    this.#providers.set(providerName, {
+      untilMs: this.#clock.now() + this.#settings.invalidKeyMs,
+      cause: "invalid_key",
+      source: "guessed",
+      reason,
+    });
+  }
+
+  circuitState(deploymentKey: string): CircuitState {
+    const record = this.#deployments.get(deploymentKey);
+    if (record === undefined) return "closed";
+    if (record.circuit === "open" && record.circuitOpenUntilMs <= this.#clock.now()) return "half_open";
+    return record.circuit;
+  }
+
+  cooldownOf(deploymentKey: string, providerName: string): Cooldown | undefined {
+    const nowMs = this.#clock.now();
+    const providerCooldown = this.#providers.get(providerName);
+    if (providerCooldown !== undefined && providerCooldown.untilMs > nowMs) return providerCooldown;
+    const cooldown = this.#deployments.get(deploymentKey)?.cooldown;
+    return cooldown !== undefined && cooldown.untilMs > nowMs ? cooldown : undefined;
+  }
+
+  providerCooldown(providerName: string): Cooldown | undefined {
+    const cooldown = this.#providers.get(providerName);
+    return cooldown !== undefined && cooldown.untilMs > this.#clock.now() ? cooldown : undefined;
+  }
+
+  /** Clears every cooldown and circuit (admin reset). */
+  reset(): void {
+    this.#deployments.clear();
+    this.#providers.clear();
+  }
+
+  #record(deploymentKey: string): DeploymentRecord {
+    let record = this.#deployments.get(deploymentKey);
+    if (record === undefined) {
+      record = {
+        cooldown: undefined,
+        consecutiveRateLimits: 0,
+        failureTimesMs: [],
+        circuit: "closed",
+        circuitOpenUntilMs: 0,
+        isProbeInFlight: false,
+      };
+      this.#deployments.set(deploymentKey, record);
+    }
+    return record;
+  }
+}
+
+function unavailable(cooldown: Cooldown): Availability {
+  return { isAvailable: false, untilMs: cooldown.untilMs, cause: cooldown.cause, reason: cooldown.reason };
+}

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { classifyRateLimit, type RateLimitKind } from "./classify-429.ts";
+import {
+  anthropic,
+  cerebras,
+  cloudflare,
+  gemini,
+  groq,
+  mistral,
+  openAi,
+  openRouter,
+  type ResponseFixture,
+  together,
+} from "./provider-fixtures.ts";
+
+function assertKind(fixture: ResponseFixture, kind: RateLimitKind, reasonIncludes: string): void {
+  const result = classifyRateLimit(fixture);
+  assert.equal(result.kind, kind, `${result.kind}: ${result.reason}`);
+  assert.ok(result.reason.includes(reasonIncludes), `reason "${result.reason}" lacks "${reasonIncludes}"`);
+}
+
+describe("classifyRateLimit: short", () => {
+  it("per-minute limits", () => {
+    assertKind(openAi.tokensPerMinute429, "short", "429");
+    assertKind(groq.tokensPerMinute429, "short", "429");
+    assertKind(cerebras.requestsPerMinute429, "short", "429");
+    assertKind(openRouter.freeModelsPerMinute429, "short", "429");
+    assertKind(mistral.rateLimited429, "short", "429");
+    assertKind(together.rateLimited429, "short", "429");
+  });
+
+  it("Gemini per-minute quota, despite its 'check your plan and billing' message", () => {
+    assertKind(gemini.perMinute429, "short", "GenerateRequestsPerMinutePerProjectPerModel-FreeTier");
+  });
+
+  it("Gemini RESOURCE_EXHAUSTED without details", () => {
+    assertKind(gemini.bareResourceExhausted429, "short", "RESOURCE_EXHAUSTED");
+  });
+
+  it("an unknown 429, with or without a body", () => {
+    assertKind({ status: 429, headers: {} }, "short", "429");
+    assertKind({ status: 429, headers: {}, bodyText: "Too Many Requests" }, "short", "429");
+    assertKind({ status: 429, headers: {}, bodyText: "<html>nginx</html>" }, "short", "429");
+  });
+});
+
+describe("classifyRateLimit: daily", () => {
+  it("Gemini QuotaFailure with a PerDay quota id", () => {
+    assertKind(gemini.perDay429, "daily", "GenerateRequestsPerDayPerProjectPerModel-FreeTier");
+  });
+
+  it("OpenRouter free-models-per-day, though its message mentions credits", () => {
+    assertKind(openRouter.freeModelsPerDay429, "daily", "free-models-per-day");
+  });
+
+  it("Groq requests per day (RPD) and tokens per day (TPD), though the message links to billing", () => {
+    assertKind(groq.requestsPerDay429, "daily", "RPD");
+    assertKind(groq.tokensPerDay429, "daily", "TPD");
+  });
+
+  it("Cerebras tokens per day", () => {
+    assertKind(cerebras.tokensPerDay429, "daily", "per-day");
+    assertKind({ ...cerebras.tokensPerDay429, bodyText: "{}" }, "daily", "x-ratelimit-remaining-tokens-day");
+  });
+
+  it("Mistral monthly tokens used up", () => {
+    assertKind(mistral.monthlyTokensUsedUp429, "daily", "x-ratelimit-remaining-tokens-month");
+  });
+
+  it("Cloudflare error 3036 and its Workers-binding twin 4006", () => {
+    assertKind(cloudflare.dailyAllocation429, "daily", "3036");
+    const binding = { status: 429, headers: {}, bodyText: '{"errors":[{"code":4006,"message":"..."}]}' };
+    assertKind(binding, "daily", "4006");
+    assertKind({ status: 429, headers: {}, bodyText: "You have used up your daily free allocation" }, "daily", "daily");
+  });
+});
+
+describe("classifyRateLimit: credits", () => {
+  it("402 Payment Required", () => {
+    assertKind(openRouter.needsCredits402, "credits", "402");
+    assertKind({ status: 402, headers: {} }, "credits", "402");
+  });
+
+  it("OpenAI insufficient_quota on a 429", () => {
+    assertKind(openAi.insufficientQuota, "credits", "insufficient_quota");
+  });
+
+  it("credit wording on other statuses", () => {
+    const anthropicBilling = JSON.stringify({
+      type: "error",
+      error: {
+        type: "invalid_request_error",
+        message: "Your credit balance is too low to access the Anthropic API.",
+      },
+    });
+    assertKind({ status: 400, headers: {}, bodyText: anthropicBilling }, "credits", "credit balance");
+    const deepSeek = '{"error":{"message":"Insufficient Balance","type":"unknown_error"}}';
+    assertKind({ status: 429, headers: {}, bodyText: deepSeek }, "credits", "insufficient balance");
+  });
+
+  it("a quota of 0: the plan does not include the model", () => {
+    assertKind(mistral.modelNotOnPlan429, "credits", "x-ratelimit-limit-req-minute is 0");
+    assertKind(gemini.zeroLimit429, "credits", "limit is 0");
+  });
+});
+
+describe("classifyRateLimit: capacity", () => {
+  it("Cerebras queue_exceeded, though it is a 429", () => {
+    assertKind(cerebras.queueExceeded429, "capacity", "queue_exceeded");
+  });
+
+  it("Mistral service tier capacity (3505)", () => {
+    assertKind(mistral.capacityExceeded429, "capacity", "3505");
+  });
+
+  it("Cloudflare out of capacity (3040)", () => {
+    assertKind(cloudflare.outOfCapacity429, "capacity", "3040");
+  });
+
+  it("OpenRouter relaying an upstream's rate limit on a free model", () => {
+    assertKind(openRouter.upstreamRateLimited429, "capacity", "upstream");
+  });
+
+  it("503 and 529, with the provider's wording as the reason when it has one", () => {
+    assertKind(groq.overCapacity503, "capacity", "over capacity");
+    assertKind(gemini.overloaded503, "capacity", "overloaded");
+    assertKind(anthropic.overloaded529, "capacity", "overloaded");
+    assertKind({ status: 503, headers: {} }, "capacity", "503 Service Unavailable");
+    assertKind({ status: 529, headers: {} }, "capacity", "529 Overloaded");
+  });
+
+  it("capacity wording on a 429", () => {
+    const highDemand = '{"error":{"message":"The model is experiencing high demand. Please try again later."}}';
+    assertKind({ status: 429, headers: {}, bodyText: highDemand }, "capacity", "high demand");
+  });
+
+  it("an unknown 5xx", () => {
+    assertKind({ status: 502, headers: {} }, "capacity", "502");
+  });
+});
+
+describe("classifyRateLimit: robustness", () => {
+  it("never throws on odd bodies", () => {
+    for (const bodyText of ["", "[", "null", "[]", "[null]", '{"error":"x"}', '{"errors":"x"}', "\u0000"]) {
+      assert.equal(classifyRateLimit({ status: 429, headers: {}, bodyText }).kind, "short", bodyText);
+    }
+  });
+
+  it("treats only an exact limit of 0 as a plan without the model", () => {
+    assertKind({ status: 429, headers: { "x-ratelimit-limit-requests": "10" } }, "short", "429");
+    assertKind({ status: 429, headers: { "x-ratelimit-limit-requests": ["", "0"] } }, "credits", "is 0");
+  });
+});

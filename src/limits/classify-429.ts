@@ -1,0 +1,186 @@
+// What kind of "not now" an upstream answered, so the caller can decide how long to leave the key alone and
+// whether the key is to blame at all.
+import { type ErrorBodyFacts, readErrorBody } from "./error-body.ts";
+import { type HeaderMap, headerValue } from "./header-map.ts";
+
+/**
+ * - `short`: a per-second or per-minute window; cool down briefly.
+ * - `daily`: a per-day (or per-month) quota; park the key until the window resets.
+ * - `credits`: out of money, or the plan does not include the model at all; park for long.
+ * - `capacity`: the provider is overloaded; skip it briefly, the key is not to blame.
+ */
+export type RateLimitKind = "short" | "daily" | "credits" | "capacity";
+
+export interface RateLimitClassification {
+  readonly kind: RateLimitKind;
+  /** Short and human-readable, for logs and route explanations. */
+  readonly reason: string;
+}
+
+export interface ClassifyRateLimitInput {
+  readonly status: number;
+  readonly headers: HeaderMap;
+  readonly bodyText?: string;
+}
+
+interface CodeSignal {
+  /** A lower-cased `code`, `type` or `status` of the error object. */
+  readonly code: string;
+  readonly kind: RateLimitKind;
+  readonly reason: string;
+}
+
+/** Exact error codes, checked before any wording. First match wins. */
+const CODE_SIGNALS: readonly CodeSignal[] = [
+  { code: "insufficient_quota", kind: "credits", reason: "insufficient_quota: out of credits or over the billing cap" },
+  // Cloudflare Workers AI: 3036 over the REST API, 4006 through the Workers binding, same wording.
+  { code: "3036", kind: "daily", reason: "Cloudflare daily free allocation used up (3036)" },
+  { code: "4006", kind: "daily", reason: "Cloudflare daily free allocation used up (4006)" },
+  { code: "3040", kind: "capacity", reason: "Cloudflare out of capacity (3040)" },
+  // Cerebras answers 429 both for the key's quota and for its own full queue; only the code tells them apart.
+  { code: "queue_exceeded", kind: "capacity", reason: "Cerebras queue full (queue_exceeded)" },
+  // Mistral answers 429 with code 3505 when the shared free tier has no room, not the key's own limit.
+  { code: "3505", kind: "capacity", reason: "Mistral service tier capacity exceeded (3505)" },
+  { code: "service_tier_capacity_exceeded", kind: "capacity", reason: "Mistral service tier capacity exceeded" },
+  { code: "overloaded_error", kind: "capacity", reason: "provider overloaded (overloaded_error)" },
+];
+
+interface TextSignal {
+  /** Every needle must occur in the lower-cased body. */
+  readonly needles: readonly string[];
+  readonly kind: RateLimitKind;
+  readonly reason: string;
+}
+
+/** Wording, checked in order: credits, then capacity, then daily. First match wins. */
+const TEXT_SIGNALS: readonly TextSignal[] = [
+  { needles: ["insufficient credits"], kind: "credits", reason: "insufficient credits" },
+  { needles: ["requires more credits"], kind: "credits", reason: "request needs more credits than are left" },
+  { needles: ["credit balance is too low"], kind: "credits", reason: "credit balance too low" },
+  { needles: ["insufficient balance"], kind: "credits", reason: "insufficient balance" },
+  { needles: ["out of credits"], kind: "credits", reason: "out of credits" },
+  // OpenAI's insufficient_quota wording; Gemini uses the same sentence for per-minute limits, which is why
+  // Google errors never reach this table.
+  { needles: ["quota", "billing"], kind: "credits", reason: "quota exceeded, check billing" },
+  // OpenRouter relays an upstream's 429 on the shared key of a free model: the upstream is busy, not our key.
+  { needles: ["rate-limited upstream"], kind: "capacity", reason: "upstream temporarily rate-limited (OpenRouter)" },
+  { needles: ["over capacity"], kind: "capacity", reason: "model over capacity" },
+  { needles: ["overloaded"], kind: "capacity", reason: "provider overloaded" },
+  { needles: ["capacity exceeded"], kind: "capacity", reason: "provider capacity exceeded" },
+  { needles: ["out of capacity"], kind: "capacity", reason: "provider out of capacity" },
+  { needles: ["high demand"], kind: "capacity", reason: "provider under high demand" },
+  { needles: ["high traffic"], kind: "capacity", reason: "provider under high traffic" },
+  { needles: ["free-models-per-day"], kind: "daily", reason: "OpenRouter free-models-per-day limit" },
+  { needles: ["requests per day (rpd)"], kind: "daily", reason: "requests per day (RPD) limit" },
+  { needles: ["tokens per day (tpd)"], kind: "daily", reason: "tokens per day (TPD) limit" },
+  { needles: ["daily free allocation"], kind: "daily", reason: "daily free allocation used up" },
+  { needles: ["per day"], kind: "daily", reason: "a per-day limit" },
+  { needles: ["per-day"], kind: "daily", reason: "a per-day limit" },
+  { needles: ["daily"], kind: "daily", reason: "a daily limit" },
+  { needles: ["per month"], kind: "daily", reason: "a per-month limit" },
+  { needles: ["monthly"], kind: "daily", reason: "a monthly limit" },
+];
+
+/**
+ * Long-window "remaining" headers: Cerebras per day, Mistral per month. At 0 on a 429 the key is done until the
+ * reset, whatever the body says.
+ */
+const LONG_WINDOW_REMAINING_HEADERS: readonly string[] = [
+  "x-ratelimit-remaining-requests-day",
+  "x-ratelimit-remaining-tokens-day",
+  "x-ratelimit-remaining-tokens-month",
+  "x-ratelimit-remaining-req-month",
+];
+
+const LIMIT_HEADER_PREFIX = "x-ratelimit-limit";
+
+/** Error messages are short; the cap keeps a huge body from costing a long scan. */
+const MAX_SCANNED_BODY_CHARS = 16 * 1024;
+
+/**
+ * Classifies a refusal (429, 402, 503, 529, ...) by status, error codes, Google quota details, wording and
+ * rate-limit headers. An unrecognised 429 is `short`; an unrecognised 5xx is `capacity`.
+ */
+export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClassification {
+  const { status, headers, bodyText } = input;
+  if (status === 402) return { kind: "credits", reason: "402 Payment Required" };
+
+  const text = lowerCasedPrefix(bodyText);
+  if (status === 503 || status === 529) {
+    const signal = matchTextSignal(text);
+    return {
+      kind: "capacity",
+      reason:
+        signal?.kind === "capacity"
+          ? signal.reason
+          : `${status} ${status === 529 ? "Overloaded" : "Service Unavailable"}`,
+    };
+  }
+
+  if (status === 429) {
+    // Mistral answers 429 forever, with a limit of 0, for a model the workspace's plan does not include.
+    const zeroLimitHeader = findZeroLimitHeader(headers);
+    if (zeroLimitHeader !== undefined) {
+      return { kind: "credits", reason: `${zeroLimitHeader} is 0: the plan does not include this model` };
+    }
+  }
+
+  const facts = readErrorBody(bodyText);
+  for (const signal of CODE_SIGNALS) {
+    if (facts.codes.includes(signal.code)) return { kind: signal.kind, reason: signal.reason };
+  }
+  if (facts.codes.includes("resource_exhausted")) return classifyGoogleQuota(facts, text);
+
+  const textSignal = matchTextSignal(text);
+  if (textSignal !== undefined) return { kind: textSignal.kind, reason: textSignal.reason };
+
+  if (status === 429) {
+    for (const name of LONG_WINDOW_REMAINING_HEADERS) {
+      if (headerValue(headers, name) === "0") return { kind: "daily", reason: `${name} is 0` };
+    }
+    return { kind: "short", reason: "429 with no known cause: assumed a short window" };
+  }
+  if (status >= 500) return { kind: "capacity", reason: `${status} from the provider` };
+  return { kind: "short", reason: `${status} with no known cause: assumed a short window` };
+}
+
+/**
+ * Google's RESOURCE_EXHAUSTED covers per-minute and per-day quotas alike, with the same "check your plan and
+ * billing details" message; the QuotaFailure violations' quota ids ("...PerDay...", "...PerMinute...") are what
+ * tell them apart. "limit: 0" in the message means the free tier does not include the model at all.
+ */
+function classifyGoogleQuota(facts: ErrorBodyFacts, text: string): RateLimitClassification {
+  if (text.includes("limit: 0,")) {
+    return { kind: "credits", reason: "Gemini quota limit is 0: the tier does not include this model" };
+  }
+  const longWindowId = facts.quotaIds.find((id) => id.includes("PerDay") || id.includes("PerMonth"));
+  if (longWindowId !== undefined) return { kind: "daily", reason: `Gemini quota ${longWindowId} exhausted` };
+  const firstId = facts.quotaIds[0];
+  if (firstId !== undefined) return { kind: "short", reason: `Gemini quota ${firstId} exhausted` };
+  if (text.includes("per day") || text.includes("perday")) {
+    return { kind: "daily", reason: "Gemini per-day quota exhausted" };
+  }
+  return { kind: "short", reason: "Gemini RESOURCE_EXHAUSTED without quota details: assumed per-minute" };
+}
+
+function matchTextSignal(text: string): TextSignal | undefined {
+  if (text === "") return undefined;
+  for (const signal of TEXT_SIGNALS) {
+    if (signal.needles.every((needle) => text.includes(needle))) return signal;
+  }
+  return undefined;
+}
+
+function findZeroLimitHeader(headers: HeaderMap): string | undefined {
+  for (const name in headers) {
+    if (name.startsWith(LIMIT_HEADER_PREFIX) && headerValue(headers, name) === "0") return name;
+  }
+  return undefined;
+}
+
+function lowerCasedPrefix(bodyText: string | undefined): string {
+  if (bodyText === undefined) return "";
+  return (
+    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText
+  ).toLowerCase();
+}

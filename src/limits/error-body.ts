@@ -1,0 +1,106 @@
+// The few machine-readable facts in a provider's error body that rate-limit handling needs, read in one pass.
+
+/** What `readErrorBody` found; every list is empty when the body is not JSON or has none of it. */
+export interface ErrorBodyFacts {
+  /** Lower-cased `code` / `type` / `status` values of the error object(s), e.g. "insufficient_quota", "3036". */
+  readonly codes: readonly string[];
+  /** Google `QuotaFailure` violation quota ids, e.g. "GenerateRequestsPerDayPerProjectPerModel-FreeTier". */
+  readonly quotaIds: readonly string[];
+  /** Google `RetryInfo.retryDelay`, a protobuf Duration such as "38s" or "45.5s". */
+  readonly retryDelay?: string;
+  /** `X-RateLimit-Reset` that OpenRouter relays inside `error.metadata.headers` instead of sending as a header. */
+  readonly relayedRateLimitReset?: string;
+}
+
+const NO_FACTS: ErrorBodyFacts = { codes: [], quotaIds: [] };
+
+/** Bodies beyond this are not error JSON worth parsing (a misrouted HTML page, a huge echo of the prompt). */
+const MAX_PARSED_BODY_CHARS = 64 * 1024;
+
+type JsonObject = Record<string, unknown>;
+
+/**
+ * Reads the error shapes the gateway meets: OpenAI-style `{"error":{...}}`; Cerebras' flat `{"code","type"}`;
+ * Cloudflare's `{"errors":[{"code":3036}]}`; Google's `error.details[]` with QuotaFailure and RetryInfo, which
+ * Gemini's OpenAI-compatible endpoint sometimes wraps in a one-element list `[{"error":{...}}]`; and OpenRouter's
+ * `error.metadata.headers`. Never throws.
+ */
+export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
+  if (bodyText === undefined || bodyText.length > MAX_PARSED_BODY_CHARS) return NO_FACTS;
+  const start = firstNonSpaceCode(bodyText);
+  if (start !== CHAR_OPEN_BRACE && start !== CHAR_OPEN_BRACKET) return NO_FACTS;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bodyText);
+  } catch {
+    return NO_FACTS;
+  }
+  const root = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!isObject(root)) return NO_FACTS;
+
+  const codes: string[] = [];
+  const quotaIds: string[] = [];
+  let retryDelay: string | undefined;
+  let relayedRateLimitReset: string | undefined;
+
+  collectCodes(root, codes);
+  const error = root.error;
+  if (isObject(error)) {
+    collectCodes(error, codes);
+    if (Array.isArray(error.details)) {
+      for (const detail of error.details) {
+        if (!isObject(detail)) continue;
+        const type = detail["@type"];
+        if (typeof type !== "string") continue;
+        if (type.endsWith("google.rpc.QuotaFailure") && Array.isArray(detail.violations)) {
+          for (const violation of detail.violations) {
+            if (isObject(violation) && typeof violation.quotaId === "string") quotaIds.push(violation.quotaId);
+          }
+        } else if (type.endsWith("google.rpc.RetryInfo") && typeof detail.retryDelay === "string") {
+          retryDelay = detail.retryDelay;
+        }
+      }
+    }
+    const metadata = error.metadata;
+    if (isObject(metadata) && isObject(metadata.headers)) {
+      for (const name in metadata.headers) {
+        const value = metadata.headers[name];
+        if (name.toLowerCase() === "x-ratelimit-reset" && (typeof value === "string" || typeof value === "number")) {
+          relayedRateLimitReset = String(value);
+        }
+      }
+    }
+  }
+  if (Array.isArray(root.errors)) {
+    for (const item of root.errors) if (isObject(item)) collectCodes(item, codes);
+  }
+
+  const facts: { -readonly [K in keyof ErrorBodyFacts]: ErrorBodyFacts[K] } = { codes, quotaIds };
+  if (retryDelay !== undefined) facts.retryDelay = retryDelay;
+  if (relayedRateLimitReset !== undefined) facts.relayedRateLimitReset = relayedRateLimitReset;
+  return facts;
+}
+
+function collectCodes(object: JsonObject, codes: string[]): void {
+  for (const key of CODE_KEYS) {
+    const value = object[key];
+    if (typeof value === "string" && value !== "") codes.push(value.toLowerCase());
+    else if (typeof value === "number") codes.push(String(value));
+  }
+}
+
+const CODE_KEYS = ["code", "type", "status"] as const;
+const CHAR_OPEN_BRACE = 123;
+const CHAR_OPEN_BRACKET = 91;
+
+function firstNonSpaceCode(text: string): number {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code !== 32 && code !== 9 && code !== 10 && code !== 13) return code;
+  }
+  return -1;
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

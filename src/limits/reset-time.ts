@@ -1,0 +1,40 @@
+// When a rate-limit window resets, from the two ways providers write it in headers.
+import { parseDurationMs } from "./duration.ts";
+
+/**
+ * - `delay`: time until the reset, as a Go duration ("1m30s", OpenAI/Groq) or bare seconds ("11.38", Cerebras,
+ *   Together).
+ * - `timestamp`: the reset instant as Unix epoch milliseconds (OpenRouter) or seconds, told apart by magnitude;
+ *   a value too small to be either is read as seconds from now, which is what such servers mean by it.
+ */
+export type ResetFormat = "delay" | "timestamp";
+
+/** Epoch milliseconds pass 1e12 in 2001; epoch seconds pass 1e9 in 2001; no sane delay reaches 1e9 s (31 years). */
+const EPOCH_MS_THRESHOLD = 1e12;
+const EPOCH_SECONDS_THRESHOLD = 1e9;
+
+/** The reset instant in epoch milliseconds, or `undefined` when the text is not a reset time. */
+export function parseResetAtMs(text: string, format: ResetFormat, nowMs: number): number | undefined {
+  if (format === "delay") {
+    const delayMs = parseDurationMs(text);
+    return delayMs === undefined ? undefined : nowMs + Math.max(0, delayMs);
+  }
+  const value = parseNumber(text);
+  if (value === undefined || value < 0) return undefined;
+  if (value >= EPOCH_MS_THRESHOLD) return Math.round(value);
+  if (value >= EPOCH_SECONDS_THRESHOLD) return Math.round(value * 1_000);
+  return nowMs + Math.round(value * 1_000);
+}
+
+/**
+ * A plain decimal number ("12", "0.5", "-1"); `undefined` for anything else. Stricter than `Number()`, which
+ * reads "" as 0 and accepts "0x10" and "1e3".
+ */
+export function parseNumber(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (!DECIMAL.test(trimmed)) return undefined;
+  const value = Number(trimmed);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;

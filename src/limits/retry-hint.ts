@@ -1,0 +1,192 @@
+// How long an upstream asks us to wait before trying again, from whichever signal it sent.
+import { parseDurationMs } from "./duration.ts";
+import { readErrorBody } from "./error-body.ts";
+import { type HeaderMap, headerValue } from "./header-map.ts";
+import { parseNumber, parseResetAtMs } from "./reset-time.ts";
+
+export type { HeaderMap } from "./header-map.ts";
+
+export type RetryHintSource = "retry-after" | "retry-after-ms" | "x-ratelimit-reset" | "body";
+
+export interface RetryHint {
+  /** Milliseconds to wait from `nowMs`; never negative. */
+  readonly delayMs: number;
+  readonly source: RetryHintSource;
+}
+
+export interface RetryHintInput {
+  readonly status: number;
+  readonly headers: HeaderMap;
+  readonly bodyText?: string;
+  /** Epoch milliseconds at which the response arrived; HTTP dates and reset instants are measured from it. */
+  readonly nowMs: number;
+}
+
+/**
+ * The upstream's own retry advice, by priority: `retry-after-ms`, `retry-after`, the `x-ratelimit-reset-*`
+ * windows, an epoch `x-ratelimit-reset`, then hints in the body. `undefined` for successes and when nothing
+ * usable was sent.
+ */
+export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefined {
+  const { status, headers, bodyText, nowMs } = input;
+  // A success's retry-after or reset headers describe windows we have not hit; only failures ask us to wait.
+  if (status < 400) return undefined;
+
+  // OpenAI (and the OpenAI SDKs) send the precise value in retry-after-ms next to a whole-second retry-after.
+  const retryAfterMsText = headerValue(headers, "retry-after-ms");
+  if (retryAfterMsText !== undefined) {
+    const delayMs = parseNumber(retryAfterMsText);
+    if (delayMs !== undefined) return hint(delayMs, "retry-after-ms");
+  }
+  const retryAfterText = headerValue(headers, "retry-after");
+  if (retryAfterText !== undefined) {
+    const delayMs = parseRetryAfter(retryAfterText, nowMs);
+    if (delayMs !== undefined) return hint(delayMs, "retry-after");
+  }
+
+  // Reset headers describe every window, also ones with room left: only a 429 says one of them is the problem.
+  const facts = readErrorBody(bodyText);
+  if (status === 429) {
+    const windowDelayMs = exhaustedWindowDelayMs(headers);
+    if (windowDelayMs !== undefined) return hint(windowDelayMs, "x-ratelimit-reset");
+    // OpenRouter's X-RateLimit-Reset is an epoch instant (ms), and on its own 429s it is often relayed inside
+    // error.metadata.headers rather than sent as a header.
+    const resetText = headerValue(headers, "x-ratelimit-reset") ?? facts.relayedRateLimitReset;
+    if (resetText !== undefined) {
+      const resetAtMs = parseResetAtMs(resetText, "timestamp", nowMs);
+      if (resetAtMs !== undefined) return hint(resetAtMs - nowMs, "x-ratelimit-reset");
+    }
+  }
+
+  if (facts.retryDelay !== undefined) {
+    const delayMs = parseDurationMs(facts.retryDelay);
+    if (delayMs !== undefined) return hint(delayMs, "body");
+  }
+  if (bodyText !== undefined) {
+    const delayMs = delayFromMessage(bodyText);
+    if (delayMs !== undefined) return hint(delayMs, "body");
+  }
+  return undefined;
+}
+
+/**
+ * Milliseconds until retrying is allowed by a `Retry-After` value: integer or fractional seconds (also a Go
+ * duration, which some gateways send), or an HTTP date measured from `nowMs`. Clamped at 0; `undefined` when
+ * unreadable.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const delayMs = parseDurationMs(value);
+  if (delayMs !== undefined) return Math.max(0, delayMs);
+  // Date.parse reads loose text such as "1 2" as a date; an HTTP date always has a clock time and a day name.
+  if (!HTTP_DATE_SHAPE.test(value)) return undefined;
+  const dateMs = Date.parse(value);
+  return Number.isNaN(dateMs) ? undefined : Math.max(0, dateMs - nowMs);
+}
+
+const HTTP_DATE_SHAPE = /[A-Za-z].*\d:\d\d/;
+
+interface ResetWindow {
+  readonly remaining: string;
+  readonly reset: string;
+}
+
+/** OpenAI/Groq name two windows; Cerebras names each window with its period. */
+const RESET_WINDOWS: readonly ResetWindow[] = [
+  { remaining: "x-ratelimit-remaining-requests", reset: "x-ratelimit-reset-requests" },
+  { remaining: "x-ratelimit-remaining-tokens", reset: "x-ratelimit-reset-tokens" },
+  ...(["requests", "tokens"] as const).flatMap((unit) =>
+    (["minute", "hour", "day"] as const).map((period) => ({
+      remaining: `x-ratelimit-remaining-${unit}-${period}`,
+      reset: `x-ratelimit-reset-${unit}-${period}`,
+    })),
+  ),
+];
+
+/**
+ * The wait for the windows a 429 is about: the longest among those with nothing remaining (waiting out only the
+ * shorter one would hit the longer one at once), or the longest of all when none says it is empty.
+ */
+function exhaustedWindowDelayMs(headers: HeaderMap): number | undefined {
+  let longestExhaustedMs: number | undefined;
+  let longestMs: number | undefined;
+  for (const window of RESET_WINDOWS) {
+    const resetText = headerValue(headers, window.reset);
+    if (resetText === undefined) continue;
+    const delayMs = parseDurationMs(resetText);
+    if (delayMs === undefined) continue;
+    if (longestMs === undefined || delayMs > longestMs) longestMs = delayMs;
+    const remainingText = headerValue(headers, window.remaining);
+    const remaining = remainingText === undefined ? undefined : parseNumber(remainingText);
+    if (remaining !== undefined && remaining <= 0) {
+      if (longestExhaustedMs === undefined || delayMs > longestExhaustedMs) longestExhaustedMs = delayMs;
+    }
+  }
+  return longestExhaustedMs ?? longestMs;
+}
+
+/** Error messages are short; the cap keeps a huge body from costing a long scan. */
+const MAX_SCANNED_BODY_CHARS = 8 * 1024;
+
+/**
+ * "Please try again in 9m38.016s" (Groq, OpenAI), "Please retry in 45.578569677s" (Gemini), "try again in 20
+ * seconds", "retry after 5 seconds". The amount is either a Go duration or a number followed by a unit word.
+ */
+const RETRY_PHRASE = /\b(?:try again|retry)\s+(?:in|after)\s+(\d[\d.]*(?:[a-z\u00b5\u03bc]+[\d.]*)*)(?:\s*([a-z]+))?/i;
+
+const MS_PER_UNIT_WORD: ReadonlyMap<string, number> = new Map([
+  ["ms", 1],
+  ["millisecond", 1],
+  ["milliseconds", 1],
+  ["s", 1_000],
+  ["sec", 1_000],
+  ["secs", 1_000],
+  ["second", 1_000],
+  ["seconds", 1_000],
+  ["m", 60_000],
+  ["min", 60_000],
+  ["mins", 60_000],
+  ["minute", 60_000],
+  ["minutes", 60_000],
+  ["h", 3_600_000],
+  ["hr", 3_600_000],
+  ["hrs", 3_600_000],
+  ["hour", 3_600_000],
+  ["hours", 3_600_000],
+]);
+
+function delayFromMessage(bodyText: string): number | undefined {
+  const text = bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText;
+  const match = RETRY_PHRASE.exec(text);
+  if (match === null) return undefined;
+  const amount = trimTrailingDots((match[1] ?? "").toLowerCase());
+  const number = parseNumber(amount);
+  if (number !== undefined) {
+    // A bare amount: the next word is its unit ("20 seconds"); without one, seconds.
+    const unitWord = match[2]?.toLowerCase();
+    const msPerUnit = unitWord === undefined ? 1_000 : (MS_PER_UNIT_WORD.get(unitWord) ?? 1_000);
+    return number * msPerUnit;
+  }
+  const goDurationMs = parseDurationMs(amount);
+  if (goDurationMs !== undefined) return goDurationMs;
+  // "20sec", "2mins": a number glued to a unit word.
+  let split = 0;
+  while (split < amount.length && (isDigitCode(amount.charCodeAt(split)) || amount.charCodeAt(split) === 46)) split++;
+  const gluedNumber = parseNumber(amount.slice(0, split));
+  const gluedUnitMs = MS_PER_UNIT_WORD.get(amount.slice(split));
+  return gluedNumber === undefined || gluedUnitMs === undefined ? undefined : gluedNumber * gluedUnitMs;
+}
+
+function trimTrailingDots(text: string): string {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 46) end--;
+  return text.slice(0, end);
+}
+
+function isDigitCode(code: number): boolean {
+  return code >= 48 && code <= 57;
+}
+
+function hint(delayMs: number, source: RetryHintSource): RetryHint {
+  return { delayMs: Math.max(0, Math.round(delayMs)), source };
+}

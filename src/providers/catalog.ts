@@ -1,0 +1,145 @@
+// The catalog: every provider+model pair ("deployment") the gateway can route to, and every name that
+// addresses one. Built once per config (and per discovery refresh), then read-only: swapping the config at run
+// time means building a new Catalog and replacing the reference.
+import type { ModelKind, ModelSettings, ProviderSettings } from "../config/types.ts";
+import { modelKind, normaliseModelName } from "./model-names.ts";
+
+export interface ProviderRuntime {
+  readonly settings: ProviderSettings;
+  /** `scheme://host:port` for undici. */
+  readonly origin: string;
+  /** Path prefix of the base URL, e.g. `/openai/v1`, without a trailing slash. */
+  readonly basePath: string;
+}
+
+export interface Deployment {
+  /** Dense index, for per-request arrays. */
+  readonly index: number;
+  /** `provider/publicName`: unique, used in stats, cooldowns and logs. */
+  readonly key: string;
+  readonly provider: ProviderRuntime;
+  readonly model: ModelSettings;
+  readonly kind: ModelKind;
+  readonly isDiscovered: boolean;
+  readonly contextTokens: number | undefined;
+}
+
+export interface DiscoveredModel {
+  readonly id: string;
+  readonly contextTokens?: number | undefined;
+}
+
+export class Catalog {
+  readonly deployments: readonly Deployment[];
+  readonly providers: readonly ProviderRuntime[];
+  readonly #byName: Map<string, Deployment[]>;
+  readonly #byProvider: Map<string, Deployment[]>;
+
+  constructor(providers: readonly ProviderRuntime[], deployments: readonly Deployment[]) {
+    this.providers = providers;
+    this.deployments = deployments;
+    this.#byName = new Map();
+    this.#byProvider = new Map();
+    for (const deployment of deployments) {
+      const names = new Set([
+        deployment.model.publicName.toLowerCase(),
+        deployment.model.id.toLowerCase(),
+        normaliseModelName(deployment.model.publicName),
+        normaliseModelName(deployment.model.id),
+      ]);
+      for (const name of names) pushTo(this.#byName, name, deployment);
+      pushTo(this.#byProvider, deployment.provider.settings.name.toLowerCase(), deployment);
+    }
+  }
+
+  /** Deployments a (case-insensitive) model name addresses: public name, upstream id or normalised name. */
+  byName(name: string): readonly Deployment[] | undefined {
+    return this.#byName.get(name.toLowerCase()) ?? this.#byName.get(normaliseModelName(name));
+  }
+
+  byProvider(providerName: string): readonly Deployment[] | undefined {
+    return this.#byProvider.get(providerName.toLowerCase());
+  }
+
+  /** Public names in a stable order: what GET /v1/models lists. */
+  publicNames(): { name: string; kind: ModelKind; providers: string[] }[] {
+    const byPublic = new Map<string, { name: string; kind: ModelKind; providers: string[] }>();
+    for (const deployment of this.deployments) {
+      const name = deployment.model.publicName;
+      const entry = byPublic.get(name);
+      if (entry === undefined)
+        byPublic.set(name, { name, kind: deployment.kind, providers: [deployment.provider.settings.name] });
+      else if (!entry.providers.includes(deployment.provider.settings.name))
+        entry.providers.push(deployment.provider.settings.name);
+    }
+    return [...byPublic.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+}
+
+export function providerRuntime(settings: ProviderSettings): ProviderRuntime {
+  const url = new URL(settings.baseUrl);
+  return { settings, origin: url.origin, basePath: url.pathname.replace(/\/+$/, "") };
+}
+
+/**
+ * Builds the catalog from configured models and, for providers that list none, the discovered ones.
+ * A discovered model's public name is its normalised name (docs/model-names.md), so one name reaches the
+ * same model on every provider that serves it.
+ */
+export function buildCatalog(
+  providers: readonly ProviderSettings[],
+  discovered: ReadonlyMap<string, readonly DiscoveredModel[]>,
+): Catalog {
+  const runtimes: ProviderRuntime[] = [];
+  const deployments: Deployment[] = [];
+  for (const settings of providers) {
+    const runtime = providerRuntime(settings);
+    runtimes.push(runtime);
+    const seen = new Set<string>();
+    const add = (model: ModelSettings, isDiscovered: boolean, contextTokens: number | undefined) => {
+      const key = `${settings.name}/${model.publicName}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      deployments.push({
+        index: deployments.length,
+        key,
+        provider: runtime,
+        model,
+        kind: model.kind ?? modelKind(model.id),
+        isDiscovered,
+        contextTokens,
+      });
+    };
+    if (settings.models !== undefined) {
+      for (const model of settings.models) add(model, false, model.contextTokens);
+      continue;
+    }
+    for (const found of discovered.get(settings.name) ?? []) {
+      add(discoveredModelSettings(found), true, found.contextTokens);
+    }
+  }
+  return new Catalog(runtimes, deployments);
+}
+
+function discoveredModelSettings(found: DiscoveredModel): ModelSettings {
+  return {
+    publicName: normaliseModelName(found.id),
+    id: found.id,
+    priority: 0,
+    contextTokens: found.contextTokens,
+    paramsB: undefined,
+    leaderboardName: undefined,
+    tools: undefined,
+    vision: undefined,
+    jsonSchema: undefined,
+    prefill: undefined,
+    kind: undefined,
+    limits: undefined,
+  };
+}
+
+function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else if (!list.includes(value)) list.push(value);
+}

@@ -1,0 +1,119 @@
+// Cross-provider model aliases and model kinds. The rules, with examples, are in docs/model-names.md; keep the
+// two in step (model-names.test.ts holds the examples).
+
+/**
+ * OpenRouter-style variants after a ':' that name a way of serving the same weights, not other weights.
+ * Any other ':' tag (Ollama's `llama3.1:8b`) carries a size or flavour and is kept, joined with '-'.
+ */
+const SERVING_VARIANTS = new Set([
+  "free",
+  "beta",
+  "extended",
+  "nitro",
+  "floor",
+  "online",
+  "thinking",
+  "exacto",
+  "latest",
+]);
+
+/** Trailing tokens that only say how the weights are served; the model is the same. */
+const SERVING_SUFFIXES = new Set(["hf", "specdec", "versatile"]);
+
+const SIZE_TOKEN = /^(\d+x)?\d+(\.\d+)?[bm]$/;
+
+/**
+ * The alias used to find the same model on several providers: `meta-llama/Llama-3.3-70B-Instruct`,
+ * `llama-3.3-70b-versatile`, `meta-llama/llama-3.3-70b-instruct:free` and `llama3.3-70b` all give `llama-3.3-70b`.
+ * Versions, sizes and dates are kept; only packaging (namespace, `-instruct`, quantisation, serving variant) goes.
+ */
+export function normaliseModelName(upstreamId: string): string {
+  let name = upstreamId.trim().toLowerCase();
+
+  const colonAt = name.lastIndexOf(":");
+  if (colonAt > 0) {
+    const tag = name.slice(colonAt + 1);
+    name = SERVING_VARIANTS.has(tag) ? name.slice(0, colonAt) : `${name.slice(0, colonAt)}-${tag}`;
+  }
+
+  // Everything up to the last '/' is a namespace: `models/` (Gemini), `meta-llama/`, `@cf/meta/` (Cloudflare),
+  // `accounts/fireworks/models/` (Fireworks), `openai/` (Groq, GitHub Models).
+  name = name.slice(name.lastIndexOf("/") + 1);
+
+  name = name
+    .replace(/[\s_]+/g, "-")
+    .replace(/\+/g, "-plus")
+    // Quantisation (`-fp8`, Cloudflare's `-fp8-fast`) and a context size baked into the id (Groq's old
+    // `mixtral-8x7b-32768`) describe how the same weights are served.
+    .replace(/-(?:fp8|fp16|bf16|int8|int4|awq|gguf)(?:-fast)?(?=-|$)/g, "")
+    .replace(/-(?:2048|4096|8192|16384|32768|65536|131072)$/, "")
+    // Fireworks writes versions as `v3p1`, `qwen2p5`.
+    .replace(/(?<=[a-z])(\d+)p(\d+)(?=-|$)/g, "$1.$2")
+    .replace(/^llama-v(?=\d)/, "llama-")
+    // GitHub Models and LMArena prefix the vendor: `Meta-Llama-3.1-405B-Instruct`.
+    .replace(/^meta-llama-(?=\d)/, "llama-")
+    // Mistral's API names its open-weights models `open-mistral-nemo`, `open-mixtral-8x22b`.
+    .replace(/^open-(?=mi[sx]tral|codestral)/, "")
+    // A family name glued to its version gets a separator: `llama3.3` -> `llama-3.3`, `qwen3` -> `qwen-3`.
+    // One-letter prefixes stay glued: they are part of the version (`o3`, `r1`, `v3`, `k2`, `a22b`, `e4b`).
+    .replace(/([a-z]{2,})(\d)/g, "$1-$2")
+    // `claude-3-5-sonnet` -> `claude-3.5-sonnet`, `mistral-medium-3-1` -> `3.1`: two single digits are a version.
+    .replace(/(?<=^|-|v)(\d)-(\d)(?=-|$)/g, "$1.$2")
+    .replace(/-{2,}/g, "-")
+    .replace(/^-|-$/g, "");
+
+  return stripPackagingTokens(name);
+}
+
+function stripPackagingTokens(name: string): string {
+  const tokens = name.split("-").filter((token) => token !== "instruct");
+  // Together's `-Instruct-Turbo` is a quantised build of the instruct model, unlike `gpt-4-turbo`; the
+  // `instruct` token is gone by now, so look at the original name.
+  if (/-instruct-turbo$/.test(name)) tokens.pop();
+  let isChanged = true;
+  while (isChanged && tokens.length > 1) {
+    isChanged = false;
+    const last = tokens.at(-1) ?? "";
+    const beforeLast = tokens.at(-2) ?? "";
+    if (SERVING_SUFFIXES.has(last) || last === "it") {
+      tokens.pop();
+      isChanged = true;
+    } else if (last === "instant" && SIZE_TOKEN.test(beforeLast)) {
+      // Groq's `llama-3.1-8b-instant`; `gpt-5.3-instant` is a model of its own.
+      tokens.pop();
+      isChanged = true;
+    }
+  }
+  return tokens.join("-");
+}
+
+export type ModelKind = "chat" | "embedding" | "audio" | "image" | "rerank" | "moderation";
+
+const AUDIO_TOKENS = new Set(["whisper", "tts", "audio", "speech", "transcribe", "playai", "lyria", "orpheus"]);
+const IMAGE_TOKENS = new Set(["dall", "flux", "sdxl", "sd3", "imagen", "image", "veo", "ocr", "midjourney", "recraft"]);
+const EMBEDDING_TOKENS = new Set(["bge", "e5", "gte", "minilm", "voyage"]);
+
+/**
+ * What kind of endpoint a model serves, from its id alone, so that non-chat models stay out of chat routing.
+ * Safety classifiers (`llama-guard`, `shieldgemma`, `gpt-oss-safeguard`) take chat messages but answer with a
+ * verdict, so they are `moderation`, never `chat`. OCR and video models count as `image`.
+ */
+export function modelKind(id: string): ModelKind {
+  const name = id.toLowerCase();
+  const tokens = name.split(/[^a-z0-9]+/).filter((token) => token.length > 0);
+  const hasToken = (set: ReadonlySet<string>): boolean => tokens.some((token) => set.has(token));
+  if (name.includes("rerank")) return "rerank";
+  if (
+    name.includes("moderation") ||
+    name.includes("safeguard") ||
+    name.includes("shieldgemma") ||
+    tokens.includes("guard")
+  ) {
+    return "moderation";
+  }
+  if (hasToken(AUDIO_TOKENS)) return "audio";
+  if (hasToken(IMAGE_TOKENS) || name.includes("stable-diffusion")) return "image";
+  // `embed` also inside words: `nv-embedqa`, `text-embedding-3-small`, `jina-embeddings-v3`.
+  if (hasToken(EMBEDDING_TOKENS) || name.includes("embed")) return "embedding";
+  return "chat";
+}

@@ -1,0 +1,319 @@
+// PURE: (request, catalog, state) -> an ordered candidate plan, with the reason for every candidate left out.
+// The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
+
+import type { MetaModelFilter } from "../config/schema.ts";
+import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
+import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
+import type { Availability } from "../limits/availability.ts";
+import type { Catalog, Deployment } from "../providers/catalog.ts";
+
+export const PRIORITY_AUTO = "priority-auto";
+
+export interface RouteRequest {
+  /** The `model` field as sent: a name, a meta model, `provider/name`, `priority-auto` or a comma-separated list. */
+  readonly model: string;
+  /** Body `models: [...]` (OpenRouter's fallback convention), tried after `model`. */
+  readonly fallbackModels: readonly string[];
+  /** Which family of models the endpoint needs. */
+  readonly kind: ModelKind;
+  /** Estimated prompt tokens plus requested output tokens; undefined when unknown. */
+  readonly requiredContextTokens?: number | undefined;
+  readonly needsTools?: boolean;
+  readonly needsVision?: boolean;
+  readonly needsJsonSchema?: boolean;
+}
+
+export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget";
+
+export interface RouteCandidate {
+  readonly deployment: Deployment;
+  readonly score: number;
+  /** Index of the requested name (in a comma list or fallback array) that brought this candidate in. */
+  readonly group: number;
+}
+
+export interface RouteSkip {
+  readonly deployment: Deployment;
+  readonly cause: SkipCause;
+  readonly reason: string;
+  readonly score: number;
+  /** When the candidate becomes available again (cooldowns). */
+  readonly untilMs?: number;
+}
+
+export interface RoutePlan {
+  readonly requested: string;
+  /** Ready candidates, best first. */
+  readonly candidates: readonly RouteCandidate[];
+  /** A cooling candidate worth waiting for (see `maxWaitForBetterMs`), tried first after `untilMs`. */
+  readonly waitFor: (RouteCandidate & { readonly untilMs: number }) | undefined;
+  readonly skipped: readonly RouteSkip[];
+  /** Requested names that matched nothing (only reported; an error is raised when nothing matched at all). */
+  readonly unknownNames: readonly string[];
+}
+
+export interface RouterContext {
+  readonly catalog: Catalog;
+  readonly metaModels: Readonly<Record<string, MetaModel>>;
+  readonly routing: RoutingSettings;
+  readonly nowMs: number;
+  /** Current score of a deployment (static terms and live health). Higher is better. */
+  score(deployment: Deployment): number;
+  /** Side-effect free availability check. */
+  availability(deployment: Deployment): Availability;
+  /** Extra pre-send checks (budgets); returns a reason to skip, or undefined. */
+  budgetCheck?(deployment: Deployment): string | undefined;
+  /** Uniform [0,1) random source for the `spread` strategy; injected so tests are deterministic. */
+  random?(): number;
+}
+
+/** `spread` shuffles candidates scoring at least this fraction of the group's best. */
+const SPREAD_BAND_RATIO = 0.9;
+
+export function planRoute(request: RouteRequest, context: RouterContext): RoutePlan {
+  const names = splitRequestedNames(request);
+  if (names.length === 0) {
+    throw new InvalidRequestError("`model` must name a model.", { param: "model", code: "invalid_model" });
+  }
+  const unknownNames: string[] = [];
+  const seen = new Set<number>();
+  const groups: Deployment[][] = [];
+  let matchedOtherKind: Deployment | undefined;
+  for (const name of names) {
+    const resolved = resolveName(name, context, 0);
+    if (resolved === undefined) {
+      unknownNames.push(name);
+      continue;
+    }
+    const group: Deployment[] = [];
+    for (const deployment of resolved) {
+      if (deployment.kind !== request.kind) {
+        matchedOtherKind ??= deployment;
+        continue;
+      }
+      if (seen.has(deployment.index)) continue;
+      seen.add(deployment.index);
+      group.push(deployment);
+    }
+    groups.push(group);
+  }
+  if (groups.length === 0) {
+    const shown = unknownNames.join(", ");
+    throw new ModelNotFoundError(
+      `The model \`${shown}\` does not exist on this gateway. GET /v1/models lists the available names.`,
+      { param: "model" },
+    );
+  }
+  if (groups.every((group) => group.length === 0)) {
+    if (matchedOtherKind !== undefined) {
+      throw new InvalidRequestError(
+        `The model \`${request.model}\` is a ${matchedOtherKind.kind} model and cannot serve this ${request.kind} endpoint.`,
+        { param: "model", code: "model_not_supported" },
+      );
+    }
+    throw new ModelNotFoundError(`The model \`${request.model}\` has no deployment on any enabled provider.`, {
+      param: "model",
+    });
+  }
+
+  const candidates: RouteCandidate[] = [];
+  const cooling: (RouteCandidate & { untilMs: number })[] = [];
+  const skipped: RouteSkip[] = [];
+  const fitFailures: RouteSkip[] = [];
+  groups.forEach((group, groupIndex) => {
+    const ready: RouteCandidate[] = [];
+    for (const deployment of group) {
+      const score = context.score(deployment);
+      const misfit = checkFit(request, deployment, score);
+      if (misfit !== undefined) {
+        skipped.push(misfit);
+        fitFailures.push(misfit);
+        continue;
+      }
+      const availability = context.availability(deployment);
+      if (!availability.isAvailable) {
+        skipped.push({
+          deployment,
+          cause: "cooldown",
+          reason: availability.reason,
+          score,
+          untilMs: availability.untilMs,
+        });
+        cooling.push({ deployment, score, group: groupIndex, untilMs: availability.untilMs });
+        continue;
+      }
+      const overBudget = context.budgetCheck?.(deployment);
+      if (overBudget !== undefined) {
+        skipped.push({ deployment, cause: "budget", reason: overBudget, score });
+        continue;
+      }
+      ready.push({ deployment, score, group: groupIndex });
+    }
+    ready.sort(byScoreDescending);
+    if (context.routing.strategy === "spread") spreadWithinBand(ready, context.random ?? Math.random);
+    candidates.push(...ready);
+  });
+
+  if (candidates.length === 0 && cooling.length === 0 && fitFailures.length > 0) {
+    throw new NoCapableModelError(noFitMessage(request, fitFailures), {
+      param: fitFailures[0]?.cause === "context" ? "messages" : "model",
+    });
+  }
+
+  return {
+    requested: request.model,
+    candidates,
+    waitFor: chooseWait(candidates, cooling, context),
+    skipped,
+    unknownNames,
+  };
+}
+
+/**
+ * Waiting rule: the best cooling candidate (first group first, then score) is worth waiting for when its
+ * wait is at most `maxWaitForBetterMs` and either nothing is ready or the best ready candidate scores below
+ * `waitScoreRatio` × its score. A short wait for a much better model beats an instant answer from a much
+ * worse one; a long wait or a small gain does not.
+ */
+function chooseWait(
+  ready: readonly RouteCandidate[],
+  cooling: readonly (RouteCandidate & { untilMs: number })[],
+  context: RouterContext,
+): (RouteCandidate & { untilMs: number }) | undefined {
+  const { maxWaitForBetterMs, waitScoreRatio } = context.routing;
+  if (cooling.length === 0 || maxWaitForBetterMs <= 0) return undefined;
+  let best: (RouteCandidate & { untilMs: number }) | undefined;
+  for (const candidate of cooling) {
+    if (candidate.untilMs - context.nowMs > maxWaitForBetterMs) continue;
+    if (
+      best === undefined ||
+      candidate.group < best.group ||
+      (candidate.group === best.group && candidate.score > best.score)
+    ) {
+      best = candidate;
+    }
+  }
+  if (best === undefined) return undefined;
+  const firstReady = ready[0];
+  if (firstReady === undefined) return best;
+  if (firstReady.group < best.group) return undefined;
+  if (firstReady.group > best.group) return best;
+  return best.score > 0 && firstReady.score < waitScoreRatio * best.score ? best : undefined;
+}
+
+function splitRequestedNames(request: RouteRequest): string[] {
+  const names: string[] = [];
+  for (const part of request.model.split(",")) {
+    const name = part.trim();
+    if (name !== "" && !names.includes(name)) names.push(name);
+  }
+  for (const fallback of request.fallbackModels) {
+    const name = fallback.trim();
+    if (name !== "" && !names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
+function resolveName(name: string, context: RouterContext, depth: number): readonly Deployment[] | undefined {
+  const { catalog } = context;
+  if (name === PRIORITY_AUTO) return catalog.deployments;
+  const meta = context.metaModels[name];
+  if (meta !== undefined && depth < 3) {
+    if (meta.kind === "filter")
+      return catalog.deployments.filter((deployment) => matchesFilter(deployment, meta.filter, context));
+    const union: Deployment[] = [];
+    for (const member of meta.names) {
+      for (const deployment of resolveName(member, context, depth + 1) ?? []) {
+        if (!union.includes(deployment)) union.push(deployment);
+      }
+    }
+    return union.length === 0 ? undefined : union;
+  }
+  const direct = catalog.byName(name);
+  if (direct !== undefined) return direct;
+  // `provider/public-name` pins one provider. Upstream ids often contain '/' too; those matched above.
+  const slash = name.indexOf("/");
+  if (slash > 0) {
+    const providerName = name.slice(0, slash).toLowerCase();
+    const inner = catalog.byName(name.slice(slash + 1));
+    const pinned = inner?.filter((deployment) => deployment.provider.settings.name.toLowerCase() === providerName);
+    if (pinned !== undefined && pinned.length > 0) return pinned;
+  }
+  return undefined;
+}
+
+function matchesFilter(deployment: Deployment, filter: MetaModelFilter, context: RouterContext): boolean {
+  if (filter.providers !== undefined && !filter.providers.includes(deployment.provider.settings.name)) return false;
+  if (filter.min_context !== undefined && (deployment.contextTokens ?? 0) < filter.min_context) return false;
+  if (filter.min_params_b !== undefined && (deployment.model.paramsB ?? 0) < filter.min_params_b) return false;
+  if (filter.tools === true && deployment.model.tools !== true) return false;
+  if (filter.vision === true && deployment.model.vision !== true) return false;
+  if (filter.include !== undefined) {
+    const id = deployment.model.id.toLowerCase();
+    if (!filter.include.some((part) => id.includes(part.toLowerCase()))) return false;
+  }
+  return context.score(deployment) > Number.NEGATIVE_INFINITY;
+}
+
+function checkFit(request: RouteRequest, deployment: Deployment, score: number): RouteSkip | undefined {
+  const { model } = deployment;
+  const required = request.requiredContextTokens;
+  if (required !== undefined && deployment.contextTokens !== undefined && required > deployment.contextTokens) {
+    return {
+      deployment,
+      cause: "context",
+      score,
+      reason: `needs ~${required} tokens of context, has ${deployment.contextTokens}`,
+    };
+  }
+  if (request.needsTools === true && model.tools === false) {
+    return { deployment, cause: "tools", score, reason: "does not support tools" };
+  }
+  if (request.needsVision === true && model.vision === false) {
+    return { deployment, cause: "vision", score, reason: "does not accept images" };
+  }
+  if (request.needsJsonSchema === true && model.jsonSchema === false) {
+    return { deployment, cause: "json_schema", score, reason: "does not support response_format json_schema" };
+  }
+  return undefined;
+}
+
+function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[]): string {
+  const first = failures[0];
+  if (first?.cause === "context") {
+    const largest = Math.max(...failures.map((failure) => failure.deployment.contextTokens ?? 0));
+    return `No configured model for \`${request.model}\` has a context window large enough for this request (needs ~${request.requiredContextTokens} tokens; the largest is ${largest}).`;
+  }
+  const what =
+    first?.cause === "tools"
+      ? "supports tools"
+      : first?.cause === "vision"
+        ? "accepts images"
+        : "supports json_schema response formats";
+  return `No configured model for \`${request.model}\` ${what}.`;
+}
+
+function byScoreDescending(a: RouteCandidate, b: RouteCandidate): number {
+  return b.score - a.score || a.deployment.index - b.deployment.index;
+}
+
+/** Weighted random order (by score) among the candidates within the band of the best; the rest keep their order. */
+function spreadWithinBand(ready: RouteCandidate[], random: () => number): void {
+  const top = ready[0];
+  if (top === undefined || top.score <= 0) return;
+  let bandEnd = 1;
+  while (bandEnd < ready.length && (ready[bandEnd]?.score ?? 0) >= top.score * SPREAD_BAND_RATIO) bandEnd++;
+  const band = ready.slice(0, bandEnd);
+  const ordered: RouteCandidate[] = [];
+  while (band.length > 0) {
+    const total = band.reduce((sum, candidate) => sum + Math.max(candidate.score, 1e-9), 0);
+    let pick = random() * total;
+    let index = 0;
+    for (; index < band.length - 1; index++) {
+      pick -= Math.max(band[index]?.score ?? 0, 1e-9);
+      if (pick < 0) break;
+    }
+    ordered.push(...band.splice(index, 1));
+  }
+  ready.splice(0, bandEnd, ...ordered);
+}

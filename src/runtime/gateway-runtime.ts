@@ -1,0 +1,193 @@
+// The live gateway: the current config snapshot (config + catalog + static scores) and the long-lived services
+// (HTTP dispatcher, availability book, stats). The snapshot is replaced as a whole, so a future config hot
+// reload swaps one reference and in-flight requests finish on the snapshot they started with.
+import { Agent, type Dispatcher } from "undici";
+import { type Clock, systemClock } from "../clock.ts";
+import type { GatewayConfig } from "../config/types.ts";
+import { AvailabilityBook } from "../limits/availability.ts";
+import { StatsBook } from "../observability/stats.ts";
+import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
+import { discoverModels } from "../providers/discovery.ts";
+import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
+import type { AttemptRecord, AttemptSkip } from "../upstream/attempt-record.ts";
+import { type ForwardOutcome, type ForwardRequest, forward } from "../upstream/forward.ts";
+import { computeStaticScores } from "./static-scores.ts";
+
+export interface GatewaySnapshot {
+  readonly config: GatewayConfig;
+  readonly catalog: Catalog;
+  /** Static score per deployment index (priority, leaderboard, size, context, adjustments). */
+  readonly staticScores: Float64Array;
+  /** Discovery warnings and per-provider discovery source, for /health. */
+  readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
+}
+
+/** One routing decision, as data: for logs now, and the request log, metrics and dashboard later. */
+export interface RouteDecision {
+  readonly requestId: string;
+  readonly endpoint: string;
+  readonly requested: string;
+  readonly candidates: readonly { key: string; score: number }[];
+  readonly skipped: readonly { key: string; cause: string; reason: string }[];
+  readonly attempts: readonly AttemptRecord[];
+  readonly attemptSkips: readonly AttemptSkip[];
+  readonly status: number;
+  readonly servedBy: string | undefined;
+  readonly durationMs: number;
+}
+
+export interface Logger {
+  info(object: object, message: string): void;
+  warn(object: object, message: string): void;
+}
+
+export interface RuntimeOptions {
+  readonly clock?: Clock;
+  readonly dispatcher?: Dispatcher;
+  readonly logger?: Logger;
+}
+
+export class GatewayRuntime {
+  readonly clock: Clock;
+  readonly dispatcher: Dispatcher;
+  readonly availability: AvailabilityBook;
+  readonly stats: StatsBook;
+  readonly startedAtMs: number;
+  #snapshot: GatewaySnapshot;
+  readonly #decisionListeners: ((decision: RouteDecision) => void)[] = [];
+  readonly #ownsDispatcher: boolean;
+
+  private constructor(
+    snapshot: GatewaySnapshot,
+    options: RuntimeOptions,
+    dispatcher: Dispatcher,
+    ownsDispatcher: boolean,
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.dispatcher = dispatcher;
+    this.#ownsDispatcher = ownsDispatcher;
+    this.availability = new AvailabilityBook(this.clock, snapshot.config.cooldowns);
+    this.stats = new StatsBook();
+    this.startedAtMs = this.clock.now();
+    this.#snapshot = snapshot;
+  }
+
+  static async create(config: GatewayConfig, options: RuntimeOptions = {}): Promise<GatewayRuntime> {
+    const dispatcher = options.dispatcher ?? createDispatcher();
+    const snapshot = await buildSnapshot(config, dispatcher, options.clock ?? systemClock, options.logger, false);
+    return new GatewayRuntime(snapshot, options, dispatcher, options.dispatcher === undefined);
+  }
+
+  get snapshot(): GatewaySnapshot {
+    return this.#snapshot;
+  }
+
+  /** Rebuilds the snapshot (new config, or forced model discovery) and swaps it in. */
+  async reload(config: GatewayConfig, options: { isDiscoveryForced?: boolean; logger?: Logger } = {}): Promise<void> {
+    const snapshot = await buildSnapshot(
+      config,
+      this.dispatcher,
+      this.clock,
+      options.logger,
+      options.isDiscoveryForced ?? false,
+    );
+    this.availability.updateSettings(config.cooldowns);
+    this.#snapshot = snapshot;
+  }
+
+  scoreOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): number {
+    return snapshot.staticScores[deployment.index] ?? 0;
+  }
+
+  plan(request: RouteRequest, snapshot: GatewaySnapshot = this.#snapshot): RoutePlan {
+    const nowMs = this.clock.now();
+    return planRoute(request, {
+      catalog: snapshot.catalog,
+      metaModels: snapshot.config.metaModels,
+      routing: snapshot.config.routing,
+      nowMs,
+      score: (deployment) => this.scoreOf(deployment, snapshot),
+      availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
+    });
+  }
+
+  forward(
+    plan: RoutePlan,
+    request: ForwardRequest,
+    snapshot: GatewaySnapshot = this.#snapshot,
+  ): Promise<ForwardOutcome> {
+    return forward(plan, request, {
+      dispatcher: this.dispatcher,
+      clock: this.clock,
+      availability: this.availability,
+      stats: this.stats,
+      routing: snapshot.config.routing,
+      soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
+    });
+  }
+
+  /** Milliseconds until the first candidate of a plan is available again, if any is cooling. */
+  soonestAvailableMs(plan: RoutePlan): number | undefined {
+    const nowMs = this.clock.now();
+    let soonest: number | undefined;
+    const consider = (deployment: Deployment): void => {
+      const availability = this.availability.peek(deployment.key, deployment.provider.settings.name);
+      if (availability.isAvailable) {
+        soonest = 0;
+        return;
+      }
+      const waitMs = Math.max(0, availability.untilMs - nowMs);
+      if (soonest === undefined || waitMs < soonest) soonest = waitMs;
+    };
+    for (const candidate of plan.candidates) consider(candidate.deployment);
+    for (const skip of plan.skipped)
+      if (skip.cause === "cooldown" || skip.cause === "budget") consider(skip.deployment);
+    if (plan.waitFor !== undefined) consider(plan.waitFor.deployment);
+    return soonest;
+  }
+
+  onDecision(listener: (decision: RouteDecision) => void): void {
+    this.#decisionListeners.push(listener);
+  }
+
+  emitDecision(decision: RouteDecision): void {
+    for (const listener of this.#decisionListeners) listener(decision);
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.dispatcher.close();
+  }
+}
+
+export function createDispatcher(): Dispatcher {
+  // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
+  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
+}
+
+async function buildSnapshot(
+  config: GatewayConfig,
+  dispatcher: Dispatcher,
+  clock: Clock,
+  logger: Logger | undefined,
+  isDiscoveryForced: boolean,
+): Promise<GatewaySnapshot> {
+  const discovered = new Map<string, readonly DiscoveredModel[]>();
+  const discovery = new Map<string, { source: string; warning?: string | undefined; count: number }>();
+  await Promise.all(
+    config.providers
+      .filter((provider) => provider.models === undefined)
+      .map(async (provider) => {
+        const result = await discoverModels(provider, {
+          settings: config.discovery,
+          dispatcher,
+          clock,
+          isForced: isDiscoveryForced,
+        });
+        discovered.set(provider.name, result.models);
+        discovery.set(provider.name, { source: result.source, warning: result.warning, count: result.models.length });
+        if (result.warning !== undefined) logger?.warn({ provider: provider.name }, result.warning);
+      }),
+  );
+  const catalog = buildCatalog(config.providers, discovered);
+  return { config, catalog, staticScores: computeStaticScores(catalog, config), discovery };
+}

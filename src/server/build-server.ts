@@ -1,0 +1,103 @@
+// The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
+import Fastify, { type FastifyInstance } from "fastify";
+import { AuthenticationError, RouteNotFoundError } from "../errors/gateway-error.ts";
+import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import { KeyRing } from "./auth.ts";
+import { errorHandler, sendError } from "./error-handler.ts";
+import { type EndpointSpec, forwardingHandler } from "./forwarding-route.ts";
+import { registerInfoRoutes } from "./info-routes.ts";
+import { chatBodySchema, completionBodySchema, embeddingBodySchema } from "./request-body.ts";
+
+/** Routes that answer without a client key (load-balancer liveness). */
+const PUBLIC_PATHS = new Set(["/ok"]);
+
+const ENDPOINTS: readonly (EndpointSpec & { paths: readonly string[] })[] = [
+  {
+    name: "chat",
+    paths: ["/v1/chat/completions", "/chat/completions"],
+    upstreamPath: "/chat/completions",
+    kind: "chat",
+    schema: chatBodySchema,
+    supportsStream: true,
+  },
+  {
+    name: "completions",
+    paths: ["/v1/completions"],
+    upstreamPath: "/completions",
+    kind: "chat",
+    schema: completionBodySchema,
+    supportsStream: true,
+  },
+  {
+    name: "embeddings",
+    paths: ["/v1/embeddings"],
+    upstreamPath: "/embeddings",
+    kind: "embedding",
+    schema: embeddingBodySchema,
+    supportsStream: false,
+  },
+];
+
+export interface ServerOptions {
+  /** pino logger options or false; tests pass false or a level. */
+  readonly logger?: boolean | { level: string };
+}
+
+export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}): FastifyInstance {
+  const { server: settings } = runtime.snapshot.config;
+  const app = Fastify({
+    logger:
+      options.logger === false
+        ? false
+        : {
+            level: typeof options.logger === "object" ? options.logger.level : settings.logLevel,
+            // Client keys must never reach a log line.
+            redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+          },
+    bodyLimit: settings.bodyLimitBytes,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    requestIdHeader: "x-request-id",
+    genReqId: requestIdGenerator(),
+  });
+
+  const keys = new KeyRing(settings.apiKeys);
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    if (keys.isEmpty || PUBLIC_PATHS.has(request.url)) return;
+    if (!keys.accepts(request.headers.authorization)) {
+      throw new AuthenticationError(
+        request.headers.authorization === undefined
+          ? "Missing API key: send `Authorization: Bearer <key>`."
+          : "Invalid API key.",
+      );
+    }
+  });
+
+  app.setErrorHandler(errorHandler(settings.bodyLimitBytes));
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`));
+  });
+
+  for (const endpoint of ENDPOINTS) {
+    const handler = forwardingHandler(endpoint, runtime);
+    for (const path of endpoint.paths) app.post(path, handler);
+  }
+  registerInfoRoutes(app, runtime);
+
+  app.addHook("onResponse", async (request, reply) => {
+    if (reply.statusCode >= 400) return;
+    request.log.debug(
+      { url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      "request done",
+    );
+  });
+  return app;
+}
+
+function requestIdGenerator(): () => string {
+  let counter = 0;
+  const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}`;
+  return () => `req-${prefix}-${(++counter).toString(36)}`;
+}

@@ -1,0 +1,166 @@
+// The one forwarding handler: parse -> plan -> forward (failover) -> answer as JSON or relay the stream.
+// Every proxied endpoint is this handler with a different EndpointSpec.
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { z } from "zod";
+import type { ModelKind } from "../config/types.ts";
+import { toGatewayError } from "../errors/render-error.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
+import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import { relayStream } from "../streaming/relay-stream.ts";
+import { ClientAbortedError, type ForwardOutcome, type ForwardTrace } from "../upstream/forward.ts";
+import { parseBody } from "./request-body.ts";
+
+export interface EndpointSpec {
+  readonly name: string;
+  /** Path below the provider's base URL. */
+  readonly upstreamPath: string;
+  readonly kind: ModelKind;
+  readonly schema: z.ZodType;
+  readonly supportsStream: boolean;
+}
+
+/** Malformed events skipped in one stream before it counts as broken. */
+const MAX_MALFORMED_EVENTS = 3;
+
+export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
+  return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const startedAtMs = runtime.clock.now();
+    const body = parseBody(spec.schema, request.body) as Record<string, unknown> & {
+      model: string;
+      models?: string[];
+      stream?: boolean;
+    };
+    const snapshot = runtime.snapshot;
+    const isStream = spec.supportsStream && body.stream === true;
+    const plan = runtime.plan(
+      {
+        model: body.model,
+        fallbackModels: body.models ?? [],
+        kind: spec.kind,
+        needsTools: Array.isArray(body.tools) && body.tools.length > 0,
+      },
+      snapshot,
+    );
+
+    const clientGone = new AbortController();
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) clientGone.abort();
+    };
+    reply.raw.on("close", onClose);
+
+    const trace: ForwardTrace = { attempts: [], skips: [] };
+    let outcome: ForwardOutcome;
+    try {
+      outcome = await runtime.forward(
+        plan,
+        { endpointPath: spec.upstreamPath, body, isStream, signal: clientGone.signal, trace },
+        snapshot,
+      );
+    } catch (error) {
+      reply.raw.off("close", onClose);
+      if (error instanceof ClientAbortedError) {
+        emit(runtime, request, spec, plan, trace, 499, undefined, startedAtMs);
+        reply.hijack();
+        reply.raw.destroy();
+        return;
+      }
+      const gatewayError = toGatewayError(error);
+      emit(runtime, request, spec, plan, trace, gatewayError.status, undefined, startedAtMs);
+      throw gatewayError;
+    }
+    const { result, attempts } = outcome;
+    const deployment = result.deployment;
+    const gatewayHeaders = {
+      "x-gateway-provider": deployment.provider.settings.name,
+      "x-gateway-model": deployment.model.id,
+      "x-gateway-attempts": String(attempts.length),
+    };
+
+    if (result.kind === "json") {
+      reply.raw.off("close", onClose);
+      emit(runtime, request, spec, plan, trace, result.status, deployment.key, startedAtMs);
+      reply.code(result.status).headers(gatewayHeaders).type("application/json").send(result.bodyText);
+      return;
+    }
+
+    reply.hijack();
+    reply.raw.off("close", onClose);
+    reply.raw.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+      "x-request-id": request.id,
+      ...gatewayHeaders,
+    });
+    const relayed = await relayStream(result.stream, reply.raw, {
+      maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
+      maxMalformedEvents: MAX_MALFORMED_EVENTS,
+      shouldStripUsage: false,
+      onMalformedEvent: (data) =>
+        request.log.warn(
+          { provider: deployment.provider.settings.name, model: deployment.model.id, sample: data.slice(0, 120) },
+          "skipped a malformed stream event",
+        ),
+    });
+    const durationMs = runtime.clock.now() - result.stream.startedAtMs;
+    if (relayed.isSuccess) {
+      runtime.stats.recordSuccess(
+        deployment.key,
+        durationMs,
+        relayed.usage?.promptTokens ?? 0,
+        relayed.usage?.completionTokens ?? 0,
+      );
+      runtime.availability.recordSuccess(deployment.key);
+    } else if (relayed.end !== "client_aborted") {
+      runtime.stats.recordFailure(deployment.key);
+      runtime.availability.recordFailure(deployment.key);
+      request.log.warn(
+        {
+          provider: deployment.provider.settings.name,
+          model: deployment.model.id,
+          end: relayed.end,
+          reason: relayed.reason,
+        },
+        "stream ended with an error",
+      );
+    } else {
+      runtime.availability.releaseProbe(deployment.key);
+    }
+    emit(
+      runtime,
+      request,
+      spec,
+      plan,
+      trace,
+      relayed.isSuccess ? 200 : relayed.end === "client_aborted" ? 499 : 502,
+      deployment.key,
+      startedAtMs,
+    );
+  };
+}
+
+function emit(
+  runtime: GatewayRuntime,
+  request: FastifyRequest,
+  spec: EndpointSpec,
+  plan: RoutePlan,
+  trace: ForwardTrace,
+  status: number,
+  servedBy: string | undefined,
+  startedAtMs: number,
+): void {
+  const decision = {
+    requestId: request.id,
+    endpoint: spec.name,
+    requested: plan.requested,
+    candidates: plan.candidates.map((candidate) => ({ key: candidate.deployment.key, score: candidate.score })),
+    skipped: plan.skipped.map((skip) => ({ key: skip.deployment.key, cause: skip.cause, reason: skip.reason })),
+    attempts: trace.attempts,
+    attemptSkips: trace.skips,
+    status,
+    servedBy,
+    durationMs: runtime.clock.now() - startedAtMs,
+  };
+  runtime.emitDecision(decision);
+}

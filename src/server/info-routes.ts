@@ -1,0 +1,120 @@
+// Read-only routes: model list, health, stats.
+import type { FastifyInstance } from "fastify";
+import { PRIORITY_AUTO } from "../router/plan-route.ts";
+import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+
+export const GATEWAY_VERSION = "0.1.0";
+
+export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
+  app.get("/ok", async () => ({ status: "ok" }));
+
+  const listModels = async () => {
+    const { catalog, config } = runtime.snapshot;
+    const created = Math.floor(runtime.startedAtMs / 1000);
+    const data = catalog.publicNames().map((entry) => ({
+      id: entry.name,
+      object: "model",
+      created,
+      owned_by: entry.providers.join(","),
+      kind: entry.kind,
+    }));
+    for (const name of Object.keys(config.metaModels))
+      data.push({ id: name, object: "model", created, owned_by: "llm-gateway", kind: "chat" });
+    data.push({ id: PRIORITY_AUTO, object: "model", created, owned_by: "llm-gateway", kind: "chat" });
+    return { object: "list", data };
+  };
+  app.get("/v1/models", listModels);
+  app.get("/models", listModels);
+
+  app.get("/health", async (_request, reply) => {
+    const health = describeHealth(runtime);
+    reply.code(health.status === "down" ? 503 : 200);
+    return health;
+  });
+
+  app.get("/stats", async () => describeStats(runtime));
+}
+
+export function describeHealth(runtime: GatewayRuntime) {
+  const { catalog, config, discovery } = runtime.snapshot;
+  const nowMs = runtime.clock.now();
+  const up: string[] = [];
+  const cooling: { name: string; until: string; reason: string }[] = [];
+  const failed: { name: string; reason: string }[] = [];
+  for (const provider of catalog.providers) {
+    const name = provider.settings.name;
+    const providerCooldown = runtime.availability.providerCooldown(name);
+    const deployments = catalog.byProvider(name) ?? [];
+    if (
+      providerCooldown !== undefined &&
+      (providerCooldown.cause === "invalid_key" || providerCooldown.cause === "credits_exhausted")
+    ) {
+      failed.push({ name, reason: providerCooldown.reason });
+      continue;
+    }
+    if (deployments.length === 0) {
+      failed.push({ name, reason: discovery.get(name)?.warning ?? "no models" });
+      continue;
+    }
+    let soonestMs: number | undefined;
+    let reason = "";
+    let isAnyAvailable = false;
+    for (const deployment of deployments) {
+      const availability = runtime.availability.peek(deployment.key, name);
+      if (availability.isAvailable) {
+        isAnyAvailable = true;
+        break;
+      }
+      if (soonestMs === undefined || availability.untilMs < soonestMs) {
+        soonestMs = availability.untilMs;
+        reason = availability.reason;
+      }
+    }
+    if (isAnyAvailable || soonestMs === undefined) up.push(name);
+    else cooling.push({ name, until: new Date(soonestMs).toISOString(), reason });
+  }
+  const status = up.length > 0 ? "ok" : cooling.length > 0 ? "degraded" : "down";
+  return {
+    status,
+    version: GATEWAY_VERSION,
+    uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
+    providers: { up, cooling, failed, skipped: config.skippedProviders },
+    models: catalog.deployments.length,
+  };
+}
+
+export function describeStats(runtime: GatewayRuntime) {
+  const { catalog } = runtime.snapshot;
+  const nowMs = runtime.clock.now();
+  const deployments = catalog.deployments.map((deployment) => {
+    const stats = runtime.stats.get(deployment.key);
+    const cooldown = runtime.availability.cooldownOf(deployment.key, deployment.provider.settings.name);
+    const calls = stats?.successes ?? 0;
+    return {
+      provider: deployment.provider.settings.name,
+      model: deployment.model.publicName,
+      upstream_id: deployment.model.id,
+      kind: deployment.kind,
+      score: runtime.scoreOf(deployment),
+      cooldown:
+        cooldown === undefined
+          ? null
+          : {
+              remaining_ms: cooldown.untilMs - nowMs,
+              cause: cooldown.cause,
+              source: cooldown.source,
+              reason: cooldown.reason,
+            },
+      circuit: runtime.availability.circuitState(deployment.key),
+      successes: calls,
+      failures: stats?.failures ?? 0,
+      tokens_in: stats?.tokensIn ?? 0,
+      tokens_out: stats?.tokensOut ?? 0,
+      latency_ms:
+        calls === 0 || stats === undefined
+          ? null
+          : { min: stats.latencyMinMs, mean: Math.round(stats.latencyTotalMs / calls), max: stats.latencyMaxMs },
+    };
+  });
+  return { object: "stats", deployments };
+}

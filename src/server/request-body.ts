@@ -1,0 +1,59 @@
+// Request body validation per endpoint. Only the fields the gateway itself reads are checked; every other field
+// (tools, response_format, stream_options, ...) passes through untouched, as the upstream may know it.
+import { z } from "zod";
+import { InvalidRequestError } from "../errors/gateway-error.ts";
+
+const modelField = z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty");
+const fallbackModels = z.array(z.string().min(1), { error: "`models` must be an array of model names" }).optional();
+const streamField = z.boolean({ error: "`stream` must be a boolean" }).optional();
+
+const message = z.looseObject({
+  role: z.string({ error: "each message needs a string `role`" }),
+});
+
+export const chatBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  messages: z
+    .array(message, { error: "`messages` is required and must be an array" })
+    .min(1, "`messages` must not be empty"),
+  stream: streamField,
+  max_tokens: z.number().int().positive().nullable().optional(),
+  max_completion_tokens: z.number().int().positive().nullable().optional(),
+  tools: z.array(z.unknown(), { error: "`tools` must be an array" }).optional(),
+  n: z.number().int().positive().nullable().optional(),
+});
+
+export const completionBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  prompt: z.union([z.string(), z.array(z.unknown())], { error: "`prompt` is required: a string or an array" }),
+  stream: streamField,
+  max_tokens: z.number().int().positive().nullable().optional(),
+});
+
+export const embeddingBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  input: z.union([z.string(), z.array(z.unknown())], { error: "`input` is required: a string or an array" }),
+});
+
+export type ChatBody = z.infer<typeof chatBodySchema>;
+
+/** Validates a parsed JSON body; the first problem becomes a 400 naming the offending field in `param`. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> & Record<string, unknown> {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new InvalidRequestError("The request body must be a JSON object.", { code: "invalid_body" });
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data as z.infer<T> & Record<string, unknown>;
+  const issue = result.error.issues[0];
+  const param = issue === undefined ? null : issue.path.filter((key) => typeof key !== "symbol").join(".");
+  const message = issue === undefined ? "Invalid request body." : describeIssue(issue, param ?? "");
+  throw new InvalidRequestError(message, { param: param === "" ? null : param, code: "invalid_value" });
+}
+
+function describeIssue(issue: z.core.$ZodIssue, param: string): string {
+  if (issue.message.startsWith("`") || issue.message.startsWith("each")) return issue.message;
+  return param === "" ? issue.message : `Invalid \`${param}\`: ${issue.message}`;
+}

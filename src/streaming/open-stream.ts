@@ -1,0 +1,140 @@
+// The part of a streamed attempt that happens before anything reaches the client: wait for the first content
+// event (bounded by `first_token_timeout_ms`), and treat an error event, an early end or silence as a failed
+// attempt, so the failover loop can try the next candidate. Only a stream that has produced content is
+// "opened" and handed to the relay.
+import type { Dispatcher } from "undici";
+import type { HeaderMap } from "../limits/header-map.ts";
+import { classifyErrorInSuccess, type Verdict } from "../upstream/classify-response.ts";
+import { classifyNetworkError } from "../upstream/upstream-request.ts";
+import { type SseEvent, SseParser } from "./sse-parser.ts";
+import { inspectEvent } from "./stream-event.ts";
+
+export interface OpenedStream {
+  readonly iterator: AsyncIterator<Uint8Array>;
+  readonly parser: SseParser;
+  /** Events parsed and not yet written to the client; the parser appends here. */
+  readonly pendingEvents: SseEvent[];
+  /** Aborts the upstream request (client gone, stall, duration cap). */
+  readonly controller: AbortController;
+  readonly streamIdleTimeoutMs: number;
+  readonly startedAtMs: number;
+}
+
+export type OpenStreamResult =
+  | { readonly ok: true; readonly stream: OpenedStream }
+  | {
+      readonly ok: false;
+      readonly failure: "first_token_timeout" | "timeout" | "cut" | "error_event" | "not_a_stream" | "client_aborted";
+      readonly reason: string;
+      readonly verdict?: Verdict;
+    };
+
+export interface OpenStreamInput {
+  readonly body: Dispatcher.ResponseData["body"];
+  readonly headers: HeaderMap;
+  readonly controller: AbortController;
+  readonly signal: AbortSignal;
+  readonly deadline: AbortSignal;
+  readonly clientSignal: AbortSignal;
+  readonly firstTokenTimeoutMs: number;
+  readonly streamIdleTimeoutMs: number;
+  nowMs(): number;
+}
+
+export async function openStream(input: OpenStreamInput): Promise<OpenStreamResult> {
+  const startedAtMs = input.nowMs();
+  const pendingEvents: SseEvent[] = [];
+  const parser = new SseParser((event) => pendingEvents.push(event));
+  const iterator = input.body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  let isFirstTokenLate = false;
+  const timer = setTimeout(() => {
+    isFirstTokenLate = true;
+    input.controller.abort();
+  }, input.firstTokenTimeoutMs);
+  const fail = (result: OpenStreamResult & { ok: false }): OpenStreamResult => {
+    input.controller.abort();
+    return result;
+  };
+  try {
+    const contentType = String(input.headers["content-type"] ?? "");
+    if (!contentType.includes("text/event-stream")) {
+      // Some providers answer a stream request with a JSON error (status 200) instead of SSE.
+      const text = await readRest(iterator);
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        return fail({
+          ok: false,
+          failure: "not_a_stream",
+          reason: `expected an event stream, got ${contentType || "no content type"}`,
+        });
+      }
+      const verdict = classifyErrorInSuccess(json, input.headers, input.nowMs());
+      if (verdict !== undefined)
+        return fail({ ok: false, failure: "error_event", reason: "error instead of a stream", verdict });
+      return fail({ ok: false, failure: "not_a_stream", reason: "the upstream answered JSON to a stream request" });
+    }
+    let scanned = 0;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) {
+        return fail({ ok: false, failure: "cut", reason: "the stream ended before any content" });
+      }
+      parser.push(next.value);
+      for (; scanned < pendingEvents.length; scanned++) {
+        const event = pendingEvents[scanned] as SseEvent;
+        const info = inspectEvent(event);
+        if (info.isError) {
+          const verdict = classifyErrorInSuccess(info.json, input.headers, input.nowMs());
+          const reason =
+            verdict !== undefined && "reason" in verdict ? verdict.reason : "error event before any content";
+          return fail(
+            verdict === undefined
+              ? { ok: false, failure: "error_event", reason }
+              : { ok: false, failure: "error_event", reason, verdict },
+          );
+        }
+        if (info.hasContent || info.isDone) {
+          return {
+            ok: true,
+            stream: {
+              iterator,
+              parser,
+              pendingEvents,
+              controller: input.controller,
+              streamIdleTimeoutMs: input.streamIdleTimeoutMs,
+              startedAtMs,
+            },
+          };
+        }
+      }
+    }
+  } catch (error) {
+    input.controller.abort();
+    if (input.clientSignal.aborted) return { ok: false, failure: "client_aborted", reason: "client disconnected" };
+    if (isFirstTokenLate) {
+      return {
+        ok: false,
+        failure: "first_token_timeout",
+        reason: `no content within first_token_timeout_ms (${input.firstTokenTimeoutMs} ms)`,
+      };
+    }
+    if (input.deadline.aborted) return { ok: false, failure: "timeout", reason: "the request's total time ran out" };
+    const network = classifyNetworkError(error);
+    return { ok: false, failure: network.kind === "timeout" ? "timeout" : "cut", reason: network.reason };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readRest(iterator: AsyncIterator<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) return text + decoder.decode();
+    text += decoder.decode(next.value, { stream: true });
+    if (text.length > 1_000_000) return text;
+  }
+}

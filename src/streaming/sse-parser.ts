@@ -1,0 +1,203 @@
+// Incremental Server-Sent Events parser (WHATWG "event stream interpretation") for upstream LLM streams.
+// It sits on the hot path and sees every upstream byte, hence the index-based scanning below.
+
+export interface SseEvent {
+  data: string;
+  /** The `event:` field; absent when the event had none (the spec then calls it "message"). */
+  event?: string;
+  /** The last event ID; like the spec's, it persists across events until another `id:` line changes it. */
+  id?: string;
+}
+
+export interface SseFinishResult {
+  /** Bytes of an event that was never dispatched were pending: the stream ended mid-event. */
+  hadPartialEvent: boolean;
+}
+
+const LINE_FEED = 10;
+const SPACE = 32;
+const COLON = 58;
+const BYTE_ORDER_MARK = 0xfeff;
+const LOWERCASE_A = 97;
+const LOWERCASE_D = 100;
+const LOWERCASE_T = 116;
+
+export class SseParser {
+  readonly #onEvent: (event: SseEvent) => void;
+  #decoder = new TextDecoder("utf-8");
+
+  // The unterminated last line, kept as pieces: a long line arriving in many small chunks is joined once when
+  // its line end arrives, instead of being re-concatenated (and re-scanned) on every chunk.
+  #pendingLineParts: string[] = [];
+  // A chunk ended in `\r`: if the next text starts with `\n`, that `\n` belongs to the same line end.
+  #isCarriageReturnPending = false;
+  #isStreamStart = true;
+
+  #data = "";
+  #hasData = false;
+  #eventType = "";
+  #lastEventId = "";
+  // Any field line (not a comment, not blank) was seen since the last blank line.
+  #hasPendingFields = false;
+
+  constructor(onEvent: (event: SseEvent) => void) {
+    this.#onEvent = onEvent;
+  }
+
+  /**
+   * Feeds the next chunk of the stream; complete events are passed to `onEvent` synchronously.
+   * Bytes are decoded as a UTF-8 stream (a character split across chunks is fine); strings are taken as decoded
+   * text. Do not interleave strings with byte chunks that end inside a multibyte character. If `onEvent` throws,
+   * the error propagates and the rest of this chunk is dropped.
+   */
+  push(chunk: Uint8Array | string): void {
+    if (typeof chunk === "string") {
+      // TextDecoder drops a leading byte order mark of byte input itself; do the same for text input.
+      if (this.#isStreamStart && chunk.charCodeAt(0) === BYTE_ORDER_MARK) chunk = chunk.slice(1);
+      this.#pushText(chunk);
+    } else {
+      this.#pushText(this.#decoder.decode(chunk, { stream: true }));
+    }
+  }
+
+  /**
+   * Ends the stream. Per the spec, an event not terminated by a blank line is discarded, not dispatched; the
+   * result says whether that happened (a truncated upstream stream). The parser is reset and may be reused.
+   */
+  finish(): SseFinishResult {
+    // Flushes an incomplete UTF-8 sequence as U+FFFD, which then counts as a pending partial line.
+    this.#pushText(this.#decoder.decode());
+    let hadPartialEvent = this.#hasPendingFields;
+    if (!hadPartialEvent && this.#pendingLineParts.length > 0) {
+      // An unterminated comment (`: keep-alive` without a newline) is not part of an event.
+      const firstPart = this.#pendingLineParts[0] ?? "";
+      hadPartialEvent = firstPart.charCodeAt(0) !== COLON;
+    }
+    this.#decoder = new TextDecoder("utf-8");
+    this.#pendingLineParts = [];
+    this.#isCarriageReturnPending = false;
+    this.#isStreamStart = true;
+    this.#data = "";
+    this.#hasData = false;
+    this.#eventType = "";
+    this.#lastEventId = "";
+    this.#hasPendingFields = false;
+    return { hadPartialEvent };
+  }
+
+  #pushText(text: string): void {
+    const length = text.length;
+    if (length === 0) return;
+    this.#isStreamStart = false;
+
+    let lineStart = 0;
+    if (this.#isCarriageReturnPending) {
+      this.#isCarriageReturnPending = false;
+      if (text.charCodeAt(0) === LINE_FEED) lineStart = 1;
+    }
+
+    // Next `\n` and `\r` positions, each searched natively and only again once passed: linear in the text.
+    let nextLineFeed = text.indexOf("\n", lineStart);
+    let nextCarriageReturn = text.indexOf("\r", lineStart);
+
+    while (nextLineFeed !== -1 || nextCarriageReturn !== -1) {
+      let lineEnd: number;
+      let nextLineStart: number;
+      if (nextCarriageReturn === -1 || (nextLineFeed !== -1 && nextLineFeed < nextCarriageReturn)) {
+        lineEnd = nextLineFeed;
+        nextLineStart = lineEnd + 1;
+      } else {
+        lineEnd = nextCarriageReturn;
+        nextLineStart = lineEnd + 1;
+        if (nextLineStart === length) this.#isCarriageReturnPending = true;
+        else if (text.charCodeAt(nextLineStart) === LINE_FEED) nextLineStart++;
+      }
+
+      if (this.#pendingLineParts.length > 0) {
+        this.#pendingLineParts.push(text.slice(lineStart, lineEnd));
+        const line = this.#pendingLineParts.join("");
+        this.#pendingLineParts.length = 0;
+        this.#processLine(line, 0, line.length);
+      } else {
+        this.#processLine(text, lineStart, lineEnd);
+      }
+
+      lineStart = nextLineStart;
+      if (nextLineFeed !== -1 && nextLineFeed < lineStart) nextLineFeed = text.indexOf("\n", lineStart);
+      if (nextCarriageReturn !== -1 && nextCarriageReturn < lineStart) {
+        nextCarriageReturn = text.indexOf("\r", lineStart);
+      }
+    }
+
+    if (lineStart < length) this.#pendingLineParts.push(lineStart === 0 ? text : text.slice(lineStart));
+  }
+
+  /** Interprets `text[start, end)`, one line without its line end. */
+  #processLine(text: string, start: number, end: number): void {
+    if (start === end) {
+      this.#dispatch();
+      return;
+    }
+    if (text.charCodeAt(start) === COLON) return;
+    this.#hasPendingFields = true;
+
+    // Fast path for nearly every upstream line, `data: ...`. The character at `end` is a line end (or past the
+    // text), never a colon or a space, so these reads cannot match beyond the line.
+    if (
+      text.charCodeAt(start + 4) === COLON &&
+      text.charCodeAt(start) === LOWERCASE_D &&
+      text.charCodeAt(start + 1) === LOWERCASE_A &&
+      text.charCodeAt(start + 2) === LOWERCASE_T &&
+      text.charCodeAt(start + 3) === LOWERCASE_A
+    ) {
+      this.#appendData(text.slice(text.charCodeAt(start + 5) === SPACE ? start + 6 : start + 5, end));
+      return;
+    }
+
+    // Field names are short, so this loop stops early on every real line.
+    let nameEnd = start;
+    while (nameEnd < end && text.charCodeAt(nameEnd) !== COLON) nameEnd++;
+    let valueStart = nameEnd;
+    if (nameEnd < end) {
+      valueStart = nameEnd + 1;
+      if (valueStart < end && text.charCodeAt(valueStart) === SPACE) valueStart++;
+    }
+    const nameLength = nameEnd - start;
+
+    if (nameLength === 4 && text.startsWith("data", start)) {
+      this.#appendData(text.slice(valueStart, end));
+    } else if (nameLength === 5 && text.startsWith("event", start)) {
+      this.#eventType = text.slice(valueStart, end);
+    } else if (nameLength === 2 && text.startsWith("id", start)) {
+      const value = text.slice(valueStart, end);
+      // The spec ignores IDs containing NULL.
+      if (!value.includes("\u0000")) this.#lastEventId = value;
+    }
+    // `retry` and unknown fields are ignored: the gateway never reconnects an upstream stream by itself.
+  }
+
+  #appendData(value: string): void {
+    if (this.#hasData) {
+      this.#data += `\n${value}`;
+    } else {
+      this.#data = value;
+      this.#hasData = true;
+    }
+  }
+
+  #dispatch(): void {
+    this.#hasPendingFields = false;
+    if (!this.#hasData) {
+      this.#eventType = "";
+      return;
+    }
+    const event: SseEvent = { data: this.#data };
+    if (this.#eventType !== "") event.event = this.#eventType;
+    if (this.#lastEventId !== "") event.id = this.#lastEventId;
+    this.#data = "";
+    this.#hasData = false;
+    this.#eventType = "";
+    // Called last, so the parser is consistent even if the callback throws.
+    this.#onEvent(event);
+  }
+}

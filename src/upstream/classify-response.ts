@@ -1,0 +1,128 @@
+// What an upstream answer means for failover. Pure: status, headers and body text in, a verdict out.
+import { classifyRateLimit, type RateLimitKind } from "../limits/classify-429.ts";
+import type { HeaderMap } from "../limits/header-map.ts";
+import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
+
+export type Verdict =
+  | { readonly kind: "success" }
+  /** 429 and friends: cool this candidate down, try the next. */
+  | {
+      readonly kind: "rate_limited";
+      readonly limitKind: RateLimitKind;
+      readonly hint: RetryHint | undefined;
+      readonly reason: string;
+    }
+  /** 401/403: the provider's key is bad. */
+  | { readonly kind: "invalid_key"; readonly reason: string }
+  /** The prompt does not fit this model: try one with a larger context. */
+  | { readonly kind: "context_length"; readonly reason: string; readonly error: UpstreamErrorFields }
+  /** 408, 5xx, an error inside a 200: retry or fail over. */
+  | { readonly kind: "transient"; readonly reason: string }
+  /** 400/404/422 and other 4xx: the request itself is wrong; return it to the client as is. */
+  | { readonly kind: "rejected"; readonly status: number; readonly error: UpstreamErrorFields };
+
+export interface UpstreamErrorFields {
+  readonly message: string;
+  readonly type?: string;
+  readonly code?: string;
+  readonly param?: string;
+}
+
+// Wording seen from OpenAI, Groq, Mistral, Together, vLLM, OpenRouter and Google for prompts that do not fit.
+const CONTEXT_LENGTH =
+  /context[_ ]length|context window|maximum context|reduce the length|prompt is too long|input is too long|too many (?:input )?tokens|exceeds? (?:the )?(?:model'?s? )?(?:maximum|max)|input token count|longer than the model/i;
+
+const MAX_REASON_CHARS = 300;
+
+export function classifyResponse(status: number, headers: HeaderMap, bodyText: string, nowMs: number): Verdict {
+  if (status >= 200 && status < 300) return { kind: "success" };
+  if (status === 429 || status === 402 || status === 529) {
+    const classification = classifyRateLimit({ status, headers, bodyText });
+    return {
+      kind: "rate_limited",
+      limitKind: classification.kind,
+      hint: retryHintFromResponse({ status, headers, bodyText, nowMs }),
+      reason: classification.reason,
+    };
+  }
+  if (status === 401 || status === 403) {
+    return { kind: "invalid_key", reason: `HTTP ${status}: ${summarise(readUpstreamError(bodyText, status).message)}` };
+  }
+  if (status === 408 || status >= 500) {
+    if (status === 503) {
+      // 503 "overloaded" answers carry retry-after more often than not; honour it as a capacity skip.
+      const hint = retryHintFromResponse({ status, headers, bodyText, nowMs });
+      if (hint !== undefined) {
+        return { kind: "rate_limited", limitKind: "capacity", hint, reason: "HTTP 503 with retry-after (overloaded)" };
+      }
+    }
+    return { kind: "transient", reason: `HTTP ${status}: ${summarise(readUpstreamError(bodyText, status).message)}` };
+  }
+  const error = readUpstreamError(bodyText, status);
+  if ((status === 400 || status === 413 || status === 422) && isContextLengthError(error)) {
+    return { kind: "context_length", reason: `HTTP ${status}: ${summarise(error.message)}`, error };
+  }
+  return { kind: "rejected", status, error };
+}
+
+/**
+ * Some providers answer HTTP 200 with an error object instead of a completion (OpenRouter mid-routing
+ * failures, Gemini's list-wrapped errors). Returns the verdict for such a body, or undefined for a real answer.
+ */
+export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs: number): Verdict | undefined {
+  const root = Array.isArray(json) ? json[0] : json;
+  if (!isRecord(root) || root.error === undefined || root.error === null) return undefined;
+  if (Array.isArray(root.choices) || Array.isArray(root.data)) return undefined;
+  const error = isRecord(root.error) ? root.error : { message: String(root.error) };
+  const code = Number(error.code ?? error.status);
+  const bodyText = JSON.stringify(root);
+  if (code === 429 || code === 402) return classifyResponse(code, headers, bodyText, nowMs);
+  if (code === 401 || code === 403) return classifyResponse(code, headers, bodyText, nowMs);
+  const fields = readUpstreamError(bodyText, 200);
+  if (isContextLengthError(fields))
+    return { kind: "context_length", reason: `error in a 200 answer: ${summarise(fields.message)}`, error: fields };
+  return { kind: "transient", reason: `error in a 200 answer: ${summarise(fields.message)}` };
+}
+
+export function isContextLengthError(error: UpstreamErrorFields): boolean {
+  return error.code === "context_length_exceeded" || CONTEXT_LENGTH.test(error.message);
+}
+
+/** The upstream's error as OpenAI fields, from whatever shape it used (or its raw text). */
+export function readUpstreamError(bodyText: string, status: number): UpstreamErrorFields {
+  let json: unknown;
+  try {
+    json = JSON.parse(bodyText);
+  } catch {
+    const text = bodyText.trim();
+    return { message: text === "" || text.startsWith("<") ? `upstream answered HTTP ${status}` : summarise(text) };
+  }
+  const root = Array.isArray(json) ? json[0] : json;
+  if (!isRecord(root)) return { message: `upstream answered HTTP ${status}` };
+  const error = isRecord(root.error) ? root.error : root;
+  const message =
+    typeof error.message === "string"
+      ? error.message
+      : typeof root.error === "string"
+        ? root.error
+        : typeof root.detail === "string"
+          ? root.detail
+          : `upstream answered HTTP ${status}`;
+  const fields: { message: string; type?: string; code?: string; param?: string } = {
+    message: summarise(message, 2000),
+  };
+  if (typeof error.type === "string") fields.type = error.type;
+  if (typeof error.code === "string") fields.code = error.code;
+  else if (typeof error.code === "number") fields.code = String(error.code);
+  if (typeof error.param === "string") fields.param = error.param;
+  return fields;
+}
+
+function summarise(text: string, maxChars = MAX_REASON_CHARS): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > maxChars ? `${flat.slice(0, maxChars - 1)}…` : flat;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}

@@ -1,0 +1,78 @@
+// Building and sending one upstream HTTP request with undici. Kept apart from the failover loop so that the
+// loop reads as policy, not plumbing.
+import type { Dispatcher } from "undici";
+import type { Deployment } from "../providers/catalog.ts";
+
+export interface UpstreamCall {
+  readonly deployment: Deployment;
+  /** Endpoint path below the provider's base URL, e.g. `/chat/completions`. */
+  readonly endpointPath: string;
+  readonly payload: string;
+  readonly isStream: boolean;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly signal: AbortSignal;
+  /** Which of the provider's keys to use. */
+  readonly keyIndex: number;
+}
+
+export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
+  const { provider } = call.deployment;
+  const settings = provider.settings;
+  const key = settings.apiKeys[call.keyIndex % settings.apiKeys.length] ?? "";
+  const headers: Record<string, string> = {
+    ...settings.headers,
+    "content-type": "application/json",
+    accept: call.isStream ? "text/event-stream" : "application/json",
+    authorization: `Bearer ${key}`,
+  };
+  return dispatcher.request({
+    origin: provider.origin,
+    path: provider.basePath + call.endpointPath,
+    method: "POST",
+    headers,
+    body: call.payload,
+    signal: call.signal,
+    headersTimeout: call.headersTimeoutMs,
+    bodyTimeout: call.bodyTimeoutMs,
+  });
+}
+
+/** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */
+export function buildPayload(body: Readonly<Record<string, unknown>>, upstreamModelId: string): string {
+  const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
+  rest.model = upstreamModelId;
+  return JSON.stringify(rest);
+}
+
+export type NetworkFailure = "timeout" | "network_error" | "aborted";
+
+/** Maps undici/socket errors to what failover needs to know. */
+export function classifyNetworkError(error: unknown): { kind: NetworkFailure; reason: string } {
+  const code = (error as { code?: unknown } | null)?.code;
+  const name = (error as { name?: unknown } | null)?.name;
+  switch (code) {
+    case "UND_ERR_HEADERS_TIMEOUT":
+      return { kind: "timeout", reason: "no response headers within timeout_ms" };
+    case "UND_ERR_BODY_TIMEOUT":
+      return { kind: "timeout", reason: "the response body went silent" };
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return { kind: "timeout", reason: "connect timeout" };
+    case "ECONNREFUSED":
+      return { kind: "network_error", reason: "connection refused" };
+    case "ECONNRESET":
+    case "UND_ERR_SOCKET":
+    case "EPIPE":
+    case "UND_ERR_CLOSED":
+      return { kind: "network_error", reason: "connection reset by the upstream" };
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return { kind: "network_error", reason: "host name not found" };
+    default:
+      break;
+  }
+  if (name === "AbortError" || code === "UND_ERR_ABORTED" || code === "ABORT_ERR")
+    return { kind: "aborted", reason: "aborted" };
+  const message = error instanceof Error ? error.message : String(error);
+  return { kind: "network_error", reason: message.slice(0, 200) };
+}

@@ -1,0 +1,38 @@
+// Starts the real gateway (same code path as `serve`) on a free loopback port, from a YAML config text, for
+// e2e tests. Every test starts its own and closes it.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Clock } from "../../src/clock.ts";
+import type { Env } from "../../src/config/env.ts";
+import { loadConfigFile } from "../../src/config/load.ts";
+import { type RunningGateway, startGateway } from "../../src/cli/start-gateway.ts";
+
+export interface TestGateway extends RunningGateway {
+  /** `http://127.0.0.1:PORT/v1`, for SDK clients. */
+  readonly baseUrl: string;
+  readonly warnings: readonly string[];
+  readonly configPath: string;
+}
+
+export interface TestGatewayOptions {
+  readonly env?: Env;
+  readonly clock?: Clock;
+  /** Log level; default silent. */
+  readonly logLevel?: string;
+}
+
+/** Writes `yamlText` to a temp file (with a private discovery cache dir unless one is set) and starts the gateway. */
+export async function startTestGateway(yamlText: string, options: TestGatewayOptions = {}): Promise<TestGateway> {
+  const dir = mkdtempSync(join(tmpdir(), "llm-gateway-test-"));
+  const configPath = join(dir, "meta-providers.yaml");
+  let text = yamlText;
+  if (!/^server:/m.test(text)) text = `server:\n  port: 0\n  host: 127.0.0.1\n${text}`;
+  if (!/^discovery:/m.test(text)) text = `${text}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(dir, "cache"))}\n`;
+  writeFileSync(configPath, text);
+  const env: Env = options.env ?? {};
+  const { config, warnings } = loadConfigFile(configPath, { env: { ...env } });
+  const logger = { level: options.logLevel ?? "silent" };
+  const gateway = await startGateway(config, options.clock === undefined ? { logger } : { logger, clock: options.clock });
+  return { ...gateway, baseUrl: `${gateway.url}/v1`, warnings, configPath };
+}
