@@ -23,6 +23,8 @@ export const PROVIDER_DEFAULTS = {
   /** extra attempts on the same candidate for transient errors (5xx, connection reset). */
   retries: 1,
   rateLimitDialect: "generic",
+  injectStreamUsage: true,
+  countMaxTokens: true,
 } as const;
 
 export const ROUTING_DEFAULTS = {
@@ -39,6 +41,15 @@ export const ROUTING_DEFAULTS = {
   strategy: "best",
   /** ms to queue when every candidate is unavailable; 0 answers 429 at once. */
   queueTimeoutMs: 0,
+  /** Requests allowed to wait in that queue at once; beyond it, 429 at once. */
+  maxQueued: 100,
+} as const;
+
+export const STATE_DEFAULTS = {
+  path: "data/state.db",
+  redisKeyPrefix: "llm-gateway:",
+  /** ms between batched writes to the embedded store: a crash loses at most this much accounting. */
+  flushIntervalMs: 1_000,
 } as const;
 
 export const COOLDOWN_DEFAULTS = {

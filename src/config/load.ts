@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { type Document, isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
+import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "../limits/day-window.ts";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
 import {
   COOLDOWN_DEFAULTS,
@@ -10,6 +11,7 @@ import {
   PROVIDER_DEFAULTS,
   ROUTING_DEFAULTS,
   SERVER_DEFAULTS,
+  STATE_DEFAULTS,
 } from "./defaults.ts";
 import { type Env, interpolate } from "./env.ts";
 import { configSchema, type RawConfig, type RawModel, type RawProvider } from "./schema.ts";
@@ -98,6 +100,19 @@ export function buildConfig(
       return;
     }
     names.set(name, index);
+    let dayReset: DayReset = UTC_MIDNIGHT;
+    if (rawProvider.day_reset !== undefined) {
+      try {
+        dayReset = parseDayReset(rawProvider.day_reset);
+      } catch (error) {
+        issues.push({
+          location: locate(["providers", index, "day_reset"]),
+          path: `providers.${index}.day_reset`,
+          message: (error as Error).message,
+        });
+        return;
+      }
+    }
     if (rawProvider.enabled === false) {
       skippedProviders.push({ name, reason: "disabled in config" });
       return;
@@ -112,7 +127,7 @@ export function buildConfig(
       warnings.push(`provider "${name}" skipped: ${reason}`);
       return;
     }
-    providers.push(resolveProvider(name, rawProvider, keys));
+    providers.push(resolveProvider(name, rawProvider, keys, dayReset));
   });
 
   const metaModels: Record<string, MetaModel> = {};
@@ -162,6 +177,7 @@ export function buildConfig(
       waitScoreRatio: routing.wait_score_ratio ?? ROUTING_DEFAULTS.waitScoreRatio,
       strategy: routing.strategy ?? ROUTING_DEFAULTS.strategy,
       queueTimeoutMs: routing.queue_timeout_ms ?? ROUTING_DEFAULTS.queueTimeoutMs,
+      maxQueued: routing.max_queued ?? ROUTING_DEFAULTS.maxQueued,
     },
     cooldowns: {
       rateLimitBaseMs: cooldowns.rate_limit_base_ms ?? COOLDOWN_DEFAULTS.rateLimitBaseMs,
@@ -177,7 +193,12 @@ export function buildConfig(
       timeoutMs: discovery.timeout_ms ?? DISCOVERY_DEFAULTS.timeoutMs,
     },
     scoring: raw.scoring ?? {},
-    state: raw.state ?? {},
+    state: {
+      path: raw.state?.path ?? STATE_DEFAULTS.path,
+      redisUrl: raw.state?.redis_url,
+      redisKeyPrefix: raw.state?.redis_key_prefix ?? STATE_DEFAULTS.redisKeyPrefix,
+      flushIntervalMs: raw.state?.flush_interval_ms ?? STATE_DEFAULTS.flushIntervalMs,
+    },
   };
   return { config: deepFreeze(config), warnings };
 }
@@ -202,7 +223,7 @@ function resolveKeys(provider: RawProvider, env: Env): { keys: string[]; missing
   return { keys, missing };
 }
 
-function resolveProvider(name: string, raw: RawProvider, apiKeys: string[]): ProviderSettings {
+function resolveProvider(name: string, raw: RawProvider, apiKeys: string[], dayReset: DayReset): ProviderSettings {
   const baseUrl = stripTrailingSlash(raw.base_url ?? "");
   return {
     name,
@@ -221,7 +242,9 @@ function resolveProvider(name: string, raw: RawProvider, apiKeys: string[]): Pro
         : Object.entries(raw.models).map(([publicName, model]) => resolveModel(publicName, model ?? {})),
     rateLimitDialect: raw.rate_limit_dialect ?? PROVIDER_DEFAULTS.rateLimitDialect,
     limits: raw.limits,
-    dayReset: raw.day_reset,
+    dayReset,
+    injectStreamUsage: raw.inject_stream_usage ?? PROVIDER_DEFAULTS.injectStreamUsage,
+    countMaxTokens: raw.count_max_tokens ?? PROVIDER_DEFAULTS.countMaxTokens,
   };
 }
 

@@ -63,6 +63,8 @@ export const providerSchema = z.strictObject({
   rate_limit_dialect: z.string().min(1).optional(),
   limits: limitsSchema.optional(),
   day_reset: z.string().optional(),
+  inject_stream_usage: z.boolean().optional(),
+  count_max_tokens: z.boolean().optional(),
 });
 
 const metaModelFilterSchema = z.strictObject({
@@ -100,6 +102,7 @@ export const configSchema = z.strictObject({
       wait_score_ratio: z.number().min(0).max(1).optional(),
       strategy: z.enum(["best", "spread"]).optional(),
       queue_timeout_ms: nonNegativeInt.optional(),
+      max_queued: nonNegativeInt.optional(),
     })
     .optional(),
   cooldowns: z
@@ -120,7 +123,17 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   scoring: z.record(z.string(), z.unknown()).optional(),
-  state: z.record(z.string(), z.unknown()).optional(),
+  state: z
+    .strictObject({
+      path: z.string().min(1).optional(),
+      redis_url: z
+        .string()
+        .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
+        .optional(),
+      redis_key_prefix: z.string().optional(),
+      flush_interval_ms: positiveInt.optional(),
+    })
+    .optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

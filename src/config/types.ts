@@ -1,5 +1,6 @@
 // The resolved, frozen config the rest of the gateway reads. Every default is applied here, so no other
 // module needs to know a default value.
+import type { DayReset } from "../limits/day-window.ts";
 import type { Limits, MetaModelFilter } from "./schema.ts";
 
 export type ModelKind = "chat" | "embedding" | "audio" | "image" | "rerank" | "moderation";
@@ -39,7 +40,12 @@ export interface ProviderSettings {
   readonly models: readonly ModelSettings[] | undefined;
   readonly rateLimitDialect: string;
   readonly limits: Limits | undefined;
-  readonly dayReset: string | undefined;
+  /** When daily/monthly windows reset; default 00:00 UTC. */
+  readonly dayReset: DayReset;
+  /** Ask the upstream for a usage chunk on streams (stripped again when the client did not ask for it). */
+  readonly injectStreamUsage: boolean;
+  /** Charge the requested max_tokens against token budgets up front (most providers reserve it). */
+  readonly countMaxTokens: boolean;
 }
 
 export type MetaModel =
@@ -64,6 +70,7 @@ export interface RoutingSettings {
   readonly waitScoreRatio: number;
   readonly strategy: "best" | "spread";
   readonly queueTimeoutMs: number;
+  readonly maxQueued: number;
 }
 
 export interface CooldownSettings {
@@ -93,5 +100,15 @@ export interface GatewayConfig {
   readonly cooldowns: CooldownSettings;
   readonly discovery: DiscoverySettings;
   readonly scoring: Readonly<Record<string, unknown>>;
-  readonly state: Readonly<Record<string, unknown>>;
+  readonly state: StateSettings;
+}
+
+export interface StateSettings {
+  /** Embedded store file (node:sqlite); "" or ":memory:" keeps state in memory only. */
+  readonly path: string;
+  /** When set, budgets and cooldowns are shared with other gateway processes through Redis. */
+  readonly redisUrl: string | undefined;
+  readonly redisKeyPrefix: string;
+  /** ms between batched writes of dirty state to the embedded store. */
+  readonly flushIntervalMs: number;
 }

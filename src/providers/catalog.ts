@@ -33,14 +33,18 @@ export class Catalog {
   readonly deployments: readonly Deployment[];
   readonly providers: readonly ProviderRuntime[];
   readonly #byName: Map<string, Deployment[]>;
+  readonly #byExactName: Map<string, Deployment[]>;
   readonly #byProvider: Map<string, Deployment[]>;
 
   constructor(providers: readonly ProviderRuntime[], deployments: readonly Deployment[]) {
     this.providers = providers;
     this.deployments = deployments;
     this.#byName = new Map();
+    this.#byExactName = new Map();
     this.#byProvider = new Map();
     for (const deployment of deployments) {
+      for (const name of new Set([deployment.model.publicName.toLowerCase(), deployment.model.id.toLowerCase()]))
+        pushTo(this.#byExactName, name, deployment);
       const names = new Set([
         deployment.model.publicName.toLowerCase(),
         deployment.model.id.toLowerCase(),
@@ -55,6 +59,14 @@ export class Catalog {
   /** Deployments a (case-insensitive) model name addresses: public name, upstream id or normalised name. */
   byName(name: string): readonly Deployment[] | undefined {
     return this.#byName.get(name.toLowerCase()) ?? this.#byName.get(normaliseModelName(name));
+  }
+
+  /**
+   * Deployments whose public name or upstream id is exactly `name` (case-insensitive), without normalisation:
+   * `beta/shared-model` must not reach every provider's `shared-model` through its normalised form.
+   */
+  byExactName(name: string): readonly Deployment[] | undefined {
+    return this.#byExactName.get(name.toLowerCase());
   }
 
   byProvider(providerName: string): readonly Deployment[] | undefined {

@@ -50,8 +50,9 @@ export function normaliseModelName(upstreamId: string): string {
     // Fireworks writes versions as `v3p1`, `qwen2p5`.
     .replace(/(?<=[a-z])(\d+)p(\d+)(?=-|$)/g, "$1.$2")
     .replace(/^llama-v(?=\d)/, "llama-")
-    // GitHub Models and LMArena prefix the vendor: `Meta-Llama-3.1-405B-Instruct`.
-    .replace(/^meta-llama-(?=\d)/, "llama-")
+    // GitHub Models, Cerebras and LMArena write the vendor in front: `Meta-Llama-3.1-405B-Instruct`,
+    // `Cohere-command-r-plus-08-2024`, `AI21-Jamba-1.5-Large`, `zai-glm-4.6`, `Nvidia-Llama-3.3-Nemotron-...`.
+    .replace(/^(?:ai21|amazon|cohere|ibm|meta|microsoft|mistralai|nvidia|zai)-(?=[a-z])/, "")
     // Mistral's API names its open-weights models `open-mistral-nemo`, `open-mixtral-8x22b`.
     .replace(/^open-(?=mi[sx]tral|codestral)/, "")
     // A family name glued to its version gets a separator: `llama3.3` -> `llama-3.3`, `qwen3` -> `qwen-3`.

@@ -21,6 +21,10 @@ export interface RouteRequest {
   readonly needsTools?: boolean;
   readonly needsVision?: boolean;
   readonly needsJsonSchema?: boolean;
+  /** Tokens this request charges against token budgets (prompt estimate plus reserved output). */
+  readonly budgetTokens?: number;
+  /** The requested output tokens included in budgetTokens (providers that do not reserve them get it back). */
+  readonly maxOutputTokens?: number;
 }
 
 export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget";
@@ -61,8 +65,8 @@ export interface RouterContext {
   score(deployment: Deployment): number;
   /** Side-effect free availability check. */
   availability(deployment: Deployment): Availability;
-  /** Extra pre-send checks (budgets); returns a reason to skip, or undefined. */
-  budgetCheck?(deployment: Deployment): string | undefined;
+  /** Budget pre-check; returns why and until when the deployment is over budget, or undefined. */
+  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number } | undefined;
   /** Uniform [0,1) random source for the `spread` strategy; injected so tests are deterministic. */
   random?(): number;
 }
@@ -144,7 +148,9 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       }
       const overBudget = context.budgetCheck?.(deployment);
       if (overBudget !== undefined) {
-        skipped.push({ deployment, cause: "budget", reason: overBudget, score });
+        skipped.push({ deployment, cause: "budget", reason: overBudget.reason, score, untilMs: overBudget.untilMs });
+        if (Number.isFinite(overBudget.untilMs))
+          cooling.push({ deployment, score, group: groupIndex, untilMs: overBudget.untilMs });
         continue;
       }
       ready.push({ deployment, score, group: groupIndex });
@@ -229,9 +235,11 @@ function resolveName(name: string, context: RouterContext, depth: number): reado
     }
     return union.length === 0 ? undefined : union;
   }
-  const direct = catalog.byName(name);
-  if (direct !== undefined) return direct;
-  // `provider/public-name` pins one provider. Upstream ids often contain '/' too; those matched above.
+  const exact = catalog.byExactName(name);
+  if (exact !== undefined) return exact;
+  // `provider/public-name` pins one provider. Upstream ids often contain '/' too; those matched above. The pin
+  // comes before the normalised lookup, which drops everything up to the last '/' and so would match the
+  // public name on every provider.
   const slash = name.indexOf("/");
   if (slash > 0) {
     const providerName = name.slice(0, slash).toLowerCase();
@@ -239,7 +247,7 @@ function resolveName(name: string, context: RouterContext, depth: number): reado
     const pinned = inner?.filter((deployment) => deployment.provider.settings.name.toLowerCase() === providerName);
     if (pinned !== undefined && pinned.length > 0) return pinned;
   }
-  return undefined;
+  return catalog.byName(name);
 }
 
 function matchesFilter(deployment: Deployment, filter: MetaModelFilter, context: RouterContext): boolean {

@@ -5,6 +5,7 @@ import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
+import { BudgetBook, type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
 import { StatsBook } from "../observability/stats.ts";
 import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
@@ -18,6 +19,8 @@ export interface GatewaySnapshot {
   readonly catalog: Catalog;
   /** Static score per deployment index (priority, leaderboard, size, context, adjustments). */
   readonly staticScores: Float64Array;
+  /** Budget scopes per deployment index: [provider pool (if it has limits), the deployment itself]. */
+  readonly budgetScopes: readonly (readonly BudgetScope[])[];
   /** Discovery warnings and per-provider discovery source, for /health. */
   readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
 }
@@ -52,6 +55,7 @@ export class GatewayRuntime {
   readonly dispatcher: Dispatcher;
   readonly availability: AvailabilityBook;
   readonly stats: StatsBook;
+  readonly budgets: BudgetBook;
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   readonly #decisionListeners: ((decision: RouteDecision) => void)[] = [];
@@ -68,6 +72,7 @@ export class GatewayRuntime {
     this.#ownsDispatcher = ownsDispatcher;
     this.availability = new AvailabilityBook(this.clock, snapshot.config.cooldowns);
     this.stats = new StatsBook();
+    this.budgets = new BudgetBook();
     this.startedAtMs = this.clock.now();
     this.#snapshot = snapshot;
   }
@@ -108,7 +113,17 @@ export class GatewayRuntime {
       nowMs,
       score: (deployment) => this.scoreOf(deployment, snapshot),
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
+      budgetCheck: (deployment) => {
+        const settings = deployment.provider.settings;
+        const tokens = (request.budgetTokens ?? 0) - (settings.countMaxTokens ? 0 : (request.maxOutputTokens ?? 0));
+        const verdict = this.budgets.check(this.scopesOf(deployment, snapshot), { tokens: Math.max(0, tokens) }, nowMs);
+        return verdict.isAllowed ? undefined : { reason: verdict.reason, untilMs: verdict.retryAtMs };
+      },
     });
+  }
+
+  scopesOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): readonly BudgetScope[] {
+    return snapshot.budgetScopes[deployment.index] ?? [];
   }
 
   forward(
@@ -121,6 +136,8 @@ export class GatewayRuntime {
       clock: this.clock,
       availability: this.availability,
       stats: this.stats,
+      budgets: this.budgets,
+      scopesOf: (deployment) => this.scopesOf(deployment, snapshot),
       routing: snapshot.config.routing,
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
     });
@@ -189,5 +206,36 @@ async function buildSnapshot(
       }),
   );
   const catalog = buildCatalog(config.providers, discovered);
-  return { config, catalog, staticScores: computeStaticScores(catalog, config), discovery };
+  return {
+    config,
+    catalog,
+    staticScores: computeStaticScores(catalog, config),
+    budgetScopes: buildBudgetScopes(catalog),
+    discovery,
+  };
+}
+
+function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
+  const providerScopes = new Map<string, BudgetScope | undefined>();
+  for (const runtime of catalog.providers) {
+    const settings = runtime.settings;
+    const { rules, concurrency } = rulesFromLimits(settings.limits);
+    providerScopes.set(
+      settings.name,
+      rules.length === 0 && concurrency === undefined
+        ? undefined
+        : { id: `provider:${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
+    );
+  }
+  return catalog.deployments.map((deployment) => {
+    const { rules, concurrency } = rulesFromLimits(deployment.model.limits);
+    const own: BudgetScope = {
+      id: `deployment:${deployment.key}`,
+      rules,
+      concurrency,
+      dayReset: deployment.provider.settings.dayReset,
+    };
+    const pool = providerScopes.get(deployment.provider.settings.name);
+    return pool === undefined ? [own] : [pool, own];
+  });
 }

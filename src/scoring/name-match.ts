@@ -8,9 +8,10 @@ export interface ParsedName {
   readonly exactKey: string;
   /** The same tokens sorted, so `claude-4-sonnet` and `claude-sonnet-4` agree. */
   readonly tokenKey: string;
-  /** Sorted tokens without dates and soft tokens: what the snapshots of one model share. Sizes stay. */
+  /** Sorted tokens without snapshot and soft tokens: what the snapshots of one model share. Sizes stay. */
   readonly familyKey: string;
-  readonly dates: string;
+  /** Tokens naming one snapshot: dates (`20240806`, `0125`, `2507`), revisions (`001`), patch versions (`v0.3`). */
+  readonly snapshot: string;
   readonly soft: string;
   /** The name carried a reasoning-effort or thinking-budget qualifier (`(high)`, `-thinking-32k`, `-xhigh`). */
   readonly isQualified: boolean;
@@ -24,18 +25,8 @@ export interface ParseNameOptions {
   readonly hasSettingSuffixes?: boolean;
 }
 
-/** Tokens that say nothing about which weights answer: `-chat`, `-api`, a vendor written in front. */
+/** Tokens that say nothing about which weights answer: `-chat`, `-api`, `-hf`. */
 const NOISE_TOKENS = new Set(["instruct", "chat", "it", "api", "hf"]);
-const LEADING_VENDOR_TOKENS = new Set([
-  "meta",
-  "cohere",
-  "microsoft",
-  "mistralai",
-  "nvidia",
-  "amazon",
-  "ibm",
-  "google",
-]);
 /** Tokens that mark a pre-release or an alias of the same model: relaxed at the family level only. */
 const SOFT_WORDS = new Set(["preview", "exp", "experimental", "latest", "beta"]);
 const EFFORT_SUFFIXES = new Set(["high", "low", "xhigh", "minimal", "highthinking", "effort"]);
@@ -67,22 +58,21 @@ export function parseModelName(name: string, options: ParseNameOptions = {}): Pa
     .replace(/(?<=^|-)(\d{2})-(\d{2})(?=-|$)/g, "$1$2");
 
   const tokens = merged.split("-").filter((token) => token.length > 0 && !NOISE_TOKENS.has(token));
-  while (tokens.length > 1 && LEADING_VENDOR_TOKENS.has(tokens[0] ?? "")) tokens.shift();
   if (stripSettingSuffixes(tokens, options.hasSettingSuffixes === true)) isQualified = true;
 
-  const dates: string[] = [];
+  const snapshot: string[] = [];
   const soft: string[] = [];
   const family: string[] = [];
   for (const token of tokens) {
-    if (isContextToken(token) || SOFT_WORDS.has(token) || /^v0\.\d+$/.test(token)) soft.push(token);
-    else if (isDateToken(token)) dates.push(token);
+    if (isContextToken(token) || SOFT_WORDS.has(token)) soft.push(token);
+    else if (isDateToken(token) || /^v0\.\d+$/.test(token)) snapshot.push(token);
     else family.push(token);
   }
   return {
     exactKey: tokens.join("-"),
     tokenKey: [...tokens].sort().join(" "),
     familyKey: family.sort().join(" "),
-    dates: dates.sort().join(" "),
+    snapshot: snapshot.sort().join(" "),
     soft: soft.sort().join(" "),
     isQualified,
   };
@@ -110,11 +100,6 @@ function stripSettingSuffixes(tokens: string[], hasSettingSuffixes: boolean): bo
       return isQualified;
     }
   }
-}
-
-export function isSizeToken(token: string): boolean {
-  // 70b, 1.5b, 8x7b, 135m; a22b (active), e4b (effective); 16e, 128e (experts).
-  return /^(\d+x)?\d+(\.\d+)?[bm]$/.test(token) || /^[ae]\d+(\.\d+)?b$/.test(token) || /^\d+e$/.test(token);
 }
 
 function isContextToken(token: string): boolean {
@@ -225,9 +210,10 @@ export function matchName<Row extends NamedRow>(index: NameIndex<Row>, query: st
 function matchFamily<Row>(family: readonly Entry<Row>[], query: ParsedName): Row[] {
   // A dated id is one snapshot: another snapshot, or a row that does not say which, is another version. An
   // undated id (`gpt-4o`, `mistral-large-latest`) is an alias of some snapshot: any of them stands for it.
-  let candidates = query.dates === "" ? [...family] : family.filter((entry) => entry.parsed.dates === query.dates);
+  let candidates =
+    query.snapshot === "" ? [...family] : family.filter((entry) => entry.parsed.snapshot === query.snapshot);
   candidates = prefer(candidates, (entry) => entry.parsed.soft === query.soft);
-  candidates = prefer(candidates, (entry) => entry.parsed.dates === query.dates);
+  candidates = prefer(candidates, (entry) => entry.parsed.snapshot === query.snapshot);
   return rowsOf(preferSameQualifier(candidates, query));
 }
 

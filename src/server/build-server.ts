@@ -1,6 +1,7 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance } from "fastify";
 import { AuthenticationError, RouteNotFoundError } from "../errors/gateway-error.ts";
+import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
 import { KeyRing } from "./auth.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
@@ -19,6 +20,7 @@ const ENDPOINTS: readonly (EndpointSpec & { paths: readonly string[] })[] = [
     kind: "chat",
     schema: chatBodySchema,
     supportsStream: true,
+    estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
   },
   {
     name: "completions",
@@ -27,6 +29,7 @@ const ENDPOINTS: readonly (EndpointSpec & { paths: readonly string[] })[] = [
     kind: "chat",
     schema: completionBodySchema,
     supportsStream: true,
+    estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
   },
   {
     name: "embeddings",
@@ -35,6 +38,7 @@ const ENDPOINTS: readonly (EndpointSpec & { paths: readonly string[] })[] = [
     kind: "embedding",
     schema: embeddingBodySchema,
     supportsStream: false,
+    estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
   },
 ];
 

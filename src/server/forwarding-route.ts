@@ -4,9 +4,10 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
 import { toGatewayError } from "../errors/render-error.ts";
+import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
-import { relayStream } from "../streaming/relay-stream.ts";
+import { type RelayResult, relayStream } from "../streaming/relay-stream.ts";
 import { ClientAbortedError, type ForwardOutcome, type ForwardTrace } from "../upstream/forward.ts";
 import { parseBody } from "./request-body.ts";
 
@@ -17,6 +18,8 @@ export interface EndpointSpec {
   readonly kind: ModelKind;
   readonly schema: z.ZodType;
   readonly supportsStream: boolean;
+  /** Prompt size and content facts for budgets and fit checks. */
+  estimate(body: Record<string, unknown>): PromptFacts;
 }
 
 /** Malformed events skipped in one stream before it counts as broken. */
@@ -32,12 +35,19 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
     };
     const snapshot = runtime.snapshot;
     const isStream = spec.supportsStream && body.stream === true;
+    const prompt = spec.estimate(body);
+    const maxOutputTokens = requestedOutputTokens(body);
     const plan = runtime.plan(
       {
         model: body.model,
         fallbackModels: body.models ?? [],
         kind: spec.kind,
         needsTools: Array.isArray(body.tools) && body.tools.length > 0,
+        needsVision: prompt.hasImages,
+        needsJsonSchema: isJsonSchemaRequest(body.response_format),
+        requiredContextTokens: prompt.promptTokens + maxOutputTokens,
+        budgetTokens: prompt.promptTokens + maxOutputTokens,
+        maxOutputTokens,
       },
       snapshot,
     );
@@ -53,7 +63,15 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
     try {
       outcome = await runtime.forward(
         plan,
-        { endpointPath: spec.upstreamPath, body, isStream, signal: clientGone.signal, trace },
+        {
+          endpointPath: spec.upstreamPath,
+          body,
+          isStream,
+          signal: clientGone.signal,
+          trace,
+          promptTokens: prompt.promptTokens,
+          maxOutputTokens,
+        },
         snapshot,
       );
     } catch (error) {
@@ -93,16 +111,29 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
       "x-request-id": request.id,
       ...gatewayHeaders,
     });
-    const relayed = await relayStream(result.stream, reply.raw, {
-      maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
-      maxMalformedEvents: MAX_MALFORMED_EVENTS,
-      shouldStripUsage: false,
-      onMalformedEvent: (data) =>
-        request.log.warn(
-          { provider: deployment.provider.settings.name, model: deployment.model.id, sample: data.slice(0, 120) },
-          "skipped a malformed stream event",
-        ),
-    });
+    let relayed: RelayResult;
+    try {
+      relayed = await relayStream(result.stream, reply.raw, {
+        maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
+        maxMalformedEvents: MAX_MALFORMED_EVENTS,
+        shouldStripUsage: result.isUsageInjected,
+        onMalformedEvent: (data) =>
+          request.log.warn(
+            { provider: deployment.provider.settings.name, model: deployment.model.id, sample: data.slice(0, 120) },
+            "skipped a malformed stream event",
+          ),
+      });
+    } finally {
+      // The concurrency slot is held for the stream's whole life and freed on every path.
+      runtime.budgets.release(result.reservation);
+    }
+    if (relayed.usage !== undefined) {
+      runtime.budgets.reconcile(
+        result.reservation,
+        relayed.usage.promptTokens + relayed.usage.completionTokens,
+        runtime.clock.now(),
+      );
+    }
     const durationMs = runtime.clock.now() - result.stream.startedAtMs;
     if (relayed.isSuccess) {
       runtime.stats.recordSuccess(
@@ -138,6 +169,19 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
       startedAtMs,
     );
   };
+}
+
+function requestedOutputTokens(body: Record<string, unknown>): number {
+  const value = body.max_completion_tokens ?? body.max_tokens;
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+function isJsonSchemaRequest(responseFormat: unknown): boolean {
+  return (
+    responseFormat !== null &&
+    typeof responseFormat === "object" &&
+    (responseFormat as { type?: unknown }).type === "json_schema"
+  );
 }
 
 function emit(

@@ -16,6 +16,7 @@ import {
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import type { AvailabilityBook, CooldownCause } from "../limits/availability.ts";
+import { type BudgetBook, type BudgetScope, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RateLimitDialectName } from "../limits/header-dialects.ts";
 import { RATE_LIMIT_DIALECTS } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
@@ -33,7 +34,10 @@ export interface ForwardServices {
   readonly clock: Clock;
   readonly availability: AvailabilityBook;
   readonly stats: StatsBook;
+  readonly budgets: BudgetBook;
   readonly routing: RoutingSettings;
+  /** Budget scopes a deployment charges (its provider's account-wide pool and its own). */
+  scopesOf(deployment: Deployment): readonly BudgetScope[];
   /** Time until a cooling deployment is available again (for 429 retry-after). */
   soonestAvailableMs(plan: RoutePlan): number | undefined;
 }
@@ -45,6 +49,9 @@ export interface ForwardRequest {
   readonly isStream: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /** Estimated prompt tokens (o200k) and the requested output tokens, for token budgets. */
+  readonly promptTokens: number;
+  readonly maxOutputTokens: number;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
 }
@@ -65,6 +72,10 @@ export interface StreamResult {
   readonly kind: "stream";
   readonly stream: OpenedStream;
   readonly deployment: Deployment;
+  /** Budget reservation held for the stream's whole life; the caller reconciles and releases it. */
+  readonly reservation: Reservation;
+  /** The gateway added `stream_options.include_usage`; the usage chunk is not for the client. */
+  readonly isUsageInjected: boolean;
 }
 
 export interface ForwardOutcome {
@@ -142,8 +153,24 @@ export async function forward(
         skips.push({ deploymentKey: deployment.key, reason: availability.reason });
         break;
       }
+      const settingsCost = request.promptTokens + (settings.countMaxTokens ? request.maxOutputTokens : 0);
+      const reservation = services.budgets.reserve(
+        services.scopesOf(deployment),
+        { tokens: settingsCost },
+        clock.now(),
+      );
+      if (!isReservation(reservation)) {
+        services.availability.releaseProbe(deployment.key);
+        skips.push({ deploymentKey: deployment.key, reason: reservation.reason });
+        break;
+      }
       const attemptStartMs = clock.now();
-      const result = await attemptOnce(deployment, request, services, remainingMs, attempts.length);
+      const result = await attemptOnce(deployment, request, services, remainingMs, attempts.length, reservation);
+      if (!result.ok || result.result.kind === "json") {
+        // The request reached the provider and counts; failed attempts consumed no tokens.
+        if (!result.ok) services.budgets.reconcile(reservation, 0, clock.now());
+        services.budgets.release(reservation);
+      }
       const durationMs = clock.now() - attemptStartMs;
       if (result.ok) {
         attempts.push(
@@ -199,6 +226,7 @@ async function attemptOnce(
   services: ForwardServices,
   remainingMs: number,
   attemptIndex: number,
+  reservation: Reservation,
 ): Promise<AttemptResult> {
   const settings = deployment.provider.settings;
   const nowMs = services.clock.now();
@@ -210,12 +238,13 @@ async function attemptOnce(
     request.isStream ? [request.signal, controller.signal] : [request.signal, controller.signal, deadline],
   );
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
+  const isUsageInjected = request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
   let response: Dispatcher.ResponseData;
   try {
     response = await sendUpstream(services.dispatcher, {
       deployment,
       endpointPath: request.endpointPath,
-      payload: buildPayload(request.body, deployment.model.id),
+      payload: buildPayload(request.body, deployment.model.id, isUsageInjected),
       isStream: request.isStream,
       headersTimeoutMs,
       // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
@@ -250,7 +279,8 @@ async function attemptOnce(
       streamIdleTimeoutMs: settings.streamIdleTimeoutMs,
       nowMs: () => services.clock.now(),
     });
-    if (opened.ok) return { ok: true, result: { kind: "stream", stream: opened.stream, deployment } };
+    if (opened.ok)
+      return { ok: true, result: { kind: "stream", stream: opened.stream, deployment, reservation, isUsageInjected } };
     if (opened.failure === "client_aborted")
       return { ok: false, outcome: "client_aborted", status: 200, reason: "client disconnected" };
     if (opened.verdict !== undefined)
@@ -286,6 +316,9 @@ async function attemptOnce(
   if (inBandError !== undefined) return learnFromFailure(inBandError, response.statusCode, deployment, services);
   const latencyMs = services.clock.now() - nowMs;
   const usage = readUsage(json);
+  if (usage.promptTokens + usage.completionTokens > 0) {
+    services.budgets.reconcile(reservation, usage.promptTokens + usage.completionTokens, services.clock.now());
+  }
   services.stats.recordSuccess(deployment.key, latencyMs, usage.promptTokens, usage.completionTokens);
   services.availability.recordSuccess(deployment.key);
   return {
@@ -369,6 +402,10 @@ function learnFromHeaders(headers: HeaderMap, deployment: Deployment, services: 
   const dialectName = deployment.provider.settings.rateLimitDialect;
   if (!(dialectName in RATE_LIMIT_DIALECTS)) return;
   const windows = parseRateLimitHeaders(headers, dialectName as RateLimitDialectName, nowMs);
+  if (windows.length === 0) return;
+  const scopes = services.scopesOf(deployment);
+  const ownScope = scopes[scopes.length - 1];
+  if (ownScope !== undefined) services.budgets.learn(ownScope, windows, nowMs);
   for (const window of windows) {
     if (window.remaining === 0 && window.resetAtMs !== undefined && window.resetAtMs > nowMs) {
       services.availability.park(
@@ -468,6 +505,13 @@ function record(
     startedAtMs,
     durationMs,
   };
+}
+
+function clientAskedForUsage(body: Readonly<Record<string, unknown>>): boolean {
+  const options = body.stream_options;
+  return (
+    options !== null && typeof options === "object" && (options as { include_usage?: unknown }).include_usage === true
+  );
 }
 
 function readUsage(json: unknown): { promptTokens: number; completionTokens: number } {

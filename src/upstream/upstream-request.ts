@@ -39,9 +39,17 @@ export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promis
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */
-export function buildPayload(body: Readonly<Record<string, unknown>>, upstreamModelId: string): string {
+export function buildPayload(
+  body: Readonly<Record<string, unknown>>,
+  upstreamModelId: string,
+  shouldAskForUsage = false,
+): string {
   const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
   rest.model = upstreamModelId;
+  if (shouldAskForUsage) {
+    const options = rest.stream_options;
+    rest.stream_options = { ...(options !== null && typeof options === "object" ? options : {}), include_usage: true };
+  }
   return JSON.stringify(rest);
 }
 

@@ -1,0 +1,402 @@
+// Proactive budgets: requests and tokens per second/minute/hour (sliding windows), per day/month (wall-clock
+// windows), and concurrency. Checked before a request is sent, so a candidate that would exceed a budget is
+// skipped without spending an upstream request. Pure: time comes from the caller.
+//
+// Algorithm: second/minute/hour windows are exact sliding logs (one entry per request with its token cost).
+// Free tiers allow at most a few thousand requests per window, so the log is small, and unlike a fixed window
+// it never lets 2× the limit through at a window boundary; unlike GCRA it handles token costs that are only
+// known (reconciled) after the response. Day and month windows are counters that reset at the provider's
+// wall-clock reset time (`day_reset`), because that is how providers count them.
+//
+// Learned limits: the provider's own counter wins. A response saying "N remaining until T" is stored and the
+// requests we send after it are subtracted; at N − sent ≤ 0 the scope is over budget until T.
+import type { Limits } from "../config/schema.ts";
+import { type DayReset, dayWindow, monthWindow, UTC_MIDNIGHT } from "./day-window.ts";
+import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
+import type { LearnedWindow } from "./rate-limit-headers.ts";
+
+export type BudgetUnit = RateLimitUnit;
+export type BudgetWindow = RateLimitWindow;
+
+export interface BudgetRule {
+  readonly unit: BudgetUnit;
+  readonly window: BudgetWindow;
+  readonly limit: number;
+}
+
+/** A budget holder: a provider (account-wide pool) or one provider+model. */
+export interface BudgetScope {
+  /** `provider:groq` or `deployment:groq/llama-3.3-70b`. */
+  readonly id: string;
+  readonly rules: readonly BudgetRule[];
+  readonly concurrency: number | undefined;
+  readonly dayReset: DayReset;
+}
+
+export interface BudgetCost {
+  /** Estimated tokens charged up front (prompt + reserved output); reconciled with usage later. */
+  readonly tokens: number;
+}
+
+export type BudgetVerdict =
+  | { readonly isAllowed: true }
+  | { readonly isAllowed: false; readonly reason: string; readonly retryAtMs: number; readonly scopeId: string };
+
+export interface Reservation {
+  readonly id: number;
+  readonly scopes: readonly BudgetScope[];
+  readonly atMs: number;
+  tokens: number;
+  isReleased: boolean;
+}
+
+const SLIDING_WINDOW_MS: Partial<Record<BudgetWindow, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
+
+interface SlidingEntry {
+  readonly reservationId: number;
+  readonly atMs: number;
+  tokens: number;
+}
+
+interface FixedCounter {
+  windowStartMs: number;
+  windowEndMs: number;
+  requests: number;
+  tokens: number;
+}
+
+interface LearnedState {
+  remaining: number;
+  resetAtMs: number;
+  limit: number | undefined;
+  /** Requests/tokens we sent since the provider told us `remaining`. */
+  spentSince: number;
+}
+
+export interface ScopeState {
+  log: SlidingEntry[];
+  day: FixedCounter;
+  month: FixedCounter;
+  inFlight: number;
+  learned: Map<string, LearnedState>;
+}
+
+export interface WindowUsage {
+  readonly unit: BudgetUnit;
+  readonly window: BudgetWindow;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly resetsAtMs: number | undefined;
+  readonly source: "config" | "provider";
+}
+
+/** Turns a `limits:` config block into rules. */
+export function rulesFromLimits(limits: Limits | undefined): { rules: BudgetRule[]; concurrency: number | undefined } {
+  if (limits === undefined) return { rules: [], concurrency: undefined };
+  const rules: BudgetRule[] = [];
+  const add = (unit: BudgetUnit, window: BudgetWindow, limit: number | undefined) => {
+    if (limit !== undefined) rules.push({ unit, window, limit });
+  };
+  add("requests", "second", limits.rps);
+  add("requests", "minute", limits.rpm);
+  add("requests", "hour", limits.rph);
+  add("requests", "day", limits.rpd);
+  add("tokens", "minute", limits.tpm);
+  add("tokens", "hour", limits.tph);
+  add("tokens", "day", limits.tpd);
+  add("tokens", "month", limits.tokens_per_month);
+  return { rules, concurrency: limits.concurrency };
+}
+
+export class BudgetBook {
+  readonly #states = new Map<string, ScopeState>();
+  #nextReservationId = 1;
+  /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */
+  readonly #dirty = new Set<string>();
+
+  /** Would this cost fit every scope's budgets now? No side effects. */
+  check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict {
+    for (const scope of scopes) {
+      const verdict = this.#checkScope(scope, cost, nowMs);
+      if (!verdict.isAllowed) return verdict;
+    }
+    return ALLOWED;
+  }
+
+  /** Checks and, if allowed, charges every scope at once (all or nothing). */
+  reserve(
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+  ): Reservation | (BudgetVerdict & { isAllowed: false }) {
+    const verdict = this.check(scopes, cost, nowMs);
+    if (!verdict.isAllowed) return verdict;
+    const reservation: Reservation = {
+      id: this.#nextReservationId++,
+      scopes,
+      atMs: nowMs,
+      tokens: cost.tokens,
+      isReleased: false,
+    };
+    for (const scope of scopes) {
+      const state = this.#state(scope, nowMs);
+      if (scope.rules.some((rule) => SLIDING_WINDOW_MS[rule.window] !== undefined)) {
+        state.log.push({ reservationId: reservation.id, atMs: nowMs, tokens: cost.tokens });
+      }
+      state.day.requests += 1;
+      state.day.tokens += cost.tokens;
+      state.month.requests += 1;
+      state.month.tokens += cost.tokens;
+      for (const [key, learned] of state.learned) learned.spentSince += key.startsWith("tokens") ? cost.tokens : 1;
+      state.inFlight += 1;
+      this.#dirty.add(scope.id);
+    }
+    return reservation;
+  }
+
+  /** Replaces the estimated token cost with the real one from `usage`. */
+  reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void {
+    const delta = actualTokens - reservation.tokens;
+    if (delta === 0) return;
+    reservation.tokens = actualTokens;
+    for (const scope of reservation.scopes) {
+      const state = this.#state(scope, nowMs);
+      const entry = state.log.find((item) => item.reservationId === reservation.id);
+      if (entry !== undefined) entry.tokens = Math.max(0, entry.tokens + delta);
+      if (state.day.windowStartMs <= reservation.atMs) state.day.tokens = Math.max(0, state.day.tokens + delta);
+      if (state.month.windowStartMs <= reservation.atMs) state.month.tokens = Math.max(0, state.month.tokens + delta);
+      this.#dirty.add(scope.id);
+    }
+  }
+
+  /** Frees the concurrency slot. Idempotent, so every exit path may call it. */
+  release(reservation: Reservation): void {
+    if (reservation.isReleased) return;
+    reservation.isReleased = true;
+    for (const scope of reservation.scopes) {
+      const state = this.#states.get(scope.id);
+      if (state !== undefined && state.inFlight > 0) state.inFlight -= 1;
+    }
+  }
+
+  /** Stores what the provider's rate-limit headers said about a scope. */
+  learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
+    if (windows.length === 0) return;
+    const state = this.#state(scope, nowMs);
+    for (const window of windows) {
+      if (window.remaining === undefined || window.resetAtMs === undefined || window.resetAtMs <= nowMs) continue;
+      state.learned.set(`${window.unit}:${window.window}`, {
+        remaining: window.remaining,
+        resetAtMs: window.resetAtMs,
+        limit: window.limit,
+        spentSince: 0,
+      });
+    }
+    this.#dirty.add(scope.id);
+  }
+
+  inFlight(scopeId: string): number {
+    return this.#states.get(scopeId)?.inFlight ?? 0;
+  }
+
+  /** Per-window usage of a scope, for /health and /stats. */
+  usage(scope: BudgetScope, nowMs: number): WindowUsage[] {
+    const state = this.#state(scope, nowMs);
+    const result: WindowUsage[] = [];
+    for (const rule of scope.rules) {
+      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
+      result.push({
+        unit: rule.unit,
+        window: rule.window,
+        limit: rule.limit,
+        used,
+        remaining: Math.max(0, rule.limit - used),
+        resetsAtMs,
+        source: "config",
+      });
+    }
+    for (const [key, learned] of state.learned) {
+      if (learned.resetAtMs <= nowMs) continue;
+      const [unit, window] = key.split(":") as [BudgetUnit, BudgetWindow];
+      const remaining = Math.max(0, learned.remaining - learned.spentSince);
+      const limit = learned.limit ?? learned.remaining;
+      result.push({
+        unit,
+        window,
+        limit,
+        used: Math.max(0, limit - remaining),
+        remaining,
+        resetsAtMs: learned.resetAtMs,
+        source: "provider",
+      });
+    }
+    return result;
+  }
+
+  /** Scope ids changed since the last call. */
+  takeDirty(): string[] {
+    const ids = [...this.#dirty];
+    this.#dirty.clear();
+    return ids;
+  }
+
+  /** The durable part of a scope's state (for the embedded store); undefined if never used. */
+  exportScope(scopeId: string): PersistedScope | undefined {
+    const state = this.#states.get(scopeId);
+    if (state === undefined) return undefined;
+    return {
+      log: state.log.map((entry) => [entry.atMs, entry.tokens] as const),
+      day: { ...state.day },
+      month: { ...state.month },
+      learned: [...state.learned].map(([key, value]) => [key, { ...value }] as const),
+    };
+  }
+
+  importScope(scopeId: string, persisted: PersistedScope): void {
+    this.#states.set(scopeId, {
+      log: persisted.log.map(([atMs, tokens]) => ({ reservationId: 0, atMs, tokens })),
+      day: { ...persisted.day },
+      month: { ...persisted.month },
+      inFlight: 0,
+      learned: new Map(persisted.learned.map(([key, value]) => [key, { ...value }])),
+    });
+  }
+
+  /** Forgets every counter (admin reset, tests). */
+  reset(): void {
+    for (const id of this.#states.keys()) this.#dirty.add(id);
+    this.#states.clear();
+  }
+
+  #checkScope(scope: BudgetScope, cost: BudgetCost, nowMs: number): BudgetVerdict {
+    const state = this.#state(scope, nowMs);
+    if (scope.concurrency !== undefined && state.inFlight >= scope.concurrency) {
+      return {
+        isAllowed: false,
+        scopeId: scope.id,
+        reason: `at its concurrency limit (${scope.concurrency} in flight)`,
+        retryAtMs: nowMs + 100,
+      };
+    }
+    for (const rule of scope.rules) {
+      const amount = rule.unit === "requests" ? 1 : cost.tokens;
+      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
+      if (used + amount <= rule.limit) continue;
+      // A single request larger than a whole token budget can never fit; report it as such.
+      const retryAtMs =
+        amount > rule.limit ? Number.POSITIVE_INFINITY : this.#retryAt(state, rule, amount, nowMs, resetsAtMs);
+      return {
+        isAllowed: false,
+        scopeId: scope.id,
+        reason: `over its ${rule.unit === "requests" ? "r" : "t"}p${rule.window[0]} budget (${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""})`,
+        retryAtMs,
+      };
+    }
+    for (const [key, learned] of state.learned) {
+      if (learned.resetAtMs <= nowMs) {
+        state.learned.delete(key);
+        continue;
+      }
+      const isTokens = key.startsWith("tokens");
+      const left = learned.remaining - learned.spentSince;
+      if (left < (isTokens ? Math.max(1, cost.tokens) : 1)) {
+        return {
+          isAllowed: false,
+          scopeId: scope.id,
+          reason: `the provider reports ${Math.max(0, left)} ${isTokens ? "tokens" : "requests"} left this ${key.split(":")[1]}`,
+          retryAtMs: learned.resetAtMs,
+        };
+      }
+    }
+    return ALLOWED;
+  }
+
+  #used(state: ScopeState, rule: BudgetRule, nowMs: number): { used: number; resetsAtMs: number | undefined } {
+    const slidingMs = SLIDING_WINDOW_MS[rule.window];
+    if (slidingMs !== undefined) {
+      const since = nowMs - slidingMs;
+      let used = 0;
+      let oldest: number | undefined;
+      for (const entry of state.log) {
+        if (entry.atMs <= since) continue;
+        used += rule.unit === "requests" ? 1 : entry.tokens;
+        oldest ??= entry.atMs;
+      }
+      return { used, resetsAtMs: oldest === undefined ? undefined : oldest + slidingMs };
+    }
+    const counter = rule.window === "day" ? state.day : state.month;
+    return { used: rule.unit === "requests" ? counter.requests : counter.tokens, resetsAtMs: counter.windowEndMs };
+  }
+
+  #retryAt(state: ScopeState, rule: BudgetRule, amount: number, nowMs: number, resetsAtMs: number | undefined): number {
+    const slidingMs = SLIDING_WINDOW_MS[rule.window];
+    if (slidingMs === undefined) return resetsAtMs ?? nowMs + 60_000;
+    // The earliest time at which enough old entries have left the window for `amount` to fit.
+    const since = nowMs - slidingMs;
+    const live = state.log.filter((entry) => entry.atMs > since);
+    let used = live.reduce((sum, entry) => sum + (rule.unit === "requests" ? 1 : entry.tokens), 0);
+    for (const entry of live) {
+      used -= rule.unit === "requests" ? 1 : entry.tokens;
+      if (used + amount <= rule.limit) return entry.atMs + slidingMs;
+    }
+    return nowMs + slidingMs;
+  }
+
+  #state(scope: BudgetScope, nowMs: number): ScopeState {
+    let state = this.#states.get(scope.id);
+    if (state === undefined) {
+      const day = dayWindow(scope.dayReset, nowMs);
+      const month = monthWindow(scope.dayReset, nowMs);
+      state = {
+        log: [],
+        day: { windowStartMs: day.startMs, windowEndMs: day.endMs, requests: 0, tokens: 0 },
+        month: { windowStartMs: month.startMs, windowEndMs: month.endMs, requests: 0, tokens: 0 },
+        inFlight: 0,
+        learned: new Map(),
+      };
+      this.#states.set(scope.id, state);
+      return state;
+    }
+    // Roll wall-clock windows and drop log entries older than the longest sliding window.
+    if (nowMs >= state.day.windowEndMs) {
+      const day = dayWindow(scope.dayReset, nowMs);
+      state.day = { windowStartMs: day.startMs, windowEndMs: day.endMs, requests: 0, tokens: 0 };
+      this.#dirty.add(scope.id);
+    }
+    if (nowMs >= state.month.windowEndMs) {
+      const month = monthWindow(scope.dayReset, nowMs);
+      state.month = { windowStartMs: month.startMs, windowEndMs: month.endMs, requests: 0, tokens: 0 };
+      this.#dirty.add(scope.id);
+    }
+    const log = state.log;
+    const horizonMs = nowMs - longestSlidingWindowMs(scope);
+    if (log.length > 0 && (log[0]?.atMs ?? 0) <= horizonMs) {
+      let drop = 0;
+      while (drop < log.length && (log[drop]?.atMs ?? 0) <= horizonMs) drop++;
+      log.splice(0, drop);
+    }
+    return state;
+  }
+}
+
+export interface PersistedScope {
+  readonly log: readonly (readonly [number, number])[];
+  readonly day: FixedCounter;
+  readonly month: FixedCounter;
+  readonly learned: readonly (readonly [string, LearnedState])[];
+}
+
+const ALLOWED: BudgetVerdict = Object.freeze({ isAllowed: true });
+
+function longestSlidingWindowMs(scope: BudgetScope): number {
+  let longest = 0;
+  for (const rule of scope.rules) longest = Math.max(longest, SLIDING_WINDOW_MS[rule.window] ?? 0);
+  return longest;
+}
+
+export function isReservation(value: Reservation | BudgetVerdict): value is Reservation {
+  return "id" in value;
+}
+
+export { UTC_MIDNIGHT };

@@ -1,0 +1,136 @@
+// Model adjustments in the original project's `config/model-adjustments.yaml` format:
+//   adjustments: { <group>: { priority: <number>, regex: [<pattern>, ...] } }
+// A group adds its priority once when any of its patterns is found (case-insensitive) in the model id.
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+
+export interface AdjustmentGroup {
+  readonly name: string;
+  /** Added to the score's inner sum, in the same units as `priority` (docs/scoring.md). */
+  readonly priority: number;
+  readonly patterns: readonly RegExp[];
+}
+
+export interface Adjustment {
+  readonly total: number;
+  /** Names of the groups that matched, in file order. */
+  readonly matched: readonly string[];
+}
+
+/** Every problem found in an adjustments file, each as `file:line: path: message`. */
+export class AdjustmentsFileError extends Error {
+  readonly fileName: string;
+  readonly issues: readonly string[];
+  constructor(fileName: string, issues: readonly string[]) {
+    super(`${fileName}: ${issues.length} problem(s) in model adjustments:\n  ${issues.join("\n  ")}`);
+    this.name = "AdjustmentsFileError";
+    this.fileName = fileName;
+    this.issues = issues;
+  }
+}
+
+const GROUP_KEYS = new Set(["priority", "regex"]);
+
+/**
+ * Parses and compiles an adjustments file. Reports every problem at once (YAML syntax, shape, unknown keys,
+ * non-numeric priority, bad regular expressions) with its line, and throws `AdjustmentsFileError`.
+ */
+export function loadAdjustments(text: string, fileName: string): AdjustmentGroup[] {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false });
+  const issues: string[] = [];
+  const at = (node: Node | null | undefined, path: string, message: string): void => {
+    const offset = node?.range?.[0];
+    const line = offset === undefined ? "" : `:${lineCounter.linePos(offset).line}`;
+    issues.push(`${fileName}${line}: ${path}: ${message}`);
+  };
+  for (const error of document.errors) {
+    issues.push(`${fileName}:${lineCounter.linePos(error.pos[0]).line}: ${error.message.split("\n")[0]}`);
+  }
+  if (issues.length > 0) throw new AdjustmentsFileError(fileName, issues);
+
+  const root = document.contents;
+  if (root === null) return [];
+  if (!isMap(root))
+    throw new AdjustmentsFileError(fileName, [`${fileName}: expected a mapping with an "adjustments" key`]);
+  const groups: AdjustmentGroup[] = [];
+  for (const rootPair of root.items) {
+    const rootKey = isScalar(rootPair.key) ? String(rootPair.key.value) : "";
+    if (rootKey !== "adjustments") {
+      at(rootPair.key as Node, rootKey, 'unknown key (expected only "adjustments")');
+      continue;
+    }
+    const groupsNode = rootPair.value;
+    if (groupsNode === null || (isScalar(groupsNode) && groupsNode.value === null)) continue;
+    if (!isMap(groupsNode)) {
+      at(groupsNode as Node, "adjustments", "expected a mapping of group name to { priority, regex }");
+      continue;
+    }
+    for (const groupPair of groupsNode.items) {
+      const name = isScalar(groupPair.key) ? String(groupPair.key.value) : "";
+      const path = `adjustments.${name}`;
+      const group = groupPair.value;
+      if (!isMap(group)) {
+        at((group ?? groupPair.key) as Node, path, "expected a mapping with priority and regex");
+        continue;
+      }
+      let priority: number | undefined;
+      const patterns: RegExp[] = [];
+      let hasRegex = false;
+      for (const pair of group.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : "";
+        const value = pair.value as Node | null;
+        if (!GROUP_KEYS.has(key)) {
+          at(pair.key as Node, `${path}.${key}`, 'unknown key (expected "priority" and "regex")');
+        } else if (key === "priority") {
+          if (isScalar(value) && typeof value.value === "number" && Number.isFinite(value.value)) {
+            priority = value.value;
+          } else {
+            at(value ?? (pair.key as Node), `${path}.priority`, "must be a number");
+          }
+        } else {
+          hasRegex = true;
+          if (!isSeq(value)) {
+            at(value ?? (pair.key as Node), `${path}.regex`, "must be a list of patterns");
+            continue;
+          }
+          value.items.forEach((item, position) => {
+            const itemPath = `${path}.regex[${position}]`;
+            if (!isScalar(item) || typeof item.value !== "string") {
+              at(item as Node, itemPath, "must be a string");
+              return;
+            }
+            try {
+              patterns.push(new RegExp(item.value, "i"));
+            } catch (error) {
+              const reason = error instanceof Error ? error.message : String(error);
+              const hint = /\(\?[a-zA-Z]+\)|\(\?P</.test(item.value)
+                ? " (Python-only syntax: use the flag-free form; matching is already case-insensitive)"
+                : "";
+              at(item, itemPath, `invalid regular expression ${JSON.stringify(item.value)}: ${reason}${hint}`);
+            }
+          });
+        }
+      }
+      if (priority === undefined && !group.items.some((pair) => isScalar(pair.key) && pair.key.value === "priority")) {
+        at(groupPair.key as Node, path, "missing priority");
+      }
+      if (!hasRegex) at(groupPair.key as Node, path, "missing regex");
+      if (priority !== undefined) groups.push({ name, priority, patterns });
+    }
+  }
+  if (issues.length > 0) throw new AdjustmentsFileError(fileName, issues);
+  return groups;
+}
+
+/** Sums the priority of every group with a matching pattern; a group counts once however many patterns match. */
+export function adjustmentFor(groups: readonly AdjustmentGroup[], modelId: string): Adjustment {
+  let total = 0;
+  const matched: string[] = [];
+  for (const group of groups) {
+    if (group.patterns.some((pattern) => pattern.test(modelId))) {
+      total += group.priority;
+      matched.push(group.name);
+    }
+  }
+  return { total, matched };
+}

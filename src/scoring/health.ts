@@ -1,0 +1,81 @@
+// Time-decayed health of one provider+model: success rate and latency, weighted by how recent each attempt was.
+import type { Clock } from "../clock.ts";
+
+export interface HealthSnapshot {
+  /** Decayed share of successful attempts, 0..1; absent before the first attempt. */
+  readonly successEwma?: number;
+  /** Decayed mean latency of successful attempts, milliseconds; absent before the first success. */
+  readonly latencyEwmaMs?: number;
+  /**
+   * Decayed number of attempts behind the numbers: each attempt counts 1 when it happens and half as much
+   * every half-life after. The score ignores health below a few samples, so an idle candidate's old failures
+   * fade until it is tried again.
+   */
+  readonly samples: number;
+}
+
+export interface HealthTrackerOptions {
+  /** How long until an attempt weighs half as much. Default 300 000 ms (5 minutes). */
+  readonly halfLifeMs?: number;
+}
+
+export const DEFAULT_HEALTH_HALF_LIFE_MS = 300_000;
+
+/**
+ * An exponentially weighted average over time, not over attempts: weights decay with elapsed time, so a burst
+ * of failures an hour ago says little, and a busy candidate and a quiet one forget at the same pace.
+ * Latency is averaged over successes only: a fast 429 or 500 says nothing about how fast answers come.
+ */
+export class HealthTracker {
+  readonly #clock: Clock;
+  readonly #halfLifeMs: number;
+  #updatedAtMs: number;
+  #weight = 0;
+  #successWeight = 0;
+  #latencyWeight = 0;
+  #latencySumMs = 0;
+
+  constructor(clock: Clock, options: HealthTrackerOptions = {}) {
+    const halfLifeMs = options.halfLifeMs ?? DEFAULT_HEALTH_HALF_LIFE_MS;
+    if (!(halfLifeMs > 0)) throw new RangeError(`halfLifeMs must be > 0, got ${halfLifeMs}`);
+    this.#clock = clock;
+    this.#halfLifeMs = halfLifeMs;
+    this.#updatedAtMs = clock.now();
+  }
+
+  record(isSuccess: boolean, latencyMs: number): void {
+    this.#decayTo(this.#clock.now());
+    this.#weight += 1;
+    if (isSuccess) {
+      this.#successWeight += 1;
+      if (Number.isFinite(latencyMs) && latencyMs >= 0) {
+        this.#latencyWeight += 1;
+        this.#latencySumMs += latencyMs;
+      }
+    }
+  }
+
+  snapshot(): HealthSnapshot {
+    const factor = this.#decayFactor(this.#clock.now());
+    const weight = this.#weight * factor;
+    if (weight <= 0) return { samples: 0 };
+    const successEwma = this.#successWeight / this.#weight;
+    const samples = weight;
+    if (this.#latencyWeight <= 0) return { successEwma, samples };
+    return { successEwma, latencyEwmaMs: this.#latencySumMs / this.#latencyWeight, samples };
+  }
+
+  #decayFactor(nowMs: number): number {
+    const elapsedMs = Math.max(0, nowMs - this.#updatedAtMs);
+    return elapsedMs === 0 ? 1 : 2 ** (-elapsedMs / this.#halfLifeMs);
+  }
+
+  #decayTo(nowMs: number): void {
+    const factor = this.#decayFactor(nowMs);
+    this.#weight *= factor;
+    this.#successWeight *= factor;
+    this.#latencyWeight *= factor;
+    this.#latencySumMs *= factor;
+    this.#updatedAtMs = Math.max(this.#updatedAtMs, nowMs);
+  }
+}

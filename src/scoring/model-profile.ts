@@ -1,0 +1,101 @@
+// Everything static the score needs about one provider+model, looked up once when the catalog is built and
+// cached by the caller: leaderboard quality, parameters, context window, capabilities, adjustments, kind.
+import { type ModelKind, modelKind, normaliseModelName } from "../providers/model-names.ts";
+import { type Adjustment, type AdjustmentGroup, adjustmentFor } from "./adjustments.ts";
+import {
+  type BoardName,
+  bigCodeBenchSizeB,
+  type LeaderboardQuality,
+  type LeaderboardSet,
+  leaderboardQuality,
+} from "./leaderboards.ts";
+import { lookupModelMetadata, type ModelCapabilities, type ModelMetadataTable } from "./model-metadata.ts";
+import { type ResolvedParams, resolveParamsB } from "./params.ts";
+import { precomputeStaticScore, type ScoringWeights, type StaticScore } from "./score.ts";
+
+export interface ScoringSources {
+  readonly leaderboards: LeaderboardSet;
+  readonly metadata: ModelMetadataTable | undefined;
+  readonly adjustments: readonly AdjustmentGroup[];
+  /** Config `scoring.leaderboards`: weight per board; boards left out are not consulted. */
+  readonly boardWeights: Readonly<Partial<Record<BoardName, number>>>;
+}
+
+export interface ModelOverrides {
+  /** Config `leaderboard_name`: the row name to match instead of the model id. */
+  readonly leaderboardName?: string | undefined;
+  /** Config `params_b`. */
+  readonly paramsB?: number | undefined;
+  /** A context window from config or from the provider's model list; beats the metadata table. */
+  readonly contextTokens?: number | undefined;
+}
+
+export interface ModelProfile {
+  readonly provider: string;
+  readonly modelId: string;
+  /** `normaliseModelName(modelId)`: the cross-provider alias. */
+  readonly alias: string;
+  readonly kind: ModelKind;
+  readonly leaderboard: LeaderboardQuality;
+  readonly params: ResolvedParams | undefined;
+  readonly contextTokens: number | undefined;
+  readonly contextSource: "override" | "metadata" | undefined;
+  /** From the metadata table; undefined when the model is not in it. */
+  readonly capabilities: ModelCapabilities | undefined;
+  readonly metadataKey: string | undefined;
+  readonly adjustment: Adjustment;
+}
+
+export function profileModel(
+  sources: ScoringSources,
+  provider: string,
+  modelId: string,
+  overrides: ModelOverrides = {},
+): ModelProfile {
+  const leaderboard = leaderboardQuality(sources.leaderboards, modelId, {
+    weights: sources.boardWeights,
+    ...(overrides.leaderboardName === undefined ? {} : { leaderboardName: overrides.leaderboardName }),
+  });
+  const params = resolveParamsB({
+    modelId,
+    configParamsB: overrides.paramsB,
+    bigCodeBenchSizeB: bigCodeBenchSizeB(sources.leaderboards, modelId, overrides.leaderboardName),
+  });
+  const metadata =
+    sources.metadata === undefined ? undefined : lookupModelMetadata(sources.metadata, modelId, { provider });
+  const hasOverrideContext = overrides.contextTokens !== undefined && overrides.contextTokens > 0;
+  const contextTokens = hasOverrideContext ? overrides.contextTokens : metadata?.contextTokens;
+  return {
+    provider,
+    modelId,
+    alias: normaliseModelName(modelId),
+    kind: modelKind(modelId),
+    leaderboard,
+    params,
+    contextTokens,
+    contextSource: hasOverrideContext ? "override" : contextTokens === undefined ? undefined : "metadata",
+    capabilities: metadata?.capabilities,
+    metadataKey: metadata?.key,
+    adjustment: adjustmentFor(sources.adjustments, modelId),
+  };
+}
+
+export interface PriorityInput {
+  readonly basePriority: number;
+  readonly priority: number;
+}
+
+/** The static part of the score for a profile; the router adds live health with `scoreWithHealth`. */
+export function staticScoreFor(profile: ModelProfile, priorities: PriorityInput, weights: ScoringWeights): StaticScore {
+  return precomputeStaticScore(
+    {
+      basePriority: priorities.basePriority,
+      priority: priorities.priority,
+      leaderboard: profile.leaderboard.value,
+      paramsB: profile.params?.valueB,
+      contextTokens: profile.contextTokens,
+      adjustment: profile.adjustment.total,
+    },
+    weights,
+  );
+}
