@@ -47,6 +47,9 @@ export class AvailabilityBook {
   #settings: CooldownSettings;
   readonly #deployments = new Map<string, DeploymentRecord>();
   readonly #providers = new Map<string, Cooldown>();
+  /** Set when a cooldown changed, so a persistent store knows to write. */
+  #isDirty = false;
+  readonly #listeners: ((change: CooldownChange) => void)[] = [];
 
   constructor(clock: Clock, settings: CooldownSettings) {
     this.#clock = clock;
@@ -139,6 +142,7 @@ export class AvailabilityBook {
       reason,
     };
     record.cooldown = cooldown;
+    this.#changed({ scope: "deployment", key: deploymentKey, cooldown });
     return cooldown;
   }
 
@@ -147,6 +151,7 @@ export class AvailabilityBook {
     const record = this.#record(deploymentKey);
     if (record.cooldown !== undefined && record.cooldown.untilMs >= untilMs) return;
     record.cooldown = { untilMs, cause, source, reason };
+    this.#changed({ scope: "deployment", key: deploymentKey, cooldown: record.cooldown });
   }
 
   /** 5xx, timeouts, connection failures: feed the circuit breaker. */
@@ -177,13 +182,29 @@ export class AvailabilityBook {
   }
 
   /** 401/403: the provider's key is bad; every model of the provider cools down. */
-  recordInvalidKey(providerName: string, reason: string): void {
-    this.#providers.set(providerName, {
+  recordInvalidKey(
+    providerName: string,
+    reason: string,
+    cause: "invalid_key" | "credits_exhausted" = "invalid_key",
+  ): void {
+    const cooldown: Cooldown = {
       untilMs: this.#clock.now() + this.#settings.invalidKeyMs,
-      cause: "invalid_key",
+      cause,
       source: "guessed",
       reason,
-    });
+    };
+    this.#providers.set(providerName, cooldown);
+    this.#changed({ scope: "provider", key: providerName, cooldown });
+  }
+
+  /** Called on every new cooldown set locally (not on imports): how replicas learn of each other's. */
+  onCooldown(listener: (change: CooldownChange) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  #changed(change: CooldownChange): void {
+    this.#isDirty = true;
+    for (const listener of this.#listeners) listener(change);
   }
 
   circuitState(deploymentKey: string): CircuitState {
@@ -210,6 +231,41 @@ export class AvailabilityBook {
   reset(): void {
     this.#deployments.clear();
     this.#providers.clear();
+    this.#isDirty = true;
+  }
+
+  /** Whether cooldowns changed since the last call (for batched persistence). */
+  takeDirty(): boolean {
+    const wasDirty = this.#isDirty;
+    this.#isDirty = false;
+    return wasDirty;
+  }
+
+  /** Active cooldowns, for persistence and for sharing with other replicas. */
+  exportCooldowns(): PersistedCooldowns {
+    const nowMs = this.#clock.now();
+    const deployments: [string, Cooldown][] = [];
+    for (const [key, record] of this.#deployments) {
+      if (record.cooldown !== undefined && record.cooldown.untilMs > nowMs) deployments.push([key, record.cooldown]);
+    }
+    const providers: [string, Cooldown][] = [];
+    for (const [name, cooldown] of this.#providers) if (cooldown.untilMs > nowMs) providers.push([name, cooldown]);
+    return { deployments, providers };
+  }
+
+  /** Merges cooldowns (from disk or another replica); a later end wins. */
+  importCooldowns(persisted: PersistedCooldowns): void {
+    const nowMs = this.#clock.now();
+    for (const [key, cooldown] of persisted.deployments) {
+      if (cooldown.untilMs <= nowMs) continue;
+      const record = this.#record(key);
+      if (record.cooldown === undefined || record.cooldown.untilMs < cooldown.untilMs) record.cooldown = cooldown;
+    }
+    for (const [name, cooldown] of persisted.providers) {
+      if (cooldown.untilMs <= nowMs) continue;
+      const current = this.#providers.get(name);
+      if (current === undefined || current.untilMs < cooldown.untilMs) this.#providers.set(name, cooldown);
+    }
   }
 
   #record(deploymentKey: string): DeploymentRecord {
@@ -227,6 +283,17 @@ export class AvailabilityBook {
     }
     return record;
   }
+}
+
+export interface CooldownChange {
+  readonly scope: "deployment" | "provider";
+  readonly key: string;
+  readonly cooldown: Cooldown;
+}
+
+export interface PersistedCooldowns {
+  readonly deployments: readonly (readonly [string, Cooldown])[];
+  readonly providers: readonly (readonly [string, Cooldown])[];
 }
 
 function unavailable(cooldown: Cooldown): Availability {

@@ -109,7 +109,28 @@ export function rulesFromLimits(limits: Limits | undefined): { rules: BudgetRule
   return { rules, concurrency: limits.concurrency };
 }
 
-export class BudgetBook {
+export type Denied = BudgetVerdict & { isAllowed: false };
+
+/**
+ * What the request path needs from budget accounting. `BudgetBook` (in-process) answers synchronously; the
+ * Redis-shared ledger answers `reserve` asynchronously (one atomic round trip). Callers await only a Promise.
+ */
+export interface BudgetLedger {
+  check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict;
+  reserve(
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+  ): Reservation | Denied | Promise<Reservation | Denied>;
+  reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void;
+  release(reservation: Reservation): void;
+  learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void;
+  usage(scope: BudgetScope, nowMs: number): WindowUsage[];
+  inFlight(scopeId: string): number;
+  reset(): void | Promise<void>;
+}
+
+export class BudgetBook implements BudgetLedger {
   readonly #states = new Map<string, ScopeState>();
   #nextReservationId = 1;
   /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */

@@ -5,7 +5,8 @@ import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
-import { BudgetBook, type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
+import { type BudgetLedger, type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
+import { createStateBackend, type StateBackend } from "../limits/state-backend.ts";
 import { StatsBook } from "../observability/stats.ts";
 import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
@@ -55,7 +56,8 @@ export class GatewayRuntime {
   readonly dispatcher: Dispatcher;
   readonly availability: AvailabilityBook;
   readonly stats: StatsBook;
-  readonly budgets: BudgetBook;
+  readonly budgets: BudgetLedger;
+  readonly state: StateBackend;
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   readonly #decisionListeners: ((decision: RouteDecision) => void)[] = [];
@@ -66,21 +68,27 @@ export class GatewayRuntime {
     options: RuntimeOptions,
     dispatcher: Dispatcher,
     ownsDispatcher: boolean,
+    availability: AvailabilityBook,
+    state: StateBackend,
   ) {
     this.clock = options.clock ?? systemClock;
     this.dispatcher = dispatcher;
     this.#ownsDispatcher = ownsDispatcher;
-    this.availability = new AvailabilityBook(this.clock, snapshot.config.cooldowns);
+    this.availability = availability;
     this.stats = new StatsBook();
-    this.budgets = new BudgetBook();
+    this.state = state;
+    this.budgets = state.ledger;
     this.startedAtMs = this.clock.now();
     this.#snapshot = snapshot;
   }
 
   static async create(config: GatewayConfig, options: RuntimeOptions = {}): Promise<GatewayRuntime> {
     const dispatcher = options.dispatcher ?? createDispatcher();
-    const snapshot = await buildSnapshot(config, dispatcher, options.clock ?? systemClock, options.logger, false);
-    return new GatewayRuntime(snapshot, options, dispatcher, options.dispatcher === undefined);
+    const clock = options.clock ?? systemClock;
+    const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
+    const availability = new AvailabilityBook(clock, config.cooldowns);
+    const state = await createStateBackend(config.state, availability, clock, options.logger);
+    return new GatewayRuntime(snapshot, options, dispatcher, options.dispatcher === undefined, availability, state);
   }
 
   get snapshot(): GatewaySnapshot {
@@ -172,6 +180,7 @@ export class GatewayRuntime {
   }
 
   async close(): Promise<void> {
+    await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }
 }

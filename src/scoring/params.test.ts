@@ -41,7 +41,10 @@ describe("resolveParamsB", () => {
       valueB: 72,
       source: "config",
     });
-    assert.deepEqual(resolveParamsB({ modelId: "x-70b", bigCodeBenchSizeB: 71 }), { valueB: 71, source: "bigcodebench" });
+    assert.deepEqual(resolveParamsB({ modelId: "x-70b", bigCodeBenchSizeB: 71 }), {
+      valueB: 71,
+      source: "bigcodebench",
+    });
     assert.deepEqual(resolveParamsB({ modelId: "x-70b" }), { valueB: 70, source: "parsed" });
   });
 

@@ -16,7 +16,7 @@ import {
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import type { AvailabilityBook, CooldownCause } from "../limits/availability.ts";
-import { type BudgetBook, type BudgetScope, isReservation, type Reservation } from "../limits/budgets.ts";
+import { type BudgetLedger, type BudgetScope, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RateLimitDialectName } from "../limits/header-dialects.ts";
 import { RATE_LIMIT_DIALECTS } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
@@ -34,7 +34,7 @@ export interface ForwardServices {
   readonly clock: Clock;
   readonly availability: AvailabilityBook;
   readonly stats: StatsBook;
-  readonly budgets: BudgetBook;
+  readonly budgets: BudgetLedger;
   readonly routing: RoutingSettings;
   /** Budget scopes a deployment charges (its provider's account-wide pool and its own). */
   scopesOf(deployment: Deployment): readonly BudgetScope[];
@@ -154,11 +154,8 @@ export async function forward(
         break;
       }
       const settingsCost = request.promptTokens + (settings.countMaxTokens ? request.maxOutputTokens : 0);
-      const reservation = services.budgets.reserve(
-        services.scopesOf(deployment),
-        { tokens: settingsCost },
-        clock.now(),
-      );
+      const reserved = services.budgets.reserve(services.scopesOf(deployment), { tokens: settingsCost }, clock.now());
+      const reservation = reserved instanceof Promise ? await reserved : reserved;
       if (!isReservation(reservation)) {
         services.availability.releaseProbe(deployment.key);
         skips.push({ deploymentKey: deployment.key, reason: reservation.reason });
@@ -203,7 +200,7 @@ export async function forward(
       const verdict = result.verdict;
       if (verdict?.kind === "rejected") {
         services.availability.releaseProbe(deployment.key);
-        throw rejectedError(verdict, attempts);
+        throw rejectedError(verdict, attempts, settings.apiKeys);
       }
       if (verdict?.kind === "context_length") {
         services.availability.releaseProbe(deployment.key);
@@ -374,7 +371,7 @@ function learnFromFailure(
       if (verdict.limitKind === "daily" && verdict.hint === undefined) {
         availability.park(deployment.key, nextUtcMidnightMs(services.clock.now()), cause, verdict.reason, "guessed");
       } else if (verdict.limitKind === "credits" && verdict.hint === undefined) {
-        availability.recordInvalidKey(settings.name, verdict.reason);
+        availability.recordInvalidKey(settings.name, verdict.reason, "credits_exhausted");
       } else {
         availability.recordRateLimited(deployment.key, verdict.hint, cause, verdict.reason);
       }
@@ -385,7 +382,8 @@ function learnFromFailure(
       return { ok: false, outcome: "rate_limited", status, reason: `${verdict.reason}${hint}`, verdict };
     }
     case "invalid_key":
-      availability.recordInvalidKey(settings.name, `key rejected: ${verdict.reason}`);
+      // The reason quotes the upstream's message, which often echoes the key; /health and /stats show it.
+      availability.recordInvalidKey(settings.name, `key rejected: ${redactSecrets(verdict.reason, settings.apiKeys)}`);
       return { ok: false, outcome: "invalid_key", status, reason: verdict.reason, verdict };
     case "context_length":
       return { ok: false, outcome: "context_length", status, reason: verdict.reason, verdict };
@@ -431,10 +429,14 @@ function finalError(
     if (attempt.status !== undefined) summary.status = attempt.status;
     return summary;
   });
-  const listed = summaries.map(
-    (summary) =>
-      `${summary.provider}/${summary.model}: ${summary.status === undefined ? "" : `HTTP ${summary.status} `}${summary.reason}`,
-  );
+  const listed = summaries.map((summary) => {
+    // Reasons from classifyResponse already start with "HTTP 500: ..."; do not say it twice.
+    const status =
+      summary.status === undefined || summary.reason.startsWith(`HTTP ${summary.status}`)
+        ? ""
+        : `HTTP ${summary.status} `;
+    return `${summary.provider}/${summary.model}: ${status}${summary.reason}`;
+  });
   const detail = listed.length > 0 ? ` Attempts: ${listed.join("; ")}.` : "";
   const onlyContext = attempts.length > 0 && attempts.every((attempt) => attempt.outcome === "context_length");
   if (onlyContext && lastContextError?.kind === "context_length") {
@@ -473,9 +475,10 @@ function finalError(
 function rejectedError(
   verdict: Verdict & { kind: "rejected" },
   attempts: readonly AttemptRecord[],
+  secrets: readonly string[],
 ): UpstreamRequestError {
   const last = attempts[attempts.length - 1];
-  const secrets: string[] = [];
+  // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."); this message goes to the client.
   const message = redactSecrets(verdict.error.message, secrets);
   const details: { status: number; type?: string; code?: string } = { status: verdict.status };
   if (verdict.error.type !== undefined) details.type = verdict.error.type;

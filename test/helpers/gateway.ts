@@ -3,10 +3,10 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type RunningGateway, startGateway } from "../../src/cli/start-gateway.ts";
 import type { Clock } from "../../src/clock.ts";
 import type { Env } from "../../src/config/env.ts";
 import { loadConfigFile } from "../../src/config/load.ts";
-import { type RunningGateway, startGateway } from "../../src/cli/start-gateway.ts";
 
 export interface TestGateway extends RunningGateway {
   /** `http://127.0.0.1:PORT/v1`, for SDK clients. */
@@ -29,10 +29,14 @@ export async function startTestGateway(yamlText: string, options: TestGatewayOpt
   let text = yamlText;
   if (!/^server:/m.test(text)) text = `server:\n  port: 0\n  host: 127.0.0.1\n${text}`;
   if (!/^discovery:/m.test(text)) text = `${text}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(dir, "cache"))}\n`;
+  if (!/^state:/m.test(text)) text = `${text}\nstate:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
   writeFileSync(configPath, text);
   const env: Env = options.env ?? {};
   const { config, warnings } = loadConfigFile(configPath, { env: { ...env } });
   const logger = { level: options.logLevel ?? "silent" };
-  const gateway = await startGateway(config, options.clock === undefined ? { logger } : { logger, clock: options.clock });
+  const gateway = await startGateway(
+    config,
+    options.clock === undefined ? { logger } : { logger, clock: options.clock },
+  );
   return { ...gateway, baseUrl: `${gateway.url}/v1`, warnings, configPath };
 }

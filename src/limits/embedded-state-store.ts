@@ -1,0 +1,99 @@
+// The embedded state store: daily/monthly counters, sliding logs, learned limits and cooldowns in a local
+// SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told
+// us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
+// entries are written in one transaction every `flush_interval_ms` and on close.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { AvailabilityBook, PersistedCooldowns } from "./availability.ts";
+import type { BudgetBook, PersistedScope } from "./budgets.ts";
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS cooldowns (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+`;
+
+export class EmbeddedStateStore {
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #budgets: BudgetBook;
+  readonly #availability: AvailabilityBook;
+  readonly #upsertScope: StatementSync;
+  readonly #deleteScope: StatementSync;
+  readonly #upsertCooldowns: StatementSync;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(path: string, budgets: BudgetBook, availability: AvailabilityBook) {
+    this.path = path;
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.#db = new DatabaseSync(path);
+    // WAL: the periodic flush never blocks a concurrent reader (e.g. `llm-gateway check`).
+    if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    this.#db.exec(SCHEMA);
+    this.#budgets = budgets;
+    this.#availability = availability;
+    this.#upsertScope = this.#db.prepare(
+      "INSERT INTO budget_scopes (scope_id, state, updated_at_ms) VALUES (?, ?, ?) ON CONFLICT(scope_id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
+    );
+    this.#deleteScope = this.#db.prepare("DELETE FROM budget_scopes WHERE scope_id = ?");
+    this.#upsertCooldowns = this.#db.prepare(
+      "INSERT INTO cooldowns (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
+    );
+  }
+
+  /** Loads what the last run left. Unreadable rows are skipped: old accounting is not worth a failed start. */
+  load(): { scopes: number; cooldowns: number } {
+    let scopes = 0;
+    for (const row of this.#db.prepare("SELECT scope_id, state FROM budget_scopes").all()) {
+      try {
+        this.#budgets.importScope(String(row.scope_id), JSON.parse(String(row.state)) as PersistedScope);
+        scopes++;
+      } catch {
+        // skip a corrupt row
+      }
+    }
+    let cooldowns = 0;
+    const row = this.#db.prepare("SELECT state FROM cooldowns WHERE id = 1").get();
+    if (row !== undefined) {
+      try {
+        const persisted = JSON.parse(String(row.state)) as PersistedCooldowns;
+        this.#availability.importCooldowns(persisted);
+        cooldowns = persisted.deployments.length + persisted.providers.length;
+      } catch {
+        // skip
+      }
+    }
+    return { scopes, cooldowns };
+  }
+
+  start(flushIntervalMs: number): void {
+    this.#timer = setInterval(() => this.flush(), flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Writes every dirty entry in one transaction. */
+  flush(nowMs = Date.now()): void {
+    const dirtyScopes = this.#budgets.takeDirty();
+    const isCooldownsDirty = this.#availability.takeDirty();
+    if (dirtyScopes.length === 0 && !isCooldownsDirty) return;
+    this.#db.exec("BEGIN");
+    try {
+      for (const scopeId of dirtyScopes) {
+        const state = this.#budgets.exportScope(scopeId);
+        if (state === undefined) this.#deleteScope.run(scopeId);
+        else this.#upsertScope.run(scopeId, JSON.stringify(state), nowMs);
+      }
+      if (isCooldownsDirty) this.#upsertCooldowns.run(JSON.stringify(this.#availability.exportCooldowns()), nowMs);
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.flush();
+    this.#db.close();
+  }
+}

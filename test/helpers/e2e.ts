@@ -1,0 +1,158 @@
+// Shared plumbing for the e2e tests: start mocks and gateways that close themselves when the test ends, talk to
+// the gateway with the official OpenAI SDK or with raw undici when exact bytes and headers matter.
+import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
+import OpenAI from "openai";
+import { request } from "undici";
+import { startTestGateway, type TestGateway, type TestGatewayOptions } from "./gateway.ts";
+import { type MockModel, type MockUpstream, type RecordedRequest, startMockUpstream } from "./mock-upstream.ts";
+
+export const CHAT_ROUTE = "POST /v1/chat/completions";
+export const MODELS_ROUTE = "GET /v1/models";
+
+/** A mock upstream closed when the test ends. */
+export async function useMock(t: TestContext, options: { models?: MockModel[] } = {}): Promise<MockUpstream> {
+  const mock = await startMockUpstream(options);
+  t.after(() => mock.close());
+  return mock;
+}
+
+/** The real gateway, from YAML, closed when the test ends. */
+export async function useGateway(
+  t: TestContext,
+  yamlText: string,
+  options: TestGatewayOptions = {},
+): Promise<TestGateway> {
+  const gateway = await startTestGateway(yamlText, options);
+  t.after(() => gateway.close());
+  return gateway;
+}
+
+/** The official SDK, without its own retries so that every gateway answer is seen as it is. */
+export function openAiClient(gateway: TestGateway, apiKey = "x"): OpenAI {
+  return new OpenAI({ baseURL: gateway.baseUrl, apiKey, maxRetries: 0 });
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly text: string;
+  /** The body parsed as JSON; undefined when it is not JSON. */
+  readonly json: unknown;
+}
+
+/** One request with undici, the body read in full; `body` objects are sent as JSON. */
+export async function send(
+  gateway: TestGateway,
+  method: "GET" | "POST",
+  path: string,
+  options: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<RawResponse> {
+  const headers: Record<string, string> = { ...options.headers };
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+    headers["content-type"] ??= "application/json";
+  }
+  const response = await request(`${gateway.url}${path}`, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body }),
+  });
+  const text = await response.body.text();
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.statusCode, headers: flat, text, json };
+}
+
+export function postChat(
+  gateway: TestGateway,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
+  return send(gateway, "POST", "/v1/chat/completions", { body: { messages: HELLO, ...body }, headers });
+}
+
+export const HELLO = [{ role: "user", content: "Say hello" }];
+
+export interface OpenAiError {
+  message: string;
+  type: string;
+  code: string | null;
+  param: string | null;
+  attempts?: { provider: string; model: string; status?: number; reason: string }[];
+}
+
+/** Asserts the OpenAI error shape and returns its `error` object. */
+export function errorOf(response: RawResponse): OpenAiError {
+  assert.match(response.headers["content-type"] ?? "", /^application\/json/);
+  const body = response.json as { error?: OpenAiError } | undefined;
+  assert.ok(body?.error !== undefined, `expected an OpenAI error body, got ${response.text}`);
+  assert.equal(typeof body.error.message, "string");
+  assert.equal(typeof body.error.type, "string");
+  assert.ok("param" in body.error, "error.param must be present (null when not about a field)");
+  assert.ok("code" in body.error, "error.code must be present");
+  assertNoStackTrace(response.text);
+  return body.error;
+}
+
+export function assertNoStackTrace(text: string): void {
+  assert.doesNotMatch(text, /\n\s+at |\bat [\w.<>]+ \(|node:internal|\.ts:\d+/, `stack trace leaked: ${text}`);
+}
+
+/** Asserts that a secret occurs nowhere in a response, body or headers. */
+export function assertNoSecret(response: RawResponse, secret: string): void {
+  assert.ok(!response.text.includes(secret), `secret leaked in the body: ${response.text}`);
+  for (const [name, value] of Object.entries(response.headers)) {
+    assert.ok(!value.includes(secret), `secret leaked in header ${name}`);
+  }
+}
+
+/** Chat requests a mock received (discovery's GET /models left out). */
+export function chatRequests(mock: MockUpstream): RecordedRequest[] {
+  return mock.requests.filter((recorded) => recorded.method === "POST" && recorded.path === "/v1/chat/completions");
+}
+
+/** The upstream model id a recorded request asked for. */
+export function modelOf(recorded: RecordedRequest | undefined): unknown {
+  return (recorded?.body as { model?: unknown } | undefined)?.model;
+}
+
+export interface StatsRow {
+  provider: string;
+  model: string;
+  upstream_id: string;
+  kind: string;
+  cooldown: { remaining_ms: number; cause: string; source: string; reason: string } | null;
+  circuit: string;
+  successes: number;
+  failures: number;
+  tokens_in: number;
+  tokens_out: number;
+  latency_ms: { min: number; mean: number; max: number } | null;
+}
+
+/** GET /stats, one row per deployment, by `provider/model`. */
+export async function statsOf(
+  gateway: TestGateway,
+  headers: Record<string, string> = {},
+): Promise<Map<string, StatsRow>> {
+  const response = await send(gateway, "GET", "/stats", { headers });
+  assert.equal(response.status, 200, response.text);
+  const rows = (response.json as { deployments: StatsRow[] }).deployments;
+  return new Map(rows.map((row) => [`${row.provider}/${row.model}`, row]));
+}
+
+export function rowOf(stats: Map<string, StatsRow>, key: string): StatsRow {
+  const row = stats.get(key);
+  assert.ok(row !== undefined, `no /stats row for ${key}; rows: ${[...stats.keys()].join(", ")}`);
+  return row;
+}
