@@ -61,6 +61,12 @@ export class AuthenticationError extends GatewayError {
   readonly code = "invalid_api_key";
 }
 
+export class PermissionDeniedError extends GatewayError {
+  readonly status = 403;
+  readonly type = "permission_error";
+  readonly code = "permission_denied";
+}
+
 export class ModelNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";

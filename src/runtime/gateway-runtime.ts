@@ -13,6 +13,7 @@ import { discoverModels } from "../providers/discovery.ts";
 import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
 import type { AttemptRecord, AttemptSkip } from "../upstream/attempt-record.ts";
 import { type ForwardOutcome, type ForwardRequest, forward } from "../upstream/forward.ts";
+import { WaitQueue } from "../upstream/wait-queue.ts";
 import { computeStaticScores } from "./static-scores.ts";
 
 export interface GatewaySnapshot {
@@ -62,6 +63,7 @@ export class GatewayRuntime {
   #snapshot: GatewaySnapshot;
   readonly #decisionListeners: ((decision: RouteDecision) => void)[] = [];
   readonly #ownsDispatcher: boolean;
+  readonly #queue = new WaitQueue();
 
   private constructor(
     snapshot: GatewaySnapshot,
@@ -128,6 +130,31 @@ export class GatewayRuntime {
         return verdict.isAllowed ? undefined : { reason: verdict.reason, untilMs: verdict.retryAtMs };
       },
     });
+  }
+
+  /**
+   * Plans a route; when nothing is ready or worth waiting for and `routing.queue_timeout_ms` > 0, queues
+   * (arrival order, bounded) until a candidate frees up. Returns the last plan either way.
+   */
+  async planOrQueue(
+    request: RouteRequest,
+    signal: AbortSignal,
+    snapshot: GatewaySnapshot = this.#snapshot,
+  ): Promise<RoutePlan> {
+    const plan = this.plan(request, snapshot);
+    const { queueTimeoutMs, maxQueued } = snapshot.config.routing;
+    if (plan.candidates.length > 0 || plan.waitFor !== undefined || queueTimeoutMs <= 0) return plan;
+    let latest = plan;
+    const queued = await this.#queue.wait(maxQueued, queueTimeoutMs, signal, () => {
+      latest = this.plan(request, snapshot);
+      if (latest.candidates.length > 0 || latest.waitFor !== undefined) return { value: latest };
+      return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
+    });
+    return queued ?? latest;
+  }
+
+  get queuedRequests(): number {
+    return this.#queue.size;
   }
 
   scopesOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): readonly BudgetScope[] {

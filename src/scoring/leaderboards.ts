@@ -59,11 +59,22 @@ interface RawRow extends NamedRow {
   readonly score: number;
 }
 
-function minMax(values: readonly number[]): (value: number) => number {
-  const low = Math.min(...values);
-  const high = Math.max(...values);
-  const range = high - low;
-  return (value) => (range > 0 ? (value - low) / range : 1);
+/** Percent boards: the share of the board's best score; 0 solved nothing, 1 is the best model on the board. */
+function fractionOfBest(values: readonly number[]): (value: number) => number {
+  const best = Math.max(...values);
+  return (value) => (best > 0 ? Math.min(Math.max(value / best, 0), 1) : 0);
+}
+
+/** Elo points for a 10:1 odds ratio: the logistic scale of LMArena's (Bradley-Terry) ratings. */
+const ELO_SCALE = 400;
+
+/**
+ * Elo boards: twice the expected win rate against the board's best model, so the best is 1, a model 200 points
+ * behind (wins about one game in four) is 0.48, and the scale falls towards 0 like a percent board's does.
+ */
+function winRateAgainstBest(values: readonly number[]): (value: number) => number {
+  const best = Math.max(...values);
+  return (value) => 2 / (1 + 10 ** ((best - value) / ELO_SCALE));
 }
 
 function toBoard(
@@ -75,8 +86,11 @@ function toBoard(
   return { name, scoreLabel, rows, index: buildNameIndex(rows, { hasSettingSuffixes }) };
 }
 
-function normaliseRows(rows: readonly RawRow[]): LeaderboardRow[] {
-  const scale = minMax(rows.map((row) => row.score));
+function normaliseRows(
+  rows: readonly RawRow[],
+  scaleFor: (values: readonly number[]) => (value: number) => number,
+): LeaderboardRow[] {
+  const scale = scaleFor(rows.map((row) => row.score));
   return rows.map((row) => ({ ...row, normalised: scale(row.score) }));
 }
 
@@ -112,8 +126,8 @@ export function parseBigCodeBench(jsonText: string, name: "bigcodebench_full" | 
     if (instructScore !== undefined) instruct.push({ ...row, score: instructScore });
     else if (completeScore !== undefined) complete.push({ ...row, score: completeScore });
   }
-  const instructScale = minMax(Object.values(data).flatMap((value) => scoreOf(value, "instruct")));
-  const completeScale = minMax(Object.values(data).flatMap((value) => scoreOf(value, "complete")));
+  const instructScale = fractionOfBest(Object.values(data).flatMap((value) => scoreOf(value, "instruct")));
+  const completeScale = fractionOfBest(Object.values(data).flatMap((value) => scoreOf(value, "complete")));
   const rows = [
     ...instruct.map((row) => ({ ...row, normalised: instructScale(row.score) })),
     ...complete.map((row) => ({ ...row, normalised: completeScale(row.score) })),
@@ -163,7 +177,7 @@ export function parseAiderPolyglot(yamlText: string): Leaderboard {
       score,
     });
   }
-  return toBoard("aider_polyglot", "pass_rate_2 %", normaliseRows(rows));
+  return toBoard("aider_polyglot", "pass_rate_2 %", normaliseRows(rows, fractionOfBest));
 }
 
 /** LMArena text `arena_score` (an Elo-like rating, about 1000-1470 in this snapshot). */
@@ -176,7 +190,7 @@ export function parseLmArenaText(csvText: string): Leaderboard {
     if (model === undefined || model === "" || !Number.isFinite(score)) continue;
     rows.push({ name: model, aliases: [...huggingFaceRepo(record.url), ...modelQueryParameter(record.url)], score });
   }
-  return toBoard("lmarena_text", "arena_score", normaliseRows(rows));
+  return toBoard("lmarena_text", "arena_score", normaliseRows(rows, winRateAgainstBest));
 }
 
 function modelQueryParameter(url: string | undefined): string[] {
@@ -205,7 +219,7 @@ export function parseLiveBench(csvText: string, categoriesJson: string): Leaderb
     if (averages.length === 0) continue;
     rows.push({ name: model, score: averages.reduce((sum, value) => sum + value, 0) / averages.length });
   }
-  return toBoard("livebench", "global average %", normaliseRows(rows), true);
+  return toBoard("livebench", "global average %", normaliseRows(rows, fractionOfBest), true);
 }
 
 /** RFC 4180 CSV (quoted fields, doubled quotes) into records keyed by the header row. */

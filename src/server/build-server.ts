@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { AuthenticationError, RouteNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import { registerAdminRoutes } from "./admin-routes.ts";
 import { KeyRing } from "./auth.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
 import { type EndpointSpec, forwardingHandler } from "./forwarding-route.ts";
@@ -69,7 +70,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   const keys = new KeyRing(settings.apiKeys);
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
-    if (keys.isEmpty || PUBLIC_PATHS.has(request.url)) return;
+    // Admin routes check the admin keys themselves.
+    if (keys.isEmpty || PUBLIC_PATHS.has(request.url) || request.url.startsWith("/admin/")) return;
     if (!keys.accepts(request.headers.authorization)) {
       throw new AuthenticationError(
         request.headers.authorization === undefined
@@ -89,6 +91,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     for (const path of endpoint.paths) app.post(path, handler);
   }
   registerInfoRoutes(app, runtime);
+  registerAdminRoutes(app, runtime, new KeyRing(settings.adminKeys));
 
   app.addHook("onResponse", async (request, reply) => {
     if (reply.statusCode >= 400) return;

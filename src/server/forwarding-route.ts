@@ -37,7 +37,12 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
     const isStream = spec.supportsStream && body.stream === true;
     const prompt = spec.estimate(body);
     const maxOutputTokens = requestedOutputTokens(body);
-    const plan = runtime.plan(
+    const clientGone = new AbortController();
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) clientGone.abort();
+    };
+    reply.raw.on("close", onClose);
+    const plan = await runtime.planOrQueue(
       {
         model: body.model,
         fallbackModels: body.models ?? [],
@@ -49,14 +54,9 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
         budgetTokens: prompt.promptTokens + maxOutputTokens,
         maxOutputTokens,
       },
+      clientGone.signal,
       snapshot,
     );
-
-    const clientGone = new AbortController();
-    const onClose = (): void => {
-      if (!reply.raw.writableFinished) clientGone.abort();
-    };
-    reply.raw.on("close", onClose);
 
     const trace: ForwardTrace = { attempts: [], skips: [] };
     let outcome: ForwardOutcome;

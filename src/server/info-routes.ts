@@ -1,5 +1,6 @@
 // Read-only routes: model list, health, stats.
 import type { FastifyInstance } from "fastify";
+import type { Deployment } from "../providers/catalog.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
 
@@ -80,6 +81,40 @@ export function describeHealth(runtime: GatewayRuntime) {
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
     providers: { up, cooling, failed, skipped: config.skippedProviders },
     models: catalog.deployments.length,
+    deployments: catalog.deployments.map((deployment) => ({
+      key: deployment.key,
+      ...deploymentState(runtime, deployment, nowMs),
+    })),
+  };
+}
+
+/** Cooldown, circuit and budget windows of one deployment: shared by /health and /stats. */
+function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs: number) {
+  const cooldown = runtime.availability.cooldownOf(deployment.key, deployment.provider.settings.name);
+  return {
+    cooldown:
+      cooldown === undefined
+        ? null
+        : {
+            remaining_ms: cooldown.untilMs - nowMs,
+            cause: cooldown.cause,
+            source: cooldown.source,
+            reason: cooldown.reason,
+          },
+    circuit: runtime.availability.circuitState(deployment.key),
+    budgets: runtime.scopesOf(deployment).map((scope) => ({
+      scope: scope.id,
+      windows: runtime.budgets.usage(scope, nowMs).map((window) => ({
+        unit: window.unit,
+        window: window.window,
+        limit: window.limit,
+        used: window.used,
+        remaining: window.remaining,
+        resets_at: window.resetsAtMs === undefined ? null : new Date(window.resetsAtMs).toISOString(),
+        source: window.source,
+      })),
+      in_flight: runtime.budgets.inFlight(scope.id),
+    })),
   };
 }
 
@@ -88,7 +123,6 @@ export function describeStats(runtime: GatewayRuntime) {
   const nowMs = runtime.clock.now();
   const deployments = catalog.deployments.map((deployment) => {
     const stats = runtime.stats.get(deployment.key);
-    const cooldown = runtime.availability.cooldownOf(deployment.key, deployment.provider.settings.name);
     const calls = stats?.successes ?? 0;
     return {
       provider: deployment.provider.settings.name,
@@ -96,16 +130,7 @@ export function describeStats(runtime: GatewayRuntime) {
       upstream_id: deployment.model.id,
       kind: deployment.kind,
       score: runtime.scoreOf(deployment),
-      cooldown:
-        cooldown === undefined
-          ? null
-          : {
-              remaining_ms: cooldown.untilMs - nowMs,
-              cause: cooldown.cause,
-              source: cooldown.source,
-              reason: cooldown.reason,
-            },
-      circuit: runtime.availability.circuitState(deployment.key),
+      ...deploymentState(runtime, deployment, nowMs),
       successes: calls,
       failures: stats?.failures ?? 0,
       tokens_in: stats?.tokensIn ?? 0,
@@ -116,5 +141,5 @@ export function describeStats(runtime: GatewayRuntime) {
           : { min: stats.latencyMinMs, mean: Math.round(stats.latencyTotalMs / calls), max: stats.latencyMaxMs },
     };
   });
-  return { object: "stats", deployments };
+  return { object: "stats", queued_requests: runtime.queuedRequests, deployments };
 }

@@ -150,6 +150,11 @@ export async function relayStream(
   if (end === "done") {
     // Do not wait for the upstream to close after [DONE]; if it lingers, cut it loose.
     void drainQuietly(stream);
+  } else {
+    // An error event or too many malformed events stop the relay while the upstream response may still be
+    // open (providers often keep it so after an error): hang up, or the socket and its tokens leak.
+    // A no-op when the body already ended or the request was aborted.
+    stream.controller.abort();
   }
   if (!response.destroyed) {
     if (isSuccess) response.end(SSE_DONE);

@@ -17,6 +17,7 @@ import {
 } from "../errors/gateway-error.ts";
 import type { AvailabilityBook, CooldownCause } from "../limits/availability.ts";
 import { type BudgetLedger, type BudgetScope, isReservation, type Reservation } from "../limits/budgets.ts";
+import { dayWindow } from "../limits/day-window.ts";
 import type { RateLimitDialectName } from "../limits/header-dialects.ts";
 import { RATE_LIMIT_DIALECTS } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
@@ -369,7 +370,13 @@ function learnFromFailure(
               ? "capacity"
               : "rate_limited";
       if (verdict.limitKind === "daily" && verdict.hint === undefined) {
-        availability.park(deployment.key, nextUtcMidnightMs(services.clock.now()), cause, verdict.reason, "guessed");
+        availability.park(
+          deployment.key,
+          dayWindow(settings.dayReset, services.clock.now()).endMs,
+          cause,
+          verdict.reason,
+          "guessed",
+        );
       } else if (verdict.limitKind === "credits" && verdict.hint === undefined) {
         availability.recordInvalidKey(settings.name, verdict.reason, "credits_exhausted");
       } else {
@@ -531,11 +538,6 @@ function ensureModelField(json: unknown, bodyText: string, deployment: Deploymen
   const model = (json as { model?: unknown }).model;
   if (typeof model === "string" && model !== "") return bodyText;
   return JSON.stringify({ ...(json as Record<string, unknown>), model: deployment.model.id });
-}
-
-function nextUtcMidnightMs(nowMs: number): number {
-  const date = new Date(nowMs);
-  return Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate() + 1);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,0 +1,71 @@
+// `routing.queue_timeout_ms`: when every candidate is over budget or cooling down, a request may wait for the
+// first one to free up instead of getting a 429 at once. Waiters are served in arrival order (each waits for
+// the one before it to be served or give up) and their number is bounded (`routing.max_queued`).
+
+export class WaitQueue {
+  #waiting = 0;
+  #tail: Promise<void> = Promise.resolve();
+
+  get size(): number {
+    return this.#waiting;
+  }
+
+  /**
+   * Waits until `tryNow()` returns a value, the deadline passes or the signal aborts; returns undefined when
+   * the queue is full or the wait ran out. `tryNow` returns a value to proceed, or how long to sleep (ms).
+   */
+  async wait<T>(
+    maxQueued: number,
+    timeoutMs: number,
+    signal: AbortSignal,
+    tryNow: () => { value: T } | { retryInMs: number },
+  ): Promise<T | undefined> {
+    if (this.#waiting >= maxQueued) return undefined;
+    this.#waiting++;
+    const deadlineMs = Date.now() + timeoutMs;
+    const previous = this.#tail;
+    let release: () => void = () => {};
+    this.#tail = new Promise((resolve) => {
+      release = resolve;
+    });
+    try {
+      await raceDeadline(previous, deadlineMs, signal);
+      for (;;) {
+        const attempt = tryNow();
+        if ("value" in attempt) return attempt.value;
+        const leftMs = deadlineMs - Date.now();
+        if (leftMs <= 0 || signal.aborted) return undefined;
+        await sleep(Math.max(1, Math.min(attempt.retryInMs, leftMs)), signal);
+      }
+    } finally {
+      this.#waiting--;
+      // Keep arrival order even when this waiter gives up before its turn: the next one still waits for ours.
+      void previous.then(release);
+    }
+  }
+}
+
+function raceDeadline(promise: Promise<void>, deadlineMs: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, Math.max(0, deadlineMs - Date.now()));
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+    void promise.then(done);
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
