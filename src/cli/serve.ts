@@ -25,7 +25,18 @@ export async function serve(options: { configPath: string | undefined }): Promis
     }
     throw error;
   }
-  const gateway = await startGateway(loaded.config, { warnings: loaded.warnings });
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(loaded.config, { warnings: loaded.warnings });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(
+        `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
+      );
+      return EXIT_CONFIG_ERROR;
+    }
+    throw error;
+  }
   gateway.app.log.info(
     {
       config: configPath,

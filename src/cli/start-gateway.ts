@@ -6,6 +6,9 @@ import type { GatewayConfig } from "../config/types.ts";
 import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
 import { buildServer } from "../server/build-server.ts";
 
+/** ms between sweeps for connections that went idle during shutdown. */
+const IDLE_SWEEP_INTERVAL_MS = 100;
+
 export interface RunningGateway {
   readonly app: FastifyInstance;
   readonly runtime: GatewayRuntime;
@@ -66,7 +69,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     url: `http://${host}:${port}`,
     port,
     close: async () => {
-      await instance.close();
+      // Fastify closes the connections that are idle when close() starts; a connection whose stream finishes
+      // later stays open on the client's keep-alive and would hold up the exit until the client drops it (or
+      // the shutdown timeout). Close such connections as they go idle.
+      const idleSweep = setInterval(() => instance.server.closeIdleConnections(), IDLE_SWEEP_INTERVAL_MS);
+      try {
+        await instance.close();
+      } finally {
+        clearInterval(idleSweep);
+      }
       await runtime.close();
     },
   };

@@ -86,13 +86,17 @@ export class AvailabilityBook {
           }
         : PROBE;
     }
-    if (record.circuit === "half_open" && record.isProbeInFlight) {
-      return {
-        isAvailable: false,
-        untilMs: nowMs + 1000,
-        cause: "circuit_open",
-        reason: "circuit half-open: probe in flight",
-      };
+    if (record.circuit === "half_open") {
+      // Still half-open after a probe ended without a verdict (client gone, budget refused, a 429): the next
+      // request is again the one probe, not a free pass for everyone.
+      return record.isProbeInFlight
+        ? {
+            isAvailable: false,
+            untilMs: nowMs + 1000,
+            cause: "circuit_open",
+            reason: "circuit half-open: probe in flight",
+          }
+        : PROBE;
     }
     return AVAILABLE;
   }

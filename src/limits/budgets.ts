@@ -206,10 +206,14 @@ export class BudgetBook implements BudgetLedger {
     if (windows.length === 0) return;
     const state = this.#state(scope, nowMs);
     for (const window of windows) {
-      if (window.remaining === undefined || window.resetAtMs === undefined || window.resetAtMs <= nowMs) continue;
+      if (window.remaining === undefined) continue;
+      // Mistral (and Together for tokens) send no reset time: assume the window's longest possible wait, so a
+      // "0 left" still keeps us away, but never longer than the window itself.
+      const resetAtMs = window.resetAtMs ?? assumedResetAtMs(scope, window.window, nowMs);
+      if (resetAtMs <= nowMs) continue;
       state.learned.set(`${window.unit}:${window.window}`, {
         remaining: window.remaining,
-        resetAtMs: window.resetAtMs,
+        resetAtMs,
         limit: window.limit,
         spentSince: 0,
       });
@@ -310,7 +314,7 @@ export class BudgetBook implements BudgetLedger {
       return {
         isAllowed: false,
         scopeId: scope.id,
-        reason: `over its ${rule.unit === "requests" ? "r" : "t"}p${rule.window[0]} budget (${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""})`,
+        reason: `over its ${ruleName(rule)} budget (${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""})`,
         retryAtMs,
       };
     }
@@ -409,6 +413,19 @@ export interface PersistedScope {
 }
 
 const ALLOWED: BudgetVerdict = Object.freeze({ isAllowed: true });
+
+/** The config key of a rule (`rpm`, `tokens_per_month`), so a denial names what the user wrote. */
+function ruleName(rule: BudgetRule): string {
+  if (rule.window === "month") return `${rule.unit}_per_month`;
+  return `${rule.unit === "requests" ? "r" : "t"}p${rule.window[0]}`;
+}
+
+/** The latest a window without a reset header can end: a full sliding window from now, or the wall-clock end. */
+function assumedResetAtMs(scope: BudgetScope, window: BudgetWindow, nowMs: number): number {
+  const slidingMs = SLIDING_WINDOW_MS[window];
+  if (slidingMs !== undefined) return nowMs + slidingMs;
+  return (window === "day" ? dayWindow(scope.dayReset, nowMs) : monthWindow(scope.dayReset, nowMs)).endMs;
+}
 
 function longestSlidingWindowMs(scope: BudgetScope): number {
   let longest = 0;

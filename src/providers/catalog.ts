@@ -21,8 +21,29 @@ export interface Deployment {
   readonly model: ModelSettings;
   readonly kind: ModelKind;
   readonly isDiscovered: boolean;
+  /** Context window: config, else discovery, else the model metadata table. */
   readonly contextTokens: number | undefined;
+  /** Capabilities: config, else the metadata table; undefined = unknown (not excluded by fit checks). */
+  readonly capabilities: DeploymentCapabilities;
 }
+
+export interface DeploymentCapabilities {
+  readonly tools: boolean | undefined;
+  readonly vision: boolean | undefined;
+  readonly jsonSchema: boolean | undefined;
+}
+
+/** Fills in what the config and discovery left open (context, capabilities), e.g. from model metadata. */
+export type DeploymentEnricher = (
+  provider: ProviderSettings,
+  model: ModelSettings,
+  discoveredContextTokens: number | undefined,
+) => { contextTokens: number | undefined; capabilities: DeploymentCapabilities };
+
+const noEnrichment: DeploymentEnricher = (_provider, model, discoveredContextTokens) => ({
+  contextTokens: model.contextTokens ?? discoveredContextTokens,
+  capabilities: { tools: model.tools, vision: model.vision, jsonSchema: model.jsonSchema },
+});
 
 export interface DiscoveredModel {
   readonly id: string;
@@ -101,6 +122,7 @@ export function providerRuntime(settings: ProviderSettings): ProviderRuntime {
 export function buildCatalog(
   providers: readonly ProviderSettings[],
   discovered: ReadonlyMap<string, readonly DiscoveredModel[]>,
+  enrich: DeploymentEnricher = noEnrichment,
 ): Catalog {
   const runtimes: ProviderRuntime[] = [];
   const deployments: Deployment[] = [];
@@ -112,6 +134,7 @@ export function buildCatalog(
       const key = `${settings.name}/${model.publicName}`;
       if (seen.has(key)) return;
       seen.add(key);
+      const enriched = enrich(settings, model, contextTokens);
       deployments.push({
         index: deployments.length,
         key,
@@ -119,7 +142,8 @@ export function buildCatalog(
         model,
         kind: model.kind ?? modelKind(model.id),
         isDiscovered,
-        contextTokens,
+        contextTokens: enriched.contextTokens,
+        capabilities: enriched.capabilities,
       });
     };
     if (settings.models !== undefined) {

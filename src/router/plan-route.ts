@@ -63,6 +63,11 @@ export interface RouterContext {
   readonly nowMs: number;
   /** Current score of a deployment (static terms and live health). Higher is better. */
   score(deployment: Deployment): number;
+  /**
+   * The score with the leaderboard term taken from one board only (meta model filters with `leaderboard:`);
+   * undefined when that board does not know the deployment.
+   */
+  scoreOnBoard?(deployment: Deployment, board: string): number | undefined;
   /** Side-effect free availability check. */
   availability(deployment: Deployment): Availability;
   /** Budget pre-check; returns why and until when the deployment is over budget, or undefined. */
@@ -82,6 +87,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   const unknownNames: string[] = [];
   const seen = new Set<number>();
   const groups: Deployment[][] = [];
+  const groupBoards: (string | undefined)[] = [];
   let matchedOtherKind: Deployment | undefined;
   for (const name of names) {
     const resolved = resolveName(name, context, 0);
@@ -100,6 +106,8 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       group.push(deployment);
     }
     groups.push(group);
+    const meta = context.metaModels[name];
+    groupBoards.push(meta?.kind === "filter" ? meta.filter.leaderboard : undefined);
   }
   if (groups.length === 0) {
     const shown = unknownNames.join(", ");
@@ -126,8 +134,12 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   const fitFailures: RouteSkip[] = [];
   groups.forEach((group, groupIndex) => {
     const ready: RouteCandidate[] = [];
+    const board = groupBoards[groupIndex];
     for (const deployment of group) {
-      const score = context.score(deployment);
+      const score =
+        board === undefined
+          ? context.score(deployment)
+          : (context.scoreOnBoard?.(deployment, board) ?? context.score(deployment));
       const misfit = checkFit(request, deployment, score);
       if (misfit !== undefined) {
         skipped.push(misfit);
@@ -254,17 +266,20 @@ function matchesFilter(deployment: Deployment, filter: MetaModelFilter, context:
   if (filter.providers !== undefined && !filter.providers.includes(deployment.provider.settings.name)) return false;
   if (filter.min_context !== undefined && (deployment.contextTokens ?? 0) < filter.min_context) return false;
   if (filter.min_params_b !== undefined && (deployment.model.paramsB ?? 0) < filter.min_params_b) return false;
-  if (filter.tools === true && deployment.model.tools !== true) return false;
-  if (filter.vision === true && deployment.model.vision !== true) return false;
+  if (filter.tools === true && deployment.capabilities.tools !== true) return false;
+  if (filter.vision === true && deployment.capabilities.vision !== true) return false;
   if (filter.include !== undefined) {
     const id = deployment.model.id.toLowerCase();
     if (!filter.include.some((part) => id.includes(part.toLowerCase()))) return false;
   }
+  // `leaderboard: X` selects the models that board knows (and ranks them by it, see planRoute).
+  if (filter.leaderboard !== undefined && context.scoreOnBoard?.(deployment, filter.leaderboard) === undefined)
+    return false;
   return context.score(deployment) > Number.NEGATIVE_INFINITY;
 }
 
 function checkFit(request: RouteRequest, deployment: Deployment, score: number): RouteSkip | undefined {
-  const { model } = deployment;
+  const capabilities = deployment.capabilities;
   const required = request.requiredContextTokens;
   if (required !== undefined && deployment.contextTokens !== undefined && required > deployment.contextTokens) {
     return {
@@ -274,13 +289,13 @@ function checkFit(request: RouteRequest, deployment: Deployment, score: number):
       reason: `needs ~${required} tokens of context, has ${deployment.contextTokens}`,
     };
   }
-  if (request.needsTools === true && model.tools === false) {
+  if (request.needsTools === true && capabilities.tools === false) {
     return { deployment, cause: "tools", score, reason: "does not support tools" };
   }
-  if (request.needsVision === true && model.vision === false) {
+  if (request.needsVision === true && capabilities.vision === false) {
     return { deployment, cause: "vision", score, reason: "does not accept images" };
   }
-  if (request.needsJsonSchema === true && model.jsonSchema === false) {
+  if (request.needsJsonSchema === true && capabilities.jsonSchema === false) {
     return { deployment, cause: "json_schema", score, reason: "does not support response_format json_schema" };
   }
   return undefined;

@@ -11,16 +11,22 @@ import { StatsBook } from "../observability/stats.ts";
 import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
 import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
+import { HealthTracker } from "../scoring/health.ts";
+import { type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
+import { explainScore, type ScoreBreakdown, type StaticScore, scoreWithHealth } from "../scoring/score.ts";
 import type { AttemptRecord, AttemptSkip } from "../upstream/attempt-record.ts";
 import { type ForwardOutcome, type ForwardRequest, forward } from "../upstream/forward.ts";
 import { WaitQueue } from "../upstream/wait-queue.ts";
-import { computeStaticScores } from "./static-scores.ts";
+import { loadScoringSources, type ScoringSettings, scoringSettings } from "./scoring-sources.ts";
 
 export interface GatewaySnapshot {
   readonly config: GatewayConfig;
   readonly catalog: Catalog;
   /** Static score per deployment index (priority, leaderboard, size, context, adjustments). */
-  readonly staticScores: Float64Array;
+  readonly staticScores: readonly StaticScore[];
+  /** What the score knows about each deployment (leaderboard matches, params, context source, adjustments). */
+  readonly profiles: readonly ModelProfile[];
+  readonly scoring: ScoringSettings;
   /** Budget scopes per deployment index: [provider pool (if it has limits), the deployment itself]. */
   readonly budgetScopes: readonly (readonly BudgetScope[])[];
   /** Discovery warnings and per-provider discovery source, for /health. */
@@ -64,6 +70,7 @@ export class GatewayRuntime {
   readonly #decisionListeners: ((decision: RouteDecision) => void)[] = [];
   readonly #ownsDispatcher: boolean;
   readonly #queue = new WaitQueue();
+  readonly #health = new Map<string, HealthTracker>();
 
   private constructor(
     snapshot: GatewaySnapshot,
@@ -110,8 +117,47 @@ export class GatewayRuntime {
     this.#snapshot = snapshot;
   }
 
+  /** Static score minus the live health penalty. */
   scoreOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): number {
-    return snapshot.staticScores[deployment.index] ?? 0;
+    const staticScore = snapshot.staticScores[deployment.index];
+    if (staticScore === undefined) return 0;
+    const tracker = this.#health.get(deployment.key);
+    if (tracker === undefined) return staticScore.staticTotal;
+    return scoreWithHealth(staticScore, tracker.snapshot(), snapshot.scoring.weights);
+  }
+
+  /** The score with the leaderboard term from one board (alias like `bigcodebench` covers its variants). */
+  scoreOnBoard(deployment: Deployment, board: string, snapshot: GatewaySnapshot = this.#snapshot): number | undefined {
+    const profile = snapshot.profiles[deployment.index];
+    const staticScore = snapshot.staticScores[deployment.index];
+    if (profile === undefined || staticScore === undefined) return undefined;
+    const matches = profile.leaderboard.matches.filter(
+      (match) => match.board === board || match.board.startsWith(`${board}_`),
+    );
+    if (matches.length === 0) return undefined;
+    const quality = matches.reduce((sum, match) => sum + match.normalised, 0) / matches.length;
+    const weight = snapshot.scoring.weights.MODEL_LEADERBOARD_SCORE_SCALAR;
+    const delta = staticScore.basePriority * (weight * quality - staticScore.leaderboard.weighted);
+    return this.scoreOf(deployment, snapshot) + delta;
+  }
+
+  /** Every score term of a deployment, for route explanations and /stats. */
+  explainScore(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): ScoreBreakdown | undefined {
+    const staticScore = snapshot.staticScores[deployment.index];
+    if (staticScore === undefined) return undefined;
+    const health = this.#health.get(deployment.key)?.snapshot() ?? { samples: 0 };
+    return explainScore(staticScore, health, snapshot.scoring.weights);
+  }
+
+  /** Feeds the health term: successes and real failures (not rate limits, which cooldowns handle). */
+  recordHealth(deployment: Deployment, isSuccess: boolean, latencyMs: number): void {
+    let tracker = this.#health.get(deployment.key);
+    if (tracker === undefined) {
+      const halfLifeMs = this.#snapshot.scoring.healthHalfLifeMs;
+      tracker = new HealthTracker(this.clock, halfLifeMs === undefined ? {} : { halfLifeMs });
+      this.#health.set(deployment.key, tracker);
+    }
+    tracker.record(isSuccess, latencyMs);
   }
 
   plan(request: RouteRequest, snapshot: GatewaySnapshot = this.#snapshot): RoutePlan {
@@ -122,6 +168,7 @@ export class GatewayRuntime {
       routing: snapshot.config.routing,
       nowMs,
       score: (deployment) => this.scoreOf(deployment, snapshot),
+      scoreOnBoard: (deployment, board) => this.scoreOnBoard(deployment, board, snapshot),
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
       budgetCheck: (deployment) => {
         const settings = deployment.provider.settings;
@@ -173,6 +220,7 @@ export class GatewayRuntime {
       stats: this.stats,
       budgets: this.budgets,
       scopesOf: (deployment) => this.scopesOf(deployment, snapshot),
+      recordHealth: (deployment, isSuccess, latencyMs) => this.recordHealth(deployment, isSuccess, latencyMs),
       routing: snapshot.config.routing,
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
     });
@@ -241,11 +289,38 @@ async function buildSnapshot(
         if (result.warning !== undefined) logger?.warn({ provider: provider.name }, result.warning);
       }),
   );
-  const catalog = buildCatalog(config.providers, discovered);
+  const scoring = scoringSettings(config);
+  const sources = await loadScoringSources(scoring, typeof config.scoring.adjustments_file === "string");
+  const profiles: ModelProfile[] = [];
+  const catalog = buildCatalog(config.providers, discovered, (provider, model, discoveredContextTokens) => {
+    const profile = profileModel(sources, provider.name, model.id, {
+      leaderboardName: model.leaderboardName,
+      paramsB: model.paramsB,
+      contextTokens: model.contextTokens ?? discoveredContextTokens,
+    });
+    profiles.push(profile);
+    return {
+      contextTokens: profile.contextTokens,
+      capabilities: {
+        tools: model.tools ?? profile.capabilities?.tools,
+        vision: model.vision ?? profile.capabilities?.vision,
+        jsonSchema: model.jsonSchema ?? profile.capabilities?.jsonSchema,
+      },
+    };
+  });
+  const staticScores = catalog.deployments.map((deployment) =>
+    staticScoreFor(
+      profiles[deployment.index] as ModelProfile,
+      { basePriority: deployment.provider.settings.basePriority, priority: deployment.model.priority },
+      scoring.weights,
+    ),
+  );
   return {
     config,
     catalog,
-    staticScores: computeStaticScores(catalog, config),
+    staticScores,
+    profiles,
+    scoring,
     budgetScopes: buildBudgetScopes(catalog),
     discovery,
   };

@@ -31,7 +31,10 @@ export const DEFAULT_BOARD_WEIGHTS: Readonly<Record<BoardName, number>> = {
 export interface LeaderboardRow extends NamedRow {
   /** The board's own number: percent for the benchmarks, an Elo-like rating for LMArena. */
   readonly score: number;
-  /** `score` min-max normalised over the board (BigCodeBench: over the row's split), 0..1. */
+  /**
+   * `score` on 0..1 where 1 is the board's best: the share of the best score on percent boards (BigCodeBench:
+   * of the best in the row's split), twice the expected win rate against the best on LMArena.
+   */
   readonly normalised: number;
 }
 
@@ -110,8 +113,8 @@ function huggingFaceRepo(url: unknown): string[] {
 
 /**
  * BigCodeBench `results.json` / `results-hard.json`. A row scores its `pass@1.instruct` when it has one (chat
- * models are served instruct-style), else `complete`. The two splits differ in difficulty, so each is min-max
- * normalised on its own and a row takes the normalised value of the split it uses.
+ * models are served instruct-style), else `complete`. The two splits differ in difficulty, so a row is measured
+ * against the best score of the split it uses.
  */
 export function parseBigCodeBench(jsonText: string, name: "bigcodebench_full" | "bigcodebench_hard"): Leaderboard {
   const data: unknown = JSON.parse(jsonText);

@@ -146,6 +146,7 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
     } else if (relayed.end !== "client_aborted") {
       runtime.stats.recordFailure(deployment.key);
       runtime.availability.recordFailure(deployment.key);
+      runtime.recordHealth(deployment, false, durationMs);
       request.log.warn(
         {
           provider: deployment.provider.settings.name,

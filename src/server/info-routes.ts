@@ -1,7 +1,9 @@
 // Read-only routes: model list, health, stats.
 import type { FastifyInstance } from "fastify";
+import { InvalidRequestError } from "../errors/gateway-error.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
+import { explainRoute } from "../runtime/explain-route.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
 
 export const GATEWAY_VERSION = "0.1.0";
@@ -34,6 +36,24 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
   });
 
   app.get("/stats", async () => describeStats(runtime));
+
+  app.get("/v1/gateway/route", async (request) => {
+    const query = request.query as Record<string, string | undefined>;
+    const model = query.model;
+    if (model === undefined || model === "") {
+      throw new InvalidRequestError("Query parameter `model` is required, e.g. /v1/gateway/route?model=best", {
+        param: "model",
+        code: "invalid_value",
+      });
+    }
+    const kind = query.kind === "embedding" ? "embedding" : "chat";
+    const promptTokens = query.tokens === undefined ? undefined : Number(query.tokens);
+    return explainRoute(runtime, model, {
+      kind,
+      ...(promptTokens !== undefined && Number.isFinite(promptTokens) ? { promptTokens } : {}),
+      ...(query.tools === "true" ? { needsTools: true } : {}),
+    });
+  });
 }
 
 export function describeHealth(runtime: GatewayRuntime) {
@@ -88,6 +108,20 @@ export function describeHealth(runtime: GatewayRuntime) {
   };
 }
 
+function scoreTerms(runtime: GatewayRuntime, deployment: Deployment) {
+  const breakdown = runtime.explainScore(deployment);
+  if (breakdown === undefined) return null;
+  return {
+    base_priority: breakdown.basePriority,
+    priority: breakdown.terms.priority,
+    leaderboard: breakdown.terms.leaderboard.weighted,
+    params: breakdown.terms.params.weighted,
+    context: breakdown.terms.context.weighted,
+    adjustment: breakdown.terms.adjustment.weighted,
+    health_penalty: breakdown.terms.healthPenalty.weighted,
+  };
+}
+
 /** Cooldown, circuit and budget windows of one deployment: shared by /health and /stats. */
 function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs: number) {
   const cooldown = runtime.availability.cooldownOf(deployment.key, deployment.provider.settings.name);
@@ -130,6 +164,7 @@ export function describeStats(runtime: GatewayRuntime) {
       upstream_id: deployment.model.id,
       kind: deployment.kind,
       score: runtime.scoreOf(deployment),
+      score_terms: scoreTerms(runtime, deployment),
       ...deploymentState(runtime, deployment, nowMs),
       successes: calls,
       failures: stats?.failures ?? 0,

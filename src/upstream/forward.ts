@@ -37,6 +37,8 @@ export interface ForwardServices {
   readonly stats: StatsBook;
   readonly budgets: BudgetLedger;
   readonly routing: RoutingSettings;
+  /** Feeds the score's health term. */
+  recordHealth(deployment: Deployment, isSuccess: boolean, latencyMs: number): void;
   /** Budget scopes a deployment charges (its provider's account-wide pool and its own). */
   scopesOf(deployment: Deployment): readonly BudgetScope[];
   /** Time until a cooling deployment is available again (for 429 retry-after). */
@@ -84,6 +86,15 @@ export interface ForwardOutcome {
   readonly attempts: readonly AttemptRecord[];
   readonly skips: readonly AttemptSkip[];
 }
+
+/** Outcomes that say the candidate is unhealthy (rate limits and rejected requests do not). */
+const HEALTH_FAILURES: ReadonlySet<AttemptOutcome> = new Set([
+  "server_error",
+  "network_error",
+  "timeout",
+  "first_token_timeout",
+  "bad_response",
+]);
 
 /** Thrown when the client disconnected: nobody is left to answer. */
 export class ClientAbortedError extends Error {
@@ -170,6 +181,7 @@ export async function forward(
         services.budgets.release(reservation);
       }
       const durationMs = clock.now() - attemptStartMs;
+      if (result.ok || HEALTH_FAILURES.has(result.outcome)) services.recordHealth(deployment, result.ok, durationMs);
       if (result.ok) {
         attempts.push(
           record(

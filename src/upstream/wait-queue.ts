@@ -30,6 +30,8 @@ export class WaitQueue {
     });
     try {
       await raceDeadline(previous, deadlineMs, signal);
+      // Out of time (or the client left) before our turn came: taking a free slot now would jump the queue.
+      if (signal.aborted || Date.now() >= deadlineMs) return undefined;
       for (;;) {
         const attempt = tryNow();
         if ("value" in attempt) return attempt.value;

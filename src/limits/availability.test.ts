@@ -1,0 +1,289 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ManualClock } from "../clock.ts";
+import type { CooldownSettings } from "../config/types.ts";
+import { type Availability, AvailabilityBook, type CooldownChange } from "./availability.ts";
+
+const T0 = Date.UTC(2026, 0, 1, 12);
+
+const SETTINGS: CooldownSettings = {
+  rateLimitBaseMs: 1_000,
+  rateLimitMaxMs: 5_000,
+  invalidKeyMs: 3_600_000,
+  failureThreshold: 3,
+  failureWindowMs: 10_000,
+  circuitOpenMs: 30_000,
+};
+
+function setup(settings: Partial<CooldownSettings> = {}) {
+  const clock = new ManualClock(T0);
+  const book = new AvailabilityBook(clock, { ...SETTINGS, ...settings });
+  return { clock, book };
+}
+
+function assertUnavailable(availability: Availability, expected: { untilMs: number; cause: string }): void {
+  assert.equal(availability.isAvailable, false, "expected unavailable");
+  if (availability.isAvailable) return;
+  assert.equal(availability.untilMs, expected.untilMs, new Date(availability.untilMs).toISOString());
+  assert.equal(availability.cause, expected.cause);
+}
+
+const AVAILABLE = { isAvailable: true, isProbe: false };
+const PROBE = { isAvailable: true, isProbe: true };
+
+describe("AvailabilityBook: 429 cooldowns", () => {
+  it("without a hint: base × 2^(n−1) for the n-th consecutive 429, capped at the maximum", () => {
+    const { clock, book } = setup();
+    const delays: number[] = [];
+    for (let index = 0; index < 6; index++) {
+      const cooldown = book.recordRateLimited("p/m", undefined, "rate_limited", "429");
+      assert.equal(cooldown.source, "guessed");
+      delays.push(cooldown.untilMs - clock.now());
+      clock.set(cooldown.untilMs);
+    }
+    assert.deepEqual(delays, [1_000, 2_000, 4_000, 5_000, 5_000, 5_000]);
+  });
+
+  it("a success resets the backoff to the base", () => {
+    const { book } = setup();
+    book.recordRateLimited("p/m", undefined, "rate_limited", "429");
+    book.recordRateLimited("p/m", undefined, "rate_limited", "429");
+    book.recordSuccess("p/m");
+    const cooldown = book.recordRateLimited("p/m", undefined, "rate_limited", "429");
+    assert.equal(cooldown.untilMs, T0 + 1_000);
+  });
+
+  it("the provider's hint is used exactly, even beyond the backoff cap", () => {
+    const { clock, book } = setup();
+    const cooldown = book.recordRateLimited("p/m", { delayMs: 578_016 }, "rate_limited", "TPD");
+    assert.deepEqual(cooldown, { untilMs: T0 + 578_016, cause: "rate_limited", source: "provider", reason: "TPD" });
+    clock.set(T0 + 578_015);
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: T0 + 578_016, cause: "rate_limited" });
+    clock.set(T0 + 578_016);
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+    assert.equal(book.cooldownOf("p/m", "p"), undefined);
+  });
+
+  it("cooldowns are per deployment", () => {
+    const { book } = setup();
+    book.recordRateLimited("p/a", { delayMs: 9_000 }, "capacity", "busy");
+    assertUnavailable(book.peek("p/a", "p"), { untilMs: T0 + 9_000, cause: "capacity" });
+    assert.deepEqual(book.peek("p/b", "p"), AVAILABLE);
+    assert.deepEqual(book.peek("q/a", "q"), AVAILABLE);
+  });
+});
+
+describe("AvailabilityBook: park", () => {
+  it("parks until a known instant, with cause and source", () => {
+    const { clock, book } = setup();
+    const midnight = Date.UTC(2026, 0, 2);
+    book.park("p/m", midnight, "daily_quota", "RPD used up", "guessed");
+    assert.deepEqual(book.cooldownOf("p/m", "p"), {
+      untilMs: midnight,
+      cause: "daily_quota",
+      source: "guessed",
+      reason: "RPD used up",
+    });
+    clock.set(midnight - 1);
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: midnight, cause: "daily_quota" });
+    clock.set(midnight);
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+  });
+
+  it("never shortens a longer cooldown, but extends a shorter one", () => {
+    const { book } = setup();
+    book.recordRateLimited("p/m", { delayMs: 60_000 }, "rate_limited", "long");
+    book.park("p/m", T0 + 10_000, "budget_exhausted", "short", "provider");
+    assert.equal(book.cooldownOf("p/m", "p")?.reason, "long");
+    book.park("p/m", T0 + 120_000, "budget_exhausted", "longer", "provider");
+    assert.deepEqual(book.cooldownOf("p/m", "p"), {
+      untilMs: T0 + 120_000,
+      cause: "budget_exhausted",
+      source: "provider",
+      reason: "longer",
+    });
+  });
+});
+
+describe("AvailabilityBook: invalid keys", () => {
+  it("an invalid key cools the whole provider for invalid_key_ms, other providers untouched", () => {
+    const { clock, book } = setup();
+    book.recordInvalidKey("p", "key rejected: HTTP 401");
+    for (const key of ["p/a", "p/b", "p/never-used"]) {
+      assertUnavailable(book.peek(key, "p"), { untilMs: T0 + 3_600_000, cause: "invalid_key" });
+    }
+    assert.deepEqual(book.peek("q/a", "q"), AVAILABLE);
+    assert.equal(book.providerCooldown("p")?.cause, "invalid_key");
+    assert.equal(book.providerCooldown("p")?.source, "guessed");
+    clock.set(T0 + 3_600_000);
+    assert.deepEqual(book.peek("p/a", "p"), AVAILABLE);
+    assert.equal(book.providerCooldown("p"), undefined);
+  });
+
+  it("out of credits parks the provider the same way, with its own cause", () => {
+    const { book } = setup();
+    book.recordInvalidKey("p", "402 Payment Required", "credits_exhausted");
+    assertUnavailable(book.peek("p/a", "p"), { untilMs: T0 + 3_600_000, cause: "credits_exhausted" });
+  });
+
+  it("a provider cooldown is reported before a deployment's own", () => {
+    const { book } = setup();
+    book.recordRateLimited("p/a", { delayMs: 5_000 }, "rate_limited", "429");
+    book.recordInvalidKey("p", "401");
+    assert.equal(book.cooldownOf("p/a", "p")?.cause, "invalid_key");
+  });
+});
+
+describe("AvailabilityBook: circuit breaker", () => {
+  it("opens after failure_threshold failures within failure_window_ms, for circuit_open_ms", () => {
+    const { clock, book } = setup();
+    book.recordFailure("p/m");
+    clock.set(T0 + 5_000);
+    book.recordFailure("p/m");
+    assert.equal(book.circuitState("p/m"), "closed");
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+    clock.set(T0 + 9_999);
+    book.recordFailure("p/m");
+    assert.equal(book.circuitState("p/m"), "open");
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: T0 + 9_999 + 30_000, cause: "circuit_open" });
+    assert.equal(book.cooldownOf("p/m", "p"), undefined, "a circuit is not a cooldown");
+  });
+
+  it("failures further apart than the window do not add up", () => {
+    const { clock, book } = setup();
+    book.recordFailure("p/m");
+    clock.set(T0 + 5_000);
+    book.recordFailure("p/m");
+    clock.set(T0 + 10_000);
+    // The first failure is exactly failure_window_ms old: it no longer counts.
+    book.recordFailure("p/m");
+    assert.equal(book.circuitState("p/m"), "closed");
+    clock.set(T0 + 14_999);
+    book.recordFailure("p/m");
+    assert.equal(book.circuitState("p/m"), "open");
+  });
+
+  it("a success clears the failure count", () => {
+    const { book } = setup();
+    book.recordFailure("p/m");
+    book.recordFailure("p/m");
+    book.recordSuccess("p/m");
+    book.recordFailure("p/m");
+    book.recordFailure("p/m");
+    assert.equal(book.circuitState("p/m"), "closed");
+  });
+
+  function openCircuit(book: AvailabilityBook, clock: ManualClock): void {
+    for (let index = 0; index < 3; index++) book.recordFailure("p/m");
+    assert.equal(book.circuitState("p/m"), "open");
+    clock.advance(30_000);
+  }
+
+  it("half-open lets exactly one probe through; its success closes the circuit", () => {
+    const { clock, book } = setup();
+    openCircuit(book, clock);
+    assert.equal(book.circuitState("p/m"), "half_open");
+    // peek is side-effect free: it may say "probe" any number of times.
+    assert.deepEqual(book.peek("p/m", "p"), PROBE);
+    assert.deepEqual(book.peek("p/m", "p"), PROBE);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    const second = book.acquire("p/m", "p");
+    assert.equal(second.isAvailable, false);
+    if (!second.isAvailable) assert.match(second.reason, /probe in flight/);
+    assert.equal(book.peek("p/m", "p").isAvailable, false);
+
+    book.recordSuccess("p/m");
+    assert.equal(book.circuitState("p/m"), "closed");
+    assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
+    assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
+  });
+
+  it("a failed probe re-opens the circuit for another circuit_open_ms", () => {
+    const { clock, book } = setup();
+    openCircuit(book, clock);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    clock.advance(250);
+    book.recordFailure("p/m");
+    assert.equal(book.circuitState("p/m"), "open");
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: clock.now() + 30_000, cause: "circuit_open" });
+    clock.advance(30_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+  });
+
+  it("a released probe (client gone, budget refused) frees the slot for exactly one new probe", () => {
+    const { clock, book } = setup();
+    openCircuit(book, clock);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    book.releaseProbe("p/m");
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    assert.equal(book.acquire("p/m", "p").isAvailable, false, "a second request slipped through a half-open circuit");
+  });
+
+  it("a probe answered with a 429 cools down, then the next request is again the only probe", () => {
+    const { clock, book } = setup();
+    openCircuit(book, clock);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    book.recordRateLimited("p/m", { delayMs: 2_000 }, "rate_limited", "429");
+    assert.equal(book.acquire("p/m", "p").isAvailable, false);
+    clock.advance(2_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    assert.equal(book.acquire("p/m", "p").isAvailable, false);
+  });
+});
+
+describe("AvailabilityBook: sharing, persistence and reset", () => {
+  it("listeners hear every new cooldown, deployment or provider", () => {
+    const { book } = setup();
+    const changes: CooldownChange[] = [];
+    book.onCooldown((change) => changes.push(change));
+    book.recordRateLimited("p/m", { delayMs: 1_000 }, "rate_limited", "429");
+    book.park("p/m", T0 + 50_000, "daily_quota", "day", "guessed");
+    book.recordInvalidKey("q", "401");
+    assert.deepEqual(
+      changes.map((change) => [change.scope, change.key, change.cooldown.cause]),
+      [
+        ["deployment", "p/m", "rate_limited"],
+        ["deployment", "p/m", "daily_quota"],
+        ["provider", "q", "invalid_key"],
+      ],
+    );
+  });
+
+  it("export and import carry active cooldowns only; on import a later end wins", () => {
+    const { clock, book } = setup();
+    book.recordRateLimited("p/a", { delayMs: 10_000 }, "rate_limited", "a");
+    book.recordRateLimited("p/b", { delayMs: 1_000 }, "rate_limited", "b");
+    book.recordInvalidKey("q", "401");
+    clock.advance(1_000);
+    const exported = book.exportCooldowns();
+    assert.deepEqual(
+      exported.deployments.map(([key]) => key),
+      ["p/a"],
+    );
+    assert.deepEqual(
+      exported.providers.map(([name]) => name),
+      ["q"],
+    );
+
+    const other = new AvailabilityBook(clock, SETTINGS);
+    other.park("p/a", T0 + 60_000, "daily_quota", "longer already", "guessed");
+    other.importCooldowns(JSON.parse(JSON.stringify(exported)));
+    assert.equal(other.cooldownOf("p/a", "p")?.reason, "longer already");
+    assert.equal(other.providerCooldown("q")?.cause, "invalid_key");
+    assert.equal(other.takeDirty(), true, "park marks the book dirty");
+  });
+
+  it("reset clears cooldowns, provider cooldowns and circuits, and marks the book dirty", () => {
+    const { book } = setup();
+    book.recordRateLimited("p/a", { delayMs: 10_000 }, "rate_limited", "a");
+    book.recordInvalidKey("q", "401");
+    for (let index = 0; index < 3; index++) book.recordFailure("p/c");
+    book.takeDirty();
+    book.reset();
+    assert.equal(book.takeDirty(), true);
+    assert.equal(book.takeDirty(), false);
+    assert.deepEqual(book.peek("p/a", "p"), AVAILABLE);
+    assert.deepEqual(book.peek("q/a", "q"), AVAILABLE);
+    assert.equal(book.circuitState("p/c"), "closed");
+  });
+});

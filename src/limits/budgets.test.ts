@@ -1,0 +1,449 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Limits } from "../config/schema.ts";
+import {
+  BudgetBook,
+  type BudgetScope,
+  type BudgetVerdict,
+  isReservation,
+  type Reservation,
+  rulesFromLimits,
+} from "./budgets.ts";
+import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "./day-window.ts";
+
+/** 2026-01-01T12:00:00Z */
+const T0 = Date.UTC(2026, 0, 1, 12);
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+
+function scopeOf(limits: Limits, id = "deployment:p/m", dayReset: DayReset = UTC_MIDNIGHT): BudgetScope {
+  const { rules, concurrency } = rulesFromLimits(limits);
+  return { id, rules, concurrency, dayReset };
+}
+
+function reserveOk(book: BudgetBook, scopes: readonly BudgetScope[], tokens: number, nowMs: number): Reservation {
+  const result = book.reserve(scopes, { tokens }, nowMs);
+  assert.ok(
+    isReservation(result),
+    `expected a reservation at ${new Date(nowMs).toISOString()}: ${JSON.stringify(result)}`,
+  );
+  return result;
+}
+
+function denied(verdict: BudgetVerdict | Reservation): { reason: string; retryAtMs: number; scopeId: string } {
+  assert.ok(!isReservation(verdict) && !verdict.isAllowed, "expected a denial");
+  return verdict;
+}
+
+interface WindowCase {
+  readonly key: keyof Limits;
+  readonly limit: number;
+  /** Token cost per request (1 for request budgets, which ignore it). */
+  readonly cost: number;
+  /** Expected reason fragment when over the budget. */
+  readonly reason: RegExp;
+  /** When the oldest charge made at T0 stops counting. */
+  readonly freedAtMs: number;
+}
+
+const WINDOW_CASES: readonly WindowCase[] = [
+  { key: "rps", limit: 3, cost: 1, reason: /over its rps budget \(3\/3\)/, freedAtMs: T0 + 1_000 },
+  { key: "rpm", limit: 3, cost: 1, reason: /over its rpm budget \(3\/3\)/, freedAtMs: T0 + MINUTE_MS },
+  { key: "rph", limit: 3, cost: 1, reason: /over its rph budget \(3\/3\)/, freedAtMs: T0 + HOUR_MS },
+  { key: "rpd", limit: 3, cost: 1, reason: /over its rpd budget \(3\/3\)/, freedAtMs: Date.UTC(2026, 0, 2) },
+  {
+    key: "tpm",
+    limit: 300,
+    cost: 100,
+    reason: /over its tpm budget \(300\/300 tokens, needs 100\)/,
+    freedAtMs: T0 + MINUTE_MS,
+  },
+  {
+    key: "tph",
+    limit: 300,
+    cost: 100,
+    reason: /over its tph budget \(300\/300 tokens, needs 100\)/,
+    freedAtMs: T0 + HOUR_MS,
+  },
+  {
+    key: "tpd",
+    limit: 300,
+    cost: 100,
+    reason: /over its tpd budget \(300\/300 tokens, needs 100\)/,
+    freedAtMs: Date.UTC(2026, 0, 2),
+  },
+  {
+    key: "tokens_per_month",
+    limit: 300,
+    cost: 100,
+    reason: /over its tokens_per_month budget \(300\/300 tokens, needs 100\)/,
+    freedAtMs: Date.UTC(2026, 1, 1),
+  },
+];
+
+describe("BudgetBook: every window allows up to its limit and denies beyond it until the exact instant", () => {
+  for (const window of WINDOW_CASES) {
+    it(window.key, () => {
+      const book = new BudgetBook();
+      const scope = scopeOf({ [window.key]: window.limit });
+      // Three charges at T0, T0+1 and T0+2: exactly the limit.
+      for (let index = 0; index < 3; index++) reserveOk(book, [scope], window.cost, T0 + index);
+
+      const verdict = denied(book.reserve([scope], { tokens: window.cost }, T0 + 3));
+      assert.match(verdict.reason, window.reason);
+      assert.equal(verdict.scopeId, "deployment:p/m");
+      assert.equal(verdict.retryAtMs, window.freedAtMs, new Date(verdict.retryAtMs).toISOString());
+
+      // One millisecond before the retry instant it is still over budget, at the instant it fits.
+      denied(book.check([scope], { tokens: window.cost }, window.freedAtMs - 1));
+      assert.deepEqual(book.check([scope], { tokens: window.cost }, window.freedAtMs), { isAllowed: true });
+      reserveOk(book, [scope], window.cost, window.freedAtMs);
+    });
+  }
+
+  it("concurrency: a slot per reservation until it is released", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ concurrency: 2 });
+    const first = reserveOk(book, [scope], 0, T0);
+    reserveOk(book, [scope], 0, T0);
+    const verdict = denied(book.reserve([scope], { tokens: 0 }, T0 + 5));
+    assert.equal(verdict.reason, "at its concurrency limit (2 in flight)");
+    assert.equal(verdict.retryAtMs, T0 + 5 + 100);
+    assert.equal(book.inFlight(scope.id), 2);
+    book.release(first);
+    assert.equal(book.inFlight(scope.id), 1);
+    reserveOk(book, [scope], 0, T0 + 6);
+  });
+
+  it("a request larger than a whole token budget can never fit", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ tpm: 1_000 });
+    const verdict = denied(book.reserve([scope], { tokens: 1_001 }, T0));
+    assert.equal(verdict.retryAtMs, Number.POSITIVE_INFINITY);
+    assert.match(verdict.reason, /needs 1001/);
+  });
+});
+
+describe("BudgetBook: sliding windows", () => {
+  it("a charge counts for exactly windowMs: in at +windowMs−1, out at +windowMs", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 1 });
+    reserveOk(book, [scope], 0, T0);
+    denied(book.check([scope], { tokens: 0 }, T0 + MINUTE_MS - 1));
+    reserveOk(book, [scope], 0, T0 + MINUTE_MS);
+  });
+
+  it("never lets twice the limit through around a minute boundary (unlike a fixed window)", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 2 });
+    const boundary = Date.UTC(2026, 0, 1, 12, 1);
+    reserveOk(book, [scope], 0, boundary - 1);
+    reserveOk(book, [scope], 0, boundary - 1);
+    const verdict = denied(book.reserve([scope], { tokens: 0 }, boundary + 1));
+    assert.equal(verdict.retryAtMs, boundary - 1 + MINUTE_MS);
+  });
+
+  it("token retry time: the earliest instant at which enough old charges have left for this cost", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ tpm: 300 });
+    reserveOk(book, [scope], 100, T0);
+    reserveOk(book, [scope], 150, T0 + 10);
+    // 250 used: 100 more fits once the first charge leaves, 200 more only once the second does too.
+    assert.equal(denied(book.check([scope], { tokens: 100 }, T0 + 20)).retryAtMs, T0 + MINUTE_MS);
+    assert.equal(denied(book.check([scope], { tokens: 200 }, T0 + 20)).retryAtMs, T0 + 10 + MINUTE_MS);
+    assert.deepEqual(book.check([scope], { tokens: 50 }, T0 + 20), { isAllowed: true });
+  });
+
+  it("usage shows used, remaining and when the oldest charge leaves", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 5, tpm: 1_000 });
+    reserveOk(book, [scope], 120, T0);
+    reserveOk(book, [scope], 80, T0 + 1_000);
+    assert.deepEqual(book.usage(scope, T0 + 2_000), [
+      {
+        unit: "requests",
+        window: "minute",
+        limit: 5,
+        used: 2,
+        remaining: 3,
+        resetsAtMs: T0 + MINUTE_MS,
+        source: "config",
+      },
+      {
+        unit: "tokens",
+        window: "minute",
+        limit: 1_000,
+        used: 200,
+        remaining: 800,
+        resetsAtMs: T0 + MINUTE_MS,
+        source: "config",
+      },
+    ]);
+    assert.equal(book.usage(scope, T0 + MINUTE_MS + 1_000)[0]?.used, 0);
+  });
+});
+
+describe("BudgetBook: checks, scopes, reconcile, release", () => {
+  it("check has no side effects", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpd: 1, concurrency: 1 });
+    for (let index = 0; index < 3; index++)
+      assert.deepEqual(book.check([scope], { tokens: 0 }, T0), { isAllowed: true });
+    assert.equal(book.usage(scope, T0)[0]?.used, 0);
+    assert.equal(book.inFlight(scope.id), 0);
+  });
+
+  it("a provider pool and a deployment are charged all or nothing", () => {
+    const book = new BudgetBook();
+    const pool = scopeOf({ rpm: 10 }, "provider:p");
+    const tight = scopeOf({ rpm: 1 }, "deployment:p/a");
+    const other = scopeOf({}, "deployment:p/b");
+    reserveOk(book, [pool, tight], 0, T0);
+    const verdict = denied(book.reserve([pool, tight], { tokens: 0 }, T0 + 1));
+    assert.equal(verdict.scopeId, "deployment:p/a");
+    // The refused request did not spend the pool's budget.
+    assert.equal(book.usage(pool, T0 + 1)[0]?.used, 1);
+    reserveOk(book, [pool, other], 0, T0 + 2);
+    assert.equal(book.usage(pool, T0 + 2)[0]?.used, 2);
+  });
+
+  it("the pool denies a deployment that has room of its own", () => {
+    const book = new BudgetBook();
+    const pool = scopeOf({ rpd: 1 }, "provider:p");
+    reserveOk(book, [pool, scopeOf({}, "deployment:p/a")], 0, T0);
+    const verdict = denied(book.reserve([pool, scopeOf({}, "deployment:p/b")], { tokens: 0 }, T0));
+    assert.equal(verdict.scopeId, "provider:p");
+    assert.equal(verdict.retryAtMs, Date.UTC(2026, 0, 2));
+  });
+
+  it("reconcile replaces the estimate with the real usage in every window", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ tpm: 1_000, tpd: 5_000, tokens_per_month: 9_000 });
+    const reservation = reserveOk(book, [scope], 900, T0);
+    denied(book.check([scope], { tokens: 200 }, T0 + 1));
+    book.reconcile(reservation, 150, T0 + 1);
+    assert.deepEqual(
+      book.usage(scope, T0 + 1).map((window) => window.used),
+      [150, 150, 150],
+    );
+    assert.deepEqual(book.check([scope], { tokens: 850 }, T0 + 1), { isAllowed: true });
+    // Upwards too: the provider counted more than we estimated.
+    book.reconcile(reservation, 1_000, T0 + 2);
+    assert.equal(denied(book.check([scope], { tokens: 1 }, T0 + 2)).retryAtMs, T0 + MINUTE_MS);
+  });
+
+  it("a reconcile after the day rolled over does not touch the new day's counter", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ tpd: 1_000 });
+    const reservation = reserveOk(book, [scope], 400, Date.UTC(2026, 0, 1, 23, 59));
+    const nextDay = Date.UTC(2026, 0, 2, 0, 1);
+    reserveOk(book, [scope], 100, nextDay);
+    book.reconcile(reservation, 900, nextDay);
+    assert.equal(book.usage(scope, nextDay)[0]?.used, 100);
+  });
+
+  it("release is idempotent: a second release frees nobody else's slot", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ concurrency: 2 });
+    const first = reserveOk(book, [scope], 0, T0);
+    reserveOk(book, [scope], 0, T0);
+    book.release(first);
+    book.release(first);
+    book.release(first);
+    assert.equal(book.inFlight(scope.id), 1);
+    assert.equal(first.isReleased, true);
+    reserveOk(book, [scope], 0, T0);
+    denied(book.check([scope], { tokens: 0 }, T0));
+  });
+
+  it("release keeps the request counted: only the concurrency slot is given back", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 1, concurrency: 1 });
+    book.release(reserveOk(book, [scope], 0, T0));
+    assert.match(denied(book.check([scope], { tokens: 0 }, T0 + 1)).reason, /rpm/);
+  });
+});
+
+describe("BudgetBook: learned limits", () => {
+  it("the provider's remaining wins over a looser config budget, until its reset", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 100 });
+    reserveOk(book, [scope], 0, T0);
+    book.learn(scope, [{ unit: "requests", window: "minute", limit: 30, remaining: 2, resetAtMs: T0 + 20_000 }], T0);
+    reserveOk(book, [scope], 0, T0 + 1);
+    reserveOk(book, [scope], 0, T0 + 2);
+    const verdict = denied(book.reserve([scope], { tokens: 0 }, T0 + 3));
+    assert.equal(verdict.reason, "the provider reports 0 requests left this minute");
+    assert.equal(verdict.retryAtMs, T0 + 20_000);
+    assert.deepEqual(
+      book.usage(scope, T0 + 3).find((window) => window.source === "provider"),
+      {
+        unit: "requests",
+        window: "minute",
+        limit: 30,
+        used: 30,
+        remaining: 0,
+        resetsAtMs: T0 + 20_000,
+        source: "provider",
+      },
+    );
+
+    denied(book.check([scope], { tokens: 0 }, T0 + 19_999));
+    // At the reset the learned window expires: only the config budget (4 of 100 used) applies.
+    reserveOk(book, [scope], 0, T0 + 20_000);
+    assert.equal(
+      book.usage(scope, T0 + 20_000).some((window) => window.source === "provider"),
+      false,
+    );
+  });
+
+  it("learned tokens: a request that needs more than is left waits for the reset", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({});
+    book.learn(scope, [{ unit: "tokens", window: "minute", remaining: 500, resetAtMs: T0 + 7_000 }], T0);
+    reserveOk(book, [scope], 300, T0);
+    const verdict = denied(book.check([scope], { tokens: 300 }, T0));
+    assert.equal(verdict.reason, "the provider reports 200 tokens left this minute");
+    assert.equal(verdict.retryAtMs, T0 + 7_000);
+    assert.deepEqual(book.check([scope], { tokens: 200 }, T0), { isAllowed: true });
+  });
+
+  it("a fresh report replaces the old one (remaining is the provider's count, not ours)", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({});
+    book.learn(scope, [{ unit: "requests", window: "day", remaining: 1, resetAtMs: T0 + HOUR_MS }], T0);
+    reserveOk(book, [scope], 0, T0);
+    denied(book.check([scope], { tokens: 0 }, T0 + 1));
+    book.learn(scope, [{ unit: "requests", window: "day", remaining: 5, resetAtMs: T0 + HOUR_MS }], T0 + 2);
+    assert.deepEqual(book.check([scope], { tokens: 0 }, T0 + 2), { isAllowed: true });
+  });
+
+  it("a window that already reset, or one without a remaining count, teaches nothing", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({});
+    book.learn(
+      scope,
+      [
+        { unit: "requests", window: "minute", remaining: 0, resetAtMs: T0 },
+        { unit: "tokens", window: "minute", limit: 100, resetAtMs: T0 + 1_000 },
+      ],
+      T0,
+    );
+    assert.deepEqual(book.check([scope], { tokens: 0 }, T0), { isAllowed: true });
+    assert.deepEqual(book.usage(scope, T0), []);
+  });
+
+  it("without a reset time (Mistral, Together tokens) the window is assumed to end at its longest", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({});
+    book.learn(
+      scope,
+      [
+        { unit: "requests", window: "minute", limit: 2, remaining: 0 },
+        { unit: "tokens", window: "second", limit: 1_000, remaining: 0 },
+        { unit: "tokens", window: "month", limit: 4_000_000, remaining: 0 },
+      ],
+      T0,
+    );
+    const usage = book.usage(scope, T0);
+    assert.deepEqual(
+      usage.map((window) => [window.unit, window.window, window.resetsAtMs]),
+      [
+        ["requests", "minute", T0 + MINUTE_MS],
+        ["tokens", "second", T0 + 1_000],
+        ["tokens", "month", Date.UTC(2026, 1, 1)],
+      ],
+    );
+    assert.equal(denied(book.check([scope], { tokens: 1 }, T0)).retryAtMs, T0 + MINUTE_MS);
+  });
+});
+
+describe("BudgetBook: daily reset", () => {
+  it("at 00:00 UTC", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpd: 2, tpd: 1_000 });
+    const lateEvening = Date.UTC(2026, 0, 1, 23, 30);
+    reserveOk(book, [scope], 10, lateEvening);
+    reserveOk(book, [scope], 10, lateEvening + 1);
+    const verdict = denied(book.check([scope], { tokens: 10 }, Date.UTC(2026, 0, 2) - 1));
+    assert.equal(verdict.retryAtMs, Date.UTC(2026, 0, 2));
+    reserveOk(book, [scope], 10, Date.UTC(2026, 0, 2));
+    const usage = book.usage(scope, Date.UTC(2026, 0, 2));
+    assert.deepEqual(
+      usage.map((window) => [window.used, window.resetsAtMs]),
+      [
+        [1, Date.UTC(2026, 0, 3)],
+        [10, Date.UTC(2026, 0, 3)],
+      ],
+    );
+  });
+
+  it('at "00:00 America/Los_Angeles": 08:00 UTC in winter', () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpd: 1 }, "deployment:gemini/flash", parseDayReset("00:00 America/Los_Angeles"));
+    // 2026-01-15 07:00 UTC is 23:00 on the 14th in Los Angeles.
+    reserveOk(book, [scope], 0, Date.UTC(2026, 0, 15, 7));
+    assert.equal(
+      denied(book.check([scope], { tokens: 0 }, Date.UTC(2026, 0, 15, 7, 59))).retryAtMs,
+      Date.UTC(2026, 0, 15, 8),
+    );
+    reserveOk(book, [scope], 0, Date.UTC(2026, 0, 15, 8));
+  });
+
+  it('at "00:00 America/Los_Angeles" across the spring-forward day (23 hours long)', () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpd: 1 }, "deployment:gemini/flash", parseDayReset("00:00 America/Los_Angeles"));
+    // 2026-03-08 09:00 UTC is 01:00 PST, one hour before clocks spring forward.
+    reserveOk(book, [scope], 0, Date.UTC(2026, 2, 8, 9));
+    const nextMidnight = Date.UTC(2026, 2, 9, 7); // 00:00 PDT
+    assert.equal(denied(book.check([scope], { tokens: 0 }, Date.UTC(2026, 2, 9, 6, 59))).retryAtMs, nextMidnight);
+    denied(book.check([scope], { tokens: 0 }, nextMidnight - 1));
+    reserveOk(book, [scope], 0, nextMidnight);
+    assert.equal(book.usage(scope, nextMidnight)[0]?.resetsAtMs, Date.UTC(2026, 2, 10, 7));
+  });
+
+  it("a month budget resets on the 1st", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ tokens_per_month: 1_000 });
+    reserveOk(book, [scope], 1_000, Date.UTC(2026, 0, 31, 23));
+    assert.equal(
+      denied(book.check([scope], { tokens: 1 }, Date.UTC(2026, 0, 31, 23, 59))).retryAtMs,
+      Date.UTC(2026, 1, 1),
+    );
+    reserveOk(book, [scope], 1_000, Date.UTC(2026, 1, 1));
+  });
+});
+
+describe("BudgetBook: persistence hooks", () => {
+  it("export then import into a fresh book keeps every counter and learned window, with nothing in flight", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 10, rpd: 3, tpm: 1_000, tpd: 2_000, tokens_per_month: 5_000, concurrency: 4 });
+    reserveOk(book, [scope], 100, T0);
+    reserveOk(book, [scope], 250, T0 + 1_000);
+    book.learn(scope, [{ unit: "requests", window: "day", limit: 50, remaining: 7, resetAtMs: T0 + HOUR_MS }], T0);
+    const exported = book.exportScope(scope.id);
+    assert.ok(exported !== undefined);
+    const copy = new BudgetBook();
+    copy.importScope(scope.id, JSON.parse(JSON.stringify(exported)));
+    assert.deepEqual(copy.usage(scope, T0 + 2_000), book.usage(scope, T0 + 2_000));
+    assert.equal(copy.inFlight(scope.id), 0);
+    assert.equal(book.inFlight(scope.id), 2);
+    // The imported sliding log still expires on time.
+    reserveOk(copy, [scope], 100, T0 + 2_000);
+    assert.equal(denied(copy.check([scope], { tokens: 0 }, T0 + 2_001)).retryAtMs, Date.UTC(2026, 0, 2));
+    assert.equal(copy.usage(scope, T0 + MINUTE_MS + 1_000)[0]?.used, 1);
+  });
+
+  it("exportScope is undefined for a scope never used; takeDirty lists changed scopes once", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 1 });
+    assert.equal(book.exportScope(scope.id), undefined);
+    reserveOk(book, [scope], 0, T0);
+    assert.deepEqual(book.takeDirty(), [scope.id]);
+    assert.deepEqual(book.takeDirty(), []);
+    book.reset();
+    assert.deepEqual(book.takeDirty(), [scope.id]);
+    assert.equal(book.exportScope(scope.id), undefined);
+    reserveOk(book, [scope], 0, T0);
+  });
+});

@@ -1,0 +1,174 @@
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, it } from "node:test";
+import { ManualClock } from "../clock.ts";
+import type { CooldownSettings } from "../config/types.ts";
+import { AvailabilityBook } from "./availability.ts";
+import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "./budgets.ts";
+import { UTC_MIDNIGHT } from "./day-window.ts";
+import { EmbeddedStateStore } from "./embedded-state-store.ts";
+
+const T0 = Date.UTC(2026, 0, 1, 12);
+
+const SETTINGS: CooldownSettings = {
+  rateLimitBaseMs: 1_000,
+  rateLimitMaxMs: 60_000,
+  invalidKeyMs: 3_600_000,
+  failureThreshold: 3,
+  failureWindowMs: 60_000,
+  circuitOpenMs: 30_000,
+};
+
+const SCOPE: BudgetScope = {
+  id: "deployment:groq/llama",
+  ...rulesFromLimits({ rpm: 30, rpd: 5, tpm: 6_000, tpd: 100_000 }),
+  dayReset: UTC_MIDNIGHT,
+};
+
+function freshBooks(clock: ManualClock) {
+  return { budgets: new BudgetBook(), availability: new AvailabilityBook(clock, SETTINGS) };
+}
+
+function tempDbPath(): string {
+  // A nested directory that does not exist yet: the store creates it.
+  return join(mkdtempSync(join(tmpdir(), "llm-gateway-state-")), "nested", "state.db");
+}
+
+function spend(budgets: BudgetBook, times: number, tokens: number, atMs: number): void {
+  for (let index = 0; index < times; index++) {
+    assert.ok(isReservation(budgets.reserve([SCOPE], { tokens }, atMs + index)));
+  }
+}
+
+describe("EmbeddedStateStore", () => {
+  it("flush then reload into fresh books: counters, sliding log, learned limits and cooldowns survive", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const before = freshBooks(clock);
+    const store = new EmbeddedStateStore(path, before.budgets, before.availability);
+    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0 });
+    spend(before.budgets, 3, 200, T0);
+    before.budgets.learn(
+      SCOPE,
+      [{ unit: "requests", window: "day", limit: 1_000, remaining: 40, resetAtMs: T0 + 600_000 }],
+      T0,
+    );
+    before.availability.park("groq/llama", Date.UTC(2026, 0, 2), "daily_quota", "TPD used up", "guessed");
+    before.availability.recordInvalidKey("mistral", "key rejected: HTTP 401");
+    store.flush(T0);
+    store.close();
+
+    const after = freshBooks(clock);
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 2 });
+    clock.advance(10);
+    assert.deepEqual(after.budgets.usage(SCOPE, clock.now()), before.budgets.usage(SCOPE, clock.now()));
+    assert.deepEqual(
+      after.budgets.usage(SCOPE, clock.now()).map((window) => [window.unit, window.window, window.used, window.source]),
+      [
+        ["requests", "minute", 3, "config"],
+        ["requests", "day", 3, "config"],
+        ["tokens", "minute", 600, "config"],
+        ["tokens", "day", 600, "config"],
+        ["requests", "day", 960, "provider"],
+      ],
+    );
+    assert.equal(after.budgets.inFlight(SCOPE.id), 0, "in-flight requests died with the old process");
+    assert.deepEqual(after.availability.cooldownOf("groq/llama", "groq"), {
+      untilMs: Date.UTC(2026, 0, 2),
+      cause: "daily_quota",
+      source: "guessed",
+      reason: "TPD used up",
+    });
+    assert.equal(after.availability.providerCooldown("mistral")?.cause, "invalid_key");
+    // The reloaded rpd budget is still spent: 2 of 5 left.
+    spend(after.budgets, 2, 1, clock.now());
+    assert.equal(after.budgets.check([SCOPE], { tokens: 1 }, clock.now() + 5).isAllowed, false);
+    reopened.close();
+  });
+
+  it("nothing reaches the disk before a flush; close flushes", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability);
+    spend(books.budgets, 2, 10, T0);
+    const reader = new DatabaseSync(path);
+    const countRows = () => Number(reader.prepare("SELECT count(*) AS n FROM budget_scopes").get()?.n);
+    assert.equal(countRows(), 0);
+    store.close();
+    assert.equal(countRows(), 1);
+    reader.close();
+  });
+
+  it("only dirty scopes are written, and a reset deletes what it cleared", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability);
+    spend(books.budgets, 1, 10, T0);
+    store.flush(T0);
+    const reader = new DatabaseSync(path);
+    const updatedAt = () => Number(reader.prepare("SELECT updated_at_ms AS at FROM budget_scopes").get()?.at);
+    assert.equal(updatedAt(), T0);
+    store.flush(T0 + 1_000);
+    assert.equal(updatedAt(), T0, "a clean scope was rewritten");
+
+    books.budgets.reset();
+    books.availability.reset();
+    store.flush(T0 + 2_000);
+    assert.equal(reader.prepare("SELECT count(*) AS n FROM budget_scopes").get()?.n, 0);
+    reader.close();
+    store.close();
+
+    const after = freshBooks(clock);
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0 });
+    reopened.close();
+  });
+
+  it("a day that ended while the gateway was down starts from zero after the reload", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const before = freshBooks(clock);
+    const store = new EmbeddedStateStore(path, before.budgets, before.availability);
+    spend(before.budgets, 5, 1, T0);
+    store.close();
+
+    clock.set(Date.UTC(2026, 0, 2, 0, 0, 1));
+    const after = freshBooks(clock);
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+    reopened.load();
+    assert.equal(after.budgets.usage(SCOPE, clock.now()).find((window) => window.window === "day")?.used, 0);
+    reopened.close();
+  });
+
+  it("a corrupt row is skipped, not fatal", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    new EmbeddedStateStore(path, books.budgets, books.availability).close();
+    const writer = new DatabaseSync(path);
+    writer
+      .prepare("INSERT INTO budget_scopes (scope_id, state, updated_at_ms) VALUES (?, ?, ?)")
+      .run("x", "{not json", 0);
+    writer.prepare("INSERT INTO cooldowns (id, state, updated_at_ms) VALUES (1, ?, ?)").run("[[", 0);
+    writer.close();
+    const after = freshBooks(clock);
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0 });
+    reopened.close();
+  });
+
+  it(":memory: works without a directory", () => {
+    const clock = new ManualClock(T0);
+    const books = freshBooks(clock);
+    const store = new EmbeddedStateStore(":memory:", books.budgets, books.availability);
+    spend(books.budgets, 1, 1, T0);
+    store.flush(T0);
+    store.close();
+  });
+});

@@ -1,0 +1,111 @@
+// Whether the shared Redis is usable right now. Every Redis call reports its outcome here; the ledger and the
+// cooldown sharing skip Redis while it is down and serve from local state. One log line when Redis goes down and
+// one when it comes back, however many requests fail in between.
+import type { StateLogger, StateStatus } from "./state-backend.ts";
+
+/** Consecutive failed commands (timeouts, errors) on an open connection that count as "Redis is down". */
+const FAILURES_BEFORE_DOWN = 3;
+
+export class RedisLink {
+  /** Where Redis is, without credentials: `redis://host:port/db`. */
+  readonly target: string;
+  readonly #logger: StateLogger | undefined;
+  readonly #now: () => number;
+  readonly #upListeners: (() => void)[] = [];
+  #isUp = false;
+  #hasLoggedDown = false;
+  #isClosed = false;
+  #consecutiveFailures = 0;
+  #downSinceMs: number;
+  #lastError = "not connected yet";
+
+  constructor(target: string, logger: StateLogger | undefined, now: () => number) {
+    this.target = target;
+    this.#logger = logger;
+    this.#now = now;
+    this.#downSinceMs = now();
+  }
+
+  get isUp(): boolean {
+    return this.#isUp;
+  }
+
+  /** Called (without awaiting) every time Redis becomes reachable: resynchronise what was local meanwhile. */
+  onUp(listener: () => void): void {
+    this.#upListeners.push(listener);
+  }
+
+  markUp(): void {
+    this.#consecutiveFailures = 0;
+    if (this.#isUp || this.#isClosed) return;
+    this.#isUp = true;
+    if (this.#hasLoggedDown) {
+      this.#logger?.info(
+        { redis: this.target, downForMs: this.#now() - this.#downSinceMs },
+        "Redis is reachable again: budgets and cooldowns are shared again",
+      );
+    } else {
+      this.#logger?.info({ redis: this.target }, "budgets and cooldowns are shared through Redis");
+    }
+    for (const listener of this.#upListeners) listener();
+  }
+
+  /** The connection is gone (closed, refused, reset): down at once. */
+  markDown(error: unknown): void {
+    this.#consecutiveFailures = 0;
+    this.#lastError = describeError(error);
+    if (this.#isClosed) return;
+    if (this.#isUp || !this.#hasLoggedDown) {
+      this.#isUp = false;
+      this.#downSinceMs = this.#now();
+      this.#hasLoggedDown = true;
+      this.#logger?.warn(
+        { redis: this.target, error: this.#lastError },
+        "Redis is unreachable: serving from local state (budgets are per process) until it is back",
+      );
+    }
+  }
+
+  recordSuccess(): void {
+    this.#consecutiveFailures = 0;
+  }
+
+  /** A command failed on a connection that looked open; a few in a row mean Redis is hung or overloaded. */
+  recordFailure(error: unknown): void {
+    if (!this.#isUp) return;
+    this.#consecutiveFailures += 1;
+    this.#lastError = describeError(error);
+    if (this.#consecutiveFailures >= FAILURES_BEFORE_DOWN) this.markDown(error);
+  }
+
+  close(): void {
+    this.#isClosed = true;
+    this.#isUp = false;
+  }
+
+  status(): StateStatus {
+    if (this.#isUp) return { kind: "redis", isDegraded: false, detail: `shared through ${this.target}` };
+    return {
+      kind: "redis",
+      isDegraded: true,
+      detail: `${this.target} unreachable since ${new Date(this.#downSinceMs).toISOString()} (${this.#lastError}); serving from local state`,
+    };
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return describeError(error.errors[0]);
+  if (error instanceof Error) return error.message === "" ? error.name : error.message;
+  return String(error);
+}
+
+/** `redis://user:secret@host:6379/2` -> `redis://host:6379/2`: status and logs never show credentials. */
+export function describeRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    const path = parsed.pathname === "/" ? "" : parsed.pathname;
+    return `${parsed.protocol}//${parsed.host}${path}`;
+  } catch {
+    return "redis (unparseable URL)";
+  }
+}

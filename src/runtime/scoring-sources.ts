@@ -1,0 +1,136 @@
+// Loads what the score needs at startup: the shipped leaderboard snapshots, the model metadata table and the
+// adjustments file; and turns the `scoring:` config section into weights. A missing or broken optional source
+// costs only its score term (with a warning), never the start.
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { z } from "zod";
+import { ConfigError } from "../config/config-error.ts";
+import type { GatewayConfig } from "../config/types.ts";
+import { type AdjustmentGroup, AdjustmentsFileError, loadAdjustments } from "../scoring/adjustments.ts";
+import {
+  BOARD_NAMES,
+  type BoardName,
+  DEFAULT_BOARD_WEIGHTS,
+  type LeaderboardSet,
+  loadLeaderboards,
+} from "../scoring/leaderboards.ts";
+import { loadModelMetadata, type ModelMetadataTable } from "../scoring/model-metadata.ts";
+import type { ScoringSources } from "../scoring/model-profile.ts";
+import { DEFAULT_SCORING_WEIGHTS, type ScoringWeights } from "../scoring/score.ts";
+
+/** The project root (two levels above this file): shipped data lives in `data/`. */
+const PROJECT_ROOT = resolve(import.meta.dirname, "..", "..");
+export const LEADERBOARD_DIR = join(PROJECT_ROOT, "data", "leaderboards");
+export const MODEL_METADATA_PATH = join(PROJECT_ROOT, "data", "model-metadata", "model_prices_and_context_window.json");
+
+/** Short names accepted in `scoring.leaderboards`. */
+const BOARD_ALIASES: Readonly<Record<string, readonly BoardName[]>> = {
+  bigcodebench: ["bigcodebench_full", "bigcodebench_hard"],
+  aider: ["aider_polyglot"],
+  lmarena: ["lmarena_text"],
+  ...Object.fromEntries(BOARD_NAMES.map((name) => [name, [name]])),
+};
+
+const weightKeys = Object.keys(DEFAULT_SCORING_WEIGHTS) as (keyof ScoringWeights)[];
+
+export const scoringSectionSchema = z.strictObject({
+  ...Object.fromEntries(weightKeys.map((key) => [key, z.number().optional()])),
+  leaderboards: z.union([z.array(z.string()), z.record(z.string(), z.number().nonnegative())]).optional(),
+  adjustments_file: z.string().optional(),
+  health_half_life_ms: z.number().int().positive().optional(),
+});
+
+export interface ScoringSettings {
+  readonly weights: ScoringWeights;
+  readonly boardWeights: Readonly<Partial<Record<BoardName, number>>>;
+  readonly adjustmentsPath: string | undefined;
+  readonly healthHalfLifeMs: number | undefined;
+}
+
+/** Validates `scoring:` (the config schema leaves it open so this module owns its keys). */
+export function scoringSettings(config: GatewayConfig): ScoringSettings {
+  const parsed = scoringSectionSchema.safeParse(config.scoring);
+  const where = config.sourcePath ?? "<config>";
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => ({
+        location: where,
+        path: ["scoring", ...issue.path.map(String)].join("."),
+        message: issue.code === "unrecognized_keys" ? `unknown key "${issue.keys.join(", ")}"` : issue.message,
+      })),
+    );
+  }
+  const section = parsed.data as Record<string, unknown> & z.infer<typeof scoringSectionSchema>;
+  const weights = { ...DEFAULT_SCORING_WEIGHTS };
+  for (const key of weightKeys) {
+    const value = section[key];
+    if (typeof value === "number") weights[key] = value;
+  }
+  let boardWeights: Partial<Record<BoardName, number>> = { ...DEFAULT_BOARD_WEIGHTS };
+  if (section.leaderboards !== undefined) {
+    boardWeights = {};
+    const entries = Array.isArray(section.leaderboards)
+      ? section.leaderboards.map((name) => [name, 1] as const)
+      : Object.entries(section.leaderboards);
+    for (const [name, weight] of entries) {
+      const boards = BOARD_ALIASES[name];
+      if (boards === undefined) {
+        throw new ConfigError([
+          {
+            location: where,
+            path: `scoring.leaderboards.${name}`,
+            message: `unknown leaderboard; known: ${Object.keys(BOARD_ALIASES).join(", ")}`,
+          },
+        ]);
+      }
+      for (const board of boards) boardWeights[board] = weight;
+    }
+  }
+  const configDir =
+    config.sourcePath === undefined || config.sourcePath.startsWith("<") ? process.cwd() : dirname(config.sourcePath);
+  const adjustmentsPath =
+    section.adjustments_file === undefined
+      ? join(configDir, "model-adjustments.yaml")
+      : resolve(configDir, section.adjustments_file);
+  return { weights, boardWeights, adjustmentsPath, healthHalfLifeMs: section.health_half_life_ms };
+}
+
+let sharedData: Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> | undefined;
+
+/** Leaderboards and metadata are the same for every config: loaded once per process. */
+function loadSharedData(): Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> {
+  sharedData ??= (async () => {
+    const [leaderboards, metadata] = await Promise.all([
+      loadLeaderboards(LEADERBOARD_DIR).catch(
+        (): LeaderboardSet => ({ boards: new Map(), bigCodeBenchSizes: undefined }),
+      ),
+      loadModelMetadata(MODEL_METADATA_PATH).catch(() => undefined),
+    ]);
+    return { leaderboards, metadata };
+  })();
+  return sharedData;
+}
+
+export async function loadScoringSources(
+  settings: ScoringSettings,
+  isAdjustmentsFileExplicit: boolean,
+): Promise<ScoringSources> {
+  const { leaderboards, metadata } = await loadSharedData();
+  let adjustments: AdjustmentGroup[] = [];
+  const path = settings.adjustmentsPath;
+  if (path !== undefined && existsSync(path)) {
+    try {
+      adjustments = loadAdjustments(readFileSync(path, "utf8"), path);
+    } catch (error) {
+      if (error instanceof AdjustmentsFileError) {
+        throw new ConfigError(error.issues.map((issue) => ({ location: path, path: "", message: issue })));
+      }
+      throw error;
+    }
+  } else if (isAdjustmentsFileExplicit) {
+    throw new ConfigError([
+      { location: path ?? "<config>", path: "scoring.adjustments_file", message: "file not found" },
+    ]);
+  }
+  return { leaderboards, metadata, adjustments, boardWeights: settings.boardWeights };
+}
