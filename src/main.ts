@@ -1,17 +1,31 @@
 // Composition root and command dispatch. No logic of its own.
 import { parseArgs } from "node:util";
+import { check, EXIT_USAGE, models, providers, route } from "./cli/commands.ts";
 import { demo } from "./cli/demo.ts";
-import { EXIT_CONFIG_ERROR, serve } from "./cli/serve.ts";
+import { terminalOutput } from "./cli/output.ts";
+import { serve } from "./cli/serve.ts";
 
 const USAGE = `Usage: llm-gateway [command] [options]
 
 Commands:
-  serve            start the gateway (default)
-  demo             start the gateway with two built-in fake providers (no keys needed)
+  serve                 start the gateway (default)
+  demo                  start the gateway with two built-in fake providers (no keys needed)
+  check                 validate the config and .env without starting: problems with file:line,
+                        enabled providers, missing keys
+  providers             probe each configured key with GET /models: ok / invalid key / unreachable /
+                        rate-limited, with timing
+  models                the merged model catalog: public name, provider, context, quality, score
+  route MODEL           the candidates a request for MODEL gets now, best first; --explain adds every
+                        score term and why candidates are skipped
 
 Options:
-  --config PATH    config file (default: $LLM_GATEWAY_CONFIG or config/meta-providers.yaml)
-  -h, --help       show this help
+  --config PATH         config file (default: $LLM_GATEWAY_CONFIG or config/meta-providers.yaml)
+  --json                machine-readable output (check, providers, models, route)
+  --explain             with route: show score terms
+  -h, --help            show this help
+
+Exit codes: 0 ok; 1 something does not work (a provider probe failed, no route); 2 config or usage error.
+Colour is used only on a terminal and never when NO_COLOR is set.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -20,7 +34,7 @@ async function main(argv: string[]): Promise<number> {
     parsed = parse(argv);
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    return EXIT_CONFIG_ERROR;
+    return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
   if (values.help === true) {
@@ -28,14 +42,23 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? "serve";
+  const options = { configPath: values.config, isJson: values.json === true, output: terminalOutput() };
   switch (command) {
     case "serve":
       return serve({ configPath: values.config });
     case "demo":
       return demo();
+    case "check":
+      return check(options);
+    case "providers":
+      return providers(options);
+    case "models":
+      return models(options);
+    case "route":
+      return route({ ...options, model: positionals[1], isExplain: values.explain === true });
     default:
       process.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
-      return EXIT_CONFIG_ERROR;
+      return EXIT_USAGE;
   }
 }
 
@@ -43,13 +66,19 @@ function parse(argv: string[]) {
   return parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      config: { type: "string" },
+      json: { type: "boolean" },
+      explain: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code !== 0) process.exit(code);
+    // serve/demo keep running (their servers hold the event loop); other commands end here.
+    if (code !== 0) process.exitCode = code;
   },
   (error: unknown) => {
     process.stderr.write(`llm-gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

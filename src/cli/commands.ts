@@ -1,0 +1,339 @@
+// The CLI commands other than `serve` and `demo`: check, providers, models, route. Each returns its exit code:
+// 0 ok, 1 something is not working (a provider failed its probe), 2 config or usage error.
+import { resolve } from "node:path";
+import { request } from "undici";
+import { ConfigError } from "../config/config-error.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
+import { type Env, loadEnv } from "../config/env.ts";
+import { type LoadedConfig, loadConfigFile } from "../config/load.ts";
+import type { ProviderSettings } from "../config/types.ts";
+import { explainRoute } from "../runtime/explain-route.ts";
+import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import { scoringSettings } from "../runtime/scoring-sources.ts";
+import { type Output, paint, table } from "./output.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_NOT_OK = 1;
+export const EXIT_USAGE = 2;
+
+export interface CommandOptions {
+  readonly configPath: string | undefined;
+  readonly isJson: boolean;
+  readonly output: Output;
+  readonly cwd?: string;
+}
+
+export type ConfigLoader = (path: string, env: Env) => LoadedConfig;
+
+let configLoader: ConfigLoader = (path, env) => loadConfigFile(path, { env });
+
+/** Lets the composition root plug in preset resolution (and anything else) once for every command. */
+export function setConfigLoader(loader: ConfigLoader): void {
+  configLoader = loader;
+}
+
+interface Loaded {
+  readonly path: string;
+  readonly loaded: LoadedConfig;
+}
+
+function load(options: CommandOptions): Loaded | number {
+  const env = loadEnv(options.cwd ?? process.cwd());
+  const path = resolve(
+    options.cwd ?? process.cwd(),
+    options.configPath ?? env.LLM_GATEWAY_CONFIG ?? DEFAULT_CONFIG_PATH,
+  );
+  try {
+    const loaded = configLoader(path, env);
+    scoringSettings(loaded.config);
+    return { path, loaded };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    if (options.isJson) {
+      options.output.write(`${JSON.stringify({ ok: false, config: path, problems: error.issues }, null, 2)}\n`);
+    } else {
+      options.output.error(
+        `${paint(options.output, "red", "Config error")} (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
+      );
+    }
+    return EXIT_USAGE;
+  }
+}
+
+/** `check`: validate config and .env without starting; list enabled providers and missing keys. */
+export function check(options: CommandOptions): number {
+  const result = load(options);
+  if (typeof result === "number") return result;
+  const { config, warnings } = result.loaded;
+  if (options.isJson) {
+    options.output.write(
+      `${JSON.stringify(
+        {
+          ok: true,
+          config: result.path,
+          providers: config.providers.map((provider) => ({
+            name: provider.name,
+            base_url: provider.baseUrl,
+            models: provider.models?.length ?? "discovered",
+          })),
+          skipped: config.skippedProviders,
+          meta_models: Object.keys(config.metaModels),
+          warnings,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return EXIT_OK;
+  }
+  const { output } = options;
+  output.write(`${paint(output, "green", "Config OK")}: ${result.path}\n\n`);
+  output.write(
+    table(
+      ["provider", "status", "base url", "models"],
+      [
+        ...config.providers.map((provider) => [
+          provider.name,
+          paint(output, "green", "enabled"),
+          provider.baseUrl,
+          provider.models === undefined ? "discovered" : String(provider.models.length),
+        ]),
+        ...config.skippedProviders.map((skipped) => [
+          skipped.name,
+          paint(output, "yellow", "skipped"),
+          skipped.reason,
+          "",
+        ]),
+      ],
+    ),
+  );
+  if (Object.keys(config.metaModels).length > 0)
+    output.write(`\nmeta models: ${Object.keys(config.metaModels).join(", ")}\n`);
+  if (config.providers.length === 0)
+    output.write(`\n${paint(output, "yellow", "No provider has a key: set the key variables in .env.")}\n`);
+  return EXIT_OK;
+}
+
+type ProbeStatus = "ok" | "invalid key" | "rate-limited" | "unreachable" | "error";
+
+/** `providers`: probe each configured key with a cheap GET /models. */
+export async function providers(options: CommandOptions): Promise<number> {
+  const result = load(options);
+  if (typeof result === "number") return result;
+  const { config } = result.loaded;
+  const { output } = options;
+  const probes: { provider: string; status: ProbeStatus; detail: string; ms: number }[] = [];
+  let done = 0;
+  const showProgress = !options.isJson && process.stderr.isTTY === true;
+  await Promise.all(
+    config.providers.map(async (provider) => {
+      probes.push({ provider: provider.name, ...(await probe(provider, config.discovery.timeoutMs)) });
+      done++;
+      if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
+    }),
+  );
+  if (showProgress) output.error("\r\u001b[K");
+  probes.sort((a, b) => a.provider.localeCompare(b.provider));
+  if (options.isJson) {
+    output.write(`${JSON.stringify({ providers: probes, skipped: config.skippedProviders }, null, 2)}\n`);
+  } else {
+    const colour = (status: ProbeStatus) => (status === "ok" ? "green" : status === "rate-limited" ? "yellow" : "red");
+    output.write(
+      table(
+        ["provider", "status", "time", "detail"],
+        probes.map((item) => [
+          item.provider,
+          paint(output, colour(item.status), item.status),
+          `${item.ms} ms`,
+          item.detail,
+        ]),
+      ),
+    );
+    for (const skipped of config.skippedProviders)
+      output.write(`${paint(output, "dim", `${skipped.name}: ${skipped.reason}`)}\n`);
+  }
+  return probes.every((item) => item.status === "ok" || item.status === "rate-limited") ? EXIT_OK : EXIT_NOT_OK;
+}
+
+async function probe(
+  provider: ProviderSettings,
+  timeoutMs: number,
+): Promise<{ status: ProbeStatus; detail: string; ms: number }> {
+  const startedAt = performance.now();
+  const elapsed = () => Math.round(performance.now() - startedAt);
+  try {
+    const response = await request(`${provider.modelUrl}/models`, {
+      headers: {
+        ...provider.headers,
+        authorization: `Bearer ${provider.apiKeys[0] ?? ""}`,
+        accept: "application/json",
+      },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.body.text();
+    const status = response.statusCode;
+    if (status === 200) {
+      let count = "?";
+      try {
+        const json = JSON.parse(text) as { data?: unknown[]; models?: unknown[] } | unknown[];
+        const list = Array.isArray(json) ? json : (json.data ?? json.models);
+        if (Array.isArray(list)) count = String(list.length);
+      } catch {
+        // a 200 that is not JSON still proves the key works
+      }
+      return { status: "ok", detail: `${count} models`, ms: elapsed() };
+    }
+    if (status === 401 || status === 403) return { status: "invalid key", detail: `HTTP ${status}`, ms: elapsed() };
+    if (status === 429) return { status: "rate-limited", detail: "HTTP 429", ms: elapsed() };
+    return { status: "error", detail: `HTTP ${status}`, ms: elapsed() };
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? (error instanceof Error ? error.name : "error");
+    return { status: "unreachable", detail: String(code), ms: elapsed() };
+  }
+}
+
+/** `models`: the merged catalog with score terms. */
+export async function models(options: CommandOptions): Promise<number> {
+  const result = load(options);
+  if (typeof result === "number") return result;
+  const runtime = await GatewayRuntime.create({
+    ...result.loaded.config,
+    state: { ...result.loaded.config.state, path: ":memory:" },
+  });
+  try {
+    const { catalog, profiles } = runtime.snapshot;
+    const rows = catalog.deployments.map((deployment) => {
+      const breakdown = runtime.explainScore(deployment);
+      const profile = profiles[deployment.index];
+      return {
+        model: deployment.model.publicName,
+        provider: deployment.provider.settings.name,
+        upstream_id: deployment.model.id,
+        kind: deployment.kind,
+        context: deployment.contextTokens ?? null,
+        params_b: profile?.params?.valueB ?? null,
+        score: round(runtime.scoreOf(deployment)),
+        leaderboard:
+          breakdown === undefined || breakdown.terms.leaderboard.isNeutral
+            ? null
+            : round(breakdown.terms.leaderboard.normalised),
+        leaderboard_rows: (profile?.leaderboard.matches ?? []).map((match) => `${match.board}:${match.row}`),
+      };
+    });
+    rows.sort((a, b) => a.model.localeCompare(b.model) || b.score - a.score);
+    if (options.isJson) {
+      options.output.write(`${JSON.stringify({ models: rows }, null, 2)}\n`);
+    } else {
+      options.output.write(
+        table(
+          ["model", "provider", "upstream id", "kind", "context", "params", "quality", "score"],
+          rows.map((row) => [
+            row.model,
+            row.provider,
+            row.upstream_id,
+            row.kind,
+            row.context === null ? "?" : String(row.context),
+            row.params_b === null ? "?" : `${row.params_b}B`,
+            row.leaderboard === null ? "unmatched" : String(row.leaderboard),
+            String(row.score),
+          ]),
+        ),
+      );
+    }
+    return EXIT_OK;
+  } finally {
+    await runtime.close();
+  }
+}
+
+/** `route MODEL [--explain]`: the candidates a request would get now, best first, and why others are skipped. */
+export async function route(
+  options: CommandOptions & { model: string | undefined; isExplain: boolean },
+): Promise<number> {
+  if (options.model === undefined) {
+    options.output.error("route: give a model name, e.g. `llm-gateway route best --explain`\n");
+    return EXIT_USAGE;
+  }
+  const result = load(options);
+  if (typeof result === "number") return result;
+  const runtime = await GatewayRuntime.create(result.loaded.config);
+  try {
+    let explanation: ReturnType<typeof explainRoute>;
+    try {
+      explanation = explainRoute(runtime, options.model);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (options.isJson) options.output.write(`${JSON.stringify({ error: message }, null, 2)}\n`);
+      else options.output.error(`${message}\n`);
+      return EXIT_NOT_OK;
+    }
+    if (options.isJson) {
+      options.output.write(`${JSON.stringify(explanation, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    const { output } = options;
+    output.write(`Route for ${paint(output, "bold", explanation.model)} (strategy ${explanation.strategy}):\n\n`);
+    const headers = options.isExplain
+      ? ["#", "provider", "model", "score", "prio", "board", "params", "ctx", "adjust", "health"]
+      : ["#", "provider", "model", "score"];
+    output.write(
+      table(
+        headers,
+        explanation.candidates.map((candidate) => {
+          const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, String(candidate.score)];
+          if (!options.isExplain || candidate.terms === null) return base;
+          const terms = candidate.terms as {
+            priority: number;
+            leaderboard: { weighted: number; is_neutral: boolean };
+            params: { weighted: number; is_neutral: boolean };
+            context: { weighted: number; is_neutral: boolean };
+            adjustment: { value: number };
+            health_penalty: { weighted: number; is_cold: boolean };
+          };
+          const show = (term: { weighted: number; is_neutral: boolean }) =>
+            `${term.weighted}${term.is_neutral ? "*" : ""}`;
+          return [
+            ...base,
+            String(terms.priority),
+            show(terms.leaderboard),
+            show(terms.params),
+            show(terms.context),
+            String(terms.adjustment.value),
+            terms.health_penalty.is_cold ? "cold" : `-${terms.health_penalty.weighted}`,
+          ];
+        }),
+      ),
+    );
+    if (options.isExplain) output.write(paint(output, "dim", "* neutral value: the model is unknown to that source\n"));
+    if (explanation.wait_for !== null) {
+      output.write(
+        `\nwaits for ${explanation.wait_for.provider}/${explanation.wait_for.model} until ${explanation.wait_for.until}\n`,
+      );
+    }
+    if (explanation.skipped.length > 0) {
+      output.write("\nskipped:\n");
+      output.write(
+        table(
+          ["provider", "model", "why", "until"],
+          explanation.skipped.map((skip) => [
+            skip.provider,
+            skip.model,
+            `${skip.cause}: ${skip.reason}`,
+            skip.until ?? "",
+          ]),
+        ),
+      );
+    }
+    if (explanation.unknown_names.length > 0)
+      output.write(`\nunknown names: ${explanation.unknown_names.join(", ")}\n`);
+    return EXIT_OK;
+  } finally {
+    await runtime.close();
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

@@ -1,0 +1,38 @@
+// Terminal output for the CLI: aligned tables, colour only on a TTY and never with NO_COLOR set.
+
+export interface Output {
+  readonly isColor: boolean;
+  write(text: string): void;
+  error(text: string): void;
+}
+
+export function terminalOutput(): Output {
+  const isColor = process.stdout.isTTY === true && (process.env.NO_COLOR ?? "") === "" && process.env.TERM !== "dumb";
+  return {
+    isColor,
+    write: (text) => process.stdout.write(text),
+    error: (text) => process.stderr.write(text),
+  };
+}
+
+const CODES = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
+
+export function paint(output: Output, colour: keyof typeof CODES, text: string): string {
+  return output.isColor ? `\u001b[${CODES[colour]}m${text}\u001b[0m` : text;
+}
+
+/** Left-aligned columns separated by two spaces; widths ignore colour codes. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const visible = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "").length;
+  const widths = headers.map((header, column) =>
+    Math.max(visible(header), ...rows.map((row) => visible(row[column] ?? ""))),
+  );
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) =>
+        column === cells.length - 1 ? cell : cell + " ".repeat((widths[column] ?? 0) - visible(cell)),
+      )
+      .join("  ")
+      .trimEnd();
+  return [line(headers), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n") + "\n";
+}
