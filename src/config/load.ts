@@ -15,7 +15,7 @@ import {
 } from "./defaults.ts";
 import { type Env, interpolate } from "./env.ts";
 import { configSchema, type RawConfig, type RawModel, type RawProvider } from "./schema.ts";
-import type { GatewayConfig, MetaModel, ModelSettings, ProviderSettings } from "./types.ts";
+import type { GatewayConfig, KnownModel, MetaModel, ModelSettings, ProviderSettings } from "./types.ts";
 
 export interface LoadedConfig {
   readonly config: GatewayConfig;
@@ -23,8 +23,22 @@ export interface LoadedConfig {
   readonly warnings: readonly string[];
 }
 
-/** Hook for provider presets: fills in a provider entry's missing fields before validation of the result. */
+/**
+ * Hook for provider presets: fills in a provider entry's missing fields. It throws (with a readable message) for
+ * an unknown preset; the message is reported at the entry's `preset` key.
+ */
 export type PresetResolver = (raw: RawProvider) => RawProvider;
+
+/**
+ * Separator between a provider's name and its key number when one entry has several keys: `groq`, `groq.2`,
+ * `groq.3` (valid in provider names, and rare in hand-written ones). The number is the key variable's position
+ * in `api_key_env_var`, so a name always means the same key even when another one is unset.
+ */
+export const KEY_NUMBER_SEPARATOR = ".";
+
+export function keyProviderName(name: string, keyPosition: number): string {
+  return keyPosition === 0 ? name : `${name}${KEY_NUMBER_SEPARATOR}${keyPosition + 1}`;
+}
 
 export interface LoadOptions {
   env: Env;
@@ -83,7 +97,26 @@ export function buildConfig(
   const names = new Map<string, number>();
 
   raw.providers.forEach((entry, index) => {
-    const rawProvider = options.resolvePreset ? options.resolvePreset(entry) : entry;
+    let rawProvider = entry;
+    if (options.resolvePreset !== undefined) {
+      try {
+        rawProvider = options.resolvePreset(entry);
+      } catch (error) {
+        issues.push({
+          location: locate(["providers", index, "preset"]),
+          path: `providers.${index}.preset`,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        return;
+      }
+    } else if (entry.preset !== undefined) {
+      issues.push({
+        location: locate(["providers", index, "preset"]),
+        path: `providers.${index}.preset`,
+        message: "presets are not available here (no preset resolver was given)",
+      });
+      return;
+    }
     const where = locate(["providers", index]);
     if (rawProvider.base_url === undefined) {
       issues.push({ location: where, path: `providers.${index}.base_url`, message: "required (or use a preset)" });
@@ -117,6 +150,15 @@ export function buildConfig(
       skippedProviders.push({ name, reason: "disabled in config" });
       return;
     }
+    const missingRequired = (rawProvider.required_env_vars ?? []).filter(
+      (variable) => nonEmpty(env[variable]) === undefined,
+    );
+    if (missingRequired.length > 0) {
+      const reason = `environment variable ${missingRequired.join(", ")} is not set`;
+      skippedProviders.push({ name, reason });
+      warnings.push(`provider "${name}" skipped: ${reason}`);
+      return;
+    }
     const { keys, missing } = resolveKeys(rawProvider, env);
     if (keys.length === 0) {
       const reason =
@@ -127,7 +169,27 @@ export function buildConfig(
       warnings.push(`provider "${name}" skipped: ${reason}`);
       return;
     }
-    providers.push(resolveProvider(name, rawProvider, keys, dayReset));
+    if (missing.length > 0) {
+      warnings.push(`provider "${name}": environment variable ${missing.join(", ")} is not set; using its other keys`);
+    }
+    // One provider per key: each gets its own budgets, cooldowns and invalid-key state, and routing fails over
+    // between them like between any two providers serving the same models.
+    for (const { key, position } of keys) {
+      const keyName = keyProviderName(name, position);
+      if (keyName !== name) {
+        const taken = names.get(keyName);
+        if (taken !== undefined) {
+          issues.push({
+            location: locate(["providers", index, "api_key_env_var"]),
+            path: `providers.${index}.api_key_env_var`,
+            message: `key ${position + 1} would be provider "${keyName}", a name providers.${taken} already has`,
+          });
+          continue;
+        }
+        names.set(keyName, index);
+      }
+      providers.push(resolveProvider(keyName, rawProvider, key, dayReset));
+    }
   });
 
   const metaModels: Record<string, MetaModel> = {};
@@ -203,33 +265,41 @@ export function buildConfig(
   return { config: deepFreeze(config), warnings };
 }
 
-function resolveKeys(provider: RawProvider, env: Env): { keys: string[]; missing: string[] } {
-  if (provider.api_key !== undefined && provider.api_key !== "") return { keys: [provider.api_key], missing: [] };
+/** The keys that are set, with their position in `api_key_env_var` (which names the provider they become). */
+function resolveKeys(
+  provider: RawProvider,
+  env: Env,
+): { keys: { key: string; position: number }[]; missing: string[] } {
+  if (provider.api_key !== undefined && provider.api_key !== "") {
+    return { keys: [{ key: provider.api_key, position: 0 }], missing: [] };
+  }
   const variables =
     provider.api_key_env_var === undefined
       ? []
       : Array.isArray(provider.api_key_env_var)
         ? provider.api_key_env_var
         : [provider.api_key_env_var];
-  const keys: string[] = [];
+  const keys: { key: string; position: number }[] = [];
   const missing: string[] = [];
-  for (const variable of variables) {
-    const value = env[variable];
-    if (value === undefined || value === "") missing.push(variable);
-    else keys.push(value);
-  }
+  variables.forEach((variable, position) => {
+    // Aliases are other names of the first variable (GOOGLE_API_KEY for GEMINI_API_KEY), not more keys.
+    const candidates = position === 0 ? [variable, ...(provider.api_key_env_var_aliases ?? [])] : [variable];
+    const key = candidates.map((name) => nonEmpty(env[name])).find((value) => value !== undefined);
+    if (key === undefined) missing.push(candidates.join(" or "));
+    else keys.push({ key, position });
+  });
   // `api_key: ${VAR}` with VAR unset interpolates to "": report the variable by its reference.
   if (variables.length === 0 && provider.api_key === "") missing.push("(referenced by api_key)");
   return { keys, missing };
 }
 
-function resolveProvider(name: string, raw: RawProvider, apiKeys: string[], dayReset: DayReset): ProviderSettings {
+function resolveProvider(name: string, raw: RawProvider, apiKey: string, dayReset: DayReset): ProviderSettings {
   const baseUrl = stripTrailingSlash(raw.base_url ?? "");
   return {
     name,
     baseUrl,
     modelUrl: raw.model_url === undefined ? baseUrl : stripTrailingSlash(raw.model_url),
-    apiKeys,
+    apiKeys: [apiKey],
     basePriority: raw.base_priority ?? PROVIDER_DEFAULTS.basePriority,
     timeoutMs: raw.timeout_ms ?? PROVIDER_DEFAULTS.timeoutMs,
     firstTokenTimeoutMs: raw.first_token_timeout_ms ?? PROVIDER_DEFAULTS.firstTokenTimeoutMs,
@@ -245,7 +315,33 @@ function resolveProvider(name: string, raw: RawProvider, apiKeys: string[], dayR
     dayReset,
     injectStreamUsage: raw.inject_stream_usage ?? PROVIDER_DEFAULTS.injectStreamUsage,
     countMaxTokens: raw.count_max_tokens ?? PROVIDER_DEFAULTS.countMaxTokens,
+    knownModels: resolveKnownModels(raw.known_models),
+    discoveryInclude: asList(raw.discovery_include),
+    discoveryExclude: asList(raw.discovery_exclude),
+    discoveryIdField: raw.discovery_id_field,
+    discoveryIdStripPrefix: raw.discovery_id_strip_prefix,
   };
+}
+
+function resolveKnownModels(known: RawProvider["known_models"]): Record<string, KnownModel> {
+  const result: Record<string, KnownModel> = {};
+  for (const [id, model] of Object.entries(known ?? {})) {
+    result[id.toLowerCase()] = {
+      contextTokens: model.context,
+      paramsB: model.params_b,
+      tools: model.tools,
+      vision: model.vision,
+      jsonSchema: model.json_schema,
+      prefill: model.prefill,
+      kind: model.kind,
+      limits: model.limits,
+    };
+  }
+  return result;
+}
+
+function asList(value: string | readonly string[] | undefined): string[] {
+  return value === undefined ? [] : typeof value === "string" ? [value] : [...value];
 }
 
 export function resolveModel(publicName: string, model: RawModel): ModelSettings {

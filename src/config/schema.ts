@@ -42,6 +42,28 @@ export const modelSchema = z.strictObject({
 
 const headerValue = z.union([z.string(), z.number()]).transform(String);
 
+/** A JavaScript regular expression, searched case-insensitively in upstream model ids. */
+const idPattern = z.string().min(1).refine(isValidPattern, "not a valid regular expression (JavaScript syntax)");
+const idPatterns = z.union([idPattern, z.array(idPattern).min(1)]);
+
+/**
+ * What is known about one upstream model (usually from a provider preset), keyed by its upstream id. Applied to
+ * discovered and configured models alike; a field set under `models:` wins over it.
+ */
+export const knownModelSchema = z.strictObject({
+  /** Context window, tokens. */
+  context: positiveInt.optional(),
+  /** Parameter count, billions. */
+  params_b: z.number().positive().optional(),
+  tools: z.boolean().optional(),
+  vision: z.boolean().optional(),
+  json_schema: z.boolean().optional(),
+  prefill: z.boolean().optional(),
+  kind: modelSchema.shape.kind,
+  /** The model's own free-tier budgets (the provider's `limits` are the account-wide pool). */
+  limits: limitsSchema.optional(),
+});
+
 export const providerSchema = z.strictObject({
   name: z
     .string()
@@ -51,7 +73,12 @@ export const providerSchema = z.strictObject({
   enabled: z.boolean().optional(),
   base_url: z.url({ protocol: /^https?$/ }).optional(),
   api_key_env_var: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /** Other names for the first `api_key_env_var` (GOOGLE_API_KEY for GEMINI_API_KEY): the first one set stands in. */
+  api_key_env_var_aliases: z.array(z.string().min(1)).min(1).optional(),
   api_key: z.string().optional(),
+  /** Variables besides the key that must be set (an account id in the URL); unset, the provider is skipped. */
+  required_env_vars: z.array(z.string().min(1)).min(1).optional(),
+  /** Base for `GET {model_url}/models`; taken as the list URL itself when its path ends in /models or it has a query. */
   model_url: z.url({ protocol: /^https?$/ }).optional(),
   base_priority: z.number().nonnegative().optional(),
   timeout_ms: positiveInt.optional(),
@@ -65,6 +92,15 @@ export const providerSchema = z.strictObject({
   day_reset: z.string().optional(),
   inject_stream_usage: z.boolean().optional(),
   count_max_tokens: z.boolean().optional(),
+  known_models: z.record(z.string().min(1), knownModelSchema).optional(),
+  /** Discovered models are kept only when their upstream id matches one of these (e.g. OpenRouter's `:free$`). */
+  discovery_include: idPatterns.optional(),
+  /** Discovered models whose upstream id matches one of these are dropped. */
+  discovery_exclude: idPatterns.optional(),
+  /** Which field of a /models entry is the model id; default `id`, then `name`. */
+  discovery_id_field: z.enum(["id", "name"]).optional(),
+  /** Removed from the front of discovered ids (Gemini lists `models/gemini-2.5-flash`). */
+  discovery_id_strip_prefix: z.string().min(1).optional(),
 });
 
 const metaModelFilterSchema = z.strictObject({
@@ -136,8 +172,18 @@ export const configSchema = z.strictObject({
     .optional(),
 });
 
+function isValidPattern(pattern: string): boolean {
+  try {
+    new RegExp(pattern, "i");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawProvider = z.infer<typeof providerSchema>;
 export type RawModel = z.infer<typeof modelSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type MetaModelFilter = z.infer<typeof metaModelFilterSchema>;
+export type RawKnownModel = z.infer<typeof knownModelSchema>;

@@ -28,8 +28,12 @@ export interface ProviderSettings {
   readonly baseUrl: string;
   /** Base URL for `GET /models` discovery. */
   readonly modelUrl: string;
-  /** Resolved key values, in rotation order. Never logged. */
-  readonly apiKeys: readonly string[];
+  /**
+   * The key, never logged. Exactly one: a provider with several keys is expanded by config loading into one
+   * provider per key (`groq`, `groq.2`, ...), so each key has its own budgets, cooldowns and invalid-key state.
+   * A one-element list so that code redacting secrets can treat it like any list of secrets.
+   */
+  readonly apiKeys: readonly [string];
   readonly basePriority: number;
   readonly timeoutMs: number;
   readonly firstTokenTimeoutMs: number;
@@ -46,6 +50,28 @@ export interface ProviderSettings {
   readonly injectStreamUsage: boolean;
   /** Charge the requested max_tokens against token budgets up front (most providers reserve it). */
   readonly countMaxTokens: boolean;
+  /** What is known about upstream models (usually from a preset), by lower-cased upstream id. */
+  readonly knownModels: Readonly<Record<string, KnownModel>>;
+  /** Discovered ids must match one of these (case-insensitive JavaScript regular expressions); empty = all. */
+  readonly discoveryInclude: readonly string[];
+  /** Discovered ids matching one of these are dropped. */
+  readonly discoveryExclude: readonly string[];
+  /** The /models entry field holding the id; undefined = `id`, else `name`. */
+  readonly discoveryIdField: "id" | "name" | undefined;
+  /** Prefix removed from discovered ids (Gemini's `models/`). */
+  readonly discoveryIdStripPrefix: string | undefined;
+}
+
+/** Known facts about one upstream model; a field configured under `models:` wins over it. */
+export interface KnownModel {
+  readonly contextTokens: number | undefined;
+  readonly paramsB: number | undefined;
+  readonly tools: boolean | undefined;
+  readonly vision: boolean | undefined;
+  readonly jsonSchema: boolean | undefined;
+  readonly prefill: boolean | undefined;
+  readonly kind: ModelKind | undefined;
+  readonly limits: Limits | undefined;
 }
 
 export type MetaModel =

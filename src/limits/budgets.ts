@@ -415,13 +415,13 @@ export interface PersistedScope {
 const ALLOWED: BudgetVerdict = Object.freeze({ isAllowed: true });
 
 /** The config key of a rule (`rpm`, `tokens_per_month`), so a denial names what the user wrote. */
-function ruleName(rule: BudgetRule): string {
+export function ruleName(rule: BudgetRule): string {
   if (rule.window === "month") return `${rule.unit}_per_month`;
   return `${rule.unit === "requests" ? "r" : "t"}p${rule.window[0]}`;
 }
 
 /** The latest a window without a reset header can end: a full sliding window from now, or the wall-clock end. */
-function assumedResetAtMs(scope: BudgetScope, window: BudgetWindow, nowMs: number): number {
+export function assumedResetAtMs(scope: BudgetScope, window: BudgetWindow, nowMs: number): number {
   const slidingMs = SLIDING_WINDOW_MS[window];
   if (slidingMs !== undefined) return nowMs + slidingMs;
   return (window === "day" ? dayWindow(scope.dayReset, nowMs) : monthWindow(scope.dayReset, nowMs)).endMs;

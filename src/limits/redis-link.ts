@@ -11,6 +11,7 @@ export class RedisLink {
   readonly target: string;
   readonly #logger: StateLogger | undefined;
   readonly #now: () => number;
+  readonly #isConnectionOpen: () => boolean;
   readonly #upListeners: (() => void)[] = [];
   #isUp = false;
   #hasLoggedDown = false;
@@ -18,11 +19,13 @@ export class RedisLink {
   #consecutiveFailures = 0;
   #downSinceMs: number;
   #lastError = "not connected yet";
+  #lastScriptErrorLogMs = Number.NEGATIVE_INFINITY;
 
-  constructor(target: string, logger: StateLogger | undefined, now: () => number) {
+  constructor(target: string, logger: StateLogger | undefined, now: () => number, isConnectionOpen: () => boolean) {
     this.target = target;
     this.#logger = logger;
     this.#now = now;
+    this.#isConnectionOpen = isConnectionOpen;
     this.#downSinceMs = now();
   }
 
@@ -70,12 +73,32 @@ export class RedisLink {
     this.#consecutiveFailures = 0;
   }
 
-  /** A command failed on a connection that looked open; a few in a row mean Redis is hung or overloaded. */
+  /**
+   * A command failed. On a closed connection Redis is down at once; on an open one a few failures in a row mean
+   * Redis is hung or overloaded. An error reply (a bug or a foreign key of the wrong type) says nothing about
+   * reachability: it is logged at most once a minute and only that request falls back to local state.
+   */
   recordFailure(error: unknown): void {
+    if (error instanceof Error && error.name === "ReplyError") {
+      this.recordRejected(error);
+      return;
+    }
+    if (!this.#isConnectionOpen()) {
+      this.markDown(error);
+      return;
+    }
     if (!this.#isUp) return;
     this.#consecutiveFailures += 1;
     this.#lastError = describeError(error);
     if (this.#consecutiveFailures >= FAILURES_BEFORE_DOWN) this.markDown(error);
+  }
+
+  /** Redis answered, but not what the script should answer: logged at most once a minute. */
+  recordRejected(error: unknown): void {
+    const nowMs = this.#now();
+    if (nowMs - this.#lastScriptErrorLogMs < 60_000) return;
+    this.#lastScriptErrorLogMs = nowMs;
+    this.#logger?.warn({ redis: this.target, error: describeError(error) }, "Redis rejected a shared-state command");
   }
 
   close(): void {

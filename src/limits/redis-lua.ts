@@ -3,6 +3,7 @@
 // another gateway process. The algorithm mirrors BudgetBook's (budgets.ts); `redis-ledger.test.ts` runs the same
 // scripted sequence through both and requires identical verdicts, so keep the two in step.
 //
+// Expiries are relative (PEXPIRE, computed from the caller's `now`), so Redis's own clock never matters.
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
 // by Redis with full precision, and string concatenation goes through string.format("%.17g") for the same reason.
 
@@ -176,12 +177,12 @@ for s = 1, scope_count do
   if scope.has_day then
     redis.call('HINCRBY', scope.day, 'requests', 1)
     redis.call('HINCRBY', scope.day, 'tokens', tokens)
-    redis.call('PEXPIREAT', scope.day, scope.day_end + KEEP_MS)
+    redis.call('PEXPIRE', scope.day, scope.day_end - now + KEEP_MS)
   end
   if scope.has_month then
     redis.call('HINCRBY', scope.month, 'requests', 1)
     redis.call('HINCRBY', scope.month, 'tokens', tokens)
-    redis.call('PEXPIREAT', scope.month, scope.month_end + KEEP_MS)
+    redis.call('PEXPIRE', scope.month, scope.month_end - now + KEEP_MS)
   end
   for _, learned in ipairs(scope.learned_live) do
     redis.call('HSET', scope.learned, learned.field,

@@ -1,14 +1,151 @@
-// Placeholder until the Redis backend lands: fails loudly instead of silently not sharing state.
+// The Redis state backend: budgets (RedisLedger) and cooldowns (CooldownSharing) shared by every gateway process
+// that points at the same Redis and key prefix. Redis being down never fails a request: the gateway serves from
+// local state, reports `isDegraded` in /health, and resynchronises when Redis is back. See docs/limits.md.
+import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "./availability.ts";
+import { closeClient, createCommandClient, createSubscriberClient } from "./redis-client.ts";
+import { CooldownSharing } from "./redis-cooldowns.ts";
+import { RedisLedger } from "./redis-ledger.ts";
+import { describeRedisUrl, RedisLink } from "./redis-link.ts";
 import type { StateBackend, StateLogger } from "./state-backend.ts";
 
+/** ms between PINGs while Redis is marked down on a connection that is still open (hung or overloaded Redis). */
+const PROBE_INTERVAL_MS = 1_000;
+
+export interface RedisStateOptions {
+  /** Lease lifetime of concurrency slots; tests shorten it. */
+  readonly leaseTtlMs?: number;
+}
+
 export async function createRedisStateBackend(
-  _settings: StateSettings,
-  _availability: AvailabilityBook,
-  _clock: Clock,
-  _logger: StateLogger | undefined,
-): Promise<StateBackend> {
-  throw new Error("state.redis_url is not supported yet");
+  settings: StateSettings,
+  availability: AvailabilityBook,
+  clock: Clock,
+  logger: StateLogger | undefined,
+  options: RedisStateOptions = {},
+): Promise<StateBackend & { readonly ledger: RedisLedger }> {
+  const url = settings.redisUrl;
+  if (url === undefined) throw new Error("createRedisStateBackend needs state.redis_url");
+  const redis = createCommandClient(url);
+  const subscriber = createSubscriberClient(url);
+  const startupLogger = new StartupLogger(logger);
+  const link = new RedisLink(
+    describeRedisUrl(url),
+    startupLogger,
+    () => clock.now(),
+    () => redis.status === "ready",
+  );
+  const instanceId = randomBytes(6).toString("hex");
+  const ledger = new RedisLedger({
+    redis,
+    link,
+    keyPrefix: settings.redisKeyPrefix,
+    clock,
+    instanceId,
+    ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
+  });
+  const cooldowns = new CooldownSharing({
+    redis,
+    subscriber,
+    availability,
+    link,
+    keyPrefix: settings.redisKeyPrefix,
+    clock,
+    instanceId,
+    onRemoteReset: () => ledger.resetLocal(),
+  });
+  ledger.onReset = () => cooldowns.resetShared();
+
+  // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared.
+  let resyncing: Promise<void> = Promise.resolve();
+  link.onUp(() => {
+    resyncing = (async () => {
+      try {
+        await cooldowns.pushLocal();
+        await cooldowns.load();
+        await ledger.replayUnsynced();
+        ledger.renewLeases();
+      } catch (error) {
+        link.recordFailure(error);
+      }
+    })();
+  });
+  redis.on("ready", () => link.markUp());
+  redis.on("close", () => link.markDown(new Error("connection closed")));
+  redis.on("error", (error: unknown) => link.markDown(error));
+  // The subscriber's errors are the command connection's errors, reported there; without a listener ioredis
+  // would print them.
+  subscriber.on("error", () => {});
+
+  cooldowns.start();
+  ledger.start();
+  const probe = setInterval(() => {
+    if (link.isUp || redis.status !== "ready") return;
+    redis.ping().then(
+      () => link.markUp(),
+      () => {},
+    );
+  }, PROBE_INTERVAL_MS);
+  probe.unref();
+
+  subscriber.connect().catch(() => {
+    // retried in the background; the command connection reports the outage
+  });
+  try {
+    await redis.connect();
+    // Serve the first request knowing the cooldowns the other processes already found.
+    await resyncing;
+  } catch (error) {
+    // Start anyway, from local state; ioredis keeps reconnecting in the background.
+    link.markDown(error);
+  }
+  startupLogger.started();
+
+  return {
+    ledger,
+    status: () => link.status(),
+    close: async () => {
+      clearInterval(probe);
+      ledger.stop();
+      link.close();
+      await Promise.all([closeClient(redis), closeClient(subscriber)]);
+    },
+  };
+}
+
+/**
+ * The gateway attaches its logger after the state backend is built (the server is built from the runtime), so
+ * lines logged while starting are held and written one turn of the event loop after `start` returns.
+ */
+class StartupLogger implements StateLogger {
+  readonly #logger: StateLogger | undefined;
+  #held: (() => void)[] | undefined = [];
+
+  constructor(logger: StateLogger | undefined) {
+    this.#logger = logger;
+  }
+
+  info(object: object, message: string): void {
+    this.#write(() => this.#logger?.info(object, message));
+  }
+
+  warn(object: object, message: string): void {
+    this.#write(() => this.#logger?.warn(object, message));
+  }
+
+  started(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    if (held.length === 0) return;
+    setImmediate(() => {
+      for (const write of held) write();
+    });
+  }
+
+  #write(write: () => void): void {
+    if (this.#held === undefined) write();
+    else this.#held.push(write);
+  }
 }

@@ -147,14 +147,38 @@ export function buildCatalog(
       });
     };
     if (settings.models !== undefined) {
-      for (const model of settings.models) add(model, false, model.contextTokens);
+      for (const model of settings.models) {
+        const known = withKnownModel(model, settings);
+        add(known, false, known.contextTokens);
+      }
       continue;
     }
     for (const found of discovered.get(settings.name) ?? []) {
-      add(discoveredModelSettings(found), true, found.contextTokens);
+      add(withKnownModel(discoveredModelSettings(found), settings), true, found.contextTokens);
     }
   }
   return new Catalog(runtimes, deployments);
+}
+
+/**
+ * Fills what the config left open from the provider's `known_models` (usually a preset's knowledge of its free
+ * tier). Precedence: configured field, then known model, then (later) discovery and metadata. Limits merge per
+ * window, the configured value winning.
+ */
+function withKnownModel(model: ModelSettings, settings: ProviderSettings): ModelSettings {
+  const known = settings.knownModels[model.id.toLowerCase()];
+  if (known === undefined) return model;
+  return {
+    ...model,
+    contextTokens: model.contextTokens ?? known.contextTokens,
+    paramsB: model.paramsB ?? known.paramsB,
+    tools: model.tools ?? known.tools,
+    vision: model.vision ?? known.vision,
+    jsonSchema: model.jsonSchema ?? known.jsonSchema,
+    prefill: model.prefill ?? known.prefill,
+    kind: model.kind ?? known.kind,
+    limits: known.limits === undefined ? model.limits : { ...known.limits, ...model.limits },
+  };
 }
 
 function discoveredModelSettings(found: DiscoveredModel): ModelSettings {

@@ -32,18 +32,20 @@ export async function discoverModels(provider: ProviderSettings, options: Discov
   const cachePath = join(options.settings.cacheDir, `models-${provider.name}.json`);
   const cached = await readCache(cachePath, provider.modelUrl);
   const nowMs = options.clock.now();
+  // Filters apply to cached lists too, so a changed `discovery_include` takes effect without a refresh.
+  const select = discoveryFilter(provider);
   if (!options.isForced && cached !== undefined && nowMs - cached.fetchedAtMs < options.settings.maxAgeMs) {
-    return { models: cached.models, source: "cache" };
+    return { models: select(cached.models), source: "cache" };
   }
   try {
     const models = await fetchModelList(provider, options);
     await writeCache(cachePath, { baseUrl: provider.modelUrl, fetchedAtMs: nowMs, models });
-    return { models, source: "network" };
+    return { models: select(models), source: "network" };
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
     if (cached !== undefined) {
       return {
-        models: cached.models,
+        models: select(cached.models),
         source: "stale-cache",
         warning: `provider "${provider.name}": GET /models failed (${why}); using the cached list from ${new Date(cached.fetchedAtMs).toISOString()}`,
       };
@@ -56,11 +58,43 @@ export async function discoverModels(provider: ProviderSettings, options: Discov
   }
 }
 
+/**
+ * `discovery_id_strip_prefix`, then `discovery_include` / `discovery_exclude` (case-insensitive regular
+ * expressions searched in the upstream id). A stripped id can repeat an unstripped one: the first is kept.
+ */
+export function discoveryFilter(provider: ProviderSettings): (models: readonly DiscoveredModel[]) => DiscoveredModel[] {
+  const include = provider.discoveryInclude.map((pattern) => new RegExp(pattern, "i"));
+  const exclude = provider.discoveryExclude.map((pattern) => new RegExp(pattern, "i"));
+  const prefix = provider.discoveryIdStripPrefix;
+  return (models) => {
+    const seen = new Set<string>();
+    const kept: DiscoveredModel[] = [];
+    for (const model of models) {
+      const id = prefix !== undefined && model.id.startsWith(prefix) ? model.id.slice(prefix.length) : model.id;
+      if (id === "" || seen.has(id)) continue;
+      if (include.length > 0 && !include.some((pattern) => pattern.test(id))) continue;
+      if (exclude.some((pattern) => pattern.test(id))) continue;
+      seen.add(id);
+      kept.push(id === model.id ? model : { ...model, id });
+    }
+    return kept;
+  };
+}
+
+/**
+ * `GET {model_url}/models`, unless model_url already names the list: a path ending in `/models` (Cohere's native
+ * list) or a query string (Cloudflare's `/ai/models/search?task=...`) is used as it is.
+ */
+export function modelListUrl(modelUrl: string): URL {
+  const url = new URL(modelUrl);
+  if (url.search !== "" || /\/models\/?$/.test(url.pathname)) return url;
+  return new URL(`${modelUrl}/models`);
+}
+
 async function fetchModelList(provider: ProviderSettings, options: DiscoveryOptions): Promise<DiscoveredModel[]> {
-  const url = new URL(`${provider.modelUrl}/models`);
+  const url = modelListUrl(provider.modelUrl);
   const headers: Record<string, string> = { ...provider.headers, accept: "application/json" };
-  const key = provider.apiKeys[0];
-  if (key !== undefined) headers.authorization = `Bearer ${key}`;
+  headers.authorization = `Bearer ${provider.apiKeys[0]}`;
   const response = await options.dispatcher.request({
     origin: url.origin,
     path: `${url.pathname}${url.search}`,
@@ -78,19 +112,25 @@ async function fetchModelList(provider: ProviderSettings, options: DiscoveryOpti
   } catch {
     throw new Error("the answer is not JSON");
   }
-  return parseModelList(json);
+  return parseModelList(json, provider.discoveryIdField);
 }
 
-/** Accepts `{data:[...]}`, `{models:[...]}` or a bare list; id from `id` or `name`. */
-export function parseModelList(json: unknown): DiscoveredModel[] {
+/**
+ * Accepts `{data:[...]}`, `{models:[...]}` (Google, Cohere), `{result:[...]}` (Cloudflare) or a bare list; the id
+ * from `id`, else `name` (`idField: "name"` reverses that: Cloudflare's `id` is a UUID, its `name` the model).
+ */
+export function parseModelList(json: unknown, idField: "id" | "name" = "id"): DiscoveredModel[] {
   const list = Array.isArray(json)
     ? json
     : isRecord(json) && Array.isArray(json.data)
       ? json.data
       : isRecord(json) && Array.isArray(json.models)
         ? json.models
-        : undefined;
-  if (list === undefined) throw new Error("no model list in the answer (expected data, models or a list)");
+        : isRecord(json) && Array.isArray(json.result)
+          ? json.result
+          : undefined;
+  if (list === undefined) throw new Error("no model list in the answer (expected data, models, result or a list)");
+  const [first, second] = idField === "name" ? (["name", "id"] as const) : (["id", "name"] as const);
   const models: DiscoveredModel[] = [];
   for (const item of list) {
     if (typeof item === "string") {
@@ -98,7 +138,9 @@ export function parseModelList(json: unknown): DiscoveredModel[] {
       continue;
     }
     if (!isRecord(item)) continue;
-    const id = typeof item.id === "string" ? item.id : typeof item.name === "string" ? item.name : undefined;
+    const firstValue = item[first];
+    const secondValue = item[second];
+    const id = typeof firstValue === "string" ? firstValue : typeof secondValue === "string" ? secondValue : undefined;
     if (id === undefined || id === "") continue;
     const context = firstPositiveNumber(
       item.context_length,

@@ -230,18 +230,20 @@ export class GatewayRuntime {
   soonestAvailableMs(plan: RoutePlan): number | undefined {
     const nowMs = this.clock.now();
     let soonest: number | undefined;
-    const consider = (deployment: Deployment): void => {
+    // A candidate over budget is free of cooldowns but still unusable until its budget frees (`budgetUntilMs`).
+    const consider = (deployment: Deployment, budgetUntilMs = nowMs): void => {
       const availability = this.availability.peek(deployment.key, deployment.provider.settings.name);
-      if (availability.isAvailable) {
-        soonest = 0;
-        return;
-      }
-      const waitMs = Math.max(0, availability.untilMs - nowMs);
+      const untilMs = Math.max(availability.isAvailable ? nowMs : availability.untilMs, budgetUntilMs);
+      // A request larger than a whole budget never fits there: no point in telling the client to come back.
+      if (!Number.isFinite(untilMs)) return;
+      const waitMs = Math.max(0, untilMs - nowMs);
       if (soonest === undefined || waitMs < soonest) soonest = waitMs;
     };
     for (const candidate of plan.candidates) consider(candidate.deployment);
-    for (const skip of plan.skipped)
-      if (skip.cause === "cooldown" || skip.cause === "budget") consider(skip.deployment);
+    for (const skip of plan.skipped) {
+      if (skip.cause === "cooldown") consider(skip.deployment);
+      else if (skip.cause === "budget") consider(skip.deployment, skip.untilMs ?? nowMs);
+    }
     if (plan.waitFor !== undefined) consider(plan.waitFor.deployment);
     return soonest;
   }

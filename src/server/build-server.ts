@@ -1,5 +1,5 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { AuthenticationError, RouteNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
@@ -60,7 +60,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
           },
     bodyLimit: settings.bodyLimitBytes,
-    disableRequestLogging: true,
+    // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: "idle",
     requestIdHeader: "x-request-id",

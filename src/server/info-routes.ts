@@ -94,13 +94,17 @@ export function describeHealth(runtime: GatewayRuntime) {
     if (isAnyAvailable || soonestMs === undefined) up.push(name);
     else cooling.push({ name, until: new Date(soonestMs).toISOString(), reason });
   }
-  const status = up.length > 0 ? "ok" : cooling.length > 0 ? "degraded" : "down";
+  const state = runtime.state.status();
+  // A shared store that is unreachable (the gateway serves from local state) degrades an otherwise healthy gateway.
+  const providerStatus = up.length > 0 ? "ok" : cooling.length > 0 ? "degraded" : "down";
+  const status = providerStatus === "ok" && state.isDegraded ? "degraded" : providerStatus;
   return {
     status,
     version: GATEWAY_VERSION,
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
     providers: { up, cooling, failed, skipped: config.skippedProviders },
     models: catalog.deployments.length,
+    state,
     deployments: catalog.deployments.map((deployment) => ({
       key: deployment.key,
       ...deploymentState(runtime, deployment, nowMs),

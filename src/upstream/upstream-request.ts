@@ -12,14 +12,18 @@ export interface UpstreamCall {
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly signal: AbortSignal;
-  /** Which of the provider's keys to use. */
-  readonly keyIndex: number;
+  /**
+   * Ignored: every provider has exactly one key since config loading expands a multi-key entry into one provider
+   * per key. Kept optional only until the executor stops passing it.
+   * @deprecated
+   */
+  readonly keyIndex?: number;
 }
 
 export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
   const { provider } = call.deployment;
   const settings = provider.settings;
-  const key = settings.apiKeys[call.keyIndex % settings.apiKeys.length] ?? "";
+  const [key] = settings.apiKeys;
   const headers: Record<string, string> = {
     ...settings.headers,
     "content-type": "application/json",

@@ -7,6 +7,7 @@ import { type RunningGateway, startGateway } from "../../src/cli/start-gateway.t
 import type { Clock } from "../../src/clock.ts";
 import type { Env } from "../../src/config/env.ts";
 import { loadConfigFile } from "../../src/config/load.ts";
+import { createPresetResolver, loadPresets } from "../../src/providers/presets.ts";
 
 export interface TestGateway extends RunningGateway {
   /** `http://127.0.0.1:PORT/v1`, for SDK clients. */
@@ -32,7 +33,8 @@ export async function startTestGateway(yamlText: string, options: TestGatewayOpt
   if (!/^state:/m.test(text)) text = `${text}\nstate:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
   writeFileSync(configPath, text);
   const env: Env = options.env ?? {};
-  const { config, warnings } = loadConfigFile(configPath, { env: { ...env } });
+  const resolvePreset = createPresetResolver(loadPresets(env));
+  const { config, warnings } = loadConfigFile(configPath, { env: { ...env }, resolvePreset });
   const logger = { level: options.logLevel ?? "silent" };
   const gateway = await startGateway(
     config,

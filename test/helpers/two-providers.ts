@@ -94,3 +94,12 @@ export async function startTwoProviders(t: TestContext, options: TwoProvidersOpt
       ),
   };
 }
+
+/** The JSON body of the `index`-th request an upstream received; throws if there is none. */
+export function sentBody(upstream: MockUpstream, index = 0): Record<string, unknown> {
+  const body = upstream.requests[index]?.body;
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new Error(`upstream request ${index} has no JSON object body`);
+  }
+  return body as Record<string, unknown>;
+}
