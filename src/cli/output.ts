@@ -21,9 +21,12 @@ export function paint(output: Output, colour: keyof typeof CODES, text: string):
   return output.isColor ? `\u001b[${CODES[colour]}m${text}\u001b[0m` : text;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching the ESC of ANSI colour codes is the point.
+const ANSI_COLOUR = /\u001b\[[0-9;]*m/g;
+
 /** Left-aligned columns separated by two spaces; widths ignore colour codes. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const visible = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "").length;
+  const visible = (text: string) => text.replace(ANSI_COLOUR, "").length;
   const widths = headers.map((header, column) =>
     Math.max(visible(header), ...rows.map((row) => visible(row[column] ?? ""))),
   );
