@@ -72,6 +72,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       // Fastify closes the connections that are idle when close() starts; a connection whose stream finishes
       // later stays open on the client's keep-alive and would hold up the exit until the client drops it (or
       // the shutdown timeout). Close such connections as they go idle.
+      runtime.isShuttingDown = true;
       const idleSweep = setInterval(() => instance.server.closeIdleConnections(), IDLE_SWEEP_INTERVAL_MS);
       try {
         await instance.close();

@@ -16,7 +16,7 @@ export const PROVIDER_DEFAULTS = {
   basePriority: 1,
   /** ms until response headers; past it the attempt failed. */
   timeoutMs: 30_000,
-  /** ms from the attempt's start to the first content chunk of a stream. */
+  /** ms from the response headers to the first content chunk of a stream. */
   firstTokenTimeoutMs: 15_000,
   /** ms of silence mid-stream before it counts as stalled. */
   streamIdleTimeoutMs: 30_000,

@@ -41,6 +41,8 @@ export function keyProviderName(name: string, keyPosition: number): string {
 }
 
 export interface LoadOptions {
+  /** Per provider entry, the variables its `api_key: ${...}` referenced (to name them when unset). */
+  apiKeyReferences?: readonly (readonly string[])[];
   env: Env;
   resolvePreset?: PresetResolver;
 }
@@ -74,12 +76,25 @@ export function parseConfigText(text: string, fileName: string, options: LoadOpt
     );
   }
   const missingVariables = new Set<string>();
-  const data = interpolateDeep(document.toJS() ?? {}, options.env, missingVariables);
+  const rawData: unknown = document.toJS() ?? {};
+  const data = interpolateDeep(rawData, options.env, missingVariables);
+  // Remember which variables each provider's `api_key: ${VAR}` referenced, to name them when they are unset.
+  const rawProviders = (rawData as { providers?: unknown }).providers;
+  const apiKeyReferences = Array.isArray(rawProviders)
+    ? rawProviders.map((entry) => {
+        const apiKey = (entry as { api_key?: unknown } | null)?.api_key;
+        return typeof apiKey === "string"
+          ? [...apiKey.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((match) => match[1] as string)
+          : [];
+      })
+    : [];
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => zodIssueToConfigIssue(issue, document, at)));
   }
-  return buildConfig(parsed.data, fileName, options, (path) => at(nodeAt(document, path)?.range?.[0]));
+  return buildConfig(parsed.data, fileName, { ...options, apiKeyReferences }, (path) =>
+    at(nodeAt(document, path)?.range?.[0]),
+  );
 }
 
 /** Builds the resolved config from an already-validated object (used for files and for built-in configs). */
@@ -159,7 +174,7 @@ export function buildConfig(
       warnings.push(`provider "${name}" skipped: ${reason}`);
       return;
     }
-    const { keys, missing } = resolveKeys(rawProvider, env);
+    const { keys, missing } = resolveKeys(rawProvider, env, options.apiKeyReferences?.[index] ?? []);
     if (keys.length === 0) {
       const reason =
         missing.length > 0
@@ -269,6 +284,7 @@ export function buildConfig(
 function resolveKeys(
   provider: RawProvider,
   env: Env,
+  referenced: readonly string[],
 ): { keys: { key: string; position: number }[]; missing: string[] } {
   if (provider.api_key !== undefined && provider.api_key !== "") {
     return { keys: [{ key: provider.api_key, position: 0 }], missing: [] };
@@ -289,7 +305,9 @@ function resolveKeys(
     else keys.push({ key, position });
   });
   // `api_key: ${VAR}` with VAR unset interpolates to "": report the variable by its reference.
-  if (variables.length === 0 && provider.api_key === "") missing.push("(referenced by api_key)");
+  if (variables.length === 0 && provider.api_key === "") {
+    missing.push(...(referenced.length > 0 ? referenced : ["(referenced by api_key)"]));
+  }
   return { keys, missing };
 }
 

@@ -45,12 +45,12 @@ describe("AvailabilityBook: 429 cooldowns", () => {
   });
 
   it("a success resets the backoff to the base", () => {
-    const { book } = setup();
-    book.recordRateLimited("p/m", undefined, "rate_limited", "429");
-    book.recordRateLimited("p/m", undefined, "rate_limited", "429");
+    const { clock, book } = setup();
+    clock.set(book.recordRateLimited("p/m", undefined, "rate_limited", "429").untilMs);
+    clock.set(book.recordRateLimited("p/m", undefined, "rate_limited", "429").untilMs);
     book.recordSuccess("p/m");
     const cooldown = book.recordRateLimited("p/m", undefined, "rate_limited", "429");
-    assert.equal(cooldown.untilMs, T0 + 1_000);
+    assert.equal(cooldown.untilMs - clock.now(), 1_000);
   });
 
   it("the provider's hint is used exactly, even beyond the backoff cap", () => {
@@ -62,6 +62,19 @@ describe("AvailabilityBook: 429 cooldowns", () => {
     clock.set(T0 + 578_016);
     assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
     assert.equal(book.cooldownOf("p/m", "p"), undefined);
+  });
+
+  it("a short 429 from a request already in flight does not cut a longer cooldown short", () => {
+    const { book } = setup();
+    const midnight = Date.UTC(2026, 0, 2);
+    book.park("p/m", midnight, "daily_quota", "RPD used up", "guessed");
+    const kept = book.recordRateLimited("p/m", { delayMs: 2_000 }, "rate_limited", "per minute");
+    assert.equal(kept.untilMs, midnight);
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: midnight, cause: "daily_quota" });
+    // A longer one still replaces a shorter one.
+    book.recordRateLimited("q/m", { delayMs: 2_000 }, "rate_limited", "short");
+    book.recordRateLimited("q/m", { delayMs: 9_000 }, "daily_quota", "long");
+    assertUnavailable(book.peek("q/m", "q"), { untilMs: T0 + 9_000, cause: "daily_quota" });
   });
 
   it("cooldowns are per deployment", () => {

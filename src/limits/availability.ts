@@ -145,6 +145,10 @@ export class AvailabilityBook {
       source: hint === undefined ? "guessed" : "provider",
       reason,
     };
+    // A request that was already in flight when a longer cooldown began (a daily park) may come back with a
+    // short 429: it must not cut that cooldown short.
+    const current = record.cooldown;
+    if (current !== undefined && current.untilMs >= cooldown.untilMs) return current;
     record.cooldown = cooldown;
     this.#changed({ scope: "deployment", key: deploymentKey, cooldown });
     return cooldown;

@@ -92,6 +92,7 @@ export class EmbeddedStateStore {
   }
 
   close(): void {
+    if (!this.#db.isOpen) return;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.flush();
     this.#db.close();

@@ -5,6 +5,7 @@
 export interface ScopeKeys {
   readonly log: string;
   readonly logTokens: string;
+  readonly windows: string;
   readonly day: string;
   readonly month: string;
   readonly leases: string;
@@ -20,6 +21,7 @@ export function scopeKeys(prefix: string, scopeId: string, dayStartMs: number, m
   return {
     log: `${base}:log`,
     logTokens: `${base}:log-tokens`,
+    windows: `${base}:windows`,
     day: `${base}:day:${dayStartMs}`,
     month: `${base}:month:${monthStartMs}`,
     leases: `${base}:leases`,

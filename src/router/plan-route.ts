@@ -258,6 +258,13 @@ function resolveName(name: string, context: RouterContext, depth: number): reado
     const inner = catalog.byName(name.slice(slash + 1));
     const pinned = inner?.filter((deployment) => deployment.provider.settings.name.toLowerCase() === providerName);
     if (pinned !== undefined && pinned.length > 0) return pinned;
+    // A pin names a provider that exists but does not serve the model: falling back to other providers would
+    // silently ignore the pin.
+    if (catalog.byProvider(providerName) !== undefined) {
+      throw new ModelNotFoundError(`The provider \`${providerName}\` does not serve \`${name.slice(slash + 1)}\`.`, {
+        param: "model",
+      });
+    }
   }
   return catalog.byName(name);
 }

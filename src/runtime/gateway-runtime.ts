@@ -256,7 +256,14 @@ export class GatewayRuntime {
     for (const listener of this.#decisionListeners) listener(decision);
   }
 
+  /** Set when shutdown begins: new requests get 503 `service_unavailable`, in-flight ones finish. */
+  isShuttingDown = false;
+  #isClosed = false;
+
+  /** Idempotent: closing twice is harmless. */
   async close(): Promise<void> {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
     await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }

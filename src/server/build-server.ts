@@ -1,6 +1,6 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import { AuthenticationError, RouteNotFoundError } from "../errors/gateway-error.ts";
+import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
@@ -62,7 +62,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Our own onRequest hook answers 503 in the OpenAI error shape while shutting down.
+    return503OnClosing: false,
     forceCloseConnections: "idle",
     requestIdHeader: "x-request-id",
     genReqId: requestIdGenerator(),
@@ -71,6 +72,10 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   const keys = new KeyRing(settings.apiKeys);
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    if (runtime.isShuttingDown) {
+      reply.header("connection", "close");
+      throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
+    }
     // Admin routes check the admin keys themselves.
     if (keys.isEmpty || PUBLIC_PATHS.has(request.url) || request.url.startsWith("/admin/")) return;
     if (!keys.accepts(request.headers.authorization)) {

@@ -250,20 +250,38 @@ async function attemptOnce(
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
   const isUsageInjected = request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
   let response: Dispatcher.ResponseData;
+  // Our own timer for `timeout_ms`: undici's headersTimeout uses coarse shared timers (~1 s resolution), which
+  // would make a 300 ms timeout fire after a second. undici's stays as a backstop.
+  let isHeadersLate = false;
+  const headersTimer = setTimeout(() => {
+    isHeadersLate = true;
+    controller.abort();
+  }, headersTimeoutMs);
   try {
     response = await sendUpstream(services.dispatcher, {
       deployment,
       endpointPath: request.endpointPath,
       payload: buildPayload(request.body, deployment.model.id, isUsageInjected),
       isStream: request.isStream,
-      headersTimeoutMs,
+      headersTimeoutMs: headersTimeoutMs + 1_000,
       // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
       bodyTimeoutMs: request.isStream ? 0 : Math.max(1, remainingMs),
       signal,
       keyIndex: attemptIndex,
     });
   } catch (error) {
+    if (isHeadersLate && !request.signal.aborted) {
+      services.availability.recordFailure(deployment.key);
+      return {
+        ok: false,
+        outcome: "timeout",
+        status: undefined,
+        reason: `no response headers within timeout_ms (${headersTimeoutMs} ms)`,
+      };
+    }
     return networkFailure(error, request, deadline, deployment, services);
+  } finally {
+    clearTimeout(headersTimer);
   }
   const headers = response.headers as HeaderMap;
   if (response.statusCode < 200 || response.statusCode >= 300) {

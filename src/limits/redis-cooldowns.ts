@@ -1,0 +1,183 @@
+// Cooldowns shared between gateway processes: a 429 seen by one process makes every process skip that candidate.
+// Each cooldown set locally is stored in Redis (expiring when the cooldown ends) and published; every process
+// imports what the others publish, and loads what is stored when it starts or reconnects. A later end wins
+// everywhere, as in AvailabilityBook.importCooldowns. Circuit-breaker state stays per process: it describes this
+// process's connections to a provider.
+import type { Redis } from "ioredis";
+import type { Clock } from "../clock.ts";
+import type { AvailabilityBook, Cooldown, CooldownCause, CooldownChange, PersistedCooldowns } from "./availability.ts";
+import type { SharedStateRedis } from "./redis-client.ts";
+import { cooldownChannel, cooldownKey, keysStartingWith } from "./redis-keys.ts";
+import { deleteKeysStartingWith } from "./redis-ledger.ts";
+import type { RedisLink } from "./redis-link.ts";
+
+type SharedMessage =
+  | { readonly origin: string; readonly type: "cooldown"; readonly change: CooldownChange }
+  | { readonly origin: string; readonly type: "reset" };
+
+const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
+  "rate_limited",
+  "daily_quota",
+  "credits_exhausted",
+  "capacity",
+  "budget_exhausted",
+  "invalid_key",
+  "circuit_open",
+]);
+
+export interface CooldownSharingOptions {
+  readonly redis: SharedStateRedis;
+  readonly subscriber: Redis;
+  readonly availability: AvailabilityBook;
+  readonly link: RedisLink;
+  readonly keyPrefix: string;
+  readonly clock: Clock;
+  readonly instanceId: string;
+  /** Another process reset the shared state (admin reset). */
+  readonly onRemoteReset: () => void;
+}
+
+export class CooldownSharing {
+  readonly #options: CooldownSharingOptions;
+  readonly #channel: string;
+
+  constructor(options: CooldownSharingOptions) {
+    this.#options = options;
+    this.#channel = cooldownChannel(options.keyPrefix);
+  }
+
+  /** Hooks into the availability book and the subscriber connection. */
+  start(): void {
+    const { availability, subscriber } = this.#options;
+    availability.onCooldown((change) => this.#share(change));
+    subscriber.on("message", (channel: string, text: string) => {
+      if (channel === this.#channel) this.#receive(text);
+    });
+    // Resolves once subscribed; while Redis is down it waits, and ioredis re-subscribes after every reconnect.
+    subscriber.subscribe(this.#channel).catch(() => {
+      // closed before it could subscribe: nothing to do
+    });
+  }
+
+  /** Imports every cooldown stored in Redis; returns how many. */
+  async load(): Promise<number> {
+    const { redis, keyPrefix, availability } = this.#options;
+    const start = `${keyPrefix}cooldown:`;
+    const deployments: [string, Cooldown][] = [];
+    const providers: [string, Cooldown][] = [];
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", keysStartingWith(start), "COUNT", 500);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await redis.mget(...keys);
+      keys.forEach((key, index) => {
+        const cooldown = parseCooldown(values[index]);
+        const rest = key.slice(start.length);
+        if (cooldown === undefined) return;
+        if (rest.startsWith("deployment:")) deployments.push([rest.slice("deployment:".length), cooldown]);
+        else if (rest.startsWith("provider:")) providers.push([rest.slice("provider:".length), cooldown]);
+      });
+    } while (cursor !== "0");
+    availability.importCooldowns({ deployments, providers });
+    return deployments.length + providers.length;
+  }
+
+  /** Stores every active local cooldown (set while Redis was unreachable) in Redis. */
+  async pushLocal(): Promise<void> {
+    const persisted: PersistedCooldowns = this.#options.availability.exportCooldowns();
+    await Promise.all([
+      ...persisted.deployments.map(([key, cooldown]) => this.#store({ scope: "deployment", key, cooldown })),
+      ...persisted.providers.map(([key, cooldown]) => this.#store({ scope: "provider", key, cooldown })),
+    ]);
+  }
+
+  /** Deletes every shared cooldown and tells the other processes to forget theirs (admin reset). */
+  async resetShared(): Promise<void> {
+    const { redis, keyPrefix, instanceId } = this.#options;
+    await deleteKeysStartingWith(redis, `${keyPrefix}cooldown:`);
+    const message: SharedMessage = { origin: instanceId, type: "reset" };
+    await redis.publish(this.#channel, JSON.stringify(message));
+  }
+
+  #share(change: CooldownChange): void {
+    // While Redis is down the cooldown is local only; pushLocal() shares it when Redis is back.
+    if (!this.#options.link.isUp) return;
+    this.#store(change).then(
+      () => this.#options.link.recordSuccess(),
+      (error: unknown) => this.#options.link.recordFailure(error),
+    );
+  }
+
+  async #store(change: CooldownChange): Promise<void> {
+    const { redis, keyPrefix, clock, instanceId } = this.#options;
+    const ttlMs = Math.ceil(change.cooldown.untilMs - clock.now());
+    if (ttlMs <= 0) return;
+    const message: SharedMessage = { origin: instanceId, type: "cooldown", change };
+    await redis.shareCooldown(
+      1,
+      cooldownKey(keyPrefix, change.scope, change.key),
+      JSON.stringify(change.cooldown),
+      change.cooldown.untilMs,
+      ttlMs,
+      this.#channel,
+      JSON.stringify(message),
+    );
+  }
+
+  #receive(text: string): void {
+    const message = parseMessage(text);
+    if (message === undefined || message.origin === this.#options.instanceId) return;
+    if (message.type === "reset") {
+      this.#options.availability.reset();
+      this.#options.onRemoteReset();
+      return;
+    }
+    const { scope, key, cooldown } = message.change;
+    const entry: [string, Cooldown] = [key, cooldown];
+    this.#options.availability.importCooldowns(
+      scope === "deployment" ? { deployments: [entry], providers: [] } : { deployments: [], providers: [entry] },
+    );
+  }
+}
+
+function parseMessage(text: string): SharedMessage | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(value) || typeof value.origin !== "string") return undefined;
+  if (value.type === "reset") return { origin: value.origin, type: "reset" };
+  if (value.type !== "cooldown" || !isRecord(value.change)) return undefined;
+  const { scope, key } = value.change;
+  const cooldown = toCooldown(value.change.cooldown);
+  if ((scope !== "deployment" && scope !== "provider") || typeof key !== "string" || cooldown === undefined) {
+    return undefined;
+  }
+  return { origin: value.origin, type: "cooldown", change: { scope, key, cooldown } };
+}
+
+function parseCooldown(text: string | null | undefined): Cooldown | undefined {
+  if (text === null || text === undefined) return undefined;
+  try {
+    return toCooldown(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+function toCooldown(value: unknown): Cooldown | undefined {
+  if (!isRecord(value)) return undefined;
+  const { untilMs, cause, source, reason } = value;
+  if (typeof untilMs !== "number" || !Number.isFinite(untilMs)) return undefined;
+  if (typeof cause !== "string" || !CAUSES.has(cause)) return undefined;
+  if (source !== "provider" && source !== "guessed") return undefined;
+  if (typeof reason !== "string") return undefined;
+  return { untilMs, cause: cause as CooldownCause, source, reason };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

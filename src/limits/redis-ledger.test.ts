@@ -1,0 +1,367 @@
+// The Redis ledger against a real redis-server: the same verdicts as BudgetBook for the same history (the
+// semantics must not drift), atomic charging across connections, leases that outlive neither a crash nor a
+// release, learned limits and cooldowns shared, and an unreachable or hung Redis that never fails a reserve.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  isRedisInstalled,
+  REDIS_MISSING,
+  type RedisServer,
+  startRedisServer,
+} from "../../test/helpers/redis-server.ts";
+import { type Clock, ManualClock, systemClock } from "../clock.ts";
+import { COOLDOWN_DEFAULTS } from "../config/defaults.ts";
+import { AvailabilityBook } from "./availability.ts";
+import {
+  BudgetBook,
+  type BudgetScope,
+  type BudgetVerdict,
+  isReservation,
+  type Reservation,
+  rulesFromLimits,
+} from "./budgets.ts";
+import { parseDayReset, UTC_MIDNIGHT } from "./day-window.ts";
+import type { LearnedWindow } from "./rate-limit-headers.ts";
+import { COMMAND_TIMEOUT_MS } from "./redis-client.ts";
+import { createRedisStateBackend } from "./redis-state.ts";
+
+const skip = isRedisInstalled() ? false : REDIS_MISSING;
+
+interface Started {
+  readonly state: Awaited<ReturnType<typeof createRedisStateBackend>>;
+  readonly availability: AvailabilityBook;
+  readonly logs: string[];
+}
+
+async function startBackend(
+  t: TestContext,
+  url: string,
+  options: { clock?: Clock; leaseTtlMs?: number; prefix?: string } = {},
+): Promise<Started> {
+  const clock = options.clock ?? systemClock;
+  const availability = new AvailabilityBook(clock, COOLDOWN_DEFAULTS);
+  const logs: string[] = [];
+  const logger = {
+    info: (_object: object, message: string) => logs.push(`info: ${message}`),
+    warn: (_object: object, message: string) => logs.push(`warn: ${message}`),
+  };
+  const state = await createRedisStateBackend(
+    { path: "", redisUrl: url, redisKeyPrefix: options.prefix ?? "test:", flushIntervalMs: 1_000 },
+    availability,
+    clock,
+    logger,
+    options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs },
+  );
+  t.after(() => state.close());
+  return { state, availability, logs };
+}
+
+async function useServer(t: TestContext): Promise<RedisServer> {
+  const server = await startRedisServer();
+  t.after(() => server.stop());
+  return server;
+}
+
+function scope(id: string, limits: Parameters<typeof rulesFromLimits>[0], dayReset = UTC_MIDNIGHT): BudgetScope {
+  return { id, ...rulesFromLimits(limits), dayReset };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+function describeVerdict(value: Reservation | BudgetVerdict): unknown {
+  return isReservation(value) ? "reserved" : value;
+}
+
+describe("RedisLedger", { skip }, () => {
+  test("gives BudgetBook's verdicts (reasons and retry times) for the same history", async (t) => {
+    const server = await useServer(t);
+    const pool = scope("provider:p", { rpm: 4, tpm: 600, rpd: 12, concurrency: 3 });
+    const own = scope(
+      "deployment:p/m",
+      { rps: 2, tph: 1_500, tokens_per_month: 6_000 },
+      parseDayReset("07:30 America/Los_Angeles"),
+    );
+    const other = scope("deployment:p/n", { rph: 9, tpd: 900 });
+    const requestsOnly = scope("deployment:q/r", { rps: 1, rpm: 3, rph: 10, rpd: 20 });
+    const scopeSets = [[pool, own], [pool, other], [own], [requestsOnly]];
+    // Mostly short steps (sliding windows fill up), sometimes past a minute, an hour, a day (windows roll).
+    const shortSteps = [0, 0, 10, 400, 1_000, 5_000, 20_000];
+    const longSteps = [61_000, 600_000, 3_600_000, 86_400_000];
+    const costs = [0, 0, 10, 50, 120, 450, 2_000];
+    const seen = new Set<string>();
+    for (const seed of [42, 7, 2026]) {
+      const clock = new ManualClock(Date.UTC(2026, 0, 1, 6, 0));
+      // Leases outlive the whole simulated history, as BudgetBook's in-flight counts do.
+      const prefix = `parity-${seed}:`;
+      const { state } = await startBackend(t, server.url, { clock, leaseTtlMs: 1_000 * 86_400_000, prefix });
+      const book = new BudgetBook();
+      const held: [Reservation, Reservation][] = [];
+      const all: [Reservation, Reservation][] = [];
+      const next = random(seed);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+      for (let step = 0; step < 800; step++) {
+        clock.advance(next() < 0.04 ? pick(longSteps) : pick(shortSteps));
+        const nowMs = clock.now();
+        const roll = next();
+        if (roll < 0.5) {
+          const scopes = pick(scopeSets);
+          const cost = { tokens: pick(costs) };
+          const expected = book.reserve(scopes, cost, nowMs);
+          const actual = await state.ledger.reserve(scopes, cost, nowMs);
+          assert.deepEqual(describeVerdict(actual), describeVerdict(expected), `seed ${seed}, step ${step}`);
+          if (isReservation(expected) && isReservation(actual)) {
+            held.push([expected, actual]);
+            all.push([expected, actual]);
+          } else if (!isReservation(expected)) seen.add(expected.reason.replace(/ \(.*|\d+ /g, ""));
+        } else if (roll < 0.85 && held.length > 0) {
+          const [expected, actual] = held.splice(Math.floor(next() * held.length), 1)[0] as [Reservation, Reservation];
+          book.release(expected);
+          state.ledger.release(actual);
+        } else if (roll < 0.95 && all.length > 0) {
+          const [expected, actual] = pick(all);
+          const tokens = pick(costs);
+          book.reconcile(expected, tokens, nowMs);
+          state.ledger.reconcile(actual, tokens, nowMs);
+        } else {
+          const windows: LearnedWindow[] = [
+            next() < 0.5
+              ? { unit: "requests", window: "minute", remaining: Math.floor(next() * 4), resetAtMs: nowMs + 30_000 }
+              : next() < 0.5
+                ? { unit: "tokens", window: "day", remaining: Math.floor(next() * 800), resetAtMs: nowMs + 7_200_000 }
+                : // No reset header (Mistral): both assume the window's longest wait.
+                  { unit: "tokens", window: "hour", remaining: Math.floor(next() * 800), limit: 1_000 },
+          ];
+          book.learn(own, windows, nowMs);
+          state.ledger.learn(own, windows, nowMs);
+        }
+      }
+      assert.equal(state.status().isDegraded, false);
+    }
+    // The histories exercised every kind of denial, not only "allowed".
+    assert.deepEqual([...seen].sort(), [
+      "at its concurrency limit",
+      "over its rpd budget",
+      "over its rph budget",
+      "over its rpm budget",
+      "over its rps budget",
+      "over its tokens_per_month budget",
+      "over its tpd budget",
+      "over its tph budget",
+      "over its tpm budget",
+      "the provider reports requests left this minute",
+      "the provider reports tokens left this day",
+      "the provider reports tokens left this hour",
+    ]);
+  });
+
+  test("charges atomically: two processes racing for rpm 25 get exactly 25 between them", async (t) => {
+    const server = await useServer(t);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    const limited = scope("provider:race", { rpm: 25, tpm: 100_000 });
+    const nowMs = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 80 }, (_, index) =>
+        (index % 2 === 0 ? first : second).state.ledger.reserve([limited], { tokens: 5 }, nowMs + index),
+      ),
+    );
+    const allowed = results.filter((result) => isReservation(result)).length;
+    assert.equal(allowed, 25);
+    const denied = results.find((result) => !isReservation(result));
+    assert.ok(denied !== undefined && !isReservation(denied) && !denied.isAllowed);
+    assert.match(denied.reason, /over its rpm budget \(25\/25\)/);
+    // Exactly 60 s after the first request counted, the window has room again.
+    assert.equal(denied.retryAtMs, nowMs + 60_000);
+  });
+
+  test("a crashed process's concurrency lease expires; a live one is renewed until released", async (t) => {
+    const server = await useServer(t);
+    const leaseTtlMs = 300;
+    const crashing = await startBackend(t, server.url, { leaseTtlMs, prefix: "lease:" });
+    const live = await startBackend(t, server.url, { leaseTtlMs, prefix: "lease:" });
+    const other = await startBackend(t, server.url, { leaseTtlMs, prefix: "lease:" });
+    const single = scope("provider:one-at-a-time", { concurrency: 1 });
+
+    const held = await crashing.state.ledger.reserve([single], { tokens: 0 }, Date.now());
+    assert.ok(isReservation(held));
+    await crashing.state.close(); // gone without releasing
+    const blocked = await other.state.ledger.reserve([single], { tokens: 0 }, Date.now());
+    assert.ok(!isReservation(blocked) && !blocked.isAllowed);
+    assert.match(blocked.reason, /at its concurrency limit \(1 in flight\)/);
+    await sleep(leaseTtlMs + 50);
+    const afterExpiry = await other.state.ledger.reserve([single], { tokens: 0 }, Date.now());
+    assert.ok(isReservation(afterExpiry), "the crashed process's slot came back after the lease TTL");
+    other.state.ledger.release(afterExpiry);
+
+    const long = await live.state.ledger.reserve([single], { tokens: 0 }, Date.now());
+    assert.ok(isReservation(long));
+    await sleep(leaseTtlMs * 3); // several renewals
+    const stillHeld = await other.state.ledger.reserve([single], { tokens: 0 }, Date.now());
+    assert.ok(!isReservation(stillHeld), "a renewed lease is still held after 3 TTLs");
+    live.state.ledger.release(long);
+    await sleep(20);
+    const afterRelease = await other.state.ledger.reserve([single], { tokens: 0 }, Date.now());
+    assert.ok(isReservation(afterRelease), "released at once");
+  });
+
+  test("limits learned by one process from provider headers bind the others", async (t) => {
+    const server = await useServer(t);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    const own = scope("deployment:x/m", {});
+    const nowMs = Date.now();
+    first.state.ledger.learn(
+      own,
+      [{ unit: "requests", window: "minute", remaining: 2, limit: 30, resetAtMs: nowMs + 40_000 }],
+      nowMs,
+    );
+    await sleep(20);
+    assert.ok(isReservation(await second.state.ledger.reserve([own], { tokens: 1 }, nowMs)));
+    assert.ok(isReservation(await first.state.ledger.reserve([own], { tokens: 1 }, nowMs)));
+    const denied = await second.state.ledger.reserve([own], { tokens: 1 }, nowMs);
+    assert.deepEqual(denied, {
+      isAllowed: false,
+      scopeId: own.id,
+      reason: "the provider reports 0 requests left this minute",
+      retryAtMs: nowMs + 40_000,
+    });
+    // The denial is remembered for route planning until the window resets.
+    assert.equal(second.state.ledger.check([own], { tokens: 1 }, nowMs + 1_000).isAllowed, false);
+    assert.equal(second.state.ledger.check([own], { tokens: 1 }, nowMs + 40_000).isAllowed, true);
+  });
+
+  test("cooldowns: set by one process, skipped by another, loaded by one started later", async (t) => {
+    const server = await useServer(t);
+    const first = await startBackend(t, server.url, { prefix: "cool:" });
+    const second = await startBackend(t, server.url, { prefix: "cool:" });
+    first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    first.availability.recordInvalidKey("beta", "key rejected");
+    await waitFor(() => !second.availability.peek("alpha/m", "alpha").isAvailable, 2_000, "the published cooldown");
+    await waitFor(() => second.availability.providerCooldown("beta") !== undefined, 2_000, "the provider cooldown");
+    const late = await startBackend(t, server.url, { prefix: "cool:" });
+    const cooldown = late.availability.cooldownOf("alpha/m", "alpha");
+    assert.equal(cooldown?.cause, "rate_limited");
+    assert.ok(cooldown !== undefined && cooldown.untilMs > Date.now() + 25_000);
+    // Another prefix is another gateway fleet: it shares nothing.
+    const stranger = await startBackend(t, server.url, { prefix: "other:" });
+    assert.equal(stranger.availability.peek("alpha/m", "alpha").isAvailable, true);
+  });
+
+  test("reset clears shared budgets and cooldowns in every process", async (t) => {
+    const server = await useServer(t);
+    const first = await startBackend(t, server.url, { prefix: "reset:" });
+    const second = await startBackend(t, server.url, { prefix: "reset:" });
+    const limited = scope("provider:r", { rpd: 1 });
+    const nowMs = Date.now();
+    assert.ok(isReservation(await first.state.ledger.reserve([limited], { tokens: 0 }, nowMs)));
+    assert.ok(!isReservation(await second.state.ledger.reserve([limited], { tokens: 0 }, nowMs)));
+    second.availability.recordRateLimited("alpha/m", { delayMs: 60_000 }, "rate_limited", "HTTP 429");
+    await waitFor(() => !first.availability.peek("alpha/m", "alpha").isAvailable, 2_000, "the cooldown");
+    await first.state.ledger.reset();
+    await waitFor(() => second.availability.peek("alpha/m", "alpha").isAvailable, 2_000, "the remote reset");
+    assert.equal(second.state.ledger.check([limited], { tokens: 0 }, nowMs).isAllowed, true);
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 0 }, nowMs)));
+  });
+
+  test("an unreachable Redis: start degraded, reserve locally at once, one log line", async (t) => {
+    const server = await startRedisServer();
+    const url = server.url;
+    await server.stop(); // nothing listens on this port now
+    const startedAtMs = Date.now();
+    const { state, logs } = await startBackend(t, url);
+    assert.ok(Date.now() - startedAtMs < 3_000, "start-up does not wait for Redis");
+    const status = state.status();
+    assert.equal(status.kind, "redis");
+    assert.equal(status.isDegraded, true);
+    assert.match(status.detail, /unreachable/);
+    const limited = scope("provider:local", { rpm: 2 });
+    const nowMs = Date.now();
+    const results = [];
+    for (let index = 0; index < 3; index++) {
+      const result = state.ledger.reserve([limited], { tokens: 0 }, nowMs);
+      assert.ok(!(result instanceof Promise), "no Redis round trip while Redis is down");
+      results.push(result);
+    }
+    assert.deepEqual(results.map(describeVerdict).slice(0, 2), ["reserved", "reserved"]);
+    assert.ok(!isReservation(results[2] as Reservation | BudgetVerdict), "the local book still enforces rpm");
+    await sleep(1_500); // several reconnection attempts
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      logs.filter((line) => line.startsWith("warn")),
+      ["warn: Redis is unreachable: serving from local state (budgets are per process) until it is back"],
+    );
+  });
+
+  test("Redis restarted: back to shared state, and what was sent meanwhile is replayed into it", async (t) => {
+    const server = await useServer(t);
+    const first = await startBackend(t, server.url, { prefix: "replay:" });
+    const limited = scope("provider:replay", { rpm: 5 });
+    assert.ok(isReservation(await first.state.ledger.reserve([limited], { tokens: 0 }, Date.now())));
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, 2_000, "degraded status");
+    for (let index = 0; index < 3; index++) {
+      const result = await first.state.ledger.reserve([limited], { tokens: 0 }, Date.now());
+      assert.ok(isReservation(result), "served locally while Redis is down");
+    }
+    assert.equal(first.state.ledger.unsyncedCount, 3);
+    await server.restart();
+    await waitFor(() => !first.state.status().isDegraded, 5_000, "Redis back");
+    await waitFor(() => first.state.ledger.unsyncedCount === 0, 2_000, "the replay");
+    // The restarted Redis was empty; the replay told it about the 3 outage requests (not the one before).
+    const second = await startBackend(t, server.url, { prefix: "replay:" });
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 0 }, Date.now())));
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 0 }, Date.now())));
+    const denied = await second.state.ledger.reserve([limited], { tokens: 0 }, Date.now());
+    assert.ok(!isReservation(denied));
+    assert.match(denied.reason, /over its rpm budget \(5\/5\)/);
+    const warnings = first.logs.filter((line) => line.startsWith("warn"));
+    const infos = first.logs.filter((line) => line.includes("reachable again"));
+    assert.equal(warnings.length, 1, first.logs.join("\n"));
+    assert.equal(infos.length, 1, first.logs.join("\n"));
+  });
+
+  test("a hung Redis costs a request one short timeout, then nothing until it answers again", async (t) => {
+    const server = await useServer(t);
+    const { state } = await startBackend(t, server.url, { prefix: "hung:" });
+    const limited = scope("provider:hung", { rpm: 100 });
+    server.pause();
+    t.after(() => server.resume());
+    const durations: number[] = [];
+    for (let index = 0; index < 5; index++) {
+      const startedAtMs = Date.now();
+      const result = await state.ledger.reserve([limited], { tokens: 0 }, Date.now());
+      durations.push(Date.now() - startedAtMs);
+      assert.ok(isReservation(result), "fell back to the local book");
+    }
+    assert.ok(
+      durations.every((ms) => ms < COMMAND_TIMEOUT_MS + 300),
+      `each reserve ended within the command timeout: ${durations.join(", ")} ms`,
+    );
+    assert.equal(state.status().isDegraded, true);
+    assert.ok((durations.at(-1) ?? 0) < 50, "once marked down, reserve does not wait for Redis at all");
+    server.resume();
+    await waitFor(() => !state.status().isDegraded, 5_000, "the probe to see Redis answer again");
+    const result = state.ledger.reserve([limited], { tokens: 0 }, Date.now());
+    assert.ok(result instanceof Promise, "back to Redis");
+    assert.ok(isReservation(await result));
+  });
+});

@@ -1,0 +1,529 @@
+// Budgets shared by every gateway process through Redis. `reserve` is one atomic Lua script (redis-lua.ts) and is
+// authoritative: with `rpm: 10`, ten requests a minute leave the whole fleet, whichever process sends them.
+//
+// A local BudgetBook runs beside it as a mirror of this process's own reservations. It answers the synchronous
+// `check` (route planning), `usage` and `inFlight`, and it is the fallback while Redis is unreachable. `check` is
+// therefore optimistic: it knows this process's usage, plus every denial Redis gave this process until that
+// denial's retry time; it does not see what other processes spent since. A candidate it lets through may still be
+// denied by `reserve`, which the failover executor handles like any other skip.
+//
+// Concurrency slots are leases (sorted set scored by expiry) so a crashed process frees its slots after
+// `leaseTtlMs`; a live process renews the leases it holds every third of that, so long streams keep theirs.
+//
+// While Redis is down, `reserve` charges the local book only (each process then enforces the whole limit on its
+// own) and remembers those reservations; when Redis is back they are replayed into it (charged without a check),
+// so the shared windows count what was sent meanwhile.
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../clock.ts";
+import {
+  assumedResetAtMs,
+  BudgetBook,
+  type BudgetCost,
+  type BudgetLedger,
+  type BudgetRule,
+  type BudgetScope,
+  type BudgetVerdict,
+  type Denied,
+  isReservation,
+  type Reservation,
+  ruleName,
+  type WindowUsage,
+} from "./budgets.ts";
+import { type DayReset, dayWindow, monthWindow } from "./day-window.ts";
+import type { LearnedWindow } from "./rate-limit-headers.ts";
+import type { SharedStateRedis } from "./redis-client.ts";
+import { keysStartingWith, scopeKeys } from "./redis-keys.ts";
+import type { RedisLink } from "./redis-link.ts";
+
+/** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+/** Leases are renewed every third of their TTL, and at least this often (ms). */
+const MAX_RENEW_INTERVAL_MS = 600_000;
+/** Reservations made while Redis was down that are kept for replay; older ones are dropped beyond this. */
+const MAX_UNSYNCED = 10_000;
+/** Replayed reservations sent to Redis at once. */
+const REPLAY_BATCH = 200;
+
+const SLIDING_WINDOW_MS: Readonly<Record<string, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
+
+export interface RedisLedgerOptions {
+  readonly redis: SharedStateRedis;
+  readonly link: RedisLink;
+  readonly keyPrefix: string;
+  readonly clock: Clock;
+  readonly leaseTtlMs?: number;
+  /** Identifies this process in reservation ids; random by default. */
+  readonly instanceId?: string;
+}
+
+/** The per-scope arguments of the reserve script that depend only on the scope's rules. */
+interface ScopeShape {
+  readonly concurrency: string;
+  readonly hasDay: boolean;
+  readonly hasMonth: boolean;
+  readonly hasTokenRule: boolean;
+  readonly hasConcurrency: boolean;
+  /** horizon_ms, has_token_log, rule_count, then unit/window/limit per rule. */
+  readonly ruleArguments: readonly string[];
+}
+
+interface ReservationDetail {
+  readonly member: string;
+  /** The same reservation in the local book (absent if the mirror could not charge it). */
+  readonly mirror: Reservation | undefined;
+  /** Whether Redis has charged it (at reserve time, or by a replay after an outage). */
+  isShared: boolean;
+  /** The (rounded) token count Redis holds for it. */
+  tokensInRedis: number;
+}
+
+interface CachedDenial {
+  readonly verdict: Denied;
+  /** The denial applies to costs of at least this many tokens (0: to every cost). */
+  readonly minTokens: number;
+}
+
+interface Windows {
+  readonly dayStartMs: number;
+  readonly dayEndMs: number;
+  readonly monthStartMs: number;
+  readonly monthEndMs: number;
+}
+
+export class RedisLedger implements BudgetLedger {
+  readonly #local = new BudgetBook();
+  readonly #redis: SharedStateRedis;
+  readonly #link: RedisLink;
+  readonly #prefix: string;
+  readonly #clock: Clock;
+  readonly #leaseTtlMs: number;
+  readonly #instanceId: string;
+  readonly #details = new WeakMap<Reservation, ReservationDetail>();
+  /** Unreleased reservations holding concurrency leases, renewed by a timer. */
+  readonly #leased = new Set<Reservation>();
+  readonly #denials = new Map<string, CachedDenial>();
+  readonly #shapes = new WeakMap<BudgetScope, ScopeShape>();
+  readonly #windows = new Map<string, Windows>();
+  #unsynced: Reservation[] = [];
+  #isReplaying = false;
+  #nextId = 1;
+  #renewTimer: NodeJS.Timeout | undefined;
+  /** Called after a shared reset; the state backend clears shared cooldowns and tells the other processes. */
+  onReset: (() => Promise<void>) | undefined;
+
+  constructor(options: RedisLedgerOptions) {
+    this.#redis = options.redis;
+    this.#link = options.link;
+    this.#prefix = options.keyPrefix;
+    this.#clock = options.clock;
+    this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
+  }
+
+  /** Starts renewing leases (and replaying what a failed reserve left local). */
+  start(): void {
+    const renewEveryMs = Math.min(MAX_RENEW_INTERVAL_MS, Math.max(10, Math.floor(this.#leaseTtlMs / 3)));
+    this.#renewTimer = setInterval(() => {
+      this.renewLeases();
+      // A single failed reserve (Redis up) fell back to the local book: catch up without waiting for an outage.
+      if (this.#unsynced.length > 0 && this.#link.isUp) this.replayUnsynced().catch(() => {});
+    }, renewEveryMs);
+    this.#renewTimer.unref();
+  }
+
+  stop(): void {
+    if (this.#renewTimer !== undefined) clearInterval(this.#renewTimer);
+    this.#renewTimer = undefined;
+  }
+
+  check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict {
+    const verdict = this.#local.check(scopes, cost, nowMs);
+    if (!verdict.isAllowed) return verdict;
+    return this.#cachedDenial(scopes, cost, nowMs) ?? verdict;
+  }
+
+  reserve(
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+  ): Reservation | Denied | Promise<Reservation | Denied> {
+    if (scopes.length === 0 || !this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
+    return this.#reserveShared(scopes, cost, nowMs);
+  }
+
+  reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void {
+    const detail = this.#details.get(reservation);
+    if (detail === undefined || actualTokens === reservation.tokens) return;
+    reservation.tokens = actualTokens;
+    if (detail.mirror !== undefined) this.#local.reconcile(detail.mirror, actualTokens, nowMs);
+    // A reservation not yet in Redis is replayed later with its current token count.
+    if (!detail.isShared || !this.#link.isUp) return;
+    const tokens = roundTokens(actualTokens);
+    const delta = tokens - detail.tokensInRedis;
+    detail.tokensInRedis = tokens;
+    const keys: string[] = [];
+    for (const scope of reservation.scopes) {
+      if (!this.#shapeOf(scope).hasTokenRule) continue;
+      const windows = this.#windowsAt(scope.dayReset, reservation.atMs);
+      const scoped = scopeKeys(this.#prefix, scope.id, windows.dayStartMs, windows.monthStartMs);
+      keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month);
+    }
+    if (delta === 0 || keys.length === 0) return;
+    this.#redis.budgetReconcile(keys.length, ...keys, detail.member, delta).then(
+      () => this.#link.recordSuccess(),
+      (error: unknown) => this.#link.recordFailure(error),
+    );
+  }
+
+  release(reservation: Reservation): void {
+    if (reservation.isReleased) return;
+    reservation.isReleased = true;
+    const detail = this.#details.get(reservation);
+    if (detail === undefined) return;
+    if (detail.mirror !== undefined) this.#local.release(detail.mirror);
+    if (!this.#leased.delete(reservation) || !this.#link.isUp) return;
+    for (const scope of reservation.scopes) {
+      if (scope.concurrency === undefined) continue;
+      this.#redis.zrem(scopeKeys(this.#prefix, scope.id, 0, 0).leases, detail.member).then(
+        () => this.#link.recordSuccess(),
+        (error: unknown) => this.#link.recordFailure(error),
+      );
+    }
+  }
+
+  learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
+    this.#local.learn(scope, windows, nowMs);
+    if (!this.#link.isUp) return;
+    const argumentsOfWindows: string[] = [];
+    for (const window of windows) {
+      // As BudgetBook.learn: a window without a reset time is assumed to last as long as it possibly can.
+      if (window.remaining === undefined) continue;
+      const resetAtMs = window.resetAtMs ?? assumedResetAtMs(scope, window.window, nowMs);
+      if (resetAtMs <= nowMs) continue;
+      argumentsOfWindows.push(
+        `${window.unit}:${window.window}`,
+        `${window.remaining},${resetAtMs},${window.limit ?? ""},0`,
+        String(resetAtMs),
+      );
+    }
+    if (argumentsOfWindows.length === 0) return;
+    const learnedKey = scopeKeys(this.#prefix, scope.id, 0, 0).learned;
+    this.#redis.budgetLearn(1, learnedKey, nowMs, ...argumentsOfWindows).then(
+      () => this.#link.recordSuccess(),
+      (error: unknown) => this.#link.recordFailure(error),
+    );
+  }
+
+  /** This process's view (its own reservations and what it learned); see the module comment. */
+  usage(scope: BudgetScope, nowMs: number): WindowUsage[] {
+    return this.#local.usage(scope, nowMs);
+  }
+
+  /** Requests in flight from this process. */
+  inFlight(scopeId: string): number {
+    return this.#local.inFlight(scopeId);
+  }
+
+  /** Forgets every budget counter here and in Redis (admin reset); throws if Redis could not be reached. */
+  async reset(): Promise<void> {
+    this.resetLocal();
+    if (!this.#link.isUp) {
+      throw new Error(`Redis (${this.#link.target}) is unreachable: only this process's budgets were reset`);
+    }
+    await deleteKeysStartingWith(this.#redis, `${this.#prefix}budget:`);
+    await this.onReset?.();
+  }
+
+  /** Forgets this process's counters (another process reset the shared ones). */
+  resetLocal(): void {
+    this.#local.reset();
+    this.#denials.clear();
+    this.#unsynced = [];
+  }
+
+  /** Re-adds every held lease with a fresh expiry (a restarted Redis lost them, or they are about to expire). */
+  renewLeases(): void {
+    if (!this.#link.isUp || this.#leased.size === 0) return;
+    const expiryMs = this.#clock.now() + this.#leaseTtlMs;
+    const pipeline = this.#redis.pipeline();
+    for (const reservation of this.#leased) {
+      const member = this.#details.get(reservation)?.member;
+      if (member === undefined) continue;
+      for (const scope of reservation.scopes) {
+        if (scope.concurrency === undefined) continue;
+        const key = scopeKeys(this.#prefix, scope.id, 0, 0).leases;
+        pipeline.zadd(key, expiryMs, member);
+        pipeline.pexpire(key, this.#leaseTtlMs * 2);
+      }
+    }
+    pipeline.exec().then(
+      (results) => {
+        const failed = results?.find(([error]) => error !== null)?.[0];
+        if (failed === undefined) this.#link.recordSuccess();
+        else this.#link.recordFailure(failed);
+      },
+      (error: unknown) => this.#link.recordFailure(error),
+    );
+  }
+
+  /** Charges Redis, without a check, with what this process sent while Redis was unreachable. */
+  async replayUnsynced(): Promise<void> {
+    if (this.#isReplaying) return;
+    this.#isReplaying = true;
+    try {
+      while (this.#unsynced.length > 0 && this.#link.isUp) {
+        const batch = this.#unsynced.slice(0, REPLAY_BATCH);
+        try {
+          await Promise.all(batch.map((reservation) => this.#replay(reservation)));
+        } catch (error) {
+          this.#link.recordFailure(error);
+          return;
+        }
+        this.#unsynced.splice(0, batch.length);
+      }
+    } finally {
+      this.#isReplaying = false;
+    }
+  }
+
+  /** Reservations waiting for a replay (for tests and status). */
+  get unsyncedCount(): number {
+    return this.#unsynced.length;
+  }
+
+  async #replay(reservation: Reservation): Promise<void> {
+    const detail = this.#details.get(reservation);
+    if (detail === undefined || detail.isShared) return;
+    const tokens = roundTokens(reservation.tokens);
+    const { keys, args } = this.#scriptArguments(reservation.scopes, tokens, reservation.atMs, detail.member, true);
+    await this.#redis.budgetReserve(keys.length, ...keys, ...args);
+    detail.isShared = true;
+    detail.tokensInRedis = tokens;
+  }
+
+  async #reserveShared(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Promise<Reservation | Denied> {
+    // The id is taken before the await: reserves of other requests interleave with this one.
+    const id = this.#nextId++;
+    const member = this.#memberOf(id);
+    const tokens = roundTokens(cost.tokens);
+    const { keys, args } = this.#scriptArguments(scopes, tokens, nowMs, member, false);
+    let reply: unknown;
+    try {
+      reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
+    } catch (error) {
+      this.#link.recordFailure(error);
+      return this.#reserveLocally(scopes, cost, nowMs);
+    }
+    this.#link.recordSuccess();
+    if (!Array.isArray(reply) || reply[0] !== 1) {
+      const denied = this.#denialOf(reply, scopes, cost, nowMs);
+      if (denied !== undefined) return denied;
+      this.#link.recordRejected(new Error(`unexpected reply from the budget script: ${JSON.stringify(reply)}`));
+      return this.#reserveLocally(scopes, cost, nowMs);
+    }
+    for (const scope of scopes) this.#denials.delete(scope.id);
+    const mirrored = this.#local.reserve(scopes, cost, nowMs);
+    return this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
+  }
+
+  #reserveLocally(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Reservation | Denied {
+    // What Redis last said still holds: a daily budget the fleet used up stays used up during an outage.
+    const cached = this.#cachedDenial(scopes, cost, nowMs);
+    if (cached !== undefined) return cached;
+    const local = this.#local.reserve(scopes, cost, nowMs);
+    if (!isReservation(local)) return local;
+    const reservation = this.#track(this.#nextId++, scopes, cost, nowMs, local, undefined);
+    if (scopes.length > 0) {
+      if (this.#unsynced.length >= MAX_UNSYNCED) this.#unsynced.shift();
+      this.#unsynced.push(reservation);
+    }
+    return reservation;
+  }
+
+  /** `tokensInRedis` undefined: Redis has not charged it (reserved while Redis was down). */
+  #track(
+    id: number,
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+    mirror: Reservation | undefined,
+    tokensInRedis: number | undefined,
+  ): Reservation {
+    const reservation: Reservation = { id, scopes, atMs: nowMs, tokens: cost.tokens, isReleased: false };
+    this.#details.set(reservation, {
+      member: this.#memberOf(id),
+      mirror,
+      isShared: tokensInRedis !== undefined,
+      tokensInRedis: tokensInRedis ?? 0,
+    });
+    if (scopes.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
+    return reservation;
+  }
+
+  /** Unique across processes: the sorted-set member of a reservation. */
+  #memberOf(id: number): string {
+    return `${this.#instanceId}:${id}`;
+  }
+
+  #scriptArguments(
+    scopes: readonly BudgetScope[],
+    tokens: number,
+    nowMs: number,
+    member: string,
+    isForced: boolean,
+  ): { keys: string[]; args: (string | number)[] } {
+    const keys: string[] = [];
+    const perScope: (string | number)[] = [];
+    let hasConcurrency = false;
+    for (const scope of scopes) {
+      const shape = this.#shapeOf(scope);
+      const windows = shape.hasDay || shape.hasMonth ? this.#windowsAt(scope.dayReset, nowMs) : undefined;
+      const scoped = scopeKeys(this.#prefix, scope.id, windows?.dayStartMs ?? 0, windows?.monthStartMs ?? 0);
+      keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month, scoped.leases, scoped.learned);
+      perScope.push(shape.concurrency, windows?.dayEndMs ?? 0, windows?.monthEndMs ?? 0, ...shape.ruleArguments);
+      hasConcurrency ||= shape.hasConcurrency;
+    }
+    const leaseUntilMs = hasConcurrency && !isForced ? nowMs + this.#leaseTtlMs : 0;
+    return {
+      keys,
+      args: [nowMs, member, tokens, leaseUntilMs, this.#leaseTtlMs, isForced ? "1" : "0", scopes.length, ...perScope],
+    };
+  }
+
+  #shapeOf(scope: BudgetScope): ScopeShape {
+    let shape = this.#shapes.get(scope);
+    if (shape !== undefined) return shape;
+    let horizonMs = 0;
+    let hasTokenLog = false;
+    const rules: string[] = [];
+    for (const rule of scope.rules) {
+      const slidingMs = SLIDING_WINDOW_MS[rule.window];
+      if (slidingMs !== undefined) {
+        horizonMs = Math.max(horizonMs, slidingMs);
+        if (rule.unit === "tokens") hasTokenLog = true;
+      }
+      rules.push(rule.unit === "requests" ? "r" : "t", String(windowCode(rule)), String(rule.limit));
+    }
+    shape = {
+      concurrency: scope.concurrency === undefined ? "-1" : String(scope.concurrency),
+      hasDay: scope.rules.some((rule) => rule.window === "day"),
+      hasMonth: scope.rules.some((rule) => rule.window === "month"),
+      hasTokenRule: scope.rules.some((rule) => rule.unit === "tokens"),
+      hasConcurrency: scope.concurrency !== undefined,
+      ruleArguments: [String(horizonMs), hasTokenLog ? "1" : "0", String(scope.rules.length), ...rules],
+    };
+    this.#shapes.set(scope, shape);
+    return shape;
+  }
+
+  #windowsAt(reset: DayReset, nowMs: number): Windows {
+    const cacheKey = `${reset.timeZone}|${reset.minuteOfDay}`;
+    const cached = this.#windows.get(cacheKey);
+    if (
+      cached !== undefined &&
+      nowMs >= cached.dayStartMs &&
+      nowMs < cached.dayEndMs &&
+      nowMs >= cached.monthStartMs &&
+      nowMs < cached.monthEndMs
+    ) {
+      return cached;
+    }
+    const day = dayWindow(reset, nowMs);
+    const month = monthWindow(reset, nowMs);
+    const windows = {
+      dayStartMs: day.startMs,
+      dayEndMs: day.endMs,
+      monthStartMs: month.startMs,
+      monthEndMs: month.endMs,
+    };
+    this.#windows.set(cacheKey, windows);
+    return windows;
+  }
+
+  /** Turns the script's denial into BudgetBook's verdict (same reasons and retry times), and remembers it. */
+  #denialOf(reply: unknown, scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Denied | undefined {
+    const values = Array.isArray(reply) ? (reply as unknown[]) : [];
+    const scope = scopes[Number(values[1])];
+    if (scope === undefined) return undefined;
+    let verdict: Denied;
+    let minTokens = 0;
+    switch (String(values[2])) {
+      case "concurrency":
+        verdict = {
+          isAllowed: false,
+          scopeId: scope.id,
+          reason: `at its concurrency limit (${scope.concurrency} in flight)`,
+          retryAtMs: nowMs + 100,
+        };
+        break;
+      case "rule": {
+        const rule = scope.rules[Number(values[3])];
+        if (rule === undefined) return undefined;
+        const used = Number(values[4]);
+        const amount = Number(values[5]);
+        const retryAtMs = Number(values[6]);
+        if (rule.unit === "tokens") minTokens = cost.tokens;
+        verdict = {
+          isAllowed: false,
+          scopeId: scope.id,
+          reason: `over its ${ruleName(rule)} budget (${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""})`,
+          retryAtMs: retryAtMs < 0 ? Number.POSITIVE_INFINITY : retryAtMs,
+        };
+        break;
+      }
+      case "learned": {
+        const [, window = ""] = String(values[3]).split(":");
+        const isTokens = String(values[3]).startsWith("tokens");
+        if (isTokens) minTokens = cost.tokens;
+        verdict = {
+          isAllowed: false,
+          scopeId: scope.id,
+          reason: `the provider reports ${Math.max(0, Number(values[4]))} ${isTokens ? "tokens" : "requests"} left this ${window}`,
+          retryAtMs: Number(values[5]),
+        };
+        break;
+      }
+      default:
+        return undefined;
+    }
+    this.#denials.set(scope.id, { verdict, minTokens });
+    return verdict;
+  }
+
+  #cachedDenial(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Denied | undefined {
+    if (this.#denials.size === 0) return undefined;
+    for (const scope of scopes) {
+      const cached = this.#denials.get(scope.id);
+      if (cached === undefined) continue;
+      if (cached.verdict.retryAtMs <= nowMs) {
+        this.#denials.delete(scope.id);
+        continue;
+      }
+      if (cost.tokens >= cached.minTokens) return cached.verdict;
+    }
+    return undefined;
+  }
+}
+
+function windowCode(rule: BudgetRule): number {
+  if (rule.window === "day") return 0;
+  if (rule.window === "month") return -1;
+  return SLIDING_WINDOW_MS[rule.window] ?? 0;
+}
+
+/** Redis counters are integers; token estimates are too, this only guards against a stray fraction. */
+function roundTokens(tokens: number): number {
+  return Math.max(0, Math.round(tokens));
+}
+
+/** UNLINKs every key starting with `start`, SCAN by SCAN (never KEYS: it would block a shared Redis). */
+export async function deleteKeysStartingWith(redis: SharedStateRedis, start: string): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", keysStartingWith(start), "COUNT", 500);
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  return deleted;
+}
