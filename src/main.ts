@@ -1,9 +1,11 @@
 // Composition root and command dispatch. No logic of its own.
 import { parseArgs } from "node:util";
-import { check, EXIT_USAGE, models, providers, route } from "./cli/commands.ts";
+import { check, EXIT_USAGE, models, providers, route, setConfigLoader } from "./cli/commands.ts";
 import { demo } from "./cli/demo.ts";
 import { terminalOutput } from "./cli/output.ts";
 import { serve } from "./cli/serve.ts";
+import { loadConfigFile } from "./config/load.ts";
+import { createPresetResolver, loadPresets } from "./providers/presets.ts";
 
 const USAGE = `Usage: llm-gateway [command] [options]
 
@@ -41,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  setConfigLoader((path, env) => loadConfigFile(path, { env, resolvePreset: createPresetResolver(loadPresets(env)) }));
   const command = positionals[0] ?? "serve";
   const options = { configPath: values.config, isJson: values.json === true, output: terminalOutput() };
   switch (command) {

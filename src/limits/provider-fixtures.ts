@@ -469,3 +469,75 @@ export const anthropic = {
     bodyText: JSON.stringify({ type: "error", error: { type: "overloaded_error", message: "Overloaded" } }),
   },
 } satisfies Record<string, ResponseFixture>;
+
+// Added with the provider presets (src/providers/presets/). Bodies use the wording and shape quoted verbatim in
+// public issue trackers and test suites; ids are made up.
+
+export const githubModels = {
+  // GitHub Models states the window in the message; the wait is "Please wait N seconds before retrying".
+  perDay429: {
+    status: 429,
+    headers: { "content-type": "application/json" },
+    bodyText: JSON.stringify({
+      error: {
+        code: "RateLimitReached",
+        message:
+          "Rate limit of 50 per 86400s exceeded for UserByModelByDay. Please wait 57829 seconds before retrying.",
+        details:
+          "Rate limit of 50 per 86400s exceeded for UserByModelByDay. Please wait 57829 seconds before retrying.",
+      },
+    }),
+  },
+  perMinute429: {
+    status: 429,
+    headers: { "content-type": "application/json" },
+    bodyText: JSON.stringify({
+      error: {
+        code: "RateLimitReached",
+        message: "Rate limit of 15 per 60s exceeded for UserByModelByMinute. Please wait 25 seconds before retrying.",
+        details: "Rate limit of 15 per 60s exceeded for UserByModelByMinute. Please wait 25 seconds before retrying.",
+      },
+    }),
+  },
+} satisfies Record<string, ResponseFixture>;
+
+export const cohere = {
+  // Trial keys: `{id, message}`, no OpenAI error object.
+  trialPerMinute429: {
+    status: 429,
+    headers: { "content-type": "application/json" },
+    bodyText: JSON.stringify({
+      id: "5b0f6a2e-0c1d-4b8e-9f3a-7d2c1e0a9b11",
+      message:
+        "You are using a Trial key, which is limited to 20 API calls / minute. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'. Contact us on 'https://discord.gg/XW44jPfYJu' or email us at support@cohere.com with any questions",
+    }),
+  },
+  trialMonthly429: {
+    status: 429,
+    headers: { "content-type": "application/json" },
+    bodyText: JSON.stringify({
+      id: "24e32f6d-b372-4853-85f2-11e65134f032",
+      message: "You are using a Trial key, which is limited to 1000 API calls / month.",
+    }),
+  },
+} satisfies Record<string, ResponseFixture>;
+
+export const nvidia = {
+  // A bare problem+json body, no retry hint.
+  tooManyRequests429: {
+    status: 429,
+    headers: { "content-type": "application/problem+json" },
+    bodyText: JSON.stringify({ status: 429, title: "Too Many Requests" }),
+  },
+} satisfies Record<string, ResponseFixture>;
+
+export const huggingFace = {
+  monthlyCredits402: {
+    status: 402,
+    headers: { "content-type": "application/json" },
+    bodyText: JSON.stringify({
+      error:
+        "You have exceeded your monthly included credits for Inference Providers. Subscribe to PRO to get 20x more monthly included credits.",
+    }),
+  },
+} satisfies Record<string, ResponseFixture>;

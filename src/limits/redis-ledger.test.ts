@@ -282,10 +282,10 @@ describe("RedisLedger", { skip }, () => {
     assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 0 }, nowMs)));
   });
 
-  test("an unreachable Redis: start degraded, reserve locally at once, one log line", async (t) => {
-    const server = await startRedisServer();
+  test("an unreachable Redis: start degraded, reserve locally at once, one log line, connect when it appears", async (t) => {
+    const server = await useServer(t);
     const url = server.url;
-    await server.stop(); // nothing listens on this port now
+    await server.kill(); // nothing listens on this port now
     const startedAtMs = Date.now();
     const { state, logs } = await startBackend(t, url);
     assert.ok(Date.now() - startedAtMs < 3_000, "start-up does not wait for Redis");
@@ -309,6 +309,14 @@ describe("RedisLedger", { skip }, () => {
       logs.filter((line) => line.startsWith("warn")),
       ["warn: Redis is unreachable: serving from local state (budgets are per process) until it is back"],
     );
+    await server.restart();
+    await waitFor(() => !state.status().isDegraded, 3_000, "the first connection");
+    assert.equal(state.status().detail, `shared through ${url}`);
+    // What was sent before the first connection is in Redis now: the third request still does not fit.
+    await waitFor(() => state.ledger.unsyncedCount === 0, 2_000, "the replay");
+    const third = await state.ledger.reserve([limited], { tokens: 0 }, nowMs);
+    assert.ok(!isReservation(third));
+    assert.match(third.reason, /over its rpm budget \(2\/2\)/);
   });
 
   test("Redis restarted: back to shared state, and what was sent meanwhile is replayed into it", async (t) => {

@@ -44,6 +44,11 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
   return { promptTokens: tokens, hasImages };
 }
 
+/** Tokens of a plain text (e.g. the part of an answer a cut stream delivered). */
+export function countTextTokens(text: string): number {
+  return text === "" ? 0 : countTokens(text);
+}
+
 /** Prompt tokens of a completions `prompt` or an embeddings `input` (string or array of strings). */
 export function estimateTextInput(input: unknown): number {
   if (typeof input === "string") return countTokens(input);

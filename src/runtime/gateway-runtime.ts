@@ -149,6 +149,17 @@ export class GatewayRuntime {
     return explainScore(staticScore, health, snapshot.scoring.weights);
   }
 
+  /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
+  readonly #prefillRejected = new Set<string>();
+
+  rejectsPrefill(deployment: Deployment): boolean {
+    return this.#prefillRejected.has(deployment.key);
+  }
+
+  markPrefillRejected(deployment: Deployment): void {
+    this.#prefillRejected.add(deployment.key);
+  }
+
   /** Feeds the health term: successes and real failures (not rate limits, which cooldowns handle). */
   recordHealth(deployment: Deployment, isSuccess: boolean, latencyMs: number): void {
     let tracker = this.#health.get(deployment.key);

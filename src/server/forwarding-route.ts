@@ -4,9 +4,10 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
 import { toGatewayError } from "../errors/render-error.ts";
-import type { PromptFacts } from "../limits/token-estimate.ts";
+import { countTextTokens, type PromptFacts } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import { createContinuationSource } from "../runtime/stream-continuation.ts";
 import { type RelayResult, relayStream } from "../streaming/relay-stream.ts";
 import { ClientAbortedError, type ForwardOutcome, type ForwardTrace } from "../upstream/forward.ts";
 import { parseBody } from "./request-body.ts";
@@ -113,21 +114,54 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
     });
     let relayed: RelayResult;
     try {
+      const isContinuable = spec.name === "chat" && (body.n === undefined || body.n === null || body.n === 1);
       relayed = await relayStream(result.stream, reply.raw, {
         maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
         maxMalformedEvents: MAX_MALFORMED_EVENTS,
         shouldStripUsage: result.isUsageInjected,
+        promptTokens: prompt.promptTokens,
+        countTokens: countTextTokens,
+        ...(isContinuable
+          ? {
+              continuation: createContinuationSource({
+                runtime,
+                snapshot,
+                plan,
+                body,
+                endpointPath: spec.upstreamPath,
+                promptTokens: prompt.promptTokens,
+                maxOutputTokens,
+                signal: clientGone.signal,
+                firstDeployment: deployment,
+                onLog: (fields, message) => request.log.warn(fields, message),
+              }),
+            }
+          : {}),
         onMalformedEvent: (data) =>
           request.log.warn(
             { provider: deployment.provider.settings.name, model: deployment.model.id, sample: data.slice(0, 120) },
             "skipped a malformed stream event",
+          ),
+        onContinuation: (record) =>
+          request.log.warn(
+            { ...record, failed: deployment.key },
+            "stream continued on another upstream after a mid-stream failure",
           ),
       });
     } finally {
       // The concurrency slot is held for the stream's whole life and freed on every path.
       runtime.budgets.release(result.reservation);
     }
-    if (relayed.usage !== undefined) {
+    const firstContinuation = relayed.continuations[0];
+    if (firstContinuation !== undefined) {
+      // The first upstream was cut: charge what it actually produced (estimated), not the combined answer.
+      const firstPart = relayed.deliveredText.slice(0, firstContinuation.afterChars);
+      runtime.budgets.reconcile(
+        result.reservation,
+        prompt.promptTokens + countTextTokens(firstPart),
+        runtime.clock.now(),
+      );
+    } else if (relayed.usage !== undefined) {
       runtime.budgets.reconcile(
         result.reservation,
         relayed.usage.promptTokens + relayed.usage.completionTokens,
@@ -135,7 +169,7 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
       );
     }
     const durationMs = runtime.clock.now() - result.stream.startedAtMs;
-    if (relayed.isSuccess) {
+    if (relayed.isFirstSegmentSuccess) {
       runtime.stats.recordSuccess(
         deployment.key,
         durationMs,
@@ -143,7 +177,8 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
         relayed.usage?.completionTokens ?? 0,
       );
       runtime.availability.recordSuccess(deployment.key);
-    } else if (relayed.end !== "client_aborted") {
+    } else if (relayed.end !== "client_aborted" || firstContinuation !== undefined) {
+      // A failed first segment is not a completion, even when a continuation rescued the answer.
       runtime.stats.recordFailure(deployment.key);
       runtime.availability.recordFailure(deployment.key);
       runtime.recordHealth(deployment, false, durationMs);

@@ -24,6 +24,7 @@ export type RelayEnd =
   | "stalled"
   | "error_event"
   | "malformed"
+  | "diverged"
   | "too_long"
   | "client_aborted";
 
@@ -35,6 +36,39 @@ export interface RelayResult {
   /** First-choice text delivered to the client (what a continuation would build on). */
   readonly deliveredText: string;
   readonly malformedEvents: number;
+  /** Continuations spliced in after mid-stream failures, in order. */
+  readonly continuations: readonly ContinuationRecord[];
+  /** Whether the first segment (the original upstream stream) ended well; false when it had to be continued. */
+  readonly isFirstSegmentSuccess: boolean;
+}
+
+/** One switch to another upstream after a mid-stream failure. */
+export interface ContinuationRecord {
+  readonly provider: string;
+  readonly model: string;
+  /** Characters of first-choice text the client had when the switch happened. */
+  readonly afterChars: number;
+  /** Why the previous segment failed. */
+  readonly reason: string;
+  /** "prefill": the new upstream continued from the delivered text; "replay": a fresh answer whose repeated start was dropped. */
+  readonly mode: "prefill" | "replay";
+}
+
+/** A stream that continues a broken one. */
+export interface ContinuationSegment {
+  readonly stream: OpenedStream;
+  readonly provider: string;
+  readonly model: string;
+  readonly mode: "prefill" | "replay";
+  /** For "replay": the text already delivered, which the fresh answer must start with; it is not sent twice. */
+  readonly repeatsText: string;
+  /** Called once when this segment ends (stats, budgets). */
+  finish(isSuccess: boolean, usage: RelayResult["usage"]): void;
+}
+
+/** Supplies continuations; `undefined` when nothing (more) can continue. */
+export interface ContinuationSource {
+  next(failure: { end: RelayEnd; reason: string; deliveredText: string }): Promise<ContinuationSegment | undefined>;
 }
 
 export interface RelayOptions {
@@ -43,124 +77,276 @@ export interface RelayOptions {
   readonly maxMalformedEvents: number;
   /** Strip usage-only chunks (the gateway asked for usage, the client did not). */
   readonly shouldStripUsage: boolean;
+  /** Where continuations come from; absent or unsound (tool calls, n > 1) means a broken stream ends in an error. */
+  readonly continuation?: ContinuationSource;
+  /** Prompt tokens of the original request, for the combined usage of a continued stream. */
+  readonly promptTokens?: number;
+  /** Counts completion tokens of delivered text whose usage the provider never reported (a cut segment). */
+  countTokens?(text: string): number;
   onMalformedEvent?(data: string): void;
+  onContinuation?(record: ContinuationRecord): void;
 }
+
+/** What one segment (one upstream stream) did. */
+interface SegmentOutcome {
+  end: RelayEnd;
+  reason: string;
+  usage: RelayResult["usage"];
+  text: string;
+}
+
+const CONTINUABLE_ENDS: ReadonlySet<RelayEnd> = new Set(["cut", "stalled", "error_event", "malformed", "diverged"]);
 
 export async function relayStream(
   stream: OpenedStream,
   response: ServerResponse,
   options: RelayOptions,
 ): Promise<RelayResult> {
-  let end: RelayEnd | undefined;
-  let reason = "";
-  let usage: RelayResult["usage"];
-  let finishReason: string | undefined;
-  let malformedEvents = 0;
+  const startedAtMs = Date.now();
   const textParts: string[] = [];
+  const continuations: ContinuationRecord[] = [];
+  let malformedEvents = 0;
+  let isContinuable = options.continuation !== undefined;
+  /** The first segment's chunk id, reused on continuation chunks so the client sees one answer. */
+  let streamId: string | undefined;
+  let firstFailure: { end: RelayEnd; reason: string } | undefined;
+  let earlierCompletionTokens = 0;
+  let isFirstSegmentSuccess = false;
 
-  const abortUpstream = (why: RelayEnd, text: string): void => {
-    if (end === undefined) {
-      end = why;
-      reason = text;
-    }
-    stream.controller.abort();
+  let segment: { stream: OpenedStream; continuation: ContinuationSegment | undefined } = {
+    stream,
+    continuation: undefined,
   };
-  const onClientClose = (): void => {
-    if (!response.writableFinished) abortUpstream("client_aborted", "client disconnected");
-  };
-  response.on("close", onClientClose);
-  const idleTimer = setTimeout(
-    () => abortUpstream("stalled", `no data for stream_idle_timeout_ms (${stream.streamIdleTimeoutMs} ms)`),
-    stream.streamIdleTimeoutMs,
-  );
-  const durationTimer = setTimeout(
-    () => abortUpstream("too_long", `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms)`),
-    options.maxDurationMs,
-  );
-
-  /** Turns parsed events into output; sets `end` when the stream is finished or broken. */
-  const render = (events: SseEvent[]): string => {
-    let out = "";
-    for (const event of events) {
-      const info = inspectEvent(event);
-      if (info.isDone) {
-        end ??= "done";
-        break;
-      }
-      if (info.isMalformed) {
-        malformedEvents++;
-        options.onMalformedEvent?.(event.data);
-        if (malformedEvents > options.maxMalformedEvents) {
-          end ??= "malformed";
-          reason = `${malformedEvents} malformed events`;
-          break;
-        }
-        continue;
-      }
-      if (info.isError) {
-        end ??= "error_event";
-        reason = describeUpstreamError(info.json);
-        break;
-      }
-      if (info.usage !== undefined) usage = info.usage;
-      if (info.finishReason !== undefined) finishReason = info.finishReason;
-      if (info.text !== "") textParts.push(info.text);
-      if (options.shouldStripUsage && info.usage !== undefined && !info.hasContent && isUsageOnly(info.json)) continue;
-      out += sseData(event.data);
-    }
-    events.length = 0;
-    return out;
-  };
-
-  try {
-    const first = render(stream.pendingEvents);
-    if (first !== "" && !response.write(first)) await drained(response);
-    while (end === undefined) {
-      const next = await stream.iterator.next();
-      if (next.done) {
-        const finish = stream.parser.finish();
-        const tail = render(stream.pendingEvents);
-        if (tail !== "" && !response.destroyed) response.write(tail);
-        if (end === undefined) {
-          if (finishReason !== undefined && !finish.hadPartialEvent) end = "finished_without_done";
-          else {
-            end = "cut";
-            reason = "the upstream closed the stream before it finished";
-          }
-        }
-        break;
-      }
-      idleTimer.refresh();
-      stream.parser.push(next.value);
-      const out = render(stream.pendingEvents);
-      if (out !== "" && !response.write(out)) await drained(response);
-    }
-  } catch (error) {
-    if (end === undefined) {
-      end = "cut";
-      reason = `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`;
-    }
-  } finally {
-    clearTimeout(idleTimer);
-    clearTimeout(durationTimer);
-    response.off("close", onClientClose);
+  let outcome: SegmentOutcome;
+  for (;;) {
+    const remainingMs = options.maxDurationMs - (Date.now() - startedAtMs);
+    outcome = await relaySegment(segment.stream, segment.continuation, remainingMs);
+    const isSuccess = outcome.end === "done" || outcome.end === "finished_without_done";
+    segment.continuation?.finish(isSuccess, outcome.usage);
+    if (segment.continuation === undefined) isFirstSegmentSuccess = isSuccess;
+    if (isSuccess || outcome.end === "client_aborted" || response.destroyed) break;
+    firstFailure ??= { end: outcome.end, reason: outcome.reason };
+    if (!isContinuable || !CONTINUABLE_ENDS.has(outcome.end) || options.continuation === undefined) break;
+    const deliveredText = textParts.join("");
+    earlierCompletionTokens += outcome.usage?.completionTokens ?? options.countTokens?.(outcome.text) ?? 0;
+    const next = await options.continuation.next({ end: outcome.end, reason: outcome.reason, deliveredText });
+    if (next === undefined || response.destroyed) break;
+    const record: ContinuationRecord = {
+      provider: next.provider,
+      model: next.model,
+      afterChars: deliveredText.length,
+      reason: outcome.reason,
+      mode: next.mode,
+    };
+    continuations.push(record);
+    options.onContinuation?.(record);
+    segment = { stream: next.stream, continuation: next };
   }
 
-  const isSuccess = end === "done" || end === "finished_without_done";
-  if (end === "done") {
-    // Do not wait for the upstream to close after [DONE]; if it lingers, cut it loose.
-    void drainQuietly(stream);
-  } else {
-    // An error event or too many malformed events stop the relay while the upstream response may still be
-    // open (providers often keep it so after an error): hang up, or the socket and its tokens leak.
-    // A no-op when the body already ended or the request was aborted.
-    stream.controller.abort();
-  }
+  const isSuccess = outcome.end === "done" || outcome.end === "finished_without_done";
   if (!response.destroyed) {
     if (isSuccess) response.end(SSE_DONE);
-    else if (end !== "client_aborted") response.end(sseData(renderError(streamError(end, reason))));
+    else if (outcome.end !== "client_aborted") {
+      // When continuation failed too, the client hears about the original failure (the cut or stall), not
+      // about what went wrong while trying to rescue it.
+      const failure = firstFailure ?? outcome;
+      response.end(sseData(renderError(streamError(failure.end, failure.reason))));
+    }
   }
-  return { end, isSuccess, reason, usage, deliveredText: textParts.join(""), malformedEvents };
+  const usage =
+    continuations.length === 0 || outcome.usage === undefined
+      ? outcome.usage
+      : {
+          promptTokens: options.promptTokens ?? outcome.usage.promptTokens,
+          completionTokens: earlierCompletionTokens + outcome.usage.completionTokens,
+        };
+  return {
+    end: isSuccess || firstFailure === undefined ? outcome.end : firstFailure.end,
+    isSuccess,
+    reason: firstFailure?.reason ?? outcome.reason,
+    usage,
+    deliveredText: textParts.join(""),
+    malformedEvents,
+    continuations,
+    isFirstSegmentSuccess,
+  };
+
+  async function relaySegment(
+    current: OpenedStream,
+    continuation: ContinuationSegment | undefined,
+    remainingMs: number,
+  ): Promise<SegmentOutcome> {
+    let end: RelayEnd | undefined;
+    let reason = "";
+    let usage: RelayResult["usage"];
+    let finishReason: string | undefined;
+    let segmentText = "";
+    // Replay mode: characters of the delivered text the fresh answer has matched so far.
+    let replayed = 0;
+    const repeatsText = continuation?.mode === "replay" ? continuation.repeatsText : "";
+    let isFirstOutput = true;
+
+    const abortUpstream = (why: RelayEnd, text: string): void => {
+      if (end === undefined) {
+        end = why;
+        reason = text;
+      }
+      current.controller.abort();
+    };
+    const onClientClose = (): void => {
+      if (!response.writableFinished) abortUpstream("client_aborted", "client disconnected");
+    };
+    response.on("close", onClientClose);
+    const idleTimer = setTimeout(
+      () => abortUpstream("stalled", `no data for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms)`),
+      current.streamIdleTimeoutMs,
+    );
+    const durationTimer = setTimeout(
+      () => abortUpstream("too_long", `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms)`),
+      Math.max(1, remainingMs),
+    );
+
+    /** Turns parsed events into output; sets `end` when the segment is finished or broken. */
+    const render = (events: SseEvent[]): string => {
+      let out = "";
+      for (const event of events) {
+        const info = inspectEvent(event);
+        if (info.isDone) {
+          end ??= "done";
+          break;
+        }
+        if (info.isMalformed) {
+          malformedEvents++;
+          options.onMalformedEvent?.(event.data);
+          if (malformedEvents > options.maxMalformedEvents) {
+            end ??= "malformed";
+            reason = `${malformedEvents} malformed events`;
+            break;
+          }
+          continue;
+        }
+        if (info.isError) {
+          end ??= "error_event";
+          reason = describeUpstreamError(info.json);
+          break;
+        }
+        if (info.usage !== undefined) usage = info.usage;
+        if (info.finishReason !== undefined) finishReason = info.finishReason;
+        if (hasToolCallsOrManyChoices(info.json)) isContinuable = false;
+        if (options.shouldStripUsage && info.usage !== undefined && !info.hasContent && isUsageOnly(info.json))
+          continue;
+        if (continuation === undefined) {
+          streamId ??= typeof info.json?.id === "string" ? info.json.id : undefined;
+          if (info.text !== "") {
+            textParts.push(info.text);
+            segmentText += info.text;
+          }
+          out += sseData(event.data);
+          continue;
+        }
+        // A continuation segment: splice it into the client's stream.
+        const json = info.json;
+        if (json === undefined) continue;
+        let text = info.text;
+        if (replayed < repeatsText.length) {
+          if (text === "" && info.finishReason !== undefined) {
+            end ??= "diverged";
+            reason = "the fresh answer ended before repeating what was already delivered";
+            break;
+          }
+          const overlap = Math.min(text.length, repeatsText.length - replayed);
+          if (text.slice(0, overlap) !== repeatsText.slice(replayed, replayed + overlap)) {
+            end ??= "diverged";
+            reason = "the fresh answer does not start with the text already delivered";
+            break;
+          }
+          replayed += overlap;
+          text = text.slice(overlap);
+          if (text === "" && info.finishReason === undefined) continue;
+          setFirstChoiceText(json, text);
+        } else if (!info.hasContent && info.usage === undefined) {
+          // role-only and empty chunks of the new stream add nothing to an answer already under way
+          continue;
+        }
+        if (text !== "") {
+          textParts.push(text);
+          segmentText += text;
+        }
+        if (streamId !== undefined) json.id = streamId;
+        if (isFirstOutput) {
+          isFirstOutput = false;
+          json.x_gateway = { continuation: continuations[continuations.length - 1] ?? null };
+        }
+        out += sseData(json);
+      }
+      events.length = 0;
+      return out;
+    };
+
+    try {
+      const first = render(current.pendingEvents);
+      if (first !== "" && !response.write(first)) await drained(response);
+      while (end === undefined) {
+        const next = await current.iterator.next();
+        if (next.done) {
+          const finish = current.parser.finish();
+          const tail = render(current.pendingEvents);
+          if (tail !== "" && !response.destroyed) response.write(tail);
+          if (end === undefined) {
+            if (finishReason !== undefined && !finish.hadPartialEvent) end = "finished_without_done";
+            else {
+              end = "cut";
+              reason = "the upstream closed the stream before it finished";
+            }
+          }
+          break;
+        }
+        idleTimer.refresh();
+        current.parser.push(next.value);
+        const out = render(current.pendingEvents);
+        if (out !== "" && !response.write(out)) await drained(response);
+      }
+    } catch (error) {
+      if (end === undefined) {
+        end = "cut";
+        reason = `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`;
+      }
+    } finally {
+      clearTimeout(idleTimer);
+      clearTimeout(durationTimer);
+      response.off("close", onClientClose);
+    }
+    const finalEnd: RelayEnd = end ?? "cut";
+    if (finalEnd === "done") {
+      // Do not wait for the upstream to close after [DONE]; if it lingers, cut it loose.
+      void drainQuietly(current);
+    } else {
+      // An error event or too many malformed events stop the relay while the upstream response may still be
+      // open (providers often keep it so after an error): hang up, or the socket and its tokens leak.
+      // A no-op when the body already ended or the request was aborted.
+      current.controller.abort();
+    }
+    return { end: finalEnd, reason, usage, text: segmentText };
+  }
+}
+
+/** Tool-call streams and n > 1 cannot be continued soundly: a prefill cannot resume a half-written call. */
+function hasToolCallsOrManyChoices(json: Record<string, unknown> | undefined): boolean {
+  const choices = json?.choices;
+  if (!Array.isArray(choices)) return false;
+  for (const choice of choices as { index?: unknown; delta?: { tool_calls?: unknown; function_call?: unknown } }[]) {
+    if (typeof choice.index === "number" && choice.index > 0) return true;
+    if (choice.delta?.tool_calls !== undefined || choice.delta?.function_call !== undefined) return true;
+  }
+  return false;
+}
+
+function setFirstChoiceText(json: Record<string, unknown>, text: string): void {
+  const choice = (json.choices as Record<string, unknown>[] | undefined)?.[0];
+  if (choice === undefined) return;
+  const delta = choice.delta as Record<string, unknown> | undefined;
+  if (delta !== undefined) delta.content = text;
+  else if (typeof choice.text === "string") choice.text = text;
 }
 
 export function streamError(end: RelayEnd, reason: string): GatewayError {

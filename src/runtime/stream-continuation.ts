@@ -1,0 +1,148 @@
+// Rescuing a stream that broke after it started (issue: "streams that do not break").
+//
+// The remaining candidates of the original plan are asked, best first, to continue the answer:
+// 1. "prefill": the original messages plus the text delivered so far as a trailing assistant message, which
+//    providers that support continuation extend. Candidates configured with `prefill: false`, or that rejected a
+//    prefill before (learned, per provider+model), skip this step.
+// 2. "replay": if the prefill request is rejected (a 400/422), or prefill is off, the same candidate is asked the
+//    original request again; its fresh answer is used only if it begins with the delivered text, which is then
+//    dropped, so the client gets the rest exactly once. A fresh answer that diverges is abandoned (the relay
+//    asks for the next candidate).
+// A prefill rejection never becomes the client's error: when nothing can continue, the relay reports the
+// original failure (the cut or stall).
+import { GatewayError } from "../errors/gateway-error.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
+import type { ContinuationSegment, ContinuationSource, RelayEnd } from "../streaming/relay-stream.ts";
+import { ClientAbortedError, type StreamResult } from "../upstream/forward.ts";
+import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
+
+export interface ContinuationContext {
+  readonly runtime: GatewayRuntime;
+  readonly snapshot: GatewaySnapshot;
+  readonly plan: RoutePlan;
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly endpointPath: string;
+  readonly promptTokens: number;
+  readonly maxOutputTokens: number;
+  readonly signal: AbortSignal;
+  /** The deployment that served the first segment (not asked to continue itself). */
+  readonly firstDeployment: Deployment;
+  onLog(fields: object, message: string): void;
+}
+
+export function createContinuationSource(context: ContinuationContext): ContinuationSource {
+  const tried = new Set<string>([context.firstDeployment.key]);
+  const queue: RouteCandidate[] = [...context.plan.candidates];
+  return {
+    async next(failure: {
+      end: RelayEnd;
+      reason: string;
+      deliveredText: string;
+    }): Promise<ContinuationSegment | undefined> {
+      for (;;) {
+        if (context.signal.aborted) return undefined;
+        const candidate = queue.shift();
+        if (candidate === undefined) return undefined;
+        const { deployment } = candidate;
+        if (tried.has(deployment.key)) continue;
+        tried.add(deployment.key);
+        const acceptsPrefill = deployment.model.prefill !== false && !context.runtime.rejectsPrefill(deployment);
+        if (acceptsPrefill && failure.deliveredText !== "") {
+          const opened = await open(candidate, withPrefill(context.body, failure.deliveredText));
+          if (opened.kind === "stream") return segment(opened.result, "prefill", "");
+          if (opened.kind === "rejected") {
+            context.runtime.markPrefillRejected(deployment);
+            context.onLog(
+              { candidate: deployment.key, reason: opened.reason },
+              "prefill rejected; retrying without it",
+            );
+          } else {
+            continue;
+          }
+        }
+        const fresh = await open(candidate, context.body);
+        if (fresh.kind === "stream") return segment(fresh.result, "replay", failure.deliveredText);
+      }
+    },
+  };
+
+  async function open(
+    candidate: RouteCandidate,
+    body: Readonly<Record<string, unknown>>,
+  ): Promise<{ kind: "stream"; result: StreamResult } | { kind: "rejected"; reason: string } | { kind: "failed" }> {
+    const plan: RoutePlan = {
+      requested: context.plan.requested,
+      candidates: [candidate],
+      waitFor: undefined,
+      skipped: [],
+      unknownNames: [],
+    };
+    try {
+      const outcome = await context.runtime.forward(
+        plan,
+        {
+          endpointPath: context.endpointPath,
+          body,
+          isStream: true,
+          signal: context.signal,
+          trace: { attempts: [], skips: [] },
+          promptTokens: context.promptTokens,
+          maxOutputTokens: context.maxOutputTokens,
+        },
+        context.snapshot,
+      );
+      if (outcome.result.kind !== "stream") return { kind: "failed" };
+      return { kind: "stream", result: outcome.result };
+    } catch (error) {
+      if (error instanceof ClientAbortedError) return { kind: "failed" };
+      if (error instanceof GatewayError && (error.status === 400 || error.status === 422)) {
+        return { kind: "rejected", reason: error.message };
+      }
+      return { kind: "failed" };
+    }
+  }
+
+  function segment(result: StreamResult, mode: "prefill" | "replay", repeatsText: string): ContinuationSegment {
+    const { runtime } = context;
+    const { deployment } = result;
+    const startedAtMs = runtime.clock.now();
+    return {
+      stream: result.stream,
+      provider: deployment.provider.settings.name,
+      model: deployment.model.id,
+      mode,
+      repeatsText,
+      finish(isSuccess, usage) {
+        runtime.budgets.release(result.reservation);
+        if (usage !== undefined) {
+          runtime.budgets.reconcile(
+            result.reservation,
+            usage.promptTokens + usage.completionTokens,
+            runtime.clock.now(),
+          );
+        }
+        const durationMs = runtime.clock.now() - startedAtMs;
+        if (isSuccess) {
+          runtime.stats.recordSuccess(
+            deployment.key,
+            durationMs,
+            usage?.promptTokens ?? 0,
+            usage?.completionTokens ?? 0,
+          );
+          runtime.availability.recordSuccess(deployment.key);
+        } else {
+          runtime.stats.recordFailure(deployment.key);
+          runtime.availability.recordFailure(deployment.key);
+        }
+        runtime.recordHealth(deployment, isSuccess, durationMs);
+      },
+    };
+  }
+}
+
+/** The original messages plus the delivered text as a trailing assistant message. */
+export function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: string): Record<string, unknown> {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  return { ...body, messages: [...messages, { role: "assistant", content: deliveredText }] };
+}
