@@ -231,7 +231,11 @@ export async function relayStream(
           break;
         }
         if (info.usage !== undefined) usage = info.usage;
-        if (info.finishReason !== undefined) finishReason = info.finishReason;
+        if (info.finishReason !== undefined) {
+          finishReason = info.finishReason;
+          // The answer itself is complete: continuing it would append text after the model's own stop.
+          isContinuable = false;
+        }
         if (hasToolCallsOrManyChoices(info.json)) isContinuable = false;
         if (options.shouldStripUsage && info.usage !== undefined && !info.hasContent && isUsageOnly(info.json))
           continue;

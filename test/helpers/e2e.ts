@@ -81,7 +81,7 @@ export function postChat(
   return send(gateway, "POST", "/v1/chat/completions", { body: { messages: HELLO, ...body }, headers });
 }
 
-export const HELLO = [{ role: "user", content: "Say hello" }];
+export const HELLO: { role: "user"; content: string }[] = [{ role: "user", content: "Say hello" }];
 
 export interface OpenAiError {
   message: string;

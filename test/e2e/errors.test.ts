@@ -1,0 +1,246 @@
+// Bad input, bad keys and unknown routes: every one is an OpenAI-shaped error with the right status, type, code
+// and param, no stack trace, and no upstream call.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import OpenAI from "openai";
+import { chatRequests, errorOf, HELLO, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+
+/** `server` (a YAML `server:` block) and `env` are for the auth tests; without them no client key is needed. */
+async function oneProvider(t: TestContext, server = "", env: Record<string, string> = {}) {
+  const alpha = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `${server}providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-secret-alpha-123
+    models:
+      chat-model: { id: alpha-chat-v1 }
+      text-embedding-3-small: {}
+`,
+    { env },
+  );
+  return { alpha, gateway };
+}
+
+describe("malformed requests are 400 invalid_request_error", () => {
+  test("a body that is not valid JSON", async (t) => {
+    const { alpha, gateway } = await oneProvider(t);
+    const response = await send(gateway, "POST", "/v1/chat/completions", {
+      body: '{"model": "chat-model", "messages": [',
+    });
+    assert.equal(response.status, 400, response.text);
+    const error = errorOf(response);
+    assert.equal(error.type, "invalid_request_error");
+    assert.equal(error.code, "invalid_json");
+    assert.equal(alpha.requests.length, 0);
+  });
+
+  test("an empty JSON body, and JSON that is not an object", async (t) => {
+    const { gateway } = await oneProvider(t);
+    for (const body of ["", "[1,2]", '"text"', "null"]) {
+      const response = await send(gateway, "POST", "/v1/chat/completions", {
+        body,
+        headers: { "content-type": "application/json" },
+      });
+      assert.equal(response.status, 400, `${JSON.stringify(body)}: ${response.text}`);
+      assert.equal(errorOf(response).type, "invalid_request_error");
+    }
+  });
+
+  test("a content type other than JSON", async (t) => {
+    const { alpha, gateway } = await oneProvider(t);
+    const payload = JSON.stringify({ model: "chat-model", messages: HELLO });
+    for (const contentType of ["text/plain", "application/x-www-form-urlencoded", "application/xml"]) {
+      const response = await send(gateway, "POST", "/v1/chat/completions", {
+        body: payload,
+        headers: { "content-type": contentType },
+      });
+      assert.equal(response.status, 400, `${contentType}: ${response.text}`);
+      assert.equal(errorOf(response).type, "invalid_request_error");
+    }
+    assert.equal(alpha.requests.length, 0);
+  });
+
+  const FIELD_CASES: readonly { path: string; body: Record<string, unknown>; param: string }[] = [
+    { path: "/v1/chat/completions", body: { messages: HELLO }, param: "model" },
+    { path: "/v1/chat/completions", body: { model: 42, messages: HELLO }, param: "model" },
+    { path: "/v1/chat/completions", body: { model: "", messages: HELLO }, param: "model" },
+    { path: "/v1/chat/completions", body: { model: "chat-model" }, param: "messages" },
+    { path: "/v1/chat/completions", body: { model: "chat-model", messages: "hello" }, param: "messages" },
+    { path: "/v1/chat/completions", body: { model: "chat-model", messages: [] }, param: "messages" },
+    {
+      path: "/v1/chat/completions",
+      body: { model: "chat-model", messages: [{ content: "hi" }] },
+      param: "messages.0.role",
+    },
+    { path: "/v1/chat/completions", body: { model: "chat-model", messages: HELLO, stream: "yes" }, param: "stream" },
+    {
+      path: "/v1/chat/completions",
+      body: { model: "chat-model", messages: HELLO, max_tokens: -5 },
+      param: "max_tokens",
+    },
+    { path: "/v1/chat/completions", body: { model: "chat-model", messages: HELLO, tools: {} }, param: "tools" },
+    { path: "/v1/chat/completions", body: { model: "chat-model", messages: HELLO, models: "other" }, param: "models" },
+    { path: "/v1/completions", body: { model: "chat-model" }, param: "prompt" },
+    { path: "/v1/embeddings", body: { model: "text-embedding-3-small" }, param: "input" },
+    { path: "/v1/embeddings", body: { model: "text-embedding-3-small", input: 7 }, param: "input" },
+  ];
+
+  test("missing or mistyped fields name the field in `param`", async (t) => {
+    const { alpha, gateway } = await oneProvider(t);
+    for (const { path, body, param } of FIELD_CASES) {
+      const response = await send(gateway, "POST", path, { body });
+      const label = `${path} ${JSON.stringify(body)}`;
+      assert.equal(response.status, 400, `${label}: ${response.text}`);
+      const error = errorOf(response);
+      assert.equal(error.type, "invalid_request_error", label);
+      assert.equal(error.param, param, label);
+      assert.ok(error.message.length > 0, label);
+    }
+    assert.equal(alpha.requests.length, 0, "an invalid request must not reach any upstream");
+  });
+
+  test("the SDK sees a validation error as a BadRequestError with its param", async (t) => {
+    const { gateway } = await oneProvider(t);
+    await assert.rejects(
+      openAiClient(gateway).chat.completions.create({ model: "chat-model", messages: [] }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+        assert.equal(error.param, "messages");
+        return true;
+      },
+    );
+  });
+});
+
+describe("unknown models and routes are 404", () => {
+  test("an unknown model is 404 model_not_found, on every endpoint", async (t) => {
+    const { alpha, gateway } = await oneProvider(t);
+    const requests: [string, Record<string, unknown>][] = [
+      ["/v1/chat/completions", { model: "no-such-model", messages: HELLO }],
+      ["/v1/completions", { model: "no-such-model", prompt: "x" }],
+      ["/v1/embeddings", { model: "no-such-model", input: "x" }],
+      ["/v1/chat/completions", { model: "alpha/no-such-model", messages: HELLO }],
+    ];
+    for (const [path, body] of requests) {
+      const response = await send(gateway, "POST", path, { body });
+      assert.equal(response.status, 404, `${path}: ${response.text}`);
+      const error = errorOf(response);
+      assert.equal(error.code, "model_not_found");
+      assert.equal(error.param, "model");
+      assert.match(error.message, /does not exist|does not serve/);
+    }
+    assert.equal(alpha.requests.length, 0);
+  });
+
+  test("the SDK sees an unknown model as a NotFoundError", async (t) => {
+    const { gateway } = await oneProvider(t);
+    await assert.rejects(
+      openAiClient(gateway).chat.completions.create({ model: "gpt-17", messages: [{ role: "user", content: "x" }] }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.NotFoundError, String(error));
+        assert.equal(error.code, "model_not_found");
+        return true;
+      },
+    );
+  });
+
+  test("an unknown route is an OpenAI-shaped 404", async (t) => {
+    const { gateway } = await oneProvider(t);
+    for (const [method, path] of [
+      ["GET", "/v1/nothing-here"],
+      ["POST", "/v1/chat/completion"],
+      ["GET", "/v1/chat/completions"],
+      ["POST", "/v2/chat/completions?x=1"],
+    ] as const) {
+      const response = await send(gateway, method, path, method === "POST" ? { body: { model: "chat-model" } } : {});
+      assert.equal(response.status, 404, `${method} ${path}: ${response.text}`);
+      const error = errorOf(response);
+      assert.equal(error.type, "invalid_request_error");
+      assert.equal(error.code, "unknown_url");
+    }
+  });
+});
+
+describe("client keys", () => {
+  const SERVER = "server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [config-key-1]\n";
+  const ENV = { ALLOWED_BEARER_TOKENS: "env-key-1, env-key-2" };
+
+  test("a missing or wrong key is 401; keys from server.api_keys and ALLOWED_BEARER_TOKENS both work", async (t) => {
+    const { alpha, gateway } = await oneProvider(t, SERVER, ENV);
+    const body = { model: "chat-model", messages: HELLO };
+
+    const missing = await send(gateway, "POST", "/v1/chat/completions", { body });
+    assert.equal(missing.status, 401, missing.text);
+    const missingError = errorOf(missing);
+    assert.equal(missingError.type, "authentication_error");
+    assert.equal(missingError.code, "invalid_api_key");
+
+    for (const authorization of ["Bearer wrong-key", "Bearer config-key-1x", "Basic config-key-1", "config-key-1"]) {
+      const wrong = await send(gateway, "POST", "/v1/chat/completions", { body, headers: { authorization } });
+      assert.equal(wrong.status, 401, `${authorization}: ${wrong.text}`);
+      assert.equal(errorOf(wrong).type, "authentication_error");
+    }
+    assert.equal(chatRequests(alpha).length, 0);
+
+    for (const key of ["config-key-1", "env-key-1", "env-key-2"]) {
+      const ok = await send(gateway, "POST", "/v1/chat/completions", {
+        body,
+        headers: { authorization: `Bearer ${key}` },
+      });
+      assert.equal(ok.status, 200, `${key}: ${ok.text}`);
+      // The client's key is the gateway's business; the upstream sees only the provider's key.
+      assert.equal(chatRequests(alpha).at(-1)?.headers.authorization, "Bearer sk-secret-alpha-123");
+    }
+  });
+
+  test("info routes need a key too, except /ok", async (t) => {
+    const { gateway } = await oneProvider(t, SERVER, ENV);
+    const ok = await send(gateway, "GET", "/ok");
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(ok.json, { status: "ok" });
+    for (const path of ["/v1/models", "/models", "/health", "/stats"]) {
+      const response = await send(gateway, "GET", path);
+      assert.equal(response.status, 401, `${path}: ${response.text}`);
+      errorOf(response);
+      const authorised = await send(gateway, "GET", path, { headers: { authorization: "Bearer env-key-2" } });
+      assert.equal(authorised.status, 200, `${path}: ${authorised.text}`);
+    }
+  });
+
+  test("the SDK with a wrong key gets an AuthenticationError", async (t) => {
+    const { gateway } = await oneProvider(t, SERVER, ENV);
+    await assert.rejects(
+      openAiClient(gateway, "not-a-key").chat.completions.create({ model: "chat-model", messages: HELLO }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.AuthenticationError, String(error));
+        return true;
+      },
+    );
+    const models = await openAiClient(gateway, "config-key-1").models.list();
+    assert.ok(models.data.some((model) => model.id === "chat-model"));
+  });
+});
+
+describe("body size", () => {
+  test("a body over server.body_limit_bytes is 413 payload_too_large and never forwarded", async (t) => {
+    const { alpha, gateway } = await oneProvider(
+      t,
+      "server:\n  port: 0\n  host: 127.0.0.1\n  body_limit_bytes: 2048\n",
+    );
+    const big = { model: "chat-model", messages: [{ role: "user", content: "x".repeat(4096) }] };
+    const response = await send(gateway, "POST", "/v1/chat/completions", { body: big });
+    assert.equal(response.status, 413, response.text);
+    const error = errorOf(response);
+    assert.equal(error.type, "invalid_request_error");
+    assert.equal(error.code, "payload_too_large");
+    assert.match(error.message, /2048 bytes/);
+
+    const small = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "chat-model", messages: HELLO },
+    });
+    assert.equal(small.status, 200, small.text);
+    assert.equal(chatRequests(alpha).length, 1);
+  });
+});

@@ -1,0 +1,221 @@
+// SIGTERM on a real `llm-gateway serve` process: in-flight streams finish, new connections are refused, and the
+// process exits within server.shutdown_timeout_ms.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, type TestContext, test } from "node:test";
+import { Agent, request } from "undici";
+import { stringify } from "yaml";
+import { chatStream, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
+import { postJson, strictSseData, waitUntil } from "../helpers/sse-client.ts";
+
+const CHAT_ROUTE = "POST /v1/chat/completions";
+const MAIN = resolve(import.meta.dirname, "../../src/main.ts");
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly atMs: number;
+}
+
+interface GatewayProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly baseUrl: string;
+  readonly exited: Promise<Exit>;
+  /** stdout and stderr so far (the JSON log). */
+  output(): string;
+}
+
+/** A port nobody listens on right now: listen on 0, note the port, close. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const address = server.address();
+  await new Promise<void>((done) => server.close(() => done()));
+  if (address === null || typeof address === "string") throw new Error("unexpected listen address");
+  return address.port;
+}
+
+/** Resolves true if a TCP connection to the port is refused, false if it is accepted. */
+function isRefused(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      done(false);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => done(error.code === "ECONNREFUSED"));
+  });
+}
+
+async function startGatewayProcess(
+  t: TestContext,
+  mock: MockUpstream,
+  shutdownTimeoutMs: number,
+): Promise<GatewayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), "llm-gateway-shutdown-"));
+  const port = await freePort();
+  const configPath = join(dir, "gateway.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      server: { port, host: "127.0.0.1", shutdown_timeout_ms: shutdownTimeoutMs, log_level: "info" },
+      providers: [{ name: "alpha", base_url: mock.baseUrl, api_key: "sk-alpha", retries: 0, models: { m: null } }],
+      discovery: { cache_dir: join(dir, "cache") },
+    }),
+  );
+  // cwd is the temp dir, so no `.env` of the developer's is read.
+  const child = spawn(process.execPath, [MAIN, "serve", "--config", configPath], {
+    cwd: dir,
+    env: { ...process.env, LLM_GATEWAY_CONFIG: "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  const exited = new Promise<Exit>((done) => {
+    child.once("exit", (code, signal) => done({ code, signal, atMs: performance.now() }));
+  });
+  let hasExited = false;
+  void exited.then(() => {
+    hasExited = true;
+  });
+  t.after(() => {
+    if (!hasExited) child.kill("SIGKILL");
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadlineMs = performance.now() + 15_000;
+  for (;;) {
+    if (hasExited) throw new Error(`the gateway exited at startup:\n${output}`);
+    if (performance.now() > deadlineMs) throw new Error(`the gateway did not start:\n${output}`);
+    try {
+      const answer = await request(`${baseUrl}/ok`, { reset: true });
+      await answer.body.dump();
+      if (answer.statusCode === 200) break;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  return { child, port, baseUrl, exited, output: () => output };
+}
+
+async function setUp(t: TestContext, shutdownTimeoutMs: number, words: number) {
+  const mock = await startMockUpstream();
+  const agent = new Agent();
+  t.after(async () => {
+    await agent.destroy();
+    await mock.close();
+  });
+  mock.enqueue(CHAT_ROUTE, {
+    kind: "sse",
+    events: chatStream(
+      Array.from({ length: words }, (_, index) => ` w${index}`),
+      "m",
+      { delayMs: 150 },
+    ),
+  });
+  const gateway = await startGatewayProcess(t, mock, shutdownTimeoutMs);
+  const answer = await postJson(
+    `${gateway.baseUrl}/v1/chat/completions`,
+    { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
+    { dispatcher: agent },
+  );
+  assert.equal(answer.statusCode, 200);
+  const reader = answer.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const stream = { text: "", hasEnded: false, endedAtMs: 0, error: undefined as unknown };
+  const decoder = new TextDecoder();
+  // Reads the answer in the background; `untilText` resolves once the text so far contains it.
+  const finished = (async () => {
+    try {
+      for (;;) {
+        const next = await reader.next();
+        if (next.done === true) break;
+        stream.text += decoder.decode(next.value, { stream: true });
+      }
+    } catch (error) {
+      stream.error = error;
+    } finally {
+      stream.hasEnded = true;
+      stream.endedAtMs = performance.now();
+    }
+  })();
+  await waitUntil(() => stream.text.includes('" w0"'), "the first content chunk");
+  return { mock, gateway, stream, finished };
+}
+
+describe("graceful shutdown", () => {
+  test("SIGTERM: the in-flight stream completes with [DONE], new connections are refused, exit 0", async (t) => {
+    const shutdownTimeoutMs = 8000;
+    const { gateway, stream, finished } = await setUp(t, shutdownTimeoutMs, 10);
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGTERM");
+
+    let isRefusedWhileStreaming = false;
+    const refusalDeadlineMs = performance.now() + 1000;
+    while (performance.now() < refusalDeadlineMs) {
+      if (await isRefused(gateway.port)) {
+        isRefusedWhileStreaming = !stream.hasEnded;
+        break;
+      }
+      await new Promise((done) => setTimeout(done, 20));
+    }
+    assert.ok(isRefusedWhileStreaming, "new connections were still accepted while the stream was finishing");
+
+    await finished;
+    assert.equal(stream.error, undefined);
+    const data = strictSseData(stream.text);
+    assert.equal(data.at(-1), "[DONE]");
+    const content = data
+      .slice(0, -1)
+      .map((payload) => (JSON.parse(payload) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta)
+      .map((delta) => delta?.content ?? "")
+      .join("");
+    assert.equal(content, Array.from({ length: 10 }, (_, index) => ` w${index}`).join(""));
+
+    const exit = await gateway.exited;
+    assert.deepEqual([exit.code, exit.signal], [0, null], gateway.output());
+    assert.ok(exit.atMs >= stream.endedAtMs - 50, "the process exited before the stream had finished");
+    assert.ok(exit.atMs - signalledAtMs < shutdownTimeoutMs, "the process waited for the shutdown timeout");
+    // Nothing else is in flight once the stream is done: the process should not sit out the timeout.
+    assert.ok(
+      exit.atMs - stream.endedAtMs < 2000,
+      `exited ${Math.round(exit.atMs - stream.endedAtMs)} ms after the stream ended`,
+    );
+    assert.match(gateway.output(), /shutting down/);
+  });
+
+  test("a stream that outlives server.shutdown_timeout_ms is cut at the bound and the process exits", async (t) => {
+    const shutdownTimeoutMs = 700;
+    const { gateway, stream, finished } = await setUp(t, shutdownTimeoutMs, 40);
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGTERM");
+    const exit = await gateway.exited;
+    const elapsedMs = exit.atMs - signalledAtMs;
+    assert.ok(elapsedMs >= shutdownTimeoutMs - 50, `exited after ${Math.round(elapsedMs)} ms, before the bound`);
+    assert.ok(elapsedMs < shutdownTimeoutMs + 2000, `exited only after ${Math.round(elapsedMs)} ms`);
+    assert.equal(exit.code, 0);
+    await finished;
+    assert.ok(!stream.text.includes("[DONE]"), "a cut stream must not look complete");
+    assert.match(gateway.output(), /shutdown timeout/);
+  });
+
+  test("a second signal exits at once with code 1", async (t) => {
+    const { gateway } = await setUp(t, 10_000, 40);
+    gateway.child.kill("SIGTERM");
+    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGTERM");
+    const exit = await gateway.exited;
+    assert.equal(exit.code, 1);
+    assert.ok(exit.atMs - signalledAtMs < 2000);
+  });
+});

@@ -1,0 +1,177 @@
+// Each kind of "not now" end to end, with the providers' own 429/402 answers (src/limits/provider-fixtures.ts):
+// short windows cool down and come back, daily quotas park until the day window ends, out-of-credits marks the
+// whole provider failed, capacity refusals skip the candidate briefly. /stats shows the cause and whether the
+// duration came from the provider or was guessed; a manual clock makes every duration exact.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ManualClock } from "../../src/clock.ts";
+import {
+  cerebras,
+  cloudflare,
+  mistral,
+  NEXT_UTC_MIDNIGHT_MS,
+  NOW_MS,
+  openAi,
+  openRouter,
+  type ResponseFixture,
+} from "../../src/limits/provider-fixtures.ts";
+import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
+import type { MockStep } from "../helpers/mock-upstream.ts";
+
+const CHAT_ROUTE = "POST /v1/chat/completions";
+
+/** The fixture as the mock's answer: its status, headers and body bytes. */
+function replay(fixture: ResponseFixture): MockStep {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  for (const [name, value] of Object.entries(fixture.headers)) if (typeof value === "string") headers[name] = value;
+  return { kind: "text", status: fixture.status, headers, body: fixture.bodyText ?? "" };
+}
+
+/** alpha answers the fixture, beta serves; returns alpha's /stats cooldown. */
+async function refuseOnce(scene: Scene, fixture: ResponseFixture) {
+  scene.alpha.enqueue(CHAT_ROUTE, replay(fixture));
+  assertServedBy(await scene.chat(), "beta", 2);
+  return (await scene.stats("alpha")).cooldown;
+}
+
+/** alpha gets no request until `untilMs`, and serves again from that instant. */
+async function assertAwayUntil(scene: Scene, clock: ManualClock, untilMs: number): Promise<void> {
+  const alphaBefore = scene.counts().alpha;
+  clock.set(untilMs - 1);
+  assertServedBy(await scene.chat(), "beta", 1);
+  assert.equal(scene.counts().alpha, alphaBefore, "the cooling candidate got an upstream request");
+  clock.set(untilMs);
+  assertServedBy(await scene.chat(), "alpha");
+}
+
+describe("short: a per-minute window cools down, then the candidate is back", () => {
+  test("OpenAI tokens-per-minute 429: retry-after-ms is used exactly", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock });
+    const cooldown = await refuseOnce(scene, openAi.tokensPerMinute429);
+    assert.deepEqual(
+      { ...cooldown, reason: "" },
+      { remaining_ms: 1_534, cause: "rate_limited", source: "provider", reason: "" },
+    );
+    await assertAwayUntil(scene, clock, NOW_MS + 1_534);
+  });
+
+  test("Mistral 429 without any retry hint: the configured backoff, marked guessed", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, {
+      clock,
+      alpha: { rate_limit_dialect: "mistral" },
+      config: { cooldowns: { rate_limit_base_ms: 2_000 } },
+    });
+    const cooldown = await refuseOnce(scene, mistral.rateLimited429);
+    assert.deepEqual(
+      { ...cooldown, reason: "" },
+      { remaining_ms: 2_000, cause: "rate_limited", source: "guessed", reason: "" },
+    );
+    await assertAwayUntil(scene, clock, NOW_MS + 2_000);
+  });
+});
+
+describe("daily: parked until the day window ends", () => {
+  test("Cloudflare's daily allocation (no hint): until the provider's day_reset, guessed", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock, alpha: { day_reset: "00:00 America/Los_Angeles" } });
+    const cooldown = await refuseOnce(scene, cloudflare.dailyAllocation429);
+    // NOW_MS is 04:00 in Los Angeles; its next midnight is 08:00 UTC on the 2nd.
+    const resetMs = Date.UTC(2026, 0, 2, 8);
+    assert.equal(cooldown?.cause, "daily_quota");
+    assert.equal(cooldown?.source, "guessed");
+    assert.equal(cooldown?.remaining_ms, resetMs - NOW_MS);
+    assert.match(cooldown?.reason ?? "", /daily free allocation/i);
+
+    const health = await scene.health();
+    assert.deepEqual(health.providers.up, ["beta"]);
+    assert.equal(health.providers.cooling[0]?.name, "alpha");
+    assert.equal(health.providers.cooling[0]?.until, new Date(resetMs).toISOString());
+    assert.equal(health.status, "ok", "one provider up is enough");
+    await assertAwayUntil(scene, clock, resetMs);
+  });
+
+  test("OpenRouter free-models-per-day: until the reset it relays (UTC midnight), from the provider", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock, alpha: { rate_limit_dialect: "openrouter" } });
+    const cooldown = await refuseOnce(scene, openRouter.freeModelsPerDay429);
+    assert.deepEqual(
+      { ...cooldown, reason: "" },
+      { remaining_ms: NEXT_UTC_MIDNIGHT_MS - NOW_MS, cause: "daily_quota", source: "provider", reason: "" },
+    );
+    await assertAwayUntil(scene, clock, NEXT_UTC_MIDNIGHT_MS);
+  });
+});
+
+describe("credits: the whole provider is failed until invalid_key_ms", () => {
+  for (const [name, fixture] of [
+    ["OpenRouter 402 'requires more credits'", openRouter.needsCredits402],
+    ["OpenAI insufficient_quota 429", openAi.insufficientQuota],
+  ] as const) {
+    test(name, async (t) => {
+      const clock = new ManualClock(NOW_MS);
+      const scene = await startScene(t, { clock, config: { cooldowns: { invalid_key_ms: 600_000 } } });
+      const cooldown = await refuseOnce(scene, fixture);
+      assert.equal(cooldown?.cause, "credits_exhausted");
+      assert.equal(cooldown?.remaining_ms, 600_000);
+
+      const health = await scene.health();
+      assert.deepEqual(
+        health.providers.failed.map((failed) => failed.name),
+        ["alpha"],
+      );
+      assert.ok((health.providers.failed[0]?.reason ?? "").length > 0);
+      assert.deepEqual(health.providers.up, ["beta"]);
+      await assertAwayUntil(scene, clock, NOW_MS + 600_000);
+      assert.deepEqual((await scene.health()).providers.failed, []);
+    });
+  }
+});
+
+describe("capacity: the provider is busy, not our key; skipped briefly", () => {
+  for (const [name, fixture] of [
+    ["Cerebras queue_exceeded", cerebras.queueExceeded429],
+    ["Mistral service tier capacity (3505)", mistral.capacityExceeded429],
+  ] as const) {
+    test(name, async (t) => {
+      const clock = new ManualClock(NOW_MS);
+      const scene = await startScene(t, { clock });
+      const cooldown = await refuseOnce(scene, fixture);
+      assert.deepEqual(
+        { ...cooldown, reason: "" },
+        { remaining_ms: 1_000, cause: "capacity", source: "guessed", reason: "" },
+      );
+      assert.deepEqual((await scene.health()).providers.failed, [], "a busy provider is not failed");
+      await assertAwayUntil(scene, clock, NOW_MS + 1_000);
+    });
+  }
+});
+
+describe("overlapping refusals", () => {
+  test("a short 429 arriving after a daily park (both requests were in flight) does not end the park", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock });
+    const daily = JSON.parse(cloudflare.dailyAllocation429.bodyText) as unknown;
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      { kind: "json", status: 429, body: daily, delayMs: 50 },
+      {
+        kind: "json",
+        status: 429,
+        body: { error: { message: "slow down" } },
+        headers: { "retry-after": "2" },
+        delayMs: 300,
+      },
+    );
+    const [first, second] = await Promise.all([scene.chat(), scene.chat()]);
+    assertServedBy(first, "beta", 2);
+    assertServedBy(second, "beta", 2);
+    const cooldown = (await scene.stats("alpha")).cooldown;
+    assert.equal(cooldown?.cause, "daily_quota");
+    assert.equal(cooldown?.remaining_ms, NEXT_UTC_MIDNIGHT_MS - NOW_MS);
+    clock.advance(2_000);
+    assertServedBy(await scene.chat(), "beta", 1);
+    assert.equal(scene.counts().alpha, 2);
+  });
+});

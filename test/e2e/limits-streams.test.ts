@@ -1,0 +1,114 @@
+// Concurrency slots and streams: a stream holds its candidate's slot for its whole life (a `concurrency: 1`
+// candidate is skipped while the stream is open) and gives it back on every way a stream can end: a normal
+// end, the upstream cutting the connection mid-stream, and the client going away. /stats `in_flight` shows it.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Agent } from "undici";
+import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
+import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
+import { postJson, readTimed } from "../helpers/sse-client.ts";
+
+const CHAT_ROUTE = "POST /v1/chat/completions";
+
+async function inFlight(scene: Scene): Promise<number> {
+  const row = await scene.stats("alpha");
+  return row.budgets.reduce((sum, budget) => sum + budget.in_flight, 0);
+}
+
+async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 3_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(10);
+  }
+}
+
+async function streamingScene(t: TestContext) {
+  const scene = await startScene(t, {
+    alpha: { limits: { concurrency: 5 } },
+    alphaModel: { limits: { concurrency: 1 } },
+  });
+  const agent = new Agent();
+  t.after(() => agent.destroy());
+  const openStream = (signal?: AbortSignal) =>
+    postJson(
+      `${scene.gateway.baseUrl}/chat/completions`,
+      { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
+      signal === undefined ? { dispatcher: agent } : { dispatcher: agent, signal },
+    );
+  return { scene, openStream };
+}
+
+/** A stream that sends its first words, then waits `holdMs` before ending as `end` says. */
+function slowStream(holdMs: number, end: "done" | "destroy" | "hang"): MockStep {
+  return {
+    kind: "sse",
+    events: [
+      ...chatStream(["one", " two"], "alpha-model").slice(0, 3),
+      { delayMs: holdMs },
+      ...chatStream([" three"], "alpha-model").slice(1),
+    ],
+    end,
+  };
+}
+
+/** While the stream is open, alpha's slot is taken: a second request goes to beta without touching alpha. */
+async function assertSlotHeld(scene: Scene): Promise<void> {
+  assert.equal(await inFlight(scene), 2, "the provider pool and the deployment each hold one slot");
+  assertServedBy(await scene.chat(), "beta", 1);
+  assert.equal(scene.counts().alpha, 1);
+}
+
+describe("a stream holds its concurrency slot for its whole life", () => {
+  test("normal end: held while open, released after [DONE]", async (t) => {
+    const { scene, openStream } = await streamingScene(t);
+    scene.alpha.enqueue(CHAT_ROUTE, slowStream(400, "done"));
+    const answer = await openStream();
+    assert.equal(answer.statusCode, 200);
+    assert.equal(answer.headers["x-gateway-provider"], "alpha");
+    await assertSlotHeld(scene);
+    const { text } = await readTimed(answer.body);
+    assert.match(text, /data: \[DONE\]\n\n$/);
+    await eventually(async () => (await inFlight(scene)) === 0, "in_flight back to 0");
+    assertServedBy(await scene.chat(), "alpha");
+  });
+
+  test("the upstream cuts the connection mid-stream: the slot is released", async (t) => {
+    const { scene, openStream } = await streamingScene(t);
+    scene.alpha.enqueue(CHAT_ROUTE, slowStream(300, "destroy"));
+    const answer = await openStream();
+    assert.equal(answer.statusCode, 200);
+    await assertSlotHeld(scene);
+    const { text } = await readTimed(answer.body);
+    assert.doesNotMatch(text, /\[DONE\]/, "a cut stream must not look complete");
+    await eventually(async () => (await inFlight(scene)) === 0, "in_flight back to 0");
+    assertServedBy(await scene.chat(), "alpha");
+  });
+
+  test("the client goes away mid-stream: the slot is released and the upstream call aborted", async (t) => {
+    const { scene, openStream } = await streamingScene(t);
+    scene.alpha.enqueue(CHAT_ROUTE, slowStream(10_000, "hang"));
+    const controller = new AbortController();
+    const answer = await openStream(controller.signal);
+    assert.equal(answer.statusCode, 200);
+    const firstChunk = await answer.body[Symbol.asyncIterator]().next();
+    assert.equal(firstChunk.done, false);
+    await assertSlotHeld(scene);
+    controller.abort();
+    await eventually(async () => (await inFlight(scene)) === 0, "in_flight back to 0 after the client left");
+    await eventually(async () => scene.alpha.activeRequests() === 0, "the upstream request aborted");
+    assertServedBy(await scene.chat(), "alpha");
+  });
+
+  test("many streams in a row never leak a slot", async (t) => {
+    const { scene, openStream } = await streamingScene(t);
+    for (let index = 0; index < 5; index++) {
+      const answer = await openStream();
+      assert.equal(answer.headers["x-gateway-provider"], "alpha", `stream ${index} was not served by alpha`);
+      await readTimed(answer.body);
+      await eventually(async () => (await inFlight(scene)) === 0, `in_flight back to 0 after stream ${index}`);
+    }
+    assert.equal(scene.counts().beta, 0);
+  });
+});

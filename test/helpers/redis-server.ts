@@ -1,0 +1,136 @@
+// A real redis-server for tests: started as a child process on a free loopback port, in memory only (no RDB, no
+// AOF), killed when the test ends. Tests that need it skip with a clear message when redis-server is not
+// installed (CI installs it: .ci/run).
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { connect, createServer } from "node:net";
+import type { TestContext } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const READY_TIMEOUT_MS = 10_000;
+
+export const REDIS_MISSING =
+  "redis-server is not installed (apt-get install -y redis-server); skipping the shared-state tests";
+
+let installed: boolean | undefined;
+
+export function isRedisInstalled(): boolean {
+  installed ??= spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+  return installed;
+}
+
+export interface RedisServer {
+  readonly port: number;
+  /** `redis://127.0.0.1:PORT` */
+  readonly url: string;
+  readonly isRunning: boolean;
+  /** SIGKILL, as a crash would: no clean shutdown. */
+  kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a hung Redis that keeps its connections open. */
+  pause(): void;
+  resume(): void;
+  /** Starts redis-server again on the same port (empty: nothing is persisted). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A free loopback port (listen on 0, read it, close). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+export async function startRedisServer(): Promise<RedisServer> {
+  const port = await freePort();
+  let child: ChildProcess | undefined = await spawnRedis(port);
+  const killOnExit = (): void => {
+    child?.kill("SIGKILL");
+  };
+  process.on("exit", killOnExit);
+  const killChild = async (signal: NodeJS.Signals): Promise<void> => {
+    const running = child;
+    child = undefined;
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = once(running, "exit");
+    running.kill(signal);
+    await exited;
+  };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get isRunning() {
+      return child !== undefined;
+    },
+    kill: () => killChild("SIGKILL"),
+    pause: () => {
+      child?.kill("SIGSTOP");
+    },
+    resume: () => {
+      child?.kill("SIGCONT");
+    },
+    restart: async () => {
+      await killChild("SIGKILL");
+      child = await spawnRedis(port);
+    },
+    stop: async () => {
+      process.off("exit", killOnExit);
+      await killChild("SIGKILL");
+    },
+  };
+}
+
+/** A Redis for this test, stopped after it; undefined (and the test skipped) when redis-server is missing. */
+export async function useRedis(t: TestContext): Promise<RedisServer | undefined> {
+  if (!isRedisInstalled()) {
+    t.skip(REDIS_MISSING);
+    return undefined;
+  }
+  const server = await startRedisServer();
+  t.after(() => server.stop());
+  return server;
+}
+
+async function spawnRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${stderr}`);
+    if (await answersPing(port)) return child;
+    await sleep(20);
+  }
+  child.kill("SIGKILL");
+  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${stderr}`);
+}
+
+/** Raw RESP PING, so readiness checks need no client library. */
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    let reply = "";
+    const done = (isReady: boolean): void => {
+      socket.destroy();
+      resolve(isReady);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.on("error", () => done(false));
+    socket.on("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (chunk) => {
+      reply += chunk.toString();
+      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+    });
+  });
+}
