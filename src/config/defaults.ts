@@ -43,6 +43,8 @@ export const ROUTING_DEFAULTS = {
   queueTimeoutMs: 0,
   /** Requests allowed to wait in that queue at once; beyond it, 429 at once. */
   maxQueued: 100,
+  /** ms a session keeps its deployment; 0 turns sticky routing off. */
+  stickyTtlMs: 0,
 } as const;
 
 export const STATE_DEFAULTS = {

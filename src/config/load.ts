@@ -168,13 +168,14 @@ export function buildConfig(
     const missingRequired = (rawProvider.required_env_vars ?? []).filter(
       (variable) => nonEmpty(env[variable]) === undefined,
     );
-    if (missingRequired.length > 0) {
+    const { keys, missing } = resolveKeys(rawProvider, env, options.apiKeyReferences?.[index] ?? []);
+    // A missing key is the more common and more useful news; the other variables are named once it is set.
+    if (keys.length > 0 && missingRequired.length > 0) {
       const reason = `environment variable ${missingRequired.join(", ")} is not set`;
       skippedProviders.push({ name, reason });
       warnings.push(`provider "${name}" skipped: ${reason}`);
       return;
     }
-    const { keys, missing } = resolveKeys(rawProvider, env, options.apiKeyReferences?.[index] ?? []);
     if (keys.length === 0) {
       const reason =
         missing.length > 0
@@ -255,6 +256,7 @@ export function buildConfig(
       strategy: routing.strategy ?? ROUTING_DEFAULTS.strategy,
       queueTimeoutMs: routing.queue_timeout_ms ?? ROUTING_DEFAULTS.queueTimeoutMs,
       maxQueued: routing.max_queued ?? ROUTING_DEFAULTS.maxQueued,
+      stickyTtlMs: routing.sticky_ttl_ms ?? ROUTING_DEFAULTS.stickyTtlMs,
     },
     cooldowns: {
       rateLimitBaseMs: cooldowns.rate_limit_base_ms ?? COOLDOWN_DEFAULTS.rateLimitBaseMs,

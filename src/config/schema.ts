@@ -139,6 +139,7 @@ export const configSchema = z.strictObject({
       strategy: z.enum(["best", "spread"]).optional(),
       queue_timeout_ms: nonNegativeInt.optional(),
       max_queued: nonNegativeInt.optional(),
+      sticky_ttl_ms: nonNegativeInt.optional(),
     })
     .optional(),
   cooldowns: z

@@ -97,6 +97,8 @@ export interface RoutingSettings {
   readonly strategy: "best" | "spread";
   readonly queueTimeoutMs: number;
   readonly maxQueued: number;
+  /** ms a session (body `user` or `x-session-id`) keeps its deployment; 0 = sticky routing off. */
+  readonly stickyTtlMs: number;
 }
 
 export interface CooldownSettings {

@@ -53,12 +53,16 @@ export class RedisLink {
     for (const listener of this.#upListeners) listener();
   }
 
-  /** The connection is gone (closed, refused, reset): down at once. */
+  /**
+   * The connection is gone (closed, refused, reset): down at once. `undefined`: closed without an error of its
+   * own, which keeps the more useful error (e.g. ECONNREFUSED) that usually comes just before.
+   */
   markDown(error: unknown): void {
     this.#consecutiveFailures = 0;
-    this.#lastError = describeError(error);
-    if (this.#isClosed) return;
-    if (this.#isUp || !this.#hasLoggedDown) {
+    const isTransition = !this.#isClosed && (this.#isUp || !this.#hasLoggedDown);
+    if (error !== undefined) this.#lastError = describeError(error);
+    else if (isTransition) this.#lastError = "connection closed";
+    if (isTransition) {
       this.#isUp = false;
       this.#downSinceMs = this.#now();
       this.#hasLoggedDown = true;

@@ -73,7 +73,7 @@ export async function createRedisStateBackend(
     })();
   });
   redis.on("ready", () => link.markUp());
-  redis.on("close", () => link.markDown(new Error("connection closed")));
+  redis.on("close", () => link.markDown(undefined));
   redis.on("error", (error: unknown) => link.markDown(error));
   // The subscriber's errors are the command connection's errors, reported there; without a listener ioredis
   // would print them.

@@ -23,6 +23,8 @@ export interface RouteRequest {
   readonly needsJsonSchema?: boolean;
   /** Tokens this request charges against token budgets (prompt estimate plus reserved output). */
   readonly budgetTokens?: number;
+  /** Sticky routing: the deployment this session used last; moved to the front when it is ready. */
+  readonly stickyDeploymentKey?: string | undefined;
   /** The requested output tokens included in budgetTokens (providers that do not reserve them get it back). */
   readonly maxOutputTokens?: number;
 }
@@ -171,6 +173,11 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     if (context.routing.strategy === "spread") spreadWithinBand(ready, context.random ?? Math.random);
     candidates.push(...ready);
   });
+
+  if (request.stickyDeploymentKey !== undefined) {
+    const index = candidates.findIndex((candidate) => candidate.deployment.key === request.stickyDeploymentKey);
+    if (index > 0) candidates.unshift(...candidates.splice(index, 1));
+  }
 
   if (candidates.length === 0 && cooling.length === 0 && fitFailures.length > 0) {
     throw new NoCapableModelError(noFitMessage(request, fitFailures), {

@@ -11,6 +11,7 @@ import { StatsBook } from "../observability/stats.ts";
 import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
 import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
+import { StickySessions } from "../router/sticky-sessions.ts";
 import { HealthTracker } from "../scoring/health.ts";
 import { type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
 import { explainScore, type ScoreBreakdown, type StaticScore, scoreWithHealth } from "../scoring/score.ts";
@@ -70,6 +71,7 @@ export class GatewayRuntime {
   readonly #decisionListeners: ((decision: RouteDecision) => void)[] = [];
   readonly #ownsDispatcher: boolean;
   readonly #queue = new WaitQueue();
+  readonly sticky: StickySessions;
   readonly #health = new Map<string, HealthTracker>();
 
   private constructor(
@@ -85,6 +87,7 @@ export class GatewayRuntime {
     this.#ownsDispatcher = ownsDispatcher;
     this.availability = availability;
     this.stats = new StatsBook();
+    this.sticky = new StickySessions(this.clock);
     this.state = state;
     this.budgets = state.ledger;
     this.startedAtMs = this.clock.now();

@@ -37,6 +37,16 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
     const snapshot = runtime.snapshot;
     const isStream = spec.supportsStream && body.stream === true;
     const prompt = spec.estimate(body);
+    const stickyTtlMs = snapshot.config.routing.stickyTtlMs;
+    const sessionHeader = request.headers["x-session-id"];
+    const sessionKey =
+      stickyTtlMs <= 0
+        ? undefined
+        : typeof sessionHeader === "string" && sessionHeader !== ""
+          ? `session:${sessionHeader}`
+          : typeof body.user === "string" && body.user !== ""
+            ? `user:${body.user}`
+            : undefined;
     const maxOutputTokens = requestedOutputTokens(body);
     const clientGone = new AbortController();
     const onClose = (): void => {
@@ -54,6 +64,7 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
         requiredContextTokens: prompt.promptTokens + maxOutputTokens,
         budgetTokens: prompt.promptTokens + maxOutputTokens,
         maxOutputTokens,
+        stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
       },
       clientGone.signal,
       snapshot,
@@ -83,12 +94,14 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
         reply.raw.destroy();
         return;
       }
+      if (sessionKey !== undefined) runtime.sticky.forget(sessionKey);
       const gatewayError = toGatewayError(error);
       emit(runtime, request, spec, plan, trace, gatewayError.status, undefined, startedAtMs);
       throw gatewayError;
     }
     const { result, attempts } = outcome;
     const deployment = result.deployment;
+    if (sessionKey !== undefined) runtime.sticky.remember(sessionKey, deployment.key, stickyTtlMs);
     const gatewayHeaders = {
       "x-gateway-provider": deployment.provider.settings.name,
       "x-gateway-model": deployment.model.id,

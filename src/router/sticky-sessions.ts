@@ -1,0 +1,39 @@
+// Sticky routing (`routing.sticky_ttl_ms`, off by default): requests of one session (the body's `user`, or an
+// `x-session-id` header) keep going to the deployment that last served them, for a while, unless it fails or is
+// unavailable. Useful for prompt caches and for consistent behaviour within a conversation. Pure; bounded.
+import type { Clock } from "../clock.ts";
+
+/** Sessions remembered at once; the oldest is forgotten first. */
+const MAX_SESSIONS = 10_000;
+
+export class StickySessions {
+  readonly #clock: Clock;
+  readonly #entries = new Map<string, { deploymentKey: string; expiresAtMs: number }>();
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  get(sessionKey: string): string | undefined {
+    const entry = this.#entries.get(sessionKey);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAtMs <= this.#clock.now()) {
+      this.#entries.delete(sessionKey);
+      return undefined;
+    }
+    return entry.deploymentKey;
+  }
+
+  remember(sessionKey: string, deploymentKey: string, ttlMs: number): void {
+    this.#entries.delete(sessionKey);
+    this.#entries.set(sessionKey, { deploymentKey, expiresAtMs: this.#clock.now() + ttlMs });
+    if (this.#entries.size > MAX_SESSIONS) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done !== true) this.#entries.delete(oldest.value);
+    }
+  }
+
+  forget(sessionKey: string): void {
+    this.#entries.delete(sessionKey);
+  }
+}
