@@ -7,9 +7,10 @@ import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import type { ProviderSettings } from "../config/types.ts";
-import { explainRoute } from "../runtime/explain-route.ts";
+import { modelListUrl, parseModelList } from "../providers/discovery.ts";
+import { type ExplainedTerm, explainRoute } from "../runtime/explain-route.ts";
 import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
-import { scoringSettings } from "../runtime/scoring-sources.ts";
+import { loadScoringSources, scoringSettings } from "../runtime/scoring-sources.ts";
 import { type Output, paint, table } from "./output.ts";
 
 export const EXIT_OK = 0;
@@ -37,7 +38,7 @@ interface Loaded {
   readonly loaded: LoadedConfig;
 }
 
-function load(options: CommandOptions): Loaded | number {
+async function load(options: CommandOptions): Promise<Loaded | number> {
   const env = loadEnv(options.cwd ?? process.cwd());
   const path = resolve(
     options.cwd ?? process.cwd(),
@@ -45,7 +46,11 @@ function load(options: CommandOptions): Loaded | number {
   );
   try {
     const loaded = configLoader(path, env);
-    scoringSettings(loaded.config);
+    // The `scoring:` section and the adjustments file are checked here too: `serve` would stop on them.
+    await loadScoringSources(
+      scoringSettings(loaded.config),
+      typeof loaded.config.scoring.adjustments_file === "string",
+    );
     return { path, loaded };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -61,8 +66,8 @@ function load(options: CommandOptions): Loaded | number {
 }
 
 /** `check`: validate config and .env without starting; list enabled providers and missing keys. */
-export function check(options: CommandOptions): number {
-  const result = load(options);
+export async function check(options: CommandOptions): Promise<number> {
+  const result = await load(options);
   if (typeof result === "number") return result;
   const { config, warnings } = result.loaded;
   if (options.isJson) {
@@ -90,7 +95,7 @@ export function check(options: CommandOptions): number {
   output.write(`${paint(output, "green", "Config OK")}: ${result.path}\n\n`);
   output.write(
     table(
-      ["provider", "status", "base url", "models"],
+      ["provider", "status", "base url / why skipped", "models"],
       [
         ...config.providers.map((provider) => [
           provider.name,
@@ -118,7 +123,7 @@ type ProbeStatus = "ok" | "invalid key" | "rate-limited" | "unreachable" | "erro
 
 /** `providers`: probe each configured key with a cheap GET /models. */
 export async function providers(options: CommandOptions): Promise<number> {
-  const result = load(options);
+  const result = await load(options);
   if (typeof result === "number") return result;
   const { config } = result.loaded;
   const { output } = options;
@@ -162,7 +167,8 @@ async function probe(
   const startedAt = performance.now();
   const elapsed = () => Math.round(performance.now() - startedAt);
   try {
-    const response = await request(`${provider.modelUrl}/models`, {
+    // The same list URL discovery uses (Cohere's and Cloudflare's model_url already name the list).
+    const response = await request(modelListUrl(provider.modelUrl), {
       headers: {
         ...provider.headers,
         authorization: `Bearer ${provider.apiKeys[0] ?? ""}`,
@@ -177,11 +183,9 @@ async function probe(
     if (status === 200) {
       let count = "?";
       try {
-        const json = JSON.parse(text) as { data?: unknown[]; models?: unknown[] } | unknown[];
-        const list = Array.isArray(json) ? json : (json.data ?? json.models);
-        if (Array.isArray(list)) count = String(list.length);
+        count = String(parseModelList(JSON.parse(text), provider.discoveryIdField).length);
       } catch {
-        // a 200 that is not JSON still proves the key works
+        // a 200 that is not a model list still proves the key works
       }
       return { status: "ok", detail: `${count} models`, ms: elapsed() };
     }
@@ -196,7 +200,7 @@ async function probe(
 
 /** `models`: the merged catalog with score terms. */
 export async function models(options: CommandOptions): Promise<number> {
-  const result = load(options);
+  const result = await load(options);
   if (typeof result === "number") return result;
   const runtime = await GatewayRuntime.create({
     ...result.loaded.config,
@@ -256,7 +260,7 @@ export async function route(
     options.output.error("route: give a model name, e.g. `llm-gateway route best --explain`\n");
     return EXIT_USAGE;
   }
-  const result = load(options);
+  const result = await load(options);
   if (typeof result === "number") return result;
   const runtime = await GatewayRuntime.create(result.loaded.config);
   try {
@@ -276,37 +280,40 @@ export async function route(
     const { output } = options;
     output.write(`Route for ${paint(output, "bold", explanation.model)} (strategy ${explanation.strategy}):\n\n`);
     const headers = options.isExplain
-      ? ["#", "provider", "model", "score", "prio", "board", "params", "ctx", "adjust", "health"]
+      ? ["#", "provider", "model", "score", "base", "prio", "board", "params", "ctx", "adjust", "health"]
       : ["#", "provider", "model", "score"];
     output.write(
       table(
         headers,
         explanation.candidates.map((candidate) => {
           const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, String(candidate.score)];
-          if (!options.isExplain || candidate.terms === null) return base;
-          const terms = candidate.terms as {
-            priority: number;
-            leaderboard: { weighted: number; is_neutral: boolean };
-            params: { weighted: number; is_neutral: boolean };
-            context: { weighted: number; is_neutral: boolean };
-            adjustment: { value: number };
-            health_penalty: { weighted: number; is_cold: boolean };
-          };
-          const show = (term: { weighted: number; is_neutral: boolean }) =>
-            `${term.weighted}${term.is_neutral ? "*" : ""}`;
+          const terms = candidate.terms;
+          if (!options.isExplain || terms === null) return base;
+          const show = (term: ExplainedTerm) => `${term.weighted}${term.is_neutral ? "*" : ""}`;
           return [
             ...base,
+            String(terms.base_priority),
             String(terms.priority),
-            show(terms.leaderboard),
+            terms.leaderboard.board === null
+              ? show(terms.leaderboard)
+              : `${show(terms.leaderboard)} (${terms.leaderboard.board})`,
             show(terms.params),
             show(terms.context),
-            String(terms.adjustment.value),
+            String(terms.adjustment.weighted),
             terms.health_penalty.is_cold ? "cold" : `-${terms.health_penalty.weighted}`,
           ];
         }),
       ),
     );
-    if (options.isExplain) output.write(paint(output, "dim", "* neutral value: the model is unknown to that source\n"));
+    if (options.isExplain) {
+      output.write(
+        paint(
+          output,
+          "dim",
+          "score = base × (prio + board + params + ctx + adjust) − health; * neutral value: unknown to that source\n",
+        ),
+      );
+    }
     if (explanation.wait_for !== null) {
       output.write(
         `\nwaits for ${explanation.wait_for.provider}/${explanation.wait_for.model} until ${explanation.wait_for.until}\n`,

@@ -78,6 +78,11 @@ const TEXT_SIGNALS: readonly TextSignal[] = [
   { needles: ["per-day"], kind: "daily", reason: "a per-day limit" },
   { needles: ["daily"], kind: "daily", reason: "a daily limit" },
   { needles: ["per month"], kind: "daily", reason: "a per-month limit" },
+  // Cohere trial keys: "limited to 1000 API calls / month".
+  { needles: ["/ month"], kind: "daily", reason: "a per-month limit" },
+  // GitHub Models: "Rate limit of 50 per 86400s exceeded for UserByModelByDay".
+  { needles: ["bymodelbyday"], kind: "daily", reason: "GitHub Models per-day limit" },
+  { needles: ["per 86400s"], kind: "daily", reason: "a per-day limit" },
   { needles: ["monthly"], kind: "daily", reason: "a monthly limit" },
 ];
 

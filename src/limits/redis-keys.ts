@@ -16,17 +16,34 @@ export function budgetKeyBase(prefix: string, scopeId: string): string {
   return `${prefix}budget:${scopeId}`;
 }
 
-export function scopeKeys(prefix: string, scopeId: string, dayStartMs: number, monthStartMs: number): ScopeKeys {
+/**
+ * `tokenWindows` names the scope's sliding token windows (e.g. "60000-3600000"): the running sums live under a
+ * key per set of windows, so a config change that adds or drops one starts from sums rebuilt from the log rather
+ * than from stale ones.
+ */
+export function scopeKeys(
+  prefix: string,
+  scopeId: string,
+  at: { readonly dayStartMs: number; readonly monthStartMs: number; readonly tokenWindows: string },
+): ScopeKeys {
   const base = budgetKeyBase(prefix, scopeId);
   return {
     log: `${base}:log`,
     logTokens: `${base}:log-tokens`,
-    windows: `${base}:windows`,
-    day: `${base}:day:${dayStartMs}`,
-    month: `${base}:month:${monthStartMs}`,
-    leases: `${base}:leases`,
-    learned: `${base}:learned`,
+    windows: `${base}:windows:${at.tokenWindows}`,
+    day: `${base}:day:${at.dayStartMs}`,
+    month: `${base}:month:${at.monthStartMs}`,
+    leases: leasesKey(prefix, scopeId),
+    learned: learnedKey(prefix, scopeId),
   };
+}
+
+export function leasesKey(prefix: string, scopeId: string): string {
+  return `${budgetKeyBase(prefix, scopeId)}:leases`;
+}
+
+export function learnedKey(prefix: string, scopeId: string): string {
+  return `${budgetKeyBase(prefix, scopeId)}:learned`;
 }
 
 export function cooldownKey(prefix: string, scope: "deployment" | "provider", key: string): string {

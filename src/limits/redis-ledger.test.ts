@@ -4,12 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  isRedisInstalled,
-  REDIS_MISSING,
-  type RedisServer,
-  startRedisServer,
-} from "../../test/helpers/redis-server.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { type Clock, ManualClock, systemClock } from "../clock.ts";
 import { COOLDOWN_DEFAULTS } from "../config/defaults.ts";
 import { AvailabilityBook } from "./availability.ts";
@@ -57,12 +52,6 @@ async function startBackend(
   return { state, availability, logs };
 }
 
-async function useServer(t: TestContext): Promise<RedisServer> {
-  const server = await startRedisServer();
-  t.after(() => server.stop());
-  return server;
-}
-
 function scope(id: string, limits: Parameters<typeof rulesFromLimits>[0], dayReset = UTC_MIDNIGHT): BudgetScope {
   return { id, ...rulesFromLimits(limits), dayReset };
 }
@@ -93,7 +82,7 @@ function describeVerdict(value: Reservation | BudgetVerdict): unknown {
 
 describe("RedisLedger", { skip }, () => {
   test("gives BudgetBook's verdicts (reasons and retry times) for the same history", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const pool = scope("provider:p", { rpm: 4, tpm: 600, rpd: 12, concurrency: 3 });
     const own = scope(
       "deployment:p/m",
@@ -174,7 +163,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("charges atomically: two processes racing for rpm 25 get exactly 25 between them", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const first = await startBackend(t, server.url);
     const second = await startBackend(t, server.url);
     const limited = scope("provider:race", { rpm: 25, tpm: 100_000 });
@@ -194,7 +183,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("a crashed process's concurrency lease expires; a live one is renewed until released", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const leaseTtlMs = 300;
     const crashing = await startBackend(t, server.url, { leaseTtlMs, prefix: "lease:" });
     const live = await startBackend(t, server.url, { leaseTtlMs, prefix: "lease:" });
@@ -224,7 +213,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("limits learned by one process from provider headers bind the others", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const first = await startBackend(t, server.url);
     const second = await startBackend(t, server.url);
     const own = scope("deployment:x/m", {});
@@ -250,7 +239,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("cooldowns: set by one process, skipped by another, loaded by one started later", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const first = await startBackend(t, server.url, { prefix: "cool:" });
     const second = await startBackend(t, server.url, { prefix: "cool:" });
     first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
@@ -267,7 +256,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("reset clears shared budgets and cooldowns in every process", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const first = await startBackend(t, server.url, { prefix: "reset:" });
     const second = await startBackend(t, server.url, { prefix: "reset:" });
     const limited = scope("provider:r", { rpd: 1 });
@@ -283,7 +272,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("an unreachable Redis: start degraded, reserve locally at once, one log line, connect when it appears", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const url = server.url;
     await server.kill(); // nothing listens on this port now
     const startedAtMs = Date.now();
@@ -320,7 +309,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("Redis restarted: back to shared state, and what was sent meanwhile is replayed into it", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const first = await startBackend(t, server.url, { prefix: "replay:" });
     const limited = scope("provider:replay", { rpm: 5 });
     assert.ok(isReservation(await first.state.ledger.reserve([limited], { tokens: 0 }, Date.now())));
@@ -348,7 +337,7 @@ describe("RedisLedger", { skip }, () => {
   });
 
   test("a hung Redis costs a request one short timeout, then nothing until it answers again", async (t) => {
-    const server = await useServer(t);
+    const server = await useRedisServer(t);
     const { state } = await startBackend(t, server.url, { prefix: "hung:" });
     const limited = scope("provider:hung", { rpm: 100 });
     server.pause();

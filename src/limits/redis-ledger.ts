@@ -32,7 +32,7 @@ import {
 import { type DayReset, dayWindow, monthWindow } from "./day-window.ts";
 import type { LearnedWindow } from "./rate-limit-headers.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
-import { keysStartingWith, scopeKeys } from "./redis-keys.ts";
+import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
@@ -63,6 +63,8 @@ interface ScopeShape {
   readonly hasMonth: boolean;
   readonly hasTokenRule: boolean;
   readonly hasConcurrency: boolean;
+  /** The sliding token windows in ms, e.g. "60000-3600000" (names the key of their running sums). */
+  readonly tokenWindows: string;
   /** horizon_ms, has_token_log, rule_count, then unit/window/limit per rule. */
   readonly ruleArguments: readonly string[];
 }
@@ -83,7 +85,7 @@ interface CachedDenial {
   readonly minTokens: number;
 }
 
-interface Windows {
+interface WallClockWindows {
   readonly dayStartMs: number;
   readonly dayEndMs: number;
   readonly monthStartMs: number;
@@ -103,7 +105,7 @@ export class RedisLedger implements BudgetLedger {
   readonly #leased = new Set<Reservation>();
   readonly #denials = new Map<string, CachedDenial>();
   readonly #shapes = new WeakMap<BudgetScope, ScopeShape>();
-  readonly #windows = new Map<string, Windows>();
+  readonly #wallClockCache = new Map<string, WallClockWindows>();
   #unsynced: Reservation[] = [];
   #isReplaying = false;
   #nextId = 1;
@@ -164,8 +166,11 @@ export class RedisLedger implements BudgetLedger {
     const keys: string[] = [];
     for (const scope of reservation.scopes) {
       if (!this.#shapeOf(scope).hasTokenRule) continue;
-      const windows = this.#windowsAt(scope.dayReset, reservation.atMs);
-      const scoped = scopeKeys(this.#prefix, scope.id, windows.dayStartMs, windows.monthStartMs);
+      const wallClock = this.#wallClockWindowsAt(scope.dayReset, reservation.atMs);
+      const scoped = scopeKeys(this.#prefix, scope.id, {
+        ...wallClock,
+        tokenWindows: this.#shapeOf(scope).tokenWindows,
+      });
       keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month);
     }
     if (delta === 0 || keys.length === 0) return;
@@ -184,7 +189,7 @@ export class RedisLedger implements BudgetLedger {
     if (!this.#leased.delete(reservation) || !this.#link.isUp) return;
     for (const scope of reservation.scopes) {
       if (scope.concurrency === undefined) continue;
-      this.#redis.zrem(scopeKeys(this.#prefix, scope.id, 0, 0).leases, detail.member).then(
+      this.#redis.zrem(leasesKey(this.#prefix, scope.id), detail.member).then(
         () => this.#link.recordSuccess(),
         (error: unknown) => this.#link.recordFailure(error),
       );
@@ -207,8 +212,7 @@ export class RedisLedger implements BudgetLedger {
       );
     }
     if (argumentsOfWindows.length === 0) return;
-    const learnedKey = scopeKeys(this.#prefix, scope.id, 0, 0).learned;
-    this.#redis.budgetLearn(1, learnedKey, nowMs, ...argumentsOfWindows).then(
+    this.#redis.budgetLearn(1, learnedKey(this.#prefix, scope.id), nowMs, ...argumentsOfWindows).then(
       () => this.#link.recordSuccess(),
       (error: unknown) => this.#link.recordFailure(error),
     );
@@ -251,7 +255,7 @@ export class RedisLedger implements BudgetLedger {
       if (member === undefined) continue;
       for (const scope of reservation.scopes) {
         if (scope.concurrency === undefined) continue;
-        const key = scopeKeys(this.#prefix, scope.id, 0, 0).leases;
+        const key = leasesKey(this.#prefix, scope.id);
         pipeline.zadd(key, expiryMs, member);
         pipeline.pexpire(key, this.#leaseTtlMs * 2);
       }
@@ -377,10 +381,14 @@ export class RedisLedger implements BudgetLedger {
     let hasConcurrency = false;
     for (const scope of scopes) {
       const shape = this.#shapeOf(scope);
-      const windows = shape.hasDay || shape.hasMonth ? this.#windowsAt(scope.dayReset, nowMs) : undefined;
-      const scoped = scopeKeys(this.#prefix, scope.id, windows?.dayStartMs ?? 0, windows?.monthStartMs ?? 0);
+      const wallClock = shape.hasDay || shape.hasMonth ? this.#wallClockWindowsAt(scope.dayReset, nowMs) : undefined;
+      const scoped = scopeKeys(this.#prefix, scope.id, {
+        dayStartMs: wallClock?.dayStartMs ?? 0,
+        monthStartMs: wallClock?.monthStartMs ?? 0,
+        tokenWindows: shape.tokenWindows,
+      });
       keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month, scoped.leases, scoped.learned);
-      perScope.push(shape.concurrency, windows?.dayEndMs ?? 0, windows?.monthEndMs ?? 0, ...shape.ruleArguments);
+      perScope.push(shape.concurrency, wallClock?.dayEndMs ?? 0, wallClock?.monthEndMs ?? 0, ...shape.ruleArguments);
       hasConcurrency ||= shape.hasConcurrency;
     }
     const leaseUntilMs = hasConcurrency && !isForced ? nowMs + this.#leaseTtlMs : 0;
@@ -394,13 +402,13 @@ export class RedisLedger implements BudgetLedger {
     let shape = this.#shapes.get(scope);
     if (shape !== undefined) return shape;
     let horizonMs = 0;
-    let hasTokenLog = false;
+    const tokenWindows = new Set<number>();
     const rules: string[] = [];
     for (const rule of scope.rules) {
       const slidingMs = SLIDING_WINDOW_MS[rule.window];
       if (slidingMs !== undefined) {
         horizonMs = Math.max(horizonMs, slidingMs);
-        if (rule.unit === "tokens") hasTokenLog = true;
+        if (rule.unit === "tokens") tokenWindows.add(slidingMs);
       }
       rules.push(rule.unit === "requests" ? "r" : "t", String(windowCode(rule)), String(rule.limit));
     }
@@ -410,15 +418,16 @@ export class RedisLedger implements BudgetLedger {
       hasMonth: scope.rules.some((rule) => rule.window === "month"),
       hasTokenRule: scope.rules.some((rule) => rule.unit === "tokens"),
       hasConcurrency: scope.concurrency !== undefined,
-      ruleArguments: [String(horizonMs), hasTokenLog ? "1" : "0", String(scope.rules.length), ...rules],
+      tokenWindows: [...tokenWindows].sort((left, right) => left - right).join("-"),
+      ruleArguments: [String(horizonMs), tokenWindows.size > 0 ? "1" : "0", String(scope.rules.length), ...rules],
     };
     this.#shapes.set(scope, shape);
     return shape;
   }
 
-  #windowsAt(reset: DayReset, nowMs: number): Windows {
+  #wallClockWindowsAt(reset: DayReset, nowMs: number): WallClockWindows {
     const cacheKey = `${reset.timeZone}|${reset.minuteOfDay}`;
-    const cached = this.#windows.get(cacheKey);
+    const cached = this.#wallClockCache.get(cacheKey);
     if (
       cached !== undefined &&
       nowMs >= cached.dayStartMs &&
@@ -436,7 +445,7 @@ export class RedisLedger implements BudgetLedger {
       monthStartMs: month.startMs,
       monthEndMs: month.endMs,
     };
-    this.#windows.set(cacheKey, windows);
+    this.#wallClockCache.set(cacheKey, windows);
     return windows;
   }
 

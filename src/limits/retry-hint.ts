@@ -132,7 +132,8 @@ const MAX_SCANNED_BODY_CHARS = 8 * 1024;
  * "Please try again in 9m38.016s" (Groq, OpenAI), "Please retry in 45.578569677s" (Gemini), "try again in 20
  * seconds", "retry after 5 seconds". The amount is either a Go duration or a number followed by a unit word.
  */
-const RETRY_PHRASE = /\b(?:try again|retry)\s+(?:in|after)\s+(\d[\d.]*(?:[a-z\u00b5\u03bc]+[\d.]*)*)(?:\s*([a-z]+))?/i;
+const RETRY_PHRASE =
+  /\b(?:try again|retry|wait)\s+(?:in\s+|after\s+)?(\d[\d.]*(?:[a-z\u00b5\u03bc]+[\d.]*)*)(?:\s*([a-z]+))?/i;
 
 const MS_PER_UNIT_WORD: ReadonlyMap<string, number> = new Map([
   ["ms", 1],

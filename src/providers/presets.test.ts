@@ -90,7 +90,7 @@ describe("preset files", () => {
     assert.deepEqual(presets.get("openrouter")?.provider.limits, { rpm: 20, rpd: 50 });
   });
 
-  it("interpolate ${VAR} from the environment (Cloudflare's account id)", () => {
+  it("interpolate variables from the environment (Cloudflare's account id)", () => {
     const cloudflare = loadPresets({ CLOUDFLARE_ACCOUNT_ID: "acc123" }).get("cloudflare");
     assert.equal(cloudflare?.provider.base_url, "https://api.cloudflare.com/client/v4/accounts/acc123/ai/v1");
     assert.match(cloudflare?.provider.model_url ?? "", /accounts\/acc123\/ai\/models\/search\?task=/);

@@ -36,6 +36,8 @@ export interface RouteCandidate {
   readonly score: number;
   /** Index of the requested name (in a comma list or fallback array) that brought this candidate in. */
   readonly group: number;
+  /** The leaderboard the score was taken from (a meta model filter with `leaderboard:`); undefined: all boards. */
+  readonly board?: string | undefined;
 }
 
 export interface RouteSkip {
@@ -45,6 +47,8 @@ export interface RouteSkip {
   readonly score: number;
   /** When the candidate becomes available again (cooldowns). */
   readonly untilMs?: number;
+  /** As in RouteCandidate: the leaderboard the score was taken from. */
+  readonly board?: string | undefined;
 }
 
 export interface RoutePlan {
@@ -70,6 +74,11 @@ export interface RouterContext {
    * undefined when that board does not know the deployment.
    */
   scoreOnBoard?(deployment: Deployment, board: string): number | undefined;
+  /**
+   * Parameter count in billions as the score knows it (config, BigCodeBench, parsed from the id), for
+   * `min_params_b` filters; without it only a configured `params_b` counts.
+   */
+  paramsB?(deployment: Deployment): number | undefined;
   /** Side-effect free availability check. */
   availability(deployment: Deployment): Availability;
   /** Budget pre-check; returns why and until when the deployment is over budget, or undefined. */
@@ -144,8 +153,9 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           : (context.scoreOnBoard?.(deployment, board) ?? context.score(deployment));
       const misfit = checkFit(request, deployment, score);
       if (misfit !== undefined) {
-        skipped.push(misfit);
-        fitFailures.push(misfit);
+        const skip = { ...misfit, board };
+        skipped.push(skip);
+        fitFailures.push(skip);
         continue;
       }
       const availability = context.availability(deployment);
@@ -156,28 +166,35 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           reason: availability.reason,
           score,
           untilMs: availability.untilMs,
+          board,
         });
-        cooling.push({ deployment, score, group: groupIndex, untilMs: availability.untilMs });
+        cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
         continue;
       }
       const overBudget = context.budgetCheck?.(deployment);
       if (overBudget !== undefined) {
-        skipped.push({ deployment, cause: "budget", reason: overBudget.reason, score, untilMs: overBudget.untilMs });
+        skipped.push({
+          deployment,
+          cause: "budget",
+          reason: overBudget.reason,
+          score,
+          untilMs: overBudget.untilMs,
+          board,
+        });
         if (Number.isFinite(overBudget.untilMs))
-          cooling.push({ deployment, score, group: groupIndex, untilMs: overBudget.untilMs });
+          cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });
         continue;
       }
-      ready.push({ deployment, score, group: groupIndex });
+      ready.push({ deployment, score, group: groupIndex, board });
     }
     ready.sort(byScoreDescending);
     if (context.routing.strategy === "spread") spreadWithinBand(ready, context.random ?? Math.random);
+    // Sticky routing moves the session's deployment to the front of its own group only: the requested order of
+    // a comma list or fallback array is the client's preference and outranks the session's habit.
+    const stickyIndex = ready.findIndex((candidate) => candidate.deployment.key === request.stickyDeploymentKey);
+    if (stickyIndex > 0) ready.unshift(...ready.splice(stickyIndex, 1));
     candidates.push(...ready);
   });
-
-  if (request.stickyDeploymentKey !== undefined) {
-    const index = candidates.findIndex((candidate) => candidate.deployment.key === request.stickyDeploymentKey);
-    if (index > 0) candidates.unshift(...candidates.splice(index, 1));
-  }
 
   if (candidates.length === 0 && cooling.length === 0 && fitFailures.length > 0) {
     throw new NoCapableModelError(noFitMessage(request, fitFailures), {
@@ -277,9 +294,19 @@ function resolveName(name: string, context: RouterContext, depth: number): reado
 }
 
 function matchesFilter(deployment: Deployment, filter: MetaModelFilter, context: RouterContext): boolean {
-  if (filter.providers !== undefined && !filter.providers.includes(deployment.provider.settings.name)) return false;
+  // `groq` also matches the extra keys of that provider (`groq.2`, `groq.3`: one provider per key).
+  const providerName = deployment.provider.settings.name;
+  if (
+    filter.providers !== undefined &&
+    !filter.providers.some((name) => providerName === name || providerName.startsWith(`${name}.`))
+  ) {
+    return false;
+  }
   if (filter.min_context !== undefined && (deployment.contextTokens ?? 0) < filter.min_context) return false;
-  if (filter.min_params_b !== undefined && (deployment.model.paramsB ?? 0) < filter.min_params_b) return false;
+  if (filter.min_params_b !== undefined) {
+    const paramsB = context.paramsB?.(deployment) ?? deployment.model.paramsB;
+    if ((paramsB ?? 0) < filter.min_params_b) return false;
+  }
   if (filter.tools === true && deployment.capabilities.tools !== true) return false;
   if (filter.vision === true && deployment.capabilities.vision !== true) return false;
   if (filter.include !== undefined) {
@@ -318,7 +345,11 @@ function checkFit(request: RouteRequest, deployment: Deployment, score: number):
 function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[]): string {
   const first = failures[0];
   if (first?.cause === "context") {
-    const largest = Math.max(...failures.map((failure) => failure.deployment.contextTokens ?? 0));
+    const largest = Math.max(
+      ...failures
+        .filter((failure) => failure.cause === "context")
+        .map((failure) => failure.deployment.contextTokens ?? 0),
+    );
     return `No configured model for \`${request.model}\` has a context window large enough for this request (needs ~${request.requiredContextTokens} tokens; the largest is ${largest}).`;
   }
   const what =

@@ -2,7 +2,30 @@
 // right now, with every score term and, for each candidate left out, why.
 import type { ModelKind } from "../config/types.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { GatewayRuntime } from "./gateway-runtime.ts";
+import { boardQuality, type GatewayRuntime } from "./gateway-runtime.ts";
+
+export interface ExplainedTerm {
+  readonly normalised: number;
+  readonly weighted: number;
+  readonly is_neutral: boolean;
+}
+
+/** Every term of a candidate's score: `score = base_priority × (priority + weighted terms) − health_penalty`. */
+export interface ExplainedTerms {
+  readonly base_priority: number;
+  readonly priority: number;
+  /** With `board` set (a meta model filter with `leaderboard:`), the quality on that board only. */
+  readonly leaderboard: ExplainedTerm & { readonly board: string | null };
+  readonly params: ExplainedTerm;
+  readonly context: ExplainedTerm;
+  readonly adjustment: { readonly value: number; readonly weighted: number; readonly matched: readonly string[] };
+  readonly health_penalty: {
+    readonly weighted: number;
+    readonly is_cold: boolean;
+    readonly failure_rate: number | null;
+    readonly latency: number | null;
+  };
+}
 
 export interface ExplainedCandidate {
   readonly rank: number;
@@ -10,7 +33,7 @@ export interface ExplainedCandidate {
   readonly model: string;
   readonly upstream_id: string;
   readonly score: number;
-  readonly terms: Record<string, unknown> | null;
+  readonly terms: ExplainedTerms | null;
   readonly leaderboard_matches: readonly { board: string; row: string; normalised: number }[];
   readonly context_tokens: number | null;
   readonly params_b: number | null;
@@ -36,7 +59,13 @@ export interface RouteExplanation {
 export function explainRoute(
   runtime: GatewayRuntime,
   model: string,
-  options: { kind?: ModelKind; promptTokens?: number; needsTools?: boolean; needsVision?: boolean } = {},
+  options: {
+    kind?: ModelKind;
+    promptTokens?: number;
+    needsTools?: boolean;
+    needsVision?: boolean;
+    needsJsonSchema?: boolean;
+  } = {},
 ): RouteExplanation {
   const snapshot = runtime.snapshot;
   const kind = options.kind ?? "chat";
@@ -49,32 +78,56 @@ export function explainRoute(
       : { requiredContextTokens: options.promptTokens, budgetTokens: options.promptTokens }),
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
+    ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
   });
-  const describe = (deployment: Deployment, rank: number, score: number): ExplainedCandidate => {
+  const describe = (
+    deployment: Deployment,
+    rank: number,
+    score: number,
+    board: string | undefined,
+  ): ExplainedCandidate => {
     const breakdown = runtime.explainScore(deployment);
     const profile = snapshot.profiles[deployment.index];
+    let terms: ExplainedTerms | null = null;
+    if (breakdown !== undefined) {
+      // A `leaderboard:` meta model ranks by that board alone (see GatewayRuntime.scoreOnBoard): show that term,
+      // so that the terms add up to the score shown.
+      const quality = board === undefined || profile === undefined ? undefined : boardQuality(profile, board);
+      const leaderboard =
+        quality === undefined
+          ? breakdown.terms.leaderboard
+          : {
+              normalised: quality,
+              weighted: quality * snapshot.scoring.weights.MODEL_LEADERBOARD_SCORE_SCALAR,
+              isNeutral: false,
+            };
+      const health = breakdown.terms.healthPenalty;
+      terms = {
+        base_priority: breakdown.basePriority,
+        priority: breakdown.terms.priority,
+        leaderboard: { ...roundTerm(leaderboard), board: quality === undefined ? null : (board ?? null) },
+        params: roundTerm(breakdown.terms.params),
+        context: roundTerm(breakdown.terms.context),
+        adjustment: {
+          value: breakdown.terms.adjustment.value,
+          weighted: round(breakdown.terms.adjustment.weighted),
+          matched: profile?.adjustment.matched ?? [],
+        },
+        health_penalty: {
+          weighted: round(health.weighted),
+          is_cold: health.isCold,
+          failure_rate: health.failureRate === undefined ? null : round(health.failureRate),
+          latency: health.latencyNormalised === undefined ? null : round(health.latencyNormalised),
+        },
+      };
+    }
     return {
       rank,
       provider: deployment.provider.settings.name,
       model: deployment.model.publicName,
       upstream_id: deployment.model.id,
       score: round(score),
-      terms:
-        breakdown === undefined
-          ? null
-          : {
-              base_priority: breakdown.basePriority,
-              priority: breakdown.terms.priority,
-              leaderboard: roundTerm(breakdown.terms.leaderboard),
-              params: roundTerm(breakdown.terms.params),
-              context: roundTerm(breakdown.terms.context),
-              adjustment: { value: breakdown.terms.adjustment.value, matched: profile?.adjustment.matched ?? [] },
-              health_penalty: {
-                weighted: round(breakdown.terms.healthPenalty.weighted),
-                is_cold: breakdown.terms.healthPenalty.isCold,
-                failure_rate: breakdown.terms.healthPenalty.failureRate ?? null,
-              },
-            },
+      terms,
       leaderboard_matches: (profile?.leaderboard.matches ?? []).map((match) => ({
         board: match.board,
         row: match.row,
@@ -88,7 +141,9 @@ export function explainRoute(
     model,
     kind,
     strategy: snapshot.config.routing.strategy,
-    candidates: plan.candidates.map((candidate, index) => describe(candidate.deployment, index + 1, candidate.score)),
+    candidates: plan.candidates.map((candidate, index) =>
+      describe(candidate.deployment, index + 1, candidate.score, candidate.board),
+    ),
     wait_for:
       plan.waitFor === undefined
         ? null
@@ -113,6 +168,6 @@ function round(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
-function roundTerm(term: { normalised: number; weighted: number; isNeutral: boolean }) {
+function roundTerm(term: { normalised: number; weighted: number; isNeutral: boolean }): ExplainedTerm {
   return { normalised: round(term.normalised), weighted: round(term.weighted), is_neutral: term.isNeutral };
 }

@@ -134,11 +134,8 @@ export class GatewayRuntime {
     const profile = snapshot.profiles[deployment.index];
     const staticScore = snapshot.staticScores[deployment.index];
     if (profile === undefined || staticScore === undefined) return undefined;
-    const matches = profile.leaderboard.matches.filter(
-      (match) => match.board === board || match.board.startsWith(`${board}_`),
-    );
-    if (matches.length === 0) return undefined;
-    const quality = matches.reduce((sum, match) => sum + match.normalised, 0) / matches.length;
+    const quality = boardQuality(profile, board);
+    if (quality === undefined) return undefined;
     const weight = snapshot.scoring.weights.MODEL_LEADERBOARD_SCORE_SCALAR;
     const delta = staticScore.basePriority * (weight * quality - staticScore.leaderboard.weighted);
     return this.scoreOf(deployment, snapshot) + delta;
@@ -183,6 +180,7 @@ export class GatewayRuntime {
       nowMs,
       score: (deployment) => this.scoreOf(deployment, snapshot),
       scoreOnBoard: (deployment, board) => this.scoreOnBoard(deployment, board, snapshot),
+      paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
       budgetCheck: (deployment) => {
         const settings = deployment.provider.settings;
@@ -281,6 +279,19 @@ export class GatewayRuntime {
     await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }
+}
+
+/**
+ * A deployment's leaderboard quality (0..1) on one board, or on every variant of an alias (`bigcodebench` covers
+ * `bigcodebench_full` and `bigcodebench_hard`): the mean of the matched rows; undefined when the board does not
+ * know the model.
+ */
+export function boardQuality(profile: ModelProfile, board: string): number | undefined {
+  const matches = profile.leaderboard.matches.filter(
+    (match) => match.board === board || match.board.startsWith(`${board}_`),
+  );
+  if (matches.length === 0) return undefined;
+  return matches.reduce((sum, match) => sum + match.normalised, 0) / matches.length;
 }
 
 export function createDispatcher(): Dispatcher {

@@ -3,8 +3,9 @@
 // costs only its score term (with a warning), never the start.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { ConfigError } from "../config/config-error.ts";
+import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { type AdjustmentGroup, AdjustmentsFileError, loadAdjustments } from "../scoring/adjustments.ts";
 import {
@@ -50,14 +51,21 @@ export interface ScoringSettings {
 /** Validates `scoring:` (the config schema leaves it open so this module owns its keys). */
 export function scoringSettings(config: GatewayConfig): ScoringSettings {
   const parsed = scoringSectionSchema.safeParse(config.scoring);
-  const where = config.sourcePath ?? "<config>";
+  const locate = keyLocator(config.sourcePath);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((issue) => ({
-        location: where,
-        path: ["scoring", ...issue.path.map(String)].join("."),
-        message: issue.code === "unrecognized_keys" ? `unknown key "${issue.keys.join(", ")}"` : issue.message,
-      })),
+      parsed.error.issues.flatMap((issue): ConfigIssue[] => {
+        const path = ["scoring", ...issue.path.map(String)];
+        if (issue.code === "unrecognized_keys") {
+          // One line per unknown key, each at its own line, like the rest of the config's errors.
+          return issue.keys.map((key) => ({
+            location: locate([...path, key]),
+            path: [...path, key].join("."),
+            message: `unknown key; known: ${[...weightKeys, "leaderboards", "adjustments_file", "health_half_life_ms"].join(", ")}`,
+          }));
+        }
+        return [{ location: locate(path), path: path.join("."), message: issue.message }];
+      }),
     );
   }
   const section = parsed.data as Record<string, unknown> & z.infer<typeof scoringSectionSchema>;
@@ -72,19 +80,21 @@ export function scoringSettings(config: GatewayConfig): ScoringSettings {
     const entries = Array.isArray(section.leaderboards)
       ? section.leaderboards.map((name) => [name, 1] as const)
       : Object.entries(section.leaderboards);
-    for (const [name, weight] of entries) {
+    const issues: ConfigIssue[] = [];
+    entries.forEach(([name, weight], position) => {
       const boards = BOARD_ALIASES[name];
       if (boards === undefined) {
-        throw new ConfigError([
-          {
-            location: where,
-            path: `scoring.leaderboards.${name}`,
-            message: `unknown leaderboard; known: ${Object.keys(BOARD_ALIASES).join(", ")}`,
-          },
-        ]);
+        const path = Array.isArray(section.leaderboards) ? String(position) : name;
+        issues.push({
+          location: locate(["scoring", "leaderboards", path]),
+          path: `scoring.leaderboards.${path}`,
+          message: `unknown leaderboard "${name}"; known: ${Object.keys(BOARD_ALIASES).join(", ")}`,
+        });
+        return;
       }
       for (const board of boards) boardWeights[board] = weight;
-    }
+    });
+    if (issues.length > 0) throw new ConfigError(issues);
   }
   const configDir =
     config.sourcePath === undefined || config.sourcePath.startsWith("<") ? process.cwd() : dirname(config.sourcePath);
@@ -93,6 +103,36 @@ export function scoringSettings(config: GatewayConfig): ScoringSettings {
       ? join(configDir, "model-adjustments.yaml")
       : resolve(configDir, section.adjustments_file);
   return { weights, boardWeights, adjustmentsPath, healthHalfLifeMs: section.health_half_life_ms };
+}
+
+/**
+ * `file:line` of a key path in the config file, for errors found after loading (the config loader's line map is
+ * gone by then); just the file when the file or the key cannot be found.
+ */
+function keyLocator(sourcePath: string | undefined): (path: readonly string[]) => string {
+  const where = sourcePath ?? "<config>";
+  if (sourcePath === undefined || sourcePath.startsWith("<") || !existsSync(sourcePath)) return () => where;
+  const lineCounter = new LineCounter();
+  const document = parseDocument(readFileSync(sourcePath, "utf8"), { lineCounter });
+  return (path) => {
+    let node: unknown = document.contents;
+    let offset: number | undefined;
+    for (const key of path) {
+      let keyNode: unknown;
+      if (isMap(node)) {
+        const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
+        keyNode = pair?.key;
+        node = pair?.value;
+      } else if (isSeq(node)) {
+        keyNode = node.items[Number(key)];
+        node = keyNode;
+      } else break;
+      const start = isNode(keyNode) ? keyNode.range?.[0] : undefined;
+      if (start === undefined) break;
+      offset = start;
+    }
+    return offset === undefined ? where : `${where}:${lineCounter.linePos(offset).line}`;
+  };
 }
 
 let sharedData: Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> | undefined;
@@ -123,7 +163,16 @@ export async function loadScoringSources(
       adjustments = loadAdjustments(readFileSync(path, "utf8"), path);
     } catch (error) {
       if (error instanceof AdjustmentsFileError) {
-        throw new ConfigError(error.issues.map((issue) => ({ location: path, path: "", message: issue })));
+        // Each issue already starts with `file[:line]: `; keep that as the location instead of repeating the file.
+        throw new ConfigError(
+          error.issues.map((issue) => {
+            const rest = issue.startsWith(path) ? issue.slice(path.length) : undefined;
+            const line = rest === undefined ? undefined : /^(:\d+)?: /.exec(rest);
+            return rest === undefined || line === null || line === undefined
+              ? { location: path, path: "", message: issue }
+              : { location: `${path}${line[1] ?? ""}`, path: "", message: rest.slice(line[0].length) };
+          }),
+        );
       }
       throw error;
     }

@@ -48,10 +48,18 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
     }
     const kind = query.kind === "embedding" ? "embedding" : "chat";
     const promptTokens = query.tokens === undefined ? undefined : Number(query.tokens);
+    if (promptTokens !== undefined && !(Number.isInteger(promptTokens) && promptTokens >= 0)) {
+      throw new InvalidRequestError("Query parameter `tokens` must be a whole number of tokens, e.g. tokens=20000", {
+        param: "tokens",
+        code: "invalid_value",
+      });
+    }
     return explainRoute(runtime, model, {
       kind,
-      ...(promptTokens !== undefined && Number.isFinite(promptTokens) ? { promptTokens } : {}),
+      ...(promptTokens === undefined ? {} : { promptTokens }),
       ...(query.tools === "true" ? { needsTools: true } : {}),
+      ...(query.vision === "true" ? { needsVision: true } : {}),
+      ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),
     });
   });
 }

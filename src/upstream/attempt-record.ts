@@ -31,6 +31,8 @@ export interface AttemptRecord {
 export interface AttemptSkip {
   readonly deploymentKey: string;
   readonly reason: string;
+  /** When the candidate frees up, if known (cooldown end, budget retry time). */
+  readonly untilMs?: number;
 }
 
 /** Replaces every occurrence of a secret in a text that might be shown or logged (upstreams echo keys). */

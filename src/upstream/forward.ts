@@ -96,6 +96,9 @@ const HEALTH_FAILURES: ReadonlySet<AttemptOutcome> = new Set([
   "bad_response",
 ]);
 
+/** A retry hint at least this long on a daily-quota 429 is taken as the quota's reset; shorter ones are not. */
+const DAILY_HINT_TRUST_MS = 3_600_000;
+
 /** Thrown when the client disconnected: nobody is left to answer. */
 export class ClientAbortedError extends Error {
   constructor() {
@@ -162,7 +165,7 @@ export async function forward(
       }
       const availability = services.availability.acquire(deployment.key, settings.name);
       if (!availability.isAvailable) {
-        skips.push({ deploymentKey: deployment.key, reason: availability.reason });
+        skips.push({ deploymentKey: deployment.key, reason: availability.reason, untilMs: availability.untilMs });
         break;
       }
       const settingsCost = request.promptTokens + (settings.countMaxTokens ? request.maxOutputTokens : 0);
@@ -170,11 +173,11 @@ export async function forward(
       const reservation = reserved instanceof Promise ? await reserved : reserved;
       if (!isReservation(reservation)) {
         services.availability.releaseProbe(deployment.key);
-        skips.push({ deploymentKey: deployment.key, reason: reservation.reason });
+        skips.push({ deploymentKey: deployment.key, reason: reservation.reason, untilMs: reservation.retryAtMs });
         break;
       }
       const attemptStartMs = clock.now();
-      const result = await attemptOnce(deployment, request, services, remainingMs, attempts.length, reservation);
+      const result = await attemptOnce(deployment, request, services, remainingMs, reservation);
       if (!result.ok || result.result.kind === "json") {
         // The request reached the provider and counts; failed attempts consumed no tokens.
         if (!result.ok) services.budgets.reconcile(reservation, 0, clock.now());
@@ -235,18 +238,47 @@ async function attemptOnce(
   request: ForwardRequest,
   services: ForwardServices,
   remainingMs: number,
-  attemptIndex: number,
   reservation: Reservation,
+): Promise<AttemptResult> {
+  const controller = new AbortController();
+  const deadline = new AbortController();
+  // A committed stream may outlive the request deadline (it has its own duration cap), so for streams the
+  // deadline bounds only the phases before the first token, through headersTimeout and the first-token timer.
+  // The attempt's signal is linked to the client and the deadline by hand and unlinked when the attempt ends.
+  // AbortSignal.timeout + AbortSignal.any cost more: the timeout's timer outlives the attempt by `remainingMs`
+  // (120 s by default), so under load every recent request stays in memory (bench/README.md: +10% req/s,
+  // -300 MB at 10k req/s), and AbortSignal.any is costly per call.
+  const deadlineTimer = setTimeout(() => {
+    const reason = new DOMException("The operation was aborted due to timeout", "TimeoutError");
+    deadline.abort(reason);
+    if (!request.isStream) controller.abort(reason);
+  }, remainingMs);
+  deadlineTimer.unref();
+  const onClientAbort = (): void => controller.abort(request.signal.reason);
+  if (request.signal.aborted) onClientAbort();
+  else request.signal.addEventListener("abort", onClientAbort, { once: true });
+  try {
+    return await attemptWithSignals(deployment, request, services, remainingMs, reservation, {
+      controller,
+      deadline: deadline.signal,
+    });
+  } finally {
+    clearTimeout(deadlineTimer);
+    request.signal.removeEventListener("abort", onClientAbort);
+  }
+}
+
+async function attemptWithSignals(
+  deployment: Deployment,
+  request: ForwardRequest,
+  services: ForwardServices,
+  remainingMs: number,
+  reservation: Reservation,
+  { controller, deadline }: { readonly controller: AbortController; readonly deadline: AbortSignal },
 ): Promise<AttemptResult> {
   const settings = deployment.provider.settings;
   const nowMs = services.clock.now();
-  const controller = new AbortController();
-  const deadline = AbortSignal.timeout(remainingMs);
-  // A committed stream may outlive the request deadline (it has its own duration cap), so for streams the
-  // deadline bounds only the phases before the first token, through headersTimeout and the first-token timer.
-  const signal = AbortSignal.any(
-    request.isStream ? [request.signal, controller.signal] : [request.signal, controller.signal, deadline],
-  );
+  const signal = controller.signal;
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
   const isUsageInjected = request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
   let response: Dispatcher.ResponseData;
@@ -267,7 +299,6 @@ async function attemptOnce(
       // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
       bodyTimeoutMs: request.isStream ? 0 : Math.max(1, remainingMs),
       signal,
-      keyIndex: attemptIndex,
     });
   } catch (error) {
     if (isHeadersLate && !request.signal.aborted) {
@@ -399,7 +430,9 @@ function learnFromFailure(
             : verdict.limitKind === "capacity"
               ? "capacity"
               : "rate_limited";
-      if (verdict.limitKind === "daily" && verdict.hint === undefined) {
+      // A daily quota is parked until the provider's day ends. A short hint on a daily 429 (Gemini's PerDay
+      // RetryInfo says ~20 s) only means "not now"; an hour or more (GitHub's "wait 57829 seconds") is the reset.
+      if (verdict.limitKind === "daily" && (verdict.hint === undefined || verdict.hint.delayMs < DAILY_HINT_TRUST_MS)) {
         availability.park(
           deployment.key,
           dayWindow(settings.dayReset, services.clock.now()).endMs,
@@ -491,7 +524,14 @@ function finalError(
     plan.skipped.some((skip) => skip.cause === "cooldown" || skip.cause === "budget") ||
     skips.length > 0;
   if (isRateLimitOnly && hasRateLimited) {
-    const soonestMs = services.soonestAvailableMs(plan);
+    // The plan's view, refined by what attempt-time checks learned (a budget another replica used up).
+    let soonestMs = services.soonestAvailableMs(plan);
+    const nowMs = services.clock.now();
+    for (const skip of skips) {
+      if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs)) continue;
+      const waitMs = Math.max(0, skip.untilMs - nowMs);
+      if (soonestMs === undefined || soonestMs === 0 || waitMs < soonestMs) soonestMs = waitMs;
+    }
     const options =
       soonestMs === undefined ? { attempts: summaries } : { attempts: summaries, retryAfterMs: soonestMs };
     return new RateLimitedError(

@@ -12,12 +12,6 @@ export interface UpstreamCall {
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly signal: AbortSignal;
-  /**
-   * Ignored: every provider has exactly one key since config loading expands a multi-key entry into one provider
-   * per key. Kept optional only until the executor stops passing it.
-   * @deprecated
-   */
-  readonly keyIndex?: number;
 }
 
 export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promise<Dispatcher.ResponseData> {

@@ -21,6 +21,8 @@ export interface TestGatewayOptions {
   readonly clock?: Clock;
   /** Log level; default silent. */
   readonly logLevel?: string;
+  /** Files written next to the config before it loads, by name (e.g. `model-adjustments.yaml`). */
+  readonly files?: Readonly<Record<string, string>>;
 }
 
 /** Writes `yamlText` to a temp file (with a private discovery cache dir unless one is set) and starts the gateway. */
@@ -32,6 +34,7 @@ export async function startTestGateway(yamlText: string, options: TestGatewayOpt
   if (!/^discovery:/m.test(text)) text = `${text}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(dir, "cache"))}\n`;
   if (!/^state:/m.test(text)) text = `${text}\nstate:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
   writeFileSync(configPath, text);
+  for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), content);
   const env: Env = options.env ?? {};
   const resolvePreset = createPresetResolver(loadPresets(env));
   const { config, warnings } = loadConfigFile(configPath, { env: { ...env }, resolvePreset });

@@ -85,12 +85,8 @@ export async function startRedisServer(): Promise<RedisServer> {
   };
 }
 
-/** A Redis for this test, stopped after it; undefined (and the test skipped) when redis-server is missing. */
-export async function useRedis(t: TestContext): Promise<RedisServer | undefined> {
-  if (!isRedisInstalled()) {
-    t.skip(REDIS_MISSING);
-    return undefined;
-  }
+/** A Redis for this test, stopped after it. Callers skip their suite first when `isRedisInstalled()` is false. */
+export async function useRedisServer(t: TestContext): Promise<RedisServer> {
   const server = await startRedisServer();
   t.after(() => server.stop());
   return server;

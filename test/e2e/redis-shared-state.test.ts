@@ -1,0 +1,253 @@
+// Several gateway processes sharing budgets and cooldowns through one real redis-server: each gateway is a
+// separate OS process (`node src/main.ts serve --config ...`), so Redis is the only thing they share. A Redis that
+// dies mid-run never fails a request; the gateways report it in /health and go back to Redis when it returns.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { request } from "undici";
+import { CHAT_ROUTE, chatRequests, useMock } from "../helpers/e2e.ts";
+import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
+import { chatCompletion, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
+
+const skip = isRedisInstalled() ? false : REDIS_MISSING;
+const PREFIX = "e2e:";
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly json: unknown;
+}
+
+async function chat(gateway: GatewayProcess): Promise<Answer> {
+  const response = await request(`${gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, headers: response.headers, json: JSON.parse(text) as unknown };
+}
+
+async function getJson(gateway: GatewayProcess, path: string): Promise<unknown> {
+  const response = await request(`${gateway.url}${path}`);
+  return JSON.parse(await response.body.text()) as unknown;
+}
+
+interface Health {
+  status: string;
+  state: { kind: string; isDegraded: boolean; detail: string };
+}
+
+function health(gateway: GatewayProcess): Promise<Health> {
+  return getJson(gateway, "/health") as Promise<Health>;
+}
+
+async function cooldownOf(gateway: GatewayProcess, key: string): Promise<{ cause: string } | null> {
+  const stats = (await getJson(gateway, "/stats")) as {
+    deployments: { provider: string; model: string; cooldown: { cause: string } | null }[];
+  };
+  const row = stats.deployments.find((deployment) => `${deployment.provider}/${deployment.model}` === key);
+  assert.ok(row !== undefined, `no /stats row for ${key}`);
+  return row.cooldown;
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** alpha (preferred, with `alphaLimits`) and, when given, beta (no limits) serving public model `m`. */
+function configYaml(redis: RedisServer, alpha: MockUpstream, alphaLimits: string, beta?: MockUpstream): string {
+  const betaYaml =
+    beta === undefined
+      ? ""
+      : `  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta
+    retries: 0
+    models:
+      m: { priority: 1 }
+`;
+  return `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha
+    retries: 0
+    limits: ${alphaLimits}
+    models:
+      m: { priority: 10 }
+${betaYaml}routing:
+  max_wait_for_better_ms: 0
+state:
+  redis_url: ${redis.url}
+  redis_key_prefix: "${PREFIX}"
+`;
+}
+
+function startGateways(t: TestContext, count: number, yaml: string): Promise<GatewayProcess[]> {
+  return Promise.all(Array.from({ length: count }, () => startGatewayProcess(t, yaml)));
+}
+
+function logCount(gateway: GatewayProcess, pattern: RegExp): number {
+  return gateway.logs.filter((line) => pattern.test(line.msg)).length;
+}
+
+describe("shared state through Redis, across gateway processes", { skip }, () => {
+  test("rpm 10 shared by three processes: exactly 10 of 30 requests reach the upstream, the rest get 429", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    const gateways = await startGateways(t, 3, configYaml(redis, alpha, "{ rpm: 10 }"));
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, index) => chat(gateways[index % 3] as GatewayProcess)),
+    );
+    // A budget kept per process would have let all 30 through.
+    assert.equal(chatRequests(alpha).length, 10, "the upstream saw exactly the shared budget");
+    const served = answers.filter((answer) => answer.status === 200);
+    const limited = answers.filter((answer) => answer.status === 429);
+    assert.equal(served.length, 10);
+    assert.equal(limited.length, 20);
+    for (const answer of limited) {
+      assert.match(String(answer.headers["retry-after"]), /^\d+$/, "a 429 says when to retry");
+      assert.equal((answer.json as { error: { code: string } }).error.code, "rate_limit_exceeded");
+    }
+  });
+
+  test("rpm 10 shared by three processes, with an unlimited second provider: 10 to alpha, 20 to beta", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    const gateways = await startGateways(t, 3, configYaml(redis, alpha, "{ rpm: 10 }", beta));
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, index) => chat(gateways[index % 3] as GatewayProcess)),
+    );
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      Array.from({ length: 30 }, () => 200),
+    );
+    assert.equal(chatRequests(alpha).length, 10);
+    assert.equal(chatRequests(beta).length, 20);
+    const byProvider = answers.map((answer) => answer.headers["x-gateway-provider"]);
+    assert.equal(byProvider.filter((name) => name === "alpha").length, 10);
+  });
+
+  test("a 429 seen by one process makes the others (and one started later) skip that candidate", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "30" }));
+    const yaml = configYaml(redis, alpha, "{ rpd: 1000 }", beta);
+    const [first, second] = (await startGateways(t, 2, yaml)) as [GatewayProcess, GatewayProcess];
+
+    const failedOver = await chat(first);
+    assert.equal(failedOver.status, 200);
+    assert.equal(failedOver.headers["x-gateway-provider"], "beta");
+    assert.equal(chatRequests(alpha).length, 1);
+    await waitFor(async () => (await cooldownOf(second, "alpha/m")) !== null, 3_000, "the shared cooldown");
+    assert.equal((await cooldownOf(second, "alpha/m"))?.cause, "rate_limited");
+
+    const fromSecond = await chat(second);
+    assert.equal(fromSecond.status, 200);
+    assert.equal(fromSecond.headers["x-gateway-provider"], "beta", "the other process skipped alpha");
+    assert.equal(chatRequests(alpha).length, 1, "alpha got no second request");
+
+    const late = await startGatewayProcess(t, yaml);
+    assert.equal((await cooldownOf(late, "alpha/m"))?.cause, "rate_limited", "loaded at start");
+    const fromLate = await chat(late);
+    assert.equal(fromLate.headers["x-gateway-provider"], "beta");
+    assert.equal(chatRequests(alpha).length, 1);
+  });
+
+  test("Redis killed mid-run: no request fails, /health says degraded, and the gateways go back to Redis", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    const gateways = await startGateways(t, 2, configYaml(redis, alpha, "{ rpm: 1000 }"));
+    const statuses: number[] = [];
+    const sendRound = async (count: number): Promise<void> => {
+      for (let index = 0; index < count; index++) {
+        statuses.push((await chat(gateways[index % 2] as GatewayProcess)).status);
+      }
+    };
+    await sendRound(10);
+    for (const gateway of gateways) {
+      const before = await health(gateway);
+      assert.equal(before.status, "ok");
+      assert.deepEqual([before.state.kind, before.state.isDegraded], ["redis", false]);
+    }
+
+    await redis.kill();
+    await sendRound(20);
+    for (const gateway of gateways) {
+      const during = await health(gateway);
+      assert.equal(during.status, "degraded");
+      assert.equal(during.state.isDegraded, true);
+      assert.match(during.state.detail, /unreachable/);
+    }
+
+    await redis.restart();
+    let sentAfterKill = 20;
+    const isBack = async (): Promise<boolean> => {
+      await sendRound(2); // traffic keeps flowing while Redis comes back
+      sentAfterKill += 2;
+      const states = await Promise.all(gateways.map(health));
+      return states.every((state) => state.status === "ok" && !state.state.isDegraded);
+    };
+    await waitFor(isBack, 10_000, "both gateways to report Redis back");
+    await sendRound(6);
+    sentAfterKill += 6;
+
+    assert.ok(
+      statuses.every((status) => status === 200),
+      `every request succeeded: ${statuses.join(",")}`,
+    );
+    assert.equal(chatRequests(alpha).length, statuses.length);
+    // The restarted Redis started empty; it now counts every request sent since the kill: those sent during the
+    // outage were replayed into it, the later ones were reserved in it.
+    const client = new Redis(redis.url, { lazyConnect: true });
+    t.after(() => client.disconnect());
+    await client.connect();
+    await waitFor(
+      async () => (await client.zcard(`${PREFIX}budget:provider:alpha:log`)) === sentAfterKill,
+      3_000,
+      `Redis to count the ${sentAfterKill} requests sent since the kill`,
+    );
+    for (const gateway of gateways) {
+      assert.equal(logCount(gateway, /^Redis is unreachable/), 1, "one line when Redis went down");
+      assert.equal(logCount(gateway, /^Redis is reachable again/), 1, "one line when it came back");
+    }
+  });
+
+  test("a concurrency limit of 2 holds across processes, and freed slots are seen by every process", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    let active = 0;
+    let maxActive = 0;
+    alpha.setDefault(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        await sleep(1_500);
+        active--;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(chatCompletion("slow", "m")));
+      },
+    });
+    const gateways = await startGateways(t, 3, configYaml(redis, alpha, "{ concurrency: 2 }"));
+    const answers = await Promise.all(
+      Array.from({ length: 9 }, (_, index) => chat(gateways[index % 3] as GatewayProcess)),
+    );
+    assert.equal(maxActive, 2, "never more than 2 requests at the upstream at once");
+    assert.equal(chatRequests(alpha).length, 2);
+    assert.equal(answers.filter((answer) => answer.status === 200).length, 2);
+    const limited = answers.filter((answer) => answer.status === 429);
+    assert.equal(limited.length, 7);
+    // The slots were released: each process in turn gets one again.
+    for (const gateway of gateways) assert.equal((await chat(gateway)).status, 200);
+    assert.equal(chatRequests(alpha).length, 5);
+  });
+});
