@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import { startLeaderboardRefresh } from "../runtime/leaderboard-refresh.ts";
 import { buildServer } from "../server/build-server.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
@@ -59,6 +60,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     );
   });
   await app.listen({ port: config.server.port, host: config.server.host });
+  const stopLeaderboardRefresh = startLeaderboardRefresh(runtime, runtimeLogger);
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.server.port;
   const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
@@ -73,6 +75,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       // later stays open on the client's keep-alive and would hold up the exit until the client drops it (or
       // the shutdown timeout). Close such connections as they go idle.
       runtime.isShuttingDown = true;
+      stopLeaderboardRefresh();
       const idleSweep = setInterval(() => instance.server.closeIdleConnections(), IDLE_SWEEP_INTERVAL_MS);
       try {
         await instance.close();

@@ -38,6 +38,10 @@ export const scoringSectionSchema = z.strictObject({
   ...Object.fromEntries(weightKeys.map((key) => [key, z.number().optional()])),
   leaderboards: z.union([z.array(z.string()), z.record(z.string(), z.number().nonnegative())]).optional(),
   adjustments_file: z.string().optional(),
+  /** Base URL serving the same files as data/leaderboards/ (same relative paths); fetched in the background. */
+  leaderboard_refresh_url: z.url({ protocol: /^https?$/ }).optional(),
+  /** ms between refreshes from that URL; default 24 h. */
+  leaderboard_refresh_interval_ms: z.number().int().positive().optional(),
   health_half_life_ms: z.number().int().positive().optional(),
 });
 
@@ -46,6 +50,8 @@ export interface ScoringSettings {
   readonly boardWeights: Readonly<Partial<Record<BoardName, number>>>;
   readonly adjustmentsPath: string | undefined;
   readonly healthHalfLifeMs: number | undefined;
+  readonly leaderboardRefreshUrl: string | undefined;
+  readonly leaderboardRefreshIntervalMs: number;
 }
 
 /** Validates `scoring:` (the config schema leaves it open so this module owns its keys). */
@@ -102,7 +108,14 @@ export function scoringSettings(config: GatewayConfig): ScoringSettings {
     section.adjustments_file === undefined
       ? join(configDir, "model-adjustments.yaml")
       : resolve(configDir, section.adjustments_file);
-  return { weights, boardWeights, adjustmentsPath, healthHalfLifeMs: section.health_half_life_ms };
+  return {
+    weights,
+    boardWeights,
+    adjustmentsPath,
+    healthHalfLifeMs: section.health_half_life_ms,
+    leaderboardRefreshUrl: section.leaderboard_refresh_url,
+    leaderboardRefreshIntervalMs: section.leaderboard_refresh_interval_ms ?? 86_400_000,
+  };
 }
 
 /**
@@ -136,6 +149,12 @@ function keyLocator(sourcePath: string | undefined): (path: readonly string[]) =
 }
 
 let sharedData: Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> | undefined;
+
+/** Replaces the leaderboards every later snapshot uses (after a successful refresh). */
+export function replaceLeaderboards(leaderboards: LeaderboardSet): void {
+  const previous = loadSharedData();
+  sharedData = previous.then(({ metadata }) => ({ leaderboards, metadata }));
+}
 
 /** Leaderboards and metadata are the same for every config: loaded once per process. */
 function loadSharedData(): Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> {

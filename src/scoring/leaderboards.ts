@@ -269,16 +269,26 @@ export function parseCsvRecords(text: string): Array<Record<string, string | und
 }
 
 /** Reads the snapshots shipped in `data/leaderboards/` (see its README for provenance). */
+/** The snapshot files, relative to the leaderboard directory (also the paths a refresh URL must serve). */
+export const LEADERBOARD_FILES = [
+  "bigcodebench/results.json",
+  "bigcodebench/results-hard.json",
+  "aider/polyglot_leaderboard.yml",
+  "lmarena/lmarena_text.csv",
+  "livebench/table_2026_01_08.csv",
+  "livebench/categories_2026_01_08.json",
+] as const;
+
 export async function loadLeaderboards(directory: string): Promise<LeaderboardSet> {
   const read = (path: string): Promise<string> => readFile(join(directory, path), "utf8");
-  const [full, hard, aider, lmarena, livebench, categories] = await Promise.all([
-    read("bigcodebench/results.json"),
-    read("bigcodebench/results-hard.json"),
-    read("aider/polyglot_leaderboard.yml"),
-    read("lmarena/lmarena_text.csv"),
-    read("livebench/table_2026_01_08.csv"),
-    read("livebench/categories_2026_01_08.json"),
-  ]);
+  const [full, hard, aider, lmarena, livebench, categories] = (await Promise.all(LEADERBOARD_FILES.map(read))) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const boards = [
     parseBigCodeBench(full, "bigcodebench_full"),
     parseBigCodeBench(hard, "bigcodebench_hard"),
