@@ -137,7 +137,8 @@ export async function providers(options: CommandOptions): Promise<number> {
       if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
     }),
   );
-  if (showProgress) output.error("\r\u001b[K");
+  // Spaces rather than an erase-line escape: NO_COLOR users get no escape codes at all.
+  if (showProgress) output.error(`\r${" ".repeat(`probing providers: ${done}/${done}`.length)}\r`);
   probes.sort((a, b) => a.provider.localeCompare(b.provider));
   if (options.isJson) {
     output.write(`${JSON.stringify({ providers: probes, skipped: config.skippedProviders }, null, 2)}\n`);

@@ -7,11 +7,14 @@ export interface Output {
 }
 
 export function terminalOutput(): Output {
-  const isColor = process.stdout.isTTY === true && (process.env.NO_COLOR ?? "") === "" && process.env.TERM !== "dumb";
+  const isColorAllowed = (process.env.NO_COLOR ?? "") === "" && process.env.TERM !== "dumb";
+  const isColor = isColorAllowed && process.stdout.isTTY === true;
+  // Messages are painted for stdout's terminal; stderr may be redirected on its own (`2> log`).
+  const isErrorColor = isColorAllowed && process.stderr.isTTY === true;
   return {
     isColor,
     write: (text) => process.stdout.write(text),
-    error: (text) => process.stderr.write(text),
+    error: (text) => process.stderr.write(isErrorColor ? text : text.replace(ANSI_COLOUR, "")),
   };
 }
 
@@ -37,5 +40,6 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
       )
       .join("  ")
       .trimEnd();
-  return [line(headers), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n") + "\n";
+  const lines = [line(headers), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)];
+  return `${lines.join("\n")}\n`;
 }

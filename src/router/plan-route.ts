@@ -197,9 +197,8 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   });
 
   if (candidates.length === 0 && cooling.length === 0 && fitFailures.length > 0) {
-    throw new NoCapableModelError(noFitMessage(request, fitFailures), {
-      param: fitFailures[0]?.cause === "context" ? "messages" : "model",
-    });
+    const isAllContext = fitFailures.every((failure) => failure.cause === "context");
+    throw new NoCapableModelError(noFitMessage(request, fitFailures), { param: isAllContext ? "messages" : "model" });
   }
 
   return {
@@ -342,14 +341,22 @@ function checkFit(request: RouteRequest, deployment: Deployment, score: number):
   return undefined;
 }
 
+/** Candidates named one by one when they were left out for different reasons. */
+const MAX_LISTED_MISFITS = 5;
+
 function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[]): string {
   const first = failures[0];
+  if (failures.some((failure) => failure.cause !== first?.cause)) {
+    // Mixed causes (one too small, another without tools): a single "no model does X" would be wrong for some.
+    const listed = failures
+      .slice(0, MAX_LISTED_MISFITS)
+      .map((failure) => `${failure.deployment.key} ${failure.reason}`)
+      .join("; ");
+    const more = failures.length > MAX_LISTED_MISFITS ? ` (and ${failures.length - MAX_LISTED_MISFITS} more)` : "";
+    return `No configured model for \`${request.model}\` can serve this request: ${listed}${more}.`;
+  }
   if (first?.cause === "context") {
-    const largest = Math.max(
-      ...failures
-        .filter((failure) => failure.cause === "context")
-        .map((failure) => failure.deployment.contextTokens ?? 0),
-    );
+    const largest = Math.max(...failures.map((failure) => failure.deployment.contextTokens ?? 0));
     return `No configured model for \`${request.model}\` has a context window large enough for this request (needs ~${request.requiredContextTokens} tokens; the largest is ${largest}).`;
   }
   const what =

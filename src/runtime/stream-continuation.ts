@@ -113,7 +113,8 @@ export function createContinuationSource(context: ContinuationContext): Continua
       model: deployment.model.id,
       mode,
       repeatsText,
-      finish(isSuccess, usage) {
+      isUsageInjected: result.isUsageInjected,
+      finish(end, usage) {
         runtime.budgets.release(result.reservation);
         if (usage !== undefined) {
           runtime.budgets.reconcile(
@@ -123,6 +124,13 @@ export function createContinuationSource(context: ContinuationContext): Continua
           );
         }
         const durationMs = runtime.clock.now() - startedAtMs;
+        if (end === "client_aborted" || end === "diverged") {
+          // Not the upstream's fault: the client left, or a sound fresh answer merely differed from the one
+          // being continued. No stats either way; a half-open circuit's probe is handed back.
+          runtime.availability.releaseProbe(deployment.key);
+          return;
+        }
+        const isSuccess = end === "done" || end === "finished_without_done";
         if (isSuccess) {
           runtime.stats.recordSuccess(
             deployment.key,

@@ -116,7 +116,8 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
     }
 
     reply.hijack();
-    reply.raw.off("close", onClose);
+    // `onClose` stays on for the relay: a continuation is opened with `clientGone.signal`, and a client that
+    // leaves while one is being opened must abort it (or that upstream call and its slot outlive the client).
     reply.raw.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
@@ -162,6 +163,7 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
           ),
       });
     } finally {
+      reply.raw.off("close", onClose);
       // The concurrency slot is held for the stream's whole life and freed on every path.
       runtime.budgets.release(result.reservation);
     }
@@ -213,7 +215,7 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
       spec,
       plan,
       trace,
-      relayed.isSuccess ? 200 : relayed.end === "client_aborted" ? 499 : 502,
+      relayed.isSuccess ? 200 : relayed.isClientGone ? 499 : 502,
       deployment.key,
       startedAtMs,
     );

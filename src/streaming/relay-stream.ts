@@ -7,7 +7,11 @@
 // - Cut, stall (`stream_idle_timeout_ms` of silence), an in-band error event, too many malformed events, or
 //   the duration cap: never passed off as a normal end. The client gets one final
 //   `data: {"error":{...}}` event and no `[DONE]` (docs/streaming.md).
-// - A stream that closes cleanly after a finish_reason but without `[DONE]` is finalised at once with `[DONE]`.
+// - A stream that closes cleanly after a finish_reason but without `[DONE]` is finalised at once with `[DONE]`;
+//   so is one that sends its usage chunk (the last one before `[DONE]`) and then neither `[DONE]` nor closes,
+//   and one that goes silent after every choice finished.
+// - Continuation (docs/streaming.md, "Continuation"): a broken stream is spliced with another upstream's output
+//   from a `ContinuationSource`; its chunks get the first stream's id, its usage chunk the combined counts.
 import type { ServerResponse } from "node:http";
 import type { GatewayError } from "../errors/gateway-error.ts";
 import { StreamInterruptedError, UpstreamTimeoutError } from "../errors/gateway-error.ts";
@@ -40,6 +44,8 @@ export interface RelayResult {
   readonly continuations: readonly ContinuationRecord[];
   /** Whether the first segment (the original upstream stream) ended well; false when it had to be continued. */
   readonly isFirstSegmentSuccess: boolean;
+  /** The client left before the end (also during a continuation, when `end` still names the original failure). */
+  readonly isClientGone: boolean;
 }
 
 /** One switch to another upstream after a mid-stream failure. */
@@ -62,8 +68,13 @@ export interface ContinuationSegment {
   readonly mode: "prefill" | "replay";
   /** For "replay": the text already delivered, which the fresh answer must start with; it is not sent twice. */
   readonly repeatsText: string;
-  /** Called once when this segment ends (stats, budgets). */
-  finish(isSuccess: boolean, usage: RelayResult["usage"]): void;
+  /** The gateway asked this upstream for usage itself: its usage-only chunk is not for the client. */
+  readonly isUsageInjected: boolean;
+  /**
+   * Called exactly once when this segment ends (stats, budgets, concurrency slot), also when it never got to
+   * stream because the client had left.
+   */
+  finish(end: RelayEnd, usage: RelayResult["usage"]): void;
 }
 
 /** Supplies continuations; `undefined` when nothing (more) can continue. */
@@ -79,7 +90,7 @@ export interface RelayOptions {
   readonly shouldStripUsage: boolean;
   /** Where continuations come from; absent or unsound (tool calls, n > 1) means a broken stream ends in an error. */
   readonly continuation?: ContinuationSource;
-  /** Prompt tokens of the original request, for the combined usage of a continued stream. */
+  /** Prompt tokens of the original request (estimated), for the combined usage of a prefill-continued stream. */
   readonly promptTokens?: number;
   /** Counts completion tokens of delivered text whose usage the provider never reported (a cut segment). */
   countTokens?(text: string): number;
@@ -110,8 +121,17 @@ export async function relayStream(
   /** The first segment's chunk id, reused on continuation chunks so the client sees one answer. */
   let streamId: string | undefined;
   let firstFailure: { end: RelayEnd; reason: string } | undefined;
+  /** Completion tokens of the text delivered by segments that broke (reported, or counted when they were not). */
   let earlierCompletionTokens = 0;
+  /** The prompt tokens the first upstream reported, if it got that far. */
+  let firstPromptTokens: number | undefined;
+  /** The usage the client was told about after a continuation: the whole answer, not the last segment. */
+  let combinedUsage: RelayResult["usage"];
   let isFirstSegmentSuccess = false;
+  // Choice indexes the client has seen, and those that got a finish_reason: the answer is complete when all did.
+  const seenChoices = new Set<number>();
+  const finishedChoices = new Set<number>();
+  const isAnswerFinished = (): boolean => seenChoices.size > 0 && finishedChoices.size === seenChoices.size;
 
   let segment: { stream: OpenedStream; continuation: ContinuationSegment | undefined } = {
     stream,
@@ -122,15 +142,25 @@ export async function relayStream(
     const remainingMs = options.maxDurationMs - (Date.now() - startedAtMs);
     outcome = await relaySegment(segment.stream, segment.continuation, remainingMs);
     const isSuccess = outcome.end === "done" || outcome.end === "finished_without_done";
-    segment.continuation?.finish(isSuccess, outcome.usage);
-    if (segment.continuation === undefined) isFirstSegmentSuccess = isSuccess;
+    segment.continuation?.finish(outcome.end, outcome.usage);
+    if (segment.continuation === undefined) {
+      isFirstSegmentSuccess = isSuccess;
+      firstPromptTokens = outcome.usage?.promptTokens;
+    }
     if (isSuccess || outcome.end === "client_aborted" || response.destroyed) break;
     firstFailure ??= { end: outcome.end, reason: outcome.reason };
     if (!isContinuable || !CONTINUABLE_ENDS.has(outcome.end) || options.continuation === undefined) break;
     const deliveredText = textParts.join("");
     earlierCompletionTokens += outcome.usage?.completionTokens ?? options.countTokens?.(outcome.text) ?? 0;
     const next = await options.continuation.next({ end: outcome.end, reason: outcome.reason, deliveredText });
-    if (next === undefined || response.destroyed) break;
+    if (next === undefined) break;
+    if (response.destroyed) {
+      // The client left while the continuation was being opened: nobody will read it. Hang up on it and give
+      // its slot back, or the upstream call streams on for nobody and the slot is never freed.
+      next.stream.controller.abort();
+      next.finish("client_aborted", undefined);
+      break;
+    }
     const record: ContinuationRecord = {
       provider: next.provider,
       model: next.model,
@@ -144,6 +174,7 @@ export async function relayStream(
   }
 
   const isSuccess = outcome.end === "done" || outcome.end === "finished_without_done";
+  const isClientGone = !isSuccess && (outcome.end === "client_aborted" || response.destroyed);
   if (!response.destroyed) {
     if (isSuccess) response.end(SSE_DONE);
     else if (outcome.end !== "client_aborted") {
@@ -153,13 +184,7 @@ export async function relayStream(
       response.end(sseData(renderError(streamError(failure.end, failure.reason))));
     }
   }
-  const usage =
-    continuations.length === 0 || outcome.usage === undefined
-      ? outcome.usage
-      : {
-          promptTokens: options.promptTokens ?? outcome.usage.promptTokens,
-          completionTokens: earlierCompletionTokens + outcome.usage.completionTokens,
-        };
+  const usage = continuations.length === 0 ? outcome.usage : combinedUsage;
   return {
     end: isSuccess || firstFailure === undefined ? outcome.end : firstFailure.end,
     isSuccess,
@@ -169,7 +194,35 @@ export async function relayStream(
     malformedEvents,
     continuations,
     isFirstSegmentSuccess,
+    isClientGone,
   };
+
+  function noteChoices(json: Record<string, unknown>): void {
+    const choices = json.choices;
+    if (!Array.isArray(choices)) return;
+    for (const choice of choices as { index?: unknown; finish_reason?: unknown }[]) {
+      if (choice === null || typeof choice !== "object") continue;
+      const index = typeof choice.index === "number" ? choice.index : 0;
+      seenChoices.add(index);
+      if (typeof choice.finish_reason === "string") finishedChoices.add(index);
+    }
+  }
+
+  /**
+   * The usage of the whole answer the client got, from a continuation's own usage. A replay regenerated the
+   * answer from the start, so its counts already cover all of it. A prefill continuation counted the delivered
+   * text as prompt: the prompt is the original request's, and the completion the delivered part plus its own.
+   */
+  function combineUsage(
+    segmentUsage: { promptTokens: number; completionTokens: number },
+    mode: "prefill" | "replay",
+  ): { promptTokens: number; completionTokens: number } {
+    if (mode === "replay") return segmentUsage;
+    return {
+      promptTokens: firstPromptTokens ?? options.promptTokens ?? segmentUsage.promptTokens,
+      completionTokens: earlierCompletionTokens + segmentUsage.completionTokens,
+    };
+  }
 
   async function relaySegment(
     current: OpenedStream,
@@ -179,11 +232,11 @@ export async function relayStream(
     let end: RelayEnd | undefined;
     let reason = "";
     let usage: RelayResult["usage"];
-    let finishReason: string | undefined;
     let segmentText = "";
     // Replay mode: characters of the delivered text the fresh answer has matched so far.
     let replayed = 0;
     const repeatsText = continuation?.mode === "replay" ? continuation.repeatsText : "";
+    const shouldStripUsage = continuation === undefined ? options.shouldStripUsage : continuation.isUsageInjected;
     let isFirstOutput = true;
 
     const abortUpstream = (why: RelayEnd, text: string): void => {
@@ -230,29 +283,11 @@ export async function relayStream(
           reason = describeUpstreamError(info.json);
           break;
         }
-        if (info.usage !== undefined) usage = info.usage;
-        if (info.finishReason !== undefined) {
-          finishReason = info.finishReason;
-          // The answer itself is complete: continuing it would append text after the model's own stop.
-          isContinuable = false;
-        }
-        if (hasToolCallsOrManyChoices(info.json)) isContinuable = false;
-        if (options.shouldStripUsage && info.usage !== undefined && !info.hasContent && isUsageOnly(info.json))
-          continue;
-        if (continuation === undefined) {
-          streamId ??= typeof info.json?.id === "string" ? info.json.id : undefined;
-          if (info.text !== "") {
-            textParts.push(info.text);
-            segmentText += info.text;
-          }
-          out += sseData(event.data);
-          continue;
-        }
-        // A continuation segment: splice it into the client's stream.
         const json = info.json;
         if (json === undefined) continue;
         let text = info.text;
-        if (replayed < repeatsText.length) {
+        if (continuation !== undefined && replayed < repeatsText.length) {
+          // Replay: the fresh answer must first repeat what the client already has; that part is dropped.
           if (text === "" && info.finishReason !== undefined) {
             end ??= "diverged";
             reason = "the fresh answer ended before repeating what was already delivered";
@@ -268,20 +303,55 @@ export async function relayStream(
           text = text.slice(overlap);
           if (text === "" && info.finishReason === undefined) continue;
           setFirstChoiceText(json, text);
-        } else if (!info.hasContent && info.usage === undefined) {
+        } else if (continuation !== undefined && !info.hasContent && info.usage === undefined) {
           // role-only and empty chunks of the new stream add nothing to an answer already under way
+          continue;
+        }
+
+        // From here on the event is part of the client's answer.
+        noteChoices(json);
+        // A finished answer is not continued (that would append text after the model's own stop), and neither
+        // is a tool call or n > 1: a prefill cannot resume a half-written call or several choices.
+        if (info.finishReason !== undefined || hasToolCallsOrManyChoices(json)) isContinuable = false;
+        const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
+        if (info.usage !== undefined) {
+          usage = info.usage;
+          if (continuation !== undefined) {
+            // The client hears about its whole answer, not about the segment that happened to finish it.
+            const combined = combineUsage(info.usage, continuation.mode);
+            combinedUsage = combined;
+            json.usage = {
+              ...(json.usage as Record<string, unknown>),
+              prompt_tokens: combined.promptTokens,
+              completion_tokens: combined.completionTokens,
+              total_tokens: combined.promptTokens + combined.completionTokens,
+            };
+          }
+        }
+        // The usage chunk is the last one before `[DONE]` (OpenAI's stream_options contract): after it, an
+        // upstream that neither sends `[DONE]` nor closes must not hold the client until the idle timeout.
+        if (isUsageChunk && isAnswerFinished()) end ??= "finished_without_done";
+        if (isUsageChunk && shouldStripUsage) {
+          if (end !== undefined) break;
           continue;
         }
         if (text !== "") {
           textParts.push(text);
           segmentText += text;
         }
-        if (streamId !== undefined) json.id = streamId;
-        if (isFirstOutput) {
-          isFirstOutput = false;
-          json.x_gateway = { continuation: continuations[continuations.length - 1] ?? null };
+        if (continuation === undefined) {
+          streamId ??= typeof json.id === "string" ? json.id : undefined;
+          out += sseData(event.data);
+        } else {
+          // A continuation segment: splice it into the client's stream as part of the first one.
+          if (streamId !== undefined) json.id = streamId;
+          if (isFirstOutput) {
+            isFirstOutput = false;
+            json.x_gateway = { continuation: continuations[continuations.length - 1] ?? null };
+          }
+          out += sseData(json);
         }
-        out += sseData(json);
+        if (end !== undefined) break;
       }
       events.length = 0;
       return out;
@@ -297,7 +367,7 @@ export async function relayStream(
           const tail = render(current.pendingEvents);
           if (tail !== "" && !response.destroyed) response.write(tail);
           if (end === undefined) {
-            if (finishReason !== undefined && !finish.hadPartialEvent) end = "finished_without_done";
+            if (isAnswerFinished() && !finish.hadPartialEvent) end = "finished_without_done";
             else {
               end = "cut";
               reason = "the upstream closed the stream before it finished";
@@ -320,9 +390,14 @@ export async function relayStream(
       clearTimeout(durationTimer);
       response.off("close", onClientClose);
     }
+    if (end === "stalled" && isAnswerFinished() && !current.parser.finish().hadPartialEvent) {
+      // Silence after every choice finished: the answer is whole, only the `[DONE]` is missing.
+      end = "finished_without_done";
+      reason = "";
+    }
     const finalEnd: RelayEnd = end ?? "cut";
-    if (finalEnd === "done") {
-      // Do not wait for the upstream to close after [DONE]; if it lingers, cut it loose.
+    if (finalEnd === "done" || finalEnd === "finished_without_done") {
+      // Do not wait for the upstream to close after the end; if it lingers, cut it loose.
       void drainQuietly(current);
     } else {
       // An error event or too many malformed events stop the relay while the upstream response may still be

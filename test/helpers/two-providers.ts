@@ -17,6 +17,10 @@ export type ProviderOverrides = Readonly<Record<string, number | string | boolea
 export interface TwoProvidersOptions {
   readonly primary?: ProviderOverrides;
   readonly backup?: ProviderOverrides;
+  /** Keys of alpha's model `m` (`prefill`, `limits`, ...), besides its priority. */
+  readonly primaryModel?: Readonly<Record<string, unknown>>;
+  /** Keys of beta's model `m`. */
+  readonly backupModel?: Readonly<Record<string, unknown>>;
   /** `routing:` keys, e.g. `max_stream_duration_ms`. */
   readonly routing?: Readonly<Record<string, number | string>>;
 }
@@ -55,7 +59,7 @@ export async function startTwoProviders(t: TestContext, options: TwoProvidersOpt
         api_key: "sk-alpha-secret",
         ...PROVIDER_DEFAULTS,
         ...options.primary,
-        models: { [MODEL]: { priority: 10 } },
+        models: { [MODEL]: { priority: 10, ...options.primaryModel } },
       },
       {
         name: "beta",
@@ -63,7 +67,7 @@ export async function startTwoProviders(t: TestContext, options: TwoProvidersOpt
         api_key: "sk-beta-secret",
         ...PROVIDER_DEFAULTS,
         ...options.backup,
-        models: { [MODEL]: { priority: 1 } },
+        models: { [MODEL]: { priority: 1, ...options.backupModel } },
       },
     ],
   };
