@@ -96,7 +96,12 @@ export function createContinuationSource(context: ContinuationContext): Continua
       return { kind: "stream", result: outcome.result };
     } catch (error) {
       if (error instanceof ClientAbortedError) return { kind: "failed" };
-      if (error instanceof GatewayError && (error.status === 400 || error.status === 422)) {
+      // A context-length 400 says the prompt grew too big for this model, not that it refuses a prefill.
+      if (
+        error instanceof GatewayError &&
+        (error.status === 400 || error.status === 422) &&
+        error.code !== "context_length_exceeded"
+      ) {
         return { kind: "rejected", reason: error.message };
       }
       return { kind: "failed" };
