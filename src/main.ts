@@ -2,10 +2,9 @@
 import { parseArgs } from "node:util";
 import { check, EXIT_USAGE, models, providers, route, setConfigLoader } from "./cli/commands.ts";
 import { demo } from "./cli/demo.ts";
+import { loadGatewayConfig } from "./cli/gateway-config.ts";
 import { terminalOutput } from "./cli/output.ts";
 import { serve } from "./cli/serve.ts";
-import { loadConfigFile } from "./config/load.ts";
-import { createPresetResolver, loadPresets } from "./providers/presets.ts";
 
 const USAGE = `Usage: llm-gateway [command] [options]
 
@@ -43,7 +42,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  setConfigLoader((path, env) => loadConfigFile(path, { env, resolvePreset: createPresetResolver(loadPresets(env)) }));
+  // Every command loads its config the way `serve` does (presets, the no-config mode).
+  setConfigLoader((_path, env) => loadGatewayConfig({ explicitPath: values.config, env, cwd: process.cwd() }).loaded);
   const command = positionals[0] ?? "serve";
   const options = { configPath: values.config, isJson: values.json === true, output: terminalOutput() };
   switch (command) {

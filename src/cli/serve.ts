@@ -1,18 +1,9 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { loadEnv } from "../config/env.ts";
-import { buildConfig, type LoadedConfig, loadConfigFile } from "../config/load.ts";
-import {
-  createPresetResolver,
-  loadPresets,
-  type PresetAvailability,
-  presetAvailability,
-  presetOnlyConfig,
-} from "../providers/presets.ts";
+import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
 
 export const EXIT_OK = 0;
@@ -21,25 +12,9 @@ export const EXIT_CONFIG_ERROR = 2;
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
   const env = loadEnv(process.cwd());
-  const explicitPath = options.configPath ?? (env.LLM_GATEWAY_CONFIG === "" ? undefined : env.LLM_GATEWAY_CONFIG);
-  const configPath = resolve(explicitPath ?? DEFAULT_CONFIG_PATH);
-  // An explicit path that does not exist stays an error (exit 2); only the default one may be absent.
-  const isPresetOnly = explicitPath === undefined && !existsSync(configPath);
-  let loaded: LoadedConfig;
-  let availability: PresetAvailability | undefined;
+  let source: GatewayConfigSource;
   try {
-    const presets = loadPresets(env);
-    const resolvePreset = createPresetResolver(presets);
-    if (isPresetOnly) {
-      availability = presetAvailability(presets, env);
-      if (availability.enabled.length === 0) {
-        process.stderr.write(noKeysMessage(availability));
-        return EXIT_CONFIG_ERROR;
-      }
-      loaded = buildConfig(presetOnlyConfig(availability), undefined, { env, resolvePreset });
-    } else {
-      loaded = loadConfigFile(configPath, { env, resolvePreset });
-    }
+    source = loadGatewayConfig({ explicitPath: options.configPath, env, cwd: process.cwd() });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(
@@ -49,6 +24,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     }
     throw error;
   }
+  const { loaded, availability, configPath } = source;
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway(loaded.config, { warnings: loaded.warnings });
@@ -81,12 +57,4 @@ export async function serve(options: { configPath: string | undefined }): Promis
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
   return EXIT_OK;
-}
-
-function noKeysMessage(availability: PresetAvailability): string {
-  const lines = availability.missing.map((entry) => `  ${entry.name}: ${entry.variables}`);
-  return (
-    `No config file (${DEFAULT_CONFIG_PATH}) and no provider key in the environment or .env.\n` +
-    `Set at least one of these (docs/quickstart.md), or pass --config PATH:\n${lines.join("\n")}\n`
-  );
 }

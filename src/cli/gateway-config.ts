@@ -1,0 +1,58 @@
+// Which config the gateway and every CLI command use: `--config PATH`, else $LLM_GATEWAY_CONFIG, else
+// config/meta-providers.yaml; and when that default file does not exist, every built-in preset whose key
+// variable is set (the "no config" mode). An explicit path that does not exist stays an error.
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { ConfigError } from "../config/config-error.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
+import type { Env } from "../config/env.ts";
+import { buildConfig, type LoadedConfig, loadConfigFile } from "../config/load.ts";
+import {
+  createPresetResolver,
+  loadPresets,
+  type PresetAvailability,
+  presetAvailability,
+  presetOnlyConfig,
+} from "../providers/presets.ts";
+
+export interface GatewayConfigSource {
+  readonly loaded: LoadedConfig;
+  /** The file used, or undefined in the no-config mode. */
+  readonly configPath: string | undefined;
+  /** Set in the no-config mode: which presets are enabled and which keys are missing. */
+  readonly availability: PresetAvailability | undefined;
+}
+
+/** Throws ConfigError for every config problem, including "no config file and no key at all". */
+export function loadGatewayConfig(options: {
+  explicitPath: string | undefined;
+  env: Env;
+  cwd: string;
+}): GatewayConfigSource {
+  const { env, cwd } = options;
+  const explicitPath = options.explicitPath ?? (env.LLM_GATEWAY_CONFIG === "" ? undefined : env.LLM_GATEWAY_CONFIG);
+  const configPath = resolve(cwd, explicitPath ?? DEFAULT_CONFIG_PATH);
+  const presets = loadPresets(env);
+  const resolvePreset = createPresetResolver(presets);
+  if (explicitPath !== undefined || existsSync(configPath)) {
+    return { loaded: loadConfigFile(configPath, { env, resolvePreset }), configPath, availability: undefined };
+  }
+  const availability = presetAvailability(presets, env);
+  if (availability.enabled.length === 0) {
+    throw new ConfigError([
+      {
+        location: "environment",
+        path: "",
+        message:
+          `no config file (${DEFAULT_CONFIG_PATH}) and no provider key in the environment or .env.\n` +
+          `Set at least one of these (docs/quickstart.md), or pass --config PATH:\n` +
+          availability.missing.map((entry) => `  ${entry.name}: ${entry.variables}`).join("\n"),
+      },
+    ]);
+  }
+  return {
+    loaded: buildConfig(presetOnlyConfig(availability), undefined, { env, resolvePreset }),
+    configPath: undefined,
+    availability,
+  };
+}

@@ -1,0 +1,435 @@
+// The CLI as a process, the way users run it: `check`, `providers`, `models`, `route MODEL --explain`, their
+// `--json` forms, exit codes (0 ok, 1 something does not work, 2 config or usage error), and colour only on a
+// terminal without NO_COLOR. Each run gets a temp working directory and an environment without keys.
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { describe, type TestContext, test } from "node:test";
+import type { RouteExplanation } from "../../src/runtime/explain-route.ts";
+import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
+import { send, useGateway, useMock } from "../helpers/e2e.ts";
+
+const STRONG = "llama-3.3-70b-versatile";
+const WEAK = "llama-3.1-8b-instant";
+const COMMANDS = ["serve", "demo", "check", "providers", "models", "route"];
+
+/** Two providers with listed models (no discovery), state in memory: nothing touches the network or the disk. */
+function twoProviderYaml(strongUrl = "http://127.0.0.1:9/v1", weakUrl = "http://127.0.0.1:9/v1"): string {
+  return `providers:
+  - name: strong
+    base_url: ${strongUrl}
+    api_key: sk-strong
+    models:
+      ${STRONG}: {}
+  - name: weak
+    base_url: ${weakUrl}
+    api_key: sk-weak
+    models:
+      ${WEAK}: { context: 8000 }
+  - name: gamma
+    base_url: http://127.0.0.1:9/v1
+    api_key_env_var: GAMMA_API_KEY
+    models:
+      gamma-model: {}
+meta_models:
+  best: [${STRONG}, ${WEAK}]
+state:
+  path: ":memory:"
+`;
+}
+
+function configIn(t: TestContext, yaml: string): { dir: string; path: string } {
+  const dir = tempDir(t);
+  return { dir, path: writeFiles(dir, { "gateway.yaml": yaml }) };
+}
+
+function parseJson<T>(result: CliResult): T {
+  try {
+    return JSON.parse(result.stdout) as T;
+  } catch {
+    assert.fail(`stdout is not JSON:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  }
+}
+
+function assertNoAnsi(result: CliResult, what: string): void {
+  assert.doesNotMatch(result.stdout, ANSI_ESCAPE, `${what}: ANSI escape in stdout`);
+  assert.doesNotMatch(result.stderr, ANSI_ESCAPE, `${what}: ANSI escape in stderr`);
+}
+
+function tableRow(output: string, first: string): string[] | undefined {
+  return output
+    .split("\n")
+    .map((line) => line.trim().split(/\s{2,}/))
+    .find((cells) => cells[0] === first);
+}
+
+/** A loopback port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  assert.ok(address !== null && typeof address === "object");
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return address.port;
+}
+
+describe("usage", () => {
+  test("`--help` lists every command and exits 0", async (t) => {
+    const result = await runCli(["--help"], { cwd: tempDir(t) });
+    assert.equal(result.code, 0, result.stderr);
+    for (const command of COMMANDS) assert.match(result.stdout, new RegExp(`^  ${command}\\b`, "m"), command);
+    assert.match(result.stdout, /--json/);
+    assert.match(result.stdout, /--explain/);
+    assert.match(result.stdout, /NO_COLOR/);
+  });
+
+  test("an unknown command or option exits 2 with the usage on stderr", async (t) => {
+    const dir = tempDir(t);
+    const command = await runCli(["frobnicate"], { cwd: dir });
+    assert.equal(command.code, 2);
+    assert.match(command.stderr, /Unknown command "frobnicate"/);
+    assert.match(command.stderr, /Usage: llm-gateway/);
+    assert.equal(command.stdout, "");
+    const option = await runCli(["check", "--frobnicate"], { cwd: dir });
+    assert.equal(option.code, 2);
+    assert.match(option.stderr, /Usage: llm-gateway/);
+  });
+});
+
+describe("check", () => {
+  test("a good config: exit 0, enabled and skipped providers with the missing key variable", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const result = await runCli(["check", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^Config OK: ${escapeRegExp(path)}$`, "m"));
+    assert.deepEqual(tableRow(result.stdout, "strong")?.slice(0, 3), ["strong", "enabled", "http://127.0.0.1:9/v1"]);
+    assert.deepEqual(tableRow(result.stdout, "weak")?.slice(0, 2), ["weak", "enabled"]);
+    const gamma = tableRow(result.stdout, "gamma");
+    assert.equal(gamma?.[1], "skipped");
+    assert.match(gamma?.[2] ?? "", /GAMMA_API_KEY/);
+    assert.match(result.stdout, /meta models: best/);
+    assertNoAnsi(result, "check");
+
+    // With the key set, the provider is enabled.
+    const withKey = await runCli(["check", "--config", path], { cwd: dir, env: { GAMMA_API_KEY: "sk-gamma" } });
+    assert.equal(withKey.code, 0, withKey.stderr);
+    assert.equal(tableRow(withKey.stdout, "gamma")?.[1], "enabled");
+  });
+
+  test("`check --json` parses and says the same", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const result = await runCli(["check", "--config", path, "--json"], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    const report = parseJson<{
+      ok: boolean;
+      config: string;
+      providers: { name: string; models: number | string }[];
+      skipped: { name: string; reason: string }[];
+      meta_models: string[];
+      warnings: string[];
+    }>(result);
+    assert.equal(report.ok, true);
+    assert.equal(report.config, path);
+    assert.deepEqual(
+      report.providers.map((provider) => [provider.name, provider.models]),
+      [
+        ["strong", 1],
+        ["weak", 1],
+      ],
+    );
+    assert.deepEqual(
+      report.skipped.map((skipped) => skipped.name),
+      ["gamma"],
+    );
+    assert.match(report.skipped[0]?.reason ?? "", /GAMMA_API_KEY/);
+    assert.deepEqual(report.meta_models, ["best"]);
+  });
+
+  test("a broken config: exit 2, every problem as file:line key.path: message; `--json` lists them", async (t) => {
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: alpha
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-alpha
+    timeout_ms: -5
+    models:
+      m: { priority: high }
+routing:
+  strategy: fastest
+`,
+    );
+    const result = await runCli(["check", "--config", path], { cwd: dir });
+    assert.equal(result.code, 2, result.stdout);
+    assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+    const lines = result.stderr.split("\n").filter((line) => line.startsWith(`${path}:`));
+    const at = escapeRegExp(path);
+    assert.ok(
+      lines.some((line) => new RegExp(`^${at}:5 providers\\.0\\.timeout_ms: `).test(line)),
+      lines.join("\n"),
+    );
+    assert.ok(lines.some((line) => new RegExp(`^${at}:7 providers\\.0\\.models\\.m\\.priority: `).test(line)));
+    assert.ok(lines.some((line) => new RegExp(`^${at}:9 routing\\.strategy: `).test(line)));
+    assertNoAnsi(result, "check (broken)");
+
+    const json = await runCli(["check", "--config", path, "--json"], { cwd: dir });
+    assert.equal(json.code, 2);
+    const report = parseJson<{ ok: boolean; problems: { location: string; path: string; message: string }[] }>(json);
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.problems.map((problem) => [problem.location, problem.path]).sort(), [
+      [`${path}:5`, "providers.0.timeout_ms"],
+      [`${path}:7`, "providers.0.models.m.priority"],
+      [`${path}:9`, "routing.strategy"],
+    ]);
+  });
+
+  test("a config file that does not exist: exit 2", async (t) => {
+    const dir = tempDir(t);
+    const result = await runCli(["check", "--config", "missing.yaml"], { cwd: dir });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /missing\.yaml/);
+  });
+});
+
+describe("providers", () => {
+  test("probes each key: ok / invalid key / rate-limited / unreachable, with timings; exit 1 when one fails", async (t) => {
+    const ok = await useMock(t, { models: [{ id: "a" }, { id: "b" }, { id: "c" }] });
+    const invalid = await useMock(t);
+    invalid.setDefault("GET /v1/models", {
+      kind: "json",
+      status: 401,
+      body: { error: { message: "Invalid API Key", type: "invalid_request_error" } },
+    });
+    const limited = await useMock(t);
+    limited.setDefault("GET /v1/models", { kind: "json", status: 429, headers: { "retry-after": "5" }, body: {} });
+    const port = await closedPort();
+    const provider = (name: string, url: string, key: string) => `  - name: ${name}
+    base_url: ${url}
+    ${key}
+    models:
+      m-${name}: {}
+`;
+    const { dir, path } = configIn(
+      t,
+      `providers:
+${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid", invalid.baseUrl, "api_key: sk-wrong")}${provider("limited", limited.baseUrl, "api_key: sk-limited")}${provider("down", `http://127.0.0.1:${port}/v1`, "api_key: sk-down")}${provider("nokey", "http://127.0.0.1:9/v1", "api_key_env_var: NOKEY_API_KEY")}state:
+  path: ":memory:"
+`,
+    );
+    const env = { OK_API_KEY: "sk-ok-from-env" };
+    const result = await runCli(["providers", "--config", path], { cwd: dir, env });
+    assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+    const row = (name: string) => {
+      const cells = tableRow(result.stdout, name);
+      assert.ok(cells !== undefined, `no row for ${name}:\n${result.stdout}`);
+      return cells;
+    };
+    assert.deepEqual(row("ok").slice(1, 2), ["ok"]);
+    assert.equal(row("ok")[3], "3 models");
+    assert.deepEqual(row("invalid").slice(1, 2), ["invalid key"]);
+    assert.equal(row("invalid")[3], "HTTP 401");
+    assert.deepEqual(row("limited").slice(1, 2), ["rate-limited"]);
+    assert.deepEqual(row("down").slice(1, 2), ["unreachable"]);
+    assert.match(row("down")[3] ?? "", /ECONNREFUSED/);
+    for (const name of ["ok", "invalid", "limited", "down"]) assert.match(row(name)[2] ?? "", /^\d+ ms$/, name);
+    // A provider without its key is not probed; it is listed with the variable to set.
+    assert.match(result.stdout, /nokey: .*NOKEY_API_KEY/);
+    assertNoAnsi(result, "providers");
+    // The probe is GET /models with the key from the environment.
+    const probe = ok.requests.find((request) => request.method === "GET" && request.path === "/v1/models");
+    assert.equal(probe?.headers.authorization, "Bearer sk-ok-from-env");
+
+    const json = await runCli(["providers", "--config", path, "--json"], { cwd: dir, env });
+    assert.equal(json.code, 1);
+    const report = parseJson<{
+      providers: { provider: string; status: string; detail: string; ms: number }[];
+      skipped: { name: string; reason: string }[];
+    }>(json);
+    assert.deepEqual(
+      report.providers.map((item) => [item.provider, item.status]),
+      [
+        ["down", "unreachable"],
+        ["invalid", "invalid key"],
+        ["limited", "rate-limited"],
+        ["ok", "ok"],
+      ],
+    );
+    for (const item of report.providers) assert.ok(Number.isInteger(item.ms) && item.ms >= 0, item.provider);
+    assert.deepEqual(
+      report.skipped.map((item) => item.name),
+      ["nokey"],
+    );
+  });
+
+  test("every key works (a rate-limited key still works): exit 0", async (t) => {
+    const ok = await useMock(t);
+    const limited = await useMock(t);
+    limited.setDefault("GET /v1/models", { kind: "json", status: 429, body: {} });
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: ok
+    base_url: ${ok.baseUrl}
+    api_key: sk-ok
+    models:
+      a: {}
+  - name: limited
+    base_url: ${limited.baseUrl}
+    api_key: sk-limited
+    models:
+      b: {}
+state:
+  path: ":memory:"
+`,
+    );
+    const result = await runCli(["providers", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+  });
+});
+
+describe("models", () => {
+  test("`models --json` lists public names, providers, context and score", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const result = await runCli(["models", "--config", path, "--json"], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    const { models } = parseJson<{
+      models: {
+        model: string;
+        provider: string;
+        upstream_id: string;
+        context: number | null;
+        params_b: number | null;
+        score: number;
+        leaderboard: number | null;
+      }[];
+    }>(result);
+    assert.deepEqual(
+      models.map((row) => [row.model, row.provider, row.context, row.params_b]),
+      [
+        [WEAK, "weak", 8000, 8],
+        [STRONG, "strong", 128_000, 70],
+      ],
+    );
+    const strong = models.find((row) => row.model === STRONG);
+    const weak = models.find((row) => row.model === WEAK);
+    assert.ok(strong !== undefined && weak !== undefined);
+    assert.ok(strong.score > weak.score, "the 70B scores above the 8B");
+    assert.ok(strong.leaderboard !== null && strong.leaderboard > 0 && strong.leaderboard < 1);
+
+    const text = await runCli(["models", "--config", path], { cwd: dir });
+    assert.equal(text.code, 0, text.stderr);
+    assert.deepEqual(tableRow(text.stdout, STRONG)?.slice(0, 5), [STRONG, "strong", STRONG, "chat", "128000"]);
+    assert.equal(tableRow(text.stdout, STRONG)?.at(-1), String(strong.score));
+    assertNoAnsi(text, "models");
+  });
+});
+
+describe("route", () => {
+  test("`route best --explain`: candidates best first, with every score term", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const result = await runCli(["route", "best", "--explain", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^Route for best \(strategy best\):/m);
+    const header = result.stdout.split("\n").find((line) => line.startsWith("#"));
+    assert.deepEqual(header?.trim().split(/\s+/), [
+      "#",
+      "provider",
+      "model",
+      "score",
+      "base",
+      "prio",
+      "board",
+      "params",
+      "ctx",
+      "adjust",
+      "health",
+    ]);
+    const first = tableRow(result.stdout, "1");
+    const second = tableRow(result.stdout, "2");
+    assert.deepEqual(first?.slice(1, 3), ["strong", STRONG]);
+    assert.deepEqual(second?.slice(1, 3), ["weak", WEAK]);
+    assert.equal(first?.at(-1), "cold");
+    // score = base × (prio + board + params + ctx + adjust) − health
+    const numbers = (first ?? []).slice(3, 10).map(Number);
+    const [score, base, priority, board, params, context, adjust] = numbers;
+    assert.ok(numbers.every(Number.isFinite), first?.join(" | "));
+    assert.ok(
+      Math.abs(
+        (base ?? 0) * ((priority ?? 0) + (board ?? 0) + (params ?? 0) + (context ?? 0) + (adjust ?? 0)) - (score ?? 0),
+      ) < 0.01,
+    );
+    assert.match(result.stdout, /neutral value/);
+    assertNoAnsi(result, "route --explain");
+
+    // Without --explain: only rank, provider, model and score.
+    const plain = await runCli(["route", "best", "--config", path], { cwd: dir });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(tableRow(plain.stdout, "1")?.length, 4);
+  });
+
+  test("`route --json` has the HTTP endpoint's shape and values", async (t) => {
+    const yaml = twoProviderYaml();
+    const { dir, path } = configIn(t, yaml);
+    const result = await runCli(["route", "best", "--explain", "--json", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    const fromCli = parseJson<RouteExplanation>(result);
+
+    const gateway = await useGateway(t, yaml);
+    const response = await send(gateway, "GET", "/v1/gateway/route?model=best");
+    assert.equal(response.status, 200, response.text);
+    assert.deepEqual(fromCli, response.json);
+    assert.deepEqual(
+      fromCli.candidates.map((candidate) => candidate.upstream_id),
+      [STRONG, WEAK],
+    );
+  });
+
+  test("`route` without a model exits 2; an unknown model exits 1 with the reason", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const missing = await runCli(["route", "--config", path], { cwd: dir });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /give a model name/);
+    const unknown = await runCli(["route", "no-such-model", "--config", path], { cwd: dir });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no-such-model/);
+    const unknownJson = await runCli(["route", "no-such-model", "--json", "--config", path], { cwd: dir });
+    assert.equal(unknownJson.code, 1);
+    assert.match(parseJson<{ error: string }>(unknownJson).error, /no-such-model/);
+  });
+});
+
+describe("colour", () => {
+  test("on a terminal the output is coloured, unless NO_COLOR is set; piped output never is", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    if (!(await hasPseudoTerminal(dir))) {
+      t.skip("util-linux `script` is not available to give the CLI a terminal");
+      return;
+    }
+    const coloured = await runCli(["check", "--config", path], { cwd: dir, isTty: true });
+    assert.equal(coloured.code, 0, coloured.stdout);
+    assert.match(coloured.stdout, ANSI_ESCAPE, "a terminal gets colour (else this test proves nothing)");
+
+    const commands = [
+      ["check", "--config", path],
+      ["models", "--config", path],
+      ["route", "best", "--explain", "--config", path],
+    ];
+    const runs = await Promise.all(
+      commands.flatMap((command) => [
+        runCli(command, { cwd: dir, isTty: true, env: { NO_COLOR: "1" } }).then((result) => ({
+          result,
+          what: `NO_COLOR=1 ${command[0]}`,
+        })),
+        runCli(command, { cwd: dir }).then((result) => ({ result, what: `piped ${command[0]}` })),
+      ]),
+    );
+    for (const { result, what } of runs) {
+      assert.equal(result.code, 0, `${what}: ${result.stdout}${result.stderr}`);
+      assert.ok(result.stdout.length > 0, what);
+      assertNoAnsi(result, what);
+    }
+  });
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
