@@ -43,9 +43,9 @@ export function forwardingHandler(spec: EndpointSpec, runtime: GatewayRuntime) {
       stickyTtlMs <= 0
         ? undefined
         : typeof sessionHeader === "string" && sessionHeader !== ""
-          ? `session:${sessionHeader}`
+          ? `${spec.name}:session:${sessionHeader}`
           : typeof body.user === "string" && body.user !== ""
-            ? `user:${body.user}`
+            ? `${spec.name}:user:${body.user}`
             : undefined;
     const maxOutputTokens = requestedOutputTokens(body);
     const clientGone = new AbortController();

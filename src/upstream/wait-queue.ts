@@ -29,9 +29,11 @@ export class WaitQueue {
       release = resolve;
     });
     try {
-      await raceDeadline(previous, deadlineMs, signal);
+      const isOurTurn = await raceDeadline(previous, deadlineMs, signal);
       // Out of time (or the client left) before our turn came: taking a free slot now would jump the queue.
-      if (signal.aborted || Date.now() >= deadlineMs) return undefined;
+      // (Checked by what ended the race, not by the clock: a timer may fire a millisecond before Date.now()
+      // reaches the deadline.)
+      if (!isOurTurn || signal.aborted) return undefined;
       for (;;) {
         const attempt = tryNow();
         if ("value" in attempt) return attempt.value;
@@ -47,16 +49,18 @@ export class WaitQueue {
   }
 }
 
-function raceDeadline(promise: Promise<void>, deadlineMs: number, signal: AbortSignal): Promise<void> {
+/** Resolves true when `promise` settled first (our turn), false on the deadline or an abort. */
+function raceDeadline(promise: Promise<void>, deadlineMs: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = setTimeout(done, Math.max(0, deadlineMs - Date.now()));
-    function done(): void {
+    const timer = setTimeout(() => done(false), Math.max(0, deadlineMs - Date.now()));
+    const onAbort = (): void => done(false);
+    function done(isTurn: boolean): void {
       clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
+      signal.removeEventListener("abort", onAbort);
+      resolve(isTurn);
     }
-    signal.addEventListener("abort", done, { once: true });
-    void promise.then(done);
+    signal.addEventListener("abort", onAbort, { once: true });
+    void promise.then(() => done(true));
   });
 }
 
