@@ -246,8 +246,8 @@ async function attemptOnce(
   // deadline bounds only the phases before the first token, through headersTimeout and the first-token timer.
   // The attempt's signal is linked to the client and the deadline by hand and unlinked when the attempt ends.
   // AbortSignal.timeout + AbortSignal.any cost more: the timeout's timer outlives the attempt by `remainingMs`
-  // (120 s by default), so under load every recent request stays in memory (bench/README.md: +10% req/s,
-  // -300 MB at 10k req/s), and AbortSignal.any is costly per call.
+  // (120 s by default), so under load every recent request stays in memory, and AbortSignal.any is costly per
+  // call (bench/README.md: by hand, +20% JSON req/s per core and 400 MB less peak memory at 10k req/s).
   const deadlineTimer = setTimeout(() => {
     const reason = new DOMException("The operation was aborted due to timeout", "TimeoutError");
     deadline.abort(reason);

@@ -1,0 +1,720 @@
+// `npm run bench`: what the gateway costs, as ratios against calling the upstream directly and against the
+// least a Node proxy can do. One run measures the same workload (a small chat completion; a stream of a fixed
+// number of SSE chunks) sent (1) directly to a mock upstream, (2) through a bare node:http + undici proxy,
+// (3) through the gateway, started as `llm-gateway serve` in a child process with a temp YAML config.
+//
+// Two cores: the mock, the load generator and this script share core 0; the proxy under test has core 1 to
+// itself (taskset), so its req/s are per core. They are the gateway's own limit only if its core was saturated
+// while core 0 had time to spare; the report checks (from /proc/stat) and shows what core 0 drives directly.
+//
+// Usage: npm run bench [-- --quick] [-- --duration 10 --connections 64 --tool wrk|autocannon ...]; see --help.
+// Everything runs on loopback, every loop is bounded, every child exits with this script.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
+import { createServer } from "node:net";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { type LatencySamples, measureSequential, percentile, rawPostRequest } from "./latency-client.ts";
+import { isWrkInstalled, type LoadResult, type LoadTool, runLoad } from "./load-generator.ts";
+
+const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [options])
+
+  --quick                   short runs (3 s load, 1 s warm-up, 2 s latency): a smoke test, not figures to quote
+  --duration S              seconds per throughput run (default 10; env BENCH_DURATION_S)
+  --warmup S                seconds of unrecorded load per workload and target (default 3; env BENCH_WARMUP_S)
+  --connections N           connections for the throughput runs (default 64; env BENCH_CONNECTIONS)
+  --latency-duration S      seconds per concurrency-1 latency run (default 5; env BENCH_LATENCY_DURATION_S)
+  --chunks N                SSE chunks per streamed answer (default 16; env BENCH_STREAM_CHUNKS)
+  --prompt-chars N          size of the user message; default: one short sentence (env BENCH_PROMPT_CHARS)
+  --tool wrk|autocannon     load generator (default: wrk when installed; env BENCH_TOOL)
+  --targets LIST            any of direct,bare,gateway (default all; env BENCH_TARGETS)
+  --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
+  --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
+  --gateway-main PATH       the gateway entry point (default src/main.ts; another checkout for A/B runs;
+                            env BENCH_GATEWAY_MAIN)
+  --gateway-node-args=ARGS  extra node flags for the gateway, e.g. --gateway-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
+                            (env BENCH_GATEWAY_NODE_ARGS)
+  -h, --help
+`;
+
+const TARGETS = ["direct", "bare", "gateway"] as const;
+type Target = (typeof TARGETS)[number];
+const TARGET_LABELS: Record<Target, string> = { direct: "direct", bare: "bare proxy", gateway: "gateway" };
+
+/** What the issue asks of the gateway. */
+const TARGET_JSON_RPS = 5_000;
+const TARGET_ADDED_P50_MS = 0.5;
+const TARGET_ADDED_FIRST_BYTE_MS = 1;
+const TARGET_P99_MS = 3;
+/** A proxy's req/s are its own if, meanwhile, its core was at least this busy and the load core less than... */
+const MIN_PROXY_CORE_BUSY = 0.95;
+/** ...this: the mock and the load generator had time to spare. */
+const MAX_LOAD_CORE_BUSY = 0.9;
+/** Busy share of the proxy core during the direct runs (nothing of ours runs there) above which we warn. */
+const MAX_FOREIGN_LOAD = 0.1;
+
+const CLIENT_KEY = "bench-client-key";
+const MODEL = "bench-model";
+const CHAT_PATH = "/v1/chat/completions";
+const SHORT_PROMPT = "Say hello in one short sentence.";
+
+/** The two workloads' request bodies: the same chat request, without and with `stream: true`. */
+function requestBodies(promptChars: number): { json: string; stream: string } {
+  const messages = [
+    { role: "system", content: "You are a helpful assistant." },
+    { role: "user", content: promptChars > 0 ? filler(promptChars) : SHORT_PROMPT },
+  ];
+  return {
+    json: JSON.stringify({ model: MODEL, messages, max_tokens: 32 }),
+    stream: JSON.stringify({ model: MODEL, messages, max_tokens: 32, stream: true }),
+  };
+}
+
+/** Deterministic prose-like text of `chars` characters (varied words, so a tokenizer sees realistic text). */
+function filler(chars: number): string {
+  const words = "the gateway routes each request to a provider that answers quickly while budgets limits and".split(
+    " ",
+  );
+  let seed = 12_345;
+  let text = "";
+  while (text.length < chars) {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    text += `${words[seed % words.length]}${seed % 7 === 0 ? `${seed % 1000}. ` : " "}`;
+  }
+  return text.slice(0, chars);
+}
+const REQUEST_HEADERS = { "content-type": "application/json", authorization: `Bearer ${CLIENT_KEY}` };
+
+const benchDir = fileURLToPath(new URL(".", import.meta.url));
+const repoDir = fileURLToPath(new URL("..", import.meta.url));
+const exitWithParent = pathToFileURL(join(benchDir, "exit-with-parent.ts")).href;
+
+interface Options {
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly connections: number;
+  readonly latencyDurationS: number;
+  readonly chunks: number;
+  /** Characters of the user message; 0: the default short sentence. */
+  readonly promptChars: number;
+  readonly tool: LoadTool;
+  readonly targets: readonly Target[];
+  readonly cores: readonly [string, string];
+  readonly gatewayLogLevel: string;
+  readonly gatewayNodeArgs: readonly string[];
+  readonly gatewayMain: string;
+  readonly isQuick: boolean;
+}
+
+interface CoreBusy {
+  /** Fraction 0..1 of the load core (mock + load generator) that was busy. */
+  readonly load: number;
+  /** Fraction 0..1 of the proxy core that was busy. */
+  readonly proxy: number;
+}
+
+interface LoadRun extends LoadResult {
+  readonly busy: CoreBusy | undefined;
+  /** CPU time (user + system) the process under test spent per request, µs; from /proc, Linux only. */
+  readonly cpuUsPerRequest: number | undefined;
+}
+
+interface TargetResult {
+  readonly json: LoadRun;
+  readonly stream: LoadRun;
+  readonly jsonLatency: LatencySamples;
+  readonly streamLatency: LatencySamples;
+  /** Peak resident memory of the process under test, MB (Linux only). */
+  readonly peakRssMb: number | undefined;
+}
+
+function readOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      connections: { type: "string" },
+      "latency-duration": { type: "string" },
+      chunks: { type: "string" },
+      "prompt-chars": { type: "string" },
+      tool: { type: "string" },
+      targets: { type: "string" },
+      cores: { type: "string" },
+      "gateway-log-level": { type: "string" },
+      "gateway-node-args": { type: "string" },
+      "gateway-main": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(USAGE);
+    return undefined;
+  }
+  const env = process.env;
+  const isQuick = values.quick === true || env.BENCH_QUICK === "1";
+  const number = (value: string | undefined, fallback: number, name: string): number => {
+    if (value === undefined || value === "") return fallback;
+    const parsed = Number(value);
+    if (!(Number.isFinite(parsed) && parsed > 0)) throw new Error(`${name} must be a positive number, got "${value}"`);
+    return parsed;
+  };
+  const toolText = values.tool ?? env.BENCH_TOOL;
+  if (toolText !== undefined && toolText !== "wrk" && toolText !== "autocannon")
+    throw new Error(`--tool must be wrk or autocannon, got "${toolText}"`);
+  const tool: LoadTool = toolText ?? (isWrkInstalled() ? "wrk" : "autocannon");
+  if (tool === "wrk" && !isWrkInstalled()) throw new Error("--tool wrk: wrk is not installed");
+  const targets = (values.targets ?? env.BENCH_TARGETS ?? TARGETS.join(","))
+    .split(",")
+    .map((name) => name.trim())
+    .filter((name) => name !== "");
+  for (const name of targets)
+    if (!(TARGETS as readonly string[]).includes(name)) throw new Error(`unknown target "${name}"`);
+  const cores = (values.cores ?? env.BENCH_CORES ?? "0,1").split(",");
+  if (cores.length !== 2 || cores.some((core) => !/^\d+$/.test(core)))
+    throw new Error('--cores must be two core numbers, e.g. "0,1"');
+  return {
+    durationS: number(values.duration ?? env.BENCH_DURATION_S, isQuick ? 3 : 10, "--duration"),
+    warmupS: number(values.warmup ?? env.BENCH_WARMUP_S, isQuick ? 1 : 3, "--warmup"),
+    connections: Math.round(number(values.connections ?? env.BENCH_CONNECTIONS, 64, "--connections")),
+    latencyDurationS: number(values["latency-duration"] ?? env.BENCH_LATENCY_DURATION_S, isQuick ? 2 : 5, "--latency"),
+    chunks: Math.round(number(values.chunks ?? env.BENCH_STREAM_CHUNKS, 16, "--chunks")),
+    promptChars: Math.round(number(values["prompt-chars"] ?? env.BENCH_PROMPT_CHARS, 0, "--prompt-chars")),
+    tool,
+    targets: TARGETS.filter((target) => targets.includes(target)),
+    cores: [cores[0] ?? "0", cores[1] ?? "1"],
+    gatewayLogLevel: values["gateway-log-level"] ?? env.BENCH_GATEWAY_LOG_LEVEL ?? "warn",
+    gatewayNodeArgs: (values["gateway-node-args"] ?? env.BENCH_GATEWAY_NODE_ARGS ?? "")
+      .split(" ")
+      .filter((arg) => arg !== ""),
+    gatewayMain: resolve(values["gateway-main"] ?? env.BENCH_GATEWAY_MAIN ?? join(repoDir, "src", "main.ts")),
+    isQuick,
+  };
+}
+
+// ---- processes ----------------------------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+/**
+ * Starts `node [--import exit-with-parent] ...args` pinned to `core`; its stdin is our lifeline to it. Its stdout
+ * is ours to read, or goes to the file descriptor `stdoutFd` (the gateway's log: a file, as in production, and no
+ * work for the load core).
+ */
+function startNode(
+  name: string,
+  nodeArgs: readonly string[],
+  pin: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  stdoutFd?: number,
+): ChildProcess {
+  const command = [...pin, process.execPath, "--import", exitWithParent, ...nodeArgs];
+  const [file, ...args] = command as [string, ...string[]];
+  const child = spawn(file, args, { cwd, env, stdio: ["pipe", stdoutFd ?? "pipe", "pipe"] });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  child.stderr?.setEncoding("utf8").on("data", (text: string) => process.stderr.write(prefixLines(name, text)));
+  return child;
+}
+
+function prefixLines(name: string, text: string): string {
+  return text
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => `[${name}] ${line}\n`)
+    .join("");
+}
+
+/** Reads the child's `{"port":N}` line; the rest of its stdout goes to our stderr. */
+async function readPort(name: string, child: ChildProcess): Promise<number> {
+  const stdout = child.stdout;
+  if (stdout === null) throw new Error(`${name}: no stdout`);
+  stdout.setEncoding("utf8");
+  return new Promise((resolve, reject) => {
+    let buffered = "";
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 15 s`)), 15_000);
+    const onData = (text: string): void => {
+      buffered += text;
+      const match = /\{"port":(\d+)\}/.exec(buffered);
+      if (match === null) return;
+      clearTimeout(timer);
+      stdout.off("data", onData);
+      stdout.on("data", (more: string) => process.stderr.write(prefixLines(name, more)));
+      resolve(Number(match[1]));
+    };
+    stdout.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.stdin?.end();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function stopAllNow(): void {
+  for (const child of children) child.kill("SIGKILL");
+}
+
+/** The gateway log's warnings and errors (pino levels 40+), a few of them, for our stderr. */
+function logProblems(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+  const problems = text.split("\n").filter((line) => /"level":(?:[4-9]\d)/.test(line));
+  const shown = problems.slice(0, 5).map((line) => `[gateway] ${line.slice(0, 400)}\n`);
+  const more = problems.length > shown.length ? `[gateway] ... ${problems.length - shown.length} more\n` : "";
+  return shown.join("") + more;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+async function waitUntilReady(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}`);
+    const status = await new Promise<number>((resolve) => {
+      const request = get({ host: "127.0.0.1", port, path: "/ok", timeout: 1_000 }, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.on("error", () => resolve(0));
+      request.on("timeout", () => request.destroy());
+    });
+    if (status === 200) return;
+    await sleep(100);
+  }
+  throw new Error("gateway not ready within 20 s");
+}
+
+function gatewayConfig(port: number, upstreamPort: number, logLevel: string, workDir: string): string {
+  return `# Written by bench/gateway.ts for one run.
+server:
+  host: 127.0.0.1
+  port: ${port}
+  log_level: ${logLevel}
+  api_keys: [${CLIENT_KEY}]
+providers:
+  - name: mock
+    base_url: http://127.0.0.1:${upstreamPort}/v1
+    api_key: bench-upstream-key
+    models:
+      ${MODEL}: {}
+discovery:
+  cache_dir: ${JSON.stringify(join(workDir, "cache"))}
+`;
+}
+
+/** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
+function gatewayEnv(maxLifetimeMs: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs) };
+  for (const name of ["PORT", "HOST", "ALLOWED_BEARER_TOKENS", "LLM_GATEWAY_CONFIG"]) delete env[name];
+  return env;
+}
+
+// ---- measuring ----------------------------------------------------------------------------------------------
+
+function readCoreTimes(): Map<string, { busy: number; total: number }> | undefined {
+  let text: string;
+  try {
+    text = readFileSync("/proc/stat", "utf8");
+  } catch {
+    return undefined;
+  }
+  const times = new Map<string, { busy: number; total: number }>();
+  for (const line of text.split("\n")) {
+    const match = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (match === null) continue;
+    const fields = (match[2] ?? "").split(/\s+/).map(Number);
+    const total = fields.slice(0, 8).reduce((sum, value) => sum + value, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    times.set(match[1] ?? "", { busy: total - idle, total });
+  }
+  return times;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux we know). */
+const CLOCK_TICKS_PER_S = 100;
+
+/** User + system CPU time of a process, ms. */
+function readProcessCpuMs(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces, hence the last ')'): utime and stime are 14 and 15.
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
+function readPeakRssMb(pid: number): number | undefined {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match === null ? undefined : Number(match[1]) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a load and records what the cores and the process under test spent meanwhile. */
+async function observedLoad(
+  cores: readonly [string, string],
+  pid: number | undefined,
+  run: () => Promise<LoadResult>,
+): Promise<LoadRun> {
+  const coresBefore = readCoreTimes();
+  const cpuBefore = pid === undefined ? undefined : readProcessCpuMs(pid);
+  const result = await run();
+  const coresAfter = readCoreTimes();
+  const cpuAfter = pid === undefined ? undefined : readProcessCpuMs(pid);
+  const busy = (core: string): number => {
+    const start = coresBefore?.get(core);
+    const end = coresAfter?.get(core);
+    if (start === undefined || end === undefined || end.total === start.total) return Number.NaN;
+    return (end.busy - start.busy) / (end.total - start.total);
+  };
+  return {
+    ...result,
+    busy: coresBefore === undefined ? undefined : { load: busy(cores[0]), proxy: busy(cores[1]) },
+    cpuUsPerRequest:
+      cpuBefore === undefined || cpuAfter === undefined || result.requests === 0
+        ? undefined
+        : ((cpuAfter - cpuBefore) * 1000) / result.requests,
+  };
+}
+
+async function measureTarget(
+  target: Target,
+  port: number,
+  pid: number | undefined,
+  options: Options,
+  pins: { load: string[] },
+  workDir: string,
+): Promise<TargetResult> {
+  const url = `http://127.0.0.1:${port}${CHAT_PATH}`;
+  const bodies = requestBodies(options.promptChars);
+  const load = (body: string, durationS: number) =>
+    runLoad(
+      { url, body, headers: REQUEST_HEADERS },
+      { tool: options.tool, connections: options.connections, durationS, pin: pins.load, workDir },
+    );
+  const progress = (text: string): void => {
+    process.stderr.write(`  ${TARGET_LABELS[target]}: ${text}\n`);
+  };
+  progress("warming up");
+  await load(bodies.json, options.warmupS);
+  await load(bodies.stream, options.warmupS);
+
+  const latencyRun = (body: string, isValid: (text: string) => boolean) =>
+    measureSequential({
+      port,
+      raw: rawPostRequest(port, CHAT_PATH, body, REQUEST_HEADERS),
+      warmupRequests: 500,
+      durationMs: options.latencyDurationS * 1000,
+      maxRequests: 200_000,
+      isValid: (response) => response.status === 200 && isValid(response.body),
+    });
+  progress("concurrency 1, JSON");
+  const jsonLatency = await latencyRun(bodies.json, (text) => text.includes('"choices"'));
+  progress("concurrency 1, stream");
+  const streamLatency = await latencyRun(bodies.stream, (text) => text.endsWith("data: [DONE]\n\n"));
+  progress(`${options.connections} connections, JSON`);
+  const json = await observedLoad(options.cores, pid, () => load(bodies.json, options.durationS));
+  progress(`${options.connections} connections, stream`);
+  const stream = await observedLoad(options.cores, pid, () => load(bodies.stream, options.durationS));
+  return {
+    json,
+    stream,
+    jsonLatency,
+    streamLatency,
+    peakRssMb: pid === undefined ? undefined : readPeakRssMb(pid),
+  };
+}
+
+// ---- report -------------------------------------------------------------------------------------------------
+
+function formatNumber(value: number, digits: number): string {
+  if (!Number.isFinite(value)) return "–";
+  return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function formatRatio(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(2)}×` : "–";
+}
+
+function verdict(isMet: boolean | undefined): string {
+  return isMet === undefined ? "" : isMet ? " ✓" : " ✗";
+}
+
+interface Row {
+  readonly label: string;
+  readonly value: (target: Target) => number;
+  readonly digits: number;
+  /** The gateway's target, e.g. `≥ 5,000`, and whether the gateway met it. */
+  readonly goal?: { readonly text: string; readonly isMet: (gateway: number) => boolean };
+}
+
+function report(
+  results: Partial<Record<Target, TargetResult>>,
+  options: Options,
+  isPinned: boolean,
+  coreCount: number,
+): string {
+  const metric = (read: (result: TargetResult) => number | undefined) => (target: Target) => {
+    const result = results[target];
+    return result === undefined ? Number.NaN : (read(result) ?? Number.NaN);
+  };
+  const p = (samples: Float64Array, rank: number) => percentile(samples, rank);
+  const jsonRps = metric((result) => result.json.requestsPerSecond);
+  const streamRps = metric((result) => result.stream.requestsPerSecond);
+  const jsonP50 = metric((result) => p(result.jsonLatency.totalMs, 50));
+  const firstByteP50 = metric((result) => p(result.streamLatency.firstByteMs, 50));
+  const c = options.connections;
+  const columns = options.targets;
+  const header = (first: string, extra: string[]) =>
+    `| ${first} | ${columns.map((target) => TARGET_LABELS[target]).join(" | ")}${extra.map((text) => ` | ${text}`).join("")} |\n` +
+    `|---|${columns.map(() => "---:").join("|")}${extra.map(() => "|---:").join("")}|`;
+  const cell = (value: number, digits: number) => formatNumber(value, digits);
+
+  const rows: Row[] = [
+    {
+      label: `JSON req/s, ${c} connections`,
+      value: jsonRps,
+      digits: 0,
+      goal: { text: `≥ ${TARGET_JSON_RPS.toLocaleString("en-US")}`, isMet: (value) => value >= TARGET_JSON_RPS },
+    },
+    { label: `stream req/s, ${c} connections`, value: streamRps, digits: 0 },
+    { label: "JSON p50 ms, concurrency 1", value: jsonP50, digits: 3 },
+    {
+      label: "JSON p99 ms, concurrency 1",
+      value: metric((result) => p(result.jsonLatency.totalMs, 99)),
+      digits: 3,
+      goal: { text: `< ${TARGET_P99_MS}`, isMet: (value) => value < TARGET_P99_MS },
+    },
+    { label: "stream first byte p50 ms, conc. 1", value: firstByteP50, digits: 3 },
+    { label: "stream first byte p99 ms, conc. 1", value: metric((r) => p(r.streamLatency.firstByteMs, 99)), digits: 3 },
+    { label: "stream complete p50 ms, conc. 1", value: metric((r) => p(r.streamLatency.totalMs, 50)), digits: 3 },
+    { label: "stream complete p99 ms, conc. 1", value: metric((r) => p(r.streamLatency.totalMs, 99)), digits: 3 },
+  ];
+  const lines: string[] = [
+    header("", ["gateway/direct", "gateway/bare", "target (gateway)"]).replace(/\|---:\|$/, "|---|"),
+  ];
+  for (const row of rows) {
+    const gateway = row.value("gateway");
+    const goal =
+      row.goal === undefined
+        ? ""
+        : `${row.goal.text}${verdict(Number.isFinite(gateway) ? row.goal.isMet(gateway) : undefined)}`;
+    lines.push(
+      `| ${row.label} | ${columns.map((target) => cell(row.value(target), row.digits)).join(" | ")} | ${formatRatio(gateway / row.value("direct"))} | ${formatRatio(gateway / row.value("bare"))} | ${goal} |`,
+    );
+  }
+
+  const added = (read: (target: Target) => number, target: Target) => read(target) - read("direct");
+  const addedRow = (label: string, read: (target: Target) => number, limitMs: number) => {
+    const gateway = added(read, "gateway");
+    const mark = verdict(Number.isFinite(gateway) ? gateway <= limitMs : undefined);
+    return `| ${label} | ${cell(added(read, "bare"), 3)} | ${cell(gateway, 3)} | ≤ ${limitMs}${mark} |`;
+  };
+  lines.push("", "| added latency (minus direct), concurrency 1 | bare proxy | gateway | target (gateway) |");
+  lines.push("|---|---:|---:|---|");
+  lines.push(addedRow("JSON p50, ms", jsonP50, TARGET_ADDED_P50_MS));
+  lines.push(addedRow("stream first byte p50, ms", firstByteP50, TARGET_ADDED_FIRST_BYTE_MS));
+
+  const percent = (value: number | undefined) =>
+    value === undefined || !Number.isFinite(value) ? "–" : `${Math.round(value * 100)}%`;
+  const busyCells = (workload: "json" | "stream") =>
+    columns
+      .map((target) => {
+        const busy = results[target]?.[workload].busy;
+        return `${percent(busy?.load)} / ${percent(busy?.proxy)}`;
+      })
+      .join(" | ");
+  lines.push("", header("process under test (direct: the mock)", []));
+  lines.push(
+    `| CPU µs per JSON request, ${c} connections | ${columns.map((target) => cell(metric((r) => r.json.cpuUsPerRequest)(target), 0)).join(" | ")} |`,
+  );
+  lines.push(
+    `| CPU µs per streamed request, ${c} connections | ${columns.map((target) => cell(metric((r) => r.stream.cpuUsPerRequest)(target), 0)).join(" | ")} |`,
+  );
+  lines.push(
+    `| busy core ${options.cores[0]} (mock + load) / core ${options.cores[1]} (proxy), JSON | ${busyCells("json")} |`,
+  );
+  lines.push(`| busy core ${options.cores[0]} / core ${options.cores[1]}, stream | ${busyCells("stream")} |`);
+  lines.push(`| peak RSS, MB | ${columns.map((target) => cell(metric((r) => r.peakRssMb)(target), 0)).join(" | ")} |`);
+
+  const notes: string[] = [];
+  for (const target of columns) {
+    const result = results[target];
+    if (result === undefined) continue;
+    const errors = result.json.errors + result.stream.errors + result.jsonLatency.errors + result.streamLatency.errors;
+    const first = result.jsonLatency.firstError ?? result.streamLatency.firstError;
+    if (errors > 0)
+      notes.push(
+        `WARNING: ${TARGET_LABELS[target]}: ${errors} failed requests${first === undefined ? "" : ` (${first})`}.`,
+      );
+  }
+  for (const target of columns.filter((name) => name !== "direct")) {
+    for (const [label, workload, read] of [
+      ["JSON", "json", jsonRps],
+      ["stream", "stream", streamRps],
+    ] as const) {
+      // A proxy's figures are its own when its core was saturated and the load core was not.
+      const busy = results[target]?.[workload].busy;
+      if (busy === undefined || !Number.isFinite(busy.load) || !Number.isFinite(busy.proxy)) continue;
+      const headroom = read("direct") / read(target);
+      const direct = Number.isFinite(headroom) ? `; direct is ${headroom.toFixed(1)}× its req/s` : "";
+      const cores = `${TARGET_LABELS[target]}, ${label}: its core was ${percent(busy.proxy)} busy, the load core ${percent(busy.load)}`;
+      notes.push(
+        busy.load < MAX_LOAD_CORE_BUSY && busy.proxy >= MIN_PROXY_CORE_BUSY
+          ? `OK: ${cores}: the proxy is the limit${direct}.`
+          : `WARNING: ${cores}: the mock or the load generator may be the limit${direct}.`,
+      );
+    }
+  }
+  const foreignLoad = Math.max(results.direct?.json.busy?.proxy ?? 0, results.direct?.stream.busy?.proxy ?? 0);
+  if (foreignLoad > MAX_FOREIGN_LOAD)
+    notes.push(
+      `WARNING: core ${options.cores[1]} was ${percent(foreignLoad)} busy during the direct runs, with nothing of ours on it: other processes compete for the cores; expect noisy figures.`,
+    );
+  if (!isPinned)
+    notes.push("WARNING: not pinned to cores (taskset missing or fewer than 2 cores): figures are not per core.");
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
+  const setup = [
+    `node ${process.version}, ${cpu}, ${coreCount} cores${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
+    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}${options.isQuick ? "; QUICK mode" : ""}`,
+  ];
+  return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
+}
+
+// ---- main ---------------------------------------------------------------------------------------------------
+
+function setUpPinning(cores: readonly [string, string]): { load: string[]; proxy: string[]; isPinned: boolean } {
+  const hasTaskset = spawnSync("taskset", ["--version"], { stdio: "ignore" }).error === undefined;
+  const maxCore = Math.max(Number(cores[0]), Number(cores[1]));
+  if (!hasTaskset || availableParallelism() <= maxCore) return { load: [], proxy: [], isPinned: false };
+  // This script is the concurrency-1 client: it shares the load core with the mock.
+  const self = spawnSync("taskset", ["-a", "-p", "-c", cores[0], String(process.pid)], { stdio: "ignore" });
+  if (self.status !== 0) return { load: [], proxy: [], isPinned: false };
+  return { load: ["taskset", "-c", cores[0]], proxy: ["taskset", "-c", cores[1]], isPinned: true };
+}
+
+async function main(): Promise<number> {
+  const options = readOptions(process.argv.slice(2));
+  if (options === undefined) return 0;
+  // Before pinning: afterwards this process sees only its own core.
+  const coreCount = availableParallelism();
+  const pins = setUpPinning(options.cores);
+  const perTargetS = 2 * options.warmupS + 2 * options.durationS + 2 * options.latencyDurationS + 30;
+  const budgetMs = (options.targets.length * perTargetS + 60) * 1000;
+  // Children die with us (stdin) and on their own after this, whatever happens here.
+  const maxLifetimeMs = budgetMs + 60_000;
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: still running after ${budgetMs / 1000} s; stopping.\n`);
+    stopAllNow();
+    process.exit(2);
+  }, budgetMs);
+  watchdog.unref();
+  process.once("SIGINT", () => {
+    stopAllNow();
+    process.exit(130);
+  });
+
+  const workDir = mkdtempSync(join(tmpdir(), "llm-gateway-bench-"));
+  const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs) };
+  const gatewayLogPath = join(workDir, "gateway.log");
+  process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
+  try {
+    const mock = startNode(
+      "mock",
+      [join(benchDir, "mock-upstream.ts")],
+      pins.load,
+      { ...childEnv, BENCH_STREAM_CHUNKS: String(options.chunks) },
+      repoDir,
+    );
+    const mockPort = await readPort("mock", mock);
+    const results: Partial<Record<Target, TargetResult>> = {};
+    for (const target of options.targets) {
+      let child: ChildProcess | undefined;
+      let port = mockPort;
+      if (target === "bare") {
+        child = startNode(
+          "bare",
+          [join(benchDir, "bare-proxy.ts")],
+          pins.proxy,
+          { ...childEnv, BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}` },
+          repoDir,
+        );
+        port = await readPort("bare", child);
+      } else if (target === "gateway") {
+        port = await freePort();
+        const configPath = join(workDir, "gateway.yaml");
+        writeFileSync(configPath, gatewayConfig(port, mockPort, options.gatewayLogLevel, workDir));
+        const logFd = openSync(gatewayLogPath, "w");
+        try {
+          child = startNode(
+            "gateway",
+            [...options.gatewayNodeArgs, options.gatewayMain, "serve", "--config", configPath],
+            pins.proxy,
+            gatewayEnv(maxLifetimeMs),
+            workDir,
+            logFd,
+          );
+        } finally {
+          closeSync(logFd);
+        }
+        await waitUntilReady(port, child);
+      }
+      try {
+        results[target] = await measureTarget(target, port, (child ?? mock).pid, options, pins, workDir);
+      } finally {
+        if (child !== undefined) await stopChild(child);
+        if (target === "gateway") process.stderr.write(logProblems(gatewayLogPath));
+      }
+    }
+    await stopChild(mock);
+    process.stdout.write(`\n${report(results, options, pins.isPinned, coreCount)}`);
+    return 0;
+  } finally {
+    stopAllNow();
+    clearTimeout(watchdog);
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    stopAllNow();
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
