@@ -11,6 +11,7 @@ import { modelListUrl, parseModelList } from "../providers/discovery.ts";
 import { type ExplainedTerm, explainRoute } from "../runtime/explain-route.ts";
 import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
 import { loadScoringSources, scoringSettings } from "../runtime/scoring-sources.ts";
+import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { type Output, paint, table } from "./output.ts";
 
 export const EXIT_OK = 0;
@@ -36,6 +37,7 @@ export function setConfigLoader(loader: ConfigLoader): void {
 interface Loaded {
   readonly path: string;
   readonly loaded: LoadedConfig;
+  readonly sources: ScoringSources;
 }
 
 async function load(options: CommandOptions): Promise<Loaded | number> {
@@ -47,11 +49,11 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
   try {
     const loaded = configLoader(path, env);
     // The `scoring:` section and the adjustments file are checked here too: `serve` would stop on them.
-    await loadScoringSources(
+    const sources = await loadScoringSources(
       scoringSettings(loaded.config),
       typeof loaded.config.scoring.adjustments_file === "string",
     );
-    return { path, loaded };
+    return { path, loaded, sources };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     if (options.isJson) {
@@ -70,11 +72,22 @@ export async function check(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config, warnings } = result.loaded;
+  // Configured chat models no leaderboard row matches: they get the neutral quality, which is rarely right.
+  const unmatched: string[] = [];
+  for (const provider of config.providers) {
+    for (const model of provider.models ?? []) {
+      const profile = profileModel(result.sources, provider.name, model.id, { leaderboardName: model.leaderboardName });
+      if ((model.kind ?? profile.kind) === "chat" && profile.leaderboard.value === undefined) {
+        unmatched.push(`${provider.name}/${model.publicName} (${model.id})`);
+      }
+    }
+  }
   if (options.isJson) {
     options.output.write(
       `${JSON.stringify(
         {
           ok: true,
+          unmatched_models: unmatched,
           config: result.path,
           providers: config.providers.map((provider) => ({
             name: provider.name,
@@ -114,6 +127,11 @@ export async function check(options: CommandOptions): Promise<number> {
   );
   if (Object.keys(config.metaModels).length > 0)
     output.write(`\nmeta models: ${Object.keys(config.metaModels).join(", ")}\n`);
+  if (unmatched.length > 0) {
+    output.write(
+      `\nno leaderboard row matches these models (neutral quality; set \`leaderboard_name\` to fix):\n  ${unmatched.join("\n  ")}\n`,
+    );
+  }
   if (config.providers.length === 0)
     output.write(`\n${paint(output, "yellow", "No provider has a key: set the key variables in .env.")}\n`);
   return EXIT_OK;
