@@ -5,14 +5,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { request } from "undici";
+import { type CliResult, MAIN, REPO_ROOT, runCli } from "../helpers/cli-process.ts";
 import { chatRequests, HELLO, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 
-const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
-const MAIN = join(REPO_ROOT, "src", "main.ts");
 const EXIT_WITH_PARENT = join(REPO_ROOT, "test", "helpers", "exit-with-parent.ts");
 const CHILD_TIMEOUT_MS = 20_000;
 
@@ -70,40 +68,6 @@ describe("keys in the config", () => {
   });
 });
 
-interface ChildResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `node src/main.ts ...args` in `cwd` to its end (a command that should exit on its own; killed if not). */
-function runMain(args: readonly string[], cwd: string): Promise<ChildResult> {
-  return new Promise((resolveResult, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      cwd,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`llm-gateway ${args.join(" ")} did not exit in time:\n${stdout}\n${stderr}`));
-    }, CHILD_TIMEOUT_MS);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolveResult({ code, stdout, stderr });
-    });
-  });
-}
-
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-cli-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -121,7 +85,7 @@ function escapeRegExp(text: string): string {
 }
 
 /** Asserts exit code 2, no stack trace, and returns stderr's `file:line ...` lines. */
-function configErrorLines(result: ChildResult, path: string): string[] {
+function configErrorLines(result: CliResult, path: string): string[] {
   assert.equal(result.code, 2, `exit code ${result.code}; stderr:\n${result.stderr}`);
   assert.doesNotMatch(result.stderr, /\n\s+at |node:internal/, "a config error must not print a stack trace");
   return result.stderr.split("\n").filter((line) => line.startsWith(`${path}:`));
@@ -145,7 +109,7 @@ routing:
   max_atempts: 3
 `,
     );
-    const result = await runMain(["--config", path], dir);
+    const result = await runCli(["--config", path], { cwd: dir });
     const lines = configErrorLines(result, path);
     const at = escapeRegExp(path);
     const expected = [
@@ -176,13 +140,13 @@ routing:
     api_key: again
 `,
     );
-    const result = await runMain(["--config", path], dir);
+    const result = await runCli(["--config", path], { cwd: dir });
     const lines = configErrorLines(result, path);
     assert.equal(lines.length, 1, result.stderr);
     assert.match(lines[0] ?? "", new RegExp(`^${escapeRegExp(path)}:5: .*unique`, "i"));
 
     const unclosed = writeConfig(dir, "providers: [\n  { name: alpha, base_url: http://127.0.0.1:1/v1\n");
-    const second = await runMain(["--config", unclosed], dir);
+    const second = await runCli(["--config", unclosed], { cwd: dir });
     const secondLines = configErrorLines(second, unclosed);
     assert.ok(secondLines.length >= 1, second.stderr);
     assert.match(secondLines[0] ?? "", new RegExp(`^${escapeRegExp(unclosed)}:\\d+: \\S`));
@@ -203,7 +167,7 @@ meta_models:
   "fast,cheap": [alpha-model]
 `,
     );
-    const result = await runMain(["--config", path], dir);
+    const result = await runCli(["--config", path], { cwd: dir });
     const lines = configErrorLines(result, path);
     const at = escapeRegExp(path);
     assert.ok(
@@ -219,7 +183,7 @@ meta_models:
   test("a config file that does not exist", async (t) => {
     const dir = tempDir(t);
     const path = join(dir, "missing.yaml");
-    const result = await runMain(["--config", path], dir);
+    const result = await runCli(["--config", path], { cwd: dir });
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, new RegExp(`${escapeRegExp(path)}: file not found`));
   });
