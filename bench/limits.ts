@@ -27,8 +27,8 @@ import {
   rulesFromLimits,
   UTC_MIDNIGHT,
 } from "../src/limits/budgets.ts";
-import { EmbeddedStateStore } from "../src/limits/embedded-state-store.ts";
-import { createRedisStateBackend } from "../src/limits/redis-state.ts";
+import { EmbeddedStateStore } from "../src/state/embedded-state-store.ts";
+import { createRedisStateBackend } from "../src/state/redis-state.ts";
 import { isRedisInstalled, startRedisServer } from "../test/helpers/redis-server.ts";
 
 const TARGET_P50_US = 200;

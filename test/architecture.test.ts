@@ -1,11 +1,81 @@
-// Keeps the dependency arrows of CONVENTIONS.md: the pure modules (router, scoring, limits) never import the
-// HTTP framework, the HTTP client or the layers above them, and only src/server imports Fastify.
+// Keeps the dependency arrows of docs/architecture.md: every import (type imports too, since a type import is
+// still a dependency on the other module's shape) must follow one allowed-dependency table between folders, and
+// no folder or file may take part in an import cycle.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { test } from "node:test";
 
 const SRC = join(import.meta.dirname, "..", "src");
+
+/**
+ * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
+ * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
+ * `clock` and `main` are the two files at the top of src/.
+ */
+export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  clock: [],
+  errors: [],
+  config: ["errors"],
+  providers: ["config", "clock", "errors"],
+  scoring: ["providers", "config", "clock", "errors"],
+  limits: ["config", "clock", "errors"],
+  state: ["limits", "config", "clock", "errors"],
+  router: ["scoring", "limits", "providers", "config", "clock", "errors"],
+  streaming: ["errors", "clock"],
+  observability: ["config", "clock", "errors"],
+  upstream: ["streaming", "router", "limits", "providers", "config", "clock", "errors"],
+  pipeline: [
+    "upstream",
+    "streaming",
+    "router",
+    "scoring",
+    "limits",
+    "state",
+    "providers",
+    "observability",
+    "config",
+    "clock",
+    "errors",
+  ],
+  server: [
+    "pipeline",
+    "upstream",
+    "streaming",
+    "router",
+    "scoring",
+    "limits",
+    "state",
+    "providers",
+    "observability",
+    "config",
+    "clock",
+    "errors",
+  ],
+  cli: [
+    "server",
+    "pipeline",
+    "upstream",
+    "streaming",
+    "router",
+    "scoring",
+    "limits",
+    "state",
+    "providers",
+    "observability",
+    "config",
+    "clock",
+    "errors",
+  ],
+  main: ["cli"],
+};
+
+/** Packages only some folders may use: the HTTP framework lives in server/, the HTTP client below pipeline. */
+const PACKAGE_OWNERS: readonly { pattern: RegExp; folders: readonly string[] }[] = [
+  { pattern: /^fastify($|\/)|^@fastify\//, folders: ["server"] },
+  { pattern: /^undici($|\/)/, folders: ["upstream", "providers", "pipeline", "server", "cli"] },
+  { pattern: /^ioredis($|\/)/, folders: ["state"] },
+];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -15,45 +85,151 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** Runtime imports only: `import type` is erased before the code runs and creates no dependency. */
-function importsOf(file: string): string[] {
-  const text = readFileSync(file, "utf8");
+/** Every specifier a file imports or re-exports, `import type` and dynamic `import()` included. */
+export function importsOf(text: string): string[] {
   return [
-    ...text.matchAll(/^\s*(?:import|export)\s(?!type\s)[^;]*?from\s+"([^"]+)"/gms),
-    ...text.matchAll(/import\("([^"]+)"\)/g),
+    ...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms),
+    ...text.matchAll(/^\s*import\s+"([^"]+)"/gm),
+    ...text.matchAll(/import\(\s*"([^"]+)"\s*\)/g),
   ].map((match) => match[1] as string);
 }
 
-const PURE_FOLDERS = ["router", "scoring", "limits"];
-const FORBIDDEN_FOR_PURE = [
-  /^fastify/,
-  /^undici/,
-  /\/server\//,
-  /\/upstream\//,
-  /\/runtime\//,
-  /\/cli\//,
-  /\/streaming\//,
-];
+function moduleOf(file: string): string {
+  const path = relative(SRC, file);
+  const parts = path.split("/");
+  return parts.length === 1 ? path.replace(/\.ts$/, "") : (parts[0] as string);
+}
 
-test("router, scoring and limits never import the HTTP framework, the HTTP client or the layers above", () => {
-  const violations: string[] = [];
+interface Graph {
+  readonly files: Map<string, string[]>;
+  readonly packages: Map<string, string[]>;
+}
+
+function readGraph(): Graph {
+  const files = new Map<string, string[]>();
+  const packages = new Map<string, string[]>();
   for (const file of sourceFiles(SRC)) {
-    const folder = relative(SRC, file).split("/")[0] ?? "";
-    if (!PURE_FOLDERS.includes(folder)) continue;
-    for (const specifier of importsOf(file)) {
-      if (FORBIDDEN_FOR_PURE.some((pattern) => pattern.test(specifier)))
-        violations.push(`${relative(SRC, file)} -> ${specifier}`);
+    const specifiers = importsOf(readFileSync(file, "utf8"));
+    files.set(
+      file,
+      specifiers.filter((specifier) => specifier.startsWith(".")).map((specifier) => resolve(dirname(file), specifier)),
+    );
+    packages.set(
+      file,
+      specifiers.filter((specifier) => !specifier.startsWith(".") && !specifier.startsWith("node:")),
+    );
+  }
+  return { files, packages };
+}
+
+/** Strongly connected components with more than one member (or a self-loop): the cycles. Tarjan's algorithm. */
+export function cyclesOf(edges: ReadonlyMap<string, readonly string[]>): string[][] {
+  let counter = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (node: string): void => {
+    index.set(node, counter);
+    low.set(node, counter);
+    counter++;
+    stack.push(node);
+    onStack.add(node);
+    for (const next of edges.get(node) ?? []) {
+      if (!index.has(next)) {
+        visit(next);
+        low.set(node, Math.min(low.get(node) as number, low.get(next) as number));
+      } else if (onStack.has(next)) {
+        low.set(node, Math.min(low.get(node) as number, index.get(next) as number));
+      }
+    }
+    if (low.get(node) === index.get(node)) {
+      const component: string[] = [];
+      let member: string;
+      do {
+        member = stack.pop() as string;
+        onStack.delete(member);
+        component.push(member);
+      } while (member !== node);
+      if (component.length > 1 || (edges.get(node) ?? []).includes(node)) cycles.push(component.sort());
+    }
+  };
+  for (const node of edges.keys()) if (!index.has(node)) visit(node);
+  return cycles;
+}
+
+test("the cycle finder finds a cycle and accepts a chain (so the checks below can fail)", () => {
+  const cyclic = new Map([
+    ["a", ["b"]],
+    ["b", ["c"]],
+    ["c", ["a"]],
+    ["d", ["a"]],
+  ]);
+  assert.deepEqual(cyclesOf(cyclic), [["a", "b", "c"]]);
+  assert.deepEqual(
+    cyclesOf(
+      new Map([
+        ["x", ["y"]],
+        ["y", []],
+      ]),
+    ),
+    [],
+  );
+  assert.deepEqual(
+    importsOf('import type { A } from "../a.ts";\nexport { b } from "./b.ts";\nawait import("./c.ts");'),
+    ["../a.ts", "./b.ts", "./c.ts"],
+  );
+});
+
+test("no import cycle between files", () => {
+  const { files } = readGraph();
+  const cycles = cyclesOf(files).map((cycle) => cycle.map((file) => relative(SRC, file)));
+  assert.deepEqual(cycles, []);
+});
+
+test("no import cycle between folders", () => {
+  const { files } = readGraph();
+  const folders = new Map<string, string[]>();
+  for (const [file, targets] of files) {
+    const from = moduleOf(file);
+    const list = folders.get(from) ?? [];
+    for (const target of targets) {
+      const to = moduleOf(target);
+      if (to !== from && !list.includes(to)) list.push(to);
+    }
+    folders.set(from, list);
+  }
+  assert.deepEqual(cyclesOf(folders), []);
+});
+
+test("every import follows the allowed-dependency table", () => {
+  const { files } = readGraph();
+  const violations: string[] = [];
+  for (const [file, targets] of files) {
+    const from = moduleOf(file);
+    const allowed = ALLOWED[from];
+    if (allowed === undefined) {
+      violations.push(`${relative(SRC, file)}: folder "${from}" is missing from the table`);
+      continue;
+    }
+    for (const target of targets) {
+      const to = moduleOf(target);
+      if (to !== from && !allowed.includes(to)) violations.push(`${relative(SRC, file)} -> ${relative(SRC, target)}`);
     }
   }
   assert.deepEqual(violations, []);
 });
 
-test("only src/server imports Fastify", () => {
+test("the HTTP framework, the HTTP client and the Redis client are used only where the table says", () => {
+  const { packages } = readGraph();
   const violations: string[] = [];
-  for (const file of sourceFiles(SRC)) {
-    if (relative(SRC, file).startsWith("server/")) continue;
-    for (const specifier of importsOf(file)) {
-      if (/^fastify/.test(specifier)) violations.push(`${relative(SRC, file)} -> ${specifier}`);
+  for (const [file, specifiers] of packages) {
+    const folder = moduleOf(file);
+    for (const specifier of specifiers) {
+      const owner = PACKAGE_OWNERS.find((entry) => entry.pattern.test(specifier));
+      if (owner !== undefined && !owner.folders.includes(folder))
+        violations.push(`${relative(SRC, file)} -> ${specifier}`);
     }
   }
   assert.deepEqual(violations, []);
@@ -62,8 +238,7 @@ test("only src/server imports Fastify", () => {
 test("the pure modules read time only through the injected clock", () => {
   const violations: string[] = [];
   for (const file of sourceFiles(SRC)) {
-    const folder = relative(SRC, file).split("/")[0] ?? "";
-    if (!["router", "scoring"].includes(folder)) continue;
+    if (!["router", "scoring"].includes(moduleOf(file))) continue;
     const text = readFileSync(file, "utf8");
     if (/Date\.now\(\)|setTimeout\(|setInterval\(/.test(text)) violations.push(relative(SRC, file));
   }

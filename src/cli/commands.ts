@@ -7,11 +7,11 @@ import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import type { ProviderSettings } from "../config/types.ts";
+import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { modelListUrl, parseModelList } from "../providers/discovery.ts";
-import { type ExplainedTerm, explainRoute } from "../runtime/explain-route.ts";
-import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
-import { loadScoringSources, scoringSettings } from "../runtime/scoring-sources.ts";
+import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
+import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { type Output, paint, table } from "./output.ts";
 
 export const EXIT_OK = 0;

@@ -1,17 +1,18 @@
 // Starting and stopping a gateway process: shared by `serve`, `demo` and the tests (which start the real
 // thing on port 0).
-import type { FastifyInstance } from "fastify";
+
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { GatewayRuntime } from "../runtime/gateway-runtime.ts";
-import { startLeaderboardRefresh } from "../runtime/leaderboard-refresh.ts";
+import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
+import type { GatewayServer } from "../server/build-server.ts";
 import { buildServer } from "../server/build-server.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
 const IDLE_SWEEP_INTERVAL_MS = 100;
 
 export interface RunningGateway {
-  readonly app: FastifyInstance;
+  readonly app: GatewayServer;
   readonly runtime: GatewayRuntime;
   /** `http://host:port` */
   readonly url: string;
@@ -28,7 +29,7 @@ export interface StartOptions {
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
   const logger = options.logger;
   // Build the server first so runtime warnings (discovery) go through the same logger.
-  let app: FastifyInstance | undefined;
+  let app: GatewayServer | undefined;
   const runtimeLogger = {
     info: (object: object, message: string) => app?.log.info(object, message),
     warn: (object: object, message: string) => app?.log.warn(object, message),

@@ -3,8 +3,8 @@
 import { readFileSync } from "node:fs";
 import { type Document, isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
-import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "../limits/day-window.ts";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
+import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
 import {
   COOLDOWN_DEFAULTS,
   DISCOVERY_DEFAULTS,

@@ -1,6 +1,6 @@
 // The resolved, frozen config the rest of the gateway reads. Every default is applied here, so no other
 // module needs to know a default value.
-import type { DayReset } from "../limits/day-window.ts";
+import type { DayReset } from "./day-reset.ts";
 import type { Limits, MetaModelFilter } from "./schema.ts";
 
 export type ModelKind = "chat" | "embedding" | "audio" | "image" | "rerank" | "moderation";

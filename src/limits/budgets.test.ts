@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { Limits } from "../config/schema.ts";
 import {
   BudgetBook,
@@ -9,7 +10,6 @@ import {
   type Reservation,
   rulesFromLimits,
 } from "./budgets.ts";
-import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "./day-window.ts";
 
 /** 2026-01-01T12:00:00Z */
 const T0 = Date.UTC(2026, 0, 1, 12);

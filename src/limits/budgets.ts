@@ -10,8 +10,10 @@
 //
 // Learned limits: the provider's own counter wins. A response saying "N remaining until T" is stored and the
 // requests we send after it are subtracted; at N − sent ≤ 0 the scope is over budget until T.
+
+import { type DayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { Limits } from "../config/schema.ts";
-import { type DayReset, dayWindow, monthWindow, UTC_MIDNIGHT } from "./day-window.ts";
+import { dayWindow, monthWindow } from "./day-window.ts";
 import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
 import type { LearnedWindow } from "./rate-limit-headers.ts";
 

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { classifyRateLimit, type RateLimitKind } from "./classify-429.ts";
 import {
   anthropic,
   cerebras,
@@ -12,7 +11,8 @@ import {
   openRouter,
   type ResponseFixture,
   together,
-} from "./provider-fixtures.ts";
+} from "../../test/fixtures/provider-fixtures.ts";
+import { classifyRateLimit, type RateLimitKind } from "./classify-429.ts";
 
 function assertKind(fixture: ResponseFixture, kind: RateLimitKind, reasonIncludes: string): void {
   const result = classifyRateLimit(fixture);

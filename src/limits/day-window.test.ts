@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { dayWindow, monthWindow, parseDayReset, UTC_MIDNIGHT } from "./day-window.ts";
+import { parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
+import { dayWindow, monthWindow } from "./day-window.ts";
 
 const LOS_ANGELES = parseDayReset("00:00 America/Los_Angeles");
 const HOUR_MS = 3_600_000;

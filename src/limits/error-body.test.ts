@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import {
+  cerebras,
+  cloudflare,
+  gemini,
+  NEXT_UTC_MIDNIGHT_MS,
+  openAi,
+  openRouter,
+} from "../../test/fixtures/provider-fixtures.ts";
 import { readErrorBody } from "./error-body.ts";
-import { cerebras, cloudflare, gemini, NEXT_UTC_MIDNIGHT_MS, openAi, openRouter } from "./provider-fixtures.ts";
 
 describe("readErrorBody", () => {
   it("reads OpenAI's code and type", () => {

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import {
+  cerebras,
+  groq,
+  mistral,
+  NOW_MS,
+  openAi,
+  openRouter,
+  together,
+} from "../../test/fixtures/provider-fixtures.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialect, type RateLimitDialectName } from "./header-dialects.ts";
-import { cerebras, groq, mistral, NOW_MS, openAi, openRouter, together } from "./provider-fixtures.ts";
 import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
 
 describe("parseRateLimitHeaders", () => {

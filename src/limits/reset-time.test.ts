@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { NOW_MS } from "./provider-fixtures.ts";
+import { NOW_MS } from "../../test/fixtures/provider-fixtures.ts";
 import { parseNumber, parseResetAtMs } from "./reset-time.ts";
 
 describe("parseResetAtMs", () => {

@@ -12,7 +12,7 @@ import {
   openRouter,
   type ResponseFixture,
   together,
-} from "./provider-fixtures.ts";
+} from "../../test/fixtures/provider-fixtures.ts";
 import { parseRetryAfter, retryHintFromResponse } from "./retry-hint.ts";
 
 function hintFor(fixture: ResponseFixture, nowMs = NOW_MS) {

@@ -99,3 +99,16 @@ export function staticScoreFor(profile: ModelProfile, priorities: PriorityInput,
     weights,
   );
 }
+
+/**
+ * A deployment's leaderboard quality (0..1) on one board, or on every variant of an alias (`bigcodebench` covers
+ * `bigcodebench_full` and `bigcodebench_hard`): the mean of the matched rows; undefined when the board does not
+ * know the model.
+ */
+export function boardQuality(profile: ModelProfile, board: string): number | undefined {
+  const matches = profile.leaderboard.matches.filter(
+    (match) => match.board === board || match.board.startsWith(`${board}_`),
+  );
+  if (matches.length === 0) return undefined;
+  return matches.reduce((sum, match) => sum + match.normalised, 0) / matches.length;
+}

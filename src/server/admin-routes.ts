@@ -2,7 +2,7 @@
 // wipe the gateway's knowledge of provider limits).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { PermissionDeniedError } from "../errors/gateway-error.ts";
-import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { KeyRing } from "./auth.ts";
 
 export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntime, adminKeys: KeyRing): void {

@@ -2,7 +2,7 @@
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
-import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { KeyRing } from "./auth.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
@@ -47,6 +47,9 @@ export interface ServerOptions {
   /** pino logger options or false; tests pass false or a level. */
   readonly logger?: boolean | { level: string };
 }
+
+/** The server as the CLI sees it; only src/server names the HTTP framework. */
+export type GatewayServer = FastifyInstance;
 
 export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}): FastifyInstance {
   const { server: settings } = runtime.snapshot.config;

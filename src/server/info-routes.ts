@@ -1,10 +1,10 @@
 // Read-only routes: model list, health, stats.
 import type { FastifyInstance } from "fastify";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { explainRoute } from "../router/explain-route.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
-import { explainRoute } from "../runtime/explain-route.ts";
-import type { GatewayRuntime } from "../runtime/gateway-runtime.ts";
 
 export const GATEWAY_VERSION = "0.1.0";
 

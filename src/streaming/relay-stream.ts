@@ -16,7 +16,7 @@ import type { ServerResponse } from "node:http";
 import type { GatewayError } from "../errors/gateway-error.ts";
 import { StreamInterruptedError, UpstreamTimeoutError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
-import type { OpenedStream } from "./open-stream.ts";
+import type { OpenedStream } from "./opened-stream.ts";
 import { SSE_DONE, sseData } from "./sse-format.ts";
 import type { SseEvent } from "./sse-parser.ts";
 import { inspectEvent } from "./stream-event.ts";

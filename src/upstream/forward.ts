@@ -25,9 +25,9 @@ import { parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
-import { type OpenedStream, openStream } from "../streaming/open-stream.ts";
 import { type AttemptOutcome, type AttemptRecord, type AttemptSkip, redactSecrets } from "./attempt-record.ts";
 import { classifyErrorInSuccess, classifyResponse, type Verdict } from "./classify-response.ts";
+import { type OpenedStream, openStream } from "./open-stream.ts";
 import { buildPayload, classifyNetworkError, sendUpstream } from "./upstream-request.ts";
 
 export interface ForwardServices {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { describe, type TestContext, test } from "node:test";
-import type { RouteExplanation } from "../../src/runtime/explain-route.ts";
+import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 

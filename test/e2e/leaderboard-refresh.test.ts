@@ -8,8 +8,8 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { request } from "undici";
-import { LEADERBOARD_DIR } from "../../src/runtime/scoring-sources.ts";
 import { LEADERBOARD_FILES } from "../../src/scoring/leaderboards.ts";
+import { LEADERBOARD_DIR } from "../../src/scoring/scoring-sources.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startMockUpstream } from "../helpers/mock-upstream.ts";
 

@@ -14,7 +14,7 @@ import {
   openAi,
   openRouter,
   type ResponseFixture,
-} from "../../src/limits/provider-fixtures.ts";
+} from "../fixtures/provider-fixtures.ts";
 import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
 import type { MockStep } from "../helpers/mock-upstream.ts";
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import type { HeaderMap } from "../../src/limits/header-map.ts";
-import { cerebras, groq, mistral, NOW_MS, openAi, openRouter, together } from "../../src/limits/provider-fixtures.ts";
+import { cerebras, groq, mistral, NOW_MS, openAi, openRouter, together } from "../fixtures/provider-fixtures.ts";
 import { assertServedBy, startScene, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 

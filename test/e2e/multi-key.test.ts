@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
-import { groq } from "../../src/limits/provider-fixtures.ts";
+import { groq } from "../fixtures/provider-fixtures.ts";
 import { CHAT_ROUTE, chatRequests, errorOf, postChat, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 

@@ -22,7 +22,7 @@ import {
   openRouter,
   type ResponseFixture,
   together,
-} from "../../src/limits/provider-fixtures.ts";
+} from "../fixtures/provider-fixtures.ts";
 import { CHAT_ROUTE, MODELS_ROUTE, modelOf, postChat, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
-import type { ExplainedCandidate, RouteExplanation } from "../../src/runtime/explain-route.ts";
+import type { ExplainedCandidate, RouteExplanation } from "../../src/router/explain-route.ts";
 import { CHAT_ROUTE, chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { rateLimited } from "../helpers/mock-upstream.ts";
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
-import type { RouteExplanation } from "../../src/runtime/explain-route.ts";
+import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import {
   CHAT_ROUTE,

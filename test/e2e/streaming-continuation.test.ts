@@ -9,7 +9,7 @@ import { jsonSchema, streamText } from "ai";
 import OpenAI from "openai";
 import { stringify } from "yaml";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
-import type { RouteDecision } from "../../src/runtime/gateway-runtime.ts";
+import type { RouteDecision } from "../../src/pipeline/gateway-runtime.ts";
 import { statsOf } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import {

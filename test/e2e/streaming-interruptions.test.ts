@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import type { RouteDecision } from "../../src/runtime/gateway-runtime.ts";
+import type { RouteDecision } from "../../src/pipeline/gateway-runtime.ts";
 import { type ChatChunkBody, chatChunk, chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
 import { readTimed, sseFrames, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProvidersOptions } from "../helpers/two-providers.ts";

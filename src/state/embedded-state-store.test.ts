@@ -5,10 +5,10 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import { ManualClock } from "../clock.ts";
+import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { CooldownSettings } from "../config/types.ts";
-import { AvailabilityBook } from "./availability.ts";
-import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "./budgets.ts";
-import { UTC_MIDNIGHT } from "./day-window.ts";
+import { AvailabilityBook } from "../limits/availability.ts";
+import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 12);

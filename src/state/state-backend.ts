@@ -2,27 +2,12 @@
 // with other gateway processes through Redis.
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
-import type { AvailabilityBook } from "./availability.ts";
-import { BudgetBook, type BudgetLedger } from "./budgets.ts";
+import type { AvailabilityBook } from "../limits/availability.ts";
+import { BudgetBook, type BudgetLedger } from "../limits/budgets.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
+import type { StateBackend, StateLogger } from "./state-types.ts";
 
-export interface StateStatus {
-  readonly kind: "memory" | "embedded" | "redis";
-  /** True while a shared store is unreachable and the gateway serves from local state. */
-  readonly isDegraded: boolean;
-  readonly detail: string;
-}
-
-export interface StateBackend {
-  readonly ledger: BudgetLedger;
-  status(): StateStatus;
-  close(): Promise<void>;
-}
-
-export interface StateLogger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-}
+export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
 
 export async function createStateBackend(
   settings: StateSettings,

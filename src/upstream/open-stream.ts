@@ -4,21 +4,14 @@
 // "opened" and handed to the relay.
 import type { Dispatcher } from "undici";
 import type { HeaderMap } from "../limits/header-map.ts";
-import { classifyErrorInSuccess, type Verdict } from "../upstream/classify-response.ts";
-import { classifyNetworkError } from "../upstream/upstream-request.ts";
-import { type SseEvent, SseParser } from "./sse-parser.ts";
-import { inspectEvent } from "./stream-event.ts";
+import type { OpenedStream } from "../streaming/opened-stream.ts";
+import { type SseEvent, SseParser } from "../streaming/sse-parser.ts";
+import { classifyErrorInSuccess, type Verdict } from "./classify-response.ts";
+import { classifyNetworkError } from "./upstream-request.ts";
 
-export interface OpenedStream {
-  readonly iterator: AsyncIterator<Uint8Array>;
-  readonly parser: SseParser;
-  /** Events parsed and not yet written to the client; the parser appends here. */
-  readonly pendingEvents: SseEvent[];
-  /** Aborts the upstream request (client gone, stall, duration cap). */
-  readonly controller: AbortController;
-  readonly streamIdleTimeoutMs: number;
-  readonly startedAtMs: number;
-}
+export type { OpenedStream } from "../streaming/opened-stream.ts";
+
+import { inspectEvent } from "../streaming/stream-event.ts";
 
 export type OpenStreamResult =
   | { readonly ok: true; readonly stream: OpenedStream }

@@ -1,7 +1,7 @@
 // Whether the shared Redis is usable right now. Every Redis call reports its outcome here; the ledger and the
 // cooldown sharing skip Redis while it is down and serve from local state. One log line when Redis goes down and
 // one when it comes back, however many requests fail in between.
-import type { StateLogger, StateStatus } from "./state-backend.ts";
+import type { StateLogger, StateStatus } from "./state-types.ts";
 
 /** Consecutive failed commands (timeouts, errors) on an open connection that count as "Redis is down". */
 const FAILURES_BEFORE_DOWN = 3;

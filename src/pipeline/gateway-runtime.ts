@@ -6,19 +6,19 @@ import { type Clock, systemClock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetLedger, type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
-import { createStateBackend, type StateBackend } from "../limits/state-backend.ts";
+import { WaitQueue } from "../limits/wait-queue.ts";
 import { StatsBook } from "../observability/stats.ts";
 import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
 import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
 import { StickySessions } from "../router/sticky-sessions.ts";
 import { HealthTracker } from "../scoring/health.ts";
-import { type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
+import { boardQuality, type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
 import { explainScore, type ScoreBreakdown, type StaticScore, scoreWithHealth } from "../scoring/score.ts";
+import { loadScoringSources, type ScoringSettings, scoringSettings } from "../scoring/scoring-sources.ts";
+import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
 import type { AttemptRecord, AttemptSkip } from "../upstream/attempt-record.ts";
 import { type ForwardOutcome, type ForwardRequest, forward } from "../upstream/forward.ts";
-import { WaitQueue } from "../upstream/wait-queue.ts";
-import { loadScoringSources, type ScoringSettings, scoringSettings } from "./scoring-sources.ts";
 
 export interface GatewaySnapshot {
   readonly config: GatewayConfig;
@@ -279,19 +279,6 @@ export class GatewayRuntime {
     await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }
-}
-
-/**
- * A deployment's leaderboard quality (0..1) on one board, or on every variant of an alias (`bigcodebench` covers
- * `bigcodebench_full` and `bigcodebench_hard`): the mean of the matched rows; undefined when the board does not
- * know the model.
- */
-export function boardQuality(profile: ModelProfile, board: string): number | undefined {
-  const matches = profile.leaderboard.matches.filter(
-    (match) => match.board === board || match.board.startsWith(`${board}_`),
-  );
-  if (matches.length === 0) return undefined;
-  return matches.reduce((sum, match) => sum + match.normalised, 0) / matches.length;
 }
 
 export function createDispatcher(): Dispatcher {

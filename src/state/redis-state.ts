@@ -4,12 +4,12 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
-import type { AvailabilityBook } from "./availability.ts";
+import type { AvailabilityBook } from "../limits/availability.ts";
 import { closeClient, createCommandClient, createSubscriberClient } from "./redis-client.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
-import type { StateBackend, StateLogger } from "./state-backend.ts";
+import type { StateBackend, StateLogger } from "./state-types.ts";
 
 /** ms between PINGs while Redis is marked down on a connection that is still open (hung or overloaded Redis). */
 const PROBE_INTERVAL_MS = 1_000;

@@ -15,6 +15,7 @@
 // so the shared windows count what was sent meanwhile.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
+import type { DayReset } from "../config/day-reset.ts";
 import {
   assumedResetAtMs,
   BudgetBook,
@@ -28,9 +29,9 @@ import {
   type Reservation,
   ruleName,
   type WindowUsage,
-} from "./budgets.ts";
-import { type DayReset, dayWindow, monthWindow } from "./day-window.ts";
-import type { LearnedWindow } from "./rate-limit-headers.ts";
+} from "../limits/budgets.ts";
+import { dayWindow, monthWindow } from "../limits/day-window.ts";
+import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";

@@ -6,8 +6,9 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { type Clock, ManualClock, systemClock } from "../clock.ts";
+import { parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { COOLDOWN_DEFAULTS } from "../config/defaults.ts";
-import { AvailabilityBook } from "./availability.ts";
+import { AvailabilityBook } from "../limits/availability.ts";
 import {
   BudgetBook,
   type BudgetScope,
@@ -15,9 +16,8 @@ import {
   isReservation,
   type Reservation,
   rulesFromLimits,
-} from "./budgets.ts";
-import { parseDayReset, UTC_MIDNIGHT } from "./day-window.ts";
-import type { LearnedWindow } from "./rate-limit-headers.ts";
+} from "../limits/budgets.ts";
+import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { COMMAND_TIMEOUT_MS } from "./redis-client.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 

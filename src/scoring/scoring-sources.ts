@@ -7,17 +7,17 @@ import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { type AdjustmentGroup, AdjustmentsFileError, loadAdjustments } from "../scoring/adjustments.ts";
+import { type AdjustmentGroup, AdjustmentsFileError, loadAdjustments } from "./adjustments.ts";
 import {
   BOARD_NAMES,
   type BoardName,
   DEFAULT_BOARD_WEIGHTS,
   type LeaderboardSet,
   loadLeaderboards,
-} from "../scoring/leaderboards.ts";
-import { loadModelMetadata, type ModelMetadataTable } from "../scoring/model-metadata.ts";
-import type { ScoringSources } from "../scoring/model-profile.ts";
-import { DEFAULT_SCORING_WEIGHTS, type ScoringWeights } from "../scoring/score.ts";
+} from "./leaderboards.ts";
+import { loadModelMetadata, type ModelMetadataTable } from "./model-metadata.ts";
+import type { ScoringSources } from "./model-profile.ts";
+import { DEFAULT_SCORING_WEIGHTS, type ScoringWeights } from "./score.ts";
 
 /** The project root (two levels above this file): shipped data lives in `data/`. */
 const PROJECT_ROOT = resolve(import.meta.dirname, "..", "..");

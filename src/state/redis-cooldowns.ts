@@ -5,7 +5,13 @@
 // process's connections to a provider.
 import type { Redis } from "ioredis";
 import type { Clock } from "../clock.ts";
-import type { AvailabilityBook, Cooldown, CooldownCause, CooldownChange, PersistedCooldowns } from "./availability.ts";
+import type {
+  AvailabilityBook,
+  Cooldown,
+  CooldownCause,
+  CooldownChange,
+  PersistedCooldowns,
+} from "../limits/availability.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { cooldownChannel, cooldownKey, keysStartingWith } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";

@@ -5,8 +5,8 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { AvailabilityBook, PersistedCooldowns } from "./availability.ts";
-import type { BudgetBook, PersistedScope } from "./budgets.ts";
+import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
+import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);

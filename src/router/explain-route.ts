@@ -2,7 +2,20 @@
 // right now, with every score term and, for each candidate left out, why.
 import type { ModelKind } from "../config/types.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { boardQuality, type GatewayRuntime } from "./gateway-runtime.ts";
+import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
+import type { ScoreBreakdown } from "../scoring/score.ts";
+import type { RoutePlan, RouteRequest } from "./plan-route.ts";
+
+/** What an explanation reads: the live planner and scorer, and the current snapshot's profiles and settings. */
+export interface RouteExplainSource {
+  readonly snapshot: {
+    readonly profiles: readonly ModelProfile[];
+    readonly scoring: { readonly weights: { readonly MODEL_LEADERBOARD_SCORE_SCALAR: number } };
+    readonly config: { readonly routing: { readonly strategy: string } };
+  };
+  plan(request: RouteRequest): RoutePlan;
+  explainScore(deployment: Deployment): ScoreBreakdown | undefined;
+}
 
 export interface ExplainedTerm {
   readonly normalised: number;
@@ -57,7 +70,7 @@ export interface RouteExplanation {
 }
 
 export function explainRoute(
-  runtime: GatewayRuntime,
+  runtime: RouteExplainSource,
   model: string,
   options: {
     kind?: ModelKind;
