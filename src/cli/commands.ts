@@ -12,11 +12,8 @@ import { modelListUrl, parseModelList } from "../providers/discovery.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
+import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type Output, paint, table } from "./output.ts";
-
-export const EXIT_OK = 0;
-export const EXIT_NOT_OK = 1;
-export const EXIT_USAGE = 2;
 
 export interface CommandOptions {
   readonly configPath: string | undefined;

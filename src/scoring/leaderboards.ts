@@ -145,7 +145,7 @@ function scoreOf(value: unknown, split: "instruct" | "complete"): number[] {
 }
 
 /** BigCodeBench's `size` (total parameters, billions) for every model that has one. */
-export function parseBigCodeBenchSizes(jsonText: string): NameIndex<SizedRow> {
+function parseBigCodeBenchSizes(jsonText: string): NameIndex<SizedRow> {
   const data: unknown = JSON.parse(jsonText);
   if (!isRecord(data)) throw new Error("bigcodebench: expected a JSON object keyed by model name");
   const rows: SizedRow[] = [];
