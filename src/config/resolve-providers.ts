@@ -3,7 +3,7 @@
 // schema, because it needs the presets, the environment or more than one entry at once.
 import type { ConfigIssue } from "./config-error.ts";
 import type { Env } from "./env.ts";
-import { providerSettingsSchema, type RawProvider } from "./schema.ts";
+import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
 import type { ProviderSettings } from "./types.ts";
 import type { Locate } from "./yaml-source.ts";
 
@@ -79,7 +79,16 @@ export function resolveProviders(
         `provider "${name}": environment variable ${missing.join(", ")} is not set; using its other keys`,
       );
     }
-    for (const { key, position } of keys) {
+    for (const { key, position, variable } of keys) {
+      if (hasControlCharacter(key)) {
+        // Refused here rather than failing every request later (and being counted against the provider).
+        issue(
+          index,
+          "api_key_env_var",
+          `environment variable ${variable} contains a control character (CR, LF, ...), which cannot be sent in an HTTP header; check its value or its .env line`,
+        );
+        continue;
+      }
       const keyName = keyProviderName(name, position);
       if (keyName !== name) {
         const taken = names.get(keyName);
@@ -139,9 +148,9 @@ function resolveKeys(
   provider: RawProvider,
   env: Env,
   referenced: readonly string[],
-): { keys: { key: string; position: number }[]; missing: string[] } {
+): { keys: { key: string; position: number; variable: string }[]; missing: string[] } {
   if (provider.api_key !== undefined && provider.api_key !== "") {
-    return { keys: [{ key: provider.api_key, position: 0 }], missing: [] };
+    return { keys: [{ key: provider.api_key, position: 0, variable: "api_key" }], missing: [] };
   }
   const variables =
     provider.api_key_env_var === undefined
@@ -149,14 +158,14 @@ function resolveKeys(
       : Array.isArray(provider.api_key_env_var)
         ? provider.api_key_env_var
         : [provider.api_key_env_var];
-  const keys: { key: string; position: number }[] = [];
+  const keys: { key: string; position: number; variable: string }[] = [];
   const missing: string[] = [];
   variables.forEach((variable, position) => {
     // Aliases are other names of the first variable (GOOGLE_API_KEY for GEMINI_API_KEY), not more keys.
     const candidates = position === 0 ? [variable, ...(provider.api_key_env_var_aliases ?? [])] : [variable];
-    const key = candidates.map((name) => nonEmpty(env[name])).find((value) => value !== undefined);
-    if (key === undefined) missing.push(candidates.join(" or "));
-    else keys.push({ key, position });
+    const found = candidates.find((name) => nonEmpty(env[name]) !== undefined);
+    if (found === undefined) missing.push(candidates.join(" or "));
+    else keys.push({ key: env[found] as string, position, variable: found });
   });
   // `api_key: ${VAR}` with VAR unset interpolates to "": report the variable by its reference.
   if (variables.length === 0 && provider.api_key === "") {

@@ -10,11 +10,30 @@
 // is resolved by `configSchema` itself.
 import { z } from "zod";
 import { parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
-import { scoringSchema } from "./scoring-schema.ts";
+import { scoringSchema, ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
-const httpUrl = z.url({ protocol: /^https?$/ });
+
+/** A value sent in an HTTP header: a CR or LF would split the header (undici refuses the request, every time). */
+const headerSafe = z
+  .string()
+  .refine(
+    (text) => !hasControlCharacter(text),
+    "contains a control character (CR, LF, ...), which cannot be sent in an HTTP header; check the value or the .env line it came from",
+  );
+
+/**
+ * An upstream URL. Credentials in it (`https://user:pass@host/v1`) are refused rather than dropped: the gateway
+ * authenticates with the provider's key, and a Basic header from the URL would collide with it.
+ */
+const httpUrl = z
+  .url({ protocol: /^https?$/ })
+  .refine((url) => !hasControlCharacter(url), "contains a control character (CR, LF, ...)")
+  .refine(
+    (url) => URL.canParse(url) && new URL(url).username === "" && new URL(url).password === "",
+    "credentials in the URL (user:pass@) are not supported: remove them; put the key in api_key or api_key_env_var, or an Authorization entry under headers",
+  );
 
 // ---------------------------------------------------------------------------------------------------------------
 // A provider entry as written (in the config file or a preset file).
@@ -55,7 +74,16 @@ const modelSchema = z.strictObject({
   limits: limitsSchema.optional(),
 });
 
-const headerValue = z.union([z.string(), z.number()]).transform(String);
+const headerValue = z.union([z.string(), z.number()]).transform(String).pipe(headerSafe);
+
+/** Extra headers sent upstream: valid names (RFC 9110 tokens) and values without control characters. */
+const headersSchema = z.record(z.string(), headerValue).superRefine((headers, context) => {
+  for (const name of Object.keys(headers)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+      context.addIssue({ code: ZOD_CUSTOM_ISSUE, path: [name], message: "not a valid HTTP header name" });
+    }
+  }
+});
 
 /** A JavaScript regular expression, searched case-insensitively in upstream model ids. */
 const idPattern = z.string().min(1).refine(isValidPattern, "not a valid regular expression (JavaScript syntax)");
@@ -99,7 +127,7 @@ export const providerSchema = z.strictObject({
   api_key_env_var: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   /** Other names for the first `api_key_env_var` (GOOGLE_API_KEY for GEMINI_API_KEY): the first one set stands in. */
   api_key_env_var_aliases: z.array(z.string().min(1)).min(1).optional(),
-  api_key: z.string().optional(),
+  api_key: headerSafe.optional(),
   /** Variables besides the key that must be set (an account id in the URL); unset, the provider is skipped. */
   required_env_vars: z.array(z.string().min(1)).min(1).optional(),
   /** Base for `GET {model_url}/models`; taken as the list URL itself when its path ends in /models or it has a query. */
@@ -109,7 +137,7 @@ export const providerSchema = z.strictObject({
   first_token_timeout_ms: positiveInt.optional(),
   stream_idle_timeout_ms: positiveInt.optional(),
   retries: nonNegativeInt.max(5).optional(),
-  headers: z.record(z.string(), headerValue).optional(),
+  headers: headersSchema.optional(),
   models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
   rate_limit_dialect: z.string().min(1).optional(),
   limits: limitsSchema.optional(),
@@ -156,7 +184,7 @@ export const providerSettingsSchema = z
     name: z.string().min(1),
     base_url: httpUrl,
     /** The key, never logged. Exactly one: an entry with several keys becomes one provider per key. */
-    api_key: z.string(),
+    api_key: headerSafe,
     model_url: raw.model_url,
     base_priority: raw.base_priority.default(1), // factor multiplying the model's score
     timeout_ms: raw.timeout_ms.default(30_000), // ms until response headers; past it the attempt failed
@@ -322,6 +350,15 @@ function camelKeys<T extends object>(value: T): CamelKeys<T> {
       item,
     ]),
   ) as CamelKeys<T>;
+}
+
+/** C0 controls except tab, and DEL (a loop, not a regular expression with control characters in it). */
+export function hasControlCharacter(text: string): boolean {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return true;
+  }
+  return false;
 }
 
 function asList(value: string | readonly string[] | undefined): string[] {

@@ -69,7 +69,7 @@ export type ScoringWeights = Readonly<z.output<typeof weightsSchema>>;
 export const DEFAULT_SCORING_WEIGHTS: ScoringWeights = Object.freeze(weightsSchema.parse({}));
 
 /** zod's code for an issue a schema adds itself (a constant: docs/errors.md's parity test reads `code: "..."`). */
-const ZOD_CUSTOM_ISSUE = "custom";
+export const ZOD_CUSTOM_ISSUE = "custom";
 
 /** `[lmarena, aider]` (weight 1 each) or `{ lmarena: 1, aider: 0.5 }`; aliases expand to their boards. */
 const leaderboardsSchema = z
