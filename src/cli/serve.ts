@@ -1,8 +1,8 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
 import { ConfigError } from "../config/config-error.ts";
-import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { loadEnv } from "../config/env.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";

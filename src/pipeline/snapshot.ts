@@ -51,7 +51,7 @@ export async function buildSnapshot(
       }),
   );
   const scoring = scoringSettings(config);
-  const sources = await loadScoringSources(scoring, typeof config.scoring.adjustments_file === "string");
+  const sources = await loadScoringSources(scoring);
   const profiles: ModelProfile[] = [];
   const catalog = buildCatalog(config.providers, discovered, (provider, model, discoveredContextTokens) => {
     const profile = profileModel(sources, provider.name, model.id, {
