@@ -208,7 +208,8 @@ export function buildConfig(
     }
   });
 
-  const metaModels: Record<string, MetaModel> = {};
+  // Filled with defineProperty semantics (fromEntries below): a meta model named `__proto__` is a name, not a prototype.
+  const metaModelEntries: [string, MetaModel][] = [];
   for (const [name, value] of Object.entries(raw.meta_models ?? {})) {
     if (name.includes(",") || name.includes("/")) {
       issues.push({
@@ -217,8 +218,12 @@ export function buildConfig(
         message: "a meta model name cannot contain ',' or '/'",
       });
     }
-    metaModels[name] = Array.isArray(value) ? { kind: "list", names: value } : { kind: "filter", filter: value };
+    metaModelEntries.push([
+      name,
+      Array.isArray(value) ? { kind: "list", names: value } : { kind: "filter", filter: value },
+    ]);
   }
+  const metaModels: Record<string, MetaModel> = Object.fromEntries(metaModelEntries);
   if (issues.length > 0) throw new ConfigError(issues);
 
   const server = raw.server ?? {};
