@@ -10,7 +10,16 @@ export const SERVER_DEFAULTS = {
   /** On SIGTERM, in-flight requests and streams get this long (ms) to finish before sockets are closed. */
   shutdownTimeoutMs: 10_000,
   logLevel: "info",
+  /** ms to receive a whole request, body included (a 20 MB body needs > 2.7 Mbit/s). */
+  requestTimeoutMs: 60_000,
+  /** ms to receive the request headers. */
+  headersTimeoutMs: 10_000,
+  /** open client connections; keep below the process's file limit (`ulimit -n`) minus upstream sockets. */
+  maxConnections: 1024,
 } as const;
+
+/** Host header names accepted by default when the gateway listens on a loopback address (DNS rebinding). */
+export const LOOPBACK_HOST_NAMES: readonly string[] = ["localhost", "127.0.0.1", "::1", "[::1]"];
 
 export const PROVIDER_DEFAULTS = {
   basePriority: 1,

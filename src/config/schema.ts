@@ -123,6 +123,14 @@ export const configSchema = z.strictObject({
       body_limit_bytes: positiveInt.optional(),
       shutdown_timeout_ms: positiveInt.optional(),
       log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+      /** ms to receive a whole request (headers and body); slower clients get 408 and are disconnected. */
+      request_timeout_ms: positiveInt.optional(),
+      /** ms to receive the request headers. */
+      headers_timeout_ms: positiveInt.optional(),
+      /** Open client connections at most; more are closed on accept. */
+      max_connections: positiveInt.optional(),
+      /** Host header names accepted (no port); `"*"` accepts any. Default: loopback names when bound to loopback. */
+      allowed_hosts: z.array(z.string().min(1)).min(1).optional(),
     })
     .optional(),
   providers: z.array(providerSchema).default([]),

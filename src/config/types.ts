@@ -86,6 +86,11 @@ export interface ServerSettings {
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  readonly requestTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Lower-cased Host names accepted; undefined: any (see `allowedHostsFor`). */
+  readonly allowedHosts: readonly string[] | undefined;
 }
 
 export interface RoutingSettings {
