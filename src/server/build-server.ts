@@ -14,6 +14,7 @@ import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { KeyRing } from "./auth.ts";
 import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { type EndpointSpec, forwardingHandler } from "./forwarding-route.ts";
+import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { chatBodySchema, completionBodySchema, embeddingBodySchema } from "./request-body.ts";
@@ -92,8 +93,13 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   app.server.maxConnections = settings.maxConnections;
   app.server.on("checkExpectation", (_request, response) => {
     const error = expectationFailed();
-    response.writeHead(error.status, { "content-type": "application/json", connection: "close" });
-    response.end(JSON.stringify(renderError(error)));
+    const body = JSON.stringify(renderError(error));
+    response.writeHead(error.status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      connection: "close",
+    });
+    response.end(body);
   });
   registerJsonBodyParser(app);
   const allowedHosts = allowedHostsFor(settings);
@@ -132,6 +138,16 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   }
   registerInfoRoutes(app, runtime);
   registerAdminRoutes(app, runtime, new KeyRing(settings.adminKeys));
+
+  // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
+  // id from discovery, a client's name echoed back). Streams write their headers themselves and must call
+  // toHeaderValue where they set them.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    for (const [name, value] of Object.entries(reply.getHeaders())) {
+      if (typeof value === "string" && !isPlainHeaderValue(value)) reply.header(name, toHeaderValue(value));
+    }
+    return payload;
+  });
 
   app.addHook("onResponse", async (request, reply) => {
     if (reply.statusCode >= 400) return;

@@ -2,7 +2,7 @@
 // body too large, wrong content type, bad URL) and Node's HTTP parser errors (timeouts, oversized headers,
 // malformed requests, `Expect`) are mapped to the matching GatewayError first, so every answer has the OpenAI
 // error shape and none is Fastify's or Node's default body.
-import { STATUS_CODES } from "node:http";
+import { type IncomingMessage, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
@@ -53,8 +53,14 @@ export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: nu
 export function sendError(reply: FastifyReply, error: GatewayError): void {
   // A request answered before its body was read (401 on a slow upload, 413, 408): close the connection instead
   // of reading the rest, so a client cannot hold the socket by trickling a body nobody will use.
-  if (!reply.request.raw.complete) reply.header("connection", "close");
+  if (hasUnreadBody(reply.request.raw)) reply.header("connection", "close");
   reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(renderError(error));
+}
+
+function hasUnreadBody(request: IncomingMessage): boolean {
+  if (request.complete) return false;
+  const length = request.headers["content-length"];
+  return request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
 /**

@@ -9,14 +9,19 @@ export const MAX_HEADER_VALUE_CHARS = 1024;
 /** Printable ASCII: written as it is. */
 const PLAIN = /^[\x20-\x7e]*$/;
 
+/** Whether a value is written as it is (printable ASCII within the length limit). */
+export function isPlainHeaderValue(value: string, maxChars: number = MAX_HEADER_VALUE_CHARS): boolean {
+  return value.length <= maxChars && PLAIN.test(value);
+}
+
 /**
  * The value itself when it is printable ASCII (the usual case, one regular expression test); otherwise every
  * character outside printable ASCII, and then `%` too, is percent-encoded as UTF-8 (`模型` ->
- * `%E6%A8%A1%E5%9E%8B`, a lone surrogate -> `%EF%BF%BD`), so `decodeURIComponent` gives such a value back. Cut at `maxChars`, never
- * inside an escape. Linear in the input, and stops reading once the value is full.
+ * `%E6%A8%A1%E5%9E%8B`, a lone surrogate -> `%EF%BF%BD`), so `decodeURIComponent` gives such a value back.
+ * Cut at `maxChars`, never inside an escape. Linear in the input, and stops reading once the value is full.
  */
 export function toHeaderValue(value: string, maxChars: number = MAX_HEADER_VALUE_CHARS): string {
-  if (value.length <= maxChars && PLAIN.test(value)) return value;
+  if (isPlainHeaderValue(value, maxChars)) return value;
   let out = "";
   for (const char of value) {
     const code = char.codePointAt(0) ?? 0;
