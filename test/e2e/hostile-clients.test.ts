@@ -7,9 +7,20 @@ import { describe, type TestContext, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { request } from "undici";
 import { MAX_JSON_DEPTH, MAX_MODEL_NAME_CHARS, MAX_REQUESTED_MODELS } from "../../src/config/request-bounds.ts";
-import { chatRequests, errorOf, HELLO, modelOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  errorOf,
+  HELLO,
+  modelOf,
+  postChat,
+  send,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
 
 function providerYaml(baseUrl: string, models = "      chat-model: { id: alpha-chat-v1, context: 4000000 }\n"): string {
   return `providers:
@@ -378,6 +389,20 @@ describe("finding 10: slow clients and connection count", () => {
     const answer = parseRaw(exchange.received());
     assert.equal(answer.status, 401);
     assert.match(answer.headers, /connection: close/);
+  });
+
+  test("request_timeout_ms bounds receiving the request only: a slower answer or stream is not cut", async (t) => {
+    const { alpha, gateway } = await oneProvider(t, undefined, SERVER);
+    alpha.enqueue(
+      CHAT_ROUTE,
+      { kind: "json", body: chatCompletion("late", "alpha-chat-v1"), delayMs: 1500 },
+      { kind: "sse", events: chatStream(["slow", " but", " fine"], "alpha-chat-v1", { delayMs: 600 }) },
+    );
+    const late = await postChat(gateway, { model: "chat-model" });
+    assert.equal(late.status, 200, late.text);
+    const stream = await postChat(gateway, { model: "chat-model", stream: true });
+    assert.equal(stream.status, 200, stream.text);
+    assert.match(stream.text, /data: \[DONE\]/);
   });
 
   test("connections over max_connections are closed on accept; freed slots are usable again", async (t) => {
