@@ -176,6 +176,10 @@ describe("finding 4: model lists and names are bounded", () => {
     }
     const explained = await send(gateway, "GET", `/v1/gateway/route?model=${"a".repeat(MAX_MODEL_NAME_CHARS + 1)}`);
     assert.equal(explained.status, 400, explained.text.slice(0, 300));
+    // A repeated query parameter arrives as an array: a 400, not a 500 in code that expects a string.
+    const repeated = await send(gateway, "GET", "/v1/gateway/route?model=chat-model&model=chat-model");
+    assert.equal(repeated.status, 400, repeated.text);
+    assert.equal(errorOf(repeated).param, "model");
     assert.equal(chatRequests(alpha).length, 0);
   });
 });
