@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import { Worker } from "node:worker_threads";
+import fc from "fast-check";
 import { request } from "undici";
 import { MAX_JSON_DEPTH, MAX_MODEL_NAME_CHARS, MAX_REQUESTED_MODELS } from "../../src/config/request-bounds.ts";
 import {
@@ -495,5 +496,70 @@ describe("finding 11: HTTP-layer errors in the OpenAI shape; Host checked", () =
     assert.equal(loopback.status, 403);
     const named = await send(gateway, "GET", "/ok", { headers: { host: "gateway.internal:443" } });
     assert.equal(named.status, 200);
+  });
+});
+
+describe("property: arbitrary request bodies", () => {
+  test("no body shape makes the gateway answer 500 or an error outside the OpenAI shape", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `${providerYaml(alpha.baseUrl, "      chat-model: { id: alpha-chat-v1 }\n      text-embedding-3-small: {}\n")}
+meta_models:
+  best: [chat-model]
+`,
+    );
+    const json = fc.jsonValue({ maxDepth: 4 });
+    const name = fc.constantFrom(
+      "chat-model",
+      "best",
+      "constructor",
+      "__proto__",
+      "priority-auto",
+      "alpha/chat-model",
+      "x/y",
+      ",",
+      "模型",
+      "text-embedding-3-small",
+      "toString,chat-model",
+    );
+    const part = fc.record({
+      type: fc.constantFrom("text", "image_url", "input_image"),
+      text: fc.oneof(fc.string(), json),
+    });
+    const message = fc.record(
+      {
+        role: fc.oneof(fc.constantFrom("user", "system", "assistant", "tool"), json),
+        content: fc.oneof(fc.string(), json, fc.array(part, { maxLength: 3 })),
+        name: fc.oneof(fc.string(), json),
+        tool_calls: json,
+      },
+      { requiredKeys: [] },
+    );
+    const body = fc.record(
+      {
+        model: fc.oneof(name, json),
+        models: fc.oneof(fc.array(name, { maxLength: 4 }), json),
+        messages: fc.oneof(fc.array(message, { maxLength: 4 }), json),
+        stream: fc.oneof(fc.boolean(), json),
+        max_tokens: fc.oneof(fc.integer(), fc.double(), json),
+        tools: json,
+        n: fc.oneof(fc.integer(), json),
+        user: json,
+        response_format: json,
+        prompt: json,
+        input: json,
+      },
+      { requiredKeys: [] },
+    );
+    const path = fc.constantFrom("/v1/chat/completions", "/v1/completions", "/v1/embeddings");
+    await fc.assert(
+      fc.asyncProperty(path, body, async (route, payload) => {
+        const response = await send(gateway, "POST", route, { body: payload });
+        assert.ok(response.status < 500 || response.status === 502, `${response.status}: ${response.text}`);
+        if (response.status >= 400) errorOf(response);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
