@@ -244,6 +244,15 @@ const serverSchema = z
     body_limit_bytes: positiveInt.default(20 * 1024 * 1024), // bytes: 20 MB fits long histories with images
     shutdown_timeout_ms: positiveInt.default(10_000), // ms in-flight work gets after SIGTERM
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    request_timeout_ms: positiveInt.default(60_000), // ms to receive a whole request, body included (20 MB needs > 2.7 Mbit/s)
+    headers_timeout_ms: positiveInt.default(10_000), // ms to receive the request headers
+    max_connections: positiveInt.default(1024), // open client connections; keep below `ulimit -n` minus upstream sockets
+    // Host header names accepted (no port); "*" accepts any. Default: loopback names when bound to loopback (DNS rebinding).
+    allowed_hosts: z
+      .array(z.string().min(1))
+      .min(1)
+      .transform((names) => names.map((name) => name.toLowerCase()))
+      .optional(),
   })
   .prefault({})
   .transform(camelKeys);
