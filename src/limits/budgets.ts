@@ -167,7 +167,9 @@ export class BudgetBook implements BudgetLedger {
       for (const windowMs of slidingWindowsOf(scope)) {
         const window = slidingWindow(state, windowMs);
         const run = window.charge(nowMs, cost.tokens, nowMs);
-        if (run !== undefined) (runs ??= []).push({ window, run });
+        if (run === undefined) continue;
+        runs ??= [];
+        runs.push({ window, run });
       }
       state.day.requests += 1;
       state.day.tokens += cost.tokens;
