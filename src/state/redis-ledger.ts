@@ -33,7 +33,7 @@ import {
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
-import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
+import { keysStartingWith, learnedKey, leasesKey, SLIDING_WINDOWS_MS, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
@@ -64,10 +64,16 @@ interface ScopeShape {
   readonly hasMonth: boolean;
   readonly hasTokenRule: boolean;
   readonly hasConcurrency: boolean;
-  /** The sliding token windows in ms, e.g. "60000-3600000" (names the key of their running sums). */
-  readonly tokenWindows: string;
-  /** horizon_ms, has_token_log, rule_count, then unit/window/limit per rule. */
+  /** Indexes into SLIDING_WINDOWS_MS of the sliding windows the rules use (the script charges them in this order). */
+  readonly slidingWindows: readonly number[];
+  /** rule_count, then unit/window/limit per rule. */
   readonly ruleArguments: readonly string[];
+}
+
+/** A sliding-window run a reservation was charged to in Redis: the runs hash key and the run id. */
+interface ChargedRun {
+  readonly hash: string;
+  readonly id: string;
 }
 
 interface ReservationDetail {
@@ -78,6 +84,8 @@ interface ReservationDetail {
   isShared: boolean;
   /** The (rounded) token count Redis holds for it. */
   tokensInRedis: number;
+  /** Where Redis counted it in each sliding window, for a reconcile. */
+  runs: readonly ChargedRun[];
 }
 
 interface CachedDenial {
@@ -164,18 +172,16 @@ export class RedisLedger implements BudgetLedger {
     const tokens = roundTokens(actualTokens);
     const delta = tokens - detail.tokensInRedis;
     detail.tokensInRedis = tokens;
-    const keys: string[] = [];
+    const counters: string[] = [];
     for (const scope of reservation.scopes) {
       if (!this.#shapeOf(scope).hasTokenRule) continue;
-      const wallClock = this.#wallClockWindowsAt(scope.dayReset, reservation.atMs);
-      const scoped = scopeKeys(this.#prefix, scope.id, {
-        ...wallClock,
-        tokenWindows: this.#shapeOf(scope).tokenWindows,
-      });
-      keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month);
+      const scoped = scopeKeys(this.#prefix, scope.id, this.#wallClockWindowsAt(scope.dayReset, reservation.atMs));
+      counters.push(scoped.day, scoped.month);
     }
-    if (delta === 0 || keys.length === 0) return;
-    this.#redis.budgetReconcile(keys.length, ...keys, detail.member, delta).then(
+    if (delta === 0 || counters.length === 0) return;
+    const keys = [...detail.runs.map((run) => run.hash), ...counters];
+    const runIds = detail.runs.map((run) => run.id);
+    this.#redis.budgetReconcile(keys.length, ...keys, delta, runIds.length, ...runIds).then(
       () => this.#link.recordSuccess(),
       (error: unknown) => this.#link.recordFailure(error),
     );
@@ -301,9 +307,10 @@ export class RedisLedger implements BudgetLedger {
     if (detail === undefined || detail.isShared) return;
     const tokens = roundTokens(reservation.tokens);
     const { keys, args } = this.#scriptArguments(reservation.scopes, tokens, reservation.atMs, detail.member, true);
-    await this.#redis.budgetReserve(keys.length, ...keys, ...args);
+    const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     detail.isShared = true;
     detail.tokensInRedis = tokens;
+    detail.runs = this.#chargedRuns(reservation.scopes, reservation.atMs, reply);
   }
 
   async #reserveShared(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Promise<Reservation | Denied> {
@@ -328,7 +335,30 @@ export class RedisLedger implements BudgetLedger {
     }
     for (const scope of scopes) this.#denials.delete(scope.id);
     const mirrored = this.#local.reserve(scopes, cost, nowMs);
-    return this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
+    const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
+    const detail = this.#details.get(reservation);
+    if (detail !== undefined) detail.runs = this.#chargedRuns(scopes, nowMs, reply);
+    return reservation;
+  }
+
+  /** Pairs the run ids the reserve script returned with the runs hashes they live in. */
+  #chargedRuns(scopes: readonly BudgetScope[], nowMs: number, reply: unknown): ChargedRun[] {
+    const ids = Array.isArray(reply) ? (reply as unknown[]) : [];
+    const runs: ChargedRun[] = [];
+    let next = 1;
+    for (const scope of scopes) {
+      const shape = this.#shapeOf(scope);
+      if (shape.slidingWindows.length === 0) continue;
+      const scoped = scopeKeys(this.#prefix, scope.id, this.#wallClockWindowsAt(scope.dayReset, nowMs));
+      for (const index of shape.slidingWindows) {
+        const id = ids[next++];
+        const keys = scoped.sliding[index];
+        if (typeof id === "string" && id !== "" && keys !== undefined && shape.hasTokenRule) {
+          runs.push({ hash: keys[1], id });
+        }
+      }
+    }
+    return runs;
   }
 
   #reserveLocally(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Reservation | Denied {
@@ -360,6 +390,7 @@ export class RedisLedger implements BudgetLedger {
       mirror,
       isShared: tokensInRedis !== undefined,
       tokensInRedis: tokensInRedis ?? 0,
+      runs: [],
     });
     if (scopes.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
     return reservation;
@@ -386,9 +417,9 @@ export class RedisLedger implements BudgetLedger {
       const scoped = scopeKeys(this.#prefix, scope.id, {
         dayStartMs: wallClock?.dayStartMs ?? 0,
         monthStartMs: wallClock?.monthStartMs ?? 0,
-        tokenWindows: shape.tokenWindows,
       });
-      keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month, scoped.leases, scoped.learned);
+      for (const [runs, hash] of scoped.sliding) keys.push(runs, hash);
+      keys.push(scoped.day, scoped.month, scoped.leases, scoped.learned);
       perScope.push(shape.concurrency, wallClock?.dayEndMs ?? 0, wallClock?.monthEndMs ?? 0, ...shape.ruleArguments);
       hasConcurrency ||= shape.hasConcurrency;
     }
@@ -402,15 +433,11 @@ export class RedisLedger implements BudgetLedger {
   #shapeOf(scope: BudgetScope): ScopeShape {
     let shape = this.#shapes.get(scope);
     if (shape !== undefined) return shape;
-    let horizonMs = 0;
-    const tokenWindows = new Set<number>();
+    const slidingWindows = new Set<number>();
     const rules: string[] = [];
     for (const rule of scope.rules) {
       const slidingMs = SLIDING_WINDOW_MS[rule.window];
-      if (slidingMs !== undefined) {
-        horizonMs = Math.max(horizonMs, slidingMs);
-        if (rule.unit === "tokens") tokenWindows.add(slidingMs);
-      }
+      if (slidingMs !== undefined) slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
       rules.push(rule.unit === "requests" ? "r" : "t", String(windowCode(rule)), String(rule.limit));
     }
     shape = {
@@ -419,8 +446,8 @@ export class RedisLedger implements BudgetLedger {
       hasMonth: scope.rules.some((rule) => rule.window === "month"),
       hasTokenRule: scope.rules.some((rule) => rule.unit === "tokens"),
       hasConcurrency: scope.concurrency !== undefined,
-      tokenWindows: [...tokenWindows].sort((left, right) => left - right).join("-"),
-      ruleArguments: [String(horizonMs), tokenWindows.size > 0 ? "1" : "0", String(scope.rules.length), ...rules],
+      slidingWindows: [...slidingWindows].sort((left, right) => left - right),
+      ruleArguments: [String(scope.rules.length), ...rules],
     };
     this.#shapes.set(scope, shape);
     return shape;
