@@ -276,6 +276,7 @@ export function buildConfig(
       path: raw.state?.path ?? STATE_DEFAULTS.path,
       redisUrl: raw.state?.redis_url,
       redisKeyPrefix: raw.state?.redis_key_prefix ?? STATE_DEFAULTS.redisKeyPrefix,
+      redisCluster: raw.state?.redis_cluster ?? false,
       flushIntervalMs: raw.state?.flush_interval_ms ?? STATE_DEFAULTS.flushIntervalMs,
     },
   };

@@ -168,6 +168,7 @@ export const configSchema = z.strictObject({
         .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
         .optional(),
       redis_key_prefix: z.string().optional(),
+      redis_cluster: z.boolean().optional(),
       flush_interval_ms: positiveInt.optional(),
     })
     .optional(),

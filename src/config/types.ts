@@ -137,6 +137,8 @@ export interface StateSettings {
   /** When set, budgets and cooldowns are shared with other gateway processes through Redis. */
   readonly redisUrl: string | undefined;
   readonly redisKeyPrefix: string;
+  /** `redis_url` is one node of a Redis Cluster (the others are discovered). Default false. */
+  readonly redisCluster?: boolean;
   /** ms between batched writes of dirty state to the embedded store. */
   readonly flushIntervalMs: number;
 }

@@ -32,7 +32,7 @@ import {
 } from "../limits/budgets.ts";
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
-import type { SharedStateRedis } from "./redis-client.ts";
+import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, SLIDING_WINDOWS_MS, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
@@ -256,23 +256,20 @@ export class RedisLedger implements BudgetLedger {
   renewLeases(): void {
     if (!this.#link.isUp || this.#leased.size === 0) return;
     const expiryMs = this.#clock.now() + this.#leaseTtlMs;
-    const pipeline = this.#redis.pipeline();
+    // One command each rather than a pipeline: in a cluster the leases of different providers live on different
+    // nodes, which one pipeline cannot span. They are written back to back all the same.
+    const renewals: Promise<unknown>[] = [];
     for (const reservation of this.#leased) {
       const member = this.#details.get(reservation)?.member;
       if (member === undefined) continue;
       for (const scope of reservation.scopes) {
         if (scope.concurrency === undefined) continue;
         const key = leasesKey(this.#prefix, scope.id);
-        pipeline.zadd(key, expiryMs, member);
-        pipeline.pexpire(key, this.#leaseTtlMs * 2);
+        renewals.push(this.#redis.zadd(key, expiryMs, member), this.#redis.pexpire(key, this.#leaseTtlMs * 2));
       }
     }
-    pipeline.exec().then(
-      (results) => {
-        const failed = results?.find(([error]) => error !== null)?.[0];
-        if (failed === undefined) this.#link.recordSuccess();
-        else this.#link.recordFailure(failed);
-      },
+    Promise.all(renewals).then(
+      () => this.#link.recordSuccess(),
       (error: unknown) => this.#link.recordFailure(error),
     );
   }
@@ -555,12 +552,7 @@ function roundTokens(tokens: number): number {
 
 /** UNLINKs every key starting with `start`, SCAN by SCAN (never KEYS: it would block a shared Redis). */
 export async function deleteKeysStartingWith(redis: SharedStateRedis, start: string): Promise<number> {
-  let cursor = "0";
   let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", keysStartingWith(start), "COUNT", 500);
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  for await (const keys of scanKeys(redis, keysStartingWith(start))) deleted += await unlinkMany(redis, keys);
   return deleted;
 }

@@ -28,11 +28,12 @@ export async function createRedisStateBackend(
 ): Promise<StateBackend & { readonly ledger: RedisLedger }> {
   const url = settings.redisUrl;
   if (url === undefined) throw new Error("createRedisStateBackend needs state.redis_url");
-  const redis = createCommandClient(url);
-  const subscriber = createSubscriberClient(url);
+  const isCluster = settings.redisCluster === true;
+  const redis = createCommandClient(url, isCluster);
+  const subscriber = createSubscriberClient(url, isCluster);
   const startupLogger = new StartupLogger(logger);
   const link = new RedisLink(
-    describeRedisUrl(url),
+    isCluster ? `${describeRedisUrl(url)} (cluster)` : describeRedisUrl(url),
     startupLogger,
     () => clock.now(),
     () => redis.status === "ready",
