@@ -96,6 +96,8 @@ export async function createRedisStateBackend(
   });
   try {
     await redis.connect();
+    // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
+    if (redis.status === "ready") link.markUp();
     // Serve the first request knowing the cooldowns the other processes already found.
     await resyncing;
   } catch (error) {
