@@ -236,7 +236,7 @@ export class BudgetBook implements BudgetLedger {
     const state = this.#state(scope, nowMs);
     const result: WindowUsage[] = [];
     for (const rule of scope.rules) {
-      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
+      const { used, resetsAtMs } = this.#used(state, rule);
       result.push({
         unit: rule.unit,
         window: rule.window,
@@ -314,7 +314,7 @@ export class BudgetBook implements BudgetLedger {
     }
     for (const rule of scope.rules) {
       const amount = rule.unit === "requests" ? 1 : cost.tokens;
-      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
+      const { used, resetsAtMs } = this.#used(state, rule);
       if (used + amount <= rule.limit) continue;
       // A single request larger than a whole token budget can never fit; report it as such.
       const retryAtMs =
@@ -345,7 +345,7 @@ export class BudgetBook implements BudgetLedger {
     return ALLOWED;
   }
 
-  #used(state: ScopeState, rule: BudgetRule, _nowMs: number): { used: number; resetsAtMs: number | undefined } {
+  #used(state: ScopeState, rule: BudgetRule): { used: number; resetsAtMs: number | undefined } {
     const slidingMs = SLIDING_WINDOW_MS[rule.window];
     if (slidingMs !== undefined) {
       // #state expired the window up to now.

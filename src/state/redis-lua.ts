@@ -83,13 +83,15 @@ local function format_run(run)
   return fmt(run.first) .. ',' .. fmt(run.last) .. ',' .. fmt(run.requests) .. ',' .. fmt(run.tokens)
 end
 
--- SlidingWindow.expire: pops the runs whose last charge left the window, and their totals.
+-- SlidingWindow.expire: pops the runs whose last charge left the window, and their totals; counts the runs left
+-- (win.count, for charge).
 local function expire(win)
   local cutoff = now - win.ms
   local old = redis.call('ZRANGEBYSCORE', win.runs, '-inf', cutoff)
   if #old == 0 then
+    win.count = redis.call('ZCARD', win.runs)
     -- Runs and totals live and expire together; should the runs be gone (evicted), so are the totals.
-    if redis.call('EXISTS', win.runs) == 0 then redis.call('DEL', win.hash) end
+    if win.count == 0 then redis.call('DEL', win.hash) end
     return
   end
   local values = redis.call('HMGET', win.hash, unpack(old))
@@ -103,7 +105,8 @@ local function expire(win)
   end
   redis.call('ZREMRANGEBYSCORE', win.runs, '-inf', cutoff)
   redis.call('HDEL', win.hash, unpack(old))
-  if redis.call('EXISTS', win.runs) == 0 then
+  win.count = redis.call('ZCARD', win.runs)
+  if win.count == 0 then
     redis.call('DEL', win.hash)
   else
     -- 0 - x, not -x: Lua's -0 is formatted "-0", which HINCRBY rejects.
@@ -134,11 +137,12 @@ local function sliding_retry_at(win, is_requests, used, amount, limit)
 end
 
 -- SlidingWindow.charge: returns the id of the run the charge went into, or '' when it already left the window.
+-- Call expire(win) first.
 local function charge(win, at)
   if at + win.ms <= now then return '' end
   local id = member
   local run = nil
-  if redis.call('ZCARD', win.runs) >= MAX_EXACT_RUNS then
+  if win.count >= MAX_EXACT_RUNS then
     local newest = redis.call('ZREVRANGE', win.runs, 0, 0)[1]
     local value = newest and redis.call('HGET', win.hash, newest)
     if value then
@@ -153,7 +157,10 @@ local function charge(win, at)
       end
     end
   end
-  if run == nil then run = { first = at, last = at, requests = 1, tokens = tokens } end
+  if run == nil then
+    run = { first = at, last = at, requests = 1, tokens = tokens }
+    win.count = win.count + 1
+  end
   redis.call('ZADD', win.runs, run.last, id)
   redis.call('HSET', win.hash, id, format_run(run))
   redis.call('HINCRBY', win.hash, 'r', 1)
