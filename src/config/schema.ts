@@ -319,6 +319,7 @@ const stateSchema = z
       .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
       .optional(), // set: budgets and cooldowns shared with other gateways
     redis_key_prefix: z.string().default("llm-gateway:"),
+    redis_cluster: z.boolean().default(false), // `redis_url` is one node of a Redis Cluster (the others are discovered)
     flush_interval_ms: positiveInt.default(1_000), // ms between batched writes: what a crash can lose
   })
   .prefault({})
