@@ -6,7 +6,7 @@
 //
 // Two stages, because of presets: a `providers:` entry is validated as written (`providerSchema`, nothing filled
 // in, so that a preset's value is not masked by a default), merged with its preset, expanded into one provider
-// per key by load.ts, and only then resolved (`providerSettingsSchema`: defaults, camelCase). Every other section
+// per key by resolve-providers.ts, and only then resolved (`providerSettingsSchema`: defaults, camelCase). Every other section
 // is resolved by `configSchema` itself.
 import { z } from "zod";
 import { parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
@@ -32,7 +32,7 @@ const httpUrl = z
   .refine((url) => !hasControlCharacter(url), "contains a control character (CR, LF, ...)")
   .refine(
     (url) => URL.canParse(url) && new URL(url).username === "" && new URL(url).password === "",
-    "credentials in the URL (user:pass@) are not supported: remove them; put the key in api_key or api_key_env_var, or an Authorization entry under headers",
+    "credentials in the URL (user:pass@) are not supported: remove them and put the key in api_key or api_key_env_var",
   );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ const modelKindSchema = z.enum(["chat", "embedding", "audio", "image", "rerank",
 const modelSchema = z.strictObject({
   /** Upstream model id; default: the public name. */
   id: z.string().min(1).optional(),
-  /** Added to the score; higher is preferred. Default 0 (see providerSettingsSchema). */
+  /** Added to the score; higher is preferred. Default 0 (see modelSettingsSchema). */
   priority: z.number().optional(),
   /** Context window, tokens. */
   context: positiveInt.optional(),
@@ -177,7 +177,7 @@ const raw = providerSchema.shape;
 
 /**
  * The fields of ProviderSettings. Built from a validated, preset-merged entry plus the provider's name and its
- * one key; keys load.ts has already used (`preset`, `enabled`, `api_key_env_var`, ...) are stripped.
+ * one key; the fields resolve-providers.ts has already used (`preset`, `enabled`, `api_key_env_var`, ...) are stripped.
  */
 export const providerSettingsSchema = z
   .object({
@@ -191,7 +191,7 @@ export const providerSettingsSchema = z
     first_token_timeout_ms: raw.first_token_timeout_ms.default(15_000), // ms from the headers to the first content chunk
     stream_idle_timeout_ms: raw.stream_idle_timeout_ms.default(30_000), // ms of silence mid-stream = stalled
     retries: raw.retries.default(1), // extra attempts on the same candidate for 5xx / connection resets
-    headers: raw.headers.default({}),
+    headers: raw.headers.default({}), // none besides content-type, accept and authorization
     /** Configured models; unset means "discover them from GET /models". */
     models: z
       .record(
