@@ -76,3 +76,14 @@ export const DISCOVERY_DEFAULTS = {
   /** ms for one GET /models call at startup. */
   timeoutMs: 8_000,
 } as const;
+
+export const OBSERVABILITY_DEFAULTS = {
+  logContent: false,
+  logFormat: "auto",
+  requestLogEnabled: true,
+  /** records kept in the request log. */
+  requestLogMaxEntries: 10_000,
+  /** ms a request log record is kept: 7 days. */
+  requestLogMaxAgeMs: 7 * 24 * 3_600_000,
+  metricsEnabled: true,
+} as const;

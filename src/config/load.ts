@@ -8,6 +8,7 @@ import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
 import {
   COOLDOWN_DEFAULTS,
   DISCOVERY_DEFAULTS,
+  OBSERVABILITY_DEFAULTS,
   PROVIDER_DEFAULTS,
   ROUTING_DEFAULTS,
   SERVER_DEFAULTS,
@@ -277,6 +278,14 @@ export function buildConfig(
       redisUrl: raw.state?.redis_url,
       redisKeyPrefix: raw.state?.redis_key_prefix ?? STATE_DEFAULTS.redisKeyPrefix,
       flushIntervalMs: raw.state?.flush_interval_ms ?? STATE_DEFAULTS.flushIntervalMs,
+    },
+    observability: {
+      logContent: raw.log?.content ?? OBSERVABILITY_DEFAULTS.logContent,
+      logFormat: raw.log?.format ?? OBSERVABILITY_DEFAULTS.logFormat,
+      requestLogEnabled: raw.request_log?.enabled ?? OBSERVABILITY_DEFAULTS.requestLogEnabled,
+      requestLogMaxEntries: raw.request_log?.max_entries ?? OBSERVABILITY_DEFAULTS.requestLogMaxEntries,
+      requestLogMaxAgeMs: raw.request_log?.max_age_ms ?? OBSERVABILITY_DEFAULTS.requestLogMaxAgeMs,
+      metricsEnabled: raw.metrics?.enabled ?? OBSERVABILITY_DEFAULTS.metricsEnabled,
     },
   };
   return { config: deepFreeze(config), warnings };

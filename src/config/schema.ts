@@ -171,6 +171,22 @@ export const configSchema = z.strictObject({
       flush_interval_ms: positiveInt.optional(),
     })
     .optional(),
+  log: z
+    .strictObject({
+      /** Keep message content (prompts, answers) in the request log; off by default. */
+      content: z.boolean().optional(),
+      /** `auto`: pretty on a terminal, JSON lines otherwise. */
+      format: z.enum(["auto", "pretty", "json"]).optional(),
+    })
+    .optional(),
+  request_log: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      max_entries: positiveInt.optional(),
+      max_age_ms: positiveInt.optional(),
+    })
+    .optional(),
+  metrics: z.strictObject({ enabled: z.boolean().optional() }).optional(),
 });
 
 function isValidPattern(pattern: string): boolean {

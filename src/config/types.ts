@@ -129,6 +129,7 @@ export interface GatewayConfig {
   readonly discovery: DiscoverySettings;
   readonly scoring: Readonly<Record<string, unknown>>;
   readonly state: StateSettings;
+  readonly observability: ObservabilitySettings;
 }
 
 export interface StateSettings {
@@ -139,4 +140,17 @@ export interface StateSettings {
   readonly redisKeyPrefix: string;
   /** ms between batched writes of dirty state to the embedded store. */
   readonly flushIntervalMs: number;
+}
+
+/** Logs, the request log and metrics (`log:`, `request_log:`, `metrics:`). */
+export interface ObservabilitySettings {
+  /** Keep message content in the request log (never keys). */
+  readonly logContent: boolean;
+  readonly logFormat: "auto" | "pretty" | "json";
+  readonly requestLogEnabled: boolean;
+  /** Newest records kept; older ones are dropped. */
+  readonly requestLogMaxEntries: number;
+  /** ms a record is kept. */
+  readonly requestLogMaxAgeMs: number;
+  readonly metricsEnabled: boolean;
 }
