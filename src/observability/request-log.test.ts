@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { attempt, record } from "../../test/helpers/records.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { MemoryRequestLogBackend, RequestLog, type RequestLogBackend } from "./request-log.ts";
 import { parseRequestLogQuery } from "./request-log-query.ts";
@@ -14,8 +16,9 @@ function manualClock(startMs: number) {
   return { now: () => nowMs, advance: (ms: number) => (nowMs += ms) };
 }
 
-const BACKENDS: Record<string, (t: import("node:test").TestContext) => RequestLogBackend> = {
+const BACKENDS: Record<string, (t: import("node:test").TestContext) => RequestLogBackend | Promise<RequestLogBackend>> = {
   memory: () => new MemoryRequestLogBackend(),
+  redis: (t) => redisBackend(t),
   sqlite: (t) => {
     const dir = mkdtempSync(join(tmpdir(), "request-log-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,11 +26,25 @@ const BACKENDS: Record<string, (t: import("node:test").TestContext) => RequestLo
   },
 };
 
+/** Redis: a real redis-server per test; a fresh key prefix anyway. */
+const redisBackends = new WeakMap<import("node:test").TestContext, Promise<string>>();
+async function redisBackend(t: import("node:test").TestContext): Promise<RequestLogBackend> {
+  let url = redisBackends.get(t);
+  if (url === undefined) {
+    url = useRedisServer(t).then((server) => server.url);
+    redisBackends.set(t, url);
+  }
+  const backend = new RedisRequestLogBackend(await url, `test:${Math.random().toString(36).slice(2)}:`);
+  await backend.connect();
+  return backend;
+}
+
 for (const [name, makeBackend] of Object.entries(BACKENDS)) {
-  describe(`request log (${name})`, () => {
+  const skip = name === "redis" && !isRedisInstalled() ? REDIS_MISSING : false;
+  describe(`request log (${name})`, { skip }, () => {
     test("filters by model, provider, status and since; newest first; limit", async (t) => {
       const clock = manualClock(10_000);
-      const log = new RequestLog(makeBackend(t), { clock, maxEntries: 100, maxAgeMs: 60_000, isContentKept: false });
+      const log = new RequestLog(await makeBackend(t), { clock, maxEntries: 100, maxAgeMs: 60_000, isContentKept: false });
       t.after(() => log.close());
       log.observe(record({ id: "a", startedAtMs: 1_000 }));
       log.observe(
@@ -63,7 +80,7 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
 
     test("retention drops the oldest beyond max_entries and anything older than max_age_ms", async (t) => {
       const clock = manualClock(100_000);
-      const log = new RequestLog(makeBackend(t), { clock, maxEntries: 3, maxAgeMs: 50_000, isContentKept: false });
+      const log = new RequestLog(await makeBackend(t), { clock, maxEntries: 3, maxAgeMs: 50_000, isContentKept: false });
       t.after(() => log.close());
       for (let index = 0; index < 5; index++) log.observe(record({ id: `r${index}`, startedAtMs: 60_000 + index }));
       assert.deepEqual(
@@ -87,7 +104,7 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
         content: { request: [{ role: "user", content: "hello there" }], responseText: "hi" },
         attempts: [attempt({ provider: "alpha", status: 401, outcome: "invalid_key", reason: `bad key ${secret}` })],
       });
-      const plain = new RequestLog(makeBackend(t), {
+      const plain = new RequestLog(await makeBackend(t), {
         clock,
         maxEntries: 10,
         maxAgeMs: 60_000,
@@ -101,7 +118,7 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
       assert.ok(!JSON.stringify(stored).includes(secret));
       assert.match(stored?.attempts[0]?.reason ?? "", /\[redacted\]/);
 
-      const keeping = new RequestLog(makeBackend(t), {
+      const keeping = new RequestLog(await makeBackend(t), {
         clock,
         maxEntries: 10,
         maxAgeMs: 60_000,
