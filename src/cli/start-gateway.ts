@@ -7,6 +7,8 @@ import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
 import type { GatewayServer } from "../server/build-server.ts";
 import { buildServer } from "../server/build-server.ts";
+import { recordFromDecision } from "./decision-record.ts";
+import { createObservers } from "./observers.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
 const IDLE_SWEEP_INTERVAL_MS = 100;
@@ -38,11 +40,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     config,
     options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
   );
-  app = buildServer(runtime, logger === undefined ? {} : { logger });
+  const observers = createObservers(config, runtime, runtimeLogger);
+  app = buildServer(runtime, logger === undefined ? { observers } : { logger, observers });
   for (const warning of options.warnings ?? []) app.log.warn(warning);
   for (const [provider, found] of runtime.snapshot.discovery) {
     if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
   }
+  runtime.onDecision((decision) => observers.observe(recordFromDecision(decision, runtime)));
   runtime.onDecision((decision) => {
     app?.log.info(
       {
@@ -83,6 +87,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       } finally {
         clearInterval(idleSweep);
       }
+      await observers.close();
       await runtime.close();
     },
   };

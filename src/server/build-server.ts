@@ -2,12 +2,14 @@
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
+import type { Observers } from "../observability/observers.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { KeyRing } from "./auth.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
 import { type EndpointSpec, forwardingHandler } from "./forwarding-route.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
+import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
 import { chatBodySchema, completionBodySchema, embeddingBodySchema } from "./request-body.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
@@ -45,8 +47,13 @@ const ENDPOINTS: readonly (EndpointSpec & { paths: readonly string[] })[] = [
 
 export interface ServerOptions {
   /** pino logger options or false; tests pass false or a level. */
-  readonly logger?: boolean | { level: string };
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** Metrics, request log and dashboard data; without it /metrics, /v1/gateway/requests and /dashboard are 404. */
+  readonly observers?: Observers;
 }
+
+/** Distinct unknown routes logged (once each); past this, no more are remembered or logged. */
+const MAX_LOGGED_UNKNOWN_ROUTES = 1_000;
 
 /** The server as the CLI sees it; only src/server names the HTTP framework. */
 export type GatewayServer = FastifyInstance;
@@ -59,6 +66,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
         ? false
         : {
             level: typeof options.logger === "object" ? options.logger.level : settings.logLevel,
+            ...(typeof options.logger === "object" && options.logger.stream !== undefined
+              ? { stream: options.logger.stream }
+              : {}),
             // Client keys must never reach a log line.
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
           },
@@ -79,8 +89,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
       reply.header("connection", "close");
       throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
     }
-    // Admin routes check the admin keys themselves.
-    if (keys.isEmpty || PUBLIC_PATHS.has(request.url) || request.url.startsWith("/admin/")) return;
+    const path = request.url.split("?")[0] ?? "";
+    // Admin and dashboard routes check their keys themselves.
+    if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
     if (!keys.accepts(request.headers.authorization)) {
       throw new AuthenticationError(
         request.headers.authorization === undefined
@@ -91,8 +102,15 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   });
 
   app.setErrorHandler(errorHandler(settings.bodyLimitBytes));
+  const loggedUnknownRoutes = new Set<string>();
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`));
+    const route = `${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}`;
+    // Once per route: a client calling a path the gateway does not serve is worth one line, a scanner is not a flood.
+    if (!loggedUnknownRoutes.has(route) && loggedUnknownRoutes.size < MAX_LOGGED_UNKNOWN_ROUTES) {
+      loggedUnknownRoutes.add(route);
+      request.log.warn({ route }, `unknown route ${route} (answered 404; logged once per route)`);
+    }
+    sendError(reply, new RouteNotFoundError(`Unknown route: ${route}`));
   });
 
   for (const endpoint of ENDPOINTS) {
@@ -100,7 +118,11 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     for (const path of endpoint.paths) app.post(path, handler);
   }
   registerInfoRoutes(app, runtime);
-  registerAdminRoutes(app, runtime, new KeyRing(settings.adminKeys));
+  const adminKeys = new KeyRing(settings.adminKeys);
+  registerAdminRoutes(app, runtime, adminKeys);
+  if (options.observers !== undefined) {
+    registerObservabilityRoutes(app, options.observers, { client: keys, admin: adminKeys });
+  }
 
   app.addHook("onResponse", async (request, reply) => {
     if (reply.statusCode >= 400) return;
