@@ -23,7 +23,7 @@ export interface RunningGateway {
 }
 
 export interface StartOptions {
-  readonly logger?: boolean | { level: string };
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   readonly clock?: Clock;
   readonly warnings?: readonly string[];
 }
@@ -64,7 +64,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       "routed",
     );
   });
-  await app.listen({ port: config.server.port, host: config.server.host });
+  try {
+    await app.listen({ port: config.server.port, host: config.server.host });
+  } catch (error) {
+    // e.g. the port is in use: release what was opened (store files, Redis connections) so the process can exit.
+    await app.close();
+    await observers.close();
+    await runtime.close();
+    throw error;
+  }
   const stopLeaderboardRefresh = startLeaderboardRefresh(runtime, runtimeLogger);
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.server.port;

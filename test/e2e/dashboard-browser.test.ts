@@ -109,7 +109,7 @@ routing:
     await page.screenshot({ path: join(TEST_OUTPUT, "dashboard-route.png"), fullPage: true });
     await page.keyboard.press("Escape");
     await page.waitForTimeout(100);
-    assert.equal(await dialog.evaluate((node) => (node as HTMLDialogElement).open), false);
+    assert.equal(await dialog.getAttribute("open"), null, "Escape closes the route dialog");
     await page.screenshot({ path: join(TEST_OUTPUT, "dashboard.png"), fullPage: true });
     assert.deepEqual(pageErrors, []);
   });
