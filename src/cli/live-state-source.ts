@@ -82,10 +82,9 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
               resetsAtMs: window.resetsAtMs,
             })),
           ),
-          inFlight: runtime.scopesOf(deployment, snapshot).reduce(
-            (total, scope) => Math.max(total, runtime.budgets.inFlight(scope.id)),
-            0,
-          ),
+          inFlight: runtime
+            .scopesOf(deployment, snapshot)
+            .reduce((total, scope) => Math.max(total, runtime.budgets.inFlight(scope.id)), 0),
         };
       });
     },

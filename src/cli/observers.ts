@@ -2,12 +2,12 @@
 // the request log's backend from the state settings (Redis when `state.redis_url` is set, else the embedded
 // SQLite file, else memory).
 import type { GatewayConfig } from "../config/types.ts";
+import { Observers } from "../observability/observers.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
 import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
-import { Observers } from "../observability/observers.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
-import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
 import { GATEWAY_VERSION } from "../server/info-routes.ts";
+import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
 import { runtimeLiveState } from "./live-state-source.ts";
 
 export function createObservers(config: GatewayConfig, runtime: GatewayRuntime, logger: Logger): Observers {
@@ -18,7 +18,8 @@ export function createObservers(config: GatewayConfig, runtime: GatewayRuntime, 
     requestLogBackend: requestLogBackend(config),
     secrets: () => runtime.snapshot.config.providers.flatMap((provider) => provider.apiKeys),
     version: GATEWAY_VERSION,
-    onError: (message, error) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, message),
+    onError: (message, error) =>
+      logger.warn({ error: error instanceof Error ? error.message : String(error) }, message),
   });
 }
 

@@ -104,10 +104,7 @@ describe("GatewayMetrics", () => {
     assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "beta", state: "open" }), 1);
     assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "beta", state: "closed" }), 0);
     assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "alpha", state: "closed" }), 1);
-    assert.equal(
-      sumOf(text, "llm_gateway_budget_remaining_requests", { scope: "provider:alpha", window: "day" }),
-      60,
-    );
+    assert.equal(sumOf(text, "llm_gateway_budget_remaining_requests", { scope: "provider:alpha", window: "day" }), 60);
     assert.equal(
       sumOf(text, "llm_gateway_budget_remaining_tokens", { scope: "provider:alpha", window: "minute" }),
       5000,
@@ -132,8 +129,19 @@ describe("GatewayMetrics", () => {
         record({
           requestedModel: `made-up-${index}`,
           endpoint: index % 2 === 0 ? "chat" : `/weird/${index}`,
-          attempts: [attempt({ provider: `ghost-${index}`, model: `x-${index}`, status: 500, outcome: "server_error" })],
-          skips: [{ deploymentKey: "a/b", provider: "a", model: "b", phase: "attempt", cause: `free text ${index}`, reason: "" }],
+          attempts: [
+            attempt({ provider: `ghost-${index}`, model: `x-${index}`, status: 500, outcome: "server_error" }),
+          ],
+          skips: [
+            {
+              deploymentKey: "a/b",
+              provider: "a",
+              model: "b",
+              phase: "attempt",
+              cause: `free text ${index}`,
+              reason: "",
+            },
+          ],
           status: 500 + (index % 3),
         }),
       );

@@ -5,7 +5,14 @@ import { formatLogLine, isPrettyLog } from "./pretty-log.ts";
 const TIME = Date.UTC(2026, 0, 1, 12, 4, 5);
 
 test("a log line becomes time, level, message and fields; no colour when asked", () => {
-  const line = JSON.stringify({ level: 40, time: TIME, pid: 1, hostname: "h", msg: "provider skipped", provider: "groq" });
+  const line = JSON.stringify({
+    level: 40,
+    time: TIME,
+    pid: 1,
+    hostname: "h",
+    msg: "provider skipped",
+    provider: "groq",
+  });
   const text = formatLogLine(line, false);
   assert.match(text, /^\d\d:\d\d:\d\d WARN {2}provider skipped provider=groq$/);
   assert.doesNotMatch(text, /pid|hostname|\{/);

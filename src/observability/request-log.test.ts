@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { attempt, record } from "../../test/helpers/records.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
-import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
 import { MemoryRequestLogBackend, RequestLog, type RequestLogBackend } from "./request-log.ts";
 import { parseRequestLogQuery } from "./request-log-query.ts";
 import { SqliteRequestLogBackend } from "./sqlite-request-log.ts";
@@ -16,15 +16,16 @@ function manualClock(startMs: number) {
   return { now: () => nowMs, advance: (ms: number) => (nowMs += ms) };
 }
 
-const BACKENDS: Record<string, (t: import("node:test").TestContext) => RequestLogBackend | Promise<RequestLogBackend>> = {
-  memory: () => new MemoryRequestLogBackend(),
-  redis: (t) => redisBackend(t),
-  sqlite: (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "request-log-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    return new SqliteRequestLogBackend(join(dir, "state.db"));
-  },
-};
+const BACKENDS: Record<string, (t: import("node:test").TestContext) => RequestLogBackend | Promise<RequestLogBackend>> =
+  {
+    memory: () => new MemoryRequestLogBackend(),
+    redis: (t) => redisBackend(t),
+    sqlite: (t) => {
+      const dir = mkdtempSync(join(tmpdir(), "request-log-"));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      return new SqliteRequestLogBackend(join(dir, "state.db"));
+    },
+  };
 
 /** Redis: a real redis-server per test; a fresh key prefix anyway. */
 const redisBackends = new WeakMap<import("node:test").TestContext, Promise<string>>();
@@ -44,7 +45,12 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
   describe(`request log (${name})`, { skip }, () => {
     test("filters by model, provider, status and since; newest first; limit", async (t) => {
       const clock = manualClock(10_000);
-      const log = new RequestLog(await makeBackend(t), { clock, maxEntries: 100, maxAgeMs: 60_000, isContentKept: false });
+      const log = new RequestLog(await makeBackend(t), {
+        clock,
+        maxEntries: 100,
+        maxAgeMs: 60_000,
+        isContentKept: false,
+      });
       t.after(() => log.close());
       log.observe(record({ id: "a", startedAtMs: 1_000 }));
       log.observe(
@@ -56,7 +62,9 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
             attempt({ provider: "alpha", status: 429, outcome: "rate_limited" }),
             attempt({ provider: "beta", model: "model-b" }),
           ],
-          candidates: [{ deploymentKey: "beta/model-b", provider: "beta", model: "model-b", publicName: "b", score: 1 }],
+          candidates: [
+            { deploymentKey: "beta/model-b", provider: "beta", model: "model-b", publicName: "b", score: 1 },
+          ],
         }),
       );
       log.observe(record({ id: "c", startedAtMs: 3_000, status: 429, attempts: [] }));
@@ -80,7 +88,12 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
 
     test("retention drops the oldest beyond max_entries and anything older than max_age_ms", async (t) => {
       const clock = manualClock(100_000);
-      const log = new RequestLog(await makeBackend(t), { clock, maxEntries: 3, maxAgeMs: 50_000, isContentKept: false });
+      const log = new RequestLog(await makeBackend(t), {
+        clock,
+        maxEntries: 3,
+        maxAgeMs: 50_000,
+        isContentKept: false,
+      });
       t.after(() => log.close());
       for (let index = 0; index < 5; index++) log.observe(record({ id: `r${index}`, startedAtMs: 60_000 + index }));
       assert.deepEqual(

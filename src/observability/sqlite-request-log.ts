@@ -41,7 +41,14 @@ export class SqliteRequestLogBackend implements RequestLogBackend {
     this.#db.exec("BEGIN");
     try {
       for (const row of rows) {
-        this.#insert.run(row.id, row.startedAtMs, delimited(row.models), delimited(row.providers), row.status, row.json);
+        this.#insert.run(
+          row.id,
+          row.startedAtMs,
+          delimited(row.models),
+          delimited(row.providers),
+          row.status,
+          row.json,
+        );
       }
       this.#db.exec("COMMIT");
     } catch (error) {

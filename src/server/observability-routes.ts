@@ -7,8 +7,8 @@ import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { AuthenticationError, RequestNotFoundError, RouteNotFoundError } from "../errors/gateway-error.ts";
 import type { Observers } from "../observability/observers.ts";
-import type { RequestRecord } from "../observability/request-record.ts";
 import { parseRequestLogQuery } from "../observability/request-log-query.ts";
+import type { RequestRecord } from "../observability/request-record.ts";
 import type { KeyRing } from "./auth.ts";
 
 const DASHBOARD_HTML = readFileSync(new URL("./dashboard.html", import.meta.url), "utf8");
@@ -85,6 +85,7 @@ export function registerObservabilityRoutes(
 
 async function findRecord(observers: Observers, id: string): Promise<RequestRecord> {
   const record = observers.recent.get(id) ?? (await observers.requestLog?.get(id));
-  if (record === undefined) throw new RequestNotFoundError(`No request with id ${JSON.stringify(id.slice(0, 100))} in the request log.`);
+  if (record === undefined)
+    throw new RequestNotFoundError(`No request with id ${JSON.stringify(id.slice(0, 100))} in the request log.`);
   return record;
 }

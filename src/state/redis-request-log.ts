@@ -93,10 +93,15 @@ export class RedisRequestLogBackend {
     const old = await this.#redis.zrangebyscore(this.#indexKey, "-inf", `(${oldestStartedAtMs}`);
     const count = await this.#redis.zcard(this.#indexKey);
     const excess = count - old.length - maxEntries;
-    const surplus = excess > 0 ? await this.#redis.zrange(this.#indexKey, String(old.length), String(old.length + excess - 1)) : [];
+    const surplus =
+      excess > 0 ? await this.#redis.zrange(this.#indexKey, String(old.length), String(old.length + excess - 1)) : [];
     const ids: string[] = [...old, ...surplus];
     if (ids.length === 0) return;
-    await this.#redis.multi().zrem(this.#indexKey, ...ids).hdel(this.#rowsKey, ...ids).exec();
+    await this.#redis
+      .multi()
+      .zrem(this.#indexKey, ...ids)
+      .hdel(this.#rowsKey, ...ids)
+      .exec();
   }
 
   async close(): Promise<void> {

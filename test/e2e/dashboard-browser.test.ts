@@ -74,7 +74,7 @@ routing:
     await alphaRow.waitFor({ timeout: 5_000 });
     await betaRow.waitFor({ timeout: 5_000 });
     assert.equal(await alphaRow.locator("[data-status]").getAttribute("data-status"), "ok");
-    assert.match((await alphaRow.innerText()).replace(/\s+/g, " "), /1000 \/ 1000 requests per day/);
+    assert.match(await visibleText(alphaRow), /1000 \/ 1000 requests per day/);
 
     alpha.enqueue(CHAT, rateLimited({ retryAfter: "120" }));
     beta.enqueue(CHAT, { kind: "json", body: chatCompletion("hello from beta", "beta-small") });
@@ -85,7 +85,7 @@ routing:
 
     // Live, without a reload: the cooldown, its cause and a countdown near 2 minutes.
     await alphaRow.locator('[data-status="cooling"]').waitFor({ timeout: 2_000 });
-    const alphaText = (await alphaRow.innerText()).replace(/\s+/g, " ");
+    const alphaText = await visibleText(alphaRow);
     assert.match(alphaText, /rate_limited/);
     assert.match(alphaText, /for (1m 5\d|2m 00)s/);
     assert.ok(Date.now() - sentAtMs < 2_500);
@@ -93,14 +93,14 @@ routing:
 
     const feedRow = page.locator(`[data-request-id="${requestId}"]`);
     await feedRow.waitFor({ timeout: 2_000 });
-    assert.match((await feedRow.innerText()).replace(/\s+/g, " "), /m → beta\/beta-small/);
+    assert.match(await visibleText(feedRow), /m → beta\/beta-small/);
 
     // Keyboard: focus the row and press Enter to open its route.
     await feedRow.focus();
     await page.keyboard.press("Enter");
     const dialog = page.locator("#route-dialog");
     await dialog.locator("table").first().waitFor({ timeout: 2_000 });
-    const route = (await dialog.innerText()).replace(/\s+/g, " ");
+    const route = await visibleText(dialog);
     assert.match(route, /alpha alpha-large primary 429 rate_limited/);
     assert.match(route, /beta beta-small primary 200 success/);
     assert.doesNotMatch(route, /null|undefined/);
@@ -130,7 +130,10 @@ providers:
       m: {}
 `,
     );
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu"],
+    });
     t.after(() => browser.close());
     const page = await browser.newPage();
     await page.goto(`${gateway.url}/dashboard`);
@@ -141,3 +144,8 @@ providers:
     await page.locator('tr[data-deployment="alpha/m"]').waitFor({ timeout: 3_000 });
   });
 });
+
+/** The text as the browser lays it out (table cells apart), whitespace collapsed. */
+async function visibleText(locator: import("playwright-core").Locator): Promise<string> {
+  return (await locator.allInnerTexts()).join(" ").replace(/\s+/g, " ");
+}

@@ -8,7 +8,15 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { request } from "undici";
-import { ANSI_ESCAPE, hasPseudoTerminal, MAIN, REPO_ROOT, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
+import {
+  ANSI_ESCAPE,
+  hasPseudoTerminal,
+  MAIN,
+  REPO_ROOT,
+  runCli,
+  tempDir,
+  writeFiles,
+} from "../helpers/cli-process.ts";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 
@@ -110,8 +118,14 @@ describe("the first five minutes", () => {
     assert.match(output, ANSI_ESCAPE);
     assert.doesNotMatch(output, /\{"level"/);
 
-    const piped = await startGatewayProcess(t, `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-a\n    models:\n      m: {}\n`);
-    assert.ok(piped.logs.some((line) => /listening on/.test(line.msg)), "JSON log lines when not a terminal");
+    const piped = await startGatewayProcess(
+      t,
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-a\n    models:\n      m: {}\n`,
+    );
+    assert.ok(
+      piped.logs.some((line) => /listening on/.test(line.msg)),
+      "JSON log lines when not a terminal",
+    );
   });
 
   test("unknown routes are logged once per route at warn", async (t) => {

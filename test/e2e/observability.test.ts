@@ -70,8 +70,7 @@ describe("observability over real traffic", () => {
 
     const listed = await send(gateway, "GET", "/v1/gateway/requests?model=m&limit=10", { headers: auth });
     assert.equal(listed.status, 200, listed.text);
-    const records = (listed.json as { data: { id: string; attempts: { provider: string; outcome: string }[] }[] })
-      .data;
+    const records = (listed.json as { data: { id: string; attempts: { provider: string; outcome: string }[] }[] }).data;
     assert.equal(records[0]?.id, requestId);
     assert.deepEqual(
       records[0]?.attempts.map((attempt) => `${attempt.provider}:${attempt.outcome}`),
@@ -112,7 +111,10 @@ describe("observability over real traffic", () => {
     const error = errorOf(bad);
     assert.equal(error.param, "status");
     assert.equal(error.code, "invalid_value");
-    assert.equal(errorOf(await send(gateway, "GET", "/v1/gateway/requests?since=soon", { headers: auth })).param, "since");
+    assert.equal(
+      errorOf(await send(gateway, "GET", "/v1/gateway/requests?since=soon", { headers: auth })).param,
+      "since",
+    );
     const missing = await send(gateway, "GET", "/v1/gateway/requests/no-such-id", { headers: auth });
     assert.equal(missing.status, 404);
     assert.equal(errorOf(missing).code, "request_not_found");

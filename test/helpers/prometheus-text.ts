@@ -62,7 +62,9 @@ export function parsePrometheusText(text: string): Exposition {
 /** Sum of the samples named `name` whose labels include `labels`. */
 export function sumOf(exposition: Exposition, name: string, labels: Readonly<Record<string, string>> = {}): number {
   return exposition.samples
-    .filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value))
+    .filter(
+      (sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
+    )
     .reduce((total, sample) => total + sample.value, 0);
 }
 
