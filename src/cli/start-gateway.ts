@@ -3,11 +3,11 @@
 
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { routedLogLine } from "../observability/routed-log.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
 import type { GatewayServer } from "../server/build-server.ts";
 import { buildServer } from "../server/build-server.ts";
-import { recordFromDecision } from "./decision-record.ts";
 import { createObservers } from "./observers.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
@@ -46,24 +46,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   for (const [provider, found] of runtime.snapshot.discovery) {
     if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
   }
-  runtime.onDecision((decision) => observers.observe(recordFromDecision(decision, runtime)));
-  runtime.onDecision((decision) => {
-    app?.log.info(
-      {
-        reqId: decision.requestId,
-        endpoint: decision.endpoint,
-        model: decision.requested,
-        status: decision.status,
-        servedBy: decision.servedBy,
-        attempts: decision.attempts.map(
-          (attempt) =>
-            `${attempt.deploymentKey}:${attempt.outcome}${attempt.status === undefined ? "" : `:${attempt.status}`}`,
-        ),
-        ms: decision.durationMs,
-      },
-      "routed",
-    );
-  });
+  runtime.onRecord(routedLogLine(() => app?.log));
+  runtime.onRecord(observers.observe);
   try {
     await app.listen({ port: config.server.port, host: config.server.host });
   } catch (error) {
