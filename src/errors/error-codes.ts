@@ -22,6 +22,7 @@ export const ERROR_CODES = Object.freeze({
   permission_denied: { status: 403, type: "permission_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
   unknown_url: { status: 404, type: "invalid_request_error" },
+  request_not_found: { status: 404, type: "invalid_request_error" },
   payload_too_large: { status: 413, type: "invalid_request_error" },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
   client_closed_request: { status: 499, type: "client_error" },

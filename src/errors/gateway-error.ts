@@ -84,7 +84,7 @@ export class RouteNotFoundError extends GatewayError {
 export class RequestNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";
-  readonly code = "request_not_found";
+  readonly code: ErrorCode = "request_not_found";
 }
 
 export class PayloadTooLargeError extends GatewayError {
