@@ -39,7 +39,12 @@ export function registerObservabilityRoutes(
     return { object: "list", data: await log.query(filter) };
   });
 
-  app.get("/v1/gateway/requests/:id", async (request) => findRecord(observers, (request.params as { id: string }).id));
+  app.get("/v1/gateway/requests/:id", async (request) => {
+    const { id } = request.params as { id: string };
+    // The request log's answer (retention applies); the dashboard's memory only when the log is off.
+    const record = observers.requestLog === undefined ? observers.recent.get(id) : await observers.requestLog.get(id);
+    return record ?? notFound(id);
+  });
 
   app.get("/ui", async (_request, reply) => reply.redirect("/dashboard", 302));
   app.get("/dashboard", async (_request, reply) => {
@@ -83,9 +88,11 @@ export function registerObservabilityRoutes(
   });
 }
 
+/** The dashboard: its own memory of recent requests first, then the request log. */
 async function findRecord(observers: Observers, id: string): Promise<RequestRecord> {
-  const record = observers.recent.get(id) ?? (await observers.requestLog?.get(id));
-  if (record === undefined)
-    throw new RequestNotFoundError(`No request with id ${JSON.stringify(id.slice(0, 100))} in the request log.`);
-  return record;
+  return observers.recent.get(id) ?? (await observers.requestLog?.get(id)) ?? notFound(id);
+}
+
+function notFound(id: string): never {
+  throw new RequestNotFoundError(`No request with id ${JSON.stringify(id.slice(0, 100))} in the request log.`);
 }

@@ -2,8 +2,9 @@
 // to two mock upstreams, then /metrics (parsed as Prometheus text) and /v1/gateway/requests show it.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, rateLimited } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, samplesOf, sumOf } from "../helpers/prometheus-text.ts";
 
 const CHAT = "POST /v1/chat/completions";
@@ -141,5 +142,86 @@ providers:
     assert.equal((await send(admin, "GET", "/dashboard/api/state", { headers: auth })).status, 401);
     const ok = await send(admin, "GET", "/dashboard/api/state", { headers: { authorization: "Bearer admin-key-1" } });
     assert.equal(ok.status, 200);
+  });
+});
+
+describe("observability of the request pipeline's records", () => {
+  test("a failover, a 429 cooldown, streams and a continuation move the metrics; the request log holds their routes; retention drops the oldest", async (t) => {
+    const { alpha, beta, gateway, auth } = await scene(t, "request_log:\n  max_entries: 3\n");
+    const words = ["Zero", " one", " two", " three"];
+    // 1. A stream that alpha cuts after three words: beta continues it.
+    alpha.enqueue(CHAT, { kind: "sse", events: chatStream(words.slice(0, 3), "alpha-m").slice(0, 4), end: "destroy" });
+    beta.enqueue(CHAT, { kind: "sse", events: chatStream([" three"], "beta-m") });
+    const continued = await postChat(gateway, { model: "m", stream: true }, auth);
+    assert.equal(continued.status, 200);
+    assert.match(continued.text, /three/);
+    // 2. A stream alpha answers whole, with usage.
+    alpha.enqueue(CHAT, {
+      kind: "sse",
+      events: chatStream(words, "alpha-m", { usage: { prompt_tokens: 11, completion_tokens: 4 } }),
+    });
+    const streamed = await postChat(gateway, { model: "m", stream: true }, auth);
+    assert.equal(streamed.status, 200);
+    // 3. JSON: alpha answers 429 (cooling 30 s), beta answers.
+    alpha.enqueue(CHAT, rateLimited({ retryAfter: "30" }));
+    beta.enqueue(CHAT, { kind: "json", body: chatCompletion("hello", "beta-m") });
+    const failedOver = await postChat(gateway, { model: "m" }, auth);
+    assert.equal(failedOver.status, 200);
+    // 4. While alpha cools, the route skips it: beta answers at once (a 429 avoided).
+    beta.enqueue(CHAT, { kind: "json", body: chatCompletion("again", "beta-m") });
+    const avoided = await postChat(gateway, { model: "m" }, auth);
+    assert.equal(avoided.status, 200);
+    assert.equal(avoided.headers["x-gateway-provider"], "beta");
+    // 5. A made-up model.
+    assert.equal((await postChat(gateway, { model: "not-a-model-at-all" }, auth)).status, 404);
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { model: "m", status_class: "2xx" }), 4);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { provider: "alpha", upstream_model: "alpha-m" }), 2);
+    assert.equal(sumOf(metrics, "llm_gateway_failovers_total", { provider: "alpha", outcome: "rate_limited" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_stream_continuations_total", { provider: "beta" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_attempts_total", { role: "continuation", provider: "beta" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_attempts_total", { provider: "alpha", outcome: "stream_cut" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_cooldowns_active", { cause: "rate_limited" }), 1);
+    assert.ok(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "cooldown" }) >= 1);
+    assert.equal(sumOf(metrics, "llm_gateway_time_to_first_token_seconds_count", { endpoint: "chat" }), 2);
+    assert.ok(sumOf(metrics, "llm_gateway_tokens_total", { direction: "out", provider: "alpha" }) >= 4);
+    assert.ok(sumOf(metrics, "llm_gateway_overhead_seconds_count") >= 4);
+    const asked = new Set(samplesOf(metrics, "llm_gateway_requests_total").map((sample) => sample.labels.model));
+    assert.ok(!asked.has("not-a-model-at-all"));
+
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100", { headers: auth });
+    const records = (listed.json as { data: RequestRecord[] }).data;
+    // max_entries 3: four routed requests (a request for an unknown model is refused before routing and leaves
+    // no record); the oldest, the continued stream, is gone.
+    assert.equal(records.length, 3, records.map((found) => found.id).join(", "));
+    assert.equal(records[0]?.id, avoided.headers["x-request-id"]);
+    assert.ok(records[0]?.skips.some((skip) => skip.provider === "alpha" && skip.cause === "cooldown"));
+    assert.equal(records[1]?.id, failedOver.headers["x-request-id"]);
+    assert.equal(records[2]?.id, streamed.headers["x-request-id"]);
+    assert.equal(records[2]?.isStream, true);
+    assert.equal(records[2]?.tokensOut, 4);
+    const gone = await send(gateway, "GET", `/v1/gateway/requests/${continued.headers["x-request-id"]}`, {
+      headers: auth,
+    });
+    assert.equal(gone.status, 404, "dropped by retention");
+    // The dashboard's own memory still has it, with its continuation.
+    const route = await send(gateway, "GET", `/dashboard/api/requests/${continued.headers["x-request-id"]}`, {
+      headers: auth,
+    });
+    assert.equal(route.status, 200);
+    const continuedRecord = route.json as RequestRecord;
+    assert.equal(continuedRecord.continuations[0]?.provider, "beta");
+    assert.deepEqual(
+      continuedRecord.candidates.map((candidate) => candidate.provider),
+      ["alpha", "beta"],
+    );
+    const failedOverRecord = (
+      await send(gateway, "GET", `/v1/gateway/requests/${failedOver.headers["x-request-id"]}`, { headers: auth })
+    ).json as RequestRecord;
+    assert.deepEqual(
+      failedOverRecord.attempts.map((attempt) => `${attempt.provider}:${attempt.outcome}:${attempt.status}`),
+      ["alpha:rate_limited:429", "beta:success:200"],
+    );
   });
 });
