@@ -2,7 +2,7 @@
 // the request log's backend from the state settings (Redis when `state.redis_url` is set, else the embedded
 // SQLite file, else memory).
 import type { GatewayConfig } from "../config/types.ts";
-import { Observers } from "../observability/observers.ts";
+import { Observers, type RecordObserver } from "../observability/observers.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
 import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
@@ -10,8 +10,32 @@ import { GATEWAY_VERSION } from "../server/info-routes.ts";
 import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
 import { runtimeLiveState } from "./live-state-source.ts";
 
-export function createObservers(config: GatewayConfig, runtime: GatewayRuntime, logger: Logger): Observers {
+export async function createObservers(
+  config: GatewayConfig,
+  runtime: GatewayRuntime,
+  logger: Logger,
+): Promise<Observers> {
+  const extra: RecordObserver[] = [];
+  const { otlpTracesUrl, otlpHeaders, serviceName } = config.observability;
+  if (otlpTracesUrl !== undefined) {
+    // Loaded only when tracing is configured.
+    const { OtlpTraceExporter } = await import("../observability/otlp-traces.ts");
+    extra.push(
+      new OtlpTraceExporter({
+        url: otlpTracesUrl,
+        headers: otlpHeaders,
+        serviceName,
+        serviceVersion: GATEWAY_VERSION,
+        onError: (error) =>
+          logger.warn(
+            { url: otlpTracesUrl, error: error instanceof Error ? error.message : String(error) },
+            "OTLP trace export failed; spans are dropped until it works again",
+          ),
+      }),
+    );
+  }
   return new Observers({
+    extra,
     settings: config.observability,
     live: runtimeLiveState(runtime),
     clock: runtime.clock,

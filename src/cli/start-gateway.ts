@@ -40,7 +40,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     config,
     options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
   );
-  const observers = createObservers(config, runtime, runtimeLogger);
+  const observers = await createObservers(config, runtime, runtimeLogger);
   app = buildServer(runtime, logger === undefined ? { observers } : { logger, observers });
   for (const warning of options.warnings ?? []) app.log.warn(warning);
   for (const [provider, found] of runtime.snapshot.discovery) {

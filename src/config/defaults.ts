@@ -86,4 +86,5 @@ export const OBSERVABILITY_DEFAULTS = {
   /** ms a request log record is kept: 7 days. */
   requestLogMaxAgeMs: 7 * 24 * 3_600_000,
   metricsEnabled: true,
+  serviceName: "llm-gateway",
 } as const;

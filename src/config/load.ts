@@ -286,6 +286,7 @@ export function buildConfig(
       requestLogMaxEntries: raw.request_log?.max_entries ?? OBSERVABILITY_DEFAULTS.requestLogMaxEntries,
       requestLogMaxAgeMs: raw.request_log?.max_age_ms ?? OBSERVABILITY_DEFAULTS.requestLogMaxAgeMs,
       metricsEnabled: raw.metrics?.enabled ?? OBSERVABILITY_DEFAULTS.metricsEnabled,
+      ...otlpSettings(raw.traces?.otlp_endpoint, env),
     },
   };
   return { config: deepFreeze(config), warnings };
@@ -467,4 +468,21 @@ function deepFreeze<T>(value: T): T {
     for (const item of Object.values(value)) deepFreeze(item);
   }
   return value;
+}
+
+/** The OTLP trace export from the standard OpenTelemetry variables, else `traces.otlp_endpoint`. */
+function otlpSettings(configured: string | undefined, env: Env) {
+  const tracesUrl = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const base = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT) ?? configured;
+  const headers: Record<string, string> = {};
+  for (const pair of (env.OTEL_EXPORTER_OTLP_HEADERS ?? "").split(",")) {
+    const equals = pair.indexOf("=");
+    if (equals > 0)
+      headers[decodeURIComponent(pair.slice(0, equals).trim())] = decodeURIComponent(pair.slice(equals + 1).trim());
+  }
+  return {
+    otlpTracesUrl: tracesUrl ?? (base === undefined ? undefined : `${base.replace(/\/+$/, "")}/v1/traces`),
+    otlpHeaders: headers,
+    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? OBSERVABILITY_DEFAULTS.serviceName,
+  };
 }

@@ -187,6 +187,12 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   metrics: z.strictObject({ enabled: z.boolean().optional() }).optional(),
+  traces: z
+    .strictObject({
+      /** OTLP/HTTP base URL (spans go to `<url>/v1/traces`); env OTEL_EXPORTER_OTLP_ENDPOINT wins. */
+      otlp_endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    })
+    .optional(),
 });
 
 function isValidPattern(pattern: string): boolean {

@@ -153,4 +153,10 @@ export interface ObservabilitySettings {
   /** ms a record is kept. */
   readonly requestLogMaxAgeMs: number;
   readonly metricsEnabled: boolean;
+  /** Where OTLP/HTTP JSON spans are posted (`.../v1/traces`); undefined: no tracing at all. */
+  readonly otlpTracesUrl: string | undefined;
+  /** Extra headers for the OTLP export (OTEL_EXPORTER_OTLP_HEADERS). */
+  readonly otlpHeaders: Readonly<Record<string, string>>;
+  /** OTEL_SERVICE_NAME, default `llm-gateway`. */
+  readonly serviceName: string;
 }

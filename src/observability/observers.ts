@@ -17,6 +17,13 @@ export interface ObserversOptions {
   readonly secrets?: () => readonly string[];
   readonly version?: string;
   readonly onError?: (message: string, error: unknown) => void;
+  /** More subscribers owned here (the OTLP trace exporter), closed with the rest. */
+  readonly extra?: readonly RecordObserver[];
+}
+
+export interface RecordObserver {
+  readonly observe: (record: RequestRecord) => void;
+  close(): Promise<void>;
 }
 
 export class Observers {
@@ -25,6 +32,7 @@ export class Observers {
   readonly requestLog: RequestLog | undefined;
   readonly recent: RecentActivity;
   readonly #listeners: ((record: RequestRecord) => void)[] = [];
+  readonly #extra: readonly RecordObserver[];
 
   constructor(options: ObserversOptions) {
     const { settings } = options;
@@ -48,6 +56,8 @@ export class Observers {
     this.#listeners.push(this.recent.observe);
     if (this.metrics !== undefined) this.#listeners.push(this.metrics.observe);
     if (this.requestLog !== undefined) this.#listeners.push(this.requestLog.observe);
+    this.#extra = options.extra ?? [];
+    for (const observer of this.#extra) this.#listeners.push(observer.observe);
   }
 
   /** The record subscriber. Each observer is guarded: one failing never stops the others or the request. */
@@ -63,5 +73,6 @@ export class Observers {
 
   async close(): Promise<void> {
     await this.requestLog?.close();
+    for (const observer of this.#extra) await observer.close();
   }
 }
