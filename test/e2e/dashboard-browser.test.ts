@@ -112,6 +112,13 @@ routing:
     assert.equal(await dialog.getAttribute("open"), null, "Escape closes the route dialog");
     await page.screenshot({ path: join(TEST_OUTPUT, "dashboard.png"), fullPage: true });
     assert.deepEqual(pageErrors, []);
+
+    // On a phone: one column, nothing wider than the screen (wide tables scroll inside their panel).
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(1_200);
+    const widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]");
+    assert.ok(Array.isArray(widths) && widths[0] <= widths[1], `page wider than a phone: ${String(widths)}`);
+    await page.screenshot({ path: join(TEST_OUTPUT, "dashboard-phone.png"), fullPage: true });
   });
 
   test("without a key the page asks for one instead of showing data", async (t) => {
