@@ -225,3 +225,30 @@ describe("observability of the request pipeline's records", () => {
     );
   });
 });
+
+describe("message content in the request log", () => {
+  for (const isKept of [false, true]) {
+    test(`log.content: ${isKept}`, async (t) => {
+      const { alpha, gateway, auth } = await scene(t, `log:\n  content: ${isKept}\n`);
+      alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("the secret answer", "alpha-m") });
+      const answered = await postChat(
+        gateway,
+        { model: "m", messages: [{ role: "user", content: "a private question" }] },
+        auth,
+      );
+      assert.equal(answered.status, 200);
+      const one = await send(gateway, "GET", `/v1/gateway/requests/${answered.headers["x-request-id"]}`, {
+        headers: auth,
+      });
+      assert.equal(one.status, 200);
+      if (isKept) {
+        const content = (one.json as RequestRecord).content;
+        assert.deepEqual(content?.request, [{ role: "user", content: "a private question" }]);
+        assert.equal(content?.responseText, "the secret answer");
+      } else {
+        assert.ok(!one.text.includes("a private question"), one.text);
+        assert.ok(!one.text.includes("the secret answer"), one.text);
+      }
+    });
+  }
+});
