@@ -3,6 +3,7 @@
 // SQLite file, else memory).
 import type { GatewayConfig } from "../config/types.ts";
 import { Observers, type RecordObserver } from "../observability/observers.ts";
+import { otlpSettings } from "../observability/otlp-settings.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
 import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
@@ -16,19 +17,19 @@ export async function createObservers(
   logger: Logger,
 ): Promise<Observers> {
   const extra: RecordObserver[] = [];
-  const { otlpTracesUrl, otlpHeaders, serviceName } = config.observability;
-  if (otlpTracesUrl !== undefined) {
+  const otlp = otlpSettings(config.traces.otlpEndpoint, process.env);
+  if (otlp !== undefined) {
     // Loaded only when tracing is configured.
     const { OtlpTraceExporter } = await import("../observability/otlp-traces.ts");
     extra.push(
       new OtlpTraceExporter({
-        url: otlpTracesUrl,
-        headers: otlpHeaders,
-        serviceName,
+        url: otlp.tracesUrl,
+        headers: otlp.headers,
+        serviceName: otlp.serviceName,
         serviceVersion: GATEWAY_VERSION,
         onError: (error) =>
           logger.warn(
-            { url: otlpTracesUrl, error: error instanceof Error ? error.message : String(error) },
+            { url: otlp.tracesUrl, error: error instanceof Error ? error.message : String(error) },
             "OTLP trace export failed; spans are dropped until it works again",
           ),
       }),
@@ -36,7 +37,12 @@ export async function createObservers(
   }
   return new Observers({
     extra,
-    settings: config.observability,
+    settings: {
+      isContentKept: config.log.content,
+      requestLogMaxEntries: config.requestLog.maxEntries,
+      requestLogMaxAgeMs: config.requestLog.maxAgeMs,
+      isMetricsEnabled: config.metrics.enabled,
+    },
     live: runtimeLiveState(runtime),
     clock: runtime.clock,
     requestLogBackend: requestLogBackend(config),
@@ -48,7 +54,7 @@ export async function createObservers(
 }
 
 function requestLogBackend(config: GatewayConfig): RequestLogBackend | undefined {
-  if (!config.observability.requestLogEnabled) return undefined;
+  if (!config.requestLog.enabled) return undefined;
   const { state } = config;
   if (state.redisUrl !== undefined) {
     const backend = new RedisRequestLogBackend(state.redisUrl, state.redisKeyPrefix);

@@ -1,15 +1,12 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
 import { ConfigError } from "../config/config-error.ts";
-import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { loadEnv } from "../config/env.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
-
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_CONFIG_ERROR = 2;
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -21,14 +18,14 @@ export async function serve(options: { configPath: string | undefined }): Promis
       process.stderr.write(
         `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
       );
-      return EXIT_CONFIG_ERROR;
+      return EXIT_USAGE;
     }
     throw error;
   }
   const { loaded, availability, configPath } = source;
   if (loaded.config.providers.length === 0) {
     process.stderr.write(noProviderMessage(loaded.config.skippedProviders, configPath));
-    return EXIT_CONFIG_ERROR;
+    return EXIT_USAGE;
   }
   const logger = terminalLogger(loaded.config);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
@@ -41,13 +38,13 @@ export async function serve(options: { configPath: string | undefined }): Promis
         `Port ${port} on ${host} is already in use (another gateway?). Stop it, or start on another port: ` +
           `PORT=${port === 65535 ? port - 1 : port + 1} npm start (or server.port in the config).\n`,
       );
-      return EXIT_FAILURE;
+      return EXIT_NOT_OK;
     }
     if (error instanceof ConfigError) {
       process.stderr.write(
         `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
       );
-      return EXIT_CONFIG_ERROR;
+      return EXIT_USAGE;
     }
     throw error;
   }

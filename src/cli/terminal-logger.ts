@@ -5,7 +5,7 @@ import { isPrettyLog, prettyLogStream } from "../observability/pretty-log.ts";
 
 export function terminalLogger(config: GatewayConfig): { level: string; stream?: NodeJS.WritableStream } {
   const isTty = process.stdout.isTTY === true;
-  if (!isPrettyLog(config.observability.logFormat, isTty)) return { level: config.server.logLevel };
+  if (!isPrettyLog(config.log.format, isTty)) return { level: config.server.logLevel };
   const noColor = process.env.NO_COLOR;
   const isColoured = isTty && (noColor === undefined || noColor === "");
   return { level: config.server.logLevel, stream: prettyLogStream(process.stdout, isColoured) };

@@ -1,12 +1,21 @@
 // The observers of finished requests, built once by the composition root: metrics, the request log and the
 // dashboard's recent activity. `observe` is the one record subscriber that feeds them all.
 import type { Clock } from "../clock.ts";
-import type { ObservabilitySettings } from "../config/types.ts";
 import type { LiveStateSource } from "./live-state.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { RecentActivity } from "./recent-activity.ts";
 import { RequestLog, type RequestLogBackend } from "./request-log.ts";
 import type { RequestRecord } from "./request-record.ts";
+
+/** What the observers are asked to do (from the `log`, `request_log` and `metrics` config sections). */
+export interface ObservabilitySettings {
+  /** `log.content`: keep message content in the request log. */
+  readonly isContentKept: boolean;
+  readonly requestLogMaxEntries: number;
+  /** ms a request log record is kept. */
+  readonly requestLogMaxAgeMs: number;
+  readonly isMetricsEnabled: boolean;
+}
 
 export interface ObserversOptions {
   readonly settings: ObservabilitySettings;
@@ -38,7 +47,7 @@ export class Observers {
     const { settings } = options;
     this.live = options.live;
     this.recent = new RecentActivity(options.clock);
-    this.metrics = settings.metricsEnabled
+    this.metrics = settings.isMetricsEnabled
       ? new GatewayMetrics(options.live, options.version === undefined ? {} : { version: options.version })
       : undefined;
     this.requestLog =
@@ -48,7 +57,7 @@ export class Observers {
             clock: options.clock,
             maxEntries: settings.requestLogMaxEntries,
             maxAgeMs: settings.requestLogMaxAgeMs,
-            isContentKept: settings.logContent,
+            isContentKept: settings.isContentKept,
             ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
             onError: (error) => options.onError?.("request log: could not store records", error),
           });

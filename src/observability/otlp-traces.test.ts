@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { attempt, record } from "../../test/helpers/records.ts";
-import { parseConfigText } from "../config/load.ts";
+import { otlpSettings } from "./otlp-settings.ts";
 import { spansOf, unixNano } from "./otlp-traces.ts";
 
 test("unixNano keeps sub-millisecond precision without float overflow", () => {
@@ -34,22 +34,21 @@ test("a record becomes a server span and one client span per attempt", () => {
 });
 
 test("the OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, the traces endpoint, or the config", () => {
-  const load = (text: string, env: Record<string, string>) =>
-    parseConfigText(text, "x.yaml", { env }).config.observability;
-  assert.equal(load("providers: []\n", {}).otlpTracesUrl, undefined);
+  assert.equal(otlpSettings(undefined, {}), undefined);
   assert.equal(
-    load("providers: []\n", { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" }).otlpTracesUrl,
+    otlpSettings("http://configured:4318", { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" })?.tracesUrl,
     "http://collector:4318/v1/traces",
   );
   assert.equal(
-    load("providers: []\n", { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/custom" }).otlpTracesUrl,
+    otlpSettings(undefined, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/custom" })?.tracesUrl,
     "http://c:4318/custom",
   );
-  const configured = load("providers: []\ntraces:\n  otlp_endpoint: http://local:4318\n", {
+  const configured = otlpSettings("http://local:4318", {
     OTEL_EXPORTER_OTLP_HEADERS: "x-token=abc,x-tenant=t1",
     OTEL_SERVICE_NAME: "edge-gateway",
   });
-  assert.equal(configured.otlpTracesUrl, "http://local:4318/v1/traces");
-  assert.deepEqual(configured.otlpHeaders, { "x-token": "abc", "x-tenant": "t1" });
-  assert.equal(configured.serviceName, "edge-gateway");
+  assert.equal(configured?.tracesUrl, "http://local:4318/v1/traces");
+  assert.deepEqual(configured?.headers, { "x-token": "abc", "x-tenant": "t1" });
+  assert.equal(configured?.serviceName, "edge-gateway");
+  assert.equal(otlpSettings("http://local:4318", {})?.serviceName, "llm-gateway");
 });

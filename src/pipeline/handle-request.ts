@@ -35,7 +35,7 @@ export async function handleRequest(
   const startedAtMs = runtime.clock.now();
   const body = parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
   const request = prepare(runtime, endpoint, body, context, startedAtMs);
-  if (request.snapshot.config.observability.logContent) recordRequestContent(request);
+  if (request.snapshot.config.log.content) recordRequestContent(request);
   const plan = await planRequest(request);
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let outcome: ForwardOutcome;
@@ -162,7 +162,7 @@ function jsonAnswer(
 ): JsonAnswer {
   request.record.usage(usage);
   request.record.headersSent();
-  const responseText = request.snapshot.config.observability.logContent ? answerText(result.bodyText) : undefined;
+  const responseText = request.snapshot.config.log.content ? answerText(result.bodyText) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
   return { kind: "json", status: result.status, bodyText: result.bodyText, headers };

@@ -142,6 +142,6 @@ traces:
     assert.equal((await postChat(gateway, { model: "m" })).status, 200);
     await gateway.close();
     assert.equal(receiver.exports.length, 0);
-    assert.equal(gateway.runtime.snapshot.config.observability.otlpTracesUrl, undefined);
+    assert.equal(gateway.runtime.snapshot.config.traces.otlpEndpoint, undefined);
   });
 });
