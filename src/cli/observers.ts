@@ -5,6 +5,7 @@ import type { GatewayConfig } from "../config/types.ts";
 import { Observers, type RecordObserver } from "../observability/observers.ts";
 import { otlpSettings } from "../observability/otlp-settings.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
+import { RequestLogFile } from "../observability/request-log-file.ts";
 import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
 import { GATEWAY_VERSION } from "../server/info-routes.ts";
@@ -17,6 +18,7 @@ export async function createObservers(
   logger: Logger,
 ): Promise<Observers> {
   const extra: RecordObserver[] = [];
+  const secrets = () => runtime.snapshot.config.providers.flatMap((provider) => provider.apiKeys);
   const otlp = otlpSettings(config.traces.otlpEndpoint, process.env);
   if (otlp !== undefined) {
     // Loaded only when tracing is configured.
@@ -35,6 +37,21 @@ export async function createObservers(
       }),
     );
   }
+  const file = config.requestLog.file;
+  if (config.requestLog.enabled && file !== undefined) {
+    extra.push(
+      new RequestLogFile({
+        path: file,
+        isContentKept: config.log.content,
+        secrets,
+        onError: (error) =>
+          logger.warn(
+            { path: file, error: error instanceof Error ? error.message : String(error) },
+            "request log file: could not append",
+          ),
+      }),
+    );
+  }
   return new Observers({
     extra,
     settings: {
@@ -46,7 +63,7 @@ export async function createObservers(
     live: runtimeLiveState(runtime),
     clock: runtime.clock,
     requestLogBackend: requestLogBackend(config),
-    secrets: () => runtime.snapshot.config.providers.flatMap((provider) => provider.apiKeys),
+    secrets,
     version: GATEWAY_VERSION,
     onError: (message, error) =>
       logger.warn({ error: error instanceof Error ? error.message : String(error) }, message),

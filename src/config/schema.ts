@@ -328,6 +328,7 @@ const requestLogSchema = z
     enabled: z.boolean().default(true),
     max_entries: positiveInt.default(10_000), // newest requests kept
     max_age_ms: positiveInt.default(7 * 24 * 3_600_000), // ms a request is kept: 7 days
+    file: z.string().min(1).optional(), // also append every request as a JSON line to this file
   })
   .prefault({})
   .transform(camelKeys);

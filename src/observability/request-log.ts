@@ -139,12 +139,7 @@ export class RequestLog {
   }
 
   #toRow(record: RequestRecord): StoredRequest {
-    const { content, ...withoutContent } = record;
-    const kept = this.#options.isContentKept && content !== undefined ? record : withoutContent;
-    let json = JSON.stringify(kept);
-    for (const secret of this.#options.secrets?.() ?? []) {
-      if (secret.length >= 4 && json.includes(secret)) json = json.replaceAll(secret, "[redacted]");
-    }
+    const json = recordJson(record, this.#options.isContentKept, this.#options.secrets?.() ?? []);
     const served = record.servedBy;
     const servedPublicName = record.candidates.find(
       (candidate) => candidate.deploymentKey === served?.deploymentKey,
@@ -153,6 +148,16 @@ export class RequestLog {
     const providers = unique([served?.provider, ...record.attempts.map((attempt) => attempt.provider)]);
     return { id: record.id, startedAtMs: record.startedAtMs, models, providers, status: record.status, json };
   }
+}
+
+/** A record as stored: JSON, without message content unless it is kept, with every secret redacted. */
+export function recordJson(record: RequestRecord, isContentKept: boolean, secrets: readonly string[]): string {
+  const { content, ...withoutContent } = record;
+  let json = JSON.stringify(isContentKept && content !== undefined ? record : withoutContent);
+  for (const secret of secrets) {
+    if (secret.length >= 4 && json.includes(secret)) json = json.replaceAll(secret, "[redacted]");
+  }
+  return json;
 }
 
 function unique(values: readonly (string | undefined)[]): string[] {

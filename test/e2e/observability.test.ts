@@ -1,6 +1,9 @@
 // Metrics, the request log and the dashboard's data over real sockets: scripted traffic through the real gateway
 // to two mock upstreams, then /metrics (parsed as Prometheus text) and /v1/gateway/requests show it.
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
@@ -251,4 +254,25 @@ describe("message content in the request log", () => {
       }
     });
   }
+});
+
+describe("request_log.file", () => {
+  test("every finished request is appended as one JSON line, without content or keys", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "request-log-file-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "logs", "requests.jsonl");
+    const { alpha, gateway, auth } = await scene(t, `request_log:\n  file: ${JSON.stringify(file)}\n`);
+    alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("one", "alpha-m") });
+    alpha.enqueue(CHAT, { kind: "json", status: 401, body: { error: { message: "bad key sk-alpha-secret-key" } } });
+    const first = await postChat(gateway, { model: "m", messages: [{ role: "user", content: "private" }] }, auth);
+    await postChat(gateway, { model: "m" }, auth);
+    await gateway.close();
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    assert.equal(lines.length, 2);
+    const records = lines.map((line) => JSON.parse(line) as RequestRecord);
+    assert.equal(records[0]?.id, first.headers["x-request-id"]);
+    assert.equal(records[1]?.attempts[0]?.outcome, "invalid_key");
+    const text = lines.join("\n");
+    assert.ok(!text.includes("sk-alpha-secret-key") && !text.includes("private"), text);
+  });
 });
