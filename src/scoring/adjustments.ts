@@ -16,7 +16,10 @@ export interface Adjustment {
   readonly matched: readonly string[];
 }
 
-/** Every problem found in an adjustments file, each as `file:line: path: message`. */
+/**
+ * Every problem found in an adjustments file, each as `file:line: path: message`. Like ConfigError (which it
+ * becomes when the config is loaded), a startup error, never an HTTP answer, so not a GatewayError.
+ */
 export class AdjustmentsFileError extends Error {
   readonly fileName: string;
   readonly issues: readonly string[];

@@ -271,9 +271,7 @@ describe("finding 6 (headers): a model id outside Latin-1 never makes a header t
     assert.equal(control.headers["x-gateway-model"], "ctl%01id");
   });
 
-  test("streams: headers written, the stream answered, the slot released", {
-    todo: "src/server/forwarding-route.ts writes the stream headers itself: it must call toHeaderValue (lead)",
-  }, async (t) => {
+  test("streams: headers written, the stream answered, the slot released", async (t) => {
     const { gateway } = await oneProvider(t, "      uni: { id: 模型-unicode, limits: { concurrency: 1 } }\n");
     for (let round = 0; round < 2; round++) {
       // Before the fix the stream got no response at all: give up after 3 s instead of hanging the suite.
