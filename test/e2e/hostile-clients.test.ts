@@ -51,10 +51,14 @@ describe("finding 1: token counting is linear", () => {
       body: JSON.stringify({ model: "chat-model", messages: HELLO }),
     });
     assert.equal(warm.statusCode, 200, await warm.body.text());
-    // The probe runs in a worker thread: this thread also runs the mock upstream, which parses the big bodies.
+    // The probes run in a worker thread: this thread also runs the mock upstream, which parses the big bodies.
+    // A baseline first: on a shared, loaded runner /ok is slow even when the gateway is idle.
+    const baselineProbe = startOkProbe(`${gateway.url}/ok`);
+    await baselineProbe.ready;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const baselineMs = median(await baselineProbe.stop());
     const probe = startOkProbe(`${gateway.url}/ok`);
     await probe.ready;
-    await new Promise((resolve) => setTimeout(resolve, 50));
     for (const unit of ["a", "模", "7"]) {
       const content = unit.repeat(1_000_000 / Buffer.byteLength(unit));
       const startedAt = performance.now();
@@ -72,17 +76,21 @@ describe("finding 1: token counting is linear", () => {
     const okLatenciesMs = await probe.stop();
     assert.ok(okLatenciesMs.length >= 5, `only ${okLatenciesMs.length} /ok probes`);
     // Before the fix one 200 KB message blocked the loop 12.8 s (1 MB: > 300 s). Now the estimate costs a few ms
-    // per MB (token-estimate.test.ts); what remains is reading, parsing and re-sending 1 MB and its garbage, which
-    // on a loaded shared runner can delay a single probe: the median probe must stay under 50 ms, none reach 1 s.
-    const sorted = [...okLatenciesMs].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] ?? Number.POSITIVE_INFINITY;
-    const slowest = sorted.at(-1) ?? Number.POSITIVE_INFINITY;
-    const shown = okLatenciesMs.map(Math.round).join(" ");
-    assert.ok(median < 50, `/ok median ${median.toFixed(0)} ms while the big messages were handled: ${shown}`);
+    // per MB (token-estimate.test.ts); what remains is reading, parsing and re-sending 1 MB and its garbage. On an
+    // idle machine every probe stays under 50 ms; on a loaded shared runner scheduling adds delay to every probe,
+    // idle or not, so the bound is 50 ms over the idle baseline for the median, and 1 s for the slowest.
+    const slowest = Math.max(...okLatenciesMs);
+    const shown = `baseline ${baselineMs.toFixed(0)} ms; during: ${okLatenciesMs.map(Math.round).join(" ")}`;
+    assert.ok(median(okLatenciesMs) < baselineMs + 50, `/ok median over baseline + 50 ms: ${shown}`);
     assert.ok(slowest < 1000, `/ok took ${slowest.toFixed(0)} ms while the big messages were handled: ${shown}`);
     assert.equal(chatRequests(alpha).length, 4);
   });
 });
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.POSITIVE_INFINITY;
+}
 
 /** Polls `url` from a worker thread (its own event loop) until stopped; resolves with every latency in ms. */
 function startOkProbe(url: string): { ready: Promise<void>; stop(): Promise<number[]> } {
