@@ -571,3 +571,62 @@ meta_models:
     );
   });
 });
+
+describe("property: arbitrary request lines and headers", () => {
+  test("every answer is the gateway's own (OpenAI errors or route JSON), never Fastify's or Node's default body", async (t) => {
+    const { gateway } = await oneProvider(t);
+    const pathChar = fc.constantFrom("/", "%", "a", "0", "?", "&", "=", "#", "模", "\u0000", " ", "..", "%E0", "%zz");
+    const path = fc.array(pathChar, { maxLength: 12 }).map((chars) => `/${chars.join("")}`);
+    const method = fc.constantFrom("GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD", "BREW", "G\u00e9T");
+    const header = fc.tuple(
+      fc.constantFrom(
+        "host",
+        "content-type",
+        "content-length",
+        "expect",
+        "transfer-encoding",
+        "x-request-id",
+        "bad name",
+      ),
+      fc.string({ maxLength: 30 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(method, path, fc.array(header, { maxLength: 3 }), async (verb, target, headers) => {
+        const lines = [`${verb} ${target} HTTP/1.1`, "Host: 127.0.0.1", "Connection: close"];
+        for (const [name, value] of headers) lines.push(`${name}: ${value}`);
+        const exchange = await rawConnect(gateway, `${lines.join("\r\n")}\r\n\r\n`);
+        const timer = setTimeout(() => exchange.socket.destroy(), 3000);
+        await exchange.closed;
+        clearTimeout(timer);
+        const text = exchange.received();
+        if (text === "" || verb === "HEAD") return; // closed without an answer (a body was still expected)
+        assert.doesNotMatch(text, /"statusCode"|FST_ERR|Client Error/, text);
+        const [head = "", ...rest] = text.split("\r\n\r\n");
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+        assert.ok(status >= 100 && status < 500, `${status}: ${text}`);
+        if (status >= 400) {
+          // The first response only: a malformed remainder may earn the connection a second (also OpenAI) one.
+          const body = rest.join("\r\n\r\n");
+          const length = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+          const first = /transfer-encoding: chunked/i.test(head) ? dechunk(body) : body.slice(0, length);
+          const parsed = JSON.parse(first) as { error?: { message?: unknown; type?: unknown; code?: unknown } };
+          assert.equal(typeof parsed.error?.message, "string", text);
+          assert.equal(typeof parsed.error?.code, "string", text);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+function dechunk(body: string): string {
+  let out = "";
+  let rest = body;
+  for (;;) {
+    const lineEnd = rest.indexOf("\r\n");
+    const size = Number.parseInt(rest.slice(0, lineEnd), 16);
+    if (!(size > 0)) return out;
+    out += rest.slice(lineEnd + 2, lineEnd + 2 + size);
+    rest = rest.slice(lineEnd + 2 + size + 2);
+  }
+}
