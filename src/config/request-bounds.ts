@@ -30,3 +30,6 @@ export const MAX_ESTIMATED_CHARS = 4_000_000;
  * are not remembered: up to 10,000 sessions are kept, so the key length bounds that memory.
  */
 export const MAX_SESSION_KEY_CHARS = 512;
+
+/** A client's `x-request-id` is used (in logs and echoed) only up to this length, as printable ASCII. */
+export const MAX_CLIENT_REQUEST_ID_CHARS = 128;
