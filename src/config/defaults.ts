@@ -22,6 +22,8 @@ export const PROVIDER_DEFAULTS = {
   streamIdleTimeoutMs: 30_000,
   /** extra attempts on the same candidate for transient errors (5xx, connection reset). */
   retries: 1,
+  /** requests in flight to one provider at once; more wait for a slot instead of in the HTTP pool. */
+  maxInFlight: 128,
   rateLimitDialect: "generic",
   injectStreamUsage: true,
   countMaxTokens: true,
@@ -75,4 +77,15 @@ export const DISCOVERY_DEFAULTS = {
   maxAgeMs: 24 * 3_600_000,
   /** ms for one GET /models call at startup. */
   timeoutMs: 8_000,
+} as const;
+
+export const UPSTREAM_LIMIT_DEFAULTS = {
+  /** bytes of a 2xx JSON body (64 MiB: a 2048-input float embedding answer fits). */
+  maxResponseBytes: 64 * 1024 * 1024,
+  /** bytes of an error body read to classify it (1 MiB); the rest is discarded. */
+  maxErrorBodyBytes: 1024 * 1024,
+  /** characters of one SSE line or event (4 Mi): far above any real chunk, far below a heap problem. */
+  maxStreamEventChars: 4 * 1024 * 1024,
+  /** characters of streamed text kept for continuation (1 Mi, about 250k tokens). */
+  maxRetainedStreamChars: 1024 * 1024,
 } as const;

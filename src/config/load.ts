@@ -12,6 +12,7 @@ import {
   ROUTING_DEFAULTS,
   SERVER_DEFAULTS,
   STATE_DEFAULTS,
+  UPSTREAM_LIMIT_DEFAULTS,
 } from "./defaults.ts";
 import { type Env, interpolate } from "./env.ts";
 import { configSchema, type RawConfig, type RawModel, type RawProvider } from "./schema.ts";
@@ -258,6 +259,13 @@ export function buildConfig(
       maxQueued: routing.max_queued ?? ROUTING_DEFAULTS.maxQueued,
       stickyTtlMs: routing.sticky_ttl_ms ?? ROUTING_DEFAULTS.stickyTtlMs,
     },
+    upstreamLimits: {
+      maxResponseBytes: raw.upstream_limits?.max_response_bytes ?? UPSTREAM_LIMIT_DEFAULTS.maxResponseBytes,
+      maxErrorBodyBytes: raw.upstream_limits?.max_error_body_bytes ?? UPSTREAM_LIMIT_DEFAULTS.maxErrorBodyBytes,
+      maxStreamEventChars: raw.upstream_limits?.max_stream_event_chars ?? UPSTREAM_LIMIT_DEFAULTS.maxStreamEventChars,
+      maxRetainedStreamChars:
+        raw.upstream_limits?.max_retained_stream_chars ?? UPSTREAM_LIMIT_DEFAULTS.maxRetainedStreamChars,
+    },
     cooldowns: {
       rateLimitBaseMs: cooldowns.rate_limit_base_ms ?? COOLDOWN_DEFAULTS.rateLimitBaseMs,
       rateLimitMaxMs: cooldowns.rate_limit_max_ms ?? COOLDOWN_DEFAULTS.rateLimitMaxMs,
@@ -325,6 +333,7 @@ function resolveProvider(name: string, raw: RawProvider, apiKey: string, dayRese
     firstTokenTimeoutMs: raw.first_token_timeout_ms ?? PROVIDER_DEFAULTS.firstTokenTimeoutMs,
     streamIdleTimeoutMs: raw.stream_idle_timeout_ms ?? PROVIDER_DEFAULTS.streamIdleTimeoutMs,
     retries: raw.retries ?? PROVIDER_DEFAULTS.retries,
+    maxInFlight: raw.max_in_flight ?? PROVIDER_DEFAULTS.maxInFlight,
     headers: raw.headers ?? {},
     models:
       raw.models === undefined

@@ -85,6 +85,8 @@ export const providerSchema = z.strictObject({
   first_token_timeout_ms: positiveInt.optional(),
   stream_idle_timeout_ms: positiveInt.optional(),
   retries: nonNegativeInt.max(5).optional(),
+  /** Requests in flight to this provider at once; more wait for a slot (docs/configuration.md). */
+  max_in_flight: positiveInt.optional(),
   headers: z.record(z.string(), headerValue).optional(),
   models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
   rate_limit_dialect: z.string().min(1).optional(),
@@ -140,6 +142,15 @@ export const configSchema = z.strictObject({
       queue_timeout_ms: nonNegativeInt.optional(),
       max_queued: nonNegativeInt.optional(),
       sticky_ttl_ms: nonNegativeInt.optional(),
+    })
+    .optional(),
+  /** Bounds on what an upstream may send (docs/streaming.md, "Upstream limits"). */
+  upstream_limits: z
+    .strictObject({
+      max_response_bytes: positiveInt.optional(),
+      max_error_body_bytes: positiveInt.optional(),
+      max_stream_event_chars: positiveInt.optional(),
+      max_retained_stream_chars: nonNegativeInt.optional(),
     })
     .optional(),
   cooldowns: z

@@ -39,6 +39,8 @@ export interface ProviderSettings {
   readonly firstTokenTimeoutMs: number;
   readonly streamIdleTimeoutMs: number;
   readonly retries: number;
+  /** Requests in flight to this provider at once; more wait (in arrival order) for a slot. */
+  readonly maxInFlight: number;
   readonly headers: Readonly<Record<string, string>>;
   /** Configured models; `undefined` means "discover them from GET /models". */
   readonly models: readonly ModelSettings[] | undefined;
@@ -101,6 +103,18 @@ export interface RoutingSettings {
   readonly stickyTtlMs: number;
 }
 
+/** Bounds on what an upstream may send; past one, the attempt or stream fails (never blaming the key). */
+export interface UpstreamLimits {
+  /** Bytes of a 2xx JSON body; larger is a `bad_response`. */
+  readonly maxResponseBytes: number;
+  /** Bytes of an error body read to classify it; the rest is discarded. */
+  readonly maxErrorBodyBytes: number;
+  /** Characters of one SSE line, of one event's data, and of the events buffered before the first content. */
+  readonly maxStreamEventChars: number;
+  /** Characters of streamed text kept for continuation; past it the stream is no longer continued. */
+  readonly maxRetainedStreamChars: number;
+}
+
 export interface CooldownSettings {
   readonly rateLimitBaseMs: number;
   readonly rateLimitMaxMs: number;
@@ -125,6 +139,7 @@ export interface GatewayConfig {
   readonly skippedProviders: readonly { readonly name: string; readonly reason: string }[];
   readonly metaModels: Readonly<Record<string, MetaModel>>;
   readonly routing: RoutingSettings;
+  readonly upstreamLimits: UpstreamLimits;
   readonly cooldowns: CooldownSettings;
   readonly discovery: DiscoverySettings;
   readonly scoring: Readonly<Record<string, unknown>>;

@@ -100,6 +100,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
   return {
     maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
     maxMalformedEvents: MAX_MALFORMED_EVENTS,
+    maxRetainedChars: snapshot.config.upstreamLimits.maxRetainedStreamChars,
     shouldStripUsage: result.isUsageInjected,
     signal: context.signal,
     promptTokens: prompt.promptTokens,

@@ -15,7 +15,7 @@ import { hasToolCallsOrManyChoices, ReplayMatcher, setFirstChoiceText } from "./
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
-import type { SseEvent } from "./sse-parser.ts";
+import { type SseEvent, SseLimitError } from "./sse-parser.ts";
 import { inspectEvent } from "./stream-event.ts";
 
 export interface SegmentOptions {
@@ -91,14 +91,19 @@ export async function* relaySegment(
       if (out.length > 0) yield out;
     }
   } catch (error) {
-    progress.end(
-      "stream_cut",
-      `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    if (error instanceof SseLimitError) progress.end("stream_too_large", error.message);
+    else {
+      progress.end(
+        "stream_cut",
+        `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   } finally {
     idle.clear();
     clearTimeout(durationTimer);
     options.signal.removeEventListener("abort", onClientGone);
+    // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
+    if (progress.outcome === undefined) current.controller.abort();
   }
   if (
     progress.outcome === "stream_stalled" &&
@@ -186,7 +191,9 @@ function renderer(
       }
       if (text !== "") {
         state.deliver(text);
-        progress.text += text;
+        // Kept only while it may still be needed (a continuation, or counting what a cut segment produced).
+        if (state.isRetainingText) progress.text += text;
+        else progress.text = "";
       }
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
