@@ -1,6 +1,7 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { redactSecrets } from "../errors/redact.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
@@ -36,6 +37,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
             level: typeof options.logger === "object" ? options.logger.level : settings.logLevel,
             // Client keys must never reach a log line.
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+            // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
+            // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
+            hooks: { streamWrite: (line: string) => redactSecrets(line, providerKeysOf(runtime)) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -85,6 +89,26 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     );
   });
   return app;
+}
+
+const keysBySnapshot = new WeakMap<object, readonly string[]>();
+
+/** The current snapshot's provider keys, also as they appear inside a JSON string (escaped). */
+function providerKeysOf(runtime: GatewayRuntime): readonly string[] {
+  const snapshot = runtime.snapshot;
+  let keys = keysBySnapshot.get(snapshot);
+  if (keys === undefined) {
+    const found = new Set<string>();
+    for (const provider of snapshot.config.providers) {
+      for (const key of provider.apiKeys) {
+        found.add(key);
+        found.add(JSON.stringify(key).slice(1, -1));
+      }
+    }
+    keys = [...found];
+    keysBySnapshot.set(snapshot, keys);
+  }
+  return keys;
 }
 
 function requestIdGenerator(): () => string {

@@ -195,6 +195,12 @@ function renderer(
         if (state.isRetainingText) progress.text += text;
         else progress.text = "";
       }
+      if (json.error !== undefined && json.error !== null) {
+        // An error object riding along with choices is passed on, but an upstream's error text may quote the key.
+        const data = state.redact(continuation === undefined ? event.data : JSON.stringify(json));
+        if (data !== event.data) Object.assign(json, { error: (JSON.parse(data) as { error: unknown }).error });
+        event.data = data;
+      }
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
         out.push({ data: event.data, json });

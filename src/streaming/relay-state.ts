@@ -70,6 +70,11 @@ export class RelayState {
     return text;
   }
 
+  /** Replaces secrets in upstream-derived text (configured keys and anything key-shaped). */
+  redact(text: string): string {
+    return this.#options.redact(text);
+  }
+
   /** Counts a malformed event; true when there were too many. */
   noteMalformed(data: string): boolean {
     this.malformedEvents++;
