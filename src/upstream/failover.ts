@@ -81,8 +81,11 @@ async function tryCandidate(
       return undefined;
     }
     // Waiting for one of the provider's in-flight slots is the gateway's own queue: it never counts against
-    // the provider (its `timeout_ms` starts when the request is sent).
-    const releaseSlot = await services.acquireSlot(deployment, remainingMs, request.signal);
+    // the provider. Its `timeout_ms` starts when the request is sent, and the wait may only last as long as the
+    // provider still gets that whole time afterwards (else a request sent at the end of the request's time would
+    // time out on the provider's account).
+    const maxSlotWaitMs = Math.max(0, remainingMs - settings.timeoutMs);
+    const releaseSlot = await services.acquireSlot(deployment, maxSlotWaitMs, request.signal);
     if (request.signal.aborted) {
       releaseSlot?.();
       throw new ClientAbortedError();
