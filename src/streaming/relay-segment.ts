@@ -74,10 +74,16 @@ export async function* relaySegment(
   try {
     const first = render(current.pendingEvents);
     if (first.length > 0) yield first;
+    // Time spent waiting for the upstream since it last completed a line: bytes trickled into one endless line
+    // keep the idle timer from firing, but they are not progress (the client's waits are not counted).
+    let waitedWithoutLineMs = 0;
+    let linesSeen = current.parser.completedLines;
     while (progress.outcome === undefined) {
       idle.waitForUpstream();
+      const waitStartedMs = performance.now();
       const next = await current.iterator.next();
       idle.pause();
+      waitedWithoutLineMs += performance.now() - waitStartedMs;
       if (next.done) {
         const finish = current.parser.finish();
         const tail = render(current.pendingEvents);
@@ -87,6 +93,15 @@ export async function* relaySegment(
         break;
       }
       current.parser.push(next.value);
+      if (current.parser.completedLines !== linesSeen) {
+        linesSeen = current.parser.completedLines;
+        waitedWithoutLineMs = 0;
+      } else if (waitedWithoutLineMs > current.streamIdleTimeoutMs) {
+        stop(
+          "stream_stalled",
+          `no complete line for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms), only a trickle of bytes`,
+        );
+      }
       const out = render(current.pendingEvents);
       if (out.length > 0) yield out;
     }

@@ -59,6 +59,7 @@ export class SseParser {
   #lastEventId = "";
   // Any field line (not a comment, not blank) was seen since the last blank line.
   #hasPendingFields = false;
+  #completedLines = 0;
 
   constructor(onEvent: (event: SseEvent) => void, options: SseParserOptions = {}) {
     this.#onEvent = onEvent;
@@ -79,6 +80,14 @@ export class SseParser {
     } else {
       this.#pushText(this.#decoder.decode(chunk, { stream: true }));
     }
+  }
+
+  /**
+   * Lines (events, fields, comments, blank lines) completed so far: the relay's measure of progress, so that
+   * bytes trickled into one endless line do not count as a live stream.
+   */
+  get completedLines(): number {
+    return this.#completedLines;
   }
 
   /**
@@ -162,6 +171,7 @@ export class SseParser {
   /** Interprets `text[start, end)`, one line without its line end. */
   #processLine(text: string, start: number, end: number): void {
     if (end - start > this.#maxEventChars) throw new SseLimitError("line", this.#maxEventChars);
+    this.#completedLines++;
     if (start === end) {
       this.#dispatch();
       return;

@@ -138,6 +138,43 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     assert.ok(!text.includes("aaaa"), "the oversized line never reaches the client");
   });
 
+  test("bytes trickled into one endless line are not progress: stalled after stream_idle_timeout_ms", async (t) => {
+    const mock = await useMock(t);
+    let upstreamClosed = false;
+    mock.setDefault(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        sseHead(response);
+        response.write(`data: ${JSON.stringify(chatChunk("Hi", MODEL, { role: true }))}\n\n`);
+        response.write("data: ");
+        response.on("close", () => {
+          upstreamClosed = true;
+        });
+        // One byte every 50 ms, far more often than the idle timeout, for up to a minute.
+        for (let index = 0; index < 1200 && !response.destroyed; index++) {
+          response.write("z");
+          await sleep(50);
+        }
+      },
+    });
+    const gateway = await useGateway(
+      t,
+      oneProvider(mock).replace("stream_idle_timeout_ms: 5000", "stream_idle_timeout_ms: 400"),
+    );
+    const startedAt = performance.now();
+    const answer = await postJson(`${gateway.baseUrl}/chat/completions`, {
+      model: MODEL,
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const { text } = await readTimed(answer.body);
+    const event = lastEvent(text) as InBandError;
+    assert.equal(event.error.code, "upstream_timeout", text);
+    assert.match(event.error.message, /no complete line/);
+    assert.ok(performance.now() - startedAt < 5000, "cut soon after the idle timeout, not at max_stream_duration_ms");
+    await waitUntil(() => upstreamClosed, "the trickling upstream was hung up on");
+  });
+
   test("an endless well-formed stream: retained text stays capped (RSS growth < 50 MB over 100 MB of content)", async (t) => {
     const mock = await useMock(t);
     const content = "b".repeat(32 * 1024);
