@@ -9,6 +9,7 @@ import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
+import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -22,12 +23,8 @@ import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.t
 import { Recorder } from "./recorder.ts";
 import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
 
+export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
-
-export interface Logger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-}
 
 export interface RuntimeOptions {
   readonly clock?: Clock;
@@ -245,7 +242,7 @@ export class GatewayRuntime {
   }
 }
 
-export function createDispatcher(): Dispatcher {
+function createDispatcher(): Dispatcher {
   // keep-alive to every provider. Connections are not capped here: `providers[].max_in_flight` bounds them per
   // provider before a request is sent. A pool cap would make requests wait inside undici, where the wait counts
   // against the provider's timeout_ms (several providers, one per key, may share one origin).

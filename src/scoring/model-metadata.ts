@@ -40,7 +40,7 @@ export interface ModelMetadataTable {
  * Gateway provider names whose LiteLLM prefix differs from the name; any other provider name is used as the
  * prefix itself (`groq`, `gemini`, `openrouter`, `mistral`, `cerebras`, `cloudflare`, ...).
  */
-export const LITELLM_PROVIDER_PREFIXES: Readonly<Record<string, string>> = {
+const LITELLM_PROVIDER_PREFIXES: Readonly<Record<string, string>> = {
   google: "gemini",
   "google-ai-studio": "gemini",
   nvidia: "nvidia_nim",
@@ -146,5 +146,6 @@ export function lookupModelMetadata(
 
 function providerPrefix(provider: string): string {
   const name = provider.toLowerCase();
-  return LITELLM_PROVIDER_PREFIXES[name] ?? name;
+  // Own properties only: a provider named `constructor` must not pick up Object.prototype's.
+  return (Object.hasOwn(LITELLM_PROVIDER_PREFIXES, name) ? LITELLM_PROVIDER_PREFIXES[name] : undefined) ?? name;
 }

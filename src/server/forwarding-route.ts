@@ -9,6 +9,7 @@ import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
+import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
 
 const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
@@ -52,7 +53,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         // A client that asked to close the connection gets it closed after the stream, not kept alive.
         ...(wantsClose(request.headers.connection) ? { connection: "close" } : {}),
         "x-request-id": request.id,
-        ...result.headers,
+        ...safeHeaders(result.headers),
       });
       reply.hijack();
       ending = await pumpStream(reply.raw, result.events, (chunks) => {
@@ -74,4 +75,11 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
 
 function wantsClose(connection: string | undefined): boolean {
   return connection !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(connection);
+}
+
+/** Upstream-derived values (a model id outside Latin-1) must never make writing the headers throw. */
+function safeHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const safe: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) safe[name] = toHeaderValue(value);
+  return safe;
 }

@@ -38,7 +38,7 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
   app.get("/stats", async () => describeStats(runtime));
 
   app.get("/v1/gateway/route", async (request) => {
-    const query = request.query as Record<string, string | undefined>;
+    const query = singleValues(request.query);
     const model = query.model;
     if (model === undefined || model === "") {
       throw new InvalidRequestError("Query parameter `model` is required, e.g. /v1/gateway/route?model=best", {
@@ -62,6 +62,25 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),
     });
   });
+}
+
+/**
+ * The query string as one string per name: a repeated name (`?model=a&model=b`) is a 400, not an array that
+ * code expecting a string trips over.
+ */
+function singleValues(query: unknown): Readonly<Record<string, string | undefined>> {
+  const values: Record<string, string | undefined> = {};
+  if (query === null || typeof query !== "object") return values;
+  for (const [name, value] of Object.entries(query)) {
+    if (typeof value === "string") values[name] = value;
+    else if (Array.isArray(value)) {
+      throw new InvalidRequestError(`Query parameter \`${name}\` is given more than once.`, {
+        param: name,
+        code: "invalid_value",
+      });
+    }
+  }
+  return values;
 }
 
 export function describeHealth(runtime: GatewayRuntime) {
