@@ -339,6 +339,38 @@ const upstreamLimitsSchema = z
   .prefault({})
   .transform(camelKeys);
 
+const logSchema = z
+  .strictObject({
+    format: z.enum(["auto", "pretty", "json"]).default("auto"), // auto: pretty on a terminal, JSON lines otherwise
+    content: z.boolean().default(false), // keep message content in the request log (never keys)
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+const requestLogSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    max_entries: positiveInt.default(10_000), // newest requests kept
+    max_age_ms: positiveInt.default(7 * 24 * 3_600_000), // ms a request is kept: 7 days
+    file: z.string().min(1).optional(), // also append every request as a JSON line to this file
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+const metricsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true), // GET /metrics
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+const tracesSchema = z
+  .strictObject({
+    otlp_endpoint: httpUrl.optional(), // OTLP/HTTP base URL; $OTEL_EXPORTER_OTLP_ENDPOINT wins
+  })
+  .prefault({})
+  .transform(camelKeys);
+
 export const configSchema = z
   .strictObject({
     server: serverSchema,
@@ -350,10 +382,15 @@ export const configSchema = z
     scoring: scoringSchema,
     state: stateSchema,
     upstream_limits: upstreamLimitsSchema,
+    log: logSchema,
+    request_log: requestLogSchema,
+    metrics: metricsSchema,
+    traces: tracesSchema,
   })
-  .transform(({ meta_models, upstream_limits, ...rest }) => ({
+  .transform(({ meta_models, request_log, upstream_limits, ...rest }) => ({
     ...rest,
     metaModels: meta_models,
+    requestLog: request_log,
     upstreamLimits: upstream_limits,
   }));
 

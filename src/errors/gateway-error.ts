@@ -87,6 +87,13 @@ export class RouteNotFoundError extends GatewayError {
   readonly code: ErrorCode = "unknown_url";
 }
 
+/** GET /v1/gateway/requests/{id} for a request the log does not hold (never seen, or dropped by retention). */
+export class RequestNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "request_not_found";
+}
+
 export class PayloadTooLargeError extends GatewayError {
   readonly status = 413;
   readonly type = "invalid_request_error";

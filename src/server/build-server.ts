@@ -8,6 +8,7 @@ import {
 } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { renderError } from "../errors/render-error.ts";
+import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
@@ -18,6 +19,7 @@ import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
+import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
@@ -30,8 +32,13 @@ const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
 
 export interface ServerOptions {
   /** pino logger options or false; tests pass false or a level. */
-  readonly logger?: boolean | { level: string };
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** Metrics, request log and dashboard data; without it /metrics, /v1/gateway/requests and /dashboard are 404. */
+  readonly observers?: Observers;
 }
+
+/** Distinct unknown routes logged (once each); past this, no more are remembered or logged. */
+const MAX_LOGGED_UNKNOWN_ROUTES = 1_000;
 
 /** The server as the CLI sees it; only src/server names the HTTP framework. */
 export type GatewayServer = FastifyInstance;
@@ -44,6 +51,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
         ? false
         : {
             level: typeof options.logger === "object" ? options.logger.level : settings.logLevel,
+            ...(typeof options.logger === "object" && options.logger.stream !== undefined
+              ? { stream: options.logger.stream }
+              : {}),
             // Client keys must never reach a log line.
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
             // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
@@ -95,8 +105,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
       reply.header("connection", "close");
       throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
     }
-    // Admin routes check the admin keys themselves.
-    if (keys.isEmpty || PUBLIC_PATHS.has(request.url) || request.url.startsWith("/admin/")) return;
+    const path = request.url.split("?")[0] ?? "";
+    // Admin and dashboard routes check their keys themselves.
+    if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
     if (!keys.accepts(request.headers.authorization)) {
       throw new AuthenticationError(
         request.headers.authorization === undefined
@@ -107,8 +118,15 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   });
 
   app.setErrorHandler(errorHandler(settings.bodyLimitBytes));
+  const loggedUnknownRoutes = new Set<string>();
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`));
+    const route = `${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}`;
+    // Once per route: a client calling a path the gateway does not serve is worth one line, a scanner is not a flood.
+    if (!loggedUnknownRoutes.has(route) && loggedUnknownRoutes.size < MAX_LOGGED_UNKNOWN_ROUTES) {
+      loggedUnknownRoutes.add(route);
+      request.log.warn({ route }, `unknown route ${route} (answered 404; logged once per route)`);
+    }
+    sendError(reply, new RouteNotFoundError(`Unknown route: ${route}`));
   });
 
   for (const endpoint of ENDPOINTS) {
@@ -116,7 +134,11 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     for (const path of endpoint.paths) app.post(path, handler);
   }
   registerInfoRoutes(app, runtime);
-  registerAdminRoutes(app, runtime, new KeyRing(settings.adminKeys));
+  const adminKeys = new KeyRing(settings.adminKeys);
+  registerAdminRoutes(app, runtime, adminKeys);
+  if (options.observers !== undefined) {
+    registerObservabilityRoutes(app, options.observers, { client: keys, admin: adminKeys });
+  }
 
   // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
   // id from discovery, a client's name echoed back). Streams write their headers themselves and must call

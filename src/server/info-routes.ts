@@ -21,9 +21,12 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       owned_by: entry.providers.join(","),
       kind: entry.kind,
     }));
-    for (const name of Object.keys(config.metaModels))
-      data.push({ id: name, object: "model", created, owned_by: "llm-gateway", kind: "chat" });
-    data.push({ id: PRIORITY_AUTO, object: "model", created, owned_by: "llm-gateway", kind: "chat" });
+    // Meta models (and `priority-auto`) only when a member is served: listing a name that answers 404 misleads.
+    for (const name of [...Object.keys(config.metaModels), PRIORITY_AUTO]) {
+      if (isServable(runtime, name)) {
+        data.push({ id: name, object: "model", created, owned_by: "llm-gateway", kind: "chat" });
+      }
+    }
     return { object: "list", data };
   };
   app.get("/v1/models", listModels);
@@ -81,6 +84,16 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
     }
   }
   return values;
+}
+
+/** Whether a chat request for `name` would find a deployment (cooling or over budget counts: it comes back). */
+function isServable(runtime: GatewayRuntime, name: string): boolean {
+  try {
+    runtime.plan({ model: name, fallbackModels: [], kind: "chat" });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function describeHealth(runtime: GatewayRuntime) {
