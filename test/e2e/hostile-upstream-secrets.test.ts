@@ -3,8 +3,11 @@
 // and after the first content, a malformed event), and a key-shaped string of another account too. The real
 // gateway runs as a process at `log_level: trace`; no response byte and no log line may contain either.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { test } from "node:test";
 import { request } from "undici";
+import { buildServer } from "../../src/server/build-server.ts";
+import { useGateway } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatChunk, type MockStep, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
 
@@ -121,6 +124,11 @@ cooldowns:
   answers.push(await collect(`${gateway.url}/stats`, "GET"));
   answers.push(await collect(`${gateway.url}/health`, "GET"));
   answers.push(await collect(`${gateway.url}/v1/gateway/route?model=${MODEL}`, "GET"));
+  const requestLog = await collect(`${gateway.url}/v1/gateway/requests`, "GET");
+  assert.equal(requestLog.status, 200);
+  assert.ok(requestLog.text.includes("[redacted]"), "the request log keeps the (redacted) reasons");
+  answers.push(requestLog);
+  answers.push(await collect(`${gateway.url}/metrics`, "GET"));
   // The upstream really was sent the key and echoed it (the test would be vacuous otherwise).
   assert.equal(mock.requests.filter((r) => r.headers.authorization === `Bearer ${KEY}`).length >= steps.length, true);
   assert.ok(
@@ -141,5 +149,38 @@ cooldowns:
     for (const secret of [KEY, FOREIGN_KEY, BEARER]) {
       assert.ok(!text.includes(secret), `log line at level ${line.level} leaks ${secret}: ${text}`);
     }
+  }
+});
+
+test("the log stream itself redacts every line, whatever wrote it and at whatever level (last line of defence)", async (t) => {
+  const mock: MockUpstream = await startMockUpstream();
+  t.after(() => mock.close());
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${KEY}
+    models:
+      ${MODEL}: {}
+`,
+  );
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString("utf8"));
+      callback();
+    },
+  });
+  const app = buildServer(gateway.runtime, { logger: { level: "trace", stream } });
+  t.after(() => app.close());
+  app.log.trace({ echoed: KEY }, `trace ${KEY}`);
+  app.log.debug({ nested: { deeper: [`${FOREIGN_KEY}`] } }, "debug");
+  app.log.info(`info ${BEARER}`);
+  app.log.warn({ err: new Error(`upstream said ${KEY}`) }, "warn");
+  assert.equal(lines.length, 4);
+  for (const line of lines) {
+    for (const secret of [KEY, FOREIGN_KEY, BEARER]) assert.ok(!line.includes(secret), `leaked: ${line}`);
+    assert.match(line, /\[redacted\]/);
   }
 });
