@@ -137,6 +137,8 @@ export const providerSchema = z.strictObject({
   first_token_timeout_ms: positiveInt.optional(),
   stream_idle_timeout_ms: positiveInt.optional(),
   retries: nonNegativeInt.max(5).optional(),
+  /** Requests in flight to this provider at once; more wait for a slot (docs/streaming.md, "Upstream limits"). */
+  max_in_flight: positiveInt.optional(),
   headers: headersSchema.optional(),
   models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
   rate_limit_dialect: z.string().min(1).optional(),
@@ -191,6 +193,7 @@ export const providerSettingsSchema = z
     first_token_timeout_ms: raw.first_token_timeout_ms.default(15_000), // ms from the headers to the first content chunk
     stream_idle_timeout_ms: raw.stream_idle_timeout_ms.default(30_000), // ms of silence mid-stream = stalled
     retries: raw.retries.default(1), // extra attempts on the same candidate for 5xx / connection resets
+    max_in_flight: raw.max_in_flight.default(128), // requests in flight at once; more wait for a slot, not in the HTTP pool
     headers: raw.headers.default({}), // none besides content-type, accept and authorization
     /** Configured models; unset means "discover them from GET /models". */
     models: z
@@ -325,6 +328,17 @@ const stateSchema = z
   .prefault({})
   .transform(camelKeys);
 
+/** Bounds on what an upstream may send; past one, the attempt or stream fails (never blaming the key). */
+const upstreamLimitsSchema = z
+  .strictObject({
+    max_response_bytes: positiveInt.default(64 * 1024 * 1024), // bytes of a 2xx JSON body (64 MiB); larger = bad_response
+    max_error_body_bytes: positiveInt.default(1024 * 1024), // bytes of an error body read to classify it (1 MiB)
+    max_stream_event_chars: positiveInt.default(4 * 1024 * 1024), // characters of one SSE line or event (4 Mi)
+    max_retained_stream_chars: nonNegativeInt.default(1024 * 1024), // characters kept for continuation (1 Mi)
+  })
+  .prefault({})
+  .transform(camelKeys);
+
 const logSchema = z
   .strictObject({
     format: z.enum(["auto", "pretty", "json"]).default("auto"), // auto: pretty on a terminal, JSON lines otherwise
@@ -367,15 +381,17 @@ export const configSchema = z
     discovery: discoverySchema,
     scoring: scoringSchema,
     state: stateSchema,
+    upstream_limits: upstreamLimitsSchema,
     log: logSchema,
     request_log: requestLogSchema,
     metrics: metricsSchema,
     traces: tracesSchema,
   })
-  .transform(({ meta_models, request_log, ...rest }) => ({
+  .transform(({ meta_models, request_log, upstream_limits, ...rest }) => ({
     ...rest,
     metaModels: meta_models,
     requestLog: request_log,
+    upstreamLimits: upstream_limits,
   }));
 
 /** What a config file (or a built-in config) may contain, before validation. */

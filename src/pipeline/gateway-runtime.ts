@@ -7,6 +7,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
+import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
 import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
@@ -42,6 +43,8 @@ export class GatewayRuntime {
   readonly scores: LiveScores;
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
+  /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
+  readonly inFlight = new InFlightGates();
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   readonly #ownsDispatcher: boolean;
@@ -181,6 +184,11 @@ export class GatewayRuntime {
       dispatcher: this.dispatcher,
       clock: this.clock,
       routing: snapshot.config.routing,
+      limits: snapshot.config.upstreamLimits,
+      acquireSlot: (deployment, maxWaitMs, signal) => {
+        const settings = deployment.provider.settings;
+        return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
+      },
       admit: (deployment, tokens) => this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens),
       attemptEnded: (deployment, report, reservation, isStreamOpen) =>
         this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, isStreamOpen),
@@ -235,6 +243,8 @@ export class GatewayRuntime {
 }
 
 function createDispatcher(): Dispatcher {
-  // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
-  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
+  // keep-alive to every provider. Connections are not capped here: `providers[].max_in_flight` bounds them per
+  // provider before a request is sent. A pool cap would make requests wait inside undici, where the wait counts
+  // against the provider's timeout_ms (several providers, one per key, may share one origin).
+  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
 }

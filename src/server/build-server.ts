@@ -7,6 +7,7 @@ import {
   RouteNotFoundError,
   ServiceUnavailableError,
 } from "../errors/gateway-error.ts";
+import { redactSecrets } from "../errors/redact.ts";
 import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
@@ -56,6 +57,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
               : {}),
             // Client keys must never reach a log line.
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+            // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
+            // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
+            hooks: { streamWrite: (line: string) => redactSecrets(line, providerKeysOf(runtime)) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -157,6 +161,25 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   return app;
 }
 
+const keysBySnapshot = new WeakMap<object, readonly string[]>();
+
+/** The current snapshot's provider keys, also as they appear inside a JSON string (escaped). */
+function providerKeysOf(runtime: GatewayRuntime): readonly string[] {
+  const snapshot = runtime.snapshot;
+  let keys = keysBySnapshot.get(snapshot);
+  if (keys === undefined) {
+    const found = new Set<string>();
+    for (const provider of snapshot.config.providers) {
+      for (const key of provider.apiKeys) {
+        found.add(key);
+        found.add(JSON.stringify(key).slice(1, -1));
+      }
+    }
+    keys = [...found];
+    keysBySnapshot.set(snapshot, keys);
+  }
+  return keys;
+}
 const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
 
 /**

@@ -82,14 +82,16 @@ export function rejectedError(
   secrets: readonly string[],
 ): UpstreamRequestError {
   const last = attempts[attempts.length - 1];
-  // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."); this message goes to the client.
-  const message = redactSecrets(verdict.error.message, secrets);
+  // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."), in any field; every one of them
+  // goes to the client.
+  const redact = (text: string): string => redactSecrets(text, secrets);
+  const message = redact(verdict.error.message);
   const details: { status: number; type?: string; code?: string } = { status: verdict.status };
-  if (verdict.error.type !== undefined) details.type = verdict.error.type;
-  if (verdict.error.code !== undefined) details.code = verdict.error.code;
+  if (verdict.error.type !== undefined) details.type = redact(verdict.error.type);
+  if (verdict.error.code !== undefined) details.code = redact(verdict.error.code);
   return new UpstreamRequestError(
     last === undefined ? message : `${message} (from ${last.provider}/${last.model})`,
     details,
-    verdict.error.param === undefined ? {} : { param: verdict.error.param },
+    verdict.error.param === undefined ? {} : { param: redact(verdict.error.param) },
   );
 }
