@@ -65,8 +65,10 @@ export const COOLDOWN_DEFAULTS = {
   failureThreshold: 3,
   /** ms window in which those failures must fall. */
   failureWindowMs: 60_000,
-  /** ms an open circuit stays open before a single probe request is let through. */
+  /** ms cap of the pause between probes of an open circuit (the pause doubles after each failed probe). */
   circuitOpenMs: 30_000,
+  /** ms from a circuit's opening to its first probe request. */
+  circuitFirstProbeMs: 2_000,
 } as const;
 
 export const DISCOVERY_DEFAULTS = {

@@ -265,6 +265,7 @@ export function buildConfig(
       failureThreshold: cooldowns.failure_threshold ?? COOLDOWN_DEFAULTS.failureThreshold,
       failureWindowMs: cooldowns.failure_window_ms ?? COOLDOWN_DEFAULTS.failureWindowMs,
       circuitOpenMs: cooldowns.circuit_open_ms ?? COOLDOWN_DEFAULTS.circuitOpenMs,
+      circuitFirstProbeMs: cooldowns.circuit_first_probe_ms ?? COOLDOWN_DEFAULTS.circuitFirstProbeMs,
     },
     discovery: {
       cacheDir: discovery.cache_dir ?? DISCOVERY_DEFAULTS.cacheDir,

@@ -150,6 +150,7 @@ export const configSchema = z.strictObject({
       failure_threshold: positiveInt.optional(),
       failure_window_ms: positiveInt.optional(),
       circuit_open_ms: positiveInt.optional(),
+      circuit_first_probe_ms: positiveInt.optional(),
     })
     .optional(),
   discovery: z

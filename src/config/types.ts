@@ -108,6 +108,7 @@ export interface CooldownSettings {
   readonly failureThreshold: number;
   readonly failureWindowMs: number;
   readonly circuitOpenMs: number;
+  readonly circuitFirstProbeMs: number;
 }
 
 export interface DiscoverySettings {

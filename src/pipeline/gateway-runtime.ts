@@ -68,7 +68,11 @@ export class GatewayRuntime {
     this.sticky = new StickySessions(clock);
     this.state = state;
     this.budgets = state.ledger;
-    this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs);
+    this.scores = new LiveScores(
+      clock,
+      snapshot.scoring.healthHalfLifeMs,
+      snapshot.config.cooldowns.failureWindowMs,
+    );
     this.recorder = new Recorder({
       clock,
       availability,
@@ -104,6 +108,7 @@ export class GatewayRuntime {
     );
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
+    this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
   }
 
@@ -133,6 +138,7 @@ export class GatewayRuntime {
       routing: snapshot.config.routing,
       nowMs,
       score: (deployment) => this.scores.scoreOf(deployment, snapshot),
+      probeScore: (deployment) => this.scores.scoreOf(deployment, snapshot, true),
       scoreOnBoard: (deployment, board) => this.scores.scoreOnBoard(deployment, board, snapshot),
       paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
