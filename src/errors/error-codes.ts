@@ -3,8 +3,8 @@
 // only name a code from here (the `ErrorCode` type).
 
 export interface ErrorCodeInfo {
-  /** HTTP status; `upstream` for codes whose status is the upstream's. */
-  readonly status: number | "upstream";
+  /** HTTP status (or the statuses it may have); `upstream` for codes whose status is the upstream's. */
+  readonly status: number | readonly number[] | "upstream";
   readonly type: string;
 }
 
@@ -27,7 +27,7 @@ export const ERROR_CODES = Object.freeze({
   client_closed_request: { status: 499, type: "client_error" },
   upstream_rejected_request: { status: "upstream", type: "invalid_request_error" },
   internal_error: { status: 500, type: "server_error" },
-  upstream_unavailable: { status: 502, type: "upstream_error" },
+  upstream_unavailable: { status: [502, 503], type: "upstream_error" },
   stream_interrupted: { status: 502, type: "upstream_error" },
   service_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "upstream_error" },

@@ -337,3 +337,11 @@ export interface PersistedCooldowns {
 function unavailable(cooldown: Cooldown): Availability {
   return { isAvailable: false, untilMs: cooldown.untilMs, cause: cooldown.cause, reason: cooldown.reason };
 }
+
+/**
+ * Whether a cooldown is a limit (429s, quotas, credits, capacity, budgets: the client may be told 429) rather
+ * than the candidate failing (open circuit, rejected key: 503).
+ */
+export function isLimitCause(cause: CooldownCause): boolean {
+  return cause !== "circuit_open" && cause !== "invalid_key";
+}

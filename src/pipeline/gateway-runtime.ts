@@ -48,7 +48,9 @@ export class GatewayRuntime {
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   readonly #ownsDispatcher: boolean;
-  readonly #queue = new WaitQueue();
+  /** One arrival-order queue per requested model (`routing.queue_timeout_ms`); dropped when empty. */
+  readonly #queues = new Map<string, WaitQueue>();
+  #queuedTotal = 0;
   /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
   readonly #prefillRejected = new Set<string>();
 
@@ -68,11 +70,7 @@ export class GatewayRuntime {
     this.sticky = new StickySessions(clock);
     this.state = state;
     this.budgets = state.ledger;
-    this.scores = new LiveScores(
-      clock,
-      snapshot.scoring.healthHalfLifeMs,
-      snapshot.config.cooldowns.failureWindowMs,
-    );
+    this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
     this.recorder = new Recorder({
       clock,
       availability,
@@ -152,8 +150,12 @@ export class GatewayRuntime {
   }
 
   /**
-   * Plans a route; when nothing is ready or worth waiting for and `routing.queue_timeout_ms` > 0, queues
-   * (arrival order, bounded) until a candidate frees up. Returns the last plan either way.
+   * Plans a route; when nothing is ready and `routing.queue_timeout_ms` > 0, queues (arrival order per requested
+   * model, bounded by `routing.max_queued`) until a candidate is ready. A request also queues when others are
+   * already waiting for the same model, so a newcomer cannot take the slot a waiter is about to get. Waiting for
+   * a better candidate (`max_wait_for_better_ms`) is only for when something else is ready: with nothing ready, a
+   * cooling or busy candidate is waited for in the queue, in turn, not by every request at once. Returns the last
+   * plan either way.
    */
   async planOrQueue(
     request: RouteRequest,
@@ -162,18 +164,28 @@ export class GatewayRuntime {
   ): Promise<RoutePlan> {
     const plan = this.plan(request, snapshot);
     const { queueTimeoutMs, maxQueued } = snapshot.config.routing;
-    if (plan.candidates.length > 0 || plan.waitFor !== undefined || queueTimeoutMs <= 0) return plan;
+    if (queueTimeoutMs <= 0) return plan;
+    const existing = this.#queues.get(request.model);
+    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return plan;
+    const queue = existing ?? new WaitQueue();
+    this.#queues.set(request.model, queue);
     let latest = plan;
-    const queued = await this.#queue.wait(maxQueued, queueTimeoutMs, signal, () => {
-      latest = this.plan(request, snapshot);
-      if (latest.candidates.length > 0 || latest.waitFor !== undefined) return { value: latest };
-      return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
-    });
-    return queued ?? latest;
+    this.#queuedTotal++;
+    try {
+      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
+        latest = this.plan(request, snapshot);
+        if (latest.candidates.length > 0) return { value: latest };
+        return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
+      });
+      return queued ?? latest;
+    } finally {
+      this.#queuedTotal--;
+      if (queue.size === 0 && this.#queues.get(request.model) === queue) this.#queues.delete(request.model);
+    }
   }
 
   get queuedRequests(): number {
-    return this.#queue.size;
+    return this.#queuedTotal;
   }
 
   scopesOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): readonly BudgetScope[] {

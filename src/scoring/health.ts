@@ -71,8 +71,7 @@ export class HealthTracker {
     const factor = this.#decayFactor(nowMs);
     const weight = this.#weight * factor;
     if (weight <= 0) return { samples: 0 };
-    const isFailureForgotten =
-      this.#lastFailureAtMs !== undefined && nowMs - this.#lastFailureAtMs > failureMemoryMs;
+    const isFailureForgotten = this.#lastFailureAtMs !== undefined && nowMs - this.#lastFailureAtMs > failureMemoryMs;
     const successEwma = isFailureForgotten ? 1 : this.#successWeight / this.#weight;
     const samples = weight;
     if (this.#latencyWeight <= 0) return { successEwma, samples };

@@ -47,11 +47,7 @@ export class LiveScores {
     const tracker = this.#health.get(deployment.key);
     if (tracker === undefined) return staticScore.staticTotal;
     const health = tracker.snapshot(this.#failureMemoryMs);
-    return scoreWithHealth(
-      staticScore,
-      isProbe ? withoutFailures(health) : health,
-      snapshot.scoring.weights,
-    );
+    return scoreWithHealth(staticScore, isProbe ? withoutFailures(health) : health, snapshot.scoring.weights);
   }
 
   /** The score with the leaderboard term from one board (alias like `bigcodebench` covers its variants). */

@@ -86,8 +86,13 @@ async function tryCandidate(
     if (!admission.isAdmitted) {
       skips.push(
         admission.untilMs === undefined
-          ? { deploymentKey: deployment.key, reason: admission.reason }
-          : { deploymentKey: deployment.key, reason: admission.reason, untilMs: admission.untilMs },
+          ? { deploymentKey: deployment.key, reason: admission.reason, isLimit: admission.isLimit }
+          : {
+              deploymentKey: deployment.key,
+              reason: admission.reason,
+              untilMs: admission.untilMs,
+              isLimit: admission.isLimit,
+            },
       );
       return undefined;
     }
