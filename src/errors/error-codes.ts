@@ -18,6 +18,7 @@ export const ERROR_CODES = Object.freeze({
   model_not_supported: { status: 400, type: "invalid_request_error" },
   no_capable_model: { status: 400, type: "invalid_request_error" },
   context_length_exceeded: { status: 400, type: "invalid_request_error" },
+  config_invalid: { status: 400, type: "invalid_request_error" },
   invalid_api_key: { status: 401, type: "authentication_error" },
   permission_denied: { status: 403, type: "permission_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },

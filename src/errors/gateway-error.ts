@@ -27,6 +27,8 @@ export interface GatewayErrorOptions {
   retryAfterMs?: number;
   attempts?: readonly AttemptSummary[];
   metadata?: UpstreamMetadata;
+  /** Every problem found (a config reload), rendered as `error.problems`. */
+  problems?: readonly string[];
 }
 
 export abstract class GatewayError extends Error {
@@ -37,6 +39,7 @@ export abstract class GatewayError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly attempts: readonly AttemptSummary[];
   readonly metadata: UpstreamMetadata | undefined;
+  readonly problems: readonly string[];
 
   constructor(message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -45,6 +48,7 @@ export abstract class GatewayError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     this.attempts = options.attempts ?? [];
     this.metadata = options.metadata;
+    this.problems = options.problems ?? [];
   }
 
   /** Whether the same request may succeed later (clients and the failover loop both read this). */
@@ -61,6 +65,13 @@ export class InvalidRequestError extends GatewayError {
     super(message, options);
     this.code = options.code ?? "invalid_request";
   }
+}
+
+/** `POST /admin/reload` found the config invalid; the previous config keeps serving. */
+export class InvalidConfigError extends GatewayError {
+  readonly status = 400;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "config_invalid";
 }
 
 /** Nothing in the catalog can serve this request (context too small, no tool support, ...). */

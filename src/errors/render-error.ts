@@ -8,6 +8,7 @@ export interface OpenAiErrorBody {
     param: string | null;
     attempts?: GatewayError["attempts"];
     metadata?: GatewayError["metadata"];
+    problems?: GatewayError["problems"];
   };
 }
 
@@ -23,6 +24,7 @@ export function renderError(error: GatewayError): OpenAiErrorBody {
   };
   if (error.attempts.length > 0) body.error.attempts = error.attempts;
   if (error.metadata !== undefined) body.error.metadata = error.metadata;
+  if (error.problems.length > 0) body.error.problems = error.problems;
   return body;
 }
 

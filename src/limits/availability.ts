@@ -264,6 +264,16 @@ export class AvailabilityBook {
     return cooldown !== undefined && cooldown.untilMs > this.#clock.now() ? cooldown : undefined;
   }
 
+  /** Forgets what is known of one deployment (a reload pointed it at another upstream or key). */
+  forget(deploymentKey: string): void {
+    if (this.#deployments.delete(deploymentKey)) this.#isDirty = true;
+  }
+
+  /** Forgets a provider-wide cooldown (a reload changed the provider's key or URL). */
+  forgetProvider(providerName: string): void {
+    if (this.#providers.delete(providerName)) this.#isDirty = true;
+  }
+
   /** Clears every cooldown and circuit (admin reset). */
   reset(): void {
     this.#deployments.clear();

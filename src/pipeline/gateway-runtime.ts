@@ -2,8 +2,10 @@
 // (availability, budgets, health, stats, sticky sessions, the wait queue). Planning and forwarding read them;
 // only the recorder (recorder.ts) changes them after an attempt. The snapshot is replaced as a whole, so a reload
 // swaps one reference and in-flight requests finish on the snapshot they started with.
+import { createHash } from "node:crypto";
 import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
+import { ConfigError, formatIssue } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
@@ -28,6 +30,13 @@ export interface Logger {
   warn(object: object, message: string): void;
 }
 
+/** Loads and validates the config again (files, .env); throws ConfigError listing every problem. */
+export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
+
+export type ReloadResult =
+  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number; readonly isChanged: boolean }
+  | { readonly isApplied: false; readonly problems: readonly string[] };
+
 export interface RuntimeOptions {
   readonly clock?: Clock;
   readonly dispatcher?: Dispatcher;
@@ -47,6 +56,13 @@ export class GatewayRuntime {
   readonly sticky: StickySessions;
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
+  /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */
+  #configLoadedAtMs: number;
+  #configHash: string;
+  #configLoader: ConfigLoader | undefined;
+  /** Reloads run one after another: two triggers at once must not interleave their swaps. */
+  #reloadChain: Promise<unknown> = Promise.resolve();
+  #logger: Logger | undefined;
   readonly #ownsDispatcher: boolean;
   /** One arrival-order queue per requested model (`routing.queue_timeout_ms`); dropped when empty. */
   readonly #queues = new Map<string, WaitQueue>();
@@ -80,6 +96,8 @@ export class GatewayRuntime {
     });
     this.startedAtMs = clock.now();
     this.#snapshot = snapshot;
+    this.#configLoadedAtMs = clock.now();
+    this.#configHash = configHash(snapshot.config);
   }
 
   static async create(config: GatewayConfig, options: RuntimeOptions = {}): Promise<GatewayRuntime> {
@@ -88,26 +106,122 @@ export class GatewayRuntime {
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
     const availability = new AvailabilityBook(clock, config.cooldowns);
     const state = await createStateBackend(config.state, availability, clock, options.logger);
-    return new GatewayRuntime(snapshot, clock, dispatcher, options.dispatcher === undefined, availability, state);
+    const runtime = new GatewayRuntime(
+      snapshot,
+      clock,
+      dispatcher,
+      options.dispatcher === undefined,
+      availability,
+      state,
+    );
+    runtime.#logger = options.logger;
+    return runtime;
+  }
+
+  /** When the serving config was loaded and its hash (`/health`). */
+  get configInfo(): { readonly loadedAtMs: number; readonly hash: string } {
+    return { loadedAtMs: this.#configLoadedAtMs, hash: this.#configHash };
+  }
+
+  /** Where `reloadFromSource` (SIGHUP, file changes, POST /admin/reload) gets the config from. */
+  setConfigLoader(loader: ConfigLoader): void {
+    this.#configLoader = loader;
+  }
+
+  get canReload(): boolean {
+    return this.#configLoader !== undefined;
+  }
+
+  /**
+   * Loads and validates the config again and swaps it in when valid; when not, the old config keeps serving and
+   * every problem is logged and returned. Never throws.
+   */
+  reloadFromSource(trigger: string): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      const loader = this.#configLoader;
+      if (loader === undefined)
+        return { isApplied: false, problems: ["this gateway was started without a config source"] };
+      let config: GatewayConfig;
+      try {
+        config = await loader();
+        await this.reload(config);
+      } catch (error) {
+        const problems =
+          error instanceof ConfigError
+            ? error.issues.map(formatIssue)
+            : [error instanceof Error ? error.message : String(error)];
+        this.#logger?.warn(
+          { trigger, problems },
+          `config reload refused (${problems.length} problem${problems.length === 1 ? "" : "s"}); the previous config keeps serving:\n${problems.join("\n")}`,
+        );
+        return { isApplied: false, problems };
+      }
+      const { hash, loadedAtMs } = this.configInfo;
+      this.#logger?.info(
+        { trigger, hash, providers: config.providers.map((provider) => provider.name) },
+        "config reloaded",
+      );
+      return { isApplied: true, hash, loadedAtMs, isChanged: true };
+    };
+    const result = this.#reloadChain.then(run, run);
+    this.#reloadChain = result;
+    return result;
   }
 
   get snapshot(): GatewaySnapshot {
     return this.#snapshot;
   }
 
-  /** Rebuilds the snapshot (new config, or forced model discovery) and swaps it in. */
+  /**
+   * Rebuilds the snapshot (new config, or forced model discovery) and swaps it in, atomically: requests and
+   * streams in flight finish on the snapshot they started with. What the books learned (budgets, cooldowns,
+   * circuits, health, sticky sessions) carries over for every provider+model that still goes to the same
+   * upstream with the same key; a deployment pointed elsewhere starts afresh.
+   */
   async reload(config: GatewayConfig, options: { isDiscoveryForced?: boolean; logger?: Logger } = {}): Promise<void> {
     const snapshot = await buildSnapshot(
       config,
       this.dispatcher,
       this.clock,
-      options.logger,
+      options.logger ?? this.#logger,
       options.isDiscoveryForced ?? false,
     );
+    const previous = this.#snapshot;
+    this.#forgetChanged(previous, snapshot);
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
+    if (previous.config !== config) {
+      this.#configLoadedAtMs = this.clock.now();
+      this.#configHash = configHash(config);
+    }
+  }
+
+  /** Forgets the learned state of deployments and providers that now go to another upstream or key. */
+  #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): void {
+    const upstreamOf = (deployment: Deployment): string =>
+      `${deployment.provider.settings.baseUrl}\n${deployment.provider.settings.apiKeys[0]}\n${deployment.model.id}`;
+    const before = new Map(previous.catalog.deployments.map((deployment) => [deployment.key, upstreamOf(deployment)]));
+    for (const deployment of next.catalog.deployments) {
+      const was = before.get(deployment.key);
+      if (was !== undefined && was !== upstreamOf(deployment)) {
+        this.availability.forget(deployment.key);
+        this.scores.forget(deployment.key);
+      }
+    }
+    const providerOf = (settings: GatewaySnapshot["config"]["providers"][number]): string =>
+      `${settings.baseUrl}\n${settings.apiKeys[0]}`;
+    const providersBefore = new Map(previous.config.providers.map((settings) => [settings.name, providerOf(settings)]));
+    for (const settings of next.config.providers) {
+      const was = providersBefore.get(settings.name);
+      if (was !== undefined && was !== providerOf(settings)) this.availability.forgetProvider(settings.name);
+    }
+  }
+
+  /** Whether a provider is still configured: a provider removed by a reload gets no new attempts at once. */
+  isServing(deployment: Deployment): boolean {
+    return this.#snapshot.catalog.byProvider(deployment.provider.settings.name) !== undefined;
   }
 
   /** Static score minus the live health penalty. */
@@ -202,7 +316,12 @@ export class GatewayRuntime {
       dispatcher: this.dispatcher,
       clock: this.clock,
       routing: snapshot.config.routing,
-      admit: (deployment, tokens) => this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens),
+      admit: (deployment, tokens) =>
+        // A request planned on an older snapshot (queued, failing over, continuing a stream) must not send new
+        // attempts to a provider a reload removed.
+        this.isServing(deployment)
+          ? this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens)
+          : { isAdmitted: false, reason: "provider removed by a config reload", isLimit: false },
       attemptEnded: (deployment, report, reservation, isStreamOpen) =>
         this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, isStreamOpen),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
@@ -258,4 +377,14 @@ export class GatewayRuntime {
 export function createDispatcher(): Dispatcher {
   // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
   return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
+}
+
+/** A short hash of the config that changes with any setting, keys included (as hashes: never the keys). */
+function configHash(config: GatewayConfig): string {
+  const text = JSON.stringify(config, (key, value: unknown) =>
+    (key === "apiKeys" || key === "adminKeys") && Array.isArray(value)
+      ? value.map((secret) => createHash("sha256").update(String(secret)).digest("hex"))
+      : value,
+  );
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }

@@ -70,6 +70,11 @@ export class LiveScores {
     return explainScore(staticScore, health, snapshot.scoring.weights);
   }
 
+  /** Forgets a deployment's health (a reload pointed it at another upstream or key). */
+  forget(deploymentKey: string): void {
+    this.#health.delete(deploymentKey);
+  }
+
   /** Feeds the health term: successes and real failures (not rate limits, which cooldowns handle). */
   recordHealth(deploymentKey: string, isSuccess: boolean, latencyMs: number): void {
     let tracker = this.#health.get(deploymentKey);

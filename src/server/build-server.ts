@@ -4,7 +4,7 @@ import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
-import { KeyRing } from "./auth.ts";
+import { currentKeyRing } from "./auth.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
@@ -47,8 +47,12 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     genReqId: requestIdGenerator(),
   });
 
-  const keys = new KeyRing(settings.apiKeys);
+  const clientKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.apiKeys,
+  );
   app.addHook("onRequest", async (request, reply) => {
+    const keys = clientKeys();
     reply.header("x-request-id", request.id);
     if (runtime.isShuttingDown) {
       reply.header("connection", "close");
@@ -75,7 +79,14 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     for (const path of endpoint.paths) app.post(path, handler);
   }
   registerInfoRoutes(app, runtime);
-  registerAdminRoutes(app, runtime, new KeyRing(settings.adminKeys));
+  registerAdminRoutes(
+    app,
+    runtime,
+    currentKeyRing(
+      () => runtime.snapshot.config,
+      (config) => config.server.adminKeys,
+    ),
+  );
 
   app.addHook("onResponse", async (request, reply) => {
     if (reply.statusCode >= 400) return;
