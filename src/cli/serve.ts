@@ -3,15 +3,12 @@
 
 import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
-import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { loadEnv } from "../config/env.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
-
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_CONFIG_ERROR = 2;
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -23,7 +20,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
       process.stderr.write(
         `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
       );
-      return EXIT_CONFIG_ERROR;
+      return EXIT_USAGE;
     }
     throw error;
   }
@@ -36,7 +33,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
       process.stderr.write(
         `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
       );
-      return EXIT_CONFIG_ERROR;
+      return EXIT_USAGE;
     }
     throw error;
   }

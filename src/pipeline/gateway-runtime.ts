@@ -5,11 +5,12 @@
 import { createHash } from "node:crypto";
 import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
-import { ConfigError, formatIssue } from "../config/config-error.ts";
+import { ConfigError } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
+import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -23,12 +24,8 @@ import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.t
 import { Recorder } from "./recorder.ts";
 import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
 
+export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
-
-export interface Logger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-}
 
 /** Loads and validates the config again (files, .env); throws ConfigError listing every problem. */
 export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
@@ -148,7 +145,11 @@ export class GatewayRuntime {
       } catch (error) {
         const problems =
           error instanceof ConfigError
-            ? error.issues.map(formatIssue)
+            ? error.issues.map((issue) =>
+                issue.path === ""
+                  ? `${issue.location}: ${issue.message}`
+                  : `${issue.location} ${issue.path}: ${issue.message}`,
+              )
             : [error instanceof Error ? error.message : String(error)];
         this.#logger?.warn(
           { trigger, problems },
@@ -374,7 +375,7 @@ export class GatewayRuntime {
   }
 }
 
-export function createDispatcher(): Dispatcher {
+function createDispatcher(): Dispatcher {
   // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
   return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
 }
