@@ -300,7 +300,8 @@ const cooldownsSchema = z
     invalid_key_ms: positiveInt.default(3_600_000), // ms a provider is parked after a 401/403: one hour
     failure_threshold: positiveInt.default(3), // consecutive failures that open a candidate's circuit
     failure_window_ms: positiveInt.default(60_000), // ms window those failures must fall in
-    circuit_open_ms: positiveInt.default(30_000), // ms before an open circuit lets one probe through
+    circuit_open_ms: positiveInt.default(30_000), // ms cap of the pause between probes of an open circuit
+    circuit_first_probe_ms: positiveInt.default(2_000), // ms from a circuit's opening to its first probe; doubles
   })
   .prefault({})
   .transform(camelKeys);

@@ -3,8 +3,8 @@
 // only name a code from here (the `ErrorCode` type).
 
 export interface ErrorCodeInfo {
-  /** HTTP status; `upstream` for codes whose status is the upstream's. */
-  readonly status: number | "upstream";
+  /** HTTP status (or the statuses it may have); `upstream` for codes whose status is the upstream's. */
+  readonly status: number | readonly number[] | "upstream";
   readonly type: string;
 }
 
@@ -18,6 +18,7 @@ export const ERROR_CODES = Object.freeze({
   model_not_supported: { status: 400, type: "invalid_request_error" },
   no_capable_model: { status: 400, type: "invalid_request_error" },
   context_length_exceeded: { status: 400, type: "invalid_request_error" },
+  config_invalid: { status: 400, type: "invalid_request_error" },
   invalid_api_key: { status: 401, type: "authentication_error" },
   permission_denied: { status: 403, type: "permission_error" },
   host_not_allowed: { status: 403, type: "permission_error" },
@@ -32,7 +33,7 @@ export const ERROR_CODES = Object.freeze({
   client_closed_request: { status: 499, type: "client_error" },
   upstream_rejected_request: { status: "upstream", type: "invalid_request_error" },
   internal_error: { status: 500, type: "server_error" },
-  upstream_unavailable: { status: 502, type: "upstream_error" },
+  upstream_unavailable: { status: [502, 503], type: "upstream_error" },
   stream_interrupted: { status: 502, type: "upstream_error" },
   service_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "upstream_error" },

@@ -27,3 +27,23 @@ export class KeyRing {
 function digest(key: string): Buffer {
   return createHash("sha256").update(key).digest();
 }
+
+/**
+ * The key ring of the serving config, rebuilt when a reload swapped the config (keys added or revoked by a
+ * reload apply to the next request).
+ */
+export function currentKeyRing<Config extends object>(
+  currentConfig: () => Config,
+  keysOf: (config: Config) => readonly string[],
+): () => KeyRing {
+  let cachedFor: Config | undefined;
+  let cached = new KeyRing([]);
+  return () => {
+    const config = currentConfig();
+    if (config !== cachedFor) {
+      cached = new KeyRing(keysOf(config));
+      cachedFor = config;
+    }
+    return cached;
+  };
+}

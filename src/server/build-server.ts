@@ -14,7 +14,7 @@ import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type Endpoint
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
-import { KeyRing } from "./auth.ts";
+import { currentKeyRing } from "./auth.ts";
 import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
@@ -94,8 +94,12 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   registerJsonBodyParser(app);
   const allowedHosts = allowedHostsFor(settings);
 
-  const keys = new KeyRing(settings.apiKeys);
+  const clientKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.apiKeys,
+  );
   app.addHook("onRequest", async (request, reply) => {
+    const keys = clientKeys();
     reply.header("x-request-id", request.id);
     if (!isHostAllowed(allowedHosts, request.headers.host)) {
       throw new HostNotAllowedError(
@@ -135,10 +139,13 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     for (const path of endpoint.paths) app.post(path, handler);
   }
   registerInfoRoutes(app, runtime);
-  const adminKeys = new KeyRing(settings.adminKeys);
+  const adminKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.adminKeys,
+  );
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {
-    registerObservabilityRoutes(app, options.observers, { client: keys, admin: adminKeys });
+    registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
   }
 
   // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model

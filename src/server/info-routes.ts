@@ -142,6 +142,11 @@ export function describeHealth(runtime: GatewayRuntime) {
     status,
     version: GATEWAY_VERSION,
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
+    // Which config is serving: changes on every applied reload (SIGHUP, file change, POST /admin/reload).
+    config: {
+      loaded_at: new Date(runtime.configInfo.loadedAtMs).toISOString(),
+      hash: runtime.configInfo.hash,
+    },
     providers: { up, cooling, failed, skipped: config.skippedProviders },
     models: catalog.deployments.length,
     state,
