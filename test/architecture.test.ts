@@ -23,9 +23,12 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   state: ["limits", "config", "clock", "errors"],
   router: ["scoring", "limits", "providers", "config", "clock", "errors"],
   streaming: ["errors", "clock"],
+  // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
+  protocols: ["errors", "clock"],
   observability: ["config", "clock", "errors"],
   upstream: ["streaming", "router", "limits", "providers", "config", "clock", "errors"],
   pipeline: [
+    "protocols",
     "upstream",
     "streaming",
     "router",
@@ -40,6 +43,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   ],
   server: [
     "pipeline",
+    "protocols",
     "upstream",
     "streaming",
     "router",
@@ -55,6 +59,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   cli: [
     "server",
     "pipeline",
+    "protocols",
     "upstream",
     "streaming",
     "router",
