@@ -55,8 +55,12 @@ export interface TranslatedResponsesRequest {
 
 type Path = readonly PropertyKey[];
 
-function unsupported(message: string, path: Path, code = "unsupported_value"): InvalidRequestError {
-  return new InvalidRequestError(message, { param: formatPath(path), code });
+function unsupported(message: string, path: Path): InvalidRequestError {
+  return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
+}
+
+function unsupportedField(message: string, field: string): InvalidRequestError {
+  return new InvalidRequestError(message, { param: field, code: "unsupported_parameter" });
 }
 
 export function toChatRequest(body: unknown, lookup: ResponseLookup): TranslatedResponsesRequest {
@@ -111,18 +115,16 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
 
 function refuseUnsupportedFields(request: ResponsesRequest): void {
   if (request.background === true) {
-    throw unsupported(
+    throw unsupportedField(
       "`background: true` is not supported: the gateway answers while the request is open (use `stream: true` for long answers).",
-      ["background"],
-      "unsupported_parameter",
+      "background",
     );
   }
   for (const field of ["conversation", "prompt"] as const) {
     if (request[field] !== undefined && request[field] !== null) {
-      throw unsupported(
+      throw unsupportedField(
         `\`${field}\` is not supported: the gateway keeps no ${field === "prompt" ? "prompt templates" : "conversation objects"}; send \`input\` (and \`previous_response_id\`) instead.`,
-        [field],
-        "unsupported_parameter",
+        field,
       );
     }
   }
