@@ -57,3 +57,8 @@ export function jsonLines(items: readonly unknown[]): ReadableStream<Uint8Array>
   assert.ok(body !== null);
   return body;
 }
+
+/** A recorded non-streamed Chat Completions answer. */
+export function readCompletion(name: string): unknown {
+  return JSON.parse(readFileSync(join(CHAT_FIXTURES, `${name}.completion.json`), "utf8")) as unknown;
+}
