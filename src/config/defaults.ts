@@ -10,6 +10,17 @@ export const SERVER_DEFAULTS = {
   /** On SIGTERM, in-flight requests and streams get this long (ms) to finish before sockets are closed. */
   shutdownTimeoutMs: 10_000,
   logLevel: "info",
+  /** Pages served from any port on this machine may call the gateway from a browser; add your own origins. */
+  corsOrigins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"],
+} as const;
+
+export const RESPONSES_STORE_DEFAULTS = {
+  /** Responses kept for `previous_response_id` / `item_reference` (count). */
+  maxEntries: 10_000,
+  /** Bytes of kept responses (their JSON, UTF-8), each holding its whole conversation: 64 MiB. */
+  maxBytes: 64 * 1024 * 1024,
+  /** ms a kept response stays usable: 24 h. */
+  maxAgeMs: 24 * 3_600_000,
 } as const;
 
 export const PROVIDER_DEFAULTS = {

@@ -9,6 +9,7 @@ import {
   COOLDOWN_DEFAULTS,
   DISCOVERY_DEFAULTS,
   PROVIDER_DEFAULTS,
+  RESPONSES_STORE_DEFAULTS,
   ROUTING_DEFAULTS,
   SERVER_DEFAULTS,
   STATE_DEFAULTS,
@@ -243,6 +244,7 @@ export function buildConfig(
       bodyLimitBytes: server.body_limit_bytes ?? SERVER_DEFAULTS.bodyLimitBytes,
       shutdownTimeoutMs: server.shutdown_timeout_ms ?? SERVER_DEFAULTS.shutdownTimeoutMs,
       logLevel: server.log_level ?? SERVER_DEFAULTS.logLevel,
+      corsOrigins: server.cors_origins ?? SERVER_DEFAULTS.corsOrigins,
     },
     providers,
     skippedProviders,
@@ -277,6 +279,11 @@ export function buildConfig(
       redisUrl: raw.state?.redis_url,
       redisKeyPrefix: raw.state?.redis_key_prefix ?? STATE_DEFAULTS.redisKeyPrefix,
       flushIntervalMs: raw.state?.flush_interval_ms ?? STATE_DEFAULTS.flushIntervalMs,
+    },
+    responsesStore: {
+      maxEntries: raw.responses?.store?.max_entries ?? RESPONSES_STORE_DEFAULTS.maxEntries,
+      maxBytes: raw.responses?.store?.max_bytes ?? RESPONSES_STORE_DEFAULTS.maxBytes,
+      maxAgeMs: raw.responses?.store?.max_age_ms ?? RESPONSES_STORE_DEFAULTS.maxAgeMs,
     },
   };
   return { config: deepFreeze(config), warnings };

@@ -123,6 +123,18 @@ export const configSchema = z.strictObject({
       body_limit_bytes: positiveInt.optional(),
       shutdown_timeout_ms: positiveInt.optional(),
       log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+      cors_origins: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
+  responses: z
+    .strictObject({
+      store: z
+        .strictObject({
+          max_entries: nonNegativeInt.optional(),
+          max_bytes: nonNegativeInt.optional(),
+          max_age_ms: positiveInt.optional(),
+        })
+        .optional(),
     })
     .optional(),
   providers: z.array(providerSchema).default([]),

@@ -86,6 +86,15 @@ export interface ServerSettings {
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Origins browsers may call from (CORS): exact origins, `*`, or `scheme://host:*` for any port. */
+  readonly corsOrigins: readonly string[];
+}
+
+/** Bounds of the in-memory store of Responses API answers (`store`, `previous_response_id`). */
+export interface ResponsesStoreSettings {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+  readonly maxAgeMs: number;
 }
 
 export interface RoutingSettings {
@@ -129,6 +138,7 @@ export interface GatewayConfig {
   readonly discovery: DiscoverySettings;
   readonly scoring: Readonly<Record<string, unknown>>;
   readonly state: StateSettings;
+  readonly responsesStore: ResponsesStoreSettings;
 }
 
 export interface StateSettings {

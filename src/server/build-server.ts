@@ -4,7 +4,7 @@ import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from
 import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
-import { KeyRing } from "./auth.ts";
+import { hasClientKey, KeyRing } from "./auth.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
 import { type EndpointSpec, forwardingHandler } from "./forwarding-route.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
@@ -60,7 +60,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
         : {
             level: typeof options.logger === "object" ? options.logger.level : settings.logLevel,
             // Client keys must never reach a log line.
-            redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+            redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -81,11 +81,11 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     }
     // Admin routes check the admin keys themselves.
     if (keys.isEmpty || PUBLIC_PATHS.has(request.url) || request.url.startsWith("/admin/")) return;
-    if (!keys.accepts(request.headers.authorization)) {
+    if (!keys.acceptsClient(request.headers)) {
       throw new AuthenticationError(
-        request.headers.authorization === undefined
-          ? "Missing API key: send `Authorization: Bearer <key>`."
-          : "Invalid API key.",
+        hasClientKey(request.headers)
+          ? "Invalid API key."
+          : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
       );
     }
   });
