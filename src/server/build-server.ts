@@ -5,6 +5,7 @@ import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { hasClientKey, KeyRing } from "./auth.ts";
+import { registerCors } from "./cors.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
 import { type EndpointSpec, forwardingHandler } from "./forwarding-route.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
@@ -72,6 +73,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     genReqId: requestIdGenerator(),
   });
 
+  // Before the key check: browsers send preflights without credentials.
+  registerCors(app, settings.corsOrigins);
   const keys = new KeyRing(settings.apiKeys);
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);

@@ -8,6 +8,8 @@ import {
   RouteNotFoundError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
+import { renderAnthropicError } from "../protocols/messages/render-error.ts";
+import { isMessagesRoute } from "./protocol-paths.ts";
 
 export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: number): GatewayError {
   const code = (error as FastifyError).code;
@@ -40,7 +42,9 @@ export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: nu
 }
 
 export function sendError(reply: FastifyReply, error: GatewayError): void {
-  reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(renderError(error));
+  // Anthropic clients parse errors in Anthropic's shape (their SDK reads `error.type`).
+  const body = isMessagesRoute(reply.request.url) ? renderAnthropicError(error, reply.request.id) : renderError(error);
+  reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(body);
 }
 
 export function errorHandler(bodyLimitBytes: number) {
