@@ -11,6 +11,7 @@ import type {
 } from "../chat-completions.ts";
 import { formatPath, validateAt, validateBody } from "../validate.ts";
 import {
+  countTokensRequestSchema,
   customToolSchema,
   documentBlockSchema,
   imageBlockSchema,
@@ -35,8 +36,9 @@ function unsupported(message: string, path: Path): InvalidRequestError {
   return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
 }
 
-export function toChatRequest(body: unknown): TranslatedMessagesRequest {
-  const request = validateBody(messagesRequestSchema, body);
+/** `count`: the body of `count_tokens`, where `max_tokens` is not required. */
+export function toChatRequest(body: unknown, purpose: "create" | "count" = "create"): TranslatedMessagesRequest {
+  const request = validateBody(purpose === "count" ? countTokensRequestSchema : messagesRequestSchema, body);
   const messages: ChatMessage[] = [];
   const system = systemText(request.system);
   if (system !== "") messages.push({ role: "system", content: system });
@@ -46,7 +48,8 @@ export function toChatRequest(body: unknown): TranslatedMessagesRequest {
     else messages.push(...userMessages(message.content, path));
   }
   const isStream = request.stream === true;
-  const chatBody: ChatRequestBody = { model: request.model, messages, max_tokens: request.max_tokens };
+  const chatBody: ChatRequestBody = { model: request.model, messages };
+  if (request.max_tokens !== undefined) chatBody.max_tokens = request.max_tokens;
   if (request.models !== undefined) chatBody.models = request.models;
   const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
   if (tools.length > 0) {

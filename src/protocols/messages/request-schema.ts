@@ -44,6 +44,11 @@ export const messagesRequestSchema = z.looseObject({
 
 export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
 
+/** `POST /v1/messages/count_tokens` takes the same body without `max_tokens`. */
+export const countTokensRequestSchema = messagesRequestSchema.extend({
+  max_tokens: z.number().int().positive().optional(),
+});
+
 export const textBlockSchema = z.looseObject({ type: z.literal("text"), text: z.string() });
 
 export const imageBlockSchema = z.looseObject({

@@ -1,0 +1,46 @@
+// The Responses and Messages front doors that need no upstream call: kept responses (GET / DELETE
+// /v1/responses/{id}) and Anthropic's token count. The POST routes that go through the pipeline are in
+// protocol-adapters.ts.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ResourceNotFoundError } from "../errors/gateway-error.ts";
+import { estimateChatPrompt } from "../limits/token-estimate.ts";
+import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
+import type { ResponseStore } from "../protocols/responses/response-store.ts";
+import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
+
+export function registerKeptResponseRoutes(app: FastifyInstance, store: ResponseStore): void {
+  for (const base of RESPONSES_PATHS) {
+    app.get(`${base}/:id`, async (request) => {
+      const id = idOf(request);
+      const stored = store.get(id);
+      if (stored === undefined) throw notKept(id);
+      return stored.response;
+    });
+    app.delete(`${base}/:id`, async (request) => {
+      const id = idOf(request);
+      if (!store.delete(id)) throw notKept(id);
+      return { id, object: "response", deleted: true };
+    });
+  }
+}
+
+function idOf(request: FastifyRequest): string {
+  return (request.params as { id: string }).id;
+}
+
+function notKept(id: string): ResourceNotFoundError {
+  return new ResourceNotFoundError(
+    `Response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
+    { param: "response_id", code: "response_not_found" },
+  );
+}
+
+/** `POST /v1/messages/count_tokens`: the gateway's own estimate of the translated prompt (no upstream call). */
+export function registerCountTokensRoute(app: FastifyInstance): void {
+  for (const base of MESSAGES_PATHS) {
+    app.post(`${base}/count_tokens`, async (request) => {
+      const { chatBody } = messagesToChat(request.body, "count");
+      return { input_tokens: estimateChatPrompt(chatBody.messages, chatBody.tools).promptTokens };
+    });
+  }
+}
