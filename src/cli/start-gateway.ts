@@ -3,6 +3,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { routedLogLine } from "../observability/routed-log.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
 import type { GatewayServer } from "../server/build-server.ts";
@@ -43,23 +44,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   for (const [provider, found] of runtime.snapshot.discovery) {
     if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
   }
-  runtime.onDecision((decision) => {
-    app?.log.info(
-      {
-        reqId: decision.requestId,
-        endpoint: decision.endpoint,
-        model: decision.requested,
-        status: decision.status,
-        servedBy: decision.servedBy,
-        attempts: decision.attempts.map(
-          (attempt) =>
-            `${attempt.deploymentKey}:${attempt.outcome}${attempt.status === undefined ? "" : `:${attempt.status}`}`,
-        ),
-        ms: decision.durationMs,
-      },
-      "routed",
-    );
-  });
+  runtime.onRecord(routedLogLine(() => app?.log));
   await app.listen({ port: config.server.port, host: config.server.host });
   const stopLeaderboardRefresh = startLeaderboardRefresh(runtime, runtimeLogger);
   const address = app.server.address();

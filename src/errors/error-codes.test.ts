@@ -1,9 +1,12 @@
-// Keeps docs/errors.md and the code in step: every code the gateway can produce is documented, and every
-// documented code exists in the source.
+// Keeps docs/errors.md and the code in step, both ways (as fastify's errors test does): the registry lists exactly
+// the documented codes with the documented status and type, every error class and every code written anywhere
+// in src/ (limits/ included) is a registry code.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { ERROR_CODES } from "./error-codes.ts";
+import * as errors from "./gateway-error.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -15,24 +18,50 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-test("every error code in src/ is documented in docs/errors.md and vice versa", () => {
-  const documented = new Set(
-    [...readFileSync(join(root, "docs", "errors.md"), "utf8").matchAll(/^\| `([a-z_]+)` \|/gm)].map(
-      (match) => match[1],
-    ),
-  );
-  const used = new Set<string>();
-  // src/limits holds provider error codes as data (what upstreams send), not codes the gateway answers with.
-  const files = sourceFiles(join(root, "src")).filter((file) => !file.includes(`${join("src", "limits")}`));
-  for (const file of files) {
-    const text = readFileSync(file, "utf8");
-    for (const match of text.matchAll(/readonly code = "([a-z_]+)"/g)) used.add(match[1] as string);
-    for (const match of text.matchAll(/code: "([a-z_]+)"/g)) used.add(match[1] as string);
-    for (const match of text.matchAll(/options\.code \?\? "([a-z_]+)"|details\.code \?\? "([a-z_]+)"/g))
-      used.add((match[1] ?? match[2]) as string);
+const documented = new Map(
+  [...readFileSync(join(root, "docs", "errors.md"), "utf8").matchAll(/^\| `([a-z_]+)` \| ([^|]+) \| ([^|]+) \|/gm)].map(
+    (match) => [match[1] as string, { status: (match[2] as string).trim(), type: (match[3] as string).trim() }],
+  ),
+);
+
+test("docs/errors.md lists exactly the registry's codes, with their status and type", () => {
+  assert.deepEqual([...documented.keys()].sort(), Object.keys(ERROR_CODES).sort());
+  for (const [code, info] of Object.entries(ERROR_CODES)) {
+    const row = documented.get(code);
+    if (info.status === "upstream") assert.equal(row?.status, "upstream's", code);
+    else assert.equal(row?.status, String(info.status), code);
+    assert.ok(row?.type.includes(info.type), `${code}: type ${info.type} not in "${row?.type}"`);
   }
-  const undocumented = [...used].filter((code) => !documented.has(code));
-  const unused = [...documented].filter((code) => !used.has(code as string));
-  assert.deepEqual(undocumented, [], "codes used in src/ but missing from docs/errors.md");
-  assert.deepEqual(unused, [], "codes documented but never produced");
+});
+
+test("every code written in src/ (limits/ included) is in the registry", () => {
+  const unknown: string[] = [];
+  for (const file of sourceFiles(join(root, "src"))) {
+    const text = readFileSync(file, "utf8");
+    const patterns = [/\bcode(?:: ErrorCode)? = "([a-z_]+)"/g, /\bcode: "([a-z_]+)"/g, /\.code \?\? "([a-z_]+)"/g];
+    for (const pattern of patterns) {
+      for (const match of text.matchAll(pattern)) {
+        if (!((match[1] as string) in ERROR_CODES)) unknown.push(`${file.slice(root.length + 1)}: ${match[1]}`);
+      }
+    }
+  }
+  assert.deepEqual(unknown, []);
+});
+
+test("every error class has a registry code whose status and type it uses", () => {
+  const exported: unknown[] = Object.values(errors);
+  const fixedClasses = exported.filter(
+    (value): value is new (message: string) => errors.GatewayError =>
+      typeof value === "function" &&
+      value.prototype instanceof errors.GatewayError &&
+      value !== errors.UpstreamRequestError,
+  );
+  assert.ok(fixedClasses.length >= 10, "the classes were found");
+  for (const ErrorClass of fixedClasses) {
+    const error = new ErrorClass("x");
+    const info = ERROR_CODES[error.code as keyof typeof ERROR_CODES];
+    assert.ok(info !== undefined, `${ErrorClass.name}: ${error.code} is not in the registry`);
+    assert.equal(error.status, info.status, ErrorClass.name);
+    assert.equal(error.type, info.type, ErrorClass.name);
+  }
 });

@@ -1,5 +1,6 @@
 // One error hierarchy for everything the gateway answers with. Each subclass fixes the HTTP status and the
-// OpenAI error `type`/`code`; `render-error.ts` turns any of them into the OpenAI error JSON shape.
+// OpenAI error `type`/`code` (a code from error-codes.ts); `render-error.ts` renders any of them.
+import type { ErrorCode } from "./error-codes.ts";
 
 /** One upstream attempt, as shown to clients when every attempt failed. Never carries a key. */
 export interface AttemptSummary {
@@ -42,7 +43,7 @@ export class InvalidRequestError extends GatewayError {
   readonly status = 400;
   readonly type = "invalid_request_error";
   readonly code: string;
-  constructor(message: string, options: GatewayErrorOptions & { code?: string } = {}) {
+  constructor(message: string, options: GatewayErrorOptions & { code?: ErrorCode } = {}) {
     super(message, options);
     this.code = options.code ?? "invalid_request";
   }
@@ -52,25 +53,25 @@ export class InvalidRequestError extends GatewayError {
 export class NoCapableModelError extends GatewayError {
   readonly status = 400;
   readonly type = "invalid_request_error";
-  readonly code = "no_capable_model";
+  readonly code: ErrorCode = "no_capable_model";
 }
 
 export class AuthenticationError extends GatewayError {
   readonly status = 401;
   readonly type = "authentication_error";
-  readonly code = "invalid_api_key";
+  readonly code: ErrorCode = "invalid_api_key";
 }
 
 export class PermissionDeniedError extends GatewayError {
   readonly status = 403;
   readonly type = "permission_error";
-  readonly code = "permission_denied";
+  readonly code: ErrorCode = "permission_denied";
 }
 
 export class ModelNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";
-  readonly code = "model_not_found";
+  readonly code: ErrorCode = "model_not_found";
 }
 
 /** A kept object the client named (a stored response, an item of one) does not exist or has expired. */
@@ -87,20 +88,20 @@ export class ResourceNotFoundError extends GatewayError {
 export class RouteNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";
-  readonly code = "unknown_url";
+  readonly code: ErrorCode = "unknown_url";
 }
 
 export class PayloadTooLargeError extends GatewayError {
   readonly status = 413;
   readonly type = "invalid_request_error";
-  readonly code = "payload_too_large";
+  readonly code: ErrorCode = "payload_too_large";
 }
 
 /** Every candidate is rate-limited or cooling down; `retryAfterMs` is the soonest availability. */
 export class RateLimitedError extends GatewayError {
   readonly status = 429;
   readonly type = "rate_limit_error";
-  readonly code = "rate_limit_exceeded";
+  readonly code: ErrorCode = "rate_limit_exceeded";
 }
 
 /**
@@ -126,30 +127,43 @@ export class UpstreamRequestError extends GatewayError {
 export class UpstreamUnavailableError extends GatewayError {
   readonly status = 502;
   readonly type = "upstream_error";
-  readonly code = "upstream_unavailable";
+  readonly code: ErrorCode = "upstream_unavailable";
 }
 
 export class UpstreamTimeoutError extends GatewayError {
   readonly status = 504;
   readonly type = "upstream_error";
-  readonly code = "upstream_timeout";
+  readonly code: ErrorCode = "upstream_timeout";
 }
 
 /** A committed stream broke and could not be continued; only ever sent in-band. */
 export class StreamInterruptedError extends GatewayError {
   readonly status = 502;
   readonly type = "upstream_error";
-  readonly code = "stream_interrupted";
+  readonly code: ErrorCode = "stream_interrupted";
 }
 
 export class ServiceUnavailableError extends GatewayError {
   readonly status = 503;
   readonly type = "server_error";
-  readonly code = "service_unavailable";
+  readonly code: ErrorCode = "service_unavailable";
 }
 
 export class InternalError extends GatewayError {
   readonly status = 500;
   readonly type = "server_error";
-  readonly code = "internal_error";
+  readonly code: ErrorCode = "internal_error";
+}
+
+/**
+ * The client disconnected before the answer: nobody is left to answer, so this is never rendered; it ends the
+ * request's work and is recorded with the de-facto status 499 (nginx's "client closed request").
+ */
+export class ClientAbortedError extends GatewayError {
+  readonly status = 499;
+  readonly type = "client_error";
+  readonly code: ErrorCode = "client_closed_request";
+  constructor(message = "client disconnected") {
+    super(message);
+  }
 }

@@ -25,24 +25,32 @@ export interface ClassifyRateLimitInput {
 
 interface CodeSignal {
   /** A lower-cased `code`, `type` or `status` of the error object. */
-  readonly code: string;
+  readonly providerCode: string;
   readonly kind: RateLimitKind;
   readonly reason: string;
 }
 
 /** Exact error codes, checked before any wording. First match wins. */
 const CODE_SIGNALS: readonly CodeSignal[] = [
-  { code: "insufficient_quota", kind: "credits", reason: "insufficient_quota: out of credits or over the billing cap" },
+  {
+    providerCode: "insufficient_quota",
+    kind: "credits",
+    reason: "insufficient_quota: out of credits or over the billing cap",
+  },
   // Cloudflare Workers AI: 3036 over the REST API, 4006 through the Workers binding, same wording.
-  { code: "3036", kind: "daily", reason: "Cloudflare daily free allocation used up (3036)" },
-  { code: "4006", kind: "daily", reason: "Cloudflare daily free allocation used up (4006)" },
-  { code: "3040", kind: "capacity", reason: "Cloudflare out of capacity (3040)" },
+  { providerCode: "3036", kind: "daily", reason: "Cloudflare daily free allocation used up (3036)" },
+  { providerCode: "4006", kind: "daily", reason: "Cloudflare daily free allocation used up (4006)" },
+  { providerCode: "3040", kind: "capacity", reason: "Cloudflare out of capacity (3040)" },
   // Cerebras answers 429 both for the key's quota and for its own full queue; only the code tells them apart.
-  { code: "queue_exceeded", kind: "capacity", reason: "Cerebras queue full (queue_exceeded)" },
+  { providerCode: "queue_exceeded", kind: "capacity", reason: "Cerebras queue full (queue_exceeded)" },
   // Mistral answers 429 with code 3505 when the shared free tier has no room, not the key's own limit.
-  { code: "3505", kind: "capacity", reason: "Mistral service tier capacity exceeded (3505)" },
-  { code: "service_tier_capacity_exceeded", kind: "capacity", reason: "Mistral service tier capacity exceeded" },
-  { code: "overloaded_error", kind: "capacity", reason: "provider overloaded (overloaded_error)" },
+  { providerCode: "3505", kind: "capacity", reason: "Mistral service tier capacity exceeded (3505)" },
+  {
+    providerCode: "service_tier_capacity_exceeded",
+    kind: "capacity",
+    reason: "Mistral service tier capacity exceeded",
+  },
+  { providerCode: "overloaded_error", kind: "capacity", reason: "provider overloaded (overloaded_error)" },
 ];
 
 interface TextSignal {
@@ -132,7 +140,7 @@ export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClass
 
   const facts = readErrorBody(bodyText);
   for (const signal of CODE_SIGNALS) {
-    if (facts.codes.includes(signal.code)) return { kind: signal.kind, reason: signal.reason };
+    if (facts.codes.includes(signal.providerCode)) return { kind: signal.kind, reason: signal.reason };
   }
   if (facts.codes.includes("resource_exhausted")) return classifyGoogleQuota(facts, text);
 

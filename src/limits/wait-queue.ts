@@ -44,7 +44,9 @@ export class WaitQueue {
     } finally {
       this.#waiting--;
       // Keep arrival order even when this waiter gives up before its turn: the next one still waits for ours.
-      void previous.then(release);
+      // The next waiter looks only after a macrotask: the value we return is a plan whose slot its caller
+      // reserves a few microtasks later; a next waiter looking sooner would see that slot free and take it.
+      void previous.then(() => setImmediate(release));
     }
   }
 }

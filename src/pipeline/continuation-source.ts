@@ -10,11 +10,12 @@
 //    asks for the next candidate).
 // A prefill rejection never becomes the client's error: when nothing can continue, the relay reports the
 // original failure (the cut or stall).
-import { GatewayError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, GatewayError } from "../errors/gateway-error.ts";
+import type { StreamOutcome } from "../errors/outcomes.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
-import type { ContinuationSegment, ContinuationSource, RelayEnd } from "../streaming/relay-stream.ts";
-import { ClientAbortedError, type StreamResult } from "../upstream/forward.ts";
+import type { ContinuationSegment, ContinuationSource, SegmentEnd } from "../streaming/relay-types.ts";
+import type { AttemptReport, ForwardTrace, StreamResult } from "../upstream/forward-types.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
 
 export interface ContinuationContext {
@@ -29,6 +30,9 @@ export interface ContinuationContext {
   /** The deployment that served the first segment (not asked to continue itself). */
   readonly firstDeployment: Deployment;
   onLog(fields: object, message: string): void;
+  /** Every continuation attempt (opened or not) and how each opened segment ended, for the request record. */
+  onAttempt(report: AttemptReport, mode: "prefill" | "replay"): void;
+  onSegmentEnd(report: AttemptReport, end: SegmentEnd): void;
 }
 
 export function createContinuationSource(context: ContinuationContext): ContinuationSource {
@@ -36,7 +40,7 @@ export function createContinuationSource(context: ContinuationContext): Continua
   const queue: RouteCandidate[] = [...context.plan.candidates];
   return {
     async next(failure: {
-      end: RelayEnd;
+      outcome: StreamOutcome;
       reason: string;
       deliveredText: string;
     }): Promise<ContinuationSegment | undefined> {
@@ -49,7 +53,7 @@ export function createContinuationSource(context: ContinuationContext): Continua
         tried.add(deployment.key);
         const acceptsPrefill = deployment.model.prefill !== false && !context.runtime.rejectsPrefill(deployment);
         if (acceptsPrefill && failure.deliveredText !== "") {
-          const opened = await open(candidate, withPrefill(context.body, failure.deliveredText));
+          const opened = await open(candidate, withPrefill(context.body, failure.deliveredText), "prefill");
           if (opened.kind === "stream") return segment(opened.result, "prefill", "");
           if (opened.kind === "rejected") {
             context.runtime.markPrefillRejected(deployment);
@@ -61,7 +65,7 @@ export function createContinuationSource(context: ContinuationContext): Continua
             continue;
           }
         }
-        const fresh = await open(candidate, context.body);
+        const fresh = await open(candidate, context.body, "replay");
         if (fresh.kind === "stream") return segment(fresh.result, "replay", failure.deliveredText);
       }
     },
@@ -70,6 +74,7 @@ export function createContinuationSource(context: ContinuationContext): Continua
   async function open(
     candidate: RouteCandidate,
     body: Readonly<Record<string, unknown>>,
+    mode: "prefill" | "replay",
   ): Promise<{ kind: "stream"; result: StreamResult } | { kind: "rejected"; reason: string } | { kind: "failed" }> {
     const plan: RoutePlan = {
       requested: context.plan.requested,
@@ -78,6 +83,7 @@ export function createContinuationSource(context: ContinuationContext): Continua
       skipped: [],
       unknownNames: [],
     };
+    const trace: ForwardTrace = { attempts: [], skips: [] };
     try {
       const outcome = await context.runtime.forward(
         plan,
@@ -86,7 +92,7 @@ export function createContinuationSource(context: ContinuationContext): Continua
           body,
           isStream: true,
           signal: context.signal,
-          trace: { attempts: [], skips: [] },
+          trace,
           promptTokens: context.promptTokens,
           maxOutputTokens: context.maxOutputTokens,
         },
@@ -105,6 +111,8 @@ export function createContinuationSource(context: ContinuationContext): Continua
         return { kind: "rejected", reason: error.message };
       }
       return { kind: "failed" };
+    } finally {
+      for (const report of trace.attempts) context.onAttempt(report, mode);
     }
   }
 
@@ -119,36 +127,14 @@ export function createContinuationSource(context: ContinuationContext): Continua
       mode,
       repeatsText,
       isUsageInjected: result.isUsageInjected,
-      finish(end, usage) {
-        runtime.budgets.release(result.reservation);
-        if (usage !== undefined) {
-          runtime.budgets.reconcile(
-            result.reservation,
-            usage.promptTokens + usage.completionTokens,
-            runtime.clock.now(),
-          );
-        }
-        const durationMs = runtime.clock.now() - startedAtMs;
-        if (end === "client_aborted" || end === "diverged") {
-          // Not the upstream's fault: the client left, or a sound fresh answer merely differed from the one
-          // being continued. No stats either way; a half-open circuit's probe is handed back.
-          runtime.availability.releaseProbe(deployment.key);
-          return;
-        }
-        const isSuccess = end === "done" || end === "finished_without_done";
-        if (isSuccess) {
-          runtime.stats.recordSuccess(
-            deployment.key,
-            durationMs,
-            usage?.promptTokens ?? 0,
-            usage?.completionTokens ?? 0,
-          );
-          runtime.availability.recordSuccess(deployment.key);
-        } else {
-          runtime.stats.recordFailure(deployment.key);
-          runtime.availability.recordFailure(deployment.key);
-        }
-        runtime.recordHealth(deployment, isSuccess, durationMs);
+      finish(end) {
+        const usage = end.usage;
+        runtime.recorder.segmentEnded(deployment, result.reservation, end, {
+          isFirst: false,
+          startedAtMs,
+          chargeTokens: usage === undefined ? undefined : usage.promptTokens + usage.completionTokens,
+        });
+        context.onSegmentEnd(result.attempt, end);
       },
     };
   }

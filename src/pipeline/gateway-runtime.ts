@@ -1,52 +1,27 @@
-// The live gateway: the current config snapshot (config + catalog + static scores) and the long-lived services
-// (HTTP dispatcher, availability book, stats). The snapshot is replaced as a whole, so a future config hot
-// reload swaps one reference and in-flight requests finish on the snapshot they started with.
+// The live gateway: the current config snapshot (snapshot.ts) and the long-lived books that outlive a reload
+// (availability, budgets, health, stats, sticky sessions, the wait queue). Planning and forwarding read them;
+// only the recorder (recorder.ts) changes them after an attempt. The snapshot is replaced as a whole, so a reload
+// swaps one reference and in-flight requests finish on the snapshot they started with.
 import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
-import { type BudgetLedger, type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
+import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
+import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
-import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
-import { discoverModels } from "../providers/discovery.ts";
+import type { Deployment } from "../providers/catalog.ts";
 import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
 import { StickySessions } from "../router/sticky-sessions.ts";
-import { HealthTracker } from "../scoring/health.ts";
-import { boardQuality, type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
-import { explainScore, type ScoreBreakdown, type StaticScore, scoreWithHealth } from "../scoring/score.ts";
-import { loadScoringSources, type ScoringSettings, scoringSettings } from "../scoring/scoring-sources.ts";
+import { LiveScores } from "../scoring/live-scores.ts";
+import type { ScoreBreakdown } from "../scoring/score.ts";
 import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
-import type { AttemptRecord, AttemptSkip } from "../upstream/attempt-record.ts";
-import { type ForwardOutcome, type ForwardRequest, forward } from "../upstream/forward.ts";
+import { forward } from "../upstream/failover.ts";
+import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
+import { Recorder } from "./recorder.ts";
+import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
 
-export interface GatewaySnapshot {
-  readonly config: GatewayConfig;
-  readonly catalog: Catalog;
-  /** Static score per deployment index (priority, leaderboard, size, context, adjustments). */
-  readonly staticScores: readonly StaticScore[];
-  /** What the score knows about each deployment (leaderboard matches, params, context source, adjustments). */
-  readonly profiles: readonly ModelProfile[];
-  readonly scoring: ScoringSettings;
-  /** Budget scopes per deployment index: [provider pool (if it has limits), the deployment itself]. */
-  readonly budgetScopes: readonly (readonly BudgetScope[])[];
-  /** Discovery warnings and per-provider discovery source, for /health. */
-  readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
-}
-
-/** One routing decision, as data: for logs now, and the request log, metrics and dashboard later. */
-export interface RouteDecision {
-  readonly requestId: string;
-  readonly endpoint: string;
-  readonly requested: string;
-  readonly candidates: readonly { key: string; score: number }[];
-  readonly skipped: readonly { key: string; cause: string; reason: string }[];
-  readonly attempts: readonly AttemptRecord[];
-  readonly attemptSkips: readonly AttemptSkip[];
-  readonly status: number;
-  readonly servedBy: string | undefined;
-  readonly durationMs: number;
-}
+export type { GatewaySnapshot } from "./snapshot.ts";
 
 export interface Logger {
   info(object: object, message: string): void;
@@ -62,35 +37,46 @@ export interface RuntimeOptions {
 export class GatewayRuntime {
   readonly clock: Clock;
   readonly dispatcher: Dispatcher;
+  /** Read by /health and /stats; changed only by the recorder (and the admin reset). */
   readonly availability: AvailabilityBook;
   readonly stats: StatsBook;
   readonly budgets: BudgetLedger;
   readonly state: StateBackend;
+  readonly scores: LiveScores;
+  readonly recorder: Recorder;
+  readonly sticky: StickySessions;
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
-  readonly #decisionListeners: ((decision: RouteDecision) => void)[] = [];
   readonly #ownsDispatcher: boolean;
   readonly #queue = new WaitQueue();
-  readonly sticky: StickySessions;
-  readonly #health = new Map<string, HealthTracker>();
+  /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
+  readonly #prefillRejected = new Set<string>();
 
   private constructor(
     snapshot: GatewaySnapshot,
-    options: RuntimeOptions,
+    clock: Clock,
     dispatcher: Dispatcher,
     ownsDispatcher: boolean,
     availability: AvailabilityBook,
     state: StateBackend,
   ) {
-    this.clock = options.clock ?? systemClock;
+    this.clock = clock;
     this.dispatcher = dispatcher;
     this.#ownsDispatcher = ownsDispatcher;
     this.availability = availability;
     this.stats = new StatsBook();
-    this.sticky = new StickySessions(this.clock);
+    this.sticky = new StickySessions(clock);
     this.state = state;
     this.budgets = state.ledger;
-    this.startedAtMs = this.clock.now();
+    this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs);
+    this.recorder = new Recorder({
+      clock,
+      availability,
+      budgets: this.budgets,
+      stats: this.stats,
+      scores: this.scores,
+    });
+    this.startedAtMs = clock.now();
     this.#snapshot = snapshot;
   }
 
@@ -100,7 +86,7 @@ export class GatewayRuntime {
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
     const availability = new AvailabilityBook(clock, config.cooldowns);
     const state = await createStateBackend(config.state, availability, clock, options.logger);
-    return new GatewayRuntime(snapshot, options, dispatcher, options.dispatcher === undefined, availability, state);
+    return new GatewayRuntime(snapshot, clock, dispatcher, options.dispatcher === undefined, availability, state);
   }
 
   get snapshot(): GatewaySnapshot {
@@ -117,40 +103,19 @@ export class GatewayRuntime {
       options.isDiscoveryForced ?? false,
     );
     this.availability.updateSettings(config.cooldowns);
+    this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.#snapshot = snapshot;
   }
 
   /** Static score minus the live health penalty. */
   scoreOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): number {
-    const staticScore = snapshot.staticScores[deployment.index];
-    if (staticScore === undefined) return 0;
-    const tracker = this.#health.get(deployment.key);
-    if (tracker === undefined) return staticScore.staticTotal;
-    return scoreWithHealth(staticScore, tracker.snapshot(), snapshot.scoring.weights);
-  }
-
-  /** The score with the leaderboard term from one board (alias like `bigcodebench` covers its variants). */
-  scoreOnBoard(deployment: Deployment, board: string, snapshot: GatewaySnapshot = this.#snapshot): number | undefined {
-    const profile = snapshot.profiles[deployment.index];
-    const staticScore = snapshot.staticScores[deployment.index];
-    if (profile === undefined || staticScore === undefined) return undefined;
-    const quality = boardQuality(profile, board);
-    if (quality === undefined) return undefined;
-    const weight = snapshot.scoring.weights.MODEL_LEADERBOARD_SCORE_SCALAR;
-    const delta = staticScore.basePriority * (weight * quality - staticScore.leaderboard.weighted);
-    return this.scoreOf(deployment, snapshot) + delta;
+    return this.scores.scoreOf(deployment, snapshot);
   }
 
   /** Every score term of a deployment, for route explanations and /stats. */
   explainScore(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): ScoreBreakdown | undefined {
-    const staticScore = snapshot.staticScores[deployment.index];
-    if (staticScore === undefined) return undefined;
-    const health = this.#health.get(deployment.key)?.snapshot() ?? { samples: 0 };
-    return explainScore(staticScore, health, snapshot.scoring.weights);
+    return this.scores.explain(deployment, snapshot);
   }
-
-  /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
-  readonly #prefillRejected = new Set<string>();
 
   rejectsPrefill(deployment: Deployment): boolean {
     return this.#prefillRejected.has(deployment.key);
@@ -160,17 +125,6 @@ export class GatewayRuntime {
     this.#prefillRejected.add(deployment.key);
   }
 
-  /** Feeds the health term: successes and real failures (not rate limits, which cooldowns handle). */
-  recordHealth(deployment: Deployment, isSuccess: boolean, latencyMs: number): void {
-    let tracker = this.#health.get(deployment.key);
-    if (tracker === undefined) {
-      const halfLifeMs = this.#snapshot.scoring.healthHalfLifeMs;
-      tracker = new HealthTracker(this.clock, halfLifeMs === undefined ? {} : { halfLifeMs });
-      this.#health.set(deployment.key, tracker);
-    }
-    tracker.record(isSuccess, latencyMs);
-  }
-
   plan(request: RouteRequest, snapshot: GatewaySnapshot = this.#snapshot): RoutePlan {
     const nowMs = this.clock.now();
     return planRoute(request, {
@@ -178,8 +132,8 @@ export class GatewayRuntime {
       metaModels: snapshot.config.metaModels,
       routing: snapshot.config.routing,
       nowMs,
-      score: (deployment) => this.scoreOf(deployment, snapshot),
-      scoreOnBoard: (deployment, board) => this.scoreOnBoard(deployment, board, snapshot),
+      score: (deployment) => this.scores.scoreOf(deployment, snapshot),
+      scoreOnBoard: (deployment, board) => this.scores.scoreOnBoard(deployment, board, snapshot),
       paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
       budgetCheck: (deployment) => {
@@ -220,6 +174,7 @@ export class GatewayRuntime {
     return snapshot.budgetScopes[deployment.index] ?? [];
   }
 
+  /** Runs the failover executor on a plan; every attempt's end goes to the recorder. */
   forward(
     plan: RoutePlan,
     request: ForwardRequest,
@@ -228,12 +183,10 @@ export class GatewayRuntime {
     return forward(plan, request, {
       dispatcher: this.dispatcher,
       clock: this.clock,
-      availability: this.availability,
-      stats: this.stats,
-      budgets: this.budgets,
-      scopesOf: (deployment) => this.scopesOf(deployment, snapshot),
-      recordHealth: (deployment, isSuccess, latencyMs) => this.recordHealth(deployment, isSuccess, latencyMs),
       routing: snapshot.config.routing,
+      admit: (deployment, tokens) => this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens),
+      attemptEnded: (deployment, report, reservation, isStreamOpen) =>
+        this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, isStreamOpen),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
     });
   }
@@ -260,12 +213,15 @@ export class GatewayRuntime {
     return soonest;
   }
 
-  onDecision(listener: (decision: RouteDecision) => void): void {
-    this.#decisionListeners.push(listener);
+  /** Subscribes to finished request records; returns the unsubscribe function. */
+  onRecord(listener: RecordListener): () => void {
+    return this.recorder.onRecord(listener);
   }
 
-  emitDecision(decision: RouteDecision): void {
-    for (const listener of this.#decisionListeners) listener(decision);
+  /** `POST /admin/reset`: forget every cooldown, circuit and budget count. */
+  async resetLimits(): Promise<void> {
+    this.availability.reset();
+    await this.budgets.reset();
   }
 
   /** Set when shutdown begins: new requests get 503 `service_unavailable`, in-flight ones finish. */
@@ -284,90 +240,4 @@ export class GatewayRuntime {
 export function createDispatcher(): Dispatcher {
   // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
   return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
-}
-
-async function buildSnapshot(
-  config: GatewayConfig,
-  dispatcher: Dispatcher,
-  clock: Clock,
-  logger: Logger | undefined,
-  isDiscoveryForced: boolean,
-): Promise<GatewaySnapshot> {
-  const discovered = new Map<string, readonly DiscoveredModel[]>();
-  const discovery = new Map<string, { source: string; warning?: string | undefined; count: number }>();
-  await Promise.all(
-    config.providers
-      .filter((provider) => provider.models === undefined)
-      .map(async (provider) => {
-        const result = await discoverModels(provider, {
-          settings: config.discovery,
-          dispatcher,
-          clock,
-          isForced: isDiscoveryForced,
-        });
-        discovered.set(provider.name, result.models);
-        discovery.set(provider.name, { source: result.source, warning: result.warning, count: result.models.length });
-        if (result.warning !== undefined) logger?.warn({ provider: provider.name }, result.warning);
-      }),
-  );
-  const scoring = scoringSettings(config);
-  const sources = await loadScoringSources(scoring, typeof config.scoring.adjustments_file === "string");
-  const profiles: ModelProfile[] = [];
-  const catalog = buildCatalog(config.providers, discovered, (provider, model, discoveredContextTokens) => {
-    const profile = profileModel(sources, provider.name, model.id, {
-      leaderboardName: model.leaderboardName,
-      paramsB: model.paramsB,
-      contextTokens: model.contextTokens ?? discoveredContextTokens,
-    });
-    profiles.push(profile);
-    return {
-      contextTokens: profile.contextTokens,
-      capabilities: {
-        tools: model.tools ?? profile.capabilities?.tools,
-        vision: model.vision ?? profile.capabilities?.vision,
-        jsonSchema: model.jsonSchema ?? profile.capabilities?.jsonSchema,
-      },
-    };
-  });
-  const staticScores = catalog.deployments.map((deployment) =>
-    staticScoreFor(
-      profiles[deployment.index] as ModelProfile,
-      { basePriority: deployment.provider.settings.basePriority, priority: deployment.model.priority },
-      scoring.weights,
-    ),
-  );
-  return {
-    config,
-    catalog,
-    staticScores,
-    profiles,
-    scoring,
-    budgetScopes: buildBudgetScopes(catalog),
-    discovery,
-  };
-}
-
-function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
-  const providerScopes = new Map<string, BudgetScope | undefined>();
-  for (const runtime of catalog.providers) {
-    const settings = runtime.settings;
-    const { rules, concurrency } = rulesFromLimits(settings.limits);
-    providerScopes.set(
-      settings.name,
-      rules.length === 0 && concurrency === undefined
-        ? undefined
-        : { id: `provider:${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
-    );
-  }
-  return catalog.deployments.map((deployment) => {
-    const { rules, concurrency } = rulesFromLimits(deployment.model.limits);
-    const own: BudgetScope = {
-      id: `deployment:${deployment.key}`,
-      rules,
-      concurrency,
-      dayReset: deployment.provider.settings.dayReset,
-    };
-    const pool = providerScopes.get(deployment.provider.settings.name);
-    return pool === undefined ? [own] : [pool, own];
-  });
 }

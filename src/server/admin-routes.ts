@@ -20,8 +20,7 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
   /** Clears every cooldown, circuit and budget counter: after fixing a key, or to retry a parked provider now. */
   app.post("/admin/cooldowns/reset", async (request) => {
     requireAdmin(request);
-    runtime.availability.reset();
-    await runtime.budgets.reset();
+    await runtime.resetLimits();
     request.log.warn("admin: cooldowns, circuits and budget counters reset");
     return { status: "ok", reset: ["cooldowns", "circuits", "budgets"] };
   });

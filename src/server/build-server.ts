@@ -1,47 +1,22 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
-import { estimateChatPrompt, estimateTextInput } from "../limits/token-estimate.ts";
+import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { hasClientKey, KeyRing } from "./auth.ts";
 import { registerCors } from "./cors.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
-import { type EndpointSpec, forwardingHandler } from "./forwarding-route.ts";
+import { forwardingHandler } from "./forwarding-route.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
-import { chatBodySchema, completionBodySchema, embeddingBodySchema } from "./request-body.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
 
-const ENDPOINTS: readonly (EndpointSpec & { paths: readonly string[] })[] = [
-  {
-    name: "chat",
-    paths: ["/v1/chat/completions", "/chat/completions"],
-    upstreamPath: "/chat/completions",
-    kind: "chat",
-    schema: chatBodySchema,
-    supportsStream: true,
-    estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
-  },
-  {
-    name: "completions",
-    paths: ["/v1/completions"],
-    upstreamPath: "/completions",
-    kind: "chat",
-    schema: completionBodySchema,
-    supportsStream: true,
-    estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
-  },
-  {
-    name: "embeddings",
-    paths: ["/v1/embeddings"],
-    upstreamPath: "/embeddings",
-    kind: "embedding",
-    schema: embeddingBodySchema,
-    supportsStream: false,
-    estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
-  },
+const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
+  { spec: CHAT_ENDPOINT, paths: ["/v1/chat/completions", "/chat/completions"] },
+  { spec: COMPLETIONS_ENDPOINT, paths: ["/v1/completions"] },
+  { spec: EMBEDDINGS_ENDPOINT, paths: ["/v1/embeddings"] },
 ];
 
 export interface ServerOptions {
@@ -99,7 +74,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   });
 
   for (const endpoint of ENDPOINTS) {
-    const handler = forwardingHandler(endpoint, runtime);
+    const handler = forwardingHandler(endpoint.spec, runtime);
     for (const path of endpoint.paths) app.post(path, handler);
   }
   registerInfoRoutes(app, runtime);

@@ -157,7 +157,7 @@ async function startScene(t: TestContext) {
 test(`${STREAMS} streams abandoned mid-stream (${AT_ONCE} at a time) release every upstream call, slot and socket`, async (t) => {
   const scene = await startScene(t);
   const statuses: number[] = [];
-  scene.gateway.runtime.onDecision((decision) => statuses.push(decision.status));
+  scene.gateway.runtime.onRecord((decision) => statuses.push(decision.status));
   const startedAtMs = performance.now();
 
   let next = 0;

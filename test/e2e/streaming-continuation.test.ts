@@ -9,7 +9,7 @@ import { jsonSchema, streamText } from "ai";
 import OpenAI from "openai";
 import { stringify } from "yaml";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
-import type { RouteDecision } from "../../src/pipeline/gateway-runtime.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { statsOf } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import {
@@ -240,9 +240,9 @@ function contentOf(chunk: Record<string, unknown> | undefined): string {
   return typeof choice?.delta?.content === "string" ? choice.delta.content : "";
 }
 
-function decisionsOf(scene: TwoProviders): RouteDecision[] {
-  const decisions: RouteDecision[] = [];
-  scene.gateway.runtime.onDecision((decision) => decisions.push(decision));
+function decisionsOf(scene: TwoProviders): RequestRecord[] {
+  const decisions: RequestRecord[] = [];
+  scene.gateway.runtime.onRecord((decision) => decisions.push(decision));
   return decisions;
 }
 

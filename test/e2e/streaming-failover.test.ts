@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import type { RouteDecision } from "../../src/pipeline/gateway-runtime.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { type ChatChunkBody, chatChunk, chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
 import { readTimed, sseFrames, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, type ProviderOverrides, sentBody, startTwoProviders } from "../helpers/two-providers.ts";
@@ -119,8 +119,8 @@ describe("stream failover before the first content chunk", () => {
   for (const failure of FAILURES) {
     test(`${failure.name}: the next candidate serves the stream, the client never sees the failed attempt`, async (t) => {
       const scene = await startTwoProviders(t, failure.primary === undefined ? {} : { primary: failure.primary });
-      const decisions: RouteDecision[] = [];
-      scene.gateway.runtime.onDecision((decision) => decisions.push(decision));
+      const decisions: RequestRecord[] = [];
+      scene.gateway.runtime.onRecord((decision) => decisions.push(decision));
       scene.primary.enqueue(CHAT_ROUTE, failure.step);
       const chunks = backupChunks();
       scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chunks.map((data) => ({ data })) });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import type { RouteDecision } from "../../src/pipeline/gateway-runtime.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { type ChatChunkBody, chatChunk, chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
 import { readTimed, sseFrames, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProvidersOptions } from "../helpers/two-providers.ts";
@@ -131,8 +131,8 @@ describe("a stream that fails after its first content chunk", () => {
       // The backup cannot continue the answer either (see streaming-continuation.test.ts for rescues): the
       // client must hear about the original failure, not about the failed rescue.
       scene.backup.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "backup down" } } });
-      const decisions: RouteDecision[] = [];
-      scene.gateway.runtime.onDecision((decision) => decisions.push(decision));
+      const decisions: RequestRecord[] = [];
+      scene.gateway.runtime.onRecord((decision) => decisions.push(decision));
       scene.primary.enqueue(CHAT_ROUTE, interruption.step, interruption.step);
 
       const startedAtMs = performance.now();
@@ -193,8 +193,8 @@ describe("a client that disconnects", () => {
 
   test("mid-stream: the upstream request is aborted at once", async (t) => {
     const scene = await startTwoProviders(t);
-    const decisions: RouteDecision[] = [];
-    scene.gateway.runtime.onDecision((decision) => decisions.push(decision));
+    const decisions: RequestRecord[] = [];
+    scene.gateway.runtime.onRecord((decision) => decisions.push(decision));
     scene.primary.enqueue(CHAT_ROUTE, slowStream());
     const controller = new AbortController();
     const answer = await scene.postChat({ stream: true }, controller.signal);
@@ -244,8 +244,8 @@ describe("a client that disconnects", () => {
   for (const { name, step } of beforeFirstByte) {
     test(`${name}: the upstream request is aborted and no other candidate is tried`, async (t) => {
       const scene = await startTwoProviders(t);
-      const decisions: RouteDecision[] = [];
-      scene.gateway.runtime.onDecision((decision) => decisions.push(decision));
+      const decisions: RequestRecord[] = [];
+      scene.gateway.runtime.onRecord((decision) => decisions.push(decision));
       scene.primary.enqueue(CHAT_ROUTE, step);
       const controller = new AbortController();
       const answered = scene.postChat({ stream: true }, controller.signal);

@@ -1,0 +1,36 @@
+// Every error code the gateway answers with, in one registry: status, OpenAI error `type`, and when it happens.
+// docs/errors.md lists exactly these (error-codes.test.ts checks both ways); error classes and call sites can
+// only name a code from here (the `ErrorCode` type).
+
+export interface ErrorCodeInfo {
+  /** HTTP status; `upstream` for codes whose status is the upstream's. */
+  readonly status: number | "upstream";
+  readonly type: string;
+}
+
+export const ERROR_CODES = Object.freeze({
+  invalid_request: { status: 400, type: "invalid_request_error" },
+  invalid_body: { status: 400, type: "invalid_request_error" },
+  invalid_json: { status: 400, type: "invalid_request_error" },
+  invalid_content_type: { status: 400, type: "invalid_request_error" },
+  invalid_value: { status: 400, type: "invalid_request_error" },
+  invalid_model: { status: 400, type: "invalid_request_error" },
+  model_not_supported: { status: 400, type: "invalid_request_error" },
+  no_capable_model: { status: 400, type: "invalid_request_error" },
+  context_length_exceeded: { status: 400, type: "invalid_request_error" },
+  invalid_api_key: { status: 401, type: "authentication_error" },
+  permission_denied: { status: 403, type: "permission_error" },
+  model_not_found: { status: 404, type: "invalid_request_error" },
+  unknown_url: { status: 404, type: "invalid_request_error" },
+  payload_too_large: { status: 413, type: "invalid_request_error" },
+  rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
+  client_closed_request: { status: 499, type: "client_error" },
+  upstream_rejected_request: { status: "upstream", type: "invalid_request_error" },
+  internal_error: { status: 500, type: "server_error" },
+  upstream_unavailable: { status: 502, type: "upstream_error" },
+  stream_interrupted: { status: 502, type: "upstream_error" },
+  service_unavailable: { status: 503, type: "server_error" },
+  upstream_timeout: { status: 504, type: "upstream_error" },
+} satisfies Record<string, ErrorCodeInfo>);
+
+export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,87 @@
+// The one outcome vocabulary: what happened to one upstream attempt (or one stream segment), and what that
+// means for failover, blame, health and stream continuation. The failover loop, the recorder, the relay, the
+// request record and metrics all read these traits instead of keeping string sets of their own.
+
+/** Who an outcome blames: the provider's key/account, the deployment (provider+model), or nobody. */
+export type Blame = "none" | "key" | "deployment";
+
+export interface OutcomeTraits {
+  /** The attempt produced the answer (or, for a stream, the whole answer). */
+  readonly isSuccess: boolean;
+  /** Another candidate may still serve the request after this outcome (failover goes on). */
+  readonly isRetryable: boolean;
+  /** The same candidate may be tried again in this request (up to its `retries`): a blip, not a verdict. */
+  readonly isRetryableOnSameCandidate: boolean;
+  readonly blames: Blame;
+  /** Feeds the score's health term (rate limits and rejected requests do not: cooldowns handle the first). */
+  readonly countsForHealth: boolean;
+  /** A stream that ended this way after it started may be continued by another candidate. */
+  readonly mayContinueStream: boolean;
+}
+
+const traits = (
+  isSuccess: boolean,
+  isRetryable: boolean,
+  isRetryableOnSameCandidate: boolean,
+  blames: Blame,
+  countsForHealth: boolean,
+  mayContinueStream: boolean,
+): OutcomeTraits =>
+  Object.freeze({ isSuccess, isRetryable, isRetryableOnSameCandidate, blames, countsForHealth, mayContinueStream });
+
+export const OUTCOMES = Object.freeze({
+  /** The upstream answered (JSON 2xx, or a stream that finished). */
+  success: traits(true, false, false, "none", true, false),
+  /** 429 or a quota answer: the deployment (or the whole key, per its 429 class) cools down. */
+  rate_limited: traits(false, true, false, "deployment", false, false),
+  /** 401/403 for the key, or credits exhausted: the provider's key is parked. */
+  invalid_key: traits(false, true, false, "key", false, false),
+  /** The prompt does not fit this model: only a larger context may serve it. */
+  context_length: traits(false, true, false, "none", false, false),
+  /** A 4xx about the request itself: every candidate would refuse it; the client gets it. */
+  rejected: traits(false, false, false, "none", false, false),
+  /** 5xx, or an error answered as a 200. */
+  server_error: traits(false, true, true, "deployment", true, false),
+  /** Connection refused, reset, DNS failure before any answer. */
+  network_error: traits(false, true, true, "deployment", true, false),
+  /** No response headers within `timeout_ms`, or the request's total time ran out: a silent upstream stays silent. */
+  timeout: traits(false, true, false, "deployment", true, false),
+  /** A stream sent headers but no content within `first_token_timeout_ms`. */
+  first_token_timeout: traits(false, true, false, "deployment", true, false),
+  /** A 2xx the gateway cannot use (not JSON, not an object, not an event stream). */
+  bad_response: traits(false, true, true, "deployment", true, false),
+  /** The client left; nobody is blamed. */
+  client_aborted: traits(false, false, false, "none", false, false),
+  /** A started stream closed or broke before it finished. */
+  stream_cut: traits(false, true, false, "deployment", true, true),
+  /** A started stream went silent for `stream_idle_timeout_ms`. */
+  stream_stalled: traits(false, true, false, "deployment", true, true),
+  /** A started stream sent an in-band error event. */
+  stream_error_event: traits(false, true, false, "deployment", true, true),
+  /** A started stream sent more malformed events than tolerated. */
+  stream_malformed: traits(false, true, false, "deployment", true, true),
+  /** A replayed answer did not repeat what was delivered: sound, only different; nobody is blamed. */
+  stream_diverged: traits(false, true, false, "none", false, true),
+  /** A stream ran past `max_stream_duration_ms`; never continued (the cap would be hit again). */
+  stream_too_long: traits(false, false, false, "deployment", true, false),
+  /** A stream grew past the gateway's own bounds (line, event or retained text size). */
+  stream_too_large: traits(false, false, false, "deployment", true, false),
+} satisfies Record<string, OutcomeTraits>);
+
+export type Outcome = keyof typeof OUTCOMES;
+
+export function traitsOf(outcome: Outcome): OutcomeTraits {
+  return OUTCOMES[outcome];
+}
+
+/** The outcomes a stream segment can end with. */
+export type StreamOutcome =
+  | "success"
+  | "client_aborted"
+  | "stream_cut"
+  | "stream_stalled"
+  | "stream_error_event"
+  | "stream_malformed"
+  | "stream_diverged"
+  | "stream_too_long"
+  | "stream_too_large";

@@ -1,0 +1,101 @@
+// One record per request, built by the pipeline as the request goes and handed, complete, to every subscriber:
+// the log line, metrics, the request log and the dashboard all read these and nothing else. A record never
+// holds a key; message content only when `log.content` is on (not yet recorded at all).
+import type { Outcome } from "../errors/outcomes.ts";
+
+/** Which front door the client used. */
+export type ClientProtocol =
+  | "openai-chat"
+  | "openai-completions"
+  | "openai-embeddings"
+  | "openai-responses"
+  | "anthropic-messages";
+
+export interface RecordedCandidate {
+  readonly deploymentKey: string;
+  readonly provider: string;
+  /** Upstream model id. */
+  readonly model: string;
+  readonly publicName: string;
+  readonly score: number;
+}
+
+export interface RecordedSkip {
+  readonly deploymentKey: string;
+  readonly provider: string;
+  readonly model: string;
+  /** `plan`: left out when the route was planned; `attempt`: passed over when its turn came. */
+  readonly phase: "plan" | "attempt";
+  /** e.g. cooldown, budget, context, capability (plan); free text at attempt time. */
+  readonly cause: string;
+  readonly reason: string;
+  readonly untilMs?: number;
+}
+
+export interface RecordedAttempt {
+  readonly provider: string;
+  /** Upstream model id. */
+  readonly model: string;
+  readonly deploymentKey: string;
+  /** `primary`: part of the failover loop; `continuation`: opened to continue a broken stream. */
+  readonly role: "primary" | "continuation";
+  /** For continuations: how the answer was resumed. */
+  readonly mode?: "prefill" | "replay";
+  readonly status: number | undefined;
+  readonly outcome: Outcome;
+  /** Human-readable, never containing a key. */
+  readonly reason: string;
+  readonly startedAtMs: number;
+  /** From sending the request to the upstream's response headers. */
+  readonly headersMs?: number;
+  /** Streams: from sending the request to the first content event. */
+  readonly firstTokenMs?: number;
+  /** From sending the request to the attempt's end (for a stream: the end of its segment). */
+  readonly durationMs: number;
+  readonly tokensIn?: number;
+  readonly tokensOut?: number;
+}
+
+export interface RecordedContinuation {
+  readonly provider: string;
+  readonly model: string;
+  /** Characters of first-choice text the client had when the switch happened. */
+  readonly afterChars: number;
+  /** Why the previous segment failed. */
+  readonly reason: string;
+  readonly mode: "prefill" | "replay";
+}
+
+export interface RequestRecord {
+  readonly id: string;
+  readonly startedAtMs: number;
+  /** Endpoint name: chat, completions, embeddings, ... */
+  readonly endpoint: string;
+  readonly clientProtocol: ClientProtocol;
+  /** The `model` the client asked for (as sent; bounded in length by the request validation). */
+  readonly requestedModel: string;
+  readonly isStream: boolean;
+  readonly candidates: readonly RecordedCandidate[];
+  readonly skips: readonly RecordedSkip[];
+  readonly attempts: readonly RecordedAttempt[];
+  readonly continuations: readonly RecordedContinuation[];
+  /** Time spent queued for a free candidate and waiting for a better one that was cooling. */
+  readonly queueWaitMs: number;
+  /** The deployment that produced (the start of) the answer. */
+  readonly servedBy?: { readonly deploymentKey: string; readonly provider: string; readonly model: string };
+  readonly tokensIn: number;
+  readonly tokensOut: number;
+  /** HTTP status the client got (499: the client left first). */
+  readonly status: number;
+  /** The error code of a failed request (docs/errors.md). */
+  readonly errorCode?: string;
+  /** The request's outcome: the answering attempt's, or the last failure's. */
+  readonly outcome: Outcome;
+  /** Client side: from the request's arrival to the response headers (JSON: to the whole answer). */
+  readonly timeToHeadersMs?: number;
+  /** Streams, client side: from arrival to the first content event written. */
+  readonly timeToFirstTokenMs?: number;
+  readonly durationMs: number;
+}
+
+export type RecordListener = (record: RequestRecord) => void;

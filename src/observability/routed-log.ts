@@ -1,0 +1,28 @@
+// The `routed` log line: one per request, written from its record (one subscriber among others).
+import type { RecordListener, RequestRecord } from "./request-record.ts";
+
+export interface InfoLogger {
+  info(object: object, message: string): void;
+}
+
+export function routedLogFields(record: RequestRecord): object {
+  return {
+    reqId: record.id,
+    endpoint: record.endpoint,
+    protocol: record.clientProtocol,
+    model: record.requestedModel,
+    status: record.status,
+    servedBy: record.servedBy?.deploymentKey,
+    attempts: record.attempts.map(
+      (attempt) =>
+        `${attempt.deploymentKey}:${attempt.outcome}${attempt.status === undefined ? "" : `:${attempt.status}`}`,
+    ),
+    ...(record.continuations.length === 0 ? {} : { continuations: record.continuations.length }),
+    ...(record.queueWaitMs > 0 ? { queuedMs: record.queueWaitMs } : {}),
+    ms: record.durationMs,
+  };
+}
+
+export function routedLogLine(logger: () => InfoLogger | undefined): RecordListener {
+  return (record) => logger()?.info(routedLogFields(record), "routed");
+}

@@ -1,0 +1,49 @@
+// The endpoints the pipeline serves, as data: each is the one forwarding pipeline with a different spec
+// (upstream path, model kind, body schema, whether it streams, how to estimate its prompt).
+import type { z } from "zod";
+import type { ModelKind } from "../config/types.ts";
+import { estimateChatPrompt, estimateTextInput, type PromptFacts } from "../limits/token-estimate.ts";
+import { chatBodySchema, completionBodySchema, embeddingBodySchema } from "./request-body.ts";
+
+export interface EndpointSpec {
+  readonly name: string;
+  /** Path below the provider's base URL. */
+  readonly upstreamPath: string;
+  readonly kind: ModelKind;
+  readonly schema: z.ZodType;
+  readonly supportsStream: boolean;
+  /** A broken stream of this endpoint may be continued on another upstream (chat only: it has messages). */
+  readonly isContinuable: boolean;
+  /** Prompt size and content facts for budgets and fit checks. */
+  estimate(body: Record<string, unknown>): PromptFacts;
+}
+
+export const CHAT_ENDPOINT: EndpointSpec = {
+  name: "chat",
+  upstreamPath: "/chat/completions",
+  kind: "chat",
+  schema: chatBodySchema,
+  supportsStream: true,
+  isContinuable: true,
+  estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
+};
+
+export const COMPLETIONS_ENDPOINT: EndpointSpec = {
+  name: "completions",
+  upstreamPath: "/completions",
+  kind: "chat",
+  schema: completionBodySchema,
+  supportsStream: true,
+  isContinuable: false,
+  estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
+};
+
+export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
+  name: "embeddings",
+  upstreamPath: "/embeddings",
+  kind: "embedding",
+  schema: embeddingBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
+};

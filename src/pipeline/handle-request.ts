@@ -1,0 +1,173 @@
+// The one request pipeline, independent of the HTTP framework: validate -> plan (and queue) -> forward with
+// failover -> a JSON answer, or a stream of chunks that the relay continues on another upstream when it breaks.
+// Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
+// leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
+import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
+import type { TokenUsage } from "../streaming/relay-types.ts";
+import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import type { EndpointSpec } from "./endpoints.ts";
+import type { GatewayRuntime } from "./gateway-runtime.ts";
+import {
+  type JsonAnswer,
+  type PipelineRequest,
+  type PipelineResult,
+  publish,
+  type RequestContext,
+} from "./pipeline-types.ts";
+import { RecordBuilder } from "./record-builder.ts";
+import { parseBody } from "./request-body.ts";
+import { streamAnswer } from "./stream-answer.ts";
+
+export type { JsonAnswer, PipelineResult, RequestContext, StreamAnswer, StreamEnding } from "./pipeline-types.ts";
+
+/**
+ * Serves one request. Throws a GatewayError when no answer can be given (the adapter renders it in its
+ * protocol), or ClientAbortedError when the client left first.
+ */
+export async function handleRequest(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  rawBody: unknown,
+  context: RequestContext,
+): Promise<PipelineResult> {
+  const startedAtMs = runtime.clock.now();
+  const body = parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
+  const request = prepare(runtime, endpoint, body, context, startedAtMs);
+  const plan = await planRequest(request);
+  const trace: ForwardTrace = { attempts: [], skips: [] };
+  let outcome: ForwardOutcome;
+  try {
+    outcome = await runtime.forward(
+      plan,
+      {
+        endpointPath: endpoint.upstreamPath,
+        body,
+        isStream: request.isStream,
+        signal: context.signal,
+        trace,
+        promptTokens: request.prompt.promptTokens,
+        maxOutputTokens: request.maxOutputTokens,
+      },
+      request.snapshot,
+    );
+  } catch (error) {
+    request.record.attempted(trace.attempts, trace.skips, "primary");
+    throw failed(request, error);
+  }
+  request.record.attempted(trace.attempts, trace.skips, "primary");
+  const { result } = outcome;
+  const deployment = result.deployment;
+  if (request.sessionKey !== undefined) {
+    runtime.sticky.remember(request.sessionKey, deployment.key, request.snapshot.config.routing.stickyTtlMs);
+  }
+  request.record.served(deployment.key, deployment.provider.settings.name, deployment.model.id);
+  const headers = {
+    "x-gateway-provider": deployment.provider.settings.name,
+    "x-gateway-model": deployment.model.id,
+    "x-gateway-attempts": String(outcome.attempts.length),
+  };
+  if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
+  return streamAnswer(request, plan, result, headers);
+}
+
+function prepare(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  body: PipelineRequest["body"],
+  context: RequestContext,
+  startedAtMs: number,
+): PipelineRequest {
+  const snapshot = runtime.snapshot;
+  const isStream = endpoint.supportsStream && body.stream === true;
+  const stickyTtlMs = snapshot.config.routing.stickyTtlMs;
+  const sessionKey =
+    stickyTtlMs <= 0
+      ? undefined
+      : context.sessionId !== undefined && context.sessionId !== ""
+        ? `${endpoint.name}:session:${context.sessionId}`
+        : typeof body.user === "string" && body.user !== ""
+          ? `${endpoint.name}:user:${body.user}`
+          : undefined;
+  return {
+    runtime,
+    snapshot,
+    endpoint,
+    body,
+    context,
+    prompt: endpoint.estimate(body),
+    maxOutputTokens: requestedOutputTokens(body),
+    isStream,
+    sessionKey,
+    record: new RecordBuilder(runtime.clock, {
+      id: context.requestId,
+      endpoint: endpoint.name,
+      clientProtocol: context.clientProtocol,
+      requestedModel: body.model,
+      isStream,
+      startedAtMs,
+    }),
+  };
+}
+
+/** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
+async function planRequest(request: PipelineRequest): Promise<RoutePlan> {
+  const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
+  const queuedAtMs = runtime.clock.now();
+  const plan = await runtime.planOrQueue(
+    {
+      model: body.model,
+      fallbackModels: body.models ?? [],
+      kind: endpoint.kind,
+      needsTools: Array.isArray(body.tools) && body.tools.length > 0,
+      needsVision: prompt.hasImages,
+      needsJsonSchema: isJsonSchemaRequest(body.response_format),
+      requiredContextTokens: prompt.promptTokens + maxOutputTokens,
+      budgetTokens: prompt.promptTokens + maxOutputTokens,
+      maxOutputTokens,
+      stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
+    },
+    request.context.signal,
+    request.snapshot,
+  );
+  request.record.planned(plan, runtime.clock.now() - queuedAtMs);
+  return plan;
+}
+
+function jsonAnswer(
+  request: PipelineRequest,
+  result: JsonResult,
+  headers: Record<string, string>,
+  usage: TokenUsage | undefined,
+): JsonAnswer {
+  request.record.usage(usage);
+  request.record.headersSent();
+  publish(request, result.status, "success");
+  return { kind: "json", status: result.status, bodyText: result.bodyText, headers };
+}
+
+/** Records a request that got no answer and returns the error to throw. */
+function failed(request: PipelineRequest, error: unknown): GatewayError {
+  if (error instanceof ClientAbortedError) {
+    publish(request, error.status, "client_aborted");
+    return error;
+  }
+  if (request.sessionKey !== undefined) request.runtime.sticky.forget(request.sessionKey);
+  const gatewayError = toGatewayError(error);
+  publish(request, gatewayError.status, request.record.lastAttemptOutcome() ?? "rejected", gatewayError.code);
+  return gatewayError;
+}
+
+function requestedOutputTokens(body: Record<string, unknown>): number {
+  const value = body.max_completion_tokens ?? body.max_tokens;
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+function isJsonSchemaRequest(responseFormat: unknown): boolean {
+  return (
+    responseFormat !== null &&
+    typeof responseFormat === "object" &&
+    (responseFormat as { type?: unknown }).type === "json_schema"
+  );
+}

@@ -1,0 +1,78 @@
+// What the pipeline's steps share: the request context an adapter passes in, the result it gets back, and the
+// validated request as it moves through planning, forwarding and the relay.
+import type { GatewayError } from "../errors/gateway-error.ts";
+import type { Outcome } from "../errors/outcomes.ts";
+import { redactSecrets } from "../errors/redact.ts";
+import { countTextTokens, type PromptFacts } from "../limits/token-estimate.ts";
+import type { ClientProtocol } from "../observability/request-record.ts";
+import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
+import type { EndpointSpec } from "./endpoints.ts";
+import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
+import type { RecordBuilder } from "./record-builder.ts";
+
+export interface RequestLog {
+  warn(fields: object, message: string): void;
+}
+
+export interface RequestContext {
+  readonly requestId: string;
+  readonly clientProtocol: ClientProtocol;
+  /** Aborted when the client goes away before its answer is complete. */
+  readonly signal: AbortSignal;
+  /** `x-session-id`, for sticky routing. */
+  readonly sessionId?: string | undefined;
+  readonly log: RequestLog;
+}
+
+export interface JsonAnswer {
+  readonly kind: "json";
+  readonly status: number;
+  readonly bodyText: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** How a relayed stream ended: the adapter writes its protocol's end marker, or `error` in-band. */
+export interface StreamEnding {
+  readonly isSuccess: boolean;
+  /** The in-band error for the client; undefined on success and when the client is gone. */
+  readonly error: GatewayError | undefined;
+  readonly usage: TokenUsage | undefined;
+}
+
+export interface StreamAnswer {
+  readonly kind: "stream";
+  readonly headers: Readonly<Record<string, string>>;
+  /** Batches of chunks; drive it to its end (the client leaving aborts the context's signal, which ends it). */
+  readonly events: AsyncGenerator<readonly StreamChunk[], StreamEnding, void>;
+}
+
+export type PipelineResult = JsonAnswer | StreamAnswer;
+
+/** A validated request on its way: what every step after validation reads. */
+export interface PipelineRequest {
+  readonly runtime: GatewayRuntime;
+  readonly snapshot: GatewaySnapshot;
+  readonly endpoint: EndpointSpec;
+  readonly body: Record<string, unknown> & { model: string; models?: string[]; stream?: boolean };
+  readonly context: RequestContext;
+  readonly prompt: PromptFacts;
+  readonly maxOutputTokens: number;
+  readonly isStream: boolean;
+  readonly sessionKey: string | undefined;
+  readonly record: RecordBuilder;
+}
+
+export function publish(request: PipelineRequest, status: number, outcome: Outcome, errorCode?: string): void {
+  const record = request.record.finish(status, outcome, errorCode);
+  if (record !== undefined) request.runtime.recorder.publish(record);
+}
+
+/** Counts tokens of delivered text (cut segments whose usage the provider never reported). */
+export const countDeliveredTokens = countTextTokens;
+
+/** Secrets of every provider in a snapshot, for text that mixes upstreams (stream errors after continuations). */
+export function redactAll(snapshot: GatewaySnapshot, text: string): string {
+  let result = text;
+  for (const provider of snapshot.config.providers) result = redactSecrets(result, provider.apiKeys);
+  return result;
+}

@@ -1,0 +1,199 @@
+// Builds a request's one record as the request goes (observability/request-record.ts): the plan, the queue
+// wait, every attempt (primary and continuation), the stream's end, the final status.
+import type { Clock } from "../clock.ts";
+import type { Outcome } from "../errors/outcomes.ts";
+import type {
+  ClientProtocol,
+  RecordedAttempt,
+  RecordedCandidate,
+  RecordedContinuation,
+  RecordedSkip,
+  RequestRecord,
+} from "../observability/request-record.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
+import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
+import type { AttemptReport, AttemptSkip } from "../upstream/forward-types.ts";
+
+/** A requested model name is client input: the record keeps a bounded prefix. */
+const MAX_RECORDED_NAME_CHARS = 200;
+
+export interface RecordStart {
+  readonly id: string;
+  readonly endpoint: string;
+  readonly clientProtocol: ClientProtocol;
+  readonly requestedModel: string;
+  readonly isStream: boolean;
+  readonly startedAtMs: number;
+}
+
+export class RecordBuilder {
+  readonly #clock: Clock;
+  readonly #start: RecordStart;
+  #candidates: RecordedCandidate[] = [];
+  readonly #skips: RecordedSkip[] = [];
+  /** In order; entries of an opened stream are replaced when its segment ends. */
+  readonly #attempts: RecordedAttempt[] = [];
+  readonly #reportIndex = new Map<AttemptReport, number>();
+  readonly #continuations: RecordedContinuation[] = [];
+  #queueWaitMs = 0;
+  #servedBy: RequestRecord["servedBy"];
+  #usage: TokenUsage | undefined;
+  #timeToHeadersMs: number | undefined;
+  #timeToFirstTokenMs: number | undefined;
+  #isPublished = false;
+
+  constructor(clock: Clock, start: RecordStart) {
+    this.#clock = clock;
+    this.#start = { ...start, requestedModel: start.requestedModel.slice(0, MAX_RECORDED_NAME_CHARS) };
+  }
+
+  get startedAtMs(): number {
+    return this.#start.startedAtMs;
+  }
+
+  planned(plan: RoutePlan, queueWaitMs: number): void {
+    this.#queueWaitMs += queueWaitMs;
+    const all = plan.waitFor === undefined ? plan.candidates : [plan.waitFor, ...plan.candidates];
+    this.#candidates = all.map((candidate) => ({
+      deploymentKey: candidate.deployment.key,
+      provider: candidate.deployment.provider.settings.name,
+      model: candidate.deployment.model.id,
+      publicName: candidate.deployment.model.publicName,
+      score: candidate.score,
+    }));
+    for (const skip of plan.skipped) {
+      this.#skips.push({
+        deploymentKey: skip.deployment.key,
+        provider: skip.deployment.provider.settings.name,
+        model: skip.deployment.model.id,
+        phase: "plan",
+        cause: skip.cause,
+        reason: skip.reason,
+        ...(skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? {} : { untilMs: skip.untilMs }),
+      });
+    }
+  }
+
+  /** Time spent sleeping for a better candidate that was cooling (the plan's `waitFor`). */
+  waited(ms: number): void {
+    this.#queueWaitMs += Math.max(0, ms);
+  }
+
+  attempted(
+    reports: readonly AttemptReport[],
+    skips: readonly AttemptSkip[],
+    role: "primary" | "continuation",
+    mode?: "prefill" | "replay",
+  ): void {
+    for (const report of reports) {
+      if (this.#reportIndex.has(report)) continue;
+      this.#reportIndex.set(report, this.#attempts.length);
+      this.#attempts.push(recorded(report, role, mode));
+    }
+    for (const skip of skips) {
+      const [provider = "", model = ""] = splitKey(skip.deploymentKey);
+      this.#skips.push({
+        deploymentKey: skip.deploymentKey,
+        provider,
+        model,
+        phase: "attempt",
+        cause: "attempt",
+        reason: skip.reason,
+        ...(skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? {} : { untilMs: skip.untilMs }),
+      });
+    }
+  }
+
+  /** The stream an attempt opened has ended: the attempt's outcome becomes how its segment ended. */
+  segmentEnded(report: AttemptReport, end: SegmentEnd): void {
+    const index = this.#reportIndex.get(report);
+    if (index === undefined) return;
+    const entry = this.#attempts[index];
+    if (entry === undefined) return;
+    this.#attempts[index] = {
+      ...entry,
+      outcome: end.outcome,
+      reason: end.outcome === "success" ? entry.reason : end.reason,
+      durationMs: this.#clock.now() - entry.startedAtMs,
+      ...(end.usage === undefined ? {} : { tokensIn: end.usage.promptTokens, tokensOut: end.usage.completionTokens }),
+    };
+  }
+
+  continued(continuation: RecordedContinuation): void {
+    this.#continuations.push(continuation);
+  }
+
+  served(deploymentKey: string, provider: string, model: string): void {
+    this.#servedBy = { deploymentKey, provider, model };
+  }
+
+  headersSent(): void {
+    this.#timeToHeadersMs ??= this.#clock.now() - this.#start.startedAtMs;
+  }
+
+  firstTokenSent(): void {
+    this.#timeToFirstTokenMs ??= this.#clock.now() - this.#start.startedAtMs;
+  }
+
+  usage(usage: TokenUsage | undefined): void {
+    if (usage !== undefined) this.#usage = usage;
+  }
+
+  lastAttemptOutcome(): Outcome | undefined {
+    return this.#attempts.at(-1)?.outcome;
+  }
+
+  /** Completes the record, once; later calls return undefined (a request is recorded exactly once). */
+  finish(status: number, outcome: Outcome, errorCode?: string): RequestRecord | undefined {
+    if (this.#isPublished) return undefined;
+    this.#isPublished = true;
+    const start = this.#start;
+    return {
+      ...start,
+      candidates: this.#candidates,
+      skips: this.#skips,
+      attempts: this.#attempts,
+      continuations: this.#continuations,
+      queueWaitMs: this.#queueWaitMs,
+      ...(this.#servedBy === undefined ? {} : { servedBy: this.#servedBy }),
+      tokensIn: this.#usage?.promptTokens ?? 0,
+      tokensOut: this.#usage?.completionTokens ?? 0,
+      status,
+      ...(errorCode === undefined ? {} : { errorCode }),
+      outcome,
+      ...(this.#timeToHeadersMs === undefined ? {} : { timeToHeadersMs: this.#timeToHeadersMs }),
+      ...(this.#timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs: this.#timeToFirstTokenMs }),
+      durationMs: this.#clock.now() - start.startedAtMs,
+    };
+  }
+}
+
+function recorded(
+  report: AttemptReport,
+  role: "primary" | "continuation",
+  mode?: "prefill" | "replay",
+): RecordedAttempt {
+  return {
+    provider: report.provider,
+    model: report.model,
+    deploymentKey: report.deploymentKey,
+    role,
+    ...(mode === undefined ? {} : { mode }),
+    status: report.status,
+    outcome: report.outcome,
+    reason: report.reason,
+    startedAtMs: report.startedAtMs,
+    ...(report.headersMs === undefined ? {} : { headersMs: report.headersMs }),
+    ...(report.firstTokenMs === undefined ? {} : { firstTokenMs: report.firstTokenMs }),
+    durationMs: report.durationMs,
+    ...(report.usage === undefined
+      ? {}
+      : { tokensIn: report.usage.promptTokens, tokensOut: report.usage.completionTokens }),
+  };
+}
+
+/** Deployment keys are `provider/model`; the model part may itself contain slashes. */
+function splitKey(key: string): [string, string] {
+  const slash = key.indexOf("/");
+  return slash < 0 ? [key, ""] : [key.slice(0, slash), key.slice(slash + 1)];
+}

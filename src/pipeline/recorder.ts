@@ -1,0 +1,176 @@
+// The one place that changes what the gateway knows about its candidates after an attempt: availability
+// (cooldowns, circuits, parked keys), health, budgets and stats. The failover loop reports each attempt's end
+// here; the relay reports each stream segment's end here; finished request records go out to subscribers.
+// Nothing else mutates these books (a test subscribes to records and checks it).
+import type { Clock } from "../clock.ts";
+import { traitsOf } from "../errors/outcomes.ts";
+import { redactSecrets } from "../errors/redact.ts";
+import type { AvailabilityBook } from "../limits/availability.ts";
+import {
+  type BudgetLedger,
+  type BudgetScope,
+  type Denied,
+  isReservation,
+  type Reservation,
+} from "../limits/budgets.ts";
+import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
+import type { StatsBook } from "../observability/stats.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { LiveScores } from "../scoring/live-scores.ts";
+import type { SegmentEnd } from "../streaming/relay-types.ts";
+import type { Admission, AttemptReport } from "../upstream/forward-types.ts";
+import type { Effect } from "../upstream/lessons.ts";
+
+export interface RecorderBooks {
+  readonly clock: Clock;
+  readonly availability: AvailabilityBook;
+  readonly budgets: BudgetLedger;
+  readonly stats: StatsBook;
+  readonly scores: LiveScores;
+}
+
+/** How a stream segment is settled. */
+export interface SegmentSettlement {
+  /** The first segment's success was already counted for health when the stream opened. */
+  readonly isFirst: boolean;
+  /** When the segment's stream started, for its duration. */
+  readonly startedAtMs: number;
+  /** Tokens to charge to its budgets, when known (reported usage, or an estimate of what a cut segment produced). */
+  readonly chargeTokens: number | undefined;
+}
+
+export class Recorder {
+  readonly #books: RecorderBooks;
+  readonly #listeners: RecordListener[] = [];
+
+  constructor(books: RecorderBooks) {
+    this.#books = books;
+  }
+
+  /** Right before an attempt: claims a half-open probe if that is what makes it available, and reserves budget. */
+  // Synchronous whenever the ledger is (the embedded one): a waiter woken from the queue must claim its slot in
+  // the same tick, before the next waiter looks, or arrival order breaks.
+  admit(deployment: Deployment, scopes: readonly BudgetScope[], tokens: number): Admission | Promise<Admission> {
+    const { availability, budgets, clock } = this.#books;
+    const providerName = deployment.provider.settings.name;
+    const availabilityNow = availability.acquire(deployment.key, providerName);
+    if (!availabilityNow.isAvailable) {
+      return { isAdmitted: false, reason: availabilityNow.reason, untilMs: availabilityNow.untilMs };
+    }
+    const settle = (reservation: Reservation | Denied): Admission => {
+      if (isReservation(reservation)) return { isAdmitted: true, reservation };
+      availability.releaseProbe(deployment.key);
+      return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs };
+    };
+    const reserved = budgets.reserve(scopes, { tokens }, clock.now());
+    return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
+  }
+
+  /** One attempt ended. A stream that opened keeps its reservation until its segment is settled. */
+  attemptEnded(
+    deployment: Deployment,
+    scopes: readonly BudgetScope[],
+    report: AttemptReport,
+    reservation: Reservation,
+    isStreamOpen: boolean,
+  ): void {
+    const { availability, budgets, stats, scores, clock } = this.#books;
+    const key = deployment.key;
+    this.#apply(deployment, scopes, report.effects);
+    if (report.outcome === "success") {
+      scores.recordHealth(key, true, report.durationMs);
+      if (isStreamOpen) return;
+      const usage = report.usage;
+      const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
+      if (total > 0) budgets.reconcile(reservation, total, clock.now());
+      budgets.release(reservation);
+      stats.recordSuccess(key, report.durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
+      availability.recordSuccess(key);
+      return;
+    }
+    const traits = traitsOf(report.outcome);
+    if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
+    if (report.outcome !== "client_aborted") stats.recordFailure(key);
+    // The request reached the provider and counts; a failed attempt consumed no tokens.
+    budgets.reconcile(reservation, 0, clock.now());
+    budgets.release(reservation);
+    // A verdict that says nothing about the circuit hands a half-open probe back.
+    if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key);
+  }
+
+  /** A stream segment ended (the first one, or a continuation): budgets, stats, availability and health. */
+  segmentEnded(deployment: Deployment, reservation: Reservation, end: SegmentEnd, settlement: SegmentSettlement): void {
+    const { availability, budgets, stats, scores, clock } = this.#books;
+    const key = deployment.key;
+    // The concurrency slot is held for the stream's whole life and freed on every path.
+    budgets.release(reservation);
+    if (settlement.chargeTokens !== undefined) budgets.reconcile(reservation, settlement.chargeTokens, clock.now());
+    const durationMs = clock.now() - settlement.startedAtMs;
+    if (end.outcome === "success") {
+      stats.recordSuccess(key, durationMs, end.usage?.promptTokens ?? 0, end.usage?.completionTokens ?? 0);
+      availability.recordSuccess(key);
+      if (!settlement.isFirst) scores.recordHealth(key, true, durationMs);
+      return;
+    }
+    const traits = traitsOf(end.outcome);
+    // The first segment that was continued failed even when the client then left during the continuation.
+    if (traits.blames === "none" && !(settlement.isFirst && end.isContinued === true)) {
+      // Not the upstream's fault: the client left, or a sound fresh answer merely differed from the one being
+      // continued. A half-open circuit's probe is handed back.
+      availability.releaseProbe(key);
+      return;
+    }
+    stats.recordFailure(key);
+    availability.recordFailure(key);
+    if (traits.countsForHealth) scores.recordHealth(key, false, durationMs);
+  }
+
+  onRecord(listener: RecordListener): () => void {
+    this.#listeners.push(listener);
+    return () => {
+      const index = this.#listeners.indexOf(listener);
+      if (index >= 0) this.#listeners.splice(index, 1);
+    };
+  }
+
+  /** A request finished: hand its record to every subscriber. A failing subscriber never fails the request. */
+  publish(record: RequestRecord): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(record);
+      } catch {
+        // Subscribers (logs, metrics, the request log) must not break requests; they report their own errors.
+      }
+    }
+  }
+
+  #apply(deployment: Deployment, scopes: readonly BudgetScope[], effects: readonly Effect[]): void {
+    const { availability, budgets, clock } = this.#books;
+    const settings = deployment.provider.settings;
+    const key = deployment.key;
+    // Reasons quote the upstream, which often echoes the key; /health and /stats show them.
+    const redact = (text: string): string => redactSecrets(text, settings.apiKeys);
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case "circuit_failure":
+          availability.recordFailure(key);
+          break;
+        case "cool_down":
+          availability.recordRateLimited(key, effect.hint, effect.cause, redact(effect.reason));
+          break;
+        case "park":
+          availability.park(key, effect.untilMs, effect.cause, redact(effect.reason), effect.source);
+          break;
+        case "park_key":
+          availability.recordInvalidKey(settings.name, redact(effect.reason), effect.cause);
+          break;
+        case "learn_windows": {
+          // Learned into the deployment's own scope (the last one), not its provider's shared pool.
+          const ownScope = scopes[scopes.length - 1];
+          if (ownScope !== undefined) budgets.learn(ownScope, effect.windows, clock.now());
+          break;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,116 @@
+// A config snapshot: the config, the catalog built from it (configured and discovered models), each
+// deployment's static score and profile, and its budget scopes. Built whole and swapped whole, so a reload
+// never mixes two configs and in-flight requests finish on the snapshot they started with.
+import type { Dispatcher } from "undici";
+import type { Clock } from "../clock.ts";
+import type { GatewayConfig } from "../config/types.ts";
+import { type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
+import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
+import { discoverModels } from "../providers/discovery.ts";
+import { type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
+import type { StaticScore } from "../scoring/score.ts";
+import { loadScoringSources, type ScoringSettings, scoringSettings } from "../scoring/scoring-sources.ts";
+
+export interface SnapshotLogger {
+  warn(object: object, message: string): void;
+}
+
+export interface GatewaySnapshot {
+  readonly config: GatewayConfig;
+  readonly catalog: Catalog;
+  /** Static score per deployment index (priority, leaderboard, size, context, adjustments). */
+  readonly staticScores: readonly StaticScore[];
+  /** What the score knows about each deployment (leaderboard matches, params, context source, adjustments). */
+  readonly profiles: readonly ModelProfile[];
+  readonly scoring: ScoringSettings;
+  /** Budget scopes per deployment index: [provider pool (if it has limits), the deployment itself]. */
+  readonly budgetScopes: readonly (readonly BudgetScope[])[];
+  /** Discovery warnings and per-provider discovery source, for /health. */
+  readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
+}
+
+export async function buildSnapshot(
+  config: GatewayConfig,
+  dispatcher: Dispatcher,
+  clock: Clock,
+  logger: SnapshotLogger | undefined,
+  isDiscoveryForced: boolean,
+): Promise<GatewaySnapshot> {
+  const discovered = new Map<string, readonly DiscoveredModel[]>();
+  const discovery = new Map<string, { source: string; warning?: string | undefined; count: number }>();
+  await Promise.all(
+    config.providers
+      .filter((provider) => provider.models === undefined)
+      .map(async (provider) => {
+        const result = await discoverModels(provider, {
+          settings: config.discovery,
+          dispatcher,
+          clock,
+          isForced: isDiscoveryForced,
+        });
+        discovered.set(provider.name, result.models);
+        discovery.set(provider.name, { source: result.source, warning: result.warning, count: result.models.length });
+        if (result.warning !== undefined) logger?.warn({ provider: provider.name }, result.warning);
+      }),
+  );
+  const scoring = scoringSettings(config);
+  const sources = await loadScoringSources(scoring, typeof config.scoring.adjustments_file === "string");
+  const profiles: ModelProfile[] = [];
+  const catalog = buildCatalog(config.providers, discovered, (provider, model, discoveredContextTokens) => {
+    const profile = profileModel(sources, provider.name, model.id, {
+      leaderboardName: model.leaderboardName,
+      paramsB: model.paramsB,
+      contextTokens: model.contextTokens ?? discoveredContextTokens,
+    });
+    profiles.push(profile);
+    return {
+      contextTokens: profile.contextTokens,
+      capabilities: {
+        tools: model.tools ?? profile.capabilities?.tools,
+        vision: model.vision ?? profile.capabilities?.vision,
+        jsonSchema: model.jsonSchema ?? profile.capabilities?.jsonSchema,
+      },
+    };
+  });
+  const staticScores = catalog.deployments.map((deployment) =>
+    staticScoreFor(
+      profiles[deployment.index] as ModelProfile,
+      { basePriority: deployment.provider.settings.basePriority, priority: deployment.model.priority },
+      scoring.weights,
+    ),
+  );
+  return {
+    config,
+    catalog,
+    staticScores,
+    profiles,
+    scoring,
+    budgetScopes: buildBudgetScopes(catalog),
+    discovery,
+  };
+}
+
+function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
+  const providerScopes = new Map<string, BudgetScope | undefined>();
+  for (const runtime of catalog.providers) {
+    const settings = runtime.settings;
+    const { rules, concurrency } = rulesFromLimits(settings.limits);
+    providerScopes.set(
+      settings.name,
+      rules.length === 0 && concurrency === undefined
+        ? undefined
+        : { id: `provider:${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
+    );
+  }
+  return catalog.deployments.map((deployment) => {
+    const { rules, concurrency } = rulesFromLimits(deployment.model.limits);
+    const own: BudgetScope = {
+      id: `deployment:${deployment.key}`,
+      rules,
+      concurrency,
+      dayReset: deployment.provider.settings.dayReset,
+    };
+    const pool = providerScopes.get(deployment.provider.settings.name);
+    return pool === undefined ? [own] : [pool, own];
+  });
+}

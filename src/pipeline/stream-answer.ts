@@ -1,0 +1,151 @@
+// The stream half of the pipeline: hands the opened upstream stream to the relay (with a continuation source
+// for chat), settles each segment through the recorder, and completes the request's record when the relay ends.
+import type { GatewayError } from "../errors/gateway-error.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
+import { relayStream, streamError } from "../streaming/relay-stream.ts";
+import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
+import type { StreamResult } from "../upstream/forward-types.ts";
+import { createContinuationSource } from "./continuation-source.ts";
+import {
+  countDeliveredTokens,
+  type PipelineRequest,
+  publish,
+  redactAll,
+  type StreamAnswer,
+  type StreamEnding,
+} from "./pipeline-types.ts";
+
+/** Malformed events skipped in one stream before it counts as broken. */
+const MAX_MALFORMED_EVENTS = 3;
+
+export function streamAnswer(
+  request: PipelineRequest,
+  plan: RoutePlan,
+  result: StreamResult,
+  headers: Record<string, string>,
+): StreamAnswer {
+  request.record.headersSent();
+  return { kind: "stream", headers, events: relayEvents(request, plan, result) };
+}
+
+async function* relayEvents(
+  request: PipelineRequest,
+  plan: RoutePlan,
+  result: StreamResult,
+): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
+  const relay = relayStream(firstSegment(request, result), relayOptions(request, plan, result));
+  let relayed: RelayResult | undefined;
+  try {
+    for (;;) {
+      const next = await relay.next();
+      if (next.done === true) {
+        relayed = next.value;
+        break;
+      }
+      request.record.firstTokenSent();
+      yield next.value;
+    }
+  } finally {
+    // The consumer stopped early (it should not): end the relay so every segment is settled and its slot freed.
+    if (relayed === undefined) await relay.return(undefined as never);
+    settle(request, relayed);
+  }
+  if (relayed === undefined) return { isSuccess: false, error: undefined, usage: undefined };
+  const error: GatewayError | undefined =
+    relayed.isSuccess || relayed.isClientGone
+      ? undefined
+      : streamError(relayed.outcome, redactAll(request.snapshot, relayed.reason));
+  return { isSuccess: relayed.isSuccess, error, usage: relayed.usage };
+}
+
+function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegment {
+  const { runtime, prompt } = request;
+  const deployment = result.deployment;
+  return {
+    stream: result.stream,
+    isUsageInjected: result.isUsageInjected,
+    finish(end: SegmentEnd) {
+      // The first upstream was cut and continued: charge what it actually produced (estimated), not the whole answer.
+      const chargeTokens =
+        end.isContinued === true
+          ? prompt.promptTokens + countDeliveredTokens(end.text)
+          : end.usage === undefined
+            ? undefined
+            : end.usage.promptTokens + end.usage.completionTokens;
+      runtime.recorder.segmentEnded(deployment, result.reservation, end, {
+        isFirst: true,
+        startedAtMs: result.stream.startedAtMs,
+        chargeTokens,
+      });
+      request.record.segmentEnded(result.attempt, end);
+      if (end.outcome !== "success" && end.outcome !== "client_aborted") {
+        request.context.log.warn(
+          {
+            provider: deployment.provider.settings.name,
+            model: deployment.model.id,
+            end: end.outcome,
+            reason: redactAll(request.snapshot, end.reason),
+          },
+          "stream ended with an error",
+        );
+      }
+    },
+  };
+}
+
+function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamResult) {
+  const { runtime, snapshot, body, endpoint, prompt, context } = request;
+  const deployment = result.deployment;
+  const isContinuable = endpoint.isContinuable && (body.n === undefined || body.n === null || body.n === 1);
+  return {
+    maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
+    maxMalformedEvents: MAX_MALFORMED_EVENTS,
+    shouldStripUsage: result.isUsageInjected,
+    signal: context.signal,
+    promptTokens: prompt.promptTokens,
+    countTokens: countDeliveredTokens,
+    redact: (text: string) => redactAll(snapshot, text),
+    ...(isContinuable
+      ? {
+          continuation: createContinuationSource({
+            runtime,
+            snapshot,
+            plan,
+            body,
+            endpointPath: endpoint.upstreamPath,
+            promptTokens: prompt.promptTokens,
+            maxOutputTokens: request.maxOutputTokens,
+            signal: context.signal,
+            firstDeployment: deployment,
+            onLog: (fields, message) => context.log.warn(fields, message),
+            onAttempt: (report, mode) => request.record.attempted([report], [], "continuation", mode),
+            onSegmentEnd: (report, end) => request.record.segmentEnded(report, end),
+          }),
+        }
+      : {}),
+    onMalformedEvent: (data: string) =>
+      context.log.warn(
+        { provider: deployment.provider.settings.name, model: deployment.model.id, sample: data.slice(0, 120) },
+        "skipped a malformed stream event",
+      ),
+    onContinuation: (continuation: Parameters<typeof request.record.continued>[0]) => {
+      request.record.continued(continuation);
+      context.log.warn(
+        { ...continuation, failed: deployment.key },
+        "stream continued on another upstream after a mid-stream failure",
+      );
+    },
+  };
+}
+
+function settle(request: PipelineRequest, relayed: RelayResult | undefined): void {
+  if (relayed === undefined) {
+    publish(request, 499, "client_aborted");
+    return;
+  }
+  request.record.usage(relayed.usage);
+  const status = relayed.isSuccess ? 200 : relayed.isClientGone ? 499 : 502;
+  const outcome = relayed.isSuccess ? "success" : relayed.isClientGone ? "client_aborted" : relayed.outcome;
+  const errorCode = status === 502 ? streamError(relayed.outcome, "").code : undefined;
+  publish(request, status, outcome, errorCode);
+}

@@ -1,0 +1,81 @@
+// Splicing a continuation into the client's stream so that the client sees one answer: its chunks take the
+// first stream's id, the first one carries the `x_gateway.continuation` marker, and in "replay" mode the fresh
+// answer's repetition of what was already delivered is matched and dropped (docs/streaming.md, "Continuation").
+import type { StreamEventInfo } from "./stream-event.ts";
+
+export type ReplayStep =
+  /** The event adds nothing new yet (all of its text repeats delivered text): skip it. */
+  | { readonly kind: "skip" }
+  /** The event goes on, with `text` as its first-choice text. */
+  | { readonly kind: "pass"; readonly text: string }
+  | { readonly kind: "diverged"; readonly reason: string };
+
+/** Matches a fresh answer against the text already delivered, event by event. */
+export class ReplayMatcher {
+  readonly #repeatsText: string;
+  /** Characters of the delivered text the fresh answer has matched so far. */
+  #replayed = 0;
+
+  constructor(repeatsText: string) {
+    this.#repeatsText = repeatsText;
+  }
+
+  get isDone(): boolean {
+    return this.#replayed >= this.#repeatsText.length;
+  }
+
+  step(info: StreamEventInfo): ReplayStep {
+    const text = info.text;
+    if (text === "" && info.finishReason !== undefined) {
+      return { kind: "diverged", reason: "the fresh answer ended before repeating what was already delivered" };
+    }
+    const overlap = Math.min(text.length, this.#repeatsText.length - this.#replayed);
+    if (text.slice(0, overlap) !== this.#repeatsText.slice(this.#replayed, this.#replayed + overlap)) {
+      return { kind: "diverged", reason: "the fresh answer does not start with the text already delivered" };
+    }
+    this.#replayed += overlap;
+    const rest = text.slice(overlap);
+    if (rest === "" && info.finishReason === undefined) return { kind: "skip" };
+    return { kind: "pass", text: rest };
+  }
+}
+
+export function setFirstChoiceText(json: Record<string, unknown>, text: string): void {
+  const choice = (json.choices as Record<string, unknown>[] | undefined)?.[0];
+  if (choice === undefined) return;
+  const delta = choice.delta as Record<string, unknown> | undefined;
+  if (delta !== undefined) delta.content = text;
+  else if (typeof choice.text === "string") choice.text = text;
+}
+
+/** Tool-call streams and n > 1 cannot be continued soundly: a prefill cannot resume a half-written call. */
+export function hasToolCallsOrManyChoices(json: Record<string, unknown> | undefined): boolean {
+  const choices = json?.choices;
+  if (!Array.isArray(choices)) return false;
+  for (const choice of choices as { index?: unknown; delta?: { tool_calls?: unknown; function_call?: unknown } }[]) {
+    if (typeof choice.index === "number" && choice.index > 0) return true;
+    if (choice.delta?.tool_calls !== undefined || choice.delta?.function_call !== undefined) return true;
+  }
+  return false;
+}
+
+/** Choice indexes the client has seen, and those that got a finish_reason: the answer is complete when all did. */
+export class ChoiceTracker {
+  readonly #seen = new Set<number>();
+  readonly #finished = new Set<number>();
+
+  note(json: Record<string, unknown>): void {
+    const choices = json.choices;
+    if (!Array.isArray(choices)) return;
+    for (const choice of choices as { index?: unknown; finish_reason?: unknown }[]) {
+      if (choice === null || typeof choice !== "object") continue;
+      const index = typeof choice.index === "number" ? choice.index : 0;
+      this.#seen.add(index);
+      if (typeof choice.finish_reason === "string") this.#finished.add(index);
+    }
+  }
+
+  get isAnswerFinished(): boolean {
+    return this.#seen.size > 0 && this.#finished.size === this.#seen.size;
+  }
+}

@@ -1,0 +1,228 @@
+// Relays one upstream stream (one segment of the client's answer), event by event, as it arrives: it yields
+// batches of chunks for the client and returns how the segment ended.
+//
+// Hazards handled here (each is a test):
+// - Backpressure: the consumer pulls; while it waits for a slow client we do not read upstream, so a slow client
+//   never makes the gateway buffer a whole answer, and the idle timer does not count that time (idle-watchdog.ts).
+// - Client gone (`signal`): the upstream request is aborted at once (no leaked socket, no tokens for nobody).
+// - Cut, stall (`stream_idle_timeout_ms` of silence), an in-band error event, too many malformed events, or the
+//   duration cap: never passed off as a normal end.
+// - A stream that closes cleanly after a finish_reason but without `[DONE]` is a success; so is one that sends
+//   its usage chunk (the last one before `[DONE]`) and then neither `[DONE]` nor closes, and one that goes silent
+//   after every choice finished.
+import type { StreamOutcome } from "../errors/outcomes.ts";
+import { hasToolCallsOrManyChoices, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
+import { IdleWatchdog } from "./idle-watchdog.ts";
+import type { RelayState } from "./relay-state.ts";
+import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
+import type { SseEvent } from "./sse-parser.ts";
+import { inspectEvent } from "./stream-event.ts";
+
+export interface SegmentOptions {
+  /** What is left of `max_stream_duration_ms` for this segment. */
+  readonly remainingMs: number;
+  readonly maxDurationMs: number;
+  /** Strip usage-only chunks (the gateway asked for usage, the client did not) — for the first segment. */
+  readonly shouldStripUsage: boolean;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+}
+
+/** The mutable facts of one segment while it is relayed. */
+class SegmentProgress {
+  outcome: StreamOutcome | undefined;
+  reason = "";
+  usage: TokenUsage | undefined;
+  text = "";
+  isFirstOutput = true;
+
+  end(outcome: StreamOutcome, reason: string): void {
+    if (this.outcome !== undefined) return;
+    this.outcome = outcome;
+    this.reason = reason;
+  }
+}
+
+export async function* relaySegment(
+  segment: RelaySegment,
+  continuation: ContinuationSegment | undefined,
+  state: RelayState,
+  options: SegmentOptions,
+): AsyncGenerator<readonly StreamChunk[], SegmentEnd, void> {
+  const current = segment.stream;
+  const progress = new SegmentProgress();
+  const render = renderer(
+    continuation,
+    state,
+    progress,
+    continuation === undefined ? options.shouldStripUsage : segment.isUsageInjected,
+  );
+  const stop = (outcome: StreamOutcome, reason: string): void => {
+    progress.end(outcome, reason);
+    current.controller.abort();
+  };
+  const onClientGone = (): void => stop("client_aborted", "client disconnected");
+  if (options.signal.aborted) onClientGone();
+  else options.signal.addEventListener("abort", onClientGone, { once: true });
+  const idle = new IdleWatchdog(current.streamIdleTimeoutMs, () =>
+    stop("stream_stalled", `no data for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms)`),
+  );
+  const durationTimer = setTimeout(
+    () => stop("stream_too_long", `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms)`),
+    Math.max(1, options.remainingMs),
+  );
+  try {
+    const first = render(current.pendingEvents);
+    if (first.length > 0) yield first;
+    while (progress.outcome === undefined) {
+      idle.waitForUpstream();
+      const next = await current.iterator.next();
+      idle.pause();
+      if (next.done) {
+        const finish = current.parser.finish();
+        const tail = render(current.pendingEvents);
+        if (tail.length > 0 && !options.signal.aborted) yield tail;
+        if (state.choices.isAnswerFinished && !finish.hadPartialEvent) progress.end("success", "");
+        else progress.end("stream_cut", "the upstream closed the stream before it finished");
+        break;
+      }
+      current.parser.push(next.value);
+      const out = render(current.pendingEvents);
+      if (out.length > 0) yield out;
+    }
+  } catch (error) {
+    progress.end(
+      "stream_cut",
+      `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  } finally {
+    idle.clear();
+    clearTimeout(durationTimer);
+    options.signal.removeEventListener("abort", onClientGone);
+  }
+  if (
+    progress.outcome === "stream_stalled" &&
+    state.choices.isAnswerFinished &&
+    !current.parser.finish().hadPartialEvent
+  ) {
+    // Silence after every choice finished: the answer is whole, only the `[DONE]` is missing.
+    progress.outcome = "success";
+    progress.reason = "";
+  }
+  const outcome: StreamOutcome = progress.outcome ?? "stream_cut";
+  if (outcome === "success") {
+    // Do not wait for the upstream to close after the end; if it lingers, cut it loose.
+    void drainQuietly(segment);
+  } else {
+    // An error event or too many malformed events stop the relay while the upstream response may still be open
+    // (providers often keep it so after an error): hang up, or the socket and its tokens leak. A no-op when the
+    // body already ended or the request was aborted.
+    current.controller.abort();
+  }
+  return { outcome, reason: progress.reason, usage: progress.usage, text: progress.text };
+}
+
+/** Turns parsed events into chunks for the client; ends the segment when an event finishes or breaks it. */
+function renderer(
+  continuation: ContinuationSegment | undefined,
+  state: RelayState,
+  progress: SegmentProgress,
+  shouldStripUsage: boolean,
+): (events: SseEvent[]) => StreamChunk[] {
+  const replay = continuation?.mode === "replay" ? new ReplayMatcher(continuation.repeatsText) : undefined;
+  return (events) => {
+    const out: StreamChunk[] = [];
+    for (const event of events) {
+      const info = inspectEvent(event);
+      if (info.isDone) {
+        progress.end("success", "");
+        break;
+      }
+      if (info.isMalformed) {
+        if (state.noteMalformed(event.data)) {
+          progress.end("stream_malformed", `${state.malformedEvents} malformed events`);
+          break;
+        }
+        continue;
+      }
+      if (info.isError) {
+        progress.end("stream_error_event", state.describeUpstreamError(info.json));
+        break;
+      }
+      const json = info.json;
+      if (json === undefined) continue;
+      let text = info.text;
+      if (replay !== undefined && !replay.isDone) {
+        // Replay: the fresh answer must first repeat what the client already has; that part is dropped.
+        const step = replay.step(info);
+        if (step.kind === "diverged") {
+          progress.end("stream_diverged", step.reason);
+          break;
+        }
+        if (step.kind === "skip") continue;
+        text = step.text;
+        setFirstChoiceText(json, text);
+      } else if (continuation !== undefined && !info.hasContent && info.usage === undefined) {
+        // role-only and empty chunks of the new stream add nothing to an answer already under way
+        continue;
+      }
+
+      // From here on the event is part of the client's answer.
+      state.choices.note(json);
+      // A finished answer is not continued (that would append text after the model's own stop), and neither
+      // is a tool call or n > 1: a prefill cannot resume a half-written call or several choices.
+      if (info.finishReason !== undefined || hasToolCallsOrManyChoices(json)) state.isContinuable = false;
+      const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
+      if (info.usage !== undefined) {
+        progress.usage = info.usage;
+        if (continuation !== undefined) state.spliceUsage(json, info.usage, continuation.mode);
+      }
+      // The usage chunk is the last one before `[DONE]` (OpenAI's stream_options contract): after it, an
+      // upstream that neither sends `[DONE]` nor closes must not hold the client until the idle timeout.
+      if (isUsageChunk && state.choices.isAnswerFinished) progress.end("success", "");
+      if (isUsageChunk && shouldStripUsage) {
+        if (progress.outcome !== undefined) break;
+        continue;
+      }
+      if (text !== "") {
+        state.deliver(text);
+        progress.text += text;
+      }
+      if (continuation === undefined) {
+        state.streamId ??= typeof json.id === "string" ? json.id : undefined;
+        out.push({ data: event.data, json });
+      } else {
+        // A continuation segment: splice it into the client's stream as part of the first one.
+        if (state.streamId !== undefined) json.id = state.streamId;
+        if (progress.isFirstOutput) {
+          progress.isFirstOutput = false;
+          json.x_gateway = { continuation: state.continuations[state.continuations.length - 1] ?? null };
+        }
+        out.push({ data: JSON.stringify(json), json });
+      }
+      if (progress.outcome !== undefined) break;
+    }
+    events.length = 0;
+    return out;
+  };
+}
+
+function isUsageOnly(json: Record<string, unknown> | undefined): boolean {
+  const choices = json?.choices;
+  return !Array.isArray(choices) || choices.length === 0;
+}
+
+async function drainQuietly(segment: RelaySegment): Promise<void> {
+  const stream = segment.stream;
+  const timer = setTimeout(() => stream.controller.abort(), 1000);
+  try {
+    for (;;) {
+      const next = await stream.iterator.next();
+      if (next.done) break;
+    }
+  } catch {
+    // aborted or reset after [DONE]: nothing left to deliver
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,82 @@
+// What the relay knows across segments: the text delivered so far, the choices seen, the first stream's id,
+// malformed events, whether the answer may still be continued, and the continuations made.
+import { ChoiceTracker } from "./continuation-splice.ts";
+import type { ContinuationRecord, TokenUsage } from "./relay-types.ts";
+import type { UsageMerge } from "./usage-merge.ts";
+
+export interface RelayStateOptions {
+  /** Malformed events tolerated (skipped and reported) before the stream counts as broken. */
+  readonly maxMalformedEvents: number;
+  readonly isContinuable: boolean;
+  readonly usage: UsageMerge;
+  /** Replaces secrets in upstream-derived text before it is shown or logged. */
+  redact(text: string): string;
+  onMalformedEvent?(data: string): void;
+}
+
+export class RelayState {
+  readonly choices = new ChoiceTracker();
+  readonly continuations: ContinuationRecord[] = [];
+  /** The first segment's chunk id, reused on continuation chunks so the client sees one answer. */
+  streamId: string | undefined;
+  isContinuable: boolean;
+  malformedEvents = 0;
+  /** The usage the client was told about after a continuation: the whole answer. */
+  combinedUsage: TokenUsage | undefined;
+  readonly #textParts: string[] = [];
+  #deliveredChars = 0;
+  readonly #options: RelayStateOptions;
+
+  constructor(options: RelayStateOptions) {
+    this.#options = options;
+    this.isContinuable = options.isContinuable;
+  }
+
+  get usage(): UsageMerge {
+    return this.#options.usage;
+  }
+
+  deliver(text: string): void {
+    this.#textParts.push(text);
+    this.#deliveredChars += text.length;
+  }
+
+  get deliveredChars(): number {
+    return this.#deliveredChars;
+  }
+
+  deliveredText(): string {
+    const text = this.#textParts.join("");
+    this.#textParts.length = 0;
+    this.#textParts.push(text);
+    return text;
+  }
+
+  /** Counts a malformed event; true when there were too many. */
+  noteMalformed(data: string): boolean {
+    this.malformedEvents++;
+    this.#options.onMalformedEvent?.(this.#options.redact(data));
+    return this.malformedEvents > this.#options.maxMalformedEvents;
+  }
+
+  /** A continuation's usage chunk: tell the client about its whole answer. */
+  spliceUsage(json: Record<string, unknown>, usage: TokenUsage, mode: "prefill" | "replay"): void {
+    const combined = this.usage.combine(usage, mode);
+    this.combinedUsage = combined;
+    json.usage = {
+      ...(json.usage as Record<string, unknown>),
+      prompt_tokens: combined.promptTokens,
+      completion_tokens: combined.completionTokens,
+      total_tokens: combined.promptTokens + combined.completionTokens,
+    };
+  }
+
+  describeUpstreamError(json: Record<string, unknown> | undefined): string {
+    const error = json?.error;
+    if (error !== null && typeof error === "object" && typeof (error as { message?: unknown }).message === "string") {
+      const message = this.#options.redact((error as { message: string }).message.slice(0, 300));
+      return `the upstream sent an error event: ${message}`;
+    }
+    return "the upstream sent an error event";
+  }
+}

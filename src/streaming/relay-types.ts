@@ -1,0 +1,85 @@
+// The shapes the relay hands out and takes in: chunks for the client's protocol adapter, the result of a
+// relayed stream, and the continuation contract (who supplies the next upstream after a mid-stream failure).
+import type { StreamOutcome } from "../errors/outcomes.ts";
+import type { OpenedStream } from "./opened-stream.ts";
+
+/** One Chat Completions chunk for the client: `data` is what goes after `data: `, `json` the same, parsed. */
+export interface StreamChunk {
+  readonly data: string;
+  readonly json: Record<string, unknown>;
+}
+
+export interface TokenUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+/** One switch to another upstream after a mid-stream failure. */
+export interface ContinuationRecord {
+  readonly provider: string;
+  readonly model: string;
+  /** Characters of first-choice text the client had when the switch happened. */
+  readonly afterChars: number;
+  /** Why the previous segment failed. */
+  readonly reason: string;
+  /** "prefill": the new upstream continued from the delivered text; "replay": a fresh answer whose repeated start was dropped. */
+  readonly mode: "prefill" | "replay";
+}
+
+/** How one segment (one upstream stream) ended. */
+export interface SegmentEnd {
+  readonly outcome: StreamOutcome;
+  readonly reason: string;
+  /** The usage the upstream reported for this segment, if it did. */
+  readonly usage: TokenUsage | undefined;
+  /** First-choice text this segment delivered to the client. */
+  readonly text: string;
+  /** For the first segment: another upstream continued the answer after it broke. */
+  readonly isContinued?: boolean;
+}
+
+/** One upstream stream in the relay: the first one, or one that continues a broken one. */
+export interface RelaySegment {
+  readonly stream: OpenedStream;
+  /** The gateway asked this upstream for usage itself: its usage-only chunk is not for the client. */
+  readonly isUsageInjected: boolean;
+  /**
+   * Called exactly once when this segment ends (budgets, stats, health, the concurrency slot), also when it never
+   * got to stream because the client had left.
+   */
+  finish(end: SegmentEnd): void;
+}
+
+/** A stream that continues a broken one. */
+export interface ContinuationSegment extends RelaySegment {
+  readonly provider: string;
+  readonly model: string;
+  readonly mode: "prefill" | "replay";
+  /** For "replay": the text already delivered, which the fresh answer must start with; it is not sent twice. */
+  readonly repeatsText: string;
+}
+
+/** Supplies continuations; `undefined` when nothing (more) can continue. */
+export interface ContinuationSource {
+  next(failure: {
+    outcome: StreamOutcome;
+    reason: string;
+    deliveredText: string;
+  }): Promise<ContinuationSegment | undefined>;
+}
+
+export interface RelayResult {
+  /** `success`, or the original failure when continuation could not rescue the answer. */
+  readonly outcome: StreamOutcome;
+  readonly isSuccess: boolean;
+  readonly reason: string;
+  /** The whole answer's usage (combined over continuations), if known. */
+  readonly usage: TokenUsage | undefined;
+  /** Characters of first-choice text delivered to the client. */
+  readonly deliveredChars: number;
+  readonly malformedEvents: number;
+  /** Continuations spliced in after mid-stream failures, in order. */
+  readonly continuations: readonly ContinuationRecord[];
+  /** The client left before the end (also during a continuation, when `outcome` still names the original failure). */
+  readonly isClientGone: boolean;
+}

@@ -1,0 +1,179 @@
+// The failover executor: try the plan's candidates best-first, one attempt at a time (attempt.ts), and return
+// the first usable response. What each attempt taught is reported to `services.attemptEnded` (the recorder);
+// the loop itself only decides what to try next, from the outcome's traits (errors/outcomes.ts).
+//
+// Bounds: at most `routing.maxAttempts` upstream attempts; each attempt's wait for headers is the provider's
+// `timeout_ms` capped by what is left of `routing.totalTimeoutMs`; a timed-out candidate is never retried in the
+// same request (a silent upstream stays silent); the whole request, waits included, ends by the deadline.
+import { ClientAbortedError } from "../errors/gateway-error.ts";
+import { traitsOf } from "../errors/outcomes.ts";
+import { redactSecrets } from "../errors/redact.ts";
+import type { Reservation } from "../limits/budgets.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
+import { type AttemptResult, attemptOnce } from "./attempt.ts";
+import type { Verdict } from "./classify-response.ts";
+import { finalError, rejectedError } from "./final-error.ts";
+import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
+
+/** What the loop carries from one candidate to the next. */
+interface LoopState {
+  readonly deadlineMs: number;
+  /** After a context-length rejection only candidates with a known larger context are worth trying. */
+  contextFloorTokens: number | undefined;
+  lastContextError: Verdict | undefined;
+  isOutOfAttempts: boolean;
+}
+
+export async function forward(
+  plan: RoutePlan,
+  request: ForwardRequest,
+  services: FailoverServices,
+): Promise<ForwardOutcome> {
+  const { clock, routing } = services;
+  const state: LoopState = {
+    deadlineMs: clock.now() + routing.totalTimeoutMs,
+    contextFloorTokens: undefined,
+    lastContextError: undefined,
+    isOutOfAttempts: false,
+  };
+  const queue: { candidate: RouteCandidate; waitUntilMs: number }[] = [];
+  if (plan.waitFor !== undefined) queue.push({ candidate: plan.waitFor, waitUntilMs: plan.waitFor.untilMs });
+  for (const candidate of plan.candidates) queue.push({ candidate, waitUntilMs: 0 });
+
+  for (const { candidate, waitUntilMs } of queue) {
+    if (state.isOutOfAttempts) break;
+    const { deployment } = candidate;
+    const floor = state.contextFloorTokens;
+    if (floor !== undefined && (deployment.contextTokens === undefined || deployment.contextTokens <= floor)) {
+      request.trace.skips.push({
+        deploymentKey: deployment.key,
+        reason: `context ${deployment.contextTokens ?? "unknown"} is not larger than ${floor}`,
+      });
+      continue;
+    }
+    if (waitUntilMs > clock.now()) {
+      await sleep(Math.min(waitUntilMs, state.deadlineMs) - clock.now(), request.signal);
+      if (request.signal.aborted) throw new ClientAbortedError();
+    }
+    const outcome = await tryCandidate(deployment, request, services, state);
+    if (outcome !== undefined) return outcome;
+  }
+  const { attempts, skips } = request.trace;
+  const nowMs = clock.now();
+  throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs);
+}
+
+/** Attempts one candidate, retrying blips up to its `retries`. Returns the answer, or undefined to go on. */
+async function tryCandidate(
+  deployment: Deployment,
+  request: ForwardRequest,
+  services: FailoverServices,
+  state: LoopState,
+): Promise<ForwardOutcome | undefined> {
+  const { clock, routing } = services;
+  const settings = deployment.provider.settings;
+  const { attempts, skips } = request.trace;
+  for (let tryIndex = 0; ; tryIndex++) {
+    const remainingMs = state.deadlineMs - clock.now();
+    if (attempts.length >= routing.maxAttempts || remainingMs <= 0) {
+      state.isOutOfAttempts = true;
+      return undefined;
+    }
+    const tokens = request.promptTokens + (settings.countMaxTokens ? request.maxOutputTokens : 0);
+    const admitted = services.admit(deployment, tokens);
+    const admission = admitted instanceof Promise ? await admitted : admitted;
+    if (!admission.isAdmitted) {
+      skips.push(
+        admission.untilMs === undefined
+          ? { deploymentKey: deployment.key, reason: admission.reason }
+          : { deploymentKey: deployment.key, reason: admission.reason, untilMs: admission.untilMs },
+      );
+      return undefined;
+    }
+    const startedAtMs = clock.now();
+    const result = await attemptOnce(deployment, request, services, remainingMs);
+    const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs);
+    attempts.push(report);
+    services.attemptEnded(deployment, report, admission.reservation, result.ok && result.stream !== undefined);
+    if (result.ok) return { result: answerOf(deployment, result, admission.reservation, report), attempts, skips };
+    const traits = traitsOf(report.outcome);
+    if (report.outcome === "client_aborted") throw new ClientAbortedError();
+    if (result.verdict?.kind === "rejected") throw rejectedError(result.verdict, attempts, settings.apiKeys);
+    if (result.verdict?.kind === "context_length") {
+      state.lastContextError = result.verdict;
+      state.contextFloorTokens = Math.max(state.contextFloorTokens ?? 0, deployment.contextTokens ?? 0);
+      return undefined;
+    }
+    if (!traits.isRetryableOnSameCandidate || tryIndex >= settings.retries) return undefined;
+  }
+}
+
+function reportOf(
+  deployment: Deployment,
+  result: AttemptResult,
+  startedAtMs: number,
+  durationMs: number,
+): AttemptReport {
+  const settings = deployment.provider.settings;
+  const base = {
+    provider: settings.name,
+    model: deployment.model.id,
+    deploymentKey: deployment.key,
+    startedAtMs,
+    durationMs,
+  };
+  if (result.ok) {
+    return {
+      ...base,
+      status: result.json?.status ?? 200,
+      outcome: "success",
+      reason: "ok",
+      headersMs: result.headersMs,
+      ...(result.firstTokenMs === undefined ? {} : { firstTokenMs: result.firstTokenMs }),
+      effects: result.effects,
+      ...(result.usage === undefined ? {} : { usage: result.usage }),
+    };
+  }
+  return {
+    ...base,
+    status: result.status,
+    outcome: result.lesson.outcome,
+    reason: redactSecrets(result.lesson.reason, settings.apiKeys),
+    ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
+    effects: result.lesson.effects,
+  };
+}
+
+function answerOf(
+  deployment: Deployment,
+  result: AttemptResult & { ok: true },
+  reservation: Reservation,
+  report: AttemptReport,
+): ForwardOutcome["result"] {
+  if (result.stream === undefined) {
+    if (result.json === undefined) throw new Error("an attempt succeeded with neither JSON nor a stream");
+    return result.json;
+  }
+  return {
+    kind: "stream",
+    stream: result.stream.opened,
+    deployment,
+    reservation,
+    isUsageInjected: result.stream.isUsageInjected,
+    attempt: report,
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,102 @@
+// The failover executor's contract: what it is asked, what it needs from the rest of the gateway, and what it
+// reports. It mutates nothing itself: admission and every attempt's end go through `FailoverServices`, which the
+// pipeline's recorder implements.
+import type { Dispatcher } from "undici";
+import type { Clock } from "../clock.ts";
+import type { RoutingSettings } from "../config/types.ts";
+import type { Outcome } from "../errors/outcomes.ts";
+import type { Reservation } from "../limits/budgets.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
+import type { OpenedStream } from "../streaming/opened-stream.ts";
+import type { TokenUsage } from "../streaming/relay-types.ts";
+import type { Effect } from "./lessons.ts";
+
+export interface ForwardRequest {
+  /** e.g. `/chat/completions` */
+  readonly endpointPath: string;
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly isStream: boolean;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+  /** Estimated prompt tokens and the requested output tokens, for token budgets. */
+  readonly promptTokens: number;
+  readonly maxOutputTokens: number;
+  /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
+  readonly trace: ForwardTrace;
+}
+
+/** One upstream attempt as it happened. `reason` never contains a key. */
+export interface AttemptReport {
+  readonly provider: string;
+  /** Upstream model id. */
+  readonly model: string;
+  readonly deploymentKey: string;
+  readonly status: number | undefined;
+  readonly outcome: Outcome;
+  readonly reason: string;
+  readonly startedAtMs: number;
+  readonly headersMs?: number;
+  readonly firstTokenMs?: number;
+  readonly durationMs: number;
+  /** What the answer taught (cooldowns, circuit, learned windows), for the recorder to apply. */
+  readonly effects: readonly Effect[];
+  /** A JSON success's reported usage. */
+  readonly usage?: TokenUsage;
+}
+
+/** A candidate passed over at attempt time (cooling down since the plan was made, or too small a context). */
+export interface AttemptSkip {
+  readonly deploymentKey: string;
+  readonly reason: string;
+  /** When the candidate frees up, if known (cooldown end, budget retry time). */
+  readonly untilMs?: number;
+}
+
+export interface ForwardTrace {
+  readonly attempts: AttemptReport[];
+  readonly skips: AttemptSkip[];
+}
+
+export interface JsonResult {
+  readonly kind: "json";
+  readonly status: number;
+  readonly bodyText: string;
+  readonly deployment: Deployment;
+}
+
+export interface StreamResult {
+  readonly kind: "stream";
+  readonly stream: OpenedStream;
+  readonly deployment: Deployment;
+  /** Budget reservation held for the stream's whole life; the caller settles it when the stream ends. */
+  readonly reservation: Reservation;
+  /** The gateway added `stream_options.include_usage`; the usage chunk is not for the client. */
+  readonly isUsageInjected: boolean;
+  readonly attempt: AttemptReport;
+}
+
+export interface ForwardOutcome {
+  readonly result: JsonResult | StreamResult;
+  readonly attempts: readonly AttemptReport[];
+  readonly skips: readonly AttemptSkip[];
+}
+
+export type Admission =
+  | { readonly isAdmitted: true; readonly reservation: Reservation }
+  | { readonly isAdmitted: false; readonly reason: string; readonly untilMs?: number };
+
+export interface FailoverServices {
+  readonly dispatcher: Dispatcher;
+  readonly clock: Clock;
+  readonly routing: RoutingSettings;
+  /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
+  admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
+  /**
+   * Every attempt's end, whatever it was. `isStreamOpen`: a stream that started and is handed to the relay
+   * (its reservation stays held until the relay settles it).
+   */
+  attemptEnded(deployment: Deployment, report: AttemptReport, reservation: Reservation, isStreamOpen: boolean): void;
+  /** Time until a cooling deployment is available again (for 429 retry-after). */
+  soonestAvailableMs(plan: RoutePlan): number | undefined;
+}

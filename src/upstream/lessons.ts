@@ -1,0 +1,134 @@
+// Learning from an upstream's answer, as data: what a response teaches about the candidate (cool it down, park
+// it until its day ends, park the provider's key, count a failure for its circuit, remember the windows its
+// headers report). Pure: the recorder (pipeline/recorder.ts) is the one place that applies these effects.
+
+import type { ProviderSettings } from "../config/types.ts";
+import type { Outcome } from "../errors/outcomes.ts";
+import type { CooldownCause } from "../limits/availability.ts";
+import { dayWindow } from "../limits/day-window.ts";
+import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
+import type { HeaderMap } from "../limits/header-map.ts";
+import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
+import type { RetryHint } from "../limits/retry-hint.ts";
+import type { Verdict } from "./classify-response.ts";
+
+export type Effect =
+  /** 5xx, timeouts, connection failures: feed the deployment's circuit breaker. */
+  | { readonly kind: "circuit_failure" }
+  /** A 429: cool the deployment down (the provider's hint, or exponential backoff). */
+  | {
+      readonly kind: "cool_down";
+      readonly hint: RetryHint | undefined;
+      readonly cause: CooldownCause;
+      readonly reason: string;
+    }
+  /** Park the deployment until a known time (a daily quota's end, a window the provider says is empty). */
+  | {
+      readonly kind: "park";
+      readonly untilMs: number;
+      readonly cause: CooldownCause;
+      readonly reason: string;
+      readonly source: "provider" | "guessed";
+    }
+  /** The key is bad or out of credits: every model of the provider cools down. */
+  | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
+  /** Rate-limit windows the provider reported: learned into the deployment's own budget scope. */
+  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] };
+
+export interface Lesson {
+  readonly outcome: Outcome;
+  readonly reason: string;
+  readonly effects: readonly Effect[];
+}
+
+/** A retry hint at least this long on a daily-quota 429 is taken as the quota's reset; shorter ones are not. */
+const DAILY_HINT_TRUST_MS = 3_600_000;
+
+const CIRCUIT_FAILURE: Effect = Object.freeze({ kind: "circuit_failure" });
+
+export function failureLesson(outcome: Outcome, reason: string): Lesson {
+  return { outcome, reason, effects: [CIRCUIT_FAILURE] };
+}
+
+/** What a failed answer teaches (cooldowns, parked keys, circuit), and the attempt's outcome. */
+export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, nowMs: number): Lesson {
+  switch (verdict.kind) {
+    case "success":
+      return failureLesson("bad_response", "unexpected success verdict");
+    case "rate_limited": {
+      const cause: CooldownCause =
+        verdict.limitKind === "daily"
+          ? "daily_quota"
+          : verdict.limitKind === "credits"
+            ? "credits_exhausted"
+            : verdict.limitKind === "capacity"
+              ? "capacity"
+              : "rate_limited";
+      const hintText =
+        verdict.hint === undefined
+          ? ""
+          : ` (retry in ${Math.ceil(verdict.hint.delayMs)} ms, from ${verdict.hint.source})`;
+      return {
+        outcome: "rate_limited",
+        reason: `${verdict.reason}${hintText}`,
+        effects: [rateLimitEffect(verdict, cause, settings, nowMs)],
+      };
+    }
+    case "invalid_key":
+      return {
+        outcome: "invalid_key",
+        reason: verdict.reason,
+        effects: [{ kind: "park_key", reason: `key rejected: ${verdict.reason}`, cause: "invalid_key" }],
+      };
+    case "context_length":
+      return { outcome: "context_length", reason: verdict.reason, effects: [] };
+    case "transient":
+      return failureLesson("server_error", verdict.reason);
+    case "rejected":
+      return { outcome: "rejected", reason: verdict.error.message, effects: [] };
+  }
+}
+
+function rateLimitEffect(
+  verdict: Verdict & { kind: "rate_limited" },
+  cause: CooldownCause,
+  settings: ProviderSettings,
+  nowMs: number,
+): Effect {
+  // A daily quota is parked until the provider's day ends. A short hint on a daily 429 (Gemini's PerDay
+  // RetryInfo says ~20 s) only means "not now"; an hour or more (GitHub's "wait 57829 seconds") is the reset.
+  if (verdict.limitKind === "daily" && (verdict.hint === undefined || verdict.hint.delayMs < DAILY_HINT_TRUST_MS)) {
+    return {
+      kind: "park",
+      untilMs: dayWindow(settings.dayReset, nowMs).endMs,
+      cause,
+      reason: verdict.reason,
+      source: "guessed",
+    };
+  }
+  if (verdict.limitKind === "credits" && verdict.hint === undefined) {
+    return { kind: "park_key", reason: verdict.reason, cause: "credits_exhausted" };
+  }
+  return { kind: "cool_down", hint: verdict.hint, cause, reason: verdict.reason };
+}
+
+/** A success's rate-limit headers: the windows to learn, and a park for every window that says "0 left". */
+export function lessonsFromHeaders(headers: HeaderMap, settings: ProviderSettings, nowMs: number): readonly Effect[] {
+  const dialectName = settings.rateLimitDialect;
+  if (!(dialectName in RATE_LIMIT_DIALECTS)) return [];
+  const windows = parseRateLimitHeaders(headers, dialectName as RateLimitDialectName, nowMs);
+  if (windows.length === 0) return [];
+  const effects: Effect[] = [{ kind: "learn_windows", windows }];
+  for (const window of windows) {
+    if (window.remaining === 0 && window.resetAtMs !== undefined && window.resetAtMs > nowMs) {
+      effects.push({
+        kind: "park",
+        untilMs: window.resetAtMs,
+        cause: "budget_exhausted",
+        reason: `provider reports 0 ${window.unit} left this ${window.window}`,
+        source: "provider",
+      });
+    }
+  }
+  return effects;
+}
