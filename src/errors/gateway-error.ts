@@ -78,10 +78,10 @@ export class ModelNotFoundError extends GatewayError {
 export class ResourceNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";
-  readonly code: string;
-  constructor(message: string, options: GatewayErrorOptions & { code: string }) {
+  readonly code: ErrorCode;
+  constructor(message: string, options: GatewayErrorOptions & { code?: ErrorCode } = {}) {
     super(message, options);
-    this.code = options.code;
+    this.code = options.code ?? "response_not_found";
   }
 }
 

@@ -9,6 +9,7 @@ import { registerCors } from "./cors.ts";
 import { errorHandler, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
+import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
@@ -77,6 +78,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint.spec, runtime);
     for (const path of endpoint.paths) app.post(path, handler);
   }
+  registerProtocolRoutes(app, runtime);
   registerInfoRoutes(app, runtime);
   registerAdminRoutes(app, runtime, new KeyRing(settings.adminKeys));
 

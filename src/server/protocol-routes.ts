@@ -1,14 +1,26 @@
-// The Responses and Messages front doors that need no upstream call: kept responses (GET / DELETE
-// /v1/responses/{id}) and Anthropic's token count. The POST routes that go through the pipeline are in
-// protocol-adapters.ts.
+// The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
+// call: kept responses (GET / DELETE /v1/responses/{id}) and Anthropic's token count.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
-import type { ResponseStore } from "../protocols/responses/response-store.ts";
+import { ResponseStore } from "../protocols/responses/response-store.ts";
+import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 
-export function registerKeptResponseRoutes(app: FastifyInstance, store: ResponseStore): void {
+export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
+  // Bounds are read once, at startup: a config reload does not resize the store.
+  const store = new ResponseStore(runtime.snapshot.config.responsesStore, runtime.clock);
+  const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock));
+  for (const path of RESPONSES_PATHS) app.post(path, responses);
+  const messages = protocolHandler(runtime, messagesAdapter());
+  for (const path of MESSAGES_PATHS) app.post(path, messages);
+  registerKeptResponseRoutes(app, store);
+  registerCountTokensRoute(app);
+}
+
+function registerKeptResponseRoutes(app: FastifyInstance, store: ResponseStore): void {
   for (const base of RESPONSES_PATHS) {
     app.get(`${base}/:id`, async (request) => {
       const id = idOf(request);
@@ -36,7 +48,7 @@ function notKept(id: string): ResourceNotFoundError {
 }
 
 /** `POST /v1/messages/count_tokens`: the gateway's own estimate of the translated prompt (no upstream call). */
-export function registerCountTokensRoute(app: FastifyInstance): void {
+function registerCountTokensRoute(app: FastifyInstance): void {
   for (const base of MESSAGES_PATHS) {
     app.post(`${base}/count_tokens`, async (request) => {
       const { chatBody } = messagesToChat(request.body, "count");

@@ -33,13 +33,13 @@ test("messages JSON: tool calls become tool_use blocks with parsed input and sto
   const message = toMessageObject(readCompletion("tool-call"), {
     ids: sequentialIds(),
     stopSequences: [],
-    model: "served-model",
+    fallbackModel: "served-model",
   });
   assert.deepEqual(message.content, [
     { type: "tool_use", id: "call_weather1", name: "get_weather", input: { city: "Paris" } },
   ]);
   assert.equal(message.stop_reason, "tool_use");
-  assert.equal(message.model, "served-model");
+  assert.equal(message.model, "llama-3.3-70b-versatile", "the upstream's own name wins over the fallback");
 });
 
 test("messages JSON: length is max_tokens", () => {

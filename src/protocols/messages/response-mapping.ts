@@ -12,8 +12,8 @@ import {
 export interface MessageContext {
   readonly ids: IdSource;
   readonly stopSequences: readonly string[];
-  /** The model that answered; defaults to the `model` the upstream reports. */
-  readonly model?: string;
+  /** The model the gateway sent the request to; used when the upstream's answer names none. */
+  readonly fallbackModel?: string;
 }
 
 export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {
@@ -39,7 +39,7 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
     id: context.ids("msg_"),
     type: "message",
     role: "assistant",
-    model: context.model ?? answer.model,
+    model: answer.model !== "" ? answer.model : (context.fallbackModel ?? ""),
     content,
     stop_reason: stopReason,
     stop_sequence: stopSequence,

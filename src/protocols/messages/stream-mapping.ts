@@ -21,8 +21,8 @@ import { anthropicErrorType } from "./render-error.ts";
 export interface MessagesStreamOptions {
   readonly ids: IdSource;
   readonly stopSequences: readonly string[];
-  /** The model that answers; when absent, the `model` of the first chunk that names one. */
-  readonly model?: string;
+  /** The model the gateway sent the request to; used until (and unless) a chunk names the upstream's model. */
+  readonly fallbackModel?: string;
   /** Estimated prompt tokens for `message_start` (the real count comes with the last chunk). */
   readonly promptTokensEstimate?: number;
 }
@@ -41,6 +41,7 @@ export class MessagesStreamTranslator {
   readonly #messageId: string;
   readonly #content: (ContentBlock | ToolBlock)[] = [];
   readonly #toolCalls = new Map<number, ToolBlock>();
+  /** The model named by the first chunk that names one (the upstream's own name for it). */
   #model: string | undefined;
   #isStarted = false;
   #isEnded = false;
@@ -54,7 +55,6 @@ export class MessagesStreamTranslator {
 
   constructor(options: MessagesStreamOptions) {
     this.#options = options;
-    this.#model = options.model;
     this.#messageId = options.ids("msg_");
   }
 
@@ -134,7 +134,7 @@ export class MessagesStreamTranslator {
       id: this.#messageId,
       type: "message",
       role: "assistant",
-      model: this.#model ?? "",
+      model: this.#model ?? this.#options.fallbackModel ?? "",
       content: [],
       stop_reason: null,
       stop_sequence: null,

@@ -61,12 +61,13 @@ test("responses JSON: a text answer becomes a completed response with one messag
   });
 });
 
-test("responses JSON: tool calls become function_call items with the upstream call id; model can be overridden", () => {
-  const response = toResponseObject(readCompletion("tool-call"), {
+test("responses JSON: tool calls become function_call items with the upstream call id; the served model fills a missing one", () => {
+  const { model: _named, ...unnamed } = readCompletion("tool-call") as Record<string, unknown>;
+  const response = toResponseObject(unnamed, {
     echo,
     ids: sequentialIds(),
     createdAtSeconds: 1,
-    model: "groq/llama-3.3-70b-versatile",
+    fallbackModel: "groq/llama-3.3-70b-versatile",
   });
   assert.deepEqual(response.output, [
     {

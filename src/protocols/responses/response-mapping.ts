@@ -15,8 +15,8 @@ export interface ResponseContext {
   readonly ids: IdSource;
   /** Unix seconds. */
   readonly createdAtSeconds: number;
-  /** The model that answered; defaults to the `model` the upstream reports. */
-  readonly model?: string;
+  /** The model the gateway sent the request to; used when the upstream's answer names none. */
+  readonly fallbackModel?: string;
 }
 
 export function toResponseObject(chatCompletion: unknown, context: ResponseContext): ResponseObject {
@@ -51,7 +51,7 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
     id: context.ids("resp_"),
     createdAtSeconds: context.createdAtSeconds,
     status,
-    model: context.model ?? answer.model,
+    model: answer.model !== "" ? answer.model : (context.fallbackModel ?? ""),
     output,
     usage: answer.usage,
     incompleteReason,

@@ -171,7 +171,7 @@ test("responses stream: fail() before any chunk still starts the response so SDK
     echo,
     ids: sequentialIds(),
     createdAtSeconds: 1767225600,
-    model: "m",
+    fallbackModel: "m",
   });
   const events = await openaiEvents(translator.fail(new StreamInterruptedError("cut")));
   assert.deepEqual(

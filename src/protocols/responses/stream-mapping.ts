@@ -27,8 +27,8 @@ export interface ResponsesStreamOptions {
   readonly ids: IdSource;
   /** Unix seconds. */
   readonly createdAtSeconds: number;
-  /** The model that answers; when absent, the `model` of the first chunk that names one. */
-  readonly model?: string;
+  /** The model the gateway sent the request to; used until (and unless) a chunk names the upstream's model. */
+  readonly fallbackModel?: string;
 }
 
 interface OpenMessage {
@@ -52,6 +52,7 @@ export class ResponsesStreamTranslator {
   readonly #output: OutputItem[] = [];
   readonly #toolCalls = new Map<number, ToolCallState>();
   #sequence = 0;
+  /** The model named by the first chunk that names one (the upstream's own name for it). */
   #model: string | undefined;
   #isStarted = false;
   #isEnded = false;
@@ -62,7 +63,6 @@ export class ResponsesStreamTranslator {
 
   constructor(options: ResponsesStreamOptions) {
     this.#options = options;
-    this.#model = options.model;
     this.#responseId = options.ids("resp_");
   }
 
@@ -237,7 +237,7 @@ export class ResponsesStreamTranslator {
         id: this.#responseId,
         createdAtSeconds: this.#options.createdAtSeconds,
         status,
-        model: this.#model ?? "",
+        model: this.#model ?? this.#options.fallbackModel ?? "",
         output: status === "in_progress" ? [] : this.#output,
         usage: status === "in_progress" ? undefined : this.#usage,
         incompleteReason,
