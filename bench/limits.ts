@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ManualClock } from "../src/clock.ts";
-import { COOLDOWN_DEFAULTS } from "../src/config/defaults.ts";
+import { buildConfig } from "../src/config/load.ts";
 import { AvailabilityBook } from "../src/limits/availability.ts";
 import {
   BudgetBook,
@@ -30,6 +30,9 @@ import {
 import { EmbeddedStateStore } from "../src/state/embedded-state-store.ts";
 import { createRedisStateBackend } from "../src/state/redis-state.ts";
 import { isRedisInstalled, startRedisServer } from "../test/helpers/redis-server.ts";
+
+/** The default cooldowns, as the config schema gives them. */
+const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
 const TARGET_P50_US = 200;
 

@@ -1,7 +1,8 @@
 // Composition root and command dispatch. No logic of its own.
 import { parseArgs } from "node:util";
-import { check, EXIT_USAGE, models, providers, route, setConfigLoader } from "./cli/commands.ts";
+import { check, models, providers, route, setConfigLoader } from "./cli/commands.ts";
 import { demo } from "./cli/demo.ts";
+import { EXIT_USAGE } from "./cli/exit-codes.ts";
 import { loadGatewayConfig } from "./cli/gateway-config.ts";
 import { terminalOutput } from "./cli/output.ts";
 import { serve } from "./cli/serve.ts";

@@ -11,22 +11,23 @@ const SRC = join(import.meta.dirname, "..", "src");
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock` and `main` are the two files at the top of src/.
+ * `clock`, `logger` and `main` are the files at the top of src/.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   clock: [],
+  logger: [],
   errors: [],
   config: ["errors"],
-  providers: ["config", "clock", "errors"],
-  scoring: ["providers", "config", "clock", "errors"],
-  limits: ["config", "clock", "errors"],
-  state: ["limits", "config", "clock", "errors"],
-  router: ["scoring", "limits", "providers", "config", "clock", "errors"],
+  providers: ["config", "clock", "logger", "errors"],
+  scoring: ["providers", "config", "clock", "logger", "errors"],
+  limits: ["config", "clock", "logger", "errors"],
+  state: ["limits", "config", "clock", "logger", "errors"],
+  router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors"],
   streaming: ["errors", "clock"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: ["errors", "clock"],
-  observability: ["config", "clock", "errors"],
-  upstream: ["streaming", "router", "limits", "providers", "config", "clock", "errors"],
+  observability: ["config", "clock", "logger", "errors"],
+  upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors"],
   pipeline: [
     "protocols",
     "upstream",
@@ -39,6 +40,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "observability",
     "config",
     "clock",
+    "logger",
     "errors",
   ],
   server: [
@@ -54,6 +56,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "observability",
     "config",
     "clock",
+    "logger",
     "errors",
   ],
   cli: [
@@ -70,6 +73,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "observability",
     "config",
     "clock",
+    "logger",
     "errors",
   ],
   main: ["cli"],
@@ -246,6 +250,24 @@ test("the pure modules read time only through the injected clock", () => {
     if (!["router", "scoring"].includes(moduleOf(file))) continue;
     const text = readFileSync(file, "utf8");
     if (/Date\.now\(\)|setTimeout\(|setInterval\(/.test(text)) violations.push(relative(SRC, file));
+  }
+  assert.deepEqual(violations, []);
+});
+
+test("only the recorder changes availability, budgets, health and stats after an attempt", () => {
+  // Admission (acquire/reserve) happens before an attempt and the admin reset is an explicit operator action;
+  // everything that learns from an outcome must be in pipeline/recorder.ts.
+  const mutation =
+    /\.(recordFailure|recordSuccess|recordRateLimited|recordInvalidKey|park|releaseProbe|reconcile|release|learn|recordHealth)\(/;
+  const violations: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const path = relative(SRC, file);
+    if (path === "pipeline/recorder.ts" || path.startsWith("limits/") || path.startsWith("state/")) continue;
+    const lines = readFileSync(file, "utf8").split("\n");
+    lines.forEach((line, index) => {
+      if (mutation.test(line) && !line.trimStart().startsWith("//") && !line.trimStart().startsWith("*"))
+        violations.push(`${path}:${index + 1}: ${line.trim()}`);
+    });
   }
   assert.deepEqual(violations, []);
 });

@@ -3,20 +3,16 @@
 import { resolve } from "node:path";
 import { request } from "undici";
 import { ConfigError } from "../config/config-error.ts";
-import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { type Env, loadEnv } from "../config/env.ts";
-import { type LoadedConfig, loadConfigFile } from "../config/load.ts";
+import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import type { ProviderSettings } from "../config/types.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { modelListUrl, parseModelList } from "../providers/discovery.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
+import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type Output, paint, table } from "./output.ts";
-
-export const EXIT_OK = 0;
-export const EXIT_NOT_OK = 1;
-export const EXIT_USAGE = 2;
 
 export interface CommandOptions {
   readonly configPath: string | undefined;
@@ -49,10 +45,7 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
   try {
     const loaded = configLoader(path, env);
     // The `scoring:` section and the adjustments file are checked here too: `serve` would stop on them.
-    const sources = await loadScoringSources(
-      scoringSettings(loaded.config),
-      typeof loaded.config.scoring.adjustments_file === "string",
-    );
+    const sources = await loadScoringSources(scoringSettings(loaded.config));
     return { path, loaded, sources };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

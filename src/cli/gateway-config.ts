@@ -4,9 +4,8 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
-import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import type { Env } from "../config/env.ts";
-import { buildConfig, type LoadedConfig, loadConfigFile } from "../config/load.ts";
+import { buildConfig, DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import {
   createPresetResolver,
   loadPresets,

@@ -1,14 +1,11 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
 import { ConfigError } from "../config/config-error.ts";
-import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { loadEnv } from "../config/env.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
-
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_CONFIG_ERROR = 2;
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -20,7 +17,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
       process.stderr.write(
         `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
       );
-      return EXIT_CONFIG_ERROR;
+      return EXIT_USAGE;
     }
     throw error;
   }
@@ -33,7 +30,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
       process.stderr.write(
         `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
       );
-      return EXIT_CONFIG_ERROR;
+      return EXIT_USAGE;
     }
     throw error;
   }

@@ -16,7 +16,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function formatIssue(issue: ConfigIssue): string {
+function formatIssue(issue: ConfigIssue): string {
   return issue.path === ""
     ? `${issue.location}: ${issue.message}`
     : `${issue.location} ${issue.path}: ${issue.message}`;

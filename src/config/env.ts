@@ -19,16 +19,14 @@ export function loadEnv(cwd: string, processEnv: NodeJS.ProcessEnv = process.env
 const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /**
- * `${VAR}` and `${VAR:-default}` in a string. Unset variables become "" (or the default) and are reported,
- * so that a provider whose `api_key: ${KEY}` is unset can be skipped with a clear warning.
+ * `${VAR}` and `${VAR:-default}` in a string. Unset variables become "" (or the default), so that a provider
+ * whose `api_key: ${KEY}` is unset is skipped with a warning naming the variable (config/resolve-providers.ts).
  */
-export function interpolate(text: string, env: Env, missing: Set<string>): string {
+export function interpolate(text: string, env: Env): string {
   if (!text.includes("${")) return text;
   return text.replace(VARIABLE, (_match, name: string, fallback: string | undefined) => {
     const value = env[name];
     if (value !== undefined && value !== "") return value;
-    if (fallback !== undefined) return fallback;
-    missing.add(name);
-    return "";
+    return fallback ?? "";
   });
 }

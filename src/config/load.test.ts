@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
+import { ConfigError } from "./config-error.ts";
 import { loadEnv } from "./env.ts";
 import { parseConfigText } from "./load.ts";
 
@@ -71,6 +72,85 @@ describe("keys from the environment", () => {
     assert.deepEqual(
       config.skippedProviders.map((entry) => entry.name),
       ["gamma"],
+    );
+  });
+});
+
+describe("the schema resolves the config", () => {
+  test("defaults come from the schema; the result is camelCase and frozen all the way down", () => {
+    const { config } = parseConfigText(
+      `providers:
+  - name: alpha
+    base_url: http://127.0.0.1:1/v1/
+    api_key: sk-alpha
+    limits: { rpm: 10, tokens_per_month: 5000 }
+    known_models: { Some/Model-ID: { context: 8192 } }
+    models:
+      m: ~
+      n: { id: upstream-n, priority: 3, context: 4096, params_b: 7 }
+meta_models:
+  big: { min_context: 32000, min_params_b: 30 }
+  pair: [m, n]
+scoring:
+  MODEL_PARAM_SCORE_SCALAR: 4
+  leaderboards: { lmarena: 2, bigcodebench: 1 }
+`,
+      "test.yaml",
+      { env: {} },
+    );
+    assert.deepEqual(config.routing, {
+      maxAttempts: 6,
+      totalTimeoutMs: 120_000,
+      maxStreamDurationMs: 600_000,
+      maxWaitForBetterMs: 2_000,
+      waitScoreRatio: 0.8,
+      strategy: "best",
+      queueTimeoutMs: 0,
+      maxQueued: 100,
+      stickyTtlMs: 0,
+    });
+    assert.equal(config.server.port, 12345);
+    assert.equal(config.cooldowns.circuitOpenMs, 30_000);
+    assert.equal(config.discovery.maxAgeMs, 86_400_000);
+    assert.equal(config.state.flushIntervalMs, 1_000);
+    const [alpha] = config.providers;
+    assert.equal(alpha?.baseUrl, "http://127.0.0.1:1/v1");
+    assert.equal(alpha?.modelUrl, "http://127.0.0.1:1/v1");
+    assert.equal(alpha?.timeoutMs, 30_000);
+    assert.equal(alpha?.retries, 1);
+    assert.deepEqual(alpha?.dayReset, { minuteOfDay: 0, timeZone: "UTC" });
+    assert.deepEqual(alpha?.limits, { rpm: 10, tokensPerMonth: 5000 });
+    assert.deepEqual(alpha?.knownModels, { "some/model-id": { contextTokens: 8192 } });
+    assert.deepEqual(alpha?.models, [
+      { publicName: "m", id: "m", priority: 0, contextTokens: undefined },
+      { publicName: "n", id: "upstream-n", priority: 3, contextTokens: 4096, paramsB: 7 },
+    ]);
+    assert.deepEqual(config.metaModels.big, { kind: "filter", filter: { minContext: 32000, minParamsB: 30 } });
+    assert.deepEqual(config.metaModels.pair, { kind: "list", names: ["m", "n"] });
+    assert.equal(config.scoring.weights.MODEL_PARAM_SCORE_SCALAR, 4);
+    assert.equal(config.scoring.weights.MODEL_LEADERBOARD_SCORE_SCALAR, 10);
+    assert.deepEqual(config.scoring.boardWeights, { lmarena_text: 2, bigcodebench_full: 1, bigcodebench_hard: 1 });
+    assert.ok(Object.isFrozen(config.routing) && Object.isFrozen(alpha?.models?.[1]) && Object.isFrozen(alpha?.limits));
+  });
+
+  test("every unknown key is reported at its own line, `scoring:` ones with the known keys", () => {
+    assert.throws(
+      () =>
+        parseConfigText(
+          "routing:\n  max_atempts: 3\n  strateg: best\nscoring:\n  leaderboards: [lmarena, arena]\n  TYPO: 1\n",
+          "test.yaml",
+          { env: {} },
+        ),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const lines = error.message.split("\n");
+        assert.equal(lines[0], 'test.yaml:2 routing.max_atempts: unknown key "max_atempts"');
+        assert.equal(lines[1], 'test.yaml:3 routing.strateg: unknown key "strateg"');
+        assert.match(error.message, /^test\.yaml:5 scoring\.leaderboards\.1: unknown leaderboard "arena"/m);
+        assert.match(error.message, /^test\.yaml:6 scoring\.TYPO: unknown key "TYPO"; known: .*leaderboards/m);
+        assert.equal(lines.length, 4, error.message);
+        return true;
+      },
     );
   });
 });

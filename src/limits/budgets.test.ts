@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
-import type { Limits } from "../config/schema.ts";
+import type { Limits } from "../config/types.ts";
 import {
   BudgetBook,
   type BudgetScope,
@@ -73,7 +73,7 @@ const WINDOW_CASES: readonly WindowCase[] = [
     freedAtMs: Date.UTC(2026, 0, 2),
   },
   {
-    key: "tokens_per_month",
+    key: "tokensPerMonth",
     limit: 300,
     cost: 100,
     reason: /over its tokens_per_month budget \(300\/300 tokens, needs 100\)/,
@@ -218,7 +218,7 @@ describe("BudgetBook: checks, scopes, reconcile, release", () => {
 
   it("reconcile replaces the estimate with the real usage in every window", () => {
     const book = new BudgetBook();
-    const scope = scopeOf({ tpm: 1_000, tpd: 5_000, tokens_per_month: 9_000 });
+    const scope = scopeOf({ tpm: 1_000, tpd: 5_000, tokensPerMonth: 9_000 });
     const reservation = reserveOk(book, [scope], 900, T0);
     denied(book.check([scope], { tokens: 200 }, T0 + 1));
     book.reconcile(reservation, 150, T0 + 1);
@@ -404,7 +404,7 @@ describe("BudgetBook: daily reset", () => {
 
   it("a month budget resets on the 1st", () => {
     const book = new BudgetBook();
-    const scope = scopeOf({ tokens_per_month: 1_000 });
+    const scope = scopeOf({ tokensPerMonth: 1_000 });
     reserveOk(book, [scope], 1_000, Date.UTC(2026, 0, 31, 23));
     assert.equal(
       denied(book.check([scope], { tokens: 1 }, Date.UTC(2026, 0, 31, 23, 59))).retryAtMs,
@@ -417,7 +417,7 @@ describe("BudgetBook: daily reset", () => {
 describe("BudgetBook: persistence hooks", () => {
   it("export then import into a fresh book keeps every counter and learned window, with nothing in flight", () => {
     const book = new BudgetBook();
-    const scope = scopeOf({ rpm: 10, rpd: 3, tpm: 1_000, tpd: 2_000, tokens_per_month: 5_000, concurrency: 4 });
+    const scope = scopeOf({ rpm: 10, rpd: 3, tpm: 1_000, tpd: 2_000, tokensPerMonth: 5_000, concurrency: 4 });
     reserveOk(book, [scope], 100, T0);
     reserveOk(book, [scope], 250, T0 + 1_000);
     book.learn(scope, [{ unit: "requests", window: "day", limit: 50, remaining: 7, resetAtMs: T0 + HOUR_MS }], T0);

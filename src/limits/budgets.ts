@@ -12,7 +12,7 @@
 // requests we send after it are subtracted; at N − sent ≤ 0 the scope is over budget until T.
 
 import { type DayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
-import type { Limits } from "../config/schema.ts";
+import type { Limits } from "../config/types.ts";
 import { dayWindow, monthWindow } from "./day-window.ts";
 import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
 import type { LearnedWindow } from "./rate-limit-headers.ts";
@@ -107,7 +107,7 @@ export function rulesFromLimits(limits: Limits | undefined): { rules: BudgetRule
   add("tokens", "minute", limits.tpm);
   add("tokens", "hour", limits.tph);
   add("tokens", "day", limits.tpd);
-  add("tokens", "month", limits.tokens_per_month);
+  add("tokens", "month", limits.tokensPerMonth);
   return { rules, concurrency: limits.concurrency };
 }
 

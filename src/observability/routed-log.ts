@@ -1,9 +1,6 @@
 // The `routed` log line: one per request, written from its record (one subscriber among others).
+import type { Logger } from "../logger.ts";
 import type { RecordListener, RequestRecord } from "./request-record.ts";
-
-export interface InfoLogger {
-  info(object: object, message: string): void;
-}
 
 export function routedLogFields(record: RequestRecord): object {
   return {
@@ -23,6 +20,6 @@ export function routedLogFields(record: RequestRecord): object {
   };
 }
 
-export function routedLogLine(logger: () => InfoLogger | undefined): RecordListener {
+export function routedLogLine(logger: () => Pick<Logger, "info"> | undefined): RecordListener {
   return (record) => logger()?.info(routedLogFields(record), "routed");
 }

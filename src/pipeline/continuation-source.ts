@@ -35,47 +35,56 @@ export interface ContinuationContext {
   onSegmentEnd(report: AttemptReport, end: SegmentEnd): void;
 }
 
-export function createContinuationSource(context: ContinuationContext): ContinuationSource {
-  const tried = new Set<string>([context.firstDeployment.key]);
-  const queue: RouteCandidate[] = [...context.plan.candidates];
-  return {
-    async next(failure: {
-      outcome: StreamOutcome;
-      reason: string;
-      deliveredText: string;
-    }): Promise<ContinuationSegment | undefined> {
-      for (;;) {
-        if (context.signal.aborted) return undefined;
-        const candidate = queue.shift();
-        if (candidate === undefined) return undefined;
-        const { deployment } = candidate;
-        if (tried.has(deployment.key)) continue;
-        tried.add(deployment.key);
-        const acceptsPrefill = deployment.model.prefill !== false && !context.runtime.rejectsPrefill(deployment);
-        if (acceptsPrefill && failure.deliveredText !== "") {
-          const opened = await open(candidate, withPrefill(context.body, failure.deliveredText), "prefill");
-          if (opened.kind === "stream") return segment(opened.result, "prefill", "");
-          if (opened.kind === "rejected") {
-            context.runtime.markPrefillRejected(deployment);
-            context.onLog(
-              { candidate: deployment.key, reason: opened.reason },
-              "prefill rejected; retrying without it",
-            );
-          } else {
-            continue;
-          }
-        }
-        const fresh = await open(candidate, context.body, "replay");
-        if (fresh.kind === "stream") return segment(fresh.result, "replay", failure.deliveredText);
-      }
-    },
-  };
+type Opened = { kind: "stream"; result: StreamResult } | { kind: "rejected"; reason: string } | { kind: "failed" };
 
-  async function open(
+export function createContinuationSource(context: ContinuationContext): ContinuationSource {
+  return new ContinuationFinder(context);
+}
+
+/** Walks the remaining candidates of the original plan, best first, each tried at most once per request. */
+class ContinuationFinder implements ContinuationSource {
+  readonly #context: ContinuationContext;
+  readonly #tried: Set<string>;
+  readonly #queue: RouteCandidate[];
+
+  constructor(context: ContinuationContext) {
+    this.#context = context;
+    this.#tried = new Set([context.firstDeployment.key]);
+    this.#queue = [...context.plan.candidates];
+  }
+
+  async next(failure: {
+    outcome: StreamOutcome;
+    reason: string;
+    deliveredText: string;
+  }): Promise<ContinuationSegment | undefined> {
+    const context = this.#context;
+    for (;;) {
+      if (context.signal.aborted) return undefined;
+      const candidate = this.#queue.shift();
+      if (candidate === undefined) return undefined;
+      const { deployment } = candidate;
+      if (this.#tried.has(deployment.key)) continue;
+      this.#tried.add(deployment.key);
+      const acceptsPrefill = deployment.model.prefill !== false && !context.runtime.rejectsPrefill(deployment);
+      if (acceptsPrefill && failure.deliveredText !== "") {
+        const opened = await this.#open(candidate, withPrefill(context.body, failure.deliveredText), "prefill");
+        if (opened.kind === "stream") return this.#segment(opened.result, "prefill", "");
+        if (opened.kind !== "rejected") continue;
+        context.runtime.markPrefillRejected(deployment);
+        context.onLog({ candidate: deployment.key, reason: opened.reason }, "prefill rejected; retrying without it");
+      }
+      const fresh = await this.#open(candidate, context.body, "replay");
+      if (fresh.kind === "stream") return this.#segment(fresh.result, "replay", failure.deliveredText);
+    }
+  }
+
+  async #open(
     candidate: RouteCandidate,
     body: Readonly<Record<string, unknown>>,
     mode: "prefill" | "replay",
-  ): Promise<{ kind: "stream"; result: StreamResult } | { kind: "rejected"; reason: string } | { kind: "failed" }> {
+  ): Promise<Opened> {
+    const context = this.#context;
     const plan: RoutePlan = {
       requested: context.plan.requested,
       candidates: [candidate],
@@ -116,7 +125,8 @@ export function createContinuationSource(context: ContinuationContext): Continua
     }
   }
 
-  function segment(result: StreamResult, mode: "prefill" | "replay", repeatsText: string): ContinuationSegment {
+  #segment(result: StreamResult, mode: "prefill" | "replay", repeatsText: string): ContinuationSegment {
+    const context = this.#context;
     const { runtime } = context;
     const { deployment } = result;
     const startedAtMs = runtime.clock.now();
@@ -141,7 +151,7 @@ export function createContinuationSource(context: ContinuationContext): Continua
 }
 
 /** The original messages plus the delivered text as a trailing assistant message. */
-export function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: string): Record<string, unknown> {
+function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: string): Record<string, unknown> {
   const messages = Array.isArray(body.messages) ? body.messages : [];
   return { ...body, messages: [...messages, { role: "assistant", content: deliveredText }] };
 }

@@ -8,6 +8,7 @@ import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
+import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -21,12 +22,8 @@ import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.t
 import { Recorder } from "./recorder.ts";
 import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
 
+export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
-
-export interface Logger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-}
 
 export interface RuntimeOptions {
   readonly clock?: Clock;
@@ -237,7 +234,7 @@ export class GatewayRuntime {
   }
 }
 
-export function createDispatcher(): Dispatcher {
+function createDispatcher(): Dispatcher {
   // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
   return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
 }

@@ -5,15 +5,12 @@ import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
+import type { Logger } from "../logger.ts";
 import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
 import { type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
 import type { StaticScore } from "../scoring/score.ts";
 import { loadScoringSources, type ScoringSettings, scoringSettings } from "../scoring/scoring-sources.ts";
-
-export interface SnapshotLogger {
-  warn(object: object, message: string): void;
-}
 
 export interface GatewaySnapshot {
   readonly config: GatewayConfig;
@@ -33,7 +30,7 @@ export async function buildSnapshot(
   config: GatewayConfig,
   dispatcher: Dispatcher,
   clock: Clock,
-  logger: SnapshotLogger | undefined,
+  logger: Logger | undefined,
   isDiscoveryForced: boolean,
 ): Promise<GatewaySnapshot> {
   const discovered = new Map<string, readonly DiscoveredModel[]>();
@@ -54,7 +51,7 @@ export async function buildSnapshot(
       }),
   );
   const scoring = scoringSettings(config);
-  const sources = await loadScoringSources(scoring, typeof config.scoring.adjustments_file === "string");
+  const sources = await loadScoringSources(scoring);
   const profiles: ModelProfile[] = [];
   const catalog = buildCatalog(config.providers, discovered, (provider, model, discoveredContextTokens) => {
     const profile = profileModel(sources, provider.name, model.id, {

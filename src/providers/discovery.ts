@@ -1,8 +1,10 @@
 // Model discovery: GET {model_url}/models for providers that list no models in the config, with an on-disk
 // cache (fresh for `discovery.max_age_ms`) so startup does not depend on every provider being up, and a
-// stale cache is still better than nothing when a provider's /models is down.
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+// stale cache is still better than nothing when a provider's /models is down. The cache is keyed by provider
+// name, model URL and a hash of the key (another key may see other models), so a change of either is refetched.
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { DiscoverySettings, ProviderSettings } from "../config/types.ts";
@@ -15,9 +17,33 @@ export interface DiscoveryResult {
 }
 
 interface CacheFile {
+  provider: string;
   baseUrl: string;
+  /** SHA-256 of the key, hex: the key itself is never written to disk. */
+  keyHash: string;
   fetchedAtMs: number;
   models: DiscoveredModel[];
+}
+
+/** What a cached list belongs to; a cache file for anything else is ignored (and replaced on the next fetch). */
+interface CacheIdentity {
+  readonly provider: string;
+  readonly baseUrl: string;
+  readonly keyHash: string;
+}
+
+function cacheIdentity(provider: ProviderSettings): CacheIdentity {
+  return {
+    provider: provider.name,
+    baseUrl: provider.modelUrl,
+    keyHash: createHash("sha256").update(provider.apiKeys[0]).digest("hex"),
+  };
+}
+
+/** `models-<provider>-<16 hex digits of sha256(model URL, key hash)>.json` in the cache directory. */
+function cacheFileName(identity: CacheIdentity): string {
+  const digest = createHash("sha256").update(`${identity.baseUrl}\n${identity.keyHash}`).digest("hex");
+  return `models-${identity.provider}-${digest.slice(0, 16)}.json`;
 }
 
 export interface DiscoveryOptions {
@@ -29,8 +55,10 @@ export interface DiscoveryOptions {
 }
 
 export async function discoverModels(provider: ProviderSettings, options: DiscoveryOptions): Promise<DiscoveryResult> {
-  const cachePath = join(options.settings.cacheDir, `models-${provider.name}.json`);
-  const cached = await readCache(cachePath, provider.modelUrl);
+  const identity = cacheIdentity(provider);
+  const cacheDir = options.settings.cacheDir;
+  const cachePath = join(cacheDir, cacheFileName(identity));
+  const cached = await readCache(cachePath, identity);
   const nowMs = options.clock.now();
   // Filters apply to cached lists too, so a changed `discovery_include` takes effect without a refresh.
   const select = discoveryFilter(provider);
@@ -39,7 +67,7 @@ export async function discoverModels(provider: ProviderSettings, options: Discov
   }
   try {
     const models = await fetchModelList(provider, options);
-    await writeCache(cachePath, { baseUrl: provider.modelUrl, fetchedAtMs: nowMs, models });
+    await writeCache(cacheDir, cachePath, { ...identity, fetchedAtMs: nowMs, models });
     return { models: select(models), source: "network" };
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
@@ -153,32 +181,46 @@ export function parseModelList(json: unknown, idField: "id" | "name" = "id"): Di
   return models;
 }
 
-async function readCache(path: string, baseUrl: string): Promise<CacheFile | undefined> {
+async function readCache(path: string, identity: CacheIdentity): Promise<CacheFile | undefined> {
   try {
     const json: unknown = JSON.parse(await readFile(path, "utf8"));
     if (
       !isRecord(json) ||
-      json.baseUrl !== baseUrl ||
+      json.provider !== identity.provider ||
+      json.baseUrl !== identity.baseUrl ||
+      json.keyHash !== identity.keyHash ||
       typeof json.fetchedAtMs !== "number" ||
       !Array.isArray(json.models)
     ) {
       return undefined;
     }
-    return { baseUrl, fetchedAtMs: json.fetchedAtMs, models: parseModelList(json.models) };
+    return { ...identity, fetchedAtMs: json.fetchedAtMs, models: parseModelList(json.models) };
   } catch {
     return undefined;
   }
 }
 
-async function writeCache(path: string, content: CacheFile): Promise<void> {
+async function writeCache(dir: string, path: string, content: CacheFile): Promise<void> {
   try {
-    await mkdir(join(path, ".."), { recursive: true });
+    await mkdir(dir, { recursive: true });
     // Write-then-rename so a crash never leaves a half-written cache behind.
     const temporary = `${path}.${process.pid}.tmp`;
     await writeFile(temporary, JSON.stringify(content));
     await rename(temporary, path);
+    await removeOtherCacheFiles(dir, path, content.provider);
   } catch {
     // A read-only disk costs only the cache, not the discovery result.
+  }
+}
+
+/** The provider's lists for an earlier URL or key (and the unkeyed `models-<provider>.json` of older versions). */
+async function removeOtherCacheFiles(dir: string, keptPath: string, provider: string): Promise<void> {
+  const kept = basename(keptPath);
+  const prefix = `models-${provider}`;
+  for (const file of await readdir(dir)) {
+    if (file === kept || !file.startsWith(prefix)) continue;
+    const rest = file.slice(prefix.length);
+    if (rest === ".json" || /^-[0-9a-f]{16}\.json$/.test(rest)) await rm(join(dir, file), { force: true });
   }
 }
 

@@ -8,7 +8,7 @@ import { type Document, isSeq, LineCounter, parse, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
 import { type Env, interpolate } from "../config/env.ts";
-import type { PresetResolver } from "../config/load.ts";
+import type { PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
 
 export const PRESETS_DIR = fileURLToPath(new URL("./presets/", import.meta.url));
@@ -278,7 +278,7 @@ function locate(file: PresetFile, path: readonly (string | number)[]): string {
 }
 
 function interpolateDeep(value: unknown, env: Env): unknown {
-  if (typeof value === "string") return interpolate(value, env, new Set());
+  if (typeof value === "string") return interpolate(value, env);
   if (Array.isArray(value)) return value.map((item) => interpolateDeep(item, env));
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};

@@ -1,8 +1,7 @@
 // PURE: (request, catalog, state) -> an ordered candidate plan, with the reason for every candidate left out.
 // The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
 
-import type { MetaModelFilter } from "../config/schema.ts";
-import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
+import type { MetaModel, MetaModelFilter, ModelKind, RoutingSettings } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
 import type { Availability } from "../limits/availability.ts";
 import type { Catalog, Deployment } from "../providers/catalog.ts";
@@ -301,10 +300,10 @@ function matchesFilter(deployment: Deployment, filter: MetaModelFilter, context:
   ) {
     return false;
   }
-  if (filter.min_context !== undefined && (deployment.contextTokens ?? 0) < filter.min_context) return false;
-  if (filter.min_params_b !== undefined) {
+  if (filter.minContext !== undefined && (deployment.contextTokens ?? 0) < filter.minContext) return false;
+  if (filter.minParamsB !== undefined) {
     const paramsB = context.paramsB?.(deployment) ?? deployment.model.paramsB;
-    if ((paramsB ?? 0) < filter.min_params_b) return false;
+    if ((paramsB ?? 0) < filter.minParamsB) return false;
   }
   if (filter.tools === true && deployment.capabilities.tools !== true) return false;
   if (filter.vision === true && deployment.capabilities.vision !== true) return false;

@@ -19,7 +19,7 @@ export interface HealthTrackerOptions {
   readonly halfLifeMs?: number;
 }
 
-export const DEFAULT_HEALTH_HALF_LIFE_MS = 300_000;
+const DEFAULT_HEALTH_HALF_LIFE_MS = 300_000;
 
 /**
  * An exponentially weighted average over time, not over attempts: weights decay with elapsed time, so a burst

@@ -3,30 +3,11 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { BOARD_NAMES, type BoardName, DEFAULT_BOARD_WEIGHTS } from "../config/scoring-schema.ts";
 import { buildNameIndex, type MatchLevel, matchName, type NamedRow, type NameIndex } from "./name-match.ts";
 
-export type BoardName = "bigcodebench_full" | "bigcodebench_hard" | "aider_polyglot" | "lmarena_text" | "livebench";
-
-export const BOARD_NAMES: readonly BoardName[] = [
-  "bigcodebench_full",
-  "bigcodebench_hard",
-  "aider_polyglot",
-  "lmarena_text",
-  "livebench",
-];
-
-/**
- * Default weight of each board in the quality mean. General chat preference (LMArena) and a broad,
- * contamination-limited benchmark (LiveBench) lead; the coding boards count less because a coding score says
- * less about a general chat request, and BigCodeBench stops at 2025-04.
- */
-export const DEFAULT_BOARD_WEIGHTS: Readonly<Record<BoardName, number>> = {
-  lmarena_text: 1,
-  livebench: 1,
-  aider_polyglot: 0.5,
-  bigcodebench_full: 0.25,
-  bigcodebench_hard: 0.25,
-};
+// Which boards exist and their default weights are part of the `scoring:` config section.
+export { BOARD_NAMES, type BoardName, DEFAULT_BOARD_WEIGHTS };
 
 export interface LeaderboardRow extends NamedRow {
   /** The board's own number: percent for the benchmarks, an Elo-like rating for LMArena. */
@@ -145,7 +126,7 @@ function scoreOf(value: unknown, split: "instruct" | "complete"): number[] {
 }
 
 /** BigCodeBench's `size` (total parameters, billions) for every model that has one. */
-export function parseBigCodeBenchSizes(jsonText: string): NameIndex<SizedRow> {
+function parseBigCodeBenchSizes(jsonText: string): NameIndex<SizedRow> {
   const data: unknown = JSON.parse(jsonText);
   if (!isRecord(data)) throw new Error("bigcodebench: expected a JSON object keyed by model name");
   const rows: SizedRow[] = [];

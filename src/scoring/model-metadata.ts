@@ -40,7 +40,7 @@ export interface ModelMetadataTable {
  * Gateway provider names whose LiteLLM prefix differs from the name; any other provider name is used as the
  * prefix itself (`groq`, `gemini`, `openrouter`, `mistral`, `cerebras`, `cloudflare`, ...).
  */
-export const LITELLM_PROVIDER_PREFIXES: Readonly<Record<string, string>> = {
+const LITELLM_PROVIDER_PREFIXES: Readonly<Record<string, string>> = {
   google: "gemini",
   "google-ai-studio": "gemini",
   nvidia: "nvidia_nim",

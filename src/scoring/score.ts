@@ -4,47 +4,10 @@
 // computed once (`precomputeStaticScore`) and a request only adds live health (`scoreWithHealth`).
 // Every term, unit and default is described in docs/scoring.md.
 
-export interface ScoringWeights {
-  /** Points for a perfect leaderboard quality (term 0..1). Default 10. */
-  readonly MODEL_LEADERBOARD_SCORE_SCALAR: number;
-  /** Points for 1000B parameters on the log scale (term 0..1, 0 at 1B). Default 3. */
-  readonly MODEL_PARAM_SCORE_SCALAR: number;
-  /** Points for a 1M-token context on the log scale (term 0..1, 0 at 4k). Default 2. */
-  readonly MODEL_CTX_SCORE_SCALAR: number;
-  /** Multiplies the summed adjustment priorities. Default 1 (adjustments are already in points). */
-  readonly MODEL_ADJUSTMENT_SCALAR: number;
-  /** Points taken for a 100% failure rate (scaled by failure rate). Default 10. */
-  readonly HEALTH_PENALTY_SCALAR: number;
-  /** Points taken for latency at or above the ceiling (log scale from the floor). Default 2. */
-  readonly HEALTH_LATENCY_PENALTY_SCALAR: number;
-  /** Below this many (decayed) samples a candidate is cold and not penalised. Default 3. */
-  readonly HEALTH_MIN_SAMPLES: number;
-  /** Latency at or under this costs nothing, milliseconds. Default 1000. */
-  readonly HEALTH_LATENCY_FLOOR_MS: number;
-  /** Latency at or over this costs the full latency penalty, milliseconds. Default 30 000. */
-  readonly HEALTH_LATENCY_CEILING_MS: number;
-  /** Leaderboard term when no board knows the model, 0..1. Default 0.5. */
-  readonly NEUTRAL_LEADERBOARD: number;
-  /** Parameter term when the size is unknown, 0..1. Default 0.5 (about 32B). */
-  readonly NEUTRAL_PARAMS: number;
-  /** Context term when the window is unknown, 0..1. Default 0.5 (64k tokens). */
-  readonly NEUTRAL_CONTEXT: number;
-}
+import { DEFAULT_SCORING_WEIGHTS, type ScoringWeights } from "../config/scoring-schema.ts";
 
-export const DEFAULT_SCORING_WEIGHTS: ScoringWeights = Object.freeze({
-  MODEL_LEADERBOARD_SCORE_SCALAR: 10,
-  MODEL_PARAM_SCORE_SCALAR: 3,
-  MODEL_CTX_SCORE_SCALAR: 2,
-  MODEL_ADJUSTMENT_SCALAR: 1,
-  HEALTH_PENALTY_SCALAR: 10,
-  HEALTH_LATENCY_PENALTY_SCALAR: 2,
-  HEALTH_MIN_SAMPLES: 3,
-  HEALTH_LATENCY_FLOOR_MS: 1_000,
-  HEALTH_LATENCY_CEILING_MS: 30_000,
-  NEUTRAL_LEADERBOARD: 0.5,
-  NEUTRAL_PARAMS: 0.5,
-  NEUTRAL_CONTEXT: 0.5,
-});
+// The weights, their units and defaults are part of the `scoring:` config section.
+export { DEFAULT_SCORING_WEIGHTS, type ScoringWeights };
 
 /** The parameter range the log scale spans: 1B -> 0, 1000B -> 1. */
 const PARAMS_LOG_CEILING = Math.log2(1000);

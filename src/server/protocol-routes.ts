@@ -11,7 +11,7 @@ import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 
 export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
   // Bounds are read once, at startup: a config reload does not resize the store.
-  const store = new ResponseStore(runtime.snapshot.config.responsesStore, runtime.clock);
+  const store = new ResponseStore(runtime.snapshot.config.responses.store, runtime.clock);
   const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock));
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, messagesAdapter());

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { type Clock, ManualClock, systemClock } from "../clock.ts";
 import { parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
-import { COOLDOWN_DEFAULTS } from "../config/defaults.ts";
+import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import {
   BudgetBook,
@@ -20,6 +20,9 @@ import {
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { COMMAND_TIMEOUT_MS } from "./redis-client.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
+
+/** The default cooldowns, as the config schema gives them. */
+const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
 
@@ -86,7 +89,7 @@ describe("RedisLedger", { skip }, () => {
     const pool = scope("provider:p", { rpm: 4, tpm: 600, rpd: 12, concurrency: 3 });
     const own = scope(
       "deployment:p/m",
-      { rps: 2, tph: 1_500, tokens_per_month: 6_000 },
+      { rps: 2, tph: 1_500, tokensPerMonth: 6_000 },
       parseDayReset("07:30 America/Los_Angeles"),
     );
     const other = scope("deployment:p/n", { rph: 9, tpd: 900 });

@@ -3,7 +3,7 @@
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
-import { BudgetBook, type BudgetLedger } from "../limits/budgets.ts";
+import { BudgetBook } from "../limits/budgets.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 

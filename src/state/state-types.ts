@@ -1,5 +1,6 @@
 // The shape every state backend has (embedded or Redis), apart from how each one is built.
 import type { BudgetLedger } from "../limits/budgets.ts";
+import type { Logger } from "../logger.ts";
 
 export interface StateStatus {
   readonly kind: "memory" | "embedded" | "redis";
@@ -14,7 +15,5 @@ export interface StateBackend {
   close(): Promise<void>;
 }
 
-export interface StateLogger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-}
+/** The state stores log through the gateway's logger. */
+export type StateLogger = Logger;

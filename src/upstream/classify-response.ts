@@ -84,12 +84,12 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
   return { kind: "transient", reason: `error in a 200 answer: ${summarise(fields.message)}` };
 }
 
-export function isContextLengthError(error: UpstreamErrorFields): boolean {
+function isContextLengthError(error: UpstreamErrorFields): boolean {
   return error.code === "context_length_exceeded" || CONTEXT_LENGTH.test(error.message);
 }
 
 /** The upstream's error as OpenAI fields, from whatever shape it used (or its raw text). */
-export function readUpstreamError(bodyText: string, status: number): UpstreamErrorFields {
+function readUpstreamError(bodyText: string, status: number): UpstreamErrorFields {
   let json: unknown;
   try {
     json = JSON.parse(bodyText);

@@ -2,7 +2,7 @@
 // so one public name reaches the same model everywhere, non-chat models kept apart, and the on-disk cache that
 // keeps a provider usable when its /models is down.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
@@ -28,6 +28,11 @@ function cacheDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-discovery-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** The provider's cache files: `models-<name>-<16 hex>.json`. */
+function cacheFiles(dir: string, name: string): string[] {
+  return readdirSync(dir).filter((file) => new RegExp(`^models-${name}-[0-9a-f]{16}\\.json$`).test(file));
 }
 
 function providerYaml(name: string, mock: MockUpstream): string {
@@ -173,7 +178,7 @@ ${maxAge}`;
     const first = await startTestGateway(yaml(""));
     await first.close();
     assert.equal(discoveryRequests(mock).length, 1);
-    assert.ok(existsSync(join(dir, "models-one.json")), "the discovered list was not written to the cache");
+    assert.equal(cacheFiles(dir, "one").length, 1, "the discovered list was not written to the cache");
 
     // A fresh cache: no /models call at all.
     const second = await startTestGateway(yaml(""));
@@ -191,6 +196,44 @@ ${maxAge}`;
     const response = await postChat(third, { model: "cached-model-v1" });
     assert.equal(response.status, 200, response.text);
     assert.equal(modelOf(chatRequests(mock).at(-1)), "cached-model-v1");
+  });
+
+  test("the cache is keyed by provider, base_url and a hash of the key: a changed key or endpoint is refetched", async (t) => {
+    const dir = cacheDir(t);
+    const first = await useMock(t, { models: [{ id: "first-endpoint-model" }] });
+    const second = await useMock(t, { models: [{ id: "second-endpoint-model" }] });
+    const yaml = (mock: MockUpstream, key: string) => `providers:
+  - name: one
+    base_url: ${mock.baseUrl}
+    api_key: ${key}
+discovery:
+  cache_dir: ${JSON.stringify(dir)}
+`;
+    const start = async (mock: MockUpstream, key: string) => (await startTestGateway(yaml(mock, key))).close();
+
+    await start(first, "sk-key-alpha");
+    await start(first, "sk-key-alpha");
+    assert.equal(discoveryRequests(first).length, 1, "same provider, URL and key: the fresh cache serves");
+
+    // Another key may see other models: asked again, with the new key.
+    await start(first, "sk-key-beta");
+    assert.equal(discoveryRequests(first).length, 2, "a changed key must be refetched");
+    assert.equal(discoveryRequests(first)[1]?.headers.authorization, "Bearer sk-key-beta");
+
+    // Same name, another endpoint: its own list, not the first endpoint's.
+    const moved = await useGateway(t, yaml(second, "sk-key-beta"));
+    assert.equal(discoveryRequests(second).length, 1, "a changed base_url must be refetched");
+    assert.equal((await postChat(moved, { model: "second-endpoint-model" })).status, 200);
+    assert.equal((await postChat(moved, { model: "first-endpoint-model" })).status, 404);
+
+    // One file per provider (older ones replaced), and no key in any of them.
+    const files = cacheFiles(dir, "one");
+    assert.equal(files.length, 1, files.join(", "));
+    for (const file of readdirSync(dir)) {
+      const text = readFileSync(join(dir, file), "utf8");
+      assert.doesNotMatch(text, /sk-key-/, `${file} holds a key`);
+    }
+    assert.match(readFileSync(join(dir, files[0] ?? ""), "utf8"), /second-endpoint-model/);
   });
 
   test("without a cache, a provider whose /models fails serves nothing and shows as failed in /health", async (t) => {

@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import OpenAI from "openai";
 import { zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
-import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
+import { toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, rateLimited } from "../helpers/mock-upstream.ts";
 import { MODEL, sentBody, startTwoProviders } from "../helpers/two-providers.ts";

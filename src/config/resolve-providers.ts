@@ -1,0 +1,207 @@
+// From validated `providers:` entries to one ProviderSettings per key: preset merge, derived and duplicate
+// names, skipped providers (disabled, key or required variable unset), key expansion. What cannot live in the
+// schema, because it needs the presets, the environment or more than one entry at once.
+import type { ConfigIssue } from "./config-error.ts";
+import type { Env } from "./env.ts";
+import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
+import type { ProviderSettings } from "./types.ts";
+import type { Locate } from "./yaml-source.ts";
+
+/**
+ * Hook for provider presets: fills in a provider entry's missing fields. It throws (with a readable message) for
+ * an unknown preset; the message is reported at the entry's `preset` key.
+ */
+export type PresetResolver = (raw: RawProvider) => RawProvider;
+
+interface ProviderOptions {
+  readonly env: Env;
+  readonly resolvePreset?: PresetResolver | undefined;
+  /** Per provider entry, the variables its `api_key: ${...}` referenced (to name them when unset). */
+  readonly apiKeyReferences?: readonly (readonly string[])[] | undefined;
+}
+
+interface ResolvedProviders {
+  readonly providers: ProviderSettings[];
+  readonly skippedProviders: { name: string; reason: string }[];
+  readonly warnings: string[];
+  readonly issues: ConfigIssue[];
+}
+
+export function resolveProviders(
+  entries: readonly RawProvider[],
+  options: ProviderOptions,
+  locate: Locate,
+): ResolvedProviders {
+  const result: ResolvedProviders = { providers: [], skippedProviders: [], warnings: [], issues: [] };
+  /** Provider name -> the entry index that took it. */
+  const names = new Map<string, number>();
+  const issue = (index: number, key: string, message: string) =>
+    result.issues.push({
+      location: locate(["providers", index, key]),
+      path: `providers.${index}.${key}`,
+      message,
+    });
+  for (const [index, entry] of entries.entries()) {
+    const merged = mergePreset(entry, options.resolvePreset);
+    if ("error" in merged) {
+      issue(index, "preset", merged.error);
+      continue;
+    }
+    const provider = merged.provider;
+    if (provider.base_url === undefined) {
+      result.issues.push({
+        location: locate(["providers", index]),
+        path: `providers.${index}.base_url`,
+        message: "required (or use a preset)",
+      });
+      continue;
+    }
+    const name = provider.name ?? deriveProviderName(provider.base_url);
+    const previous = names.get(name);
+    if (previous !== undefined) {
+      issue(index, "name", `duplicate provider name "${name}" (also providers.${previous}); set a distinct \`name\``);
+      continue;
+    }
+    names.set(name, index);
+    if (provider.enabled === false) {
+      result.skippedProviders.push({ name, reason: "disabled in config" });
+      continue;
+    }
+    const { keys, missing } = resolveKeys(provider, options.env, options.apiKeyReferences?.[index] ?? []);
+    const skipReason = skipReasonOf(provider, keys.length, missing, options.env);
+    if (skipReason !== undefined) {
+      result.warnings.push(`provider "${name}" skipped: ${skipReason}`);
+      result.skippedProviders.push({ name, reason: skipReason });
+      continue;
+    }
+    if (missing.length > 0) {
+      result.warnings.push(
+        `provider "${name}": environment variable ${missing.join(", ")} is not set; using its other keys`,
+      );
+    }
+    for (const { key, position, variable } of keys) {
+      if (hasControlCharacter(key)) {
+        // Refused here rather than failing every request later (and being counted against the provider).
+        issue(
+          index,
+          "api_key_env_var",
+          `environment variable ${variable} contains a control character (CR, LF, ...), which cannot be sent in an HTTP header; check its value or its .env line`,
+        );
+        continue;
+      }
+      const keyName = keyProviderName(name, position);
+      if (keyName !== name) {
+        const taken = names.get(keyName);
+        if (taken !== undefined) {
+          issue(
+            index,
+            "api_key_env_var",
+            `key ${position + 1} would be provider "${keyName}", a name providers.${taken} already has`,
+          );
+          continue;
+        }
+        names.set(keyName, index);
+      }
+      result.providers.push(settingsOf(provider, keyName, key));
+    }
+  }
+  return result;
+}
+
+function mergePreset(
+  entry: RawProvider,
+  resolvePreset: PresetResolver | undefined,
+): { provider: RawProvider } | { error: string } {
+  if (resolvePreset === undefined) {
+    return entry.preset === undefined
+      ? { provider: entry }
+      : { error: "presets are not available here (no preset resolver was given)" };
+  }
+  try {
+    return { provider: resolvePreset(entry) };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** Why a provider with keys configured is left out: no key set, or a required variable unset. */
+function skipReasonOf(
+  provider: RawProvider,
+  keyCount: number,
+  missing: readonly string[],
+  env: Env,
+): string | undefined {
+  // A missing key is the more common and more useful news; the other variables are named once it is set.
+  if (keyCount === 0) {
+    return missing.length > 0
+      ? `no API key: environment variable ${missing.join(", ")} is not set`
+      : "no API key: set api_key_env_var or api_key";
+  }
+  const missingRequired = (provider.required_env_vars ?? []).filter(
+    (variable) => nonEmpty(env[variable]) === undefined,
+  );
+  return missingRequired.length > 0 ? `environment variable ${missingRequired.join(", ")} is not set` : undefined;
+}
+
+/** The keys that are set, with their position in `api_key_env_var` (which names the provider they become). */
+function resolveKeys(
+  provider: RawProvider,
+  env: Env,
+  referenced: readonly string[],
+): { keys: { key: string; position: number; variable: string }[]; missing: string[] } {
+  if (provider.api_key !== undefined && provider.api_key !== "") {
+    return { keys: [{ key: provider.api_key, position: 0, variable: "api_key" }], missing: [] };
+  }
+  const variables =
+    provider.api_key_env_var === undefined
+      ? []
+      : Array.isArray(provider.api_key_env_var)
+        ? provider.api_key_env_var
+        : [provider.api_key_env_var];
+  const keys: { key: string; position: number; variable: string }[] = [];
+  const missing: string[] = [];
+  variables.forEach((variable, position) => {
+    // Aliases are other names of the first variable (GOOGLE_API_KEY for GEMINI_API_KEY), not more keys.
+    const candidates = position === 0 ? [variable, ...(provider.api_key_env_var_aliases ?? [])] : [variable];
+    const found = candidates.find((name) => nonEmpty(env[name]) !== undefined);
+    if (found === undefined) missing.push(candidates.join(" or "));
+    else keys.push({ key: env[found] as string, position, variable: found });
+  });
+  // `api_key: ${VAR}` with VAR unset interpolates to "": report the variable by its reference.
+  if (variables.length === 0 && provider.api_key === "") {
+    missing.push(...(referenced.length > 0 ? referenced : ["(referenced by api_key)"]));
+  }
+  return { keys, missing };
+}
+
+/** The entry's fields the settings schema reads; the rest (`preset`, `enabled`, key variables) is spent here. */
+function settingsOf(provider: RawProvider, name: string, apiKey: string): ProviderSettings {
+  return providerSettingsSchema.parse({ ...provider, name, api_key: apiKey });
+}
+
+/**
+ * Separator between a provider's name and its key number when one entry has several keys: `groq`, `groq.2`,
+ * `groq.3` (valid in provider names, and rare in hand-written ones). The number is the key variable's position
+ * in `api_key_env_var`, so a name always means the same key even when another one is unset.
+ */
+function keyProviderName(name: string, keyPosition: number): string {
+  return keyPosition === 0 ? name : `${name}.${keyPosition + 1}`;
+}
+
+/**
+ * `https://api.groq.com/openai/v1` -> `groq`; `https://openrouter.ai/api/v1` -> `openrouter`;
+ * `http://127.0.0.1:19001/v1` -> `127.0.0.1-19001`. The registrable label is the one before the public suffix;
+ * we approximate it as the second-to-last host label, which holds for every provider we know.
+ */
+function deriveProviderName(baseUrl: string): string {
+  const url = new URL(baseUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const isAddress = /^[\d.]+$/.test(host) || host.includes(":") || host === "localhost";
+  if (isAddress) return `${host.replaceAll(":", "-")}${url.port === "" ? "" : `-${url.port}`}`;
+  const labels = host.split(".");
+  return labels.length >= 2 ? (labels[labels.length - 2] ?? host) : host;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}

@@ -1,0 +1,93 @@
+// A YAML config text as data plus a map back to its lines, so every problem found later (by the schema or by a
+// cross-field check) names `file:line key.path`.
+import { type Document, isMap, LineCounter, type Node, parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError, type ConfigIssue } from "./config-error.ts";
+
+/** `file:line` of a key path (`isKey`: the key itself rather than its value); the closest parent when absent. */
+export type Locate = (path: readonly (string | number)[], isKey?: boolean) => string;
+
+interface YamlSource {
+  readonly data: unknown;
+  readonly locate: Locate;
+}
+
+/**
+ * Aliases a config may expand (`*anchor`). Real configs use a handful; a "billion laughs" file uses them to
+ * expand a few lines into gigabytes. yaml's own default (100) is kept, and its error turned into a config error.
+ */
+const MAX_ALIAS_COUNT = 100;
+
+export function parseYamlSource(text: string, fileName: string): YamlSource {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined): string =>
+    offset === undefined ? fileName : `${fileName}:${lineCounter.linePos(offset).line}`;
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => ({
+        location: at(error.pos[0]),
+        path: "",
+        message: error.message.split("\n")[0] ?? "",
+      })),
+    );
+  }
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (error) {
+    // yaml throws a ReferenceError for an alias bomb (or an alias to an unknown anchor).
+    const message = error instanceof Error ? error.message : String(error);
+    throw new ConfigError([
+      {
+        location: fileName,
+        path: "",
+        message: /alias count/i.test(message)
+          ? `too many YAML aliases (more than ${MAX_ALIAS_COUNT} expansions; a "billion laughs" file?)`
+          : `cannot read the YAML: ${message}`,
+      },
+    ]);
+  }
+  return { data, locate: (path, isKey = false) => at(offsetOf(document, path, isKey)) };
+}
+
+/** Where a path points to in the document: the key (or value) node, else its closest existing parent. */
+function offsetOf(document: Document, path: readonly (string | number)[], isKey: boolean): number | undefined {
+  if (isKey && path.length > 0) {
+    const parent = path.length === 1 ? document.contents : nodeAt(document, path.slice(0, -1));
+    const key = String(path[path.length - 1]);
+    if (isMap(parent)) {
+      const pair = parent.items.find((item) => String((item.key as { value?: unknown } | null)?.value) === key);
+      const offset = (pair?.key as Node | undefined)?.range?.[0];
+      if (offset !== undefined) return offset;
+    }
+  }
+  for (let length = path.length; length >= 0; length--) {
+    const node = length === 0 ? document.contents : nodeAt(document, path.slice(0, length));
+    const offset = node?.range?.[0];
+    if (offset !== undefined) return offset;
+  }
+  return undefined;
+}
+
+function nodeAt(document: Document, path: readonly (string | number)[]): Node | null | undefined {
+  const node: unknown = document.getIn(path, true);
+  return node !== null && typeof node === "object" && "range" in node ? (node as Node) : undefined;
+}
+
+/** zod's issues as config issues; an unknown key is reported at its own line, one issue per key. */
+export function toConfigIssues(issues: readonly z.core.$ZodIssue[], locate: Locate): ConfigIssue[] {
+  return issues.flatMap((issue): ConfigIssue[] => {
+    const path = issue.path.filter((key): key is string | number => typeof key !== "symbol");
+    if (issue.code === "unrecognized_keys") {
+      // A schema may name its known keys in the message (`known: ...`); zod's own message repeats the key.
+      const hint = issue.message.startsWith("known: ") ? `; ${issue.message}` : "";
+      return issue.keys.map((key) => ({
+        location: locate([...path, key], true),
+        path: [...path, key].join("."),
+        message: `unknown key "${key}"${hint}`,
+      }));
+    }
+    return [{ location: locate(path), path: path.join("."), message: issue.message }];
+  });
+}

@@ -1,0 +1,153 @@
+// One record per request, complete, from the pipeline to every subscriber: a failover, a stream continued on
+// another upstream after a mid-stream cut, and a request that queued for a busy slot. Each record must agree
+// with what the upstreams saw and what the client got.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { startScene } from "../helpers/limits-scene.ts";
+import { chatChunk, chatCompletion, chatUsageChunk, type SseScript } from "../helpers/mock-upstream.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, startTwoProviders } from "../helpers/two-providers.ts";
+
+function recordsOf(runtime: { onRecord(listener: (record: RequestRecord) => void): () => void }): RequestRecord[] {
+  const records: RequestRecord[] = [];
+  runtime.onRecord((record) => records.push(record));
+  return records;
+}
+
+describe("request records", () => {
+  test("a failover: both attempts with outcomes and timings, the candidates, the answer's tokens", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene.gateway.runtime);
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: chatCompletion("hi", MODEL, { prompt_tokens: 7, completion_tokens: 3 }),
+    });
+    const answer = await scene.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hello" }],
+    });
+    assert.equal(answer.choices[0]?.message.content, "hi");
+    await waitUntil(() => records.length === 1, "the record");
+    const record = records[0] as RequestRecord;
+    assert.equal(record.endpoint, "chat");
+    assert.equal(record.clientProtocol, "openai-chat");
+    assert.equal(record.requestedModel, MODEL);
+    assert.equal(record.isStream, false);
+    assert.equal(record.status, 200);
+    assert.equal(record.outcome, "success");
+    assert.deepEqual(
+      record.candidates.map((candidate) => candidate.deploymentKey),
+      ["alpha/m", "beta/m"],
+    );
+    assert.ok(
+      (record.candidates[0]?.score ?? 0) > (record.candidates[1]?.score ?? 0),
+      "scores are recorded, best first",
+    );
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.deploymentKey, attempt.role, attempt.outcome, attempt.status]),
+      [
+        ["alpha/m", "primary", "server_error", 500],
+        ["beta/m", "primary", "success", 200],
+      ],
+    );
+    for (const attempt of record.attempts) {
+      assert.ok(attempt.durationMs >= 0 && attempt.headersMs !== undefined, "every attempt has its timings");
+    }
+    assert.deepEqual(record.servedBy, { deploymentKey: "beta/m", provider: "beta", model: MODEL });
+    assert.equal(record.tokensIn, 7);
+    assert.equal(record.tokensOut, 3);
+    assert.ok(record.durationMs >= 0 && record.timeToHeadersMs !== undefined);
+    assert.ok(!JSON.stringify(record).includes("secret"), "no key in the record");
+  });
+
+  test("a continued stream: the cut segment, the continuation attempt, the splice, the combined end", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene.gateway.runtime);
+    const words = ["one", " two", " three", " four"];
+    const first: SseScript[] = [
+      { data: chatChunk("", MODEL, { id: "chatcmpl-a", role: true }) },
+      ...words.slice(0, 2).map((word) => ({ data: chatChunk(word, MODEL, { id: "chatcmpl-a" }) })),
+    ];
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: first, end: "destroy" });
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: chatChunk("", MODEL, { role: true }) },
+        ...words.slice(2).map((word) => ({ data: chatChunk(word, MODEL) })),
+        { data: chatChunk("", MODEL, { finishReason: "stop" }) },
+        { data: chatUsageChunk(MODEL, { prompt_tokens: 20, completion_tokens: 2 }) },
+      ],
+    });
+    const stream = await scene.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "count" }],
+      stream: true,
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    assert.equal(text, words.join(""));
+    await waitUntil(() => records.length === 1, "the record");
+    const record = records[0] as RequestRecord;
+    assert.equal(record.isStream, true);
+    assert.equal(record.status, 200);
+    assert.equal(record.outcome, "success");
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.deploymentKey, attempt.role, attempt.outcome]),
+      [
+        ["alpha/m", "primary", "stream_cut"],
+        ["beta/m", "continuation", "success"],
+      ],
+    );
+    assert.equal(record.attempts[1]?.mode, "prefill");
+    assert.ok(record.attempts[0]?.firstTokenMs !== undefined, "the first token's time is recorded");
+    assert.equal(record.continuations.length, 1);
+    assert.deepEqual(
+      { ...record.continuations[0], reason: "" },
+      { provider: "beta", model: MODEL, afterChars: "one two".length, reason: "", mode: "prefill" },
+    );
+    assert.equal(record.tokensOut > 0, true, "the combined usage is recorded");
+    assert.ok(record.timeToFirstTokenMs !== undefined);
+  });
+
+  test("a queued request: the wait is recorded, and so is the request refused when the queue is full", async (t) => {
+    const scene = await startScene(t, {
+      beta: false,
+      alphaModel: { limits: { concurrency: 1 } },
+      config: { routing: { queue_timeout_ms: 5_000, max_queued: 1 } },
+    });
+    const records = recordsOf(scene.gateway.runtime);
+    scene.alpha.setDefault(CHAT_ROUTE, () => ({
+      kind: "json",
+      body: chatCompletion("x", "alpha-model"),
+      delayMs: 300,
+    }));
+    const busy = scene.chat();
+    await scene.alpha.waitForRequests(1);
+    const queued = scene.chat();
+    await waitUntil(() => scene.gateway.runtime.queuedRequests === 1, "the queued request");
+    const refused = await scene.chat();
+    assert.equal(refused.status, 429);
+    assert.equal((await busy).status, 200);
+    assert.equal((await queued).status, 200);
+    await waitUntil(() => records.length === 3, "three records");
+    const [refusedRecord, busyRecord, queuedRecord] = [
+      records.find((record) => record.status === 429),
+      records.find((record) => record.status === 200 && record.queueWaitMs < 100),
+      records.find((record) => record.status === 200 && record.queueWaitMs >= 100),
+    ];
+    assert.ok(refusedRecord !== undefined && busyRecord !== undefined && queuedRecord !== undefined);
+    assert.equal(refusedRecord.errorCode, "rate_limit_exceeded");
+    assert.deepEqual(refusedRecord.attempts, []);
+    assert.ok(
+      refusedRecord.skips.some((skip) => skip.phase === "plan" && skip.cause === "budget"),
+      "the skip says why",
+    );
+    assert.ok(queuedRecord.queueWaitMs >= 150, `queued ${queuedRecord.queueWaitMs} ms`);
+    assert.deepEqual(
+      queuedRecord.attempts.map((attempt) => attempt.outcome),
+      ["success"],
+    );
+  });
+});
