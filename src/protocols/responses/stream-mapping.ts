@@ -77,7 +77,9 @@ export class ResponsesStreamTranslator {
     const view = readChatChunk(chunk);
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
-    if (view.text !== "") text += this.#appendText(view.text);
+    // A streamed refusal is shown as text: a separate `refusal` part is not modelled for streams yet.
+    const delta = view.text !== "" ? view.text : view.refusal;
+    if (delta !== "") text += this.#appendText(delta);
     for (const delta of view.toolCalls) text += this.#appendToolCall(delta);
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
     if (view.usage !== undefined) this.#usage = view.usage;
