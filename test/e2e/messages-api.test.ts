@@ -109,7 +109,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
     const use = first.content.find((block) => block.type === "tool_use");
     assert.ok(use?.type === "tool_use");
     assert.deepEqual([use.id, use.name, use.input], ["call_w1", "get_weather", { city: "Paris" }]);
-    const firstSent = chatRequests(mock)[0]?.body as { tools?: unknown; tool_choice?: unknown };
+    const firstSent = (chatRequests(mock)[0]?.body ?? {}) as { tools?: unknown; tool_choice?: unknown };
     assert.equal(firstSent.tool_choice, "required");
     assert.deepEqual(firstSent.tools, [
       {
@@ -134,7 +134,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       ],
     });
     assert.deepEqual(second.content, [{ type: "text", text: "18C and sunny." }]);
-    assert.deepEqual((chatRequests(mock)[1]?.body as { messages?: unknown }).messages, [
+    assert.deepEqual(((chatRequests(mock)[1]?.body ?? {}) as { messages?: unknown }).messages, [
       { role: "user", content: "Weather in Paris?" },
       {
         role: "assistant",

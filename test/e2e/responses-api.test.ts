@@ -30,7 +30,7 @@ async function scene(t: Parameters<typeof useMock>[0]) {
 }
 
 function messagesSent(mock: Awaited<ReturnType<typeof useMock>>, index: number): unknown {
-  return (chatRequests(mock)[index]?.body as { messages?: unknown } | undefined)?.messages;
+  return ((chatRequests(mock)[index]?.body ?? {}) as { messages?: unknown } | undefined)?.messages;
 }
 
 const weatherTool = {
@@ -121,7 +121,7 @@ describe("responses API (openai SDK)", () => {
       sequence,
       types.map((_, index) => index),
     );
-    assert.deepEqual((chatRequests(mock)[0]?.body as { stream_options?: unknown }).stream_options, {
+    assert.deepEqual(((chatRequests(mock)[0]?.body ?? {}) as { stream_options?: unknown }).stream_options, {
       include_usage: true,
     });
   });
@@ -141,7 +141,7 @@ describe("responses API (openai SDK)", () => {
       [call.call_id, call.name, JSON.parse(call.arguments)],
       ["call_w1", "get_weather", { city: "Paris" }],
     );
-    assert.deepEqual((chatRequests(mock)[0]?.body as { tools?: unknown }).tools, [
+    assert.deepEqual(((chatRequests(mock)[0]?.body ?? {}) as { tools?: unknown }).tools, [
       {
         type: "function",
         function: {
@@ -188,7 +188,7 @@ describe("responses API (openai SDK)", () => {
     });
     assert.deepEqual(parsed.output_parsed, { city: "Paris", celsius: 18 });
     const format = (
-      chatRequests(mock)[0]?.body as {
+      (chatRequests(mock)[0]?.body ?? {}) as {
         response_format?: {
           type: string;
           json_schema: { name: string; strict: boolean; schema: { properties: object } };

@@ -37,7 +37,7 @@ async function scene(t: Parameters<typeof useMock>[0]) {
 }
 
 function sentMessages(mock: MockUpstream, index: number): { role: string; content?: unknown; tool_calls?: unknown }[] {
-  return (chatRequests(mock)[index]?.body as { messages: { role: string }[] }).messages;
+  return ((chatRequests(mock)[index]?.body ?? {}) as { messages: { role: string }[] }).messages;
 }
 
 describe("OpenAI Agents SDK (Responses by default)", () => {
