@@ -19,6 +19,7 @@ export type ModelKind = NonNullable<ModelSettings["kind"]>;
 /** Budgets of a provider or a model: requests or tokens per window, and concurrency. */
 export type Limits = NonNullable<ProviderSettings["limits"]>;
 
+export type ServerSettings = DeepReadonly<ParsedConfig["server"]>;
 export type RoutingSettings = DeepReadonly<ParsedConfig["routing"]>;
 export type CooldownSettings = DeepReadonly<ParsedConfig["cooldowns"]>;
 export type DiscoverySettings = DeepReadonly<ParsedConfig["discovery"]>;

@@ -1,14 +1,25 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
+import {
+  AuthenticationError,
+  HostNotAllowedError,
+  RouteNotFoundError,
+  ServiceUnavailableError,
+} from "../errors/gateway-error.ts";
+import { renderError } from "../errors/render-error.ts";
+import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
+import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { hasClientKey, KeyRing } from "./auth.ts";
 import { registerCors } from "./cors.ts";
-import { errorHandler, sendError } from "./error-handler.ts";
+import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
+import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
+import { registerJsonBodyParser } from "./json-body.ts";
+import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
@@ -22,8 +33,13 @@ const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
 
 export interface ServerOptions {
   /** pino logger options or false; tests pass false or a level. */
-  readonly logger?: boolean | { level: string };
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** Metrics, request log and dashboard data; without it /metrics, /v1/gateway/requests and /dashboard are 404. */
+  readonly observers?: Observers;
 }
+
+/** Distinct unknown routes logged (once each); past this, no more are remembered or logged. */
+const MAX_LOGGED_UNKNOWN_ROUTES = 1_000;
 
 /** The server as the CLI sees it; only src/server names the HTTP framework. */
 export type GatewayServer = FastifyInstance;
@@ -36,6 +52,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
         ? false
         : {
             level: typeof options.logger === "object" ? options.logger.level : settings.logLevel,
+            ...(typeof options.logger === "object" && options.logger.stream !== undefined
+              ? { stream: options.logger.stream }
+              : {}),
             // Client keys must never reach a log line.
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
           },
@@ -45,21 +64,50 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     // Our own onRequest hook answers 503 in the OpenAI error shape while shutting down.
     return503OnClosing: false,
     forceCloseConnections: "idle",
-    requestIdHeader: "x-request-id",
+    // The client's `x-request-id` is used only when it is a short plain token (see requestIdGenerator).
+    requestIdHeader: false,
     genReqId: requestIdGenerator(),
+    // Slow clients: the whole request (headers and body) must arrive within requestTimeoutMs, the headers within
+    // headersTimeoutMs; Node checks every connection once per connectionsCheckingInterval.
+    requestTimeout: settings.requestTimeoutMs,
+    http: {
+      headersTimeout: Math.min(settings.headersTimeoutMs, settings.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(1_000, settings.headersTimeoutMs),
+    },
+    clientErrorHandler,
+    frameworkErrors: errorHandler(settings.bodyLimitBytes),
   });
+  app.server.maxConnections = settings.maxConnections;
+  app.server.on("checkExpectation", (_request, response) => {
+    const error = expectationFailed();
+    const body = JSON.stringify(renderError(error));
+    response.writeHead(error.status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      connection: "close",
+    });
+    response.end(body);
+  });
+  registerJsonBodyParser(app);
+  const allowedHosts = allowedHostsFor(settings);
 
   // Before the key check: browsers send preflights without credentials.
   registerCors(app, settings.corsOrigins);
   const keys = new KeyRing(settings.apiKeys);
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    if (!isHostAllowed(allowedHosts, request.headers.host)) {
+      throw new HostNotAllowedError(
+        "This Host is not in server.allowed_hosts (the gateway only answers the names it is configured for).",
+      );
+    }
     if (runtime.isShuttingDown) {
       reply.header("connection", "close");
       throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
     }
-    // Admin routes check the admin keys themselves.
-    if (keys.isEmpty || PUBLIC_PATHS.has(request.url) || request.url.startsWith("/admin/")) return;
+    const path = request.url.split("?")[0] ?? "";
+    // Admin and dashboard routes check their keys themselves.
+    if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
     if (!keys.acceptsClient(request.headers)) {
       throw new AuthenticationError(
         hasClientKey(request.headers)
@@ -70,8 +118,15 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   });
 
   app.setErrorHandler(errorHandler(settings.bodyLimitBytes));
+  const loggedUnknownRoutes = new Set<string>();
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`));
+    const route = `${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}`;
+    // Once per route: a client calling a path the gateway does not serve is worth one line, a scanner is not a flood.
+    if (!loggedUnknownRoutes.has(route) && loggedUnknownRoutes.size < MAX_LOGGED_UNKNOWN_ROUTES) {
+      loggedUnknownRoutes.add(route);
+      request.log.warn({ route }, `unknown route ${route} (answered 404; logged once per route)`);
+    }
+    sendError(reply, new RouteNotFoundError(`Unknown route: ${route}`));
   });
 
   for (const endpoint of ENDPOINTS) {
@@ -80,7 +135,21 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   }
   registerProtocolRoutes(app, runtime);
   registerInfoRoutes(app, runtime);
-  registerAdminRoutes(app, runtime, new KeyRing(settings.adminKeys));
+  const adminKeys = new KeyRing(settings.adminKeys);
+  registerAdminRoutes(app, runtime, adminKeys);
+  if (options.observers !== undefined) {
+    registerObservabilityRoutes(app, options.observers, { client: keys, admin: adminKeys });
+  }
+
+  // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
+  // id from discovery, a client's name echoed back). Streams write their headers themselves and must call
+  // toHeaderValue where they set them.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    for (const [name, value] of Object.entries(reply.getHeaders())) {
+      if (typeof value === "string" && !isPlainHeaderValue(value)) reply.header(name, toHeaderValue(value));
+    }
+    return payload;
+  });
 
   app.addHook("onResponse", async (request, reply) => {
     if (reply.statusCode >= 400) return;
@@ -92,8 +161,21 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   return app;
 }
 
-function requestIdGenerator(): () => string {
+/** A client's request id is kept when it is at most this long and printable ASCII without spaces. */
+const MAX_CLIENT_REQUEST_ID_CHARS = 128;
+const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
+
+/**
+ * The client's `x-request-id` when it is a short plain token (it goes into logs and a response header),
+ * else a generated one.
+ */
+function requestIdGenerator(): (request: { headers: Record<string, string | string[] | undefined> }) => string {
   let counter = 0;
   const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}`;
-  return () => `req-${prefix}-${(++counter).toString(36)}`;
+  return (request) => {
+    const sent = request.headers["x-request-id"];
+    if (typeof sent === "string" && sent.length <= MAX_CLIENT_REQUEST_ID_CHARS && PLAIN_REQUEST_ID.test(sent))
+      return sent;
+    return `req-${prefix}-${(++counter).toString(36)}`;
+  };
 }

@@ -9,6 +9,7 @@ import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult } from "../pipeline/handle-request.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
+import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
 
 const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
@@ -44,7 +45,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       return;
     }
     reply.hijack();
-    reply.raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id, ...result.headers });
+    reply.raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id, ...safeHeaders(result.headers) });
     const ending = await pumpStream(reply.raw, result.events, (chunks) => {
       let text = "";
       for (const chunk of chunks) text += sseData(chunk.data);
@@ -56,4 +57,11 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     else if (ending.error !== undefined) reply.raw.end(sseData(renderError(ending.error)));
     else reply.raw.end();
   };
+}
+
+/** Upstream-derived values (a model id outside Latin-1) must never make writing the headers throw. */
+function safeHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const safe: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) safe[name] = toHeaderValue(value);
+  return safe;
 }

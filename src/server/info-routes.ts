@@ -27,8 +27,10 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       endpoints: kind === "embedding" ? EMBEDDING_ENDPOINTS : CHAT_ENDPOINTS,
     });
     const data = catalog.publicNames().map((model) => entry(model.name, model.providers.join(","), model.kind));
-    for (const name of Object.keys(config.metaModels)) data.push(entry(name, "llm-gateway", "chat"));
-    data.push(entry(PRIORITY_AUTO, "llm-gateway", "chat"));
+    // Meta models (and `priority-auto`) only when a member is served: listing a name that answers 404 misleads.
+    for (const name of [...Object.keys(config.metaModels), PRIORITY_AUTO]) {
+      if (isServable(runtime, name)) data.push(entry(name, "llm-gateway", "chat"));
+    }
     return data;
   };
   const listModels = async () => ({ object: "list", data: modelEntries() });
@@ -57,7 +59,7 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
   app.get("/stats", async () => describeStats(runtime));
 
   app.get("/v1/gateway/route", async (request) => {
-    const query = request.query as Record<string, string | undefined>;
+    const query = singleValues(request.query);
     const model = query.model;
     if (model === undefined || model === "") {
       throw new InvalidRequestError("Query parameter `model` is required, e.g. /v1/gateway/route?model=best", {
@@ -81,6 +83,35 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),
     });
   });
+}
+
+/**
+ * The query string as one string per name: a repeated name (`?model=a&model=b`) is a 400, not an array that
+ * code expecting a string trips over.
+ */
+function singleValues(query: unknown): Readonly<Record<string, string | undefined>> {
+  const values: Record<string, string | undefined> = {};
+  if (query === null || typeof query !== "object") return values;
+  for (const [name, value] of Object.entries(query)) {
+    if (typeof value === "string") values[name] = value;
+    else if (Array.isArray(value)) {
+      throw new InvalidRequestError(`Query parameter \`${name}\` is given more than once.`, {
+        param: name,
+        code: "invalid_value",
+      });
+    }
+  }
+  return values;
+}
+
+/** Whether a chat request for `name` would find a deployment (cooling or over budget counts: it comes back). */
+function isServable(runtime: GatewayRuntime, name: string): boolean {
+  try {
+    runtime.plan({ model: name, fallbackModels: [], kind: "chat" });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function describeHealth(runtime: GatewayRuntime) {
