@@ -18,6 +18,7 @@ import { toChatRequest as responsesToChat } from "../protocols/responses/request
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
 import type { ResponseStore } from "../protocols/responses/response-store.ts";
 import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
+import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
 
 /** A protocol's stream translator: fed chat chunks, it returns the SSE text to write. */
@@ -72,7 +73,12 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     const translator = exchange.stream(servedModel);
     reply.hijack();
-    reply.raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id, ...result.headers });
+    // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id from
+    // discovery may hold characters a header cannot).
+    const gatewayHeaders = Object.fromEntries(
+      Object.entries(result.headers).map(([name, value]) => [name, toHeaderValue(value)]),
+    );
+    reply.raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id, ...gatewayHeaders });
     const ending = await pumpStream(reply.raw, result.events, (chunks) => {
       let text = "";
       for (const chunk of chunks) text += translator.push(chunk.json);
