@@ -14,9 +14,10 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
+import { type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
 import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
-import type { ResponseStore } from "../protocols/responses/response-store.ts";
+import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
@@ -34,18 +35,20 @@ interface Exchange {
   /** A chat completion -> the protocol's JSON answer; `servedModel` is the upstream id the gateway called. */
   answer(completion: unknown, servedModel: string): object;
   stream(servedModel: string): StreamTranslator;
-  /** After a stream ended (its translator finished or failed), successfully or not: to keep the answer. */
-  streamEnded?(isSuccess: boolean): void;
+  /** After a stream ended (its translator finished or failed), before its last events are written: to keep it. */
+  streamEnded?(isSuccess: boolean): Promise<void>;
+  /** After a JSON answer was made, before it is sent: to keep it. */
+  answered?(answer: object): Promise<void>;
 }
 
 export interface ProtocolAdapter {
   readonly clientProtocol: ClientProtocol;
-  begin(body: unknown): Exchange;
+  begin(body: unknown): Exchange | Promise<Exchange>;
 }
 
 export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapter) {
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const exchange = adapter.begin(request.body);
+    const exchange = await adapter.begin(request.body);
     const clientGone = clientGoneSignal(reply.raw);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
@@ -68,6 +71,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     if (result.kind === "json") {
       clientGone.stop();
       const answer = exchange.answer(parseCompletion(result.bodyText), servedModel);
+      await exchange.answered?.(answer);
       reply.code(result.status).headers(result.headers).type("application/json").send(answer);
       return;
     }
@@ -90,7 +94,8 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       : ending.error !== undefined
         ? translator.fail(ending.error)
         : "";
-    exchange.streamEnded?.(ending.isSuccess);
+    // Kept before the client reads `response.completed`, so a follow-up request finds it.
+    await exchange.streamEnded?.(ending.isSuccess);
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
 }
@@ -107,17 +112,21 @@ function nowSeconds(clock: Clock): number {
   return Math.floor(clock.now() / 1000);
 }
 
-/** OpenAI Responses (`POST /v1/responses`), kept in `store` unless the request says `store: false`. */
-export function responsesAdapter(store: ResponseStore, clock: Clock): ProtocolAdapter {
+/** OpenAI Responses (`POST /v1/responses`), kept unless the request says `store: false`. */
+export function responsesAdapter(kept: KeptResponses, clock: Clock): ProtocolAdapter {
   return {
     clientProtocol: "openai-responses",
-    begin(body) {
-      const translated = responsesToChat(body, store);
-      const keep = (response: ReturnType<typeof toResponseObject> | undefined): void => {
+    async begin(body) {
+      const translated = responsesToChat(body, await prefetch(kept, body));
+      const keep = async (response: ResponseObject | undefined): Promise<void> => {
         if (response === undefined || !translated.shouldStore) return;
-        store.put({ response, conversation: [...translated.conversation, ...outputToChatMessages(response.output)] });
+        await kept.put({
+          response,
+          conversation: [...translated.conversation, ...outputToChatMessages(response.output)],
+        });
       };
       let translator: ResponsesStreamTranslator | undefined;
+      let latest: ResponseObject | undefined;
       return {
         chatBody: translated.chatBody,
         answer(completion, servedModel) {
@@ -127,7 +136,7 @@ export function responsesAdapter(store: ResponseStore, clock: Clock): ProtocolAd
             createdAtSeconds: nowSeconds(clock),
             fallbackModel: servedModel,
           });
-          keep(response);
+          latest = response;
           return response;
         },
         stream(servedModel) {
@@ -139,10 +148,9 @@ export function responsesAdapter(store: ResponseStore, clock: Clock): ProtocolAd
           });
           return translator;
         },
-        streamEnded(isSuccess) {
-          // A failed stream leaves nothing to continue from.
-          if (isSuccess) keep(translator?.result);
-        },
+        answered: () => keep(latest),
+        // A failed stream leaves nothing to continue from.
+        streamEnded: (isSuccess) => (isSuccess ? keep(translator?.result) : Promise.resolve()),
       };
     },
   };

@@ -5,13 +5,17 @@ import { ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
+import { inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 
-export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
-  // Bounds are read once, at startup: a config reload does not resize the store.
-  const store = new ResponseStore(runtime.snapshot.config.responses.store, runtime.clock);
+/**
+ * `kept`: where kept responses live (a shared store from the composition root); by default in this process's
+ * memory, bounded by `responses.store` (read once, at startup: a config reload does not resize it).
+ */
+export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime, kept?: KeptResponses): void {
+  const store = kept ?? inMemory(new ResponseStore(runtime.snapshot.config.responses.store, runtime.clock));
   const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock));
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, messagesAdapter());
@@ -20,17 +24,17 @@ export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRun
   registerCountTokensRoute(app);
 }
 
-function registerKeptResponseRoutes(app: FastifyInstance, store: ResponseStore): void {
+function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses): void {
   for (const base of RESPONSES_PATHS) {
     app.get(`${base}/:id`, async (request) => {
       const id = idOf(request);
-      const stored = store.get(id);
+      const stored = await store.get(id);
       if (stored === undefined) throw notKept(id);
       return stored.response;
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);
-      if (!store.delete(id)) throw notKept(id);
+      if (!(await store.delete(id))) throw notKept(id);
       return { id, object: "response", deleted: true };
     });
   }
