@@ -106,6 +106,17 @@ export class ModelNotFoundError extends GatewayError {
   readonly code: ErrorCode = "model_not_found";
 }
 
+/** A kept object the client named (a stored response, an item of one) does not exist or has expired. */
+export class ResourceNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode;
+  constructor(message: string, options: GatewayErrorOptions & { code?: ErrorCode } = {}) {
+    super(message, options);
+    this.code = options.code ?? "response_not_found";
+  }
+}
+
 export class RouteNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";

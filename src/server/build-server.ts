@@ -14,13 +14,15 @@ import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type Endpoint
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
-import { currentKeyRing } from "./auth.ts";
+import { currentKeyRing, hasClientKey } from "./auth.ts";
+import { registerCors } from "./cors.ts";
 import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
+import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
@@ -56,7 +58,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
               ? { stream: options.logger.stream }
               : {}),
             // Client keys must never reach a log line.
-            redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+            redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
             // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
             // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
             hooks: { streamWrite: (line: string) => redactSecrets(line, providerKeysOf(runtime)) },
@@ -94,6 +96,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   registerJsonBodyParser(app);
   const allowedHosts = allowedHostsFor(settings);
 
+  // Before the key check: browsers send preflights without credentials.
+  registerCors(app, settings.corsOrigins);
   const clientKeys = currentKeyRing(
     () => runtime.snapshot.config,
     (config) => config.server.apiKeys,
@@ -113,11 +117,11 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const path = request.url.split("?")[0] ?? "";
     // Admin and dashboard routes check their keys themselves.
     if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
-    if (!keys.accepts(request.headers.authorization)) {
+    if (!keys.acceptsClient(request.headers)) {
       throw new AuthenticationError(
-        request.headers.authorization === undefined
-          ? "Missing API key: send `Authorization: Bearer <key>`."
-          : "Invalid API key.",
+        hasClientKey(request.headers)
+          ? "Invalid API key."
+          : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
       );
     }
   });
@@ -138,6 +142,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint.spec, runtime);
     for (const path of endpoint.paths) app.post(path, handler);
   }
+  registerProtocolRoutes(app, runtime);
   registerInfoRoutes(app, runtime);
   const adminKeys = currentKeyRing(
     () => runtime.snapshot.config,
