@@ -190,7 +190,7 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
       handle: async (_request, response) => {
         sseHead(response);
         response.write(`data: ${JSON.stringify(chatChunk("", MODEL, { role: true }))}\n\n`);
-        await writeUntilClosed(response, event, 100 * MB);
+        await writeUntilClosed(response, event, 200 * MB);
         // Then the upstream breaks: there is nothing to continue from (past the retained-text cap).
         response.socket?.destroy();
       },
@@ -217,9 +217,9 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     }
     await sleep(100);
     const peak = rss.stop();
-    assert.ok(received > 95 * MB, `the client got ${Math.round(received / MB)} MB`);
+    assert.ok(received > 195 * MB, `the client got ${Math.round(received / MB)} MB`);
     assert.match(tail, /"code":"stream_interrupted"/);
-    assert.ok(peak - before < 50 * MB, `RSS grew by ${Math.round((peak - before) / MB)} MB`);
+    assert.ok(peak - before < 100 * MB, `RSS grew by ${Math.round((peak - before) / MB)} MB`);
   });
 
   test("past max_retained_stream_chars a cut stream is not continued (the backup is never asked)", async (t) => {
