@@ -74,7 +74,7 @@ function requestLogBackend(config: GatewayConfig): RequestLogBackend | undefined
   if (!config.requestLog.enabled) return undefined;
   const { state } = config;
   if (state.redisUrl !== undefined) {
-    const backend = new RedisRequestLogBackend(state.redisUrl, state.redisKeyPrefix);
+    const backend = new RedisRequestLogBackend(state.redisUrl, state.redisKeyPrefix, state.redisCluster);
     // Not awaited: startup never waits for the request log; rows are dropped until Redis answers.
     void backend.connect();
     return backend;

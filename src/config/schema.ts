@@ -247,6 +247,8 @@ const serverSchema = z
     body_limit_bytes: positiveInt.default(20 * 1024 * 1024), // bytes: 20 MB fits long histories with images
     shutdown_timeout_ms: positiveInt.default(10_000), // ms in-flight work gets after SIGTERM
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    // origins browsers may call from (CORS): exact, `*`, or `scheme://host:*` (any port); default: this machine
+    cors_origins: z.array(z.string().min(1)).default(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]),
     request_timeout_ms: positiveInt.default(60_000), // ms to receive a whole request, body included (20 MB needs > 2.7 Mbit/s)
     headers_timeout_ms: positiveInt.default(10_000), // ms to receive the request headers
     max_connections: positiveInt.default(1024), // open client connections; keep below `ulimit -n` minus upstream sockets
@@ -300,7 +302,8 @@ const cooldownsSchema = z
     invalid_key_ms: positiveInt.default(3_600_000), // ms a provider is parked after a 401/403: one hour
     failure_threshold: positiveInt.default(3), // consecutive failures that open a candidate's circuit
     failure_window_ms: positiveInt.default(60_000), // ms window those failures must fall in
-    circuit_open_ms: positiveInt.default(30_000), // ms before an open circuit lets one probe through
+    circuit_open_ms: positiveInt.default(30_000), // ms cap of the pause between probes of an open circuit
+    circuit_first_probe_ms: positiveInt.default(2_000), // ms from a circuit's opening to its first probe; doubles
   })
   .prefault({})
   .transform(camelKeys);
@@ -338,6 +341,20 @@ const upstreamLimitsSchema = z
   })
   .prefault({})
   .transform(camelKeys);
+
+/** The in-memory store of Responses API answers (`store`, `previous_response_id`, `item_reference`). */
+const responsesSchema = z
+  .strictObject({
+    store: z
+      .strictObject({
+        max_entries: nonNegativeInt.default(10_000), // responses kept; 0 keeps none
+        max_bytes: nonNegativeInt.default(64 * 1024 * 1024), // bytes of kept JSON (each holds its conversation): 64 MiB
+        max_age_ms: positiveInt.default(24 * 3_600_000), // ms a kept response stays usable: 24 h
+      })
+      .prefault({})
+      .transform(camelKeys),
+  })
+  .prefault({});
 
 const logSchema = z
   .strictObject({
@@ -382,6 +399,7 @@ export const configSchema = z
     scoring: scoringSchema,
     state: stateSchema,
     upstream_limits: upstreamLimitsSchema,
+    responses: responsesSchema,
     log: logSchema,
     request_log: requestLogSchema,
     metrics: metricsSchema,

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { attempt, record } from "../../test/helpers/records.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
@@ -143,6 +144,29 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
     });
   });
 }
+
+describe("request log (Redis Cluster)", { skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING }, () => {
+  test("both keys share one slot: appends, filters and retention work on a cluster", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const backend = new RedisRequestLogBackend(cluster.url, "cluster-test:", true);
+    await backend.connect();
+    const clock = manualClock(10_000);
+    const log = new RequestLog(backend, { clock, maxEntries: 2, maxAgeMs: 60_000, isContentKept: false });
+    t.after(() => log.close());
+    log.observe(record({ id: "a", startedAtMs: 1_000 }));
+    log.observe(record({ id: "b", startedAtMs: 2_000, status: 429, attempts: [] }));
+    log.observe(record({ id: "c", startedAtMs: 3_000 }));
+    assert.deepEqual(
+      (await log.query({ limit: 10 })).map((found) => found.id),
+      ["c", "b"],
+    );
+    assert.deepEqual(
+      (await log.query({ limit: 10, status: 429 })).map((found) => found.id),
+      ["b"],
+    );
+    assert.equal((await log.get("c"))?.id, "c");
+  });
+});
 
 describe("request log query parameters", () => {
   test("valid values", () => {

@@ -1,5 +1,6 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
 import {
   AuthenticationError,
   HostNotAllowedError,
@@ -13,13 +14,15 @@ import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type Endpoint
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
-import { KeyRing } from "./auth.ts";
+import { currentKeyRing, hasClientKey } from "./auth.ts";
+import { registerCors } from "./cors.ts";
 import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
+import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
@@ -55,7 +58,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
               ? { stream: options.logger.stream }
               : {}),
             // Client keys must never reach a log line.
-            redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+            redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
             // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
             // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
             hooks: { streamWrite: (line: string) => redactSecrets(line, providerKeysOf(runtime)) },
@@ -93,8 +96,14 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   registerJsonBodyParser(app);
   const allowedHosts = allowedHostsFor(settings);
 
-  const keys = new KeyRing(settings.apiKeys);
+  // Before the key check: browsers send preflights without credentials.
+  registerCors(app, settings.corsOrigins);
+  const clientKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.apiKeys,
+  );
   app.addHook("onRequest", async (request, reply) => {
+    const keys = clientKeys();
     reply.header("x-request-id", request.id);
     if (!isHostAllowed(allowedHosts, request.headers.host)) {
       throw new HostNotAllowedError(
@@ -108,11 +117,11 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const path = request.url.split("?")[0] ?? "";
     // Admin and dashboard routes check their keys themselves.
     if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
-    if (!keys.accepts(request.headers.authorization)) {
+    if (!keys.acceptsClient(request.headers)) {
       throw new AuthenticationError(
-        request.headers.authorization === undefined
-          ? "Missing API key: send `Authorization: Bearer <key>`."
-          : "Invalid API key.",
+        hasClientKey(request.headers)
+          ? "Invalid API key."
+          : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
       );
     }
   });
@@ -133,11 +142,15 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint.spec, runtime);
     for (const path of endpoint.paths) app.post(path, handler);
   }
+  registerProtocolRoutes(app, runtime);
   registerInfoRoutes(app, runtime);
-  const adminKeys = new KeyRing(settings.adminKeys);
+  const adminKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.adminKeys,
+  );
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {
-    registerObservabilityRoutes(app, options.observers, { client: keys, admin: adminKeys });
+    registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
   }
 
   // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
@@ -179,9 +192,6 @@ function providerKeysOf(runtime: GatewayRuntime): readonly string[] {
   }
   return keys;
 }
-
-/** A client's request id is kept when it is at most this long and printable ASCII without spaces. */
-const MAX_CLIENT_REQUEST_ID_CHARS = 128;
 const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
 
 /**

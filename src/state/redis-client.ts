@@ -29,12 +29,17 @@ export type SharedStateRedis = RedisConnection & SharedStateCommands;
 const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
 
 /** The command connection; `lazyConnect`, so the caller decides how long start-up may wait. */
-export function createCommandClient(url: string, isCluster = false): SharedStateRedis {
+export function createCommandClient(
+  url: string,
+  isCluster = false,
+  /** The request log's reads are larger and off the request path: it allows more. */
+  commandTimeoutMs = COMMAND_TIMEOUT_MS,
+): SharedStateRedis {
   const options = {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: COMMAND_TIMEOUT_MS,
+    commandTimeout: commandTimeoutMs,
     connectTimeout: CONNECT_TIMEOUT_MS,
     connectionName: "llm-gateway",
   } satisfies NodeOptions;

@@ -2,7 +2,7 @@
 // ids by start time and a hash of rows. Filters run here over rows fetched newest first in batches. Redis being
 // down loses log rows (the request log is a convenience, never a reason to fail or slow a request). The row and
 // filter shapes match observability's RequestLogBackend (state/ does not import observability).
-import { Redis } from "ioredis";
+import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
 
 interface StoredRequestRow {
   readonly id: string;
@@ -28,24 +28,17 @@ const COMMAND_TIMEOUT_MS = 1_000;
 
 export class RedisRequestLogBackend {
   readonly kind = "redis";
-  readonly #redis: Redis;
+  readonly #redis: RedisConnection;
   readonly #indexKey: string;
   readonly #rowsKey: string;
 
-  constructor(url: string, keyPrefix: string) {
-    this.#redis = new Redis(url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      connectTimeout: 1_000,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
-      connectionName: "llm-gateway-request-log",
-    });
+  constructor(url: string, keyPrefix: string, isCluster = false) {
+    this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
-    this.#indexKey = `${keyPrefix}requests`;
-    this.#rowsKey = `${keyPrefix}requests:rows`;
+    // One hash tag for both keys: a Redis Cluster keeps them in one slot, so MULTI over both works there too.
+    this.#indexKey = `${keyPrefix}{requests}`;
+    this.#rowsKey = `${keyPrefix}{requests}:rows`;
   }
 
   /** Connects (the caller decides whether to wait). Never rejects. */
@@ -105,15 +98,7 @@ export class RedisRequestLogBackend {
   }
 
   async close(): Promise<void> {
-    if (this.#redis.status === "ready") {
-      try {
-        await this.#redis.quit();
-        return;
-      } catch {
-        // fall through
-      }
-    }
-    this.#redis.disconnect();
+    await closeClient(this.#redis);
   }
 }
 

@@ -117,8 +117,13 @@ async function tryCandidate(
       releaseSlot();
       skips.push(
         admission.untilMs === undefined
-          ? { deploymentKey: deployment.key, reason: admission.reason }
-          : { deploymentKey: deployment.key, reason: admission.reason, untilMs: admission.untilMs },
+          ? { deploymentKey: deployment.key, reason: admission.reason, isLimit: admission.isLimit }
+          : {
+              deploymentKey: deployment.key,
+              reason: admission.reason,
+              untilMs: admission.untilMs,
+              isLimit: admission.isLimit,
+            },
       );
       return undefined;
     }

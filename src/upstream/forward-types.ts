@@ -52,6 +52,8 @@ export interface AttemptSkip {
   readonly reason: string;
   /** When the candidate frees up, if known (cooldown end, budget retry time). */
   readonly untilMs?: number;
+  /** Skipped for a limit (budget, 429-type cooldown), not for failing (open circuit, parked key). */
+  readonly isLimit?: boolean;
 }
 
 export interface ForwardTrace {
@@ -85,7 +87,13 @@ export interface ForwardOutcome {
 
 export type Admission =
   | { readonly isAdmitted: true; readonly reservation: Reservation }
-  | { readonly isAdmitted: false; readonly reason: string; readonly untilMs?: number };
+  | {
+      readonly isAdmitted: false;
+      readonly reason: string;
+      readonly untilMs?: number;
+      /** Refused for a limit (budget, 429-type cooldown) rather than for failing (open circuit, parked key). */
+      readonly isLimit: boolean;
+    };
 
 export interface FailoverServices {
   readonly dispatcher: Dispatcher;
