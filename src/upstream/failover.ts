@@ -92,9 +92,11 @@ async function tryCandidate(
       throw new ClientAbortedError();
     }
     if (releaseSlot === undefined) {
+      // A limit (the gateway's own, on concurrency), not a failing candidate.
       skips.push({
         deploymentKey: deployment.key,
         reason: `no free slot within the request's time (max_in_flight ${settings.maxInFlight})`,
+        isLimit: true,
       });
       return undefined;
     }
