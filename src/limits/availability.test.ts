@@ -14,6 +14,7 @@ const SETTINGS: CooldownSettings = {
   failureWindowMs: 10_000,
   circuitOpenMs: 30_000,
   circuitFirstProbeMs: 30_000,
+  suspectSingleFlight: true,
 };
 
 function setup(settings: Partial<CooldownSettings> = {}) {

@@ -113,7 +113,7 @@ export class AvailabilityBook {
     // Closed, but the latest evidence is a recent failure: one request at a time finds out whether it healed.
     // Once `circuitFirstProbeMs` has passed since that failure, that request is ranked as if it had not failed
     // (a probe), so that the health penalty cannot keep the candidate out for longer.
-    if (this.#isSuspect(record, nowMs)) {
+    if (this.#settings.suspectSingleFlight && this.#isSuspect(record, nowMs)) {
       if (record.isProbeInFlight) return LAST_RESORT;
       const lastFailureMs = record.failureTimesMs[record.failureTimesMs.length - 1] ?? 0;
       return nowMs - lastFailureMs >= this.#settings.circuitFirstProbeMs ? PROBE : AVAILABLE;
@@ -138,7 +138,11 @@ export class AvailabilityBook {
     if (availability.isProbe) {
       if (record.circuit === "open") record.circuit = "half_open";
       record.isProbeInFlight = true;
-    } else if (record.circuit === "closed" && this.#isSuspect(record, this.#clock.now())) {
+    } else if (
+      record.circuit === "closed" &&
+      this.#settings.suspectSingleFlight &&
+      this.#isSuspect(record, this.#clock.now())
+    ) {
       record.isProbeInFlight = true;
     }
     return availability;
