@@ -1,7 +1,10 @@
 // `npm run bench`: what the gateway costs, as ratios against calling the upstream directly and against the
 // least a Node proxy can do. One run measures the same workload (a small chat completion; a stream of a fixed
 // number of SSE chunks) sent (1) directly to a mock upstream, (2) through a bare node:http + undici proxy,
-// (3) through the gateway, started as `llm-gateway serve` in a child process with a temp YAML config.
+// (3) through the gateway, started as `llm-gateway serve` in a child process with a temp YAML config; and the same
+// gateway with realistic budgets: (4) high limits on the model (`rpm: 100000000, tpm: 1000000000`, so nothing is
+// ever denied and the cost is the bookkeeping alone), (5) the same limits shared through Redis (`state.redis_url`,
+// a redis-server started on the load core).
 //
 // Two cores: the mock, the load generator and this script share core 0; the proxy under test has core 1 to
 // itself (taskset), so its req/s are per core. They are the gateway's own limit only if its core was saturated
@@ -19,6 +22,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { answersPing } from "../test/helpers/redis-server.ts";
 import { type LatencySamples, measureSequential, percentile, rawPostRequest } from "./latency-client.ts";
 import { isWrkInstalled, type LoadResult, type LoadTool, runLoad } from "./load-generator.ts";
 
@@ -32,7 +36,8 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --chunks N                SSE chunks per streamed answer (default 16; env BENCH_STREAM_CHUNKS)
   --prompt-chars N          size of the user message; default: one short sentence (env BENCH_PROMPT_CHARS)
   --tool wrk|autocannon     load generator (default: wrk when installed; env BENCH_TOOL)
-  --targets LIST            any of direct,bare,gateway (default all; env BENCH_TARGETS)
+  --targets LIST            any of direct,bare,gateway,limits,redis (default all; redis is skipped when
+                            redis-server is not installed; env BENCH_TARGETS)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
   --gateway-main PATH       the gateway entry point (default src/main.ts; another checkout for A/B runs;
@@ -42,9 +47,24 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   -h, --help
 `;
 
-const TARGETS = ["direct", "bare", "gateway"] as const;
+const TARGETS = ["direct", "bare", "gateway", "limits", "redis"] as const;
 type Target = (typeof TARGETS)[number];
-const TARGET_LABELS: Record<Target, string> = { direct: "direct", bare: "bare proxy", gateway: "gateway" };
+const TARGET_LABELS: Record<Target, string> = {
+  direct: "direct",
+  bare: "bare proxy",
+  gateway: "gateway",
+  limits: "gateway, high limits",
+  redis: "gateway, high limits, Redis",
+};
+/** The columns of the main table; the gateway variants get a table of their own. */
+const BASE_TARGETS: readonly Target[] = ["direct", "bare", "gateway"];
+/** The gateway variants: the limits block on the model, and whether state goes through Redis. */
+const HIGH_LIMITS = "{ rpm: 100000000, tpm: 1000000000 }";
+const VARIANTS: Partial<Record<Target, { readonly limits: string; readonly label: string }>> = {
+  gateway: { limits: "", label: "no limits" },
+  limits: { limits: HIGH_LIMITS, label: `\`limits: ${HIGH_LIMITS}\`` },
+  redis: { limits: HIGH_LIMITS, label: `same, \`state.redis_url\` (Redis on loopback)` },
+};
 
 /** What the issue asks of the gateway. */
 const TARGET_JSON_RPS = 5_000;
@@ -284,6 +304,23 @@ function logProblems(path: string): string {
   return shown.join("") + more;
 }
 
+/** A redis-server on the load core (in memory only), or undefined when it is not installed. */
+async function startRedis(pin: readonly string[]): Promise<string | undefined> {
+  if (spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status !== 0) return undefined;
+  const port = await freePort();
+  const command = [...pin, "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", ""];
+  const [file, ...args] = command as [string, ...string[]];
+  const child = spawn(file, [...args, "--appendonly", "no", "--loglevel", "warning"], { stdio: "ignore" });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (await answersPing(port)) return `redis://127.0.0.1:${port}`;
+    await sleep(50);
+  }
+  throw new Error("redis-server did not answer within 10 s");
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, "127.0.0.1");
@@ -313,7 +350,18 @@ async function waitUntilReady(port: number, child: ChildProcess): Promise<void> 
   throw new Error("gateway not ready within 20 s");
 }
 
-function gatewayConfig(port: number, upstreamPort: number, logLevel: string, workDir: string): string {
+function gatewayConfig(
+  port: number,
+  upstreamPort: number,
+  logLevel: string,
+  workDir: string,
+  variant: { readonly limits: string; readonly redisUrl: string | undefined },
+): string {
+  const model = variant.limits === "" ? "{}" : `{ limits: ${variant.limits} }`;
+  const state =
+    variant.redisUrl === undefined
+      ? `state:\n  path: ${JSON.stringify(join(workDir, `state-${port}.db`))}\n`
+      : `state:\n  redis_url: ${variant.redisUrl}\n  redis_key_prefix: "bench-${port}:"\n`;
   return `# Written by bench/gateway.ts for one run.
 server:
   host: 127.0.0.1
@@ -325,10 +373,10 @@ providers:
     base_url: http://127.0.0.1:${upstreamPort}/v1
     api_key: bench-upstream-key
     models:
-      ${MODEL}: {}
+      ${MODEL}: ${model}
 discovery:
   cache_dir: ${JSON.stringify(join(workDir, "cache"))}
-`;
+${state}`;
 }
 
 /** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
@@ -497,7 +545,7 @@ function report(
   const jsonP50 = metric((result) => p(result.jsonLatency.totalMs, 50));
   const firstByteP50 = metric((result) => p(result.streamLatency.firstByteMs, 50));
   const c = options.connections;
-  const columns = options.targets;
+  const columns = options.targets.filter((target) => BASE_TARGETS.includes(target));
   const header = (first: string, extra: string[]) =>
     `| ${first} | ${columns.map((target) => TARGET_LABELS[target]).join(" | ")}${extra.map((text) => ` | ${text}`).join("")} |\n` +
     `|---|${columns.map(() => "---:").join("|")}${extra.map(() => "|---:").join("")}|`;
@@ -570,8 +618,24 @@ function report(
   lines.push(`| busy core ${options.cores[0]} / core ${options.cores[1]}, stream | ${busyCells("stream")} |`);
   lines.push(`| peak RSS, MB | ${columns.map((target) => cell(metric((r) => r.peakRssMb)(target), 0)).join(" | ")} |`);
 
+  const variants = options.targets.filter((target) => VARIANTS[target] !== undefined && results[target] !== undefined);
+  if (variants.some((target) => target !== "gateway")) {
+    // Ratios measured in this one run: to a direct call, to the bare proxy, to the gateway without limits.
+    lines.push(
+      "",
+      "| gateway config | JSON req/s | /direct | /bare | /no limits | CPU µs per JSON request | stream req/s | stream /bare | JSON p50 ms, conc. 1 | peak RSS, MB |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    for (const target of variants) {
+      const json = jsonRps(target);
+      lines.push(
+        `| ${VARIANTS[target]?.label} | ${cell(json, 0)} | ${formatRatio(json / jsonRps("direct"))} | ${formatRatio(json / jsonRps("bare"))} | ${formatRatio(json / jsonRps("gateway"))} | ${cell(metric((r) => r.json.cpuUsPerRequest)(target), 0)} | ${cell(streamRps(target), 0)} | ${formatRatio(streamRps(target) / streamRps("bare"))} | ${cell(jsonP50(target), 3)} | ${cell(metric((r) => r.peakRssMb)(target), 0)} |`,
+      );
+    }
+  }
+
   const notes: string[] = [];
-  for (const target of columns) {
+  for (const target of options.targets) {
     const result = results[target];
     if (result === undefined) continue;
     const errors = result.json.errors + result.stream.errors + result.jsonLatency.errors + result.streamLatency.errors;
@@ -581,7 +645,7 @@ function report(
         `WARNING: ${TARGET_LABELS[target]}: ${errors} failed requests${first === undefined ? "" : ` (${first})`}.`,
       );
   }
-  for (const target of columns.filter((name) => name !== "direct")) {
+  for (const target of options.targets.filter((name) => name !== "direct")) {
     for (const [label, workload, read] of [
       ["JSON", "json", jsonRps],
       ["stream", "stream", streamRps],
@@ -674,10 +738,24 @@ async function main(): Promise<number> {
           repoDir,
         );
         port = await readPort("bare", child);
-      } else if (target === "gateway") {
+      } else if (VARIANTS[target] !== undefined) {
+        let redisUrl: string | undefined;
+        if (target === "redis") {
+          redisUrl = await startRedis(pins.load);
+          if (redisUrl === undefined) {
+            process.stderr.write("bench: redis-server is not installed; skipping the Redis row\n");
+            continue;
+          }
+        }
         port = await freePort();
-        const configPath = join(workDir, "gateway.yaml");
-        writeFileSync(configPath, gatewayConfig(port, mockPort, options.gatewayLogLevel, workDir));
+        const configPath = join(workDir, `gateway-${target}.yaml`);
+        writeFileSync(
+          configPath,
+          gatewayConfig(port, mockPort, options.gatewayLogLevel, workDir, {
+            limits: VARIANTS[target]?.limits ?? "",
+            redisUrl,
+          }),
+        );
         const logFd = openSync(gatewayLogPath, "w");
         try {
           child = startNode(
@@ -697,7 +775,7 @@ async function main(): Promise<number> {
         results[target] = await measureTarget(target, port, (child ?? mock).pid, options, pins, workDir);
       } finally {
         if (child !== undefined) await stopChild(child);
-        if (target === "gateway") process.stderr.write(logProblems(gatewayLogPath));
+        if (VARIANTS[target] !== undefined) process.stderr.write(logProblems(gatewayLogPath));
       }
     }
     await stopChild(mock);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The package's command. The sources are TypeScript run by Node 24's type stripping; `npx llm-gateway` puts
-// the project's own Node 24 (the `node` devDependency) first on PATH, so `node` here is that one.
+// the project's own Node 24 (the `node` dependency) first on PATH, so `node` here is that one.
 const [major] = process.versions.node.split(".").map(Number);
 if (major < 24) {
   process.stderr.write(

@@ -6,6 +6,7 @@ import { EXIT_USAGE } from "./cli/exit-codes.ts";
 import { loadGatewayConfig } from "./cli/gateway-config.ts";
 import { terminalOutput } from "./cli/output.ts";
 import { serve } from "./cli/serve.ts";
+import { VERSION } from "./cli/version.ts";
 
 const USAGE = `Usage: llm-gateway [command] [options]
 
@@ -24,6 +25,7 @@ Options:
   --config PATH         config file (default: $LLM_GATEWAY_CONFIG or config/meta-providers.yaml)
   --json                machine-readable output (check, providers, models, route)
   --explain             with route: show score terms
+  -v, --version         print the version
   -h, --help            show this help
 
 Exit codes: 0 ok; 1 something does not work (a provider probe failed, no route); 2 config or usage error.
@@ -41,6 +43,10 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (values.help === true) {
     process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.version === true) {
+    process.stdout.write(`llm-gateway ${VERSION}\n`);
     return 0;
   }
   // Every command loads its config the way `serve` does (presets, the no-config mode).
@@ -75,6 +81,7 @@ function parse(argv: string[]) {
       json: { type: "boolean" },
       explain: { type: "boolean" },
       help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
     },
   });
 }

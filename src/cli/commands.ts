@@ -81,7 +81,8 @@ export async function check(options: CommandOptions): Promise<number> {
         {
           ok: true,
           unmatched_models: unmatched,
-          config: result.path,
+          config: config.sourcePath === undefined ? null : result.path,
+          ...(config.sourcePath === undefined ? { missing_config_file: result.path } : {}),
           providers: config.providers.map((provider) => ({
             name: provider.name,
             base_url: provider.baseUrl,
@@ -98,7 +99,15 @@ export async function check(options: CommandOptions): Promise<number> {
     return EXIT_OK;
   }
   const { output } = options;
-  output.write(`${paint(output, "green", "Config OK")}: ${result.path}\n\n`);
+  if (config.sourcePath === undefined) {
+    // The no-config mode: the default file is missing and the presets whose keys are set stand in for it.
+    output.write(
+      `${paint(output, "yellow", "No config file")}: ${result.path} does not exist; ` +
+        "using every built-in preset whose key is set (docs/quickstart.md).\n\n",
+    );
+  } else {
+    output.write(`${paint(output, "green", "Config OK")}: ${result.path}\n\n`);
+  }
   output.write(
     table(
       ["provider", "status", "base url / why skipped", "models"],

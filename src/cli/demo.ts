@@ -4,6 +4,7 @@ import { loadEnv } from "../config/env.ts";
 import { buildConfig } from "../config/load.ts";
 import { startFakeProvider } from "./demo-providers.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
+import { terminalLogger } from "./terminal-logger.ts";
 
 export async function demo(): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -37,7 +38,7 @@ export async function demo(): Promise<number> {
     "<demo>",
     { env: {} },
   );
-  const gateway = await startGateway(config);
+  const gateway = await startGateway(config, { logger: terminalLogger(config) });
   const base = `${gateway.url}/v1`;
   process.stdout.write(`
 LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; "steady" always answers).
@@ -49,6 +50,8 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
     -d '{"model":"best","stream":true,"messages":[{"role":"user","content":"Stream please"}]}'
 
   curl -s ${base}/models ; curl -s ${gateway.url}/stats ; curl -s ${gateway.url}/health
+
+Live dashboard: ${gateway.url}/dashboard   Metrics: ${gateway.url}/metrics
 
 Watch the x-gateway-provider header switch from swift to steady on a 429. Ctrl-C stops.
 `);

@@ -45,7 +45,8 @@ export function loadGatewayConfig(options: {
         message:
           `no config file (${DEFAULT_CONFIG_PATH}) and no provider key in the environment or .env.\n` +
           `Set at least one of these (docs/quickstart.md), or pass --config PATH:\n` +
-          availability.missing.map((entry) => `  ${entry.name}: ${entry.variables}`).join("\n"),
+          availability.missing.map((entry) => `  ${entry.name}: ${entry.variables}`).join("\n") +
+          "\nTry the gateway without any key: npm run demo",
       },
     ]);
   }

@@ -5,10 +5,11 @@ import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
-import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
+import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
+import { terminalLogger } from "./terminal-logger.ts";
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -25,10 +26,23 @@ export async function serve(options: { configPath: string | undefined }): Promis
     throw error;
   }
   const { loaded, availability, configPath } = source;
+  if (loaded.config.providers.length === 0) {
+    process.stderr.write(noProviderMessage(loaded.config.skippedProviders, configPath));
+    return EXIT_USAGE;
+  }
+  const logger = terminalLogger(loaded.config);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gateway = await startGateway(loaded.config, { warnings: loaded.warnings });
+    gateway = await startGateway(loaded.config, { warnings: loaded.warnings, logger });
   } catch (error) {
+    if (isAddressInUse(error)) {
+      const { port, host } = loaded.config.server;
+      process.stderr.write(
+        `Port ${port} on ${host} is already in use (another gateway?). Stop it, or start on another port: ` +
+          `PORT=${port === 65535 ? port - 1 : port + 1} npm start (or server.port in the config).\n`,
+      );
+      return EXIT_NOT_OK;
+    }
     if (error instanceof ConfigError) {
       process.stderr.write(
         `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
@@ -71,4 +85,32 @@ export async function serve(options: { configPath: string | undefined }): Promis
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
   return EXIT_OK;
+}
+
+function isAddressInUse(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | null)?.code === "EADDRINUSE";
+}
+
+/**
+ * Every provider of the config was skipped (usually: no key set). One block instead of a warning per provider
+ * and a gateway that serves nothing: which variable enables which provider, and how to try it without keys.
+ */
+export function noProviderMessage(
+  skipped: readonly { readonly name: string; readonly reason: string }[],
+  configPath: string | undefined,
+): string {
+  const lines = skipped.map((entry) => {
+    const variables = /environment variable (.+?) is not set/.exec(entry.reason)?.[1];
+    return variables === undefined ? `  ${entry.name}: ${entry.reason}` : `  ${entry.name}: ${variables}`;
+  });
+  return [
+    `No provider is enabled${configPath === undefined ? "" : ` in ${configPath}`}: set a key variable for at least one`,
+    "of them (in the environment or in .env) and start again:",
+    ...lines,
+    "",
+    "Try the gateway without any key:   npm run demo",
+    "Check the config and keys:         npx llm-gateway check",
+    "Getting keys (free tiers):         docs/quickstart.md",
+    "",
+  ].join("\n");
 }

@@ -8,6 +8,7 @@ import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
 import type { GatewayServer } from "../server/build-server.ts";
 import { buildServer } from "../server/build-server.ts";
+import { createObservers } from "./observers.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
 const IDLE_SWEEP_INTERVAL_MS = 100;
@@ -22,7 +23,7 @@ export interface RunningGateway {
 }
 
 export interface StartOptions {
-  readonly logger?: boolean | { level: string };
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   readonly clock?: Clock;
   readonly warnings?: readonly string[];
 }
@@ -39,13 +40,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     config,
     options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
   );
-  app = buildServer(runtime, logger === undefined ? {} : { logger });
+  const observers = await createObservers(config, runtime, runtimeLogger);
+  app = buildServer(runtime, logger === undefined ? { observers } : { logger, observers });
   for (const warning of options.warnings ?? []) app.log.warn(warning);
   for (const [provider, found] of runtime.snapshot.discovery) {
     if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
   }
   runtime.onRecord(routedLogLine(() => app?.log));
-  await app.listen({ port: config.server.port, host: config.server.host });
+  runtime.onRecord(observers.observe);
+  try {
+    await app.listen({ port: config.server.port, host: config.server.host });
+  } catch (error) {
+    // e.g. the port is in use: release what was opened (store files, Redis connections) so the process can exit.
+    await app.close();
+    await observers.close();
+    await runtime.close();
+    throw error;
+  }
   const stopLeaderboardRefresh = startLeaderboardRefresh(runtime, runtimeLogger);
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.server.port;
@@ -68,6 +79,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       } finally {
         clearInterval(idleSweep);
       }
+      await observers.close();
       await runtime.close();
     },
   };

@@ -6,7 +6,7 @@
 //
 // Two stages, because of presets: a `providers:` entry is validated as written (`providerSchema`, nothing filled
 // in, so that a preset's value is not masked by a default), merged with its preset, expanded into one provider
-// per key by load.ts, and only then resolved (`providerSettingsSchema`: defaults, camelCase). Every other section
+// per key by resolve-providers.ts, and only then resolved (`providerSettingsSchema`: defaults, camelCase). Every other section
 // is resolved by `configSchema` itself.
 import { z } from "zod";
 import { parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
@@ -32,7 +32,7 @@ const httpUrl = z
   .refine((url) => !hasControlCharacter(url), "contains a control character (CR, LF, ...)")
   .refine(
     (url) => URL.canParse(url) && new URL(url).username === "" && new URL(url).password === "",
-    "credentials in the URL (user:pass@) are not supported: remove them; put the key in api_key or api_key_env_var, or an Authorization entry under headers",
+    "credentials in the URL (user:pass@) are not supported: remove them and put the key in api_key or api_key_env_var",
   );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ const modelKindSchema = z.enum(["chat", "embedding", "audio", "image", "rerank",
 const modelSchema = z.strictObject({
   /** Upstream model id; default: the public name. */
   id: z.string().min(1).optional(),
-  /** Added to the score; higher is preferred. Default 0 (see providerSettingsSchema). */
+  /** Added to the score; higher is preferred. Default 0 (see modelSettingsSchema). */
   priority: z.number().optional(),
   /** Context window, tokens. */
   context: positiveInt.optional(),
@@ -137,6 +137,8 @@ export const providerSchema = z.strictObject({
   first_token_timeout_ms: positiveInt.optional(),
   stream_idle_timeout_ms: positiveInt.optional(),
   retries: nonNegativeInt.max(5).optional(),
+  /** Requests in flight to this provider at once; more wait for a slot (docs/streaming.md, "Upstream limits"). */
+  max_in_flight: positiveInt.optional(),
   headers: headersSchema.optional(),
   models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
   rate_limit_dialect: z.string().min(1).optional(),
@@ -177,7 +179,7 @@ const raw = providerSchema.shape;
 
 /**
  * The fields of ProviderSettings. Built from a validated, preset-merged entry plus the provider's name and its
- * one key; keys load.ts has already used (`preset`, `enabled`, `api_key_env_var`, ...) are stripped.
+ * one key; the fields resolve-providers.ts has already used (`preset`, `enabled`, `api_key_env_var`, ...) are stripped.
  */
 export const providerSettingsSchema = z
   .object({
@@ -191,7 +193,8 @@ export const providerSettingsSchema = z
     first_token_timeout_ms: raw.first_token_timeout_ms.default(15_000), // ms from the headers to the first content chunk
     stream_idle_timeout_ms: raw.stream_idle_timeout_ms.default(30_000), // ms of silence mid-stream = stalled
     retries: raw.retries.default(1), // extra attempts on the same candidate for 5xx / connection resets
-    headers: raw.headers.default({}),
+    max_in_flight: raw.max_in_flight.default(128), // requests in flight at once; more wait for a slot, not in the HTTP pool
+    headers: raw.headers.default({}), // none besides content-type, accept and authorization
     /** Configured models; unset means "discover them from GET /models". */
     models: z
       .record(
@@ -244,6 +247,17 @@ const serverSchema = z
     body_limit_bytes: positiveInt.default(20 * 1024 * 1024), // bytes: 20 MB fits long histories with images
     shutdown_timeout_ms: positiveInt.default(10_000), // ms in-flight work gets after SIGTERM
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    // origins browsers may call from (CORS): exact, `*`, or `scheme://host:*` (any port); default: this machine
+    cors_origins: z.array(z.string().min(1)).default(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]),
+    request_timeout_ms: positiveInt.default(60_000), // ms to receive a whole request, body included (20 MB needs > 2.7 Mbit/s)
+    headers_timeout_ms: positiveInt.default(10_000), // ms to receive the request headers
+    max_connections: positiveInt.default(1024), // open client connections; keep below `ulimit -n` minus upstream sockets
+    // Host header names accepted (no port); "*" accepts any. Default: loopback names when bound to loopback (DNS rebinding).
+    allowed_hosts: z
+      .array(z.string().min(1))
+      .min(1)
+      .transform((names) => names.map((name) => name.toLowerCase()))
+      .optional(),
   })
   .prefault({})
   .transform(camelKeys);
@@ -312,7 +326,65 @@ const stateSchema = z
       .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
       .optional(), // set: budgets and cooldowns shared with other gateways
     redis_key_prefix: z.string().default("llm-gateway:"),
+    redis_cluster: z.boolean().default(false), // `redis_url` is one node of a Redis Cluster (the others are discovered)
     flush_interval_ms: positiveInt.default(1_000), // ms between batched writes: what a crash can lose
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+/** Bounds on what an upstream may send; past one, the attempt or stream fails (never blaming the key). */
+const upstreamLimitsSchema = z
+  .strictObject({
+    max_response_bytes: positiveInt.default(64 * 1024 * 1024), // bytes of a 2xx JSON body (64 MiB); larger = bad_response
+    max_error_body_bytes: positiveInt.default(1024 * 1024), // bytes of an error body read to classify it (1 MiB)
+    max_stream_event_chars: positiveInt.default(4 * 1024 * 1024), // characters of one SSE line or event (4 Mi)
+    max_retained_stream_chars: nonNegativeInt.default(1024 * 1024), // characters kept for continuation (1 Mi)
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+/** The in-memory store of Responses API answers (`store`, `previous_response_id`, `item_reference`). */
+const responsesSchema = z
+  .strictObject({
+    store: z
+      .strictObject({
+        max_entries: nonNegativeInt.default(10_000), // responses kept; 0 keeps none
+        max_bytes: nonNegativeInt.default(64 * 1024 * 1024), // bytes of kept JSON (each holds its conversation): 64 MiB
+        max_age_ms: positiveInt.default(24 * 3_600_000), // ms a kept response stays usable: 24 h
+      })
+      .prefault({})
+      .transform(camelKeys),
+  })
+  .prefault({});
+
+const logSchema = z
+  .strictObject({
+    format: z.enum(["auto", "pretty", "json"]).default("auto"), // auto: pretty on a terminal, JSON lines otherwise
+    content: z.boolean().default(false), // keep message content in the request log (never keys)
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+const requestLogSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    max_entries: positiveInt.default(10_000), // newest requests kept
+    max_age_ms: positiveInt.default(7 * 24 * 3_600_000), // ms a request is kept: 7 days
+    file: z.string().min(1).optional(), // also append every request as a JSON line to this file
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+const metricsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true), // GET /metrics
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+const tracesSchema = z
+  .strictObject({
+    otlp_endpoint: httpUrl.optional(), // OTLP/HTTP base URL; $OTEL_EXPORTER_OTLP_ENDPOINT wins
   })
   .prefault({})
   .transform(camelKeys);
@@ -327,8 +399,19 @@ export const configSchema = z
     discovery: discoverySchema,
     scoring: scoringSchema,
     state: stateSchema,
+    upstream_limits: upstreamLimitsSchema,
+    responses: responsesSchema,
+    log: logSchema,
+    request_log: requestLogSchema,
+    metrics: metricsSchema,
+    traces: tracesSchema,
   })
-  .transform(({ meta_models, ...rest }) => ({ ...rest, metaModels: meta_models }));
+  .transform(({ meta_models, request_log, upstream_limits, ...rest }) => ({
+    ...rest,
+    metaModels: meta_models,
+    requestLog: request_log,
+    upstreamLimits: upstream_limits,
+  }));
 
 /** What a config file (or a built-in config) may contain, before validation. */
 export type RawConfig = z.input<typeof configSchema>;

@@ -19,10 +19,13 @@ export type ModelKind = NonNullable<ModelSettings["kind"]>;
 /** Budgets of a provider or a model: requests or tokens per window, and concurrency. */
 export type Limits = NonNullable<ProviderSettings["limits"]>;
 
+export type ServerSettings = DeepReadonly<ParsedConfig["server"]>;
 export type RoutingSettings = DeepReadonly<ParsedConfig["routing"]>;
 export type CooldownSettings = DeepReadonly<ParsedConfig["cooldowns"]>;
 export type DiscoverySettings = DeepReadonly<ParsedConfig["discovery"]>;
 export type StateSettings = DeepReadonly<ParsedConfig["state"]>;
+/** Bounds on what an upstream may send (docs/streaming.md, "Upstream limits"). */
+export type UpstreamLimits = DeepReadonly<ParsedConfig["upstreamLimits"]>;
 export type ScoringConfig = DeepReadonly<z.output<typeof scoringSchema>>;
 export type MetaModel = DeepReadonly<ParsedConfig["metaModels"][string]>;
 export type MetaModelFilter = Extract<MetaModel, { kind: "filter" }>["filter"];

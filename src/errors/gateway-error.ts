@@ -93,10 +93,28 @@ export class PermissionDeniedError extends GatewayError {
   readonly code: ErrorCode = "permission_denied";
 }
 
+/** The Host header names none of `server.allowed_hosts` (a DNS-rebinding page in a browser, or a wrong name). */
+export class HostNotAllowedError extends GatewayError {
+  readonly status = 403;
+  readonly type = "permission_error";
+  readonly code: ErrorCode = "host_not_allowed";
+}
+
 export class ModelNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";
   readonly code: ErrorCode = "model_not_found";
+}
+
+/** A kept object the client named (a stored response, an item of one) does not exist or has expired. */
+export class ResourceNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode;
+  constructor(message: string, options: GatewayErrorOptions & { code?: ErrorCode } = {}) {
+    super(message, options);
+    this.code = options.code ?? "response_not_found";
+  }
 }
 
 export class RouteNotFoundError extends GatewayError {
@@ -105,10 +123,38 @@ export class RouteNotFoundError extends GatewayError {
   readonly code: ErrorCode = "unknown_url";
 }
 
+/** GET /v1/gateway/requests/{id} for a request the log does not hold (never seen, or dropped by retention). */
+export class RequestNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "request_not_found";
+}
+
 export class PayloadTooLargeError extends GatewayError {
   readonly status = 413;
   readonly type = "invalid_request_error";
   readonly code: ErrorCode = "payload_too_large";
+}
+
+/** The client did not send its whole request within `server.request_timeout_ms` (or its headers in time). */
+export class RequestTimeoutError extends GatewayError {
+  readonly status = 408;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "request_timeout";
+}
+
+/** An `Expect` header other than `100-continue`. */
+export class ExpectationFailedError extends GatewayError {
+  readonly status = 417;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "expectation_failed";
+}
+
+/** The request headers are larger than Node's limit (16 KB by default, `--max-http-header-size`). */
+export class HeadersTooLargeError extends GatewayError {
+  readonly status = 431;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "headers_too_large";
 }
 
 /** Every candidate is rate-limited or cooling down; `retryAfterMs` is the soonest availability. */

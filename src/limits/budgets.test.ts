@@ -447,3 +447,95 @@ describe("BudgetBook: persistence hooks", () => {
     reserveOk(book, [scope], 0, T0);
   });
 });
+
+describe("BudgetBook: the cost of a check does not grow with the limit or the traffic", () => {
+  /** Reserves `requests` charges 1 ms apart (all inside one minute), reconciling each; returns what it cost. */
+  function run(limits: Limits, requests: number): { runs: number; workPerRequest: number; allowed: number } {
+    const book = new BudgetBook();
+    const pool = scopeOf(limits, "provider:p");
+    const own = scopeOf(limits, "deployment:p/m");
+    let allowed = 0;
+    for (let index = 0; index < requests; index++) {
+      const result = book.reserve([pool, own], { tokens: 100 }, T0 + index);
+      if (!isReservation(result)) continue;
+      allowed++;
+      book.reconcile(result, 90, T0 + index);
+      book.release(result);
+    }
+    const footprint = book.footprint(own.id);
+    return { runs: footprint.runs, workPerRequest: footprint.work / requests, allowed };
+  }
+
+  it("runs held and work done per request stay the same from a limit of 50 000 rpm to 100 000 000", () => {
+    const small = run({ rps: 10_000, rpm: 50_000, tpm: 5_000_000, rph: 1_000_000 }, 50_000);
+    const huge = run({ rps: 1e8, rpm: 1e8, tpm: 1e9, rph: 1e8 }, 50_000);
+    assert.equal(huge.allowed, 50_000);
+    assert.equal(small.allowed, 50_000);
+    // Three windows (second, minute, hour), each at most 2 × 64 + 1 runs, for 50 000 requests in them.
+    for (const result of [small, huge]) {
+      assert.ok(result.runs <= 3 * 129, `runs ${result.runs}`);
+      assert.ok(result.workPerRequest <= 8, `work per request ${result.workPerRequest}`);
+    }
+    assert.equal(huge.runs, small.runs);
+    assert.equal(huge.workPerRequest, small.workPerRequest);
+  });
+
+  it("at the limit, denials cost O(runs), not O(requests in the window)", () => {
+    const denied = run({ rpm: 20_000, tpm: 1e9 }, 60_000);
+    assert.equal(denied.allowed, 20_000);
+    // 40 000 denials each scanned at most one window's runs.
+    assert.ok(denied.workPerRequest <= 130, `work per request ${denied.workPerRequest}`);
+    assert.ok(denied.runs <= 129, `runs ${denied.runs}`);
+  });
+
+  it("a busy window counts merged charges conservatively: never more than the limit in any window", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 1_000 });
+    const admitted: number[] = [];
+    // 3 requests per ms offered for 3 minutes: far more than the limit.
+    for (let ms = 0; ms < 3 * MINUTE_MS; ms += 7) {
+      for (let index = 0; index < 3; index++) {
+        if (isReservation(book.reserve([scope], { tokens: 0 }, T0 + ms))) admitted.push(T0 + ms);
+      }
+    }
+    // Sliding check over every admitted charge: the minute starting there never holds more than 1 000.
+    let start = 0;
+    for (let end = 0; end < admitted.length; end++) {
+      while ((admitted[start] as number) <= (admitted[end] as number) - MINUTE_MS) start++;
+      assert.ok(end - start + 1 <= 1_000, `window ending at ${admitted[end]} holds ${end - start + 1}`);
+    }
+    // And it is not much stricter than an exact log: within a 1/64 of a window of waiting per minute.
+    assert.ok(admitted.length >= 3 * 1_000 * (1 - 2 / 64), `admitted ${admitted.length}`);
+    assert.ok(book.footprint(scope.id).runs <= 129);
+  });
+});
+
+describe("BudgetBook: persisted format", () => {
+  it("reads the version-1 format (one log entry per request) into every sliding window", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rps: 5, rpm: 10, tpm: 1_000, rph: 100 });
+    book.importScope(scope.id, {
+      log: [
+        [T0 - HOUR_MS, 500],
+        [T0 - 30_000, 300],
+        [T0 - 500, 200],
+      ],
+      day: { windowStartMs: Date.UTC(2026, 0, 1), windowEndMs: Date.UTC(2026, 0, 2), requests: 3, tokens: 1_000 },
+      month: { windowStartMs: Date.UTC(2026, 0, 1), windowEndMs: Date.UTC(2026, 1, 1), requests: 3, tokens: 1_000 },
+      learned: [],
+    });
+    assert.deepEqual(
+      book.usage(scope, T0).map((window) => [window.window, window.unit, window.used, window.resetsAtMs]),
+      [
+        ["second", "requests", 1, T0 + 500],
+        ["minute", "requests", 2, T0 + 30_000],
+        ["hour", "requests", 2, T0 + HOUR_MS - 30_000],
+        ["minute", "tokens", 500, T0 + 30_000],
+      ],
+    );
+    assert.equal(denied(book.check([scope], { tokens: 501 }, T0)).retryAtMs, T0 + 30_000);
+    // Written back in the new format.
+    reserveOk(book, [scope], 0, T0);
+    assert.equal(book.exportScope(scope.id)?.version, 2);
+  });
+});

@@ -2,11 +2,12 @@
 // windows), and concurrency. Checked before a request is sent, so a candidate that would exceed a budget is
 // skipped without spending an upstream request. Pure: time comes from the caller.
 //
-// Algorithm: second/minute/hour windows are exact sliding logs (one entry per request with its token cost).
-// Free tiers allow at most a few thousand requests per window, so the log is small, and unlike a fixed window
-// it never lets 2× the limit through at a window boundary; unlike GCRA it handles token costs that are only
-// known (reconciled) after the response. Day and month windows are counters that reset at the provider's
-// wall-clock reset time (`day_reset`), because that is how providers count them.
+// Algorithm: second/minute/hour windows are sliding windows (sliding-window.ts): exact sliding logs while they
+// hold few entries, runs of charges counted conservatively beyond, so a check or a charge costs O(1) amortised
+// and a scope's memory is bounded whatever the limit and the traffic. Unlike a fixed window a sliding one never
+// lets 2× the limit through at a window boundary; unlike GCRA it handles token costs that are only known
+// (reconciled) after the response. Day and month windows are counters that reset at the provider's wall-clock
+// reset time (`day_reset`), because that is how providers count them.
 //
 // Learned limits: the provider's own counter wins. A response saying "N remaining until T" is stored and the
 // requests we send after it are subtracted; at N − sent ≤ 0 the scope is over budget until T.
@@ -16,6 +17,7 @@ import type { Limits } from "../config/types.ts";
 import { dayWindow, monthWindow } from "./day-window.ts";
 import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
 import type { LearnedWindow } from "./rate-limit-headers.ts";
+import { type PersistedRun, type SlidingRun, SlidingWindow } from "./sliding-window.ts";
 
 export type BudgetUnit = RateLimitUnit;
 export type BudgetWindow = RateLimitWindow;
@@ -54,12 +56,6 @@ export interface Reservation {
 
 const SLIDING_WINDOW_MS: Partial<Record<BudgetWindow, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
 
-interface SlidingEntry {
-  readonly reservationId: number;
-  readonly atMs: number;
-  tokens: number;
-}
-
 interface FixedCounter {
   windowStartMs: number;
   windowEndMs: number;
@@ -76,7 +72,8 @@ interface LearnedState {
 }
 
 export interface ScopeState {
-  log: SlidingEntry[];
+  /** Per sliding window length in ms (1 000, 60 000, 3 600 000): the charges inside it. */
+  sliding: Map<number, SlidingWindow>;
   day: FixedCounter;
   month: FixedCounter;
   inFlight: number;
@@ -134,6 +131,8 @@ export interface BudgetLedger {
 
 export class BudgetBook implements BudgetLedger {
   readonly #states = new Map<string, ScopeState>();
+  /** The sliding-window runs each reservation was charged to, so a reconcile moves exactly its own tokens. */
+  readonly #runsOf = new WeakMap<Reservation, { readonly window: SlidingWindow; readonly run: SlidingRun }[]>();
   #nextReservationId = 1;
   /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */
   readonly #dirty = new Set<string>();
@@ -162,10 +161,15 @@ export class BudgetBook implements BudgetLedger {
       tokens: cost.tokens,
       isReleased: false,
     };
+    let runs: { readonly window: SlidingWindow; readonly run: SlidingRun }[] | undefined;
     for (const scope of scopes) {
       const state = this.#state(scope, nowMs);
-      if (scope.rules.some((rule) => SLIDING_WINDOW_MS[rule.window] !== undefined)) {
-        state.log.push({ reservationId: reservation.id, atMs: nowMs, tokens: cost.tokens });
+      for (const windowMs of slidingWindowsOf(scope)) {
+        const window = slidingWindow(state, windowMs);
+        const run = window.charge(nowMs, cost.tokens, nowMs);
+        if (run === undefined) continue;
+        runs ??= [];
+        runs.push({ window, run });
       }
       state.day.requests += 1;
       state.day.tokens += cost.tokens;
@@ -175,6 +179,7 @@ export class BudgetBook implements BudgetLedger {
       state.inFlight += 1;
       this.#dirty.add(scope.id);
     }
+    if (runs !== undefined) this.#runsOf.set(reservation, runs);
     return reservation;
   }
 
@@ -183,10 +188,9 @@ export class BudgetBook implements BudgetLedger {
     const delta = actualTokens - reservation.tokens;
     if (delta === 0) return;
     reservation.tokens = actualTokens;
+    for (const { window, run } of this.#runsOf.get(reservation) ?? []) window.adjust(run, delta);
     for (const scope of reservation.scopes) {
       const state = this.#state(scope, nowMs);
-      const entry = state.log.find((item) => item.reservationId === reservation.id);
-      if (entry !== undefined) entry.tokens = Math.max(0, entry.tokens + delta);
       if (state.day.windowStartMs <= reservation.atMs) state.day.tokens = Math.max(0, state.day.tokens + delta);
       if (state.month.windowStartMs <= reservation.atMs) state.month.tokens = Math.max(0, state.month.tokens + delta);
       this.#dirty.add(scope.id);
@@ -232,7 +236,7 @@ export class BudgetBook implements BudgetLedger {
     const state = this.#state(scope, nowMs);
     const result: WindowUsage[] = [];
     for (const rule of scope.rules) {
-      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
+      const { used, resetsAtMs } = this.#used(state, rule);
       result.push({
         unit: rule.unit,
         window: rule.window,
@@ -273,16 +277,18 @@ export class BudgetBook implements BudgetLedger {
     const state = this.#states.get(scopeId);
     if (state === undefined) return undefined;
     return {
-      log: state.log.map((entry) => [entry.atMs, entry.tokens] as const),
+      version: 2,
+      sliding: [...state.sliding].map(([windowMs, window]) => [windowMs, window.export()] as const),
       day: { ...state.day },
       month: { ...state.month },
       learned: [...state.learned].map(([key, value]) => [key, { ...value }] as const),
     };
   }
 
-  importScope(scopeId: string, persisted: PersistedScope): void {
+  /** Restores an exported scope; also reads the version-1 format (one sliding log entry per request). */
+  importScope(scopeId: string, persisted: PersistedScope | LegacyPersistedScope): void {
     this.#states.set(scopeId, {
-      log: persisted.log.map(([atMs, tokens]) => ({ reservationId: 0, atMs, tokens })),
+      sliding: "log" in persisted ? slidingFromLog(persisted.log) : slidingFromRuns(persisted.sliding),
       day: { ...persisted.day },
       month: { ...persisted.month },
       inFlight: 0,
@@ -308,7 +314,7 @@ export class BudgetBook implements BudgetLedger {
     }
     for (const rule of scope.rules) {
       const amount = rule.unit === "requests" ? 1 : cost.tokens;
-      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
+      const { used, resetsAtMs } = this.#used(state, rule);
       if (used + amount <= rule.limit) continue;
       // A single request larger than a whole token budget can never fit; report it as such.
       const retryAtMs =
@@ -339,18 +345,16 @@ export class BudgetBook implements BudgetLedger {
     return ALLOWED;
   }
 
-  #used(state: ScopeState, rule: BudgetRule, nowMs: number): { used: number; resetsAtMs: number | undefined } {
+  #used(state: ScopeState, rule: BudgetRule): { used: number; resetsAtMs: number | undefined } {
     const slidingMs = SLIDING_WINDOW_MS[rule.window];
     if (slidingMs !== undefined) {
-      const since = nowMs - slidingMs;
-      let used = 0;
-      let oldest: number | undefined;
-      for (const entry of state.log) {
-        if (entry.atMs <= since) continue;
-        used += rule.unit === "requests" ? 1 : entry.tokens;
-        oldest ??= entry.atMs;
-      }
-      return { used, resetsAtMs: oldest === undefined ? undefined : oldest + slidingMs };
+      // #state expired the window up to now.
+      const window = state.sliding.get(slidingMs);
+      if (window === undefined) return { used: 0, resetsAtMs: undefined };
+      return {
+        used: rule.unit === "requests" ? window.requests : window.tokens,
+        resetsAtMs: window.oldestLeavesAtMs,
+      };
     }
     const counter = rule.window === "day" ? state.day : state.month;
     return { used: rule.unit === "requests" ? counter.requests : counter.tokens, resetsAtMs: counter.windowEndMs };
@@ -359,15 +363,11 @@ export class BudgetBook implements BudgetLedger {
   #retryAt(state: ScopeState, rule: BudgetRule, amount: number, nowMs: number, resetsAtMs: number | undefined): number {
     const slidingMs = SLIDING_WINDOW_MS[rule.window];
     if (slidingMs === undefined) return resetsAtMs ?? nowMs + 60_000;
-    // The earliest time at which enough old entries have left the window for `amount` to fit.
-    const since = nowMs - slidingMs;
-    const live = state.log.filter((entry) => entry.atMs > since);
-    let used = live.reduce((sum, entry) => sum + (rule.unit === "requests" ? 1 : entry.tokens), 0);
-    for (const entry of live) {
-      used -= rule.unit === "requests" ? 1 : entry.tokens;
-      if (used + amount <= rule.limit) return entry.atMs + slidingMs;
-    }
-    return nowMs + slidingMs;
+    // The earliest time at which enough old charges have left the window for `amount` to fit.
+    const window = state.sliding.get(slidingMs);
+    if (window === undefined) return nowMs + slidingMs;
+    const isRequests = rule.unit === "requests";
+    return window.retryAtMs(isRequests, isRequests ? window.requests : window.tokens, amount, rule.limit, nowMs);
   }
 
   #state(scope: BudgetScope, nowMs: number): ScopeState {
@@ -376,7 +376,7 @@ export class BudgetBook implements BudgetLedger {
       const day = dayWindow(scope.dayReset, nowMs);
       const month = monthWindow(scope.dayReset, nowMs);
       state = {
-        log: [],
+        sliding: new Map(),
         day: { windowStartMs: day.startMs, windowEndMs: day.endMs, requests: 0, tokens: 0 },
         month: { windowStartMs: month.startMs, windowEndMs: month.endMs, requests: 0, tokens: 0 },
         inFlight: 0,
@@ -385,7 +385,7 @@ export class BudgetBook implements BudgetLedger {
       this.#states.set(scope.id, state);
       return state;
     }
-    // Roll wall-clock windows and drop log entries older than the longest sliding window.
+    // Roll wall-clock windows and let charges leave the sliding windows.
     if (nowMs >= state.day.windowEndMs) {
       const day = dayWindow(scope.dayReset, nowMs);
       state.day = { windowStartMs: day.startMs, windowEndMs: day.endMs, requests: 0, tokens: 0 };
@@ -396,18 +396,34 @@ export class BudgetBook implements BudgetLedger {
       state.month = { windowStartMs: month.startMs, windowEndMs: month.endMs, requests: 0, tokens: 0 };
       this.#dirty.add(scope.id);
     }
-    const log = state.log;
-    const horizonMs = nowMs - longestSlidingWindowMs(scope);
-    if (log.length > 0 && (log[0]?.atMs ?? 0) <= horizonMs) {
-      let drop = 0;
-      while (drop < log.length && (log[drop]?.atMs ?? 0) <= horizonMs) drop++;
-      log.splice(0, drop);
-    }
+    for (const window of state.sliding.values()) window.expire(nowMs);
     return state;
+  }
+
+  /** Sliding-window runs and entries held for a scope (bounded whatever its limits): for tests and status. */
+  footprint(scopeId: string): { runs: number; work: number } {
+    let runs = 0;
+    let work = 0;
+    for (const window of this.#states.get(scopeId)?.sliding.values() ?? []) {
+      runs += window.runCount;
+      work += window.work;
+    }
+    return { runs, work };
   }
 }
 
+/** A scope's durable state, version 2: sliding windows as runs. */
 export interface PersistedScope {
+  readonly version: 2;
+  /** [windowMs, runs] per sliding window. */
+  readonly sliding: readonly (readonly [number, readonly PersistedRun[]])[];
+  readonly day: FixedCounter;
+  readonly month: FixedCounter;
+  readonly learned: readonly (readonly [string, LearnedState])[];
+}
+
+/** Version 1 (before sliding windows held runs): one [atMs, tokens] log entry per request, for every window. */
+export interface LegacyPersistedScope {
   readonly log: readonly (readonly [number, number])[];
   readonly day: FixedCounter;
   readonly month: FixedCounter;
@@ -429,10 +445,48 @@ export function assumedResetAtMs(scope: BudgetScope, window: BudgetWindow, nowMs
   return (window === "day" ? dayWindow(scope.dayReset, nowMs) : monthWindow(scope.dayReset, nowMs)).endMs;
 }
 
-function longestSlidingWindowMs(scope: BudgetScope): number {
-  let longest = 0;
-  for (const rule of scope.rules) longest = Math.max(longest, SLIDING_WINDOW_MS[rule.window] ?? 0);
-  return longest;
+const slidingWindowsCache = new WeakMap<readonly BudgetRule[], readonly number[]>();
+
+/** The distinct sliding window lengths (ms) a scope's rules use. */
+function slidingWindowsOf(scope: BudgetScope): readonly number[] {
+  let windows = slidingWindowsCache.get(scope.rules);
+  if (windows === undefined) {
+    const lengths = new Set<number>();
+    for (const rule of scope.rules) {
+      const slidingMs = SLIDING_WINDOW_MS[rule.window];
+      if (slidingMs !== undefined) lengths.add(slidingMs);
+    }
+    windows = [...lengths];
+    slidingWindowsCache.set(scope.rules, windows);
+  }
+  return windows;
+}
+
+function slidingWindow(state: ScopeState, windowMs: number): SlidingWindow {
+  let window = state.sliding.get(windowMs);
+  if (window === undefined) {
+    window = new SlidingWindow(windowMs);
+    state.sliding.set(windowMs, window);
+  }
+  return window;
+}
+
+function slidingFromRuns(persisted: PersistedScope["sliding"]): Map<number, SlidingWindow> {
+  return new Map(persisted.map(([windowMs, runs]) => [windowMs, SlidingWindow.fromRuns(windowMs, runs)]));
+}
+
+/** A version-1 log counted in every sliding window; entries older than a window leave it at once. */
+function slidingFromLog(log: LegacyPersistedScope["log"]): Map<number, SlidingWindow> {
+  const sliding = new Map<number, SlidingWindow>();
+  if (log.length === 0) return sliding;
+  const latestMs = Math.max(...log.map(([atMs]) => atMs));
+  const ordered = [...log].sort((left, right) => left[0] - right[0]);
+  for (const windowMs of Object.values(SLIDING_WINDOW_MS)) {
+    const window = new SlidingWindow(windowMs);
+    for (const [atMs, tokens] of ordered) window.charge(atMs, tokens, latestMs);
+    sliding.set(windowMs, window);
+  }
+  return sliding;
 }
 
 export function isReservation(value: Reservation | BudgetVerdict): value is Reservation {

@@ -1,41 +1,156 @@
-// Prompt token estimates for budgets and context fit, with a real BPE tokenizer (o200k_base, via gpt-tokenizer).
-// Providers use their own tokenizers (Llama, Gemini, ...), which differ by roughly ±15% from o200k on English
-// text; that is why budgets reconcile with the `usage` the provider reports afterwards.
-import { countTokens } from "gpt-tokenizer";
-
-/**
- * Token counts of long texts, remembered: a chat client resends the whole history every turn, and counting
- * costs ~80 µs per 1,000 tokens on the event loop. Short texts are cheaper to count than to hash and keep.
- */
-const CACHE_MIN_CHARS = 512;
-const CACHE_MAX_ENTRIES = 2_000;
-/** Memory bound of the cache: the texts it keeps, in characters (~32 MB of UTF-16). */
-const CACHE_MAX_CHARS = 16_000_000;
-const countCache = new Map<string, number>();
-let cachedChars = 0;
-
-function countCached(text: string): number {
-  if (text.length < CACHE_MIN_CHARS) return countTokens(text);
-  const cached = countCache.get(text);
-  if (cached !== undefined) return cached;
-  const count = countTokens(text);
-  if (text.length > CACHE_MAX_CHARS / 4) return count;
-  // Oldest first (Map keeps insertion order).
-  while (countCache.size >= CACHE_MAX_ENTRIES || cachedChars + text.length > CACHE_MAX_CHARS) {
-    const oldest = countCache.keys().next();
-    if (oldest.done === true) break;
-    countCache.delete(oldest.value);
-    cachedChars -= oldest.value.length;
-  }
-  countCache.set(text, count);
-  cachedChars += text.length;
-  return count;
-}
+// Prompt token estimates for budgets and context fit: one linear pass over the characters, no tokenizer.
+// Providers use their own tokenizers (Llama, Gemini, Mistral, Qwen, ...), so no single BPE is exact for them
+// anyway; budgets reconcile with the `usage` the provider reports afterwards. What matters before the call is
+// that the estimate is cheap at any size (a BPE tokenizer is quadratic on long runs without word breaks: 200 KB of
+// `a` blocked the event loop 12.8 s, issue 13) and that it rarely under-estimates: a budget must not admit more
+// than the provider allows. The weights below are calibrated to stay above o200k and cl100k on English, code,
+// JSON, numbers, base64, hashes, Cyrillic and CJK (Hindi: at cl100k, within 3 %), and for Latin script above
+// GPT-2 too (a small vocabulary, like Llama 2 / Mistral 7B); see token-estimate.test.ts for the reference
+// counts and docs/limits.md for the rules.
+import { MAX_ESTIMATED_CHARS } from "../config/request-bounds.ts";
 
 /** Per-message framing tokens (role markers), as in OpenAI's counting guide. */
 const TOKENS_PER_MESSAGE = 4;
 /** An image part, counted as a 1024×1024 high-detail image: 765 tokens (OpenAI's formula). */
 const TOKENS_PER_IMAGE = 765;
+/** A word of Latin letters: letters per token (a case change starts a new word, `camelCase` is two). */
+const LATIN_CHARS_PER_TOKEN = 4;
+/** Greek, Cyrillic, Armenian, Hebrew, Arabic, ... (two UTF-8 bytes): letters per token. */
+const TWO_BYTE_CHARS_PER_TOKEN = 1.5;
+/** ASCII punctuation and symbols: characters per token (`":"`, `},{`, `://` merge in most vocabularies). */
+const PUNCTUATION_CHARS_PER_TOKEN = 2;
+/** Whitespace other than a single space (indentation): characters per token. */
+const WHITESPACE_CHARS_PER_TOKEN = 4;
+/** CJK, kana, Hangul, Indic, Thai and other three-byte characters: tokens each. */
+const TOKENS_PER_THREE_BYTE_CHAR = 1.25;
+/** Characters outside the Basic Multilingual Plane (emoji, rare ideographs): several byte tokens each. */
+const TOKENS_PER_ASTRAL_CHAR = 3;
+
+/** Letters glued to a previous word or digit with a case change (`aGVsbG8` in base64, hashes): per token. */
+const GLUED_CHARS_PER_TOKEN = 1.5;
+
+const RUN = { none: 0, lower: 1, upper: 2, punctuation: 3, whitespace: 4, twoByte: 5 } as const;
+type RunKind = (typeof RUN)[keyof typeof RUN];
+const CHARS_PER_TOKEN: readonly number[] = [
+  1,
+  LATIN_CHARS_PER_TOKEN,
+  LATIN_CHARS_PER_TOKEN,
+  PUNCTUATION_CHARS_PER_TOKEN,
+  WHITESPACE_CHARS_PER_TOKEN,
+  TWO_BYTE_CHARS_PER_TOKEN,
+];
+
+/**
+ * Estimated tokens of a text, in one pass: O(length), no allocation, whatever the text (so a hostile 1 MB
+ * word costs no more than 1 MB of prose, a few ms). Digits and newlines count one token each (Gemini, Gemma and
+ * Llama 2 split numbers into single digits), three-byte and astral characters by the weights above; runs of
+ * letters, punctuation, whitespace and two-byte letters count `ceil(run / chars per token)`.
+ */
+export function countTextTokens(text: string): number {
+  return countScanned(text, { remainingChars: MAX_ESTIMATED_CHARS });
+}
+
+interface ScanBudget {
+  remainingChars: number;
+}
+
+/** One loop with inline state on purpose: it runs per character, where a call per character would double the cost. */
+function countScanned(text: string, budget: ScanBudget): number {
+  const length = Math.min(text.length, budget.remainingChars);
+  const unscannedChars = text.length - length;
+  budget.remainingChars -= length;
+  let tokens = 0;
+  let run: RunKind = RUN.none;
+  /** Characters in the run (accented Latin letters count twice: they are two UTF-8 bytes). */
+  let runLength = 0;
+  let isSingleUpper = false;
+  /** The current letter run started right after another letter run or a digit, without a separator. */
+  let isGlued = false;
+  let isAfterDigit = false;
+  for (let index = 0; index < length; index++) {
+    const code = text.charCodeAt(index);
+    let kind: RunKind;
+    let weight = 1;
+    if ((code >= 97 && code <= 122) || (code >= 0xc0 && code <= 0x24f && code !== 0xd7 && code !== 0xf7)) {
+      if (code >= 0xc0) weight = 2;
+      // `Hello`: one capital starts a lower-case word; `HTTPServer`, `aGVsbG8` (base64) split at every change.
+      if (run === RUN.upper && isSingleUpper) run = RUN.lower;
+      kind = RUN.lower;
+      isSingleUpper = false;
+    } else if (code >= 65 && code <= 90) {
+      isSingleUpper = run !== RUN.upper;
+      kind = RUN.upper;
+    } else if (code === 32) {
+      // A single space joins the next word's token; more spaces are indentation.
+      const next = index + 1 < length ? text.charCodeAt(index + 1) : 0;
+      if (run !== RUN.whitespace && next !== 32 && next !== 9) {
+        tokens += runTokens(run, runLength, isGlued);
+        run = RUN.none;
+        runLength = 0;
+        isAfterDigit = false;
+        continue;
+      }
+      kind = RUN.whitespace;
+    } else if (code === 9) {
+      kind = RUN.whitespace;
+    } else if (code < 128 && code > 32 && (code < 48 || code > 57)) {
+      kind = RUN.punctuation;
+    } else if (code >= 0x370 && code < 0x800) {
+      kind = RUN.twoByte;
+    } else {
+      // A character that is a token of its own: digit, newline, three-byte or astral character.
+      tokens += runTokens(run, runLength, isGlued);
+      run = RUN.none;
+      runLength = 0;
+      isAfterDigit = code >= 48 && code <= 57;
+      if (isAfterDigit) tokens += 1;
+      else if (code === 10) tokens += 1;
+      else if (code < 128) tokens += code === 13 ? 0 : 1;
+      else if (code >= 0xd800 && code <= 0xdbff) {
+        // High surrogate: one astral character; its low surrogate goes with it.
+        tokens += TOKENS_PER_ASTRAL_CHAR;
+        index++;
+      } else {
+        // Hot path (CJK text): the rest of a run of three-byte characters.
+        let next = index + 1;
+        let nextCode = text.charCodeAt(next);
+        while (next < length && nextCode >= 0x800 && nextCode < 0xd800) nextCode = text.charCodeAt(++next);
+        tokens += TOKENS_PER_THREE_BYTE_CHAR * (next - index);
+        index = next - 1;
+      }
+      continue;
+    }
+    if (kind === RUN.lower && run === RUN.lower) {
+      // Hot path (prose, long words): the rest of a run of ASCII lower-case letters, with no state to update.
+      let next = index + 1;
+      let nextCode = text.charCodeAt(next);
+      while (next < length && nextCode >= 97 && nextCode <= 122) nextCode = text.charCodeAt(++next);
+      runLength += weight + (next - index - 1);
+      index = next - 1;
+      isAfterDigit = false;
+      continue;
+    }
+    if (kind !== run) {
+      tokens += runTokens(run, runLength, isGlued);
+      const previousRunLength = runLength;
+      runLength = 0;
+      // A case change after a short run, or letters right after a digit, is a random string (base64, a hash),
+      // which tokenizers cut into short pieces; `camelCase` after a 3+ letter word is not.
+      isGlued =
+        (kind === RUN.lower || kind === RUN.upper) &&
+        (isAfterDigit || ((run === RUN.lower || run === RUN.upper) && (run === RUN.upper || previousRunLength <= 2)));
+    }
+    isAfterDigit = false;
+    run = kind;
+    runLength += weight;
+  }
+  return Math.ceil(tokens + runTokens(run, runLength, isGlued)) + unscannedChars;
+}
+
+function runTokens(run: RunKind, runLength: number, isGlued: boolean): number {
+  if (run === RUN.none || runLength === 0) return 0;
+  return Math.ceil(runLength / (isGlued ? GLUED_CHARS_PER_TOKEN : (CHARS_PER_TOKEN[run] ?? 1)));
+}
 
 export interface PromptFacts {
   readonly promptTokens: number;
@@ -44,6 +159,8 @@ export interface PromptFacts {
 
 /** Prompt tokens of a chat `messages` array (text parts, tool calls, names) plus `tools` definitions. */
 export function estimateChatPrompt(messages: readonly unknown[], tools: unknown): PromptFacts {
+  const budget: ScanBudget = { remainingChars: MAX_ESTIMATED_CHARS };
+  const count = (text: string): number => countScanned(text, budget);
   let tokens = 3;
   let hasImages = false;
   for (const message of messages) {
@@ -54,37 +171,34 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
       tool_calls: toolCalls,
       name,
     } = message as { content?: unknown; tool_calls?: unknown; name?: unknown };
-    if (typeof content === "string") tokens += countCached(content);
+    if (typeof content === "string") tokens += count(content);
     else if (Array.isArray(content)) {
       for (const part of content) {
         if (part === null || typeof part !== "object") continue;
         const { type, text } = part as { type?: unknown; text?: unknown };
-        if (typeof text === "string") tokens += countCached(text);
+        if (typeof text === "string") tokens += count(text);
         else if (type === "image_url" || type === "input_image" || type === "image") {
           tokens += TOKENS_PER_IMAGE;
           hasImages = true;
         }
       }
     }
-    if (typeof name === "string") tokens += countCached(name) + 1;
-    if (toolCalls !== undefined) tokens += countCached(JSON.stringify(toolCalls));
+    if (typeof name === "string") tokens += count(name) + 1;
+    if (toolCalls !== undefined) tokens += count(JSON.stringify(toolCalls));
   }
-  if (Array.isArray(tools) && tools.length > 0) tokens += countCached(JSON.stringify(tools));
+  if (Array.isArray(tools) && tools.length > 0) tokens += count(JSON.stringify(tools));
   return { promptTokens: tokens, hasImages };
-}
-
-/** Tokens of a plain text (e.g. the part of an answer a cut stream delivered). */
-export function countTextTokens(text: string): number {
-  return text === "" ? 0 : countCached(text);
 }
 
 /** Prompt tokens of a completions `prompt` or an embeddings `input` (string or array of strings). */
 export function estimateTextInput(input: unknown): number {
-  if (typeof input === "string") return countCached(input);
+  const budget: ScanBudget = { remainingChars: MAX_ESTIMATED_CHARS };
+  const count = (text: string): number => countScanned(text, budget);
+  if (typeof input === "string") return count(input);
   if (Array.isArray(input)) {
     let tokens = 0;
     for (const item of input) {
-      if (typeof item === "string") tokens += countCached(item);
+      if (typeof item === "string") tokens += count(item);
       else if (Array.isArray(item)) tokens += item.length;
     }
     return tokens;

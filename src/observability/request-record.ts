@@ -96,6 +96,15 @@ export interface RequestRecord {
   /** Streams, client side: from arrival to the first content event written. */
   readonly timeToFirstTokenMs?: number;
   readonly durationMs: number;
+  /** Message content, when the pipeline keeps it; stored by the request log only with `log.content: true`. */
+  readonly content?: RecordedContent;
+}
+
+export interface RecordedContent {
+  /** The request's messages (or prompt / input), as the client sent them. */
+  readonly request?: unknown;
+  /** The answer's first-choice text as delivered. */
+  readonly responseText?: string;
 }
 
 export type RecordListener = (record: RequestRecord) => void;

@@ -9,6 +9,7 @@ import { ConfigError } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
+import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
 import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
@@ -51,6 +52,8 @@ export class GatewayRuntime {
   readonly scores: LiveScores;
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
+  /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
+  readonly inFlight = new InFlightGates();
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */
@@ -317,6 +320,11 @@ export class GatewayRuntime {
       dispatcher: this.dispatcher,
       clock: this.clock,
       routing: snapshot.config.routing,
+      limits: snapshot.config.upstreamLimits,
+      acquireSlot: (deployment, maxWaitMs, signal) => {
+        const settings = deployment.provider.settings;
+        return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
+      },
       admit: (deployment, tokens) =>
         // A request planned on an older snapshot (queued, failing over, continuing a stream) must not send new
         // attempts to a provider a reload removed.
@@ -376,8 +384,10 @@ export class GatewayRuntime {
 }
 
 function createDispatcher(): Dispatcher {
-  // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
-  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
+  // keep-alive to every provider. Connections are not capped here: `providers[].max_in_flight` bounds them per
+  // provider before a request is sent. A pool cap would make requests wait inside undici, where the wait counts
+  // against the provider's timeout_ms (several providers, one per key, may share one origin).
+  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
 }
 
 /** A short hash of the config that changes with any setting, keys included (as hashes: never the keys). */

@@ -35,6 +35,7 @@ export async function handleRequest(
   const startedAtMs = runtime.clock.now();
   const body = parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
   const request = prepare(runtime, endpoint, body, context, startedAtMs);
+  if (request.snapshot.config.log.content) recordRequestContent(request);
   const plan = await planRequest(request);
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let outcome: ForwardOutcome;
@@ -111,6 +112,24 @@ function prepare(
   };
 }
 
+/** `log.content: true`: what the client sent (messages, prompt or input), for the request log. */
+function recordRequestContent(request: PipelineRequest): void {
+  const { body } = request;
+  request.record.content({ request: body.messages ?? body.prompt ?? body.input });
+}
+
+/** The first choice's text of a JSON answer (chat or completions), if it has one. */
+function answerText(bodyText: string): string | undefined {
+  try {
+    const choice = (JSON.parse(bodyText) as { choices?: { message?: { content?: unknown }; text?: unknown }[] })
+      .choices?.[0];
+    const text = choice?.message?.content ?? choice?.text;
+    return typeof text === "string" ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
 async function planRequest(request: PipelineRequest): Promise<RoutePlan> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
@@ -143,6 +162,8 @@ function jsonAnswer(
 ): JsonAnswer {
   request.record.usage(usage);
   request.record.headersSent();
+  const responseText = request.snapshot.config.log.content ? answerText(result.bodyText) : undefined;
+  if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
   return { kind: "json", status: result.status, bodyText: result.bodyText, headers };
 }

@@ -6,6 +6,7 @@ import type {
   ClientProtocol,
   RecordedAttempt,
   RecordedCandidate,
+  RecordedContent,
   RecordedContinuation,
   RecordedSkip,
   RequestRecord,
@@ -41,6 +42,7 @@ export class RecordBuilder {
   #timeToHeadersMs: number | undefined;
   #timeToFirstTokenMs: number | undefined;
   #isPublished = false;
+  #content: RecordedContent | undefined;
 
   constructor(clock: Clock, start: RecordStart) {
     this.#clock = clock;
@@ -139,6 +141,11 @@ export class RecordBuilder {
     if (usage !== undefined) this.#usage = usage;
   }
 
+  /** Message content, only with `log.content: true` (the caller checks). */
+  content(content: RecordedContent): void {
+    this.#content = { ...this.#content, ...content };
+  }
+
   lastAttemptOutcome(): Outcome | undefined {
     return this.#attempts.at(-1)?.outcome;
   }
@@ -164,6 +171,7 @@ export class RecordBuilder {
       ...(this.#timeToHeadersMs === undefined ? {} : { timeToHeadersMs: this.#timeToHeadersMs }),
       ...(this.#timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs: this.#timeToFirstTokenMs }),
       durationMs: this.#clock.now() - start.startedAtMs,
+      ...(this.#content === undefined ? {} : { content: this.#content }),
     };
   }
 }

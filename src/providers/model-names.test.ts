@@ -115,3 +115,20 @@ describe("modelKind", () => {
     });
   }
 });
+
+describe("normaliseModelName on hostile input", () => {
+  it("stays linear on a long run of letters (the old `([a-z]{2,})(\\d)` backtracked quadratically)", () => {
+    // Just under the length cap, so the regular expressions run: a quadratic one takes visible time at 20,000.
+    const startedAt = performance.now();
+    for (let round = 0; round < 200; round++) normaliseModelName(`${"a".repeat(250)}1`);
+    assert.ok(performance.now() - startedAt < 200);
+    assert.equal(normaliseModelName(`${"a".repeat(250)}1`), `${"a".repeat(250)}-1`);
+  });
+
+  it("gives a name over MAX_MODEL_NAME_CHARS back lower-cased, without work, at any length", () => {
+    const name = `${"A".repeat(2_000_000)}1`;
+    const startedAt = performance.now();
+    assert.equal(normaliseModelName(name), name.toLowerCase());
+    assert.ok(performance.now() - startedAt < 500);
+  });
+});

@@ -1,5 +1,6 @@
 // Cross-provider model aliases and model kinds. The rules, with examples, are in docs/model-names.md; keep the
 // two in step (model-names.test.ts holds the examples).
+import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 
 /**
  * OpenRouter-style variants after a ':' that name a way of serving the same weights, not other weights.
@@ -29,6 +30,8 @@ const SIZE_TOKEN = /^(\d+x)?\d+(\.\d+)?[bm]$/;
  */
 export function normaliseModelName(upstreamId: string): string {
   let name = upstreamId.trim().toLowerCase();
+  // No alias for a name no real model has: every step below is linear, but there is no reason to pay for it.
+  if (name.length > MAX_MODEL_NAME_CHARS) return name;
 
   const colonAt = name.lastIndexOf(":");
   if (colonAt > 0) {
@@ -57,7 +60,8 @@ export function normaliseModelName(upstreamId: string): string {
     .replace(/^open-(?=mi[sx]tral|codestral)/, "")
     // A family name glued to its version gets a separator: `llama3.3` -> `llama-3.3`, `qwen3` -> `qwen-3`.
     // One-letter prefixes stay glued: they are part of the version (`o3`, `r1`, `v3`, `k2`, `a22b`, `e4b`).
-    .replace(/([a-z]{2,})(\d)/g, "$1-$2")
+    // (Written as lookarounds: `([a-z]{2,})(\d)` backtracks quadratically on a long run of letters.)
+    .replace(/(?<=[a-z]{2})(?=\d)/g, "-")
     // `claude-3-5-sonnet` -> `claude-3.5-sonnet`, `mistral-medium-3-1` -> `3.1`: two single digits are a version.
     .replace(/(?<=^|-|v)(\d)-(\d)(?=-|$)/g, "$1.$2")
     .replace(/-{2,}/g, "-")

@@ -165,7 +165,7 @@ export function mergeProvider(preset: RawProvider, entry: RawProvider): RawProvi
   if (preset.known_models !== undefined && entry.known_models !== undefined) {
     const knownModels: Record<string, RawKnownModel> = { ...preset.known_models };
     for (const [id, model] of Object.entries(entry.known_models)) {
-      const base = knownModels[id];
+      const base = Object.hasOwn(knownModels, id) ? knownModels[id] : undefined;
       knownModels[id] =
         base === undefined
           ? model

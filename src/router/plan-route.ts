@@ -1,6 +1,7 @@
 // PURE: (request, catalog, state) -> an ordered candidate plan, with the reason for every candidate left out.
 // The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
 
+import { MAX_MODEL_FIELD_CHARS, MAX_MODEL_NAME_CHARS, MAX_REQUESTED_MODELS } from "../config/request-bounds.ts";
 import type { MetaModel, MetaModelFilter, ModelKind, RoutingSettings } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
 import type { Availability, CooldownCause } from "../limits/availability.ts";
@@ -123,7 +124,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       group.push(deployment);
     }
     groups.push(group);
-    const meta = context.metaModels[name];
+    const meta = metaModelNamed(context, name);
     groupBoards.push(meta?.kind === "filter" ? meta.filter.leaderboard : undefined);
   }
   if (groups.length === 0) {
@@ -256,33 +257,67 @@ function chooseWait(
   return best.score > 0 && firstReady.score < waitScoreRatio * best.score ? best : undefined;
 }
 
+/**
+ * The requested names in order, without duplicates (a Set: `includes` made 100,000 names quadratic), each at
+ * most MAX_MODEL_NAME_CHARS long and at most MAX_REQUESTED_MODELS of them, checked as they are found so that a
+ * hostile list costs no more than the limit.
+ */
 function splitRequestedNames(request: RouteRequest): string[] {
-  const names: string[] = [];
-  for (const part of request.model.split(",")) {
-    const name = part.trim();
-    if (name !== "" && !names.includes(name)) names.push(name);
+  if (request.model.length > MAX_MODEL_FIELD_CHARS) {
+    throw new InvalidRequestError(
+      `\`model\` is longer than ${MAX_MODEL_FIELD_CHARS} characters (at most ${MAX_REQUESTED_MODELS} names of ${MAX_MODEL_NAME_CHARS}).`,
+      { param: "model", code: "invalid_value" },
+    );
   }
-  for (const fallback of request.fallbackModels) {
-    const name = fallback.trim();
-    if (name !== "" && !names.includes(name)) names.push(name);
+  const names = new Set<string>();
+  const add = (raw: string, param: string): void => {
+    const name = raw.trim();
+    if (name === "" || names.has(name)) return;
+    if (name.length > MAX_MODEL_NAME_CHARS) {
+      throw new InvalidRequestError(`A model name is longer than ${MAX_MODEL_NAME_CHARS} characters.`, {
+        param,
+        code: "invalid_value",
+      });
+    }
+    if (names.size >= MAX_REQUESTED_MODELS) {
+      throw new InvalidRequestError(
+        `Too many model names: at most ${MAX_REQUESTED_MODELS} per request (\`model\` list and \`models\` together).`,
+        { param, code: "invalid_value" },
+      );
+    }
+    names.add(name);
+  };
+  for (const part of request.model.split(",")) add(part, "model");
+  if (request.fallbackModels.length > MAX_REQUESTED_MODELS) {
+    throw new InvalidRequestError(`\`models\` has more than ${MAX_REQUESTED_MODELS} entries.`, {
+      param: "models",
+      code: "invalid_value",
+    });
   }
-  return names;
+  for (const fallback of request.fallbackModels) add(fallback, "models");
+  return [...names];
+}
+
+/**
+ * The meta model of that name, if the config defines one. An own-property check: a plain object answers
+ * `constructor`, `toString` and `__proto__` from its prototype.
+ */
+function metaModelNamed(context: RouterContext, name: string): MetaModel | undefined {
+  return Object.hasOwn(context.metaModels, name) ? context.metaModels[name] : undefined;
 }
 
 function resolveName(name: string, context: RouterContext, depth: number): readonly Deployment[] | undefined {
   const { catalog } = context;
   if (name === PRIORITY_AUTO) return catalog.deployments;
-  const meta = context.metaModels[name];
+  const meta = metaModelNamed(context, name);
   if (meta !== undefined && depth < 3) {
     if (meta.kind === "filter")
       return catalog.deployments.filter((deployment) => matchesFilter(deployment, meta.filter, context));
-    const union: Deployment[] = [];
+    const union = new Set<Deployment>();
     for (const member of meta.names) {
-      for (const deployment of resolveName(member, context, depth + 1) ?? []) {
-        if (!union.includes(deployment)) union.push(deployment);
-      }
+      for (const deployment of resolveName(member, context, depth + 1) ?? []) union.add(deployment);
     }
-    return union.length === 0 ? undefined : union;
+    return union.size === 0 ? undefined : [...union];
   }
   const exact = catalog.byExactName(name);
   if (exact !== undefined) return exact;

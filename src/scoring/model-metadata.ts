@@ -146,5 +146,6 @@ export function lookupModelMetadata(
 
 function providerPrefix(provider: string): string {
   const name = provider.toLowerCase();
-  return LITELLM_PROVIDER_PREFIXES[name] ?? name;
+  // Own properties only: a provider named `constructor` must not pick up Object.prototype's.
+  return (Object.hasOwn(LITELLM_PROVIDER_PREFIXES, name) ? LITELLM_PROVIDER_PREFIXES[name] : undefined) ?? name;
 }

@@ -1,13 +1,28 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import { AuthenticationError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
+import {
+  AuthenticationError,
+  HostNotAllowedError,
+  RouteNotFoundError,
+  ServiceUnavailableError,
+} from "../errors/gateway-error.ts";
+import { redactSecrets } from "../errors/redact.ts";
+import { renderError } from "../errors/render-error.ts";
+import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
-import { currentKeyRing } from "./auth.ts";
-import { errorHandler, sendError } from "./error-handler.ts";
+import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
+import { currentKeyRing, hasClientKey } from "./auth.ts";
+import { registerCors } from "./cors.ts";
+import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
+import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
+import { registerJsonBodyParser } from "./json-body.ts";
+import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
+import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
@@ -20,8 +35,13 @@ const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
 
 export interface ServerOptions {
   /** pino logger options or false; tests pass false or a level. */
-  readonly logger?: boolean | { level: string };
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** Metrics, request log and dashboard data; without it /metrics, /v1/gateway/requests and /dashboard are 404. */
+  readonly observers?: Observers;
 }
+
+/** Distinct unknown routes logged (once each); past this, no more are remembered or logged. */
+const MAX_LOGGED_UNKNOWN_ROUTES = 1_000;
 
 /** The server as the CLI sees it; only src/server names the HTTP framework. */
 export type GatewayServer = FastifyInstance;
@@ -34,8 +54,14 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
         ? false
         : {
             level: typeof options.logger === "object" ? options.logger.level : settings.logLevel,
+            ...(typeof options.logger === "object" && options.logger.stream !== undefined
+              ? { stream: options.logger.stream }
+              : {}),
             // Client keys must never reach a log line.
-            redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+            redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
+            // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
+            // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
+            hooks: { streamWrite: (line: string) => redactSecrets(line, providerKeysOf(runtime)) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -43,10 +69,35 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     // Our own onRequest hook answers 503 in the OpenAI error shape while shutting down.
     return503OnClosing: false,
     forceCloseConnections: "idle",
-    requestIdHeader: "x-request-id",
+    // The client's `x-request-id` is used only when it is a short plain token (see requestIdGenerator).
+    requestIdHeader: false,
     genReqId: requestIdGenerator(),
+    // Slow clients: the whole request (headers and body) must arrive within requestTimeoutMs, the headers within
+    // headersTimeoutMs; Node checks every connection once per connectionsCheckingInterval.
+    requestTimeout: settings.requestTimeoutMs,
+    http: {
+      headersTimeout: Math.min(settings.headersTimeoutMs, settings.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(1_000, settings.headersTimeoutMs),
+    },
+    clientErrorHandler,
+    frameworkErrors: errorHandler(settings.bodyLimitBytes),
   });
+  app.server.maxConnections = settings.maxConnections;
+  app.server.on("checkExpectation", (_request, response) => {
+    const error = expectationFailed();
+    const body = JSON.stringify(renderError(error));
+    response.writeHead(error.status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      connection: "close",
+    });
+    response.end(body);
+  });
+  registerJsonBodyParser(app);
+  const allowedHosts = allowedHostsFor(settings);
 
+  // Before the key check: browsers send preflights without credentials.
+  registerCors(app, settings.corsOrigins);
   const clientKeys = currentKeyRing(
     () => runtime.snapshot.config,
     (config) => config.server.apiKeys,
@@ -54,39 +105,63 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   app.addHook("onRequest", async (request, reply) => {
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
+    if (!isHostAllowed(allowedHosts, request.headers.host)) {
+      throw new HostNotAllowedError(
+        "This Host is not in server.allowed_hosts (the gateway only answers the names it is configured for).",
+      );
+    }
     if (runtime.isShuttingDown) {
       reply.header("connection", "close");
       throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
     }
-    // Admin routes check the admin keys themselves.
-    if (keys.isEmpty || PUBLIC_PATHS.has(request.url) || request.url.startsWith("/admin/")) return;
-    if (!keys.accepts(request.headers.authorization)) {
+    const path = request.url.split("?")[0] ?? "";
+    // Admin and dashboard routes check their keys themselves.
+    if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
+    if (!keys.acceptsClient(request.headers)) {
       throw new AuthenticationError(
-        request.headers.authorization === undefined
-          ? "Missing API key: send `Authorization: Bearer <key>`."
-          : "Invalid API key.",
+        hasClientKey(request.headers)
+          ? "Invalid API key."
+          : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
       );
     }
   });
 
   app.setErrorHandler(errorHandler(settings.bodyLimitBytes));
+  const loggedUnknownRoutes = new Set<string>();
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`));
+    const route = `${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}`;
+    // Once per route: a client calling a path the gateway does not serve is worth one line, a scanner is not a flood.
+    if (!loggedUnknownRoutes.has(route) && loggedUnknownRoutes.size < MAX_LOGGED_UNKNOWN_ROUTES) {
+      loggedUnknownRoutes.add(route);
+      request.log.warn({ route }, `unknown route ${route} (answered 404; logged once per route)`);
+    }
+    sendError(reply, new RouteNotFoundError(`Unknown route: ${route}`));
   });
 
   for (const endpoint of ENDPOINTS) {
     const handler = forwardingHandler(endpoint.spec, runtime);
     for (const path of endpoint.paths) app.post(path, handler);
   }
+  registerProtocolRoutes(app, runtime);
   registerInfoRoutes(app, runtime);
-  registerAdminRoutes(
-    app,
-    runtime,
-    currentKeyRing(
-      () => runtime.snapshot.config,
-      (config) => config.server.adminKeys,
-    ),
+  const adminKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.adminKeys,
   );
+  registerAdminRoutes(app, runtime, adminKeys);
+  if (options.observers !== undefined) {
+    registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
+  }
+
+  // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
+  // id from discovery, a client's name echoed back). Streams write their headers themselves and must call
+  // toHeaderValue where they set them.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    for (const [name, value] of Object.entries(reply.getHeaders())) {
+      if (typeof value === "string" && !isPlainHeaderValue(value)) reply.header(name, toHeaderValue(value));
+    }
+    return payload;
+  });
 
   app.addHook("onResponse", async (request, reply) => {
     if (reply.statusCode >= 400) return;
@@ -98,8 +173,38 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   return app;
 }
 
-function requestIdGenerator(): () => string {
+const keysBySnapshot = new WeakMap<object, readonly string[]>();
+
+/** The current snapshot's provider keys, also as they appear inside a JSON string (escaped). */
+function providerKeysOf(runtime: GatewayRuntime): readonly string[] {
+  const snapshot = runtime.snapshot;
+  let keys = keysBySnapshot.get(snapshot);
+  if (keys === undefined) {
+    const found = new Set<string>();
+    for (const provider of snapshot.config.providers) {
+      for (const key of provider.apiKeys) {
+        found.add(key);
+        found.add(JSON.stringify(key).slice(1, -1));
+      }
+    }
+    keys = [...found];
+    keysBySnapshot.set(snapshot, keys);
+  }
+  return keys;
+}
+const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
+
+/**
+ * The client's `x-request-id` when it is a short plain token (it goes into logs and a response header),
+ * else a generated one.
+ */
+function requestIdGenerator(): (request: { headers: Record<string, string | string[] | undefined> }) => string {
   let counter = 0;
   const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}`;
-  return () => `req-${prefix}-${(++counter).toString(36)}`;
+  return (request) => {
+    const sent = request.headers["x-request-id"];
+    if (typeof sent === "string" && sent.length <= MAX_CLIENT_REQUEST_ID_CHARS && PLAIN_REQUEST_ID.test(sent))
+      return sent;
+    return `req-${prefix}-${(++counter).toString(36)}`;
+  };
 }

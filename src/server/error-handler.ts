@@ -1,13 +1,22 @@
 // The one place errors become HTTP responses. Routes throw GatewayErrors; Fastify's own errors (bad JSON,
-// body too large, wrong content type) are mapped to the matching GatewayError first.
+// body too large, wrong content type, bad URL) and Node's HTTP parser errors (timeouts, oversized headers,
+// malformed requests, `Expect`) are mapped to the matching GatewayError first, so every answer has the OpenAI
+// error shape and none is Fastify's or Node's default body.
+import { type IncomingMessage, STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
+  ExpectationFailedError,
   type GatewayError,
+  HeadersTooLargeError,
   InvalidRequestError,
   PayloadTooLargeError,
+  RequestTimeoutError,
   RouteNotFoundError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
+import { renderAnthropicError } from "../protocols/messages/render-error.ts";
+import { isMessagesRoute } from "./protocol-paths.ts";
 
 export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: number): GatewayError {
   const code = (error as FastifyError).code;
@@ -26,6 +35,10 @@ export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: nu
       return new InvalidRequestError("The request body is empty; a JSON object is required.", { code: "invalid_body" });
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return new InvalidRequestError("The Content-Length header does not match the body.", { code: "invalid_body" });
+    case "FST_ERR_BAD_URL":
+      return new InvalidRequestError("The request URL is not valid (a malformed %-escape?).", {
+        code: "invalid_request",
+      });
     default:
       break;
   }
@@ -40,7 +53,51 @@ export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: nu
 }
 
 export function sendError(reply: FastifyReply, error: GatewayError): void {
-  reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(renderError(error));
+  // A request answered before its body was read (401 on a slow upload, 413, 408): close the connection instead
+  // of reading the rest, so a client cannot hold the socket by trickling a body nobody will use.
+  if (hasUnreadBody(reply.request.raw)) reply.header("connection", "close");
+  // Anthropic clients parse errors in Anthropic's shape (their SDK reads `error.type`).
+  const body = isMessagesRoute(reply.request.url) ? renderAnthropicError(error, reply.request.id) : renderError(error);
+  reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(body);
+}
+
+function hasUnreadBody(request: IncomingMessage): boolean {
+  if (request.complete) return false;
+  const length = request.headers["content-length"];
+  return request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/**
+ * Node's `clientError` (HTTP parse errors, request and header timeouts, oversized headers): written straight
+ * to the socket, in the OpenAI shape, then the connection is closed, as Node itself does.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const gatewayError = fromClientError(error);
+  if (socket.writable) {
+    const body = JSON.stringify(renderError(gatewayError));
+    socket.write(
+      `HTTP/1.1 ${gatewayError.status} ${STATUS_CODES[gatewayError.status] ?? "Error"}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroySoon();
+}
+
+function fromClientError(error: Error & { code?: string }): GatewayError {
+  switch (error.code) {
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return new RequestTimeoutError("The request was not received in time; the connection is closed.");
+    case "HPE_HEADER_OVERFLOW":
+      return new HeadersTooLargeError("The request headers are too large; the connection is closed.");
+    default:
+      return new InvalidRequestError("Malformed HTTP request; the connection is closed.", { code: "invalid_request" });
+  }
+}
+
+/** An `Expect` header other than `100-continue` (Node's default is an empty 417). */
+export function expectationFailed(): GatewayError {
+  return new ExpectationFailedError("Only `Expect: 100-continue` is supported.");
 }
 
 export function errorHandler(bodyLimitBytes: number) {

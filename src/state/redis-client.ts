@@ -1,7 +1,8 @@
 // The ioredis connections of the shared state, tuned so that an unreachable Redis costs a request at most one
 // short timeout and never an error: no offline queue (a command while disconnected fails at once), no command
-// retries, a short command timeout, and reconnection in the background.
-import { Redis } from "ioredis";
+// retries, a short command timeout, and reconnection in the background. With `state.redis_cluster` the same options
+// apply to an ioredis Cluster seeded from `redis_url` (it discovers the other nodes and follows slot moves).
+import { Cluster, Redis } from "ioredis";
 import { LEARN_LUA, RECONCILE_LUA, RESERVE_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua.ts";
 
 /** ms a shared-state command may take before the request falls back to local state. */
@@ -21,19 +22,30 @@ export interface SharedStateCommands {
   shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
 }
 
-export type SharedStateRedis = Redis & SharedStateCommands;
+/** A standalone Redis or a Redis Cluster: the same commands (every script's keys share one hash tag). */
+export type RedisConnection = Redis | Cluster;
+export type SharedStateRedis = RedisConnection & SharedStateCommands;
+
+const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
 
 /** The command connection; `lazyConnect`, so the caller decides how long start-up may wait. */
-export function createCommandClient(url: string): SharedStateRedis {
-  const client = new Redis(url, {
+export function createCommandClient(
+  url: string,
+  isCluster = false,
+  /** The request log's reads are larger and off the request path: it allows more. */
+  commandTimeoutMs = COMMAND_TIMEOUT_MS,
+): SharedStateRedis {
+  const options = {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: COMMAND_TIMEOUT_MS,
+    commandTimeout: commandTimeoutMs,
     connectTimeout: CONNECT_TIMEOUT_MS,
-    retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
     connectionName: "llm-gateway",
-  });
+  } satisfies NodeOptions;
+  const client: RedisConnection = isCluster
+    ? new Cluster([seedNode(url)], clusterOptions(url, options, false))
+    : new Redis(url, { ...options, retryStrategy });
   client.defineCommand("budgetReserve", { lua: RESERVE_LUA });
   client.defineCommand("budgetReconcile", { lua: RECONCILE_LUA });
   client.defineCommand("budgetLearn", { lua: LEARN_LUA });
@@ -45,18 +57,86 @@ export function createCommandClient(url: string): SharedStateRedis {
  * The subscriber connection (a connection in subscribe mode can run nothing else). Its SUBSCRIBE may wait for a
  * connection (offline queue on, no retry limit) and is renewed after every reconnection (`autoResubscribe`).
  */
-export function createSubscriberClient(url: string): Redis {
-  return new Redis(url, {
+export function createSubscriberClient(url: string, isCluster = false): RedisConnection {
+  const options = {
     lazyConnect: true,
     maxRetriesPerRequest: null,
     connectTimeout: CONNECT_TIMEOUT_MS,
-    retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
     connectionName: "llm-gateway-subscriber",
-  });
+  } satisfies NodeOptions;
+  if (isCluster) return new Cluster([seedNode(url)], clusterOptions(url, options, true));
+  return new Redis(url, { ...options, retryStrategy });
+}
+
+/** `redis://user:pass@host:port/db` -> the cluster's first node (a cluster has no databases but 0). */
+function seedNode(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: parsed.port === "" ? 6379 : Number(parsed.port) };
+}
+
+/** The connection options both kinds of client share. */
+interface NodeOptions {
+  readonly lazyConnect: boolean;
+  readonly maxRetriesPerRequest: number | null;
+  readonly connectTimeout: number;
+  readonly connectionName: string;
+  readonly commandTimeout?: number;
+  readonly enableOfflineQueue?: boolean;
+}
+
+function clusterOptions(url: string, options: NodeOptions, isOfflineQueueOn: boolean) {
+  const parsed = new URL(url);
+  const { enableOfflineQueue: _ignored, ...nodeOptions } = options;
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: isOfflineQueueOn,
+    // Slot maps are refreshed on MOVED replies; a stale one must not stall start-up.
+    slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+    clusterRetryStrategy: retryStrategy,
+    // Slot moves after a failover: follow them a few times, briefly, rather than failing the command.
+    maxRedirections: 4,
+    retryDelayOnFailover: 50,
+    retryDelayOnClusterDown: 100,
+    redisOptions: {
+      ...nodeOptions,
+      ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
+      ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
+      ...(parsed.protocol === "rediss:" ? { tls: {} } : {}),
+    },
+  };
+}
+
+/**
+ * Every key matching `pattern`, batch by batch (SCAN, never KEYS). A cluster is scanned node by node: a SCAN
+ * only sees the keys of the node that answers it.
+ */
+export async function* scanKeys(client: RedisConnection, pattern: string): AsyncGenerator<string[]> {
+  const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+  for (const node of nodes) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 500);
+      cursor = next;
+      if (keys.length > 0) yield keys;
+    } while (cursor !== "0");
+  }
+}
+
+/** GET of several keys: one MGET, or (keys of several slots in a cluster) one GET each. */
+export async function getMany(client: RedisConnection, keys: readonly string[]): Promise<(string | null)[]> {
+  if (!(client instanceof Cluster)) return client.mget(...keys);
+  return Promise.all(keys.map((key) => client.get(key)));
+}
+
+/** UNLINK of several keys; returns how many existed. */
+export async function unlinkMany(client: RedisConnection, keys: readonly string[]): Promise<number> {
+  if (!(client instanceof Cluster)) return client.unlink(...keys);
+  const counts = await Promise.all(keys.map((key) => client.unlink(key)));
+  return counts.reduce((sum, count) => sum + count, 0);
 }
 
 /** QUIT when connected (replies in flight are delivered), otherwise drop the connection; never throws. */
-export async function closeClient(client: Redis): Promise<void> {
+export async function closeClient(client: RedisConnection): Promise<void> {
   if (client.status === "ready") {
     try {
       await client.quit();

@@ -3,7 +3,6 @@
 // imports what the others publish, and loads what is stored when it starts or reconnects. A later end wins
 // everywhere, as in AvailabilityBook.importCooldowns. Circuit-breaker state stays per process: it describes this
 // process's connections to a provider.
-import type { Redis } from "ioredis";
 import type { Clock } from "../clock.ts";
 import type {
   AvailabilityBook,
@@ -12,7 +11,7 @@ import type {
   CooldownChange,
   PersistedCooldowns,
 } from "../limits/availability.ts";
-import type { SharedStateRedis } from "./redis-client.ts";
+import { getMany, type RedisConnection, type SharedStateRedis, scanKeys } from "./redis-client.ts";
 import { cooldownChannel, cooldownKey, keysStartingWith } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
@@ -33,7 +32,7 @@ const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
 
 export interface CooldownSharingOptions {
   readonly redis: SharedStateRedis;
-  readonly subscriber: Redis;
+  readonly subscriber: RedisConnection;
   readonly availability: AvailabilityBook;
   readonly link: RedisLink;
   readonly keyPrefix: string;
@@ -71,12 +70,8 @@ export class CooldownSharing {
     const start = `${keyPrefix}cooldown:`;
     const deployments: [string, Cooldown][] = [];
     const providers: [string, Cooldown][] = [];
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", keysStartingWith(start), "COUNT", 500);
-      cursor = next;
-      if (keys.length === 0) continue;
-      const values = await redis.mget(...keys);
+    for await (const keys of scanKeys(redis, keysStartingWith(start))) {
+      const values = await getMany(redis, keys);
       keys.forEach((key, index) => {
         const cooldown = parseCooldown(values[index]);
         const rest = key.slice(start.length);
@@ -84,7 +79,7 @@ export class CooldownSharing {
         if (rest.startsWith("deployment:")) deployments.push([rest.slice("deployment:".length), cooldown]);
         else if (rest.startsWith("provider:")) providers.push([rest.slice("provider:".length), cooldown]);
       });
-    } while (cursor !== "0");
+    }
     availability.importCooldowns({ deployments, providers });
     return deployments.length + providers.length;
   }

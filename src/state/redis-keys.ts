@@ -1,36 +1,48 @@
 // Key layout of the Redis-shared state (documented in docs/limits.md). Every key starts with the configured
 // `state.redis_key_prefix`, so several gateways (or environments) can share one Redis.
 
-/** Keys of one budget scope. Day and month counters are keyed by their window's start, so they never need a reset. */
+/** The sliding windows the reserve script keeps, in ms, in the order of their keys. */
+export const SLIDING_WINDOWS_MS = [1_000, 60_000, 3_600_000] as const;
+
+/**
+ * Keys of one budget scope. Day and month counters are keyed by their window's start, so they never need a reset.
+ * Each sliding window is a sorted set of runs (member: run id, score: when its last charge was made) and a hash
+ * holding each run ("firstMs,lastMs,requests,tokens") and the window's totals (fields `r` and `t`).
+ */
 export interface ScopeKeys {
-  readonly log: string;
-  readonly logTokens: string;
-  readonly windows: string;
+  /** Per SLIDING_WINDOWS_MS entry: [runs sorted set, runs hash]. */
+  readonly sliding: readonly (readonly [string, string])[];
   readonly day: string;
   readonly month: string;
   readonly leases: string;
   readonly learned: string;
 }
 
+/**
+ * Every key of a scope carries a Redis Cluster hash tag naming its provider (`{groq}`), so the provider pool and
+ * its deployments, which one reserve script charges together, live in one slot.
+ */
 export function budgetKeyBase(prefix: string, scopeId: string): string {
-  return `${prefix}budget:${scopeId}`;
+  return `${prefix}budget:{${providerTag(scopeId)}}:${scopeId}`;
 }
 
-/**
- * `tokenWindows` names the scope's sliding token windows (e.g. "60000-3600000"): the running sums live under a
- * key per set of windows, so a config change that adds or drops one starts from sums rebuilt from the log rather
- * than from stale ones.
- */
+/** `provider:groq` and `deployment:groq/llama` -> `groq` (braces replaced: they would end the tag early). */
+export function providerTag(scopeId: string): string {
+  const colon = scopeId.indexOf(":");
+  const rest = colon < 0 ? scopeId : scopeId.slice(colon + 1);
+  const slash = rest.indexOf("/");
+  const provider = slash < 0 ? rest : rest.slice(0, slash);
+  return provider.replace(/[{}]/g, "_") || "_";
+}
+
 export function scopeKeys(
   prefix: string,
   scopeId: string,
-  at: { readonly dayStartMs: number; readonly monthStartMs: number; readonly tokenWindows: string },
+  at: { readonly dayStartMs: number; readonly monthStartMs: number },
 ): ScopeKeys {
   const base = budgetKeyBase(prefix, scopeId);
   return {
-    log: `${base}:log`,
-    logTokens: `${base}:log-tokens`,
-    windows: `${base}:windows:${at.tokenWindows}`,
+    sliding: SLIDING_WINDOWS_MS.map((windowMs) => [`${base}:win:${windowMs}`, `${base}:win:${windowMs}:runs`] as const),
     day: `${base}:day:${at.dayStartMs}`,
     month: `${base}:month:${at.monthStartMs}`,
     leases: leasesKey(prefix, scopeId),

@@ -32,8 +32,8 @@ import {
 } from "../limits/budgets.ts";
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
-import type { SharedStateRedis } from "./redis-client.ts";
-import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
+import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
+import { keysStartingWith, learnedKey, leasesKey, SLIDING_WINDOWS_MS, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
@@ -64,10 +64,16 @@ interface ScopeShape {
   readonly hasMonth: boolean;
   readonly hasTokenRule: boolean;
   readonly hasConcurrency: boolean;
-  /** The sliding token windows in ms, e.g. "60000-3600000" (names the key of their running sums). */
-  readonly tokenWindows: string;
-  /** horizon_ms, has_token_log, rule_count, then unit/window/limit per rule. */
+  /** Indexes into SLIDING_WINDOWS_MS of the sliding windows the rules use (the script charges them in this order). */
+  readonly slidingWindows: readonly number[];
+  /** rule_count, then unit/window/limit per rule. */
   readonly ruleArguments: readonly string[];
+}
+
+/** A sliding-window run a reservation was charged to in Redis: the runs hash key and the run id. */
+interface ChargedRun {
+  readonly hash: string;
+  readonly id: string;
 }
 
 interface ReservationDetail {
@@ -78,6 +84,8 @@ interface ReservationDetail {
   isShared: boolean;
   /** The (rounded) token count Redis holds for it. */
   tokensInRedis: number;
+  /** Where Redis counted it in each sliding window, for a reconcile. */
+  runs: readonly ChargedRun[];
 }
 
 interface CachedDenial {
@@ -164,18 +172,16 @@ export class RedisLedger implements BudgetLedger {
     const tokens = roundTokens(actualTokens);
     const delta = tokens - detail.tokensInRedis;
     detail.tokensInRedis = tokens;
-    const keys: string[] = [];
+    const counters: string[] = [];
     for (const scope of reservation.scopes) {
       if (!this.#shapeOf(scope).hasTokenRule) continue;
-      const wallClock = this.#wallClockWindowsAt(scope.dayReset, reservation.atMs);
-      const scoped = scopeKeys(this.#prefix, scope.id, {
-        ...wallClock,
-        tokenWindows: this.#shapeOf(scope).tokenWindows,
-      });
-      keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month);
+      const scoped = scopeKeys(this.#prefix, scope.id, this.#wallClockWindowsAt(scope.dayReset, reservation.atMs));
+      counters.push(scoped.day, scoped.month);
     }
-    if (delta === 0 || keys.length === 0) return;
-    this.#redis.budgetReconcile(keys.length, ...keys, detail.member, delta).then(
+    if (delta === 0 || counters.length === 0) return;
+    const keys = [...detail.runs.map((run) => run.hash), ...counters];
+    const runIds = detail.runs.map((run) => run.id);
+    this.#redis.budgetReconcile(keys.length, ...keys, delta, runIds.length, ...runIds).then(
       () => this.#link.recordSuccess(),
       (error: unknown) => this.#link.recordFailure(error),
     );
@@ -250,23 +256,20 @@ export class RedisLedger implements BudgetLedger {
   renewLeases(): void {
     if (!this.#link.isUp || this.#leased.size === 0) return;
     const expiryMs = this.#clock.now() + this.#leaseTtlMs;
-    const pipeline = this.#redis.pipeline();
+    // One command each rather than a pipeline: in a cluster the leases of different providers live on different
+    // nodes, which one pipeline cannot span. They are written back to back all the same.
+    const renewals: Promise<unknown>[] = [];
     for (const reservation of this.#leased) {
       const member = this.#details.get(reservation)?.member;
       if (member === undefined) continue;
       for (const scope of reservation.scopes) {
         if (scope.concurrency === undefined) continue;
         const key = leasesKey(this.#prefix, scope.id);
-        pipeline.zadd(key, expiryMs, member);
-        pipeline.pexpire(key, this.#leaseTtlMs * 2);
+        renewals.push(this.#redis.zadd(key, expiryMs, member), this.#redis.pexpire(key, this.#leaseTtlMs * 2));
       }
     }
-    pipeline.exec().then(
-      (results) => {
-        const failed = results?.find(([error]) => error !== null)?.[0];
-        if (failed === undefined) this.#link.recordSuccess();
-        else this.#link.recordFailure(failed);
-      },
+    Promise.all(renewals).then(
+      () => this.#link.recordSuccess(),
       (error: unknown) => this.#link.recordFailure(error),
     );
   }
@@ -301,9 +304,10 @@ export class RedisLedger implements BudgetLedger {
     if (detail === undefined || detail.isShared) return;
     const tokens = roundTokens(reservation.tokens);
     const { keys, args } = this.#scriptArguments(reservation.scopes, tokens, reservation.atMs, detail.member, true);
-    await this.#redis.budgetReserve(keys.length, ...keys, ...args);
+    const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     detail.isShared = true;
     detail.tokensInRedis = tokens;
+    detail.runs = this.#chargedRuns(reservation.scopes, reservation.atMs, reply);
   }
 
   async #reserveShared(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Promise<Reservation | Denied> {
@@ -328,7 +332,30 @@ export class RedisLedger implements BudgetLedger {
     }
     for (const scope of scopes) this.#denials.delete(scope.id);
     const mirrored = this.#local.reserve(scopes, cost, nowMs);
-    return this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
+    const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
+    const detail = this.#details.get(reservation);
+    if (detail !== undefined) detail.runs = this.#chargedRuns(scopes, nowMs, reply);
+    return reservation;
+  }
+
+  /** Pairs the run ids the reserve script returned with the runs hashes they live in. */
+  #chargedRuns(scopes: readonly BudgetScope[], nowMs: number, reply: unknown): ChargedRun[] {
+    const ids = Array.isArray(reply) ? (reply as unknown[]) : [];
+    const runs: ChargedRun[] = [];
+    let next = 1;
+    for (const scope of scopes) {
+      const shape = this.#shapeOf(scope);
+      if (shape.slidingWindows.length === 0) continue;
+      const scoped = scopeKeys(this.#prefix, scope.id, this.#wallClockWindowsAt(scope.dayReset, nowMs));
+      for (const index of shape.slidingWindows) {
+        const id = ids[next++];
+        const keys = scoped.sliding[index];
+        if (typeof id === "string" && id !== "" && keys !== undefined && shape.hasTokenRule) {
+          runs.push({ hash: keys[1], id });
+        }
+      }
+    }
+    return runs;
   }
 
   #reserveLocally(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Reservation | Denied {
@@ -360,6 +387,7 @@ export class RedisLedger implements BudgetLedger {
       mirror,
       isShared: tokensInRedis !== undefined,
       tokensInRedis: tokensInRedis ?? 0,
+      runs: [],
     });
     if (scopes.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
     return reservation;
@@ -386,9 +414,9 @@ export class RedisLedger implements BudgetLedger {
       const scoped = scopeKeys(this.#prefix, scope.id, {
         dayStartMs: wallClock?.dayStartMs ?? 0,
         monthStartMs: wallClock?.monthStartMs ?? 0,
-        tokenWindows: shape.tokenWindows,
       });
-      keys.push(scoped.log, scoped.logTokens, scoped.windows, scoped.day, scoped.month, scoped.leases, scoped.learned);
+      for (const [runs, hash] of scoped.sliding) keys.push(runs, hash);
+      keys.push(scoped.day, scoped.month, scoped.leases, scoped.learned);
       perScope.push(shape.concurrency, wallClock?.dayEndMs ?? 0, wallClock?.monthEndMs ?? 0, ...shape.ruleArguments);
       hasConcurrency ||= shape.hasConcurrency;
     }
@@ -402,15 +430,11 @@ export class RedisLedger implements BudgetLedger {
   #shapeOf(scope: BudgetScope): ScopeShape {
     let shape = this.#shapes.get(scope);
     if (shape !== undefined) return shape;
-    let horizonMs = 0;
-    const tokenWindows = new Set<number>();
+    const slidingWindows = new Set<number>();
     const rules: string[] = [];
     for (const rule of scope.rules) {
       const slidingMs = SLIDING_WINDOW_MS[rule.window];
-      if (slidingMs !== undefined) {
-        horizonMs = Math.max(horizonMs, slidingMs);
-        if (rule.unit === "tokens") tokenWindows.add(slidingMs);
-      }
+      if (slidingMs !== undefined) slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
       rules.push(rule.unit === "requests" ? "r" : "t", String(windowCode(rule)), String(rule.limit));
     }
     shape = {
@@ -419,8 +443,8 @@ export class RedisLedger implements BudgetLedger {
       hasMonth: scope.rules.some((rule) => rule.window === "month"),
       hasTokenRule: scope.rules.some((rule) => rule.unit === "tokens"),
       hasConcurrency: scope.concurrency !== undefined,
-      tokenWindows: [...tokenWindows].sort((left, right) => left - right).join("-"),
-      ruleArguments: [String(horizonMs), tokenWindows.size > 0 ? "1" : "0", String(scope.rules.length), ...rules],
+      slidingWindows: [...slidingWindows].sort((left, right) => left - right),
+      ruleArguments: [String(scope.rules.length), ...rules],
     };
     this.#shapes.set(scope, shape);
     return shape;
@@ -528,12 +552,7 @@ function roundTokens(tokens: number): number {
 
 /** UNLINKs every key starting with `start`, SCAN by SCAN (never KEYS: it would block a shared Redis). */
 export async function deleteKeysStartingWith(redis: SharedStateRedis, start: string): Promise<number> {
-  let cursor = "0";
   let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", keysStartingWith(start), "COUNT", 500);
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  for await (const keys of scanKeys(redis, keysStartingWith(start))) deleted += await unlinkMany(redis, keys);
   return deleted;
 }

@@ -6,26 +6,28 @@
 // Expiries are relative (PEXPIRE, computed from the caller's `now`), so Redis's own clock never matters.
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
 // by Redis with full precision, and string concatenation goes through string.format("%.17g") for the same reason.
+// Redis Cluster: every key one script touches carries the same hash tag (redis-keys.ts), so it runs in one slot.
+import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
 
 /**
- * Checks, then charges. KEYS: seven per scope, in order:
- *   log        sorted set: score = sent-at ms, member = reservation id (entries up to the longest sliding window)
- *   log_tokens hash: reservation id -> tokens
- *   windows    hash: per sliding token window W (ms), "W:tokens" (the running token sum of the entries inside W)
- *              and "W:cursor" (the cutoff up to which entries that left W were subtracted): a check costs O(log n)
- *              plus the entries that left since the last one, not a walk over the whole log
- *   day, month hashes {requests, tokens} of the wall-clock window containing `now` (keyed by its start)
- *   leases     sorted set: score = lease expiry ms, member = reservation id
- *   learned    hash: "unit:window" -> "remaining,resetAtMs,limit,spentSince"
+ * Checks, then charges. KEYS: ten per scope, in order:
+ *   for each sliding window (1 s, 1 min, 1 h): its runs (sorted set: member = run id, score = when its last
+ *     charge was made) and its runs hash (run id -> "firstMs,lastMs,requests,tokens", plus the totals `r`, `t`)
+ *   day, month  hashes {requests, tokens} of the wall-clock window containing `now` (keyed by its start)
+ *   leases      sorted set: score = lease expiry ms, member = reservation id
+ *   learned     hash: "unit:window" -> "remaining,resetAtMs,limit,spentSince"
+ * A sliding window is SlidingWindow (src/limits/sliding-window.ts) in Redis: exact while it holds fewer than
+ * MAX_EXACT_RUNS runs, then charges join the newest run; a check reads the totals, expiry pops runs from the head,
+ * so every call costs O(1) amortised (bounded runs), never a scan of the requests in the window.
  *
  * ARGV: now, member, tokens, lease_until (0: take no lease), lease_ttl_ms, is_forced ("1": charge without
  * checking, for replaying requests sent while Redis was unreachable; `now` is then when it was sent),
- * scope_count, then per scope: concurrency (-1: none), day_end, month_end, horizon_ms (longest sliding window;
- * 0: none), has_token_log ("1"/"0"), rule_count, then per rule: unit ("r" or "t"), window (ms of a sliding
- * window; 0: day; -1: month), limit.
+ * scope_count, then per scope: concurrency (-1: none), day_end, month_end, rule_count, then per rule: unit
+ * ("r" or "t"), window (ms of a sliding window; 0: day; -1: month), limit.
  *
- * Returns {1} when charged, or a denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index, "rule",
- * rule_index, used, amount, retry_at (-1: never)}, {0, scope_index, "learned", field, left, reset_at}
+ * Returns {1, run ids...} when charged (per scope, per sliding window it uses in 1 s, 1 min, 1 h order: the run
+ * the charge went into, "" if none), or a denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index,
+ * "rule", rule_index, used, amount, retry_at (-1: never)}, {0, scope_index, "learned", field, left, reset_at}
  * (indexes 0-based).
  */
 export const RESERVE_LUA = `
@@ -38,99 +40,134 @@ local is_forced = ARGV[6] == '1'
 local scope_count = tonumber(ARGV[7])
 -- Counters outlive their window by a minute so that a late reconcile still finds them.
 local KEEP_MS = 60000
+local MAX_EXACT_RUNS = ${MAX_EXACT_RUNS}
+local WINDOWS = { 1000, 60000, 3600000 }
 
 local function fmt(number) return string.format('%.17g', number) end
 
 local scopes = {}
 local a = 8
 for s = 1, scope_count do
-  local k = (s - 1) * 7
+  local k = (s - 1) * 10
   local scope = {
-    log = KEYS[k + 1], log_tokens = KEYS[k + 2], windows = KEYS[k + 3], day = KEYS[k + 4], month = KEYS[k + 5],
-    leases = KEYS[k + 6], learned = KEYS[k + 7],
+    windows = {}, window_of = {}, day = KEYS[k + 7], month = KEYS[k + 8], leases = KEYS[k + 9], learned = KEYS[k + 10],
     concurrency = tonumber(ARGV[a]), day_end = tonumber(ARGV[a + 1]), month_end = tonumber(ARGV[a + 2]),
-    horizon = tonumber(ARGV[a + 3]), has_token_log = ARGV[a + 4] == '1',
-    rules = {}, token_windows = {}, has_day = false, has_month = false, learned_live = {}
+    rules = {}, has_day = false, has_month = false, learned_live = {}
   }
-  local rule_count = tonumber(ARGV[a + 5])
-  a = a + 6
+  local uses = {}
+  local rule_count = tonumber(ARGV[a + 3])
+  a = a + 4
   for r = 1, rule_count do
     local rule = { unit = ARGV[a], window = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]) }
-    if rule.window == 0 then scope.has_day = true elseif rule.window == -1 then scope.has_month = true end
-    if rule.window > 0 and rule.unit == 't' then scope.token_windows[rule.window] = true end
+    if rule.window == 0 then scope.has_day = true elseif rule.window == -1 then scope.has_month = true
+    else uses[rule.window] = true end
     scope.rules[r] = rule
     a = a + 3
+  end
+  for i, w in ipairs(WINDOWS) do
+    if uses[w] then
+      local win = { ms = w, runs = KEYS[k + 2 * i - 1], hash = KEYS[k + 2 * i] }
+      scope.windows[#scope.windows + 1] = win
+      scope.window_of[w] = win
+    end
   end
   scopes[s] = scope
 end
 
-local function sum_tokens(scope, members)
-  local total = 0
-  for i = 1, #members, 1000 do
-    local values = redis.call('HMGET', scope.log_tokens, unpack(members, i, math.min(i + 999, #members)))
-    for j = 1, #values do total = total + (tonumber(values[j]) or 0) end
-  end
-  return total
+local function parse_run(value)
+  local first, last, requests, run_tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
+  return { first = tonumber(first), last = tonumber(last), requests = tonumber(requests), tokens = tonumber(run_tokens) }
 end
 
--- The token sum of sliding window w now: the running sum minus the entries that left w since the last check
--- (rebuilt from the log when there is no running sum yet, or the log expired under it).
-local function window_tokens(scope, w)
-  local cutoff = now - w
-  local cursor = tonumber(redis.call('HGET', scope.windows, w .. ':cursor'))
-  local used
-  if cursor == nil or redis.call('EXISTS', scope.log) == 0 then
-    cursor = nil
-    used = sum_tokens(scope, redis.call('ZRANGEBYSCORE', scope.log, '(' .. fmt(cutoff), '+inf'))
+local function format_run(run)
+  return fmt(run.first) .. ',' .. fmt(run.last) .. ',' .. fmt(run.requests) .. ',' .. fmt(run.tokens)
+end
+
+-- SlidingWindow.expire: pops the runs whose last charge left the window, and their totals; counts the runs left
+-- (win.count, for charge).
+local function expire(win)
+  local cutoff = now - win.ms
+  local old = redis.call('ZRANGEBYSCORE', win.runs, '-inf', cutoff)
+  if #old == 0 then
+    win.count = redis.call('ZCARD', win.runs)
+    -- Runs and totals live and expire together; should the runs be gone (evicted), so are the totals.
+    if win.count == 0 then redis.call('DEL', win.hash) end
+    return
+  end
+  local values = redis.call('HMGET', win.hash, unpack(old))
+  local requests, run_tokens = 0, 0
+  for i = 1, #values do
+    if values[i] then
+      local run = parse_run(values[i])
+      requests = requests + run.requests
+      run_tokens = run_tokens + run.tokens
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', win.runs, '-inf', cutoff)
+  redis.call('HDEL', win.hash, unpack(old))
+  win.count = redis.call('ZCARD', win.runs)
+  if win.count == 0 then
+    redis.call('DEL', win.hash)
   else
-    used = tonumber(redis.call('HGET', scope.windows, w .. ':tokens')) or 0
-    if cutoff > cursor then
-      used = used - sum_tokens(scope, redis.call('ZRANGEBYSCORE', scope.log, '(' .. fmt(cursor), cutoff))
-    end
-  end
-  if cursor == nil or cutoff > cursor then
-    redis.call('HSET', scope.windows, w .. ':cursor', math.max(cursor or cutoff, cutoff), w .. ':tokens', used)
-    redis.call('PEXPIRE', scope.windows, scope.horizon + KEEP_MS)
-  end
-  return used
-end
-
--- Drops entries older than the longest window (after window_tokens has subtracted them).
-local function trim_log(scope)
-  local cutoff = now - scope.horizon
-  local old = redis.call('ZRANGEBYSCORE', scope.log, '-inf', cutoff)
-  if #old == 0 then return end
-  redis.call('ZREMRANGEBYSCORE', scope.log, '-inf', cutoff)
-  if scope.has_token_log then
-    for i = 1, #old, 1000 do
-      redis.call('HDEL', scope.log_tokens, unpack(old, i, math.min(i + 999, #old)))
-    end
+    -- 0 - x, not -x: Lua's -0 is formatted "-0", which HINCRBY rejects.
+    redis.call('HINCRBY', win.hash, 'r', 0 - requests)
+    if run_tokens ~= 0 then redis.call('HINCRBY', win.hash, 't', 0 - run_tokens) end
   end
 end
 
--- BudgetBook#retryAt: the earliest time at which enough old entries have left window w for amount to fit.
-local function sliding_retry_at(scope, rule, used, amount)
-  local w = rule.window
-  local since = '(' .. fmt(now - w)
-  if rule.unit == 'r' then
-    -- The k-th oldest entry in the window is the one whose leaving makes room: O(log n).
-    local entry = redis.call('ZRANGEBYSCORE', scope.log, since, '+inf', 'WITHSCORES', 'LIMIT', used + amount - rule.limit - 1, 1)
-    if #entry == 2 then return tonumber(entry[2]) + w end
-    return now + w
-  end
-  local offset = 0
-  while true do
-    local flat = redis.call('ZRANGEBYSCORE', scope.log, since, '+inf', 'WITHSCORES', 'LIMIT', offset, 256)
-    if #flat == 0 then return now + w end
-    local members = {}
-    for i = 1, #flat, 2 do members[#members + 1] = flat[i] end
-    local costs = redis.call('HMGET', scope.log_tokens, unpack(members))
-    for i = 1, #members do
-      used = used - (tonumber(costs[i]) or 0)
-      if used + amount <= rule.limit then return tonumber(flat[i * 2]) + w end
+local function totals(win)
+  local values = redis.call('HMGET', win.hash, 'r', 't')
+  return tonumber(values[1]) or 0, tonumber(values[2]) or 0
+end
+
+-- SlidingWindow.retryAtMs: the earliest time at which enough runs have left for amount to fit.
+local function sliding_retry_at(win, is_requests, used, amount, limit)
+  local ids = redis.call('ZRANGE', win.runs, 0, -1)
+  if #ids > 0 then
+    local values = redis.call('HMGET', win.hash, unpack(ids))
+    for i = 1, #values do
+      if values[i] then
+        local run = parse_run(values[i])
+        used = used - (is_requests and run.requests or run.tokens)
+        if used + amount <= limit then return run.last + win.ms end
+      end
     end
-    offset = offset + 256
   end
+  return now + win.ms
+end
+
+-- SlidingWindow.charge: returns the id of the run the charge went into, or '' when it already left the window.
+-- Call expire(win) first.
+local function charge(win, at)
+  if at + win.ms <= now then return '' end
+  local id = member
+  local run = nil
+  if win.count >= MAX_EXACT_RUNS then
+    local newest = redis.call('ZREVRANGE', win.runs, 0, 0)[1]
+    local value = newest and redis.call('HGET', win.hash, newest)
+    if value then
+      local candidate = parse_run(value)
+      if at - candidate.first < win.ms / MAX_EXACT_RUNS then
+        id = newest
+        run = candidate
+        run.requests = run.requests + 1
+        run.tokens = run.tokens + tokens
+        run.first = math.min(run.first, at)
+        run.last = math.max(run.last, at)
+      end
+    end
+  end
+  if run == nil then
+    run = { first = at, last = at, requests = 1, tokens = tokens }
+    win.count = win.count + 1
+  end
+  redis.call('ZADD', win.runs, run.last, id)
+  redis.call('HSET', win.hash, id, format_run(run))
+  redis.call('HINCRBY', win.hash, 'r', 1)
+  redis.call('HINCRBY', win.hash, 't', tokens)
+  redis.call('PEXPIRE', win.runs, win.ms + KEEP_MS)
+  redis.call('PEXPIRE', win.hash, win.ms + KEEP_MS)
+  return id
 end
 
 local function check_scope(s, scope)
@@ -139,20 +176,18 @@ local function check_scope(s, scope)
     local in_flight = redis.call('ZCARD', scope.leases)
     if in_flight >= scope.concurrency then return { 0, s - 1, 'concurrency', in_flight } end
   end
-  local window_used = {}
-  for w in pairs(scope.token_windows) do window_used[w] = window_tokens(scope, w) end
-  if scope.horizon > 0 then trim_log(scope) end
+  local used_requests, used_tokens = {}, {}
+  for _, win in ipairs(scope.windows) do
+    expire(win)
+    used_requests[win.ms], used_tokens[win.ms] = totals(win)
+  end
   for r = 1, #scope.rules do
     local rule = scope.rules[r]
     local is_requests = rule.unit == 'r'
     local amount = is_requests and 1 or tokens
     local used
     if rule.window > 0 then
-      if is_requests then
-        used = redis.call('ZCOUNT', scope.log, '(' .. fmt(now - rule.window), '+inf')
-      else
-        used = window_used[rule.window]
-      end
+      used = is_requests and used_requests[rule.window] or used_tokens[rule.window]
     else
       local counter = rule.window == 0 and scope.day or scope.month
       used = tonumber(redis.call('HGET', counter, is_requests and 'requests' or 'tokens')) or 0
@@ -162,7 +197,7 @@ local function check_scope(s, scope)
       if amount > rule.limit then
         retry_at = -1
       elseif rule.window > 0 then
-        retry_at = sliding_retry_at(scope, rule, used, amount)
+        retry_at = sliding_retry_at(scope.window_of[rule.window], is_requests, used, amount, rule.limit)
       else
         retry_at = rule.window == 0 and scope.day_end or scope.month_end
       end
@@ -198,22 +233,12 @@ if not is_forced then
   end
 end
 
+local charged = { 1 }
 for s = 1, scope_count do
   local scope = scopes[s]
-  if scope.horizon > 0 then
-    redis.call('ZADD', scope.log, now, member)
-    redis.call('PEXPIRE', scope.log, scope.horizon + KEEP_MS)
-    if scope.has_token_log then
-      redis.call('HSET', scope.log_tokens, member, tokens)
-      redis.call('PEXPIRE', scope.log_tokens, scope.horizon + KEEP_MS)
-      for w in pairs(scope.token_windows) do
-        -- Counted in w unless w's cursor already passed it (a replay of an old request); no cursor: the next
-        -- check rebuilds the sum from the log, this entry included.
-        local cursor = tonumber(redis.call('HGET', scope.windows, w .. ':cursor'))
-        if cursor ~= nil and now > cursor then redis.call('HINCRBY', scope.windows, w .. ':tokens', tokens) end
-      end
-      redis.call('PEXPIRE', scope.windows, scope.horizon + KEEP_MS)
-    end
+  for _, win in ipairs(scope.windows) do
+    if is_forced then expire(win) end
+    charged[#charged + 1] = charge(win, now)
   end
   if scope.has_day then
     redis.call('HINCRBY', scope.day, 'requests', 1)
@@ -234,41 +259,35 @@ for s = 1, scope_count do
     redis.call('PEXPIRE', scope.leases, lease_ttl * 2)
   end
 end
-return { 1 }
+return charged
 `;
 
 /**
- * Replaces a reservation's estimated token cost with the real one. KEYS: five per scope: log, log_tokens,
- * windows, and the day and month counters of the window the reservation was charged in. ARGV: member, delta.
- * The entry's cost is floored at 0 (as in BudgetBook) and every running window sum that still counts the entry
- * moves by the same amount. Counters that expired (or were never charged) are left alone rather than recreated
- * without an expiry.
+ * Replaces a reservation's estimated token cost with the real one. KEYS: the runs hash of every sliding window
+ * the reservation was charged to (run_count of them), then the day and month counters of the windows it was
+ * charged in (two per scope). ARGV: delta, run_count, then the run id per runs hash. A run's cost is floored at 0
+ * (as in SlidingWindow.adjust) and the window's token total moves by the same amount; a run that left its
+ * window, or a counter that expired (or was never charged), is left alone rather than recreated.
  */
 export const RECONCILE_LUA = `
-local member = ARGV[1]
-local delta = tonumber(ARGV[2])
-for i = 1, #KEYS, 5 do
-  local log, log_tokens, windows = KEYS[i], KEYS[i + 1], KEYS[i + 2]
-  local current = redis.call('HGET', log_tokens, member)
-  if current then
-    local old = tonumber(current)
+local delta = tonumber(ARGV[1])
+local run_count = tonumber(ARGV[2])
+for i = 1, run_count do
+  local hash, id = KEYS[i], ARGV[2 + i]
+  local value = redis.call('HGET', hash, id)
+  if value then
+    local first, last, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
+    local old = tonumber(tokens)
     local new = math.max(0, old + delta)
-    redis.call('HSET', log_tokens, member, new)
-    local at = tonumber(redis.call('ZSCORE', log, member))
-    if at ~= nil and new ~= old then
-      local fields = redis.call('HGETALL', windows)
-      for j = 1, #fields, 2 do
-        local w = string.match(fields[j], '^(%d+):cursor$')
-        if w ~= nil and at > tonumber(fields[j + 1]) then
-          redis.call('HINCRBY', windows, w .. ':tokens', new - old)
-        end
-      end
+    if new ~= old then
+      redis.call('HSET', hash, id, first .. ',' .. last .. ',' .. requests .. ',' .. string.format('%.17g', new))
+      redis.call('HINCRBY', hash, 't', new - old)
     end
   end
-  for j = i + 3, i + 4 do
-    if redis.call('EXISTS', KEYS[j]) == 1 then
-      if redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
-    end
+end
+for j = run_count + 1, #KEYS do
+  if redis.call('EXISTS', KEYS[j]) == 1 then
+    if redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
   end
 end
 return 1

@@ -28,11 +28,12 @@ export async function createRedisStateBackend(
 ): Promise<StateBackend & { readonly ledger: RedisLedger }> {
   const url = settings.redisUrl;
   if (url === undefined) throw new Error("createRedisStateBackend needs state.redis_url");
-  const redis = createCommandClient(url);
-  const subscriber = createSubscriberClient(url);
+  const isCluster = settings.redisCluster === true;
+  const redis = createCommandClient(url, isCluster);
+  const subscriber = createSubscriberClient(url, isCluster);
   const startupLogger = new StartupLogger(logger);
   const link = new RedisLink(
-    describeRedisUrl(url),
+    isCluster ? `${describeRedisUrl(url)} (cluster)` : describeRedisUrl(url),
     startupLogger,
     () => clock.now(),
     () => redis.status === "ready",
@@ -95,6 +96,8 @@ export async function createRedisStateBackend(
   });
   try {
     await redis.connect();
+    // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
+    if (redis.status === "ready") link.markUp();
     // Serve the first request knowing the cooldowns the other processes already found.
     await resyncing;
   } catch (error) {

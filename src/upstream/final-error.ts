@@ -99,16 +99,17 @@ export function rejectedError(
   secrets: readonly string[],
 ): UpstreamRequestError {
   const last = attempts[attempts.length - 1];
-  // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."); this message goes to the client.
-  // Otherwise the message is the upstream's own, unchanged (clients match these messages); where it came from
-  // goes in `error.metadata` and the x-gateway-provider / x-gateway-model headers.
-  const message = redactSecrets(verdict.error.message, secrets);
+  // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."), in any field; every one of them
+  // goes to the client. Otherwise the message is the upstream's own, unchanged (clients match these messages);
+  // where it came from goes in `error.metadata` and the x-gateway-provider / x-gateway-model headers.
+  const redact = (text: string): string => redactSecrets(text, secrets);
+  const message = redact(verdict.error.message);
   const details: { status: number; type?: string; code?: string } = { status: verdict.status };
-  if (verdict.error.type !== undefined) details.type = verdict.error.type;
-  if (verdict.error.code !== undefined) details.code = verdict.error.code;
-  const options: GatewayErrorOptions = verdict.error.param === undefined ? {} : { param: verdict.error.param };
+  if (verdict.error.type !== undefined) details.type = redact(verdict.error.type);
+  if (verdict.error.code !== undefined) details.code = redact(verdict.error.code);
+  const options: GatewayErrorOptions = verdict.error.param === undefined ? {} : { param: redact(verdict.error.param) };
   if (last !== undefined) {
-    options.metadata = { provider: last.provider, model: last.model, raw: redactSecrets(verdict.raw, secrets) };
+    options.metadata = { provider: last.provider, model: last.model, raw: redact(verdict.raw) };
   }
   return new UpstreamRequestError(message, details, options);
 }

@@ -3,9 +3,10 @@
 // pipeline's recorder implements.
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
-import type { RoutingSettings } from "../config/types.ts";
+import type { RoutingSettings, UpstreamLimits } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
@@ -98,6 +99,12 @@ export interface FailoverServices {
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
   readonly routing: RoutingSettings;
+  readonly limits: UpstreamLimits;
+  /**
+   * A slot among the provider's `max_in_flight`, waiting up to `maxWaitMs`; undefined when none freed up in time
+   * (the candidate is skipped, not blamed).
+   */
+  acquireSlot(deployment: Deployment, maxWaitMs: number, signal: AbortSignal): Promise<ReleaseSlot | undefined>;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
   /**

@@ -113,7 +113,7 @@ async function spawnRedis(port: number): Promise<ChildProcess> {
 }
 
 /** Raw RESP PING, so readiness checks need no client library. */
-function answersPing(port: number): Promise<boolean> {
+export function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: "127.0.0.1", port });
     let reply = "";

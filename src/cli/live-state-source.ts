@@ -1,0 +1,99 @@
+// The live state observers read (src/observability/live-state.ts), implemented over the gateway runtime's books:
+// cooldowns and circuits (availability), budgets (ledger), scores, the wait queue.
+import type { KnownNames, LiveDeployment, LiveStateSource } from "../observability/live-state.ts";
+import type { GatewayRuntime, GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
+import { PRIORITY_AUTO } from "../router/plan-route.ts";
+
+// One object literal implementing the LiveStateSource interface method by method: long, but each method is short
+// and they share one closure (the per-snapshot name cache).
+export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
+  const namesBySnapshot = new WeakMap<GatewaySnapshot, KnownNames>();
+  // The runtime has no reload counter: a new snapshot object is a reload (seen when state is read).
+  let lastSnapshot = runtime.snapshot;
+  let reloads = 0;
+  const current = (): GatewaySnapshot => {
+    const snapshot = runtime.snapshot;
+    if (snapshot !== lastSnapshot) {
+      lastSnapshot = snapshot;
+      reloads += 1;
+    }
+    return snapshot;
+  };
+  return {
+    nowMs: () => runtime.clock.now(),
+    knownNames: () => {
+      const snapshot = current();
+      let names = namesBySnapshot.get(snapshot);
+      if (names === undefined) {
+        const { catalog, config } = snapshot;
+        names = {
+          models: new Set([
+            ...catalog.deployments.map((deployment) => deployment.model.publicName),
+            ...catalog.deployments.map((deployment) => deployment.key),
+            ...Object.keys(config.metaModels),
+            PRIORITY_AUTO,
+          ]),
+          providers: new Set(config.providers.map((provider) => provider.name)),
+          upstreamModels: new Set(catalog.deployments.map((deployment) => deployment.model.id)),
+        };
+        namesBySnapshot.set(snapshot, names);
+      }
+      return names;
+    },
+    deployments: () => {
+      const snapshot = current();
+      const nowMs = runtime.clock.now();
+      return snapshot.catalog.deployments.map((deployment): LiveDeployment => {
+        const provider = deployment.provider.settings.name;
+        const cooldown = runtime.availability.cooldownOf(deployment.key, provider);
+        const providerCooldown = runtime.availability.providerCooldown(provider);
+        const breakdown = runtime.explainScore(deployment, snapshot);
+        return {
+          deploymentKey: deployment.key,
+          provider,
+          model: deployment.model.id,
+          publicName: deployment.model.publicName,
+          kind: deployment.kind,
+          score: runtime.scoreOf(deployment, snapshot),
+          scoreTerms:
+            breakdown === undefined
+              ? undefined
+              : {
+                  base_priority: breakdown.basePriority,
+                  priority: breakdown.terms.priority,
+                  leaderboard: breakdown.terms.leaderboard.weighted,
+                  params: breakdown.terms.params.weighted,
+                  context: breakdown.terms.context.weighted,
+                  adjustment: breakdown.terms.adjustment.weighted,
+                  health_penalty: breakdown.terms.healthPenalty.weighted,
+                },
+          cooldown:
+            cooldown === undefined
+              ? undefined
+              : { cause: cooldown.cause, untilMs: cooldown.untilMs, reason: cooldown.reason, source: cooldown.source },
+          circuit: runtime.availability.circuitState(deployment.key),
+          isKeyInvalid: providerCooldown?.cause === "invalid_key" || providerCooldown?.cause === "credits_exhausted",
+          budgets: runtime.scopesOf(deployment, snapshot).flatMap((scope) =>
+            runtime.budgets.usage(scope, nowMs).map((window) => ({
+              scope: scope.id,
+              unit: window.unit,
+              window: window.window,
+              limit: window.limit,
+              used: window.used,
+              remaining: window.remaining,
+              resetsAtMs: window.resetsAtMs,
+            })),
+          ),
+          inFlight: runtime
+            .scopesOf(deployment, snapshot)
+            .reduce((total, scope) => Math.max(total, runtime.budgets.inFlight(scope.id)), 0),
+        };
+      });
+    },
+    queueDepth: () => runtime.queuedRequests,
+    configReloads: () => {
+      current();
+      return reloads;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// Builds the observers of finished requests (metrics, request log, dashboard activity) for one gateway: picks
+// the request log's backend from the state settings (Redis when `state.redis_url` is set, else the embedded
+// SQLite file, else memory).
+import type { GatewayConfig } from "../config/types.ts";
+import { Observers, type RecordObserver } from "../observability/observers.ts";
+import { otlpSettings } from "../observability/otlp-settings.ts";
+import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
+import { RequestLogFile } from "../observability/request-log-file.ts";
+import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
+import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
+import { GATEWAY_VERSION } from "../server/info-routes.ts";
+import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
+import { runtimeLiveState } from "./live-state-source.ts";
+
+export async function createObservers(
+  config: GatewayConfig,
+  runtime: GatewayRuntime,
+  logger: Logger,
+): Promise<Observers> {
+  const extra: RecordObserver[] = [];
+  const secrets = () => runtime.snapshot.config.providers.flatMap((provider) => provider.apiKeys);
+  const otlp = otlpSettings(config.traces.otlpEndpoint, process.env);
+  if (otlp !== undefined) {
+    // Loaded only when tracing is configured.
+    const { OtlpTraceExporter } = await import("../observability/otlp-traces.ts");
+    extra.push(
+      new OtlpTraceExporter({
+        url: otlp.tracesUrl,
+        headers: otlp.headers,
+        serviceName: otlp.serviceName,
+        serviceVersion: GATEWAY_VERSION,
+        onError: (error) =>
+          logger.warn(
+            { url: otlp.tracesUrl, error: error instanceof Error ? error.message : String(error) },
+            "OTLP trace export failed; spans are dropped until it works again",
+          ),
+      }),
+    );
+  }
+  const file = config.requestLog.file;
+  if (config.requestLog.enabled && file !== undefined) {
+    extra.push(
+      new RequestLogFile({
+        path: file,
+        isContentKept: config.log.content,
+        secrets,
+        onError: (error) =>
+          logger.warn(
+            { path: file, error: error instanceof Error ? error.message : String(error) },
+            "request log file: could not append",
+          ),
+      }),
+    );
+  }
+  return new Observers({
+    extra,
+    settings: {
+      isContentKept: config.log.content,
+      requestLogMaxEntries: config.requestLog.maxEntries,
+      requestLogMaxAgeMs: config.requestLog.maxAgeMs,
+      isMetricsEnabled: config.metrics.enabled,
+    },
+    live: runtimeLiveState(runtime),
+    clock: runtime.clock,
+    requestLogBackend: requestLogBackend(config),
+    secrets,
+    version: GATEWAY_VERSION,
+    onError: (message, error) =>
+      logger.warn({ error: error instanceof Error ? error.message : String(error) }, message),
+  });
+}
+
+function requestLogBackend(config: GatewayConfig): RequestLogBackend | undefined {
+  if (!config.requestLog.enabled) return undefined;
+  const { state } = config;
+  if (state.redisUrl !== undefined) {
+    const backend = new RedisRequestLogBackend(state.redisUrl, state.redisKeyPrefix, state.redisCluster);
+    // Not awaited: startup never waits for the request log; rows are dropped until Redis answers.
+    void backend.connect();
+    return backend;
+  }
+  if (state.path === "" || state.path === ":memory:") return new MemoryRequestLogBackend();
+  return new SqliteRequestLogBackend(state.path);
+}

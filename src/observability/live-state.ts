@@ -1,0 +1,98 @@
+// What the observers need to know about the gateway right now, besides finished records: which deployments exist
+// (the only label values metrics may use), their cooldowns, circuits and budgets, the queue. The composition
+// root implements this over the pipeline's live books; observability never imports them.
+
+export type LiveCircuitState = "closed" | "open" | "half_open";
+
+export interface LiveBudgetWindow {
+  /** Budget scope id from the config: `provider:NAME` or `deployment:PROVIDER/MODEL`. */
+  readonly scope: string;
+  /** `requests` or `tokens`. */
+  readonly unit: string;
+  /** Window name: `second`, `minute`, `hour`, `day`, `month`, ... */
+  readonly window: string;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly resetsAtMs?: number | undefined;
+}
+
+export interface LiveCooldown {
+  /** rate_limited, daily_quota, credits_exhausted, capacity, budget_exhausted, invalid_key, circuit_open. */
+  readonly cause: string;
+  readonly untilMs: number;
+  readonly reason: string;
+  /** `provider` (a header or body said how long) or `guessed` (backoff). */
+  readonly source: string;
+}
+
+export interface LiveDeployment {
+  readonly deploymentKey: string;
+  readonly provider: string;
+  /** Upstream model id. */
+  readonly model: string;
+  /** The name clients use. */
+  readonly publicName: string;
+  readonly kind: string;
+  readonly score: number;
+  /** Score terms by name (priority, leaderboard, params, context, adjustment, health_penalty). */
+  readonly scoreTerms?: Readonly<Record<string, number>> | undefined;
+  readonly cooldown?: LiveCooldown | undefined;
+  readonly circuit: LiveCircuitState;
+  /** The provider's key was refused (401/403) or its credits are gone. */
+  readonly isKeyInvalid: boolean;
+  readonly budgets: readonly LiveBudgetWindow[];
+  readonly inFlight: number;
+}
+
+/**
+ * The names label values may take (everything else becomes `other`): they come from the config and discovery,
+ * never from a client. The same object until the config changes, so observers may cache what they derive.
+ */
+export interface KnownNames {
+  /** Every model name a client may ask for: public names, meta models, `auto`. */
+  readonly models: ReadonlySet<string>;
+  readonly providers: ReadonlySet<string>;
+  /** Upstream model ids. */
+  readonly upstreamModels: ReadonlySet<string>;
+}
+
+export interface LiveStateSource {
+  nowMs(): number;
+  deployments(): readonly LiveDeployment[];
+  knownNames(): KnownNames;
+  /** Requests waiting in the queue for a free candidate. */
+  queueDepth(): number;
+  /** Config reloads (and forced model refreshes) since start. */
+  configReloads(): number;
+}
+
+/** All cooldown causes, so that a gauge shows 0 instead of vanishing when none is active. */
+export const COOLDOWN_CAUSES: readonly string[] = [
+  "rate_limited",
+  "daily_quota",
+  "credits_exhausted",
+  "capacity",
+  "budget_exhausted",
+  "invalid_key",
+  "circuit_open",
+];
+
+/** A live state for tests and for a gateway that has nothing to report yet. */
+export function staticLiveState(
+  deployments: readonly LiveDeployment[],
+  options: { modelNames?: readonly string[]; nowMs?: () => number } = {},
+): LiveStateSource {
+  const names: KnownNames = {
+    models: new Set(options.modelNames ?? deployments.map((deployment) => deployment.publicName)),
+    providers: new Set(deployments.map((deployment) => deployment.provider)),
+    upstreamModels: new Set(deployments.map((deployment) => deployment.model)),
+  };
+  return {
+    nowMs: options.nowMs ?? (() => Date.now()),
+    deployments: () => deployments,
+    knownNames: () => names,
+    queueDepth: () => 0,
+    configReloads: () => 0,
+  };
+}

@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { parsePrometheusText, samplesOf, sumOf } from "../../test/helpers/prometheus-text.ts";
+import { attempt, deployment, record } from "../../test/helpers/records.ts";
+import { staticLiveState } from "./live-state.ts";
+import { GatewayMetrics, gatewayOverheadMs } from "./metrics.ts";
+
+const NOW_MS = 1_000_000;
+
+function metricsWith(options: { includeProcessMetrics?: boolean } = {}) {
+  const live = staticLiveState(
+    [
+      deployment("alpha", "model-a", {
+        cooldown: { cause: "rate_limited", untilMs: NOW_MS + 5_000, reason: "429", source: "provider" },
+        budgets: [
+          { scope: "provider:alpha", unit: "requests", window: "day", limit: 100, used: 40, remaining: 60 },
+          { scope: "provider:alpha", unit: "tokens", window: "minute", limit: 6000, used: 1000, remaining: 5000 },
+        ],
+      }),
+      deployment("beta", "model-b", { circuit: "open" }),
+    ],
+    { modelNames: ["m", "best", "auto"], nowMs: () => NOW_MS },
+  );
+  return new GatewayMetrics(live, { includeProcessMetrics: options.includeProcessMetrics ?? false, version: "9.9.9" });
+}
+
+async function scrape(metrics: GatewayMetrics) {
+  return parsePrometheusText((await metrics.render()).body);
+}
+
+describe("GatewayMetrics", () => {
+  test("a failover moves requests, attempts, failovers, tokens and latency histograms", async () => {
+    const metrics = metricsWith();
+    metrics.observe(
+      record({
+        attempts: [
+          attempt({ provider: "alpha", status: 429, outcome: "rate_limited", durationMs: 20 }),
+          attempt({ provider: "beta", model: "model-b", durationMs: 30 }),
+        ],
+        tokensIn: 12,
+        tokensOut: 7,
+        timeToHeadersMs: 55,
+        durationMs: 55,
+      }),
+    );
+    const text = await scrape(metrics);
+    assert.equal(
+      sumOf(text, "llm_gateway_requests_total", {
+        endpoint: "chat",
+        protocol: "openai-chat",
+        model: "m",
+        provider: "beta",
+        upstream_model: "model-b",
+        status_class: "2xx",
+      }),
+      1,
+    );
+    assert.equal(sumOf(text, "llm_gateway_attempts_total", { provider: "alpha", outcome: "rate_limited" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_attempts_total", { provider: "beta", outcome: "success" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_failovers_total", { provider: "alpha", outcome: "rate_limited" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_failovers_total"), 1);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { direction: "in", provider: "beta" }), 12);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { direction: "out", provider: "beta" }), 7);
+    assert.equal(sumOf(text, "llm_gateway_request_duration_seconds_count", { endpoint: "chat", provider: "beta" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_time_to_headers_seconds_sum", { provider: "beta" }), 0.055);
+    // 55 ms to headers, 20 + 30 ms of upstream time: 5 ms of gateway overhead.
+    assert.equal(sumOf(text, "llm_gateway_overhead_seconds_sum"), 0.005);
+    assert.equal(text.types.get("llm_gateway_overhead_seconds"), "histogram");
+  });
+
+  test("a retry on the same candidate is not a failover; a stream records time to first token and continuations", async () => {
+    const metrics = metricsWith();
+    metrics.observe(
+      record({
+        isStream: true,
+        attempts: [
+          attempt({ provider: "alpha", status: 500, outcome: "server_error" }),
+          attempt({ provider: "alpha", outcome: "stream_cut", headersMs: 10, durationMs: 200 }),
+          attempt({ provider: "beta", model: "model-b", role: "continuation", mode: "prefill" }),
+        ],
+        servedBy: { deploymentKey: "alpha/model-a", provider: "alpha", model: "model-a" },
+        continuations: [{ provider: "beta", model: "model-b", afterChars: 12, reason: "cut", mode: "prefill" }],
+        timeToFirstTokenMs: 80,
+      }),
+    );
+    const text = await scrape(metrics);
+    assert.equal(sumOf(text, "llm_gateway_failovers_total"), 0);
+    assert.equal(sumOf(text, "llm_gateway_attempts_total", { role: "continuation", provider: "beta" }), 1);
+    assert.equal(
+      sumOf(text, "llm_gateway_stream_continuations_total", {
+        provider: "beta",
+        upstream_model: "model-b",
+        mode: "prefill",
+      }),
+      1,
+    );
+    assert.equal(sumOf(text, "llm_gateway_time_to_first_token_seconds_count", { provider: "alpha" }), 1);
+  });
+
+  test("live gauges: cooldowns by cause, circuit state, budgets left, queue, reloads", async () => {
+    const text = await scrape(metricsWith());
+    assert.equal(sumOf(text, "llm_gateway_cooldowns_active", { cause: "rate_limited" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_cooldowns_active", { cause: "invalid_key" }), 0);
+    assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "beta", state: "open" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "beta", state: "closed" }), 0);
+    assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "alpha", state: "closed" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_budget_remaining_requests", { scope: "provider:alpha", window: "day" }), 60);
+    assert.equal(
+      sumOf(text, "llm_gateway_budget_remaining_tokens", { scope: "provider:alpha", window: "minute" }),
+      5000,
+    );
+    assert.equal(sumOf(text, "llm_gateway_budget_limit_requests", { scope: "provider:alpha", window: "day" }), 100);
+    assert.equal(samplesOf(text, "llm_gateway_queue_depth_requests").length, 1);
+    assert.equal(sumOf(text, "llm_gateway_config_reloads_total"), 0);
+    assert.equal(sumOf(text, "llm_gateway_build_info", { version: "9.9.9" }), 1);
+  });
+
+  test("every name is under llm_gateway_, process metrics included", async () => {
+    const text = await scrape(metricsWith({ includeProcessMetrics: true }));
+    assert.ok(text.samples.length > 20);
+    for (const sample of text.samples) assert.match(sample.name, /^llm_gateway_/);
+    assert.ok(samplesOf(text, "llm_gateway_process_cpu_user_seconds_total").length > 0);
+  });
+
+  test("cardinality stays bounded: unknown client models, providers and outcomes become `other`", async () => {
+    const metrics = metricsWith();
+    for (let index = 0; index < 500; index++) {
+      metrics.observe(
+        record({
+          requestedModel: `made-up-${index}`,
+          endpoint: index % 2 === 0 ? "chat" : `/weird/${index}`,
+          attempts: [
+            attempt({ provider: `ghost-${index}`, model: `x-${index}`, status: 500, outcome: "server_error" }),
+          ],
+          skips: [
+            {
+              deploymentKey: "a/b",
+              provider: "a",
+              model: "b",
+              phase: "attempt",
+              cause: `free text ${index}`,
+              reason: "",
+            },
+          ],
+          status: 500 + (index % 3),
+        }),
+      );
+    }
+    const text = await scrape(metrics);
+    const requestSeries = samplesOf(text, "llm_gateway_requests_total");
+    assert.ok(requestSeries.length <= 2, `requests_total has ${requestSeries.length} series`);
+    for (const sample of requestSeries) {
+      assert.equal(sample.labels.model, "other");
+      assert.ok(["chat", "other"].includes(sample.labels.endpoint ?? ""));
+    }
+    assert.equal(samplesOf(text, "llm_gateway_attempts_total").length, 1);
+    assert.equal(samplesOf(text, "llm_gateway_attempts_total")[0]?.labels.provider, "other");
+    assert.deepEqual(
+      samplesOf(text, "llm_gateway_route_skips_total").map((sample) => sample.labels.cause),
+      ["attempt"],
+    );
+    const seriesCount = text.samples.length;
+    metrics.observe(record({ requestedModel: "yet-another" }));
+    const after = await scrape(metrics);
+    assert.ok(after.samples.length <= seriesCount + 40, "one more unknown model must not add many series");
+    assert.equal(sumOf(after, "llm_gateway_requests_total", { model: "other" }), 501);
+  });
+
+  test("overhead: a stream counts the answering attempt only to its headers", () => {
+    const overhead = gatewayOverheadMs(
+      record({
+        isStream: true,
+        attempts: [attempt({ provider: "alpha", headersMs: 30, durationMs: 900 })],
+        timeToHeadersMs: 34,
+        queueWaitMs: 2,
+      }),
+    );
+    assert.equal(overhead, 2);
+  });
+});

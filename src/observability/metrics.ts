@@ -1,0 +1,335 @@
+// Prometheus metrics (prom-client) fed by finished request records and, at scrape time, by the live state.
+// Every name starts with `llm_gateway_` (the default process metrics too) and carries its unit. Label values
+// come only from the config and the fixed vocabularies (endpoints, protocols, outcomes): a model name a client
+// made up becomes `other`, so no client can grow the number of series. docs/metrics.md lists every metric.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { OUTCOMES, traitsOf } from "../errors/outcomes.ts";
+import { COOLDOWN_CAUSES, type KnownNames, type LiveStateSource } from "./live-state.ts";
+import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
+
+export const METRIC_PREFIX = "llm_gateway_";
+/** The label value that stands for any name not known from the config. */
+export const OTHER = "other";
+/** The provider / model label of a request no upstream answered. */
+export const NONE = "none";
+
+const ENDPOINTS = new Set(["chat", "completions", "embeddings", "responses", "messages"]);
+const PROTOCOLS = new Set([
+  "openai-chat",
+  "openai-completions",
+  "openai-embeddings",
+  "openai-responses",
+  "anthropic-messages",
+]);
+const PLAN_SKIP_CAUSES = new Set(["cooldown", "context", "tools", "vision", "json_schema", "kind", "budget"]);
+
+/** Seconds; from a fast cached answer to a long stream. */
+const LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+/** Seconds; the gateway's own time is expected in the low milliseconds. */
+const OVERHEAD_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+export interface MetricsOptions {
+  /** Process metrics (CPU, memory, event loop, GC) under the same prefix; default on. */
+  readonly includeProcessMetrics?: boolean;
+  readonly version?: string;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly #live: LiveStateSource;
+  readonly #requests: Counter;
+  readonly #attempts: Counter;
+  readonly #failovers: Counter;
+  readonly #skips: Counter;
+  readonly #continuations: Counter;
+  readonly #tokens: Counter;
+  readonly #duration: Histogram;
+  readonly #timeToHeaders: Histogram;
+  readonly #timeToFirstToken: Histogram;
+  readonly #overhead: Histogram;
+  readonly #queueWait: Histogram;
+
+  // Long on purpose: it declares every metric, one after another, so the whole set can be read (and checked
+  // against docs/metrics.md) in one place.
+  constructor(live: LiveStateSource, options: MetricsOptions = {}) {
+    this.#live = live;
+    const registers = [this.registry];
+    this.#requests = new Counter({
+      name: `${METRIC_PREFIX}requests_total`,
+      help: "Completed requests by endpoint, client protocol, model asked for, answering provider and upstream model, and status class.",
+      labelNames: ["endpoint", "protocol", "model", "provider", "upstream_model", "status_class"],
+      registers,
+    });
+    this.#attempts = new Counter({
+      name: `${METRIC_PREFIX}attempts_total`,
+      help: "Upstream attempts by provider, upstream model, outcome and role (primary or continuation).",
+      labelNames: ["provider", "upstream_model", "outcome", "role"],
+      registers,
+    });
+    this.#failovers = new Counter({
+      name: `${METRIC_PREFIX}failovers_total`,
+      help: "Failed attempts after which the request moved on to another candidate, by the failed one and its outcome.",
+      labelNames: ["provider", "upstream_model", "outcome"],
+      registers,
+    });
+    this.#skips = new Counter({
+      name: `${METRIC_PREFIX}route_skips_total`,
+      help: "Candidates left out of a route (cooldown and budget skips are upstream 429s avoided), by cause.",
+      labelNames: ["cause"],
+      registers,
+    });
+    this.#continuations = new Counter({
+      name: `${METRIC_PREFIX}stream_continuations_total`,
+      help: "Broken streams continued on another upstream, by the continuing provider, upstream model and mode.",
+      labelNames: ["provider", "upstream_model", "mode"],
+      registers,
+    });
+    this.#tokens = new Counter({
+      name: `${METRIC_PREFIX}tokens_total`,
+      help: "Tokens in (prompt) and out (completion) by provider and upstream model.",
+      labelNames: ["direction", "provider", "upstream_model"],
+      registers,
+    });
+    const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) =>
+      new Histogram({ name: `${METRIC_PREFIX}${name}`, help, labelNames, buckets, registers });
+    this.#duration = histogram(
+      "request_duration_seconds",
+      "Whole request, arrival to last byte, by endpoint and answering provider.",
+      ["endpoint", "provider"],
+      LATENCY_BUCKETS_S,
+    );
+    this.#timeToHeaders = histogram(
+      "time_to_headers_seconds",
+      "Arrival to response headers (JSON: to the whole answer), by endpoint and answering provider.",
+      ["endpoint", "provider"],
+      LATENCY_BUCKETS_S,
+    );
+    this.#timeToFirstToken = histogram(
+      "time_to_first_token_seconds",
+      "Streams: arrival to the first content event written to the client, by endpoint and answering provider.",
+      ["endpoint", "provider"],
+      LATENCY_BUCKETS_S,
+    );
+    this.#overhead = histogram(
+      "overhead_seconds",
+      "Time to headers minus the time spent waiting for upstreams and in the queue: the gateway's own time.",
+      ["endpoint"],
+      OVERHEAD_BUCKETS_S,
+    );
+    this.#queueWait = histogram(
+      "queue_wait_seconds",
+      "Requests that waited (queued for a free candidate, or for a better cooling one), by endpoint.",
+      ["endpoint"],
+      LATENCY_BUCKETS_S,
+    );
+    this.#registerLiveGauges(registers);
+    if (options.version !== undefined) {
+      new Gauge({
+        name: `${METRIC_PREFIX}build_info`,
+        help: "Always 1; the gateway version as a label.",
+        labelNames: ["version"],
+        registers,
+      }).set({ version: options.version }, 1);
+    }
+    if (options.includeProcessMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+    }
+  }
+
+  /** The record subscriber. Never throws: a metrics bug must not fail a request. */
+  readonly observe = (record: RequestRecord): void => {
+    try {
+      this.#observe(record);
+    } catch {
+      // ignored on purpose (see above)
+    }
+  };
+
+  /** Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  #observe(record: RequestRecord): void {
+    const names = this.#live.knownNames();
+    const endpoint = oneOf(record.endpoint, ENDPOINTS);
+    const served = record.servedBy;
+    const provider = served === undefined ? NONE : oneOf(served.provider, names.providers);
+    const upstreamModel = served === undefined ? NONE : oneOf(served.model, names.upstreamModels);
+    this.#requests.inc({
+      endpoint,
+      protocol: oneOf(record.clientProtocol, PROTOCOLS),
+      model: oneOf(record.requestedModel, names.models),
+      provider,
+      upstream_model: upstreamModel,
+      status_class: statusClass(record.status),
+    });
+    this.#observeAttempts(record.attempts, names);
+    for (const skip of record.skips) {
+      this.#skips.inc({ cause: skip.phase === "plan" ? oneOf(skip.cause, PLAN_SKIP_CAUSES) : "attempt" });
+    }
+    for (const continuation of record.continuations) {
+      this.#continuations.inc({
+        provider: oneOf(continuation.provider, names.providers),
+        upstream_model: oneOf(continuation.model, names.upstreamModels),
+        mode: continuation.mode,
+      });
+    }
+    if (served !== undefined) {
+      const labels = { provider, upstream_model: upstreamModel };
+      if (record.tokensIn > 0) this.#tokens.inc({ ...labels, direction: "in" }, record.tokensIn);
+      if (record.tokensOut > 0) this.#tokens.inc({ ...labels, direction: "out" }, record.tokensOut);
+    }
+    const timing = { endpoint, provider };
+    this.#duration.observe(timing, record.durationMs / 1000);
+    if (record.timeToHeadersMs !== undefined) this.#timeToHeaders.observe(timing, record.timeToHeadersMs / 1000);
+    if (record.timeToFirstTokenMs !== undefined) {
+      this.#timeToFirstToken.observe(timing, record.timeToFirstTokenMs / 1000);
+    }
+    const overheadMs = gatewayOverheadMs(record);
+    if (overheadMs !== undefined) this.#overhead.observe({ endpoint }, overheadMs / 1000);
+    if (record.queueWaitMs > 0) this.#queueWait.observe({ endpoint }, record.queueWaitMs / 1000);
+  }
+
+  #observeAttempts(attempts: readonly RecordedAttempt[], names: KnownNames): void {
+    const primaries = attempts.filter((attempt) => attempt.role === "primary");
+    for (const attempt of attempts) {
+      this.#attempts.inc({
+        provider: oneOf(attempt.provider, names.providers),
+        upstream_model: oneOf(attempt.model, names.upstreamModels),
+        outcome: oneOf(attempt.outcome, OUTCOME_NAMES),
+        role: attempt.role,
+      });
+    }
+    primaries.forEach((attempt, index) => {
+      const next = primaries[index + 1];
+      if (next === undefined || traitsOf(attempt.outcome).isSuccess) return;
+      if (next.deploymentKey === attempt.deploymentKey) return; // a retry on the same candidate, not a failover
+      this.#failovers.inc({
+        provider: oneOf(attempt.provider, names.providers),
+        upstream_model: oneOf(attempt.model, names.upstreamModels),
+        outcome: oneOf(attempt.outcome, OUTCOME_NAMES),
+      });
+    });
+  }
+
+  #registerLiveGauges(registers: Registry[]): void {
+    const live = this.#live;
+    new Gauge({
+      name: `${METRIC_PREFIX}cooldowns_active`,
+      help: "Deployments cooling down now, by cause.",
+      labelNames: ["cause"],
+      registers,
+      collect() {
+        this.reset();
+        const nowMs = live.nowMs();
+        const counts = new Map(COOLDOWN_CAUSES.map((cause) => [cause, 0]));
+        for (const deployment of live.deployments()) {
+          const cooldown = deployment.cooldown;
+          if (cooldown === undefined || cooldown.untilMs <= nowMs) continue;
+          const cause = counts.has(cooldown.cause) ? cooldown.cause : OTHER;
+          counts.set(cause, (counts.get(cause) ?? 0) + 1);
+        }
+        for (const [cause, count] of counts) this.set({ cause }, count);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}circuit_state`,
+      help: "Circuit breaker state per deployment: 1 for the current state (closed, open, half_open), else 0.",
+      labelNames: ["provider", "upstream_model", "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const deployment of live.deployments()) {
+          for (const state of ["closed", "open", "half_open"]) {
+            this.set(
+              { provider: deployment.provider, upstream_model: deployment.model, state },
+              deployment.circuit === state ? 1 : 0,
+            );
+          }
+        }
+      },
+    });
+    for (const unit of ["requests", "tokens"] as const) {
+      new Gauge({
+        name: `${METRIC_PREFIX}budget_remaining_${unit}`,
+        help: `${unit === "requests" ? "Requests" : "Tokens"} left in each budget window, by scope (provider pool or deployment) and window.`,
+        labelNames: ["scope", "window"],
+        registers,
+        collect() {
+          this.reset();
+          for (const window of budgetWindows(live, unit)) {
+            this.set({ scope: window.scope, window: window.window }, window.remaining);
+          }
+        },
+      });
+      new Gauge({
+        name: `${METRIC_PREFIX}budget_limit_${unit}`,
+        help: `The ${unit} limit of each budget window (configured or learned from the provider).`,
+        labelNames: ["scope", "window"],
+        registers,
+        collect() {
+          this.reset();
+          for (const window of budgetWindows(live, unit)) {
+            this.set({ scope: window.scope, window: window.window }, window.limit);
+          }
+        },
+      });
+    }
+    new Gauge({
+      name: `${METRIC_PREFIX}queue_depth_requests`,
+      help: "Requests waiting in the queue for a free candidate now.",
+      registers,
+      collect() {
+        this.set(live.queueDepth());
+      },
+    });
+    new Counter({
+      name: `${METRIC_PREFIX}config_reloads_total`,
+      help: "Config reloads and forced model refreshes since start.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(live.configReloads());
+      },
+    });
+  }
+}
+
+const OUTCOME_NAMES: ReadonlySet<string> = new Set(Object.keys(OUTCOMES));
+
+function oneOf(value: string, known: ReadonlySet<string>): string {
+  return known.has(value) ? value : OTHER;
+}
+
+export function statusClass(status: number): string {
+  if (status >= 100 && status < 600) return `${Math.floor(status / 100)}xx`;
+  return OTHER;
+}
+
+/** Each budget window once (a provider pool is shared by its deployments). */
+function budgetWindows(live: LiveStateSource, unit: string) {
+  const seen = new Map<string, { scope: string; window: string; remaining: number; limit: number }>();
+  for (const deployment of live.deployments()) {
+    for (const window of deployment.budgets) {
+      if (window.unit !== unit) continue;
+      seen.set(`${window.scope}\u0000${window.window}`, window);
+    }
+  }
+  return seen.values();
+}
+
+/**
+ * The gateway's own share of the time to headers: that time minus the queue wait and what the upstreams took
+ * before the answer started (every failed primary attempt whole, the answering one to its headers).
+ */
+export function gatewayOverheadMs(record: RequestRecord): number | undefined {
+  if (record.timeToHeadersMs === undefined) return undefined;
+  let upstreamMs = 0;
+  for (const attempt of record.attempts) {
+    if (attempt.role !== "primary") continue;
+    const isAnswer = traitsOf(attempt.outcome).isSuccess || attempt.deploymentKey === record.servedBy?.deploymentKey;
+    upstreamMs += isAnswer && record.isStream ? (attempt.headersMs ?? attempt.durationMs) : attempt.durationMs;
+  }
+  return Math.max(0, record.timeToHeadersMs - upstreamMs - record.queueWaitMs);
+}

@@ -1,0 +1,87 @@
+// The observers of finished requests, built once by the composition root: metrics, the request log and the
+// dashboard's recent activity. `observe` is the one record subscriber that feeds them all.
+import type { Clock } from "../clock.ts";
+import type { LiveStateSource } from "./live-state.ts";
+import { GatewayMetrics } from "./metrics.ts";
+import { RecentActivity } from "./recent-activity.ts";
+import { RequestLog, type RequestLogBackend } from "./request-log.ts";
+import type { RequestRecord } from "./request-record.ts";
+
+/** What the observers are asked to do (from the `log`, `request_log` and `metrics` config sections). */
+export interface ObservabilitySettings {
+  /** `log.content`: keep message content in the request log. */
+  readonly isContentKept: boolean;
+  readonly requestLogMaxEntries: number;
+  /** ms a request log record is kept. */
+  readonly requestLogMaxAgeMs: number;
+  readonly isMetricsEnabled: boolean;
+}
+
+export interface ObserversOptions {
+  readonly settings: ObservabilitySettings;
+  readonly live: LiveStateSource;
+  readonly clock: Clock;
+  /** Where the request log lives; undefined with `request_log.enabled: false`. */
+  readonly requestLogBackend?: RequestLogBackend | undefined;
+  readonly secrets?: () => readonly string[];
+  readonly version?: string;
+  readonly onError?: (message: string, error: unknown) => void;
+  /** More subscribers owned here (the OTLP trace exporter), closed with the rest. */
+  readonly extra?: readonly RecordObserver[];
+}
+
+export interface RecordObserver {
+  readonly observe: (record: RequestRecord) => void;
+  close(): Promise<void>;
+}
+
+export class Observers {
+  readonly live: LiveStateSource;
+  readonly metrics: GatewayMetrics | undefined;
+  readonly requestLog: RequestLog | undefined;
+  readonly recent: RecentActivity;
+  readonly #listeners: ((record: RequestRecord) => void)[] = [];
+  readonly #extra: readonly RecordObserver[];
+
+  constructor(options: ObserversOptions) {
+    const { settings } = options;
+    this.live = options.live;
+    this.recent = new RecentActivity(options.clock);
+    this.metrics = settings.isMetricsEnabled
+      ? new GatewayMetrics(options.live, options.version === undefined ? {} : { version: options.version })
+      : undefined;
+    this.requestLog =
+      options.requestLogBackend === undefined
+        ? undefined
+        : new RequestLog(options.requestLogBackend, {
+            clock: options.clock,
+            maxEntries: settings.requestLogMaxEntries,
+            maxAgeMs: settings.requestLogMaxAgeMs,
+            isContentKept: settings.isContentKept,
+            ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
+            onError: (error) => options.onError?.("request log: could not store records", error),
+          });
+    this.requestLog?.start();
+    this.#listeners.push(this.recent.observe);
+    if (this.metrics !== undefined) this.#listeners.push(this.metrics.observe);
+    if (this.requestLog !== undefined) this.#listeners.push(this.requestLog.observe);
+    this.#extra = options.extra ?? [];
+    for (const observer of this.#extra) this.#listeners.push(observer.observe);
+  }
+
+  /** The record subscriber. Each observer is guarded: one failing never stops the others or the request. */
+  readonly observe = (record: RequestRecord): void => {
+    for (const listener of this.#listeners) {
+      try {
+        listener(record);
+      } catch {
+        // an observer bug must not fail a request
+      }
+    }
+  };
+
+  async close(): Promise<void> {
+    await this.requestLog?.close();
+    for (const observer of this.#extra) await observer.close();
+  }
+}

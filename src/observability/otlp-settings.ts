@@ -1,0 +1,34 @@
+// Where traces go: the standard OpenTelemetry variables, else `traces.otlp_endpoint` from the config. Kept apart
+// from the exporter so that reading the settings loads no tracing code.
+import type { Env } from "../config/env.ts";
+
+export interface OtlpSettings {
+  /** Full URL spans are posted to (`<endpoint>/v1/traces`). */
+  readonly tracesUrl: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly serviceName: string;
+}
+
+export const DEFAULT_SERVICE_NAME = "llm-gateway";
+
+/** undefined: tracing is off (no endpoint anywhere). */
+export function otlpSettings(configuredEndpoint: string | undefined, env: Env): OtlpSettings | undefined {
+  const tracesUrl = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const base = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT) ?? configuredEndpoint;
+  if (tracesUrl === undefined && base === undefined) return undefined;
+  const headers: Record<string, string> = {};
+  for (const pair of (env.OTEL_EXPORTER_OTLP_HEADERS ?? "").split(",")) {
+    const equals = pair.indexOf("=");
+    if (equals <= 0) continue;
+    headers[decodeURIComponent(pair.slice(0, equals).trim())] = decodeURIComponent(pair.slice(equals + 1).trim());
+  }
+  return {
+    tracesUrl: tracesUrl ?? `${(base as string).replace(/\/+$/, "")}/v1/traces`,
+    headers,
+    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? DEFAULT_SERVICE_NAME,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { attempt, record } from "../../test/helpers/records.ts";
+import { otlpSettings } from "./otlp-settings.ts";
+import { spansOf, unixNano } from "./otlp-traces.ts";
+
+test("unixNano keeps sub-millisecond precision without float overflow", () => {
+  assert.equal(unixNano(1_767_225_600_000), "1767225600000000000");
+  assert.equal(unixNano(1_767_225_600_000.5), "1767225600000500000");
+});
+
+test("a record becomes a server span and one client span per attempt", () => {
+  let next = 0;
+  const spans = spansOf(
+    record({
+      startedAtMs: 1_000,
+      durationMs: 80,
+      attempts: [
+        attempt({ provider: "alpha", status: 500, outcome: "server_error", startedAtMs: 1_001, durationMs: 10 }),
+        attempt({ provider: "beta", model: "model-b", startedAtMs: 1_012, durationMs: 60 }),
+      ],
+    }),
+    (bytes) => String(++next).padStart(bytes * 2, "0"),
+  );
+  assert.equal(spans.length, 3);
+  const [root, failed, answered] = spans;
+  assert.equal(root?.parentSpanId, undefined);
+  assert.equal(failed?.parentSpanId, root?.spanId);
+  assert.equal(answered?.traceId, root?.traceId);
+  assert.equal(root?.endTimeUnixNano, "1080000000");
+  assert.equal(failed?.status.code, 2);
+  assert.equal(answered?.status.code, 0);
+  assert.equal(answered?.name, "chat model-b");
+});
+
+test("the OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, the traces endpoint, or the config", () => {
+  assert.equal(otlpSettings(undefined, {}), undefined);
+  assert.equal(
+    otlpSettings("http://configured:4318", { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" })?.tracesUrl,
+    "http://collector:4318/v1/traces",
+  );
+  assert.equal(
+    otlpSettings(undefined, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/custom" })?.tracesUrl,
+    "http://c:4318/custom",
+  );
+  const configured = otlpSettings("http://local:4318", {
+    OTEL_EXPORTER_OTLP_HEADERS: "x-token=abc,x-tenant=t1",
+    OTEL_SERVICE_NAME: "edge-gateway",
+  });
+  assert.equal(configured?.tracesUrl, "http://local:4318/v1/traces");
+  assert.deepEqual(configured?.headers, { "x-token": "abc", "x-tenant": "t1" });
+  assert.equal(configured?.serviceName, "edge-gateway");
+  assert.equal(otlpSettings("http://local:4318", {})?.serviceName, "llm-gateway");
+});

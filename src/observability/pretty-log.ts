@@ -1,0 +1,76 @@
+// Log lines for a person at a terminal: pino writes JSON lines into this stream and it prints
+// `12:04:05 INFO  message key=value ...`, coloured unless NO_COLOR is set, one line per request for `routed`.
+// (pino-pretty is not a dependency; this is the little of it the gateway needs.)
+import { Writable } from "node:stream";
+
+const LEVELS: Readonly<Record<number, { name: string; colour: string }>> = {
+  10: { name: "TRACE", colour: "90" },
+  20: { name: "DEBUG", colour: "36" },
+  30: { name: "INFO ", colour: "32" },
+  40: { name: "WARN ", colour: "33" },
+  50: { name: "ERROR", colour: "31" },
+  60: { name: "FATAL", colour: "35" },
+};
+
+/** Fields every line has, or that are shown in the line's head instead. */
+const HIDDEN = new Set(["level", "time", "pid", "hostname", "msg"]);
+
+export function formatLogLine(line: string, isColoured: boolean): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const paint = (code: string, text: string): string => (isColoured ? `\u001b[${code}m${text}\u001b[0m` : text);
+  const level = LEVELS[typeof entry.level === "number" ? entry.level : 30] ?? { name: "INFO ", colour: "32" };
+  const time = typeof entry.time === "number" ? new Date(entry.time).toTimeString().slice(0, 8) : "";
+  const message = typeof entry.msg === "string" ? entry.msg : "";
+  const head = `${paint("90", time)} ${paint(level.colour, level.name)} `;
+  if (message === "routed") return head + routedLine(entry, paint);
+  const fields = Object.entries(entry)
+    .filter(([name]) => !HIDDEN.has(name))
+    .map(([name, value]) => `${paint("90", `${name}=`)}${typeof value === "string" ? value : JSON.stringify(value)}`);
+  return head + [message, ...fields].join(" ");
+}
+
+/** `POST chat m -> alpha/m 200 42 ms  [alpha/m:rate_limited:429 beta/m:success:200]` */
+function routedLine(entry: Record<string, unknown>, paint: (code: string, text: string) => string): string {
+  const status = typeof entry.status === "number" ? entry.status : 0;
+  const statusText = paint(status >= 500 ? "31" : status >= 400 ? "33" : "32", String(status));
+  const attempts = Array.isArray(entry.attempts) ? entry.attempts.map(String) : [];
+  return [
+    String(entry.endpoint ?? ""),
+    String(entry.model ?? ""),
+    "->",
+    String(entry.servedBy ?? "none"),
+    statusText,
+    `${String(entry.ms ?? "?")} ms`,
+    attempts.length > 1 ? paint("90", `[${attempts.join(" ")}]`) : "",
+    paint("90", String(entry.reqId ?? "")),
+  ]
+    .filter((part) => part !== "")
+    .join(" ");
+}
+
+/** A stream for pino: complete JSON lines in, readable lines out to `target`. */
+export function prettyLogStream(target: NodeJS.WritableStream, isColoured: boolean): Writable {
+  let pending = "";
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      pending += chunk.toString();
+      let output = "";
+      for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
+        output += `${formatLogLine(pending.slice(0, newline), isColoured)}\n`;
+        pending = pending.slice(newline + 1);
+      }
+      if (output === "") done();
+      else target.write(output, () => done());
+    },
+  });
+}
+
+/** `log.format` and the terminal decide: pretty on a TTY for `auto`. */
+export function isPrettyLog(format: "auto" | "pretty" | "json", isTty: boolean): boolean {
+  return format === "pretty" || (format === "auto" && isTty);
+}

@@ -1,0 +1,206 @@
+// The request log: every finished request record, kept (newest first) in a backend with retention by count and
+// age: the embedded SQLite file, Redis (shared by every gateway process), or memory. Records are written in
+// batches off the request path; a query flushes first so that it sees every request that has finished.
+// Message content is kept only with `log.content: true`; keys never reach a record (and are redacted again here,
+// since upstream error texts can echo them).
+import type { Clock } from "../clock.ts";
+import { redactSecrets } from "../errors/redact.ts";
+import type { RequestRecord } from "./request-record.ts";
+
+/** One stored row: the record as JSON and the fields queries filter on. */
+export interface StoredRequest {
+  readonly id: string;
+  readonly startedAtMs: number;
+  /** The model asked for, the answering upstream model and its public name. */
+  readonly models: readonly string[];
+  /** Every provider attempted (and the one that answered). */
+  readonly providers: readonly string[];
+  readonly status: number;
+  readonly json: string;
+}
+
+export interface RequestLogFilter {
+  readonly model?: string | undefined;
+  readonly provider?: string | undefined;
+  readonly status?: number | undefined;
+  /** Records that started at or after this time (epoch ms). */
+  readonly sinceMs?: number | undefined;
+  readonly limit: number;
+}
+
+/** Where rows live. Implementations: memory and SQLite (here), Redis (src/state/redis-request-log.ts). */
+export interface RequestLogBackend {
+  readonly kind: "memory" | "embedded" | "redis";
+  append(rows: readonly StoredRequest[]): Promise<void>;
+  /** Record JSON texts matching the filter, newest first. */
+  query(filter: RequestLogFilter): Promise<string[]>;
+  get(id: string): Promise<string | undefined>;
+  /** Drops rows beyond the newest `maxEntries` and rows that started before `oldestStartedAtMs`. */
+  prune(maxEntries: number, oldestStartedAtMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RequestLogOptions {
+  readonly clock: Clock;
+  readonly maxEntries: number;
+  readonly maxAgeMs: number;
+  /** `log.content`: keep message content. */
+  readonly isContentKept: boolean;
+  /** ms between batched writes; default 500. */
+  readonly flushIntervalMs?: number;
+  /** Secrets (provider keys) removed from any text before it is stored. */
+  readonly secrets?: () => readonly string[];
+  /** Told once per failing streak, not per record. */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** Pending records beyond this are dropped (a backend that cannot keep up must not grow memory). */
+const MAX_PENDING = 10_000;
+
+export class RequestLog {
+  readonly #backend: RequestLogBackend;
+  readonly #options: RequestLogOptions;
+  #pending: StoredRequest[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+  #isFailing = false;
+  #isClosed = false;
+
+  constructor(backend: RequestLogBackend, options: RequestLogOptions) {
+    this.#backend = backend;
+    this.#options = options;
+  }
+
+  get kind(): RequestLogBackend["kind"] {
+    return this.#backend.kind;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      this.flush().catch(() => {});
+    }, this.#options.flushIntervalMs ?? 500);
+    this.#timer.unref();
+  }
+
+  /** The record subscriber: cheap and never throws. */
+  readonly observe = (record: RequestRecord): void => {
+    if (this.#isClosed || this.#pending.length >= MAX_PENDING) return;
+    try {
+      this.#pending.push(this.#toRow(record));
+    } catch (error) {
+      this.#report(error);
+    }
+  };
+
+  async query(filter: RequestLogFilter): Promise<RequestRecord[]> {
+    await this.flush();
+    const oldestMs = this.#options.clock.now() - this.#options.maxAgeMs;
+    const sinceMs = Math.max(filter.sinceMs ?? oldestMs, oldestMs);
+    const texts = await this.#backend.query({ ...filter, sinceMs });
+    return texts.map((text) => JSON.parse(text) as RequestRecord);
+  }
+
+  async get(id: string): Promise<RequestRecord | undefined> {
+    await this.flush();
+    const text = await this.#backend.get(id);
+    if (text === undefined) return undefined;
+    const record = JSON.parse(text) as RequestRecord;
+    return record.startedAtMs >= this.#options.clock.now() - this.#options.maxAgeMs ? record : undefined;
+  }
+
+  /** Writes what is pending, then applies retention. Calls are serialised. */
+  flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(async () => {
+      const rows = this.#pending;
+      if (rows.length === 0) return;
+      this.#pending = [];
+      try {
+        await this.#backend.append(rows);
+        await this.#backend.prune(this.#options.maxEntries, this.#options.clock.now() - this.#options.maxAgeMs);
+        this.#isFailing = false;
+      } catch (error) {
+        this.#report(error);
+      }
+    });
+    return this.#flushing;
+  }
+
+  async close(): Promise<void> {
+    if (this.#isClosed) return;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.flush();
+    this.#isClosed = true;
+    await this.#backend.close();
+  }
+
+  #report(error: unknown): void {
+    if (this.#isFailing) return;
+    this.#isFailing = true;
+    this.#options.onError?.(error);
+  }
+
+  #toRow(record: RequestRecord): StoredRequest {
+    const json = recordJson(record, this.#options.isContentKept, this.#options.secrets?.() ?? []);
+    const served = record.servedBy;
+    const servedPublicName = record.candidates.find(
+      (candidate) => candidate.deploymentKey === served?.deploymentKey,
+    )?.publicName;
+    const models = unique([record.requestedModel, served?.model, servedPublicName]);
+    const providers = unique([served?.provider, ...record.attempts.map((attempt) => attempt.provider)]);
+    return { id: record.id, startedAtMs: record.startedAtMs, models, providers, status: record.status, json };
+  }
+}
+
+/** A record as stored: JSON, without message content unless it is kept, with every secret redacted. */
+export function recordJson(record: RequestRecord, isContentKept: boolean, secrets: readonly string[]): string {
+  const { content, ...withoutContent } = record;
+  // The one redaction (configured keys and anything key-shaped), as for every other upstream-derived text.
+  return redactSecrets(JSON.stringify(isContentKept && content !== undefined ? record : withoutContent), secrets);
+}
+
+function unique(values: readonly (string | undefined)[]): string[] {
+  return [...new Set(values.filter((value): value is string => value !== undefined && value !== ""))];
+}
+
+/** Whether a stored row passes a filter (for backends that filter in code). */
+export function matchesFilter(row: StoredRequest, filter: RequestLogFilter): boolean {
+  if (filter.sinceMs !== undefined && row.startedAtMs < filter.sinceMs) return false;
+  if (filter.status !== undefined && row.status !== filter.status) return false;
+  if (filter.model !== undefined && !row.models.includes(filter.model)) return false;
+  if (filter.provider !== undefined && !row.providers.includes(filter.provider)) return false;
+  return true;
+}
+
+/** Rows in memory only: the default when state is not persisted (`state.path: ""`). */
+export class MemoryRequestLogBackend implements RequestLogBackend {
+  readonly kind = "memory";
+  /** Oldest first. */
+  #rows: StoredRequest[] = [];
+
+  async append(rows: readonly StoredRequest[]): Promise<void> {
+    this.#rows.push(...rows);
+    // Records finish out of start order (a long stream); keep the array ordered by start time.
+    this.#rows.sort((a, b) => a.startedAtMs - b.startedAtMs);
+  }
+
+  async query(filter: RequestLogFilter): Promise<string[]> {
+    const found: string[] = [];
+    for (let index = this.#rows.length - 1; index >= 0 && found.length < filter.limit; index--) {
+      const row = this.#rows[index] as StoredRequest;
+      if (matchesFilter(row, filter)) found.push(row.json);
+    }
+    return found;
+  }
+
+  async get(id: string): Promise<string | undefined> {
+    return this.#rows.find((row) => row.id === id)?.json;
+  }
+
+  async prune(maxEntries: number, oldestStartedAtMs: number): Promise<void> {
+    let start = Math.max(0, this.#rows.length - maxEntries);
+    while (start < this.#rows.length && (this.#rows[start] as StoredRequest).startedAtMs < oldestStartedAtMs) start++;
+    if (start > 0) this.#rows = this.#rows.slice(start);
+  }
+
+  async close(): Promise<void> {}
+}

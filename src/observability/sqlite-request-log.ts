@@ -1,0 +1,107 @@
+// The request log in the embedded SQLite file (node:sqlite), in a table of its own next to the state tables.
+// Filters run in SQL over indexed start times; model and provider lists are stored as delimited text.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { RequestLogBackend, RequestLogFilter, StoredRequest } from "./request-log.ts";
+
+/** Around every name in the delimited lists, so `instr` matches whole names only. */
+const SEPARATOR = "\n";
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS request_log (
+    id TEXT PRIMARY KEY,
+    started_at_ms INTEGER NOT NULL,
+    models TEXT NOT NULL,
+    providers TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    record TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS request_log_started ON request_log (started_at_ms);
+`;
+
+export class SqliteRequestLogBackend implements RequestLogBackend {
+  readonly kind = "embedded";
+  readonly #db: DatabaseSync;
+  readonly #insert: StatementSync;
+
+  constructor(path: string) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.#db = new DatabaseSync(path);
+    // The state store may hold the same file open: wait for its short write transactions instead of failing.
+    this.#db.exec("PRAGMA busy_timeout = 2000;");
+    if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    this.#db.exec(SCHEMA);
+    this.#insert = this.#db.prepare(
+      "INSERT OR REPLACE INTO request_log (id, started_at_ms, models, providers, status, record) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+  }
+
+  async append(rows: readonly StoredRequest[]): Promise<void> {
+    this.#db.exec("BEGIN");
+    try {
+      for (const row of rows) {
+        this.#insert.run(
+          row.id,
+          row.startedAtMs,
+          delimited(row.models),
+          delimited(row.providers),
+          row.status,
+          row.json,
+        );
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  async query(filter: RequestLogFilter): Promise<string[]> {
+    const conditions: string[] = [];
+    const values: (string | number)[] = [];
+    if (filter.sinceMs !== undefined) {
+      conditions.push("started_at_ms >= ?");
+      values.push(filter.sinceMs);
+    }
+    if (filter.status !== undefined) {
+      conditions.push("status = ?");
+      values.push(filter.status);
+    }
+    if (filter.model !== undefined) {
+      conditions.push("instr(models, ?) > 0");
+      values.push(`${SEPARATOR}${filter.model}${SEPARATOR}`);
+    }
+    if (filter.provider !== undefined) {
+      conditions.push("instr(providers, ?) > 0");
+      values.push(`${SEPARATOR}${filter.provider}${SEPARATOR}`);
+    }
+    const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`;
+    const rows = this.#db
+      .prepare(`SELECT record FROM request_log ${where} ORDER BY started_at_ms DESC, rowid DESC LIMIT ?`)
+      .all(...values, filter.limit);
+    return rows.map((row) => String(row.record));
+  }
+
+  async get(id: string): Promise<string | undefined> {
+    const row = this.#db.prepare("SELECT record FROM request_log WHERE id = ?").get(id);
+    return row === undefined ? undefined : String(row.record);
+  }
+
+  async prune(maxEntries: number, oldestStartedAtMs: number): Promise<void> {
+    this.#db.prepare("DELETE FROM request_log WHERE started_at_ms < ?").run(oldestStartedAtMs);
+    this.#db
+      .prepare(
+        "DELETE FROM request_log WHERE rowid IN (SELECT rowid FROM request_log ORDER BY started_at_ms DESC, rowid DESC LIMIT -1 OFFSET ?)",
+      )
+      .run(maxEntries);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+function delimited(names: readonly string[]): string {
+  return `${SEPARATOR}${names.join(SEPARATOR)}${SEPARATOR}`;
+}

@@ -1,0 +1,99 @@
+// What the gateway shows about itself: GET /metrics (Prometheus), the request log (GET /v1/gateway/requests and
+// /v1/gateway/requests/{id}), and the live dashboard (/dashboard, its data under /dashboard/api/, /ui redirects).
+// /metrics and the request log sit behind the client keys like /stats (the global onRequest hook). The dashboard
+// page holds no data and loads without a key; its data routes check the admin keys when any is set, else the
+// client keys (docs/dashboard.md).
+import { readFileSync } from "node:fs";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { AuthenticationError, RequestNotFoundError, RouteNotFoundError } from "../errors/gateway-error.ts";
+import type { Observers } from "../observability/observers.ts";
+import { parseRequestLogQuery } from "../observability/request-log-query.ts";
+import type { RequestRecord } from "../observability/request-record.ts";
+import type { KeyRing } from "./auth.ts";
+
+const DASHBOARD_HTML = readFileSync(new URL("./dashboard.html", import.meta.url), "utf8");
+
+/** Paths the global client-key hook leaves alone: the page (no data) and its data routes (checked here). */
+export function isDashboardPath(path: string): boolean {
+  return path === "/dashboard" || path.startsWith("/dashboard/") || path === "/ui";
+}
+
+export function registerObservabilityRoutes(
+  app: FastifyInstance,
+  observers: Observers,
+  keys: { readonly client: () => KeyRing; readonly admin: () => KeyRing },
+): void {
+  app.get("/metrics", async (_request, reply) => {
+    if (observers.metrics === undefined) {
+      throw new RouteNotFoundError("Metrics are disabled (metrics.enabled: false).");
+    }
+    const { contentType, body } = await observers.metrics.render();
+    reply.type(contentType);
+    return body;
+  });
+
+  app.get("/v1/gateway/requests", async (request) => {
+    const filter = parseRequestLogQuery(request.query as Record<string, unknown>);
+    const log = observers.requestLog;
+    if (log === undefined) throw new RouteNotFoundError("The request log is disabled (request_log.enabled: false).");
+    return { object: "list", data: await log.query(filter) };
+  });
+
+  app.get("/v1/gateway/requests/:id", async (request) => {
+    const { id } = request.params as { id: string };
+    // The request log's answer (retention applies); the dashboard's memory only when the log is off.
+    const record = observers.requestLog === undefined ? observers.recent.get(id) : await observers.requestLog.get(id);
+    return record ?? notFound(id);
+  });
+
+  app.get("/ui", async (_request, reply) => reply.redirect("/dashboard", 302));
+  app.get("/dashboard", async (_request, reply) => {
+    reply
+      .type("text/html; charset=utf-8")
+      .header("cache-control", "no-store")
+      // Everything is inline and same-origin: no script, style or image from anywhere else.
+      .header(
+        "content-security-policy",
+        "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'",
+      );
+    return DASHBOARD_HTML;
+  });
+
+  const requireDashboardKey = (request: FastifyRequest): void => {
+    const admin = keys.admin();
+    const ring = admin.isEmpty ? keys.client() : admin;
+    if (ring.isEmpty || ring.accepts(request.headers.authorization)) return;
+    throw new AuthenticationError(
+      admin.isEmpty
+        ? "The dashboard needs a gateway key: open /dashboard#key=<one of server.api_keys>."
+        : "The dashboard needs an admin key: open /dashboard#key=<one of server.admin_keys>.",
+    );
+  };
+
+  app.get("/dashboard/api/state", async (request) => {
+    requireDashboardKey(request);
+    const { live, recent } = observers;
+    return {
+      now_ms: live.nowMs(),
+      queue_depth: live.queueDepth(),
+      deployments: live.deployments(),
+      feed: recent.feed(50),
+      series: recent.series(),
+      request_log: observers.requestLog?.kind ?? null,
+    };
+  });
+
+  app.get("/dashboard/api/requests/:id", async (request) => {
+    requireDashboardKey(request);
+    return findRecord(observers, (request.params as { id: string }).id);
+  });
+}
+
+/** The dashboard: its own memory of recent requests first, then the request log. */
+async function findRecord(observers: Observers, id: string): Promise<RequestRecord> {
+  return observers.recent.get(id) ?? (await observers.requestLog?.get(id)) ?? notFound(id);
+}
+
+function notFound(id: string): never {
+  throw new RequestNotFoundError(`No request with id ${JSON.stringify(id.slice(0, 100))} in the request log.`);
+}

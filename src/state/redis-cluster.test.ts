@@ -1,0 +1,201 @@
+// The Redis-shared state against a real 3-master Redis Cluster started by the test: every key one script touches
+// carries its provider's hash tag (so the scripts run, one slot each), scopes of different providers live on
+// different masters, budgets stay exact across processes, SCAN-based loads and resets reach every master, and a
+// master killed mid-run never fails a reserve.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Cluster } from "ioredis";
+import {
+  isRedisClusterAvailable,
+  REDIS_CLUSTER_MISSING,
+  type RedisCluster,
+  useRedisCluster,
+} from "../../test/helpers/redis-cluster.ts";
+import { systemClock } from "../clock.ts";
+import { UTC_MIDNIGHT } from "../config/day-reset.ts";
+import { buildConfig } from "../config/load.ts";
+
+const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
+
+import { AvailabilityBook } from "../limits/availability.ts";
+import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
+import { createRedisStateBackend } from "./redis-state.ts";
+
+const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
+const PROVIDERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+
+async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "cluster:") {
+  const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
+  const warnings: string[] = [];
+  const logger = {
+    info: () => {},
+    warn: (_object: object, message: string) => warnings.push(message),
+  };
+  const state = await createRedisStateBackend(
+    { path: "", redisUrl: cluster.url, redisKeyPrefix: prefix, redisCluster: true, flushIntervalMs: 1_000 },
+    availability,
+    systemClock,
+    logger,
+  );
+  t.after(() => state.close());
+  return { state, availability, warnings };
+}
+
+function scope(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {
+  return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
+}
+
+async function adminClient(t: TestContext, cluster: RedisCluster): Promise<Cluster> {
+  const port = cluster.nodes[0]?.port ?? 0;
+  const client = new Cluster([{ host: "127.0.0.1", port }], { lazyConnect: true });
+  t.after(() => client.disconnect());
+  await client.connect();
+  return client;
+}
+
+/** Every key under `prefix`, per master port. */
+async function keysPerNode(cluster: RedisCluster, client: Cluster, prefix: string): Promise<Map<number, string[]>> {
+  const result = new Map<number, string[]>();
+  for (const node of client.nodes("master")) {
+    const keys = await node.keys(`${prefix}*`);
+    const port = cluster.nodes.find((candidate) => candidate.port === node.options.port)?.port ?? -1;
+    if (keys.length > 0) result.set(port, keys);
+  }
+  return result;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe("Redis Cluster (3 masters)", { skip }, () => {
+  test("budgets stay exact across two processes, each provider's scopes in one slot, providers on every master", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster);
+    const second = await startBackend(t, cluster);
+    const client = await adminClient(t, cluster);
+    const nowMs = Date.now();
+    for (const provider of PROVIDERS) {
+      const pool = scope(`provider:${provider}`, { rpm: 5, tpm: 1_000, concurrency: 10 });
+      const own = scope(`deployment:${provider}/m`, { rps: 100, rpd: 100, tph: 10_000 });
+      const results = [];
+      for (let index = 0; index < 12; index++) {
+        const ledger = (index % 2 === 0 ? first : second).state.ledger;
+        results.push(await ledger.reserve([pool, own], { tokens: 50 }, nowMs + index));
+      }
+      assert.equal(results.filter((result) => isReservation(result)).length, 5, provider);
+      const denied = results[5];
+      assert.ok(denied !== undefined && !isReservation(denied) && !denied.isAllowed);
+      assert.equal(denied.reason, "over its rpm budget (5/5)");
+      assert.equal(denied.retryAtMs, nowMs + 60_000);
+    }
+    // The keys of one provider (pool and deployment scopes) share a node; the providers spread over all three.
+    const perNode = await keysPerNode(cluster, client, "cluster:");
+    assert.equal(perNode.size, 3, `keys on ${[...perNode.keys()].join(", ")}`);
+    for (const provider of PROVIDERS) {
+      const holders = [...perNode].filter(([, keys]) => keys.some((key) => key.includes(`{${provider}}`)));
+      assert.equal(holders.length, 1, `${provider} on ${holders.map(([port]) => port).join(", ")}`);
+      const [, keys] = holders[0] ?? [0, []];
+      assert.ok(keys.some((key) => key.includes(`deployment:${provider}/m`)));
+      assert.ok(keys.some((key) => key.includes(`provider:${provider}:`)));
+    }
+    assert.equal(first.state.status().isDegraded, false);
+    assert.deepEqual(first.warnings, []);
+  });
+
+  test("a reconcile moves the shared token count (the script finds the run on the provider's node)", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster);
+    const second = await startBackend(t, cluster);
+    const pool = scope("provider:tokens", { tpm: 300 });
+    const own = scope("deployment:tokens/m", { tpd: 10_000 });
+    const nowMs = Date.now();
+    const reserved = await first.state.ledger.reserve([pool, own], { tokens: 250 }, nowMs);
+    assert.ok(isReservation(reserved));
+    const tooMuch = await second.state.ledger.reserve([pool, own], { tokens: 100 }, nowMs + 1);
+    assert.ok(!isReservation(tooMuch) && !tooMuch.isAllowed);
+    assert.equal(tooMuch.reason, "over its tpm budget (250/300 tokens, needs 100)");
+    first.state.ledger.reconcile(reserved, 40, nowMs + 2);
+    await sleep(50);
+    assert.ok(isReservation(await second.state.ledger.reserve([pool, own], { tokens: 260 }, nowMs + 3)));
+    const full = await second.state.ledger.reserve([pool, own], { tokens: 1 }, nowMs + 4);
+    assert.ok(!isReservation(full) && !full.isAllowed);
+    assert.equal(full.reason, "over its tpm budget (300/300 tokens, needs 1)");
+  });
+
+  test("cooldowns are shared and loaded from every master; an admin reset clears keys on every master", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster, "cool:");
+    const second = await startBackend(t, cluster, "cool:");
+    const client = await adminClient(t, cluster);
+    for (const provider of PROVIDERS) {
+      first.availability.recordRateLimited(`${provider}/m`, { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+      assert.ok(
+        isReservation(
+          await first.state.ledger.reserve([scope(`provider:${provider}`, { rpd: 1 })], { tokens: 0 }, Date.now()),
+        ),
+      );
+    }
+    await waitFor(
+      () => PROVIDERS.every((provider) => !second.availability.peek(`${provider}/m`, provider).isAvailable),
+      3_000,
+      "the published cooldowns",
+    );
+    // A process started later loads them with a SCAN of every master.
+    const late = await startBackend(t, cluster, "cool:");
+    for (const provider of PROVIDERS) {
+      assert.equal(late.availability.cooldownOf(`${provider}/m`, provider)?.cause, "rate_limited", provider);
+    }
+    assert.ok((await keysPerNode(cluster, client, "cool:")).size >= 2);
+    await second.state.ledger.reset();
+    assert.equal((await keysPerNode(cluster, client, "cool:")).size, 0);
+    await waitFor(() => first.availability.peek("alpha/m", "alpha").isAvailable, 3_000, "the remote reset");
+    assert.ok(
+      isReservation(await late.state.ledger.reserve([scope("provider:alpha", { rpd: 1 })], { tokens: 0 }, Date.now())),
+    );
+  });
+
+  test("a master killed mid-run: no reserve fails, and the fleet stays within processes × limit", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const processes = [await startBackend(t, cluster), await startBackend(t, cluster)];
+    const client = await adminClient(t, cluster);
+    const limit = 20;
+    const scopes = PROVIDERS.map((provider) => [
+      scope(`provider:${provider}`, { rpm: limit }),
+      scope(`deployment:${provider}/m`, { tpm: 1_000_000 }),
+    ]);
+    // The master holding alpha's slot dies after the first round.
+    const slot = Number(await client.cluster("KEYSLOT", "{alpha}"));
+    const victim = cluster.nodeOfSlot(slot);
+    const allowed = new Map<string, number>(PROVIDERS.map((provider) => [provider, 0]));
+    const startMs = Date.now();
+    for (let round = 0; round < 30; round++) {
+      if (round === 5) await victim.kill();
+      const results = await Promise.allSettled(
+        scopes.flatMap((pair, index) =>
+          processes.map(async ({ state }) => {
+            const result = await state.ledger.reserve(pair, { tokens: 10 }, startMs + round);
+            if (isReservation(result)) {
+              const provider = PROVIDERS[index] as string;
+              allowed.set(provider, (allowed.get(provider) ?? 0) + 1);
+            }
+          }),
+        ),
+      );
+      assert.deepEqual(
+        results.filter((result) => result.status === "rejected"),
+        [],
+        `round ${round}: a reserve threw`,
+      );
+    }
+    for (const [provider, count] of allowed) {
+      // Shared while the cluster answers; each process enforces the whole limit on its own while it does not.
+      assert.ok(count >= limit && count <= processes.length * limit, `${provider}: ${count} allowed`);
+    }
+  });
+});

@@ -1,0 +1,278 @@
+// Metrics, the request log and the dashboard's data over real sockets: scripted traffic through the real gateway
+// to two mock upstreams, then /metrics (parsed as Prometheus text) and /v1/gateway/requests show it.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion, chatStream, rateLimited } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, samplesOf, sumOf } from "../helpers/prometheus-text.ts";
+
+const CHAT = "POST /v1/chat/completions";
+const CLIENT_KEY = "client-key-1";
+
+async function scene(t: import("node:test").TestContext, extra = "") {
+  const alpha = await useMock(t);
+  const beta = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret-key
+    retries: 0
+    models:
+      m: { id: alpha-m, priority: 10 }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta-secret-key
+    retries: 0
+    models:
+      m: { id: beta-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+${extra}`,
+  );
+  const auth = { authorization: `Bearer ${CLIENT_KEY}` };
+  return { alpha, beta, gateway, auth };
+}
+
+describe("observability over real traffic", () => {
+  test("a failover shows in /metrics and in the request log with its attempts", async (t) => {
+    const { alpha, beta, gateway, auth } = await scene(t);
+    alpha.enqueue(CHAT, rateLimited({ retryAfter: "30" }));
+    beta.enqueue(CHAT, { kind: "json", body: chatCompletion("hello", "beta-m") });
+    const answered = await postChat(gateway, { model: "m" }, auth);
+    assert.equal(answered.status, 200, answered.text);
+    const requestId = answered.headers["x-request-id"];
+    assert.ok(requestId !== undefined);
+    // A made-up model: 404, and its name must not become a label value.
+    const unknown = await postChat(gateway, { model: "made-up-model-xyz" }, auth);
+    assert.equal(unknown.status, 404);
+
+    const metricsResponse = await send(gateway, "GET", "/metrics", { headers: auth });
+    assert.equal(metricsResponse.status, 200);
+    assert.match(metricsResponse.headers["content-type"] ?? "", /^text\/plain/);
+    const metrics = parsePrometheusText(metricsResponse.text);
+    assert.equal(
+      sumOf(metrics, "llm_gateway_requests_total", { model: "m", provider: "beta", status_class: "2xx" }),
+      1,
+    );
+    assert.equal(sumOf(metrics, "llm_gateway_failovers_total", { provider: "alpha", outcome: "rate_limited" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_attempts_total", { provider: "alpha", outcome: "rate_limited" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_cooldowns_active", { cause: "rate_limited" }), 1);
+    assert.ok(sumOf(metrics, "llm_gateway_request_duration_seconds_count", { provider: "beta" }) >= 1);
+    assert.ok(!metricsResponse.text.includes("made-up-model-xyz"), "a client's model name became a label value");
+    for (const sample of metrics.samples) assert.match(sample.name, /^llm_gateway_/);
+    assert.ok(samplesOf(metrics, "llm_gateway_process_resident_memory_bytes").length > 0);
+
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?model=m&limit=10", { headers: auth });
+    assert.equal(listed.status, 200, listed.text);
+    const records = (listed.json as { data: { id: string; attempts: { provider: string; outcome: string }[] }[] }).data;
+    assert.equal(records[0]?.id, requestId);
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => `${attempt.provider}:${attempt.outcome}`),
+      ["alpha:rate_limited", "beta:success"],
+    );
+    const byStatus = await send(gateway, "GET", "/v1/gateway/requests?status=200&provider=beta", { headers: auth });
+    assert.deepEqual(
+      (byStatus.json as { data: { id: string }[] }).data.map((found) => found.id),
+      [requestId],
+    );
+    const none = await send(gateway, "GET", "/v1/gateway/requests?status=500", { headers: auth });
+    assert.deepEqual((none.json as { data: unknown[] }).data, []);
+    const one = await send(gateway, "GET", `/v1/gateway/requests/${requestId}`, { headers: auth });
+    assert.equal(one.status, 200);
+    assert.equal((one.json as { servedBy: { provider: string } }).servedBy.provider, "beta");
+    assert.ok(!one.text.includes("sk-alpha-secret-key") && !one.text.includes("sk-beta-secret-key"));
+  });
+
+  test("protected like /stats; bad query values are 400s in the OpenAI error shape", async (t) => {
+    const { gateway, auth } = await scene(t);
+    for (const path of ["/metrics", "/v1/gateway/requests", "/v1/gateway/requests/x", "/dashboard/api/state"]) {
+      const response = await send(gateway, "GET", path);
+      assert.equal(response.status, 401, path);
+      assert.equal(errorOf(response).code, "invalid_api_key");
+    }
+    const page = await send(gateway, "GET", "/dashboard");
+    assert.equal(page.status, 200, "the page itself holds no data");
+    assert.match(page.headers["content-type"] ?? "", /^text\/html/);
+    const redirect = await send(gateway, "GET", "/ui");
+    assert.equal(redirect.status, 302);
+    assert.equal(redirect.headers.location, "/dashboard");
+    const state = await send(gateway, "GET", "/dashboard/api/state", { headers: auth });
+    assert.equal(state.status, 200);
+    assert.equal((state.json as { deployments: unknown[] }).deployments.length, 2);
+
+    const bad = await send(gateway, "GET", "/v1/gateway/requests?status=teapot", { headers: auth });
+    assert.equal(bad.status, 400);
+    const error = errorOf(bad);
+    assert.equal(error.param, "status");
+    assert.equal(error.code, "invalid_value");
+    assert.equal(
+      errorOf(await send(gateway, "GET", "/v1/gateway/requests?since=soon", { headers: auth })).param,
+      "since",
+    );
+    const missing = await send(gateway, "GET", "/v1/gateway/requests/no-such-id", { headers: auth });
+    assert.equal(missing.status, 404);
+    assert.equal(errorOf(missing).code, "request_not_found");
+  });
+
+  test("with admin keys the dashboard data needs an admin key", async (t) => {
+    const auth = { authorization: `Bearer ${CLIENT_KEY}` };
+    const alpha = await useMock(t);
+    const admin = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+  admin_keys: [admin-key-1]
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: {}
+`,
+    );
+    assert.equal((await send(admin, "GET", "/dashboard/api/state", { headers: auth })).status, 401);
+    const ok = await send(admin, "GET", "/dashboard/api/state", { headers: { authorization: "Bearer admin-key-1" } });
+    assert.equal(ok.status, 200);
+  });
+});
+
+describe("observability of the request pipeline's records", () => {
+  test("a failover, a 429 cooldown, streams and a continuation move the metrics; the request log holds their routes; retention drops the oldest", async (t) => {
+    const { alpha, beta, gateway, auth } = await scene(t, "request_log:\n  max_entries: 3\n");
+    const words = ["Zero", " one", " two", " three"];
+    // 1. A stream that alpha cuts after three words: beta continues it.
+    alpha.enqueue(CHAT, { kind: "sse", events: chatStream(words.slice(0, 3), "alpha-m").slice(0, 4), end: "destroy" });
+    beta.enqueue(CHAT, { kind: "sse", events: chatStream([" three"], "beta-m") });
+    const continued = await postChat(gateway, { model: "m", stream: true }, auth);
+    assert.equal(continued.status, 200);
+    assert.match(continued.text, /three/);
+    // 2. A stream alpha answers whole, with usage.
+    alpha.enqueue(CHAT, {
+      kind: "sse",
+      events: chatStream(words, "alpha-m", { usage: { prompt_tokens: 11, completion_tokens: 4 } }),
+    });
+    const streamed = await postChat(gateway, { model: "m", stream: true }, auth);
+    assert.equal(streamed.status, 200);
+    // 3. JSON: alpha answers 429 (cooling 30 s), beta answers.
+    alpha.enqueue(CHAT, rateLimited({ retryAfter: "30" }));
+    beta.enqueue(CHAT, { kind: "json", body: chatCompletion("hello", "beta-m") });
+    const failedOver = await postChat(gateway, { model: "m" }, auth);
+    assert.equal(failedOver.status, 200);
+    // 4. While alpha cools, the route skips it: beta answers at once (a 429 avoided).
+    beta.enqueue(CHAT, { kind: "json", body: chatCompletion("again", "beta-m") });
+    const avoided = await postChat(gateway, { model: "m" }, auth);
+    assert.equal(avoided.status, 200);
+    assert.equal(avoided.headers["x-gateway-provider"], "beta");
+    // 5. A made-up model.
+    assert.equal((await postChat(gateway, { model: "not-a-model-at-all" }, auth)).status, 404);
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { model: "m", status_class: "2xx" }), 4);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { provider: "alpha", upstream_model: "alpha-m" }), 2);
+    assert.equal(sumOf(metrics, "llm_gateway_failovers_total", { provider: "alpha", outcome: "rate_limited" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_stream_continuations_total", { provider: "beta" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_attempts_total", { role: "continuation", provider: "beta" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_attempts_total", { provider: "alpha", outcome: "stream_cut" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_cooldowns_active", { cause: "rate_limited" }), 1);
+    assert.ok(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "cooldown" }) >= 1);
+    assert.equal(sumOf(metrics, "llm_gateway_time_to_first_token_seconds_count", { endpoint: "chat" }), 2);
+    assert.ok(sumOf(metrics, "llm_gateway_tokens_total", { direction: "out", provider: "alpha" }) >= 4);
+    assert.ok(sumOf(metrics, "llm_gateway_overhead_seconds_count") >= 4);
+    const asked = new Set(samplesOf(metrics, "llm_gateway_requests_total").map((sample) => sample.labels.model));
+    assert.ok(!asked.has("not-a-model-at-all"));
+
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100", { headers: auth });
+    const records = (listed.json as { data: RequestRecord[] }).data;
+    // max_entries 3: four routed requests (a request for an unknown model is refused before routing and leaves
+    // no record); the oldest, the continued stream, is gone.
+    assert.equal(records.length, 3, records.map((found) => found.id).join(", "));
+    assert.equal(records[0]?.id, avoided.headers["x-request-id"]);
+    assert.ok(records[0]?.skips.some((skip) => skip.provider === "alpha" && skip.cause === "cooldown"));
+    assert.equal(records[1]?.id, failedOver.headers["x-request-id"]);
+    assert.equal(records[2]?.id, streamed.headers["x-request-id"]);
+    assert.equal(records[2]?.isStream, true);
+    assert.equal(records[2]?.tokensOut, 4);
+    const gone = await send(gateway, "GET", `/v1/gateway/requests/${continued.headers["x-request-id"]}`, {
+      headers: auth,
+    });
+    assert.equal(gone.status, 404, "dropped by retention");
+    // The dashboard's own memory still has it, with its continuation.
+    const route = await send(gateway, "GET", `/dashboard/api/requests/${continued.headers["x-request-id"]}`, {
+      headers: auth,
+    });
+    assert.equal(route.status, 200);
+    const continuedRecord = route.json as RequestRecord;
+    assert.equal(continuedRecord.continuations[0]?.provider, "beta");
+    assert.deepEqual(
+      continuedRecord.candidates.map((candidate) => candidate.provider),
+      ["alpha", "beta"],
+    );
+    const failedOverRecord = (
+      await send(gateway, "GET", `/v1/gateway/requests/${failedOver.headers["x-request-id"]}`, { headers: auth })
+    ).json as RequestRecord;
+    assert.deepEqual(
+      failedOverRecord.attempts.map((attempt) => `${attempt.provider}:${attempt.outcome}:${attempt.status}`),
+      ["alpha:rate_limited:429", "beta:success:200"],
+    );
+  });
+});
+
+describe("message content in the request log", () => {
+  for (const isKept of [false, true]) {
+    test(`log.content: ${isKept}`, async (t) => {
+      const { alpha, gateway, auth } = await scene(t, `log:\n  content: ${isKept}\n`);
+      alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("the secret answer", "alpha-m") });
+      const answered = await postChat(
+        gateway,
+        { model: "m", messages: [{ role: "user", content: "a private question" }] },
+        auth,
+      );
+      assert.equal(answered.status, 200);
+      const one = await send(gateway, "GET", `/v1/gateway/requests/${answered.headers["x-request-id"]}`, {
+        headers: auth,
+      });
+      assert.equal(one.status, 200);
+      if (isKept) {
+        const content = (one.json as RequestRecord).content;
+        assert.deepEqual(content?.request, [{ role: "user", content: "a private question" }]);
+        assert.equal(content?.responseText, "the secret answer");
+      } else {
+        assert.ok(!one.text.includes("a private question"), one.text);
+        assert.ok(!one.text.includes("the secret answer"), one.text);
+      }
+    });
+  }
+});
+
+describe("request_log.file", () => {
+  test("every finished request is appended as one JSON line, without content or keys", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "request-log-file-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "logs", "requests.jsonl");
+    const { alpha, gateway, auth } = await scene(t, `request_log:\n  file: ${JSON.stringify(file)}\n`);
+    alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("one", "alpha-m") });
+    alpha.enqueue(CHAT, { kind: "json", status: 401, body: { error: { message: "bad key sk-alpha-secret-key" } } });
+    const first = await postChat(gateway, { model: "m", messages: [{ role: "user", content: "private" }] }, auth);
+    await postChat(gateway, { model: "m" }, auth);
+    await gateway.close();
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    assert.equal(lines.length, 2);
+    const records = lines.map((line) => JSON.parse(line) as RequestRecord);
+    assert.equal(records[0]?.id, first.headers["x-request-id"]);
+    assert.equal(records[1]?.attempts[0]?.outcome, "invalid_key");
+    const text = lines.join("\n");
+    assert.ok(!text.includes("sk-alpha-secret-key") && !text.includes("private"), text);
+  });
+});

@@ -1,0 +1,171 @@
+// A real Redis Cluster for tests: three masters (no replicas) started as child processes on loopback ports, joined
+// with `redis-cli --cluster create`, killed when the test ends. `cluster-require-full-coverage no`, so the slots of
+// the masters still running keep answering when a test kills one. Callers skip when redis-server is missing.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { answersPing } from "./redis-server.ts";
+
+const READY_TIMEOUT_MS = 15_000;
+
+export const REDIS_CLUSTER_MISSING =
+  "redis-server or redis-cli is not installed (apt-get install -y redis-server); skipping the Redis Cluster tests";
+
+export function isRedisClusterAvailable(): boolean {
+  const ok = (command: string) => spawnSync(command, ["--version"], { stdio: "ignore" }).status === 0;
+  return ok("redis-server") && ok("redis-cli");
+}
+
+export interface RedisClusterNode {
+  readonly port: number;
+  readonly url: string;
+  kill(): Promise<void>;
+}
+
+export interface RedisCluster {
+  /** A seed URL (the first node). */
+  readonly url: string;
+  readonly nodes: readonly RedisClusterNode[];
+  /** The node serving a hash slot, from `CLUSTER SLOTS`. */
+  nodeOfSlot(slot: number): RedisClusterNode;
+}
+
+/** Starts a 3-master cluster for this test; stopped after it. */
+export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
+  const directory = mkdtempSync(join(tmpdir(), "redis-cluster-"));
+  const children: ChildProcess[] = [];
+  const killAll = (): void => {
+    for (const child of children) child.kill("SIGKILL");
+  };
+  process.on("exit", killAll);
+  t.after(async () => {
+    process.off("exit", killAll);
+    await Promise.all(children.map((child) => killChild(child)));
+    rmSync(directory, { recursive: true, force: true });
+  });
+  const ports = await clusterPorts(3);
+  for (const port of ports) children.push(await spawnNode(port, directory));
+  const create = spawnSync(
+    "redis-cli",
+    ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"],
+    { encoding: "utf8", timeout: READY_TIMEOUT_MS },
+  );
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+  await waitForClusterOk(ports);
+  const slots = clusterSlots(ports[0] as number);
+  const nodes = ports.map((port, index) => ({
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill: () => killChild(children[index] as ChildProcess),
+  }));
+  return {
+    url: `redis://127.0.0.1:${ports[0]}`,
+    nodes,
+    nodeOfSlot(slot) {
+      const range = slots.find(([start, end]) => slot >= start && slot <= end);
+      const node = nodes.find((candidate) => candidate.port === range?.[2]);
+      if (node === undefined) throw new Error(`no node serves slot ${slot}`);
+      return node;
+    },
+  };
+}
+
+/** Ports whose cluster bus port (+10 000) is free too. */
+async function clusterPorts(count: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < count) {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    if (ports.includes(port)) continue;
+    if ((await isFree(port)) && (await isFree(port + 10_000))) ports.push(port);
+  }
+  return ports;
+}
+
+async function isFree(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+async function spawnNode(port: number, directory: string): Promise<ChildProcess> {
+  const child = spawn(
+    "redis-server",
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--loglevel",
+      "warning",
+      "--cluster-enabled",
+      "yes",
+      "--cluster-config-file",
+      join(directory, `nodes-${port}.conf`),
+      "--cluster-node-timeout",
+      "1000",
+      "--cluster-require-full-coverage",
+      "no",
+      "--dir",
+      directory,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${stderr}`);
+    if (await answersPing(port)) return child;
+    await sleep(20);
+  }
+  child.kill("SIGKILL");
+  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${stderr}`);
+}
+
+async function waitForClusterOk(ports: readonly number[]): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const isOk = ports.every((port) => {
+      const info = spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], { encoding: "utf8" });
+      return info.stdout.includes("cluster_state:ok");
+    });
+    if (isOk) return;
+    await sleep(100);
+  }
+  throw new Error(`the cluster on ports ${ports.join(", ")} did not reach cluster_state:ok`);
+}
+
+/** [start, end, port] per slot range, from `CLUSTER NODES` ("<id> <host:port@bus> <flags> ... <start-end>..."). */
+function clusterSlots(port: number): [number, number, number][] {
+  const reply = spawnSync("redis-cli", ["-p", String(port), "cluster", "nodes"], { encoding: "utf8" });
+  const ranges: [number, number, number][] = [];
+  for (const line of reply.stdout.split("\n")) {
+    const fields = line.trim().split(" ");
+    const nodePort = Number(fields[1]?.split("@")[0]?.split(":")[1]);
+    for (const range of fields.slice(8)) {
+      const [start, end] = range.split("-").map(Number);
+      if (start !== undefined && Number.isInteger(start)) ranges.push([start, end ?? start, nodePort]);
+    }
+  }
+  return ranges;
+}
+
+async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGKILL");
+  await exited;
+}
