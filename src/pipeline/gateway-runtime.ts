@@ -32,7 +32,7 @@ export type { GatewaySnapshot } from "./snapshot.ts";
 export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
 
 export type ReloadResult =
-  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number; readonly isChanged: boolean }
+  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number }
   | { readonly isApplied: false; readonly problems: readonly string[] };
 
 export interface RuntimeOptions {
@@ -128,10 +128,6 @@ export class GatewayRuntime {
     this.#configLoader = loader;
   }
 
-  get canReload(): boolean {
-    return this.#configLoader !== undefined;
-  }
-
   /**
    * Loads and validates the config again and swaps it in when valid; when not, the old config keeps serving and
    * every problem is logged and returned. Never throws.
@@ -165,7 +161,7 @@ export class GatewayRuntime {
         { trigger, hash, providers: config.providers.map((provider) => provider.name) },
         "config reloaded",
       );
-      return { isApplied: true, hash, loadedAtMs, isChanged: true };
+      return { isApplied: true, hash, loadedAtMs };
     };
     const result = this.#reloadChain.then(run, run);
     this.#reloadChain = result;
