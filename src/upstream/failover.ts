@@ -94,6 +94,7 @@ async function tryCandidate(
       skips.push({
         deploymentKey: deployment.key,
         reason: `no free slot within the request's time (max_in_flight ${settings.maxInFlight})`,
+        isLimit: true,
       });
       return undefined;
     }
