@@ -275,21 +275,24 @@ export class GatewayRuntime {
     request: RouteRequest,
     signal: AbortSignal,
     snapshot: GatewaySnapshot = this.#snapshot,
-  ): Promise<RoutePlan> {
+  ): Promise<{ readonly plan: RoutePlan; readonly snapshot: GatewaySnapshot }> {
     const plan = this.plan(request, snapshot);
     const { queueTimeoutMs, maxQueued } = snapshot.config.routing;
-    if (queueTimeoutMs <= 0) return plan;
+    if (queueTimeoutMs <= 0) return { plan, snapshot };
     const existing = this.#queues.get(request.model);
-    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return plan;
+    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return { plan, snapshot };
     const queue = existing ?? new WaitQueue();
     this.#queues.set(request.model, queue);
-    let latest = plan;
+    // A waiter plans on the serving config: after a reload it is served by the new one (no upstream work has
+    // started yet), so a provider the reload removed gets nothing from the queue either.
+    let latest = { plan, snapshot };
     this.#queuedTotal++;
     try {
       const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
-        latest = this.plan(request, snapshot);
-        if (latest.candidates.length > 0) return { value: latest };
-        return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
+        const current = this.#snapshot;
+        latest = { plan: this.plan(request, current), snapshot: current };
+        if (latest.plan.candidates.length > 0) return { value: latest };
+        return { retryInMs: this.soonestAvailableMs(latest.plan) ?? 100 };
       });
       return queued ?? latest;
     } finally {
