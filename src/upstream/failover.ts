@@ -91,6 +91,7 @@ async function tryCandidate(
       throw new ClientAbortedError();
     }
     if (releaseSlot === undefined) {
+      // The gateway's own concurrency cap is a limit like a budget: the client may come back (429), nothing failed.
       skips.push({
         deploymentKey: deployment.key,
         reason: `no free slot within the request's time (max_in_flight ${settings.maxInFlight})`,
