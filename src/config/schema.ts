@@ -91,6 +91,7 @@ const cooldownsSchema = z
     failure_window_ms: positiveInt.default(60_000), // ms window those failures must fall in
     circuit_open_ms: positiveInt.default(30_000), // ms cap of the pause between probes of an open circuit
     circuit_first_probe_ms: positiveInt.default(2_000), // ms from a circuit's opening to its first probe; doubles
+    suspect_single_flight: z.boolean().default(true), // after a failure, one attempt at a time until a success
   })
   .prefault({})
   .transform(camelKeys);

@@ -32,7 +32,7 @@ export type { GatewaySnapshot } from "./snapshot.ts";
 export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
 
 export type ReloadResult =
-  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number; readonly isChanged: boolean }
+  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number }
   | { readonly isApplied: false; readonly problems: readonly string[] };
 
 export interface RuntimeOptions {
@@ -128,10 +128,6 @@ export class GatewayRuntime {
     this.#configLoader = loader;
   }
 
-  get canReload(): boolean {
-    return this.#configLoader !== undefined;
-  }
-
   /**
    * Loads and validates the config again and swaps it in when valid; when not, the old config keeps serving and
    * every problem is logged and returned. Never throws.
@@ -165,7 +161,7 @@ export class GatewayRuntime {
         { trigger, hash, providers: config.providers.map((provider) => provider.name) },
         "config reloaded",
       );
-      return { isApplied: true, hash, loadedAtMs, isChanged: true };
+      return { isApplied: true, hash, loadedAtMs };
     };
     const result = this.#reloadChain.then(run, run);
     this.#reloadChain = result;
@@ -279,21 +275,24 @@ export class GatewayRuntime {
     request: RouteRequest,
     signal: AbortSignal,
     snapshot: GatewaySnapshot = this.#snapshot,
-  ): Promise<RoutePlan> {
+  ): Promise<{ readonly plan: RoutePlan; readonly snapshot: GatewaySnapshot }> {
     const plan = this.plan(request, snapshot);
     const { queueTimeoutMs, maxQueued } = snapshot.config.routing;
-    if (queueTimeoutMs <= 0) return plan;
+    if (queueTimeoutMs <= 0) return { plan, snapshot };
     const existing = this.#queues.get(request.model);
-    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return plan;
+    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return { plan, snapshot };
     const queue = existing ?? new WaitQueue();
     this.#queues.set(request.model, queue);
-    let latest = plan;
+    // A waiter plans on the serving config: after a reload it is served by the new one (no upstream work has
+    // started yet), so a provider the reload removed gets nothing from the queue either.
+    let latest = { plan, snapshot };
     this.#queuedTotal++;
     try {
       const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
-        latest = this.plan(request, snapshot);
-        if (latest.candidates.length > 0) return { value: latest };
-        return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
+        const current = this.#snapshot;
+        latest = { plan: this.plan(request, current), snapshot: current };
+        if (latest.plan.candidates.length > 0) return { value: latest };
+        return { retryInMs: this.soonestAvailableMs(latest.plan) ?? 100 };
       });
       return queued ?? latest;
     } finally {
