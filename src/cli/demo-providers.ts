@@ -16,6 +16,8 @@ export interface FakeProviderBehaviour {
   readonly wordDelayMs: number;
 }
 
+// Kept whole: one small scripted HTTP server whose routes (models, chat JSON, chat stream, 429 every n-th) read
+// best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
   const server: Server = createServer((request, response) => {

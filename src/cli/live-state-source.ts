@@ -4,6 +4,8 @@ import type { KnownNames, LiveDeployment, LiveStateSource } from "../observabili
 import type { GatewayRuntime, GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
 
+// One object literal implementing the LiveStateSource interface method by method: long, but each method is short
+// and they share one closure (the per-snapshot name cache).
 export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
   const namesBySnapshot = new WeakMap<GatewaySnapshot, KnownNames>();
   // The runtime has no reload counter: a new snapshot object is a reload (seen when state is read).

@@ -6,7 +6,11 @@ export interface ConfigIssue {
   readonly message: string;
 }
 
-/** Startup stops with exit code 2 and every issue printed, not only the first. */
+/**
+ * Startup stops with exit code 2 and every issue printed, not only the first. Not a GatewayError on purpose:
+ * it is never an HTTP answer (a reload that fails keeps the old config and reports these issues as data), and
+ * GatewayError's status/type/code describe HTTP answers only.
+ */
 export class ConfigError extends Error {
   readonly issues: readonly ConfigIssue[];
   constructor(issues: readonly ConfigIssue[]) {

@@ -24,3 +24,12 @@ export const MAX_MODEL_FIELD_CHARS = MAX_REQUESTED_MODELS * (MAX_MODEL_NAME_CHAR
  * the estimate; 4 M characters are past every context window but the very largest.
  */
 export const MAX_ESTIMATED_CHARS = 4_000_000;
+
+/**
+ * Characters of a sticky-session key (`x-session-id`, or the body's `user`, plus a short prefix). Longer keys
+ * are not remembered: up to 10,000 sessions are kept, so the key length bounds that memory.
+ */
+export const MAX_SESSION_KEY_CHARS = 512;
+
+/** A client's `x-request-id` is used (in logs and echoed) only up to this length, as printable ASCII. */
+export const MAX_CLIENT_REQUEST_ID_CHARS = 128;

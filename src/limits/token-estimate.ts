@@ -3,9 +3,10 @@
 // anyway; budgets reconcile with the `usage` the provider reports afterwards. What matters before the call is
 // that the estimate is cheap at any size (a BPE tokenizer is quadratic on long runs without word breaks: 200 KB of
 // `a` blocked the event loop 12.8 s, issue 13) and that it rarely under-estimates: a budget must not admit more
-// than the provider allows. The weights below are calibrated to stay above o200k, cl100k and GPT-2 (a small
-// vocabulary, like Llama 2 / Mistral 7B) on English, code, JSON, numbers, Cyrillic, CJK and hashes; see
-// token-estimate.test.ts for the reference counts and docs/limits.md for the rules.
+// than the provider allows. The weights below are calibrated to stay above o200k and cl100k on English, code,
+// JSON, numbers, base64, hashes, Cyrillic and CJK (Hindi: at cl100k, within 3 %), and for Latin script above
+// GPT-2 too (a small vocabulary, like Llama 2 / Mistral 7B); see token-estimate.test.ts for the reference
+// counts and docs/limits.md for the rules.
 import { MAX_ESTIMATED_CHARS } from "../config/request-bounds.ts";
 
 /** Per-message framing tokens (role markers), as in OpenAI's counting guide. */
@@ -53,6 +54,7 @@ interface ScanBudget {
   remainingChars: number;
 }
 
+/** One loop with inline state on purpose: it runs per character, where a call per character would double the cost. */
 function countScanned(text: string, budget: ScanBudget): number {
   const length = Math.min(text.length, budget.remainingChars);
   const unscannedChars = text.length - length;

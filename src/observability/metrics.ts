@@ -49,6 +49,8 @@ export class GatewayMetrics {
   readonly #overhead: Histogram;
   readonly #queueWait: Histogram;
 
+  // Long on purpose: it declares every metric, one after another, so the whole set can be read (and checked
+  // against docs/metrics.md) in one place.
   constructor(live: LiveStateSource, options: MetricsOptions = {}) {
     this.#live = live;
     const registers = [this.registry];

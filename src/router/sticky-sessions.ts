@@ -2,6 +2,7 @@
 // `x-session-id` header) keep going to the deployment that last served them, for a while, unless it fails or is
 // unavailable. Useful for prompt caches and for consistent behaviour within a conversation. Pure; bounded.
 import type { Clock } from "../clock.ts";
+import { MAX_SESSION_KEY_CHARS } from "../config/request-bounds.ts";
 
 /** Sessions remembered at once; the oldest is forgotten first. */
 const MAX_SESSIONS = 10_000;
@@ -25,6 +26,8 @@ export class StickySessions {
   }
 
   remember(sessionKey: string, deploymentKey: string, ttlMs: number): void {
+    // A client chooses the key (`user`, `x-session-id`): a huge one is not kept, or 10,000 of them could hold GBs.
+    if (sessionKey.length > MAX_SESSION_KEY_CHARS) return;
     this.#entries.delete(sessionKey);
     this.#entries.set(sessionKey, { deploymentKey, expiresAtMs: this.#clock.now() + ttlMs });
     if (this.#entries.size > MAX_SESSIONS) {

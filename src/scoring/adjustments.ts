@@ -16,7 +16,10 @@ export interface Adjustment {
   readonly matched: readonly string[];
 }
 
-/** Every problem found in an adjustments file, each as `file:line: path: message`. */
+/**
+ * Every problem found in an adjustments file, each as `file:line: path: message`. Like ConfigError (which it
+ * becomes when the config is loaded), a startup error, never an HTTP answer, so not a GatewayError.
+ */
 export class AdjustmentsFileError extends Error {
   readonly fileName: string;
   readonly issues: readonly string[];
@@ -34,6 +37,8 @@ const GROUP_KEYS = new Set(["priority", "regex"]);
  * Parses and compiles an adjustments file. Reports every problem at once (YAML syntax, shape, unknown keys,
  * non-numeric priority, bad regular expressions) with its line, and throws `AdjustmentsFileError`.
  */
+// Kept whole: it walks the YAML document once, collecting every problem with its line; split, each part would
+// need the line counter, the issue list and the document passed around.
 export function loadAdjustments(text: string, fileName: string): AdjustmentGroup[] {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });

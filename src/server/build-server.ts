@@ -1,5 +1,6 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
 import {
   AuthenticationError,
   HostNotAllowedError,
@@ -156,8 +157,6 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   return app;
 }
 
-/** A client's request id is kept when it is at most this long and printable ASCII without spaces. */
-const MAX_CLIENT_REQUEST_ID_CHARS = 128;
 const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
 
 /**

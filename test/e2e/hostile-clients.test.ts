@@ -51,10 +51,14 @@ describe("finding 1: token counting is linear", () => {
       body: JSON.stringify({ model: "chat-model", messages: HELLO }),
     });
     assert.equal(warm.statusCode, 200, await warm.body.text());
-    // The probe runs in a worker thread: this thread also runs the mock upstream, which parses the big bodies.
+    // The probes run in a worker thread: this thread also runs the mock upstream, which parses the big bodies.
+    // A baseline first: on a shared, loaded runner /ok is slow even when the gateway is idle.
+    const baselineProbe = startOkProbe(`${gateway.url}/ok`);
+    await baselineProbe.ready;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const baselineMs = median(await baselineProbe.stop());
     const probe = startOkProbe(`${gateway.url}/ok`);
     await probe.ready;
-    await new Promise((resolve) => setTimeout(resolve, 50));
     for (const unit of ["a", "模", "7"]) {
       const content = unit.repeat(1_000_000 / Buffer.byteLength(unit));
       const startedAt = performance.now();
@@ -72,17 +76,21 @@ describe("finding 1: token counting is linear", () => {
     const okLatenciesMs = await probe.stop();
     assert.ok(okLatenciesMs.length >= 5, `only ${okLatenciesMs.length} /ok probes`);
     // Before the fix one 200 KB message blocked the loop 12.8 s (1 MB: > 300 s). Now the estimate costs a few ms
-    // per MB (token-estimate.test.ts); what remains is reading, parsing and re-sending 1 MB and its garbage, which
-    // on a loaded shared runner can delay a single probe: the median probe must stay under 50 ms, none reach 1 s.
-    const sorted = [...okLatenciesMs].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] ?? Number.POSITIVE_INFINITY;
-    const slowest = sorted.at(-1) ?? Number.POSITIVE_INFINITY;
-    const shown = okLatenciesMs.map(Math.round).join(" ");
-    assert.ok(median < 50, `/ok median ${median.toFixed(0)} ms while the big messages were handled: ${shown}`);
+    // per MB (token-estimate.test.ts); what remains is reading, parsing and re-sending 1 MB and its garbage. On an
+    // idle machine every probe stays under 50 ms; on a loaded shared runner scheduling adds delay to every probe,
+    // idle or not, so the bound is 50 ms over the idle baseline for the median, and 1 s for the slowest.
+    const slowest = Math.max(...okLatenciesMs);
+    const shown = `baseline ${baselineMs.toFixed(0)} ms; during: ${okLatenciesMs.map(Math.round).join(" ")}`;
+    assert.ok(median(okLatenciesMs) < baselineMs + 50, `/ok median over baseline + 50 ms: ${shown}`);
     assert.ok(slowest < 1000, `/ok took ${slowest.toFixed(0)} ms while the big messages were handled: ${shown}`);
     assert.equal(chatRequests(alpha).length, 4);
   });
 });
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.POSITIVE_INFINITY;
+}
 
 /** Polls `url` from a worker thread (its own event loop) until stopped; resolves with every latency in ms. */
 function startOkProbe(url: string): { ready: Promise<void>; stop(): Promise<number[]> } {
@@ -271,9 +279,7 @@ describe("finding 6 (headers): a model id outside Latin-1 never makes a header t
     assert.equal(control.headers["x-gateway-model"], "ctl%01id");
   });
 
-  test("streams: headers written, the stream answered, the slot released", {
-    todo: "src/server/forwarding-route.ts writes the stream headers itself: it must call toHeaderValue (lead)",
-  }, async (t) => {
+  test("streams: headers written, the stream answered, the slot released", async (t) => {
     const { gateway } = await oneProvider(t, "      uni: { id: 模型-unicode, limits: { concurrency: 1 } }\n");
     for (let round = 0; round < 2; round++) {
       // Before the fix the stream got no response at all: give up after 3 s instead of hanging the suite.
@@ -563,3 +569,62 @@ meta_models:
     );
   });
 });
+
+describe("property: arbitrary request lines and headers", () => {
+  test("every answer is the gateway's own (OpenAI errors or route JSON), never Fastify's or Node's default body", async (t) => {
+    const { gateway } = await oneProvider(t);
+    const pathChar = fc.constantFrom("/", "%", "a", "0", "?", "&", "=", "#", "模", "\u0000", " ", "..", "%E0", "%zz");
+    const path = fc.array(pathChar, { maxLength: 12 }).map((chars) => `/${chars.join("")}`);
+    const method = fc.constantFrom("GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD", "BREW", "G\u00e9T");
+    const header = fc.tuple(
+      fc.constantFrom(
+        "host",
+        "content-type",
+        "content-length",
+        "expect",
+        "transfer-encoding",
+        "x-request-id",
+        "bad name",
+      ),
+      fc.string({ maxLength: 30 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(method, path, fc.array(header, { maxLength: 3 }), async (verb, target, headers) => {
+        const lines = [`${verb} ${target} HTTP/1.1`, "Host: 127.0.0.1", "Connection: close"];
+        for (const [name, value] of headers) lines.push(`${name}: ${value}`);
+        const exchange = await rawConnect(gateway, `${lines.join("\r\n")}\r\n\r\n`);
+        const timer = setTimeout(() => exchange.socket.destroy(), 3000);
+        await exchange.closed;
+        clearTimeout(timer);
+        const text = exchange.received();
+        if (text === "" || verb === "HEAD") return; // closed without an answer (a body was still expected)
+        assert.doesNotMatch(text, /"statusCode"|FST_ERR|Client Error/, text);
+        const [head = "", ...rest] = text.split("\r\n\r\n");
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+        assert.ok(status >= 100 && status < 500, `${status}: ${text}`);
+        if (status >= 400) {
+          // The first response only: a malformed remainder may earn the connection a second (also OpenAI) one.
+          const body = rest.join("\r\n\r\n");
+          const length = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+          const first = /transfer-encoding: chunked/i.test(head) ? dechunk(body) : body.slice(0, length);
+          const parsed = JSON.parse(first) as { error?: { message?: unknown; type?: unknown; code?: unknown } };
+          assert.equal(typeof parsed.error?.message, "string", text);
+          assert.equal(typeof parsed.error?.code, "string", text);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+function dechunk(body: string): string {
+  let out = "";
+  let rest = body;
+  for (;;) {
+    const lineEnd = rest.indexOf("\r\n");
+    const size = Number.parseInt(rest.slice(0, lineEnd), 16);
+    if (!(size > 0)) return out;
+    out += rest.slice(lineEnd + 2, lineEnd + 2 + size);
+    rest = rest.slice(lineEnd + 2 + size + 2);
+  }
+}
