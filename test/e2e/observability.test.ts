@@ -102,6 +102,8 @@ describe("observability over real traffic", () => {
     }
     const page = await send(gateway, "GET", "/dashboard");
     assert.equal(page.status, 200, "the page itself holds no data");
+    assert.ok(Buffer.byteLength(page.text) < 150 * 1024, `the dashboard is ${Buffer.byteLength(page.text)} bytes`);
+    assert.doesNotMatch(page.text, /<script[^>]+src=|<link[^>]+href=|@import|url\(/, "nothing loaded from elsewhere");
     assert.match(page.headers["content-type"] ?? "", /^text\/html/);
     const redirect = await send(gateway, "GET", "/ui");
     assert.equal(redirect.status, 302);
