@@ -24,9 +24,12 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   state: ["limits", "config", "clock", "logger", "errors"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors"],
   streaming: ["errors", "clock"],
+  // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
+  protocols: ["errors", "clock"],
   observability: ["config", "clock", "logger", "errors"],
   upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors"],
   pipeline: [
+    "protocols",
     "upstream",
     "streaming",
     "router",
@@ -42,6 +45,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   ],
   server: [
     "pipeline",
+    "protocols",
     "upstream",
     "streaming",
     "router",
@@ -58,6 +62,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   cli: [
     "server",
     "pipeline",
+    "protocols",
     "upstream",
     "streaming",
     "router",

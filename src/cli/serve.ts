@@ -1,10 +1,13 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
+
+import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
+import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 
@@ -65,6 +68,20 @@ export async function serve(options: { configPath: string | undefined }): Promis
       models: gateway.runtime.snapshot.catalog.deployments.length,
     },
     `LLM Gateway listening on ${gateway.url}/v1`,
+  );
+  // Hot reload: the same loading as at startup (.env read again), validated before anything is swapped.
+  const cwd = process.cwd();
+  gateway.runtime.setConfigLoader(
+    () => loadGatewayConfig({ explicitPath: options.configPath, env: loadEnv(cwd), cwd }).loaded.config,
+  );
+  reloadOnSighup(gateway.runtime);
+  watchConfigFiles(
+    gateway.runtime,
+    () =>
+      [configPath, join(cwd, ".env"), gateway.runtime.snapshot.scoring.adjustmentsPath].filter(
+        (file): file is string => file !== undefined,
+      ),
+    gateway.app.log,
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
   return EXIT_OK;

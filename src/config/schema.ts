@@ -137,6 +137,8 @@ export const providerSchema = z.strictObject({
   first_token_timeout_ms: positiveInt.optional(),
   stream_idle_timeout_ms: positiveInt.optional(),
   retries: nonNegativeInt.max(5).optional(),
+  /** Requests in flight to this provider at once; more wait for a slot (docs/streaming.md, "Upstream limits"). */
+  max_in_flight: positiveInt.optional(),
   headers: headersSchema.optional(),
   models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
   rate_limit_dialect: z.string().min(1).optional(),
@@ -191,6 +193,7 @@ export const providerSettingsSchema = z
     first_token_timeout_ms: raw.first_token_timeout_ms.default(15_000), // ms from the headers to the first content chunk
     stream_idle_timeout_ms: raw.stream_idle_timeout_ms.default(30_000), // ms of silence mid-stream = stalled
     retries: raw.retries.default(1), // extra attempts on the same candidate for 5xx / connection resets
+    max_in_flight: raw.max_in_flight.default(128), // requests in flight at once; more wait for a slot, not in the HTTP pool
     headers: raw.headers.default({}), // none besides content-type, accept and authorization
     /** Configured models; unset means "discover them from GET /models". */
     models: z
@@ -244,6 +247,8 @@ const serverSchema = z
     body_limit_bytes: positiveInt.default(20 * 1024 * 1024), // bytes: 20 MB fits long histories with images
     shutdown_timeout_ms: positiveInt.default(10_000), // ms in-flight work gets after SIGTERM
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    // origins browsers may call from (CORS): exact, `*`, or `scheme://host:*` (any port); default: this machine
+    cors_origins: z.array(z.string().min(1)).default(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]),
     request_timeout_ms: positiveInt.default(60_000), // ms to receive a whole request, body included (20 MB needs > 2.7 Mbit/s)
     headers_timeout_ms: positiveInt.default(10_000), // ms to receive the request headers
     max_connections: positiveInt.default(1024), // open client connections; keep below `ulimit -n` minus upstream sockets
@@ -297,7 +302,8 @@ const cooldownsSchema = z
     invalid_key_ms: positiveInt.default(3_600_000), // ms a provider is parked after a 401/403: one hour
     failure_threshold: positiveInt.default(3), // consecutive failures that open a candidate's circuit
     failure_window_ms: positiveInt.default(60_000), // ms window those failures must fall in
-    circuit_open_ms: positiveInt.default(30_000), // ms before an open circuit lets one probe through
+    circuit_open_ms: positiveInt.default(30_000), // ms cap of the pause between probes of an open circuit
+    circuit_first_probe_ms: positiveInt.default(2_000), // ms from a circuit's opening to its first probe; doubles
   })
   .prefault({})
   .transform(camelKeys);
@@ -324,6 +330,31 @@ const stateSchema = z
   })
   .prefault({})
   .transform(camelKeys);
+
+/** Bounds on what an upstream may send; past one, the attempt or stream fails (never blaming the key). */
+const upstreamLimitsSchema = z
+  .strictObject({
+    max_response_bytes: positiveInt.default(64 * 1024 * 1024), // bytes of a 2xx JSON body (64 MiB); larger = bad_response
+    max_error_body_bytes: positiveInt.default(1024 * 1024), // bytes of an error body read to classify it (1 MiB)
+    max_stream_event_chars: positiveInt.default(4 * 1024 * 1024), // characters of one SSE line or event (4 Mi)
+    max_retained_stream_chars: nonNegativeInt.default(1024 * 1024), // characters kept for continuation (1 Mi)
+  })
+  .prefault({})
+  .transform(camelKeys);
+
+/** The in-memory store of Responses API answers (`store`, `previous_response_id`, `item_reference`). */
+const responsesSchema = z
+  .strictObject({
+    store: z
+      .strictObject({
+        max_entries: nonNegativeInt.default(10_000), // responses kept; 0 keeps none
+        max_bytes: nonNegativeInt.default(64 * 1024 * 1024), // bytes of kept JSON (each holds its conversation): 64 MiB
+        max_age_ms: positiveInt.default(24 * 3_600_000), // ms a kept response stays usable: 24 h
+      })
+      .prefault({})
+      .transform(camelKeys),
+  })
+  .prefault({});
 
 const logSchema = z
   .strictObject({
@@ -367,15 +398,18 @@ export const configSchema = z
     discovery: discoverySchema,
     scoring: scoringSchema,
     state: stateSchema,
+    upstream_limits: upstreamLimitsSchema,
+    responses: responsesSchema,
     log: logSchema,
     request_log: requestLogSchema,
     metrics: metricsSchema,
     traces: tracesSchema,
   })
-  .transform(({ meta_models, request_log, ...rest }) => ({
+  .transform(({ meta_models, request_log, upstream_limits, ...rest }) => ({
     ...rest,
     metaModels: meta_models,
     requestLog: request_log,
+    upstreamLimits: upstream_limits,
   }));
 
 /** What a config file (or a built-in config) may contain, before validation. */

@@ -10,11 +10,25 @@ export interface AttemptSummary {
   reason: string;
 }
 
+/**
+ * Which upstream produced an error the client gets as it was sent (OpenRouter's `error.metadata`): the message
+ * stays the upstream's own, word for word; this says where it came from. `raw` is the upstream's body (redacted,
+ * capped).
+ */
+export interface UpstreamMetadata {
+  readonly provider: string;
+  readonly model: string;
+  readonly raw: string;
+}
+
 export interface GatewayErrorOptions {
   param?: string | null;
   cause?: unknown;
   retryAfterMs?: number;
   attempts?: readonly AttemptSummary[];
+  metadata?: UpstreamMetadata;
+  /** Every problem found (a config reload), rendered as `error.problems`. */
+  problems?: readonly string[];
 }
 
 export abstract class GatewayError extends Error {
@@ -24,6 +38,8 @@ export abstract class GatewayError extends Error {
   readonly param: string | null;
   readonly retryAfterMs: number | undefined;
   readonly attempts: readonly AttemptSummary[];
+  readonly metadata: UpstreamMetadata | undefined;
+  readonly problems: readonly string[];
 
   constructor(message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -31,6 +47,8 @@ export abstract class GatewayError extends Error {
     this.param = options.param ?? null;
     this.retryAfterMs = options.retryAfterMs;
     this.attempts = options.attempts ?? [];
+    this.metadata = options.metadata;
+    this.problems = options.problems ?? [];
   }
 
   /** Whether the same request may succeed later (clients and the failover loop both read this). */
@@ -47,6 +65,13 @@ export class InvalidRequestError extends GatewayError {
     super(message, options);
     this.code = options.code ?? "invalid_request";
   }
+}
+
+/** `POST /admin/reload` found the config invalid; the previous config keeps serving. */
+export class InvalidConfigError extends GatewayError {
+  readonly status = 400;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "config_invalid";
 }
 
 /** Nothing in the catalog can serve this request (context too small, no tool support, ...). */
@@ -79,6 +104,17 @@ export class ModelNotFoundError extends GatewayError {
   readonly status = 404;
   readonly type = "invalid_request_error";
   readonly code: ErrorCode = "model_not_found";
+}
+
+/** A kept object the client named (a stored response, an item of one) does not exist or has expired. */
+export class ResourceNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode;
+  constructor(message: string, options: GatewayErrorOptions & { code?: ErrorCode } = {}) {
+    super(message, options);
+    this.code = options.code ?? "response_not_found";
+  }
 }
 
 export class RouteNotFoundError extends GatewayError {
@@ -148,10 +184,18 @@ export class UpstreamRequestError extends GatewayError {
   }
 }
 
+/**
+ * No upstream could serve the request: 502 when attempts were made and failed (5xx, connection errors, bad
+ * answers); 503 when none was made because every candidate is failing (circuit open, key parked).
+ */
 export class UpstreamUnavailableError extends GatewayError {
-  readonly status = 502;
+  readonly status: 502 | 503;
   readonly type = "upstream_error";
   readonly code: ErrorCode = "upstream_unavailable";
+  constructor(message: string, options: GatewayErrorOptions & { status?: 502 | 503 } = {}) {
+    super(message, options);
+    this.status = options.status ?? 502;
+  }
 }
 
 export class UpstreamTimeoutError extends GatewayError {

@@ -7,6 +7,8 @@ export interface OpenAiErrorBody {
     code: string;
     param: string | null;
     attempts?: GatewayError["attempts"];
+    metadata?: GatewayError["metadata"];
+    problems?: GatewayError["problems"];
   };
 }
 
@@ -21,11 +23,28 @@ export function renderError(error: GatewayError): OpenAiErrorBody {
     error: { message: error.message, type: error.type, code: error.code, param: error.param },
   };
   if (error.attempts.length > 0) body.error.attempts = error.attempts;
+  if (error.metadata !== undefined) body.error.metadata = error.metadata;
+  if (error.problems.length > 0) body.error.problems = error.problems;
   return body;
 }
 
-/** Headers that go with an error response (`retry-after` in whole seconds, rounded up). */
+/**
+ * Headers that go with an error response: `retry-after` in whole seconds, rounded up; for an upstream's own
+ * error, which provider and model sent it (as on a success).
+ */
 export function errorHeaders(error: GatewayError): Record<string, string> {
-  if (error.retryAfterMs === undefined) return {};
-  return { "retry-after": String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) };
+  const headers: Record<string, string> = {};
+  if (error.retryAfterMs !== undefined) {
+    headers["retry-after"] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+  }
+  const metadata = error.metadata;
+  if (metadata !== undefined && isHeaderSafe(metadata.provider) && isHeaderSafe(metadata.model)) {
+    headers["x-gateway-provider"] = metadata.provider;
+    headers["x-gateway-model"] = metadata.model;
+  }
+  return headers;
+}
+
+function isHeaderSafe(value: string): boolean {
+  return value.length > 0 && value.length <= 512 && /^[\x21-\x7e]+$/.test(value);
 }

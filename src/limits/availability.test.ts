@@ -13,6 +13,7 @@ const SETTINGS: CooldownSettings = {
   failureThreshold: 3,
   failureWindowMs: 10_000,
   circuitOpenMs: 30_000,
+  circuitFirstProbeMs: 30_000,
 };
 
 function setup(settings: Partial<CooldownSettings> = {}) {
@@ -154,7 +155,8 @@ describe("AvailabilityBook: circuit breaker", () => {
     clock.set(T0 + 5_000);
     book.recordFailure("p/m");
     assert.equal(book.circuitState("p/m"), "closed");
-    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+    // Suspect: closed, but the next request is its one probe.
+    assert.deepEqual(book.peek("p/m", "p"), PROBE);
     clock.set(T0 + 9_999);
     book.recordFailure("p/m");
     assert.equal(book.circuitState("p/m"), "open");
@@ -241,6 +243,49 @@ describe("AvailabilityBook: circuit breaker", () => {
     clock.advance(2_000);
     assert.deepEqual(book.acquire("p/m", "p"), PROBE);
     assert.equal(book.acquire("p/m", "p").isAvailable, false);
+  });
+});
+
+describe("AvailabilityBook: recovery on evidence", () => {
+  const LAST_RESORT = { isAvailable: true, isProbe: false, isLastResort: true };
+
+  it("a suspect candidate (latest evidence a recent failure) lets one request at a time be its probe", () => {
+    const { clock, book } = setup();
+    book.recordFailure("p/m");
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    // The probe is in flight: others may use the candidate only as a last resort.
+    assert.deepEqual(book.peek("p/m", "p"), LAST_RESORT);
+    assert.deepEqual(book.acquire("p/m", "p"), LAST_RESORT);
+    book.recordSuccess("p/m");
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+    // A failure older than the window is no longer evidence.
+    book.recordFailure("p/m");
+    clock.advance(10_000);
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+  });
+
+  it("probe pauses double from circuit_first_probe_ms up to circuit_open_ms; a success resets them", () => {
+    const { clock, book } = setup({ circuitFirstProbeMs: 2_000, circuitOpenMs: 10_000 });
+    for (let index = 0; index < 3; index++) book.recordFailure("p/m");
+    const pauses: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const availability = book.peek("p/m", "p");
+      assert.equal(availability.isAvailable, false);
+      if (availability.isAvailable) return;
+      pauses.push(availability.untilMs - clock.now());
+      clock.set(availability.untilMs);
+      assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+      assert.equal(book.acquire("p/m", "p").isAvailable, false, "one probe at a time");
+      book.recordFailure("p/m");
+    }
+    assert.deepEqual(pauses, [2_000, 4_000, 8_000, 10_000, 10_000]);
+    clock.advance(10_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    book.recordSuccess("p/m");
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+    for (let index = 0; index < 3; index++) book.recordFailure("p/m");
+    const reopened = book.peek("p/m", "p");
+    assert.ok(!reopened.isAvailable && reopened.untilMs - clock.now() === 2_000, "the streak starts over");
   });
 });
 

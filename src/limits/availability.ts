@@ -1,9 +1,12 @@
 // Reactive availability of each provider+model ("deployment"): cooldowns after 429s and parked windows,
 // invalid keys, and a circuit breaker for 5xx/timeouts/connection failures. Pure: time comes from a Clock.
 //
-// Circuit breaker: `failureThreshold` failures within `failureWindowMs` open the circuit for `circuitOpenMs`;
-// then it is half-open and lets exactly one probe request through; the probe's success closes it, its failure
-// opens it again. A success at any time clears the failure count.
+// Recovery on evidence (docs/routing.md "Recovery"): a deployment whose latest evidence is a failure (5xx,
+// timeout, connection error) is "suspect": one request at a time is its probe, ranked in its normal place; while
+// that probe is in flight it is only a last resort. `failureThreshold` failures within `failureWindowMs` open the
+// circuit: no traffic until the first probe after `circuitFirstProbeMs`; each failed probe doubles that pause, up
+// to `circuitOpenMs` (the cap). Half-open lets exactly one probe through; its success closes the circuit and
+// clears every failure, its failure opens it again for the next pause. A success at any time clears it all.
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
 
@@ -27,7 +30,13 @@ export interface Cooldown {
 export type CircuitState = "closed" | "open" | "half_open";
 
 export type Availability =
-  | { readonly isAvailable: true; readonly isProbe: boolean }
+  | {
+      readonly isAvailable: true;
+      /** This request would be the candidate's one probe: rank it in its place, ignoring its failures. */
+      readonly isProbe: boolean;
+      /** A suspect candidate whose probe is in flight: use it only when nothing else is ready. */
+      readonly isLastResort?: boolean;
+    }
   | { readonly isAvailable: false; readonly untilMs: number; readonly cause: CooldownCause; readonly reason: string };
 
 interface DeploymentRecord {
@@ -37,10 +46,13 @@ interface DeploymentRecord {
   circuit: CircuitState;
   circuitOpenUntilMs: number;
   isProbeInFlight: boolean;
+  /** Consecutive failed half-open probes: the next pause is circuitFirstProbeMs × 2^streak, capped. */
+  openStreak: number;
 }
 
 const AVAILABLE: Availability = Object.freeze({ isAvailable: true, isProbe: false });
 const PROBE: Availability = Object.freeze({ isAvailable: true, isProbe: true });
+const LAST_RESORT: Availability = Object.freeze({ isAvailable: true, isProbe: false, isLastResort: true });
 
 export class AvailabilityBook {
   readonly #clock: Clock;
@@ -98,7 +110,14 @@ export class AvailabilityBook {
           }
         : PROBE;
     }
+    // Closed, but the latest evidence is a recent failure: one request at a time finds out whether it healed.
+    if (this.#isSuspect(record, nowMs)) return record.isProbeInFlight ? LAST_RESORT : PROBE;
     return AVAILABLE;
+  }
+
+  #isSuspect(record: DeploymentRecord, nowMs: number): boolean {
+    const last = record.failureTimesMs[record.failureTimesMs.length - 1];
+    return last !== undefined && last > nowMs - this.#settings.failureWindowMs;
   }
 
   /** Like `peek`, but claims the half-open probe slot when that is what makes it available. */
@@ -106,7 +125,7 @@ export class AvailabilityBook {
     const availability = this.peek(deploymentKey, providerName);
     if (availability.isAvailable && availability.isProbe) {
       const record = this.#record(deploymentKey);
-      record.circuit = "half_open";
+      if (record.circuit === "open") record.circuit = "half_open";
       record.isProbeInFlight = true;
     }
     return availability;
@@ -119,6 +138,7 @@ export class AvailabilityBook {
     record.failureTimesMs.length = 0;
     record.circuit = "closed";
     record.isProbeInFlight = false;
+    record.openStreak = 0;
   }
 
   /**
@@ -166,21 +186,30 @@ export class AvailabilityBook {
   recordFailure(deploymentKey: string): void {
     const nowMs = this.#clock.now();
     const record = this.#record(deploymentKey);
-    const { failureThreshold, failureWindowMs, circuitOpenMs } = this.#settings;
-    if (record.circuit === "half_open" || record.isProbeInFlight) {
-      record.circuit = "open";
-      record.circuitOpenUntilMs = nowMs + circuitOpenMs;
-      record.isProbeInFlight = false;
+    const { failureThreshold, failureWindowMs } = this.#settings;
+    if (record.circuit === "half_open" || (record.circuit === "open" && record.isProbeInFlight)) {
+      // The probe failed: pause again, twice as long as last time (up to the cap).
+      record.openStreak += 1;
+      this.#open(record, nowMs);
       return;
     }
+    record.isProbeInFlight = false;
     const times = record.failureTimesMs;
     times.push(nowMs);
     while (times.length > 0 && (times[0] ?? 0) <= nowMs - failureWindowMs) times.shift();
-    if (times.length >= failureThreshold) {
-      record.circuit = "open";
-      record.circuitOpenUntilMs = nowMs + circuitOpenMs;
-      times.length = 0;
+    if (times.length >= failureThreshold && record.circuit === "closed") {
+      record.openStreak = 0;
+      this.#open(record, nowMs);
     }
+  }
+
+  /** Opens the circuit until the next probe: circuitFirstProbeMs × 2^openStreak, capped at circuitOpenMs. */
+  #open(record: DeploymentRecord, nowMs: number): void {
+    const { circuitFirstProbeMs, circuitOpenMs } = this.#settings;
+    const pauseMs = Math.min(circuitOpenMs, circuitFirstProbeMs * 2 ** Math.min(30, record.openStreak));
+    record.circuit = "open";
+    record.circuitOpenUntilMs = nowMs + pauseMs;
+    record.isProbeInFlight = false;
   }
 
   /** Releases a probe slot without a verdict (e.g. the client went away). */
@@ -235,6 +264,16 @@ export class AvailabilityBook {
     return cooldown !== undefined && cooldown.untilMs > this.#clock.now() ? cooldown : undefined;
   }
 
+  /** Forgets what is known of one deployment (a reload pointed it at another upstream or key). */
+  forget(deploymentKey: string): void {
+    if (this.#deployments.delete(deploymentKey)) this.#isDirty = true;
+  }
+
+  /** Forgets a provider-wide cooldown (a reload changed the provider's key or URL). */
+  forgetProvider(providerName: string): void {
+    if (this.#providers.delete(providerName)) this.#isDirty = true;
+  }
+
   /** Clears every cooldown and circuit (admin reset). */
   reset(): void {
     this.#deployments.clear();
@@ -286,6 +325,7 @@ export class AvailabilityBook {
         circuit: "closed",
         circuitOpenUntilMs: 0,
         isProbeInFlight: false,
+        openStreak: 0,
       };
       this.#deployments.set(deploymentKey, record);
     }
@@ -306,4 +346,12 @@ export interface PersistedCooldowns {
 
 function unavailable(cooldown: Cooldown): Availability {
   return { isAvailable: false, untilMs: cooldown.untilMs, cause: cooldown.cause, reason: cooldown.reason };
+}
+
+/**
+ * Whether a cooldown is a limit (429s, quotas, credits, capacity, budgets: the client may be told 429) rather
+ * than the candidate failing (open circuit, rejected key: 503).
+ */
+export function isLimitCause(cause: CooldownCause): boolean {
+  return cause !== "circuit_open" && cause !== "invalid_key";
 }

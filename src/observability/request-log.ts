@@ -4,6 +4,7 @@
 // Message content is kept only with `log.content: true`; keys never reach a record (and are redacted again here,
 // since upstream error texts can echo them).
 import type { Clock } from "../clock.ts";
+import { redactSecrets } from "../errors/redact.ts";
 import type { RequestRecord } from "./request-record.ts";
 
 /** One stored row: the record as JSON and the fields queries filter on. */
@@ -153,11 +154,8 @@ export class RequestLog {
 /** A record as stored: JSON, without message content unless it is kept, with every secret redacted. */
 export function recordJson(record: RequestRecord, isContentKept: boolean, secrets: readonly string[]): string {
   const { content, ...withoutContent } = record;
-  let json = JSON.stringify(isContentKept && content !== undefined ? record : withoutContent);
-  for (const secret of secrets) {
-    if (secret.length >= 4 && json.includes(secret)) json = json.replaceAll(secret, "[redacted]");
-  }
-  return json;
+  // The one redaction (configured keys and anything key-shaped), as for every other upstream-derived text.
+  return redactSecrets(JSON.stringify(isContentKept && content !== undefined ? record : withoutContent), secrets);
 }
 
 function unique(values: readonly (string | undefined)[]): string[] {

@@ -2,11 +2,14 @@
 // (availability, budgets, health, stats, sticky sessions, the wait queue). Planning and forwarding read them;
 // only the recorder (recorder.ts) changes them after an attempt. The snapshot is replaced as a whole, so a reload
 // swaps one reference and in-flight requests finish on the snapshot they started with.
+import { createHash } from "node:crypto";
 import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
+import { ConfigError } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
+import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
 import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
@@ -25,6 +28,13 @@ import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
 export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
 
+/** Loads and validates the config again (files, .env); throws ConfigError listing every problem. */
+export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
+
+export type ReloadResult =
+  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number; readonly isChanged: boolean }
+  | { readonly isApplied: false; readonly problems: readonly string[] };
+
 export interface RuntimeOptions {
   readonly clock?: Clock;
   readonly dispatcher?: Dispatcher;
@@ -42,10 +52,21 @@ export class GatewayRuntime {
   readonly scores: LiveScores;
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
+  /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
+  readonly inFlight = new InFlightGates();
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
+  /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */
+  #configLoadedAtMs: number;
+  #configHash: string;
+  #configLoader: ConfigLoader | undefined;
+  /** Reloads run one after another: two triggers at once must not interleave their swaps. */
+  #reloadChain: Promise<unknown> = Promise.resolve();
+  #logger: Logger | undefined;
   readonly #ownsDispatcher: boolean;
-  readonly #queue = new WaitQueue();
+  /** One arrival-order queue per requested model (`routing.queue_timeout_ms`); dropped when empty. */
+  readonly #queues = new Map<string, WaitQueue>();
+  #queuedTotal = 0;
   /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
   readonly #prefillRejected = new Set<string>();
 
@@ -65,7 +86,7 @@ export class GatewayRuntime {
     this.sticky = new StickySessions(clock);
     this.state = state;
     this.budgets = state.ledger;
-    this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs);
+    this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
     this.recorder = new Recorder({
       clock,
       availability,
@@ -75,6 +96,8 @@ export class GatewayRuntime {
     });
     this.startedAtMs = clock.now();
     this.#snapshot = snapshot;
+    this.#configLoadedAtMs = clock.now();
+    this.#configHash = configHash(snapshot.config);
   }
 
   static async create(config: GatewayConfig, options: RuntimeOptions = {}): Promise<GatewayRuntime> {
@@ -83,25 +106,126 @@ export class GatewayRuntime {
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
     const availability = new AvailabilityBook(clock, config.cooldowns);
     const state = await createStateBackend(config.state, availability, clock, options.logger);
-    return new GatewayRuntime(snapshot, clock, dispatcher, options.dispatcher === undefined, availability, state);
+    const runtime = new GatewayRuntime(
+      snapshot,
+      clock,
+      dispatcher,
+      options.dispatcher === undefined,
+      availability,
+      state,
+    );
+    runtime.#logger = options.logger;
+    return runtime;
+  }
+
+  /** When the serving config was loaded and its hash (`/health`). */
+  get configInfo(): { readonly loadedAtMs: number; readonly hash: string } {
+    return { loadedAtMs: this.#configLoadedAtMs, hash: this.#configHash };
+  }
+
+  /** Where `reloadFromSource` (SIGHUP, file changes, POST /admin/reload) gets the config from. */
+  setConfigLoader(loader: ConfigLoader): void {
+    this.#configLoader = loader;
+  }
+
+  get canReload(): boolean {
+    return this.#configLoader !== undefined;
+  }
+
+  /**
+   * Loads and validates the config again and swaps it in when valid; when not, the old config keeps serving and
+   * every problem is logged and returned. Never throws.
+   */
+  reloadFromSource(trigger: string): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      const loader = this.#configLoader;
+      if (loader === undefined)
+        return { isApplied: false, problems: ["this gateway was started without a config source"] };
+      let config: GatewayConfig;
+      try {
+        config = await loader();
+        await this.reload(config);
+      } catch (error) {
+        const problems =
+          error instanceof ConfigError
+            ? error.issues.map((issue) =>
+                issue.path === ""
+                  ? `${issue.location}: ${issue.message}`
+                  : `${issue.location} ${issue.path}: ${issue.message}`,
+              )
+            : [error instanceof Error ? error.message : String(error)];
+        this.#logger?.warn(
+          { trigger, problems },
+          `config reload refused (${problems.length} problem${problems.length === 1 ? "" : "s"}); the previous config keeps serving:\n${problems.join("\n")}`,
+        );
+        return { isApplied: false, problems };
+      }
+      const { hash, loadedAtMs } = this.configInfo;
+      this.#logger?.info(
+        { trigger, hash, providers: config.providers.map((provider) => provider.name) },
+        "config reloaded",
+      );
+      return { isApplied: true, hash, loadedAtMs, isChanged: true };
+    };
+    const result = this.#reloadChain.then(run, run);
+    this.#reloadChain = result;
+    return result;
   }
 
   get snapshot(): GatewaySnapshot {
     return this.#snapshot;
   }
 
-  /** Rebuilds the snapshot (new config, or forced model discovery) and swaps it in. */
+  /**
+   * Rebuilds the snapshot (new config, or forced model discovery) and swaps it in, atomically: requests and
+   * streams in flight finish on the snapshot they started with. What the books learned (budgets, cooldowns,
+   * circuits, health, sticky sessions) carries over for every provider+model that still goes to the same
+   * upstream with the same key; a deployment pointed elsewhere starts afresh.
+   */
   async reload(config: GatewayConfig, options: { isDiscoveryForced?: boolean; logger?: Logger } = {}): Promise<void> {
     const snapshot = await buildSnapshot(
       config,
       this.dispatcher,
       this.clock,
-      options.logger,
+      options.logger ?? this.#logger,
       options.isDiscoveryForced ?? false,
     );
+    const previous = this.#snapshot;
+    this.#forgetChanged(previous, snapshot);
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
+    this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
+    if (previous.config !== config) {
+      this.#configLoadedAtMs = this.clock.now();
+      this.#configHash = configHash(config);
+    }
+  }
+
+  /** Forgets the learned state of deployments and providers that now go to another upstream or key. */
+  #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): void {
+    const upstreamOf = (deployment: Deployment): string =>
+      `${deployment.provider.settings.baseUrl}\n${deployment.provider.settings.apiKeys[0]}\n${deployment.model.id}`;
+    const before = new Map(previous.catalog.deployments.map((deployment) => [deployment.key, upstreamOf(deployment)]));
+    for (const deployment of next.catalog.deployments) {
+      const was = before.get(deployment.key);
+      if (was !== undefined && was !== upstreamOf(deployment)) {
+        this.availability.forget(deployment.key);
+        this.scores.forget(deployment.key);
+      }
+    }
+    const providerOf = (settings: GatewaySnapshot["config"]["providers"][number]): string =>
+      `${settings.baseUrl}\n${settings.apiKeys[0]}`;
+    const providersBefore = new Map(previous.config.providers.map((settings) => [settings.name, providerOf(settings)]));
+    for (const settings of next.config.providers) {
+      const was = providersBefore.get(settings.name);
+      if (was !== undefined && was !== providerOf(settings)) this.availability.forgetProvider(settings.name);
+    }
+  }
+
+  /** Whether a provider is still configured: a provider removed by a reload gets no new attempts at once. */
+  isServing(deployment: Deployment): boolean {
+    return this.#snapshot.catalog.byProvider(deployment.provider.settings.name) !== undefined;
   }
 
   /** Static score minus the live health penalty. */
@@ -130,6 +254,7 @@ export class GatewayRuntime {
       routing: snapshot.config.routing,
       nowMs,
       score: (deployment) => this.scores.scoreOf(deployment, snapshot),
+      probeScore: (deployment) => this.scores.scoreOf(deployment, snapshot, true),
       scoreOnBoard: (deployment, board) => this.scores.scoreOnBoard(deployment, board, snapshot),
       paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
@@ -143,8 +268,12 @@ export class GatewayRuntime {
   }
 
   /**
-   * Plans a route; when nothing is ready or worth waiting for and `routing.queue_timeout_ms` > 0, queues
-   * (arrival order, bounded) until a candidate frees up. Returns the last plan either way.
+   * Plans a route; when nothing is ready and `routing.queue_timeout_ms` > 0, queues (arrival order per requested
+   * model, bounded by `routing.max_queued`) until a candidate is ready. A request also queues when others are
+   * already waiting for the same model, so a newcomer cannot take the slot a waiter is about to get. Waiting for
+   * a better candidate (`max_wait_for_better_ms`) is only for when something else is ready: with nothing ready, a
+   * cooling or busy candidate is waited for in the queue, in turn, not by every request at once. Returns the last
+   * plan either way.
    */
   async planOrQueue(
     request: RouteRequest,
@@ -153,18 +282,28 @@ export class GatewayRuntime {
   ): Promise<RoutePlan> {
     const plan = this.plan(request, snapshot);
     const { queueTimeoutMs, maxQueued } = snapshot.config.routing;
-    if (plan.candidates.length > 0 || plan.waitFor !== undefined || queueTimeoutMs <= 0) return plan;
+    if (queueTimeoutMs <= 0) return plan;
+    const existing = this.#queues.get(request.model);
+    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return plan;
+    const queue = existing ?? new WaitQueue();
+    this.#queues.set(request.model, queue);
     let latest = plan;
-    const queued = await this.#queue.wait(maxQueued, queueTimeoutMs, signal, () => {
-      latest = this.plan(request, snapshot);
-      if (latest.candidates.length > 0 || latest.waitFor !== undefined) return { value: latest };
-      return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
-    });
-    return queued ?? latest;
+    this.#queuedTotal++;
+    try {
+      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
+        latest = this.plan(request, snapshot);
+        if (latest.candidates.length > 0) return { value: latest };
+        return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
+      });
+      return queued ?? latest;
+    } finally {
+      this.#queuedTotal--;
+      if (queue.size === 0 && this.#queues.get(request.model) === queue) this.#queues.delete(request.model);
+    }
   }
 
   get queuedRequests(): number {
-    return this.#queue.size;
+    return this.#queuedTotal;
   }
 
   scopesOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): readonly BudgetScope[] {
@@ -181,7 +320,17 @@ export class GatewayRuntime {
       dispatcher: this.dispatcher,
       clock: this.clock,
       routing: snapshot.config.routing,
-      admit: (deployment, tokens) => this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens),
+      limits: snapshot.config.upstreamLimits,
+      acquireSlot: (deployment, maxWaitMs, signal) => {
+        const settings = deployment.provider.settings;
+        return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
+      },
+      admit: (deployment, tokens) =>
+        // A request planned on an older snapshot (queued, failing over, continuing a stream) must not send new
+        // attempts to a provider a reload removed.
+        this.isServing(deployment)
+          ? this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens)
+          : { isAdmitted: false, reason: "provider removed by a config reload", isLimit: false },
       attemptEnded: (deployment, report, reservation, isStreamOpen) =>
         this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, isStreamOpen),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
@@ -235,6 +384,18 @@ export class GatewayRuntime {
 }
 
 function createDispatcher(): Dispatcher {
-  // keep-alive to every provider; connections per origin bounded so a burst cannot open thousands of sockets.
-  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
+  // keep-alive to every provider. Connections are not capped here: `providers[].max_in_flight` bounds them per
+  // provider before a request is sent. A pool cap would make requests wait inside undici, where the wait counts
+  // against the provider's timeout_ms (several providers, one per key, may share one origin).
+  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+}
+
+/** A short hash of the config that changes with any setting, keys included (as hashes: never the keys). */
+function configHash(config: GatewayConfig): string {
+  const text = JSON.stringify(config, (key, value: unknown) =>
+    (key === "apiKeys" || key === "adminKeys") && Array.isArray(value)
+      ? value.map((secret) => createHash("sha256").update(String(secret)).digest("hex"))
+      : value,
+  );
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }

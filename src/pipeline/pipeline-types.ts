@@ -44,6 +44,13 @@ export interface StreamAnswer {
   readonly headers: Readonly<Record<string, string>>;
   /** Batches of chunks; drive it to its end (the client leaving aborts the context's signal, which ends it). */
   readonly events: AsyncGenerator<readonly StreamChunk[], StreamEnding, void>;
+  /**
+   * Settles the stream when the adapter will not (or can no longer) drive `events` to its end: the upstream is
+   * hung up on, every segment settled (its concurrency slot freed) and the record published. Safe to call
+   * always, in a `finally`: a no-op once `events` has ended. Needed because a generator that never started
+   * (the response head could not be written) runs none of its `finally` blocks when closed.
+   */
+  cancel(): Promise<void>;
 }
 
 export type PipelineResult = JsonAnswer | StreamAnswer;

@@ -5,7 +5,7 @@
 import type { Clock } from "../clock.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
-import type { AvailabilityBook } from "../limits/availability.ts";
+import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import {
   type BudgetLedger,
   type BudgetScope,
@@ -55,12 +55,17 @@ export class Recorder {
     const providerName = deployment.provider.settings.name;
     const availabilityNow = availability.acquire(deployment.key, providerName);
     if (!availabilityNow.isAvailable) {
-      return { isAdmitted: false, reason: availabilityNow.reason, untilMs: availabilityNow.untilMs };
+      return {
+        isAdmitted: false,
+        reason: availabilityNow.reason,
+        untilMs: availabilityNow.untilMs,
+        isLimit: isLimitCause(availabilityNow.cause),
+      };
     }
     const settle = (reservation: Reservation | Denied): Admission => {
       if (isReservation(reservation)) return { isAdmitted: true, reservation };
       availability.releaseProbe(deployment.key);
-      return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs };
+      return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs, isLimit: true };
     };
     const reserved = budgets.reserve(scopes, { tokens }, clock.now());
     return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);

@@ -25,15 +25,45 @@ export function streamAnswer(
   headers: Record<string, string>,
 ): StreamAnswer {
   request.record.headersSent();
-  return { kind: "stream", headers, events: relayEvents(request, plan, result) };
+  const first = firstSegment(request, result);
+  const lifecycle = { hasStarted: false, hasEnded: false };
+  const events = relayEvents(request, plan, result, first, lifecycle);
+  return {
+    kind: "stream",
+    headers,
+    events,
+    async cancel() {
+      if (lifecycle.hasEnded) return;
+      if (lifecycle.hasStarted) {
+        // Suspended at a yield: closing it runs the relay's finally blocks (hang up, settle, publish).
+        await events.return(undefined as never);
+        return;
+      }
+      // Never started, so none of its code (and no finally) will ever run: settle here instead.
+      lifecycle.hasEnded = true;
+      await events.return(undefined as never);
+      result.stream.controller.abort();
+      first.finish({
+        outcome: "client_aborted",
+        reason: "the response could not be written",
+        usage: undefined,
+        text: "",
+      });
+      settle(request, undefined);
+    },
+  };
 }
 
 async function* relayEvents(
   request: PipelineRequest,
   plan: RoutePlan,
   result: StreamResult,
+  first: RelaySegment,
+  lifecycle: { hasStarted: boolean; hasEnded: boolean },
 ): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
-  const relay = relayStream(firstSegment(request, result), relayOptions(request, plan, result));
+  lifecycle.hasStarted = true;
+  if (lifecycle.hasEnded) return { isSuccess: false, error: undefined, usage: undefined };
+  const relay = relayStream(first, relayOptions(request, plan, result));
   let relayed: RelayResult | undefined;
   try {
     for (;;) {
@@ -48,6 +78,7 @@ async function* relayEvents(
   } finally {
     // The consumer stopped early (it should not): end the relay so every segment is settled and its slot freed.
     if (relayed === undefined) await relay.return(undefined as never);
+    lifecycle.hasEnded = true;
     settle(request, relayed);
   }
   if (relayed === undefined) return { isSuccess: false, error: undefined, usage: undefined };
@@ -100,6 +131,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
   return {
     maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
     maxMalformedEvents: MAX_MALFORMED_EVENTS,
+    maxRetainedChars: snapshot.config.upstreamLimits.maxRetainedStreamChars,
     shouldStripUsage: result.isUsageInjected,
     signal: context.signal,
     promptTokens: prompt.promptTokens,

@@ -4,7 +4,7 @@
 import { MAX_MODEL_FIELD_CHARS, MAX_MODEL_NAME_CHARS, MAX_REQUESTED_MODELS } from "../config/request-bounds.ts";
 import type { MetaModel, MetaModelFilter, ModelKind, RoutingSettings } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
-import type { Availability } from "../limits/availability.ts";
+import type { Availability, CooldownCause } from "../limits/availability.ts";
 import type { Catalog, Deployment } from "../providers/catalog.ts";
 
 export const PRIORITY_AUTO = "priority-auto";
@@ -47,6 +47,8 @@ export interface RouteSkip {
   readonly score: number;
   /** When the candidate becomes available again (cooldowns). */
   readonly untilMs?: number;
+  /** For `cooldown` skips: why it cools (a 429-type limit, a parked key, an open circuit). */
+  readonly cooldownCause?: CooldownCause;
   /** As in RouteCandidate: the leaderboard the score was taken from. */
   readonly board?: string | undefined;
 }
@@ -81,6 +83,11 @@ export interface RouterContext {
   paramsB?(deployment: Deployment): number | undefined;
   /** Side-effect free availability check. */
   availability(deployment: Deployment): Availability;
+  /**
+   * The score of a candidate whose next request is its recovery probe: its failures ignored, so that the probe
+   * is ranked in the candidate's place (below the fallback it would never happen). Default: `score`.
+   */
+  probeScore?(deployment: Deployment): number;
   /** Budget pre-check; returns why and until when the deployment is over budget, or undefined. */
   budgetCheck?(deployment: Deployment): { reason: string; untilMs: number } | undefined;
   /** Uniform [0,1) random source for the `spread` strategy; injected so tests are deterministic. */
@@ -145,9 +152,10 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   const fitFailures: RouteSkip[] = [];
   groups.forEach((group, groupIndex) => {
     const ready: RouteCandidate[] = [];
+    const lastResort: RouteCandidate[] = [];
     const board = groupBoards[groupIndex];
     for (const deployment of group) {
-      const score =
+      let score =
         board === undefined
           ? context.score(deployment)
           : (context.scoreOnBoard?.(deployment, board) ?? context.score(deployment));
@@ -166,6 +174,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           reason: availability.reason,
           score,
           untilMs: availability.untilMs,
+          cooldownCause: availability.cause,
           board,
         });
         cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
@@ -185,15 +194,21 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });
         continue;
       }
-      ready.push({ deployment, score, group: groupIndex, board });
+      if (availability.isProbe && context.probeScore !== undefined) {
+        score += context.probeScore(deployment) - context.score(deployment);
+      }
+      (availability.isLastResort === true ? lastResort : ready).push({ deployment, score, group: groupIndex, board });
     }
     ready.sort(byScoreDescending);
+    lastResort.sort(byScoreDescending);
     if (context.routing.strategy === "spread") spreadWithinBand(ready, context.random ?? Math.random);
     // Sticky routing moves the session's deployment to the front of its own group only: the requested order of
     // a comma list or fallback array is the client's preference and outranks the session's habit.
     const stickyIndex = ready.findIndex((candidate) => candidate.deployment.key === request.stickyDeploymentKey);
     if (stickyIndex > 0) ready.unshift(...ready.splice(stickyIndex, 1));
-    candidates.push(...ready);
+    // A suspect candidate whose probe is in flight comes after every other ready one of its group: one request
+    // at a time finds out whether it healed, the others go elsewhere unless nothing else is left.
+    candidates.push(...ready, ...lastResort);
   });
 
   if (candidates.length === 0 && cooling.length === 0 && fitFailures.length > 0) {

@@ -12,16 +12,29 @@ describe("HealthTracker", () => {
     assert.deepEqual(new HealthTracker(new ManualClock()).snapshot(), { samples: 0 });
   });
 
-  it("averages success and latency of successes", () => {
+  it("averages latency of successes; failures count while they are the latest evidence", () => {
     const tracker = new HealthTracker(new ManualClock());
     tracker.record(true, 100);
     tracker.record(true, 300);
     tracker.record(false, 5);
+    close(tracker.snapshot().successEwma, 2 / 3);
+    tracker.record(false, 5);
+    close(tracker.snapshot().successEwma, 0.5);
     tracker.record(true, 200);
     const snapshot = tracker.snapshot();
-    close(snapshot.successEwma, 0.75);
+    close(snapshot.successEwma, 1, "a success after the failures restores the candidate");
     close(snapshot.latencyEwmaMs, 200);
-    close(snapshot.samples, 4);
+    close(snapshot.samples, 5);
+  });
+
+  it("forgets failures older than the failure memory", () => {
+    const clock = new ManualClock();
+    const tracker = new HealthTracker(clock);
+    for (let attempt = 0; attempt < 5; attempt++) tracker.record(false, 0);
+    close(tracker.snapshot(60_000).successEwma, 0);
+    clock.advance(60_001);
+    close(tracker.snapshot(60_000).successEwma, 1);
+    close(tracker.snapshot().successEwma, 0, "without a memory bound they still count");
   });
 
   it("has no latency until something succeeds", () => {
@@ -37,13 +50,12 @@ describe("HealthTracker", () => {
     tracker.record(false, 0);
     clock.advance(60_000);
     close(tracker.snapshot().samples, 1);
-    tracker.record(true, 100);
-    // Two failures now weigh 1 together; the fresh success weighs 1.
-    close(tracker.snapshot().successEwma, 0.5);
+    tracker.record(false, 100);
+    // Two failures now weigh 1 together; the fresh one weighs 1.
     close(tracker.snapshot().samples, 2);
     clock.advance(120_000);
     close(tracker.snapshot().samples, 0.5);
-    close(tracker.snapshot().successEwma, 0.5, "the ratio does not drift with time alone");
+    close(tracker.snapshot().successEwma, 0, "the ratio does not drift with time alone");
   });
 
   it("forgets an idle candidate's failures until it is cold again", () => {

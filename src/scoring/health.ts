@@ -25,6 +25,10 @@ const DEFAULT_HEALTH_HALF_LIFE_MS = 300_000;
  * An exponentially weighted average over time, not over attempts: weights decay with elapsed time, so a burst
  * of failures an hour ago says little, and a busy candidate and a quiet one forget at the same pace.
  * Latency is averaged over successes only: a fast 429 or 500 says nothing about how fast answers come.
+ *
+ * Failures count only while they are the latest evidence and recent (docs/routing.md "Recovery"): a success
+ * forgets every failure before it, and failures older than `failureMemoryMs` (passed to `snapshot`) are
+ * forgotten too. A candidate that gets no traffic because of its failures must not stay penalised for ever.
  */
 export class HealthTracker {
   readonly #clock: Clock;
@@ -34,6 +38,8 @@ export class HealthTracker {
   #successWeight = 0;
   #latencyWeight = 0;
   #latencySumMs = 0;
+  /** When the latest attempt failed; undefined when the latest attempt succeeded (or none happened). */
+  #lastFailureAtMs: number | undefined;
 
   constructor(clock: Clock, options: HealthTrackerOptions = {}) {
     const halfLifeMs = options.halfLifeMs ?? DEFAULT_HEALTH_HALF_LIFE_MS;
@@ -46,20 +52,27 @@ export class HealthTracker {
   record(isSuccess: boolean, latencyMs: number): void {
     this.#decayTo(this.#clock.now());
     this.#weight += 1;
-    if (isSuccess) {
-      this.#successWeight += 1;
-      if (Number.isFinite(latencyMs) && latencyMs >= 0) {
-        this.#latencyWeight += 1;
-        this.#latencySumMs += latencyMs;
-      }
+    if (!isSuccess) {
+      this.#lastFailureAtMs = this.#clock.now();
+      return;
+    }
+    // A success is the latest evidence: the failures before it no longer count.
+    this.#lastFailureAtMs = undefined;
+    this.#successWeight = this.#weight;
+    if (Number.isFinite(latencyMs) && latencyMs >= 0) {
+      this.#latencyWeight += 1;
+      this.#latencySumMs += latencyMs;
     }
   }
 
-  snapshot(): HealthSnapshot {
-    const factor = this.#decayFactor(this.#clock.now());
+  /** `failureMemoryMs`: failures older than this (and no success since) are forgotten. */
+  snapshot(failureMemoryMs = Number.POSITIVE_INFINITY): HealthSnapshot {
+    const nowMs = this.#clock.now();
+    const factor = this.#decayFactor(nowMs);
     const weight = this.#weight * factor;
     if (weight <= 0) return { samples: 0 };
-    const successEwma = this.#successWeight / this.#weight;
+    const isFailureForgotten = this.#lastFailureAtMs !== undefined && nowMs - this.#lastFailureAtMs > failureMemoryMs;
+    const successEwma = isFailureForgotten ? 1 : this.#successWeight / this.#weight;
     const samples = weight;
     if (this.#latencyWeight <= 0) return { successEwma, samples };
     return { successEwma, latencyEwmaMs: this.#latencySumMs / this.#latencyWeight, samples };

@@ -2,7 +2,7 @@
 // minus its live health penalty. Holds the health trackers; the recorder feeds them.
 import type { Clock } from "../clock.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { HealthTracker } from "./health.ts";
+import { type HealthSnapshot, HealthTracker } from "./health.ts";
 import { boardQuality, type ModelProfile } from "./model-profile.ts";
 import { explainScore, type ScoreBreakdown, type StaticScore, scoreWithHealth } from "./score.ts";
 import type { ScoringSettings } from "./scoring-sources.ts";
@@ -19,10 +19,17 @@ export class LiveScores {
   readonly #clock: Clock;
   readonly #health = new Map<string, HealthTracker>();
   #halfLifeMs: number | undefined;
+  /** Failures older than this (with no success since) no longer lower a score: `cooldowns.failure_window_ms`. */
+  #failureMemoryMs: number;
 
-  constructor(clock: Clock, halfLifeMs: number | undefined) {
+  constructor(clock: Clock, halfLifeMs: number | undefined, failureMemoryMs = Number.POSITIVE_INFINITY) {
     this.#clock = clock;
     this.#halfLifeMs = halfLifeMs;
+    this.#failureMemoryMs = failureMemoryMs;
+  }
+
+  setFailureMemory(failureMemoryMs: number): void {
+    this.#failureMemoryMs = failureMemoryMs;
   }
 
   /** A new config's half-life applies to trackers created from now on. */
@@ -30,13 +37,17 @@ export class LiveScores {
     this.#halfLifeMs = halfLifeMs;
   }
 
-  /** Static score minus the live health penalty. */
-  scoreOf(deployment: Deployment, snapshot: ScoringSnapshot): number {
+  /**
+   * Static score minus the live health penalty. `isProbe`: the candidate's next request is its recovery probe,
+   * ranked in its place as if it had not failed (its failures are what the probe is to find out about).
+   */
+  scoreOf(deployment: Deployment, snapshot: ScoringSnapshot, isProbe = false): number {
     const staticScore = snapshot.staticScores[deployment.index];
     if (staticScore === undefined) return 0;
     const tracker = this.#health.get(deployment.key);
     if (tracker === undefined) return staticScore.staticTotal;
-    return scoreWithHealth(staticScore, tracker.snapshot(), snapshot.scoring.weights);
+    const health = tracker.snapshot(this.#failureMemoryMs);
+    return scoreWithHealth(staticScore, isProbe ? withoutFailures(health) : health, snapshot.scoring.weights);
   }
 
   /** The score with the leaderboard term from one board (alias like `bigcodebench` covers its variants). */
@@ -55,8 +66,13 @@ export class LiveScores {
   explain(deployment: Deployment, snapshot: ScoringSnapshot): ScoreBreakdown | undefined {
     const staticScore = snapshot.staticScores[deployment.index];
     if (staticScore === undefined) return undefined;
-    const health = this.#health.get(deployment.key)?.snapshot() ?? { samples: 0 };
+    const health = this.#health.get(deployment.key)?.snapshot(this.#failureMemoryMs) ?? { samples: 0 };
     return explainScore(staticScore, health, snapshot.scoring.weights);
+  }
+
+  /** Forgets a deployment's health (a reload pointed it at another upstream or key). */
+  forget(deploymentKey: string): void {
+    this.#health.delete(deploymentKey);
   }
 
   /** Feeds the health term: successes and real failures (not rate limits, which cooldowns handle). */
@@ -69,4 +85,8 @@ export class LiveScores {
     }
     tracker.record(isSuccess, latencyMs);
   }
+}
+
+function withoutFailures(health: HealthSnapshot): HealthSnapshot {
+  return health.successEwma === undefined ? health : { ...health, successEwma: 1 };
 }

@@ -1,12 +1,13 @@
 // Operator routes, guarded by `server.admin_keys` (separate from client keys: a client must not be able to
 // wipe the gateway's knowledge of provider limits).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { PermissionDeniedError } from "../errors/gateway-error.ts";
+import { InvalidConfigError, PermissionDeniedError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { KeyRing } from "./auth.ts";
 
-export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntime, adminKeys: KeyRing): void {
+export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntime, adminKeyRing: () => KeyRing): void {
   const requireAdmin = (request: FastifyRequest): void => {
+    const adminKeys = adminKeyRing();
     if (adminKeys.isEmpty) {
       throw new PermissionDeniedError("The admin API is disabled: set server.admin_keys to enable it.");
     }
@@ -23,6 +24,22 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
     await runtime.resetLimits();
     request.log.warn("admin: cooldowns, circuits and budget counters reset");
     return { status: "ok", reset: ["cooldowns", "circuits", "budgets"] };
+  });
+
+  /**
+   * Loads and validates the config files (and .env) again: 200 with the new config's hash when it was swapped
+   * in, 400 `config_invalid` listing every problem when not (the previous config keeps serving).
+   */
+  app.post("/admin/reload", async (request) => {
+    requireAdmin(request);
+    const result = await runtime.reloadFromSource("POST /admin/reload");
+    if (!result.isApplied) {
+      throw new InvalidConfigError(
+        `The config was not reloaded (${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}); the previous config keeps serving.`,
+        { problems: result.problems },
+      );
+    }
+    return { status: "ok", config: { hash: result.hash, loaded_at: new Date(result.loadedAtMs).toISOString() } };
   });
 
   /** Re-runs model discovery now, ignoring the cache's age. */

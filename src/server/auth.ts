@@ -1,5 +1,5 @@
-// Bearer-token check for clients. Constant-time comparison, so response timing does not reveal how much of a
-// guessed key was right.
+// Client key check. Constant-time comparison, so response timing does not reveal how much of a guessed key was
+// right. A key may come as `Authorization: Bearer <key>` (OpenAI), `x-api-key` (Anthropic) or `api-key` (Azure).
 import { createHash, timingSafeEqual } from "node:crypto";
 
 export class KeyRing {
@@ -17,13 +17,56 @@ export class KeyRing {
     if (authorization === undefined) return false;
     const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
     if (match === null) return false;
-    const candidate = digest(match[1] ?? "");
+    return this.#isKnown(match[1] ?? "");
+  }
+
+  /** Whether any of the client key headers (`authorization`, `x-api-key`, `api-key`) carries one of the keys. */
+  acceptsClient(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+    if (this.accepts(single(headers.authorization))) return true;
+    for (const name of ["x-api-key", "api-key"]) {
+      const value = single(headers[name])?.trim();
+      if (value !== undefined && value !== "" && this.#isKnown(value)) return true;
+    }
+    return false;
+  }
+
+  #isKnown(key: string): boolean {
+    const candidate = digest(key);
     let isMatch = false;
     for (const known of this.#digests) if (timingSafeEqual(known, candidate)) isMatch = true;
     return isMatch;
   }
 }
 
+/** Whether a request sends a client key in any of the accepted headers. */
+export function hasClientKey(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+  return ["authorization", "x-api-key", "api-key"].some((name) => headers[name] !== undefined);
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
 function digest(key: string): Buffer {
   return createHash("sha256").update(key).digest();
+}
+
+/**
+ * The key ring of the serving config, rebuilt when a reload swapped the config (keys added or revoked by a
+ * reload apply to the next request).
+ */
+export function currentKeyRing<Config extends object>(
+  currentConfig: () => Config,
+  keysOf: (config: Config) => readonly string[],
+): () => KeyRing {
+  let cachedFor: Config | undefined;
+  let cached = new KeyRing([]);
+  return () => {
+    const config = currentConfig();
+    if (config !== cachedFor) {
+      cached = new KeyRing(keysOf(config));
+      cachedFor = config;
+    }
+    return cached;
+  };
 }

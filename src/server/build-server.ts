@@ -7,19 +7,22 @@ import {
   RouteNotFoundError,
   ServiceUnavailableError,
 } from "../errors/gateway-error.ts";
+import { redactSecrets } from "../errors/redact.ts";
 import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
-import { KeyRing } from "./auth.ts";
+import { currentKeyRing, hasClientKey } from "./auth.ts";
+import { registerCors } from "./cors.ts";
 import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
+import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
@@ -55,7 +58,10 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
               ? { stream: options.logger.stream }
               : {}),
             // Client keys must never reach a log line.
-            redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+            redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
+            // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
+            // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
+            hooks: { streamWrite: (line: string) => redactSecrets(line, providerKeysOf(runtime)) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -90,8 +96,14 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   registerJsonBodyParser(app);
   const allowedHosts = allowedHostsFor(settings);
 
-  const keys = new KeyRing(settings.apiKeys);
+  // Before the key check: browsers send preflights without credentials.
+  registerCors(app, settings.corsOrigins);
+  const clientKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.apiKeys,
+  );
   app.addHook("onRequest", async (request, reply) => {
+    const keys = clientKeys();
     reply.header("x-request-id", request.id);
     if (!isHostAllowed(allowedHosts, request.headers.host)) {
       throw new HostNotAllowedError(
@@ -105,11 +117,11 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const path = request.url.split("?")[0] ?? "";
     // Admin and dashboard routes check their keys themselves.
     if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
-    if (!keys.accepts(request.headers.authorization)) {
+    if (!keys.acceptsClient(request.headers)) {
       throw new AuthenticationError(
-        request.headers.authorization === undefined
-          ? "Missing API key: send `Authorization: Bearer <key>`."
-          : "Invalid API key.",
+        hasClientKey(request.headers)
+          ? "Invalid API key."
+          : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
       );
     }
   });
@@ -130,11 +142,15 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint.spec, runtime);
     for (const path of endpoint.paths) app.post(path, handler);
   }
+  registerProtocolRoutes(app, runtime);
   registerInfoRoutes(app, runtime);
-  const adminKeys = new KeyRing(settings.adminKeys);
+  const adminKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.adminKeys,
+  );
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {
-    registerObservabilityRoutes(app, options.observers, { client: keys, admin: adminKeys });
+    registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
   }
 
   // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
@@ -157,6 +173,25 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   return app;
 }
 
+const keysBySnapshot = new WeakMap<object, readonly string[]>();
+
+/** The current snapshot's provider keys, also as they appear inside a JSON string (escaped). */
+function providerKeysOf(runtime: GatewayRuntime): readonly string[] {
+  const snapshot = runtime.snapshot;
+  let keys = keysBySnapshot.get(snapshot);
+  if (keys === undefined) {
+    const found = new Set<string>();
+    for (const provider of snapshot.config.providers) {
+      for (const key of provider.apiKeys) {
+        found.add(key);
+        found.add(JSON.stringify(key).slice(1, -1));
+      }
+    }
+    keys = [...found];
+    keysBySnapshot.set(snapshot, keys);
+  }
+  return keys;
+}
 const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
 
 /**

@@ -15,6 +15,8 @@ import {
   RouteNotFoundError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
+import { renderAnthropicError } from "../protocols/messages/render-error.ts";
+import { isMessagesRoute } from "./protocol-paths.ts";
 
 export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: number): GatewayError {
   const code = (error as FastifyError).code;
@@ -54,7 +56,9 @@ export function sendError(reply: FastifyReply, error: GatewayError): void {
   // A request answered before its body was read (401 on a slow upload, 413, 408): close the connection instead
   // of reading the rest, so a client cannot hold the socket by trickling a body nobody will use.
   if (hasUnreadBody(reply.request.raw)) reply.header("connection", "close");
-  reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(renderError(error));
+  // Anthropic clients parse errors in Anthropic's shape (their SDK reads `error.type`).
+  const body = isMessagesRoute(reply.request.url) ? renderAnthropicError(error, reply.request.id) : renderError(error);
+  reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(body);
 }
 
 function hasUnreadBody(request: IncomingMessage): boolean {

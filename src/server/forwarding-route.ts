@@ -7,7 +7,7 @@ import { renderError } from "../errors/render-error.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleRequest, type PipelineResult } from "../pipeline/handle-request.ts";
+import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
@@ -44,19 +44,37 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       reply.code(result.status).headers(result.headers).type("application/json").send(result.bodyText);
       return;
     }
-    reply.hijack();
-    reply.raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id, ...safeHeaders(result.headers) });
-    const ending = await pumpStream(reply.raw, result.events, (chunks) => {
-      let text = "";
-      for (const chunk of chunks) text += sseData(chunk.data);
-      return text;
-    });
-    clientGone.stop();
+    let ending: StreamEnding | undefined;
+    try {
+      // Before hijacking: if the head cannot be written (a header value Node refuses), nothing was sent and
+      // Fastify's error handler still answers; the `finally` settles the stream (slot, upstream, record).
+      reply.raw.writeHead(200, {
+        ...SSE_HEADERS,
+        // A client that asked to close the connection gets it closed after the stream, not kept alive.
+        ...(wantsClose(request.headers.connection) ? { connection: "close" } : {}),
+        "x-request-id": request.id,
+        ...safeHeaders(result.headers),
+      });
+      reply.hijack();
+      ending = await pumpStream(reply.raw, result.events, (chunks) => {
+        let text = "";
+        for (const chunk of chunks) text += sseData(chunk.data);
+        return text;
+      });
+    } finally {
+      clientGone.stop();
+      // Whatever happened above, the stream is settled and its concurrency slot freed.
+      if (ending === undefined) await result.cancel();
+    }
     if (reply.raw.destroyed) return;
     if (ending.isSuccess) reply.raw.end(SSE_DONE);
     else if (ending.error !== undefined) reply.raw.end(sseData(renderError(ending.error)));
     else reply.raw.end();
   };
+}
+
+function wantsClose(connection: string | undefined): boolean {
+  return connection !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(connection);
 }
 
 /** Upstream-derived values (a model id outside Latin-1) must never make writing the headers throw. */

@@ -1,6 +1,6 @@
 // Read-only routes: model list, health, stats.
-import type { FastifyInstance } from "fastify";
-import { InvalidRequestError } from "../errors/gateway-error.ts";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -8,29 +8,47 @@ import { PRIORITY_AUTO } from "../router/plan-route.ts";
 
 export const GATEWAY_VERSION = "0.1.0";
 
+/** The routes a model can be used on, as the model list shows them. */
+const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"];
+const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
+
 export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
   app.get("/ok", async () => ({ status: "ok" }));
 
-  const listModels = async () => {
+  const modelEntries = () => {
     const { catalog, config } = runtime.snapshot;
     const created = Math.floor(runtime.startedAtMs / 1000);
-    const data = catalog.publicNames().map((entry) => ({
-      id: entry.name,
+    const entry = (id: string, ownedBy: string, kind: string) => ({
+      id,
       object: "model",
       created,
-      owned_by: entry.providers.join(","),
-      kind: entry.kind,
-    }));
+      owned_by: ownedBy,
+      kind,
+      endpoints: kind === "embedding" ? EMBEDDING_ENDPOINTS : CHAT_ENDPOINTS,
+    });
+    const data = catalog.publicNames().map((model) => entry(model.name, model.providers.join(","), model.kind));
     // Meta models (and `priority-auto`) only when a member is served: listing a name that answers 404 misleads.
     for (const name of [...Object.keys(config.metaModels), PRIORITY_AUTO]) {
-      if (isServable(runtime, name)) {
-        data.push({ id: name, object: "model", created, owned_by: "llm-gateway", kind: "chat" });
-      }
+      if (isServable(runtime, name)) data.push(entry(name, "llm-gateway", "chat"));
     }
-    return { object: "list", data };
+    return data;
   };
+  const listModels = async () => ({ object: "list", data: modelEntries() });
   app.get("/v1/models", listModels);
   app.get("/models", listModels);
+  // Model ids may contain `/` (`meta-llama/Llama-3.3-70B-Instruct`): the id is the rest of the path.
+  const retrieveModel = async (request: FastifyRequest) => {
+    const id = decodeURIComponent((request.params as Record<string, string | undefined>)["*"] ?? "");
+    const found = modelEntries().find((model) => model.id === id);
+    if (found === undefined) {
+      throw new ModelNotFoundError(`The model \`${id}\` does not exist on this gateway; GET /v1/models lists them.`, {
+        param: "model",
+      });
+    }
+    return found;
+  };
+  app.get("/v1/models/*", retrieveModel);
+  app.get("/models/*", retrieveModel);
 
   app.get("/health", async (_request, reply) => {
     const health = describeHealth(runtime);
@@ -142,6 +160,11 @@ export function describeHealth(runtime: GatewayRuntime) {
     status,
     version: GATEWAY_VERSION,
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
+    // Which config is serving: changes on every applied reload (SIGHUP, file change, POST /admin/reload).
+    config: {
+      loaded_at: new Date(runtime.configInfo.loadedAtMs).toISOString(),
+      hash: runtime.configInfo.hash,
+    },
     providers: { up, cooling, failed, skipped: config.skippedProviders },
     models: catalog.deployments.length,
     state,

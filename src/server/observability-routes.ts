@@ -21,7 +21,7 @@ export function isDashboardPath(path: string): boolean {
 export function registerObservabilityRoutes(
   app: FastifyInstance,
   observers: Observers,
-  keys: { readonly client: KeyRing; readonly admin: KeyRing },
+  keys: { readonly client: () => KeyRing; readonly admin: () => KeyRing },
 ): void {
   app.get("/metrics", async (_request, reply) => {
     if (observers.metrics === undefined) {
@@ -60,10 +60,11 @@ export function registerObservabilityRoutes(
   });
 
   const requireDashboardKey = (request: FastifyRequest): void => {
-    const ring = keys.admin.isEmpty ? keys.client : keys.admin;
+    const admin = keys.admin();
+    const ring = admin.isEmpty ? keys.client() : admin;
     if (ring.isEmpty || ring.accepts(request.headers.authorization)) return;
     throw new AuthenticationError(
-      keys.admin.isEmpty
+      admin.isEmpty
         ? "The dashboard needs a gateway key: open /dashboard#key=<one of server.api_keys>."
         : "The dashboard needs an admin key: open /dashboard#key=<one of server.admin_keys>.",
     );

@@ -20,6 +20,7 @@ const SETTINGS: CooldownSettings = {
   failureThreshold: 3,
   failureWindowMs: 60_000,
   circuitOpenMs: 30_000,
+  circuitFirstProbeMs: 30_000,
 };
 
 const SCOPE: BudgetScope = {

@@ -15,7 +15,7 @@ import { hasToolCallsOrManyChoices, ReplayMatcher, setFirstChoiceText } from "./
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
-import type { SseEvent } from "./sse-parser.ts";
+import { type SseEvent, SseLimitError } from "./sse-parser.ts";
 import { inspectEvent } from "./stream-event.ts";
 
 export interface SegmentOptions {
@@ -74,10 +74,16 @@ export async function* relaySegment(
   try {
     const first = render(current.pendingEvents);
     if (first.length > 0) yield first;
+    // Time spent waiting for the upstream since it last completed a line: bytes trickled into one endless line
+    // keep the idle timer from firing, but they are not progress (the client's waits are not counted).
+    let waitedWithoutLineMs = 0;
+    let linesSeen = current.parser.completedLines;
     while (progress.outcome === undefined) {
       idle.waitForUpstream();
+      const waitStartedMs = performance.now();
       const next = await current.iterator.next();
       idle.pause();
+      waitedWithoutLineMs += performance.now() - waitStartedMs;
       if (next.done) {
         const finish = current.parser.finish();
         const tail = render(current.pendingEvents);
@@ -87,18 +93,32 @@ export async function* relaySegment(
         break;
       }
       current.parser.push(next.value);
+      if (current.parser.completedLines !== linesSeen) {
+        linesSeen = current.parser.completedLines;
+        waitedWithoutLineMs = 0;
+      } else if (waitedWithoutLineMs > current.streamIdleTimeoutMs) {
+        stop(
+          "stream_stalled",
+          `no complete line for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms), only a trickle of bytes`,
+        );
+      }
       const out = render(current.pendingEvents);
       if (out.length > 0) yield out;
     }
   } catch (error) {
-    progress.end(
-      "stream_cut",
-      `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    if (error instanceof SseLimitError) progress.end("stream_too_large", error.message);
+    else {
+      progress.end(
+        "stream_cut",
+        `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   } finally {
     idle.clear();
     clearTimeout(durationTimer);
     options.signal.removeEventListener("abort", onClientGone);
+    // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
+    if (progress.outcome === undefined) current.controller.abort();
   }
   if (
     progress.outcome === "stream_stalled" &&
@@ -186,7 +206,15 @@ function renderer(
       }
       if (text !== "") {
         state.deliver(text);
-        progress.text += text;
+        // Kept only while it may still be needed (a continuation, or counting what a cut segment produced).
+        if (state.isRetainingText) progress.text += text;
+        else progress.text = "";
+      }
+      if (json.error !== undefined && json.error !== null) {
+        // An error object riding along with choices is passed on, but an upstream's error text may quote the key.
+        const data = state.redact(continuation === undefined ? event.data : JSON.stringify(json));
+        if (data !== event.data) Object.assign(json, { error: (JSON.parse(data) as { error: unknown }).error });
+        event.data = data;
       }
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;

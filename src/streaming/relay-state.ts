@@ -8,6 +8,11 @@ export interface RelayStateOptions {
   /** Malformed events tolerated (skipped and reported) before the stream counts as broken. */
   readonly maxMalformedEvents: number;
   readonly isContinuable: boolean;
+  /**
+   * `upstream_limits.max_retained_stream_chars`: delivered text kept for a continuation. Past it the text is
+   * dropped and the answer is no longer continued: an endless stream must not grow memory without end.
+   */
+  readonly maxRetainedChars: number;
   readonly usage: UsageMerge;
   /** Replaces secrets in upstream-derived text before it is shown or logged. */
   redact(text: string): string;
@@ -25,6 +30,7 @@ export class RelayState {
   combinedUsage: TokenUsage | undefined;
   readonly #textParts: string[] = [];
   #deliveredChars = 0;
+  #isRetainingText = true;
   readonly #options: RelayStateOptions;
 
   constructor(options: RelayStateOptions) {
@@ -37,8 +43,20 @@ export class RelayState {
   }
 
   deliver(text: string): void {
-    this.#textParts.push(text);
     this.#deliveredChars += text.length;
+    if (!this.#isRetainingText) return;
+    if (this.#deliveredChars > this.#options.maxRetainedChars) {
+      this.#isRetainingText = false;
+      this.#textParts.length = 0;
+      this.isContinuable = false;
+      return;
+    }
+    this.#textParts.push(text);
+  }
+
+  /** Delivered text is still kept (the answer is under `maxRetainedChars`). */
+  get isRetainingText(): boolean {
+    return this.#isRetainingText;
   }
 
   get deliveredChars(): number {
@@ -50,6 +68,11 @@ export class RelayState {
     this.#textParts.length = 0;
     this.#textParts.push(text);
     return text;
+  }
+
+  /** Replaces secrets in upstream-derived text (configured keys and anything key-shaped). */
+  redact(text: string): string {
+    return this.#options.redact(text);
   }
 
   /** Counts a malformed event; true when there were too many. */

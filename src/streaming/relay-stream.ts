@@ -25,6 +25,8 @@ export interface RelayOptions {
   readonly maxDurationMs: number;
   /** Malformed events tolerated (skipped and reported) before the stream counts as broken. */
   readonly maxMalformedEvents: number;
+  /** `upstream_limits.max_retained_stream_chars`: delivered text kept for continuation; past it, none is. */
+  readonly maxRetainedChars: number;
   /** Strip usage-only chunks of the first segment (the gateway asked for usage, the client did not). */
   readonly shouldStripUsage: boolean;
   /** Aborted when the client goes away. */
@@ -49,6 +51,7 @@ export async function* relayStream(
   const state = new RelayState({
     maxMalformedEvents: options.maxMalformedEvents,
     isContinuable: options.continuation !== undefined,
+    maxRetainedChars: options.maxRetainedChars,
     usage: new UsageMerge(options.promptTokens, options.countTokens),
     redact: options.redact,
     ...(options.onMalformedEvent === undefined ? {} : { onMalformedEvent: options.onMalformedEvent }),

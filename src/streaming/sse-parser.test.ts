@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { SSE_DONE, sseData } from "./sse-format.ts";
-import { type SseEvent, SseParser } from "./sse-parser.ts";
+import { type SseEvent, SseLimitError, SseParser } from "./sse-parser.ts";
 
 // A realistic OpenAI chat stream as an OpenRouter-style upstream sends it: a keep-alive comment first, a role
 // chunk, content with multibyte UTF-8 (2, 3 and 4 byte characters), a finish chunk, a usage chunk, [DONE].
@@ -282,5 +282,37 @@ describe("sseData and SSE_DONE", () => {
     assert.equal(sseData("[DONE]"), SSE_DONE);
     assert.equal(sseData("a\nb\r\nc"), "data: a\ndata: b\ndata: c\n\n");
     assert.deepEqual(parseChunks([sseData("a\nb\rc")]).events, [{ data: "a\nb\nc" }]);
+  });
+});
+
+describe("SseParser bounds (maxEventChars)", () => {
+  test("an endless line without a newline throws SseLimitError once it passes the bound", () => {
+    const parser = new SseParser(() => {}, { maxEventChars: 1000 });
+    parser.push("data: ");
+    assert.throws(() => {
+      for (let index = 0; index < 100; index++) parser.push("a".repeat(100));
+    }, SseLimitError);
+  });
+
+  test("a single chunk holding one over-long complete line throws too", () => {
+    const parser = new SseParser(() => {}, { maxEventChars: 1000 });
+    assert.throws(() => parser.push(`data: ${"b".repeat(2000)}\n\n`), /max_stream_event_chars \(1000/);
+  });
+
+  test("an event made of many short data lines is bounded as a whole", () => {
+    const parser = new SseParser(() => {}, { maxEventChars: 1000 });
+    assert.throws(() => {
+      for (let index = 0; index < 100; index++) parser.push(`data: ${"c".repeat(50)}\n`);
+    }, SseLimitError);
+  });
+
+  test("events under the bound pass, however many; lines are counted as progress", () => {
+    const events: SseEvent[] = [];
+    const parser = new SseParser((event) => events.push(event), { maxEventChars: 1000 });
+    for (let index = 0; index < 1000; index++) parser.push(`data: ${"d".repeat(900)}\n\n`);
+    assert.equal(events.length, 1000);
+    assert.equal(parser.completedLines, 2000);
+    parser.push("data: partial");
+    assert.equal(parser.completedLines, 2000, "a partial line is not progress");
   });
 });

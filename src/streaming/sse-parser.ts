@@ -14,6 +14,24 @@ export interface SseFinishResult {
   hadPartialEvent: boolean;
 }
 
+/** A line or an event grew past the parser's bound (`upstream_limits.max_stream_event_chars`). */
+export class SseLimitError extends Error {
+  readonly maxChars: number;
+  constructor(what: "line" | "event", maxChars: number) {
+    super(`an event stream ${what} longer than max_stream_event_chars (${maxChars} characters)`);
+    this.name = "SseLimitError";
+    this.maxChars = maxChars;
+  }
+}
+
+export interface SseParserOptions {
+  /**
+   * Characters one line, and one event's data, may have. Past it `push` throws an SseLimitError: an upstream
+   * sending `data: ` and then bytes without a newline must not grow memory without end.
+   */
+  readonly maxEventChars?: number;
+}
+
 const LINE_FEED = 10;
 const SPACE = 32;
 const COLON = 58;
@@ -24,11 +42,13 @@ const LOWERCASE_T = 116;
 
 export class SseParser {
   readonly #onEvent: (event: SseEvent) => void;
+  readonly #maxEventChars: number;
   #decoder = new TextDecoder("utf-8");
 
   // The unterminated last line, kept as pieces: a long line arriving in many small chunks is joined once when
   // its line end arrives, instead of being re-concatenated (and re-scanned) on every chunk.
   #pendingLineParts: string[] = [];
+  #pendingLineChars = 0;
   // A chunk ended in `\r`: if the next text starts with `\n`, that `\n` belongs to the same line end.
   #isCarriageReturnPending = false;
   #isStreamStart = true;
@@ -39,9 +59,11 @@ export class SseParser {
   #lastEventId = "";
   // Any field line (not a comment, not blank) was seen since the last blank line.
   #hasPendingFields = false;
+  #completedLines = 0;
 
-  constructor(onEvent: (event: SseEvent) => void) {
+  constructor(onEvent: (event: SseEvent) => void, options: SseParserOptions = {}) {
     this.#onEvent = onEvent;
+    this.#maxEventChars = options.maxEventChars ?? Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -61,6 +83,14 @@ export class SseParser {
   }
 
   /**
+   * Lines (events, fields, comments, blank lines) completed so far: the relay's measure of progress, so that
+   * bytes trickled into one endless line do not count as a live stream.
+   */
+  get completedLines(): number {
+    return this.#completedLines;
+  }
+
+  /**
    * Ends the stream. Per the spec, an event not terminated by a blank line is discarded, not dispatched; the
    * result says whether that happened (a truncated upstream stream). The parser is reset and may be reused.
    */
@@ -75,6 +105,7 @@ export class SseParser {
     }
     this.#decoder = new TextDecoder("utf-8");
     this.#pendingLineParts = [];
+    this.#pendingLineChars = 0;
     this.#isCarriageReturnPending = false;
     this.#isStreamStart = true;
     this.#data = "";
@@ -117,6 +148,7 @@ export class SseParser {
         this.#pendingLineParts.push(text.slice(lineStart, lineEnd));
         const line = this.#pendingLineParts.join("");
         this.#pendingLineParts.length = 0;
+        this.#pendingLineChars = 0;
         this.#processLine(line, 0, line.length);
       } else {
         this.#processLine(text, lineStart, lineEnd);
@@ -129,11 +161,17 @@ export class SseParser {
       }
     }
 
-    if (lineStart < length) this.#pendingLineParts.push(lineStart === 0 ? text : text.slice(lineStart));
+    if (lineStart < length) {
+      this.#pendingLineChars += length - lineStart;
+      if (this.#pendingLineChars > this.#maxEventChars) throw new SseLimitError("line", this.#maxEventChars);
+      this.#pendingLineParts.push(lineStart === 0 ? text : text.slice(lineStart));
+    }
   }
 
   /** Interprets `text[start, end)`, one line without its line end. */
   #processLine(text: string, start: number, end: number): void {
+    if (end - start > this.#maxEventChars) throw new SseLimitError("line", this.#maxEventChars);
+    this.#completedLines++;
     if (start === end) {
       this.#dispatch();
       return;
@@ -177,6 +215,9 @@ export class SseParser {
   }
 
   #appendData(value: string): void {
+    if (this.#hasData && this.#data.length + value.length + 1 > this.#maxEventChars) {
+      throw new SseLimitError("event", this.#maxEventChars);
+    }
     if (this.#hasData) {
       this.#data += `\n${value}`;
     } else {

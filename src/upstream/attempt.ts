@@ -2,6 +2,7 @@
 // wait for its first content (open-stream.ts). It reports what happened and what it taught; it changes no state.
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
+import type { UpstreamLimits } from "../config/types.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
@@ -11,6 +12,7 @@ import { classifyErrorInSuccess, classifyResponse } from "./classify-response.ts
 import type { ForwardRequest, JsonResult } from "./forward-types.ts";
 import { type Effect, failureLesson, type Lesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { openStream } from "./open-stream.ts";
+import { readBodyBounded } from "./read-body.ts";
 import { buildPayload, classifyNetworkError, sendUpstream } from "./upstream-request.ts";
 
 export type AttemptResult =
@@ -32,21 +34,36 @@ export type AttemptResult =
       readonly headersMs?: number;
     };
 
+export interface AttemptServices {
+  readonly dispatcher: Dispatcher;
+  readonly clock: Clock;
+  readonly limits: UpstreamLimits;
+}
+
 interface AttemptContext {
   readonly deployment: Deployment;
   readonly request: ForwardRequest;
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
+  readonly limits: UpstreamLimits;
+  /** Gives the provider's in-flight slot back; called once the upstream response is over (or never came). */
+  readonly releaseSlot: () => void;
   readonly remainingMs: number;
   readonly controller: AbortController;
   readonly deadline: AbortSignal;
 }
 
+/**
+ * `releaseSlot` frees the provider's in-flight slot (`max_in_flight`) that the caller took for this attempt:
+ * it is called when the upstream response body closes (read to its end, or aborted), which for a stream is when
+ * the relay is done with it, or at once when no response came.
+ */
 export async function attemptOnce(
   deployment: Deployment,
   request: ForwardRequest,
-  services: { readonly dispatcher: Dispatcher; readonly clock: Clock },
+  services: AttemptServices,
   remainingMs: number,
+  releaseSlot: () => void = () => {},
 ): Promise<AttemptResult> {
   const controller = new AbortController();
   const deadline = new AbortController();
@@ -71,6 +88,8 @@ export async function attemptOnce(
       request,
       dispatcher: services.dispatcher,
       clock: services.clock,
+      limits: services.limits,
+      releaseSlot: once(releaseSlot),
       remainingMs,
       controller,
       deadline: deadline.signal,
@@ -107,6 +126,7 @@ async function attemptWithSignals(context: AttemptContext): Promise<AttemptResul
       signal: controller.signal,
     });
   } catch (error) {
+    context.releaseSlot();
     if (isHeadersLate && !request.signal.aborted) {
       return failed(failureLesson("timeout", `no response headers within timeout_ms (${headersTimeoutMs} ms)`));
     }
@@ -114,12 +134,29 @@ async function attemptWithSignals(context: AttemptContext): Promise<AttemptResul
   } finally {
     clearTimeout(headersTimer);
   }
+  // The body closes when it was read to its end or aborted: the connection is free again.
+  response.body.once("close", context.releaseSlot);
+  if (response.body.destroyed) context.releaseSlot();
   const headersMs = clock.now() - sentAtMs;
   const headers = response.headers as HeaderMap;
+  if (response.statusCode >= 300 && response.statusCode < 400) {
+    // undici does not follow redirects, and the gateway must not: a redirect (or a 304 to a POST) is not an
+    // answer the client asked for, and relaying it would make it look like the gateway's own.
+    controller.abort();
+    return failed(
+      failureLesson("bad_response", `HTTP ${response.statusCode}: the upstream answered with a redirect`),
+      response.statusCode,
+      undefined,
+      headersMs,
+    );
+  }
   if (response.statusCode < 200 || response.statusCode >= 300) {
     let bodyText: string;
     try {
-      bodyText = await response.body.text();
+      // Enough to classify the error; the rest of a huge error body is never read (the connection is closed).
+      const read = await readBodyBounded(response.body, context.limits.maxErrorBodyBytes);
+      if (read.isTruncated) controller.abort();
+      bodyText = read.text;
     } catch (error) {
       return networkFailure(error, context);
     }
@@ -150,6 +187,8 @@ async function streamAnswer(
     clientSignal: request.signal,
     firstTokenTimeoutMs: Math.min(settings.firstTokenTimeoutMs, remainingMs),
     streamIdleTimeoutMs: settings.streamIdleTimeoutMs,
+    maxEventChars: context.limits.maxStreamEventChars,
+    maxErrorBodyBytes: context.limits.maxErrorBodyBytes,
     nowMs: () => clock.now(),
   });
   if (opened.ok) {
@@ -173,6 +212,9 @@ async function streamAnswer(
       headersMs,
     );
   }
+  if (opened.failure === "too_large") {
+    return failed(failureLesson("bad_response", opened.reason), response.statusCode, undefined, headersMs);
+  }
   const outcome =
     opened.failure === "first_token_timeout"
       ? "first_token_timeout"
@@ -189,9 +231,18 @@ async function jsonAnswer(
   headersMs: number,
 ): Promise<AttemptResult> {
   const { deployment, clock } = context;
+  const maxBytes = context.limits.maxResponseBytes;
   let bodyText: string;
   try {
-    bodyText = await response.body.text();
+    const read = await readBodyBounded(response.body, maxBytes);
+    if (read.isTruncated) {
+      context.controller.abort();
+      return failed(
+        failureLesson("bad_response", `the response body is larger than max_response_bytes (${maxBytes} bytes)`),
+        response.statusCode,
+      );
+    }
+    bodyText = read.text;
   } catch (error) {
     return networkFailure(error, context);
   }
@@ -207,6 +258,13 @@ async function jsonAnswer(
       lessonFromVerdict(inBandError, deployment.provider.settings, clock.now()),
       response.statusCode,
       inBandError,
+    );
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    // `null`, `[1,2,3]`, `"text"`: valid JSON, but no answer any client could use.
+    return failed(
+      failureLesson("bad_response", `HTTP ${response.statusCode} with a JSON body that is not an object`),
+      response.statusCode,
     );
   }
   return {
@@ -243,6 +301,15 @@ function networkFailure(error: unknown, context: AttemptContext): AttemptResult 
     return failed(failureLesson("timeout", reason));
   }
   return failed(failureLesson("network_error", failure.reason));
+}
+
+function once(action: () => void): () => void {
+  let isDone = false;
+  return () => {
+    if (isDone) return;
+    isDone = true;
+    action();
+  };
 }
 
 function clientAskedForUsage(body: Readonly<Record<string, unknown>>): boolean {

@@ -19,7 +19,13 @@ export type Verdict =
   /** 408, 5xx, an error inside a 200: retry or fail over. */
   | { readonly kind: "transient"; readonly reason: string }
   /** 400/404/422 and other 4xx: the request itself is wrong; return it to the client as is. */
-  | { readonly kind: "rejected"; readonly status: number; readonly error: UpstreamErrorFields };
+  | {
+      readonly kind: "rejected";
+      readonly status: number;
+      readonly error: UpstreamErrorFields;
+      /** The upstream's body as it came (capped at MAX_RAW_CHARS), for `error.metadata.raw`. */
+      readonly raw: string;
+    };
 
 export interface UpstreamErrorFields {
   readonly message: string;
@@ -33,6 +39,9 @@ const CONTEXT_LENGTH =
   /context[_ ]length|context window|maximum context|reduce the length|prompt is too long|input is too long|too many (?:input )?tokens|exceeds? (?:the )?(?:model'?s? )?(?:maximum|max)|input token count|longer than the model/i;
 
 const MAX_REASON_CHARS = 300;
+/** An upstream error message is passed on word for word up to this length (clients match these messages). */
+const MAX_MESSAGE_CHARS = 8_000;
+const MAX_RAW_CHARS = 4_000;
 
 export function classifyResponse(status: number, headers: HeaderMap, bodyText: string, nowMs: number): Verdict {
   if (status >= 200 && status < 300) return { kind: "success" };
@@ -62,7 +71,12 @@ export function classifyResponse(status: number, headers: HeaderMap, bodyText: s
   if ((status === 400 || status === 413 || status === 422) && isContextLengthError(error)) {
     return { kind: "context_length", reason: `HTTP ${status}: ${summarise(error.message)}`, error };
   }
-  return { kind: "rejected", status, error };
+  return {
+    kind: "rejected",
+    status,
+    error,
+    raw: bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText,
+  };
 }
 
 /**
@@ -109,7 +123,7 @@ function readUpstreamError(bodyText: string, status: number): UpstreamErrorField
           ? root.detail
           : `upstream answered HTTP ${status}`;
   const fields: { message: string; type?: string; code?: string; param?: string } = {
-    message: summarise(message, 2000),
+    message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message,
   };
   if (typeof error.type === "string") fields.type = error.type;
   if (typeof error.code === "string") fields.code = error.code;

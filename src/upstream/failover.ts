@@ -80,19 +80,54 @@ async function tryCandidate(
       state.isOutOfAttempts = true;
       return undefined;
     }
+    // Waiting for one of the provider's in-flight slots is the gateway's own queue: it never counts against
+    // the provider. Its `timeout_ms` starts when the request is sent, and the wait may only last as long as the
+    // provider still gets that whole time afterwards (else a request sent at the end of the request's time would
+    // time out on the provider's account).
+    const maxSlotWaitMs = Math.max(0, remainingMs - settings.timeoutMs);
+    const releaseSlot = await services.acquireSlot(deployment, maxSlotWaitMs, request.signal);
+    if (request.signal.aborted) {
+      releaseSlot?.();
+      throw new ClientAbortedError();
+    }
+    if (releaseSlot === undefined) {
+      skips.push({
+        deploymentKey: deployment.key,
+        reason: `no free slot within the request's time (max_in_flight ${settings.maxInFlight})`,
+      });
+      return undefined;
+    }
+    const attemptMs = state.deadlineMs - clock.now();
+    if (attemptMs <= 0) {
+      releaseSlot();
+      state.isOutOfAttempts = true;
+      return undefined;
+    }
     const tokens = request.promptTokens + (settings.countMaxTokens ? request.maxOutputTokens : 0);
-    const admitted = services.admit(deployment, tokens);
-    const admission = admitted instanceof Promise ? await admitted : admitted;
+    let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
+    try {
+      const admitted = services.admit(deployment, tokens);
+      admission = admitted instanceof Promise ? await admitted : admitted;
+    } catch (error) {
+      releaseSlot();
+      throw error;
+    }
     if (!admission.isAdmitted) {
+      releaseSlot();
       skips.push(
         admission.untilMs === undefined
-          ? { deploymentKey: deployment.key, reason: admission.reason }
-          : { deploymentKey: deployment.key, reason: admission.reason, untilMs: admission.untilMs },
+          ? { deploymentKey: deployment.key, reason: admission.reason, isLimit: admission.isLimit }
+          : {
+              deploymentKey: deployment.key,
+              reason: admission.reason,
+              untilMs: admission.untilMs,
+              isLimit: admission.isLimit,
+            },
       );
       return undefined;
     }
     const startedAtMs = clock.now();
-    const result = await attemptOnce(deployment, request, services, remainingMs);
+    const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot);
     const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs);
     attempts.push(report);
     services.attemptEnded(deployment, report, admission.reservation, result.ok && result.stream !== undefined);

@@ -1,15 +1,19 @@
 // The error a client gets when no attempt produced an answer: a context-length 400 when only context was the
-// problem, a 429 when every candidate is rate-limited or cooling, a 504 when only timeouts, else a 502; and an
-// upstream's own 4xx passed on when it rejected the request itself. Each lists the attempts, without secrets.
+// problem; a 429 when every candidate is rate-limited, over budget or cooling after 429s; a 503 when the
+// candidates are failing (circuits open, keys parked) and nothing was tried; a 504 when only timeouts, else a
+// 502; and an upstream's own 4xx passed on unchanged when it rejected the request itself. Each lists the
+// attempts, without secrets.
 import {
   type AttemptSummary,
   type GatewayError,
+  type GatewayErrorOptions,
   RateLimitedError,
   UpstreamRequestError,
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
+import { isLimitCause } from "../limits/availability.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
@@ -44,32 +48,45 @@ export function finalError(
       { param: "messages", attempts: summaries },
     );
   }
-  const isRateLimitOnly = attempts.every(
-    (attempt) => attempt.outcome === "rate_limited" || attempt.outcome === "invalid_key",
-  );
-  const hasRateLimited =
-    attempts.some((attempt) => attempt.outcome === "rate_limited") ||
-    plan.skipped.some((skip) => skip.cause === "cooldown" || skip.cause === "budget") ||
-    skips.length > 0;
-  if (isRateLimitOnly && hasRateLimited) {
-    // The plan's view, refined by what attempt-time checks learned (a budget another replica used up).
-    let soonestMs = soonestAvailableMs;
-    for (const skip of skips) {
-      if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs)) continue;
-      const waitMs = Math.max(0, skip.untilMs - nowMs);
-      if (soonestMs === undefined || soonestMs === 0 || waitMs < soonestMs) soonestMs = waitMs;
-    }
-    const options =
-      soonestMs === undefined ? { attempts: summaries } : { attempts: summaries, retryAfterMs: soonestMs };
+  // 429 only when limits are all that stand in the way: every attempt was rate-limited and every candidate left
+  // out is rate-limited, over budget or cooling after 429s. Failing candidates (5xx, open circuits, parked keys)
+  // are not a rate limit: a client told 429 backs off and retries as for one.
+  const failures = attempts.filter((attempt) => attempt.outcome !== "rate_limited");
+  const limitSkips =
+    plan.skipped.filter(
+      (skip) =>
+        skip.cause === "budget" ||
+        (skip.cause === "cooldown" && (skip.cooldownCause === undefined || isLimitCause(skip.cooldownCause))),
+    ).length + skips.filter((skip) => skip.isLimit === true).length;
+  const failingSkips =
+    plan.skipped.filter(
+      (skip) => skip.cause === "cooldown" && skip.cooldownCause !== undefined && !isLimitCause(skip.cooldownCause),
+    ).length + skips.filter((skip) => skip.isLimit === false).length;
+  const hasRateLimited = attempts.length > failures.length || limitSkips > 0;
+  // The plan's view, refined by what attempt-time checks learned (a budget another replica used up).
+  let soonestMs = soonestAvailableMs;
+  for (const skip of skips) {
+    if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs)) continue;
+    const waitMs = Math.max(0, skip.untilMs - nowMs);
+    if (soonestMs === undefined || soonestMs === 0 || waitMs < soonestMs) soonestMs = waitMs;
+  }
+  const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };
+  if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     return new RateLimitedError(
       `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}.${detail}`,
-      options,
+      { attempts: summaries, ...retryAfter },
     );
   }
-  const failures = attempts.filter((attempt) => attempt.outcome !== "rate_limited");
-  const isTimeoutOnly =
-    failures.length > 0 &&
-    failures.every((attempt) => attempt.outcome === "timeout" || attempt.outcome === "first_token_timeout");
+  if (failures.length === 0) {
+    // No attempt failed: the candidates are failing (circuits open, keys parked), perhaps some rate-limited.
+    return new UpstreamUnavailableError(
+      `Every candidate for \`${plan.requested}\` is failing (circuit open or key rejected)${soonestMs === undefined ? "" : `; the next probe is in ${Math.ceil(soonestMs / 1000)} s`}.${detail}`,
+      { status: 503, attempts: summaries, ...retryAfter },
+    );
+  }
+  const isTimeoutOnly = failures.every(
+    (attempt) => attempt.outcome === "timeout" || attempt.outcome === "first_token_timeout",
+  );
   const message = `No upstream could serve \`${plan.requested}\`.${detail}`;
   return isTimeoutOnly
     ? new UpstreamTimeoutError(message, { attempts: summaries })
@@ -82,14 +99,17 @@ export function rejectedError(
   secrets: readonly string[],
 ): UpstreamRequestError {
   const last = attempts[attempts.length - 1];
-  // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."); this message goes to the client.
-  const message = redactSecrets(verdict.error.message, secrets);
+  // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."), in any field; every one of them
+  // goes to the client. Otherwise the message is the upstream's own, unchanged (clients match these messages);
+  // where it came from goes in `error.metadata` and the x-gateway-provider / x-gateway-model headers.
+  const redact = (text: string): string => redactSecrets(text, secrets);
+  const message = redact(verdict.error.message);
   const details: { status: number; type?: string; code?: string } = { status: verdict.status };
-  if (verdict.error.type !== undefined) details.type = verdict.error.type;
-  if (verdict.error.code !== undefined) details.code = verdict.error.code;
-  return new UpstreamRequestError(
-    last === undefined ? message : `${message} (from ${last.provider}/${last.model})`,
-    details,
-    verdict.error.param === undefined ? {} : { param: verdict.error.param },
-  );
+  if (verdict.error.type !== undefined) details.type = redact(verdict.error.type);
+  if (verdict.error.code !== undefined) details.code = redact(verdict.error.code);
+  const options: GatewayErrorOptions = verdict.error.param === undefined ? {} : { param: redact(verdict.error.param) };
+  if (last !== undefined) {
+    options.metadata = { provider: last.provider, model: last.model, raw: redact(verdict.raw) };
+  }
+  return new UpstreamRequestError(message, details, options);
 }

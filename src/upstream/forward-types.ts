@@ -3,9 +3,10 @@
 // pipeline's recorder implements.
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
-import type { RoutingSettings } from "../config/types.ts";
+import type { RoutingSettings, UpstreamLimits } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
@@ -51,6 +52,8 @@ export interface AttemptSkip {
   readonly reason: string;
   /** When the candidate frees up, if known (cooldown end, budget retry time). */
   readonly untilMs?: number;
+  /** Skipped for a limit (budget, 429-type cooldown), not for failing (open circuit, parked key). */
+  readonly isLimit?: boolean;
 }
 
 export interface ForwardTrace {
@@ -84,12 +87,24 @@ export interface ForwardOutcome {
 
 export type Admission =
   | { readonly isAdmitted: true; readonly reservation: Reservation }
-  | { readonly isAdmitted: false; readonly reason: string; readonly untilMs?: number };
+  | {
+      readonly isAdmitted: false;
+      readonly reason: string;
+      readonly untilMs?: number;
+      /** Refused for a limit (budget, 429-type cooldown) rather than for failing (open circuit, parked key). */
+      readonly isLimit: boolean;
+    };
 
 export interface FailoverServices {
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
   readonly routing: RoutingSettings;
+  readonly limits: UpstreamLimits;
+  /**
+   * A slot among the provider's `max_in_flight`, waiting up to `maxWaitMs`; undefined when none freed up in time
+   * (the candidate is skipped, not blamed).
+   */
+  acquireSlot(deployment: Deployment, maxWaitMs: number, signal: AbortSignal): Promise<ReleaseSlot | undefined>;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
   /**

@@ -5,7 +5,7 @@
 import type { Dispatcher } from "undici";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
-import { type SseEvent, SseParser } from "../streaming/sse-parser.ts";
+import { type SseEvent, SseLimitError, SseParser } from "../streaming/sse-parser.ts";
 import { classifyErrorInSuccess, type Verdict } from "./classify-response.ts";
 import { classifyNetworkError } from "./upstream-request.ts";
 
@@ -17,7 +17,14 @@ export type OpenStreamResult =
   | { readonly ok: true; readonly stream: OpenedStream }
   | {
       readonly ok: false;
-      readonly failure: "first_token_timeout" | "timeout" | "cut" | "error_event" | "not_a_stream" | "client_aborted";
+      readonly failure:
+        | "first_token_timeout"
+        | "timeout"
+        | "cut"
+        | "error_event"
+        | "not_a_stream"
+        | "too_large"
+        | "client_aborted";
       readonly reason: string;
       readonly verdict?: Verdict;
     };
@@ -31,13 +38,29 @@ export interface OpenStreamInput {
   readonly clientSignal: AbortSignal;
   readonly firstTokenTimeoutMs: number;
   readonly streamIdleTimeoutMs: number;
+  /** `upstream_limits.max_stream_event_chars`: one line, one event, and all events before the first content. */
+  readonly maxEventChars: number;
+  /** `upstream_limits.max_error_body_bytes`: what is read of a JSON answer to a stream request. */
+  readonly maxErrorBodyBytes: number;
   nowMs(): number;
 }
 
 export async function openStream(input: OpenStreamInput): Promise<OpenStreamResult> {
   const startedAtMs = input.nowMs();
   const pendingEvents: SseEvent[] = [];
-  const parser = new SseParser((event) => pendingEvents.push(event));
+  // Events before the first content (role-only chunks, empty deltas) wait here until content arrives; their
+  // total size is bounded like one event's, so an upstream that never gets to content cannot grow memory.
+  // (Once relayed, the relay empties the list after every upstream chunk, and the count starts again.)
+  let pendingChars = 0;
+  const parser = new SseParser(
+    (event) => {
+      if (pendingEvents.length === 0) pendingChars = 0;
+      pendingChars += event.data.length;
+      if (pendingChars > input.maxEventChars) throw new SseLimitError("event", input.maxEventChars);
+      pendingEvents.push(event);
+    },
+    { maxEventChars: input.maxEventChars },
+  );
   const iterator = input.body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
   let isFirstTokenLate = false;
   const timer = setTimeout(() => {
@@ -52,7 +75,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     const contentType = String(input.headers["content-type"] ?? "");
     if (!contentType.includes("text/event-stream")) {
       // Some providers answer a stream request with a JSON error (status 200) instead of SSE.
-      const text = await readRest(iterator);
+      const text = await readRest(iterator, input.maxErrorBodyBytes);
       let json: unknown;
       try {
         json = JSON.parse(text);
@@ -105,6 +128,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     }
   } catch (error) {
     input.controller.abort();
+    if (error instanceof SseLimitError) return { ok: false, failure: "too_large", reason: error.message };
     if (input.clientSignal.aborted) return { ok: false, failure: "client_aborted", reason: "client disconnected" };
     if (isFirstTokenLate) {
       return {
@@ -121,13 +145,16 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
   }
 }
 
-async function readRest(iterator: AsyncIterator<Uint8Array>): Promise<string> {
+/** The body's text, at most about `maxBytes` of it (a longer one is not a JSON error worth reading). */
+async function readRest(iterator: AsyncIterator<Uint8Array>, maxBytes: number): Promise<string> {
   const decoder = new TextDecoder();
   let text = "";
+  let bytes = 0;
   for (;;) {
     const next = await iterator.next();
     if (next.done) return text + decoder.decode();
+    bytes += next.value.byteLength;
     text += decoder.decode(next.value, { stream: true });
-    if (text.length > 1_000_000) return text;
+    if (bytes > maxBytes) return text;
   }
 }

@@ -190,7 +190,14 @@ describe("answers returned as they are", () => {
       const response = await postChat(gateway, { model: "chat-model", temperature: 7 });
       assert.equal(response.status, status, response.text);
       const error = errorOf(response);
-      assert.match(error.message, /Invalid value for 'temperature'/);
+      // The upstream's message unchanged (no "(from ...)" suffix); where it came from is in metadata and headers.
+      assert.equal(error.message, "Invalid value for 'temperature': must be <= 2.");
+      const metadata = (error as { metadata?: { provider: string; model: string; raw: string } }).metadata;
+      assert.equal(metadata?.provider, "alpha");
+      assert.equal(typeof metadata?.model, "string");
+      assert.equal(response.headers["x-gateway-provider"], "alpha");
+      assert.equal(response.headers["x-gateway-model"], metadata?.model);
+      assert.match(metadata?.raw ?? "", /must be <= 2/);
       assert.equal(error.type, "invalid_request_error");
       assert.equal(error.code, "invalid_value");
       assert.equal(error.param, "temperature");

@@ -44,7 +44,7 @@ export interface RawResponse {
 /** One request with undici, the body read in full; `body` objects are sent as JSON. */
 export async function send(
   gateway: TestGateway,
-  method: "GET" | "POST",
+  method: "GET" | "POST" | "DELETE" | "OPTIONS",
   path: string,
   options: { body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<RawResponse> {

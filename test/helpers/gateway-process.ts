@@ -26,6 +26,8 @@ export interface GatewayProcess {
   readonly pid: number | undefined;
   /** Every JSON log line the process wrote so far. */
   readonly logs: LogLine[];
+  /** The config file the process was started with (a test may rewrite it and send SIGHUP). */
+  readonly configPath: string;
   stop(): Promise<void>;
 }
 
@@ -91,5 +93,5 @@ export async function startGatewayProcess(t: TestContext, yamlText: string): Pro
       reject(new Error(`gateway exited with ${code} before listening: ${stderr}`));
     });
   });
-  return { url, pid: child.pid, logs, stop };
+  return { url, pid: child.pid, logs, configPath, stop };
 }

@@ -3,6 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { watchConfigFiles } from "../../src/cli/hot-reload.ts";
 import { type RunningGateway, startGateway } from "../../src/cli/start-gateway.ts";
 import type { Clock } from "../../src/clock.ts";
 import type { Env } from "../../src/config/env.ts";
@@ -23,6 +24,9 @@ export interface TestGatewayOptions {
   readonly logLevel?: string;
   /** Files written next to the config before it loads, by name (e.g. `model-adjustments.yaml`). */
   readonly files?: Readonly<Record<string, string>>;
+  /** Reload when the config file changes (as `serve` does). */
+  readonly watchFiles?: boolean;
+  readonly watchDebounceMs?: number;
 }
 
 /** Writes `yamlText` to a temp file (with a private discovery cache dir unless one is set) and starts the gateway. */
@@ -43,5 +47,20 @@ export async function startTestGateway(yamlText: string, options: TestGatewayOpt
     config,
     options.clock === undefined ? { logger } : { logger, clock: options.clock },
   );
-  return { ...gateway, baseUrl: `${gateway.url}/v1`, warnings, configPath };
+  // POST /admin/reload (and `watchFiles`) load this file again, as `serve` does with its config.
+  gateway.runtime.setConfigLoader(() => loadConfigFile(configPath, { env: { ...env }, resolvePreset }).config);
+  const stopWatching =
+    options.watchFiles === true
+      ? watchConfigFiles(gateway.runtime, () => [configPath], { warn: () => {} }, options.watchDebounceMs)
+      : () => {};
+  return {
+    ...gateway,
+    close: async () => {
+      stopWatching();
+      await gateway.close();
+    },
+    baseUrl: `${gateway.url}/v1`,
+    warnings,
+    configPath,
+  };
 }

@@ -1,0 +1,389 @@
+// Soak benchmark (not a test): the real gateway (`src/main.ts serve` in a child process) under mixed load for a
+// long time (default 10 minutes) while two upstreams fail at random: 5xx, 429s, resets, hangs, cut and stalled
+// streams, bad JSON, errors in 200s. Reports errors by kind, the gateway's RSS over time, event-loop delay p99,
+// open sockets, and at the end whether concurrency slots, the queue and sockets are back to zero.
+//
+//   node bench/soak.ts                      # 10 minutes
+//   node bench/soak.ts --duration 30        # a smoke run
+//   node bench/soak.ts --clients 64 --json  # more load; machine-readable report on stdout
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { Agent, request } from "undici";
+import { stringify } from "yaml";
+import type { ProbeSample } from "./soak-probe.ts";
+
+const { values: options } = parseArgs({
+  options: {
+    duration: { type: "string", default: "600" },
+    clients: { type: "string", default: "32" },
+    "fault-rate": { type: "string", default: "0.3" },
+    "sample-every": { type: "string", default: "10" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+if (options.help) {
+  process.stdout.write(
+    "node bench/soak.ts [--duration S=600] [--clients N=32] [--fault-rate 0..1=0.3] [--sample-every S=10] [--json]\n",
+  );
+  process.exit(0);
+}
+const durationMs = Number(options.duration) * 1000;
+const clientCount = Number(options.clients);
+const faultRate = Number(options["fault-rate"]);
+const sampleEveryMs = Number(options["sample-every"]) * 1000;
+const CLIENT_KEY = "soak-client-key";
+const CONCURRENCY_PER_DEPLOYMENT = 24;
+
+const benchDir = fileURLToPath(new URL(".", import.meta.url));
+const repoRoot = join(benchDir, "..");
+
+// ---- faulty upstreams ----------------------------------------------------------------------------------------
+
+const FAULTS = [
+  "server_error",
+  "rate_limited",
+  "reset",
+  "hang",
+  "stream_cut",
+  "stream_stall",
+  "bad_json",
+  "error_in_200",
+  "slow",
+] as const;
+type Fault = (typeof FAULTS)[number] | "none";
+
+const faultsServed = new Map<string, number>();
+const hanging = new Set<ServerResponse>();
+
+function chunk(content: string): string {
+  return `data: ${JSON.stringify({ id: "s", object: "chat.completion.chunk", created: 1, model: "soak", choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+}
+
+const completion = JSON.stringify({
+  id: "s",
+  object: "chat.completion",
+  created: 1,
+  model: "soak",
+  choices: [{ index: 0, message: { role: "assistant", content: "soak test answer" }, finish_reason: "stop" }],
+  usage: { prompt_tokens: 10, completion_tokens: 4, total_tokens: 14 },
+});
+
+async function answer(name: string, incoming: IncomingMessage, response: ServerResponse): Promise<void> {
+  let body = "";
+  for await (const piece of incoming) body += piece;
+  if (incoming.url?.endsWith("/models")) {
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify({ object: "list", data: [{ id: "soak-model" }] }));
+    return;
+  }
+  const isStream = body.includes('"stream":true');
+  const fault: Fault =
+    Math.random() < faultRate ? (FAULTS[Math.floor(Math.random() * FAULTS.length)] ?? "none") : "none";
+  faultsServed.set(`${name}:${fault}`, (faultsServed.get(`${name}:${fault}`) ?? 0) + 1);
+  switch (fault) {
+    case "server_error":
+      response.writeHead(500, { "content-type": "application/json" });
+      response.end('{"error":{"message":"internal error"}}');
+      return;
+    case "rate_limited":
+      response.writeHead(429, { "content-type": "application/json", "retry-after-ms": "300" });
+      response.end('{"error":{"message":"rate limited"}}');
+      return;
+    case "reset":
+      incoming.socket.destroy();
+      return;
+    case "hang":
+      hanging.add(response);
+      response.on("close", () => hanging.delete(response));
+      return;
+    case "bad_json":
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end('{"choices": [');
+      return;
+    case "error_in_200":
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end('{"error":{"message":"upstream overloaded","code":503}}');
+      return;
+    default:
+      break;
+  }
+  if (fault === "slow") await sleep(300 + Math.random() * 700);
+  if (!isStream) {
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(completion);
+    return;
+  }
+  response.writeHead(200, { "content-type": "text/event-stream" });
+  for (let index = 0; index < 12; index++) {
+    if (response.destroyed) return;
+    response.write(chunk(`w${index} `));
+    if (fault === "stream_cut" && index === 5) {
+      response.destroy();
+      return;
+    }
+    if (fault === "stream_stall" && index === 5) {
+      hanging.add(response);
+      response.on("close", () => hanging.delete(response));
+      return;
+    }
+    await sleep(10);
+  }
+  response.end(
+    `data: ${JSON.stringify({ id: "s", object: "chat.completion.chunk", created: 1, model: "soak", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\ndata: [DONE]\n\n`,
+  );
+}
+
+async function startUpstream(name: string): Promise<{ server: Server; url: string }> {
+  const server = createServer((incoming, response) => {
+    answer(name, incoming, response).catch(() => response.destroy());
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` };
+}
+
+// ---- the gateway ---------------------------------------------------------------------------------------------
+
+async function startGateway(upstreams: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "llm-gateway-soak-"));
+  const configPath = join(dir, "config.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      server: { port: 0, host: "127.0.0.1", api_keys: [CLIENT_KEY], log_level: "info" },
+      providers: upstreams.map((url, index) => ({
+        name: `up${index}`,
+        base_url: url,
+        api_key: `sk-soak-${index}`,
+        retries: 1,
+        timeout_ms: 2_000,
+        first_token_timeout_ms: 1_500,
+        stream_idle_timeout_ms: 1_000,
+        models: { m: { id: "soak-model", limits: { concurrency: CONCURRENCY_PER_DEPLOYMENT } } },
+      })),
+      routing: { queue_timeout_ms: 1_000, total_timeout_ms: 6_000 },
+      cooldowns: { circuit_first_probe_ms: 500, circuit_open_ms: 4_000 },
+      discovery: { cache_dir: join(dir, "cache") },
+      state: { path: ":memory:" },
+    }),
+  );
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      pathToFileURL(join(benchDir, "exit-with-parent.ts")).href,
+      "--import",
+      pathToFileURL(join(benchDir, "soak-probe.ts")).href,
+      join(repoRoot, "src", "main.ts"),
+      "serve",
+      "--config",
+      configPath,
+    ],
+    { cwd: dir, stdio: ["pipe", "pipe", "pipe", "ipc"], env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" } },
+  );
+  child.stderr?.setEncoding("utf8").on("data", (text: string) => process.stderr.write(`[gateway] ${text}`));
+  const url = await new Promise<string>((resolve, reject) => {
+    let pending = "";
+    child.stdout?.setEncoding("utf8").on("data", (text: string) => {
+      pending += text;
+      const match = /listening on (http:\/\/[^\s"]+?)\/v1/.exec(pending);
+      if (match?.[1] !== undefined) resolve(match[1]);
+      if (pending.length > 100_000) pending = pending.slice(-10_000);
+    });
+    child.once("exit", (code) => reject(new Error(`gateway exited with ${code}`)));
+  });
+  return { child, url };
+}
+
+// ---- load ----------------------------------------------------------------------------------------------------
+
+const outcomes = new Map<string, number>();
+const count = (key: string): void => {
+  outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+};
+let malformedErrors = 0;
+
+async function oneRequest(agent: Agent, url: string): Promise<void> {
+  const isStream = Math.random() < 0.5;
+  const isInvalid = Math.random() < 0.03;
+  const abortAfterMs = Math.random() < 0.05 ? Math.random() * 300 : undefined;
+  const controller = new AbortController();
+  const timer = abortAfterMs === undefined ? undefined : setTimeout(() => controller.abort(), abortAfterMs);
+  try {
+    const response = await request(`${url}/v1/chat/completions`, {
+      method: "POST",
+      dispatcher: agent,
+      signal: controller.signal,
+      headers: { "content-type": "application/json", authorization: `Bearer ${CLIENT_KEY}` },
+      body: isInvalid
+        ? '{"model": "m", "messages": 7'
+        : JSON.stringify({ model: "m", stream: isStream, messages: [{ role: "user", content: "soak" }] }),
+    });
+    const text = await response.body.text();
+    if (response.statusCode >= 400) {
+      let code = "not-json";
+      try {
+        code = String((JSON.parse(text) as { error?: { code?: unknown } }).error?.code);
+      } catch {
+        malformedErrors++;
+      }
+      count(`${response.statusCode} ${code}`);
+    } else if (isStream) {
+      const ending = text.trimEnd().split("\n").at(-1) ?? "";
+      count(
+        ending === "data: [DONE]"
+          ? "200 stream [DONE]"
+          : ending.includes('"error"')
+            ? "200 stream in-band error"
+            : "200 stream cut",
+      );
+    } else {
+      count("200 json");
+    }
+  } catch (error) {
+    count(
+      controller.signal.aborted
+        ? "client aborted (by the soak)"
+        : `client error ${(error as { code?: string }).code ?? "?"}`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- run -----------------------------------------------------------------------------------------------------
+
+interface Row {
+  readonly elapsedS: number;
+  readonly rssMb: number;
+  readonly heapMb: number;
+  readonly loopP99Ms: number;
+  readonly tcpHandles: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly requests: number;
+}
+
+async function slotsAndQueue(agent: Agent, url: string): Promise<{ inFlight: number; queued: number }> {
+  const response = await request(`${url}/stats`, {
+    dispatcher: agent,
+    headers: { authorization: `Bearer ${CLIENT_KEY}` },
+  });
+  const stats = (await response.body.json()) as {
+    queued_requests: number;
+    deployments: { budgets: { in_flight: number }[] }[];
+  };
+  let inFlight = 0;
+  for (const deployment of stats.deployments) for (const budget of deployment.budgets) inFlight += budget.in_flight;
+  return { inFlight, queued: stats.queued_requests };
+}
+
+async function main(): Promise<void> {
+  const upstreams = [await startUpstream("up0"), await startUpstream("up1")];
+  const { child, url } = await startGateway(upstreams.map((upstream) => upstream.url));
+  let latest: ProbeSample | undefined;
+  let worstLoopP99Ms = 0;
+  child.on("message", (message: ProbeSample) => {
+    if (message.kind !== "probe") return;
+    latest = message;
+    worstLoopP99Ms = Math.max(worstLoopP99Ms, message.eventLoopDelayP99Ms);
+  });
+  // The first second of a fresh process (module compilation) is not what a soak measures.
+  await sleep(1_500);
+  worstLoopP99Ms = 0;
+  const loadAgent = new Agent({ connections: clientCount, keepAliveTimeout: 2_000 });
+  const statsAgent = new Agent({ connections: 1 });
+  const startedAtMs = Date.now();
+  const rows: Row[] = [];
+  let requests = 0;
+  let isRunning = true;
+  const clients = Array.from({ length: clientCount }, async () => {
+    while (isRunning) {
+      await oneRequest(loadAgent, url);
+      requests++;
+    }
+  });
+  const sample = async (): Promise<void> => {
+    const { inFlight, queued } = await slotsAndQueue(statsAgent, url);
+    const row: Row = {
+      elapsedS: Math.round((Date.now() - startedAtMs) / 1000),
+      rssMb: Math.round((latest?.rssBytes ?? 0) / 1e5) / 10,
+      heapMb: Math.round((latest?.heapUsedBytes ?? 0) / 1e5) / 10,
+      loopP99Ms: Math.round((latest?.eventLoopDelayP99Ms ?? 0) * 10) / 10,
+      tcpHandles: latest?.tcpHandles ?? 0,
+      inFlight,
+      queued,
+      requests,
+    };
+    rows.push(row);
+    if (!options.json) {
+      process.stderr.write(
+        `t=${row.elapsedS}s rss=${row.rssMb}MB heap=${row.heapMb}MB loop-p99=${row.loopP99Ms}ms tcp=${row.tcpHandles} slots=${row.inFlight} queued=${row.queued} requests=${row.requests}\n`,
+      );
+    }
+  };
+  while (Date.now() - startedAtMs < durationMs) {
+    await sleep(Math.min(sampleEveryMs, durationMs - (Date.now() - startedAtMs)));
+    await sample();
+  }
+  isRunning = false;
+  await Promise.all(clients);
+  await loadAgent.close();
+  // Hanging upstream answers end when the gateway gives up on them; give it its timeouts to drain.
+  await sleep(3_000);
+  await sleep(1_100); // one more probe sample after the drain
+  const end = await slotsAndQueue(statsAgent, url);
+  await statsAgent.close();
+  const tcpAtEnd = latest?.tcpHandles ?? -1;
+  // Left open at the end: the listening socket and the one /stats connection, which is closed by now.
+  const isBackToZero = end.inFlight === 0 && end.queued === 0 && tcpAtEnd <= 2;
+  const report = {
+    duration_s: Math.round((Date.now() - startedAtMs) / 1000),
+    clients: clientCount,
+    fault_rate: faultRate,
+    requests,
+    outcomes: Object.fromEntries([...outcomes].sort((a, b) => b[1] - a[1])),
+    error_bodies_not_openai_shaped: malformedErrors,
+    upstream_faults: Object.fromEntries([...faultsServed].sort()),
+    rss_mb_over_time: rows.map((row) => [row.elapsedS, row.rssMb]),
+    event_loop_delay_p99_ms_worst: Math.round(worstLoopP99Ms * 10) / 10,
+    at_end: {
+      concurrency_slots_in_flight: end.inFlight,
+      queued_requests: end.queued,
+      gateway_tcp_handles: tcpAtEnd,
+      back_to_zero: isBackToZero,
+    },
+    samples: rows,
+  };
+  if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else {
+    const lines = [
+      "",
+      `soak: ${report.duration_s} s, ${clientCount} clients, fault rate ${faultRate}, ${requests} requests`,
+      "outcomes:",
+      ...Object.entries(report.outcomes).map(([key, value]) => `  ${String(value).padStart(8)}  ${key}`),
+      `error bodies not OpenAI-shaped: ${malformedErrors}`,
+      `RSS over time (s, MB): ${report.rss_mb_over_time.map(([s, mb]) => `${s}:${mb}`).join(" ")}`,
+      `event-loop delay p99, worst 1 s window: ${report.event_loop_delay_p99_ms_worst} ms`,
+      `at the end: concurrency slots in flight ${end.inFlight}, queued ${end.queued}, gateway TCP handles ${tcpAtEnd} (listening socket included)`,
+      `back to zero: ${isBackToZero ? "yes" : "NO"}`,
+    ];
+    process.stdout.write(`${lines.join("\n")}\n`);
+  }
+  child.kill("SIGTERM");
+  for (const response of hanging) response.destroy();
+  for (const upstream of upstreams) upstream.server.close();
+  for (const upstream of upstreams) upstream.server.closeAllConnections();
+  process.exitCode = isBackToZero && malformedErrors === 0 ? 0 : 1;
+}
+
+await main();

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { redactKeyShaped, redactSecrets } from "./redact.ts";
+
+describe("redactSecrets", () => {
+  test("configured secrets are replaced wherever they occur", () => {
+    assert.equal(
+      redactSecrets("key plainsecretvalue and again plainsecretvalue", ["plainsecretvalue"]),
+      "key [redacted] and again [redacted]",
+    );
+  });
+
+  test("key-shaped strings are replaced even when not configured", () => {
+    const samples = [
+      "sk-proj-Zx81Qw72Er63Ty54Ui45Op36",
+      "sk-or-v1-0123456789abcdef0123456789abcdef",
+      "gsk_0123456789abcdefABCDEF01",
+      "hf_0123456789abcdefABCDEF01",
+      "nvapi-0123456789abcdefABCDEF01",
+      "AIzaSyA0123456789abcdefABCDEF0123456789",
+      "ghp_0123456789abcdefABCDEF01",
+      "csk-0123456789abcdefABCDEF01",
+    ];
+    for (const sample of samples) {
+      const text = `Incorrect API key provided: ${sample}.`;
+      assert.equal(redactSecrets(text, []), "Incorrect API key provided: [redacted].", sample);
+    }
+  });
+
+  test("a bearer token keeps the word, loses the token", () => {
+    assert.equal(redactKeyShaped("Authorization: Bearer abcDEF0123456789"), "Authorization: Bearer [redacted]");
+    assert.equal(redactKeyShaped('"authorization":"bearer x.y.z-0123456789"'), '"authorization":"bearer [redacted]"');
+  });
+
+  test("ordinary text, short tokens and model names are left alone", () => {
+    for (const text of ["gpt-4o-mini", "sk-short", "the task-runner_v2 failed", "Bearer of bad news"]) {
+      assert.equal(redactSecrets(text, ["abc"]), text);
+    }
+  });
+
+  test("linear time on hostile input (no backtracking blow-up)", () => {
+    const hostile = `${"sk-".repeat(200_000)}${"Bearer ".repeat(100_000)}${"a-".repeat(200_000)}`;
+    const startedAt = performance.now();
+    redactSecrets(hostile, ["sk-configured-key-0123456789"]);
+    assert.ok(performance.now() - startedAt < 500, `took ${performance.now() - startedAt} ms`);
+  });
+});

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { InFlightGates } from "./in-flight-gate.ts";
+
+const never = new AbortController().signal;
+
+describe("InFlightGates", () => {
+  test("up to the limit at once; the next waits and gets the first freed slot", async () => {
+    const gates = new InFlightGates();
+    const first = await gates.acquire("p", 2, 1000, never);
+    const second = await gates.acquire("p", 2, 1000, never);
+    assert.ok(first !== undefined && second !== undefined);
+    const granted: (() => void)[] = [];
+    const waiting = gates.acquire("p", 2, 1000, never).then((release) => {
+      if (release !== undefined) granted.push(release);
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(granted.length, 0);
+    assert.equal(gates.waiting("p"), 1);
+    first();
+    first(); // idempotent: does not free a second slot
+    await waiting;
+    assert.equal(granted.length, 1);
+    assert.equal(gates.inFlight("p"), 2);
+    second();
+    for (const release of granted) release();
+    assert.equal(gates.inFlight("p"), 0);
+  });
+
+  test("waiters are served in arrival order, and a newcomer cannot jump the queue", async () => {
+    const gates = new InFlightGates();
+    const held = await gates.acquire("p", 1, 1000, never);
+    assert.ok(held !== undefined);
+    const order: string[] = [];
+    const a = gates.acquire("p", 1, 1000, never).then((release) => {
+      order.push("a");
+      release?.();
+    });
+    const b = gates.acquire("p", 1, 1000, never).then((release) => {
+      order.push("b");
+      release?.();
+    });
+    held();
+    await Promise.all([a, b]);
+    assert.deepEqual(order, ["a", "b"]);
+  });
+
+  test("the wait ends after maxWaitMs or on abort, without a slot", async () => {
+    const gates = new InFlightGates();
+    const held = await gates.acquire("p", 1, 1000, never);
+    assert.equal(await gates.acquire("p", 1, 20, never), undefined);
+    const controller = new AbortController();
+    const aborted = gates.acquire("p", 1, 10_000, controller.signal);
+    controller.abort();
+    assert.equal(await aborted, undefined);
+    assert.equal(await gates.acquire("p", 1, 0, never), undefined, "no wait at all when maxWaitMs is 0");
+    assert.equal(gates.waiting("p"), 0);
+    held?.();
+    assert.equal(gates.inFlight("p"), 0);
+  });
+
+  test("providers are independent", async () => {
+    const gates = new InFlightGates();
+    const p = await gates.acquire("p", 1, 0, never);
+    const q = await gates.acquire("q", 1, 0, never);
+    assert.ok(p !== undefined && q !== undefined);
+  });
+});

@@ -1,0 +1,64 @@
+// Test support for the protocol mappings: reads recorded Chat Completions streams and compares translator output
+// with golden files (`UPDATE_FIXTURES=1` rewrites them; review the diff before committing).
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const CHAT_FIXTURES = import.meta.dirname;
+
+/** The parsed chunk objects of a recorded chat stream (`data:` lines; `[DONE]` left out). */
+export function readChatChunks(name: string): unknown[] {
+  const text = readFileSync(join(CHAT_FIXTURES, `${name}.chunks.txt`), "utf8");
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith("data: ") && line !== "data: [DONE]")
+    .map((line) => JSON.parse(line.slice("data: ".length)) as unknown);
+}
+
+export function matchesGolden(path: string, actual: string): void {
+  if (process.env.UPDATE_FIXTURES === "1" || !existsSync(path)) {
+    writeFileSync(path, actual);
+    return;
+  }
+  assert.equal(actual, readFileSync(path, "utf8"), `output differs from ${path}`);
+}
+
+export interface ParsedEvent {
+  event: string | undefined;
+  data: Record<string, unknown>;
+}
+
+/** Splits SSE text into events; every event must be well formed (one `event:` line at most, one `data:` line). */
+export function parseSse(text: string): ParsedEvent[] {
+  assert.ok(text.endsWith("\n\n"), "SSE text ends with a blank line");
+  return text
+    .slice(0, -2)
+    .split("\n\n")
+    .map((block) => {
+      const lines = block.split("\n");
+      const eventLine = lines.find((line) => line.startsWith("event: "));
+      const dataLines = lines.filter((line) => line.startsWith("data: "));
+      assert.equal(dataLines.length, 1, `one data line per event: ${block}`);
+      return {
+        event: eventLine?.slice("event: ".length),
+        data: JSON.parse((dataLines[0] as string).slice("data: ".length)) as Record<string, unknown>,
+      };
+    });
+}
+
+/** A fetch `Response` streaming `text`, as the SDKs' SSE parsers read one. */
+export function sseResponse(text: string): Response {
+  return new Response(text, { headers: { "content-type": "text/event-stream" } });
+}
+
+/** Newline-delimited JSON of `items`, as the SDKs' `fromReadableStream` helpers read it. */
+export function jsonLines(items: readonly unknown[]): ReadableStream<Uint8Array> {
+  const body = new Response(items.map((item) => JSON.stringify(item)).join("\n")).body;
+  assert.ok(body !== null);
+  return body;
+}
+
+/** A recorded non-streamed Chat Completions answer. */
+export function readCompletion(name: string): unknown {
+  return JSON.parse(readFileSync(join(CHAT_FIXTURES, `${name}.completion.json`), "utf8")) as unknown;
+}

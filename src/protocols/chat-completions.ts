@@ -1,0 +1,194 @@
+// The Chat Completions shapes the protocol adapters produce (request bodies) and read (answers and stream
+// chunks). Upstream JSON is `unknown`: it is narrowed here once, so the mappings read plain typed views.
+import { UpstreamUnavailableError } from "../errors/gateway-error.ts";
+
+export interface ChatToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+export type ChatContentPart =
+  | { type: "text"; text: string }
+  | { type: "image_url"; image_url: { url: string; detail?: string } }
+  | { type: "file"; file: { file_data: string; filename?: string } };
+
+export type ChatMessage =
+  | { role: "system"; content: string }
+  | { role: "user"; content: string | ChatContentPart[] }
+  | { role: "assistant"; content: string | null; tool_calls?: ChatToolCall[] }
+  | { role: "tool"; tool_call_id: string; content: string };
+
+export interface ChatTool {
+  type: "function";
+  function: { name: string; description?: string; parameters: Record<string, unknown>; strict?: boolean };
+}
+
+export type ChatToolChoice = "none" | "auto" | "required" | { type: "function"; function: { name: string } };
+
+export type ChatResponseFormat =
+  | { type: "json_object" }
+  | {
+      type: "json_schema";
+      json_schema: { name: string; schema: Record<string, unknown>; description?: string; strict?: boolean };
+    };
+
+/** A Chat Completions request body as the adapters build it; the pipeline sends it as it is. */
+export interface ChatRequestBody {
+  model: string;
+  models?: string[];
+  messages: ChatMessage[];
+  tools?: ChatTool[];
+  tool_choice?: ChatToolChoice;
+  parallel_tool_calls?: boolean;
+  response_format?: ChatResponseFormat;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  stop?: string[];
+  user?: string;
+  stream?: boolean;
+  stream_options?: { include_usage: boolean };
+}
+
+export interface ChatUsage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cachedTokens: number;
+  reasoningTokens: number;
+}
+
+/** The first choice of a Chat Completions answer. */
+export interface ChatCompletionView {
+  model: string;
+  text: string;
+  refusal: string | undefined;
+  toolCalls: ChatToolCall[];
+  finishReason: string | undefined;
+  /** The stop string that ended the answer, where the provider says so (vLLM-style `stop_reason`). */
+  matchedStop: string | undefined;
+  usage: ChatUsage | undefined;
+}
+
+export interface ToolCallDelta {
+  index: number;
+  id: string | undefined;
+  name: string | undefined;
+  arguments: string;
+}
+
+/** What one stream chunk adds to the first choice. */
+export interface ChatChunkView {
+  model: string | undefined;
+  text: string;
+  refusal: string;
+  toolCalls: ToolCallDelta[];
+  finishReason: string | undefined;
+  matchedStop: string | undefined;
+  usage: ChatUsage | undefined;
+}
+
+type JsonObject = Record<string, unknown>;
+
+function asObject(value: unknown): JsonObject | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : undefined;
+}
+
+function asString(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+function asCount(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : 0;
+}
+
+function readUsage(value: unknown): ChatUsage | undefined {
+  const usage = asObject(value);
+  if (usage === undefined) return undefined;
+  const promptTokens = asCount(usage.prompt_tokens);
+  const completionTokens = asCount(usage.completion_tokens);
+  return {
+    promptTokens,
+    completionTokens,
+    totalTokens: asCount(usage.total_tokens) || promptTokens + completionTokens,
+    cachedTokens: asCount(asObject(usage.prompt_tokens_details)?.cached_tokens),
+    reasoningTokens: asCount(asObject(usage.completion_tokens_details)?.reasoning_tokens),
+  };
+}
+
+/** Message content may be a string or (some providers) an array of text parts. */
+function readText(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (!Array.isArray(value)) return "";
+  return value.map((part) => asString(asObject(part)?.text) ?? "").join("");
+}
+
+function firstChoice(json: JsonObject): JsonObject | undefined {
+  const choices = json.choices;
+  if (!Array.isArray(choices)) return undefined;
+  return asObject(choices.find((choice) => asObject(choice)?.index === 0 || asObject(choice)?.index === undefined));
+}
+
+export function readChatCompletion(json: unknown): ChatCompletionView {
+  const body = asObject(json);
+  const choice = body === undefined ? undefined : firstChoice(body);
+  const message = asObject(choice?.message);
+  if (body === undefined || message === undefined) {
+    throw new UpstreamUnavailableError("The upstream answer is not a chat completion (no choices[0].message).");
+  }
+  const toolCalls: ChatToolCall[] = [];
+  for (const [position, value] of (Array.isArray(message.tool_calls) ? message.tool_calls : []).entries()) {
+    const call = asObject(value);
+    const fn = asObject(call?.function);
+    if (fn === undefined) continue;
+    toolCalls.push({
+      id: asString(call?.id) || `call_${position}`,
+      type: "function",
+      function: { name: asString(fn.name) ?? "", arguments: readArguments(fn.arguments) },
+    });
+  }
+  return {
+    model: asString(body.model) ?? "",
+    text: readText(message.content),
+    refusal: asString(message.refusal) || undefined,
+    toolCalls,
+    finishReason: asString(choice?.finish_reason),
+    matchedStop: asString(choice?.stop_reason),
+    usage: readUsage(body.usage),
+  };
+}
+
+/** Arguments are a JSON string; a few providers send the object itself. */
+function readArguments(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value === undefined || value === null) return "";
+  return JSON.stringify(value);
+}
+
+export function readChatChunk(json: unknown): ChatChunkView {
+  const body = asObject(json) ?? {};
+  const choice = firstChoice(body);
+  const delta = asObject(choice?.delta) ?? {};
+  const toolCalls: ToolCallDelta[] = [];
+  for (const [position, value] of (Array.isArray(delta.tool_calls) ? delta.tool_calls : []).entries()) {
+    const call = asObject(value);
+    if (call === undefined) continue;
+    const fn = asObject(call.function);
+    toolCalls.push({
+      index: typeof call.index === "number" ? call.index : position,
+      id: asString(call.id) || undefined,
+      name: asString(fn?.name) || undefined,
+      arguments: readArguments(fn?.arguments),
+    });
+  }
+  return {
+    model: asString(body.model) || undefined,
+    text: readText(delta.content),
+    refusal: asString(delta.refusal) ?? "",
+    toolCalls,
+    finishReason: asString(choice?.finish_reason),
+    matchedStop: asString(choice?.stop_reason),
+    usage: readUsage(body.usage),
+  };
+}

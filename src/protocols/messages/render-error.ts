@@ -1,0 +1,42 @@
+// Gateway errors in the Anthropic error shape, `{"type":"error","error":{"type","message"}}`, with Anthropic's
+// error type names; the HTTP status stays the gateway's own.
+import type { GatewayError } from "../../errors/gateway-error.ts";
+
+export interface AnthropicErrorBody {
+  type: "error";
+  error: { type: string; message: string };
+  request_id?: string;
+}
+
+export function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 400:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+    case 529:
+      return "overloaded_error";
+    case 504:
+      return "timeout_error";
+    default:
+      return status >= 500 ? "api_error" : "invalid_request_error";
+  }
+}
+
+export function renderAnthropicError(error: GatewayError, requestId?: string): AnthropicErrorBody {
+  const body: AnthropicErrorBody = {
+    type: "error",
+    error: { type: anthropicErrorType(error.status), message: error.message },
+  };
+  if (requestId !== undefined) body.request_id = requestId;
+  return body;
+}

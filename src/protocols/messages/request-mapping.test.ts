@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { GatewayError } from "../../errors/gateway-error.ts";
+import { toChatRequest } from "./request-mapping.ts";
+
+function rejects(body: unknown, expected: { status: number; code: string; param: string | null }) {
+  assert.throws(
+    () => toChatRequest(body),
+    (error: GatewayError) => {
+      assert.deepEqual({ status: error.status, code: error.code, param: error.param }, expected);
+      return true;
+    },
+  );
+}
+
+test("messages request: system, sampling, stop sequences, metadata.user_id and stream; top_k and thinking dropped", () => {
+  const { chatBody, isStream, stopSequences } = toChatRequest({
+    model: "claude-sonnet-4-5",
+    max_tokens: 512,
+    system: [
+      { type: "text", text: "You are terse." },
+      { type: "text", text: "Answer in English.", cache_control: { type: "ephemeral" } },
+    ],
+    messages: [{ role: "user", content: "Hi" }],
+    stop_sequences: ["END"],
+    temperature: 0.5,
+    top_p: 0.8,
+    top_k: 40,
+    metadata: { user_id: "user-7" },
+    thinking: { type: "enabled", budget_tokens: 2048 },
+    stream: true,
+  });
+  assert.deepEqual(chatBody, {
+    model: "claude-sonnet-4-5",
+    messages: [
+      { role: "system", content: "You are terse.\nAnswer in English." },
+      { role: "user", content: "Hi" },
+    ],
+    max_tokens: 512,
+    stop: ["END"],
+    temperature: 0.5,
+    top_p: 0.8,
+    user: "user-7",
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  assert.equal(isStream, true);
+  assert.deepEqual(stopSequences, ["END"]);
+});
+
+test("messages request: a tool round trip (tool_use -> tool_result) maps to tool_calls and tool messages", () => {
+  const { chatBody } = toChatRequest({
+    model: "m",
+    max_tokens: 100,
+    tools: [
+      {
+        name: "get_weather",
+        description: "Weather for a city",
+        input_schema: { type: "object", properties: { city: { type: "string" } } },
+      },
+    ],
+    tool_choice: { type: "any", disable_parallel_tool_use: true },
+    messages: [
+      { role: "user", content: [{ type: "text", text: "Weather in Paris and Rome?" }] },
+      {
+        role: "assistant",
+        content: [
+          { type: "thinking", thinking: "two calls", signature: "x" },
+          { type: "text", text: "Checking." },
+          { type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
+          { type: "tool_use", id: "toolu_2", name: "get_weather", input: { city: "Rome" } },
+        ],
+      },
+      {
+        role: "user",
+        content: [
+          { type: "tool_result", tool_use_id: "toolu_1", content: "18C" },
+          {
+            type: "tool_result",
+            tool_use_id: "toolu_2",
+            is_error: true,
+            content: [
+              { type: "text", text: "service down" },
+              { type: "image", source: { type: "base64", media_type: "image/png", data: "AAAA" } },
+            ],
+          },
+          { type: "text", text: "Summarise." },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual(chatBody.messages, [
+    { role: "user", content: "Weather in Paris and Rome?" },
+    {
+      role: "assistant",
+      content: "Checking.",
+      tool_calls: [
+        { id: "toolu_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+        { id: "toolu_2", type: "function", function: { name: "get_weather", arguments: '{"city":"Rome"}' } },
+      ],
+    },
+    { role: "tool", tool_call_id: "toolu_1", content: "18C" },
+    { role: "tool", tool_call_id: "toolu_2", content: "Error: service down" },
+    {
+      role: "user",
+      content: [
+        { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } },
+        { type: "text", text: "Summarise." },
+      ],
+    },
+  ]);
+  assert.deepEqual(chatBody.tools, [
+    {
+      type: "function",
+      function: {
+        name: "get_weather",
+        description: "Weather for a city",
+        parameters: { type: "object", properties: { city: { type: "string" } } },
+      },
+    },
+  ]);
+  assert.equal(chatBody.tool_choice, "required");
+  assert.equal(chatBody.parallel_tool_calls, false);
+});
+
+test("messages request: tool_choice tool and none; images by url; text documents", () => {
+  const tools = [{ name: "f", input_schema: { type: "object" } }];
+  const base = { model: "m", max_tokens: 10, tools };
+  const named = toChatRequest({
+    ...base,
+    tool_choice: { type: "tool", name: "f" },
+    messages: [{ role: "user", content: "x" }],
+  });
+  assert.deepEqual(named.chatBody.tool_choice, { type: "function", function: { name: "f" } });
+  const none = toChatRequest({ ...base, tool_choice: { type: "none" }, messages: [{ role: "user", content: "x" }] });
+  assert.equal(none.chatBody.tool_choice, "none");
+  const { chatBody } = toChatRequest({
+    model: "m",
+    max_tokens: 10,
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "image", source: { type: "url", url: "https://example.com/cat.png" } },
+          { type: "document", source: { type: "text", media_type: "text/plain", data: "the doc" } },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual(chatBody.messages, [
+    {
+      role: "user",
+      content: [
+        { type: "image_url", image_url: { url: "https://example.com/cat.png" } },
+        { type: "text", text: "the doc" },
+      ],
+    },
+  ]);
+});
+
+test("messages request: max_tokens is required, as Anthropic requires it; unsupported blocks and tools are named", () => {
+  rejects(
+    { model: "m", messages: [{ role: "user", content: "x" }] },
+    { status: 400, code: "invalid_value", param: "max_tokens" },
+  );
+  rejects({ model: "m", max_tokens: 10, messages: [] }, { status: 400, code: "invalid_value", param: "messages" });
+  rejects(
+    { model: "m", max_tokens: 10, messages: [{ role: "system", content: "x" }] },
+    { status: 400, code: "invalid_value", param: "messages[0].role" },
+  );
+  rejects(
+    {
+      model: "m",
+      max_tokens: 10,
+      tools: [{ type: "web_search_20250305", name: "web_search" }],
+      messages: [{ role: "user", content: "x" }],
+    },
+    { status: 400, code: "unsupported_value", param: "tools[0].type" },
+  );
+  rejects(
+    { model: "m", max_tokens: 10, tools: [{ name: "f" }], messages: [{ role: "user", content: "x" }] },
+    { status: 400, code: "invalid_value", param: "tools[0].input_schema" },
+  );
+  rejects(
+    { model: "m", max_tokens: 10, messages: [{ role: "user", content: [{ type: "search_result", source: "s" }] }] },
+    { status: 400, code: "unsupported_value", param: "messages[0].content[0].type" },
+  );
+  rejects(
+    {
+      model: "m",
+      max_tokens: 10,
+      messages: [{ role: "user", content: [{ type: "image", source: { type: "file", file_id: "f" } }] }],
+    },
+    { status: 400, code: "invalid_value", param: "messages[0].content[0].source.type" },
+  );
+  rejects(
+    {
+      model: "m",
+      max_tokens: 10,
+      tool_choice: { type: "tool" },
+      tools: [{ name: "f", input_schema: {} }],
+      messages: [{ role: "user", content: "x" }],
+    },
+    { status: 400, code: "invalid_value", param: "tool_choice.name" },
+  );
+});

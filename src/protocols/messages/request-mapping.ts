@@ -1,0 +1,230 @@
+// Anthropic Messages request -> Chat Completions request body. What is translated, passed on, ignored and
+// refused is listed in docs/protocols.md; this file is the source of truth for it.
+import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import type {
+  ChatContentPart,
+  ChatMessage,
+  ChatRequestBody,
+  ChatTool,
+  ChatToolCall,
+  ChatToolChoice,
+} from "../chat-completions.ts";
+import { formatPath, validateAt, validateBody } from "../validate.ts";
+import {
+  countTokensRequestSchema,
+  customToolSchema,
+  documentBlockSchema,
+  imageBlockSchema,
+  type MessagesRequest,
+  messagesRequestSchema,
+  textBlockSchema,
+  toolResultBlockSchema,
+  toolUseBlockSchema,
+} from "./request-schema.ts";
+
+export interface TranslatedMessagesRequest {
+  readonly chatBody: ChatRequestBody;
+  readonly isStream: boolean;
+  /** To tell `stop_sequence` from `end_turn` when the provider names the stop string it hit. */
+  readonly stopSequences: readonly string[];
+}
+
+type Path = readonly PropertyKey[];
+type Block = { type: string };
+
+function unsupported(message: string, path: Path): InvalidRequestError {
+  return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
+}
+
+/** `count`: the body of `count_tokens`, where `max_tokens` is not required. */
+export function toChatRequest(body: unknown, purpose: "create" | "count" = "create"): TranslatedMessagesRequest {
+  const request = validateBody(purpose === "count" ? countTokensRequestSchema : messagesRequestSchema, body);
+  const messages: ChatMessage[] = [];
+  const system = systemText(request.system);
+  if (system !== "") messages.push({ role: "system", content: system });
+  for (const [index, message] of request.messages.entries()) {
+    const path = ["messages", index, "content"];
+    if (message.role === "assistant") messages.push(assistantMessage(message.content, path));
+    else messages.push(...userMessages(message.content, path));
+  }
+  const isStream = request.stream === true;
+  const chatBody: ChatRequestBody = { model: request.model, messages };
+  if (request.max_tokens !== undefined) chatBody.max_tokens = request.max_tokens;
+  if (request.models !== undefined) chatBody.models = request.models;
+  const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
+  if (tools.length > 0) {
+    chatBody.tools = tools;
+    const choice = toChatToolChoice(request.tool_choice);
+    if (choice !== undefined) chatBody.tool_choice = choice;
+    if (request.tool_choice?.disable_parallel_tool_use === true) chatBody.parallel_tool_calls = false;
+  }
+  const stopSequences = request.stop_sequences ?? [];
+  if (stopSequences.length > 0) chatBody.stop = [...stopSequences];
+  if (request.temperature !== undefined) chatBody.temperature = request.temperature;
+  if (request.top_p !== undefined) chatBody.top_p = request.top_p;
+  // `top_k` is not part of Chat Completions and is dropped; `thinking` is dropped (docs/protocols.md).
+  if (typeof request.metadata?.user_id === "string" && request.metadata.user_id !== "") {
+    chatBody.user = request.metadata.user_id;
+  }
+  if (isStream) {
+    chatBody.stream = true;
+    // Usage is needed for `message_delta`; asking for it explicitly also keeps the usage chunk from being
+    // stripped as one the gateway injected.
+    chatBody.stream_options = { include_usage: true };
+  }
+  return { chatBody, isStream, stopSequences };
+}
+
+function systemText(system: MessagesRequest["system"]): string {
+  if (system === undefined) return "";
+  if (typeof system === "string") return system;
+  return system.map((block, index) => validateAt(textBlockSchema, block, ["system", index]).text).join("\n");
+}
+
+function assistantMessage(content: string | Block[], path: Path): ChatMessage {
+  if (typeof content === "string") return { role: "assistant", content };
+  let text = "";
+  const toolCalls: ChatToolCall[] = [];
+  for (const [index, block] of content.entries()) {
+    const blockPath = [...path, index];
+    switch (block.type) {
+      case "text":
+        text += validateAt(textBlockSchema, block, blockPath).text;
+        break;
+      case "tool_use": {
+        const use = validateAt(toolUseBlockSchema, block, blockPath);
+        toolCalls.push({
+          id: use.id,
+          type: "function",
+          function: { name: use.name, arguments: JSON.stringify(use.input ?? {}) },
+        });
+        break;
+      }
+      case "thinking":
+      case "redacted_thinking":
+        // Chat providers take no thinking back; the answer it led to is in the other blocks.
+        break;
+      default:
+        throw unsupported(
+          `Assistant content blocks of type \`${block.type}\` are not supported; use \`text\` and \`tool_use\`.`,
+          [...blockPath, "type"],
+        );
+    }
+  }
+  if (toolCalls.length === 0) return { role: "assistant", content: text };
+  return { role: "assistant", content: text === "" ? null : text, tool_calls: toolCalls };
+}
+
+/**
+ * One Anthropic user turn -> chat messages: its `tool_result` blocks become `tool` messages (they must follow
+ * the assistant's calls directly), then the rest is one user message. Images inside a tool result cannot go in a
+ * `tool` message, so they open that user message.
+ */
+function userMessages(content: string | Block[], path: Path): ChatMessage[] {
+  if (typeof content === "string") return [{ role: "user", content }];
+  const toolMessages: ChatMessage[] = [];
+  const resultImages: ChatContentPart[] = [];
+  const parts: ChatContentPart[] = [];
+  for (const [index, block] of content.entries()) {
+    const blockPath = [...path, index];
+    if (block.type === "tool_result") {
+      const result = validateAt(toolResultBlockSchema, block, blockPath);
+      const { text, images } = toolResultContent(result.content, [...blockPath, "content"]);
+      // Chat has no error flag on tool results; the model reads it from the text.
+      toolMessages.push({
+        role: "tool",
+        tool_call_id: result.tool_use_id,
+        content: result.is_error === true ? `Error: ${text}` : text,
+      });
+      resultImages.push(...images);
+    } else {
+      const part = toChatPart(block, blockPath);
+      if (part !== undefined) parts.push(part);
+    }
+  }
+  const userParts = [...resultImages, ...parts];
+  if (userParts.length === 0) return toolMessages;
+  const isTextOnly = userParts.every((part) => part.type === "text");
+  // Plain text goes as a string: some chat providers accept content arrays only with images.
+  const user: ChatMessage = isTextOnly
+    ? { role: "user", content: userParts.map((part) => (part.type === "text" ? part.text : "")).join("\n") }
+    : { role: "user", content: userParts };
+  return [...toolMessages, user];
+}
+
+function toChatPart(block: Block, path: Path): ChatContentPart | undefined {
+  switch (block.type) {
+    case "text":
+      return { type: "text", text: validateAt(textBlockSchema, block, path).text };
+    case "image": {
+      const { source } = validateAt(imageBlockSchema, block, path);
+      const url = source.type === "base64" ? `data:${source.media_type};base64,${source.data}` : source.url;
+      return { type: "image_url", image_url: { url } };
+    }
+    case "document": {
+      const document = validateAt(documentBlockSchema, block, path);
+      const { source } = document;
+      if (source.type === "text") return { type: "text", text: source.data };
+      const filename = typeof document.title === "string" ? { filename: document.title } : {};
+      return { type: "file", file: { file_data: `data:${source.media_type};base64,${source.data}`, ...filename } };
+    }
+    case "thinking":
+    case "redacted_thinking":
+      return undefined;
+    default:
+      throw unsupported(
+        `Content blocks of type \`${block.type}\` are not supported; use \`text\`, \`image\`, \`document\` and \`tool_result\`.`,
+        [...path, "type"],
+      );
+  }
+}
+
+function toolResultContent(
+  content: string | Block[] | undefined,
+  path: Path,
+): { text: string; images: ChatContentPart[] } {
+  if (content === undefined) return { text: "", images: [] };
+  if (typeof content === "string") return { text: content, images: [] };
+  const texts: string[] = [];
+  const images: ChatContentPart[] = [];
+  for (const [index, block] of content.entries()) {
+    const part = toChatPart(block, [...path, index]);
+    if (part === undefined) continue;
+    if (part.type === "text") texts.push(part.text);
+    else images.push(part);
+  }
+  return { text: texts.join("\n"), images };
+}
+
+function toChatTool(tool: { name: string; type?: string | null | undefined }, path: Path): ChatTool {
+  if (tool.type !== undefined && tool.type !== null && tool.type !== "custom") {
+    throw unsupported(
+      `Tools of type \`${tool.type}\` are Anthropic server or client tools that chat providers do not know; define it as a custom tool with \`input_schema\`.`,
+      [...path, "type"],
+    );
+  }
+  const parsed = validateAt(customToolSchema, tool, path);
+  const chatTool: ChatTool = { type: "function", function: { name: parsed.name, parameters: parsed.input_schema } };
+  if (parsed.description !== undefined) chatTool.function.description = parsed.description;
+  return chatTool;
+}
+
+function toChatToolChoice(choice: MessagesRequest["tool_choice"]): ChatToolChoice | undefined {
+  if (choice === undefined) return undefined;
+  switch (choice.type) {
+    case "auto":
+      return "auto";
+    case "any":
+      return "required";
+    case "none":
+      return "none";
+    case "tool":
+      if (choice.name === undefined) {
+        throw new InvalidRequestError("`tool_choice.name` is required when `tool_choice.type` is `tool`.", {
+          param: "tool_choice.name",
+          code: "invalid_value",
+        });
+      }
+      return { type: "function", function: { name: choice.name } };
+  }
+}

@@ -1,0 +1,97 @@
+// zod schemas for the Anthropic Messages request: the top level here, and one schema per content block type,
+// which request-mapping.ts applies after choosing by `type` (so an unsupported block gets its own clear error).
+import { z } from "zod";
+
+const block = z.looseObject({ type: z.string({ error: "each content block needs a string `type`" }) });
+const content = z.union([z.string(), z.array(block)], { error: "`content` must be a string or an array of blocks" });
+
+export const messagesRequestSchema = z.looseObject({
+  model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
+  /** Gateway extension, as on chat: fallback models tried after `model`. */
+  models: z.array(z.string().min(1), { error: "`models` must be an array of model names" }).optional(),
+  max_tokens: z
+    .number({ error: "`max_tokens` is required: a positive integer (the Messages API has no default)" })
+    .int("`max_tokens` must be an integer")
+    .positive("`max_tokens` must be positive"),
+  system: z
+    .union([z.string(), z.array(block)], { error: "`system` must be a string or an array of text blocks" })
+    .optional(),
+  messages: z
+    .array(
+      z.looseObject({
+        role: z.enum(["user", "assistant"], { error: "`role` must be `user` or `assistant`" }),
+        content,
+      }),
+      { error: "`messages` is required and must be an array" },
+    )
+    .min(1, "`messages` must not be empty"),
+  tools: z.array(z.looseObject({ name: z.string().min(1), type: z.string().nullish() })).optional(),
+  tool_choice: z
+    .looseObject({
+      type: z.enum(["auto", "any", "tool", "none"], { error: "`tool_choice.type` must be auto, any, tool or none" }),
+      name: z.string().min(1).optional(),
+      disable_parallel_tool_use: z.boolean().optional(),
+    })
+    .optional(),
+  stop_sequences: z.array(z.string()).optional(),
+  temperature: z.number().min(0).max(1).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  top_k: z.number().int().nonnegative().optional(),
+  metadata: z.looseObject({ user_id: z.string().nullish() }).optional(),
+  stream: z.boolean().optional(),
+  thinking: z.looseObject({ type: z.string() }).optional(),
+});
+
+export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
+
+/** `POST /v1/messages/count_tokens` takes the same body without `max_tokens`. */
+export const countTokensRequestSchema = messagesRequestSchema.extend({
+  max_tokens: z.number().int().positive().optional(),
+});
+
+export const textBlockSchema = z.looseObject({ type: z.literal("text"), text: z.string() });
+
+export const imageBlockSchema = z.looseObject({
+  type: z.literal("image"),
+  source: z.discriminatedUnion(
+    "type",
+    [
+      z.looseObject({ type: z.literal("base64"), media_type: z.string().min(1), data: z.string().min(1) }),
+      z.looseObject({ type: z.literal("url"), url: z.string().min(1) }),
+    ],
+    { error: "`source.type` must be `base64` or `url` (the gateway keeps no uploaded files)" },
+  ),
+});
+
+export const documentBlockSchema = z.looseObject({
+  type: z.literal("document"),
+  source: z.discriminatedUnion(
+    "type",
+    [
+      z.looseObject({ type: z.literal("base64"), media_type: z.string().min(1), data: z.string().min(1) }),
+      z.looseObject({ type: z.literal("text"), data: z.string() }),
+    ],
+    { error: "`source.type` must be `base64` or `text` for documents" },
+  ),
+  title: z.string().nullish(),
+});
+
+export const toolUseBlockSchema = z.looseObject({
+  type: z.literal("tool_use"),
+  id: z.string().min(1),
+  name: z.string().min(1),
+  input: z.unknown(),
+});
+
+export const toolResultBlockSchema = z.looseObject({
+  type: z.literal("tool_result"),
+  tool_use_id: z.string().min(1),
+  content: z.union([z.string(), z.array(block)]).optional(),
+  is_error: z.boolean().optional(),
+});
+
+export const customToolSchema = z.looseObject({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  input_schema: z.record(z.string(), z.unknown(), { error: "`input_schema` is required: a JSON schema object" }),
+});

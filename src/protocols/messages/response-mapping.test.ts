@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  AuthenticationError,
+  InvalidRequestError,
+  ModelNotFoundError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  ServiceUnavailableError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from "../../errors/gateway-error.ts";
+import { readCompletion } from "../__fixtures__/fixtures.ts";
+import { sequentialIds } from "../ids.ts";
+import { renderAnthropicError } from "./render-error.ts";
+import { toMessageObject } from "./response-mapping.ts";
+
+test("messages JSON: a text answer becomes an Anthropic message with mapped usage", () => {
+  const message = toMessageObject(readCompletion("text"), { ids: sequentialIds(), stopSequences: [] });
+  assert.deepEqual(message, {
+    id: "msg_1",
+    type: "message",
+    role: "assistant",
+    model: "llama-3.3-70b-versatile",
+    content: [{ type: "text", text: "Paris is the capital of France." }],
+    stop_reason: "end_turn",
+    stop_sequence: null,
+    usage: { input_tokens: 20, output_tokens: 8, cache_creation_input_tokens: 0, cache_read_input_tokens: 5 },
+  });
+});
+
+test("messages JSON: tool calls become tool_use blocks with parsed input and stop_reason tool_use", () => {
+  const message = toMessageObject(readCompletion("tool-call"), {
+    ids: sequentialIds(),
+    stopSequences: [],
+    fallbackModel: "served-model",
+  });
+  assert.deepEqual(message.content, [
+    { type: "tool_use", id: "call_weather1", name: "get_weather", input: { city: "Paris" } },
+  ]);
+  assert.equal(message.stop_reason, "tool_use");
+  assert.equal(message.model, "llama-3.3-70b-versatile", "the upstream's own name wins over the fallback");
+});
+
+test("messages JSON: length is max_tokens", () => {
+  const message = toMessageObject(readCompletion("length"), { ids: sequentialIds(), stopSequences: [] });
+  assert.equal(message.stop_reason, "max_tokens");
+  assert.deepEqual(message.content, [{ type: "text", text: "Once upon a" }]);
+});
+
+test("messages errors: rendered in Anthropic's shape with its error type names", () => {
+  const cases: [Error & { status: number }, string][] = [
+    [new InvalidRequestError("bad"), "invalid_request_error"],
+    [new AuthenticationError("no key"), "authentication_error"],
+    [new ModelNotFoundError("no model"), "not_found_error"],
+    [new PayloadTooLargeError("big"), "request_too_large"],
+    [new RateLimitedError("slow down"), "rate_limit_error"],
+    [new UpstreamUnavailableError("down"), "api_error"],
+    [new ServiceUnavailableError("closing"), "overloaded_error"],
+    [new UpstreamTimeoutError("slow"), "timeout_error"],
+  ];
+  for (const [error, type] of cases) {
+    assert.deepEqual(renderAnthropicError(error as InvalidRequestError, "req-1"), {
+      type: "error",
+      error: { type, message: error.message },
+      request_id: "req-1",
+    });
+  }
+});

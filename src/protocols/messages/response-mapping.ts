@@ -1,0 +1,48 @@
+// A Chat Completions answer -> the Anthropic `message` object.
+import { readChatCompletion } from "../chat-completions.ts";
+import type { IdSource } from "../ids.ts";
+import {
+  type ContentBlock,
+  type MessageObject,
+  parseToolInput,
+  toMessageUsage,
+  toStopReason,
+} from "./message-object.ts";
+
+export interface MessageContext {
+  readonly ids: IdSource;
+  readonly stopSequences: readonly string[];
+  /** The model the gateway sent the request to; used when the upstream's answer names none. */
+  readonly fallbackModel?: string;
+}
+
+export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {
+  const answer = readChatCompletion(chatCompletion);
+  const content: ContentBlock[] = [];
+  const text = answer.text !== "" ? answer.text : (answer.refusal ?? "");
+  if (text !== "") content.push({ type: "text", text });
+  for (const call of answer.toolCalls) {
+    content.push({
+      type: "tool_use",
+      id: call.id,
+      name: call.function.name,
+      input: parseToolInput(call.function.arguments),
+    });
+  }
+  const { stopReason, stopSequence } = toStopReason(
+    answer.finishReason,
+    answer.matchedStop,
+    context.stopSequences,
+    answer.toolCalls.length > 0,
+  );
+  return {
+    id: context.ids("msg_"),
+    type: "message",
+    role: "assistant",
+    model: answer.model !== "" ? answer.model : (context.fallbackModel ?? ""),
+    content,
+    stop_reason: stopReason,
+    stop_sequence: stopSequence,
+    usage: toMessageUsage(answer.usage),
+  };
+}

@@ -1,0 +1,386 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ManualClock } from "../../clock.ts";
+import { type GatewayError, InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
+import { readCompletion } from "../__fixtures__/fixtures.ts";
+import { sequentialIds } from "../ids.ts";
+import { type ResponseLookup, toChatRequest } from "./request-mapping.ts";
+import { outputToChatMessages, toResponseObject } from "./response-mapping.ts";
+import { ResponseStore } from "./response-store.ts";
+
+const noStore: ResponseLookup = { get: () => undefined, findItem: () => undefined };
+
+function newStore(): ResponseStore {
+  return new ResponseStore({ maxEntries: 100, maxBytes: 1_000_000, maxAgeMs: 3_600_000 }, new ManualClock());
+}
+
+function rejects(
+  body: unknown,
+  expected: { status: number; code: string; param: string | null },
+  lookup: ResponseLookup = noStore,
+) {
+  assert.throws(
+    () => toChatRequest(body, lookup),
+    (error: GatewayError) => {
+      assert.deepEqual({ status: error.status, code: error.code, param: error.param }, expected);
+      return true;
+    },
+  );
+}
+
+test("responses request: a string input becomes one user message; instructions a system message before it", () => {
+  const { chatBody, isStream, shouldStore, conversation, echo } = toChatRequest(
+    { model: "fast", input: "Hi", instructions: "Be brief." },
+    noStore,
+  );
+  assert.deepEqual(chatBody, {
+    model: "fast",
+    messages: [
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "Hi" },
+    ],
+  });
+  assert.equal(isStream, false);
+  assert.equal(shouldStore, true, "store defaults to true, as on OpenAI");
+  assert.deepEqual(conversation, [{ role: "user", content: "Hi" }], "instructions are not kept for the next turn");
+  assert.equal(echo.instructions, "Be brief.");
+});
+
+test("responses request: every translated field lands in the chat body; metadata and store stay out of it", () => {
+  const { chatBody, echo, reasoningEffort } = toChatRequest(
+    {
+      model: "fast",
+      models: ["backup"],
+      input: "Hi",
+      max_output_tokens: 300,
+      temperature: 0.2,
+      top_p: 0.9,
+      user: "u-1",
+      metadata: { team: "a" },
+      store: false,
+      stream: true,
+      parallel_tool_calls: false,
+      reasoning: { effort: "high" },
+      tools: [
+        {
+          type: "function",
+          name: "get_weather",
+          description: "Weather for a city",
+          parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+          strict: true,
+        },
+      ],
+      tool_choice: { type: "function", name: "get_weather" },
+      text: {
+        format: {
+          type: "json_schema",
+          name: "weather",
+          schema: { type: "object", properties: { temp: { type: "number" } } },
+          strict: true,
+        },
+      },
+    },
+    noStore,
+  );
+  assert.deepEqual(chatBody, {
+    model: "fast",
+    models: ["backup"],
+    messages: [{ role: "user", content: "Hi" }],
+    tools: [
+      {
+        type: "function",
+        function: {
+          name: "get_weather",
+          description: "Weather for a city",
+          parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+          strict: true,
+        },
+      },
+    ],
+    tool_choice: { type: "function", function: { name: "get_weather" } },
+    parallel_tool_calls: false,
+    response_format: {
+      type: "json_schema",
+      json_schema: {
+        name: "weather",
+        schema: { type: "object", properties: { temp: { type: "number" } } },
+        strict: true,
+      },
+    },
+    max_tokens: 300,
+    temperature: 0.2,
+    top_p: 0.9,
+    user: "u-1",
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  assert.equal(reasoningEffort, "high", "reasoning effort is handed to the caller, not put in the body");
+  assert.deepEqual(echo.metadata, { team: "a" });
+  assert.equal(echo.store, false);
+  assert.equal(echo.parallel_tool_calls, false);
+});
+
+test("responses request: content parts, images and json_object format", () => {
+  const { chatBody } = toChatRequest(
+    {
+      model: "vision",
+      text: { format: { type: "json_object" } },
+      input: [
+        { role: "developer", content: [{ type: "input_text", text: "Answer in JSON." }] },
+        {
+          type: "message",
+          role: "user",
+          content: [
+            { type: "input_text", text: "What is this?" },
+            { type: "input_image", image_url: "data:image/png;base64,AAAA", detail: "low" },
+          ],
+        },
+        {
+          role: "user",
+          content: [
+            { type: "input_text", text: "a" },
+            { type: "input_text", text: "b" },
+          ],
+        },
+      ],
+    },
+    noStore,
+  );
+  assert.deepEqual(chatBody.messages, [
+    { role: "system", content: "Answer in JSON." },
+    {
+      role: "user",
+      content: [
+        { type: "text", text: "What is this?" },
+        { type: "image_url", image_url: { url: "data:image/png;base64,AAAA", detail: "low" } },
+      ],
+    },
+    { role: "user", content: "ab" },
+  ]);
+  assert.deepEqual(chatBody.response_format, { type: "json_object" });
+});
+
+test("responses request: function calls join the assistant turn; outputs become tool messages in order", () => {
+  const { chatBody } = toChatRequest(
+    {
+      model: "fast",
+      input: [
+        { role: "user", content: "Weather in Paris and Rome?" },
+        { type: "message", role: "assistant", content: [{ type: "output_text", text: "Checking." }] },
+        { type: "function_call", call_id: "call_a", name: "get_weather", arguments: '{"city":"Paris"}' },
+        { type: "function_call", call_id: "call_b", name: "get_weather", arguments: '{"city":"Rome"}' },
+        { type: "function_call_output", call_id: "call_a", output: "18C" },
+        { type: "function_call_output", call_id: "call_b", output: [{ type: "input_text", text: "21C" }] },
+        { type: "reasoning", id: "rs_1", summary: [] },
+      ],
+    },
+    noStore,
+  );
+  assert.deepEqual(chatBody.messages, [
+    { role: "user", content: "Weather in Paris and Rome?" },
+    {
+      role: "assistant",
+      content: "Checking.",
+      tool_calls: [
+        { id: "call_a", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+        { id: "call_b", type: "function", function: { name: "get_weather", arguments: '{"city":"Rome"}' } },
+      ],
+    },
+    { role: "tool", tool_call_id: "call_a", content: "18C" },
+    { role: "tool", tool_call_id: "call_b", content: "21C" },
+  ]);
+});
+
+test("responses request: allowed_tools narrows the tools and sets the mode", () => {
+  const tool = (name: string) => ({ type: "function", name, parameters: { type: "object", properties: {} } });
+  const { chatBody } = toChatRequest(
+    {
+      model: "fast",
+      input: "x",
+      tools: [tool("a"), tool("b")],
+      tool_choice: { type: "allowed_tools", mode: "required", tools: [{ type: "function", name: "b" }] },
+    },
+    noStore,
+  );
+  assert.deepEqual(
+    chatBody.tools?.map((entry) => entry.function.name),
+    ["b"],
+  );
+  assert.equal(chatBody.tool_choice, "required");
+});
+
+test("responses request: refused fields and values name the field in `param` and send nothing upstream", () => {
+  rejects(
+    { model: "m", input: "x", tools: [{ type: "web_search" }] },
+    { status: 400, code: "unsupported_value", param: "tools[0].type" },
+  );
+  rejects(
+    { model: "m", input: "x", background: true },
+    { status: 400, code: "unsupported_parameter", param: "background" },
+  );
+  rejects(
+    { model: "m", input: "x", prompt: { id: "p" } },
+    { status: 400, code: "unsupported_parameter", param: "prompt" },
+  );
+  rejects(
+    { model: "m", input: "x", tool_choice: { type: "file_search" } },
+    { status: 400, code: "unsupported_value", param: "tool_choice.type" },
+  );
+  rejects(
+    { model: "m", input: [{ role: "user", content: [{ type: "input_image", file_id: "file-1" }] }] },
+    { status: 400, code: "unsupported_value", param: "input[0].content[0].image_url" },
+  );
+  rejects(
+    { model: "m", input: [{ type: "computer_call_output", call_id: "c" }] },
+    { status: 400, code: "unsupported_value", param: "input[0].type" },
+  );
+  rejects(
+    { model: "m", input: [{ type: "function_call", name: "f", arguments: "{}" }] },
+    { status: 400, code: "invalid_value", param: "input[0].call_id" },
+  );
+  rejects({ input: "x" }, { status: 400, code: "invalid_value", param: "model" });
+  rejects({ model: "m" }, { status: 400, code: "invalid_value", param: "input" });
+  rejects(
+    { model: "m", input: "x", text: { format: { type: "yaml" } } },
+    { status: 400, code: "invalid_value", param: "text.format.type" },
+  );
+  rejects({ model: "m", input: "x", temperature: 3 }, { status: 400, code: "invalid_value", param: "temperature" });
+  rejects(
+    { model: "m", input: "x", previous_response_id: "resp_gone" },
+    { status: 404, code: "previous_response_not_found", param: "previous_response_id" },
+  );
+  rejects(
+    { model: "m", input: [{ type: "item_reference", id: "msg_gone" }] },
+    { status: 404, code: "item_not_found", param: "input[0].id" },
+  );
+  assert.ok(
+    new InvalidRequestError("x") instanceof Error &&
+      new ResourceNotFoundError("x", { code: "item_not_found" }).status === 404,
+  );
+});
+
+/** One turn: translate, answer with a recorded completion, keep it as the adapter will. */
+function turn(store: ResponseStore, body: Record<string, unknown>, completion: string) {
+  const translated = toChatRequest(body, store);
+  const response = toResponseObject(readCompletion(completion), {
+    echo: translated.echo,
+    ids: sequentialIds(),
+    createdAtSeconds: 1,
+  });
+  // Fixed ids per turn would collide in the store; give each turn its own.
+  const id = `resp_turn${store.size + 1}`;
+  const kept = {
+    ...response,
+    id,
+    output: response.output.map((item) => ({ ...item, id: `${item.id}_t${store.size + 1}` })),
+  };
+  if (translated.shouldStore) {
+    store.put({ response: kept, conversation: [...translated.conversation, ...outputToChatMessages(kept.output)] });
+  }
+  return { translated, response: kept };
+}
+
+test("responses request: previous_response_id continues the conversation without the earlier instructions", () => {
+  const store = newStore();
+  const first = turn(
+    store,
+    {
+      model: "m",
+      instructions: "Be brief.",
+      input: "Weather in Paris?",
+      tools: [{ type: "function", name: "get_weather", parameters: {} }],
+    },
+    "tool-call",
+  );
+  assert.equal(first.response.output[0]?.type, "function_call");
+  const second = turn(
+    store,
+    {
+      model: "m",
+      instructions: "Answer in French.",
+      previous_response_id: first.response.id,
+      input: [{ type: "function_call_output", call_id: "call_weather1", output: "18C" }],
+    },
+    "text",
+  );
+  assert.deepEqual(second.translated.chatBody.messages, [
+    { role: "system", content: "Answer in French." },
+    { role: "user", content: "Weather in Paris?" },
+    {
+      role: "assistant",
+      content: null,
+      tool_calls: [
+        { id: "call_weather1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+      ],
+    },
+    { role: "tool", tool_call_id: "call_weather1", content: "18C" },
+  ]);
+  const third = turn(store, { model: "m", previous_response_id: second.response.id, input: "And tomorrow?" }, "text");
+  assert.deepEqual(
+    third.translated.chatBody.messages.map((message) => message.role),
+    ["user", "assistant", "tool", "assistant", "user"],
+  );
+  assert.equal(third.translated.chatBody.messages[3]?.content, "Paris is the capital of France.");
+});
+
+test("responses request: item_reference items resolve to the kept output items (the AI SDK's multi-turn shape)", () => {
+  const store = newStore();
+  const first = turn(
+    store,
+    { model: "m", input: [{ role: "user", content: [{ type: "input_text", text: "Weather?" }] }] },
+    "tool-call",
+  );
+  const callItem = first.response.output[0];
+  assert.ok(callItem?.type === "function_call");
+  const second = turn(
+    store,
+    {
+      model: "m",
+      input: [
+        { role: "user", content: [{ type: "input_text", text: "Weather?" }] },
+        { type: "item_reference", id: callItem.id },
+        { type: "function_call_output", call_id: callItem.call_id, output: "18C" },
+      ],
+    },
+    "text",
+  );
+  const answer = second.response.output[0];
+  assert.ok(answer?.type === "message");
+  const third = toChatRequest(
+    {
+      model: "m",
+      input: [
+        { role: "user", content: [{ type: "input_text", text: "Weather?" }] },
+        { type: "item_reference", id: callItem.id },
+        { type: "function_call_output", call_id: callItem.call_id, output: "18C" },
+        { type: "item_reference", id: answer.id },
+        { role: "user", content: [{ type: "input_text", text: "Thanks" }] },
+      ],
+    },
+    store,
+  );
+  assert.deepEqual(third.chatBody.messages, [
+    { role: "user", content: "Weather?" },
+    {
+      role: "assistant",
+      content: null,
+      tool_calls: [
+        { id: "call_weather1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+      ],
+    },
+    { role: "tool", tool_call_id: "call_weather1", content: "18C" },
+    { role: "assistant", content: "Paris is the capital of France." },
+    { role: "user", content: "Thanks" },
+  ]);
+});
+
+test("responses request: store: false keeps nothing to continue from", () => {
+  const store = newStore();
+  const first = turn(store, { model: "m", input: "Hi", store: false }, "text");
+  assert.equal(store.size, 0);
+  rejects(
+    { model: "m", input: "again", previous_response_id: first.response.id },
+    { status: 404, code: "previous_response_not_found", param: "previous_response_id" },
+    store,
+  );
+});

@@ -1,0 +1,394 @@
+// Responses API request -> Chat Completions request body. What is translated, passed on, ignored and refused is
+// listed in docs/protocols.md; this file is the source of truth for it.
+import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
+import type {
+  ChatContentPart,
+  ChatMessage,
+  ChatRequestBody,
+  ChatResponseFormat,
+  ChatTool,
+  ChatToolCall,
+  ChatToolChoice,
+} from "../chat-completions.ts";
+import { formatPath, validateAt, validateBody } from "../validate.ts";
+import {
+  allowedToolsChoiceSchema,
+  functionCallItemSchema,
+  functionCallOutputItemSchema,
+  functionToolChoiceSchema,
+  functionToolSchema,
+  inputFileSchema,
+  inputImageSchema,
+  inputTextSchema,
+  itemReferenceSchema,
+  messageItemSchema,
+  outputTextSchema,
+  type ResponsesRequest,
+  refusalSchema,
+  responsesRequestSchema,
+  textFormatSchema,
+} from "./request-schema.ts";
+import type { OutputItem, ResponseEcho } from "./response-object.ts";
+import type { StoredResponse } from "./response-store.ts";
+
+/** What the mapping reads from kept responses (a ResponseStore, or nothing when the client keeps no state). */
+export interface ResponseLookup {
+  get(id: string): StoredResponse | undefined;
+  findItem(id: string): OutputItem | undefined;
+}
+
+export interface TranslatedResponsesRequest {
+  readonly chatBody: ChatRequestBody;
+  /** The request fields the response object repeats back. */
+  readonly echo: ResponseEcho;
+  readonly isStream: boolean;
+  /** `store` (default true): keep the answer for `previous_response_id` and GET /v1/responses/{id}. */
+  readonly shouldStore: boolean;
+  /** The conversation sent, without `instructions` (not carried over, as OpenAI does); kept with the answer. */
+  readonly conversation: ChatMessage[];
+  /**
+   * `reasoning.effort`, not put in the chat body: a provider that does not know `reasoning_effort` may reject
+   * the request, and the body is the same for every candidate. The pipeline may add it where it is supported.
+   */
+  readonly reasoningEffort: string | undefined;
+}
+
+type Path = readonly PropertyKey[];
+
+function unsupported(message: string, path: Path): InvalidRequestError {
+  return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
+}
+
+function unsupportedField(message: string, field: string): InvalidRequestError {
+  return new InvalidRequestError(message, { param: field, code: "unsupported_parameter" });
+}
+
+export function toChatRequest(body: unknown, lookup: ResponseLookup): TranslatedResponsesRequest {
+  const request = validateBody(responsesRequestSchema, body);
+  refuseUnsupportedFields(request);
+  const history = previousConversation(request.previous_response_id, lookup);
+  const input = inputMessages(request.input, lookup);
+  const conversation = [...history, ...input];
+  if (conversation.length === 0) {
+    throw new InvalidRequestError("`input` is required: a string or a non-empty array of items.", {
+      param: "input",
+      code: "invalid_value",
+    });
+  }
+  const messages: ChatMessage[] =
+    typeof request.instructions === "string" && request.instructions !== ""
+      ? [{ role: "system", content: request.instructions }, ...conversation]
+      : conversation;
+  const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
+  const choice = toChatToolChoice(request.tool_choice, tools);
+  const isStream = request.stream === true;
+
+  const chatBody: ChatRequestBody = { model: request.model, messages };
+  if (request.models !== undefined) chatBody.models = request.models;
+  if (choice.tools.length > 0) chatBody.tools = choice.tools;
+  if (choice.toolChoice !== undefined) chatBody.tool_choice = choice.toolChoice;
+  if (typeof request.parallel_tool_calls === "boolean" && choice.tools.length > 0) {
+    chatBody.parallel_tool_calls = request.parallel_tool_calls;
+  }
+  const responseFormat = toResponseFormat(request.text?.format);
+  if (responseFormat !== undefined) chatBody.response_format = responseFormat;
+  if (typeof request.max_output_tokens === "number") chatBody.max_tokens = request.max_output_tokens;
+  if (typeof request.temperature === "number") chatBody.temperature = request.temperature;
+  if (typeof request.top_p === "number") chatBody.top_p = request.top_p;
+  if (typeof request.user === "string") chatBody.user = request.user;
+  if (isStream) {
+    chatBody.stream = true;
+    // Usage is needed for `response.completed`; asking for it explicitly also keeps the usage chunk from
+    // being stripped as one the gateway injected.
+    chatBody.stream_options = { include_usage: true };
+  }
+
+  return {
+    chatBody,
+    echo: echoOf(request),
+    isStream,
+    shouldStore: request.store !== false,
+    conversation,
+    reasoningEffort: request.reasoning?.effort ?? undefined,
+  };
+}
+
+function refuseUnsupportedFields(request: ResponsesRequest): void {
+  if (request.background === true) {
+    throw unsupportedField(
+      "`background: true` is not supported: the gateway answers while the request is open (use `stream: true` for long answers).",
+      "background",
+    );
+  }
+  for (const field of ["conversation", "prompt"] as const) {
+    if (request[field] !== undefined && request[field] !== null) {
+      throw unsupportedField(
+        `\`${field}\` is not supported: the gateway keeps no ${field === "prompt" ? "prompt templates" : "conversation objects"}; send \`input\` (and \`previous_response_id\`) instead.`,
+        field,
+      );
+    }
+  }
+}
+
+function previousConversation(id: string | null | undefined, lookup: ResponseLookup): ChatMessage[] {
+  if (typeof id !== "string") return [];
+  const stored = lookup.get(id);
+  if (stored === undefined) {
+    throw new ResourceNotFoundError(
+      `Previous response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
+      { param: "previous_response_id", code: "previous_response_not_found" },
+    );
+  }
+  return [...stored.conversation];
+}
+
+/**
+ * Input items -> chat messages. Function calls join the assistant message before them (one assistant turn with
+ * text and calls); images in a function call's output cannot go in a `tool` message, so they follow the run of
+ * tool messages in a user message.
+ */
+function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLookup): ChatMessage[] {
+  if (input === undefined) return [];
+  if (typeof input === "string") return [{ role: "user", content: input }];
+  const messages: ChatMessage[] = [];
+  let pendingImages: ChatContentPart[] = [];
+  const flushImages = (): void => {
+    if (pendingImages.length === 0) return;
+    messages.push({ role: "user", content: pendingImages });
+    pendingImages = [];
+  };
+  for (const [index, raw] of input.entries()) {
+    const path = ["input", index];
+    const item = resolveReference(raw, path, lookup);
+    const type = typeof item.type === "string" ? item.type : "message";
+    if (type !== "function_call_output") flushImages();
+    switch (type) {
+      case "message":
+        messages.push(toChatMessage(item, path));
+        break;
+      case "function_call": {
+        const call = validateAt(functionCallItemSchema, item, path);
+        const toolCall: ChatToolCall = {
+          id: call.call_id,
+          type: "function",
+          function: { name: call.name, arguments: call.arguments },
+        };
+        const last = messages.at(-1);
+        if (last?.role === "assistant") last.tool_calls = [...(last.tool_calls ?? []), toolCall];
+        else messages.push({ role: "assistant", content: null, tool_calls: [toolCall] });
+        break;
+      }
+      case "function_call_output": {
+        const result = validateAt(functionCallOutputItemSchema, item, path);
+        const output =
+          typeof result.output === "string"
+            ? { text: result.output, images: [] }
+            : splitOutput(result.output, [...path, "output"]);
+        messages.push({ role: "tool", tool_call_id: result.call_id, content: output.text });
+        pendingImages.push(...output.images);
+        break;
+      }
+      case "reasoning":
+        // A chat provider cannot take reasoning back; the answer it led to is in the following items.
+        break;
+      default:
+        throw unsupported(
+          `Input items of type \`${type}\` are not supported: chat providers only take messages, function calls and their outputs.`,
+          [...path, "type"],
+        );
+    }
+  }
+  flushImages();
+  return messages;
+}
+
+function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Record<string, unknown> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new InvalidRequestError(`\`${formatPath(path)}\` must be an object.`, {
+      param: formatPath(path),
+      code: "invalid_value",
+    });
+  }
+  const item = raw as Record<string, unknown>;
+  if (item.type !== "item_reference") return item;
+  const reference = validateAt(itemReferenceSchema, item, path);
+  const found = lookup.findItem(reference.id);
+  if (found === undefined) {
+    throw new ResourceNotFoundError(
+      `Item with id '${reference.id}' not found: it belongs to no kept response (never stored, expired or deleted).`,
+      { param: formatPath([...path, "id"]), code: "item_not_found" },
+    );
+  }
+  return found as unknown as Record<string, unknown>;
+}
+
+function toChatMessage(item: Record<string, unknown>, path: Path): ChatMessage {
+  const message = validateAt(messageItemSchema, item, path);
+  const contentPath = [...path, "content"];
+  if (message.role === "assistant") {
+    return {
+      role: "assistant",
+      content: contentText(message.content, contentPath, ["output_text", "input_text", "refusal"]),
+    };
+  }
+  if (message.role === "system" || message.role === "developer") {
+    // `developer` is OpenAI's newer name for `system`; most chat providers only know `system`.
+    return { role: "system", content: contentText(message.content, contentPath, ["input_text"]) };
+  }
+  if (typeof message.content === "string") return { role: "user", content: message.content };
+  const parts = message.content.map((part, index) => toChatPart(part, [...contentPath, index]));
+  const isTextOnly = parts.every((part) => part.type === "text");
+  // Plain text goes as a string: some chat providers accept content arrays only with images.
+  return isTextOnly
+    ? { role: "user", content: parts.map((part) => (part.type === "text" ? part.text : "")).join("") }
+    : { role: "user", content: parts };
+}
+
+/** Text of a message that chat only takes as text (assistant, system); other part types are refused. */
+function contentText(content: string | { type: string }[], path: Path, allowed: readonly string[]): string {
+  if (typeof content === "string") return content;
+  return content
+    .map((part, index) => {
+      const partPath = [...path, index];
+      if (!allowed.includes(part.type)) {
+        throw unsupported(
+          `\`${part.type}\` content is not supported here; use ${allowed.map((t) => `\`${t}\``).join(" or ")}.`,
+          [...partPath, "type"],
+        );
+      }
+      if (part.type === "refusal") return validateAt(refusalSchema, part, partPath).refusal;
+      if (part.type === "output_text") return validateAt(outputTextSchema, part, partPath).text;
+      return validateAt(inputTextSchema, part, partPath).text;
+    })
+    .join("");
+}
+
+function toChatPart(part: { type: string }, path: Path): ChatContentPart {
+  switch (part.type) {
+    case "input_text":
+    case "output_text":
+      return {
+        type: "text",
+        text: validateAt(part.type === "input_text" ? inputTextSchema : outputTextSchema, part, path).text,
+      };
+    case "input_image": {
+      const image = validateAt(inputImageSchema, part, path);
+      if (typeof image.image_url !== "string" || image.image_url === "") {
+        throw unsupported(
+          "`input_image` needs `image_url` (a URL or a data URL): the gateway keeps no uploaded files, so `file_id` cannot be used.",
+          [...path, "image_url"],
+        );
+      }
+      const detail =
+        image.detail === "low" || image.detail === "high" || image.detail === "auto" ? { detail: image.detail } : {};
+      return { type: "image_url", image_url: { url: image.image_url, ...detail } };
+    }
+    case "input_file": {
+      const file = validateAt(inputFileSchema, part, path);
+      if (typeof file.file_data !== "string" || file.file_data === "") {
+        throw unsupported(
+          "`input_file` needs `file_data`: the gateway keeps no uploaded files and fetches no `file_url`.",
+          [...path, "file_data"],
+        );
+      }
+      return {
+        type: "file",
+        file: { file_data: file.file_data, ...(typeof file.filename === "string" ? { filename: file.filename } : {}) },
+      };
+    }
+    default:
+      throw unsupported(
+        `Content parts of type \`${part.type}\` are not supported; use \`input_text\`, \`input_image\` or \`input_file\`.`,
+        [...path, "type"],
+      );
+  }
+}
+
+function splitOutput(parts: { type: string }[], path: Path): { text: string; images: ChatContentPart[] } {
+  let text = "";
+  const images: ChatContentPart[] = [];
+  for (const [index, part] of parts.entries()) {
+    const converted = toChatPart(part, [...path, index]);
+    if (converted.type === "text") text += converted.text;
+    else images.push(converted);
+  }
+  return { text, images };
+}
+
+function toChatTool(tool: { type: string }, path: Path): ChatTool {
+  if (tool.type !== "function") {
+    throw unsupported(
+      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\` tools are supported.`,
+      [...path, "type"],
+    );
+  }
+  const parsed = validateAt(functionToolSchema, tool, path);
+  const chatTool: ChatTool = {
+    type: "function",
+    function: { name: parsed.name, parameters: parsed.parameters ?? { type: "object", properties: {} } },
+  };
+  if (typeof parsed.description === "string") chatTool.function.description = parsed.description;
+  // `strict: false` is the chat default; sending it only when true keeps the body valid for strict providers.
+  if (parsed.strict === true) chatTool.function.strict = true;
+  return chatTool;
+}
+
+function toChatToolChoice(
+  choice: ResponsesRequest["tool_choice"],
+  tools: ChatTool[],
+): { tools: ChatTool[]; toolChoice: ChatToolChoice | undefined } {
+  if (choice === undefined || choice === null) return { tools, toolChoice: undefined };
+  if (typeof choice === "string") {
+    if (choice === "none" || choice === "auto" || choice === "required") return { tools, toolChoice: choice };
+    throw unsupported("`tool_choice` must be `none`, `auto`, `required` or an object.", ["tool_choice"]);
+  }
+  if (choice.type === "function") {
+    const named = validateAt(functionToolChoiceSchema, choice, ["tool_choice"]);
+    return { tools, toolChoice: { type: "function", function: { name: named.name } } };
+  }
+  if (choice.type === "allowed_tools") {
+    const allowed = validateAt(allowedToolsChoiceSchema, choice, ["tool_choice"]);
+    const names = new Set(allowed.tools.map((tool) => tool.name));
+    return { tools: tools.filter((tool) => names.has(tool.function.name)), toolChoice: allowed.mode };
+  }
+  throw unsupported(
+    `\`tool_choice\` of type \`${choice.type}\` names a built-in tool a chat provider cannot run; use \`function\` or \`allowed_tools\`.`,
+    ["tool_choice", "type"],
+  );
+}
+
+function toResponseFormat(format: unknown): ChatResponseFormat | undefined {
+  if (format === undefined || format === null) return undefined;
+  const parsed = validateAt(textFormatSchema, format, ["text", "format"]);
+  if (parsed.type === "text") return undefined;
+  if (parsed.type === "json_object") return { type: "json_object" };
+  const jsonSchema: Extract<ChatResponseFormat, { type: "json_schema" }>["json_schema"] = {
+    name: parsed.name,
+    schema: parsed.schema,
+  };
+  if (typeof parsed.description === "string") jsonSchema.description = parsed.description;
+  if (typeof parsed.strict === "boolean") jsonSchema.strict = parsed.strict;
+  return { type: "json_schema", json_schema: jsonSchema };
+}
+
+function echoOf(request: ResponsesRequest): ResponseEcho {
+  const format = request.text?.format;
+  return {
+    instructions: request.instructions ?? null,
+    max_output_tokens: request.max_output_tokens ?? null,
+    metadata: request.metadata ?? {},
+    parallel_tool_calls: request.parallel_tool_calls ?? true,
+    previous_response_id: request.previous_response_id ?? null,
+    reasoning: { effort: request.reasoning?.effort ?? null, summary: null },
+    store: request.store !== false,
+    temperature: request.temperature ?? null,
+    text: {
+      format: format !== null && typeof format === "object" ? (format as Record<string, unknown>) : { type: "text" },
+    },
+    tool_choice: request.tool_choice ?? "auto",
+    tools: request.tools ?? [],
+    top_p: request.top_p ?? null,
+    truncation: request.truncation ?? "disabled",
+    user: request.user ?? null,
+  };
+}

@@ -1,0 +1,104 @@
+// zod schemas for the Responses API request: the top level here, and one schema per input item, content part and
+// tool type, which request-mapping.ts applies after choosing by `type` (so an unsupported type gets its own clear
+// error instead of a union's "invalid input").
+import { z } from "zod";
+
+const nonEmpty = z.string().min(1, "must not be empty");
+
+export const responsesRequestSchema = z.looseObject({
+  model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
+  /** Gateway extension, as on chat: fallback models tried after `model`. */
+  models: z.array(nonEmpty, { error: "`models` must be an array of model names" }).optional(),
+  input: z
+    .union([z.string(), z.array(z.unknown())], { error: "`input` must be a string or an array of items" })
+    .optional(),
+  instructions: z.string({ error: "`instructions` must be a string" }).nullish(),
+  tools: z
+    .array(z.looseObject({ type: z.string() }), { error: "`tools` must be an array of tools with a `type`" })
+    .optional(),
+  tool_choice: z.union([z.string(), z.looseObject({ type: z.string() })]).nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  text: z.looseObject({ format: z.unknown().optional() }).nullish(),
+  max_output_tokens: z.number().int().positive().nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  user: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  store: z.boolean().nullish(),
+  previous_response_id: z.string().min(1).nullish(),
+  reasoning: z.looseObject({ effort: z.string().nullish(), summary: z.string().nullish() }).nullish(),
+  stream: z.boolean().nullish(),
+  background: z.boolean().nullish(),
+  truncation: z.enum(["auto", "disabled"]).nullish(),
+});
+
+export type ResponsesRequest = z.infer<typeof responsesRequestSchema>;
+
+export const inputTextSchema = z.looseObject({ type: z.literal("input_text"), text: z.string() });
+export const inputImageSchema = z.looseObject({
+  type: z.literal("input_image"),
+  image_url: z.string().nullish(),
+  file_id: z.string().nullish(),
+  detail: z.string().nullish(),
+});
+export const inputFileSchema = z.looseObject({
+  type: z.literal("input_file"),
+  file_data: z.string().nullish(),
+  file_id: z.string().nullish(),
+  file_url: z.string().nullish(),
+  filename: z.string().nullish(),
+});
+export const outputTextSchema = z.looseObject({ type: z.literal("output_text"), text: z.string() });
+export const refusalSchema = z.looseObject({ type: z.literal("refusal"), refusal: z.string() });
+
+export const messageItemSchema = z.looseObject({
+  type: z.literal("message").optional(),
+  role: z.enum(["user", "assistant", "system", "developer"]),
+  content: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]),
+});
+
+export const functionCallItemSchema = z.looseObject({
+  type: z.literal("function_call"),
+  call_id: nonEmpty,
+  name: nonEmpty,
+  arguments: z.string(),
+});
+
+export const functionCallOutputItemSchema = z.looseObject({
+  type: z.literal("function_call_output"),
+  call_id: nonEmpty,
+  output: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]),
+});
+
+export const itemReferenceSchema = z.looseObject({ type: z.literal("item_reference"), id: nonEmpty });
+
+export const functionToolSchema = z.looseObject({
+  type: z.literal("function"),
+  name: nonEmpty,
+  description: z.string().nullish(),
+  parameters: z.record(z.string(), z.unknown()).nullish(),
+  strict: z.boolean().nullish(),
+});
+
+export const textFormatSchema = z.discriminatedUnion(
+  "type",
+  [
+    z.looseObject({ type: z.literal("text") }),
+    z.looseObject({ type: z.literal("json_object") }),
+    z.looseObject({
+      type: z.literal("json_schema"),
+      name: nonEmpty,
+      schema: z.record(z.string(), z.unknown()),
+      description: z.string().nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  ],
+  { error: "`text.format.type` must be `text`, `json_object` or `json_schema`" },
+);
+
+export const functionToolChoiceSchema = z.looseObject({ type: z.literal("function"), name: nonEmpty });
+export const allowedToolsChoiceSchema = z.looseObject({
+  type: z.literal("allowed_tools"),
+  mode: z.enum(["auto", "required"]),
+  tools: z.array(z.looseObject({ type: z.string(), name: z.string().optional() })),
+});

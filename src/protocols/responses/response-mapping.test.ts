@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { UpstreamUnavailableError } from "../../errors/gateway-error.ts";
+import { readCompletion } from "../__fixtures__/fixtures.ts";
+import { sequentialIds } from "../ids.ts";
+import { toChatRequest } from "./request-mapping.ts";
+import { toResponseObject } from "./response-mapping.ts";
+
+const noStore = { get: () => undefined, findItem: () => undefined };
+const { echo } = toChatRequest(
+  { model: "fast", input: "hi", instructions: "Be brief.", metadata: { a: "1" } },
+  noStore,
+);
+
+test("responses JSON: a text answer becomes a completed response with one message, usage and the model", () => {
+  const response = toResponseObject(readCompletion("text"), {
+    echo,
+    ids: sequentialIds(),
+    createdAtSeconds: 1767225600,
+  });
+  assert.deepEqual(response, {
+    id: "resp_1",
+    object: "response",
+    created_at: 1767225600,
+    status: "completed",
+    background: false,
+    error: null,
+    incomplete_details: null,
+    model: "llama-3.3-70b-versatile",
+    output: [
+      {
+        id: "msg_1",
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text: "Paris is the capital of France.", annotations: [], logprobs: [] }],
+      },
+    ],
+    output_text: "Paris is the capital of France.",
+    usage: {
+      input_tokens: 25,
+      input_tokens_details: { cached_tokens: 5 },
+      output_tokens: 8,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: 33,
+    },
+    instructions: "Be brief.",
+    max_output_tokens: null,
+    metadata: { a: "1" },
+    parallel_tool_calls: true,
+    previous_response_id: null,
+    reasoning: { effort: null, summary: null },
+    store: true,
+    temperature: null,
+    text: { format: { type: "text" } },
+    tool_choice: "auto",
+    tools: [],
+    top_p: null,
+    truncation: "disabled",
+    user: null,
+  });
+});
+
+test("responses JSON: tool calls become function_call items with the upstream call id; the served model fills a missing one", () => {
+  const { model: _named, ...unnamed } = readCompletion("tool-call") as Record<string, unknown>;
+  const response = toResponseObject(unnamed, {
+    echo,
+    ids: sequentialIds(),
+    createdAtSeconds: 1,
+    fallbackModel: "groq/llama-3.3-70b-versatile",
+  });
+  assert.deepEqual(response.output, [
+    {
+      id: "fc_1",
+      type: "function_call",
+      status: "completed",
+      call_id: "call_weather1",
+      name: "get_weather",
+      arguments: '{"city":"Paris"}',
+    },
+  ]);
+  assert.equal(response.model, "groq/llama-3.3-70b-versatile");
+  assert.equal(response.output_text, "");
+  assert.equal(response.status, "completed");
+});
+
+test("responses JSON: finish_reason length is incomplete with reason max_output_tokens", () => {
+  const response = toResponseObject(readCompletion("length"), { echo, ids: sequentialIds(), createdAtSeconds: 1 });
+  assert.equal(response.status, "incomplete");
+  assert.deepEqual(response.incomplete_details, { reason: "max_output_tokens" });
+  assert.equal(response.output[0]?.status, "incomplete");
+});
+
+test("responses JSON: an answer without choices is an upstream failure, not an empty response", () => {
+  assert.throws(
+    () =>
+      toResponseObject({ object: "chat.completion", choices: [] }, { echo, ids: sequentialIds(), createdAtSeconds: 1 }),
+    UpstreamUnavailableError,
+  );
+});

@@ -1,0 +1,78 @@
+// A Chat Completions answer -> the Responses API `response` object.
+import { type ChatMessage, readChatCompletion } from "../chat-completions.ts";
+import type { IdSource } from "../ids.ts";
+import {
+  buildResponse,
+  finishToStatus,
+  type OutputItem,
+  type OutputMessageItem,
+  type ResponseEcho,
+  type ResponseObject,
+} from "./response-object.ts";
+
+export interface ResponseContext {
+  readonly echo: ResponseEcho;
+  readonly ids: IdSource;
+  /** Unix seconds. */
+  readonly createdAtSeconds: number;
+  /** The model the gateway sent the request to; used when the upstream's answer names none. */
+  readonly fallbackModel?: string;
+}
+
+export function toResponseObject(chatCompletion: unknown, context: ResponseContext): ResponseObject {
+  const answer = readChatCompletion(chatCompletion);
+  const output: OutputItem[] = [];
+  if (answer.text !== "" || answer.refusal !== undefined) {
+    const message: OutputMessageItem = {
+      id: context.ids("msg_"),
+      type: "message",
+      status: "completed",
+      role: "assistant",
+      content: [],
+    };
+    if (answer.text !== "")
+      message.content.push({ type: "output_text", text: answer.text, annotations: [], logprobs: [] });
+    if (answer.refusal !== undefined) message.content.push({ type: "refusal", refusal: answer.refusal });
+    output.push(message);
+  }
+  for (const call of answer.toolCalls) {
+    output.push({
+      id: context.ids("fc_"),
+      type: "function_call",
+      status: "completed",
+      call_id: call.id,
+      name: call.function.name,
+      arguments: call.function.arguments,
+    });
+  }
+  const { status, incompleteReason } = finishToStatus(answer.finishReason);
+  if (status === "incomplete") for (const item of output) item.status = "incomplete";
+  return buildResponse(context.echo, {
+    id: context.ids("resp_"),
+    createdAtSeconds: context.createdAtSeconds,
+    status,
+    model: answer.model !== "" ? answer.model : (context.fallbackModel ?? ""),
+    output,
+    usage: answer.usage,
+    incompleteReason,
+  });
+}
+
+/** A response's output as the chat messages a later turn sends back (for `previous_response_id`). */
+export function outputToChatMessages(output: readonly OutputItem[]): ChatMessage[] {
+  let text = "";
+  const toolCalls: NonNullable<Extract<ChatMessage, { role: "assistant" }>["tool_calls"]> = [];
+  for (const item of output) {
+    if (item.type === "function_call") {
+      toolCalls.push({ id: item.call_id, type: "function", function: { name: item.name, arguments: item.arguments } });
+      continue;
+    }
+    for (const part of item.content) text += part.type === "output_text" ? part.text : part.refusal;
+  }
+  if (text === "" && toolCalls.length === 0) return [];
+  return [
+    toolCalls.length === 0
+      ? { role: "assistant", content: text }
+      : { role: "assistant", content: text === "" ? null : text, tool_calls: toolCalls },
+  ];
+}

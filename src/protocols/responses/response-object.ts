@@ -1,0 +1,139 @@
+// The Responses API `response` object and its output items, as the gateway returns them (JSON answer, stream
+// snapshots, kept responses). Only what a chat provider's answer can fill is modelled.
+import type { ChatUsage } from "../chat-completions.ts";
+
+export interface OutputTextPart {
+  type: "output_text";
+  text: string;
+  annotations: never[];
+  logprobs: never[];
+}
+
+export interface RefusalPart {
+  type: "refusal";
+  refusal: string;
+}
+
+export type ItemStatus = "in_progress" | "completed" | "incomplete";
+
+export interface OutputMessageItem {
+  id: string;
+  type: "message";
+  status: ItemStatus;
+  role: "assistant";
+  content: (OutputTextPart | RefusalPart)[];
+}
+
+export interface FunctionCallItem {
+  id: string;
+  type: "function_call";
+  status: ItemStatus;
+  call_id: string;
+  name: string;
+  arguments: string;
+}
+
+export type OutputItem = OutputMessageItem | FunctionCallItem;
+
+export interface ResponseUsage {
+  input_tokens: number;
+  input_tokens_details: { cached_tokens: number };
+  output_tokens: number;
+  output_tokens_details: { reasoning_tokens: number };
+  total_tokens: number;
+}
+
+export type ResponseStatus = "in_progress" | "completed" | "incomplete" | "failed";
+
+/** The request fields a response object repeats back, fixed when the request is translated. */
+export interface ResponseEcho {
+  instructions: string | null;
+  max_output_tokens: number | null;
+  metadata: Record<string, string>;
+  parallel_tool_calls: boolean;
+  previous_response_id: string | null;
+  reasoning: { effort: string | null; summary: string | null };
+  store: boolean;
+  temperature: number | null;
+  text: { format: Record<string, unknown> };
+  tool_choice: unknown;
+  tools: unknown[];
+  top_p: number | null;
+  truncation: "auto" | "disabled";
+  user: string | null;
+}
+
+export interface ResponseObject extends ResponseEcho {
+  id: string;
+  object: "response";
+  created_at: number;
+  status: ResponseStatus;
+  background: false;
+  error: { code: string; message: string } | null;
+  incomplete_details: { reason: string } | null;
+  model: string;
+  output: OutputItem[];
+  /** Not in the HTTP API itself; the SDKs compute it, and clients that read raw JSON expect it. */
+  output_text: string;
+  usage: ResponseUsage | null;
+}
+
+export interface ResponseState {
+  id: string;
+  createdAtSeconds: number;
+  status: ResponseStatus;
+  model: string;
+  output: OutputItem[];
+  usage: ChatUsage | undefined;
+  incompleteReason?: string | undefined;
+  error?: { code: string; message: string } | undefined;
+}
+
+export function buildResponse(echo: ResponseEcho, state: ResponseState): ResponseObject {
+  return {
+    id: state.id,
+    object: "response",
+    created_at: state.createdAtSeconds,
+    status: state.status,
+    background: false,
+    error: state.error ?? null,
+    incomplete_details: state.incompleteReason === undefined ? null : { reason: state.incompleteReason },
+    model: state.model,
+    output: state.output,
+    output_text: outputText(state.output),
+    usage: state.usage === undefined ? null : toResponseUsage(state.usage),
+    ...echo,
+  };
+}
+
+export function toResponseUsage(usage: ChatUsage): ResponseUsage {
+  return {
+    input_tokens: usage.promptTokens,
+    input_tokens_details: { cached_tokens: usage.cachedTokens },
+    output_tokens: usage.completionTokens,
+    output_tokens_details: { reasoning_tokens: usage.reasoningTokens },
+    total_tokens: usage.totalTokens,
+  };
+}
+
+function outputText(output: readonly OutputItem[]): string {
+  let text = "";
+  for (const item of output) {
+    if (item.type !== "message") continue;
+    for (const part of item.content) if (part.type === "output_text") text += part.text;
+  }
+  return text;
+}
+
+/**
+ * How a chat `finish_reason` ends a response: `length` is `incomplete` with reason `max_output_tokens`,
+ * `content_filter` is `incomplete` with reason `content_filter`; anything else (stop, tool_calls) completes it.
+ */
+export function finishToStatus(finishReason: string | undefined): {
+  status: "completed" | "incomplete";
+  incompleteReason: string | undefined;
+} {
+  if (finishReason === "length") return { status: "incomplete", incompleteReason: "max_output_tokens" };
+  if (finishReason === "content_filter") return { status: "incomplete", incompleteReason: "content_filter" };
+  return { status: "completed", incompleteReason: undefined };
+}

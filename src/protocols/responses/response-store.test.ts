@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ManualClock } from "../../clock.ts";
+import { buildResponse, type ResponseEcho } from "./response-object.ts";
+import { ResponseStore, type StoredResponse } from "./response-store.ts";
+
+const echo: ResponseEcho = {
+  instructions: null,
+  max_output_tokens: null,
+  metadata: {},
+  parallel_tool_calls: true,
+  previous_response_id: null,
+  reasoning: { effort: null, summary: null },
+  store: true,
+  temperature: null,
+  text: { format: { type: "text" } },
+  tool_choice: "auto",
+  tools: [],
+  top_p: null,
+  truncation: "disabled",
+  user: null,
+};
+
+function stored(id: string, text = "hi"): StoredResponse {
+  const response = buildResponse(echo, {
+    id,
+    createdAtSeconds: 1,
+    status: "completed",
+    model: "m",
+    output: [
+      {
+        id: `msg_${id}`,
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text, annotations: [], logprobs: [] }],
+      },
+    ],
+    usage: undefined,
+  });
+  return { response, conversation: [{ role: "assistant", content: text }] };
+}
+
+test("response store: evicts the oldest past the count cap, with its items", () => {
+  const store = new ResponseStore({ maxEntries: 2, maxBytes: 1_000_000, maxAgeMs: 60_000 }, new ManualClock());
+  store.put(stored("a"));
+  store.put(stored("b"));
+  store.put(stored("c"));
+  assert.equal(store.size, 2);
+  assert.equal(store.get("a"), undefined);
+  assert.equal(store.findItem("msg_a"), undefined);
+  assert.equal(store.get("c")?.response.id, "c");
+  assert.equal(store.findItem("msg_b")?.id, "msg_b");
+});
+
+test("response store: evicts the oldest past the byte cap and refuses one entry larger than the cap", () => {
+  const one = Buffer.byteLength(JSON.stringify(stored("a")));
+  const store = new ResponseStore({ maxEntries: 100, maxBytes: one * 2 + 10, maxAgeMs: 60_000 }, new ManualClock());
+  store.put(stored("a"));
+  store.put(stored("b"));
+  assert.equal(store.size, 2);
+  assert.equal(store.bytes, one * 2);
+  store.put(stored("c"));
+  assert.deepEqual([store.get("a"), store.get("b")?.response.id, store.get("c")?.response.id], [undefined, "b", "c"]);
+  assert.equal(store.put(stored("big", "x".repeat(one * 3))), false);
+  assert.equal(store.get("big"), undefined);
+  assert.equal(store.size, 2, "a refused entry evicts nothing");
+});
+
+test("response store: entries expire after max age; delete removes an entry and its items", () => {
+  const clock = new ManualClock();
+  const store = new ResponseStore({ maxEntries: 100, maxBytes: 1_000_000, maxAgeMs: 1_000 }, clock);
+  store.put(stored("a"));
+  clock.advance(500);
+  store.put(stored("b"));
+  clock.advance(500);
+  assert.equal(store.get("a"), undefined, "expired exactly at max age");
+  assert.equal(store.get("b")?.response.id, "b");
+  assert.equal(store.delete("b"), true);
+  assert.equal(store.delete("b"), false);
+  assert.equal(store.findItem("msg_b"), undefined);
+  assert.equal(store.bytes, 0);
+});

@@ -1,0 +1,100 @@
+// Kept responses for `previous_response_id`, `item_reference` and GET/DELETE /v1/responses/{id}: in memory,
+// bounded by count, by total size and by age (oldest evicted first). Each entry holds the whole conversation up
+// to and including its answer, so a continuation never needs an older entry that may already be gone; the byte
+// cap is what keeps that from growing without bound.
+import type { Clock } from "../../clock.ts";
+import type { ChatMessage } from "../chat-completions.ts";
+import type { OutputItem, ResponseObject } from "./response-object.ts";
+
+export interface StoredResponse {
+  readonly response: ResponseObject;
+  /** The conversation up to and including this response's output, as chat messages, without `instructions`. */
+  readonly conversation: readonly ChatMessage[];
+}
+
+export interface ResponseStoreLimits {
+  /** Most responses kept (count). */
+  readonly maxEntries: number;
+  /** Most bytes kept, counted as the UTF-8 size of each entry's JSON. */
+  readonly maxBytes: number;
+  /** How long a response is kept after it was stored, in milliseconds. */
+  readonly maxAgeMs: number;
+}
+
+interface Entry {
+  readonly stored: StoredResponse;
+  readonly bytes: number;
+  readonly storedAtMs: number;
+}
+
+export class ResponseStore {
+  readonly #limits: ResponseStoreLimits;
+  readonly #clock: Clock;
+  /** Insertion order is age order: a Map iterates oldest first. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #items = new Map<string, { responseId: string; item: OutputItem }>();
+  #bytes = 0;
+
+  constructor(limits: ResponseStoreLimits, clock: Clock) {
+    this.#limits = limits;
+    this.#clock = clock;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Keeps a response; false when it alone is larger than the byte cap (then nothing is kept). */
+  put(stored: StoredResponse): boolean {
+    const bytes = Buffer.byteLength(JSON.stringify(stored));
+    this.delete(stored.response.id);
+    if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) return false;
+    this.#entries.set(stored.response.id, { stored, bytes, storedAtMs: this.#clock.now() });
+    this.#bytes += bytes;
+    for (const item of stored.response.output) this.#items.set(item.id, { responseId: stored.response.id, item });
+    this.#evict();
+    return true;
+  }
+
+  get(id: string): StoredResponse | undefined {
+    this.#expire();
+    return this.#entries.get(id)?.stored;
+  }
+
+  /** An output item of a kept response, by its id (`msg_...`, `fc_...`). */
+  findItem(id: string): OutputItem | undefined {
+    this.#expire();
+    return this.#items.get(id)?.item;
+  }
+
+  delete(id: string): boolean {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return false;
+    this.#entries.delete(id);
+    this.#bytes -= entry.bytes;
+    for (const item of entry.stored.response.output) {
+      if (this.#items.get(item.id)?.responseId === id) this.#items.delete(item.id);
+    }
+    return true;
+  }
+
+  #evict(): void {
+    this.#expire();
+    for (const id of this.#entries.keys()) {
+      if (this.#entries.size <= this.#limits.maxEntries && this.#bytes <= this.#limits.maxBytes) break;
+      this.delete(id);
+    }
+  }
+
+  #expire(): void {
+    const oldestKeptMs = this.#clock.now() - this.#limits.maxAgeMs;
+    for (const [id, entry] of this.#entries) {
+      if (entry.storedAtMs > oldestKeptMs) break;
+      this.delete(id);
+    }
+  }
+}

@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ResponseStream } from "openai/lib/responses/ResponseStream";
+import type { ResponseStreamEvent } from "openai/resources/responses/responses";
+import { Stream } from "openai/streaming";
+import { StreamInterruptedError } from "../../errors/gateway-error.ts";
+import { jsonLines, matchesGolden, parseSse, readChatChunks, sseResponse } from "../__fixtures__/fixtures.ts";
+import { sequentialIds } from "../ids.ts";
+import type { ResponseEcho } from "./response-object.ts";
+import { ResponsesStreamTranslator } from "./stream-mapping.ts";
+
+const FIXTURES = join(import.meta.dirname, "__fixtures__");
+
+const echo: ResponseEcho = {
+  instructions: null,
+  max_output_tokens: null,
+  metadata: {},
+  parallel_tool_calls: true,
+  previous_response_id: null,
+  reasoning: { effort: null, summary: null },
+  store: true,
+  temperature: null,
+  text: { format: { type: "text" } },
+  tool_choice: "auto",
+  tools: [],
+  top_p: null,
+  truncation: "disabled",
+  user: null,
+};
+
+function translate(fixture: string): { text: string; translator: ResponsesStreamTranslator } {
+  const translator = new ResponsesStreamTranslator({ echo, ids: sequentialIds(), createdAtSeconds: 1767225600 });
+  let text = "";
+  for (const chunk of readChatChunks(fixture)) text += translator.push(chunk);
+  text += translator.finish();
+  return { text, translator };
+}
+
+/** What the openai SDK makes of the stream: its SSE parser, then its ResponseStream accumulator. */
+async function openaiFinalResponse(text: string) {
+  const events: ResponseStreamEvent[] = [];
+  for await (const event of Stream.fromSSEResponse<ResponseStreamEvent>(sseResponse(text), new AbortController())) {
+    events.push(event);
+  }
+  const final = await ResponseStream.fromReadableStream(jsonLines(events)).finalResponse();
+  return { events, final };
+}
+
+/** The raw events the openai SDK's SSE parser yields (it does not throw on Responses error events). */
+async function openaiEvents(text: string): Promise<ResponseStreamEvent[]> {
+  const events: ResponseStreamEvent[] = [];
+  for await (const event of Stream.fromSSEResponse<ResponseStreamEvent>(sseResponse(text), new AbortController())) {
+    events.push(event);
+  }
+  return events;
+}
+
+function assertWellFormed(text: string): void {
+  const events = parseSse(text);
+  events.forEach((event, index) => {
+    assert.equal(event.event, event.data.type, "the event line names the event's type");
+    assert.equal(event.data.sequence_number, index, "sequence numbers count up from 0");
+  });
+}
+
+for (const fixture of ["text", "tool-call", "text-then-tools", "length", "quirky-tool-call"]) {
+  test(`responses stream: ${fixture} matches its recorded event sequence`, () => {
+    const { text } = translate(fixture);
+    assertWellFormed(text);
+    matchesGolden(join(FIXTURES, `${fixture}.events.txt`), text);
+  });
+}
+
+test("responses stream: a text answer accumulates in the openai SDK to the text, usage and model", async () => {
+  const { text, translator } = translate("text");
+  const { events, final } = await openaiFinalResponse(text);
+  assert.deepEqual(
+    events.map((event) => event.type),
+    [
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.content_part.added",
+      "response.output_text.delta",
+      "response.output_text.delta",
+      "response.output_text.delta",
+      "response.output_text.done",
+      "response.content_part.done",
+      "response.output_item.done",
+      "response.completed",
+    ],
+  );
+  assert.equal(final.output_text, "Hello, world!");
+  assert.equal(final.status, "completed");
+  assert.equal(final.model, "llama-3.3-70b-versatile");
+  assert.equal(final.id, "resp_1");
+  assert.deepEqual(final.usage, {
+    input_tokens: 21,
+    input_tokens_details: { cached_tokens: 4 },
+    output_tokens: 9,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: 30,
+  });
+  const message = final.output[0];
+  assert.ok(message?.type === "message");
+  assert.equal(message.content.length, 1);
+  assert.deepEqual(translator.result?.output_text, final.output_text);
+});
+
+test("responses stream: text then two calls gives a message and two function_call items in order", async () => {
+  const { text } = translate("text-then-tools");
+  const { final } = await openaiFinalResponse(text);
+  assert.deepEqual(
+    final.output.map((item) => (item.type === "function_call" ? [item.call_id, item.name, item.arguments] : item.type)),
+    ["message", ["call_a", "get_weather", '{"city":"Paris"}'], ["call_b", "get_weather", '{"city":"Rome"}']],
+  );
+  assert.equal(final.output_text, "Let me check both.");
+});
+
+test("responses stream: a name sent after the id still opens the call with its buffered arguments", async () => {
+  const { text, translator } = translate("quirky-tool-call");
+  const { events, final } = await openaiFinalResponse(text);
+  const added = events.find((event) => event.type === "response.output_item.added");
+  assert.ok(added?.type === "response.output_item.added" && added.item.type === "function_call");
+  assert.equal(added.item.name, "lookup");
+  assert.equal(added.item.call_id, "call_q");
+  const call = final.output[0];
+  assert.ok(call?.type === "function_call");
+  assert.equal(call.arguments, '{"q":1}');
+  assert.equal(translator.result?.usage, null, "no usage chunk came: usage is null, not invented");
+});
+
+test("responses stream: finish_reason length ends with response.incomplete and max_output_tokens", async () => {
+  const { text } = translate("length");
+  const { events, final } = await openaiFinalResponse(text);
+  assert.equal(events.at(-1)?.type, "response.incomplete");
+  assert.equal(final.status, "incomplete");
+  assert.deepEqual(final.incomplete_details, { reason: "max_output_tokens" });
+  assert.equal(final.output_text, "The answer is long");
+});
+
+test("responses stream: fail() after some text sends error then response.failed with the partial output", async () => {
+  const translator = new ResponsesStreamTranslator({ echo, ids: sequentialIds(), createdAtSeconds: 1767225600 });
+  const chunks = readChatChunks("text");
+  let text = translator.push(chunks[0]) + translator.push(chunks[1]);
+  text += translator.fail(new StreamInterruptedError("The upstream stream broke and no candidate could continue it."));
+  assert.equal(translator.finish(), "", "nothing after the end");
+  assertWellFormed(text);
+  const events = await openaiEvents(text);
+  const error = events.at(-2);
+  assert.ok(error?.type === "error");
+  assert.equal(error.code, "stream_interrupted");
+  const failed = events.at(-1);
+  assert.ok(failed?.type === "response.failed");
+  assert.equal(failed.response.status, "failed");
+  assert.deepEqual(failed.response.error, {
+    code: "stream_interrupted",
+    message: "The upstream stream broke and no candidate could continue it.",
+  });
+  assert.equal(translator.result?.output_text, "Hello", "the partial text is kept in the failed response");
+  // The SDK's stream helper turns the in-band error into a rejection, as with OpenAI's own service.
+  await assert.rejects(ResponseStream.fromReadableStream(jsonLines(events)).finalResponse(), (thrown: unknown) => {
+    assert.equal((thrown as { code?: unknown }).code, "stream_interrupted");
+    return true;
+  });
+});
+
+test("responses stream: fail() before any chunk still starts the response so SDKs can read the failure", async () => {
+  const translator = new ResponsesStreamTranslator({
+    echo,
+    ids: sequentialIds(),
+    createdAtSeconds: 1767225600,
+    fallbackModel: "m",
+  });
+  const events = await openaiEvents(translator.fail(new StreamInterruptedError("cut")));
+  assert.deepEqual(
+    events.map((event) => event.type),
+    ["response.created", "response.in_progress", "error", "response.failed"],
+  );
+  const failed = events.at(-1);
+  assert.ok(failed?.type === "response.failed");
+  assert.equal(failed.response.model, "m");
+});

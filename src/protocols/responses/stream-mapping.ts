@@ -1,0 +1,254 @@
+// Chat Completions stream chunks -> Responses API stream events, with `event:` lines and an increasing
+// `sequence_number`, in the order the SDKs' accumulators expect: created, in_progress, then per output item
+// added -> (content_part.added -> output_text.delta* -> output_text.done -> content_part.done |
+// function_call_arguments.delta* -> .done) -> output_item.done, and last completed / incomplete / failed.
+//
+// Items: text opens a message item, which a tool call closes (text after a tool call opens a new message item).
+// Function call items stay open until the end, because some providers interleave the argument deltas of
+// parallel calls; each delta goes to its call's own output index.
+import type { GatewayError } from "../../errors/gateway-error.ts";
+import { type ChatUsage, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
+import type { IdSource } from "../ids.ts";
+import { namedEvent } from "../sse.ts";
+import {
+  buildResponse,
+  type FunctionCallItem,
+  finishToStatus,
+  type OutputItem,
+  type OutputMessageItem,
+  type OutputTextPart,
+  type ResponseEcho,
+  type ResponseObject,
+  type ResponseStatus,
+} from "./response-object.ts";
+
+export interface ResponsesStreamOptions {
+  readonly echo: ResponseEcho;
+  readonly ids: IdSource;
+  /** Unix seconds. */
+  readonly createdAtSeconds: number;
+  /** The model the gateway sent the request to; used until (and unless) a chunk names the upstream's model. */
+  readonly fallbackModel?: string;
+}
+
+interface OpenMessage {
+  readonly item: OutputMessageItem;
+  readonly part: OutputTextPart;
+  readonly outputIndex: number;
+}
+
+interface ToolCallState {
+  /** Undefined until the call's name is known (some providers send the id first). */
+  item: FunctionCallItem | undefined;
+  outputIndex: number;
+  id: string | undefined;
+  name: string | undefined;
+  bufferedArguments: string;
+}
+
+export class ResponsesStreamTranslator {
+  readonly #options: ResponsesStreamOptions;
+  readonly #responseId: string;
+  readonly #output: OutputItem[] = [];
+  readonly #toolCalls = new Map<number, ToolCallState>();
+  #sequence = 0;
+  /** The model named by the first chunk that names one (the upstream's own name for it). */
+  #model: string | undefined;
+  #isStarted = false;
+  #isEnded = false;
+  #message: OpenMessage | undefined;
+  #finishReason: string | undefined;
+  #usage: ChatUsage | undefined;
+  #final: ResponseObject | undefined;
+
+  constructor(options: ResponsesStreamOptions) {
+    this.#options = options;
+    this.#responseId = options.ids("resp_");
+  }
+
+  /** The finished response (after `finish()` or `fail()`), for keeping it. */
+  get result(): ResponseObject | undefined {
+    return this.#final;
+  }
+
+  /** Feeds one parsed Chat Completions chunk; returns the SSE text to write (possibly empty). */
+  push(chunk: unknown): string {
+    if (this.#isEnded) return "";
+    const view = readChatChunk(chunk);
+    if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
+    let text = this.#start();
+    // A streamed refusal is shown as text: a separate `refusal` part is not modelled for streams yet.
+    const delta = view.text !== "" ? view.text : view.refusal;
+    if (delta !== "") text += this.#appendText(delta);
+    for (const delta of view.toolCalls) text += this.#appendToolCall(delta);
+    if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
+    if (view.usage !== undefined) this.#usage = view.usage;
+    return text;
+  }
+
+  /** The upstream stream ended normally: closes every item and sends completed (or incomplete). */
+  finish(): string {
+    if (this.#isEnded) return "";
+    let text = this.#start();
+    // Calls whose name never came are still calls: send them with what is known.
+    for (const state of this.#toolCalls.values()) if (state.item === undefined) text += this.#openToolCall(state);
+    const { status, incompleteReason } = finishToStatus(this.#finishReason);
+    const itemStatus = status === "incomplete" ? "incomplete" : "completed";
+    text += this.#closeMessage(itemStatus);
+    for (const state of [...this.#toolCalls.values()].sort((a, b) => a.outputIndex - b.outputIndex)) {
+      text += this.#closeToolCall(state, itemStatus);
+    }
+    this.#isEnded = true;
+    const response = this.#snapshot(status, incompleteReason);
+    this.#final = response;
+    return text + this.#event(status === "incomplete" ? "response.incomplete" : "response.completed", { response });
+  }
+
+  /** The stream broke and could not be continued: the in-band `error` event, then `response.failed`. */
+  fail(error: GatewayError): string {
+    if (this.#isEnded) return "";
+    let text = this.#start();
+    this.#isEnded = true;
+    text += this.#event("error", { code: error.code, message: error.message, param: error.param });
+    const response = this.#snapshot("failed", undefined, { code: error.code, message: error.message });
+    this.#final = response;
+    return text + this.#event("response.failed", { response });
+  }
+
+  #start(): string {
+    if (this.#isStarted) return "";
+    this.#isStarted = true;
+    const response = this.#snapshot("in_progress", undefined);
+    return this.#event("response.created", { response }) + this.#event("response.in_progress", { response });
+  }
+
+  #appendText(delta: string): string {
+    let text = "";
+    if (this.#message === undefined) {
+      const item: OutputMessageItem = {
+        id: this.#options.ids("msg_"),
+        type: "message",
+        status: "in_progress",
+        role: "assistant",
+        content: [],
+      };
+      const part: OutputTextPart = { type: "output_text", text: "", annotations: [], logprobs: [] };
+      const outputIndex = this.#output.push(item) - 1;
+      this.#message = { item, part, outputIndex };
+      text += this.#event("response.output_item.added", { output_index: outputIndex, item });
+      item.content.push(part);
+      text += this.#event("response.content_part.added", {
+        item_id: item.id,
+        output_index: outputIndex,
+        content_index: 0,
+        part,
+      });
+    }
+    const { item, part, outputIndex } = this.#message;
+    part.text += delta;
+    return (
+      text +
+      this.#event("response.output_text.delta", {
+        item_id: item.id,
+        output_index: outputIndex,
+        content_index: 0,
+        delta,
+        logprobs: [],
+      })
+    );
+  }
+
+  #closeMessage(status: "completed" | "incomplete"): string {
+    const message = this.#message;
+    if (message === undefined) return "";
+    this.#message = undefined;
+    const { item, part, outputIndex } = message;
+    item.status = status;
+    const at = { item_id: item.id, output_index: outputIndex, content_index: 0 };
+    return (
+      this.#event("response.output_text.done", { ...at, text: part.text, logprobs: [] }) +
+      this.#event("response.content_part.done", { ...at, part }) +
+      this.#event("response.output_item.done", { output_index: outputIndex, item })
+    );
+  }
+
+  #appendToolCall(delta: ToolCallDelta): string {
+    let state = this.#toolCalls.get(delta.index);
+    if (state === undefined) {
+      state = { item: undefined, outputIndex: -1, id: undefined, name: undefined, bufferedArguments: "" };
+      this.#toolCalls.set(delta.index, state);
+    }
+    state.id ??= delta.id;
+    state.name ??= delta.name;
+    if (state.item === undefined) {
+      state.bufferedArguments += delta.arguments;
+      return state.name === undefined ? "" : this.#openToolCall(state);
+    }
+    return delta.arguments === "" ? "" : this.#appendArguments(state.item, state.outputIndex, delta.arguments);
+  }
+
+  #openToolCall(state: ToolCallState): string {
+    let text = this.#closeMessage("completed");
+    const item: FunctionCallItem = {
+      id: this.#options.ids("fc_"),
+      type: "function_call",
+      status: "in_progress",
+      call_id: state.id ?? this.#options.ids("call_"),
+      name: state.name ?? "",
+      arguments: "",
+    };
+    state.item = item;
+    state.outputIndex = this.#output.push(item) - 1;
+    text += this.#event("response.output_item.added", { output_index: state.outputIndex, item });
+    if (state.bufferedArguments !== "") text += this.#appendArguments(item, state.outputIndex, state.bufferedArguments);
+    state.bufferedArguments = "";
+    return text;
+  }
+
+  #appendArguments(item: FunctionCallItem, outputIndex: number, delta: string): string {
+    item.arguments += delta;
+    return this.#event("response.function_call_arguments.delta", {
+      item_id: item.id,
+      output_index: outputIndex,
+      delta,
+    });
+  }
+
+  #closeToolCall(state: ToolCallState, status: "completed" | "incomplete"): string {
+    const item = state.item;
+    if (item === undefined || item.status !== "in_progress") return "";
+    item.status = status;
+    return (
+      this.#event("response.function_call_arguments.done", {
+        item_id: item.id,
+        output_index: state.outputIndex,
+        name: item.name,
+        arguments: item.arguments,
+      }) + this.#event("response.output_item.done", { output_index: state.outputIndex, item })
+    );
+  }
+
+  #snapshot(
+    status: ResponseStatus,
+    incompleteReason: string | undefined,
+    error?: { code: string; message: string },
+  ): ResponseObject {
+    // A deep copy: later deltas mutate the items, and a snapshot already handed out must not change.
+    return structuredClone(
+      buildResponse(this.#options.echo, {
+        id: this.#responseId,
+        createdAtSeconds: this.#options.createdAtSeconds,
+        status,
+        model: this.#model ?? this.#options.fallbackModel ?? "",
+        output: status === "in_progress" ? [] : this.#output,
+        usage: status === "in_progress" ? undefined : this.#usage,
+        incompleteReason,
+        error,
+      }),
+    );
+  }
+
+  #event(type: string, fields: Record<string, unknown>): string {
+    return namedEvent(type, { type, sequence_number: this.#sequence++, ...fields });
+  }
+}

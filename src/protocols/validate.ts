@@ -1,0 +1,32 @@
+// Validates a protocol's request (or one nested part of it) with a zod schema; the first problem becomes a 400
+// whose `param` names the field the way OpenAI does (`input[2].content[0].text`).
+import type { z } from "zod";
+import { InvalidRequestError } from "../errors/gateway-error.ts";
+
+export function validateBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new InvalidRequestError("The request body must be a JSON object.", { code: "invalid_body" });
+  }
+  return validateAt(schema, body, []);
+}
+
+/** Validates `value`, found at `path` in the request body. */
+export function validateAt<T extends z.ZodType>(schema: T, value: unknown, path: readonly PropertyKey[]): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const param = formatPath([...path, ...(issue?.path ?? [])]);
+  const detail = issue?.message ?? "Invalid request body.";
+  const message = detail.startsWith("`") || param === "" ? detail : `Invalid \`${param}\`: ${detail}`;
+  throw new InvalidRequestError(message, { param: param === "" ? null : param, code: "invalid_value" });
+}
+
+/** `["input", 2, "content"]` -> `input[2].content`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let text = "";
+  for (const key of path) {
+    if (typeof key === "number") text += `[${key}]`;
+    else if (typeof key === "string") text += text === "" ? key : `.${key}`;
+  }
+  return text;
+}

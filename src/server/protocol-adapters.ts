@@ -1,0 +1,184 @@
+// The Responses and Messages front doors: thin adapters around the one pipeline. The request is translated into a
+// Chat Completions body, served by the chat pipeline (routing, limits, failover, stream continuation), and the
+// answer translated back: JSON at once, or stream chunks through the protocol's stream translator.
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Clock } from "../clock.ts";
+import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { estimateChatPrompt } from "../limits/token-estimate.ts";
+import type { ClientProtocol } from "../observability/request-record.ts";
+import { CHAT_ENDPOINT } from "../pipeline/endpoints.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { handleRequest, type PipelineResult } from "../pipeline/handle-request.ts";
+import type { ChatRequestBody } from "../protocols/chat-completions.ts";
+import { randomIds } from "../protocols/ids.ts";
+import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
+import { toMessageObject } from "../protocols/messages/response-mapping.ts";
+import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
+import { type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
+import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
+import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
+import type { ResponseObject } from "../protocols/responses/response-object.ts";
+import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
+import { toHeaderValue } from "./header-value.ts";
+import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
+
+/** A protocol's stream translator: fed chat chunks, it returns the SSE text to write. */
+interface StreamTranslator {
+  push(chunk: unknown): string;
+  finish(): string;
+  fail(error: GatewayError): string;
+}
+
+/** One request of a protocol, translated: the chat body to serve, and how to answer in the protocol. */
+interface Exchange {
+  readonly chatBody: ChatRequestBody;
+  /** A chat completion -> the protocol's JSON answer; `servedModel` is the upstream id the gateway called. */
+  answer(completion: unknown, servedModel: string): object;
+  stream(servedModel: string): StreamTranslator;
+  /** After a stream ended (its translator finished or failed), before its last events are written: to keep it. */
+  streamEnded?(isSuccess: boolean): Promise<void>;
+  /** After a JSON answer was made, before it is sent: to keep it. */
+  answered?(answer: object): Promise<void>;
+}
+
+export interface ProtocolAdapter {
+  readonly clientProtocol: ClientProtocol;
+  begin(body: unknown): Exchange | Promise<Exchange>;
+}
+
+export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapter) {
+  return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const exchange = await adapter.begin(request.body);
+    const clientGone = clientGoneSignal(reply.raw);
+    const sessionId = request.headers["x-session-id"];
+    let result: PipelineResult;
+    try {
+      result = await handleRequest(runtime, CHAT_ENDPOINT, exchange.chatBody, {
+        requestId: request.id,
+        clientProtocol: adapter.clientProtocol,
+        signal: clientGone.signal,
+        sessionId: typeof sessionId === "string" ? sessionId : undefined,
+        log: request.log,
+      });
+    } catch (error) {
+      clientGone.stop();
+      if (!(error instanceof ClientAbortedError)) throw error;
+      reply.hijack();
+      reply.raw.destroy();
+      return;
+    }
+    const servedModel = result.headers["x-gateway-model"] ?? "";
+    if (result.kind === "json") {
+      clientGone.stop();
+      const answer = exchange.answer(parseCompletion(result.bodyText), servedModel);
+      await exchange.answered?.(answer);
+      reply.code(result.status).headers(result.headers).type("application/json").send(answer);
+      return;
+    }
+    const translator = exchange.stream(servedModel);
+    reply.hijack();
+    // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id from
+    // discovery may hold characters a header cannot).
+    const gatewayHeaders = Object.fromEntries(
+      Object.entries(result.headers).map(([name, value]) => [name, toHeaderValue(value)]),
+    );
+    reply.raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id, ...gatewayHeaders });
+    const ending = await pumpStream(reply.raw, result.events, (chunks) => {
+      let text = "";
+      for (const chunk of chunks) text += translator.push(chunk.json);
+      return text;
+    });
+    clientGone.stop();
+    const tail = ending.isSuccess
+      ? translator.finish()
+      : ending.error !== undefined
+        ? translator.fail(ending.error)
+        : "";
+    // Kept before the client reads `response.completed`, so a follow-up request finds it.
+    await exchange.streamEnded?.(ending.isSuccess);
+    if (!reply.raw.destroyed) reply.raw.end(tail);
+  };
+}
+
+function parseCompletion(bodyText: string): unknown {
+  try {
+    return JSON.parse(bodyText) as unknown;
+  } catch (error) {
+    throw new UpstreamUnavailableError("The upstream answer is not JSON.", { cause: error });
+  }
+}
+
+function nowSeconds(clock: Clock): number {
+  return Math.floor(clock.now() / 1000);
+}
+
+/** OpenAI Responses (`POST /v1/responses`), kept unless the request says `store: false`. */
+export function responsesAdapter(kept: KeptResponses, clock: Clock): ProtocolAdapter {
+  return {
+    clientProtocol: "openai-responses",
+    async begin(body) {
+      const translated = responsesToChat(body, await prefetch(kept, body));
+      const keep = async (response: ResponseObject | undefined): Promise<void> => {
+        if (response === undefined || !translated.shouldStore) return;
+        await kept.put({
+          response,
+          conversation: [...translated.conversation, ...outputToChatMessages(response.output)],
+        });
+      };
+      let translator: ResponsesStreamTranslator | undefined;
+      let latest: ResponseObject | undefined;
+      return {
+        chatBody: translated.chatBody,
+        answer(completion, servedModel) {
+          const response = toResponseObject(completion, {
+            echo: translated.echo,
+            ids: randomIds,
+            createdAtSeconds: nowSeconds(clock),
+            fallbackModel: servedModel,
+          });
+          latest = response;
+          return response;
+        },
+        stream(servedModel) {
+          translator = new ResponsesStreamTranslator({
+            echo: translated.echo,
+            ids: randomIds,
+            createdAtSeconds: nowSeconds(clock),
+            fallbackModel: servedModel,
+          });
+          return translator;
+        },
+        answered: () => keep(latest),
+        // A failed stream leaves nothing to continue from.
+        streamEnded: (isSuccess) => (isSuccess ? keep(translator?.result) : Promise.resolve()),
+      };
+    },
+  };
+}
+
+/** Anthropic Messages (`POST /v1/messages`). */
+export function messagesAdapter(): ProtocolAdapter {
+  return {
+    clientProtocol: "anthropic-messages",
+    begin(body) {
+      const translated = messagesToChat(body);
+      return {
+        chatBody: translated.chatBody,
+        answer: (completion, servedModel) =>
+          toMessageObject(completion, {
+            ids: randomIds,
+            stopSequences: translated.stopSequences,
+            fallbackModel: servedModel,
+          }),
+        stream: (servedModel) =>
+          new MessagesStreamTranslator({
+            ids: randomIds,
+            stopSequences: translated.stopSequences,
+            fallbackModel: servedModel,
+            promptTokensEstimate: estimateChatPrompt(translated.chatBody.messages, translated.chatBody.tools)
+              .promptTokens,
+          }),
+      };
+    },
+  };
+}

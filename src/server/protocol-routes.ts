@@ -1,0 +1,62 @@
+// The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
+// call: kept responses (GET / DELETE /v1/responses/{id}) and Anthropic's token count.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ResourceNotFoundError } from "../errors/gateway-error.ts";
+import { estimateChatPrompt } from "../limits/token-estimate.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
+import { inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { ResponseStore } from "../protocols/responses/response-store.ts";
+import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
+import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
+
+/**
+ * `kept`: where kept responses live (a shared store from the composition root); by default in this process's
+ * memory, bounded by `responses.store` (read once, at startup: a config reload does not resize it).
+ */
+export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime, kept?: KeptResponses): void {
+  const store = kept ?? inMemory(new ResponseStore(runtime.snapshot.config.responses.store, runtime.clock));
+  const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock));
+  for (const path of RESPONSES_PATHS) app.post(path, responses);
+  const messages = protocolHandler(runtime, messagesAdapter());
+  for (const path of MESSAGES_PATHS) app.post(path, messages);
+  registerKeptResponseRoutes(app, store);
+  registerCountTokensRoute(app);
+}
+
+function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses): void {
+  for (const base of RESPONSES_PATHS) {
+    app.get(`${base}/:id`, async (request) => {
+      const id = idOf(request);
+      const stored = await store.get(id);
+      if (stored === undefined) throw notKept(id);
+      return stored.response;
+    });
+    app.delete(`${base}/:id`, async (request) => {
+      const id = idOf(request);
+      if (!(await store.delete(id))) throw notKept(id);
+      return { id, object: "response", deleted: true };
+    });
+  }
+}
+
+function idOf(request: FastifyRequest): string {
+  return (request.params as { id: string }).id;
+}
+
+function notKept(id: string): ResourceNotFoundError {
+  return new ResourceNotFoundError(
+    `Response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
+    { param: "response_id", code: "response_not_found" },
+  );
+}
+
+/** `POST /v1/messages/count_tokens`: the gateway's own estimate of the translated prompt (no upstream call). */
+function registerCountTokensRoute(app: FastifyInstance): void {
+  for (const base of MESSAGES_PATHS) {
+    app.post(`${base}/count_tokens`, async (request) => {
+      const { chatBody } = messagesToChat(request.body, "count");
+      return { input_tokens: estimateChatPrompt(chatBody.messages, chatBody.tools).promptTokens };
+    });
+  }
+}

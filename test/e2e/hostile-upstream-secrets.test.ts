@@ -1,0 +1,186 @@
+// Issue 13, finding 3: the provider key never leaves the gateway. The upstream echoes the key it was sent in
+// every field of every kind of error (rejected 4xx, 401, 429, 5xx, an error inside a 200, an error event before
+// and after the first content, a malformed event), and a key-shaped string of another account too. The real
+// gateway runs as a process at `log_level: trace`; no response byte and no log line may contain either.
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { test } from "node:test";
+import { request } from "undici";
+import { buildServer } from "../../src/server/build-server.ts";
+import { useGateway } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { chatChunk, type MockStep, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
+
+const CHAT_ROUTE = "POST /v1/chat/completions";
+const MODEL = "m";
+const KEY = "sk-echoed-provider-key-4f9a1c2b3d4e5f60";
+/** Not configured anywhere: only its shape says it is a secret. */
+const FOREIGN_KEY = "sk-proj-Zx81Qw72Er63Ty54Ui45Op36As27Df18";
+const BEARER = "Bearer abcDEF0123456789ghiJKL";
+
+function echoingError(status: number): MockStep {
+  return {
+    kind: "json",
+    status,
+    body: {
+      error: {
+        message: `Incorrect API key provided: ${KEY}. Also seen: ${FOREIGN_KEY}; header was ${BEARER}`,
+        type: KEY,
+        code: KEY,
+        param: KEY,
+      },
+    },
+  };
+}
+
+const errorEvent = {
+  error: { message: `stream failed for ${KEY} (${FOREIGN_KEY})`, type: KEY, code: KEY, param: KEY },
+};
+
+function sse(events: unknown[], end: "done" | "hang" = "done"): MockStep {
+  return { kind: "sse", events: events.map((data) => (typeof data === "string" ? { raw: data } : { data })), end };
+}
+
+interface Collected {
+  status: number;
+  text: string;
+}
+
+async function collect(url: string, method: "GET" | "POST", body?: unknown): Promise<Collected> {
+  const response = await request(url, {
+    method,
+    headers: { "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.body.text();
+  const headers = Object.entries(response.headers)
+    .map(([name, value]) => `${name}: ${String(value)}`)
+    .join("\n");
+  return { status: response.statusCode, text: `${headers}\n\n${text}` };
+}
+
+test("the provider key (and anything key-shaped) appears in no response byte and no log line at any level", async (t) => {
+  const mock: MockUpstream = await startMockUpstream();
+  t.after(() => mock.close());
+  const gateway = await startGatewayProcess(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  log_level: trace
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${KEY}
+    retries: 0
+    models:
+      ${MODEL}: {}
+cooldowns:
+  failure_threshold: 100
+  rate_limit_base_ms: 1
+  rate_limit_max_ms: 1
+`,
+  );
+  const chat = (extra: Record<string, unknown> = {}) =>
+    collect(`${gateway.url}/v1/chat/completions`, "POST", {
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      ...extra,
+    });
+  const answers: Collected[] = [];
+  const role = chatChunk("", MODEL, { role: true });
+  const hello = chatChunk("Hello", MODEL);
+  const steps: { name: string; step: MockStep; stream: boolean; status: number }[] = [
+    { name: "rejected 400", step: echoingError(400), stream: false, status: 400 },
+    { name: "rejected 404 on a stream", step: echoingError(404), stream: true, status: 404 },
+    { name: "500", step: echoingError(500), stream: false, status: 502 },
+    { name: "429", step: echoingError(429), stream: false, status: 429 },
+    { name: "error in a 200", step: { kind: "json", body: errorEvent }, stream: false, status: 502 },
+    { name: "error event before content", step: sse([role, errorEvent]), stream: true, status: 502 },
+    { name: "error event mid-stream", step: sse([role, hello, errorEvent], "hang"), stream: true, status: 200 },
+    {
+      name: "malformed events mid-stream",
+      step: sse([role, hello, `data: {${KEY}\n\n`, `data: {${KEY}\n\n`, `data: {${KEY}\n\n`, `data: {${KEY}\n\n`]),
+      stream: true,
+      status: 200,
+    },
+    {
+      name: "an error object next to choices",
+      step: sse([role, hello, { ...chatChunk("", MODEL, { finishReason: "stop" }), ...errorEvent }]),
+      stream: true,
+      status: 200,
+    },
+    // Last: a 401 parks the provider.
+    { name: "401", step: echoingError(401), stream: false, status: 502 },
+  ];
+  for (const { name, step, stream, status } of steps) {
+    mock.enqueue(CHAT_ROUTE, step);
+    // A 429 cools the deployment down for 1 ms; let it pass.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const answer = await chat(stream ? { stream: true } : {});
+    assert.equal(answer.status, status, `${name}: ${answer.text}`);
+    answers.push(answer);
+  }
+  answers.push(await collect(`${gateway.url}/stats`, "GET"));
+  answers.push(await collect(`${gateway.url}/health`, "GET"));
+  answers.push(await collect(`${gateway.url}/v1/gateway/route?model=${MODEL}`, "GET"));
+  const requestLog = await collect(`${gateway.url}/v1/gateway/requests`, "GET");
+  assert.equal(requestLog.status, 200);
+  assert.ok(requestLog.text.includes("[redacted]"), "the request log keeps the (redacted) reasons");
+  answers.push(requestLog);
+  answers.push(await collect(`${gateway.url}/metrics`, "GET"));
+  // The upstream really was sent the key and echoed it (the test would be vacuous otherwise).
+  assert.equal(mock.requests.filter((r) => r.headers.authorization === `Bearer ${KEY}`).length >= steps.length, true);
+  assert.ok(
+    answers.some((answer) => answer.text.includes("[redacted]")),
+    "something was redacted",
+  );
+  for (const [index, answer] of answers.entries()) {
+    for (const secret of [KEY, FOREIGN_KEY, BEARER]) {
+      assert.ok(!answer.text.includes(secret), `response ${index} leaks ${secret}: ${answer.text}`);
+    }
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const levels = new Set(gateway.logs.map((line) => line.level));
+  assert.ok(levels.has(10) || levels.has(20), "trace/debug lines were written (the logger runs at trace)");
+  assert.ok(levels.has(40), "warn lines were written");
+  for (const line of gateway.logs) {
+    const text = JSON.stringify(line);
+    for (const secret of [KEY, FOREIGN_KEY, BEARER]) {
+      assert.ok(!text.includes(secret), `log line at level ${line.level} leaks ${secret}: ${text}`);
+    }
+  }
+});
+
+test("the log stream itself redacts every line, whatever wrote it and at whatever level (last line of defence)", async (t) => {
+  const mock: MockUpstream = await startMockUpstream();
+  t.after(() => mock.close());
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${KEY}
+    models:
+      ${MODEL}: {}
+`,
+  );
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString("utf8"));
+      callback();
+    },
+  });
+  const app = buildServer(gateway.runtime, { logger: { level: "trace", stream } });
+  t.after(() => app.close());
+  app.log.trace({ echoed: KEY }, `trace ${KEY}`);
+  app.log.debug({ nested: { deeper: [`${FOREIGN_KEY}`] } }, "debug");
+  app.log.info(`info ${BEARER}`);
+  app.log.warn({ err: new Error(`upstream said ${KEY}`) }, "warn");
+  assert.equal(lines.length, 4);
+  for (const line of lines) {
+    for (const secret of [KEY, FOREIGN_KEY, BEARER]) assert.ok(!line.includes(secret), `leaked: ${line}`);
+    assert.match(line, /\[redacted\]/);
+  }
+});

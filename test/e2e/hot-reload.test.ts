@@ -1,0 +1,208 @@
+// Hot reload (docs/configuration.md "Reloading the config"): POST /admin/reload, a change of the config file and
+// SIGHUP load and validate the config again; a valid one is swapped in atomically (in-flight streams finish on
+// the old one, a removed provider gets no new request, learned state carries over), an invalid one is refused
+// with every problem and the old config keeps serving.
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { stringify } from "yaml";
+import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { chatCompletion, chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
+import { postJson, readTimed, strictSseData } from "../helpers/sse-client.ts";
+
+const CHAT_ROUTE = "POST /v1/chat/completions";
+const ADMIN_KEY = "admin-secret";
+
+function provider(name: string, mock: MockUpstream, models: Record<string, unknown>): Record<string, unknown> {
+  return { name, base_url: mock.baseUrl, api_key: `sk-${name}-secret`, retries: 0, timeout_ms: 5_000, models };
+}
+
+function configYaml(providers: Record<string, unknown>[], extra: Record<string, unknown> = {}): string {
+  return stringify({
+    server: { port: 0, host: "127.0.0.1", admin_keys: [ADMIN_KEY] },
+    providers,
+    routing: { max_wait_for_better_ms: 0 },
+    ...extra,
+  });
+}
+
+interface HealthConfig {
+  config: { loaded_at: string; hash: string };
+}
+
+async function configInfo(gateway: Parameters<typeof send>[0]): Promise<HealthConfig["config"]> {
+  const response = await send(gateway, "GET", "/health");
+  return (response.json as HealthConfig).config;
+}
+
+function reload(gateway: Parameters<typeof send>[0]) {
+  return send(gateway, "POST", "/admin/reload", { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+}
+
+/** The test gateway's own `discovery:` and `state:` sections (private cache dir and state file). */
+function tailOf(configPath: string): string {
+  const text = readFileSync(configPath, "utf8");
+  return text.slice(text.search(/^discovery:/m));
+}
+
+/** Rewrites the config file in place, keeping the test's own discovery cache and state path lines. */
+function rewrite(configPath: string, yamlText: string, tail: string): void {
+  writeFileSync(configPath, `${yamlText}\n${tail}`);
+}
+
+describe("hot reload", () => {
+  test("a reload adds a provider and removes another without dropping an in-flight stream", async (t) => {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    const gamma = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } }), provider("beta", beta, { n: { id: "beta-n" } })]),
+    );
+    const tail = tailOf(gateway.configPath);
+    const before = await configInfo(gateway);
+    assert.match(before.hash, /^[0-9a-f]{16}$/);
+    assert.ok(!Number.isNaN(Date.parse(before.loaded_at)));
+
+    const words = ["one", "two", "three", "four", "five", "six"];
+    alpha.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, "alpha-m", { delayMs: 150 }) });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-n") });
+    gamma.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from gamma", "gamma-m") });
+    // Beta learns a cooldown before the reload; it must carry over (beta does not change).
+    beta.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after": "30" } }));
+    assert.equal((await postChat(gateway, { model: "n" })).status, 429);
+
+    const stream = await postJson(`${gateway.baseUrl}/chat/completions`, {
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    assert.equal(stream.statusCode, 200);
+    const reading = readTimed(stream.body);
+    await alpha.waitForRequests(1);
+
+    rewrite(
+      gateway.configPath,
+      configYaml([provider("gamma", gamma, { m: { id: "gamma-m" } }), provider("beta", beta, { n: { id: "beta-n" } })]),
+      tail,
+    );
+    const reloaded = await reload(gateway);
+    assert.equal(reloaded.status, 200, reloaded.text);
+    const after = await configInfo(gateway);
+    assert.notEqual(after.hash, before.hash);
+    assert.equal((reloaded.json as { config: { hash: string } }).config.hash, after.hash);
+
+    // The next request for `m` goes to gamma at once; alpha gets nothing new.
+    const served = await postChat(gateway, { model: "m" });
+    assert.equal(served.status, 200, served.text);
+    assert.equal(served.headers["x-gateway-provider"], "gamma");
+
+    // The stream that started on alpha finishes on the old config, whole.
+    const { text } = await reading;
+    const data = strictSseData(text);
+    assert.equal(data.at(-1), "[DONE]", text);
+    const content = data
+      .slice(0, -1)
+      .map(
+        (line) => (JSON.parse(line) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? "",
+      )
+      .join("");
+    assert.equal(content, words.join(""));
+    assert.equal(chatRequests(alpha).length, 1, "a removed provider gets no new request");
+
+    // Beta's cooldown carried over: still cooling, no upstream call.
+    const cooling = await postChat(gateway, { model: "n" });
+    assert.equal(cooling.status, 429, cooling.text);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
+  test("an invalid config is refused with every problem and the old one keeps serving", async (t) => {
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-m") });
+    const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } })]));
+    const before = await configInfo(gateway);
+    writeFileSync(
+      gateway.configPath,
+      `server:\n  port: 0\n  host: 127.0.0.1\n  admin_keys: [${ADMIN_KEY}]\nroutng:\n  max_attempts: 2\nproviders:\n  - name: alpha\n    base_url: ${alpha.baseUrl}\n    timeout_ms: -5\n`,
+    );
+    const refused = await reload(gateway);
+    assert.equal(refused.status, 400, refused.text);
+    const error = errorOf(refused) as ReturnType<typeof errorOf> & { problems?: string[] };
+    assert.equal(error.code, "config_invalid");
+    assert.ok((error.problems?.length ?? 0) >= 2, `every problem listed: ${JSON.stringify(error.problems)}`);
+    assert.ok(
+      error.problems?.some((problem) => /meta-providers\.yaml:\d+/.test(problem) && /routng/.test(problem)),
+      JSON.stringify(error.problems),
+    );
+    assert.deepEqual(await configInfo(gateway), before, "the old config is still the one serving");
+    const served = await postChat(gateway, { model: "m" });
+    assert.equal(served.status, 200, served.text);
+
+    const denied = await send(gateway, "POST", "/admin/reload");
+    assert.equal(denied.status, 403, "admin-key protected");
+  });
+
+  test("a change of the config file reloads it (debounced)", async (t) => {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } })]), {
+      watchFiles: true,
+      watchDebounceMs: 100,
+    });
+    const tail = tailOf(gateway.configPath);
+    const before = await configInfo(gateway);
+    rewrite(gateway.configPath, configYaml([provider("beta", beta, { m: { id: "beta-m" } })]), tail);
+    const deadline = Date.now() + 5_000;
+    while ((await configInfo(gateway)).hash === before.hash) {
+      assert.ok(Date.now() < deadline, "the file change was not picked up");
+      await sleep(50);
+    }
+    const served = await postChat(gateway, { model: "m" });
+    assert.equal(served.headers["x-gateway-provider"], "beta", served.text);
+  });
+
+  test("SIGHUP reloads the config of a running process and does not stop it", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const yaml = (name: string, mock: MockUpstream) =>
+      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
+    const gateway = await startGatewayProcess(t, yaml("alpha", alpha));
+    const health = async (): Promise<HealthConfig["config"]> => {
+      const response = await fetch(`${gateway.url}/health`);
+      return ((await response.json()) as HealthConfig).config;
+    };
+    const before = await health();
+    const text = readFileSync(gateway.configPath, "utf8").replace(
+      /^providers:[\s\S]*?(?=^discovery:)/m,
+      yaml("beta", beta),
+    );
+    writeFileSync(gateway.configPath, text);
+    assert.ok(gateway.pid !== undefined);
+    process.kill(gateway.pid, "SIGHUP");
+    const deadline = Date.now() + 5_000;
+    while ((await health()).hash === before.hash) {
+      assert.ok(Date.now() < deadline, "SIGHUP did not reload the config");
+      await sleep(50);
+    }
+    process.kill(gateway.pid, "SIGHUP");
+    await sleep(200);
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    assert.equal(response.headers.get("x-gateway-provider"), "beta");
+    assert.ok(
+      gateway.logs.some((line) => line.msg === "config reloaded"),
+      "the reload is logged",
+    );
+  });
+});

@@ -1,0 +1,113 @@
+// Recovery on evidence (docs/routing.md "Recovery"): a failed candidate is probed with real traffic, one request
+// at a time, at a bounded pace, and is back in its ranked place as soon as a probe succeeds. Real time, real
+// sockets: alpha (preferred, only a few points ahead, so that a health penalty alone would reorder them) and beta.
+import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { assertServedBy, startScene } from "../helpers/limits-scene.ts";
+import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
+
+const CHAT_ROUTE = "POST /v1/chat/completions";
+
+const UNAVAILABLE: MockStep = {
+  kind: "json",
+  status: 503,
+  body: { error: { message: "overloaded", type: "server_error", code: null, param: null } },
+};
+
+describe("recovery on evidence", () => {
+  test("a primary down for 4 s serves again within 6 s of recovering, one attempt in flight at a time", async (t) => {
+    // Default cooldowns: first probe 2 s after the circuit opens, then 4 s, 8 s, ... up to 30 s.
+    const scene = await startScene(t, { alphaModel: { priority: 5 } });
+    const startedAtMs = Date.now();
+    const outageStartMs = startedAtMs + 800;
+    const outageEndMs = outageStartMs + 4_000;
+    let inFlight = 0;
+    let maxInFlightAfterFirstFailure = 0;
+    let firstFailureSentAtMs: number | undefined;
+    scene.alpha.setDefault(CHAT_ROUTE, (request: RecordedRequest) => ({
+      kind: "handler",
+      handle: async (_recorded, response: ServerResponse) => {
+        const isOutage = request.receivedAtMs >= outageStartMs && request.receivedAtMs < outageEndMs;
+        // Only attempts the gateway sent after it could know of the outage count (20 ms to record a failure).
+        const isCounted = firstFailureSentAtMs !== undefined && request.receivedAtMs > firstFailureSentAtMs + 20;
+        inFlight += 1;
+        if (isCounted) maxInFlightAfterFirstFailure = Math.max(maxInFlightAfterFirstFailure, inFlight);
+        await sleep(60);
+        inFlight -= 1;
+        const step = isOutage ? UNAVAILABLE : { body: chatCompletion("from alpha", "alpha-model"), status: 200 };
+        if (isOutage) firstFailureSentAtMs ??= Date.now();
+        response.writeHead(step.status ?? 200, { "content-type": "application/json" });
+        response.end(JSON.stringify(step.body));
+      },
+    }));
+    scene.beta.setDefault(CHAT_ROUTE, {
+      kind: "json",
+      body: chatCompletion("from beta", "beta-model"),
+      delayMs: 30,
+    });
+
+    let recoveredAtMs: number | undefined;
+    let failures = 0;
+    const deadlineMs = outageEndMs + 6_000;
+    const worker = async (): Promise<void> => {
+      while (recoveredAtMs === undefined && Date.now() < deadlineMs) {
+        const response = await scene.chat();
+        if (response.status !== 200) failures += 1;
+        if (Date.now() >= outageEndMs && response.headers["x-gateway-provider"] === "alpha") {
+          recoveredAtMs ??= Date.now();
+        }
+        await sleep(40);
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+
+    assert.equal(failures, 0, "every request was served (beta covers the outage)");
+    assert.ok(firstFailureSentAtMs !== undefined, "the outage was seen");
+    assert.ok(recoveredAtMs !== undefined, "alpha never served again after it recovered");
+    const recoveryMs = recoveredAtMs - outageEndMs;
+    assert.ok(recoveryMs <= 6_000, `alpha served again ${recoveryMs} ms after recovering`);
+    assert.equal(maxInFlightAfterFirstFailure, 1, "at most one alpha attempt in flight once a failure was seen");
+    const outageAttempts = scene.alpha.requests.filter(
+      (request) => request.receivedAtMs >= outageStartMs && request.receivedAtMs < outageEndMs,
+    ).length;
+    // Before the circuit opens a few probes, then one after 2 s and one after 4 s more: a bounded pace.
+    assert.ok(outageAttempts <= 8, `${outageAttempts} attempts hit alpha during its 4 s outage`);
+  });
+
+  test("after a successful half-open probe the next request goes to the recovered higher-ranked candidate", async (t) => {
+    const scene = await startScene(t, {
+      alphaModel: { priority: 5 },
+      config: { cooldowns: { failure_threshold: 3, circuit_first_probe_ms: 300, circuit_open_ms: 1_000 } },
+    });
+    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    // Warm alpha's health with successes, then three failures open its circuit.
+    for (let index = 0; index < 3; index++) assertServedBy(await scene.chat(), "alpha");
+    scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE);
+    for (let index = 0; index < 3; index++) assertServedBy(await scene.chat(), "beta", 2);
+    assert.equal((await scene.stats("alpha")).circuit, "open");
+    assertServedBy(await scene.chat(), "beta", 1);
+    await sleep(350);
+    // Half-open: alpha's failures are what the probe is to find out about, so it is ranked in its place.
+    assert.equal((await scene.stats("alpha")).circuit, "half_open");
+    assertServedBy(await scene.chat(), "alpha");
+    assert.equal((await scene.stats("alpha")).circuit, "closed");
+    // The success after the failures restores alpha's score: the next requests go to it, not to beta.
+    assertServedBy(await scene.chat(), "alpha");
+    assertServedBy(await scene.chat(), "alpha");
+  });
+
+  test("a candidate with a recent failure is probed in its place, and restored by the probe's success", async (t) => {
+    const scene = await startScene(t, {
+      alphaModel: { priority: 5 },
+      config: { cooldowns: { failure_threshold: 5 } },
+    });
+    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE);
+    for (let index = 0; index < 4; index++) assertServedBy(await scene.chat(), "beta", 2);
+    // Four failures in a row, circuit still closed: a health penalty alone would rank alpha below beta for good.
+    assertServedBy(await scene.chat(), "alpha");
+    assertServedBy(await scene.chat(), "alpha");
+  });
+});
