@@ -231,6 +231,23 @@ describe("observability of the request pipeline's records", () => {
   });
 });
 
+describe("client protocols in the metrics", () => {
+  test("a request on /v1/messages counts under protocol anthropic-messages, one on /v1/chat/completions under openai-chat", async (t) => {
+    const { alpha, gateway, auth } = await scene(t);
+    alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("one", "alpha-m") });
+    alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("two", "alpha-m") });
+    const messages = await send(gateway, "POST", "/v1/messages", {
+      headers: auth,
+      body: { model: "m", max_tokens: 16, messages: [{ role: "user", content: "hi" }] },
+    });
+    assert.equal(messages.status, 200, messages.text);
+    assert.equal((await postChat(gateway, { model: "m" }, auth)).status, 200);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { protocol: "anthropic-messages", model: "m" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { protocol: "openai-chat", model: "m" }), 1);
+  });
+});
+
 describe("message content in the request log", () => {
   for (const isKept of [false, true]) {
     test(`log.content: ${isKept}`, async (t) => {
