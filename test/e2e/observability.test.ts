@@ -263,13 +263,21 @@ describe("message content in the request log", () => {
         headers: auth,
       });
       assert.equal(one.status, 200);
+      alpha.enqueue(CHAT, { kind: "sse", events: chatStream(["streamed", " secret"], "alpha-m") });
+      const streamed = await postChat(gateway, { model: "m", stream: true }, auth);
+      assert.equal(streamed.status, 200);
+      const streamedRecord = await send(gateway, "GET", `/v1/gateway/requests/${streamed.headers["x-request-id"]}`, {
+        headers: auth,
+      });
       if (isKept) {
         const content = (one.json as RequestRecord).content;
         assert.deepEqual(content?.request, [{ role: "user", content: "a private question" }]);
         assert.equal(content?.responseText, "the secret answer");
+        assert.equal((streamedRecord.json as RequestRecord).content?.responseText, "streamed secret");
       } else {
         assert.ok(!one.text.includes("a private question"), one.text);
         assert.ok(!one.text.includes("the secret answer"), one.text);
+        assert.ok(!streamedRecord.text.includes("streamed secret"), streamedRecord.text);
       }
     });
   }
