@@ -85,15 +85,18 @@ async function tryCandidate(
     // provider still gets that whole time afterwards (else a request sent at the end of the request's time would
     // time out on the provider's account).
     const maxSlotWaitMs = Math.max(0, remainingMs - settings.timeoutMs);
-    const releaseSlot = await services.acquireSlot(deployment, maxSlotWaitMs, request.signal);
+    const acquired = services.acquireSlot(deployment, maxSlotWaitMs, request.signal);
+    const releaseSlot = acquired instanceof Promise ? await acquired : acquired;
     if (request.signal.aborted) {
       releaseSlot?.();
       throw new ClientAbortedError();
     }
     if (releaseSlot === undefined) {
+      // The gateway's own concurrency cap is a limit like a budget: the client may come back (429), nothing failed.
       skips.push({
         deploymentKey: deployment.key,
         reason: `no free slot within the request's time (max_in_flight ${settings.maxInFlight})`,
+        isLimit: true,
       });
       return undefined;
     }

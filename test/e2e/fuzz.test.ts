@@ -156,7 +156,12 @@ function assertSound(answer: Answer, context: { method: string; path: string }):
   assert.ok(error !== undefined && typeof error === "object", `no error object: ${where}`);
   assert.equal(typeof error.message, "string", where);
   assert.equal(typeof error.type, "string", where);
-  assert.ok("code" in error && "param" in error, `error.code and error.param must be present: ${where}`);
+  if (/^\/(v1\/)?messages(\/|$|\?)/.test(context.path)) {
+    // The Anthropic Messages routes answer in Anthropic's shape: {"type":"error","error":{"type","message"}}.
+    assert.equal((json as { type?: unknown }).type, "error", `not Anthropic-shaped: ${where}`);
+  } else {
+    assert.ok("code" in error && "param" in error, `error.code and error.param must be present: ${where}`);
+  }
   assert.match(answer.headers["content-type"] ?? "", /^application\/json/, where);
 }
 

@@ -179,7 +179,9 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     await waitUntil(() => upstreamClosed, "the trickling upstream was hung up on");
   });
 
-  test("an endless well-formed stream: retained text stays capped (RSS growth < 50 MB over 100 MB of content)", {
+  // The bound is half the content sent (a relay that kept the delivered text would grow by more than 300 MB) and
+  // leaves room for garbage the collector has not reclaimed yet, which on a loaded machine can be ~100 MB at peak.
+  test("an endless well-formed stream: retained text stays capped (RSS growth < 150 MB over 300 MB of content)", {
     skip: rssSkip,
   }, async (t) => {
     const mock = await useMock(t);
@@ -190,7 +192,7 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
       handle: async (_request, response) => {
         sseHead(response);
         response.write(`data: ${JSON.stringify(chatChunk("", MODEL, { role: true }))}\n\n`);
-        await writeUntilClosed(response, event, 100 * MB);
+        await writeUntilClosed(response, event, 300 * MB);
         // Then the upstream breaks: there is nothing to continue from (past the retained-text cap).
         response.socket?.destroy();
       },
@@ -217,9 +219,9 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     }
     await sleep(100);
     const peak = rss.stop();
-    assert.ok(received > 95 * MB, `the client got ${Math.round(received / MB)} MB`);
+    assert.ok(received > 295 * MB, `the client got ${Math.round(received / MB)} MB`);
     assert.match(tail, /"code":"stream_interrupted"/);
-    assert.ok(peak - before < 50 * MB, `RSS grew by ${Math.round((peak - before) / MB)} MB`);
+    assert.ok(peak - before < 150 * MB, `RSS grew by ${Math.round((peak - before) / MB)} MB`);
   });
 
   test("past max_retained_stream_chars a cut stream is not continued (the backup is never asked)", async (t) => {
