@@ -32,8 +32,10 @@ describe("recovery on evidence", () => {
       kind: "handler",
       handle: async (_recorded, response: ServerResponse) => {
         const isOutage = request.receivedAtMs >= outageStartMs && request.receivedAtMs < outageEndMs;
-        // Only attempts the gateway sent after it could know of the outage count (20 ms to record a failure).
-        const isCounted = firstFailureSentAtMs !== undefined && request.receivedAtMs > firstFailureSentAtMs + 20;
+        // Only attempts the gateway sent during the outage after it could know of it count (20 ms to record a
+        // failure); once alpha has recovered, concurrent requests are welcome again.
+        const isCounted =
+          isOutage && firstFailureSentAtMs !== undefined && request.receivedAtMs > firstFailureSentAtMs + 20;
         inFlight += 1;
         if (isCounted) maxInFlightAfterFirstFailure = Math.max(maxInFlightAfterFirstFailure, inFlight);
         await sleep(60);
