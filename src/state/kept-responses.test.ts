@@ -5,6 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock } from "../clock.ts";
 import { EmbeddedKeptResponses, type KeptResponseLimits, type KeptResponseRow } from "./embedded-kept-responses.ts";
@@ -137,4 +138,22 @@ test("redis: two stores on one Redis and prefix see each other's rows", {
   assert.equal(await two.getByItem("msg_a"), row("resp_a").json);
   assert.equal(await two.delete("resp_a"), true);
   assert.equal(await one.get("resp_a"), undefined);
+});
+
+test("redis cluster: rows, items, eviction and the delete script work across a 3-master cluster (one hash tag)", {
+  skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
+}, async (t) => {
+  const cluster = await useRedisCluster(t);
+  const clock = new ManualClock();
+  const store = new RedisKeptResponses(cluster.url, "cluster:", true, { ...LIMITS, maxEntries: 2 }, clock);
+  await store.connect();
+  t.after(() => store.close());
+  for (const id of ["r1", "r2", "r3"]) {
+    await store.put(row(id, [`msg_${id}`]));
+    clock.advance(1);
+  }
+  assert.equal(await store.get("r1"), undefined);
+  assert.equal(await store.getByItem("msg_r3"), row("r3").json);
+  assert.equal(await store.delete("r3"), true);
+  assert.equal(await store.getByItem("msg_r3"), undefined);
 });
