@@ -130,7 +130,7 @@ const upstreamLimitsSchema = z
   .prefault({})
   .transform(camelKeys);
 
-/** The in-memory store of Responses API answers (`store`, `previous_response_id`, `item_reference`). */
+/** Bounds of the store of Responses API answers (`store`, `previous_response_id`, `item_reference`); where it lives follows `state`. */
 const responsesSchema = z
   .strictObject({
     store: z

@@ -12,6 +12,7 @@ import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { currentKeyRing, hasClientKey, type KeyRing } from "./auth.ts";
@@ -38,6 +39,8 @@ export interface ServerOptions {
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   /** Metrics, request log and dashboard data; without it /metrics, /v1/gateway/requests and /dashboard are 404. */
   readonly observers?: Observers;
+  /** Where kept Responses API answers live (the composition root picks the store); default: this process's memory. */
+  readonly keptResponses?: KeptResponses;
 }
 
 /** Distinct unknown routes logged (once each); past this, no more are remembered or logged. */
@@ -65,7 +68,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint.spec, runtime);
     for (const path of endpoint.paths) app.post(path, handler);
   }
-  registerProtocolRoutes(app, runtime);
+  registerProtocolRoutes(app, runtime, options.keptResponses);
   registerInfoRoutes(app, runtime);
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {
