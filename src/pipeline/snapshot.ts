@@ -87,6 +87,12 @@ export async function buildSnapshot(
   };
 }
 
+/**
+ * The budget scope id prefix of a key's account-wide pool (`provider:groq`): every model of one provider entry's
+ * key shares it. The same name labels the pool's cooldown after an account-wide 429 (docs/routing.md "Pools").
+ */
+export const POOL_SCOPE_PREFIX = "provider:";
+
 function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
   const providerScopes = new Map<string, BudgetScope | undefined>();
   for (const runtime of catalog.providers) {
@@ -96,7 +102,7 @@ function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
       settings.name,
       rules.length === 0 && concurrency === undefined
         ? undefined
-        : { id: `provider:${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
+        : { id: `${POOL_SCOPE_PREFIX}${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
     );
   }
   return catalog.deployments.map((deployment) => {

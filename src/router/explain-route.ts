@@ -50,6 +50,8 @@ export interface ExplainedCandidate {
   readonly leaderboard_matches: readonly { board: string; row: string; normalised: number }[];
   readonly context_tokens: number | null;
   readonly params_b: number | null;
+  /** `free` or `paid` (config `cost`, `free_models`, presets); with `routing.paid: last_resort` paid ones come last. */
+  readonly cost: "free" | "paid";
 }
 
 export interface RouteExplanation {
@@ -65,6 +67,9 @@ export interface RouteExplanation {
     reason: string;
     until: string | null;
     score: number;
+    cost: "free" | "paid";
+    /** The account-wide pool (`provider:NAME`) skipped as a whole, or null for the candidate's own state. */
+    pool: string | null;
   }[];
   readonly unknown_names: readonly string[];
 }
@@ -148,6 +153,7 @@ export function explainRoute(
       })),
       context_tokens: deployment.contextTokens ?? null,
       params_b: profile?.params?.valueB ?? null,
+      cost: deployment.cost,
     };
   };
   return {
@@ -172,6 +178,8 @@ export function explainRoute(
       reason: skip.reason,
       until: skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? null : new Date(skip.untilMs).toISOString(),
       score: round(skip.score),
+      cost: skip.deployment.cost,
+      pool: skip.pool ?? null,
     })),
     unknown_names: plan.unknownNames,
   };
