@@ -208,7 +208,8 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         skipped.push({
           deployment,
           cause: "budget",
-          reason: overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`,
+          reason:
+            overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`,
           score,
           untilMs: overBudget.untilMs,
           board,
@@ -250,7 +251,9 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   // free one cooling for a moment is waited for rather than paid for.
   const isLastResort = context.routing.paid === "last_resort";
   const hasFree = isLastResort && (candidates.some(isFree) || cooling.some(isFree));
-  const ordered = hasFree ? [...candidates.filter(isFree), ...candidates.filter((candidate) => !isFree(candidate))] : candidates;
+  const ordered = hasFree
+    ? [...candidates.filter(isFree), ...candidates.filter((candidate) => !isFree(candidate))]
+    : candidates;
   return {
     requested: request.model,
     candidates: ordered,

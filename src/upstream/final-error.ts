@@ -73,7 +73,7 @@ export function finalError(
   const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };
   if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     return new RateLimitedError(
-      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, nowMs)}.${paidText(plan)}${detail}`,
+      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, nowMs, soonestMs)}.${paidText(plan)}${detail}`,
       { attempts: summaries, ...retryAfter },
     );
   }
@@ -97,7 +97,7 @@ export function finalError(
  * The candidate (and its pool, when a whole account-wide pool is empty) that frees up first, with its reset time:
  * ` (groq/m at 2026-01-01T00:00:30.000Z, pool provider:groq)`.
  */
-function soonestResetText(plan: RoutePlan, nowMs: number): string {
+function soonestResetText(plan: RoutePlan, nowMs: number, soonestMs: number | undefined): string {
   let soonest: RoutePlan["skipped"][number] | undefined;
   for (const skip of plan.skipped) {
     if (skip.cause !== "budget" && skip.cause !== "cooldown") continue;
@@ -105,7 +105,10 @@ function soonestResetText(plan: RoutePlan, nowMs: number): string {
     if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs) || skip.untilMs < nowMs) continue;
     if (soonest === undefined || skip.untilMs < (soonest.untilMs ?? Number.POSITIVE_INFINITY)) soonest = skip;
   }
-  if (soonest === undefined || soonest.untilMs === undefined) return "";
+  if (soonest === undefined || soonest.untilMs === undefined) {
+    // Only candidates tried in this request cool: their reset, without a name (several may have been tried).
+    return soonestMs === undefined ? "" : ` (at ${new Date(nowMs + soonestMs).toISOString()})`;
+  }
   const pool = soonest.pool === undefined ? "" : `, pool ${soonest.pool}`;
   return ` (${soonest.deployment.key} at ${new Date(soonest.untilMs).toISOString()}${pool})`;
 }
