@@ -310,7 +310,8 @@ export async function route(
           const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, String(candidate.score)];
           const terms = candidate.terms;
           if (!options.isExplain || terms === null) return base;
-          const show = (term: ExplainedTerm) => `${term.weighted}${term.is_neutral ? "*" : ""}`;
+          const show = (term: ExplainedTerm & { is_estimated?: boolean }) =>
+            `${term.weighted}${term.is_neutral ? "*" : term.is_estimated === true ? "~" : ""}`;
           return [
             ...base,
             String(terms.base_priority),
@@ -331,9 +332,14 @@ export async function route(
         paint(
           output,
           "dim",
-          "score = base × (prio + board + params + ctx + adjust) − health; * neutral value: unknown to that source\n",
+          "score = base × (prio + board + params + ctx + adjust) − health; * neutral value: unknown to that source; ~ estimated\n",
         ),
       );
+      for (const candidate of explanation.candidates) {
+        const estimatedFrom = candidate.terms?.leaderboard.estimated_from;
+        if (estimatedFrom === null || estimatedFrom === undefined) continue;
+        output.write(`~ ${candidate.provider}/${candidate.upstream_id} board estimated from ${estimatedFrom.join("; ")}\n`);
+      }
     }
     if (explanation.wait_for !== null) {
       output.write(

@@ -8,7 +8,7 @@ import { type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
 import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
-import { type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
+import { type ModelProfile, profileModel, staticScoreFor, withQualityPriors } from "../scoring/model-profile.ts";
 import type { StaticScore } from "../scoring/score.ts";
 import { loadScoringSources, type ScoringSettings, scoringSettings } from "../scoring/scoring-sources.ts";
 
@@ -69,9 +69,10 @@ export async function buildSnapshot(
       },
     };
   });
+  const profilesWithPriors = withQualityPriors(profiles, sources, clock.now());
   const staticScores = catalog.deployments.map((deployment) =>
     staticScoreFor(
-      profiles[deployment.index] as ModelProfile,
+      profilesWithPriors[deployment.index] as ModelProfile,
       { basePriority: deployment.provider.settings.basePriority, priority: deployment.model.priority },
       scoring.weights,
     ),
@@ -80,7 +81,7 @@ export async function buildSnapshot(
     config,
     catalog,
     staticScores,
-    profiles,
+    profiles: profilesWithPriors,
     scoring,
     budgetScopes: buildBudgetScopes(catalog),
     discovery,

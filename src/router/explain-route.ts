@@ -27,8 +27,15 @@ export interface ExplainedTerm {
 export interface ExplainedTerms {
   readonly base_priority: number;
   readonly priority: number;
-  /** With `board` set (a meta model filter with `leaderboard:`), the quality on that board only. */
-  readonly leaderboard: ExplainedTerm & { readonly board: string | null };
+  /**
+   * With `board` set (a meta model filter with `leaderboard:`), the quality on that board only. `is_estimated`:
+   * no board knows the model and the value is its prior, estimated from what `estimated_from` lists.
+   */
+  readonly leaderboard: ExplainedTerm & {
+    readonly board: string | null;
+    readonly is_estimated: boolean;
+    readonly estimated_from: readonly string[] | null;
+  };
   readonly params: ExplainedTerm;
   readonly context: ExplainedTerm;
   readonly adjustment: { readonly value: number; readonly weighted: number; readonly matched: readonly string[] };
@@ -120,10 +127,16 @@ export function explainRoute(
               isNeutral: false,
             };
       const health = breakdown.terms.healthPenalty;
+      const isEstimated = quality === undefined && leaderboard.isEstimated === true;
       terms = {
         base_priority: breakdown.basePriority,
         priority: breakdown.terms.priority,
-        leaderboard: { ...roundTerm(leaderboard), board: quality === undefined ? null : (board ?? null) },
+        leaderboard: {
+          ...roundTerm(leaderboard),
+          board: quality === undefined ? null : (board ?? null),
+          is_estimated: isEstimated,
+          estimated_from: isEstimated ? (profile?.prior?.basis ?? []) : null,
+        },
         params: roundTerm(breakdown.terms.params),
         context: roundTerm(breakdown.terms.context),
         adjustment: {
