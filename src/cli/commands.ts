@@ -338,7 +338,9 @@ export async function route(
       for (const candidate of explanation.candidates) {
         const estimatedFrom = candidate.terms?.leaderboard.estimated_from;
         if (estimatedFrom === null || estimatedFrom === undefined) continue;
-        output.write(`~ ${candidate.provider}/${candidate.upstream_id} board estimated from ${estimatedFrom.join("; ")}\n`);
+        output.write(
+          `~ ${candidate.provider}/${candidate.upstream_id} board estimated from ${estimatedFrom.join("; ")}\n`,
+        );
       }
     }
     if (explanation.wait_for !== null) {
