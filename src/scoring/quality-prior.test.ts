@@ -40,33 +40,33 @@ describe("familyOf and releaseDateOf", () => {
 describe("estimateQuality", () => {
   it("a sized model of an unknown family: the median of known models of its size", () => {
     const prior = estimateQuality({ provider: "x", modelId: "brandnew-70b", paramsB: 70 }, POPULATION, NOW_MS);
-    assert.equal(prior?.value, 0.6 * 0.9);
+    assert.equal(prior?.value, 0.6 * 0.85);
     assert.equal(prior?.cap, 0.6);
-    assert.deepEqual(prior?.basis, ["size 70B: median 0.6 of 3 known models within ×2", "−10 % for being unmeasured"]);
+    assert.deepEqual(prior?.basis, ["size 70B: median 0.6 of 3 known models within ×2", "−15 % for being unmeasured"]);
   });
 
   it("never above the median of known models of its size, however good its family and provider", () => {
-    const population = [...POPULATION, known("star-1-400b", 0.9, 400), known("star-2-300b", 0.9, 300)];
-    population.push(known("star-3-200b", 0.9, 200, "x"));
+    const population = [...POPULATION, known("star-1-400b", 0.85, 400), known("star-2-300b", 0.85, 300)];
+    population.push(known("star-3-200b", 0.85, 200, "x"));
     const prior = estimateQuality({ provider: "x", modelId: "star-4-8b", paramsB: 8 }, population, NOW_MS);
     assert.ok(prior !== undefined);
     assert.equal(prior.value, 0.4, prior.basis.join("; "));
-    assert.ok(prior.basis.some((phrase) => phrase.startsWith("family star: median 0.9")));
-    assert.ok(prior.basis.some((phrase) => phrase.startsWith("provider x: median 0.9")));
+    assert.ok(prior.basis.some((phrase) => phrase.startsWith("family star: median 0.85")));
+    assert.ok(prior.basis.some((phrase) => phrase.startsWith("provider x: median 0.85")));
     assert.equal(prior.basis.at(-1), "capped at the median of known models of its size (0.4)");
   });
 
   it("a weaker family pulls the estimate below its size's median", () => {
     const population = [...POPULATION, known("gemma-2-2b", 0.2, 2)];
     const prior = estimateQuality({ provider: "x", modelId: "gemma-9-70b", paramsB: 70 }, population, NOW_MS);
-    // size median 0.6, gemma median 0.45 (3 known): mean 0.525, less 10 %.
-    assert.equal(prior?.value, ((0.6 + 0.45) / 2) * 0.9);
+    // size median 0.6, gemma median 0.45 (3 known): mean 0.525, less 15 %.
+    assert.equal(prior?.value, ((0.6 + 0.45) / 2) * 0.85);
   });
 
   it("its provider's other models count", () => {
     const prior = estimateQuality({ provider: "acme", modelId: "acme-secret", paramsB: undefined }, POPULATION, NOW_MS);
-    assert.equal(prior?.value, 0.5 * 0.9);
-    assert.deepEqual(prior?.basis, ["provider acme: median 0.5 of its 1 known models", "−10 % for being unmeasured"]);
+    assert.equal(prior?.value, 0.5 * 0.85);
+    assert.deepEqual(prior?.basis, ["provider acme: median 0.5 of its 1 known models", "−15 % for being unmeasured"]);
   });
 
   it("an old release loses 10 % a year after 18 months, at most 30 %; the clock decides", () => {
@@ -75,18 +75,18 @@ describe("estimateQuality", () => {
     const prior = estimateQuality(target, POPULATION, new ManualClock(NOW_MS).now());
     assert.ok(prior !== undefined);
     const years = (NOW_MS - Date.UTC(2023, 0, 1) - 548 * 86_400_000) / (365.25 * 86_400_000);
-    assert.ok(Math.abs(prior.value - 0.6 * 0.9 * (1 - 0.1 * years)) < 1e-9);
+    assert.ok(Math.abs(prior.value - 0.6 * 0.85 * (1 - 0.1 * years)) < 1e-9);
     assert.match(prior.basis.at(-1) ?? "", /^released 2023-01: −15 % for age$/);
     const young = estimateQuality(target, POPULATION, Date.UTC(2024, 0, 1));
-    assert.equal(young?.value, 0.6 * 0.9);
+    assert.equal(young?.value, 0.6 * 0.85);
     const ancient = estimateQuality(target, POPULATION, Date.UTC(2040, 0, 1));
-    assert.equal(ancient?.value, 0.6 * 0.9 * 0.7);
+    assert.equal(ancient?.value, 0.6 * 0.85 * 0.7);
   });
 
   it("nothing known about it: the median of all known models, and nothing measured at all: no prior", () => {
     const prior = estimateQuality({ provider: "x", modelId: "mystery", paramsB: undefined }, POPULATION, NOW_MS);
-    assert.equal(prior?.value, 0.5 * 0.9);
-    assert.deepEqual(prior?.basis, ["median 0.5 of all 7 known models", "−10 % for being unmeasured"]);
+    assert.equal(prior?.value, 0.5 * 0.85);
+    assert.deepEqual(prior?.basis, ["median 0.5 of all 7 known models", "−15 % for being unmeasured"]);
     assert.equal(estimateQuality({ provider: "x", modelId: "mystery", paramsB: 7 }, [], NOW_MS), undefined);
   });
 });
