@@ -65,7 +65,7 @@ export async function check(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config, warnings } = result.loaded;
-  // Configured chat models no leaderboard row matches: they get the neutral quality, which is rarely right.
+  // Configured chat models no leaderboard row matches: their quality is only estimated (docs/scoring.md "Unknown models").
   const unmatched: string[] = [];
   for (const provider of config.providers) {
     for (const model of provider.models ?? []) {
@@ -131,7 +131,7 @@ export async function check(options: CommandOptions): Promise<number> {
     output.write(`\nmeta models: ${Object.keys(config.metaModels).join(", ")}\n`);
   if (unmatched.length > 0) {
     output.write(
-      `\nno leaderboard row matches these models (neutral quality; set \`leaderboard_name\` to fix):\n  ${unmatched.join("\n  ")}\n`,
+      `\nno leaderboard row matches these models (quality estimated from size, family and provider; set \`leaderboard_name\` to fix):\n  ${unmatched.join("\n  ")}\n`,
     );
   }
   if (config.providers.length === 0)
