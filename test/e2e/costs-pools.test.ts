@@ -95,6 +95,16 @@ describe("routing.paid: last_resort (the default)", () => {
     assert.deepEqual(scene.counts(), { alpha: 1, beta: 2 });
   });
 
+  test("a stream says which it was in its headers too", async (t) => {
+    const scene = await startScene(t, { beta: { cost: "free" } });
+    scene.beta.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "60" }));
+    const stream = await scene.chat({ stream: true });
+    assert.equal(stream.status, 200, stream.text);
+    assert.equal(stream.headers["x-gateway-provider"], "alpha");
+    assert.equal(stream.headers["x-gateway-cost"], "paid");
+    assert.match(stream.text, /data: \[DONE\]/);
+  });
+
   test("a model-level `cost: free` on a paid provider is free", async (t) => {
     const scene = await startScene(t, { alphaModel: { cost: "free" } });
     const response = await scene.chat();
