@@ -172,6 +172,14 @@ export class Recorder {
         case "park_key":
           availability.recordInvalidKey(settings.name, redact(effect.reason), effect.cause);
           break;
+        case "cool_pool": {
+          // The pool cools exactly as long as the deployment that hit it (set by the effect before this one).
+          const own = availability.cooldownOf(key, settings.name);
+          if (own !== undefined) {
+            availability.coolPool(settings.name, { ...own, reason: `account-wide limit: ${redact(effect.reason)}` });
+          }
+          break;
+        }
         case "learn_windows": {
           // Learned into the deployment's own scope (the last one), not its provider's shared pool.
           const ownScope = scopes[scopes.length - 1];

@@ -30,7 +30,7 @@ export interface RouteRequest {
   readonly maxOutputTokens?: number;
 }
 
-export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget";
+export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget" | "paid";
 
 export interface RouteCandidate {
   readonly deployment: Deployment;
@@ -52,6 +52,11 @@ export interface RouteSkip {
   readonly cooldownCause?: CooldownCause;
   /** As in RouteCandidate: the leaderboard the score was taken from. */
   readonly board?: string | undefined;
+  /**
+   * The shared pool (one key's account-wide budget, `provider:NAME`) whose exhaustion left this candidate out:
+   * every model of the pool is skipped together until `untilMs`.
+   */
+  readonly pool?: string | undefined;
 }
 
 export interface RoutePlan {
@@ -89,8 +94,16 @@ export interface RouterContext {
    * is ranked in the candidate's place (below the fallback it would never happen). Default: `score`.
    */
   probeScore?(deployment: Deployment): number;
-  /** Budget pre-check; returns why and until when the deployment is over budget, or undefined. */
-  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number } | undefined;
+  /**
+   * Budget pre-check; returns why and until when the deployment is over budget, or undefined. `pool`: the shared
+   * scope that is empty, when it is the provider's account-wide pool rather than the deployment's own budget.
+   */
+  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number; pool?: string | undefined } | undefined;
+  /**
+   * The shared pool a cooling deployment is skipped with (its key's account-wide cooldown), when it is one;
+   * undefined for the deployment's own cooldown.
+   */
+  coolingPool?(deployment: Deployment): string | undefined;
   /** Uniform [0,1) random source for the `spread` strategy; injected so tests are deterministic. */
   random?(): number;
 }
@@ -151,6 +164,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   const cooling: (RouteCandidate & { untilMs: number })[] = [];
   const skipped: RouteSkip[] = [];
   const fitFailures: RouteSkip[] = [];
+  const paidSkips: RouteSkip[] = [];
   groups.forEach((group, groupIndex) => {
     const ready: RouteCandidate[] = [];
     const lastResort: RouteCandidate[] = [];
@@ -160,6 +174,13 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         board === undefined
           ? context.score(deployment)
           : (context.scoreOnBoard?.(deployment, board) ?? context.score(deployment));
+      // `routing.paid: never` is a guarantee: a paid candidate is never tried, waited for or queued for.
+      if (deployment.cost === "paid" && context.routing.paid === "never") {
+        const skip: RouteSkip = { deployment, cause: "paid", reason: PAID_NEVER_REASON, score, board };
+        skipped.push(skip);
+        paidSkips.push(skip);
+        continue;
+      }
       const misfit = checkFit(request, deployment, score);
       if (misfit !== undefined) {
         const skip = { ...misfit, board };
@@ -169,14 +190,16 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       }
       const availability = context.availability(deployment);
       if (!availability.isAvailable) {
+        const pool = context.coolingPool?.(deployment);
         skipped.push({
           deployment,
           cause: "cooldown",
-          reason: availability.reason,
+          reason: pool === undefined ? availability.reason : `pool ${pool} empty: ${availability.reason}`,
           score,
           untilMs: availability.untilMs,
           cooldownCause: availability.cause,
           board,
+          pool,
         });
         cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
         continue;
@@ -186,10 +209,12 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         skipped.push({
           deployment,
           cause: "budget",
-          reason: overBudget.reason,
+          reason:
+            overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`,
           score,
           untilMs: overBudget.untilMs,
           board,
+          pool: overBudget.pool,
         });
         if (Number.isFinite(overBudget.untilMs))
           cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });
@@ -216,14 +241,35 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     const isAllContext = fitFailures.every((failure) => failure.cause === "context");
     throw new NoCapableModelError(noFitMessage(request, fitFailures), { param: isAllContext ? "messages" : "model" });
   }
+  if (candidates.length === 0 && cooling.length === 0 && paidSkips.length > 0) {
+    throw new NoCapableModelError(
+      `Every model for \`${request.model}\` is paid and \`routing.paid\` is \`never\`: mark a free one with \`cost: free\` or allow paid models.`,
+      { param: "model" },
+    );
+  }
 
+  // `last_resort`: paid candidates only once every free one (of every requested name) has had its turn, and a
+  // free one cooling for a moment is waited for rather than paid for.
+  const isLastResort = context.routing.paid === "last_resort";
+  const hasFree = isLastResort && (candidates.some(isFree) || cooling.some(isFree));
+  const ordered = hasFree
+    ? [...candidates.filter(isFree), ...candidates.filter((candidate) => !isFree(candidate))]
+    : candidates;
   return {
     requested: request.model,
-    candidates,
-    waitFor: chooseWait(candidates, cooling, context),
+    candidates: ordered,
+    waitFor: hasFree
+      ? chooseWait(candidates.filter(isFree), cooling.filter(isFree), context)
+      : chooseWait(candidates, cooling, context),
     skipped,
     unknownNames,
   };
+}
+
+const PAID_NEVER_REASON = "paid model: routing.paid is never";
+
+function isFree(candidate: RouteCandidate): boolean {
+  return candidate.deployment.cost === "free";
 }
 
 /**

@@ -32,6 +32,11 @@ export type Effect =
     }
   /** The key is bad or out of credits: every model of the provider cools down. */
   | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
+  /**
+   * An account-wide 429 (the answer names the account's pool, or the provider's `rate_limit_scope` is
+   * `account`): every model of the key cools as long as the deployment that hit the limit (the effect before it).
+   */
+  | { readonly kind: "cool_pool"; readonly reason: string }
   /** Rate-limit windows the provider reported: learned into the deployment's own budget scope. */
   | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] };
 
@@ -68,10 +73,11 @@ export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, 
         verdict.hint === undefined
           ? ""
           : ` (retry in ${Math.ceil(verdict.hint.delayMs)} ms, from ${verdict.hint.source})`;
+      const own = rateLimitEffect(verdict, cause, settings, nowMs);
       return {
         outcome: "rate_limited",
         reason: `${verdict.reason}${hintText}`,
-        effects: [rateLimitEffect(verdict, cause, settings, nowMs)],
+        effects: isAccountWide(verdict, settings) ? [own, { kind: "cool_pool", reason: verdict.reason }] : [own],
       };
     }
     case "invalid_key":
@@ -87,6 +93,16 @@ export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, 
     case "rejected":
       return { outcome: "rejected", reason: verdict.error.message, effects: [] };
   }
+}
+
+/**
+ * Whether a 429 empties the key's whole pool: the answer says so (OpenRouter's free-models-per-min/day), or the
+ * provider counts one pool per key (`rate_limit_scope: account`). A provider's capacity is not the key's limit,
+ * and credits already park the whole key.
+ */
+function isAccountWide(verdict: Verdict & { kind: "rate_limited" }, settings: ProviderSettings): boolean {
+  if (verdict.limitKind !== "short" && verdict.limitKind !== "daily") return false;
+  return verdict.isAccountWide === true || settings.rateLimitScope === "account";
 }
 
 function rateLimitEffect(
