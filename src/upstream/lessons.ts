@@ -8,6 +8,7 @@ import type { CooldownCause } from "../limits/availability.ts";
 import { dayWindow } from "../limits/day-window.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
+import { type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import type { RetryHint } from "../limits/retry-hint.ts";
 import type { Verdict } from "./classify-response.ts";
@@ -33,7 +34,15 @@ export type Effect =
   /** The key is bad or out of credits: every model of the provider cools down. */
   | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
   /** Rate-limit windows the provider reported: learned into the deployment's own budget scope. */
-  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] };
+  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] }
+  /** A 429 on the key's own limits: infer the limit (limit-learning.ts) and pace the deployment to it. */
+  | { readonly kind: "learn_limits"; readonly refusal: Omit<RefusalFacts, "sentAtMs"> };
+
+/** The refused answer itself, for what its headers and body say about the limits. */
+export interface RefusedAnswer {
+  readonly headers: HeaderMap;
+  readonly bodyText: string;
+}
 
 export interface Lesson {
   readonly outcome: Outcome;
@@ -51,7 +60,12 @@ export function failureLesson(outcome: Outcome, reason: string): Lesson {
 }
 
 /** What a failed answer teaches (cooldowns, parked keys, circuit), and the attempt's outcome. */
-export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, nowMs: number): Lesson {
+export function lessonFromVerdict(
+  verdict: Verdict,
+  settings: ProviderSettings,
+  nowMs: number,
+  answer?: RefusedAnswer,
+): Lesson {
   switch (verdict.kind) {
     case "success":
       return failureLesson("bad_response", "unexpected success verdict");
@@ -71,7 +85,10 @@ export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, 
       return {
         outcome: "rate_limited",
         reason: `${verdict.reason}${hintText}`,
-        effects: [rateLimitEffect(verdict, cause, settings, nowMs)],
+        effects: [
+          rateLimitEffect(verdict, cause, settings, nowMs),
+          ...(answer === undefined ? [] : learnLimitsEffect(verdict, settings, nowMs, answer)),
+        ],
       };
     }
     case "invalid_key":
@@ -131,4 +148,31 @@ export function lessonsFromHeaders(headers: HeaderMap, settings: ProviderSetting
     }
   }
   return effects;
+}
+
+/** What a 429 on the key's own limits says about them (capacity and credits refusals say nothing). */
+function learnLimitsEffect(
+  verdict: Verdict & { kind: "rate_limited" },
+  settings: ProviderSettings,
+  nowMs: number,
+  answer: RefusedAnswer,
+): Effect[] {
+  if (verdict.limitKind === "capacity" || verdict.limitKind === "credits") return [];
+  const dialectName = settings.rateLimitDialect;
+  const dialect =
+    dialectName in RATE_LIMIT_DIALECTS ? RATE_LIMIT_DIALECTS[dialectName as RateLimitDialectName] : undefined;
+  const algorithm = settings.limits?.window;
+  const offsetMs = settings.limits?.windowOffsetMs;
+  return [
+    {
+      kind: "learn_limits",
+      refusal: {
+        kind: verdict.limitKind,
+        hintDelayMs: verdict.hint?.delayMs,
+        stated: statedLimits(answer.headers, answer.bodyText, dialect, nowMs),
+        ...(algorithm === undefined ? {} : { algorithm }),
+        ...(offsetMs === undefined ? {} : { offsetMs }),
+      },
+    },
+  ];
 }
