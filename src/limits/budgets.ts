@@ -121,15 +121,22 @@ export interface WindowUsage {
   readonly evidence?: string;
 }
 
-/** Turns a `limits:` config block into rules. */
-export function rulesFromLimits(limits: Limits | undefined): { rules: BudgetRule[]; concurrency: number | undefined } {
+/**
+ * Turns a `limits:` config block into rules. A model's block without `window` counts the way its provider's
+ * block (`inherited`) says.
+ */
+export function rulesFromLimits(
+  limits: Limits | undefined,
+  inherited?: Limits,
+): { rules: BudgetRule[]; concurrency: number | undefined } {
   if (limits === undefined) return { rules: [], concurrency: undefined };
   const rules: BudgetRule[] = [];
-  const algorithm = limits.window ?? "sliding";
+  const algorithm = limits.window ?? inherited?.window ?? "sliding";
+  const offsetMs = limits.window === undefined ? (inherited?.windowOffsetMs ?? 0) : (limits.windowOffsetMs ?? 0);
   const add = (unit: BudgetUnit, window: BudgetWindow, limit: number | undefined) => {
     if (limit === undefined) return;
     if (algorithm === "sliding" || SLIDING_WINDOW_MS[window] === undefined) rules.push({ unit, window, limit });
-    else rules.push({ unit, window, limit, algorithm, offsetMs: limits.windowOffsetMs ?? 0 });
+    else rules.push({ unit, window, limit, algorithm, offsetMs });
   };
   add("requests", "second", limits.rps);
   add("requests", "minute", limits.rpm);
