@@ -308,8 +308,10 @@ export class BudgetBook implements BudgetLedger {
           : { algorithm: refusal.algorithm, offsetMs: refusal.offsetMs ?? 0 }),
       });
     }
+    const before = this.#rulesOf(scope, state);
     state.learnedRules = [...byWindow.values()];
     state.effective = undefined;
+    this.#seed(state, before, this.#rulesOf(scope, state), accepted, nowMs);
     this.#dirty.add(scope.id);
     return learned;
   }
@@ -555,6 +557,31 @@ export class BudgetBook implements BudgetLedger {
     ];
     state.effective = { base: scope.rules, rules };
     return rules;
+  }
+
+  /**
+   * A newly learned window starts with what the provider accepted in it (the last minute's sends), so pacing holds
+   * from the first check: without this, a per-second limit learned at a 429 would admit a request at once.
+   */
+  #seed(
+    state: ScopeState,
+    before: readonly BudgetRule[],
+    after: readonly BudgetRule[],
+    accepted: readonly number[],
+    nowMs: number,
+  ): void {
+    const hadSliding = new Set(slidingWindowsOf(before));
+    for (const windowMs of slidingWindowsOf(after)) {
+      if (hadSliding.has(windowMs)) continue;
+      const window = slidingWindow(state, windowMs);
+      for (const atMs of accepted) window.charge(atMs, 0, nowMs);
+    }
+    const newCounters = after.filter((rule) => !before.includes(rule) && rule.algorithm !== undefined);
+    if (newCounters.length === 0) return;
+    for (const atMs of accepted) {
+      const replay: Reservation = { id: 0, scopes: [], atMs, tokens: 0, isReleased: true };
+      this.#chargeCounters(replay, state, newCounters, 0, atMs);
+    }
   }
 
   /** Charges the fixed windows (once per window length and alignment) and buckets (per rule) of a scope. */

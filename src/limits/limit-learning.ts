@@ -133,15 +133,18 @@ const MAX_SCANNED_BODY_CHARS = 8 * 1024;
 
 /** "requests per minute (RPM): Limit 30", "RPD: Limit 1000" (Groq, OpenAI). */
 const PER_WINDOW_LIMIT =
-  /\b(requests|tokens) per (second|minute|hour|day)\b[^.]{0,40}?\blimit:?\s*(\d+)|\b([RT])P([SMHD])\)?:?\s*limit:?\s*(\d+)/i;
+  /\b(requests|tokens) per (second|sec|minute|min|hour|day)\b[^.]{0,40}?\blimit:?\s*(\d+)|\b([RT])P([SMHD])\)?:?\s*limit:?\s*(\d+)/i;
 /** GitHub Models: "Rate limit of 50 per 86400s exceeded for UserByModelByDay". */
 const PER_SECONDS_LIMIT = /\brate limit of (\d+) per (\d+)s\b/i;
-/** Google: "Quota exceeded for metric: ..., limit: 15" or a QuotaFailure's "quotaValue": "15". */
-const GOOGLE_LIMIT = /"quotaValue"\s*:\s*"?(\d+)|\blimit:\s*(\d+)/i;
+/** Google's QuotaFailure violations: "quotaId": "...PerMinute...", ..., "quotaValue": "15" (in one object). */
+const GOOGLE_VIOLATION = /"quotaId"\s*:\s*"([^"]+)"[^{}]*?(?:\{[^{}]*\}[^{}]*?)?"quotaValue"\s*:\s*"?(\d+)/g;
+/** Google's message: "Quota exceeded for metric: ..., limit: 15, model: ...". */
+const GOOGLE_MESSAGE_LIMIT = /\blimit:\s*(\d+)/i;
 /** OpenRouter relays its headers in error.metadata.headers. */
 const RELAYED_LIMIT = /"x-ratelimit-limit"\s*:\s*"?(\d+)/i;
 
 const WINDOW_OF_LETTER: Readonly<Record<string, RateLimitWindow>> = { S: "second", M: "minute", H: "hour", D: "day" };
+const WINDOW_OF_WORD: Readonly<Record<string, RateLimitWindow>> = { sec: "second", min: "minute" };
 
 /** Limits named in an error body, with the phrase they came from. */
 export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
@@ -153,9 +156,11 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
     const unit: RateLimitUnit = (perWindow[1] ?? perWindow[4] ?? "").toLowerCase().startsWith("t")
       ? "tokens"
       : "requests";
-    const window = (perWindow[2]?.toLowerCase() ?? WINDOW_OF_LETTER[(perWindow[5] ?? "").toUpperCase()]) as
-      | RateLimitWindow
-      | undefined;
+    const word = perWindow[2]?.toLowerCase();
+    const window: RateLimitWindow | undefined =
+      word === undefined
+        ? WINDOW_OF_LETTER[(perWindow[5] ?? "").toUpperCase()]
+        : (WINDOW_OF_WORD[word] ?? (word as RateLimitWindow));
     const limit = Number(perWindow[3] ?? perWindow[6]);
     if (window !== undefined) rules.push({ unit, window, limit, evidence: `body: "${perWindow[0]}"` });
   }
@@ -167,24 +172,17 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
       rules.push({ unit, window, limit: Number(perSeconds[1]), evidence: `body: "${perSeconds[0]}"` });
     }
   }
-  const facts = readErrorBody(bodyText);
-  const quotaId = facts.quotaIds[0];
-  const googleLimit = GOOGLE_LIMIT.exec(text);
-  if (quotaId !== undefined && googleLimit !== null) {
-    const window = /PerDay/.test(quotaId)
-      ? "day"
-      : /PerHour/.test(quotaId)
-        ? "hour"
-        : /PerSecond/.test(quotaId)
-          ? "second"
-          : "minute";
-    const unit: RateLimitUnit = /Token/i.test(quotaId) ? "tokens" : "requests";
-    rules.push({
-      unit,
-      window,
-      limit: Number(googleLimit[1] ?? googleLimit[2]),
-      evidence: `quota ${quotaId} = ${googleLimit[1] ?? googleLimit[2]}`,
-    });
+  // Google: every QuotaFailure violation with its quota id and value; else the message's "limit: N" for the first id.
+  let hasGoogle = false;
+  for (const match of text.matchAll(GOOGLE_VIOLATION)) {
+    const [, quotaId = "", value = ""] = match;
+    hasGoogle = true;
+    rules.push({ ...googleWindow(quotaId), limit: Number(value), evidence: `quota ${quotaId} = ${value}` });
+  }
+  const quotaId = readErrorBody(bodyText).quotaIds[0];
+  const messageLimit = GOOGLE_MESSAGE_LIMIT.exec(text);
+  if (!hasGoogle && quotaId !== undefined && messageLimit !== null) {
+    rules.push({ ...googleWindow(quotaId), limit: Number(messageLimit[1]), evidence: `quota ${quotaId}, "${messageLimit[0]}"` });
   }
   const relayed = RELAYED_LIMIT.exec(text);
   if (relayed !== null) {
@@ -197,6 +195,18 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
     });
   }
   return rules;
+}
+
+/** A Google quota id's unit and window: "GenerateContentInputTokensPerModelPerMinute-FreeTier". */
+function googleWindow(quotaId: string): { unit: RateLimitUnit; window: RateLimitWindow } {
+  const window: RateLimitWindow = quotaId.includes("PerDay")
+    ? "day"
+    : quotaId.includes("PerHour")
+      ? "hour"
+      : quotaId.includes("PerSecond")
+        ? "second"
+        : "minute";
+  return { unit: /Token/i.test(quotaId) ? "tokens" : "requests", window };
 }
 
 function windowOfSeconds(seconds: number): RateLimitWindow | undefined {
