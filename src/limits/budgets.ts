@@ -289,6 +289,7 @@ export class BudgetBook implements BudgetLedger {
     // The refused request is not among what the provider accepted.
     const refusedIndex = state.sends.lastIndexOf(refusal.sentAtMs);
     const accepted = refusedIndex < 0 ? state.sends : state.sends.filter((_, index) => index !== refusedIndex);
+    this.#resync(state, this.#rulesOf(scope, state), refusal, nowMs);
     const learned = limitsFromRefusal(refusal, accepted, Math.max(0, state.day.requests - 1));
     if (learned.length === 0) return learned;
     const configured = new Set(scope.rules.map((rule) => `${rule.unit}:${rule.window}`));
@@ -296,6 +297,9 @@ export class BudgetBook implements BudgetLedger {
     for (const rule of learned) {
       const key = `${rule.unit}:${rule.window}`;
       if (configured.has(key)) continue;
+      const known = byWindow.get(key);
+      // The same limit again: keep the rule (and its counts) as it is.
+      if (known !== undefined && known.limit === rule.limit) continue;
       byWindow.set(key, {
         unit: rule.unit,
         window: rule.window,
@@ -560,6 +564,33 @@ export class BudgetBook implements BudgetLedger {
   }
 
   /**
+   * A 429 says where the provider's own count is: the refused request is not in it (a bucket gives no token for
+   * it, a fixed window does not count it), and a bucket is full until the provider's retry hint. Counters that
+   * drifted from the provider's are set back, so pacing neither falls one request behind per 429 nor stays ahead.
+   */
+  #resync(state: ScopeState, rules: readonly BudgetRule[], refusal: RefusalFacts, nowMs: number): void {
+    const givenBack = new Set<FixedWindowCounter>();
+    for (const rule of rules) {
+      const windowMs = SLIDING_WINDOW_MS[rule.window];
+      if (windowMs === undefined || rule.unit !== "requests") continue;
+      if (rule.algorithm === "fixed") {
+        const counter = state.fixed.get(fixedKey(windowMs, rule.offsetMs ?? 0));
+        if (counter === undefined || givenBack.has(counter) || refusal.sentAtMs < counter.startMs) continue;
+        counter.requests = Math.max(0, counter.requests - 1);
+        givenBack.add(counter);
+      } else if (rule.algorithm === "bucket") {
+        const level = state.buckets.get(bucketKey(rule));
+        if (level === undefined) continue;
+        let used = Math.max(0, bucketUsed(level, rule.limit, windowMs, nowMs) - 1);
+        const hint = refusal.hintDelayMs;
+        if (hint !== undefined && hint <= windowMs)
+          used = Math.max(used, rule.limit - 1 + (hint * rule.limit) / windowMs);
+        state.buckets.set(bucketKey(rule), { used, atMs: nowMs });
+      }
+    }
+  }
+
+  /**
    * A newly learned window starts with what the provider accepted in it (the last minute's sends), so pacing holds
    * from the first check: without this, a per-second limit learned at a 429 would admit a request at once.
    */
@@ -576,7 +607,13 @@ export class BudgetBook implements BudgetLedger {
       const window = slidingWindow(state, windowMs);
       for (const atMs of accepted) window.charge(atMs, 0, nowMs);
     }
-    const newCounters = after.filter((rule) => !before.includes(rule) && rule.algorithm !== undefined);
+    // Counters that already exist (shared with another rule of the same window) already count these sends.
+    const newCounters = after.filter((rule) => {
+      const windowMs = SLIDING_WINDOW_MS[rule.window];
+      if (before.includes(rule) || windowMs === undefined || rule.algorithm === undefined) return false;
+      if (rule.algorithm === "bucket") return !state.buckets.has(bucketKey(rule));
+      return !state.fixed.has(fixedKey(windowMs, rule.offsetMs ?? 0));
+    });
     if (newCounters.length === 0) return;
     for (const atMs of accepted) {
       const replay: Reservation = { id: 0, scopes: [], atMs, tokens: 0, isReleased: true };

@@ -182,7 +182,11 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
   const quotaId = readErrorBody(bodyText).quotaIds[0];
   const messageLimit = GOOGLE_MESSAGE_LIMIT.exec(text);
   if (!hasGoogle && quotaId !== undefined && messageLimit !== null) {
-    rules.push({ ...googleWindow(quotaId), limit: Number(messageLimit[1]), evidence: `quota ${quotaId}, "${messageLimit[0]}"` });
+    rules.push({
+      ...googleWindow(quotaId),
+      limit: Number(messageLimit[1]),
+      evidence: `quota ${quotaId}, "${messageLimit[0]}"`,
+    });
   }
   const relayed = RELAYED_LIMIT.exec(text);
   if (relayed !== null) {

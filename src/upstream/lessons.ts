@@ -10,7 +10,7 @@ import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
-import type { RetryHint } from "../limits/retry-hint.ts";
+import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import type { Verdict } from "./classify-response.ts";
 
 export type Effect =
@@ -161,6 +161,13 @@ function learnLimitsEffect(
   const dialectName = settings.rateLimitDialect;
   const dialect =
     dialectName in RATE_LIMIT_DIALECTS ? RATE_LIMIT_DIALECTS[dialectName as RateLimitDialectName] : undefined;
+  // Groq's retry-after is whole seconds ("12") next to the body's exact "try again in 11.455s": the exact one
+  // places a bucket's refill to the millisecond.
+  const bodyHint = retryHintFromResponse({ status: 429, headers: {}, bodyText: answer.bodyText, nowMs });
+  const hintDelayMs =
+    bodyHint !== undefined && (verdict.hint === undefined || bodyHint.delayMs <= verdict.hint.delayMs)
+      ? bodyHint.delayMs
+      : verdict.hint?.delayMs;
   const algorithm = settings.limits?.window;
   const offsetMs = settings.limits?.windowOffsetMs;
   return [
@@ -168,7 +175,7 @@ function learnLimitsEffect(
       kind: "learn_limits",
       refusal: {
         kind: verdict.limitKind,
-        hintDelayMs: verdict.hint?.delayMs,
+        hintDelayMs,
         stated: statedLimits(answer.headers, answer.bodyText, dialect, nowMs),
         ...(algorithm === undefined ? {} : { algorithm }),
         ...(offsetMs === undefined ? {} : { offsetMs }),
