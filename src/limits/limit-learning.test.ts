@@ -95,6 +95,22 @@ describe("learning limits from 429s: spacing", () => {
     assert.match(usage?.evidence ?? "", /asking to wait 1500 ms after 30 accepted/);
   });
 
+  it("a wait much shorter than our oldest request's stay in the minute teaches no per-minute limit", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    send(book, scope, T0);
+    send(book, scope, T0 + 10);
+    // One accepted request 10 ms ago would keep a sliding "1 per minute" full for 60 s, not 30.
+    assert.deepEqual(book.learnLimits(scope, refusal(T0 + 10, { hintDelayMs: 30_000 }), T0 + 20), []);
+    // The same wait after requests spread over the minute is consistent with a per-minute limit.
+    const spread = new BudgetBook();
+    for (const offsetMs of [0, 20_000, 40_000]) send(spread, scope, T0 + offsetMs);
+    send(spread, scope, T0 + 30_000 + 20_000);
+    assert.deepEqual(pick(spread.learnLimits(scope, refusal(T0 + 50_000, { hintDelayMs: 10_000 }), T0 + 50_010)), [
+      "requests/minute=3",
+    ]);
+  });
+
   it("a 429 on the very first request teaches no limit (only the cooldown applies)", () => {
     const book = new BudgetBook();
     const scope = scopeOf();

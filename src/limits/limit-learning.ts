@@ -41,6 +41,8 @@ export interface RefusalFacts {
 const SECOND_MS = 1_000;
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
+/** A retry-after in whole seconds is up to a second longer than the provider's exact wait. */
+const HINT_ROUNDING_MS = 1_000;
 
 /** The limits a refusal teaches, given the send times the provider accepted before it (the last minute). */
 export function limitsFromRefusal(
@@ -89,7 +91,17 @@ export function limitsFromRefusal(
     hint === undefined || hint <= MINUTE_MS ? "minute" : hint <= HOUR_MS ? "hour" : undefined;
   if (window === "minute") {
     const inMinute = acceptedWithin(MINUTE_MS);
-    if (inMinute > 0) {
+    // A sliding minute of our own requests frees room when the oldest of them leaves it. A much shorter wait means
+    // the provider counts something else (other clients of the key, another window): no limit is learned from
+    // our spacing then, only the cooldown applies. (Fixed windows and buckets free room sooner by design.)
+    const oldestMs = acceptedSendsMs.find((atMs) => atMs > sentAtMs - MINUTE_MS && atMs <= sentAtMs);
+    const isSliding = refusal.algorithm === undefined || refusal.algorithm === "sliding";
+    const isConsistent =
+      hint === undefined ||
+      !isSliding ||
+      oldestMs === undefined ||
+      oldestMs + MINUTE_MS - sentAtMs <= hint + HINT_ROUNDING_MS;
+    if (inMinute > 0 && isConsistent) {
       learned.push({
         unit: "requests",
         window: "minute",
