@@ -29,6 +29,12 @@ const limitsSchema = z.strictObject({
   tpd: positiveInt.optional(),
   tokens_per_month: positiveInt.optional(),
   concurrency: positiveInt.optional(),
+  /** How the provider counts its second/minute/hour windows (docs/limits.md, "Window algorithms"); default sliding. */
+  window: z.enum(["sliding", "fixed", "bucket"]).optional(),
+  /** `fixed`: ms after the clock's second/minute/hour boundary at which the provider's windows start; default 0. */
+  window_offset_ms: z.number().int().nonnegative().optional(),
+  /** Where the window algorithm comes from (a documentation URL, "headers"): shown, never interpreted. */
+  window_source: z.string().optional(),
 });
 
 const modelKindSchema = z.enum(["chat", "embedding", "audio", "image", "rerank", "moderation"]);

@@ -108,7 +108,7 @@ function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
     );
   }
   return catalog.deployments.map((deployment) => {
-    const { rules, concurrency } = rulesFromLimits(deployment.model.limits);
+    const { rules, concurrency } = rulesFromLimits(deployment.model.limits, deployment.provider.settings.limits);
     const own: BudgetScope = {
       id: `deployment:${deployment.key}`,
       rules,

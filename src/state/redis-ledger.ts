@@ -31,6 +31,7 @@ import {
   type Reservation,
   type WindowUsage,
 } from "../limits/budgets.ts";
+import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
@@ -201,6 +202,14 @@ export class RedisLedger implements BudgetLedger {
     );
   }
 
+  /**
+   * Learned limits live in the local book (and the embedded store's rows); `reserve` sends them to Redis with the
+   * scope's configured rules (`effectiveScope`), so every process that learned a limit enforces it fleet-wide.
+   */
+  learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
+    return this.#local.learnLimits(scope, refusal, nowMs);
+  }
+
   /** This process's view (its own reservations and what it learned); see the module comment. */
   usage(scope: BudgetScope, nowMs: number): WindowUsage[] {
     return this.#local.usage(scope, nowMs);
@@ -291,7 +300,10 @@ export class RedisLedger implements BudgetLedger {
     const id = this.#nextId++;
     const member = this.#memberOf(id);
     const tokens = roundTokens(cost.tokens);
-    const { keys, args } = this.#scriptArguments(scopes, tokens, nowMs, member, false);
+    // Learned limits travel with the configured rules. The script counts every second/minute/hour rule as a sliding
+    // window, also one declared `fixed` or `bucket`: never more than the provider allows, possibly less.
+    const shared = scopes.map((scope) => this.#local.effectiveScope(scope, nowMs));
+    const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false);
     let reply: unknown;
     try {
       reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
@@ -301,7 +313,7 @@ export class RedisLedger implements BudgetLedger {
     }
     this.#link.recordSuccess();
     if (!Array.isArray(reply) || reply[0] !== 1) {
-      const denied = this.#denialOf(reply, scopes, cost, nowMs);
+      const denied = this.#denialOf(reply, shared, cost, nowMs);
       if (denied !== undefined) return denied;
       this.#link.recordRejected(new Error(`unexpected reply from the budget script: ${JSON.stringify(reply)}`));
       return this.#reserveLocally(scopes, cost, nowMs);
@@ -310,7 +322,7 @@ export class RedisLedger implements BudgetLedger {
     const mirrored = this.#local.reserve(scopes, cost, nowMs);
     const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
     const detail = this.#details.get(reservation);
-    if (detail !== undefined) detail.runs = this.#chargedRuns(scopes, nowMs, reply);
+    if (detail !== undefined) detail.runs = this.#chargedRuns(shared, nowMs, reply);
     return reservation;
   }
 

@@ -1,7 +1,7 @@
 // The pure half of the Redis ledger: the per-scope arguments of the reserve script (cached per scope and per day),
 // and the script's denial turned into BudgetBook's verdict.
 import type { DayReset } from "../config/day-reset.ts";
-import { type BudgetCost, type BudgetRule, type BudgetScope, type Denied, ruleName } from "../limits/budgets.ts";
+import { type BudgetCost, type BudgetRule, type BudgetScope, type Denied, denialReason } from "../limits/budgets.ts";
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
 import { SLIDING_WINDOWS_MS } from "./redis-keys.ts";
 
@@ -116,7 +116,7 @@ export function denialFromReply(
       verdict = {
         isAllowed: false,
         scopeId: scope.id,
-        reason: `over its ${ruleName(rule)} budget (${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""})`,
+        reason: denialReason(rule, used, amount),
         retryAtMs: retryAtMs < 0 ? Number.POSITIVE_INFINITY : retryAtMs,
       };
       break;

@@ -8,8 +8,9 @@ import type { CooldownCause } from "../limits/availability.ts";
 import { dayWindow } from "../limits/day-window.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
+import { type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
-import type { RetryHint } from "../limits/retry-hint.ts";
+import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import type { Verdict } from "./classify-response.ts";
 
 export type Effect =
@@ -38,7 +39,15 @@ export type Effect =
    */
   | { readonly kind: "cool_pool"; readonly reason: string }
   /** Rate-limit windows the provider reported: learned into the deployment's own budget scope. */
-  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] };
+  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] }
+  /** A 429 on the key's own limits: infer the limit (limit-learning.ts) and pace the deployment to it. */
+  | { readonly kind: "learn_limits"; readonly refusal: Omit<RefusalFacts, "sentAtMs"> };
+
+/** The refused answer itself, for what its headers and body say about the limits. */
+export interface RefusedAnswer {
+  readonly headers: HeaderMap;
+  readonly bodyText: string;
+}
 
 export interface Lesson {
   readonly outcome: Outcome;
@@ -56,7 +65,12 @@ export function failureLesson(outcome: Outcome, reason: string): Lesson {
 }
 
 /** What a failed answer teaches (cooldowns, parked keys, circuit), and the attempt's outcome. */
-export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, nowMs: number): Lesson {
+export function lessonFromVerdict(
+  verdict: Verdict,
+  settings: ProviderSettings,
+  nowMs: number,
+  answer?: RefusedAnswer,
+): Lesson {
   switch (verdict.kind) {
     case "success":
       return failureLesson("bad_response", "unexpected success verdict");
@@ -77,7 +91,11 @@ export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, 
       return {
         outcome: "rate_limited",
         reason: `${verdict.reason}${hintText}`,
-        effects: isAccountWide(verdict, settings) ? [own, { kind: "cool_pool", reason: verdict.reason }] : [own],
+        effects: [
+          own,
+          ...(isAccountWide(verdict, settings) ? [{ kind: "cool_pool" as const, reason: verdict.reason }] : []),
+          ...(answer === undefined ? [] : learnLimitsEffect(verdict, settings, nowMs, answer)),
+        ],
       };
     }
     case "invalid_key":
@@ -147,4 +165,38 @@ export function lessonsFromHeaders(headers: HeaderMap, settings: ProviderSetting
     }
   }
   return effects;
+}
+
+/** What a 429 on the key's own limits says about them (capacity and credits refusals say nothing). */
+function learnLimitsEffect(
+  verdict: Verdict & { kind: "rate_limited" },
+  settings: ProviderSettings,
+  nowMs: number,
+  answer: RefusedAnswer,
+): Effect[] {
+  if (verdict.limitKind === "capacity" || verdict.limitKind === "credits") return [];
+  const dialectName = settings.rateLimitDialect;
+  const dialect =
+    dialectName in RATE_LIMIT_DIALECTS ? RATE_LIMIT_DIALECTS[dialectName as RateLimitDialectName] : undefined;
+  // Groq's retry-after is whole seconds ("12") next to the body's exact "try again in 11.455s": the exact one
+  // places a bucket's refill to the millisecond.
+  const bodyHint = retryHintFromResponse({ status: 429, headers: {}, bodyText: answer.bodyText, nowMs });
+  const hintDelayMs =
+    bodyHint !== undefined && (verdict.hint === undefined || bodyHint.delayMs <= verdict.hint.delayMs)
+      ? bodyHint.delayMs
+      : verdict.hint?.delayMs;
+  const algorithm = settings.limits?.window;
+  const offsetMs = settings.limits?.windowOffsetMs;
+  return [
+    {
+      kind: "learn_limits",
+      refusal: {
+        kind: verdict.limitKind,
+        hintDelayMs,
+        stated: statedLimits(answer.headers, answer.bodyText, dialect, nowMs),
+        ...(algorithm === undefined ? {} : { algorithm }),
+        ...(offsetMs === undefined ? {} : { offsetMs }),
+      },
+    },
+  ];
 }
