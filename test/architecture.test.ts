@@ -271,3 +271,20 @@ test("only the recorder changes availability, budgets, health and stats after an
   }
   assert.deepEqual(violations, []);
 });
+
+/** A source file longer than this must say in its header why it stays whole. */
+const MAX_FILE_LINES = 400;
+
+test(`no source file over ${MAX_FILE_LINES} lines without a header saying why it stays whole`, () => {
+  const violations: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const text = readFileSync(file, "utf8");
+    const lines = text.split("\n").length;
+    if (lines <= MAX_FILE_LINES) continue;
+    // The module's header: its comment lines before the first import.
+    const header = text.slice(0, Math.max(0, text.search(/^import /m)));
+    if (!/stays whole|kept whole|one file on purpose/i.test(header))
+      violations.push(`${relative(SRC, file)}: ${lines} lines`);
+  }
+  assert.deepEqual(violations, []);
+});

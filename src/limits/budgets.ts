@@ -11,11 +11,25 @@
 //
 // Learned limits: the provider's own counter wins. A response saying "N remaining until T" is stored and the
 // requests we send after it are subtracted; at N − sent ≤ 0 the scope is over budget until T.
+//
+// BudgetBook stays whole for now (its shapes are in budget-types.ts): check, reserve, reconcile, release and the
+// learning paths all read and change one per-scope state (sliding, fixed and bucket counters, learned rules,
+// recent sends), and the windows must stay consistent inside one call. Splitting it by window kind (a counter
+// object per rule behind one interface) is the next step when it grows again.
 
-import { type DayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
-import type { Limits } from "../config/types.ts";
+import { UTC_MIDNIGHT } from "../config/day-reset.ts";
+import type {
+  BudgetCost,
+  BudgetLedger,
+  BudgetRule,
+  BudgetScope,
+  BudgetUnit,
+  BudgetVerdict,
+  BudgetWindow,
+  Reservation,
+  WindowUsage,
+} from "./budget-types.ts";
 import { dayWindow, monthWindow } from "./day-window.ts";
-import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
 import { type LearnedRule, limitsFromRefusal, type RefusalFacts } from "./limit-learning.ts";
 import type { LearnedWindow } from "./rate-limit-headers.ts";
 import { type PersistedRun, type SlidingRun, SlidingWindow } from "./sliding-window.ts";
@@ -28,47 +42,6 @@ import {
   fixedWindowAt,
   type WindowAlgorithm,
 } from "./window-counters.ts";
-
-export type BudgetUnit = RateLimitUnit;
-export type BudgetWindow = RateLimitWindow;
-
-export interface BudgetRule {
-  readonly unit: BudgetUnit;
-  readonly window: BudgetWindow;
-  readonly limit: number;
-  /** How the provider counts a second/minute/hour window (default `sliding`); day and month are wall-clock. */
-  readonly algorithm?: WindowAlgorithm;
-  /** `fixed`: where windows start, ms after the clock's aligned boundary (default 0: on the second/minute/hour). */
-  readonly offsetMs?: number;
-  /** Set on a limit learned from the provider's answers (not configured): what it was learned from. */
-  readonly learnedFrom?: string;
-}
-
-/** A budget holder: a provider (account-wide pool) or one provider+model. */
-export interface BudgetScope {
-  /** `provider:groq` or `deployment:groq/llama-3.3-70b`. */
-  readonly id: string;
-  readonly rules: readonly BudgetRule[];
-  readonly concurrency: number | undefined;
-  readonly dayReset: DayReset;
-}
-
-export interface BudgetCost {
-  /** Estimated tokens charged up front (prompt + reserved output); reconciled with usage later. */
-  readonly tokens: number;
-}
-
-export type BudgetVerdict =
-  | { readonly isAllowed: true }
-  | { readonly isAllowed: false; readonly reason: string; readonly retryAtMs: number; readonly scopeId: string };
-
-export interface Reservation {
-  readonly id: number;
-  readonly scopes: readonly BudgetScope[];
-  readonly atMs: number;
-  tokens: number;
-  isReleased: boolean;
-}
 
 const SLIDING_WINDOW_MS: Partial<Record<BudgetWindow, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
 
@@ -104,72 +77,6 @@ export interface ScopeState {
   effective: { readonly base: readonly BudgetRule[]; readonly rules: readonly BudgetRule[] } | undefined;
   /** Send times of the last minute (at most MAX_RECENT_SENDS): the spacing a 429 is judged by. */
   sends: number[];
-}
-
-export interface WindowUsage {
-  readonly unit: BudgetUnit;
-  readonly window: BudgetWindow;
-  readonly limit: number;
-  readonly used: number;
-  readonly remaining: number;
-  readonly resetsAtMs: number | undefined;
-  /** `config`: declared; `provider`: a "remaining" header; `learned`: a limit inferred from 429s (see evidence). */
-  readonly source: "config" | "provider" | "learned";
-  /** How the window counts: `sliding`, `fixed`, `bucket` (day and month: `fixed`). */
-  readonly algorithm: WindowAlgorithm;
-  /** For a learned limit: what it was learned from. */
-  readonly evidence?: string;
-}
-
-/**
- * Turns a `limits:` config block into rules. A model's block without `window` counts the way its provider's
- * block (`inherited`) says.
- */
-export function rulesFromLimits(
-  limits: Limits | undefined,
-  inherited?: Limits,
-): { rules: BudgetRule[]; concurrency: number | undefined } {
-  if (limits === undefined) return { rules: [], concurrency: undefined };
-  const rules: BudgetRule[] = [];
-  const algorithm = limits.window ?? inherited?.window ?? "sliding";
-  const offsetMs = limits.window === undefined ? (inherited?.windowOffsetMs ?? 0) : (limits.windowOffsetMs ?? 0);
-  const add = (unit: BudgetUnit, window: BudgetWindow, limit: number | undefined) => {
-    if (limit === undefined) return;
-    if (algorithm === "sliding" || SLIDING_WINDOW_MS[window] === undefined) rules.push({ unit, window, limit });
-    else rules.push({ unit, window, limit, algorithm, offsetMs });
-  };
-  add("requests", "second", limits.rps);
-  add("requests", "minute", limits.rpm);
-  add("requests", "hour", limits.rph);
-  add("requests", "day", limits.rpd);
-  add("tokens", "minute", limits.tpm);
-  add("tokens", "hour", limits.tph);
-  add("tokens", "day", limits.tpd);
-  add("tokens", "month", limits.tokensPerMonth);
-  return { rules, concurrency: limits.concurrency };
-}
-
-export type Denied = BudgetVerdict & { isAllowed: false };
-
-/**
- * What the request path needs from budget accounting. `BudgetBook` (in-process) answers synchronously; the
- * Redis-shared ledger answers `reserve` asynchronously (one atomic round trip). Callers await only a Promise.
- */
-export interface BudgetLedger {
-  check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict;
-  reserve(
-    scopes: readonly BudgetScope[],
-    cost: BudgetCost,
-    nowMs: number,
-  ): Reservation | Denied | Promise<Reservation | Denied>;
-  reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void;
-  release(reservation: Reservation): void;
-  learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void;
-  /** Infers limits from a refusal (limit-learning.ts) and paces the scope to them from now on. */
-  learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[];
-  usage(scope: BudgetScope, nowMs: number): WindowUsage[];
-  inFlight(scopeId: string): number;
-  reset(): void | Promise<void>;
 }
 
 export class BudgetBook implements BudgetLedger {
@@ -785,4 +692,17 @@ export function isReservation(value: Reservation | BudgetVerdict): value is Rese
   return "id" in value;
 }
 
+export type {
+  BudgetCost,
+  BudgetLedger,
+  BudgetRule,
+  BudgetScope,
+  BudgetUnit,
+  BudgetVerdict,
+  BudgetWindow,
+  Denied,
+  Reservation,
+  WindowUsage,
+} from "./budget-types.ts";
+export { rulesFromLimits } from "./budget-types.ts";
 export { UTC_MIDNIGHT };

@@ -1,0 +1,118 @@
+// The budget model's shapes: rules, scopes, costs, verdicts, reservations, what /stats shows, and the ledger
+// interface both the in-process book (budgets.ts) and the Redis ledger (state/redis-ledger.ts) implement.
+import type { DayReset } from "../config/day-reset.ts";
+import type { Limits } from "../config/types.ts";
+import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
+import type { LearnedRule, RefusalFacts } from "./limit-learning.ts";
+import type { LearnedWindow } from "./rate-limit-headers.ts";
+import type { WindowAlgorithm } from "./window-counters.ts";
+
+/** The windows that slide (the others are wall-clock day and month counters). */
+const SLIDING_WINDOW_MS: Partial<Record<RateLimitWindow, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
+
+export type BudgetUnit = RateLimitUnit;
+export type BudgetWindow = RateLimitWindow;
+
+export interface BudgetRule {
+  readonly unit: BudgetUnit;
+  readonly window: BudgetWindow;
+  readonly limit: number;
+  /** How the provider counts a second/minute/hour window (default `sliding`); day and month are wall-clock. */
+  readonly algorithm?: WindowAlgorithm;
+  /** `fixed`: where windows start, ms after the clock's aligned boundary (default 0: on the second/minute/hour). */
+  readonly offsetMs?: number;
+  /** Set on a limit learned from the provider's answers (not configured): what it was learned from. */
+  readonly learnedFrom?: string;
+}
+
+/** A budget holder: a provider (account-wide pool) or one provider+model. */
+export interface BudgetScope {
+  /** `provider:groq` or `deployment:groq/llama-3.3-70b`. */
+  readonly id: string;
+  readonly rules: readonly BudgetRule[];
+  readonly concurrency: number | undefined;
+  readonly dayReset: DayReset;
+}
+
+export interface BudgetCost {
+  /** Estimated tokens charged up front (prompt + reserved output); reconciled with usage later. */
+  readonly tokens: number;
+}
+
+export type BudgetVerdict =
+  | { readonly isAllowed: true }
+  | { readonly isAllowed: false; readonly reason: string; readonly retryAtMs: number; readonly scopeId: string };
+
+export interface Reservation {
+  readonly id: number;
+  readonly scopes: readonly BudgetScope[];
+  readonly atMs: number;
+  tokens: number;
+  isReleased: boolean;
+}
+
+export interface WindowUsage {
+  readonly unit: BudgetUnit;
+  readonly window: BudgetWindow;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly resetsAtMs: number | undefined;
+  /** `config`: declared; `provider`: a "remaining" header; `learned`: a limit inferred from 429s (see evidence). */
+  readonly source: "config" | "provider" | "learned";
+  /** How the window counts: `sliding`, `fixed`, `bucket` (day and month: `fixed`). */
+  readonly algorithm: WindowAlgorithm;
+  /** For a learned limit: what it was learned from. */
+  readonly evidence?: string;
+}
+
+/**
+ * Turns a `limits:` config block into rules. A model's block without `window` counts the way its provider's
+ * block (`inherited`) says.
+ */
+export function rulesFromLimits(
+  limits: Limits | undefined,
+  inherited?: Limits,
+): { rules: BudgetRule[]; concurrency: number | undefined } {
+  if (limits === undefined) return { rules: [], concurrency: undefined };
+  const rules: BudgetRule[] = [];
+  const algorithm = limits.window ?? inherited?.window ?? "sliding";
+  const offsetMs = limits.window === undefined ? (inherited?.windowOffsetMs ?? 0) : (limits.windowOffsetMs ?? 0);
+  const add = (unit: BudgetUnit, window: BudgetWindow, limit: number | undefined) => {
+    if (limit === undefined) return;
+    if (algorithm === "sliding" || SLIDING_WINDOW_MS[window] === undefined) rules.push({ unit, window, limit });
+    else rules.push({ unit, window, limit, algorithm, offsetMs });
+  };
+  add("requests", "second", limits.rps);
+  add("requests", "minute", limits.rpm);
+  add("requests", "hour", limits.rph);
+  add("requests", "day", limits.rpd);
+  add("tokens", "minute", limits.tpm);
+  add("tokens", "hour", limits.tph);
+  add("tokens", "day", limits.tpd);
+  add("tokens", "month", limits.tokensPerMonth);
+  return { rules, concurrency: limits.concurrency };
+}
+
+export type Denied = BudgetVerdict & { isAllowed: false };
+
+/**
+ * What the request path needs from budget accounting. `BudgetBook` (in-process) answers synchronously; the
+ * Redis-shared ledger answers `reserve` asynchronously (one atomic round trip). Callers await only a Promise.
+ */
+export interface BudgetLedger {
+  check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict;
+  reserve(
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+  ): Reservation | Denied | Promise<Reservation | Denied>;
+  reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void;
+  release(reservation: Reservation): void;
+  learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void;
+  /** Infers limits from a refusal (limit-learning.ts) and paces the scope to them from now on. */
+  learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[];
+  usage(scope: BudgetScope, nowMs: number): WindowUsage[];
+  inFlight(scopeId: string): number;
+  reset(): void | Promise<void>;
+}
