@@ -409,14 +409,21 @@ discovery:
 ${state}`;
 }
 
+/**
+ * The compile cache `bin/llm-gateway.js` turns on, on from the first file for every child (the bare proxy and the
+ * mock are TypeScript too): our `--import` of exit-with-parent.ts then does not load Node's TypeScript stripper
+ * (~18 MB) into the process under test. NODE_DISABLE_COMPILE_CACHE=1 turns it off (as before this cache).
+ */
+function compileCacheEnv(): NodeJS.ProcessEnv {
+  return { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), "node-compile-cache") };
+}
+
 /** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
 function gatewayEnv(maxLifetimeMs: number): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs),
-    // The cache `bin/llm-gateway.js` turns on, on from the first file, so that our `--import` of
-    // exit-with-parent.ts does not load Node's TypeScript stripper into the gateway either.
-    NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), "node-compile-cache"),
+    ...compileCacheEnv(),
   };
   for (const name of ["PORT", "HOST", "ALLOWED_BEARER_TOKENS", "LLM_GATEWAY_CONFIG"]) delete env[name];
   return env;
@@ -782,7 +789,7 @@ async function main(): Promise<number> {
   });
 
   const workDir = mkdtempSync(join(tmpdir(), "llm-gateway-bench-"));
-  const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs) };
+  const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
   const gatewayLogPath = join(workDir, "gateway.log");
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
   try {
