@@ -8,6 +8,7 @@ import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
 import type { GatewayServer } from "../server/build-server.ts";
 import { buildServer } from "../server/build-server.ts";
+import { createKeptResponsesStore } from "./kept-responses-store.ts";
 import { createObservers } from "./observers.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
@@ -41,7 +42,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
   );
   const observers = await createObservers(config, runtime, runtimeLogger);
-  app = buildServer(runtime, logger === undefined ? { observers } : { logger, observers });
+  const keptResponses = await createKeptResponsesStore(config, runtime.clock, runtimeLogger);
+  const serverOptions = { observers, keptResponses: keptResponses.kept };
+  app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });
   for (const warning of options.warnings ?? []) app.log.warn(warning);
   for (const [provider, found] of runtime.snapshot.discovery) {
     if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
@@ -54,6 +57,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // e.g. the port is in use: release what was opened (store files, Redis connections) so the process can exit.
     await app.close();
     await observers.close();
+    await keptResponses.close();
     await runtime.close();
     throw error;
   }
@@ -80,6 +84,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         clearInterval(idleSweep);
       }
       await observers.close();
+      await keptResponses.close();
       await runtime.close();
     },
   };

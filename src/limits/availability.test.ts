@@ -14,6 +14,7 @@ const SETTINGS: CooldownSettings = {
   failureWindowMs: 10_000,
   circuitOpenMs: 30_000,
   circuitFirstProbeMs: 30_000,
+  suspectSingleFlight: true,
 };
 
 function setup(settings: Partial<CooldownSettings> = {}) {
@@ -155,8 +156,8 @@ describe("AvailabilityBook: circuit breaker", () => {
     clock.set(T0 + 5_000);
     book.recordFailure("p/m");
     assert.equal(book.circuitState("p/m"), "closed");
-    // Suspect: closed, but the next request is its one probe.
-    assert.deepEqual(book.peek("p/m", "p"), PROBE);
+    // Suspect: closed, one request at a time (ranked with its failures until circuit_first_probe_ms passed).
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
     clock.set(T0 + 9_999);
     book.recordFailure("p/m");
     assert.equal(book.circuitState("p/m"), "open");
@@ -250,12 +251,18 @@ describe("AvailabilityBook: recovery on evidence", () => {
   const LAST_RESORT = { isAvailable: true, isProbe: false, isLastResort: true };
 
   it("a suspect candidate (latest evidence a recent failure) lets one request at a time be its probe", () => {
-    const { clock, book } = setup();
+    const { clock, book } = setup({ circuitFirstProbeMs: 2_000 });
     book.recordFailure("p/m");
-    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
-    // The probe is in flight: others may use the candidate only as a last resort.
+    // Right after the failure: one attempt at a time, ranked with its failures.
+    assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
+    // That attempt is in flight: others may use the candidate only as a last resort.
     assert.deepEqual(book.peek("p/m", "p"), LAST_RESORT);
     assert.deepEqual(book.acquire("p/m", "p"), LAST_RESORT);
+    book.recordFailure("p/m");
+    clock.advance(2_000);
+    // circuit_first_probe_ms after the latest failure: the next request is a probe, ranked in its place.
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    assert.deepEqual(book.peek("p/m", "p"), LAST_RESORT);
     book.recordSuccess("p/m");
     assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
     // A failure older than the window is no longer evidence.

@@ -111,7 +111,13 @@ export class AvailabilityBook {
         : PROBE;
     }
     // Closed, but the latest evidence is a recent failure: one request at a time finds out whether it healed.
-    if (this.#isSuspect(record, nowMs)) return record.isProbeInFlight ? LAST_RESORT : PROBE;
+    // Once `circuitFirstProbeMs` has passed since that failure, that request is ranked as if it had not failed
+    // (a probe), so that the health penalty cannot keep the candidate out for longer.
+    if (this.#settings.suspectSingleFlight && this.#isSuspect(record, nowMs)) {
+      if (record.isProbeInFlight) return LAST_RESORT;
+      const lastFailureMs = record.failureTimesMs[record.failureTimesMs.length - 1] ?? 0;
+      return nowMs - lastFailureMs >= this.#settings.circuitFirstProbeMs ? PROBE : AVAILABLE;
+    }
     return AVAILABLE;
   }
 
@@ -120,12 +126,23 @@ export class AvailabilityBook {
     return last !== undefined && last > nowMs - this.#settings.failureWindowMs;
   }
 
-  /** Like `peek`, but claims the half-open probe slot when that is what makes it available. */
+  /**
+   * Like `peek`, but claims the probe slot when the candidate is half-open or suspect: the request that gets it
+   * is the one attempt in flight; others see the candidate as unavailable (half-open) or a last resort (suspect).
+   */
   acquire(deploymentKey: string, providerName: string): Availability {
     const availability = this.peek(deploymentKey, providerName);
-    if (availability.isAvailable && availability.isProbe) {
-      const record = this.#record(deploymentKey);
+    if (!availability.isAvailable || availability.isLastResort === true) return availability;
+    const record = this.#deployments.get(deploymentKey);
+    if (record === undefined) return availability;
+    if (availability.isProbe) {
       if (record.circuit === "open") record.circuit = "half_open";
+      record.isProbeInFlight = true;
+    } else if (
+      record.circuit === "closed" &&
+      this.#settings.suspectSingleFlight &&
+      this.#isSuspect(record, this.#clock.now())
+    ) {
       record.isProbeInFlight = true;
     }
     return availability;

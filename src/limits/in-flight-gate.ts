@@ -30,9 +30,15 @@ export class InFlightGates {
 
   /**
    * A slot of `name` (at most `limit` at once), waiting up to `maxWaitMs` for one; undefined when the wait ran
-   * out or `signal` aborted first.
+   * out or `signal` aborted first. A free slot is returned at once (not as a promise), so the caller can go on in
+   * the same tick.
    */
-  acquire(name: string, limit: number, maxWaitMs: number, signal: AbortSignal): Promise<ReleaseSlot | undefined> {
+  acquire(
+    name: string,
+    limit: number,
+    maxWaitMs: number,
+    signal: AbortSignal,
+  ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined> {
     let gate = this.#gates.get(name);
     if (gate === undefined) {
       gate = new Gate();
@@ -40,9 +46,9 @@ export class InFlightGates {
     }
     if (gate.inFlight < limit && gate.waiters.length === 0) {
       gate.inFlight++;
-      return Promise.resolve(this.#releaser(name, gate));
+      return this.#releaser(name, gate);
     }
-    if (signal.aborted || maxWaitMs <= 0) return Promise.resolve(undefined);
+    if (signal.aborted || maxWaitMs <= 0) return undefined;
     const waitingGate = gate;
     return new Promise((resolve) => {
       const waiter: Waiter = {

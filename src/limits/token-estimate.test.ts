@@ -110,9 +110,10 @@ test("linear time: 4× the text costs about 4× (a quadratic count costs 16×), 
     const smallMs = bestTimeMs(() => countTextTokens(small));
     const largeMs = bestTimeMs(() => countTextTokens(large));
     // The BPE tokenizer never finished 1 MB of `a` (200 KB took 12.8 s); 1 s is a bound even a loaded runner keeps.
+    // 4× the text: linear costs ~4×, quadratic 16×; 12× leaves room for a noisy, shared machine.
     assert.ok(largeMs < 1000, `${JSON.stringify(unit)} × 1 MB took ${largeMs.toFixed(0)} ms`);
     assert.ok(
-      largeMs < Math.max(8 * smallMs, 100),
+      largeMs < Math.max(12 * smallMs, 200),
       `${JSON.stringify(unit)}: 1 MB took ${largeMs.toFixed(1)} ms, 250 KB ${smallMs.toFixed(1)} ms`,
     );
   }

@@ -131,10 +131,10 @@ export class GatewayMetrics {
         registers,
       }).set({ version: options.version }, 1);
     }
-    if (options.includeProcessMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
-    }
+    this.#isProcessIncluded = options.includeProcessMetrics !== false;
   }
+
+  readonly #isProcessIncluded: boolean;
 
   /** The record subscriber. Never throws: a metrics bug must not fail a request. */
   readonly observe = (record: RequestRecord): void => {
@@ -147,7 +147,8 @@ export class GatewayMetrics {
 
   /** Prometheus text exposition. */
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const registry = this.#isProcessIncluded ? Registry.merge([processRegistry(), this.registry]) : this.registry;
+    return { contentType: this.registry.contentType, body: await registry.metrics() };
   }
 
   #observe(record: RequestRecord): void {
@@ -297,6 +298,20 @@ export class GatewayMetrics {
 }
 
 const OUTCOME_NAMES: ReadonlySet<string> = new Set(Object.keys(OUTCOMES));
+
+/**
+ * The default process metrics, once per process: they describe the process, not one gateway, and each
+ * collection registers observers (GC, event loop) that are never removed, so tests starting many gateways in one
+ * process must not create them again and again.
+ */
+let sharedProcessRegistry: Registry | undefined;
+function processRegistry(): Registry {
+  if (sharedProcessRegistry === undefined) {
+    sharedProcessRegistry = new Registry();
+    collectDefaultMetrics({ register: sharedProcessRegistry, prefix: METRIC_PREFIX });
+  }
+  return sharedProcessRegistry;
+}
 
 function oneOf(value: string, known: ReadonlySet<string>): string {
   return known.has(value) ? value : OTHER;

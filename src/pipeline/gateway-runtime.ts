@@ -2,7 +2,6 @@
 // (availability, budgets, health, stats, sticky sessions, the wait queue). Planning and forwarding read them;
 // only the recorder (recorder.ts) changes them after an attempt. The snapshot is replaced as a whole, so a reload
 // swaps one reference and in-flight requests finish on the snapshot they started with.
-import { createHash } from "node:crypto";
 import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import { ConfigError } from "../config/config-error.ts";
@@ -16,6 +15,7 @@ import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
+import { soonestAvailableMs } from "../router/soonest-available.ts";
 import { StickySessions } from "../router/sticky-sessions.ts";
 import { LiveScores } from "../scoring/live-scores.ts";
 import type { ScoreBreakdown } from "../scoring/score.ts";
@@ -23,7 +23,7 @@ import { createStateBackend, type StateBackend } from "../state/state-backend.ts
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { Recorder } from "./recorder.ts";
-import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
+import { buildSnapshot, configHash, type GatewaySnapshot } from "./snapshot.ts";
 
 export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
@@ -32,7 +32,7 @@ export type { GatewaySnapshot } from "./snapshot.ts";
 export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
 
 export type ReloadResult =
-  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number; readonly isChanged: boolean }
+  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number }
   | { readonly isApplied: false; readonly problems: readonly string[] };
 
 export interface RuntimeOptions {
@@ -128,10 +128,6 @@ export class GatewayRuntime {
     this.#configLoader = loader;
   }
 
-  get canReload(): boolean {
-    return this.#configLoader !== undefined;
-  }
-
   /**
    * Loads and validates the config again and swaps it in when valid; when not, the old config keeps serving and
    * every problem is logged and returned. Never throws.
@@ -165,7 +161,7 @@ export class GatewayRuntime {
         { trigger, hash, providers: config.providers.map((provider) => provider.name) },
         "config reloaded",
       );
-      return { isApplied: true, hash, loadedAtMs, isChanged: true };
+      return { isApplied: true, hash, loadedAtMs };
     };
     const result = this.#reloadChain.then(run, run);
     this.#reloadChain = result;
@@ -279,21 +275,24 @@ export class GatewayRuntime {
     request: RouteRequest,
     signal: AbortSignal,
     snapshot: GatewaySnapshot = this.#snapshot,
-  ): Promise<RoutePlan> {
+  ): Promise<{ readonly plan: RoutePlan; readonly snapshot: GatewaySnapshot }> {
     const plan = this.plan(request, snapshot);
     const { queueTimeoutMs, maxQueued } = snapshot.config.routing;
-    if (queueTimeoutMs <= 0) return plan;
+    if (queueTimeoutMs <= 0) return { plan, snapshot };
     const existing = this.#queues.get(request.model);
-    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return plan;
+    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return { plan, snapshot };
     const queue = existing ?? new WaitQueue();
     this.#queues.set(request.model, queue);
-    let latest = plan;
+    // A waiter plans on the serving config: after a reload it is served by the new one (no upstream work has
+    // started yet), so a provider the reload removed gets nothing from the queue either.
+    let latest = { plan, snapshot };
     this.#queuedTotal++;
     try {
       const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
-        latest = this.plan(request, snapshot);
-        if (latest.candidates.length > 0) return { value: latest };
-        return { retryInMs: this.soonestAvailableMs(latest) ?? 100 };
+        const current = this.#snapshot;
+        latest = { plan: this.plan(request, current), snapshot: current };
+        if (latest.plan.candidates.length > 0) return { value: latest };
+        return { retryInMs: this.soonestAvailableMs(latest.plan) ?? 100 };
       });
       return queued ?? latest;
     } finally {
@@ -339,24 +338,9 @@ export class GatewayRuntime {
 
   /** Milliseconds until the first candidate of a plan is available again, if any is cooling. */
   soonestAvailableMs(plan: RoutePlan): number | undefined {
-    const nowMs = this.clock.now();
-    let soonest: number | undefined;
-    // A candidate over budget is free of cooldowns but still unusable until its budget frees (`budgetUntilMs`).
-    const consider = (deployment: Deployment, budgetUntilMs = nowMs): void => {
-      const availability = this.availability.peek(deployment.key, deployment.provider.settings.name);
-      const untilMs = Math.max(availability.isAvailable ? nowMs : availability.untilMs, budgetUntilMs);
-      // A request larger than a whole budget never fits there: no point in telling the client to come back.
-      if (!Number.isFinite(untilMs)) return;
-      const waitMs = Math.max(0, untilMs - nowMs);
-      if (soonest === undefined || waitMs < soonest) soonest = waitMs;
-    };
-    for (const candidate of plan.candidates) consider(candidate.deployment);
-    for (const skip of plan.skipped) {
-      if (skip.cause === "cooldown") consider(skip.deployment);
-      else if (skip.cause === "budget") consider(skip.deployment, skip.untilMs ?? nowMs);
-    }
-    if (plan.waitFor !== undefined) consider(plan.waitFor.deployment);
-    return soonest;
+    return soonestAvailableMs(plan, this.clock.now(), (deployment) =>
+      this.availability.peek(deployment.key, deployment.provider.settings.name),
+    );
   }
 
   /** Subscribes to finished request records; returns the unsubscribe function. */
@@ -388,14 +372,4 @@ function createDispatcher(): Dispatcher {
   // provider before a request is sent. A pool cap would make requests wait inside undici, where the wait counts
   // against the provider's timeout_ms (several providers, one per key, may share one origin).
   return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
-}
-
-/** A short hash of the config that changes with any setting, keys included (as hashes: never the keys). */
-function configHash(config: GatewayConfig): string {
-  const text = JSON.stringify(config, (key, value: unknown) =>
-    (key === "apiKeys" || key === "adminKeys") && Array.isArray(value)
-      ? value.map((secret) => createHash("sha256").update(String(secret)).digest("hex"))
-      : value,
-  );
-  return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }

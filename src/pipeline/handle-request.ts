@@ -34,9 +34,11 @@ export async function handleRequest(
 ): Promise<PipelineResult> {
   const startedAtMs = runtime.clock.now();
   const body = parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
-  const request = prepare(runtime, endpoint, body, context, startedAtMs);
-  if (request.snapshot.config.log.content) recordRequestContent(request);
-  const plan = await planRequest(request);
+  const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
+  if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
+  const { plan, snapshot } = await planRequest(prepared);
+  // A request that waited in the queue across a config reload is served on the new config.
+  const request = snapshot === prepared.snapshot ? prepared : { ...prepared, snapshot };
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let outcome: ForwardOutcome;
   try {
@@ -131,10 +133,12 @@ function answerText(bodyText: string): string | undefined {
 }
 
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
-async function planRequest(request: PipelineRequest): Promise<RoutePlan> {
+async function planRequest(
+  request: PipelineRequest,
+): Promise<{ readonly plan: RoutePlan; readonly snapshot: PipelineRequest["snapshot"] }> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
   const queuedAtMs = runtime.clock.now();
-  const plan = await runtime.planOrQueue(
+  const planned = await runtime.planOrQueue(
     {
       model: body.model,
       fallbackModels: body.models ?? [],
@@ -150,8 +154,8 @@ async function planRequest(request: PipelineRequest): Promise<RoutePlan> {
     request.context.signal,
     request.snapshot,
   );
-  request.record.planned(plan, runtime.clock.now() - queuedAtMs);
-  return plan;
+  request.record.planned(planned.plan, runtime.clock.now() - queuedAtMs);
+  return planned;
 }
 
 function jsonAnswer(

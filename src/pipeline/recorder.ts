@@ -84,13 +84,16 @@ export class Recorder {
     this.#apply(deployment, scopes, report.effects);
     if (report.outcome === "success") {
       scores.recordHealth(key, true, report.durationMs);
+      // A stream that opened with content is evidence enough that the upstream works again: it closes a
+      // half-open circuit and ends a suspect's one-at-a-time now, not when the stream ends (a cut later is a
+      // failure of its own).
+      availability.recordSuccess(key);
       if (isStreamOpen) return;
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
       budgets.release(reservation);
       stats.recordSuccess(key, report.durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
-      availability.recordSuccess(key);
       return;
     }
     const traits = traitsOf(report.outcome);

@@ -1,6 +1,7 @@
 // A config snapshot: the config, the catalog built from it (configured and discovered models), each
 // deployment's static score and profile, and its budget scopes. Built whole and swapped whole, so a reload
 // never mixes two configs and in-flight requests finish on the snapshot they started with.
+import { createHash } from "node:crypto";
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
@@ -110,4 +111,14 @@ function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
     const pool = providerScopes.get(deployment.provider.settings.name);
     return pool === undefined ? [own] : [pool, own];
   });
+}
+
+/** A short hash of the config that changes with any setting, keys included (as hashes: never the keys). */
+export function configHash(config: GatewayConfig): string {
+  const text = JSON.stringify(config, (key, value: unknown) =>
+    (key === "apiKeys" || key === "adminKeys") && Array.isArray(value)
+      ? value.map((secret) => createHash("sha256").update(String(secret)).digest("hex"))
+      : value,
+  );
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }

@@ -176,6 +176,9 @@ function settle(request: PipelineRequest, relayed: RelayResult | undefined): voi
     return;
   }
   request.record.usage(relayed.usage);
+  if (request.snapshot.config.log.content && relayed.deliveredText !== undefined) {
+    request.record.content({ responseText: relayed.deliveredText });
+  }
   const status = relayed.isSuccess ? 200 : relayed.isClientGone ? 499 : 502;
   const outcome = relayed.isSuccess ? "success" : relayed.isClientGone ? "client_aborted" : relayed.outcome;
   const errorCode = status === 502 ? streamError(relayed.outcome, "").code : undefined;

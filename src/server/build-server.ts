@@ -12,9 +12,10 @@ import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
-import { currentKeyRing, hasClientKey } from "./auth.ts";
+import { currentKeyRing, hasClientKey, type KeyRing } from "./auth.ts";
 import { registerCors } from "./cors.ts";
 import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
@@ -38,6 +39,8 @@ export interface ServerOptions {
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   /** Metrics, request log and dashboard data; without it /metrics, /v1/gateway/requests and /dashboard are 404. */
   readonly observers?: Observers;
+  /** Where kept Responses API answers live (the composition root picks the store); default: this process's memory. */
+  readonly keptResponses?: KeptResponses;
 }
 
 /** Distinct unknown routes logged (once each); past this, no more are remembered or logged. */
@@ -47,6 +50,36 @@ const MAX_LOGGED_UNKNOWN_ROUTES = 1_000;
 export type GatewayServer = FastifyInstance;
 
 export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}): FastifyInstance {
+  const app = createFastify(runtime, options);
+  registerJsonBodyParser(app);
+  // Before the key check: browsers send preflights without credentials.
+  registerCors(app, runtime.snapshot.config.server.corsOrigins);
+  const clientKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.apiKeys,
+  );
+  const adminKeys = currentKeyRing(
+    () => runtime.snapshot.config,
+    (config) => config.server.adminKeys,
+  );
+  registerRequestGuards(app, runtime, clientKeys);
+  registerErrorHandlers(app, runtime.snapshot.config.server.bodyLimitBytes);
+  for (const endpoint of ENDPOINTS) {
+    const handler = forwardingHandler(endpoint.spec, runtime);
+    for (const path of endpoint.paths) app.post(path, handler);
+  }
+  registerProtocolRoutes(app, runtime, options.keptResponses);
+  registerInfoRoutes(app, runtime);
+  registerAdminRoutes(app, runtime, adminKeys);
+  if (options.observers !== undefined) {
+    registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
+  }
+  registerResponseHooks(app);
+  return app;
+}
+
+/** The Fastify instance with the gateway's logging, timeouts and connection bounds. */
+function createFastify(runtime: GatewayRuntime, options: ServerOptions): FastifyInstance {
   const { server: settings } = runtime.snapshot.config;
   const app = Fastify({
     logger:
@@ -93,15 +126,12 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     });
     response.end(body);
   });
-  registerJsonBodyParser(app);
-  const allowedHosts = allowedHostsFor(settings);
+  return app;
+}
 
-  // Before the key check: browsers send preflights without credentials.
-  registerCors(app, settings.corsOrigins);
-  const clientKeys = currentKeyRing(
-    () => runtime.snapshot.config,
-    (config) => config.server.apiKeys,
-  );
+/** Before any route: the Host check (DNS rebinding), the shutdown 503, and the client key. */
+function registerRequestGuards(app: FastifyInstance, runtime: GatewayRuntime, clientKeys: () => KeyRing): void {
+  const allowedHosts = allowedHostsFor(runtime.snapshot.config.server);
   app.addHook("onRequest", async (request, reply) => {
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
@@ -125,8 +155,10 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
       );
     }
   });
+}
 
-  app.setErrorHandler(errorHandler(settings.bodyLimitBytes));
+function registerErrorHandlers(app: FastifyInstance, bodyLimitBytes: number): void {
+  app.setErrorHandler(errorHandler(bodyLimitBytes));
   const loggedUnknownRoutes = new Set<string>();
   app.setNotFoundHandler((request, reply) => {
     const route = `${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}`;
@@ -137,22 +169,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     }
     sendError(reply, new RouteNotFoundError(`Unknown route: ${route}`));
   });
+}
 
-  for (const endpoint of ENDPOINTS) {
-    const handler = forwardingHandler(endpoint.spec, runtime);
-    for (const path of endpoint.paths) app.post(path, handler);
-  }
-  registerProtocolRoutes(app, runtime);
-  registerInfoRoutes(app, runtime);
-  const adminKeys = currentKeyRing(
-    () => runtime.snapshot.config,
-    (config) => config.server.adminKeys,
-  );
-  registerAdminRoutes(app, runtime, adminKeys);
-  if (options.observers !== undefined) {
-    registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
-  }
-
+function registerResponseHooks(app: FastifyInstance): void {
   // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
   // id from discovery, a client's name echoed back). Streams write their headers themselves and must call
   // toHeaderValue where they set them.
@@ -162,7 +181,6 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     }
     return payload;
   });
-
   app.addHook("onResponse", async (request, reply) => {
     if (reply.statusCode >= 400) return;
     request.log.debug(
@@ -170,7 +188,6 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
       "request done",
     );
   });
-  return app;
 }
 
 const keysBySnapshot = new WeakMap<object, readonly string[]>();

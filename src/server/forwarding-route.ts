@@ -10,7 +10,7 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
-import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
+import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
 const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
   chat: "openai-chat",
@@ -49,9 +49,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       // Before hijacking: if the head cannot be written (a header value Node refuses), nothing was sent and
       // Fastify's error handler still answers; the `finally` settles the stream (slot, upstream, record).
       reply.raw.writeHead(200, {
-        ...SSE_HEADERS,
-        // A client that asked to close the connection gets it closed after the stream, not kept alive.
-        ...(wantsClose(request.headers.connection) ? { connection: "close" } : {}),
+        ...sseHeaders(request.headers.connection),
         "x-request-id": request.id,
         ...safeHeaders(result.headers),
       });
@@ -71,10 +69,6 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     else if (ending.error !== undefined) reply.raw.end(sseData(renderError(ending.error)));
     else reply.raw.end();
   };
-}
-
-function wantsClose(connection: string | undefined): boolean {
-  return connection !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(connection);
 }
 
 /** Upstream-derived values (a model id outside Latin-1) must never make writing the headers throw. */

@@ -8,7 +8,7 @@ import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import { CHAT_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleRequest, type PipelineResult } from "../pipeline/handle-request.ts";
+import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
@@ -20,7 +20,7 @@ import { outputToChatMessages, toResponseObject } from "../protocols/responses/r
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
 import { toHeaderValue } from "./header-value.ts";
-import { clientGoneSignal, pumpStream, SSE_HEADERS } from "./write-stream.ts";
+import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
 /** A protocol's stream translator: fed chat chunks, it returns the SSE text to write. */
 interface StreamTranslator {
@@ -75,20 +75,32 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       reply.code(result.status).headers(result.headers).type("application/json").send(answer);
       return;
     }
-    const translator = exchange.stream(servedModel);
-    reply.hijack();
-    // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id from
-    // discovery may hold characters a header cannot).
-    const gatewayHeaders = Object.fromEntries(
-      Object.entries(result.headers).map(([name, value]) => [name, toHeaderValue(value)]),
-    );
-    reply.raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id, ...gatewayHeaders });
-    const ending = await pumpStream(reply.raw, result.events, (chunks) => {
-      let text = "";
-      for (const chunk of chunks) text += translator.push(chunk.json);
-      return text;
-    });
-    clientGone.stop();
+    let ending: StreamEnding | undefined;
+    let translator: ReturnType<typeof exchange.stream> | undefined;
+    try {
+      translator = exchange.stream(servedModel);
+      const streamTranslator = translator;
+      reply.hijack();
+      // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id
+      // from discovery may hold characters a header cannot).
+      const gatewayHeaders = Object.fromEntries(
+        Object.entries(result.headers).map(([name, value]) => [name, toHeaderValue(value)]),
+      );
+      reply.raw.writeHead(200, {
+        ...sseHeaders(request.headers.connection),
+        "x-request-id": request.id,
+        ...gatewayHeaders,
+      });
+      ending = await pumpStream(reply.raw, result.events, (chunks) => {
+        let text = "";
+        for (const chunk of chunks) text += streamTranslator.push(chunk.json);
+        return text;
+      });
+    } finally {
+      clientGone.stop();
+      // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
+      if (ending === undefined) await result.cancel();
+    }
     const tail = ending.isSuccess
       ? translator.finish()
       : ending.error !== undefined

@@ -10,19 +10,43 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "x-accel-buffering": "no",
 });
 
-/** Drives `events` to its end (the pipeline settles the request there), writing each batch as `render` says. */
+/**
+ * The SSE response headers for a client whose request said `connection` (the `Connection` header): a client that
+ * asked to close the connection gets it closed after the stream, not kept alive.
+ */
+export function sseHeaders(connection: string | undefined): Readonly<Record<string, string>> {
+  const wantsClose = connection !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(connection);
+  return wantsClose ? { ...SSE_HEADERS, connection: "close" } : SSE_HEADERS;
+}
+
+/**
+ * Drives `events` to its end (the pipeline settles the request there), writing each batch as `render` says.
+ * If `render` or a write throws, the generator is closed (which settles the stream: upstream hung up on, slots
+ * freed, record published) and the half-written response is cut, before the error goes on.
+ */
 export async function pumpStream<T>(
   response: ServerResponse,
   events: AsyncGenerator<readonly StreamChunk[], T, void>,
   render: (chunks: readonly StreamChunk[]) => string,
 ): Promise<T> {
-  for (;;) {
-    const next = await events.next();
-    if (next.done === true) return next.value;
-    // A gone client: keep pulling so the relay notices the abort and settles; nothing is written.
-    if (response.destroyed) continue;
-    const text = render(next.value);
-    if (text !== "" && !response.write(text)) await drained(response);
+  let isDone = false;
+  try {
+    for (;;) {
+      const next = await events.next();
+      if (next.done === true) {
+        isDone = true;
+        return next.value;
+      }
+      // A gone client: keep pulling so the relay notices the abort and settles; nothing is written.
+      if (response.destroyed) continue;
+      const text = render(next.value);
+      if (text !== "" && !response.write(text)) await drained(response);
+    }
+  } finally {
+    if (!isDone) {
+      await events.return(undefined as never);
+      response.destroy();
+    }
   }
 }
 

@@ -21,6 +21,7 @@ const SETTINGS: CooldownSettings = {
   failureWindowMs: 60_000,
   circuitOpenMs: 30_000,
   circuitFirstProbeMs: 30_000,
+  suspectSingleFlight: true,
 };
 
 const SCOPE: BudgetScope = {

@@ -113,6 +113,7 @@ export async function* relayStream(
     reason: firstFailure?.reason ?? end.reason,
     usage: state.continuations.length === 0 ? end.usage : state.combinedUsage,
     deliveredChars: state.deliveredChars,
+    ...(state.isRetainingText ? { deliveredText: state.deliveredText() } : {}),
     malformedEvents: state.malformedEvents,
     continuations: state.continuations,
     isClientGone: !isSuccess && (end.outcome === "client_aborted" || options.signal.aborted),

@@ -77,6 +77,8 @@ export interface RelayResult {
   readonly usage: TokenUsage | undefined;
   /** Characters of first-choice text delivered to the client. */
   readonly deliveredChars: number;
+  /** The first choice's text delivered, while it is retained (under the relay's retained-text bound). */
+  readonly deliveredText?: string;
   readonly malformedEvents: number;
   /** Continuations spliced in after mid-stream failures, in order. */
   readonly continuations: readonly ContinuationRecord[];

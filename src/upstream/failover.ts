@@ -85,7 +85,8 @@ async function tryCandidate(
     // provider still gets that whole time afterwards (else a request sent at the end of the request's time would
     // time out on the provider's account).
     const maxSlotWaitMs = Math.max(0, remainingMs - settings.timeoutMs);
-    const releaseSlot = await services.acquireSlot(deployment, maxSlotWaitMs, request.signal);
+    const acquired = services.acquireSlot(deployment, maxSlotWaitMs, request.signal);
+    const releaseSlot = acquired instanceof Promise ? await acquired : acquired;
     if (request.signal.aborted) {
       releaseSlot?.();
       throw new ClientAbortedError();

@@ -102,9 +102,14 @@ export interface FailoverServices {
   readonly limits: UpstreamLimits;
   /**
    * A slot among the provider's `max_in_flight`, waiting up to `maxWaitMs`; undefined when none freed up in time
-   * (the candidate is skipped, not blamed).
+   * (the candidate is skipped, not blamed). Synchronous when a slot is free, so that admission right after it
+   * happens in the same tick (see Recorder.admit).
    */
-  acquireSlot(deployment: Deployment, maxWaitMs: number, signal: AbortSignal): Promise<ReleaseSlot | undefined>;
+  acquireSlot(
+    deployment: Deployment,
+    maxWaitMs: number,
+    signal: AbortSignal,
+  ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
   /**

@@ -121,6 +121,44 @@ routing:
     await page.screenshot({ path: join(TEST_OUTPUT, "dashboard-phone.png"), fullPage: true });
   });
 
+  test("a refused key and a used-up budget show as `key invalid` and `over budget`", async (t) => {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    models:
+      m: { priority: 10 }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta-secret
+    retries: 0
+    limits: { rpd: 1 }
+    models:
+      m: { priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`,
+    );
+    alpha.enqueue(CHAT, { kind: "json", status: 401, body: { error: { message: "Invalid API key" } } });
+    beta.enqueue(CHAT, { kind: "json", body: chatCompletion("ok", "m") });
+    assert.equal((await postChat(gateway, { model: "m" })).status, 200);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu"],
+    });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    await page.goto(`${gateway.url}/dashboard`);
+    await page.locator('tr[data-deployment="alpha/m"] [data-status="key invalid"]').waitFor({ timeout: 3_000 });
+    await page.locator('tr[data-deployment="beta/m"] [data-status="over budget"]').waitFor({ timeout: 3_000 });
+    assert.match(await visibleText(page.locator('tr[data-deployment="beta/m"]')), /0 \/ 1 requests per day/);
+  });
+
   test("without a key the page asks for one instead of showing data", async (t) => {
     const alpha = await useMock(t);
     const gateway = await useGateway(

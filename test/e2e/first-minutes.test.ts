@@ -118,6 +118,13 @@ describe("the first five minutes", () => {
     assert.match(output, ANSI_ESCAPE);
     assert.doesNotMatch(output, /\{"level"/);
 
+    // log.format: json keeps JSON lines even on a terminal.
+    const jsonPath = writeFiles(dir, {
+      "json.yaml": `server:\n  port: 0\n  host: 127.0.0.1\nlog:\n  format: json\nproviders:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-a\n    models:\n      m: {}\nstate:\n  path: ":memory:"\n`,
+    });
+    const jsonOutput = await runUntil(t, ["serve", "--config", jsonPath], dir, /listening on http/);
+    assert.match(jsonOutput, /^\{"level":30,.*"msg":"LLM Gateway listening on http/m);
+
     const piped = await startGatewayProcess(
       t,
       `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-a\n    models:\n      m: {}\n`,

@@ -1,10 +1,14 @@
 // Issue 13, findings 5, 6 (stream part) and 9: whoever is slow or broken, the provider is blamed only for what
 // it did, and every slot (the budget's concurrency slot, the provider's in-flight slot) is given back.
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { request } from "undici";
 import { CHAT_ENDPOINT } from "../../src/pipeline/endpoints.ts";
 import { handleRequest } from "../../src/pipeline/handle-request.ts";
+import { pumpStream } from "../../src/server/write-stream.ts";
 import { CHAT_ROUTE, errorOf, postChat, rowOf, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatChunk, chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { postJson, readTimed, strictSseData, waitUntil } from "../helpers/sse-client.ts";
@@ -163,8 +167,49 @@ describe("every concurrency slot is released whatever the adapter does (finding 
   });
 });
 
+test("an adapter whose rendering throws mid-stream: pumpStream closes the stream, the slots are freed, the response cut", async (t) => {
+  const mock = await useMock(t);
+  mock.setDefault(CHAT_ROUTE, { kind: "sse", events: [{ data: chatChunk("Hi", "m", { role: true }) }], end: "hang" });
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${KEY}
+    retries: 0
+    limits: { concurrency: 1 }
+    models:
+      m: {}
+`,
+  );
+  const server = createServer(async (_request, response) => {
+    const result = await handleRequest(
+      gateway.runtime,
+      CHAT_ENDPOINT,
+      { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
+      { requestId: "r2", clientProtocol: "openai-chat", signal: new AbortController().signal, log: { warn: () => {} } },
+    );
+    if (result.kind !== "stream") throw new Error("expected a stream");
+    response.writeHead(200, { "content-type": "text/event-stream" });
+    await assert.rejects(
+      pumpStream(response, result.events, () => {
+        throw new Error("a translator bug");
+      }),
+      /a translator bug/,
+    );
+    await result.cancel(); // a no-op now: the stream is already settled
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const address = server.address() as AddressInfo;
+  await assert.rejects(request(`http://127.0.0.1:${address.port}/`).then((answer) => answer.body.text()));
+  await waitUntil(() => mock.activeRequests() === 0, "the upstream call was hung up on");
+  assert.equal(await inFlightOf(gateway, "alpha/m"), 0);
+  await waitUntil(() => gateway.runtime.inFlight.inFlight("alpha") === 0, "the provider's in-flight slot is free");
+});
+
 describe("providers[].max_in_flight (finding 9)", () => {
-  async function scene(t: Parameters<typeof useMock>[0], holdMs: number, extra: string) {
+  async function scene(t: Parameters<typeof useMock>[0], holdMs: number, timeoutMs: number, extra: string) {
     const mock: MockUpstream = await useMock(t);
     let active = 0;
     let maxActive = 0;
@@ -186,37 +231,35 @@ describe("providers[].max_in_flight (finding 9)", () => {
     base_url: ${mock.baseUrl}
     api_key: ${KEY}
     retries: 0
-    timeout_ms: ${holdMs * 2}
+    timeout_ms: ${timeoutMs}
     max_in_flight: 2
     models:
       m: {}
-cooldowns:
-  failure_threshold: 1
 ${extra}`,
     );
     return { mock, gateway, maxActive: () => maxActive };
   }
 
   test("requests beyond the cap wait for a slot; the wait never counts against timeout_ms or the provider", async (t) => {
-    const { gateway, maxActive } = await scene(t, 200, "");
-    // 8 requests x 200 ms at 2 at a time = 800 ms, past timeout_ms (400 ms) for the last ones had they all been
-    // sent (and waited in the HTTP pool) at once.
-    const answers = await Promise.all(Array.from({ length: 8 }, () => postChat(gateway, { model: "m" })));
+    const { gateway, maxActive } = await scene(t, 250, 750, "");
+    // 12 requests x 250 ms at 2 at a time = 1.5 s, twice timeout_ms (750 ms): the last ones would have timed out
+    // had they all been sent (and waited in the HTTP pool) at once.
+    const answers = await Promise.all(Array.from({ length: 12 }, () => postChat(gateway, { model: "m" })));
     assert.deepEqual(
       answers.map((answer) => answer.status),
-      Array(8).fill(200),
+      Array(12).fill(200),
     );
     assert.equal(maxActive(), 2, "never more than max_in_flight requests at the upstream");
     const row = rowOf(await statsOf(gateway), "alpha/m");
     assert.equal(row.failures, 0);
-    assert.equal(row.successes, 8);
+    assert.equal(row.successes, 12);
     assert.equal(row.circuit, "closed");
     assert.equal(gateway.runtime.inFlight.inFlight("alpha"), 0);
   });
 
   test("a request that cannot get a slot while the provider would still get its whole timeout_ms is skipped (429)", async (t) => {
     // timeout_ms 1000 of total_timeout_ms 1200: a request may wait 200 ms for a slot; the slots free after 500 ms.
-    const { gateway, maxActive } = await scene(t, 500, "routing:\n  total_timeout_ms: 1200\n");
+    const { gateway, maxActive } = await scene(t, 500, 1000, "routing:\n  total_timeout_ms: 1200\n");
     const answers = await Promise.all(Array.from({ length: 6 }, () => postChat(gateway, { model: "m" })));
     const statuses = answers.map((answer) => answer.status).sort();
     assert.deepEqual(statuses, [200, 200, 429, 429, 429, 429]);

@@ -118,6 +118,34 @@ describe("hot reload", () => {
     assert.equal(chatRequests(beta).length, 1);
   });
 
+  test("a request queued across a reload is served by the new config, not the removed provider", async (t) => {
+    const alpha = await useMock(t);
+    const gamma = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m"), delayMs: 800 });
+    gamma.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("gamma", "gamma-m") });
+    const queueing = { routing: { max_wait_for_better_ms: 0, queue_timeout_ms: 5_000 } };
+    const gateway = await useGateway(
+      t,
+      configYaml([provider("alpha", alpha, { m: { id: "alpha-m", limits: { concurrency: 1 } } })], queueing),
+    );
+    const tail = tailOf(gateway.configPath);
+    const busy = postChat(gateway, { model: "m" });
+    await alpha.waitForRequests(1);
+    const queued = postChat(gateway, { model: "m" });
+    const deadline = Date.now() + 3_000;
+    while (((await send(gateway, "GET", "/stats")).json as { queued_requests: number }).queued_requests !== 1) {
+      assert.ok(Date.now() < deadline, "the second request never queued");
+      await sleep(10);
+    }
+    rewrite(gateway.configPath, configYaml([provider("gamma", gamma, { m: { id: "gamma-m" } })], queueing), tail);
+    assert.equal((await reload(gateway)).status, 200);
+    const served = await queued;
+    assert.equal(served.status, 200, served.text);
+    assert.equal(served.headers["x-gateway-provider"], "gamma");
+    assert.equal((await busy).headers["x-gateway-provider"], "alpha", "the in-flight request finished on alpha");
+    assert.equal(chatRequests(alpha).length, 1);
+  });
+
   test("an invalid config is refused with every problem and the old one keeps serving", async (t) => {
     const alpha = await useMock(t);
     alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-m") });

@@ -102,6 +102,8 @@ describe("observability over real traffic", () => {
     }
     const page = await send(gateway, "GET", "/dashboard");
     assert.equal(page.status, 200, "the page itself holds no data");
+    assert.ok(Buffer.byteLength(page.text) < 150 * 1024, `the dashboard is ${Buffer.byteLength(page.text)} bytes`);
+    assert.doesNotMatch(page.text, /<script[^>]+src=|<link[^>]+href=|@import|url\(/, "nothing loaded from elsewhere");
     assert.match(page.headers["content-type"] ?? "", /^text\/html/);
     const redirect = await send(gateway, "GET", "/ui");
     assert.equal(redirect.status, 302);
@@ -229,6 +231,23 @@ describe("observability of the request pipeline's records", () => {
   });
 });
 
+describe("client protocols in the metrics", () => {
+  test("a request on /v1/messages counts under protocol anthropic-messages, one on /v1/chat/completions under openai-chat", async (t) => {
+    const { alpha, gateway, auth } = await scene(t);
+    alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("one", "alpha-m") });
+    alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("two", "alpha-m") });
+    const messages = await send(gateway, "POST", "/v1/messages", {
+      headers: auth,
+      body: { model: "m", max_tokens: 16, messages: [{ role: "user", content: "hi" }] },
+    });
+    assert.equal(messages.status, 200, messages.text);
+    assert.equal((await postChat(gateway, { model: "m" }, auth)).status, 200);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { protocol: "anthropic-messages", model: "m" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { protocol: "openai-chat", model: "m" }), 1);
+  });
+});
+
 describe("message content in the request log", () => {
   for (const isKept of [false, true]) {
     test(`log.content: ${isKept}`, async (t) => {
@@ -244,13 +263,21 @@ describe("message content in the request log", () => {
         headers: auth,
       });
       assert.equal(one.status, 200);
+      alpha.enqueue(CHAT, { kind: "sse", events: chatStream(["streamed", " secret"], "alpha-m") });
+      const streamed = await postChat(gateway, { model: "m", stream: true }, auth);
+      assert.equal(streamed.status, 200);
+      const streamedRecord = await send(gateway, "GET", `/v1/gateway/requests/${streamed.headers["x-request-id"]}`, {
+        headers: auth,
+      });
       if (isKept) {
         const content = (one.json as RequestRecord).content;
         assert.deepEqual(content?.request, [{ role: "user", content: "a private question" }]);
         assert.equal(content?.responseText, "the secret answer");
+        assert.equal((streamedRecord.json as RequestRecord).content?.responseText, "streamed secret");
       } else {
         assert.ok(!one.text.includes("a private question"), one.text);
         assert.ok(!one.text.includes("the secret answer"), one.text);
+        assert.ok(!streamedRecord.text.includes("streamed secret"), streamedRecord.text);
       }
     });
   }

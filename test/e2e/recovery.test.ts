@@ -5,10 +5,12 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ManualClock } from "../../src/clock.ts";
 import { assertServedBy, startScene } from "../helpers/limits-scene.ts";
 import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
+const START_MS = Date.UTC(2026, 0, 1, 12);
 
 const UNAVAILABLE: MockStep = {
   kind: "json",
@@ -30,8 +32,10 @@ describe("recovery on evidence", () => {
       kind: "handler",
       handle: async (_recorded, response: ServerResponse) => {
         const isOutage = request.receivedAtMs >= outageStartMs && request.receivedAtMs < outageEndMs;
-        // Only attempts the gateway sent after it could know of the outage count (20 ms to record a failure).
-        const isCounted = firstFailureSentAtMs !== undefined && request.receivedAtMs > firstFailureSentAtMs + 20;
+        // Only attempts the gateway sent during the outage after it could know of it count (20 ms to record a
+        // failure); once alpha has recovered, concurrent requests are welcome again.
+        const isCounted =
+          isOutage && firstFailureSentAtMs !== undefined && request.receivedAtMs > firstFailureSentAtMs + 20;
         inFlight += 1;
         if (isCounted) maxInFlightAfterFirstFailure = Math.max(maxInFlightAfterFirstFailure, inFlight);
         await sleep(60);
@@ -77,7 +81,9 @@ describe("recovery on evidence", () => {
   });
 
   test("after a successful half-open probe the next request goes to the recovered higher-ranked candidate", async (t) => {
+    const clock = new ManualClock(START_MS);
     const scene = await startScene(t, {
+      clock,
       alphaModel: { priority: 5 },
       config: { cooldowns: { failure_threshold: 3, circuit_first_probe_ms: 300, circuit_open_ms: 1_000 } },
     });
@@ -85,10 +91,13 @@ describe("recovery on evidence", () => {
     // Warm alpha's health with successes, then three failures open its circuit.
     for (let index = 0; index < 3; index++) assertServedBy(await scene.chat(), "alpha");
     scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE);
-    for (let index = 0; index < 3; index++) assertServedBy(await scene.chat(), "beta", 2);
+    assertServedBy(await scene.chat(), "beta", 2);
+    // Suspect, and a 10-point health penalty on a 4-point lead: one attempt at a time, still ranked first.
+    assertServedBy(await scene.chat(), "beta", 2);
+    assertServedBy(await scene.chat(), "beta", 2);
     assert.equal((await scene.stats("alpha")).circuit, "open");
     assertServedBy(await scene.chat(), "beta", 1);
-    await sleep(350);
+    clock.advance(300);
     // Half-open: alpha's failures are what the probe is to find out about, so it is ranked in its place.
     assert.equal((await scene.stats("alpha")).circuit, "half_open");
     assertServedBy(await scene.chat(), "alpha");
@@ -98,15 +107,25 @@ describe("recovery on evidence", () => {
     assertServedBy(await scene.chat(), "alpha");
   });
 
-  test("a candidate with a recent failure is probed in its place, and restored by the probe's success", async (t) => {
+  test("a suspect candidate sinks below its fallback only until its probe is due", async (t) => {
+    const clock = new ManualClock(START_MS);
     const scene = await startScene(t, {
+      clock,
       alphaModel: { priority: 5 },
-      config: { cooldowns: { failure_threshold: 5 } },
+      config: { cooldowns: { failure_threshold: 5, circuit_first_probe_ms: 2_000 } },
     });
     scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
     scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE);
-    for (let index = 0; index < 4; index++) assertServedBy(await scene.chat(), "beta", 2);
-    // Four failures in a row, circuit still closed: a health penalty alone would rank alpha below beta for good.
+    for (let index = 0; index < 4; index++) {
+      // Each failure after the first is a probe that came due 2 s after the one before.
+      if (index > 0) clock.advance(2_000);
+      assertServedBy(await scene.chat(), "beta", 2);
+    }
+    // Four failures in a row, circuit still closed: the health penalty ranks alpha below beta...
+    assertServedBy(await scene.chat(), "beta", 1);
+    assert.equal(scene.counts().alpha, 4);
+    // ...but only until its probe is due: then it is tried in its place, and its success restores it.
+    clock.advance(2_000);
     assertServedBy(await scene.chat(), "alpha");
     assertServedBy(await scene.chat(), "alpha");
   });

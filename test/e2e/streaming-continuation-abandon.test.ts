@@ -122,8 +122,9 @@ function gatewayConnections(server: { getConnections(callback: (error: Error | n
 }
 
 /**
- * alpha (preferred) and beta, both with a concurrency limit. The breaker is turned off: this test is about
- * releasing resources, and 130 cut streams would otherwise open alpha's circuit and reshuffle the routing.
+ * alpha (preferred) and beta, both with a concurrency limit. The breaker is turned off (no circuit, no
+ * one-at-a-time after a failure): this test is about releasing resources, and 130 cut streams would otherwise
+ * open alpha's circuit and reshuffle the routing.
  */
 async function startScene(t: TestContext) {
   const primary = await startMockUpstream();
@@ -141,7 +142,7 @@ async function startScene(t: TestContext) {
   const gateway = await startTestGateway(
     stringify({
       providers: [provider("alpha", primary.baseUrl, 100), provider("beta", backup.baseUrl, 1)],
-      cooldowns: { failure_threshold: 1_000_000 },
+      cooldowns: { failure_threshold: 1_000_000, suspect_single_flight: false },
     }),
   );
   t.after(async () => {

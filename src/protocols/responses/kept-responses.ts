@@ -1,6 +1,7 @@
 // Where kept responses live, as the Responses adapter sees it: asynchronous, so that a shared store (Redis) can
 // stand in for the in-memory one. The request mapping itself stays synchronous: the ids a request refers to are
 // read from its body first and fetched in one go (`prefetch`).
+import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
@@ -21,6 +22,69 @@ export function inMemory(store: ResponseStore): KeptResponses {
       store.put(stored);
     },
     delete: async (id) => store.delete(id),
+  };
+}
+
+/**
+ * One kept response as a persistent store holds it: opaque JSON (a StoredResponse) and the ids of its output
+ * items, so `item_reference` can find it. The stores (src/state: the embedded SQLite file, Redis) implement
+ * KeptResponseRows without knowing what a response is, and bound what they hold by count, bytes and age.
+ */
+export interface KeptResponseRow {
+  readonly id: string;
+  readonly json: string;
+  readonly itemIds: readonly string[];
+}
+
+export interface KeptResponseRows {
+  put(row: KeptResponseRow): Promise<void>;
+  /** The JSON of a kept response that has not expired. */
+  get(id: string): Promise<string | undefined>;
+  /** The JSON of the kept response one of whose output items has this id. */
+  getByItem(itemId: string): Promise<string | undefined>;
+  delete(id: string): Promise<boolean>;
+}
+
+/**
+ * Kept responses in a persistent store. A store that cannot be read is a 503 (a continuation must not silently
+ * lose its history); one that cannot be written only loses the answer for later turns: `onPutError` reports it
+ * and the answer is still sent.
+ */
+export function inRows(rows: KeptResponseRows, onPutError: (error: unknown) => void): KeptResponses {
+  const read = async (what: Promise<string | undefined>): Promise<StoredResponse | undefined> => {
+    let json: string | undefined;
+    try {
+      json = await what;
+    } catch (error) {
+      throw new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", {
+        cause: error,
+      });
+    }
+    return json === undefined ? undefined : (JSON.parse(json) as StoredResponse);
+  };
+  return {
+    get: (id) => read(rows.get(id)),
+    findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
+    put: async (stored) => {
+      try {
+        await rows.put({
+          id: stored.response.id,
+          json: JSON.stringify(stored),
+          itemIds: stored.response.output.map((item) => item.id),
+        });
+      } catch (error) {
+        onPutError(error);
+      }
+    },
+    delete: async (id) => {
+      try {
+        return await rows.delete(id);
+      } catch (error) {
+        throw new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", {
+          cause: error,
+        });
+      }
+    },
   };
 }
 

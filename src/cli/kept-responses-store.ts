@@ -1,0 +1,40 @@
+// Where kept Responses API answers live for one gateway, from the state settings: Redis when `state.redis_url`
+// is set (shared with every gateway on it), else the embedded SQLite file `state.path`, else (":memory:" or "")
+// this process's memory. All three are bounded by `responses.store` (read at startup: a reload does not resize).
+import type { Clock } from "../clock.ts";
+import type { GatewayConfig } from "../config/types.ts";
+import type { Logger } from "../pipeline/gateway-runtime.ts";
+import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { ResponseStore } from "../protocols/responses/response-store.ts";
+import { EmbeddedKeptResponses } from "../state/embedded-kept-responses.ts";
+import { RedisKeptResponses } from "../state/redis-kept-responses.ts";
+
+export interface KeptResponsesStore {
+  readonly kept: KeptResponses;
+  readonly kind: "memory" | "embedded" | "redis";
+  close(): Promise<void>;
+}
+
+export async function createKeptResponsesStore(
+  config: GatewayConfig,
+  clock: Clock,
+  logger: Logger,
+): Promise<KeptResponsesStore> {
+  const limits = config.responses.store;
+  const { state } = config;
+  const onPutError = (error: unknown): void =>
+    logger.warn(
+      { error: error instanceof Error ? error.message : String(error) },
+      "kept responses: could not keep an answer; a later previous_response_id naming it will not be found",
+    );
+  if (state.redisUrl !== undefined) {
+    const rows = new RedisKeptResponses(state.redisUrl, state.redisKeyPrefix, state.redisCluster, limits, clock);
+    await rows.connect();
+    return { kept: inRows(rows, onPutError), kind: "redis", close: () => rows.close() };
+  }
+  if (state.path === "" || state.path === ":memory:") {
+    return { kept: inMemory(new ResponseStore(limits, clock)), kind: "memory", close: async () => {} };
+  }
+  const rows = new EmbeddedKeptResponses(state.path, limits, clock);
+  return { kept: inRows(rows, onPutError), kind: "embedded", close: async () => rows.close() };
+}

@@ -1,0 +1,214 @@
+// A `providers:` entry: as written (`providerSchema`, nothing filled in, so that a preset's value is not masked by a
+// default) and as resolved after the preset merge and the one-provider-per-key expansion (`providerSettingsSchema`:
+// defaults, camelCase). See schema.ts for the whole config.
+import { z } from "zod";
+import { parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
+import {
+  asList,
+  camelKeys,
+  headerSafe,
+  httpUrl,
+  isValidPattern,
+  nonNegativeInt,
+  positiveInt,
+  stripTrailingSlash,
+} from "./schema-helpers.ts";
+import { ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
+// A provider entry as written (in the config file or a preset file).
+
+/** Budgets; any subset. Windows: s = second, m = minute, h = hour, d = day. */
+const limitsSchema = z.strictObject({
+  rps: positiveInt.optional(),
+  rpm: positiveInt.optional(),
+  rph: positiveInt.optional(),
+  rpd: positiveInt.optional(),
+  tpm: positiveInt.optional(),
+  tph: positiveInt.optional(),
+  tpd: positiveInt.optional(),
+  tokens_per_month: positiveInt.optional(),
+  concurrency: positiveInt.optional(),
+});
+
+const modelKindSchema = z.enum(["chat", "embedding", "audio", "image", "rerank", "moderation"]);
+
+const modelSchema = z.strictObject({
+  /** Upstream model id; default: the public name. */
+  id: z.string().min(1).optional(),
+  /** Added to the score; higher is preferred. Default 0 (see modelSettingsSchema). */
+  priority: z.number().optional(),
+  /** Context window, tokens. */
+  context: positiveInt.optional(),
+  /** Parameter count, billions. */
+  params_b: z.number().positive().optional(),
+  /** Leaderboard row name to use instead of the automatic match. */
+  leaderboard_name: z.string().min(1).optional(),
+  tools: z.boolean().optional(),
+  vision: z.boolean().optional(),
+  json_schema: z.boolean().optional(),
+  /** Whether the model accepts an assistant prefill (stream continuation). */
+  prefill: z.boolean().optional(),
+  /** Which endpoint family the model serves; default guessed from its id. */
+  kind: modelKindSchema.optional(),
+  limits: limitsSchema.optional(),
+});
+
+const headerValue = z.union([z.string(), z.number()]).transform(String).pipe(headerSafe);
+
+/** Extra headers sent upstream: valid names (RFC 9110 tokens) and values without control characters. */
+const headersSchema = z.record(z.string(), headerValue).superRefine((headers, context) => {
+  for (const name of Object.keys(headers)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+      context.addIssue({ code: ZOD_CUSTOM_ISSUE, path: [name], message: "not a valid HTTP header name" });
+    }
+  }
+});
+
+/** A JavaScript regular expression, searched case-insensitively in upstream model ids. */
+const idPattern = z.string().min(1).refine(isValidPattern, "not a valid regular expression (JavaScript syntax)");
+const idPatterns = z.union([idPattern, z.array(idPattern).min(1)]);
+
+/**
+ * What is known about one upstream model (usually from a provider preset), keyed by its upstream id. Applied to
+ * discovered and configured models alike; a field set under `models:` wins over it.
+ */
+const knownModelSchema = z.strictObject({
+  /** Context window, tokens. */
+  context: positiveInt.optional(),
+  /** Parameter count, billions. */
+  params_b: z.number().positive().optional(),
+  tools: z.boolean().optional(),
+  vision: z.boolean().optional(),
+  json_schema: z.boolean().optional(),
+  prefill: z.boolean().optional(),
+  kind: modelKindSchema.optional(),
+  /** The model's own free-tier budgets (the provider's `limits` are the account-wide pool). */
+  limits: limitsSchema.optional(),
+});
+
+/** `"00:00"`, `"07:30 UTC"`, `"00:00 America/Los_Angeles"`: when daily and monthly windows reset. */
+const dayResetText = z.string().superRefine((text, context) => {
+  try {
+    parseDayReset(text);
+  } catch (error) {
+    context.addIssue((error as Error).message);
+  }
+});
+
+export const providerSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "letters, digits, '.', '_' and '-' only (it appears in model names)")
+    .optional(),
+  preset: z.string().min(1).optional(),
+  enabled: z.boolean().optional(),
+  base_url: httpUrl.optional(),
+  api_key_env_var: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /** Other names for the first `api_key_env_var` (GOOGLE_API_KEY for GEMINI_API_KEY): the first one set stands in. */
+  api_key_env_var_aliases: z.array(z.string().min(1)).min(1).optional(),
+  api_key: headerSafe.optional(),
+  /** Variables besides the key that must be set (an account id in the URL); unset, the provider is skipped. */
+  required_env_vars: z.array(z.string().min(1)).min(1).optional(),
+  /** Base for `GET {model_url}/models`; taken as the list URL itself when its path ends in /models or it has a query. */
+  model_url: httpUrl.optional(),
+  base_priority: z.number().nonnegative().optional(),
+  timeout_ms: positiveInt.optional(),
+  first_token_timeout_ms: positiveInt.optional(),
+  stream_idle_timeout_ms: positiveInt.optional(),
+  retries: nonNegativeInt.max(5).optional(),
+  /** Requests in flight to this provider at once; more wait for a slot (docs/streaming.md, "Upstream limits"). */
+  max_in_flight: positiveInt.optional(),
+  headers: headersSchema.optional(),
+  models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
+  rate_limit_dialect: z.string().min(1).optional(),
+  limits: limitsSchema.optional(),
+  day_reset: dayResetText.optional(),
+  inject_stream_usage: z.boolean().optional(),
+  count_max_tokens: z.boolean().optional(),
+  known_models: z.record(z.string().min(1), knownModelSchema).optional(),
+  /** Discovered models are kept only when their upstream id matches one of these (e.g. OpenRouter's `:free$`). */
+  discovery_include: idPatterns.optional(),
+  /** Discovered models whose upstream id matches one of these are dropped. */
+  discovery_exclude: idPatterns.optional(),
+  /** Which field of a /models entry is the model id; default `id`, then `name`. */
+  discovery_id_field: z.enum(["id", "name"]).optional(),
+  /** Removed from the front of discovered ids (Gemini lists `models/gemini-2.5-flash`). */
+  discovery_id_strip_prefix: z.string().min(1).optional(),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// A provider resolved: one key, preset merged, defaults applied, camelCase.
+
+/** Budgets resolved: the same windows, camelCase (`tokensPerMonth`). */
+const limitsSettingsSchema = limitsSchema.transform(camelKeys);
+
+const modelSettingsSchema = z
+  .object({
+    ...modelSchema.shape,
+    priority: modelSchema.shape.priority.default(0), // points added to the score
+    limits: limitsSettingsSchema.optional(),
+  })
+  .transform(({ context, ...rest }) => ({ ...camelKeys(rest), contextTokens: context }));
+
+const knownModelSettingsSchema = z
+  .object({ ...knownModelSchema.shape, limits: limitsSettingsSchema.optional() })
+  .transform(({ context, ...rest }) => ({ ...camelKeys(rest), contextTokens: context }));
+
+const raw = providerSchema.shape;
+
+/**
+ * The fields of ProviderSettings. Built from a validated, preset-merged entry plus the provider's name and its
+ * one key; the fields resolve-providers.ts has already used (`preset`, `enabled`, `api_key_env_var`, ...) are stripped.
+ */
+export const providerSettingsSchema = z
+  .object({
+    name: z.string().min(1),
+    base_url: httpUrl,
+    /** The key, never logged. Exactly one: an entry with several keys becomes one provider per key. */
+    api_key: headerSafe,
+    model_url: raw.model_url,
+    base_priority: raw.base_priority.default(1), // factor multiplying the model's score
+    timeout_ms: raw.timeout_ms.default(30_000), // ms until response headers; past it the attempt failed
+    first_token_timeout_ms: raw.first_token_timeout_ms.default(15_000), // ms from the headers to the first content chunk
+    stream_idle_timeout_ms: raw.stream_idle_timeout_ms.default(30_000), // ms of silence mid-stream = stalled
+    retries: raw.retries.default(1), // extra attempts on the same candidate for 5xx / connection resets
+    max_in_flight: raw.max_in_flight.default(128), // requests in flight at once; more wait for a slot, not in the HTTP pool
+    headers: raw.headers.default({}), // none besides content-type, accept and authorization
+    /** Configured models; unset means "discover them from GET /models". */
+    models: z
+      .record(
+        z.string(),
+        z.preprocess((model) => model ?? {}, modelSettingsSchema),
+      )
+      .transform((models) =>
+        Object.entries(models).map(([publicName, model]) => ({ ...model, publicName, id: model.id ?? publicName })),
+      )
+      .optional(),
+    rate_limit_dialect: raw.rate_limit_dialect.default("generic"), // which rate-limit headers to read
+    limits: limitsSettingsSchema.optional(),
+    day_reset: dayResetText.optional().transform((text) => (text === undefined ? UTC_MIDNIGHT : parseDayReset(text))), // default 00:00 UTC
+    inject_stream_usage: raw.inject_stream_usage.default(true), // ask for a usage chunk on streams
+    count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
+    /** By lower-cased upstream id. */
+    known_models: z
+      .record(z.string(), knownModelSettingsSchema)
+      .default({})
+      .transform((known) => Object.fromEntries(Object.entries(known).map(([id, model]) => [id.toLowerCase(), model]))),
+    discovery_include: raw.discovery_include.transform(asList), // empty = keep all
+    discovery_exclude: raw.discovery_exclude.transform(asList),
+    discovery_id_field: raw.discovery_id_field, // unset: `id`, else `name`
+    discovery_id_strip_prefix: raw.discovery_id_strip_prefix,
+  })
+  .transform(({ api_key, base_url, model_url, ...rest }) => ({
+    ...camelKeys(rest),
+    /** Without a trailing slash, e.g. `https://api.groq.com/openai/v1`. */
+    baseUrl: stripTrailingSlash(base_url),
+    modelUrl: stripTrailingSlash(model_url ?? base_url),
+    /** A one-element list, so that code redacting secrets can treat it like any list of secrets. */
+    apiKeys: [api_key] as [string],
+  }));
+
+/** One `providers:` entry, validated as written (no defaults). */
+export type RawProvider = z.output<typeof providerSchema>;
+export type RawKnownModel = z.output<typeof knownModelSchema>;

@@ -1,0 +1,67 @@
+// Small building blocks shared by the config schemas: integer kinds, snake_case -> camelCase, and value checks.
+import { z } from "zod";
+
+export const positiveInt = z.number().int().positive();
+export const nonNegativeInt = z.number().int().nonnegative();
+
+/** A value sent in an HTTP header: a CR or LF would split the header (undici refuses the request, every time). */
+export const headerSafe = z
+  .string()
+  .refine(
+    (text) => !hasControlCharacter(text),
+    "contains a control character (CR, LF, ...), which cannot be sent in an HTTP header; check the value or the .env line it came from",
+  );
+
+/**
+ * An upstream URL. Credentials in it (`https://user:pass@host/v1`) are refused rather than dropped: the gateway
+ * authenticates with the provider's key, and a Basic header from the URL would collide with it.
+ */
+export const httpUrl = z
+  .url({ protocol: /^https?$/ })
+  .refine((url) => !hasControlCharacter(url), "contains a control character (CR, LF, ...)")
+  .refine(
+    (url) => URL.canParse(url) && new URL(url).username === "" && new URL(url).password === "",
+    "credentials in the URL (user:pass@) are not supported: remove them and put the key in api_key or api_key_env_var",
+  );
+
+type CamelCase<Key extends string> = Key extends `${infer Head}_${infer Tail}`
+  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  : Key;
+
+export type CamelKeys<T> = { [Key in keyof T as Key extends string ? CamelCase<Key> : Key]: T[Key] };
+
+/** `{ max_attempts: 6 }` -> `{ maxAttempts: 6 }`, one level deep (nested objects are resolved by their schema). */
+export function camelKeys<T extends object>(value: T): CamelKeys<T> {
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => [
+      key.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase()),
+      item,
+    ]),
+  ) as CamelKeys<T>;
+}
+
+/** C0 controls except tab, and DEL (a loop, not a regular expression with control characters in it). */
+export function hasControlCharacter(text: string): boolean {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return true;
+  }
+  return false;
+}
+
+export function asList(value: string | readonly string[] | undefined): string[] {
+  return value === undefined ? [] : typeof value === "string" ? [value] : [...value];
+}
+
+export function stripTrailingSlash(url: string): string {
+  return url.endsWith("/") ? url.slice(0, -1) : url;
+}
+
+export function isValidPattern(pattern: string): boolean {
+  try {
+    new RegExp(pattern, "i");
+    return true;
+  } catch {
+    return false;
+  }
+}

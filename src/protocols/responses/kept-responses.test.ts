@@ -1,0 +1,96 @@
+// The adapter between the Responses front door and a persistent store of rows (kept-responses.ts `inRows`): what
+// goes in a row, how an output item is found, and what an unreachable store means for reads and writes.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
+import { inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
+import { buildResponse, type ResponseEcho } from "./response-object.ts";
+import type { StoredResponse } from "./response-store.ts";
+
+const echo: ResponseEcho = {
+  instructions: null,
+  max_output_tokens: null,
+  metadata: {},
+  parallel_tool_calls: true,
+  previous_response_id: null,
+  reasoning: { effort: null, summary: null },
+  store: true,
+  temperature: null,
+  text: { format: { type: "text" } },
+  tool_choice: "auto",
+  tools: [],
+  top_p: null,
+  truncation: "disabled",
+  user: null,
+};
+
+function stored(id: string): StoredResponse {
+  const response = buildResponse(echo, {
+    id,
+    createdAtSeconds: 1,
+    status: "completed",
+    model: "m",
+    output: [
+      {
+        id: `msg_${id}`,
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text: "hi", annotations: [], logprobs: [] }],
+      },
+      { id: `fc_${id}`, type: "function_call", status: "completed", call_id: "call_1", name: "f", arguments: "{}" },
+    ],
+    usage: undefined,
+  });
+  return { response, conversation: [{ role: "user", content: "hello" }] };
+}
+
+/** Rows in a Map, as a real store keeps them; `isDown` makes every call fail as an unreachable Redis would. */
+class MapRows implements KeptResponseRows {
+  readonly rows = new Map<string, KeptResponseRow>();
+  isDown = false;
+  async put(row: KeptResponseRow): Promise<void> {
+    this.#check();
+    this.rows.set(row.id, row);
+  }
+  async get(id: string): Promise<string | undefined> {
+    this.#check();
+    return this.rows.get(id)?.json;
+  }
+  async getByItem(itemId: string): Promise<string | undefined> {
+    this.#check();
+    return [...this.rows.values()].find((row) => row.itemIds.includes(itemId))?.json;
+  }
+  async delete(id: string): Promise<boolean> {
+    this.#check();
+    return this.rows.delete(id);
+  }
+  #check(): void {
+    if (this.isDown) throw new Error("connection refused");
+  }
+}
+
+test("a kept response round-trips through its row; items are found by id, with their own shape", async () => {
+  const rows = new MapRows();
+  const kept = inRows(rows, () => assert.fail("no put error expected"));
+  await kept.put(stored("resp_a"));
+  assert.deepEqual(rows.rows.get("resp_a")?.itemIds, ["msg_resp_a", "fc_resp_a"]);
+  assert.deepEqual(await kept.get("resp_a"), JSON.parse(JSON.stringify(stored("resp_a"))));
+  assert.equal((await kept.findItem("fc_resp_a"))?.type, "function_call");
+  assert.equal(await kept.findItem("fc_other"), undefined);
+  assert.equal(await kept.delete("resp_a"), true);
+  assert.equal(await kept.get("resp_a"), undefined);
+});
+
+test("an unreachable store: reads and deletes are a 503, a failed write is reported and does not throw", async () => {
+  const rows = new MapRows();
+  const putErrors: unknown[] = [];
+  const kept = inRows(rows, (error) => putErrors.push(error));
+  rows.isDown = true;
+  await assert.rejects(kept.get("resp_a"), ServiceUnavailableError);
+  await assert.rejects(kept.findItem("msg_a"), ServiceUnavailableError);
+  await assert.rejects(kept.delete("resp_a"), ServiceUnavailableError);
+  await kept.put(stored("resp_a"));
+  assert.equal(putErrors.length, 1);
+  assert.match(String(putErrors[0]), /connection refused/);
+});

@@ -1,0 +1,159 @@
+// The two persistent stores of kept Responses API answers (embedded SQLite, Redis) run the same script: rows by
+// id and by output item, replacing, deleting, and the three bounds (count, bytes, age), oldest first.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, type TestContext, test } from "node:test";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { ManualClock } from "../clock.ts";
+import { EmbeddedKeptResponses, type KeptResponseLimits, type KeptResponseRow } from "./embedded-kept-responses.ts";
+import { RedisKeptResponses } from "./redis-kept-responses.ts";
+
+interface Store {
+  put(row: KeptResponseRow): Promise<void>;
+  get(id: string): Promise<string | undefined>;
+  getByItem(itemId: string): Promise<string | undefined>;
+  delete(id: string): Promise<boolean>;
+}
+
+const LIMITS: KeptResponseLimits = { maxEntries: 3, maxBytes: 1_000, maxAgeMs: 60_000 };
+
+let prefixCounter = 0;
+
+const BACKENDS: Record<string, (t: TestContext, limits: KeptResponseLimits, clock: ManualClock) => Promise<Store>> = {
+  embedded: async (t, limits, clock) => {
+    const store = new EmbeddedKeptResponses(join(mkdtempSync(join(tmpdir(), "kept-")), "state.db"), limits, clock);
+    t.after(() => store.close());
+    return store;
+  },
+  redis: async (t, limits, clock) => {
+    const server = await useRedisServer(t);
+    const store = new RedisKeptResponses(server.url, `kept${prefixCounter++}:`, false, limits, clock);
+    await store.connect();
+    t.after(() => store.close());
+    return store;
+  },
+};
+
+function row(id: string, itemIds: readonly string[] = [], padding = ""): KeptResponseRow {
+  return { id, json: JSON.stringify({ id, padding }), itemIds };
+}
+
+for (const [name, open] of Object.entries(BACKENDS)) {
+  const skip = name === "redis" && !isRedisInstalled() ? REDIS_MISSING : false;
+  describe(`kept responses: ${name}`, { skip }, () => {
+    test("a row by its id and by one of its items; an unknown id or item is undefined", async (t) => {
+      const store = await open(t, LIMITS, new ManualClock());
+      await store.put(row("resp_a", ["msg_a", "fc_a"]));
+      assert.equal(await store.get("resp_a"), row("resp_a").json);
+      assert.equal(await store.getByItem("fc_a"), row("resp_a").json);
+      assert.equal(await store.get("resp_missing"), undefined);
+      assert.equal(await store.getByItem("msg_missing"), undefined);
+    });
+
+    test("put replaces a row with the same id; delete removes it and its items, once", async (t) => {
+      const store = await open(t, LIMITS, new ManualClock());
+      await store.put(row("resp_a", ["msg_a"]));
+      await store.put(row("resp_a", ["msg_b"], "new"));
+      assert.equal(await store.get("resp_a"), row("resp_a", [], "new").json);
+      assert.equal(await store.getByItem("msg_b"), row("resp_a", [], "new").json);
+      assert.equal(await store.delete("resp_a"), true);
+      assert.equal(await store.get("resp_a"), undefined);
+      assert.equal(await store.getByItem("msg_b"), undefined);
+      assert.equal(await store.delete("resp_a"), false);
+    });
+
+    test("bounded by count: the oldest go first", async (t) => {
+      const clock = new ManualClock();
+      const store = await open(t, LIMITS, clock);
+      for (const id of ["r1", "r2", "r3", "r4", "r5"]) {
+        await store.put(row(id, [`item_${id}`]));
+        clock.advance(1);
+      }
+      assert.equal(await store.get("r1"), undefined);
+      assert.equal(await store.get("r2"), undefined);
+      assert.equal(await store.getByItem("item_r1"), undefined);
+      for (const id of ["r3", "r4", "r5"]) assert.notEqual(await store.get(id), undefined, id);
+    });
+
+    test("bounded by bytes: the oldest go until the rest fit; a row larger than the cap is not kept", async (t) => {
+      const clock = new ManualClock();
+      const store = await open(t, { ...LIMITS, maxEntries: 100 }, clock);
+      for (const id of ["r1", "r2", "r3"]) {
+        await store.put(row(id, [], "x".repeat(400)));
+        clock.advance(1);
+      }
+      // Each row is ~420 bytes: two fit in 1,000.
+      assert.equal(await store.get("r1"), undefined);
+      assert.notEqual(await store.get("r2"), undefined);
+      assert.notEqual(await store.get("r3"), undefined);
+      await store.put(row("huge", [], "x".repeat(2_000)));
+      assert.equal(await store.get("huge"), undefined);
+      assert.notEqual(await store.get("r3"), undefined, "a refused row evicts nothing it would not have");
+    });
+
+    test("bounded by age: an expired row is gone at once, and evicted on the next put", async (t) => {
+      const clock = new ManualClock();
+      const store = await open(t, LIMITS, clock);
+      await store.put(row("old", ["msg_old"]));
+      clock.advance(59_999);
+      assert.notEqual(await store.get("old"), undefined);
+      clock.advance(1);
+      assert.equal(await store.get("old"), undefined);
+      assert.equal(await store.getByItem("msg_old"), undefined);
+      assert.equal(await store.delete("old"), false, "an expired row is not reported as deleted");
+      await store.put(row("new"));
+      clock.advance(-10_000);
+      assert.equal(await store.get("old"), undefined, "evicted, not only hidden");
+    });
+  });
+}
+
+test("embedded: rows survive closing and reopening the file", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
+  const clock = new ManualClock();
+  const first = new EmbeddedKeptResponses(path, LIMITS, clock);
+  await first.put(row("resp_a", ["msg_a"]));
+  first.close();
+  const second = new EmbeddedKeptResponses(path, LIMITS, clock);
+  try {
+    assert.equal(await second.getByItem("msg_a"), row("resp_a").json);
+  } finally {
+    second.close();
+  }
+});
+
+test("redis: two stores on one Redis and prefix see each other's rows", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const server = await useRedisServer(t);
+  const clock = new ManualClock();
+  const one = new RedisKeptResponses(server.url, "shared:", false, LIMITS, clock);
+  const two = new RedisKeptResponses(server.url, "shared:", false, LIMITS, clock);
+  await Promise.all([one.connect(), two.connect()]);
+  t.after(() => Promise.all([one.close(), two.close()]));
+  await one.put(row("resp_a", ["msg_a"]));
+  assert.equal(await two.getByItem("msg_a"), row("resp_a").json);
+  assert.equal(await two.delete("resp_a"), true);
+  assert.equal(await one.get("resp_a"), undefined);
+});
+
+test("redis cluster: rows, items, eviction and the delete script work across a 3-master cluster (one hash tag)", {
+  skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
+}, async (t) => {
+  const cluster = await useRedisCluster(t);
+  const clock = new ManualClock();
+  const store = new RedisKeptResponses(cluster.url, "cluster:", true, { ...LIMITS, maxEntries: 2 }, clock);
+  await store.connect();
+  t.after(() => store.close());
+  for (const id of ["r1", "r2", "r3"]) {
+    await store.put(row(id, [`msg_${id}`]));
+    clock.advance(1);
+  }
+  assert.equal(await store.get("r1"), undefined);
+  assert.equal(await store.getByItem("msg_r3"), row("r3").json);
+  assert.equal(await store.delete("r3"), true);
+  assert.equal(await store.getByItem("msg_r3"), undefined);
+});
