@@ -65,7 +65,7 @@ export async function check(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config, warnings } = result.loaded;
-  // Configured chat models no leaderboard row matches: they get the neutral quality, which is rarely right.
+  // Configured chat models no leaderboard row matches: their quality is only estimated (docs/scoring.md "Unknown models").
   const unmatched: string[] = [];
   for (const provider of config.providers) {
     for (const model of provider.models ?? []) {
@@ -131,7 +131,7 @@ export async function check(options: CommandOptions): Promise<number> {
     output.write(`\nmeta models: ${Object.keys(config.metaModels).join(", ")}\n`);
   if (unmatched.length > 0) {
     output.write(
-      `\nno leaderboard row matches these models (neutral quality; set \`leaderboard_name\` to fix):\n  ${unmatched.join("\n  ")}\n`,
+      `\nno leaderboard row matches these models (quality estimated from size, family and provider; set \`leaderboard_name\` to fix):\n  ${unmatched.join("\n  ")}\n`,
     );
   }
   if (config.providers.length === 0)
@@ -310,7 +310,8 @@ export async function route(
           const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, String(candidate.score)];
           const terms = candidate.terms;
           if (!options.isExplain || terms === null) return base;
-          const show = (term: ExplainedTerm) => `${term.weighted}${term.is_neutral ? "*" : ""}`;
+          const show = (term: ExplainedTerm & { is_estimated?: boolean }) =>
+            `${term.weighted}${term.is_neutral ? "*" : term.is_estimated === true ? "~" : ""}`;
           return [
             ...base,
             String(terms.base_priority),
@@ -331,9 +332,16 @@ export async function route(
         paint(
           output,
           "dim",
-          "score = base × (prio + board + params + ctx + adjust) − health; * neutral value: unknown to that source\n",
+          "score = base × (prio + board + params + ctx + adjust) − health; * neutral value: unknown to that source; ~ estimated\n",
         ),
       );
+      for (const candidate of explanation.candidates) {
+        const estimatedFrom = candidate.terms?.leaderboard.estimated_from;
+        if (estimatedFrom === null || estimatedFrom === undefined) continue;
+        output.write(
+          `~ ${candidate.provider}/${candidate.upstream_id} board estimated from ${estimatedFrom.join("; ")}\n`,
+        );
+      }
     }
     if (explanation.wait_for !== null) {
       output.write(

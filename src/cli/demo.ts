@@ -18,6 +18,7 @@ export async function demo(): Promise<number> {
           name: "swift",
           base_url: swift.baseUrl,
           api_key: "demo-key-swift",
+          cost: "free",
           models: {
             "demo-large": { priority: 10, context: 32768, params_b: 70 },
             "demo-small": { priority: 2, context: 8192 },
@@ -27,6 +28,7 @@ export async function demo(): Promise<number> {
           name: "steady",
           base_url: steady.baseUrl,
           api_key: "demo-key-steady",
+          cost: "free",
           models: {
             "demo-large": { priority: 5, context: 32768, params_b: 70 },
             "demo-small": { priority: 1, context: 8192 },

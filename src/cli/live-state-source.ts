@@ -82,6 +82,9 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
               used: window.used,
               remaining: window.remaining,
               resetsAtMs: window.resetsAtMs,
+              source: window.source,
+              algorithm: window.algorithm,
+              evidence: window.evidence,
             })),
           ),
           inFlight: runtime

@@ -104,6 +104,7 @@ scoring:
       maxStreamDurationMs: 600_000,
       maxWaitForBetterMs: 2_000,
       waitScoreRatio: 0.8,
+      paid: "last_resort",
       strategy: "best",
       queueTimeoutMs: 0,
       maxQueued: 100,

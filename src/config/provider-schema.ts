@@ -29,9 +29,18 @@ const limitsSchema = z.strictObject({
   tpd: positiveInt.optional(),
   tokens_per_month: positiveInt.optional(),
   concurrency: positiveInt.optional(),
+  /** How the provider counts its second/minute/hour windows (docs/limits.md, "Window algorithms"); default sliding. */
+  window: z.enum(["sliding", "fixed", "bucket"]).optional(),
+  /** `fixed`: ms after the clock's second/minute/hour boundary at which the provider's windows start; default 0. */
+  window_offset_ms: z.number().int().nonnegative().optional(),
+  /** Where the window algorithm comes from (a documentation URL, "headers"): shown, never interpreted. */
+  window_source: z.string().optional(),
 });
 
 const modelKindSchema = z.enum(["chat", "embedding", "audio", "image", "rerank", "moderation"]);
+
+/** Whether requests to a provider/model cost money (docs/routing.md "Free and paid models"). */
+const costSchema = z.enum(["free", "paid"]);
 
 const modelSchema = z.strictObject({
   /** Upstream model id; default: the public name. */
@@ -52,6 +61,8 @@ const modelSchema = z.strictObject({
   /** Which endpoint family the model serves; default guessed from its id. */
   kind: modelKindSchema.optional(),
   limits: limitsSchema.optional(),
+  /** `free` or `paid`; default: the provider's `free_models` / `cost`. */
+  cost: costSchema.optional(),
 });
 
 const headerValue = z.union([z.string(), z.number()]).transform(String).pipe(headerSafe);
@@ -85,6 +96,7 @@ const knownModelSchema = z.strictObject({
   kind: modelKindSchema.optional(),
   /** The model's own free-tier budgets (the provider's `limits` are the account-wide pool). */
   limits: limitsSchema.optional(),
+  cost: costSchema.optional(),
 });
 
 /** `"00:00"`, `"07:30 UTC"`, `"00:00 America/Los_Angeles"`: when daily and monthly windows reset. */
@@ -123,6 +135,12 @@ export const providerSchema = z.strictObject({
   models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
   rate_limit_dialect: z.string().min(1).optional(),
   limits: limitsSchema.optional(),
+  /** `free` or `paid` for every model of the provider (unset: paid, unless a preset says free). */
+  cost: costSchema.optional(),
+  /** Upstream ids matching one of these are free whatever `cost` says (OpenRouter's `:free$`). */
+  free_models: idPatterns.optional(),
+  /** `account`: any 429 cools every model of this key at once (one shared pool); `model`: only the model. */
+  rate_limit_scope: z.enum(["model", "account"]).optional(),
   day_reset: dayResetText.optional(),
   inject_stream_usage: z.boolean().optional(),
   count_max_tokens: z.boolean().optional(),
@@ -187,6 +205,9 @@ export const providerSettingsSchema = z
       .optional(),
     rate_limit_dialect: raw.rate_limit_dialect.default("generic"), // which rate-limit headers to read
     limits: limitsSettingsSchema.optional(),
+    cost: raw.cost.default("paid"), // a provider nobody said is free is treated as paid (routing.paid)
+    free_models: raw.free_models.transform(asList), // upstream id patterns that are free; empty = none
+    rate_limit_scope: raw.rate_limit_scope.default("model"), // what one 429 cools: the model, or the key's whole pool
     day_reset: dayResetText.optional().transform((text) => (text === undefined ? UTC_MIDNIGHT : parseDayReset(text))), // default 00:00 UTC
     inject_stream_usage: raw.inject_stream_usage.default(true), // ask for a usage chunk on streams
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front

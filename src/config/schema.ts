@@ -78,6 +78,7 @@ const routingSchema = z
     queue_timeout_ms: nonNegativeInt.default(0), // ms to queue when every candidate is busy; 0 = 429 at once
     max_queued: nonNegativeInt.default(100), // requests waiting in that queue at once
     sticky_ttl_ms: nonNegativeInt.default(0), // ms a session keeps its deployment; 0 = sticky routing off
+    paid: z.enum(["never", "last_resort", "allowed"]).default("last_resort"), // when paid models may be tried
   })
   .prefault({})
   .transform(camelKeys);

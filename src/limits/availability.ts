@@ -251,6 +251,17 @@ export class AvailabilityBook {
     this.#changed({ scope: "provider", key: providerName, cooldown });
   }
 
+  /**
+   * An account-wide limit: every deployment of the provider (one key, one pool) is out until the cooldown ends,
+   * without an upstream request each to find out. A longer provider cooldown already in place is kept.
+   */
+  coolPool(providerName: string, cooldown: Cooldown): void {
+    const current = this.#providers.get(providerName);
+    if (current !== undefined && current.untilMs >= cooldown.untilMs) return;
+    this.#providers.set(providerName, cooldown);
+    this.#changed({ scope: "provider", key: providerName, cooldown });
+  }
+
   /** Called on every new cooldown set locally (not on imports): how replicas learn of each other's. */
   onCooldown(listener: (change: CooldownChange) => void): void {
     this.#listeners.push(listener);

@@ -168,6 +168,7 @@ describe("BudgetBook: sliding windows", () => {
         remaining: 3,
         resetsAtMs: T0 + MINUTE_MS,
         source: "config",
+        algorithm: "sliding",
       },
       {
         unit: "tokens",
@@ -177,6 +178,7 @@ describe("BudgetBook: sliding windows", () => {
         remaining: 800,
         resetsAtMs: T0 + MINUTE_MS,
         source: "config",
+        algorithm: "sliding",
       },
     ]);
     assert.equal(book.usage(scope, T0 + MINUTE_MS + 1_000)[0]?.used, 0);
@@ -285,6 +287,7 @@ describe("BudgetBook: learned limits", () => {
         remaining: 0,
         resetsAtMs: T0 + 20_000,
         source: "provider",
+        algorithm: "fixed",
       },
     );
 

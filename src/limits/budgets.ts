@@ -16,8 +16,18 @@ import { type DayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { Limits } from "../config/types.ts";
 import { dayWindow, monthWindow } from "./day-window.ts";
 import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
+import { type LearnedRule, limitsFromRefusal, type RefusalFacts } from "./limit-learning.ts";
 import type { LearnedWindow } from "./rate-limit-headers.ts";
 import { type PersistedRun, type SlidingRun, SlidingWindow } from "./sliding-window.ts";
+import {
+  type BucketLevel,
+  bucketRetryAtMs,
+  bucketUsed,
+  type FixedWindowCounter,
+  fixedKey,
+  fixedWindowAt,
+  type WindowAlgorithm,
+} from "./window-counters.ts";
 
 export type BudgetUnit = RateLimitUnit;
 export type BudgetWindow = RateLimitWindow;
@@ -26,6 +36,12 @@ export interface BudgetRule {
   readonly unit: BudgetUnit;
   readonly window: BudgetWindow;
   readonly limit: number;
+  /** How the provider counts a second/minute/hour window (default `sliding`); day and month are wall-clock. */
+  readonly algorithm?: WindowAlgorithm;
+  /** `fixed`: where windows start, ms after the clock's aligned boundary (default 0: on the second/minute/hour). */
+  readonly offsetMs?: number;
+  /** Set on a limit learned from the provider's answers (not configured): what it was learned from. */
+  readonly learnedFrom?: string;
 }
 
 /** A budget holder: a provider (account-wide pool) or one provider+model. */
@@ -78,6 +94,16 @@ export interface ScopeState {
   month: FixedCounter;
   inFlight: number;
   learned: Map<string, LearnedState>;
+  /** Fixed windows' counters, by window length and alignment (fixedKey). */
+  fixed: Map<string, FixedWindowCounter>;
+  /** Buckets' debts, by bucketKey(rule). */
+  buckets: Map<string, BucketLevel>;
+  /** Limits learned from 429s (limit-learning.ts), checked like configured ones. */
+  learnedRules: BudgetRule[];
+  /** The configured rules plus the learned ones, cached while neither changes. */
+  effective: { readonly base: readonly BudgetRule[]; readonly rules: readonly BudgetRule[] } | undefined;
+  /** Send times of the last minute (at most MAX_RECENT_SENDS): the spacing a 429 is judged by. */
+  sends: number[];
 }
 
 export interface WindowUsage {
@@ -87,15 +113,30 @@ export interface WindowUsage {
   readonly used: number;
   readonly remaining: number;
   readonly resetsAtMs: number | undefined;
-  readonly source: "config" | "provider";
+  /** `config`: declared; `provider`: a "remaining" header; `learned`: a limit inferred from 429s (see evidence). */
+  readonly source: "config" | "provider" | "learned";
+  /** How the window counts: `sliding`, `fixed`, `bucket` (day and month: `fixed`). */
+  readonly algorithm: WindowAlgorithm;
+  /** For a learned limit: what it was learned from. */
+  readonly evidence?: string;
 }
 
-/** Turns a `limits:` config block into rules. */
-export function rulesFromLimits(limits: Limits | undefined): { rules: BudgetRule[]; concurrency: number | undefined } {
+/**
+ * Turns a `limits:` config block into rules. A model's block without `window` counts the way its provider's
+ * block (`inherited`) says.
+ */
+export function rulesFromLimits(
+  limits: Limits | undefined,
+  inherited?: Limits,
+): { rules: BudgetRule[]; concurrency: number | undefined } {
   if (limits === undefined) return { rules: [], concurrency: undefined };
   const rules: BudgetRule[] = [];
+  const algorithm = limits.window ?? inherited?.window ?? "sliding";
+  const offsetMs = limits.window === undefined ? (inherited?.windowOffsetMs ?? 0) : (limits.windowOffsetMs ?? 0);
   const add = (unit: BudgetUnit, window: BudgetWindow, limit: number | undefined) => {
-    if (limit !== undefined) rules.push({ unit, window, limit });
+    if (limit === undefined) return;
+    if (algorithm === "sliding" || SLIDING_WINDOW_MS[window] === undefined) rules.push({ unit, window, limit });
+    else rules.push({ unit, window, limit, algorithm, offsetMs });
   };
   add("requests", "second", limits.rps);
   add("requests", "minute", limits.rpm);
@@ -124,6 +165,8 @@ export interface BudgetLedger {
   reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void;
   release(reservation: Reservation): void;
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void;
+  /** Infers limits from a refusal (limit-learning.ts) and paces the scope to them from now on. */
+  learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[];
   usage(scope: BudgetScope, nowMs: number): WindowUsage[];
   inFlight(scopeId: string): number;
   reset(): void | Promise<void>;
@@ -133,6 +176,8 @@ export class BudgetBook implements BudgetLedger {
   readonly #states = new Map<string, ScopeState>();
   /** The sliding-window runs each reservation was charged to, so a reconcile moves exactly its own tokens. */
   readonly #runsOf = new WeakMap<Reservation, { readonly window: SlidingWindow; readonly run: SlidingRun }[]>();
+  /** The fixed-window counters and token buckets each reservation was charged to, for its reconcile. */
+  readonly #countersOf = new WeakMap<Reservation, { fixed: FixedWindowCounter[]; buckets: BucketLevel[] }>();
   #nextReservationId = 1;
   /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */
   readonly #dirty = new Set<string>();
@@ -164,7 +209,10 @@ export class BudgetBook implements BudgetLedger {
     let runs: { readonly window: SlidingWindow; readonly run: SlidingRun }[] | undefined;
     for (const scope of scopes) {
       const state = this.#state(scope, nowMs);
-      for (const windowMs of slidingWindowsOf(scope)) {
+      const rules = this.#rulesOf(scope, state);
+      this.#chargeCounters(reservation, state, rules, cost.tokens, nowMs);
+      recordSend(state, nowMs);
+      for (const windowMs of slidingWindowsOf(rules)) {
         const window = slidingWindow(state, windowMs);
         const run = window.charge(nowMs, cost.tokens, nowMs);
         if (run === undefined) continue;
@@ -189,6 +237,11 @@ export class BudgetBook implements BudgetLedger {
     if (delta === 0) return;
     reservation.tokens = actualTokens;
     for (const { window, run } of this.#runsOf.get(reservation) ?? []) window.adjust(run, delta);
+    const counters = this.#countersOf.get(reservation);
+    if (counters !== undefined) {
+      for (const counter of counters.fixed) counter.tokens = Math.max(0, counter.tokens + delta);
+      for (const level of counters.buckets) level.used = Math.max(0, level.used + delta);
+    }
     for (const scope of reservation.scopes) {
       const state = this.#state(scope, nowMs);
       if (state.day.windowStartMs <= reservation.atMs) state.day.tokens = Math.max(0, state.day.tokens + delta);
@@ -227,6 +280,66 @@ export class BudgetBook implements BudgetLedger {
     this.#dirty.add(scope.id);
   }
 
+  /**
+   * Learns limits from a 429 (what the provider said, and the spacing of what we sent before it) into the scope's
+   * rules: a learned limit replaces an earlier one of the same unit and window, and never one that is configured.
+   */
+  learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
+    const state = this.#state(scope, nowMs);
+    // The refused request is not among what the provider accepted.
+    const refusedIndex = state.sends.lastIndexOf(refusal.sentAtMs);
+    const accepted = refusedIndex < 0 ? state.sends : state.sends.filter((_, index) => index !== refusedIndex);
+    this.#resync(state, this.#rulesOf(scope, state), refusal, nowMs);
+    const learned = limitsFromRefusal(refusal, accepted, Math.max(0, state.day.requests - 1));
+    if (learned.length === 0) return learned;
+    const configured = new Set(scope.rules.map((rule) => `${rule.unit}:${rule.window}`));
+    const byWindow = new Map(state.learnedRules.map((rule) => [`${rule.unit}:${rule.window}`, rule]));
+    for (const rule of learned) {
+      const key = `${rule.unit}:${rule.window}`;
+      if (configured.has(key)) continue;
+      const known = byWindow.get(key);
+      // The same limit again: keep the rule (and its counts) as it is.
+      if (known !== undefined && known.limit === rule.limit) continue;
+      byWindow.set(key, {
+        unit: rule.unit,
+        window: rule.window,
+        limit: rule.limit,
+        learnedFrom: rule.evidence,
+        ...(refusal.algorithm === undefined ||
+        refusal.algorithm === "sliding" ||
+        SLIDING_WINDOW_MS[rule.window] === undefined
+          ? {}
+          : { algorithm: refusal.algorithm, offsetMs: refusal.offsetMs ?? 0 }),
+      });
+    }
+    const before = this.#rulesOf(scope, state);
+    state.learnedRules = [...byWindow.values()];
+    state.effective = undefined;
+    this.#seed(state, before, this.#rulesOf(scope, state), accepted, nowMs);
+    this.#dirty.add(scope.id);
+    return learned;
+  }
+
+  /** The limits learned for a scope (for the route explanation and tests). */
+  learnedRules(scopeId: string): readonly BudgetRule[] {
+    return this.#states.get(scopeId)?.learnedRules ?? [];
+  }
+
+  /** A scope whose rules include what was learned for it: what a shared ledger must enforce. */
+  effectiveScope(scope: BudgetScope, nowMs: number): BudgetScope {
+    const state = this.#states.get(scope.id);
+    if (state === undefined || state.learnedRules.length === 0) return scope;
+    const rules = this.#rulesOf(scope, this.#state(scope, nowMs));
+    let cached = this.#effectiveScopes.get(rules);
+    if (cached === undefined || cached.id !== scope.id) {
+      cached = { ...scope, rules };
+      this.#effectiveScopes.set(rules, cached);
+    }
+    return cached;
+  }
+
+  readonly #effectiveScopes = new WeakMap<readonly BudgetRule[], BudgetScope>();
+
   inFlight(scopeId: string): number {
     return this.#states.get(scopeId)?.inFlight ?? 0;
   }
@@ -235,8 +348,8 @@ export class BudgetBook implements BudgetLedger {
   usage(scope: BudgetScope, nowMs: number): WindowUsage[] {
     const state = this.#state(scope, nowMs);
     const result: WindowUsage[] = [];
-    for (const rule of scope.rules) {
-      const { used, resetsAtMs } = this.#used(state, rule);
+    for (const rule of this.#rulesOf(scope, state)) {
+      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
       result.push({
         unit: rule.unit,
         window: rule.window,
@@ -244,7 +357,9 @@ export class BudgetBook implements BudgetLedger {
         used,
         remaining: Math.max(0, rule.limit - used),
         resetsAtMs,
-        source: "config",
+        source: rule.learnedFrom === undefined ? "config" : "learned",
+        algorithm: algorithmOf(rule),
+        ...(rule.learnedFrom === undefined ? {} : { evidence: rule.learnedFrom }),
       });
     }
     for (const [key, learned] of state.learned) {
@@ -260,6 +375,7 @@ export class BudgetBook implements BudgetLedger {
         remaining,
         resetsAtMs: learned.resetAtMs,
         source: "provider",
+        algorithm: "fixed",
       });
     }
     return result;
@@ -282,6 +398,9 @@ export class BudgetBook implements BudgetLedger {
       day: { ...state.day },
       month: { ...state.month },
       learned: [...state.learned].map(([key, value]) => [key, { ...value }] as const),
+      fixed: [...state.fixed].map(([key, value]) => [key, { ...value }] as const),
+      buckets: [...state.buckets].map(([key, value]) => [key, { ...value }] as const),
+      learnedRules: state.learnedRules.map((rule) => ({ ...rule })),
     };
   }
 
@@ -293,6 +412,13 @@ export class BudgetBook implements BudgetLedger {
       month: { ...persisted.month },
       inFlight: 0,
       learned: new Map(persisted.learned.map(([key, value]) => [key, { ...value }])),
+      fixed: new Map(("fixed" in persisted ? (persisted.fixed ?? []) : []).map(([key, value]) => [key, { ...value }])),
+      buckets: new Map(
+        ("buckets" in persisted ? (persisted.buckets ?? []) : []).map(([key, value]) => [key, { ...value }]),
+      ),
+      learnedRules: ("learnedRules" in persisted ? (persisted.learnedRules ?? []) : []).map((rule) => ({ ...rule })),
+      effective: undefined,
+      sends: [],
     });
   }
 
@@ -312,19 +438,14 @@ export class BudgetBook implements BudgetLedger {
         retryAtMs: nowMs + 100,
       };
     }
-    for (const rule of scope.rules) {
+    for (const rule of this.#rulesOf(scope, state)) {
       const amount = rule.unit === "requests" ? 1 : cost.tokens;
-      const { used, resetsAtMs } = this.#used(state, rule);
+      const { used, resetsAtMs } = this.#used(state, rule, nowMs);
       if (used + amount <= rule.limit) continue;
       // A single request larger than a whole token budget can never fit; report it as such.
       const retryAtMs =
-        amount > rule.limit ? Number.POSITIVE_INFINITY : this.#retryAt(state, rule, amount, nowMs, resetsAtMs);
-      return {
-        isAllowed: false,
-        scopeId: scope.id,
-        reason: `over its ${ruleName(rule)} budget (${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""})`,
-        retryAtMs,
-      };
+        amount > rule.limit ? Number.POSITIVE_INFINITY : this.#retryAt(state, rule, amount, nowMs, resetsAtMs, used);
+      return { isAllowed: false, scopeId: scope.id, reason: denialReason(rule, used, amount), retryAtMs };
     }
     for (const [key, learned] of state.learned) {
       if (learned.resetAtMs <= nowMs) {
@@ -345,8 +466,20 @@ export class BudgetBook implements BudgetLedger {
     return ALLOWED;
   }
 
-  #used(state: ScopeState, rule: BudgetRule): { used: number; resetsAtMs: number | undefined } {
+  #used(state: ScopeState, rule: BudgetRule, nowMs: number): { used: number; resetsAtMs: number | undefined } {
     const slidingMs = SLIDING_WINDOW_MS[rule.window];
+    if (slidingMs !== undefined && rule.algorithm === "fixed") {
+      const bounds = fixedWindowAt(slidingMs, rule.offsetMs ?? 0, nowMs);
+      const counter = state.fixed.get(fixedKey(slidingMs, rule.offsetMs ?? 0));
+      if (counter === undefined || counter.startMs !== bounds.startMs) return { used: 0, resetsAtMs: bounds.endMs };
+      return { used: rule.unit === "requests" ? counter.requests : counter.tokens, resetsAtMs: counter.endMs };
+    }
+    if (slidingMs !== undefined && rule.algorithm === "bucket") {
+      const level = state.buckets.get(bucketKey(rule));
+      // A bucket's debt is fractional while it refills; what is shown and compared is whole requests/tokens.
+      const used = level === undefined ? 0 : Math.ceil(bucketUsed(level, rule.limit, slidingMs, nowMs) - 1e-9);
+      return { used, resetsAtMs: used === 0 ? undefined : nowMs + Math.ceil((used * slidingMs) / rule.limit) };
+    }
     if (slidingMs !== undefined) {
       // #state expired the window up to now.
       const window = state.sliding.get(slidingMs);
@@ -360,9 +493,21 @@ export class BudgetBook implements BudgetLedger {
     return { used: rule.unit === "requests" ? counter.requests : counter.tokens, resetsAtMs: counter.windowEndMs };
   }
 
-  #retryAt(state: ScopeState, rule: BudgetRule, amount: number, nowMs: number, resetsAtMs: number | undefined): number {
+  #retryAt(
+    state: ScopeState,
+    rule: BudgetRule,
+    amount: number,
+    nowMs: number,
+    resetsAtMs: number | undefined,
+    used: number,
+  ): number {
     const slidingMs = SLIDING_WINDOW_MS[rule.window];
-    if (slidingMs === undefined) return resetsAtMs ?? nowMs + 60_000;
+    if (slidingMs === undefined || rule.algorithm === "fixed") return resetsAtMs ?? nowMs + 60_000;
+    if (rule.algorithm === "bucket") {
+      const level = state.buckets.get(bucketKey(rule));
+      const exactUsed = level === undefined ? used : bucketUsed(level, rule.limit, slidingMs, nowMs);
+      return bucketRetryAtMs(exactUsed, amount, rule.limit, slidingMs, nowMs);
+    }
     // The earliest time at which enough old charges have left the window for `amount` to fit.
     const window = state.sliding.get(slidingMs);
     if (window === undefined) return nowMs + slidingMs;
@@ -381,6 +526,11 @@ export class BudgetBook implements BudgetLedger {
         month: { windowStartMs: month.startMs, windowEndMs: month.endMs, requests: 0, tokens: 0 },
         inFlight: 0,
         learned: new Map(),
+        fixed: new Map(),
+        buckets: new Map(),
+        learnedRules: [],
+        effective: undefined,
+        sends: [],
       };
       this.#states.set(scope.id, state);
       return state;
@@ -398,6 +548,114 @@ export class BudgetBook implements BudgetLedger {
     }
     for (const window of state.sliding.values()) window.expire(nowMs);
     return state;
+  }
+
+  /** The scope's configured rules plus the limits learned for it (a configured unit and window wins). */
+  #rulesOf(scope: BudgetScope, state: ScopeState): readonly BudgetRule[] {
+    if (state.learnedRules.length === 0) return scope.rules;
+    if (state.effective?.base === scope.rules) return state.effective.rules;
+    const configured = new Set(scope.rules.map((rule) => `${rule.unit}:${rule.window}`));
+    const rules = [
+      ...scope.rules,
+      ...state.learnedRules.filter((rule) => !configured.has(`${rule.unit}:${rule.window}`)),
+    ];
+    state.effective = { base: scope.rules, rules };
+    return rules;
+  }
+
+  /**
+   * A 429 says where the provider's own count is: the refused request is not in it (a bucket gives no token for
+   * it, a fixed window does not count it), and a bucket is full until the provider's retry hint. Counters that
+   * drifted from the provider's are set back, so pacing neither falls one request behind per 429 nor stays ahead.
+   */
+  #resync(state: ScopeState, rules: readonly BudgetRule[], refusal: RefusalFacts, nowMs: number): void {
+    const givenBack = new Set<FixedWindowCounter>();
+    for (const rule of rules) {
+      const windowMs = SLIDING_WINDOW_MS[rule.window];
+      if (windowMs === undefined || rule.unit !== "requests") continue;
+      if (rule.algorithm === "fixed") {
+        const counter = state.fixed.get(fixedKey(windowMs, rule.offsetMs ?? 0));
+        if (counter === undefined || givenBack.has(counter) || refusal.sentAtMs < counter.startMs) continue;
+        counter.requests = Math.max(0, counter.requests - 1);
+        givenBack.add(counter);
+      } else if (rule.algorithm === "bucket") {
+        const level = state.buckets.get(bucketKey(rule));
+        if (level === undefined) continue;
+        let used = Math.max(0, bucketUsed(level, rule.limit, windowMs, nowMs) - 1);
+        const hint = refusal.hintDelayMs;
+        if (hint !== undefined && hint <= windowMs)
+          used = Math.max(used, rule.limit - 1 + (hint * rule.limit) / windowMs);
+        state.buckets.set(bucketKey(rule), { used, atMs: nowMs });
+      }
+    }
+  }
+
+  /**
+   * A newly learned window starts with what the provider accepted in it (the last minute's sends), so pacing holds
+   * from the first check: without this, a per-second limit learned at a 429 would admit a request at once.
+   */
+  #seed(
+    state: ScopeState,
+    before: readonly BudgetRule[],
+    after: readonly BudgetRule[],
+    accepted: readonly number[],
+    nowMs: number,
+  ): void {
+    const hadSliding = new Set(slidingWindowsOf(before));
+    for (const windowMs of slidingWindowsOf(after)) {
+      if (hadSliding.has(windowMs)) continue;
+      const window = slidingWindow(state, windowMs);
+      for (const atMs of accepted) window.charge(atMs, 0, nowMs);
+    }
+    // Counters that already exist (shared with another rule of the same window) already count these sends.
+    const newCounters = after.filter((rule) => {
+      const windowMs = SLIDING_WINDOW_MS[rule.window];
+      if (before.includes(rule) || windowMs === undefined || rule.algorithm === undefined) return false;
+      if (rule.algorithm === "bucket") return !state.buckets.has(bucketKey(rule));
+      return !state.fixed.has(fixedKey(windowMs, rule.offsetMs ?? 0));
+    });
+    if (newCounters.length === 0) return;
+    for (const atMs of accepted) {
+      const replay: Reservation = { id: 0, scopes: [], atMs, tokens: 0, isReleased: true };
+      this.#chargeCounters(replay, state, newCounters, 0, atMs);
+    }
+  }
+
+  /** Charges the fixed windows (once per window length and alignment) and buckets (per rule) of a scope. */
+  #chargeCounters(
+    reservation: Reservation,
+    state: ScopeState,
+    rules: readonly BudgetRule[],
+    tokens: number,
+    nowMs: number,
+  ): void {
+    let charged: { fixed: FixedWindowCounter[]; buckets: BucketLevel[] } | undefined;
+    for (const rule of rules) {
+      const windowMs = SLIDING_WINDOW_MS[rule.window];
+      if (windowMs === undefined || rule.algorithm === undefined || rule.algorithm === "sliding") continue;
+      charged ??= this.#countersOf.get(reservation) ?? { fixed: [], buckets: [] };
+      if (rule.algorithm === "fixed") {
+        const key = fixedKey(windowMs, rule.offsetMs ?? 0);
+        const bounds = fixedWindowAt(windowMs, rule.offsetMs ?? 0, nowMs);
+        let counter = state.fixed.get(key);
+        if (counter === undefined || counter.startMs !== bounds.startMs) {
+          counter = { ...bounds, requests: 0, tokens: 0 };
+          state.fixed.set(key, counter);
+        }
+        if (charged.fixed.includes(counter)) continue;
+        counter.requests += 1;
+        counter.tokens += tokens;
+        charged.fixed.push(counter);
+        continue;
+      }
+      const key = bucketKey(rule);
+      const previous = state.buckets.get(key);
+      const used = previous === undefined ? 0 : bucketUsed(previous, rule.limit, windowMs, nowMs);
+      const level = { used: used + (rule.unit === "requests" ? 1 : tokens), atMs: nowMs };
+      state.buckets.set(key, level);
+      if (rule.unit === "tokens") charged.buckets.push(level);
+    }
+    if (charged !== undefined) this.#countersOf.set(reservation, charged);
   }
 
   /** Sliding-window runs and entries held for a scope (bounded whatever its limits): for tests and status. */
@@ -420,6 +678,11 @@ export interface PersistedScope {
   readonly day: FixedCounter;
   readonly month: FixedCounter;
   readonly learned: readonly (readonly [string, LearnedState])[];
+  /** Fixed windows' counters and buckets' debts (absent in rows written before window algorithms). */
+  readonly fixed?: readonly (readonly [string, FixedWindowCounter])[];
+  readonly buckets?: readonly (readonly [string, BucketLevel])[];
+  /** Limits learned from 429s, with their evidence. */
+  readonly learnedRules?: readonly BudgetRule[];
 }
 
 /** Version 1 (before sliding windows held runs): one [atMs, tokens] log entry per request, for every window. */
@@ -438,6 +701,35 @@ export function ruleName(rule: BudgetRule): string {
   return `${rule.unit === "requests" ? "r" : "t"}p${rule.window[0]}`;
 }
 
+/** Why a rule refuses a request: names the config key, or says the limit was learned and from what. */
+export function denialReason(rule: BudgetRule, used: number, amount: number): string {
+  const counts = `${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""}`;
+  if (rule.learnedFrom !== undefined)
+    return `over its learned ${ruleName(rule)} limit (${counts}; ${rule.learnedFrom})`;
+  return `over its ${ruleName(rule)} budget (${counts})`;
+}
+
+/** How a rule's window counts. */
+export function algorithmOf(rule: BudgetRule): WindowAlgorithm {
+  if (SLIDING_WINDOW_MS[rule.window] === undefined) return "fixed";
+  return rule.algorithm ?? "sliding";
+}
+
+function bucketKey(rule: BudgetRule): string {
+  return `${rule.unit}:${rule.window}:${rule.limit}`;
+}
+
+/**
+ * Keeps recent send times, bounded: the spacing a 429 is judged by (readers filter by time). Trimmed to the newest
+ * half when full, so a send costs O(1) amortised; at more than 128 requests a minute the minute count a 429 sees is
+ * therefore low, which only makes a learned per-minute limit stricter.
+ */
+const MAX_RECENT_SENDS = 256;
+function recordSend(state: ScopeState, nowMs: number): void {
+  state.sends.push(nowMs);
+  if (state.sends.length > MAX_RECENT_SENDS) state.sends.splice(0, state.sends.length - MAX_RECENT_SENDS / 2);
+}
+
 /** The latest a window without a reset header can end: a full sliding window from now, or the wall-clock end. */
 export function assumedResetAtMs(scope: BudgetScope, window: BudgetWindow, nowMs: number): number {
   const slidingMs = SLIDING_WINDOW_MS[window];
@@ -447,17 +739,17 @@ export function assumedResetAtMs(scope: BudgetScope, window: BudgetWindow, nowMs
 
 const slidingWindowsCache = new WeakMap<readonly BudgetRule[], readonly number[]>();
 
-/** The distinct sliding window lengths (ms) a scope's rules use. */
-function slidingWindowsOf(scope: BudgetScope): readonly number[] {
-  let windows = slidingWindowsCache.get(scope.rules);
+/** The distinct sliding window lengths (ms) some rules use (fixed windows and buckets are counted apart). */
+function slidingWindowsOf(rules: readonly BudgetRule[]): readonly number[] {
+  let windows = slidingWindowsCache.get(rules);
   if (windows === undefined) {
     const lengths = new Set<number>();
-    for (const rule of scope.rules) {
+    for (const rule of rules) {
       const slidingMs = SLIDING_WINDOW_MS[rule.window];
-      if (slidingMs !== undefined) lengths.add(slidingMs);
+      if (slidingMs !== undefined && (rule.algorithm ?? "sliding") === "sliding") lengths.add(slidingMs);
     }
     windows = [...lengths];
-    slidingWindowsCache.set(scope.rules, windows);
+    slidingWindowsCache.set(rules, windows);
   }
   return windows;
 }

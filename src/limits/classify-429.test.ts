@@ -25,9 +25,16 @@ describe("classifyRateLimit: short", () => {
     assertKind(openAi.tokensPerMinute429, "short", "429");
     assertKind(groq.tokensPerMinute429, "short", "429");
     assertKind(cerebras.requestsPerMinute429, "short", "429");
-    assertKind(openRouter.freeModelsPerMinute429, "short", "429");
+    assertKind(openRouter.freeModelsPerMinute429, "short", "free-models-per-min");
     assertKind(mistral.rateLimited429, "short", "429");
     assertKind(together.rateLimited429, "short", "429");
+  });
+
+  it("OpenRouter's free-models-per-min and -per-day are the account's pool; other 429s are not marked", () => {
+    assert.equal(classifyRateLimit(openRouter.freeModelsPerMinute429).isAccountWide, true);
+    assert.equal(classifyRateLimit(openRouter.freeModelsPerDay429).isAccountWide, true);
+    assert.equal(classifyRateLimit(openRouter.upstreamRateLimited429).isAccountWide, undefined);
+    assert.equal(classifyRateLimit(groq.tokensPerMinute429).isAccountWide, undefined);
   });
 
   it("Gemini per-minute quota, despite its 'check your plan and billing' message", () => {

@@ -15,6 +15,11 @@ export interface RateLimitClassification {
   readonly kind: RateLimitKind;
   /** Short and human-readable, for logs and route explanations. */
   readonly reason: string;
+  /**
+   * The answer itself says the limit is the account's (one pool shared by every model of the key, e.g.
+   * OpenRouter's free-models-per-day), so every model of the key is out, not only the one asked.
+   */
+  readonly isAccountWide?: boolean;
 }
 
 export interface ClassifyRateLimitInput {
@@ -58,6 +63,8 @@ interface TextSignal {
   readonly needles: readonly string[];
   readonly kind: RateLimitKind;
   readonly reason: string;
+  /** The limit named is the account's pool, shared by every model of the key. */
+  readonly isAccountWide?: boolean;
 }
 
 /** Wording, checked in order: credits, then capacity, then daily. First match wins. */
@@ -78,7 +85,19 @@ const TEXT_SIGNALS: readonly TextSignal[] = [
   { needles: ["out of capacity"], kind: "capacity", reason: "provider out of capacity" },
   { needles: ["high demand"], kind: "capacity", reason: "provider under high demand" },
   { needles: ["high traffic"], kind: "capacity", reason: "provider under high traffic" },
-  { needles: ["free-models-per-day"], kind: "daily", reason: "OpenRouter free-models-per-day limit" },
+  // OpenRouter counts every `:free` model of an account in one pool, per minute and per day.
+  {
+    needles: ["free-models-per-day"],
+    kind: "daily",
+    reason: "OpenRouter free-models-per-day limit",
+    isAccountWide: true,
+  },
+  {
+    needles: ["free-models-per-min"],
+    kind: "short",
+    reason: "OpenRouter free-models-per-min limit",
+    isAccountWide: true,
+  },
   { needles: ["requests per day (rpd)"], kind: "daily", reason: "requests per day (RPD) limit" },
   { needles: ["tokens per day (tpd)"], kind: "daily", reason: "tokens per day (TPD) limit" },
   { needles: ["daily free allocation"], kind: "daily", reason: "daily free allocation used up" },
@@ -145,7 +164,11 @@ export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClass
   if (facts.codes.includes("resource_exhausted")) return classifyGoogleQuota(facts, text);
 
   const textSignal = matchTextSignal(text);
-  if (textSignal !== undefined) return { kind: textSignal.kind, reason: textSignal.reason };
+  if (textSignal !== undefined) {
+    return textSignal.isAccountWide === true
+      ? { kind: textSignal.kind, reason: textSignal.reason, isAccountWide: true }
+      : { kind: textSignal.kind, reason: textSignal.reason };
+  }
 
   if (status === 429) {
     for (const name of LONG_WINDOW_REMAINING_HEADERS) {

@@ -15,6 +15,12 @@ export interface LiveBudgetWindow {
   readonly used: number;
   readonly remaining: number;
   readonly resetsAtMs?: number | undefined;
+  /** `config`, `provider` (a remaining header) or `learned` (inferred from 429s). */
+  readonly source?: string;
+  /** `sliding`, `fixed` or `bucket`. */
+  readonly algorithm?: string;
+  /** For a learned limit: what it was learned from. */
+  readonly evidence?: string | undefined;
 }
 
 export interface LiveCooldown {

@@ -82,7 +82,13 @@ export interface RequestRecord {
   /** Time spent queued for a free candidate and waiting for a better one that was cooling. */
   readonly queueWaitMs: number;
   /** The deployment that produced (the start of) the answer. */
-  readonly servedBy?: { readonly deploymentKey: string; readonly provider: string; readonly model: string };
+  readonly servedBy?: {
+    readonly deploymentKey: string;
+    readonly provider: string;
+    readonly model: string;
+    /** `paid`: the answer cost money (routing.paid allowed it); `free`: a free tier answered. */
+    readonly cost?: "free" | "paid";
+  };
   readonly tokensIn: number;
   readonly tokensOut: number;
   /** HTTP status the client got (499: the client left first). */

@@ -10,6 +10,7 @@ export function routedLogFields(record: RequestRecord): object {
     model: record.requestedModel,
     status: record.status,
     servedBy: record.servedBy?.deploymentKey,
+    ...(record.servedBy?.cost === "paid" ? { cost: "paid" } : {}),
     attempts: record.attempts.map(
       (attempt) =>
         `${attempt.deploymentKey}:${attempt.outcome}${attempt.status === undefined ? "" : `:${attempt.status}`}`,

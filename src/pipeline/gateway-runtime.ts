@@ -6,7 +6,7 @@ import { Agent, type Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import { ConfigError } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { AvailabilityBook } from "../limits/availability.ts";
+import { AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
@@ -23,7 +23,7 @@ import { createStateBackend, type StateBackend } from "../state/state-backend.ts
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { Recorder } from "./recorder.ts";
-import { buildSnapshot, configHash, type GatewaySnapshot } from "./snapshot.ts";
+import { buildSnapshot, configHash, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
 
 export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
@@ -258,7 +258,14 @@ export class GatewayRuntime {
         const settings = deployment.provider.settings;
         const tokens = (request.budgetTokens ?? 0) - (settings.countMaxTokens ? 0 : (request.maxOutputTokens ?? 0));
         const verdict = this.budgets.check(this.scopesOf(deployment, snapshot), { tokens: Math.max(0, tokens) }, nowMs);
-        return verdict.isAllowed ? undefined : { reason: verdict.reason, untilMs: verdict.retryAtMs };
+        if (verdict.isAllowed) return undefined;
+        const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
+        return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };
+      },
+      coolingPool: (deployment) => {
+        const name = deployment.provider.settings.name;
+        const pooled = this.availability.providerCooldown(name);
+        return pooled !== undefined && isLimitCause(pooled.cause) ? `${POOL_SCOPE_PREFIX}${name}` : undefined;
       },
     });
   }

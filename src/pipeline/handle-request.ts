@@ -65,11 +65,13 @@ export async function handleRequest(
   if (request.sessionKey !== undefined) {
     runtime.sticky.remember(request.sessionKey, deployment.key, request.snapshot.config.routing.stickyTtlMs);
   }
-  request.record.served(deployment.key, deployment.provider.settings.name, deployment.model.id);
+  request.record.served(deployment.key, deployment.provider.settings.name, deployment.model.id, deployment.cost);
   const headers = {
     "x-gateway-provider": deployment.provider.settings.name,
     "x-gateway-model": deployment.model.id,
     "x-gateway-attempts": String(outcome.attempts.length),
+    // Says whether this answer cost money (a paid model answered: routing.paid is `last_resort` or `allowed`).
+    "x-gateway-cost": deployment.cost,
   };
   if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
   return streamAnswer(request, plan, result, headers);

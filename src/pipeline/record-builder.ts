@@ -125,8 +125,8 @@ export class RecordBuilder {
     this.#continuations.push(continuation);
   }
 
-  served(deploymentKey: string, provider: string, model: string): void {
-    this.#servedBy = { deploymentKey, provider, model };
+  served(deploymentKey: string, provider: string, model: string, cost: "free" | "paid"): void {
+    this.#servedBy = { deploymentKey, provider, model, cost };
   }
 
   headersSent(): void {

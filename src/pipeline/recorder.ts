@@ -81,7 +81,7 @@ export class Recorder {
   ): void {
     const { availability, budgets, stats, scores, clock } = this.#books;
     const key = deployment.key;
-    this.#apply(deployment, scopes, report.effects);
+    this.#apply(deployment, scopes, report.effects, reservation);
     if (report.outcome === "success") {
       scores.recordHealth(key, true, report.durationMs);
       // A stream that opened with content is evidence enough that the upstream works again: it closes a
@@ -152,7 +152,12 @@ export class Recorder {
     }
   }
 
-  #apply(deployment: Deployment, scopes: readonly BudgetScope[], effects: readonly Effect[]): void {
+  #apply(
+    deployment: Deployment,
+    scopes: readonly BudgetScope[],
+    effects: readonly Effect[],
+    reservation: Reservation,
+  ): void {
     const { availability, budgets, clock } = this.#books;
     const settings = deployment.provider.settings;
     const key = deployment.key;
@@ -172,10 +177,26 @@ export class Recorder {
         case "park_key":
           availability.recordInvalidKey(settings.name, redact(effect.reason), effect.cause);
           break;
+        case "cool_pool": {
+          // The pool cools exactly as long as the deployment that hit it (set by the effect before this one).
+          const own = availability.cooldownOf(key, settings.name);
+          if (own !== undefined) {
+            availability.coolPool(settings.name, { ...own, reason: `account-wide limit: ${redact(effect.reason)}` });
+          }
+          break;
+        }
         case "learn_windows": {
           // Learned into the deployment's own scope (the last one), not its provider's shared pool.
           const ownScope = scopes[scopes.length - 1];
           if (ownScope !== undefined) budgets.learn(ownScope, effect.windows, clock.now());
+          break;
+        }
+        case "learn_limits": {
+          // Into the deployment's own scope too: a spacing says what this deployment accepted.
+          const ownScope = scopes[scopes.length - 1];
+          if (ownScope !== undefined) {
+            budgets.learnLimits(ownScope, { ...effect.refusal, sentAtMs: reservation.atMs }, clock.now());
+          }
           break;
         }
       }

@@ -9,7 +9,7 @@ import { type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
 import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
-import { type ModelProfile, profileModel, staticScoreFor } from "../scoring/model-profile.ts";
+import { type ModelProfile, profileModel, staticScoreFor, withQualityPriors } from "../scoring/model-profile.ts";
 import type { StaticScore } from "../scoring/score.ts";
 import { loadScoringSources, type ScoringSettings, scoringSettings } from "../scoring/scoring-sources.ts";
 
@@ -70,9 +70,10 @@ export async function buildSnapshot(
       },
     };
   });
+  const profilesWithPriors = withQualityPriors(profiles, sources, clock.now());
   const staticScores = catalog.deployments.map((deployment) =>
     staticScoreFor(
-      profiles[deployment.index] as ModelProfile,
+      profilesWithPriors[deployment.index] as ModelProfile,
       { basePriority: deployment.provider.settings.basePriority, priority: deployment.model.priority },
       scoring.weights,
     ),
@@ -81,12 +82,18 @@ export async function buildSnapshot(
     config,
     catalog,
     staticScores,
-    profiles,
+    profiles: profilesWithPriors,
     scoring,
     budgetScopes: buildBudgetScopes(catalog),
     discovery,
   };
 }
+
+/**
+ * The budget scope id prefix of a key's account-wide pool (`provider:groq`): every model of one provider entry's
+ * key shares it. The same name labels the pool's cooldown after an account-wide 429 (docs/routing.md "Pools").
+ */
+export const POOL_SCOPE_PREFIX = "provider:";
 
 function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
   const providerScopes = new Map<string, BudgetScope | undefined>();
@@ -97,11 +104,11 @@ function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
       settings.name,
       rules.length === 0 && concurrency === undefined
         ? undefined
-        : { id: `provider:${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
+        : { id: `${POOL_SCOPE_PREFIX}${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
     );
   }
   return catalog.deployments.map((deployment) => {
-    const { rules, concurrency } = rulesFromLimits(deployment.model.limits);
+    const { rules, concurrency } = rulesFromLimits(deployment.model.limits, deployment.provider.settings.limits);
     const own: BudgetScope = {
       id: `deployment:${deployment.key}`,
       rules,

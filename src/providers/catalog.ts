@@ -25,6 +25,20 @@ export interface Deployment {
   readonly contextTokens: number | undefined;
   /** Capabilities: config, else the metadata table; undefined = unknown (not excluded by fit checks). */
   readonly capabilities: DeploymentCapabilities;
+  /** Whether a request costs money: model `cost`, else the provider's `free_models`, else its `cost`. */
+  readonly cost: CostClass;
+}
+
+export type CostClass = "free" | "paid";
+
+/**
+ * A deployment's cost class. Precedence: the model's own `cost` (config, then the preset's `known_models`), an
+ * upstream id matching the provider's `free_models` (OpenRouter's `:free` variants), the provider's `cost`.
+ */
+export function costClassOf(model: ModelSettings, settings: ProviderSettings): CostClass {
+  if (model.cost !== undefined) return model.cost;
+  if (settings.freeModels.some((pattern) => new RegExp(pattern, "i").test(model.id))) return "free";
+  return settings.cost;
 }
 
 export interface DeploymentCapabilities {
@@ -144,6 +158,7 @@ export function buildCatalog(
         isDiscovered,
         contextTokens: enriched.contextTokens,
         capabilities: enriched.capabilities,
+        cost: costClassOf(model, settings),
       });
     };
     if (settings.models !== undefined) {
@@ -178,6 +193,7 @@ function withKnownModel(model: ModelSettings, settings: ProviderSettings): Model
     prefill: model.prefill ?? known.prefill,
     kind: model.kind ?? known.kind,
     limits: known.limits === undefined ? model.limits : { ...known.limits, ...model.limits },
+    cost: model.cost ?? known.cost,
   };
 }
 
@@ -195,6 +211,7 @@ function discoveredModelSettings(found: DiscoveredModel): ModelSettings {
     prefill: undefined,
     kind: undefined,
     limits: undefined,
+    cost: undefined,
   };
 }
 

@@ -5,6 +5,7 @@ import type { Env } from "../config/env.ts";
 import { parseConfigText } from "../config/load.ts";
 import type { RawProvider } from "../config/schema.ts";
 import { RATE_LIMIT_DIALECTS } from "../limits/header-dialects.ts";
+import { costClassOf } from "./catalog.ts";
 import {
   createPresetResolver,
   loadPresets,
@@ -65,6 +66,25 @@ describe("preset files", () => {
       assert.ok(preset.sources.length > 0, `${preset.name}: no sources`);
       for (const source of preset.sources) assert.match(source.date, /^20\d\d-\d\d-\d\d$/, preset.name);
     }
+  });
+
+  it("each says whether it costs money; OpenRouter's `:free` ids are free, its others paid, one pool per key", () => {
+    for (const preset of presets.values()) {
+      assert.ok(preset.provider.cost === "free" || preset.provider.cost === "paid", `${preset.name}: no cost`);
+    }
+    assert.equal(presets.get("groq")?.provider.cost, "free");
+    assert.equal(presets.get("fireworks")?.provider.cost, "paid");
+    const config = load(
+      "providers:\n  - preset: openrouter\n    api_key: sk-or\n    models: { a: { id: 'meta/llama:free' }, b: { id: 'openai/gpt-4o' } }\n",
+    );
+    const openrouter = config.config.providers[0];
+    assert.ok(openrouter !== undefined);
+    assert.equal(openrouter.rateLimitScope, "account");
+    const [free, paid] = openrouter.models ?? [];
+    assert.ok(free !== undefined && paid !== undefined);
+    assert.equal(costClassOf(free, openrouter), "free");
+    assert.equal(costClassOf(paid, openrouter), "paid");
+    assert.equal(costClassOf({ ...paid, cost: "free" }, openrouter), "free");
   });
 
   it("use the documented base URLs and key variables", () => {

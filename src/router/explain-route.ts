@@ -27,8 +27,15 @@ export interface ExplainedTerm {
 export interface ExplainedTerms {
   readonly base_priority: number;
   readonly priority: number;
-  /** With `board` set (a meta model filter with `leaderboard:`), the quality on that board only. */
-  readonly leaderboard: ExplainedTerm & { readonly board: string | null };
+  /**
+   * With `board` set (a meta model filter with `leaderboard:`), the quality on that board only. `is_estimated`:
+   * no board knows the model and the value is its prior, estimated from what `estimated_from` lists.
+   */
+  readonly leaderboard: ExplainedTerm & {
+    readonly board: string | null;
+    readonly is_estimated: boolean;
+    readonly estimated_from: readonly string[] | null;
+  };
   readonly params: ExplainedTerm;
   readonly context: ExplainedTerm;
   readonly adjustment: { readonly value: number; readonly weighted: number; readonly matched: readonly string[] };
@@ -50,6 +57,8 @@ export interface ExplainedCandidate {
   readonly leaderboard_matches: readonly { board: string; row: string; normalised: number }[];
   readonly context_tokens: number | null;
   readonly params_b: number | null;
+  /** `free` or `paid` (config `cost`, `free_models`, presets); with `routing.paid: last_resort` paid ones come last. */
+  readonly cost: "free" | "paid";
 }
 
 export interface RouteExplanation {
@@ -65,6 +74,9 @@ export interface RouteExplanation {
     reason: string;
     until: string | null;
     score: number;
+    cost: "free" | "paid";
+    /** The account-wide pool (`provider:NAME`) skipped as a whole, or null for the candidate's own state. */
+    pool: string | null;
   }[];
   readonly unknown_names: readonly string[];
 }
@@ -115,10 +127,16 @@ export function explainRoute(
               isNeutral: false,
             };
       const health = breakdown.terms.healthPenalty;
+      const isEstimated = quality === undefined && leaderboard.isEstimated === true;
       terms = {
         base_priority: breakdown.basePriority,
         priority: breakdown.terms.priority,
-        leaderboard: { ...roundTerm(leaderboard), board: quality === undefined ? null : (board ?? null) },
+        leaderboard: {
+          ...roundTerm(leaderboard),
+          board: quality === undefined ? null : (board ?? null),
+          is_estimated: isEstimated,
+          estimated_from: isEstimated ? (profile?.prior?.basis ?? []) : null,
+        },
         params: roundTerm(breakdown.terms.params),
         context: roundTerm(breakdown.terms.context),
         adjustment: {
@@ -148,6 +166,7 @@ export function explainRoute(
       })),
       context_tokens: deployment.contextTokens ?? null,
       params_b: profile?.params?.valueB ?? null,
+      cost: deployment.cost,
     };
   };
   return {
@@ -172,6 +191,8 @@ export function explainRoute(
       reason: skip.reason,
       until: skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? null : new Date(skip.untilMs).toISOString(),
       score: round(skip.score),
+      cost: skip.deployment.cost,
+      pool: skip.pool ?? null,
     })),
     unknown_names: plan.unknownNames,
   };

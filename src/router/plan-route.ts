@@ -1,13 +1,14 @@
 // PURE: (request, catalog, state) -> an ordered candidate plan, with the reason for every candidate left out.
 // The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
 
-import { MAX_MODEL_FIELD_CHARS, MAX_MODEL_NAME_CHARS, MAX_REQUESTED_MODELS } from "../config/request-bounds.ts";
-import type { MetaModel, MetaModelFilter, ModelKind, RoutingSettings } from "../config/types.ts";
+import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
 import type { Availability, CooldownCause } from "../limits/availability.ts";
 import type { Catalog, Deployment } from "../providers/catalog.ts";
 
-export const PRIORITY_AUTO = "priority-auto";
+import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
+
+export { PRIORITY_AUTO } from "./resolve-names.ts";
 
 export interface RouteRequest {
   /** The `model` field as sent: a name, a meta model, `provider/name`, `priority-auto` or a comma-separated list. */
@@ -29,7 +30,7 @@ export interface RouteRequest {
   readonly maxOutputTokens?: number;
 }
 
-export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget";
+export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget" | "paid";
 
 export interface RouteCandidate {
   readonly deployment: Deployment;
@@ -51,6 +52,11 @@ export interface RouteSkip {
   readonly cooldownCause?: CooldownCause;
   /** As in RouteCandidate: the leaderboard the score was taken from. */
   readonly board?: string | undefined;
+  /**
+   * The shared pool (one key's account-wide budget, `provider:NAME`) whose exhaustion left this candidate out:
+   * every model of the pool is skipped together until `untilMs`.
+   */
+  readonly pool?: string | undefined;
 }
 
 export interface RoutePlan {
@@ -88,8 +94,16 @@ export interface RouterContext {
    * is ranked in the candidate's place (below the fallback it would never happen). Default: `score`.
    */
   probeScore?(deployment: Deployment): number;
-  /** Budget pre-check; returns why and until when the deployment is over budget, or undefined. */
-  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number } | undefined;
+  /**
+   * Budget pre-check; returns why and until when the deployment is over budget, or undefined. `pool`: the shared
+   * scope that is empty, when it is the provider's account-wide pool rather than the deployment's own budget.
+   */
+  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number; pool?: string | undefined } | undefined;
+  /**
+   * The shared pool a cooling deployment is skipped with (its key's account-wide cooldown), when it is one;
+   * undefined for the deployment's own cooldown.
+   */
+  coolingPool?(deployment: Deployment): string | undefined;
   /** Uniform [0,1) random source for the `spread` strategy; injected so tests are deterministic. */
   random?(): number;
 }
@@ -150,6 +164,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   const cooling: (RouteCandidate & { untilMs: number })[] = [];
   const skipped: RouteSkip[] = [];
   const fitFailures: RouteSkip[] = [];
+  const paidSkips: RouteSkip[] = [];
   groups.forEach((group, groupIndex) => {
     const ready: RouteCandidate[] = [];
     const lastResort: RouteCandidate[] = [];
@@ -159,6 +174,13 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         board === undefined
           ? context.score(deployment)
           : (context.scoreOnBoard?.(deployment, board) ?? context.score(deployment));
+      // `routing.paid: never` is a guarantee: a paid candidate is never tried, waited for or queued for.
+      if (deployment.cost === "paid" && context.routing.paid === "never") {
+        const skip: RouteSkip = { deployment, cause: "paid", reason: PAID_NEVER_REASON, score, board };
+        skipped.push(skip);
+        paidSkips.push(skip);
+        continue;
+      }
       const misfit = checkFit(request, deployment, score);
       if (misfit !== undefined) {
         const skip = { ...misfit, board };
@@ -168,14 +190,16 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       }
       const availability = context.availability(deployment);
       if (!availability.isAvailable) {
+        const pool = context.coolingPool?.(deployment);
         skipped.push({
           deployment,
           cause: "cooldown",
-          reason: availability.reason,
+          reason: pool === undefined ? availability.reason : `pool ${pool} empty: ${availability.reason}`,
           score,
           untilMs: availability.untilMs,
           cooldownCause: availability.cause,
           board,
+          pool,
         });
         cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
         continue;
@@ -185,10 +209,12 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         skipped.push({
           deployment,
           cause: "budget",
-          reason: overBudget.reason,
+          reason:
+            overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`,
           score,
           untilMs: overBudget.untilMs,
           board,
+          pool: overBudget.pool,
         });
         if (Number.isFinite(overBudget.untilMs))
           cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });
@@ -215,14 +241,35 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     const isAllContext = fitFailures.every((failure) => failure.cause === "context");
     throw new NoCapableModelError(noFitMessage(request, fitFailures), { param: isAllContext ? "messages" : "model" });
   }
+  if (candidates.length === 0 && cooling.length === 0 && paidSkips.length > 0) {
+    throw new NoCapableModelError(
+      `Every model for \`${request.model}\` is paid and \`routing.paid\` is \`never\`: mark a free one with \`cost: free\` or allow paid models.`,
+      { param: "model" },
+    );
+  }
 
+  // `last_resort`: paid candidates only once every free one (of every requested name) has had its turn, and a
+  // free one cooling for a moment is waited for rather than paid for.
+  const isLastResort = context.routing.paid === "last_resort";
+  const hasFree = isLastResort && (candidates.some(isFree) || cooling.some(isFree));
+  const ordered = hasFree
+    ? [...candidates.filter(isFree), ...candidates.filter((candidate) => !isFree(candidate))]
+    : candidates;
   return {
     requested: request.model,
-    candidates,
-    waitFor: chooseWait(candidates, cooling, context),
+    candidates: ordered,
+    waitFor: hasFree
+      ? chooseWait(candidates.filter(isFree), cooling.filter(isFree), context)
+      : chooseWait(candidates, cooling, context),
     skipped,
     unknownNames,
   };
+}
+
+const PAID_NEVER_REASON = "paid model: routing.paid is never";
+
+function isFree(candidate: RouteCandidate): boolean {
+  return candidate.deployment.cost === "free";
 }
 
 /**
@@ -255,116 +302,6 @@ function chooseWait(
   if (firstReady.group < best.group) return undefined;
   if (firstReady.group > best.group) return best;
   return best.score > 0 && firstReady.score < waitScoreRatio * best.score ? best : undefined;
-}
-
-/**
- * The requested names in order, without duplicates (a Set: `includes` made 100,000 names quadratic), each at
- * most MAX_MODEL_NAME_CHARS long and at most MAX_REQUESTED_MODELS of them, checked as they are found so that a
- * hostile list costs no more than the limit.
- */
-function splitRequestedNames(request: RouteRequest): string[] {
-  if (request.model.length > MAX_MODEL_FIELD_CHARS) {
-    throw new InvalidRequestError(
-      `\`model\` is longer than ${MAX_MODEL_FIELD_CHARS} characters (at most ${MAX_REQUESTED_MODELS} names of ${MAX_MODEL_NAME_CHARS}).`,
-      { param: "model", code: "invalid_value" },
-    );
-  }
-  const names = new Set<string>();
-  const add = (raw: string, param: string): void => {
-    const name = raw.trim();
-    if (name === "" || names.has(name)) return;
-    if (name.length > MAX_MODEL_NAME_CHARS) {
-      throw new InvalidRequestError(`A model name is longer than ${MAX_MODEL_NAME_CHARS} characters.`, {
-        param,
-        code: "invalid_value",
-      });
-    }
-    if (names.size >= MAX_REQUESTED_MODELS) {
-      throw new InvalidRequestError(
-        `Too many model names: at most ${MAX_REQUESTED_MODELS} per request (\`model\` list and \`models\` together).`,
-        { param, code: "invalid_value" },
-      );
-    }
-    names.add(name);
-  };
-  for (const part of request.model.split(",")) add(part, "model");
-  if (request.fallbackModels.length > MAX_REQUESTED_MODELS) {
-    throw new InvalidRequestError(`\`models\` has more than ${MAX_REQUESTED_MODELS} entries.`, {
-      param: "models",
-      code: "invalid_value",
-    });
-  }
-  for (const fallback of request.fallbackModels) add(fallback, "models");
-  return [...names];
-}
-
-/**
- * The meta model of that name, if the config defines one. An own-property check: a plain object answers
- * `constructor`, `toString` and `__proto__` from its prototype.
- */
-function metaModelNamed(context: RouterContext, name: string): MetaModel | undefined {
-  return Object.hasOwn(context.metaModels, name) ? context.metaModels[name] : undefined;
-}
-
-function resolveName(name: string, context: RouterContext, depth: number): readonly Deployment[] | undefined {
-  const { catalog } = context;
-  if (name === PRIORITY_AUTO) return catalog.deployments;
-  const meta = metaModelNamed(context, name);
-  if (meta !== undefined && depth < 3) {
-    if (meta.kind === "filter")
-      return catalog.deployments.filter((deployment) => matchesFilter(deployment, meta.filter, context));
-    const union = new Set<Deployment>();
-    for (const member of meta.names) {
-      for (const deployment of resolveName(member, context, depth + 1) ?? []) union.add(deployment);
-    }
-    return union.size === 0 ? undefined : [...union];
-  }
-  const exact = catalog.byExactName(name);
-  if (exact !== undefined) return exact;
-  // `provider/public-name` pins one provider. Upstream ids often contain '/' too; those matched above. The pin
-  // comes before the normalised lookup, which drops everything up to the last '/' and so would match the
-  // public name on every provider.
-  const slash = name.indexOf("/");
-  if (slash > 0) {
-    const providerName = name.slice(0, slash).toLowerCase();
-    const inner = catalog.byName(name.slice(slash + 1));
-    const pinned = inner?.filter((deployment) => deployment.provider.settings.name.toLowerCase() === providerName);
-    if (pinned !== undefined && pinned.length > 0) return pinned;
-    // A pin names a provider that exists but does not serve the model: falling back to other providers would
-    // silently ignore the pin.
-    if (catalog.byProvider(providerName) !== undefined) {
-      throw new ModelNotFoundError(`The provider \`${providerName}\` does not serve \`${name.slice(slash + 1)}\`.`, {
-        param: "model",
-      });
-    }
-  }
-  return catalog.byName(name);
-}
-
-function matchesFilter(deployment: Deployment, filter: MetaModelFilter, context: RouterContext): boolean {
-  // `groq` also matches the extra keys of that provider (`groq.2`, `groq.3`: one provider per key).
-  const providerName = deployment.provider.settings.name;
-  if (
-    filter.providers !== undefined &&
-    !filter.providers.some((name) => providerName === name || providerName.startsWith(`${name}.`))
-  ) {
-    return false;
-  }
-  if (filter.minContext !== undefined && (deployment.contextTokens ?? 0) < filter.minContext) return false;
-  if (filter.minParamsB !== undefined) {
-    const paramsB = context.paramsB?.(deployment) ?? deployment.model.paramsB;
-    if ((paramsB ?? 0) < filter.minParamsB) return false;
-  }
-  if (filter.tools === true && deployment.capabilities.tools !== true) return false;
-  if (filter.vision === true && deployment.capabilities.vision !== true) return false;
-  if (filter.include !== undefined) {
-    const id = deployment.model.id.toLowerCase();
-    if (!filter.include.some((part) => id.includes(part.toLowerCase()))) return false;
-  }
-  // `leaderboard: X` selects the models that board knows (and ranks them by it, see planRoute).
-  if (filter.leaderboard !== undefined && context.scoreOnBoard?.(deployment, filter.leaderboard) === undefined)
-    return false;
-  return context.score(deployment) > Number.NEGATIVE_INFINITY;
 }
 
 function checkFit(request: RouteRequest, deployment: Deployment, score: number): RouteSkip | undefined {

@@ -11,6 +11,7 @@ import {
 } from "./leaderboards.ts";
 import { lookupModelMetadata, type ModelCapabilities, type ModelMetadataTable } from "./model-metadata.ts";
 import { type ResolvedParams, resolveParamsB } from "./params.ts";
+import { estimateQuality, familyOf, priorPopulation, type QualityPrior } from "./quality-prior.ts";
 import { precomputeStaticScore, type ScoringWeights, type StaticScore } from "./score.ts";
 
 export interface ScoringSources {
@@ -44,6 +45,8 @@ export interface ModelProfile {
   readonly capabilities: ModelCapabilities | undefined;
   readonly metadataKey: string | undefined;
   readonly adjustment: Adjustment;
+  /** No board knows the model: its estimated quality, which stands in for the leaderboard term. */
+  readonly prior?: QualityPrior | undefined;
 }
 
 export function profileModel(
@@ -80,6 +83,43 @@ export function profileModel(
   };
 }
 
+/**
+ * The profiles with a quality prior for every chat model no board knows, estimated against the boards' rows and
+ * the deployments a board did match (docs/scoring.md "Unknown models"). `nowMs` dates the age discount.
+ */
+export function withQualityPriors(
+  profiles: readonly ModelProfile[],
+  sources: ScoringSources,
+  nowMs: number,
+): ModelProfile[] {
+  if (profiles.every((profile) => profile.leaderboard.value !== undefined || profile.kind !== "chat")) {
+    return [...profiles];
+  }
+  const measured = profiles.flatMap((profile) =>
+    profile.leaderboard.value === undefined
+      ? []
+      : [
+          {
+            name: profile.modelId,
+            quality: profile.leaderboard.value,
+            paramsB: profile.params?.valueB,
+            family: familyOf(profile.modelId),
+            provider: profile.provider,
+          },
+        ],
+  );
+  const population = priorPopulation(sources.leaderboards, sources.boardWeights, measured);
+  return profiles.map((profile) => {
+    if (profile.leaderboard.value !== undefined || profile.kind !== "chat") return profile;
+    const prior = estimateQuality(
+      { provider: profile.provider, modelId: profile.modelId, paramsB: profile.params?.valueB },
+      population,
+      nowMs,
+    );
+    return prior === undefined ? profile : { ...profile, prior };
+  });
+}
+
 export interface PriorityInput {
   readonly basePriority: number;
   readonly priority: number;
@@ -91,7 +131,8 @@ export function staticScoreFor(profile: ModelProfile, priorities: PriorityInput,
     {
       basePriority: priorities.basePriority,
       priority: priorities.priority,
-      leaderboard: profile.leaderboard.value,
+      leaderboard: profile.leaderboard.value ?? profile.prior?.value,
+      isLeaderboardEstimated: profile.leaderboard.value === undefined && profile.prior !== undefined,
       paramsB: profile.params?.valueB,
       contextTokens: profile.contextTokens,
       adjustment: profile.adjustment.total,

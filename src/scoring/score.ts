@@ -36,6 +36,8 @@ export interface ScoreTerm {
   readonly weighted: number;
   /** The input was unknown and the neutral value stood in. */
   readonly isNeutral: boolean;
+  /** The input was estimated (the leaderboard prior of an unmeasured model), not measured. */
+  readonly isEstimated?: boolean;
 }
 
 export interface StaticScoreInput {
@@ -45,6 +47,8 @@ export interface StaticScoreInput {
   readonly priority: number;
   /** Leaderboard quality 0..1, undefined when no board matched. */
   readonly leaderboard: number | undefined;
+  /** `leaderboard` is an estimate (quality-prior.ts), not a board's measurement. */
+  readonly isLeaderboardEstimated?: boolean;
   readonly paramsB: number | undefined;
   readonly contextTokens: number | undefined;
   /** Summed adjustment priorities (points). */
@@ -109,12 +113,14 @@ function term(
 
 /** Everything but health: computed once per provider+model when the catalog is built. */
 export function precomputeStaticScore(input: StaticScoreInput, weights: ScoringWeights): StaticScore {
-  const leaderboard = term(
+  const measured = term(
     input.leaderboard,
     clamp01,
     weights.NEUTRAL_LEADERBOARD,
     weights.MODEL_LEADERBOARD_SCORE_SCALAR,
   );
+  const leaderboard: ScoreTerm =
+    input.isLeaderboardEstimated === true && !measured.isNeutral ? { ...measured, isEstimated: true } : measured;
   const params = term(input.paramsB, normaliseParams, weights.NEUTRAL_PARAMS, weights.MODEL_PARAM_SCORE_SCALAR);
   const context = term(input.contextTokens, normaliseContext, weights.NEUTRAL_CONTEXT, weights.MODEL_CTX_SCORE_SCALAR);
   const adjustment = { value: input.adjustment, weighted: input.adjustment * weights.MODEL_ADJUSTMENT_SCALAR };

@@ -213,6 +213,8 @@ function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs:
         remaining: window.remaining,
         resets_at: window.resetsAtMs === undefined ? null : new Date(window.resetsAtMs).toISOString(),
         source: window.source,
+        algorithm: window.algorithm,
+        ...(window.evidence === undefined ? {} : { evidence: window.evidence }),
       })),
       in_flight: runtime.budgets.inFlight(scope.id),
     })),

@@ -46,6 +46,47 @@ function spend(budgets: BudgetBook, times: number, tokens: number, atMs: number)
 }
 
 describe("EmbeddedStateStore", () => {
+  it("limits learned from 429s, fixed-window counters and buckets survive a restart, with their evidence", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const before = freshBooks(clock);
+    const store = new EmbeddedStateStore(path, before.budgets, before.availability);
+    store.load();
+    const learnedScope: BudgetScope = {
+      id: "deployment:mistral/small",
+      rules: [],
+      concurrency: undefined,
+      dayReset: UTC_MIDNIGHT,
+    };
+    const bucketScope: BudgetScope = {
+      id: "deployment:cerebras/qwen",
+      ...rulesFromLimits({ rpm: 2, window: "bucket" }),
+      dayReset: UTC_MIDNIGHT,
+    };
+    for (const atMs of [T0, T0 + 400])
+      assert.ok(isReservation(before.budgets.reserve([learnedScope], { tokens: 0 }, atMs)));
+    before.budgets.learnLimits(
+      learnedScope,
+      { sentAtMs: T0 + 400, kind: "short", hintDelayMs: undefined, stated: [] },
+      T0 + 410,
+    );
+    for (const atMs of [T0, T0 + 1])
+      assert.ok(isReservation(before.budgets.reserve([bucketScope], { tokens: 0 }, atMs)));
+    store.flush(T0 + 500);
+    store.close();
+
+    const after = freshBooks(clock);
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+    reopened.load();
+    const learned = after.budgets.usage(learnedScope, T0 + 500).find((window) => window.source === "learned");
+    assert.equal(learned?.limit, 1);
+    assert.equal(learned?.window, "second");
+    assert.match(learned?.evidence ?? "", /400 ms after the last accepted request/);
+    assert.equal(after.budgets.check([learnedScope], { tokens: 0 }, T0 + 500).isAllowed, false);
+    assert.equal(after.budgets.check([bucketScope], { tokens: 0 }, T0 + 29_000).isAllowed, false);
+    assert.equal(after.budgets.check([bucketScope], { tokens: 0 }, T0 + 30_000).isAllowed, true);
+  });
+
   it("flush then reload into fresh books: counters, sliding log, learned limits and cooldowns survive", () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();

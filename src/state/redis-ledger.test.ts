@@ -84,6 +84,32 @@ function describeVerdict(value: Reservation | BudgetVerdict): unknown {
 }
 
 describe("RedisLedger", { skip }, () => {
+  test("a limit learned from a 429 goes to the reserve script with the scope's configured rules", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 6, 0));
+    const { state } = await startBackend(t, server.url, { clock, prefix: "learned-rules:" });
+    const own = scope("deployment:p/x", {});
+    const start = clock.now();
+    assert.ok(isReservation(await state.ledger.reserve([own], { tokens: 0 }, start)));
+    assert.ok(isReservation(await state.ledger.reserve([own], { tokens: 0 }, start + 300)));
+    // The provider refused the second one: one a second.
+    const learned = state.ledger.learnLimits(
+      own,
+      { sentAtMs: start + 300, kind: "short", hintDelayMs: undefined, stated: [] },
+      start + 310,
+    );
+    assert.deepEqual(
+      learned.map((rule) => `${rule.unit}/${rule.window}=${rule.limit}`),
+      ["requests/second=1"],
+    );
+    assert.ok(isReservation(await state.ledger.reserve([own], { tokens: 0 }, start + 1_000)));
+    // Denied by the script (reserve goes to Redis while it is up), with the learned rule's reason.
+    const denied = await state.ledger.reserve([own], { tokens: 0 }, start + 1_200);
+    assert.ok(!isReservation(denied) && !denied.isAllowed);
+    assert.match(denied.reason, /over its learned rps limit \(1\/1; 429 300 ms after the last accepted request/);
+    assert.equal(denied.retryAtMs, start + 2_000);
+  });
+
   test("gives BudgetBook's verdicts (reasons and retry times) for the same history", async (t) => {
     const server = await useRedisServer(t);
     const pool = scope("provider:p", { rpm: 4, tpm: 600, rpd: 12, concurrency: 3 });

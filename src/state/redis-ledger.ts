@@ -13,28 +13,30 @@
 // While Redis is down, `reserve` charges the local book only (each process then enforces the whole limit on its
 // own) and remembers those reservations; when Redis is back they are replayed into it (charged without a check),
 // so the shared windows count what was sent meanwhile.
+//
+// The class stays whole (a little over 400 lines): reserve, reconcile, release, lease renewal and the replay all
+// read and change the same private state (reservation details, the local mirror, cached denials, the unsynced
+// list); its pure parts (script arguments, denial parsing) live in redis-script-shapes.ts.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import type { DayReset } from "../config/day-reset.ts";
 import {
   assumedResetAtMs,
   BudgetBook,
   type BudgetCost,
   type BudgetLedger,
-  type BudgetRule,
   type BudgetScope,
   type BudgetVerdict,
   type Denied,
   isReservation,
   type Reservation,
-  ruleName,
   type WindowUsage,
 } from "../limits/budgets.ts";
-import { dayWindow, monthWindow } from "../limits/day-window.ts";
+import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
-import { keysStartingWith, learnedKey, leasesKey, SLIDING_WINDOWS_MS, scopeKeys } from "./redis-keys.ts";
+import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
+import { type CachedDenial, denialFromReply, ScriptShapes } from "./redis-script-shapes.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
 export const DEFAULT_LEASE_TTL_MS = 30_000;
@@ -45,8 +47,6 @@ const MAX_UNSYNCED = 10_000;
 /** Replayed reservations sent to Redis at once. */
 const REPLAY_BATCH = 200;
 
-const SLIDING_WINDOW_MS: Readonly<Record<string, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
-
 export interface RedisLedgerOptions {
   readonly redis: SharedStateRedis;
   readonly link: RedisLink;
@@ -55,19 +55,6 @@ export interface RedisLedgerOptions {
   readonly leaseTtlMs?: number;
   /** Identifies this process in reservation ids; random by default. */
   readonly instanceId?: string;
-}
-
-/** The per-scope arguments of the reserve script that depend only on the scope's rules. */
-interface ScopeShape {
-  readonly concurrency: string;
-  readonly hasDay: boolean;
-  readonly hasMonth: boolean;
-  readonly hasTokenRule: boolean;
-  readonly hasConcurrency: boolean;
-  /** Indexes into SLIDING_WINDOWS_MS of the sliding windows the rules use (the script charges them in this order). */
-  readonly slidingWindows: readonly number[];
-  /** rule_count, then unit/window/limit per rule. */
-  readonly ruleArguments: readonly string[];
 }
 
 /** A sliding-window run a reservation was charged to in Redis: the runs hash key and the run id. */
@@ -88,19 +75,6 @@ interface ReservationDetail {
   runs: readonly ChargedRun[];
 }
 
-interface CachedDenial {
-  readonly verdict: Denied;
-  /** The denial applies to costs of at least this many tokens (0: to every cost). */
-  readonly minTokens: number;
-}
-
-interface WallClockWindows {
-  readonly dayStartMs: number;
-  readonly dayEndMs: number;
-  readonly monthStartMs: number;
-  readonly monthEndMs: number;
-}
-
 export class RedisLedger implements BudgetLedger {
   readonly #local = new BudgetBook();
   readonly #redis: SharedStateRedis;
@@ -113,8 +87,7 @@ export class RedisLedger implements BudgetLedger {
   /** Unreleased reservations holding concurrency leases, renewed by a timer. */
   readonly #leased = new Set<Reservation>();
   readonly #denials = new Map<string, CachedDenial>();
-  readonly #shapes = new WeakMap<BudgetScope, ScopeShape>();
-  readonly #wallClockCache = new Map<string, WallClockWindows>();
+  readonly #shapes = new ScriptShapes();
   #unsynced: Reservation[] = [];
   #isReplaying = false;
   #nextId = 1;
@@ -174,8 +147,12 @@ export class RedisLedger implements BudgetLedger {
     detail.tokensInRedis = tokens;
     const counters: string[] = [];
     for (const scope of reservation.scopes) {
-      if (!this.#shapeOf(scope).hasTokenRule) continue;
-      const scoped = scopeKeys(this.#prefix, scope.id, this.#wallClockWindowsAt(scope.dayReset, reservation.atMs));
+      if (!this.#shapes.shapeOf(scope).hasTokenRule) continue;
+      const scoped = scopeKeys(
+        this.#prefix,
+        scope.id,
+        this.#shapes.wallClockWindowsAt(scope.dayReset, reservation.atMs),
+      );
       counters.push(scoped.day, scoped.month);
     }
     if (delta === 0 || counters.length === 0) return;
@@ -223,6 +200,14 @@ export class RedisLedger implements BudgetLedger {
       () => this.#link.recordSuccess(),
       (error: unknown) => this.#link.recordFailure(error),
     );
+  }
+
+  /**
+   * Learned limits live in the local book (and the embedded store's rows); `reserve` sends them to Redis with the
+   * scope's configured rules (`effectiveScope`), so every process that learned a limit enforces it fleet-wide.
+   */
+  learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
+    return this.#local.learnLimits(scope, refusal, nowMs);
   }
 
   /** This process's view (its own reservations and what it learned); see the module comment. */
@@ -315,7 +300,10 @@ export class RedisLedger implements BudgetLedger {
     const id = this.#nextId++;
     const member = this.#memberOf(id);
     const tokens = roundTokens(cost.tokens);
-    const { keys, args } = this.#scriptArguments(scopes, tokens, nowMs, member, false);
+    // Learned limits travel with the configured rules. The script counts every second/minute/hour rule as a sliding
+    // window, also one declared `fixed` or `bucket`: never more than the provider allows, possibly less.
+    const shared = scopes.map((scope) => this.#local.effectiveScope(scope, nowMs));
+    const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false);
     let reply: unknown;
     try {
       reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
@@ -325,7 +313,7 @@ export class RedisLedger implements BudgetLedger {
     }
     this.#link.recordSuccess();
     if (!Array.isArray(reply) || reply[0] !== 1) {
-      const denied = this.#denialOf(reply, scopes, cost, nowMs);
+      const denied = this.#denialOf(reply, shared, cost, nowMs);
       if (denied !== undefined) return denied;
       this.#link.recordRejected(new Error(`unexpected reply from the budget script: ${JSON.stringify(reply)}`));
       return this.#reserveLocally(scopes, cost, nowMs);
@@ -334,7 +322,7 @@ export class RedisLedger implements BudgetLedger {
     const mirrored = this.#local.reserve(scopes, cost, nowMs);
     const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
     const detail = this.#details.get(reservation);
-    if (detail !== undefined) detail.runs = this.#chargedRuns(scopes, nowMs, reply);
+    if (detail !== undefined) detail.runs = this.#chargedRuns(shared, nowMs, reply);
     return reservation;
   }
 
@@ -344,9 +332,9 @@ export class RedisLedger implements BudgetLedger {
     const runs: ChargedRun[] = [];
     let next = 1;
     for (const scope of scopes) {
-      const shape = this.#shapeOf(scope);
+      const shape = this.#shapes.shapeOf(scope);
       if (shape.slidingWindows.length === 0) continue;
-      const scoped = scopeKeys(this.#prefix, scope.id, this.#wallClockWindowsAt(scope.dayReset, nowMs));
+      const scoped = scopeKeys(this.#prefix, scope.id, this.#shapes.wallClockWindowsAt(scope.dayReset, nowMs));
       for (const index of shape.slidingWindows) {
         const id = ids[next++];
         const keys = scoped.sliding[index];
@@ -409,8 +397,9 @@ export class RedisLedger implements BudgetLedger {
     const perScope: (string | number)[] = [];
     let hasConcurrency = false;
     for (const scope of scopes) {
-      const shape = this.#shapeOf(scope);
-      const wallClock = shape.hasDay || shape.hasMonth ? this.#wallClockWindowsAt(scope.dayReset, nowMs) : undefined;
+      const shape = this.#shapes.shapeOf(scope);
+      const wallClock =
+        shape.hasDay || shape.hasMonth ? this.#shapes.wallClockWindowsAt(scope.dayReset, nowMs) : undefined;
       const scoped = scopeKeys(this.#prefix, scope.id, {
         dayStartMs: wallClock?.dayStartMs ?? 0,
         monthStartMs: wallClock?.monthStartMs ?? 0,
@@ -427,101 +416,12 @@ export class RedisLedger implements BudgetLedger {
     };
   }
 
-  #shapeOf(scope: BudgetScope): ScopeShape {
-    let shape = this.#shapes.get(scope);
-    if (shape !== undefined) return shape;
-    const slidingWindows = new Set<number>();
-    const rules: string[] = [];
-    for (const rule of scope.rules) {
-      const slidingMs = SLIDING_WINDOW_MS[rule.window];
-      if (slidingMs !== undefined) slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
-      rules.push(rule.unit === "requests" ? "r" : "t", String(windowCode(rule)), String(rule.limit));
-    }
-    shape = {
-      concurrency: scope.concurrency === undefined ? "-1" : String(scope.concurrency),
-      hasDay: scope.rules.some((rule) => rule.window === "day"),
-      hasMonth: scope.rules.some((rule) => rule.window === "month"),
-      hasTokenRule: scope.rules.some((rule) => rule.unit === "tokens"),
-      hasConcurrency: scope.concurrency !== undefined,
-      slidingWindows: [...slidingWindows].sort((left, right) => left - right),
-      ruleArguments: [String(scope.rules.length), ...rules],
-    };
-    this.#shapes.set(scope, shape);
-    return shape;
-  }
-
-  #wallClockWindowsAt(reset: DayReset, nowMs: number): WallClockWindows {
-    const cacheKey = `${reset.timeZone}|${reset.minuteOfDay}`;
-    const cached = this.#wallClockCache.get(cacheKey);
-    if (
-      cached !== undefined &&
-      nowMs >= cached.dayStartMs &&
-      nowMs < cached.dayEndMs &&
-      nowMs >= cached.monthStartMs &&
-      nowMs < cached.monthEndMs
-    ) {
-      return cached;
-    }
-    const day = dayWindow(reset, nowMs);
-    const month = monthWindow(reset, nowMs);
-    const windows = {
-      dayStartMs: day.startMs,
-      dayEndMs: day.endMs,
-      monthStartMs: month.startMs,
-      monthEndMs: month.endMs,
-    };
-    this.#wallClockCache.set(cacheKey, windows);
-    return windows;
-  }
-
-  /** Turns the script's denial into BudgetBook's verdict (same reasons and retry times), and remembers it. */
+  /** The script's denial as BudgetBook's verdict (same reasons and retry times), remembered for its scope. */
   #denialOf(reply: unknown, scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Denied | undefined {
-    const values = Array.isArray(reply) ? (reply as unknown[]) : [];
-    const scope = scopes[Number(values[1])];
-    if (scope === undefined) return undefined;
-    let verdict: Denied;
-    let minTokens = 0;
-    switch (String(values[2])) {
-      case "concurrency":
-        verdict = {
-          isAllowed: false,
-          scopeId: scope.id,
-          reason: `at its concurrency limit (${scope.concurrency} in flight)`,
-          retryAtMs: nowMs + 100,
-        };
-        break;
-      case "rule": {
-        const rule = scope.rules[Number(values[3])];
-        if (rule === undefined) return undefined;
-        const used = Number(values[4]);
-        const amount = Number(values[5]);
-        const retryAtMs = Number(values[6]);
-        if (rule.unit === "tokens") minTokens = cost.tokens;
-        verdict = {
-          isAllowed: false,
-          scopeId: scope.id,
-          reason: `over its ${ruleName(rule)} budget (${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""})`,
-          retryAtMs: retryAtMs < 0 ? Number.POSITIVE_INFINITY : retryAtMs,
-        };
-        break;
-      }
-      case "learned": {
-        const [, window = ""] = String(values[3]).split(":");
-        const isTokens = String(values[3]).startsWith("tokens");
-        if (isTokens) minTokens = cost.tokens;
-        verdict = {
-          isAllowed: false,
-          scopeId: scope.id,
-          reason: `the provider reports ${Math.max(0, Number(values[4]))} ${isTokens ? "tokens" : "requests"} left this ${window}`,
-          retryAtMs: Number(values[5]),
-        };
-        break;
-      }
-      default:
-        return undefined;
-    }
-    this.#denials.set(scope.id, { verdict, minTokens });
-    return verdict;
+    const denial = denialFromReply(reply, scopes, cost, nowMs);
+    if (denial === undefined) return undefined;
+    this.#denials.set(denial.verdict.scopeId, denial);
+    return denial.verdict;
   }
 
   #cachedDenial(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Denied | undefined {
@@ -537,12 +437,6 @@ export class RedisLedger implements BudgetLedger {
     }
     return undefined;
   }
-}
-
-function windowCode(rule: BudgetRule): number {
-  if (rule.window === "day") return 0;
-  if (rule.window === "month") return -1;
-  return SLIDING_WINDOW_MS[rule.window] ?? 0;
 }
 
 /** Redis counters are integers; token estimates are too, this only guards against a stray fraction. */

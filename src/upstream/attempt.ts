@@ -161,7 +161,8 @@ async function attemptWithSignals(context: AttemptContext): Promise<AttemptResul
       return networkFailure(error, context);
     }
     const verdict = classifyResponse(response.statusCode, headers, bodyText, clock.now());
-    return failed(lessonFromVerdict(verdict, settings, clock.now()), response.statusCode, verdict, headersMs);
+    const lesson = lessonFromVerdict(verdict, settings, clock.now(), { headers, bodyText });
+    return failed(lesson, response.statusCode, verdict, headersMs);
   }
   const headerEffects = lessonsFromHeaders(headers, settings, sentAtMs);
   if (request.isStream) return streamAnswer(context, response, headerEffects, headersMs, isUsageInjected);

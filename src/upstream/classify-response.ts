@@ -11,6 +11,8 @@ export type Verdict =
       readonly limitKind: RateLimitKind;
       readonly hint: RetryHint | undefined;
       readonly reason: string;
+      /** The answer names the account's shared pool (see RateLimitClassification.isAccountWide). */
+      readonly isAccountWide?: boolean;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -52,6 +54,7 @@ export function classifyResponse(status: number, headers: HeaderMap, bodyText: s
       limitKind: classification.kind,
       hint: retryHintFromResponse({ status, headers, bodyText, nowMs }),
       reason: classification.reason,
+      ...(classification.isAccountWide === true ? { isAccountWide: true } : {}),
     };
   }
   if (status === 401 || status === 403) {

@@ -73,7 +73,7 @@ export function finalError(
   const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };
   if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     return new RateLimitedError(
-      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}.${detail}`,
+      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, nowMs, soonestMs)}.${paidText(plan)}${detail}`,
       { attempts: summaries, ...retryAfter },
     );
   }
@@ -91,6 +91,32 @@ export function finalError(
   return isTimeoutOnly
     ? new UpstreamTimeoutError(message, { attempts: summaries })
     : new UpstreamUnavailableError(message, { attempts: summaries });
+}
+
+/**
+ * The candidate (and its pool, when a whole account-wide pool is empty) that frees up first, with its reset time:
+ * ` (groq/m at 2026-01-01T00:00:30.000Z, pool provider:groq)`.
+ */
+function soonestResetText(plan: RoutePlan, nowMs: number, soonestMs: number | undefined): string {
+  let soonest: RoutePlan["skipped"][number] | undefined;
+  for (const skip of plan.skipped) {
+    if (skip.cause !== "budget" && skip.cause !== "cooldown") continue;
+    if (skip.cooldownCause !== undefined && !isLimitCause(skip.cooldownCause)) continue;
+    if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs) || skip.untilMs < nowMs) continue;
+    if (soonest === undefined || skip.untilMs < (soonest.untilMs ?? Number.POSITIVE_INFINITY)) soonest = skip;
+  }
+  if (soonest === undefined || soonest.untilMs === undefined) {
+    // Only candidates tried in this request cool: their reset, without a name (several may have been tried).
+    return soonestMs === undefined ? "" : ` (at ${new Date(nowMs + soonestMs).toISOString()})`;
+  }
+  const pool = soonest.pool === undefined ? "" : `, pool ${soonest.pool}`;
+  return ` (${soonest.deployment.key} at ${new Date(soonest.untilMs).toISOString()}${pool})`;
+}
+
+/** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */
+function paidText(plan: RoutePlan): string {
+  const paid = plan.skipped.filter((skip) => skip.cause === "paid").length;
+  return paid === 0 ? "" : ` ${paid} paid candidate${paid === 1 ? " was" : "s were"} not tried (routing.paid: never).`;
 }
 
 export function rejectedError(

@@ -8,8 +8,9 @@ import type { CooldownCause } from "../limits/availability.ts";
 import { dayWindow } from "../limits/day-window.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
+import { type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
-import type { RetryHint } from "../limits/retry-hint.ts";
+import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import type { Verdict } from "./classify-response.ts";
 
 export type Effect =
@@ -32,8 +33,21 @@ export type Effect =
     }
   /** The key is bad or out of credits: every model of the provider cools down. */
   | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
+  /**
+   * An account-wide 429 (the answer names the account's pool, or the provider's `rate_limit_scope` is
+   * `account`): every model of the key cools as long as the deployment that hit the limit (the effect before it).
+   */
+  | { readonly kind: "cool_pool"; readonly reason: string }
   /** Rate-limit windows the provider reported: learned into the deployment's own budget scope. */
-  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] };
+  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] }
+  /** A 429 on the key's own limits: infer the limit (limit-learning.ts) and pace the deployment to it. */
+  | { readonly kind: "learn_limits"; readonly refusal: Omit<RefusalFacts, "sentAtMs"> };
+
+/** The refused answer itself, for what its headers and body say about the limits. */
+export interface RefusedAnswer {
+  readonly headers: HeaderMap;
+  readonly bodyText: string;
+}
 
 export interface Lesson {
   readonly outcome: Outcome;
@@ -51,7 +65,12 @@ export function failureLesson(outcome: Outcome, reason: string): Lesson {
 }
 
 /** What a failed answer teaches (cooldowns, parked keys, circuit), and the attempt's outcome. */
-export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, nowMs: number): Lesson {
+export function lessonFromVerdict(
+  verdict: Verdict,
+  settings: ProviderSettings,
+  nowMs: number,
+  answer?: RefusedAnswer,
+): Lesson {
   switch (verdict.kind) {
     case "success":
       return failureLesson("bad_response", "unexpected success verdict");
@@ -68,10 +87,15 @@ export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, 
         verdict.hint === undefined
           ? ""
           : ` (retry in ${Math.ceil(verdict.hint.delayMs)} ms, from ${verdict.hint.source})`;
+      const own = rateLimitEffect(verdict, cause, settings, nowMs);
       return {
         outcome: "rate_limited",
         reason: `${verdict.reason}${hintText}`,
-        effects: [rateLimitEffect(verdict, cause, settings, nowMs)],
+        effects: [
+          own,
+          ...(isAccountWide(verdict, settings) ? [{ kind: "cool_pool" as const, reason: verdict.reason }] : []),
+          ...(answer === undefined ? [] : learnLimitsEffect(verdict, settings, nowMs, answer)),
+        ],
       };
     }
     case "invalid_key":
@@ -87,6 +111,16 @@ export function lessonFromVerdict(verdict: Verdict, settings: ProviderSettings, 
     case "rejected":
       return { outcome: "rejected", reason: verdict.error.message, effects: [] };
   }
+}
+
+/**
+ * Whether a 429 empties the key's whole pool: the answer says so (OpenRouter's free-models-per-min/day), or the
+ * provider counts one pool per key (`rate_limit_scope: account`). A provider's capacity is not the key's limit,
+ * and credits already park the whole key.
+ */
+function isAccountWide(verdict: Verdict & { kind: "rate_limited" }, settings: ProviderSettings): boolean {
+  if (verdict.limitKind !== "short" && verdict.limitKind !== "daily") return false;
+  return verdict.isAccountWide === true || settings.rateLimitScope === "account";
 }
 
 function rateLimitEffect(
@@ -131,4 +165,38 @@ export function lessonsFromHeaders(headers: HeaderMap, settings: ProviderSetting
     }
   }
   return effects;
+}
+
+/** What a 429 on the key's own limits says about them (capacity and credits refusals say nothing). */
+function learnLimitsEffect(
+  verdict: Verdict & { kind: "rate_limited" },
+  settings: ProviderSettings,
+  nowMs: number,
+  answer: RefusedAnswer,
+): Effect[] {
+  if (verdict.limitKind === "capacity" || verdict.limitKind === "credits") return [];
+  const dialectName = settings.rateLimitDialect;
+  const dialect =
+    dialectName in RATE_LIMIT_DIALECTS ? RATE_LIMIT_DIALECTS[dialectName as RateLimitDialectName] : undefined;
+  // Groq's retry-after is whole seconds ("12") next to the body's exact "try again in 11.455s": the exact one
+  // places a bucket's refill to the millisecond.
+  const bodyHint = retryHintFromResponse({ status: 429, headers: {}, bodyText: answer.bodyText, nowMs });
+  const hintDelayMs =
+    bodyHint !== undefined && (verdict.hint === undefined || bodyHint.delayMs <= verdict.hint.delayMs)
+      ? bodyHint.delayMs
+      : verdict.hint?.delayMs;
+  const algorithm = settings.limits?.window;
+  const offsetMs = settings.limits?.windowOffsetMs;
+  return [
+    {
+      kind: "learn_limits",
+      refusal: {
+        kind: verdict.limitKind,
+        hintDelayMs,
+        stated: statedLimits(answer.headers, answer.bodyText, dialect, nowMs),
+        ...(algorithm === undefined ? {} : { algorithm }),
+        ...(offsetMs === undefined ? {} : { offsetMs }),
+      },
+    },
+  ];
 }

@@ -73,24 +73,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
   };
   try {
     const contentType = String(input.headers["content-type"] ?? "");
-    if (!contentType.includes("text/event-stream")) {
-      // Some providers answer a stream request with a JSON error (status 200) instead of SSE.
-      const text = await readRest(iterator, input.maxErrorBodyBytes);
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        return fail({
-          ok: false,
-          failure: "not_a_stream",
-          reason: `expected an event stream, got ${contentType || "no content type"}`,
-        });
-      }
-      const verdict = classifyErrorInSuccess(json, input.headers, input.nowMs());
-      if (verdict !== undefined)
-        return fail({ ok: false, failure: "error_event", reason: "error instead of a stream", verdict });
-      return fail({ ok: false, failure: "not_a_stream", reason: "the upstream answered JSON to a stream request" });
-    }
+    if (!contentType.includes("text/event-stream")) return fail(await notAStream(iterator, contentType, input));
     let scanned = 0;
     for (;;) {
       const next = await iterator.next();
@@ -128,21 +111,52 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     }
   } catch (error) {
     input.controller.abort();
-    if (error instanceof SseLimitError) return { ok: false, failure: "too_large", reason: error.message };
-    if (input.clientSignal.aborted) return { ok: false, failure: "client_aborted", reason: "client disconnected" };
-    if (isFirstTokenLate) {
-      return {
-        ok: false,
-        failure: "first_token_timeout",
-        reason: `no content within first_token_timeout_ms (${input.firstTokenTimeoutMs} ms)`,
-      };
-    }
-    if (input.deadline.aborted) return { ok: false, failure: "timeout", reason: "the request's total time ran out" };
-    const network = classifyNetworkError(error);
-    return { ok: false, failure: network.kind === "timeout" ? "timeout" : "cut", reason: network.reason };
+    return failureOf(error, input, isFirstTokenLate);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Some providers answer a stream request with a JSON error (status 200) instead of SSE. */
+async function notAStream(
+  iterator: AsyncIterator<Uint8Array>,
+  contentType: string,
+  input: OpenStreamInput,
+): Promise<OpenStreamResult & { ok: false }> {
+  const text = await readRest(iterator, input.maxErrorBodyBytes);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return {
+      ok: false,
+      failure: "not_a_stream",
+      reason: `expected an event stream, got ${contentType || "no content type"}`,
+    };
+  }
+  const verdict = classifyErrorInSuccess(json, input.headers, input.nowMs());
+  if (verdict !== undefined) return { ok: false, failure: "error_event", reason: "error instead of a stream", verdict };
+  return { ok: false, failure: "not_a_stream", reason: "the upstream answered JSON to a stream request" };
+}
+
+/** Why the wait for the first content ended in an exception: a bound, the client, a timer, or the network. */
+function failureOf(
+  error: unknown,
+  input: OpenStreamInput,
+  isFirstTokenLate: boolean,
+): OpenStreamResult & { ok: false } {
+  if (error instanceof SseLimitError) return { ok: false, failure: "too_large", reason: error.message };
+  if (input.clientSignal.aborted) return { ok: false, failure: "client_aborted", reason: "client disconnected" };
+  if (isFirstTokenLate) {
+    return {
+      ok: false,
+      failure: "first_token_timeout",
+      reason: `no content within first_token_timeout_ms (${input.firstTokenTimeoutMs} ms)`,
+    };
+  }
+  if (input.deadline.aborted) return { ok: false, failure: "timeout", reason: "the request's total time ran out" };
+  const network = classifyNetworkError(error);
+  return { ok: false, failure: network.kind === "timeout" ? "timeout" : "cut", reason: network.reason };
 }
 
 /** The body's text, at most about `maxBytes` of it (a longer one is not a JSON error worth reading). */

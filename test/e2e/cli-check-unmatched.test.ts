@@ -1,4 +1,4 @@
-// `check` names the configured chat models no leaderboard row matches (they get the neutral quality), so a user
+// `check` names the configured chat models no leaderboard row matches (their quality is only estimated), so a user
 // can add `leaderboard_name`.
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -45,6 +45,7 @@ describe("a candidate over its budget is skipped without an upstream request", (
       remaining: 0,
       resets_at: "2026-01-02T00:00:00.000Z",
       source: "config",
+      algorithm: "fixed",
     });
 
     clock.set(Date.UTC(2026, 0, 2) - 1);

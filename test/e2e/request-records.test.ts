@@ -55,7 +55,7 @@ describe("request records", () => {
     for (const attempt of record.attempts) {
       assert.ok(attempt.durationMs >= 0 && attempt.headersMs !== undefined, "every attempt has its timings");
     }
-    assert.deepEqual(record.servedBy, { deploymentKey: "beta/m", provider: "beta", model: MODEL });
+    assert.deepEqual(record.servedBy, { deploymentKey: "beta/m", provider: "beta", model: MODEL, cost: "paid" });
     assert.equal(record.tokensIn, 7);
     assert.equal(record.tokensOut, 3);
     assert.ok(record.durationMs >= 0 && record.timeToHeadersMs !== undefined);

@@ -211,6 +211,8 @@ test(`${STREAMS} streams abandoned mid-stream (${AT_ONCE} at a time) release eve
   // Each one is logged as the client's doing (499), also when it left during a continuation.
   await waitUntil(() => statuses.length === STREAMS, "every routing decision");
   assert.deepEqual(new Set(statuses), new Set([499]));
+  // A bound against hangs (a leaked slot makes later streams wait for ever), not a speed target: about 3 s on a
+  // quiet machine, 16 s seen on a heavily loaded one.
   const elapsedMs = performance.now() - startedAtMs;
-  assert.ok(elapsedMs < 15_000, `took ${Math.round(elapsedMs)} ms`);
+  assert.ok(elapsedMs < 40_000, `took ${Math.round(elapsedMs)} ms`);
 });

@@ -1,0 +1,276 @@
+// Each learning rule against an injected clock: per second from the spacing of 429s, per minute and per day from
+// the headers and bodies of each dialect the presets use, and the pacing that follows.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  cerebras,
+  gemini,
+  githubModels,
+  groq,
+  mistral,
+  NOW_MS,
+  openAi,
+  openRouter,
+  type ResponseFixture,
+  together,
+} from "../../test/fixtures/provider-fixtures.ts";
+import { UTC_MIDNIGHT } from "../config/day-reset.ts";
+import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "./budgets.ts";
+import { classifyRateLimit } from "./classify-429.ts";
+import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "./header-dialects.ts";
+import { type LearnedRule, type RefusalFacts, statedLimits } from "./limit-learning.ts";
+import { retryHintFromResponse } from "./retry-hint.ts";
+
+const T0 = NOW_MS;
+
+function scopeOf(id = "deployment:p/m", limits: Parameters<typeof rulesFromLimits>[0] = undefined): BudgetScope {
+  return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
+}
+
+/** Sends at each time (all accepted until the last), as the recorder would reserve them. */
+function send(book: BudgetBook, scope: BudgetScope, atMs: number): void {
+  assert.ok(isReservation(book.reserve([scope], { tokens: 0 }, atMs)), `send at +${atMs - T0} ms`);
+}
+
+function refusal(sentAtMs: number, overrides: Partial<RefusalFacts> = {}): RefusalFacts {
+  return { sentAtMs, kind: "short", hintDelayMs: undefined, stated: [], ...overrides };
+}
+
+/** What the gateway reads from a fixture 429: the facts `lessons.ts` hands the recorder. */
+function factsOf(fixture: ResponseFixture, dialect: RateLimitDialectName, sentAtMs: number): RefusalFacts {
+  const kind = classifyRateLimit(fixture).kind;
+  const hint = retryHintFromResponse({ ...fixture, nowMs: sentAtMs });
+  return {
+    sentAtMs,
+    kind,
+    hintDelayMs: hint?.delayMs,
+    stated: statedLimits(fixture.headers, fixture.bodyText, RATE_LIMIT_DIALECTS[dialect], sentAtMs),
+  };
+}
+
+function pick(rules: readonly LearnedRule[]): string[] {
+  return rules.map((rule) => `${rule.unit}/${rule.window}=${rule.limit}`).sort();
+}
+
+describe("learning limits from 429s: spacing", () => {
+  it("a 429 on the second request within a second teaches a per-second limit, and paces to it", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    send(book, scope, T0);
+    send(book, scope, T0 + 300); // refused by the provider
+    const learned = book.learnLimits(scope, refusal(T0 + 300), T0 + 310);
+    assert.deepEqual(pick(learned), ["requests/second=1"]);
+    assert.match(learned[0]?.evidence ?? "", /300 ms after the last accepted request/);
+    const verdict = book.check([scope], { tokens: 0 }, T0 + 400);
+    assert.ok(!verdict.isAllowed);
+    assert.match(verdict.reason, /learned rps limit/);
+    assert.equal(verdict.retryAtMs, T0 + 1_000, "one second after the accepted request");
+    assert.equal(book.check([scope], { tokens: 0 }, T0 + 1_000).isAllowed, true);
+    // Paced: one a second goes through, a second one in the same second does not.
+    send(book, scope, T0 + 1_000);
+    assert.equal(book.check([scope], { tokens: 0 }, T0 + 1_500).isAllowed, false);
+  });
+
+  it("a retry hint of at most a second means per second, whatever the gap", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    for (const offsetMs of [0, 200, 400, 600]) send(book, scope, T0 + offsetMs);
+    const learned = book.learnLimits(scope, refusal(T0 + 600, { hintDelayMs: 400 }), T0 + 610);
+    assert.deepEqual(pick(learned), ["requests/second=3"]);
+  });
+
+  it("a 429 asking to wait seconds, after requests spaced over the minute, teaches a per-minute limit", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    for (let index = 0; index < 30; index++) send(book, scope, T0 + index * 2_000);
+    const sentAtMs = T0 + 30 * 2_000 - 500;
+    send(book, scope, sentAtMs);
+    const learned = book.learnLimits(scope, refusal(sentAtMs, { hintDelayMs: 1_500 }), sentAtMs + 10);
+    // All 30 accepted sends are within the minute before the refused one.
+    assert.deepEqual(pick(learned), ["requests/minute=30"]);
+    assert.equal(book.check([scope], { tokens: 0 }, sentAtMs + 10).isAllowed, false);
+    const usage = book.usage(scope, sentAtMs + 10).find((window) => window.source === "learned");
+    assert.equal(usage?.limit, 30);
+    assert.equal(usage?.used, 30);
+    assert.match(usage?.evidence ?? "", /asking to wait 1500 ms after 30 accepted/);
+  });
+
+  it("a wait much shorter than our oldest request's stay in the minute teaches no per-minute limit", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    send(book, scope, T0);
+    send(book, scope, T0 + 10);
+    // One accepted request 10 ms ago would keep a sliding "1 per minute" full for 60 s, not 30.
+    assert.deepEqual(book.learnLimits(scope, refusal(T0 + 10, { hintDelayMs: 30_000 }), T0 + 20), []);
+    // The same wait after requests spread over the minute is consistent with a per-minute limit.
+    const spread = new BudgetBook();
+    for (const offsetMs of [0, 20_000, 40_000]) send(spread, scope, T0 + offsetMs);
+    send(spread, scope, T0 + 30_000 + 20_000);
+    assert.deepEqual(pick(spread.learnLimits(scope, refusal(T0 + 50_000, { hintDelayMs: 10_000 }), T0 + 50_010)), [
+      "requests/minute=3",
+    ]);
+  });
+
+  it("a 429 on the very first request teaches no limit (only the cooldown applies)", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    send(book, scope, T0);
+    assert.deepEqual(book.learnLimits(scope, refusal(T0), T0 + 5), []);
+    assert.equal(book.learnedRules(scope.id).length, 0);
+  });
+
+  it("capacity and credits refusals teach nothing about the key", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    send(book, scope, T0);
+    send(book, scope, T0 + 100);
+    assert.deepEqual(book.learnLimits(scope, refusal(T0 + 100, { kind: "capacity" }), T0 + 110), []);
+    assert.deepEqual(book.learnLimits(scope, refusal(T0 + 100, { kind: "credits" }), T0 + 110), []);
+  });
+
+  it("a daily quota without a stated limit is what was accepted today", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    for (let index = 0; index < 6; index++) send(book, scope, T0 + index * 60_000);
+    const learned = book.learnLimits(scope, refusal(T0 + 5 * 60_000, { kind: "daily" }), T0 + 5 * 60_000);
+    assert.deepEqual(pick(learned), ["requests/day=5"]);
+  });
+
+  it("a configured limit of the same window wins over a learned one", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf("deployment:p/m", { rps: 5 });
+    send(book, scope, T0);
+    send(book, scope, T0 + 100);
+    book.learnLimits(scope, refusal(T0 + 100), T0 + 110);
+    assert.equal(book.learnedRules(scope.id).length, 0);
+  });
+
+  it("learned limits and their evidence survive export and import (the embedded store's rows)", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    send(book, scope, T0);
+    send(book, scope, T0 + 300);
+    book.learnLimits(scope, refusal(T0 + 300), T0 + 310);
+    const restored = new BudgetBook();
+    const exported = book.exportScope(scope.id);
+    assert.ok(exported !== undefined);
+    restored.importScope(scope.id, JSON.parse(JSON.stringify(exported)));
+    assert.equal(restored.learnedRules(scope.id)[0]?.limit, 1);
+    send(restored, scope, T0 + 5_000);
+    assert.equal(restored.check([scope], { tokens: 0 }, T0 + 5_500).isAllowed, false);
+  });
+
+  it("a learned limit in a bucket provider counts as a bucket", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    for (let index = 0; index < 3; index++) send(book, scope, T0 + index * 10_000);
+    book.learnLimits(scope, refusal(T0 + 20_000, { hintDelayMs: 5_000, algorithm: "bucket" }), T0 + 20_010);
+    assert.equal(book.learnedRules(scope.id)[0]?.algorithm, "bucket");
+    assert.equal(book.learnedRules(scope.id)[0]?.limit, 2);
+  });
+});
+
+describe("learning limits from 429s: what each dialect states", () => {
+  const cases: readonly {
+    readonly name: string;
+    readonly fixture: ResponseFixture;
+    readonly dialect: RateLimitDialectName;
+    readonly expected: readonly string[];
+  }[] = [
+    {
+      name: "OpenAI: headers and 'tokens per min (TPM): Limit 30000'",
+      fixture: openAi.tokensPerMinute429,
+      dialect: "openai",
+      expected: ["requests/minute=500", "tokens/minute=30000"],
+    },
+    {
+      name: "Groq TPM: headers (requests per day, tokens per minute) and the body",
+      fixture: groq.tokensPerMinute429,
+      dialect: "groq",
+      expected: ["requests/day=1000", "tokens/minute=12000"],
+    },
+    {
+      name: "Groq TPD: the body alone ('tokens per day (TPD): Limit 100000')",
+      fixture: groq.tokensPerDay429,
+      dialect: "groq",
+      expected: ["tokens/day=100000"],
+    },
+    {
+      name: "Groq RPD: headers and body agree",
+      fixture: groq.requestsPerDay429,
+      dialect: "groq",
+      expected: ["requests/day=1000"],
+    },
+    {
+      name: "Cerebras RPM: per-window headers",
+      fixture: cerebras.requestsPerMinute429,
+      dialect: "cerebras",
+      expected: ["requests/day=2400", "requests/minute=5"],
+    },
+    {
+      name: "OpenRouter per minute: X-RateLimit-Limit",
+      fixture: openRouter.freeModelsPerMinute429,
+      dialect: "openrouter",
+      expected: ["requests/minute=20"],
+    },
+    {
+      name: "Mistral: req-minute and token windows",
+      fixture: mistral.rateLimited429,
+      dialect: "mistral",
+      expected: ["requests/minute=2", "tokens/minute=500000"],
+    },
+    {
+      name: "Together: per-second headers",
+      fixture: together.rateLimited429,
+      dialect: "together",
+      expected: ["requests/second=1", "tokens/second=1000"],
+    },
+    {
+      name: "Gemini per minute: QuotaFailure id and value",
+      fixture: gemini.perMinute429,
+      dialect: "generic",
+      expected: ["requests/minute=10"],
+    },
+    {
+      name: "Gemini per day: every violation (tokens per minute, requests per minute and per day)",
+      fixture: gemini.perDay429,
+      dialect: "generic",
+      expected: ["requests/day=10", "requests/minute=10", "tokens/minute=10"],
+    },
+    {
+      name: "GitHub Models per day: 'Rate limit of 50 per 86400s'",
+      fixture: githubModels.perDay429,
+      dialect: "generic",
+      expected: ["requests/day=50"],
+    },
+  ];
+  for (const { name, fixture, dialect, expected } of cases) {
+    it(name, () => {
+      const stated = statedLimits(fixture.headers, fixture.bodyText, RATE_LIMIT_DIALECTS[dialect], T0);
+      assert.deepEqual(pick(stated), [...expected].sort());
+      for (const rule of stated) assert.ok(rule.evidence.length > 0);
+    });
+  }
+
+  it("OpenRouter's free-models-per-day limit relayed in the body is a daily limit", () => {
+    const stated = statedLimits(
+      openRouter.freeModelsPerDay429.headers,
+      openRouter.freeModelsPerDay429.bodyText,
+      RATE_LIMIT_DIALECTS.openrouter,
+      T0,
+    );
+    assert.ok(
+      stated.some((rule) => rule.window === "day" && rule.unit === "requests"),
+      JSON.stringify(stated),
+    );
+  });
+
+  it("a stated per-minute limit paces the deployment from the first 429 on", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    for (let index = 0; index < 5; index++) send(book, scope, T0 + index * 1_000);
+    book.learnLimits(scope, factsOf(cerebras.requestsPerMinute429, "cerebras", T0 + 5_000), T0 + 5_000);
+    assert.equal(book.check([scope], { tokens: 0 }, T0 + 5_010).isAllowed, false);
+    assert.equal(book.check([scope], { tokens: 0 }, T0 + 60_000).isAllowed, true);
+  });
+});

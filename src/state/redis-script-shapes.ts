@@ -1,0 +1,146 @@
+// The pure half of the Redis ledger: the per-scope arguments of the reserve script (cached per scope and per day),
+// and the script's denial turned into BudgetBook's verdict.
+import type { DayReset } from "../config/day-reset.ts";
+import { type BudgetCost, type BudgetRule, type BudgetScope, type Denied, denialReason } from "../limits/budgets.ts";
+import { dayWindow, monthWindow } from "../limits/day-window.ts";
+import { SLIDING_WINDOWS_MS } from "./redis-keys.ts";
+
+const SLIDING_WINDOW_MS: Readonly<Record<string, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
+
+/** The per-scope arguments of the reserve script that depend only on the scope's rules. */
+export interface ScopeShape {
+  readonly concurrency: string;
+  readonly hasDay: boolean;
+  readonly hasMonth: boolean;
+  readonly hasTokenRule: boolean;
+  readonly hasConcurrency: boolean;
+  /** Indexes into SLIDING_WINDOWS_MS of the sliding windows the rules use (the script charges them in this order). */
+  readonly slidingWindows: readonly number[];
+  /** rule_count, then unit/window/limit per rule. */
+  readonly ruleArguments: readonly string[];
+}
+
+export interface WallClockWindows {
+  readonly dayStartMs: number;
+  readonly dayEndMs: number;
+  readonly monthStartMs: number;
+  readonly monthEndMs: number;
+}
+
+/** A denial remembered for its scope: it applies to costs of at least `minTokens` tokens (0: every cost). */
+export interface CachedDenial {
+  readonly verdict: Denied;
+  readonly minTokens: number;
+}
+
+export class ScriptShapes {
+  readonly #shapes = new WeakMap<BudgetScope, ScopeShape>();
+  readonly #wallClockCache = new Map<string, WallClockWindows>();
+
+  shapeOf(scope: BudgetScope): ScopeShape {
+    let shape = this.#shapes.get(scope);
+    if (shape !== undefined) return shape;
+    const slidingWindows = new Set<number>();
+    const rules: string[] = [];
+    for (const rule of scope.rules) {
+      const slidingMs = SLIDING_WINDOW_MS[rule.window];
+      if (slidingMs !== undefined) slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
+      rules.push(rule.unit === "requests" ? "r" : "t", String(windowCode(rule)), String(rule.limit));
+    }
+    shape = {
+      concurrency: scope.concurrency === undefined ? "-1" : String(scope.concurrency),
+      hasDay: scope.rules.some((rule) => rule.window === "day"),
+      hasMonth: scope.rules.some((rule) => rule.window === "month"),
+      hasTokenRule: scope.rules.some((rule) => rule.unit === "tokens"),
+      hasConcurrency: scope.concurrency !== undefined,
+      slidingWindows: [...slidingWindows].sort((left, right) => left - right),
+      ruleArguments: [String(scope.rules.length), ...rules],
+    };
+    this.#shapes.set(scope, shape);
+    return shape;
+  }
+
+  wallClockWindowsAt(reset: DayReset, nowMs: number): WallClockWindows {
+    const cacheKey = `${reset.timeZone}|${reset.minuteOfDay}`;
+    const cached = this.#wallClockCache.get(cacheKey);
+    if (
+      cached !== undefined &&
+      nowMs >= cached.dayStartMs &&
+      nowMs < cached.dayEndMs &&
+      nowMs >= cached.monthStartMs &&
+      nowMs < cached.monthEndMs
+    ) {
+      return cached;
+    }
+    const day = dayWindow(reset, nowMs);
+    const month = monthWindow(reset, nowMs);
+    const windows = {
+      dayStartMs: day.startMs,
+      dayEndMs: day.endMs,
+      monthStartMs: month.startMs,
+      monthEndMs: month.endMs,
+    };
+    this.#wallClockCache.set(cacheKey, windows);
+    return windows;
+  }
+}
+
+/** Turns the reserve script's denial into BudgetBook's verdict (same reasons and retry times). */
+export function denialFromReply(
+  reply: unknown,
+  scopes: readonly BudgetScope[],
+  cost: BudgetCost,
+  nowMs: number,
+): CachedDenial | undefined {
+  const values = Array.isArray(reply) ? (reply as unknown[]) : [];
+  const scope = scopes[Number(values[1])];
+  if (scope === undefined) return undefined;
+  let verdict: Denied;
+  let minTokens = 0;
+  switch (String(values[2])) {
+    case "concurrency":
+      verdict = {
+        isAllowed: false,
+        scopeId: scope.id,
+        reason: `at its concurrency limit (${scope.concurrency} in flight)`,
+        retryAtMs: nowMs + 100,
+      };
+      break;
+    case "rule": {
+      const rule = scope.rules[Number(values[3])];
+      if (rule === undefined) return undefined;
+      const used = Number(values[4]);
+      const amount = Number(values[5]);
+      const retryAtMs = Number(values[6]);
+      if (rule.unit === "tokens") minTokens = cost.tokens;
+      verdict = {
+        isAllowed: false,
+        scopeId: scope.id,
+        reason: denialReason(rule, used, amount),
+        retryAtMs: retryAtMs < 0 ? Number.POSITIVE_INFINITY : retryAtMs,
+      };
+      break;
+    }
+    case "learned": {
+      const [, window = ""] = String(values[3]).split(":");
+      const isTokens = String(values[3]).startsWith("tokens");
+      if (isTokens) minTokens = cost.tokens;
+      verdict = {
+        isAllowed: false,
+        scopeId: scope.id,
+        reason: `the provider reports ${Math.max(0, Number(values[4]))} ${isTokens ? "tokens" : "requests"} left this ${window}`,
+        retryAtMs: Number(values[5]),
+      };
+      break;
+    }
+    default:
+      return undefined;
+  }
+  return { verdict, minTokens };
+}
+
+function windowCode(rule: BudgetRule): number {
+  if (rule.window === "day") return 0;
+  if (rule.window === "month") return -1;
+  return SLIDING_WINDOW_MS[rule.window] ?? 0;
+}
