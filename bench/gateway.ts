@@ -40,7 +40,8 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
                             redis-server is not installed; env BENCH_TARGETS)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
-  --gateway-main PATH       the gateway entry point (default src/main.ts; another checkout for A/B runs;
+  --gateway-main PATH       the gateway entry point (default bin/llm-gateway.js, which turns Node's compile cache
+                            on; src/main.ts of another checkout for A/B runs;
                             env BENCH_GATEWAY_MAIN)
   --gateway-node-args=ARGS  extra node flags for the gateway, e.g. --gateway-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
                             (env BENCH_GATEWAY_NODE_ARGS)
@@ -71,6 +72,9 @@ const TARGET_JSON_RPS = 5_000;
 const TARGET_ADDED_P50_MS = 0.5;
 const TARGET_ADDED_FIRST_BYTE_MS = 1;
 const TARGET_P99_MS = 3;
+const TARGET_IDLE_RSS_MB = 70;
+const TARGET_LOADED_RSS_MB = 150;
+const TARGET_READY_MS = 400;
 /** A proxy's req/s are its own if, meanwhile, its core was at least this busy and the load core less than... */
 const MIN_PROXY_CORE_BUSY = 0.95;
 /** ...this: the mock and the load generator had time to spare. */
@@ -151,6 +155,20 @@ interface TargetResult {
   readonly streamLatency: LatencySamples;
   /** Peak resident memory of the process under test, MB (Linux only). */
   readonly peakRssMb: number | undefined;
+  /** Resident memory right after the 64-connection loads (JSON, then stream), MB (Linux only). */
+  readonly loadedRssMb: number | undefined;
+  /** How the process under test started (undefined for the mock, which `direct` measures). */
+  readonly startup: Startup | undefined;
+}
+
+/** From spawn to answering, and what the process holds once it has settled before any request. */
+interface Startup {
+  /** Spawn to the first `/health` 200 (the gateway) or the `{"port":N}` line (the bare proxy), ms of wall time. */
+  readonly readyMs: number;
+  /** CPU time (user + system) the process spent until then, ms: the figure a loaded machine distorts least. */
+  readonly readyCpuMs: number | undefined;
+  /** Resident memory 1 s after ready, before any request, MB (Linux only). */
+  readonly idleRssMb: number | undefined;
 }
 
 function readOptions(argv: string[]): Options | undefined {
@@ -213,7 +231,7 @@ function readOptions(argv: string[]): Options | undefined {
     gatewayNodeArgs: (values["gateway-node-args"] ?? env.BENCH_GATEWAY_NODE_ARGS ?? "")
       .split(" ")
       .filter((arg) => arg !== ""),
-    gatewayMain: resolve(values["gateway-main"] ?? env.BENCH_GATEWAY_MAIN ?? join(repoDir, "src", "main.ts")),
+    gatewayMain: resolve(values["gateway-main"] ?? env.BENCH_GATEWAY_MAIN ?? join(repoDir, "bin", "llm-gateway.js")),
     isQuick,
   };
 }
@@ -332,22 +350,34 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Polls `/health` (behind the client key) every 5 ms (the time to ready is one of the figures) until it answers 200. */
 async function waitUntilReady(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}`);
     const status = await new Promise<number>((resolve) => {
-      const request = get({ host: "127.0.0.1", port, path: "/ok", timeout: 1_000 }, (response) => {
-        response.resume();
-        resolve(response.statusCode ?? 0);
-      });
+      const request = get(
+        { host: "127.0.0.1", port, path: "/health", headers: REQUEST_HEADERS, timeout: 1_000 },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
       request.on("error", () => resolve(0));
       request.on("timeout", () => request.destroy());
     });
     if (status === 200) return;
-    await sleep(100);
+    await sleep(5);
   }
   throw new Error("gateway not ready within 20 s");
+}
+
+/** What `ready` cost: wall time since `startedAt` (performance.now()), CPU time, and the settled RSS. */
+async function measureStartup(pid: number | undefined, startedAt: number): Promise<Startup> {
+  const readyMs = performance.now() - startedAt;
+  const readyCpuMs = pid === undefined ? undefined : readProcessCpuMs(pid);
+  await sleep(1_000);
+  return { readyMs, readyCpuMs, idleRssMb: pid === undefined ? undefined : readRssMb(pid) };
 }
 
 function gatewayConfig(
@@ -379,9 +409,22 @@ discovery:
 ${state}`;
 }
 
+/**
+ * The compile cache `bin/llm-gateway.js` turns on, on from the first file for every child (the bare proxy and the
+ * mock are TypeScript too): our `--import` of exit-with-parent.ts then does not load Node's TypeScript stripper
+ * (~18 MB) into the process under test. NODE_DISABLE_COMPILE_CACHE=1 turns it off (as before this cache).
+ */
+function compileCacheEnv(): NodeJS.ProcessEnv {
+  return { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), "node-compile-cache") };
+}
+
 /** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
 function gatewayEnv(maxLifetimeMs: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs),
+    ...compileCacheEnv(),
+  };
   for (const name of ["PORT", "HOST", "ALLOWED_BEARER_TOKENS", "LLM_GATEWAY_CONFIG"]) delete env[name];
   return env;
 }
@@ -423,8 +466,17 @@ function readProcessCpuMs(pid: number): number | undefined {
 }
 
 function readPeakRssMb(pid: number): number | undefined {
+  return readStatusMb(pid, "VmHWM");
+}
+
+function readRssMb(pid: number): number | undefined {
+  return readStatusMb(pid, "VmRSS");
+}
+
+/** A memory field of /proc/<pid>/status (`VmRSS`, `VmHWM`), MB. */
+function readStatusMb(pid: number, field: string): number | undefined {
   try {
-    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return match === null ? undefined : Number(match[1]) / 1024;
   } catch {
     return undefined;
@@ -465,6 +517,7 @@ async function measureTarget(
   options: Options,
   pins: { load: string[] },
   workDir: string,
+  startup: Startup | undefined,
 ): Promise<TargetResult> {
   const url = `http://127.0.0.1:${port}${CHAT_PATH}`;
   const bodies = requestBodies(options.promptChars);
@@ -503,6 +556,8 @@ async function measureTarget(
     jsonLatency,
     streamLatency,
     peakRssMb: pid === undefined ? undefined : readPeakRssMb(pid),
+    loadedRssMb: pid === undefined ? undefined : readRssMb(pid),
+    startup,
   };
 }
 
@@ -617,6 +672,7 @@ function report(
   );
   lines.push(`| busy core ${options.cores[0]} / core ${options.cores[1]}, stream | ${busyCells("stream")} |`);
   lines.push(`| peak RSS, MB | ${columns.map((target) => cell(metric((r) => r.peakRssMb)(target), 0)).join(" | ")} |`);
+  lines.push(...startupRows(results, columns));
 
   const variants = options.targets.filter((target) => VARIANTS[target] !== undefined && results[target] !== undefined);
   if (variants.some((target) => target !== "gateway")) {
@@ -679,6 +735,26 @@ function report(
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
 }
 
+/** Time to ready and memory: idle, after the loads; the gateway's goals from the issue. */
+function startupRows(results: Partial<Record<Target, TargetResult>>, columns: readonly Target[]): string[] {
+  const value = (target: Target, read: (result: TargetResult) => number | undefined) => {
+    const result = results[target];
+    return result === undefined ? Number.NaN : (read(result) ?? Number.NaN);
+  };
+  const row = (label: string, read: (result: TargetResult) => number | undefined, digits: number, goal?: number) => {
+    const gateway = value("gateway", read);
+    const mark =
+      goal === undefined || !Number.isFinite(gateway) ? "" : `, gateway ≤ ${goal}${verdict(gateway <= goal)}`;
+    return `| ${label}${mark} | ${columns.map((target) => formatNumber(value(target, read), digits)).join(" | ")} |`;
+  };
+  return [
+    row("RSS 1 s after ready, idle, MB", (r) => r.startup?.idleRssMb, 0, TARGET_IDLE_RSS_MB),
+    row(`RSS after the loads, MB`, (r) => r.loadedRssMb, 0, TARGET_LOADED_RSS_MB),
+    row("spawn to ready, ms (wall)", (r) => r.startup?.readyMs, 0, TARGET_READY_MS),
+    row("CPU until ready, ms", (r) => r.startup?.readyCpuMs, 0),
+  ];
+}
+
 // ---- main ---------------------------------------------------------------------------------------------------
 
 function setUpPinning(cores: readonly [string, string]): { load: string[]; proxy: string[]; isPinned: boolean } {
@@ -713,7 +789,7 @@ async function main(): Promise<number> {
   });
 
   const workDir = mkdtempSync(join(tmpdir(), "llm-gateway-bench-"));
-  const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs) };
+  const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
   const gatewayLogPath = join(workDir, "gateway.log");
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
   try {
@@ -729,7 +805,9 @@ async function main(): Promise<number> {
     for (const target of options.targets) {
       let child: ChildProcess | undefined;
       let port = mockPort;
+      let startup: Startup | undefined;
       if (target === "bare") {
+        const startedAt = performance.now();
         child = startNode(
           "bare",
           [join(benchDir, "bare-proxy.ts")],
@@ -738,6 +816,7 @@ async function main(): Promise<number> {
           repoDir,
         );
         port = await readPort("bare", child);
+        startup = await measureStartup(child.pid, startedAt);
       } else if (VARIANTS[target] !== undefined) {
         let redisUrl: string | undefined;
         if (target === "redis") {
@@ -757,6 +836,7 @@ async function main(): Promise<number> {
           }),
         );
         const logFd = openSync(gatewayLogPath, "w");
+        const startedAt = performance.now();
         try {
           child = startNode(
             "gateway",
@@ -770,9 +850,10 @@ async function main(): Promise<number> {
           closeSync(logFd);
         }
         await waitUntilReady(port, child);
+        startup = await measureStartup(child.pid, startedAt);
       }
       try {
-        results[target] = await measureTarget(target, port, (child ?? mock).pid, options, pins, workDir);
+        results[target] = await measureTarget(target, port, (child ?? mock).pid, options, pins, workDir, startup);
       } finally {
         if (child !== undefined) await stopChild(child);
         if (VARIANTS[target] !== undefined) process.stderr.write(logProblems(gatewayLogPath));

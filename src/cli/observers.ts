@@ -9,7 +9,6 @@ import { RequestLogFile } from "../observability/request-log-file.ts";
 import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
 import { GATEWAY_VERSION } from "../server/info-routes.ts";
-import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
 import { runtimeLiveState } from "./live-state-source.ts";
 
 export async function createObservers(
@@ -62,7 +61,7 @@ export async function createObservers(
     },
     live: runtimeLiveState(runtime),
     clock: runtime.clock,
-    requestLogBackend: requestLogBackend(config),
+    requestLogBackend: await requestLogBackend(config),
     secrets,
     version: GATEWAY_VERSION,
     onError: (message, error) =>
@@ -70,10 +69,12 @@ export async function createObservers(
   });
 }
 
-function requestLogBackend(config: GatewayConfig): RequestLogBackend | undefined {
+async function requestLogBackend(config: GatewayConfig): Promise<RequestLogBackend | undefined> {
   if (!config.requestLog.enabled) return undefined;
   const { state } = config;
   if (state.redisUrl !== undefined) {
+    // Loaded only with Redis: ioredis costs ~10 MB of memory and some startup time.
+    const { RedisRequestLogBackend } = await import("../state/redis-request-log.ts");
     const backend = new RedisRequestLogBackend(state.redisUrl, state.redisKeyPrefix, state.redisCluster);
     // Not awaited: startup never waits for the request log; rows are dropped until Redis answers.
     void backend.connect();
