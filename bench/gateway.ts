@@ -406,7 +406,7 @@ providers:
       ${MODEL}: ${model}
 discovery:
   cache_dir: ${JSON.stringify(join(workDir, "cache"))}
-${state}`;
+${state}${process.env.BENCH_GATEWAY_EXTRA_YAML ?? ""}`;
 }
 
 /**
