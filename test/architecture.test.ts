@@ -8,6 +8,24 @@ import { test } from "node:test";
 
 const SRC = join(import.meta.dirname, "..", "src");
 
+/** Everything the pipeline may use; each layer above it may use the one below it and everything it may. */
+const PIPELINE_MAY_USE: readonly string[] = [
+  "protocols",
+  "upstream",
+  "streaming",
+  "router",
+  "scoring",
+  "limits",
+  "state",
+  "providers",
+  "observability",
+  "config",
+  "clock",
+  "logger",
+  "errors",
+];
+const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
+
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
@@ -28,54 +46,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   protocols: ["errors", "clock"],
   observability: ["config", "clock", "logger", "errors"],
   upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors"],
-  pipeline: [
-    "protocols",
-    "upstream",
-    "streaming",
-    "router",
-    "scoring",
-    "limits",
-    "state",
-    "providers",
-    "observability",
-    "config",
-    "clock",
-    "logger",
-    "errors",
-  ],
-  server: [
-    "pipeline",
-    "protocols",
-    "upstream",
-    "streaming",
-    "router",
-    "scoring",
-    "limits",
-    "state",
-    "providers",
-    "observability",
-    "config",
-    "clock",
-    "logger",
-    "errors",
-  ],
-  cli: [
-    "server",
-    "pipeline",
-    "protocols",
-    "upstream",
-    "streaming",
-    "router",
-    "scoring",
-    "limits",
-    "state",
-    "providers",
-    "observability",
-    "config",
-    "clock",
-    "logger",
-    "errors",
-  ],
+  pipeline: PIPELINE_MAY_USE,
+  server: SERVER_MAY_USE,
+  cli: ["server", ...SERVER_MAY_USE],
   main: ["cli"],
 };
 

@@ -3,7 +3,7 @@
 import type { GatewayError } from "../errors/gateway-error.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
-import { countTextTokens, type PromptFacts } from "../limits/token-estimate.ts";
+import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { EndpointSpec } from "./endpoints.ts";
@@ -73,9 +73,6 @@ export function publish(request: PipelineRequest, status: number, outcome: Outco
   const record = request.record.finish(status, outcome, errorCode);
   if (record !== undefined) request.runtime.recorder.publish(record);
 }
-
-/** Counts tokens of delivered text (cut segments whose usage the provider never reported). */
-export const countDeliveredTokens = countTextTokens;
 
 /** Secrets of every provider in a snapshot, for text that mixes upstreams (stream errors after continuations). */
 export function redactAll(snapshot: GatewaySnapshot, text: string): string {

@@ -1,19 +1,13 @@
 // The stream half of the pipeline: hands the opened upstream stream to the relay (with a continuation source
 // for chat), settles each segment through the recorder, and completes the request's record when the relay ends.
 import type { GatewayError } from "../errors/gateway-error.ts";
+import { countTextTokens } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { relayStream, streamError } from "../streaming/relay-stream.ts";
 import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
 import type { StreamResult } from "../upstream/forward-types.ts";
 import { createContinuationSource } from "./continuation-source.ts";
-import {
-  countDeliveredTokens,
-  type PipelineRequest,
-  publish,
-  redactAll,
-  type StreamAnswer,
-  type StreamEnding,
-} from "./pipeline-types.ts";
+import { type PipelineRequest, publish, redactAll, type StreamAnswer, type StreamEnding } from "./pipeline-types.ts";
 
 /** Malformed events skipped in one stream before it counts as broken. */
 const MAX_MALFORMED_EVENTS = 3;
@@ -99,7 +93,7 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
       // The first upstream was cut and continued: charge what it actually produced (estimated), not the whole answer.
       const chargeTokens =
         end.isContinued === true
-          ? prompt.promptTokens + countDeliveredTokens(end.text)
+          ? prompt.promptTokens + countTextTokens(end.text)
           : end.usage === undefined
             ? undefined
             : end.usage.promptTokens + end.usage.completionTokens;
@@ -135,7 +129,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     shouldStripUsage: result.isUsageInjected,
     signal: context.signal,
     promptTokens: prompt.promptTokens,
-    countTokens: countDeliveredTokens,
+    countTokens: countTextTokens,
     redact: (text: string) => redactAll(snapshot, text),
     ...(isContinuable
       ? {
