@@ -17,7 +17,15 @@ export async function createObservers(
   logger: Logger,
 ): Promise<Observers> {
   const extra: RecordObserver[] = [];
-  const secrets = () => runtime.snapshot.config.providers.flatMap((provider) => provider.apiKeys);
+  // Asked for on every record: rebuilt only when a reload swapped the config.
+  let secretsOf: { config: object; keys: readonly string[] } | undefined;
+  const secrets = (): readonly string[] => {
+    const config = runtime.snapshot.config;
+    if (secretsOf?.config !== config) {
+      secretsOf = { config, keys: config.providers.flatMap((provider) => provider.apiKeys) };
+    }
+    return secretsOf.keys;
+  };
   const otlp = otlpSettings(config.traces.otlpEndpoint, process.env);
   if (otlp !== undefined) {
     // Loaded only when tracing is configured.

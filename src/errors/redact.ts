@@ -36,12 +36,9 @@ export function redactKeyShaped(text: string): string {
   return text.replace(KEY_SHAPED, REDACTED).replace(BEARER_TOKEN, `$1 ${REDACTED}`);
 }
 
+/** Every literal prefix of KEY_SHAPED, and the word of BEARER_TOKEN: one linear scan without captures. */
+const KEY_PREFIX = /(?:sk|pk|rk)-|gsk_|hf_|nvapi-|AIza|gh[pousr]_|github_pat_|xai-|csk-|bearer/i;
+
 function mayHoldKey(text: string): boolean {
-  return (
-    text.includes("-") ||
-    text.includes("_") ||
-    text.includes("AIza") ||
-    text.includes("earer") ||
-    text.includes("EARER")
-  );
+  return KEY_PREFIX.test(text);
 }

@@ -2,9 +2,10 @@
 // Every name starts with `llm_gateway_` (the default process metrics too) and carries its unit. Label values
 // come only from the config and the fixed vocabularies (endpoints, protocols, outcomes): a model name a client
 // made up becomes `other`, so no client can grow the number of series. docs/metrics.md lists every metric.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { OUTCOMES, traitsOf } from "../errors/outcomes.ts";
 import { COOLDOWN_CAUSES, type KnownNames, type LiveStateSource } from "./live-state.ts";
+import { LabeledCounter, LabeledHistogram, registerIn } from "./metric-accumulators.ts";
 import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
 
 export const METRIC_PREFIX = "llm_gateway_";
@@ -37,61 +38,63 @@ export interface MetricsOptions {
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly #live: LiveStateSource;
-  readonly #requests: Counter;
-  readonly #attempts: Counter;
-  readonly #failovers: Counter;
-  readonly #skips: Counter;
-  readonly #continuations: Counter;
-  readonly #tokens: Counter;
-  readonly #duration: Histogram;
-  readonly #timeToHeaders: Histogram;
-  readonly #timeToFirstToken: Histogram;
-  readonly #overhead: Histogram;
-  readonly #queueWait: Histogram;
+  readonly #requests: LabeledCounter;
+  readonly #attempts: LabeledCounter;
+  readonly #failovers: LabeledCounter;
+  readonly #skips: LabeledCounter;
+  readonly #continuations: LabeledCounter;
+  readonly #tokens: LabeledCounter;
+  readonly #duration: LabeledHistogram;
+  readonly #timeToHeaders: LabeledHistogram;
+  readonly #timeToFirstToken: LabeledHistogram;
+  readonly #overhead: LabeledHistogram;
+  readonly #queueWait: LabeledHistogram;
 
   // Long on purpose: it declares every metric, one after another, so the whole set can be read (and checked
   // against docs/metrics.md) in one place.
   constructor(live: LiveStateSource, options: MetricsOptions = {}) {
     this.#live = live;
     const registers = [this.registry];
-    this.#requests = new Counter({
-      name: `${METRIC_PREFIX}requests_total`,
-      help: "Completed requests by endpoint, client protocol, model asked for, answering provider and upstream model, and status class.",
-      labelNames: ["endpoint", "protocol", "model", "provider", "upstream_model", "status_class"],
-      registers,
-    });
-    this.#attempts = new Counter({
-      name: `${METRIC_PREFIX}attempts_total`,
-      help: "Upstream attempts by provider, upstream model, outcome and role (primary or continuation).",
-      labelNames: ["provider", "upstream_model", "outcome", "role"],
-      registers,
-    });
-    this.#failovers = new Counter({
-      name: `${METRIC_PREFIX}failovers_total`,
-      help: "Failed attempts after which the request moved on to another candidate, by the failed one and its outcome.",
-      labelNames: ["provider", "upstream_model", "outcome"],
-      registers,
-    });
-    this.#skips = new Counter({
-      name: `${METRIC_PREFIX}route_skips_total`,
-      help: "Candidates left out of a route (cooldown and budget skips are upstream 429s avoided), by cause.",
-      labelNames: ["cause"],
-      registers,
-    });
-    this.#continuations = new Counter({
-      name: `${METRIC_PREFIX}stream_continuations_total`,
-      help: "Broken streams continued on another upstream, by the continuing provider, upstream model and mode.",
-      labelNames: ["provider", "upstream_model", "mode"],
-      registers,
-    });
-    this.#tokens = new Counter({
-      name: `${METRIC_PREFIX}tokens_total`,
-      help: "Tokens in (prompt) and out (completion) by provider and upstream model.",
-      labelNames: ["direction", "provider", "upstream_model"],
-      registers,
-    });
-    const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) =>
-      new Histogram({ name: `${METRIC_PREFIX}${name}`, help, labelNames, buckets, registers });
+    const counter = (name: string, help: string, labelNames: string[]) => {
+      const metric = new LabeledCounter(`${METRIC_PREFIX}${name}`, help, labelNames);
+      registerIn(this.registry, metric);
+      return metric;
+    };
+    this.#requests = counter(
+      "requests_total",
+      "Completed requests by endpoint, client protocol, model asked for, answering provider and upstream model, and status class.",
+      ["endpoint", "protocol", "model", "provider", "upstream_model", "status_class"],
+    );
+    this.#attempts = counter(
+      "attempts_total",
+      "Upstream attempts by provider, upstream model, outcome and role (primary or continuation).",
+      ["provider", "upstream_model", "outcome", "role"],
+    );
+    this.#failovers = counter(
+      "failovers_total",
+      "Failed attempts after which the request moved on to another candidate, by the failed one and its outcome.",
+      ["provider", "upstream_model", "outcome"],
+    );
+    this.#skips = counter(
+      "route_skips_total",
+      "Candidates left out of a route (cooldown and budget skips are upstream 429s avoided), by cause.",
+      ["cause"],
+    );
+    this.#continuations = counter(
+      "stream_continuations_total",
+      "Broken streams continued on another upstream, by the continuing provider, upstream model and mode.",
+      ["provider", "upstream_model", "mode"],
+    );
+    this.#tokens = counter("tokens_total", "Tokens in (prompt) and out (completion) by provider and upstream model.", [
+      "direction",
+      "provider",
+      "upstream_model",
+    ]);
+    const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) => {
+      const metric = new LabeledHistogram(`${METRIC_PREFIX}${name}`, help, labelNames, buckets);
+      registerIn(this.registry, metric);
+      return metric;
+    };
     this.#duration = histogram(
       "request_duration_seconds",
       "Whole request, arrival to last byte, by endpoint and answering provider.",
@@ -157,61 +160,59 @@ export class GatewayMetrics {
     const served = record.servedBy;
     const provider = served === undefined ? NONE : oneOf(served.provider, names.providers);
     const upstreamModel = served === undefined ? NONE : oneOf(served.model, names.upstreamModels);
-    this.#requests.inc({
+    // Label values in the order of each metric's label names (see the constructor).
+    this.#requests.inc([
       endpoint,
-      protocol: oneOf(record.clientProtocol, PROTOCOLS),
-      model: oneOf(record.requestedModel, names.models),
+      oneOf(record.clientProtocol, PROTOCOLS),
+      oneOf(record.requestedModel, names.models),
       provider,
-      upstream_model: upstreamModel,
-      status_class: statusClass(record.status),
-    });
+      upstreamModel,
+      statusClass(record.status),
+    ]);
     this.#observeAttempts(record.attempts, names);
     for (const skip of record.skips) {
-      this.#skips.inc({ cause: skip.phase === "plan" ? oneOf(skip.cause, PLAN_SKIP_CAUSES) : "attempt" });
+      this.#skips.inc([skip.phase === "plan" ? oneOf(skip.cause, PLAN_SKIP_CAUSES) : "attempt"]);
     }
     for (const continuation of record.continuations) {
-      this.#continuations.inc({
-        provider: oneOf(continuation.provider, names.providers),
-        upstream_model: oneOf(continuation.model, names.upstreamModels),
-        mode: continuation.mode,
-      });
+      this.#continuations.inc([
+        oneOf(continuation.provider, names.providers),
+        oneOf(continuation.model, names.upstreamModels),
+        continuation.mode,
+      ]);
     }
     if (served !== undefined) {
-      const labels = { provider, upstream_model: upstreamModel };
-      if (record.tokensIn > 0) this.#tokens.inc({ ...labels, direction: "in" }, record.tokensIn);
-      if (record.tokensOut > 0) this.#tokens.inc({ ...labels, direction: "out" }, record.tokensOut);
+      if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel], record.tokensIn);
+      if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel], record.tokensOut);
     }
-    const timing = { endpoint, provider };
+    const timing = [endpoint, provider];
     this.#duration.observe(timing, record.durationMs / 1000);
     if (record.timeToHeadersMs !== undefined) this.#timeToHeaders.observe(timing, record.timeToHeadersMs / 1000);
     if (record.timeToFirstTokenMs !== undefined) {
       this.#timeToFirstToken.observe(timing, record.timeToFirstTokenMs / 1000);
     }
     const overheadMs = gatewayOverheadMs(record);
-    if (overheadMs !== undefined) this.#overhead.observe({ endpoint }, overheadMs / 1000);
-    if (record.queueWaitMs > 0) this.#queueWait.observe({ endpoint }, record.queueWaitMs / 1000);
+    if (overheadMs !== undefined) this.#overhead.observe([endpoint], overheadMs / 1000);
+    if (record.queueWaitMs > 0) this.#queueWait.observe([endpoint], record.queueWaitMs / 1000);
   }
 
   #observeAttempts(attempts: readonly RecordedAttempt[], names: KnownNames): void {
-    const primaries = attempts.filter((attempt) => attempt.role === "primary");
+    let previous: RecordedAttempt | undefined;
     for (const attempt of attempts) {
-      this.#attempts.inc({
-        provider: oneOf(attempt.provider, names.providers),
-        upstream_model: oneOf(attempt.model, names.upstreamModels),
-        outcome: oneOf(attempt.outcome, OUTCOME_NAMES),
-        role: attempt.role,
-      });
+      const attemptProvider = oneOf(attempt.provider, names.providers);
+      const attemptModel = oneOf(attempt.model, names.upstreamModels);
+      this.#attempts.inc([attemptProvider, attemptModel, oneOf(attempt.outcome, OUTCOME_NAMES), attempt.role]);
+      if (attempt.role !== "primary") continue;
+      // A failed primary attempt followed by a primary on another candidate is a failover (one on the same
+      // candidate is a retry).
+      if (previous !== undefined && previous.deploymentKey !== attempt.deploymentKey) {
+        this.#failovers.inc([
+          oneOf(previous.provider, names.providers),
+          oneOf(previous.model, names.upstreamModels),
+          oneOf(previous.outcome, OUTCOME_NAMES),
+        ]);
+      }
+      previous = traitsOf(attempt.outcome).isSuccess ? undefined : attempt;
     }
-    primaries.forEach((attempt, index) => {
-      const next = primaries[index + 1];
-      if (next === undefined || traitsOf(attempt.outcome).isSuccess) return;
-      if (next.deploymentKey === attempt.deploymentKey) return; // a retry on the same candidate, not a failover
-      this.#failovers.inc({
-        provider: oneOf(attempt.provider, names.providers),
-        upstream_model: oneOf(attempt.model, names.upstreamModels),
-        outcome: oneOf(attempt.outcome, OUTCOME_NAMES),
-      });
-    });
   }
 
   #registerLiveGauges(registers: Registry[]): void {

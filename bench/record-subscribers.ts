@@ -1,0 +1,96 @@
+// What each finished-request subscriber costs per record, in-process (no HTTP noise): metrics, the request log
+// (JSON + redaction + batched SQLite insert), the dashboard's recent activity, the `routed` log line's fields.
+// Usage: node bench/record-subscribers.ts [records]. Prints µs per record, median of 5 runs.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { staticLiveState } from "../src/observability/live-state.ts";
+import { GatewayMetrics } from "../src/observability/metrics.ts";
+import { RecentActivity } from "../src/observability/recent-activity.ts";
+import { RequestLog } from "../src/observability/request-log.ts";
+import type { RequestRecord } from "../src/observability/request-record.ts";
+import { routedLogFields } from "../src/observability/routed-log.ts";
+import { SqliteRequestLogBackend } from "../src/observability/sqlite-request-log.ts";
+
+const count = Number(process.argv[2] ?? 20_000);
+const clock = { now: () => Date.now() };
+
+/** A record as the pipeline leaves it for a JSON chat request answered at the first attempt. */
+function record(index: number): RequestRecord {
+  const now = Date.now();
+  const key = "mock/bench-model";
+  return {
+    id: `req-bench-${index}`,
+    endpoint: "chat",
+    clientProtocol: "openai-chat",
+    requestedModel: "bench-model",
+    isStream: false,
+    startedAtMs: now,
+    candidates: [{ deploymentKey: key, provider: "mock", model: "bench-model", publicName: "bench-model", score: 7.53 }],
+    skips: [],
+    attempts: [
+      {
+        provider: "mock",
+        model: "bench-model",
+        deploymentKey: key,
+        role: "primary",
+        status: 200,
+        outcome: "success",
+        reason: "ok",
+        startedAtMs: now,
+        headersMs: 1,
+        durationMs: 1,
+        tokensIn: 12,
+        tokensOut: 12,
+      },
+    ],
+    continuations: [],
+    queueWaitMs: 0,
+    servedBy: { deploymentKey: key, provider: "mock", model: "bench-model", cost: "paid" },
+    tokensIn: 12,
+    tokensOut: 12,
+    status: 200,
+    outcome: "success",
+    timeToHeadersMs: 2,
+    durationMs: 2,
+  };
+}
+
+const live = staticLiveState([], { modelNames: ["bench-model"], nowMs: () => Date.now() });
+const dir = mkdtempSync(join(tmpdir(), "bench-subscribers-"));
+
+async function measure(name: string, make: () => { observe: (r: RequestRecord) => void; done?: () => Promise<void> }) {
+  const runs: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const subscriber = make();
+    const records = Array.from({ length: count }, (_, index) => record(index));
+    const started = process.cpuUsage();
+    for (const item of records) subscriber.observe(item);
+    await subscriber.done?.();
+    const used = process.cpuUsage(started);
+    runs.push((used.user + used.system) / count);
+  }
+  runs.sort((a, b) => a - b);
+  process.stdout.write(`${name.padEnd(40)} ${(runs[2] as number).toFixed(2)} µs per record\n`);
+}
+
+await measure("metrics (prom-client)", () => new GatewayMetrics(live, { includeProcessMetrics: false }));
+let dbIndex = 0;
+await measure("request log, SQLite, incl. flush", () => {
+  const log = new RequestLog(new SqliteRequestLogBackend(join(dir, `log-${dbIndex++}.db`)), {
+    clock,
+    maxEntries: 10_000,
+    maxAgeMs: 86_400_000,
+    isContentKept: false,
+    secrets: () => ["bench-upstream-key"],
+  });
+  return { observe: log.observe, done: () => log.close() };
+});
+await measure("recent activity (dashboard)", () => new RecentActivity(clock));
+let sink = 0;
+await measure("routed log fields + JSON", () => ({
+  observe: (item) => {
+    sink += JSON.stringify(routedLogFields(item)).length;
+  },
+}));
+if (sink < 0) process.stdout.write("\n");
