@@ -26,7 +26,9 @@ function record(index: number): RequestRecord {
     requestedModel: "bench-model",
     isStream: false,
     startedAtMs: now,
-    candidates: [{ deploymentKey: key, provider: "mock", model: "bench-model", publicName: "bench-model", score: 7.53 }],
+    candidates: [
+      { deploymentKey: key, provider: "mock", model: "bench-model", publicName: "bench-model", score: 7.53 },
+    ],
     skips: [],
     attempts: [
       {
