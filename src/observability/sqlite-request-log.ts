@@ -24,6 +24,8 @@ export class SqliteRequestLogBackend implements RequestLogBackend {
   readonly kind = "embedded";
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
+  readonly #pruneByAge: StatementSync;
+  readonly #pruneByCount: StatementSync;
 
   constructor(path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -34,6 +36,13 @@ export class SqliteRequestLogBackend implements RequestLogBackend {
     this.#db.exec(SCHEMA);
     this.#insert = this.#db.prepare(
       "INSERT OR REPLACE INTO request_log (id, started_at_ms, models, providers, status, record) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    // Runs after every batch (twice a second under load). By age through the start-time index; by count through
+    // the rowid, which grows with every insert: the newest `max_entries` finished requests stay, at the cost of
+    // the rows deleted (ordering by start time with an OFFSET walked all the kept rows each time).
+    this.#pruneByAge = this.#db.prepare("DELETE FROM request_log WHERE started_at_ms < ?");
+    this.#pruneByCount = this.#db.prepare(
+      "DELETE FROM request_log WHERE rowid <= (SELECT max(rowid) FROM request_log) - ?",
     );
   }
 
@@ -89,12 +98,8 @@ export class SqliteRequestLogBackend implements RequestLogBackend {
   }
 
   async prune(maxEntries: number, oldestStartedAtMs: number): Promise<void> {
-    this.#db.prepare("DELETE FROM request_log WHERE started_at_ms < ?").run(oldestStartedAtMs);
-    this.#db
-      .prepare(
-        "DELETE FROM request_log WHERE rowid IN (SELECT rowid FROM request_log ORDER BY started_at_ms DESC, rowid DESC LIMIT -1 OFFSET ?)",
-      )
-      .run(maxEntries);
+    this.#pruneByAge.run(oldestStartedAtMs);
+    this.#pruneByCount.run(maxEntries);
   }
 
   async close(): Promise<void> {

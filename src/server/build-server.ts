@@ -132,7 +132,9 @@ function createFastify(runtime: GatewayRuntime, options: ServerOptions): Fastify
 /** Before any route: the Host check (DNS rebinding), the shutdown 503, and the client key. */
 function registerRequestGuards(app: FastifyInstance, runtime: GatewayRuntime, clientKeys: () => KeyRing): void {
   const allowedHosts = allowedHostsFor(runtime.snapshot.config.server);
-  app.addHook("onRequest", async (request, reply) => {
+  // Callback-style hooks (here and below): an async hook costs a promise and a microtask on every request, and a
+  // throw in a callback hook reaches the error handler all the same.
+  app.addHook("onRequest", (request, reply, done) => {
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
     if (!isHostAllowed(allowedHosts, request.headers.host)) {
@@ -146,14 +148,15 @@ function registerRequestGuards(app: FastifyInstance, runtime: GatewayRuntime, cl
     }
     const path = request.url.split("?")[0] ?? "";
     // Admin and dashboard routes check their keys themselves.
-    if (keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path)) return;
-    if (!keys.acceptsClient(request.headers)) {
+    const isOpen = keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path);
+    if (!isOpen && !keys.acceptsClient(request.headers)) {
       throw new AuthenticationError(
         hasClientKey(request.headers)
           ? "Invalid API key."
           : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
       );
     }
+    done();
   });
 }
 
@@ -175,18 +178,24 @@ function registerResponseHooks(app: FastifyInstance): void {
   // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
   // id from discovery, a client's name echoed back). Streams write their headers themselves and must call
   // toHeaderValue where they set them.
-  app.addHook("onSend", async (_request, reply, payload) => {
-    for (const [name, value] of Object.entries(reply.getHeaders())) {
+  app.addHook("onSend", (_request, reply, payload, done) => {
+    const headers = reply.getHeaders();
+    for (const name in headers) {
+      const value = headers[name];
       if (typeof value === "string" && !isPlainHeaderValue(value)) reply.header(name, toHeaderValue(value));
     }
-    return payload;
+    done(null, payload);
   });
-  app.addHook("onResponse", async (request, reply) => {
-    if (reply.statusCode >= 400) return;
-    request.log.debug(
-      { url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
-      "request done",
-    );
+  // The level is fixed for the process (a reload does not change it): without debug lines, no hook at all.
+  if (app.log.level !== "debug" && app.log.level !== "trace") return;
+  app.addHook("onResponse", (request, reply, done) => {
+    if (reply.statusCode < 400) {
+      request.log.debug(
+        { url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        "request done",
+      );
+    }
+    done();
   });
 }
 
