@@ -87,6 +87,28 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
       assert.equal(await log.get("nope"), undefined);
     });
 
+    test("a large batch (several multi-row statements and a remainder) is stored whole, retention applied", async (t) => {
+      const clock = manualClock(100_000);
+      const log = new RequestLog(await makeBackend(t), {
+        clock,
+        maxEntries: 60,
+        maxAgeMs: 50_000,
+        isContentKept: false,
+      });
+      t.after(() => log.close());
+      for (let index = 0; index < 75; index++) {
+        log.observe(record({ id: `big${index}`, startedAtMs: 60_000 + index, status: index === 70 ? 503 : 200 }));
+      }
+      const found = (await log.query({ limit: 100 })).map((item) => item.id);
+      assert.equal(found.length, 60);
+      assert.equal(found[0], "big74");
+      assert.equal(found.at(-1), "big15");
+      assert.deepEqual(
+        (await log.query({ limit: 100, status: 503 })).map((item) => item.id),
+        ["big70"],
+      );
+    });
+
     test("retention drops the oldest beyond max_entries and anything older than max_age_ms", async (t) => {
       const clock = manualClock(100_000);
       const log = new RequestLog(await makeBackend(t), {
