@@ -704,5 +704,5 @@ export type {
   Reservation,
   WindowUsage,
 } from "./budget-types.ts";
-export { rulesFromLimits } from "./budget-types.ts";
+export { learningScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "./budget-types.ts";
 export { UTC_MIDNIGHT };
