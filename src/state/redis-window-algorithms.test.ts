@@ -4,6 +4,7 @@
 // a replay after an outage that never moves a counter back.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { runWindowCase, T0, WINDOW_CASES } from "../../test/helpers/window-algorithm-cases.ts";
 import { ManualClock } from "../clock.ts";
@@ -16,18 +17,34 @@ import { createRedisStateBackend } from "./redis-state.ts";
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
-async function ledgerOf(t: TestContext, url: string, prefix: string) {
+async function backendOf(t: TestContext, url: string, prefix: string, leaseTtlMs?: number) {
   const clock = new ManualClock(T0);
   const state = await createRedisStateBackend(
     { path: "", redisUrl: url, redisKeyPrefix: prefix, redisCluster: false, flushIntervalMs: 1_000 },
     new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
     clock,
     { info: () => {}, warn: () => {} },
-    {},
+    leaseTtlMs === undefined ? {} : { leaseTtlMs },
   );
   t.after(() => state.close());
   assert.equal(state.status().isDegraded, false, "Redis is up: reserve goes to the script");
-  return state.ledger;
+  return state;
+}
+
+async function ledgerOf(t: TestContext, url: string, prefix: string) {
+  return (await backendOf(t, url, prefix)).ledger;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function scopeOf(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {
+  return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
 }
 
 describe("window algorithms in the Redis ledger", { skip }, () => {
@@ -69,5 +86,28 @@ describe("window algorithms in the Redis ledger", { skip }, () => {
     for (const ledger of [first, second, first, second]) {
       assert.ok(isReservation(await ledger.reserve([fixed], { tokens: 0 }, T0 + 60_000)), "all four at the minute");
     }
+  });
+
+  test("a replay after an outage does not count in a fixed window that has ended since", async (t) => {
+    const server = await useRedisServer(t);
+    const fixed = scopeOf("deployment:replayed/fixed", { rpm: 4, window: "fixed" });
+    const other = await ledgerOf(t, server.url, "replayed:");
+    // Another process has already counted a request in the next minute.
+    assert.ok(isReservation(await other.reserve([fixed], { tokens: 0 }, T0 + 70_000)));
+    // This one sends a request stamped in the minute before while Redis hangs (served locally), replayed once Redis
+    // answers. (A hung Redis may also run the timed-out reserve itself when it wakes: that one is dropped too.)
+    const late = await backendOf(t, server.url, "replayed:", 300);
+    server.pause();
+    assert.ok(isReservation(await late.ledger.reserve([fixed], { tokens: 0 }, T0 + 50_000)), "served locally");
+    assert.equal(late.ledger.unsyncedCount, 1);
+    server.resume();
+    await waitFor(() => late.ledger.unsyncedCount === 0, 5_000, "the replay");
+    // The minute from T0 + 60 s still holds exactly 1: a counter moved back to T0's minute would leave 4.
+    for (let index = 0; index < 3; index++) {
+      assert.ok(isReservation(await other.reserve([fixed], { tokens: 0 }, T0 + 70_001)), `request ${index + 2}`);
+    }
+    const full = await other.reserve([fixed], { tokens: 0 }, T0 + 70_001);
+    assert.ok(!isReservation(full), "the minute is full");
+    assert.match(full.reason, /over its rpm budget \(4\/4\)/);
   });
 });
