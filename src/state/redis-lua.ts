@@ -1,7 +1,8 @@
-// The reserve script behind the Redis-shared budgets (the others are in redis-lua-writes.ts). It runs atomically inside Redis (EVALSHA through ioredis
-// `defineCommand`), so "check every rule of every scope, then charge all of them or none" cannot interleave with
-// another gateway process. The algorithm mirrors BudgetBook's (budgets.ts); `redis-ledger.test.ts` runs the same
-// scripted sequence through both and requires identical verdicts, so keep the two in step.
+// The reserve script behind the Redis-shared budgets (the other scripts are in redis-lua-writes.ts). It runs
+// atomically inside Redis (EVALSHA through ioredis `defineCommand`), so "check every rule of every scope, then
+// charge all of them or none" cannot interleave with another gateway process. The algorithm mirrors BudgetBook's
+// (budgets.ts); `redis-ledger.test.ts` runs the same scripted sequence through both and requires identical verdicts,
+// and `redis-window-algorithms.test.ts` runs BudgetBook's window-algorithm table, so keep the two in step.
 //
 // Expiries are relative (PEXPIRE, computed from the caller's `now`), so Redis's own clock never matters.
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
