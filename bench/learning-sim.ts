@@ -7,7 +7,8 @@
 // router is reduced to its ranking: candidates in rank order, skipping those cooling down or over budget
 // (what router/plan-route.ts does for equal priorities and no other score terms). Answers are instant: no
 // concurrency, no streams. The oracle sends every request to the best-ranked model whose provider would accept
-// it at that instant.
+// it at that instant. OpenRouter and Mistral are account-wide pools (`rate_limit_scope: account`, as their presets
+// say): their deployments are charged to a pool scope too, and an account-wide 429 is learned for the pool.
 //
 // Run: ./node_modules/.bin/node bench/learning-sim.ts [--seed N] [--minutes N] [--rate requestsPerSecond]
 // SIM_DEBUG=1 also prints, per run, the 429s per deployment, the top misses and the learned limits.
@@ -16,7 +17,7 @@ import { ManualClock } from "../src/clock.ts";
 import { UTC_MIDNIGHT } from "../src/config/day-reset.ts";
 import type { Limits, ProviderSettings } from "../src/config/types.ts";
 import { AvailabilityBook } from "../src/limits/availability.ts";
-import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "../src/limits/budgets.ts";
+import { BudgetBook, type BudgetScope, isReservation, learningScope, rulesFromLimits } from "../src/limits/budgets.ts";
 import type { HeaderMap } from "../src/limits/header-map.ts";
 import type { WindowAlgorithm } from "../src/limits/window-counters.ts";
 import { classifyResponse } from "../src/upstream/classify-response.ts";
@@ -27,7 +28,7 @@ type Dialect = "groq" | "cerebras" | "openrouter" | "generic" | "mistral";
 interface FakeProvider {
   readonly name: string;
   readonly dialect: Dialect;
-  /** The provider's true limit per model (or per account when `isPool`). */
+  /** The provider's true limit per model (or per account when `isPool`: its preset says `rate_limit_scope: account`). */
   readonly limit: number;
   readonly windowMs: number;
   /** How it really counts, in the real-world profile (the sliding profile makes every provider sliding). */
@@ -267,10 +268,14 @@ function deploymentsFor(knowledge: Knowledge, profile: Profile): Deployment[] {
       window: declared,
     };
     const poolLimiter = provider.isPool ? new TrueLimiter(provider.limit, provider.windowMs, algorithm) : undefined;
-    const pool: BudgetScope | undefined =
-      provider.isPool && knowledge !== "learned"
-        ? { id: `provider:${provider.name}`, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT }
-        : undefined;
+    // As pipeline/snapshot.ts builds them: an account-wide provider has its pool scope even with no limits.
+    const pool: BudgetScope | undefined = provider.isPool
+      ? {
+          id: `provider:${provider.name}`,
+          ...(knowledge === "learned" ? { rules: [], concurrency: undefined } : rulesFromLimits(limits)),
+          dayReset: UTC_MIDNIGHT,
+        }
+      : undefined;
     // A learned run knows only the preset's window algorithm (`limits: { window }`), no numbers.
     const settingsLimits: Limits | undefined = knowledge === "learned" ? { window: algorithm } : { window: declared };
     const settings = {
@@ -278,6 +283,7 @@ function deploymentsFor(knowledge: Knowledge, profile: Profile): Deployment[] {
       rateLimitDialect: provider.dialect,
       dayReset: UTC_MIDNIGHT,
       limits: settingsLimits,
+      rateLimitScope: provider.isPool ? "account" : "model",
       apiKeys: [],
     } as unknown as ProviderSettings;
     for (const model of provider.models) {
@@ -379,9 +385,10 @@ function runGateway(knowledge: Knowledge, profile: Profile, times: readonly numb
     process.stderr.write(`${knowledge}/${profile}: 429s ${JSON.stringify(Object.fromEntries(refusals))}\n`);
     const top = [...misses].sort((left, right) => right[1] - left[1]).slice(0, 5);
     process.stderr.write(`  misses ${JSON.stringify(top)}\n`);
-    for (const deployment of deployments) {
-      const rules = budgets.learnedRules(deployment.scopes[deployment.scopes.length - 1]?.id ?? "");
-      if (rules.length > 0) process.stderr.write(`  ${deployment.key}: ${JSON.stringify(rules)}\n`);
+    const scopeIds = new Set(deployments.flatMap((deployment) => deployment.scopes.map((scope) => scope.id)));
+    for (const scopeId of scopeIds) {
+      const rules = budgets.learnedRules(scopeId);
+      if (rules.length > 0) process.stderr.write(`  ${scopeId}: ${JSON.stringify(rules)}\n`);
     }
   }
   return { requests: times.length, served, upstream429, rankSum, bestAvailable };
@@ -396,14 +403,21 @@ function apply(
   availability: AvailabilityBook,
   nowMs: number,
 ): void {
-  const own = deployment.scopes[deployment.scopes.length - 1] as BudgetScope;
   for (const effect of effects) {
     if (effect.kind === "cool_down")
       availability.recordRateLimited(deployment.key, effect.hint, effect.cause, effect.reason);
     else if (effect.kind === "park")
       availability.park(deployment.key, effect.untilMs, effect.cause, effect.reason, effect.source);
-    else if (effect.kind === "learn_windows") budgets.learn(own, effect.windows, nowMs);
-    else if (effect.kind === "learn_limits") budgets.learnLimits(own, { ...effect.refusal, sentAtMs }, nowMs);
+    else if (effect.kind === "cool_pool") {
+      const own = availability.cooldownOf(deployment.key, deployment.provider.name);
+      if (own !== undefined) availability.coolPool(deployment.provider.name, { ...own, reason: effect.reason });
+    } else if (effect.kind === "learn_windows") {
+      const scope = learningScope(deployment.scopes, effect.isAccountWide);
+      if (scope !== undefined) budgets.learn(scope, effect.windows, nowMs);
+    } else if (effect.kind === "learn_limits") {
+      const scope = learningScope(deployment.scopes, effect.isAccountWide);
+      if (scope !== undefined) budgets.learnLimits(scope, { ...effect.refusal, sentAtMs }, nowMs);
+    }
   }
 }
 

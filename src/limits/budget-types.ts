@@ -25,6 +25,12 @@ export interface BudgetRule {
   readonly learnedFrom?: string;
 }
 
+/**
+ * The budget scope id prefix of a key's account-wide pool (`provider:groq`): every model of one provider entry's
+ * key shares it. The same name labels the pool's cooldown after an account-wide 429 (docs/routing.md "Pools").
+ */
+export const POOL_SCOPE_PREFIX = "provider:";
+
 /** A budget holder: a provider (account-wide pool) or one provider+model. */
 export interface BudgetScope {
   /** `provider:groq` or `deployment:groq/llama-3.3-70b`. */
@@ -95,6 +101,18 @@ export function rulesFromLimits(
 }
 
 export type Denied = BudgetVerdict & { isAllowed: false };
+
+/**
+ * The scope an answer's limits are learned into, from a deployment's scopes ([pool, own] or [own]): the key's pool
+ * when the answer is about the account-wide pool (its 429 names the pool, or the provider counts per account) and
+ * the deployment has one, else the deployment's own scope. Learned into the pool, the limit paces every model of
+ * the key from then on, and the spacing it is inferred from is the pool's (every model's sends), not one model's.
+ */
+export function learningScope(scopes: readonly BudgetScope[], isAccountWide: boolean): BudgetScope | undefined {
+  const own = scopes[scopes.length - 1];
+  if (!isAccountWide) return own;
+  return scopes.find((scope) => scope !== own && scope.id.startsWith(POOL_SCOPE_PREFIX)) ?? own;
+}
 
 /**
  * What the request path needs from budget accounting. `BudgetBook` (in-process) answers synchronously; the

@@ -84,7 +84,7 @@ export class BudgetBook implements BudgetLedger {
   /** The sliding-window runs each reservation was charged to, so a reconcile moves exactly its own tokens. */
   readonly #runsOf = new WeakMap<Reservation, { readonly window: SlidingWindow; readonly run: SlidingRun }[]>();
   /** The fixed-window counters and token buckets each reservation was charged to, for its reconcile. */
-  readonly #countersOf = new WeakMap<Reservation, { fixed: FixedWindowCounter[]; buckets: BucketLevel[] }>();
+  readonly #countersOf = new WeakMap<Reservation, ChargedCounters>();
   #nextReservationId = 1;
   /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */
   readonly #dirty = new Set<string>();
@@ -147,7 +147,11 @@ export class BudgetBook implements BudgetLedger {
     const counters = this.#countersOf.get(reservation);
     if (counters !== undefined) {
       for (const counter of counters.fixed) counter.tokens = Math.max(0, counter.tokens + delta);
-      for (const level of counters.buckets) level.used = Math.max(0, level.used + delta);
+      // The bucket's debt now (a later charge replaced the level it had then): tokens not used are back at once.
+      for (const { levels, key } of counters.buckets) {
+        const level = levels.get(key);
+        if (level !== undefined) level.used = Math.max(0, level.used + delta);
+      }
     }
     for (const scope of reservation.scopes) {
       const state = this.#state(scope, nowMs);
@@ -536,7 +540,7 @@ export class BudgetBook implements BudgetLedger {
     tokens: number,
     nowMs: number,
   ): void {
-    let charged: { fixed: FixedWindowCounter[]; buckets: BucketLevel[] } | undefined;
+    let charged: ChargedCounters | undefined;
     for (const rule of rules) {
       const windowMs = SLIDING_WINDOW_MS[rule.window];
       if (windowMs === undefined || rule.algorithm === undefined || rule.algorithm === "sliding") continue;
@@ -560,7 +564,7 @@ export class BudgetBook implements BudgetLedger {
       const used = previous === undefined ? 0 : bucketUsed(previous, rule.limit, windowMs, nowMs);
       const level = { used: used + (rule.unit === "requests" ? 1 : tokens), atMs: nowMs };
       state.buckets.set(key, level);
-      if (rule.unit === "tokens") charged.buckets.push(level);
+      if (rule.unit === "tokens") charged.buckets.push({ levels: state.buckets, key });
     }
     if (charged !== undefined) this.#countersOf.set(reservation, charged);
   }
@@ -575,6 +579,12 @@ export class BudgetBook implements BudgetLedger {
     }
     return { runs, work };
   }
+}
+
+/** What a reservation charged besides sliding windows: fixed windows' counters, and token buckets (by key). */
+interface ChargedCounters {
+  fixed: FixedWindowCounter[];
+  buckets: { readonly levels: Map<string, BucketLevel>; readonly key: string }[];
 }
 
 /** A scope's durable state, version 2: sliding windows as runs. */
@@ -704,5 +714,5 @@ export type {
   Reservation,
   WindowUsage,
 } from "./budget-types.ts";
-export { rulesFromLimits } from "./budget-types.ts";
+export { learningScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "./budget-types.ts";
 export { UTC_MIDNIGHT };

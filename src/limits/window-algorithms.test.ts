@@ -1,7 +1,9 @@
 // Each window algorithm against an injected clock: a bucket's refill is used as it comes, a fixed window
-// reopens at its boundary, a sliding one does neither.
+// reopens at its boundary, a sliding one does neither. The shared table (test/helpers/window-algorithm-cases.ts)
+// runs here against BudgetBook and in src/state/redis-window-algorithms.test.ts against the Redis ledger.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { runWindowCase, WINDOW_CASES } from "../../test/helpers/window-algorithm-cases.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { Limits } from "../config/types.ts";
 import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "./budgets.ts";
@@ -129,4 +131,10 @@ describe("window algorithms", () => {
     assert.equal(isAllowed(restored, bucketScope, T0 + 2_000), false);
     assert.equal(isAllowed(restored, bucketScope, T0 + 21_000), true, "one of three per minute is back after 20 s");
   });
+});
+
+describe("window algorithms, the shared table (BudgetBook)", () => {
+  for (const windowCase of WINDOW_CASES) {
+    it(windowCase.name, () => runWindowCase(new BudgetBook(), windowCase, "BudgetBook"));
+  }
 });

@@ -11,6 +11,7 @@ import {
   type BudgetScope,
   type Denied,
   isReservation,
+  learningScope,
   type Reservation,
 } from "../limits/budgets.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
@@ -186,16 +187,16 @@ export class Recorder {
           break;
         }
         case "learn_windows": {
-          // Learned into the deployment's own scope (the last one), not its provider's shared pool.
-          const ownScope = scopes[scopes.length - 1];
-          if (ownScope !== undefined) budgets.learn(ownScope, effect.windows, clock.now());
+          // Into the deployment's own scope, or its key's pool when the provider counts per account.
+          const scope = learningScope(scopes, effect.isAccountWide);
+          if (scope !== undefined) budgets.learn(scope, effect.windows, clock.now());
           break;
         }
         case "learn_limits": {
-          // Into the deployment's own scope too: a spacing says what this deployment accepted.
-          const ownScope = scopes[scopes.length - 1];
-          if (ownScope !== undefined) {
-            budgets.learnLimits(ownScope, { ...effect.refusal, sentAtMs: reservation.atMs }, clock.now());
+          // An account-wide 429 teaches the pool's limit (from the pool's spacing): every model of the key is paced.
+          const scope = learningScope(scopes, effect.isAccountWide);
+          if (scope !== undefined) {
+            budgets.learnLimits(scope, { ...effect.refusal, sentAtMs: reservation.atMs }, clock.now());
           }
           break;
         }

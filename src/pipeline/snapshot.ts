@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { type BudgetScope, rulesFromLimits } from "../limits/budgets.ts";
+import { type BudgetScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
 import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
@@ -21,7 +21,10 @@ export interface GatewaySnapshot {
   /** What the score knows about each deployment (leaderboard matches, params, context source, adjustments). */
   readonly profiles: readonly ModelProfile[];
   readonly scoring: ScoringSettings;
-  /** Budget scopes per deployment index: [provider pool (if it has limits), the deployment itself]. */
+  /**
+   * Budget scopes per deployment index: [provider pool (if it has limits or counts per account), the deployment
+   * itself].
+   */
   readonly budgetScopes: readonly (readonly BudgetScope[])[];
   /** Discovery warnings and per-provider discovery source, for /health. */
   readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
@@ -89,20 +92,18 @@ export async function buildSnapshot(
   };
 }
 
-/**
- * The budget scope id prefix of a key's account-wide pool (`provider:groq`): every model of one provider entry's
- * key shares it. The same name labels the pool's cooldown after an account-wide 429 (docs/routing.md "Pools").
- */
-export const POOL_SCOPE_PREFIX = "provider:";
+export { POOL_SCOPE_PREFIX };
 
 function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
   const providerScopes = new Map<string, BudgetScope | undefined>();
   for (const runtime of catalog.providers) {
     const settings = runtime.settings;
     const { rules, concurrency } = rulesFromLimits(settings.limits);
+    // An account-wide provider always has its pool, even without limits: what its 429s teach is learned there.
+    const hasPool = rules.length > 0 || concurrency !== undefined || settings.rateLimitScope === "account";
     providerScopes.set(
       settings.name,
-      rules.length === 0 && concurrency === undefined
+      !hasPool
         ? undefined
         : { id: `${POOL_SCOPE_PREFIX}${settings.name}`, rules, concurrency, dayReset: settings.dayReset },
     );

@@ -3,7 +3,8 @@
 // retries, a short command timeout, and reconnection in the background. With `state.redis_cluster` the same options
 // apply to an ioredis Cluster seeded from `redis_url` (it discovers the other nodes and follows slot moves).
 import { Cluster, Redis } from "ioredis";
-import { LEARN_LUA, RECONCILE_LUA, RESERVE_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua.ts";
+import { RESERVE_LUA } from "./redis-lua.ts";
+import { LEARN_LUA, RECONCILE_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua-writes.ts";
 
 /** ms a shared-state command may take before the request falls back to local state. */
 export const COMMAND_TIMEOUT_MS = 200;

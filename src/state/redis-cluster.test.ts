@@ -128,6 +128,38 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     assert.equal(full.reason, "over its tpm budget (300/300 tokens, needs 1)");
   });
 
+  test("fixed windows and token buckets: counted on the provider's node, reconciled there, reopened at the minute", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster, "windows:");
+    const second = await startBackend(t, cluster, "windows:");
+    const client = await adminClient(t, cluster);
+    const pool = scope("provider:windows", { tpm: 300, window: "fixed" });
+    const own = scope("deployment:windows/m", { rpm: 2, tpm: 500, window: "bucket" });
+    const minuteMs = Date.UTC(2026, 0, 1, 12);
+    const nowMs = minuteMs + 30_000;
+    const reserved = await first.state.ledger.reserve([pool, own], { tokens: 250 }, nowMs);
+    assert.ok(isReservation(reserved));
+    const tooMuch = await second.state.ledger.reserve([pool, own], { tokens: 100 }, nowMs + 1);
+    assert.ok(!isReservation(tooMuch) && !tooMuch.isAllowed);
+    assert.equal(tooMuch.reason, "over its tpm budget (250/300 tokens, needs 100)");
+    assert.equal(tooMuch.retryAtMs, minuteMs + 60_000, "the fixed minute's end");
+    first.state.ledger.reconcile(reserved, 40, nowMs + 2);
+    await sleep(50);
+    assert.ok(isReservation(await second.state.ledger.reserve([pool, own], { tokens: 260 }, nowMs + 3)));
+    const full = await second.state.ledger.reserve([pool, own], { tokens: 1 }, nowMs + 4);
+    assert.ok(!isReservation(full) && !full.isAllowed);
+    assert.equal(full.reason, "over its tpm budget (300/300 tokens, needs 1)");
+    // The next minute: the pool's fixed window is empty again, and the bucket has a request back (2 a minute).
+    assert.ok(isReservation(await first.state.ledger.reserve([pool, own], { tokens: 10 }, minuteMs + 61_000)));
+    const perNode = await keysPerNode(cluster, client, "windows:");
+    const holders = [...perNode].filter(([, keys]) => keys.some((key) => key.includes("{windows}")));
+    assert.equal(holders.length, 1, "one slot for the provider's keys");
+    const keys = holders[0]?.[1] ?? [];
+    assert.ok(keys.some((key) => key.endsWith("provider:windows:counters")));
+    assert.ok(keys.some((key) => key.endsWith("deployment:windows/m:counters")));
+    assert.deepEqual(first.warnings, []);
+  });
+
   test("cooldowns are shared and loaded from every master; an admin reset clears keys on every master", async (t) => {
     const cluster = await useRedisCluster(t);
     const first = await startBackend(t, cluster, "cool:");

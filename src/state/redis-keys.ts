@@ -7,7 +7,8 @@ export const SLIDING_WINDOWS_MS = [1_000, 60_000, 3_600_000] as const;
 /**
  * Keys of one budget scope. Day and month counters are keyed by their window's start, so they never need a reset.
  * Each sliding window is a sorted set of runs (member: run id, score: when its last charge was made) and a hash
- * holding each run ("firstMs,lastMs,requests,tokens") and the window's totals (fields `r` and `t`).
+ * holding each run ("firstMs,lastMs,requests,tokens") and the window's totals (fields `r` and `t`). Fixed windows'
+ * counters and buckets' debts share one hash per scope (`counters`), one field each.
  */
 export interface ScopeKeys {
   /** Per SLIDING_WINDOWS_MS entry: [runs sorted set, runs hash]. */
@@ -16,6 +17,8 @@ export interface ScopeKeys {
   readonly month: string;
   readonly leases: string;
   readonly learned: string;
+  /** Fixed windows (`f:<windowMs>@<offsetMs>` -> "startMs,requests,tokens") and buckets (`b:<unit>:<windowMs>:<limit>` -> "used,atMs"). */
+  readonly counters: string;
 }
 
 /**
@@ -47,6 +50,7 @@ export function scopeKeys(
     month: `${base}:month:${at.monthStartMs}`,
     leases: leasesKey(prefix, scopeId),
     learned: learnedKey(prefix, scopeId),
+    counters: `${base}:counters`,
   };
 }
 

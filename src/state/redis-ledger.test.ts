@@ -120,12 +120,16 @@ describe("RedisLedger", { skip }, () => {
     );
     const other = scope("deployment:p/n", { rph: 9, tpd: 900 });
     const requestsOnly = scope("deployment:q/r", { rps: 1, rpm: 3, rph: 10, rpd: 20 });
-    const scopeSets = [[pool, own], [pool, other], [own], [requestsOnly]];
+    // Fixed windows (aligned 15 s after the minute) and buckets, in a pool and a deployment of their own.
+    const fixedPool = scope("provider:f", { rpm: 5, tpm: 700, rph: 30, window: "fixed", windowOffsetMs: 15_000 });
+    const bucketOwn = scope("deployment:f/b", { rps: 2, rpm: 6, tpm: 800, window: "bucket" });
+    const scopeSets = [[pool, own], [pool, other], [own], [requestsOnly], [fixedPool, bucketOwn], [bucketOwn]];
     // Mostly short steps (sliding windows fill up), sometimes past a minute, an hour, a day (windows roll).
     const shortSteps = [0, 0, 10, 400, 1_000, 5_000, 20_000];
     const longSteps = [61_000, 600_000, 3_600_000, 86_400_000];
     const costs = [0, 0, 10, 50, 120, 450, 2_000];
     const seen = new Set<string>();
+    const deniedBy = new Set<string>();
     for (const seed of [42, 7, 2026]) {
       const clock = new ManualClock(Date.UTC(2026, 0, 1, 6, 0));
       // Leases outlive the whole simulated history, as BudgetBook's in-flight counts do.
@@ -149,7 +153,10 @@ describe("RedisLedger", { skip }, () => {
           if (isReservation(expected) && isReservation(actual)) {
             held.push([expected, actual]);
             all.push([expected, actual]);
-          } else if (!isReservation(expected)) seen.add(expected.reason.replace(/ \(.*|\d+ /g, ""));
+          } else if (!isReservation(expected)) {
+            seen.add(expected.reason.replace(/ \(.*|\d+ /g, ""));
+            deniedBy.add(expected.scopeId);
+          }
         } else if (roll < 0.85 && held.length > 0) {
           const [expected, actual] = held.splice(Math.floor(next() * held.length), 1)[0] as [Reservation, Reservation];
           book.release(expected);
@@ -189,6 +196,7 @@ describe("RedisLedger", { skip }, () => {
       "the provider reports tokens left this day",
       "the provider reports tokens left this hour",
     ]);
+    assert.ok(deniedBy.has("provider:f") && deniedBy.has("deployment:f/b"), "fixed windows and buckets refused too");
   });
 
   test("charges atomically: two processes racing for rpm 25 get exactly 25 between them", async (t) => {

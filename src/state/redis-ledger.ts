@@ -36,7 +36,7 @@ import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { type CachedDenial, denialFromReply, ScriptShapes } from "./redis-script-shapes.ts";
+import { type CachedDenial, denialFromReply, ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
 export const DEFAULT_LEASE_TTL_MS = 30_000;
@@ -73,6 +73,8 @@ interface ReservationDetail {
   tokensInRedis: number;
   /** Where Redis counted it in each sliding window, for a reconcile. */
   runs: readonly ChargedRun[];
+  /** The scopes as Redis charged them (with the learned rules then known): their token counters are reconciled. */
+  sharedScopes: readonly BudgetScope[];
 }
 
 export class RedisLedger implements BudgetLedger {
@@ -145,23 +147,30 @@ export class RedisLedger implements BudgetLedger {
     const tokens = roundTokens(actualTokens);
     const delta = tokens - detail.tokensInRedis;
     detail.tokensInRedis = tokens;
-    const counters: string[] = [];
-    for (const scope of reservation.scopes) {
-      if (!this.#shapes.shapeOf(scope).hasTokenRule) continue;
+    const wallClock: string[] = [];
+    const counterKeys: string[] = [];
+    const counterArguments: string[] = [];
+    for (const scope of detail.sharedScopes) {
+      const shape = this.#shapes.shapeOf(scope);
+      if (!shape.hasTokenRule) continue;
       const scoped = scopeKeys(
         this.#prefix,
         scope.id,
         this.#shapes.wallClockWindowsAt(scope.dayReset, reservation.atMs),
       );
-      counters.push(scoped.day, scoped.month);
+      wallClock.push(scoped.day, scoped.month);
+      counterKeys.push(...shape.tokenCounters.map(() => scoped.counters));
+      counterArguments.push(...tokenCounterArguments(shape.tokenCounters, reservation.atMs));
     }
-    if (delta === 0 || counters.length === 0) return;
-    const keys = [...detail.runs.map((run) => run.hash), ...counters];
+    if (delta === 0 || wallClock.length === 0) return;
+    const keys = [...detail.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     const runIds = detail.runs.map((run) => run.id);
-    this.#redis.budgetReconcile(keys.length, ...keys, delta, runIds.length, ...runIds).then(
-      () => this.#link.recordSuccess(),
-      (error: unknown) => this.#link.recordFailure(error),
-    );
+    this.#redis
+      .budgetReconcile(keys.length, ...keys, delta, runIds.length, ...runIds, wallClock.length, ...counterArguments)
+      .then(
+        () => this.#link.recordSuccess(),
+        (error: unknown) => this.#link.recordFailure(error),
+      );
   }
 
   release(reservation: Reservation): void {
@@ -293,6 +302,7 @@ export class RedisLedger implements BudgetLedger {
     detail.isShared = true;
     detail.tokensInRedis = tokens;
     detail.runs = this.#chargedRuns(reservation.scopes, reservation.atMs, reply);
+    detail.sharedScopes = reservation.scopes;
   }
 
   async #reserveShared(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Promise<Reservation | Denied> {
@@ -300,8 +310,7 @@ export class RedisLedger implements BudgetLedger {
     const id = this.#nextId++;
     const member = this.#memberOf(id);
     const tokens = roundTokens(cost.tokens);
-    // Learned limits travel with the configured rules. The script counts every second/minute/hour rule as a sliding
-    // window, also one declared `fixed` or `bucket`: never more than the provider allows, possibly less.
+    // Learned limits travel with the configured rules, each with its window algorithm (sliding, fixed, bucket).
     const shared = scopes.map((scope) => this.#local.effectiveScope(scope, nowMs));
     const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false);
     let reply: unknown;
@@ -322,7 +331,10 @@ export class RedisLedger implements BudgetLedger {
     const mirrored = this.#local.reserve(scopes, cost, nowMs);
     const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
     const detail = this.#details.get(reservation);
-    if (detail !== undefined) detail.runs = this.#chargedRuns(shared, nowMs, reply);
+    if (detail !== undefined) {
+      detail.runs = this.#chargedRuns(shared, nowMs, reply);
+      detail.sharedScopes = shared;
+    }
     return reservation;
   }
 
@@ -376,6 +388,7 @@ export class RedisLedger implements BudgetLedger {
       isShared: tokensInRedis !== undefined,
       tokensInRedis: tokensInRedis ?? 0,
       runs: [],
+      sharedScopes: scopes,
     });
     if (scopes.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
     return reservation;
@@ -405,7 +418,7 @@ export class RedisLedger implements BudgetLedger {
         monthStartMs: wallClock?.monthStartMs ?? 0,
       });
       for (const [runs, hash] of scoped.sliding) keys.push(runs, hash);
-      keys.push(scoped.day, scoped.month, scoped.leases, scoped.learned);
+      keys.push(scoped.day, scoped.month, scoped.leases, scoped.learned, scoped.counters);
       perScope.push(shape.concurrency, wallClock?.dayEndMs ?? 0, wallClock?.monthEndMs ?? 0, ...shape.ruleArguments);
       hasConcurrency ||= shape.hasConcurrency;
     }

@@ -1,7 +1,8 @@
-// The Lua scripts behind the Redis-shared state. Each runs atomically inside Redis (EVALSHA through ioredis
-// `defineCommand`), so "check every rule of every scope, then charge all of them or none" cannot interleave with
-// another gateway process. The algorithm mirrors BudgetBook's (budgets.ts); `redis-ledger.test.ts` runs the same
-// scripted sequence through both and requires identical verdicts, so keep the two in step.
+// The reserve script behind the Redis-shared budgets (the other scripts are in redis-lua-writes.ts). It runs
+// atomically inside Redis (EVALSHA through ioredis `defineCommand`), so "check every rule of every scope, then
+// charge all of them or none" cannot interleave with another gateway process. The algorithm mirrors BudgetBook's
+// (budgets.ts); `redis-ledger.test.ts` runs the same scripted sequence through both and requires identical verdicts,
+// and `redis-window-algorithms.test.ts` runs BudgetBook's window-algorithm table, so keep the two in step.
 //
 // Expiries are relative (PEXPIRE, computed from the caller's `now`), so Redis's own clock never matters.
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
@@ -10,12 +11,15 @@
 import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
 
 /**
- * Checks, then charges. KEYS: ten per scope, in order:
+ * Checks, then charges. KEYS: eleven per scope, in order:
  *   for each sliding window (1 s, 1 min, 1 h): its runs (sorted set: member = run id, score = when its last
  *     charge was made) and its runs hash (run id -> "firstMs,lastMs,requests,tokens", plus the totals `r`, `t`)
  *   day, month  hashes {requests, tokens} of the wall-clock window containing `now` (keyed by its start)
  *   leases      sorted set: score = lease expiry ms, member = reservation id
  *   learned     hash: "unit:window" -> "remaining,resetAtMs,limit,spentSince"
+ *   counters    hash: fixed windows ("f:<windowMs>@<offsetMs>" -> "startMs,requests,tokens", one per length and
+ *               alignment, as BudgetBook's fixedKey) and buckets ("b:<r|t>:<windowMs>:<limit>" -> "used,atMs", the
+ *               debt as of atMs, drained at limit/windowMs per ms): O(1) per rule, a field read and written
  * A sliding window is SlidingWindow (src/limits/sliding-window.ts) in Redis: exact while it holds fewer than
  * MAX_EXACT_RUNS runs, then charges join the newest run; a check reads the totals, expiry pops runs from the head,
  * so every call costs O(1) amortised (bounded runs), never a scan of the requests in the window.
@@ -23,7 +27,8 @@ import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
  * ARGV: now, member, tokens, lease_until (0: take no lease), lease_ttl_ms, is_forced ("1": charge without
  * checking, for replaying requests sent while Redis was unreachable; `now` is then when it was sent),
  * scope_count, then per scope: concurrency (-1: none), day_end, month_end, rule_count, then per rule: unit
- * ("r" or "t"), window (ms of a sliding window; 0: day; -1: month), limit.
+ * ("r" or "t"), window (ms of a second/minute/hour window; 0: day; -1: month), limit, algorithm ("s" sliding, "f"
+ * fixed, "b" bucket; day and month are "s" and count on their wall-clock counters), offset (ms, for "f").
  *
  * Returns {1, run ids...} when charged (per scope, per sliding window it uses in 1 s, 1 min, 1 h order: the run
  * the charge went into, "" if none), or a denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index,
@@ -48,9 +53,10 @@ local function fmt(number) return string.format('%.17g', number) end
 local scopes = {}
 local a = 8
 for s = 1, scope_count do
-  local k = (s - 1) * 10
+  local k = (s - 1) * 11
   local scope = {
     windows = {}, window_of = {}, day = KEYS[k + 7], month = KEYS[k + 8], leases = KEYS[k + 9], learned = KEYS[k + 10],
+    counters = KEYS[k + 11], counters_keep = 0,
     concurrency = tonumber(ARGV[a]), day_end = tonumber(ARGV[a + 1]), month_end = tonumber(ARGV[a + 2]),
     rules = {}, has_day = false, has_month = false, learned_live = {}
   }
@@ -58,11 +64,20 @@ for s = 1, scope_count do
   local rule_count = tonumber(ARGV[a + 3])
   a = a + 4
   for r = 1, rule_count do
-    local rule = { unit = ARGV[a], window = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]) }
+    local rule = {
+      unit = ARGV[a], window = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]), algorithm = ARGV[a + 3],
+      offset = tonumber(ARGV[a + 4])
+    }
     if rule.window == 0 then scope.has_day = true elseif rule.window == -1 then scope.has_month = true
+    elseif rule.algorithm == 'f' then
+      rule.field = 'f:' .. fmt(rule.window) .. '@' .. fmt(rule.offset)
+    elseif rule.algorithm == 'b' then
+      rule.field = 'b:' .. rule.unit .. ':' .. fmt(rule.window) .. ':' .. fmt(rule.limit)
     else uses[rule.window] = true end
+    -- A fixed window's counter is read until its end, a bucket's debt until it has drained: a window at most.
+    if rule.field then scope.counters_keep = math.max(scope.counters_keep, rule.window + KEEP_MS) end
     scope.rules[r] = rule
-    a = a + 3
+    a = a + 5
   end
   for i, w in ipairs(WINDOWS) do
     if uses[w] then
@@ -170,6 +185,53 @@ local function charge(win, at)
   return id
 end
 
+-- window-counters.ts fixedWindowAt: the fixed window holding now starts here.
+local function fixed_start(rule, at)
+  return math.floor((at - rule.offset) / rule.window) * rule.window + rule.offset
+end
+
+-- A fixed window's counter: its start, requests and tokens (nil when there is none).
+local function fixed_counter(scope, rule)
+  local value = redis.call('HGET', scope.counters, rule.field)
+  if not value then return nil end
+  local start, requests, counted = string.match(value, '^([^,]*),([^,]*),([^,]*)$')
+  return { start = tonumber(start), requests = tonumber(requests), tokens = tonumber(counted) }
+end
+
+-- window-counters.ts bucketUsed: a bucket's exact debt now, after its continuous refill (0: none).
+local function bucket_debt(scope, rule)
+  local value = redis.call('HGET', scope.counters, rule.field)
+  if not value then return 0, nil end
+  local used, at = string.match(value, '^([^,]*),([^,]*)$')
+  used, at = tonumber(used), tonumber(at)
+  local refilled = (math.max(0, now - at) * rule.limit) / rule.window
+  return math.max(0, used - refilled), at
+end
+
+-- What a second/minute/hour rule has used, and when it has room for amount (BudgetBook #used and #retryAt).
+local function window_used(scope, rule, is_requests, amount, used_requests, used_tokens)
+  if rule.algorithm == 'f' then
+    local start = fixed_start(rule, now)
+    local counter = fixed_counter(scope, rule)
+    local used = 0
+    if counter and counter.start == start then used = is_requests and counter.requests or counter.tokens end
+    return used, function() return start + rule.window end
+  end
+  if rule.algorithm == 'b' then
+    local debt = bucket_debt(scope, rule)
+    -- Compared in whole requests/tokens, as BudgetBook does; the wait is computed from the exact debt.
+    return math.ceil(debt - 1e-9), function()
+      local excess = debt + amount - rule.limit
+      if excess <= 0 then return now end
+      return now + math.ceil((excess * rule.window) / rule.limit)
+    end
+  end
+  local used = is_requests and used_requests[rule.window] or used_tokens[rule.window]
+  return used, function()
+    return sliding_retry_at(scope.window_of[rule.window], is_requests, used, amount, rule.limit)
+  end
+end
+
 local function check_scope(s, scope)
   if scope.concurrency >= 0 then
     redis.call('ZREMRANGEBYSCORE', scope.leases, '-inf', now)
@@ -185,9 +247,9 @@ local function check_scope(s, scope)
     local rule = scope.rules[r]
     local is_requests = rule.unit == 'r'
     local amount = is_requests and 1 or tokens
-    local used
+    local used, retry_of
     if rule.window > 0 then
-      used = is_requests and used_requests[rule.window] or used_tokens[rule.window]
+      used, retry_of = window_used(scope, rule, is_requests, amount, used_requests, used_tokens)
     else
       local counter = rule.window == 0 and scope.day or scope.month
       used = tonumber(redis.call('HGET', counter, is_requests and 'requests' or 'tokens')) or 0
@@ -197,7 +259,7 @@ local function check_scope(s, scope)
       if amount > rule.limit then
         retry_at = -1
       elseif rule.window > 0 then
-        retry_at = sliding_retry_at(scope.window_of[rule.window], is_requests, used, amount, rule.limit)
+        retry_at = retry_of()
       else
         retry_at = rule.window == 0 and scope.day_end or scope.month_end
       end
@@ -226,6 +288,32 @@ local function check_scope(s, scope)
   return nil
 end
 
+-- BudgetBook #chargeCounters: a fixed window's counter once per length and alignment, a bucket per rule. A replayed
+-- charge (is_forced: now is when it was sent) never moves a counter back: it is dropped from a fixed window that
+-- has ended since, and it adds to a bucket's debt without moving the debt's time back.
+local function charge_counters(scope)
+  local charged = {}
+  for r = 1, #scope.rules do
+    local rule = scope.rules[r]
+    if rule.algorithm == 'f' and rule.window > 0 and not charged[rule.field] then
+      charged[rule.field] = true
+      local start = fixed_start(rule, now)
+      local counter = fixed_counter(scope, rule)
+      if counter == nil or counter.start < start then counter = { start = start, requests = 0, tokens = 0 } end
+      if counter.start == start then
+        redis.call('HSET', scope.counters, rule.field,
+          fmt(start) .. ',' .. fmt(counter.requests + 1) .. ',' .. fmt(counter.tokens + tokens))
+      end
+    elseif rule.algorithm == 'b' and rule.window > 0 then
+      local debt, at = bucket_debt(scope, rule)
+      local charge_at = at and math.max(at, now) or now
+      redis.call('HSET', scope.counters, rule.field,
+        fmt(debt + (rule.unit == 'r' and 1 or tokens)) .. ',' .. fmt(charge_at))
+    end
+  end
+  redis.call('PEXPIRE', scope.counters, scope.counters_keep)
+end
+
 if not is_forced then
   for s = 1, scope_count do
     local denied = check_scope(s, scopes[s])
@@ -240,6 +328,7 @@ for s = 1, scope_count do
     if is_forced then expire(win) end
     charged[#charged + 1] = charge(win, now)
   end
+  if scope.counters_keep > 0 then charge_counters(scope) end
   if scope.has_day then
     redis.call('HINCRBY', scope.day, 'requests', 1)
     redis.call('HINCRBY', scope.day, 'tokens', tokens)
@@ -260,70 +349,4 @@ for s = 1, scope_count do
   end
 end
 return charged
-`;
-
-/**
- * Replaces a reservation's estimated token cost with the real one. KEYS: the runs hash of every sliding window
- * the reservation was charged to (run_count of them), then the day and month counters of the windows it was
- * charged in (two per scope). ARGV: delta, run_count, then the run id per runs hash. A run's cost is floored at 0
- * (as in SlidingWindow.adjust) and the window's token total moves by the same amount; a run that left its
- * window, or a counter that expired (or was never charged), is left alone rather than recreated.
- */
-export const RECONCILE_LUA = `
-local delta = tonumber(ARGV[1])
-local run_count = tonumber(ARGV[2])
-for i = 1, run_count do
-  local hash, id = KEYS[i], ARGV[2 + i]
-  local value = redis.call('HGET', hash, id)
-  if value then
-    local first, last, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
-    local old = tonumber(tokens)
-    local new = math.max(0, old + delta)
-    if new ~= old then
-      redis.call('HSET', hash, id, first .. ',' .. last .. ',' .. requests .. ',' .. string.format('%.17g', new))
-      redis.call('HINCRBY', hash, 't', new - old)
-    end
-  end
-end
-for j = run_count + 1, #KEYS do
-  if redis.call('EXISTS', KEYS[j]) == 1 then
-    if redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
-  end
-end
-return 1
-`;
-
-/**
- * Stores what a provider's rate-limit headers said. KEYS[1]: learned hash. ARGV: now, then per window: field,
- * value ("remaining,resetAtMs,limit,0"), reset_at. The hash lives until its latest reset.
- */
-export const LEARN_LUA = `
-local now = tonumber(ARGV[1])
-local ttl = redis.call('PTTL', KEYS[1])
-local keep_ms = ttl > 0 and ttl or 0
-for i = 2, #ARGV, 3 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  keep_ms = math.max(keep_ms, tonumber(ARGV[i + 2]) - now)
-end
-if keep_ms > 0 then redis.call('PEXPIRE', KEYS[1], keep_ms) end
-return 1
-`;
-
-/**
- * Shares a cooldown: stored unless Redis already holds one for the same key that ends later (a later end wins,
- * as in AvailabilityBook.importCooldowns), then published. KEYS[1]: cooldown key. ARGV: cooldown JSON, until_ms,
- * ttl_ms, channel, message. Returns 1 if stored and published.
- */
-export const SHARE_COOLDOWN_LUA = `
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, decoded = pcall(cjson.decode, current)
-  if ok and type(decoded) == 'table' and tonumber(decoded.untilMs) ~= nil
-    and tonumber(decoded.untilMs) >= tonumber(ARGV[2]) then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1
 `;

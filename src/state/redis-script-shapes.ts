@@ -3,6 +3,7 @@
 import type { DayReset } from "../config/day-reset.ts";
 import { type BudgetCost, type BudgetRule, type BudgetScope, type Denied, denialReason } from "../limits/budgets.ts";
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
+import { fixedWindowAt } from "../limits/window-counters.ts";
 import { SLIDING_WINDOWS_MS } from "./redis-keys.ts";
 
 const SLIDING_WINDOW_MS: Readonly<Record<string, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
@@ -16,9 +17,16 @@ export interface ScopeShape {
   readonly hasConcurrency: boolean;
   /** Indexes into SLIDING_WINDOWS_MS of the sliding windows the rules use (the script charges them in this order). */
   readonly slidingWindows: readonly number[];
-  /** rule_count, then unit/window/limit per rule. */
+  /** The fixed windows and token buckets a reconcile moves (token rules only; fixed: once per length and offset). */
+  readonly tokenCounters: readonly TokenCounter[];
+  /** rule_count, then unit/window/limit/algorithm/offset per rule. */
   readonly ruleArguments: readonly string[];
 }
+
+/** A field of a scope's counters hash that holds tokens: a fixed window (with its length and offset) or a bucket. */
+export type TokenCounter =
+  | { readonly kind: "fixed"; readonly field: string; readonly windowMs: number; readonly offsetMs: number }
+  | { readonly kind: "bucket"; readonly field: string };
 
 export interface WallClockWindows {
   readonly dayStartMs: number;
@@ -41,11 +49,29 @@ export class ScriptShapes {
     let shape = this.#shapes.get(scope);
     if (shape !== undefined) return shape;
     const slidingWindows = new Set<number>();
+    const tokenCounters = new Map<string, TokenCounter>();
     const rules: string[] = [];
     for (const rule of scope.rules) {
       const slidingMs = SLIDING_WINDOW_MS[rule.window];
-      if (slidingMs !== undefined) slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
-      rules.push(rule.unit === "requests" ? "r" : "t", String(windowCode(rule)), String(rule.limit));
+      const algorithm = slidingMs === undefined ? "sliding" : (rule.algorithm ?? "sliding");
+      const offsetMs = algorithm === "fixed" ? (rule.offsetMs ?? 0) : 0;
+      if (slidingMs !== undefined && algorithm === "sliding") {
+        slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
+      }
+      if (slidingMs !== undefined && rule.unit === "tokens" && algorithm !== "sliding") {
+        const counter: TokenCounter =
+          algorithm === "fixed"
+            ? { kind: "fixed", field: fixedField(slidingMs, offsetMs), windowMs: slidingMs, offsetMs }
+            : { kind: "bucket", field: bucketField(rule.unit, slidingMs, rule.limit) };
+        tokenCounters.set(counter.field, counter);
+      }
+      rules.push(
+        rule.unit === "requests" ? "r" : "t",
+        String(windowCode(rule)),
+        String(rule.limit),
+        ALGORITHM_CODE[algorithm],
+        String(offsetMs),
+      );
     }
     shape = {
       concurrency: scope.concurrency === undefined ? "-1" : String(scope.concurrency),
@@ -54,6 +80,7 @@ export class ScriptShapes {
       hasTokenRule: scope.rules.some((rule) => rule.unit === "tokens"),
       hasConcurrency: scope.concurrency !== undefined,
       slidingWindows: [...slidingWindows].sort((left, right) => left - right),
+      tokenCounters: [...tokenCounters.values()],
       ruleArguments: [String(scope.rules.length), ...rules],
     };
     this.#shapes.set(scope, shape);
@@ -137,6 +164,30 @@ export function denialFromReply(
       return undefined;
   }
   return { verdict, minTokens };
+}
+
+const ALGORITHM_CODE = { sliding: "s", fixed: "f", bucket: "b" } as const;
+
+/** The counters-hash field of a fixed window: one per window length and alignment (as BudgetBook's fixedKey). */
+export function fixedField(windowMs: number, offsetMs: number): string {
+  return `f:${windowMs}@${offsetMs}`;
+}
+
+/** The counters-hash field of a bucket: one per unit, window and limit (as BudgetBook's bucketKey). */
+export function bucketField(unit: BudgetRule["unit"], windowMs: number, limit: number): string {
+  return `b:${unit === "requests" ? "r" : "t"}:${windowMs}:${limit}`;
+}
+
+/** A reconcile's arguments for a scope's token counters: field, then the fixed window's start ("" for a bucket). */
+export function tokenCounterArguments(counters: readonly TokenCounter[], atMs: number): string[] {
+  const values: string[] = [];
+  for (const counter of counters) {
+    values.push(
+      counter.field,
+      counter.kind === "fixed" ? String(fixedWindowAt(counter.windowMs, counter.offsetMs, atMs).startMs) : "",
+    );
+  }
+  return values;
 }
 
 function windowCode(rule: BudgetRule): number {

@@ -1,14 +1,14 @@
 // What a 429 teaches about the limits, as the effect the recorder applies.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { groq, NOW_MS } from "../../test/fixtures/provider-fixtures.ts";
+import { groq, mistral, NOW_MS, openRouter } from "../../test/fixtures/provider-fixtures.ts";
 import { buildConfig } from "../config/load.ts";
 import { classifyResponse } from "./classify-response.ts";
-import { type Effect, lessonFromVerdict } from "./lessons.ts";
+import { type Effect, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 
-function settingsOf(extra: Record<string, unknown>) {
+function settingsOf(extra: Record<string, unknown>, name = "groq") {
   const { config } = buildConfig(
-    { providers: [{ name: "groq", base_url: "http://127.0.0.1:9/v1", api_key: "k", ...extra }] },
+    { providers: [{ name, base_url: "http://127.0.0.1:9/v1", api_key: "k", ...extra }] },
     undefined,
     { env: {} },
   );
@@ -17,10 +17,14 @@ function settingsOf(extra: Record<string, unknown>) {
   return settings;
 }
 
-function learnEffect(effects: readonly Effect[]) {
+function learnLimits(effects: readonly Effect[]) {
   const effect = effects.find((candidate) => candidate.kind === "learn_limits");
   assert.ok(effect !== undefined && effect.kind === "learn_limits", JSON.stringify(effects));
-  return effect.refusal;
+  return effect;
+}
+
+function learnEffect(effects: readonly Effect[]) {
+  return learnLimits(effects).refusal;
 }
 
 describe("lessons: learning limits from a 429", () => {
@@ -54,5 +58,50 @@ describe("lessons: learning limits from a 429", () => {
       lesson.effects.some((effect) => effect.kind === "learn_limits"),
       false,
     );
+  });
+
+  it("an account-wide 429 is learned for the pool: OpenRouter's free-models-per-min, any 429 of an account-scoped key", () => {
+    const openrouterSettings = settingsOf({ rate_limit_dialect: "openrouter" }, "openrouter");
+    const fixture = openRouter.freeModelsPerMinute429;
+    const verdict = classifyResponse(fixture.status, fixture.headers, fixture.bodyText, NOW_MS);
+    const lesson = lessonFromVerdict(verdict, openrouterSettings, NOW_MS, fixture);
+    const effect = learnLimits(lesson.effects);
+    assert.equal(effect.isAccountWide, true, "the body names the account's pool");
+    assert.deepEqual(
+      effect.refusal.stated.map((rule) => `${rule.window}=${rule.limit}`),
+      ["minute=20"],
+    );
+    const mistralFixture = mistral.rateLimited429;
+    const mistralVerdict = classifyResponse(429, mistralFixture.headers, mistralFixture.bodyText, NOW_MS);
+    const perKey = settingsOf({ rate_limit_dialect: "mistral" }, "mistral");
+    const perAccount = settingsOf({ rate_limit_dialect: "mistral", rate_limit_scope: "account" }, "mistral");
+    assert.equal(
+      learnLimits(lessonFromVerdict(mistralVerdict, perKey, NOW_MS, mistralFixture).effects).isAccountWide,
+      false,
+    );
+    assert.equal(
+      learnLimits(lessonFromVerdict(mistralVerdict, perAccount, NOW_MS, mistralFixture).effects).isAccountWide,
+      true,
+    );
+  });
+
+  it("a success's headers are the pool's on an account-scoped provider", () => {
+    const fixture = openRouter.success;
+    const pooled = lessonsFromHeaders(
+      fixture.headers,
+      settingsOf({ rate_limit_dialect: "openrouter", rate_limit_scope: "account" }, "openrouter"),
+      NOW_MS,
+    );
+    const own = lessonsFromHeaders(
+      fixture.headers,
+      settingsOf({ rate_limit_dialect: "openrouter" }, "openrouter"),
+      NOW_MS,
+    );
+    const isAccountWide = (effects: readonly Effect[]) => {
+      const effect = effects.find((candidate) => candidate.kind === "learn_windows");
+      return effect?.kind === "learn_windows" ? effect.isAccountWide : undefined;
+    };
+    assert.equal(isAccountWide(pooled), true);
+    assert.equal(isAccountWide(own), false);
   });
 });

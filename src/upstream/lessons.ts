@@ -38,10 +38,20 @@ export type Effect =
    * `account`): every model of the key cools as long as the deployment that hit the limit (the effect before it).
    */
   | { readonly kind: "cool_pool"; readonly reason: string }
-  /** Rate-limit windows the provider reported: learned into the deployment's own budget scope. */
-  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[] }
-  /** A 429 on the key's own limits: infer the limit (limit-learning.ts) and pace the deployment to it. */
-  | { readonly kind: "learn_limits"; readonly refusal: Omit<RefusalFacts, "sentAtMs"> };
+  /**
+   * Rate-limit windows the provider reported: learned into the deployment's own budget scope, or its key's pool
+   * when the provider counts per account (`isAccountWide`; budget-types.ts `learningScope`).
+   */
+  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[]; readonly isAccountWide: boolean }
+  /**
+   * A 429 on the key's own limits: infer the limit (limit-learning.ts) and pace to it the deployment, or its key's
+   * whole pool when the 429 is account-wide (then every model of the key is paced by what one of them learned).
+   */
+  | {
+      readonly kind: "learn_limits";
+      readonly refusal: Omit<RefusalFacts, "sentAtMs">;
+      readonly isAccountWide: boolean;
+    };
 
 /** The refused answer itself, for what its headers and body say about the limits. */
 export interface RefusedAnswer {
@@ -94,7 +104,9 @@ export function lessonFromVerdict(
         effects: [
           own,
           ...(isAccountWide(verdict, settings) ? [{ kind: "cool_pool" as const, reason: verdict.reason }] : []),
-          ...(answer === undefined ? [] : learnLimitsEffect(verdict, settings, nowMs, answer)),
+          ...(answer === undefined
+            ? []
+            : learnLimitsEffect(verdict, settings, nowMs, answer, isAccountWide(verdict, settings))),
         ],
       };
     }
@@ -152,7 +164,8 @@ export function lessonsFromHeaders(headers: HeaderMap, settings: ProviderSetting
   if (!(dialectName in RATE_LIMIT_DIALECTS)) return [];
   const windows = parseRateLimitHeaders(headers, dialectName as RateLimitDialectName, nowMs);
   if (windows.length === 0) return [];
-  const effects: Effect[] = [{ kind: "learn_windows", windows }];
+  // An account-wide provider's headers (OpenRouter's x-ratelimit-remaining) count the key's pool.
+  const effects: Effect[] = [{ kind: "learn_windows", windows, isAccountWide: settings.rateLimitScope === "account" }];
   for (const window of windows) {
     if (window.remaining === 0 && window.resetAtMs !== undefined && window.resetAtMs > nowMs) {
       effects.push({
@@ -173,6 +186,7 @@ function learnLimitsEffect(
   settings: ProviderSettings,
   nowMs: number,
   answer: RefusedAnswer,
+  isAccountWide: boolean,
 ): Effect[] {
   if (verdict.limitKind === "capacity" || verdict.limitKind === "credits") return [];
   const dialectName = settings.rateLimitDialect;
@@ -197,6 +211,7 @@ function learnLimitsEffect(
         ...(algorithm === undefined ? {} : { algorithm }),
         ...(offsetMs === undefined ? {} : { offsetMs }),
       },
+      isAccountWide,
     },
   ];
 }

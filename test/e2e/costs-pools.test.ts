@@ -210,6 +210,51 @@ describe("account-wide pools", () => {
     assert.deepEqual(modelsAsked(perModel.pool), ["a", "b"]);
   });
 
+  test("a limit learned from one model's account-wide 429 paces every model of the pool after the cooldown", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const { pool, other, gateway } = await startPoolScene(t, clock, { rate_limit_scope: "account" });
+    pool.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from pool", "a") });
+    other.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from other", "c") });
+    for (const atMs of [NOW_MS, NOW_MS + 1_000]) {
+      clock.set(atMs);
+      assert.equal((await postChat(gateway, { model: "x" })).headers["x-gateway-provider"], "pool");
+    }
+    // The third request in the minute: a 429 that states the limit and asks for only 5 s.
+    pool.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        retryAfter: "5",
+        body: { error: { message: "Rate limit reached on requests per minute (RPM): Limit 2, Used 2, Requested 1." } },
+      }),
+    );
+    clock.set(NOW_MS + 2_000);
+    assert.equal((await postChat(gateway, { model: "x" })).headers["x-gateway-provider"], "other");
+    assert.deepEqual(modelsAsked(pool), ["a", "a", "a"]);
+
+    // The cooldown is over, but the pool's learned limit holds for both models: pool/b, which never got a 429,
+    // is not asked to find out (a limit learned per model would send it there and provoke the next 429).
+    clock.set(NOW_MS + 10_000);
+    const explained = (await send(gateway, "GET", "/v1/gateway/route?model=x")).json as ExplanationView;
+    const poolSkips = explained.skipped.filter((skip) => skip.provider === "pool");
+    assert.deepEqual(
+      poolSkips.map((skip) => [skip.model, skip.cause, skip.pool, skip.until]),
+      [
+        ["a", "budget", "provider:pool", new Date(NOW_MS + 60_000).toISOString()],
+        ["b", "budget", "provider:pool", new Date(NOW_MS + 60_000).toISOString()],
+      ],
+    );
+    assert.match(poolSkips[1]?.reason ?? "", /pool provider:pool empty: over its learned rpm limit \(2\/2; body:/);
+    const paced = await postChat(gateway, { model: "x" });
+    assert.equal(paced.headers["x-gateway-provider"], "other");
+    assert.equal(paced.headers["x-gateway-attempts"], "1");
+    assert.deepEqual(modelsAsked(pool), ["a", "a", "a"]);
+
+    // The first request leaves the minute: the pool serves again.
+    clock.set(NOW_MS + 60_000);
+    assert.equal((await postChat(gateway, { model: "x" })).headers["x-gateway-provider"], "pool");
+    assert.deepEqual(modelsAsked(pool), ["a", "a", "a", "a"]);
+  });
+
   test("a pool over its shared budget is skipped as a whole, with the pool's reset", async (t) => {
     const clock = new ManualClock(NOW_MS);
     const { pool, other, gateway } = await startPoolScene(t, clock, { limits: { rpm: 1 } });

@@ -1,0 +1,90 @@
+// The Redis scripts besides the reserve (redis-lua.ts): a reservation's real token count, the windows a provider's
+// headers reported, and a shared cooldown. Each runs atomically; every key one script touches carries the same
+// hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g", as there.
+
+/**
+ * Replaces a reservation's estimated token cost with the real one. KEYS: the runs hash of every sliding window
+ * the reservation was charged to (run_count of them), then the day and month counters of the windows it was
+ * charged in (wall_count: two per scope), then one counters hash per fixed window or token bucket it was charged
+ * to. ARGV: delta, run_count, the run id per runs hash, wall_count, then per counters hash: the field and the fixed
+ * window's start ("" for a bucket). A run's cost is floored at 0 (as in SlidingWindow.adjust) and the window's
+ * token total moves by the same amount; a run that left its window, a fixed window that has ended, or a counter
+ * that expired (or was never charged), is left alone rather than recreated. A bucket's debt moves by delta
+ * (floored at 0): tokens the answer did not use are back at once.
+ */
+export const RECONCILE_LUA = `
+local delta = tonumber(ARGV[1])
+local run_count = tonumber(ARGV[2])
+local wall_count = tonumber(ARGV[3 + run_count])
+local function fmt(number) return string.format('%.17g', number) end
+for i = 1, run_count do
+  local hash, id = KEYS[i], ARGV[2 + i]
+  local value = redis.call('HGET', hash, id)
+  if value then
+    local first, last, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
+    local old = tonumber(tokens)
+    local new = math.max(0, old + delta)
+    if new ~= old then
+      redis.call('HSET', hash, id, first .. ',' .. last .. ',' .. requests .. ',' .. fmt(new))
+      redis.call('HINCRBY', hash, 't', new - old)
+    end
+  end
+end
+for j = run_count + 1, run_count + wall_count do
+  if redis.call('EXISTS', KEYS[j]) == 1 then
+    if redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
+  end
+end
+local a = 4 + run_count
+for j = run_count + wall_count + 1, #KEYS do
+  local field, start = ARGV[a], ARGV[a + 1]
+  a = a + 2
+  local value = redis.call('HGET', KEYS[j], field)
+  if value and start ~= '' then
+    local counter_start, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*)$')
+    if counter_start == start then
+      redis.call('HSET', KEYS[j], field,
+        counter_start .. ',' .. requests .. ',' .. fmt(math.max(0, tonumber(tokens) + delta)))
+    end
+  elseif value then
+    local used, at = string.match(value, '^([^,]*),([^,]*)$')
+    redis.call('HSET', KEYS[j], field, fmt(math.max(0, tonumber(used) + delta)) .. ',' .. at)
+  end
+end
+return 1
+`;
+
+/**
+ * Stores what a provider's rate-limit headers said. KEYS[1]: learned hash. ARGV: now, then per window: field,
+ * value ("remaining,resetAtMs,limit,0"), reset_at. The hash lives until its latest reset.
+ */
+export const LEARN_LUA = `
+local now = tonumber(ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+local keep_ms = ttl > 0 and ttl or 0
+for i = 2, #ARGV, 3 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  keep_ms = math.max(keep_ms, tonumber(ARGV[i + 2]) - now)
+end
+if keep_ms > 0 then redis.call('PEXPIRE', KEYS[1], keep_ms) end
+return 1
+`;
+
+/**
+ * Shares a cooldown: stored unless Redis already holds one for the same key that ends later (a later end wins,
+ * as in AvailabilityBook.importCooldowns), then published. KEYS[1]: cooldown key. ARGV: cooldown JSON, until_ms,
+ * ttl_ms, channel, message. Returns 1 if stored and published.
+ */
+export const SHARE_COOLDOWN_LUA = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' and tonumber(decoded.untilMs) ~= nil
+    and tonumber(decoded.untilMs) >= tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+`;
