@@ -56,6 +56,8 @@ const modelSchema = z.strictObject({
   tools: z.boolean().optional(),
   vision: z.boolean().optional(),
   json_schema: z.boolean().optional(),
+  /** Whether the model takes `reasoning_effort` (docs/protocols.md "Reasoning"); default: the metadata table. */
+  reasoning: z.boolean().optional(),
   /** Whether the model accepts an assistant prefill (stream continuation). */
   prefill: z.boolean().optional(),
   /** Which endpoint family the model serves; default guessed from its id. */
@@ -92,6 +94,7 @@ const knownModelSchema = z.strictObject({
   tools: z.boolean().optional(),
   vision: z.boolean().optional(),
   json_schema: z.boolean().optional(),
+  reasoning: z.boolean().optional(),
   prefill: z.boolean().optional(),
   kind: modelKindSchema.optional(),
   /** The model's own free-tier budgets (the provider's `limits` are the account-wide pool). */

@@ -180,12 +180,14 @@ export function messagesAdapter(): ProtocolAdapter {
           toMessageObject(completion, {
             ids: randomIds,
             stopSequences: translated.stopSequences,
+            isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
           }),
         stream: (servedModel) =>
           new MessagesStreamTranslator({
             ids: randomIds,
             stopSequences: translated.stopSequences,
+            isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
             promptTokensEstimate: estimateChatPrompt(translated.chatBody.messages, translated.chatBody.tools)
               .promptTokens,

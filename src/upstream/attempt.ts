@@ -118,7 +118,11 @@ async function attemptWithSignals(context: AttemptContext): Promise<AttemptResul
     response = await sendUpstream(context.dispatcher, {
       deployment,
       endpointPath: request.endpointPath,
-      payload: buildPayload(request.body, deployment.model.id, isUsageInjected),
+      payload: buildPayload(request.body, {
+        upstreamModelId: deployment.model.id,
+        shouldAskForUsage: isUsageInjected,
+        supportsReasoning: deployment.capabilities.reasoning === true,
+      }),
       isStream: request.isStream,
       headersTimeoutMs: headersTimeoutMs + 1_000,
       // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.

@@ -22,6 +22,14 @@ export interface ResponseContext {
 export function toResponseObject(chatCompletion: unknown, context: ResponseContext): ResponseObject {
   const answer = readChatCompletion(chatCompletion);
   const output: OutputItem[] = [];
+  if (answer.reasoning !== "") {
+    output.push({
+      id: context.ids("rs_"),
+      type: "reasoning",
+      status: "completed",
+      summary: [{ type: "summary_text", text: answer.reasoning }],
+    });
+  }
   if (answer.text !== "" || answer.refusal !== undefined) {
     const message: OutputMessageItem = {
       id: context.ids("msg_"),
@@ -67,6 +75,8 @@ export function outputToChatMessages(output: readonly OutputItem[]): ChatMessage
       toolCalls.push({ id: item.call_id, type: "function", function: { name: item.name, arguments: item.arguments } });
       continue;
     }
+    // A chat provider takes no reasoning back.
+    if (item.type === "reasoning") continue;
     for (const part of item.content) text += part.type === "output_text" ? part.text : part.refusal;
   }
   if (text === "" && toolCalls.length === 0) return [];

@@ -3,7 +3,9 @@
 // added -> (content_part.added -> output_text.delta* -> output_text.done -> content_part.done |
 // function_call_arguments.delta* -> .done) -> output_item.done, and last completed / incomplete / failed.
 //
-// Items: text opens a message item, which a tool call closes (text after a tool call opens a new message item).
+// Items: reasoning text (`reasoning_content`) opens a reasoning item with one summary part, which text or a tool
+// call closes (reasoning_summary_part.added -> reasoning_summary_text.delta* -> .done -> summary_part.done).
+// Text opens a message item, which a tool call closes (text after a tool call opens a new message item).
 // Function call items stay open until the end, because some providers interleave the argument deltas of
 // parallel calls; each delta goes to its call's own output index.
 import type { GatewayError } from "../../errors/gateway-error.ts";
@@ -17,9 +19,11 @@ import {
   type OutputItem,
   type OutputMessageItem,
   type OutputTextPart,
+  type ReasoningItem,
   type ResponseEcho,
   type ResponseObject,
   type ResponseStatus,
+  type SummaryTextPart,
 } from "./response-object.ts";
 
 export interface ResponsesStreamOptions {
@@ -34,6 +38,12 @@ export interface ResponsesStreamOptions {
 interface OpenMessage {
   readonly item: OutputMessageItem;
   readonly part: OutputTextPart;
+  readonly outputIndex: number;
+}
+
+interface OpenReasoning {
+  readonly item: ReasoningItem;
+  readonly part: SummaryTextPart;
   readonly outputIndex: number;
 }
 
@@ -57,6 +67,7 @@ export class ResponsesStreamTranslator {
   #isStarted = false;
   #isEnded = false;
   #message: OpenMessage | undefined;
+  #reasoning: OpenReasoning | undefined;
   #finishReason: string | undefined;
   #usage: ChatUsage | undefined;
   #final: ResponseObject | undefined;
@@ -77,6 +88,7 @@ export class ResponsesStreamTranslator {
     const view = readChatChunk(chunk);
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
+    if (view.reasoning !== "") text += this.#appendReasoning(view.reasoning);
     // A streamed refusal is shown as text: a separate `refusal` part is not modelled for streams yet.
     const delta = view.text !== "" ? view.text : view.refusal;
     if (delta !== "") text += this.#appendText(delta);
@@ -94,6 +106,7 @@ export class ResponsesStreamTranslator {
     for (const state of this.#toolCalls.values()) if (state.item === undefined) text += this.#openToolCall(state);
     const { status, incompleteReason } = finishToStatus(this.#finishReason);
     const itemStatus = status === "incomplete" ? "incomplete" : "completed";
+    text += this.#closeReasoning(itemStatus);
     text += this.#closeMessage(itemStatus);
     for (const state of [...this.#toolCalls.values()].sort((a, b) => a.outputIndex - b.outputIndex)) {
       text += this.#closeToolCall(state, itemStatus);
@@ -122,9 +135,59 @@ export class ResponsesStreamTranslator {
     return this.#event("response.created", { response }) + this.#event("response.in_progress", { response });
   }
 
+  #appendReasoning(delta: string): string {
+    let text = "";
+    if (this.#reasoning === undefined) {
+      text += this.#closeMessage("completed");
+      const item: ReasoningItem = {
+        id: this.#options.ids("rs_"),
+        type: "reasoning",
+        status: "in_progress",
+        summary: [],
+      };
+      const part: SummaryTextPart = { type: "summary_text", text: "" };
+      const outputIndex = this.#output.push(item) - 1;
+      this.#reasoning = { item, part, outputIndex };
+      text += this.#event("response.output_item.added", { output_index: outputIndex, item });
+      item.summary.push(part);
+      text += this.#event("response.reasoning_summary_part.added", {
+        item_id: item.id,
+        output_index: outputIndex,
+        summary_index: 0,
+        part,
+      });
+    }
+    const { item, part, outputIndex } = this.#reasoning;
+    part.text += delta;
+    return (
+      text +
+      this.#event("response.reasoning_summary_text.delta", {
+        item_id: item.id,
+        output_index: outputIndex,
+        summary_index: 0,
+        delta,
+      })
+    );
+  }
+
+  #closeReasoning(status: "completed" | "incomplete"): string {
+    const reasoning = this.#reasoning;
+    if (reasoning === undefined) return "";
+    this.#reasoning = undefined;
+    const { item, part, outputIndex } = reasoning;
+    item.status = status;
+    const at = { item_id: item.id, output_index: outputIndex, summary_index: 0 };
+    return (
+      this.#event("response.reasoning_summary_text.done", { ...at, text: part.text }) +
+      this.#event("response.reasoning_summary_part.done", { ...at, part }) +
+      this.#event("response.output_item.done", { output_index: outputIndex, item })
+    );
+  }
+
   #appendText(delta: string): string {
     let text = "";
     if (this.#message === undefined) {
+      text += this.#closeReasoning("completed");
       const item: OutputMessageItem = {
         id: this.#options.ids("msg_"),
         type: "message",
@@ -188,7 +251,7 @@ export class ResponsesStreamTranslator {
   }
 
   #openToolCall(state: ToolCallState): string {
-    let text = this.#closeMessage("completed");
+    let text = this.#closeReasoning("completed") + this.#closeMessage("completed");
     const item: FunctionCallItem = {
       id: this.#options.ids("fc_"),
       type: "function_call",
