@@ -47,6 +47,7 @@ export async function handleRequest(
       {
         endpointPath: endpoint.upstreamPath,
         body,
+        native: context.native,
         isStream: request.isStream,
         signal: context.signal,
         trace,
@@ -171,7 +172,7 @@ function jsonAnswer(
   const responseText = request.snapshot.config.log.content ? answerText(result.bodyText) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
-  return { kind: "json", status: result.status, bodyText: result.bodyText, headers };
+  return { kind: "json", api: result.api, status: result.status, bodyText: result.bodyText, headers };
 }
 
 /** Records a request that got no answer and returns the error to throw. */

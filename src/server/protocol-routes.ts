@@ -16,7 +16,9 @@ import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
  */
 export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime, kept?: KeptResponses): void {
   const store = kept ?? inMemory(new ResponseStore(runtime.snapshot.config.responses.store, runtime.clock));
-  const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock));
+  const hasNativeProviders = (): boolean =>
+    runtime.snapshot.config.providers.some((provider) => provider.responsesApi === "native");
+  const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock, hasNativeProviders));
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, messagesAdapter());
   for (const path of MESSAGES_PATHS) app.post(path, messages);

@@ -11,7 +11,7 @@ import { classifyNetworkError } from "./upstream-request.ts";
 
 export type { OpenedStream } from "../streaming/opened-stream.ts";
 
-import { inspectEvent } from "../streaming/stream-event.ts";
+import type { EventInspector } from "../streaming/stream-event.ts";
 
 export type OpenStreamResult =
   | { readonly ok: true; readonly stream: OpenedStream }
@@ -42,6 +42,8 @@ export interface OpenStreamInput {
   readonly maxEventChars: number;
   /** `upstream_limits.max_error_body_bytes`: what is read of a JSON answer to a stream request. */
   readonly maxErrorBodyBytes: number;
+  /** Reads the stream's events: chat chunks (`inspectEvent`) or a native protocol's events. */
+  readonly inspect: EventInspector;
   nowMs(): number;
 }
 
@@ -83,7 +85,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
       parser.push(next.value);
       for (; scanned < pendingEvents.length; scanned++) {
         const event = pendingEvents[scanned] as SseEvent;
-        const info = inspectEvent(event);
+        const info = input.inspect(event);
         if (info.isError) {
           const verdict = classifyErrorInSuccess(info.json, input.headers, input.nowMs());
           const reason =
@@ -104,6 +106,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
               controller: input.controller,
               streamIdleTimeoutMs: input.streamIdleTimeoutMs,
               startedAtMs,
+              inspect: input.inspect,
             },
           };
         }

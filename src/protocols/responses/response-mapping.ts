@@ -75,9 +75,12 @@ export function outputToChatMessages(output: readonly OutputItem[]): ChatMessage
       toolCalls.push({ id: item.call_id, type: "function", function: { name: item.name, arguments: item.arguments } });
       continue;
     }
-    // A chat provider takes no reasoning back.
-    if (item.type === "reasoning") continue;
-    for (const part of item.content) text += part.type === "output_text" ? part.text : part.refusal;
+    // A chat provider takes no reasoning back; a native provider's answer may hold other item types too.
+    if (item.type !== "message" || !Array.isArray(item.content)) continue;
+    for (const part of item.content) {
+      if (part.type === "output_text") text += part.text;
+      else if (part.type === "refusal") text += part.refusal;
+    }
   }
   if (text === "" && toolCalls.length === 0) return [];
   return [

@@ -129,7 +129,7 @@ export function toResponseUsage(usage: ChatUsage): ResponseUsage {
   };
 }
 
-function outputText(output: readonly OutputItem[]): string {
+export function outputText(output: readonly OutputItem[]): string {
   let text = "";
   for (const item of output) {
     if (item.type !== "message") continue;
