@@ -123,12 +123,15 @@ function recordRequestContent(request: PipelineRequest): void {
   request.record.content({ request: body.messages ?? body.prompt ?? body.input });
 }
 
-/** The first choice's text of a JSON answer (chat or completions), if it has one. */
+/** The first choice's text of a JSON answer (chat or completions; a native Responses answer's `output_text`). */
 function answerText(bodyText: string): string | undefined {
   try {
-    const choice = (JSON.parse(bodyText) as { choices?: { message?: { content?: unknown }; text?: unknown }[] })
-      .choices?.[0];
-    const text = choice?.message?.content ?? choice?.text;
+    const answer = JSON.parse(bodyText) as {
+      choices?: { message?: { content?: unknown }; text?: unknown }[];
+      output_text?: unknown;
+    };
+    const choice = answer.choices?.[0];
+    const text = choice?.message?.content ?? choice?.text ?? answer.output_text;
     return typeof text === "string" ? text : undefined;
   } catch {
     return undefined;

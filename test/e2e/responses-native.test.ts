@@ -131,7 +131,7 @@ describe("native Responses providers", () => {
   });
 
   test("stream: events relayed with the gateway's id; finalResponse() and GET see the kept answer", async (t) => {
-    const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    const { primary, gateway, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
     primary.enqueue(RESPONSES_ROUTE, {
       kind: "sse",
       events: nativeStream(["Native", " stream", "."]),
@@ -151,6 +151,8 @@ describe("native Responses providers", () => {
       "sequence numbers from 0, increasing",
     );
     assert.equal(responsesBodies(primary)[0]?.stream, true);
+    const record = await lastRecord(gateway);
+    assert.deepEqual([record?.tokensIn, record?.tokensOut], [11, 4], "usage from response.completed");
     assert.equal((await client.responses.retrieve(final.id)).output_text, "Native stream.");
   });
 
