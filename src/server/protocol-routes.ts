@@ -1,10 +1,11 @@
 // The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
-// call: kept responses (GET / DELETE /v1/responses/{id}) and Anthropic's token count.
+// call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items) and Anthropic's token count.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
+import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
 import { inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
@@ -33,6 +34,12 @@ function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses):
       const stored = await store.get(id);
       if (stored === undefined) throw notKept(id);
       return stored.response;
+    });
+    app.get(`${base}/:id/input_items`, async (request) => {
+      const id = idOf(request);
+      const stored = await store.get(id);
+      if (stored === undefined) throw notKept(id);
+      return listInputItems(stored, request.query as InputItemsQuery);
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);

@@ -8,7 +8,7 @@ export interface StreamEventInfo {
   /** Parsed payload; undefined for `[DONE]` and for malformed (non-JSON) data. */
   readonly json: Record<string, unknown> | undefined;
   readonly isMalformed: boolean;
-  /** Carries generated output (text, reasoning, tool calls) or a finish reason. */
+  /** Carries generated output (text, reasoning, a refusal, tool calls) or a finish reason. */
   readonly hasContent: boolean;
   /** An in-band error object (`{"error": ...}`), as some providers send mid-stream. */
   readonly isError: boolean;
@@ -85,6 +85,7 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
         if (delta.tool_calls !== undefined || delta.function_call !== undefined) hasContent = true;
         const reasoning = delta.reasoning_content ?? delta.reasoning;
         if (typeof reasoning === "string" && reasoning !== "") hasContent = true;
+        if (typeof delta.refusal === "string" && delta.refusal !== "") hasContent = true;
       }
     }
   }
