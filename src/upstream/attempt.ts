@@ -52,7 +52,9 @@ interface AttemptContext {
   readonly remainingMs: number;
   readonly controller: AbortController;
   readonly deadline: AbortSignal;
-  /** The API this candidate is called with (its provider may speak the client's protocol natively). */
+  /** The request in the client's own protocol, when this candidate's provider speaks it natively. */
+  readonly native: NativeCall | undefined;
+  /** The API this candidate is called with: `chat`, or the native call's. */
   readonly api: UpstreamApi;
 }
 
@@ -96,7 +98,7 @@ export async function attemptOnce(
       remainingMs,
       controller,
       deadline: deadline.signal,
-      api: nativeCallFor(request, deployment)?.api ?? "chat",
+      ...withNative(nativeCallFor(request, deployment)),
     });
   } finally {
     clearTimeout(deadlineTimer);
@@ -109,7 +111,7 @@ async function attemptWithSignals(context: AttemptContext): Promise<AttemptResul
   const settings = deployment.provider.settings;
   const sentAtMs = clock.now();
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
-  const native = nativeCallFor(request, deployment);
+  const { native } = context;
   // A native call is the client's own protocol, which has no `stream_options.include_usage` to add.
   const isUsageInjected =
     native === undefined && request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
@@ -341,6 +343,10 @@ function readUsage(json: unknown): TokenUsage {
     promptTokens: count(usage?.prompt_tokens) ?? count(usage?.input_tokens) ?? 0,
     completionTokens: count(usage?.completion_tokens) ?? count(usage?.output_tokens) ?? 0,
   };
+}
+
+function withNative(native: NativeCall | undefined): Pick<AttemptContext, "native" | "api"> {
+  return { native, api: native?.api ?? "chat" };
 }
 
 /** The native call for this candidate, if the request has one and the candidate's provider speaks it. */
