@@ -87,7 +87,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
         const event = pendingEvents[scanned] as SseEvent;
         const info = input.inspect(event);
         if (info.isError) {
-          const verdict = classifyErrorInSuccess(info.json, input.headers, input.nowMs());
+          const verdict = classifyErrorInSuccess(errorEnvelope(info.json), input.headers, input.nowMs());
           const reason =
             verdict !== undefined && "reason" in verdict ? verdict.reason : "error event before any content";
           return fail(
@@ -118,6 +118,17 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * An error event as `{"error": {...}}`, the shape `classifyErrorInSuccess` reads: chat providers send it so; a
+ * Responses stream's `error` event is the error itself, and `response.failed` carries it in `response.error`.
+ */
+function errorEnvelope(json: Record<string, unknown> | undefined): unknown {
+  if (json === undefined || json.error !== undefined) return json;
+  if (json.type === "error") return { error: json };
+  const response = json.response as { error?: unknown } | undefined;
+  return response?.error === undefined ? json : { error: response.error };
 }
 
 /** Some providers answer a stream request with a JSON error (status 200) instead of SSE. */

@@ -178,6 +178,24 @@ describe("native Responses providers", () => {
     assert.equal(responsesBodies(nativeSecond.backup).length, 1);
   });
 
+  test("an error event before any output is a failed attempt: the next candidate answers, the reason is kept", async (t) => {
+    const { primary, backup, gateway, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    const preamble = nativeStream([], { cutAfterDeltas: 0 }).slice(0, 2);
+    const error = { type: "error", code: "server_error", message: "The server is overloaded", sequence_number: 2 };
+    primary.enqueue(RESPONSES_ROUTE, {
+      kind: "sse",
+      events: [...preamble, { raw: `event: error\ndata: ${JSON.stringify(error)}\n\n` }],
+      end: "close-without-done",
+    });
+    backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Rescued."], "beta-model", { usage: true }) });
+    const final = await client.responses.stream({ model: MODEL, input: "Hi" }).finalResponse();
+    assert.equal(final.output_text, "Rescued.");
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=1");
+    const [record] = (listed.json as { data: { attempts: { provider: string; reason: string }[] }[] }).data;
+    assert.equal(record?.attempts[0]?.provider, "alpha");
+    assert.match(record?.attempts[0]?.reason ?? "", /overloaded/);
+  });
+
   test("a native stream cut after it started ends with error and response.failed, not continued", async (t) => {
     const { primary, backup, gateway, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
     primary.enqueue(RESPONSES_ROUTE, {
