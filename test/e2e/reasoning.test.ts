@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
 import {
   type ChatChunkBody,
   chatChunk,
@@ -111,10 +111,24 @@ describe("reasoning effort goes only to candidates that take it", () => {
       messages: [{ role: "user", content: "Hi" }],
       reasoning_effort: "minimal",
     });
+    for (const model of ["small", "plain"]) {
+      const answered = await send(gateway, "POST", "/v1/chat/completions", {
+        body: { model, messages: [{ role: "user", content: "Hi" }], x_gateway_reasoning_effort: "high" },
+      });
+      assert.equal(answered.status, 200);
+    }
+    const empty = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "plain", messages: [{ role: "user", content: "Hi" }], x_gateway_reasoning_effort: "" },
+    });
+    assert.equal(empty.status, 400);
     const bodies = chatRequests(mock).map((request) => request.body as Record<string, unknown>);
+    assert.equal(bodies.length, 5, "the invalid request went nowhere");
     assert.equal(bodies[0]?.reasoning_effort, "low", "o4-mini: supports_reasoning in the metadata table");
     assert.equal(bodies[1]?.reasoning_effort, undefined, "an unknown model gets none");
     assert.equal(bodies[2]?.reasoning_effort, "minimal", "chat: the client's own field is passed on as it is");
+    assert.equal(bodies[3]?.reasoning_effort, "high", "chat's x_gateway_reasoning_effort, to a model that takes it");
+    assert.equal(bodies[4]?.reasoning_effort, undefined);
+    for (const body of bodies) assert.equal("x_gateway_reasoning_effort" in body, false);
   });
 });
 
