@@ -56,6 +56,8 @@ const modelSchema = z.strictObject({
   tools: z.boolean().optional(),
   vision: z.boolean().optional(),
   json_schema: z.boolean().optional(),
+  /** Whether the model takes `reasoning_effort` (docs/protocols.md "Reasoning"); default: the metadata table. */
+  reasoning: z.boolean().optional(),
   /** Whether the model accepts an assistant prefill (stream continuation). */
   prefill: z.boolean().optional(),
   /** Which endpoint family the model serves; default guessed from its id. */
@@ -92,6 +94,7 @@ const knownModelSchema = z.strictObject({
   tools: z.boolean().optional(),
   vision: z.boolean().optional(),
   json_schema: z.boolean().optional(),
+  reasoning: z.boolean().optional(),
   prefill: z.boolean().optional(),
   kind: modelKindSchema.optional(),
   /** The model's own free-tier budgets (the provider's `limits` are the account-wide pool). */
@@ -143,6 +146,8 @@ export const providerSchema = z.strictObject({
   rate_limit_scope: z.enum(["model", "account"]).optional(),
   day_reset: dayResetText.optional(),
   inject_stream_usage: z.boolean().optional(),
+  /** `native`: Responses API requests are sent to `<base_url>/responses` as they are (docs/protocols.md "Native"). */
+  responses_api: z.enum(["translate", "native"]).optional(),
   count_max_tokens: z.boolean().optional(),
   known_models: z.record(z.string().min(1), knownModelSchema).optional(),
   /** Discovered models are kept only when their upstream id matches one of these (e.g. OpenRouter's `:free$`). */
@@ -210,6 +215,7 @@ export const providerSettingsSchema = z
     rate_limit_scope: raw.rate_limit_scope.default("model"), // what one 429 cools: the model, or the key's whole pool
     day_reset: dayResetText.optional().transform((text) => (text === undefined ? UTC_MIDNIGHT : parseDayReset(text))), // default 00:00 UTC
     inject_stream_usage: raw.inject_stream_usage.default(true), // ask for a usage chunk on streams
+    responses_api: raw.responses_api.default("translate"), // how /v1/responses reaches it: as chat, or natively
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
     /** By lower-cased upstream id. */
     known_models: z

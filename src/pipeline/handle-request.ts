@@ -47,6 +47,7 @@ export async function handleRequest(
       {
         endpointPath: endpoint.upstreamPath,
         body,
+        native: context.native,
         isStream: request.isStream,
         signal: context.signal,
         trace,
@@ -122,12 +123,15 @@ function recordRequestContent(request: PipelineRequest): void {
   request.record.content({ request: body.messages ?? body.prompt ?? body.input });
 }
 
-/** The first choice's text of a JSON answer (chat or completions), if it has one. */
+/** The first choice's text of a JSON answer (chat or completions; a native Responses answer's `output_text`). */
 function answerText(bodyText: string): string | undefined {
   try {
-    const choice = (JSON.parse(bodyText) as { choices?: { message?: { content?: unknown }; text?: unknown }[] })
-      .choices?.[0];
-    const text = choice?.message?.content ?? choice?.text;
+    const answer = JSON.parse(bodyText) as {
+      choices?: { message?: { content?: unknown }; text?: unknown }[];
+      output_text?: unknown;
+    };
+    const choice = answer.choices?.[0];
+    const text = choice?.message?.content ?? choice?.text ?? answer.output_text;
     return typeof text === "string" ? text : undefined;
   } catch {
     return undefined;
@@ -171,7 +175,7 @@ function jsonAnswer(
   const responseText = request.snapshot.config.log.content ? answerText(result.bodyText) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
-  return { kind: "json", status: result.status, bodyText: result.bodyText, headers };
+  return { kind: "json", api: result.api, status: result.status, bodyText: result.bodyText, headers };
 }
 
 /** Records a request that got no answer and returns the error to throw. */

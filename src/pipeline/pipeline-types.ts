@@ -6,6 +6,7 @@ import { redactSecrets } from "../errors/redact.ts";
 import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
+import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
 import type { RecordBuilder } from "./record-builder.ts";
@@ -22,10 +23,14 @@ export interface RequestContext {
   /** `x-session-id`, for sticky routing. */
   readonly sessionId?: string | undefined;
   readonly log: RequestLog;
+  /** The request in the client's own protocol, for candidates that speak it natively (Responses pass-through). */
+  readonly native?: NativeCall | undefined;
 }
 
 export interface JsonAnswer {
   readonly kind: "json";
+  /** `chat`: a chat completion; else the client protocol's own answer (a native call). */
+  readonly api: UpstreamApi;
   readonly status: number;
   readonly bodyText: string;
   readonly headers: Readonly<Record<string, string>>;
@@ -41,6 +46,8 @@ export interface StreamEnding {
 
 export interface StreamAnswer {
   readonly kind: "stream";
+  /** `chat`: chat chunks; else the client protocol's own events (a native call). */
+  readonly api: UpstreamApi;
   readonly headers: Readonly<Record<string, string>>;
   /** Batches of chunks; drive it to its end (the client leaving aborts the context's signal, which ends it). */
   readonly events: AsyncGenerator<readonly StreamChunk[], StreamEnding, void>;

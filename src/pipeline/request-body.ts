@@ -22,6 +22,11 @@ export const chatBodySchema = z.looseObject({
   max_completion_tokens: z.number().int().positive().nullable().optional(),
   tools: z.array(z.unknown(), { error: "`tools` must be an array" }).optional(),
   n: z.number().int().positive().nullable().optional(),
+  /** Gateway extension: `reasoning_effort` for the candidates that take it only (docs/protocols.md "Reasoning"). */
+  x_gateway_reasoning_effort: z
+    .string({ error: "`x_gateway_reasoning_effort` must be a string" })
+    .min(1, "`x_gateway_reasoning_effort` must not be empty")
+    .optional(),
 });
 
 export const completionBodySchema = z.looseObject({

@@ -70,6 +70,7 @@ export async function buildSnapshot(
         tools: model.tools ?? profile.capabilities?.tools,
         vision: model.vision ?? profile.capabilities?.vision,
         jsonSchema: model.jsonSchema ?? profile.capabilities?.jsonSchema,
+        reasoning: model.reasoning ?? profile.capabilities?.reasoning,
       },
     };
   });

@@ -24,6 +24,7 @@ export function streamAnswer(
   const events = relayEvents(request, plan, result, first, lifecycle);
   return {
     kind: "stream",
+    api: result.api,
     headers,
     events,
     async cancel() {
@@ -121,7 +122,9 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
 function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamResult) {
   const { runtime, snapshot, body, endpoint, prompt, context } = request;
   const deployment = result.deployment;
-  const isContinuable = endpoint.isContinuable && (body.n === undefined || body.n === null || body.n === 1);
+  // A native stream (the client's own protocol) ends in an error when it breaks: continuations speak chat.
+  const isContinuable =
+    endpoint.isContinuable && result.api === "chat" && (body.n === undefined || body.n === null || body.n === 1);
   return {
     maxDurationMs: snapshot.config.routing.maxStreamDurationMs,
     maxMalformedEvents: MAX_MALFORMED_EVENTS,

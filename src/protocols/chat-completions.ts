@@ -49,6 +49,11 @@ export interface ChatRequestBody {
   user?: string;
   stream?: boolean;
   stream_options?: { include_usage: boolean };
+  /**
+   * Gateway-only: the reasoning effort the client asked for, sent upstream as `reasoning_effort` only to
+   * candidates known to take it (upstream/upstream-request.ts `REASONING_EFFORT_FIELD`).
+   */
+  x_gateway_reasoning_effort?: string;
 }
 
 export interface ChatUsage {
@@ -63,6 +68,8 @@ export interface ChatUsage {
 export interface ChatCompletionView {
   model: string;
   text: string;
+  /** Reasoning text (`reasoning_content`, or `reasoning` as some providers name it); "" when there is none. */
+  reasoning: string;
   refusal: string | undefined;
   toolCalls: ChatToolCall[];
   finishReason: string | undefined;
@@ -82,6 +89,7 @@ export interface ToolCallDelta {
 export interface ChatChunkView {
   model: string | undefined;
   text: string;
+  reasoning: string;
   refusal: string;
   toolCalls: ToolCallDelta[];
   finishReason: string | undefined;
@@ -115,6 +123,11 @@ function readUsage(value: unknown): ChatUsage | undefined {
     cachedTokens: asCount(asObject(usage.prompt_tokens_details)?.cached_tokens),
     reasoningTokens: asCount(asObject(usage.completion_tokens_details)?.reasoning_tokens),
   };
+}
+
+/** `reasoning_content` (DeepSeek, vLLM, Groq's `parsed` format), else `reasoning` (OpenRouter, Ollama, newer vLLM). */
+function readReasoning(message: JsonObject): string {
+  return asString(message.reasoning_content) || asString(message.reasoning) || "";
 }
 
 /** Message content may be a string or (some providers) an array of text parts. */
@@ -151,6 +164,7 @@ export function readChatCompletion(json: unknown): ChatCompletionView {
   return {
     model: asString(body.model) ?? "",
     text: readText(message.content),
+    reasoning: readReasoning(message),
     refusal: asString(message.refusal) || undefined,
     toolCalls,
     finishReason: asString(choice?.finish_reason),
@@ -185,6 +199,7 @@ export function readChatChunk(json: unknown): ChatChunkView {
   return {
     model: asString(body.model) || undefined,
     text: readText(delta.content),
+    reasoning: readReasoning(delta),
     refusal: asString(delta.refusal) ?? "",
     toolCalls,
     finishReason: asString(choice?.finish_reason),

@@ -45,6 +45,8 @@ export interface DeploymentCapabilities {
   readonly tools: boolean | undefined;
   readonly vision: boolean | undefined;
   readonly jsonSchema: boolean | undefined;
+  /** Takes `reasoning_effort`; only `true` gets it (docs/protocols.md "Reasoning"). */
+  readonly reasoning: boolean | undefined;
 }
 
 /** Fills in what the config and discovery left open (context, capabilities), e.g. from model metadata. */
@@ -56,7 +58,7 @@ export type DeploymentEnricher = (
 
 const noEnrichment: DeploymentEnricher = (_provider, model, discoveredContextTokens) => ({
   contextTokens: model.contextTokens ?? discoveredContextTokens,
-  capabilities: { tools: model.tools, vision: model.vision, jsonSchema: model.jsonSchema },
+  capabilities: { tools: model.tools, vision: model.vision, jsonSchema: model.jsonSchema, reasoning: model.reasoning },
 });
 
 export interface DiscoveredModel {
@@ -190,6 +192,7 @@ function withKnownModel(model: ModelSettings, settings: ProviderSettings): Model
     tools: model.tools ?? known.tools,
     vision: model.vision ?? known.vision,
     jsonSchema: model.jsonSchema ?? known.jsonSchema,
+    reasoning: model.reasoning ?? known.reasoning,
     prefill: model.prefill ?? known.prefill,
     kind: model.kind ?? known.kind,
     limits: known.limits === undefined ? model.limits : { ...known.limits, ...model.limits },
@@ -208,6 +211,7 @@ function discoveredModelSettings(found: DiscoveredModel): ModelSettings {
     tools: undefined,
     vision: undefined,
     jsonSchema: undefined,
+    reasoning: undefined,
     prefill: undefined,
     kind: undefined,
     limits: undefined,

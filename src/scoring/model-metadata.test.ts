@@ -13,7 +13,7 @@ describe("lookupModelMetadata on the shipped LiteLLM table", () => {
     assert.equal(entry?.key, "groq/llama-3.3-70b-versatile");
     assert.equal(entry?.matchedBy, "provider");
     assert.equal(entry?.contextTokens, 128_000);
-    assert.deepEqual(entry?.capabilities, { tools: true, vision: false, jsonSchema: false });
+    assert.deepEqual(entry?.capabilities, { tools: true, vision: false, jsonSchema: false, reasoning: false });
   });
 
   it("strips Gemini's models/ prefix and maps provider names to LiteLLM's", () => {

@@ -9,6 +9,8 @@ export interface ModelCapabilities {
   readonly vision: boolean;
   /** `supports_response_schema`. */
   readonly jsonSchema: boolean;
+  /** `supports_reasoning`: the model takes `reasoning_effort`. */
+  readonly reasoning: boolean;
 }
 
 export interface ModelMetadataEntry {
@@ -76,6 +78,7 @@ function toEntry(key: string, value: Record<string, unknown>): ModelMetadataEntr
       tools: value.supports_function_calling === true,
       vision: value.supports_vision === true,
       jsonSchema: value.supports_response_schema === true,
+      reasoning: value.supports_reasoning === true,
     },
   };
 }

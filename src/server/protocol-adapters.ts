@@ -1,6 +1,7 @@
 // The Responses and Messages front doors: thin adapters around the one pipeline. The request is translated into a
 // Chat Completions body, served by the chat pipeline (routing, limits, failover, stream continuation), and the
-// answer translated back: JSON at once, or stream chunks through the protocol's stream translator.
+// answer translated back: JSON at once, or stream chunks through the protocol's stream translator. A Responses
+// request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Clock } from "../clock.ts";
 import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
@@ -15,10 +16,17 @@ import { toChatRequest as messagesToChat } from "../protocols/messages/request-m
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
 import { type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
+import {
+  fromNativeResponse,
+  type NativeContext,
+  NativeResponsesRelay,
+  toNativeBody,
+} from "../protocols/responses/native.ts";
 import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
+import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
@@ -32,9 +40,14 @@ interface StreamTranslator {
 /** One request of a protocol, translated: the chat body to serve, and how to answer in the protocol. */
 interface Exchange {
   readonly chatBody: ChatRequestBody;
-  /** A chat completion -> the protocol's JSON answer; `servedModel` is the upstream id the gateway called. */
-  answer(completion: unknown, servedModel: string): object;
-  stream(servedModel: string): StreamTranslator;
+  /** The request in its own protocol, for candidates that speak it natively. */
+  readonly native?: NativeCall | undefined;
+  /**
+   * The upstream's answer (a chat completion, or with `api` not `chat` the protocol's own) -> the protocol's JSON
+   * answer; `servedModel` is the upstream id the gateway called.
+   */
+  answer(upstreamAnswer: unknown, servedModel: string, api: UpstreamApi): object;
+  stream(servedModel: string, api: UpstreamApi): StreamTranslator;
   /** After a stream ended (its translator finished or failed), before its last events are written: to keep it. */
   streamEnded?(isSuccess: boolean): Promise<void>;
   /** After a JSON answer was made, before it is sent: to keep it. */
@@ -59,6 +72,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         log: request.log,
+        native: exchange.native,
       });
     } catch (error) {
       clientGone.stop();
@@ -70,7 +84,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     const servedModel = result.headers["x-gateway-model"] ?? "";
     if (result.kind === "json") {
       clientGone.stop();
-      const answer = exchange.answer(parseCompletion(result.bodyText), servedModel);
+      const answer = exchange.answer(parseCompletion(result.bodyText), servedModel, result.api);
       await exchange.answered?.(answer);
       reply.code(result.status).headers(result.headers).type("application/json").send(answer);
       return;
@@ -78,7 +92,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     let ending: StreamEnding | undefined;
     let translator: ReturnType<typeof exchange.stream> | undefined;
     try {
-      translator = exchange.stream(servedModel);
+      translator = exchange.stream(servedModel, result.api);
       const streamTranslator = translator;
       reply.hijack();
       // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id
@@ -112,6 +126,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
   };
 }
 
+/** Below a native provider's base URL. */
+const RESPONSES_UPSTREAM_PATH = "/responses";
+
 function parseCompletion(bodyText: string): unknown {
   try {
     return JSON.parse(bodyText) as unknown;
@@ -124,12 +141,29 @@ function nowSeconds(clock: Clock): number {
   return Math.floor(clock.now() / 1000);
 }
 
-/** OpenAI Responses (`POST /v1/responses`), kept unless the request says `store: false`. */
-export function responsesAdapter(kept: KeptResponses, clock: Clock): ProtocolAdapter {
+/**
+ * OpenAI Responses (`POST /v1/responses`), kept unless the request says `store: false`. `hasNativeProviders`: some
+ * provider is marked `responses_api: native` (only then is the native body built).
+ */
+export function responsesAdapter(
+  kept: KeptResponses,
+  clock: Clock,
+  hasNativeProviders: () => boolean,
+): ProtocolAdapter {
   return {
     clientProtocol: "openai-responses",
     async begin(body) {
-      const translated = responsesToChat(body, await prefetch(kept, body));
+      const lookup = await prefetch(kept, body);
+      const translated = responsesToChat(body, lookup);
+      const native: NativeCall | undefined = hasNativeProviders()
+        ? { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: toNativeBody(body, lookup) }
+        : undefined;
+      const nativeContext = (servedModel: string): NativeContext => ({
+        id: randomIds("resp_"),
+        echo: translated.echo,
+        createdAtSeconds: nowSeconds(clock),
+        fallbackModel: servedModel,
+      });
       const keep = async (response: ResponseObject | undefined): Promise<void> => {
         if (response === undefined || !translated.shouldStore) return;
         await kept.put({
@@ -137,27 +171,34 @@ export function responsesAdapter(kept: KeptResponses, clock: Clock): ProtocolAda
           conversation: [...translated.conversation, ...outputToChatMessages(response.output)],
         });
       };
-      let translator: ResponsesStreamTranslator | undefined;
+      let translator: ResponsesStreamTranslator | NativeResponsesRelay | undefined;
       let latest: ResponseObject | undefined;
       return {
         chatBody: translated.chatBody,
-        answer(completion, servedModel) {
-          const response = toResponseObject(completion, {
-            echo: translated.echo,
-            ids: randomIds,
-            createdAtSeconds: nowSeconds(clock),
-            fallbackModel: servedModel,
-          });
+        native,
+        answer(upstreamAnswer, servedModel, api) {
+          const response =
+            api === "chat"
+              ? toResponseObject(upstreamAnswer, {
+                  echo: translated.echo,
+                  ids: randomIds,
+                  createdAtSeconds: nowSeconds(clock),
+                  fallbackModel: servedModel,
+                })
+              : fromNativeResponse(upstreamAnswer, nativeContext(servedModel));
           latest = response;
           return response;
         },
-        stream(servedModel) {
-          translator = new ResponsesStreamTranslator({
-            echo: translated.echo,
-            ids: randomIds,
-            createdAtSeconds: nowSeconds(clock),
-            fallbackModel: servedModel,
-          });
+        stream(servedModel, api) {
+          translator =
+            api === "chat"
+              ? new ResponsesStreamTranslator({
+                  echo: translated.echo,
+                  ids: randomIds,
+                  createdAtSeconds: nowSeconds(clock),
+                  fallbackModel: servedModel,
+                })
+              : new NativeResponsesRelay(nativeContext(servedModel));
           return translator;
         },
         answered: () => keep(latest),
@@ -180,12 +221,14 @@ export function messagesAdapter(): ProtocolAdapter {
           toMessageObject(completion, {
             ids: randomIds,
             stopSequences: translated.stopSequences,
+            isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
           }),
         stream: (servedModel) =>
           new MessagesStreamTranslator({
             ids: randomIds,
             stopSequences: translated.stopSequences,
+            isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
             promptTokensEstimate: estimateChatPrompt(translated.chatBody.messages, translated.chatBody.tools)
               .promptTokens,

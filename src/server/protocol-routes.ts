@@ -1,10 +1,11 @@
 // The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
-// call: kept responses (GET / DELETE /v1/responses/{id}) and Anthropic's token count.
+// call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items) and Anthropic's token count.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
+import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
 import { inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
@@ -16,7 +17,9 @@ import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
  */
 export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime, kept?: KeptResponses): void {
   const store = kept ?? inMemory(new ResponseStore(runtime.snapshot.config.responses.store, runtime.clock));
-  const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock));
+  const hasNativeProviders = (): boolean =>
+    runtime.snapshot.config.providers.some((provider) => provider.responsesApi === "native");
+  const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock, hasNativeProviders));
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, messagesAdapter());
   for (const path of MESSAGES_PATHS) app.post(path, messages);
@@ -31,6 +34,12 @@ function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses):
       const stored = await store.get(id);
       if (stored === undefined) throw notKept(id);
       return stored.response;
+    });
+    app.get(`${base}/:id/input_items`, async (request) => {
+      const id = idOf(request);
+      const stored = await store.get(id);
+      if (stored === undefined) throw notKept(id);
+      return listInputItems(stored, request.query as InputItemsQuery);
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);

@@ -1,6 +1,7 @@
 // An upstream stream that has produced content and is ready to be relayed (upstream/open-stream.ts makes it).
 // Defined here so that the relay depends only on this shape, never on the upstream layer.
 import type { SseEvent, SseParser } from "./sse-parser.ts";
+import type { EventInspector } from "./stream-event.ts";
 
 export interface OpenedStream {
   readonly iterator: AsyncIterator<Uint8Array>;
@@ -11,4 +12,6 @@ export interface OpenedStream {
   readonly controller: AbortController;
   readonly streamIdleTimeoutMs: number;
   readonly startedAtMs: number;
+  /** Reads the stream's events (chat chunks, or a native protocol's events). */
+  readonly inspect: EventInspector;
 }

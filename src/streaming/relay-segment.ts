@@ -16,7 +16,7 @@ import { IdleWatchdog } from "./idle-watchdog.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
 import { type SseEvent, SseLimitError } from "./sse-parser.ts";
-import { inspectEvent } from "./stream-event.ts";
+import type { EventInspector } from "./stream-event.ts";
 
 export interface SegmentOptions {
   /** What is left of `max_stream_duration_ms` for this segment. */
@@ -52,6 +52,7 @@ export async function* relaySegment(
   const current = segment.stream;
   const progress = new SegmentProgress();
   const render = renderer(
+    current.inspect,
     continuation,
     state,
     progress,
@@ -144,6 +145,7 @@ export async function* relaySegment(
 
 /** Turns parsed events into chunks for the client; ends the segment when an event finishes or breaks it. */
 function renderer(
+  inspect: EventInspector,
   continuation: ContinuationSegment | undefined,
   state: RelayState,
   progress: SegmentProgress,
@@ -153,7 +155,7 @@ function renderer(
   return (events) => {
     const out: StreamChunk[] = [];
     for (const event of events) {
-      const info = inspectEvent(event);
+      const info = inspect(event);
       if (info.isDone) {
         progress.end("success", "");
         break;
@@ -228,6 +230,7 @@ function renderer(
         }
         out.push({ data: JSON.stringify(json), json });
       }
+      if (info.isFinal) progress.end("success", "");
       if (progress.outcome !== undefined) break;
     }
     events.length = 0;

@@ -95,7 +95,11 @@ export class RelayState {
   }
 
   describeUpstreamError(json: Record<string, unknown> | undefined): string {
-    const error = json?.error;
+    // Chat: `{"error": {...}}`; Responses: `response.failed` carries `response.error`, an `error` event is the error.
+    const error =
+      json?.error ??
+      (json?.response as { error?: unknown } | undefined)?.error ??
+      (json?.type === "error" ? json : undefined);
     if (error !== null && typeof error === "object" && typeof (error as { message?: unknown }).message === "string") {
       const message = this.#options.redact((error as { message: string }).message.slice(0, 300));
       return `the upstream sent an error event: ${message}`;

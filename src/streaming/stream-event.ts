@@ -1,5 +1,6 @@
-// What the gateway needs to know about one upstream stream event. One JSON.parse per event; everything else
-// is property reads.
+// What the gateway needs to know about one upstream stream event: a Chat Completions chunk (`inspectEvent`) or a
+// Responses API event from a provider called natively (`inspectResponsesEvent`). One JSON.parse per event;
+// everything else is property reads.
 import type { SseEvent } from "./sse-parser.ts";
 
 export interface StreamEventInfo {
@@ -7,7 +8,7 @@ export interface StreamEventInfo {
   /** Parsed payload; undefined for `[DONE]` and for malformed (non-JSON) data. */
   readonly json: Record<string, unknown> | undefined;
   readonly isMalformed: boolean;
-  /** Carries generated output (text, reasoning, tool calls) or a finish reason. */
+  /** Carries generated output (text, reasoning, a refusal, tool calls) or a finish reason. */
   readonly hasContent: boolean;
   /** An in-band error object (`{"error": ...}`), as some providers send mid-stream. */
   readonly isError: boolean;
@@ -15,7 +16,15 @@ export interface StreamEventInfo {
   /** Text this event adds to the first choice (chat `delta.content` or completions `text`). */
   readonly text: string;
   readonly usage: { promptTokens: number; completionTokens: number } | undefined;
+  /**
+   * The last event of a whole answer, itself for the client (Responses' `response.completed`): after it the segment
+   * is a success. Chat streams have none (their end is `[DONE]`, or a close after every choice finished).
+   */
+  readonly isFinal: boolean;
 }
+
+/** How the relay reads one event of a stream's dialect. */
+export type EventInspector = (event: SseEvent) => StreamEventInfo;
 
 const DONE: StreamEventInfo = {
   isDone: true,
@@ -26,6 +35,7 @@ const DONE: StreamEventInfo = {
   finishReason: undefined,
   text: "",
   usage: undefined,
+  isFinal: false,
 };
 
 const MALFORMED: StreamEventInfo = { ...DONE, isDone: false, isMalformed: true };
@@ -75,6 +85,7 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
         if (delta.tool_calls !== undefined || delta.function_call !== undefined) hasContent = true;
         const reasoning = delta.reasoning_content ?? delta.reasoning;
         if (typeof reasoning === "string" && reasoning !== "") hasContent = true;
+        if (typeof delta.refusal === "string" && delta.refusal !== "") hasContent = true;
       }
     }
   }
@@ -86,5 +97,47 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
           completionTokens: typeof usageValue.completion_tokens === "number" ? usageValue.completion_tokens : 0,
         }
       : undefined;
-  return { isDone: false, json, isMalformed: false, hasContent, isError, finishReason, text, usage };
+  return { isDone: false, json, isMalformed: false, hasContent, isError, finishReason, text, usage, isFinal: false };
+}
+
+/** Events that open a Responses stream before any output. */
+const RESPONSES_PREAMBLE = new Set(["response.created", "response.in_progress", "response.queued"]);
+
+/**
+ * A Responses API stream event (`{"type": "response.output_text.delta", ...}`). Its end is `response.completed` or
+ * `response.incomplete` (final, for the client); `error` and `response.failed` are error events; every other event
+ * after the preamble is content. Usage comes with the final event's `response.usage` (input/output tokens).
+ */
+export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
+  if (event.data === "[DONE]") return DONE;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(event.data);
+  } catch {
+    return MALFORMED;
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return MALFORMED;
+  const json = parsed as Record<string, unknown>;
+  const type = typeof json.type === "string" ? json.type : "";
+  const isError = type === "error" || type === "response.failed";
+  const isFinal = type === "response.completed" || type === "response.incomplete";
+  const response = json.response as { usage?: { input_tokens?: unknown; output_tokens?: unknown } | null } | undefined;
+  const usageValue = isFinal ? response?.usage : undefined;
+  return {
+    isDone: false,
+    json,
+    isMalformed: false,
+    hasContent: !isError && type !== "" && !RESPONSES_PREAMBLE.has(type),
+    isError,
+    finishReason: type === "response.completed" ? "stop" : type === "response.incomplete" ? "length" : undefined,
+    text: type === "response.output_text.delta" && typeof json.delta === "string" ? json.delta : "",
+    usage:
+      usageValue === undefined || usageValue === null
+        ? undefined
+        : {
+            promptTokens: typeof usageValue.input_tokens === "number" ? usageValue.input_tokens : 0,
+            completionTokens: typeof usageValue.output_tokens === "number" ? usageValue.output_tokens : 0,
+          },
+    isFinal,
+  };
 }

@@ -7,9 +7,10 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
+import { inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import type { Verdict } from "./classify-response.ts";
 import { classifyErrorInSuccess, classifyResponse } from "./classify-response.ts";
-import type { ForwardRequest, JsonResult } from "./forward-types.ts";
+import type { ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
 import { type Effect, failureLesson, type Lesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { openStream } from "./open-stream.ts";
 import { readBodyBounded } from "./read-body.ts";
@@ -19,7 +20,7 @@ export type AttemptResult =
   | {
       readonly ok: true;
       readonly json?: JsonResult;
-      readonly stream?: { readonly opened: OpenedStream; readonly isUsageInjected: boolean };
+      readonly stream?: { readonly opened: OpenedStream; readonly isUsageInjected: boolean; readonly api: UpstreamApi };
       readonly status: number;
       readonly effects: readonly Effect[];
       readonly usage?: TokenUsage;
@@ -51,6 +52,10 @@ interface AttemptContext {
   readonly remainingMs: number;
   readonly controller: AbortController;
   readonly deadline: AbortSignal;
+  /** The request in the client's own protocol, when this candidate's provider speaks it natively. */
+  readonly native: NativeCall | undefined;
+  /** The API this candidate is called with: `chat`, or the native call's. */
+  readonly api: UpstreamApi;
 }
 
 /**
@@ -93,6 +98,7 @@ export async function attemptOnce(
       remainingMs,
       controller,
       deadline: deadline.signal,
+      ...withNative(nativeCallFor(request, deployment)),
     });
   } finally {
     clearTimeout(deadlineTimer);
@@ -105,7 +111,10 @@ async function attemptWithSignals(context: AttemptContext): Promise<AttemptResul
   const settings = deployment.provider.settings;
   const sentAtMs = clock.now();
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
-  const isUsageInjected = request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
+  const { native } = context;
+  // A native call is the client's own protocol, which has no `stream_options.include_usage` to add.
+  const isUsageInjected =
+    native === undefined && request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
   let response: Dispatcher.ResponseData;
   // Our own timer for `timeout_ms`: undici's headersTimeout uses coarse shared timers (~1 s resolution), which
   // would make a 300 ms timeout fire after a second. undici's stays as a backstop.
@@ -117,8 +126,12 @@ async function attemptWithSignals(context: AttemptContext): Promise<AttemptResul
   try {
     response = await sendUpstream(context.dispatcher, {
       deployment,
-      endpointPath: request.endpointPath,
-      payload: buildPayload(request.body, deployment.model.id, isUsageInjected),
+      endpointPath: native?.endpointPath ?? request.endpointPath,
+      payload: buildPayload(native?.body ?? request.body, {
+        upstreamModelId: deployment.model.id,
+        shouldAskForUsage: isUsageInjected,
+        supportsReasoning: deployment.capabilities.reasoning === true,
+      }),
       isStream: request.isStream,
       headersTimeoutMs: headersTimeoutMs + 1_000,
       // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
@@ -190,12 +203,13 @@ async function streamAnswer(
     streamIdleTimeoutMs: settings.streamIdleTimeoutMs,
     maxEventChars: context.limits.maxStreamEventChars,
     maxErrorBodyBytes: context.limits.maxErrorBodyBytes,
+    inspect: context.api === "chat" ? inspectEvent : inspectResponsesEvent,
     nowMs: () => clock.now(),
   });
   if (opened.ok) {
     return {
       ok: true,
-      stream: { opened: opened.stream, isUsageInjected },
+      stream: { opened: opened.stream, isUsageInjected, api: context.api },
       status: response.statusCode,
       effects: headerEffects,
       headersMs,
@@ -275,6 +289,7 @@ async function jsonAnswer(
       status: response.statusCode,
       bodyText: ensureModelField(json, bodyText, deployment),
       deployment,
+      api: context.api,
     },
     status: response.statusCode,
     effects: headerEffects,
@@ -320,12 +335,25 @@ function clientAskedForUsage(body: Readonly<Record<string, unknown>>): boolean {
   );
 }
 
+/** Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's `input_tokens` / `output_tokens`. */
 function readUsage(json: unknown): TokenUsage {
-  const usage = (json as { usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } } | null)?.usage;
+  const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
+  const count = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
   return {
-    promptTokens: typeof usage?.prompt_tokens === "number" ? usage.prompt_tokens : 0,
-    completionTokens: typeof usage?.completion_tokens === "number" ? usage.completion_tokens : 0,
+    promptTokens: count(usage?.prompt_tokens) ?? count(usage?.input_tokens) ?? 0,
+    completionTokens: count(usage?.completion_tokens) ?? count(usage?.output_tokens) ?? 0,
   };
+}
+
+function withNative(native: NativeCall | undefined): Pick<AttemptContext, "native" | "api"> {
+  return { native, api: native?.api ?? "chat" };
+}
+
+/** The native call for this candidate, if the request has one and the candidate's provider speaks it. */
+function nativeCallFor(request: ForwardRequest, deployment: Deployment): NativeCall | undefined {
+  const native = request.native;
+  if (native === undefined) return undefined;
+  return native.api === "responses" && deployment.provider.settings.responsesApi === "native" ? native : undefined;
 }
 
 /** The response's `model` names the model that answered; fill it in when the upstream left it out. */

@@ -199,6 +199,7 @@ function answerOf(
     deployment,
     reservation,
     isUsageInjected: result.stream.isUsageInjected,
+    api: result.stream.api,
     attempt: report,
   };
 }

@@ -13,10 +13,27 @@ import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { Effect } from "./lessons.ts";
 
+/** The upstream API a candidate was called with: the endpoint's own (`chat`), or the client's protocol natively. */
+export type UpstreamApi = "chat" | "responses";
+
+/**
+ * The same request in the client's own protocol, for candidates whose provider speaks it natively (a provider
+ * with `responses_api: native`): sent to `endpointPath` with `body` (its `model` replaced, gateway-only fields
+ * dropped) instead of the translated request.
+ */
+export interface NativeCall {
+  readonly api: Exclude<UpstreamApi, "chat">;
+  /** e.g. `/responses` */
+  readonly endpointPath: string;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
 export interface ForwardRequest {
   /** e.g. `/chat/completions` */
   readonly endpointPath: string;
   readonly body: Readonly<Record<string, unknown>>;
+  /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
+  readonly native?: NativeCall | undefined;
   readonly isStream: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
@@ -66,12 +83,16 @@ export interface JsonResult {
   readonly status: number;
   readonly bodyText: string;
   readonly deployment: Deployment;
+  /** What `bodyText` is: a chat answer, or the client protocol's own (a native call). */
+  readonly api: UpstreamApi;
 }
 
 export interface StreamResult {
   readonly kind: "stream";
   readonly stream: OpenedStream;
   readonly deployment: Deployment;
+  /** What the stream's events are: chat chunks, or the client protocol's own events (a native call). */
+  readonly api: UpstreamApi;
   /** Budget reservation held for the stream's whole life; the caller settles it when the stream ends. */
   readonly reservation: Reservation;
   /** The gateway added `stream_options.include_usage`; the usage chunk is not for the client. */

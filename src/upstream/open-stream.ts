@@ -11,7 +11,7 @@ import { classifyNetworkError } from "./upstream-request.ts";
 
 export type { OpenedStream } from "../streaming/opened-stream.ts";
 
-import { inspectEvent } from "../streaming/stream-event.ts";
+import type { EventInspector } from "../streaming/stream-event.ts";
 
 export type OpenStreamResult =
   | { readonly ok: true; readonly stream: OpenedStream }
@@ -42,6 +42,8 @@ export interface OpenStreamInput {
   readonly maxEventChars: number;
   /** `upstream_limits.max_error_body_bytes`: what is read of a JSON answer to a stream request. */
   readonly maxErrorBodyBytes: number;
+  /** Reads the stream's events: chat chunks (`inspectEvent`) or a native protocol's events. */
+  readonly inspect: EventInspector;
   nowMs(): number;
 }
 
@@ -83,9 +85,9 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
       parser.push(next.value);
       for (; scanned < pendingEvents.length; scanned++) {
         const event = pendingEvents[scanned] as SseEvent;
-        const info = inspectEvent(event);
+        const info = input.inspect(event);
         if (info.isError) {
-          const verdict = classifyErrorInSuccess(info.json, input.headers, input.nowMs());
+          const verdict = classifyErrorInSuccess(errorEnvelope(info.json), input.headers, input.nowMs());
           const reason =
             verdict !== undefined && "reason" in verdict ? verdict.reason : "error event before any content";
           return fail(
@@ -104,6 +106,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
               controller: input.controller,
               streamIdleTimeoutMs: input.streamIdleTimeoutMs,
               startedAtMs,
+              inspect: input.inspect,
             },
           };
         }
@@ -115,6 +118,17 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * An error event as `{"error": {...}}`, the shape `classifyErrorInSuccess` reads: chat providers send it so; a
+ * Responses stream's `error` event is the error itself, and `response.failed` carries it in `response.error`.
+ */
+function errorEnvelope(json: Record<string, unknown> | undefined): unknown {
+  if (json === undefined || json.error !== undefined) return json;
+  if (json.type === "error") return { error: json };
+  const response = json.response as { error?: unknown } | undefined;
+  return response?.error === undefined ? json : { error: response.error };
 }
 
 /** Some providers answer a stream request with a JSON error (status 200) instead of SSE. */

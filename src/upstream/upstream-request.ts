@@ -36,15 +36,30 @@ export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promis
   });
 }
 
+/**
+ * Gateway extension of the chat body: a reasoning effort sent as `reasoning_effort` only to candidates known to
+ * take it (model `reasoning: true`, or `supports_reasoning` in the metadata table), dropped for the others. The
+ * Responses and Messages adapters put `reasoning.effort` and `thinking` here (docs/protocols.md "Reasoning").
+ */
+export const REASONING_EFFORT_FIELD = "x_gateway_reasoning_effort";
+
+export interface PayloadOptions {
+  readonly upstreamModelId: string;
+  /** The gateway asks for a usage chunk itself (`stream_options.include_usage`). */
+  readonly shouldAskForUsage?: boolean;
+  /** The candidate takes `reasoning_effort`. */
+  readonly supportsReasoning?: boolean;
+}
+
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */
-export function buildPayload(
-  body: Readonly<Record<string, unknown>>,
-  upstreamModelId: string,
-  shouldAskForUsage = false,
-): string {
-  const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
-  rest.model = upstreamModelId;
-  if (shouldAskForUsage) {
+export function buildPayload(body: Readonly<Record<string, unknown>>, options: PayloadOptions): string {
+  const { models: _fallbacks, [REASONING_EFFORT_FIELD]: effort, ...rest }: Record<string, unknown> = body;
+  rest.model = options.upstreamModelId;
+  // The client's own `reasoning_effort` (chat) is its explicit choice and goes to every candidate as it is.
+  if (options.supportsReasoning === true && typeof effort === "string" && rest.reasoning_effort === undefined) {
+    rest.reasoning_effort = effort;
+  }
+  if (options.shouldAskForUsage === true) {
     const options = rest.stream_options;
     rest.stream_options = { ...(options !== null && typeof options === "object" ? options : {}), include_usage: true };
   }

@@ -2,6 +2,8 @@
 import type { ChatUsage } from "../chat-completions.ts";
 
 export type ContentBlock =
+  /** Reasoning text a chat provider returned; `signature` is empty (there is none to verify, and it never goes back upstream). */
+  | { type: "thinking"; thinking: string; signature: string }
   | { type: "text"; text: string }
   | { type: "tool_use"; id: string; name: string; input: unknown };
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { GatewayError } from "../../errors/gateway-error.ts";
-import { toChatRequest } from "./request-mapping.ts";
+import { thinkingEffort, toChatRequest } from "./request-mapping.ts";
 
 function rejects(body: unknown, expected: { status: number; code: string; param: string | null }) {
   assert.throws(
@@ -13,8 +13,8 @@ function rejects(body: unknown, expected: { status: number; code: string; param:
   );
 }
 
-test("messages request: system, sampling, stop sequences, metadata.user_id and stream; top_k and thinking dropped", () => {
-  const { chatBody, isStream, stopSequences } = toChatRequest({
+test("messages request: system, sampling, stop sequences, metadata.user_id and stream; top_k dropped; thinking an effort", () => {
+  const { chatBody, isStream, stopSequences, isThinkingShown } = toChatRequest({
     model: "claude-sonnet-4-5",
     max_tokens: 512,
     system: [
@@ -43,9 +43,23 @@ test("messages request: system, sampling, stop sequences, metadata.user_id and s
     user: "user-7",
     stream: true,
     stream_options: { include_usage: true },
+    x_gateway_reasoning_effort: "medium",
   });
   assert.equal(isStream, true);
+  assert.equal(isThinkingShown, true);
   assert.deepEqual(stopSequences, ["END"]);
+});
+
+test("messages request: thinking budgets map to efforts at LiteLLM's thresholds; adaptive and disabled send none", () => {
+  assert.equal(thinkingEffort({ type: "enabled", budget_tokens: 1024 }), "low");
+  assert.equal(thinkingEffort({ type: "enabled", budget_tokens: 2047 }), "low");
+  assert.equal(thinkingEffort({ type: "enabled", budget_tokens: 2048 }), "medium");
+  assert.equal(thinkingEffort({ type: "enabled", budget_tokens: 4095 }), "medium");
+  assert.equal(thinkingEffort({ type: "enabled", budget_tokens: 4096 }), "high");
+  assert.equal(thinkingEffort({ type: "enabled", budget_tokens: 32000 }), "high");
+  assert.equal(thinkingEffort({ type: "adaptive" }), undefined);
+  assert.equal(thinkingEffort({ type: "disabled" }), undefined);
+  assert.equal(thinkingEffort(undefined), undefined);
 });
 
 test("messages request: a tool round trip (tool_use -> tool_result) maps to tool_calls and tool messages", () => {

@@ -27,6 +27,20 @@ export interface TranslatedMessagesRequest {
   readonly isStream: boolean;
   /** To tell `stop_sequence` from `end_turn` when the provider names the stop string it hit. */
   readonly stopSequences: readonly string[];
+  /** `thinking` is `enabled` or `adaptive`: reasoning text the provider returns is shown as `thinking` blocks. */
+  readonly isThinkingShown: boolean;
+}
+
+/**
+ * `thinking.budget_tokens` -> a chat reasoning effort, at LiteLLM's thresholds (it maps low/medium/high to budgets
+ * of 1024/2048/4096 tokens the other way): below 2048 `low`, below 4096 `medium`, else `high`. `adaptive` leaves
+ * the effort to the provider; `disabled` (or none) asks for none.
+ */
+export function thinkingEffort(thinking: MessagesRequest["thinking"]): string | undefined {
+  if (thinking?.type !== "enabled" || thinking.budget_tokens === undefined) return undefined;
+  if (thinking.budget_tokens < 2048) return "low";
+  if (thinking.budget_tokens < 4096) return "medium";
+  return "high";
 }
 
 type Path = readonly PropertyKey[];
@@ -62,7 +76,10 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   if (stopSequences.length > 0) chatBody.stop = [...stopSequences];
   if (request.temperature !== undefined) chatBody.temperature = request.temperature;
   if (request.top_p !== undefined) chatBody.top_p = request.top_p;
-  // `top_k` is not part of Chat Completions and is dropped; `thinking` is dropped (docs/protocols.md).
+  // `top_k` is not part of Chat Completions and is dropped. `thinking` becomes an effort, sent only to candidates
+  // that take `reasoning_effort` (docs/protocols.md "Reasoning").
+  const effort = thinkingEffort(request.thinking);
+  if (effort !== undefined) chatBody.x_gateway_reasoning_effort = effort;
   if (typeof request.metadata?.user_id === "string" && request.metadata.user_id !== "") {
     chatBody.user = request.metadata.user_id;
   }
@@ -72,7 +89,8 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     // stripped as one the gateway injected.
     chatBody.stream_options = { include_usage: true };
   }
-  return { chatBody, isStream, stopSequences };
+  const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
+  return { chatBody, isStream, stopSequences, isThinkingShown };
 }
 
 function systemText(system: MessagesRequest["system"]): string {

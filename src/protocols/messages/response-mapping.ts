@@ -12,6 +12,8 @@ import {
 export interface MessageContext {
   readonly ids: IdSource;
   readonly stopSequences: readonly string[];
+  /** The request enabled `thinking`: reasoning text becomes a `thinking` block (as Anthropic sends none otherwise). */
+  readonly isThinkingShown?: boolean;
   /** The model the gateway sent the request to; used when the upstream's answer names none. */
   readonly fallbackModel?: string;
 }
@@ -19,6 +21,9 @@ export interface MessageContext {
 export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {
   const answer = readChatCompletion(chatCompletion);
   const content: ContentBlock[] = [];
+  if (context.isThinkingShown === true && answer.reasoning !== "") {
+    content.push({ type: "thinking", thinking: answer.reasoning, signature: "" });
+  }
   const text = answer.text !== "" ? answer.text : (answer.refusal ?? "");
   if (text !== "") content.push({ type: "text", text });
   for (const call of answer.toolCalls) {

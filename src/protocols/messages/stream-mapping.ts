@@ -21,6 +21,8 @@ import { anthropicErrorType } from "./render-error.ts";
 export interface MessagesStreamOptions {
   readonly ids: IdSource;
   readonly stopSequences: readonly string[];
+  /** The request enabled `thinking`: reasoning text is streamed as a `thinking` block (else it is dropped). */
+  readonly isThinkingShown?: boolean;
   /** The model the gateway sent the request to; used until (and unless) a chunk names the upstream's model. */
   readonly fallbackModel?: string;
   /** Estimated prompt tokens for `message_start` (the real count comes with the last chunk). */
@@ -48,6 +50,7 @@ export class MessagesStreamTranslator {
   /** Index of the block that is open (started, not stopped), if any. */
   #openIndex: number | undefined;
   #openText: { type: "text"; text: string } | undefined;
+  #openThinking: { type: "thinking"; thinking: string; signature: string } | undefined;
   #finishReason: string | undefined;
   #matchedStop: string | undefined;
   #usage: ChatUsage | undefined;
@@ -69,6 +72,7 @@ export class MessagesStreamTranslator {
     const view = readChatChunk(chunk);
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
+    if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
     const delta = view.text !== "" ? view.text : view.refusal;
     if (delta !== "") text += this.#appendText(delta);
     for (const call of view.toolCalls) text += this.#appendToolCall(call);
@@ -176,6 +180,31 @@ export class MessagesStreamTranslator {
     );
   }
 
+  #appendThinking(delta: string): string {
+    let text = "";
+    if (this.#openThinking === undefined) {
+      text += this.#stopOpenBlock();
+      const block = { type: "thinking" as const, thinking: "", signature: "" };
+      const index = this.#content.push(block) - 1;
+      this.#openThinking = block;
+      this.#openIndex = index;
+      text += namedEvent("content_block_start", {
+        type: "content_block_start",
+        index,
+        content_block: { type: "thinking", thinking: "", signature: "" },
+      });
+    }
+    this.#openThinking.thinking += delta;
+    return (
+      text +
+      namedEvent("content_block_delta", {
+        type: "content_block_delta",
+        index: this.#openIndex,
+        delta: { type: "thinking_delta", thinking: delta },
+      })
+    );
+  }
+
   #appendToolCall(delta: ToolCallDelta): string {
     let call = this.#toolCalls.get(delta.index);
     if (call === undefined) {
@@ -219,8 +248,18 @@ export class MessagesStreamTranslator {
   #stopOpenBlock(): string {
     const index = this.#openIndex;
     if (index === undefined) return "";
+    // Anthropic ends a thinking block with its signature; the gateway has none to give (an empty one).
+    const signature =
+      this.#openThinking === undefined
+        ? ""
+        : namedEvent("content_block_delta", {
+            type: "content_block_delta",
+            index,
+            delta: { type: "signature_delta", signature: "" },
+          });
     this.#openIndex = undefined;
     this.#openText = undefined;
-    return namedEvent("content_block_stop", { type: "content_block_stop", index });
+    this.#openThinking = undefined;
+    return signature + namedEvent("content_block_stop", { type: "content_block_stop", index });
   }
 }

@@ -46,11 +46,6 @@ export interface TranslatedResponsesRequest {
   readonly shouldStore: boolean;
   /** The conversation sent, without `instructions` (not carried over, as OpenAI does); kept with the answer. */
   readonly conversation: ChatMessage[];
-  /**
-   * `reasoning.effort`, not put in the chat body: a provider that does not know `reasoning_effort` may reject
-   * the request, and the body is the same for every candidate. The pipeline may add it where it is supported.
-   */
-  readonly reasoningEffort: string | undefined;
 }
 
 type Path = readonly PropertyKey[];
@@ -96,6 +91,9 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   if (typeof request.temperature === "number") chatBody.temperature = request.temperature;
   if (typeof request.top_p === "number") chatBody.top_p = request.top_p;
   if (typeof request.user === "string") chatBody.user = request.user;
+  // Sent as `reasoning_effort` only to candidates that take it (a provider that does not may reject it).
+  const effort = request.reasoning?.effort;
+  if (typeof effort === "string" && effort !== "") chatBody.x_gateway_reasoning_effort = effort;
   if (isStream) {
     chatBody.stream = true;
     // Usage is needed for `response.completed`; asking for it explicitly also keeps the usage chunk from
@@ -109,7 +107,6 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     isStream,
     shouldStore: request.store !== false,
     conversation,
-    reasoningEffort: request.reasoning?.effort ?? undefined,
   };
 }
 

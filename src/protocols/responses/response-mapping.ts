@@ -22,6 +22,14 @@ export interface ResponseContext {
 export function toResponseObject(chatCompletion: unknown, context: ResponseContext): ResponseObject {
   const answer = readChatCompletion(chatCompletion);
   const output: OutputItem[] = [];
+  if (answer.reasoning !== "") {
+    output.push({
+      id: context.ids("rs_"),
+      type: "reasoning",
+      status: "completed",
+      summary: [{ type: "summary_text", text: answer.reasoning }],
+    });
+  }
   if (answer.text !== "" || answer.refusal !== undefined) {
     const message: OutputMessageItem = {
       id: context.ids("msg_"),
@@ -67,7 +75,12 @@ export function outputToChatMessages(output: readonly OutputItem[]): ChatMessage
       toolCalls.push({ id: item.call_id, type: "function", function: { name: item.name, arguments: item.arguments } });
       continue;
     }
-    for (const part of item.content) text += part.type === "output_text" ? part.text : part.refusal;
+    // A chat provider takes no reasoning back; a native provider's answer may hold other item types too.
+    if (item.type !== "message" || !Array.isArray(item.content)) continue;
+    for (const part of item.content) {
+      if (part.type === "output_text") text += part.text;
+      else if (part.type === "refusal") text += part.refusal;
+    }
   }
   if (text === "" && toolCalls.length === 0) return [];
   return [

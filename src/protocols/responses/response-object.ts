@@ -33,7 +33,20 @@ export interface FunctionCallItem {
   arguments: string;
 }
 
-export type OutputItem = OutputMessageItem | FunctionCallItem;
+export interface SummaryTextPart {
+  type: "summary_text";
+  text: string;
+}
+
+/** The reasoning text a chat provider returned (`reasoning_content`), as a reasoning summary. */
+export interface ReasoningItem {
+  id: string;
+  type: "reasoning";
+  status: ItemStatus;
+  summary: SummaryTextPart[];
+}
+
+export type OutputItem = OutputMessageItem | FunctionCallItem | ReasoningItem;
 
 export interface ResponseUsage {
   input_tokens: number;
@@ -116,7 +129,7 @@ export function toResponseUsage(usage: ChatUsage): ResponseUsage {
   };
 }
 
-function outputText(output: readonly OutputItem[]): string {
+export function outputText(output: readonly OutputItem[]): string {
   let text = "";
   for (const item of output) {
     if (item.type !== "message") continue;

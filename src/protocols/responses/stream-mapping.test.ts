@@ -182,3 +182,43 @@ test("responses stream: fail() before any chunk still starts the response so SDK
   assert.ok(failed?.type === "response.failed");
   assert.equal(failed.response.model, "m");
 });
+
+test("responses stream: reasoning, then text, then a refusal: three parts in two items, accumulated by the SDK", async () => {
+  const translator = new ResponsesStreamTranslator({ echo, ids: sequentialIds(), createdAtSeconds: 1767225600 });
+  const delta = (fields: Record<string, unknown>, finishReason: string | null = null) => ({
+    model: "m-1",
+    choices: [{ index: 0, delta: fields, finish_reason: finishReason }],
+  });
+  let text = "";
+  text += translator.push(delta({ reasoning_content: "Think" }));
+  text += translator.push(delta({ reasoning_content: "ing." }));
+  text += translator.push(delta({ content: "Partly" }));
+  text += translator.push(delta({ refusal: "but no." }, "stop"));
+  text += translator.finish();
+  assertWellFormed(text);
+  const { events, final } = await openaiFinalResponse(text);
+  const refusalDelta = events.find((event) => event.type === "response.refusal.delta");
+  assert.deepEqual(
+    refusalDelta?.type === "response.refusal.delta" ? [refusalDelta.output_index, refusalDelta.content_index] : [],
+    [1, 1],
+    "the refusal is the message item's second part",
+  );
+  assert.deepEqual(
+    final.output.map((item) => item.type),
+    ["reasoning", "message"],
+  );
+  const [reasoning, message] = final.output;
+  assert.equal(reasoning?.type === "reasoning" ? reasoning.summary[0]?.text : "", "Thinking.");
+  assert.deepEqual(
+    message?.type === "message"
+      ? message.content.map((part) => (part.type === "refusal" ? part.refusal : part.text))
+      : [],
+    ["Partly", "but no."],
+  );
+  assert.equal(final.output_text, "Partly");
+  assert.deepEqual(
+    translator.result?.output.map((item) => item.id),
+    final.output.map((item) => item.id),
+    "the kept response has the items the client accumulated",
+  );
+});

@@ -1,9 +1,12 @@
 // Chat Completions stream chunks -> Responses API stream events, with `event:` lines and an increasing
 // `sequence_number`, in the order the SDKs' accumulators expect: created, in_progress, then per output item
-// added -> (content_part.added -> output_text.delta* -> output_text.done -> content_part.done |
+// added -> (content_part.added -> output_text.delta* (or refusal.delta*) -> output_text.done (refusal.done) ->
+// content_part.done |
 // function_call_arguments.delta* -> .done) -> output_item.done, and last completed / incomplete / failed.
 //
-// Items: text opens a message item, which a tool call closes (text after a tool call opens a new message item).
+// Items: reasoning text (`reasoning_content`) opens a reasoning item with one summary part, which text or a tool
+// call closes (reasoning_summary_part.added -> reasoning_summary_text.delta* -> .done -> summary_part.done).
+// Text opens a message item, which a tool call closes (text after a tool call opens a new message item).
 // Function call items stay open until the end, because some providers interleave the argument deltas of
 // parallel calls; each delta goes to its call's own output index.
 import type { GatewayError } from "../../errors/gateway-error.ts";
@@ -17,9 +20,12 @@ import {
   type OutputItem,
   type OutputMessageItem,
   type OutputTextPart,
+  type ReasoningItem,
+  type RefusalPart,
   type ResponseEcho,
   type ResponseObject,
   type ResponseStatus,
+  type SummaryTextPart,
 } from "./response-object.ts";
 
 export interface ResponsesStreamOptions {
@@ -33,7 +39,15 @@ export interface ResponsesStreamOptions {
 
 interface OpenMessage {
   readonly item: OutputMessageItem;
-  readonly part: OutputTextPart;
+  readonly outputIndex: number;
+  /** The message's text and refusal parts, each opened when its first delta comes. */
+  text: { readonly part: OutputTextPart; readonly contentIndex: number } | undefined;
+  refusal: { readonly part: RefusalPart; readonly contentIndex: number } | undefined;
+}
+
+interface OpenReasoning {
+  readonly item: ReasoningItem;
+  readonly part: SummaryTextPart;
   readonly outputIndex: number;
 }
 
@@ -57,6 +71,7 @@ export class ResponsesStreamTranslator {
   #isStarted = false;
   #isEnded = false;
   #message: OpenMessage | undefined;
+  #reasoning: OpenReasoning | undefined;
   #finishReason: string | undefined;
   #usage: ChatUsage | undefined;
   #final: ResponseObject | undefined;
@@ -77,9 +92,9 @@ export class ResponsesStreamTranslator {
     const view = readChatChunk(chunk);
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
-    // A streamed refusal is shown as text: a separate `refusal` part is not modelled for streams yet.
-    const delta = view.text !== "" ? view.text : view.refusal;
-    if (delta !== "") text += this.#appendText(delta);
+    if (view.reasoning !== "") text += this.#appendReasoning(view.reasoning);
+    if (view.text !== "") text += this.#appendText(view.text);
+    if (view.refusal !== "") text += this.#appendRefusal(view.refusal);
     for (const delta of view.toolCalls) text += this.#appendToolCall(delta);
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
     if (view.usage !== undefined) this.#usage = view.usage;
@@ -94,6 +109,7 @@ export class ResponsesStreamTranslator {
     for (const state of this.#toolCalls.values()) if (state.item === undefined) text += this.#openToolCall(state);
     const { status, incompleteReason } = finishToStatus(this.#finishReason);
     const itemStatus = status === "incomplete" ? "incomplete" : "completed";
+    text += this.#closeReasoning(itemStatus);
     text += this.#closeMessage(itemStatus);
     for (const state of [...this.#toolCalls.values()].sort((a, b) => a.outputIndex - b.outputIndex)) {
       text += this.#closeToolCall(state, itemStatus);
@@ -122,38 +138,127 @@ export class ResponsesStreamTranslator {
     return this.#event("response.created", { response }) + this.#event("response.in_progress", { response });
   }
 
-  #appendText(delta: string): string {
+  #appendReasoning(delta: string): string {
     let text = "";
-    if (this.#message === undefined) {
-      const item: OutputMessageItem = {
-        id: this.#options.ids("msg_"),
-        type: "message",
+    if (this.#reasoning === undefined) {
+      text += this.#closeMessage("completed");
+      const item: ReasoningItem = {
+        id: this.#options.ids("rs_"),
+        type: "reasoning",
         status: "in_progress",
-        role: "assistant",
-        content: [],
+        summary: [],
       };
-      const part: OutputTextPart = { type: "output_text", text: "", annotations: [], logprobs: [] };
+      const part: SummaryTextPart = { type: "summary_text", text: "" };
       const outputIndex = this.#output.push(item) - 1;
-      this.#message = { item, part, outputIndex };
+      this.#reasoning = { item, part, outputIndex };
       text += this.#event("response.output_item.added", { output_index: outputIndex, item });
-      item.content.push(part);
-      text += this.#event("response.content_part.added", {
+      item.summary.push(part);
+      text += this.#event("response.reasoning_summary_part.added", {
         item_id: item.id,
         output_index: outputIndex,
-        content_index: 0,
+        summary_index: 0,
         part,
       });
     }
-    const { item, part, outputIndex } = this.#message;
+    const { item, part, outputIndex } = this.#reasoning;
     part.text += delta;
     return (
       text +
-      this.#event("response.output_text.delta", {
+      this.#event("response.reasoning_summary_text.delta", {
         item_id: item.id,
         output_index: outputIndex,
-        content_index: 0,
+        summary_index: 0,
+        delta,
+      })
+    );
+  }
+
+  #closeReasoning(status: "completed" | "incomplete"): string {
+    const reasoning = this.#reasoning;
+    if (reasoning === undefined) return "";
+    this.#reasoning = undefined;
+    const { item, part, outputIndex } = reasoning;
+    item.status = status;
+    const at = { item_id: item.id, output_index: outputIndex, summary_index: 0 };
+    return (
+      this.#event("response.reasoning_summary_text.done", { ...at, text: part.text }) +
+      this.#event("response.reasoning_summary_part.done", { ...at, part }) +
+      this.#event("response.output_item.done", { output_index: outputIndex, item })
+    );
+  }
+
+  /** Opens the message item if none is open (closing a reasoning item before it). */
+  #openMessage(): { text: string; message: OpenMessage } {
+    if (this.#message !== undefined) return { text: "", message: this.#message };
+    let text = this.#closeReasoning("completed");
+    const item: OutputMessageItem = {
+      id: this.#options.ids("msg_"),
+      type: "message",
+      status: "in_progress",
+      role: "assistant",
+      content: [],
+    };
+    const outputIndex = this.#output.push(item) - 1;
+    const message: OpenMessage = { item, outputIndex, text: undefined, refusal: undefined };
+    this.#message = message;
+    text += this.#event("response.output_item.added", { output_index: outputIndex, item });
+    return { text, message };
+  }
+
+  /** Adds a content part to the open message item; returns its content index. */
+  #addPart(message: OpenMessage, part: OutputTextPart | RefusalPart): { text: string; contentIndex: number } {
+    const contentIndex = message.item.content.push(part) - 1;
+    const text = this.#event("response.content_part.added", {
+      item_id: message.item.id,
+      output_index: message.outputIndex,
+      content_index: contentIndex,
+      part,
+    });
+    return { text, contentIndex };
+  }
+
+  #appendText(delta: string): string {
+    const opened = this.#openMessage();
+    let text = opened.text;
+    const message = opened.message;
+    if (message.text === undefined) {
+      const part: OutputTextPart = { type: "output_text", text: "", annotations: [], logprobs: [] };
+      const added = this.#addPart(message, part);
+      text += added.text;
+      message.text = { part, contentIndex: added.contentIndex };
+    }
+    message.text.part.text += delta;
+    return (
+      text +
+      this.#event("response.output_text.delta", {
+        item_id: message.item.id,
+        output_index: message.outputIndex,
+        content_index: message.text.contentIndex,
         delta,
         logprobs: [],
+      })
+    );
+  }
+
+  /** A streamed refusal (`delta.refusal`) is a `refusal` part of the message item, as OpenAI streams it. */
+  #appendRefusal(delta: string): string {
+    const opened = this.#openMessage();
+    let text = opened.text;
+    const message = opened.message;
+    if (message.refusal === undefined) {
+      const part: RefusalPart = { type: "refusal", refusal: "" };
+      const added = this.#addPart(message, part);
+      text += added.text;
+      message.refusal = { part, contentIndex: added.contentIndex };
+    }
+    message.refusal.part.refusal += delta;
+    return (
+      text +
+      this.#event("response.refusal.delta", {
+        item_id: message.item.id,
+        output_index: message.outputIndex,
+        content_index: message.refusal.contentIndex,
+        delta,
       })
     );
   }
@@ -162,12 +267,31 @@ export class ResponsesStreamTranslator {
     const message = this.#message;
     if (message === undefined) return "";
     this.#message = undefined;
-    const { item, part, outputIndex } = message;
+    const { item, outputIndex } = message;
     item.status = status;
-    const at = { item_id: item.id, output_index: outputIndex, content_index: 0 };
+    const at = (contentIndex: number) => ({ item_id: item.id, output_index: outputIndex, content_index: contentIndex });
+    const parts: { contentIndex: number; text: string }[] = [];
+    if (message.text !== undefined) {
+      const { part, contentIndex } = message.text;
+      parts.push({
+        contentIndex,
+        text:
+          this.#event("response.output_text.done", { ...at(contentIndex), text: part.text, logprobs: [] }) +
+          this.#event("response.content_part.done", { ...at(contentIndex), part }),
+      });
+    }
+    if (message.refusal !== undefined) {
+      const { part, contentIndex } = message.refusal;
+      parts.push({
+        contentIndex,
+        text:
+          this.#event("response.refusal.done", { ...at(contentIndex), refusal: part.refusal }) +
+          this.#event("response.content_part.done", { ...at(contentIndex), part }),
+      });
+    }
+    parts.sort((left, right) => left.contentIndex - right.contentIndex);
     return (
-      this.#event("response.output_text.done", { ...at, text: part.text, logprobs: [] }) +
-      this.#event("response.content_part.done", { ...at, part }) +
+      parts.map((part) => part.text).join("") +
       this.#event("response.output_item.done", { output_index: outputIndex, item })
     );
   }
@@ -188,7 +312,7 @@ export class ResponsesStreamTranslator {
   }
 
   #openToolCall(state: ToolCallState): string {
-    let text = this.#closeMessage("completed");
+    let text = this.#closeReasoning("completed") + this.#closeMessage("completed");
     const item: FunctionCallItem = {
       id: this.#options.ids("fc_"),
       type: "function_call",

@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { StreamInterruptedError } from "../../errors/gateway-error.ts";
+import { chatToInputItems, fromNativeResponse, NativeResponsesRelay, toNativeBody } from "./native.ts";
+import type { ResponseLookup } from "./request-mapping.ts";
+import type { ResponseEcho, ResponseObject } from "./response-object.ts";
+
+const echo = {
+  instructions: null,
+  max_output_tokens: null,
+  metadata: {},
+  parallel_tool_calls: true,
+  previous_response_id: "resp_prev",
+  reasoning: { effort: null, summary: null },
+  store: true,
+  temperature: null,
+  text: { format: { type: "text" } },
+  tool_choice: "auto",
+  tools: [],
+  top_p: null,
+  truncation: "disabled",
+  user: null,
+} satisfies ResponseEcho;
+
+const context = { id: "resp_gw", echo, createdAtSeconds: 1, fallbackModel: "served-id" };
+
+const lookup: ResponseLookup = {
+  get: (id) =>
+    id === "resp_prev"
+      ? {
+          response: {} as ResponseObject,
+          conversation: [
+            {
+              role: "user",
+              content: [
+                { type: "text", text: "Look" },
+                { type: "image_url", image_url: { url: "https://x/a.png" } },
+              ],
+            },
+            {
+              role: "assistant",
+              content: null,
+              tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }],
+            },
+            { role: "tool", tool_call_id: "call_1", content: "42" },
+            { role: "assistant", content: "It is 42." },
+          ],
+        }
+      : undefined,
+  findItem: (id) =>
+    id === "msg_kept"
+      ? { id, type: "message", status: "completed", role: "assistant", content: [{ type: "refusal", refusal: "No." }] }
+      : id === "rs_kept"
+        ? { id, type: "reasoning", status: "completed", summary: [] }
+        : undefined,
+};
+
+test("native body: gateway fields out, history and references expanded, store false, the rest as sent", () => {
+  const body = toNativeBody(
+    {
+      model: "m",
+      models: ["backup"],
+      previous_response_id: "resp_prev",
+      store: true,
+      reasoning: { effort: "high" },
+      input: [
+        { type: "item_reference", id: "rs_kept" },
+        { type: "item_reference", id: "msg_kept" },
+        { role: "user", content: "Why?" },
+      ],
+    },
+    lookup,
+  );
+  assert.deepEqual(body, {
+    model: "m",
+    reasoning: { effort: "high" },
+    store: false,
+    input: [
+      {
+        type: "message",
+        role: "user",
+        content: [
+          { type: "input_text", text: "Look" },
+          { type: "input_image", image_url: "https://x/a.png", detail: "auto" },
+        ],
+      },
+      { type: "function_call", call_id: "call_1", name: "f", arguments: "{}" },
+      { type: "function_call_output", call_id: "call_1", output: "42" },
+      { type: "message", role: "assistant", content: "It is 42." },
+      { type: "message", status: "completed", role: "assistant", content: [{ type: "refusal", refusal: "No." }] },
+      { role: "user", content: "Why?" },
+    ],
+  });
+  assert.deepEqual(chatToInputItems([{ role: "system", content: "S" }]), [
+    { type: "message", role: "system", content: "S" },
+  ]);
+});
+
+test("native JSON: the gateway's id, the client's store and previous_response_id, output_text filled in", () => {
+  const response = fromNativeResponse(
+    {
+      id: "resp_up",
+      object: "response",
+      status: "completed",
+      model: "",
+      store: false,
+      output: [
+        {
+          id: "msg_1",
+          type: "message",
+          status: "completed",
+          role: "assistant",
+          content: [{ type: "output_text", text: "Hi", annotations: [] }],
+        },
+      ],
+    },
+    context,
+  );
+  assert.equal(response.id, "resp_gw");
+  assert.equal(response.store, true);
+  assert.equal(response.previous_response_id, "resp_prev");
+  assert.equal(response.model, "served-id", "a response without a model names the one the gateway called");
+  assert.equal(response.output_text, "Hi");
+  assert.throws(() => fromNativeResponse({ choices: [] }, context), /not a Responses API response/);
+});
+
+test("native stream: the final event is held until finish(); a break before any event still fails cleanly", () => {
+  const relay = new NativeResponsesRelay(context);
+  const created = relay.push({ type: "response.created", sequence_number: 7, response: { id: "resp_up", output: [] } });
+  assert.match(created, /^event: response\.created\n/);
+  assert.equal((JSON.parse(created.split("data: ")[1] ?? "") as { sequence_number: number }).sequence_number, 0);
+  assert.match(created, /"id":"resp_gw"/);
+  const done = relay.push({ type: "response.completed", response: { id: "resp_up", status: "completed", output: [] } });
+  assert.equal(done, "", "held back: the answer is kept before the client reads its end");
+  assert.match(relay.finish(), /^event: response\.completed\n.*"sequence_number":1/s);
+  assert.equal(relay.result?.id, "resp_gw");
+
+  const broken = new NativeResponsesRelay(context);
+  const text = broken.fail(new StreamInterruptedError("cut"));
+  const events = text
+    .trim()
+    .split("\n\n")
+    .map((block) => JSON.parse(block.split("data: ")[1] ?? "") as Record<string, unknown>);
+  assert.deepEqual(
+    events.map((event) => event.type),
+    ["error", "response.failed"],
+  );
+  const failed = events[1]?.response as { id: string; status: string; model: string };
+  assert.deepEqual([failed.id, failed.status, failed.model], ["resp_gw", "failed", "served-id"]);
+});

@@ -1,0 +1,224 @@
+// Responses API pass-through, for providers marked `responses_api: native` (docs/protocols.md "Native Responses
+// providers"): the client's body goes upstream nearly as it is, and the provider's answer comes back with the
+// gateway's own response id, so that kept responses (GET / DELETE, `previous_response_id`) keep working.
+//
+// The provider knows none of the gateway's ids: `previous_response_id` and `item_reference` items are expanded into
+// full input from the kept responses, and `store` is sent as false (the gateway keeps the answer itself).
+import type { GatewayError } from "../../errors/gateway-error.ts";
+import { UpstreamUnavailableError } from "../../errors/gateway-error.ts";
+import type { ChatContentPart, ChatMessage } from "../chat-completions.ts";
+import { namedEvent } from "../sse.ts";
+import type { ResponseLookup } from "./request-mapping.ts";
+import {
+  buildResponse,
+  type OutputItem,
+  outputText,
+  type ResponseEcho,
+  type ResponseObject,
+} from "./response-object.ts";
+
+type JsonObject = Record<string, unknown>;
+
+function asObject(value: unknown): JsonObject | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : undefined;
+}
+
+/**
+ * The body for a native provider: the client's (already validated and translatable) body without the gateway's
+ * `models` and `previous_response_id`, its input preceded by the kept conversation, references resolved, and
+ * `store: false`. The `model` is replaced per candidate when it is sent.
+ */
+export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject {
+  const { models: _fallbacks, previous_response_id: previousId, input, ...rest }: JsonObject = asObject(body) ?? {};
+  const history = typeof previousId === "string" ? chatToInputItems(lookup.get(previousId)?.conversation ?? []) : [];
+  const items =
+    typeof input === "string"
+      ? [{ type: "message", role: "user", content: input }]
+      : Array.isArray(input)
+        ? input.flatMap((item) => resolveItem(item, lookup))
+        : [];
+  return { ...rest, input: [...history, ...items], store: false };
+}
+
+/** An `item_reference` becomes the kept item without its id (the provider never saw it); reasoning is dropped. */
+function resolveItem(item: unknown, lookup: ResponseLookup): unknown[] {
+  const object = asObject(item);
+  if (object?.type !== "item_reference" || typeof object.id !== "string") return [item];
+  const found = lookup.findItem(object.id);
+  if (found === undefined || found.type === "reasoning") return [];
+  const { id: _id, ...rest } = found;
+  return [rest];
+}
+
+/** Kept chat messages as Responses input items. */
+export function chatToInputItems(messages: readonly ChatMessage[]): JsonObject[] {
+  const items: JsonObject[] = [];
+  for (const message of messages) {
+    switch (message.role) {
+      case "system":
+        items.push({ type: "message", role: "system", content: message.content });
+        break;
+      case "user":
+        items.push({
+          type: "message",
+          role: "user",
+          content: typeof message.content === "string" ? message.content : message.content.map(toInputPart),
+        });
+        break;
+      case "assistant":
+        if (message.content !== null && message.content !== "") {
+          items.push({ type: "message", role: "assistant", content: message.content });
+        }
+        for (const call of message.tool_calls ?? []) {
+          items.push({
+            type: "function_call",
+            call_id: call.id,
+            name: call.function.name,
+            arguments: call.function.arguments,
+          });
+        }
+        break;
+      case "tool":
+        items.push({ type: "function_call_output", call_id: message.tool_call_id, output: message.content });
+        break;
+    }
+  }
+  return items;
+}
+
+function toInputPart(part: ChatContentPart): JsonObject {
+  switch (part.type) {
+    case "text":
+      return { type: "input_text", text: part.text };
+    case "image_url":
+      return { type: "input_image", image_url: part.image_url.url, detail: part.image_url.detail ?? "auto" };
+    case "file":
+      return {
+        type: "input_file",
+        file_data: part.file.file_data,
+        ...(part.file.filename ? { filename: part.file.filename } : {}),
+      };
+  }
+}
+
+export interface NativeContext {
+  /** The gateway's own id for this response (`resp_...`). */
+  readonly id: string;
+  readonly echo: ResponseEcho;
+  /** Unix seconds, for a response the provider never described (it failed before `response.created`). */
+  readonly createdAtSeconds: number;
+  /** The model the gateway sent the request to; used when the provider's answer names none. */
+  readonly fallbackModel: string;
+}
+
+/**
+ * The provider's response object as the client gets it: the gateway's id, the client's `store` and
+ * `previous_response_id` (the provider was sent neither), `output_text` as the SDKs expect.
+ */
+function rewrite(response: JsonObject, context: NativeContext): ResponseObject {
+  const output = Array.isArray(response.output) ? (response.output as OutputItem[]) : [];
+  return {
+    ...response,
+    id: context.id,
+    model: typeof response.model === "string" && response.model !== "" ? response.model : context.fallbackModel,
+    store: context.echo.store,
+    previous_response_id: context.echo.previous_response_id,
+    output,
+    output_text: typeof response.output_text === "string" ? response.output_text : outputText(output),
+  } as ResponseObject;
+}
+
+/** A native provider's JSON answer -> the client's response object. */
+export function fromNativeResponse(json: unknown, context: NativeContext): ResponseObject {
+  const response = asObject(json);
+  if (response === undefined || !Array.isArray(response.output)) {
+    throw new UpstreamUnavailableError("The upstream answer is not a Responses API response (no `output`).");
+  }
+  return rewrite(response, context);
+}
+
+/**
+ * Relays a native provider's Responses events to the client: response snapshots rewritten (`rewrite`), sequence
+ * numbers the gateway's own (it may add `error` / `response.failed`). The final `response.completed` /
+ * `response.incomplete` is held back until `finish()`, so the answer can be kept before the client reads its end.
+ */
+export class NativeResponsesRelay {
+  readonly #context: NativeContext;
+  #sequence = 0;
+  #latest: JsonObject | undefined;
+  readonly #doneItems: unknown[] = [];
+  #held = "";
+  #final: ResponseObject | undefined;
+  #isEnded = false;
+
+  constructor(context: NativeContext) {
+    this.#context = context;
+  }
+
+  /** The finished response (after `finish()`), for keeping it. */
+  get result(): ResponseObject | undefined {
+    return this.#final;
+  }
+
+  push(chunk: unknown): string {
+    const event = asObject(chunk);
+    if (this.#isEnded || event === undefined || typeof event.type !== "string") return "";
+    const type = event.type;
+    const response = asObject(event.response);
+    const fields: JsonObject =
+      response === undefined ? event : { ...event, response: rewrite(response, this.#context) };
+    if (response !== undefined) this.#latest = fields.response as JsonObject;
+    if (type === "response.output_item.done") this.#doneItems.push(event.item);
+    const text = this.#event(type, fields);
+    if (type === "response.completed" || type === "response.incomplete") {
+      this.#final = fields.response as ResponseObject;
+      this.#held = text;
+      return "";
+    }
+    return text;
+  }
+
+  /** The stream ended normally: the held final event (or, if the provider sent none, one made from what came). */
+  finish(): string {
+    if (this.#isEnded) return "";
+    this.#isEnded = true;
+    if (this.#final !== undefined) return this.#held;
+    const response = { ...this.#snapshot(), status: "completed" } as ResponseObject;
+    this.#final = response;
+    return this.#event("response.completed", { type: "response.completed", response });
+  }
+
+  /** The stream broke (a native stream is not continued): `error`, then `response.failed` with the output so far. */
+  fail(error: GatewayError): string {
+    if (this.#isEnded) return "";
+    this.#isEnded = true;
+    const response = {
+      ...this.#snapshot(),
+      status: "failed",
+      error: { code: error.code, message: error.message },
+    };
+    return (
+      this.#event("error", { type: "error", code: error.code, message: error.message, param: error.param }) +
+      this.#event("response.failed", { type: "response.failed", response })
+    );
+  }
+
+  #snapshot(): JsonObject {
+    const base =
+      this.#latest ??
+      buildResponse(this.#context.echo, {
+        id: this.#context.id,
+        createdAtSeconds: this.#context.createdAtSeconds,
+        status: "in_progress",
+        model: this.#context.fallbackModel,
+        output: [],
+        usage: undefined,
+      });
+    const output = this.#doneItems as OutputItem[];
+    return { ...base, output, output_text: outputText(output) };
+  }
+
+  #event(type: string, fields: JsonObject): string {
+    return namedEvent(type, { ...fields, type, sequence_number: this.#sequence++ });
+  }
+}

@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { inspectEvent, inspectResponsesEvent } from "./stream-event.ts";
+
+const event = (data: unknown) => ({ data: typeof data === "string" ? data : JSON.stringify(data) });
+
+test("chat chunks: reasoning and refusal deltas are content; nothing in chat is final (its end is [DONE])", () => {
+  const reasoning = inspectEvent(event({ choices: [{ index: 0, delta: { reasoning_content: "hmm" } }] }));
+  const refusal = inspectEvent(event({ choices: [{ index: 0, delta: { refusal: "no" } }] }));
+  const role = inspectEvent(event({ choices: [{ index: 0, delta: { role: "assistant", content: "" } }] }));
+  assert.deepEqual([reasoning.hasContent, refusal.hasContent, role.hasContent], [true, true, false]);
+  assert.equal(inspectEvent(event({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })).isFinal, false);
+});
+
+test("Responses events: preamble is not content, deltas are text, completed is final with usage, failures are errors", () => {
+  assert.equal(inspectResponsesEvent(event({ type: "response.created", response: {} })).hasContent, false);
+  assert.equal(inspectResponsesEvent(event({ type: "response.in_progress", response: {} })).hasContent, false);
+  const added = inspectResponsesEvent(event({ type: "response.output_item.added", item: {} }));
+  assert.deepEqual([added.hasContent, added.isFinal, added.text], [true, false, ""]);
+  assert.equal(inspectResponsesEvent(event({ type: "response.output_text.delta", delta: "Hi" })).text, "Hi");
+  const completed = inspectResponsesEvent(
+    event({ type: "response.completed", response: { usage: { input_tokens: 5, output_tokens: 2 } } }),
+  );
+  assert.deepEqual(
+    [completed.isFinal, completed.finishReason, completed.usage],
+    [true, "stop", { promptTokens: 5, completionTokens: 2 }],
+  );
+  const incomplete = inspectResponsesEvent(event({ type: "response.incomplete", response: { usage: null } }));
+  assert.deepEqual([incomplete.isFinal, incomplete.finishReason, incomplete.usage], [true, "length", undefined]);
+  for (const type of ["error", "response.failed"]) {
+    const failed = inspectResponsesEvent(event({ type, response: {} }));
+    assert.deepEqual([failed.isError, failed.hasContent, failed.isFinal], [true, false, false], type);
+  }
+  assert.equal(inspectResponsesEvent(event("{not json")).isMalformed, true);
+});
