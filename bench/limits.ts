@@ -189,7 +189,14 @@ if (!values["no-redis"]) {
   } else {
     const clock = new ManualClock(Date.now());
     const state = await createRedisStateBackend(
-      { path: "", redisUrl, redisKeyPrefix: `bench-${process.pid}:`, redisCluster: false, flushIntervalMs: 1_000 },
+      {
+        path: "",
+        redisUrl,
+        redisKeyPrefix: `bench-${process.pid}:`,
+        redisCluster: false,
+        flushIntervalMs: 1_000,
+        redisCommandTimeoutMs: 200,
+      },
       new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
       clock,
       undefined,

@@ -115,6 +115,7 @@ const stateSchema = z
       .optional(), // set: budgets and cooldowns shared with other gateways
     redis_key_prefix: z.string().default("llm-gateway:"),
     redis_cluster: z.boolean().default(false), // `redis_url` is one node of a Redis Cluster (the others are discovered)
+    redis_command_timeout_ms: positiveInt.default(200), // ms a budget/cooldown command may take before the request falls back to local state
     flush_interval_ms: positiveInt.default(1_000), // ms between batched writes: what a crash can lose
   })
   .prefault({})

@@ -6,7 +6,7 @@ import { Cluster, Redis } from "ioredis";
 import { RESERVE_LUA } from "./redis-lua.ts";
 import { LEARN_LUA, RECONCILE_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua-writes.ts";
 
-/** ms a shared-state command may take before the request falls back to local state. */
+/** ms a shared-state command may take before the request falls back to local state (`state.redis_command_timeout_ms`). */
 export const COMMAND_TIMEOUT_MS = 200;
 /** ms to wait for a TCP connection (start-up and every reconnection attempt). */
 const CONNECT_TIMEOUT_MS = 1_000;

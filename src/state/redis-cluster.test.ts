@@ -33,7 +33,14 @@ async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "clu
     warn: (_object: object, message: string) => warnings.push(message),
   };
   const state = await createRedisStateBackend(
-    { path: "", redisUrl: cluster.url, redisKeyPrefix: prefix, redisCluster: true, flushIntervalMs: 1_000 },
+    {
+      path: "",
+      redisUrl: cluster.url,
+      redisKeyPrefix: prefix,
+      redisCluster: true,
+      flushIntervalMs: 1_000,
+      redisCommandTimeoutMs: 200,
+    },
     availability,
     systemClock,
     logger,

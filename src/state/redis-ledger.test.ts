@@ -45,7 +45,14 @@ async function startBackend(
     warn: (_object: object, message: string) => logs.push(`warn: ${message}`),
   };
   const state = await createRedisStateBackend(
-    { path: "", redisUrl: url, redisKeyPrefix: options.prefix ?? "test:", redisCluster: false, flushIntervalMs: 1_000 },
+    {
+      path: "",
+      redisUrl: url,
+      redisKeyPrefix: options.prefix ?? "test:",
+      redisCluster: false,
+      flushIntervalMs: 1_000,
+      redisCommandTimeoutMs: 2_000,
+    },
     availability,
     clock,
     logger,

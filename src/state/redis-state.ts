@@ -29,7 +29,7 @@ export async function createRedisStateBackend(
   const url = settings.redisUrl;
   if (url === undefined) throw new Error("createRedisStateBackend needs state.redis_url");
   const isCluster = settings.redisCluster === true;
-  const redis = createCommandClient(url, isCluster);
+  const redis = createCommandClient(url, isCluster, settings.redisCommandTimeoutMs);
   const subscriber = createSubscriberClient(url, isCluster);
   const startupLogger = new StartupLogger(logger);
   const link = new RedisLink(

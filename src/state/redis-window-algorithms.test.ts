@@ -20,7 +20,14 @@ const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldow
 async function backendOf(t: TestContext, url: string, prefix: string, leaseTtlMs?: number) {
   const clock = new ManualClock(T0);
   const state = await createRedisStateBackend(
-    { path: "", redisUrl: url, redisKeyPrefix: prefix, redisCluster: false, flushIntervalMs: 1_000 },
+    {
+      path: "",
+      redisUrl: url,
+      redisKeyPrefix: prefix,
+      redisCluster: false,
+      flushIntervalMs: 1_000,
+      redisCommandTimeoutMs: 2_000,
+    },
     new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
     clock,
     { info: () => {}, warn: () => {} },

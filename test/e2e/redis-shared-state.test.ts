@@ -93,6 +93,9 @@ ${betaYaml}routing:
 state:
   redis_url: ${redis.url}
   redis_key_prefix: "${PREFIX}"
+  # Exact shared counts are asserted: on a loaded test machine a 200 ms command could time out and fall back to
+  # local state (by design), which would let more through than the shared budget.
+  redis_command_timeout_ms: 2000
 `;
 }
 
