@@ -51,7 +51,7 @@ async function startBackend(
       redisKeyPrefix: options.prefix ?? "test:",
       redisCluster: false,
       flushIntervalMs: 1_000,
-      redisCommandTimeoutMs: 2_000,
+      redisCommandTimeoutMs: COMMAND_TIMEOUT_MS,
     },
     availability,
     clock,
