@@ -79,6 +79,10 @@ cooldowns:
   failure_threshold: 100
   rate_limit_base_ms: 1
   rate_limit_max_ms: 1
+# This test is about secrets, not pacing: on a loaded machine a step after the 429 was once refused for ~1 s
+# (the 429 also teaches limits from the spacing of the steps before it, issue 15). Queued, such a step waits.
+routing:
+  queue_timeout_ms: 5000
 `,
   );
   const chat = (extra: Record<string, unknown> = {}) =>
