@@ -8,26 +8,21 @@ import OpenAI from "openai";
 import { zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import { toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  errorOf,
+  oneProviderScene,
+  send,
+  type useMock,
+  VENDOR_MODEL_ID,
+} from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, rateLimited } from "../helpers/mock-upstream.ts";
 import { MODEL, sentBody, startTwoProviders } from "../helpers/two-providers.ts";
 
-const UPSTREAM_ID = "vendor/m-instruct";
+const UPSTREAM_ID = VENDOR_MODEL_ID;
 
-async function scene(t: Parameters<typeof useMock>[0]) {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`,
-  );
-  return { mock, gateway, client: openAiClient(gateway) };
-}
+const scene = oneProviderScene;
 
 function messagesSent(mock: Awaited<ReturnType<typeof useMock>>, index: number): unknown {
   return ((chatRequests(mock)[index]?.body ?? {}) as { messages?: unknown } | undefined)?.messages;

@@ -16,25 +16,12 @@ import {
 import { generateText, type ModelMessage, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 
-const UPSTREAM_ID = "vendor/m-instruct";
+const UPSTREAM_ID = VENDOR_MODEL_ID;
 
-async function scene(t: Parameters<typeof useMock>[0]) {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`,
-  );
-  return { mock, gateway };
-}
+const scene = oneProviderScene;
 
 function sentMessages(mock: MockUpstream, index: number): { role: string; content?: unknown; tool_calls?: unknown }[] {
   return ((chatRequests(mock)[index]?.body ?? {}) as { messages: { role: string }[] }).messages;

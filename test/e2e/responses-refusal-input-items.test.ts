@@ -4,25 +4,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import { CHAT_ROUTE, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, oneProviderScene, send, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import { type ChatChunkBody, chatChunk, chatCompletion } from "../helpers/mock-upstream.ts";
 
-const UPSTREAM_ID = "vendor/m-instruct";
+const UPSTREAM_ID = VENDOR_MODEL_ID;
 
-async function scene(t: Parameters<typeof useMock>[0]) {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`,
-  );
-  return { mock, gateway, client: new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }) };
-}
+const scene = oneProviderScene;
 
 function refusalChunk(refusal: string): ChatChunkBody {
   const chunk = chatChunk("", UPSTREAM_ID);

@@ -33,6 +33,27 @@ export function openAiClient(gateway: TestGateway, apiKey = "x"): OpenAI {
   return new OpenAI({ baseURL: gateway.baseUrl, apiKey, maxRetries: 0 });
 }
 
+/** The upstream id behind the public name `m` in `oneProviderScene`: a vendor-style id, so tests see the mapping. */
+export const VENDOR_MODEL_ID = "vendor/m-instruct";
+
+/** One mock provider `alpha` serving `m` as VENDOR_MODEL_ID, the gateway in front of it, and an OpenAI client. */
+export async function oneProviderScene(
+  t: TestContext,
+): Promise<{ mock: MockUpstream; gateway: TestGateway; client: OpenAI }> {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: ${VENDOR_MODEL_ID} }
+`,
+  );
+  return { mock, gateway, client: openAiClient(gateway) };
+}
+
 export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
