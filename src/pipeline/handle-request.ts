@@ -41,8 +41,7 @@ export async function handleRequest(
   try {
     planned = await planRequest(prepared);
   } catch (error) {
-    // Refused before any attempt (unknown model, no candidate fits, the queue ran out, the client left): recorded.
-    throw failed(prepared, error);
+    throw refused(prepared, error);
   }
   const { plan, snapshot } = planned;
   // A request that waited in the queue across a config reload is served on the new config.
@@ -218,6 +217,22 @@ function jsonAnswer(
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
   return { kind: "json", api: result.api, status: result.status, bodyText: result.bodyText, headers };
+}
+
+/**
+ * Records a request refused before any attempt (unknown model, no candidate fits, the queue ran out, the client
+ * left while queued) and returns the error to throw. Like every refusal it changes nothing else (docs/observability.md).
+ */
+function refused(request: PipelineRequest, error: unknown): GatewayError {
+  const gatewayError = toGatewayError(error);
+  const isAborted = gatewayError instanceof ClientAbortedError;
+  publish(
+    request,
+    gatewayError.status,
+    isAborted ? "client_aborted" : "rejected",
+    isAborted ? undefined : gatewayError.code,
+  );
+  return gatewayError;
 }
 
 /** Records a request that got no answer and returns the error to throw. */
