@@ -322,7 +322,9 @@ export async function route(
             show(terms.params),
             show(terms.context),
             String(terms.adjustment.weighted),
-            terms.health_penalty.is_cold ? "cold" : `-${terms.health_penalty.weighted}`,
+            terms.health_penalty.is_cold
+              ? "cold"
+              : `-${terms.health_penalty.weighted}${terms.health_penalty.probe ? " (probe)" : ""}`,
           ];
         }),
       ),

@@ -47,7 +47,7 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
         const provider = deployment.provider.settings.name;
         const cooldown = runtime.availability.cooldownOf(deployment.key, provider);
         const providerCooldown = runtime.availability.providerCooldown(provider);
-        const breakdown = runtime.explainScore(deployment, snapshot);
+        const breakdown = runtime.explainScore(deployment, { snapshot });
         return {
           deploymentKey: deployment.key,
           provider,

@@ -72,7 +72,10 @@ export interface RequestRecord {
   /** Endpoint name: chat, completions, embeddings, ... */
   readonly endpoint: string;
   readonly clientProtocol: ClientProtocol;
-  /** The `model` the client asked for (as sent; bounded in length by the request validation). */
+  /**
+   * The `model` the client asked for (as sent, bounded in length); `""` for a request refused because its body
+   * named none (refused before planning: no candidates, no attempts).
+   */
   readonly requestedModel: string;
   readonly isStream: boolean;
   readonly candidates: readonly RecordedCandidate[];

@@ -229,9 +229,12 @@ export class GatewayRuntime {
     return this.scores.scoreOf(deployment, snapshot);
   }
 
-  /** Every score term of a deployment, for route explanations and /stats. */
-  explainScore(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): ScoreBreakdown | undefined {
-    return this.scores.explain(deployment, snapshot);
+  /** Every score term of a deployment, for route explanations and /stats; `isProbe`: as a recovery probe is ranked. */
+  explainScore(
+    deployment: Deployment,
+    options: { readonly snapshot?: GatewaySnapshot; readonly isProbe?: boolean } = {},
+  ): ScoreBreakdown | undefined {
+    return this.scores.explain(deployment, options.snapshot ?? this.#snapshot, options.isProbe === true);
   }
 
   rejectsPrefill(deployment: Deployment): boolean {

@@ -17,6 +17,7 @@ import {
   type RequestContext,
 } from "./pipeline-types.ts";
 import { RecordBuilder } from "./record-builder.ts";
+import { publishRefusal } from "./refusal.ts";
 import { parseBody } from "./request-body.ts";
 import { streamAnswer } from "./stream-answer.ts";
 
@@ -32,11 +33,17 @@ export async function handleRequest(
   rawBody: unknown,
   context: RequestContext,
 ): Promise<PipelineResult> {
-  const startedAtMs = runtime.clock.now();
-  const body = parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
+  const startedAtMs = context.receivedAtMs ?? runtime.clock.now();
+  const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
   const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
-  const { plan, snapshot } = await planRequest(prepared);
+  let planned: Awaited<ReturnType<typeof planRequest>>;
+  try {
+    planned = await planRequest(prepared);
+  } catch (error) {
+    throw refused(prepared, error);
+  }
+  const { plan, snapshot } = planned;
   // A request that waited in the queue across a config reload is served on the new config.
   const request = snapshot === prepared.snapshot ? prepared : { ...prepared, snapshot };
   const trace: ForwardTrace = { attempts: [], skips: [] };
@@ -76,6 +83,32 @@ export async function handleRequest(
   };
   if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
   return streamAnswer(request, plan, result, headers);
+}
+
+/** The body, validated; a body that fails validation is refused with its record published (refusal.ts). */
+function validated(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  rawBody: unknown,
+  context: RequestContext,
+  startedAtMs: number,
+): PipelineRequest["body"] {
+  try {
+    return parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
+  } catch (error) {
+    throw publishRefusal(
+      runtime,
+      {
+        requestId: context.requestId,
+        endpoint: endpoint.name,
+        clientProtocol: context.clientProtocol,
+        startedAtMs,
+        body: rawBody,
+        supportsStream: endpoint.supportsStream,
+      },
+      error,
+    );
+  }
 }
 
 function prepare(
@@ -144,7 +177,7 @@ async function planRequest(
 ): Promise<{ readonly plan: RoutePlan; readonly snapshot: PipelineRequest["snapshot"] }> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
   const queuedAtMs = runtime.clock.now();
-  const planned = await runtime.planOrQueue(
+  const planning = runtime.planOrQueue(
     {
       model: body.model,
       fallbackModels: body.models ?? [],
@@ -160,6 +193,14 @@ async function planRequest(
     request.context.signal,
     request.snapshot,
   );
+  let planned: Awaited<typeof planning>;
+  try {
+    planned = await planning;
+  } catch (error) {
+    // A refusal after queueing (the queue's time ran out, the client left) keeps how long it waited.
+    request.record.waited(runtime.clock.now() - queuedAtMs);
+    throw error;
+  }
   request.record.planned(planned.plan, runtime.clock.now() - queuedAtMs);
   return planned;
 }
@@ -176,6 +217,22 @@ function jsonAnswer(
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
   return { kind: "json", api: result.api, status: result.status, bodyText: result.bodyText, headers };
+}
+
+/**
+ * Records a request refused before any attempt (unknown model, no candidate fits, the queue ran out, the client
+ * left while queued) and returns the error to throw. Like every refusal it changes nothing else (docs/observability.md).
+ */
+function refused(request: PipelineRequest, error: unknown): GatewayError {
+  const gatewayError = toGatewayError(error);
+  const isAborted = gatewayError instanceof ClientAbortedError;
+  publish(
+    request,
+    gatewayError.status,
+    isAborted ? "client_aborted" : "rejected",
+    isAborted ? undefined : gatewayError.code,
+  );
+  return gatewayError;
 }
 
 /** Records a request that got no answer and returns the error to throw. */

@@ -18,6 +18,8 @@ export interface RequestLog {
 export interface RequestContext {
   readonly requestId: string;
   readonly clientProtocol: ClientProtocol;
+  /** When the request arrived, if before the pipeline was called (a protocol adapter translated it first). */
+  readonly receivedAtMs?: number | undefined;
   /** Aborted when the client goes away before its answer is complete. */
   readonly signal: AbortSignal;
   /** `x-session-id`, for sticky routing. */

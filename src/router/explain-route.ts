@@ -3,7 +3,7 @@
 import type { ModelKind } from "../config/types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
-import type { ScoreBreakdown } from "../scoring/score.ts";
+import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
 import type { RoutePlan, RouteRequest } from "./plan-route.ts";
 
 /** What an explanation reads: the live planner and scorer, and the current snapshot's profiles and settings. */
@@ -14,7 +14,8 @@ export interface RouteExplainSource {
     readonly config: { readonly routing: { readonly strategy: string } };
   };
   plan(request: RouteRequest): RoutePlan;
-  explainScore(deployment: Deployment): ScoreBreakdown | undefined;
+  /** `isProbe`: the terms as a recovery probe is ranked (its failures ignored). */
+  explainScore(deployment: Deployment, options?: { readonly isProbe?: boolean }): ScoreBreakdown | undefined;
 }
 
 export interface ExplainedTerm {
@@ -39,11 +40,18 @@ export interface ExplainedTerms {
   readonly params: ExplainedTerm;
   readonly context: ExplainedTerm;
   readonly adjustment: { readonly value: number; readonly weighted: number; readonly matched: readonly string[] };
+  /**
+   * The penalty as the ranking used it. `probe`: this request would be the candidate's recovery probe, ranked in
+   * its place with its failures ignored (only latency counts); `reason` then says so and what the failures would
+   * have cost. Either way the terms add up to `score`.
+   */
   readonly health_penalty: {
     readonly weighted: number;
     readonly is_cold: boolean;
     readonly failure_rate: number | null;
     readonly latency: number | null;
+    readonly probe: boolean;
+    readonly reason: string | null;
   };
 }
 
@@ -110,8 +118,9 @@ export function explainRoute(
     rank: number,
     score: number,
     board: string | undefined,
+    isProbe: boolean,
   ): ExplainedCandidate => {
-    const breakdown = runtime.explainScore(deployment);
+    const breakdown = runtime.explainScore(deployment, { isProbe });
     const profile = snapshot.profiles[deployment.index];
     let terms: ExplainedTerms | null = null;
     if (breakdown !== undefined) {
@@ -149,6 +158,8 @@ export function explainRoute(
           is_cold: health.isCold,
           failure_rate: health.failureRate === undefined ? null : round(health.failureRate),
           latency: health.latencyNormalised === undefined ? null : round(health.latencyNormalised),
+          probe: isProbe,
+          reason: isProbe ? probeReason(runtime.explainScore(deployment)?.terms.healthPenalty) : null,
         },
       };
     }
@@ -174,7 +185,7 @@ export function explainRoute(
     kind,
     strategy: snapshot.config.routing.strategy,
     candidates: plan.candidates.map((candidate, index) =>
-      describe(candidate.deployment, index + 1, candidate.score, candidate.board),
+      describe(candidate.deployment, index + 1, candidate.score, candidate.board, candidate.isProbe === true),
     ),
     wait_for:
       plan.waitFor === undefined
@@ -196,6 +207,15 @@ export function explainRoute(
     })),
     unknown_names: plan.unknownNames,
   };
+}
+
+/** Why a probe's penalty is smaller than its health would say: `usual` is the penalty outside a probe. */
+function probeReason(usual: HealthPenaltyTerm | undefined): string {
+  const cost =
+    usual === undefined || usual.isCold
+      ? ""
+      : ` (failure rate ${round(usual.failureRate ?? 0)}, penalty ${round(usual.weighted)} outside a probe)`;
+  return `recovery probe: ranked in its place with its recent failures ignored${cost}; only latency counts until the probe answers`;
 }
 
 function round(value: number): number {

@@ -39,6 +39,8 @@ export interface RouteCandidate {
   readonly group: number;
   /** The leaderboard the score was taken from (a meta model filter with `leaderboard:`); undefined: all boards. */
   readonly board?: string | undefined;
+  /** This request would be the candidate's recovery probe: its score is `probeScore` (failures ignored). */
+  readonly isProbe?: boolean;
 }
 
 export interface RouteSkip {
@@ -220,10 +222,15 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });
         continue;
       }
-      if (availability.isProbe && context.probeScore !== undefined) {
-        score += context.probeScore(deployment) - context.score(deployment);
-      }
-      (availability.isLastResort === true ? lastResort : ready).push({ deployment, score, group: groupIndex, board });
+      const probeScore = availability.isProbe ? context.probeScore?.(deployment) : undefined;
+      if (probeScore !== undefined) score += probeScore - context.score(deployment);
+      (availability.isLastResort === true ? lastResort : ready).push({
+        deployment,
+        score,
+        group: groupIndex,
+        board,
+        ...(probeScore === undefined ? {} : { isProbe: true }),
+      });
     }
     ready.sort(byScoreDescending);
     lastResort.sort(byScoreDescending);

@@ -62,12 +62,15 @@ export class LiveScores {
     return this.scoreOf(deployment, snapshot) + delta;
   }
 
-  /** Every score term of a deployment, for route explanations and /stats. */
-  explain(deployment: Deployment, snapshot: ScoringSnapshot): ScoreBreakdown | undefined {
+  /**
+   * Every score term of a deployment, for route explanations and /stats. `isProbe`: as `scoreOf` ranks a recovery
+   * probe (failures ignored), so that the terms add up to the score the probe was ranked with.
+   */
+  explain(deployment: Deployment, snapshot: ScoringSnapshot, isProbe = false): ScoreBreakdown | undefined {
     const staticScore = snapshot.staticScores[deployment.index];
     if (staticScore === undefined) return undefined;
     const health = this.#health.get(deployment.key)?.snapshot(this.#failureMemoryMs) ?? { samples: 0 };
-    return explainScore(staticScore, health, snapshot.scoring.weights);
+    return explainScore(staticScore, isProbe ? withoutFailures(health) : health, snapshot.scoring.weights);
   }
 
   /** Forgets a deployment's health (a reload pointed it at another upstream or key). */

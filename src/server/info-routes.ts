@@ -1,6 +1,7 @@
 // Read-only routes: model list, health, stats.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
+import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -235,6 +236,7 @@ export function describeStats(runtime: GatewayRuntime) {
       score: runtime.scoreOf(deployment),
       score_terms: scoreTerms(runtime, deployment),
       ...deploymentState(runtime, deployment, nowMs),
+      concurrency: deploymentConcurrency(runtime, deployment),
       successes: calls,
       failures: stats?.failures ?? 0,
       tokens_in: stats?.tokensIn ?? 0,
@@ -245,5 +247,37 @@ export function describeStats(runtime: GatewayRuntime) {
           : { min: stats.latencyMinMs, mean: Math.round(stats.latencyTotalMs / calls), max: stats.latencyMaxMs },
     };
   });
-  return { object: "stats", queued_requests: runtime.queuedRequests, deployments };
+  return { object: "stats", queued_requests: runtime.queuedRequests, providers: providerSlots(runtime), deployments };
+}
+
+/** A scope's requests and open streams holding a concurrency slot now, and its `concurrency` (null: unlimited). */
+function scopeConcurrency(runtime: GatewayRuntime, scope: BudgetScope) {
+  return { in_flight: runtime.budgets.inFlight(scope.id), limit: scope.concurrency ?? null };
+}
+
+/** The deployment's own `limits.concurrency` slots (its pool's are under `providers[]`). */
+function deploymentConcurrency(runtime: GatewayRuntime, deployment: Deployment) {
+  const own = runtime.scopesOf(deployment).find((scope) => !scope.id.startsWith(POOL_SCOPE_PREFIX));
+  return own === undefined ? null : scopeConcurrency(runtime, own);
+}
+
+/**
+ * Per provider: its `max_in_flight` gate (upstream requests in flight now and those waiting for a slot) and, when
+ * it has a pool (provider-level `limits`, or counted per account), the pool's concurrency slots.
+ */
+function providerSlots(runtime: GatewayRuntime) {
+  const { catalog } = runtime.snapshot;
+  return catalog.providers.map((provider) => {
+    const name = provider.settings.name;
+    const first = (catalog.byProvider(name) ?? [])[0];
+    const pool =
+      first === undefined ? undefined : runtime.scopesOf(first).find((scope) => scope.id.startsWith(POOL_SCOPE_PREFIX));
+    return {
+      name,
+      in_flight: runtime.inFlight.inFlight(name),
+      waiting_for_slot: runtime.inFlight.waiting(name),
+      max_in_flight: provider.settings.maxInFlight,
+      pool_concurrency: pool === undefined ? null : scopeConcurrency(runtime, pool),
+    };
+  });
 }

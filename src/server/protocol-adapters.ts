@@ -10,6 +10,7 @@ import type { ClientProtocol } from "../observability/request-record.ts";
 import { CHAT_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
+import { publishRefusal } from "../pipeline/refusal.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
@@ -61,7 +62,26 @@ export interface ProtocolAdapter {
 
 export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapter) {
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const exchange = await adapter.begin(request.body);
+    const receivedAtMs = runtime.clock.now();
+    let exchange: Exchange;
+    try {
+      exchange = await adapter.begin(request.body);
+    } catch (error) {
+      // Refused in translation (a built-in tool, a missing `max_tokens`, an unknown `previous_response_id`):
+      // the request still leaves its record.
+      throw publishRefusal(
+        runtime,
+        {
+          requestId: request.id,
+          endpoint: CHAT_ENDPOINT.name,
+          clientProtocol: adapter.clientProtocol,
+          startedAtMs: receivedAtMs,
+          body: request.body,
+          supportsStream: true,
+        },
+        error,
+      );
+    }
     const clientGone = clientGoneSignal(reply.raw);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
@@ -69,6 +89,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       result = await handleRequest(runtime, CHAT_ENDPOINT, exchange.chatBody, {
         requestId: request.id,
         clientProtocol: adapter.clientProtocol,
+        receivedAtMs,
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         log: request.log,

@@ -152,7 +152,7 @@ providers:
 
 describe("observability of the request pipeline's records", () => {
   test("a failover, a 429 cooldown, streams and a continuation move the metrics; the request log holds their routes; retention drops the oldest", async (t) => {
-    const { alpha, beta, gateway, auth } = await scene(t, "request_log:\n  max_entries: 3\n");
+    const { alpha, beta, gateway, auth } = await scene(t, "request_log:\n  max_entries: 4\n");
     const words = ["Zero", " one", " two", " three"];
     // 1. A stream that alpha cuts after three words: beta continues it.
     alpha.enqueue(CHAT, { kind: "sse", events: chatStream(words.slice(0, 3), "alpha-m").slice(0, 4), end: "destroy" });
@@ -177,8 +177,9 @@ describe("observability of the request pipeline's records", () => {
     const avoided = await postChat(gateway, { model: "m" }, auth);
     assert.equal(avoided.status, 200);
     assert.equal(avoided.headers["x-gateway-provider"], "beta");
-    // 5. A made-up model.
-    assert.equal((await postChat(gateway, { model: "not-a-model-at-all" }, auth)).status, 404);
+    // 5. A made-up model: refused before routing, but recorded all the same.
+    const madeUp = await postChat(gateway, { model: "not-a-model-at-all" }, auth);
+    assert.equal(madeUp.status, 404);
 
     const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
     assert.equal(sumOf(metrics, "llm_gateway_requests_total", { model: "m", status_class: "2xx" }), 4);
@@ -194,18 +195,24 @@ describe("observability of the request pipeline's records", () => {
     assert.ok(sumOf(metrics, "llm_gateway_overhead_seconds_count") >= 4);
     const asked = new Set(samplesOf(metrics, "llm_gateway_requests_total").map((sample) => sample.labels.model));
     assert.ok(!asked.has("not-a-model-at-all"));
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { model: "other", status_class: "4xx" }), 1);
 
     const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100", { headers: auth });
     const records = (listed.json as { data: RequestRecord[] }).data;
-    // max_entries 3: four routed requests (a request for an unknown model is refused before routing and leaves
-    // no record); the oldest, the continued stream, is gone.
-    assert.equal(records.length, 3, records.map((found) => found.id).join(", "));
-    assert.equal(records[0]?.id, avoided.headers["x-request-id"]);
-    assert.ok(records[0]?.skips.some((skip) => skip.provider === "alpha" && skip.cause === "cooldown"));
-    assert.equal(records[1]?.id, failedOver.headers["x-request-id"]);
-    assert.equal(records[2]?.id, streamed.headers["x-request-id"]);
-    assert.equal(records[2]?.isStream, true);
-    assert.equal(records[2]?.tokensOut, 4);
+    // max_entries 4: four routed requests and one for an unknown model (refused before routing, it leaves a
+    // record too: 404, no candidates, no attempts); the oldest, the continued stream, is gone.
+    assert.equal(records.length, 4, records.map((found) => found.id).join(", "));
+    assert.equal(records[0]?.id, madeUp.headers["x-request-id"]);
+    assert.deepEqual(
+      [records[0]?.status, records[0]?.errorCode, records[0]?.requestedModel, records[0]?.attempts.length],
+      [404, "model_not_found", "not-a-model-at-all", 0],
+    );
+    assert.equal(records[1]?.id, avoided.headers["x-request-id"]);
+    assert.ok(records[1]?.skips.some((skip) => skip.provider === "alpha" && skip.cause === "cooldown"));
+    assert.equal(records[2]?.id, failedOver.headers["x-request-id"]);
+    assert.equal(records[3]?.id, streamed.headers["x-request-id"]);
+    assert.equal(records[3]?.isStream, true);
+    assert.equal(records[3]?.tokensOut, 4);
     const gone = await send(gateway, "GET", `/v1/gateway/requests/${continued.headers["x-request-id"]}`, {
       headers: auth,
     });

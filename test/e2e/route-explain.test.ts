@@ -6,7 +6,7 @@ import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import type { ExplainedCandidate, RouteExplanation } from "../../src/router/explain-route.ts";
 import { CHAT_ROUTE, chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { rateLimited } from "../helpers/mock-upstream.ts";
+import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 
 const STRONG = "llama-3.3-70b-versatile";
 const WEAK = "llama-3.1-8b-instant";
@@ -188,6 +188,61 @@ describe("GET /v1/gateway/route", () => {
     assert.equal(skip?.cause, "cooldown");
     assert.match(skip?.reason ?? "", /key rejected: HTTP 401/);
     assert.equal(skip?.until, new Date(startMs + 3_600_000).toISOString());
+  });
+
+  test("a recovery probe is ranked without its failures, and its explained terms (health marked probe) add up to that score", async (t) => {
+    const { clock, explain, gateway, strong } = await scene(t);
+    // Two answers, then two 500s (asked of strong alone): four health samples, half of them failures (a large
+    // penalty), the latest evidence a failure. The circuit stays closed (2 < failure_threshold 3).
+    for (const status of [200, 200, 500, 500]) {
+      strong.enqueue(
+        CHAT_ROUTE,
+        status === 200
+          ? { kind: "json", body: chatCompletion("hi", STRONG) }
+          : { kind: "json", status, body: { error: { message: "down" } } },
+      );
+      const answer = await postChat(gateway, { model: STRONG });
+      assert.equal(answer.status, status === 200 ? 200 : 502, answer.text);
+    }
+    assert.deepEqual(
+      (await explain("model=best")).candidates.map((candidate) => [
+        candidate.provider,
+        candidate.terms?.health_penalty.probe,
+      ]),
+      [
+        ["weak", false],
+        ["strong", false],
+      ],
+      "right after a failure, strong is ranked with it",
+    );
+    // circuit_first_probe_ms after the latest failure: the next request would be strong's probe, in its place.
+    clock.advance(2_000);
+    const plan = await explain("model=best");
+    assert.deepEqual(
+      plan.candidates.map((candidate) => [candidate.provider, candidate.terms?.health_penalty.probe]),
+      [
+        ["strong", true],
+        ["weak", false],
+      ],
+    );
+    for (const candidate of plan.candidates) {
+      assert.ok(
+        Math.abs(sumOfTerms(candidate) - candidate.score) < 0.01,
+        `${candidate.upstream_id}: terms ${sumOfTerms(candidate)} vs score ${candidate.score}`,
+      );
+    }
+    const probe = plan.candidates[0]?.terms?.health_penalty;
+    assert.match(
+      probe?.reason ?? "",
+      /recovery probe: .*failures ignored \(failure rate [\d.]+, penalty [\d.]+ outside a probe\)/,
+    );
+    assert.equal(plan.candidates[1]?.terms?.health_penalty.reason, null);
+    // Outside the probe the failures count in full: /stats shows strong's usual penalty, larger than the probe's.
+    const stats = (await send(gateway, "GET", "/stats")).json as {
+      deployments: { provider: string; score_terms: { health_penalty: number } | null }[];
+    };
+    const usual = stats.deployments.find((row) => row.provider === "strong")?.score_terms?.health_penalty ?? 0;
+    assert.ok(usual > (probe?.weighted ?? 0) + 1, `usual penalty ${usual}, probe's ${probe?.weighted}`);
   });
 
   test("capability queries: tools, vision and json_schema skip models configured without them", async (t) => {

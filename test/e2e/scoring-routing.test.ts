@@ -163,6 +163,8 @@ cooldowns:
       is_cold: true,
       failure_rate: null,
       latency: null,
+      probe: false,
+      reason: null,
     });
     assert.equal(chatRequests(flaky).length, 2);
 

@@ -1,0 +1,44 @@
+// A request refused before it was planned (a body that fails validation, a protocol feature the gateway refuses,
+// a missing field a protocol requires) still leaves its one record: status, error code, outcome, endpoint,
+// protocol, the model asked for when the body named one, and its duration; no candidates and no attempts. The
+// record is only published: a refusal touches no availability, health, budget or stats (the recorder's books).
+import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
+import type { ClientProtocol } from "../observability/request-record.ts";
+import type { GatewayRuntime } from "./gateway-runtime.ts";
+import { RecordBuilder } from "./record-builder.ts";
+
+export interface RefusedRequest {
+  readonly requestId: string;
+  /** Endpoint name (`chat`, `completions`, `embeddings`; the Responses and Messages doors serve `chat`). */
+  readonly endpoint: string;
+  readonly clientProtocol: ClientProtocol;
+  /** When the request arrived (the runtime's clock). */
+  readonly startedAtMs: number;
+  /** The body as the client sent it (parsed JSON): only `model` and `stream` are read, when well typed. */
+  readonly body: unknown;
+  /** Whether the endpoint streams at all (embeddings never do, whatever `stream` says). */
+  readonly supportsStream: boolean;
+}
+
+/** Publishes the refused request's record and returns the error to throw (rendered by the adapter's handler). */
+export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest, error: unknown): GatewayError {
+  const gatewayError = toGatewayError(error);
+  const isAborted = gatewayError instanceof ClientAbortedError;
+  const fields = isObject(refused.body) ? refused.body : {};
+  const record = new RecordBuilder(runtime.clock, {
+    id: refused.requestId,
+    endpoint: refused.endpoint,
+    clientProtocol: refused.clientProtocol,
+    // "" when the body named no model (or not as a string): the refusal may be exactly that.
+    requestedModel: typeof fields.model === "string" ? fields.model : "",
+    isStream: refused.supportsStream && fields.stream === true,
+    startedAtMs: refused.startedAtMs,
+  }).finish(gatewayError.status, isAborted ? "client_aborted" : "rejected", isAborted ? undefined : gatewayError.code);
+  if (record !== undefined) runtime.recorder.publish(record);
+  return gatewayError;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
