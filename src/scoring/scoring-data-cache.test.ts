@@ -106,12 +106,17 @@ describe("the scoring data cache", () => {
     }
   });
 
-  it("still loads when the cache cannot be written, and without boards or table when a source is missing", async () => {
+  it("still loads when the cache cannot be written, and without the table when it is broken or missing", async () => {
     const paths = copyOfShippedData("unwritable");
     const blocked = { ...paths, cachePath: join(paths.metadataPath, "cannot", "be", "a", "folder.json") };
     const loaded = await loadShippedScoringData(blocked);
     assert.equal(loaded.source, "rebuilt");
     assert.equal(loaded.leaderboards.boards.size, 5);
+
+    writeFileSync(paths.metadataPath, "{ not json");
+    const brokenTable = await loadShippedScoringData(paths);
+    assert.equal(brokenTable.metadata, undefined);
+    assert.equal(brokenTable.leaderboards.boards.size, 5);
 
     rmSync(paths.metadataPath);
     const withoutTable = await loadShippedScoringData(paths);

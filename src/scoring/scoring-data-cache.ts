@@ -93,7 +93,9 @@ export async function loadShippedScoringData(paths: ScoringDataPaths): Promise<S
   }
   const [leaderboards, entries] = await Promise.all([
     loadLeaderboards(paths.leaderboardDir).catch((): LeaderboardSet | undefined => undefined),
-    readFile(paths.metadataPath, "utf8").then(readModelMetadataEntries, () => undefined),
+    readFile(paths.metadataPath, "utf8")
+      .then(readModelMetadataEntries)
+      .catch(() => undefined),
   ]);
   if (fingerprint !== undefined && leaderboards !== undefined && entries !== undefined) {
     await writeCache(paths.cachePath, toCached(fingerprint, leaderboards, entries)).catch(() => undefined);
