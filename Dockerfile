@@ -25,10 +25,11 @@ COPY bin ./bin
 COPY src ./src
 COPY config ./config
 COPY --chown=node:node data ./data
-# Warm Node's compile cache at build time (type-stripped sources + V8 code): the container starts without loading
-# the TypeScript stripper. Keyed by Node version and file contents, so a stale entry is never used.
+# Warm Node's compile cache (type-stripped sources + V8 code) and the parsed scoring data (data/cache/) at build
+# time: the container starts without loading the TypeScript stripper or parsing the leaderboards. Both are keyed
+# by file contents, so a stale entry is never used.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
-RUN node bin/llm-gateway.js --version && chown -R node:node /app/.compile-cache
+RUN node bin/warm-caches.js && chown -R node:node /app/.compile-cache /app/data/cache
 USER node
 EXPOSE 12345
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \

@@ -1,11 +1,6 @@
 // Composition root and command dispatch. No logic of its own.
 import { parseArgs } from "node:util";
-import { check, models, providers, route, setConfigLoader } from "./cli/commands.ts";
-import { demo } from "./cli/demo.ts";
 import { EXIT_USAGE } from "./cli/exit-codes.ts";
-import { loadGatewayConfig } from "./cli/gateway-config.ts";
-import { terminalOutput } from "./cli/output.ts";
-import { serve } from "./cli/serve.ts";
 import { VERSION } from "./cli/version.ts";
 
 const USAGE = `Usage: llm-gateway [command] [options]
@@ -49,15 +44,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`llm-gateway ${VERSION}\n`);
     return 0;
   }
+  const command = positionals[0] ?? "serve";
+  // Each command's modules are loaded when it runs: `serve` starts without the other commands' code.
+  if (command === "serve") return (await import("./cli/serve.ts")).serve({ configPath: values.config });
+  if (command === "demo") return (await import("./cli/demo.ts")).demo();
+  const [{ check, models, providers, route, setConfigLoader }, { loadGatewayConfig }, { terminalOutput }] =
+    await Promise.all([import("./cli/commands.ts"), import("./cli/gateway-config.ts"), import("./cli/output.ts")]);
   // Every command loads its config the way `serve` does (presets, the no-config mode).
   setConfigLoader((_path, env) => loadGatewayConfig({ explicitPath: values.config, env, cwd: process.cwd() }).loaded);
-  const command = positionals[0] ?? "serve";
   const options = { configPath: values.config, isJson: values.json === true, output: terminalOutput() };
   switch (command) {
-    case "serve":
-      return serve({ configPath: values.config });
-    case "demo":
-      return demo();
     case "check":
       return check(options);
     case "providers":

@@ -1,7 +1,6 @@
 // The CLI commands other than `serve` and `demo`: check, providers, models, route. Each returns its exit code:
 // 0 ok, 1 something is not working (a provider failed its probe), 2 config or usage error.
 import { resolve } from "node:path";
-import { request } from "undici";
 import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
@@ -189,6 +188,8 @@ async function probe(
   const elapsed = () => Math.round(performance.now() - startedAt);
   try {
     // The same list URL discovery uses (Cohere's and Cloudflare's model_url already name the list).
+    // Loaded here, for this command only: the whole of undici costs every other command ~80 ms of start.
+    const { request } = await import("undici");
     const response = await request(modelListUrl(provider.modelUrl), {
       headers: {
         ...provider.headers,

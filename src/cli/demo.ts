@@ -5,6 +5,7 @@ import { buildConfig } from "../config/load.ts";
 import { startFakeProvider } from "./demo-providers.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
+import { capYoungGeneration } from "./young-generation.ts";
 
 export async function demo(): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -69,5 +70,6 @@ Watch the x-gateway-provider header switch from swift to steady on a 429. Ctrl-C
     config.server.shutdownTimeoutMs,
     (code) => process.exit(code),
   );
+  capYoungGeneration();
   return 0;
 }

@@ -10,6 +10,7 @@ import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
+import { capYoungGeneration } from "./young-generation.ts";
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -84,6 +85,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     gateway.app.log,
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
+  capYoungGeneration();
   return EXIT_OK;
 }
 

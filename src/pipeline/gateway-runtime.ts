@@ -2,7 +2,7 @@
 // (availability, budgets, health, stats, sticky sessions, the wait queue). Planning and forwarding read them;
 // only the recorder (recorder.ts) changes them after an attempt. The snapshot is replaced as a whole, so a reload
 // swaps one reference and in-flight requests finish on the snapshot they started with.
-import { Agent, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import { ConfigError } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
@@ -24,6 +24,7 @@ import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { Recorder } from "./recorder.ts";
 import { buildSnapshot, configHash, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
+import { Agent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";

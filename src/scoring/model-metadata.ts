@@ -83,22 +83,40 @@ function toEntry(key: string, value: Record<string, unknown>): ModelMetadataEntr
   };
 }
 
-export function parseModelMetadata(jsonText: string): ModelMetadataTable {
+/** One table entry with the alias it is indexed under (`normaliseModelName` of its key). */
+export interface AliasedMetadataEntry {
+  readonly entry: ModelMetadataEntry;
+  readonly alias: string;
+}
+
+/** The table's entries in file order, each with its alias: the expensive half of indexing. */
+export function readModelMetadataEntries(jsonText: string): AliasedMetadataEntry[] {
   const data: unknown = JSON.parse(jsonText);
   if (!isRecord(data)) throw new Error("model metadata: expected a JSON object keyed by LiteLLM model id");
-  const byKey = new Map<string, ModelMetadataEntry>();
-  const byAlias = new Map<string, ModelMetadataEntry[]>();
+  const entries: AliasedMetadataEntry[] = [];
   for (const [key, value] of Object.entries(data)) {
     // `sample_spec` documents the fields; `last_updated` is the mirror's timestamp.
     if (key === "sample_spec" || !isRecord(value)) continue;
-    const entry = toEntry(key, value);
-    byKey.set(key.toLowerCase(), entry);
-    const alias = normaliseModelName(key);
+    entries.push({ entry: toEntry(key, value), alias: normaliseModelName(key) });
+  }
+  return entries;
+}
+
+/** The lookup maps over entries in file order (a later key that differs only in case wins `byKey`). */
+export function indexModelMetadata(entries: readonly AliasedMetadataEntry[]): ModelMetadataTable {
+  const byKey = new Map<string, ModelMetadataEntry>();
+  const byAlias = new Map<string, ModelMetadataEntry[]>();
+  for (const { entry, alias } of entries) {
+    byKey.set(entry.key.toLowerCase(), entry);
     const list = byAlias.get(alias);
     if (list === undefined) byAlias.set(alias, [entry]);
     else list.push(entry);
   }
   return { byKey, byAlias };
+}
+
+export function parseModelMetadata(jsonText: string): ModelMetadataTable {
+  return indexModelMetadata(readModelMetadataEntries(jsonText));
 }
 
 export async function loadModelMetadata(path: string): Promise<ModelMetadataTable> {

@@ -145,10 +145,25 @@ interface Entry<Row> {
 
 export interface NameIndex<Row extends NamedRow> {
   readonly options: ParseNameOptions;
+  /** Every row, in the order indexed. */
+  readonly rows: readonly Row[];
   readonly exact: ReadonlyMap<string, readonly Entry<Row>[]>;
   readonly tokens: ReadonlyMap<string, readonly Entry<Row>[]>;
   readonly aliases: ReadonlyMap<string, readonly Entry<Row>[]>;
   readonly family: ReadonlyMap<string, readonly Entry<Row>[]>;
+}
+
+/** A row's name parsed for the index, and the token keys of its aliases: the expensive half of indexing. */
+export interface ParsedRowName {
+  readonly parsed: ParsedName;
+  readonly aliasKeys: readonly string[];
+}
+
+export function parseRowName(row: NamedRow, options: ParseNameOptions = {}): ParsedRowName {
+  return {
+    parsed: parseModelName(row.matchName ?? row.name, options),
+    aliasKeys: (row.aliases ?? []).map((alias) => parseModelName(alias).tokenKey),
+  };
 }
 
 /** Parses every row name once, so a lookup is a few map reads and a filter over a handful of rows. */
@@ -156,21 +171,38 @@ export function buildNameIndex<Row extends NamedRow>(
   rows: readonly Row[],
   options: ParseNameOptions = {},
 ): NameIndex<Row> {
+  return assembleNameIndex(
+    rows,
+    rows.map((row) => parseRowName(row, options)),
+    options,
+  );
+}
+
+/**
+ * The index from rows whose names are already parsed (`parsedNames[i]` is `parseRowName(rows[i], options)`), as
+ * the scoring-data cache keeps them: only map building, no name parsing.
+ */
+export function assembleNameIndex<Row extends NamedRow>(
+  rows: readonly Row[],
+  parsedNames: readonly ParsedRowName[],
+  options: ParseNameOptions,
+): NameIndex<Row> {
   const exact = new Map<string, Entry<Row>[]>();
   const tokens = new Map<string, Entry<Row>[]>();
   const family = new Map<string, Entry<Row>[]>();
   const aliasCandidates = new Map<string, Entry<Row>[]>();
-  for (const row of rows) {
-    const parsed = parseModelName(row.matchName ?? row.name, options);
+  rows.forEach((row, position) => {
+    const names = parsedNames[position];
+    if (names === undefined) throw new Error(`name index: row ${position} has no parsed name`);
+    const { parsed } = names;
     const entry: Entry<Row> = { row, parsed };
     push(exact, parsed.exactKey, entry);
     push(tokens, parsed.tokenKey, entry);
     if (parsed.familyKey !== "") push(family, parsed.familyKey, entry);
-    for (const alias of row.aliases ?? []) {
-      const aliasKey = parseModelName(alias).tokenKey;
+    for (const aliasKey of names.aliasKeys) {
       if (aliasKey !== parsed.tokenKey) push(aliasCandidates, aliasKey, entry);
     }
-  }
+  });
   // An alias counts only when it is unambiguous (every row under it shares one name) and names no row itself:
   // Aider ran `deepseek/deepseek-chat` for V2.5, V3 and V3.2, so that id says nothing.
   const aliases = new Map<string, Entry<Row>[]>();
@@ -178,7 +210,7 @@ export function buildNameIndex<Row extends NamedRow>(
     const names = new Set(entries.map((entry) => entry.parsed.tokenKey));
     if (names.size === 1 && !tokens.has(key)) aliases.set(key, entries);
   }
-  return { options, exact, tokens, aliases, family };
+  return { options, rows, exact, tokens, aliases, family };
 }
 
 function push<Value>(map: Map<string, Value[]>, key: string, value: Value): void {

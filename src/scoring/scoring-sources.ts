@@ -6,14 +6,20 @@ import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import type { GatewayConfig, ScoringConfig } from "../config/types.ts";
 import { type AdjustmentGroup, AdjustmentsFileError, loadAdjustments } from "./adjustments.ts";
-import { type LeaderboardSet, loadLeaderboards } from "./leaderboards.ts";
-import { loadModelMetadata, type ModelMetadataTable } from "./model-metadata.ts";
+import type { LeaderboardSet } from "./leaderboards.ts";
+import type { ModelMetadataTable } from "./model-metadata.ts";
 import type { ScoringSources } from "./model-profile.ts";
+import { loadShippedScoringData } from "./scoring-data-cache.ts";
 
 /** The project root (two levels above this file): shipped data lives in `data/`. */
 const PROJECT_ROOT = resolve(import.meta.dirname, "..", "..");
 export const LEADERBOARD_DIR = join(PROJECT_ROOT, "data", "leaderboards");
 export const MODEL_METADATA_PATH = join(PROJECT_ROOT, "data", "model-metadata", "model_prices_and_context_window.json");
+/**
+ * The parsed and indexed form of the two above (scoring-data-cache.ts), in the default discovery cache folder of the
+ * project itself (not of the working directory: it belongs to the shipped data), written by the first start.
+ */
+export const SCORING_DATA_CACHE_PATH = join(PROJECT_ROOT, "data", "cache", "scoring-data.json");
 
 export interface ScoringSettings extends ScoringConfig {
   /** `scoring.adjustments_file` resolved against the config file's folder (default `model-adjustments.yaml`). */
@@ -42,12 +48,11 @@ export function replaceLeaderboards(leaderboards: LeaderboardSet): void {
 /** Leaderboards and metadata are the same for every config: loaded once per process. */
 function loadSharedData(): Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> {
   sharedData ??= (async () => {
-    const [leaderboards, metadata] = await Promise.all([
-      loadLeaderboards(LEADERBOARD_DIR).catch(
-        (): LeaderboardSet => ({ boards: new Map(), bigCodeBenchSizes: undefined }),
-      ),
-      loadModelMetadata(MODEL_METADATA_PATH).catch(() => undefined),
-    ]);
+    const { leaderboards, metadata } = await loadShippedScoringData({
+      leaderboardDir: LEADERBOARD_DIR,
+      metadataPath: MODEL_METADATA_PATH,
+      cachePath: SCORING_DATA_CACHE_PATH,
+    });
     return { leaderboards, metadata };
   })();
   return sharedData;

@@ -1,0 +1,62 @@
+// The size of V8's young generation in a gateway process. Node 24's V8 lets the new space (two semi-spaces)
+// double under load up to 128 MB on this kind of machine (Node 22 stopped at 32 MB): at 64 connections that alone
+// took the gateway from ~185 MB to ~250 MB of RSS; and start-up, which allocates a lot that lives, grows it to
+// 32 MB before the first request (~14 MB more idle RSS than a new space left at V8's initial size). The semi-space
+// maximum can only be set on the command line (`--max-semi-space-size`), which `npm start`, `npx` and containers
+// would each have to repeat; the growth factor, though, is read by V8 at every resize. So bin/llm-gateway.js sets
+// it to 1 (no growth) before anything is loaded, and once the gateway serves, `capYoungGeneration` lets the new
+// space grow again up to the ceiling, and no further (and lets it grow back should V8 ever shrink it, so that a
+// long idle spell never leaves a tiny young generation for the next load). Interleaved runs showed no difference
+// in CPU until ready or per request beyond the noise. Someone who passes their own semi-space flag (argv or
+// NODE_OPTIONS) keeps V8's behaviour.
+import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
+
+/** New space size (both semi-spaces) at which growth stops, bytes: 2 x 16 MB semi-spaces, Node 22's maximum. */
+export const YOUNG_GENERATION_CEILING_BYTES = 32 * 1024 * 1024;
+/** V8's default `--semi-space-growth-factor`. */
+const V8_GROWTH_FACTOR = 2;
+/**
+ * ms between looks at the new space's size while it may grow: it doubles at a scavenge, several a second under
+ * load, and a look that comes late lets it double past the ceiling once.
+ */
+const GROWING_CHECK_INTERVAL_MS = 50;
+/** ms between looks once it is at the ceiling (only a shrink, during an idle spell, changes anything then). */
+const CAPPED_CHECK_INTERVAL_MS = 1_000;
+
+/** The growth factor for a new space of this size: none at or above the ceiling, V8's below it. */
+export function growthFactorFor(newSpaceBytes: number): number {
+  return newSpaceBytes >= YOUNG_GENERATION_CEILING_BYTES ? 1 : V8_GROWTH_FACTOR;
+}
+
+/** True when the process was started with its own semi-space settings (then they are left alone). */
+export function hasOwnSemiSpaceFlags(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some(
+    (flag) => /^--(max|min)[-_]semi[-_]space/.test(flag) || /semi[-_]space[-_]growth/.test(flag),
+  );
+}
+
+/** Start-up: no growth of the new space until `capYoungGeneration` (bin/llm-gateway.js, before anything loads). */
+export function holdYoungGenerationDuringStartup(): void {
+  if (hasOwnSemiSpaceFlags(process.execArgv, process.env.NODE_OPTIONS)) return;
+  setFlagsFromString("--semi-space-growth-factor=1");
+}
+
+/** Serving: the new space may grow up to the ceiling, no further. Returns a function that stops watching. */
+export function capYoungGeneration(): () => void {
+  if (hasOwnSemiSpaceFlags(process.execArgv, process.env.NODE_OPTIONS)) return () => {};
+  // Unknown at first (start-up may have held it at 1): the first check always sets it.
+  let factor: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const check = (): void => {
+    const newSpace = getHeapSpaceStatistics().find((space) => space.space_name === "new_space");
+    const next = newSpace === undefined ? V8_GROWTH_FACTOR : growthFactorFor(newSpace.space_size);
+    if (next !== factor) {
+      setFlagsFromString(`--semi-space-growth-factor=${next}`);
+      factor = next;
+    }
+    timer = setTimeout(check, next === 1 ? CAPPED_CHECK_INTERVAL_MS : GROWING_CHECK_INTERVAL_MS);
+    timer.unref();
+  };
+  check();
+  return () => clearTimeout(timer);
+}
