@@ -70,7 +70,19 @@ interface CachedBoard {
 }
 
 /** [key, litellm_provider, mode, context tokens, max output tokens, tools, vision, json schema, alias] */
-type CachedEntry = [string, string | null, string | null, number | null, number | null, 0 | 1, 0 | 1, 0 | 1, string];
+/** key, LiteLLM provider, mode, context, max output, tools, vision, json_schema, reasoning, alias. */
+type CachedEntry = [
+  string,
+  string | null,
+  string | null,
+  number | null,
+  number | null,
+  0 | 1,
+  0 | 1,
+  0 | 1,
+  0 | 1,
+  string,
+];
 
 interface CachedScoringData {
   readonly version: number;
@@ -186,19 +198,26 @@ function toCachedEntry({ entry, alias }: AliasedMetadataEntry): CachedEntry {
     capabilities.tools ? 1 : 0,
     capabilities.vision ? 1 : 0,
     capabilities.jsonSchema ? 1 : 0,
+    capabilities.reasoning ? 1 : 0,
     alias,
   ];
 }
 
 function fromCachedEntry(cached: CachedEntry): AliasedMetadataEntry {
-  const [key, litellmProvider, mode, contextTokens, maxOutputTokens, tools, vision, jsonSchema, alias] = cached;
+  const [key, litellmProvider, mode, contextTokens, maxOutputTokens, tools, vision, jsonSchema, reasoning, alias] =
+    cached;
   const entry: ModelMetadataEntry = {
     key,
     litellmProvider: litellmProvider ?? undefined,
     mode: mode ?? undefined,
     contextTokens: contextTokens ?? undefined,
     maxOutputTokens: maxOutputTokens ?? undefined,
-    capabilities: { tools: tools === 1, vision: vision === 1, jsonSchema: jsonSchema === 1 },
+    capabilities: {
+      tools: tools === 1,
+      vision: vision === 1,
+      jsonSchema: jsonSchema === 1,
+      reasoning: reasoning === 1,
+    },
   };
   return { entry, alias };
 }
