@@ -6,6 +6,8 @@
 const { enableCompileCache, flushCompileCache } = await import("node:module");
 enableCompileCache?.();
 await import("../src/cli/serve.ts");
+// Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one.
+await import("prom-client");
 const { loadShippedScoringData } = await import("../src/scoring/scoring-data-cache.ts");
 const paths = await import("../src/scoring/scoring-sources.ts");
 const loaded = await loadShippedScoringData({

@@ -15,7 +15,7 @@ export interface MetricSample {
 export interface MetricData {
   readonly name: string;
   readonly help: string;
-  readonly type: "counter" | "histogram";
+  readonly type: "counter" | "gauge" | "histogram";
   readonly values: MetricSample[];
   readonly aggregator: "sum";
 }
@@ -24,8 +24,15 @@ export interface MetricData {
  * Adds a metric of this file to a prom-client registry. The registry only reads `name`, `type`, `help`, `get()`
  * and `reset()`; its type names prom-client's own classes, hence the one cast.
  */
-export function registerIn(registry: Registry, metric: LabeledCounter | LabeledHistogram): void {
+export function registerIn(registry: Registry, metric: RegistryMetric): void {
   registry.registerMetric(metric as unknown as Metric);
+}
+
+/** A metric as the registry reads it. */
+export interface RegistryMetric {
+  readonly name: string;
+  get(): Promise<MetricData>;
+  reset(): void;
 }
 
 /** Separates label values inside a map key; never part of a label value the gateway produces. */
@@ -131,6 +138,34 @@ export class LabeledHistogram extends LabeledMetric<HistogramEntry> {
       values.push({ labels: entry.labels, value: entry.sum, metricName: `${this.name}_sum` });
       values.push({ labels: entry.labels, value: entry.count, metricName: `${this.name}_count` });
     }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
+/** A value read from live state when scraped (gauges, and counters kept elsewhere such as config reloads). */
+export class LiveMetric implements RegistryMetric {
+  readonly name: string;
+  readonly help: string;
+  readonly type: "counter" | "gauge";
+  readonly aggregator = "sum";
+  readonly #read: () => Iterable<readonly [Record<string, string>, number]>;
+
+  constructor(
+    name: string,
+    help: string,
+    type: "counter" | "gauge",
+    read: () => Iterable<readonly [Record<string, string>, number]>,
+  ) {
+    this.name = name;
+    this.help = help;
+    this.type = type;
+    this.#read = read;
+  }
+
+  reset(): void {}
+
+  async get(): Promise<MetricData> {
+    const values = [...this.#read()].map(([labels, value]) => ({ labels, value }));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 }

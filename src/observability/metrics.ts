@@ -2,10 +2,16 @@
 // Every name starts with `llm_gateway_` (the default process metrics too) and carries its unit. Label values
 // come only from the config and the fixed vocabularies (endpoints, protocols, outcomes): a model name a client
 // made up becomes `other`, so no client can grow the number of series. docs/metrics.md lists every metric.
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import { OUTCOMES, traitsOf } from "../errors/outcomes.ts";
 import { COOLDOWN_CAUSES, type KnownNames, type LiveStateSource } from "./live-state.ts";
-import { LabeledCounter, LabeledHistogram, registerIn } from "./metric-accumulators.ts";
+import {
+  LabeledCounter,
+  LabeledHistogram,
+  LiveMetric,
+  type RegistryMetric,
+  registerIn,
+} from "./metric-accumulators.ts";
 import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
 
 export const METRIC_PREFIX = "llm_gateway_";
@@ -36,7 +42,9 @@ export interface MetricsOptions {
 }
 
 export class GatewayMetrics {
-  readonly registry = new Registry();
+  /** Every metric of this gateway, handed to a prom-client registry at the first scrape. */
+  readonly #metrics: RegistryMetric[] = [];
+  #registry: Promise<Registry> | undefined;
   readonly #live: LiveStateSource;
   readonly #requests: LabeledCounter;
   readonly #attempts: LabeledCounter;
@@ -54,10 +62,9 @@ export class GatewayMetrics {
   // against docs/metrics.md) in one place.
   constructor(live: LiveStateSource, options: MetricsOptions = {}) {
     this.#live = live;
-    const registers = [this.registry];
     const counter = (name: string, help: string, labelNames: string[]) => {
       const metric = new LabeledCounter(`${METRIC_PREFIX}${name}`, help, labelNames);
-      registerIn(this.registry, metric);
+      this.#metrics.push(metric);
       return metric;
     };
     this.#requests = counter(
@@ -92,7 +99,7 @@ export class GatewayMetrics {
     ]);
     const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) => {
       const metric = new LabeledHistogram(`${METRIC_PREFIX}${name}`, help, labelNames, buckets);
-      registerIn(this.registry, metric);
+      this.#metrics.push(metric);
       return metric;
     };
     this.#duration = histogram(
@@ -125,14 +132,14 @@ export class GatewayMetrics {
       ["endpoint"],
       LATENCY_BUCKETS_S,
     );
-    this.#registerLiveGauges(registers);
-    if (options.version !== undefined) {
-      new Gauge({
-        name: `${METRIC_PREFIX}build_info`,
-        help: "Always 1; the gateway version as a label.",
-        labelNames: ["version"],
-        registers,
-      }).set({ version: options.version }, 1);
+    this.#metrics.push(...liveMetrics(live));
+    const version = options.version;
+    if (version !== undefined) {
+      this.#metrics.push(
+        new LiveMetric(`${METRIC_PREFIX}build_info`, "Always 1; the gateway version as a label.", "gauge", () => [
+          [{ version }, 1],
+        ]),
+      );
     }
     this.#isProcessIncluded = options.includeProcessMetrics !== false;
   }
@@ -148,10 +155,30 @@ export class GatewayMetrics {
     }
   };
 
-  /** Prometheus text exposition. */
+  /**
+   * Prometheus text exposition. prom-client (~45 ms of start-up and several MB) is loaded at the first scrape,
+   * not at start: a gateway nobody scrapes never loads it.
+   */
   async render(): Promise<{ contentType: string; body: string }> {
-    const registry = this.#isProcessIncluded ? Registry.merge([processRegistry(), this.registry]) : this.registry;
-    return { contentType: this.registry.contentType, body: await registry.metrics() };
+    this.#registry ??= this.#createRegistry();
+    const registry = await this.#registry;
+    return { contentType: registry.contentType, body: await registry.metrics() };
+  }
+
+  async #createRegistry(): Promise<Registry> {
+    const { Registry: PromRegistry, collectDefaultMetrics } = await import("prom-client");
+    const own = new PromRegistry();
+    for (const metric of this.#metrics) registerIn(own, metric);
+    if (!this.#isProcessIncluded) return own;
+    // The default process metrics, once per process: they describe the process, not one gateway, and each
+    // collection registers observers (GC, event loop) that are never removed, so tests starting many gateways in
+    // one process must not create them again and again.
+    sharedProcessRegistry ??= (() => {
+      const shared = new PromRegistry();
+      collectDefaultMetrics({ register: shared, prefix: METRIC_PREFIX });
+      return shared;
+    })();
+    return PromRegistry.merge([sharedProcessRegistry, own]);
   }
 
   #observe(record: RequestRecord): void {
@@ -214,105 +241,11 @@ export class GatewayMetrics {
       previous = traitsOf(attempt.outcome).isSuccess ? undefined : attempt;
     }
   }
-
-  #registerLiveGauges(registers: Registry[]): void {
-    const live = this.#live;
-    new Gauge({
-      name: `${METRIC_PREFIX}cooldowns_active`,
-      help: "Deployments cooling down now, by cause.",
-      labelNames: ["cause"],
-      registers,
-      collect() {
-        this.reset();
-        const nowMs = live.nowMs();
-        const counts = new Map(COOLDOWN_CAUSES.map((cause) => [cause, 0]));
-        for (const deployment of live.deployments()) {
-          const cooldown = deployment.cooldown;
-          if (cooldown === undefined || cooldown.untilMs <= nowMs) continue;
-          const cause = counts.has(cooldown.cause) ? cooldown.cause : OTHER;
-          counts.set(cause, (counts.get(cause) ?? 0) + 1);
-        }
-        for (const [cause, count] of counts) this.set({ cause }, count);
-      },
-    });
-    new Gauge({
-      name: `${METRIC_PREFIX}circuit_state`,
-      help: "Circuit breaker state per deployment: 1 for the current state (closed, open, half_open), else 0.",
-      labelNames: ["provider", "upstream_model", "state"],
-      registers,
-      collect() {
-        this.reset();
-        for (const deployment of live.deployments()) {
-          for (const state of ["closed", "open", "half_open"]) {
-            this.set(
-              { provider: deployment.provider, upstream_model: deployment.model, state },
-              deployment.circuit === state ? 1 : 0,
-            );
-          }
-        }
-      },
-    });
-    for (const unit of ["requests", "tokens"] as const) {
-      new Gauge({
-        name: `${METRIC_PREFIX}budget_remaining_${unit}`,
-        help: `${unit === "requests" ? "Requests" : "Tokens"} left in each budget window, by scope (provider pool or deployment) and window.`,
-        labelNames: ["scope", "window"],
-        registers,
-        collect() {
-          this.reset();
-          for (const window of budgetWindows(live, unit)) {
-            this.set({ scope: window.scope, window: window.window }, window.remaining);
-          }
-        },
-      });
-      new Gauge({
-        name: `${METRIC_PREFIX}budget_limit_${unit}`,
-        help: `The ${unit} limit of each budget window (configured or learned from the provider).`,
-        labelNames: ["scope", "window"],
-        registers,
-        collect() {
-          this.reset();
-          for (const window of budgetWindows(live, unit)) {
-            this.set({ scope: window.scope, window: window.window }, window.limit);
-          }
-        },
-      });
-    }
-    new Gauge({
-      name: `${METRIC_PREFIX}queue_depth_requests`,
-      help: "Requests waiting in the queue for a free candidate now.",
-      registers,
-      collect() {
-        this.set(live.queueDepth());
-      },
-    });
-    new Counter({
-      name: `${METRIC_PREFIX}config_reloads_total`,
-      help: "Config reloads and forced model refreshes since start.",
-      registers,
-      collect() {
-        this.reset();
-        this.inc(live.configReloads());
-      },
-    });
-  }
 }
 
 const OUTCOME_NAMES: ReadonlySet<string> = new Set(Object.keys(OUTCOMES));
 
-/**
- * The default process metrics, once per process: they describe the process, not one gateway, and each
- * collection registers observers (GC, event loop) that are never removed, so tests starting many gateways in one
- * process must not create them again and again.
- */
 let sharedProcessRegistry: Registry | undefined;
-function processRegistry(): Registry {
-  if (sharedProcessRegistry === undefined) {
-    sharedProcessRegistry = new Registry();
-    collectDefaultMetrics({ register: sharedProcessRegistry, prefix: METRIC_PREFIX });
-  }
-  return sharedProcessRegistry;
-}
 
 function oneOf(value: string, known: ReadonlySet<string>): string {
   return known.has(value) ? value : OTHER;
@@ -348,4 +281,73 @@ export function gatewayOverheadMs(record: RequestRecord): number | undefined {
     upstreamMs += isAnswer && record.isStream ? (attempt.headersMs ?? attempt.durationMs) : attempt.durationMs;
   }
   return Math.max(0, record.timeToHeadersMs - upstreamMs - record.queueWaitMs);
+}
+
+/** Read from the live state at every scrape. */
+function liveMetrics(live: LiveStateSource): LiveMetric[] {
+  const metrics = [
+    new LiveMetric(`${METRIC_PREFIX}cooldowns_active`, "Deployments cooling down now, by cause.", "gauge", () => {
+      const nowMs = live.nowMs();
+      const counts = new Map(COOLDOWN_CAUSES.map((cause) => [cause, 0]));
+      for (const deployment of live.deployments()) {
+        const cooldown = deployment.cooldown;
+        if (cooldown === undefined || cooldown.untilMs <= nowMs) continue;
+        const cause = counts.has(cooldown.cause) ? cooldown.cause : OTHER;
+        counts.set(cause, (counts.get(cause) ?? 0) + 1);
+      }
+      return [...counts].map(([cause, count]) => [{ cause }, count] as const);
+    }),
+    new LiveMetric(
+      `${METRIC_PREFIX}circuit_state`,
+      "Circuit breaker state per deployment: 1 for the current state (closed, open, half_open), else 0.",
+      "gauge",
+      () =>
+        [...live.deployments()].flatMap((deployment) =>
+          ["closed", "open", "half_open"].map(
+            (state) =>
+              [
+                { provider: deployment.provider, upstream_model: deployment.model, state },
+                deployment.circuit === state ? 1 : 0,
+              ] as const,
+          ),
+        ),
+    ),
+  ];
+  for (const unit of ["requests", "tokens"] as const) {
+    metrics.push(
+      new LiveMetric(
+        `${METRIC_PREFIX}budget_remaining_${unit}`,
+        `${unit === "requests" ? "Requests" : "Tokens"} left in each budget window, by scope (provider pool or deployment) and window.`,
+        "gauge",
+        () =>
+          [...budgetWindows(live, unit)].map(
+            (window) => [{ scope: window.scope, window: window.window }, window.remaining] as const,
+          ),
+      ),
+      new LiveMetric(
+        `${METRIC_PREFIX}budget_limit_${unit}`,
+        `The ${unit} limit of each budget window (configured or learned from the provider).`,
+        "gauge",
+        () =>
+          [...budgetWindows(live, unit)].map(
+            (window) => [{ scope: window.scope, window: window.window }, window.limit] as const,
+          ),
+      ),
+    );
+  }
+  metrics.push(
+    new LiveMetric(
+      `${METRIC_PREFIX}queue_depth_requests`,
+      "Requests waiting in the queue for a free candidate now.",
+      "gauge",
+      () => [[{}, live.queueDepth()]],
+    ),
+    new LiveMetric(
+      `${METRIC_PREFIX}config_reloads_total`,
+      "Config reloads and forced model refreshes since start.",
+      "counter",
+      () => [[{}, live.configReloads()]],
+    ),
+  );
+  return metrics;
 }
