@@ -18,6 +18,9 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 # Stage 2: the runtime.
 FROM node:24-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=12345
+# glibc gives each thread that allocates its own malloc arena; two are enough for Node's few threads and keep
+# ~15 MB off the RSS under load (171-181 vs 155-163 MB after 64-connection loads in `npm run bench -- --quick`).
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json ./
