@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ResponseEcho } from "../responses/response-object.ts";
 
 const CHAT_FIXTURES = import.meta.dirname;
 
@@ -62,3 +63,21 @@ export function jsonLines(items: readonly unknown[]): ReadableStream<Uint8Array>
 export function readCompletion(name: string): unknown {
   return JSON.parse(readFileSync(join(CHAT_FIXTURES, `${name}.completion.json`), "utf8")) as unknown;
 }
+
+/** The request fields a Responses object echoes, as for a request that set none of them. */
+export const DEFAULT_ECHO: ResponseEcho = Object.freeze({
+  instructions: null,
+  max_output_tokens: null,
+  metadata: {},
+  parallel_tool_calls: true,
+  previous_response_id: null,
+  reasoning: { effort: null, summary: null },
+  store: true,
+  temperature: null,
+  text: { format: { type: "text" } },
+  tool_choice: "auto",
+  tools: [],
+  top_p: null,
+  truncation: "disabled",
+  user: null,
+});

@@ -3,26 +3,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
+import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
 import { inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
-import { buildResponse, type ResponseEcho } from "./response-object.ts";
+import { buildResponse } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 
-const echo: ResponseEcho = {
-  instructions: null,
-  max_output_tokens: null,
-  metadata: {},
-  parallel_tool_calls: true,
-  previous_response_id: null,
-  reasoning: { effort: null, summary: null },
-  store: true,
-  temperature: null,
-  text: { format: { type: "text" } },
-  tool_choice: "auto",
-  tools: [],
-  top_p: null,
-  truncation: "disabled",
-  user: null,
-};
+const echo = DEFAULT_ECHO;
 
 function stored(id: string): StoredResponse {
   const response = buildResponse(echo, {

@@ -1,26 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { StreamInterruptedError } from "../../errors/gateway-error.ts";
+import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
 import { chatToInputItems, fromNativeResponse, NativeResponsesRelay, toNativeBody } from "./native.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import type { ResponseEcho, ResponseObject } from "./response-object.ts";
 
-const echo = {
-  instructions: null,
-  max_output_tokens: null,
-  metadata: {},
-  parallel_tool_calls: true,
-  previous_response_id: "resp_prev",
-  reasoning: { effort: null, summary: null },
-  store: true,
-  temperature: null,
-  text: { format: { type: "text" } },
-  tool_choice: "auto",
-  tools: [],
-  top_p: null,
-  truncation: "disabled",
-  user: null,
-} satisfies ResponseEcho;
+const echo: ResponseEcho = { ...DEFAULT_ECHO, previous_response_id: "resp_prev" };
 
 const context = { id: "resp_gw", echo, createdAtSeconds: 1, fallbackModel: "served-id" };
 

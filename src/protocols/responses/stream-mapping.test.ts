@@ -5,29 +5,20 @@ import { ResponseStream } from "openai/lib/responses/ResponseStream";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
 import { Stream } from "openai/streaming";
 import { StreamInterruptedError } from "../../errors/gateway-error.ts";
-import { jsonLines, matchesGolden, parseSse, readChatChunks, sseResponse } from "../__fixtures__/fixtures.ts";
+import {
+  DEFAULT_ECHO,
+  jsonLines,
+  matchesGolden,
+  parseSse,
+  readChatChunks,
+  sseResponse,
+} from "../__fixtures__/fixtures.ts";
 import { sequentialIds } from "../ids.ts";
-import type { ResponseEcho } from "./response-object.ts";
 import { ResponsesStreamTranslator } from "./stream-mapping.ts";
 
 const FIXTURES = join(import.meta.dirname, "__fixtures__");
 
-const echo: ResponseEcho = {
-  instructions: null,
-  max_output_tokens: null,
-  metadata: {},
-  parallel_tool_calls: true,
-  previous_response_id: null,
-  reasoning: { effort: null, summary: null },
-  store: true,
-  temperature: null,
-  text: { format: { type: "text" } },
-  tool_choice: "auto",
-  tools: [],
-  top_p: null,
-  truncation: "disabled",
-  user: null,
-};
+const echo = DEFAULT_ECHO;
 
 function translate(fixture: string): { text: string; translator: ResponsesStreamTranslator } {
   const translator = new ResponsesStreamTranslator({ echo, ids: sequentialIds(), createdAtSeconds: 1767225600 });
