@@ -8,6 +8,7 @@ import { MemoryRequestLogBackend, type RequestLogBackend } from "../observabilit
 import { RequestLogFile } from "../observability/request-log-file.ts";
 import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
+import { providerSecrets } from "../pipeline/pipeline-types.ts";
 import { GATEWAY_VERSION } from "../server/info-routes.ts";
 import { runtimeLiveState } from "./live-state-source.ts";
 
@@ -17,15 +18,7 @@ export async function createObservers(
   logger: Logger,
 ): Promise<Observers> {
   const extra: RecordObserver[] = [];
-  // Asked for on every record: rebuilt only when a reload swapped the config.
-  let secretsOf: { config: object; keys: readonly string[] } | undefined;
-  const secrets = (): readonly string[] => {
-    const config = runtime.snapshot.config;
-    if (secretsOf?.config !== config) {
-      secretsOf = { config, keys: config.providers.flatMap((provider) => provider.apiKeys) };
-    }
-    return secretsOf.keys;
-  };
+  const secrets = (): readonly string[] => providerSecrets(runtime.snapshot);
   const otlp = otlpSettings(config.traces.otlpEndpoint, process.env);
   if (otlp !== undefined) {
     // Loaded only when tracing is configured.

@@ -83,9 +83,29 @@ export function publish(request: PipelineRequest, status: number, outcome: Outco
   if (record !== undefined) request.runtime.recorder.publish(record);
 }
 
+const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
+
+/**
+ * Every provider key of a snapshot, also as it appears inside a JSON string (escaped): what log lines, request log
+ * records and texts that mix upstreams are redacted of. Computed once per snapshot (a reload brings a new one).
+ */
+export function providerSecrets(snapshot: GatewaySnapshot): readonly string[] {
+  let secrets = secretsBySnapshot.get(snapshot);
+  if (secrets === undefined) {
+    const found = new Set<string>();
+    for (const provider of snapshot.config.providers) {
+      for (const key of provider.apiKeys) {
+        found.add(key);
+        found.add(JSON.stringify(key).slice(1, -1));
+      }
+    }
+    secrets = [...found];
+    secretsBySnapshot.set(snapshot, secrets);
+  }
+  return secrets;
+}
+
 /** Secrets of every provider in a snapshot, for text that mixes upstreams (stream errors after continuations). */
 export function redactAll(snapshot: GatewaySnapshot, text: string): string {
-  let result = text;
-  for (const provider of snapshot.config.providers) result = redactSecrets(result, provider.apiKeys);
-  return result;
+  return redactSecrets(text, providerSecrets(snapshot));
 }

@@ -12,6 +12,7 @@ import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { providerSecrets } from "../pipeline/pipeline-types.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
@@ -101,7 +102,7 @@ function createFastify(runtime: GatewayRuntime, options: ServerOptions): Fastify
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
             // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
             // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
-            hooks: { streamWrite: (line: string) => redactSecrets(line, providerKeysOf(runtime)) },
+            hooks: { streamWrite: (line: string) => redactSecrets(line, providerSecrets(runtime.snapshot)) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -209,25 +210,6 @@ function registerResponseHooks(app: FastifyInstance): void {
   });
 }
 
-const keysBySnapshot = new WeakMap<object, readonly string[]>();
-
-/** The current snapshot's provider keys, also as they appear inside a JSON string (escaped). */
-function providerKeysOf(runtime: GatewayRuntime): readonly string[] {
-  const snapshot = runtime.snapshot;
-  let keys = keysBySnapshot.get(snapshot);
-  if (keys === undefined) {
-    const found = new Set<string>();
-    for (const provider of snapshot.config.providers) {
-      for (const key of provider.apiKeys) {
-        found.add(key);
-        found.add(JSON.stringify(key).slice(1, -1));
-      }
-    }
-    keys = [...found];
-    keysBySnapshot.set(snapshot, keys);
-  }
-  return keys;
-}
 const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
 
 /**
