@@ -17,7 +17,7 @@ import {
   type RequestContext,
 } from "./pipeline-types.ts";
 import { RecordBuilder } from "./record-builder.ts";
-import { publishRefusal } from "./refusal.ts";
+import { publishRefusal, refusalEnding } from "./refusal.ts";
 import { parseBody } from "./request-body.ts";
 import { streamAnswer } from "./stream-answer.ts";
 
@@ -224,15 +224,9 @@ function jsonAnswer(
  * left while queued) and returns the error to throw. Like every refusal it changes nothing else (docs/observability.md).
  */
 function refused(request: PipelineRequest, error: unknown): GatewayError {
-  const gatewayError = toGatewayError(error);
-  const isAborted = gatewayError instanceof ClientAbortedError;
-  publish(
-    request,
-    gatewayError.status,
-    isAborted ? "client_aborted" : "rejected",
-    isAborted ? undefined : gatewayError.code,
-  );
-  return gatewayError;
+  const ending = refusalEnding(error);
+  publish(request, ending.error.status, ending.outcome, ending.code);
+  return ending.error;
 }
 
 /** Records a request that got no answer and returns the error to throw. */

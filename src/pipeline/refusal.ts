@@ -23,8 +23,7 @@ export interface RefusedRequest {
 
 /** Publishes the refused request's record and returns the error to throw (rendered by the adapter's handler). */
 export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest, error: unknown): GatewayError {
-  const gatewayError = toGatewayError(error);
-  const isAborted = gatewayError instanceof ClientAbortedError;
+  const ending = refusalEnding(error);
   const fields = isObject(refused.body) ? refused.body : {};
   const record = new RecordBuilder(runtime.clock, {
     id: refused.requestId,
@@ -34,9 +33,27 @@ export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest,
     requestedModel: typeof fields.model === "string" ? fields.model : "",
     isStream: refused.supportsStream && fields.stream === true,
     startedAtMs: refused.startedAtMs,
-  }).finish(gatewayError.status, isAborted ? "client_aborted" : "rejected", isAborted ? undefined : gatewayError.code);
+  }).finish(ending.error.status, ending.outcome, ending.code);
   if (record !== undefined) runtime.recorder.publish(record);
-  return gatewayError;
+  return ending.error;
+}
+
+/**
+ * How a refusal ends its record, before planning or at it: the error's status; `client_aborted` without a code for
+ * a client that left, else `rejected` with the error's code.
+ */
+export function refusalEnding(error: unknown): {
+  readonly error: GatewayError;
+  readonly outcome: "client_aborted" | "rejected";
+  readonly code: string | undefined;
+} {
+  const gatewayError = toGatewayError(error);
+  const isAborted = gatewayError instanceof ClientAbortedError;
+  return {
+    error: gatewayError,
+    outcome: isAborted ? "client_aborted" : "rejected",
+    code: isAborted ? undefined : gatewayError.code,
+  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
