@@ -2,9 +2,10 @@
 // least a Node proxy can do. One run measures the same workload (a small chat completion; a stream of a fixed
 // number of SSE chunks) sent (1) directly to a mock upstream, (2) through a bare node:http + undici proxy,
 // (3) through the gateway, started as `llm-gateway serve` in a child process with a temp YAML config; and the same
-// gateway with realistic budgets: (4) high limits on the model (`rpm: 100000000, tpm: 1000000000`, so nothing is
-// ever denied and the cost is the bookkeeping alone), (5) the same limits shared through Redis (`state.redis_url`,
-// a redis-server started on the load core).
+// gateway with realistic budgets: (4) preset-style limits (a provider pool and the model's own, several windows
+// each), (5) high limits on the model (`rpm: 100000000, tpm: 1000000000`); neither is ever reached, so the cost
+// is the bookkeeping alone; (6) the high limits shared through Redis (`state.redis_url`, a redis-server started
+// on the load core).
 //
 // Two cores: the mock, the load generator and this script share core 0; the proxy under test has core 1 to
 // itself (taskset), so its req/s are per core. They are the gateway's own limit only if its core was saturated
@@ -36,7 +37,7 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --chunks N                SSE chunks per streamed answer (default 16; env BENCH_STREAM_CHUNKS)
   --prompt-chars N          size of the user message; default: one short sentence (env BENCH_PROMPT_CHARS)
   --tool wrk|autocannon     load generator (default: wrk when installed; env BENCH_TOOL)
-  --targets LIST            any of direct,bare,gateway,limits,redis (default all; redis is skipped when
+  --targets LIST            any of direct,bare,gateway,realistic,limits,redis (default all; redis is skipped when
                             redis-server is not installed; env BENCH_TARGETS)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
@@ -48,12 +49,13 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   -h, --help
 `;
 
-const TARGETS = ["direct", "bare", "gateway", "limits", "redis"] as const;
+const TARGETS = ["direct", "bare", "gateway", "realistic", "limits", "redis"] as const;
 type Target = (typeof TARGETS)[number];
 const TARGET_LABELS: Record<Target, string> = {
   direct: "direct",
   bare: "bare proxy",
   gateway: "gateway",
+  realistic: "gateway, preset-style limits",
   limits: "gateway, high limits",
   redis: "gateway, high limits, Redis",
 };
@@ -61,8 +63,22 @@ const TARGET_LABELS: Record<Target, string> = {
 const BASE_TARGETS: readonly Target[] = ["direct", "bare", "gateway"];
 /** The gateway variants: the limits block on the model, and whether state goes through Redis. */
 const HIGH_LIMITS = "{ rpm: 100000000, tpm: 1000000000 }";
-const VARIANTS: Partial<Record<Target, { readonly limits: string; readonly label: string }>> = {
+/**
+ * The presets' kind of budgets (src/providers/presets/*.yaml): an account-wide pool on the provider and the
+ * model's own rpm/rpd/tpm/tpd, several windows per scope, with values no run of this benchmark reaches (a denied
+ * request would measure the refusal, not the bookkeeping).
+ */
+const PRESET_STYLE_PROVIDER_LIMITS = "{ rpm: 10000000, rpd: 1000000000, tpm: 1000000000 }";
+const PRESET_STYLE_MODEL_LIMITS = "{ rps: 1000000, rpm: 10000000, rpd: 1000000000, tpm: 1000000000, tpd: 10000000000 }";
+const VARIANTS: Partial<
+  Record<Target, { readonly limits: string; readonly providerLimits?: string; readonly label: string }>
+> = {
   gateway: { limits: "", label: "no limits" },
+  realistic: {
+    limits: PRESET_STYLE_MODEL_LIMITS,
+    providerLimits: PRESET_STYLE_PROVIDER_LIMITS,
+    label: "preset-style: provider rpm/rpd/tpm, model rps/rpm/rpd/tpm/tpd",
+  },
   limits: { limits: HIGH_LIMITS, label: `\`limits: ${HIGH_LIMITS}\`` },
   redis: { limits: HIGH_LIMITS, label: `same, \`state.redis_url\` (Redis on loopback)` },
 };
@@ -385,7 +401,11 @@ function gatewayConfig(
   upstreamPort: number,
   logLevel: string,
   workDir: string,
-  variant: { readonly limits: string; readonly redisUrl: string | undefined },
+  variant: {
+    readonly limits: string;
+    readonly providerLimits: string | undefined;
+    readonly redisUrl: string | undefined;
+  },
 ): string {
   const model = variant.limits === "" ? "{}" : `{ limits: ${variant.limits} }`;
   const state =
@@ -402,7 +422,7 @@ providers:
   - name: mock
     base_url: http://127.0.0.1:${upstreamPort}/v1
     api_key: bench-upstream-key
-    models:
+${variant.providerLimits === undefined ? "" : `    limits: ${variant.providerLimits}\n`}    models:
       ${MODEL}: ${model}
 discovery:
   cache_dir: ${JSON.stringify(join(workDir, "cache"))}
@@ -832,6 +852,7 @@ async function main(): Promise<number> {
           configPath,
           gatewayConfig(port, mockPort, options.gatewayLogLevel, workDir, {
             limits: VARIANTS[target]?.limits ?? "",
+            providerLimits: VARIANTS[target]?.providerLimits,
             redisUrl,
           }),
         );
