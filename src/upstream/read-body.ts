@@ -1,5 +1,9 @@
 // Reading an upstream body with a bound: an upstream may send a body of any size (a 600 MB JSON answer, a
 // 300 MB error page), and reading it whole would cost the gateway several times that in memory.
+//
+// Plain 'data'/'end' listeners rather than `for await`: a stream's async iterator adds an iterator, an
+// end-of-stream watcher, a promise per chunk and several ticks to every answer read (about 4 KB allocated and
+// ~4 % of a JSON request's CPU in a profile), for the same result.
 import type { Dispatcher } from "undici";
 
 export interface BoundedBody {
@@ -9,16 +13,65 @@ export interface BoundedBody {
   readonly isTruncated: boolean;
 }
 
-export async function readBodyBounded(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<BoundedBody> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (bytes + chunk.byteLength > maxBytes) {
-      chunks.push(chunk.subarray(0, maxBytes - bytes));
-      return { text: Buffer.concat(chunks).toString("utf8"), isTruncated: true };
-    }
-    chunks.push(chunk);
-    bytes += chunk.byteLength;
+/** What the async iterator threw when a body closed before its end without an error of its own. */
+class PrematureCloseError extends Error {
+  readonly code = "ERR_STREAM_PREMATURE_CLOSE";
+  constructor() {
+    super("Premature close");
   }
-  return { text: Buffer.concat(chunks).toString("utf8"), isTruncated: false };
+}
+
+function ignore(): void {}
+
+export function readBodyBounded(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<BoundedBody> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const settle = (): void => {
+      body.off("data", onData);
+      body.off("end", onEnd);
+      body.off("error", onError);
+      body.off("close", onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      if (bytes + chunk.byteLength > maxBytes) {
+        chunks.push(chunk.subarray(0, maxBytes - bytes));
+        settle();
+        // Nobody reads the rest: as leaving a `for await` early did, the body is destroyed (the caller also
+        // aborts the request, which closes the connection). undici reports that as an AbortError event, which
+        // must have a listener or it would be an uncaught error.
+        body.on("error", ignore);
+        body.destroy();
+        resolve({ text: Buffer.concat(chunks).toString("utf8"), isTruncated: true });
+        return;
+      }
+      chunks.push(chunk);
+      bytes += chunk.byteLength;
+    };
+    const onEnd = (): void => {
+      settle();
+      resolve({ text: Buffer.concat(chunks).toString("utf8"), isTruncated: false });
+    };
+    const onError = (error: Error): void => {
+      settle();
+      reject(error);
+    };
+    // Destroyed without an error (an abort that gave no reason): never an answer.
+    const onClose = (): void => {
+      settle();
+      reject(body.errored ?? new PrematureCloseError());
+    };
+    if (body.errored !== null) {
+      reject(body.errored);
+      return;
+    }
+    if (body.destroyed) {
+      reject(new PrematureCloseError());
+      return;
+    }
+    body.on("data", onData);
+    body.on("end", onEnd);
+    body.on("error", onError);
+    body.on("close", onClose);
+  });
 }
