@@ -19,11 +19,15 @@ export interface ScopeShape {
   readonly slidingWindows: readonly number[];
   /** The fixed windows and token buckets a reconcile moves (token rules only; fixed: once per length and offset). */
   readonly tokenCounters: readonly TokenCounter[];
+  /** Every fixed window's counter (requests or tokens, once per length and offset): what a lease's give-back moves. */
+  readonly fixedCounters: readonly TokenCounter[];
+  /** No concurrency limit, no bucket and no learned rule: the reserve script may grant a budget lease. */
+  readonly isLeasable: boolean;
   /** rule_count, then unit/window/limit/algorithm/offset per rule. */
   readonly ruleArguments: readonly string[];
 }
 
-/** A field of a scope's counters hash that holds tokens: a fixed window (with its length and offset) or a bucket. */
+/** A field of a scope's counters hash: a fixed window (with its length and offset) or a bucket. */
 export type TokenCounter =
   | { readonly kind: "fixed"; readonly field: string; readonly windowMs: number; readonly offsetMs: number }
   | { readonly kind: "bucket"; readonly field: string };
@@ -50,6 +54,8 @@ export class ScriptShapes {
     if (shape !== undefined) return shape;
     const slidingWindows = new Set<number>();
     const tokenCounters = new Map<string, TokenCounter>();
+    const fixedCounters = new Map<string, TokenCounter>();
+    let isLeasable = scope.concurrency === undefined;
     const rules: string[] = [];
     for (const rule of scope.rules) {
       const slidingMs = SLIDING_WINDOW_MS[rule.window];
@@ -57,6 +63,11 @@ export class ScriptShapes {
       const offsetMs = algorithm === "fixed" ? (rule.offsetMs ?? 0) : 0;
       if (slidingMs !== undefined && algorithm === "sliding") {
         slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
+      }
+      if (algorithm === "bucket" || rule.learnedFrom !== undefined) isLeasable = false;
+      if (slidingMs !== undefined && algorithm === "fixed") {
+        const field = fixedField(slidingMs, offsetMs);
+        fixedCounters.set(field, { kind: "fixed", field, windowMs: slidingMs, offsetMs });
       }
       if (slidingMs !== undefined && rule.unit === "tokens" && algorithm !== "sliding") {
         const counter: TokenCounter =
@@ -81,6 +92,8 @@ export class ScriptShapes {
       hasConcurrency: scope.concurrency !== undefined,
       slidingWindows: [...slidingWindows].sort((left, right) => left - right),
       tokenCounters: [...tokenCounters.values()],
+      fixedCounters: [...fixedCounters.values()],
+      isLeasable,
       ruleArguments: [String(scope.rules.length), ...rules],
     };
     this.#shapes.set(scope, shape);
@@ -178,7 +191,7 @@ export function bucketField(unit: BudgetRule["unit"], windowMs: number, limit: n
   return `b:${unit === "requests" ? "r" : "t"}:${windowMs}:${limit}`;
 }
 
-/** A reconcile's arguments for a scope's token counters: field, then the fixed window's start ("" for a bucket). */
+/** A reconcile's arguments for a scope's counters: field, then the fixed window's start ("" for a bucket). */
 export function tokenCounterArguments(counters: readonly TokenCounter[], atMs: number): string[] {
   const values: string[] = [];
   for (const counter of counters) {
