@@ -69,8 +69,8 @@ export function leaseTermsOf(
 export interface BudgetLeasesOptions {
   readonly prefix: string;
   readonly shapes: ScriptShapes;
-  /** Sends a reconcile script call (the give-back) with these keys and arguments; must not throw. */
-  readonly giveBack: (keys: readonly string[], args: readonly (string | number)[]) => void;
+  /** Sends a reconcile script call (the give-back) with these keys and arguments; settles, never rejects. */
+  readonly giveBack: (keys: readonly string[], args: readonly (string | number)[]) => Promise<void>;
 }
 
 /** The leases this process holds, one per set of scopes, and the lease requests in flight. */
@@ -80,6 +80,8 @@ export class BudgetLeases {
   /** Reserves that asked for a lease and are awaiting Redis: others with the same scopes wait for them. */
   readonly #pending = new Map<string, Promise<void>>();
   readonly #keys = new WeakMap<readonly BudgetScope[], string>();
+  /** Give-backs sent and not yet answered. */
+  readonly #givingBack = new Set<Promise<void>>();
 
   constructor(options: BudgetLeasesOptions) {
     this.#options = options;
@@ -198,6 +200,11 @@ export class BudgetLeases {
     }
   }
 
+  /** Settles once every give-back sent so far has been answered (or failed). */
+  async givenBack(): Promise<void> {
+    await Promise.all([...this.#givingBack]);
+  }
+
   /** Leases held (for tests and status). */
   get size(): number {
     return this.#leases.size;
@@ -225,6 +232,9 @@ export class BudgetLeases {
     const keys = [...lease.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     if (keys.length === 0) return;
     const runIds = lease.runs.map((run) => run.id);
-    this.#options.giveBack(keys, [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments]);
+    const sent = this.#options
+      .giveBack(keys, [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments])
+      .finally(() => this.#givingBack.delete(sent));
+    this.#givingBack.add(sent);
   }
 }

@@ -109,12 +109,14 @@ export class RedisLedger implements BudgetLedger {
     this.#leases = new BudgetLeases({
       prefix: this.#prefix,
       shapes: this.#shapes,
-      giveBack: (keys, args) => {
+      giveBack: async (keys, args) => {
         if (!this.#link.isUp) return;
-        this.#redis.budgetReconcile(keys.length, ...keys, ...args).then(
-          () => this.#link.recordSuccess(),
-          (error: unknown) => this.#link.recordFailure(error),
-        );
+        try {
+          await this.#redis.budgetReconcile(keys.length, ...keys, ...args);
+          this.#link.recordSuccess();
+        } catch (error) {
+          this.#link.recordFailure(error);
+        }
       },
     });
     // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since.
@@ -137,6 +139,17 @@ export class RedisLedger implements BudgetLedger {
     if (this.#renewTimer !== undefined) clearInterval(this.#renewTimer);
     this.#renewTimer = undefined;
     this.#leases.endAll(true);
+  }
+
+  /** Ends every budget lease and gives back what is left of them; settles once Redis has it. */
+  async returnLeases(): Promise<void> {
+    this.#leases.endAll(true);
+    await this.#leases.givenBack();
+  }
+
+  /** Budget leases held (for tests and status). */
+  get leaseCount(): number {
+    return this.#leases.size;
   }
 
   check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict {
