@@ -8,6 +8,8 @@
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
 // by Redis with full precision, and string concatenation goes through string.format("%.17g") for the same reason.
 // Redis Cluster: every key one script touches carries the same hash tag (redis-keys.ts), so it runs in one slot.
+// The file stays whole (a little over 400 lines): it is one Lua program, run atomically, whose parts share its
+// locals (now, tokens, the parsed scopes); cut into string fragments it would be harder to read, not easier.
 import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
 import {
   LEASE_HEADROOM_SHARE,
