@@ -4,6 +4,7 @@
 // late in a lease for a full window after the lease's end; free-tier limits take no lease at all.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock } from "../clock.ts";
@@ -206,6 +207,34 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     clock.set(T0 + 61_000);
     const after = await fill(other, scopes, 0, T0 + 61_000);
     assert.equal(after.admitted, 11, "then the lease's 11 have left the window");
+  });
+
+  test("provider-reported windows bound leases; a new report counts what this process has leased and not sent", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-learned:");
+    const other = await ledgerOf(t, server.url, clock, "lease-learned:");
+    // No configured limit: the provider's headers say how much is left.
+    const scopes = [scopeOf("deployment:p/m", {})];
+    const reported = (remaining: number) => [
+      { unit: "requests" as const, window: "minute" as const, remaining, limit: 1_000, resetAtMs: T0 + 30_000 },
+    ];
+    holder.learn(scopes[0] as BudgetScope, reported(1_000), T0);
+    assert.ok(isReservation(await holder.reserve(scopes, { tokens: 0 }, T0)));
+    assert.equal(holder.leaseCount, 1, "1000 / 64: a lease of 15 beside the request");
+    const before = await fill(other, scopes, 0, T0 + 10);
+    assert.equal(before.admitted, 1_000 - 16, "the lease is spent from the provider's count");
+    assert.equal(before.denied.reason, "the provider reports 0 requests left this minute");
+    // A new report: 500 left. The holder still has 15 it may send, which the provider has not seen.
+    clock.set(T0 + 20);
+    holder.learn(scopes[0] as BudgetScope, reported(500), T0 + 20);
+    await sleep(50);
+    const after = await fill(other, scopes, 0, T0 + 30);
+    assert.equal(after.admitted, 500 - 15);
+    for (let index = 0; index < 15; index++) {
+      const result = holder.reserve(scopes, { tokens: 0 }, T0 + 30);
+      assert.ok(!(result instanceof Promise) && isReservation(result), `the holder sends its leased ${index + 1}`);
+    }
   });
 
   test("a lease ends with the fixed window it was charged in", async (t) => {

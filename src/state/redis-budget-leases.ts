@@ -200,6 +200,18 @@ export class BudgetLeases {
     }
   }
 
+  /** What the live leases covering a scope have not spent yet (units no rule bounds count 0). */
+  unspentCovering(scopeId: string, nowMs: number): { requests: number; tokens: number } {
+    let requests = 0;
+    let tokens = 0;
+    for (const lease of this.#leases.values()) {
+      if (lease.isEnded || nowMs >= lease.endMs || !lease.scopes.some((scope) => scope.id === scopeId)) continue;
+      if (Number.isFinite(lease.requestsLeft)) requests += lease.requestsLeft;
+      if (Number.isFinite(lease.tokensLeft)) tokens += lease.tokensLeft;
+    }
+    return { requests, tokens };
+  }
+
   /** Settles once every give-back sent so far has been answered (or failed). */
   async givenBack(): Promise<void> {
     await Promise.all([...this.#givingBack]);

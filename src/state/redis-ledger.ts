@@ -227,9 +227,9 @@ export class RedisLedger implements BudgetLedger {
 
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
     this.#local.learn(scope, windows, nowMs);
-    // The provider's count now decides (the script takes no lease while it has one): back to Redis per request.
-    this.#leases.endCovering(scope.id);
     if (!this.#link.isUp) return;
+    // The provider's count does not include what this process leased and has not sent yet: count it as spent.
+    const unspent = this.#leases.unspentCovering(scope.id, nowMs);
     const argumentsOfWindows: string[] = [];
     for (const window of windows) {
       // As BudgetBook.learn: a window without a reset time is assumed to last as long as it possibly can.
@@ -238,7 +238,7 @@ export class RedisLedger implements BudgetLedger {
       if (resetAtMs <= nowMs) continue;
       argumentsOfWindows.push(
         `${window.unit}:${window.window}`,
-        `${window.remaining},${resetAtMs},${window.limit ?? ""},0`,
+        `${window.remaining},${resetAtMs},${window.limit ?? ""},${window.unit === "tokens" ? unspent.tokens : unspent.requests}`,
         String(resetAtMs),
       );
     }

@@ -44,8 +44,9 @@ import {
  * passed, extra requests and tokens are charged with this request, as if spent now, for the caller to spend
  * locally until lease_end. Sliding-window runs get `last = lease_end`, so whatever is spent from the lease counts
  * a full window after the lease's end; the lease never outlives a fixed, day or month window it was charged in.
- * None is taken for scopes with a concurrency limit, a bucket rule or live provider-reported windows, nor when a
- * rule's share (a fraction of its limit, and of its headroom) is under MIN_LEASE_REQUESTS requests.
+ * Provider-reported windows (learned) bound it like rules, and count it as spent. None is taken for scopes with a
+ * concurrency limit or a bucket rule, nor when a rule's share (a fraction of its limit, and of its headroom) is
+ * under MIN_LEASE_REQUESTS requests.
  *
  * Returns {1, run ids..., [lease_requests, lease_tokens, lease_end]} when charged (per scope, per sliding window
  * it uses in 1 s, 1 min, 1 h order: the run the charge went into, "" if none; then, if a lease was taken, its
@@ -306,7 +307,7 @@ local function check_scope(s, scope)
         return { 0, s - 1, 'learned', field, left, reset_at }
       end
       scope.learned_live[#scope.learned_live + 1] = {
-        field = field, remaining = remaining, reset_at = reset_at, limit = limit,
+        field = field, remaining = remaining, reset_at = reset_at, limit = limit, is_tokens = is_tokens,
         spent = (tonumber(spent) or 0) + (is_tokens and tokens or 1)
       }
     end
@@ -346,7 +347,20 @@ local function lease_terms()
   local requests, lease_tokens, lease_end = -1, -1, now + MAX_LEASE_MS
   for s = 1, scope_count do
     local scope = scopes[s]
-    if scope.concurrency >= 0 or #scope.learned_live > 0 then return nil end
+    if scope.concurrency >= 0 then return nil end
+    -- A window the provider reported bounds the lease like a rule: a share of its limit (or of what it said was
+    -- left) and of what is left now, never past its reset.
+    for _, learned in ipairs(scope.learned_live) do
+      local left = (tonumber(learned.remaining) or 0) - learned.spent
+      local base = tonumber(learned.limit) or tonumber(learned.remaining) or 0
+      local share = math.floor(math.min(base / LEASE_LIMIT_SHARE, left / LEASE_HEADROOM_SHARE))
+      if learned.is_tokens then
+        if lease_tokens < 0 or share < lease_tokens then lease_tokens = share end
+      elseif requests < 0 or share < requests then
+        requests = share
+      end
+      lease_end = math.min(lease_end, learned.reset_at)
+    end
     for r = 1, #scope.rules do
       local rule = scope.rules[r]
       if rule.algorithm == 'b' then return nil end
@@ -407,8 +421,9 @@ for s = 1, scope_count do
     redis.call('PEXPIRE', scope.month, scope.month_end - now + KEEP_MS)
   end
   for _, learned in ipairs(scope.learned_live) do
+    local spent = learned.spent + (learned.is_tokens and charge_tokens - tokens or charge_requests - 1)
     redis.call('HSET', scope.learned, learned.field,
-      learned.remaining .. ',' .. fmt(learned.reset_at) .. ',' .. learned.limit .. ',' .. fmt(learned.spent))
+      learned.remaining .. ',' .. fmt(learned.reset_at) .. ',' .. learned.limit .. ',' .. fmt(spent))
   end
   if scope.concurrency >= 0 and lease_until > 0 then
     redis.call('ZADD', scope.leases, lease_until, member)
