@@ -209,7 +209,7 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     assert.equal(after.admitted, 11, "then the lease's 11 have left the window");
   });
 
-  test("provider-reported windows bound leases; a new report counts what this process has leased and not sent", async (t) => {
+  test("provider-reported windows bound leases; a new report, from any process, counts the leases still live", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);
     const holder = await ledgerOf(t, server.url, clock, "lease-learned:");
@@ -225,9 +225,10 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     const before = await fill(other, scopes, 0, T0 + 10);
     assert.equal(before.admitted, 1_000 - 16, "the lease is spent from the provider's count");
     assert.equal(before.denied.reason, "the provider reports 0 requests left this minute");
-    // A new report: 500 left. The holder still has 15 it may send, which the provider has not seen.
+    // A new report, seen by the other process: 500 left. The holder still has 15 it may send, which the provider
+    // has not seen (the other process's leases all ran out: their requests were sent, the report counts them).
     clock.set(T0 + 20);
-    holder.learn(scopes[0] as BudgetScope, reported(500), T0 + 20);
+    other.learn(scopes[0] as BudgetScope, reported(500), T0 + 20);
     await sleep(50);
     const after = await fill(other, scopes, 0, T0 + 30);
     assert.equal(after.admitted, 500 - 15);

@@ -12,7 +12,7 @@
 // when it runs out, or when the process stops), and a sliding window counts spent units up to one lease lifetime
 // longer than they would count alone (docs/limits.md "Local leases").
 import type { BudgetScope } from "../limits/budgets.ts";
-import { scopeKeys } from "./redis-keys.ts";
+import { learnedKey, scopeKeys } from "./redis-keys.ts";
 import { type ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
 
 /** A lease takes at most this fraction (1/n) of each rule's limit... */
@@ -33,6 +33,9 @@ export interface ChargedRun {
 }
 
 export interface BudgetLease {
+  /** The reservation member of the reserve that took it (its record's field is `lease:<member>`). */
+  readonly member: string;
+  readonly isRecorded: boolean;
   /** The scopes the reserve was called with (their ids make the table's key). */
   readonly scopes: readonly BudgetScope[];
   /** The scopes as Redis charged them (configured rules, as leases are never taken with learned ones). */
@@ -51,18 +54,30 @@ export interface BudgetLease {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** What a reserve script granted: extra requests and tokens (Infinity: unbounded), the end, and its record. */
+export interface LeaseTerms {
+  readonly requests: number;
+  readonly tokens: number;
+  readonly endMs: number;
+  /** Kept in the scopes' learned hashes (field `lease:<member>`) for provider reports to count until it ends. */
+  readonly isRecorded: boolean;
+}
+
 /** The lease a reserve script's reply carries after its run ids (from index `at`), if it took one. */
-export function leaseTermsOf(
-  reply: unknown,
-  at: number,
-): { readonly requests: number; readonly tokens: number; readonly endMs: number } | undefined {
-  if (!Array.isArray(reply) || reply.length < at + 3) return undefined;
-  const [requests, tokens, endMs] = (reply as unknown[]).slice(at, at + 3).map(Number) as [number, number, number];
+export function leaseTermsOf(reply: unknown, at: number): LeaseTerms | undefined {
+  if (!Array.isArray(reply) || reply.length < at + 4) return undefined;
+  const [requests, tokens, endMs, recorded] = (reply as unknown[]).slice(at, at + 4).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   if (!Number.isFinite(endMs)) return undefined;
   return {
     requests: requests < 0 ? Number.POSITIVE_INFINITY : requests,
     tokens: tokens < 0 ? Number.POSITIVE_INFINITY : tokens,
     endMs,
+    isRecorded: recorded === 1,
   };
 }
 
@@ -71,6 +86,8 @@ export interface BudgetLeasesOptions {
   readonly shapes: ScriptShapes;
   /** Sends a reconcile script call (the give-back) with these keys and arguments; settles, never rejects. */
   readonly giveBack: (keys: readonly string[], args: readonly (string | number)[]) => Promise<void>;
+  /** Deletes a lease's record (`field`) from the scopes' learned hashes (`keys`); settles, never rejects. */
+  readonly dropRecord: (keys: readonly string[], field: string) => Promise<void>;
 }
 
 /** The leases this process holds, one per set of scopes, and the lease requests in flight. */
@@ -148,7 +165,8 @@ export class BudgetLeases {
     key: string,
     scopes: readonly BudgetScope[],
     shared: readonly BudgetScope[],
-    terms: { readonly requests: number; readonly tokens: number; readonly endMs: number },
+    member: string,
+    terms: LeaseTerms,
     charged: { readonly runs: readonly ChargedRun[]; readonly tokenRuns: readonly ChargedRun[] },
     startMs: number,
     nowMs: number,
@@ -156,6 +174,8 @@ export class BudgetLeases {
     const previous = this.#leases.get(key);
     if (previous !== undefined) this.end(previous, true);
     const lease: BudgetLease = {
+      member,
+      isRecorded: terms.isRecorded,
       scopes,
       shared,
       startMs,
@@ -182,7 +202,13 @@ export class BudgetLeases {
     if (lease.timer !== undefined) clearTimeout(lease.timer);
     const key = this.keyOf(lease.scopes);
     if (this.#leases.get(key) === lease) this.#leases.delete(key);
-    if (shouldGiveBack) this.#giveBack(lease);
+    if (!shouldGiveBack) return;
+    this.#giveBack(lease);
+    // Its units are sent or given back: a later provider report need not count them any more.
+    if (lease.isRecorded) {
+      const keys = lease.shared.map((scope) => learnedKey(this.#options.prefix, scope.id));
+      this.#track(this.#options.dropRecord(keys, `lease:${lease.member}`));
+    }
   }
 
   /**
@@ -198,18 +224,6 @@ export class BudgetLeases {
     for (const lease of [...this.#leases.values()]) {
       if (lease.scopes.some((scope) => scope.id === scopeId)) this.end(lease, true);
     }
-  }
-
-  /** What the live leases covering a scope have not spent yet (units no rule bounds count 0). */
-  unspentCovering(scopeId: string, nowMs: number): { requests: number; tokens: number } {
-    let requests = 0;
-    let tokens = 0;
-    for (const lease of this.#leases.values()) {
-      if (lease.isEnded || nowMs >= lease.endMs || !lease.scopes.some((scope) => scope.id === scopeId)) continue;
-      if (Number.isFinite(lease.requestsLeft)) requests += lease.requestsLeft;
-      if (Number.isFinite(lease.tokensLeft)) tokens += lease.tokensLeft;
-    }
-    return { requests, tokens };
   }
 
   /** Settles once every give-back sent so far has been answered (or failed). */
@@ -244,9 +258,20 @@ export class BudgetLeases {
     const keys = [...lease.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     if (keys.length === 0) return;
     const runIds = lease.runs.map((run) => run.id);
-    const sent = this.#options
-      .giveBack(keys, [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments])
-      .finally(() => this.#givingBack.delete(sent));
-    this.#givingBack.add(sent);
+    this.#track(
+      this.#options.giveBack(keys, [
+        -tokens,
+        -requests,
+        runIds.length,
+        ...runIds,
+        wallClock.length,
+        ...counterArguments,
+      ]),
+    );
+  }
+
+  #track(sent: Promise<void>): void {
+    const tracked = sent.finally(() => this.#givingBack.delete(tracked));
+    this.#givingBack.add(tracked);
   }
 }

@@ -118,6 +118,16 @@ export class RedisLedger implements BudgetLedger {
           this.#link.recordFailure(error);
         }
       },
+      dropRecord: async (keys, field) => {
+        if (!this.#link.isUp) return;
+        try {
+          // One command per scope: the same hash tag, but a pipeline of HDELs is all this needs.
+          await Promise.all(keys.map((key) => this.#redis.hdel(key, field)));
+          this.#link.recordSuccess();
+        } catch (error) {
+          this.#link.recordFailure(error);
+        }
+      },
     });
     // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since.
     this.#link.onUp(() => this.#leases.endAll(false));
@@ -228,8 +238,6 @@ export class RedisLedger implements BudgetLedger {
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
     this.#local.learn(scope, windows, nowMs);
     if (!this.#link.isUp) return;
-    // The provider's count does not include what this process leased and has not sent yet: count it as spent.
-    const unspent = this.#leases.unspentCovering(scope.id, nowMs);
     const argumentsOfWindows: string[] = [];
     for (const window of windows) {
       // As BudgetBook.learn: a window without a reset time is assumed to last as long as it possibly can.
@@ -238,7 +246,7 @@ export class RedisLedger implements BudgetLedger {
       if (resetAtMs <= nowMs) continue;
       argumentsOfWindows.push(
         `${window.unit}:${window.window}`,
-        `${window.remaining},${resetAtMs},${window.limit ?? ""},${window.unit === "tokens" ? unspent.tokens : unspent.requests}`,
+        `${window.remaining},${resetAtMs},${window.limit ?? ""}`,
         String(resetAtMs),
       );
     }
@@ -436,7 +444,16 @@ export class RedisLedger implements BudgetLedger {
       const lease =
         terms === undefined
           ? undefined
-          : this.#leases.install(key, scopes, shared, terms, charged, nowMs, Math.max(nowMs, this.#clock.now()));
+          : this.#leases.install(
+              key,
+              scopes,
+              shared,
+              member,
+              terms,
+              charged,
+              nowMs,
+              Math.max(nowMs, this.#clock.now()),
+            );
       if (detail !== undefined) {
         detail.runs = charged.tokenRuns;
         detail.sharedScopes = shared;

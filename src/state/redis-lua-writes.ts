@@ -63,14 +63,31 @@ return 1
 
 /**
  * Stores what a provider's rate-limit headers said. KEYS[1]: learned hash. ARGV: now, then per window: field,
- * value ("remaining,resetAtMs,limit,0"), reset_at. The hash lives until its latest reset.
+ * value ("remaining,resetAtMs,limit"), reset_at. The hash lives until its latest reset. Each window starts with
+ * spentSince = the requests (or tokens) of the budget leases still live against the previous report (fields
+ * "lease:<member>" -> "requests,tokens,leaseEndMs", see RESERVE_LUA): requests sent from them after this report
+ * are not in it. Counting the whole lease, sent or not, errs on the side of sending less.
  */
 export const LEARN_LUA = `
 local now = tonumber(ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
 local keep_ms = ttl > 0 and ttl or 0
+local leased_requests, leased_tokens = 0, 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 6) == 'lease:' then
+    local requests, tokens, lease_end = string.match(fields[i + 1], '^([^,]*),([^,]*),([^,]*)$')
+    if (tonumber(lease_end) or 0) <= now then
+      redis.call('HDEL', KEYS[1], fields[i])
+    else
+      leased_requests = leased_requests + (tonumber(requests) or 0)
+      leased_tokens = leased_tokens + (tonumber(tokens) or 0)
+    end
+  end
+end
 for i = 2, #ARGV, 3 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  local spent = string.sub(ARGV[i], 1, 7) == 'tokens:' and leased_tokens or leased_requests
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. ',' .. string.format('%.17g', spent))
   keep_ms = math.max(keep_ms, tonumber(ARGV[i + 2]) - now)
 end
 if keep_ms > 0 then redis.call('PEXPIRE', KEYS[1], keep_ms) end

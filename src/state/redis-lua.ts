@@ -25,7 +25,8 @@ import {
  *     charge was made) and its runs hash (run id -> "firstMs,lastMs,requests,tokens", plus the totals `r`, `t`)
  *   day, month  hashes {requests, tokens} of the wall-clock window containing `now` (keyed by its start)
  *   leases      sorted set: score = lease expiry ms, member = reservation id
- *   learned     hash: "unit:window" -> "remaining,resetAtMs,limit,spentSince"
+ *   learned     hash: "unit:window" -> "remaining,resetAtMs,limit,spentSince"; "lease:<member>" -> a budget lease
+ *               taken against those windows: "requests,tokens,leaseEndMs"
  *   counters    hash: fixed windows ("f:<windowMs>@<offsetMs>" -> "startMs,requests,tokens", one per length and
  *               alignment, as BudgetBook's fixedKey) and buckets ("b:<r|t>:<windowMs>:<limit>" -> "used,atMs", the
  *               debt as of atMs, drained at limit/windowMs per ms): O(1) per rule, a field read and written
@@ -44,13 +45,16 @@ import {
  * passed, extra requests and tokens are charged with this request, as if spent now, for the caller to spend
  * locally until lease_end. Sliding-window runs get `last = lease_end`, so whatever is spent from the lease counts
  * a full window after the lease's end; the lease never outlives a fixed, day or month window it was charged in.
- * Provider-reported windows (learned) bound it like rules, and count it as spent. None is taken for scopes with a
+ * Provider-reported windows (learned) bound it like rules, count it as spent, and keep it as a field
+ * `lease:<member>` -> "requests,tokens,lease_end" until its end, for the next report (LEARN_LUA) to count it.
+ * None is taken for scopes with a
  * concurrency limit or a bucket rule, nor when a rule's share (a fraction of its limit, and of its headroom) is
  * under MIN_LEASE_REQUESTS requests.
  *
  * Returns {1, run ids..., [lease_requests, lease_tokens, lease_end]} when charged (per scope, per sliding window
  * it uses in 1 s, 1 min, 1 h order: the run the charge went into, "" if none; then, if a lease was taken, its
- * extra requests and tokens, -1 where no rule bounds them and nothing extra was charged, and its end), or a
+ * extra requests and tokens, -1 where no rule bounds them and nothing extra was charged, its end, and 1 if it was
+ * recorded in a learned hash), or a
  * denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index, "rule", rule_index, used, amount, retry_at
  * (-1: never)}, {0, scope_index, "learned", field, left, reset_at} (indexes 0-based).
  */
@@ -298,7 +302,11 @@ local function check_scope(s, scope)
     local field, value = fields[i], fields[i + 1]
     local remaining, reset_at, limit, spent = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
     reset_at = tonumber(reset_at)
-    if reset_at == nil or reset_at <= now then
+    if string.sub(field, 1, 6) == 'lease:' then
+      -- A budget lease taken against these windows (LEARN_LUA reads them); dropped once it has ended.
+      local lease_end = tonumber(string.match(value, ',([^,]*)$'))
+      if lease_end == nil or lease_end <= now then redis.call('HDEL', scope.learned, field) end
+    elseif reset_at == nil or reset_at <= now then
       redis.call('HDEL', scope.learned, field)
     else
       local is_tokens = string.sub(field, 1, 7) == 'tokens:'
@@ -401,6 +409,7 @@ end
 local charge_requests = 1 + (lease_requests and math.max(0, lease_requests) or 0)
 local charge_tokens = tokens + (lease_tokens and math.max(0, lease_tokens) or 0)
 local charge_last = lease_end or now
+local lease_recorded = 0
 
 local charged = { 1 }
 for s = 1, scope_count do
@@ -425,6 +434,12 @@ for s = 1, scope_count do
     redis.call('HSET', scope.learned, learned.field,
       learned.remaining .. ',' .. fmt(learned.reset_at) .. ',' .. learned.limit .. ',' .. fmt(spent))
   end
+  if lease_end and #scope.learned_live > 0 then
+    -- A new report of these windows must count this lease until it ends: the provider does not see it yet.
+    redis.call('HSET', scope.learned, 'lease:' .. member,
+      fmt(charge_requests - 1) .. ',' .. fmt(charge_tokens - tokens) .. ',' .. fmt(lease_end))
+    lease_recorded = 1
+  end
   if scope.concurrency >= 0 and lease_until > 0 then
     redis.call('ZADD', scope.leases, lease_until, member)
     redis.call('PEXPIRE', scope.leases, lease_ttl * 2)
@@ -434,6 +449,7 @@ if lease_end then
   charged[#charged + 1] = lease_requests
   charged[#charged + 1] = lease_tokens
   charged[#charged + 1] = lease_end
+  charged[#charged + 1] = lease_recorded
 end
 return charged
 `;
