@@ -1,7 +1,7 @@
 // Budget leases: requests and tokens the reserve script charged in Redis beyond its own request (redis-lua.ts),
 // which this process then spends locally, synchronously, without a round trip, until the lease ends. Only scopes
 // whose limits are large next to one request get them: a share of every rule's limit (and of what is left), at
-// least MIN_LEASE_REQUESTS requests, for at most MAX_LEASE_MS. Free-tier limits never lease, so their behaviour
+// least MIN_LEASE_REQUESTS requests, for at most MAX_LEASE_MS (redis-lease-terms.ts). Free-tier limits never lease, so their behaviour
 // is exactly the script's.
 //
 // Why it never admits more than the windows would: the units are counted in Redis before they are spent, in
@@ -10,27 +10,13 @@
 // the fixed, day or month window it was charged in. What a lease costs the fleet is the other way round: units
 // leased and not yet spent are unavailable to the other processes until they are given back (at the lease's end,
 // when it runs out, or when the process stops), and a sliding window counts spent units up to one lease lifetime
-// longer than they would count alone (docs/limits.md "Local leases").
+// longer than they would count alone (docs/limits.md "Budget leases (high limits)"). A lease taken against windows
+// the provider reported is recorded beside them until it ends, so that a new report, from any process, counts it.
 import type { BudgetScope } from "../limits/budgets.ts";
+import type { SharedStateRedis } from "./redis-client.ts";
 import { learnedKey, scopeKeys } from "./redis-keys.ts";
-import { type ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
-
-/** A lease takes at most this fraction (1/n) of each rule's limit... */
-export const LEASE_LIMIT_SHARE = 64;
-/** ...and of what the rule has left after the request that takes it. */
-export const LEASE_HEADROOM_SHARE = 4;
-/** No lease smaller than this many requests (or this many requests' tokens): rpm below 256 never leases. */
-export const MIN_LEASE_REQUESTS = 4;
-/** The longest a lease lives, ms... */
-export const MAX_LEASE_MS = 1_000;
-/** ...and at most this fraction (1/n) of the shortest window it was charged to (16 ms with a per-second rule). */
-export const LEASE_WINDOW_SHARE = 60;
-
-/** A sliding-window run a charge went into in Redis: the runs hash key and the run id. */
-export interface ChargedRun {
-  readonly hash: string;
-  readonly id: string;
-}
+import type { RedisLink } from "./redis-link.ts";
+import { type ChargedRun, type ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
 
 export interface BudgetLease {
   /** The reservation member of the reserve that took it (its record's field is `lease:<member>`). */
@@ -82,12 +68,10 @@ export function leaseTermsOf(reply: unknown, at: number): LeaseTerms | undefined
 }
 
 export interface BudgetLeasesOptions {
+  readonly redis: SharedStateRedis;
+  readonly link: RedisLink;
   readonly prefix: string;
   readonly shapes: ScriptShapes;
-  /** Sends a reconcile script call (the give-back) with these keys and arguments; settles, never rejects. */
-  readonly giveBack: (keys: readonly string[], args: readonly (string | number)[]) => Promise<void>;
-  /** Deletes a lease's record (`field`) from the scopes' learned hashes (`keys`); settles, never rejects. */
-  readonly dropRecord: (keys: readonly string[], field: string) => Promise<void>;
 }
 
 /** The leases this process holds, one per set of scopes, and the lease requests in flight. */
@@ -202,12 +186,14 @@ export class BudgetLeases {
     if (lease.timer !== undefined) clearTimeout(lease.timer);
     const key = this.keyOf(lease.scopes);
     if (this.#leases.get(key) === lease) this.#leases.delete(key);
-    if (!shouldGiveBack) return;
+    if (!shouldGiveBack || !this.#options.link.isUp) return;
     this.#giveBack(lease);
-    // Its units are sent or given back: a later provider report need not count them any more.
+    // Its units are sent or given back: a later provider report need not count them any more. One HDEL per scope
+    // (a pipeline; the same hash tag).
     if (lease.isRecorded) {
-      const keys = lease.shared.map((scope) => learnedKey(this.#options.prefix, scope.id));
-      this.#track(this.#options.dropRecord(keys, `lease:${lease.member}`));
+      const { redis, prefix } = this.#options;
+      const field = `lease:${lease.member}`;
+      this.#send(Promise.all(lease.shared.map((scope) => redis.hdel(learnedKey(prefix, scope.id), field))));
     }
   }
 
@@ -258,20 +244,19 @@ export class BudgetLeases {
     const keys = [...lease.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     if (keys.length === 0) return;
     const runIds = lease.runs.map((run) => run.id);
-    this.#track(
-      this.#options.giveBack(keys, [
-        -tokens,
-        -requests,
-        runIds.length,
-        ...runIds,
-        wallClock.length,
-        ...counterArguments,
-      ]),
-    );
+    const args = [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments];
+    this.#send(this.#options.redis.budgetReconcile(keys.length, ...keys, ...args));
   }
 
-  #track(sent: Promise<void>): void {
-    const tracked = sent.finally(() => this.#givingBack.delete(tracked));
-    this.#givingBack.add(tracked);
+  /** Tracks a give-back command until it is answered; its failure counts against Redis's reachability. */
+  #send(command: Promise<unknown>): void {
+    const { link } = this.#options;
+    const sent: Promise<void> = command
+      .then(
+        () => link.recordSuccess(),
+        (error: unknown) => link.recordFailure(error),
+      )
+      .finally(() => this.#givingBack.delete(sent));
+    this.#givingBack.add(sent);
   }
 }

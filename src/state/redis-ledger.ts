@@ -18,9 +18,10 @@
 // script charges some requests and tokens beyond its own, which later reserves spend here without a round trip
 // (and reconciles adjust here) until the lease ends; what is left is then given back.
 //
-// The class stays whole (a little over 400 lines): reserve, reconcile, release, lease renewal and the replay all
-// read and change the same private state (reservation details, the local mirror, cached denials, the unsynced
-// list); its pure parts (script arguments, denial parsing) live in redis-script-shapes.ts.
+// The class stays whole (under 600 lines): reserve (from a budget lease or through the script), reconcile,
+// release, lease renewal and the replay all read and change the same private state (reservation details, the
+// local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial parsing, charged runs)
+// live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import {
@@ -37,11 +38,18 @@ import {
 } from "../limits/budgets.ts";
 import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
-import { type BudgetLease, BudgetLeases, type ChargedRun, leaseTermsOf } from "./redis-budget-leases.ts";
+import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { type CachedDenial, denialFromReply, ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
+import {
+  type CachedDenial,
+  type ChargedRun,
+  chargedRuns,
+  denialFromReply,
+  ScriptShapes,
+  tokenCounterArguments,
+} from "./redis-script-shapes.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
 export const DEFAULT_LEASE_TTL_MS = 30_000;
@@ -107,27 +115,10 @@ export class RedisLedger implements BudgetLedger {
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
     this.#leases = new BudgetLeases({
+      redis: this.#redis,
+      link: this.#link,
       prefix: this.#prefix,
       shapes: this.#shapes,
-      giveBack: async (keys, args) => {
-        if (!this.#link.isUp) return;
-        try {
-          await this.#redis.budgetReconcile(keys.length, ...keys, ...args);
-          this.#link.recordSuccess();
-        } catch (error) {
-          this.#link.recordFailure(error);
-        }
-      },
-      dropRecord: async (keys, field) => {
-        if (!this.#link.isUp) return;
-        try {
-          // One command per scope: the same hash tag, but a pipeline of HDELs is all this needs.
-          await Promise.all(keys.map((key) => this.#redis.hdel(key, field)));
-          this.#link.recordSuccess();
-        } catch (error) {
-          this.#link.recordFailure(error);
-        }
-      },
     });
     // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since.
     this.#link.onUp(() => this.#leases.endAll(false));
@@ -357,7 +348,7 @@ export class RedisLedger implements BudgetLedger {
     const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     detail.isShared = true;
     detail.tokensInRedis = tokens;
-    detail.runs = this.#chargedRuns(reservation.scopes, reservation.atMs, reply).tokenRuns;
+    detail.runs = chargedRuns(this.#shapes, this.#prefix, reservation.scopes, reservation.atMs, reply).tokenRuns;
     detail.sharedScopes = reservation.scopes;
   }
 
@@ -439,7 +430,7 @@ export class RedisLedger implements BudgetLedger {
       const mirrored = this.#local.reserve(scopes, cost, nowMs);
       const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
       const detail = this.#details.get(reservation);
-      const charged = this.#chargedRuns(shared, nowMs, reply);
+      const charged = chargedRuns(this.#shapes, this.#prefix, shared, nowMs, reply);
       const terms = wantsLease ? leaseTermsOf(reply, charged.next) : undefined;
       const lease =
         terms === undefined
@@ -463,34 +454,6 @@ export class RedisLedger implements BudgetLedger {
     } finally {
       settled?.();
     }
-  }
-
-  /**
-   * Pairs the run ids the reserve script returned with the runs hashes they live in: every run (what a lease's
-   * give-back moves), those of scopes with a token rule (what a reconcile moves), and where the reply goes on.
-   */
-  #chargedRuns(
-    scopes: readonly BudgetScope[],
-    nowMs: number,
-    reply: unknown,
-  ): { runs: ChargedRun[]; tokenRuns: ChargedRun[]; next: number } {
-    const ids = Array.isArray(reply) ? (reply as unknown[]) : [];
-    const runs: ChargedRun[] = [];
-    const tokenRuns: ChargedRun[] = [];
-    let next = 1;
-    for (const scope of scopes) {
-      const shape = this.#shapes.shapeOf(scope);
-      if (shape.slidingWindows.length === 0) continue;
-      const scoped = scopeKeys(this.#prefix, scope.id, this.#shapes.wallClockWindowsAt(scope.dayReset, nowMs));
-      for (const index of shape.slidingWindows) {
-        const id = ids[next++];
-        const keys = scoped.sliding[index];
-        if (typeof id !== "string" || id === "" || keys === undefined) continue;
-        runs.push({ hash: keys[1], id });
-        if (shape.hasTokenRule) tokenRuns.push({ hash: keys[1], id });
-      }
-    }
-    return { runs, tokenRuns, next };
   }
 
   #reserveLocally(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Reservation | Denied {

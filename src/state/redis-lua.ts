@@ -17,7 +17,7 @@ import {
   LEASE_WINDOW_SHARE,
   MAX_LEASE_MS,
   MIN_LEASE_REQUESTS,
-} from "./redis-budget-leases.ts";
+} from "./redis-lease-terms.ts";
 
 /**
  * Checks, then charges. KEYS: eleven per scope, in order:
@@ -41,7 +41,7 @@ import {
  * second/minute/hour window; 0: day; -1: month), limit, algorithm ("s" sliding, "f" fixed, "b" bucket; day and
  * month are "s" and count on their wall-clock counters), offset (ms, for "f").
  *
- * A budget lease (redis-budget-leases.ts, docs/limits.md "Local leases"): with wants_budget_lease, after the checks
+ * A budget lease (redis-budget-leases.ts, docs/limits.md "Budget leases (high limits)"): with wants_budget_lease, after the checks
  * passed, extra requests and tokens are charged with this request, as if spent now, for the caller to spend
  * locally until lease_end. Sliding-window runs get `last = lease_end`, so whatever is spent from the lease counts
  * a full window after the lease's end; the lease never outlives a fixed, day or month window it was charged in.

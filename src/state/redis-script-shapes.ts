@@ -4,7 +4,7 @@ import type { DayReset } from "../config/day-reset.ts";
 import { type BudgetCost, type BudgetRule, type BudgetScope, type Denied, denialReason } from "../limits/budgets.ts";
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
 import { fixedWindowAt } from "../limits/window-counters.ts";
-import { SLIDING_WINDOWS_MS } from "./redis-keys.ts";
+import { SLIDING_WINDOWS_MS, scopeKeys } from "./redis-keys.ts";
 
 const SLIDING_WINDOW_MS: Readonly<Record<string, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
 
@@ -123,6 +123,42 @@ export class ScriptShapes {
     this.#wallClockCache.set(cacheKey, windows);
     return windows;
   }
+}
+
+/** A sliding-window run a charge went into in Redis: the runs hash key and the run id. */
+export interface ChargedRun {
+  readonly hash: string;
+  readonly id: string;
+}
+
+/**
+ * Pairs the run ids the reserve script returned with the runs hashes they live in: every run (what a lease's
+ * give-back moves), those of scopes with a token rule (what a reconcile moves), and where the reply goes on.
+ */
+export function chargedRuns(
+  shapes: ScriptShapes,
+  prefix: string,
+  scopes: readonly BudgetScope[],
+  nowMs: number,
+  reply: unknown,
+): { runs: ChargedRun[]; tokenRuns: ChargedRun[]; next: number } {
+  const ids = Array.isArray(reply) ? (reply as unknown[]) : [];
+  const runs: ChargedRun[] = [];
+  const tokenRuns: ChargedRun[] = [];
+  let next = 1;
+  for (const scope of scopes) {
+    const shape = shapes.shapeOf(scope);
+    if (shape.slidingWindows.length === 0) continue;
+    const scoped = scopeKeys(prefix, scope.id, shapes.wallClockWindowsAt(scope.dayReset, nowMs));
+    for (const index of shape.slidingWindows) {
+      const id = ids[next++];
+      const keys = scoped.sliding[index];
+      if (typeof id !== "string" || id === "" || keys === undefined) continue;
+      runs.push({ hash: keys[1], id });
+      if (shape.hasTokenRule) tokenRuns.push({ hash: keys[1], id });
+    }
+  }
+  return { runs, tokenRuns, next };
 }
 
 /** Turns the reserve script's denial into BudgetBook's verdict (same reasons and retry times). */
