@@ -103,6 +103,34 @@ describe("budget leases in the Redis ledger", { skip }, () => {
         ["tokens", 500 * 120],
       ],
     );
+    // An admin reset forgets the lease with the counters it was charged to: the next reserve asks Redis again.
+    await ledger.reset();
+    assert.equal(ledger.leaseCount, 0);
+    assert.ok(ledger.reserve(scopes, { tokens: 300 }, clock.now()) instanceof Promise);
+  });
+
+  test("Redis down: reserves go to the local book, not the lease; back up, the lease is dropped", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-outage:");
+    const scopes = [scopeOf("provider:p", { rpm: 100_000, tpm: 10_000_000 })];
+    assert.ok(isReservation(await ledger.reserve(scopes, { tokens: 10 }, T0)));
+    assert.equal(ledger.leaseCount, 1);
+    await server.kill();
+    const deadline = Date.now() + 3_000;
+    while (ledger.reserve(scopes, { tokens: 10 }, T0 + 1) instanceof Promise || ledger.unsyncedCount === 0) {
+      assert.ok(Date.now() < deadline, "the ledger noticed the outage");
+      await sleep(20);
+    }
+    // Served by the local book and kept for the replay, as without leases (the lease, still live, is not spent).
+    const unsynced = ledger.unsyncedCount;
+    for (let index = 0; index < 3; index++) assert.ok(isReservation(ledger.reserve(scopes, { tokens: 10 }, T0 + 2)));
+    assert.equal(ledger.unsyncedCount, unsynced + 3);
+    await server.restart();
+    while (ledger.leaseCount > 0 || ledger.unsyncedCount > 0) {
+      assert.ok(Date.now() < deadline + 5_000, "Redis back: the lease dropped, the outage's reserves replayed");
+      await sleep(20);
+    }
   });
 
   test("two processes with leases: never more than rpm 1000 between them; given back, the rest is used", async (t) => {
