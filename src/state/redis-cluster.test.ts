@@ -135,6 +135,31 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     assert.equal(full.reason, "over its tpm budget (300/300 tokens, needs 1)");
   });
 
+  test("budget leases: taken, spent and given back on the provider's node", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const holder = await startBackend(t, cluster, "leases:");
+    const other = await startBackend(t, cluster, "leases:");
+    // A sliding pool, a fixed-window and day-counted deployment: the give-back moves every kind of counter.
+    const pool = scope("provider:leased", { rpm: 1_000, tpm: 10_000_000 });
+    const own = scope("deployment:leased/m", { rph: 1_000_000, rpd: 1_000_000, window: "fixed" });
+    const nowMs = Date.now();
+    assert.ok(isReservation(await holder.state.ledger.reserve([pool, own], { tokens: 10 }, nowMs)));
+    assert.equal(holder.state.ledger.leaseCount, 1, "1000 / 64: a lease of 15 beside the request");
+    const fill = async (atMs: number): Promise<number> => {
+      for (let admitted = 0; admitted < 2_000; admitted++) {
+        if (!isReservation(await other.state.ledger.reserve([pool, own], { tokens: 10 }, atMs))) return admitted;
+      }
+      return assert.fail("never refused");
+    };
+    const before = await fill(nowMs + 1);
+    // The holder's lease gives itself back after 1 s even untouched; on a slow machine that may be mid-fill.
+    assert.ok(before >= 1_000 - 16, `${before} admitted beside the holder's lease`);
+    await holder.state.ledger.returnLeases();
+    const after = await fill(nowMs + 2);
+    assert.equal(before + after, 999, "given back on the provider's node: every unit but the holder's one request");
+    assert.equal(holder.warnings.length + other.warnings.length, 0, "no script failed (one slot per script)");
+  });
+
   test("fixed windows and token buckets: counted on the provider's node, reconciled there, reopened at the minute", async (t) => {
     const cluster = await useRedisCluster(t);
     const first = await startBackend(t, cluster, "windows:");

@@ -14,9 +14,14 @@
 // own) and remembers those reservations; when Redis is back they are replayed into it (charged without a check),
 // so the shared windows count what was sent meanwhile.
 //
-// The class stays whole (a little over 400 lines): reserve, reconcile, release, lease renewal and the replay all
-// read and change the same private state (reservation details, the local mirror, cached denials, the unsynced
-// list); its pure parts (script arguments, denial parsing) live in redis-script-shapes.ts.
+// Scopes whose limits are large next to one request take budget leases (redis-budget-leases.ts): the reserve
+// script charges some requests and tokens beyond its own, which later reserves spend here without a round trip
+// (and reconciles adjust here) until the lease ends; what is left is then given back.
+//
+// The class stays whole (under 600 lines): reserve (from a budget lease or through the script), reconcile,
+// release, lease renewal and the replay all read and change the same private state (reservation details, the
+// local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial parsing, charged runs)
+// live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import {
@@ -33,10 +38,18 @@ import {
 } from "../limits/budgets.ts";
 import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
+import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { type CachedDenial, denialFromReply, ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
+import {
+  type CachedDenial,
+  type ChargedRun,
+  chargedRuns,
+  denialFromReply,
+  ScriptShapes,
+  tokenCounterArguments,
+} from "./redis-script-shapes.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
 export const DEFAULT_LEASE_TTL_MS = 30_000;
@@ -57,12 +70,6 @@ export interface RedisLedgerOptions {
   readonly instanceId?: string;
 }
 
-/** A sliding-window run a reservation was charged to in Redis: the runs hash key and the run id. */
-interface ChargedRun {
-  readonly hash: string;
-  readonly id: string;
-}
-
 interface ReservationDetail {
   readonly member: string;
   /** The same reservation in the local book (absent if the mirror could not charge it). */
@@ -75,6 +82,8 @@ interface ReservationDetail {
   runs: readonly ChargedRun[];
   /** The scopes as Redis charged them (with the learned rules then known): their token counters are reconciled. */
   sharedScopes: readonly BudgetScope[];
+  /** The budget lease it was charged to (or that its reserve took): a reconcile moves the lease while it lives. */
+  lease: BudgetLease | undefined;
 }
 
 export class RedisLedger implements BudgetLedger {
@@ -90,6 +99,7 @@ export class RedisLedger implements BudgetLedger {
   readonly #leased = new Set<Reservation>();
   readonly #denials = new Map<string, CachedDenial>();
   readonly #shapes = new ScriptShapes();
+  readonly #leases: BudgetLeases;
   #unsynced: Reservation[] = [];
   #isReplaying = false;
   #nextId = 1;
@@ -104,6 +114,14 @@ export class RedisLedger implements BudgetLedger {
     this.#clock = options.clock;
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
+    this.#leases = new BudgetLeases({
+      redis: this.#redis,
+      link: this.#link,
+      prefix: this.#prefix,
+      shapes: this.#shapes,
+    });
+    // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since.
+    this.#link.onUp(() => this.#leases.endAll(false));
   }
 
   /** Starts renewing leases (and replaying what a failed reserve left local). */
@@ -117,9 +135,22 @@ export class RedisLedger implements BudgetLedger {
     this.#renewTimer.unref();
   }
 
+  /** Stops the timers and gives back the unused part of every budget lease (sent before the connection closes). */
   stop(): void {
     if (this.#renewTimer !== undefined) clearInterval(this.#renewTimer);
     this.#renewTimer = undefined;
+    this.#leases.endAll(true);
+  }
+
+  /** Ends every budget lease and gives back what is left of them; settles once Redis has it. */
+  async returnLeases(): Promise<void> {
+    this.#leases.endAll(true);
+    await this.#leases.givenBack();
+  }
+
+  /** Budget leases held (for tests and status). */
+  get leaseCount(): number {
+    return this.#leases.size;
   }
 
   check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict {
@@ -134,7 +165,7 @@ export class RedisLedger implements BudgetLedger {
     nowMs: number,
   ): Reservation | Denied | Promise<Reservation | Denied> {
     if (scopes.length === 0 || !this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
-    return this.#reserveShared(scopes, cost, nowMs);
+    return this.#reserveFromLease(scopes, cost, nowMs, nowMs) ?? this.#reserveShared(scopes, cost, nowMs, true);
   }
 
   reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void {
@@ -143,9 +174,15 @@ export class RedisLedger implements BudgetLedger {
     reservation.tokens = actualTokens;
     if (detail.mirror !== undefined) this.#local.reconcile(detail.mirror, actualTokens, nowMs);
     // A reservation not yet in Redis is replayed later with its current token count.
-    if (!detail.isShared || !this.#link.isUp) return;
+    if (!detail.isShared) return;
     const tokens = roundTokens(actualTokens);
     const delta = tokens - detail.tokensInRedis;
+    // While its lease lives, the lease's tokens pay for (or take back) the difference: no round trip.
+    if (detail.lease !== undefined && this.#leases.absorb(detail.lease, delta, nowMs)) {
+      detail.tokensInRedis = tokens;
+      return;
+    }
+    if (!this.#link.isUp) return;
     detail.tokensInRedis = tokens;
     const wallClock: string[] = [];
     const counterKeys: string[] = [];
@@ -166,7 +203,7 @@ export class RedisLedger implements BudgetLedger {
     const keys = [...detail.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     const runIds = detail.runs.map((run) => run.id);
     this.#redis
-      .budgetReconcile(keys.length, ...keys, delta, runIds.length, ...runIds, wallClock.length, ...counterArguments)
+      .budgetReconcile(keys.length, ...keys, delta, 0, runIds.length, ...runIds, wallClock.length, ...counterArguments)
       .then(
         () => this.#link.recordSuccess(),
         (error: unknown) => this.#link.recordFailure(error),
@@ -200,7 +237,7 @@ export class RedisLedger implements BudgetLedger {
       if (resetAtMs <= nowMs) continue;
       argumentsOfWindows.push(
         `${window.unit}:${window.window}`,
-        `${window.remaining},${resetAtMs},${window.limit ?? ""},0`,
+        `${window.remaining},${resetAtMs},${window.limit ?? ""}`,
         String(resetAtMs),
       );
     }
@@ -216,7 +253,9 @@ export class RedisLedger implements BudgetLedger {
    * scope's configured rules (`effectiveScope`), so every process that learned a limit enforces it fleet-wide.
    */
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
-    return this.#local.learnLimits(scope, refusal, nowMs);
+    const learned = this.#local.learnLimits(scope, refusal, nowMs);
+    if (learned.length > 0) this.#leases.endCovering(scope.id);
+    return learned;
   }
 
   /** This process's view (its own reservations and what it learned); see the module comment. */
@@ -241,6 +280,7 @@ export class RedisLedger implements BudgetLedger {
 
   /** Forgets this process's counters (another process reset the shared ones). */
   resetLocal(): void {
+    this.#leases.endAll(false);
     this.#local.reset();
     this.#denials.clear();
     this.#unsynced = [];
@@ -297,65 +337,123 @@ export class RedisLedger implements BudgetLedger {
     const detail = this.#details.get(reservation);
     if (detail === undefined || detail.isShared) return;
     const tokens = roundTokens(reservation.tokens);
-    const { keys, args } = this.#scriptArguments(reservation.scopes, tokens, reservation.atMs, detail.member, true);
+    const { keys, args } = this.#scriptArguments(
+      reservation.scopes,
+      tokens,
+      reservation.atMs,
+      detail.member,
+      true,
+      false,
+    );
     const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     detail.isShared = true;
     detail.tokensInRedis = tokens;
-    detail.runs = this.#chargedRuns(reservation.scopes, reservation.atMs, reply);
+    detail.runs = chargedRuns(this.#shapes, this.#prefix, reservation.scopes, reservation.atMs, reply).tokenRuns;
     detail.sharedScopes = reservation.scopes;
   }
 
-  async #reserveShared(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Promise<Reservation | Denied> {
+  /**
+   * A reservation spent from this process's lease on these scopes (synchronously), or undefined: no live lease
+   * with room (an exhausted or ended one is given back), or the local mirror refuses (then Redis decides).
+   */
+  #reserveFromLease(
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+    spendAtMs: number,
+  ): Reservation | undefined {
+    const lease = this.#leases.current(this.#leases.keyOf(scopes));
+    if (lease === undefined) return undefined;
+    const tokens = roundTokens(cost.tokens);
+    if (!this.#leases.spend(lease, tokens, spendAtMs)) return undefined;
+    const mirrored = this.#local.reserve(scopes, cost, nowMs);
+    if (!isReservation(mirrored)) {
+      lease.requestsLeft += 1;
+      lease.tokensLeft += tokens;
+      return undefined;
+    }
+    const reservation = this.#track(this.#nextId++, scopes, cost, nowMs, mirrored, tokens);
+    const detail = this.#details.get(reservation);
+    if (detail !== undefined) {
+      detail.runs = lease.tokenRuns;
+      detail.sharedScopes = lease.shared;
+      detail.lease = lease;
+    }
+    return reservation;
+  }
+
+  /**
+   * One reserve script call. It asks for a lease when the scopes allow one and no other reserve on the same scopes
+   * is asking already; a reserve that finds one asking waits for its answer (once), then spends from the lease
+   * that answer brought, or asks Redis itself.
+   */
+  async #reserveShared(
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+    mayWait: boolean,
+  ): Promise<Reservation | Denied> {
+    const key = this.#leases.keyOf(scopes);
+    const pending = this.#leases.pendingOf(key);
+    if (pending !== undefined && mayWait) {
+      await pending;
+      if (!this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
+      const spendAtMs = Math.max(nowMs, this.#clock.now());
+      return this.#reserveFromLease(scopes, cost, nowMs, spendAtMs) ?? this.#reserveShared(scopes, cost, nowMs, false);
+    }
     // The id is taken before the await: reserves of other requests interleave with this one.
     const id = this.#nextId++;
     const member = this.#memberOf(id);
     const tokens = roundTokens(cost.tokens);
     // Learned limits travel with the configured rules, each with its window algorithm (sliding, fixed, bucket).
     const shared = scopes.map((scope) => this.#local.effectiveScope(scope, nowMs));
-    const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false);
+    const wantsLease = pending === undefined && this.#leases.mayLease(shared);
+    const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false, wantsLease);
+    const settled = wantsLease ? this.#leases.begin(key) : undefined;
     let reply: unknown;
     try {
       reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     } catch (error) {
+      settled?.();
       this.#link.recordFailure(error);
       return this.#reserveLocally(scopes, cost, nowMs);
     }
-    this.#link.recordSuccess();
-    if (!Array.isArray(reply) || reply[0] !== 1) {
-      const denied = this.#denialOf(reply, shared, cost, nowMs);
-      if (denied !== undefined) return denied;
-      this.#link.recordRejected(new Error(`unexpected reply from the budget script: ${JSON.stringify(reply)}`));
-      return this.#reserveLocally(scopes, cost, nowMs);
-    }
-    for (const scope of scopes) this.#denials.delete(scope.id);
-    const mirrored = this.#local.reserve(scopes, cost, nowMs);
-    const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
-    const detail = this.#details.get(reservation);
-    if (detail !== undefined) {
-      detail.runs = this.#chargedRuns(shared, nowMs, reply);
-      detail.sharedScopes = shared;
-    }
-    return reservation;
-  }
-
-  /** Pairs the run ids the reserve script returned with the runs hashes they live in. */
-  #chargedRuns(scopes: readonly BudgetScope[], nowMs: number, reply: unknown): ChargedRun[] {
-    const ids = Array.isArray(reply) ? (reply as unknown[]) : [];
-    const runs: ChargedRun[] = [];
-    let next = 1;
-    for (const scope of scopes) {
-      const shape = this.#shapes.shapeOf(scope);
-      if (shape.slidingWindows.length === 0) continue;
-      const scoped = scopeKeys(this.#prefix, scope.id, this.#shapes.wallClockWindowsAt(scope.dayReset, nowMs));
-      for (const index of shape.slidingWindows) {
-        const id = ids[next++];
-        const keys = scoped.sliding[index];
-        if (typeof id === "string" && id !== "" && keys !== undefined && shape.hasTokenRule) {
-          runs.push({ hash: keys[1], id });
-        }
+    try {
+      this.#link.recordSuccess();
+      if (!Array.isArray(reply) || reply[0] !== 1) {
+        const denied = this.#denialOf(reply, shared, cost, nowMs);
+        if (denied !== undefined) return denied;
+        this.#link.recordRejected(new Error(`unexpected reply from the budget script: ${JSON.stringify(reply)}`));
+        return this.#reserveLocally(scopes, cost, nowMs);
       }
+      for (const scope of scopes) this.#denials.delete(scope.id);
+      const mirrored = this.#local.reserve(scopes, cost, nowMs);
+      const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
+      const detail = this.#details.get(reservation);
+      const charged = chargedRuns(this.#shapes, this.#prefix, shared, nowMs, reply);
+      const terms = wantsLease ? leaseTermsOf(reply, charged.next) : undefined;
+      const lease =
+        terms === undefined
+          ? undefined
+          : this.#leases.install(
+              key,
+              scopes,
+              shared,
+              member,
+              terms,
+              charged,
+              nowMs,
+              Math.max(nowMs, this.#clock.now()),
+            );
+      if (detail !== undefined) {
+        detail.runs = charged.tokenRuns;
+        detail.sharedScopes = shared;
+        detail.lease = lease;
+      }
+      return reservation;
+    } finally {
+      settled?.();
     }
-    return runs;
   }
 
   #reserveLocally(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Reservation | Denied {
@@ -389,6 +487,7 @@ export class RedisLedger implements BudgetLedger {
       tokensInRedis: tokensInRedis ?? 0,
       runs: [],
       sharedScopes: scopes,
+      lease: undefined,
     });
     if (scopes.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
     return reservation;
@@ -405,6 +504,7 @@ export class RedisLedger implements BudgetLedger {
     nowMs: number,
     member: string,
     isForced: boolean,
+    wantsLease: boolean,
   ): { keys: string[]; args: (string | number)[] } {
     const keys: string[] = [];
     const perScope: (string | number)[] = [];
@@ -425,7 +525,17 @@ export class RedisLedger implements BudgetLedger {
     const leaseUntilMs = hasConcurrency && !isForced ? nowMs + this.#leaseTtlMs : 0;
     return {
       keys,
-      args: [nowMs, member, tokens, leaseUntilMs, this.#leaseTtlMs, isForced ? "1" : "0", scopes.length, ...perScope],
+      args: [
+        nowMs,
+        member,
+        tokens,
+        leaseUntilMs,
+        this.#leaseTtlMs,
+        isForced ? "1" : "0",
+        scopes.length,
+        wantsLease ? "1" : "0",
+        ...perScope,
+      ],
     };
   }
 

@@ -3,39 +3,46 @@
 // hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g", as there.
 
 /**
- * Replaces a reservation's estimated token cost with the real one. KEYS: the runs hash of every sliding window
- * the reservation was charged to (run_count of them), then the day and month counters of the windows it was
+ * Moves a charge's cost: a reservation's estimated token count replaced by the real one (request_delta 0), or a
+ * budget lease's unused requests and tokens given back (both deltas negative). KEYS: the runs hash of every
+ * sliding window the charge went to (run_count of them), then the day and month counters of the windows it was
  * charged in (wall_count: two per scope), then one counters hash per fixed window or token bucket it was charged
- * to. ARGV: delta, run_count, the run id per runs hash, wall_count, then per counters hash: the field and the fixed
- * window's start ("" for a bucket). A run's cost is floored at 0 (as in SlidingWindow.adjust) and the window's
- * token total moves by the same amount; a run that left its window, a fixed window that has ended, or a counter
- * that expired (or was never charged), is left alone rather than recreated. A bucket's debt moves by delta
- * (floored at 0): tokens the answer did not use are back at once.
+ * to. ARGV: token_delta, request_delta, run_count, the run id per runs hash, wall_count, then per counters hash:
+ * the field and the fixed window's start ("" for a bucket). A run's cost is floored at 0 (as in
+ * SlidingWindow.adjust) and the window's totals move by the same amount; a run that left its window, a fixed window
+ * that has ended, or a counter that expired (or was never charged), is left alone rather than recreated. A bucket's
+ * debt moves by token_delta (floored at 0): tokens the answer did not use are back at once.
  */
 export const RECONCILE_LUA = `
 local delta = tonumber(ARGV[1])
-local run_count = tonumber(ARGV[2])
-local wall_count = tonumber(ARGV[3 + run_count])
+local request_delta = tonumber(ARGV[2])
+local run_count = tonumber(ARGV[3])
+local wall_count = tonumber(ARGV[4 + run_count])
 local function fmt(number) return string.format('%.17g', number) end
 for i = 1, run_count do
-  local hash, id = KEYS[i], ARGV[2 + i]
+  local hash, id = KEYS[i], ARGV[3 + i]
   local value = redis.call('HGET', hash, id)
   if value then
     local first, last, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
-    local old = tonumber(tokens)
-    local new = math.max(0, old + delta)
-    if new ~= old then
-      redis.call('HSET', hash, id, first .. ',' .. last .. ',' .. requests .. ',' .. fmt(new))
-      redis.call('HINCRBY', hash, 't', new - old)
+    local old_requests, old_tokens = tonumber(requests), tonumber(tokens)
+    local new_requests = math.max(0, old_requests + request_delta)
+    local new_tokens = math.max(0, old_tokens + delta)
+    if new_requests ~= old_requests or new_tokens ~= old_tokens then
+      redis.call('HSET', hash, id, first .. ',' .. last .. ',' .. fmt(new_requests) .. ',' .. fmt(new_tokens))
+      if new_requests ~= old_requests then redis.call('HINCRBY', hash, 'r', new_requests - old_requests) end
+      if new_tokens ~= old_tokens then redis.call('HINCRBY', hash, 't', new_tokens - old_tokens) end
     end
   end
 end
 for j = run_count + 1, run_count + wall_count do
   if redis.call('EXISTS', KEYS[j]) == 1 then
-    if redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
+    if delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
+    if request_delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'requests', request_delta) < 0 then
+      redis.call('HSET', KEYS[j], 'requests', 0)
+    end
   end
 end
-local a = 4 + run_count
+local a = 5 + run_count
 for j = run_count + wall_count + 1, #KEYS do
   local field, start = ARGV[a], ARGV[a + 1]
   a = a + 2
@@ -43,8 +50,8 @@ for j = run_count + wall_count + 1, #KEYS do
   if value and start ~= '' then
     local counter_start, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*)$')
     if counter_start == start then
-      redis.call('HSET', KEYS[j], field,
-        counter_start .. ',' .. requests .. ',' .. fmt(math.max(0, tonumber(tokens) + delta)))
+      redis.call('HSET', KEYS[j], field, counter_start .. ',' .. fmt(math.max(0, tonumber(requests) + request_delta))
+        .. ',' .. fmt(math.max(0, tonumber(tokens) + delta)))
     end
   elseif value then
     local used, at = string.match(value, '^([^,]*),([^,]*)$')
@@ -56,14 +63,31 @@ return 1
 
 /**
  * Stores what a provider's rate-limit headers said. KEYS[1]: learned hash. ARGV: now, then per window: field,
- * value ("remaining,resetAtMs,limit,0"), reset_at. The hash lives until its latest reset.
+ * value ("remaining,resetAtMs,limit"), reset_at. The hash lives until its latest reset. Each window starts with
+ * spentSince = the requests (or tokens) of the budget leases still live against the previous report (fields
+ * "lease:<member>" -> "requests,tokens,leaseEndMs", see RESERVE_LUA): requests sent from them after this report
+ * are not in it. Counting the whole lease, sent or not, errs on the side of sending less.
  */
 export const LEARN_LUA = `
 local now = tonumber(ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
 local keep_ms = ttl > 0 and ttl or 0
+local leased_requests, leased_tokens = 0, 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 6) == 'lease:' then
+    local requests, tokens, lease_end = string.match(fields[i + 1], '^([^,]*),([^,]*),([^,]*)$')
+    if (tonumber(lease_end) or 0) <= now then
+      redis.call('HDEL', KEYS[1], fields[i])
+    else
+      leased_requests = leased_requests + (tonumber(requests) or 0)
+      leased_tokens = leased_tokens + (tonumber(tokens) or 0)
+    end
+  end
+end
 for i = 2, #ARGV, 3 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  local spent = string.sub(ARGV[i], 1, 7) == 'tokens:' and leased_tokens or leased_requests
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. ',' .. string.format('%.17g', spent))
   keep_ms = math.max(keep_ms, tonumber(ARGV[i + 2]) - now)
 end
 if keep_ms > 0 then redis.call('PEXPIRE', KEYS[1], keep_ms) end

@@ -8,7 +8,16 @@
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
 // by Redis with full precision, and string concatenation goes through string.format("%.17g") for the same reason.
 // Redis Cluster: every key one script touches carries the same hash tag (redis-keys.ts), so it runs in one slot.
+// The file stays whole (a little over 400 lines): it is one Lua program, run atomically, whose parts share its
+// locals (now, tokens, the parsed scopes); cut into string fragments it would be harder to read, not easier.
 import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
+import {
+  LEASE_HEADROOM_SHARE,
+  LEASE_LIMIT_SHARE,
+  LEASE_WINDOW_SHARE,
+  MAX_LEASE_MS,
+  MIN_LEASE_REQUESTS,
+} from "./redis-lease-terms.ts";
 
 /**
  * Checks, then charges. KEYS: eleven per scope, in order:
@@ -16,7 +25,8 @@ import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
  *     charge was made) and its runs hash (run id -> "firstMs,lastMs,requests,tokens", plus the totals `r`, `t`)
  *   day, month  hashes {requests, tokens} of the wall-clock window containing `now` (keyed by its start)
  *   leases      sorted set: score = lease expiry ms, member = reservation id
- *   learned     hash: "unit:window" -> "remaining,resetAtMs,limit,spentSince"
+ *   learned     hash: "unit:window" -> "remaining,resetAtMs,limit,spentSince"; "lease:<member>" -> a budget lease
+ *               taken against those windows: "requests,tokens,leaseEndMs"
  *   counters    hash: fixed windows ("f:<windowMs>@<offsetMs>" -> "startMs,requests,tokens", one per length and
  *               alignment, as BudgetBook's fixedKey) and buckets ("b:<r|t>:<windowMs>:<limit>" -> "used,atMs", the
  *               debt as of atMs, drained at limit/windowMs per ms): O(1) per rule, a field read and written
@@ -24,16 +34,29 @@ import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
  * MAX_EXACT_RUNS runs, then charges join the newest run; a check reads the totals, expiry pops runs from the head,
  * so every call costs O(1) amortised (bounded runs), never a scan of the requests in the window.
  *
- * ARGV: now, member, tokens, lease_until (0: take no lease), lease_ttl_ms, is_forced ("1": charge without
- * checking, for replaying requests sent while Redis was unreachable; `now` is then when it was sent),
- * scope_count, then per scope: concurrency (-1: none), day_end, month_end, rule_count, then per rule: unit
- * ("r" or "t"), window (ms of a second/minute/hour window; 0: day; -1: month), limit, algorithm ("s" sliding, "f"
- * fixed, "b" bucket; day and month are "s" and count on their wall-clock counters), offset (ms, for "f").
+ * ARGV: now, member, tokens, lease_until (0: take no concurrency lease), lease_ttl_ms, is_forced ("1": charge
+ * without checking, for replaying requests sent while Redis was unreachable; `now` is then when it was sent),
+ * scope_count, wants_budget_lease ("1": take a budget lease if one fits, see below), then per scope: concurrency
+ * (-1: none), day_end, month_end, rule_count, then per rule: unit ("r" or "t"), window (ms of a
+ * second/minute/hour window; 0: day; -1: month), limit, algorithm ("s" sliding, "f" fixed, "b" bucket; day and
+ * month are "s" and count on their wall-clock counters), offset (ms, for "f").
  *
- * Returns {1, run ids...} when charged (per scope, per sliding window it uses in 1 s, 1 min, 1 h order: the run
- * the charge went into, "" if none), or a denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index,
- * "rule", rule_index, used, amount, retry_at (-1: never)}, {0, scope_index, "learned", field, left, reset_at}
- * (indexes 0-based).
+ * A budget lease (redis-budget-leases.ts, docs/limits.md "Budget leases (high limits)"): with wants_budget_lease, after the checks
+ * passed, extra requests and tokens are charged with this request, as if spent now, for the caller to spend
+ * locally until lease_end. Sliding-window runs get `last = lease_end`, so whatever is spent from the lease counts
+ * a full window after the lease's end; the lease never outlives a fixed, day or month window it was charged in.
+ * Provider-reported windows (learned) bound it like rules, count it as spent, and keep it as a field
+ * `lease:<member>` -> "requests,tokens,lease_end" until its end, for the next report (LEARN_LUA) to count it.
+ * None is taken for scopes with a
+ * concurrency limit or a bucket rule, nor when a rule's share (a fraction of its limit, and of its headroom) is
+ * under MIN_LEASE_REQUESTS requests.
+ *
+ * Returns {1, run ids..., [lease_requests, lease_tokens, lease_end]} when charged (per scope, per sliding window
+ * it uses in 1 s, 1 min, 1 h order: the run the charge went into, "" if none; then, if a lease was taken, its
+ * extra requests and tokens, -1 where no rule bounds them and nothing extra was charged, its end, and 1 if it was
+ * recorded in a learned hash), or a
+ * denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index, "rule", rule_index, used, amount, retry_at
+ * (-1: never)}, {0, scope_index, "learned", field, left, reset_at} (indexes 0-based).
  */
 export const RESERVE_LUA = `
 local now = tonumber(ARGV[1])
@@ -43,15 +66,21 @@ local lease_until = tonumber(ARGV[4])
 local lease_ttl = tonumber(ARGV[5])
 local is_forced = ARGV[6] == '1'
 local scope_count = tonumber(ARGV[7])
+local wants_budget_lease = ARGV[8] == '1'
 -- Counters outlive their window by a minute so that a late reconcile still finds them.
 local KEEP_MS = 60000
 local MAX_EXACT_RUNS = ${MAX_EXACT_RUNS}
+local LEASE_LIMIT_SHARE = ${LEASE_LIMIT_SHARE}
+local LEASE_HEADROOM_SHARE = ${LEASE_HEADROOM_SHARE}
+local MIN_LEASE_REQUESTS = ${MIN_LEASE_REQUESTS}
+local MAX_LEASE_MS = ${MAX_LEASE_MS}
+local LEASE_WINDOW_SHARE = ${LEASE_WINDOW_SHARE}
 local WINDOWS = { 1000, 60000, 3600000 }
 
 local function fmt(number) return string.format('%.17g', number) end
 
 local scopes = {}
-local a = 8
+local a = 9
 for s = 1, scope_count do
   local k = (s - 1) * 11
   local scope = {
@@ -152,8 +181,8 @@ local function sliding_retry_at(win, is_requests, used, amount, limit)
 end
 
 -- SlidingWindow.charge: returns the id of the run the charge went into, or '' when it already left the window.
--- Call expire(win) first.
-local function charge(win, at)
+-- Call expire(win) first. A charge carrying a lease counts its requests and amount tokens until last (its end).
+local function charge(win, at, last, requests, amount)
   if at + win.ms <= now then return '' end
   local id = member
   local run = nil
@@ -165,21 +194,22 @@ local function charge(win, at)
       if at - candidate.first < win.ms / MAX_EXACT_RUNS then
         id = newest
         run = candidate
-        run.requests = run.requests + 1
-        run.tokens = run.tokens + tokens
+        run.requests = run.requests + requests
+        run.tokens = run.tokens + amount
         run.first = math.min(run.first, at)
-        run.last = math.max(run.last, at)
+        run.last = math.max(run.last, last)
       end
     end
   end
   if run == nil then
-    run = { first = at, last = at, requests = 1, tokens = tokens }
+    run = { first = at, last = last, requests = requests, tokens = amount }
     win.count = win.count + 1
   end
   redis.call('ZADD', win.runs, run.last, id)
   redis.call('HSET', win.hash, id, format_run(run))
-  redis.call('HINCRBY', win.hash, 'r', 1)
-  redis.call('HINCRBY', win.hash, 't', tokens)
+  redis.call('HINCRBY', win.hash, 'r', requests)
+  redis.call('HINCRBY', win.hash, 't', amount)
+  -- A lease's run counts until its end plus a window: within win.ms + KEEP_MS, as MAX_LEASE_MS < KEEP_MS.
   redis.call('PEXPIRE', win.runs, win.ms + KEEP_MS)
   redis.call('PEXPIRE', win.hash, win.ms + KEEP_MS)
   return id
@@ -254,6 +284,7 @@ local function check_scope(s, scope)
       local counter = rule.window == 0 and scope.day or scope.month
       used = tonumber(redis.call('HGET', counter, is_requests and 'requests' or 'tokens')) or 0
     end
+    rule.used = used
     if used + amount > rule.limit then
       local retry_at
       if amount > rule.limit then
@@ -271,7 +302,11 @@ local function check_scope(s, scope)
     local field, value = fields[i], fields[i + 1]
     local remaining, reset_at, limit, spent = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
     reset_at = tonumber(reset_at)
-    if reset_at == nil or reset_at <= now then
+    if string.sub(field, 1, 6) == 'lease:' then
+      -- A budget lease taken against these windows (LEARN_LUA reads them); dropped once it has ended.
+      local lease_end = tonumber(string.match(value, ',([^,]*)$'))
+      if lease_end == nil or lease_end <= now then redis.call('HDEL', scope.learned, field) end
+    elseif reset_at == nil or reset_at <= now then
       redis.call('HDEL', scope.learned, field)
     else
       local is_tokens = string.sub(field, 1, 7) == 'tokens:'
@@ -280,7 +315,7 @@ local function check_scope(s, scope)
         return { 0, s - 1, 'learned', field, left, reset_at }
       end
       scope.learned_live[#scope.learned_live + 1] = {
-        field = field, remaining = remaining, reset_at = reset_at, limit = limit,
+        field = field, remaining = remaining, reset_at = reset_at, limit = limit, is_tokens = is_tokens,
         spent = (tonumber(spent) or 0) + (is_tokens and tokens or 1)
       }
     end
@@ -291,7 +326,7 @@ end
 -- BudgetBook #chargeCounters: a fixed window's counter once per length and alignment, a bucket per rule. A replayed
 -- charge (is_forced: now is when it was sent) never moves a counter back: it is dropped from a fixed window that
 -- has ended since, and it adds to a bucket's debt without moving the debt's time back.
-local function charge_counters(scope)
+local function charge_counters(scope, requests, amount)
   local charged = {}
   for r = 1, #scope.rules do
     local rule = scope.rules[r]
@@ -302,51 +337,119 @@ local function charge_counters(scope)
       if counter == nil or counter.start < start then counter = { start = start, requests = 0, tokens = 0 } end
       if counter.start == start then
         redis.call('HSET', scope.counters, rule.field,
-          fmt(start) .. ',' .. fmt(counter.requests + 1) .. ',' .. fmt(counter.tokens + tokens))
+          fmt(start) .. ',' .. fmt(counter.requests + requests) .. ',' .. fmt(counter.tokens + amount))
       end
     elseif rule.algorithm == 'b' and rule.window > 0 then
       local debt, at = bucket_debt(scope, rule)
       local charge_at = at and math.max(at, now) or now
       redis.call('HSET', scope.counters, rule.field,
-        fmt(debt + (rule.unit == 'r' and 1 or tokens)) .. ',' .. fmt(charge_at))
+        fmt(debt + (rule.unit == 'r' and requests or amount)) .. ',' .. fmt(charge_at))
     end
   end
   redis.call('PEXPIRE', scope.counters, scope.counters_keep)
 end
 
+-- The budget lease that fits every scope now: extra requests and tokens (-1: no rule bounds them) and its end;
+-- nil when none may be taken. Call after every check_scope passed (it reads each rule's used).
+local function lease_terms()
+  local requests, lease_tokens, lease_end = -1, -1, now + MAX_LEASE_MS
+  for s = 1, scope_count do
+    local scope = scopes[s]
+    if scope.concurrency >= 0 then return nil end
+    -- A window the provider reported bounds the lease like a rule: a share of its limit (or of what it said was
+    -- left) and of what is left now, never past its reset.
+    for _, learned in ipairs(scope.learned_live) do
+      local left = (tonumber(learned.remaining) or 0) - learned.spent
+      local base = tonumber(learned.limit) or tonumber(learned.remaining) or 0
+      local share = math.floor(math.min(base / LEASE_LIMIT_SHARE, left / LEASE_HEADROOM_SHARE))
+      if learned.is_tokens then
+        if lease_tokens < 0 or share < lease_tokens then lease_tokens = share end
+      elseif requests < 0 or share < requests then
+        requests = share
+      end
+      lease_end = math.min(lease_end, learned.reset_at)
+    end
+    for r = 1, #scope.rules do
+      local rule = scope.rules[r]
+      if rule.algorithm == 'b' then return nil end
+      local is_requests = rule.unit == 'r'
+      local headroom = rule.limit - rule.used - (is_requests and 1 or tokens)
+      local share = math.floor(math.min(rule.limit / LEASE_LIMIT_SHARE, headroom / LEASE_HEADROOM_SHARE))
+      if is_requests then
+        if requests < 0 or share < requests then requests = share end
+      elseif lease_tokens < 0 or share < lease_tokens then
+        lease_tokens = share
+      end
+      if rule.window > 0 then
+        lease_end = math.min(lease_end, now + math.floor(rule.window / LEASE_WINDOW_SHARE))
+        if rule.algorithm == 'f' then lease_end = math.min(lease_end, fixed_start(rule, now) + rule.window) end
+      elseif rule.window == 0 then
+        lease_end = math.min(lease_end, scope.day_end)
+      else
+        lease_end = math.min(lease_end, scope.month_end)
+      end
+    end
+  end
+  if requests >= 0 and requests < MIN_LEASE_REQUESTS then return nil end
+  if lease_tokens >= 0 and lease_tokens < MIN_LEASE_REQUESTS * math.max(1, tokens) then return nil end
+  if lease_end <= now then return nil end
+  return requests, lease_tokens, lease_end
+end
+
+local lease_requests, lease_tokens, lease_end = nil, nil, nil
 if not is_forced then
   for s = 1, scope_count do
     local denied = check_scope(s, scopes[s])
     if denied ~= nil then return denied end
   end
+  if wants_budget_lease then lease_requests, lease_tokens, lease_end = lease_terms() end
 end
+
+-- What this call charges: the request, plus the lease's units (those no rule bounds are not charged).
+local charge_requests = 1 + (lease_requests and math.max(0, lease_requests) or 0)
+local charge_tokens = tokens + (lease_tokens and math.max(0, lease_tokens) or 0)
+local charge_last = lease_end or now
+local lease_recorded = 0
 
 local charged = { 1 }
 for s = 1, scope_count do
   local scope = scopes[s]
   for _, win in ipairs(scope.windows) do
     if is_forced then expire(win) end
-    charged[#charged + 1] = charge(win, now)
+    charged[#charged + 1] = charge(win, now, charge_last, charge_requests, charge_tokens)
   end
-  if scope.counters_keep > 0 then charge_counters(scope) end
+  if scope.counters_keep > 0 then charge_counters(scope, charge_requests, charge_tokens) end
   if scope.has_day then
-    redis.call('HINCRBY', scope.day, 'requests', 1)
-    redis.call('HINCRBY', scope.day, 'tokens', tokens)
+    redis.call('HINCRBY', scope.day, 'requests', charge_requests)
+    redis.call('HINCRBY', scope.day, 'tokens', charge_tokens)
     redis.call('PEXPIRE', scope.day, scope.day_end - now + KEEP_MS)
   end
   if scope.has_month then
-    redis.call('HINCRBY', scope.month, 'requests', 1)
-    redis.call('HINCRBY', scope.month, 'tokens', tokens)
+    redis.call('HINCRBY', scope.month, 'requests', charge_requests)
+    redis.call('HINCRBY', scope.month, 'tokens', charge_tokens)
     redis.call('PEXPIRE', scope.month, scope.month_end - now + KEEP_MS)
   end
   for _, learned in ipairs(scope.learned_live) do
+    local spent = learned.spent + (learned.is_tokens and charge_tokens - tokens or charge_requests - 1)
     redis.call('HSET', scope.learned, learned.field,
-      learned.remaining .. ',' .. fmt(learned.reset_at) .. ',' .. learned.limit .. ',' .. fmt(learned.spent))
+      learned.remaining .. ',' .. fmt(learned.reset_at) .. ',' .. learned.limit .. ',' .. fmt(spent))
+  end
+  if lease_end and #scope.learned_live > 0 then
+    -- A new report of these windows must count this lease until it ends: the provider does not see it yet.
+    redis.call('HSET', scope.learned, 'lease:' .. member,
+      fmt(charge_requests - 1) .. ',' .. fmt(charge_tokens - tokens) .. ',' .. fmt(lease_end))
+    lease_recorded = 1
   end
   if scope.concurrency >= 0 and lease_until > 0 then
     redis.call('ZADD', scope.leases, lease_until, member)
     redis.call('PEXPIRE', scope.leases, lease_ttl * 2)
   end
+end
+if lease_end then
+  charged[#charged + 1] = lease_requests
+  charged[#charged + 1] = lease_tokens
+  charged[#charged + 1] = lease_end
+  charged[#charged + 1] = lease_recorded
 end
 return charged
 `;

@@ -4,7 +4,7 @@ import type { DayReset } from "../config/day-reset.ts";
 import { type BudgetCost, type BudgetRule, type BudgetScope, type Denied, denialReason } from "../limits/budgets.ts";
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
 import { fixedWindowAt } from "../limits/window-counters.ts";
-import { SLIDING_WINDOWS_MS } from "./redis-keys.ts";
+import { SLIDING_WINDOWS_MS, scopeKeys } from "./redis-keys.ts";
 
 const SLIDING_WINDOW_MS: Readonly<Record<string, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
 
@@ -19,11 +19,15 @@ export interface ScopeShape {
   readonly slidingWindows: readonly number[];
   /** The fixed windows and token buckets a reconcile moves (token rules only; fixed: once per length and offset). */
   readonly tokenCounters: readonly TokenCounter[];
+  /** Every fixed window's counter (requests or tokens, once per length and offset): what a lease's give-back moves. */
+  readonly fixedCounters: readonly TokenCounter[];
+  /** No concurrency limit, no bucket and no learned rule: the reserve script may grant a budget lease. */
+  readonly isLeasable: boolean;
   /** rule_count, then unit/window/limit/algorithm/offset per rule. */
   readonly ruleArguments: readonly string[];
 }
 
-/** A field of a scope's counters hash that holds tokens: a fixed window (with its length and offset) or a bucket. */
+/** A field of a scope's counters hash: a fixed window (with its length and offset) or a bucket. */
 export type TokenCounter =
   | { readonly kind: "fixed"; readonly field: string; readonly windowMs: number; readonly offsetMs: number }
   | { readonly kind: "bucket"; readonly field: string };
@@ -50,6 +54,8 @@ export class ScriptShapes {
     if (shape !== undefined) return shape;
     const slidingWindows = new Set<number>();
     const tokenCounters = new Map<string, TokenCounter>();
+    const fixedCounters = new Map<string, TokenCounter>();
+    let isLeasable = scope.concurrency === undefined;
     const rules: string[] = [];
     for (const rule of scope.rules) {
       const slidingMs = SLIDING_WINDOW_MS[rule.window];
@@ -57,6 +63,11 @@ export class ScriptShapes {
       const offsetMs = algorithm === "fixed" ? (rule.offsetMs ?? 0) : 0;
       if (slidingMs !== undefined && algorithm === "sliding") {
         slidingWindows.add((SLIDING_WINDOWS_MS as readonly number[]).indexOf(slidingMs));
+      }
+      if (algorithm === "bucket" || rule.learnedFrom !== undefined) isLeasable = false;
+      if (slidingMs !== undefined && algorithm === "fixed") {
+        const field = fixedField(slidingMs, offsetMs);
+        fixedCounters.set(field, { kind: "fixed", field, windowMs: slidingMs, offsetMs });
       }
       if (slidingMs !== undefined && rule.unit === "tokens" && algorithm !== "sliding") {
         const counter: TokenCounter =
@@ -81,6 +92,8 @@ export class ScriptShapes {
       hasConcurrency: scope.concurrency !== undefined,
       slidingWindows: [...slidingWindows].sort((left, right) => left - right),
       tokenCounters: [...tokenCounters.values()],
+      fixedCounters: [...fixedCounters.values()],
+      isLeasable,
       ruleArguments: [String(scope.rules.length), ...rules],
     };
     this.#shapes.set(scope, shape);
@@ -110,6 +123,42 @@ export class ScriptShapes {
     this.#wallClockCache.set(cacheKey, windows);
     return windows;
   }
+}
+
+/** A sliding-window run a charge went into in Redis: the runs hash key and the run id. */
+export interface ChargedRun {
+  readonly hash: string;
+  readonly id: string;
+}
+
+/**
+ * Pairs the run ids the reserve script returned with the runs hashes they live in: every run (what a lease's
+ * give-back moves), those of scopes with a token rule (what a reconcile moves), and where the reply goes on.
+ */
+export function chargedRuns(
+  shapes: ScriptShapes,
+  prefix: string,
+  scopes: readonly BudgetScope[],
+  nowMs: number,
+  reply: unknown,
+): { runs: ChargedRun[]; tokenRuns: ChargedRun[]; next: number } {
+  const ids = Array.isArray(reply) ? (reply as unknown[]) : [];
+  const runs: ChargedRun[] = [];
+  const tokenRuns: ChargedRun[] = [];
+  let next = 1;
+  for (const scope of scopes) {
+    const shape = shapes.shapeOf(scope);
+    if (shape.slidingWindows.length === 0) continue;
+    const scoped = scopeKeys(prefix, scope.id, shapes.wallClockWindowsAt(scope.dayReset, nowMs));
+    for (const index of shape.slidingWindows) {
+      const id = ids[next++];
+      const keys = scoped.sliding[index];
+      if (typeof id !== "string" || id === "" || keys === undefined) continue;
+      runs.push({ hash: keys[1], id });
+      if (shape.hasTokenRule) tokenRuns.push({ hash: keys[1], id });
+    }
+  }
+  return { runs, tokenRuns, next };
 }
 
 /** Turns the reserve script's denial into BudgetBook's verdict (same reasons and retry times). */
@@ -178,7 +227,7 @@ export function bucketField(unit: BudgetRule["unit"], windowMs: number, limit: n
   return `b:${unit === "requests" ? "r" : "t"}:${windowMs}:${limit}`;
 }
 
-/** A reconcile's arguments for a scope's token counters: field, then the fixed window's start ("" for a bucket). */
+/** A reconcile's arguments for a scope's counters: field, then the fixed window's start ("" for a bucket). */
 export function tokenCounterArguments(counters: readonly TokenCounter[], atMs: number): string[] {
   const values: string[] = [];
   for (const counter of counters) {

@@ -1,0 +1,306 @@
+// Budget leases in the Redis ledger, against a real redis-server: with limits large next to a request, many
+// reserves (and their reconciles) cost one script call; two processes holding leases together never admit more
+// than the limit; what a lease did not use is given back to the fleet; a sliding window counts what was spent
+// late in a lease for a full window after the lease's end; free-tier limits take no lease at all.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { ManualClock } from "../clock.ts";
+import { UTC_MIDNIGHT } from "../config/day-reset.ts";
+import { buildConfig } from "../config/load.ts";
+import { AvailabilityBook } from "../limits/availability.ts";
+import { type BudgetScope, type Denied, isReservation, type Reservation, rulesFromLimits } from "../limits/budgets.ts";
+import { createRedisStateBackend } from "./redis-state.ts";
+
+const skip = isRedisInstalled() ? false : REDIS_MISSING;
+const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
+/** 2026-01-01T12:00:00Z */
+const T0 = Date.UTC(2026, 0, 1, 12);
+
+async function ledgerOf(t: TestContext, url: string, clock: ManualClock, prefix: string) {
+  const state = await createRedisStateBackend(
+    {
+      path: "",
+      redisUrl: url,
+      redisKeyPrefix: prefix,
+      redisCluster: false,
+      flushIntervalMs: 1_000,
+      redisCommandTimeoutMs: 2_000,
+    },
+    new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
+    clock,
+    { info: () => {}, warn: () => {} },
+  );
+  t.after(() => state.close());
+  assert.equal(state.status().isDegraded, false);
+  return state.ledger;
+}
+
+function scopeOf(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {
+  return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
+}
+
+/** Script calls Redis has run so far (EVALSHA, and EVAL after a script-cache miss), from INFO commandstats. */
+async function scriptCalls(t: TestContext, url: string): Promise<() => Promise<number>> {
+  const admin = new Redis(url, { lazyConnect: true });
+  t.after(() => admin.disconnect());
+  await admin.connect();
+  return async () => {
+    const info = await admin.info("commandstats");
+    let calls = 0;
+    for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
+    return calls;
+  };
+}
+
+/** Reserves one at a time until the first refusal; returns how many were admitted and the refusal. */
+async function fill(
+  ledger: Awaited<ReturnType<typeof ledgerOf>>,
+  scopes: readonly BudgetScope[],
+  tokens: number,
+  nowMs: number,
+): Promise<{ admitted: number; denied: Denied }> {
+  for (let admitted = 0; admitted < 100_000; admitted++) {
+    const result = await ledger.reserve(scopes, { tokens }, nowMs);
+    if (!isReservation(result)) return { admitted, denied: result };
+  }
+  assert.fail("never refused");
+}
+
+describe("budget leases in the Redis ledger", { skip }, () => {
+  test("high limits: 500 reserves and their reconciles cost one script call, all but the first synchronous", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-one:");
+    const calls = await scriptCalls(t, server.url);
+    // The bench's high-limits row: the limits on the model, none on the provider's pool.
+    const scopes = [scopeOf("provider:p", {}), scopeOf("deployment:p/m", { rpm: 100_000_000, tpm: 1_000_000_000 })];
+    const before = await calls();
+    const first = ledger.reserve(scopes, { tokens: 300 }, clock.now());
+    assert.ok(first instanceof Promise, "the first reserve goes to Redis and takes the lease");
+    const reservations: Reservation[] = [];
+    const firstReservation = await first;
+    assert.ok(isReservation(firstReservation));
+    reservations.push(firstReservation);
+    for (let index = 1; index < 500; index++) {
+      clock.advance(1);
+      const result = ledger.reserve(scopes, { tokens: 300 }, clock.now());
+      assert.ok(!(result instanceof Promise), `reserve ${index} was spent from the lease`);
+      assert.ok(isReservation(result));
+      reservations.push(result);
+    }
+    for (const reservation of reservations) ledger.reconcile(reservation, 120, clock.now());
+    assert.equal((await calls()) - before, 1, "one reserve script call for 500 reserves and reconciles");
+    assert.equal(ledger.leaseCount, 1);
+    // The local mirror counted every one of them (what /stats and route planning read).
+    const usage = ledger.usage(scopes[1] as BudgetScope, clock.now());
+    assert.deepEqual(
+      usage.map((window) => [window.unit, window.used]),
+      [
+        ["requests", 500],
+        ["tokens", 500 * 120],
+      ],
+    );
+    // An admin reset forgets the lease with the counters it was charged to: the next reserve asks Redis again.
+    await ledger.reset();
+    assert.equal(ledger.leaseCount, 0);
+    assert.ok(ledger.reserve(scopes, { tokens: 300 }, clock.now()) instanceof Promise);
+  });
+
+  test("Redis down: reserves go to the local book, not the lease; back up, the lease is dropped", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-outage:");
+    const scopes = [scopeOf("provider:p", { rpm: 100_000, tpm: 10_000_000 })];
+    assert.ok(isReservation(await ledger.reserve(scopes, { tokens: 10 }, T0)));
+    assert.equal(ledger.leaseCount, 1);
+    await server.kill();
+    const deadline = Date.now() + 3_000;
+    while (ledger.reserve(scopes, { tokens: 10 }, T0 + 1) instanceof Promise || ledger.unsyncedCount === 0) {
+      assert.ok(Date.now() < deadline, "the ledger noticed the outage");
+      await sleep(20);
+    }
+    // Served by the local book and kept for the replay, as without leases (the lease, still live, is not spent).
+    const unsynced = ledger.unsyncedCount;
+    for (let index = 0; index < 3; index++) {
+      const result = ledger.reserve(scopes, { tokens: 10 }, T0 + 2);
+      assert.ok(!(result instanceof Promise) && isReservation(result));
+    }
+    assert.equal(ledger.unsyncedCount, unsynced + 3);
+    await server.restart();
+    while (ledger.leaseCount > 0 || ledger.unsyncedCount > 0) {
+      assert.ok(Date.now() < deadline + 5_000, "Redis back: the lease dropped, the outage's reserves replayed");
+      await sleep(20);
+    }
+  });
+
+  test("two processes with leases: never more than rpm 1000 between them; given back, the rest is used", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const first = await ledgerOf(t, server.url, clock, "lease-two:");
+    const second = await ledgerOf(t, server.url, clock, "lease-two:");
+    const third = await ledgerOf(t, server.url, clock, "lease-two:");
+    const scopes = [scopeOf("provider:p", { rpm: 1_000, tpm: 10_000_000 }), scopeOf("deployment:p/m", {})];
+    let admitted = 0;
+    let refusalsInARow = 0;
+    let seed = 7;
+    const next = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed / 2_147_483_648;
+    };
+    // Bursts of concurrent reserves from either process, time moving on by up to 20 ms, all inside one minute.
+    for (let round = 0; round < 2_000 && refusalsInARow < 6; round++) {
+      clock.advance(Math.floor(next() * 20));
+      const ledger = next() < 0.5 ? first : second;
+      const burst = 1 + Math.floor(next() * 8);
+      const results = await Promise.all(
+        Array.from({ length: burst }, () => ledger.reserve(scopes, { tokens: 10 }, clock.now())),
+      );
+      const allowed = results.filter((result) => isReservation(result)).length;
+      admitted += allowed;
+      refusalsInARow = allowed === 0 ? refusalsInARow + 1 : 0;
+      assert.ok(admitted <= 1_000, `round ${round}: ${admitted} admitted`);
+    }
+    assert.ok(clock.now() < T0 + 60_000, "the run stayed inside one window");
+    assert.ok(admitted >= 1_000 - 2 * 15, `leases held back at most one lease each: ${admitted} admitted`);
+    await first.returnLeases();
+    await second.returnLeases();
+    const rest = await fill(third, scopes, 10, clock.now());
+    assert.equal(admitted + rest.admitted, 1_000, "given back, every unit of the limit was used, and no more");
+    assert.match(rest.denied.reason, /over its rpm budget \(1000\/1000\)/);
+  });
+
+  test("a lease's unused requests are given back: another process can then use them", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-back:");
+    const other = await ledgerOf(t, server.url, clock, "lease-back:");
+    const scopes = [scopeOf("provider:p", { rpm: 1_000 })];
+    // 1000 / 64 -> a lease of 15 requests beside the request itself.
+    assert.ok(isReservation(await holder.reserve(scopes, { tokens: 0 }, T0)));
+    assert.equal(holder.leaseCount, 1);
+    const before = await fill(other, scopes, 0, T0 + 10);
+    assert.equal(before.admitted, 1_000 - 16, "the holder's lease is counted in Redis");
+    assert.match(before.denied.reason, /over its rpm budget \(1000\/1000\)/);
+    await holder.returnLeases();
+    assert.equal(holder.leaseCount, 0);
+    const after = await fill(other, scopes, 0, T0 + 20);
+    assert.equal(after.admitted, 15, "the 15 the holder did not use");
+  });
+
+  test("reconciles move the lease's tokens; given back, Redis holds exactly the real token counts", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-tokens:");
+    const other = await ledgerOf(t, server.url, clock, "lease-tokens:");
+    const calls = await scriptCalls(t, server.url);
+    const scopes = [scopeOf("provider:p", { rpm: 1_000_000, tpm: 64_000 })];
+    const before = await calls();
+    const reservations: Reservation[] = [];
+    for (let index = 0; index < 5; index++) {
+      const result = await holder.reserve(scopes, { tokens: 100 }, T0 + index);
+      assert.ok(isReservation(result));
+      reservations.push(result);
+    }
+    // Estimated 100 each; the answers used 30 (and one used 250: more than estimated, still within the lease).
+    for (const [index, reservation] of reservations.entries()) {
+      holder.reconcile(reservation, index === 4 ? 250 : 30, T0 + 10);
+    }
+    assert.equal((await calls()) - before, 1, "the reconciles moved the lease, not Redis");
+    await holder.returnLeases();
+    const used = 4 * 30 + 250;
+    assert.ok(isReservation(await other.reserve(scopes, { tokens: 64_000 - used }, T0 + 20)), "the rest fits");
+    const full = await other.reserve(scopes, { tokens: 1 }, T0 + 20);
+    assert.ok(!isReservation(full));
+    assert.equal(full.reason, "over its tpm budget (64000/64000 tokens, needs 1)");
+  });
+
+  test("sliding window: units spent at a lease's end still count a full window after it", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-sliding:");
+    const other = await ledgerOf(t, server.url, clock, "lease-sliding:");
+    const scopes = [scopeOf("provider:p", { rpm: 640 })];
+    // 640 / 64 -> a lease of 10 beside the request, for 1 s (a sixtieth of the minute).
+    assert.ok(isReservation(await holder.reserve(scopes, { tokens: 0 }, T0)));
+    clock.set(T0 + 999);
+    for (let index = 0; index < 10; index++) {
+      const result = holder.reserve(scopes, { tokens: 0 }, T0 + 999);
+      assert.ok(!(result instanceof Promise) && isReservation(result), `spent ${index + 1} from the lease`);
+    }
+    // The provider counts the 10 sent at T0 + 999 until T0 + 60 999: at T0 + 60 998 all 11 still count.
+    clock.set(T0 + 60_998);
+    const late = await fill(other, scopes, 0, T0 + 60_998);
+    assert.equal(late.admitted, 640 - 11);
+    assert.equal(late.denied.retryAtMs, T0 + 1_000 + 60_000, "room comes back a window after the lease's end");
+    clock.set(T0 + 61_000);
+    const after = await fill(other, scopes, 0, T0 + 61_000);
+    assert.equal(after.admitted, 11, "then the lease's 11 have left the window");
+  });
+
+  test("provider-reported windows bound leases; a new report, from any process, counts the leases still live", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-learned:");
+    const other = await ledgerOf(t, server.url, clock, "lease-learned:");
+    // No configured limit: the provider's headers say how much is left.
+    const scopes = [scopeOf("deployment:p/m", {})];
+    const reported = (remaining: number) => [
+      { unit: "requests" as const, window: "minute" as const, remaining, limit: 1_000, resetAtMs: T0 + 30_000 },
+    ];
+    holder.learn(scopes[0] as BudgetScope, reported(1_000), T0);
+    assert.ok(isReservation(await holder.reserve(scopes, { tokens: 0 }, T0)));
+    assert.equal(holder.leaseCount, 1, "1000 / 64: a lease of 15 beside the request");
+    const before = await fill(other, scopes, 0, T0 + 10);
+    assert.equal(before.admitted, 1_000 - 16, "the lease is spent from the provider's count");
+    assert.equal(before.denied.reason, "the provider reports 0 requests left this minute");
+    // A new report, seen by the other process: 500 left. The holder still has 15 it may send, which the provider
+    // has not seen (the other process's leases all ran out: their requests were sent, the report counts them).
+    clock.set(T0 + 20);
+    other.learn(scopes[0] as BudgetScope, reported(500), T0 + 20);
+    await sleep(50);
+    const after = await fill(other, scopes, 0, T0 + 30);
+    assert.equal(after.admitted, 500 - 15);
+    for (let index = 0; index < 15; index++) {
+      const result = holder.reserve(scopes, { tokens: 0 }, T0 + 30);
+      assert.ok(!(result instanceof Promise) && isReservation(result), `the holder sends its leased ${index + 1}`);
+    }
+  });
+
+  test("a lease ends with the fixed window it was charged in", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0 + 59_990);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-fixed:");
+    const scopes = [scopeOf("provider:p", { rpm: 1_000, window: "fixed" })];
+    assert.ok(isReservation(await ledger.reserve(scopes, { tokens: 0 }, T0 + 59_990)));
+    const inside = ledger.reserve(scopes, { tokens: 0 }, T0 + 59_999);
+    assert.ok(!(inside instanceof Promise) && isReservation(inside), "spent from the lease inside the minute");
+    clock.set(T0 + 60_000);
+    const next = ledger.reserve(scopes, { tokens: 0 }, T0 + 60_000);
+    assert.ok(next instanceof Promise, "the next minute goes to Redis: the lease ended with its window");
+    assert.ok(isReservation(await next));
+  });
+
+  test("free-tier limits take no lease: rpm 30 costs one script call per reserve and refuses the 31st as before", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-free:");
+    const calls = await scriptCalls(t, server.url);
+    const scopes = [scopeOf("provider:p", { rpm: 30, tpm: 6_000 }), scopeOf("deployment:p/m", {})];
+    const before = await calls();
+    const result = await fill(ledger, scopes, 10, T0);
+    assert.equal(result.admitted, 30);
+    assert.equal(result.denied.reason, "over its rpm budget (30/30)");
+    assert.equal(result.denied.retryAtMs, T0 + 60_000);
+    assert.equal((await calls()) - before, 31, "one script call per reserve");
+    assert.equal(ledger.leaseCount, 0);
+    // A concurrency limit takes none either: each slot is a lease of its own in Redis.
+    const limited = [scopeOf("provider:q", { rpm: 100_000, concurrency: 100 })];
+    assert.ok(ledger.reserve(limited, { tokens: 0 }, T0) instanceof Promise);
+    await ledger.reserve(limited, { tokens: 0 }, T0);
+    assert.ok(ledger.reserve(limited, { tokens: 0 }, T0) instanceof Promise);
+    assert.equal(ledger.leaseCount, 0);
+  });
+});
