@@ -5,6 +5,12 @@
 // content, so a stale entry is replaced, never used).
 const { enableCompileCache, flushCompileCache } = await import("node:module");
 enableCompileCache?.();
+// V8 rejects code cached under other flags: compile each module under the flags bin/llm-gateway.js has set when
+// it loads that module (so the same steps, in the same order).
+const { holdYoungGenerationDuringStartup } = await import("../src/cli/young-generation.ts");
+holdYoungGenerationDuringStartup();
+const { holdOptimizingCompilersDuringStartup } = await import("../src/cli/optimizing-compilers.ts");
+holdOptimizingCompilersDuringStartup();
 await import("../src/cli/serve.ts");
 // Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one.
 await import("prom-client");
