@@ -5,8 +5,8 @@
 // that never runs again. bin/llm-gateway.js turns both off before anything loads; `serve` and `demo` turn them
 // back on once listening, so the request path is optimized as before: V8 reads these flags at each tier-up
 // decision, and optimizing-compilers.test.ts checks that a hot function still gets optimized after the release.
-// Measured (10 interleaved starts, README "Start-up and memory"): idle RSS 94 -> 86 MB, CPU until ready a little
-// lower. Someone who passes their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are
+// Measured (10 interleaved starts, README "Start-up and memory"): idle RSS 94 -> 86 MB, process CPU until ready
+// about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are
 // part of V8's code-cache check, so bin/warm-caches.js holds them too while it fills Node's compile cache.
 import { setFlagsFromString } from "node:v8";
 
