@@ -12,7 +12,7 @@ import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
 const START_TIMEOUT_MS = 20_000;
 
 describe("start-up caches", () => {
-  test("serve compiles nothing again after bin/warm-caches.js filled the compile cache", async (t) => {
+  test("serve (and its first /metrics scrape) compiles nothing again after bin/warm-caches.js filled the compile cache", async (t) => {
     const dir = tempDir(t);
     const cacheDir = join(dir, "compile-cache");
     const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", NODE_COMPILE_CACHE: cacheDir };
@@ -53,6 +53,11 @@ describe("start-up caches", () => {
       child.on("exit", (code) => reject(new Error(`serve exited with ${code}:\n${stdout}`)));
     });
     await listening;
+    // prom-client is loaded at the first scrape, after the start-up flags were released: its entries too.
+    const url = /listening on (http:\/\/\S+?)\/v1/.exec(stdout)?.[1];
+    const scrape = await fetch(`${url}/metrics`);
+    assert.equal(scrape.status, 200);
+    assert.match(await scrape.text(), /^# HELP /m);
     const exited = once(child, "exit");
     child.kill("SIGKILL");
     await exited;
@@ -61,5 +66,9 @@ describe("start-up caches", () => {
     const rejected = debug.match(/V8 code cache for .* was rejected/g) ?? [];
     assert.deepEqual(rejected, [], "modules whose cached code serve threw away");
     assert.ok(accepted.length > 100, `only ${accepted.length} modules came from the cache`);
+    assert.ok(
+      accepted.some((line) => line.includes("prom-client")),
+      "prom-client did not come from the cache",
+    );
   });
 });
