@@ -185,6 +185,12 @@ interface Startup {
   readonly readyCpuMs: number | undefined;
   /** Resident memory 1 s after ready, before any request, MB (Linux only). */
   readonly idleRssMb: number | undefined;
+  /**
+   * Time the main thread spent runnable but waiting for a CPU until ready, ms (`/proc/<pid>/schedstat`): when the
+   * wall time is far above the CPU time, this says whether the start waited for a core (other processes on it) or
+   * for something else (disk, network, timers: the rest).
+   */
+  readonly readyRunQueueMs: number | undefined;
 }
 
 function readOptions(argv: string[]): Options | undefined {
@@ -392,8 +398,9 @@ async function waitUntilReady(port: number, child: ChildProcess): Promise<void> 
 async function measureStartup(pid: number | undefined, startedAt: number): Promise<Startup> {
   const readyMs = performance.now() - startedAt;
   const readyCpuMs = pid === undefined ? undefined : readProcessCpuMs(pid);
+  const readyRunQueueMs = pid === undefined ? undefined : readRunQueueMs(pid);
   await sleep(1_000);
-  return { readyMs, readyCpuMs, idleRssMb: pid === undefined ? undefined : readRssMb(pid) };
+  return { readyMs, readyCpuMs, readyRunQueueMs, idleRssMb: pid === undefined ? undefined : readRssMb(pid) };
 }
 
 function gatewayConfig(
@@ -480,6 +487,16 @@ function readProcessCpuMs(pid: number): number | undefined {
     // Fields after the command name (which may hold spaces, hence the last ')'): utime and stime are 14 and 15.
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The main thread's time waiting on a run queue, ms: the second field of `/proc/<pid>/schedstat` (ns). */
+function readRunQueueMs(pid: number): number | undefined {
+  try {
+    const waitingNs = Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]);
+    return Number.isFinite(waitingNs) ? waitingNs / 1e6 : undefined;
   } catch {
     return undefined;
   }
@@ -772,6 +789,7 @@ function startupRows(results: Partial<Record<Target, TargetResult>>, columns: re
     row(`RSS after the loads, MB`, (r) => r.loadedRssMb, 0, TARGET_LOADED_RSS_MB),
     row("spawn to ready, ms (wall)", (r) => r.startup?.readyMs, 0, TARGET_READY_MS),
     row("CPU until ready, ms", (r) => r.startup?.readyCpuMs, 0),
+    row("main thread waiting for a CPU until ready, ms", (r) => r.startup?.readyRunQueueMs, 0),
   ];
 }
 

@@ -5,8 +5,18 @@
 // content, so a stale entry is replaced, never used).
 const { enableCompileCache, flushCompileCache } = await import("node:module");
 enableCompileCache?.();
+// V8 rejects code cached under other flags: compile each module under the flags bin/llm-gateway.js has set when
+// it loads that module (so the same steps, in the same order).
+const { holdYoungGenerationDuringStartup } = await import("../src/cli/young-generation.ts");
+holdYoungGenerationDuringStartup();
+const { holdOptimizingCompilersDuringStartup } = await import("../src/cli/optimizing-compilers.ts");
+holdOptimizingCompilersDuringStartup();
 await import("../src/cli/serve.ts");
-// Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one.
+// Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one, under the
+// flags a scrape finds (compilers released, the new space growing again: V8's defaults).
+const { releaseOptimizingCompilers } = await import("../src/cli/optimizing-compilers.ts");
+releaseOptimizingCompilers();
+(await import("node:v8")).setFlagsFromString("--semi-space-growth-factor=2");
 await import("prom-client");
 const { loadShippedScoringData } = await import("../src/scoring/scoring-data-cache.ts");
 const paths = await import("../src/scoring/scoring-sources.ts");

@@ -8,6 +8,7 @@ import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
+import { releaseOptimizingCompilers } from "./optimizing-compilers.ts";
 import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
@@ -86,6 +87,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
   capYoungGeneration();
+  releaseOptimizingCompilers();
   return EXIT_OK;
 }
 

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { hasOwnCompilerFlags } from "./optimizing-compilers.ts";
+
+describe("optimizing compilers held through start-up", () => {
+  it("leaves V8 alone when the process was given its own tiering flags", () => {
+    assert.equal(hasOwnCompilerFlags(["--no-maglev"], undefined), true);
+    assert.equal(hasOwnCompilerFlags([], "--max-old-space-size=512 --no-turbofan"), true);
+    assert.equal(hasOwnCompilerFlags(["--jitless"], ""), true);
+    assert.equal(hasOwnCompilerFlags(["--max_opt=2"], ""), true);
+    assert.equal(hasOwnCompilerFlags(["--import", "x.ts", "--max-old-space-size=512"], "--enable-source-maps"), false);
+    assert.equal(hasOwnCompilerFlags(["--optimize-for-size"], undefined), false);
+    assert.equal(hasOwnCompilerFlags([], undefined), false);
+  });
+});
+
+/**
+ * A child process (with V8's natives syntax, to ask whether a function is optimized) that runs a hot function
+ * while the compilers are held, then after the release, and prints whether it was optimized at each point.
+ */
+function optimizedWhileHeldAndAfter(): { whileHeld: boolean; afterRelease: boolean } {
+  const moduleUrl = new URL("./optimizing-compilers.ts", import.meta.url).href;
+  const script = `
+    const compilers = await import(${JSON.stringify(moduleUrl)});
+    compilers.holdOptimizingCompilersDuringStartup();
+    function hot(value) { let sum = 0; for (let index = 0; index < 100; index++) sum += (value * index) % 7; return sum; }
+    // V8's OptimizationStatus: bit 4 is "optimized" (Maglev or TurboFan code).
+    const isOptimized = () => (eval("%GetOptimizationStatus(hot)") & 16) !== 0;
+    const run = async () => {
+      for (let round = 0; round < 10; round++) {
+        for (let index = 0; index < 100000; index++) hot(index);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    await run();
+    const whileHeld = isOptimized();
+    compilers.releaseOptimizingCompilers();
+    await run();
+    process.stdout.write(JSON.stringify({ whileHeld, afterRelease: isOptimized() }));
+  `;
+  const child = spawnSync(process.execPath, ["--allow-natives-syntax", "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    // Our own flag must not make the module think the process brought its own tiering flags.
+    env: { ...process.env, NODE_OPTIONS: "" },
+  });
+  assert.equal(child.status, 0, child.stderr);
+  return JSON.parse(child.stdout) as { whileHeld: boolean; afterRelease: boolean };
+}
+
+describe("V8 honours the tiering flags set at run time (what optimizing-compilers.ts relies on)", () => {
+  it("optimizes nothing while held, and a hot function again once released", () => {
+    const { whileHeld, afterRelease } = optimizedWhileHeldAndAfter();
+    assert.equal(whileHeld, false, "optimized while the compilers were held");
+    assert.equal(afterRelease, true, "not optimized after the release");
+  });
+});
