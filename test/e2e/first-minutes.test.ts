@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
@@ -183,7 +183,23 @@ meta_models:
   });
 });
 
-/** Runs the CLI under a pseudo-terminal until its output matches, then stops its process group. */
+/** Every process below `pid` (Linux /proc; `script` is util-linux anyway), deepest last. */
+function descendantsOf(pid: number): number[] {
+  const found: number[] = [];
+  let children: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const listed = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (listed !== "") children.push(...listed.split(/\s+/).map(Number));
+    }
+  } catch {
+    children = [];
+  }
+  for (const child of children) found.push(child, ...descendantsOf(child));
+  return found;
+}
+
+/** Runs the CLI under a pseudo-terminal until its output matches, then stops it and everything it started. */
 async function runUntil(t: TestContext, args: readonly string[], cwd: string, pattern: RegExp): Promise<string> {
   const command = [process.execPath, MAIN, ...args].map((part) => `'${part.replaceAll("'", "'\\''")}'`).join(" ");
   const child: ChildProcess = spawn("script", ["-qec", command, "/dev/null"], {
@@ -194,10 +210,14 @@ async function runUntil(t: TestContext, args: readonly string[], cwd: string, pa
   });
   const stop = (): void => {
     if (child.exitCode === null && child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
+      // `script` runs the gateway in a session of its own (the pseudo-terminal's), outside `script`'s process
+      // group: killing the group alone left the gateway running, and the terminal's hangup only makes it reload.
+      for (const pid of [...descendantsOf(child.pid), -child.pid]) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
       }
     }
   };
