@@ -12,6 +12,7 @@ import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, type Denied, isReservation, type Reservation, rulesFromLimits } from "../limits/budgets.ts";
+import { budgetKeyBase } from "./redis-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
@@ -132,6 +133,29 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     await server.restart();
     while (ledger.leaseCount > 0 || ledger.unsyncedCount > 0) {
       assert.ok(Date.now() < deadline + 5_000, "Redis back: the lease dropped, the outage's reserves replayed");
+      await sleep(20);
+    }
+  });
+
+  test("a blip (connections dropped, Redis kept its data): the lease's sliding-window units are given back", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-blip:");
+    const scopes = [scopeOf("provider:p", { rpm: 100_000 })];
+    assert.ok(isReservation(await ledger.reserve(scopes, { tokens: 10 }, T0)));
+    assert.ok(isReservation(ledger.reserve(scopes, { tokens: 10 }, T0) as Reservation));
+    assert.equal(ledger.leaseCount, 1);
+    const admin = new Redis(server.url, { lazyConnect: true });
+    t.after(() => admin.disconnect());
+    await admin.connect();
+    const minuteRuns = `${budgetKeyBase("lease-blip:", "provider:p")}:win:60000:runs`;
+    const counted = async (): Promise<number> => Number(await admin.hget(minuteRuns, "r"));
+    assert.ok((await counted()) > 2, "the lease's units are counted in Redis while it lives");
+    // Every other client's connection is closed: the ledger sees Redis go and come back, with its data.
+    await admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+    const deadline = Date.now() + 5_000;
+    while (ledger.leaseCount > 0 || (await counted()) !== 2) {
+      assert.ok(Date.now() < deadline, `the lease given back after the blip (Redis counts ${await counted()})`);
       await sleep(20);
     }
   });

@@ -40,6 +40,9 @@ export interface BudgetLease {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** How much of a lease's unused part an end takes back out of Redis. */
+type GiveBack = "all" | "runs" | "none";
+
 /** What a reserve script granted: extra requests and tokens (Infinity: unbounded), the end, and its record. */
 export interface LeaseTerms {
   readonly requests: number;
@@ -179,15 +182,19 @@ export class BudgetLeases {
     return lease;
   }
 
-  /** Ends a lease; with `shouldGiveBack` its unused requests and tokens are taken back out of Redis. */
-  end(lease: BudgetLease, shouldGiveBack: boolean): void {
+  /**
+   * Ends a lease; with `giveBack` "all" its unused requests and tokens are taken back out of Redis, with "runs"
+   * out of its sliding-window runs only (see `endAllAfterReconnect`), with "none" not at all.
+   */
+  end(lease: BudgetLease, giveBack: boolean | GiveBack): void {
     if (lease.isEnded) return;
     lease.isEnded = true;
     if (lease.timer !== undefined) clearTimeout(lease.timer);
     const key = this.keyOf(lease.scopes);
     if (this.#leases.get(key) === lease) this.#leases.delete(key);
-    if (!shouldGiveBack || !this.#options.link.isUp) return;
-    this.#giveBack(lease);
+    const mode: GiveBack = giveBack === true ? "all" : giveBack === false ? "none" : giveBack;
+    if (mode === "none" || !this.#options.link.isUp) return;
+    this.#giveBack(lease, mode === "runs");
     // Its units are sent or given back: a later provider report need not count them any more. One HDEL per scope
     // (a pipeline; the same hash tag).
     if (lease.isRecorded) {
@@ -203,6 +210,17 @@ export class BudgetLeases {
    */
   endAll(shouldGiveBack: boolean): void {
     for (const lease of [...this.#leases.values()]) this.end(lease, shouldGiveBack);
+  }
+
+  /**
+   * Redis is reachable again. If it restarted empty, the day, month and fixed-window counters a give-back would
+   * lower may be new ones, counting other requests: those keep the leased units (erring on the side of sending
+   * less until the window ends). A sliding-window run is this lease's own entry (its id is a reservation member no
+   * other charge creates), so it is given back: after a mere blip the units are free again at once, and in a
+   * restarted Redis the run is simply not there.
+   */
+  endAllAfterReconnect(): void {
+    for (const lease of [...this.#leases.values()]) this.end(lease, "runs");
   }
 
   /** Ends (and gives back) the leases covering a scope whose limits just changed. */
@@ -226,7 +244,7 @@ export class BudgetLeases {
    * The reconcile script with both deltas negative: every sliding run, the day and month counters of the lease's
    * day and month, and the fixed windows it was charged in (the script leaves a window that has ended alone).
    */
-  #giveBack(lease: BudgetLease): void {
+  #giveBack(lease: BudgetLease, isRunsOnly: boolean): void {
     const requests = Number.isFinite(lease.requestsLeft) ? lease.requestsLeft : 0;
     const tokens = Number.isFinite(lease.tokensLeft) ? lease.tokensLeft : 0;
     if (requests <= 0 && tokens <= 0) return;
@@ -234,7 +252,7 @@ export class BudgetLeases {
     const wallClock: string[] = [];
     const counterKeys: string[] = [];
     const counterArguments: string[] = [];
-    for (const scope of lease.shared) {
+    for (const scope of isRunsOnly ? [] : lease.shared) {
       const shape = shapes.shapeOf(scope);
       const scoped = scopeKeys(prefix, scope.id, shapes.wallClockWindowsAt(scope.dayReset, lease.startMs));
       if (shape.hasDay || shape.hasMonth) wallClock.push(scoped.day, scoped.month);

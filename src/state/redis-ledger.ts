@@ -120,8 +120,9 @@ export class RedisLedger implements BudgetLedger {
       prefix: this.#prefix,
       shapes: this.#shapes,
     });
-    // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since.
-    this.#link.onUp(() => this.#leases.endAll(false));
+    // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since, so
+    // only the leases' own sliding-window runs are given back (BudgetLeases.endAllAfterReconnect).
+    this.#link.onUp(() => this.#leases.endAllAfterReconnect());
   }
 
   /** Starts renewing leases (and replaying what a failed reserve left local). */
