@@ -57,13 +57,14 @@ describe("V8 honours the growth factor set at run time (what young-generation.ts
     const v8Alone = newSpaceAfterChurn("v8");
     const held = newSpaceAfterChurn("hold");
     assert.ok(v8Alone.afterStartup >= 16, `V8 alone: ${v8Alone.afterStartup} MB`);
-    assert.ok(held.afterStartup <= 4, `held: ${held.afterStartup} MB`);
-    assert.ok(held.afterServing <= 4, `still held without capYoungGeneration: ${held.afterServing} MB`);
+    // Held is V8's initial size (1–4 MB; a page more was seen once on a loaded machine), far below what V8 grows to.
+    assert.ok(held.afterStartup <= 8, `held: ${held.afterStartup} MB`);
+    assert.ok(held.afterServing <= 8, `still held without capYoungGeneration: ${held.afterServing} MB`);
   });
 
   it("lets it grow again once serving", () => {
     const serving = newSpaceAfterChurn("serve");
-    assert.ok(serving.afterStartup <= 4, `held: ${serving.afterStartup} MB`);
+    assert.ok(serving.afterStartup <= 8, `held: ${serving.afterStartup} MB`);
     assert.ok(serving.afterServing >= 16, `serving: ${serving.afterServing} MB`);
   });
 });
