@@ -82,10 +82,10 @@ export async function* relaySegment(
     while (progress.outcome === undefined) {
       idle.waitForUpstream();
       const waitStartedMs = performance.now();
-      const next = await current.iterator.next();
+      const chunk = await current.reader.read();
       idle.pause();
       waitedWithoutLineMs += performance.now() - waitStartedMs;
-      if (next.done) {
+      if (chunk === undefined) {
         const finish = current.parser.finish();
         const tail = render(current.pendingEvents);
         if (tail.length > 0 && !options.signal.aborted) yield tail;
@@ -93,7 +93,7 @@ export async function* relaySegment(
         else progress.end("stream_cut", "the upstream closed the stream before it finished");
         break;
       }
-      current.parser.push(next.value);
+      current.parser.push(chunk);
       if (current.parser.completedLines !== linesSeen) {
         linesSeen = current.parser.completedLines;
         waitedWithoutLineMs = 0;
@@ -246,14 +246,7 @@ function isUsageOnly(json: Record<string, unknown> | undefined): boolean {
 async function drainQuietly(segment: RelaySegment): Promise<void> {
   const stream = segment.stream;
   const timer = setTimeout(() => stream.controller.abort(), 1000);
-  try {
-    for (;;) {
-      const next = await stream.iterator.next();
-      if (next.done) break;
-    }
-  } catch {
-    // aborted or reset after [DONE]: nothing left to deliver
-  } finally {
-    clearTimeout(timer);
-  }
+  // Ends when the body ends, breaks or is aborted after [DONE]: nothing is left to deliver either way.
+  await stream.reader.drain();
+  clearTimeout(timer);
 }
