@@ -3,8 +3,8 @@
 // Why not `body[Symbol.asyncIterator]()`: that iterator is itself an async generator over `read()` with an
 // end-of-stream watcher, and costs a promise and several ticks per chunk (about 4 KB per stream and a few % of a
 // streamed request's CPU). This reader listens to 'data' in flowing mode: a chunk that arrives while the relay
-// waits is handed over at once; those that arrive while it is busy are kept and handed over together at the next
-// read (one parse and one write for all of them, as the iterator's `read()` of a paused stream did). Past
+// waits is handed over at once; those that arrive while it is busy are kept, and the relay takes them all before it
+// renders (one write for all of them, as the iterator's `read()` of a paused stream gave them at once). Past
 // `MAX_QUEUED_BYTES` (a slow client holds the relay) the body is paused, so the upstream socket is not read until
 // the relay asks again: backpressure, as with the iterator.
 import type { Readable } from "node:stream";
@@ -26,7 +26,7 @@ export type BodySource = Pick<Readable, "on" | "pause" | "resume" | "isPaused" |
 export class BodyReader {
   readonly #body: BodySource;
   /** Chunks that arrived while nobody waited; at most about `MAX_QUEUED_BYTES` (then the body is paused). */
-  #queue: Uint8Array[] = [];
+  readonly #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #isEnded = false;
   #error: unknown;
@@ -45,12 +45,10 @@ export class BodyReader {
     body.on("close", () => this.#onClose());
   }
 
-  /**
-   * The bytes that arrived since the last read (waiting for some if none did), or undefined at the end of the
-   * body; rejects when the body broke (or was aborted).
-   */
+  /** The next chunk, or undefined at the end of the body; rejects when the body broke (or was aborted). */
   read(): Promise<Uint8Array | undefined> {
-    if (this.#queue.length > 0) return Promise.resolve(this.#takeQueued());
+    const queued = this.poll();
+    if (queued !== undefined) return Promise.resolve(queued);
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (this.#isEnded) return Promise.resolve(undefined);
     if (this.#body.isPaused()) this.#body.resume();
@@ -62,7 +60,7 @@ export class BodyReader {
 
   /** Reads the rest and discards it; resolves when the body ends, breaks or is aborted. */
   drain(): Promise<void> {
-    this.#queue = [];
+    this.#queue.length = 0;
     this.#queuedBytes = 0;
     this.#isDraining = true;
     return this.read().then(
@@ -85,12 +83,11 @@ export class BodyReader {
     if (this.#queuedBytes >= MAX_QUEUED_BYTES) this.#body.pause();
   }
 
-  #takeQueued(): Uint8Array {
-    const queue = this.#queue;
-    this.#queue = [];
-    const bytes = this.#queuedBytes;
-    this.#queuedBytes = 0;
-    return queue.length === 1 ? (queue[0] as Uint8Array) : Buffer.concat(queue, bytes);
+  /** A chunk that has already arrived, without waiting; undefined when none has. */
+  poll(): Uint8Array | undefined {
+    const chunk = this.#queue.shift();
+    if (chunk !== undefined) this.#queuedBytes -= chunk.byteLength;
+    return chunk;
   }
 
   #onEnd(): void {

@@ -117,8 +117,8 @@ export class SegmentRelay {
         return undefined;
       }
       while (progress.outcome === undefined) {
-        this.#idle.waitForUpstream();
         const waitStartedMs = performance.now();
+        this.#idle.waitForUpstream(waitStartedMs);
         const chunk = await current.reader.read();
         this.#idle.pause();
         this.#waitedWithoutLineMs += performance.now() - waitStartedMs;
@@ -130,6 +130,10 @@ export class SegmentRelay {
           return this.next();
         }
         current.parser.push(chunk);
+        // What else has arrived meanwhile goes out with it, in one batch (one write to the client).
+        for (let more = current.reader.poll(); more !== undefined; more = current.reader.poll()) {
+          current.parser.push(more);
+        }
         if (current.parser.completedLines !== this.#linesSeen) {
           this.#linesSeen = current.parser.completedLines;
           this.#waitedWithoutLineMs = 0;
