@@ -44,10 +44,10 @@ class SegmentProgress {
 }
 
 /**
- * One segment's relay, driven by relayStream: `start()`, then until `isOver()`: `take(await read())` (or
- * `broke(error)`), each giving the next chunks for the client; then `end()` says how it ended (and lets the
- * upstream go). A consumer that stops early calls `abandon()` instead. Steps rather than an async generator: each
- * layer of promises between the upstream and the client's socket costs allocations and ticks per upstream chunk.
+ * One segment's relay: `next()` gives the next batch of chunks for the client, or undefined once the segment
+ * ended; then `end()` says how (and lets the upstream go). A consumer that stops early calls `abandon()` instead.
+ * A class with one promise per batch rather than an async generator: each layer of generators between the upstream
+ * and the client's socket costs promises and several ticks per upstream chunk.
  */
 export class SegmentRelay {
   readonly #segment: RelaySegment;
@@ -58,7 +58,7 @@ export class SegmentRelay {
   readonly #idle: IdleWatchdog;
   readonly #durationTimer: NodeJS.Timeout;
   readonly #onClientGone: () => void;
-  #waitStartedMs = 0;
+  #isStarted = false;
   /** The upstream ended and its tail went out: the outcome to set at the next call (as the yield resumes). */
   #endAfterTail: "success" | "cut" | undefined;
   // Time spent waiting for the upstream since it last completed a line: bytes trickled into one endless line
@@ -101,82 +101,61 @@ export class SegmentRelay {
     this.#segment.stream.controller.abort();
   }
 
-  /** The events that came before the relay started (the first content, for the first segment). */
-  start(): readonly StreamChunk[] {
-    try {
-      return this.#render(this.#segment.stream.pendingEvents);
-    } catch (error) {
-      this.#broke(error);
-      return NO_CHUNKS;
-    }
-  }
-
-  /**
-   * The segment has ended: no more reads (then `end()`). The end the upstream's close decided waits until its
-   * tail went out (a client that leaves meanwhile is recorded as gone).
-   */
-  isOver(): boolean {
-    if (this.#endAfterTail !== undefined) {
-      if (this.#endAfterTail === "success") this.#progress.end("success", "");
-      else this.#progress.end("stream_cut", "the upstream closed the stream before it finished");
-    }
-    return this.#progress.outcome !== undefined;
-  }
-
-  /** The next upstream chunk (undefined at its end), for `take`; a rejection goes to `broke`. */
-  read(): Promise<Uint8Array | undefined> {
-    this.#waitStartedMs = performance.now();
-    this.#idle.waitForUpstream(this.#waitStartedMs);
-    return this.#segment.stream.reader.read();
-  }
-
-  /** What `read` gave (and whatever else has arrived since), as chunks for the client; possibly none. */
-  take(chunk: Uint8Array | undefined): readonly StreamChunk[] {
+  /** The next batch for the client (never empty), or undefined when the segment has ended. */
+  async next(): Promise<readonly StreamChunk[] | undefined> {
     const current = this.#segment.stream;
-    this.#idle.pause();
-    this.#waitedWithoutLineMs += performance.now() - this.#waitStartedMs;
+    const progress = this.#progress;
     try {
-      if (chunk === undefined) {
-        const finish = current.parser.finish();
-        const tail = this.#render(current.pendingEvents);
-        this.#endAfterTail = this.#state.choices.isAnswerFinished && !finish.hadPartialEvent ? "success" : "cut";
-        return this.#options.signal.aborted ? NO_CHUNKS : tail;
+      if (!this.#isStarted) {
+        this.#isStarted = true;
+        const first = this.#render(current.pendingEvents);
+        if (first.length > 0) return first;
       }
-      current.parser.push(chunk);
-      // What else has arrived meanwhile goes out with it, in one batch (one write to the client).
-      for (let more = current.reader.poll(); more !== undefined; more = current.reader.poll()) {
-        current.parser.push(more);
+      if (this.#endAfterTail !== undefined) {
+        if (this.#endAfterTail === "success") progress.end("success", "");
+        else progress.end("stream_cut", "the upstream closed the stream before it finished");
+        return undefined;
       }
-      if (current.parser.completedLines !== this.#linesSeen) {
-        this.#linesSeen = current.parser.completedLines;
-        this.#waitedWithoutLineMs = 0;
-      } else if (this.#waitedWithoutLineMs > current.streamIdleTimeoutMs) {
-        this.#stop(
-          "stream_stalled",
-          `no complete line for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms), only a trickle of bytes`,
+      while (progress.outcome === undefined) {
+        const waitStartedMs = performance.now();
+        this.#idle.waitForUpstream(waitStartedMs);
+        const chunk = await current.reader.read();
+        this.#idle.pause();
+        this.#waitedWithoutLineMs += performance.now() - waitStartedMs;
+        if (chunk === undefined) {
+          const finish = current.parser.finish();
+          const tail = this.#render(current.pendingEvents);
+          this.#endAfterTail = this.#state.choices.isAnswerFinished && !finish.hadPartialEvent ? "success" : "cut";
+          if (tail.length > 0 && !this.#options.signal.aborted) return tail;
+          return this.next();
+        }
+        current.parser.push(chunk);
+        // What else has arrived meanwhile goes out with it, in one batch (one write to the client).
+        for (let more = current.reader.poll(); more !== undefined; more = current.reader.poll()) {
+          current.parser.push(more);
+        }
+        if (current.parser.completedLines !== this.#linesSeen) {
+          this.#linesSeen = current.parser.completedLines;
+          this.#waitedWithoutLineMs = 0;
+        } else if (this.#waitedWithoutLineMs > current.streamIdleTimeoutMs) {
+          this.#stop(
+            "stream_stalled",
+            `no complete line for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms), only a trickle of bytes`,
+          );
+        }
+        const out = this.#render(current.pendingEvents);
+        if (out.length > 0) return out;
+      }
+    } catch (error) {
+      if (error instanceof SseLimitError) progress.end("stream_too_large", error.message);
+      else {
+        progress.end(
+          "stream_cut",
+          `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
         );
       }
-      return this.#render(current.pendingEvents);
-    } catch (error) {
-      this.#broke(error);
-      return NO_CHUNKS;
     }
-  }
-
-  /** `read` rejected: the upstream broke (or was aborted, when the outcome is already set). */
-  broke(error: unknown): void {
-    this.#idle.pause();
-    this.#broke(error);
-  }
-
-  #broke(error: unknown): void {
-    if (error instanceof SseLimitError) this.#progress.end("stream_too_large", error.message);
-    else {
-      this.#progress.end(
-        "stream_cut",
-        `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
+    return undefined;
   }
 
   /** The consumer stopped before the end: nobody reads this upstream any more. */
@@ -184,7 +163,7 @@ export class SegmentRelay {
     this.#release();
   }
 
-  /** After `isOver()` said so: how the segment ended. The upstream is drained or hung up on. */
+  /** After `next()` gave undefined: how the segment ended. The upstream is drained or hung up on. */
   end(): SegmentEnd {
     this.#release();
     const current = this.#segment.stream;
@@ -218,8 +197,6 @@ export class SegmentRelay {
     if (this.#progress.outcome === undefined) this.#segment.stream.controller.abort();
   }
 }
-
-const NO_CHUNKS: readonly StreamChunk[] = [];
 
 /** Turns parsed events into chunks for the client; ends the segment when an event finishes or breaks it. */
 function renderer(

@@ -83,20 +83,11 @@ export async function* relayStream<T>(
       });
       let isSegmentOver = false;
       try {
-        for (let batch = relay.start(); ; ) {
-          if (batch.length > 0) {
-            options.onBatch?.();
-            yield batch;
-          }
-          if (relay.isOver()) break;
-          let chunk: Uint8Array | undefined;
-          try {
-            chunk = await relay.read();
-          } catch (error) {
-            relay.broke(error);
-            break;
-          }
-          batch = relay.take(chunk);
+        for (;;) {
+          const batch = await relay.next();
+          if (batch === undefined) break;
+          options.onBatch?.();
+          yield batch;
         }
         isSegmentOver = true;
       } finally {
