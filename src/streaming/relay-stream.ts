@@ -52,6 +52,8 @@ export interface RelayOptions<T> {
   conclude(result: RelayResult | undefined): T;
 }
 
+// Stays one function (~80 lines): its yields must be in this frame, as a helper generator for the per-segment
+// loop would put a `yield*` layer back on every chunk.
 export async function* relayStream<T>(
   first: RelaySegment,
   options: RelayOptions<T>,
