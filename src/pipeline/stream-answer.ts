@@ -4,7 +4,7 @@ import type { GatewayError } from "../errors/gateway-error.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { relayStream, streamError } from "../streaming/relay-stream.ts";
-import type { RelayResult, RelaySegment, SegmentEnd } from "../streaming/relay-types.ts";
+import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
 import type { StreamResult } from "../upstream/forward-types.ts";
 import { createContinuationSource } from "./continuation-source.ts";
 import { type PipelineRequest, publish, redactAll, type StreamAnswer, type StreamEnding } from "./pipeline-types.ts";
@@ -20,29 +20,23 @@ export function streamAnswer(
 ): StreamAnswer {
   request.record.headersSent();
   const first = firstSegment(request, result);
-  let hasEnded = false;
-  const events = relayStream(first, {
-    ...relayOptions(request, plan, result),
-    onBatch: () => request.record.firstTokenSent(),
-    // Runs when the relay is over, also when the adapter stopped early (then `relayed` is undefined).
-    conclude: (relayed: RelayResult | undefined): StreamEnding => {
-      hasEnded = true;
-      settle(request, relayed);
-      return ending(request, relayed);
-    },
-  });
+  const lifecycle = { hasStarted: false, hasEnded: false };
+  const events = relayEvents(request, plan, result, first, lifecycle);
   return {
     kind: "stream",
     api: result.api,
     headers,
     events,
     async cancel() {
-      if (hasEnded) return;
-      // Suspended at a yield: closing it runs the relay's finally blocks (hang up, settle, publish).
+      if (lifecycle.hasEnded) return;
+      if (lifecycle.hasStarted) {
+        // Suspended at a yield: closing it runs the relay's finally blocks (hang up, settle, publish).
+        await events.return(undefined as never);
+        return;
+      }
+      // Never started, so none of its code (and no finally) will ever run: settle here instead.
+      lifecycle.hasEnded = true;
       await events.return(undefined as never);
-      if (hasEnded) return;
-      // It never started, so none of its code (and no finally) ran: settle here instead.
-      hasEnded = true;
       result.stream.controller.abort();
       first.finish({
         outcome: "client_aborted",
@@ -55,7 +49,33 @@ export function streamAnswer(
   };
 }
 
-function ending(request: PipelineRequest, relayed: RelayResult | undefined): StreamEnding {
+async function* relayEvents(
+  request: PipelineRequest,
+  plan: RoutePlan,
+  result: StreamResult,
+  first: RelaySegment,
+  lifecycle: { hasStarted: boolean; hasEnded: boolean },
+): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
+  lifecycle.hasStarted = true;
+  if (lifecycle.hasEnded) return { isSuccess: false, error: undefined, usage: undefined };
+  const relay = relayStream(first, relayOptions(request, plan, result));
+  let relayed: RelayResult | undefined;
+  try {
+    for (;;) {
+      const next = await relay.next();
+      if (next.done === true) {
+        relayed = next.value;
+        break;
+      }
+      request.record.firstTokenSent();
+      yield next.value;
+    }
+  } finally {
+    // The consumer stopped early (it should not): end the relay so every segment is settled and its slot freed.
+    if (relayed === undefined) await relay.return(undefined as never);
+    lifecycle.hasEnded = true;
+    settle(request, relayed);
+  }
   if (relayed === undefined) return { isSuccess: false, error: undefined, usage: undefined };
   const error: GatewayError | undefined =
     relayed.isSuccess || relayed.isClientGone

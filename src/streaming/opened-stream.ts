@@ -1,12 +1,10 @@
 // An upstream stream that has produced content and is ready to be relayed (upstream/open-stream.ts makes it).
 // Defined here so that the relay depends only on this shape, never on the upstream layer.
-import type { BodyReader } from "./body-reader.ts";
 import type { SseEvent, SseParser } from "./sse-parser.ts";
 import type { EventInspector } from "./stream-event.ts";
 
 export interface OpenedStream {
-  /** The upstream body; not read while the relay waits for the client (backpressure). */
-  readonly reader: BodyReader;
+  readonly iterator: AsyncIterator<Uint8Array>;
   readonly parser: SseParser;
   /** Events parsed and not yet written to the client; the parser appends here. */
   readonly pendingEvents: SseEvent[];

@@ -1,5 +1,5 @@
-// Relays one upstream stream (one segment of the client's answer), event by event, as it arrives: it hands out
-// batches of chunks for the client and then says how the segment ended.
+// Relays one upstream stream (one segment of the client's answer), event by event, as it arrives: it yields
+// batches of chunks for the client and returns how the segment ended.
 //
 // Hazards handled here (each is a test):
 // - Backpressure: the consumer pulls; while it waits for a slow client we do not read upstream, so a slow client
@@ -43,159 +43,104 @@ class SegmentProgress {
   }
 }
 
-/**
- * One segment's relay: `next()` gives the next batch of chunks for the client, or undefined once the segment
- * ended; then `end()` says how (and lets the upstream go). A consumer that stops early calls `abandon()` instead.
- * A class with one promise per batch rather than an async generator: each layer of generators between the upstream
- * and the client's socket costs promises and several ticks per upstream chunk.
- */
-export class SegmentRelay {
-  readonly #segment: RelaySegment;
-  readonly #state: RelayState;
-  readonly #options: SegmentOptions;
-  readonly #progress = new SegmentProgress();
-  readonly #render: (events: SseEvent[]) => StreamChunk[];
-  readonly #idle: IdleWatchdog;
-  readonly #durationTimer: NodeJS.Timeout;
-  readonly #onClientGone: () => void;
-  #isStarted = false;
-  /** The upstream ended and its tail went out: the outcome to set at the next call (as the yield resumes). */
-  #endAfterTail: "success" | "cut" | undefined;
-  // Time spent waiting for the upstream since it last completed a line: bytes trickled into one endless line
-  // keep the idle timer from firing, but they are not progress (the client's waits are not counted).
-  #waitedWithoutLineMs = 0;
-  #linesSeen: number;
-
-  constructor(
-    segment: RelaySegment,
-    continuation: ContinuationSegment | undefined,
-    state: RelayState,
-    options: SegmentOptions,
-  ) {
-    this.#segment = segment;
-    this.#state = state;
-    this.#options = options;
-    const current = segment.stream;
-    this.#render = renderer(
-      current.inspect,
-      continuation,
-      state,
-      this.#progress,
-      continuation === undefined ? options.shouldStripUsage : segment.isUsageInjected,
-    );
-    this.#onClientGone = () => this.#stop("client_aborted", "client disconnected");
-    if (options.signal.aborted) this.#onClientGone();
-    else options.signal.addEventListener("abort", this.#onClientGone, { once: true });
-    this.#idle = new IdleWatchdog(current.streamIdleTimeoutMs, () =>
-      this.#stop("stream_stalled", `no data for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms)`),
-    );
-    this.#durationTimer = setTimeout(
-      () => this.#stop("stream_too_long", `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms)`),
-      Math.max(1, options.remainingMs),
-    );
-    this.#linesSeen = current.parser.completedLines;
-  }
-
-  #stop(outcome: StreamOutcome, reason: string): void {
-    this.#progress.end(outcome, reason);
-    this.#segment.stream.controller.abort();
-  }
-
-  /** The next batch for the client (never empty), or undefined when the segment has ended. */
-  async next(): Promise<readonly StreamChunk[] | undefined> {
-    const current = this.#segment.stream;
-    const progress = this.#progress;
-    try {
-      if (!this.#isStarted) {
-        this.#isStarted = true;
-        const first = this.#render(current.pendingEvents);
-        if (first.length > 0) return first;
-      }
-      if (this.#endAfterTail !== undefined) {
-        if (this.#endAfterTail === "success") progress.end("success", "");
+export async function* relaySegment(
+  segment: RelaySegment,
+  continuation: ContinuationSegment | undefined,
+  state: RelayState,
+  options: SegmentOptions,
+): AsyncGenerator<readonly StreamChunk[], SegmentEnd, void> {
+  const current = segment.stream;
+  const progress = new SegmentProgress();
+  const render = renderer(
+    current.inspect,
+    continuation,
+    state,
+    progress,
+    continuation === undefined ? options.shouldStripUsage : segment.isUsageInjected,
+  );
+  const stop = (outcome: StreamOutcome, reason: string): void => {
+    progress.end(outcome, reason);
+    current.controller.abort();
+  };
+  const onClientGone = (): void => stop("client_aborted", "client disconnected");
+  if (options.signal.aborted) onClientGone();
+  else options.signal.addEventListener("abort", onClientGone, { once: true });
+  const idle = new IdleWatchdog(current.streamIdleTimeoutMs, () =>
+    stop("stream_stalled", `no data for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms)`),
+  );
+  const durationTimer = setTimeout(
+    () => stop("stream_too_long", `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms)`),
+    Math.max(1, options.remainingMs),
+  );
+  try {
+    const first = render(current.pendingEvents);
+    if (first.length > 0) yield first;
+    // Time spent waiting for the upstream since it last completed a line: bytes trickled into one endless line
+    // keep the idle timer from firing, but they are not progress (the client's waits are not counted).
+    let waitedWithoutLineMs = 0;
+    let linesSeen = current.parser.completedLines;
+    while (progress.outcome === undefined) {
+      idle.waitForUpstream();
+      const waitStartedMs = performance.now();
+      const next = await current.iterator.next();
+      idle.pause();
+      waitedWithoutLineMs += performance.now() - waitStartedMs;
+      if (next.done) {
+        const finish = current.parser.finish();
+        const tail = render(current.pendingEvents);
+        if (tail.length > 0 && !options.signal.aborted) yield tail;
+        if (state.choices.isAnswerFinished && !finish.hadPartialEvent) progress.end("success", "");
         else progress.end("stream_cut", "the upstream closed the stream before it finished");
-        return undefined;
+        break;
       }
-      while (progress.outcome === undefined) {
-        const waitStartedMs = performance.now();
-        this.#idle.waitForUpstream(waitStartedMs);
-        const chunk = await current.reader.read();
-        this.#idle.pause();
-        this.#waitedWithoutLineMs += performance.now() - waitStartedMs;
-        if (chunk === undefined) {
-          const finish = current.parser.finish();
-          const tail = this.#render(current.pendingEvents);
-          this.#endAfterTail = this.#state.choices.isAnswerFinished && !finish.hadPartialEvent ? "success" : "cut";
-          if (tail.length > 0 && !this.#options.signal.aborted) return tail;
-          return this.next();
-        }
-        current.parser.push(chunk);
-        // What else has arrived meanwhile goes out with it, in one batch (one write to the client).
-        for (let more = current.reader.poll(); more !== undefined; more = current.reader.poll()) {
-          current.parser.push(more);
-        }
-        if (current.parser.completedLines !== this.#linesSeen) {
-          this.#linesSeen = current.parser.completedLines;
-          this.#waitedWithoutLineMs = 0;
-        } else if (this.#waitedWithoutLineMs > current.streamIdleTimeoutMs) {
-          this.#stop(
-            "stream_stalled",
-            `no complete line for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms), only a trickle of bytes`,
-          );
-        }
-        const out = this.#render(current.pendingEvents);
-        if (out.length > 0) return out;
-      }
-    } catch (error) {
-      if (error instanceof SseLimitError) progress.end("stream_too_large", error.message);
-      else {
-        progress.end(
-          "stream_cut",
-          `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
+      current.parser.push(next.value);
+      if (current.parser.completedLines !== linesSeen) {
+        linesSeen = current.parser.completedLines;
+        waitedWithoutLineMs = 0;
+      } else if (waitedWithoutLineMs > current.streamIdleTimeoutMs) {
+        stop(
+          "stream_stalled",
+          `no complete line for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms), only a trickle of bytes`,
         );
       }
+      const out = render(current.pendingEvents);
+      if (out.length > 0) yield out;
     }
-    return undefined;
-  }
-
-  /** The consumer stopped before the end: nobody reads this upstream any more. */
-  abandon(): void {
-    this.#release();
-  }
-
-  /** After `next()` gave undefined: how the segment ended. The upstream is drained or hung up on. */
-  end(): SegmentEnd {
-    this.#release();
-    const current = this.#segment.stream;
-    const progress = this.#progress;
-    if (
-      progress.outcome === "stream_stalled" &&
-      this.#state.choices.isAnswerFinished &&
-      !current.parser.finish().hadPartialEvent
-    ) {
-      // Silence after every choice finished: the answer is whole, only the `[DONE]` is missing.
-      progress.outcome = "success";
-      progress.reason = "";
+  } catch (error) {
+    if (error instanceof SseLimitError) progress.end("stream_too_large", error.message);
+    else {
+      progress.end(
+        "stream_cut",
+        `the upstream connection broke: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
-    const outcome: StreamOutcome = progress.outcome ?? "stream_cut";
-    if (outcome === "success") {
-      // Do not wait for the upstream to close after the end; if it lingers, cut it loose.
-      void drainQuietly(this.#segment);
-    } else {
-      // An error event or too many malformed events stop the relay while the upstream response may still be
-      // open (providers often keep it so after an error): hang up, or the socket and its tokens leak. A no-op
-      // when the body already ended or the request was aborted.
-      current.controller.abort();
-    }
-    return { outcome, reason: progress.reason, usage: progress.usage, text: progress.text };
+  } finally {
+    idle.clear();
+    clearTimeout(durationTimer);
+    options.signal.removeEventListener("abort", onClientGone);
+    // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
+    if (progress.outcome === undefined) current.controller.abort();
   }
-
-  #release(): void {
-    this.#idle.clear();
-    clearTimeout(this.#durationTimer);
-    this.#options.signal.removeEventListener("abort", this.#onClientGone);
-    if (this.#progress.outcome === undefined) this.#segment.stream.controller.abort();
+  if (
+    progress.outcome === "stream_stalled" &&
+    state.choices.isAnswerFinished &&
+    !current.parser.finish().hadPartialEvent
+  ) {
+    // Silence after every choice finished: the answer is whole, only the `[DONE]` is missing.
+    progress.outcome = "success";
+    progress.reason = "";
   }
+  const outcome: StreamOutcome = progress.outcome ?? "stream_cut";
+  if (outcome === "success") {
+    // Do not wait for the upstream to close after the end; if it lingers, cut it loose.
+    void drainQuietly(segment);
+  } else {
+    // An error event or too many malformed events stop the relay while the upstream response may still be open
+    // (providers often keep it so after an error): hang up, or the socket and its tokens leak. A no-op when the
+    // body already ended or the request was aborted.
+    current.controller.abort();
+  }
+  return { outcome, reason: progress.reason, usage: progress.usage, text: progress.text };
 }
 
 /** Turns parsed events into chunks for the client; ends the segment when an event finishes or breaks it. */
@@ -301,7 +246,14 @@ function isUsageOnly(json: Record<string, unknown> | undefined): boolean {
 async function drainQuietly(segment: RelaySegment): Promise<void> {
   const stream = segment.stream;
   const timer = setTimeout(() => stream.controller.abort(), 1000);
-  // Ends when the body ends, breaks or is aborted after [DONE]: nothing is left to deliver either way.
-  await stream.reader.drain();
-  clearTimeout(timer);
+  try {
+    for (;;) {
+      const next = await stream.iterator.next();
+      if (next.done) break;
+    }
+  } catch {
+    // aborted or reset after [DONE]: nothing left to deliver
+  } finally {
+    clearTimeout(timer);
+  }
 }

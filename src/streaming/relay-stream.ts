@@ -3,14 +3,12 @@
 // followed by one from a `ContinuationSource`, spliced in so that the client sees one answer.
 //
 // The consumer (a protocol adapter) pulls with `next()` and writes what it gets; it must drive the generator to
-// its end (the client leaving aborts `signal`, which ends it promptly). The caller's `conclude` turns how the
-// stream ended into the generator's return value (for the adapter: its protocol's end marker or in-band error,
-// `streamError`); it runs also when the consumer stops early, so the caller settles its books there. (The caller
-// hooks in rather than wrapping this generator in another: each layer costs promises and ticks per chunk.)
+// its end (the client leaving aborts `signal`, which ends it promptly). The return value says how the stream
+// ended; the adapter then writes its protocol's end marker or in-band error (`streamError`).
 import type { GatewayError } from "../errors/gateway-error.ts";
 import { StreamInterruptedError, UpstreamTimeoutError } from "../errors/gateway-error.ts";
 import { type StreamOutcome, traitsOf } from "../errors/outcomes.ts";
-import { SegmentRelay } from "./relay-segment.ts";
+import { relaySegment } from "./relay-segment.ts";
 import { RelayState } from "./relay-state.ts";
 import type {
   ContinuationRecord,
@@ -23,7 +21,7 @@ import type {
 } from "./relay-types.ts";
 import { UsageMerge } from "./usage-merge.ts";
 
-export interface RelayOptions<T> {
+export interface RelayOptions {
   readonly maxDurationMs: number;
   /** Malformed events tolerated (skipped and reported) before the stream counts as broken. */
   readonly maxMalformedEvents: number;
@@ -43,21 +41,12 @@ export interface RelayOptions<T> {
   redact(text: string): string;
   onMalformedEvent?(data: string): void;
   onContinuation?(record: ContinuationRecord): void;
-  /** Before each batch goes to the consumer. */
-  onBatch?(): void;
-  /**
-   * Once, when the relay is over, after every segment was settled: with its result, or undefined when the consumer
-   * stopped early. What it returns is the generator's return value.
-   */
-  conclude(result: RelayResult | undefined): T;
 }
 
-// Stays one function (~80 lines): its yields must be in this frame, as a helper generator for the per-segment
-// loop would put a `yield*` layer back on every chunk.
-export async function* relayStream<T>(
+export async function* relayStream(
   first: RelaySegment,
-  options: RelayOptions<T>,
-): AsyncGenerator<readonly StreamChunk[], T, void> {
+  options: RelayOptions,
+): AsyncGenerator<readonly StreamChunk[], RelayResult, void> {
   const startedAtMs = Date.now();
   const state = new RelayState({
     maxMalformedEvents: options.maxMalformedEvents,
@@ -72,30 +61,15 @@ export async function* relayStream<T>(
   let firstEnd: SegmentEnd | undefined;
   let firstFailure: SegmentEnd | undefined;
   let end: SegmentEnd = { outcome: "stream_cut", reason: "the stream never started", usage: undefined, text: "" };
-  let isComplete = false;
-  let concluded: T;
   try {
     for (;;) {
       const remainingMs = options.maxDurationMs - (Date.now() - startedAtMs);
-      const relay = new SegmentRelay(segment, continuation, state, {
+      end = yield* relaySegment(segment, continuation, state, {
         remainingMs,
         maxDurationMs: options.maxDurationMs,
         shouldStripUsage: options.shouldStripUsage,
         signal: options.signal,
       });
-      let isSegmentOver = false;
-      try {
-        for (;;) {
-          const batch = await relay.next();
-          if (batch === undefined) break;
-          options.onBatch?.();
-          yield batch;
-        }
-        isSegmentOver = true;
-      } finally {
-        if (!isSegmentOver) relay.abandon();
-      }
-      end = relay.end();
       // The first segment is settled last (its slot is held until the answer ends); continuations at once.
       if (continuation === undefined) firstEnd = end;
       else continuation.finish(end);
@@ -126,23 +100,12 @@ export async function* relayStream<T>(
       segment = next;
       continuation = next;
     }
-    isComplete = true;
   } finally {
     first.finish({
       ...(firstEnd ?? { outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: "" }),
       isContinued: state.continuations.length > 0,
     });
-    concluded = options.conclude(isComplete ? relayResult(state, end, firstFailure, options.signal) : undefined);
   }
-  return concluded;
-}
-
-function relayResult(
-  state: RelayState,
-  end: SegmentEnd,
-  firstFailure: SegmentEnd | undefined,
-  signal: AbortSignal,
-): RelayResult {
   const isSuccess = end.outcome === "success";
   return {
     outcome: isSuccess || firstFailure === undefined ? end.outcome : firstFailure.outcome,
@@ -153,7 +116,7 @@ function relayResult(
     ...(state.isRetainingText ? { deliveredText: state.deliveredText() } : {}),
     malformedEvents: state.malformedEvents,
     continuations: state.continuations,
-    isClientGone: !isSuccess && (end.outcome === "client_aborted" || signal.aborted),
+    isClientGone: !isSuccess && (end.outcome === "client_aborted" || options.signal.aborted),
   };
 }
 

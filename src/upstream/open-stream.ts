@@ -4,7 +4,6 @@
 // "opened" and handed to the relay.
 import type { Dispatcher } from "undici";
 import type { HeaderMap } from "../limits/header-map.ts";
-import { BodyReader } from "../streaming/body-reader.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import { type SseEvent, SseLimitError, SseParser } from "../streaming/sse-parser.ts";
 import { classifyErrorInSuccess, type Verdict } from "./classify-response.ts";
@@ -64,7 +63,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     },
     { maxEventChars: input.maxEventChars },
   );
-  const reader = new BodyReader(input.body);
+  const iterator = input.body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
   let isFirstTokenLate = false;
   const timer = setTimeout(() => {
     isFirstTokenLate = true;
@@ -76,14 +75,14 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
   };
   try {
     const contentType = String(input.headers["content-type"] ?? "");
-    if (!contentType.includes("text/event-stream")) return fail(await notAStream(reader, contentType, input));
+    if (!contentType.includes("text/event-stream")) return fail(await notAStream(iterator, contentType, input));
     let scanned = 0;
     for (;;) {
-      const chunk = await reader.read();
-      if (chunk === undefined) {
+      const next = await iterator.next();
+      if (next.done) {
         return fail({ ok: false, failure: "cut", reason: "the stream ended before any content" });
       }
-      parser.push(chunk);
+      parser.push(next.value);
       for (; scanned < pendingEvents.length; scanned++) {
         const event = pendingEvents[scanned] as SseEvent;
         const info = input.inspect(event);
@@ -101,7 +100,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
           return {
             ok: true,
             stream: {
-              reader,
+              iterator,
               parser,
               pendingEvents,
               controller: input.controller,
@@ -134,11 +133,11 @@ function errorEnvelope(json: Record<string, unknown> | undefined): unknown {
 
 /** Some providers answer a stream request with a JSON error (status 200) instead of SSE. */
 async function notAStream(
-  reader: BodyReader,
+  iterator: AsyncIterator<Uint8Array>,
   contentType: string,
   input: OpenStreamInput,
 ): Promise<OpenStreamResult & { ok: false }> {
-  const text = await readRest(reader, input.maxErrorBodyBytes);
+  const text = await readRest(iterator, input.maxErrorBodyBytes);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -175,15 +174,15 @@ function failureOf(
 }
 
 /** The body's text, at most about `maxBytes` of it (a longer one is not a JSON error worth reading). */
-async function readRest(reader: BodyReader, maxBytes: number): Promise<string> {
+async function readRest(iterator: AsyncIterator<Uint8Array>, maxBytes: number): Promise<string> {
   const decoder = new TextDecoder();
   let text = "";
   let bytes = 0;
   for (;;) {
-    const chunk = await reader.read();
-    if (chunk === undefined) return text + decoder.decode();
-    bytes += chunk.byteLength;
-    text += decoder.decode(chunk, { stream: true });
+    const next = await iterator.next();
+    if (next.done) return text + decoder.decode();
+    bytes += next.value.byteLength;
+    text += decoder.decode(next.value, { stream: true });
     if (bytes > maxBytes) return text;
   }
 }
