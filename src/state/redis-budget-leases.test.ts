@@ -7,36 +7,18 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { useRedisState } from "../../test/helpers/redis-state.ts";
 import { ManualClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
-import { buildConfig } from "../config/load.ts";
-import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, type Denied, isReservation, type Reservation, rulesFromLimits } from "../limits/budgets.ts";
 import { budgetKeyBase } from "./redis-keys.ts";
-import { createRedisStateBackend } from "./redis-state.ts";
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
-const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 /** 2026-01-01T12:00:00Z */
 const T0 = Date.UTC(2026, 0, 1, 12);
 
 async function ledgerOf(t: TestContext, url: string, clock: ManualClock, prefix: string) {
-  const state = await createRedisStateBackend(
-    {
-      path: "",
-      redisUrl: url,
-      redisKeyPrefix: prefix,
-      redisCluster: false,
-      flushIntervalMs: 1_000,
-      redisCommandTimeoutMs: 2_000,
-    },
-    new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
-    clock,
-    { info: () => {}, warn: () => {} },
-  );
-  t.after(() => state.close());
-  assert.equal(state.status().isDegraded, false);
-  return state.ledger;
+  return (await useRedisState(t, url, clock, prefix)).ledger;
 }
 
 function scopeOf(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {

@@ -6,36 +6,16 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { useRedisState } from "../../test/helpers/redis-state.ts";
 import { runWindowCase, T0, WINDOW_CASES } from "../../test/helpers/window-algorithm-cases.ts";
 import { ManualClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
-import { buildConfig } from "../config/load.ts";
-import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
-import { createRedisStateBackend } from "./redis-state.ts";
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
-const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
-async function backendOf(t: TestContext, url: string, prefix: string, leaseTtlMs?: number) {
-  const clock = new ManualClock(T0);
-  const state = await createRedisStateBackend(
-    {
-      path: "",
-      redisUrl: url,
-      redisKeyPrefix: prefix,
-      redisCluster: false,
-      flushIntervalMs: 1_000,
-      redisCommandTimeoutMs: 2_000,
-    },
-    new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
-    clock,
-    { info: () => {}, warn: () => {} },
-    leaseTtlMs === undefined ? {} : { leaseTtlMs },
-  );
-  t.after(() => state.close());
-  assert.equal(state.status().isDegraded, false, "Redis is up: reserve goes to the script");
-  return state;
+function backendOf(t: TestContext, url: string, prefix: string, leaseTtlMs?: number) {
+  return useRedisState(t, url, new ManualClock(T0), prefix, leaseTtlMs);
 }
 
 async function ledgerOf(t: TestContext, url: string, prefix: string) {

@@ -1,0 +1,37 @@
+// A Redis state backend (budgets, cooldowns) for tests against a real redis-server: the settings every such test
+// uses (no local file, a 2 s command timeout so a loaded machine does not fall back to local state), closed when
+// the test ends, and checked to be up so that reserves really go to the script.
+import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
+import type { ManualClock } from "../../src/clock.ts";
+import { buildConfig } from "../../src/config/load.ts";
+import { AvailabilityBook } from "../../src/limits/availability.ts";
+import { createRedisStateBackend } from "../../src/state/redis-state.ts";
+
+const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
+
+export async function useRedisState(
+  t: TestContext,
+  url: string,
+  clock: ManualClock,
+  prefix: string,
+  leaseTtlMs?: number,
+): ReturnType<typeof createRedisStateBackend> {
+  const state = await createRedisStateBackend(
+    {
+      path: "",
+      redisUrl: url,
+      redisKeyPrefix: prefix,
+      redisCluster: false,
+      flushIntervalMs: 1_000,
+      redisCommandTimeoutMs: 2_000,
+    },
+    new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
+    clock,
+    { info: () => {}, warn: () => {} },
+    leaseTtlMs === undefined ? {} : { leaseTtlMs },
+  );
+  t.after(() => state.close());
+  assert.equal(state.status().isDegraded, false, "Redis is up: reserve goes to the script");
+  return state;
+}
