@@ -17,8 +17,6 @@ enableCompileCache?.();
 // V8's new space held at its initial size through start-up (~14 MB less idle RSS), and its optimizing compilers
 // off until the server listens (~8 MB less: start-up code runs once); `serve` and `demo` let the new space grow to
 // a ceiling and turn the compilers back on once serving (src/cli/young-generation.ts, optimizing-compilers.ts).
-const { holdYoungGenerationDuringStartup } = await import("../src/cli/young-generation.ts");
-holdYoungGenerationDuringStartup();
-const { holdOptimizingCompilersDuringStartup } = await import("../src/cli/optimizing-compilers.ts");
-holdOptimizingCompilersDuringStartup();
+const { holdV8DuringStartup } = await import("../src/cli/start-up-holds.ts");
+holdV8DuringStartup();
 await import("../src/main.ts");

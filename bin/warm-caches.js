@@ -6,11 +6,9 @@
 const { enableCompileCache, flushCompileCache } = await import("node:module");
 enableCompileCache?.();
 // V8 rejects code cached under other flags: compile each module under the flags bin/llm-gateway.js has set when
-// it loads that module (so the same steps, in the same order).
-const { holdYoungGenerationDuringStartup } = await import("../src/cli/young-generation.ts");
-holdYoungGenerationDuringStartup();
-const { holdOptimizingCompilersDuringStartup } = await import("../src/cli/optimizing-compilers.ts");
-holdOptimizingCompilersDuringStartup();
+// it loads that module (the same start-up holds, from the same module).
+const { holdV8DuringStartup } = await import("../src/cli/start-up-holds.ts");
+holdV8DuringStartup();
 await import("../src/cli/serve.ts");
 // Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one, under the
 // flags a scrape finds (compilers released, the new space growing again: V8's defaults).
