@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderScene, send, useGateway, useMock } from "../helpers/e2e.ts";
 import {
   type ChatChunkBody,
   chatChunk,
@@ -42,21 +42,6 @@ function reasoningStream(reasoning: string[], words: string[]): SseScript[] {
     usage: { prompt_tokens: 9, completion_tokens: 7, total_tokens: 16 },
   };
   return [...chunks.map((data) => ({ data })), { data: usage }];
-}
-
-async function oneProvider(t: Parameters<typeof useMock>[0], modelKeys = "") {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID}${modelKeys} }
-`,
-  );
-  return { mock, gateway };
 }
 
 describe("reasoning effort goes only to candidates that take it", () => {
@@ -134,7 +119,7 @@ describe("reasoning effort goes only to candidates that take it", () => {
 
 describe("reasoning text reaches the clients", () => {
   test("Responses JSON: reasoning_content becomes a reasoning item with summary text before the message", async (t) => {
-    const { mock, gateway } = await oneProvider(t);
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: reasoningCompletion("reasoning_content", "2+2 is 4.", "4") });
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: reasoningCompletion("reasoning", "Still 4.", "4 again") });
     const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
@@ -155,7 +140,7 @@ describe("reasoning text reaches the clients", () => {
   });
 
   test("Responses stream: reasoning summary events, then the text; finalResponse() has both", async (t) => {
-    const { mock, gateway } = await oneProvider(t);
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: reasoningStream(["Let me ", "think."], ["The", " answer."]) });
     const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
     const stream = client.responses.stream({ model: MODEL, input: "Why?" });
@@ -189,7 +174,7 @@ describe("reasoning text reaches the clients", () => {
   });
 
   test("Messages: thinking blocks (JSON and stream) when thinking is enabled, none when it is not", async (t) => {
-    const { mock, gateway } = await oneProvider(t, ", reasoning: true");
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID, keys: ", reasoning: true" });
     const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
     const thinking = { type: "enabled" as const, budget_tokens: 1024 };
     const messages = [{ role: "user" as const, content: "Why?" }];

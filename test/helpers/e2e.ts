@@ -36,9 +36,13 @@ export function openAiClient(gateway: TestGateway, apiKey = "x"): OpenAI {
 /** The upstream id behind the public name `m` in `oneProviderScene`: a vendor-style id, so tests see the mapping. */
 export const VENDOR_MODEL_ID = "vendor/m-instruct";
 
-/** One mock provider `alpha` serving `m` as VENDOR_MODEL_ID, the gateway in front of it, and an OpenAI client. */
+/**
+ * One mock provider `alpha` serving `m` (as VENDOR_MODEL_ID unless `model.id` says otherwise; `model.keys` are
+ * more keys of its entry, e.g. `, reasoning: true`), the gateway in front of it, and an OpenAI client.
+ */
 export async function oneProviderScene(
   t: TestContext,
+  model: { readonly id?: string; readonly keys?: string } = {},
 ): Promise<{ mock: MockUpstream; gateway: TestGateway; client: OpenAI }> {
   const mock = await useMock(t);
   const gateway = await useGateway(
@@ -48,7 +52,7 @@ export async function oneProviderScene(
     base_url: ${mock.baseUrl}
     api_key: sk-alpha
     models:
-      m: { id: ${VENDOR_MODEL_ID} }
+      m: { id: ${model.id ?? VENDOR_MODEL_ID}${model.keys ?? ""} }
 `,
   );
   return { mock, gateway, client: openAiClient(gateway) };
