@@ -40,8 +40,15 @@ export interface BudgetLease {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** How much of a lease's unused part an end takes back out of Redis. */
-type GiveBack = "all" | "runs" | "none";
+/**
+ * How much of a lease's unused part an end takes back out of Redis: everything, nothing, or only its sliding-window
+ * runs. "runs" is for Redis reachable again: if it restarted empty, the day, month and fixed-window counters a
+ * give-back would lower may be new ones, counting other requests, so those keep the leased units (erring on the
+ * side of sending less until the window ends); a sliding-window run is this lease's own entry (its id is a
+ * reservation member no other charge creates), so after a mere blip its units are free again at once, and a
+ * restarted Redis simply no longer has it.
+ */
+export type GiveBack = "all" | "runs" | "none";
 
 /** What a reserve script granted: extra requests and tokens (Infinity: unbounded), the end, and its record. */
 export interface LeaseTerms {
@@ -121,7 +128,7 @@ export class BudgetLeases {
       lease.tokensLeft -= tokens;
       return true;
     }
-    this.end(lease, true);
+    this.end(lease, "all");
     return false;
   }
 
@@ -159,7 +166,7 @@ export class BudgetLeases {
     nowMs: number,
   ): BudgetLease {
     const previous = this.#leases.get(key);
-    if (previous !== undefined) this.end(previous, true);
+    if (previous !== undefined) this.end(previous, "all");
     const lease: BudgetLease = {
       member,
       isRecorded: terms.isRecorded,
@@ -176,25 +183,21 @@ export class BudgetLeases {
     };
     this.#leases.set(key, lease);
     // Given back when it ends even if no request comes to notice (other processes may need the units).
-    lease.timer = setTimeout(() => this.end(lease, true), Math.max(1, terms.endMs - nowMs));
+    lease.timer = setTimeout(() => this.end(lease, "all"), Math.max(1, terms.endMs - nowMs));
     lease.timer.unref();
-    if (terms.endMs <= nowMs) this.end(lease, true);
+    if (terms.endMs <= nowMs) this.end(lease, "all");
     return lease;
   }
 
-  /**
-   * Ends a lease; with `giveBack` "all" its unused requests and tokens are taken back out of Redis, with "runs"
-   * out of its sliding-window runs only (see `endAllAfterReconnect`), with "none" not at all.
-   */
-  end(lease: BudgetLease, giveBack: boolean | GiveBack): void {
+  /** Ends a lease, giving back (GiveBack) all, part or none of what it did not use. */
+  end(lease: BudgetLease, giveBack: GiveBack): void {
     if (lease.isEnded) return;
     lease.isEnded = true;
     if (lease.timer !== undefined) clearTimeout(lease.timer);
     const key = this.keyOf(lease.scopes);
     if (this.#leases.get(key) === lease) this.#leases.delete(key);
-    const mode: GiveBack = giveBack === true ? "all" : giveBack === false ? "none" : giveBack;
-    if (mode === "none" || !this.#options.link.isUp) return;
-    this.#giveBack(lease, mode === "runs");
+    if (giveBack === "none" || !this.#options.link.isUp) return;
+    this.#giveBack(lease, giveBack === "runs");
     // Its units are sent or given back: a later provider report need not count them any more. One HDEL per scope
     // (a pipeline; the same hash tag).
     if (lease.isRecorded) {
@@ -205,28 +208,17 @@ export class BudgetLeases {
   }
 
   /**
-   * Ends every lease. Given back on a stop or a learned limit; dropped (the units stay counted until their windows
-   * end) after a reset or a Redis outage, when the counters they would be taken from may be new ones.
+   * Ends every lease: given back on a stop or a learned limit, dropped after a reset (the units stay counted until
+   * their windows end), only their sliding-window runs given back when Redis is reachable again (GiveBack).
    */
-  endAll(shouldGiveBack: boolean): void {
-    for (const lease of [...this.#leases.values()]) this.end(lease, shouldGiveBack);
-  }
-
-  /**
-   * Redis is reachable again. If it restarted empty, the day, month and fixed-window counters a give-back would
-   * lower may be new ones, counting other requests: those keep the leased units (erring on the side of sending
-   * less until the window ends). A sliding-window run is this lease's own entry (its id is a reservation member no
-   * other charge creates), so it is given back: after a mere blip the units are free again at once, and in a
-   * restarted Redis the run is simply not there.
-   */
-  endAllAfterReconnect(): void {
-    for (const lease of [...this.#leases.values()]) this.end(lease, "runs");
+  endAll(giveBack: GiveBack): void {
+    for (const lease of [...this.#leases.values()]) this.end(lease, giveBack);
   }
 
   /** Ends (and gives back) the leases covering a scope whose limits just changed. */
   endCovering(scopeId: string): void {
     for (const lease of [...this.#leases.values()]) {
-      if (lease.scopes.some((scope) => scope.id === scopeId)) this.end(lease, true);
+      if (lease.scopes.some((scope) => scope.id === scopeId)) this.end(lease, "all");
     }
   }
 

@@ -121,8 +121,8 @@ export class RedisLedger implements BudgetLedger {
       shapes: this.#shapes,
     });
     // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since, so
-    // only the leases' own sliding-window runs are given back (BudgetLeases.endAllAfterReconnect).
-    this.#link.onUp(() => this.#leases.endAllAfterReconnect());
+    // only the leases' own sliding-window runs are given back (GiveBack "runs").
+    this.#link.onUp(() => this.#leases.endAll("runs"));
   }
 
   /** Starts renewing leases (and replaying what a failed reserve left local). */
@@ -140,12 +140,12 @@ export class RedisLedger implements BudgetLedger {
   stop(): void {
     if (this.#renewTimer !== undefined) clearInterval(this.#renewTimer);
     this.#renewTimer = undefined;
-    this.#leases.endAll(true);
+    this.#leases.endAll("all");
   }
 
   /** Ends every budget lease and gives back what is left of them; settles once Redis has it. */
   async returnLeases(): Promise<void> {
-    this.#leases.endAll(true);
+    this.#leases.endAll("all");
     await this.#leases.givenBack();
   }
 
@@ -281,7 +281,7 @@ export class RedisLedger implements BudgetLedger {
 
   /** Forgets this process's counters (another process reset the shared ones). */
   resetLocal(): void {
-    this.#leases.endAll(false);
+    this.#leases.endAll("none");
     this.#local.reset();
     this.#denials.clear();
     this.#unsynced = [];
