@@ -39,6 +39,9 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --tool wrk|autocannon     load generator (default: wrk when installed; env BENCH_TOOL)
   --targets LIST            any of direct,bare,gateway,realistic,limits,redis (default all; redis is skipped when
                             redis-server is not installed; env BENCH_TARGETS)
+  --rounds N                interleaved rounds of the bare proxy and the gateway (no limits), in turn, for the
+                            gateway/bare ratios the goals are checked against (default 3, --quick 1, 0: none;
+                            env BENCH_ROUNDS)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
   --gateway-main PATH       the gateway entry point (default bin/llm-gateway.js, which turns Node's compile cache
@@ -91,6 +94,8 @@ const TARGET_P99_MS = 3;
 const TARGET_IDLE_RSS_MB = 70;
 const TARGET_LOADED_RSS_MB = 150;
 const TARGET_READY_MS = 400;
+const TARGET_JSON_TO_BARE = 0.85;
+const TARGET_STREAM_TO_BARE = 0.9;
 /** A proxy's req/s are its own if, meanwhile, its core was at least this busy and the load core less than... */
 const MIN_PROXY_CORE_BUSY = 0.95;
 /** ...this: the mock and the load generator had time to spare. */
@@ -149,6 +154,8 @@ interface Options {
   readonly gatewayNodeArgs: readonly string[];
   readonly gatewayMain: string;
   readonly isQuick: boolean;
+  /** Interleaved bare/gateway rounds after the per-target runs (0: none). */
+  readonly rounds: number;
 }
 
 interface CoreBusy {
@@ -210,6 +217,7 @@ function readOptions(argv: string[]): Options | undefined {
       "gateway-log-level": { type: "string" },
       "gateway-node-args": { type: "string" },
       "gateway-main": { type: "string" },
+      rounds: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -255,7 +263,17 @@ function readOptions(argv: string[]): Options | undefined {
       .filter((arg) => arg !== ""),
     gatewayMain: resolve(values["gateway-main"] ?? env.BENCH_GATEWAY_MAIN ?? join(repoDir, "bin", "llm-gateway.js")),
     isQuick,
+    rounds: Math.round(roundsOption(values.rounds ?? env.BENCH_ROUNDS, isQuick ? 1 : 3)),
   };
+}
+
+/** `--rounds`: a whole number, 0 allowed (no interleaved rounds). */
+function roundsOption(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const parsed = Number(value);
+  if (!(Number.isInteger(parsed) && parsed >= 0 && parsed <= 20))
+    throw new Error(`--rounds must be a whole number from 0 to 20, got "${value}"`);
+  return parsed;
 }
 
 // ---- processes ----------------------------------------------------------------------------------------------
@@ -342,6 +360,74 @@ function logProblems(path: string): string {
   const shown = problems.slice(0, 5).map((line) => `[gateway] ${line.slice(0, 400)}\n`);
   const more = problems.length > shown.length ? `[gateway] ... ${problems.length - shown.length} more\n` : "";
   return shown.join("") + more;
+}
+
+type Pins = { readonly load: string[]; readonly proxy: string[]; readonly isPinned: boolean };
+
+/** A process under test, listening. */
+interface Started {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** performance.now() at spawn. */
+  readonly startedAt: number;
+}
+
+interface GatewayStart {
+  readonly mockPort: number;
+  readonly options: Options;
+  readonly pins: Pins;
+  readonly workDir: string;
+  readonly maxLifetimeMs: number;
+  readonly redisUrl?: string | undefined;
+}
+
+/** The gateway's log: a file, as in production, and no work for the load core. */
+function gatewayLogPath(workDir: string): string {
+  return join(workDir, "gateway.log");
+}
+
+async function startBare(mockPort: number, pins: Pins, childEnv: NodeJS.ProcessEnv): Promise<Started> {
+  const startedAt = performance.now();
+  const child = startNode(
+    "bare",
+    [join(benchDir, "bare-proxy.ts")],
+    pins.proxy,
+    { ...childEnv, BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}` },
+    repoDir,
+  );
+  return { child, port: await readPort("bare", child), startedAt };
+}
+
+/** `llm-gateway serve` with the variant's config, ready (`/health` 200). */
+async function startGatewayVariant(target: Target, start: GatewayStart): Promise<Started> {
+  const { options, workDir } = start;
+  const port = await freePort();
+  const configPath = join(workDir, `gateway-${target}.yaml`);
+  writeFileSync(
+    configPath,
+    gatewayConfig(port, start.mockPort, options.gatewayLogLevel, workDir, {
+      limits: VARIANTS[target]?.limits ?? "",
+      providerLimits: VARIANTS[target]?.providerLimits,
+      redisUrl: start.redisUrl,
+    }),
+  );
+  const logFd = openSync(gatewayLogPath(workDir), "w");
+  const startedAt = performance.now();
+  let child: ChildProcess;
+  try {
+    child = startNode(
+      "gateway",
+      [...options.gatewayNodeArgs, options.gatewayMain, "serve", "--config", configPath],
+      start.pins.proxy,
+      gatewayEnv(start.maxLifetimeMs),
+      workDir,
+      logFd,
+    );
+  } finally {
+    closeSync(logFd);
+  }
+  await waitUntilReady(port, child);
+  return { child, port, startedAt };
 }
 
 /** A redis-server on the load core (in memory only), or undefined when it is not installed. */
@@ -598,6 +684,99 @@ async function measureTarget(
   };
 }
 
+/** One workload's runs in the interleaved rounds, in round order. */
+interface PairedRuns {
+  readonly bare: LoadRun[];
+  readonly gateway: LoadRun[];
+}
+
+/** The bare proxy and the gateway (no limits) measured in turn: drift on the machine lands on both. */
+interface Interleaved {
+  readonly rounds: number;
+  readonly json: PairedRuns;
+  readonly stream: PairedRuns;
+}
+
+/**
+ * Both processes started again side by side (on the proxy core, one idle while the other is measured), then, for
+ * each round, the JSON and the stream loads on each in turn, the order swapped every round. One-off runs of each
+ * target minutes apart differed by up to 1.5x on these shared 2-core machines (README "Latest run"), so a single
+ * pair of runs could pass or fail a ratio goal by chance; the per-round ratios and their median show the spread.
+ */
+async function measureInterleaved(
+  start: GatewayStart & { readonly childEnv: NodeJS.ProcessEnv },
+): Promise<Interleaved> {
+  const { options, pins } = start;
+  const bodies = requestBodies(options.promptChars);
+  const bare = await startBare(start.mockPort, pins, start.childEnv);
+  let gateway: Started | undefined;
+  try {
+    gateway = await startGatewayVariant("gateway", start);
+    const processes = { bare, gateway } as const;
+    const load = (name: "bare" | "gateway", body: string, durationS: number) =>
+      observedLoad(options.cores, processes[name].child.pid, () =>
+        runLoad(
+          { url: `http://127.0.0.1:${processes[name].port}${CHAT_PATH}`, body, headers: REQUEST_HEADERS },
+          { tool: options.tool, connections: options.connections, durationS, pin: pins.load, workDir: start.workDir },
+        ),
+      );
+    process.stderr.write("  interleaved: warming up\n");
+    for (const name of ["bare", "gateway"] as const) {
+      await load(name, bodies.json, options.warmupS);
+      await load(name, bodies.stream, options.warmupS);
+    }
+    const json: PairedRuns = { bare: [], gateway: [] };
+    const stream: PairedRuns = { bare: [], gateway: [] };
+    for (let round = 0; round < options.rounds; round++) {
+      const order = round % 2 === 0 ? (["bare", "gateway"] as const) : (["gateway", "bare"] as const);
+      process.stderr.write(`  interleaved: round ${round + 1} of ${options.rounds} (${order.join(", then ")})\n`);
+      for (const name of order) json[name].push(await load(name, bodies.json, options.durationS));
+      for (const name of order) stream[name].push(await load(name, bodies.stream, options.durationS));
+    }
+    return { rounds: options.rounds, json, stream };
+  } finally {
+    await stopChild(bare.child);
+    if (gateway !== undefined) await stopChild(gateway.child);
+    process.stderr.write(logProblems(gatewayLogPath(start.workDir)));
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** The interleaved rounds' table: medians, every round's ratio, and the goals checked against the median ratio. */
+function interleavedRows(interleaved: Interleaved, connections: number): string[] {
+  const lines = [
+    `| interleaved, ${interleaved.rounds} round${interleaved.rounds === 1 ? "" : "s"} (bare proxy and gateway in turn) | bare proxy, median | gateway, median | gateway/bare, each round | gateway/bare, median | target |`,
+    "|---|---:|---:|---|---:|---|",
+  ];
+  const workloads = [
+    ["JSON", interleaved.json, TARGET_JSON_TO_BARE],
+    ["stream", interleaved.stream, TARGET_STREAM_TO_BARE],
+  ] as const;
+  for (const [label, runs, goal] of workloads) {
+    const ratios = runs.gateway.map((run, index) => run.requestsPerSecond / (runs.bare[index]?.requestsPerSecond ?? 0));
+    const ratio = median(ratios);
+    const mark = verdict(Number.isFinite(ratio) ? ratio >= goal : undefined);
+    lines.push(
+      `| ${label} req/s, ${connections} connections | ${formatNumber(median(runs.bare.map((run) => run.requestsPerSecond)), 0)} | ${formatNumber(median(runs.gateway.map((run) => run.requestsPerSecond)), 0)} | ${ratios.map(formatRatio).join(" ")} | ${formatRatio(ratio)} | ≥ ${goal.toFixed(2)}×${mark} |`,
+    );
+  }
+  for (const [label, runs] of workloads) {
+    const cpu = (list: readonly LoadRun[]) => median(list.map((run) => run.cpuUsPerRequest ?? Number.NaN));
+    lines.push(
+      `| CPU µs per ${label === "JSON" ? "JSON" : "streamed"} request | ${formatNumber(cpu(runs.bare), 0)} | ${formatNumber(cpu(runs.gateway), 0)} | | | |`,
+    );
+  }
+  return lines;
+}
+
 // ---- report -------------------------------------------------------------------------------------------------
 
 function formatNumber(value: number, digits: number): string {
@@ -623,6 +802,7 @@ interface Row {
 
 function report(
   results: Partial<Record<Target, TargetResult>>,
+  interleaved: Interleaved | undefined,
   options: Options,
   isPinned: boolean,
   coreCount: number,
@@ -710,6 +890,7 @@ function report(
   lines.push(`| busy core ${options.cores[0]} / core ${options.cores[1]}, stream | ${busyCells("stream")} |`);
   lines.push(`| peak RSS, MB | ${columns.map((target) => cell(metric((r) => r.peakRssMb)(target), 0)).join(" | ")} |`);
   lines.push(...startupRows(results, columns));
+  if (interleaved !== undefined) lines.push("", ...interleavedRows(interleaved, c));
 
   const variants = options.targets.filter((target) => VARIANTS[target] !== undefined && results[target] !== undefined);
   if (variants.some((target) => target !== "gateway")) {
@@ -767,7 +948,7 @@ function report(
   const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
   const setup = [
     `node ${process.version}, ${cpu}, ${coreCount} cores${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
-    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}${options.isQuick ? "; QUICK mode" : ""}`,
+    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved bare/gateway round${options.rounds === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}${options.isQuick ? "; QUICK mode" : ""}`,
   ];
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
 }
@@ -812,7 +993,8 @@ async function main(): Promise<number> {
   const coreCount = availableParallelism();
   const pins = setUpPinning(options.cores);
   const perTargetS = 2 * options.warmupS + 2 * options.durationS + 2 * options.latencyDurationS + 30;
-  const budgetMs = (options.targets.length * perTargetS + 60) * 1000;
+  const interleavedS = 4 * options.warmupS + 4 * options.rounds * options.durationS + 30;
+  const budgetMs = (options.targets.length * perTargetS + interleavedS + 60) * 1000;
   // Children die with us (stdin) and on their own after this, whatever happens here.
   const maxLifetimeMs = budgetMs + 60_000;
   const watchdog = setTimeout(() => {
@@ -828,7 +1010,6 @@ async function main(): Promise<number> {
 
   const workDir = mkdtempSync(join(tmpdir(), "llm-gateway-bench-"));
   const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
-  const gatewayLogPath = join(workDir, "gateway.log");
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
   try {
     const mock = startNode(
@@ -841,20 +1022,11 @@ async function main(): Promise<number> {
     const mockPort = await readPort("mock", mock);
     const results: Partial<Record<Target, TargetResult>> = {};
     for (const target of options.targets) {
-      let child: ChildProcess | undefined;
-      let port = mockPort;
+      let started: Started | undefined;
       let startup: Startup | undefined;
       if (target === "bare") {
-        const startedAt = performance.now();
-        child = startNode(
-          "bare",
-          [join(benchDir, "bare-proxy.ts")],
-          pins.proxy,
-          { ...childEnv, BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}` },
-          repoDir,
-        );
-        port = await readPort("bare", child);
-        startup = await measureStartup(child.pid, startedAt);
+        started = await startBare(mockPort, pins, childEnv);
+        startup = await measureStartup(started.child.pid, started.startedAt);
       } else if (VARIANTS[target] !== undefined) {
         let redisUrl: string | undefined;
         if (target === "redis") {
@@ -864,42 +1036,24 @@ async function main(): Promise<number> {
             continue;
           }
         }
-        port = await freePort();
-        const configPath = join(workDir, `gateway-${target}.yaml`);
-        writeFileSync(
-          configPath,
-          gatewayConfig(port, mockPort, options.gatewayLogLevel, workDir, {
-            limits: VARIANTS[target]?.limits ?? "",
-            providerLimits: VARIANTS[target]?.providerLimits,
-            redisUrl,
-          }),
-        );
-        const logFd = openSync(gatewayLogPath, "w");
-        const startedAt = performance.now();
-        try {
-          child = startNode(
-            "gateway",
-            [...options.gatewayNodeArgs, options.gatewayMain, "serve", "--config", configPath],
-            pins.proxy,
-            gatewayEnv(maxLifetimeMs),
-            workDir,
-            logFd,
-          );
-        } finally {
-          closeSync(logFd);
-        }
-        await waitUntilReady(port, child);
-        startup = await measureStartup(child.pid, startedAt);
+        started = await startGatewayVariant(target, { mockPort, options, pins, workDir, maxLifetimeMs, redisUrl });
+        startup = await measureStartup(started.child.pid, started.startedAt);
       }
       try {
-        results[target] = await measureTarget(target, port, (child ?? mock).pid, options, pins, workDir, startup);
+        const port = started?.port ?? mockPort;
+        const pid = (started?.child ?? mock).pid;
+        results[target] = await measureTarget(target, port, pid, options, pins, workDir, startup);
       } finally {
-        if (child !== undefined) await stopChild(child);
-        if (VARIANTS[target] !== undefined) process.stderr.write(logProblems(gatewayLogPath));
+        if (started !== undefined) await stopChild(started.child);
+        if (VARIANTS[target] !== undefined) process.stderr.write(logProblems(gatewayLogPath(workDir)));
       }
     }
+    const interleaved =
+      options.rounds > 0 && options.targets.includes("bare") && options.targets.includes("gateway")
+        ? await measureInterleaved({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv })
+        : undefined;
     await stopChild(mock);
-    process.stdout.write(`\n${report(results, options, pins.isPinned, coreCount)}`);
+    process.stdout.write(`\n${report(results, interleaved, options, pins.isPinned, coreCount)}`);
     return 0;
   } finally {
     stopAllNow();
