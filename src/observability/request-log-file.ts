@@ -7,6 +7,8 @@ import type { RequestRecord } from "./request-record.ts";
 
 /** Lines buffered beyond this are dropped (a disk that cannot keep up must not grow memory). */
 const MAX_PENDING_LINES = 10_000;
+/** Buffered lines that start an append without waiting for the timer (why: request-log.ts, WRITE_BATCH_ROWS). */
+const WRITE_BATCH_LINES = 256;
 
 export interface RequestLogFileOptions {
   readonly path: string;
@@ -36,6 +38,7 @@ export class RequestLogFile {
   readonly observe = (record: RequestRecord): void => {
     if (this.#lines.length >= MAX_PENDING_LINES) return;
     this.#lines.push(recordJson(record, this.#options.isContentKept, this.#options.secrets?.() ?? []));
+    if (this.#lines.length === WRITE_BATCH_LINES) setImmediate(() => this.flush().catch(() => {}));
   };
 
   flush(): Promise<void> {

@@ -190,6 +190,46 @@ describe("request log (Redis Cluster)", { skip: isRedisClusterAvailable() ? fals
   });
 });
 
+describe("request log writes", () => {
+  test("256 pending rows are written without waiting for the timer, without retention; the rest on flush", async (t) => {
+    const appended: number[] = [];
+    let prunes = 0;
+    const memory = new MemoryRequestLogBackend();
+    const backend: RequestLogBackend = {
+      kind: "memory",
+      append: async (rows) => {
+        appended.push(rows.length);
+        await memory.append(rows);
+      },
+      query: (filter) => memory.query(filter),
+      get: (id) => memory.get(id),
+      prune: async (maxEntries, oldest) => {
+        prunes++;
+        await memory.prune(maxEntries, oldest);
+      },
+      close: () => memory.close(),
+    };
+    // No timer (start() is not called): only the batch size can start a write.
+    const log = new RequestLog(backend, {
+      clock: manualClock(10_000),
+      maxEntries: 1_000,
+      maxAgeMs: 60_000,
+      isContentKept: false,
+    });
+    t.after(() => log.close());
+    for (let index = 0; index < 255; index++) log.observe(record({ id: `r${index}`, startedAtMs: 1_000 + index }));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(appended, [], "below the batch size rows wait for the timer");
+    for (let index = 255; index < 300; index++) log.observe(record({ id: `r${index}`, startedAtMs: 1_000 + index }));
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(appended, [300], "one write of everything pending once the batch size is reached");
+    assert.equal(prunes, 0, "retention is the timer's (and a query's) job");
+    assert.equal((await log.query({ limit: 1_000 })).length, 300);
+    assert.equal(prunes, 1);
+  });
+});
+
 describe("request log query parameters", () => {
   test("valid values", () => {
     assert.deepEqual(parseRequestLogQuery({}), {

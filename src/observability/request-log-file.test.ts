@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { record } from "../../test/helpers/records.ts";
+import { RequestLogFile } from "./request-log-file.ts";
+
+function lineCount(path: string): number {
+  try {
+    return readFileSync(path, "utf8")
+      .split("\n")
+      .filter((line) => line !== "").length;
+  } catch {
+    return 0;
+  }
+}
+
+test("request_log.file: 256 buffered lines are appended without waiting for the timer; the rest on flush", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "request-log-file-"));
+  const path = join(dir, "requests.jsonl");
+  // A timer that never fires during the test: only the batch size (or flush/close) writes.
+  const file = new RequestLogFile({ path, isContentKept: false, flushIntervalMs: 600_000 });
+  t.after(async () => {
+    await file.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (let index = 0; index < 255; index++) file.observe(record({ id: `r${index}` }));
+  await sleep(50);
+  assert.equal(lineCount(path), 0, "below the batch size lines wait for the timer");
+  file.observe(record({ id: "r255" }));
+  for (let attempt = 0; attempt < 100 && lineCount(path) < 256; attempt++) await sleep(10);
+  assert.equal(lineCount(path), 256);
+  for (let index = 256; index < 266; index++) file.observe(record({ id: `r${index}` }));
+  await sleep(50);
+  assert.equal(lineCount(path), 256);
+  await file.flush();
+  assert.equal(lineCount(path), 266);
+  assert.equal(JSON.parse(readFileSync(path, "utf8").split("\n")[265] ?? "").id, "r265");
+});
