@@ -39,8 +39,8 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --tool wrk|autocannon     load generator (default: wrk when installed; env BENCH_TOOL)
   --targets LIST            any of direct,bare,gateway,realistic,limits,redis (default all; redis is skipped when
                             redis-server is not installed; env BENCH_TARGETS)
-  --rounds N                interleaved rounds of the bare proxy and the gateway (no limits), in turn, for the
-                            gateway/bare ratios the goals are checked against (default 3, --quick 1, 0: none;
+  --rounds N                interleaved rounds of the bare proxy and the gateway without limits, with high limits
+                            and through Redis, in turn, for the ratio goals (default 3, --quick 1, 0: none;
                             env BENCH_ROUNDS)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
@@ -94,8 +94,6 @@ const TARGET_P99_MS = 3;
 const TARGET_IDLE_RSS_MB = 70;
 const TARGET_LOADED_RSS_MB = 150;
 const TARGET_READY_MS = 400;
-const TARGET_JSON_TO_BARE = 0.85;
-const TARGET_STREAM_TO_BARE = 0.9;
 /** A proxy's req/s are its own if, meanwhile, its core was at least this busy and the load core less than... */
 const MIN_PROXY_CORE_BUSY = 0.95;
 /** ...this: the mock and the load generator had time to spare. */
@@ -684,59 +682,74 @@ async function measureTarget(
   };
 }
 
-/** One workload's runs in the interleaved rounds, in round order. */
-interface PairedRuns {
-  readonly bare: LoadRun[];
-  readonly gateway: LoadRun[];
-}
+/** The processes measured in turn in the interleaved rounds: every ratio goal compares two of them. */
+const INTERLEAVED_TARGETS = ["bare", "gateway", "limits", "redis"] as const;
+type InterleavedTarget = (typeof INTERLEAVED_TARGETS)[number];
 
-/** The bare proxy and the gateway (no limits) measured in turn: drift on the machine lands on both. */
+/** Each process's runs of one workload in the interleaved rounds, in round order. */
+type RoundRuns = Partial<Record<InterleavedTarget, LoadRun[]>>;
+
+/** The processes measured in turn: drift on the machine lands on all of them. */
 interface Interleaved {
   readonly rounds: number;
-  readonly json: PairedRuns;
-  readonly stream: PairedRuns;
+  readonly json: RoundRuns;
+  readonly stream: RoundRuns;
 }
 
 /**
- * Both processes started again side by side (on the proxy core, one idle while the other is measured), then, for
- * each round, the JSON and the stream loads on each in turn, the order swapped every round. One-off runs of each
- * target minutes apart differed by up to 1.5x on these shared 2-core machines (README "Latest run"), so a single
- * pair of runs could pass or fail a ratio goal by chance; the per-round ratios and their median show the spread.
+ * The bare proxy, the gateway without limits, with high limits and through Redis (those of them among the
+ * targets) started again side by side on the proxy core (all idle but the one measured), then, for each round, the
+ * JSON and the stream loads on each in turn, the order rotated every round. One-off runs of each target minutes
+ * apart differed by up to 1.5x on these shared 2-core machines (README "Latest run"), so a single pair of runs
+ * could pass or fail a ratio goal by chance; the per-round ratios and their median show the spread.
  */
 async function measureInterleaved(
   start: GatewayStart & { readonly childEnv: NodeJS.ProcessEnv },
 ): Promise<Interleaved> {
   const { options, pins } = start;
   const bodies = requestBodies(options.promptChars);
-  const bare = await startBare(start.mockPort, pins, start.childEnv);
-  let gateway: Started | undefined;
+  const names = INTERLEAVED_TARGETS.filter((name) => options.targets.includes(name));
+  const processes = new Map<InterleavedTarget, Started>();
   try {
-    gateway = await startGatewayVariant("gateway", start);
-    const processes = { bare, gateway } as const;
-    const load = (name: "bare" | "gateway", body: string, durationS: number) =>
-      observedLoad(options.cores, processes[name].child.pid, () =>
+    for (const name of names) {
+      if (name === "bare") {
+        processes.set(name, await startBare(start.mockPort, pins, start.childEnv));
+        continue;
+      }
+      const redisUrl = name === "redis" ? await startRedis(pins.load) : undefined;
+      if (name === "redis" && redisUrl === undefined) continue;
+      processes.set(name, await startGatewayVariant(name, { ...start, redisUrl }));
+    }
+    const started = names.filter((name) => processes.has(name));
+    const load = (name: InterleavedTarget, body: string, durationS: number) => {
+      const process = processes.get(name) as Started;
+      return observedLoad(options.cores, process.child.pid, () =>
         runLoad(
-          { url: `http://127.0.0.1:${processes[name].port}${CHAT_PATH}`, body, headers: REQUEST_HEADERS },
+          { url: `http://127.0.0.1:${process.port}${CHAT_PATH}`, body, headers: REQUEST_HEADERS },
           { tool: options.tool, connections: options.connections, durationS, pin: pins.load, workDir: start.workDir },
         ),
       );
-    process.stderr.write("  interleaved: warming up\n");
-    for (const name of ["bare", "gateway"] as const) {
+    };
+    process.stderr.write(`  interleaved: warming up ${started.join(", ")}\n`);
+    for (const name of started) {
       await load(name, bodies.json, options.warmupS);
       await load(name, bodies.stream, options.warmupS);
     }
-    const json: PairedRuns = { bare: [], gateway: [] };
-    const stream: PairedRuns = { bare: [], gateway: [] };
+    const json: RoundRuns = {};
+    const stream: RoundRuns = {};
+    for (const name of started) {
+      json[name] = [];
+      stream[name] = [];
+    }
     for (let round = 0; round < options.rounds; round++) {
-      const order = round % 2 === 0 ? (["bare", "gateway"] as const) : (["gateway", "bare"] as const);
-      process.stderr.write(`  interleaved: round ${round + 1} of ${options.rounds} (${order.join(", then ")})\n`);
-      for (const name of order) json[name].push(await load(name, bodies.json, options.durationS));
-      for (const name of order) stream[name].push(await load(name, bodies.stream, options.durationS));
+      const order = started.map((_, index) => started[(index + round) % started.length] as InterleavedTarget);
+      process.stderr.write(`  interleaved: round ${round + 1} of ${options.rounds} (${order.join(", ")})\n`);
+      for (const name of order) json[name]?.push(await load(name, bodies.json, options.durationS));
+      for (const name of order) stream[name]?.push(await load(name, bodies.stream, options.durationS));
     }
     return { rounds: options.rounds, json, stream };
   } finally {
-    await stopChild(bare.child);
-    if (gateway !== undefined) await stopChild(gateway.child);
+    for (const process of processes.values()) await stopChild(process.child);
     process.stderr.write(logProblems(gatewayLogPath(start.workDir)));
   }
 }
@@ -750,28 +763,71 @@ function median(values: readonly number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
-/** The interleaved rounds' table: medians, every round's ratio, and the goals checked against the median ratio. */
+/** The ratio goals of issue 14, each between two processes of the interleaved rounds. */
+const RATIO_GOALS: readonly {
+  readonly label: string;
+  readonly workload: "json" | "stream";
+  readonly numerator: InterleavedTarget;
+  readonly denominator: InterleavedTarget;
+  readonly goal: number;
+}[] = [
+  { label: "JSON: gateway / bare proxy", workload: "json", numerator: "gateway", denominator: "bare", goal: 0.85 },
+  { label: "stream: gateway / bare proxy", workload: "stream", numerator: "gateway", denominator: "bare", goal: 0.9 },
+  { label: "JSON: high limits / no limits", workload: "json", numerator: "limits", denominator: "gateway", goal: 0.9 },
+  {
+    label: "JSON: Redis / embedded (high limits)",
+    workload: "json",
+    numerator: "redis",
+    denominator: "limits",
+    goal: 0.7,
+  },
+];
+
+/** The interleaved rounds' tables: each process's medians, then every goal's per-round ratios and their median. */
 function interleavedRows(interleaved: Interleaved, connections: number): string[] {
+  const names = INTERLEAVED_TARGETS.filter((name) => interleaved.json[name] !== undefined);
+  const rounds = `${interleaved.rounds} round${interleaved.rounds === 1 ? "" : "s"}`;
   const lines = [
-    `| interleaved, ${interleaved.rounds} round${interleaved.rounds === 1 ? "" : "s"} (bare proxy and gateway in turn) | bare proxy, median | gateway, median | gateway/bare, each round | gateway/bare, median | target |`,
-    "|---|---:|---:|---|---:|---|",
+    `| interleaved, ${rounds}, medians | ${names.map((name) => TARGET_LABELS[name]).join(" | ")} |`,
+    `|---|${names.map(() => "---:").join("|")}|`,
   ];
-  const workloads = [
-    ["JSON", interleaved.json, TARGET_JSON_TO_BARE],
-    ["stream", interleaved.stream, TARGET_STREAM_TO_BARE],
-  ] as const;
-  for (const [label, runs, goal] of workloads) {
-    const ratios = runs.gateway.map((run, index) => run.requestsPerSecond / (runs.bare[index]?.requestsPerSecond ?? 0));
-    const ratio = median(ratios);
-    const mark = verdict(Number.isFinite(ratio) ? ratio >= goal : undefined);
-    lines.push(
-      `| ${label} req/s, ${connections} connections | ${formatNumber(median(runs.bare.map((run) => run.requestsPerSecond)), 0)} | ${formatNumber(median(runs.gateway.map((run) => run.requestsPerSecond)), 0)} | ${ratios.map(formatRatio).join(" ")} | ${formatRatio(ratio)} | ≥ ${goal.toFixed(2)}×${mark} |`,
+  const medianOf = (runs: RoundRuns, name: InterleavedTarget, read: (run: LoadRun) => number | undefined) =>
+    median((runs[name] ?? []).map((run) => read(run) ?? Number.NaN));
+  for (const [label, runs] of [
+    ["JSON", interleaved.json],
+    ["stream", interleaved.stream],
+  ] as const) {
+    const rps = names.map((name) =>
+      formatNumber(
+        medianOf(runs, name, (run) => run.requestsPerSecond),
+        0,
+      ),
     );
+    const cpu = names.map((name) =>
+      formatNumber(
+        medianOf(runs, name, (run) => run.cpuUsPerRequest),
+        0,
+      ),
+    );
+    lines.push(`| ${label} req/s, ${connections} connections | ${rps.join(" | ")} |`);
+    lines.push(`| CPU µs per ${label === "JSON" ? "JSON" : "streamed"} request | ${cpu.join(" | ")} |`);
   }
-  for (const [label, runs] of workloads) {
-    const cpu = (list: readonly LoadRun[]) => median(list.map((run) => run.cpuUsPerRequest ?? Number.NaN));
+  lines.push(
+    "",
+    `| ratio goal (issue 14), interleaved ${rounds} | each round | median | target |`,
+    "|---|---|---:|---|",
+  );
+  for (const goal of RATIO_GOALS) {
+    const numerators = interleaved[goal.workload][goal.numerator];
+    const denominators = interleaved[goal.workload][goal.denominator];
+    if (numerators === undefined || denominators === undefined) continue;
+    const ratios = numerators.map(
+      (run, index) => run.requestsPerSecond / (denominators[index]?.requestsPerSecond ?? Number.NaN),
+    );
+    const ratio = median(ratios);
+    const mark = verdict(Number.isFinite(ratio) ? ratio >= goal.goal : undefined);
     lines.push(
-      `| CPU µs per ${label === "JSON" ? "JSON" : "streamed"} request | ${formatNumber(cpu(runs.bare), 0)} | ${formatNumber(cpu(runs.gateway), 0)} | | | |`,
+      `| ${goal.label} | ${ratios.map(formatRatio).join(" ")} | ${formatRatio(ratio)} | ≥ ${goal.goal.toFixed(2)}×${mark} |`,
     );
   }
   return lines;
@@ -948,7 +1004,7 @@ function report(
   const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
   const setup = [
     `node ${process.version}, ${cpu}, ${coreCount} cores${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
-    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved bare/gateway round${options.rounds === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}${options.isQuick ? "; QUICK mode" : ""}`,
+    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}${options.isQuick ? "; QUICK mode" : ""}`,
   ];
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
 }
@@ -993,7 +1049,7 @@ async function main(): Promise<number> {
   const coreCount = availableParallelism();
   const pins = setUpPinning(options.cores);
   const perTargetS = 2 * options.warmupS + 2 * options.durationS + 2 * options.latencyDurationS + 30;
-  const interleavedS = 4 * options.warmupS + 4 * options.rounds * options.durationS + 30;
+  const interleavedS = 8 * options.warmupS + 8 * options.rounds * options.durationS + 60;
   const budgetMs = (options.targets.length * perTargetS + interleavedS + 60) * 1000;
   // Children die with us (stdin) and on their own after this, whatever happens here.
   const maxLifetimeMs = budgetMs + 60_000;
@@ -1049,7 +1105,7 @@ async function main(): Promise<number> {
       }
     }
     const interleaved =
-      options.rounds > 0 && options.targets.includes("bare") && options.targets.includes("gateway")
+      options.rounds > 0 && INTERLEAVED_TARGETS.filter((name) => options.targets.includes(name)).length >= 2
         ? await measureInterleaved({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv })
         : undefined;
     await stopChild(mock);
