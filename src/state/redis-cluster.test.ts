@@ -49,6 +49,27 @@ async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "clu
   return { state, availability, warnings };
 }
 
+type Backend = Awaited<ReturnType<typeof startBackend>>;
+
+/**
+ * Two processes on one pool of 300 tokens a minute: 250 reserved by the first refuse 100 more to the second; once
+ * the first reconciles to 40 used, the second gets 260 and then nothing. Returns the first refusal.
+ */
+async function assertSharedTokens(first: Backend, second: Backend, scopes: BudgetScope[], nowMs: number) {
+  const reserved = await first.state.ledger.reserve(scopes, { tokens: 250 }, nowMs);
+  assert.ok(isReservation(reserved));
+  const tooMuch = await second.state.ledger.reserve(scopes, { tokens: 100 }, nowMs + 1);
+  assert.ok(!isReservation(tooMuch) && !tooMuch.isAllowed);
+  assert.equal(tooMuch.reason, "over its tpm budget (250/300 tokens, needs 100)");
+  first.state.ledger.reconcile(reserved, 40, nowMs + 2);
+  await sleep(50);
+  assert.ok(isReservation(await second.state.ledger.reserve(scopes, { tokens: 260 }, nowMs + 3)));
+  const full = await second.state.ledger.reserve(scopes, { tokens: 1 }, nowMs + 4);
+  assert.ok(!isReservation(full) && !full.isAllowed);
+  assert.equal(full.reason, "over its tpm budget (300/300 tokens, needs 1)");
+  return tooMuch;
+}
+
 function scope(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {
   return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
 }
@@ -121,18 +142,7 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     const second = await startBackend(t, cluster);
     const pool = scope("provider:tokens", { tpm: 300 });
     const own = scope("deployment:tokens/m", { tpd: 10_000 });
-    const nowMs = Date.now();
-    const reserved = await first.state.ledger.reserve([pool, own], { tokens: 250 }, nowMs);
-    assert.ok(isReservation(reserved));
-    const tooMuch = await second.state.ledger.reserve([pool, own], { tokens: 100 }, nowMs + 1);
-    assert.ok(!isReservation(tooMuch) && !tooMuch.isAllowed);
-    assert.equal(tooMuch.reason, "over its tpm budget (250/300 tokens, needs 100)");
-    first.state.ledger.reconcile(reserved, 40, nowMs + 2);
-    await sleep(50);
-    assert.ok(isReservation(await second.state.ledger.reserve([pool, own], { tokens: 260 }, nowMs + 3)));
-    const full = await second.state.ledger.reserve([pool, own], { tokens: 1 }, nowMs + 4);
-    assert.ok(!isReservation(full) && !full.isAllowed);
-    assert.equal(full.reason, "over its tpm budget (300/300 tokens, needs 1)");
+    await assertSharedTokens(first, second, [pool, own], Date.now());
   });
 
   test("budget leases: taken, spent and given back on the provider's node", async (t) => {
@@ -169,18 +179,8 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     const own = scope("deployment:windows/m", { rpm: 2, tpm: 500, window: "bucket" });
     const minuteMs = Date.UTC(2026, 0, 1, 12);
     const nowMs = minuteMs + 30_000;
-    const reserved = await first.state.ledger.reserve([pool, own], { tokens: 250 }, nowMs);
-    assert.ok(isReservation(reserved));
-    const tooMuch = await second.state.ledger.reserve([pool, own], { tokens: 100 }, nowMs + 1);
-    assert.ok(!isReservation(tooMuch) && !tooMuch.isAllowed);
-    assert.equal(tooMuch.reason, "over its tpm budget (250/300 tokens, needs 100)");
+    const tooMuch = await assertSharedTokens(first, second, [pool, own], nowMs);
     assert.equal(tooMuch.retryAtMs, minuteMs + 60_000, "the fixed minute's end");
-    first.state.ledger.reconcile(reserved, 40, nowMs + 2);
-    await sleep(50);
-    assert.ok(isReservation(await second.state.ledger.reserve([pool, own], { tokens: 260 }, nowMs + 3)));
-    const full = await second.state.ledger.reserve([pool, own], { tokens: 1 }, nowMs + 4);
-    assert.ok(!isReservation(full) && !full.isAllowed);
-    assert.equal(full.reason, "over its tpm budget (300/300 tokens, needs 1)");
     // The next minute: the pool's fixed window is empty again, and the bucket has a request back (2 a minute).
     assert.ok(isReservation(await first.state.ledger.reserve([pool, own], { tokens: 10 }, minuteMs + 61_000)));
     const perNode = await keysPerNode(cluster, client, "windows:");
