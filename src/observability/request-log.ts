@@ -59,8 +59,8 @@ const MAX_PENDING = 10_000;
 /**
  * Pending rows that start a write without waiting for the timer. Under load the timer alone let ~2,000 rows
  * (~3 KB of JSON each) wait up to half a second: long enough to outlive two young-generation collections, so they
- * were promoted and died in the old space, which then held ~10 MB more after a 64-connection run (measured,
- * old space committed 36-38 MB against 24-28 MB with writes every 100 ms). A batch this size keeps pending rows
+ * were promoted and died in the old space: after a 64-connection JSON run it held 41-50 MB, against 27-28 MB
+ * with this batch (measured alternately, RSS 195-199 against 177-178 MB). A batch this size keeps pending rows
  * under ~1 MB at any rate, and is exactly one command of the Redis backend (redis-request-log.ts).
  */
 const WRITE_BATCH_ROWS = 256;
