@@ -529,6 +529,18 @@ function compileCacheEnv(): NodeJS.ProcessEnv {
   return { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), "node-compile-cache") };
 }
 
+/**
+ * Fills the caches a start reads (bin/warm-caches.js) when the gateway under test is this checkout's: after an
+ * edit, the first start would otherwise strip and compile the edited files (Node's TypeScript stripper alone
+ * ~15 MB and ~0.8 s), and the start-up row would measure that instead of a start as users get it after install.
+ */
+function warmCaches(gatewayMain: string, env: NodeJS.ProcessEnv): void {
+  if (gatewayMain !== join(repoDir, "bin", "llm-gateway.js")) return;
+  const result = spawnSync(process.execPath, [join(repoDir, "bin", "warm-caches.js")], { env, stdio: "ignore" });
+  if (result.status !== 0)
+    process.stderr.write("bench: bin/warm-caches.js failed; the first start may be a cold one\n");
+}
+
 /** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
 function gatewayEnv(maxLifetimeMs: number): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
@@ -754,6 +766,53 @@ async function measureInterleaved(
   }
 }
 
+/** More starts of the bare proxy and of the gateway (no limits), in turn: one start is one sample of a noisy figure. */
+type StartupRounds = Partial<Record<"bare" | "gateway", Startup[]>>;
+
+async function measureStartups(start: GatewayStart & { readonly childEnv: NodeJS.ProcessEnv }): Promise<StartupRounds> {
+  const names = (["bare", "gateway"] as const).filter((name) => start.options.targets.includes(name));
+  const startups: StartupRounds = {};
+  for (const name of names) startups[name] = [];
+  for (let round = 0; round < start.options.rounds; round++) {
+    process.stderr.write(`  start-up: round ${round + 1} of ${start.options.rounds} (${names.join(", ")})\n`);
+    for (const name of names) {
+      const started =
+        name === "bare"
+          ? await startBare(start.mockPort, start.pins, start.childEnv)
+          : await startGatewayVariant("gateway", start);
+      try {
+        startups[name]?.push(await measureStartup(started.child.pid, started.startedAt));
+      } finally {
+        await stopChild(started.child);
+      }
+    }
+  }
+  return startups;
+}
+
+/** Median and range of each start-up figure over the extra starts, with the gateway's goals. */
+function startupRoundRows(startups: StartupRounds): string[] {
+  const names = (["bare", "gateway"] as const).filter((name) => startups[name] !== undefined);
+  const count = Math.max(...names.map((name) => startups[name]?.length ?? 0));
+  const cell = (name: "bare" | "gateway", read: (startup: Startup) => number | undefined) => {
+    const values = (startups[name] ?? []).map((startup) => read(startup) ?? Number.NaN).filter(Number.isFinite);
+    if (values.length === 0) return "–";
+    return `${formatNumber(median(values), 0)} (${formatNumber(Math.min(...values), 0)}–${formatNumber(Math.max(...values), 0)})`;
+  };
+  const row = (label: string, read: (startup: Startup) => number | undefined, goal?: number) => {
+    const gateway = median((startups.gateway ?? []).map((startup) => read(startup) ?? Number.NaN));
+    const mark = goal === undefined || !Number.isFinite(gateway) ? "" : ` ≤ ${goal}${verdict(gateway <= goal)}`;
+    return `| ${label} | ${names.map((name) => cell(name, read)).join(" | ")} |${mark} |`;
+  };
+  return [
+    `| ${count} more starts each, in turn: median (range) | ${names.map((name) => TARGET_LABELS[name]).join(" | ")} | gateway's target (median) |`,
+    `|---|${names.map(() => "---:").join("|")}|---|`,
+    row("spawn to ready, ms (wall)", (startup) => startup.readyMs, TARGET_READY_MS),
+    row("CPU until ready, ms", (startup) => startup.readyCpuMs),
+    row("RSS 1 s after ready, idle, MB", (startup) => startup.idleRssMb, TARGET_IDLE_RSS_MB),
+  ];
+}
+
 function median(values: readonly number[]): number {
   const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
   if (sorted.length === 0) return Number.NaN;
@@ -859,6 +918,7 @@ interface Row {
 function report(
   results: Partial<Record<Target, TargetResult>>,
   interleaved: Interleaved | undefined,
+  startups: StartupRounds,
   options: Options,
   isPinned: boolean,
   coreCount: number,
@@ -947,6 +1007,7 @@ function report(
   lines.push(`| peak RSS, MB | ${columns.map((target) => cell(metric((r) => r.peakRssMb)(target), 0)).join(" | ")} |`);
   lines.push(...startupRows(results, columns));
   if (interleaved !== undefined) lines.push("", ...interleavedRows(interleaved, c));
+  if (Object.keys(startups).length > 0) lines.push("", ...startupRoundRows(startups));
 
   const variants = options.targets.filter((target) => VARIANTS[target] !== undefined && results[target] !== undefined);
   if (variants.some((target) => target !== "gateway")) {
@@ -1049,7 +1110,7 @@ async function main(): Promise<number> {
   const coreCount = availableParallelism();
   const pins = setUpPinning(options.cores);
   const perTargetS = 2 * options.warmupS + 2 * options.durationS + 2 * options.latencyDurationS + 30;
-  const interleavedS = 8 * options.warmupS + 8 * options.rounds * options.durationS + 60;
+  const interleavedS = 8 * options.warmupS + 8 * options.rounds * options.durationS + 60 + 10 * options.rounds;
   const budgetMs = (options.targets.length * perTargetS + interleavedS + 60) * 1000;
   // Children die with us (stdin) and on their own after this, whatever happens here.
   const maxLifetimeMs = budgetMs + 60_000;
@@ -1067,6 +1128,7 @@ async function main(): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), "llm-gateway-bench-"));
   const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
+  warmCaches(options.gatewayMain, childEnv);
   try {
     const mock = startNode(
       "mock",
@@ -1108,8 +1170,10 @@ async function main(): Promise<number> {
       options.rounds > 0 && INTERLEAVED_TARGETS.filter((name) => options.targets.includes(name)).length >= 2
         ? await measureInterleaved({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv })
         : undefined;
+    const startups =
+      options.rounds > 0 ? await measureStartups({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv }) : {};
     await stopChild(mock);
-    process.stdout.write(`\n${report(results, interleaved, options, pins.isPinned, coreCount)}`);
+    process.stdout.write(`\n${report(results, interleaved, startups, options, pins.isPinned, coreCount)}`);
     return 0;
   } finally {
     stopAllNow();
