@@ -181,9 +181,11 @@ export class RequestLog {
 
 /** A record as stored: JSON, without message content unless it is kept, with every secret redacted. */
 export function recordJson(record: RequestRecord, isContentKept: boolean, secrets: readonly string[]): string {
-  const { content, ...withoutContent } = record;
+  // A record has content only with `log.content: true`: as a rule it is stored as it is, without a copy per
+  // request (JSON.stringify leaves out the `undefined` of the copy that drops content).
+  const stored = isContentKept || record.content === undefined ? record : { ...record, content: undefined };
   // The one redaction (configured keys and anything key-shaped), as for every other upstream-derived text.
-  return redactSecrets(JSON.stringify(isContentKept && content !== undefined ? record : withoutContent), secrets);
+  return redactSecrets(JSON.stringify(stored), secrets);
 }
 
 function unique(values: readonly (string | undefined)[]): string[] {
