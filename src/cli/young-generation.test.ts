@@ -25,10 +25,20 @@ describe("young generation ceiling", () => {
  * the new space's size, MB, after start-up and after serving. `mode`: `v8` (nothing set), `hold` (start-up only),
  * `serve` (hold, then capYoungGeneration).
  */
-function newSpaceAfterChurn(mode: "v8" | "hold" | "serve"): { afterStartup: number; afterServing: number } {
+function newSpaceAfterChurn(
+  mode: "v8" | "hold" | "serve",
+  servingObjects = 3_000_000,
+): { afterStartup: number; afterServing: number; idleLooks: number } {
   const moduleUrl = new URL("./young-generation.ts", import.meta.url).href;
   const script = `
+    import { createRequire, syncBuiltinESMExports } from "node:module";
     import { getHeapSpaceStatistics } from "node:v8";
+    // Counts the module's looks at the heap (its only way to see the new space).
+    const v8 = createRequire(import.meta.url)("node:v8");
+    const original = v8.getHeapSpaceStatistics;
+    let looks = 0;
+    v8.getHeapSpaceStatistics = () => { looks++; return original(); };
+    syncBuiltinESMExports();
     const generation = await import(${JSON.stringify(moduleUrl)});
     const newSpaceMb = () => getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 1048576;
     const ring = new Array(20000);
@@ -43,13 +53,16 @@ function newSpaceAfterChurn(mode: "v8" | "hold" | "serve"): { afterStartup: numb
     await churn(1000000);
     const afterStartup = newSpaceMb();
     if (${JSON.stringify(mode)} === "serve") generation.capYoungGeneration();
-    await churn(3000000);
-    process.stdout.write(JSON.stringify({ afterStartup, afterServing: newSpaceMb() }));
+    await churn(${servingObjects});
+    const afterServing = newSpaceMb();
+    looks = 0;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    process.stdout.write(JSON.stringify({ afterStartup, afterServing, idleLooks: looks }));
     process.exit(0);
   `;
   const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
   assert.equal(child.status, 0, child.stderr);
-  return JSON.parse(child.stdout) as { afterStartup: number; afterServing: number };
+  return JSON.parse(child.stdout) as { afterStartup: number; afterServing: number; idleLooks: number };
 }
 
 describe("V8 honours the growth factor set at run time (what young-generation.ts relies on)", () => {
@@ -66,5 +79,19 @@ describe("V8 honours the growth factor set at run time (what young-generation.ts
     const serving = newSpaceAfterChurn("serve");
     assert.ok(serving.afterStartup <= 8, `held: ${serving.afterStartup} MB`);
     assert.ok(serving.afterServing >= 16, `serving: ${serving.afterServing} MB`);
+  });
+
+  it("stops it at the ceiling where V8 alone grows on", () => {
+    const ceilingMb = YOUNG_GENERATION_CEILING_BYTES / 1048576;
+    const v8Alone = newSpaceAfterChurn("v8", 12_000_000);
+    const serving = newSpaceAfterChurn("serve", 12_000_000);
+    assert.ok(v8Alone.afterServing > ceilingMb, `V8 alone: ${v8Alone.afterServing} MB`);
+    assert.ok(serving.afterServing <= ceilingMb, `capped: ${serving.afterServing} MB`);
+  });
+
+  it("does not wake an idle process to look (below the ceiling, a 50 ms poll once did, 20 times a second)", () => {
+    const idle = newSpaceAfterChurn("serve", 100_000);
+    assert.ok(idle.afterServing < YOUNG_GENERATION_CEILING_BYTES / 1048576, `${idle.afterServing} MB`);
+    assert.ok(idle.idleLooks <= 2, `${idle.idleLooks} looks at the heap in 1 s of idling`);
   });
 });
