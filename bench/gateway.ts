@@ -40,7 +40,8 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --targets LIST            any of direct,bare,gateway,realistic,limits,redis (default all; redis is skipped when
                             redis-server is not installed; env BENCH_TARGETS)
   --rounds N                interleaved rounds of the bare proxy and the gateway without limits, with high limits
-                            and through Redis, in turn, for the ratio goals (default 3, --quick 1, 0: none;
+                            and through Redis, in turn, for the ratio goals, and as many more starts of the bare
+                            proxy and the gateway for the start-up goals (default 3, --quick 1, 0: none;
                             env BENCH_ROUNDS)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
