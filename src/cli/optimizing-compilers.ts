@@ -6,17 +6,17 @@
 // back on once listening, so the request path is optimized as before: V8 reads these flags at each tier-up
 // decision, and optimizing-compilers.test.ts checks that a hot function still gets optimized after the release.
 // Measured (10 interleaved starts, README "Start-up and memory"): idle RSS 94 -> 86 MB, process CPU until ready
-// about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are
-// part of V8's code-cache check, so bin/warm-caches.js holds them too while it fills Node's compile cache.
+// about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes
+// their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are part of V8's code-cache
+// check, so bin/warm-caches.js holds them too while it fills Node's compile cache.
 import { setFlagsFromString } from "node:v8";
+import { startedWithFlag } from "./node-flags.ts";
 
 let isHeld = false;
 
 /** True when the process was started with its own tiering flags (then they are left alone). */
 export function hasOwnCompilerFlags(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some((flag) =>
-    /^--(no[-_])?(maglev|turbofan|opt|jitless|max[-_]opt|lite[-_]mode)\b/.test(flag),
-  );
+  return startedWithFlag(execArgv, nodeOptions, /^--(no[-_])?(maglev|turbofan|opt|jitless|max[-_]opt|lite[-_]mode)\b/);
 }
 
 /** Start-up: no Maglev or TurboFan until `releaseOptimizingCompilers` (bin/llm-gateway.js, before anything loads). */

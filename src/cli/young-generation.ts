@@ -12,6 +12,7 @@
 // NODE_OPTIONS) keeps V8's behaviour.
 import { PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
+import { startedWithFlag } from "./node-flags.ts";
 
 /** New space size (both semi-spaces) at which growth stops, bytes: 2 x 16 MB semi-spaces, Node 22's maximum. */
 export const YOUNG_GENERATION_CEILING_BYTES = 32 * 1024 * 1024;
@@ -25,9 +26,7 @@ export function growthFactorFor(newSpaceBytes: number): number {
 
 /** True when the process was started with its own semi-space settings (then they are left alone). */
 export function hasOwnSemiSpaceFlags(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some(
-    (flag) => /^--(max|min)[-_]semi[-_]space/.test(flag) || /semi[-_]space[-_]growth/.test(flag),
-  );
+  return startedWithFlag(execArgv, nodeOptions, /^--(max|min)[-_]semi[-_]space|semi[-_]space[-_]growth/);
 }
 
 /** Start-up: no growth of the new space until `capYoungGeneration` (bin/llm-gateway.js, before anything loads). */
