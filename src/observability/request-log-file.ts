@@ -2,13 +2,11 @@
 // `jq`), written in batches off the request path. Same content rules as the request log.
 import { appendFile, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { recordJson } from "./request-log.ts";
+import { recordJson, WRITE_BATCH_ROWS } from "./request-log.ts";
 import type { RequestRecord } from "./request-record.ts";
 
 /** Lines buffered beyond this are dropped (a disk that cannot keep up must not grow memory). */
 const MAX_PENDING_LINES = 10_000;
-/** Buffered lines that start an append without waiting for the timer (why: request-log.ts, WRITE_BATCH_ROWS). */
-const WRITE_BATCH_LINES = 256;
 
 export interface RequestLogFileOptions {
   readonly path: string;
@@ -38,7 +36,8 @@ export class RequestLogFile {
   readonly observe = (record: RequestRecord): void => {
     if (this.#lines.length >= MAX_PENDING_LINES) return;
     this.#lines.push(recordJson(record, this.#options.isContentKept, this.#options.secrets?.() ?? []));
-    if (this.#lines.length === WRITE_BATCH_LINES) setImmediate(() => this.flush().catch(() => {}));
+    // As many lines as the request log's batch start an append without waiting for the timer (the same reason).
+    if (this.#lines.length === WRITE_BATCH_ROWS) setImmediate(() => this.flush().catch(() => {}));
   };
 
   flush(): Promise<void> {

@@ -63,7 +63,7 @@ const MAX_PENDING = 10_000;
  * with this batch (measured alternately, RSS 195-199 against 177-178 MB). A batch this size keeps pending rows
  * under ~1 MB at any rate, and is exactly one command of the Redis backend (redis-request-log.ts).
  */
-const WRITE_BATCH_ROWS = 256;
+export const WRITE_BATCH_ROWS = 256;
 
 export class RequestLog {
   readonly #backend: RequestLogBackend;
@@ -73,7 +73,6 @@ export class RequestLog {
   #flushing: Promise<void> = Promise.resolve();
   #isFailing = false;
   #isClosed = false;
-  #isBatchWriteScheduled = false;
   /** Rows were written without retention since it last ran (a batch write): the next timed write applies it. */
   #isPruneDue = false;
 
@@ -101,11 +100,10 @@ export class RequestLog {
     } catch (error) {
       this.#report(error);
     }
-    if (this.#pending.length >= WRITE_BATCH_ROWS && !this.#isBatchWriteScheduled) {
-      this.#isBatchWriteScheduled = true;
-      // After the current request's own work (not inside it); retention is left to the timer's writes.
+    // Once per batch (the write empties the list); after the current request's own work, not inside it.
+    // Retention is left to the timer's writes.
+    if (this.#pending.length === WRITE_BATCH_ROWS) {
       setImmediate(() => {
-        this.#isBatchWriteScheduled = false;
         if (!this.#isClosed) this.#write(false).catch(() => {});
       });
     }
