@@ -51,17 +51,22 @@ export class CooldownSharing {
     this.#channel = cooldownChannel(options.keyPrefix);
   }
 
-  /** Hooks into the availability book and the subscriber connection. */
-  start(): void {
+  /**
+   * Hooks into the availability book and the subscriber connection. Resolves once subscribed (never rejects);
+   * while Redis is down it waits, and ioredis re-subscribes after every reconnect.
+   */
+  start(): Promise<void> {
     const { availability, subscriber } = this.#options;
     availability.onCooldown((change) => this.#share(change));
     subscriber.on("message", (channel: string, text: string) => {
       if (channel === this.#channel) this.#receive(text);
     });
-    // Resolves once subscribed; while Redis is down it waits, and ioredis re-subscribes after every reconnect.
-    subscriber.subscribe(this.#channel).catch(() => {
-      // closed before it could subscribe: nothing to do
-    });
+    return subscriber.subscribe(this.#channel).then(
+      () => {},
+      () => {
+        // closed before it could subscribe: nothing to do
+      },
+    );
   }
 
   /** Imports every cooldown stored in Redis; returns how many. */

@@ -13,6 +13,8 @@ import type { StateBackend, StateLogger } from "./state-types.ts";
 
 /** ms between PINGs while Redis is marked down on a connection that is still open (hung or overloaded Redis). */
 const PROBE_INTERVAL_MS = 1_000;
+/** ms start-up waits, at most, for the cooldown channel's subscription once Redis answered. */
+const SUBSCRIBE_WAIT_MS = 2_000;
 
 export interface RedisStateOptions {
   /** Lease lifetime of concurrency slots; tests shorten it. */
@@ -80,7 +82,7 @@ export async function createRedisStateBackend(
   // would print them.
   subscriber.on("error", () => {});
 
-  cooldowns.start();
+  const subscribed = cooldowns.start();
   ledger.start();
   const probe = setInterval(() => {
     if (link.isUp || redis.status !== "ready") return;
@@ -98,8 +100,11 @@ export async function createRedisStateBackend(
     await redis.connect();
     // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
     if (redis.status === "ready") link.markUp();
-    // Serve the first request knowing the cooldowns the other processes already found.
+    // Serve the first request knowing the cooldowns the other processes already found, and hearing the ones they
+    // find from now on: a cooldown published before this process had subscribed was lost to it (a Redis Cluster
+    // test caught a second process missing a first one's 429s, once, on a loaded machine).
     await resyncing;
+    await untilOrAfter(subscribed, SUBSCRIBE_WAIT_MS);
   } catch (error) {
     // Start anyway, from local state; ioredis keeps reconnecting in the background.
     link.markDown(error);
@@ -151,4 +156,11 @@ class StartupLogger implements StateLogger {
     if (this.#held === undefined) write();
     else this.#held.push(write);
   }
+}
+
+/** Waits for `promise` (which never rejects), or `ms` at most. */
+async function untilOrAfter(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
