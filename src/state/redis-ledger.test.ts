@@ -2,6 +2,8 @@
 // semantics must not drift), atomic charging across connections, leases that outlive neither a crash nor a
 // release, learned limits and cooldowns shared, and an unreachable or hung Redis that never fails a reserve.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect, createServer } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
@@ -72,6 +74,50 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/**
+ * A loopback TCP proxy to Redis that holds the first SUBSCRIBE it sees until a SCAN has gone by (plus 50 ms for
+ * its answer) or 300 ms have passed, then calls `onHeld` and sends the SUBSCRIBE on 100 ms later; everything else
+ * passes through in order. Returns its redis:// URL.
+ */
+async function useSubscribeHoldingProxy(t: TestContext, redisPort: number, onHeld: () => void): Promise<string> {
+  let isHeld = false;
+  let scanSeen: () => void = () => {};
+  const scanned = new Promise<void>((resolve) => {
+    scanSeen = resolve;
+  });
+  const proxy = createServer((client) => {
+    const upstream = connect(redisPort, "127.0.0.1");
+    let sending = Promise.resolve();
+    client.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("latin1").toLowerCase();
+      if (text.includes("scan")) scanSeen();
+      const hold = !isHeld && text.includes("subscribe");
+      if (hold) isHeld = true;
+      sending = sending.then(async () => {
+        if (hold) {
+          await Promise.race([scanned.then(() => sleep(50)), sleep(300)]);
+          onHeld();
+          await sleep(100);
+        }
+        upstream.write(chunk);
+      });
+    });
+    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    const closeBoth = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", closeBoth).on("error", closeBoth);
+    upstream.on("close", closeBoth).on("error", closeBoth);
+  });
+  proxy.listen(0, "127.0.0.1");
+  await once(proxy, "listening");
+  t.after(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+  const address = proxy.address();
+  assert.ok(address !== null && typeof address === "object");
+  return `redis://127.0.0.1:${address.port}`;
 }
 
 /** Deterministic pseudo-random numbers (mulberry32). */
@@ -297,6 +343,22 @@ describe("RedisLedger", { skip }, () => {
     // Another prefix is another gateway fleet: it shares nothing.
     const stranger = await startBackend(t, server.url, { prefix: "other:" });
     assert.equal(stranger.availability.peek("alpha/m", "alpha").isAvailable, true);
+  });
+
+  test("a cooldown published while a process subscribes is not lost to it", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url, { prefix: "cool-race:" });
+    // The late process reaches Redis through a proxy that holds its SUBSCRIBE until its load (SCAN) has gone by, or
+    // 300 ms; the first process then sets a cooldown. The publish reaches nobody, so the late process only learns
+    // it by loading the shared cooldowns after it has subscribed, not before.
+    let published = false;
+    const proxyUrl = await useSubscribeHoldingProxy(t, server.port, () => {
+      published = true;
+      first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    });
+    const late = await startBackend(t, proxyUrl, { prefix: "cool-race:" });
+    assert.ok(published, "the proxy saw the SUBSCRIBE");
+    assert.equal(late.availability.cooldownOf("alpha/m", "alpha")?.cause, "rate_limited");
   });
 
   test("reset clears shared budgets and cooldowns in every process", async (t) => {

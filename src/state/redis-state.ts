@@ -61,12 +61,17 @@ export async function createRedisStateBackend(
   });
   ledger.onReset = () => cooldowns.resetShared();
 
-  // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared.
+  const subscribed = cooldowns.start();
+  // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared. The
+  // load waits for the subscription (up to SUBSCRIBE_WAIT_MS): a cooldown published between a load that ran first
+  // and the SUBSCRIBE would be in neither, lost to this process until it expired (a Redis Cluster test caught a
+  // second process missing a first one's 429s, once, on a loaded machine).
   let resyncing: Promise<void> = Promise.resolve();
   link.onUp(() => {
     resyncing = (async () => {
       try {
         await cooldowns.pushLocal();
+        await untilOrAfter(subscribed, SUBSCRIBE_WAIT_MS);
         await cooldowns.load();
         await ledger.replayUnsynced();
         ledger.renewLeases();
@@ -82,7 +87,6 @@ export async function createRedisStateBackend(
   // would print them.
   subscriber.on("error", () => {});
 
-  const subscribed = cooldowns.start();
   ledger.start();
   const probe = setInterval(() => {
     if (link.isUp || redis.status !== "ready") return;
@@ -101,10 +105,8 @@ export async function createRedisStateBackend(
     // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
     if (redis.status === "ready") link.markUp();
     // Serve the first request knowing the cooldowns the other processes already found, and hearing the ones they
-    // find from now on: a cooldown published before this process had subscribed was lost to it (a Redis Cluster
-    // test caught a second process missing a first one's 429s, once, on a loaded machine).
+    // find from now on.
     await resyncing;
-    await untilOrAfter(subscribed, SUBSCRIBE_WAIT_MS);
   } catch (error) {
     // Start anyway, from local state; ioredis keeps reconnecting in the background.
     link.markDown(error);
