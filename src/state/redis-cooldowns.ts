@@ -42,9 +42,17 @@ export interface CooldownSharingOptions {
   readonly onRemoteReset: () => void;
 }
 
+/** ms before the first retry of a refused SUBSCRIBE; doubled at each retry, up to SUBSCRIBE_RETRY_MAX_MS. */
+const SUBSCRIBE_RETRY_MS = 100;
+const SUBSCRIBE_RETRY_MAX_MS = 2_000;
+
 export class CooldownSharing {
   readonly #options: CooldownSharingOptions;
   readonly #channel: string;
+  #isStopped = false;
+  #isSubscribed = false;
+  /** A load ran before the subscription was in place: what was published in between reached neither. */
+  #hasLoadedUnsubscribed = false;
 
   constructor(options: CooldownSharingOptions) {
     this.#options = options;
@@ -61,17 +69,41 @@ export class CooldownSharing {
     subscriber.on("message", (channel: string, text: string) => {
       if (channel === this.#channel) this.#receive(text);
     });
-    return subscriber.subscribe(this.#channel).then(
-      () => {},
-      () => {
-        // closed before it could subscribe: nothing to do
-      },
-    );
+    return this.#subscribe();
+  }
+
+  /** No more SUBSCRIBE retries (the backend is closing). */
+  stop(): void {
+    this.#isStopped = true;
+  }
+
+  async #subscribe(): Promise<void> {
+    for (let delayMs = SUBSCRIBE_RETRY_MS; !this.#isStopped; delayMs = Math.min(delayMs * 2, SUBSCRIBE_RETRY_MAX_MS)) {
+      try {
+        await this.#options.subscriber.subscribe(this.#channel);
+      } catch {
+        // A Cluster refuses the SUBSCRIBE when its subscriber node went away before answering ("No subscriber for
+        // the cluster", a closed connection), and ioredis does not send it again: this process would never hear
+        // another cooldown. Retried until it holds or the backend closes.
+        await new Promise<void>((resolve) => setTimeout(resolve, delayMs).unref());
+        continue;
+      }
+      this.#isSubscribed = true;
+      // Start-up stopped waiting for the subscription and loaded without it: load what was published meanwhile.
+      if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
+        this.load().then(
+          () => this.#options.link.recordSuccess(),
+          (error: unknown) => this.#options.link.recordFailure(error),
+        );
+      }
+      return;
+    }
   }
 
   /** Imports every cooldown stored in Redis; returns how many. */
   async load(): Promise<number> {
     const { redis, keyPrefix, availability } = this.#options;
+    if (!this.#isSubscribed) this.#hasLoadedUnsubscribed = true;
     const start = `${keyPrefix}cooldown:`;
     const deployments: [string, Cooldown][] = [];
     const providers: [string, Cooldown][] = [];

@@ -6,6 +6,7 @@ import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { type Clock, ManualClock, systemClock } from "../clock.ts";
 import { parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
@@ -37,7 +38,7 @@ interface Started {
 async function startBackend(
   t: TestContext,
   url: string,
-  options: { clock?: Clock; leaseTtlMs?: number; prefix?: string } = {},
+  options: { clock?: Clock; leaseTtlMs?: number; prefix?: string; subscribeWaitMs?: number } = {},
 ): Promise<Started> {
   const clock = options.clock ?? systemClock;
   const availability = new AvailabilityBook(clock, COOLDOWN_DEFAULTS);
@@ -58,7 +59,10 @@ async function startBackend(
     availability,
     clock,
     logger,
-    options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs },
+    {
+      ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
+      ...(options.subscribeWaitMs === undefined ? {} : { subscribeWaitMs: options.subscribeWaitMs }),
+    },
   );
   t.after(() => state.close());
   return { state, availability, logs };
@@ -77,11 +81,14 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
 }
 
 /**
- * A loopback TCP proxy to Redis that holds the first SUBSCRIBE it sees until a SCAN has gone by (plus 50 ms for
- * its answer) or 300 ms have passed, then calls `onHeld` and sends the SUBSCRIBE on 100 ms later; everything else
- * passes through in order. Returns its redis:// URL.
+ * A loopback TCP proxy to Redis that holds the first SUBSCRIBE it sees until `whileHeld` (called with a promise of
+ * the first SCAN through the proxy) settles; everything else passes through in order. Returns its redis:// URL.
  */
-async function useSubscribeHoldingProxy(t: TestContext, redisPort: number, onHeld: () => void): Promise<string> {
+async function useSubscribeHoldingProxy(
+  t: TestContext,
+  redisPort: number,
+  whileHeld: (scanned: Promise<void>) => Promise<void>,
+): Promise<string> {
   let isHeld = false;
   let scanSeen: () => void = () => {};
   const scanned = new Promise<void>((resolve) => {
@@ -96,11 +103,7 @@ async function useSubscribeHoldingProxy(t: TestContext, redisPort: number, onHel
       const hold = !isHeld && text.includes("subscribe");
       if (hold) isHeld = true;
       sending = sending.then(async () => {
-        if (hold) {
-          await Promise.race([scanned.then(() => sleep(50)), sleep(300)]);
-          onHeld();
-          await sleep(100);
-        }
+        if (hold) await whileHeld(scanned);
         upstream.write(chunk);
       });
     });
@@ -352,13 +355,50 @@ describe("RedisLedger", { skip }, () => {
     // 300 ms; the first process then sets a cooldown. The publish reaches nobody, so the late process only learns
     // it by loading the shared cooldowns after it has subscribed, not before.
     let published = false;
-    const proxyUrl = await useSubscribeHoldingProxy(t, server.port, () => {
+    const proxyUrl = await useSubscribeHoldingProxy(t, server.port, async (scanned) => {
+      await Promise.race([scanned.then(() => sleep(50)), sleep(300)]);
       published = true;
       first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+      await sleep(100);
     });
     const late = await startBackend(t, proxyUrl, { prefix: "cool-race:" });
     assert.ok(published, "the proxy saw the SUBSCRIBE");
     assert.equal(late.availability.cooldownOf("alpha/m", "alpha")?.cause, "rate_limited");
+  });
+
+  test("a subscription later than start-up's wait loads what was published before it", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url, { prefix: "cool-late:" });
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const proxyUrl = await useSubscribeHoldingProxy(t, server.port, () => released);
+    // Start-up waits 100 ms for the held SUBSCRIBE, then serves from what it loaded (nothing yet).
+    const late = await startBackend(t, proxyUrl, { prefix: "cool-late:", subscribeWaitMs: 100 });
+    assert.equal(late.availability.cooldownOf("alpha/m", "alpha"), undefined);
+    first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await sleep(100);
+    release();
+    await waitFor(() => late.availability.cooldownOf("alpha/m", "alpha") !== undefined, 2_000, "the missed cooldown");
+  });
+
+  test("a refused SUBSCRIBE is retried until it holds, then what was published meanwhile is loaded", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url, { lazyConnect: true });
+    t.after(() => admin.quit());
+    // A user who may run everything but subscribe to no channel: Redis refuses the SUBSCRIBE (NOPERM).
+    await admin.call("ACL", "SETUSER", "gateway", "on", ">secret-pass", "~*", "+@all", "resetchannels");
+    const first = await startBackend(t, server.url, { prefix: "cool-refused:" });
+    const url = `redis://gateway:secret-pass@127.0.0.1:${server.port}`;
+    const late = await startBackend(t, url, { prefix: "cool-refused:", subscribeWaitMs: 100 });
+    first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await sleep(300);
+    assert.equal(late.availability.cooldownOf("alpha/m", "alpha"), undefined, "not subscribed, not loaded again");
+    await admin.call("ACL", "SETUSER", "gateway", "allchannels");
+    await waitFor(() => late.availability.cooldownOf("alpha/m", "alpha") !== undefined, 4_000, "the missed cooldown");
+    first.availability.recordRateLimited("beta/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await waitFor(() => late.availability.cooldownOf("beta/m", "beta") !== undefined, 2_000, "a published cooldown");
   });
 
   test("reset clears shared budgets and cooldowns in every process", async (t) => {

@@ -19,6 +19,8 @@ const SUBSCRIBE_WAIT_MS = 2_000;
 export interface RedisStateOptions {
   /** Lease lifetime of concurrency slots; tests shorten it. */
   readonly leaseTtlMs?: number;
+  /** How long start-up waits for the cooldown channel's subscription (default SUBSCRIBE_WAIT_MS); tests shorten it. */
+  readonly subscribeWaitMs?: number;
 }
 
 export async function createRedisStateBackend(
@@ -65,13 +67,15 @@ export async function createRedisStateBackend(
   // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared. The
   // load waits for the subscription (up to SUBSCRIBE_WAIT_MS): a cooldown published between a load that ran first
   // and the SUBSCRIBE would be in neither, lost to this process until it expired (a Redis Cluster test caught a
-  // second process missing a first one's 429s, once, on a loaded machine).
+  // second process missing a first one's 429s, once, on a loaded machine). Should the subscription come later
+  // than that, CooldownSharing loads once more when it does.
+  const subscribeWaitMs = options.subscribeWaitMs ?? SUBSCRIBE_WAIT_MS;
   let resyncing: Promise<void> = Promise.resolve();
   link.onUp(() => {
     resyncing = (async () => {
       try {
         await cooldowns.pushLocal();
-        await untilOrAfter(subscribed, SUBSCRIBE_WAIT_MS);
+        await untilOrAfter(subscribed, subscribeWaitMs);
         await cooldowns.load();
         await ledger.replayUnsynced();
         ledger.renewLeases();
@@ -118,6 +122,7 @@ export async function createRedisStateBackend(
     status: () => link.status(),
     close: async () => {
       clearInterval(probe);
+      cooldowns.stop();
       ledger.stop();
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber)]);
