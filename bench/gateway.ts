@@ -43,6 +43,9 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
                             and through Redis, in turn, for the ratio goals, and as many more starts of the bare
                             proxy and the gateway for the start-up goals (default 3, --quick 1, 0: none;
                             env BENCH_ROUNDS)
+  --bare-proxy node|fastify the bare proxy's front door: node:http (default; bench/bare-proxy.ts) or Fastify, the
+                            gateway's (bench/fastify-proxy.ts), to tell Fastify's cost from the gateway's own
+                            (env BENCH_BARE_PROXY)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
   --gateway-main PATH       the gateway entry point (default bin/llm-gateway.js, which turns Node's compile cache
@@ -155,7 +158,12 @@ interface Options {
   readonly isQuick: boolean;
   /** Interleaved bare/gateway rounds after the per-target runs (0: none). */
   readonly rounds: number;
+  /** The bare proxy's front door. */
+  readonly bareProxy: BareProxy;
 }
+
+type BareProxy = "node" | "fastify";
+const BARE_PROXY_SCRIPTS: Record<BareProxy, string> = { node: "bare-proxy.ts", fastify: "fastify-proxy.ts" };
 
 interface CoreBusy {
   /** Fraction 0..1 of the load core (mock + load generator) that was busy. */
@@ -217,6 +225,7 @@ function readOptions(argv: string[]): Options | undefined {
       "gateway-node-args": { type: "string" },
       "gateway-main": { type: "string" },
       rounds: { type: "string" },
+      "bare-proxy": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -243,6 +252,9 @@ function readOptions(argv: string[]): Options | undefined {
     .filter((name) => name !== "");
   for (const name of targets)
     if (!(TARGETS as readonly string[]).includes(name)) throw new Error(`unknown target "${name}"`);
+  const bareProxy = values["bare-proxy"] ?? env.BENCH_BARE_PROXY ?? "node";
+  if (bareProxy !== "node" && bareProxy !== "fastify")
+    throw new Error(`--bare-proxy must be node or fastify, got "${bareProxy}"`);
   const cores = (values.cores ?? env.BENCH_CORES ?? "0,1").split(",");
   if (cores.length !== 2 || cores.some((core) => !/^\d+$/.test(core)))
     throw new Error('--cores must be two core numbers, e.g. "0,1"');
@@ -263,6 +275,7 @@ function readOptions(argv: string[]): Options | undefined {
     gatewayMain: resolve(values["gateway-main"] ?? env.BENCH_GATEWAY_MAIN ?? join(repoDir, "bin", "llm-gateway.js")),
     isQuick,
     rounds: Math.round(roundsOption(values.rounds ?? env.BENCH_ROUNDS, isQuick ? 1 : 3)),
+    bareProxy,
   };
 }
 
@@ -385,11 +398,16 @@ function gatewayLogPath(workDir: string): string {
   return join(workDir, "gateway.log");
 }
 
-async function startBare(mockPort: number, pins: Pins, childEnv: NodeJS.ProcessEnv): Promise<Started> {
+async function startBare(
+  mockPort: number,
+  pins: Pins,
+  childEnv: NodeJS.ProcessEnv,
+  bareProxy: BareProxy,
+): Promise<Started> {
   const startedAt = performance.now();
   const child = startNode(
     "bare",
-    [join(benchDir, "bare-proxy.ts")],
+    [join(benchDir, BARE_PROXY_SCRIPTS[bareProxy])],
     pins.proxy,
     { ...childEnv, BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}` },
     repoDir,
@@ -726,7 +744,7 @@ async function measureInterleaved(
   try {
     for (const name of names) {
       if (name === "bare") {
-        processes.set(name, await startBare(start.mockPort, pins, start.childEnv));
+        processes.set(name, await startBare(start.mockPort, pins, start.childEnv, start.options.bareProxy));
         continue;
       }
       const redisUrl = name === "redis" ? await startRedis(pins.load) : undefined;
@@ -779,7 +797,7 @@ async function measureStartups(start: GatewayStart & { readonly childEnv: NodeJS
     for (const name of names) {
       const started =
         name === "bare"
-          ? await startBare(start.mockPort, start.pins, start.childEnv)
+          ? await startBare(start.mockPort, start.pins, start.childEnv, start.options.bareProxy)
           : await startGatewayVariant("gateway", start);
       try {
         startups[name]?.push(await measureStartup(started.child.pid, started.startedAt));
@@ -1066,7 +1084,7 @@ function report(
   const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
   const setup = [
     `node ${process.version}, ${cpu}, ${coreCount} cores${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
-    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}${options.isQuick ? "; QUICK mode" : ""}`,
+    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${options.bareProxy === "node" ? "node:http" : "Fastify (--bare-proxy fastify)"}${options.isQuick ? "; QUICK mode" : ""}`,
   ];
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
 }
@@ -1144,7 +1162,7 @@ async function main(): Promise<number> {
       let started: Started | undefined;
       let startup: Startup | undefined;
       if (target === "bare") {
-        started = await startBare(mockPort, pins, childEnv);
+        started = await startBare(mockPort, pins, childEnv, options.bareProxy);
         startup = await measureStartup(started.child.pid, started.startedAt);
       } else if (VARIANTS[target] !== undefined) {
         let redisUrl: string | undefined;
