@@ -60,8 +60,8 @@ export class CooldownSharing {
   }
 
   /**
-   * Hooks into the availability book and the subscriber connection. Resolves once subscribed (never rejects);
-   * while Redis is down it waits, and ioredis re-subscribes after every reconnect.
+   * Hooks into the availability book and the subscriber connection. Resolves once subscribed, or once stopped
+   * (never rejects); while Redis is down it waits, and ioredis re-subscribes after every reconnect.
    */
   start(): Promise<void> {
     const { availability, subscriber } = this.#options;
