@@ -29,6 +29,9 @@ export type SharedStateRedis = RedisConnection & SharedStateCommands;
 
 const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
 
+/** The scripts `createCommandClient` defines (the methods of SharedStateCommands). */
+const SCRIPT_COMMANDS = ["budgetReserve", "budgetReconcile", "budgetLearn", "shareCooldown"] as const;
+
 /** The command connection; `lazyConnect`, so the caller decides how long start-up may wait. */
 export function createCommandClient(
   url: string,
@@ -45,9 +48,17 @@ export function createCommandClient(
     connectionName: "llm-gateway",
   } satisfies NodeOptions;
   // Commands issued in the same turn of the event loop (many requests under load) go out in one write: on
-  // loopback each write costs about as much kernel time as the command it carries.
+  // loopback each write costs about as much kernel time as the command it carries. Not the scripts on a Cluster:
+  // ioredis groups auto-pipelined commands by the node of their first argument, which for a script is its key
+  // count, and then refuses the whole batch when its keys are on several masters ("All keys in the pipeline
+  // should belong to the same slots allocation group"): reserves fell back to local state and cooldowns were
+  // never shared whenever two providers on different masters were served in the same turn.
   const client: RedisConnection = isCluster
-    ? new Cluster([seedNode(url)], { ...clusterOptions(url, options, false), enableAutoPipelining: true })
+    ? new Cluster([seedNode(url)], {
+        ...clusterOptions(url, options, false),
+        enableAutoPipelining: true,
+        autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
+      })
     : new Redis(url, { ...options, retryStrategy, enableAutoPipelining: true });
   client.defineCommand("budgetReserve", { lua: RESERVE_LUA });
   client.defineCommand("budgetReconcile", { lua: RECONCILE_LUA });

@@ -25,7 +25,12 @@ import { createRedisStateBackend } from "./redis-state.ts";
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
 const PROVIDERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
 
-async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "cluster:") {
+/**
+ * A process's state backend on the cluster. The command timeout is 2 s, as in the standalone tests: with a short
+ * one a loaded machine marks Redis down, and a cooldown set meanwhile stays local until the link is back (a test
+ * of sharing then fails by timing, not by a bug). The master-kill test passes a short one.
+ */
+async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "cluster:", commandTimeoutMs = 2_000) {
   const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
   const warnings: string[] = [];
   const logger = {
@@ -39,7 +44,7 @@ async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "clu
       redisKeyPrefix: prefix,
       redisCluster: true,
       flushIntervalMs: 1_000,
-      redisCommandTimeoutMs: 200,
+      redisCommandTimeoutMs: commandTimeoutMs,
     },
     availability,
     systemClock,
@@ -209,7 +214,17 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
       () => PROVIDERS.every((provider) => !second.availability.peek(`${provider}/m`, provider).isAvailable),
       3_000,
       "the published cooldowns",
-    );
+    ).catch(async (error: unknown) => {
+      // Say what was missing and whether it reached Redis at all (it once did not: see the next test).
+      const missing = PROVIDERS.filter((provider) => second.availability.peek(`${provider}/m`, provider).isAvailable);
+      const states = [first, second].map((backend) => JSON.stringify(backend.state.status()));
+      const stored = [...(await keysPerNode(cluster, client, "cool:")).values()]
+        .flat()
+        .filter((key) => key.includes("cooldown"));
+      throw new Error(
+        `${String(error)}; missing ${missing.join(", ")}; states ${states.join(" ")}; warnings ${JSON.stringify([first.warnings, second.warnings])}; stored ${stored.join(" ")}`,
+      );
+    });
     // A process started later loads them with a SCAN of every master.
     const late = await startBackend(t, cluster, "cool:");
     for (const provider of PROVIDERS) {
@@ -224,9 +239,38 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     );
   });
 
+  test("scripts sent in one turn for providers on different masters all run on Redis", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster, "turn:");
+    const second = await startBackend(t, cluster, "turn:");
+    const nowMs = Date.now();
+    const scopesOf = (provider: string) => [scope(`provider:${provider}`, { rpm: 1 })];
+    // One turn of the event loop: a reserve and a cooldown per provider (auto-pipelining batches them by node).
+    const reserves = PROVIDERS.map((provider) => first.state.ledger.reserve(scopesOf(provider), { tokens: 0 }, nowMs));
+    for (const provider of PROVIDERS) {
+      first.availability.recordRateLimited(`${provider}/m`, { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    }
+    for (const result of await Promise.all(reserves)) assert.ok(isReservation(result));
+    // Every one of them reached Redis: the other process finds each provider's minute used up, and every cooldown.
+    for (const provider of PROVIDERS) {
+      const verdict = await second.state.ledger.reserve(scopesOf(provider), { tokens: 0 }, nowMs + 1);
+      assert.ok(!isReservation(verdict) && !verdict.isAllowed, `${provider}: the first process's reserve is shared`);
+    }
+    await waitFor(
+      () => PROVIDERS.every((provider) => !second.availability.peek(`${provider}/m`, provider).isAvailable),
+      3_000,
+      "every cooldown",
+    );
+    assert.deepEqual(first.warnings, []);
+  });
+
   test("a master killed mid-run: no reserve fails, and the fleet stays within processes × limit", async (t) => {
     const cluster = await useRedisCluster(t);
-    const processes = [await startBackend(t, cluster), await startBackend(t, cluster)];
+    // A short command timeout: a reserve to the dead master costs one, not 2 s.
+    const processes = [
+      await startBackend(t, cluster, "cluster:", 200),
+      await startBackend(t, cluster, "cluster:", 200),
+    ];
     const client = await adminClient(t, cluster);
     const limit = 20;
     const scopes = PROVIDERS.map((provider) => [
