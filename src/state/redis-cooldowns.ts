@@ -42,6 +42,8 @@ export interface CooldownSharingOptions {
   readonly onRemoteReset: () => void;
 }
 
+/** ms before a cooldown whose store failed while Redis was up is stored again. */
+const STORE_RETRY_MS = 250;
 /** ms before the first retry of a refused SUBSCRIBE; doubled at each retry, up to SUBSCRIBE_RETRY_MAX_MS. */
 const SUBSCRIBE_RETRY_MS = 100;
 const SUBSCRIBE_RETRY_MAX_MS = 2_000;
@@ -53,6 +55,9 @@ export class CooldownSharing {
   #isSubscribed = false;
   /** A load ran before the subscription was in place: what was published in between reached neither. */
   #hasLoadedUnsubscribed = false;
+  /** Cooldowns whose store failed while Redis was up, by scope and key, stored again after STORE_RETRY_MS. */
+  readonly #unshared = new Map<string, CooldownChange>();
+  #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: CooldownSharingOptions) {
     this.#options = options;
@@ -75,6 +80,7 @@ export class CooldownSharing {
   /** No more SUBSCRIBE retries (the backend is closing). */
   stop(): void {
     this.#isStopped = true;
+    clearTimeout(this.#retryTimer);
   }
 
   async #subscribe(): Promise<void> {
@@ -124,10 +130,19 @@ export class CooldownSharing {
   /** Stores every active local cooldown (set while Redis was unreachable) in Redis. */
   async pushLocal(): Promise<void> {
     const persisted: PersistedCooldowns = this.#options.availability.exportCooldowns();
-    await Promise.all([
-      ...persisted.deployments.map(([key, cooldown]) => this.#store({ scope: "deployment", key, cooldown })),
-      ...persisted.providers.map(([key, cooldown]) => this.#store({ scope: "provider", key, cooldown })),
-    ]);
+    const changes: CooldownChange[] = [
+      ...persisted.deployments.map(([key, cooldown]): CooldownChange => ({ scope: "deployment", key, cooldown })),
+      ...persisted.providers.map(([key, cooldown]): CooldownChange => ({ scope: "provider", key, cooldown })),
+    ];
+    this.#unshared.clear();
+    await Promise.all(
+      changes.map((change) =>
+        this.#store(change).catch((error: unknown) => {
+          this.#retryLater(change);
+          throw error;
+        }),
+      ),
+    );
   }
 
   /** Deletes every shared cooldown and tells the other processes to forget theirs (admin reset). */
@@ -143,8 +158,28 @@ export class CooldownSharing {
     if (!this.#options.link.isUp) return;
     this.#store(change).then(
       () => this.#options.link.recordSuccess(),
-      (error: unknown) => this.#options.link.recordFailure(error),
+      (error: unknown) => {
+        this.#options.link.recordFailure(error);
+        this.#retryLater(change);
+      },
     );
+  }
+
+  /**
+   * A store that failed while Redis was up (a timeout, an error reply) is tried again shortly: nothing else would
+   * share that cooldown before Redis is next marked down and up. Repeated failures mark Redis down; from then on
+   * `#share` keeps cooldowns local and `pushLocal` shares them all when Redis is back.
+   */
+  #retryLater(change: CooldownChange): void {
+    this.#unshared.set(`${change.scope}\n${change.key}`, change);
+    if (this.#retryTimer !== undefined || this.#isStopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      const changes = [...this.#unshared.values()];
+      this.#unshared.clear();
+      for (const pending of changes) this.#share(pending);
+    }, STORE_RETRY_MS);
+    this.#retryTimer.unref();
   }
 
   async #store(change: CooldownChange): Promise<void> {

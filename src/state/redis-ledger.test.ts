@@ -401,6 +401,23 @@ describe("RedisLedger", { skip }, () => {
     await waitFor(() => late.availability.cooldownOf("beta/m", "beta") !== undefined, 2_000, "a published cooldown");
   });
 
+  test("a cooldown whose store failed is stored again shortly", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url, { lazyConnect: true });
+    t.after(() => admin.quit());
+    // A user who may run every command and hear every channel but touch no key yet: the store is refused (NOPERM).
+    await admin.call("ACL", "SETUSER", "sharer", "on", ">secret-pass", "+@all", "allchannels", "resetkeys");
+    const url = `redis://sharer:secret-pass@127.0.0.1:${server.port}`;
+    const first = await startBackend(t, url, { prefix: "cool-retry:" });
+    const second = await startBackend(t, server.url, { prefix: "cool-retry:" });
+    first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await sleep(100);
+    assert.equal(second.availability.cooldownOf("alpha/m", "alpha"), undefined, "the first store was refused");
+    await admin.call("ACL", "SETUSER", "sharer", "allkeys");
+    await waitFor(() => second.availability.cooldownOf("alpha/m", "alpha") !== undefined, 2_000, "the cooldown");
+    assert.equal(first.state.status().isDegraded, false, "one failure does not mark Redis down");
+  });
+
   test("reset clears shared budgets and cooldowns in every process", async (t) => {
     const server = await useRedisServer(t);
     const first = await startBackend(t, server.url, { prefix: "reset:" });
