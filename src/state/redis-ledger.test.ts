@@ -81,6 +81,24 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
 }
 
 /**
+ * A Redis ACL user `gateway` with `rules`, for the test's length; `grant` adds rules to it. Returns its URL.
+ */
+async function useAclUser(
+  t: TestContext,
+  adminUrl: string,
+  port: number,
+  rules: readonly string[],
+): Promise<{ readonly url: string; grant(...more: string[]): Promise<unknown> }> {
+  const admin = new Redis(adminUrl, { lazyConnect: true });
+  t.after(() => admin.quit());
+  await admin.call("ACL", "SETUSER", "gateway", "on", ">secret-pass", ...rules);
+  return {
+    url: `redis://gateway:secret-pass@127.0.0.1:${port}`,
+    grant: (...more) => admin.call("ACL", "SETUSER", "gateway", ...more),
+  };
+}
+
+/**
  * A loopback TCP proxy to Redis that holds the first SUBSCRIBE it sees until `whileHeld` (called with a promise of
  * the first SCAN through the proxy) settles; everything else passes through in order. Returns its redis:// URL.
  */
@@ -385,17 +403,14 @@ describe("RedisLedger", { skip }, () => {
 
   test("a refused SUBSCRIBE is retried until it holds, then what was published meanwhile is loaded", async (t) => {
     const server = await useRedisServer(t);
-    const admin = new Redis(server.url, { lazyConnect: true });
-    t.after(() => admin.quit());
     // A user who may run everything but subscribe to no channel: Redis refuses the SUBSCRIBE (NOPERM).
-    await admin.call("ACL", "SETUSER", "gateway", "on", ">secret-pass", "~*", "+@all", "resetchannels");
+    const user = await useAclUser(t, server.url, server.port, ["~*", "+@all", "resetchannels"]);
     const first = await startBackend(t, server.url, { prefix: "cool-refused:" });
-    const url = `redis://gateway:secret-pass@127.0.0.1:${server.port}`;
-    const late = await startBackend(t, url, { prefix: "cool-refused:", subscribeWaitMs: 100 });
+    const late = await startBackend(t, user.url, { prefix: "cool-refused:", subscribeWaitMs: 100 });
     first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
     await sleep(300);
     assert.equal(late.availability.cooldownOf("alpha/m", "alpha"), undefined, "not subscribed, not loaded again");
-    await admin.call("ACL", "SETUSER", "gateway", "allchannels");
+    await user.grant("allchannels");
     await waitFor(() => late.availability.cooldownOf("alpha/m", "alpha") !== undefined, 4_000, "the missed cooldown");
     first.availability.recordRateLimited("beta/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
     await waitFor(() => late.availability.cooldownOf("beta/m", "beta") !== undefined, 2_000, "a published cooldown");
@@ -403,17 +418,14 @@ describe("RedisLedger", { skip }, () => {
 
   test("a cooldown whose store failed is stored again shortly", async (t) => {
     const server = await useRedisServer(t);
-    const admin = new Redis(server.url, { lazyConnect: true });
-    t.after(() => admin.quit());
     // A user who may run every command and hear every channel but touch no key yet: the store is refused (NOPERM).
-    await admin.call("ACL", "SETUSER", "sharer", "on", ">secret-pass", "+@all", "allchannels", "resetkeys");
-    const url = `redis://sharer:secret-pass@127.0.0.1:${server.port}`;
-    const first = await startBackend(t, url, { prefix: "cool-retry:" });
+    const user = await useAclUser(t, server.url, server.port, ["+@all", "allchannels", "resetkeys"]);
+    const first = await startBackend(t, user.url, { prefix: "cool-retry:" });
     const second = await startBackend(t, server.url, { prefix: "cool-retry:" });
     first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
     await sleep(100);
     assert.equal(second.availability.cooldownOf("alpha/m", "alpha"), undefined, "the first store was refused");
-    await admin.call("ACL", "SETUSER", "sharer", "allkeys");
+    await user.grant("allkeys");
     await waitFor(() => second.availability.cooldownOf("alpha/m", "alpha") !== undefined, 2_000, "the cooldown");
     assert.equal(first.state.status().isDegraded, false, "one failure does not mark Redis down");
   });
