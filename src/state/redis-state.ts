@@ -66,9 +66,8 @@ export async function createRedisStateBackend(
   const subscribed = cooldowns.start();
   // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared. The
   // load waits for the subscription (up to SUBSCRIBE_WAIT_MS): a cooldown published between a load that ran first
-  // and the SUBSCRIBE would be in neither, lost to this process until it expired (a Redis Cluster test caught a
-  // second process missing a first one's 429s, once, on a loaded machine). Should the subscription come later
-  // than that, CooldownSharing loads once more when it does.
+  // and the SUBSCRIBE would be in neither, lost to this process until it expired (redis-ledger.test.ts holds a
+  // SUBSCRIBE back to show it). Should the subscription come later than that, CooldownSharing loads once more.
   const subscribeWaitMs = options.subscribeWaitMs ?? SUBSCRIBE_WAIT_MS;
   let resyncing: Promise<void> = Promise.resolve();
   link.onUp(() => {
