@@ -261,12 +261,7 @@ export class BudgetLeases {
   /** Tracks a give-back command until it is answered; its failure counts against Redis's reachability. */
   #send(command: Promise<unknown>): void {
     const { link } = this.#options;
-    const sent: Promise<void> = command
-      .then(
-        () => link.recordSuccess(),
-        (error: unknown) => link.recordFailure(error),
-      )
-      .finally(() => this.#givingBack.delete(sent));
+    const sent: Promise<void> = link.track(command).finally(() => this.#givingBack.delete(sent));
     this.#givingBack.add(sent);
   }
 }

@@ -97,10 +97,7 @@ export class CooldownSharing {
       this.#isSubscribed = true;
       // Start-up stopped waiting for the subscription and loaded without it: load what was published meanwhile.
       if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
-        this.load().then(
-          () => this.#options.link.recordSuccess(),
-          (error: unknown) => this.#options.link.recordFailure(error),
-        );
+        void this.#options.link.track(this.load());
       }
       return;
     }

@@ -203,12 +203,18 @@ export class RedisLedger implements BudgetLedger {
     if (delta === 0 || wallClock.length === 0) return;
     const keys = [...detail.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     const runIds = detail.runs.map((run) => run.id);
-    this.#redis
-      .budgetReconcile(keys.length, ...keys, delta, 0, runIds.length, ...runIds, wallClock.length, ...counterArguments)
-      .then(
-        () => this.#link.recordSuccess(),
-        (error: unknown) => this.#link.recordFailure(error),
-      );
+    void this.#link.track(
+      this.#redis.budgetReconcile(
+        keys.length,
+        ...keys,
+        delta,
+        0,
+        runIds.length,
+        ...runIds,
+        wallClock.length,
+        ...counterArguments,
+      ),
+    );
   }
 
   release(reservation: Reservation): void {
@@ -220,10 +226,7 @@ export class RedisLedger implements BudgetLedger {
     if (!this.#leased.delete(reservation) || !this.#link.isUp) return;
     for (const scope of reservation.scopes) {
       if (scope.concurrency === undefined) continue;
-      this.#redis.zrem(leasesKey(this.#prefix, scope.id), detail.member).then(
-        () => this.#link.recordSuccess(),
-        (error: unknown) => this.#link.recordFailure(error),
-      );
+      void this.#link.track(this.#redis.zrem(leasesKey(this.#prefix, scope.id), detail.member));
     }
   }
 
@@ -243,10 +246,7 @@ export class RedisLedger implements BudgetLedger {
       );
     }
     if (argumentsOfWindows.length === 0) return;
-    this.#redis.budgetLearn(1, learnedKey(this.#prefix, scope.id), nowMs, ...argumentsOfWindows).then(
-      () => this.#link.recordSuccess(),
-      (error: unknown) => this.#link.recordFailure(error),
-    );
+    void this.#link.track(this.#redis.budgetLearn(1, learnedKey(this.#prefix, scope.id), nowMs, ...argumentsOfWindows));
   }
 
   /**
@@ -303,10 +303,7 @@ export class RedisLedger implements BudgetLedger {
         renewals.push(this.#redis.zadd(key, expiryMs, member), this.#redis.pexpire(key, this.#leaseTtlMs * 2));
       }
     }
-    Promise.all(renewals).then(
-      () => this.#link.recordSuccess(),
-      (error: unknown) => this.#link.recordFailure(error),
-    );
+    void this.#link.track(Promise.all(renewals));
   }
 
   /** Charges Redis, without a check, with what this process sent while Redis was unreachable. */

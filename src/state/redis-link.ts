@@ -77,6 +77,14 @@ export class RedisLink {
     this.#consecutiveFailures = 0;
   }
 
+  /** A command sent without waiting for its answer: its outcome still counts towards Redis being up or down. */
+  track(command: Promise<unknown>): Promise<void> {
+    return command.then(
+      () => this.recordSuccess(),
+      (error: unknown) => this.recordFailure(error),
+    );
+  }
+
   /**
    * A command failed. On a closed connection Redis is down at once; on an open one a few failures in a row mean
    * Redis is hung or overloaded. An error reply (a bug or a foreign key of the wrong type) says nothing about
