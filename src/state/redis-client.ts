@@ -10,6 +10,8 @@ import { LEARN_LUA, RECONCILE_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua-writes
 export const COMMAND_TIMEOUT_MS = 200;
 /** ms to wait for a TCP connection (start-up and every reconnection attempt). */
 const CONNECT_TIMEOUT_MS = 1_000;
+/** ms a closing connection waits for QUIT's answer before it is dropped (shutdown never hangs on a mute Redis). */
+const QUIT_WAIT_MS = 1_000;
 /** ms between reconnection attempts: 100, 200, ... capped here, so a returning Redis is noticed within a second. */
 const MAX_RECONNECT_DELAY_MS = 1_000;
 
@@ -79,7 +81,10 @@ export function createSubscriberClient(url: string, isCluster = false): RedisCon
     connectionName: "llm-gateway-subscriber",
   } satisfies NodeOptions;
   if (isCluster) return new Cluster([seedNode(url)], clusterOptions(url, options, true));
-  return new Redis(url, { ...options, retryStrategy });
+  // CooldownSharing subscribes again after each reconnection itself: ioredis's own re-SUBSCRIBE has no rejection
+  // handler, so a connection closed before its answer (a shutdown just after a blip) was an unhandled rejection.
+  // (A Cluster's subscriber does not reconnect; ioredis picks another node and handles that SUBSCRIBE's failure.)
+  return new Redis(url, { ...options, retryStrategy, autoResubscribe: false });
 }
 
 /** `redis://user:pass@host:port/db` -> the cluster's first node (a cluster has no databases but 0). */
@@ -149,15 +154,24 @@ export async function unlinkMany(client: RedisConnection, keys: readonly string[
   return counts.reduce((sum, count) => sum + count, 0);
 }
 
-/** QUIT when connected (replies in flight are delivered), otherwise drop the connection; never throws. */
+/**
+ * QUIT when connected (replies in flight are delivered), for at most QUIT_WAIT_MS; otherwise, or after that, drop
+ * the connection. Never throws.
+ */
 export async function closeClient(client: RedisConnection): Promise<void> {
   if (client.status === "ready") {
-    try {
-      await client.quit();
-      return;
-    } catch {
-      // fall through to disconnect
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const hasQuit = await Promise.race([
+      client.quit().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), QUIT_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (hasQuit) return;
   }
   client.disconnect();
 }

@@ -74,6 +74,7 @@ export class CooldownSharing {
     subscriber.on("message", (channel: string, text: string) => {
       if (channel === this.#channel) this.#receive(text);
     });
+    subscriber.on("ready", () => this.#resubscribe());
     return this.#subscribe();
   }
 
@@ -95,12 +96,25 @@ export class CooldownSharing {
         continue;
       }
       this.#isSubscribed = true;
-      // Start-up stopped waiting for the subscription and loaded without it: load what was published meanwhile.
+      // Start-up stopped waiting for the subscription and loaded without it, or the subscriber was away: load what
+      // was published meanwhile.
       if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
         void this.#options.link.track(this.load());
       }
       return;
     }
+  }
+
+  /**
+   * The subscriber connected again after losing its connection: a new connection hears no channel until it
+   * subscribes (ioredis's own re-SUBSCRIBE is off, see createSubscriberClient), and what was published while it
+   * was away reached nobody here, so it is loaded once subscribed.
+   */
+  #resubscribe(): void {
+    if (!this.#isSubscribed || this.#isStopped) return;
+    this.#isSubscribed = false;
+    this.#hasLoadedUnsubscribed = true;
+    void this.#subscribe();
   }
 
   /** Imports every cooldown stored in Redis; returns how many. */

@@ -99,37 +99,32 @@ async function useAclUser(
 }
 
 /**
- * A loopback TCP proxy to Redis that holds the first SUBSCRIBE it sees until `whileHeld` (called with a promise of
- * the first SCAN through the proxy) settles; everything else passes through in order. Returns its redis:// URL.
+ * A loopback TCP proxy to Redis. Each chunk a client sends goes on once `delay` (given the chunk as lower-case
+ * text) settles, in order per connection; `dropConnections` closes every connection through it, as a blip would.
  */
-async function useSubscribeHoldingProxy(
+async function useRedisProxy(
   t: TestContext,
   redisPort: number,
-  whileHeld: (scanned: Promise<void>) => Promise<void>,
-): Promise<string> {
-  let isHeld = false;
-  let scanSeen: () => void = () => {};
-  const scanned = new Promise<void>((resolve) => {
-    scanSeen = resolve;
-  });
+  delay: (text: string) => Promise<void> | undefined,
+): Promise<{ readonly url: string; dropConnections(): void }> {
+  const connections = new Set<() => void>();
   const proxy = createServer((client) => {
     const upstream = connect(redisPort, "127.0.0.1");
     let sending = Promise.resolve();
     client.on("data", (chunk: Buffer) => {
-      const text = chunk.toString("latin1").toLowerCase();
-      if (text.includes("scan")) scanSeen();
-      const hold = !isHeld && text.includes("subscribe");
-      if (hold) isHeld = true;
+      const held = delay(chunk.toString("latin1").toLowerCase());
       sending = sending.then(async () => {
-        if (hold) await whileHeld(scanned);
+        await held;
         upstream.write(chunk);
       });
     });
     upstream.on("data", (chunk: Buffer) => client.write(chunk));
     const closeBoth = () => {
+      connections.delete(closeBoth);
       client.destroy();
       upstream.destroy();
     };
+    connections.add(closeBoth);
     client.on("close", closeBoth).on("error", closeBoth);
     upstream.on("close", closeBoth).on("error", closeBoth);
   });
@@ -138,7 +133,37 @@ async function useSubscribeHoldingProxy(
   t.after(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
   const address = proxy.address();
   assert.ok(address !== null && typeof address === "object");
-  return `redis://127.0.0.1:${address.port}`;
+  return {
+    url: `redis://127.0.0.1:${address.port}`,
+    dropConnections: () => {
+      for (const close of [...connections]) close();
+    },
+  };
+}
+
+/** A chunk holding a SUBSCRIBE command (not merely the word, as in the subscriber's connection name). */
+function isSubscribe(text: string): boolean {
+  return text.includes("\r\nsubscribe\r\n");
+}
+
+/**
+ * A proxy (above) that holds the first SUBSCRIBE it sees until `whileHeld` (called with a promise of the first
+ * SCAN through the proxy) settles. Returns its redis:// URL.
+ */
+async function useSubscribeHoldingProxy(
+  t: TestContext,
+  redisPort: number,
+  whileHeld: (scanned: Promise<void>) => Promise<void>,
+): Promise<string> {
+  let isHeld = false;
+  const { promise: scanned, resolve: scanSeen } = Promise.withResolvers<void>();
+  const proxy = await useRedisProxy(t, redisPort, (text) => {
+    if (text.includes("scan")) scanSeen();
+    if (isHeld || !isSubscribe(text)) return undefined;
+    isHeld = true;
+    return whileHeld(scanned);
+  });
+  return proxy.url;
 }
 
 /** Deterministic pseudo-random numbers (mulberry32). */
@@ -414,6 +439,50 @@ describe("RedisLedger", { skip }, () => {
     await waitFor(() => late.availability.cooldownOf("alpha/m", "alpha") !== undefined, 4_000, "the missed cooldown");
     first.availability.recordRateLimited("beta/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
     await waitFor(() => late.availability.cooldownOf("beta/m", "beta") !== undefined, 2_000, "a published cooldown");
+  });
+
+  test("closed while its re-SUBSCRIBE after a blip is unanswered: no unhandled rejection; re-subscribed, it loads", {
+    timeout: 20_000,
+  }, async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url, { prefix: "cool-blip:" });
+    let isHolding = false;
+    let heldSubscribes = 0;
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    t.after(() => release());
+    const proxy = await useRedisProxy(t, server.port, (text) => {
+      if (!isHolding || !isSubscribe(text)) return undefined;
+      heldSubscribes += 1;
+      return released;
+    });
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on("unhandledRejection", onRejection);
+    t.after(() => process.off("unhandledRejection", onRejection));
+    // Closed with a SUBSCRIBE in flight: ioredis's own re-SUBSCRIBE after a reconnect had no rejection handler, so
+    // a gateway shutting down (or a test ending) just after a blip died of an unhandled "Connection is closed.".
+    const closing = await startBackend(t, proxy.url, { prefix: "cool-blip:" });
+    isHolding = true;
+    proxy.dropConnections();
+    await waitFor(() => heldSubscribes > 0, 3_000, "the SUBSCRIBE after the reconnect");
+    await closing.state.close();
+    await sleep(50);
+    assert.deepEqual(rejections.map(String), []);
+    // A subscriber that lost its connection subscribes again, then loads what was published while it was away.
+    isHolding = false;
+    heldSubscribes = 0;
+    const late = await startBackend(t, proxy.url, { prefix: "cool-blip:" });
+    isHolding = true;
+    proxy.dropConnections();
+    await waitFor(() => heldSubscribes > 0 && !late.state.status().isDegraded, 3_000, "the reconnect");
+    first.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await sleep(100);
+    isHolding = false;
+    release();
+    await waitFor(() => late.availability.cooldownOf("alpha/m", "alpha") !== undefined, 2_000, "the missed cooldown");
+    first.availability.recordRateLimited("beta/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await waitFor(() => late.availability.cooldownOf("beta/m", "beta") !== undefined, 2_000, "a published cooldown");
+    assert.deepEqual(rejections.map(String), []);
   });
 
   test("a cooldown whose store failed is stored again shortly", async (t) => {
