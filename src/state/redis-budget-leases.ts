@@ -16,6 +16,7 @@ import type { BudgetScope } from "../limits/budgets.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { learnedKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
+import { MARKER_MS, type OnceWrites } from "./redis-once-writes.ts";
 import { type ChargedRun, type ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
 
 export interface BudgetLease {
@@ -80,6 +81,8 @@ export function leaseTermsOf(reply: unknown, at: number): LeaseTerms | undefined
 export interface BudgetLeasesOptions {
   readonly redis: SharedStateRedis;
   readonly link: RedisLink;
+  /** Give-backs are sent through it: applied at most once, sent again after a failure. */
+  readonly writes: OnceWrites;
   readonly prefix: string;
   readonly shapes: ScriptShapes;
 }
@@ -203,7 +206,7 @@ export class BudgetLeases {
     if (lease.isRecorded) {
       const { redis, prefix } = this.#options;
       const field = `lease:${lease.member}`;
-      this.#send(Promise.all(lease.shared.map((scope) => redis.hdel(learnedKey(prefix, scope.id), field))));
+      this.#send(() => Promise.all(lease.shared.map((scope) => redis.hdel(learnedKey(prefix, scope.id), field))));
     }
   }
 
@@ -251,17 +254,19 @@ export class BudgetLeases {
       counterKeys.push(...shape.fixedCounters.map(() => scoped.counters));
       counterArguments.push(...tokenCounterArguments(shape.fixedCounters, lease.startMs));
     }
-    const keys = [...lease.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
-    if (keys.length === 0) return;
+    const moved = [...lease.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
+    const [scope] = lease.shared;
+    if (moved.length === 0 || scope === undefined) return;
+    const { redis, writes } = this.#options;
+    const keys = [writes.markerKey(scope.id), ...moved];
     const runIds = lease.runs.map((run) => run.id);
-    const args = [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments];
-    this.#send(this.#options.redis.budgetReconcile(keys.length, ...keys, ...args));
+    const args = [MARKER_MS, -tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments];
+    this.#send(() => redis.budgetReconcile(keys.length, ...keys, ...args));
   }
 
-  /** Tracks a give-back command until it is answered; its failure counts against Redis's reachability. */
-  #send(command: Promise<unknown>): void {
-    const { link } = this.#options;
-    const sent: Promise<void> = link.track(command).finally(() => this.#givingBack.delete(sent));
+  /** Sends a give-back write (again after a failure) and tracks it until it is answered or given up. */
+  #send(send: () => Promise<unknown>): void {
+    const sent: Promise<void> = this.#options.writes.send(send).finally(() => this.#givingBack.delete(sent));
     this.#givingBack.add(sent);
   }
 }

@@ -2,6 +2,7 @@
 // semantics must not drift), atomic charging across connections, leases that outlive neither a crash nor a
 // release, learned limits and cooldowns shared, and an unreachable or hung Redis that never fails a reserve.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import { describe, type TestContext, test } from "node:test";
@@ -22,6 +23,8 @@ import {
 } from "../limits/budgets.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { COMMAND_TIMEOUT_MS } from "./redis-client.ts";
+import { budgetKeyBase } from "./redis-keys.ts";
+import { RECONCILE_LUA } from "./redis-lua-writes.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 /** The default cooldowns, as the config schema gives them. */
@@ -75,6 +78,14 @@ function scope(id: string, limits: Parameters<typeof rulesFromLimits>[0], dayRes
 async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function waitForAsync(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
@@ -497,6 +508,51 @@ describe("RedisLedger", { skip }, () => {
     await user.grant("allkeys");
     await waitFor(() => second.availability.cooldownOf("alpha/m", "alpha") !== undefined, 2_000, "the cooldown");
     assert.equal(first.state.status().isDegraded, false, "one failure does not mark Redis down");
+  });
+
+  test("a reconcile refused or timed out is sent again, and applied once", { timeout: 20_000 }, async (t) => {
+    const server = await useRedisServer(t);
+    const user = await useAclUser(t, server.url, server.port, ["~*", "&*", "+@all"]);
+    const reconcileSha = createHash("sha1").update(RECONCILE_LUA).digest("hex");
+    let delayNextReconcile = false;
+    const proxy = await useRedisProxy(t, server.port, (text) => {
+      if (!delayNextReconcile || !(text.includes(reconcileSha) || text.includes("request_delta"))) return undefined;
+      delayNextReconcile = false;
+      return sleep(COMMAND_TIMEOUT_MS + 300);
+    });
+    const { state } = await startBackend(t, proxy.url.replace("redis://", "redis://gateway:secret-pass@"), {
+      prefix: "once:",
+    });
+    const admin = new Redis(server.url);
+    t.after(() => admin.quit());
+    // Free-tier limits: no budget lease, so every reconcile is a script call.
+    const limited = scope("provider:p", { rpm: 30, tpm: 100_000 });
+    const minuteTokens = async () =>
+      Number(await admin.hget(`${budgetKeyBase("once:", limited.id)}:win:60000:runs`, "t"));
+    const reserve = async () => {
+      const reservation = await state.ledger.reserve([limited], { tokens: 1_000 }, Date.now());
+      assert.ok(isReservation(reservation));
+      return reservation;
+    };
+
+    // Refused (NOPERM: the scripts are revoked for a moment): not applied, so sent again once they are back.
+    const refused = await reserve();
+    assert.equal(await minuteTokens(), 1_000);
+    await user.grant("-evalsha", "-eval");
+    state.ledger.reconcile(refused, 100, Date.now());
+    await sleep(50);
+    await user.grant("+evalsha", "+eval");
+    await waitForAsync(async () => (await minuteTokens()) === 100, 3_000, "the refused reconcile sent again");
+
+    // Timed out (its answer comes after the command timeout): it ran, and so does the resend; the marker makes the
+    // second one change nothing (without it, the delta of -900 would count twice).
+    const timedOut = await reserve();
+    assert.equal(await minuteTokens(), 1_100);
+    delayNextReconcile = true;
+    state.ledger.reconcile(timedOut, 100, Date.now());
+    await sleep(COMMAND_TIMEOUT_MS + 300 + 1_000);
+    assert.equal(await minuteTokens(), 200, "applied once");
+    assert.equal(state.status().isDegraded, false);
   });
 
   test("reset clears shared budgets and cooldowns in every process", async (t) => {

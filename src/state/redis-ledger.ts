@@ -42,6 +42,7 @@ import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-lea
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
+import { MARKER_MS, OnceWrites } from "./redis-once-writes.ts";
 import {
   type CachedDenial,
   type ChargedRun,
@@ -100,6 +101,7 @@ export class RedisLedger implements BudgetLedger {
   readonly #denials = new Map<string, CachedDenial>();
   readonly #shapes = new ScriptShapes();
   readonly #leases: BudgetLeases;
+  readonly #writes: OnceWrites;
   #unsynced: Reservation[] = [];
   #isReplaying = false;
   #nextId = 1;
@@ -114,9 +116,11 @@ export class RedisLedger implements BudgetLedger {
     this.#clock = options.clock;
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
+    this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId);
     this.#leases = new BudgetLeases({
       redis: this.#redis,
       link: this.#link,
+      writes: this.#writes,
       prefix: this.#prefix,
       shapes: this.#shapes,
     });
@@ -141,6 +145,7 @@ export class RedisLedger implements BudgetLedger {
     if (this.#renewTimer !== undefined) clearInterval(this.#renewTimer);
     this.#renewTimer = undefined;
     this.#leases.endAll("all");
+    this.#writes.stop();
   }
 
   /** Ends every budget lease and gives back what is left of them; settles once Redis has it. */
@@ -200,21 +205,17 @@ export class RedisLedger implements BudgetLedger {
       counterKeys.push(...shape.tokenCounters.map(() => scoped.counters));
       counterArguments.push(...tokenCounterArguments(shape.tokenCounters, reservation.atMs));
     }
-    if (delta === 0 || wallClock.length === 0) return;
-    const keys = [...detail.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
+    const [scope] = detail.sharedScopes;
+    if (delta === 0 || wallClock.length === 0 || scope === undefined) return;
+    const keys = [
+      this.#writes.markerKey(scope.id),
+      ...detail.runs.map((run) => run.hash),
+      ...wallClock,
+      ...counterKeys,
+    ];
     const runIds = detail.runs.map((run) => run.id);
-    void this.#link.track(
-      this.#redis.budgetReconcile(
-        keys.length,
-        ...keys,
-        delta,
-        0,
-        runIds.length,
-        ...runIds,
-        wallClock.length,
-        ...counterArguments,
-      ),
-    );
+    const args = [MARKER_MS, delta, 0, runIds.length, ...runIds, wallClock.length, ...counterArguments];
+    void this.#writes.send(() => this.#redis.budgetReconcile(keys.length, ...keys, ...args));
   }
 
   release(reservation: Reservation): void {

@@ -4,23 +4,26 @@
 
 /**
  * Moves a charge's cost: a reservation's estimated token count replaced by the real one (request_delta 0), or a
- * budget lease's unused requests and tokens given back (both deltas negative). KEYS: the runs hash of every
- * sliding window the charge went to (run_count of them), then the day and month counters of the windows it was
- * charged in (wall_count: two per scope), then one counters hash per fixed window or token bucket it was charged
- * to. ARGV: token_delta, request_delta, run_count, the run id per runs hash, wall_count, then per counters hash:
- * the field and the fixed window's start ("" for a bucket). A run's cost is floored at 0 (as in
+ * budget lease's unused requests and tokens given back (both deltas negative). It applies at most once: KEYS[1]
+ * is the write's marker, set (NX, for marker_ms) before anything moves; a marker already there means an earlier
+ * send of the same write ran (a timed-out one usually has), and the script returns 0. Then KEYS: the runs hash of
+ * every sliding window the charge went to (run_count of them), then the day and month counters of the windows it
+ * was charged in (wall_count: two per scope), then one counters hash per fixed window or token bucket it was
+ * charged to. ARGV: marker_ms, token_delta, request_delta, run_count, the run id per runs hash, wall_count, then per
+ * counters hash: the field and the fixed window's start ("" for a bucket). A run's cost is floored at 0 (as in
  * SlidingWindow.adjust) and the window's totals move by the same amount; a run that left its window, a fixed window
  * that has ended, or a counter that expired (or was never charged), is left alone rather than recreated. A bucket's
  * debt moves by token_delta (floored at 0): tokens the answer did not use are back at once.
  */
 export const RECONCILE_LUA = `
-local delta = tonumber(ARGV[1])
-local request_delta = tonumber(ARGV[2])
-local run_count = tonumber(ARGV[3])
-local wall_count = tonumber(ARGV[4 + run_count])
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+local delta = tonumber(ARGV[2])
+local request_delta = tonumber(ARGV[3])
+local run_count = tonumber(ARGV[4])
+local wall_count = tonumber(ARGV[5 + run_count])
 local function fmt(number) return string.format('%.17g', number) end
 for i = 1, run_count do
-  local hash, id = KEYS[i], ARGV[3 + i]
+  local hash, id = KEYS[1 + i], ARGV[4 + i]
   local value = redis.call('HGET', hash, id)
   if value then
     local first, last, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
@@ -34,7 +37,7 @@ for i = 1, run_count do
     end
   end
 end
-for j = run_count + 1, run_count + wall_count do
+for j = run_count + 2, run_count + wall_count + 1 do
   if redis.call('EXISTS', KEYS[j]) == 1 then
     if delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
     if request_delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'requests', request_delta) < 0 then
@@ -42,8 +45,8 @@ for j = run_count + 1, run_count + wall_count do
     end
   end
 end
-local a = 5 + run_count
-for j = run_count + wall_count + 1, #KEYS do
+local a = 6 + run_count
+for j = run_count + wall_count + 2, #KEYS do
   local field, start = ARGV[a], ARGV[a + 1]
   a = a + 2
   local value = redis.call('HGET', KEYS[j], field)

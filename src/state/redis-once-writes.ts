@@ -1,0 +1,85 @@
+// Reconciles and budget-lease give-backs move shared counts by a delta: sent twice, a delta counts twice; never
+// sent again after a failure, the shared count kept the reserve's estimate (or the lease's unused units) for the
+// rest of its window. Each such write now carries a marker key that its script sets before it moves anything
+// (RECONCILE_LUA): a second send of a write that already ran (a timed-out one usually has) changes nothing. So a
+// write that failed is simply sent again, a few times, while Redis is up.
+import { budgetKeyBase } from "./redis-keys.ts";
+import type { RedisLink } from "./redis-link.ts";
+
+/** ms before the first resend of a failed write; doubled at each resend. */
+const RESEND_AFTER_MS = 250;
+/** Resends of one write before it is given up: at 250, 500, 1,000 and 2,000 ms, ~4 s in all. */
+const MAX_RESENDS = 4;
+/** ms a marker lives: far longer than every send of its write can take, command timeouts included. */
+export const MARKER_MS = 60_000;
+
+export class OnceWrites {
+  readonly #link: RedisLink;
+  readonly #prefix: string;
+  readonly #instanceId: string;
+  /** Resends waiting for their time, with what settles their write's promise. */
+  readonly #waiting = new Map<NodeJS.Timeout, () => void>();
+  #nextId = 1;
+  #isStopped = false;
+
+  constructor(link: RedisLink, prefix: string, instanceId: string) {
+    this.#link = link;
+    this.#prefix = prefix;
+    this.#instanceId = instanceId;
+  }
+
+  /** A new write's marker key, beside `scopeId`'s keys (the same hash tag, so the same Cluster slot). */
+  markerKey(scopeId: string): string {
+    return `${budgetKeyBase(this.#prefix, scopeId)}:once:${this.#instanceId}:${this.#nextId++}`;
+  }
+
+  /**
+   * Sends a write that is safe to send twice (its script applies it at most once, `send` sending the same marker
+   * every time; or it is idempotent), and sends it again after a failure. Settles once it is answered or given up;
+   * never rejects.
+   */
+  send(send: () => Promise<unknown>): Promise<void> {
+    return new Promise((settle) => this.#attempt(send, 0, settle));
+  }
+
+  /** No more resends (the backend is closing): writes waiting for one are given up. Sends under way go on. */
+  stop(): void {
+    this.#isStopped = true;
+    for (const [timer, settle] of this.#waiting) {
+      clearTimeout(timer);
+      settle();
+    }
+    this.#waiting.clear();
+  }
+
+  #attempt(send: () => Promise<unknown>, resends: number, settle: () => void): void {
+    send().then(
+      () => {
+        this.#link.recordSuccess();
+        settle();
+      },
+      (error: unknown) => {
+        this.#link.recordFailure(error);
+        this.#resendLater(send, resends, settle);
+      },
+    );
+  }
+
+  #resendLater(send: () => Promise<unknown>, resends: number, settle: () => void): void {
+    if (this.#isStopped || resends >= MAX_RESENDS) {
+      settle();
+      return;
+    }
+    const timer = setTimeout(
+      () => {
+        this.#waiting.delete(timer);
+        // While Redis is down a send would fail at once: that turn is skipped, not spent on a certain failure.
+        if (this.#link.isUp) this.#attempt(send, resends + 1, settle);
+        else this.#resendLater(send, resends + 1, settle);
+      },
+      RESEND_AFTER_MS * 2 ** resends,
+    );
+    timer.unref();
+    this.#waiting.set(timer, settle);
+  }
+}
