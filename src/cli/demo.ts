@@ -4,7 +4,7 @@ import { loadEnv } from "../config/env.ts";
 import { buildConfig } from "../config/load.ts";
 import { startFakeProvider } from "./demo-providers.ts";
 import { releaseOptimizingCompilers } from "./optimizing-compilers.ts";
-import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
+import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
 
@@ -71,6 +71,7 @@ Watch the x-gateway-provider header switch from swift to steady on a 429. Ctrl-C
     config.server.shutdownTimeoutMs,
     (code) => process.exit(code),
   );
+  logUnhandledRejections(gateway);
   capYoungGeneration();
   releaseOptimizingCompilers();
   return 0;

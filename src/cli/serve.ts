@@ -9,7 +9,7 @@ import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { releaseOptimizingCompilers } from "./optimizing-compilers.ts";
-import { handleShutdownSignals, startGateway } from "./start-gateway.ts";
+import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
 
@@ -86,6 +86,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     gateway.app.log,
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
+  logUnhandledRejections(gateway);
   capYoungGeneration();
   releaseOptimizingCompilers();
   return EXIT_OK;

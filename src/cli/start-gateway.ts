@@ -13,6 +13,10 @@ import { createObservers } from "./observers.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
 const IDLE_SWEEP_INTERVAL_MS = 100;
+/** ms during which an unhandled rejection with the same message is not logged again. */
+const REJECTION_LOG_INTERVAL_MS = 60_000;
+/** Distinct messages remembered for that (a flood of distinct ones is logged, not remembered). */
+const MAX_REMEMBERED_REJECTIONS = 100;
 
 export interface RunningGateway {
   readonly app: GatewayServer;
@@ -120,4 +124,25 @@ export function handleShutdownSignals(
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/**
+ * A promise rejected with nobody to handle it (a library's internal command, as ioredis's re-SUBSCRIBE was) would
+ * end the process by Node's default, and every request in flight with it. A gateway keeps serving: the rejection is
+ * logged as an error (redacted like every line), at most once a minute per message. Thrown exceptions still end
+ * the process: the state they leave may be half-changed.
+ */
+export function logUnhandledRejections(gateway: RunningGateway, now: () => number = Date.now): void {
+  const lastLoggedMs = new Map<string, number>();
+  process.on("unhandledRejection", (reason: unknown) => {
+    const message = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
+    const nowMs = now();
+    const last = lastLoggedMs.get(message);
+    if (last !== undefined && nowMs - last < REJECTION_LOG_INTERVAL_MS) return;
+    if (last !== undefined || lastLoggedMs.size < MAX_REMEMBERED_REJECTIONS) lastLoggedMs.set(message, nowMs);
+    gateway.app.log.error(
+      { err: reason instanceof Error ? reason : new Error(message) },
+      `unhandled promise rejection (a bug; the gateway keeps serving): ${message}`,
+    );
+  });
 }

@@ -34,8 +34,13 @@ export interface GatewayProcess {
 /**
  * Starts `node src/main.ts --config <file>` with `yamlText` (a `server:` block listening on 127.0.0.1:0 with
  * info logs, and a private discovery cache, are added unless present) and waits for its "listening" log line.
+ * `preload`: a module the process imports first (`--import`), e.g. to inject a fault.
  */
-export async function startGatewayProcess(t: TestContext, yamlText: string): Promise<GatewayProcess> {
+export async function startGatewayProcess(
+  t: TestContext,
+  yamlText: string,
+  options: { readonly preload?: string } = {},
+): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-process-"));
   let text = yamlText;
   if (!/^server:/m.test(text)) text = `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n${text}`;
@@ -43,11 +48,16 @@ export async function startGatewayProcess(t: TestContext, yamlText: string): Pro
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, text);
   // cwd is the temp dir so that no .env of the repository leaks into the test.
-  const child = spawn(process.execPath, ["--import", EXIT_WITH_PARENT, MAIN, "serve", "--config", configPath], {
-    cwd: dir,
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
-  });
+  const preload = options.preload === undefined ? [] : ["--import", options.preload];
+  const child = spawn(
+    process.execPath,
+    ["--import", EXIT_WITH_PARENT, ...preload, MAIN, "serve", "--config", configPath],
+    {
+      cwd: dir,
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
+    },
+  );
   const logs: LogLine[] = [];
   let stderr = "";
   let pending = "";
