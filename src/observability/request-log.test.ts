@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
-import { describe, type TestContext, test } from "node:test";
+import { describe, test } from "node:test";
 import { attempt, record } from "../../test/helpers/records.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
@@ -188,71 +187,6 @@ describe("request log (Redis Cluster)", { skip: isRedisClusterAvailable() ? fals
       ["b"],
     );
     assert.equal((await log.get("c"))?.id, "c");
-  });
-});
-
-describe("request log (SQLite file)", () => {
-  function tempPath(t: TestContext): string {
-    const dir = mkdtempSync(join(tmpdir(), "request-log-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    return join(dir, "state.db");
-  }
-  function rowsInFile(path: string): number {
-    const db = new DatabaseSync(path);
-    try {
-      const count = (table: string) => Number(db.prepare(`SELECT count(*) AS n FROM ${table}`).get()?.n);
-      return count("request_records_a") + count("request_records_b");
-    } finally {
-      db.close();
-    }
-  }
-  const stored = (id: string, startedAtMs: number) => ({
-    id,
-    startedAtMs,
-    models: ["m"],
-    providers: ["alpha"],
-    status: 200,
-    json: JSON.stringify({ id }),
-  });
-
-  test("beyond max_entries rows go in bulk (two tables in turn); reads see exactly the newest; a reopened file goes on", async (t) => {
-    const path = tempPath(t);
-    let backend = new SqliteRequestLogBackend(path);
-    let written = 0;
-    const write = async (count: number) => {
-      await backend.append(Array.from({ length: count }, () => stored(`r${written}`, 1_000 + written++)));
-      await backend.prune(50, 0);
-    };
-    for (let batch = 0; batch < 9; batch++) await write(17);
-    const newest = (count: number) => Array.from({ length: count }, (_, index) => `{"id":"r${written - 1 - index}"}`);
-    assert.deepEqual(await backend.query({ limit: 1_000 }), newest(50));
-    assert.equal(await backend.get("r100"), undefined, "beyond the newest 50");
-    assert.equal(await backend.get("r150"), '{"id":"r150"}');
-    await backend.close();
-    assert.ok(rowsInFile(path) <= 2 * 50 + 17, `rows kept in the file: ${rowsInFile(path)}`);
-    // Reopened (a restart): the same newest rows, and new rows come after them.
-    backend = new SqliteRequestLogBackend(path);
-    t.after(() => backend.close());
-    await backend.prune(50, 0);
-    assert.deepEqual(await backend.query({ limit: 1_000 }), newest(50));
-    await write(30);
-    assert.deepEqual(await backend.query({ limit: 1_000 }), newest(50));
-    assert.deepEqual(await backend.query({ limit: 3, sinceMs: 1_000 + written - 2 }), newest(2));
-  });
-
-  test("a file of the previous version (one table): its rows are kept, in their order", async (t) => {
-    const path = tempPath(t);
-    const old = new DatabaseSync(path);
-    old.exec(`CREATE TABLE request_records (id TEXT NOT NULL, started_at_ms INTEGER NOT NULL, models TEXT NOT NULL,
-      providers TEXT NOT NULL, status INTEGER NOT NULL, record TEXT NOT NULL)`);
-    const insert = old.prepare("INSERT INTO request_records VALUES (?, ?, ?, ?, ?, ?)");
-    for (const id of ["x", "y", "z"]) insert.run(id, 5_000, "\nm\n", "\nalpha\n", 200, `{"id":"${id}"}`);
-    old.close();
-    const backend = new SqliteRequestLogBackend(path);
-    t.after(() => backend.close());
-    assert.deepEqual(await backend.query({ limit: 10 }), ['{"id":"z"}', '{"id":"y"}', '{"id":"x"}']);
-    await backend.append([stored("w", 5_000)]);
-    assert.deepEqual(await backend.query({ limit: 2, provider: "alpha" }), ['{"id":"w"}', '{"id":"z"}']);
   });
 });
 

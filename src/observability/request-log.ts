@@ -73,11 +73,8 @@ export class RequestLog {
   #flushing: Promise<void> = Promise.resolve();
   #isFailing = false;
   #isClosed = false;
-  /**
-   * Rows were written without retention since it last ran (a batch write), or it has not run since the start (the
-   * file may hold an earlier run's rows): the next timed write, or a query, applies it.
-   */
-  #isPruneDue = true;
+  /** Rows were written without retention since it last ran (a batch write): the next timed write applies it. */
+  #isPruneDue = false;
 
   constructor(backend: RequestLogBackend, options: RequestLogOptions) {
     this.#backend = backend;

@@ -8,33 +8,14 @@ import type { RequestLogBackend, RequestLogFilter, StoredRequest } from "./reque
 /** Around every name in the delimited lists, so `instr` matches whole names only. */
 const SEPARATOR = "\n";
 
-// Two tables, filled in turn: rows go to the current one until it holds `max_entries`, then the other one is
-// emptied at once (`DELETE` without `WHERE`: SQLite frees its pages without visiting a row) and becomes current.
-// Reads see the newest `max_entries` rows by sequence number, so retention is exactly what it was with one table;
-// the older rows left in the other table are invisible until it is emptied. Deleting rows one by one beyond
-// `max_entries` (the one-table design) cost as much as inserting them, 3.3-3.7 µs per row measured, paid by every
-// request once a long-running gateway's log is full (a benchmark run is too short to fill it); emptying a table
-// costs ~0.4 µs per row. Rows older than `max_age_ms` are still deleted by a ranged delete on the start-time index.
-//
 // No index on the id: ids are random, and keeping their B-tree more than doubled the cost of every insert (15 µs
-// vs 6 µs per row, measured; the start-time index grows at its end and costs next to nothing). A lookup by id is a
-// person opening one request, answered from memory for recent ones (the dashboard's activity) and by a scan
-// otherwise (~6 ms at the default 10,000 rows). `seq` is the rowid: the order rows were written in.
-// `request_records` (one table) and `request_log` (the id as primary key) are earlier versions' tables.
-const TABLES = ["request_records_a", "request_records_b"] as const;
-type Table = (typeof TABLES)[number];
-
-const COLUMNS = "seq, id, started_at_ms, models, providers, status, record";
-const ROW_VALUES = "(?, ?, ?, ?, ?, ?, ?)";
-/** 32 rows x 7 values, well under SQLite's limit of 32,766 bound values per statement. */
-const ROWS_PER_STATEMENT = 32;
-
+// vs 6 µs per row, measured; the start-time index grows at its end and costs next to nothing). Inserts are the
+// hot path; a lookup by id is a person opening one request, answered from memory for recent ones (the
+// dashboard's activity) and by a scan otherwise (~6 ms at the default 10,000 rows). `request_log`, the table of
+// earlier versions with the id as primary key, is dropped.
 const SCHEMA = `
   DROP TABLE IF EXISTS request_log;
-  ${TABLES.map(
-    (table) => `
-  CREATE TABLE IF NOT EXISTS ${table} (
-    seq INTEGER PRIMARY KEY,
+  CREATE TABLE IF NOT EXISTS request_records (
     id TEXT NOT NULL,
     started_at_ms INTEGER NOT NULL,
     models TEXT NOT NULL,
@@ -42,31 +23,21 @@ const SCHEMA = `
     status INTEGER NOT NULL,
     record TEXT NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS ${table}_started ON ${table} (started_at_ms);`,
-  ).join("")}
+  CREATE INDEX IF NOT EXISTS request_records_started ON request_records (started_at_ms);
 `;
 
-/** Both tables as one, for reads. */
-const BOTH = TABLES.map((table) => `SELECT ${COLUMNS} FROM ${table}`).join(" UNION ALL ");
-
-interface TableStatements {
-  readonly insert: StatementSync;
-  readonly insertGroup: StatementSync;
-  readonly pruneByAge: StatementSync;
-  readonly count: StatementSync;
-}
+const INSERT = "INSERT INTO request_records (id, started_at_ms, models, providers, status, record) VALUES";
+const ROW_VALUES = "(?, ?, ?, ?, ?, ?)";
+/** 32 rows x 6 values, well under SQLite's limit of 32,766 bound values per statement. */
+const ROWS_PER_STATEMENT = 32;
 
 export class SqliteRequestLogBackend implements RequestLogBackend {
   readonly kind = "embedded";
   readonly #db: DatabaseSync;
-  readonly #statements: Record<Table, TableStatements>;
-  #current: Table;
-  /** Rows in the current table. */
-  #currentRows: number;
-  /** The last row's sequence number. */
-  #lastSeq: number;
-  /** From the last `prune`: rows with `seq` at most `#lastSeq - #maxEntries` are no longer visible. */
-  #maxEntries = Number.POSITIVE_INFINITY;
+  readonly #insert: StatementSync;
+  readonly #insertGroup: StatementSync;
+  readonly #pruneByAge: StatementSync;
+  readonly #pruneByCount: StatementSync;
 
   constructor(path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -75,46 +46,36 @@ export class SqliteRequestLogBackend implements RequestLogBackend {
     this.#db.exec("PRAGMA busy_timeout = 2000;");
     if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
     this.#db.exec(SCHEMA);
-    this.#migrateOneTable();
-    this.#statements = {
-      request_records_a: this.#prepare("request_records_a"),
-      request_records_b: this.#prepare("request_records_b"),
-    };
-    const lastOf = (table: Table): number =>
-      Number(this.#db.prepare(`SELECT coalesce(max(seq), 0) AS last FROM ${table}`).get()?.last ?? 0);
-    const [lastA, lastB] = [lastOf("request_records_a"), lastOf("request_records_b")];
-    this.#current = lastB > lastA ? "request_records_b" : "request_records_a";
-    this.#lastSeq = Math.max(lastA, lastB);
-    this.#currentRows = this.#rowsOf(this.#current);
+    this.#insert = this.#db.prepare(`${INSERT} ${ROW_VALUES}`);
+    // Full groups of rows in one statement: a quarter less CPU per row than one statement per row.
+    this.#insertGroup = this.#db.prepare(`${INSERT} ${Array(ROWS_PER_STATEMENT).fill(ROW_VALUES).join(", ")}`);
+    // Runs after every batch (twice a second under load). By age through the start-time index; by count through
+    // the rowid, which grows with every insert: the newest `max_entries` finished requests stay, at the cost of
+    // the rows deleted (ordering by start time with an OFFSET walked every kept row each time).
+    this.#pruneByAge = this.#db.prepare("DELETE FROM request_records WHERE started_at_ms < ?");
+    this.#pruneByCount = this.#db.prepare(
+      "DELETE FROM request_records WHERE rowid <= (SELECT max(rowid) FROM request_records) - ?",
+    );
   }
 
   async append(rows: readonly StoredRequest[]): Promise<void> {
-    const { insert, insertGroup } = this.#statements[this.#current];
-    const firstSeq = this.#lastSeq + 1;
     this.#db.exec("BEGIN");
     try {
       let index = 0;
-      // Full groups of rows in one statement: a quarter less CPU per row than one statement per row.
       for (; index + ROWS_PER_STATEMENT <= rows.length; index += ROWS_PER_STATEMENT) {
-        const values: (string | number)[] = [];
-        for (let offset = 0; offset < ROWS_PER_STATEMENT; offset++) {
-          values.push(...rowValues(firstSeq + index + offset, rows[index + offset] as StoredRequest));
-        }
-        insertGroup.run(...values);
+        this.#insertGroup.run(...rows.slice(index, index + ROWS_PER_STATEMENT).flatMap(rowValues));
       }
-      for (; index < rows.length; index++) insert.run(...rowValues(firstSeq + index, rows[index] as StoredRequest));
+      for (; index < rows.length; index++) this.#insert.run(...rowValues(rows[index] as StoredRequest));
       this.#db.exec("COMMIT");
     } catch (error) {
       this.#db.exec("ROLLBACK");
       throw error;
     }
-    this.#lastSeq += rows.length;
-    this.#currentRows += rows.length;
   }
 
   async query(filter: RequestLogFilter): Promise<string[]> {
-    const conditions = ["seq > ?"];
-    const values: (string | number)[] = [this.#oldestHiddenSeq()];
+    const conditions: string[] = [];
+    const values: (string | number)[] = [];
     if (filter.sinceMs !== undefined) {
       conditions.push("started_at_ms >= ?");
       values.push(filter.sinceMs);
@@ -131,76 +92,31 @@ export class SqliteRequestLogBackend implements RequestLogBackend {
       conditions.push("instr(providers, ?) > 0");
       values.push(`${SEPARATOR}${filter.provider}${SEPARATOR}`);
     }
+    const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`;
     const rows = this.#db
-      .prepare(
-        `SELECT record FROM (${BOTH}) WHERE ${conditions.join(" AND ")} ORDER BY started_at_ms DESC, seq DESC LIMIT ?`,
-      )
+      .prepare(`SELECT record FROM request_records ${where} ORDER BY started_at_ms DESC, rowid DESC LIMIT ?`)
       .all(...values, filter.limit);
     return rows.map((row) => String(row.record));
   }
 
   async get(id: string): Promise<string | undefined> {
     // Newest first: a client may reuse its `x-request-id`; the latest request with it is the one asked about.
-    const row = this.#db
-      .prepare(`SELECT record FROM (${BOTH}) WHERE id = ? AND seq > ? ORDER BY seq DESC LIMIT 1`)
-      .get(id, this.#oldestHiddenSeq());
+    const row = this.#db.prepare("SELECT record FROM request_records WHERE id = ? ORDER BY rowid DESC LIMIT 1").get(id);
     return row === undefined ? undefined : String(row.record);
   }
 
   async prune(maxEntries: number, oldestStartedAtMs: number): Promise<void> {
-    this.#maxEntries = maxEntries;
-    for (const table of TABLES) {
-      const { changes } = this.#statements[table].pruneByAge.run(oldestStartedAtMs);
-      if (table === this.#current) this.#currentRows -= Number(changes);
-    }
-    if (this.#currentRows < maxEntries) return;
-    // The current table alone holds max_entries rows: every row of the other one is beyond them.
-    const other = this.#current === TABLES[0] ? TABLES[1] : TABLES[0];
-    this.#db.exec(`DELETE FROM ${other}`);
-    this.#current = other;
-    this.#currentRows = 0;
+    this.#pruneByAge.run(oldestStartedAtMs);
+    this.#pruneByCount.run(maxEntries);
   }
 
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }
-
-  #prepare(table: Table): TableStatements {
-    const insert = `INSERT INTO ${table} (${COLUMNS}) VALUES`;
-    return {
-      insert: this.#db.prepare(`${insert} ${ROW_VALUES}`),
-      insertGroup: this.#db.prepare(`${insert} ${Array(ROWS_PER_STATEMENT).fill(ROW_VALUES).join(", ")}`),
-      pruneByAge: this.#db.prepare(`DELETE FROM ${table} WHERE started_at_ms < ?`),
-      count: this.#db.prepare(`SELECT count(*) AS rows FROM ${table}`),
-    };
-  }
-
-  #rowsOf(table: Table): number {
-    return Number(this.#statements[table].count.get()?.rows ?? 0);
-  }
-
-  #oldestHiddenSeq(): number {
-    return Number.isFinite(this.#maxEntries) ? this.#lastSeq - this.#maxEntries : 0;
-  }
-
-  /** The one-table log of the previous version: its rows move to the first table (in their order), once. */
-  #migrateOneTable(): void {
-    const old = this.#db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'request_records'")
-      .get();
-    if (old === undefined) return;
-    this.#db.exec(`
-      BEGIN;
-      INSERT INTO request_records_a (${COLUMNS})
-        SELECT rowid, id, started_at_ms, models, providers, status, record FROM request_records ORDER BY rowid;
-      DROP TABLE request_records;
-      COMMIT;
-    `);
-  }
 }
 
-function rowValues(seq: number, row: StoredRequest): (string | number)[] {
-  return [seq, row.id, row.startedAtMs, delimited(row.models), delimited(row.providers), row.status, row.json];
+function rowValues(row: StoredRequest): (string | number)[] {
+  return [row.id, row.startedAtMs, delimited(row.models), delimited(row.providers), row.status, row.json];
 }
 
 function delimited(names: readonly string[]): string {
