@@ -3,6 +3,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { countUnhandledRejection } from "../observability/process-faults.ts";
 import { routedLogLine } from "../observability/routed-log.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
@@ -129,12 +130,14 @@ export function handleShutdownSignals(
 /**
  * A promise rejected with nobody to handle it (a library's internal command, as ioredis's re-SUBSCRIBE was) would
  * end the process by Node's default, and every request in flight with it. A gateway keeps serving: the rejection is
- * logged as an error (redacted like every line), at most once a minute per message. Thrown exceptions still end
- * the process: the state they leave may be half-changed.
+ * logged as an error (redacted like every line), at most once a minute per message, and counted
+ * (`llm_gateway_unhandled_rejections_total`). Thrown exceptions still end the process: the state they leave may be
+ * half-changed.
  */
 export function logUnhandledRejections(gateway: RunningGateway, now: () => number = Date.now): void {
   const lastLoggedMs = new Map<string, number>();
   process.on("unhandledRejection", (reason: unknown) => {
+    countUnhandledRejection();
     const message = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
     const nowMs = now();
     const last = lastLoggedMs.get(message);

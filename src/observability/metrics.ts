@@ -12,6 +12,7 @@ import {
   type RegistryMetric,
   registerIn,
 } from "./metric-accumulators.ts";
+import { unhandledRejectionCount } from "./process-faults.ts";
 import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
 
 export const METRIC_PREFIX = "llm_gateway_";
@@ -347,6 +348,12 @@ function liveMetrics(live: LiveStateSource): LiveMetric[] {
       "Config reloads and forced model refreshes since start.",
       "counter",
       () => [[{}, live.configReloads()]],
+    ),
+    new LiveMetric(
+      `${METRIC_PREFIX}unhandled_rejections_total`,
+      "Promise rejections nothing handled, logged and survived since start (each is a bug worth an alert).",
+      "counter",
+      () => [[{}, unhandledRejectionCount()]],
     ),
   );
   return metrics;

@@ -10,7 +10,7 @@ import { waitUntil } from "../helpers/sse-client.ts";
 
 const INJECT = resolve(import.meta.dirname, "../helpers/inject-unhandled-rejection.ts");
 
-test("an unhandled rejection is logged as an error, without the key, and the gateway keeps serving", async (t) => {
+test("an unhandled rejection is logged as an error, without the key, and counted; the gateway keeps serving", async (t) => {
   const alpha = await useMock(t);
   const gateway = await startGatewayProcess(
     t,
@@ -40,4 +40,6 @@ test("an unhandled rejection is logged as an error, without the key, and the gat
   const text = await answer.body.text();
   assert.equal(answer.statusCode, 200, text);
   assert.equal((JSON.parse(text) as { object: string }).object, "chat.completion");
+  const metrics = await (await request(`${gateway.url}/metrics`)).body.text();
+  assert.match(metrics, /^llm_gateway_unhandled_rejections_total 1$/m);
 });
