@@ -53,7 +53,14 @@ export class OnceWrites {
   }
 
   #attempt(send: () => Promise<unknown>, resends: number, settle: () => void): void {
-    send().then(
+    let command: Promise<unknown>;
+    try {
+      command = send();
+    } catch (error) {
+      // A command that throws instead of rejecting is a failure like any other, not an escaping exception.
+      command = Promise.reject(error);
+    }
+    command.then(
       () => {
         this.#link.recordSuccess();
         settle();
