@@ -1,0 +1,59 @@
+// The resend policy of writes that apply at most once (the marker itself is tested against a real Redis in
+// redis-ledger.test.ts): a failed write is sent again while Redis is up, a send that throws counts as a failure,
+// and closing gives up the waiting resends at once.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { RedisLink } from "./redis-link.ts";
+import { OnceWrites } from "./redis-once-writes.ts";
+
+function upLink(): RedisLink {
+  const link = new RedisLink(
+    "redis://test",
+    undefined,
+    () => Date.now(),
+    () => true,
+  );
+  link.markUp();
+  return link;
+}
+
+test("a failed write is sent again (250 ms, then 500 ms) until it is answered; a throwing send counts as a failure", async () => {
+  const writes = new OnceWrites(upLink(), "p:", "me");
+  const sentAtMs: number[] = [];
+  const startMs = Date.now();
+  await writes.send(() => {
+    sentAtMs.push(Date.now() - startMs);
+    if (sentAtMs.length === 1) return Promise.reject(new Error("timed out"));
+    if (sentAtMs.length === 2) throw new Error("thrown instead of rejected");
+    return Promise.resolve(1);
+  });
+  assert.equal(sentAtMs.length, 3);
+  assert.ok((sentAtMs[1] ?? 0) >= 240 && (sentAtMs[2] ?? 0) >= 740, `sent at ${sentAtMs.join(", ")} ms`);
+});
+
+test("while Redis is down a resend turn is skipped, not spent on a certain failure; stop() gives up the waiting ones", async () => {
+  const link = upLink();
+  const writes = new OnceWrites(link, "p:", "me");
+  let sends = 0;
+  const settled = writes.send(() => {
+    sends++;
+    return Promise.reject(new Error("connection closed"));
+  });
+  await sleep(20);
+  link.markDown(new Error("gone"));
+  await sleep(300);
+  assert.equal(sends, 1, "no send while Redis is down");
+  writes.stop();
+  await settled;
+  link.markUp();
+  await sleep(600);
+  assert.equal(sends, 1, "nothing sent after stop()");
+});
+
+test("marker keys: in the scope's hash tag, one per write", () => {
+  const writes = new OnceWrites(upLink(), "p:", "me");
+  const first = writes.markerKey("deployment:groq/llama");
+  assert.match(first, /^p:budget:\{groq\}:deployment:groq\/llama:once:me:\d+$/);
+  assert.notEqual(writes.markerKey("deployment:groq/llama"), first);
+});
