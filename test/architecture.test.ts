@@ -22,6 +22,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "config",
   "clock",
   "logger",
+  "sqlite-file",
   "errors",
 ];
 const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
@@ -29,22 +30,23 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger` and `main` are the files at the top of src/.
+ * `clock`, `logger`, `sqlite-file` and `main` are the files at the top of src/.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   clock: [],
   logger: [],
+  "sqlite-file": [],
   errors: [],
   config: ["errors"],
   providers: ["config", "clock", "logger", "errors"],
   scoring: ["providers", "config", "clock", "logger", "errors"],
   limits: ["config", "clock", "logger", "errors"],
-  state: ["limits", "config", "clock", "logger", "errors"],
+  state: ["limits", "config", "clock", "logger", "sqlite-file", "errors"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors"],
   streaming: ["errors", "clock"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: ["errors", "clock"],
-  observability: ["config", "clock", "logger", "errors"],
+  observability: ["config", "clock", "logger", "sqlite-file", "errors"],
   upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors"],
   pipeline: PIPELINE_MAY_USE,
   server: SERVER_MAY_USE,

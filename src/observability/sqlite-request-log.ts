@@ -1,8 +1,7 @@
 // The request log in the embedded SQLite file (node:sqlite), in a table of its own next to the state tables.
 // Filters run in SQL over indexed start times; model and provider lists are stored as delimited text.
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqliteFile } from "../sqlite-file.ts";
 import type { RequestLogBackend, RequestLogFilter, StoredRequest } from "./request-log.ts";
 
 /** Around every name in the delimited lists, so `instr` matches whole names only. */
@@ -40,11 +39,7 @@ export class SqliteRequestLogBackend implements RequestLogBackend {
   readonly #pruneByCount: StatementSync;
 
   constructor(path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    this.#db = new DatabaseSync(path);
-    // The state store may hold the same file open: wait for its short write transactions instead of failing.
-    this.#db.exec("PRAGMA busy_timeout = 2000;");
-    if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    this.#db = openSqliteFile(path);
     this.#db.exec(SCHEMA);
     this.#insert = this.#db.prepare(`${INSERT} ${ROW_VALUES}`);
     // Full groups of rows in one statement: a quarter less CPU per row than one statement per row.

@@ -3,10 +3,9 @@
 // Rows are opaque JSON: the row and limit shapes match protocols' KeptResponseRows (state/ does not import
 // protocols). Bounded by count, total bytes and age; the oldest rows go first. Writes are small and synchronous
 // (one transaction per kept answer), like the request log's.
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
+import { openSqliteFile } from "../sqlite-file.ts";
 
 export interface KeptResponseRow {
   readonly id: string;
@@ -53,13 +52,9 @@ export class EmbeddedKeptResponses {
   readonly #oldest: StatementSync;
 
   constructor(path: string, limits: KeptResponseLimits, clock: Clock) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    this.#db = new DatabaseSync(path);
+    this.#db = openSqliteFile(path);
     this.#limits = limits;
     this.#clock = clock;
-    // The state store and the request log may hold the same file open: wait for their short transactions.
-    this.#db.exec("PRAGMA busy_timeout = 2000;");
-    if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
     this.#db.exec(SCHEMA);
     this.#insert = this.#db.prepare("INSERT INTO kept_responses (id, stored_at_ms, bytes, json) VALUES (?, ?, ?, ?)");
     this.#insertItem = this.#db.prepare(

@@ -2,11 +2,10 @@
 // SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told
 // us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close.
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
+import { openSqliteFile } from "../sqlite-file.ts";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
@@ -25,10 +24,7 @@ export class EmbeddedStateStore {
 
   constructor(path: string, budgets: BudgetBook, availability: AvailabilityBook) {
     this.path = path;
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    this.#db = new DatabaseSync(path);
-    // WAL: the periodic flush never blocks a concurrent reader (e.g. `llm-gateway check`).
-    if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    this.#db = openSqliteFile(path);
     this.#db.exec(SCHEMA);
     this.#budgets = budgets;
     this.#availability = availability;

@@ -1,0 +1,23 @@
+// Opening the embedded SQLite file (`state.path`) the same way for each part that keeps rows in it: the state
+// store, the request log and the kept Responses API answers share one file.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+
+/**
+ * The page size of a new file (SQLite fixes it when the file is created; an existing file keeps its own). With
+ * 16 KiB pages instead of SQLite's default 4 KiB the request log's insert and retention cost ~30 % less CPU per
+ * row (8.8 → 6.3 µs, medians of interleaved microbenchmark runs at 10,000 rows); 32 and 64 KiB gained nothing more.
+ */
+const PAGE_SIZE_BYTES = 16_384;
+
+export function openSqliteFile(path: string): DatabaseSync {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new DatabaseSync(path);
+  // Before WAL mode: a new file's header, written by the switch to WAL, takes the page size set at that moment.
+  // The parts sharing the file (and `llm-gateway check` reading it) wait for each other's short transactions.
+  db.exec(`PRAGMA page_size = ${PAGE_SIZE_BYTES}; PRAGMA busy_timeout = 2000;`);
+  // WAL: a write never blocks a concurrent reader; NORMAL: no fsync per commit, only at checkpoints.
+  if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+  return db;
+}
