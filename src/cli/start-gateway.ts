@@ -134,12 +134,12 @@ export function handleShutdownSignals(
  * (`llm_gateway_unhandled_rejections_total`). Thrown exceptions still end the process: the state they leave may be
  * half-changed.
  */
-export function logUnhandledRejections(gateway: RunningGateway, now: () => number = Date.now): void {
+export function logUnhandledRejections(gateway: RunningGateway): void {
   const lastLoggedMs = new Map<string, number>();
   process.on("unhandledRejection", (reason: unknown) => {
     countUnhandledRejection();
     const message = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
-    const nowMs = now();
+    const nowMs = Date.now();
     const last = lastLoggedMs.get(message);
     if (last !== undefined && nowMs - last < REJECTION_LOG_INTERVAL_MS) return;
     if (last !== undefined || lastLoggedMs.size < MAX_REMEMBERED_REJECTIONS) lastLoggedMs.set(message, nowMs);

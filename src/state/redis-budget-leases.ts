@@ -16,7 +16,7 @@ import type { BudgetScope } from "../limits/budgets.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { learnedKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { MARKER_MS, type OnceWrites } from "./redis-once-writes.ts";
+import type { OnceWrites } from "./redis-once-writes.ts";
 import { type ChargedRun, type ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
 
 export interface BudgetLease {
@@ -204,9 +204,11 @@ export class BudgetLeases {
     // Its units are sent or given back: a later provider report need not count them any more. One HDEL per scope
     // (a pipeline; the same hash tag).
     if (lease.isRecorded) {
-      const { redis, prefix } = this.#options;
+      const { redis, prefix, writes } = this.#options;
       const field = `lease:${lease.member}`;
-      this.#send(() => Promise.all(lease.shared.map((scope) => redis.hdel(learnedKey(prefix, scope.id), field))));
+      this.#track(
+        writes.send(() => Promise.all(lease.shared.map((scope) => redis.hdel(learnedKey(prefix, scope.id), field)))),
+      );
     }
   }
 
@@ -254,19 +256,18 @@ export class BudgetLeases {
       counterKeys.push(...shape.fixedCounters.map(() => scoped.counters));
       counterArguments.push(...tokenCounterArguments(shape.fixedCounters, lease.startMs));
     }
-    const moved = [...lease.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
+    const keys = [...lease.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     const [scope] = lease.shared;
-    if (moved.length === 0 || scope === undefined) return;
-    const { redis, writes } = this.#options;
-    const keys = [writes.markerKey(scope.id), ...moved];
+    if (keys.length === 0 || scope === undefined) return;
     const runIds = lease.runs.map((run) => run.id);
-    const args = [MARKER_MS, -tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments];
-    this.#send(() => redis.budgetReconcile(keys.length, ...keys, ...args));
+    const args = [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments];
+    const { redis, writes } = this.#options;
+    this.#track(writes.reconcile(redis, scope.id, keys, args));
   }
 
-  /** Sends a give-back write (again after a failure) and tracks it until it is answered or given up. */
-  #send(send: () => Promise<unknown>): void {
-    const sent: Promise<void> = this.#options.writes.send(send).finally(() => this.#givingBack.delete(sent));
+  /** Tracks a give-back write (sent again after a failure) until it is answered or given up. */
+  #track(write: Promise<void>): void {
+    const sent: Promise<void> = write.finally(() => this.#givingBack.delete(sent));
     this.#givingBack.add(sent);
   }
 }

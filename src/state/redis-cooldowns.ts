@@ -66,7 +66,7 @@ export class CooldownSharing {
 
   /**
    * Hooks into the availability book and the subscriber connection. Resolves once subscribed, or once stopped
-   * (never rejects); while Redis is down it waits, and ioredis re-subscribes after every reconnect.
+   * (never rejects); while Redis is down it waits, and it subscribes again after every reconnect (#resubscribe).
    */
   start(): Promise<void> {
     const { availability, subscriber } = this.#options;
@@ -99,6 +99,7 @@ export class CooldownSharing {
       // Start-up stopped waiting for the subscription and loaded without it, or the subscriber was away: load what
       // was published meanwhile.
       if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
+        this.#hasLoadedUnsubscribed = false;
         void this.#options.link.track(this.load());
       }
       return;

@@ -42,7 +42,7 @@ import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-lea
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { MARKER_MS, OnceWrites } from "./redis-once-writes.ts";
+import { OnceWrites } from "./redis-once-writes.ts";
 import {
   type CachedDenial,
   type ChargedRun,
@@ -207,15 +207,10 @@ export class RedisLedger implements BudgetLedger {
     }
     const [scope] = detail.sharedScopes;
     if (delta === 0 || wallClock.length === 0 || scope === undefined) return;
-    const keys = [
-      this.#writes.markerKey(scope.id),
-      ...detail.runs.map((run) => run.hash),
-      ...wallClock,
-      ...counterKeys,
-    ];
+    const keys = [...detail.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     const runIds = detail.runs.map((run) => run.id);
-    const args = [MARKER_MS, delta, 0, runIds.length, ...runIds, wallClock.length, ...counterArguments];
-    void this.#writes.send(() => this.#redis.budgetReconcile(keys.length, ...keys, ...args));
+    const args = [delta, 0, runIds.length, ...runIds, wallClock.length, ...counterArguments];
+    void this.#writes.reconcile(this.#redis, scope.id, keys, args);
   }
 
   release(reservation: Reservation): void {

@@ -3,6 +3,7 @@
 // rest of its window. Each such write now carries a marker key that its script sets before it moves anything
 // (RECONCILE_LUA): a second send of a write that already ran (a timed-out one usually has) changes nothing. So a
 // write that failed is simply sent again, a few times, while Redis is up.
+import type { SharedStateRedis } from "./redis-client.ts";
 import { budgetKeyBase } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
@@ -11,7 +12,7 @@ const RESEND_AFTER_MS = 250;
 /** Resends of one write before it is given up: at 250, 500, 1,000 and 2,000 ms, ~4 s in all. */
 const MAX_RESENDS = 4;
 /** ms a marker lives: far longer than every send of its write can take, command timeouts included. */
-export const MARKER_MS = 60_000;
+const MARKER_MS = 60_000;
 
 export class OnceWrites {
   readonly #link: RedisLink;
@@ -31,6 +32,20 @@ export class OnceWrites {
   /** A new write's marker key, beside `scopeId`'s keys (the same hash tag, so the same Cluster slot). */
   markerKey(scopeId: string): string {
     return `${budgetKeyBase(this.#prefix, scopeId)}:once:${this.#instanceId}:${this.#nextId++}`;
+  }
+
+  /**
+   * Sends a RECONCILE_LUA call (again after a failure) under a new marker beside `scopeId`'s keys: `keys` and
+   * `args` are the script's KEYS and ARGV after the marker and its lifetime.
+   */
+  reconcile(
+    redis: SharedStateRedis,
+    scopeId: string,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<void> {
+    const marked = [this.markerKey(scopeId), ...keys];
+    return this.send(() => redis.budgetReconcile(marked.length, ...marked, MARKER_MS, ...args));
   }
 
   /**
