@@ -75,15 +75,7 @@ function scope(id: string, limits: Parameters<typeof rulesFromLimits>[0], dayRes
   return { id, ...rulesFromLimits(limits), dayReset };
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function waitForAsync(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -542,7 +534,7 @@ describe("RedisLedger", { skip }, () => {
     state.ledger.reconcile(refused, 100, Date.now());
     await sleep(50);
     await user.grant("+evalsha", "+eval");
-    await waitForAsync(async () => (await minuteTokens()) === 100, 3_000, "the refused reconcile sent again");
+    await waitFor(async () => (await minuteTokens()) === 100, 3_000, "the refused reconcile sent again");
 
     // Timed out (its answer comes after the command timeout): it ran, and so does the resend; the marker makes the
     // second one change nothing (without it, the delta of -900 would count twice).
@@ -550,7 +542,7 @@ describe("RedisLedger", { skip }, () => {
     assert.equal(await minuteTokens(), 1_100);
     delayNextReconcile = true;
     state.ledger.reconcile(timedOut, 100, Date.now());
-    await waitForAsync(async () => (await minuteTokens()) !== 1_100, 5_000, "the delayed reconcile");
+    await waitFor(async () => (await minuteTokens()) !== 1_100, 5_000, "the delayed reconcile");
     // The resend follows the delayed send on the same connection (sent ~250 ms after the timeout).
     await sleep(1_000);
     assert.equal(await minuteTokens(), 200, "applied once");
