@@ -29,7 +29,7 @@ export interface SharedStateCommands {
 export type RedisConnection = Redis | Cluster;
 export type SharedStateRedis = RedisConnection & SharedStateCommands;
 
-const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
+export const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
 
 /** The scripts `createCommandClient` defines (the methods of SharedStateCommands). */
 const SCRIPT_COMMANDS = ["budgetReserve", "budgetReconcile", "budgetLearn", "shareCooldown"] as const;
@@ -48,7 +48,7 @@ export function createCommandClient(
     commandTimeout: commandTimeoutMs,
     connectTimeout: CONNECT_TIMEOUT_MS,
     connectionName: "llm-gateway",
-  } satisfies NodeOptions;
+  };
   // Commands issued in the same turn of the event loop (many requests under load) go out in one write: on
   // loopback each write costs about as much kernel time as the command it carries. Not the scripts on a Cluster:
   // ioredis groups auto-pipelined commands by the node of their first argument, which for a script is its key
@@ -57,7 +57,7 @@ export function createCommandClient(
   // never shared whenever two providers on different masters were served in the same turn.
   const client: RedisConnection = isCluster
     ? new Cluster([seedNode(url)], {
-        ...clusterOptions(url, options, false),
+        ...clusterOptions(url, options),
         enableAutoPipelining: true,
         autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
       })
@@ -70,45 +70,51 @@ export function createCommandClient(
 }
 
 /**
- * The subscriber connection (a connection in subscribe mode can run nothing else). Its SUBSCRIBE may wait for a
- * connection (offline queue on, no retry limit) and is renewed after every reconnection (`autoResubscribe`).
+ * The subscriber connection's options (a connection in subscribe mode can run nothing else). Its SUBSCRIBE may
+ * wait for a connection (offline queue on, no retry limit). CooldownSharing subscribes again after every
+ * reconnection itself: ioredis's own re-SUBSCRIBE has no rejection handler, so a connection closed before its
+ * answer (a shutdown just after a blip) was an unhandled rejection.
  */
-export function createSubscriberClient(url: string, isCluster = false): RedisConnection {
-  const options = {
+export function subscriberOptions(url: string) {
+  return {
     lazyConnect: true,
     maxRetriesPerRequest: null,
     connectTimeout: CONNECT_TIMEOUT_MS,
     connectionName: "llm-gateway-subscriber",
-  } satisfies NodeOptions;
-  if (isCluster) return new Cluster([seedNode(url)], clusterOptions(url, options, true));
-  // CooldownSharing subscribes again after each reconnection itself: ioredis's own re-SUBSCRIBE has no rejection
-  // handler, so a connection closed before its answer (a shutdown just after a blip) was an unhandled rejection.
-  // (A Cluster's subscriber does not reconnect; ioredis picks another node and handles that SUBSCRIBE's failure.)
-  return new Redis(url, { ...options, retryStrategy, autoResubscribe: false });
+    autoResubscribe: false,
+    ...credentialsOf(url),
+  };
+}
+
+export type SubscriberOptions = ReturnType<typeof subscriberOptions>;
+
+/** The standalone subscriber (on a Cluster: redis-cluster-subscriber.ts). */
+export function createSubscriberClient(url: string): Redis {
+  return new Redis(url, { ...subscriberOptions(url), retryStrategy });
 }
 
 /** `redis://user:pass@host:port/db` -> the cluster's first node (a cluster has no databases but 0). */
-function seedNode(url: string): { host: string; port: number } {
+export function seedNode(url: string): { host: string; port: number } {
   const parsed = new URL(url);
   return { host: parsed.hostname, port: parsed.port === "" ? 6379 : Number(parsed.port) };
 }
 
-/** The connection options both kinds of client share. */
-interface NodeOptions {
-  readonly lazyConnect: boolean;
-  readonly maxRetriesPerRequest: number | null;
-  readonly connectTimeout: number;
-  readonly connectionName: string;
-  readonly commandTimeout?: number;
-  readonly enableOfflineQueue?: boolean;
+/** The URL's user, password and TLS, as options for a connection to one node of a cluster. */
+function credentialsOf(url: string) {
+  const parsed = new URL(url);
+  return {
+    ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
+    ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
+    ...(parsed.protocol === "rediss:" ? { tls: {} } : {}),
+  };
 }
 
-function clusterOptions(url: string, options: NodeOptions, isOfflineQueueOn: boolean) {
-  const parsed = new URL(url);
-  const { enableOfflineQueue: _ignored, ...nodeOptions } = options;
+/** The command connection's options on a Cluster: its own, and each node connection's (`redisOptions`). */
+function clusterOptions(url: string, options: { readonly enableOfflineQueue: boolean; readonly lazyConnect: boolean }) {
+  const { enableOfflineQueue, ...nodeOptions } = options;
   return {
     lazyConnect: true,
-    enableOfflineQueue: isOfflineQueueOn,
+    enableOfflineQueue,
     // Slot maps are refreshed on MOVED replies; a stale one must not stall start-up.
     slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
     clusterRetryStrategy: retryStrategy,
@@ -116,12 +122,7 @@ function clusterOptions(url: string, options: NodeOptions, isOfflineQueueOn: boo
     maxRedirections: 4,
     retryDelayOnFailover: 50,
     retryDelayOnClusterDown: 100,
-    redisOptions: {
-      ...nodeOptions,
-      ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
-      ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
-      ...(parsed.protocol === "rediss:" ? { tls: {} } : {}),
-    },
+    redisOptions: { ...nodeOptions, ...credentialsOf(url) },
   };
 }
 
@@ -154,11 +155,18 @@ export async function unlinkMany(client: RedisConnection, keys: readonly string[
   return counts.reduce((sum, count) => sum + count, 0);
 }
 
+/** A connection closeClient can close: an ioredis client, or a ClusterSubscriber. */
+export interface Closable {
+  readonly status: string;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
 /**
  * QUIT when connected (replies in flight are delivered), for at most QUIT_WAIT_MS; otherwise, or after that, drop
  * the connection. Never throws.
  */
-export async function closeClient(client: RedisConnection): Promise<void> {
+export async function closeClient(client: Closable): Promise<void> {
   if (client.status === "ready") {
     let timer: NodeJS.Timeout | undefined;
     const hasQuit = await Promise.race([

@@ -239,6 +239,22 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     );
   });
 
+  test("a subscriber cut off subscribes again on a node and loads the cooldowns published while it was away", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster, "hop:");
+    const second = await startBackend(t, cluster, "hop:");
+    const client = await adminClient(t, cluster);
+    // Every pub/sub connection on every node dropped (a pub/sub output buffer limit, `CLIENT KILL TYPE pubsub`, its
+    // node going away); right after, while nobody is subscribed, the second process shares a cooldown.
+    for (const node of client.nodes("master")) await node.call("CLIENT", "KILL", "TYPE", "pubsub");
+    second.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await waitFor(() => !first.availability.peek("alpha/m", "alpha").isAvailable, 3_000, "the missed cooldown");
+    // And it hears the next one as it is published.
+    second.availability.recordRateLimited("beta/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await waitFor(() => !first.availability.peek("beta/m", "beta").isAvailable, 3_000, "the next cooldown");
+    assert.deepEqual(first.warnings, []);
+  });
+
   test("scripts sent in one turn for providers on different masters all run on Redis", async (t) => {
     const cluster = await useRedisCluster(t);
     const first = await startBackend(t, cluster, "turn:");

@@ -11,7 +11,7 @@ import type {
   CooldownChange,
   PersistedCooldowns,
 } from "../limits/availability.ts";
-import { getMany, type RedisConnection, type SharedStateRedis, scanKeys } from "./redis-client.ts";
+import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
 import { cooldownChannel, cooldownKey, keysStartingWith } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
@@ -30,9 +30,18 @@ const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
   "circuit_open",
 ]);
 
+/**
+ * What sharing needs of its subscriber: a standalone ioredis client, or a ClusterSubscriber. Either emits "ready"
+ * on every new connection (which hears nothing until it subscribes) and "message" for each one published.
+ */
+export interface PubSubConnection {
+  subscribe(channel: string): Promise<unknown>;
+  on(event: "message" | "ready", listener: (...args: string[]) => void): unknown;
+}
+
 export interface CooldownSharingOptions {
   readonly redis: SharedStateRedis;
-  readonly subscriber: RedisConnection;
+  readonly subscriber: PubSubConnection;
   readonly availability: AvailabilityBook;
   readonly link: RedisLink;
   readonly keyPrefix: string;
@@ -89,9 +98,8 @@ export class CooldownSharing {
       try {
         await this.#options.subscriber.subscribe(this.#channel);
       } catch {
-        // A Cluster refuses the SUBSCRIBE when its subscriber node went away before answering ("No subscriber for
-        // the cluster", a closed connection), and ioredis does not send it again: this process would never hear
-        // another cooldown. Retried until it holds or the backend closes.
+        // The subscriber's connection went away before answering (it is then not sent again by itself): this
+        // process would never hear another cooldown. Retried until it holds or the backend closes.
         await new Promise<void>((resolve) => setTimeout(resolve, delayMs).unref());
         continue;
       }

@@ -5,7 +5,14 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
-import { closeClient, createCommandClient, createSubscriberClient } from "./redis-client.ts";
+import {
+  closeClient,
+  createCommandClient,
+  createSubscriberClient,
+  seedNode,
+  subscriberOptions,
+} from "./redis-client.ts";
+import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
@@ -34,7 +41,11 @@ export async function createRedisStateBackend(
   if (url === undefined) throw new Error("createRedisStateBackend needs state.redis_url");
   const isCluster = settings.redisCluster === true;
   const redis = createCommandClient(url, isCluster, settings.redisCommandTimeoutMs);
-  const subscriber = createSubscriberClient(url, isCluster);
+  // On a Cluster, a connection to one node at a time, moved to another node when it drops (any node hears a
+  // PUBLISH), among the nodes the command connection knows.
+  const subscriber = isCluster
+    ? new ClusterSubscriber(seedNode(url), () => nodesOf(redis), subscriberOptions(url))
+    : createSubscriberClient(url);
   const startupLogger = new StartupLogger(logger);
   const link = new RedisLink(
     isCluster ? `${describeRedisUrl(url)} (cluster)` : describeRedisUrl(url),
