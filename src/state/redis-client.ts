@@ -128,14 +128,28 @@ function clusterOptions(url: string, options: { readonly enableOfflineQueue: boo
 
 /**
  * Every key matching `pattern`, batch by batch (SCAN, never KEYS). A cluster is scanned node by node: a SCAN
- * only sees the keys of the node that answers it.
+ * only sees the keys of the node that answers it. With `onNodeFailed`, a node whose SCAN fails (a master that
+ * just died, still in the client's node list) is reported there and skipped, and the others are still scanned;
+ * without it, the failure is thrown.
  */
-export async function* scanKeys(client: RedisConnection, pattern: string): AsyncGenerator<string[]> {
+export async function* scanKeys(
+  client: RedisConnection,
+  pattern: string,
+  onNodeFailed?: (error: unknown) => void,
+): AsyncGenerator<string[]> {
   const nodes = client instanceof Cluster ? client.nodes("master") : [client];
   for (const node of nodes) {
     let cursor = "0";
     do {
-      const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 500);
+      let batch: [string, string[]];
+      try {
+        batch = await node.scan(cursor, "MATCH", pattern, "COUNT", 500);
+      } catch (error) {
+        if (onNodeFailed === undefined) throw error;
+        onNodeFailed(error);
+        break;
+      }
+      const [next, keys] = batch;
       cursor = next;
       if (keys.length > 0) yield keys;
     } while (cursor !== "0");

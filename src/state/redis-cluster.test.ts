@@ -20,6 +20,7 @@ const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldow
 
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
+import { scanKeys } from "./redis-client.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
@@ -253,6 +254,62 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     second.availability.recordRateLimited("beta/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
     await waitFor(() => !first.availability.peek("beta/m", "beta").isAvailable, 3_000, "the next cooldown");
     assert.deepEqual(first.warnings, []);
+  });
+
+  test("the subscribers' node killed: they move to another node and hear the cooldowns set on the others", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster, "gone:");
+    const second = await startBackend(t, cluster, "gone:");
+    const client = await adminClient(t, cluster);
+    // Both subscribers are on the seed node (the first); a cooldown of a deployment stored on another master.
+    const seed = cluster.nodes[0] as (typeof cluster.nodes)[number];
+    const storedElsewhere = async (deployment: string) =>
+      cluster.nodeOfSlot(Number(await client.cluster("KEYSLOT", `gone:cooldown:deployment:${deployment}`))).port !==
+      seed.port;
+    const deployments: string[] = [];
+    for (const provider of PROVIDERS) if (await storedElsewhere(`${provider}/m`)) deployments.push(`${provider}/m`);
+    const [missed, next] = deployments;
+    assert.ok(missed !== undefined && next !== undefined, "two deployments stored off the seed node");
+    await seed.kill();
+    second.availability.recordRateLimited(missed, { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    const providerOf = (deployment: string) => deployment.split("/")[0] as string;
+    await waitFor(
+      () => !first.availability.peek(missed, providerOf(missed)).isAvailable,
+      5_000,
+      "the cooldown set while the node was going",
+    );
+    second.availability.recordRateLimited(next, { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+    await waitFor(() => !first.availability.peek(next, providerOf(next)).isAvailable, 5_000, "the next cooldown");
+  });
+
+  test("a scan with a master that does not answer: the other masters' keys, and the failure reported", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const client = new Cluster([{ host: "127.0.0.1", port: cluster.nodes[0]?.port ?? 0 }], {
+      lazyConnect: true,
+      redisOptions: { commandTimeout: 300 },
+    });
+    t.after(() => client.disconnect());
+    await client.connect();
+    for (const provider of PROVIDERS) await client.set(`scan:{${provider}}`, "1");
+    const stored = await keysPerNode(cluster, client, "scan:");
+    const victim = cluster.nodes[1] as (typeof cluster.nodes)[number];
+    const survivors = [...stored].filter(([port]) => port !== victim.port).flatMap(([, keys]) => keys);
+    assert.ok((stored.get(victim.port) ?? []).length > 0 && survivors.length > 0);
+    // A hung master (a killed one leaves the node list at once): its connection stays open, its SCAN times out.
+    const hung = client.nodes("master").find((node) => node.options.port === victim.port);
+    assert.ok(hung !== undefined);
+    await hung.call("CLIENT", "PAUSE", "3000", "ALL");
+    const failures: unknown[] = [];
+    const found: string[] = [];
+    for await (const keys of scanKeys(client, "scan:*", (error) => failures.push(error))) found.push(...keys);
+    assert.deepEqual(found.sort(), survivors.sort());
+    assert.equal(failures.length, 1);
+    // Without a handler the failure is thrown (a reset must not report success).
+    await assert.rejects(async () => {
+      for await (const _keys of scanKeys(client, "scan:*")) {
+        // drained
+      }
+    }, /timed out/);
   });
 
   test("scripts sent in one turn for providers on different masters all run on Redis", async (t) => {

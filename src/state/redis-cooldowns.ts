@@ -126,14 +126,21 @@ export class CooldownSharing {
     void this.#subscribe();
   }
 
-  /** Imports every cooldown stored in Redis; returns how many. */
+  /**
+   * Imports every cooldown stored in Redis; returns how many. On a Cluster with a master down, it imports what the
+   * others hold, then throws that master's error.
+   */
   async load(): Promise<number> {
     const { redis, keyPrefix, availability } = this.#options;
     if (!this.#isSubscribed) this.#hasLoadedUnsubscribed = true;
     const start = `${keyPrefix}cooldown:`;
     const deployments: [string, Cooldown][] = [];
     const providers: [string, Cooldown][] = [];
-    for await (const keys of scanKeys(redis, keysStartingWith(start))) {
+    let failure: { readonly error: unknown } | undefined;
+    const onNodeFailed = (error: unknown): void => {
+      failure ??= { error };
+    };
+    for await (const keys of scanKeys(redis, keysStartingWith(start), onNodeFailed)) {
       const values = await getMany(redis, keys);
       keys.forEach((key, index) => {
         const cooldown = parseCooldown(values[index]);
@@ -144,6 +151,7 @@ export class CooldownSharing {
       });
     }
     availability.importCooldowns({ deployments, providers });
+    if (failure !== undefined) throw failure.error;
     return deployments.length + providers.length;
   }
 
