@@ -9,6 +9,7 @@ import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
+import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { WaitQueue } from "../limits/wait-queue.ts";
 import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
@@ -49,6 +50,8 @@ export class GatewayRuntime {
   readonly availability: AvailabilityBook;
   readonly stats: StatsBook;
   readonly budgets: BudgetLedger;
+  /** Prompt estimates scaled per deployment from the usage its provider reported; learned by the recorder. */
+  readonly promptCalibration: PromptCalibration;
   readonly state: StateBackend;
   readonly scores: LiveScores;
   readonly recorder: Recorder;
@@ -78,6 +81,7 @@ export class GatewayRuntime {
     ownsDispatcher: boolean,
     availability: AvailabilityBook,
     state: StateBackend,
+    promptCalibration: PromptCalibration,
   ) {
     this.clock = clock;
     this.dispatcher = dispatcher;
@@ -87,6 +91,7 @@ export class GatewayRuntime {
     this.sticky = new StickySessions(clock);
     this.state = state;
     this.budgets = state.ledger;
+    this.promptCalibration = promptCalibration;
     this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
     this.recorder = new Recorder({
       clock,
@@ -94,6 +99,7 @@ export class GatewayRuntime {
       budgets: this.budgets,
       stats: this.stats,
       scores: this.scores,
+      promptCalibration,
     });
     this.startedAtMs = clock.now();
     this.#snapshot = snapshot;
@@ -106,7 +112,8 @@ export class GatewayRuntime {
     const clock = options.clock ?? systemClock;
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
     const availability = new AvailabilityBook(clock, config.cooldowns);
-    const state = await createStateBackend(config.state, availability, clock, options.logger);
+    const promptCalibration = new PromptCalibration();
+    const state = await createStateBackend(config.state, availability, clock, options.logger, promptCalibration);
     const runtime = new GatewayRuntime(
       snapshot,
       clock,
@@ -114,6 +121,7 @@ export class GatewayRuntime {
       options.dispatcher === undefined,
       availability,
       state,
+      promptCalibration,
     );
     runtime.#logger = options.logger;
     return runtime;
@@ -258,10 +266,11 @@ export class GatewayRuntime {
       scoreOnBoard: (deployment, board) => this.scores.scoreOnBoard(deployment, board, snapshot),
       paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
+      promptTokensFor: this.promptCalibration.promptTokensFor,
       budgetCheck: (deployment) => {
-        const settings = deployment.provider.settings;
-        const tokens = (request.budgetTokens ?? 0) - (settings.countMaxTokens ? 0 : (request.maxOutputTokens ?? 0));
-        const verdict = this.budgets.check(this.scopesOf(deployment, snapshot), { tokens: Math.max(0, tokens) }, nowMs);
+        const prompt = this.promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
+        const tokens = prompt + (deployment.provider.settings.countMaxTokens ? (request.maxOutputTokens ?? 0) : 0);
+        const verdict = this.budgets.check(this.scopesOf(deployment, snapshot), { tokens }, nowMs);
         if (verdict.isAllowed) return undefined;
         const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
         return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };
@@ -335,14 +344,18 @@ export class GatewayRuntime {
         const settings = deployment.provider.settings;
         return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
       },
+      promptTokensFor: this.promptCalibration.promptTokensFor,
       admit: (deployment, tokens) =>
         // A request planned on an older snapshot (queued, failing over, continuing a stream) must not send new
         // attempts to a provider a reload removed.
         this.isServing(deployment)
           ? this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens)
           : { isAdmitted: false, reason: "provider removed by a config reload", isLimit: false },
-      attemptEnded: (deployment, report, reservation, isStreamOpen) =>
-        this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, isStreamOpen),
+      attemptEnded: (deployment, report, reservation, isStreamOpen, promptEstimate) =>
+        this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, {
+          isStreamOpen,
+          promptEstimate,
+        }),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
     });
   }

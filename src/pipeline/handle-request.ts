@@ -4,6 +4,7 @@
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
 import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
+import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
@@ -60,6 +61,7 @@ export async function handleRequest(
         trace,
         promptTokens: request.prompt.promptTokens,
         maxOutputTokens: request.maxOutputTokens,
+        calibratingPromptTokens: calibratingTokens(request.prompt),
       },
       request.snapshot,
     );
@@ -185,8 +187,7 @@ async function planRequest(
       needsTools: Array.isArray(body.tools) && body.tools.length > 0,
       needsVision: prompt.hasImages,
       needsJsonSchema: isJsonSchemaRequest(body.response_format),
-      requiredContextTokens: prompt.promptTokens + maxOutputTokens,
-      budgetTokens: prompt.promptTokens + maxOutputTokens,
+      promptTokens: prompt.promptTokens,
       maxOutputTokens,
       stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
     },

@@ -14,6 +14,7 @@ import {
   learningScope,
   type Reservation,
 } from "../limits/budgets.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -28,12 +29,15 @@ export interface RecorderBooks {
   readonly budgets: BudgetLedger;
   readonly stats: StatsBook;
   readonly scores: LiveScores;
+  readonly promptCalibration: PromptCalibration;
 }
 
 /** How a stream segment is settled. */
 export interface SegmentSettlement {
   /** The first segment's success was already counted for health when the stream opened. */
   readonly isFirst: boolean;
+  /** ForwardRequest.calibratingPromptTokens, for the first segment (a continuation's prompt holds a prefill). */
+  readonly promptEstimate?: number | undefined;
   /** When the segment's stream started, for its duration. */
   readonly startedAtMs: number;
   /** Tokens to charge to its budgets, when known (reported usage, or an estimate of what a cut segment produced). */
@@ -78,9 +82,10 @@ export class Recorder {
     scopes: readonly BudgetScope[],
     report: AttemptReport,
     reservation: Reservation,
-    isStreamOpen: boolean,
+    /** A stream opened (settled later by segmentEnded); the prompt's estimate, when it may calibrate. */
+    { isStreamOpen, promptEstimate }: { readonly isStreamOpen: boolean; readonly promptEstimate: number | undefined },
   ): void {
-    const { availability, budgets, stats, scores, clock } = this.#books;
+    const { availability, budgets, stats, scores, clock, promptCalibration } = this.#books;
     const key = deployment.key;
     this.#apply(deployment, scopes, report.effects, reservation);
     if (report.outcome === "success") {
@@ -93,6 +98,9 @@ export class Recorder {
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
+      if (promptEstimate !== undefined && usage !== undefined) {
+        promptCalibration.learn(key, promptEstimate, usage.promptTokens);
+      }
       budgets.release(reservation);
       stats.recordSuccess(key, report.durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
       return;
@@ -117,6 +125,9 @@ export class Recorder {
     const durationMs = clock.now() - settlement.startedAtMs;
     if (end.outcome === "success") {
       stats.recordSuccess(key, durationMs, end.usage?.promptTokens ?? 0, end.usage?.completionTokens ?? 0);
+      if (settlement.isFirst && settlement.promptEstimate !== undefined && end.usage !== undefined) {
+        this.#books.promptCalibration.learn(key, settlement.promptEstimate, end.usage.promptTokens);
+      }
       availability.recordSuccess(key);
       if (!settlement.isFirst) scores.recordHealth(key, true, durationMs);
       return;

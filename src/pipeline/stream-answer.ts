@@ -1,6 +1,7 @@
 // The stream half of the pipeline: hands the opened upstream stream to the relay (with a continuation source
 // for chat), settles each segment through the recorder, and completes the request's record when the relay ends.
 import type { GatewayError } from "../errors/gateway-error.ts";
+import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { relayStream, streamError } from "../streaming/relay-stream.ts";
@@ -102,6 +103,7 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
         isFirst: true,
         startedAtMs: result.stream.startedAtMs,
         chargeTokens,
+        promptEstimate: calibratingTokens(prompt),
       });
       request.record.segmentEnded(result.attempt, end);
       if (end.outcome !== "success" && end.outcome !== "client_aborted") {

@@ -106,9 +106,7 @@ export function explainRoute(
     model,
     fallbackModels: [],
     kind,
-    ...(options.promptTokens === undefined
-      ? {}
-      : { requiredContextTokens: options.promptTokens, budgetTokens: options.promptTokens }),
+    ...(options.promptTokens === undefined ? {} : { promptTokens: options.promptTokens }),
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),

@@ -1,114 +1,15 @@
 // PURE: (request, catalog, state) -> an ordered candidate plan, with the reason for every candidate left out.
 // The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
 
-import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
-import type { Availability, CooldownCause } from "../limits/availability.ts";
-import type { Catalog, Deployment } from "../providers/catalog.ts";
+import type { Deployment } from "../providers/catalog.ts";
 
 import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
+import type { RouteCandidate, RoutePlan, RouteRequest, RouterContext, RouteSkip } from "./route-types.ts";
 
 export { PRIORITY_AUTO } from "./resolve-names.ts";
 
-export interface RouteRequest {
-  /** The `model` field as sent: a name, a meta model, `provider/name`, `priority-auto` or a comma-separated list. */
-  readonly model: string;
-  /** Body `models: [...]` (OpenRouter's fallback convention), tried after `model`. */
-  readonly fallbackModels: readonly string[];
-  /** Which family of models the endpoint needs. */
-  readonly kind: ModelKind;
-  /** Estimated prompt tokens plus requested output tokens; undefined when unknown. */
-  readonly requiredContextTokens?: number | undefined;
-  readonly needsTools?: boolean;
-  readonly needsVision?: boolean;
-  readonly needsJsonSchema?: boolean;
-  /** Tokens this request charges against token budgets (prompt estimate plus reserved output). */
-  readonly budgetTokens?: number;
-  /** Sticky routing: the deployment this session used last; moved to the front when it is ready. */
-  readonly stickyDeploymentKey?: string | undefined;
-  /** The requested output tokens included in budgetTokens (providers that do not reserve them get it back). */
-  readonly maxOutputTokens?: number;
-}
-
-export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget" | "paid";
-
-export interface RouteCandidate {
-  readonly deployment: Deployment;
-  readonly score: number;
-  /** Index of the requested name (in a comma list or fallback array) that brought this candidate in. */
-  readonly group: number;
-  /** The leaderboard the score was taken from (a meta model filter with `leaderboard:`); undefined: all boards. */
-  readonly board?: string | undefined;
-  /** This request would be the candidate's recovery probe: its score is `probeScore` (failures ignored). */
-  readonly isProbe?: boolean;
-}
-
-export interface RouteSkip {
-  readonly deployment: Deployment;
-  readonly cause: SkipCause;
-  readonly reason: string;
-  readonly score: number;
-  /** When the candidate becomes available again (cooldowns). */
-  readonly untilMs?: number;
-  /** For `cooldown` skips: why it cools (a 429-type limit, a parked key, an open circuit). */
-  readonly cooldownCause?: CooldownCause;
-  /** As in RouteCandidate: the leaderboard the score was taken from. */
-  readonly board?: string | undefined;
-  /**
-   * The shared pool (one key's account-wide budget, `provider:NAME`) whose exhaustion left this candidate out:
-   * every model of the pool is skipped together until `untilMs`.
-   */
-  readonly pool?: string | undefined;
-}
-
-export interface RoutePlan {
-  readonly requested: string;
-  /** Ready candidates, best first. */
-  readonly candidates: readonly RouteCandidate[];
-  /** A cooling candidate worth waiting for (see `maxWaitForBetterMs`), tried first after `untilMs`. */
-  readonly waitFor: (RouteCandidate & { readonly untilMs: number }) | undefined;
-  readonly skipped: readonly RouteSkip[];
-  /** Requested names that matched nothing (only reported; an error is raised when nothing matched at all). */
-  readonly unknownNames: readonly string[];
-}
-
-export interface RouterContext {
-  readonly catalog: Catalog;
-  readonly metaModels: Readonly<Record<string, MetaModel>>;
-  readonly routing: RoutingSettings;
-  readonly nowMs: number;
-  /** Current score of a deployment (static terms and live health). Higher is better. */
-  score(deployment: Deployment): number;
-  /**
-   * The score with the leaderboard term taken from one board only (meta model filters with `leaderboard:`);
-   * undefined when that board does not know the deployment.
-   */
-  scoreOnBoard?(deployment: Deployment, board: string): number | undefined;
-  /**
-   * Parameter count in billions as the score knows it (config, BigCodeBench, parsed from the id), for
-   * `min_params_b` filters; without it only a configured `params_b` counts.
-   */
-  paramsB?(deployment: Deployment): number | undefined;
-  /** Side-effect free availability check. */
-  availability(deployment: Deployment): Availability;
-  /**
-   * The score of a candidate whose next request is its recovery probe: its failures ignored, so that the probe
-   * is ranked in the candidate's place (below the fallback it would never happen). Default: `score`.
-   */
-  probeScore?(deployment: Deployment): number;
-  /**
-   * Budget pre-check; returns why and until when the deployment is over budget, or undefined. `pool`: the shared
-   * scope that is empty, when it is the provider's account-wide pool rather than the deployment's own budget.
-   */
-  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number; pool?: string | undefined } | undefined;
-  /**
-   * The shared pool a cooling deployment is skipped with (its key's account-wide cooldown), when it is one;
-   * undefined for the deployment's own cooldown.
-   */
-  coolingPool?(deployment: Deployment): string | undefined;
-  /** Uniform [0,1) random source for the `spread` strategy; injected so tests are deterministic. */
-  random?(): number;
-}
+export type { RouteCandidate, RoutePlan, RouteRequest, RouterContext, RouteSkip, SkipCause } from "./route-types.ts";
 
 /** `spread` shuffles candidates scoring at least this fraction of the group's best. */
 const SPREAD_BAND_RATIO = 0.9;
@@ -183,7 +84,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         paidSkips.push(skip);
         continue;
       }
-      const misfit = checkFit(request, deployment, score);
+      const misfit = checkFit(request, deployment, score, context);
       if (misfit !== undefined) {
         const skip = { ...misfit, board };
         skipped.push(skip);
@@ -246,7 +147,9 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
 
   if (candidates.length === 0 && cooling.length === 0 && fitFailures.length > 0) {
     const isAllContext = fitFailures.every((failure) => failure.cause === "context");
-    throw new NoCapableModelError(noFitMessage(request, fitFailures), { param: isAllContext ? "messages" : "model" });
+    throw new NoCapableModelError(noFitMessage(request, fitFailures, context), {
+      param: isAllContext ? "messages" : "model",
+    });
   }
   if (candidates.length === 0 && cooling.length === 0 && paidSkips.length > 0) {
     throw new NoCapableModelError(
@@ -311,9 +214,25 @@ function chooseWait(
   return best.score > 0 && firstReady.score < waitScoreRatio * best.score ? best : undefined;
 }
 
-function checkFit(request: RouteRequest, deployment: Deployment, score: number): RouteSkip | undefined {
+/** Context a request needs on a deployment: its calibrated prompt and the requested output; undefined if unknown. */
+export function contextNeeded(
+  request: RouteRequest,
+  deployment: Deployment,
+  context: Pick<RouterContext, "promptTokensFor">,
+): number | undefined {
+  if (request.promptTokens === undefined) return undefined;
+  const prompt = context.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
+  return prompt + (request.maxOutputTokens ?? 0);
+}
+
+function checkFit(
+  request: RouteRequest,
+  deployment: Deployment,
+  score: number,
+  context: RouterContext,
+): RouteSkip | undefined {
   const capabilities = deployment.capabilities;
-  const required = request.requiredContextTokens;
+  const required = deployment.contextTokens === undefined ? undefined : contextNeeded(request, deployment, context);
   if (required !== undefined && deployment.contextTokens !== undefined && required > deployment.contextTokens) {
     return {
       deployment,
@@ -337,7 +256,7 @@ function checkFit(request: RouteRequest, deployment: Deployment, score: number):
 /** Candidates named one by one when they were left out for different reasons. */
 const MAX_LISTED_MISFITS = 5;
 
-function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[]): string {
+function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[], context: RouterContext): string {
   const first = failures[0];
   if (failures.some((failure) => failure.cause !== first?.cause)) {
     // Mixed causes (one too small, another without tools): a single "no model does X" would be wrong for some.
@@ -349,8 +268,11 @@ function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[]): st
     return `No configured model for \`${request.model}\` can serve this request: ${listed}${more}.`;
   }
   if (first?.cause === "context") {
-    const largest = Math.max(...failures.map((failure) => failure.deployment.contextTokens ?? 0));
-    return `No configured model for \`${request.model}\` has a context window large enough for this request (needs ~${request.requiredContextTokens} tokens; the largest is ${largest}).`;
+    const largest = failures.reduce((best, failure) =>
+      (failure.deployment.contextTokens ?? 0) > (best.deployment.contextTokens ?? 0) ? failure : best,
+    );
+    const needed = contextNeeded(request, largest.deployment, context);
+    return `No configured model for \`${request.model}\` has a context window large enough for this request (needs ~${needed} tokens; the largest is ${largest.deployment.contextTokens ?? 0}).`;
   }
   const what =
     first?.cause === "tools"

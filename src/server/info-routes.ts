@@ -241,6 +241,7 @@ export function describeStats(runtime: GatewayRuntime) {
       failures: stats?.failures ?? 0,
       tokens_in: stats?.tokensIn ?? 0,
       tokens_out: stats?.tokensOut ?? 0,
+      prompt_token_factor: runtime.promptCalibration.factorOf(deployment.key),
       latency_ms:
         calls === 0 || stats === undefined
           ? null

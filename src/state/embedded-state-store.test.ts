@@ -9,6 +9,7 @@ import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { CooldownSettings } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
+import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 12);
@@ -87,13 +88,15 @@ describe("EmbeddedStateStore", () => {
     assert.equal(after.budgets.check([bucketScope], { tokens: 0 }, T0 + 30_000).isAllowed, true);
   });
 
-  it("flush then reload into fresh books: counters, sliding log, learned limits and cooldowns survive", () => {
+  it("flush then reload into fresh books: counters, sliding log, learned limits, cooldowns and calibrations survive", () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const before = freshBooks(clock);
-    const store = new EmbeddedStateStore(path, before.budgets, before.availability);
-    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0 });
+    const calibration = new PromptCalibration();
+    const store = new EmbeddedStateStore(path, before.budgets, before.availability, calibration);
+    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0, calibrations: 0 });
     spend(before.budgets, 3, 200, T0);
+    for (let index = 0; index < 3; index++) calibration.learn("groq/llama", 2_000, 1_000);
     before.budgets.learn(
       SCOPE,
       [{ unit: "requests", window: "day", limit: 1_000, remaining: 40, resetAtMs: T0 + 600_000 }],
@@ -105,8 +108,11 @@ describe("EmbeddedStateStore", () => {
     store.close();
 
     const after = freshBooks(clock);
-    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 2 });
+    const calibrationAfter = new PromptCalibration();
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability, calibrationAfter);
+    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 2, calibrations: 1 });
+    assert.equal(calibrationAfter.factorOf("groq/llama"), calibration.factorOf("groq/llama"));
+    assert.ok(calibration.factorOf("groq/llama") < 1);
     clock.advance(10);
     assert.deepEqual(after.budgets.usage(SCOPE, clock.now()), before.budgets.usage(SCOPE, clock.now()));
     assert.deepEqual(
@@ -169,7 +175,7 @@ describe("EmbeddedStateStore", () => {
 
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0 });
+    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0 });
     reopened.close();
   });
 
@@ -202,7 +208,7 @@ describe("EmbeddedStateStore", () => {
     writer.close();
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0 });
+    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0 });
     reopened.close();
   });
 

@@ -1,15 +1,18 @@
-// The embedded state store: daily/monthly counters, sliding logs, learned limits and cooldowns in a local
+// The embedded state store: daily/monthly counters, sliding logs, learned limits, cooldowns and prompt
+// calibrations in a local
 // SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told
 // us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { openSqliteFile } from "../sqlite-file.ts";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS cooldowns (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS prompt_calibration (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
 `;
 
 export class EmbeddedStateStore {
@@ -20,14 +23,17 @@ export class EmbeddedStateStore {
   readonly #upsertScope: StatementSync;
   readonly #deleteScope: StatementSync;
   readonly #upsertCooldowns: StatementSync;
+  readonly #calibration: PromptCalibration | undefined;
+  readonly #upsertCalibration: StatementSync;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(path: string, budgets: BudgetBook, availability: AvailabilityBook) {
+  constructor(path: string, budgets: BudgetBook, availability: AvailabilityBook, calibration?: PromptCalibration) {
     this.path = path;
     this.#db = openSqliteFile(path);
     this.#db.exec(SCHEMA);
     this.#budgets = budgets;
     this.#availability = availability;
+    this.#calibration = calibration;
     this.#upsertScope = this.#db.prepare(
       "INSERT INTO budget_scopes (scope_id, state, updated_at_ms) VALUES (?, ?, ?) ON CONFLICT(scope_id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
     );
@@ -35,10 +41,13 @@ export class EmbeddedStateStore {
     this.#upsertCooldowns = this.#db.prepare(
       "INSERT INTO cooldowns (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
     );
+    this.#upsertCalibration = this.#db.prepare(
+      "INSERT INTO prompt_calibration (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
+    );
   }
 
   /** Loads what the last run left. Unreadable rows are skipped: old accounting is not worth a failed start. */
-  load(): { scopes: number; cooldowns: number } {
+  load(): { scopes: number; cooldowns: number; calibrations: number } {
     let scopes = 0;
     for (const row of this.#db.prepare("SELECT scope_id, state FROM budget_scopes").all()) {
       try {
@@ -59,7 +68,16 @@ export class EmbeddedStateStore {
         // skip
       }
     }
-    return { scopes, cooldowns };
+    let calibrations = 0;
+    const calibrationRow = this.#db.prepare("SELECT state FROM prompt_calibration WHERE id = 1").get();
+    if (calibrationRow !== undefined && this.#calibration !== undefined) {
+      try {
+        calibrations = this.#calibration.import(JSON.parse(String(calibrationRow.state)));
+      } catch {
+        // skip
+      }
+    }
+    return { scopes, cooldowns, calibrations };
   }
 
   start(flushIntervalMs: number): void {
@@ -71,7 +89,8 @@ export class EmbeddedStateStore {
   flush(nowMs = Date.now()): void {
     const dirtyScopes = this.#budgets.takeDirty();
     const isCooldownsDirty = this.#availability.takeDirty();
-    if (dirtyScopes.length === 0 && !isCooldownsDirty) return;
+    const isCalibrationDirty = this.#calibration?.takeDirty() === true;
+    if (dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty) return;
     this.#db.exec("BEGIN");
     try {
       for (const scopeId of dirtyScopes) {
@@ -80,6 +99,7 @@ export class EmbeddedStateStore {
         else this.#upsertScope.run(scopeId, JSON.stringify(state), nowMs);
       }
       if (isCooldownsDirty) this.#upsertCooldowns.run(JSON.stringify(this.#availability.exportCooldowns()), nowMs);
+      if (isCalibrationDirty) this.#upsertCalibration.run(JSON.stringify(this.#calibration?.export()), nowMs);
       this.#db.exec("COMMIT");
     } catch (error) {
       this.#db.exec("ROLLBACK");

@@ -4,6 +4,7 @@ import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook } from "../limits/budgets.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 
@@ -14,6 +15,8 @@ export async function createStateBackend(
   availability: AvailabilityBook,
   clock: Clock,
   logger: StateLogger | undefined,
+  /** Persisted with the embedded store; with Redis each process learns its own (docs/limits.md). */
+  calibration?: PromptCalibration,
 ): Promise<StateBackend> {
   if (settings.redisUrl !== undefined) {
     const { createRedisStateBackend } = await import("./redis-state.ts");
@@ -27,10 +30,13 @@ export async function createStateBackend(
       close: async () => {},
     };
   }
-  const store = new EmbeddedStateStore(settings.path, book, availability);
+  const store = new EmbeddedStateStore(settings.path, book, availability, calibration);
   const loaded = store.load();
-  if (loaded.scopes + loaded.cooldowns > 0) {
-    logger?.info({ path: settings.path, ...loaded }, "restored budgets and cooldowns from the embedded store");
+  if (loaded.scopes + loaded.cooldowns + loaded.calibrations > 0) {
+    logger?.info(
+      { path: settings.path, ...loaded },
+      "restored budgets, cooldowns and prompt calibrations from the embedded store",
+    );
   }
   store.start(settings.flushIntervalMs);
   return {

@@ -106,7 +106,8 @@ async function tryCandidate(
       state.isOutOfAttempts = true;
       return undefined;
     }
-    const tokens = request.promptTokens + (settings.countMaxTokens ? request.maxOutputTokens : 0);
+    const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
+    const tokens = prompt + (settings.countMaxTokens ? request.maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {
       const admitted = services.admit(deployment, tokens);
@@ -133,7 +134,13 @@ async function tryCandidate(
     const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot);
     const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs);
     attempts.push(report);
-    services.attemptEnded(deployment, report, admission.reservation, result.ok && result.stream !== undefined);
+    services.attemptEnded(
+      deployment,
+      report,
+      admission.reservation,
+      result.ok && result.stream !== undefined,
+      request.calibratingPromptTokens,
+    );
     if (result.ok) return { result: answerOf(deployment, result, admission.reservation, report), attempts, skips };
     const traits = traitsOf(report.outcome);
     if (report.outcome === "client_aborted") throw new ClientAbortedError();

@@ -40,6 +40,11 @@ export interface ForwardRequest {
   /** Estimated prompt tokens and the requested output tokens, for token budgets. */
   readonly promptTokens: number;
   readonly maxOutputTokens: number;
+  /**
+   * The same estimate when the prompt tokens an answer reports may calibrate it (limits/prompt-calibration.ts);
+   * undefined with images, which the estimate counts at a flat rate.
+   */
+  readonly calibratingPromptTokens?: number | undefined;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
 }
@@ -131,13 +136,21 @@ export interface FailoverServices {
     maxWaitMs: number,
     signal: AbortSignal,
   ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
+  /** The prompt estimate for one candidate, calibrated from its provider's past reports. Default: as it is. */
+  promptTokensFor?(deployment: Deployment, estimatedTokens: number): number;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
   /**
    * Every attempt's end, whatever it was. `isStreamOpen`: a stream that started and is handed to the relay
-   * (its reservation stays held until the relay settles it).
+   * (its reservation stays held until the relay settles it). `promptEstimate`: ForwardRequest.calibratingPromptTokens.
    */
-  attemptEnded(deployment: Deployment, report: AttemptReport, reservation: Reservation, isStreamOpen: boolean): void;
+  attemptEnded(
+    deployment: Deployment,
+    report: AttemptReport,
+    reservation: Reservation,
+    isStreamOpen: boolean,
+    promptEstimate: number | undefined,
+  ): void;
   /** Time until a cooling deployment is available again (for 429 retry-after). */
   soonestAvailableMs(plan: RoutePlan): number | undefined;
 }

@@ -64,6 +64,7 @@ export interface DeploymentView {
   budgets: BudgetView[];
   successes: number;
   failures: number;
+  prompt_token_factor: number;
 }
 
 export interface HealthView {
@@ -73,7 +74,9 @@ export interface HealthView {
     cooling: { name: string; until: string; reason: string }[];
     failed: { name: string; reason: string }[];
   };
-  deployments: (Omit<DeploymentView, "provider" | "model" | "successes" | "failures"> & { key: string })[];
+  deployments: (Omit<DeploymentView, "provider" | "model" | "successes" | "failures" | "prompt_token_factor"> & {
+    key: string;
+  })[];
 }
 
 // Generous timeouts so that only what a test is about can fire, even on a loaded machine; no retries so that

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  calibratingTokens,
+  MIN_EVIDENCE_TOKENS,
+  MIN_LEARNING_TOKENS,
+  PromptCalibration,
+  SAFETY_MARGIN,
+} from "./prompt-calibration.ts";
+
+describe("PromptCalibration", () => {
+  it("leaves estimates alone until a deployment has evidence enough", () => {
+    const calibration = new PromptCalibration();
+    assert.equal(calibration.promptTokensFor({ key: "groq/llama" }, 10_000), 10_000);
+    // Small prompts teach nothing (framing tokens drown the text).
+    for (let index = 0; index < 50; index++) calibration.learn("groq/llama", MIN_LEARNING_TOKENS - 1, 10);
+    assert.equal(calibration.factorOf("groq/llama"), 1);
+    assert.equal(calibration.takeDirty(), false);
+    // One large prompt below the evidence threshold is not enough either.
+    calibration.learn("groq/llama", MIN_EVIDENCE_TOKENS - 1, 500);
+    assert.equal(calibration.factorOf("groq/llama"), 1);
+  });
+
+  it("scales a deployment's estimates by what its provider reported, with the safety margin", () => {
+    const calibration = new PromptCalibration();
+    // The estimator over-counts this provider's tokenizer by 2x.
+    for (let index = 0; index < 5; index++) calibration.learn("a/m", 4_000, 2_000);
+    assert.ok(Math.abs(calibration.factorOf("a/m") - 0.5 * SAFETY_MARGIN) < 1e-9);
+    assert.equal(calibration.promptTokensFor({ key: "a/m" }, 100_000), Math.ceil(100_000 * 0.5 * SAFETY_MARGIN));
+    // Other deployments keep their own (none yet).
+    assert.equal(calibration.promptTokensFor({ key: "b/m" }, 100_000), 100_000);
+    // A provider that counts more than the estimate makes its estimates larger, never smaller.
+    for (let index = 0; index < 5; index++) calibration.learn("b/m", 1_000, 1_500);
+    assert.ok(calibration.promptTokensFor({ key: "b/m" }, 10_000) > 15_000);
+    assert.equal(calibration.takeDirty(), true);
+    assert.equal(calibration.takeDirty(), false);
+  });
+
+  it("follows a change (recent answers count most) and bounds the factor", () => {
+    const calibration = new PromptCalibration();
+    for (let index = 0; index < 10; index++) calibration.learn("a/m", 2_000, 2_000);
+    for (let index = 0; index < 30; index++) calibration.learn("a/m", 2_000, 1_000);
+    assert.ok(Math.abs(calibration.factorOf("a/m") - 0.5 * SAFETY_MARGIN) < 0.02);
+    // Absurd reports cannot make every prompt look free or enormous.
+    for (let index = 0; index < 50; index++) calibration.learn("tiny/m", 10_000, 1);
+    assert.equal(calibration.factorOf("tiny/m"), 0.25);
+    for (let index = 0; index < 50; index++) calibration.learn("huge/m", 1_000, 1_000_000);
+    assert.equal(calibration.factorOf("huge/m"), 4);
+    // Reports that are not positive finite numbers are ignored.
+    calibration.learn("odd/m", 5_000, 0);
+    calibration.learn("odd/m", 5_000, Number.NaN);
+    calibration.learn("odd/m", 5_000, Number.POSITIVE_INFINITY);
+    assert.equal(calibration.factorOf("odd/m"), 1);
+  });
+
+  it("exports and imports what it learned, skipping malformed entries", () => {
+    const calibration = new PromptCalibration();
+    for (let index = 0; index < 5; index++) calibration.learn("a/m", 3_000, 1_500);
+    const restored = new PromptCalibration();
+    const persisted = JSON.parse(JSON.stringify({ ...calibration.export(), "bad/m": { estimated: -1, reported: 3 } }));
+    assert.equal(restored.import(persisted), 1);
+    assert.equal(restored.factorOf("a/m"), calibration.factorOf("a/m"));
+    assert.equal(restored.factorOf("bad/m"), 1);
+    assert.equal(restored.import("not an object"), 0);
+    assert.equal(restored.import({ "x/m": "text" }), 0);
+  });
+
+  it("does not learn from prompts with images (the estimate counts them at a flat rate)", () => {
+    assert.equal(calibratingTokens({ promptTokens: 2_000, hasImages: true }), undefined);
+    assert.equal(calibratingTokens({ promptTokens: 2_000, hasImages: false }), 2_000);
+  });
+});

@@ -1,0 +1,85 @@
+// Prompt estimates calibrated per deployment from the `usage` its provider reports. The estimator
+// (token-estimate.ts) is built to stay above every common tokenizer, which makes it 1.3-1.7x what o200k counts on
+// English, code and JSON: a 100,000-token prompt looked like ~150,000, so a 128k-context model was skipped as too
+// small and a token budget refused it early, though the provider would have taken it. Each answer's reported
+// prompt tokens against the estimate teach a factor for that deployment (its tokenizer, and what its provider adds
+// around a prompt); estimates for it are then scaled by that factor, with a safety margin. Pure: no clock, no I/O.
+import type { PromptFacts } from "./token-estimate.ts";
+
+/** Only prompts estimated at this many tokens or more teach: below, per-message framing drowns the text. */
+export const MIN_LEARNING_TOKENS = 256;
+/** A factor is used once the (decayed) estimated tokens behind it reach this much. */
+export const MIN_EVIDENCE_TOKENS = 1_000;
+/** Each lesson keeps this share of the past (the last ~10 large prompts count most). */
+const DECAY = 0.9;
+/** The learned ratio is raised by this margin: one prompt's text may tokenize denser than the average. */
+export const SAFETY_MARGIN = 1.2;
+/** Bounds on the factor: a provider whose report is absurd cannot make every prompt look free or huge. */
+const MIN_FACTOR = 0.25;
+const MAX_FACTOR = 4;
+
+/** What one deployment taught: decayed sums of estimated and reported prompt tokens. */
+export interface PromptEvidence {
+  readonly estimated: number;
+  readonly reported: number;
+}
+
+export class PromptCalibration {
+  readonly #evidence = new Map<string, PromptEvidence>();
+  #isDirty = false;
+
+  /** The factor applied to this deployment's estimates: 1 until it has evidence enough. */
+  factorOf(deploymentKey: string): number {
+    const evidence = this.#evidence.get(deploymentKey);
+    if (evidence === undefined || evidence.estimated < MIN_EVIDENCE_TOKENS) return 1;
+    const factor = (evidence.reported / evidence.estimated) * SAFETY_MARGIN;
+    return Math.min(MAX_FACTOR, Math.max(MIN_FACTOR, factor));
+  }
+
+  /** An estimate of prompt tokens, scaled for this deployment (bound: the router and failover take it as is). */
+  readonly promptTokensFor = (deployment: { readonly key: string }, estimatedTokens: number): number => {
+    const factor = this.factorOf(deployment.key);
+    return factor === 1 ? estimatedTokens : Math.ceil(estimatedTokens * factor);
+  };
+
+  /** One answer's reported prompt tokens against the request's estimate. */
+  learn(deploymentKey: string, estimatedTokens: number, reportedTokens: number): void {
+    if (!(estimatedTokens >= MIN_LEARNING_TOKENS) || !(reportedTokens > 0) || !Number.isFinite(reportedTokens)) return;
+    const previous = this.#evidence.get(deploymentKey) ?? { estimated: 0, reported: 0 };
+    this.#evidence.set(deploymentKey, {
+      estimated: previous.estimated * DECAY + estimatedTokens,
+      reported: previous.reported * DECAY + reportedTokens,
+    });
+    this.#isDirty = true;
+  }
+
+  /** Whether something was learned since the last call (the state store writes it then). */
+  takeDirty(): boolean {
+    const wasDirty = this.#isDirty;
+    this.#isDirty = false;
+    return wasDirty;
+  }
+
+  export(): Record<string, PromptEvidence> {
+    return Object.fromEntries(this.#evidence);
+  }
+
+  /** What a previous run learned; entries that are not two positive numbers are skipped. */
+  import(persisted: unknown): number {
+    if (persisted === null || typeof persisted !== "object") return 0;
+    let imported = 0;
+    for (const [key, value] of Object.entries(persisted)) {
+      const { estimated, reported } = (value ?? {}) as { estimated?: unknown; reported?: unknown };
+      if (typeof estimated !== "number" || typeof reported !== "number") continue;
+      if (!(estimated > 0 && reported > 0 && Number.isFinite(estimated) && Number.isFinite(reported))) continue;
+      this.#evidence.set(key, { estimated, reported });
+      imported++;
+    }
+    return imported;
+  }
+}
+
+/** The estimate an answer's reported prompt tokens may calibrate: not with images (the estimate's flat 765 each). */
+export function calibratingTokens(prompt: PromptFacts): number | undefined {
+  return prompt.hasImages ? undefined : prompt.promptTokens;
+}

@@ -1,0 +1,111 @@
+// The router's data: what a request asks of the route (RouteRequest), what the router may ask of the gateway's
+// books (RouterContext), and the plan it returns (RoutePlan), kept apart from the algorithm (plan-route.ts).
+import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
+import type { Availability, CooldownCause } from "../limits/availability.ts";
+import type { Catalog, Deployment } from "../providers/catalog.ts";
+
+export interface RouteRequest {
+  /** The `model` field as sent: a name, a meta model, `provider/name`, `priority-auto` or a comma-separated list. */
+  readonly model: string;
+  /** Body `models: [...]` (OpenRouter's fallback convention), tried after `model`. */
+  readonly fallbackModels: readonly string[];
+  /** Which family of models the endpoint needs. */
+  readonly kind: ModelKind;
+  /**
+   * The prompt's estimated tokens (token-estimate.ts), before any deployment's calibration; undefined when
+   * unknown (no context or token budget check then).
+   */
+  readonly promptTokens?: number | undefined;
+  readonly needsTools?: boolean;
+  readonly needsVision?: boolean;
+  readonly needsJsonSchema?: boolean;
+  /** Sticky routing: the deployment this session used last; moved to the front when it is ready. */
+  readonly stickyDeploymentKey?: string | undefined;
+  /** The requested output tokens: part of the context needed, and of token budgets where the provider reserves them. */
+  readonly maxOutputTokens?: number;
+}
+
+export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget" | "paid";
+
+export interface RouteCandidate {
+  readonly deployment: Deployment;
+  readonly score: number;
+  /** Index of the requested name (in a comma list or fallback array) that brought this candidate in. */
+  readonly group: number;
+  /** The leaderboard the score was taken from (a meta model filter with `leaderboard:`); undefined: all boards. */
+  readonly board?: string | undefined;
+  /** This request would be the candidate's recovery probe: its score is `probeScore` (failures ignored). */
+  readonly isProbe?: boolean;
+}
+
+export interface RouteSkip {
+  readonly deployment: Deployment;
+  readonly cause: SkipCause;
+  readonly reason: string;
+  readonly score: number;
+  /** When the candidate becomes available again (cooldowns). */
+  readonly untilMs?: number;
+  /** For `cooldown` skips: why it cools (a 429-type limit, a parked key, an open circuit). */
+  readonly cooldownCause?: CooldownCause;
+  /** As in RouteCandidate: the leaderboard the score was taken from. */
+  readonly board?: string | undefined;
+  /**
+   * The shared pool (one key's account-wide budget, `provider:NAME`) whose exhaustion left this candidate out:
+   * every model of the pool is skipped together until `untilMs`.
+   */
+  readonly pool?: string | undefined;
+}
+
+export interface RoutePlan {
+  readonly requested: string;
+  /** Ready candidates, best first. */
+  readonly candidates: readonly RouteCandidate[];
+  /** A cooling candidate worth waiting for (see `maxWaitForBetterMs`), tried first after `untilMs`. */
+  readonly waitFor: (RouteCandidate & { readonly untilMs: number }) | undefined;
+  readonly skipped: readonly RouteSkip[];
+  /** Requested names that matched nothing (only reported; an error is raised when nothing matched at all). */
+  readonly unknownNames: readonly string[];
+}
+
+export interface RouterContext {
+  readonly catalog: Catalog;
+  readonly metaModels: Readonly<Record<string, MetaModel>>;
+  readonly routing: RoutingSettings;
+  readonly nowMs: number;
+  /** Current score of a deployment (static terms and live health). Higher is better. */
+  score(deployment: Deployment): number;
+  /**
+   * The score with the leaderboard term taken from one board only (meta model filters with `leaderboard:`);
+   * undefined when that board does not know the deployment.
+   */
+  scoreOnBoard?(deployment: Deployment, board: string): number | undefined;
+  /**
+   * Parameter count in billions as the score knows it (config, BigCodeBench, parsed from the id), for
+   * `min_params_b` filters; without it only a configured `params_b` counts.
+   */
+  paramsB?(deployment: Deployment): number | undefined;
+  /**
+   * The prompt estimate for one deployment, calibrated from what its provider reported before
+   * (limits/prompt-calibration.ts). Default: the estimate as it is.
+   */
+  promptTokensFor?(deployment: Deployment, estimatedTokens: number): number;
+  /** Side-effect free availability check. */
+  availability(deployment: Deployment): Availability;
+  /**
+   * The score of a candidate whose next request is its recovery probe: its failures ignored, so that the probe
+   * is ranked in the candidate's place (below the fallback it would never happen). Default: `score`.
+   */
+  probeScore?(deployment: Deployment): number;
+  /**
+   * Budget pre-check; returns why and until when the deployment is over budget, or undefined. `pool`: the shared
+   * scope that is empty, when it is the provider's account-wide pool rather than the deployment's own budget.
+   */
+  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number; pool?: string | undefined } | undefined;
+  /**
+   * The shared pool a cooling deployment is skipped with (its key's account-wide cooldown), when it is one;
+   * undefined for the deployment's own cooldown.
+   */
+  coolingPool?(deployment: Deployment): string | undefined;
+  /** Uniform [0,1) random source for the `spread` strategy; injected so tests are deterministic. */
+  random?(): number;
+}

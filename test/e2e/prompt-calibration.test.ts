@@ -1,0 +1,109 @@
+// Prompt estimates calibrated per deployment from the usage its provider reports (src/limits/prompt-calibration.ts),
+// end to end: alpha's tokenizer counts half of what the gateway's estimate says. Before alpha has reported
+// anything, a prompt estimated above its context window (or its token budget) goes to beta; once alpha's answers
+// have taught the factor, the same prompt goes to alpha; and what was learned survives a restart with the
+// embedded store.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import { useMock } from "../helpers/e2e.ts";
+import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
+import { chatCompletion, chatStream, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+
+const CHAT_ROUTE = "POST /v1/chat/completions";
+
+/** A user message of `parts` three-word parts (~3.1 estimated tokens each: 1,500 parts ~4,700). */
+function prompt(parts: number): { role: string; content: string }[] {
+  const text = Array.from({ length: parts }, (_, index) => `word${index % 7 === 0 ? "s" : ""} of text`).join(" ");
+  return [{ role: "user", content: text }];
+}
+
+function estimateOf(messages: readonly unknown[]): number {
+  return estimateChatPrompt(messages, undefined).promptTokens;
+}
+
+/** Alpha answers every chat request (JSON or stream) reporting half the gateway's estimate as prompt tokens. */
+function reportHalf(alpha: MockUpstream): void {
+  alpha.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+    const body = request.body as { messages: unknown[]; stream?: boolean };
+    const usage = { prompt_tokens: Math.round(estimateOf(body.messages) / 2), completion_tokens: 2 };
+    return body.stream === true
+      ? { kind: "sse", events: chatStream(["hi", "there"], "alpha-model", { usage }) }
+      : { kind: "json", body: chatCompletion("hi there", "alpha-model", usage) };
+  });
+}
+
+/** Teaches the gateway alpha's factor with two ~4,500-token prompts, one answered as JSON, one streamed. */
+async function teach(scene: Scene): Promise<void> {
+  assertServedBy(await scene.chat({ messages: prompt(1_500) }), "alpha");
+  const streamed = await scene.chat({ messages: prompt(1_400), stream: true });
+  assert.equal(streamed.status, 200);
+  assert.match(streamed.text, /\[DONE\]/);
+}
+
+describe("prompt estimates calibrated from the provider's reported usage", () => {
+  // Estimated ~9,750 tokens; alpha counts ~4,900 of them.
+  const large = prompt(3_100);
+
+  test("context: a prompt estimated above alpha's window goes to alpha once its reports show it fits", async (t) => {
+    const estimate = estimateOf(large);
+    assert.ok(estimate > 8_000 && estimate * 0.5 * 1.2 < 8_000, `estimate ${estimate}`);
+    const scene = await startScene(t, { alphaModel: { context: 8_000 } });
+    reportHalf(scene.alpha);
+    // Nothing learned yet: the estimate says it does not fit alpha.
+    assertServedBy(await scene.chat({ messages: large }), "beta");
+    assert.equal((await scene.stats("alpha")).prompt_token_factor, 1);
+    await teach(scene);
+    assertServedBy(await scene.chat({ messages: large }), "alpha");
+    assert.equal(scene.counts().beta, 1);
+    // /stats shows the factor: about half the estimate, plus the margin.
+    const factor = (await scene.stats("alpha")).prompt_token_factor;
+    assert.ok(Math.abs(factor - 0.6) < 0.01, `factor ${factor}`);
+  });
+
+  test("token budgets: a prompt estimated over alpha's tpm goes to alpha once calibrated", async (t) => {
+    const scene = await startScene(t, { alphaModel: { limits: { tpm: 40_000 } } });
+    reportHalf(scene.alpha);
+    // Estimated ~47,000: over alpha's tpm. Alpha counts ~23,600 of it; calibrated, ~28,300 (x 0.5 x 1.2), which
+    // fits next to the ~4,600 the two teaching prompts were charged after reconciling.
+    const huge = prompt(15_000);
+    assertServedBy(await scene.chat({ messages: huge }), "beta");
+    await teach(scene);
+    assertServedBy(await scene.chat({ messages: huge }), "alpha");
+  });
+
+  test("what was learned survives a restart with the embedded store", async (t) => {
+    const directory = mkdtempSync(join(tmpdir(), "calibration-"));
+    t.after(() => rmSync(directory, { recursive: true, force: true }));
+    const mocks = { alpha: await useMock(t), beta: await useMock(t) };
+    reportHalf(mocks.alpha);
+    // Written when the gateway closes (and every flush interval, here longer than the test).
+    const state = { path: join(directory, "state.db"), flush_interval_ms: 60_000 };
+    const options = { mocks, alphaModel: { context: 8_000 }, config: { state } };
+    const first = await startScene(t, options);
+    await teach(first);
+    await first.gateway.close();
+    const second = await startScene(t, options);
+    assertServedBy(await second.chat({ messages: large }), "alpha");
+    assert.equal(second.counts().beta, 0);
+  });
+
+  test("a prompt with an image teaches nothing (the estimate counts images at a flat rate)", async (t) => {
+    const scene = await startScene(t, { alphaModel: { context: 8_000, vision: true } });
+    reportHalf(scene.alpha);
+    const withImage = [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: (prompt(1_500)[0] as { content: string }).content },
+          { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } },
+        ],
+      },
+    ];
+    for (let index = 0; index < 3; index++) assertServedBy(await scene.chat({ messages: withImage }), "alpha");
+    assertServedBy(await scene.chat({ messages: large }), "beta");
+  });
+});
