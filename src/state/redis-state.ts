@@ -5,6 +5,8 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { CalibrationSharing } from "./redis-calibration.ts";
 import {
   closeClient,
   createCommandClient,
@@ -28,6 +30,8 @@ export interface RedisStateOptions {
   readonly leaseTtlMs?: number;
   /** How long start-up waits for the cooldown channel's subscription (default SUBSCRIBE_WAIT_MS); tests shorten it. */
   readonly subscribeWaitMs?: number;
+  /** The runtime's prompt calibrations: loaded from Redis at start, written back as they are learned. */
+  readonly calibration?: PromptCalibration;
 }
 
 export async function createRedisStateBackend(
@@ -73,6 +77,10 @@ export async function createRedisStateBackend(
     onRemoteReset: () => ledger.resetLocal(),
   });
   ledger.onReset = () => cooldowns.resetShared();
+  const calibration =
+    options.calibration === undefined
+      ? undefined
+      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
 
   const subscribed = cooldowns.start();
   // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared. The
@@ -102,6 +110,7 @@ export async function createRedisStateBackend(
   subscriber.on("error", () => {});
 
   ledger.start();
+  calibration?.start(settings.flushIntervalMs);
   const probe = setInterval(() => {
     if (link.isUp || redis.status !== "ready") return;
     redis.ping().then(
@@ -119,8 +128,10 @@ export async function createRedisStateBackend(
     // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
     if (redis.status === "ready") link.markUp();
     // Serve the first request knowing the cooldowns the other processes already found, and hearing the ones they
-    // find from now on.
+    // find from now on; and with the prompt calibrations they learned (only now: a later load would replace what
+    // this process learned since with older evidence).
     await resyncing;
+    await calibration?.load().catch(() => 0);
   } catch (error) {
     // Start anyway, from local state; ioredis keeps reconnecting in the background.
     link.markDown(error);
@@ -132,6 +143,8 @@ export async function createRedisStateBackend(
     status: () => link.status(),
     close: async () => {
       clearInterval(probe);
+      calibration?.stop();
+      await calibration?.flush();
       cooldowns.stop();
       ledger.stop();
       link.close();

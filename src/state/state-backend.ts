@@ -15,12 +15,12 @@ export async function createStateBackend(
   availability: AvailabilityBook,
   clock: Clock,
   logger: StateLogger | undefined,
-  /** Persisted with the embedded store; with Redis each process learns its own (docs/limits.md). */
+  /** Kept in the embedded store's file, or in Redis (docs/limits.md "Token estimation"). */
   calibration?: PromptCalibration,
 ): Promise<StateBackend> {
   if (settings.redisUrl !== undefined) {
     const { createRedisStateBackend } = await import("./redis-state.ts");
-    return createRedisStateBackend(settings, availability, clock, logger);
+    return createRedisStateBackend(settings, availability, clock, logger, calibration ? { calibration } : {});
   }
   const book = new BudgetBook();
   if (settings.path === "" || settings.path === ":memory:") {
