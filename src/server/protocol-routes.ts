@@ -8,6 +8,7 @@ import { toChatRequest as messagesToChat } from "../protocols/messages/request-m
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
 import { inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
+import type { Deployment } from "../providers/catalog.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 
@@ -24,7 +25,7 @@ export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRun
   const messages = protocolHandler(runtime, messagesAdapter());
   for (const path of MESSAGES_PATHS) app.post(path, messages);
   registerKeptResponseRoutes(app, store);
-  registerCountTokensRoute(app);
+  registerCountTokensRoute(app, runtime);
 }
 
 function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses): void {
@@ -60,12 +61,29 @@ function notKept(id: string): ResourceNotFoundError {
   );
 }
 
-/** `POST /v1/messages/count_tokens`: the gateway's own estimate of the translated prompt (no upstream call). */
-function registerCountTokensRoute(app: FastifyInstance): void {
+/**
+ * `POST /v1/messages/count_tokens`: the gateway's own estimate of the translated prompt (no upstream call),
+ * calibrated for the candidate that would serve the model now (limits/prompt-calibration.ts): clients size their
+ * context by it, and the plain estimate is well above most tokenizers' count.
+ */
+function registerCountTokensRoute(app: FastifyInstance, runtime: GatewayRuntime): void {
   for (const base of MESSAGES_PATHS) {
     app.post(`${base}/count_tokens`, async (request) => {
       const { chatBody } = messagesToChat(request.body, "count");
-      return { input_tokens: estimateChatPrompt(chatBody.messages, chatBody.tools).promptTokens };
+      const estimate = estimateChatPrompt(chatBody.messages, chatBody.tools).promptTokens;
+      return { input_tokens: calibratedFor(runtime, chatBody.model, estimate) };
     });
   }
+}
+
+/** The estimate scaled for the first candidate of `model`'s route; as it is when nothing would serve it. */
+function calibratedFor(runtime: GatewayRuntime, model: string, estimate: number): number {
+  let first: Deployment | undefined;
+  try {
+    const plan = runtime.plan({ model, fallbackModels: [], kind: "chat" });
+    first = (plan.candidates[0] ?? plan.waitFor)?.deployment;
+  } catch {
+    // an unknown model: the plain estimate, as before there was a route to ask
+  }
+  return first === undefined ? estimate : runtime.promptCalibration.promptTokensFor(first, estimate);
 }

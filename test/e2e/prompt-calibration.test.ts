@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
-import { useMock } from "../helpers/e2e.ts";
+import { send, useMock } from "../helpers/e2e.ts";
 import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
 import { chatCompletion, chatStream, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
@@ -62,6 +62,13 @@ describe("prompt estimates calibrated from the provider's reported usage", () =>
     // /stats shows the factor: about half the estimate, plus the margin.
     const factor = (await scene.stats("alpha")).prompt_token_factor;
     assert.ok(Math.abs(factor - 0.6) < 0.01, `factor ${factor}`);
+    // Anthropic's token count answers for the candidate that would serve `m` now: alpha's count, plus the margin.
+    const counted = await send(scene.gateway, "POST", "/v1/messages/count_tokens", {
+      body: { model: "m", messages: [{ role: "user", content: (large[0] as { content: string }).content }] },
+    });
+    assert.equal(counted.status, 200, counted.text);
+    const inputTokens = (counted.json as { input_tokens: number }).input_tokens;
+    assert.equal(inputTokens, Math.ceil(estimate * factor));
   });
 
   test("token budgets: a prompt estimated over alpha's tpm goes to alpha once calibrated", async (t) => {
