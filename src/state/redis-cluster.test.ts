@@ -99,6 +99,13 @@ async function keysPerNode(cluster: RedisCluster, client: Cluster, prefix: strin
   return result;
 }
 
+/** `from` records a 429 on `deployment` (`provider/model`); `to` must skip it within `timeoutMs`. */
+async function coolAndHear(from: Backend, to: Backend, deployment: string, what: string, timeoutMs = 3_000) {
+  from.availability.recordRateLimited(deployment, { delayMs: 30_000 }, "rate_limited", "HTTP 429");
+  const provider = deployment.split("/")[0] as string;
+  await waitFor(() => !to.availability.peek(deployment, provider).isAvailable, timeoutMs, what);
+}
+
 async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -248,11 +255,9 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     // Every pub/sub connection on every node dropped (a pub/sub output buffer limit, `CLIENT KILL TYPE pubsub`, its
     // node going away); right after, while nobody is subscribed, the second process shares a cooldown.
     for (const node of client.nodes("master")) await node.call("CLIENT", "KILL", "TYPE", "pubsub");
-    second.availability.recordRateLimited("alpha/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
-    await waitFor(() => !first.availability.peek("alpha/m", "alpha").isAvailable, 3_000, "the missed cooldown");
+    await coolAndHear(second, first, "alpha/m", "the missed cooldown");
     // And it hears the next one as it is published.
-    second.availability.recordRateLimited("beta/m", { delayMs: 30_000 }, "rate_limited", "HTTP 429");
-    await waitFor(() => !first.availability.peek("beta/m", "beta").isAvailable, 3_000, "the next cooldown");
+    await coolAndHear(second, first, "beta/m", "the next cooldown");
     assert.deepEqual(first.warnings, []);
   });
 
@@ -271,15 +276,8 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     const [missed, next] = deployments;
     assert.ok(missed !== undefined && next !== undefined, "two deployments stored off the seed node");
     await seed.kill();
-    second.availability.recordRateLimited(missed, { delayMs: 30_000 }, "rate_limited", "HTTP 429");
-    const providerOf = (deployment: string) => deployment.split("/")[0] as string;
-    await waitFor(
-      () => !first.availability.peek(missed, providerOf(missed)).isAvailable,
-      5_000,
-      "the cooldown set while the node was going",
-    );
-    second.availability.recordRateLimited(next, { delayMs: 30_000 }, "rate_limited", "HTTP 429");
-    await waitFor(() => !first.availability.peek(next, providerOf(next)).isAvailable, 5_000, "the next cooldown");
+    await coolAndHear(second, first, missed, "the cooldown set while the node was going", 5_000);
+    await coolAndHear(second, first, next, "the next cooldown", 5_000);
   });
 
   test("a scan with a master that does not answer: the other masters' keys, and the failure reported", async (t) => {
