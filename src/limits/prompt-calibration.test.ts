@@ -53,6 +53,19 @@ describe("PromptCalibration", () => {
     assert.equal(calibration.factorOf("odd/m"), 1);
   });
 
+  it("a context-length refusal raises a factor that said the prompt fitted, and no other", () => {
+    const calibration = new PromptCalibration();
+    for (let index = 0; index < 2; index++) calibration.learn("a/m", 4_500, 2_250);
+    // Calibrated at 0.6: 12,000 estimated looked like 7,200, under an 8,000 window; the provider refused it.
+    assert.equal(calibration.promptTokensFor({ key: "a/m" }, 12_000), 7_200);
+    calibration.learnTooLong("a/m", 12_000, 8_000);
+    assert.ok(calibration.promptTokensFor({ key: "a/m" }, 12_000) > 8_000);
+    // A refusal the calibrated estimate already foresaw teaches nothing.
+    const before = calibration.factorOf("a/m");
+    calibration.learnTooLong("a/m", 12_000, 5_000);
+    assert.equal(calibration.factorOf("a/m"), before);
+  });
+
   it("exports and imports what it learned, skipping malformed entries", () => {
     const calibration = new PromptCalibration();
     for (let index = 0; index < 5; index++) calibration.learn("a/m", 3_000, 1_500);

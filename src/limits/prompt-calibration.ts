@@ -53,6 +53,16 @@ export class PromptCalibration {
     this.#isDirty = true;
   }
 
+  /**
+   * The deployment refused a prompt as longer than its context window: it counted at least `minimumTokens` (its
+   * window less the output asked for). Learned as a report of that many when the calibrated estimate said fewer,
+   * so that prompts of that size stop being sent there to fail.
+   */
+  learnTooLong(deploymentKey: string, estimatedTokens: number, minimumTokens: number): void {
+    if (this.promptTokensFor({ key: deploymentKey }, estimatedTokens) >= minimumTokens) return;
+    this.learn(deploymentKey, estimatedTokens, minimumTokens);
+  }
+
   /** Whether something was learned since the last call (the state store writes it then). */
   takeDirty(): boolean {
     const wasDirty = this.#isDirty;

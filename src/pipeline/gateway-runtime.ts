@@ -351,10 +351,10 @@ export class GatewayRuntime {
         this.isServing(deployment)
           ? this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens)
           : { isAdmitted: false, reason: "provider removed by a config reload", isLimit: false },
-      attemptEnded: (deployment, report, reservation, isStreamOpen, promptEstimate) =>
+      attemptEnded: (deployment, report, reservation, isStreamOpen, prompt) =>
         this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, {
           isStreamOpen,
-          promptEstimate,
+          prompt,
         }),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
     });

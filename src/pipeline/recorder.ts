@@ -20,7 +20,7 @@ import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { SegmentEnd } from "../streaming/relay-types.ts";
-import type { Admission, AttemptReport } from "../upstream/forward-types.ts";
+import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import type { Effect } from "../upstream/lessons.ts";
 
 export interface RecorderBooks {
@@ -83,7 +83,7 @@ export class Recorder {
     report: AttemptReport,
     reservation: Reservation,
     /** A stream opened (settled later by segmentEnded); the prompt's estimate, when it may calibrate. */
-    { isStreamOpen, promptEstimate }: { readonly isStreamOpen: boolean; readonly promptEstimate: number | undefined },
+    { isStreamOpen, prompt }: { readonly isStreamOpen: boolean; readonly prompt: CalibratingPrompt | undefined },
   ): void {
     const { availability, budgets, stats, scores, clock, promptCalibration } = this.#books;
     const key = deployment.key;
@@ -98,14 +98,17 @@ export class Recorder {
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
-      if (promptEstimate !== undefined && usage !== undefined) {
-        promptCalibration.learn(key, promptEstimate, usage.promptTokens);
+      if (prompt !== undefined && usage !== undefined) {
+        promptCalibration.learn(key, prompt.estimate, usage.promptTokens);
       }
       budgets.release(reservation);
       stats.recordSuccess(key, report.durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
       return;
     }
     const traits = traitsOf(report.outcome);
+    if (report.outcome === "context_length" && prompt !== undefined && deployment.contextTokens !== undefined) {
+      promptCalibration.learnTooLong(key, prompt.estimate, deployment.contextTokens - prompt.maxOutputTokens);
+    }
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
     if (report.outcome !== "client_aborted") stats.recordFailure(key);
     // The request reached the provider and counts; a failed attempt consumed no tokens.

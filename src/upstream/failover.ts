@@ -139,7 +139,9 @@ async function tryCandidate(
       report,
       admission.reservation,
       result.ok && result.stream !== undefined,
-      request.calibratingPromptTokens,
+      request.calibratingPromptTokens === undefined
+        ? undefined
+        : { estimate: request.calibratingPromptTokens, maxOutputTokens: request.maxOutputTokens },
     );
     if (result.ok) return { result: answerOf(deployment, result, admission.reservation, report), attempts, skips };
     const traits = traitsOf(report.outcome);

@@ -28,6 +28,12 @@ export interface NativeCall {
   readonly body: Readonly<Record<string, unknown>>;
 }
 
+/** A request's prompt estimate and requested output, for the calibration (limits/prompt-calibration.ts). */
+export interface CalibratingPrompt {
+  readonly estimate: number;
+  readonly maxOutputTokens: number;
+}
+
 export interface ForwardRequest {
   /** e.g. `/chat/completions` */
   readonly endpointPath: string;
@@ -142,14 +148,15 @@ export interface FailoverServices {
   admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
   /**
    * Every attempt's end, whatever it was. `isStreamOpen`: a stream that started and is handed to the relay
-   * (its reservation stays held until the relay settles it). `promptEstimate`: ForwardRequest.calibratingPromptTokens.
+   * (its reservation stays held until the relay settles it). `prompt`: what a reported usage or a context-length
+   * refusal may calibrate (ForwardRequest.calibratingPromptTokens), undefined when nothing may.
    */
   attemptEnded(
     deployment: Deployment,
     report: AttemptReport,
     reservation: Reservation,
     isStreamOpen: boolean,
-    promptEstimate: number | undefined,
+    prompt: CalibratingPrompt | undefined,
   ): void;
   /** Time until a cooling deployment is available again (for 429 retry-after). */
   soonestAvailableMs(plan: RoutePlan): number | undefined;

@@ -98,6 +98,35 @@ describe("prompt estimates calibrated from the provider's reported usage", () =>
     assert.equal(second.counts().beta, 0);
   });
 
+  test("a prompt alpha refuses as too long after all fails over, and the next one that size is not sent to it", async (t) => {
+    // A refusal fails over to a candidate with a known larger window.
+    const scene = await startScene(t, { alphaModel: { context: 8_000 }, betaModel: { context: 128_000 } });
+    reportHalf(scene.alpha);
+    await teach(scene);
+    // Estimated ~12,600, calibrated ~7,600: it looks like it fits alpha's 8,000, but this text tokenizes densely
+    // there and alpha refuses it, as OpenAI words it.
+    const dense = prompt(4_000);
+    const calibrated = Math.ceil(estimateOf(dense) * (await scene.stats("alpha")).prompt_token_factor);
+    assert.ok(calibrated < 8_000 && estimateOf(dense) > 8_000, `calibrated ${calibrated}`);
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message:
+            "This model's maximum context length is 8000 tokens. However, your messages resulted in 9100 tokens.",
+          type: "invalid_request_error",
+          code: "context_length_exceeded",
+        },
+      },
+    });
+    assertServedBy(await scene.chat({ messages: dense }), "beta", 2);
+    const alphaBefore = scene.counts().alpha;
+    // The refusal taught alpha's factor: the same prompt now goes straight to beta, alpha is not asked again.
+    assertServedBy(await scene.chat({ messages: dense }), "beta");
+    assert.equal(scene.counts().alpha, alphaBefore);
+  });
+
   test("a prompt with an image teaches nothing (the estimate counts images at a flat rate)", async (t) => {
     const scene = await startScene(t, { alphaModel: { context: 8_000, vision: true } });
     reportHalf(scene.alpha);
