@@ -92,6 +92,35 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     assert.ok(ledger.reserve(scopes, { tokens: 300 }, clock.now()) instanceof Promise);
   });
 
+  test("a per-second rule under load: once replies come late, leases live long enough to be spent", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-slow:");
+    // The bench's preset-style model limits: an rps rule caps a lease at 16 ms.
+    const scopes = [scopeOf("deployment:p/m", { rps: 1_000_000, rpm: 10_000_000, tpm: 1_000_000_000 })];
+    // A loaded process: each reply is handled 40 ms after its reserve was sent (the event loop was busy).
+    const lateReserve = async () => {
+      const pending = ledger.reserve(scopes, { tokens: 20 }, clock.now());
+      assert.ok(pending instanceof Promise);
+      clock.advance(40);
+      assert.ok(isReservation(await pending));
+    };
+    // The first lease ended (T0 + 16 ms) before its reply was handled: nothing could be spent from it.
+    await lateReserve();
+    assert.equal(ledger.leaseCount, 0);
+    // The next one asks for a lease that outlives twice the lag it saw (at most a tenth of the window).
+    await lateReserve();
+    assert.equal(ledger.leaseCount, 1);
+    for (let index = 0; index < 20; index++) {
+      clock.advance(1);
+      const result = ledger.reserve(scopes, { tokens: 20 }, clock.now());
+      assert.ok(!(result instanceof Promise), `reserve ${index} was spent from the lease`);
+    }
+    // It still never outlives a tenth of the window: 100 ms after it was asked for, it has ended.
+    clock.set(T0 + 40 + 100);
+    assert.ok(ledger.reserve(scopes, { tokens: 20 }, clock.now()) instanceof Promise);
+  });
+
   test("Redis down: reserves go to the local book, not the lease; back up, the lease is dropped", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);

@@ -106,6 +106,12 @@ export class RedisLedger implements BudgetLedger {
   #isReplaying = false;
   #nextId = 1;
   #renewTimer: NodeJS.Timeout | undefined;
+  /**
+   * How late this process has lately handled reserve replies, ms: the largest lag seen, decaying by a tenth at
+   * each reply. Under load (a busy event loop) it exceeds a per-second rule's 16 ms lease, which would then end
+   * before it is installed; leases are asked to live twice as long (LEASE_SLOW_WINDOW_SHARE bounds it).
+   */
+  #replyLagMs = 0;
   /** Called after a shared reset; the state backend clears shared cooldowns and tells the other processes. */
   onReset: (() => Promise<void>) | undefined;
 
@@ -421,6 +427,8 @@ export class RedisLedger implements BudgetLedger {
         return this.#reserveLocally(scopes, cost, nowMs);
       }
       for (const scope of scopes) this.#denials.delete(scope.id);
+      const installedAtMs = Math.max(nowMs, this.#clock.now());
+      this.#noteReplyLag(installedAtMs - nowMs);
       const mirrored = this.#local.reserve(scopes, cost, nowMs);
       const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
       const detail = this.#details.get(reservation);
@@ -429,16 +437,7 @@ export class RedisLedger implements BudgetLedger {
       const lease =
         terms === undefined
           ? undefined
-          : this.#leases.install(
-              key,
-              scopes,
-              shared,
-              member,
-              terms,
-              charged,
-              nowMs,
-              Math.max(nowMs, this.#clock.now()),
-            );
+          : this.#leases.install(key, scopes, shared, member, terms, charged, nowMs, installedAtMs);
       if (detail !== undefined) {
         detail.runs = charged.tokenRuns;
         detail.sharedScopes = shared;
@@ -492,6 +491,15 @@ export class RedisLedger implements BudgetLedger {
     return `${this.#instanceId}:${id}`;
   }
 
+  #noteReplyLag(lagMs: number): void {
+    this.#replyLagMs = Math.max(lagMs, this.#replyLagMs * 0.9);
+  }
+
+  /** The shortest life worth asking a lease for (at least 1 ms: the script reads 0 as "no lease"). */
+  #leaseFloorMs(): number {
+    return Math.max(1, Math.ceil(2 * this.#replyLagMs));
+  }
+
   #scriptArguments(
     scopes: readonly BudgetScope[],
     tokens: number,
@@ -527,7 +535,7 @@ export class RedisLedger implements BudgetLedger {
         this.#leaseTtlMs,
         isForced ? "1" : "0",
         scopes.length,
-        wantsLease ? "1" : "0",
+        wantsLease ? this.#leaseFloorMs() : 0,
         ...perScope,
       ],
     };

@@ -14,6 +14,7 @@ import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
 import {
   LEASE_HEADROOM_SHARE,
   LEASE_LIMIT_SHARE,
+  LEASE_SLOW_WINDOW_SHARE,
   LEASE_WINDOW_SHARE,
   MAX_LEASE_MS,
   MIN_LEASE_REQUESTS,
@@ -36,7 +37,8 @@ import {
  *
  * ARGV: now, member, tokens, lease_until (0: take no concurrency lease), lease_ttl_ms, is_forced ("1": charge
  * without checking, for replaying requests sent while Redis was unreachable; `now` is then when it was sent),
- * scope_count, wants_budget_lease ("1": take a budget lease if one fits, see below), then per scope: concurrency
+ * scope_count, lease_floor ("0": no budget lease; else take one if it fits, see below, living at least this
+ * many ms where a window allows it), then per scope: concurrency
  * (-1: none), day_end, month_end, rule_count, then per rule: unit ("r" or "t"), window (ms of a
  * second/minute/hour window; 0: day; -1: month), limit, algorithm ("s" sliding, "f" fixed, "b" bucket; day and
  * month are "s" and count on their wall-clock counters), offset (ms, for "f").
@@ -66,7 +68,9 @@ local lease_until = tonumber(ARGV[4])
 local lease_ttl = tonumber(ARGV[5])
 local is_forced = ARGV[6] == '1'
 local scope_count = tonumber(ARGV[7])
-local wants_budget_lease = ARGV[8] == '1'
+-- 0: no budget lease; otherwise the shortest life (ms) a lease may need to be of use at all (redis-lease-terms.ts).
+local lease_floor = tonumber(ARGV[8]) or 0
+local wants_budget_lease = lease_floor > 0
 -- Counters outlive their window by a minute so that a late reconcile still finds them.
 local KEEP_MS = 60000
 local MAX_EXACT_RUNS = ${MAX_EXACT_RUNS}
@@ -75,6 +79,7 @@ local LEASE_HEADROOM_SHARE = ${LEASE_HEADROOM_SHARE}
 local MIN_LEASE_REQUESTS = ${MIN_LEASE_REQUESTS}
 local MAX_LEASE_MS = ${MAX_LEASE_MS}
 local LEASE_WINDOW_SHARE = ${LEASE_WINDOW_SHARE}
+local LEASE_SLOW_WINDOW_SHARE = ${LEASE_SLOW_WINDOW_SHARE}
 local WINDOWS = { 1000, 60000, 3600000 }
 
 local function fmt(number) return string.format('%.17g', number) end
@@ -381,7 +386,11 @@ local function lease_terms()
         lease_tokens = share
       end
       if rule.window > 0 then
-        lease_end = math.min(lease_end, now + math.floor(rule.window / LEASE_WINDOW_SHARE))
+        local life = math.max(
+          math.floor(rule.window / LEASE_WINDOW_SHARE),
+          math.min(lease_floor, math.floor(rule.window / LEASE_SLOW_WINDOW_SHARE))
+        )
+        lease_end = math.min(lease_end, now + life)
         if rule.algorithm == 'f' then lease_end = math.min(lease_end, fixed_start(rule, now) + rule.window) end
       elseif rule.window == 0 then
         lease_end = math.min(lease_end, scope.day_end)
