@@ -108,7 +108,7 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     // The first lease ended (T0 + 16 ms) before its reply was handled: nothing could be spent from it.
     await lateReserve();
     assert.equal(ledger.leaseCount, 0);
-    // The next one asks for a lease that outlives twice the lag it saw (at most a tenth of the window).
+    // The next one asks for a lease that lives four times the lag it saw (at most a tenth of the window).
     await lateReserve();
     assert.equal(ledger.leaseCount, 1);
     for (let index = 0; index < 20; index++) {
@@ -250,6 +250,45 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     const full = await other.reserve(scopes, { tokens: 1 }, T0 + 20);
     assert.ok(!isReservation(full));
     assert.equal(full.reason, "over its tpm budget (64000/64000 tokens, needs 1)");
+  });
+
+  test("more tokens than estimated, reconciled after the lease ended: paid from the next lease, counted exactly", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-next:");
+    const other = await ledgerOf(t, server.url, clock, "lease-next:");
+    const calls = await scriptCalls(t, server.url);
+    // 640,000 / 64: leases of 10,000 tokens, living 1 s.
+    const scopes = [scopeOf("provider:p", { rpm: 1_000_000, tpm: 640_000 })];
+    const first = await holder.reserve(scopes, { tokens: 100 }, T0);
+    assert.ok(isReservation(first));
+    // Its answer takes longer than the lease lives; by then the next request took a new lease.
+    clock.set(T0 + 1_001);
+    const second = await holder.reserve(scopes, { tokens: 100 }, clock.now());
+    assert.ok(isReservation(second));
+    assert.equal(holder.leaseCount, 1);
+    const before = await calls();
+    holder.reconcile(first, 250, clock.now());
+    await sleep(100); // a reconcile sent to Redis would have run by now
+    assert.equal((await calls()) - before, 0, "the 150 more were paid from the live lease, without a round trip");
+    // Fewer than estimated after its lease ended still goes to Redis: a newer lease cannot take back units an
+    // older group holds (they stop counting sooner than the newer ones).
+    const third = holder.reserve(scopes, { tokens: 100 }, clock.now());
+    assert.ok(!(third instanceof Promise) && isReservation(third), "spent from the live lease");
+    clock.set(T0 + 2_002);
+    const fourth = await holder.reserve(scopes, { tokens: 100 }, clock.now());
+    assert.ok(isReservation(fourth));
+    const beforeLess = await calls();
+    holder.reconcile(third, 40, clock.now());
+    holder.reconcile(fourth, 40, clock.now());
+    await sleep(100);
+    assert.equal((await calls()) - beforeLess, 1, "one reconcile for the reservation of the ended lease");
+    await holder.returnLeases();
+    const used = 250 + 100 + 40 + 40;
+    assert.ok(isReservation(await other.reserve(scopes, { tokens: 640_000 - used }, clock.now())), "the rest fits");
+    const full = await other.reserve(scopes, { tokens: 1 }, clock.now());
+    assert.ok(!isReservation(full));
+    assert.equal(full.reason, "over its tpm budget (640000/640000 tokens, needs 1)");
   });
 
   test("sliding window: units spent at a lease's end still count a full window after it", async (t) => {

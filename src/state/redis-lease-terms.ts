@@ -12,7 +12,7 @@ export const MAX_LEASE_MS = 1_000;
 /** ...and at most this fraction (1/n) of the shortest window it was charged to (16 ms with a per-second rule)... */
 export const LEASE_WINDOW_SHARE = 60;
 /**
- * ...unless this process handles Redis's replies late (a loaded event loop): then as long as twice that lag, so
+ * ...unless this process handles Redis's replies late (a loaded event loop): then four times that lag, so
  * that a lease is not over before it is installed, but never more than this fraction (1/n) of the window.
  */
 export const LEASE_SLOW_WINDOW_SHARE = 10;
