@@ -1,7 +1,6 @@
 // The embedded state store: daily/monthly counters, sliding logs, learned limits, cooldowns and prompt
-// calibrations in a local
-// SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told
-// us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
+// calibrations in a local SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers
+// a provider that told us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
@@ -38,12 +37,8 @@ export class EmbeddedStateStore {
       "INSERT INTO budget_scopes (scope_id, state, updated_at_ms) VALUES (?, ?, ?) ON CONFLICT(scope_id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
     );
     this.#deleteScope = this.#db.prepare("DELETE FROM budget_scopes WHERE scope_id = ?");
-    this.#upsertCooldowns = this.#db.prepare(
-      "INSERT INTO cooldowns (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
-    );
-    this.#upsertCalibration = this.#db.prepare(
-      "INSERT INTO prompt_calibration (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
-    );
+    this.#upsertCooldowns = this.#db.prepare(upsertDocument("cooldowns"));
+    this.#upsertCalibration = this.#db.prepare(upsertDocument("prompt_calibration"));
   }
 
   /** Loads what the last run left. Unreadable rows are skipped: old accounting is not worth a failed start. */
@@ -58,26 +53,30 @@ export class EmbeddedStateStore {
       }
     }
     let cooldowns = 0;
-    const row = this.#db.prepare("SELECT state FROM cooldowns WHERE id = 1").get();
-    if (row !== undefined) {
+    const persisted = this.#readDocument("cooldowns") as PersistedCooldowns | undefined;
+    if (persisted !== undefined) {
       try {
-        const persisted = JSON.parse(String(row.state)) as PersistedCooldowns;
         this.#availability.importCooldowns(persisted);
         cooldowns = persisted.deployments.length + persisted.providers.length;
       } catch {
         // skip
       }
     }
-    let calibrations = 0;
-    const calibrationRow = this.#db.prepare("SELECT state FROM prompt_calibration WHERE id = 1").get();
-    if (calibrationRow !== undefined && this.#calibration !== undefined) {
-      try {
-        calibrations = this.#calibration.import(JSON.parse(String(calibrationRow.state)));
-      } catch {
-        // skip
-      }
-    }
+    // import() skips whatever is not a calibration, an unreadable document included.
+    const calibrations =
+      this.#calibration === undefined ? 0 : this.#calibration.import(this.#readDocument("prompt_calibration"));
     return { scopes, cooldowns, calibrations };
+  }
+
+  /** The JSON document of a one-row table (cooldowns, prompt_calibration); undefined when absent or unreadable. */
+  #readDocument(table: string): unknown {
+    const row = this.#db.prepare(`SELECT state FROM ${table} WHERE id = 1`).get();
+    if (row === undefined) return undefined;
+    try {
+      return JSON.parse(String(row.state));
+    } catch {
+      return undefined;
+    }
   }
 
   start(flushIntervalMs: number): void {
@@ -113,4 +112,9 @@ export class EmbeddedStateStore {
     this.flush();
     this.#db.close();
   }
+}
+
+/** Writes the JSON document of a one-row table (`id` 1: cooldowns, prompt_calibration). */
+function upsertDocument(table: string): string {
+  return `INSERT INTO ${table} (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms`;
 }
