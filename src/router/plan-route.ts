@@ -215,7 +215,7 @@ function chooseWait(
 }
 
 /** Context a request needs on a deployment: its calibrated prompt and the requested output; undefined if unknown. */
-export function contextNeeded(
+function contextNeeded(
   request: RouteRequest,
   deployment: Deployment,
   context: Pick<RouterContext, "promptTokensFor">,

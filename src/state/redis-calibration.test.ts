@@ -9,7 +9,7 @@ import { systemClock } from "../clock.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
-import { calibrationKey } from "./redis-calibration.ts";
+import { calibrationKey } from "./redis-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;

@@ -6,11 +6,8 @@
 // large prompts.
 import type { PromptCalibration, PromptEvidence } from "../limits/prompt-calibration.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
+import { calibrationKey } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-
-export function calibrationKey(prefix: string): string {
-  return `${prefix}prompt-calibration`;
-}
 
 export class CalibrationSharing {
   readonly #redis: SharedStateRedis;

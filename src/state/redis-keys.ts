@@ -70,6 +70,11 @@ export function cooldownChannel(prefix: string): string {
   return `${prefix}cooldowns`;
 }
 
+/** The prompt calibrations' hash (redis-calibration.ts). */
+export function calibrationKey(prefix: string): string {
+  return `${prefix}prompt-calibration`;
+}
+
 /** A SCAN MATCH pattern for every key starting with `start` (glob characters in the prefix escaped). */
 export function keysStartingWith(start: string): string {
   return `${start.replace(/[*?[\]\\]/g, (character) => `\\${character}`)}*`;
