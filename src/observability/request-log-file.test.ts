@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { record } from "../../test/helpers/records.ts";
+import { WRITE_BATCH_ROWS } from "./request-log.ts";
 import { RequestLogFile } from "./request-log-file.ts";
 
 function lineCount(path: string): number {
@@ -17,7 +18,7 @@ function lineCount(path: string): number {
   }
 }
 
-test("request_log.file: 256 buffered lines are appended without waiting for the timer; the rest on flush", async (t) => {
+test("request_log.file: a batch of buffered lines is appended without waiting for the timer; the rest on flush", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "request-log-file-"));
   const path = join(dir, "requests.jsonl");
   // A timer that never fires during the test: only the batch size (or flush/close) writes.
@@ -26,16 +27,17 @@ test("request_log.file: 256 buffered lines are appended without waiting for the 
     await file.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  for (let index = 0; index < 255; index++) file.observe(record({ id: `r${index}` }));
+  const batch = WRITE_BATCH_ROWS;
+  for (let index = 0; index < batch - 1; index++) file.observe(record({ id: `r${index}` }));
   await sleep(50);
   assert.equal(lineCount(path), 0, "below the batch size lines wait for the timer");
-  file.observe(record({ id: "r255" }));
-  for (let attempt = 0; attempt < 100 && lineCount(path) < 256; attempt++) await sleep(10);
-  assert.equal(lineCount(path), 256);
-  for (let index = 256; index < 266; index++) file.observe(record({ id: `r${index}` }));
+  file.observe(record({ id: `r${batch - 1}` }));
+  for (let attempt = 0; attempt < 100 && lineCount(path) < batch; attempt++) await sleep(10);
+  assert.equal(lineCount(path), batch);
+  for (let index = batch; index < batch + 10; index++) file.observe(record({ id: `r${index}` }));
   await sleep(50);
-  assert.equal(lineCount(path), 256);
+  assert.equal(lineCount(path), batch);
   await file.flush();
-  assert.equal(lineCount(path), 266);
-  assert.equal(JSON.parse(readFileSync(path, "utf8").split("\n")[265] ?? "").id, "r265");
+  assert.equal(lineCount(path), batch + 10);
+  assert.equal(JSON.parse(readFileSync(path, "utf8").split("\n")[batch + 9] ?? "").id, `r${batch + 9}`);
 });

@@ -8,7 +8,7 @@ import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from 
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
-import { MemoryRequestLogBackend, RequestLog, type RequestLogBackend } from "./request-log.ts";
+import { MemoryRequestLogBackend, RequestLog, type RequestLogBackend, WRITE_BATCH_ROWS } from "./request-log.ts";
 import { parseRequestLogQuery } from "./request-log-query.ts";
 import { SqliteRequestLogBackend } from "./sqlite-request-log.ts";
 
@@ -191,7 +191,7 @@ describe("request log (Redis Cluster)", { skip: isRedisClusterAvailable() ? fals
 });
 
 describe("request log writes", () => {
-  test("256 pending rows are written without waiting for the timer, without retention; the rest on flush", async (t) => {
+  test("a batch of pending rows is written without waiting for the timer, without retention; the rest on flush", async (t) => {
     const appended: number[] = [];
     let prunes = 0;
     const memory = new MemoryRequestLogBackend();
@@ -217,15 +217,20 @@ describe("request log writes", () => {
       isContentKept: false,
     });
     t.after(() => log.close());
-    for (let index = 0; index < 255; index++) log.observe(record({ id: `r${index}`, startedAtMs: 1_000 + index }));
+    const total = WRITE_BATCH_ROWS + 44;
+    for (let index = 0; index < WRITE_BATCH_ROWS - 1; index++) {
+      log.observe(record({ id: `r${index}`, startedAtMs: 1_000 + index }));
+    }
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(appended, [], "below the batch size rows wait for the timer");
-    for (let index = 255; index < 300; index++) log.observe(record({ id: `r${index}`, startedAtMs: 1_000 + index }));
+    for (let index = WRITE_BATCH_ROWS - 1; index < total; index++) {
+      log.observe(record({ id: `r${index}`, startedAtMs: 1_000 + index }));
+    }
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(appended, [300], "one write of everything pending once the batch size is reached");
+    assert.deepEqual(appended, [total], "one write of everything pending once the batch size is reached");
     assert.equal(prunes, 0, "retention is the timer's (and a query's) job");
-    assert.equal((await log.query({ limit: 1_000 })).length, 300);
+    assert.equal((await log.query({ limit: 1_000 })).length, total);
     assert.equal(prunes, 1);
   });
 });

@@ -57,13 +57,16 @@ export interface RequestLogOptions {
 /** Pending records beyond this are dropped (a backend that cannot keep up must not grow memory). */
 const MAX_PENDING = 10_000;
 /**
- * Pending rows that start a write without waiting for the timer. Under load the timer alone let ~2,000 rows
- * (~3 KB of JSON each) wait up to half a second: long enough to outlive two young-generation collections, so they
- * were promoted and died in the old space: after a 64-connection JSON run it held 41-50 MB, against 27-28 MB
- * with this batch (measured alternately, RSS 195-199 against 177-178 MB). A batch this size keeps pending rows
- * under ~1 MB at any rate, and is exactly one command of the Redis backend (redis-request-log.ts).
+ * Pending rows that start a write without waiting for the timer. A pending row must not outlive two
+ * young-generation collections, or it is promoted and dies in the old space, which then grows between full
+ * collections: under 64 connections a collection comes every ~8 MB allocated (a JSON request allocates ~48 KB).
+ * 2,000 rows (the timer alone) held the old space at 41-50 MB after a JSON run; 256 rows, ~12 MB of allocation,
+ * still let ~800 bytes per request be promoted once the young generation was held to 16 MB; 32 rows (~1.5 MB)
+ * let nearly none, and RSS under sustained load stayed at 154-157 MB instead of climbing to 219 MB, for no CPU
+ * per request measurable in interleaved runs (README "Start-up and memory"). 32 rows are one grouped INSERT of
+ * the SQLite backend and one command of the Redis backend.
  */
-export const WRITE_BATCH_ROWS = 256;
+export const WRITE_BATCH_ROWS = 32;
 
 export class RequestLog {
   readonly #backend: RequestLogBackend;

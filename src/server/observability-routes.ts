@@ -77,7 +77,7 @@ export function registerObservabilityRoutes(
       now_ms: live.nowMs(),
       queue_depth: live.queueDepth(),
       deployments: live.deployments(),
-      feed: recent.feed(50),
+      feed: recent.feed(),
       series: recent.series(),
       request_log: observers.requestLog?.kind ?? null,
     };
