@@ -1,16 +1,16 @@
 // What each finished-request subscriber costs per record, in-process (no HTTP noise): metrics, the request log
-// (JSON + redaction + batched SQLite insert), the dashboard's recent activity, the `routed` log line's fields.
+// (JSON + redaction + batched appends to its segment files), the dashboard's recent activity, the `routed` log line's fields.
 // Usage: node bench/record-subscribers.ts [records]. Prints µs per record, median of 5 runs.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { FileRequestLogBackend } from "../src/observability/file-request-log.ts";
 import { staticLiveState } from "../src/observability/live-state.ts";
 import { GatewayMetrics } from "../src/observability/metrics.ts";
 import { RecentActivity } from "../src/observability/recent-activity.ts";
 import { RequestLog } from "../src/observability/request-log.ts";
 import type { RequestRecord } from "../src/observability/request-record.ts";
 import { routedLogFields } from "../src/observability/routed-log.ts";
-import { SqliteRequestLogBackend } from "../src/observability/sqlite-request-log.ts";
 
 const count = Number(process.argv[2] ?? 20_000);
 const clock = { now: () => Date.now() };
@@ -78,9 +78,9 @@ async function measure(name: string, make: () => { observe: (r: RequestRecord) =
 
 await measure("metrics (prom-client)", () => new GatewayMetrics(live, { includeProcessMetrics: false }));
 let dbIndex = 0;
-/** A request log in a new SQLite file, with the default retention. */
+/** A request log in new segment files, with the default retention. */
 function newRequestLog(): RequestLog {
-  return new RequestLog(new SqliteRequestLogBackend(join(dir, `log-${dbIndex++}.db`)), {
+  return new RequestLog(new FileRequestLogBackend(join(dir, `log-${dbIndex++}.db`)), {
     clock,
     maxEntries: 10_000,
     maxAgeMs: 86_400_000,
@@ -88,7 +88,7 @@ function newRequestLog(): RequestLog {
     secrets: () => ["bench-upstream-key"],
   });
 }
-await measure("request log, SQLite, incl. flush", () => {
+await measure("request log, files, incl. flush", () => {
   const log = newRequestLog();
   return { observe: log.observe, done: () => log.close() };
 });
@@ -129,6 +129,6 @@ async function measureFullLog(): Promise<void> {
   }
   runs.sort((a, b) => a - b);
   process.stdout.write(
-    `${"request log, SQLite, full, batches of 750".padEnd(40)} ${(runs[2] as number).toFixed(2)} µs per record\n`,
+    `${"request log, files, full, batches of 750".padEnd(40)} ${(runs[2] as number).toFixed(2)} µs per record\n`,
   );
 }

@@ -1,12 +1,12 @@
 // Builds the observers of finished requests (metrics, request log, dashboard activity) for one gateway: picks
 // the request log's backend from the state settings (Redis when `state.redis_url` is set, else the embedded
-// SQLite file, else memory).
+// SQLite file's segment files, else memory).
 import type { GatewayConfig } from "../config/types.ts";
+import { FileRequestLogBackend } from "../observability/file-request-log.ts";
 import { Observers, type RecordObserver } from "../observability/observers.ts";
 import { otlpSettings } from "../observability/otlp-settings.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
 import { RequestLogFile } from "../observability/request-log-file.ts";
-import { SqliteRequestLogBackend } from "../observability/sqlite-request-log.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
 import { providerSecrets } from "../pipeline/pipeline-types.ts";
 import { GATEWAY_VERSION } from "../server/info-routes.ts";
@@ -82,5 +82,5 @@ async function requestLogBackend(config: GatewayConfig): Promise<RequestLogBacke
     return backend;
   }
   if (state.path === "" || state.path === ":memory:") return new MemoryRequestLogBackend();
-  return new SqliteRequestLogBackend(state.path);
+  return new FileRequestLogBackend(state.path);
 }

@@ -8,9 +8,9 @@ import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from 
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { RedisRequestLogBackend } from "../state/redis-request-log.ts";
+import { FileRequestLogBackend } from "./file-request-log.ts";
 import { MemoryRequestLogBackend, RequestLog, type RequestLogBackend, WRITE_BATCH_ROWS } from "./request-log.ts";
 import { parseRequestLogQuery } from "./request-log-query.ts";
-import { SqliteRequestLogBackend } from "./sqlite-request-log.ts";
 
 function manualClock(startMs: number) {
   let nowMs = startMs;
@@ -21,10 +21,10 @@ const BACKENDS: Record<string, (t: import("node:test").TestContext) => RequestLo
   {
     memory: () => new MemoryRequestLogBackend(),
     redis: (t) => redisBackend(t),
-    sqlite: (t) => {
+    embedded: (t) => {
       const dir = mkdtempSync(join(tmpdir(), "request-log-"));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
-      return new SqliteRequestLogBackend(join(dir, "state.db"));
+      return new FileRequestLogBackend(join(dir, "state.db"));
     },
   };
 

@@ -1,0 +1,113 @@
+// The embedded request log's files: what survives a restart or a crash, retention by segment, lines that a
+// hostile name cannot split, lines longer than a read chunk. (The behaviour shared with the other backends is
+// tested for all of them in request-log.test.ts.)
+import assert from "node:assert/strict";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { test } from "node:test";
+import { FileRequestLogBackend } from "./file-request-log.ts";
+import type { StoredRequest } from "./request-log.ts";
+
+function statePath(t: import("node:test").TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), "file-request-log-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, "state.db");
+}
+
+function row(id: string, startedAtMs: number, extra: Partial<StoredRequest> = {}): StoredRequest {
+  return {
+    id,
+    startedAtMs,
+    models: ["m"],
+    providers: ["p"],
+    status: 200,
+    json: JSON.stringify({ id, startedAtMs }),
+    ...extra,
+  };
+}
+
+const ids = (texts: string[]) => texts.map((text) => (JSON.parse(text) as { id: string }).id);
+
+test("rows survive a restart, and a torn line left by a crash is skipped, not glued to the next one", async (t) => {
+  const path = statePath(t);
+  const first = new FileRequestLogBackend(path);
+  await first.append([row("a", 1), row("b", 2)]);
+  await first.close();
+  appendFileSync(`${path}.requests`, '3\t200\ttorn\tm\tp\t{"id":"torn"'); // the write a crash cut short
+
+  const second = new FileRequestLogBackend(path);
+  t.after(() => second.close());
+  assert.deepEqual(ids(await second.query({ limit: 10 })), ["b", "a"]);
+  await second.append([row("c", 4)]);
+  assert.deepEqual(ids(await second.query({ limit: 10 })), ["c", "b", "a"]);
+  assert.equal(await second.get("torn"), undefined);
+  assert.equal(JSON.parse((await second.get("c")) ?? "{}").id, "c");
+});
+
+test("retention by count rotates whole segments: the newest max_entries stay visible, at most two segments", async (t) => {
+  const path = statePath(t);
+  const log = new FileRequestLogBackend(path);
+  t.after(() => log.close());
+  for (let batch = 0; batch < 4; batch++) {
+    await log.append([0, 1, 2].map((index) => row(`r${batch * 3 + index}`, batch * 3 + index)));
+    await log.prune(4, 0);
+  }
+  assert.deepEqual(ids(await log.query({ limit: 10 })), ["r11", "r10", "r9", "r8"]);
+  const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").length - 1 : 0);
+  // Rotated at 6 lines (>= 4): the previous segment holds r6..r11, the current one nothing yet.
+  assert.equal(lines(`${path}.requests.1`), 6);
+  assert.equal(lines(`${path}.requests`), 0);
+  assert.equal(await log.get("r5"), undefined, "r0..r5 were in the deleted segment");
+});
+
+test("retention by age drops a segment last written before the oldest kept start", async (t) => {
+  const path = statePath(t);
+  const log = new FileRequestLogBackend(path);
+  t.after(() => log.close());
+  await log.append([row("old", 1)]);
+  await log.prune(1, 0); // rotates: "old" is in the previous segment
+  await log.append([row("new", 2)]);
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  utimesSync(`${path}.requests.1`, hourAgo, hourAgo);
+  await log.prune(10, Date.now() - 60_000);
+  assert.equal(existsSync(`${path}.requests.1`), false);
+  assert.deepEqual(ids(await log.query({ limit: 10 })), ["new"]);
+});
+
+test("tabs and newlines in ids and names cannot split a line; filters still match the name", async (t) => {
+  const log = new FileRequestLogBackend(statePath(t));
+  t.after(() => log.close());
+  await log.append([
+    row("x\ty\nz", 1, { models: ["evil\tmodel\nname"], providers: ["pro\x1fvider"] }),
+    row("plain", 2),
+  ]);
+  assert.deepEqual(ids(await log.query({ limit: 10 })), ["plain", "x\ty\nz"]);
+  assert.deepEqual(ids(await log.query({ limit: 10, model: "evil\tmodel\nname" })), ["x\ty\nz"]);
+  assert.deepEqual(ids(await log.query({ limit: 10, provider: "pro\x1fvider" })), ["x\ty\nz"]);
+  assert.equal(JSON.parse((await log.get("x\ty\nz")) ?? "{}").id, "x\ty\nz");
+});
+
+test("lines longer than a read chunk (a record with its content kept) come back whole", async (t) => {
+  const log = new FileRequestLogBackend(statePath(t));
+  t.after(() => log.close());
+  const big = "é".repeat(400_000); // 800 KB of UTF-8: crosses several 256 KB chunks, and multi-byte boundaries
+  await log.append([row("small1", 1), { ...row("big", 2), json: JSON.stringify({ id: "big", big }) }]);
+  await log.append([row("small2", 3)]);
+  assert.deepEqual(ids(await log.query({ limit: 10 })), ["small2", "big", "small1"]);
+  assert.equal((JSON.parse((await log.get("big")) ?? "{}") as { big: string }).big, big);
+});
+
+test("the request_records table of earlier versions is dropped from the state file on the first write", async (t) => {
+  const path = statePath(t);
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE request_records (id TEXT, record TEXT); INSERT INTO request_records VALUES ('a', '{}');");
+  db.close();
+  const log = new FileRequestLogBackend(path);
+  t.after(() => log.close());
+  await log.append([row("a", 1)]);
+  const check = new DatabaseSync(path);
+  t.after(() => check.close());
+  assert.equal(check.prepare("SELECT name FROM sqlite_master WHERE name = 'request_records'").get(), undefined);
+});
