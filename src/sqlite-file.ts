@@ -1,13 +1,15 @@
 // Opening the embedded SQLite file (`state.path`) the same way for each part that keeps rows in it: the state
-// store, the request log and the kept Responses API answers share one file.
+// store and the kept Responses API answers share one file (the request log has files of its own next to it,
+// observability/file-request-log.ts; it drops its earlier table from this one).
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 
 /**
  * The page size of a new file (SQLite fixes it when the file is created; an existing file keeps its own). With
- * 16 KiB pages instead of SQLite's default 4 KiB the request log's insert and retention cost ~30 % less CPU per
- * row (8.8 → 6.3 µs, medians of interleaved microbenchmark runs at 10,000 rows); 32 and 64 KiB gained nothing more.
+ * 16 KiB pages instead of SQLite's default 4 KiB the request log's insert and retention (then a table in this
+ * file) cost ~30 % less CPU per row (8.8 → 6.3 µs, medians of interleaved microbenchmark runs at 10,000 rows); 32
+ * and 64 KiB gained nothing more.
  * About a third of that comes from checkpoints four times rarer: the WAL is checkpointed every 1,000 pages, now
  * 16 MB of disk instead of 4 (kept at 4 MB, the gain was ~22 %).
  */
