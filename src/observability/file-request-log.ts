@@ -30,19 +30,23 @@ import type { RequestLogBackend, RequestLogFilter, StoredRequest } from "./reque
 
 /** Between names in the models and providers fields. */
 const NAME_SEPARATOR = "\x1f";
+const NAME_SEPARATOR_BYTE = 0x1f;
 const NEWLINE = 0x0a;
 const TAB = 0x09;
 /** Bytes read at a time when scanning a segment backwards. */
 const READ_CHUNK_BYTES = 256 * 1024;
 
-/** The fields a query filters on, read from a line's head; the record's JSON is decoded only when it matches. */
+/**
+ * Where a line's fields are: the numbers are read at once, the text fields only when a query asks (decoding every
+ * line's names cost more than the rest of a scan), the record's JSON only when the line matches.
+ */
 interface LineHead {
   readonly startedAtMs: number;
   readonly status: number;
-  readonly id: string;
-  readonly models: readonly string[];
-  readonly providers: readonly string[];
-  /** Where the record JSON starts in the line. */
+  /** Where the id, models, providers and JSON fields start; each ends one byte before the next starts. */
+  readonly idStart: number;
+  readonly modelsStart: number;
+  readonly providersStart: number;
   readonly jsonStart: number;
 }
 
@@ -76,8 +80,14 @@ export class FileRequestLogBackend implements RequestLogBackend {
 
   async query(filter: RequestLogFilter): Promise<string[]> {
     const found: { startedAtMs: number; json: string }[] = [];
+    const model = filter.model === undefined ? undefined : Buffer.from(cleanField(filter.model));
+    const provider = filter.provider === undefined ? undefined : Buffer.from(cleanField(filter.provider));
     this.#eachLineNewestFirst((line, head) => {
-      if (matches(head, filter)) found.push({ startedAtMs: head.startedAtMs, json: jsonOf(line, head) });
+      if (filter.sinceMs !== undefined && head.startedAtMs < filter.sinceMs) return true;
+      if (filter.status !== undefined && head.status !== filter.status) return true;
+      if (model !== undefined && !hasName(line, head.modelsStart, head.providersStart - 1, model)) return true;
+      if (provider !== undefined && !hasName(line, head.providersStart, head.jsonStart - 1, provider)) return true;
+      found.push({ startedAtMs: head.startedAtMs, json: jsonOf(line, head) });
       return found.length < filter.limit;
     });
     // Lines are in finish order; like the other backends, newest start first among those found.
@@ -85,10 +95,10 @@ export class FileRequestLogBackend implements RequestLogBackend {
   }
 
   async get(id: string): Promise<string | undefined> {
-    const wanted = cleanField(id);
+    const wanted = Buffer.from(cleanField(id));
     let json: string | undefined;
     this.#eachLineNewestFirst((line, head) => {
-      if (head.id !== wanted) return true;
+      if (!wanted.equals(line.subarray(head.idStart, head.modelsStart - 1))) return true;
       json = jsonOf(line, head);
       return false;
     });
@@ -174,37 +184,43 @@ function cleanField(value: string): string {
 }
 
 function headOf(line: Buffer): LineHead | undefined {
-  const tabs: number[] = [];
-  for (let at = line.indexOf(TAB); at !== -1 && tabs.length < 5; at = line.indexOf(TAB, at + 1)) tabs.push(at);
-  if (tabs.length < 5) return undefined;
-  const [t1, t2, t3, t4, t5] = tabs as [number, number, number, number, number];
-  const startedAtMs = Number(line.toString("latin1", 0, t1));
-  const status = Number(line.toString("latin1", t1 + 1, t2));
-  if (!Number.isFinite(startedAtMs) || !Number.isInteger(status)) return undefined;
-  return {
-    startedAtMs,
-    status,
-    id: line.toString("utf8", t2 + 1, t3),
-    models: names(line.toString("utf8", t3 + 1, t4)),
-    providers: names(line.toString("utf8", t4 + 1, t5)),
-    jsonStart: t5 + 1,
-  };
+  const t1 = line.indexOf(TAB);
+  const t2 = t1 === -1 ? -1 : line.indexOf(TAB, t1 + 1);
+  const t3 = t2 === -1 ? -1 : line.indexOf(TAB, t2 + 1);
+  const t4 = t3 === -1 ? -1 : line.indexOf(TAB, t3 + 1);
+  const t5 = t4 === -1 ? -1 : line.indexOf(TAB, t4 + 1);
+  if (t5 === -1) return undefined;
+  const startedAtMs = digitsAt(line, 0, t1);
+  const status = digitsAt(line, t1 + 1, t2);
+  if (startedAtMs === undefined || status === undefined) return undefined;
+  return { startedAtMs, status, idStart: t2 + 1, modelsStart: t3 + 1, providersStart: t4 + 1, jsonStart: t5 + 1 };
 }
 
-function names(field: string): string[] {
-  return field === "" ? [] : field.split(NAME_SEPARATOR);
+/** The non-negative integer written in `line[start, end)`, or undefined when it is not one. */
+function digitsAt(line: Buffer, start: number, end: number): number | undefined {
+  if (end <= start) return undefined;
+  let value = 0;
+  for (let at = start; at < end; at++) {
+    const digit = (line[at] as number) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/** Whether the separator-delimited names in `line[start, end)` include `name` (bytes, whole names only). */
+function hasName(line: Buffer, start: number, end: number, name: Buffer): boolean {
+  for (let from = start; from <= end; ) {
+    const separator = line.indexOf(NAME_SEPARATOR_BYTE, from);
+    const to = separator === -1 || separator > end ? end : separator;
+    if (to - from === name.length && name.equals(line.subarray(from, to))) return true;
+    from = to + 1;
+  }
+  return false;
 }
 
 function jsonOf(line: Buffer, head: LineHead): string {
   return line.toString("utf8", head.jsonStart);
-}
-
-function matches(head: LineHead, filter: RequestLogFilter): boolean {
-  if (filter.sinceMs !== undefined && head.startedAtMs < filter.sinceMs) return false;
-  if (filter.status !== undefined && head.status !== filter.status) return false;
-  if (filter.model !== undefined && !head.models.includes(cleanField(filter.model))) return false;
-  if (filter.provider !== undefined && !head.providers.includes(cleanField(filter.provider))) return false;
-  return true;
 }
 
 /**
@@ -227,9 +243,10 @@ function eachLineBackwards(path: string, visit: (line: Buffer) => boolean): bool
     while (position > 0) {
       const size = Math.min(READ_CHUNK_BYTES, position);
       position -= size;
-      const chunk = Buffer.allocUnsafe(size);
-      readSync(fd, chunk, 0, size, position);
-      const buffer = carry.length === 0 ? chunk : Buffer.concat([chunk, carry]);
+      // The chunk, then the start of the line it ends (copied once, not the chunk with it).
+      const buffer = Buffer.allocUnsafe(size + carry.length);
+      readSync(fd, buffer, 0, size, position);
+      carry.copy(buffer, size);
       let end = buffer.length;
       for (let newline = buffer.lastIndexOf(NEWLINE, end - 1); newline !== -1; ) {
         // What follows the file's last newline is a torn line (or nothing).
