@@ -2,13 +2,24 @@
 // hostile name cannot split, lines longer than a read chunk. (The behaviour shared with the other backends is
 // tested for all of them in request-log.test.ts.)
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
+import { record } from "../../test/helpers/records.ts";
 import { FileRequestLogBackend } from "./file-request-log.ts";
-import type { StoredRequest } from "./request-log.ts";
+import { RequestLog, type StoredRequest } from "./request-log.ts";
 
 function statePath(t: import("node:test").TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "file-request-log-"));
@@ -110,4 +121,40 @@ test("the request_records table of earlier versions is dropped from the state fi
   const check = new DatabaseSync(path);
   t.after(() => check.close());
   assert.equal(check.prepare("SELECT name FROM sqlite_master WHERE name = 'request_records'").get(), undefined);
+});
+
+test("a line damaged outside the gateway is left out of answers; the other requests are still found", async (t) => {
+  const path = statePath(t);
+  const clock = { now: () => 10_000 };
+  const backend = new FileRequestLogBackend(path);
+  const log = new RequestLog(backend, { clock, maxEntries: 100, maxAgeMs: 60_000, isContentKept: false });
+  t.after(() => log.close());
+  log.observe(record({ id: "before", startedAtMs: 1_000 }));
+  await log.flush();
+  appendFileSync(`${path}.requests`, '2000\t200\tbroken\tm\tp\t{"id":"broken", "cut here\n');
+  log.observe(record({ id: "after", startedAtMs: 3_000 }));
+  assert.deepEqual(
+    (await log.query({ limit: 10 })).map((found) => found.id),
+    ["after", "before"],
+  );
+  assert.equal(await log.get("broken"), undefined);
+  assert.equal((await log.get("after"))?.id, "after");
+});
+
+test("a write the disk refuses fails the batch; the next batch opens the segment again and is stored", async (t) => {
+  const path = statePath(t);
+  const first = new FileRequestLogBackend(path);
+  await first.append([row("kept", 1)]);
+  await first.close();
+  // The segment on a full disk: /dev/full refuses every write with ENOSPC.
+  renameSync(`${path}.requests`, `${path}.saved`);
+  symlinkSync("/dev/full", `${path}.requests`);
+  const log = new FileRequestLogBackend(path);
+  t.after(() => log.close());
+  await assert.rejects(() => log.append([row("refused", 2)]), /ENOSPC/);
+  // The disk has room again: the same backend must not keep writing to what it had open.
+  unlinkSync(`${path}.requests`);
+  renameSync(`${path}.saved`, `${path}.requests`);
+  await log.append([row("next", 3)]);
+  assert.deepEqual(ids(await log.query({ limit: 10 })), ["next", "kept"]);
 });

@@ -73,8 +73,16 @@ export class FileRequestLogBackend implements RequestLogBackend {
     let text = "";
     for (const row of rows) text += lineOf(row);
     const bytes = Buffer.from(text, "utf8");
-    const written = writeSync(this.#open(), bytes);
-    if (written !== bytes.length) throw new Error(`request log: wrote ${written} of ${bytes.length} bytes`);
+    const fd = this.#open();
+    try {
+      const written = writeSync(fd, bytes);
+      if (written !== bytes.length) throw new Error(`request log: wrote ${written} of ${bytes.length} bytes`);
+    } catch (error) {
+      // A full disk can take part of a batch. The next append opens the segment again, which cuts that torn end
+      // (the next batch's first line is not glued to it) and counts the lines anew.
+      this.#close();
+      throw error;
+    }
     this.#currentLines += rows.length;
   }
 

@@ -121,14 +121,14 @@ export class RequestLog {
     const oldestMs = this.#options.clock.now() - this.#options.maxAgeMs;
     const sinceMs = Math.max(filter.sinceMs ?? oldestMs, oldestMs);
     const texts = await this.#backend.query({ ...filter, sinceMs });
-    return texts.map((text) => JSON.parse(text) as RequestRecord);
+    return texts.flatMap((text) => parsedRecord(text) ?? []);
   }
 
   async get(id: string): Promise<RequestRecord | undefined> {
     await this.flush();
     const text = await this.#backend.get(id);
-    if (text === undefined) return undefined;
-    const record = JSON.parse(text) as RequestRecord;
+    const record = text === undefined ? undefined : parsedRecord(text);
+    if (record === undefined) return undefined;
     return record.startedAtMs >= this.#options.clock.now() - this.#options.maxAgeMs ? record : undefined;
   }
 
@@ -191,6 +191,15 @@ export function recordJson(record: RequestRecord, isContentKept: boolean, secret
   const stored = isContentKept || record.content === undefined ? record : { ...record, content: undefined };
   // The one redaction (configured keys and anything key-shaped), as for every other upstream-derived text.
   return redactSecrets(JSON.stringify(stored), secrets);
+}
+
+/** A stored row's record; a row that does not parse (a file damaged outside the gateway) is left out, not a 500. */
+function parsedRecord(text: string): RequestRecord | undefined {
+  try {
+    return JSON.parse(text) as RequestRecord;
+  } catch {
+    return undefined;
+  }
 }
 
 function unique(values: readonly (string | undefined)[]): string[] {
