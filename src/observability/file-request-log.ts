@@ -6,8 +6,9 @@
 // few hundred bytes of rows) and their checkpoints, and every row was written a second time by retention's
 // DELETE. Measured in the gateway under 64 connections (wall time around the synchronous calls, one core):
 // 37-41 µs per row for the inserts in batches of 64, ~8 µs for the deletes; one `write` per batch of lines
-// instead saved ~18 µs of gateway CPU per JSON request in interleaved runs (bench/README.md). A file append writes each line's bytes
-// once; retention drops a whole segment at a time; a query reads lines backwards from the newest.
+// instead saved ~18 µs of gateway CPU per JSON request in interleaved runs (bench/README.md). A file append
+// writes each line's bytes once; retention drops a whole segment at a time; a query reads lines backwards from
+// the newest.
 //
 // A line: `startedAtMs \t status \t id \t models \t providers \t record JSON \n`. JSON.stringify escapes every
 // control character, so a record never holds a tab or a newline; the other fields are cleaned of them.
