@@ -1,5 +1,6 @@
 // What each finished-request subscriber costs per record, in-process (no HTTP noise): metrics, the request log
-// (JSON + redaction + batched appends to its segment files), the dashboard's recent activity, the `routed` log line's fields.
+// (JSON + redaction + batched appends to its segment files), the dashboard's recent activity, the `routed` log
+// line's fields.
 // Usage: node bench/record-subscribers.ts [records]. Prints µs per record, median of 5 runs.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";

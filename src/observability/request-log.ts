@@ -1,6 +1,6 @@
 // The request log: every finished request record, kept (newest first) in a backend with retention by count and
-// age: files next to the embedded SQLite file, Redis (shared by every gateway process), or memory. Records are written in
-// batches off the request path; a query flushes first so that it sees every request that has finished.
+// age: files next to the embedded SQLite file, Redis (shared by every gateway process), or memory. Records are
+// written in batches off the request path; a query flushes first so that it sees every request that has finished.
 // Message content is kept only with `log.content: true`; keys never reach a record (and are redacted again here,
 // since upstream error texts can echo them).
 import type { Clock } from "../clock.ts";
