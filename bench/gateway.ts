@@ -23,6 +23,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { bundleState } from "../bin/start-entry.js";
 import { answersPing } from "../test/helpers/redis-server.ts";
 import { type LatencySamples, measureSequential, percentile, rawPostRequest } from "./latency-client.ts";
 import { isWrkInstalled, type LoadResult, type LoadTool, runLoad } from "./load-generator.ts";
@@ -564,11 +565,14 @@ function compileCacheEnv(): NodeJS.ProcessEnv {
  * edit, the first start would otherwise strip and compile the edited files (Node's TypeScript stripper alone
  * ~15 MB and ~0.8 s), and the start-up row would measure that instead of a start as users get it after install.
  */
-function warmCaches(gatewayMain: string, env: NodeJS.ProcessEnv): void {
-  if (gatewayMain !== join(repoDir, "bin", "llm-gateway.js")) return;
+function warmCaches(gatewayMain: string, env: NodeJS.ProcessEnv): string {
+  if (gatewayMain !== join(repoDir, "bin", "llm-gateway.js")) return `gateway code: ${gatewayMain}`;
   const result = spawnSync(process.execPath, [join(repoDir, "bin", "warm-caches.js")], { env, stdio: "ignore" });
   if (result.status !== 0)
     process.stderr.write("bench: bin/warm-caches.js failed; the first start may be a cold one\n");
+  // warm-caches.js also builds the bundle when it is stale (bin/build.js), as `npm start` does.
+  const bundle = bundleState(repoDir, env);
+  return `gateway code: ${bundle.isFresh ? "the bundle (dist/)" : `the TypeScript sources (${bundle.reason})`}`;
 }
 
 /** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
@@ -952,6 +956,7 @@ function report(
   options: Options,
   isPinned: boolean,
   coreCount: number,
+  gatewayCode: string,
 ): string {
   const metric = (read: (result: TargetResult) => number | undefined) => (target: Target) => {
     const result = results[target];
@@ -1094,7 +1099,7 @@ function report(
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
   const setup = [
-    `node ${process.version}, ${cpu}, ${coreCount} cores${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
+    `node ${process.version}, ${cpu}, ${coreCount} cores; ${gatewayCode}${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
     `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${options.bareProxy === "node" ? "node:http" : "Fastify (--bare-proxy fastify)"}${options.isQuick ? "; QUICK mode" : ""}`,
   ];
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
@@ -1158,7 +1163,7 @@ async function main(): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), "llm-gateway-bench-"));
   const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
-  warmCaches(options.gatewayMain, childEnv);
+  const gatewayCode = warmCaches(options.gatewayMain, childEnv);
   try {
     const mock = startNode(
       "mock",
@@ -1203,7 +1208,7 @@ async function main(): Promise<number> {
     const startups =
       options.rounds > 0 ? await measureStartups({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv }) : {};
     await stopChild(mock);
-    process.stdout.write(`\n${report(results, interleaved, startups, options, pins.isPinned, coreCount)}`);
+    process.stdout.write(`\n${report(results, interleaved, startups, options, pins.isPinned, coreCount, gatewayCode)}`);
     return 0;
   } finally {
     stopAllNow();

@@ -17,6 +17,11 @@ enableCompileCache?.();
 // V8's new space held at its initial size through start-up (~14 MB less idle RSS), and its optimizing compilers
 // off until the server listens (~8 MB less: start-up code runs once); `serve` and `demo` let the new space grow to
 // a ceiling and turn the compilers back on once serving (src/cli/young-generation.ts, optimizing-compilers.ts).
-const { holdV8DuringStartup } = await import("../src/cli/start-up-holds.ts");
+// The bundle in dist/ when it is fresh (bin/build.js, bin/start-entry.js), else the sources. The holds come from
+// the same code as the rest, so that `serve` releases them through the module instance that set them.
+const { bundleState } = await import("./start-entry.js");
+const { fileURLToPath } = await import("node:url");
+const fromBundle = bundleState(fileURLToPath(new URL("..", import.meta.url)), process.env).isFresh;
+const { holdV8DuringStartup } = await import(fromBundle ? "../dist/start-up-holds.js" : "../src/cli/start-up-holds.ts");
 holdV8DuringStartup();
-await import("../src/main.ts");
+await import(fromBundle ? "../dist/main.js" : "../src/main.ts");

@@ -1,27 +1,49 @@
 #!/usr/bin/env node
-// Fills the caches a start reads, so that the first start is as fast as any later one: Node's compile cache for
-// every module `serve` loads (type-stripped and compiled once), and the parsed scoring data
-// (data/cache/scoring-data.json). Run by the Dockerfile at build time; harmless to run again (both are keyed by
-// content, so a stale entry is replaced, never used).
+// Fills the caches a start reads, so that the first start is as fast as any later one: the bundle in dist/ (when
+// esbuild is installed and dist/ is stale: bin/build.js), Node's compile cache for every module `serve` loads
+// (type-stripped and compiled once), and the parsed scoring data (data/cache/scoring-data.json). Run by the
+// Dockerfile at build time and by `npm run bench`; harmless to run again (all three are keyed by content or by
+// the sources' state, so a stale entry is replaced, never used).
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { bundleState, DIST_DIR } from "./start-entry.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+// In a process of its own: esbuild is not loaded into this one, whose V8 flags must be those of a start.
+const build = spawnSync(
+  process.execPath,
+  [fileURLToPath(new URL("build.js", import.meta.url)), "--if-stale", "--quiet"],
+  {
+    stdio: "inherit",
+  },
+);
+if (build.status !== 0) process.stderr.write("warm-caches: bin/build.js failed; starts use the sources\n");
+const fromBundle = bundleState(root, process.env).isFresh;
+
 const { enableCompileCache, flushCompileCache } = await import("node:module");
 enableCompileCache?.();
 // V8 rejects code cached under other flags: compile each module under the flags bin/llm-gateway.js has set when
 // it loads that module (the same start-up holds, from the same module).
-const { holdV8DuringStartup } = await import("../src/cli/start-up-holds.ts");
-holdV8DuringStartup();
-await import("../src/cli/serve.ts");
+const holds = await import(fromBundle ? "../dist/start-up-holds.js" : "../src/cli/start-up-holds.ts");
+holds.holdV8DuringStartup();
+if (fromBundle) {
+  // Every module of the bundle but main.js, which would run a command (it is small, and cached by the first start).
+  const files = readdirSync(new URL(`../${DIST_DIR}/`, import.meta.url)).filter(
+    (name) => name.endsWith(".js") && name !== "main.js",
+  );
+  for (const name of files) await import(`../${DIST_DIR}/${name}`);
+} else {
+  await import("../src/cli/serve.ts");
+}
 // Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one, under the
 // flags a scrape finds (compilers released, the new space growing again: V8's defaults).
-const { releaseOptimizingCompilers } = await import("../src/cli/optimizing-compilers.ts");
-releaseOptimizingCompilers();
+holds.releaseOptimizingCompilers();
 (await import("node:v8")).setFlagsFromString("--semi-space-growth-factor=2");
 await import("prom-client");
-const { loadShippedScoringData } = await import("../src/scoring/scoring-data-cache.ts");
-const paths = await import("../src/scoring/scoring-sources.ts");
-const loaded = await loadShippedScoringData({
-  leaderboardDir: paths.LEADERBOARD_DIR,
-  metadataPath: paths.MODEL_METADATA_PATH,
-  cachePath: paths.SCORING_DATA_CACHE_PATH,
-});
+const { warmScoringData } = await import(
+  fromBundle ? "../dist/warm-scoring-data.js" : "../src/cli/warm-scoring-data.ts"
+);
+const scoring = await warmScoringData();
 flushCompileCache?.();
-process.stdout.write(`caches warm: scoring data ${loaded.source}, ${loaded.leaderboards.boards.size} leaderboards\n`);
+process.stdout.write(`caches warm: ${fromBundle ? "bundle" : "sources"}, ${scoring}\n`);

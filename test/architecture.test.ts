@@ -23,6 +23,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "clock",
   "logger",
   "sqlite-file",
+  "source-paths",
   "errors",
 ];
 const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
@@ -30,16 +31,17 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file` and `main` are the files at the top of src/.
+ * `clock`, `logger`, `sqlite-file`, `source-paths` and `main` are the files at the top of src/.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   clock: [],
   logger: [],
   "sqlite-file": [],
+  "source-paths": [],
   errors: [],
   config: ["errors"],
-  providers: ["config", "clock", "logger", "errors"],
-  scoring: ["providers", "config", "clock", "logger", "errors"],
+  providers: ["config", "clock", "logger", "source-paths", "errors"],
+  scoring: ["providers", "config", "clock", "logger", "source-paths", "errors"],
   limits: ["config", "clock", "logger", "errors"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors"],

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
@@ -68,6 +69,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
       config: availability === undefined ? configPath : null,
       providers: loaded.config.providers.map((provider) => provider.name),
       models: gateway.runtime.snapshot.catalog.deployments.length,
+      code: RUNS_FROM_BUNDLE ? "bundle" : "sources",
     },
     `LLM Gateway listening on ${gateway.url}/v1`,
   );

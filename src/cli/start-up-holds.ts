@@ -9,3 +9,6 @@ export function holdV8DuringStartup(): void {
   holdYoungGenerationDuringStartup();
   holdOptimizingCompilersDuringStartup();
 }
+
+/** For bin/warm-caches.js, which must release the compilers through the instance that held them. */
+export { releaseOptimizingCompilers } from "./optimizing-compilers.ts";

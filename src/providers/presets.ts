@@ -3,15 +3,15 @@
 // from the file and overrides any field; docs/providers.md describes every preset and the merge rules.
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type Document, isSeq, LineCounter, parse, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
 import { type Env, interpolate } from "../config/env.ts";
 import type { PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
+import { sourcePath } from "../source-paths.ts";
 
-export const PRESETS_DIR = fileURLToPath(new URL("./presets/", import.meta.url));
+export const PRESETS_DIR = sourcePath("providers/presets");
 
 /** `LLM_GATEWAY_PRESET_<PRESET>_<FIELD>=<YAML value>` overrides one field of a preset (docs/providers.md). */
 export const PRESET_OVERRIDE_PREFIX = "LLM_GATEWAY_PRESET_";

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { BoardName } from "../config/scoring-schema.ts";
+import { sourcePath } from "../source-paths.ts";
 import {
   LEADERBOARD_FILES,
   type Leaderboard,
@@ -35,14 +36,14 @@ import {
 /** Bumped when the file's shape changes (the code hash below changes with it anyway). */
 const FORMAT_VERSION = 1;
 
-/** The modules whose code decides what the file holds: any edit to one of them invalidates it. */
+/** The modules whose code decides what the file holds (paths under src/): any edit to one of them invalidates it. */
 const DERIVING_MODULES = [
-  new URL("./scoring-data-cache.ts", import.meta.url),
-  new URL("./leaderboards.ts", import.meta.url),
-  new URL("./name-match.ts", import.meta.url),
-  new URL("./model-metadata.ts", import.meta.url),
-  new URL("../providers/model-names.ts", import.meta.url),
-  new URL("../config/request-bounds.ts", import.meta.url),
+  "scoring/scoring-data-cache.ts",
+  "scoring/leaderboards.ts",
+  "scoring/name-match.ts",
+  "scoring/model-metadata.ts",
+  "providers/model-names.ts",
+  "config/request-bounds.ts",
 ];
 
 export interface ScoringDataPaths {
@@ -122,7 +123,7 @@ export async function loadShippedScoringData(paths: ScoringDataPaths): Promise<S
 /** SHA-256 over the format version, the deriving code and every source file; throws when a source is missing. */
 async function fingerprintOf(paths: ScoringDataPaths): Promise<string> {
   const files = [
-    ...DERIVING_MODULES,
+    ...DERIVING_MODULES.map(sourcePath),
     ...LEADERBOARD_FILES.map((file) => join(paths.leaderboardDir, file)),
     paths.metadataPath,
   ];

@@ -5,14 +5,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import type { GatewayConfig, ScoringConfig } from "../config/types.ts";
+import { PROJECT_ROOT } from "../source-paths.ts";
 import { type AdjustmentGroup, AdjustmentsFileError, loadAdjustments } from "./adjustments.ts";
 import type { LeaderboardSet } from "./leaderboards.ts";
 import type { ModelMetadataTable } from "./model-metadata.ts";
 import type { ScoringSources } from "./model-profile.ts";
 import { loadShippedScoringData } from "./scoring-data-cache.ts";
 
-/** The project root (two levels above this file): shipped data lives in `data/`. */
-const PROJECT_ROOT = resolve(import.meta.dirname, "..", "..");
 export const LEADERBOARD_DIR = join(PROJECT_ROOT, "data", "leaderboards");
 export const MODEL_METADATA_PATH = join(PROJECT_ROOT, "data", "model-metadata", "model_prices_and_context_window.json");
 /**

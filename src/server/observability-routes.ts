@@ -9,9 +9,10 @@ import { AuthenticationError, RequestNotFoundError, RouteNotFoundError } from ".
 import type { Observers } from "../observability/observers.ts";
 import { parseRequestLogQuery } from "../observability/request-log-query.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
+import { sourcePath } from "../source-paths.ts";
 import type { KeyRing } from "./auth.ts";
 
-const DASHBOARD_HTML = readFileSync(new URL("./dashboard.html", import.meta.url), "utf8");
+const DASHBOARD_HTML = readFileSync(sourcePath("server/dashboard.html"), "utf8");
 
 /** Paths the global client-key hook leaves alone: the page (no data) and its data routes (checked here). */
 export function isDashboardPath(path: string): boolean {

@@ -15,7 +15,13 @@ describe("start-up caches", () => {
   test("serve (and its first /metrics scrape) compiles nothing again after bin/warm-caches.js filled the compile cache", async (t) => {
     const dir = tempDir(t);
     const cacheDir = join(dir, "compile-cache");
-    const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", NODE_COMPILE_CACHE: cacheDir };
+    // The sources (a checkout may hold a bundle in dist/: test/e2e/bundle.test.ts covers that start).
+    const env = {
+      PATH: process.env.PATH ?? "",
+      NODE_NO_WARNINGS: "1",
+      NODE_COMPILE_CACHE: cacheDir,
+      LLM_GATEWAY_BUNDLE: "0",
+    };
     const warm = spawnSync(process.execPath, [join(REPO_ROOT, "bin", "warm-caches.js")], {
       cwd: dir,
       env,

@@ -1,0 +1,114 @@
+// The bundle `npm start`, the container and the benchmark start from (bin/build.js -> dist/): built in a copy of
+// the project (its own dist/, the sources and packages linked), warmed as the Dockerfile does, then started
+// through bin/llm-gateway.js. Everything a start reads by path must be found from dist/ (presets, the dashboard
+// page, the shipped data), undici must be one copy, and the compile cache must hold the bundle's modules.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { bundleState } from "../../bin/start-entry.js";
+import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
+import { useMock } from "../helpers/e2e.ts";
+
+const START_TIMEOUT_MS = 20_000;
+
+test("the bundle serves chat, a preset, the dashboard and /metrics, from its own compile-cache entries", async (t) => {
+  const root = join(tempDir(t), "project");
+  mkdirSync(join(root, "bin"), { recursive: true });
+  for (const name of readdirSync(join(REPO_ROOT, "bin"))) {
+    if (name.endsWith(".js")) copyFileSync(join(REPO_ROOT, "bin", name), join(root, "bin", name));
+  }
+  for (const name of ["src", "data", "config", "node_modules", "package.json"]) {
+    symlinkSync(join(REPO_ROOT, name), join(root, name));
+  }
+  const cacheDir = join(root, "compile-cache");
+  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", NODE_COMPILE_CACHE: cacheDir };
+
+  const build = spawnSync(process.execPath, [join(root, "bin", "build.js")], { cwd: root, env, encoding: "utf8" });
+  assert.equal(build.status, 0, build.stderr);
+  assert.match(build.stdout, /^dist\/: \d+ modules/m);
+  assert.deepEqual(bundleState(root, {}), { isFresh: true, reason: "built from the current sources" });
+  const manifest = JSON.parse(readFileSync(join(root, "dist", "build.json"), "utf8")) as {
+    sources: string[];
+    packages: Record<string, string>;
+  };
+  assert.ok(manifest.sources.some((path) => path.endsWith("src/pipeline/handle-request.ts")));
+  assert.ok(Object.keys(manifest.packages).some((dir) => dir.endsWith("node_modules/fastify")));
+  assert.ok(!Object.keys(manifest.packages).some((dir) => /node_modules\/(undici|prom-client|ioredis)$/.test(dir)));
+
+  const warm = spawnSync(process.execPath, [join(root, "bin", "warm-caches.js")], { cwd: root, env, encoding: "utf8" });
+  assert.equal(warm.status, 0, warm.stderr);
+  assert.match(warm.stdout, /caches warm: bundle/);
+
+  const mock = await useMock(t);
+  const configPath = writeFiles(root, {
+    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nlog:\n  format: json\nproviders:\n  - preset: groq\n    base_url: ${mock.baseUrl}\n    api_key: gsk-test\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
+  });
+  const child = spawn(process.execPath, [join(root, "bin", "llm-gateway.js"), "serve", "--config", configPath], {
+    cwd: root,
+    env: { ...env, NODE_DEBUG_NATIVE: "COMPILE_CACHE" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  let stdout = "";
+  let debug = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    debug += chunk.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not listening in time:\n${stdout}\n${debug}`)), START_TIMEOUT_MS);
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (/listening on http/.test(stdout)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code}:\n${stdout}\n${debug.slice(-2_000)}`));
+    });
+  });
+  const listening = stdout.split("\n").find((line) => line.includes("listening on http")) ?? "";
+  assert.equal((JSON.parse(listening) as { code?: unknown }).code, "bundle");
+  const url = /listening on (http:\/\/\S+?)\/v1/.exec(stdout)?.[1];
+
+  const chat = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "Say hello" }] }),
+  });
+  const answer = (await chat.json()) as { choices?: { message?: { content?: unknown } }[] };
+  assert.equal(chat.status, 200, JSON.stringify(answer));
+  assert.equal(typeof answer.choices?.[0]?.message?.content, "string");
+  assert.equal(chat.headers.get("x-gateway-provider"), "groq");
+  const dashboard = await fetch(`${url}/dashboard`);
+  assert.equal(dashboard.status, 200);
+  assert.match(await dashboard.text(), /^<!doctype html>/i);
+  const scrape = await fetch(`${url}/metrics`);
+  assert.equal(scrape.status, 200);
+  assert.match(await scrape.text(), /llm_gateway_requests_total\{[^}]*provider="groq"/);
+  const exited = once(child, "exit");
+  child.kill("SIGKILL");
+  await exited;
+
+  const accepted = debug.match(/V8 code cache for .* was accepted/g) ?? [];
+  assert.deepEqual(
+    debug.match(/V8 code cache for .* was rejected/g) ?? [],
+    [],
+    "modules whose cached code was thrown away",
+  );
+  assert.ok(
+    accepted.some((line) => line.includes("/dist/chunk-")),
+    "the bundle's chunks did not come from the cache",
+  );
+  assert.deepEqual(
+    debug.match(/for ESM file:\S+\.ts\b/g) ?? [],
+    [],
+    "a start from the bundle loaded TypeScript sources",
+  );
+});

@@ -1,0 +1,76 @@
+// Which code a start runs (bin/start-entry.js): the bundle only while it holds the sources as they are now.
+import assert from "node:assert/strict";
+import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import { bundleState } from "../bin/start-entry.js";
+import { tempDir } from "./helpers/cli-process.ts";
+
+const BUILT_AT_MS = Date.UTC(2026, 0, 1);
+
+/** A project root with one source, one package and a manifest written at BUILT_AT_MS. */
+function project(t: TestContext, manifest?: unknown): string {
+  const root = tempDir(t);
+  mkdirSync(join(root, "src"), { recursive: true });
+  mkdirSync(join(root, "node_modules", "@scope", "pkg"), { recursive: true });
+  mkdirSync(join(root, "dist"), { recursive: true });
+  writeFileSync(join(root, "src", "main.ts"), "export {};\n");
+  const before = new Date(BUILT_AT_MS - 60_000);
+  utimesSync(join(root, "src", "main.ts"), before, before);
+  writeFileSync(join(root, "node_modules", "@scope", "pkg", "package.json"), '{"version":"1.2.3"}');
+  const body = manifest ?? {
+    format: 1,
+    builtAtMs: BUILT_AT_MS,
+    sources: ["src/main.ts"],
+    packages: { "node_modules/@scope/pkg": "1.2.3" },
+  };
+  writeFileSync(join(root, "dist", "build.json"), typeof body === "string" ? body : JSON.stringify(body));
+  return root;
+}
+
+test("a bundle built after its sources, with its packages' versions, is used", (t) => {
+  assert.deepEqual(bundleState(project(t), {}), { isFresh: true, reason: "built from the current sources" });
+});
+
+test("a source edited after the build makes the bundle stale", (t) => {
+  const root = project(t);
+  const after = new Date(BUILT_AT_MS + 1_000);
+  utimesSync(join(root, "src", "main.ts"), after, after);
+  const state = bundleState(root, {});
+  assert.equal(state.isFresh, false);
+  assert.match(state.reason, /src\/main\.ts changed after the build/);
+});
+
+test("a package installed in another version makes the bundle stale", (t) => {
+  const root = project(t);
+  writeFileSync(join(root, "node_modules", "@scope", "pkg", "package.json"), '{"version":"1.2.4"}');
+  const state = bundleState(root, {});
+  assert.equal(state.isFresh, false);
+  assert.match(state.reason, /node_modules\/@scope\/pkg is not 1\.2\.3/);
+});
+
+test("a source or a package that is gone makes the bundle stale", (t) => {
+  const withoutSource = project(t, {
+    format: 1,
+    builtAtMs: BUILT_AT_MS,
+    sources: ["src/gone.ts"],
+    packages: {},
+  });
+  assert.match(bundleState(withoutSource, {}).reason, /src\/gone\.ts is gone/);
+  const withoutPackage = project(t, {
+    format: 1,
+    builtAtMs: BUILT_AT_MS,
+    sources: [],
+    packages: { "node_modules/gone": "1.0.0" },
+  });
+  assert.equal(bundleState(withoutPackage, {}).isFresh, false);
+});
+
+test("no manifest, a broken one or one of another format: the sources run", (t) => {
+  const root = project(t);
+  assert.equal(bundleState(root, { LLM_GATEWAY_BUNDLE: "0" }).isFresh, false, "LLM_GATEWAY_BUNDLE=0");
+  assert.equal(bundleState(project(t, "{not json"), {}).isFresh, false);
+  assert.equal(bundleState(project(t, { format: 2, builtAtMs: BUILT_AT_MS, sources: [] }), {}).isFresh, false);
+  assert.equal(bundleState(project(t, { format: 1, sources: [] }), {}).isFresh, false);
+  assert.match(bundleState(tempDir(t), {}).reason, /no bundle/);
+});
