@@ -6,13 +6,13 @@
 // ~600, and keeps a third of the source text. Same code, same behaviour: the tests run the sources, and
 // test/e2e/bundle.test.ts runs a bundle through requests, the dashboard, presets and a /metrics scrape.
 //
-// Usage: node bin/build.js [--if-stale] [--quiet]   (`npm run build`; `npm start` and bin/warm-caches.js run it
+// Usage: node bin/build.js [--if-stale] [--quiet] [--no-minify]   (`npm run build`; `npm start` and bin/warm-caches.js run it
 // with --if-stale, which LLM_GATEWAY_BUNDLE=0 turns into a no-op)
 // esbuild is a devDependency: without it (`npm ci --omit=dev`) there is no bundle and the sources run.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BUILD_MANIFEST, bundleState, DIST_DIR } from "./start-entry.js";
+import { BUILD_MANIFEST, bundleState, DIST_DIR, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const args = new Set(process.argv.slice(2));
@@ -61,15 +61,26 @@ const result = await esbuild.build({
   format: "esm",
   platform: "node",
   target: "node24",
-  minify: true,
+  // --no-minify keeps names readable in CPU profiles and heap snapshots (it starts slower and uses more memory).
+  minify: !args.has("--no-minify"),
   // Not read at run time (no --enable-source-maps by default); for reading a minified stack trace.
   sourcemap: "linked",
   metafile: true,
   absWorkingDir: ROOT,
   logLevel: "warning",
   // undici is loaded file by file through createRequire (src/pipeline/undici-agent.ts), so it stays one copy in
-  // node_modules; prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used.
-  external: ["undici", "prom-client", "ioredis"],
+  // node_modules; prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do
+  // Fastify's schema compilers and its inject() (no route has a JSON schema; src/server/build-server.ts): bundled,
+  // they would be source text held in memory for code that never runs.
+  external: [
+    ...["undici", "prom-client", "ioredis"],
+    ...["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler", "ajv", "fast-json-stringify"],
+    "light-my-request",
+  ],
+  // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
+  // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
+  legalComments: "external",
+  charset: "ascii",
   // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
   banner: {
     js: 'import { createRequire as __gatewayRequire } from "node:module"; const require = __gatewayRequire(import.meta.url);',
@@ -83,12 +94,12 @@ for (const input of Object.keys(result.metafile.inputs)) {
   if (packageDir === undefined) {
     sources.push(path);
   } else if (packages[packageDir] === undefined) {
-    packages[packageDir] = JSON.parse(readFileSync(join(ROOT, packageDir, "package.json"), "utf8")).version;
+    packages[packageDir] = packageStamp(ROOT, packageDir);
   }
 }
 writeFileSync(
   join(staging, BUILD_MANIFEST),
-  `${JSON.stringify({ format: 1, builtAtMs, sources, packages }, null, 1)}\n`,
+  `${JSON.stringify({ format: MANIFEST_FORMAT, builtAtMs, sources, packages }, null, 1)}\n`,
 );
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dirname(dist), { recursive: true });

@@ -1,7 +1,15 @@
 // Types for bin/start-entry.js (plain JavaScript: bin/llm-gateway.js loads it before anything else).
+export interface PackageStamp {
+  readonly version: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
 export declare const DIST_DIR: string;
 export declare const BUILD_MANIFEST: string;
+export declare const MANIFEST_FORMAT: number;
+export declare function packageStamp(root: string, packageDir: string): PackageStamp;
 export declare function bundleState(
   root: string,
   env: Readonly<Record<string, string | undefined>>,
-): { isFresh: boolean; reason: string };
+): { isFresh: boolean; reason: string; restamp: string[] };
+export declare function restampBundle(root: string, packageDirs: readonly string[]): void;

@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { bundleState, DIST_DIR } from "./start-entry.js";
+import { bundleState, DIST_DIR, restampBundle } from "./start-entry.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 // In a process of its own: esbuild is not loaded into this one, whose V8 flags must be those of a start.
@@ -19,7 +19,10 @@ const build = spawnSync(
   },
 );
 if (build.status !== 0) process.stderr.write("warm-caches: bin/build.js failed; starts use the sources\n");
-const fromBundle = bundleState(root, process.env).isFresh;
+const bundle = bundleState(root, process.env);
+// The same package versions installed again (the container's runtime stage): recorded, so starts only stat them.
+if (bundle.isFresh) restampBundle(root, bundle.restamp);
+const fromBundle = bundle.isFresh;
 
 const { enableCompileCache, flushCompileCache } = await import("node:module");
 enableCompileCache?.();

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { bundleState } from "../bin/start-entry.js";
+import { bundleState, MANIFEST_FORMAT, packageStamp, restampBundle } from "../bin/start-entry.js";
 import { tempDir } from "./helpers/cli-process.ts";
 
 const BUILT_AT_MS = Date.UTC(2026, 0, 1);
@@ -19,17 +19,38 @@ function project(t: TestContext, manifest?: unknown): string {
   utimesSync(join(root, "src", "main.ts"), before, before);
   writeFileSync(join(root, "node_modules", "@scope", "pkg", "package.json"), '{"version":"1.2.3"}');
   const body = manifest ?? {
-    format: 1,
+    format: MANIFEST_FORMAT,
     builtAtMs: BUILT_AT_MS,
     sources: ["src/main.ts"],
-    packages: { "node_modules/@scope/pkg": "1.2.3" },
+    packages: { "node_modules/@scope/pkg": packageStamp(root, "node_modules/@scope/pkg") },
   };
   writeFileSync(join(root, "dist", "build.json"), typeof body === "string" ? body : JSON.stringify(body));
   return root;
 }
 
 test("a bundle built after its sources, with its packages' versions, is used", (t) => {
-  assert.deepEqual(bundleState(project(t), {}), { isFresh: true, reason: "built from the current sources" });
+  assert.deepEqual(bundleState(project(t), {}), {
+    isFresh: true,
+    reason: "built from the current sources",
+    restamp: [],
+  });
+});
+
+test("the same version installed again is read, then recorded again (restamp) so that starts only stat it", (t) => {
+  const root = project(t);
+  const path = join(root, "node_modules", "@scope", "pkg", "package.json");
+  writeFileSync(path, '{ "version": "1.2.3", "description": "reinstalled" }');
+  const state = bundleState(root, {});
+  assert.deepEqual(state, {
+    isFresh: true,
+    reason: "built from the current sources",
+    restamp: ["node_modules/@scope/pkg"],
+  });
+  restampBundle(root, state.restamp);
+  assert.deepEqual(bundleState(root, {}).restamp, []);
+  // Recorded again, not trusted blindly: another version in the same place is still seen.
+  writeFileSync(path, '{ "version": "1.2.4", "description": "reinstalled" }');
+  assert.equal(bundleState(root, {}).isFresh, false);
 });
 
 test("a source edited after the build makes the bundle stale", (t) => {
@@ -51,17 +72,17 @@ test("a package installed in another version makes the bundle stale", (t) => {
 
 test("a source or a package that is gone makes the bundle stale", (t) => {
   const withoutSource = project(t, {
-    format: 1,
+    format: MANIFEST_FORMAT,
     builtAtMs: BUILT_AT_MS,
     sources: ["src/gone.ts"],
     packages: {},
   });
   assert.match(bundleState(withoutSource, {}).reason, /src\/gone\.ts is gone/);
   const withoutPackage = project(t, {
-    format: 1,
+    format: MANIFEST_FORMAT,
     builtAtMs: BUILT_AT_MS,
     sources: [],
-    packages: { "node_modules/gone": "1.0.0" },
+    packages: { "node_modules/gone": { version: "1.0.0", size: 20, mtimeMs: BUILT_AT_MS } },
   });
   assert.equal(bundleState(withoutPackage, {}).isFresh, false);
 });
@@ -70,7 +91,8 @@ test("no manifest, a broken one or one of another format: the sources run", (t) 
   const root = project(t);
   assert.equal(bundleState(root, { LLM_GATEWAY_BUNDLE: "0" }).isFresh, false, "LLM_GATEWAY_BUNDLE=0");
   assert.equal(bundleState(project(t, "{not json"), {}).isFresh, false);
-  assert.equal(bundleState(project(t, { format: 2, builtAtMs: BUILT_AT_MS, sources: [] }), {}).isFresh, false);
-  assert.equal(bundleState(project(t, { format: 1, sources: [] }), {}).isFresh, false);
+  const old = { format: 1, builtAtMs: BUILT_AT_MS, sources: [], packages: { "node_modules/@scope/pkg": "1.2.3" } };
+  assert.equal(bundleState(project(t, old), {}).isFresh, false, "format 1");
+  assert.equal(bundleState(project(t, { format: MANIFEST_FORMAT, sources: [], packages: {} }), {}).isFresh, false);
   assert.match(bundleState(tempDir(t), {}).reason, /no bundle/);
 });
