@@ -37,7 +37,11 @@ let esbuild;
 try {
   esbuild = await import("esbuild");
 } catch {
-  say("esbuild is not installed (a production install without devDependencies): the gateway runs its sources");
+  // Said even with --quiet: every start is then ~100 ms slower, and `npm run build` before pruning avoids it.
+  process.stdout.write(
+    "llm-gateway: esbuild is not installed (no devDependencies), so there is no bundle: the gateway runs its " +
+      "sources. Build before pruning (npm ci && npm run build && npm prune --omit=dev) for a faster start.\n",
+  );
   process.exit(0);
 }
 

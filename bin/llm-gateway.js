@@ -11,17 +11,18 @@ if (major < 24) {
 // Node's compile cache (in the OS temp folder, or NODE_COMPILE_CACHE) keeps the type-stripped sources and their
 // V8 code: from the second start on, Node neither loads its TypeScript stripper (~18 MB of WebAssembly) nor
 // strips or compiles anything again, which roughly halves the time to ready. This file is JavaScript so that the
-// cache is on before the first .ts file is read.
+// cache is on before the first .ts file is read (and so that a start from the bundle reads none).
 const { enableCompileCache } = await import("node:module");
 enableCompileCache?.();
-// V8's new space held at its initial size through start-up (~14 MB less idle RSS), and its optimizing compilers
-// off until the server listens (~8 MB less: start-up code runs once); `serve` and `demo` let the new space grow to
-// a ceiling and turn the compilers back on once serving (src/cli/young-generation.ts, optimizing-compilers.ts).
-// The bundle in dist/ when it is fresh (bin/build.js, bin/start-entry.js), else the sources. The holds come from
-// the same code as the rest, so that `serve` releases them through the module instance that set them.
+// The bundle in dist/ when it is fresh (bin/build.js, bin/start-entry.js), else the sources.
 const { bundleState } = await import("./start-entry.js");
 const { fileURLToPath } = await import("node:url");
 const fromBundle = bundleState(fileURLToPath(new URL("..", import.meta.url)), process.env).isFresh;
+// V8's new space held at its initial size through start-up (~14 MB less idle RSS), and its optimizing compilers
+// off until the server listens (~8 MB less: start-up code runs once); `serve` and `demo` let the new space grow to
+// a ceiling and turn the compilers back on once serving (src/cli/young-generation.ts, optimizing-compilers.ts).
+// The holds come from the same code as the rest, so that `serve` releases them through the module instance that
+// set them (in the bundle: a chunk main.js shares).
 const { holdV8DuringStartup } = await import(fromBundle ? "../dist/start-up-holds.js" : "../src/cli/start-up-holds.ts");
 holdV8DuringStartup();
 await import(fromBundle ? "../dist/main.js" : "../src/main.ts");

@@ -19,11 +19,15 @@ describe("optimizing compilers held through start-up", () => {
  * A child process (with V8's natives syntax, to ask whether a function is optimized) that runs a hot function
  * while the compilers are held, then after the release, and prints whether it was optimized at each point.
  */
-function optimizedWhileHeldAndAfter(): { whileHeld: boolean; afterRelease: boolean } {
+function optimizedWhileHeldAndAfter(releasedBy: "same" | "other"): { whileHeld: boolean; afterRelease: boolean } {
   const moduleUrl = new URL("./optimizing-compilers.ts", import.meta.url).href;
+  // "other": another instance of the module (as when bin/llm-gateway.js held through the sources and the bundle
+  // releases, or the reverse) must release what the first one held.
+  const releasingUrl = releasedBy === "same" ? moduleUrl : `${moduleUrl}?another-instance`;
   const script = `
-    const compilers = await import(${JSON.stringify(moduleUrl)});
-    compilers.holdOptimizingCompilersDuringStartup();
+    const holding = await import(${JSON.stringify(moduleUrl)});
+    const compilers = await import(${JSON.stringify(releasingUrl)});
+    holding.holdOptimizingCompilersDuringStartup();
     function hot(value) { let sum = 0; for (let index = 0; index < 100; index++) sum += (value * index) % 7; return sum; }
     // V8's OptimizationStatus: bit 4 is "optimized" (Maglev or TurboFan code).
     const isOptimized = () => (eval("%GetOptimizationStatus(hot)") & 16) !== 0;
@@ -50,8 +54,14 @@ function optimizedWhileHeldAndAfter(): { whileHeld: boolean; afterRelease: boole
 
 describe("V8 honours the tiering flags set at run time (what optimizing-compilers.ts relies on)", () => {
   it("optimizes nothing while held, and a hot function again once released", () => {
-    const { whileHeld, afterRelease } = optimizedWhileHeldAndAfter();
+    const { whileHeld, afterRelease } = optimizedWhileHeldAndAfter("same");
     assert.equal(whileHeld, false, "optimized while the compilers were held");
     assert.equal(afterRelease, true, "not optimized after the release");
+  });
+
+  it("is released by another instance of the module than the one that held it", () => {
+    const { whileHeld, afterRelease } = optimizedWhileHeldAndAfter("other");
+    assert.equal(whileHeld, false, "optimized while the compilers were held");
+    assert.equal(afterRelease, true, "not optimized after another instance released them");
   });
 });

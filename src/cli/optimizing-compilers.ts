@@ -12,7 +12,13 @@
 import { setFlagsFromString } from "node:v8";
 import { startedWithFlag } from "./node-flags.ts";
 
-let isHeld = false;
+/**
+ * Whether this process holds them, kept on `process` rather than in this module: bin/warm-caches.js or a mix of
+ * module instances (the sources and the bundle in dist/) must not leave the compilers off for good because the
+ * instance that releases them is not the one that held them.
+ */
+const HELD = Symbol.for("llm-gateway.optimizing-compilers-held");
+type HoldingProcess = NodeJS.Process & { [HELD]?: boolean };
 
 /** True when the process was started with its own tiering flags (then they are left alone). */
 export function hasOwnCompilerFlags(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
@@ -21,16 +27,18 @@ export function hasOwnCompilerFlags(execArgv: readonly string[], nodeOptions: st
 
 /** Start-up: no Maglev or TurboFan until `releaseOptimizingCompilers` (bin/llm-gateway.js, before anything loads). */
 export function holdOptimizingCompilersDuringStartup(): void {
-  if (isHeld || hasOwnCompilerFlags(process.execArgv, process.env.NODE_OPTIONS)) return;
+  if ((process as HoldingProcess)[HELD] === true || hasOwnCompilerFlags(process.execArgv, process.env.NODE_OPTIONS)) {
+    return;
+  }
   setFlagsFromString("--no-maglev");
   setFlagsFromString("--no-turbofan");
-  isHeld = true;
+  (process as HoldingProcess)[HELD] = true;
 }
 
 /** Serving: V8's defaults again (only if this process held them). */
 export function releaseOptimizingCompilers(): void {
-  if (!isHeld) return;
+  if ((process as HoldingProcess)[HELD] !== true) return;
   setFlagsFromString("--maglev");
   setFlagsFromString("--turbofan");
-  isHeld = false;
+  (process as HoldingProcess)[HELD] = false;
 }
