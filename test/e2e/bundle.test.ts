@@ -3,16 +3,14 @@
 // through bin/llm-gateway.js. Everything a start reads by path must be found from dist/ (presets, the dashboard
 // page, the shipped data), undici must be one copy, and the compile cache must hold the bundle's modules.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { once } from "node:events";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { bundleState } from "../../bin/start-entry.js";
 import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
-
-const START_TIMEOUT_MS = 20_000;
+import { serveThroughBin } from "../helpers/served-entry.ts";
 
 test("the bundle serves chat, a preset, the dashboard and /metrics, from its own compile-cache entries", async (t) => {
   const root = join(tempDir(t), "project");
@@ -46,36 +44,13 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   const configPath = writeFiles(root, {
     "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nlog:\n  format: json\nproviders:\n  - preset: groq\n    base_url: ${mock.baseUrl}\n    api_key: gsk-test\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
   });
-  const child = spawn(process.execPath, [join(root, "bin", "llm-gateway.js"), "serve", "--config", configPath], {
-    cwd: root,
-    env: { ...env, NODE_DEBUG_NATIVE: "COMPILE_CACHE" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  let stdout = "";
-  let debug = "";
-  child.stderr.on("data", (chunk: Buffer) => {
-    debug += chunk.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not listening in time:\n${stdout}\n${debug}`)), START_TIMEOUT_MS);
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (/listening on http/.test(stdout)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code}:\n${stdout}\n${debug.slice(-2_000)}`));
-    });
-  });
-  const listening = stdout.split("\n").find((line) => line.includes("listening on http")) ?? "";
-  assert.equal((JSON.parse(listening) as { code?: unknown }).code, "bundle");
-  const url = /listening on (http:\/\/\S+?)\/v1/.exec(stdout)?.[1];
+  const served = await serveThroughBin(t, root, configPath, env);
+  const listening = served
+    .stdout()
+    .split("\n")
+    .find((line) => line.includes("listening on http"));
+  assert.equal((JSON.parse(listening ?? "{}") as { code?: unknown }).code, "bundle");
+  const url = served.url;
 
   const chat = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
@@ -92,9 +67,7 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   const scrape = await fetch(`${url}/metrics`);
   assert.equal(scrape.status, 200);
   assert.match(await scrape.text(), /llm_gateway_requests_total\{[^}]*provider="groq"/);
-  const exited = once(child, "exit");
-  child.kill("SIGKILL");
-  await exited;
+  const debug = await served.stop();
 
   const accepted = debug.match(/V8 code cache for .* was accepted/g) ?? [];
   assert.deepEqual(

@@ -3,13 +3,11 @@
 // entry point sets some before loading anything (young-generation.ts, optimizing-compilers.ts): a warm-up that
 // compiles under other flags fills a cache every start throws away (which it did before it set the same flags).
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { once } from "node:events";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
-
-const START_TIMEOUT_MS = 20_000;
+import { serveThroughBin } from "../helpers/served-entry.ts";
 
 describe("start-up caches", () => {
   test("serve (and its first /metrics scrape) compiles nothing again after bin/warm-caches.js filled the compile cache", async (t) => {
@@ -33,40 +31,12 @@ describe("start-up caches", () => {
     const configPath = writeFiles(dir, {
       "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-a\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(dir, "discovery"))}\nstate:\n  path: ":memory:"\n`,
     });
-    const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "llm-gateway.js"), "serve", "--config", configPath], {
-      cwd: dir,
-      // Node reports every compile-cache read (accepted or rejected) on stderr.
-      env: { ...env, NODE_DEBUG_NATIVE: "COMPILE_CACHE" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    t.after(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    });
-    let stdout = "";
-    let debug = "";
-    child.stderr.on("data", (chunk: Buffer) => {
-      debug += chunk.toString();
-    });
-    const listening = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not listening in time:\n${stdout}`)), START_TIMEOUT_MS);
-      child.stdout.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (/listening on http/.test(stdout)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on("exit", (code) => reject(new Error(`serve exited with ${code}:\n${stdout}`)));
-    });
-    await listening;
+    const served = await serveThroughBin(t, REPO_ROOT, configPath, { ...env });
     // prom-client is loaded at the first scrape, after the start-up flags were released: its entries too.
-    const url = /listening on (http:\/\/\S+?)\/v1/.exec(stdout)?.[1];
-    const scrape = await fetch(`${url}/metrics`);
+    const scrape = await fetch(`${served.url}/metrics`);
     assert.equal(scrape.status, 200);
     assert.match(await scrape.text(), /^# HELP /m);
-    const exited = once(child, "exit");
-    child.kill("SIGKILL");
-    await exited;
+    const debug = await served.stop();
 
     const accepted = debug.match(/V8 code cache for .* was accepted/g) ?? [];
     const rejected = debug.match(/V8 code cache for .* was rejected/g) ?? [];
