@@ -48,48 +48,59 @@ try {
 // Taken before reading any input: a source edited while the build runs is newer than the bundle, so stale.
 const builtAtMs = Date.now();
 const dist = join(ROOT, DIST_DIR);
-// Written next to dist/ and renamed into place: a gateway starting meanwhile sees the old bundle or the new one.
+// Written next to dist/ and renamed into place: a gateway starting meanwhile sees the old bundle, the new one, or
+// (for the moment between the two) none, and then runs the sources.
 const staging = `${dist}.${process.pid}.tmp`;
 rmSync(staging, { recursive: true, force: true });
 mkdirSync(staging, { recursive: true });
-const result = await esbuild.build({
-  // The start-up holds are an entry of their own: bin/llm-gateway.js applies them before loading main.js, and both
-  // share one instance of the module that later releases them (a shared chunk).
-  // bin/warm-caches.js loads the third.
-  entryPoints: ["main.ts", "cli/start-up-holds.ts", "cli/warm-scoring-data.ts"].map((path) => join(ROOT, "src", path)),
-  outdir: staging,
-  // Flat: every file of dist/ is one folder below the root (src/source-paths.ts relies on it).
-  entryNames: "[name]",
-  bundle: true,
-  splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node24",
-  // --no-minify keeps names readable in CPU profiles and heap snapshots (it starts slower and uses more memory).
-  minify: !args.has("--no-minify"),
-  // Not read at run time (no --enable-source-maps by default); for reading a minified stack trace.
-  sourcemap: "linked",
-  metafile: true,
-  absWorkingDir: ROOT,
-  logLevel: "warning",
-  // undici is loaded file by file through createRequire (src/pipeline/undici-agent.ts), so it stays one copy in
-  // node_modules; prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do
-  // Fastify's schema compilers and its inject() (no route has a JSON schema; src/server/build-server.ts): bundled,
-  // they would be source text held in memory for code that never runs.
-  external: [
-    ...["undici", "prom-client", "ioredis"],
-    ...["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler", "ajv", "fast-json-stringify"],
-    "light-my-request",
-  ],
-  // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
-  // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
-  legalComments: "external",
-  charset: "ascii",
-  // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
-  banner: {
-    js: 'import { createRequire as __gatewayRequire } from "node:module"; const require = __gatewayRequire(import.meta.url);',
-  },
-});
+let result;
+try {
+  result = await esbuild.build({
+    // The start-up holds are an entry of their own: bin/llm-gateway.js applies them before loading main.js, and both
+    // share one instance of the module that later releases them (a shared chunk).
+    // bin/warm-caches.js loads the third.
+    entryPoints: ["main.ts", "cli/start-up-holds.ts", "cli/warm-scoring-data.ts"].map((path) =>
+      join(ROOT, "src", path),
+    ),
+    outdir: staging,
+    // Flat: every file of dist/ is one folder below the root (src/source-paths.ts relies on it).
+    entryNames: "[name]",
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node24",
+    // --no-minify keeps names readable in CPU profiles and heap snapshots (it starts slower and uses more memory).
+    minify: !args.has("--no-minify"),
+    // Not read at run time (no --enable-source-maps by default); for reading a minified stack trace.
+    sourcemap: "linked",
+    metafile: true,
+    absWorkingDir: ROOT,
+    logLevel: "warning",
+    // undici is loaded file by file through createRequire (src/pipeline/undici-agent.ts), so it stays one copy in
+    // node_modules; prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do
+    // Fastify's schema compilers and its inject() (no route has a JSON schema; src/server/build-server.ts): bundled,
+    // they would be source text held in memory for code that never runs.
+    external: [
+      ...["undici", "prom-client", "ioredis"],
+      ...["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler", "ajv", "fast-json-stringify"],
+      "light-my-request",
+    ],
+    // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
+    // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
+    legalComments: "external",
+    charset: "ascii",
+    // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
+    banner: {
+      js: 'import { createRequire as __gatewayRequire } from "node:module"; const require = __gatewayRequire(import.meta.url);',
+    },
+  });
+} catch {
+  // esbuild has printed what it could not build; dist/ is left as it was (and is stale, so starts run the sources).
+  rmSync(staging, { recursive: true, force: true });
+  process.stderr.write("bin/build.js: no bundle built; the gateway runs its sources\n");
+  process.exit(1);
+}
 const sources = [];
 const packages = {};
 for (const input of Object.keys(result.metafile.inputs)) {
