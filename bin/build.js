@@ -53,6 +53,49 @@ const dist = join(ROOT, DIST_DIR);
 const staging = `${dist}.${process.pid}.tmp`;
 rmSync(staging, { recursive: true, force: true });
 mkdirSync(staging, { recursive: true });
+/**
+ * Fastify and undici require `node:http2` and `node:https` when they load, for servers and connections the gateway
+ * never makes (Fastify's `http2`/`https` options; undici's HTTP/2 over TLS): loading them also loads `tls` and
+ * OpenSSL's TLS side, ~11 MB of RSS (pages of the node binary and heap) and ~30 ms of CPU at every start. In the
+ * bundle, those two packages get a stand-in instead that loads the real module on first use. undici reads
+ * `http2.constants` when it loads (header names, error codes): the stand-in holds them, copied from this Node at
+ * build time (a bundle is built by and for the pinned Node). test/e2e/bundle.test.ts checks that an idle gateway
+ * has loaded neither, and that the constants equal the real ones.
+ */
+function lazyBuiltins(names, importers) {
+  const wanted = new RegExp(`^node:(${names.join("|")})$`);
+  return {
+    name: "lazy-builtins",
+    setup(build) {
+      build.onResolve({ filter: wanted }, (args) =>
+        importers.test(args.importer)
+          ? { path: args.path.slice("node:".length), namespace: "lazy-builtin" }
+          : undefined,
+      );
+      build.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => {
+        const constants = process.getBuiltinModule(`node:${args.path}`).constants;
+        return {
+          loader: "js",
+          contents: `"use strict";
+const constants = ${constants === undefined ? "undefined" : JSON.stringify(constants)};
+let real;
+const load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}));
+module.exports = new Proxy({}, {
+  get: (_, key) => (key === "constants" && constants !== undefined ? constants : load()[key]),
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const descriptor = Object.getOwnPropertyDescriptor(load(), key);
+    return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
+  },
+});
+`,
+        };
+      });
+    },
+  };
+}
+
 let result;
 try {
   result = await esbuild.build({
@@ -77,18 +120,18 @@ try {
     metafile: true,
     absWorkingDir: ROOT,
     logLevel: "warning",
-    // undici is loaded file by file through createRequire (src/pipeline/undici-agent.ts), so it stays one copy in
-    // node_modules; prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do
+    // prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do
     // Fastify's schema compilers and its inject() (no route has a JSON schema; src/server/build-server.ts): bundled,
     // they would be source text held in memory for code that never runs.
     external: [
-      ...["undici", "prom-client", "ioredis"],
+      ...["prom-client", "ioredis"],
       ...["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler", "ajv", "fast-json-stringify"],
       "light-my-request",
     ],
     // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
     // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
     legalComments: "external",
+    plugins: [lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/)],
     charset: "ascii",
     // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
     banner: {
@@ -104,6 +147,8 @@ try {
 const sources = [];
 const packages = {};
 for (const input of Object.keys(result.metafile.inputs)) {
+  // The stand-ins of lazyBuiltins are no files (`lazy-builtin:http2`): generated from the build's own Node.
+  if (input.startsWith("lazy-builtin:")) continue;
   const path = relative(ROOT, join(ROOT, input));
   const packageDir = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
   if (packageDir === undefined) {
@@ -114,7 +159,7 @@ for (const input of Object.keys(result.metafile.inputs)) {
 }
 writeFileSync(
   join(staging, BUILD_MANIFEST),
-  `${JSON.stringify({ format: MANIFEST_FORMAT, builtAtMs, sources, packages }, null, 1)}\n`,
+  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages }, null, 1)}\n`,
 );
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dirname(dist), { recursive: true });

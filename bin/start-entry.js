@@ -2,7 +2,7 @@
 // now, else the TypeScript sources (src/main.ts), so an edited source is never shadowed by an older bundle.
 // "As they are now": every source file the bundle holds is no newer than the build, and every bundled package has
 // the version it had then (an `npm install` that changes one makes the bundle stale; files edited inside
-// node_modules by hand are not noticed). A package whose package.json has the size and time recorded for it is
+// node_modules by hand are not noticed), and the Node running it is the one that built it. A package whose package.json has the size and time recorded for it is
 // taken as unchanged without reading it; another install of the same versions (a container's runtime stage) is
 // read once and recorded again by bin/warm-caches.js (restampBundle). About 200 stats, 2-5 ms.
 // LLM_GATEWAY_BUNDLE=0 starts from the sources whatever dist/ holds.
@@ -11,7 +11,7 @@ import { join } from "node:path";
 
 export const DIST_DIR = "dist";
 export const BUILD_MANIFEST = "build.json";
-export const MANIFEST_FORMAT = 2;
+export const MANIFEST_FORMAT = 3;
 
 /** What bin/build.js records of a bundled package: its version, and its package.json's size and time. */
 export function packageStamp(root, packageDir) {
@@ -55,6 +55,10 @@ export function bundleState(root, env) {
     manifest.packages === null
   ) {
     return { isFresh: false, reason: "dist/build.json is not one this version writes", restamp };
+  }
+  // The bundle holds values read from the Node that built it (bin/build.js: lazyBuiltins).
+  if (manifest.node !== process.version) {
+    return { isFresh: false, reason: `built by Node ${manifest.node}, this is ${process.version}`, restamp };
   }
   // Plain concatenation and no options object: this loop runs once per start, cold, and path.join and the
   // options cost more than the stat calls themselves there (4 against 2.6 ms for 178 files).

@@ -20,6 +20,7 @@ function project(t: TestContext, manifest?: unknown): string {
   writeFileSync(join(root, "node_modules", "@scope", "pkg", "package.json"), '{"version":"1.2.3"}');
   const body = manifest ?? {
     format: MANIFEST_FORMAT,
+    node: process.version,
     builtAtMs: BUILT_AT_MS,
     sources: ["src/main.ts"],
     packages: { "node_modules/@scope/pkg": packageStamp(root, "node_modules/@scope/pkg") },
@@ -62,6 +63,17 @@ test("a source edited after the build makes the bundle stale", (t) => {
   assert.match(state.reason, /src\/main\.ts changed after the build/);
 });
 
+test("a bundle built by another Node is stale (it holds values read from the Node that built it)", (t) => {
+  const root = project(t, {
+    format: MANIFEST_FORMAT,
+    node: "v24.0.0-other",
+    builtAtMs: BUILT_AT_MS,
+    sources: [],
+    packages: {},
+  });
+  assert.match(bundleState(root, {}).reason, /built by Node v24\.0\.0-other, this is v/);
+});
+
 test("a package installed in another version makes the bundle stale", (t) => {
   const root = project(t);
   writeFileSync(join(root, "node_modules", "@scope", "pkg", "package.json"), '{"version":"1.2.4"}');
@@ -73,6 +85,7 @@ test("a package installed in another version makes the bundle stale", (t) => {
 test("a source or a package that is gone makes the bundle stale", (t) => {
   const withoutSource = project(t, {
     format: MANIFEST_FORMAT,
+    node: process.version,
     builtAtMs: BUILT_AT_MS,
     sources: ["src/gone.ts"],
     packages: {},
@@ -80,6 +93,7 @@ test("a source or a package that is gone makes the bundle stale", (t) => {
   assert.match(bundleState(withoutSource, {}).reason, /src\/gone\.ts is gone/);
   const withoutPackage = project(t, {
     format: MANIFEST_FORMAT,
+    node: process.version,
     builtAtMs: BUILT_AT_MS,
     sources: [],
     packages: { "node_modules/gone": { version: "1.0.0", size: 20, mtimeMs: BUILT_AT_MS } },

@@ -3,13 +3,14 @@
 // and ~10 MB at every start, for one class. This loads the class and the request API methods that undici's index
 // mixes into every dispatcher (`Object.assign(Dispatcher.prototype, api)`), and nothing else. The objects are
 // undici's own (same module cache); undici-agent.test.ts checks that they are, and that the API methods are there.
-import { createRequire } from "node:module";
-import type { Agent as UndiciAgent } from "undici";
+// Static imports of undici's files (typed in undici-files.d.ts), so that the bundle (bin/build.js) holds them too
+// and can give them a lazy `node:http2` (undici reads only its constants at load).
 
-const require = createRequire(import.meta.url);
-const Dispatcher = require("undici/lib/dispatcher/dispatcher") as { prototype: object };
-const api = require("undici/lib/api") as object;
+import api from "undici/lib/api/index.js";
+import UndiciAgent from "undici/lib/dispatcher/agent.js";
+import Dispatcher from "undici/lib/dispatcher/dispatcher.js";
+
 // What undici's index does on load; idempotent (the same functions), so a later `import "undici"` changes nothing.
 Object.assign(Dispatcher.prototype, api);
 
-export const Agent = require("undici/lib/dispatcher/agent") as typeof UndiciAgent;
+export const Agent = UndiciAgent;

@@ -7,6 +7,8 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
 import { bundleState } from "../../bin/start-entry.js";
 import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
@@ -34,7 +36,9 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   };
   assert.ok(manifest.sources.some((path) => path.endsWith("src/pipeline/handle-request.ts")));
   assert.ok(Object.keys(manifest.packages).some((dir) => dir.endsWith("node_modules/fastify")));
-  assert.ok(!Object.keys(manifest.packages).some((dir) => /node_modules\/(undici|prom-client|ioredis)$/.test(dir)));
+  // undici is bundled (one copy, with its http2 stand-in); what loads only when used is not.
+  assert.ok(Object.keys(manifest.packages).some((dir) => dir.endsWith("node_modules/undici")));
+  assert.ok(!Object.keys(manifest.packages).some((dir) => /node_modules\/(prom-client|ioredis)$/.test(dir)));
 
   const warm = spawnSync(process.execPath, [join(root, "bin", "warm-caches.js")], { cwd: root, env, encoding: "utf8" });
   assert.equal(warm.status, 0, warm.stderr);
@@ -44,7 +48,18 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   const configPath = writeFiles(root, {
     "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nlog:\n  format: json\nproviders:\n  - preset: groq\n    base_url: ${mock.baseUrl}\n    api_key: gsk-test\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
   });
-  const served = await serveThroughBin(t, root, configPath, env);
+  const builtinsPath = join(root, "loaded-builtins.txt");
+  const served = await serveThroughBin(t, root, configPath, {
+    ...env,
+    NODE_OPTIONS: `--import=${pathToFileURL(join(REPO_ROOT, "test", "helpers", "loaded-builtins.mjs")).href}`,
+    LOADED_BUILTINS_PATH: builtinsPath,
+  });
+  // Idle: Fastify's and undici's `node:http2` / `node:https` are stand-ins until used (bin/build.js), so neither
+  // they nor `tls` are loaded.
+  served.child.kill("SIGUSR2");
+  const builtins = await waitForFile(builtinsPath);
+  assert.ok(builtins.includes("\nhttp\n"), "the list holds what is loaded");
+  for (const name of ["http2", "https", "tls"]) assert.ok(!builtins.includes(`\n${name}\n`), `${name} is loaded`);
   const listening = served
     .stdout()
     .split("\n")
@@ -85,3 +100,14 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
     "a start from the bundle loaded TypeScript sources",
   );
 });
+
+async function waitForFile(path: string): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      return `\n${readFileSync(path, "utf8")}`;
+    } catch {
+      await sleep(20);
+    }
+  }
+  throw new Error(`${path} was not written`);
+}
