@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -92,6 +92,39 @@ describe("the scoring data cache", () => {
     const next = await loadShippedScoringData(paths);
     assert.equal(next.source, "cached");
     assert.deepStrictEqual(next.leaderboards, rebuilt.leaderboards);
+  });
+
+  it("trusts the recorded sizes and times of the sources, re-hashes them when only the times change", async () => {
+    const paths = copyOfShippedData("stamps");
+    // A whole-second time, which utimes sets exactly (what the test restores below).
+    const whole = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    utimesSync(paths.metadataPath, whole, whole);
+    assert.equal((await loadShippedScoringData(paths)).source, "rebuilt");
+    const recorded = JSON.parse(readFileSync(paths.cachePath, "utf8")) as { stamps?: [string, number, number][] };
+    assert.ok(
+      recorded.stamps?.some(([path]) => path === paths.metadataPath),
+      "the table's stamp is recorded",
+    );
+
+    // Same size and the old time restored: taken as unchanged without reading it (the documented blind spot), so
+    // the fast path really does not read the sources.
+    const boardPath = paths.metadataPath;
+    const original = readFileSync(boardPath);
+    writeFileSync(boardPath, Buffer.from(original).fill(0x20));
+    utimesSync(boardPath, whole, whole);
+    assert.equal((await loadShippedScoringData(paths)).source, "cached");
+
+    // The same contents with a new time: hashed, found equal, the new time recorded.
+    writeFileSync(boardPath, original);
+    const later = new Date(whole.getTime() + 5_000);
+    utimesSync(boardPath, later, later);
+    assert.equal((await loadShippedScoringData(paths)).source, "cached");
+    const restamped = JSON.parse(readFileSync(paths.cachePath, "utf8")) as { stamps: [string, number, number][] };
+    assert.equal(restamped.stamps.find(([path]) => path === boardPath)?.[2], statSync(boardPath).mtimeMs);
+
+    // Other contents with a new time: rebuilt.
+    writeFileSync(boardPath, Buffer.concat([original, Buffer.from("\n")]));
+    assert.equal((await loadShippedScoringData(paths)).source, "rebuilt");
   });
 
   it("ignores a broken or foreign file and rebuilds it", async () => {
