@@ -96,6 +96,23 @@ module.exports = new Proxy({}, {
   };
 }
 
+/**
+ * zod's `z` namespace re-exports every locale's error messages (`z.locales`, ~40 languages), so a bundle that
+ * imports `z` would hold them all. The gateway answers in English, which zod's schemas register themselves (from
+ * `locales/en.js`, untouched): the namespace of the others is left empty.
+ */
+const withoutZodLocales = {
+  name: "without-zod-locales",
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /node_modules[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
+        ? { path: "zod-locales", namespace: "empty-module" }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "empty-module" }, () => ({ contents: "export {};", loader: "js" }));
+  },
+};
+
 let result;
 try {
   result = await esbuild.build({
@@ -131,7 +148,7 @@ try {
     // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
     // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
     legalComments: "external",
-    plugins: [lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/)],
+    plugins: [lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/), withoutZodLocales],
     charset: "ascii",
     // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
     banner: {
@@ -147,8 +164,8 @@ try {
 const sources = [];
 const packages = {};
 for (const input of Object.keys(result.metafile.inputs)) {
-  // The stand-ins of lazyBuiltins are no files (`lazy-builtin:http2`): generated from the build's own Node.
-  if (input.startsWith("lazy-builtin:")) continue;
+  // The stand-ins of lazyBuiltins (`lazy-builtin:http2`) and the empty zod locales are no files.
+  if (input.startsWith("lazy-builtin:") || input.startsWith("empty-module:")) continue;
   const path = relative(ROOT, join(ROOT, input));
   const packageDir = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
   if (packageDir === undefined) {

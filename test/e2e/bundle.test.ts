@@ -40,6 +40,20 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   assert.ok(Object.keys(manifest.packages).some((dir) => dir.endsWith("node_modules/undici")));
   assert.ok(!Object.keys(manifest.packages).some((dir) => /node_modules\/(prom-client|ioredis)$/.test(dir)));
 
+  // zod's English messages (the other locales are left out of the bundle): a config error reads the same from the
+  // bundle as from the sources.
+  const badConfig = writeFiles(root, { "bad.yaml": 'server:\n  port: "abc"\nproviders: []\n' });
+  const check = (bundle: "1" | "0") =>
+    spawnSync(process.execPath, [join(root, "bin", "llm-gateway.js"), "check", "--config", badConfig], {
+      cwd: root,
+      env: { ...env, LLM_GATEWAY_BUNDLE: bundle },
+      encoding: "utf8",
+    });
+  const fromBundle = check("1");
+  assert.equal(fromBundle.status, 2, fromBundle.stderr);
+  assert.match(fromBundle.stderr, /server\.port: Invalid input: expected number, received string/);
+  assert.equal(fromBundle.stderr, check("0").stderr);
+
   const warm = spawnSync(process.execPath, [join(root, "bin", "warm-caches.js")], { cwd: root, env, encoding: "utf8" });
   assert.equal(warm.status, 0, warm.stderr);
   assert.match(warm.stdout, /caches warm: bundle/);
