@@ -1,11 +1,11 @@
 // Which code a start runs: the bundle bin/build.js wrote to dist/ when it was built from the files as they are
 // now, else the TypeScript sources (src/main.ts), so an edited source is never shadowed by an older bundle.
-// "As they are now": every source file the bundle holds is no newer than the build, and every bundled package has
-// the version it had then (an `npm install` that changes one makes the bundle stale; files edited inside
-// node_modules by hand are not noticed), and the Node running it is the one that built it. A package whose package.json has the size and time recorded for it is
-// taken as unchanged without reading it; another install of the same versions (a container's runtime stage) is
-// read once and recorded again by bin/warm-caches.js (restampBundle). About 200 stats, 2-5 ms.
-// LLM_GATEWAY_BUNDLE=0 starts from the sources whatever dist/ holds.
+// "As they are now": every source file the bundle holds is no newer than the build; every bundled package has the
+// version it had then (an `npm install` that changes one makes the bundle stale; files edited inside node_modules
+// by hand are not noticed); and the Node running it is the one that built it. A package whose package.json has the
+// size and time recorded for it is taken as unchanged without reading it; another install of the same versions (a
+// container's runtime stage) is read once and recorded again by bin/warm-caches.js (restampBundle). About 210
+// stats, 2-5 ms. LLM_GATEWAY_BUNDLE=0 starts from the sources whatever dist/ holds.
 import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
