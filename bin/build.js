@@ -161,7 +161,8 @@ try {
   // esbuild has printed what it could not build; dist/ is left as it was (and is stale, so starts run the sources).
   rmSync(staging, { recursive: true, force: true });
   process.stderr.write("bin/build.js: no bundle built; the gateway runs its sources\n");
-  process.exit(1);
+  // With --if-stale (npm start's prestart, warm-caches.js) a failed build must not stop the start: the sources run.
+  process.exit(args.has("--if-stale") ? 0 : 1);
 }
 const sources = [];
 const packages = {};
