@@ -125,3 +125,25 @@ async function waitForFile(path: string): Promise<string> {
   }
   throw new Error(`${path} was not written`);
 }
+
+test("a build that fails leaves no bundle, and does not stop a start (--if-stale exits 0)", (t) => {
+  const root = join(tempDir(t), "broken");
+  mkdirSync(join(root, "bin"), { recursive: true });
+  for (const name of readdirSync(join(REPO_ROOT, "bin"))) {
+    if (name.endsWith(".js")) copyFileSync(join(REPO_ROOT, "bin", name), join(root, "bin", name));
+  }
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(root, "node_modules"));
+  mkdirSync(join(root, "src", "cli"), { recursive: true });
+  writeFiles(root, {
+    "src/main.ts": "export const broken: number = ;\n",
+    "src/cli/start-up-holds.ts": "export {};\n",
+    "src/cli/warm-scoring-data.ts": "export {};\n",
+  });
+  const build = (args: readonly string[]) =>
+    spawnSync(process.execPath, [join(root, "bin", "build.js"), ...args], { cwd: root, encoding: "utf8" });
+  const plain = build([]);
+  assert.equal(plain.status, 1, plain.stderr);
+  assert.match(plain.stderr, /no bundle built; the gateway runs its sources/);
+  assert.equal(build(["--if-stale", "--quiet"]).status, 0);
+  assert.deepEqual(readdirSync(root).sort(), ["bin", "node_modules", "src"], "no dist/ and no staging folder left");
+});
