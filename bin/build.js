@@ -12,7 +12,7 @@
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
 //   no bundle and the sources run.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BUILD_MANIFEST, bundleState, DIST_DIR, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
@@ -61,8 +61,8 @@ mkdirSync(staging, { recursive: true });
  * OpenSSL's TLS side, ~11 MB of RSS (pages of the node binary and heap) and ~30 ms of CPU at every start. In the
  * bundle, those two packages get a stand-in instead that loads the real module on first use. undici reads
  * `http2.constants` when it loads (header names, error codes): the stand-in holds them, copied from this Node at
- * build time (a bundle is built by and for the pinned Node). test/e2e/bundle.test.ts checks that an idle gateway
- * has loaded neither, and that the constants equal the real ones.
+ * build time (dist/build.json records that Node; bin/start-entry.js takes the bundle as stale under another one).
+ * test/e2e/bundle.test.ts checks that an idle gateway has loaded neither, nor `tls`, and serves through undici.
  */
 function lazyBuiltins(names, importers) {
   const wanted = new RegExp(`^node:(${names.join("|")})$`);
@@ -169,7 +169,8 @@ const packages = {};
 for (const input of Object.keys(result.metafile.inputs)) {
   // The stand-ins of lazyBuiltins (`lazy-builtin:http2`) and the empty zod locales are no files.
   if (input.startsWith("lazy-builtin:") || input.startsWith("empty-module:")) continue;
-  const path = relative(ROOT, join(ROOT, input));
+  // Relative to ROOT (absWorkingDir), as bin/start-entry.js reads them back.
+  const path = normalize(input);
   const packageDir = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
   if (packageDir === undefined) {
     sources.push(path);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { bundleState } from "../../bin/start-entry.js";
@@ -14,15 +14,22 @@ import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { serveThroughBin } from "../helpers/served-entry.ts";
 
-test("the bundle serves chat, a preset, the dashboard and /metrics, from its own compile-cache entries", async (t) => {
-  const root = join(tempDir(t), "project");
+/**
+ * A copy of the project under a temporary folder that bin/build.js can write its own dist/ in: bin/*.js copied
+ * (a start resolves the root from its own file), `linked` entries symlinked to this checkout's.
+ */
+function projectCopy(t: TestContext, name: string, linked: readonly string[]): string {
+  const root = join(tempDir(t), name);
   mkdirSync(join(root, "bin"), { recursive: true });
-  for (const name of readdirSync(join(REPO_ROOT, "bin"))) {
-    if (name.endsWith(".js")) copyFileSync(join(REPO_ROOT, "bin", name), join(root, "bin", name));
+  for (const file of readdirSync(join(REPO_ROOT, "bin"))) {
+    if (file.endsWith(".js")) copyFileSync(join(REPO_ROOT, "bin", file), join(root, "bin", file));
   }
-  for (const name of ["src", "data", "config", "node_modules", "package.json"]) {
-    symlinkSync(join(REPO_ROOT, name), join(root, name));
-  }
+  for (const entry of linked) symlinkSync(join(REPO_ROOT, entry), join(root, entry));
+  return root;
+}
+
+test("the bundle serves chat, a preset, the dashboard and /metrics, from its own compile-cache entries", async (t) => {
+  const root = projectCopy(t, "project", ["src", "data", "config", "node_modules", "package.json"]);
   const cacheDir = join(root, "compile-cache");
   const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", NODE_COMPILE_CACHE: cacheDir };
 
@@ -32,7 +39,7 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   assert.deepEqual(bundleState(root, {}), { isFresh: true, reason: "built from the current sources", restamp: [] });
   const manifest = JSON.parse(readFileSync(join(root, "dist", "build.json"), "utf8")) as {
     sources: string[];
-    packages: Record<string, string>;
+    packages: Record<string, unknown>;
   };
   assert.ok(manifest.sources.some((path) => path.endsWith("src/pipeline/handle-request.ts")));
   assert.ok(Object.keys(manifest.packages).some((dir) => dir.endsWith("node_modules/fastify")));
@@ -127,12 +134,7 @@ async function waitForFile(path: string): Promise<string> {
 }
 
 test("a build that fails leaves no bundle, and does not stop a start (--if-stale exits 0)", (t) => {
-  const root = join(tempDir(t), "broken");
-  mkdirSync(join(root, "bin"), { recursive: true });
-  for (const name of readdirSync(join(REPO_ROOT, "bin"))) {
-    if (name.endsWith(".js")) copyFileSync(join(REPO_ROOT, "bin", name), join(root, "bin", name));
-  }
-  symlinkSync(join(REPO_ROOT, "node_modules"), join(root, "node_modules"));
+  const root = projectCopy(t, "broken", ["node_modules"]);
   mkdirSync(join(root, "src", "cli"), { recursive: true });
   writeFiles(root, {
     "src/main.ts": "export const broken: number = ;\n",
