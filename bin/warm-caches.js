@@ -47,6 +47,6 @@ await import("prom-client");
 const { warmScoringData } = await import(
   fromBundle ? "../dist/warm-scoring-data.js" : "../src/cli/warm-scoring-data.ts"
 );
-const scoring = await warmScoringData();
+const scoring = warmScoringData();
 flushCompileCache?.();
 process.stdout.write(`caches warm: ${fromBundle ? "bundle" : "sources"}, ${scoring}\n`);

@@ -44,7 +44,7 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
   try {
     const loaded = configLoader(path, env);
     // The `scoring:` section and the adjustments file are checked here too: `serve` would stop on them.
-    const sources = await loadScoringSources(scoringSettings(loaded.config));
+    const sources = loadScoringSources(scoringSettings(loaded.config));
     return { path, loaded, sources };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

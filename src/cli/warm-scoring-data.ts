@@ -4,8 +4,8 @@ import { loadShippedScoringData } from "../scoring/scoring-data-cache.ts";
 import { LEADERBOARD_DIR, MODEL_METADATA_PATH, SCORING_DATA_CACHE_PATH } from "../scoring/scoring-sources.ts";
 
 /** Loads (or rebuilds and writes) data/cache/scoring-data.json; says what it did. */
-export async function warmScoringData(): Promise<string> {
-  const loaded = await loadShippedScoringData({
+export function warmScoringData(): string {
+  const loaded = loadShippedScoringData({
     leaderboardDir: LEADERBOARD_DIR,
     metadataPath: MODEL_METADATA_PATH,
     cachePath: SCORING_DATA_CACHE_PATH,

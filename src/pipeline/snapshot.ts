@@ -55,7 +55,7 @@ export async function buildSnapshot(
       }),
   );
   const scoring = scoringSettings(config);
-  const sources = await loadScoringSources(scoring);
+  const sources = loadScoringSources(scoring);
   const profiles: ModelProfile[] = [];
   const catalog = buildCatalog(config.providers, discovered, (provider, model, discoveredContextTokens) => {
     const profile = profileModel(sources, provider.name, model.id, {
@@ -75,6 +75,8 @@ export async function buildSnapshot(
     };
   });
   const profilesWithPriors = withQualityPriors(profiles, sources, clock.now());
+  // What this snapshot looked up in the shipped data, kept for the next start (a few KB; nothing when all was kept).
+  sources.memo?.persist();
   const staticScores = catalog.deployments.map((deployment) =>
     staticScoreFor(
       profilesWithPriors[deployment.index] as ModelProfile,

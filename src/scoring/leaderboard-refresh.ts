@@ -23,7 +23,7 @@ export async function refreshLeaderboardsOnce(baseUrl: string, fetchText: FetchT
       }),
     );
     // Parsing throws on a malformed file: the refresh is all or nothing.
-    const leaderboards = await loadLeaderboards(directory);
+    const leaderboards = loadLeaderboards(directory);
     if (leaderboards.boards.size === 0) throw new Error("no leaderboard could be read");
     replaceLeaderboards(leaderboards);
     return leaderboards.boards.size;

@@ -14,7 +14,7 @@ import {
   parseLmArenaText,
 } from "./leaderboards.ts";
 
-const set = await loadLeaderboards(fileURLToPath(new URL("../../data/leaderboards", import.meta.url)));
+const set = loadLeaderboards(fileURLToPath(new URL("../../data/leaderboards", import.meta.url)));
 
 function close(actual: number | undefined, expected: number, message?: string): void {
   assert.ok(actual !== undefined && Math.abs(actual - expected) < 1e-9, message ?? `${actual} ≈ ${expected}`);

@@ -1,6 +1,6 @@
 // Leaderboard snapshots (data/leaderboards/) as per-board tables normalised to 0..1, and the weighted quality
 // of a model across the boards that know it. Normalisation and weights are explained in docs/scoring.md.
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { BOARD_NAMES, type BoardName, DEFAULT_BOARD_WEIGHTS } from "../config/scoring-schema.ts";
@@ -260,9 +260,13 @@ export const LEADERBOARD_FILES = [
   "livebench/categories_2026_01_08.json",
 ] as const;
 
-export async function loadLeaderboards(directory: string): Promise<LeaderboardSet> {
-  const read = (path: string): Promise<string> => readFile(join(directory, path), "utf8");
-  const [full, hard, aider, lmarena, livebench, categories] = (await Promise.all(LEADERBOARD_FILES.map(read))) as [
+/**
+ * Read and parsed synchronously: the data is loaded on first use by a score (scoring-sources.ts), inside the
+ * synchronous catalog build; a few files from the page cache cost microseconds to read, the parse the same either way.
+ */
+export function loadLeaderboards(directory: string): LeaderboardSet {
+  const read = (path: string): string => readFileSync(join(directory, path), "utf8");
+  const [full, hard, aider, lmarena, livebench, categories] = LEADERBOARD_FILES.map(read) as [
     string,
     string,
     string,

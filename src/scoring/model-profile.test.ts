@@ -10,7 +10,7 @@ import { DEFAULT_SCORING_WEIGHTS, scoreWithHealth } from "./score.ts";
 
 const root = new URL("../../", import.meta.url);
 const sources: ScoringSources = {
-  leaderboards: await loadLeaderboards(fileURLToPath(new URL("data/leaderboards", root))),
+  leaderboards: loadLeaderboards(fileURLToPath(new URL("data/leaderboards", root))),
   metadata: await loadModelMetadata(
     fileURLToPath(new URL("data/model-metadata/model_prices_and_context_window.json", root)),
   ),

@@ -1,5 +1,6 @@
 // Everything static the score needs about one provider+model, looked up once when the catalog is built and
 // cached by the caller: leaderboard quality, parameters, context window, capabilities, adjustments, kind.
+import { createHash } from "node:crypto";
 import { type ModelKind, modelKind, normaliseModelName } from "../providers/model-names.ts";
 import { type Adjustment, type AdjustmentGroup, adjustmentFor } from "./adjustments.ts";
 import {
@@ -9,10 +10,23 @@ import {
   type LeaderboardSet,
   leaderboardQuality,
 } from "./leaderboards.ts";
-import { lookupModelMetadata, type ModelCapabilities, type ModelMetadataTable } from "./model-metadata.ts";
+import {
+  lookupModelMetadata,
+  type ModelCapabilities,
+  type ModelMetadata,
+  type ModelMetadataTable,
+} from "./model-metadata.ts";
 import { type ResolvedParams, resolveParamsB } from "./params.ts";
-import { estimateQuality, familyOf, priorPopulation, type QualityPrior } from "./quality-prior.ts";
+import {
+  estimateBeforeAge,
+  familyOf,
+  type KnownModel,
+  priorPopulation,
+  type QualityPrior,
+  withAgeDiscount,
+} from "./quality-prior.ts";
 import { precomputeStaticScore, type ScoringWeights, type StaticScore } from "./score.ts";
+import type { ScoringMemo } from "./scoring-memo.ts";
 
 export interface ScoringSources {
   readonly leaderboards: LeaderboardSet;
@@ -20,6 +34,8 @@ export interface ScoringSources {
   readonly adjustments: readonly AdjustmentGroup[];
   /** Config `scoring.leaderboards`: weight per board; boards left out are not consulted. */
   readonly boardWeights: Readonly<Partial<Record<BoardName, number>>>;
+  /** Lookups in `leaderboards` and `metadata` kept from an earlier start (scoring-memo.ts); without it, all run. */
+  readonly memo?: ScoringMemo | undefined;
 }
 
 export interface ModelOverrides {
@@ -55,17 +71,16 @@ export function profileModel(
   modelId: string,
   overrides: ModelOverrides = {},
 ): ModelProfile {
-  const leaderboard = leaderboardQuality(sources.leaderboards, modelId, {
-    weights: sources.boardWeights,
-    ...(overrides.leaderboardName === undefined ? {} : { leaderboardName: overrides.leaderboardName }),
-  });
-  const params = resolveParamsB({
-    modelId,
-    configParamsB: overrides.paramsB,
-    bigCodeBenchSizeB: bigCodeBenchSizeB(sources.leaderboards, modelId, overrides.leaderboardName),
-  });
-  const metadata =
-    sources.metadata === undefined ? undefined : lookupModelMetadata(sources.metadata, modelId, { provider });
+  const {
+    leaderboard,
+    bigCodeBenchSizeB: sizeB,
+    metadata,
+  } = remember(
+    sources,
+    ["profile", provider, modelId, overrides.leaderboardName ?? null, sortedWeights(sources.boardWeights)],
+    () => dataFacts(sources, provider, modelId, overrides.leaderboardName),
+  );
+  const params = resolveParamsB({ modelId, configParamsB: overrides.paramsB, bigCodeBenchSizeB: sizeB });
   const hasOverrideContext = overrides.contextTokens !== undefined && overrides.contextTokens > 0;
   const contextTokens = hasOverrideContext ? overrides.contextTokens : metadata?.contextTokens;
   return {
@@ -83,6 +98,40 @@ export function profileModel(
   };
 }
 
+/** What a profile reads from the shipped data: the memoised part. */
+interface DataFacts {
+  readonly leaderboard: LeaderboardQuality;
+  readonly bigCodeBenchSizeB: number | undefined;
+  readonly metadata: ModelMetadata | undefined;
+}
+
+function dataFacts(
+  sources: ScoringSources,
+  provider: string,
+  modelId: string,
+  leaderboardName: string | undefined,
+): DataFacts {
+  return {
+    leaderboard: leaderboardQuality(sources.leaderboards, modelId, {
+      weights: sources.boardWeights,
+      ...(leaderboardName === undefined ? {} : { leaderboardName }),
+    }),
+    bigCodeBenchSizeB: bigCodeBenchSizeB(sources.leaderboards, modelId, leaderboardName),
+    metadata: sources.metadata === undefined ? undefined : lookupModelMetadata(sources.metadata, modelId, { provider }),
+  };
+}
+
+function remember<T>(sources: ScoringSources, key: readonly unknown[], compute: () => T): T {
+  return sources.memo === undefined ? compute() : sources.memo.remember(key, compute);
+}
+
+/** The weights in board order: part of a memo key, whatever order the config wrote them in. */
+function sortedWeights(weights: Readonly<Partial<Record<BoardName, number>>>): [string, number | undefined][] {
+  return Object.keys(weights)
+    .sort()
+    .map((board) => [board, weights[board as BoardName]]);
+}
+
 /**
  * The profiles with a quality prior for every chat model no board knows, estimated against the boards' rows and
  * the deployments a board did match (docs/scoring.md "Unknown models"). `nowMs` dates the age discount.
@@ -95,7 +144,7 @@ export function withQualityPriors(
   if (profiles.every((profile) => profile.leaderboard.value !== undefined || profile.kind !== "chat")) {
     return [...profiles];
   }
-  const measured = profiles.flatMap((profile) =>
+  const measured: KnownModel[] = profiles.flatMap((profile) =>
     profile.leaderboard.value === undefined
       ? []
       : [
@@ -108,15 +157,24 @@ export function withQualityPriors(
           },
         ],
   );
-  const population = priorPopulation(sources.leaderboards, sources.boardWeights, measured);
+  // Built only when an estimate is not in the memo: it reads every row of every board.
+  let population: KnownModel[] | undefined;
+  // The estimates depend on the whole population: its inputs, hashed, are part of every key.
+  const populationKey = createHash("sha256")
+    .update(JSON.stringify([sortedWeights(sources.boardWeights), measured]))
+    .digest("base64url");
   return profiles.map((profile) => {
     if (profile.leaderboard.value !== undefined || profile.kind !== "chat") return profile;
-    const prior = estimateQuality(
-      { provider: profile.provider, modelId: profile.modelId, paramsB: profile.params?.valueB },
-      population,
-      nowMs,
+    const target = { provider: profile.provider, modelId: profile.modelId, paramsB: profile.params?.valueB };
+    const estimate = remember(
+      sources,
+      ["prior", target.provider, target.modelId, target.paramsB ?? null, populationKey],
+      () => {
+        population ??= priorPopulation(sources.leaderboards, sources.boardWeights, measured);
+        return estimateBeforeAge(target, population);
+      },
     );
-    return prior === undefined ? profile : { ...profile, prior };
+    return estimate === undefined ? profile : { ...profile, prior: withAgeDiscount(estimate, profile.modelId, nowMs) };
   });
 }
 

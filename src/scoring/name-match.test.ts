@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { type BoardName, loadLeaderboards } from "./leaderboards.ts";
 import { buildNameIndex, isDateToken, matchName, parseModelName } from "./name-match.ts";
 
-const boards = await loadLeaderboards(fileURLToPath(new URL("../../data/leaderboards", import.meta.url)));
+const boards = loadLeaderboards(fileURLToPath(new URL("../../data/leaderboards", import.meta.url)));
 
 /**
  * Real provider ids and the row each must match on a board of the shipped snapshots, or `null` when it must

@@ -93,7 +93,7 @@ describe("estimateQuality", () => {
 
 describe("priors against the shipped leaderboards", () => {
   it("an unmeasured name ranks below qwen-2.5-coder-32b (the issue's example), its term marked estimated", async () => {
-    const leaderboards = await loadLeaderboards(LEADERBOARD_DIR);
+    const leaderboards = loadLeaderboards(LEADERBOARD_DIR);
     const sources: ScoringSources = {
       leaderboards,
       metadata: undefined,

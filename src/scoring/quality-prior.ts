@@ -140,6 +140,15 @@ export function estimateQuality(
   population: readonly KnownModel[],
   nowMs: number,
 ): QualityPrior | undefined {
+  const estimate = estimateBeforeAge(target, population);
+  return estimate === undefined ? undefined : withAgeDiscount(estimate, target.modelId, nowMs);
+}
+
+/**
+ * The estimate up to its age discount and cap (`value` not capped yet): what the population tells, which the scoring
+ * memo keeps, while the age discount moves with the clock.
+ */
+export function estimateBeforeAge(target: PriorTarget, population: readonly KnownModel[]): QualityPrior | undefined {
   const overall = median(population.map((known) => known.quality));
   if (overall === undefined) return undefined;
   const signals: number[] = [];
@@ -179,10 +188,18 @@ export function estimateQuality(
     signals.push(overall);
     basis.push(`median ${round(overall)} of all ${population.length} known models`);
   }
-  let value = (signals.reduce((sum, signal) => sum + signal, 0) / signals.length) * (1 - UNMEASURED_DISCOUNT);
+  const value = (signals.reduce((sum, signal) => sum + signal, 0) / signals.length) * (1 - UNMEASURED_DISCOUNT);
   basis.push(`−${Math.round(UNMEASURED_DISCOUNT * 100)} % for being unmeasured`);
+  return { value, basis, capB, cap };
+}
 
-  const releasedMs = releaseDateOf(target.modelId);
+/** The age discount, then the cap (of `estimateBeforeAge`). */
+export function withAgeDiscount(estimate: QualityPrior, modelId: string, nowMs: number): QualityPrior {
+  const { capB, cap } = estimate;
+  let value = estimate.value;
+  const basis = [...estimate.basis];
+
+  const releasedMs = releaseDateOf(modelId);
   if (releasedMs !== undefined && nowMs - releasedMs > AGE_GRACE_MS) {
     const years = (nowMs - releasedMs - AGE_GRACE_MS) / YEAR_MS;
     const penalty = Math.min(MAX_AGE_PENALTY, AGE_PENALTY_PER_YEAR * years);

@@ -47,9 +47,9 @@ function ranking(set: LeaderboardSet, table: ModelMetadataTable | undefined, ids
 describe("the scoring data cache", () => {
   it("gives the same boards, table and rankings from the compact file as from parsing the sources", async () => {
     const paths = copyOfShippedData("same");
-    const parsed = await loadShippedScoringData(paths);
+    const parsed = loadShippedScoringData(paths);
     assert.equal(parsed.source, "rebuilt");
-    const cached = await loadShippedScoringData(paths);
+    const cached = loadShippedScoringData(paths);
     assert.equal(cached.source, "cached");
 
     assert.equal(cached.leaderboards.boards.size, 5);
@@ -68,7 +68,7 @@ describe("the scoring data cache", () => {
 
   it("rebuilds a stale file when a source changes, and uses the rebuilt one on the next start", async () => {
     const paths = copyOfShippedData("stale");
-    assert.equal((await loadShippedScoringData(paths)).source, "rebuilt");
+    assert.equal(loadShippedScoringData(paths).source, "rebuilt");
     const staleFile = readFileSync(paths.cachePath, "utf8");
 
     // LMArena's best row falls far behind: its normalised score changes, which only a re-parse can know.
@@ -83,13 +83,13 @@ describe("the scoring data cache", () => {
     cells[scoreColumn] = "500";
     writeFileSync(csvPath, [header, cells.join(","), ...rest].join("\n"));
 
-    const rebuilt = await loadShippedScoringData(paths);
+    const rebuilt = loadShippedScoringData(paths);
     assert.equal(rebuilt.source, "rebuilt");
     const row = rebuilt.leaderboards.boards.get("lmarena_text")?.rows.find((candidate) => candidate.name === topModel);
     assert.equal(row?.score, 500);
     assert.notEqual(readFileSync(paths.cachePath, "utf8"), staleFile);
 
-    const next = await loadShippedScoringData(paths);
+    const next = loadShippedScoringData(paths);
     assert.equal(next.source, "cached");
     assert.deepStrictEqual(next.leaderboards, rebuilt.leaderboards);
   });
@@ -99,7 +99,7 @@ describe("the scoring data cache", () => {
     // A whole-second time, which utimes sets exactly (what the test restores below).
     const whole = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
     utimesSync(paths.metadataPath, whole, whole);
-    assert.equal((await loadShippedScoringData(paths)).source, "rebuilt");
+    assert.equal(loadShippedScoringData(paths).source, "rebuilt");
     const recorded = JSON.parse(readFileSync(paths.cachePath, "utf8")) as { stamps?: [string, number, number][] };
     assert.ok(
       recorded.stamps?.some(([path]) => path === paths.metadataPath),
@@ -112,47 +112,47 @@ describe("the scoring data cache", () => {
     const original = readFileSync(boardPath);
     writeFileSync(boardPath, Buffer.from(original).fill(0x20));
     utimesSync(boardPath, whole, whole);
-    assert.equal((await loadShippedScoringData(paths)).source, "cached");
+    assert.equal(loadShippedScoringData(paths).source, "cached");
 
     // The same contents with a new time: hashed, found equal, the new time recorded.
     writeFileSync(boardPath, original);
     const later = new Date(whole.getTime() + 5_000);
     utimesSync(boardPath, later, later);
-    assert.equal((await loadShippedScoringData(paths)).source, "cached");
+    assert.equal(loadShippedScoringData(paths).source, "cached");
     const restamped = JSON.parse(readFileSync(paths.cachePath, "utf8")) as { stamps: [string, number, number][] };
     assert.equal(restamped.stamps.find(([path]) => path === boardPath)?.[2], statSync(boardPath).mtimeMs);
 
     // Other contents with a new time: rebuilt.
     writeFileSync(boardPath, Buffer.concat([original, Buffer.from("\n")]));
-    assert.equal((await loadShippedScoringData(paths)).source, "rebuilt");
+    assert.equal(loadShippedScoringData(paths).source, "rebuilt");
   });
 
   it("ignores a broken or foreign file and rebuilds it", async () => {
     const paths = copyOfShippedData("broken");
-    const reference = await loadShippedScoringData(paths);
+    const reference = loadShippedScoringData(paths);
     for (const content of ["{not json", JSON.stringify({ version: 1, fingerprint: "0".repeat(64) }), "[]"]) {
       writeFileSync(paths.cachePath, content);
-      const loaded = await loadShippedScoringData(paths);
+      const loaded = loadShippedScoringData(paths);
       assert.equal(loaded.source, "rebuilt");
       assert.deepStrictEqual(loaded.leaderboards, reference.leaderboards);
-      assert.equal((await loadShippedScoringData(paths)).source, "cached");
+      assert.equal(loadShippedScoringData(paths).source, "cached");
     }
   });
 
   it("still loads when the cache cannot be written, and without the table when it is broken or missing", async () => {
     const paths = copyOfShippedData("unwritable");
     const blocked = { ...paths, cachePath: join(paths.metadataPath, "cannot", "be", "a", "folder.json") };
-    const loaded = await loadShippedScoringData(blocked);
+    const loaded = loadShippedScoringData(blocked);
     assert.equal(loaded.source, "rebuilt");
     assert.equal(loaded.leaderboards.boards.size, 5);
 
     writeFileSync(paths.metadataPath, "{ not json");
-    const brokenTable = await loadShippedScoringData(paths);
+    const brokenTable = loadShippedScoringData(paths);
     assert.equal(brokenTable.metadata, undefined);
     assert.equal(brokenTable.leaderboards.boards.size, 5);
 
     rmSync(paths.metadataPath);
-    const withoutTable = await loadShippedScoringData(paths);
+    const withoutTable = loadShippedScoringData(paths);
     assert.equal(withoutTable.metadata, undefined);
     assert.equal(withoutTable.leaderboards.boards.size, 5);
   });

@@ -8,8 +8,11 @@
 // trusts the fingerprint without reading and hashing the ~2 MB again (~25 ms). Any edit changes the time (a file
 // rewritten with the same size and its old time restored by hand would not be noticed); other times with the same
 // contents (a checkout, a copy) cost one hash, after which the new times are recorded.
+// Everything here is synchronous: a start whose scores all come from the memo (scoring-memo.ts) never loads this
+// data, and one that does loads it on first use, inside the synchronous catalog build. Reading a few files from the
+// page cache costs microseconds; the parse and the indexes cost the same CPU either way.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { BoardName } from "../config/scoring-schema.ts";
 import { sourcePath } from "../source-paths.ts";
@@ -74,7 +77,6 @@ interface CachedBoard {
   readonly names: readonly ParsedRowName[];
 }
 
-/** [key, litellm_provider, mode, context tokens, max output tokens, tools, vision, json schema, alias] */
 /** key, LiteLLM provider, mode, context, max output, tools, vision, json_schema, reasoning, alias. */
 type CachedEntry = [
   string,
@@ -90,7 +92,7 @@ type CachedEntry = [
 ];
 
 /** A fingerprinted file as it was when the fingerprint was taken: [path, size, mtimeMs]. */
-type FileStamp = readonly [string, number, number];
+export type FileStamp = readonly [string, number, number];
 
 interface CachedScoringData {
   readonly version: number;
@@ -107,30 +109,26 @@ interface CachedScoringData {
  * file when its fingerprint is the sources' and code's, else parsed from the sources and the file (re)written.
  * A missing or broken source behaves as without the cache: no boards, or no table.
  */
-export async function loadShippedScoringData(paths: ScoringDataPaths): Promise<ShippedScoringData> {
-  const files = fingerprintedFiles(paths);
+export function loadShippedScoringData(paths: ScoringDataPaths): ShippedScoringData {
+  const files = scoringDataFiles(paths);
   // Taken before any content is read: a file edited meanwhile gets a newer stamp than the one recorded.
-  const stamps = await stampsOf(files);
-  const cached = await readCacheFile(paths.cachePath);
+  const stamps = stampsOf(files);
+  const cached = readCacheFile(paths.cachePath);
   // Fast path (every start after the first): the files have the sizes and times recorded with the fingerprint, so
   // their ~2 MB are neither read nor hashed again (~25 ms of a start).
   if (cached !== undefined && stamps !== undefined && sameStamps(cached.stamps, stamps)) {
     return { ...fromCache(cached), source: "cached" };
   }
-  const fingerprint = await fingerprintOf(files).catch(() => undefined);
+  const fingerprint = attempt(() => fingerprintOf(files));
   if (fingerprint !== undefined && cached !== undefined && cached.fingerprint === fingerprint) {
     // Same contents, other times (a checkout, a copy): recorded again, so that the next start takes the fast path.
-    if (stamps !== undefined) await writeCache(paths.cachePath, { ...cached, stamps }).catch(() => undefined);
+    if (stamps !== undefined) attempt(() => writeCache(paths.cachePath, { ...cached, stamps }));
     return { ...fromCache(cached), source: "cached" };
   }
-  const [leaderboards, entries] = await Promise.all([
-    loadLeaderboards(paths.leaderboardDir).catch((): LeaderboardSet | undefined => undefined),
-    readFile(paths.metadataPath, "utf8")
-      .then(readModelMetadataEntries)
-      .catch(() => undefined),
-  ]);
+  const leaderboards = attempt(() => loadLeaderboards(paths.leaderboardDir));
+  const entries = attempt(() => readModelMetadataEntries(readFileSync(paths.metadataPath, "utf8")));
   if (fingerprint !== undefined && leaderboards !== undefined && entries !== undefined) {
-    await writeCache(paths.cachePath, toCached(fingerprint, stamps, leaderboards, entries)).catch(() => undefined);
+    attempt(() => writeCache(paths.cachePath, toCached(fingerprint, stamps, leaderboards, entries)));
   }
   return {
     leaderboards: leaderboards ?? { boards: new Map(), bigCodeBenchSizes: undefined },
@@ -139,8 +137,17 @@ export async function loadShippedScoringData(paths: ScoringDataPaths): Promise<S
   };
 }
 
+/** The result, or undefined when it throws (a missing source, a read-only cache folder). */
+function attempt<T>(run: () => T): T | undefined {
+  try {
+    return run();
+  } catch {
+    return undefined;
+  }
+}
+
 /** What the fingerprint covers: the deriving code and every source file. */
-function fingerprintedFiles(paths: ScoringDataPaths): string[] {
+export function scoringDataFiles(paths: ScoringDataPaths): string[] {
   return [
     ...DERIVING_MODULES.map(sourcePath),
     ...LEADERBOARD_FILES.map((file) => join(paths.leaderboardDir, file)),
@@ -149,24 +156,28 @@ function fingerprintedFiles(paths: ScoringDataPaths): string[] {
 }
 
 /** SHA-256 over the format version and the files' contents; throws when one is missing. */
-async function fingerprintOf(files: readonly string[]): Promise<string> {
-  const contents = await Promise.all(files.map((file) => readFile(file)));
+function fingerprintOf(files: readonly string[]): string {
   const hash = createHash("sha256").update(`scoring-data v${FORMAT_VERSION}\n`);
-  for (const content of contents) hash.update(`${content.length}\n`).update(content);
+  for (const file of files) {
+    const content = readFileSync(file);
+    hash.update(`${content.length}\n`).update(content);
+  }
   return hash.digest("hex");
 }
 
 /** Each file's size and time; undefined when one is missing (then there is no fast path). */
-async function stampsOf(files: readonly string[]): Promise<FileStamp[] | undefined> {
+export function stampsOf(files: readonly string[]): FileStamp[] | undefined {
   try {
-    const stats = await Promise.all(files.map((file) => stat(file)));
-    return stats.map((fileStat, position) => [files[position] as string, fileStat.size, fileStat.mtimeMs] as const);
+    return files.map((file) => {
+      const fileStat = statSync(file);
+      return [file, fileStat.size, fileStat.mtimeMs] as const;
+    });
   } catch {
     return undefined;
   }
 }
 
-function sameStamps(recorded: readonly FileStamp[] | undefined, current: readonly FileStamp[]): boolean {
+export function sameStamps(recorded: readonly FileStamp[] | undefined, current: readonly FileStamp[]): boolean {
   if (!Array.isArray(recorded) || recorded.length !== current.length) return false;
   return current.every((stamp, position) => {
     const other = recorded[position];
@@ -175,9 +186,9 @@ function sameStamps(recorded: readonly FileStamp[] | undefined, current: readonl
 }
 
 /** The cache file, if it is one of this format. */
-async function readCacheFile(cachePath: string): Promise<CachedScoringData | undefined> {
+function readCacheFile(cachePath: string): CachedScoringData | undefined {
   try {
-    const cached = JSON.parse(await readFile(cachePath, "utf8")) as CachedScoringData;
+    const cached = JSON.parse(readFileSync(cachePath, "utf8")) as CachedScoringData;
     return cached.version === FORMAT_VERSION ? cached : undefined;
   } catch {
     return undefined;
@@ -270,14 +281,18 @@ function fromCachedEntry(cached: CachedEntry): AliasedMetadataEntry {
 }
 
 /** Written whole to a temporary name and renamed: a concurrent reader sees the old file or the new one. */
-async function writeCache(cachePath: string, data: CachedScoringData): Promise<void> {
-  await mkdir(dirname(cachePath), { recursive: true });
-  const temporary = `${cachePath}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+export function writeFileAtomically(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
   try {
-    await writeFile(temporary, JSON.stringify(data));
-    await rename(temporary, cachePath);
+    writeFileSync(temporary, text);
+    renameSync(temporary, path);
   } catch (error) {
-    await rm(temporary, { force: true });
+    rmSync(temporary, { force: true });
     throw error;
   }
+}
+
+function writeCache(cachePath: string, data: CachedScoringData): void {
+  writeFileAtomically(cachePath, JSON.stringify(data));
 }

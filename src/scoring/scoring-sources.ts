@@ -1,6 +1,6 @@
-// Loads what the score needs at startup: the shipped leaderboard snapshots, the model metadata table and the
-// adjustments file (the `scoring:` config section itself is validated and resolved with the config). A missing
-// or broken optional source costs only its score term (with a warning), never the start.
+// Loads what the score needs: the shipped leaderboard snapshots and the model metadata table (on first use, see
+// scoring-memo.ts) and the adjustments file (the `scoring:` config section itself is validated and resolved with the
+// config). A missing or broken optional source costs only its score term (with a warning), never the start.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
@@ -10,7 +10,8 @@ import { type AdjustmentGroup, AdjustmentsFileError, loadAdjustments } from "./a
 import type { LeaderboardSet } from "./leaderboards.ts";
 import type { ModelMetadataTable } from "./model-metadata.ts";
 import type { ScoringSources } from "./model-profile.ts";
-import { loadShippedScoringData } from "./scoring-data-cache.ts";
+import { loadShippedScoringData, scoringDataFiles, stampsOf } from "./scoring-data-cache.ts";
+import { MEMO_DERIVING_MODULES, ScoringMemo } from "./scoring-memo.ts";
 
 export const LEADERBOARD_DIR = join(PROJECT_ROOT, "data", "leaderboards");
 export const MODEL_METADATA_PATH = join(PROJECT_ROOT, "data", "model-metadata", "model_prices_and_context_window.json");
@@ -19,6 +20,13 @@ export const MODEL_METADATA_PATH = join(PROJECT_ROOT, "data", "model-metadata", 
  * project itself (not of the working directory: it belongs to the shipped data), written by the first start.
  */
 export const SCORING_DATA_CACHE_PATH = join(PROJECT_ROOT, "data", "cache", "scoring-data.json");
+/** What the score derived from that data per model (scoring-memo.ts), beside it. */
+export const SCORING_MEMO_PATH = join(PROJECT_ROOT, "data", "cache", "scoring-memo.json");
+const SCORING_DATA_PATHS = {
+  leaderboardDir: LEADERBOARD_DIR,
+  metadataPath: MODEL_METADATA_PATH,
+  cachePath: SCORING_DATA_CACHE_PATH,
+};
 
 export interface ScoringSettings extends ScoringConfig {
   /** `scoring.adjustments_file` resolved against the config file's folder (default `model-adjustments.yaml`). */
@@ -36,29 +44,41 @@ export function scoringSettings(config: GatewayConfig): ScoringSettings {
   };
 }
 
-let sharedData: Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> | undefined;
+interface SharedData {
+  readonly leaderboards: LeaderboardSet;
+  readonly metadata: ModelMetadataTable | undefined;
+}
+
+/** Leaderboards and metadata are the same for every config: loaded once per process, on first use. */
+let sharedData: SharedData | undefined;
+/** The memo of what the score derived from them (scoring-memo.ts), shared the same way. */
+let sharedMemo: ScoringMemo | undefined;
 
 /** Replaces the leaderboards every later snapshot uses (after a successful refresh). */
 export function replaceLeaderboards(leaderboards: LeaderboardSet): void {
-  const previous = loadSharedData();
-  sharedData = previous.then(({ metadata }) => ({ leaderboards, metadata }));
+  sharedData = { leaderboards, metadata: loadSharedData().metadata };
+  // The memo stands for the shipped boards: from now on every lookup runs on the refreshed ones (and is not kept).
+  sharedMemo = ScoringMemo.open(undefined, undefined);
 }
 
-/** Leaderboards and metadata are the same for every config: loaded once per process. */
-function loadSharedData(): Promise<{ leaderboards: LeaderboardSet; metadata: ModelMetadataTable | undefined }> {
-  sharedData ??= (async () => {
-    const { leaderboards, metadata } = await loadShippedScoringData({
-      leaderboardDir: LEADERBOARD_DIR,
-      metadataPath: MODEL_METADATA_PATH,
-      cachePath: SCORING_DATA_CACHE_PATH,
-    });
-    return { leaderboards, metadata };
-  })();
+function loadSharedData(): SharedData {
+  sharedData ??= loadShippedScoringData(SCORING_DATA_PATHS);
   return sharedData;
 }
 
-export async function loadScoringSources(settings: ScoringSettings): Promise<ScoringSources> {
-  const { leaderboards, metadata } = await loadSharedData();
+function memo(): ScoringMemo {
+  sharedMemo ??= ScoringMemo.open(
+    SCORING_MEMO_PATH,
+    stampsOf([...scoringDataFiles(SCORING_DATA_PATHS), ...MEMO_DERIVING_MODULES]),
+  );
+  return sharedMemo;
+}
+
+/**
+ * The sources of a snapshot's scores. The shipped data behind `leaderboards` and `metadata` is loaded when a score
+ * first reads it, which a start whose lookups are all in the memo never does.
+ */
+export function loadScoringSources(settings: ScoringSettings): ScoringSources {
   let adjustments: AdjustmentGroup[] = [];
   const path = settings.adjustmentsPath;
   if (existsSync(path)) {
@@ -82,5 +102,15 @@ export async function loadScoringSources(settings: ScoringSettings): Promise<Sco
   } else if (settings.adjustmentsFile !== undefined) {
     throw new ConfigError([{ location: path, path: "scoring.adjustments_file", message: "file not found" }]);
   }
-  return { leaderboards, metadata, adjustments, boardWeights: settings.boardWeights };
+  return {
+    get leaderboards() {
+      return loadSharedData().leaderboards;
+    },
+    get metadata() {
+      return loadSharedData().metadata;
+    },
+    memo: memo(),
+    adjustments,
+    boardWeights: settings.boardWeights,
+  };
 }

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { DEFAULT_BOARD_WEIGHTS, type LeaderboardSet, loadLeaderboards } from "./leaderboards.ts";
+import { loadModelMetadata, type ModelMetadataTable } from "./model-metadata.ts";
+import { type ModelProfile, profileModel, type ScoringSources, withQualityPriors } from "./model-profile.ts";
+import type { FileStamp } from "./scoring-data-cache.ts";
+import { ScoringMemo } from "./scoring-memo.ts";
+import { LEADERBOARD_DIR, MODEL_METADATA_PATH } from "./scoring-sources.ts";
+
+const work = mkdtempSync(join(tmpdir(), "scoring-memo-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+const leaderboards = loadLeaderboards(LEADERBOARD_DIR);
+const metadata = await loadModelMetadata(MODEL_METADATA_PATH);
+const stamps: FileStamp[] = [["/data/board.csv", 100, 1_700_000_000_000]];
+const DAY_MS = 86_400_000;
+const NOW_MS = Date.UTC(2026, 11, 4);
+
+/** Sources over the shipped data that count how often the data is read, or fail when it must not be. */
+function sourcesWith(memo: ScoringMemo | undefined, data: "readable" | "forbidden") {
+  const reads = { count: 0 };
+  const read = <T>(value: T): T => {
+    if (data === "forbidden") throw new Error("the shipped data was read");
+    reads.count += 1;
+    return value;
+  };
+  const sources: ScoringSources = {
+    get leaderboards(): LeaderboardSet {
+      return read(leaderboards);
+    },
+    get metadata(): ModelMetadataTable {
+      return read(metadata);
+    },
+    adjustments: [],
+    boardWeights: DEFAULT_BOARD_WEIGHTS,
+    memo,
+  };
+  return { sources, reads };
+}
+
+/** A catalog's worth of profiles: known models, a leaderboard name, unknown chat models (one dated), an embedding. */
+function profilesOf(sources: ScoringSources, nowMs: number, extra: readonly [string, string][] = []): ModelProfile[] {
+  const models: [string, string, { leaderboardName?: string; paramsB?: number }?][] = [
+    ["groq", "llama-3.3-70b-versatile"],
+    ["groq", "openai/gpt-oss-120b"],
+    ["mistral", "my-alias", { leaderboardName: "Qwen2.5-Coder-32B-Instruct" }],
+    ["groq", "acme-chat-8b"],
+    ["mistral", "acme-chat-2025-01-15"],
+    ["nvidia", "nvidia/nv-embed-v1"],
+    ...extra,
+  ];
+  const profiles = models.map(([provider, model, overrides]) => profileModel(sources, provider, model, overrides));
+  return withQualityPriors(profiles, sources, nowMs);
+}
+
+describe("the scoring memo", () => {
+  it("builds the same profiles from the file without reading the data, with today's age discount", () => {
+    const path = join(work, "same.json");
+    const first = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    const computed = profilesOf(first.sources, NOW_MS);
+    assert.ok(first.reads.count > 0);
+    first.sources.memo?.persist();
+
+    const later = NOW_MS + 400 * DAY_MS;
+    const fromFile = profilesOf(sourcesWith(ScoringMemo.open(path, stamps), "forbidden").sources, later);
+    // The file's profiles are those a start without it builds, down to the absent `undefined` properties...
+    const withoutFile = profilesOf(
+      sourcesWith(ScoringMemo.open(join(work, "none.json"), stamps), "readable").sources,
+      later,
+    );
+    assert.deepStrictEqual(fromFile, withoutFile);
+    // ...and hold what the lookups give without a memo at all.
+    const withoutMemo = profilesOf(sourcesWith(undefined, "readable").sources, later);
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(fromFile)), JSON.parse(JSON.stringify(withoutMemo)));
+    // The known models kept their leaderboard matches; the unknown chat models got priors; the embedding none.
+    assert.ok((fromFile[0]?.leaderboard.value ?? 0) > 0);
+    assert.ok(fromFile[2]?.leaderboard.matches.some((match) => /qwen2\.5-coder-32b/i.test(match.row)));
+    assert.ok(fromFile[3]?.prior !== undefined && fromFile[4]?.prior !== undefined);
+    assert.equal(fromFile[5]?.prior, undefined);
+    // The age discount moves with the clock, not with the file: a dated id (2025-01) loses more 400 days later.
+    const dated = (profiles: readonly ModelProfile[]) => profiles[4]?.prior?.value ?? Number.NaN;
+    assert.ok(dated(fromFile) < dated(computed));
+    assert.ok(fromFile[4]?.prior?.basis.some((line) => line.includes("for age")));
+  });
+
+  it("keeps a snapshot's results the same whether they came from the file or were computed", () => {
+    const path = join(work, "shapes.json");
+    const memo = ScoringMemo.open(path, stamps);
+    const computed = memo.remember(["shape"], () => ({ value: undefined, list: [1, 2] }));
+    memo.persist();
+    const stored = ScoringMemo.open(path, stamps).remember(["shape"], () => assert.fail("not from the file"));
+    assert.deepStrictEqual(computed, { list: [1, 2] });
+    assert.deepStrictEqual(stored, computed);
+    // An undefined result is kept as such.
+    const none = ScoringMemo.open(path, stamps);
+    assert.equal(
+      none.remember(["none"], () => undefined),
+      undefined,
+    );
+    none.persist();
+    assert.equal(
+      ScoringMemo.open(path, stamps).remember(["none"], () => assert.fail("not from the file")),
+      undefined,
+    );
+  });
+
+  it("recomputes what the file does not hold: another model, another population, other weights", () => {
+    const path = join(work, "misses.json");
+    const first = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    profilesOf(first.sources, NOW_MS);
+    first.sources.memo?.persist();
+
+    // A new unknown model: its profile and prior are computed from the data, the others still come from the file.
+    const withNewModel = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    const profiles = profilesOf(withNewModel.sources, NOW_MS, [["groq", "another-unknown-model"]]);
+    assert.ok(withNewModel.reads.count > 0);
+    assert.ok(profiles[6]?.prior !== undefined);
+
+    // One more measured deployment changes every prior's population: the priors are estimated again.
+    const second = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    profilesOf(second.sources, NOW_MS, [["cerebras", "qwen-3-32b"]]);
+    second.sources.memo?.persist();
+    const reopened = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    const expected = profilesOf(sourcesWith(undefined, "readable").sources, NOW_MS, [["cerebras", "qwen-3-32b"]]);
+    assert.deepStrictEqual(
+      JSON.parse(JSON.stringify(profilesOf(reopened.sources, NOW_MS, [["cerebras", "qwen-3-32b"]]))),
+      JSON.parse(JSON.stringify(expected)),
+    );
+    assert.equal(reopened.reads.count, 0);
+
+    // Other board weights: other keys.
+    const weighted = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    profileModel({ ...weighted.sources, boardWeights: { lmarena_text: 1 } }, "groq", "llama-3.3-70b-versatile");
+    assert.ok(weighted.reads.count > 0);
+  });
+
+  it("trusts the file only under the stamps it was written with, and never fails a start over it", () => {
+    const path = join(work, "stamps.json");
+    const memo = ScoringMemo.open(path, stamps);
+    memo.remember(["key"], () => 1);
+    memo.persist();
+    assert.equal(
+      ScoringMemo.open(path, stamps).remember(["key"], () => 2),
+      1,
+    );
+    const touched: FileStamp[] = [["/data/board.csv", 100, 1_700_000_000_001]];
+    assert.equal(
+      ScoringMemo.open(path, touched).remember(["key"], () => 2),
+      2,
+    );
+    // No stamps (a data file is missing): memoised in the process only, nothing written.
+    const unstamped = join(work, "unstamped.json");
+    const inProcess = ScoringMemo.open(unstamped, undefined);
+    inProcess.remember(["key"], () => 3);
+    inProcess.persist();
+    assert.throws(() => readFileSync(unstamped));
+    // A broken file is an empty memo; a folder that cannot be written costs the file, not the start.
+    writeFileSync(path, "{not json");
+    assert.equal(
+      ScoringMemo.open(path, stamps).remember(["key"], () => 4),
+      4,
+    );
+    const blocked = join(work, "file-not-folder");
+    writeFileSync(blocked, "");
+    const unwritable = ScoringMemo.open(join(blocked, "memo.json"), stamps);
+    assert.equal(
+      unwritable.remember(["key"], () => 5),
+      5,
+    );
+    assert.doesNotThrow(() => unwritable.persist());
+  });
+});
