@@ -20,6 +20,8 @@ export const MEMO_DERIVING_MODULES = [
   "scoring/model-profile.ts",
   "scoring/quality-prior.ts",
   "scoring/params.ts",
+  // The boards' names and order (which board a match is listed under first) and the default weights.
+  "config/scoring-schema.ts",
 ].map(sourcePath);
 
 interface MemoFile {
