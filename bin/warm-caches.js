@@ -4,10 +4,22 @@
 // (type-stripped and compiled once), and the parsed scoring data (data/cache/scoring-data.json). Run by the
 // Dockerfile at build time and by `npm run bench`; harmless to run again (all three are keyed by content or by
 // the sources' state, so a stale entry is replaced, never used).
-import { spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { bundleState, DIST_DIR, restampBundle } from "./start-entry.js";
+// As bin/llm-gateway.js, first: the optimizing compilers held before any module of ours is compiled, so that every
+// module is cached under the flags a start compiles it with (bin/llm-gateway.js says why; the same rule for a
+// process started with its own tiering flags).
+if (
+  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
+    /^--(no[-_])?(maglev|turbofan|opt|jitless|max[-_]opt|lite[-_]mode)\b/.test(flag),
+  )
+) {
+  const { setFlagsFromString } = process.getBuiltinModule("node:v8");
+  setFlagsFromString("--no-maglev");
+  setFlagsFromString("--no-turbofan");
+  process[Symbol.for("llm-gateway.optimizing-compilers-held")] = true;
+}
+const { spawnSync } = await import("node:child_process");
+const { readdirSync } = await import("node:fs");
+const { fileURLToPath } = await import("node:url");
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 // In a process of its own: esbuild is not loaded into this one, whose V8 flags must be those of a start.
@@ -19,6 +31,9 @@ const build = spawnSync(
   },
 );
 if (build.status !== 0) process.stderr.write("warm-caches: bin/build.js failed; starts use the sources\n");
+// After the hold, as bin/llm-gateway.js loads it, and after the build, which loads it under V8's default flags (with
+// NODE_COMPILE_CACHE set, its cached code is then replaced by the one a start accepts).
+const { bundleState, DIST_DIR, restampBundle } = await import("./start-entry.js");
 const bundle = bundleState(root, process.env);
 // The same package versions installed again (the container's runtime stage): recorded, so starts only stat them.
 if (bundle.isFresh) restampBundle(root, bundle.restamp);

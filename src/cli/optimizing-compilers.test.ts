@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { hasOwnCompilerFlags } from "./optimizing-compilers.ts";
+import { HELD, hasOwnCompilerFlags, OWN_COMPILER_FLAG } from "./optimizing-compilers.ts";
 
 describe("optimizing compilers held through start-up", () => {
   it("leaves V8 alone when the process was given its own tiering flags", () => {
@@ -63,5 +64,51 @@ describe("V8 honours the tiering flags set at run time (what optimizing-compiler
     const { whileHeld, afterRelease } = optimizedWhileHeldAndAfter("other");
     assert.equal(whileHeld, false, "optimized while the compilers were held");
     assert.equal(afterRelease, true, "not optimized after another instance released them");
+  });
+});
+
+describe("the hold in the first statements of bin/llm-gateway.js and bin/warm-caches.js", () => {
+  const entries = ["../../bin/llm-gateway.js", "../../bin/warm-caches.js"].map(
+    (path) => new URL(path, import.meta.url),
+  );
+
+  it("uses the same rule and the same flag on process as this module (their copies cannot import it)", () => {
+    for (const entry of entries) {
+      const text = readFileSync(entry, "utf8");
+      assert.ok(text.includes(`${OWN_COMPILER_FLAG}.test(flag)`), `${entry.pathname}: another own-flags rule`);
+      assert.ok(text.includes(`process[Symbol.for("${HELD.description}")] = true`), `${entry.pathname}: another flag`);
+    }
+  });
+
+  it("holds the compilers before the entry loads any module of its own, unless the process brought its own flags", () => {
+    // A module hook notes whether they were held when the entry's first own module (start-entry.js) was loaded:
+    // holding them only in the start-up holds (after the bundle check) would read "undefined".
+    const probe = `
+      import { registerHooks } from "node:module";
+      let heldAtFirstModule = "not loaded";
+      registerHooks({
+        load(url, context, next) {
+          if (url.endsWith("/bin/start-entry.js")) heldAtFirstModule = String(process[Symbol.for("${HELD.description}")]);
+          return next(url, context);
+        },
+      });
+      process.on("exit", () => process.stderr.write("held:" + heldAtFirstModule));`;
+    const run = (nodeArgs: readonly string[]): string => {
+      const probeUrl = `data:text/javascript,${encodeURIComponent(probe)}`;
+      const child = spawnSync(
+        process.execPath,
+        [...nodeArgs, "--import", probeUrl, "bin/llm-gateway.js", "--version"],
+        {
+          cwd: new URL("../../", import.meta.url),
+          encoding: "utf8",
+          env: { ...process.env, NODE_OPTIONS: "" },
+        },
+      );
+      assert.equal(child.status, 0, child.stderr);
+      return /held:(\w+)/.exec(child.stderr)?.[1] ?? "no probe output";
+    };
+    assert.equal(run([]), "true");
+    // (V8's tiering flags are refused in NODE_OPTIONS; on the command line they are the process's own.)
+    assert.equal(run(["--no-maglev"]), "undefined");
   });
 });

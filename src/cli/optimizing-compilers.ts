@@ -2,8 +2,10 @@
 // YAML and config validation, the scoring data's indexes, route registration) runs once, yet parts of it are hot
 // enough for V8 to optimize them on its worker threads: CPU that competes with the main thread when the process
 // has one core, and ~8 MB of idle RSS (compiler memory, the compilers' own code pages, optimized code) for code
-// that never runs again. bin/llm-gateway.js turns both off before anything loads; `serve` and `demo` turn them
-// back on once listening, so the request path is optimized as before: V8 reads these flags at each tier-up
+// that never runs again. bin/llm-gateway.js turns both off in its first statements, before any module is linked
+// (with the rule and the flag below, copied there because nothing can be imported before; even linking one module
+// first made Node's start hot enough to touch the Maglev compiler's ~2 MB of code pages, kept by an idle process),
+// and `holdOptimizingCompilersDuringStartup` is then a no-op; `serve` and `demo` turn them back on once listening, so the request path is optimized as before: V8 reads these flags at each tier-up
 // decision, and optimizing-compilers.test.ts checks that a hot function still gets optimized after the release.
 // Measured (10 interleaved starts, README "Start-up and memory"): idle RSS 94 -> 86 MB, process CPU until ready
 // about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes
@@ -17,12 +19,15 @@ import { startedWithFlag } from "./node-flags.ts";
  * module instances (the sources and the bundle in dist/) must not leave the compilers off for good because the
  * instance that releases them is not the one that held them.
  */
-const HELD = Symbol.for("llm-gateway.optimizing-compilers-held");
+export const HELD = Symbol.for("llm-gateway.optimizing-compilers-held");
 type HoldingProcess = NodeJS.Process & { [HELD]?: boolean };
+
+/** A tiering flag of the process's own (bin/llm-gateway.js and bin/warm-caches.js hold a copy of it). */
+export const OWN_COMPILER_FLAG = /^--(no[-_])?(maglev|turbofan|opt|jitless|max[-_]opt|lite[-_]mode)\b/;
 
 /** True when the process was started with its own tiering flags (then they are left alone). */
 export function hasOwnCompilerFlags(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return startedWithFlag(execArgv, nodeOptions, /^--(no[-_])?(maglev|turbofan|opt|jitless|max[-_]opt|lite[-_]mode)\b/);
+  return startedWithFlag(execArgv, nodeOptions, OWN_COMPILER_FLAG);
 }
 
 /** Start-up: no Maglev or TurboFan until `releaseOptimizingCompilers` (bin/llm-gateway.js, before anything loads). */
