@@ -21,7 +21,7 @@ import { createServer } from "node:net";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { bundleState } from "../bin/start-entry.js";
 import { answersPing } from "../test/helpers/redis-server.ts";
@@ -151,7 +151,6 @@ const REQUEST_HEADERS = { "content-type": "application/json", authorization: `Be
 
 const benchDir = fileURLToPath(new URL(".", import.meta.url));
 const repoDir = fileURLToPath(new URL("..", import.meta.url));
-const exitWithParent = pathToFileURL(join(benchDir, "exit-with-parent.ts")).href;
 
 interface Options {
   readonly durationS: number;
@@ -303,11 +302,22 @@ function roundsOption(value: string | undefined, fallback: number): number {
 // ---- processes ----------------------------------------------------------------------------------------------
 
 const children = new Set<ChildProcess>();
+/** bench/child-watchdog.ts: stops every child if this script dies; started by `startWatchdog`. */
+let childWatchdog: ChildProcess | undefined;
+
+/** The watchdog, on the load core, with the children's lifetime bound. */
+function startWatchdog(pin: readonly string[], env: NodeJS.ProcessEnv): void {
+  const command = [...pin, process.execPath, join(benchDir, "child-watchdog.ts")];
+  const [file, ...args] = command as [string, ...string[]];
+  childWatchdog = spawn(file, args, { env, stdio: ["pipe", "ignore", "inherit"] });
+  // Its end is never this script's failure.
+  childWatchdog.stdin?.on("error", () => {});
+}
 
 /**
- * Starts `node [--import exit-with-parent] ...args` pinned to `core`; its stdin is our lifeline to it. Its stdout
- * is ours to read, or goes to the file descriptor `stdoutFd` (the gateway's log: a file, as in production, and no
- * work for the load core).
+ * Starts `node ...args` pinned to `core`, watched by the watchdog (nothing is preloaded into it: the processes under
+ * test run as users run them). Its stdout is ours to read, or goes to the file descriptor `stdoutFd` (the gateway's
+ * log: a file, as in production, and no work for the load core).
  */
 function startNode(
   name: string,
@@ -317,11 +327,15 @@ function startNode(
   cwd: string,
   stdoutFd?: number,
 ): ChildProcess {
-  const command = [...pin, process.execPath, "--import", exitWithParent, ...nodeArgs];
+  const command = [...pin, process.execPath, ...nodeArgs];
   const [file, ...args] = command as [string, ...string[]];
-  const child = spawn(file, args, { cwd, env, stdio: ["pipe", stdoutFd ?? "pipe", "pipe"] });
+  const child = spawn(file, args, { cwd, env, stdio: ["ignore", stdoutFd ?? "pipe", "pipe"] });
   children.add(child);
-  child.on("exit", () => children.delete(child));
+  childWatchdog?.stdin?.write(`+${child.pid}\n`);
+  child.on("exit", () => {
+    children.delete(child);
+    childWatchdog?.stdin?.write(`-${child.pid}\n`);
+  });
   child.stderr?.setEncoding("utf8").on("data", (text: string) => process.stderr.write(prefixLines(name, text)));
   return child;
 }
@@ -362,7 +376,7 @@ async function readPort(name: string, child: ChildProcess): Promise<number> {
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, "exit");
-  child.stdin?.end();
+  child.kill("SIGTERM");
   const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
   await exited;
   clearTimeout(timer);
@@ -553,8 +567,8 @@ ${state}${process.env.BENCH_GATEWAY_EXTRA_YAML ?? ""}`;
 
 /**
  * The compile cache `bin/llm-gateway.js` turns on, on from the first file for every child (the bare proxy and the
- * mock are TypeScript too): our `--import` of exit-with-parent.ts then does not load Node's TypeScript stripper
- * (~18 MB) into the process under test. NODE_DISABLE_COMPILE_CACHE=1 turns it off (as before this cache).
+ * mock are TypeScript too: with the cache, Node's TypeScript stripper, ~18 MB, is not loaded into them).
+ * NODE_DISABLE_COMPILE_CACHE=1 turns it off (as before this cache).
  */
 function compileCacheEnv(): NodeJS.ProcessEnv {
   return { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), "node-compile-cache") };
@@ -1147,7 +1161,7 @@ async function main(): Promise<number> {
   const perTargetS = 2 * options.warmupS + 2 * options.durationS + 2 * options.latencyDurationS + 30;
   const interleavedS = 8 * options.warmupS + 8 * options.rounds * options.durationS + 60 + 10 * options.rounds;
   const budgetMs = (options.targets.length * perTargetS + interleavedS + 60) * 1000;
-  // Children die with us (stdin) and on their own after this, whatever happens here.
+  // Children die with us (the watchdog) and after this, whatever happens here.
   const maxLifetimeMs = budgetMs + 60_000;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: still running after ${budgetMs / 1000} s; stopping.\n`);
@@ -1162,6 +1176,7 @@ async function main(): Promise<number> {
 
   const workDir = mkdtempSync(join(tmpdir(), "llm-gateway-bench-"));
   const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
+  startWatchdog(pins.load, childEnv);
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
   const gatewayCode = warmCaches(options.gatewayMain, childEnv);
   try {

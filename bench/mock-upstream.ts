@@ -1,7 +1,7 @@
 // The benchmark's upstream: as cheap as a node:http server can be, so that it is never what limits the figures.
 // Every answer is prebuilt; a body containing `"stream":true` gets a fixed number of SSE chunks, anything else one
 // small chat completion. Run as a child process by bench/gateway.ts: prints `{"port":N}` once listening, exits
-// with the benchmark (bench/exit-with-parent.ts is preloaded).
+// with the benchmark (bench/child-watchdog.ts stops it).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 
 const chunkCount = Number(process.env.BENCH_STREAM_CHUNKS ?? "16");
