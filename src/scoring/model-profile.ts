@@ -125,7 +125,7 @@ function remember<T>(sources: ScoringSources, key: readonly unknown[], compute: 
   return sources.memo === undefined ? compute() : sources.memo.remember(key, compute);
 }
 
-/** The weights in board order: part of a memo key, whatever order the config wrote them in. */
+/** The weights sorted by board name: part of a memo key, whatever order the config wrote them in. */
 function sortedWeights(weights: Readonly<Partial<Record<BoardName, number>>>): [string, number | undefined][] {
   return Object.keys(weights)
     .sort()
