@@ -13,7 +13,7 @@ if (major < 24) {
 // binary (the compilers' own code) that an idle gateway keeps (idle RSS 71.6 -> 69.5 MB against holding them after
 // this file's imports; same time to ready). `serve` and `demo` turn them back on once listening, through the flag
 // on `process` (src/cli/optimizing-compilers.ts, which has the why and the same rule for a process started with
-// its own tiering flags: test/start-entry.test.ts keeps the copies equal). bin/warm-caches.js holds them the same
+// its own tiering flags: its test keeps the copies equal). bin/warm-caches.js holds them the same
 // way, first, because V8 rejects code cached under other flags.
 if (
   ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>

@@ -5,8 +5,9 @@
 // that never runs again. bin/llm-gateway.js turns both off in its first statements, before any module is linked
 // (with the rule and the flag below, copied there because nothing can be imported before; even linking one module
 // first made Node's start hot enough to touch the Maglev compiler's ~2 MB of code pages, kept by an idle process),
-// and `holdOptimizingCompilersDuringStartup` is then a no-op; `serve` and `demo` turn them back on once listening, so the request path is optimized as before: V8 reads these flags at each tier-up
-// decision, and optimizing-compilers.test.ts checks that a hot function still gets optimized after the release.
+// and `holdOptimizingCompilersDuringStartup` is then a no-op; `serve` and `demo` turn them back on once listening,
+// so the request path is optimized as before: V8 reads these flags at each tier-up decision, and
+// optimizing-compilers.test.ts checks that a hot function still gets optimized after the release.
 // Measured (10 interleaved starts, README "Start-up and memory"): idle RSS 94 -> 86 MB, process CPU until ready
 // about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes
 // their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are part of V8's code-cache
