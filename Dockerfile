@@ -44,7 +44,8 @@ COPY config ./config
 COPY --chown=node:node data ./data
 # Warm Node's compile cache (the bundle's V8 code) and the parsed scoring data (data/cache/) at build time: the
 # container starts without compiling anything or parsing the leaderboards. Both are keyed by file contents, so a
-# stale entry is never used.
+# stale entry is never used. data/cache/ stays writable by the runtime user: the first start of a config writes the
+# scoring memo there (src/scoring/scoring-memo.ts), and later starts do not load the scoring data at all.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
 RUN node bin/warm-caches.js && chown -R node:node /app/.compile-cache /app/data/cache
 USER node
