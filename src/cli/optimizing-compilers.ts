@@ -31,7 +31,11 @@ export function hasOwnCompilerFlags(execArgv: readonly string[], nodeOptions: st
   return startedWithFlag(execArgv, nodeOptions, OWN_COMPILER_FLAG);
 }
 
-/** Start-up: no Maglev or TurboFan until `releaseOptimizingCompilers` (bin/llm-gateway.js, before anything loads). */
+/**
+ * Start-up: no Maglev or TurboFan until `releaseOptimizingCompilers`. bin/llm-gateway.js and bin/warm-caches.js hold
+ * them earlier with their copies of this (see the top of this file), so there it does nothing; it is the reference
+ * those copies follow, and what the tests hold with.
+ */
 export function holdOptimizingCompilersDuringStartup(): void {
   if ((process as HoldingProcess)[HELD] === true || hasOwnCompilerFlags(process.execArgv, process.env.NODE_OPTIONS)) {
     return;

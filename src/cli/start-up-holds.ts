@@ -1,6 +1,7 @@
-// What V8 is held to through start-up, in one place: bin/llm-gateway.js applies it before anything else loads, and
+// What V8 is held to through start-up: bin/llm-gateway.js applies it right after the bundle check, and
 // bin/warm-caches.js must apply exactly the same, in the same order, because V8 rejects code cached under other
-// flags (test/e2e/start-caches.test.ts). `serve` and `demo` let go once listening (young-generation.ts,
+// flags (test/e2e/start-caches.test.ts). Both hold the optimizing compilers earlier still, in their first
+// statements (optimizing-compilers.ts says why), so that half is a no-op there. `serve` and `demo` let go once listening (young-generation.ts,
 // optimizing-compilers.ts).
 import { holdOptimizingCompilersDuringStartup } from "./optimizing-compilers.ts";
 import { holdYoungGenerationDuringStartup } from "./young-generation.ts";
