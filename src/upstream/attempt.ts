@@ -8,13 +8,20 @@ import type { Deployment } from "../providers/catalog.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
+import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import type { Verdict } from "./classify-response.ts";
 import { classifyErrorInSuccess, classifyResponse } from "./classify-response.ts";
 import type { ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
 import { type Effect, failureLesson, type Lesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { openStream } from "./open-stream.ts";
-import { readBodyBounded } from "./read-body.ts";
-import { buildPayload, classifyNetworkError, sendUpstream } from "./upstream-request.ts";
+import { type BoundedBody, readBodyBounded } from "./read-body.ts";
+import {
+  buildPayload,
+  classifyNetworkError,
+  requestOptions,
+  sendUpstream,
+  type UpstreamCall,
+} from "./upstream-request.ts";
 
 export type AttemptResult =
   | {
@@ -107,79 +114,181 @@ export async function attemptOnce(
 }
 
 async function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
-  const { deployment, request, clock, remainingMs, controller } = context;
+  const { deployment, request, remainingMs } = context;
   const settings = deployment.provider.settings;
-  const sentAtMs = clock.now();
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
   const { native } = context;
   // A native call is the client's own protocol, which has no `stream_options.include_usage` to add.
   const isUsageInjected =
     native === undefined && request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
-  let response: Dispatcher.ResponseData;
-  // Our own timer for `timeout_ms`: undici's headersTimeout uses coarse shared timers (~1 s resolution), which
-  // would make a 300 ms timeout fire after a second. undici's stays as a backstop.
-  let isHeadersLate = false;
-  const headersTimer = setTimeout(() => {
-    isHeadersLate = true;
-    controller.abort();
+  const call: UpstreamCall = {
+    deployment,
+    endpointPath: native?.endpointPath ?? request.endpointPath,
+    payload: buildPayload(native?.body ?? request.body, {
+      upstreamModelId: deployment.model.id,
+      shouldAskForUsage: isUsageInjected,
+      supportsReasoning: deployment.capabilities.reasoning === true,
+    }),
+    isStream: request.isStream,
+    headersTimeoutMs: headersTimeoutMs + 1_000,
+    // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
+    bodyTimeoutMs: request.isStream ? 0 : Math.max(1, remainingMs),
+    signal: context.controller.signal,
+  };
+  if (!request.isStream) return jsonAttempt(context, call, headersTimeoutMs);
+  return streamAttempt(context, call, headersTimeoutMs, isUsageInjected);
+}
+
+/**
+ * Our own timer for `timeout_ms`: undici's headersTimeout uses coarse shared timers (~1 s resolution), which would
+ * make a 300 ms timeout fire after a second. undici's stays as a backstop (`headersTimeoutMs + 1_000` above).
+ */
+function startHeadersTimer(context: AttemptContext, headersTimeoutMs: number): { isLate: boolean; stop(): void } {
+  const timer = {
+    isLate: false,
+    stop: () => clearTimeout(handle),
+  };
+  const handle = setTimeout(() => {
+    timer.isLate = true;
+    context.controller.abort();
   }, headersTimeoutMs);
+  return timer;
+}
+
+/** A failure before any usable answer: our `timeout_ms`, or what the network or the client did. */
+function sendFailure(
+  error: unknown,
+  context: AttemptContext,
+  headersTimer: { readonly isLate: boolean },
+  headersTimeoutMs: number,
+): AttemptResult {
+  if (headersTimer.isLate && !context.request.signal.aborted) {
+    return failed(failureLesson("timeout", `no response headers within timeout_ms (${headersTimeoutMs} ms)`));
+  }
+  return networkFailure(error, context);
+}
+
+/**
+ * A non-streamed call: the answer is read whole (bounded: `max_response_bytes` for a success, `max_error_body_bytes`
+ * for an error, nothing of a redirect) by one undici handler, then classified.
+ */
+async function jsonAttempt(
+  context: AttemptContext,
+  call: UpstreamCall,
+  headersTimeoutMs: number,
+): Promise<AttemptResult> {
+  const { clock, limits } = context;
+  const sentAtMs = clock.now();
+  let headersMs = 0;
+  const headersTimer = startHeadersTimer(context, headersTimeoutMs);
+  let response: BufferedResponse;
   try {
-    response = await sendUpstream(context.dispatcher, {
-      deployment,
-      endpointPath: native?.endpointPath ?? request.endpointPath,
-      payload: buildPayload(native?.body ?? request.body, {
-        upstreamModelId: deployment.model.id,
-        shouldAskForUsage: isUsageInjected,
-        supportsReasoning: deployment.capabilities.reasoning === true,
-      }),
-      isStream: request.isStream,
-      headersTimeoutMs: headersTimeoutMs + 1_000,
-      // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
-      bodyTimeoutMs: request.isStream ? 0 : Math.max(1, remainingMs),
-      signal: controller.signal,
+    response = await bufferedCall(context.dispatcher, requestOptions(call), {
+      signal: call.signal,
+      maxBodyBytes: (status) =>
+        isRedirect(status) ? 0 : isSuccess(status) ? limits.maxResponseBytes : limits.maxErrorBodyBytes,
+      onHeaders: () => {
+        headersTimer.stop();
+        headersMs = clock.now() - sentAtMs;
+      },
     });
   } catch (error) {
-    context.releaseSlot();
-    if (isHeadersLate && !request.signal.aborted) {
-      return failed(failureLesson("timeout", `no response headers within timeout_ms (${headersTimeoutMs} ms)`));
-    }
-    return networkFailure(error, context);
+    return sendFailure(error, context, headersTimer, headersTimeoutMs);
   } finally {
-    clearTimeout(headersTimer);
+    headersTimer.stop();
+    // The answer was read to its end or the call aborted: the connection is free again.
+    context.releaseSlot();
+  }
+  const { statusCode, headers, text, isTruncated } = response;
+  if (isRedirect(statusCode)) return redirectFailure(statusCode, headersMs);
+  if (!isSuccess(statusCode)) return errorStatusFailure(context, statusCode, headers, text, headersMs);
+  if (isTruncated) {
+    return failed(
+      failureLesson(
+        "bad_response",
+        `the response body is larger than max_response_bytes (${limits.maxResponseBytes} bytes)`,
+      ),
+      statusCode,
+    );
+  }
+  const headerEffects = lessonsFromHeaders(headers, context.deployment.provider.settings, sentAtMs);
+  return jsonAnswer(context, statusCode, headers, text, headerEffects, headersMs);
+}
+
+async function streamAttempt(
+  context: AttemptContext,
+  call: UpstreamCall,
+  headersTimeoutMs: number,
+  isUsageInjected: boolean,
+): Promise<AttemptResult> {
+  const { deployment, clock, controller } = context;
+  const sentAtMs = clock.now();
+  let response: Dispatcher.ResponseData;
+  const headersTimer = startHeadersTimer(context, headersTimeoutMs);
+  try {
+    response = await sendUpstream(context.dispatcher, call);
+  } catch (error) {
+    context.releaseSlot();
+    return sendFailure(error, context, headersTimer, headersTimeoutMs);
+  } finally {
+    headersTimer.stop();
   }
   // The body closes when it was read to its end or aborted: the connection is free again.
   response.body.once("close", context.releaseSlot);
   if (response.body.destroyed) context.releaseSlot();
   const headersMs = clock.now() - sentAtMs;
   const headers = response.headers as HeaderMap;
-  if (response.statusCode >= 300 && response.statusCode < 400) {
-    // undici does not follow redirects, and the gateway must not: a redirect (or a 304 to a POST) is not an
-    // answer the client asked for, and relaying it would make it look like the gateway's own.
+  if (isRedirect(response.statusCode)) {
     controller.abort();
-    return failed(
-      failureLesson("bad_response", `HTTP ${response.statusCode}: the upstream answered with a redirect`),
-      response.statusCode,
-      undefined,
-      headersMs,
-    );
+    return redirectFailure(response.statusCode, headersMs);
   }
-  if (response.statusCode < 200 || response.statusCode >= 300) {
-    let bodyText: string;
+  if (!isSuccess(response.statusCode)) {
+    let read: BoundedBody;
     try {
       // Enough to classify the error; the rest of a huge error body is never read (the connection is closed).
-      const read = await readBodyBounded(response.body, context.limits.maxErrorBodyBytes);
+      read = await readBodyBounded(response.body, context.limits.maxErrorBodyBytes);
       if (read.isTruncated) controller.abort();
-      bodyText = read.text;
     } catch (error) {
       return networkFailure(error, context);
     }
-    const verdict = classifyResponse(response.statusCode, headers, bodyText, clock.now());
-    const lesson = lessonFromVerdict(verdict, settings, clock.now(), { headers, bodyText });
-    return failed(lesson, response.statusCode, verdict, headersMs);
+    return errorStatusFailure(context, response.statusCode, headers, read.text, headersMs);
   }
-  const headerEffects = lessonsFromHeaders(headers, settings, sentAtMs);
-  if (request.isStream) return streamAnswer(context, response, headerEffects, headersMs, isUsageInjected);
-  return jsonAnswer(context, response, headerEffects, headersMs);
+  const headerEffects = lessonsFromHeaders(headers, deployment.provider.settings, sentAtMs);
+  return streamAnswer(context, response, headerEffects, headersMs, isUsageInjected);
+}
+
+function isRedirect(statusCode: number): boolean {
+  return statusCode >= 300 && statusCode < 400;
+}
+
+function isSuccess(statusCode: number): boolean {
+  return statusCode >= 200 && statusCode < 300;
+}
+
+/**
+ * undici does not follow redirects, and the gateway must not: a redirect (or a 304 to a POST) is not an answer
+ * the client asked for, and relaying it would make it look like the gateway's own.
+ */
+function redirectFailure(statusCode: number, headersMs: number): AttemptResult {
+  return failed(
+    failureLesson("bad_response", `HTTP ${statusCode}: the upstream answered with a redirect`),
+    statusCode,
+    undefined,
+    headersMs,
+  );
+}
+
+function errorStatusFailure(
+  context: AttemptContext,
+  statusCode: number,
+  headers: HeaderMap,
+  bodyText: string,
+  headersMs: number,
+): AttemptResult {
+  const { clock } = context;
+  const verdict = classifyResponse(statusCode, headers, bodyText, clock.now());
+  const lesson = lessonFromVerdict(verdict, context.deployment.provider.settings, clock.now(), { headers, bodyText });
+  return failed(lesson, statusCode, verdict, headersMs);
 }
 
 async function streamAnswer(
@@ -239,59 +348,42 @@ async function streamAnswer(
   return failed(failureLesson(outcome, opened.reason), response.statusCode, undefined, headersMs);
 }
 
-async function jsonAnswer(
+function jsonAnswer(
   context: AttemptContext,
-  response: Dispatcher.ResponseData,
+  statusCode: number,
+  headers: HeaderMap,
+  bodyText: string,
   headerEffects: readonly Effect[],
   headersMs: number,
-): Promise<AttemptResult> {
+): AttemptResult {
   const { deployment, clock } = context;
-  const maxBytes = context.limits.maxResponseBytes;
-  let bodyText: string;
-  try {
-    const read = await readBodyBounded(response.body, maxBytes);
-    if (read.isTruncated) {
-      context.controller.abort();
-      return failed(
-        failureLesson("bad_response", `the response body is larger than max_response_bytes (${maxBytes} bytes)`),
-        response.statusCode,
-      );
-    }
-    bodyText = read.text;
-  } catch (error) {
-    return networkFailure(error, context);
-  }
   let json: unknown;
   try {
     json = JSON.parse(bodyText);
   } catch {
-    return failed(failureLesson("bad_response", "HTTP 200 with a body that is not JSON"), response.statusCode);
+    return failed(failureLesson("bad_response", "HTTP 200 with a body that is not JSON"), statusCode);
   }
-  const inBandError = classifyErrorInSuccess(json, response.headers as HeaderMap, clock.now());
+  const inBandError = classifyErrorInSuccess(json, headers, clock.now());
   if (inBandError !== undefined) {
-    return failed(
-      lessonFromVerdict(inBandError, deployment.provider.settings, clock.now()),
-      response.statusCode,
-      inBandError,
-    );
+    return failed(lessonFromVerdict(inBandError, deployment.provider.settings, clock.now()), statusCode, inBandError);
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     // `null`, `[1,2,3]`, `"text"`: valid JSON, but no answer any client could use.
     return failed(
-      failureLesson("bad_response", `HTTP ${response.statusCode} with a JSON body that is not an object`),
-      response.statusCode,
+      failureLesson("bad_response", `HTTP ${statusCode} with a JSON body that is not an object`),
+      statusCode,
     );
   }
   return {
     ok: true,
     json: {
       kind: "json",
-      status: response.statusCode,
+      status: statusCode,
       bodyText: ensureModelField(json, bodyText, deployment),
       deployment,
       api: context.api,
     },
-    status: response.statusCode,
+    status: statusCode,
     effects: headerEffects,
     usage: readUsage(json),
     headersMs,

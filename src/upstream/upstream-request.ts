@@ -15,6 +15,11 @@ export interface UpstreamCall {
 }
 
 export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
+  return dispatcher.request({ ...requestOptions(call), signal: call.signal });
+}
+
+/** The undici options of one upstream call (without its signal: `request()` and `dispatch` take it differently). */
+export function requestOptions(call: UpstreamCall): Dispatcher.DispatchOptions {
   const { provider } = call.deployment;
   const settings = provider.settings;
   const [key] = settings.apiKeys;
@@ -24,16 +29,15 @@ export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promis
     accept: call.isStream ? "text/event-stream" : "application/json",
     authorization: `Bearer ${key}`,
   };
-  return dispatcher.request({
+  return {
     origin: provider.origin,
     path: provider.basePath + call.endpointPath,
     method: "POST",
     headers,
     body: call.payload,
-    signal: call.signal,
     headersTimeout: call.headersTimeoutMs,
     bodyTimeout: call.bodyTimeoutMs,
-  });
+  };
 }
 
 /**
