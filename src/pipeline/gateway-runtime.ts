@@ -31,6 +31,12 @@ export type { Logger } from "../logger.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
 
 /** Loads and validates the config again (files, .env); throws ConfigError listing every problem. */
+/** A plan and the config snapshot it was made on. */
+export interface PlannedRoute {
+  readonly plan: RoutePlan;
+  readonly snapshot: GatewaySnapshot;
+}
+
 export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
 
 export type ReloadResult =
@@ -291,21 +297,32 @@ export class GatewayRuntime {
    * cooling or busy candidate is waited for in the queue, in turn, not by every request at once. Returns the last
    * plan either way.
    */
-  async planOrQueue(
+  planOrQueue(
     request: RouteRequest,
     signal: AbortSignal,
     snapshot: GatewaySnapshot = this.#snapshot,
-  ): Promise<{ readonly plan: RoutePlan; readonly snapshot: GatewaySnapshot }> {
+  ): PlannedRoute | Promise<PlannedRoute> {
     const plan = this.plan(request, snapshot);
-    const { queueTimeoutMs, maxQueued } = snapshot.config.routing;
+    const { queueTimeoutMs } = snapshot.config.routing;
     if (queueTimeoutMs <= 0) return { plan, snapshot };
     const existing = this.#queues.get(request.model);
+    // Served at once, without a promise: the common case on the request path.
     if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return { plan, snapshot };
+    return this.#queued(request, signal, { plan, snapshot }, existing);
+  }
+
+  async #queued(
+    request: RouteRequest,
+    signal: AbortSignal,
+    first: PlannedRoute,
+    existing: WaitQueue | undefined,
+  ): Promise<PlannedRoute> {
+    const { queueTimeoutMs, maxQueued } = first.snapshot.config.routing;
     const queue = existing ?? new WaitQueue();
     this.#queues.set(request.model, queue);
     // A waiter plans on the serving config: after a reload it is served by the new one (no upstream work has
     // started yet), so a provider the reload removed gets nothing from the queue either.
-    let latest = { plan, snapshot };
+    let latest = first;
     this.#queuedTotal++;
     try {
       const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {

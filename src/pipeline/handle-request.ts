@@ -5,11 +5,10 @@
 import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
-import type { RoutePlan } from "../router/plan-route.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import type { EndpointSpec } from "./endpoints.ts";
-import type { GatewayRuntime } from "./gateway-runtime.ts";
+import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
 import {
   type JsonAnswer,
   type PipelineRequest,
@@ -38,7 +37,7 @@ export async function handleRequest(
   const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
   const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
-  let planned: Awaited<ReturnType<typeof planRequest>>;
+  let planned: PlannedRoute;
   try {
     planned = await planRequest(prepared);
   } catch (error) {
@@ -174,29 +173,28 @@ function answerText(bodyText: string): string | undefined {
 }
 
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
-async function planRequest(
-  request: PipelineRequest,
-): Promise<{ readonly plan: RoutePlan; readonly snapshot: PipelineRequest["snapshot"] }> {
+async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
   const queuedAtMs = runtime.clock.now();
-  const planning = runtime.planOrQueue(
-    {
-      model: body.model,
-      fallbackModels: body.models ?? [],
-      kind: endpoint.kind,
-      needsTools: Array.isArray(body.tools) && body.tools.length > 0,
-      needsVision: prompt.hasImages,
-      needsJsonSchema: isJsonSchemaRequest(body.response_format),
-      promptTokens: prompt.promptTokens,
-      maxOutputTokens,
-      stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
-    },
-    request.context.signal,
-    request.snapshot,
-  );
-  let planned: Awaited<typeof planning>;
+  let planned: PlannedRoute;
   try {
-    planned = await planning;
+    const planning = runtime.planOrQueue(
+      {
+        model: body.model,
+        fallbackModels: body.models ?? [],
+        kind: endpoint.kind,
+        needsTools: Array.isArray(body.tools) && body.tools.length > 0,
+        needsVision: prompt.hasImages,
+        needsJsonSchema: isJsonSchemaRequest(body.response_format),
+        promptTokens: prompt.promptTokens,
+        maxOutputTokens,
+        stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
+      },
+      request.context.signal,
+      request.snapshot,
+    );
+    // Without queueing the plan comes at once (no promise to wait for).
+    planned = planning instanceof Promise ? await planning : planning;
   } catch (error) {
     // A refusal after queueing (the queue's time ran out, the client left) keeps how long it waited.
     request.record.waited(runtime.clock.now() - queuedAtMs);

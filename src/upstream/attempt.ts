@@ -113,7 +113,8 @@ export async function attemptOnce(
   }
 }
 
-async function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
+/** Not async itself: it only picks the JSON or the stream path (one promise fewer per attempt). */
+function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
   const { deployment, request, remainingMs } = context;
   const settings = deployment.provider.settings;
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
