@@ -10,7 +10,6 @@ import { AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
-import { WaitQueue } from "../limits/wait-queue.ts";
 import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
@@ -24,19 +23,15 @@ import { createStateBackend, type StateBackend } from "../state/state-backend.ts
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { Recorder } from "./recorder.ts";
+import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, configHash, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
 import { Agent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
+export type { PlannedRoute } from "./route-queue.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
 
 /** Loads and validates the config again (files, .env); throws ConfigError listing every problem. */
-/** A plan and the config snapshot it was made on. */
-export interface PlannedRoute {
-  readonly plan: RoutePlan;
-  readonly snapshot: GatewaySnapshot;
-}
-
 export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
 
 export type ReloadResult =
@@ -75,8 +70,7 @@ export class GatewayRuntime {
   #logger: Logger | undefined;
   readonly #ownsDispatcher: boolean;
   /** One arrival-order queue per requested model (`routing.queue_timeout_ms`); dropped when empty. */
-  readonly #queues = new Map<string, WaitQueue>();
-  #queuedTotal = 0;
+  readonly #routeQueues = new RouteQueues();
   /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
   readonly #prefillRejected = new Set<string>();
 
@@ -302,44 +296,23 @@ export class GatewayRuntime {
     signal: AbortSignal,
     snapshot: GatewaySnapshot = this.#snapshot,
   ): PlannedRoute | Promise<PlannedRoute> {
-    const plan = this.plan(request, snapshot);
-    const { queueTimeoutMs } = snapshot.config.routing;
-    if (queueTimeoutMs <= 0) return { plan, snapshot };
-    const existing = this.#queues.get(request.model);
+    const first = { plan: this.plan(request, snapshot), snapshot };
+    if (snapshot.config.routing.queueTimeoutMs <= 0) return first;
     // Served at once, without a promise: the common case on the request path.
-    if (plan.candidates.length > 0 && (existing === undefined || existing.size === 0)) return { plan, snapshot };
-    return this.#queued(request, signal, { plan, snapshot }, existing);
-  }
-
-  async #queued(
-    request: RouteRequest,
-    signal: AbortSignal,
-    first: PlannedRoute,
-    existing: WaitQueue | undefined,
-  ): Promise<PlannedRoute> {
-    const { queueTimeoutMs, maxQueued } = first.snapshot.config.routing;
-    const queue = existing ?? new WaitQueue();
-    this.#queues.set(request.model, queue);
+    if (first.plan.candidates.length > 0 && !this.#routeQueues.hasWaiting(request.model)) return first;
     // A waiter plans on the serving config: after a reload it is served by the new one (no upstream work has
     // started yet), so a provider the reload removed gets nothing from the queue either.
-    let latest = first;
-    this.#queuedTotal++;
-    try {
-      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
+    return this.#routeQueues.wait(request.model, signal, first, {
+      replan: () => {
         const current = this.#snapshot;
-        latest = { plan: this.plan(request, current), snapshot: current };
-        if (latest.plan.candidates.length > 0) return { value: latest };
-        return { retryInMs: this.soonestAvailableMs(latest.plan) ?? 100 };
-      });
-      return queued ?? latest;
-    } finally {
-      this.#queuedTotal--;
-      if (queue.size === 0 && this.#queues.get(request.model) === queue) this.#queues.delete(request.model);
-    }
+        return { plan: this.plan(request, current), snapshot: current };
+      },
+      soonestAvailableMs: (plan) => this.soonestAvailableMs(plan),
+    });
   }
 
   get queuedRequests(): number {
-    return this.#queuedTotal;
+    return this.#routeQueues.size;
   }
 
   scopesOf(deployment: Deployment, snapshot: GatewaySnapshot = this.#snapshot): readonly BudgetScope[] {

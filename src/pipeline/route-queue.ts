@@ -1,0 +1,63 @@
+// The queues of requests waiting for a route (`routing.queue_timeout_ms`, `routing.max_queued`): one wait queue
+// per requested model, served in arrival order, and the count across all of them (for /stats and the
+// dashboard). Kept apart from the runtime so that planning without a queue, the common case, stays one
+// synchronous call there.
+import { WaitQueue } from "../limits/wait-queue.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
+import type { GatewaySnapshot } from "./snapshot.ts";
+
+/** A plan and the config snapshot it was made on. */
+export interface PlannedRoute {
+  readonly plan: RoutePlan;
+  readonly snapshot: GatewaySnapshot;
+}
+
+export interface RouteQueueServices {
+  /** Plans again on the serving config (a waiter is served by the config current when its turn comes). */
+  readonly replan: () => PlannedRoute;
+  /** ms until the plan's first cooling candidate is free again, if any. */
+  readonly soonestAvailableMs: (plan: RoutePlan) => number | undefined;
+}
+
+export class RouteQueues {
+  readonly #queues = new Map<string, WaitQueue>();
+  #queuedTotal = 0;
+
+  /** Requests waiting, across all models. */
+  get size(): number {
+    return this.#queuedTotal;
+  }
+
+  /** Whether requests already wait for this model (a newcomer then queues behind them). */
+  hasWaiting(model: string): boolean {
+    return (this.#queues.get(model)?.size ?? 0) > 0;
+  }
+
+  /**
+   * Waits in the model's queue until `replan` finds a candidate, the queue's time runs out, the queue is full or
+   * the signal aborts. Returns the last plan either way (without candidates when none came).
+   */
+  async wait(
+    model: string,
+    signal: AbortSignal,
+    first: PlannedRoute,
+    services: RouteQueueServices,
+  ): Promise<PlannedRoute> {
+    const { queueTimeoutMs, maxQueued } = first.snapshot.config.routing;
+    const queue = this.#queues.get(model) ?? new WaitQueue();
+    this.#queues.set(model, queue);
+    let latest = first;
+    this.#queuedTotal++;
+    try {
+      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
+        latest = services.replan();
+        if (latest.plan.candidates.length > 0) return { value: latest };
+        return { retryInMs: services.soonestAvailableMs(latest.plan) ?? 100 };
+      });
+      return queued ?? latest;
+    } finally {
+      this.#queuedTotal--;
+      if (queue.size === 0 && this.#queues.get(model) === queue) this.#queues.delete(model);
+    }
+  }
+}

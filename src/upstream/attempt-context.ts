@@ -1,0 +1,137 @@
+// What every upstream attempt shares (attempt.ts for streams, json-attempt.ts for JSON answers): the result an
+// attempt reports, its context, the `timeout_ms` timer, and the failures before or instead of a usable answer.
+import type { Dispatcher } from "undici";
+import type { Clock } from "../clock.ts";
+import type { UpstreamLimits } from "../config/types.ts";
+import type { HeaderMap } from "../limits/header-map.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { OpenedStream } from "../streaming/opened-stream.ts";
+import type { TokenUsage } from "../streaming/relay-types.ts";
+import type { Verdict } from "./classify-response.ts";
+import { classifyResponse } from "./classify-response.ts";
+import type { ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
+import { type Effect, failureLesson, type Lesson, lessonFromVerdict } from "./lessons.ts";
+import { classifyNetworkError } from "./upstream-request.ts";
+
+export type AttemptResult =
+  | {
+      readonly ok: true;
+      readonly json?: JsonResult;
+      readonly stream?: { readonly opened: OpenedStream; readonly isUsageInjected: boolean; readonly api: UpstreamApi };
+      readonly status: number;
+      readonly effects: readonly Effect[];
+      readonly usage?: TokenUsage;
+      readonly headersMs: number;
+      readonly firstTokenMs?: number;
+    }
+  | {
+      readonly ok: false;
+      readonly lesson: Lesson;
+      readonly status: number | undefined;
+      readonly verdict?: Verdict;
+      readonly headersMs?: number;
+    };
+
+export interface AttemptContext {
+  readonly deployment: Deployment;
+  readonly request: ForwardRequest;
+  readonly dispatcher: Dispatcher;
+  readonly clock: Clock;
+  readonly limits: UpstreamLimits;
+  /** Gives the provider's in-flight slot back; called once the upstream response is over (or never came). */
+  readonly releaseSlot: () => void;
+  readonly remainingMs: number;
+  readonly controller: AbortController;
+  readonly deadline: AbortSignal;
+  /** The request in the client's own protocol, when this candidate's provider speaks it natively. */
+  readonly native: NativeCall | undefined;
+  /** The API this candidate is called with: `chat`, or the native call's. */
+  readonly api: UpstreamApi;
+}
+
+/**
+ * Our own timer for `timeout_ms`: undici's headersTimeout uses coarse shared timers (~1 s resolution), which would
+ * make a 300 ms timeout fire after a second. undici's stays as a backstop (`headersTimeoutMs + 1_000` above).
+ */
+export function startHeadersTimer(
+  context: AttemptContext,
+  headersTimeoutMs: number,
+): { isLate: boolean; stop(): void } {
+  const timer = {
+    isLate: false,
+    stop: () => clearTimeout(handle),
+  };
+  const handle = setTimeout(() => {
+    timer.isLate = true;
+    context.controller.abort();
+  }, headersTimeoutMs);
+  return timer;
+}
+
+/** A failure before any usable answer: our `timeout_ms`, or what the network or the client did. */
+export function sendFailure(
+  error: unknown,
+  context: AttemptContext,
+  headersTimer: { readonly isLate: boolean },
+  headersTimeoutMs: number,
+): AttemptResult {
+  if (headersTimer.isLate && !context.request.signal.aborted) {
+    return failed(failureLesson("timeout", `no response headers within timeout_ms (${headersTimeoutMs} ms)`));
+  }
+  return networkFailure(error, context);
+}
+
+export function isRedirect(statusCode: number): boolean {
+  return statusCode >= 300 && statusCode < 400;
+}
+
+export function isSuccess(statusCode: number): boolean {
+  return statusCode >= 200 && statusCode < 300;
+}
+
+/**
+ * undici does not follow redirects, and the gateway must not: a redirect (or a 304 to a POST) is not an answer
+ * the client asked for, and relaying it would make it look like the gateway's own.
+ */
+export function redirectFailure(statusCode: number, headersMs: number): AttemptResult {
+  return failed(
+    failureLesson("bad_response", `HTTP ${statusCode}: the upstream answered with a redirect`),
+    statusCode,
+    undefined,
+    headersMs,
+  );
+}
+
+export function errorStatusFailure(
+  context: AttemptContext,
+  statusCode: number,
+  headers: HeaderMap,
+  bodyText: string,
+  headersMs: number,
+): AttemptResult {
+  const { clock } = context;
+  const verdict = classifyResponse(statusCode, headers, bodyText, clock.now());
+  const lesson = lessonFromVerdict(verdict, context.deployment.provider.settings, clock.now(), { headers, bodyText });
+  return failed(lesson, statusCode, verdict, headersMs);
+}
+
+export function failed(lesson: Lesson, status?: number, verdict?: Verdict, headersMs?: number): AttemptResult {
+  return {
+    ok: false,
+    lesson,
+    status,
+    ...(verdict === undefined ? {} : { verdict }),
+    ...(headersMs === undefined ? {} : { headersMs }),
+  };
+}
+
+export function networkFailure(error: unknown, context: AttemptContext): AttemptResult {
+  if (context.request.signal.aborted)
+    return failed({ outcome: "client_aborted", reason: "client disconnected", effects: [] });
+  const failure = classifyNetworkError(error);
+  if (failure.kind === "timeout" || context.deadline.aborted) {
+    const reason = failure.kind === "timeout" ? failure.reason : "the request's total time ran out";
+    return failed(failureLesson("timeout", reason));
+  }
+  return failed(failureLesson("network_error", failure.reason));
+}

@@ -1,0 +1,129 @@
+// A non-streamed attempt: the answer read whole through one undici handler (buffered-call.ts), bounded by its
+// status (`max_response_bytes` for a success, `max_error_body_bytes` for an error, nothing of a redirect), then
+// classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer.
+
+import type { HeaderMap } from "../limits/header-map.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { TokenUsage } from "../streaming/relay-types.ts";
+import {
+  type AttemptContext,
+  type AttemptResult,
+  errorStatusFailure,
+  failed,
+  isRedirect,
+  isSuccess,
+  redirectFailure,
+  sendFailure,
+  startHeadersTimer,
+} from "./attempt-context.ts";
+import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
+import { classifyErrorInSuccess } from "./classify-response.ts";
+import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
+import { requestOptions, type UpstreamCall } from "./upstream-request.ts";
+
+/**
+ * A non-streamed call: the answer is read whole (bounded: `max_response_bytes` for a success, `max_error_body_bytes`
+ * for an error, nothing of a redirect) by one undici handler, then classified.
+ */
+export async function jsonAttempt(
+  context: AttemptContext,
+  call: UpstreamCall,
+  headersTimeoutMs: number,
+): Promise<AttemptResult> {
+  const { clock, limits } = context;
+  const sentAtMs = clock.now();
+  let headersMs = 0;
+  const headersTimer = startHeadersTimer(context, headersTimeoutMs);
+  let response: BufferedResponse;
+  try {
+    response = await bufferedCall(context.dispatcher, requestOptions(call), {
+      signal: call.signal,
+      maxBodyBytes: (status) =>
+        isRedirect(status) ? 0 : isSuccess(status) ? limits.maxResponseBytes : limits.maxErrorBodyBytes,
+      onHeaders: () => {
+        headersTimer.stop();
+        headersMs = clock.now() - sentAtMs;
+      },
+    });
+  } catch (error) {
+    return sendFailure(error, context, headersTimer, headersTimeoutMs);
+  } finally {
+    headersTimer.stop();
+    // The answer was read to its end or the call aborted: the connection is free again.
+    context.releaseSlot();
+  }
+  const { statusCode, headers, text, isTruncated } = response;
+  if (isRedirect(statusCode)) return redirectFailure(statusCode, headersMs);
+  if (!isSuccess(statusCode)) return errorStatusFailure(context, statusCode, headers, text, headersMs);
+  if (isTruncated) {
+    return failed(
+      failureLesson(
+        "bad_response",
+        `the response body is larger than max_response_bytes (${limits.maxResponseBytes} bytes)`,
+      ),
+      statusCode,
+    );
+  }
+  const headerEffects = lessonsFromHeaders(headers, context.deployment.provider.settings, sentAtMs);
+  return jsonAnswer(context, statusCode, headers, text, headerEffects, headersMs);
+}
+
+function jsonAnswer(
+  context: AttemptContext,
+  statusCode: number,
+  headers: HeaderMap,
+  bodyText: string,
+  headerEffects: readonly Effect[],
+  headersMs: number,
+): AttemptResult {
+  const { deployment, clock } = context;
+  let json: unknown;
+  try {
+    json = JSON.parse(bodyText);
+  } catch {
+    return failed(failureLesson("bad_response", "HTTP 200 with a body that is not JSON"), statusCode);
+  }
+  const inBandError = classifyErrorInSuccess(json, headers, clock.now());
+  if (inBandError !== undefined) {
+    return failed(lessonFromVerdict(inBandError, deployment.provider.settings, clock.now()), statusCode, inBandError);
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    // `null`, `[1,2,3]`, `"text"`: valid JSON, but no answer any client could use.
+    return failed(
+      failureLesson("bad_response", `HTTP ${statusCode} with a JSON body that is not an object`),
+      statusCode,
+    );
+  }
+  return {
+    ok: true,
+    json: {
+      kind: "json",
+      status: statusCode,
+      bodyText: ensureModelField(json, bodyText, deployment),
+      deployment,
+      api: context.api,
+    },
+    status: statusCode,
+    effects: headerEffects,
+    usage: readUsage(json),
+    headersMs,
+  };
+}
+
+/** Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's `input_tokens` / `output_tokens`. */
+function readUsage(json: unknown): TokenUsage {
+  const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
+  const count = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
+  return {
+    promptTokens: count(usage?.prompt_tokens) ?? count(usage?.input_tokens) ?? 0,
+    completionTokens: count(usage?.completion_tokens) ?? count(usage?.output_tokens) ?? 0,
+  };
+}
+
+/** The response's `model` names the model that answered; fill it in when the upstream left it out. */
+function ensureModelField(json: unknown, bodyText: string, deployment: Deployment): string {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return bodyText;
+  const model = (json as { model?: unknown }).model;
+  if (typeof model === "string" && model !== "") return bodyText;
+  return JSON.stringify({ ...(json as Record<string, unknown>), model: deployment.model.id });
+}
