@@ -30,6 +30,9 @@ describe("redactSecrets", () => {
   test("a bearer token keeps the word, loses the token", () => {
     assert.equal(redactKeyShaped("Authorization: Bearer abcDEF0123456789"), "Authorization: Bearer [redacted]");
     assert.equal(redactKeyShaped('"authorization":"bearer x.y.z-0123456789"'), '"authorization":"bearer [redacted]"');
+    // In any case: the quick pre-check spells the word out case by case.
+    assert.equal(redactKeyShaped("AUTHORIZATION: BEARER abcDEF0123456789"), "AUTHORIZATION: BEARER [redacted]");
+    assert.equal(redactKeyShaped("x bEaReR abcDEF0123456789"), "x bEaReR [redacted]");
   });
 
   test("ordinary text, short tokens and model names are left alone", () => {

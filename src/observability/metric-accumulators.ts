@@ -75,12 +75,17 @@ interface CounterEntry {
   value: number;
 }
 
+/** Module-level (as the histogram's, made once per metric): a closure per `inc` would be one allocation more per call. */
+function newCounterEntry(labels: Record<string, string>): CounterEntry {
+  return { labels, value: 0 };
+}
+
 export class LabeledCounter extends LabeledMetric<CounterEntry> {
   readonly type = "counter";
 
   /** `values` in the order of `labelNames`. */
   inc(values: readonly string[], by = 1): void {
-    this.entryFor(values, (labels) => ({ labels, value: 0 })).value += by;
+    this.entryFor(values, newCounterEntry).value += by;
   }
 
   async get(): Promise<MetricData> {
@@ -106,14 +111,16 @@ export class LabeledHistogram extends LabeledMetric<HistogramEntry> {
     this.#upperBounds = [...upperBounds].sort((a, b) => a - b);
   }
 
+  readonly #newEntry = (labels: Record<string, string>): HistogramEntry => ({
+    labels,
+    counts: new Float64Array(this.#upperBounds.length),
+    sum: 0,
+    count: 0,
+  });
+
   observe(values: readonly string[], observed: number): void {
     const bounds = this.#upperBounds;
-    const entry = this.entryFor(values, (labels) => ({
-      labels,
-      counts: new Float64Array(bounds.length),
-      sum: 0,
-      count: 0,
-    }));
+    const entry = this.entryFor(values, this.#newEntry);
     entry.sum += observed;
     entry.count += 1;
     // Prometheus buckets are `le` (less or equal); beyond the last bound only +Inf (the count) holds it.

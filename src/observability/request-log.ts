@@ -175,11 +175,18 @@ export class RequestLog {
   #toRow(record: RequestRecord): StoredRequest {
     const json = recordJson(record, this.#options.isContentKept, this.#options.secrets?.() ?? []);
     const served = record.servedBy;
-    const servedPublicName = record.candidates.find(
-      (candidate) => candidate.deploymentKey === served?.deploymentKey,
-    )?.publicName;
-    const models = unique([record.requestedModel, served?.model, servedPublicName]);
-    const providers = unique([served?.provider, ...record.attempts.map((attempt) => attempt.provider)]);
+    // The names a query may filter on, each once (a few per record: plain arrays, no Set or closures per record).
+    const models: string[] = [];
+    addName(models, record.requestedModel);
+    if (served !== undefined) {
+      addName(models, served.model);
+      for (const candidate of record.candidates) {
+        if (candidate.deploymentKey === served.deploymentKey) addName(models, candidate.publicName);
+      }
+    }
+    const providers: string[] = [];
+    addName(providers, served?.provider);
+    for (const attempt of record.attempts) addName(providers, attempt.provider);
     return { id: record.id, startedAtMs: record.startedAtMs, models, providers, status: record.status, json };
   }
 }
@@ -202,8 +209,8 @@ function parsedRecord(text: string): RequestRecord | undefined {
   }
 }
 
-function unique(values: readonly (string | undefined)[]): string[] {
-  return [...new Set(values.filter((value): value is string => value !== undefined && value !== ""))];
+function addName(names: string[], name: string | undefined): void {
+  if (name !== undefined && name !== "" && !names.includes(name)) names.push(name);
 }
 
 /** Whether a stored row passes a filter (for backends that filter in code). */
