@@ -63,6 +63,7 @@ export async function attemptOnce(
   const onClientAbort = (): void => controller.abort(request.signal.reason);
   if (request.signal.aborted) onClientAbort();
   else request.signal.addEventListener("abort", onClientAbort, { once: true });
+  const native = nativeCallFor(request, deployment);
   try {
     return await attemptWithSignals({
       deployment,
@@ -74,7 +75,8 @@ export async function attemptOnce(
       remainingMs,
       controller,
       deadline: deadline.signal,
-      ...withNative(nativeCallFor(request, deployment)),
+      native,
+      api: native?.api ?? "chat",
     });
   } finally {
     clearTimeout(deadlineTimer);
@@ -222,10 +224,6 @@ function clientAskedForUsage(body: Readonly<Record<string, unknown>>): boolean {
   return (
     options !== null && typeof options === "object" && (options as { include_usage?: unknown }).include_usage === true
   );
-}
-
-function withNative(native: NativeCall | undefined): Pick<AttemptContext, "native" | "api"> {
-  return { native, api: native?.api ?? "chat" };
 }
 
 /** The native call for this candidate, if the request has one and the candidate's provider speaks it. */

@@ -37,77 +37,111 @@ export function bufferedCall(
   request: Dispatcher.DispatchOptions,
   options: BufferedCallOptions,
 ): Promise<BufferedResponse> {
-  const { signal } = options;
   return new Promise((resolve, reject) => {
-    let controller: Dispatcher.DispatchController | undefined;
-    let isSettled = false;
-    let statusCode = 0;
-    let headers: HeaderMap = {};
-    let maxBytes = 0;
-    let bytes = 0;
-    const chunks: Buffer[] = [];
-    const onAbort = (): void => {
-      controller?.abort(signal.reason);
-    };
-    const settle = (): boolean => {
-      if (isSettled) return false;
-      isSettled = true;
-      signal.removeEventListener("abort", onAbort);
-      return true;
-    };
-    const answer = (isTruncated: boolean): void => {
-      if (!settle()) return;
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-      resolve({ statusCode, headers, text: body.toString("utf8"), isTruncated });
-    };
-    const fail = (error: unknown): void => {
-      if (settle()) reject(error);
-    };
+    const { signal } = options;
     if (signal.aborted) {
       reject(signal.reason);
       return;
     }
-    signal.addEventListener("abort", onAbort, { once: true });
+    const handler = new BufferedCallHandler(options, resolve, reject);
+    signal.addEventListener("abort", handler.onAbort, { once: true });
     try {
-      dispatcher.dispatch(request, {
-        onRequestStart(started) {
-          controller = started;
-          // Aborted while the request waited for a connection: it is never sent.
-          if (signal.aborted) started.abort(signal.reason);
-        },
-        onResponseStart(started, status, received) {
-          // 1xx (informational) answers precede the final one.
-          if (status < 200 || isSettled) return;
-          statusCode = status;
-          headers = received as HeaderMap;
-          maxBytes = options.maxBodyBytes(status);
-          options.onHeaders?.();
-          if (maxBytes <= 0) {
-            answer(true);
-            started.abort(new Error("the body is not read"));
-          }
-        },
-        onResponseData(started, chunk) {
-          if (isSettled) return;
-          if (bytes + chunk.byteLength > maxBytes) {
-            chunks.push(chunk.subarray(0, maxBytes - bytes));
-            answer(true);
-            // Nobody reads the rest: the connection is closed rather than drained of an unbounded body.
-            started.abort(new Error("the body is larger than its bound"));
-            return;
-          }
-          chunks.push(chunk);
-          bytes += chunk.byteLength;
-        },
-        onResponseEnd() {
-          answer(false);
-        },
-        onResponseError(_controller, error) {
-          fail(error);
-        },
-      });
+      dispatcher.dispatch(request, handler);
     } catch (error) {
-      fail(error);
+      handler.fail(error);
     }
   });
+}
+
+/** One object per call, its methods on the prototype (closures per call would be several allocations more). */
+class BufferedCallHandler implements Dispatcher.DispatchHandler {
+  readonly #options: BufferedCallOptions;
+  readonly #resolve: (response: BufferedResponse) => void;
+  readonly #reject: (error: unknown) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #isSettled = false;
+  #statusCode = 0;
+  #headers: HeaderMap = {};
+  #maxBytes = 0;
+  #bytes = 0;
+  readonly #chunks: Buffer[] = [];
+
+  constructor(
+    options: BufferedCallOptions,
+    resolve: (response: BufferedResponse) => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#options = options;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  /** The signal's listener. Before the request starts there is nothing to abort yet: `onRequestStart` checks. */
+  readonly onAbort = (): void => {
+    this.#controller?.abort(this.#options.signal.reason);
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // Aborted while the request waited for a connection: it is never sent.
+    const { signal } = this.#options;
+    if (signal.aborted) controller.abort(signal.reason);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderMap): void {
+    // 1xx (informational) answers precede the final one.
+    if (statusCode < 200 || this.#isSettled) return;
+    this.#statusCode = statusCode;
+    this.#headers = headers;
+    this.#maxBytes = this.#options.maxBodyBytes(statusCode);
+    this.#options.onHeaders?.();
+    if (this.#maxBytes <= 0) {
+      this.#answer(true);
+      controller.abort(new Error("the body is not read"));
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#isSettled) return;
+    if (this.#bytes + chunk.byteLength > this.#maxBytes) {
+      this.#chunks.push(chunk.subarray(0, this.#maxBytes - this.#bytes));
+      this.#answer(true);
+      // Nobody reads the rest: the connection is closed rather than drained of an unbounded body.
+      controller.abort(new Error("the body is larger than its bound"));
+      return;
+    }
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.byteLength;
+  }
+
+  onResponseEnd(): void {
+    this.#answer(false);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.fail(error);
+  }
+
+  fail(error: unknown): void {
+    if (this.#settle()) this.#reject(error);
+  }
+
+  #answer(isTruncated: boolean): void {
+    if (!this.#settle()) return;
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    this.#resolve({
+      statusCode: this.#statusCode,
+      headers: this.#headers,
+      text: body.toString("utf8"),
+      isTruncated,
+    });
+  }
+
+  #settle(): boolean {
+    if (this.#isSettled) return false;
+    this.#isSettled = true;
+    this.#options.signal.removeEventListener("abort", this.onAbort);
+    return true;
+  }
 }
