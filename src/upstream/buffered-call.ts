@@ -2,8 +2,8 @@
 //
 // Why not `dispatcher.request()` plus a bounded read of its body (read-body.ts), as streams still do: `request()`
 // wraps every answer in a Readable (with its buffering, events and end-of-stream bookkeeping), an AsyncResource and
-// a signal listener of its own, only for the bytes to be collected into one string here. Measured in a Fastify
-// proxy (bench/README.md, "JSON attempts"): ~18 µs less CPU per JSON request with the handler below.
+// a signal listener of its own, only for the bytes to be collected into one string here. Measured (bench/README.md
+// section 8): ~10 µs less CPU per JSON request in the gateway; 73 against 91 µs per request in a Fastify proxy.
 import type { Dispatcher } from "undici";
 import type { HeaderMap } from "../limits/header-map.ts";
 
