@@ -1,11 +1,15 @@
 // Preloaded (`--import`) into a gateway under test: on SIGUSR2, writes the built-in modules the process has loaded
 // (Node's `process.moduleLoadList`) to $LOADED_BUILTINS_PATH, one per line. JavaScript, not TypeScript: a .ts
 // preload would load Node's TypeScript stripper into a process whose loading is what the test looks at.
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 
 process.on("SIGUSR2", () => {
   const loaded = process.moduleLoadList
     .filter((entry) => entry.startsWith("NativeModule "))
     .map((entry) => entry.slice(13));
-  writeFileSync(process.env.LOADED_BUILTINS_PATH ?? "loaded-builtins.txt", `${loaded.join("\n")}\n`);
+  // Written aside, then renamed: the test reads the file as soon as it exists, and must never find it empty (a
+  // read between writeFileSync's create and its write once failed CI).
+  const path = process.env.LOADED_BUILTINS_PATH ?? "loaded-builtins.txt";
+  writeFileSync(`${path}.partial`, `${loaded.join("\n")}\n`);
+  renameSync(`${path}.partial`, path);
 });
