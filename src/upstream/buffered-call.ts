@@ -6,6 +6,7 @@
 // section 8): ~10 µs less CPU per JSON request in the gateway; 73 against 91 µs per request in a Fastify proxy.
 import type { Dispatcher } from "undici";
 import type { HeaderMap } from "../limits/header-map.ts";
+import { BoundedChunks } from "./read-body.ts";
 
 export interface BufferedResponse {
   readonly statusCode: number;
@@ -62,9 +63,8 @@ class BufferedCallHandler implements Dispatcher.DispatchHandler {
   #isSettled = false;
   #statusCode = 0;
   #headers: HeaderMap = {};
-  #maxBytes = 0;
-  #bytes = 0;
-  readonly #chunks: Buffer[] = [];
+  /** Set when the headers come: the bound depends on the status. */
+  #kept: BoundedChunks | undefined;
 
   constructor(
     options: BufferedCallOptions,
@@ -93,25 +93,22 @@ class BufferedCallHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.#isSettled) return;
     this.#statusCode = statusCode;
     this.#headers = headers;
-    this.#maxBytes = this.#options.maxBodyBytes(statusCode);
+    const maxBytes = this.#options.maxBodyBytes(statusCode);
+    this.#kept = new BoundedChunks(maxBytes);
     this.#options.onHeaders?.();
-    if (this.#maxBytes <= 0) {
+    if (maxBytes <= 0) {
       this.#answer(true);
       controller.abort(new Error("the body is not read"));
     }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#isSettled) return;
-    if (this.#bytes + chunk.byteLength > this.#maxBytes) {
-      this.#chunks.push(chunk.subarray(0, this.#maxBytes - this.#bytes));
+    if (this.#isSettled || this.#kept === undefined) return;
+    if (!this.#kept.push(chunk)) {
       this.#answer(true);
       // Nobody reads the rest: the connection is closed rather than drained of an unbounded body.
       controller.abort(new Error("the body is larger than its bound"));
-      return;
     }
-    this.#chunks.push(chunk);
-    this.#bytes += chunk.byteLength;
   }
 
   onResponseEnd(): void {
@@ -128,12 +125,10 @@ class BufferedCallHandler implements Dispatcher.DispatchHandler {
 
   #answer(isTruncated: boolean): void {
     if (!this.#settle()) return;
-    const chunks = this.#chunks;
-    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     this.#resolve({
       statusCode: this.#statusCode,
       headers: this.#headers,
-      text: body.toString("utf8"),
+      text: this.#kept?.text() ?? "",
       isTruncated,
     });
   }

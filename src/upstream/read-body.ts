@@ -1,5 +1,7 @@
 // Reading an upstream body with a bound: an upstream may send a body of any size (a 600 MB JSON answer, a
-// 300 MB error page), and reading it whole would cost the gateway several times that in memory.
+// 300 MB error page), and reading it whole would cost the gateway several times that in memory. This reads a
+// stream's error body from undici's body stream; a JSON call collects its answer with the same bound
+// (`BoundedChunks`) in its own undici handler (buffered-call.ts).
 //
 // Plain 'data'/'end' listeners rather than `for await`: a stream's async iterator adds an iterator, an
 // end-of-stream watcher, a promise per chunk and several ticks to every answer read (about 4 KB allocated and
@@ -23,10 +25,41 @@ class PrematureCloseError extends Error {
 
 function ignore(): void {}
 
+/**
+ * The first `maxBytes` bytes of a body, collected chunk by chunk: the one bound both ways of reading an upstream
+ * body share (`readBodyBounded` here, for streams' error bodies; buffered-call.ts, for JSON calls).
+ */
+export class BoundedChunks {
+  readonly #chunks: Buffer[] = [];
+  readonly #maxBytes: number;
+  #bytes = 0;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Adds a chunk; false when it goes past the bound (only its part within the bound is kept: truncated). */
+  push(chunk: Buffer): boolean {
+    if (this.#bytes + chunk.byteLength > this.#maxBytes) {
+      this.#chunks.push(chunk.subarray(0, this.#maxBytes - this.#bytes));
+      this.#bytes = this.#maxBytes;
+      return false;
+    }
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.byteLength;
+    return true;
+  }
+
+  /** What was kept, as UTF-8 (a character split by the bound becomes U+FFFD). */
+  text(): string {
+    const chunks = this.#chunks;
+    return (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString("utf8");
+  }
+}
+
 export function readBodyBounded(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<BoundedBody> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
+    const kept = new BoundedChunks(maxBytes);
     const settle = (): void => {
       body.off("data", onData);
       body.off("end", onEnd);
@@ -34,23 +67,19 @@ export function readBodyBounded(body: Dispatcher.ResponseData["body"], maxBytes:
       body.off("close", onClose);
     };
     const onData = (chunk: Buffer): void => {
-      if (bytes + chunk.byteLength > maxBytes) {
-        chunks.push(chunk.subarray(0, maxBytes - bytes));
+      if (!kept.push(chunk)) {
         settle();
         // Nobody reads the rest: as leaving a `for await` early did, the body is destroyed (the caller also
         // aborts the request, which closes the connection). undici reports that as an AbortError event, which
         // must have a listener or it would be an uncaught error.
         body.on("error", ignore);
         body.destroy();
-        resolve({ text: Buffer.concat(chunks).toString("utf8"), isTruncated: true });
-        return;
+        resolve({ text: kept.text(), isTruncated: true });
       }
-      chunks.push(chunk);
-      bytes += chunk.byteLength;
     };
     const onEnd = (): void => {
       settle();
-      resolve({ text: Buffer.concat(chunks).toString("utf8"), isTruncated: false });
+      resolve({ text: kept.text(), isTruncated: false });
     };
     const onError = (error: Error): void => {
       settle();
