@@ -75,7 +75,7 @@ interface CounterEntry {
   value: number;
 }
 
-/** Module-level (as the histogram's, made once per metric): a closure per `inc` would be one allocation more per call. */
+/** Made once (the histogram's factory once per metric): a closure per `inc` would be one allocation more per call. */
 function newCounterEntry(labels: Record<string, string>): CounterEntry {
   return { labels, value: 0 };
 }
