@@ -33,7 +33,9 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --quick                   short runs (3 s load, 1 s warm-up, 2 s latency): a smoke test, not figures to quote
   --duration S              seconds per throughput run (default 10; env BENCH_DURATION_S)
   --warmup S                seconds of unrecorded load per workload and target (default 3; env BENCH_WARMUP_S)
-  --connections N           connections for the throughput runs (default 64; env BENCH_CONNECTIONS)
+  --connections N           connections for the JSON throughput runs (default 64; env BENCH_CONNECTIONS)
+  --stream-connections N    connections for the stream throughput runs (default 32, as issue 14 measures SSE;
+                            env BENCH_STREAM_CONNECTIONS)
   --latency-duration S      seconds per concurrency-1 latency run (default 5; env BENCH_LATENCY_DURATION_S)
   --chunks N                SSE chunks per streamed answer (default 16; env BENCH_STREAM_CHUNKS)
   --prompt-chars N          size of the user message; default: one short sentence (env BENCH_PROMPT_CHARS)
@@ -41,9 +43,12 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --targets LIST            any of direct,bare,gateway,realistic,limits,redis,realistic-redis (default all; the
                             Redis ones are skipped when redis-server is not installed; env BENCH_TARGETS)
   --rounds N                interleaved rounds of the bare proxy and the gateway without limits, with high limits
-                            and through Redis, in turn, for the ratio goals, and as many more starts of the bare
-                            proxy and the gateway for the start-up goals (default 3, --quick 1, 0: none;
+                            and through Redis, in turn, for the ratio goals (default 10, --quick 2, 0: none;
                             env BENCH_ROUNDS)
+  --round-duration S        seconds per load run in the interleaved rounds (default 3, --quick 2;
+                            env BENCH_ROUND_DURATION_S)
+  --starts N                more starts of the bare proxy and the gateway, in turn, for the start-up goals
+                            (default 3, --quick 1, 0: none; env BENCH_STARTS)
   --bare-proxy node|fastify the bare proxy's front door: node:http (default; bench/bare-proxy.ts) or Fastify, the
                             gateway's (bench/fastify-proxy.ts), to tell Fastify's cost from the gateway's own
                             (env BENCH_BARE_PROXY)
@@ -106,6 +111,8 @@ const VARIANTS: Partial<
 const TARGET_JSON_RPS = 5_000;
 const TARGET_ADDED_P50_MS = 0.5;
 const TARGET_ADDED_FIRST_BYTE_MS = 1;
+/** Issue 14: a stream's first byte within 0.3 ms of the bare proxy's. */
+const TARGET_FIRST_BYTE_OVER_BARE_MS = 0.3;
 const TARGET_P99_MS = 3;
 const TARGET_IDLE_RSS_MB = 70;
 const TARGET_LOADED_RSS_MB = 150;
@@ -123,7 +130,9 @@ const CHAT_PATH = "/v1/chat/completions";
 const SHORT_PROMPT = "Say hello in one short sentence.";
 
 /** The two workloads' request bodies: the same chat request, without and with `stream: true`. */
-function requestBodies(promptChars: number): { json: string; stream: string } {
+type Workload = "json" | "stream";
+
+function requestBodies(promptChars: number): Record<Workload, string> {
   const messages = [
     { role: "system", content: "You are a helpful assistant." },
     { role: "user", content: promptChars > 0 ? filler(promptChars) : SHORT_PROMPT },
@@ -156,6 +165,8 @@ interface Options {
   readonly durationS: number;
   readonly warmupS: number;
   readonly connections: number;
+  /** Connections for the stream loads: issue 14's SSE goal is stated at 32. */
+  readonly streamConnections: number;
   readonly latencyDurationS: number;
   readonly chunks: number;
   /** Characters of the user message; 0: the default short sentence. */
@@ -169,6 +180,10 @@ interface Options {
   readonly isQuick: boolean;
   /** Interleaved bare/gateway rounds after the per-target runs (0: none). */
   readonly rounds: number;
+  /** Seconds per load run in the interleaved rounds. */
+  readonly roundDurationS: number;
+  /** More starts of the bare proxy and the gateway for the start-up goals (0: none). */
+  readonly starts: number;
   /** The bare proxy's front door. */
   readonly bareProxy: BareProxy;
 }
@@ -226,6 +241,7 @@ function readOptions(argv: string[]): Options | undefined {
       duration: { type: "string" },
       warmup: { type: "string" },
       connections: { type: "string" },
+      "stream-connections": { type: "string" },
       "latency-duration": { type: "string" },
       chunks: { type: "string" },
       "prompt-chars": { type: "string" },
@@ -236,6 +252,8 @@ function readOptions(argv: string[]): Options | undefined {
       "gateway-node-args": { type: "string" },
       "gateway-main": { type: "string" },
       rounds: { type: "string" },
+      "round-duration": { type: "string" },
+      starts: { type: "string" },
       "bare-proxy": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -273,6 +291,9 @@ function readOptions(argv: string[]): Options | undefined {
     durationS: number(values.duration ?? env.BENCH_DURATION_S, isQuick ? 3 : 10, "--duration"),
     warmupS: number(values.warmup ?? env.BENCH_WARMUP_S, isQuick ? 1 : 3, "--warmup"),
     connections: Math.round(number(values.connections ?? env.BENCH_CONNECTIONS, 64, "--connections")),
+    streamConnections: Math.round(
+      number(values["stream-connections"] ?? env.BENCH_STREAM_CONNECTIONS, 32, "--stream-connections"),
+    ),
     latencyDurationS: number(values["latency-duration"] ?? env.BENCH_LATENCY_DURATION_S, isQuick ? 2 : 5, "--latency"),
     chunks: Math.round(number(values.chunks ?? env.BENCH_STREAM_CHUNKS, 16, "--chunks")),
     promptChars: Math.round(number(values["prompt-chars"] ?? env.BENCH_PROMPT_CHARS, 0, "--prompt-chars")),
@@ -285,17 +306,19 @@ function readOptions(argv: string[]): Options | undefined {
       .filter((arg) => arg !== ""),
     gatewayMain: resolve(values["gateway-main"] ?? env.BENCH_GATEWAY_MAIN ?? join(repoDir, "bin", "llm-gateway.js")),
     isQuick,
-    rounds: Math.round(roundsOption(values.rounds ?? env.BENCH_ROUNDS, isQuick ? 1 : 3)),
+    rounds: countOption("--rounds", values.rounds ?? env.BENCH_ROUNDS, isQuick ? 2 : 10),
+    roundDurationS: number(values["round-duration"] ?? env.BENCH_ROUND_DURATION_S, isQuick ? 2 : 3, "--round-duration"),
+    starts: countOption("--starts", values.starts ?? env.BENCH_STARTS, isQuick ? 1 : 3),
     bareProxy,
   };
 }
 
-/** `--rounds`: a whole number, 0 allowed (no interleaved rounds). */
-function roundsOption(value: string | undefined, fallback: number): number {
+/** `--rounds`, `--starts`: a whole number, 0 allowed (none). */
+function countOption(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value === "") return fallback;
   const parsed = Number(value);
-  if (!(Number.isInteger(parsed) && parsed >= 0 && parsed <= 20))
-    throw new Error(`--rounds must be a whole number from 0 to 20, got "${value}"`);
+  if (!(Number.isInteger(parsed) && parsed >= 0 && parsed <= 40))
+    throw new Error(`${name} must be a whole number from 0 to 40, got "${value}"`);
   return parsed;
 }
 
@@ -702,17 +725,17 @@ async function measureTarget(
 ): Promise<TargetResult> {
   const url = `http://127.0.0.1:${port}${CHAT_PATH}`;
   const bodies = requestBodies(options.promptChars);
-  const load = (body: string, durationS: number) =>
+  const load = (workload: Workload, durationS: number) =>
     runLoad(
-      { url, body, headers: REQUEST_HEADERS },
-      { tool: options.tool, connections: options.connections, durationS, pin: pins.load, workDir },
+      { url, body: bodies[workload], headers: REQUEST_HEADERS },
+      { tool: options.tool, connections: connectionsFor(workload, options), durationS, pin: pins.load, workDir },
     );
   const progress = (text: string): void => {
     process.stderr.write(`  ${TARGET_LABELS[target]}: ${text}\n`);
   };
   progress("warming up");
-  await load(bodies.json, options.warmupS);
-  await load(bodies.stream, options.warmupS);
+  await load("json", options.warmupS);
+  await load("stream", options.warmupS);
 
   const latencyRun = (body: string, isValid: (text: string) => boolean) =>
     measureSequential({
@@ -728,9 +751,9 @@ async function measureTarget(
   progress("concurrency 1, stream");
   const streamLatency = await latencyRun(bodies.stream, (text) => text.endsWith("data: [DONE]\n\n"));
   progress(`${options.connections} connections, JSON`);
-  const json = await observedLoad(options.cores, pid, () => load(bodies.json, options.durationS));
-  progress(`${options.connections} connections, stream`);
-  const stream = await observedLoad(options.cores, pid, () => load(bodies.stream, options.durationS));
+  const json = await observedLoad(options.cores, pid, () => load("json", options.durationS));
+  progress(`${options.streamConnections} connections, stream`);
+  const stream = await observedLoad(options.cores, pid, () => load("stream", options.durationS));
   return {
     json,
     stream,
@@ -740,6 +763,11 @@ async function measureTarget(
     loadedRssMb: pid === undefined ? undefined : readRssMb(pid),
     startup,
   };
+}
+
+/** A workload's connections: issue 14 states its SSE goal at 32 connections, its JSON goals at 64. */
+function connectionsFor(workload: Workload, options: Options): number {
+  return workload === "stream" ? options.streamConnections : options.connections;
 }
 
 /** The processes measured in turn in the interleaved rounds: every ratio goal compares two of them. */
@@ -781,19 +809,25 @@ async function measureInterleaved(
       processes.set(name, await startGatewayVariant(name, { ...start, redisUrl }));
     }
     const started = names.filter((name) => processes.has(name));
-    const load = (name: InterleavedTarget, body: string, durationS: number) => {
+    const load = (name: InterleavedTarget, workload: Workload, durationS: number) => {
       const process = processes.get(name) as Started;
       return observedLoad(options.cores, process.child.pid, () =>
         runLoad(
-          { url: `http://127.0.0.1:${process.port}${CHAT_PATH}`, body, headers: REQUEST_HEADERS },
-          { tool: options.tool, connections: options.connections, durationS, pin: pins.load, workDir: start.workDir },
+          { url: `http://127.0.0.1:${process.port}${CHAT_PATH}`, body: bodies[workload], headers: REQUEST_HEADERS },
+          {
+            tool: options.tool,
+            connections: connectionsFor(workload, options),
+            durationS,
+            pin: pins.load,
+            workDir: start.workDir,
+          },
         ),
       );
     };
     process.stderr.write(`  interleaved: warming up ${started.join(", ")}\n`);
     for (const name of started) {
-      await load(name, bodies.json, options.warmupS);
-      await load(name, bodies.stream, options.warmupS);
+      await load(name, "json", options.warmupS);
+      await load(name, "stream", options.warmupS);
     }
     const json: RoundRuns = {};
     const stream: RoundRuns = {};
@@ -804,8 +838,8 @@ async function measureInterleaved(
     for (let round = 0; round < options.rounds; round++) {
       const order = started.map((_, index) => started[(index + round) % started.length] as InterleavedTarget);
       process.stderr.write(`  interleaved: round ${round + 1} of ${options.rounds} (${order.join(", ")})\n`);
-      for (const name of order) json[name]?.push(await load(name, bodies.json, options.durationS));
-      for (const name of order) stream[name]?.push(await load(name, bodies.stream, options.durationS));
+      for (const name of order) json[name]?.push(await load(name, "json", options.roundDurationS));
+      for (const name of order) stream[name]?.push(await load(name, "stream", options.roundDurationS));
     }
     return { rounds: options.rounds, json, stream };
   } finally {
@@ -821,8 +855,8 @@ async function measureStartups(start: GatewayStart & { readonly childEnv: NodeJS
   const names = (["bare", "gateway"] as const).filter((name) => start.options.targets.includes(name));
   const startups: StartupRounds = {};
   for (const name of names) startups[name] = [];
-  for (let round = 0; round < start.options.rounds; round++) {
-    process.stderr.write(`  start-up: round ${round + 1} of ${start.options.rounds} (${names.join(", ")})\n`);
+  for (let round = 0; round < start.options.starts; round++) {
+    process.stderr.write(`  start-up: round ${round + 1} of ${start.options.starts} (${names.join(", ")})\n`);
     for (const name of names) {
       const started =
         name === "bare"
@@ -873,7 +907,7 @@ function median(values: readonly number[]): number {
 /** The ratio goals of issue 14, each between two processes of the interleaved rounds. */
 const RATIO_GOALS: readonly {
   readonly label: string;
-  readonly workload: "json" | "stream";
+  readonly workload: Workload;
   readonly numerator: InterleavedTarget;
   readonly denominator: InterleavedTarget;
   readonly goal: number;
@@ -891,9 +925,9 @@ const RATIO_GOALS: readonly {
 ];
 
 /** The interleaved rounds' tables: each process's medians, then every goal's per-round ratios and their median. */
-function interleavedRows(interleaved: Interleaved, connections: number): string[] {
+function interleavedRows(interleaved: Interleaved, options: Options): string[] {
   const names = INTERLEAVED_TARGETS.filter((name) => interleaved.json[name] !== undefined);
-  const rounds = `${interleaved.rounds} round${interleaved.rounds === 1 ? "" : "s"}`;
+  const rounds = `${interleaved.rounds} round${interleaved.rounds === 1 ? "" : "s"} of ${options.roundDurationS} s`;
   const lines = [
     `| interleaved, ${rounds}, medians | ${names.map((name) => TARGET_LABELS[name]).join(" | ")} |`,
     `|---|${names.map(() => "---:").join("|")}|`,
@@ -916,6 +950,7 @@ function interleavedRows(interleaved: Interleaved, connections: number): string[
         0,
       ),
     );
+    const connections = label === "JSON" ? options.connections : options.streamConnections;
     lines.push(`| ${label} req/s, ${connections} connections | ${rps.join(" | ")} |`);
     lines.push(`| CPU µs per ${label === "JSON" ? "JSON" : "streamed"} request | ${cpu.join(" | ")} |`);
   }
@@ -982,6 +1017,7 @@ function report(
   const jsonP50 = metric((result) => p(result.jsonLatency.totalMs, 50));
   const firstByteP50 = metric((result) => p(result.streamLatency.firstByteMs, 50));
   const c = options.connections;
+  const sc = options.streamConnections;
   const columns = options.targets.filter((target) => BASE_TARGETS.includes(target));
   const header = (first: string, extra: string[]) =>
     `| ${first} | ${columns.map((target) => TARGET_LABELS[target]).join(" | ")}${extra.map((text) => ` | ${text}`).join("")} |\n` +
@@ -995,7 +1031,7 @@ function report(
       digits: 0,
       goal: { text: `≥ ${TARGET_JSON_RPS.toLocaleString("en-US")}`, isMet: (value) => value >= TARGET_JSON_RPS },
     },
-    { label: `stream req/s, ${c} connections`, value: streamRps, digits: 0 },
+    { label: `stream req/s, ${sc} connections`, value: streamRps, digits: 0 },
     { label: "JSON p50 ms, concurrency 1", value: jsonP50, digits: 3 },
     {
       label: "JSON p99 ms, concurrency 1",
@@ -1032,10 +1068,14 @@ function report(
   lines.push("|---|---:|---:|---|");
   lines.push(addedRow("JSON p50, ms", jsonP50, TARGET_ADDED_P50_MS));
   lines.push(addedRow("stream first byte p50, ms", firstByteP50, TARGET_ADDED_FIRST_BYTE_MS));
+  const overBare = firstByteP50("gateway") - firstByteP50("bare");
+  lines.push(
+    `| stream first byte p50, gateway minus bare proxy, ms | | ${cell(overBare, 3)} | ≤ ${TARGET_FIRST_BYTE_OVER_BARE_MS}${verdict(Number.isFinite(overBare) ? overBare <= TARGET_FIRST_BYTE_OVER_BARE_MS : undefined)} |`,
+  );
 
   const percent = (value: number | undefined) =>
     value === undefined || !Number.isFinite(value) ? "–" : `${Math.round(value * 100)}%`;
-  const busyCells = (workload: "json" | "stream") =>
+  const busyCells = (workload: Workload) =>
     columns
       .map((target) => {
         const busy = results[target]?.[workload].busy;
@@ -1047,7 +1087,7 @@ function report(
     `| CPU µs per JSON request, ${c} connections | ${columns.map((target) => cell(metric((r) => r.json.cpuUsPerRequest)(target), 0)).join(" | ")} |`,
   );
   lines.push(
-    `| CPU µs per streamed request, ${c} connections | ${columns.map((target) => cell(metric((r) => r.stream.cpuUsPerRequest)(target), 0)).join(" | ")} |`,
+    `| CPU µs per streamed request, ${sc} connections | ${columns.map((target) => cell(metric((r) => r.stream.cpuUsPerRequest)(target), 0)).join(" | ")} |`,
   );
   lines.push(
     `| busy core ${options.cores[0]} (mock + load) / core ${options.cores[1]} (proxy), JSON | ${busyCells("json")} |`,
@@ -1055,7 +1095,7 @@ function report(
   lines.push(`| busy core ${options.cores[0]} / core ${options.cores[1]}, stream | ${busyCells("stream")} |`);
   lines.push(`| peak RSS, MB | ${columns.map((target) => cell(metric((r) => r.peakRssMb)(target), 0)).join(" | ")} |`);
   lines.push(...startupRows(results, columns));
-  if (interleaved !== undefined) lines.push("", ...interleavedRows(interleaved, c));
+  if (interleaved !== undefined) lines.push("", ...interleavedRows(interleaved, options));
   if (Object.keys(startups).length > 0) lines.push("", ...startupRoundRows(startups));
 
   const variants = options.targets.filter((target) => VARIANTS[target] !== undefined && results[target] !== undefined);
@@ -1114,7 +1154,7 @@ function report(
   const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
   const setup = [
     `node ${process.version}, ${cpu}, ${coreCount} cores; ${gatewayCode}${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
-    `load: ${options.tool}, ${c} connections, ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${options.bareProxy === "node" ? "node:http" : "Fastify (--bare-proxy fastify)"}${options.isQuick ? "; QUICK mode" : ""}`,
+    `load: ${options.tool}, ${c} connections (JSON) and ${options.streamConnections} (stream), ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"} of ${options.roundDurationS} s per run; ${options.starts} more start${options.starts === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${options.bareProxy === "node" ? "node:http" : "Fastify (--bare-proxy fastify)"}${options.isQuick ? "; QUICK mode" : ""}`,
   ];
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
 }
@@ -1159,8 +1199,9 @@ async function main(): Promise<number> {
   const coreCount = availableParallelism();
   const pins = setUpPinning(options.cores);
   const perTargetS = 2 * options.warmupS + 2 * options.durationS + 2 * options.latencyDurationS + 30;
-  const interleavedS = 8 * options.warmupS + 8 * options.rounds * options.durationS + 60 + 10 * options.rounds;
-  const budgetMs = (options.targets.length * perTargetS + interleavedS + 60) * 1000;
+  const interleavedS = 8 * options.warmupS + 8 * options.rounds * (options.roundDurationS + 1) + 60;
+  const startsS = 10 * options.starts;
+  const budgetMs = (options.targets.length * perTargetS + interleavedS + startsS + 60) * 1000;
   // Children die with us (the watchdog) and after this, whatever happens here.
   const maxLifetimeMs = budgetMs + 60_000;
   const watchdog = setTimeout(() => {
@@ -1221,7 +1262,7 @@ async function main(): Promise<number> {
         ? await measureInterleaved({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv })
         : undefined;
     const startups =
-      options.rounds > 0 ? await measureStartups({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv }) : {};
+      options.starts > 0 ? await measureStartups({ mockPort, options, pins, workDir, maxLifetimeMs, childEnv }) : {};
     await stopChild(mock);
     process.stdout.write(`\n${report(results, interleaved, startups, options, pins.isPinned, coreCount, gatewayCode)}`);
     return 0;
