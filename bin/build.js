@@ -98,6 +98,19 @@ module.exports = new Proxy({}, {
   };
 }
 
+/** `node:assert` in these packages resolves to bin/lazy-assert.cjs, which says why. */
+function lazyAssert(importers) {
+  const standIn = join(ROOT, "bin", "lazy-assert.cjs");
+  return {
+    name: "lazy-assert",
+    setup(build) {
+      build.onResolve({ filter: /^(node:)?assert$/ }, (args) =>
+        importers.test(args.importer) ? { path: standIn } : undefined,
+      );
+    },
+  };
+}
+
 /**
  * zod's `z` namespace re-exports every locale's error messages (`z.locales`, ~40 languages), so a bundle that
  * imports `z` would hold them all. The gateway answers in English, which zod's schemas register themselves (from
@@ -150,7 +163,11 @@ try {
     // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
     // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
     legalComments: "external",
-    plugins: [lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/), withoutZodLocales],
+    plugins: [
+      lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/),
+      lazyAssert(/node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/),
+      withoutZodLocales,
+    ],
     charset: "ascii",
     // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
     banner: {

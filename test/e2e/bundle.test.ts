@@ -15,14 +15,14 @@ import { useMock } from "../helpers/e2e.ts";
 import { serveThroughBin } from "../helpers/served-entry.ts";
 
 /**
- * A copy of the project under a temporary folder that bin/build.js can write its own dist/ in: bin/*.js copied
+ * A copy of the project under a temporary folder that bin/build.js can write its own dist/ in: bin/*.js and *.cjs copied
  * (a start resolves the root from its own file), `linked` entries symlinked to this checkout's.
  */
 function projectCopy(t: TestContext, name: string, linked: readonly string[]): string {
   const root = join(tempDir(t), name);
   mkdirSync(join(root, "bin"), { recursive: true });
   for (const file of readdirSync(join(REPO_ROOT, "bin"))) {
-    if (file.endsWith(".js")) copyFileSync(join(REPO_ROOT, "bin", file), join(root, "bin", file));
+    if (/\.c?js$/.test(file)) copyFileSync(join(REPO_ROOT, "bin", file), join(root, "bin", file));
   }
   for (const entry of linked) symlinkSync(join(REPO_ROOT, entry), join(root, entry));
   return root;
@@ -76,11 +76,14 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
     LOADED_BUILTINS_PATH: builtinsPath,
   });
   // Idle: Fastify's and undici's `node:http2` / `node:https` are stand-ins until used (bin/build.js), so neither
-  // they nor `tls` are loaded.
+  // they nor `tls` are loaded; nor `node:assert`, which the packages call only on conditions that hold
+  // (bin/lazy-assert.cjs).
   served.child.kill("SIGUSR2");
   const builtins = await waitForFile(builtinsPath);
   assert.ok(builtins.includes("\nhttp\n"), "the list holds what is loaded");
-  for (const name of ["http2", "https", "tls"]) assert.ok(!builtins.includes(`\n${name}\n`), `${name} is loaded`);
+  for (const name of ["http2", "https", "tls", "assert"]) {
+    assert.ok(!builtins.includes(`\n${name}\n`), `${name} is loaded`);
+  }
   const listening = served
     .stdout()
     .split("\n")
