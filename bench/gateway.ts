@@ -129,9 +129,9 @@ const MODEL = "bench-model";
 const CHAT_PATH = "/v1/chat/completions";
 const SHORT_PROMPT = "Say hello in one short sentence.";
 
-/** The two workloads' request bodies: the same chat request, without and with `stream: true`. */
 type Workload = "json" | "stream";
 
+/** The two workloads' request bodies: the same chat request, without and with `stream: true`. */
 function requestBodies(promptChars: number): Record<Workload, string> {
   const messages = [
     { role: "system", content: "You are a helpful assistant." },
@@ -211,7 +211,7 @@ interface TargetResult {
   readonly streamLatency: LatencySamples;
   /** Peak resident memory of the process under test, MB (Linux only). */
   readonly peakRssMb: number | undefined;
-  /** Resident memory right after the 64-connection loads (JSON, then stream), MB (Linux only). */
+  /** Resident memory right after the throughput loads (JSON, then stream), MB (Linux only). */
   readonly loadedRssMb: number | undefined;
   /** How the process under test started (undefined for the mock, which `direct` measures). */
   readonly startup: Startup | undefined;
