@@ -235,3 +235,37 @@ export class ClientAbortedError extends GatewayError {
     super(message);
   }
 }
+
+/**
+ * Every error class by name. The bundle's minifier renames classes (`UpstreamUnavailableError` became `ve`), and
+ * the names are read by the logs (pino's `type` is the class's name) and by each error's `name` and stack header:
+ * each class gets its name back from this table, whose keys the minifier keeps. Every exported class must be here
+ * (gateway-error.test.ts checks).
+ */
+export const ERROR_CLASSES = {
+  GatewayError,
+  InvalidRequestError,
+  InvalidConfigError,
+  NoCapableModelError,
+  AuthenticationError,
+  PermissionDeniedError,
+  HostNotAllowedError,
+  ModelNotFoundError,
+  ResourceNotFoundError,
+  RouteNotFoundError,
+  RequestNotFoundError,
+  PayloadTooLargeError,
+  RequestTimeoutError,
+  ExpectationFailedError,
+  HeadersTooLargeError,
+  RateLimitedError,
+  UpstreamRequestError,
+  UpstreamUnavailableError,
+  UpstreamTimeoutError,
+  StreamInterruptedError,
+  ServiceUnavailableError,
+  InternalError,
+  ClientAbortedError,
+} as const;
+for (const [name, errorClass] of Object.entries(ERROR_CLASSES))
+  Object.defineProperty(errorClass, "name", { value: name });

@@ -67,7 +67,7 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
 
   const mock = await useMock(t);
   const configPath = writeFiles(root, {
-    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nlog:\n  format: json\nproviders:\n  - preset: groq\n    base_url: ${mock.baseUrl}\n    api_key: gsk-test\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
+    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nlog:\n  format: json\nproviders:\n  - preset: groq\n    base_url: ${mock.baseUrl}\n    api_key: gsk-test\n    models:\n      m: {}\n  - name: down\n    base_url: http://127.0.0.1:9/v1\n    api_key: down-key\n    models:\n      down-model: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
   });
   const builtinsPath = join(root, "loaded-builtins.txt");
   const served = await serveThroughBin(t, root, configPath, {
@@ -100,6 +100,24 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   assert.equal(chat.status, 200, JSON.stringify(answer));
   assert.equal(typeof answer.choices?.[0]?.message?.content, "string");
   assert.equal(chat.headers.get("x-gateway-provider"), "groq");
+  // The minified bundle keeps the error classes' names for the logs (src/errors/gateway-error.ts, ERROR_CLASSES).
+  const down = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "down-model", messages: [{ role: "user", content: "Say hello" }] }),
+  });
+  assert.equal(down.status, 502, await down.text());
+  // The log line may reach the pipe a moment after the answer.
+  let logged: string | undefined;
+  for (let tries = 0; tries < 100 && logged === undefined; tries++) {
+    logged = served
+      .stdout()
+      .split("\n")
+      .find((line) => line.includes("No upstream could serve"));
+    if (logged === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.match(logged ?? "", /"type":"UpstreamUnavailableError"/);
+  assert.match(logged ?? "", /"stack":"UpstreamUnavailableError: No upstream could serve/);
   const dashboard = await fetch(`${url}/dashboard`);
   assert.equal(dashboard.status, 200);
   assert.match(await dashboard.text(), /^<!doctype html>/i);
