@@ -934,10 +934,9 @@ function interleavedRows(interleaved: Interleaved, options: Options): string[] {
   ];
   const medianOf = (runs: RoundRuns, name: InterleavedTarget, read: (run: LoadRun) => number | undefined) =>
     median((runs[name] ?? []).map((run) => read(run) ?? Number.NaN));
-  for (const [label, runs] of [
-    ["JSON", interleaved.json],
-    ["stream", interleaved.stream],
-  ] as const) {
+  for (const workload of ["json", "stream"] as const) {
+    const runs = interleaved[workload];
+    const label = workload === "json" ? "JSON" : "stream";
     const rps = names.map((name) =>
       formatNumber(
         medianOf(runs, name, (run) => run.requestsPerSecond),
@@ -950,9 +949,8 @@ function interleavedRows(interleaved: Interleaved, options: Options): string[] {
         0,
       ),
     );
-    const connections = label === "JSON" ? options.connections : options.streamConnections;
-    lines.push(`| ${label} req/s, ${connections} connections | ${rps.join(" | ")} |`);
-    lines.push(`| CPU µs per ${label === "JSON" ? "JSON" : "streamed"} request | ${cpu.join(" | ")} |`);
+    lines.push(`| ${label} req/s, ${connectionsFor(workload, options)} connections | ${rps.join(" | ")} |`);
+    lines.push(`| CPU µs per ${workload === "json" ? "JSON" : "streamed"} request | ${cpu.join(" | ")} |`);
   }
   lines.push(
     "",
