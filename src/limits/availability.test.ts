@@ -271,6 +271,36 @@ describe("AvailabilityBook: recovery on evidence", () => {
     assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
   });
 
+  it("an attempt sent before the failure was known holds the one slot until it ends", () => {
+    const { book } = setup();
+    // Two attempts out while the candidate is healthy; the first fails.
+    book.attemptStarted("p/m");
+    book.attemptStarted("p/m");
+    book.attemptFinished("p/m");
+    book.recordFailure("p/m");
+    // The second is still out: it finds out whether the candidate healed, so no new attempt joins it.
+    assert.deepEqual(book.acquire("p/m", "p"), LAST_RESORT);
+    book.attemptFinished("p/m");
+    book.recordFailure("p/m");
+    assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
+    book.attemptStarted("p/m");
+    assert.deepEqual(book.acquire("p/m", "p"), LAST_RESORT);
+  });
+
+  it("a late failure of an older attempt does not free the slot of the attempt in flight", () => {
+    const { book } = setup({ failureThreshold: 10 });
+    book.attemptStarted("p/m"); // old, sent while healthy
+    book.recordFailure("p/m"); // another attempt failed meanwhile
+    book.attemptFinished("p/m");
+    assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
+    book.attemptStarted("p/m"); // the one attempt at a time
+    book.recordFailure("p/m"); // ...and a failure from a third one, sent before the first failure, comes back
+    assert.deepEqual(book.acquire("p/m", "p"), LAST_RESORT, "a second attempt joined the one in flight");
+    book.attemptFinished("p/m");
+    book.attemptFinished("p/m"); // more ends than starts (a reload forgot the record) never go below zero
+    assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
+  });
+
   it("probe pauses double from circuit_first_probe_ms up to circuit_open_ms; a success resets them", () => {
     const { clock, book } = setup({ circuitFirstProbeMs: 2_000, circuitOpenMs: 10_000 });
     for (let index = 0; index < 3; index++) book.recordFailure("p/m");

@@ -46,6 +46,11 @@ interface DeploymentRecord {
   circuit: CircuitState;
   circuitOpenUntilMs: number;
   isProbeInFlight: boolean;
+  /**
+   * Attempts admitted and not yet ended, whatever their state when sent: an attempt sent just before a failure
+   * was recorded is as much a probe of a suspect as the one sent after it.
+   */
+  attemptsInFlight: number;
   /** Consecutive failed half-open probes: the next pause is circuitFirstProbeMs × 2^streak, capped. */
   openStreak: number;
 }
@@ -114,7 +119,7 @@ export class AvailabilityBook {
     // Once `circuitFirstProbeMs` has passed since that failure, that request is ranked as if it had not failed
     // (a probe), so that the health penalty cannot keep the candidate out for longer.
     if (this.#settings.suspectSingleFlight && this.#isSuspect(record, nowMs)) {
-      if (record.isProbeInFlight) return LAST_RESORT;
+      if (record.isProbeInFlight || record.attemptsInFlight > 0) return LAST_RESORT;
       const lastFailureMs = record.failureTimesMs[record.failureTimesMs.length - 1] ?? 0;
       return nowMs - lastFailureMs >= this.#settings.circuitFirstProbeMs ? PROBE : AVAILABLE;
     }
@@ -146,6 +151,18 @@ export class AvailabilityBook {
       record.isProbeInFlight = true;
     }
     return availability;
+  }
+
+  /** An admitted attempt is about to be sent (counted until `attemptFinished`, for the suspect's one at a time). */
+  attemptStarted(deploymentKey: string): void {
+    this.#record(deploymentKey).attemptsInFlight += 1;
+  }
+
+  /** An attempt counted by `attemptStarted` ended (for a stream: when its segment ended). */
+  attemptFinished(deploymentKey: string): void {
+    const record = this.#deployments.get(deploymentKey);
+    // A reload may have forgotten the record while the attempt was out.
+    if (record !== undefined && record.attemptsInFlight > 0) record.attemptsInFlight -= 1;
   }
 
   recordSuccess(deploymentKey: string): void {
@@ -353,6 +370,7 @@ export class AvailabilityBook {
         circuit: "closed",
         circuitOpenUntilMs: 0,
         isProbeInFlight: false,
+        attemptsInFlight: 0,
         openStreak: 0,
       };
       this.#deployments.set(deploymentKey, record);

@@ -47,6 +47,8 @@ export interface SegmentSettlement {
 export class Recorder {
   readonly #books: RecorderBooks;
   readonly #listeners: RecordListener[] = [];
+  /** Reservations of attempts counted in flight by the availability book, so that each is uncounted once. */
+  readonly #attemptsInFlight = new WeakSet<Reservation>();
 
   constructor(books: RecorderBooks) {
     this.#books = books;
@@ -68,7 +70,11 @@ export class Recorder {
       };
     }
     const settle = (reservation: Reservation | Denied): Admission => {
-      if (isReservation(reservation)) return { isAdmitted: true, reservation };
+      if (isReservation(reservation)) {
+        availability.attemptStarted(deployment.key);
+        this.#attemptsInFlight.add(reservation);
+        return { isAdmitted: true, reservation };
+      }
       availability.releaseProbe(deployment.key);
       return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs, isLimit: true };
     };
@@ -87,6 +93,7 @@ export class Recorder {
   ): void {
     const { availability, budgets, stats, scores, clock, promptCalibration } = this.#books;
     const key = deployment.key;
+    if (!isStreamOpen) this.#attemptFinished(key, reservation);
     this.#apply(deployment, scopes, report.effects, reservation);
     if (report.outcome === "success") {
       scores.recordHealth(key, true, report.durationMs);
@@ -124,6 +131,7 @@ export class Recorder {
     const key = deployment.key;
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
+    this.#attemptFinished(key, reservation);
     if (settlement.chargeTokens !== undefined) budgets.reconcile(reservation, settlement.chargeTokens, clock.now());
     const durationMs = clock.now() - settlement.startedAtMs;
     if (end.outcome === "success") {
@@ -146,6 +154,10 @@ export class Recorder {
     stats.recordFailure(key);
     availability.recordFailure(key);
     if (traits.countsForHealth) scores.recordHealth(key, false, durationMs);
+  }
+
+  #attemptFinished(key: string, reservation: Reservation): void {
+    if (this.#attemptsInFlight.delete(reservation)) this.#books.availability.attemptFinished(key);
   }
 
   onRecord(listener: RecordListener): () => void {
