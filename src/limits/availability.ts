@@ -94,26 +94,12 @@ export class AvailabilityBook {
           reason: "circuit open after repeated failures",
         };
       }
-      return record.isProbeInFlight
-        ? {
-            isAvailable: false,
-            untilMs: nowMs + 1000,
-            cause: "circuit_open",
-            reason: "circuit half-open: probe in flight",
-          }
-        : PROBE;
+      return record.isProbeInFlight ? probeInFlight(nowMs) : PROBE;
     }
     if (record.circuit === "half_open") {
       // Still half-open after a probe ended without a verdict (client gone, budget refused, a 429): the next
       // request is again the one probe, not a free pass for everyone.
-      return record.isProbeInFlight
-        ? {
-            isAvailable: false,
-            untilMs: nowMs + 1000,
-            cause: "circuit_open",
-            reason: "circuit half-open: probe in flight",
-          }
-        : PROBE;
+      return record.isProbeInFlight ? probeInFlight(nowMs) : PROBE;
     }
     // Closed, but the latest evidence is a recent failure: one request at a time finds out whether it healed.
     // Once `circuitFirstProbeMs` has passed since that failure, that request is ranked as if it had not failed
@@ -388,6 +374,15 @@ export interface CooldownChange {
 export interface PersistedCooldowns {
   readonly deployments: readonly (readonly [string, Cooldown])[];
   readonly providers: readonly (readonly [string, Cooldown])[];
+}
+
+function probeInFlight(nowMs: number): Availability {
+  return {
+    isAvailable: false,
+    untilMs: nowMs + 1000,
+    cause: "circuit_open",
+    reason: "circuit half-open: probe in flight",
+  };
 }
 
 function unavailable(cooldown: Cooldown): Availability {
