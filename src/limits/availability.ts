@@ -144,7 +144,7 @@ export class AvailabilityBook {
     this.#record(deploymentKey).attemptsInFlight += 1;
   }
 
-  /** An attempt counted by `attemptStarted` ended (for a stream: when its segment ended). */
+  /** An attempt counted by `attemptStarted` has its verdict (for a stream: it opened or failed to). */
   attemptFinished(deploymentKey: string): void {
     const record = this.#deployments.get(deploymentKey);
     // A reload may have forgotten the record while the attempt was out.

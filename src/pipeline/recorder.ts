@@ -47,8 +47,6 @@ export interface SegmentSettlement {
 export class Recorder {
   readonly #books: RecorderBooks;
   readonly #listeners: RecordListener[] = [];
-  /** Reservations of attempts counted in flight by the availability book, so that each is uncounted once. */
-  readonly #attemptsInFlight = new WeakSet<Reservation>();
 
   constructor(books: RecorderBooks) {
     this.#books = books;
@@ -72,7 +70,6 @@ export class Recorder {
     const settle = (reservation: Reservation | Denied): Admission => {
       if (isReservation(reservation)) {
         availability.attemptStarted(deployment.key);
-        this.#attemptsInFlight.add(reservation);
         return { isAdmitted: true, reservation };
       }
       availability.releaseProbe(deployment.key);
@@ -93,7 +90,9 @@ export class Recorder {
   ): void {
     const { availability, budgets, stats, scores, clock, promptCalibration } = this.#books;
     const key = deployment.key;
-    if (!isStreamOpen) this.#attemptFinished(key, reservation);
+    // The attempt's evidence is in (an opened stream's too: its later end is evidence of its own), so it no longer
+    // holds a suspect's one slot; a stream that runs for minutes must not keep its candidate a last resort.
+    availability.attemptFinished(key);
     this.#apply(deployment, scopes, report.effects, reservation);
     if (report.outcome === "success") {
       scores.recordHealth(key, true, report.durationMs);
@@ -131,7 +130,6 @@ export class Recorder {
     const key = deployment.key;
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
-    this.#attemptFinished(key, reservation);
     if (settlement.chargeTokens !== undefined) budgets.reconcile(reservation, settlement.chargeTokens, clock.now());
     const durationMs = clock.now() - settlement.startedAtMs;
     if (end.outcome === "success") {
@@ -154,10 +152,6 @@ export class Recorder {
     stats.recordFailure(key);
     availability.recordFailure(key);
     if (traits.countsForHealth) scores.recordHealth(key, false, durationMs);
-  }
-
-  #attemptFinished(key: string, reservation: Reservation): void {
-    if (this.#attemptsInFlight.delete(reservation)) this.#books.availability.attemptFinished(key);
   }
 
   onRecord(listener: RecordListener): () => void {

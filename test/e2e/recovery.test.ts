@@ -2,12 +2,15 @@
 // at a time, at a bounded pace, and is back in its ranked place as soon as a probe succeeds. Real time, real
 // sockets: alpha (preferred, only a few points ahead, so that a health penalty alone would reorder them) and beta.
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { request } from "undici";
 import { ManualClock } from "../../src/clock.ts";
-import { assertServedBy, startScene } from "../helpers/limits-scene.ts";
-import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { HELLO } from "../helpers/e2e.ts";
+import { assertServedBy, MODEL, startScene } from "../helpers/limits-scene.ts";
+import { chatChunk, chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
 const START_MS = Date.UTC(2026, 0, 1, 12);
@@ -128,6 +131,38 @@ describe("recovery on evidence", () => {
     // ...but only until its probe is due: then it is tried in its place, and its success restores it.
     clock.advance(2_000);
     assertServedBy(await scene.chat(), "alpha");
+    assertServedBy(await scene.chat(), "alpha");
+  });
+
+  test("a stream that opened does not hold a suspect's one slot for as long as it runs", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      alphaModel: { priority: 5 },
+      config: { cooldowns: { failure_threshold: 5, circuit_first_probe_ms: 2_000 } },
+    });
+    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [{ data: chatChunk("Hi", "alpha-model", { role: true }) }],
+      end: "hang",
+    });
+    const controller = new AbortController();
+    t.after(() => controller.abort());
+    const stream = await request(`${scene.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages: HELLO, stream: true }),
+      signal: controller.signal,
+    });
+    stream.body.on("error", () => {}); // aborted at the end of the test
+    assert.equal(stream.headers["x-gateway-provider"], "alpha");
+    await once(stream.body, "data");
+    // While that stream runs on, another request to alpha fails: alpha is suspect.
+    scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE);
+    assertServedBy(await scene.chat(), "beta", 2);
+    // Its probe is due: it goes to alpha, though the stream opened before the failure is still running.
+    clock.advance(2_000);
     assertServedBy(await scene.chat(), "alpha");
   });
 });
