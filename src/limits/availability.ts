@@ -47,8 +47,8 @@ interface DeploymentRecord {
   circuitOpenUntilMs: number;
   isProbeInFlight: boolean;
   /**
-   * Attempts admitted and not yet ended, whatever their state when sent: an attempt sent just before a failure
-   * was recorded is as much a probe of a suspect as the one sent after it.
+   * Attempts admitted and without a verdict yet (a stream's is its opening), whatever the state they were sent
+   * in: one sent just before a failure was recorded finds out as much about a suspect as one sent after it.
    */
   attemptsInFlight: number;
   /** Consecutive failed half-open probes: the next pause is circuitFirstProbeMs × 2^streak, capped. */
