@@ -4,12 +4,12 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { request } from "undici";
 import { ManualClock } from "../../src/clock.ts";
 import { HELLO } from "../helpers/e2e.ts";
-import { assertServedBy, MODEL, startScene } from "../helpers/limits-scene.ts";
+import { assertServedBy, MODEL, type Scene, startScene } from "../helpers/limits-scene.ts";
 import { chatChunk, chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -20,6 +20,18 @@ const UNAVAILABLE: MockStep = {
   status: 503,
   body: { error: { message: "overloaded", type: "server_error", code: null, param: null } },
 };
+
+/** alpha a few points ahead of beta; five failures open its circuit; a suspect's probe is due 2 s after a failure. */
+async function suspectScene(t: TestContext): Promise<{ clock: ManualClock; scene: Scene }> {
+  const clock = new ManualClock(START_MS);
+  const scene = await startScene(t, {
+    clock,
+    alphaModel: { priority: 5 },
+    config: { cooldowns: { failure_threshold: 5, circuit_first_probe_ms: 2_000 } },
+  });
+  scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+  return { clock, scene };
+}
 
 describe("recovery on evidence", () => {
   test("a primary down for 4 s serves again within 6 s of recovering, one attempt in flight at a time", async (t) => {
@@ -112,13 +124,7 @@ describe("recovery on evidence", () => {
   });
 
   test("a suspect candidate sinks below its fallback only until its probe is due", async (t) => {
-    const clock = new ManualClock(START_MS);
-    const scene = await startScene(t, {
-      clock,
-      alphaModel: { priority: 5 },
-      config: { cooldowns: { failure_threshold: 5, circuit_first_probe_ms: 2_000 } },
-    });
-    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    const { clock, scene } = await suspectScene(t);
     scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE);
     for (let index = 0; index < 4; index++) {
       // Each failure after the first is a probe that came due 2 s after the one before.
@@ -135,13 +141,7 @@ describe("recovery on evidence", () => {
   });
 
   test("a stream that opened does not hold a suspect's one slot for as long as it runs", async (t) => {
-    const clock = new ManualClock(START_MS);
-    const scene = await startScene(t, {
-      clock,
-      alphaModel: { priority: 5 },
-      config: { cooldowns: { failure_threshold: 5, circuit_first_probe_ms: 2_000 } },
-    });
-    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    const { clock, scene } = await suspectScene(t);
     scene.alpha.enqueue(CHAT_ROUTE, {
       kind: "sse",
       events: [{ data: chatChunk("Hi", "alpha-model", { role: true }) }],
