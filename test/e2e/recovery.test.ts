@@ -10,7 +10,15 @@ import { request } from "undici";
 import { ManualClock } from "../../src/clock.ts";
 import { HELLO } from "../helpers/e2e.ts";
 import { assertServedBy, MODEL, type Scene, startScene } from "../helpers/limits-scene.ts";
-import { chatChunk, chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import {
+  chatChunk,
+  chatCompletion,
+  chatStream,
+  type MockStep,
+  type RecordedRequest,
+  rateLimited,
+} from "../helpers/mock-upstream.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
 const START_MS = Date.UTC(2026, 0, 1, 12);
@@ -162,6 +170,53 @@ describe("recovery on evidence", () => {
     scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE);
     assertServedBy(await scene.chat(), "beta", 2);
     // Its probe is due: it goes to alpha, though the stream opened before the failure is still running.
+    clock.advance(2_000);
+    assertServedBy(await scene.chat(), "alpha");
+  });
+
+  test("every way an attempt ends hands its slot back: after all of them, a suspect's probe still goes through", async (t) => {
+    // An attempt counted in flight and never uncounted would keep alpha a last resort after its next failure.
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      alpha: { timeout_ms: 300 },
+      alphaModel: { priority: 5 },
+      config: { cooldowns: { failure_threshold: 100, circuit_first_probe_ms: 2_000 } },
+    });
+    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    let alphaCalls = 0;
+    const alphaTakes = async (step: MockStep, send: () => Promise<unknown>): Promise<void> => {
+      // Due for its probe (or healthy): alpha is tried first.
+      clock.advance(2_000);
+      scene.alpha.enqueue(CHAT_ROUTE, step);
+      await send();
+      alphaCalls += 1;
+      assert.equal(scene.counts().alpha, alphaCalls, `alpha was not tried for a ${step.kind} step`);
+      await waitUntil(() => scene.alpha.activeRequests() === 0, "alpha's call is over");
+    };
+    await alphaTakes(UNAVAILABLE, () => scene.chat());
+    await alphaTakes({ kind: "reset" }, () => scene.chat());
+    await alphaTakes({ kind: "hang" }, () => scene.chat()); // timeout_ms
+    await alphaTakes(rateLimited({ retryAfter: "1" }), () => scene.chat());
+    const cut: MockStep = { kind: "sse", events: chatStream(["a", "b"], "alpha-model"), end: "destroy" };
+    await alphaTakes(cut, () => scene.chat({ stream: true }));
+    await alphaTakes({ kind: "hang" }, async () => {
+      // The client leaves while alpha has not answered.
+      const controller = new AbortController();
+      const pending = request(`${scene.gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: MODEL, messages: HELLO }),
+        signal: controller.signal,
+      }).catch(() => undefined);
+      await waitUntil(() => scene.alpha.activeRequests() === 1, "alpha has the request");
+      controller.abort();
+      await pending;
+    });
+    await alphaTakes({ kind: "sse", events: chatStream(["whole"], "alpha-model") }, () => scene.chat({ stream: true }));
+    await alphaTakes({ kind: "json", body: chatCompletion("from alpha", "alpha-model") }, () => scene.chat());
+    // Now one failure makes alpha suspect, and once its probe is due it goes to alpha again.
+    await alphaTakes(UNAVAILABLE, () => scene.chat());
     clock.advance(2_000);
     assertServedBy(await scene.chat(), "alpha");
   });
