@@ -5,7 +5,8 @@
 // gateway with realistic budgets: (4) preset-style limits (a provider pool and the model's own, several windows
 // each), (5) high limits on the model (`rpm: 100000000, tpm: 1000000000`); neither is ever reached, so the cost
 // is the bookkeeping alone; (6) the high limits shared through Redis (`state.redis_url`, a redis-server started
-// on the load core).
+// on the load core); (7) the gateway without its request log and metrics (`lean`), to show in the same run what
+// those two record subscribers cost (no goal of its own).
 //
 // Two cores: the mock, the load generator and this script share core 0; the proxy under test has core 1 to
 // itself (taskset), so its req/s are per core. They are the gateway's own limit only if its core was saturated
@@ -40,10 +41,10 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --chunks N                SSE chunks per streamed answer (default 16; env BENCH_STREAM_CHUNKS)
   --prompt-chars N          size of the user message; default: one short sentence (env BENCH_PROMPT_CHARS)
   --tool wrk|autocannon     load generator (default: wrk when installed; env BENCH_TOOL)
-  --targets LIST            any of direct,bare,gateway,realistic,limits,redis,realistic-redis (default all; the
-                            Redis ones are skipped when redis-server is not installed; env BENCH_TARGETS)
-  --rounds N                interleaved rounds of the bare proxy and the gateway without limits, with high limits
-                            and through Redis, in turn, for the ratio goals (default 10, --quick 2, 0: none;
+  --targets LIST            any of direct,bare,gateway,realistic,limits,redis,realistic-redis,lean (default all;
+                            the Redis ones are skipped when redis-server is not installed; env BENCH_TARGETS)
+  --rounds N                interleaved rounds of the bare proxy and the gateway without limits, with high limits,
+                            through Redis and lean, in turn, for the ratio goals (default 10, --quick 2, 0: none;
                             env BENCH_ROUNDS)
   --round-duration S        seconds per load run in the interleaved rounds (default 3, --quick 2;
                             env BENCH_ROUND_DURATION_S)
@@ -62,7 +63,7 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   -h, --help
 `;
 
-const TARGETS = ["direct", "bare", "gateway", "realistic", "limits", "redis", "realistic-redis"] as const;
+const TARGETS = ["direct", "bare", "gateway", "realistic", "limits", "redis", "realistic-redis", "lean"] as const;
 type Target = (typeof TARGETS)[number];
 const TARGET_LABELS: Record<Target, string> = {
   direct: "direct",
@@ -72,6 +73,7 @@ const TARGET_LABELS: Record<Target, string> = {
   limits: "gateway, high limits",
   redis: "gateway, high limits, Redis",
   "realistic-redis": "gateway, preset-style limits, Redis",
+  lean: "gateway, no request log or metrics",
 };
 /** The columns of the main table; the gateway variants get a table of their own. */
 const BASE_TARGETS: readonly Target[] = ["direct", "bare", "gateway"];
@@ -87,7 +89,14 @@ const PRESET_STYLE_MODEL_LIMITS = "{ rps: 1000000, rpm: 10000000, rpd: 100000000
 const VARIANTS: Partial<
   Record<
     Target,
-    { readonly limits: string; readonly providerLimits?: string; readonly usesRedis?: boolean; readonly label: string }
+    {
+      readonly limits: string;
+      readonly providerLimits?: string;
+      readonly usesRedis?: boolean;
+      /** `request_log.enabled: false` and `metrics.enabled: false`: the pipeline without those subscribers. */
+      readonly isLean?: boolean;
+      readonly label: string;
+    }
   >
 > = {
   gateway: { limits: "", label: "no limits" },
@@ -105,6 +114,7 @@ const VARIANTS: Partial<
     usesRedis: true,
     label: "preset-style, `state.redis_url` (Redis on loopback)",
   },
+  lean: { limits: "", isLean: true, label: "no limits, `request_log.enabled: false`, `metrics.enabled: false`" },
 };
 
 /** What the issue asks of the gateway. */
@@ -475,6 +485,7 @@ async function startGatewayVariant(target: Target, start: GatewayStart): Promise
       limits: VARIANTS[target]?.limits ?? "",
       providerLimits: VARIANTS[target]?.providerLimits,
       redisUrl: start.redisUrl,
+      isLean: VARIANTS[target]?.isLean,
     }),
   );
   const logFd = openSync(gatewayLogPath(workDir), "w");
@@ -564,6 +575,7 @@ function gatewayConfig(
     readonly limits: string;
     readonly providerLimits: string | undefined;
     readonly redisUrl: string | undefined;
+    readonly isLean?: boolean | undefined;
   },
 ): string {
   const model = variant.limits === "" ? "{}" : `{ limits: ${variant.limits} }`;
@@ -585,7 +597,7 @@ ${variant.providerLimits === undefined ? "" : `    limits: ${variant.providerLim
       ${MODEL}: ${model}
 discovery:
   cache_dir: ${JSON.stringify(join(workDir, "cache"))}
-${state}${process.env.BENCH_GATEWAY_EXTRA_YAML ?? ""}`;
+${state}${variant.isLean === true ? "request_log:\n  enabled: false\nmetrics:\n  enabled: false\n" : ""}${process.env.BENCH_GATEWAY_EXTRA_YAML ?? ""}`;
 }
 
 /**
@@ -771,7 +783,7 @@ function connectionsFor(workload: Workload, options: Options): number {
 }
 
 /** The processes measured in turn in the interleaved rounds: every ratio goal compares two of them. */
-const INTERLEAVED_TARGETS = ["bare", "gateway", "limits", "redis"] as const;
+const INTERLEAVED_TARGETS = ["bare", "gateway", "limits", "redis", "lean"] as const;
 type InterleavedTarget = (typeof INTERLEAVED_TARGETS)[number];
 
 /** Each process's runs of one workload in the interleaved rounds, in round order. */
@@ -904,13 +916,16 @@ function median(values: readonly number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
-/** The ratio goals of issue 14, each between two processes of the interleaved rounds. */
+/**
+ * The ratio goals of issue 14, each between two processes of the interleaved rounds; rows without a goal show a
+ * ratio for what it tells (the lean gateway: what the request log and the metrics cost).
+ */
 const RATIO_GOALS: readonly {
   readonly label: string;
   readonly workload: Workload;
   readonly numerator: InterleavedTarget;
   readonly denominator: InterleavedTarget;
-  readonly goal: number;
+  readonly goal?: number;
 }[] = [
   { label: "JSON: gateway / bare proxy", workload: "json", numerator: "gateway", denominator: "bare", goal: 0.85 },
   { label: "stream: gateway / bare proxy", workload: "stream", numerator: "gateway", denominator: "bare", goal: 0.9 },
@@ -921,6 +936,18 @@ const RATIO_GOALS: readonly {
     numerator: "redis",
     denominator: "limits",
     goal: 0.7,
+  },
+  {
+    label: "JSON: lean (no request log or metrics) / bare proxy",
+    workload: "json",
+    numerator: "lean",
+    denominator: "bare",
+  },
+  {
+    label: "stream: lean (no request log or metrics) / bare proxy",
+    workload: "stream",
+    numerator: "lean",
+    denominator: "bare",
   },
 ];
 
@@ -965,10 +992,12 @@ function interleavedRows(interleaved: Interleaved, options: Options): string[] {
       (run, index) => run.requestsPerSecond / (denominators[index]?.requestsPerSecond ?? Number.NaN),
     );
     const ratio = median(ratios);
-    const mark = verdict(Number.isFinite(ratio) ? ratio >= goal.goal : undefined);
-    lines.push(
-      `| ${goal.label} | ${ratios.map(formatRatio).join(" ")} | ${formatRatio(ratio)} | ≥ ${goal.goal.toFixed(2)}×${mark} |`,
-    );
+    const target = goal.goal;
+    const text =
+      target === undefined
+        ? "(no goal)"
+        : `≥ ${target.toFixed(2)}×${verdict(Number.isFinite(ratio) ? ratio >= target : undefined)}`;
+    lines.push(`| ${goal.label} | ${ratios.map(formatRatio).join(" ")} | ${formatRatio(ratio)} | ${text} |`);
   }
   return lines;
 }
@@ -1197,7 +1226,10 @@ async function main(): Promise<number> {
   const coreCount = availableParallelism();
   const pins = setUpPinning(options.cores);
   const perTargetS = 2 * options.warmupS + 2 * options.durationS + 2 * options.latencyDurationS + 30;
-  const interleavedS = 8 * options.warmupS + 8 * options.rounds * (options.roundDurationS + 1) + 60;
+  // Two loads (JSON, stream) per interleaved process, for the warm-up and in every round.
+  const loadsPerRound = 2 * INTERLEAVED_TARGETS.length;
+  const interleavedS =
+    loadsPerRound * options.warmupS + loadsPerRound * options.rounds * (options.roundDurationS + 1) + 60;
   const startsS = 10 * options.starts;
   const budgetMs = (options.targets.length * perTargetS + interleavedS + startsS + 60) * 1000;
   // Children die with us (the watchdog) and after this, whatever happens here.
