@@ -301,6 +301,25 @@ describe("AvailabilityBook: recovery on evidence", () => {
     assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
   });
 
+  it("recoveryOf says whether a deployment is suspect and how many attempts it has out", () => {
+    const { clock, book } = setup({ failureThreshold: 2 });
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0 });
+    book.attemptStarted("p/m");
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 1 });
+    book.attemptFinished("p/m");
+    book.recordFailure("p/m");
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: true, attemptsInFlight: 0 });
+    // An open circuit is not "suspect": its own state says more.
+    book.recordFailure("p/m");
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0 });
+    clock.advance(30_000);
+    book.recordSuccess("p/m");
+    book.recordFailure("p/m");
+    // A failure older than the window is no longer evidence.
+    clock.advance(10_000);
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0 });
+  });
+
   it("probe pauses double from circuit_first_probe_ms up to circuit_open_ms; a success resets them", () => {
     const { clock, book } = setup({ circuitFirstProbeMs: 2_000, circuitOpenMs: 10_000 });
     for (let index = 0; index < 3; index++) book.recordFailure("p/m");

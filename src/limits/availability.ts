@@ -3,10 +3,11 @@
 //
 // Recovery on evidence (docs/routing.md "Recovery"): a deployment whose latest evidence is a failure (5xx,
 // timeout, connection error) is "suspect": one request at a time is its probe, ranked in its normal place; while
-// that probe is in flight it is only a last resort. `failureThreshold` failures within `failureWindowMs` open the
+// an attempt is in flight (also one sent before the failure) it is only a last resort. `failureThreshold` failures within `failureWindowMs` open the
 // circuit: no traffic until the first probe after `circuitFirstProbeMs`; each failed probe doubles that pause, up
 // to `circuitOpenMs` (the cap). Half-open lets exactly one probe through; its success closes the circuit and
 // clears every failure, its failure opens it again for the next pause. A success at any time clears it all.
+// The file stays whole: cooldowns, circuits and the one-at-a-time rule read and write one record per deployment.
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
 
@@ -149,6 +150,14 @@ export class AvailabilityBook {
     const record = this.#deployments.get(deploymentKey);
     // A reload may have forgotten the record while the attempt was out.
     if (record !== undefined && record.attemptsInFlight > 0) record.attemptsInFlight -= 1;
+  }
+
+  /** For /stats and /health: whether the deployment is suspect (circuit closed), and its attempts in flight. */
+  recoveryOf(deploymentKey: string): { readonly isSuspect: boolean; readonly attemptsInFlight: number } {
+    const record = this.#deployments.get(deploymentKey);
+    if (record === undefined) return { isSuspect: false, attemptsInFlight: 0 };
+    const isSuspect = record.circuit === "closed" && this.#isSuspect(record, this.#clock.now());
+    return { isSuspect, attemptsInFlight: record.attemptsInFlight };
   }
 
   recordSuccess(deploymentKey: string): void {

@@ -193,6 +193,7 @@ function scoreTerms(runtime: GatewayRuntime, deployment: Deployment) {
 /** Cooldown, circuit and budget windows of one deployment: shared by /health and /stats. */
 function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs: number) {
   const cooldown = runtime.availability.cooldownOf(deployment.key, deployment.provider.settings.name);
+  const recovery = runtime.availability.recoveryOf(deployment.key);
   return {
     cooldown:
       cooldown === undefined
@@ -204,6 +205,10 @@ function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs:
             reason: cooldown.reason,
           },
     circuit: runtime.availability.circuitState(deployment.key),
+    // Suspect: the latest evidence is a recent failure (circuit closed); then, while any attempt is in flight, the
+    // deployment is only a last resort of its group (docs/routing.md "Recovery").
+    suspect: recovery.isSuspect,
+    attempts_in_flight: recovery.attemptsInFlight,
     budgets: runtime.scopesOf(deployment).map((scope) => ({
       scope: scope.id,
       windows: runtime.budgets.usage(scope, nowMs).map((window) => ({

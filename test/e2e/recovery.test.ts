@@ -166,9 +166,14 @@ describe("recovery on evidence", () => {
     stream.body.on("error", () => {}); // aborted at the end of the test
     assert.equal(stream.headers["x-gateway-provider"], "alpha");
     await once(stream.body, "data");
+    // An opened stream is no longer an attempt in flight (its evidence is in).
+    const streaming = await scene.stats("alpha");
+    assert.deepEqual([streaming.suspect, streaming.attempts_in_flight], [false, 0]);
     // While that stream runs on, another request to alpha fails: alpha is suspect.
     scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE);
     assertServedBy(await scene.chat(), "beta", 2);
+    const suspect = await scene.stats("alpha");
+    assert.deepEqual([suspect.circuit, suspect.suspect, suspect.attempts_in_flight], ["closed", true, 0]);
     // Its probe is due: it goes to alpha, though the stream opened before the failure is still running.
     clock.advance(2_000);
     assertServedBy(await scene.chat(), "alpha");
@@ -210,6 +215,7 @@ describe("recovery on evidence", () => {
         signal: controller.signal,
       }).catch(() => undefined);
       await waitUntil(() => scene.alpha.activeRequests() === 1, "alpha has the request");
+      assert.equal((await scene.stats("alpha")).attempts_in_flight, 1);
       controller.abort();
       await pending;
     });
@@ -219,5 +225,7 @@ describe("recovery on evidence", () => {
     await alphaTakes(UNAVAILABLE, () => scene.chat());
     clock.advance(2_000);
     assertServedBy(await scene.chat(), "alpha");
+    const healed = await scene.stats("alpha");
+    assert.deepEqual([healed.suspect, healed.attempts_in_flight], [false, 0]);
   });
 });

@@ -61,6 +61,8 @@ export interface DeploymentView {
   model: string;
   cooldown: { remaining_ms: number; cause: string; source: string; reason: string } | null;
   circuit: "closed" | "open" | "half_open";
+  suspect: boolean;
+  attempts_in_flight: number;
   budgets: BudgetView[];
   successes: number;
   failures: number;
