@@ -72,6 +72,7 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
               ? undefined
               : { cause: cooldown.cause, untilMs: cooldown.untilMs, reason: cooldown.reason, source: cooldown.source },
           circuit: runtime.availability.circuitState(deployment.key),
+          isSuspect: runtime.availability.recoveryOf(deployment.key).isSuspect,
           isKeyInvalid: providerCooldown?.cause === "invalid_key" || providerCooldown?.cause === "credits_exhausted",
           budgets: runtime.scopesOf(deployment, snapshot).flatMap((scope) =>
             runtime.budgets.usage(scope, nowMs).map((window) => ({

@@ -45,6 +45,11 @@ export interface LiveDeployment {
   readonly scoreTerms?: Readonly<Record<string, number>> | undefined;
   readonly cooldown?: LiveCooldown | undefined;
   readonly circuit: LiveCircuitState;
+  /**
+   * Circuit closed, but the latest evidence is a recent failure: one attempt at a time, a last resort while one is
+   * in flight (docs/routing.md "Recovery").
+   */
+  readonly isSuspect?: boolean;
   /** The provider's key was refused (401/403) or its credits are gone. */
   readonly isKeyInvalid: boolean;
   readonly budgets: readonly LiveBudgetWindow[];

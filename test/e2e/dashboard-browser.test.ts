@@ -121,8 +121,9 @@ routing:
     await page.screenshot({ path: join(TEST_OUTPUT, "dashboard-phone.png"), fullPage: true });
   });
 
-  test("a refused key and a used-up budget show as `key invalid` and `over budget`", async (t) => {
+  test("a refused key, a recent failure and a used-up budget show as `key invalid`, `suspect` and `over budget`", async (t) => {
     const alpha = await useMock(t);
+    const gamma = await useMock(t);
     const beta = await useMock(t);
     const gateway = await useGateway(
       t,
@@ -133,6 +134,12 @@ routing:
     retries: 0
     models:
       m: { priority: 10 }
+  - name: gamma
+    base_url: ${gamma.baseUrl}
+    api_key: sk-gamma-secret
+    retries: 0
+    models:
+      m: { priority: 5 }
   - name: beta
     base_url: ${beta.baseUrl}
     api_key: sk-beta-secret
@@ -145,6 +152,7 @@ routing:
 `,
     );
     alpha.enqueue(CHAT, { kind: "json", status: 401, body: { error: { message: "Invalid API key" } } });
+    gamma.enqueue(CHAT, { kind: "json", status: 503, body: { error: { message: "overloaded" } } });
     beta.enqueue(CHAT, { kind: "json", body: chatCompletion("ok", "m") });
     assert.equal((await postChat(gateway, { model: "m" })).status, 200);
     const browser = await chromium.launch({
@@ -155,6 +163,7 @@ routing:
     const page = await browser.newPage();
     await page.goto(`${gateway.url}/dashboard`);
     await page.locator('tr[data-deployment="alpha/m"] [data-status="key invalid"]').waitFor({ timeout: 3_000 });
+    await page.locator('tr[data-deployment="gamma/m"] [data-status="suspect"]').waitFor({ timeout: 3_000 });
     await page.locator('tr[data-deployment="beta/m"] [data-status="over budget"]').waitFor({ timeout: 3_000 });
     assert.match(await visibleText(page.locator('tr[data-deployment="beta/m"]')), /0 \/ 1 requests per day/);
   });
