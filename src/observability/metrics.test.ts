@@ -18,6 +18,7 @@ function metricsWith(options: { includeProcessMetrics?: boolean } = {}) {
         ],
       }),
       deployment("beta", "model-b", { circuit: "open" }),
+      deployment("gamma", "model-c", { isSuspect: true }),
     ],
     { modelNames: ["m", "best", "auto"], nowMs: () => NOW_MS },
   );
@@ -104,6 +105,8 @@ describe("GatewayMetrics", () => {
     assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "beta", state: "open" }), 1);
     assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "beta", state: "closed" }), 0);
     assert.equal(sumOf(text, "llm_gateway_circuit_state", { provider: "alpha", state: "closed" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_deployment_suspect", { provider: "gamma", upstream_model: "model-c" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_deployment_suspect", { provider: "alpha" }), 0);
     assert.equal(sumOf(text, "llm_gateway_budget_remaining_requests", { scope: "provider:alpha", window: "day" }), 60);
     assert.equal(
       sumOf(text, "llm_gateway_budget_remaining_tokens", { scope: "provider:alpha", window: "minute" }),

@@ -313,6 +313,19 @@ function liveMetrics(live: LiveStateSource): LiveMetric[] {
           ),
         ),
     ),
+    new LiveMetric(
+      `${METRIC_PREFIX}deployment_suspect`,
+      "1 while a deployment's circuit is closed but its latest evidence is a recent failure (one attempt at a time), else 0.",
+      "gauge",
+      () =>
+        [...live.deployments()].map(
+          (deployment) =>
+            [
+              { provider: deployment.provider, upstream_model: deployment.model },
+              deployment.isSuspect === true ? 1 : 0,
+            ] as const,
+        ),
+    ),
   ];
   for (const unit of ["requests", "tokens"] as const) {
     metrics.push(
