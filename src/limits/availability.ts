@@ -5,8 +5,9 @@
 // timeout, connection error) is "suspect": one request at a time is its probe, ranked in its normal place; while
 // an attempt is in flight (also one sent before the failure) it is only a last resort. `failureThreshold`
 // failures within `failureWindowMs` open the circuit: no traffic until the first probe after
-// `circuitFirstProbeMs`; each failed probe doubles that pause, up to `circuitOpenMs` (the cap). Half-open lets exactly one probe through; its success closes the circuit and
-// clears every failure, its failure opens it again for the next pause. A success at any time clears it all.
+// `circuitFirstProbeMs`; each failed probe doubles that pause, up to `circuitOpenMs` (the cap). Half-open lets
+// exactly one probe through; its success closes the circuit and clears every failure, its failure opens it again
+// for the next pause. A success at any time clears it all.
 // The file stays whole: cooldowns, circuits and the one-at-a-time rule read and write one record per deployment.
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
