@@ -308,7 +308,8 @@ export async function route(
       table(
         headers,
         explanation.candidates.map((candidate) => {
-          const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, String(candidate.score)];
+          const score = candidate.last_resort ? `${candidate.score} (last resort)` : String(candidate.score);
+          const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, score];
           const terms = candidate.terms;
           if (!options.isExplain || terms === null) return base;
           const show = (term: ExplainedTerm & { is_estimated?: boolean }) =>

@@ -67,6 +67,11 @@ export interface ExplainedCandidate {
   readonly params_b: number | null;
   /** `free` or `paid` (config `cost`, `free_models`, presets); with `routing.paid: last_resort` paid ones come last. */
   readonly cost: "free" | "paid";
+  /**
+   * A suspect candidate with an attempt in flight: ranked after every other ready candidate of its group whatever
+   * its score (docs/routing.md "Recovery").
+   */
+  readonly last_resort: boolean;
 }
 
 export interface RouteExplanation {
@@ -117,6 +122,7 @@ export function explainRoute(
     score: number,
     board: string | undefined,
     isProbe: boolean,
+    isLastResort: boolean,
   ): ExplainedCandidate => {
     const breakdown = runtime.explainScore(deployment, { isProbe });
     const profile = snapshot.profiles[deployment.index];
@@ -176,6 +182,7 @@ export function explainRoute(
       context_tokens: deployment.contextTokens ?? null,
       params_b: profile?.params?.valueB ?? null,
       cost: deployment.cost,
+      last_resort: isLastResort,
     };
   };
   return {
@@ -183,7 +190,14 @@ export function explainRoute(
     kind,
     strategy: snapshot.config.routing.strategy,
     candidates: plan.candidates.map((candidate, index) =>
-      describe(candidate.deployment, index + 1, candidate.score, candidate.board, candidate.isProbe === true),
+      describe(
+        candidate.deployment,
+        index + 1,
+        candidate.score,
+        candidate.board,
+        candidate.isProbe === true,
+        candidate.isLastResort === true,
+      ),
     ),
     wait_for:
       plan.waitFor === undefined

@@ -125,13 +125,16 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       }
       const probeScore = availability.isProbe ? context.probeScore?.(deployment) : undefined;
       if (probeScore !== undefined) score += probeScore - context.score(deployment);
-      (availability.isLastResort === true ? lastResort : ready).push({
-        deployment,
-        score,
-        group: groupIndex,
-        board,
-        ...(probeScore === undefined ? {} : { isProbe: true }),
-      });
+      if (availability.isLastResort === true)
+        lastResort.push({ deployment, score, group: groupIndex, board, isLastResort: true });
+      else
+        ready.push({
+          deployment,
+          score,
+          group: groupIndex,
+          board,
+          ...(probeScore === undefined ? {} : { isProbe: true }),
+        });
     }
     ready.sort(byScoreDescending);
     lastResort.sort(byScoreDescending);

@@ -36,6 +36,8 @@ export interface RouteCandidate {
   readonly board?: string | undefined;
   /** This request would be the candidate's recovery probe: its score is `probeScore` (failures ignored). */
   readonly isProbe?: boolean;
+  /** A suspect with an attempt in flight: placed after every other ready candidate of its group, whatever its score. */
+  readonly isLastResort?: boolean;
 }
 
 export interface RouteSkip {

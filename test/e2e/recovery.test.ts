@@ -8,7 +8,7 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { request } from "undici";
 import { ManualClock } from "../../src/clock.ts";
-import { HELLO } from "../helpers/e2e.ts";
+import { HELLO, send } from "../helpers/e2e.ts";
 import { assertServedBy, MODEL, type Scene, startScene } from "../helpers/limits-scene.ts";
 import {
   chatChunk,
@@ -216,6 +216,16 @@ describe("recovery on evidence", () => {
       }).catch(() => undefined);
       await waitUntil(() => scene.alpha.activeRequests() === 1, "alpha has the request");
       assert.equal((await scene.stats("alpha")).attempts_in_flight, 1);
+      // Suspect (the cut stream before) with an attempt out: the route explanation ranks it last, and says why.
+      const route = await send(scene.gateway, "GET", `/v1/gateway/route?model=${MODEL}`);
+      const candidates = (route.json as { candidates: { provider: string; last_resort: boolean }[] }).candidates;
+      assert.deepEqual(
+        candidates.map((candidate) => [candidate.provider, candidate.last_resort]),
+        [
+          ["beta", false],
+          ["alpha", true],
+        ],
+      );
       controller.abort();
       await pending;
     });
