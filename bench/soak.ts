@@ -1,7 +1,7 @@
 // Soak benchmark (not a test): the real gateway (`src/main.ts serve` in a child process) under mixed load for a
 // long time (default 10 minutes) while two upstreams fail at random: 5xx, 429s, resets, hangs, cut and stalled
 // streams, bad JSON, errors in 200s. Reports errors by kind, the gateway's RSS over time, event-loop delay p99,
-// open sockets, and at the end whether concurrency slots, the queue and sockets are back to zero.
+// open sockets, and at the end whether concurrency slots, attempts in flight, the queue and sockets are back to zero.
 //
 //   node bench/soak.ts                      # 10 minutes
 //   node bench/soak.ts --duration 30        # a smoke run
@@ -273,18 +273,26 @@ interface Row {
   readonly requests: number;
 }
 
-async function slotsAndQueue(agent: Agent, url: string): Promise<{ inFlight: number; queued: number }> {
+/** Concurrency slots held, requests queued, and attempts without a verdict yet (the suspects' one-at-a-time count). */
+async function slotsAndQueue(
+  agent: Agent,
+  url: string,
+): Promise<{ inFlight: number; queued: number; attemptsInFlight: number }> {
   const response = await request(`${url}/stats`, {
     dispatcher: agent,
     headers: { authorization: `Bearer ${CLIENT_KEY}` },
   });
   const stats = (await response.body.json()) as {
     queued_requests: number;
-    deployments: { budgets: { in_flight: number }[] }[];
+    deployments: { budgets: { in_flight: number }[]; attempts_in_flight: number }[];
   };
   let inFlight = 0;
-  for (const deployment of stats.deployments) for (const budget of deployment.budgets) inFlight += budget.in_flight;
-  return { inFlight, queued: stats.queued_requests };
+  let attemptsInFlight = 0;
+  for (const deployment of stats.deployments) {
+    for (const budget of deployment.budgets) inFlight += budget.in_flight;
+    attemptsInFlight += deployment.attempts_in_flight;
+  }
+  return { inFlight, queued: stats.queued_requests, attemptsInFlight };
 }
 
 async function main(): Promise<void> {
@@ -345,7 +353,7 @@ async function main(): Promise<void> {
   await statsAgent.close();
   const tcpAtEnd = latest?.tcpHandles ?? -1;
   // Left open at the end: the listening socket and the one /stats connection, which is closed by now.
-  const isBackToZero = end.inFlight === 0 && end.queued === 0 && tcpAtEnd <= 2;
+  const isBackToZero = end.inFlight === 0 && end.queued === 0 && end.attemptsInFlight === 0 && tcpAtEnd <= 2;
   const report = {
     duration_s: Math.round((Date.now() - startedAtMs) / 1000),
     clients: clientCount,
@@ -358,6 +366,7 @@ async function main(): Promise<void> {
     event_loop_delay_p99_ms_worst: Math.round(worstLoopP99Ms * 10) / 10,
     at_end: {
       concurrency_slots_in_flight: end.inFlight,
+      attempts_in_flight: end.attemptsInFlight,
       queued_requests: end.queued,
       gateway_tcp_handles: tcpAtEnd,
       back_to_zero: isBackToZero,
@@ -374,7 +383,7 @@ async function main(): Promise<void> {
       `error bodies not OpenAI-shaped: ${malformedErrors}`,
       `RSS over time (s, MB): ${report.rss_mb_over_time.map(([s, mb]) => `${s}:${mb}`).join(" ")}`,
       `event-loop delay p99, worst 1 s window: ${report.event_loop_delay_p99_ms_worst} ms`,
-      `at the end: concurrency slots in flight ${end.inFlight}, queued ${end.queued}, gateway TCP handles ${tcpAtEnd} (listening socket included)`,
+      `at the end: concurrency slots in flight ${end.inFlight}, attempts in flight ${end.attemptsInFlight}, queued ${end.queued}, gateway TCP handles ${tcpAtEnd} (listening socket included)`,
       `back to zero: ${isBackToZero ? "yes" : "NO"}`,
     ];
     process.stdout.write(`${lines.join("\n")}\n`);
