@@ -4,7 +4,7 @@ import type { ModelKind } from "../config/types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
 import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
-import type { RoutePlan, RouteRequest } from "./plan-route.ts";
+import type { RouteCandidate, RoutePlan, RouteRequest } from "./plan-route.ts";
 
 /** What an explanation reads: the live planner and scorer, and the current snapshot's profiles and settings. */
 export interface RouteExplainSource {
@@ -116,14 +116,9 @@ export function explainRoute(
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
   });
-  const describe = (
-    deployment: Deployment,
-    rank: number,
-    score: number,
-    board: string | undefined,
-    isProbe: boolean,
-    isLastResort: boolean,
-  ): ExplainedCandidate => {
+  const describe = (candidate: RouteCandidate, rank: number): ExplainedCandidate => {
+    const { deployment, score, board } = candidate;
+    const isProbe = candidate.isProbe === true;
     const breakdown = runtime.explainScore(deployment, { isProbe });
     const profile = snapshot.profiles[deployment.index];
     let terms: ExplainedTerms | null = null;
@@ -182,23 +177,14 @@ export function explainRoute(
       context_tokens: deployment.contextTokens ?? null,
       params_b: profile?.params?.valueB ?? null,
       cost: deployment.cost,
-      last_resort: isLastResort,
+      last_resort: candidate.isLastResort === true,
     };
   };
   return {
     model,
     kind,
     strategy: snapshot.config.routing.strategy,
-    candidates: plan.candidates.map((candidate, index) =>
-      describe(
-        candidate.deployment,
-        index + 1,
-        candidate.score,
-        candidate.board,
-        candidate.isProbe === true,
-        candidate.isLastResort === true,
-      ),
-    ),
+    candidates: plan.candidates.map((candidate, index) => describe(candidate, index + 1)),
     wait_for:
       plan.waitFor === undefined
         ? null

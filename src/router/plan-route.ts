@@ -125,16 +125,15 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       }
       const probeScore = availability.isProbe ? context.probeScore?.(deployment) : undefined;
       if (probeScore !== undefined) score += probeScore - context.score(deployment);
-      if (availability.isLastResort === true)
-        lastResort.push({ deployment, score, group: groupIndex, board, isLastResort: true });
-      else
-        ready.push({
-          deployment,
-          score,
-          group: groupIndex,
-          board,
-          ...(probeScore === undefined ? {} : { isProbe: true }),
-        });
+      // A last resort is never a probe (a suspect's probe is the attempt already in flight).
+      const isLastResort = availability.isLastResort === true;
+      (isLastResort ? lastResort : ready).push({
+        deployment,
+        score,
+        group: groupIndex,
+        board,
+        ...(isLastResort ? { isLastResort: true } : probeScore === undefined ? {} : { isProbe: true }),
+      });
     }
     ready.sort(byScoreDescending);
     lastResort.sort(byScoreDescending);
