@@ -50,9 +50,11 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
                             env BENCH_ROUND_DURATION_S)
   --starts N                more starts of the bare proxy and the gateway, in turn, for the start-up goals
                             (default 3, --quick 1, 0: none; env BENCH_STARTS)
-  --bare-proxy node|fastify the bare proxy's front door: node:http (default; bench/bare-proxy.ts) or Fastify, the
-                            gateway's (bench/fastify-proxy.ts), to tell Fastify's cost from the gateway's own
-                            (env BENCH_BARE_PROXY)
+  --bare-proxy KIND         the bare proxy: node (default; node:http, bench/bare-proxy.ts), node-pipeline (the
+                            same answering through stream/promises' pipeline, ~35 µs more per request: the
+                            floor of runs before 2026-12-05) or fastify (the gateway's front door,
+                            bench/fastify-proxy.ts, to tell Fastify's cost from the gateway's own;
+                            env BENCH_BARE_PROXY)
   --cores A,B               core for mock+load, core for the proxy under test (default 0,1; env BENCH_CORES)
   --gateway-log-level L     the gateway's server.log_level (default warn; env BENCH_GATEWAY_LOG_LEVEL)
   --gateway-main PATH       the gateway entry point (default bin/llm-gateway.js, which turns Node's compile cache
@@ -198,8 +200,18 @@ interface Options {
   readonly bareProxy: BareProxy;
 }
 
-type BareProxy = "node" | "fastify";
-const BARE_PROXY_SCRIPTS: Record<BareProxy, string> = { node: "bare-proxy.ts", fastify: "fastify-proxy.ts" };
+const BARE_PROXIES = ["node", "node-pipeline", "fastify"] as const;
+type BareProxy = (typeof BARE_PROXIES)[number];
+const BARE_PROXY_SCRIPTS: Record<BareProxy, string> = {
+  node: "bare-proxy.ts",
+  "node-pipeline": "bare-proxy.ts",
+  fastify: "fastify-proxy.ts",
+};
+const BARE_PROXY_NAMES: Record<BareProxy, string> = {
+  node: "node:http",
+  "node-pipeline": "node:http answering through pipeline() (--bare-proxy node-pipeline)",
+  fastify: "Fastify (--bare-proxy fastify)",
+};
 
 interface CoreBusy {
   /** Fraction 0..1 of the load core (mock + load generator) that was busy. */
@@ -291,9 +303,10 @@ function readOptions(argv: string[]): Options | undefined {
     .filter((name) => name !== "");
   for (const name of targets)
     if (!(TARGETS as readonly string[]).includes(name)) throw new Error(`unknown target "${name}"`);
-  const bareProxy = values["bare-proxy"] ?? env.BENCH_BARE_PROXY ?? "node";
-  if (bareProxy !== "node" && bareProxy !== "fastify")
-    throw new Error(`--bare-proxy must be node or fastify, got "${bareProxy}"`);
+  const bareProxyText = values["bare-proxy"] ?? env.BENCH_BARE_PROXY ?? "node";
+  const bareProxy = BARE_PROXIES.find((kind) => kind === bareProxyText);
+  if (bareProxy === undefined)
+    throw new Error(`--bare-proxy must be one of ${BARE_PROXIES.join(", ")}, got "${bareProxyText}"`);
   const cores = (values.cores ?? env.BENCH_CORES ?? "0,1").split(",");
   if (cores.length !== 2 || cores.some((core) => !/^\d+$/.test(core)))
     throw new Error('--cores must be two core numbers, e.g. "0,1"');
@@ -468,7 +481,11 @@ async function startBare(
     "bare",
     [join(benchDir, BARE_PROXY_SCRIPTS[bareProxy])],
     pins.proxy,
-    { ...childEnv, BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}` },
+    {
+      ...childEnv,
+      BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}`,
+      ...(bareProxy === "node-pipeline" ? { BENCH_BARE_PIPELINE: "1" } : {}),
+    },
     repoDir,
   );
   return { child, port: await readPort("bare", child), startedAt };
@@ -1181,7 +1198,7 @@ function report(
   const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
   const setup = [
     `node ${process.version}, ${cpu}, ${coreCount} cores; ${gatewayCode}${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
-    `load: ${options.tool}, ${c} connections (JSON) and ${options.streamConnections} (stream), ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"} of ${options.roundDurationS} s per run; ${options.starts} more start${options.starts === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${options.bareProxy === "node" ? "node:http" : "Fastify (--bare-proxy fastify)"}${options.isQuick ? "; QUICK mode" : ""}`,
+    `load: ${options.tool}, ${c} connections (JSON) and ${options.streamConnections} (stream), ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"} of ${options.roundDurationS} s per run; ${options.starts} more start${options.starts === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${BARE_PROXY_NAMES[options.bareProxy]}${options.isQuick ? "; QUICK mode" : ""}`,
   ];
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
 }
