@@ -2,10 +2,13 @@
 // long time (default 10 minutes) while two upstreams fail at random: 5xx, 429s, resets, hangs, cut and stalled
 // streams, bad JSON, errors in 200s. Reports errors by kind, the gateway's RSS over time, event-loop delay p99,
 // open sockets, and at the end whether concurrency slots, attempts in flight, the queue and sockets are back to zero.
+// With `--replicas N` (N >= 2) N gateways share their state through a redis-server the soak starts, the clients
+// spread over them, and at the end no concurrency lease may be left in Redis either.
 //
 //   node bench/soak.ts                      # 10 minutes
 //   node bench/soak.ts --duration 30        # a smoke run
 //   node bench/soak.ts --clients 64 --json  # more load; machine-readable report on stdout
+//   node bench/soak.ts --replicas 2         # two gateways sharing state through Redis
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -16,8 +19,10 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
+import { isRedisInstalled, type RedisServer, startRedisServer } from "../test/helpers/redis-server.ts";
 import type { ProbeSample } from "./soak-probe.ts";
 
 const { values: options } = parseArgs({
@@ -26,13 +31,14 @@ const { values: options } = parseArgs({
     clients: { type: "string", default: "32" },
     "fault-rate": { type: "string", default: "0.3" },
     "sample-every": { type: "string", default: "10" },
+    replicas: { type: "string", default: "1" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 if (options.help) {
   process.stdout.write(
-    "node bench/soak.ts [--duration S=600] [--clients N=32] [--fault-rate 0..1=0.3] [--sample-every S=10] [--json]\n",
+    "node bench/soak.ts [--duration S=600] [--clients N=32] [--fault-rate 0..1=0.3] [--sample-every S=10] [--replicas N=1] [--json]\n",
   );
   process.exit(0);
 }
@@ -40,6 +46,8 @@ const durationMs = Number(options.duration) * 1000;
 const clientCount = Number(options.clients);
 const faultRate = Number(options["fault-rate"]);
 const sampleEveryMs = Number(options["sample-every"]) * 1000;
+const replicaCount = Number(options.replicas);
+if (!Number.isInteger(replicaCount) || replicaCount < 1) throw new Error("--replicas must be a whole number >= 1");
 const CLIENT_KEY = "soak-client-key";
 const CONCURRENCY_PER_DEPLOYMENT = 24;
 
@@ -153,7 +161,13 @@ async function startUpstream(name: string): Promise<{ server: Server; url: strin
 
 // ---- the gateway ---------------------------------------------------------------------------------------------
 
-async function startGateway(upstreams: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
+/** Every replica's concurrency leases live under this prefix in Redis (src/state/redis-keys.ts). */
+const REDIS_KEY_PREFIX = "llm-gateway-soak:";
+
+async function startGateway(
+  upstreams: readonly string[],
+  redisUrl: string | undefined,
+): Promise<{ child: ChildProcess; url: string }> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-soak-"));
   const configPath = join(dir, "config.yaml");
   writeFileSync(
@@ -173,7 +187,10 @@ async function startGateway(upstreams: readonly string[]): Promise<{ child: Chil
       routing: { queue_timeout_ms: 1_000, total_timeout_ms: 6_000 },
       cooldowns: { circuit_first_probe_ms: 500, circuit_open_ms: 4_000 },
       discovery: { cache_dir: join(dir, "cache") },
-      state: { path: ":memory:" },
+      state:
+        redisUrl === undefined
+          ? { path: ":memory:" }
+          : { path: ":memory:", redis_url: redisUrl, redis_key_prefix: REDIS_KEY_PREFIX },
     }),
   );
   const child = spawn(
@@ -295,39 +312,88 @@ async function slotsAndQueue(
   return { inFlight, queued: stats.queued_requests, attemptsInFlight };
 }
 
+/** Concurrency leases left in Redis (members of every scope's lease set): each one holds a slot fleet-wide. */
+async function leasesLeftInRedis(redisUrl: string): Promise<number> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let left = 0;
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${REDIS_KEY_PREFIX}budget:*:leases`, "COUNT", 1000);
+      cursor = next;
+      for (const key of keys) left += await redis.zcard(key);
+    } while (cursor !== "0");
+    return left;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+interface Replica {
+  readonly child: ChildProcess;
+  readonly url: string;
+  latest: ProbeSample | undefined;
+  /** TCP handles once started, before any load: the listening socket and its Redis connections. */
+  idleTcpHandles: number;
+}
+
 async function main(): Promise<void> {
   const upstreams = [await startUpstream("up0"), await startUpstream("up1")];
-  const { child, url } = await startGateway(upstreams.map((upstream) => upstream.url));
-  let latest: ProbeSample | undefined;
+  let redis: RedisServer | undefined;
+  if (replicaCount > 1) {
+    if (!isRedisInstalled()) throw new Error("--replicas above 1 shares state through Redis: install redis-server");
+    redis = await startRedisServer();
+  }
+  const replicas: Replica[] = [];
   let worstLoopP99Ms = 0;
-  child.on("message", (message: ProbeSample) => {
-    if (message.kind !== "probe") return;
-    latest = message;
-    worstLoopP99Ms = Math.max(worstLoopP99Ms, message.eventLoopDelayP99Ms);
-  });
+  for (let index = 0; index < replicaCount; index++) {
+    const started = await startGateway(
+      upstreams.map((upstream) => upstream.url),
+      redis?.url,
+    );
+    const replica: Replica = { ...started, latest: undefined, idleTcpHandles: 0 };
+    started.child.on("message", (message: ProbeSample) => {
+      if (message.kind !== "probe") return;
+      replica.latest = message;
+      worstLoopP99Ms = Math.max(worstLoopP99Ms, message.eventLoopDelayP99Ms);
+    });
+    replicas.push(replica);
+  }
   // The first second of a fresh process (module compilation) is not what a soak measures.
   await sleep(1_500);
   worstLoopP99Ms = 0;
+  for (const replica of replicas) replica.idleTcpHandles = replica.latest?.tcpHandles ?? 1;
   const loadAgent = new Agent({ connections: clientCount, keepAliveTimeout: 2_000 });
   const statsAgent = new Agent({ connections: 1 });
   const startedAtMs = Date.now();
   const rows: Row[] = [];
   let requests = 0;
   let isRunning = true;
-  const clients = Array.from({ length: clientCount }, async () => {
+  const clients = Array.from({ length: clientCount }, async (_, index) => {
+    const url = (replicas[index % replicas.length] as Replica).url;
     while (isRunning) {
       await oneRequest(loadAgent, url);
       requests++;
     }
   });
   const sample = async (): Promise<void> => {
-    const { inFlight, queued } = await slotsAndQueue(statsAgent, url);
+    let inFlight = 0;
+    let queued = 0;
+    for (const replica of replicas) {
+      const counts = await slotsAndQueue(statsAgent, replica.url);
+      inFlight += counts.inFlight;
+      queued += counts.queued;
+    }
+    // Memory and sockets: the largest replica's.
+    const largest = (pick: (probe: ProbeSample) => number): number =>
+      Math.max(...replicas.map((replica) => (replica.latest === undefined ? 0 : pick(replica.latest))));
     const row: Row = {
       elapsedS: Math.round((Date.now() - startedAtMs) / 1000),
-      rssMb: Math.round((latest?.rssBytes ?? 0) / 1e5) / 10,
-      heapMb: Math.round((latest?.heapUsedBytes ?? 0) / 1e5) / 10,
-      loopP99Ms: Math.round((latest?.eventLoopDelayP99Ms ?? 0) * 10) / 10,
-      tcpHandles: latest?.tcpHandles ?? 0,
+      rssMb: Math.round(largest((probe) => probe.rssBytes) / 1e5) / 10,
+      heapMb: Math.round(largest((probe) => probe.heapUsedBytes) / 1e5) / 10,
+      loopP99Ms: Math.round(largest((probe) => probe.eventLoopDelayP99Ms) * 10) / 10,
+      tcpHandles: largest((probe) => probe.tcpHandles),
       inFlight,
       queued,
       requests,
@@ -349,14 +415,29 @@ async function main(): Promise<void> {
   // Hanging upstream answers end when the gateway gives up on them; give it its timeouts to drain.
   await sleep(3_000);
   await sleep(1_100); // one more probe sample after the drain
-  const end = await slotsAndQueue(statsAgent, url);
+  const ends = [];
+  for (const replica of replicas) ends.push(await slotsAndQueue(statsAgent, replica.url));
   await statsAgent.close();
-  const tcpAtEnd = latest?.tcpHandles ?? -1;
-  // Left open at the end: the listening socket and the one /stats connection, which is closed by now.
-  const isBackToZero = end.inFlight === 0 && end.queued === 0 && end.attemptsInFlight === 0 && tcpAtEnd <= 2;
+  const end = {
+    inFlight: ends.reduce((sum, counts) => sum + counts.inFlight, 0),
+    queued: ends.reduce((sum, counts) => sum + counts.queued, 0),
+    attemptsInFlight: ends.reduce((sum, counts) => sum + counts.attemptsInFlight, 0),
+  };
+  const redisLeasesLeft = redis === undefined ? 0 : await leasesLeftInRedis(redis.url);
+  // Left open at the end: what each replica had open before the load (its listening socket and Redis
+  // connections) and the one /stats connection, which is closed by now.
+  const tcpLeftOver = replicas.map((replica) => (replica.latest?.tcpHandles ?? -1) - replica.idleTcpHandles);
+  const tcpAtEnd = replicas.map((replica) => replica.latest?.tcpHandles ?? -1);
+  const isBackToZero =
+    end.inFlight === 0 &&
+    end.queued === 0 &&
+    end.attemptsInFlight === 0 &&
+    redisLeasesLeft === 0 &&
+    tcpLeftOver.every((extra) => extra <= 1);
   const report = {
     duration_s: Math.round((Date.now() - startedAtMs) / 1000),
     clients: clientCount,
+    replicas: replicaCount,
     fault_rate: faultRate,
     requests,
     outcomes: Object.fromEntries([...outcomes].sort((a, b) => b[1] - a[1])),
@@ -368,7 +449,8 @@ async function main(): Promise<void> {
       concurrency_slots_in_flight: end.inFlight,
       attempts_in_flight: end.attemptsInFlight,
       queued_requests: end.queued,
-      gateway_tcp_handles: tcpAtEnd,
+      redis_concurrency_leases: redis === undefined ? null : redisLeasesLeft,
+      gateway_tcp_handles: replicaCount === 1 ? tcpAtEnd[0] : tcpAtEnd,
       back_to_zero: isBackToZero,
     },
     samples: rows,
@@ -377,21 +459,27 @@ async function main(): Promise<void> {
   else {
     const lines = [
       "",
-      `soak: ${report.duration_s} s, ${clientCount} clients, fault rate ${faultRate}, ${requests} requests`,
+      `soak: ${report.duration_s} s, ${clientCount} clients, ${replicaCount === 1 ? "one gateway" : `${replicaCount} gateways sharing Redis`}, fault rate ${faultRate}, ${requests} requests`,
       "outcomes:",
       ...Object.entries(report.outcomes).map(([key, value]) => `  ${String(value).padStart(8)}  ${key}`),
       `error bodies not OpenAI-shaped: ${malformedErrors}`,
-      `RSS over time (s, MB): ${report.rss_mb_over_time.map(([s, mb]) => `${s}:${mb}`).join(" ")}`,
+      `RSS over time (s, MB${replicaCount === 1 ? "" : ", the largest replica"}): ${report.rss_mb_over_time.map(([s, mb]) => `${s}:${mb}`).join(" ")}`,
       `event-loop delay p99, worst 1 s window: ${report.event_loop_delay_p99_ms_worst} ms`,
-      `at the end: concurrency slots in flight ${end.inFlight}, attempts in flight ${end.attemptsInFlight}, queued ${end.queued}, gateway TCP handles ${tcpAtEnd} (listening socket included)`,
+      `at the end: concurrency slots in flight ${end.inFlight}, attempts in flight ${end.attemptsInFlight}, queued ${end.queued}${redis === undefined ? "" : `, concurrency leases in Redis ${redisLeasesLeft}`}, gateway TCP handles ${tcpAtEnd.join(" / ")} (${replicas.map((replica) => replica.idleTcpHandles).join(" / ")} before the load: listening socket${redis === undefined ? "" : " and Redis connections"})`,
       `back to zero: ${isBackToZero ? "yes" : "NO"}`,
     ];
     process.stdout.write(`${lines.join("\n")}\n`);
   }
-  child.kill("SIGTERM");
+  for (const replica of replicas) replica.child.kill("SIGTERM");
   for (const response of hanging) response.destroy();
   for (const upstream of upstreams) upstream.server.close();
   for (const upstream of upstreams) upstream.server.closeAllConnections();
+  await Promise.all(
+    replicas.map((replica) =>
+      replica.child.exitCode !== null || replica.child.signalCode !== null ? undefined : once(replica.child, "exit"),
+    ),
+  );
+  await redis?.stop();
   process.exitCode = isBackToZero && malformedErrors === 0 ? 0 : 1;
 }
 
