@@ -23,6 +23,12 @@ export interface BudgetRule {
   readonly offsetMs?: number;
   /** Set on a limit learned from the provider's answers (not configured): what it was learned from. */
   readonly learnedFrom?: string;
+  /**
+   * A learned limit inferred from the spacing of this process's own sends (the provider stated none): it is this
+   * process's share of what the key accepted, not the key's limit, so a ledger shared by several processes paces
+   * only this process by it (redis-ledger.ts); the key's other clients are not in its evidence.
+   */
+  readonly isOwnEvidence?: true;
 }
 
 /**

@@ -216,6 +216,7 @@ export class BudgetBook implements BudgetLedger {
         window: rule.window,
         limit: rule.limit,
         learnedFrom: rule.evidence,
+        ...(rule.isOwnEvidence === true ? { isOwnEvidence: true } : {}),
         ...(refusal.algorithm === undefined ||
         refusal.algorithm === "sliding" ||
         SLIDING_WINDOW_MS[rule.window] === undefined
@@ -250,6 +251,33 @@ export class BudgetBook implements BudgetLedger {
   }
 
   readonly #effectiveScopes = new WeakMap<readonly BudgetRule[], BudgetScope>();
+
+  /**
+   * What a ledger shared by several processes must enforce for all of them: the configured rules and the limits
+   * the provider stated, without those inferred from this process's own sends (BudgetRule.isOwnEvidence), which
+   * pace this process only.
+   */
+  sharedScope(scope: BudgetScope, nowMs: number): BudgetScope {
+    const effective = this.effectiveScope(scope, nowMs);
+    if (!effective.rules.some((rule) => rule.isOwnEvidence === true)) return effective;
+    let cached = this.#sharedScopes.get(effective.rules);
+    if (cached === undefined || cached.id !== scope.id) {
+      cached = { ...scope, rules: effective.rules.filter((rule) => rule.isOwnEvidence !== true) };
+      this.#sharedScopes.set(effective.rules, cached);
+    }
+    return cached;
+  }
+
+  readonly #sharedScopes = new WeakMap<readonly BudgetRule[], BudgetScope>();
+
+  /** Whether any of these scopes has a limit inferred from this process's own sends (see `sharedScope`). */
+  hasOwnEvidence(scopes: readonly BudgetScope[]): boolean {
+    for (const scope of scopes) {
+      const learned = this.#states.get(scope.id)?.learnedRules;
+      if (learned !== undefined && learned.some((rule) => rule.isOwnEvidence === true)) return true;
+    }
+    return false;
+  }
 
   inFlight(scopeId: string): number {
     return this.#states.get(scopeId)?.inFlight ?? 0;

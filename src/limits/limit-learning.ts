@@ -22,6 +22,8 @@ export interface LearnedRule {
   readonly window: RateLimitWindow;
   readonly limit: number;
   readonly evidence: string;
+  /** Inferred from what we sent before the 429 (the provider stated no limit): see BudgetRule.isOwnEvidence. */
+  readonly isOwnEvidence?: true;
 }
 
 /** What a refusal told us, as read when it arrived. */
@@ -61,6 +63,7 @@ export function limitsFromRefusal(
         window: "day",
         limit: acceptedToday,
         evidence: `a daily-quota 429 after ${acceptedToday} accepted requests today`,
+        isOwnEvidence: true,
       });
     }
     return learned;
@@ -84,6 +87,7 @@ export function limitsFromRefusal(
         hint === undefined
           ? `429 ${gapMs} ms after the last accepted request (${inSecond} accepted in the second before)`
           : `429 asking to wait ${hint} ms (${inSecond} accepted in the second before)`,
+      isOwnEvidence: true,
     });
     return learned;
   }
@@ -107,6 +111,7 @@ export function limitsFromRefusal(
         window: "minute",
         limit: inMinute,
         evidence: `429${hint === undefined ? "" : ` asking to wait ${hint} ms`} after ${inMinute} accepted in the minute before`,
+        isOwnEvidence: true,
       });
     }
   }

@@ -186,7 +186,7 @@ function describeVerdict(value: Reservation | BudgetVerdict): unknown {
 }
 
 describe("RedisLedger", { skip }, () => {
-  test("a limit learned from a 429 goes to the reserve script with the scope's configured rules", async (t) => {
+  test("a limit inferred from a 429 paces this process, with BudgetBook's reason and retry time", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(Date.UTC(2026, 0, 1, 6, 0));
     const { state } = await startBackend(t, server.url, { clock, prefix: "learned-rules:" });
@@ -205,11 +205,82 @@ describe("RedisLedger", { skip }, () => {
       ["requests/second=1"],
     );
     assert.ok(isReservation(await state.ledger.reserve([own], { tokens: 0 }, start + 1_000)));
-    // Denied by the script (reserve goes to Redis while it is up), with the learned rule's reason.
+    // Denied by the local book (Redis does not know a limit inferred from this process's own sends).
     const denied = await state.ledger.reserve([own], { tokens: 0 }, start + 1_200);
     assert.ok(!isReservation(denied) && !denied.isAllowed);
     assert.match(denied.reason, /over its learned rps limit \(1\/1; 429 300 ms after the last accepted request/);
     assert.equal(denied.retryAtMs, start + 2_000);
+  });
+
+  test("a limit inferred from one process's sends paces that process only; a stated one binds every process", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 6, 0));
+    const first = await startBackend(t, server.url, { clock, prefix: "own-evidence:" });
+    const second = await startBackend(t, server.url, { clock, prefix: "own-evidence:" });
+    const own = scope("deployment:p/shared-key", {});
+    const start = clock.now();
+    // The key accepted 3 requests from each process in one second, then refused each process's 4th (300 ms wait).
+    for (const process of [first, second]) {
+      for (let index = 0; index < 3; index++) {
+        assert.ok(isReservation(await process.state.ledger.reserve([own], { tokens: 0 }, start + index * 10)));
+      }
+      assert.ok(isReservation(await process.state.ledger.reserve([own], { tokens: 0 }, start + 100)));
+      const learned = process.state.ledger.learnLimits(
+        own,
+        { sentAtMs: start + 100, kind: "short", hintDelayMs: 300, stated: [] },
+        start + 110,
+      );
+      assert.deepEqual(
+        learned.map((rule) => `${rule.unit}/${rule.window}=${rule.limit} own=${rule.isOwnEvidence === true}`),
+        ["requests/second=3 own=true"],
+      );
+    }
+    // A later second: each process may send its own 3 again; the key's 6 are not held to one process's 3.
+    const later = start + 5_000;
+    const sent = { first: 0, second: 0 };
+    for (let index = 0; index < 5; index++) {
+      if (isReservation(await first.state.ledger.reserve([own], { tokens: 0 }, later + index))) sent.first++;
+      if (isReservation(await second.state.ledger.reserve([own], { tokens: 0 }, later + index))) sent.second++;
+    }
+    assert.deepEqual(sent, { first: 3, second: 3 });
+    const denied = await first.state.ledger.reserve([own], { tokens: 0 }, later + 10);
+    assert.ok(!isReservation(denied));
+    assert.match(denied.reason, /over its learned rps limit \(3\/3; 429 asking to wait 300 ms/);
+
+    // Concurrent reserves in one process do not all pass the local check before the first is charged.
+    const racing = await Promise.all(
+      Array.from({ length: 8 }, () => first.state.ledger.reserve([own], { tokens: 0 }, later + 2_000)),
+    );
+    assert.equal(racing.filter((result) => isReservation(result)).length, 3);
+
+    // A limit the provider stated is the key's: it binds both processes together.
+    const pooled = scope("deployment:p/stated", {});
+    first.state.ledger.learnLimits(
+      pooled,
+      {
+        sentAtMs: later,
+        kind: "short",
+        hintDelayMs: undefined,
+        stated: [{ unit: "requests", window: "minute", limit: 4, evidence: "body: Limit 4" }],
+      },
+      later,
+    );
+    second.state.ledger.learnLimits(
+      pooled,
+      {
+        sentAtMs: later,
+        kind: "short",
+        hintDelayMs: undefined,
+        stated: [{ unit: "requests", window: "minute", limit: 4, evidence: "body: Limit 4" }],
+      },
+      later,
+    );
+    let stated = 0;
+    for (let index = 0; index < 4; index++) {
+      if (isReservation(await first.state.ledger.reserve([pooled], { tokens: 0 }, later + 3_000 + index))) stated++;
+      if (isReservation(await second.state.ledger.reserve([pooled], { tokens: 0 }, later + 3_000 + index))) stated++;
+    }
+    assert.equal(stated, 4);
   });
 
   test("gives BudgetBook's verdicts (reasons and retry times) for the same history", async (t) => {

@@ -103,6 +103,8 @@ export class RedisLedger implements BudgetLedger {
   readonly #leases: BudgetLeases;
   readonly #writes: OnceWrites;
   #unsynced: Reservation[] = [];
+  /** The latest reserve on scopes this process paces by its own evidence (`#reservePaced`): the next one waits. */
+  #pacedTail: Promise<unknown> = Promise.resolve();
   #isReplaying = false;
   #nextId = 1;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -179,7 +181,28 @@ export class RedisLedger implements BudgetLedger {
     nowMs: number,
   ): Reservation | Denied | Promise<Reservation | Denied> {
     if (scopes.length === 0 || !this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
-    return this.#reserveFromLease(scopes, cost, nowMs, nowMs) ?? this.#reserveShared(scopes, cost, nowMs, true);
+    const fromLease = this.#reserveFromLease(scopes, cost, nowMs, nowMs);
+    if (fromLease !== undefined) return fromLease;
+    if (this.#local.hasOwnEvidence(scopes)) return this.#reservePaced(scopes, cost, nowMs);
+    return this.#reserveShared(scopes, cost, nowMs, true);
+  }
+
+  /**
+   * A reserve on scopes with a limit inferred from this process's own sends: the local book checks it (Redis does
+   * not know it, see `learnLimits`), then Redis charges the shared rules. One such reserve at a time in this
+   * process, so that no two pass the local check before either is charged there (the mirror is charged when
+   * Redis answers). Only candidates already paced to a learned limit take this path: a round trip of waiting is
+   * nothing next to their pace.
+   */
+  #reservePaced(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Promise<Reservation | Denied> {
+    const result = this.#pacedTail.then(() => {
+      const verdict = this.#local.check(scopes, cost, nowMs);
+      if (!verdict.isAllowed) return verdict;
+      if (!this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
+      return this.#reserveShared(scopes, cost, nowMs, true);
+    });
+    this.#pacedTail = result.catch(() => undefined);
+    return result;
   }
 
   reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void {
@@ -264,8 +287,12 @@ export class RedisLedger implements BudgetLedger {
   }
 
   /**
-   * Learned limits live in the local book (and the embedded store's rows); `reserve` sends them to Redis with the
-   * scope's configured rules (`effectiveScope`), so every process that learned a limit enforces it fleet-wide.
+   * Learned limits live in the local book (and the embedded store's rows). A limit the provider stated (headers,
+   * body) is the key's: `reserve` sends it to Redis with the scope's configured rules (`sharedScope`), so every
+   * process that learned it enforces it fleet-wide. A limit inferred from the spacing of this process's own sends
+   * is only this process's share of what the key accepted (the other processes' sends were accepted too): it
+   * paces this process alone (`#reservePaced`). Enforced fleet-wide, N processes sharing a key would each learn
+   * about 1/N of its limit and hold the whole fleet to that.
    */
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
     const learned = this.#local.learnLimits(scope, refusal, nowMs);
@@ -418,7 +445,7 @@ export class RedisLedger implements BudgetLedger {
     const member = this.#memberOf(id);
     const tokens = roundTokens(cost.tokens);
     // Learned limits travel with the configured rules, each with its window algorithm (sliding, fixed, bucket).
-    const shared = scopes.map((scope) => this.#local.effectiveScope(scope, nowMs));
+    const shared = scopes.map((scope) => this.#local.sharedScope(scope, nowMs));
     const wantsLease = pending === undefined && this.#leases.mayLease(shared);
     const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false, wantsLease);
     const settled = wantsLease ? this.#leases.begin(key) : undefined;
