@@ -273,8 +273,7 @@ export class BudgetBook implements BudgetLedger {
   /** Whether any of these scopes has a limit inferred from this process's own sends (see `sharedScope`). */
   hasOwnEvidence(scopes: readonly BudgetScope[]): boolean {
     for (const scope of scopes) {
-      const learned = this.#states.get(scope.id)?.learnedRules;
-      if (learned !== undefined && learned.some((rule) => rule.isOwnEvidence === true)) return true;
+      if (this.#states.get(scope.id)?.learnedRules.some((rule) => rule.isOwnEvidence === true)) return true;
     }
     return false;
   }
