@@ -444,7 +444,8 @@ export class RedisLedger implements BudgetLedger {
     const id = this.#nextId++;
     const member = this.#memberOf(id);
     const tokens = roundTokens(cost.tokens);
-    // Learned limits travel with the configured rules, each with its window algorithm (sliding, fixed, bucket).
+    // Limits the provider stated travel with the configured rules, each with its window algorithm (sliding, fixed,
+    // bucket); those inferred from this process's own sends stay local (`learnLimits`).
     const shared = scopes.map((scope) => this.#local.sharedScope(scope, nowMs));
     const wantsLease = pending === undefined && this.#leases.mayLease(shared);
     const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false, wantsLease);
