@@ -255,26 +255,18 @@ describe("RedisLedger", { skip }, () => {
 
     // A limit the provider stated is the key's: it binds both processes together.
     const pooled = scope("deployment:p/stated", {});
-    first.state.ledger.learnLimits(
-      pooled,
-      {
-        sentAtMs: later,
-        kind: "short",
-        hintDelayMs: undefined,
-        stated: [{ unit: "requests", window: "minute", limit: 4, evidence: "body: Limit 4" }],
-      },
-      later,
-    );
-    second.state.ledger.learnLimits(
-      pooled,
-      {
-        sentAtMs: later,
-        kind: "short",
-        hintDelayMs: undefined,
-        stated: [{ unit: "requests", window: "minute", limit: 4, evidence: "body: Limit 4" }],
-      },
-      later,
-    );
+    for (const process of [first, second]) {
+      process.state.ledger.learnLimits(
+        pooled,
+        {
+          sentAtMs: later,
+          kind: "short",
+          hintDelayMs: undefined,
+          stated: [{ unit: "requests", window: "minute", limit: 4, evidence: "body: Limit 4" }],
+        },
+        later,
+      );
+    }
     let stated = 0;
     for (let index = 0; index < 4; index++) {
       if (isReservation(await first.state.ledger.reserve([pooled], { tokens: 0 }, later + 3_000 + index))) stated++;
