@@ -29,6 +29,11 @@ export interface BudgetRule {
    * only this process by it (redis-ledger.ts); the key's other clients are not in its evidence.
    */
   readonly isOwnEvidence?: true;
+  /**
+   * For a limit inferred from our own sends: when a 429 last taught or confirmed it. It lapses
+   * INFERRED_LIMIT_LIFETIME_MS later (budgets.ts), so that one low reading cannot pace a candidate for good.
+   */
+  readonly learnedAtMs?: number;
 }
 
 /**

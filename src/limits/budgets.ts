@@ -45,6 +45,20 @@ import {
 
 const SLIDING_WINDOW_MS: Partial<Record<BudgetWindow, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000 };
 
+/**
+ * How long a limit inferred from our own sends (BudgetRule.isOwnEvidence) lives after the 429 that last taught or
+ * confirmed it. Pacing keeps the requests in a window at or below the learned limit, so a later 429 can only teach
+ * the same limit or a lower one: one low reading (a transient 429, another client of the key using part of it for
+ * a while) would otherwise pace the candidate below the key's limit for good. After this the candidate is unpaced
+ * until its next 429, which teaches the limit anew: one 429 per lifetime where the limit is real. Limits the
+ * provider states are not affected (each answer restates them).
+ */
+export const INFERRED_LIMIT_LIFETIME_MS: Readonly<Partial<Record<BudgetWindow, number>>> = {
+  second: 30 * 60_000,
+  minute: 30 * 60_000,
+  day: 24 * 3_600_000,
+};
+
 interface FixedCounter {
   windowStartMs: number;
   windowEndMs: number;
@@ -73,6 +87,8 @@ export interface ScopeState {
   buckets: Map<string, BucketLevel>;
   /** Limits learned from 429s (limit-learning.ts), checked like configured ones. */
   learnedRules: BudgetRule[];
+  /** When the first of the inferred learned limits lapses (Infinity: none will). */
+  learnedLapseAtMs: number;
   /** The configured rules plus the learned ones, cached while neither changes. */
   effective: { readonly base: readonly BudgetRule[]; readonly rules: readonly BudgetRule[] } | undefined;
   /** Send times of the last minute (at most MAX_RECENT_SENDS): the spacing a 429 is judged by. */
@@ -209,14 +225,17 @@ export class BudgetBook implements BudgetLedger {
       const key = `${rule.unit}:${rule.window}`;
       if (configured.has(key)) continue;
       const known = byWindow.get(key);
-      // The same limit again: keep the rule (and its counts) as it is.
-      if (known !== undefined && known.limit === rule.limit) continue;
+      // The same limit again: keep the rule (and its counts), confirmed now.
+      if (known !== undefined && known.limit === rule.limit) {
+        if (known.learnedAtMs !== undefined) byWindow.set(key, { ...known, learnedAtMs: nowMs });
+        continue;
+      }
       byWindow.set(key, {
         unit: rule.unit,
         window: rule.window,
         limit: rule.limit,
         learnedFrom: rule.evidence,
-        ...(rule.isOwnEvidence === true ? { isOwnEvidence: true } : {}),
+        ...(rule.isOwnEvidence === true ? { isOwnEvidence: true, learnedAtMs: nowMs } : {}),
         ...(refusal.algorithm === undefined ||
         refusal.algorithm === "sliding" ||
         SLIDING_WINDOW_MS[rule.window] === undefined
@@ -226,6 +245,7 @@ export class BudgetBook implements BudgetLedger {
     }
     const before = this.#rulesOf(scope, state);
     state.learnedRules = [...byWindow.values()];
+    state.learnedLapseAtMs = earliestLapseAtMs(state.learnedRules);
     state.effective = undefined;
     this.#seed(state, before, this.#rulesOf(scope, state), accepted, nowMs);
     this.#dirty.add(scope.id);
@@ -344,6 +364,9 @@ export class BudgetBook implements BudgetLedger {
 
   /** Restores an exported scope; also reads the version-1 format (one sliding log entry per request). */
   importScope(scopeId: string, persisted: PersistedScope | LegacyPersistedScope): void {
+    const learnedRules = ("learnedRules" in persisted ? (persisted.learnedRules ?? []) : []).map((rule) => ({
+      ...rule,
+    }));
     this.#states.set(scopeId, {
       sliding: "log" in persisted ? slidingFromLog(persisted.log) : slidingFromRuns(persisted.sliding),
       day: { ...persisted.day },
@@ -354,7 +377,8 @@ export class BudgetBook implements BudgetLedger {
       buckets: new Map(
         ("buckets" in persisted ? (persisted.buckets ?? []) : []).map(([key, value]) => [key, { ...value }]),
       ),
-      learnedRules: ("learnedRules" in persisted ? (persisted.learnedRules ?? []) : []).map((rule) => ({ ...rule })),
+      learnedRules,
+      learnedLapseAtMs: earliestLapseAtMs(learnedRules),
       effective: undefined,
       sends: [],
     });
@@ -467,6 +491,7 @@ export class BudgetBook implements BudgetLedger {
         fixed: new Map(),
         buckets: new Map(),
         learnedRules: [],
+        learnedLapseAtMs: Number.POSITIVE_INFINITY,
         effective: undefined,
         sends: [],
       };
@@ -485,7 +510,19 @@ export class BudgetBook implements BudgetLedger {
       this.#dirty.add(scope.id);
     }
     for (const window of state.sliding.values()) window.expire(nowMs);
+    if (nowMs >= state.learnedLapseAtMs) this.#lapseInferred(scope.id, state, nowMs);
     return state;
+  }
+
+  /** Drops the inferred limits whose lifetime is over (INFERRED_LIMIT_LIFETIME_MS). */
+  #lapseInferred(scopeId: string, state: ScopeState, nowMs: number): void {
+    const kept = state.learnedRules.filter((rule) => inferredLapseAtMs(rule) > nowMs);
+    if (kept.length !== state.learnedRules.length) {
+      state.learnedRules = kept;
+      state.effective = undefined;
+      this.#dirty.add(scopeId);
+    }
+    state.learnedLapseAtMs = earliestLapseAtMs(kept);
   }
 
   /** The scope's configured rules plus the limits learned for it (a configured unit and window wins). */
@@ -743,3 +780,18 @@ export type {
 } from "./budget-types.ts";
 export { learningScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "./budget-types.ts";
 export { UTC_MIDNIGHT };
+
+/** When an inferred learned limit lapses; Infinity for a stated one (or one stored before lifetimes existed). */
+function inferredLapseAtMs(rule: BudgetRule): number {
+  const lifetimeMs = INFERRED_LIMIT_LIFETIME_MS[rule.window];
+  if (rule.isOwnEvidence !== true || rule.learnedAtMs === undefined || lifetimeMs === undefined) {
+    return Number.POSITIVE_INFINITY;
+  }
+  return rule.learnedAtMs + lifetimeMs;
+}
+
+function earliestLapseAtMs(rules: readonly BudgetRule[]): number {
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const rule of rules) earliest = Math.min(earliest, inferredLapseAtMs(rule));
+  return earliest;
+}

@@ -15,7 +15,7 @@ import {
   together,
 } from "../../test/fixtures/provider-fixtures.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
-import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "./budgets.ts";
+import { BudgetBook, type BudgetScope, INFERRED_LIMIT_LIFETIME_MS, isReservation, rulesFromLimits } from "./budgets.ts";
 import { classifyRateLimit } from "./classify-429.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "./header-dialects.ts";
 import { type LearnedRule, type RefusalFacts, statedLimits } from "./limit-learning.ts";
@@ -69,6 +69,61 @@ describe("learning limits from 429s: spacing", () => {
     // Paced: one a second goes through, a second one in the same second does not.
     send(book, scope, T0 + 1_000);
     assert.equal(book.check([scope], { tokens: 0 }, T0 + 1_500).isAllowed, false);
+  });
+
+  it("an inferred limit lapses INFERRED_LIMIT_LIFETIME_MS after the 429 that last taught or confirmed it", () => {
+    const lifetimeMs = INFERRED_LIMIT_LIFETIME_MS.second ?? 0;
+    assert.ok(lifetimeMs >= 60_000);
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    send(book, scope, T0);
+    send(book, scope, T0 + 300); // refused: 1 per second
+    const [rule] = book.learnLimits(scope, refusal(T0 + 300), T0 + 310);
+    assert.equal(rule?.isOwnEvidence, true);
+    // Paced until the lifetime is over, however long it is since the last send.
+    const paced = (atMs: number): boolean => {
+      send(book, scope, atMs);
+      return !book.check([scope], { tokens: 0 }, atMs + 10).isAllowed;
+    };
+    const halfWayMs = T0 + lifetimeMs / 2;
+    assert.ok(paced(halfWayMs));
+    // A 429 teaching the same limit again (one accepted in the second before it) confirms it: its lifetime starts
+    // over.
+    const confirmedAtMs = halfWayMs + 210;
+    book.learnLimits(scope, refusal(halfWayMs + 200, { hintDelayMs: 300 }), confirmedAtMs);
+    assert.deepEqual(pick(book.learnedRules(scope.id).map((known) => ({ ...known, evidence: "" }))), [
+      "requests/second=1",
+    ]);
+    assert.ok(paced(T0 + lifetimeMs + 5_000), "still paced: confirmed half-way");
+    assert.ok(paced(confirmedAtMs + lifetimeMs - 2_000));
+    // Lapsed: unpaced (several a second) until a 429 teaches the limit anew.
+    send(book, scope, confirmedAtMs + lifetimeMs);
+    assert.equal(book.check([scope], { tokens: 0 }, confirmedAtMs + lifetimeMs + 10).isAllowed, true);
+    assert.deepEqual(book.learnedRules(scope.id), []);
+    // A persisted inferred limit keeps its age; a stated one never lapses.
+    const stated = new BudgetBook();
+    stated.learnLimits(
+      scope,
+      refusal(T0, { stated: [{ unit: "requests", window: "minute", limit: 5, evidence: "body" }] }),
+      T0,
+    );
+    const restored = new BudgetBook();
+    const exported = stated.exportScope(scope.id);
+    assert.ok(exported !== undefined);
+    restored.importScope(scope.id, exported);
+    for (let index = 0; index < 5; index++) send(restored, scope, T0 + 10 * 24 * 3_600_000 + index);
+    assert.equal(restored.check([scope], { tokens: 0 }, T0 + 10 * 24 * 3_600_000 + 10).isAllowed, false);
+    const inferred = new BudgetBook();
+    send(inferred, scope, T0);
+    send(inferred, scope, T0 + 300);
+    inferred.learnLimits(scope, refusal(T0 + 300), T0 + 310);
+    const again = new BudgetBook();
+    const inferredExport = inferred.exportScope(scope.id);
+    assert.ok(inferredExport !== undefined);
+    again.importScope(scope.id, inferredExport);
+    assert.equal(again.learnedRules(scope.id).length, 1);
+    send(again, scope, T0 + lifetimeMs + 310);
+    assert.equal(again.check([scope], { tokens: 0 }, T0 + lifetimeMs + 320).isAllowed, true);
   });
 
   it("a retry hint of at most a second means per second, whatever the gap", () => {
