@@ -86,6 +86,7 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
               source: window.source,
               algorithm: window.algorithm,
               evidence: window.evidence,
+              lapsesAtMs: window.lapsesAtMs,
             })),
           ),
           inFlight: runtime

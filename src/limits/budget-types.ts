@@ -81,6 +81,8 @@ export interface WindowUsage {
   readonly algorithm: WindowAlgorithm;
   /** For a learned limit: what it was learned from. */
   readonly evidence?: string;
+  /** For a limit inferred from our own sends: when it lapses unless a 429 confirms it first (budgets.ts). */
+  readonly lapsesAtMs?: number;
 }
 
 /**

@@ -318,6 +318,7 @@ export class BudgetBook implements BudgetLedger {
         source: rule.learnedFrom === undefined ? "config" : "learned",
         algorithm: algorithmOf(rule),
         ...(rule.learnedFrom === undefined ? {} : { evidence: rule.learnedFrom }),
+        ...(Number.isFinite(inferredLapseAtMs(rule)) ? { lapsesAtMs: inferredLapseAtMs(rule) } : {}),
       });
     }
     for (const [key, learned] of state.learned) {

@@ -21,6 +21,8 @@ export interface LiveBudgetWindow {
   readonly algorithm?: string;
   /** For a learned limit: what it was learned from. */
   readonly evidence?: string | undefined;
+  /** A limit inferred from our own sends: when it lapses unless a 429 confirms it first. */
+  readonly lapsesAtMs?: number | undefined;
 }
 
 export interface LiveCooldown {

@@ -221,6 +221,7 @@ function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs:
         source: window.source,
         algorithm: window.algorithm,
         ...(window.evidence === undefined ? {} : { evidence: window.evidence }),
+        ...(window.lapsesAtMs === undefined ? {} : { lapses_at: new Date(window.lapsesAtMs).toISOString() }),
       })),
       in_flight: runtime.budgets.inFlight(scope.id),
     })),

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
+import { INFERRED_LIMIT_LIFETIME_MS } from "../../src/limits/budgets.ts";
 import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { rateLimited } from "../helpers/mock-upstream.ts";
 
@@ -48,6 +49,9 @@ routing:
   const text = JSON.stringify(stats.json);
   assert.match(text, /"source":"learned"/);
   assert.match(text, /429 asking to wait 700 ms \(1 accepted in the second before\)/);
+  // Inferred from our own spacing: it lapses unless a 429 confirms it first.
+  const lapsesAt = new Date(clock.now() + (INFERRED_LIMIT_LIFETIME_MS.second ?? 0)).toISOString();
+  assert.ok(text.includes(`"lapses_at":"${lapsesAt}"`), text);
 
   // A second after the accepted request alpha has room again: served at once.
   clock.advance(700);
