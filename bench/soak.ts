@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
+import { scanKeys } from "../src/state/redis-client.ts";
 import { isRedisInstalled, type RedisServer, startRedisServer } from "../test/helpers/redis-server.ts";
 import type { ProbeSample } from "./soak-probe.ts";
 
@@ -318,12 +319,9 @@ async function leasesLeftInRedis(redisUrl: string): Promise<number> {
   try {
     await redis.connect();
     let left = 0;
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${REDIS_KEY_PREFIX}budget:*:leases`, "COUNT", 1000);
-      cursor = next;
+    for await (const keys of scanKeys(redis, `${REDIS_KEY_PREFIX}budget:*:leases`)) {
       for (const key of keys) left += await redis.zcard(key);
-    } while (cursor !== "0");
+    }
     return left;
   } finally {
     redis.disconnect();
