@@ -202,15 +202,18 @@ interface Options {
 
 const BARE_PROXIES = ["node", "node-pipeline", "fastify"] as const;
 type BareProxy = (typeof BARE_PROXIES)[number];
-const BARE_PROXY_SCRIPTS: Record<BareProxy, string> = {
-  node: "bare-proxy.ts",
-  "node-pipeline": "bare-proxy.ts",
-  fastify: "fastify-proxy.ts",
-};
-const BARE_PROXY_NAMES: Record<BareProxy, string> = {
-  node: "node:http",
-  "node-pipeline": "node:http answering through pipeline() (--bare-proxy node-pipeline)",
-  fastify: "Fastify (--bare-proxy fastify)",
+/** Each bare proxy: its script, extra environment, and its name in the report. */
+const BARE_PROXY_KINDS: Record<
+  BareProxy,
+  { readonly script: string; readonly env?: NodeJS.ProcessEnv; readonly name: string }
+> = {
+  node: { script: "bare-proxy.ts", name: "node:http" },
+  "node-pipeline": {
+    script: "bare-proxy.ts",
+    env: { BENCH_BARE_PIPELINE: "1" },
+    name: "node:http answering through pipeline() (--bare-proxy node-pipeline)",
+  },
+  fastify: { script: "fastify-proxy.ts", name: "Fastify (--bare-proxy fastify)" },
 };
 
 interface CoreBusy {
@@ -479,13 +482,9 @@ async function startBare(
   const startedAt = performance.now();
   const child = startNode(
     "bare",
-    [join(benchDir, BARE_PROXY_SCRIPTS[bareProxy])],
+    [join(benchDir, BARE_PROXY_KINDS[bareProxy].script)],
     pins.proxy,
-    {
-      ...childEnv,
-      BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}`,
-      ...(bareProxy === "node-pipeline" ? { BENCH_BARE_PIPELINE: "1" } : {}),
-    },
+    { ...childEnv, BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}`, ...BARE_PROXY_KINDS[bareProxy].env },
     repoDir,
   );
   return { child, port: await readPort("bare", child), startedAt };
@@ -1198,7 +1197,7 @@ function report(
   const prompt = options.promptChars > 0 ? `${options.promptChars}-character prompt` : "short prompt";
   const setup = [
     `node ${process.version}, ${cpu}, ${coreCount} cores; ${gatewayCode}${isPinned ? `, pinned: mock + load generator on core ${options.cores[0]}, proxy/gateway on core ${options.cores[1]}` : ""}`,
-    `load: ${options.tool}, ${c} connections (JSON) and ${options.streamConnections} (stream), ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"} of ${options.roundDurationS} s per run; ${options.starts} more start${options.starts === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${BARE_PROXY_NAMES[options.bareProxy]}${options.isQuick ? "; QUICK mode" : ""}`,
+    `load: ${options.tool}, ${c} connections (JSON) and ${options.streamConnections} (stream), ${options.durationS} s per run after ${options.warmupS} s warm-up; latency: 1 connection, ${options.latencyDurationS} s per workload; ${options.rounds} interleaved round${options.rounds === 1 ? "" : "s"} of ${options.roundDurationS} s per run; ${options.starts} more start${options.starts === 1 ? "" : "s"}; ${prompt}; stream = ${options.chunks} SSE chunks + [DONE]; gateway log level ${options.gatewayLogLevel}; bare proxy: ${BARE_PROXY_KINDS[options.bareProxy].name}${options.isQuick ? "; QUICK mode" : ""}`,
   ];
   return `${setup.join("\n")}\n\n${lines.join("\n")}\n\n${notes.join("\n")}\n`;
 }
