@@ -308,6 +308,7 @@ export class BudgetBook implements BudgetLedger {
     const result: WindowUsage[] = [];
     for (const rule of this.#rulesOf(scope, state)) {
       const { used, resetsAtMs } = this.#used(state, rule, nowMs);
+      const lapsesAtMs = inferredLapseAtMs(rule);
       result.push({
         unit: rule.unit,
         window: rule.window,
@@ -318,7 +319,7 @@ export class BudgetBook implements BudgetLedger {
         source: rule.learnedFrom === undefined ? "config" : "learned",
         algorithm: algorithmOf(rule),
         ...(rule.learnedFrom === undefined ? {} : { evidence: rule.learnedFrom }),
-        ...(Number.isFinite(inferredLapseAtMs(rule)) ? { lapsesAtMs: inferredLapseAtMs(rule) } : {}),
+        ...(Number.isFinite(lapsesAtMs) ? { lapsesAtMs } : {}),
       });
     }
     for (const [key, learned] of state.learned) {
