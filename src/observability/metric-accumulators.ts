@@ -35,15 +35,22 @@ export interface RegistryMetric {
   reset(): void;
 }
 
-/** Separates label values inside a map key; never part of a label value the gateway produces. */
-const KEY_SEPARATOR = "\u0001";
+/** One level of the label-value tree: the next label's values, or the entries at the last level. */
+type LabelTree<Entry> = Map<string, LabelTree<Entry> | Entry>;
 
 abstract class LabeledMetric<Entry> {
   readonly name: string;
   readonly help: string;
   readonly aggregator = "sum";
   readonly labelNames: readonly string[];
-  protected entries = new Map<string, Entry>();
+  /** Every entry, in creation order (what a scrape reads). */
+  protected entries: Entry[] = [];
+  /**
+   * The entries by label values, one level per label. A record's values are the config's own strings, whose hashes
+   * V8 keeps with them: a lookup per level costs less than joining the values into one key (a new string to build
+   * and hash on every update; 3.4 -> 1.9 µs per record for the eleven updates a record makes, bench/record-subscribers.ts).
+   */
+  #tree: LabelTree<Entry> = new Map();
 
   constructor(name: string, help: string, labelNames: readonly string[]) {
     this.name = name;
@@ -52,19 +59,32 @@ abstract class LabeledMetric<Entry> {
   }
 
   reset(): void {
-    this.entries = new Map();
+    this.entries = [];
+    this.#tree = new Map();
   }
 
   protected entryFor(values: readonly string[], create: (labels: Record<string, string>) => Entry): Entry {
-    const key = values.length === 1 ? (values[0] as string) : values.join(KEY_SEPARATOR);
-    let entry = this.entries.get(key);
+    let level = this.#tree;
+    const last = this.labelNames.length - 1;
+    for (let index = 0; index < last; index++) {
+      const value = values[index] ?? "";
+      let next = level.get(value) as LabelTree<Entry> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(value, next);
+      }
+      level = next;
+    }
+    const lastValue = values[last] ?? "";
+    let entry = level.get(lastValue) as Entry | undefined;
     if (entry === undefined) {
       const labels: Record<string, string> = {};
       this.labelNames.forEach((labelName, index) => {
         labels[labelName] = values[index] ?? "";
       });
       entry = create(labels);
-      this.entries.set(key, entry);
+      level.set(lastValue, entry);
+      this.entries.push(entry);
     }
     return entry;
   }
@@ -89,7 +109,7 @@ export class LabeledCounter extends LabeledMetric<CounterEntry> {
   }
 
   async get(): Promise<MetricData> {
-    const values = [...this.entries.values()].map((entry) => ({ labels: entry.labels, value: entry.value }));
+    const values = this.entries.map((entry) => ({ labels: entry.labels, value: entry.value }));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 }
@@ -135,7 +155,7 @@ export class LabeledHistogram extends LabeledMetric<HistogramEntry> {
   async get(): Promise<MetricData> {
     const bucketName = `${this.name}_bucket`;
     const values: MetricSample[] = [];
-    for (const entry of this.entries.values()) {
+    for (const entry of this.entries) {
       let cumulative = 0;
       this.#upperBounds.forEach((bound, index) => {
         cumulative += entry.counts[index] ?? 0;

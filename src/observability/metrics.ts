@@ -252,8 +252,11 @@ function oneOf(value: string, known: ReadonlySet<string>): string {
   return known.has(value) ? value : OTHER;
 }
 
+/** The label values of the five classes, made once: a label built per record is a new string to hash per record. */
+const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 export function statusClass(status: number): string {
-  if (status >= 100 && status < 600) return `${Math.floor(status / 100)}xx`;
+  if (status >= 100 && status < 600) return STATUS_CLASSES[Math.floor(status / 100) - 1] ?? OTHER;
   return OTHER;
 }
 
