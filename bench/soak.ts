@@ -4,11 +4,15 @@
 // open sockets, and at the end whether concurrency slots, attempts in flight, the queue and sockets are back to zero.
 // With `--replicas N` (N >= 2) N gateways share their state through a redis-server the soak starts, the clients
 // spread over them, and at the end no concurrency lease may be left in Redis either.
+// Clients speak Chat Completions, the Responses API and Anthropic Messages (`--protocols`, each request one of them
+// at random): every error body must be in the caller's protocol's shape, every 200 answer too, and every stream
+// must end with its protocol's end or an in-band error, never just stop (each a failure, exit code 1).
 //
 //   node bench/soak.ts                      # 10 minutes
 //   node bench/soak.ts --duration 30        # a smoke run
 //   node bench/soak.ts --clients 64 --json  # more load; machine-readable report on stdout
 //   node bench/soak.ts --replicas 2         # two gateways sharing state through Redis
+//   node bench/soak.ts --protocols chat     # Chat Completions clients only (as before 2026-12-05)
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -33,13 +37,15 @@ const { values: options } = parseArgs({
     "fault-rate": { type: "string", default: "0.3" },
     "sample-every": { type: "string", default: "10" },
     replicas: { type: "string", default: "1" },
+    protocols: { type: "string", default: "chat,responses,messages" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 if (options.help) {
   process.stdout.write(
-    "node bench/soak.ts [--duration S=600] [--clients N=32] [--fault-rate 0..1=0.3] [--sample-every S=10] [--replicas N=1] [--json]\n",
+    "node bench/soak.ts [--duration S=600] [--clients N=32] [--fault-rate 0..1=0.3] [--sample-every S=10] [--replicas N=1]\n" +
+      "                   [--protocols chat,responses,messages] [--json]\n",
   );
   process.exit(0);
 }
@@ -228,50 +234,123 @@ const outcomes = new Map<string, number>();
 const count = (key: string): void => {
   outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
 };
+/** Error bodies not in the caller's protocol's shape, and 200 answers not in it: each one fails the soak. */
 let malformedErrors = 0;
+let malformedAnswers = 0;
+/** Streams that ended with neither their protocol's end nor an in-band error (the client did not abort): fail it. */
+let cutStreams = 0;
+
+/** The front doors a soak client speaks; each request picks one of `--protocols` at random. */
+const CLIENT_PROTOCOLS = ["chat", "responses", "messages"] as const;
+type ClientProtocol = (typeof CLIENT_PROTOCOLS)[number];
+const protocols = options.protocols.split(",").map((name) => name.trim()) as ClientProtocol[];
+for (const name of protocols) {
+  if (!CLIENT_PROTOCOLS.includes(name)) throw new Error(`--protocols: ${name} is not one of ${CLIENT_PROTOCOLS}`);
+}
+
+const PATHS: Readonly<Record<ClientProtocol, string>> = {
+  chat: "/v1/chat/completions",
+  responses: "/v1/responses",
+  messages: "/v1/messages",
+};
+
+function requestBody(protocol: ClientProtocol, isStream: boolean): string {
+  switch (protocol) {
+    case "chat":
+      return JSON.stringify({ model: "m", stream: isStream, messages: [{ role: "user", content: "soak" }] });
+    case "responses":
+      // Not kept: a soak of failover, not of the kept-responses store growing for minutes.
+      return JSON.stringify({ model: "m", stream: isStream, input: "soak", store: false });
+    case "messages":
+      return JSON.stringify({
+        model: "m",
+        stream: isStream,
+        max_tokens: 64,
+        messages: [{ role: "user", content: "soak" }],
+      });
+  }
+}
+
+/** The error code or type of an error body in `protocol`'s shape, or undefined when the body is not in it. */
+function errorCodeOf(protocol: ClientProtocol, text: string): string | undefined {
+  let body: { type?: unknown; error?: { code?: unknown; type?: unknown; message?: unknown } | null };
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    return undefined;
+  }
+  const error = body.error;
+  if (error === undefined || error === null || typeof error.message !== "string") return undefined;
+  // Anthropic's shape: {"type":"error","error":{"type","message"}}; OpenAI's: {"error":{"message","type","code"}}.
+  if (protocol === "messages") return body.type === "error" && typeof error.type === "string" ? error.type : undefined;
+  return String(error.code ?? error.type);
+}
+
+/** Whether a 200 JSON answer is what `protocol`'s client expects. */
+function isAnswerShaped(protocol: ClientProtocol, text: string): boolean {
+  try {
+    const body = JSON.parse(text) as { object?: unknown; type?: unknown; status?: unknown };
+    if (protocol === "chat") return body.object === "chat.completion";
+    if (protocol === "responses") return body.object === "response" && body.status === "completed";
+    return body.type === "message";
+  } catch {
+    return false;
+  }
+}
+
+/** How a stream ended, from its last event: its protocol's end, an in-band error, or neither (cut). */
+function streamEnding(protocol: ClientProtocol, text: string): "end" | "in-band error" | "cut" {
+  const lines = text.trimEnd().split("\n");
+  const last = lines.at(-1) ?? "";
+  if (protocol === "chat") return last === "data: [DONE]" ? "end" : last.includes('"error"') ? "in-band error" : "cut";
+  if (protocol === "messages") {
+    const event = lines.findLast((line) => line.startsWith("event: "))?.slice("event: ".length);
+    return event === "message_stop" ? "end" : event === "error" ? "in-band error" : "cut";
+  }
+  // Responses: the last event's type; `response.failed` follows the gateway's `error` event.
+  let type: unknown;
+  try {
+    type = (JSON.parse(last.replace(/^data: /, "")) as { type?: unknown }).type;
+  } catch {
+    return "cut";
+  }
+  return type === "response.completed" ? "end" : type === "response.failed" ? "in-band error" : "cut";
+}
 
 async function oneRequest(agent: Agent, url: string): Promise<void> {
+  const protocol = protocols[Math.floor(Math.random() * protocols.length)] as ClientProtocol;
   const isStream = Math.random() < 0.5;
   const isInvalid = Math.random() < 0.03;
   const abortAfterMs = Math.random() < 0.05 ? Math.random() * 300 : undefined;
   const controller = new AbortController();
   const timer = abortAfterMs === undefined ? undefined : setTimeout(() => controller.abort(), abortAfterMs);
   try {
-    const response = await request(`${url}/v1/chat/completions`, {
+    const response = await request(`${url}${PATHS[protocol]}`, {
       method: "POST",
       dispatcher: agent,
       signal: controller.signal,
       headers: { "content-type": "application/json", authorization: `Bearer ${CLIENT_KEY}` },
-      body: isInvalid
-        ? '{"model": "m", "messages": 7'
-        : JSON.stringify({ model: "m", stream: isStream, messages: [{ role: "user", content: "soak" }] }),
+      body: isInvalid ? '{"model": "m", "messages": 7' : requestBody(protocol, isStream),
     });
     const text = await response.body.text();
     if (response.statusCode >= 400) {
-      let code = "not-json";
-      try {
-        code = String((JSON.parse(text) as { error?: { code?: unknown } }).error?.code);
-      } catch {
-        malformedErrors++;
-      }
-      count(`${response.statusCode} ${code}`);
+      const code = errorCodeOf(protocol, text);
+      if (code === undefined) malformedErrors++;
+      count(`${protocol} ${response.statusCode} ${code ?? "not in the protocol's shape"}`);
     } else if (isStream) {
-      const ending = text.trimEnd().split("\n").at(-1) ?? "";
-      count(
-        ending === "data: [DONE]"
-          ? "200 stream [DONE]"
-          : ending.includes('"error"')
-            ? "200 stream in-band error"
-            : "200 stream cut",
-      );
+      const ending = streamEnding(protocol, text);
+      if (ending === "cut") cutStreams++;
+      count(`${protocol} 200 stream ${ending}`);
     } else {
-      count("200 json");
+      const isShaped = isAnswerShaped(protocol, text);
+      if (!isShaped) malformedAnswers++;
+      count(`${protocol} 200 json${isShaped ? "" : " not in the protocol's shape"}`);
     }
   } catch (error) {
     count(
       controller.signal.aborted
         ? "client aborted (by the soak)"
-        : `client error ${(error as { code?: string }).code ?? "?"}`,
+        : `${protocol} client error ${(error as { code?: string }).code ?? "?"}`,
     );
   } finally {
     clearTimeout(timer);
@@ -439,7 +518,10 @@ async function main(): Promise<void> {
     fault_rate: faultRate,
     requests,
     outcomes: Object.fromEntries([...outcomes].sort((a, b) => b[1] - a[1])),
-    error_bodies_not_openai_shaped: malformedErrors,
+    protocols,
+    error_bodies_not_in_protocol_shape: malformedErrors,
+    answers_not_in_protocol_shape: malformedAnswers,
+    streams_cut: cutStreams,
     upstream_faults: Object.fromEntries([...faultsServed].sort()),
     rss_mb_over_time: rows.map((row) => [row.elapsedS, row.rssMb]),
     event_loop_delay_p99_ms_worst: Math.round(worstLoopP99Ms * 10) / 10,
@@ -457,10 +539,10 @@ async function main(): Promise<void> {
   else {
     const lines = [
       "",
-      `soak: ${report.duration_s} s, ${clientCount} clients, ${replicaCount === 1 ? "one gateway" : `${replicaCount} gateways sharing Redis`}, fault rate ${faultRate}, ${requests} requests`,
+      `soak: ${report.duration_s} s, ${clientCount} clients (${protocols.join(", ")}), ${replicaCount === 1 ? "one gateway" : `${replicaCount} gateways sharing Redis`}, fault rate ${faultRate}, ${requests} requests`,
       "outcomes:",
       ...Object.entries(report.outcomes).map(([key, value]) => `  ${String(value).padStart(8)}  ${key}`),
-      `error bodies not OpenAI-shaped: ${malformedErrors}`,
+      `error bodies not in the caller's protocol's shape: ${malformedErrors}; 200 answers not in it: ${malformedAnswers}; streams that just stopped: ${cutStreams}`,
       `RSS over time (s, MB${replicaCount === 1 ? "" : ", the largest replica"}): ${report.rss_mb_over_time.map(([s, mb]) => `${s}:${mb}`).join(" ")}`,
       `event-loop delay p99, worst 1 s window: ${report.event_loop_delay_p99_ms_worst} ms`,
       `at the end: concurrency slots in flight ${end.inFlight}, attempts in flight ${end.attemptsInFlight}, queued ${end.queued}${redis === undefined ? "" : `, concurrency leases in Redis ${redisLeasesLeft}`}, gateway TCP handles ${tcpAtEnd.join(" / ")} (${replicas.map((replica) => replica.idleTcpHandles).join(" / ")} before the load: listening socket${redis === undefined ? "" : " and Redis connections"})`,
@@ -478,7 +560,7 @@ async function main(): Promise<void> {
     ),
   );
   await redis?.stop();
-  process.exitCode = isBackToZero && malformedErrors === 0 ? 0 : 1;
+  process.exitCode = isBackToZero && malformedErrors === 0 && malformedAnswers === 0 && cutStreams === 0 ? 0 : 1;
 }
 
 await main();
