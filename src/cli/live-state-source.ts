@@ -87,6 +87,8 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
               algorithm: window.algorithm,
               evidence: window.evidence,
               lapsesAtMs: window.lapsesAtMs,
+              recoversTo: window.recoversTo,
+              nextStepAtMs: window.nextStepAtMs,
             })),
           ),
           inFlight: runtime

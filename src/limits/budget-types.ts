@@ -34,6 +34,22 @@ export interface BudgetRule {
    * INFERRED_LIMIT_LIFETIME_MS later (budgets.ts), so that one low reading cannot pace a candidate for good.
    */
   readonly learnedAtMs?: number;
+  /**
+   * For a limit inferred from our own sends that a later 429 lowered: the limit climbs back, a step at a time,
+   * toward the highest one inferred before (budgets.ts, RECOVERY_INTERVAL_MS), so that a transient 429, or another
+   * client of the key using part of it for a while, does not pace the candidate low until the limit lapses.
+   */
+  readonly recovery?: LimitRecovery;
+}
+
+/** How a lowered inferred limit climbs back. */
+export interface LimitRecovery {
+  /** The highest limit inferred for this window since it was first learned: where the climb stops. */
+  readonly ceiling: number;
+  /** When the next step up is due. */
+  readonly nextStepAtMs: number;
+  /** Between two steps; doubled each time a 429 lowers the limit again while it climbs (to at most 16 times). */
+  readonly intervalMs: number;
 }
 
 /**
@@ -83,6 +99,9 @@ export interface WindowUsage {
   readonly evidence?: string;
   /** For a limit inferred from our own sends: when it lapses unless a 429 confirms it first (budgets.ts). */
   readonly lapsesAtMs?: number;
+  /** For an inferred limit a later 429 lowered: the limit it climbs back to, and when its next step is due. */
+  readonly recoversTo?: number;
+  readonly nextStepAtMs?: number;
 }
 
 /**

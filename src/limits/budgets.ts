@@ -26,6 +26,7 @@ import type {
   BudgetUnit,
   BudgetVerdict,
   BudgetWindow,
+  LimitRecovery,
   Reservation,
   WindowUsage,
 } from "./budget-types.ts";
@@ -59,6 +60,21 @@ export const INFERRED_LIMIT_LIFETIME_MS: Readonly<Partial<Record<BudgetWindow, n
   day: 24 * 3_600_000,
 };
 
+/**
+ * A 429 that teaches a lower inferred limit than the one in force may be a transient refusal, or another client of
+ * the key taking part of it for a while, as well as a lower limit: the limit then climbs back toward the highest one
+ * inferred before, by RECOVERY_STEP of that ceiling (at least 1) every this long without a 429 lowering it again.
+ * Each lowering during the climb doubles the interval (up to RECOVERY_MAX_INTERVALS times this), so a key whose
+ * share really shrank is probed ever more rarely; a confirmation at the current limit does not slow the climb.
+ * Day limits do not climb (a daily quota's count is its own evidence): they lapse.
+ */
+export const RECOVERY_INTERVAL_MS: Readonly<Partial<Record<BudgetWindow, number>>> = {
+  second: 5_000,
+  minute: 120_000,
+};
+const RECOVERY_STEP = 0.1;
+const RECOVERY_MAX_INTERVALS = 16;
+
 interface FixedCounter {
   windowStartMs: number;
   windowEndMs: number;
@@ -87,8 +103,8 @@ export interface ScopeState {
   buckets: Map<string, BucketLevel>;
   /** Limits learned from 429s (limit-learning.ts), checked like configured ones. */
   learnedRules: BudgetRule[];
-  /** When the first of the inferred learned limits lapses (Infinity: none will). */
-  learnedLapseAtMs: number;
+  /** When the first of the inferred learned limits lapses or climbs a step (Infinity: none will). */
+  learnedChangeAtMs: number;
   /** The configured rules plus the learned ones, cached while neither changes. */
   effective: { readonly base: readonly BudgetRule[]; readonly rules: readonly BudgetRule[] } | undefined;
   /** Send times of the last minute (at most MAX_RECENT_SENDS): the spacing a 429 is judged by. */
@@ -225,17 +241,19 @@ export class BudgetBook implements BudgetLedger {
       const key = `${rule.unit}:${rule.window}`;
       if (configured.has(key)) continue;
       const known = byWindow.get(key);
-      // The same limit again: keep the rule (and its counts), confirmed now.
+      // The same limit again: keep the rule (and its counts, and its climb if it is climbing), confirmed now.
       if (known !== undefined && known.limit === rule.limit) {
         if (known.learnedAtMs !== undefined) byWindow.set(key, { ...known, learnedAtMs: nowMs });
         continue;
       }
+      const recovery = rule.isOwnEvidence === true ? recoveryAfter(known, rule, nowMs) : undefined;
       byWindow.set(key, {
         unit: rule.unit,
         window: rule.window,
         limit: rule.limit,
         learnedFrom: rule.evidence,
         ...(rule.isOwnEvidence === true ? { isOwnEvidence: true, learnedAtMs: nowMs } : {}),
+        ...(recovery === undefined ? {} : { recovery }),
         ...(refusal.algorithm === undefined ||
         refusal.algorithm === "sliding" ||
         SLIDING_WINDOW_MS[rule.window] === undefined
@@ -245,7 +263,7 @@ export class BudgetBook implements BudgetLedger {
     }
     const before = this.#rulesOf(scope, state);
     state.learnedRules = [...byWindow.values()];
-    state.learnedLapseAtMs = earliestLapseAtMs(state.learnedRules);
+    state.learnedChangeAtMs = nextInferredChangeAtMs(state.learnedRules);
     state.effective = undefined;
     this.#seed(state, before, this.#rulesOf(scope, state), accepted, nowMs);
     this.#dirty.add(scope.id);
@@ -320,6 +338,9 @@ export class BudgetBook implements BudgetLedger {
         algorithm: algorithmOf(rule),
         ...(rule.learnedFrom === undefined ? {} : { evidence: rule.learnedFrom }),
         ...(Number.isFinite(lapsesAtMs) ? { lapsesAtMs } : {}),
+        ...(rule.recovery === undefined
+          ? {}
+          : { recoversTo: rule.recovery.ceiling, nextStepAtMs: rule.recovery.nextStepAtMs }),
       });
     }
     for (const [key, learned] of state.learned) {
@@ -380,7 +401,7 @@ export class BudgetBook implements BudgetLedger {
         ("buckets" in persisted ? (persisted.buckets ?? []) : []).map(([key, value]) => [key, { ...value }]),
       ),
       learnedRules,
-      learnedLapseAtMs: earliestLapseAtMs(learnedRules),
+      learnedChangeAtMs: nextInferredChangeAtMs(learnedRules),
       effective: undefined,
       sends: [],
     });
@@ -493,7 +514,7 @@ export class BudgetBook implements BudgetLedger {
         fixed: new Map(),
         buckets: new Map(),
         learnedRules: [],
-        learnedLapseAtMs: Number.POSITIVE_INFINITY,
+        learnedChangeAtMs: Number.POSITIVE_INFINITY,
         effective: undefined,
         sends: [],
       };
@@ -512,19 +533,35 @@ export class BudgetBook implements BudgetLedger {
       this.#dirty.add(scope.id);
     }
     for (const window of state.sliding.values()) window.expire(nowMs);
-    if (nowMs >= state.learnedLapseAtMs) this.#lapseInferred(scope.id, state, nowMs);
+    if (nowMs >= state.learnedChangeAtMs) this.#updateInferred(scope, state, nowMs);
     return state;
   }
 
-  /** Drops the inferred limits whose lifetime is over (INFERRED_LIMIT_LIFETIME_MS). */
-  #lapseInferred(scopeId: string, state: ScopeState, nowMs: number): void {
-    const kept = state.learnedRules.filter((rule) => inferredLapseAtMs(rule) > nowMs);
-    if (kept.length !== state.learnedRules.length) {
+  /**
+   * Drops the inferred limits whose lifetime is over (INFERRED_LIMIT_LIFETIME_MS) and moves the climbing ones up
+   * by the steps that are due (RECOVERY_INTERVAL_MS).
+   */
+  #updateInferred(scope: BudgetScope, state: ScopeState, nowMs: number): void {
+    let isChanged = false;
+    const kept: BudgetRule[] = [];
+    for (const rule of state.learnedRules) {
+      if (inferredLapseAtMs(rule) <= nowMs) {
+        isChanged = true;
+        continue;
+      }
+      const climbed = climbedRule(rule, nowMs);
+      if (climbed !== rule) isChanged = true;
+      kept.push(climbed);
+    }
+    if (isChanged) {
+      const before = this.#rulesOf(scope, state);
       state.learnedRules = kept;
       state.effective = undefined;
-      this.#dirty.add(scopeId);
+      // A bucket is keyed by its limit: the climbed rule's starts from the recent sends, not empty.
+      this.#seed(state, before, this.#rulesOf(scope, state), state.sends, nowMs);
+      this.#dirty.add(scope.id);
     }
-    state.learnedLapseAtMs = earliestLapseAtMs(kept);
+    state.learnedChangeAtMs = nextInferredChangeAtMs(state.learnedRules);
   }
 
   /** The scope's configured rules plus the limits learned for it (a configured unit and window wins). */
@@ -792,8 +829,46 @@ function inferredLapseAtMs(rule: BudgetRule): number {
   return rule.learnedAtMs + lifetimeMs;
 }
 
-function earliestLapseAtMs(rules: readonly BudgetRule[]): number {
+/** When the first inferred limit lapses or climbs a step. */
+function nextInferredChangeAtMs(rules: readonly BudgetRule[]): number {
   let earliest = Number.POSITIVE_INFINITY;
-  for (const rule of rules) earliest = Math.min(earliest, inferredLapseAtMs(rule));
+  for (const rule of rules) {
+    earliest = Math.min(earliest, inferredLapseAtMs(rule), rule.recovery?.nextStepAtMs ?? Number.POSITIVE_INFINITY);
+  }
   return earliest;
+}
+
+/**
+ * The climb an inferred limit starts, goes on with, or ends, when a 429 teaches `learned` where `known` was in
+ * force: a lower limit climbs back toward the highest one inferred before; a limit at or above that one is no
+ * longer climbing.
+ */
+function recoveryAfter(known: BudgetRule | undefined, learned: LearnedRule, nowMs: number): LimitRecovery | undefined {
+  const baseMs = RECOVERY_INTERVAL_MS[learned.window];
+  if (known === undefined || known.isOwnEvidence !== true || baseMs === undefined) return undefined;
+  const ceiling = Math.max(known.recovery?.ceiling ?? known.limit, known.limit);
+  if (learned.limit >= ceiling) return undefined;
+  if (learned.limit > known.limit) return known.recovery;
+  // Lowered: while already climbing, the next climb waits twice as long.
+  const intervalMs =
+    known.recovery === undefined ? baseMs : Math.min(known.recovery.intervalMs * 2, baseMs * RECOVERY_MAX_INTERVALS);
+  return { ceiling, nextStepAtMs: nowMs + intervalMs, intervalMs };
+}
+
+/** `rule` after the climbing steps due by `nowMs` (itself when none is). */
+function climbedRule(rule: BudgetRule, nowMs: number): BudgetRule {
+  const recovery = rule.recovery;
+  if (recovery === undefined || recovery.nextStepAtMs > nowMs) return rule;
+  const steps = 1 + Math.floor((nowMs - recovery.nextStepAtMs) / recovery.intervalMs);
+  const limit = Math.min(
+    recovery.ceiling,
+    rule.limit + steps * Math.max(1, Math.ceil(recovery.ceiling * RECOVERY_STEP)),
+  );
+  const { recovery: _climbed, ...rest } = rule;
+  if (limit >= recovery.ceiling) return { ...rest, limit: recovery.ceiling };
+  return {
+    ...rest,
+    limit,
+    recovery: { ...recovery, nextStepAtMs: recovery.nextStepAtMs + steps * recovery.intervalMs },
+  };
 }

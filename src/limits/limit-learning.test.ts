@@ -15,7 +15,14 @@ import {
   together,
 } from "../../test/fixtures/provider-fixtures.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
-import { BudgetBook, type BudgetScope, INFERRED_LIMIT_LIFETIME_MS, isReservation, rulesFromLimits } from "./budgets.ts";
+import {
+  BudgetBook,
+  type BudgetScope,
+  INFERRED_LIMIT_LIFETIME_MS,
+  isReservation,
+  RECOVERY_INTERVAL_MS,
+  rulesFromLimits,
+} from "./budgets.ts";
 import { classifyRateLimit } from "./classify-429.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "./header-dialects.ts";
 import { type LearnedRule, type RefusalFacts, statedLimits } from "./limit-learning.ts";
@@ -124,6 +131,94 @@ describe("learning limits from 429s: spacing", () => {
     assert.equal(again.learnedRules(scope.id).length, 1);
     send(again, scope, T0 + lifetimeMs + 310);
     assert.equal(again.check([scope], { tokens: 0 }, T0 + lifetimeMs + 320).isAllowed, true);
+  });
+
+  it("a limit a later 429 lowers climbs back toward the highest one inferred, a step per RECOVERY_INTERVAL_MS", () => {
+    const intervalMs = RECOVERY_INTERVAL_MS.second ?? 0;
+    assert.ok(intervalMs >= 1_000);
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    /** How many sends a fresh second (nothing sent in the second before) takes before the book refuses. */
+    const roomIn = (fromMs: number): number => {
+      let sent = 0;
+      while (book.check([scope], { tokens: 0 }, fromMs + sent).isAllowed) {
+        send(book, scope, fromMs + sent);
+        sent++;
+        if (sent > 100) break;
+      }
+      return sent;
+    };
+    // Ten accepted within a second, the eleventh refused: 10 per second.
+    for (let index = 0; index < 11; index++) send(book, scope, T0 + index * 10);
+    book.learnLimits(scope, refusal(T0 + 100, { hintDelayMs: 300 }), T0 + 110);
+    assert.deepEqual(pick(book.learnedRules(scope.id).map((rule) => ({ ...rule, evidence: "" }))), [
+      "requests/second=10",
+    ]);
+    assert.equal(book.learnedRules(scope.id)[0]?.recovery, undefined, "the first limit learned does not climb");
+    // Later, four accepted in the second before a 429: the key's share (or a transient refusal) says 4.
+    const lowMs = T0 + 10_000;
+    for (let index = 0; index < 5; index++) send(book, scope, lowMs + index * 100);
+    book.learnLimits(scope, refusal(lowMs + 400, { hintDelayMs: 300 }), lowMs + 410);
+    const lowered = book.learnedRules(scope.id)[0];
+    assert.equal(lowered?.limit, 4);
+    assert.deepEqual(lowered?.recovery, { ceiling: 10, nextStepAtMs: lowMs + 410 + intervalMs, intervalMs });
+    assert.equal(roomIn(lowMs + 2_000), 4, "paced at the lowered limit");
+    // A 429 confirming the current limit (four accepted in the second before a request the book did not count)
+    // keeps it, and does not put the climb off.
+    for (let index = 0; index < 4; index++) send(book, scope, lowMs + 3_000 + index * 100);
+    book.learnLimits(scope, refusal(lowMs + 3_350, { hintDelayMs: 300 }), lowMs + 3_360);
+    assert.equal(book.learnedRules(scope.id)[0]?.limit, 4);
+    assert.equal(book.learnedRules(scope.id)[0]?.recovery?.nextStepAtMs, lowMs + 410 + intervalMs);
+    // One step (10 % of the ceiling, at least 1) per interval without a lowering 429.
+    const firstStepMs = lowMs + 410 + intervalMs;
+    assert.equal(roomIn(firstStepMs), 5);
+    const usage = book.usage(scope, firstStepMs + 1_000)[0];
+    assert.equal(usage?.recoversTo, 10);
+    assert.equal(usage?.nextStepAtMs, firstStepMs + intervalMs);
+    // Steps due while nobody looked are taken at once; at the ceiling the climb ends.
+    const topMs = firstStepMs + 10 * intervalMs;
+    assert.equal(roomIn(topMs), 10);
+    assert.equal(book.learnedRules(scope.id)[0]?.recovery, undefined);
+    assert.equal(book.learnedRules(scope.id)[0]?.limit, 10);
+  });
+
+  it("a 429 lowering a climbing limit doubles the wait for its next step; the ceiling stays the highest", () => {
+    const intervalMs = RECOVERY_INTERVAL_MS.second ?? 0;
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    /** `accepted` sends 10 ms apart, then a 429 on the next one: the provider took `accepted` in that second. */
+    const teach = (atMs: number, accepted: number): void => {
+      for (let index = 0; index < accepted + 1; index++) send(book, scope, atMs + index * 10);
+      book.learnLimits(scope, refusal(atMs + accepted * 10, { hintDelayMs: 300 }), atMs + accepted * 10 + 5);
+    };
+    teach(T0, 20);
+    teach(T0 + 10_000, 8);
+    assert.equal(book.learnedRules(scope.id)[0]?.recovery?.intervalMs, intervalMs);
+    // One step later (8 -> 10), lowered again: the ceiling stays 20, the next step waits twice as long.
+    const againMs = T0 + 10_000 + intervalMs + 2_000;
+    teach(againMs, 6);
+    const rule = book.learnedRules(scope.id)[0];
+    assert.equal(rule?.limit, 6);
+    assert.deepEqual(rule?.recovery, {
+      ceiling: 20,
+      nextStepAtMs: againMs + 65 + 2 * intervalMs,
+      intervalMs: 2 * intervalMs,
+    });
+    // Lowered again and again: the wait doubles up to 16 intervals, no further.
+    for (const [round, accepted] of [5, 4, 3, 2, 1].entries()) teach(againMs + (round + 1) * 2_000, accepted);
+    assert.equal(book.learnedRules(scope.id)[0]?.recovery?.intervalMs, 16 * intervalMs);
+    // Kept with the limit when the book is saved and loaded (embedded state).
+    const restored = new BudgetBook();
+    const exported = book.exportScope(scope.id);
+    assert.ok(exported !== undefined);
+    restored.importScope(scope.id, exported);
+    assert.deepEqual(restored.learnedRules(scope.id)[0]?.recovery, book.learnedRules(scope.id)[0]?.recovery);
+    // Climbed back to the ceiling: no longer climbing; a later lowering starts over with one interval.
+    const topMs = againMs + 12_000 + 16 * intervalMs * 20;
+    assert.equal(book.usage(scope, topMs)[0]?.limit, 20);
+    assert.equal(book.learnedRules(scope.id)[0]?.recovery, undefined);
+    teach(topMs + 1_000, 12);
+    assert.deepEqual(book.learnedRules(scope.id)[0]?.recovery?.intervalMs, intervalMs);
   });
 
   it("a retry hint of at most a second means per second, whatever the gap", () => {

@@ -23,6 +23,9 @@ export interface LiveBudgetWindow {
   readonly evidence?: string | undefined;
   /** A limit inferred from our own sends: when it lapses unless a 429 confirms it first. */
   readonly lapsesAtMs?: number | undefined;
+  /** An inferred limit a later 429 lowered: the limit it climbs back to, and when its next step is due. */
+  readonly recoversTo?: number | undefined;
+  readonly nextStepAtMs?: number | undefined;
 }
 
 export interface LiveCooldown {

@@ -222,6 +222,9 @@ function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs:
         algorithm: window.algorithm,
         ...(window.evidence === undefined ? {} : { evidence: window.evidence }),
         ...(window.lapsesAtMs === undefined ? {} : { lapses_at: new Date(window.lapsesAtMs).toISOString() }),
+        ...(window.recoversTo === undefined || window.nextStepAtMs === undefined
+          ? {}
+          : { recovers_to: window.recoversTo, next_step_at: new Date(window.nextStepAtMs).toISOString() }),
       })),
       in_flight: runtime.budgets.inFlight(scope.id),
     })),

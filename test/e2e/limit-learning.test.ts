@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
-import { INFERRED_LIMIT_LIFETIME_MS } from "../../src/limits/budgets.ts";
+import { INFERRED_LIMIT_LIFETIME_MS, RECOVERY_INTERVAL_MS } from "../../src/limits/budgets.ts";
 import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { rateLimited } from "../helpers/mock-upstream.ts";
 
@@ -69,4 +69,66 @@ routing:
   const again = await postChat(gateway, { model: "chat-model" });
   assert.equal(again.headers["x-gateway-provider"], "alpha");
   assert.equal(chatRequests(alpha).length, 4);
+});
+
+test("a learned limit a later 429 lowers climbs back: /stats shows where to and when, and the candidate gets its room back", async (t) => {
+  const clock = new ManualClock(START_MS);
+  const alpha = await useMock(t);
+  const beta = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha
+    retries: 0
+    models:
+      chat-model: { id: alpha-chat, priority: 10 }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta
+    retries: 0
+    models:
+      chat-model: { id: beta-chat, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`,
+    { clock },
+  );
+  const servedBy = async (): Promise<unknown> =>
+    (await postChat(gateway, { model: "chat-model" })).headers["x-gateway-provider"];
+  const refuseNext = (): void => alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "100" } }));
+
+  // Two accepted within a second, the third refused: 2 per second.
+  assert.equal(await servedBy(), "alpha");
+  clock.advance(100);
+  assert.equal(await servedBy(), "alpha");
+  clock.advance(100);
+  refuseNext();
+  assert.equal(await servedBy(), "beta");
+  // Seconds later, a 429 after one accepted request: lowered to 1 per second, climbing back toward 2.
+  clock.advance(5_000);
+  assert.equal(await servedBy(), "alpha");
+  clock.advance(200);
+  refuseNext();
+  assert.equal(await servedBy(), "beta");
+  const loweredAtMs = clock.now();
+  const stats = JSON.stringify((await send(gateway, "GET", "/stats")).json);
+  assert.match(stats, /"limit":1,/);
+  assert.ok(stats.includes('"recovers_to":2'), stats);
+  const stepAt = new Date(loweredAtMs + (RECOVERY_INTERVAL_MS.second ?? 0)).toISOString();
+  assert.ok(stats.includes(`"next_step_at":"${stepAt}"`), stats);
+  // Paced at 1 per second until the step...
+  clock.advance(1_000);
+  assert.equal(await servedBy(), "alpha");
+  clock.advance(100);
+  assert.equal(await servedBy(), "beta");
+  // ...and 2 per second again after it, without another 429.
+  clock.advance(RECOVERY_INTERVAL_MS.second ?? 0);
+  assert.equal(await servedBy(), "alpha");
+  clock.advance(100);
+  assert.equal(await servedBy(), "alpha");
+  clock.advance(100);
+  assert.equal(await servedBy(), "beta");
+  assert.ok(!JSON.stringify((await send(gateway, "GET", "/stats")).json).includes("recovers_to"));
 });
