@@ -48,6 +48,8 @@ export interface LimitRecovery {
   readonly ceiling: number;
   /** When the next step up is due. */
   readonly nextStepAtMs: number;
+  /** When a 429 last lowered the limit: another lower reading within `intervalMs` of it lowers it no further. */
+  readonly loweredAtMs: number;
   /** Between two steps; doubled each time a 429 lowers the limit again while it climbs (to at most 16 times). */
   readonly intervalMs: number;
 }

@@ -241,8 +241,9 @@ export class BudgetBook implements BudgetLedger {
       const key = `${rule.unit}:${rule.window}`;
       if (configured.has(key)) continue;
       const known = byWindow.get(key);
-      // The same limit again: keep the rule (and its counts, and its climb if it is climbing), confirmed now.
-      if (known !== undefined && known.limit === rule.limit) {
+      // The same limit again: keep the rule (and its counts, and its climb if it is climbing), confirmed now. So is
+      // a lower reading within the climb's interval of the last lowering (isHeldLow).
+      if (known !== undefined && (known.limit === rule.limit || isHeldLow(known, rule, nowMs))) {
         if (known.learnedAtMs !== undefined) byWindow.set(key, { ...known, learnedAtMs: nowMs });
         continue;
       }
@@ -852,7 +853,23 @@ function recoveryAfter(known: BudgetRule | undefined, learned: LearnedRule, nowM
   // Lowered: while already climbing, the next climb waits twice as long.
   const intervalMs =
     known.recovery === undefined ? baseMs : Math.min(known.recovery.intervalMs * 2, baseMs * RECOVERY_MAX_INTERVALS);
-  return { ceiling, nextStepAtMs: nowMs + intervalMs, intervalMs };
+  return { ceiling, nextStepAtMs: nowMs + intervalMs, intervalMs, loweredAtMs: nowMs };
+}
+
+/**
+ * A lower reading that does not lower a climbing limit: one within the climb's interval of the last lowering. Paced
+ * at a limit L, a 429 reads at most L - 1, so refusals that do not follow our rate (3 % of answers at random, in
+ * bench/soak.ts) would otherwise take the limit down one by one, faster than it climbs; a key whose share shrank
+ * is lowered to it by the first 429, and a climb step above it is lowered again by the next.
+ */
+function isHeldLow(known: BudgetRule, learned: LearnedRule, nowMs: number): boolean {
+  const recovery = known.recovery;
+  return (
+    recovery !== undefined &&
+    learned.isOwnEvidence === true &&
+    learned.limit < known.limit &&
+    nowMs - recovery.loweredAtMs < recovery.intervalMs
+  );
 }
 
 /** `rule` after the climbing steps due by `nowMs` (itself when none is). */

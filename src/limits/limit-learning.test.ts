@@ -161,7 +161,12 @@ describe("learning limits from 429s: spacing", () => {
     book.learnLimits(scope, refusal(lowMs + 400, { hintDelayMs: 300 }), lowMs + 410);
     const lowered = book.learnedRules(scope.id)[0];
     assert.equal(lowered?.limit, 4);
-    assert.deepEqual(lowered?.recovery, { ceiling: 10, nextStepAtMs: lowMs + 410 + intervalMs, intervalMs });
+    assert.deepEqual(lowered?.recovery, {
+      ceiling: 10,
+      nextStepAtMs: lowMs + 410 + intervalMs,
+      intervalMs,
+      loweredAtMs: lowMs + 410,
+    });
     assert.equal(roomIn(lowMs + 2_000), 4, "paced at the lowered limit");
     // A 429 confirming the current limit (four accepted in the second before a request the book did not count)
     // keeps it, and does not put the climb off.
@@ -203,9 +208,22 @@ describe("learning limits from 429s: spacing", () => {
       ceiling: 20,
       nextStepAtMs: againMs + 65 + 2 * intervalMs,
       intervalMs: 2 * intervalMs,
+      loweredAtMs: againMs + 65,
     });
-    // Lowered again and again: the wait doubles up to 16 intervals, no further.
-    for (const [round, accepted] of [5, 4, 3, 2, 1].entries()) teach(againMs + (round + 1) * 2_000, accepted);
+    // A lower reading within the interval of the last lowering lowers it no further (a confirmation): paced at a
+    // limit, any 429 reads below it, and refusals that do not follow our rate would take it down one by one.
+    teach(againMs + 2_000, 3);
+    assert.equal(book.learnedRules(scope.id)[0]?.limit, 6);
+    assert.equal(book.learnedRules(scope.id)[0]?.learnedAtMs, againMs + 2_035);
+    // Lowered again and again, each time an interval after the last (a step up in between): the wait doubles up to
+    // 16 intervals, no further.
+    let lowerAtMs = againMs + 65;
+    for (const accepted of [5, 4, 3, 2, 1]) {
+      const waitMs = book.learnedRules(scope.id)[0]?.recovery?.intervalMs ?? 0;
+      teach(lowerAtMs + waitMs + 1_000, accepted);
+      lowerAtMs += waitMs + 1_000 + accepted * 10 + 5;
+      assert.equal(book.learnedRules(scope.id)[0]?.limit, accepted);
+    }
     assert.equal(book.learnedRules(scope.id)[0]?.recovery?.intervalMs, 16 * intervalMs);
     // Kept with the limit when the book is saved and loaded (embedded state).
     const restored = new BudgetBook();
@@ -214,7 +232,7 @@ describe("learning limits from 429s: spacing", () => {
     restored.importScope(scope.id, exported);
     assert.deepEqual(restored.learnedRules(scope.id)[0]?.recovery, book.learnedRules(scope.id)[0]?.recovery);
     // Climbed back to the ceiling: no longer climbing; a later lowering starts over with one interval.
-    const topMs = againMs + 12_000 + 16 * intervalMs * 20;
+    const topMs = lowerAtMs + 16 * intervalMs * 20;
     assert.equal(book.usage(scope, topMs)[0]?.limit, 20);
     assert.equal(book.learnedRules(scope.id)[0]?.recovery, undefined);
     teach(topMs + 1_000, 12);
