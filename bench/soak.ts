@@ -79,6 +79,27 @@ type Fault = (typeof FAULTS)[number] | "none";
 const faultsServed = new Map<string, number>();
 const hanging = new Set<ServerResponse>();
 
+/** A streamed answer is these words, `w0 w1 … w11 `; JSON answers are COMPLETION_TEXT. */
+const STREAM_WORDS = 12;
+const STREAM_TEXT = Array.from({ length: STREAM_WORDS }, (_, index) => `w${index} `).join("");
+const COMPLETION_TEXT = "soak test answer";
+
+/**
+ * Where a stream starts: after the words of a trailing assistant message (the gateway's prefill continuation of a
+ * cut stream), as a model extends the text it is given; 0 for a fresh request. So a stream continued after any
+ * fault must still reach its client as exactly STREAM_TEXT.
+ */
+function prefilledWords(body: string): number {
+  try {
+    const messages = (JSON.parse(body) as { messages?: { role?: unknown; content?: unknown }[] }).messages ?? [];
+    const last = messages.at(-1);
+    if (last?.role !== "assistant" || typeof last.content !== "string") return 0;
+    return STREAM_TEXT.startsWith(last.content) ? last.content.split(" ").length - 1 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function chunk(content: string): string {
   return `data: ${JSON.stringify({ id: "s", object: "chat.completion.chunk", created: 1, model: "soak", choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
 }
@@ -88,7 +109,7 @@ const completion = JSON.stringify({
   object: "chat.completion",
   created: 1,
   model: "soak",
-  choices: [{ index: 0, message: { role: "assistant", content: "soak test answer" }, finish_reason: "stop" }],
+  choices: [{ index: 0, message: { role: "assistant", content: COMPLETION_TEXT }, finish_reason: "stop" }],
   usage: { prompt_tokens: 10, completion_tokens: 4, total_tokens: 14 },
 });
 
@@ -101,6 +122,7 @@ async function answer(name: string, incoming: IncomingMessage, response: ServerR
     return;
   }
   const isStream = body.includes('"stream":true');
+  const firstWord = prefilledWords(body);
   const fault: Fault =
     Math.random() < faultRate ? (FAULTS[Math.floor(Math.random() * FAULTS.length)] ?? "none") : "none";
   faultsServed.set(`${name}:${fault}`, (faultsServed.get(`${name}:${fault}`) ?? 0) + 1);
@@ -138,7 +160,7 @@ async function answer(name: string, incoming: IncomingMessage, response: ServerR
     return;
   }
   response.writeHead(200, { "content-type": "text/event-stream" });
-  for (let index = 0; index < 12; index++) {
+  for (let index = firstWord; index < STREAM_WORDS; index++) {
     if (response.destroyed) return;
     response.write(chunk(`w${index} `));
     if (fault === "stream_cut" && index === 5) {
@@ -239,6 +261,8 @@ let malformedErrors = 0;
 let malformedAnswers = 0;
 /** Streams that ended with neither their protocol's end nor an in-band error (the client did not abort): fail it. */
 let cutStreams = 0;
+/** Streams that ended well but delivered other text than the upstream's answer (a continuation spliced wrong). */
+let wrongTexts = 0;
 
 /** The front doors a soak client speaks; each request picks one of `--protocols` at random. */
 const CLIENT_PROTOCOLS = ["chat", "responses", "messages"] as const;
@@ -286,16 +310,53 @@ function errorCodeOf(protocol: ClientProtocol, text: string): string | undefined
   return String(error.code ?? error.type);
 }
 
-/** Whether a 200 JSON answer is what `protocol`'s client expects. */
+/** Whether a 200 JSON answer is what `protocol`'s client expects, with the upstream's text. */
 function isAnswerShaped(protocol: ClientProtocol, text: string): boolean {
   try {
-    const body = JSON.parse(text) as { object?: unknown; type?: unknown; status?: unknown };
-    if (protocol === "chat") return body.object === "chat.completion";
-    if (protocol === "responses") return body.object === "response" && body.status === "completed";
-    return body.type === "message";
+    const body = JSON.parse(text) as {
+      object?: unknown;
+      type?: unknown;
+      status?: unknown;
+      choices?: { message?: { content?: unknown } }[];
+      output?: { content?: { text?: unknown }[] }[];
+      content?: { text?: unknown }[];
+    };
+    if (protocol === "chat") {
+      return body.object === "chat.completion" && body.choices?.[0]?.message?.content === COMPLETION_TEXT;
+    }
+    if (protocol === "responses") {
+      return (
+        body.object === "response" &&
+        body.status === "completed" &&
+        body.output?.at(-1)?.content?.[0]?.text === COMPLETION_TEXT
+      );
+    }
+    return body.type === "message" && body.content?.[0]?.text === COMPLETION_TEXT;
   } catch {
     return false;
   }
+}
+
+/** The text a stream delivered, from its protocol's text events. */
+function streamedText(protocol: ClientProtocol, text: string): string {
+  let delivered = "";
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("data: {")) continue;
+    const event = JSON.parse(line.slice("data: ".length)) as {
+      type?: string;
+      delta?: string | { type?: string; text?: string };
+      choices?: { delta?: { content?: unknown } }[];
+    };
+    if (protocol === "chat") {
+      const content = event.choices?.[0]?.delta?.content;
+      if (typeof content === "string") delivered += content;
+    } else if (protocol === "responses") {
+      if (event.type === "response.output_text.delta" && typeof event.delta === "string") delivered += event.delta;
+    } else if (event.type === "content_block_delta" && typeof event.delta === "object") {
+      if (event.delta.type === "text_delta" && typeof event.delta.text === "string") delivered += event.delta.text;
+    }
+  }
+  return delivered;
 }
 
 /** How a stream ended, from its last event: its protocol's end, an in-band error, or neither (cut). */
@@ -340,7 +401,10 @@ async function oneRequest(agent: Agent, url: string): Promise<void> {
     } else if (isStream) {
       const ending = streamEnding(protocol, text);
       if (ending === "cut") cutStreams++;
-      count(`${protocol} 200 stream ${ending}`);
+      // A whole answer, continued or not, is exactly the upstream's text: nothing lost, repeated or out of order.
+      const isWhole = ending !== "end" || streamedText(protocol, text) === STREAM_TEXT;
+      if (!isWhole) wrongTexts++;
+      count(`${protocol} 200 stream ${ending}${isWhole ? "" : " with the wrong text"}`);
     } else {
       const isShaped = isAnswerShaped(protocol, text);
       if (!isShaped) malformedAnswers++;
@@ -393,6 +457,20 @@ async function slotsAndQueue(
 }
 
 /** Concurrency leases left in Redis (members of every scope's lease set): each one holds a slot fleet-wide. */
+/** Streams the gateway continued on another upstream after a fault (its metrics): what the text check covered. */
+async function continuationsOf(agent: Agent, url: string): Promise<number> {
+  const response = await request(`${url}/metrics`, {
+    dispatcher: agent,
+    headers: { authorization: `Bearer ${CLIENT_KEY}` },
+  });
+  let total = 0;
+  for (const line of (await response.body.text()).split("\n")) {
+    if (line.startsWith("llm_gateway_stream_continuations_total{"))
+      total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
+
 async function leasesLeftInRedis(redisUrl: string): Promise<number> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
@@ -494,6 +572,8 @@ async function main(): Promise<void> {
   await sleep(1_100); // one more probe sample after the drain
   const ends = [];
   for (const replica of replicas) ends.push(await slotsAndQueue(statsAgent, replica.url));
+  let continuations = 0;
+  for (const replica of replicas) continuations += await continuationsOf(statsAgent, replica.url);
   await statsAgent.close();
   const end = {
     inFlight: ends.reduce((sum, counts) => sum + counts.inFlight, 0),
@@ -522,6 +602,8 @@ async function main(): Promise<void> {
     error_bodies_not_in_protocol_shape: malformedErrors,
     answers_not_in_protocol_shape: malformedAnswers,
     streams_cut: cutStreams,
+    streams_with_wrong_text: wrongTexts,
+    streams_continued: continuations,
     upstream_faults: Object.fromEntries([...faultsServed].sort()),
     rss_mb_over_time: rows.map((row) => [row.elapsedS, row.rssMb]),
     event_loop_delay_p99_ms_worst: Math.round(worstLoopP99Ms * 10) / 10,
@@ -542,7 +624,7 @@ async function main(): Promise<void> {
       `soak: ${report.duration_s} s, ${clientCount} clients (${protocols.join(", ")}), ${replicaCount === 1 ? "one gateway" : `${replicaCount} gateways sharing Redis`}, fault rate ${faultRate}, ${requests} requests`,
       "outcomes:",
       ...Object.entries(report.outcomes).map(([key, value]) => `  ${String(value).padStart(8)}  ${key}`),
-      `error bodies not in the caller's protocol's shape: ${malformedErrors}; 200 answers not in it: ${malformedAnswers}; streams that just stopped: ${cutStreams}`,
+      `error bodies not in the caller's protocol's shape: ${malformedErrors}; 200 answers not in it: ${malformedAnswers}; streams that just stopped: ${cutStreams}; streams with the wrong text: ${wrongTexts} (${continuations} streams continued after a fault)`,
       `RSS over time (s, MB${replicaCount === 1 ? "" : ", the largest replica"}): ${report.rss_mb_over_time.map(([s, mb]) => `${s}:${mb}`).join(" ")}`,
       `event-loop delay p99, worst 1 s window: ${report.event_loop_delay_p99_ms_worst} ms`,
       `at the end: concurrency slots in flight ${end.inFlight}, attempts in flight ${end.attemptsInFlight}, queued ${end.queued}${redis === undefined ? "" : `, concurrency leases in Redis ${redisLeasesLeft}`}, gateway TCP handles ${tcpAtEnd.join(" / ")} (${replicas.map((replica) => replica.idleTcpHandles).join(" / ")} before the load: listening socket${redis === undefined ? "" : " and Redis connections"})`,
@@ -560,7 +642,8 @@ async function main(): Promise<void> {
     ),
   );
   await redis?.stop();
-  process.exitCode = isBackToZero && malformedErrors === 0 && malformedAnswers === 0 && cutStreams === 0 ? 0 : 1;
+  const isClean = malformedErrors === 0 && malformedAnswers === 0 && cutStreams === 0 && wrongTexts === 0;
+  process.exitCode = isBackToZero && isClean ? 0 : 1;
 }
 
 await main();
