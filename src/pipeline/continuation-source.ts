@@ -1,6 +1,7 @@
 // Rescuing a stream that broke after it started (issue: "streams that do not break").
 //
-// The remaining candidates of the original plan are asked, best first, to continue the answer:
+// The remaining candidates of the original plan (and those it left out only for the moment: cooling down, over a
+// budget) are asked, best first, to continue the answer:
 // 1. "prefill": the original messages plus the text delivered so far as a trailing assistant message, which
 //    providers that support continuation extend. Candidates configured with `prefill: false`, or that rejected a
 //    prefill before (learned, per provider+model), skip this step.
@@ -50,7 +51,7 @@ class ContinuationFinder implements ContinuationSource {
   constructor(context: ContinuationContext) {
     this.#context = context;
     this.#tried = new Set([context.firstDeployment.key]);
-    this.#queue = [...context.plan.candidates];
+    this.#queue = continuationCandidates(context.plan);
   }
 
   async next(failure: {
@@ -148,6 +149,21 @@ class ContinuationFinder implements ContinuationSource {
       },
     };
   }
+}
+
+/**
+ * Who may continue, best first: the plan's ready candidates, then the one it would have waited for, then those it
+ * left out only for the moment (cooling down, or over a budget) by score. A stream breaks seconds or minutes after
+ * its plan was made: a candidate skipped then may have room now (each is checked again when asked, as any attempt
+ * is), and with two providers a stream whose plan skipped the other one had nobody to continue it. Candidates left
+ * out for what the request needs (context, tools, vision, schema, kind, paid) stay out.
+ */
+function continuationCandidates(plan: RoutePlan): RouteCandidate[] {
+  const later = plan.skipped
+    .filter((skip) => skip.cause === "cooldown" || skip.cause === "budget")
+    .sort((a, b) => b.score - a.score)
+    .map((skip): RouteCandidate => ({ deployment: skip.deployment, score: skip.score, group: 0, board: skip.board }));
+  return [...plan.candidates, ...(plan.waitFor === undefined ? [] : [plan.waitFor]), ...later];
 }
 
 /** The original messages plus the delivered text as a trailing assistant message. */

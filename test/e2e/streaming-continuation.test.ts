@@ -17,6 +17,7 @@ import {
   chatStream,
   chatUsageChunk,
   type MockStep,
+  rateLimited,
   type SseScript,
   startMockUpstream,
 } from "../helpers/mock-upstream.ts";
@@ -354,6 +355,35 @@ describe("a stream that breaks mid-answer is continued with a prefill", () => {
     assert.equal(chunks.map(contentOf).join(""), FULL_TEXT);
     const last = chunks.at(-1) as { choices: { finish_reason: string | null }[] };
     assert.equal(last.choices[0]?.finish_reason, "stop");
+  });
+});
+
+describe("a candidate the plan left out for the moment may continue", () => {
+  test("beta cooling down when the stream started, ready when alpha broke: beta continues it (openai)", async (t) => {
+    const scene = await startTwoProviders(t);
+    const decisions = decisionsOf(scene);
+    // Beta asked by its own name answers 429 with a short retry hint: it cools down for 400 ms.
+    scene.backup.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "400" } }));
+    await assert.rejects(
+      scene.client.chat.completions.create({ model: `beta/${MODEL}`, messages: [{ role: "user", content: "hi" }] }),
+      (error: unknown) => error instanceof OpenAI.APIError && error.status === 429,
+    );
+    // The stream's plan: alpha, with beta left out (cooling). Alpha breaks after 40 words, 700 ms in.
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: [...firstForty(), { delayMs: 700 }], end: "destroy" });
+    scene.backup.enqueue(CHAT_ROUTE, continuationStep());
+    const run = await runClient("openai", scene);
+    assert.equal(run.error, undefined, `unexpected error: ${run.error?.message}`);
+    assert.equal(run.text, FULL_TEXT);
+    assertPrefillRequest(scene, 1);
+    assertSpliced(run, { mode: "prefill", reason: /connection broke|closed the stream/ });
+    await waitUntil(() => decisions.length === 2, "the routing decisions");
+    const record = decisions[1];
+    assert.deepEqual(
+      record?.skips.map((skip) => `${skip.deploymentKey} ${skip.phase} ${skip.cause}`),
+      [`beta/${MODEL} plan cooldown`],
+    );
+    assert.equal(record?.continuations[0]?.provider, "beta");
+    assert.equal(record?.status, 200);
   });
 });
 
