@@ -1,7 +1,7 @@
 // Rescuing a stream that broke after it started (issue: "streams that do not break").
 //
 // The remaining candidates of the original plan (and those it left out only for the moment: cooling down, over a
-// budget) are asked, best first, to continue the answer:
+// budget), then, after a cut, the candidate that broke, are asked, best first, to continue the answer:
 // 1. "prefill": the original messages plus the text delivered so far as a trailing assistant message, which
 //    providers that support continuation extend. Candidates configured with `prefill: false`, or that rejected a
 //    prefill before (learned, per provider+model), skip this step.
@@ -28,7 +28,7 @@ export interface ContinuationContext {
   readonly promptTokens: number;
   readonly maxOutputTokens: number;
   readonly signal: AbortSignal;
-  /** The deployment that served the first segment (not asked to continue itself). */
+  /** The deployment that served the first segment: asked last, and only after a cut (ContinuationFinder#self). */
   readonly firstDeployment: Deployment;
   onLog(fields: object, message: string): void;
   /** Every continuation attempt (opened or not) and how each opened segment ended, for the request record. */
@@ -47,6 +47,7 @@ class ContinuationFinder implements ContinuationSource {
   readonly #context: ContinuationContext;
   readonly #tried: Set<string>;
   readonly #queue: RouteCandidate[];
+  #isSelfAsked = false;
 
   constructor(context: ContinuationContext) {
     this.#context = context;
@@ -62,7 +63,7 @@ class ContinuationFinder implements ContinuationSource {
     const context = this.#context;
     for (;;) {
       if (context.signal.aborted) return undefined;
-      const candidate = this.#queue.shift();
+      const candidate = this.#queue.shift() ?? this.#self(failure.outcome);
       if (candidate === undefined) return undefined;
       const { deployment } = candidate;
       if (this.#tried.has(deployment.key)) continue;
@@ -78,6 +79,18 @@ class ContinuationFinder implements ContinuationSource {
       const fresh = await this.#open(candidate, context.body, "replay");
       if (fresh.kind === "stream") return this.#segment(fresh.result, "replay", failure.deliveredText);
     }
+  }
+
+  /**
+   * The last resort, once: the candidate that served the broken stream, when its connection broke (a cut, not a
+   * stall, an error event or a divergence, which say that it is unwell or answers otherwise). A connection that
+   * breaks is often the network or a restarting upstream, and a gateway with one provider had nobody else to ask.
+   */
+  #self(outcome: StreamOutcome): RouteCandidate | undefined {
+    if (this.#isSelfAsked || outcome !== "stream_cut") return undefined;
+    this.#isSelfAsked = true;
+    this.#tried.delete(this.#context.firstDeployment.key);
+    return { deployment: this.#context.firstDeployment, score: 0, group: 0 };
   }
 
   async #open(

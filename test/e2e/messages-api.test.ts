@@ -262,6 +262,8 @@ describe("messages API: failover and continuation work as on chat", () => {
       end: "destroy",
     });
     scene2.backup.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    // Asked last to continue after its cut, the primary fails too.
+    scene2.primary.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
     const client = anthropicClient(scene2.gateway, "x");
     await assert.rejects(
       client.messages

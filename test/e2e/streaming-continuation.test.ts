@@ -387,6 +387,39 @@ describe("a candidate the plan left out for the moment may continue", () => {
   });
 });
 
+describe("a cut stream nobody else can continue", () => {
+  for (const client of CLIENTS) {
+    test(`alpha's connection breaks, beta is down: alpha itself continues it, 60 words once (${client})`, async (t) => {
+      const scene = await startTwoProviders(t);
+      const decisions = decisionsOf(scene);
+      scene.backup.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+      scene.primary.enqueue(CHAT_ROUTE, cutAfterForty, continuationStep());
+      const run = await runClient(client, scene);
+      assert.equal(run.error, undefined, `unexpected error: ${run.error?.message}`);
+      assert.equal(run.text, FULL_TEXT);
+      // Beta was asked first (and failed); alpha, asked last, got the original messages plus the delivered text.
+      assert.equal(scene.backup.requests.length, 1);
+      assert.deepEqual(sentBody(scene.primary, 1).messages, [
+        ...originalMessages(scene),
+        { role: "assistant", content: DELIVERED },
+      ]);
+      await waitUntil(() => decisions.length === 1, "the routing decision");
+      assert.equal(decisions[0]?.status, 200);
+      assert.equal(decisions[0]?.continuations[0]?.provider, "alpha");
+      assert.equal(decisions[0]?.continuations[0]?.mode, "prefill");
+    });
+  }
+
+  test("a stall is not continued by the candidate that stalled", async (t) => {
+    const scene = await startTwoProviders(t, { primary: { stream_idle_timeout_ms: 300 } });
+    scene.backup.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    scene.primary.enqueue(CHAT_ROUTE, stallAfterForty, continuationStep());
+    const run = await runClient("openai", scene);
+    assert.equal(run.error?.code, "upstream_timeout");
+    assert.equal(scene.primary.requests.length, 1);
+  });
+});
+
 describe("a fallback that rejects the prefill replays the answer", () => {
   for (const client of CLIENTS) {
     test(`a 400 to the prefill: retried without it, the fresh answer spliced, the rejection remembered (${client})`, async (t) => {

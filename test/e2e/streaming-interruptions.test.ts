@@ -7,7 +7,7 @@ import OpenAI from "openai";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { type ChatChunkBody, chatChunk, chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
 import { readTimed, sseFrames, strictSseData, waitUntil } from "../helpers/sse-client.ts";
-import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProvidersOptions } from "../helpers/two-providers.ts";
+import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProvidersOptions } from "../helpers/two-providers.ts";
 
 interface StreamErrorEvent {
   error: { message: string; type: string; code: string; param: string | null };
@@ -28,6 +28,8 @@ interface InterruptionCase {
   readonly message: RegExp;
   /** The client must get the error well before this (ms from the request), e.g. long before a stalled upstream resumes. */
   readonly maxElapsedMs?: number;
+  /** A cut (the connection broke): the broken candidate itself is asked last to continue (continuation-source.ts). */
+  readonly isAskedAgain?: true;
 }
 
 const INTERRUPTIONS: readonly InterruptionCase[] = [
@@ -36,12 +38,14 @@ const INTERRUPTIONS: readonly InterruptionCase[] = [
     step: { kind: "sse", events: deliveredScript, end: "destroy" },
     code: "stream_interrupted",
     message: /failed after it had started/,
+    isAskedAgain: true,
   },
   {
     name: "the upstream closes cleanly without a finish_reason or [DONE]",
     step: { kind: "sse", events: deliveredScript, end: "close-without-done" },
     code: "stream_interrupted",
     message: /closed the stream before it finished/,
+    isAskedAgain: true,
   },
   {
     name: "the upstream closes cleanly after a finish_reason but inside a half-written event",
@@ -130,10 +134,14 @@ describe("a stream that fails after its first content chunk", () => {
       const scene = await startTwoProviders(t, interruption.options);
       // The backup cannot continue the answer either (see streaming-continuation.test.ts for rescues): the
       // client must hear about the original failure, not about the failed rescue.
-      scene.backup.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "backup down" } } });
+      const down: MockStep = { kind: "json", status: 500, body: { error: { message: "backup down" } } };
+      scene.backup.setDefault(CHAT_ROUTE, down);
       const decisions: RequestRecord[] = [];
       scene.gateway.runtime.onRecord((decision) => decisions.push(decision));
-      scene.primary.enqueue(CHAT_ROUTE, interruption.step, interruption.step);
+      // After a cut, alpha itself is asked last to continue: here it fails too.
+      if (interruption.isAskedAgain === true) {
+        scene.primary.enqueue(CHAT_ROUTE, interruption.step, down, interruption.step, down);
+      } else scene.primary.enqueue(CHAT_ROUTE, interruption.step, interruption.step);
 
       const startedAtMs = performance.now();
       const answer = await scene.postChat({ stream: true });
@@ -157,6 +165,10 @@ describe("a stream that fails after its first content chunk", () => {
       await waitUntil(() => scene.primary.activeRequests() === 0, "the broken upstream call to be closed");
       await waitUntil(() => decisions.length === 1, "the routing decision");
       assert.equal(decisions[0]?.status, 502);
+      if (interruption.isAskedAgain === true) {
+        const asked = sentBody(scene.primary, 1).messages as { role: string }[];
+        assert.equal(asked.at(-1)?.role, "assistant", "alpha was asked to continue (prefill)");
+      } else assert.equal(scene.primary.requests.length, 1, "a stalled or failing alpha is not asked again");
 
       // The official SDK raises the error instead of ending the stream normally.
       const stream = await scene.client.chat.completions.create({
