@@ -99,44 +99,56 @@ class ContinuationFinder implements ContinuationSource {
     mode: "prefill" | "replay",
   ): Promise<Opened> {
     const context = this.#context;
-    const plan: RoutePlan = {
-      requested: context.plan.requested,
-      candidates: [candidate],
-      waitFor: undefined,
-      skipped: [],
-      unknownNames: [],
-    };
     const trace: ForwardTrace = { attempts: [], skips: [] };
     try {
-      const outcome = await context.runtime.forward(
-        plan,
-        {
-          endpointPath: context.endpointPath,
-          body,
-          isStream: true,
-          signal: context.signal,
-          trace,
-          promptTokens: context.promptTokens,
-          maxOutputTokens: context.maxOutputTokens,
-        },
-        context.snapshot,
-      );
-      if (outcome.result.kind !== "stream") return { kind: "failed" };
-      return { kind: "stream", result: outcome.result };
+      try {
+        const now = await this.#forward({ ...NO_PLAN, candidates: [candidate] }, body, trace);
+        if (now !== undefined) return { kind: "stream", result: now };
+      } catch (error) {
+        // A refusal of the request itself (a rejected prefill) is judged below; anything else may be a limit.
+        if (error instanceof ClientAbortedError || isRequestRejection(error)) throw error;
+      }
+      // At a limit that frees within routing.max_wait_for_better_ms (a learned rps, a concurrency slot, a short
+      // cooldown): a committed stream waits for it rather than ending in an error, as a plan waits for a better
+      // candidate. Under load every candidate is often at its limit when a stream breaks.
+      const skip = trace.skips.find((entry) => entry.deploymentKey === candidate.deployment.key && entry.isLimit);
+      const untilMs = skip?.untilMs;
+      const waitMs = untilMs === undefined ? Number.POSITIVE_INFINITY : untilMs - context.runtime.clock.now();
+      if (untilMs === undefined || waitMs > context.snapshot.config.routing.maxWaitForBetterMs) {
+        return { kind: "failed" };
+      }
+      const later = await this.#forward({ ...NO_PLAN, waitFor: { ...candidate, untilMs } }, body, trace);
+      return later === undefined ? { kind: "failed" } : { kind: "stream", result: later };
     } catch (error) {
       if (error instanceof ClientAbortedError) return { kind: "failed" };
-      // A context-length 400 says the prompt grew too big for this model, not that it refuses a prefill.
-      if (
-        error instanceof GatewayError &&
-        (error.status === 400 || error.status === 422) &&
-        error.code !== "context_length_exceeded"
-      ) {
-        return { kind: "rejected", reason: error.message };
-      }
+      if (isRequestRejection(error)) return { kind: "rejected", reason: error.message };
       return { kind: "failed" };
     } finally {
       for (const report of trace.attempts) context.onAttempt(report, mode);
     }
+  }
+
+  /** One pass of the failover path over `plan` (one candidate, or one to wait for); the stream, or undefined. */
+  async #forward(
+    plan: Omit<RoutePlan, "requested">,
+    body: Readonly<Record<string, unknown>>,
+    trace: ForwardTrace,
+  ): Promise<StreamResult | undefined> {
+    const context = this.#context;
+    const outcome = await context.runtime.forward(
+      { ...plan, requested: context.plan.requested },
+      {
+        endpointPath: context.endpointPath,
+        body,
+        isStream: true,
+        signal: context.signal,
+        trace,
+        promptTokens: context.promptTokens,
+        maxOutputTokens: context.maxOutputTokens,
+      },
+      context.snapshot,
+    );
+    return outcome.result.kind === "stream" ? outcome.result : undefined;
   }
 
   #segment(result: StreamResult, mode: "prefill" | "replay", repeatsText: string): ContinuationSegment {
@@ -178,6 +190,21 @@ function continuationCandidates(plan: RoutePlan): RouteCandidate[] {
     .map((skip): RouteCandidate => ({ deployment: skip.deployment, score: skip.score, group: 0, board: skip.board }));
   return [...plan.candidates, ...(plan.waitFor === undefined ? [] : [plan.waitFor]), ...later];
 }
+
+/**
+ * An upstream's 400 or 422 to a continuation: it refuses the request as sent (a prefill). A context-length 400 says
+ * the prompt grew too big for this model, not that it refuses a prefill.
+ */
+function isRequestRejection(error: unknown): error is GatewayError {
+  return (
+    error instanceof GatewayError &&
+    (error.status === 400 || error.status === 422) &&
+    error.code !== "context_length_exceeded"
+  );
+}
+
+/** A plan of nobody, for one continuation request at a time. */
+const NO_PLAN: Omit<RoutePlan, "requested"> = { candidates: [], waitFor: undefined, skipped: [], unknownNames: [] };
 
 /** The original messages plus the delivered text as a trailing assistant message. */
 function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: string): Record<string, unknown> {

@@ -387,6 +387,29 @@ describe("a candidate the plan left out for the moment may continue", () => {
   });
 });
 
+describe("a continuation waits for a candidate at its limit", () => {
+  test("beta at its 1 rps when alpha breaks: beta continues once it has room, within max_wait_for_better_ms (openai)", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: { limits: { rps: 1 } } });
+    const decisions = decisionsOf(scene);
+    // Beta asked by its own name (its default answer): its one request of this second.
+    await scene.client.chat.completions.create({ model: `beta/${MODEL}`, messages: [{ role: "user", content: "hi" }] });
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterForty);
+    scene.backup.enqueue(CHAT_ROUTE, continuationStep());
+    const startedAtMs = performance.now();
+    const run = await runClient("openai", scene);
+    assert.equal(run.error, undefined, `unexpected error: ${run.error?.message}`);
+    assert.equal(run.text, FULL_TEXT);
+    assert.ok(performance.now() - startedAtMs < 2_000, "waited for beta's room, not longer");
+    assertPrefillRequest(scene, 1);
+    await waitUntil(() => decisions.length === 2, "the routing decisions");
+    assert.equal(decisions[1]?.continuations[0]?.provider, "beta");
+    assert.deepEqual(
+      decisions[1]?.skips.map((skip) => `${skip.deploymentKey} ${skip.phase} ${skip.cause}`),
+      [`beta/${MODEL} plan budget`],
+    );
+  });
+});
+
 describe("a cut stream nobody else can continue", () => {
   for (const client of CLIENTS) {
     test(`alpha's connection breaks, beta is down: alpha itself continues it, 60 words once (${client})`, async (t) => {
