@@ -3,7 +3,7 @@
 // upstream request while its second is used, served again as soon as it has room), and /stats shows the
 // learned window with its evidence.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import { INFERRED_LIMIT_LIFETIME_MS, RECOVERY_INTERVAL_MS } from "../../src/limits/budgets.ts";
 import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
@@ -11,7 +11,8 @@ import { rateLimited } from "../helpers/mock-upstream.ts";
 
 const START_MS = Date.UTC(2026, 0, 1);
 
-test("a per-second limit learned from the spacing of a 429 paces the candidate instead of provoking more", async (t) => {
+/** Alpha (preferred) and beta, neither with limits in its config, on a manual clock. */
+async function alphaAndBeta(t: TestContext) {
   const clock = new ManualClock(START_MS);
   const alpha = await useMock(t);
   const beta = await useMock(t);
@@ -35,6 +36,11 @@ routing:
 `,
     { clock },
   );
+  return { clock, alpha, gateway };
+}
+
+test("a per-second limit learned from the spacing of a 429 paces the candidate instead of provoking more", async (t) => {
+  const { clock, alpha, gateway } = await alphaAndBeta(t);
 
   const first = await postChat(gateway, { model: "chat-model" });
   assert.equal(first.headers["x-gateway-provider"], "alpha");
@@ -72,29 +78,7 @@ routing:
 });
 
 test("a learned limit a later 429 lowers climbs back: /stats shows where to and when, and the candidate gets its room back", async (t) => {
-  const clock = new ManualClock(START_MS);
-  const alpha = await useMock(t);
-  const beta = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: sk-alpha
-    retries: 0
-    models:
-      chat-model: { id: alpha-chat, priority: 10 }
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      chat-model: { id: beta-chat, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-`,
-    { clock },
-  );
+  const { clock, alpha, gateway } = await alphaAndBeta(t);
   const servedBy = async (): Promise<unknown> =>
     (await postChat(gateway, { model: "chat-model" })).headers["x-gateway-provider"];
   const refuseNext = (): void => alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "100" } }));
