@@ -55,6 +55,15 @@ function factsOf(fixture: ResponseFixture, dialect: RateLimitDialectName, sentAt
   };
 }
 
+/** `book`'s scope saved and loaded into a fresh book, through JSON as the embedded store's rows are. */
+function reloaded(book: BudgetBook, scopeId: string): BudgetBook {
+  const exported = book.exportScope(scopeId);
+  assert.ok(exported !== undefined);
+  const restored = new BudgetBook();
+  restored.importScope(scopeId, JSON.parse(JSON.stringify(exported)));
+  return restored;
+}
+
 function pick(rules: readonly LearnedRule[]): string[] {
   return rules.map((rule) => `${rule.unit}/${rule.window}=${rule.limit}`).sort();
 }
@@ -114,20 +123,14 @@ describe("learning limits from 429s: spacing", () => {
       refusal(T0, { stated: [{ unit: "requests", window: "minute", limit: 5, evidence: "body" }] }),
       T0,
     );
-    const restored = new BudgetBook();
-    const exported = stated.exportScope(scope.id);
-    assert.ok(exported !== undefined);
-    restored.importScope(scope.id, exported);
+    const restored = reloaded(stated, scope.id);
     for (let index = 0; index < 5; index++) send(restored, scope, T0 + 10 * 24 * 3_600_000 + index);
     assert.equal(restored.check([scope], { tokens: 0 }, T0 + 10 * 24 * 3_600_000 + 10).isAllowed, false);
     const inferred = new BudgetBook();
     send(inferred, scope, T0);
     send(inferred, scope, T0 + 300);
     inferred.learnLimits(scope, refusal(T0 + 300), T0 + 310);
-    const again = new BudgetBook();
-    const inferredExport = inferred.exportScope(scope.id);
-    assert.ok(inferredExport !== undefined);
-    again.importScope(scope.id, inferredExport);
+    const again = reloaded(inferred, scope.id);
     assert.equal(again.learnedRules(scope.id).length, 1);
     send(again, scope, T0 + lifetimeMs + 310);
     assert.equal(again.check([scope], { tokens: 0 }, T0 + lifetimeMs + 320).isAllowed, true);
@@ -226,10 +229,7 @@ describe("learning limits from 429s: spacing", () => {
     }
     assert.equal(book.learnedRules(scope.id)[0]?.recovery?.intervalMs, 16 * intervalMs);
     // Kept with the limit when the book is saved and loaded (embedded state).
-    const restored = new BudgetBook();
-    const exported = book.exportScope(scope.id);
-    assert.ok(exported !== undefined);
-    restored.importScope(scope.id, exported);
+    const restored = reloaded(book, scope.id);
     assert.deepEqual(restored.learnedRules(scope.id)[0]?.recovery, book.learnedRules(scope.id)[0]?.recovery);
     // Climbed back to the ceiling: no longer climbing; a later lowering starts over with one interval.
     const topMs = lowerAtMs + 16 * intervalMs * 20;
@@ -319,10 +319,7 @@ describe("learning limits from 429s: spacing", () => {
     send(book, scope, T0);
     send(book, scope, T0 + 300);
     book.learnLimits(scope, refusal(T0 + 300), T0 + 310);
-    const restored = new BudgetBook();
-    const exported = book.exportScope(scope.id);
-    assert.ok(exported !== undefined);
-    restored.importScope(scope.id, JSON.parse(JSON.stringify(exported)));
+    const restored = reloaded(book, scope.id);
     assert.equal(restored.learnedRules(scope.id)[0]?.limit, 1);
     send(restored, scope, T0 + 5_000);
     assert.equal(restored.check([scope], { tokens: 0 }, T0 + 5_500).isAllowed, false);
