@@ -128,6 +128,27 @@ const withoutZodLocales = {
   },
 };
 
+/**
+ * An ES `import` of a Node built-in builds the module's namespace, which reads every export once: for `node:fs` that
+ * runs the lazy getter of `fs.promises`, which loads `fs/promises` and with it readline, the REPL's history and the
+ * file streams (~0.5 MB of idle RSS; src/async-fs.ts says the same for our calls). The bundle's imports of `node:fs`
+ * become `process.getBuiltinModule("node:fs")`, as a CommonJS package's `require` is: esbuild reads each imported
+ * name off the module object where it is used, and no getter runs. (Doing the same for every built-in made no
+ * difference to measure; `node:crypto`'s namespace loads WebCrypto, which was within the noise.)
+ */
+const fsWithoutNamespace = {
+  name: "fs-without-namespace",
+  setup(build) {
+    build.onResolve({ filter: /^node:fs$/ }, (args) =>
+      args.kind === "import-statement" ? { path: args.path, namespace: "builtin-object" } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "builtin-object" }, (args) => ({
+      loader: "js",
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+    }));
+  },
+};
+
 let result;
 try {
   result = await esbuild.build({
@@ -167,6 +188,7 @@ try {
       lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/),
       lazyAssert(/node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/),
       withoutZodLocales,
+      fsWithoutNamespace,
     ],
     charset: "ascii",
     // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
@@ -184,8 +206,8 @@ try {
 const sources = [];
 const packages = {};
 for (const input of Object.keys(result.metafile.inputs)) {
-  // The stand-ins of lazyBuiltins (`lazy-builtin:http2`) and the empty zod locales are no files.
-  if (input.startsWith("lazy-builtin:") || input.startsWith("empty-module:")) continue;
+  // The stand-ins of lazyBuiltins (`lazy-builtin:http2`), the empty zod locales and `node:fs` are no files.
+  if (/^(lazy-builtin|empty-module|builtin-object):/.test(input)) continue;
   // Relative to ROOT (absWorkingDir), as bin/start-entry.js reads them back.
   const path = normalize(input);
   const packageDir = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];

@@ -6,8 +6,10 @@
 // size and time recorded for it is taken as unchanged without reading it; another install of the same versions (a
 // container's runtime stage) is read once and recorded again by bin/warm-caches.js (restampBundle). About 210
 // stats, 2-5 ms. LLM_GATEWAY_BUNDLE=0 starts from the sources whatever dist/ holds.
-import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+
+// Not an ES import of node:fs: its namespace would load fs/promises and readline into every start (bin/build.js).
+const { readFileSync, renameSync, statSync, writeFileSync } = process.getBuiltinModule("node:fs");
 
 export const DIST_DIR = "dist";
 export const BUILD_MANIFEST = "build.json";

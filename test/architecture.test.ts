@@ -24,6 +24,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "logger",
   "sqlite-file",
   "source-paths",
+  "async-fs",
   "errors",
 ];
 const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
@@ -31,24 +32,25 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file`, `source-paths` and `main` are the files at the top of src/.
+ * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs` and `main` are the files at the top of src/.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   clock: [],
   logger: [],
   "sqlite-file": [],
   "source-paths": [],
+  "async-fs": [],
   errors: [],
   config: ["errors"],
-  providers: ["config", "clock", "logger", "source-paths", "errors"],
-  scoring: ["providers", "config", "clock", "logger", "source-paths", "errors"],
+  providers: ["config", "clock", "logger", "source-paths", "async-fs", "errors"],
+  scoring: ["providers", "config", "clock", "logger", "source-paths", "async-fs", "errors"],
   limits: ["config", "clock", "logger", "errors"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors"],
   streaming: ["errors", "clock"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: ["errors", "clock"],
-  observability: ["config", "clock", "logger", "sqlite-file", "errors"],
+  observability: ["config", "clock", "logger", "sqlite-file", "async-fs", "errors"],
   upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors"],
   pipeline: PIPELINE_MAY_USE,
   server: SERVER_MAY_USE,

@@ -3,9 +3,9 @@
 // stale cache is still better than nothing when a provider's /models is down. The cache is keyed by provider
 // name, model URL and a hash of the key (another key may see other models), so a change of either is refetched.
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Dispatcher } from "undici";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "../async-fs.ts";
 import type { Clock } from "../clock.ts";
 import type { DiscoverySettings, ProviderSettings } from "../config/types.ts";
 import type { DiscoveredModel } from "./catalog.ts";

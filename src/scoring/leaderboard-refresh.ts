@@ -2,9 +2,10 @@
 // data/leaderboards/ from a URL, in the background, at startup and every interval. A refresh that fails in any
 // way (offline, HTTP error, unparsable file) changes nothing: the shipped snapshot (or the last good refresh)
 // stays in use, and startup never waits for it.
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { mkdir, mkdtemp, rm, writeFile } from "../async-fs.ts";
 import { LEADERBOARD_FILES, loadLeaderboards } from "./leaderboards.ts";
 import { replaceLeaderboards } from "./scoring-sources.ts";
 

@@ -1,5 +1,5 @@
 // Context windows and capabilities from LiteLLM's model table (data/model-metadata/), indexed once at load.
-import { readFile } from "node:fs/promises";
+import { readFile } from "../async-fs.ts";
 import { normaliseModelName } from "../providers/model-names.ts";
 
 export interface ModelCapabilities {

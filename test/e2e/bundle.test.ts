@@ -77,11 +77,12 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   });
   // Idle: Fastify's and undici's `node:http2` / `node:https` are stand-ins until used (bin/build.js), so neither
   // they nor `tls` are loaded; nor `node:assert`, which the packages call only on conditions that hold
-  // (bin/lazy-assert.cjs).
+  // (bin/lazy-assert.cjs); nor `fs/promises` and readline, which an ES import of `node:fs` loads
+  // (src/async-fs.ts, bin/build.js).
   served.child.kill("SIGUSR2");
   const builtins = await waitForFile(builtinsPath);
   assert.ok(builtins.includes("\nhttp\n"), "the list holds what is loaded");
-  for (const name of ["http2", "https", "tls", "assert"]) {
+  for (const name of ["http2", "https", "tls", "assert", "internal/fs/promises", "internal/readline/interface"]) {
     assert.ok(!builtins.includes(`\n${name}\n`), `${name} is loaded`);
   }
   const listening = served

@@ -1,7 +1,8 @@
 // Preloaded (`--import`) into a gateway under test: on SIGUSR2, writes the built-in modules the process has loaded
 // (Node's `process.moduleLoadList`) to $LOADED_BUILTINS_PATH, one per line. JavaScript, not TypeScript: a .ts
 // preload would load Node's TypeScript stripper into a process whose loading is what the test looks at.
-import { renameSync, writeFileSync } from "node:fs";
+// Not an ES import of node:fs, which would load fs/promises (bin/build.js): the test checks it is not loaded.
+const { renameSync, writeFileSync } = process.getBuiltinModule("node:fs");
 
 process.on("SIGUSR2", () => {
   const loaded = process.moduleLoadList
