@@ -106,27 +106,32 @@ class TrueLimiter {
   readonly #limit: number;
   readonly #windowMs: number;
   readonly #algorithm: WindowAlgorithm;
+  /** Another client of the same key (the shared-key run): what it leaves us at a moment. */
+  readonly #limitAt: ((nowMs: number) => number) | undefined;
   #log: number[] = [];
   #fixedStartMs = -1;
   #fixedCount = 0;
   #bucketUsed = 0;
   #bucketAtMs = 0;
 
-  constructor(limit: number, windowMs: number, algorithm: WindowAlgorithm) {
+  constructor(limit: number, windowMs: number, algorithm: WindowAlgorithm, limitAt?: (nowMs: number) => number) {
     this.#limit = limit;
     this.#windowMs = windowMs;
     this.#algorithm = algorithm;
+    this.#limitAt = limitAt;
   }
 
   /** Whether a request at `nowMs` would be accepted, and the wait until one would be. */
   peek(nowMs: number): { isOk: boolean; waitMs: number; used: number } {
     if (this.#algorithm === "sliding") {
       this.#log = this.#log.filter((atMs) => atMs > nowMs - this.#windowMs);
-      const oldest = this.#log[0];
-      const isOk = this.#log.length < this.#limit;
+      const limit = this.#limitAt?.(nowMs) ?? this.#limit;
+      const isOk = this.#log.length < limit;
+      // The wait until the log is under the limit again (0 while a shrunk share is still full of older sends).
+      const freeing = this.#log[this.#log.length - limit];
       return {
         isOk,
-        waitMs: isOk || oldest === undefined ? 0 : oldest + this.#windowMs - nowMs,
+        waitMs: isOk || freeing === undefined ? 0 : freeing + this.#windowMs - nowMs,
         used: this.#log.length,
       };
     }
@@ -332,6 +337,20 @@ function arrivals(seed: number, minutes: number, meanPerSecond: number): number[
 const START_MS = Date.UTC(2026, 0, 1);
 
 function runGateway(knowledge: Knowledge, profile: Profile, times: readonly number[]): RunResult {
+  return simulate(`${knowledge}/${profile}`, deploymentsFor(knowledge, profile), times);
+}
+
+/**
+ * The gateway's side of a run: each request goes to the first deployment in rank order that is not cooling down,
+ * has budget, and is accepted by its provider; a 429 teaches what the recorder would. `observe` sees each request's
+ * fate (the deployment that served it, or none) with the book as it is then.
+ */
+function simulate(
+  label: string,
+  deployments: readonly Deployment[],
+  times: readonly number[],
+  observe?: (nowMs: number, servedBy: Deployment | undefined, refusals: number, budgets: BudgetBook) => void,
+): RunResult {
   const clock = new ManualClock(START_MS);
   const budgets = new BudgetBook();
   const availability = new AvailabilityBook(clock, {
@@ -344,7 +363,6 @@ function runGateway(knowledge: Knowledge, profile: Profile, times: readonly numb
     circuitOpenMs: 30_000,
     circuitFirstProbeMs: 30_000,
   });
-  const deployments = deploymentsFor(knowledge, profile);
   let served = 0;
   let upstream429 = 0;
   let rankSum = 0;
@@ -355,6 +373,8 @@ function runGateway(knowledge: Knowledge, profile: Profile, times: readonly numb
     const nowMs = START_MS + offsetMs;
     clock.advance(nowMs - clock.now());
     const best = deployments.find((deployment) => deployment.limiter.peek(nowMs).isOk);
+    let servedBy: Deployment | undefined;
+    const refusedBefore = upstream429;
     for (const deployment of deployments) {
       if (!availability.peek(deployment.key, deployment.provider.name).isAvailable) continue;
       const reservation = budgets.reserve(deployment.scopes, { tokens: 0 }, nowMs);
@@ -363,6 +383,8 @@ function runGateway(knowledge: Knowledge, profile: Profile, times: readonly numb
       if (verdict.isOk) {
         deployment.limiter.take(nowMs);
         budgets.release(reservation);
+        // As the recorder does: a success ends a run of 429s (their cooldowns double while it lasts).
+        availability.recordSuccess(deployment.key);
         served++;
         rankSum += deployment.rank;
         if (deployment === best) bestAvailable++;
@@ -370,6 +392,7 @@ function runGateway(knowledge: Knowledge, profile: Profile, times: readonly numb
           const miss = `${best?.key} -> ${deployment.key}`;
           misses.set(miss, (misses.get(miss) ?? 0) + 1);
         }
+        servedBy = deployment;
         break;
       }
       upstream429++;
@@ -380,9 +403,10 @@ function runGateway(knowledge: Knowledge, profile: Profile, times: readonly numb
       budgets.release(reservation);
       apply(lesson.effects, deployment, reservation.atMs, budgets, availability, nowMs);
     }
+    observe?.(nowMs, servedBy, upstream429 - refusedBefore, budgets);
   }
   if (process.env.SIM_DEBUG !== undefined) {
-    process.stderr.write(`${knowledge}/${profile}: 429s ${JSON.stringify(Object.fromEntries(refusals))}\n`);
+    process.stderr.write(`${label}: 429s ${JSON.stringify(Object.fromEntries(refusals))}\n`);
     const top = [...misses].sort((left, right) => right[1] - left[1]).slice(0, 5);
     process.stderr.write(`  misses ${JSON.stringify(top)}\n`);
     const scopeIds = new Set(deployments.flatMap((deployment) => deployment.scopes.map((scope) => scope.id)));
@@ -437,12 +461,144 @@ function runOracle(profile: Profile, times: readonly number[]): RunResult {
   return { requests: times.length, served, upstream429: 0, rankSum, bestAvailable: served };
 }
 
+/**
+ * A key shared with another client: "shared" (rank 1) allows 4 requests per sliding second and answers a bare 429
+ * (no limit stated, no wait: the gateway infers a per-second limit from its own sends); from minute 20 to 40 of
+ * the run another client of the key takes 3 of them. A fallback (rank 2) takes what "shared" does not. The
+ * gateway should learn the shrunk share quickly and, once the other client stops, climb back to the whole limit
+ * (budgets.ts, LimitRecovery) instead of keeping the low one until it lapses.
+ */
+function runSharedKey(seed: number, rate: number): string {
+  const minutes = 60;
+  const shrinkFromMs = START_MS + 20 * 60_000;
+  const shrinkUntilMs = START_MS + 40 * 60_000;
+  const shareAt = (nowMs: number) => (nowMs >= shrinkFromMs && nowMs < shrinkUntilMs ? 1 : 4);
+  const shared: FakeProvider = {
+    name: "shared",
+    dialect: "mistral",
+    limit: 4,
+    windowMs: 1_000,
+    realAlgorithm: "sliding",
+    isPool: false,
+    models: [{ id: "best-model", rank: 1 }],
+  };
+  const fallback: FakeProvider = { ...shared, name: "fallback", limit: 1e9, models: [{ id: "other", rank: 2 }] };
+  const makeDeployments = (): Deployment[] =>
+    [shared, fallback].map((provider) => {
+      const model = provider.models[0] as { id: string; rank: number };
+      return {
+        provider,
+        model: model.id,
+        rank: model.rank,
+        key: `${provider.name}/${model.id}`,
+        scopes: [
+          { id: `deployment:${provider.name}/${model.id}`, rules: [], concurrency: undefined, dayReset: UTC_MIDNIGHT },
+        ],
+        limiter: new TrueLimiter(
+          provider.limit,
+          provider.windowMs,
+          "sliding",
+          provider === shared ? shareAt : undefined,
+        ),
+        settings: {
+          name: provider.name,
+          rateLimitDialect: provider.dialect,
+          dayReset: UTC_MIDNIGHT,
+          limits: { window: "sliding" },
+          rateLimitScope: "model",
+          apiKeys: [],
+        } as unknown as ProviderSettings,
+      };
+    });
+  const times = flatArrivals(seed, minutes, rate);
+  const phases = [
+    { label: "minutes 0-20: the whole key (4/s)", untilMs: shrinkFromMs },
+    { label: "minutes 20-40: another client takes 3/s", untilMs: shrinkUntilMs },
+    { label: "minutes 40-60: the whole key again", untilMs: START_MS + minutes * 60_000 },
+  ].map((phase) => ({ ...phase, requests: 0, oracle: 0, gateway: 0, refusals: 0, learnedAtEnd: "-" }));
+  const phaseOf = (nowMs: number) => phases.find((phase) => nowMs < phase.untilMs) ?? phases[phases.length - 1];
+  const oracle = makeDeployments()[0] as Deployment;
+  for (const offsetMs of times) {
+    const nowMs = START_MS + offsetMs;
+    const phase = phaseOf(nowMs);
+    if (phase === undefined) continue;
+    phase.requests++;
+    if (oracle.limiter.peek(nowMs).isOk) {
+      oracle.limiter.take(nowMs);
+      phase.oracle++;
+    }
+  }
+  const scopeId = `deployment:${shared.name}/best-model`;
+  const perSecond = (budgets: BudgetBook) =>
+    budgets.learnedRules(scopeId).find((rule) => rule.window === "second" && rule.unit === "requests")?.limit;
+  // When the learned limit was back at 4 after the other client stopped.
+  let recoveredAtMs: number | undefined;
+  simulate("shared-key", makeDeployments(), times, (nowMs, servedBy, refusals, budgets) => {
+    const phase = phaseOf(nowMs);
+    if (phase === undefined) return;
+    if (servedBy?.provider === shared) phase.gateway++;
+    phase.refusals += refusals;
+    const limit = perSecond(budgets);
+    phase.learnedAtEnd = limit === undefined ? "none" : `${limit}/s`;
+    if (nowMs >= shrinkUntilMs && recoveredAtMs === undefined && (limit === undefined || limit >= 4)) {
+      recoveredAtMs = nowMs;
+    }
+  });
+  const rows = phases.map((phase) => [
+    phase.label,
+    String(phase.requests),
+    String(phase.oracle),
+    String(phase.gateway),
+    percent(phase.gateway / Math.max(1, phase.oracle)),
+    String(phase.refusals),
+    phase.learnedAtEnd,
+  ]);
+  const header = [
+    "phase",
+    "requests",
+    "oracle on shared",
+    "gateway on shared",
+    "share of oracle",
+    "upstream 429s",
+    "learned at end",
+  ];
+  const recovered =
+    recoveredAtMs === undefined
+      ? "the learned limit was not back at 4/s by the end"
+      : `the learned limit was back at 4/s ${((recoveredAtMs - shrinkUntilMs) / 1_000).toFixed(0)} s after the other client stopped`;
+  return `${table(header, rows)}\nshared key: seed ${seed}, ${minutes} simulated minutes, ${rate} req/s; ${recovered}\n`;
+}
+
+/** Poisson arrivals at a constant rate. */
+function flatArrivals(seed: number, minutes: number, perSecond: number): number[] {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (state * 1_664_525 + 1_013_904_223) >>> 0;
+    return (state + 0.5) / 4_294_967_296;
+  };
+  const times: number[] = [];
+  let atMs = 0;
+  for (;;) {
+    atMs += (-Math.log(random()) / perSecond) * 1_000;
+    if (atMs >= minutes * 60_000) return times;
+    times.push(Math.round(atMs));
+  }
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => (row[index] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    `| ${cells.map((cell, index) => cell.padEnd(widths[index] ?? 0)).join(" | ")} |`;
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n");
+}
+
 function main(): void {
   const { values } = parseArgs({
     options: {
       seed: { type: "string", default: "42" },
       minutes: { type: "string", default: "60" },
       rate: { type: "string", default: "1.5" },
+      "shared-rate": { type: "string", default: "3" },
     },
   });
   const times = arrivals(Number(values.seed), Number(values.minutes), Number(values.rate));
@@ -466,13 +622,11 @@ function main(): void {
     add("learned (no limits in config)", runGateway("learned", profile, times));
   }
   const header = ["profile", "run", "requests", "served", "429s/request", "mean rank", "best-available"];
-  const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => (row[index] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    `| ${cells.map((cell, index) => cell.padEnd(widths[index] ?? 0)).join(" | ")} |`;
   process.stdout.write(
-    `${[line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n")}\n` +
-      `seed ${values.seed}, ${values.minutes} simulated minutes, mean ${values.rate} req/s, ${(performance.now() - startedMs).toFixed(0)} ms\n`,
+    `${table(header, rows)}\n` +
+      `seed ${values.seed}, ${values.minutes} simulated minutes, mean ${values.rate} req/s, ${(performance.now() - startedMs).toFixed(0)} ms\n\n`,
   );
+  process.stdout.write(runSharedKey(Number(values.seed), Number(values["shared-rate"])));
 }
 
 function percent(value: number): string {

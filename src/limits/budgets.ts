@@ -65,7 +65,8 @@ export const INFERRED_LIMIT_LIFETIME_MS: Readonly<Partial<Record<BudgetWindow, n
  * the key taking part of it for a while, as well as a lower limit: the limit then climbs back toward the highest one
  * inferred before, by RECOVERY_STEP of that ceiling (at least 1) every this long without a 429 lowering it again.
  * Each lowering during the climb doubles the interval (up to RECOVERY_MAX_INTERVALS times this), so a key whose
- * share really shrank is probed ever more rarely; a confirmation at the current limit does not slow the climb.
+ * share really shrank is probed ever more rarely; each step after one that held halves it again (climbedRule); a
+ * confirmation at the current limit does not slow the climb.
  * Day limits do not climb (a daily quota's count is its own evidence): they lapse.
  */
 export const RECOVERY_INTERVAL_MS: Readonly<Partial<Record<BudgetWindow, number>>> = {
@@ -876,16 +877,19 @@ function isHeldLow(known: BudgetRule, learned: LearnedRule, nowMs: number): bool
 function climbedRule(rule: BudgetRule, nowMs: number): BudgetRule {
   const recovery = rule.recovery;
   if (recovery === undefined || recovery.nextStepAtMs > nowMs) return rule;
-  const steps = 1 + Math.floor((nowMs - recovery.nextStepAtMs) / recovery.intervalMs);
-  const limit = Math.min(
-    recovery.ceiling,
-    rule.limit + steps * Math.max(1, Math.ceil(recovery.ceiling * RECOVERY_STEP)),
-  );
+  const stepSize = Math.max(1, Math.ceil(recovery.ceiling * RECOVERY_STEP));
+  const baseMs = RECOVERY_INTERVAL_MS[rule.window] ?? recovery.intervalMs;
+  let { nextStepAtMs, intervalMs } = recovery;
+  let limit = rule.limit;
+  // At most 1 / RECOVERY_STEP steps: each adds at least a tenth of the ceiling.
+  while (nextStepAtMs <= nowMs && limit < recovery.ceiling) {
+    limit = Math.min(recovery.ceiling, limit + stepSize);
+    // A step after the first one since the last lowering: the step before it held for a whole interval, so the
+    // other client of the key has likely gone; the climb speeds up again (halving what lowerings doubled).
+    if (nextStepAtMs - recovery.loweredAtMs > intervalMs) intervalMs = Math.max(baseMs, intervalMs / 2);
+    nextStepAtMs += intervalMs;
+  }
   const { recovery: _climbed, ...rest } = rule;
   if (limit >= recovery.ceiling) return { ...rest, limit: recovery.ceiling };
-  return {
-    ...rest,
-    limit,
-    recovery: { ...recovery, nextStepAtMs: recovery.nextStepAtMs + steps * recovery.intervalMs },
-  };
+  return { ...rest, limit, recovery: { ...recovery, nextStepAtMs, intervalMs } };
 }

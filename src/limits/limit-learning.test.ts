@@ -231,6 +231,16 @@ describe("learning limits from 429s: spacing", () => {
     // Kept with the limit when the book is saved and loaded (embedded state).
     const restored = reloaded(book, scope.id);
     assert.deepEqual(restored.learnedRules(scope.id)[0]?.recovery, book.learnedRules(scope.id)[0]?.recovery);
+    // The other client gone: the first step comes 16 intervals after the last lowering, and each step after one that
+    // held halves the wait again (8, 4, 2, then 1 interval): 1 -> 20 in 35 intervals instead of 16 * 10.
+    const firstStepMs = book.learnedRules(scope.id)[0]?.recovery?.nextStepAtMs ?? 0;
+    assert.equal(firstStepMs, lowerAtMs + 16 * intervalMs);
+    const climb = [0, 16, 24, 28, 30, 31, 32].map((intervals) => {
+      const usage = book.usage(scope, firstStepMs + intervals * intervalMs)[0];
+      return `${usage?.limit}@+${((usage?.nextStepAtMs ?? 0) - firstStepMs) / intervalMs}`;
+    });
+    assert.deepEqual(climb, ["3@+16", "5@+24", "7@+28", "9@+30", "11@+31", "13@+32", "15@+33"]);
+    assert.equal(book.usage(scope, firstStepMs + 35 * intervalMs)[0]?.limit, 20);
     // Climbed back to the ceiling: no longer climbing; a later lowering starts over with one interval.
     const topMs = lowerAtMs + 16 * intervalMs * 20;
     assert.equal(book.usage(scope, topMs)[0]?.limit, 20);
