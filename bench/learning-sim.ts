@@ -9,8 +9,11 @@
 // concurrency, no streams. The oracle sends every request to the best-ranked model whose provider would accept
 // it at that instant. OpenRouter and Mistral are account-wide pools (`rate_limit_scope: account`, as their presets
 // say): their deployments are charged to a pool scope too, and an account-wide 429 is learned for the pool.
+// A second run (runSharedKey) shares the best model's key with another client for a third of the hour: how fast
+// the gateway learns the shrunk share and climbs back once it is whole again.
 //
 // Run: ./node_modules/.bin/node bench/learning-sim.ts [--seed N] [--minutes N] [--rate requestsPerSecond]
+//      [--shared-rate requestsPerSecond]
 // SIM_DEBUG=1 also prints, per run, the 429s per deployment, the top misses and the learned limits.
 import { parseArgs } from "node:util";
 import { ManualClock } from "../src/clock.ts";
