@@ -316,13 +316,18 @@ function deploymentsFor(knowledge: Knowledge, profile: Profile): Deployment[] {
   return deployments.sort((left, right) => left.rank - right.rank);
 }
 
-/** Poisson arrivals over a compressed day: the rate follows a day curve (quiet night, busy afternoon). */
-function arrivals(seed: number, minutes: number, meanPerSecond: number): number[] {
+/** A seeded generator of uniform numbers in (0, 1) (a linear congruential one: the same runs on every machine). */
+function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
-  const random = () => {
+  return () => {
     state = (state * 1_664_525 + 1_013_904_223) >>> 0;
     return (state + 0.5) / 4_294_967_296;
   };
+}
+
+/** Poisson arrivals over a compressed day: the rate follows a day curve (quiet night, busy afternoon). */
+function arrivals(seed: number, minutes: number, meanPerSecond: number): number[] {
+  const random = seededRandom(seed);
   const times: number[] = [];
   const endMs = minutes * 60_000;
   const peak = meanPerSecond * 2;
@@ -574,11 +579,7 @@ function runSharedKey(seed: number, rate: number): string {
 
 /** Poisson arrivals at a constant rate. */
 function flatArrivals(seed: number, minutes: number, perSecond: number): number[] {
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state * 1_664_525 + 1_013_904_223) >>> 0;
-    return (state + 0.5) / 4_294_967_296;
-  };
+  const random = seededRandom(seed);
   const times: number[] = [];
   let atMs = 0;
   for (;;) {
