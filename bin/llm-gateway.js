@@ -11,7 +11,8 @@ if (major < 24) {
 // V8's optimizing compilers (Maglev, TurboFan) held off from here, before any module is linked:
 // Node's own start already makes a few functions hot, and optimizing them touched ~2 MB more pages of the `node`
 // binary (the compilers' own code) that an idle gateway keeps (idle RSS 71.6 -> 69.5 MB against holding them after
-// this file's imports; same time to ready). `serve` and `demo` turn them back on once listening, through the flag
+// this file's imports; same time to ready). `serve` and `demo` turn them back on at the first request that is not
+// a health check (/ok, /health), through the flag
 // on `process` (src/cli/optimizing-compilers.ts, which has the why and the same rule for a process started with
 // its own tiering flags: its test keeps the copies equal). bin/warm-caches.js holds them the same
 // way, first, because V8 rejects code cached under other flags.
@@ -36,8 +37,8 @@ const { bundleState } = await import("./start-entry.js");
 const { fileURLToPath } = await import("node:url");
 const fromBundle = bundleState(fileURLToPath(new URL("..", import.meta.url)), process.env).isFresh;
 // V8's new space held at its initial size through start-up (~14 MB less idle RSS), and its optimizing compilers
-// off until the server listens (held above already; ~8 MB less: start-up code runs once); `serve` and `demo` let
-// the new space grow to a ceiling and turn the compilers back on once serving (src/cli/young-generation.ts,
+// off until the first request (held above already; ~8 MB less: start-up code runs once); `serve` and `demo` let
+// the new space grow to a ceiling once listening and turn the compilers back on once serving (src/cli/young-generation.ts,
 // optimizing-compilers.ts).
 // The holds come from the same code as the rest, so that `serve` releases them through the module instance that
 // set them (in the bundle: a chunk main.js shares).

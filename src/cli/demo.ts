@@ -3,7 +3,7 @@
 import { loadEnv } from "../config/env.ts";
 import { buildConfig } from "../config/load.ts";
 import { startFakeProvider } from "./demo-providers.ts";
-import { releaseOptimizingCompilers } from "./optimizing-compilers.ts";
+import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
@@ -73,6 +73,6 @@ Watch the x-gateway-provider header switch from swift to steady on a 429. Ctrl-C
   );
   logUnhandledRejections(gateway);
   capYoungGeneration();
-  releaseOptimizingCompilers();
+  releaseOptimizingCompilersOnFirstRequest(gateway.app.server);
   return 0;
 }

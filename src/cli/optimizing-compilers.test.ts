@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
+import type { IncomingMessage } from "node:http";
 import { describe, it } from "node:test";
-import { HELD, hasOwnCompilerFlags, OWN_COMPILER_FLAG } from "./optimizing-compilers.ts";
+import {
+  HELD,
+  hasOwnCompilerFlags,
+  OWN_COMPILER_FLAG,
+  releaseOptimizingCompilersOnFirstRequest,
+} from "./optimizing-compilers.ts";
 
 describe("optimizing compilers held through start-up", () => {
   it("leaves V8 alone when the process was given its own tiering flags", () => {
@@ -13,6 +20,28 @@ describe("optimizing compilers held through start-up", () => {
     assert.equal(hasOwnCompilerFlags(["--import", "x.ts", "--max-old-space-size=512"], "--enable-source-maps"), false);
     assert.equal(hasOwnCompilerFlags(["--optimize-for-size"], undefined), false);
     assert.equal(hasOwnCompilerFlags([], undefined), false);
+  });
+});
+
+describe("released at the first request that is not a probe", () => {
+  it("health checks leave them held; the first other request releases them, once", () => {
+    const holding = process as NodeJS.Process & { [HELD]?: boolean };
+    const server = new EventEmitter();
+    const request = (url: string) => server.emit("request", { url } as IncomingMessage);
+    holding[HELD] = true;
+    try {
+      releaseOptimizingCompilersOnFirstRequest(server);
+      for (const url of ["/ok", "/health", "/health?verbose=1", "/ok"]) request(url);
+      assert.equal(holding[HELD], true, "a probe released the compilers");
+      request("/metrics");
+      assert.equal(holding[HELD], false);
+      assert.equal(server.listenerCount("request"), 0, "the listener stays after the release");
+      // Not held (a process started with its own flags, or already released): nothing is listened to.
+      releaseOptimizingCompilersOnFirstRequest(server);
+      assert.equal(server.listenerCount("request"), 0);
+    } finally {
+      holding[HELD] = false;
+    }
   });
 });
 

@@ -5,13 +5,17 @@
 // that never runs again. bin/llm-gateway.js turns both off in its first statements, before any module is linked
 // (with the rule and the flag below, copied there because nothing can be imported before; even linking one module
 // first made Node's start hot enough to touch the Maglev compiler's ~2 MB of code pages, kept by an idle process),
-// and `holdOptimizingCompilersDuringStartup` is then a no-op; `serve` and `demo` turn them back on once listening,
-// so the request path is optimized as before: V8 reads these flags at each tier-up decision, and
-// optimizing-compilers.test.ts checks that a hot function still gets optimized after the release.
+// and `holdOptimizingCompilersDuringStartup` is then a no-op; `serve` and `demo` turn them back on at the first
+// request that is not a health check (`releaseOptimizingCompilersOnFirstRequest`), so the request path is optimized as
+// before: V8 reads these flags at each tier-up decision, and optimizing-compilers.test.ts checks that a hot function
+// still gets optimized after the release. Not at listening: an idle gateway answering only health checks then had
+// Maglev compile what they run (the 401 of a check without the client key, say), touching the compiler's ~1.8 MB
+// of code pages (README "Start-up and memory").
 // Measured (10 interleaved starts, README "Start-up and memory"): idle RSS 94 -> 86 MB, process CPU until ready
 // about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes
 // their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are part of V8's code-cache
 // check, so bin/warm-caches.js holds them too while it fills Node's compile cache.
+import type { IncomingMessage } from "node:http";
 import { setFlagsFromString } from "node:v8";
 import { startedWithFlag } from "./node-flags.ts";
 
@@ -51,4 +55,34 @@ export function releaseOptimizingCompilers(): void {
   setFlagsFromString("--maglev");
   setFlagsFromString("--turbofan");
   (process as HoldingProcess)[HELD] = false;
+}
+
+/**
+ * Requests that do not release the compilers: the health checks load balancers and orchestrators send an idle
+ * gateway. Not `/metrics`: its first scrape loads prom-client, whose code bin/warm-caches.js caches under the
+ * serving flags (V8 rejects cached code compiled under other flags; test/e2e/start-caches.test.ts).
+ */
+const PROBE_PATHS: ReadonlySet<string> = new Set(["/ok", "/health"]);
+
+/** The HTTP server's side that matters here: its `request` event. */
+interface RequestEmitter {
+  prependListener(event: "request", listener: (request: IncomingMessage) => void): unknown;
+  off(event: "request", listener: (request: IncomingMessage) => void): unknown;
+}
+
+/**
+ * Serving: V8's defaults again at the first request other than a probe (PROBE_PATHS), then the listener is gone.
+ * Until then an idle gateway optimizes nothing (the top of this file says why that matters).
+ */
+export function releaseOptimizingCompilersOnFirstRequest(server: RequestEmitter): void {
+  if ((process as HoldingProcess)[HELD] !== true) return;
+  const onRequest = (request: IncomingMessage): void => {
+    const url = request.url ?? "/";
+    const queryAt = url.indexOf("?");
+    if (PROBE_PATHS.has(queryAt < 0 ? url : url.slice(0, queryAt))) return;
+    server.off("request", onRequest);
+    releaseOptimizingCompilers();
+  };
+  // First among the listeners: released before the request's own code runs (and loads anything).
+  server.prependListener("request", onRequest);
 }

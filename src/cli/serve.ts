@@ -9,7 +9,7 @@ import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
-import { releaseOptimizingCompilers } from "./optimizing-compilers.ts";
+import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
@@ -90,7 +90,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
   logUnhandledRejections(gateway);
   capYoungGeneration();
-  releaseOptimizingCompilers();
+  releaseOptimizingCompilersOnFirstRequest(gateway.app.server);
   return EXIT_OK;
 }
 

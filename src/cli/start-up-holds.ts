@@ -1,8 +1,9 @@
 // What V8 is held to through start-up: bin/llm-gateway.js applies it right after the bundle check, and
 // bin/warm-caches.js must apply exactly the same, in the same order, because V8 rejects code cached under other
 // flags (test/e2e/start-caches.test.ts). Both hold the optimizing compilers earlier still, in their first
-// statements (optimizing-compilers.ts says why), so that half is a no-op there. `serve` and `demo` let go once listening (young-generation.ts,
-// optimizing-compilers.ts).
+// statements (optimizing-compilers.ts says why), so that half is a no-op there. `serve` and `demo` let the young
+// generation go once listening (young-generation.ts) and the compilers at the first request that is not a health check
+// (optimizing-compilers.ts).
 import { holdOptimizingCompilersDuringStartup } from "./optimizing-compilers.ts";
 import { holdYoungGenerationDuringStartup } from "./young-generation.ts";
 
