@@ -637,7 +637,10 @@ function warmCaches(gatewayMain: string, env: NodeJS.ProcessEnv): string {
     process.stderr.write("bench: bin/warm-caches.js failed; the first start may be a cold one\n");
   // warm-caches.js also builds the bundle when it is stale (bin/build.js), as `npm start` does.
   const bundle = bundleState(repoDir, env);
-  return `gateway code: ${bundle.isFresh ? "the bundle (dist/)" : `the TypeScript sources (${bundle.reason})`}`;
+  // Where the checkout is: the idle RSS moves by up to ~2 MB with the length of its path (Node's bootstrap may get a
+  // path helper compiled; README "Start-up and memory").
+  const code = bundle.isFresh ? "the bundle (dist/)" : `the TypeScript sources (${bundle.reason})`;
+  return `gateway code: ${code} in ${repoDir}`;
 }
 
 /** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
