@@ -1,6 +1,5 @@
 // `request_log.file`: every finished request also appended as one JSON line to a file (for log shippers and
 // `jq`), written in batches off the request path. Same content rules as the request log.
-
 import { dirname } from "node:path";
 import { appendFile, mkdir } from "../async-fs.ts";
 import { recordJson, WRITE_BATCH_ROWS } from "./request-log.ts";

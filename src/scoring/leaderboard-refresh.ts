@@ -2,7 +2,6 @@
 // data/leaderboards/ from a URL, in the background, at startup and every interval. A refresh that fails in any
 // way (offline, HTTP error, unparsable file) changes nothing: the shipped snapshot (or the last good refresh)
 // stays in use, and startup never waits for it.
-
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { mkdir, mkdtemp, rm, writeFile } from "../async-fs.ts";
