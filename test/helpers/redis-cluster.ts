@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { answersPing } from "./redis-server.ts";
+import { isServedBy } from "./redis-server.ts";
 
 const READY_TIMEOUT_MS = 15_000;
 
@@ -48,8 +48,15 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
     await Promise.all(children.map((child) => killChild(child)));
     rmSync(directory, { recursive: true, force: true });
   });
-  const ports = await clusterPorts(3);
-  for (const port of ports) children.push(await spawnNode(port, directory));
+  const ports: number[] = [];
+  while (ports.length < 3) {
+    const port = await clusterPort(ports);
+    const child = await spawnNode(port, directory);
+    // Another test's server can take a port between the check and the bind: pick another one.
+    if (child === undefined) continue;
+    children.push(child);
+    ports.push(port);
+  }
   const create = spawnSync(
     "redis-cli",
     ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"],
@@ -75,15 +82,17 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
   };
 }
 
-/** Ports whose cluster bus port (+10 000) is free too. */
-async function clusterPorts(count: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < count) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    if (ports.includes(port)) continue;
-    if ((await isFree(port)) && (await isFree(port + 10_000))) ports.push(port);
+/**
+ * A port whose cluster bus port (+10 000) is free too. Both stay below 32 768, where Linux's ephemeral range starts:
+ * every outgoing connection and every other test's `freePort()` takes its port from that range, and one of them
+ * taking a node's port between this check and redis-server's bind made a CI run fail ("redis-server exited with 1").
+ */
+async function clusterPort(taken: readonly number[]): Promise<number> {
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * 12_700);
+    if (taken.includes(port)) continue;
+    if ((await isFree(port)) && (await isFree(port + 10_000))) return port;
   }
-  return ports;
 }
 
 async function isFree(port: number): Promise<boolean> {
@@ -94,7 +103,8 @@ async function isFree(port: number): Promise<boolean> {
   });
 }
 
-async function spawnNode(port: number, directory: string): Promise<ChildProcess> {
+/** The running node, or undefined when redis-server exited at once because its port was taken. */
+async function spawnNode(port: number, directory: string): Promise<ChildProcess | undefined> {
   const child = spawn(
     "redis-server",
     [
@@ -119,20 +129,26 @@ async function spawnNode(port: number, directory: string): Promise<ChildProcess>
       "--dir",
       directory,
     ],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    // redis-server logs to stdout, its bind errors included.
+    { stdio: ["ignore", "pipe", "pipe"] },
   );
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
+  let output = "";
+  const append = (chunk: Buffer): void => {
+    output += chunk.toString();
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${stderr}`);
-    if (await answersPing(port)) return child;
+    if (child.exitCode !== null) {
+      if (/address already in use/i.test(output)) return undefined;
+      throw new Error(`redis-server exited with ${child.exitCode}: ${output}`);
+    }
+    if (await isServedBy(port, child.pid)) return child;
     await sleep(20);
   }
   child.kill("SIGKILL");
-  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${stderr}`);
+  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output}`);
 }
 
 async function waitForClusterOk(ports: readonly number[]): Promise<void> {

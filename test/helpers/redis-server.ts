@@ -47,8 +47,15 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startRedisServer(): Promise<RedisServer> {
-  const port = await freePort();
+  let port = await freePort();
   let child: ChildProcess | undefined = await spawnRedis(port);
+  // The port is free when read, but any outgoing connection or another test can take it before redis-server binds
+  // it (it comes from the ephemeral range): then redis-server exits at once, and another port is tried.
+  for (let attempt = 1; child === undefined && attempt < 5; attempt += 1) {
+    port = await freePort();
+    child = await spawnRedis(port);
+  }
+  if (child === undefined) throw new Error("redis-server found its port taken five times in a row");
   const killOnExit = (): void => {
     child?.kill("SIGKILL");
   };
@@ -77,6 +84,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     restart: async () => {
       await killChild("SIGKILL");
       child = await spawnRedis(port);
+      if (child === undefined) throw new Error(`redis-server could not listen on port ${port} again: it was taken`);
     },
     stop: async () => {
       process.off("exit", killOnExit);
@@ -92,28 +100,52 @@ export async function useRedisServer(t: TestContext): Promise<RedisServer> {
   return server;
 }
 
-async function spawnRedis(port: number): Promise<ChildProcess> {
+/** The running server, or undefined when redis-server exited at once because its port was taken. */
+async function spawnRedis(port: number): Promise<ChildProcess | undefined> {
   const child = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    // redis-server logs to stdout, its bind errors included.
+    { stdio: ["ignore", "pipe", "pipe"] },
   );
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
+  let output = "";
+  const append = (chunk: Buffer): void => {
+    output += chunk.toString();
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${stderr}`);
-    if (await answersPing(port)) return child;
+    if (child.exitCode !== null) {
+      if (/address already in use/i.test(output)) return undefined;
+      throw new Error(`redis-server exited with ${child.exitCode}: ${output}`);
+    }
+    if (await isServedBy(port, child.pid)) return child;
     await sleep(20);
   }
   child.kill("SIGKILL");
-  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${stderr}`);
+  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output}`);
 }
 
 /** Raw RESP PING, so readiness checks need no client library. */
 export function answersPing(port: number): Promise<boolean> {
+  return ask(port, "PING", (reply) => (reply.includes("\r\n") ? reply.startsWith("+PONG") : undefined));
+}
+
+/**
+ * Whether the redis-server answering on the port is the process `pid`: a PING alone can be answered by another
+ * test's server that took the port first, while ours is still about to exit on its bind error.
+ */
+export function isServedBy(port: number, pid: number | undefined): Promise<boolean> {
+  return ask(port, "INFO server", (reply) => {
+    const match = /process_id:(\d+)\r\n/.exec(reply);
+    if (match !== null) return Number(match[1]) === pid;
+    return reply.startsWith("-") && reply.includes("\r\n") ? false : undefined;
+  });
+}
+
+/** Sends one inline command; `verdict` reads the reply so far (undefined: not enough of it yet). */
+function ask(port: number, command: string, verdict: (reply: string) => boolean | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: "127.0.0.1", port });
     let reply = "";
@@ -123,10 +155,11 @@ export function answersPing(port: number): Promise<boolean> {
     };
     socket.setTimeout(500, () => done(false));
     socket.on("error", () => done(false));
-    socket.on("connect", () => socket.write("PING\r\n"));
+    socket.on("connect", () => socket.write(`${command}\r\n`));
     socket.on("data", (chunk) => {
       reply += chunk.toString();
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+      const isReady = verdict(reply);
+      if (isReady !== undefined) done(isReady);
     });
   });
 }
