@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, type TestContext, test } from "node:test";
@@ -30,16 +30,6 @@ interface GatewayProcess {
   output(): string;
 }
 
-/** A port nobody listens on right now: listen on 0, note the port, close. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const address = server.address();
-  await new Promise<void>((done) => server.close(() => done()));
-  if (address === null || typeof address === "string") throw new Error("unexpected listen address");
-  return address.port;
-}
-
 /** Resolves true if a TCP connection to the port is refused, false if it is accepted. */
 function isRefused(port: number): Promise<boolean> {
   return new Promise((done) => {
@@ -58,12 +48,13 @@ async function startGatewayProcess(
   shutdownTimeoutMs: number,
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-shutdown-"));
-  const port = await freePort();
   const configPath = join(dir, "gateway.yaml");
   writeFileSync(
     configPath,
     stringify({
-      server: { port, host: "127.0.0.1", shutdown_timeout_ms: shutdownTimeoutMs, log_level: "info" },
+      // Port 0, read back from the "listening" line: a port picked free beforehand can be taken before the
+      // gateway binds it (by any outgoing connection: it is in the ephemeral range).
+      server: { port: 0, host: "127.0.0.1", shutdown_timeout_ms: shutdownTimeoutMs, log_level: "info" },
       providers: [{ name: "alpha", base_url: mock.baseUrl, api_key: "sk-alpha", retries: 0, models: { m: null } }],
       discovery: { cache_dir: join(dir, "cache") },
     }),
@@ -91,13 +82,18 @@ async function startGatewayProcess(
   t.after(() => {
     if (!hasExited) child.kill("SIGKILL");
   });
-  const baseUrl = `http://127.0.0.1:${port}`;
   const deadlineMs = performance.now() + 15_000;
+  let port = 0;
   for (;;) {
     if (hasExited) throw new Error(`the gateway exited at startup:\n${output}`);
     if (performance.now() > deadlineMs) throw new Error(`the gateway did not start:\n${output}`);
+    port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(output)?.[1] ?? 0);
+    if (port === 0) {
+      await new Promise((done) => setTimeout(done, 20));
+      continue;
+    }
     try {
-      const answer = await request(`${baseUrl}/ok`, { reset: true });
+      const answer = await request(`http://127.0.0.1:${port}/ok`, { reset: true });
       await answer.body.dump();
       if (answer.statusCode === 200) break;
     } catch {
@@ -105,7 +101,7 @@ async function startGatewayProcess(
     }
     await new Promise((done) => setTimeout(done, 50));
   }
-  return { child, port, baseUrl, exited, output: () => output };
+  return { child, port, baseUrl: `http://127.0.0.1:${port}`, exited, output: () => output };
 }
 
 async function setUp(t: TestContext, shutdownTimeoutMs: number, words: number) {
