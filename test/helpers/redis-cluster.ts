@@ -1,7 +1,7 @@
 // A real Redis Cluster for tests: three masters (no replicas) started as child processes on loopback ports, joined
 // with `redis-cli --cluster create`, killed when the test ends. `cluster-require-full-coverage no`, so the slots of
 // the masters still running keep answering when a test kills one. Callers skip when redis-server is missing.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isServedBy } from "./redis-server.ts";
+import { spawnRedisOnPort } from "./redis-server.ts";
 
 const READY_TIMEOUT_MS = 15_000;
 
@@ -104,51 +104,19 @@ async function isFree(port: number): Promise<boolean> {
 }
 
 /** The running node, or undefined when redis-server exited at once because its port was taken. */
-async function spawnNode(port: number, directory: string): Promise<ChildProcess | undefined> {
-  const child = spawn(
-    "redis-server",
-    [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--loglevel",
-      "warning",
-      "--cluster-enabled",
-      "yes",
-      "--cluster-config-file",
-      join(directory, `nodes-${port}.conf`),
-      "--cluster-node-timeout",
-      "1000",
-      "--cluster-require-full-coverage",
-      "no",
-      "--dir",
-      directory,
-    ],
-    // redis-server logs to stdout, its bind errors included.
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
-  const append = (chunk: Buffer): void => {
-    output += chunk.toString();
-  };
-  child.stdout?.on("data", append);
-  child.stderr?.on("data", append);
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      if (/address already in use/i.test(output)) return undefined;
-      throw new Error(`redis-server exited with ${child.exitCode}: ${output}`);
-    }
-    if (await isServedBy(port, child.pid)) return child;
-    await sleep(20);
-  }
-  child.kill("SIGKILL");
-  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output}`);
+function spawnNode(port: number, directory: string): Promise<ChildProcess | undefined> {
+  return spawnRedisOnPort(port, [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    join(directory, `nodes-${port}.conf`),
+    "--cluster-node-timeout",
+    "1000",
+    "--cluster-require-full-coverage",
+    "no",
+    "--dir",
+    directory,
+  ]);
 }
 
 async function waitForClusterOk(ports: readonly number[]): Promise<void> {

@@ -48,12 +48,12 @@ export async function freePort(): Promise<number> {
 
 export async function startRedisServer(): Promise<RedisServer> {
   let port = await freePort();
-  let child: ChildProcess | undefined = await spawnRedis(port);
+  let child: ChildProcess | undefined = await spawnRedisOnPort(port);
   // The port is free when read, but any outgoing connection or another test can take it before redis-server binds
   // it (it comes from the ephemeral range): then redis-server exits at once, and another port is tried.
   for (let attempt = 1; child === undefined && attempt < 5; attempt += 1) {
     port = await freePort();
-    child = await spawnRedis(port);
+    child = await spawnRedisOnPort(port);
   }
   if (child === undefined) throw new Error("redis-server found its port taken five times in a row");
   const killOnExit = (): void => {
@@ -83,7 +83,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     },
     restart: async () => {
       await killChild("SIGKILL");
-      child = await spawnRedis(port);
+      child = await spawnRedisOnPort(port);
       if (child === undefined) throw new Error(`redis-server could not listen on port ${port} again: it was taken`);
     },
     stop: async () => {
@@ -100,11 +100,29 @@ export async function useRedisServer(t: TestContext): Promise<RedisServer> {
   return server;
 }
 
-/** The running server, or undefined when redis-server exited at once because its port was taken. */
-async function spawnRedis(port: number): Promise<ChildProcess | undefined> {
+/**
+ * redis-server on `port`, in memory only (no RDB, no AOF), with `extraArgs`, once it answers; undefined when it
+ * exited at once because the port was taken (the caller picks another).
+ */
+export async function spawnRedisOnPort(
+  port: number,
+  extraArgs: readonly string[] = [],
+): Promise<ChildProcess | undefined> {
   const child = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--loglevel",
+      "warning",
+      ...extraArgs,
+    ],
     // redis-server logs to stdout, its bind errors included.
     { stdio: ["ignore", "pipe", "pipe"] },
   );
