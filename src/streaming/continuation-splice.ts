@@ -26,16 +26,24 @@ export class ReplayMatcher {
 
   step(info: StreamEventInfo): ReplayStep {
     const text = info.text;
-    if (text === "" && info.finishReason !== undefined) {
-      return { kind: "diverged", reason: "the fresh answer ended before repeating what was already delivered" };
-    }
     const overlap = Math.min(text.length, this.#repeatsText.length - this.#replayed);
     if (text.slice(0, overlap) !== this.#repeatsText.slice(this.#replayed, this.#replayed + overlap)) {
       return { kind: "diverged", reason: "the fresh answer does not start with the text already delivered" };
     }
     this.#replayed += overlap;
     const rest = text.slice(overlap);
-    if (rest === "" && info.finishReason === undefined) return { kind: "skip" };
+    // Output other than text (a tool call, a refusal, the finish) is new to the client, so it is passed on, even
+    // in the chunk whose text only repeats (providers send text and a whole tool call in one chunk) — but only
+    // once the delivered text has been repeated whole: before that, the fresh answer went another way.
+    const hasOtherOutput = info.hasToolCall || info.hasRefusal || info.finishReason !== undefined;
+    if (hasOtherOutput && !this.isDone) {
+      return {
+        kind: "diverged",
+        reason: "the fresh answer ended or turned to a tool call before repeating what was already delivered",
+      };
+    }
+    // Reasoning alone is skipped here: the client has the first stream's (relay-segment.ts).
+    if (rest === "" && !hasOtherOutput) return { kind: "skip" };
     return { kind: "pass", text: rest };
   }
 }
@@ -48,13 +56,14 @@ export function setFirstChoiceText(json: Record<string, unknown>, text: string):
   else if (typeof choice.text === "string") choice.text = text;
 }
 
-/** Tool-call streams and n > 1 cannot be continued soundly: a prefill cannot resume a half-written call. */
-export function hasToolCallsOrManyChoices(json: Record<string, unknown> | undefined): boolean {
+/** n > 1 cannot be continued soundly (nor can a tool call: a prefill cannot resume a half-written call). */
+export function hasManyChoices(json: Record<string, unknown> | undefined): boolean {
   const choices = json?.choices;
   if (!Array.isArray(choices)) return false;
-  for (const choice of choices as { index?: unknown; delta?: { tool_calls?: unknown; function_call?: unknown } }[]) {
-    if (typeof choice.index === "number" && choice.index > 0) return true;
-    if (choice.delta?.tool_calls !== undefined || choice.delta?.function_call !== undefined) return true;
+  for (const choice of choices as { index?: unknown }[]) {
+    if (choice !== null && typeof choice === "object" && typeof choice.index === "number" && choice.index > 0) {
+      return true;
+    }
   }
   return false;
 }

@@ -11,12 +11,12 @@
 //   its usage chunk (the last one before `[DONE]`) and then neither `[DONE]` nor closes, and one that goes silent
 //   after every choice finished.
 import type { StreamOutcome } from "../errors/outcomes.ts";
-import { hasToolCallsOrManyChoices, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
+import { hasManyChoices, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
 import { type SseEvent, SseLimitError } from "./sse-parser.ts";
-import type { EventInspector } from "./stream-event.ts";
+import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 
 export interface SegmentOptions {
   /** What is left of `max_stream_duration_ms` for this segment. */
@@ -35,6 +35,8 @@ class SegmentProgress {
   usage: TokenUsage | undefined;
   text = "";
   isFirstOutput = true;
+  /** A continuation segment has added to the client's answer. */
+  hasAdded = false;
 
   end(outcome: StreamOutcome, reason: string): void {
     if (this.outcome !== undefined) return;
@@ -184,16 +186,19 @@ function renderer(
         if (step.kind === "skip") continue;
         text = step.text;
         setFirstChoiceText(json, text);
-      } else if (continuation !== undefined && !info.hasContent && info.usage === undefined) {
-        // role-only and empty chunks of the new stream add nothing to an answer already under way
+      } else if (continuation !== undefined && isNothingNew(info, progress.hasAdded)) {
         continue;
       }
 
       // From here on the event is part of the client's answer.
+      progress.hasAdded = true;
       state.choices.note(json);
       // A finished answer is not continued (that would append text after the model's own stop), and neither
-      // is a tool call or n > 1: a prefill cannot resume a half-written call or several choices.
-      if (info.finishReason !== undefined || hasToolCallsOrManyChoices(json)) state.isContinuable = false;
+      // is a tool call or n > 1 (a prefill cannot resume a half-written call or several choices), nor a refusal
+      // (only text is matched in a replay: a refusal would be repeated).
+      if (info.finishReason !== undefined || info.hasToolCall || info.hasRefusal || hasManyChoices(json)) {
+        state.isContinuable = false;
+      }
       const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
       if (info.usage !== undefined) {
         progress.usage = info.usage;
@@ -236,6 +241,24 @@ function renderer(
     events.length = 0;
     return out;
   };
+}
+
+/**
+ * A continuation's event that adds nothing to an answer already under way: role-only and empty chunks, and its
+ * reasoning before its first output. The client already has the first stream's reasoning (a fresh answer's would
+ * repeat it, or open a second one after the delivered text); reasoning later in the continuation goes on.
+ */
+function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
+  if (info.usage !== undefined) return false;
+  if (!info.hasContent) return true;
+  return (
+    !hasAdded &&
+    info.hasReasoning &&
+    info.text === "" &&
+    !info.hasToolCall &&
+    !info.hasRefusal &&
+    info.finishReason === undefined
+  );
 }
 
 function isUsageOnly(json: Record<string, unknown> | undefined): boolean {

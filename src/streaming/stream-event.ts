@@ -10,6 +10,12 @@ export interface StreamEventInfo {
   readonly isMalformed: boolean;
   /** Carries generated output (text, reasoning, a refusal, tool calls) or a finish reason. */
   readonly hasContent: boolean;
+  /** A choice carries a tool call (a non-empty `tool_calls`, or a `function_call` object). */
+  readonly hasToolCall: boolean;
+  /** A choice carries reasoning (`reasoning_content` / `reasoning`). */
+  readonly hasReasoning: boolean;
+  /** A choice carries refusal text. */
+  readonly hasRefusal: boolean;
   /** An in-band error object (`{"error": ...}`), as some providers send mid-stream. */
   readonly isError: boolean;
   readonly finishReason: string | undefined;
@@ -31,6 +37,9 @@ const DONE: StreamEventInfo = {
   json: undefined,
   isMalformed: false,
   hasContent: false,
+  hasToolCall: false,
+  hasReasoning: false,
+  hasRefusal: false,
   isError: false,
   finishReason: undefined,
   text: "",
@@ -53,6 +62,9 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
   const json = parsed as Record<string, unknown>;
   const isError = json.error !== undefined && json.error !== null && !Array.isArray(json.choices);
   let hasContent = false;
+  let hasToolCall = false;
+  let hasReasoning = false;
+  let hasRefusal = false;
   let finishReason: string | undefined;
   let text = "";
   const choices = json.choices;
@@ -82,10 +94,10 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
           hasContent = true;
           if (choice === choices[0]) text = content;
         }
-        if (delta.tool_calls !== undefined || delta.function_call !== undefined) hasContent = true;
+        if (isToolCallDelta(delta)) hasToolCall = true;
         const reasoning = delta.reasoning_content ?? delta.reasoning;
-        if (typeof reasoning === "string" && reasoning !== "") hasContent = true;
-        if (typeof delta.refusal === "string" && delta.refusal !== "") hasContent = true;
+        if (typeof reasoning === "string" && reasoning !== "") hasReasoning = true;
+        if (typeof delta.refusal === "string" && delta.refusal !== "") hasRefusal = true;
       }
     }
   }
@@ -97,7 +109,32 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
           completionTokens: typeof usageValue.completion_tokens === "number" ? usageValue.completion_tokens : 0,
         }
       : undefined;
-  return { isDone: false, json, isMalformed: false, hasContent, isError, finishReason, text, usage, isFinal: false };
+  return {
+    isDone: false,
+    json,
+    isMalformed: false,
+    hasContent: hasContent || hasToolCall || hasReasoning || hasRefusal,
+    hasToolCall,
+    hasReasoning,
+    hasRefusal,
+    isError,
+    finishReason,
+    text,
+    usage,
+    isFinal: false,
+  };
+}
+
+/**
+ * Whether a chat delta carries a tool call. Some upstreams (LiteLLM-style proxies among them) put
+ * `"tool_calls": null, "function_call": null` or `"tool_calls": []` on every text chunk: those are no call, and
+ * taking them for one made a role-only chunk commit the stream and a text stream lose its continuation.
+ */
+function isToolCallDelta(delta: Record<string, unknown>): boolean {
+  const calls = delta.tool_calls;
+  if (Array.isArray(calls) ? calls.length > 0 : calls !== undefined && calls !== null) return true;
+  const call = delta.function_call;
+  return call !== undefined && call !== null;
 }
 
 /** Events that open a Responses stream before any output. */
@@ -128,6 +165,10 @@ export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
     json,
     isMalformed: false,
     hasContent: !isError && type !== "" && !RESPONSES_PREAMBLE.has(type),
+    // A native Responses stream is never continued (continuations speak chat), so these are not read for it.
+    hasToolCall: false,
+    hasReasoning: false,
+    hasRefusal: false,
     isError,
     finishReason: type === "response.completed" ? "stop" : type === "response.incomplete" ? "length" : undefined,
     text: type === "response.output_text.delta" && typeof json.delta === "string" ? json.delta : "",
