@@ -5,7 +5,13 @@ import { InvalidRequestError } from "../errors/gateway-error.ts";
 
 const modelField = z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty");
 const fallbackModels = z.array(z.string().min(1), { error: "`models` must be an array of model names" }).optional();
-const streamField = z.boolean({ error: "`stream` must be a boolean" }).optional();
+// The OpenAI API (and its SDK's types: `stream?: false | null`) takes null for "not streamed". Null is dropped
+// here, so every reader sees true, false or nothing, and no upstream that only takes a boolean is sent null.
+const streamField = z
+  .boolean({ error: "`stream` must be a boolean" })
+  .nullable()
+  .optional()
+  .transform((stream) => stream ?? undefined);
 
 const message = z.looseObject({
   role: z.string({ error: "each message needs a string `role`" }),

@@ -1,5 +1,6 @@
 // Read-only routes: model list, health, stats.
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -30,16 +31,19 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
     const data = catalog.publicNames().map((model) => entry(model.name, model.providers.join(","), model.kind));
     // Meta models (and `priority-auto`) only when a member is served: listing a name that answers 404 misleads.
     for (const name of [...Object.keys(config.metaModels), PRIORITY_AUTO]) {
-      if (isServable(runtime, name)) data.push(entry(name, "llm-gateway", "chat"));
+      const kind = servedKind(runtime, name);
+      if (kind !== undefined) data.push(entry(name, "llm-gateway", kind));
     }
     return data;
   };
   const listModels = async () => ({ object: "list", data: modelEntries() });
   app.get("/v1/models", listModels);
   app.get("/models", listModels);
-  // Model ids may contain `/` (`meta-llama/Llama-3.3-70B-Instruct`): the id is the rest of the path.
+  // Model ids may contain `/` (`meta-llama/Llama-3.3-70B-Instruct`): the id is the rest of the path. The router
+  // has already percent-decoded it (`%2F` included; a malformed escape is its 400 `invalid_request`): decoding
+  // again would turn the id `m%20x` into `m x` and throw on a literal `%` (`50%25off`).
   const retrieveModel = async (request: FastifyRequest) => {
-    const id = decodeURIComponent((request.params as Record<string, string | undefined>)["*"] ?? "");
+    const id = (request.params as Record<string, string | undefined>)["*"] ?? "";
     const found = modelEntries().find((model) => model.id === id);
     if (found === undefined) {
       throw new ModelNotFoundError(`The model \`${id}\` does not exist on this gateway; GET /v1/models lists them.`, {
@@ -105,14 +109,25 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
   return values;
 }
 
-/** Whether a chat request for `name` would find a deployment (cooling or over budget counts: it comes back). */
-function isServable(runtime: GatewayRuntime, name: string): boolean {
-  try {
-    runtime.plan({ model: name, fallbackModels: [], kind: "chat" });
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * The kinds the endpoints serve (endpoints.ts), in the order a name is listed under: a meta model mixing chat and
+ * embedding members is one entry, listed as chat.
+ */
+const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding"];
+
+/**
+ * The kind of request `name` would find a deployment for (cooling or over budget counts: it comes back), or
+ * undefined when it serves none: a meta model of embedding models only is an embedding model.
+ */
+function servedKind(runtime: GatewayRuntime, name: string): ModelKind | undefined {
+  return SERVED_KINDS.find((kind) => {
+    try {
+      runtime.plan({ model: name, fallbackModels: [], kind });
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 export function describeHealth(runtime: GatewayRuntime) {

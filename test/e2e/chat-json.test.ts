@@ -172,6 +172,32 @@ describe("other endpoints", () => {
     assert.deepEqual(upstream?.body, { model: "vendor/small-model-v1", prompt: "Once upon a time" });
   });
 
+  test("`stream: null` (the SDK's types allow it) is a JSON answer on chat and completions; no null goes upstream", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: ${ALPHA_KEY}
+    models:
+      small-model: { id: vendor/small-model-v1 }
+`,
+    );
+    const client = openAiClient(gateway);
+    const chat = await client.chat.completions.create({ model: "small-model", messages: HELLO, stream: null });
+    assert.equal(chat.object, "chat.completion");
+    const completion = await client.completions.create({ model: "small-model", prompt: "Once", stream: null });
+    assert.equal(completion.object, "text_completion");
+    assert.deepEqual(
+      alpha.requests.map((recorded) => [recorded.path, recorded.body]),
+      [
+        ["/v1/chat/completions", { model: "vendor/small-model-v1", messages: HELLO }],
+        ["/v1/completions", { model: "vendor/small-model-v1", prompt: "Once" }],
+      ],
+    );
+  });
+
   test("/v1/embeddings is served by embedding models only, which chat routing never uses", async (t) => {
     const alpha = await useMock(t);
     const gateway = await useGateway(

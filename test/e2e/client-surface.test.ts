@@ -96,6 +96,39 @@ describe("GET /v1/models/{id}", () => {
     assert.equal(error.code, "model_not_found");
     assert.match(error.message, /nope\/missing/);
   });
+
+  test("the id is decoded once: ids with `%` are retrieved as the SDK sends them; a stray `%` is never a 500", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      "m%20x": { id: vendor/m }
+      "50%off": { id: vendor/m2 }
+`,
+    );
+    const client = openAiClient(gateway);
+    // The SDK sends `m%2520x` and `50%25off`: one decoding gives the ids back.
+    assert.equal((await client.models.retrieve("m%20x")).id, "m%20x");
+    assert.equal((await client.models.retrieve("50%off")).id, "50%off");
+    // Decoded twice, `a%252Fb` would be `a/b` and `foo%25` a URIError (500).
+    for (const [path, id] of [
+      ["/v1/models/a%252Fb", "a%2Fb"],
+      ["/v1/models/foo%25", "foo%"],
+      ["/v1/models/m%20x", "m x"],
+    ] as const) {
+      const response = await send(gateway, "GET", path);
+      assert.equal(response.status, 404, `${path}: ${response.text}`);
+      assert.equal(errorOf(response).code, "model_not_found");
+      assert.ok(errorOf(response).message.includes(`\`${id}\``), errorOf(response).message);
+    }
+    const malformed = await send(gateway, "GET", "/v1/models/50%off");
+    assert.equal(malformed.status, 400, malformed.text);
+    assert.equal(errorOf(malformed).code, "invalid_request");
+  });
 });
 
 describe("CORS", () => {

@@ -85,6 +85,46 @@ describe("GET /v1/models and /models", () => {
       assert.match(completion.model, /^(alpha|beta)\//, id);
     }
   });
+
+  test("a meta model is listed under the kind it serves: embedding members only make an embedding model", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-a
+    models:
+      chat-model: {}
+      text-embedding-3-small: {}
+meta_models:
+  embeds: [text-embedding-3-small]
+  mixed: [chat-model, text-embedding-3-small]
+  talk: [chat-model]
+`,
+    );
+    const client = openAiClient(gateway);
+    const kinds = new Map(
+      (await client.models.list()).data.map((model) => [model.id, (model as unknown as ModelEntry).kind]),
+    );
+    assert.deepEqual(
+      [...kinds],
+      [
+        ["chat-model", "chat"],
+        ["text-embedding-3-small", "embedding"],
+        ["embeds", "embedding"],
+        ["mixed", "chat"],
+        ["talk", "chat"],
+        ["priority-auto", "chat"],
+      ],
+    );
+    const embeds = (await client.models.retrieve("embeds")) as unknown as ModelEntry & { endpoints: string[] };
+    assert.equal(embeds.kind, "embedding");
+    assert.deepEqual(embeds.endpoints, ["/v1/embeddings"]);
+    // Listed means usable: the embeddings endpoint serves it.
+    const embedding = await client.embeddings.create({ model: "embeds", input: "x", encoding_format: "float" });
+    assert.equal(embedding.data.length, 1);
+  });
 });
 
 describe("GET /health and /ok", () => {
