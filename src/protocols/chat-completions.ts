@@ -79,7 +79,8 @@ export interface ChatCompletionView {
 }
 
 export interface ToolCallDelta {
-  index: number;
+  /** Undefined when the provider leaves it out (Gemini): streamed-tool-calls.ts tells the calls apart by id. */
+  index: number | undefined;
   id: string | undefined;
   name: string | undefined;
   arguments: string;
@@ -185,12 +186,13 @@ export function readChatChunk(json: unknown): ChatChunkView {
   const choice = firstChoice(body);
   const delta = asObject(choice?.delta) ?? {};
   const toolCalls: ToolCallDelta[] = [];
-  for (const [position, value] of (Array.isArray(delta.tool_calls) ? delta.tool_calls : []).entries()) {
+  for (const value of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
     const call = asObject(value);
     if (call === undefined) continue;
     const fn = asObject(call.function);
     toolCalls.push({
-      index: typeof call.index === "number" ? call.index : position,
+      // Not the position in the chunk: an indexless provider sends each call in its own chunk, all at position 0.
+      index: typeof call.index === "number" ? call.index : undefined,
       id: asString(call.id) || undefined,
       name: asString(fn?.name) || undefined,
       arguments: readArguments(fn?.arguments),

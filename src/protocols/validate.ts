@@ -21,6 +21,11 @@ export function validateAt<T extends z.ZodType>(schema: T, value: unknown, path:
   throw new InvalidRequestError(message, { param: param === "" ? null : param, code: "invalid_value" });
 }
 
+/** A value chat providers cannot serve (a built-in tool, an input item type), at `path` in the request body. */
+export function unsupportedAt(message: string, path: readonly PropertyKey[]): InvalidRequestError {
+  return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
+}
+
 /** `["input", 2, "content"]` -> `input[2].content`. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let text = "";

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { readChatChunks } from "../../src/protocols/__fixtures__/fixtures.ts";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
@@ -160,6 +161,24 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       messages: [{ role: "user", content: "Weather in Rome?" }],
     });
     assert.deepEqual(message.content, [
+      { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" } },
+    ]);
+    assert.equal(message.stop_reason, "tool_use");
+  });
+
+  test("a stream with each call whole in its own chunk and no index (Gemini): one tool_use block per call", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: readChatChunks("indexless-tool-calls").map((data) => ({ data })) });
+    const message = await client.messages
+      .stream({
+        model: "m",
+        max_tokens: 100,
+        tools: [weatherTool],
+        messages: [{ role: "user", content: "Weather in Paris and Rome?" }],
+      })
+      .finalMessage();
+    assert.deepEqual(message.content, [
+      { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" } },
       { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" } },
     ]);
     assert.equal(message.stop_reason, "tool_use");

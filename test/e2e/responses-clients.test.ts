@@ -9,6 +9,7 @@ import {
   Agent,
   tool as agentTool,
   OpenAIProvider,
+  Runner,
   run,
   setDefaultModelProvider,
   setTracingDisabled,
@@ -61,6 +62,64 @@ describe("OpenAI Agents SDK (Responses by default)", () => {
     const second = sentMessages(mock, 1);
     assert.equal(second[0]?.role, "system");
     assert.deepEqual(second.at(-1), { role: "tool", tool_call_id: "call_a1", content: "sunny in Paris" });
+  });
+});
+
+describe("OpenAI Agents SDK, streamed", () => {
+  test("a turn that streams its call before its text: the next turn sends one assistant turn, then the tool result", async (t) => {
+    const { mock, gateway } = await scene(t);
+    setTracingDisabled(true);
+    const chunk = (delta: unknown, finishReason: string | null = null) => ({
+      data: { model: UPSTREAM_ID, choices: [{ index: 0, delta, finish_reason: finishReason }] },
+    });
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        chunk({
+          role: "assistant",
+          tool_calls: [
+            {
+              index: 0,
+              id: "call_1",
+              type: "function",
+              function: { name: "get_weather", arguments: '{"city":"Paris"}' },
+            },
+          ],
+        }),
+        chunk({ content: "Checking the weather." }),
+        chunk({}, "tool_calls"),
+      ],
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Sunny."], UPSTREAM_ID, { usage: true }) });
+    const runner = new Runner({ modelProvider: new OpenAIProvider({ apiKey: "x", baseURL: gateway.baseUrl }) });
+    const agent = new Agent({
+      name: "Weather agent",
+      instructions: "Use the tool.",
+      model: "m",
+      tools: [
+        agentTool({
+          name: "get_weather",
+          description: "Current weather for a city",
+          parameters: z.object({ city: z.string() }),
+          execute: async ({ city }) => `sunny in ${city}`,
+        }),
+      ],
+    });
+    const result = await runner.run(agent, "Weather in Paris?", { stream: true });
+    for await (const _event of result) {
+      // Drained: the run goes on as its events are read.
+    }
+    await result.completed;
+    assert.equal(result.finalOutput, "Sunny.");
+    assert.deepEqual(
+      sentMessages(mock, 1).map((message) => [message.role, message.content ?? null, message.tool_calls !== undefined]),
+      [
+        ["system", "Use the tool.", false],
+        ["user", "Weather in Paris?", false],
+        ["assistant", "Checking the weather.", true],
+        ["tool", "sunny in Paris", false],
+      ],
+    );
   });
 });
 

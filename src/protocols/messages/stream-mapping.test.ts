@@ -33,7 +33,7 @@ async function finalMessage(text: string) {
   return { events, message: await MessageStream.fromReadableStream(jsonLines(events)).finalMessage() };
 }
 
-for (const fixture of ["text", "tool-call", "text-then-tools", "length", "quirky-tool-call"]) {
+for (const fixture of ["text", "tool-call", "text-then-tools", "length", "quirky-tool-call", "indexless-tool-calls"]) {
   test(`messages stream: ${fixture} matches its recorded event sequence`, () => {
     const { text } = translate(fixture);
     for (const event of parseSse(text)) assert.equal(event.event, event.data.type, "every event is named");
@@ -77,6 +77,36 @@ test("messages stream: text then two calls gives a text block and two tool_use b
     { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" } },
   ]);
   assert.equal(message.stop_reason, "tool_use");
+});
+
+test("messages stream: calls sent whole without an index (Gemini) are one tool_use block each", async () => {
+  const { text } = translate("indexless-tool-calls");
+  const { message } = await finalMessage(text);
+  assert.deepEqual(message.content, [
+    { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" } },
+    { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" } },
+  ]);
+  assert.equal(message.stop_reason, "tool_use");
+});
+
+test("messages stream: a new id at an index already used starts a new tool_use block", async () => {
+  const translator = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
+  const calls = (...toolCalls: unknown[]) => ({
+    model: "m-1",
+    choices: [{ index: 0, delta: { tool_calls: toolCalls } }],
+  });
+  let text = "";
+  text += translator.push(calls({ index: 0, id: "call_a", function: { name: "lookup", arguments: '{"q":' } }));
+  text += translator.push(calls({ index: 0, function: { arguments: "1}" } }));
+  // Some providers number every call 0; only the id tells the next one apart.
+  text += translator.push(calls({ index: 0, id: "call_b", function: { name: "lookup", arguments: '{"q":2}' } }));
+  text += translator.finish();
+  const { message } = await finalMessage(text);
+  assert.deepEqual(message.content, [
+    { type: "tool_use", id: "call_a", name: "lookup", input: { q: 1 } },
+    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 } },
+  ]);
+  assert.deepEqual(translator.result?.content, message.content);
 });
 
 test("messages stream: a name sent after the id still opens the tool_use block; no usage chunk keeps the estimate", async () => {

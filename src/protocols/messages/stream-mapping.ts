@@ -9,6 +9,7 @@ import type { GatewayError } from "../../errors/gateway-error.ts";
 import { type ChatUsage, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
+import { StreamedToolCalls } from "../streamed-tool-calls.ts";
 import {
   type ContentBlock,
   type MessageObject,
@@ -42,7 +43,7 @@ export class MessagesStreamTranslator {
   readonly #options: MessagesStreamOptions;
   readonly #messageId: string;
   readonly #content: (ContentBlock | ToolBlock)[] = [];
-  readonly #toolCalls = new Map<number, ToolBlock>();
+  readonly #toolCalls = new StreamedToolCalls<ToolBlock>();
   /** The model named by the first chunk that names one (the upstream's own name for it). */
   #model: string | undefined;
   #isStarted = false;
@@ -86,14 +87,14 @@ export class MessagesStreamTranslator {
   finish(): string {
     if (this.#isEnded) return "";
     let text = this.#start();
-    for (const call of this.#toolCalls.values()) if (call.index === undefined) text += this.#startToolBlock(call);
+    for (const call of this.#toolCalls.all) if (call.index === undefined) text += this.#startToolBlock(call);
     text += this.#stopOpenBlock();
     this.#isEnded = true;
     const { stopReason, stopSequence } = toStopReason(
       this.#finishReason,
       this.#matchedStop,
       this.#options.stopSequences,
-      this.#toolCalls.size > 0,
+      this.#toolCalls.all.length > 0,
     );
     const usage = toMessageUsage(this.#usage, this.#options.promptTokensEstimate);
     this.#final = {
@@ -206,13 +207,13 @@ export class MessagesStreamTranslator {
   }
 
   #appendToolCall(delta: ToolCallDelta): string {
-    let call = this.#toolCalls.get(delta.index);
-    if (call === undefined) {
-      call = { index: undefined, id: undefined, name: undefined, argumentsText: "", bufferedArguments: "" };
-      this.#toolCalls.set(delta.index, call);
-    }
-    call.id ??= delta.id;
-    call.name ??= delta.name;
+    const call = this.#toolCalls.callFor(delta, () => ({
+      index: undefined,
+      id: undefined,
+      name: undefined,
+      argumentsText: "",
+      bufferedArguments: "",
+    }));
     if (call.index === undefined) {
       call.bufferedArguments += delta.arguments;
       return call.name === undefined ? "" : this.#startToolBlock(call);

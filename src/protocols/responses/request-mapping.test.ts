@@ -191,22 +191,29 @@ test("responses request: function calls join the assistant turn; outputs become 
   ]);
 });
 
-test("responses request: allowed_tools narrows the tools and sets the mode", () => {
-  const tool = (name: string) => ({ type: "function", name, parameters: { type: "object", properties: {} } });
+test("responses request: a message after function calls joins their assistant turn, so tool messages follow it", () => {
+  // A streamed answer whose text came after its call is output [function_call, message]; clients send it back so.
   const { chatBody } = toChatRequest(
     {
       model: "fast",
-      input: "x",
-      tools: [tool("a"), tool("b")],
-      tool_choice: { type: "allowed_tools", mode: "required", tools: [{ type: "function", name: "b" }] },
+      input: [
+        { role: "user", content: "Weather in Paris?" },
+        { type: "function_call", call_id: "call_a", name: "get_weather", arguments: '{"city":"Paris"}' },
+        { type: "message", role: "assistant", content: [{ type: "output_text", text: "Checking." }] },
+        { type: "function_call_output", call_id: "call_a", output: "18C" },
+        { type: "message", role: "assistant", content: "It is 18C." },
+        { type: "message", role: "assistant", content: [{ type: "output_text", text: " Mild." }] },
+      ],
     },
     noStore,
   );
-  assert.deepEqual(
-    chatBody.tools?.map((entry) => entry.function.name),
-    ["b"],
-  );
-  assert.equal(chatBody.tool_choice, "required");
+  const call = { id: "call_a", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } };
+  assert.deepEqual(chatBody.messages, [
+    { role: "user", content: "Weather in Paris?" },
+    { role: "assistant", content: "Checking.", tool_calls: [call] },
+    { role: "tool", tool_call_id: "call_a", content: "18C" },
+    { role: "assistant", content: "It is 18C. Mild." },
+  ]);
 });
 
 test("responses request: refused fields and values name the field in `param` and send nothing upstream", () => {

@@ -1,22 +1,17 @@
 // Responses API request -> Chat Completions request body. What is translated, passed on, ignored and refused is
-// listed in docs/protocols.md; this file is the source of truth for it.
+// listed in docs/protocols.md; this file (with tool-mapping.ts for tools) is the source of truth for it.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
 import type {
   ChatContentPart,
   ChatMessage,
   ChatRequestBody,
   ChatResponseFormat,
-  ChatTool,
   ChatToolCall,
-  ChatToolChoice,
 } from "../chat-completions.ts";
-import { formatPath, validateAt, validateBody } from "../validate.ts";
+import { formatPath, unsupportedAt, validateAt, validateBody } from "../validate.ts";
 import {
-  allowedToolsChoiceSchema,
   functionCallItemSchema,
   functionCallOutputItemSchema,
-  functionToolChoiceSchema,
-  functionToolSchema,
   inputFileSchema,
   inputImageSchema,
   inputTextSchema,
@@ -30,6 +25,7 @@ import {
 } from "./request-schema.ts";
 import type { OutputItem, ResponseEcho } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
+import { toChatTools } from "./tool-mapping.ts";
 
 /** What the mapping reads from kept responses (a ResponseStore, or nothing when the client keeps no state). */
 export interface ResponseLookup {
@@ -49,10 +45,6 @@ export interface TranslatedResponsesRequest {
 }
 
 type Path = readonly PropertyKey[];
-
-function unsupported(message: string, path: Path): InvalidRequestError {
-  return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
-}
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
   return new InvalidRequestError(message, { param: field, code: "unsupported_parameter" });
@@ -74,15 +66,14 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     typeof request.instructions === "string" && request.instructions !== ""
       ? [{ role: "system", content: request.instructions }, ...conversation]
       : conversation;
-  const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
-  const choice = toChatToolChoice(request.tool_choice, tools);
+  const { tools, toolChoice } = toChatTools(request);
   const isStream = request.stream === true;
 
   const chatBody: ChatRequestBody = { model: request.model, messages };
   if (request.models !== undefined) chatBody.models = request.models;
-  if (choice.tools.length > 0) chatBody.tools = choice.tools;
-  if (choice.toolChoice !== undefined) chatBody.tool_choice = choice.toolChoice;
-  if (typeof request.parallel_tool_calls === "boolean" && choice.tools.length > 0) {
+  if (tools.length > 0) chatBody.tools = tools;
+  if (toolChoice !== undefined) chatBody.tool_choice = toolChoice;
+  if (typeof request.parallel_tool_calls === "boolean" && tools.length > 0) {
     chatBody.parallel_tool_calls = request.parallel_tool_calls;
   }
   const responseFormat = toResponseFormat(request.text?.format);
@@ -140,9 +131,9 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
 }
 
 /**
- * Input items -> chat messages. Function calls join the assistant message before them (one assistant turn with
- * text and calls); images in a function call's output cannot go in a `tool` message, so they follow the run of
- * tool messages in a user message.
+ * Input items -> chat messages. A run of assistant items (messages and function calls, in either order) is one
+ * assistant turn with text and calls; images in a function call's output cannot go in a `tool` message, so they
+ * follow the run of tool messages in a user message.
  */
 function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLookup): ChatMessage[] {
   if (input === undefined) return [];
@@ -161,7 +152,7 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
     if (type !== "function_call_output") flushImages();
     switch (type) {
       case "message":
-        messages.push(toChatMessage(item, path));
+        pushMessage(messages, toChatMessage(item, path));
         break;
       case "function_call": {
         const call = validateAt(functionCallItemSchema, item, path);
@@ -170,9 +161,7 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
           type: "function",
           function: { name: call.name, arguments: call.arguments },
         };
-        const last = messages.at(-1);
-        if (last?.role === "assistant") last.tool_calls = [...(last.tool_calls ?? []), toolCall];
-        else messages.push({ role: "assistant", content: null, tool_calls: [toolCall] });
+        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
         break;
       }
       case "function_call_output": {
@@ -189,7 +178,7 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
         // A chat provider cannot take reasoning back; the answer it led to is in the following items.
         break;
       default:
-        throw unsupported(
+        throw unsupportedAt(
           `Input items of type \`${type}\` are not supported: chat providers only take messages, function calls and their outputs.`,
           [...path, "type"],
         );
@@ -197,6 +186,23 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
   }
   flushImages();
   return messages;
+}
+
+/**
+ * Appends a message, joining assistant output to an assistant message right before it. A streamed answer can
+ * be [function_call, message] (text after the call); sent back as two assistant messages, the calls would not be
+ * followed by their `tool` messages, which chat providers refuse. The texts join without a separator, as the
+ * `previous_response_id` path joins them (response-mapping.ts `outputToChatMessages`): they are pieces of one
+ * chat answer.
+ */
+function pushMessage(messages: ChatMessage[], message: ChatMessage): void {
+  const last = messages.at(-1);
+  if (message.role !== "assistant" || last?.role !== "assistant") {
+    messages.push(message);
+    return;
+  }
+  if (message.content !== null && message.content !== "") last.content = (last.content ?? "") + message.content;
+  if (message.tool_calls !== undefined) last.tool_calls = [...(last.tool_calls ?? []), ...message.tool_calls];
 }
 
 function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Record<string, unknown> {
@@ -248,7 +254,7 @@ function contentText(content: string | { type: string }[], path: Path, allowed: 
     .map((part, index) => {
       const partPath = [...path, index];
       if (!allowed.includes(part.type)) {
-        throw unsupported(
+        throw unsupportedAt(
           `\`${part.type}\` content is not supported here; use ${allowed.map((t) => `\`${t}\``).join(" or ")}.`,
           [...partPath, "type"],
         );
@@ -271,7 +277,7 @@ function toChatPart(part: { type: string }, path: Path): ChatContentPart {
     case "input_image": {
       const image = validateAt(inputImageSchema, part, path);
       if (typeof image.image_url !== "string" || image.image_url === "") {
-        throw unsupported(
+        throw unsupportedAt(
           "`input_image` needs `image_url` (a URL or a data URL): the gateway keeps no uploaded files, so `file_id` cannot be used.",
           [...path, "image_url"],
         );
@@ -283,7 +289,7 @@ function toChatPart(part: { type: string }, path: Path): ChatContentPart {
     case "input_file": {
       const file = validateAt(inputFileSchema, part, path);
       if (typeof file.file_data !== "string" || file.file_data === "") {
-        throw unsupported(
+        throw unsupportedAt(
           "`input_file` needs `file_data`: the gateway keeps no uploaded files and fetches no `file_url`.",
           [...path, "file_data"],
         );
@@ -294,7 +300,7 @@ function toChatPart(part: { type: string }, path: Path): ChatContentPart {
       };
     }
     default:
-      throw unsupported(
+      throw unsupportedAt(
         `Content parts of type \`${part.type}\` are not supported; use \`input_text\`, \`input_image\` or \`input_file\`.`,
         [...path, "type"],
       );
@@ -310,48 +316,6 @@ function splitOutput(parts: { type: string }[], path: Path): { text: string; ima
     else images.push(converted);
   }
   return { text, images };
-}
-
-function toChatTool(tool: { type: string }, path: Path): ChatTool {
-  if (tool.type !== "function") {
-    throw unsupported(
-      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\` tools are supported.`,
-      [...path, "type"],
-    );
-  }
-  const parsed = validateAt(functionToolSchema, tool, path);
-  const chatTool: ChatTool = {
-    type: "function",
-    function: { name: parsed.name, parameters: parsed.parameters ?? { type: "object", properties: {} } },
-  };
-  if (typeof parsed.description === "string") chatTool.function.description = parsed.description;
-  // `strict: false` is the chat default; sending it only when true keeps the body valid for strict providers.
-  if (parsed.strict === true) chatTool.function.strict = true;
-  return chatTool;
-}
-
-function toChatToolChoice(
-  choice: ResponsesRequest["tool_choice"],
-  tools: ChatTool[],
-): { tools: ChatTool[]; toolChoice: ChatToolChoice | undefined } {
-  if (choice === undefined || choice === null) return { tools, toolChoice: undefined };
-  if (typeof choice === "string") {
-    if (choice === "none" || choice === "auto" || choice === "required") return { tools, toolChoice: choice };
-    throw unsupported("`tool_choice` must be `none`, `auto`, `required` or an object.", ["tool_choice"]);
-  }
-  if (choice.type === "function") {
-    const named = validateAt(functionToolChoiceSchema, choice, ["tool_choice"]);
-    return { tools, toolChoice: { type: "function", function: { name: named.name } } };
-  }
-  if (choice.type === "allowed_tools") {
-    const allowed = validateAt(allowedToolsChoiceSchema, choice, ["tool_choice"]);
-    const names = new Set(allowed.tools.map((tool) => tool.name));
-    return { tools: tools.filter((tool) => names.has(tool.function.name)), toolChoice: allowed.mode };
-  }
-  throw unsupported(
-    `\`tool_choice\` of type \`${choice.type}\` names a built-in tool a chat provider cannot run; use \`function\` or \`allowed_tools\`.`,
-    ["tool_choice", "type"],
-  );
 }
 
 function toResponseFormat(format: unknown): ChatResponseFormat | undefined {

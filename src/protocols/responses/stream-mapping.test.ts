@@ -55,7 +55,7 @@ function assertWellFormed(text: string): void {
   });
 }
 
-for (const fixture of ["text", "tool-call", "text-then-tools", "length", "quirky-tool-call"]) {
+for (const fixture of ["text", "tool-call", "text-then-tools", "length", "quirky-tool-call", "indexless-tool-calls"]) {
   test(`responses stream: ${fixture} matches its recorded event sequence`, () => {
     const { text } = translate(fixture);
     assertWellFormed(text);
@@ -107,6 +107,50 @@ test("responses stream: text then two calls gives a message and two function_cal
     ["message", ["call_a", "get_weather", '{"city":"Paris"}'], ["call_b", "get_weather", '{"city":"Rome"}']],
   );
   assert.equal(final.output_text, "Let me check both.");
+});
+
+test("responses stream: calls sent whole without an index (Gemini) are one function_call each", async () => {
+  const { text } = translate("indexless-tool-calls");
+  const { final } = await openaiFinalResponse(text);
+  assert.deepEqual(
+    final.output.map((item) => (item.type === "function_call" ? [item.call_id, item.arguments] : item.type)),
+    [
+      ["call_1", '{"city":"Paris"}'],
+      ["call_2", '{"city":"Rome"}'],
+    ],
+  );
+});
+
+test("responses stream: a new id at an index already used starts a new call; deltas without an id continue it", async () => {
+  const translator = new ResponsesStreamTranslator({ echo, ids: sequentialIds(), createdAtSeconds: 1767225600 });
+  const calls = (...toolCalls: unknown[]) => ({
+    model: "m-1",
+    choices: [{ index: 0, delta: { tool_calls: toolCalls } }],
+  });
+  let text = "";
+  text += translator.push(calls({ index: 0, id: "call_a", function: { name: "lookup", arguments: '{"q":' } }));
+  text += translator.push(calls({ index: 0, function: { arguments: "1}" } }));
+  // Some providers number every call 0; only the id tells the next one apart.
+  text += translator.push(calls({ index: 0, id: "call_b", function: { name: "lookup", arguments: '{"q":2}' } }));
+  // Two whole calls in one chunk, without indexes.
+  text += translator.push(
+    calls(
+      { id: "call_c", function: { name: "lookup", arguments: '{"q":3}' } },
+      { id: "call_d", function: { name: "lookup", arguments: '{"q":4}' } },
+    ),
+  );
+  text += translator.finish();
+  assertWellFormed(text);
+  const { final } = await openaiFinalResponse(text);
+  assert.deepEqual(
+    final.output.map((item) => (item.type === "function_call" ? [item.call_id, item.arguments] : item.type)),
+    [
+      ["call_a", '{"q":1}'],
+      ["call_b", '{"q":2}'],
+      ["call_c", '{"q":3}'],
+      ["call_d", '{"q":4}'],
+    ],
+  );
 });
 
 test("responses stream: a name sent after the id still opens the call with its buffered arguments", async () => {

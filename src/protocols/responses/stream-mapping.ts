@@ -13,6 +13,7 @@ import type { GatewayError } from "../../errors/gateway-error.ts";
 import { type ChatUsage, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
+import { StreamedToolCalls } from "../streamed-tool-calls.ts";
 import {
   buildResponse,
   type FunctionCallItem,
@@ -64,7 +65,7 @@ export class ResponsesStreamTranslator {
   readonly #options: ResponsesStreamOptions;
   readonly #responseId: string;
   readonly #output: OutputItem[] = [];
-  readonly #toolCalls = new Map<number, ToolCallState>();
+  readonly #toolCalls = new StreamedToolCalls<ToolCallState>();
   #sequence = 0;
   /** The model named by the first chunk that names one (the upstream's own name for it). */
   #model: string | undefined;
@@ -106,12 +107,12 @@ export class ResponsesStreamTranslator {
     if (this.#isEnded) return "";
     let text = this.#start();
     // Calls whose name never came are still calls: send them with what is known.
-    for (const state of this.#toolCalls.values()) if (state.item === undefined) text += this.#openToolCall(state);
+    for (const state of this.#toolCalls.all) if (state.item === undefined) text += this.#openToolCall(state);
     const { status, incompleteReason } = finishToStatus(this.#finishReason);
     const itemStatus = status === "incomplete" ? "incomplete" : "completed";
     text += this.#closeReasoning(itemStatus);
     text += this.#closeMessage(itemStatus);
-    for (const state of [...this.#toolCalls.values()].sort((a, b) => a.outputIndex - b.outputIndex)) {
+    for (const state of [...this.#toolCalls.all].sort((a, b) => a.outputIndex - b.outputIndex)) {
       text += this.#closeToolCall(state, itemStatus);
     }
     this.#isEnded = true;
@@ -297,13 +298,13 @@ export class ResponsesStreamTranslator {
   }
 
   #appendToolCall(delta: ToolCallDelta): string {
-    let state = this.#toolCalls.get(delta.index);
-    if (state === undefined) {
-      state = { item: undefined, outputIndex: -1, id: undefined, name: undefined, bufferedArguments: "" };
-      this.#toolCalls.set(delta.index, state);
-    }
-    state.id ??= delta.id;
-    state.name ??= delta.name;
+    const state = this.#toolCalls.callFor(delta, () => ({
+      item: undefined,
+      outputIndex: -1,
+      id: undefined,
+      name: undefined,
+      bufferedArguments: "",
+    }));
     if (state.item === undefined) {
       state.bufferedArguments += delta.arguments;
       return state.name === undefined ? "" : this.#openToolCall(state);

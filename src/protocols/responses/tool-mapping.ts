@@ -1,0 +1,83 @@
+// Responses `tools` and `tool_choice` -> the Chat Completions ones. Chat providers refuse a `tool_choice` sent
+// without `tools` (OpenAI: "'tool_choice' is only allowed when 'tools' are specified"), while the Responses API
+// takes one (`auto` is even the default it echoes). So when no tool goes upstream, a choice that allows answering
+// without a tool (`auto`, `none`) is dropped, and one that demands a tool call is refused here: dropping it would
+// answer with text where the client required a call.
+import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import type { ChatTool, ChatToolChoice } from "../chat-completions.ts";
+import { unsupportedAt, validateAt } from "../validate.ts";
+import {
+  allowedToolsChoiceSchema,
+  functionToolChoiceSchema,
+  functionToolSchema,
+  type ResponsesRequest,
+} from "./request-schema.ts";
+
+export interface ChatTools {
+  /** The tools sent upstream (after `allowed_tools` filtering); empty when none go. */
+  readonly tools: ChatTool[];
+  /** Undefined when nothing should be sent, including every case without tools. */
+  readonly toolChoice: ChatToolChoice | undefined;
+}
+
+export function toChatTools(request: Pick<ResponsesRequest, "tools" | "tool_choice">): ChatTools {
+  const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
+  const chosen = toChatToolChoice(request.tool_choice, tools);
+  if (chosen.tools.length > 0) return chosen;
+  if (chosen.toolChoice === "required") {
+    throw new InvalidRequestError(
+      "`tool_choice` requires a tool call, but there is no tool to call: `tools` is empty, or `allowed_tools` names none of them.",
+      { param: "tool_choice", code: "invalid_value" },
+    );
+  }
+  return { tools: [], toolChoice: undefined };
+}
+
+function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatTool {
+  if (tool.type !== "function") {
+    throw unsupportedAt(
+      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\` tools are supported.`,
+      [...path, "type"],
+    );
+  }
+  const parsed = validateAt(functionToolSchema, tool, path);
+  const chatTool: ChatTool = {
+    type: "function",
+    function: { name: parsed.name, parameters: parsed.parameters ?? { type: "object", properties: {} } },
+  };
+  if (typeof parsed.description === "string") chatTool.function.description = parsed.description;
+  // `strict: false` is the chat default; sending it only when true keeps the body valid for strict providers.
+  if (parsed.strict === true) chatTool.function.strict = true;
+  return chatTool;
+}
+
+function toChatToolChoice(choice: ResponsesRequest["tool_choice"], tools: ChatTool[]): ChatTools {
+  if (choice === undefined || choice === null) return { tools, toolChoice: undefined };
+  if (typeof choice === "string") {
+    if (choice === "none" || choice === "auto" || choice === "required") return { tools, toolChoice: choice };
+    throw unsupportedAt("`tool_choice` must be `none`, `auto`, `required` or an object.", ["tool_choice"]);
+  }
+  if (choice.type === "function") {
+    const named = validateAt(functionToolChoiceSchema, choice, ["tool_choice"]);
+    // OpenAI refuses this too; a chat provider might instead ignore the choice and answer without the call.
+    if (!tools.some((tool) => tool.function.name === named.name)) {
+      throw new InvalidRequestError(
+        `\`tool_choice\` names the function \`${named.name}\`, which is not in \`tools\`.`,
+        {
+          param: "tool_choice",
+          code: "invalid_value",
+        },
+      );
+    }
+    return { tools, toolChoice: { type: "function", function: { name: named.name } } };
+  }
+  if (choice.type === "allowed_tools") {
+    const allowed = validateAt(allowedToolsChoiceSchema, choice, ["tool_choice"]);
+    const names = new Set(allowed.tools.map((tool) => tool.name));
+    return { tools: tools.filter((tool) => names.has(tool.function.name)), toolChoice: allowed.mode };
+  }
+  throw unsupportedAt(
+    `\`tool_choice\` of type \`${choice.type}\` names a built-in tool a chat provider cannot run; use \`function\` or \`allowed_tools\`.`,
+    ["tool_choice", "type"],
+  );
+}
