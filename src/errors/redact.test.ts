@@ -41,6 +41,30 @@ describe("redactSecrets", () => {
     }
   });
 
+  test("a configured secret cut where a text was shortened is redacted too (the cut ends the text)", () => {
+    const key = "Zq7RkP2mWx9LtB4vNc8HjD3sFg6YaE1u";
+    // cut one, several, most characters short; with the ellipsis a cut adds, and without
+    for (const kept of [31, 20, 9]) {
+      const cut = key.slice(0, kept);
+      assert.equal(redactSecrets(`invalid key ${cut}…`, [key]), "invalid key [redacted]…", `${kept} kept`);
+      assert.equal(redactSecrets(`invalid key ${cut}`, [key]), "invalid key [redacted]", `${kept} kept`);
+    }
+    // A few characters say nothing of a key and match ordinary words: left alone.
+    assert.equal(redactSecrets(`ends with ${key.slice(0, 7)}…`, [key]), `ends with ${key.slice(0, 7)}…`);
+    // The beginning of a secret anywhere but at the end is no cut: left alone.
+    assert.equal(redactSecrets(`${key.slice(0, 12)} is not the key.`, [key]), `${key.slice(0, 12)} is not the key.`);
+  });
+
+  test("a key-shaped string a cut left too short for its shape is redacted when the text ends in the cut", () => {
+    assert.equal(
+      redactKeyShaped("Incorrect API key provided: sk-proj-abc…"),
+      "Incorrect API key provided: [redacted]…",
+    );
+    assert.equal(redactKeyShaped("echo: Bearer abcdef…"), "echo: [redacted]…");
+    // Not cut: a short token stays (as "sk-short" above).
+    assert.equal(redactKeyShaped("Incorrect API key provided: sk-proj-abc"), "Incorrect API key provided: sk-proj-abc");
+  });
+
   test("linear time on hostile input (no backtracking blow-up)", () => {
     const hostile = `${"sk-".repeat(200_000)}${"Bearer ".repeat(100_000)}${"a-".repeat(200_000)}`;
     const startedAt = performance.now();

@@ -26,15 +26,51 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   for (const secret of secrets) {
     if (secret.length >= MIN_SECRET_CHARS && result.includes(secret)) result = result.replaceAll(secret, REDACTED);
   }
-  return redactKeyShaped(result);
+  return redactKeyShaped(redactCutSecret(result, secrets));
+}
+
+/**
+ * A configured secret's beginning at the very end of a text shorter than it allows (`MIN_CUT_SECRET_CHARS`) is
+ * left: fewer characters would match ordinary words, and these few say little about a key (a provider's own
+ * prefix, `sk-proj-`, is no secret either).
+ */
+const MIN_CUT_SECRET_CHARS = 8;
+const ELLIPSIS = "…";
+
+/**
+ * Upstream texts are cut to a length before they are kept (a reason, a message), and a key echoed where the cut
+ * falls loses its end: what is left no longer matches the configured secret and went out whole but for a character
+ * or two. A cut text ends there (then perhaps `…`), so its end is checked for the beginning of each secret.
+ */
+function redactCutSecret(text: string, secrets: readonly string[]): string {
+  const hasEllipsis = text.endsWith(ELLIPSIS);
+  const body = hasEllipsis ? text.slice(0, -ELLIPSIS.length) : text;
+  if (body.length < MIN_CUT_SECRET_CHARS) return text;
+  // Any cut secret long enough to matter ends with these characters; most texts end in none of the secrets'.
+  const tail = body.slice(-MIN_CUT_SECRET_CHARS);
+  for (const secret of secrets) {
+    if (secret.length <= MIN_CUT_SECRET_CHARS || !secret.includes(tail)) continue;
+    for (let length = Math.min(secret.length - 1, body.length); length >= MIN_CUT_SECRET_CHARS; length--) {
+      if (body.endsWith(secret.slice(0, length))) {
+        return `${body.slice(0, body.length - length)}${REDACTED}${hasEllipsis ? ELLIPSIS : ""}`;
+      }
+    }
+  }
+  return text;
 }
 
 /** Only the shape-based part of `redactSecrets`: API-key-shaped strings and bearer tokens. */
 export function redactKeyShaped(text: string): string {
   // Most texts contain neither; skip the regular expressions then (hot for log lines).
   if (!mayHoldKey(text)) return text;
-  return text.replace(KEY_SHAPED, REDACTED).replace(BEARER_TOKEN, `$1 ${REDACTED}`);
+  const redacted = text.replace(KEY_SHAPED, REDACTED).replace(BEARER_TOKEN, `$1 ${REDACTED}`);
+  // A key-shaped string that a cut left shorter than the shapes above ask for (see redactCutSecret).
+  return redacted.endsWith(ELLIPSIS) ? redacted.replace(CUT_KEY_SHAPED, `${REDACTED}${ELLIPSIS}`) : redacted;
 }
+
+/** A key prefix and at least 4 more key characters right before a cut's `…`. */
+const CUT_KEY_SHAPED =
+  /\b(?:(?:sk|pk|rk)-|gsk_|hf_|nvapi-|AIza|gh[pousr]_|github_pat_|xai-|csk-|Bearer\s+)[A-Za-z0-9._~+/=-]{4,}…$/i;
 
 /**
  * Every literal prefix of KEY_SHAPED (case-sensitive, as there), and the word of BEARER_TOKEN in any case: one

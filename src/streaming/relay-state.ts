@@ -101,7 +101,7 @@ export class RelayState {
       (json?.response as { error?: unknown } | undefined)?.error ??
       (json?.type === "error" ? json : undefined);
     if (error !== null && typeof error === "object" && typeof (error as { message?: unknown }).message === "string") {
-      const message = this.#options.redact((error as { message: string }).message.slice(0, 300));
+      const message = this.#options.redact((error as { message: string }).message).slice(0, 300);
       return `the upstream sent an error event: ${message}`;
     }
     return "the upstream sent an error event";

@@ -188,3 +188,61 @@ test("the log stream itself redacts every line, whatever wrote it and at whateve
     assert.match(line, /\[redacted\]/);
   }
 });
+
+test("a key without a known prefix, echoed where the gateway cuts a long upstream text, leaks no part of itself", async (t) => {
+  // Mistral-, Cohere- or Cloudflare-style: 32 characters, no prefix, so only the configured value can find it.
+  const key = "Zq7RkP2mWx9LtB4vNc8HjD3sFg6YaE1u";
+  const mock: MockUpstream = await startMockUpstream();
+  t.after(() => mock.close());
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${key}
+    retries: 0
+    models:
+      ${MODEL}: {}
+cooldowns:
+  failure_threshold: 100
+`,
+  );
+  /** The first `n` characters of the key, for the largest n ≥ 9 found in the text, else undefined. */
+  const leaked = (text: string): string | undefined => {
+    for (let n = key.length; n >= 9; n--) if (text.includes(key.slice(0, n))) return key.slice(0, n);
+    return undefined;
+  };
+  // Reasons are cut at 300 characters and messages at 8,000: the key straddles each cut.
+  const cases = [
+    { status: 500, message: `${"x".repeat(263)} key ${key} end` },
+    { status: 503, message: `${"x".repeat(280)} key ${key} end` },
+    { status: 400, message: `${"x".repeat(7_970)} key ${key} end` },
+    { status: 401, message: `${"x".repeat(263)} key ${key} end` },
+  ];
+  for (const { status, message } of cases) {
+    mock.enqueue(CHAT_ROUTE, { kind: "json", status, body: { error: { message } } });
+    const answer = await collect(`${gateway.baseUrl}/chat/completions`, "POST", {
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    assert.ok(answer.status >= 400, answer.text);
+    assert.equal(leaked(answer.text), undefined, `${status}: the answer leaks the key's beginning: ${answer.text}`);
+    const id = /x-request-id: (\S+)/.exec(answer.text)?.[1];
+    assert.ok(id !== undefined);
+    await waitForRecord(`${gateway.url}/v1/gateway/requests/${id}`);
+    const record = await collect(`${gateway.url}/v1/gateway/requests/${id}`, "GET");
+    assert.equal(leaked(record.text), undefined, `${status}: the request log leaks it: ${record.text}`);
+    assert.ok(record.text.includes("[redacted]"), `${status}: the cut key was redacted, not dropped with its text`);
+  }
+  const dashboard = await collect(`${gateway.url}/dashboard/api/state`, "GET");
+  assert.equal(leaked(dashboard.text), undefined, `the dashboard leaks it: ${dashboard.text}`);
+  assert.equal(mock.requests.length, cases.length, "each case reached the upstream (the test would be vacuous)");
+});
+
+/** The request log is written after the answer: wait until the record is there. */
+async function waitForRecord(url: string): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) {
+    if ((await collect(url, "GET")).status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
