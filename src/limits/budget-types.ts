@@ -166,5 +166,7 @@ export interface BudgetLedger {
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[];
   usage(scope: BudgetScope, nowMs: number): WindowUsage[];
   inFlight(scopeId: string): number;
+  /** Forgets one scope's counters and learned limits (a reload pointed it at another upstream or key). */
+  forget(scopeId: string): void | Promise<void>;
   reset(): void | Promise<void>;
 }

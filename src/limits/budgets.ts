@@ -409,6 +409,11 @@ export class BudgetBook implements BudgetLedger {
     });
   }
 
+  /** Forgets one scope's counters and what it learned (a reload pointed it at another upstream or key). */
+  forget(scopeId: string): void {
+    if (this.#states.delete(scopeId)) this.#dirty.add(scopeId);
+  }
+
   /** Forgets every counter (admin reset, tests). */
   reset(): void {
     for (const id of this.#states.keys()) this.#dirty.add(id);

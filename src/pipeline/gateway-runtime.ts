@@ -196,7 +196,7 @@ export class GatewayRuntime {
       options.isDiscoveryForced ?? false,
     );
     const previous = this.#snapshot;
-    this.#forgetChanged(previous, snapshot);
+    await this.#forgetChanged(previous, snapshot);
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
@@ -207,8 +207,12 @@ export class GatewayRuntime {
     }
   }
 
-  /** Forgets the learned state of deployments and providers that now go to another upstream or key. */
-  #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): void {
+  /**
+   * Forgets what was learned of deployments and providers that now go to another upstream or key: cooldowns,
+   * health, and their budgets (another key is another account, with its own quota: docs/configuration.md).
+   */
+  async #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): Promise<void> {
+    const forgotten: string[] = [];
     const upstreamOf = (deployment: Deployment): string =>
       `${deployment.provider.settings.baseUrl}\n${deployment.provider.settings.apiKeys[0]}\n${deployment.model.id}`;
     const before = new Map(previous.catalog.deployments.map((deployment) => [deployment.key, upstreamOf(deployment)]));
@@ -217,6 +221,7 @@ export class GatewayRuntime {
       if (was !== undefined && was !== upstreamOf(deployment)) {
         this.availability.forget(deployment.key);
         this.scores.forget(deployment.key);
+        forgotten.push(`deployment:${deployment.key}`);
       }
     }
     const providerOf = (settings: GatewaySnapshot["config"]["providers"][number]): string =>
@@ -224,7 +229,18 @@ export class GatewayRuntime {
     const providersBefore = new Map(previous.config.providers.map((settings) => [settings.name, providerOf(settings)]));
     for (const settings of next.config.providers) {
       const was = providersBefore.get(settings.name);
-      if (was !== undefined && was !== providerOf(settings)) this.availability.forgetProvider(settings.name);
+      if (was !== undefined && was !== providerOf(settings)) {
+        this.availability.forgetProvider(settings.name);
+        forgotten.push(`${POOL_SCOPE_PREFIX}${settings.name}`);
+      }
+    }
+    for (const scopeId of forgotten) {
+      try {
+        await this.budgets.forget(scopeId);
+      } catch (error) {
+        // Redis unreachable: this process forgot its own counters; the shared ones lapse with their windows.
+        this.#logger?.warn({ err: error, scope: scopeId }, "could not forget the shared budget of a changed upstream");
+      }
     }
   }
 

@@ -384,6 +384,26 @@ describe("RedisLedger", { skip }, () => {
     assert.equal(denied.retryAtMs, nowMs + 60_000);
   });
 
+  test("forgetting a scope (a reload gave it another key) clears it in Redis for every process, and only it", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    const forgotten = scope("deployment:acme/m", { rpm: 2 });
+    // Its id is the start of this one's: its keys must stay.
+    const neighbour = scope("deployment:acme/m2", { rpm: 2 });
+    const nowMs = Date.now();
+    for (const limited of [forgotten, neighbour]) {
+      for (let index = 0; index < 2; index++) {
+        assert.ok(isReservation(await first.state.ledger.reserve([limited], { tokens: 1 }, nowMs + index)));
+      }
+    }
+    assert.equal(isReservation(await second.state.ledger.reserve([forgotten], { tokens: 1 }, nowMs + 5)), false);
+    await first.state.ledger.forget(forgotten.id);
+    // Another process finds the shared counters gone; the neighbour's are untouched.
+    assert.ok(isReservation(await second.state.ledger.reserve([forgotten], { tokens: 1 }, nowMs + 6)));
+    assert.equal(isReservation(await second.state.ledger.reserve([neighbour], { tokens: 1 }, nowMs + 7)), false);
+  });
+
   test("a crashed process's concurrency lease expires; a live one is renewed until released", async (t) => {
     const server = await useRedisServer(t);
     const leaseTtlMs = 300;

@@ -40,7 +40,7 @@ import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
-import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
+import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { OnceWrites } from "./redis-once-writes.ts";
 import {
@@ -318,6 +318,17 @@ export class RedisLedger implements BudgetLedger {
     }
     await deleteKeysStartingWith(this.#redis, `${this.#prefix}budget:`);
     await this.onReset?.();
+  }
+
+  /**
+   * Forgets one scope, here and in Redis (a reload pointed it at another upstream or key). Every replica that
+   * reloads the change does the same; what the first ones charged meanwhile goes too, a few requests at most.
+   */
+  async forget(scopeId: string): Promise<void> {
+    this.#local.forget(scopeId);
+    if (!this.#link.isUp) return;
+    // The colon: `deployment:groq/m` must not take `deployment:groq/m2`'s keys along.
+    await deleteKeysStartingWith(this.#redis, `${budgetKeyBase(this.#prefix, scopeId)}:`);
   }
 
   /** Forgets this process's counters (another process reset the shared ones). */

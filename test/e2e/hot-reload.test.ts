@@ -146,6 +146,38 @@ describe("hot reload", () => {
     assert.equal(chatRequests(alpha).length, 1);
   });
 
+  test("budgets carry over a reload that keeps the key; another key (another account) starts afresh", async (t) => {
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const limited = (apiKey: string, timeoutMs = 5_000) =>
+      configYaml([
+        {
+          ...provider("alpha", alpha, { m: { id: "alpha-m", limits: { rpm: 2 } } }),
+          api_key: apiKey,
+          timeout_ms: timeoutMs,
+          limits: { rpd: 3 },
+        },
+      ]);
+    const gateway = await useGateway(t, limited("sk-first-key"));
+    const tail = tailOf(gateway.configPath);
+    for (let index = 0; index < 2; index++) assert.equal((await postChat(gateway, { model: "m" })).status, 200);
+    assert.equal((await postChat(gateway, { model: "m" })).status, 429, "the model's rpm is used up");
+    // The same key, another setting: the minute's two requests still count (and the pool's day too).
+    rewrite(gateway.configPath, limited("sk-first-key", 6_000), tail);
+    assert.equal((await reload(gateway)).status, 200);
+    assert.equal((await postChat(gateway, { model: "m" })).status, 429, "budgets carried over the reload");
+    // Another key: the model's minute and the provider pool's day start afresh.
+    rewrite(gateway.configPath, limited("sk-second-key"), tail);
+    assert.equal((await reload(gateway)).status, 200);
+    for (let index = 0; index < 2; index++) {
+      const answer = await postChat(gateway, { model: "m" });
+      assert.equal(answer.status, 200, answer.text);
+    }
+    assert.equal(alpha.requests.at(-1)?.headers.authorization, "Bearer sk-second-key");
+    const third = await postChat(gateway, { model: "m" });
+    assert.equal(third.status, 429, "the new key's minute is counted from its own requests");
+  });
+
   test("an invalid config is refused with every problem and the old one keeps serving", async (t) => {
     const alpha = await useMock(t);
     alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-m") });
