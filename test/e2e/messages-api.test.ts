@@ -239,6 +239,31 @@ describe("messages API (@anthropic-ai/sdk)", () => {
     );
     assert.equal(chatRequests(mock).length, 0);
   });
+
+  test("interleaved parallel calls (OpenAI): each tool_use block is whole at its stop, as the SDK's contentBlock sees it", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: readChatChunks("interleaved-tool-calls").map((data) => ({ data })),
+    });
+    const stream = client.messages.stream({
+      model: "m",
+      max_tokens: 100,
+      tools: [weatherTool, { name: "get_time", input_schema: { type: "object" } }],
+      messages: [{ role: "user", content: "Weather and time in Paris?" }],
+    });
+    const completed: unknown[] = [];
+    // A copy: the SDK would go on changing the block if deltas came for it after its stop.
+    stream.on("contentBlock", (block) => completed.push(structuredClone(block)));
+    const message = await stream.finalMessage();
+    const expected = [
+      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
+      { type: "tool_use", id: "call_b", name: "get_time", input: { tz: "CET" } },
+    ];
+    assert.deepEqual(completed, expected);
+    assert.deepEqual(message.content, expected);
+    assert.equal(message.stop_reason, "tool_use");
+  });
 });
 
 describe("messages API: failover and continuation work as on chat", () => {

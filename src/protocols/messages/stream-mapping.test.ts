@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { MessageStream } from "@anthropic-ai/sdk/lib/MessageStream";
-import type { RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
+import type { ContentBlock, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import { Stream } from "@anthropic-ai/sdk/streaming";
 import { StreamInterruptedError, UpstreamTimeoutError } from "../../errors/gateway-error.ts";
 import { jsonLines, matchesGolden, parseSse, readChatChunks, sseResponse } from "../__fixtures__/fixtures.ts";
@@ -33,7 +33,54 @@ async function finalMessage(text: string) {
   return { events, message: await MessageStream.fromReadableStream(jsonLines(events)).finalMessage() };
 }
 
-for (const fixture of ["text", "tool-call", "text-then-tools", "length", "quirky-tool-call", "indexless-tool-calls"]) {
+/** Each block's content as the SDK's MessageStream hands it over at the block's content_block_stop. */
+async function completedBlocks(text: string): Promise<ContentBlock[]> {
+  const stream = MessageStream.fromReadableStream(jsonLines(await anthropicEvents(text)));
+  const blocks: ContentBlock[] = [];
+  // A copy: the SDK goes on mutating the block if (wrongly) more deltas come for it.
+  stream.on("contentBlock", (block) => blocks.push(structuredClone(block)));
+  await stream.done();
+  return blocks;
+}
+
+/** Anthropic's block contract: indexes 0, 1, 2... one block open at a time, deltas only to it, each stopped. */
+function assertWholeBlocks(text: string): void {
+  let nextIndex = 0;
+  let openIndex: number | undefined;
+  for (const { data } of parseSse(text)) {
+    const where = JSON.stringify(data);
+    if (data.type === "content_block_start") {
+      assert.equal(openIndex, undefined, `a block starts while another is open: ${where}`);
+      assert.equal(data.index, nextIndex, `blocks are numbered in order: ${where}`);
+      openIndex = nextIndex;
+      nextIndex += 1;
+    } else if (data.type === "content_block_delta") {
+      assert.equal(data.index, openIndex, `a delta goes to the open block only: ${where}`);
+    } else if (data.type === "content_block_stop") {
+      assert.equal(data.index, openIndex, `only the open block stops: ${where}`);
+      openIndex = undefined;
+    } else if (data.type === "message_delta") {
+      assert.equal(openIndex, undefined, "every block stopped before message_delta");
+    }
+  }
+}
+
+const toolCallChunk = (...toolCalls: unknown[]) => ({
+  model: "m-1",
+  choices: [{ index: 0, delta: { tool_calls: toolCalls } }],
+});
+
+const GOLDEN_FIXTURES = [
+  "text",
+  "tool-call",
+  "text-then-tools",
+  "length",
+  "quirky-tool-call",
+  "indexless-tool-calls",
+  "interleaved-tool-calls",
+];
+
+for (const fixture of GOLDEN_FIXTURES) {
   test(`messages stream: ${fixture} matches its recorded event sequence`, () => {
     const { text } = translate(fixture);
     for (const event of parseSse(text)) assert.equal(event.event, event.data.type, "every event is named");
@@ -142,4 +189,95 @@ test("messages stream: fail() is an `event: error` the SDK raises as its typed e
   });
   const interrupted = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
   assert.match(interrupted.fail(new StreamInterruptedError("cut")), /"type":"api_error"/);
+});
+
+test("messages stream: interleaved parallel calls (OpenAI) become whole blocks, one after another, each input final at its stop", async () => {
+  const { text, translator } = translate("interleaved-tool-calls");
+  assertWholeBlocks(text);
+  const expected = [
+    { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
+    { type: "tool_use", id: "call_b", name: "get_time", input: { tz: "CET" } },
+  ];
+  assert.deepEqual(await completedBlocks(text), expected, "the SDK's contentBlock events");
+  assert.deepEqual((await finalMessage(text)).message.content, expected);
+  assert.deepEqual(translator.result?.content, expected);
+});
+
+test("messages stream: a call's arguments go out as they come while its block is open; a complete call gives way at once", () => {
+  const translator = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
+  translator.push(toolCallChunk({ index: 0, id: "call_a", function: { name: "lookup", arguments: "" } }));
+  translator.push(toolCallChunk({ index: 1, id: "call_b", function: { name: "lookup", arguments: '{"q":' } }));
+  const first = parseSse(translator.push(toolCallChunk({ index: 0, function: { arguments: '{"q":1}' } })));
+  // Call a is whole now, so call b (held back) starts in the same write, with what it had so far.
+  assert.deepEqual(
+    first.map(({ data }) => [data.type, data.index]),
+    [
+      ["content_block_delta", 0],
+      ["content_block_stop", 0],
+      ["content_block_start", 1],
+      ["content_block_delta", 1],
+    ],
+  );
+  const second = parseSse(translator.push(toolCallChunk({ index: 1, function: { arguments: "2}" } })));
+  assert.deepEqual(
+    second.map(({ data }) => [data.type, data.index]),
+    [["content_block_delta", 1]],
+  );
+  // Calls sent one after another are not held back either: the next one starts as soon as it is named.
+  const sequential = translate("text-then-tools").translator;
+  assert.equal(sequential.result?.content.length, 3);
+  const replay = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
+  const chunks = readChatChunks("text-then-tools");
+  for (const chunk of chunks.slice(0, 2)) replay.push(chunk);
+  assert.match(replay.push(chunks[2]), /"type":"content_block_start","index":2/);
+});
+
+test("messages stream: calls held back behind an open call that never completes are not lost, before text or at the end", async () => {
+  // A provider may send "" for a call without arguments, which is never a whole object: the calls behind it
+  // wait for what ends the open block.
+  const beforeText = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
+  let text = beforeText.push(toolCallChunk({ index: 0, id: "call_a", function: { name: "now", arguments: "" } }));
+  text += beforeText.push(toolCallChunk({ index: 1, id: "call_b", function: { name: "lookup", arguments: '{"q":' } }));
+  text += beforeText.push(toolCallChunk({ index: 1, function: { arguments: "2}" } }));
+  text += beforeText.push({ model: "m-1", choices: [{ index: 0, delta: { content: "Done." } }] });
+  text += beforeText.finish();
+  assertWholeBlocks(text);
+  const withText = [
+    { type: "tool_use", id: "call_a", name: "now", input: {} },
+    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 } },
+    { type: "text", text: "Done." },
+  ];
+  assert.deepEqual(await completedBlocks(text), withText);
+  assert.deepEqual(beforeText.result?.content, withText);
+
+  // Cut by max_tokens while the first call's arguments were still coming: the calls behind it come out at the end.
+  const atEnd = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
+  text = atEnd.push(
+    toolCallChunk({ index: 0, id: "call_a", function: { name: "get_weather", arguments: '{"city":' } }),
+  );
+  text += atEnd.push(
+    toolCallChunk({ index: 1, id: "call_b", function: { name: "get_weather", arguments: '{"city":"Rome"}' } }),
+  );
+  text += atEnd.push(
+    toolCallChunk({ index: 2, id: "call_c", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }),
+  );
+  text += atEnd.push({
+    model: "m-1",
+    choices: [
+      { index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '"Par' } }] }, finish_reason: "length" },
+    ],
+  });
+  text += atEnd.finish();
+  assertWholeBlocks(text);
+  const calls = [
+    { type: "tool_use", id: "call_a", name: "get_weather", input: {} },
+    { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" } },
+    { type: "tool_use", id: "call_c", name: "get_weather", input: { city: "Oslo" } },
+  ];
+  assert.deepEqual(await completedBlocks(text), calls);
+  const { message } = await finalMessage(text);
+  assert.deepEqual(message.content, calls);
+  assert.equal(message.stop_reason, "max_tokens");
+  assert.deepEqual(atEnd.result?.content, calls);
+  assert.match(text, /"partial_json":"\\"Par"/, "the open call's own arguments still went out");
 });

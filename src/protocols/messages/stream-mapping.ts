@@ -2,9 +2,13 @@
 // unnamed ones): message_start, ping, then per block content_block_start -> content_block_delta* ->
 // content_block_stop, then message_delta (stop_reason, usage) and message_stop; `event: error` when it fails.
 //
-// Blocks are sent one at a time, as Anthropic does: a new block (text after a tool call, the next tool call)
-// stops the open one. A provider that interleaves the argument deltas of parallel calls still gets each delta to
-// its own block index; the SDK accumulates by index.
+// Blocks are sent one at a time and whole, as Anthropic does: a block gets no delta after its content_block_stop,
+// and clients (the SDK's MessageStream `contentBlock` event) take a tool_use block's input as final at its stop.
+// Some providers (OpenAI among them) interleave the argument deltas of parallel calls: call 0 opens, call 1
+// opens, then more arguments for call 0, then for call 1. So while a tool_use block is open, the other calls are
+// held back (id, name, arguments) and each becomes its own block once the open one ends: when its arguments are
+// a complete JSON object, when text or thinking follows, or at the end of the stream. Deltas for the open call
+// go straight out, so calls sent one after another (the common case) stream without delay.
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { type ChatUsage, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
@@ -31,12 +35,33 @@ export interface MessagesStreamOptions {
 }
 
 interface ToolBlock {
-  /** Undefined until the call's name is known (some providers send the id first). */
+  /** Undefined until the call's block starts: its name is known and no other tool block is open. */
   index: number | undefined;
   id: string | undefined;
   name: string | undefined;
+  /** The arguments sent in the block's deltas. */
   argumentsText: string;
+  /** Arguments received before the block started, sent right after its content_block_start. */
   bufferedArguments: string;
+}
+
+/**
+ * Whether streamed tool arguments are a whole JSON object: nothing but whitespace can follow, so the call's block
+ * may stop. Parsing is tried only when the text ends with `}`, and only while another call waits for the block.
+ */
+function isCompleteObject(argumentsText: string): boolean {
+  const trimmed = argumentsText.trim();
+  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return false;
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    return value !== null && typeof value === "object" && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
+function hasName(call: ToolBlock): boolean {
+  return call.name !== undefined;
 }
 
 export class MessagesStreamTranslator {
@@ -44,6 +69,8 @@ export class MessagesStreamTranslator {
   readonly #messageId: string;
   readonly #content: (ContentBlock | ToolBlock)[] = [];
   readonly #toolCalls = new StreamedToolCalls<ToolBlock>();
+  /** Calls with no block yet (unnamed, or held back while another tool block is open), in the order they began. */
+  readonly #waitingCalls: ToolBlock[] = [];
   /** The model named by the first chunk that names one (the upstream's own name for it). */
   #model: string | undefined;
   #isStarted = false;
@@ -52,6 +79,7 @@ export class MessagesStreamTranslator {
   #openIndex: number | undefined;
   #openText: { type: "text"; text: string } | undefined;
   #openThinking: { type: "thinking"; thinking: string; signature: string } | undefined;
+  #openCall: ToolBlock | undefined;
   #finishReason: string | undefined;
   #matchedStop: string | undefined;
   #usage: ChatUsage | undefined;
@@ -86,9 +114,8 @@ export class MessagesStreamTranslator {
   /** The upstream stream ended normally. */
   finish(): string {
     if (this.#isEnded) return "";
-    let text = this.#start();
-    for (const call of this.#toolCalls.all) if (call.index === undefined) text += this.#startToolBlock(call);
-    text += this.#stopOpenBlock();
+    // A call still unnamed at the end gets a block with an empty name rather than being lost.
+    const text = this.#start() + this.#stopBlocks(() => true);
     this.#isEnded = true;
     const { stopReason, stopSequence } = toStopReason(
       this.#finishReason,
@@ -159,7 +186,7 @@ export class MessagesStreamTranslator {
   #appendText(delta: string): string {
     let text = "";
     if (this.#openText === undefined) {
-      text += this.#stopOpenBlock();
+      text += this.#stopBlocks(hasName);
       const block = { type: "text" as const, text: "" };
       const index = this.#content.push(block) - 1;
       this.#openText = block;
@@ -184,7 +211,7 @@ export class MessagesStreamTranslator {
   #appendThinking(delta: string): string {
     let text = "";
     if (this.#openThinking === undefined) {
-      text += this.#stopOpenBlock();
+      text += this.#stopBlocks(hasName);
       const block = { type: "thinking" as const, thinking: "", signature: "" };
       const index = this.#content.push(block) - 1;
       this.#openThinking = block;
@@ -214,18 +241,48 @@ export class MessagesStreamTranslator {
       argumentsText: "",
       bufferedArguments: "",
     }));
-    if (call.index === undefined) {
+    let text = "";
+    if (call === this.#openCall) {
+      text += this.#appendArguments(call, delta.arguments);
+    } else if (call.index === undefined) {
+      if (!this.#waitingCalls.includes(call)) this.#waitingCalls.push(call);
       call.bufferedArguments += delta.arguments;
-      return call.name === undefined ? "" : this.#startToolBlock(call);
+    } else {
+      // Its block has stopped: only after its arguments were a whole object (so this can only be whitespace) or
+      // after text or thinking followed it. A delta now would break the contract; the client has its input.
+      return "";
     }
-    return this.#appendArguments(call, delta.arguments);
+    return text + this.#startWaitingCalls();
+  }
+
+  /**
+   * Starts the calls that wait for a block while the way is clear: no tool block is open, or the open call's
+   * arguments are complete. Otherwise they keep waiting, for the open call to complete, for text, or for the end.
+   */
+  #startWaitingCalls(): string {
+    let text = "";
+    for (;;) {
+      const next = this.#waitingCalls.find(hasName);
+      if (next === undefined) return text;
+      if (this.#openCall !== undefined && !isCompleteObject(this.#openCall.argumentsText)) return text;
+      text += this.#startToolBlock(next);
+    }
+  }
+
+  /** Stops the open block after giving each waiting call that `isReady` its own whole block. */
+  #stopBlocks(isReady: (call: ToolBlock) => boolean): string {
+    let text = "";
+    for (const call of this.#waitingCalls.filter(isReady)) text += this.#startToolBlock(call);
+    return text + this.#stopOpenBlock();
   }
 
   #startToolBlock(call: ToolBlock): string {
     let text = this.#stopOpenBlock();
+    this.#waitingCalls.splice(this.#waitingCalls.indexOf(call), 1);
     call.id ??= this.#options.ids("toolu_");
     call.index = this.#content.push(call) - 1;
     this.#openIndex = call.index;
+    this.#openCall = call;
     text += namedEvent("content_block_start", {
       type: "content_block_start",
       index: call.index,
@@ -261,6 +318,7 @@ export class MessagesStreamTranslator {
     this.#openIndex = undefined;
     this.#openText = undefined;
     this.#openThinking = undefined;
+    this.#openCall = undefined;
     return signature + namedEvent("content_block_stop", { type: "content_block_stop", index });
   }
 }
