@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
+import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import type { ProviderSettings } from "../config/types.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { modelListUrl, parseModelList } from "../providers/discovery.ts";
@@ -49,7 +50,7 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     if (options.isJson) {
-      options.output.write(`${JSON.stringify({ ok: false, config: path, problems: error.issues }, null, 2)}\n`);
+      writeJson(options.output, { ok: false, config: path, problems: error.issues });
     } else {
       options.output.error(
         `${paint(options.output, "red", "Config error")} (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
@@ -59,11 +60,15 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
   }
 }
 
-/** `check`: validate config and .env without starting; list enabled providers and missing keys. */
+/**
+ * `check`: validate config and .env without starting; list enabled providers and missing keys. Exit 2 wherever
+ * `serve` would stop with 2: a config problem, or no provider enabled (then with `serve`'s own message).
+ */
 export async function check(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config, warnings } = result.loaded;
+  if (config.providers.length === 0) return noProviderEnabled(options, result.path, result.loaded);
   // Configured chat models no leaderboard row matches: their quality is only estimated (docs/scoring.md "Unknown models").
   const unmatched: string[] = [];
   for (const provider of config.providers) {
@@ -75,26 +80,20 @@ export async function check(options: CommandOptions): Promise<number> {
     }
   }
   if (options.isJson) {
-    options.output.write(
-      `${JSON.stringify(
-        {
-          ok: true,
-          unmatched_models: unmatched,
-          config: config.sourcePath === undefined ? null : result.path,
-          ...(config.sourcePath === undefined ? { missing_config_file: result.path } : {}),
-          providers: config.providers.map((provider) => ({
-            name: provider.name,
-            base_url: provider.baseUrl,
-            models: provider.models?.length ?? "discovered",
-          })),
-          skipped: config.skippedProviders,
-          meta_models: Object.keys(config.metaModels),
-          warnings,
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    writeJson(options.output, {
+      ok: true,
+      unmatched_models: unmatched,
+      config: config.sourcePath === undefined ? null : result.path,
+      ...(config.sourcePath === undefined ? { missing_config_file: result.path } : {}),
+      providers: config.providers.map((provider) => ({
+        name: provider.name,
+        base_url: provider.baseUrl,
+        models: provider.models?.length ?? "discovered",
+      })),
+      skipped: config.skippedProviders,
+      meta_models: Object.keys(config.metaModels),
+      warnings,
+    });
     return EXIT_OK;
   }
   const { output } = options;
@@ -117,12 +116,7 @@ export async function check(options: CommandOptions): Promise<number> {
           provider.baseUrl,
           provider.models === undefined ? "discovered" : String(provider.models.length),
         ]),
-        ...config.skippedProviders.map((skipped) => [
-          skipped.name,
-          paint(output, "yellow", "skipped"),
-          skipped.reason,
-          "",
-        ]),
+        ...config.skippedProviders.map((skip) => [skip.name, paint(output, "yellow", "skipped"), skip.reason, ""]),
       ],
     ),
   );
@@ -133,9 +127,28 @@ export async function check(options: CommandOptions): Promise<number> {
       `\nno leaderboard row matches these models (quality estimated from size, family and provider; set \`leaderboard_name\` to fix):\n  ${unmatched.join("\n  ")}\n`,
     );
   }
-  if (config.providers.length === 0)
-    output.write(`\n${paint(output, "yellow", "No provider has a key: set the key variables in .env.")}\n`);
+  // Skipped providers are in the table already; what is left (client keys left empty, ...) is said here.
+  const skipWarnings = new Set(config.skippedProviders.map(skippedProviderWarning));
+  const otherWarnings = warnings.filter((warning) => !skipWarnings.has(warning));
+  if (otherWarnings.length > 0)
+    output.write(`\n${paint(output, "yellow", "Warnings")}:\n  ${otherWarnings.join("\n  ")}\n`);
   return EXIT_OK;
+}
+
+/** Every provider skipped: `serve` refuses to start (exit 2), so `check` fails the same way, with the same text. */
+async function noProviderEnabled(options: CommandOptions, path: string, loaded: LoadedConfig): Promise<number> {
+  // Loaded only here: serve.ts brings the HTTP server's modules, which a passing `check` never needs.
+  const { noProviderMessage } = await import("./serve.ts");
+  const configPath = loaded.config.sourcePath === undefined ? undefined : path;
+  const skipped = loaded.config.skippedProviders;
+  if (!options.isJson) {
+    options.output.error(`${paint(options.output, "red", "Config error")}: ${noProviderMessage(skipped, configPath)}`);
+    return EXIT_USAGE;
+  }
+  const message = "no provider is enabled (`skipped` says why): set a key variable for at least one of them";
+  const problems = [{ location: configPath ?? "environment", path: "providers", message }];
+  writeJson(options.output, { ok: false, config: configPath ?? null, problems, skipped, warnings: loaded.warnings });
+  return EXIT_USAGE;
 }
 
 type ProbeStatus = "ok" | "invalid key" | "rate-limited" | "unreachable" | "error";
@@ -160,7 +173,7 @@ export async function providers(options: CommandOptions): Promise<number> {
   if (showProgress) output.error(`\r${" ".repeat(`probing providers: ${done}/${done}`.length)}\r`);
   probes.sort((a, b) => a.provider.localeCompare(b.provider));
   if (options.isJson) {
-    output.write(`${JSON.stringify({ providers: probes, skipped: config.skippedProviders }, null, 2)}\n`);
+    writeJson(output, { providers: probes, skipped: config.skippedProviders });
   } else {
     const colour = (status: ProbeStatus) => (status === "ok" ? "green" : status === "rate-limited" ? "yellow" : "red");
     output.write(
@@ -250,7 +263,7 @@ export async function models(options: CommandOptions): Promise<number> {
     });
     rows.sort((a, b) => a.model.localeCompare(b.model) || b.score - a.score);
     if (options.isJson) {
-      options.output.write(`${JSON.stringify({ models: rows }, null, 2)}\n`);
+      writeJson(options.output, { models: rows });
     } else {
       options.output.write(
         table(
@@ -291,12 +304,12 @@ export async function route(
       explanation = explainRoute(runtime, options.model);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      if (options.isJson) options.output.write(`${JSON.stringify({ error: message }, null, 2)}\n`);
+      if (options.isJson) writeJson(options.output, { error: message });
       else options.output.error(`${message}\n`);
       return EXIT_NOT_OK;
     }
     if (options.isJson) {
-      options.output.write(`${JSON.stringify(explanation, null, 2)}\n`);
+      writeJson(options.output, explanation);
       return EXIT_OK;
     }
     const { output } = options;
@@ -372,6 +385,10 @@ export async function route(
   } finally {
     await runtime.close();
   }
+}
+
+function writeJson(output: Output, value: unknown): void {
+  output.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 function round(value: number): number {

@@ -6,6 +6,12 @@ import { parseEnv } from "node:util";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * The unset variables the value at a key path referred to, as written before interpolation: why that value came
+ * out empty. Known only for a file (a config built in code has no `${...}`).
+ */
+export type UnsetVariablesAt = (path: readonly (string | number)[]) => readonly string[];
+
 export function loadEnv(cwd: string, processEnv: NodeJS.ProcessEnv = process.env): Env {
   let fileEnv: Record<string, string> = {};
   try {
@@ -17,6 +23,23 @@ export function loadEnv(cwd: string, processEnv: NodeJS.ProcessEnv = process.env
 }
 
 const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** The variables a text refers to with `${VAR}` or `${VAR:-default}`, in order. */
+export function referencedVariables(text: string): string[] {
+  return [...text.matchAll(VARIABLE)].map((match) => match[1] as string);
+}
+
+/** Of those, the ones without a value: they are why an interpolated value came out empty. */
+export function unsetVariables(text: string, env: Env): string[] {
+  return referencedVariables(text).filter((name) => env[name] === undefined || env[name] === "");
+}
+
+/** "environment variable A is not set", "environment variables A, B are not set". */
+export function notSetPhrase(names: readonly string[]): string {
+  return names.length === 1
+    ? `environment variable ${names[0]} is not set`
+    : `environment variables ${names.join(", ")} are not set`;
+}
 
 /**
  * `${VAR}` and `${VAR:-default}` in a string. Unset variables become "" (or the default), so that a provider

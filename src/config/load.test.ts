@@ -6,6 +6,7 @@ import { describe, type TestContext, test } from "node:test";
 import { ConfigError } from "./config-error.ts";
 import { loadEnv } from "./env.ts";
 import { parseConfigText } from "./load.ts";
+import type { RawProvider } from "./schema.ts";
 
 function dirWithDotEnv(t: TestContext, text: string | undefined): string {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-env-"));
@@ -153,5 +154,83 @@ scoring:
         return true;
       },
     );
+  });
+});
+
+describe("problems found after the schema", () => {
+  const resolvePreset = (entry: RawProvider): RawProvider => {
+    if (entry.preset === undefined) return entry;
+    throw new Error(`unknown preset "${entry.preset}"`);
+  };
+
+  test("an unknown preset is listed with the schema's problems, in file order; an entry with its own problem adds no echo", () => {
+    assert.throws(
+      () =>
+        parseConfigText(
+          "providers:\n  - preset: grok\n  - name: a\n    base_ulr: http://127.0.0.1:1/v1\n    api_key: k\nrouting:\n  max_atempts: 3\n",
+          "test.yaml",
+          { env: {}, resolvePreset },
+        ),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.message.split("\n"), [
+          'test.yaml:2 providers.0.preset: unknown preset "grok"',
+          'test.yaml:4 providers.1.base_ulr: unknown key "base_ulr"',
+          'test.yaml:7 routing.max_atempts: unknown key "max_atempts"',
+        ]);
+        return true;
+      },
+    );
+  });
+
+  test("a value left empty by unset variables names them", () => {
+    assert.throws(
+      () => parseConfigText(`server:\n  port: \${GW_PORT}\n`, "test.yaml", { env: { GW_PORT: "" } }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(
+          error.message,
+          /^test\.yaml:2 server\.port: .*: it is empty because environment variable GW_PORT is not set$/,
+        );
+        return true;
+      },
+    );
+  });
+});
+
+describe("client and admin keys left empty", () => {
+  const yaml = `server:\n  api_keys: ["\${KEY_A}", "\${KEY_B}"]\n  admin_keys: ["\${ADMIN_KEY}"]\n`;
+
+  test("every client key empty is refused, naming the variables: authentication would be off", () => {
+    assert.throws(
+      () => parseConfigText(yaml, "test.yaml", { env: { ADMIN_KEY: "admin" } }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.issues.length, 1, error.message);
+        assert.match(
+          error.message,
+          /^test\.yaml:2 server\.api_keys: every entry is empty \(environment variables KEY_A, KEY_B are not set\), so client authentication would be off/,
+        );
+        return true;
+      },
+    );
+  });
+
+  test("one empty client key is dropped with a warning; every admin key empty only warns (the admin routes are off)", () => {
+    const { config, warnings } = parseConfigText(yaml, "test.yaml", { env: { KEY_B: "sk-b" } });
+    assert.deepEqual(config.server.apiKeys, ["sk-b"]);
+    assert.deepEqual(config.server.adminKeys, []);
+    assert.deepEqual(warnings, [
+      "test.yaml:2 server.api_keys.0: empty (environment variable KEY_A is not set); dropped, the other keys apply",
+      "test.yaml:3 server.admin_keys: every entry is empty (environment variable ADMIN_KEY is not set), so the admin routes are off: set the variable, or remove server.admin_keys",
+    ]);
+  });
+
+  test("a key from ALLOWED_BEARER_TOKENS keeps authentication on: the empty entries only warn", () => {
+    const { config, warnings } = parseConfigText(yaml, "test.yaml", {
+      env: { ALLOWED_BEARER_TOKENS: "tok", ADMIN_KEY: "admin" },
+    });
+    assert.deepEqual(config.server.apiKeys, ["tok"]);
+    assert.equal(warnings.length, 2, warnings.join("\n"));
   });
 });

@@ -1,11 +1,13 @@
 // Config loading: YAML (with a LineCounter, so every problem names file:line) -> ${ENV} interpolation -> the
 // schema (validation, defaults, camelCase) -> what the schema cannot do (presets, one provider per key,
-// duplicate names, environment overrides) -> deep freeze.
+// duplicate names, environment overrides, client keys left empty) -> deep freeze.
 import { readFileSync } from "node:fs";
+import type { z } from "zod";
+import { allowedBearerTokens, serverKeyProblems } from "./client-keys.ts";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
-import { type Env, interpolate } from "./env.ts";
+import { type Env, interpolate, notSetPhrase, type UnsetVariablesAt, unsetVariables } from "./env.ts";
 import { type PresetResolver, resolveProviders } from "./resolve-providers.ts";
-import { configSchema, type RawConfig } from "./schema.ts";
+import { configSchema, providerSchema, type RawConfig, type RawProvider } from "./schema.ts";
 import type { GatewayConfig } from "./types.ts";
 import { type Locate, parseYamlSource, toConfigIssues } from "./yaml-source.ts";
 
@@ -20,8 +22,8 @@ export interface LoadedConfig {
 interface LoadOptions {
   env: Env;
   resolvePreset?: PresetResolver;
-  /** Per provider entry, the variables its `api_key: ${...}` referenced (to name them when unset). */
-  apiKeyReferences?: readonly (readonly string[])[];
+  /** Set for a file: names the unset variables behind a value that came out empty. */
+  unsetVariablesAt?: UnsetVariablesAt;
 }
 
 export function loadConfigFile(path: string, options: LoadOptions): LoadedConfig {
@@ -39,40 +41,104 @@ export function loadConfigFile(path: string, options: LoadOptions): LoadedConfig
 export function parseConfigText(text: string, fileName: string, options: LoadOptions): LoadedConfig {
   const { data: rawData, locate } = parseYamlSource(text, fileName);
   const data = interpolateDeep(rawData, options.env);
-  // Remember which variables each provider's `api_key: ${VAR}` referenced, to name them when they are unset.
-  const rawProviders = (rawData as { providers?: unknown }).providers;
-  const apiKeyReferences = Array.isArray(rawProviders)
-    ? rawProviders.map((entry) => {
-        const apiKey = (entry as { api_key?: unknown } | null)?.api_key;
-        return typeof apiKey === "string"
-          ? [...apiKey.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((match) => match[1] as string)
-          : [];
-      })
-    : [];
-  return buildConfig(data as RawConfig, fileName, { ...options, apiKeyReferences }, locate);
+  const unsetVariablesAt: UnsetVariablesAt = (path) => {
+    const written = valueAt(rawData, path);
+    return typeof written === "string" ? unsetVariables(written, options.env) : [];
+  };
+  return buildConfig(data as RawConfig, fileName, { ...options, unsetVariablesAt }, locate);
 }
 
-/** Validates and resolves a config (from a file, or built in code: the demo, the no-config mode). */
+/**
+ * Validates and resolves a config (from a file, or built in code: the demo, the no-config mode). Every problem is
+ * gathered before one ConfigError is thrown: the schema's, and what only resolving finds (an unknown preset, a
+ * duplicate provider name, a bad $PORT, no client key left), so that fixing one never reveals another.
+ */
 export function buildConfig(
   input: RawConfig,
   sourcePath: string | undefined,
   options: LoadOptions,
   locate: Locate = () => sourcePath ?? "<config>",
 ): LoadedConfig {
+  const unsetVariablesAt = options.unsetVariablesAt ?? (() => []);
   const parsed = configSchema.safeParse(input);
-  if (!parsed.success) throw new ConfigError(toConfigIssues(parsed.error.issues, locate));
-  const { providers: entries, ...sections } = parsed.data;
-  const { providers, skippedProviders, warnings, issues } = resolveProviders(entries, options, locate);
-  issues.push(...metaModelNameIssues(Object.keys(sections.metaModels), locate));
-  if (issues.length > 0) throw new ConfigError(issues);
+  const issues = parsed.success
+    ? []
+    : toConfigIssues(
+        parsed.error.issues.map((issue) => withUnsetVariables(issue, input, unsetVariablesAt)),
+        locate,
+      );
+  const resolved = resolveProviders(
+    parsed.success ? parsed.data.providers : validProviderEntries(input),
+    { ...options, unsetVariablesAt },
+    locate,
+  );
+  const keyProblems = serverKeyProblems(input, options.env, unsetVariablesAt, locate);
+  const port = portOverride(options.env);
+  issues.push(
+    ...resolved.issues,
+    ...metaModelNameIssues(parsed.success ? Object.keys(parsed.data.metaModels) : metaModelNames(input), locate),
+    ...keyProblems.issues,
+    ...(port.issue === undefined ? [] : [port.issue]),
+  );
+  if (!parsed.success || issues.length > 0) throw new ConfigError(byLine(issues));
+  const { providers: _entries, ...sections } = parsed.data;
   const config: GatewayConfig = {
     ...sections,
     sourcePath,
-    server: withEnvironment(sections.server, options.env),
-    providers,
-    skippedProviders,
+    server: withEnvironment(sections.server, port.port, options.env),
+    providers: resolved.providers,
+    skippedProviders: resolved.skippedProviders,
   };
-  return { config: deepFreeze(config), warnings };
+  return { config: deepFreeze(config), warnings: [...resolved.warnings, ...keyProblems.warnings] };
+}
+
+/**
+ * When the schema failed, each `providers:` entry is validated alone and the valid ones are still resolved, at
+ * their own index. An entry with a problem of its own is left out: resolving it would only add echoes of that
+ * problem (a misspelled `base_url` would also be "required").
+ */
+function validProviderEntries(input: RawConfig): (RawProvider | undefined)[] {
+  const entries: unknown = (input as { providers?: unknown }).providers;
+  if (!Array.isArray(entries)) return [];
+  return entries.map((entry) => {
+    const result = providerSchema.safeParse(entry);
+    return result.success ? result.data : undefined;
+  });
+}
+
+function metaModelNames(input: RawConfig): string[] {
+  const metaModels: unknown = (input as { meta_models?: unknown }).meta_models;
+  return metaModels !== null && typeof metaModels === "object" && !Array.isArray(metaModels)
+    ? Object.keys(metaModels)
+    : [];
+}
+
+/** A value that came out empty because of an unset `${VAR}` says so: "Invalid URL" alone hides why. */
+function withUnsetVariables(
+  issue: z.core.$ZodIssue,
+  input: RawConfig,
+  unsetVariablesAt: UnsetVariablesAt,
+): z.core.$ZodIssue {
+  const path = issue.path.filter((key): key is string | number => typeof key !== "symbol");
+  if (issue.code === "unrecognized_keys" || valueAt(input, path) !== "") return issue;
+  const unset = unsetVariablesAt(path);
+  if (unset.length === 0) return issue;
+  return { ...issue, message: `${issue.message}: it is empty because ${notSetPhrase(unset)}` };
+}
+
+function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string | number, unknown>)[key];
+  }
+  return value;
+}
+
+/** In file order (the schema's own and the later ones interleave); a stable sort, so ties keep theirs. */
+function byLine(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const lineOf = (issue: ConfigIssue) => Number(/:(\d+)$/.exec(issue.location)?.[1] ?? Number.POSITIVE_INFINITY);
+  return issues.toSorted((a, b) => lineOf(a) - lineOf(b));
 }
 
 /** Checked with the providers (not in the schema) so that one run lists both kinds of cross-field problems. */
@@ -86,21 +152,22 @@ function metaModelNameIssues(names: readonly string[], locate: Locate): ConfigIs
     }));
 }
 
+/** $PORT, when set: a port number, or the problem with it. */
+function portOverride(env: Env): { port?: number; issue?: ConfigIssue } {
+  if (env.PORT === undefined || env.PORT === "") return {};
+  const port = Number(env.PORT);
+  return Number.isInteger(port) && port >= 0 && port <= 65535
+    ? { port }
+    : { issue: { location: "environment", path: "PORT", message: `not a port number: "${env.PORT}"` } };
+}
+
 /** $PORT and $HOST win over the file; $ALLOWED_BEARER_TOKENS (comma-separated) adds client keys. */
-function withEnvironment(server: GatewayConfig["server"], env: Env): GatewayConfig["server"] {
-  const allowedTokens = (env.ALLOWED_BEARER_TOKENS ?? "")
-    .split(",")
-    .map((token) => token.trim())
-    .filter((token) => token !== "");
-  const envPort = env.PORT === undefined || env.PORT === "" ? undefined : Number(env.PORT);
-  if (envPort !== undefined && !(Number.isInteger(envPort) && envPort >= 0 && envPort <= 65535)) {
-    throw new ConfigError([{ location: "environment", path: "PORT", message: `not a port number: "${env.PORT}"` }]);
-  }
+function withEnvironment(server: GatewayConfig["server"], port: number | undefined, env: Env): GatewayConfig["server"] {
   return {
     ...server,
-    port: envPort ?? server.port,
+    port: port ?? server.port,
     host: env.HOST === undefined || env.HOST === "" ? server.host : env.HOST,
-    apiKeys: [...server.apiKeys, ...allowedTokens],
+    apiKeys: [...server.apiKeys, ...allowedBearerTokens(env)],
   };
 }
 

@@ -2,7 +2,7 @@
 // names, skipped providers (disabled, key or required variable unset), key expansion. What cannot live in the
 // schema, because it needs the presets, the environment or more than one entry at once.
 import type { ConfigIssue } from "./config-error.ts";
-import type { Env } from "./env.ts";
+import type { Env, UnsetVariablesAt } from "./env.ts";
 import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
 import type { ProviderSettings } from "./types.ts";
 import type { Locate } from "./yaml-source.ts";
@@ -16,8 +16,8 @@ export type PresetResolver = (raw: RawProvider) => RawProvider;
 interface ProviderOptions {
   readonly env: Env;
   readonly resolvePreset?: PresetResolver | undefined;
-  /** Per provider entry, the variables its `api_key: ${...}` referenced (to name them when unset). */
-  readonly apiKeyReferences?: readonly (readonly string[])[] | undefined;
+  /** Names the variables behind an `api_key: ${...}` that came out empty. */
+  readonly unsetVariablesAt?: UnsetVariablesAt | undefined;
 }
 
 interface ResolvedProviders {
@@ -27,8 +27,9 @@ interface ResolvedProviders {
   readonly issues: ConfigIssue[];
 }
 
+/** `undefined` stands for an entry the schema refused: left out, the others keep their index. */
 export function resolveProviders(
-  entries: readonly RawProvider[],
+  entries: readonly (RawProvider | undefined)[],
   options: ProviderOptions,
   locate: Locate,
 ): ResolvedProviders {
@@ -42,6 +43,7 @@ export function resolveProviders(
       message,
     });
   for (const [index, entry] of entries.entries()) {
+    if (entry === undefined) continue;
     const merged = mergePreset(entry, options.resolvePreset);
     if ("error" in merged) {
       issue(index, "preset", merged.error);
@@ -67,10 +69,11 @@ export function resolveProviders(
       result.skippedProviders.push({ name, reason: "disabled in config" });
       continue;
     }
-    const { keys, missing } = resolveKeys(provider, options.env, options.apiKeyReferences?.[index] ?? []);
+    const unset = options.unsetVariablesAt?.(["providers", index, "api_key"]) ?? [];
+    const { keys, missing } = resolveKeys(provider, options.env, unset);
     const skipReason = skipReasonOf(provider, keys.length, missing, options.env);
     if (skipReason !== undefined) {
-      result.warnings.push(`provider "${name}" skipped: ${skipReason}`);
+      result.warnings.push(skippedProviderWarning({ name, reason: skipReason }));
       result.skippedProviders.push({ name, reason: skipReason });
       continue;
     }
@@ -106,6 +109,11 @@ export function resolveProviders(
     }
   }
   return result;
+}
+
+/** The warning for a skipped provider (`check` leaves it out of its list of warnings: its table shows it). */
+export function skippedProviderWarning(skipped: { readonly name: string; readonly reason: string }): string {
+  return `provider "${skipped.name}" skipped: ${skipped.reason}`;
 }
 
 function mergePreset(
@@ -147,7 +155,7 @@ function skipReasonOf(
 function resolveKeys(
   provider: RawProvider,
   env: Env,
-  referenced: readonly string[],
+  unsetInApiKey: readonly string[],
 ): { keys: { key: string; position: number; variable: string }[]; missing: string[] } {
   if (provider.api_key !== undefined && provider.api_key !== "") {
     return { keys: [{ key: provider.api_key, position: 0, variable: "api_key" }], missing: [] };
@@ -169,7 +177,7 @@ function resolveKeys(
   });
   // `api_key: ${VAR}` with VAR unset interpolates to "": report the variable by its reference.
   if (variables.length === 0 && provider.api_key === "") {
-    missing.push(...(referenced.length > 0 ? referenced : ["(referenced by api_key)"]));
+    missing.push(...(unsetInApiKey.length > 0 ? unsetInApiKey : ["(referenced by api_key)"]));
   }
   return { keys, missing };
 }

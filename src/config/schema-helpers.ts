@@ -17,10 +17,11 @@ export const headerSafe = z
  * authenticates with the provider's key, and a Basic header from the URL would collide with it.
  */
 export const httpUrl = z
-  .url({ protocol: /^https?$/ })
+  .url({ protocol: /^https?$/, error: "not an http(s) URL (e.g. https://api.example.com/v1)" })
   .refine((url) => !hasControlCharacter(url), "contains a control character (CR, LF, ...)")
+  // zod runs the refinements after a failed format too: a URL that does not parse is the format's problem alone.
   .refine(
-    (url) => URL.canParse(url) && new URL(url).username === "" && new URL(url).password === "",
+    (url) => !URL.canParse(url) || (new URL(url).username === "" && new URL(url).password === ""),
     "credentials in the URL (user:pass@) are not supported: remove them and put the key in api_key or api_key_env_var",
   );
 

@@ -68,6 +68,7 @@ export class GatewayRuntime {
   /** Reloads run one after another: two triggers at once must not interleave their swaps. */
   #reloadChain: Promise<unknown> = Promise.resolve();
   #logger: Logger | undefined;
+  #reloads = 0;
   readonly #ownsDispatcher: boolean;
   /** One arrival-order queue per requested model (`routing.queue_timeout_ms`); dropped when empty. */
   readonly #routeQueues = new RouteQueues();
@@ -181,6 +182,11 @@ export class GatewayRuntime {
     return this.#snapshot;
   }
 
+  /** Config reloads and forced model refreshes applied since start (`llm_gateway_config_reloads_total`). */
+  get reloads(): number {
+    return this.#reloads;
+  }
+
   /**
    * Rebuilds the snapshot (new config, or forced model discovery) and swaps it in, atomically: requests and
    * streams in flight finish on the snapshot they started with. What the books learned (budgets, cooldowns,
@@ -201,6 +207,7 @@ export class GatewayRuntime {
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
+    this.#reloads += 1;
     if (previous.config !== config) {
       this.#configLoadedAtMs = this.clock.now();
       this.#configHash = configHash(config);

@@ -182,6 +182,85 @@ routing:
     ]);
   });
 
+  test("no provider enabled: exit 2 with `serve`'s own message, as `serve` exits; `--json` says ok: false", async (t) => {
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: alpha
+    base_url: http://127.0.0.1:9/v1
+    api_key: \${ALPHA_KEY}
+    models: { m: {} }
+  - name: beta
+    base_url: http://127.0.0.1:9/v1
+    api_key_env_var: BETA_KEY
+    models: { m: {} }
+`,
+    );
+    const checked = await runCli(["check", "--config", path], { cwd: dir });
+    const served = await runCli(["--config", path], { cwd: dir });
+    assert.equal(served.code, 2, served.stderr);
+    assert.equal(checked.code, 2, checked.stdout);
+    assert.doesNotMatch(checked.stdout, /Config OK/);
+    assert.match(served.stderr, /^No provider is enabled in .*\n(.*\n)* {2}alpha: ALPHA_KEY\n {2}beta: BETA_KEY\n/);
+    assert.equal(checked.stderr, `Config error: ${served.stderr}`);
+
+    const json = await runCli(["check", "--config", path, "--json"], { cwd: dir });
+    assert.equal(json.code, 2);
+    const report = parseJson<{
+      ok: boolean;
+      problems: { location: string; path: string; message: string }[];
+      skipped: { name: string }[];
+    }>(json);
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.problems.map((problem) => [problem.location, problem.path]),
+      [[path, "providers"]],
+    );
+    assert.match(report.problems[0]?.message ?? "", /no provider is enabled/);
+    assert.deepEqual(
+      report.skipped.map((skipped) => skipped.name),
+      ["alpha", "beta"],
+    );
+  });
+
+  test("server.api_keys all empty after interpolation: exit 2 naming the variable (auth would be off); one empty among others warns", async (t) => {
+    const { dir, path } = configIn(
+      t,
+      `server:
+  api_keys: ["\${GW_KEY}"]
+${twoProviderYaml()}`,
+    );
+    const refused = new RegExp(
+      `^${escapeRegExp(path)}:2 server\\.api_keys: every entry is empty \\(environment variable GW_KEY is not set\\), so client authentication would be off`,
+      "m",
+    );
+    const checked = await runCli(["check", "--config", path], { cwd: dir });
+    assert.equal(checked.code, 2, checked.stdout);
+    assert.match(checked.stderr, refused);
+    const served = await runCli(["--config", path], { cwd: dir });
+    assert.equal(served.code, 2, served.stderr);
+    assert.match(served.stderr, refused);
+
+    // A key from ALLOWED_BEARER_TOKENS keeps authentication on: the empty entry is only a warning, shown by `check`.
+    const withToken = await runCli(["check", "--config", path], { cwd: dir, env: { ALLOWED_BEARER_TOKENS: "tok" } });
+    assert.equal(withToken.code, 0, withToken.stderr);
+    assert.match(
+      withToken.stdout,
+      new RegExp(
+        `^  ${escapeRegExp(path)}:2 server\\.api_keys\\.0: empty \\(environment variable GW_KEY is not set\\)`,
+        "m",
+      ),
+    );
+    const json = await runCli(["check", "--config", path, "--json"], {
+      cwd: dir,
+      env: { ALLOWED_BEARER_TOKENS: "tok" },
+    });
+    assert.ok(
+      parseJson<{ warnings: string[] }>(json).warnings.some((warning) => warning.includes("server.api_keys.0: empty")),
+      json.stdout,
+    );
+  });
+
   test("a config file that does not exist: exit 2", async (t) => {
     const dir = tempDir(t);
     const result = await runCli(["check", "--config", "missing.yaml"], { cwd: dir });

@@ -180,6 +180,81 @@ meta_models:
     );
   });
 
+  test("an unknown preset, a duplicate name, a bad meta model name and $PORT are listed with the schema's problems, in file order", async (t) => {
+    const dir = tempDir(t);
+    const path = writeConfig(
+      dir,
+      `providers:
+  - preset: grok
+  - name: alpha
+    base_url: http://127.0.0.1:1/v1
+    api_key: k
+  - name: alpha
+    base_url: http://127.0.0.1:2/v1
+    api_key: k
+  - name: beta
+    base_url: http://127.0.0.1:3/v1
+    api_key: k
+    timeout_ms: -5
+routing:
+  max_atempts: 3
+meta_models:
+  "a/b": [alpha-model]
+`,
+    );
+    const at = escapeRegExp(path);
+    for (const args of [
+      ["check", "--config", path],
+      ["--config", path],
+    ]) {
+      const result = await runCli(args, { cwd: dir, env: { PORT: "eighty" } });
+      const lines = configErrorLines(result, path);
+      const expected = [
+        new RegExp(`^${at}:2 providers\\.0\\.preset: unknown preset "grok"`),
+        new RegExp(`^${at}:6 providers\\.2\\.name: duplicate provider name "alpha"`),
+        new RegExp(`^${at}:12 providers\\.3\\.timeout_ms: .+`),
+        new RegExp(`^${at}:14 routing\\.max_atempts: unknown key "max_atempts"$`),
+        new RegExp(`^${at}:16 meta_models\\.a/b: .+`),
+      ];
+      assert.equal(lines.length, expected.length, result.stderr);
+      for (const [index, pattern] of expected.entries()) assert.match(lines[index] ?? "", pattern, result.stderr);
+      assert.match(result.stderr, /^environment PORT: not a port number: "eighty"$/m);
+      assert.match(result.stderr, /6 problems/);
+    }
+  });
+
+  test("a base_url left empty by an unset variable, or without a scheme: one problem each, naming the variable", async (t) => {
+    const dir = tempDir(t);
+    const path = writeConfig(
+      dir,
+      `providers:
+  - name: a
+    base_url: "\${UNSET_URL}"
+    api_key: k
+  - name: b
+    base_url: api.groq.com/openai/v1
+    api_key: k
+`,
+    );
+    const at = escapeRegExp(path);
+    for (const args of [
+      ["check", "--config", path],
+      ["--config", path],
+    ]) {
+      const result = await runCli(args, { cwd: dir });
+      const lines = configErrorLines(result, path);
+      assert.equal(lines.length, 2, result.stderr);
+      assert.match(
+        lines[0] ?? "",
+        new RegExp(
+          `^${at}:3 providers\\.0\\.base_url: not an http\\(s\\) URL .*environment variable UNSET_URL is not set$`,
+        ),
+      );
+      assert.match(lines[1] ?? "", new RegExp(`^${at}:6 providers\\.1\\.base_url: not an http\\(s\\) URL`));
+      assert.doesNotMatch(result.stderr, /credentials/);
+    }
+  });
+
   test("a config file that does not exist", async (t) => {
     const dir = tempDir(t);
     const path = join(dir, "missing.yaml");
