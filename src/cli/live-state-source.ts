@@ -8,17 +8,7 @@ import { PRIORITY_AUTO } from "../router/plan-route.ts";
 // and they share one closure (the per-snapshot name cache).
 export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
   const namesBySnapshot = new WeakMap<GatewaySnapshot, KnownNames>();
-  // The runtime has no reload counter: a new snapshot object is a reload (seen when state is read).
-  let lastSnapshot = runtime.snapshot;
-  let reloads = 0;
-  const current = (): GatewaySnapshot => {
-    const snapshot = runtime.snapshot;
-    if (snapshot !== lastSnapshot) {
-      lastSnapshot = snapshot;
-      reloads += 1;
-    }
-    return snapshot;
-  };
+  const current = (): GatewaySnapshot => runtime.snapshot;
   return {
     nowMs: () => runtime.clock.now(),
     knownNames: () => {
@@ -98,9 +88,7 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
       });
     },
     queueDepth: () => runtime.queuedRequests,
-    configReloads: () => {
-      current();
-      return reloads;
-    },
+    // Counted by the runtime at each reload: counting new snapshots when state was read missed reloads in between.
+    configReloads: () => runtime.reloads,
   };
 }

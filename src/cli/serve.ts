@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import type { GatewayConfig } from "../config/types.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
@@ -75,9 +76,18 @@ export async function serve(options: { configPath: string | undefined }): Promis
   );
   // Hot reload: the same loading as at startup (.env read again), validated before anything is swapped.
   const cwd = process.cwd();
-  gateway.runtime.setConfigLoader(
-    () => loadGatewayConfig({ explicitPath: options.configPath, env: loadEnv(cwd), cwd }).loaded.config,
-  );
+  gateway.runtime.setConfigLoader(() => {
+    const next = loadGatewayConfig({ explicitPath: options.configPath, env: loadEnv(cwd), cwd }).loaded.config;
+    refuseUnsafeReload(next);
+    const fixed = changedUntilRestart(loaded.config, next);
+    if (fixed.length > 0) {
+      gateway.app.log.warn(
+        { settings: fixed },
+        `config reload: ${fixed.join(", ")} changed, which applies at the next restart (the rest applies now)`,
+      );
+    }
+    return next;
+  });
   reloadOnSighup(gateway.runtime);
   watchConfigFiles(
     gateway.runtime,
@@ -102,6 +112,49 @@ function isAddressInUse(error: unknown): boolean {
  * Every provider of the config was skipped (usually: no key set). One block instead of a warning per provider
  * and a gateway that serves nothing: which variable enables which provider, and how to try it without keys.
  */
+/**
+ * What a start refuses, a reload refuses too (the previous config keeps serving): no provider with a key (a moved
+ * or emptied `.env`: every request would be a 404 until someone noticed). (Client keys that all resolve empty are
+ * a config error at any load: src/config.)
+ */
+export function refuseUnsafeReload(next: GatewayConfig): void {
+  if (next.providers.length === 0) {
+    throw new Error(
+      `no provider would be left: ${next.skippedProviders.map((entry) => `${entry.name} (${entry.reason})`).join(", ") || "none is configured"}`,
+    );
+  }
+}
+
+/**
+ * Settings read once, when the server, its logger, the state store and the record subscribers are built
+ * (docs/configuration.md "Reloading the config"): a reload cannot apply them, and says so rather than keep quiet.
+ */
+const RESTART_ONLY: readonly [string, (config: GatewayConfig) => unknown][] = [
+  ["server.port", (config) => config.server.port],
+  ["server.host", (config) => config.server.host],
+  ["server.body_limit_bytes", (config) => config.server.bodyLimitBytes],
+  ["server.log_level", (config) => config.server.logLevel],
+  ["server.cors_origins", (config) => config.server.corsOrigins],
+  ["server.allowed_hosts", (config) => config.server.allowedHosts],
+  ["server.request_timeout_ms", (config) => config.server.requestTimeoutMs],
+  ["server.headers_timeout_ms", (config) => config.server.headersTimeoutMs],
+  ["server.max_connections", (config) => config.server.maxConnections],
+  ["server.shutdown_timeout_ms", (config) => config.server.shutdownTimeoutMs],
+  ["log.format", (config) => config.log.format],
+  // Records carry content per the serving config, but the request log keeps it or not as it was started.
+  ["log.content", (config) => config.log.content],
+  ["state", (config) => config.state],
+  ["metrics", (config) => config.metrics],
+  ["request_log", (config) => config.requestLog],
+];
+
+/** The restart-only settings (RESTART_ONLY) that differ between the config started with and a reloaded one. */
+export function changedUntilRestart(started: GatewayConfig, next: GatewayConfig): string[] {
+  return RESTART_ONLY.filter(([, read]) => JSON.stringify(read(started)) !== JSON.stringify(read(next))).map(
+    ([name]) => name,
+  );
+}
+
 export function noProviderMessage(
   skipped: readonly { readonly name: string; readonly reason: string }[],
   configPath: string | undefined,

@@ -4,6 +4,7 @@
 // with every problem and the old config keeps serving.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
@@ -178,6 +179,18 @@ describe("hot reload", () => {
     assert.equal(third.status, 429, "the new key's minute is counted from its own requests");
   });
 
+  test("llm_gateway_config_reloads_total counts every applied reload, read or not in between", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } })]));
+    const reloads = async (): Promise<number> => {
+      const text = (await send(gateway, "GET", "/metrics")).text;
+      return Number(/^llm_gateway_config_reloads_total (\d+)$/m.exec(text)?.[1]);
+    };
+    assert.equal(await reloads(), 0);
+    for (let index = 0; index < 3; index++) assert.equal((await reload(gateway)).status, 200);
+    assert.equal(await reloads(), 3);
+  });
+
   test("an invalid config is refused with every problem and the old one keeps serving", async (t) => {
     const alpha = await useMock(t);
     alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-m") });
@@ -265,4 +278,91 @@ describe("hot reload", () => {
       "the reload is logged",
     );
   });
+});
+
+/** `${NAME}` in a config value: the loader puts the variable's value there. */
+function variable(name: string): string {
+  return `\${${name}}`;
+}
+
+describe("a reload that would leave the gateway unusable or open is refused", () => {
+  test("no provider left (.env emptied) and client keys gone: refused, the old config keeps serving", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const gateway = await startGatewayProcess(
+      t,
+      stringify({
+        server: { port: 0, host: "127.0.0.1", log_level: "info", api_keys: [variable("GW_CLIENT_KEY")] },
+        providers: [{ ...provider("alpha", alpha, { m: { id: "alpha-m" } }), api_key: variable("ALPHA_KEY") }],
+      }),
+      { dotEnv: "ALPHA_KEY=sk-alpha-secret\nGW_CLIENT_KEY=client-key\n" },
+    );
+    const envPath = join(dirname(gateway.configPath), ".env");
+    const chat = (key?: string) =>
+      fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(key === undefined ? {} : { authorization: `Bearer ${key}` }),
+        },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      });
+    const refusals = () => gateway.logs.filter((line) => String(line.msg).startsWith("config reload refused"));
+    const sighupUntilRefused = async (count: number): Promise<string> => {
+      assert.ok(gateway.pid !== undefined);
+      process.kill(gateway.pid, "SIGHUP");
+      const deadline = Date.now() + 5_000;
+      while (refusals().length < count) {
+        assert.ok(Date.now() < deadline, "the reload was not refused");
+        await sleep(50);
+      }
+      return String(refusals()[count - 1]?.msg);
+    };
+    assert.equal((await chat("client-key")).status, 200);
+    assert.equal((await chat()).status, 401);
+
+    // The client key's variable is gone: authentication would be off (a config error at any load).
+    writeFileSync(envPath, "ALPHA_KEY=sk-alpha-secret\n");
+    assert.match(await sighupUntilRefused(1), /client authentication would be off/);
+    assert.equal((await chat()).status, 401, "still closed to requests without a key");
+    assert.equal((await chat("client-key")).status, 200);
+
+    // Every provider key is gone: every request would be a 404.
+    writeFileSync(envPath, "GW_CLIENT_KEY=client-key\n");
+    assert.match(await sighupUntilRefused(2), /no provider would be left/);
+    assert.equal((await chat("client-key")).status, 200, "the old config keeps serving");
+  });
+});
+
+test("a reload that changes a setting read only at start applies the rest and says which settings wait for a restart", async (t) => {
+  if (process.platform === "win32") return;
+  const alpha = await useMock(t);
+  const beta = await useMock(t);
+  alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+  beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+  const yaml = (name: string, mock: MockUpstream, extra: Record<string, unknown> = {}) =>
+    stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })], ...extra });
+  const gateway = await startGatewayProcess(t, yaml("alpha", alpha));
+  const text = readFileSync(gateway.configPath, "utf8").replace(
+    /^providers:[\s\S]*?(?=^discovery:)/m,
+    yaml("beta", beta, { metrics: { enabled: false }, log: { content: true } }),
+  );
+  writeFileSync(gateway.configPath, text);
+  assert.ok(gateway.pid !== undefined);
+  process.kill(gateway.pid, "SIGHUP");
+  const deadline = Date.now() + 5_000;
+  const warning = () => gateway.logs.find((line) => String(line.msg).includes("applies at the next restart"));
+  while (warning() === undefined) {
+    assert.ok(Date.now() < deadline, "no warning about the settings that wait for a restart");
+    await sleep(50);
+  }
+  assert.deepEqual(warning()?.settings, ["log.content", "metrics"]);
+  // The rest applied: beta serves.
+  const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+  });
+  assert.equal(response.headers.get("x-gateway-provider"), "beta");
 });

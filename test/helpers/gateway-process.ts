@@ -34,12 +34,13 @@ export interface GatewayProcess {
 /**
  * Starts `node src/main.ts --config <file>` with `yamlText` (a `server:` block listening on 127.0.0.1:0 with
  * info logs, and a private discovery cache, are added unless present) and waits for its "listening" log line.
- * `preload`: a module the process imports first (`--import`), e.g. to inject a fault.
+ * `preload`: a module the process imports first (`--import`), e.g. to inject a fault. `dotEnv`: the text of a `.env`
+ * in its working directory (which it reads at start and at each reload).
  */
 export async function startGatewayProcess(
   t: TestContext,
   yamlText: string,
-  options: { readonly preload?: string } = {},
+  options: { readonly preload?: string; readonly dotEnv?: string } = {},
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-process-"));
   let text = yamlText;
@@ -47,6 +48,7 @@ export async function startGatewayProcess(
   if (!/^discovery:/m.test(text)) text = `${text}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(dir, "cache"))}\n`;
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, text);
+  if (options.dotEnv !== undefined) writeFileSync(join(dir, ".env"), options.dotEnv);
   // cwd is the temp dir so that no .env of the repository leaks into the test.
   const preload = options.preload === undefined ? [] : ["--import", options.preload];
   const child = spawn(
