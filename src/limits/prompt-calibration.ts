@@ -89,7 +89,10 @@ export class PromptCalibration {
   }
 }
 
-/** The estimate an answer's reported prompt tokens may calibrate: not with images (the estimate's flat 765 each). */
+/**
+ * The estimate an answer's reported prompt tokens may calibrate: not with images (the estimate's flat 765 each) nor
+ * documents (counted by size), which are no tokenizer's count and would skew the factor for every text prompt.
+ */
 export function calibratingTokens(prompt: PromptFacts): number | undefined {
-  return prompt.hasImages ? undefined : prompt.promptTokens;
+  return prompt.hasImages || prompt.hasDocuments === true ? undefined : prompt.promptTokens;
 }

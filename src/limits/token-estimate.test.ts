@@ -149,3 +149,18 @@ test("chat estimate: framing per message, images, tool calls and tools", () => {
   assert.equal(facts.hasImages, true);
   assert.ok(facts.promptTokens > 3 + 2 * 4 + 1 + 765);
 });
+
+test("chat estimate: a document (file part) by its decoded size, a page per 100 KB at 3,000 tokens; by id one page", () => {
+  const pdf = (bytes: number) => ({
+    type: "file",
+    file: { file_data: `data:application/pdf;base64,${Buffer.alloc(bytes, 7).toString("base64")}` },
+  });
+  const promptOf = (part: unknown) => estimateChatPrompt([{ role: "user", content: [part] }], undefined);
+  const framing = 3 + 4;
+  assert.equal(promptOf(pdf(600_000)).promptTokens, framing + 6 * 3_000);
+  assert.equal(promptOf(pdf(600_001)).promptTokens, framing + 7 * 3_000);
+  assert.equal(promptOf(pdf(2_000)).promptTokens, framing + 3_000, "a small PDF is still a page");
+  assert.equal(promptOf({ type: "file", file: { file_id: "file-1" } }).promptTokens, framing + 3_000);
+  assert.equal(promptOf(pdf(600_000)).hasDocuments, true);
+  assert.equal(promptOf({ type: "text", text: "hi" }).hasDocuments, undefined);
+});

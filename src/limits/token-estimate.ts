@@ -13,6 +13,15 @@ import { MAX_ESTIMATED_CHARS } from "../config/request-bounds.ts";
 const TOKENS_PER_MESSAGE = 4;
 /** An image part, counted as a 1024×1024 high-detail image: 765 tokens (OpenAI's formula). */
 const TOKENS_PER_IMAGE = 765;
+/**
+ * A document (`file` part, a PDF for chat providers) by its decoded size, as no tokenizer reads PDFs: a page per
+ * 100 KB, at least one, 3,000 tokens a page. Anthropic documents 1,500-3,000 text tokens per PDF page, plus the
+ * page's image; bytes per page are documented nowhere and run from ~5 KB (plain text) to ~500 KB (scans), so
+ * 100 KB is a middle guess: text-heavy PDFs come out under their count and scans over it, both far closer than
+ * counting none (a 600 KB PDF is 18,000 tokens, not 0). A file sent by id, unseen, counts one page.
+ */
+const DOCUMENT_BYTES_PER_PAGE = 100_000;
+const TOKENS_PER_DOCUMENT_PAGE = 3_000;
 /** A word of Latin letters: letters per token (a case change starts a new word, `camelCase` is two). */
 const LATIN_CHARS_PER_TOKEN = 4;
 /** Greek, Cyrillic, Armenian, Hebrew, Arabic, ... (two UTF-8 bytes): letters per token. */
@@ -155,14 +164,17 @@ function runTokens(run: RunKind, runLength: number, isGlued: boolean): number {
 export interface PromptFacts {
   readonly promptTokens: number;
   readonly hasImages: boolean;
+  /** The prompt holds documents, counted by size (DOCUMENT_BYTES_PER_PAGE), not by their text. */
+  readonly hasDocuments?: boolean;
 }
 
-/** Prompt tokens of a chat `messages` array (text parts, tool calls, names) plus `tools` definitions. */
+/** Prompt tokens of a chat `messages` array (text, image and file parts, tool calls, names) plus `tools` definitions. */
 export function estimateChatPrompt(messages: readonly unknown[], tools: unknown): PromptFacts {
   const budget: ScanBudget = { remainingChars: MAX_ESTIMATED_CHARS };
   const count = (text: string): number => countScanned(text, budget);
   let tokens = 3;
   let hasImages = false;
+  let hasDocuments = false;
   for (const message of messages) {
     tokens += TOKENS_PER_MESSAGE;
     if (message === null || typeof message !== "object") continue;
@@ -180,6 +192,9 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
         else if (type === "image_url" || type === "input_image" || type === "image") {
           tokens += TOKENS_PER_IMAGE;
           hasImages = true;
+        } else if (type === "file") {
+          tokens += documentTokens((part as { file?: unknown }).file);
+          hasDocuments = true;
         }
       }
     }
@@ -187,7 +202,16 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
     if (toolCalls !== undefined) tokens += count(JSON.stringify(toolCalls));
   }
   if (Array.isArray(tools) && tools.length > 0) tokens += count(JSON.stringify(tools));
-  return { promptTokens: tokens, hasImages };
+  return hasDocuments ? { promptTokens: tokens, hasImages, hasDocuments } : { promptTokens: tokens, hasImages };
+}
+
+/** A chat `file` part's `file`: `file_data` is a data URL (base64), else the file is sent by id. */
+function documentTokens(file: unknown): number {
+  const data = (file as { file_data?: unknown } | null | undefined)?.file_data;
+  if (typeof data !== "string") return TOKENS_PER_DOCUMENT_PAGE;
+  // `data:application/pdf;base64,JVBERi0...`: four base64 characters are three bytes.
+  const bytes = Math.floor(((data.length - data.indexOf(",") - 1) * 3) / 4);
+  return Math.max(1, Math.ceil(bytes / DOCUMENT_BYTES_PER_PAGE)) * TOKENS_PER_DOCUMENT_PAGE;
 }
 
 /** Prompt tokens of a completions `prompt` or an embeddings `input` (string or array of strings). */

@@ -18,12 +18,13 @@ import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { currentKeyRing, hasClientKey, type KeyRing } from "./auth.ts";
 import { registerCors } from "./cors.ts";
-import { clientErrorHandler, errorHandler, expectationFailed, sendError } from "./error-handler.ts";
+import { clientErrorHandler, errorHandler, expectationFailed, MessagesSockets, sendError } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
+import { isMessagesRoute } from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
@@ -51,7 +52,8 @@ const MAX_LOGGED_UNKNOWN_ROUTES = 1_000;
 export type GatewayServer = FastifyInstance;
 
 export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}): FastifyInstance {
-  const app = createFastify(runtime, options);
+  const messagesSockets = new MessagesSockets();
+  const app = createFastify(runtime, options, messagesSockets);
   registerJsonBodyParser(app);
   // Before the key check: browsers send preflights without credentials.
   registerCors(app, runtime.snapshot.config.server.corsOrigins);
@@ -63,7 +65,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     () => runtime.snapshot.config,
     (config) => config.server.adminKeys,
   );
-  registerRequestGuards(app, runtime, clientKeys);
+  registerRequestGuards(app, runtime, clientKeys, messagesSockets);
   registerErrorHandlers(app, runtime.snapshot.config.server.bodyLimitBytes);
   for (const endpoint of ENDPOINTS) {
     const handler = forwardingHandler(endpoint.spec, runtime);
@@ -87,7 +89,11 @@ function noRouteSchemas(): () => never {
 }
 
 /** The Fastify instance with the gateway's logging, timeouts and connection bounds. */
-function createFastify(runtime: GatewayRuntime, options: ServerOptions): FastifyInstance {
+function createFastify(
+  runtime: GatewayRuntime,
+  options: ServerOptions,
+  messagesSockets: MessagesSockets,
+): FastifyInstance {
   const { server: settings } = runtime.snapshot.config;
   const app = Fastify({
     logger:
@@ -120,7 +126,7 @@ function createFastify(runtime: GatewayRuntime, options: ServerOptions): Fastify
       headersTimeout: Math.min(settings.headersTimeoutMs, settings.requestTimeoutMs),
       connectionsCheckingInterval: Math.min(1_000, settings.headersTimeoutMs),
     },
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler(messagesSockets),
     frameworkErrors: errorHandler(settings.bodyLimitBytes),
     // Bodies are validated with zod in the pipeline and no route declares a JSON schema: without these, Fastify
     // loads ajv and fast-json-stringify at start (~4 MB and ~60 ms of CPU) for nothing.
@@ -141,13 +147,24 @@ function createFastify(runtime: GatewayRuntime, options: ServerOptions): Fastify
 }
 
 /** Before any route: the Host check (DNS rebinding), the shutdown 503, and the client key. */
-function registerRequestGuards(app: FastifyInstance, runtime: GatewayRuntime, clientKeys: () => KeyRing): void {
+function registerRequestGuards(
+  app: FastifyInstance,
+  runtime: GatewayRuntime,
+  clientKeys: () => KeyRing,
+  messagesSockets: MessagesSockets,
+): void {
   const allowedHosts = allowedHostsFor(runtime.snapshot.config.server);
   // Callback-style hooks (here and below): an async hook costs a promise and a microtask on every request, and a
   // throw in a callback hook reaches the error handler all the same.
   app.addHook("onRequest", (request, reply, done) => {
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
+    // Anthropic's SDK reads the id from `request-id` (`message._request_id`, `APIError.requestID`). Only on the
+    // Messages routes: OpenAI's SDKs read `x-request-id`, and no other client looks for this name.
+    if (isMessagesRoute(request.url)) {
+      reply.header("request-id", request.id);
+      messagesSockets.track(request.raw.socket, request.id, reply.raw);
+    }
     if (!isHostAllowed(allowedHosts, request.headers.host)) {
       throw new HostNotAllowedError(
         "This Host is not in server.allowed_hosts (the gateway only answers the names it is configured for).",

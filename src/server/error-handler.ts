@@ -1,8 +1,8 @@
 // The one place errors become HTTP responses. Routes throw GatewayErrors; Fastify's own errors (bad JSON,
 // body too large, wrong content type, bad URL) and Node's HTTP parser errors (timeouts, oversized headers,
-// malformed requests, `Expect`) are mapped to the matching GatewayError first, so every answer has the OpenAI
-// error shape and none is Fastify's or Node's default body.
-import type { IncomingMessage } from "node:http";
+// malformed requests, `Expect`) are mapped to the matching GatewayError first, so every answer has the gateway's
+// error shape (Anthropic's on the Messages routes, else OpenAI's) and none is Fastify's or Node's default body.
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
@@ -72,20 +72,60 @@ function hasUnreadBody(request: IncomingMessage): boolean {
 }
 
 /**
- * Node's `clientError` (HTTP parse errors, request and header timeouts, oversized headers): written straight
- * to the socket, in the OpenAI shape, then the connection is closed, as Node itself does.
+ * The sockets whose request in flight is on the Messages routes, with that request's id: Node's `clientError`
+ * names only the socket, and a body that arrives too slowly (408) fails after routing saw the path.
  */
-export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === "ECONNRESET" || socket.destroyed) return;
-  const gatewayError = fromClientError(error);
-  if (socket.writable) {
-    const body = JSON.stringify(renderError(gatewayError));
-    socket.write(
-      `HTTP/1.1 ${gatewayError.status} ${STATUS_CODES[gatewayError.status] ?? "Error"}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+export class MessagesSockets {
+  readonly #requestIds = new WeakMap<Socket, string>();
+
+  /** Until `response` is done (a later request on the same keep-alive socket may be on another route). */
+  track(socket: Socket, requestId: string, response: ServerResponse): void {
+    this.#requestIds.set(socket, requestId);
+    response.once("close", () => {
+      if (this.#requestIds.get(socket) === requestId) this.#requestIds.delete(socket);
+    });
   }
-  socket.destroySoon();
+
+  requestIdOf(socket: Socket): string | undefined {
+    return this.#requestIds.get(socket);
+  }
+}
+
+/** `POST /v1/messages HTTP/1.1`: the request line, when the packet that failed starts with one. */
+const REQUEST_LINE = /^[A-Z]+ (\S+) HTTP\/1\.[01]\r?\n/;
+
+/**
+ * Node's `clientError` (HTTP parse errors, request and header timeouts, oversized headers): written straight
+ * to the socket, then the connection is closed, as Node itself does. In Anthropic's shape when the request is
+ * known to be on the Messages routes: its request was routed (`messagesSockets`), or the packet Node could not
+ * parse (`rawPacket`, oversized headers) starts with its request line. Otherwise the path is unknown and the
+ * answer has the OpenAI shape.
+ */
+export function clientErrorHandler(messagesSockets: MessagesSockets) {
+  return function handleClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
+    if (error.code === "ECONNRESET" || socket.destroyed) return;
+    const gatewayError = fromClientError(error);
+    if (socket.writable) {
+      const requestId = messagesSockets.requestIdOf(socket);
+      const isMessages = requestId !== undefined || isMessagesRoute(requestLinePath(error.rawPacket) ?? "");
+      const body = JSON.stringify(
+        isMessages ? renderAnthropicError(gatewayError, requestId) : renderError(gatewayError),
+      );
+      const idHeaders = requestId === undefined ? "" : `x-request-id: ${requestId}\r\nrequest-id: ${requestId}\r\n`;
+      socket.write(
+        `HTTP/1.1 ${gatewayError.status} ${STATUS_CODES[gatewayError.status] ?? "Error"}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${idHeaders}` +
+          `connection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroySoon();
+  };
+}
+
+function requestLinePath(rawPacket: unknown): string | undefined {
+  if (!Buffer.isBuffer(rawPacket)) return undefined;
+  // A request line longer than this is no route the gateway serves.
+  return REQUEST_LINE.exec(rawPacket.toString("latin1", 0, 1024))?.[1];
 }
 
 function fromClientError(error: Error & { code?: string }): GatewayError {

@@ -121,9 +121,13 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       const gatewayHeaders = Object.fromEntries(
         Object.entries(result.headers).map(([name, value]) => [name, toHeaderValue(value)]),
       );
+      // `request-id` too when the server set it (Messages routes, build-server.ts): Fastify's headers are not
+      // written on a hijacked reply.
+      const anthropicRequestId = reply.getHeader("request-id");
       reply.raw.writeHead(200, {
         ...sseHeaders(request.headers.connection),
         "x-request-id": request.id,
+        ...(anthropicRequestId === undefined ? {} : { "request-id": anthropicRequestId }),
         ...gatewayHeaders,
       });
       ending = await pumpStream(reply.raw, result.events, (chunks) => {
@@ -236,6 +240,8 @@ export function messagesAdapter(): ProtocolAdapter {
     clientProtocol: "anthropic-messages",
     begin(body) {
       const translated = messagesToChat(body);
+      const estimatePromptTokens = (): number =>
+        estimateChatPrompt(translated.chatBody.messages, translated.chatBody.tools).promptTokens;
       return {
         chatBody: translated.chatBody,
         answer: (completion, servedModel) =>
@@ -244,6 +250,7 @@ export function messagesAdapter(): ProtocolAdapter {
             stopSequences: translated.stopSequences,
             isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
+            estimatePromptTokens,
           }),
         stream: (servedModel) =>
           new MessagesStreamTranslator({
@@ -251,8 +258,7 @@ export function messagesAdapter(): ProtocolAdapter {
             stopSequences: translated.stopSequences,
             isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
-            promptTokensEstimate: estimateChatPrompt(translated.chatBody.messages, translated.chatBody.tools)
-              .promptTokens,
+            promptTokensEstimate: estimatePromptTokens(),
           }),
       };
     },

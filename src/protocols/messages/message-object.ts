@@ -30,7 +30,7 @@ export interface MessageObject {
 /**
  * `stop` is `stop_sequence` only when the provider names the stop string it hit (vLLM-style `stop_reason`) and it
  * is one the client asked for; otherwise `end_turn`. A `stop` with tool calls is `tool_use` (some providers say
- * `stop` there).
+ * `stop` there), a `tool_calls` without any is `end_turn`.
  */
 export function toStopReason(
   finishReason: string | undefined,
@@ -43,7 +43,9 @@ export function toStopReason(
       return { stopReason: "max_tokens", stopSequence: null };
     case "tool_calls":
     case "function_call":
-      return { stopReason: "tool_use", stopSequence: null };
+      // Some providers say `tool_calls` for an answer with text only; `tool_use` would send the client looking for
+      // a tool_use block to run that is not there.
+      return { stopReason: hasToolCalls ? "tool_use" : "end_turn", stopSequence: null };
     case "content_filter":
       return { stopReason: "refusal", stopSequence: null };
     default:

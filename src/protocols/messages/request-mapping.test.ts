@@ -218,3 +218,75 @@ test("messages request: max_tokens is required, as Anthropic requires it; unsupp
     { status: 400, code: "invalid_value", param: "tool_choice.name" },
   );
 });
+
+test("messages request: output_config.format -> response_format json_schema; the beta output_format too", () => {
+  const schema = { type: "object", properties: { city: { type: "string" } }, required: ["city"] };
+  const expected = { type: "json_schema", json_schema: { name: "output", schema } };
+  const base = { model: "m", max_tokens: 10, messages: [{ role: "user", content: "Which city?" }] };
+  const format = { type: "json_schema", schema };
+  assert.deepEqual(toChatRequest({ ...base, output_config: { format } }).chatBody.response_format, expected);
+  assert.deepEqual(toChatRequest({ ...base, output_format: format }).chatBody.response_format, expected);
+  assert.equal(toChatRequest({ ...base, output_config: { format: null } }).chatBody.response_format, undefined);
+  rejects(
+    { ...base, output_config: { format: { type: "json_object" } } },
+    { status: 400, code: "invalid_value", param: "output_config.format.type" },
+  );
+  rejects(
+    { ...base, output_config: { format: { type: "json_schema" } } },
+    { status: 400, code: "invalid_value", param: "output_config.format.schema" },
+  );
+});
+
+test("messages request: output_config.effort -> an effort on chat's scale, over a thinking budget", () => {
+  const base = { model: "m", max_tokens: 10, messages: [{ role: "user", content: "x" }] };
+  const effortOf = (extra: object) => toChatRequest({ ...base, ...extra }).chatBody.x_gateway_reasoning_effort;
+  assert.equal(effortOf({ output_config: { effort: "low" } }), "low");
+  assert.equal(effortOf({ output_config: { effort: "medium" } }), "medium");
+  assert.equal(effortOf({ output_config: { effort: "xhigh" } }), "high");
+  assert.equal(effortOf({ output_config: { effort: "max" } }), "high");
+  assert.equal(
+    effortOf({ output_config: { effort: "low" }, thinking: { type: "enabled", budget_tokens: 8000 } }),
+    "low",
+    "the explicit effort wins over the budget's guess",
+  );
+  assert.equal(effortOf({ output_config: {}, thinking: { type: "enabled", budget_tokens: 8000 } }), "high");
+  rejects(
+    { ...base, output_config: { effort: "extreme" } },
+    { status: 400, code: "invalid_value", param: "output_config.effort" },
+  );
+});
+
+test("messages request: a tool's strict: true is passed on as function.strict, false is left out", () => {
+  const input_schema = { type: "object", properties: {} };
+  const { chatBody } = toChatRequest({
+    model: "m",
+    max_tokens: 10,
+    messages: [{ role: "user", content: "x" }],
+    tools: [
+      { name: "f", strict: true, input_schema },
+      { name: "g", strict: false, input_schema },
+    ],
+  });
+  assert.deepEqual(
+    chatBody.tools?.map((tool) => tool.function),
+    [
+      { name: "f", parameters: input_schema, strict: true },
+      { name: "g", parameters: input_schema },
+    ],
+  );
+});
+
+test("messages request: a user turn with no blocks names its content, not `messages`", () => {
+  rejects(
+    {
+      model: "m",
+      max_tokens: 10,
+      messages: [
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "Hello" },
+        { role: "user", content: [] },
+      ],
+    },
+    { status: 400, code: "invalid_value", param: "messages[2].content" },
+  );
+});

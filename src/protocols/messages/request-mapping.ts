@@ -1,10 +1,12 @@
 // Anthropic Messages request -> Chat Completions request body. What is translated, passed on, ignored and
 // refused is listed in docs/protocols.md; this file is the source of truth for it.
+import { z } from "zod";
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import type {
   ChatContentPart,
   ChatMessage,
   ChatRequestBody,
+  ChatResponseFormat,
   ChatTool,
   ChatToolCall,
   ChatToolChoice,
@@ -43,6 +45,29 @@ export function thinkingEffort(thinking: MessagesRequest["thinking"]): string | 
   return "high";
 }
 
+/**
+ * `output_config.effort` -> a chat reasoning effort. Chat's scale stops at `high` for most providers that take
+ * `reasoning_effort`, so `xhigh` and `max` ask for `high`, the most any of them is sure to accept.
+ */
+const CHAT_EFFORTS = { low: "low", medium: "medium", high: "high", xhigh: "high", max: "high" } as const;
+
+const outputFormatSchema = z.looseObject({
+  type: z.literal("json_schema", { error: "`type` must be `json_schema` (the only output format)" }),
+  schema: z.record(z.string(), z.unknown(), { error: "`schema` is required: a JSON schema object" }),
+});
+const outputConfigSchema = z.looseObject({
+  effort: z
+    .enum(["low", "medium", "high", "xhigh", "max"], { error: "`effort` must be low, medium, high, xhigh or max" })
+    .nullish(),
+});
+
+/**
+ * Chat's `json_schema` needs a name and Anthropic's format has none. `strict` is not sent: Anthropic accepts
+ * schemas with optional properties, which chat providers' strict mode refuses with a 400; without it the provider
+ * still answers JSON shaped by the schema.
+ */
+const OUTPUT_SCHEMA_NAME = "output";
+
 type Path = readonly PropertyKey[];
 type Block = { type: string };
 
@@ -76,10 +101,8 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   if (stopSequences.length > 0) chatBody.stop = [...stopSequences];
   if (request.temperature !== undefined) chatBody.temperature = request.temperature;
   if (request.top_p !== undefined) chatBody.top_p = request.top_p;
-  // `top_k` is not part of Chat Completions and is dropped. `thinking` becomes an effort, sent only to candidates
-  // that take `reasoning_effort` (docs/protocols.md "Reasoning").
-  const effort = thinkingEffort(request.thinking);
-  if (effort !== undefined) chatBody.x_gateway_reasoning_effort = effort;
+  // `top_k` is not part of Chat Completions and is dropped.
+  applyOutputConfig(request, chatBody);
   if (typeof request.metadata?.user_id === "string" && request.metadata.user_id !== "") {
     chatBody.user = request.metadata.user_id;
   }
@@ -91,6 +114,27 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   }
   const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
   return { chatBody, isStream, stopSequences, isThinkingShown };
+}
+
+/**
+ * `output_config.format` (or the beta API's older `output_format`) -> `response_format`, which routing then sends
+ * only to models that take `json_schema`. `output_config.effort`, else `thinking`, becomes an effort, sent only to
+ * candidates that take `reasoning_effort` (docs/protocols.md "Reasoning"): the effort is the client's explicit
+ * level, a thinking budget only a guess at one.
+ */
+function applyOutputConfig(
+  request: { output_config?: unknown; output_format?: unknown; thinking?: MessagesRequest["thinking"] },
+  chatBody: ChatRequestBody,
+): void {
+  const outputConfig = isGiven(request.output_config)
+    ? validateAt(outputConfigSchema, request.output_config, ["output_config"])
+    : undefined;
+  const responseFormat = isGiven(outputConfig?.format)
+    ? toResponseFormat(outputConfig?.format, ["output_config", "format"])
+    : toResponseFormat(request.output_format, ["output_format"]);
+  if (responseFormat !== undefined) chatBody.response_format = responseFormat;
+  const effort = outputConfig?.effort ? CHAT_EFFORTS[outputConfig.effort] : thinkingEffort(request.thinking);
+  if (effort !== undefined) chatBody.x_gateway_reasoning_effort = effort;
 }
 
 function systemText(system: MessagesRequest["system"]): string {
@@ -161,7 +205,17 @@ function userMessages(content: string | Block[], path: Path): ChatMessage[] {
     }
   }
   const userParts = [...resultImages, ...parts];
-  if (userParts.length === 0) return toolMessages;
+  if (userParts.length === 0) {
+    // Left empty, the chat body would have no message for this turn (or none at all, refused as "`messages` must
+    // not be empty"); Anthropic refuses an empty user turn too.
+    if (toolMessages.length === 0) {
+      throw new InvalidRequestError(
+        `\`${formatPath(path)}\` must not be empty: a user turn needs at least one text, image, document or tool_result block.`,
+        { param: formatPath(path), code: "invalid_value" },
+      );
+    }
+    return toolMessages;
+  }
   const isTextOnly = userParts.every((part) => part.type === "text");
   // Plain text goes as a string: some chat providers accept content arrays only with images.
   const user: ChatMessage = isTextOnly
@@ -224,7 +278,19 @@ function toChatTool(tool: { name: string; type?: string | null | undefined }, pa
   const parsed = validateAt(customToolSchema, tool, path);
   const chatTool: ChatTool = { type: "function", function: { name: parsed.name, parameters: parsed.input_schema } };
   if (parsed.description !== undefined) chatTool.function.description = parsed.description;
+  // `strict: false` is the chat default; sending it only when true keeps the body valid for strict providers.
+  if (parsed.strict === true) chatTool.function.strict = true;
   return chatTool;
+}
+
+function isGiven(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}
+
+function toResponseFormat(format: unknown, path: Path): ChatResponseFormat | undefined {
+  if (!isGiven(format)) return undefined;
+  const { schema } = validateAt(outputFormatSchema, format, path);
+  return { type: "json_schema", json_schema: { name: OUTPUT_SCHEMA_NAME, schema } };
 }
 
 function toChatToolChoice(choice: MessagesRequest["tool_choice"]): ChatToolChoice | undefined {

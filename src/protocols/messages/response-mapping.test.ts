@@ -48,6 +48,39 @@ test("messages JSON: length is max_tokens", () => {
   assert.deepEqual(message.content, [{ type: "text", text: "Once upon a" }]);
 });
 
+test("messages JSON: `tool_calls` with text only is end_turn (there is no tool_use block to run)", () => {
+  const completion = {
+    model: "m",
+    choices: [{ index: 0, message: { role: "assistant", content: "Just text" }, finish_reason: "tool_calls" }],
+    usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
+  };
+  const message = toMessageObject(completion, { ids: sequentialIds(), stopSequences: [] });
+  assert.deepEqual(message.content, [{ type: "text", text: "Just text" }]);
+  assert.equal(message.stop_reason, "end_turn");
+});
+
+test("messages JSON: without upstream usage, input_tokens is the prompt estimate (as in a stream); with it, unused", () => {
+  const completion = readCompletion("text") as { usage?: unknown };
+  const { usage: _reported, ...withoutUsage } = completion;
+  let estimates = 0;
+  const context = {
+    ids: sequentialIds(),
+    stopSequences: [],
+    estimatePromptTokens: () => {
+      estimates++;
+      return 34;
+    },
+  };
+  assert.deepEqual(toMessageObject(withoutUsage, context).usage, {
+    input_tokens: 34,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+  });
+  assert.equal(toMessageObject(completion, context).usage.input_tokens, 20);
+  assert.equal(estimates, 1, "no estimate is made when the upstream reported usage");
+});
+
 test("messages errors: rendered in Anthropic's shape with its error type names", () => {
   const cases: [Error & { status: number }, string][] = [
     [new InvalidRequestError("bad"), "invalid_request_error"],

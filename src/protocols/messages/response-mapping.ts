@@ -16,6 +16,11 @@ export interface MessageContext {
   readonly isThinkingShown?: boolean;
   /** The model the gateway sent the request to; used when the upstream's answer names none. */
   readonly fallbackModel?: string;
+  /**
+   * The gateway's estimate of the prompt, for `input_tokens` when the upstream reports no usage (as the stream
+   * translator does); a function because most answers carry usage and need no estimate.
+   */
+  readonly estimatePromptTokens?: () => number;
 }
 
 export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {
@@ -48,6 +53,6 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
     content,
     stop_reason: stopReason,
     stop_sequence: stopSequence,
-    usage: toMessageUsage(answer.usage),
+    usage: toMessageUsage(answer.usage, answer.usage === undefined ? context.estimatePromptTokens?.() : undefined),
   };
 }
