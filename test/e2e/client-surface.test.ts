@@ -178,6 +178,8 @@ describe("CORS", () => {
     assert.match(response.headers["content-type"] ?? "", /text\/event-stream/);
     assert.equal(response.headers["access-control-allow-origin"], "http://127.0.0.1:3000");
     assert.match(response.headers["access-control-expose-headers"] ?? "", /x-gateway-provider/);
+    // Anthropic's SDK reads `request-id` (sent on the Messages routes): a browser client must be allowed to.
+    assert.match(response.headers["access-control-expose-headers"] ?? "", /(?:^|, )request-id(?:,|$)/);
   });
 
   test("configured origins replace the local default", async (t) => {
