@@ -136,6 +136,17 @@ export class PayloadTooLargeError extends GatewayError {
   readonly code: ErrorCode = "payload_too_large";
 }
 
+/**
+ * The request is larger than a whole token budget (tpm, tpd, ...) of every candidate that could serve it: it can
+ * never be sent there, so waiting or retrying cannot help (a 429 would make an SDK retry forever). Groq answers the
+ * same case with its own 413 "Request too large ... on tokens per minute (TPM): Limit X, Requested Y".
+ */
+export class RequestTooLargeError extends GatewayError {
+  readonly status = 413;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "request_too_large";
+}
+
 /** The client did not send its whole request within `server.request_timeout_ms` (or its headers in time). */
 export class RequestTimeoutError extends GatewayError {
   readonly status = 408;
@@ -255,6 +266,7 @@ export const ERROR_CLASSES = {
   RouteNotFoundError,
   RequestNotFoundError,
   PayloadTooLargeError,
+  RequestTooLargeError,
   RequestTimeoutError,
   ExpectationFailedError,
   HeadersTooLargeError,

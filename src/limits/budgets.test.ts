@@ -321,6 +321,40 @@ describe("BudgetBook: learned limits", () => {
     assert.deepEqual(book.check([scope], { tokens: 0 }, T0 + 2), { isAllowed: true });
   });
 
+  it("a report taken as of an earlier request keeps counting the requests sent after that one", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({});
+    const zeroth = reserveOk(book, [scope], 0, T0 - 10);
+    // Three overlapping requests; the first one's answer arrives after the other two were sent: "2 left" as of it.
+    const first = reserveOk(book, [scope], 0, T0);
+    reserveOk(book, [scope], 0, T0 + 60);
+    reserveOk(book, [scope], 0, T0 + 120);
+    const report = { unit: "requests", window: "minute", limit: 6, remaining: 2, resetAtMs: T0 + 50_000 } as const;
+    book.learn(scope, [{ ...report, asOf: first }], T0 + 300);
+    // The two sent after the first took what was left: the provider would refuse a fourth.
+    const verdict = denied(book.check([scope], { tokens: 0 }, T0 + 300));
+    assert.equal(verdict.reason, "the provider reports 0 requests left this minute");
+    // A report older than the one in force (an earlier request's answer arriving late) does not replace it.
+    book.learn(scope, [{ ...report, remaining: 10, asOf: zeroth }], T0 + 302);
+    denied(book.check([scope], { tokens: 0 }, T0 + 302));
+  });
+
+  it("a report anchored to a request this book does not hold is placed by its send time", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({});
+    reserveOk(book, [scope], 0, T0);
+    reserveOk(book, [scope], 0, T0 + 60);
+    // A shared ledger's own reservation for the first request (the book holds its mirror, another object).
+    const foreign: Reservation = { id: 999, scopes: [scope], atMs: T0, tokens: 0, isReleased: false };
+    book.learn(
+      scope,
+      [{ unit: "requests", window: "minute", remaining: 2, resetAtMs: T0 + 50_000, asOf: foreign }],
+      T0 + 300,
+    );
+    reserveOk(book, [scope], 0, T0 + 301);
+    denied(book.check([scope], { tokens: 0 }, T0 + 302));
+  });
+
   it("a window that already reset, or one without a remaining count, teaches nothing", () => {
     const book = new BudgetBook();
     const scope = scopeOf({});

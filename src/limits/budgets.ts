@@ -10,7 +10,9 @@
 // reset time (`day_reset`), because that is how providers count them.
 //
 // Learned limits: the provider's own counter wins. A response saying "N remaining until T" is stored and the
-// requests we send after it are subtracted; at N − sent ≤ 0 the scope is over budget until T.
+// requests we send after it are subtracted; at N − sent ≤ 0 the scope is over budget until T. "After it" means
+// after the request whose answer carried the report (requests overlap: one sent later may already be in flight
+// when an earlier one's answer arrives), found in a bounded log of the scope's recent charges.
 //
 // BudgetBook stays whole for now (its shapes are in budget-types.ts): check, reserve, reconcile, release and the
 // learning paths all read and change one per-scope state (sliding, fixed and bucket counters, learned rules,
@@ -32,7 +34,7 @@ import type {
 } from "./budget-types.ts";
 import { dayWindow, monthWindow } from "./day-window.ts";
 import { type LearnedRule, limitsFromRefusal, type RefusalFacts } from "./limit-learning.ts";
-import type { LearnedWindow } from "./rate-limit-headers.ts";
+import type { LearnedWindow, ReportAnchor } from "./rate-limit-headers.ts";
 import { type PersistedRun, type SlidingRun, SlidingWindow } from "./sliding-window.ts";
 import {
   type BucketLevel,
@@ -87,8 +89,13 @@ interface LearnedState {
   remaining: number;
   resetAtMs: number;
   limit: number | undefined;
-  /** Requests/tokens we sent since the provider told us `remaining`. */
+  /** Requests/tokens we sent after the request the report was taken at: the provider's `remaining` lacks them. */
   spentSince: number;
+  /**
+   * The newest reservation id the report already counts (a greater id was sent after it), so that an older report
+   * arriving late does not replace it. 0 after a restart (ids start again; every new one is after).
+   */
+  asOfId?: number;
 }
 
 export interface ScopeState {
@@ -110,6 +117,11 @@ export interface ScopeState {
   effective: { readonly base: readonly BudgetRule[]; readonly rules: readonly BudgetRule[] } | undefined;
   /** Send times of the last minute (at most MAX_RECENT_SENDS): the spacing a 429 is judged by. */
   sends: number[];
+  /**
+   * The latest reservations charged to the scope, in order (at most MAX_RECENT_SENDS): what was sent after the
+   * request a rate-limit report was taken at (learn).
+   */
+  charges: Reservation[];
 }
 
 export class BudgetBook implements BudgetLedger {
@@ -152,6 +164,7 @@ export class BudgetBook implements BudgetLedger {
       const rules = this.#rulesOf(scope, state);
       this.#chargeCounters(reservation, state, rules, cost.tokens, nowMs);
       recordSend(state, nowMs);
+      recordCharge(state, reservation);
       for (const windowMs of slidingWindowsOf(rules)) {
         const window = slidingWindow(state, windowMs);
         const run = window.charge(nowMs, cost.tokens, nowMs);
@@ -204,24 +217,69 @@ export class BudgetBook implements BudgetLedger {
     }
   }
 
-  /** Stores what the provider's rate-limit headers said about a scope. */
+  /**
+   * Stores what the provider's rate-limit headers said about a scope. A report is the provider's count as of the
+   * request that carried it (`window.asOf`; as of now without one): the requests sent to the scope after that one
+   * are subtracted from it, and a report older than the one in force (an overlapping request's answer arriving
+   * late) is ignored.
+   */
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
     if (windows.length === 0) return;
     const state = this.#state(scope, nowMs);
+    let after: ChargedAfter | undefined;
     for (const window of windows) {
       if (window.remaining === undefined) continue;
       // Mistral (and Together for tokens) send no reset time: assume the window's longest possible wait, so a
       // "0 left" still keeps us away, but never longer than the window itself.
       const resetAtMs = window.resetAtMs ?? assumedResetAtMs(scope, window.window, nowMs);
       if (resetAtMs <= nowMs) continue;
-      state.learned.set(`${window.unit}:${window.window}`, {
+      if (after === undefined || after.anchor !== window.asOf) after = this.#chargedAfter(state, window.asOf);
+      const key = `${window.unit}:${window.window}`;
+      const known = state.learned.get(key);
+      if (known !== undefined && known.resetAtMs > nowMs && (known.asOfId ?? 0) > after.asOfId) continue;
+      state.learned.set(key, {
         remaining: window.remaining,
         resetAtMs,
         limit: window.limit,
-        spentSince: 0,
+        spentSince: window.unit === "tokens" ? after.tokens : after.requests,
+        asOfId: after.asOfId,
       });
     }
     this.#dirty.add(scope.id);
+  }
+
+  /**
+   * What the scope was charged after `anchor` (the reservation whose answer carried a report), from its recent
+   * charges, newest first: bounded (MAX_RECENT_SENDS), and in practice only the requests sent while the anchor's
+   * answer was on its way. An anchor not in this book (a shared ledger's own reservation, mirrored here under
+   * another object) is placed by its send time: charges in the same millisecond count as before it.
+   */
+  #chargedAfter(state: ScopeState, anchor: ReportAnchor | undefined): ChargedAfter {
+    const newestId = this.#nextReservationId - 1;
+    if (anchor === undefined) return { anchor, requests: 0, tokens: 0, asOfId: newestId };
+    let requests = 0;
+    let tokens = 0;
+    let tiedRequests = 0;
+    let tiedTokens = 0;
+    let firstTiedId: number | undefined;
+    let oldestId = newestId + 1;
+    for (let index = state.charges.length - 1; index >= 0; index--) {
+      const charge = state.charges[index] as Reservation;
+      if (charge === anchor) {
+        return { anchor, requests: requests + tiedRequests, tokens: tokens + tiedTokens, asOfId: anchor.id };
+      }
+      if (charge.atMs < anchor.atMs) return { anchor, requests, tokens, asOfId: firstTiedId ?? charge.id };
+      if (charge.atMs === anchor.atMs) {
+        tiedRequests += 1;
+        tiedTokens += charge.tokens;
+        firstTiedId ??= charge.id;
+      } else {
+        requests += 1;
+        tokens += charge.tokens;
+      }
+      oldestId = charge.id;
+    }
+    return { anchor, requests, tokens, asOfId: firstTiedId ?? oldestId - 1 };
   }
 
   /**
@@ -397,7 +455,8 @@ export class BudgetBook implements BudgetLedger {
       day: { ...persisted.day },
       month: { ...persisted.month },
       inFlight: 0,
-      learned: new Map(persisted.learned.map(([key, value]) => [key, { ...value }])),
+      // Reservation ids start again in this process: every one is sent after the stored report.
+      learned: new Map(persisted.learned.map(([key, value]) => [key, { ...value, asOfId: 0 }])),
       fixed: new Map(("fixed" in persisted ? (persisted.fixed ?? []) : []).map(([key, value]) => [key, { ...value }])),
       buckets: new Map(
         ("buckets" in persisted ? (persisted.buckets ?? []) : []).map(([key, value]) => [key, { ...value }]),
@@ -406,6 +465,7 @@ export class BudgetBook implements BudgetLedger {
       learnedChangeAtMs: nextInferredChangeAtMs(learnedRules),
       effective: undefined,
       sends: [],
+      charges: [],
     });
   }
 
@@ -434,7 +494,8 @@ export class BudgetBook implements BudgetLedger {
       const amount = rule.unit === "requests" ? 1 : cost.tokens;
       const { used, resetsAtMs } = this.#used(state, rule, nowMs);
       if (used + amount <= rule.limit) continue;
-      // A single request larger than a whole token budget can never fit; report it as such.
+      // A single request larger than a whole token budget can never fit: no retry time (the final error turns it
+      // into a 413 request_too_large when no candidate is left, final-error.ts).
       const retryAtMs =
         amount > rule.limit ? Number.POSITIVE_INFINITY : this.#retryAt(state, rule, amount, nowMs, resetsAtMs, used);
       return { isAllowed: false, scopeId: scope.id, reason: denialReason(rule, used, amount), retryAtMs };
@@ -524,6 +585,7 @@ export class BudgetBook implements BudgetLedger {
         learnedChangeAtMs: Number.POSITIVE_INFINITY,
         effective: undefined,
         sends: [],
+        charges: [],
       };
       this.#states.set(scope.id, state);
       return state;
@@ -691,6 +753,15 @@ export class BudgetBook implements BudgetLedger {
   }
 }
 
+/** What a scope was charged after a report's request (BudgetBook #chargedAfter). */
+interface ChargedAfter {
+  readonly anchor: ReportAnchor | undefined;
+  readonly requests: number;
+  readonly tokens: number;
+  /** The newest reservation id the report counts. */
+  readonly asOfId: number;
+}
+
 /** What a reservation charged besides sliding windows: fixed windows' counters, and token buckets (by key). */
 interface ChargedCounters {
   fixed: FixedWindowCounter[];
@@ -755,6 +826,12 @@ const MAX_RECENT_SENDS = 256;
 function recordSend(state: ScopeState, nowMs: number): void {
   state.sends.push(nowMs);
   if (state.sends.length > MAX_RECENT_SENDS) state.sends.splice(0, state.sends.length - MAX_RECENT_SENDS / 2);
+}
+
+/** Keeps the latest reservations of a scope, bounded as `recordSend` is (O(1) amortised per charge). */
+function recordCharge(state: ScopeState, reservation: Reservation): void {
+  state.charges.push(reservation);
+  if (state.charges.length > MAX_RECENT_SENDS) state.charges.splice(0, state.charges.length - MAX_RECENT_SENDS / 2);
 }
 
 /** The latest a window without a reset header can end: a full sliding window from now, or the wall-clock end. */

@@ -16,6 +16,11 @@ export interface RateLimitHeaderGroup {
 
 export interface RateLimitDialect {
   readonly groups: readonly RateLimitHeaderGroup[];
+  /**
+   * The provider's day quota is a rolling one that refills continuously, not a counter reset at a wall-clock time:
+   * a daily 429's retry hint then says when a request fits again, however short (lessons.ts).
+   */
+  readonly isDayRolling?: boolean;
 }
 
 /** OpenAI's names: one requests and one tokens window, resets as Go durations ("1s", "6m0s"). */
@@ -69,8 +74,10 @@ function mistralGroup(unit: RateLimitUnit, window: "minute" | "month"): RateLimi
 const DIALECTS = {
   openai: openAiStyle("minute", "minute"),
   // Groq uses OpenAI's names, but its docs say the -requests headers "always refer to Requests Per Day (RPD)"
-  // while the -tokens headers are per minute.
-  groq: openAiStyle("day", "minute"),
+  // while the -tokens headers are per minute. Its day rolls: the documented x-ratelimit-reset-requests "2m59.56s"
+  // after 30 of 14,400 requests a day is when those 30 are back (30 × 6 s), not the day's end, and its RPD 429 says
+  // "Please try again in 1m26.4s" (retry-after 87).
+  groq: { ...openAiStyle("day", "minute"), isDayRolling: true },
   cerebras: {
     groups: [
       cerebrasGroup("requests", "minute"),

@@ -17,6 +17,18 @@ export interface LearnedWindow {
   readonly remaining?: number;
   /** Epoch milliseconds at which the window resets (or, for token buckets, refills). */
   readonly resetAtMs?: number;
+  /**
+   * The request whose answer carried this report (its budget reservation, compared by identity): the provider
+   * counted up to that request, so the ones sent after it still count against `remaining` (budgets.ts `learn`).
+   * Absent: as of now.
+   */
+  readonly asOf?: ReportAnchor;
+}
+
+/** A budget reservation (budget-types.ts `Reservation`) as a report's anchor: which request, and when it was sent. */
+export interface ReportAnchor {
+  readonly id: number;
+  readonly atMs: number;
 }
 
 type MutableWindow = { -readonly [K in keyof LearnedWindow]: LearnedWindow[K] };

@@ -22,6 +22,7 @@ import type { ScoreBreakdown } from "../scoring/score.ts";
 import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
+import { changedUpstreams } from "./changed-upstreams.ts";
 import { Recorder } from "./recorder.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, configHash, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
@@ -214,34 +215,15 @@ export class GatewayRuntime {
     }
   }
 
-  /**
-   * Forgets what was learned of deployments and providers that now go to another upstream or key: cooldowns,
-   * health, and their budgets (another key is another account, with its own quota: docs/configuration.md).
-   */
+  /** Forgets what was learned of deployments and providers that now go to another upstream or key. */
   async #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): Promise<void> {
-    const forgotten: string[] = [];
-    const upstreamOf = (deployment: Deployment): string =>
-      `${deployment.provider.settings.baseUrl}\n${deployment.provider.settings.apiKeys[0]}\n${deployment.model.id}`;
-    const before = new Map(previous.catalog.deployments.map((deployment) => [deployment.key, upstreamOf(deployment)]));
-    for (const deployment of next.catalog.deployments) {
-      const was = before.get(deployment.key);
-      if (was !== undefined && was !== upstreamOf(deployment)) {
-        this.availability.forget(deployment.key);
-        this.scores.forget(deployment.key);
-        forgotten.push(`deployment:${deployment.key}`);
-      }
+    const changed = changedUpstreams(previous, next);
+    for (const key of changed.deploymentKeys) {
+      this.availability.forget(key);
+      this.scores.forget(key);
     }
-    const providerOf = (settings: GatewaySnapshot["config"]["providers"][number]): string =>
-      `${settings.baseUrl}\n${settings.apiKeys[0]}`;
-    const providersBefore = new Map(previous.config.providers.map((settings) => [settings.name, providerOf(settings)]));
-    for (const settings of next.config.providers) {
-      const was = providersBefore.get(settings.name);
-      if (was !== undefined && was !== providerOf(settings)) {
-        this.availability.forgetProvider(settings.name);
-        forgotten.push(`${POOL_SCOPE_PREFIX}${settings.name}`);
-      }
-    }
-    for (const scopeId of forgotten) {
+    for (const name of changed.providerNames) this.availability.forgetProvider(name);
+    for (const scopeId of changed.budgetScopeIds) {
       try {
         await this.budgets.forget(scopeId);
       } catch (error) {
@@ -312,12 +294,14 @@ export class GatewayRuntime {
    * already waiting for the same model, so a newcomer cannot take the slot a waiter is about to get. Waiting for
    * a better candidate (`max_wait_for_better_ms`) is only for when something else is ready: with nothing ready, a
    * cooling or busy candidate is waited for in the queue, in turn, not by every request at once. Returns the last
-   * plan either way.
+   * plan either way. `receivedAtMs`: the request's arrival; its `routing.total_timeout_ms` counts from then, time
+   * queued included.
    */
   planOrQueue(
     request: RouteRequest,
     signal: AbortSignal,
     snapshot: GatewaySnapshot = this.#snapshot,
+    receivedAtMs = this.clock.now(),
   ): PlannedRoute | Promise<PlannedRoute> {
     const first = { plan: this.plan(request, snapshot), snapshot };
     if (snapshot.config.routing.queueTimeoutMs <= 0) return first;
@@ -331,6 +315,7 @@ export class GatewayRuntime {
         return { plan: this.plan(request, current), snapshot: current };
       },
       soonestAvailableMs: (plan) => this.soonestAvailableMs(plan),
+      timeLeftMs: receivedAtMs + snapshot.config.routing.totalTimeoutMs - this.clock.now(),
     });
   }
 

@@ -57,6 +57,7 @@ export async function handleRequest(
         native: context.native,
         isStream: request.isStream,
         signal: context.signal,
+        receivedAtMs: startedAtMs,
         trace,
         promptTokens: request.prompt.promptTokens,
         maxOutputTokens: request.maxOutputTokens,
@@ -192,6 +193,7 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
       },
       request.context.signal,
       request.snapshot,
+      request.context.receivedAtMs,
     );
     // Without queueing the plan comes at once (no promise to wait for).
     planned = planning instanceof Promise ? await planning : planning;

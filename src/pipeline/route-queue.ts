@@ -17,6 +17,8 @@ export interface RouteQueueServices {
   readonly replan: () => PlannedRoute;
   /** ms until the plan's first cooling candidate is free again, if any. */
   readonly soonestAvailableMs: (plan: RoutePlan) => number | undefined;
+  /** What is left of the request's `routing.total_timeout_ms` (counted from its arrival): the wait's cap too. */
+  readonly timeLeftMs: number;
 }
 
 export class RouteQueues {
@@ -34,8 +36,12 @@ export class RouteQueues {
   }
 
   /**
-   * Waits in the model's queue until `replan` finds a candidate, the queue's time runs out, the queue is full or
+   * Waits in the model's queue until `replan` finds a candidate, finds that none can ever free up, the wait's time
+   * (`routing.queue_timeout_ms`, at most what is left of the request's total time) runs out, the queue is full or
    * the signal aborts. Returns the last plan either way (without candidates when none came).
+   *
+   * A request that nothing can ever serve (every candidate left out for good: larger than a whole token budget,
+   * too small a context) does not queue at all: no wait helps it, and it would hold up every request behind it.
    */
   async wait(
     model: string,
@@ -44,15 +50,22 @@ export class RouteQueues {
     services: RouteQueueServices,
   ): Promise<PlannedRoute> {
     const { queueTimeoutMs, maxQueued } = first.snapshot.config.routing;
+    const timeoutMs = Math.min(queueTimeoutMs, services.timeLeftMs);
+    if (timeoutMs <= 0) return first;
+    if (first.plan.candidates.length === 0 && services.soonestAvailableMs(first.plan) === undefined) return first;
     const queue = this.#queues.get(model) ?? new WaitQueue();
     this.#queues.set(model, queue);
     let latest = first;
     this.#queuedTotal++;
     try {
-      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), queueTimeoutMs, signal, () => {
+      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), timeoutMs, signal, () => {
         latest = services.replan();
         if (latest.plan.candidates.length > 0) return { value: latest };
-        return { retryInMs: services.soonestAvailableMs(latest.plan) ?? 100 };
+        const retryInMs = services.soonestAvailableMs(latest.plan);
+        // Nothing left can ever free up (larger than every budget left, say, after a reload or a learned limit):
+        // leave the queue now with this plan, rather than hold every waiter behind until the time runs out.
+        if (retryInMs === undefined) return { value: latest };
+        return { retryInMs };
       });
       return queued ?? latest;
     } finally {

@@ -4,7 +4,8 @@
 //
 // Bounds: at most `routing.maxAttempts` upstream attempts; each attempt's wait for headers is the provider's
 // `timeout_ms` capped by what is left of `routing.totalTimeoutMs`; a timed-out candidate is never retried in the
-// same request (a silent upstream stays silent); the whole request, waits included, ends by the deadline.
+// same request (a silent upstream stays silent); the whole request, waits included, ends by the deadline, which
+// counts from the request's arrival (`receivedAtMs`): time spent in the queue is part of it.
 import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
@@ -15,6 +16,7 @@ import { type AttemptResult, attemptOnce } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
 import { finalError, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
+import { reportedAsOf } from "./lessons.ts";
 
 /** What the loop carries from one candidate to the next. */
 interface LoopState {
@@ -32,7 +34,7 @@ export async function forward(
 ): Promise<ForwardOutcome> {
   const { clock, routing } = services;
   const state: LoopState = {
-    deadlineMs: clock.now() + routing.totalTimeoutMs,
+    deadlineMs: (request.receivedAtMs ?? clock.now()) + routing.totalTimeoutMs,
     contextFloorTokens: undefined,
     lastContextError: undefined,
     isOutOfAttempts: false,
@@ -132,7 +134,7 @@ async function tryCandidate(
     }
     const startedAtMs = clock.now();
     const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot);
-    const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs);
+    const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs, admission.reservation);
     attempts.push(report);
     services.attemptEnded(
       deployment,
@@ -161,6 +163,7 @@ function reportOf(
   result: AttemptResult,
   startedAtMs: number,
   durationMs: number,
+  reservation: Reservation,
 ): AttemptReport {
   const settings = deployment.provider.settings;
   const base = {
@@ -178,7 +181,8 @@ function reportOf(
       reason: "ok",
       headersMs: result.headersMs,
       ...(result.firstTokenMs === undefined ? {} : { firstTokenMs: result.firstTokenMs }),
-      effects: result.effects,
+      // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
+      effects: reportedAsOf(result.effects, reservation),
       ...(result.usage === undefined ? {} : { usage: result.usage }),
     };
   }

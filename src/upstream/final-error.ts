@@ -1,5 +1,6 @@
 // The error a client gets when no attempt produced an answer: a context-length 400 when only context was the
-// problem; a 429 when every candidate is rate-limited, over budget or cooling after 429s; a 503 when the
+// problem; a 413 when the request is larger than a whole token budget of every candidate left (it can never be
+// sent, so no retry-after); a 429 when every candidate is rate-limited, over budget or cooling after 429s; a 503 when the
 // candidates are failing (circuits open, keys parked) and nothing was tried; a 504 when only timeouts, else a
 // 502; and an upstream's own 4xx passed on unchanged when it rejected the request itself. Each lists the
 // attempts, without secrets.
@@ -8,13 +9,14 @@ import {
   type GatewayError,
   type GatewayErrorOptions,
   RateLimitedError,
+  RequestTooLargeError,
   UpstreamRequestError,
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { isLimitCause } from "../limits/availability.ts";
-import type { RoutePlan } from "../router/plan-route.ts";
+import type { RoutePlan, RouteSkip, SkipCause } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
 
@@ -48,6 +50,8 @@ export function finalError(
       { param: "messages", attempts: summaries },
     );
   }
+  const tooLarge = tooLargeError(plan, attempts, skips, summaries);
+  if (tooLarge !== undefined) return tooLarge;
   // 429 only when limits are all that stand in the way: every attempt was rate-limited and every candidate left
   // out is rate-limited, over budget or cooling after 429s. Failing candidates (5xx, open circuits, parked keys)
   // are not a rate limit: a client told 429 backs off and retries as for one.
@@ -91,6 +95,47 @@ export function finalError(
   return isTimeoutOnly
     ? new UpstreamTimeoutError(message, { attempts: summaries })
     : new UpstreamUnavailableError(message, { attempts: summaries });
+}
+
+/** Skip causes that no wait changes: the candidate does not fit the request itself, or is never to be used. */
+const PERMANENT_CAUSES: ReadonlySet<SkipCause> = new Set(["context", "tools", "vision", "json_schema", "kind", "paid"]);
+
+/** A budget skip with no retry time: the request is larger than a whole token budget there (budgets.ts). */
+function isNeverFit(skip: RouteSkip): boolean {
+  return skip.cause === "budget" && skip.untilMs !== undefined && !Number.isFinite(skip.untilMs);
+}
+
+/**
+ * 413 `request_too_large` when nothing was attempted and every candidate was left out for good, at least one for
+ * being larger than a whole token budget (the others do not fit for another reason, or are paid under
+ * `routing.paid: never`). A 429 would be wrong: it has no retry-after to give, and clients retry 429s forever.
+ * Candidates refused the same way at attempt time (a shared ledger's reserve) count too; a candidate not tried
+ * at all (the request ran out of time first) means the request might have fitted, so no 413 then.
+ */
+function tooLargeError(
+  plan: RoutePlan,
+  attempts: readonly AttemptReport[],
+  skips: readonly AttemptSkip[],
+  summaries: AttemptSummary[],
+): GatewayError | undefined {
+  if (attempts.length > 0) return undefined;
+  if (!plan.skipped.every((skip) => isNeverFit(skip) || PERMANENT_CAUSES.has(skip.cause))) return undefined;
+  const neverFitAtAttempt = skips.filter(
+    (skip) => skip.isLimit === true && skip.untilMs !== undefined && !Number.isFinite(skip.untilMs),
+  );
+  if (neverFitAtAttempt.length !== skips.length) return undefined;
+  const refusedKeys = new Set(neverFitAtAttempt.map((skip) => skip.deploymentKey));
+  const ready = [...plan.candidates, ...(plan.waitFor === undefined ? [] : [plan.waitFor])];
+  if (!ready.every((candidate) => refusedKeys.has(candidate.deployment.key))) return undefined;
+  const reasons = [
+    ...plan.skipped.filter(isNeverFit).map((skip) => `${skip.deployment.key}: ${skip.reason}`),
+    ...neverFitAtAttempt.map((skip) => `${skip.deploymentKey}: ${skip.reason}`),
+  ];
+  if (reasons.length === 0) return undefined;
+  return new RequestTooLargeError(
+    `Request too large for \`${plan.requested}\`: its estimated tokens are more than a whole token budget of every candidate, so it can never be sent there (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
+    { attempts: summaries },
+  );
 }
 
 /**

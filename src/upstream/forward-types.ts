@@ -43,6 +43,11 @@ export interface ForwardRequest {
   readonly isStream: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /**
+   * When the request arrived (the clock's ms): `routing.total_timeout_ms` counts from then, its time in the queue
+   * included. Default: when forward() starts (a continuation, which has its own bounds).
+   */
+  readonly receivedAtMs?: number | undefined;
   /** Estimated prompt tokens and the requested output tokens, for token budgets. */
   readonly promptTokens: number;
   readonly maxOutputTokens: number;

@@ -42,3 +42,34 @@ describe("account-wide 429s cool the key's pool", () => {
     assert.deepEqual(kinds(rateLimited("short"), settings()), ["cool_down"]);
   });
 });
+
+describe("a daily quota's retry hint", () => {
+  function dailyWithHint(delayMs: number): Verdict {
+    return {
+      kind: "rate_limited",
+      limitKind: "daily",
+      hint: { delayMs, source: "retry-after" },
+      reason: "requests per day (RPD) limit",
+    } as Verdict;
+  }
+  const endOfDayMs = Date.UTC(2026, 0, 2);
+
+  it("on a rolling day (Groq's dialect) is when a request fits again; on a wall-clock day only from an hour", () => {
+    // Groq's RPD 429: retry-after 87, "Please try again in 1m26.4s".
+    const [effect] = lessonFromVerdict(dailyWithHint(87_000), settings({ rate_limit_dialect: "groq" }), NOW_MS).effects;
+    assert.equal(effect?.kind, "cool_down");
+    assert.equal(effect?.kind === "cool_down" ? effect.hint?.delayMs : undefined, 87_000);
+    // Gemini's per-day quota with a RetryInfo of 30 s: a wall-clock day, parked until it ends.
+    const gemini = settings({ day_reset: "00:00" });
+    const [parked] = lessonFromVerdict(dailyWithHint(30_000), gemini, NOW_MS).effects;
+    assert.equal(parked?.kind, "park");
+    assert.equal(parked?.kind === "park" ? parked.untilMs : undefined, endOfDayMs);
+    // An hour or more is the reset itself (GitHub's "wait 57829 seconds").
+    assert.deepEqual(kinds(dailyWithHint(3_600_000), gemini), ["cool_down"]);
+  });
+
+  it("on a provider counting in buckets (limits.window: bucket) too", () => {
+    const bucket = settings({ limits: { window: "bucket" } });
+    assert.deepEqual(kinds(dailyWithHint(30_000), bucket), ["cool_down"]);
+  });
+});

@@ -5,6 +5,7 @@
 import type { ProviderSettings } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import type { CooldownCause } from "../limits/availability.ts";
+import type { Reservation } from "../limits/budget-types.ts";
 import { dayWindow } from "../limits/day-window.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
@@ -65,7 +66,11 @@ export interface Lesson {
   readonly effects: readonly Effect[];
 }
 
-/** A retry hint at least this long on a daily-quota 429 is taken as the quota's reset; shorter ones are not. */
+/**
+ * On a provider whose day is a wall-clock counter, a retry hint at least this long on a daily-quota 429 is taken as
+ * the quota's reset (GitHub's "wait 57829 seconds"); a shorter one is not (Gemini's per-day RetryInfo says ~20 s
+ * while the quota stays empty until midnight Pacific). A rolling day's hint is always taken (isDayRolling).
+ */
 const DAILY_HINT_TRUST_MS = 3_600_000;
 
 const CIRCUIT_FAILURE: Effect = Object.freeze({ kind: "circuit_failure" });
@@ -142,8 +147,12 @@ function rateLimitEffect(
   nowMs: number,
 ): Effect {
   // A daily quota is parked until the provider's day ends. A short hint on a daily 429 (Gemini's PerDay
-  // RetryInfo says ~20 s) only means "not now"; an hour or more (GitHub's "wait 57829 seconds") is the reset.
-  if (verdict.limitKind === "daily" && (verdict.hint === undefined || verdict.hint.delayMs < DAILY_HINT_TRUST_MS)) {
+  // RetryInfo says ~20 s) only means "not now"; an hour or more (GitHub's "wait 57829 seconds") is the reset. A
+  // rolling day (Groq's, or any provider counting in buckets) gives capacity back continuously: its hint, however
+  // short, is when a request fits again, and parking until midnight would waste the rest of the day.
+  const isHintTrusted =
+    verdict.hint !== undefined && (verdict.hint.delayMs >= DAILY_HINT_TRUST_MS || isDayRolling(settings));
+  if (verdict.limitKind === "daily" && !isHintTrusted) {
     return {
       kind: "park",
       untilMs: dayWindow(settings.dayReset, nowMs).endMs,
@@ -156,6 +165,17 @@ function rateLimitEffect(
     return { kind: "park_key", reason: verdict.reason, cause: "credits_exhausted" };
   }
   return { kind: "cool_down", hint: verdict.hint, cause, reason: verdict.reason };
+}
+
+/**
+ * Whether the provider's day quota rolls (refills continuously) instead of resetting at `day_reset`: its dialect
+ * says so (Groq's), or it counts in buckets (`limits.window: bucket`, as Cerebras documents: "capacity replenishes
+ * continuously").
+ */
+function isDayRolling(settings: ProviderSettings): boolean {
+  if (settings.limits?.window === "bucket") return true;
+  const name = settings.rateLimitDialect;
+  return name in RATE_LIMIT_DIALECTS && RATE_LIMIT_DIALECTS[name as RateLimitDialectName].isDayRolling === true;
 }
 
 /** A success's rate-limit headers: the windows to learn, and a park for every window that says "0 left". */
@@ -178,6 +198,20 @@ export function lessonsFromHeaders(headers: HeaderMap, settings: ProviderSetting
     }
   }
   return effects;
+}
+
+/**
+ * The effects with the rate-limit windows they report anchored to the request that carried them (its budget
+ * reservation): the provider counted up to that request, and the ones sent after it, possibly still in flight, are
+ * still to be subtracted from what it says is left (budgets.ts `learn`).
+ */
+export function reportedAsOf(effects: readonly Effect[], reservation: Reservation): readonly Effect[] {
+  if (!effects.some((effect) => effect.kind === "learn_windows")) return effects;
+  return effects.map((effect) =>
+    effect.kind === "learn_windows"
+      ? { ...effect, windows: effect.windows.map((window) => ({ ...window, asOf: reservation })) }
+      : effect,
+  );
 }
 
 /** What a 429 on the key's own limits says about them (capacity and credits refusals say nothing). */

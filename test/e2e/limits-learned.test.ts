@@ -179,4 +179,36 @@ describe("a success with room left changes nothing but is remembered", () => {
       0,
     );
   });
+
+  test("a report arriving after later requests were sent still counts them (no over-send, no upstream 429)", async (t) => {
+    // Real time: the requests overlap. Alpha accepts 4 in its window and says how many are left as of each one it
+    // processed; each answer takes 300 ms, and a new request comes every 60 ms.
+    const scene = await startScene(t, { alpha: { rate_limit_dialect: "openai" } });
+    let remaining = 4;
+    let refusals = 0;
+    scene.alpha.setDefault(CHAT_ROUTE, () => {
+      const headers = { "x-ratelimit-limit-requests": "4", "x-ratelimit-reset-requests": "50s" };
+      if (remaining <= 0) {
+        refusals++;
+        return { kind: "json", status: 429, headers: { ...headers, "x-ratelimit-remaining-requests": "0" }, body: {} };
+      }
+      remaining--;
+      return {
+        kind: "json",
+        delayMs: 300,
+        headers: { ...headers, "x-ratelimit-remaining-requests": String(remaining) },
+        body: chatCompletion("ok", "alpha-model"),
+      };
+    });
+    // The first answer teaches "3 left"; then 8 requests overlap.
+    assertServedBy(await scene.chat(), "alpha");
+    const answers: Promise<unknown>[] = [];
+    for (let index = 0; index < 8; index++) {
+      answers.push(scene.chat());
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    await Promise.all(answers);
+    assert.equal(refusals, 0, "the gateway sent more than the provider said was left");
+    assert.deepEqual(scene.counts(), { alpha: 4, beta: 5 });
+  });
 });

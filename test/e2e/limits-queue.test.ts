@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type RawResponse, send } from "../helpers/e2e.ts";
+import { errorOf, type RawResponse, send } from "../helpers/e2e.ts";
 import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 
@@ -120,5 +120,110 @@ describe("routing.queue_timeout_ms", () => {
       String((request.body as { messages: { content: string }[] }).messages[0]?.content),
     );
     assert.deepEqual(served, ["busy", ...names]);
+  });
+});
+
+describe("a request larger than a whole token budget", () => {
+  // "word " × 2000 is estimated at ~2000 tokens: more than alpha's whole tpm of 1000, so it can never be sent there.
+  const HUGE = { messages: [{ role: "user", content: "word ".repeat(2_000) }] };
+
+  test("gets a 413 request_too_large at once, naming the budget, without queueing or blocking the next", async (t) => {
+    const scene = await startScene(t, {
+      beta: false,
+      alphaModel: { limits: { tpm: 1_000 } },
+      config: { routing: { queue_timeout_ms: 3_000 } },
+    });
+    const startedAtMs = performance.now();
+    const huge = scene.chat(HUGE).then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
+    await sleep(50);
+    const small = scene.chat().then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
+    const [refused, served] = await Promise.all([huge, small]);
+    assert.equal(refused.answer.status, 413, refused.answer.text);
+    assert.ok(refused.atMs < 1_000, `the request too large was answered after ${refused.atMs} ms`);
+    const error = errorOf(refused.answer);
+    assert.equal(error.code, "request_too_large");
+    assert.equal(error.type, "invalid_request_error");
+    assert.match(error.message, /^Request too large for `m`/);
+    assert.match(error.message, /alpha\/m: over its tpm budget \(0\/1000 tokens, needs \d{4}\)/);
+    assert.equal(refused.answer.headers["retry-after"], undefined, "waiting cannot help: no retry-after");
+    assertServedBy(served.answer, "alpha");
+    assert.ok(served.atMs < 1_000, `the request behind it was served after ${served.atMs} ms`);
+    assert.equal(scene.counts().alpha, 1, "the request too large never reached alpha");
+  });
+
+  test("a waiter that finds it can never be served leaves the queue; the one behind it is served", async (t) => {
+    const scene = await startScene(t, {
+      beta: false,
+      alphaModel: { limits: { tpm: 1_000 } },
+      config: { routing: { queue_timeout_ms: 3_000 } },
+    });
+    // Alpha cools for 400 ms: the huge request queues for it (while cooling, its budget is not looked at).
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "400" } }));
+    assert.equal((await scene.chat()).status, 429);
+    const startedAtMs = performance.now();
+    const huge = scene.chat(HUGE).then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
+    await untilQueued(scene, 1);
+    const small = scene.chat().then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
+    await untilQueued(scene, 2);
+    const [refused, served] = await Promise.all([huge, small]);
+    assert.equal(refused.answer.status, 413, refused.answer.text);
+    assert.equal(errorOf(refused.answer).code, "request_too_large");
+    assert.ok(refused.atMs < 1_500, `the waiter left the queue after ${refused.atMs} ms`);
+    assertServedBy(served.answer, "alpha");
+    assert.ok(served.atMs < 1_500, `the request behind it was served after ${served.atMs} ms`);
+    assert.equal(await queued(scene), 0);
+  });
+
+  test("without queueing, also a 413 (not a 429 a client would retry)", async (t) => {
+    const scene = await startScene(t, { alphaModel: { limits: { tpm: 1_000 } }, betaModel: { limits: { tpd: 500 } } });
+    const refused = await scene.chat(HUGE);
+    assert.equal(refused.status, 413, refused.text);
+    const { message } = errorOf(refused);
+    assert.match(message, /alpha\/m: over its tpm budget \(0\/1000 tokens, needs \d+\)/);
+    assert.match(message, /beta\/m: over its tpd budget \(0\/500 tokens, needs \d+\)/);
+    assert.deepEqual(scene.counts(), { alpha: 0, beta: 0 });
+
+    // A candidate that frees up later (beta cooling for 30 s, no budget) keeps it a 429 with retry-after.
+    const cooling = await startScene(t, { alphaModel: { limits: { tpm: 1_000 } } });
+    cooling.beta.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "30" }));
+    assert.equal((await cooling.chat({ model: "beta/m" })).status, 429);
+    const limited = await cooling.chat(HUGE);
+    assert.equal(limited.status, 429, limited.text);
+    assert.equal(limited.headers["retry-after"], "30");
+  });
+});
+
+describe("routing.total_timeout_ms counts the time queued", () => {
+  test("a request queued longer than total_timeout_ms gets its 429 at the total timeout", async (t) => {
+    const scene = await startScene(t, {
+      beta: false,
+      alphaModel: { limits: { rpm: 1 } },
+      config: { routing: { queue_timeout_ms: 8_000, total_timeout_ms: 600 } },
+    });
+    assertServedBy(await scene.chat(), "alpha");
+    const startedAtMs = performance.now();
+    const refused = await scene.chat();
+    const waitedMs = performance.now() - startedAtMs;
+    assert.equal(refused.status, 429, refused.text);
+    assert.ok(waitedMs >= 550 && waitedMs < 2_000, `gave up after ${waitedMs} ms (total_timeout_ms 600)`);
+    assert.ok(refused.headers["retry-after"] !== undefined);
+  });
+
+  test("what is left after queueing bounds the attempt", async (t) => {
+    const scene = await startScene(t, {
+      beta: false,
+      alphaModel: { limits: { concurrency: 1 } },
+      config: { routing: { queue_timeout_ms: 8_000, total_timeout_ms: 1_000 } },
+    });
+    // Each answer takes 700 ms: the second request waits ~700 ms for the slot, then has ~300 ms for its answer.
+    scene.alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("slow", "alpha-model"), delayMs: 700 });
+    const first = scene.chat();
+    await scene.alpha.waitForRequests(1);
+    const startedAtMs = performance.now();
+    const second = await scene.chat();
+    const tookMs = performance.now() - startedAtMs;
+    assertServedBy(await first, "alpha");
+    assert.equal(second.status, 504, second.text);
+    assert.ok(tookMs < 1_400, `the second request ended after ${tookMs} ms (total_timeout_ms 1000)`);
   });
 });
