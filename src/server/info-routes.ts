@@ -13,6 +13,14 @@ export const GATEWAY_VERSION = "0.1.0";
 /** The routes a model can be used on, as the model list shows them. */
 const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"];
 const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
+/**
+ * Audio, image, rerank and moderation models are known (discovery finds them, a config may name them) but no route
+ * serves them: listed with no endpoint rather than with the chat routes, which would refuse them.
+ */
+const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
+  chat: CHAT_ENDPOINTS,
+  embedding: EMBEDDING_ENDPOINTS,
+};
 
 export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
   app.get("/ok", async () => ({ status: "ok" }));
@@ -26,7 +34,7 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       created,
       owned_by: ownedBy,
       kind,
-      endpoints: kind === "embedding" ? EMBEDDING_ENDPOINTS : CHAT_ENDPOINTS,
+      endpoints: ENDPOINTS_OF_KIND[kind] ?? [],
     });
     const data = catalog.publicNames().map((model) => entry(model.name, model.providers.join(","), model.kind));
     // Meta models (and `priority-auto`) only when a member is served: listing a name that answers 404 misleads.

@@ -127,6 +127,30 @@ meta_models:
   });
 });
 
+test("a model of a kind no route serves (audio, rerank) is listed without endpoints, not with the chat routes", async (t) => {
+  const alpha = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-a
+    models:
+      chat-model: {}
+      whisper-large-v3: {}
+      ranker: { kind: rerank }
+`,
+  );
+  const models = (await openAiClient(gateway).models.list()).data as unknown as (ModelEntry & {
+    endpoints: string[];
+  })[];
+  const byId = new Map(models.map((model) => [model.id, model]));
+  assert.equal(byId.get("whisper-large-v3")?.kind, "audio");
+  assert.deepEqual(byId.get("whisper-large-v3")?.endpoints, []);
+  assert.deepEqual(byId.get("ranker")?.endpoints, []);
+  assert.equal(byId.get("chat-model")?.endpoints.includes("/v1/chat/completions"), true);
+});
+
 describe("GET /health and /ok", () => {
   test("/ok answers without touching any upstream", async (t) => {
     const { alpha, gateway } = await setUp(t);
