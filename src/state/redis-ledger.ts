@@ -40,7 +40,7 @@ import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
-import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
+import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { OnceWrites } from "./redis-once-writes.ts";
 import {
@@ -321,14 +321,13 @@ export class RedisLedger implements BudgetLedger {
   }
 
   /**
-   * Forgets one scope, here and in Redis (a reload pointed it at another upstream or key). Every replica that
-   * reloads the change does the same; what the first ones charged meanwhile goes too, a few requests at most.
+   * Forgets this process's view of one scope (a reload pointed it at another upstream or key), not the shared
+   * counters: in a fleet the other replicas may still be sending with the old key (a rolling reload), and their
+   * budget and concurrency leases must hold; deleting them let one replica's reload over-admit the whole fleet.
+   * The shared budget frees as its windows pass.
    */
-  async forget(scopeId: string): Promise<void> {
+  forget(scopeId: string): void {
     this.#local.forget(scopeId);
-    if (!this.#link.isUp) return;
-    // The colon: `deployment:groq/m` must not take `deployment:groq/m2`'s keys along.
-    await deleteKeysStartingWith(this.#redis, `${budgetKeyBase(this.#prefix, scopeId)}:`);
   }
 
   /** Forgets this process's counters (another process reset the shared ones). */
