@@ -176,7 +176,8 @@ function answerText(bodyText: string): string | undefined {
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
 async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
-  const queuedAtMs = runtime.clock.now();
+  // Set once the request is queued: planning itself (a plan made at once, or refused) is no wait in a queue.
+  let queuedAtMs: number | undefined;
   let planned: PlannedRoute;
   try {
     const planning = runtime.planOrQueue(
@@ -196,13 +197,21 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
       request.context.receivedAtMs,
     );
     // Without queueing the plan comes at once (no promise to wait for).
-    planned = planning instanceof Promise ? await planning : planning;
+    if (planning instanceof Promise) {
+      queuedAtMs = runtime.clock.now();
+      planned = await planning;
+    } else planned = planning;
   } catch (error) {
-    // A refusal after queueing (the queue's time ran out, the client left) keeps how long it waited.
-    request.record.waited(runtime.clock.now() - queuedAtMs);
+    // A refusal after queueing (the queue's time ran out) keeps how long it waited.
+    if (queuedAtMs !== undefined) request.record.waited(runtime.clock.now() - queuedAtMs);
     throw error;
   }
-  request.record.planned(planned.plan, runtime.clock.now() - queuedAtMs);
+  const waitedMs = queuedAtMs === undefined ? 0 : runtime.clock.now() - queuedAtMs;
+  request.record.planned(planned.plan, waitedMs);
+  // The queue hands back its last plan when the client leaves: that is a client gone, not "no candidate" (429).
+  if (request.context.signal.aborted) {
+    throw new ClientAbortedError("the client closed the connection while the request was queued");
+  }
   return planned;
 }
 

@@ -150,4 +150,51 @@ describe("request records", () => {
       ["success"],
     );
   });
+
+  test("a client that leaves while queued: 499 client_aborted with its wait, not a 429 refusal", async (t) => {
+    const scene = await startTwoProviders(t, {
+      primaryModel: { limits: { concurrency: 1 } },
+      backupModel: { limits: { concurrency: 1 } },
+      routing: { queue_timeout_ms: 5_000, max_wait_for_better_ms: 0 },
+    });
+    const records = recordsOf(scene.gateway.runtime);
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("a", MODEL), delayMs: 1_500 });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("b", MODEL), delayMs: 1_500 });
+    const busy = [scene.postChat({}), scene.postChat({})].map((answer) => answer.then((done) => done.body.text()));
+    await waitUntil(() => scene.primary.requests.length + scene.backup.requests.length === 2, "both slots taken");
+    const leaving = new AbortController();
+    const queued = scene.postChat({}, leaving.signal).catch(() => "aborted");
+    await waitUntil(() => scene.gateway.runtime.queuedRequests === 1, "the request queued");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    leaving.abort();
+    assert.equal(await queued, "aborted");
+    await Promise.all(busy);
+    await waitUntil(() => records.length === 3, "three records");
+    const left = records.find((record) => record.status !== 200) as RequestRecord;
+    assert.equal(left.status, 499);
+    assert.equal(left.outcome, "client_aborted");
+    assert.ok(left.queueWaitMs >= 90, `its wait is kept: ${left.queueWaitMs} ms`);
+    assert.deepEqual(left.attempts, []);
+  });
+
+  test("a request that never queued records no queue wait, and the queue-wait histogram observes none", async (t) => {
+    const scene = await startTwoProviders(t, { routing: { queue_timeout_ms: 5_000 } });
+    const records = recordsOf(scene.gateway.runtime);
+    scene.primary.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("a", MODEL) });
+    // Planning takes a fraction of a millisecond: counted as a wait, a few in a hundred crossed a millisecond.
+    for (let index = 0; index < 200; index++) {
+      const answer = await scene.postChat({});
+      assert.equal(answer.statusCode, 200);
+      await answer.body.text();
+    }
+    await waitUntil(() => records.length === 200, "the records");
+    assert.deepEqual(
+      records.filter((record) => record.queueWaitMs !== 0).map((record) => record.queueWaitMs),
+      [],
+      "planning is not waiting",
+    );
+    const metrics = await fetch(`${scene.gateway.url}/metrics`);
+    const count = /^llm_gateway_queue_wait_seconds_count\{[^}]*\} (\d+)$/m.exec(await metrics.text());
+    assert.ok(count === null || count[1] === "0", `observed: ${count?.[0]}`);
+  });
 });
