@@ -107,7 +107,8 @@ export class RecordBuilder {
   }
 
   /** The stream an attempt opened has ended: the attempt's outcome becomes how its segment ended. */
-  segmentEnded(report: AttemptReport, end: SegmentEnd): void {
+  /** `endedAtMs`: when the segment stopped streaming, if it is settled later (the first one of a continued answer). */
+  segmentEnded(report: AttemptReport, end: SegmentEnd, endedAtMs = this.#clock.now()): void {
     const index = this.#reportIndex.get(report);
     if (index === undefined) return;
     const entry = this.#attempts[index];
@@ -116,7 +117,7 @@ export class RecordBuilder {
       ...entry,
       outcome: end.outcome,
       reason: end.outcome === "success" ? entry.reason : end.reason,
-      durationMs: this.#clock.now() - entry.startedAtMs,
+      durationMs: endedAtMs - entry.startedAtMs,
       ...(end.usage === undefined ? {} : { tokensIn: end.usage.promptTokens, tokensOut: end.usage.completionTokens }),
     };
   }

@@ -40,6 +40,11 @@ export interface SegmentSettlement {
   readonly promptEstimate?: number | undefined;
   /** When the segment's stream started, for its duration. */
   readonly startedAtMs: number;
+  /**
+   * When it stopped streaming, if before now: the first segment is settled only when the whole answer ends (its
+   * slot is held until then), and a continued one's duration is its own, not the continuation's too.
+   */
+  readonly endedAtMs?: number | undefined;
   /** Tokens to charge to its budgets, when known (reported usage, or an estimate of what a cut segment produced). */
   readonly chargeTokens: number | undefined;
 }
@@ -131,7 +136,7 @@ export class Recorder {
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
     if (settlement.chargeTokens !== undefined) budgets.reconcile(reservation, settlement.chargeTokens, clock.now());
-    const durationMs = clock.now() - settlement.startedAtMs;
+    const durationMs = (settlement.endedAtMs ?? clock.now()) - settlement.startedAtMs;
     if (end.outcome === "success") {
       stats.recordSuccess(key, durationMs, end.usage?.promptTokens ?? 0, end.usage?.completionTokens ?? 0);
       if (settlement.isFirst && settlement.promptEstimate !== undefined && end.usage !== undefined) {

@@ -88,9 +88,13 @@ async function* relayEvents(
 function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegment {
   const { runtime, prompt } = request;
   const deployment = result.deployment;
+  let endedAtMs: number | undefined;
   return {
     stream: result.stream,
     isUsageInjected: result.isUsageInjected,
+    ended() {
+      endedAtMs ??= runtime.clock.now();
+    },
     finish(end: SegmentEnd) {
       // The first upstream was cut and continued: charge what it actually produced (estimated), not the whole answer.
       const chargeTokens =
@@ -104,8 +108,9 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
         startedAtMs: result.stream.startedAtMs,
         chargeTokens,
         promptEstimate: calibratingTokens(prompt),
+        endedAtMs,
       });
-      request.record.segmentEnded(result.attempt, end);
+      request.record.segmentEnded(result.attempt, end, endedAtMs);
       if (end.outcome !== "success" && end.outcome !== "client_aborted") {
         request.context.log.warn(
           {

@@ -71,8 +71,10 @@ export async function* relayStream(
         signal: options.signal,
       });
       // The first segment is settled last (its slot is held until the answer ends); continuations at once.
-      if (continuation === undefined) firstEnd = end;
-      else continuation.finish(end);
+      if (continuation === undefined) {
+        firstEnd = end;
+        first.ended?.();
+      } else continuation.finish(end);
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
       firstFailure ??= end;
       const source = options.continuation;

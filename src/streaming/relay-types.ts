@@ -48,6 +48,8 @@ export interface RelaySegment {
    * got to stream because the client had left.
    */
   finish(end: SegmentEnd): void;
+  /** Called when this segment stops streaming, when `finish` may come later (the first segment's timings). */
+  ended?(): void;
 }
 
 /** A stream that continues a broken one. */

@@ -197,4 +197,34 @@ describe("request records", () => {
     const count = /^llm_gateway_queue_wait_seconds_count\{[^}]*\} (\d+)$/m.exec(await metrics.text());
     assert.ok(count === null || count[1] === "0", `observed: ${count?.[0]}`);
   });
+
+  test("a cut stream's attempt lasts until its cut, not until the continuation it handed over to ended", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene.gateway.runtime);
+    scene.primary.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [{ data: chatChunk("", MODEL, { role: true }) }, { data: chatChunk("Hello", MODEL) }],
+      end: "destroy",
+    });
+    // The continuation takes ~600 ms: three words 200 ms apart.
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        ...[" wide", " world", "."].flatMap((word): SseScript[] => [
+          { delayMs: 200 },
+          { data: chatChunk(word, MODEL) },
+        ]),
+        { data: chatChunk("", MODEL, { finishReason: "stop" }) },
+      ],
+    });
+    const stream = scene.client.chat.completions.stream({ model: MODEL, messages: [{ role: "user", content: "q" }] });
+    assert.equal((await stream.finalChatCompletion()).choices[0]?.message.content, "Hello wide world.");
+    await waitUntil(() => records.length === 1, "the record");
+    const record = records[0] as RequestRecord;
+    const [cut, continued] = record.attempts;
+    assert.equal(cut?.outcome, "stream_cut");
+    assert.equal(continued?.role, "continuation");
+    assert.ok(record.durationMs >= 550, `the answer took ${record.durationMs} ms`);
+    assert.ok((cut?.durationMs ?? 0) < 400, `the cut attempt lasted ${cut?.durationMs} ms, not the whole answer`);
+  });
 });
