@@ -5,7 +5,12 @@
 // client keys (docs/dashboard.md).
 import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { AuthenticationError, RequestNotFoundError, RouteNotFoundError } from "../errors/gateway-error.ts";
+import {
+  AuthenticationError,
+  RequestNotFoundError,
+  RouteNotFoundError,
+  ServiceUnavailableError,
+} from "../errors/gateway-error.ts";
 import type { Observers } from "../observability/observers.ts";
 import { parseRequestLogQuery } from "../observability/request-log-query.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
@@ -37,13 +42,16 @@ export function registerObservabilityRoutes(
     const filter = parseRequestLogQuery(request.query as Record<string, unknown>);
     const log = observers.requestLog;
     if (log === undefined) throw new RouteNotFoundError("The request log is disabled (request_log.enabled: false).");
-    return { object: "list", data: await log.query(filter) };
+    return { object: "list", data: await unlessStoreDown(log.query(filter)) };
   });
 
   app.get("/v1/gateway/requests/:id", async (request) => {
     const { id } = request.params as { id: string };
     // The request log's answer (retention applies); the dashboard's memory only when the log is off.
-    const record = observers.requestLog === undefined ? observers.recent.get(id) : await observers.requestLog.get(id);
+    const record =
+      observers.requestLog === undefined
+        ? observers.recent.get(id)
+        : await unlessStoreDown(observers.requestLog.get(id));
     return record ?? notFound(id);
   });
 
@@ -97,4 +105,19 @@ async function findRecord(observers: Observers, id: string): Promise<RequestReco
 
 function notFound(id: string): never {
   throw new RequestNotFoundError(`No request with id ${JSON.stringify(id.slice(0, 100))} in the request log.`);
+}
+
+/**
+ * The request log's store failing (Redis unreachable or too slow) is the store being unavailable, not a bug of the
+ * gateway: a 503 saying so, as kept responses answer, rather than an opaque 500 logged as an internal error.
+ */
+async function unlessStoreDown<T>(reading: Promise<T>): Promise<T> {
+  try {
+    return await reading;
+  } catch {
+    // Without the store's own words: a connection error may name the Redis URL, credentials included.
+    throw new ServiceUnavailableError("The request log's store (Redis) is unavailable; try again shortly.", {
+      retryAfterMs: 1_000,
+    });
+  }
 }

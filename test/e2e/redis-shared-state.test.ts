@@ -262,4 +262,22 @@ describe("shared state through Redis, across gateway processes", { skip }, () =>
     for (const gateway of gateways) assert.equal((await chat(gateway)).status, 200);
     assert.equal(chatRequests(alpha).length, 5);
   });
+
+  test("Redis down: the request log API answers 503 service_unavailable, not a 500; requests are still served", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("hi", "m") });
+    const [gateway] = await startGateways(t, 1, configYaml(redis, alpha, "{ rpm: 100 }"));
+    assert.ok(gateway !== undefined);
+    assert.equal((await chat(gateway)).status, 200);
+    await redis.kill();
+    assert.equal((await chat(gateway)).status, 200, "Redis being down never fails a request");
+    for (const path of ["/v1/gateway/requests", "/v1/gateway/requests/req-none"]) {
+      const response = await request(`${gateway.url}${path}`);
+      const body = JSON.parse(await response.body.text()) as { error: { code: string; message: string } };
+      assert.equal(response.statusCode, 503, `${path}: ${JSON.stringify(body)}`);
+      assert.equal(body.error.code, "service_unavailable");
+      assert.doesNotMatch(body.error.message, /redis:\/\//, "the store's URL is not shown");
+    }
+  });
 });
