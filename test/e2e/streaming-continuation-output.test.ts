@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { MockStep, SseScript } from "../helpers/mock-upstream.ts";
-import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders } from "../helpers/two-providers.ts";
+import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
 
 /** One chat chunk with this delta (and finish_reason), as a provider streams it. */
 function chunk(delta: Record<string, unknown>, finishReason: string | null = null): SseScript {
@@ -21,6 +21,23 @@ function chunk(delta: Record<string, unknown>, finishReason: string | null = nul
 
 function cutAfter(events: SseScript[]): MockStep {
   return { kind: "sse", events, end: "destroy" };
+}
+
+/** The reasoning and the text a client reads from one streamed answer to "q". */
+async function streamedText(scene: TwoProviders): Promise<{ reasoning: string; content: string }> {
+  const stream = await scene.client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: "q" }],
+    stream: true,
+  });
+  let reasoning = "";
+  let content = "";
+  for await (const part of stream) {
+    const delta = part.choices[0]?.delta as { content?: string | null; reasoning_content?: string } | undefined;
+    reasoning += delta?.reasoning_content ?? "";
+    content += delta?.content ?? "";
+  }
+  return { reasoning, content };
 }
 
 const WEATHER_CALL = {
@@ -111,18 +128,7 @@ describe("reasoning is delivered once across a continuation", () => {
         chunk({}, "stop"),
       ],
     });
-    const stream = await scene.client.chat.completions.create({
-      model: MODEL,
-      messages: [{ role: "user", content: "q" }],
-      stream: true,
-    });
-    let reasoning = "";
-    let content = "";
-    for await (const part of stream) {
-      const delta = part.choices[0]?.delta as { content?: string | null; reasoning_content?: string } | undefined;
-      reasoning += delta?.reasoning_content ?? "";
-      content += delta?.content ?? "";
-    }
+    const { reasoning, content } = await streamedText(scene);
     assert.equal(reasoning, "Let me think.");
     assert.equal(content, "Answer.");
     assert.equal(scene.backup.requests.length, 1);
@@ -148,18 +154,7 @@ describe("reasoning is delivered once across a continuation", () => {
         chunk({}, "stop"),
       ],
     });
-    const stream = await scene.client.chat.completions.create({
-      model: MODEL,
-      messages: [{ role: "user", content: "q" }],
-      stream: true,
-    });
-    let reasoning = "";
-    let content = "";
-    for await (const part of stream) {
-      const delta = part.choices[0]?.delta as { content?: string | null; reasoning_content?: string } | undefined;
-      reasoning += delta?.reasoning_content ?? "";
-      content += delta?.content ?? "";
-    }
+    const { reasoning, content } = await streamedText(scene);
     assert.equal(content, "Hello world.");
     assert.equal(reasoning, "Plan. Check.");
     // beta continued the text with a prefill
