@@ -272,8 +272,9 @@ describe("shared state through Redis, across gateway processes", { skip }, () =>
     assert.equal((await chat(gateway)).status, 200);
     await redis.kill();
     assert.equal((await chat(gateway)).status, 200, "Redis being down never fails a request");
+    const { url } = gateway;
     for (const path of ["/v1/gateway/requests", "/v1/gateway/requests/req-none"]) {
-      const response = await request(`${gateway.url}${path}`);
+      const response = await request(`${url}${path}`);
       const body = JSON.parse(await response.body.text()) as { error: { code: string; message: string } };
       assert.equal(response.statusCode, 503, `${path}: ${JSON.stringify(body)}`);
       assert.equal(body.error.code, "service_unavailable");
