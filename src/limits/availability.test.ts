@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ManualClock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
-import { type Availability, AvailabilityBook, type CooldownChange } from "./availability.ts";
+import { type Availability, AvailabilityBook, type CooldownChange, keyFingerprint } from "./availability.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 
@@ -139,6 +139,54 @@ describe("AvailabilityBook: invalid keys", () => {
     const { book } = setup();
     book.recordInvalidKey("p", "402 Payment Required", "credits_exhausted");
     assertUnavailable(book.peek("p/a", "p"), { untilMs: T0 + 3_600_000, cause: "credits_exhausted" });
+  });
+
+  it("a parked key parks only a provider configured with that key: locally, after a reload, on import", () => {
+    const { clock, book } = setup();
+    book.setProviderKeys([{ name: "p", apiKeys: ["sk-bad"] }]);
+    const changes: CooldownChange[] = [];
+    book.onCooldown((change) => changes.push(change));
+    book.recordInvalidKey("p", "key rejected: HTTP 401");
+    assertUnavailable(book.peek("p/a", "p"), { untilMs: T0 + 3_600_000, cause: "invalid_key" });
+    const exported = JSON.stringify(book.exportCooldowns());
+    assert.equal(changes[0]?.cooldown.keyFingerprint, keyFingerprint("sk-bad"));
+    assert.match(keyFingerprint("sk-bad"), /^[0-9a-f]{12}$/);
+    assert.doesNotMatch(exported, /sk-bad/, "the key itself is never stored");
+
+    // Another replica, or a restart, configured with the fixed key: the park is not its own.
+    const fixed = new AvailabilityBook(clock, SETTINGS);
+    fixed.setProviderKeys([{ name: "p", apiKeys: ["sk-new"] }]);
+    fixed.importCooldowns(JSON.parse(exported));
+    assert.deepEqual(fixed.peek("p/a", "p"), AVAILABLE);
+    // One still on the bad key takes it.
+    const stale = new AvailabilityBook(clock, SETTINGS);
+    stale.setProviderKeys([{ name: "p", apiKeys: ["sk-bad"] }]);
+    stale.importCooldowns(JSON.parse(exported));
+    assertUnavailable(stale.peek("p/a", "p"), { untilMs: T0 + 3_600_000, cause: "invalid_key" });
+
+    // A reload to the fixed key ends the park here; one back to the bad key does not bring it back from disk.
+    book.takeDirty();
+    book.setProviderKeys([{ name: "p", apiKeys: ["sk-new"] }]);
+    assert.deepEqual(book.peek("p/a", "p"), AVAILABLE);
+    assert.equal(book.takeDirty(), true, "the dropped park is written out");
+    book.importCooldowns(JSON.parse(exported));
+    assert.deepEqual(book.peek("p/a", "p"), AVAILABLE, "the old key's park, loaded again, stays inert");
+    // A 401 to a request sent with the old key before the reload: shared for the replicas on that key, not applied.
+    book.recordInvalidKey("p", "late 401", "invalid_key", keyFingerprint("sk-bad"));
+    assert.deepEqual(book.peek("p/a", "p"), AVAILABLE);
+    assert.equal(changes.at(-1)?.cooldown.reason, "late 401");
+  });
+
+  it("other provider cooldowns apply whatever the key: an account-wide 429 after a reload", () => {
+    const { book } = setup();
+    book.setProviderKeys([{ name: "p", apiKeys: ["sk-new"] }]);
+    book.importCooldowns({
+      deployments: [],
+      providers: [["p", { untilMs: T0 + 60_000, cause: "rate_limited", source: "provider", reason: "pool" }]],
+    });
+    assertUnavailable(book.peek("p/a", "p"), { untilMs: T0 + 60_000, cause: "rate_limited" });
+    book.setProviderKeys([{ name: "p", apiKeys: ["sk-other"] }]);
+    assertUnavailable(book.peek("p/a", "p"), { untilMs: T0 + 60_000, cause: "rate_limited" });
   });
 
   it("a provider cooldown is reported before a deployment's own", () => {

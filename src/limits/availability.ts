@@ -9,6 +9,11 @@
 // exactly one probe through; its success closes the circuit and clears every failure, its failure opens it again
 // for the next pause. A success at any time clears it all.
 // The file stays whole: cooldowns, circuits and the one-at-a-time rule read and write one record per deployment.
+//
+// A parked key (401/403, no credits) is about one key, not one provider name: the park carries a fingerprint of
+// the key it was set for and applies only while the provider is configured with that key (`setProviderKeys`), so a
+// fixed key is tried at once, whether the park was set here, loaded from Redis or from the embedded store.
+import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
 
@@ -27,6 +32,25 @@ export interface Cooldown {
   /** Whether the duration came from the provider (a header or body hint) or was guessed by backoff. */
   readonly source: "provider" | "guessed";
   readonly reason: string;
+  /**
+   * A parked key's (`keyFingerprint` of the key that was refused): the park applies only to a provider configured
+   * with that key. Absent for every other cooldown, and for parks recorded before the gateway knew its keys.
+   */
+  readonly keyFingerprint?: string;
+}
+
+/** What `setProviderKeys` reads of a provider's settings: its name and the key it sends (the first). */
+export interface ProviderKey {
+  readonly name: string;
+  readonly apiKeys: readonly string[];
+}
+
+/**
+ * A short, non-reversible name of a key (12 hex digits of its SHA-256): enough to tell a fixed key from the parked
+ * one, and safe to store in Redis or on disk, which the key itself never is.
+ */
+export function keyFingerprint(key: string): string {
+  return createHash("sha256").update(key).digest("hex").slice(0, 12);
 }
 
 export type CircuitState = "closed" | "open" | "half_open";
@@ -66,6 +90,8 @@ export class AvailabilityBook {
   #settings: CooldownSettings;
   readonly #deployments = new Map<string, DeploymentRecord>();
   readonly #providers = new Map<string, Cooldown>();
+  /** Provider name -> fingerprint of the key it is configured with; a provider not listed takes every park. */
+  readonly #keys = new Map<string, string>();
   /** Set when a cooldown changed, so a persistent store knows to write. */
   #isDirty = false;
   readonly #listeners: ((change: CooldownChange) => void)[] = [];
@@ -77,6 +103,28 @@ export class AvailabilityBook {
 
   updateSettings(settings: CooldownSettings): void {
     this.#settings = settings;
+  }
+
+  /**
+   * The keys the providers are configured with (at start, before cooldowns are loaded, and on every reload). A
+   * parked key that is no longer a provider's key is dropped: it says nothing about the key sent from now on.
+   */
+  setProviderKeys(providers: readonly ProviderKey[]): void {
+    this.#keys.clear();
+    for (const { name, apiKeys } of providers) this.#keys.set(name, keyFingerprint(apiKeys[0] ?? ""));
+    for (const [name, cooldown] of this.#providers) {
+      if (!this.#isForConfiguredKey(name, cooldown)) {
+        this.#providers.delete(name);
+        this.#isDirty = true;
+      }
+    }
+  }
+
+  /** Whether a provider cooldown concerns the key the provider sends now (always, unless it is a parked key). */
+  #isForConfiguredKey(providerName: string, cooldown: Cooldown): boolean {
+    if (cooldown.keyFingerprint === undefined) return true;
+    const configured = this.#keys.get(providerName);
+    return configured === undefined || configured === cooldown.keyFingerprint;
   }
 
   /** Side-effect free: may this deployment be tried now? */
@@ -248,19 +296,25 @@ export class AvailabilityBook {
     if (record !== undefined) record.isProbeInFlight = false;
   }
 
-  /** 401/403: the provider's key is bad; every model of the provider cools down. */
+  /**
+   * 401/403: the provider's key is bad; every model of the provider cools down. `refusedKey`: the fingerprint of
+   * the key the refused request sent (by default the provider's configured one). A request sent before a reload
+   * changed the key parks the old key only: shared for the replicas still on it, not applied here.
+   */
   recordInvalidKey(
     providerName: string,
     reason: string,
     cause: "invalid_key" | "credits_exhausted" = "invalid_key",
+    refusedKey: string | undefined = this.#keys.get(providerName),
   ): void {
     const cooldown: Cooldown = {
       untilMs: this.#clock.now() + this.#settings.invalidKeyMs,
       cause,
       source: "guessed",
       reason,
+      ...(refusedKey === undefined ? {} : { keyFingerprint: refusedKey }),
     };
-    this.#providers.set(providerName, cooldown);
+    if (this.#isForConfiguredKey(providerName, cooldown)) this.#providers.set(providerName, cooldown);
     this.#changed({ scope: "provider", key: providerName, cooldown });
   }
 
@@ -350,7 +404,8 @@ export class AvailabilityBook {
       if (record.cooldown === undefined || record.cooldown.untilMs < cooldown.untilMs) record.cooldown = cooldown;
     }
     for (const [name, cooldown] of persisted.providers) {
-      if (cooldown.untilMs <= nowMs) continue;
+      // Another key's park (a replica or a run before the key was fixed) must not park the fixed key.
+      if (cooldown.untilMs <= nowMs || !this.#isForConfiguredKey(name, cooldown)) continue;
       const current = this.#providers.get(name);
       if (current === undefined || current.untilMs < cooldown.untilMs) this.#providers.set(name, cooldown);
     }

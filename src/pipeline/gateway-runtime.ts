@@ -114,6 +114,7 @@ export class GatewayRuntime {
     const clock = options.clock ?? systemClock;
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
     const availability = new AvailabilityBook(clock, config.cooldowns);
+    availability.setProviderKeys(config.providers); // before loading cooldowns: a parked key is for one key only
     const promptCalibration = new PromptCalibration();
     const state = await createStateBackend(config.state, availability, clock, options.logger, promptCalibration);
     const runtime = new GatewayRuntime(
@@ -204,6 +205,7 @@ export class GatewayRuntime {
     );
     const previous = this.#snapshot;
     await this.#forgetChanged(previous, snapshot);
+    this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);

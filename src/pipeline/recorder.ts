@@ -5,7 +5,7 @@
 import type { Clock } from "../clock.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
-import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
+import { type AvailabilityBook, isLimitCause, keyFingerprint } from "../limits/availability.ts";
 import {
   type BudgetLedger,
   type BudgetScope,
@@ -201,7 +201,13 @@ export class Recorder {
           availability.park(key, effect.untilMs, effect.cause, redact(effect.reason), effect.source);
           break;
         case "park_key":
-          availability.recordInvalidKey(settings.name, redact(effect.reason), effect.cause);
+          // The key this request sent: after a reload to another key, a late 401 parks the old key only.
+          availability.recordInvalidKey(
+            settings.name,
+            redact(effect.reason),
+            effect.cause,
+            keyFingerprint(settings.apiKeys[0]),
+          );
           break;
         case "cool_pool": {
           // The pool cools exactly as long as the deployment that hit it (set by the effect before this one).

@@ -139,6 +139,30 @@ describe("EmbeddedStateStore", () => {
     reopened.close();
   });
 
+  it("a parked key survives a restart only for a provider still configured with that key", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const before = freshBooks(clock);
+    before.availability.setProviderKeys([{ name: "mistral", apiKeys: ["sk-bad"] }]);
+    const store = new EmbeddedStateStore(path, before.budgets, before.availability);
+    store.load();
+    before.availability.recordInvalidKey("mistral", "key rejected: HTTP 401");
+    store.close();
+
+    const restartWith = (key: string) => {
+      const books = freshBooks(clock);
+      // As the runtime does: the keys are known before the store loads.
+      books.availability.setProviderKeys([{ name: "mistral", apiKeys: [key] }]);
+      const reopened = new EmbeddedStateStore(path, books.budgets, books.availability);
+      reopened.load();
+      reopened.close();
+      return books.availability;
+    };
+    assert.equal(restartWith("sk-new").providerCooldown("mistral"), undefined, "the fixed key is tried at once");
+    // The park is about the bad key, which a start with it again still gets.
+    assert.equal(restartWith("sk-bad").providerCooldown("mistral")?.cause, "invalid_key");
+  });
+
   it("nothing reaches the disk before a flush; close flushes", () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();

@@ -3,6 +3,9 @@
 // imports what the others publish, and loads what is stored when it starts or reconnects. A later end wins
 // everywhere, as in AvailabilityBook.importCooldowns. Circuit-breaker state stays per process: it describes this
 // process's connections to a provider.
+// A parked key is stored under its key's fingerprint (`cooldown:provider:<name>:key:<fingerprint>`), beside the
+// provider's other cooldowns: it parks only the replicas configured with that key (AvailabilityBook filters on
+// import), and it does not stand in the way of the fixed key's own cooldowns (a later end wins per Redis key).
 import type { Clock } from "../clock.ts";
 import type {
   AvailabilityBook,
@@ -147,7 +150,11 @@ export class CooldownSharing {
         const rest = key.slice(start.length);
         if (cooldown === undefined) return;
         if (rest.startsWith("deployment:")) deployments.push([rest.slice("deployment:".length), cooldown]);
-        else if (rest.startsWith("provider:")) providers.push([rest.slice("provider:".length), cooldown]);
+        else if (rest.startsWith("provider:")) {
+          // The name ends before `:key:` (provider names have no colon); the fingerprint is in the value.
+          const [name = ""] = rest.slice("provider:".length).split(KEY_PARK_INFIX, 1);
+          providers.push([name, cooldown]);
+        }
       });
     }
     availability.importCooldowns({ deployments, providers });
@@ -199,7 +206,7 @@ export class CooldownSharing {
    * `#share` keeps cooldowns local and `pushLocal` shares them all when Redis is back.
    */
   #retryLater(change: CooldownChange): void {
-    this.#unshared.set(`${change.scope}\n${change.key}`, change);
+    this.#unshared.set(storedKey(this.#options.keyPrefix, change), change);
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
@@ -217,7 +224,7 @@ export class CooldownSharing {
     const message: SharedMessage = { origin: instanceId, type: "cooldown", change };
     await redis.shareCooldown(
       1,
-      cooldownKey(keyPrefix, change.scope, change.key),
+      storedKey(keyPrefix, change),
       JSON.stringify(change.cooldown),
       change.cooldown.untilMs,
       ttlMs,
@@ -240,6 +247,19 @@ export class CooldownSharing {
       scope === "deployment" ? { deployments: [entry], providers: [] } : { deployments: [], providers: [entry] },
     );
   }
+}
+
+/** Between a provider's name and a parked key's fingerprint in the Redis key. */
+const KEY_PARK_INFIX = ":key:";
+
+/** Where a cooldown is stored: a parked key apart from its provider's other cooldowns, one key per fingerprint. */
+function storedKey(keyPrefix: string, change: CooldownChange): string {
+  const fingerprint = change.cooldown.keyFingerprint;
+  const key =
+    change.scope === "provider" && fingerprint !== undefined
+      ? `${change.key}${KEY_PARK_INFIX}${fingerprint}`
+      : change.key;
+  return cooldownKey(keyPrefix, change.scope, key);
 }
 
 function parseMessage(text: string): SharedMessage | undefined {
@@ -271,12 +291,16 @@ function parseCooldown(text: string | null | undefined): Cooldown | undefined {
 
 function toCooldown(value: unknown): Cooldown | undefined {
   if (!isRecord(value)) return undefined;
-  const { untilMs, cause, source, reason } = value;
+  const { untilMs, cause, source, reason, keyFingerprint } = value;
   if (typeof untilMs !== "number" || !Number.isFinite(untilMs)) return undefined;
   if (typeof cause !== "string" || !CAUSES.has(cause)) return undefined;
   if (source !== "provider" && source !== "guessed") return undefined;
   if (typeof reason !== "string") return undefined;
-  return { untilMs, cause: cause as CooldownCause, source, reason };
+  const cooldown: Cooldown = { untilMs, cause: cause as CooldownCause, source, reason };
+  if (keyFingerprint === undefined) return cooldown;
+  // A park whose key cannot be read would park whatever key the provider has: dropped instead.
+  if (typeof keyFingerprint !== "string" || !/^[0-9a-f]{12}$/.test(keyFingerprint)) return undefined;
+  return { ...cooldown, keyFingerprint };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -2,6 +2,7 @@
 // separate OS process (`node src/main.ts serve --config ...`), so Redis is the only thing they share. A Redis that
 // dies mid-run never fails a request; the gateways report it in /health and go back to Redis when it returns.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
@@ -170,6 +171,46 @@ describe("shared state through Redis, across gateway processes", { skip }, () =>
     const fromLate = await chat(late);
     assert.equal(fromLate.headers["x-gateway-provider"], "beta");
     assert.equal(chatRequests(alpha).length, 1);
+  });
+
+  test("a fixed key ends its invalid-key park: after a reload, a dropped subscription, and in a process started with it", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, (received) =>
+      received.headers.authorization === "Bearer sk-new"
+        ? { kind: "json", body: chatCompletion("fixed", "m") }
+        : { kind: "json", status: 401, body: { error: { message: "bad key", code: "invalid_api_key" } } },
+    );
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "m") });
+    const yaml = `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n  admin_keys: ["adm"]\n${configYaml(redis, alpha, "{ rpd: 1000 }", beta)}`;
+    const fixedYaml = yaml.replace("api_key: sk-alpha", "api_key: sk-new");
+    const [first, second] = (await startGateways(t, 2, yaml)) as [GatewayProcess, GatewayProcess];
+    assert.equal((await chat(first)).headers["x-gateway-provider"], "beta", "alpha's 401 failed over");
+    await waitFor(async () => (await cooldownOf(second, "alpha/m"))?.cause === "invalid_key", 3_000, "the park");
+
+    // The key is fixed on the first process: it uses alpha at once, and keeps doing so once its subscriber
+    // connection dropped and it loaded what Redis holds again (the second process, still on the bad key, parked).
+    writeFileSync(first.configPath, fixedYaml);
+    const reload = await request(`${first.url}/admin/reload`, {
+      method: "POST",
+      headers: { authorization: "Bearer adm" },
+    });
+    assert.equal(reload.statusCode, 200, await reload.body.text());
+    assert.equal((await chat(first)).headers["x-gateway-provider"], "alpha");
+    const admin = new Redis(redis.url);
+    t.after(() => admin.quit());
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    // Time to reconnect, subscribe again and load (what the old code then parked alpha again with).
+    await sleep(1_500);
+    assert.equal(await cooldownOf(first, "alpha/m"), null, "the old key's park was not loaded back");
+    assert.equal((await chat(first)).headers["x-gateway-provider"], "alpha");
+    assert.equal((await chat(second)).headers["x-gateway-provider"], "beta", "the bad key stays parked");
+
+    // A process started with the fixed key (a rolling restart) does not load the park.
+    const restarted = await startGatewayProcess(t, fixedYaml);
+    assert.equal(await cooldownOf(restarted, "alpha/m"), null);
+    assert.equal((await chat(restarted)).headers["x-gateway-provider"], "alpha");
   });
 
   test("Redis killed mid-run: no request fails, /health says degraded, and the gateways go back to Redis", async (t) => {
