@@ -141,6 +141,53 @@ test("a line damaged outside the gateway is left out of answers; the other reque
   assert.equal((await log.get("after"))?.id, "after");
 });
 
+test("a request that finished after later ones is found by its start across segments and a restart", async (t) => {
+  const path = statePath(t);
+  const first = new FileRequestLogBackend(path);
+  await first.append([row("quick2", 2_000), row("quick3", 3_000), row("quick4", 4_000)]);
+  await first.prune(3, 0); // rotates: the quick requests are in the previous segment
+  await first.append([row("long1", 1_000)]); // started first, finished last
+  assert.deepEqual(ids(await first.query({ limit: 1 })), ["quick4"]);
+  assert.deepEqual(ids(await first.query({ limit: 2 })), ["quick4", "quick3"]);
+  await first.close();
+  // After a restart (here with a clock set back), the latest start so far carries over in the files: lines
+  // written now do not stop a query before it reaches the lines that started later.
+  const second = new FileRequestLogBackend(path);
+  t.after(() => second.close());
+  await second.append([row("back1", 500), row("back2", 600)]);
+  assert.deepEqual(ids(await second.query({ limit: 1 })), ["quick4"]);
+  assert.deepEqual(ids(await second.query({ limit: 10 })), ["quick4", "quick3", "quick2", "long1", "back2", "back1"]);
+});
+
+test("lines of earlier versions (no latest-start field) are read past and still answered by start", async (t) => {
+  const path = statePath(t);
+  const earlier = (id: string, startedAtMs: number) =>
+    `${startedAtMs}\t200\t${id}\tm\tp\t${JSON.stringify({ id, startedAtMs })}\n`;
+  // Written by an earlier version, in finish order: a stream that started first finished last.
+  appendFileSync(`${path}.requests`, earlier("old2", 2_000) + earlier("old3", 3_000) + earlier("old1", 1_000));
+  const log = new FileRequestLogBackend(path);
+  t.after(() => log.close());
+  assert.deepEqual(ids(await log.query({ limit: 2 })), ["old3", "old2"]);
+  await log.append([row("new5", 5_000), row("new4", 4_000)]);
+  assert.deepEqual(ids(await log.query({ limit: 3 })), ["new5", "new4", "old3"]);
+  assert.deepEqual(ids(await log.query({ limit: 10, provider: "p" })), ["new5", "new4", "old3", "old2", "old1"]);
+  assert.equal(JSON.parse((await log.get("old1")) ?? "{}").id, "old1");
+});
+
+test("a query stops where a line's latest start says nothing further back can be among the newest", async (t) => {
+  const path = statePath(t);
+  const line = (id: string, startedAtMs: number, latestStartMs: number) =>
+    `${startedAtMs}\t200\t${id}\tm\tp\t${latestStartMs}\t${JSON.stringify({ id, startedAtMs })}\n`;
+  // A file no gateway would write ("hidden" started after the mark of the lines behind it): it shows that the
+  // lines before the stopping point are not read at all.
+  appendFileSync(`${path}.requests`, line("hidden", 9_000, 9_000) + line("a", 1_000, 2_000) + line("b", 2_000, 2_000));
+  const log = new FileRequestLogBackend(path);
+  t.after(() => log.close());
+  assert.deepEqual(ids(await log.query({ limit: 1 })), ["b"]);
+  assert.deepEqual(ids(await log.query({ limit: 3 })), ["hidden", "b", "a"], "not full: read to the start");
+  assert.deepEqual(ids(await log.query({ limit: 10, sinceMs: 2_500 })), [], "every line from b back started before");
+});
+
 test("a write the disk refuses fails the batch; the next batch opens the segment again and is stored", async (t) => {
   const path = statePath(t);
   const first = new FileRequestLogBackend(path);

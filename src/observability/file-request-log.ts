@@ -10,8 +10,7 @@
 // writes each line's bytes once; retention drops a whole segment at a time; a query reads lines backwards from
 // the newest.
 //
-// A line: `startedAtMs \t status \t id \t models \t providers \t record JSON \n`. JSON.stringify escapes every
-// control character, so a record never holds a tab or a newline; the other fields are cleaned of them.
+// The line format, and how a query picks the newest lines, are in file-request-log-line.ts.
 import {
   closeSync,
   existsSync,
@@ -27,6 +26,7 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import { openSqliteFile } from "../sqlite-file.ts";
+import { cleanField, hasName, headOf, jsonOf, type LineHead, lineOf, NewestByStart } from "./file-request-log-line.ts";
 import type { RequestLogBackend, RequestLogFilter, StoredRequest } from "./request-log.ts";
 
 /** One `write` of `bytes` at the end of the file (opened for appending); resolves to the bytes written. */
@@ -36,27 +36,9 @@ function writeAll(fd: number, bytes: Buffer): Promise<number> {
   });
 }
 
-/** Between names in the models and providers fields. */
-const NAME_SEPARATOR = "\x1f";
-const NAME_SEPARATOR_BYTE = 0x1f;
 const NEWLINE = 0x0a;
-const TAB = 0x09;
 /** Bytes read at a time when scanning a segment backwards. */
 const READ_CHUNK_BYTES = 256 * 1024;
-
-/**
- * Where a line's fields are: the numbers are read at once, the text fields only when a query asks (decoding every
- * line's names cost more than the rest of a scan), the record's JSON only when the line matches.
- */
-interface LineHead {
-  readonly startedAtMs: number;
-  readonly status: number;
-  /** Where the id, models, providers and JSON fields start; each ends one byte before the next starts. */
-  readonly idStart: number;
-  readonly modelsStart: number;
-  readonly providersStart: number;
-  readonly jsonStart: number;
-}
 
 export class FileRequestLogBackend implements RequestLogBackend {
   readonly kind = "embedded";
@@ -69,6 +51,12 @@ export class FileRequestLogBackend implements RequestLogBackend {
   /** The newest this many lines are visible (retention by count); set by `prune`, unbounded before it. */
   #keep = Number.POSITIVE_INFINITY;
   #isEarlierTableDropped = false;
+  /**
+   * The latest start among the lines written so far (in either segment); read from the last line when the files
+   * are first opened, so that it carries over a restart. It only grows: a segment deleted by retention leaves it
+   * higher than needed, which costs a query a few more lines, never a record.
+   */
+  #latestStartMs: number | undefined;
 
   /** `statePath`: the embedded SQLite file; the segments are named after it. */
   constructor(statePath: string) {
@@ -78,10 +66,16 @@ export class FileRequestLogBackend implements RequestLogBackend {
   }
 
   async append(rows: readonly StoredRequest[]): Promise<void> {
-    let text = "";
-    for (const row of rows) text += lineOf(row);
-    const bytes = Buffer.from(text, "utf8");
     const fd = this.#open();
+    let latestStartMs = this.#latestStartMs ?? 0;
+    let text = "";
+    for (const row of rows) {
+      latestStartMs = Math.max(latestStartMs, row.startedAtMs);
+      text += lineOf(row, latestStartMs);
+    }
+    // Raised before the write: if the write fails part-way the mark is only higher than needed (see the field).
+    this.#latestStartMs = latestStartMs;
+    const bytes = Buffer.from(text, "utf8");
     try {
       // Off the event loop (libuv's thread pool): a 60 KB append took 130-800 µs of the loop's time on the bench
       // VM's ext4 when written synchronously; written this way the gateway served ~3.5 % more JSON and streamed
@@ -98,20 +92,32 @@ export class FileRequestLogBackend implements RequestLogBackend {
     this.#currentLines += rows.length;
   }
 
+  /**
+   * The `limit` matching lines that started last, newest start first (ties: the later line first, as in the memory
+   * backend). Lines are in finish order, so a request that started early and ran long (a stream) lies after
+   * requests that started later: the scan cannot stop at the `limit`-th match. It goes on until a line's
+   * `latestStartMs` (no line from there back started later) is no later than the oldest start kept: then nothing
+   * further back can enter. That look-behind is exactly as long as the requests that were running then (the longest
+   * of them decides), and only the `limit` best lines are kept while scanning.
+   */
   async query(filter: RequestLogFilter): Promise<string[]> {
-    const found: { startedAtMs: number; json: string }[] = [];
+    const newest = new NewestByStart(filter.limit);
     const model = filter.model === undefined ? undefined : Buffer.from(cleanField(filter.model));
     const provider = filter.provider === undefined ? undefined : Buffer.from(cleanField(filter.provider));
     this.#eachLineNewestFirst((line, head) => {
+      const latestMs = head.latestStartMs;
+      if (latestMs !== undefined) {
+        if (filter.sinceMs !== undefined && latestMs < filter.sinceMs) return false;
+        if (newest.isFull() && latestMs <= newest.oldestStartMs()) return false;
+      }
       if (filter.sinceMs !== undefined && head.startedAtMs < filter.sinceMs) return true;
       if (filter.status !== undefined && head.status !== filter.status) return true;
       if (model !== undefined && !hasName(line, head.modelsStart, head.providersStart - 1, model)) return true;
-      if (provider !== undefined && !hasName(line, head.providersStart, head.jsonStart - 1, provider)) return true;
-      found.push({ startedAtMs: head.startedAtMs, json: jsonOf(line, head) });
-      return found.length < filter.limit;
+      if (provider !== undefined && !hasName(line, head.providersStart, head.providersEnd, provider)) return true;
+      newest.offer(head.startedAtMs, () => jsonOf(line, head));
+      return true;
     });
-    // Lines are in finish order; like the other backends, newest start first among those found.
-    return found.sort((a, b) => b.startedAtMs - a.startedAtMs).map((item) => item.json);
+    return newest.texts();
   }
 
   async get(id: string): Promise<string | undefined> {
@@ -156,11 +162,25 @@ export class FileRequestLogBackend implements RequestLogBackend {
     if (wholeBytes < fstatSync(fd).size) ftruncateSync(fd, wholeBytes);
     this.#fd = fd;
     this.#currentLines = lines;
+    this.#latestStartMs ??= this.#lastLineLatestStartMs();
     if (!this.#isEarlierTableDropped) {
       this.#isEarlierTableDropped = true;
       dropEarlierTable(this.#statePath);
     }
     return fd;
+  }
+
+  /**
+   * The mark of the newest line on disk. A line of an earlier version has none: its own start then stands for it,
+   * as every request of an earlier process started before the first one of this process.
+   */
+  #lastLineLatestStartMs(): number | undefined {
+    let latestMs: number | undefined;
+    this.#eachLineNewestFirst((_line, head) => {
+      latestMs = head.latestStartMs ?? head.startedAtMs;
+      return false;
+    });
+    return latestMs;
   }
 
   #close(): void {
@@ -189,58 +209,6 @@ export class FileRequestLogBackend implements RequestLogBackend {
       if (isStopped || left <= 0) return;
     }
   }
-}
-
-function lineOf(row: StoredRequest): string {
-  const models = row.models.map(cleanField).join(NAME_SEPARATOR);
-  const providers = row.providers.map(cleanField).join(NAME_SEPARATOR);
-  return `${row.startedAtMs}\t${row.status}\t${cleanField(row.id)}\t${models}\t${providers}\t${row.json}\n`;
-}
-
-/** Names and ids come from clients and upstreams: none may split a line or a field. */
-function cleanField(value: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the separators are control characters
-  return /[\t\n\r\x1f]/.test(value) ? value.replace(/[\t\n\r\x1f]/g, " ") : value;
-}
-
-function headOf(line: Buffer): LineHead | undefined {
-  const t1 = line.indexOf(TAB);
-  const t2 = t1 === -1 ? -1 : line.indexOf(TAB, t1 + 1);
-  const t3 = t2 === -1 ? -1 : line.indexOf(TAB, t2 + 1);
-  const t4 = t3 === -1 ? -1 : line.indexOf(TAB, t3 + 1);
-  const t5 = t4 === -1 ? -1 : line.indexOf(TAB, t4 + 1);
-  if (t5 === -1) return undefined;
-  const startedAtMs = digitsAt(line, 0, t1);
-  const status = digitsAt(line, t1 + 1, t2);
-  if (startedAtMs === undefined || status === undefined) return undefined;
-  return { startedAtMs, status, idStart: t2 + 1, modelsStart: t3 + 1, providersStart: t4 + 1, jsonStart: t5 + 1 };
-}
-
-/** The non-negative integer written in `line[start, end)`, or undefined when it is not one. */
-function digitsAt(line: Buffer, start: number, end: number): number | undefined {
-  if (end <= start) return undefined;
-  let value = 0;
-  for (let at = start; at < end; at++) {
-    const digit = (line[at] as number) - 0x30;
-    if (digit < 0 || digit > 9) return undefined;
-    value = value * 10 + digit;
-  }
-  return value;
-}
-
-/** Whether the separator-delimited names in `line[start, end)` include `name` (bytes, whole names only). */
-function hasName(line: Buffer, start: number, end: number, name: Buffer): boolean {
-  for (let from = start; from <= end; ) {
-    const separator = line.indexOf(NAME_SEPARATOR_BYTE, from);
-    const to = separator === -1 || separator > end ? end : separator;
-    if (to - from === name.length && name.equals(line.subarray(from, to))) return true;
-    from = to + 1;
-  }
-  return false;
-}
-
-function jsonOf(line: Buffer, head: LineHead): string {
-  return line.toString("utf8", head.jsonStart);
 }
 
 /**

@@ -119,8 +119,9 @@ export class OtlpTraceExporter {
 export function spansOf(record: RequestRecord, newId: (bytes: number) => string = randomHex): OtlpSpan[] {
   const traceId = newId(16);
   const spanId = newId(8);
+  // GenAI's operation names: the Responses and Messages front doors are chat too (only legacy completions are not).
   const operation =
-    record.endpoint === "embeddings" ? "embeddings" : record.endpoint === "chat" ? "chat" : "text_completion";
+    record.endpoint === "embeddings" ? "embeddings" : record.endpoint === "completions" ? "text_completion" : "chat";
   const isError = record.status >= 500;
   const root: OtlpSpan = {
     traceId,

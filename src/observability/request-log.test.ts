@@ -87,6 +87,32 @@ for (const [name, makeBackend] of Object.entries(BACKENDS)) {
       assert.equal(await log.get("nope"), undefined);
     });
 
+    test("a long request that finished after later ones: limit returns the latest starts, not the last finished", async (t) => {
+      const clock = manualClock(10_000);
+      const log = new RequestLog(await makeBackend(t), {
+        clock,
+        maxEntries: 100,
+        maxAgeMs: 60_000,
+        isContentKept: false,
+      });
+      t.after(() => log.close());
+      // Finish order: three quick requests, then the stream that started before them.
+      log.observe(record({ id: "quick2", startedAtMs: 2_000 }));
+      log.observe(record({ id: "quick3", startedAtMs: 3_000 }));
+      log.observe(record({ id: "quick4", startedAtMs: 4_000 }));
+      log.observe(record({ id: "long1", startedAtMs: 1_000, durationMs: 3_500, isStream: true }));
+      const ids = async (filter: Partial<Parameters<RequestLog["query"]>[0]>) =>
+        (await log.query({ limit: 50, ...filter })).map((found) => found.id);
+      assert.deepEqual(await ids({ limit: 1 }), ["quick4"]);
+      assert.deepEqual(await ids({ limit: 2 }), ["quick4", "quick3"]);
+      assert.deepEqual(await ids({ limit: 4 }), ["quick4", "quick3", "quick2", "long1"]);
+      assert.deepEqual(await ids({ limit: 2, sinceMs: 3_500 }), ["quick4"]);
+      // A later stream that started between two of them is found among the newest.
+      log.observe(record({ id: "quick5", startedAtMs: 5_000 }));
+      log.observe(record({ id: "long45", startedAtMs: 4_500, isStream: true }));
+      assert.deepEqual(await ids({ limit: 3 }), ["quick5", "long45", "quick4"]);
+    });
+
     test("a large batch (several multi-row statements and a remainder) is stored whole, retention applied", async (t) => {
       const clock = manualClock(100_000);
       const log = new RequestLog(await makeBackend(t), {

@@ -28,6 +28,15 @@ export const CHAT_ENDPOINT: EndpointSpec = {
   estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
 };
 
+/**
+ * The Responses and Messages front doors: their requests are translated into chat bodies and served by the chat
+ * pipeline (same upstream path, schema, continuation), but recorded under their own name, so records, metrics'
+ * `endpoint` label, log lines and the dashboard tell the doors apart. (The name also scopes sticky sessions:
+ * an `x-session-id` keeps its deployment within one door.)
+ */
+export const RESPONSES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, name: "responses" };
+export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, name: "messages" };
+
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   name: "completions",
   upstreamPath: "/completions",

@@ -7,7 +7,7 @@ import type { Clock } from "../clock.ts";
 import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
-import { CHAT_ENDPOINT } from "../pipeline/endpoints.ts";
+import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
@@ -57,6 +57,8 @@ interface Exchange {
 
 export interface ProtocolAdapter {
   readonly clientProtocol: ClientProtocol;
+  /** The chat pipeline under the door's own name (`responses`, `messages`): records and metrics carry it. */
+  readonly endpoint: EndpointSpec;
   begin(body: unknown): Exchange | Promise<Exchange>;
 }
 
@@ -73,7 +75,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         runtime,
         {
           requestId: request.id,
-          endpoint: CHAT_ENDPOINT.name,
+          endpoint: adapter.endpoint.name,
           clientProtocol: adapter.clientProtocol,
           startedAtMs: receivedAtMs,
           body: request.body,
@@ -86,7 +88,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {
-      result = await handleRequest(runtime, CHAT_ENDPOINT, exchange.chatBody, {
+      result = await handleRequest(runtime, adapter.endpoint, exchange.chatBody, {
         requestId: request.id,
         clientProtocol: adapter.clientProtocol,
         receivedAtMs,
@@ -177,6 +179,7 @@ export function responsesAdapter(
 ): ProtocolAdapter {
   return {
     clientProtocol: "openai-responses",
+    endpoint: RESPONSES_ENDPOINT,
     async begin(body) {
       const lookup = await prefetch(kept, body);
       const translated = responsesToChat(body, lookup);
@@ -238,6 +241,7 @@ export function responsesAdapter(
 export function messagesAdapter(): ProtocolAdapter {
   return {
     clientProtocol: "anthropic-messages",
+    endpoint: MESSAGES_ENDPOINT,
     begin(body) {
       const translated = messagesToChat(body);
       const estimatePromptTokens = (): number =>

@@ -5,8 +5,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
-import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { errorOf, openAiClient, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, rateLimited } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, samplesOf, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -252,6 +253,47 @@ describe("client protocols in the metrics", () => {
     const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
     assert.equal(sumOf(metrics, "llm_gateway_requests_total", { protocol: "anthropic-messages", model: "m" }), 1);
     assert.equal(sumOf(metrics, "llm_gateway_requests_total", { protocol: "openai-chat", model: "m" }), 1);
+  });
+});
+
+describe("endpoints in the metrics and the request log", () => {
+  test("a request through each front door is recorded and counted under its own endpoint, served by the chat pipeline", async (t) => {
+    const { alpha, gateway, auth } = await scene(t);
+    for (const text of ["via responses", "via messages", "via chat"]) {
+      alpha.enqueue(CHAT, { kind: "json", body: chatCompletion(text, "alpha-m") });
+    }
+    const response = await openAiClient(gateway, CLIENT_KEY).responses.create({ model: "m", input: "hi" });
+    assert.equal(response.output_text, "via responses");
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const message = await anthropic.messages.create({
+      model: "m",
+      max_tokens: 16,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const [block] = message.content;
+    assert.equal(block?.type === "text" ? block.text : undefined, "via messages");
+    assert.equal((await postChat(gateway, { model: "m" }, auth)).status, 200);
+    // All three went to the upstream's chat completions route.
+    assert.equal(alpha.requests.filter((request) => request.path === "/v1/chat/completions").length, 3);
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    for (const [endpoint, protocol] of [
+      ["responses", "openai-responses"],
+      ["messages", "anthropic-messages"],
+      ["chat", "openai-chat"],
+    ] as const) {
+      assert.equal(sumOf(metrics, "llm_gateway_requests_total", { endpoint }), 1, endpoint);
+      assert.equal(sumOf(metrics, "llm_gateway_requests_total", { endpoint, protocol, provider: "alpha" }), 1);
+      assert.equal(sumOf(metrics, "llm_gateway_request_duration_seconds_count", { endpoint }), 1, endpoint);
+    }
+    const log = (await send(gateway, "GET", "/v1/gateway/requests", { headers: auth })).json as {
+      data: RequestRecord[];
+    };
+    assert.deepEqual(log.data.map((record) => `${record.endpoint}:${record.clientProtocol}`).sort(), [
+      "chat:openai-chat",
+      "messages:anthropic-messages",
+      "responses:openai-responses",
+    ]);
   });
 });
 
