@@ -35,10 +35,13 @@ test("a record becomes a server span and one client span per attempt", () => {
 
 test("the Responses and Messages front doors are GenAI chat operations; legacy completions are text_completion", () => {
   const operationOf = (endpoint: string) => spansOf(record({ endpoint, attempts: [] }))[0]?.name.split(" ")[0];
-  assert.deepEqual(
-    ["chat", "responses", "messages", "completions", "embeddings"].map(operationOf),
-    ["chat", "chat", "chat", "text_completion", "embeddings"],
-  );
+  assert.deepEqual(["chat", "responses", "messages", "completions", "embeddings"].map(operationOf), [
+    "chat",
+    "chat",
+    "chat",
+    "text_completion",
+    "embeddings",
+  ]);
 });
 
 test("the OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, the traces endpoint, or the config", () => {
