@@ -12,13 +12,14 @@
 //
 // While Redis is down, `reserve` charges the local book only (each process then enforces the whole limit on its
 // own) and remembers those reservations; when Redis is back they are replayed into it (charged without a check),
-// so the shared windows count what was sent meanwhile.
+// so the shared windows count what was sent meanwhile. A reserve that timed out may still run in Redis later: its
+// fallback keeps its id, and the script's charge marker makes whichever of it and the replay comes second a no-op.
 //
 // Scopes whose limits are large next to one request take budget leases (redis-budget-leases.ts): the reserve
 // script charges some requests and tokens beyond its own, which later reserves spend here without a round trip
 // (and reconciles adjust here) until the lease ends; what is left is then given back.
 //
-// The class stays whole (under 600 lines): reserve (from a budget lease or through the script), reconcile,
+// The class stays whole (under 700 lines): reserve (from a budget lease or through the script), reconcile,
 // release, lease renewal and the replay all read and change the same private state (reservation details, the
 // local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial parsing, charged runs)
 // live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
@@ -40,7 +41,7 @@ import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
-import { keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
+import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { OnceWrites } from "./redis-once-writes.ts";
 import {
@@ -85,6 +86,13 @@ interface ReservationDetail {
   sharedScopes: readonly BudgetScope[];
   /** The budget lease it was charged to (or that its reserve took): a reconcile moves the lease while it lives. */
   lease: BudgetLease | undefined;
+}
+
+/** A reserve script call that failed (timed out): what Redis charges for it should it run after all. */
+interface FailedAttempt {
+  readonly id: number;
+  readonly tokens: number;
+  readonly shared: readonly BudgetScope[];
 }
 
 export class RedisLedger implements BudgetLedger {
@@ -229,7 +237,12 @@ export class RedisLedger implements BudgetLedger {
       detail.tokensInRedis = tokens;
       return;
     }
-    if (!this.#link.isUp) return;
+    if (this.#link.isUp) this.#sendReconcile(reservation, detail, tokens);
+  }
+
+  /** Moves Redis's token counters for a shared reservation from `detail.tokensInRedis` to `tokens`. */
+  #sendReconcile(reservation: Reservation, detail: ReservationDetail, tokens: number): void {
+    const delta = tokens - detail.tokensInRedis;
     detail.tokensInRedis = tokens;
     const wallClock: string[] = [];
     const counterKeys: string[] = [];
@@ -382,23 +395,25 @@ export class RedisLedger implements BudgetLedger {
     return this.#unsynced.length;
   }
 
+  /**
+   * Charges one reservation without a check. One made after a reserve timed out may have been charged by that
+   * reserve since (Redis ran it late): the script then finds its marker, charges nothing and answers 2 with the
+   * runs it went into; only the tokens counted since (a reconcile) are then sent.
+   */
   async #replay(reservation: Reservation): Promise<void> {
     const detail = this.#details.get(reservation);
     if (detail === undefined || detail.isShared) return;
     const tokens = roundTokens(reservation.tokens);
-    const { keys, args } = this.#scriptArguments(
-      reservation.scopes,
-      tokens,
-      reservation.atMs,
-      detail.member,
-      true,
-      false,
-    );
+    const scopes = detail.sharedScopes;
+    // Still in flight: its concurrency lease is renewed; ended: a lease the late reserve took is removed.
+    const leaseUntilMs = this.#leased.has(reservation) ? this.#clock.now() + this.#leaseTtlMs : 0;
+    const { keys, args } = this.#scriptArguments(scopes, tokens, reservation.atMs, detail.member, leaseUntilMs, false);
     const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
+    const wasCharged = Array.isArray(reply) && reply[0] === 2;
     detail.isShared = true;
-    detail.tokensInRedis = tokens;
-    detail.runs = chargedRuns(this.#shapes, this.#prefix, reservation.scopes, reservation.atMs, reply).tokenRuns;
-    detail.sharedScopes = reservation.scopes;
+    detail.runs = chargedRuns(this.#shapes, this.#prefix, scopes, reservation.atMs, reply).tokenRuns;
+    if (!wasCharged) detail.tokensInRedis = tokens;
+    else if (detail.tokensInRedis !== tokens) this.#sendReconcile(reservation, detail, tokens);
   }
 
   /**
@@ -458,7 +473,7 @@ export class RedisLedger implements BudgetLedger {
     // bucket); those inferred from this process's own sends stay local (`learnLimits`).
     const shared = scopes.map((scope) => this.#local.sharedScope(scope, nowMs));
     const wantsLease = pending === undefined && this.#leases.mayLease(shared);
-    const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, false, wantsLease);
+    const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, undefined, wantsLease);
     const settled = wantsLease ? this.#leases.begin(key) : undefined;
     let reply: unknown;
     try {
@@ -466,7 +481,9 @@ export class RedisLedger implements BudgetLedger {
     } catch (error) {
       settled?.();
       this.#link.recordFailure(error);
-      return this.#reserveLocally(scopes, cost, nowMs);
+      // A timeout does not stop the script: Redis may run it later. The fallback keeps its id (so its member), so
+      // that the release removes the lease it may take and the replay finds its charge marker (RESERVE_LUA).
+      return this.#reserveLocally(scopes, cost, nowMs, { id, tokens, shared });
     }
     try {
       this.#link.recordSuccess();
@@ -474,7 +491,7 @@ export class RedisLedger implements BudgetLedger {
         const denied = this.#denialOf(reply, shared, cost, nowMs);
         if (denied !== undefined) return denied;
         this.#link.recordRejected(new Error(`unexpected reply from the budget script: ${JSON.stringify(reply)}`));
-        return this.#reserveLocally(scopes, cost, nowMs);
+        return this.#reserveLocally(scopes, cost, nowMs, { id, tokens, shared });
       }
       for (const scope of scopes) this.#denials.delete(scope.id);
       const installedAtMs = Math.max(nowMs, this.#clock.now());
@@ -499,13 +516,25 @@ export class RedisLedger implements BudgetLedger {
     }
   }
 
-  #reserveLocally(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Reservation | Denied {
+  /** `attempt`: the reserve script call this falls back from, which Redis may still run (see `#replay`). */
+  #reserveLocally(
+    scopes: readonly BudgetScope[],
+    cost: BudgetCost,
+    nowMs: number,
+    attempt?: FailedAttempt,
+  ): Reservation | Denied {
     // What Redis last said still holds: a daily budget the fleet used up stays used up during an outage.
     const cached = this.#cachedDenial(scopes, cost, nowMs);
     if (cached !== undefined) return cached;
     const local = this.#local.reserve(scopes, cost, nowMs);
     if (!isReservation(local)) return local;
-    const reservation = this.#track(this.#nextId++, scopes, cost, nowMs, local, undefined);
+    const reservation = this.#track(attempt?.id ?? this.#nextId++, scopes, cost, nowMs, local, undefined);
+    const detail = this.#details.get(reservation);
+    if (attempt !== undefined && detail !== undefined) {
+      // What Redis holds for it should the attempt run after all; the replay then charges the same scopes.
+      detail.tokensInRedis = attempt.tokens;
+      detail.sharedScopes = attempt.shared;
+    }
     if (scopes.length > 0) {
       if (this.#unsynced.length >= MAX_UNSYNCED) this.#unsynced.shift();
       this.#unsynced.push(reservation);
@@ -555,9 +584,11 @@ export class RedisLedger implements BudgetLedger {
     tokens: number,
     nowMs: number,
     member: string,
-    isForced: boolean,
+    /** Undefined: a reserve (checked). A number: a replay (charged without a check) and its lease_until. */
+    replayLeaseUntilMs: number | undefined,
     wantsLease: boolean,
   ): { keys: string[]; args: (string | number)[] } {
+    const isForced = replayLeaseUntilMs !== undefined;
     const keys: string[] = [];
     const perScope: (string | number)[] = [];
     let hasConcurrency = false;
@@ -574,7 +605,10 @@ export class RedisLedger implements BudgetLedger {
       perScope.push(shape.concurrency, wallClock?.dayEndMs ?? 0, wallClock?.monthEndMs ?? 0, ...shape.ruleArguments);
       hasConcurrency ||= shape.hasConcurrency;
     }
-    const leaseUntilMs = hasConcurrency && !isForced ? nowMs + this.#leaseTtlMs : 0;
+    const [first] = scopes;
+    // The charge marker (RESERVE_LUA): beside the first scope's keys, in the same hash tag as all of them.
+    if (first !== undefined) keys.push(`${budgetKeyBase(this.#prefix, first.id)}:charged:${member}`);
+    const leaseUntilMs = !hasConcurrency ? 0 : (replayLeaseUntilMs ?? nowMs + this.#leaseTtlMs);
     return {
       keys,
       args: [

@@ -8,7 +8,7 @@
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
 // by Redis with full precision, and string concatenation goes through string.format("%.17g") for the same reason.
 // Redis Cluster: every key one script touches carries the same hash tag (redis-keys.ts), so it runs in one slot.
-// The file stays whole (a little over 400 lines): it is one Lua program, run atomically, whose parts share its
+// The file stays whole (a little over 500 lines): it is one Lua program, run atomically, whose parts share its
 // locals (now, tokens, the parsed scopes); cut into string fragments it would be harder to read, not easier.
 import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
 import {
@@ -34,9 +34,14 @@ import {
  * A sliding window is SlidingWindow (src/limits/sliding-window.ts) in Redis: exact while it holds fewer than
  * MAX_EXACT_RUNS runs, then charges join the newest run; a check reads the totals, expiry pops runs from the head,
  * so every call costs O(1) amortised (bounded runs), never a scan of the requests in the window.
+ * Then one more key, in the first scope's hash tag: the request's charge marker (string: the run ids it was
+ * charged into, comma-separated), set when it is charged and kept until its latest window ends. The caller's
+ * timeout does not stop a script Redis has queued: a reserve that timed out may still run, and its request is
+ * then replayed under the same member. Whichever of the two comes second finds the marker and charges nothing.
  *
- * ARGV: now, member, tokens, lease_until (0: take no concurrency lease), lease_ttl_ms, is_forced ("1": charge
- * without checking, for replaying requests sent while Redis was unreachable; `now` is then when it was sent),
+ * ARGV: now, member, tokens, lease_until (0: take no concurrency lease; a replay passes it for a request still in
+ * flight), lease_ttl_ms, is_forced ("1": charge without checking, for replaying requests sent while Redis was
+ * unreachable or a reserve timed out; `now` is then when it was sent),
  * scope_count, lease_floor ("0": no budget lease; else take one if it fits, see below, living at least this
  * many ms where a window allows it), then per scope: concurrency
  * (-1: none), day_end, month_end, rule_count, then per rule: unit ("r" or "t"), window (ms of a
@@ -58,7 +63,10 @@ import {
  * extra requests and tokens, -1 where no rule bounds them and nothing extra was charged, its end, and 1 if it was
  * recorded in a learned hash), or a
  * denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index, "rule", rule_index, used, amount, retry_at
- * (-1: never)}, {0, scope_index, "learned", field, left, reset_at} (indexes 0-based).
+ * (-1: never)}, {0, scope_index, "learned", field, left, reset_at} (indexes 0-based), or {2, run ids...} when the
+ * marker says the request was charged already (run ids as its first charge returned them; none for a reserve,
+ * whose caller gave up on it). A replay finding the marker renews the concurrency lease the first charge may have
+ * taken (lease_until > 0) or removes it (0: the request has ended; its release may have come first).
  */
 export const RESERVE_LUA = `
 local now = tonumber(ARGV[1])
@@ -73,6 +81,8 @@ local lease_floor = tonumber(ARGV[8]) or 0
 local wants_budget_lease = lease_floor > 0
 -- Counters outlive their window by a minute so that a late reconcile still finds them.
 local KEEP_MS = 60000
+-- The longest a charge marker is kept (15 minutes; see the marker below).
+local MARKER_MAX_MS = 900000
 local MAX_EXACT_RUNS = ${MAX_EXACT_RUNS}
 local LEASE_LIMIT_SHARE = ${LEASE_LIMIT_SHARE}
 local LEASE_HEADROOM_SHARE = ${LEASE_HEADROOM_SHARE}
@@ -405,6 +415,33 @@ local function lease_terms()
   return requests, lease_tokens, lease_end
 end
 
+-- This request's charge marker: the run ids it went into, while a replay could still count it (see "Charged
+-- once"). A request whose reserve timed out on the caller is replayed (is_forced) under the same member; whichever
+-- of the two runs second finds the marker and charges nothing.
+local marker = KEYS[scope_count * 11 + 1]
+local first_charge = redis.call('GET', marker)
+if first_charge then
+  if not is_forced then return { 2 } end
+  -- The timed-out reserve ran after all, and may have taken a concurrency lease: renewed while the request is in
+  -- flight (lease_until > 0), removed once it has ended (the caller's release may have reached Redis first).
+  for s = 1, scope_count do
+    local scope = scopes[s]
+    if scope.concurrency >= 0 and lease_until > 0 then
+      redis.call('ZADD', scope.leases, lease_until, member)
+      redis.call('PEXPIRE', scope.leases, lease_ttl * 2)
+    elseif scope.concurrency >= 0 then
+      redis.call('ZREM', scope.leases, member)
+    end
+  end
+  local reply, start = { 2 }, 1
+  while true do
+    local comma = string.find(first_charge, ',', start, true)
+    reply[#reply + 1] = string.sub(first_charge, start, comma and comma - 1 or -1)
+    if not comma then return reply end
+    start = comma + 1
+  end
+end
+
 local lease_requests, lease_tokens, lease_end = nil, nil, nil
 if not is_forced then
   for s = 1, scope_count do
@@ -421,6 +458,17 @@ local charge_last = lease_end or now
 local lease_recorded = 0
 
 local charged = { 1 }
+-- The marker lives as long as a replay of this request could still count somewhere (from the caller's now, so
+-- longer when the script runs late): its latest window's end, or its concurrency lease's life.
+local marker_ms = 1
+for s = 1, scope_count do
+  local scope = scopes[s]
+  if scope.concurrency >= 0 then marker_ms = math.max(marker_ms, lease_ttl * 2) end
+  for _, win in ipairs(scope.windows) do marker_ms = math.max(marker_ms, charge_last - now + win.ms + KEEP_MS) end
+  marker_ms = math.max(marker_ms, scope.counters_keep)
+  if scope.has_day then marker_ms = math.max(marker_ms, scope.day_end - now + KEEP_MS) end
+  if scope.has_month then marker_ms = math.max(marker_ms, scope.month_end - now + KEEP_MS) end
+end
 for s = 1, scope_count do
   local scope = scopes[s]
   for _, win in ipairs(scope.windows) do
@@ -454,6 +502,10 @@ for s = 1, scope_count do
     redis.call('PEXPIRE', scope.leases, lease_ttl * 2)
   end
 end
+-- Capped: a late reserve runs seconds after its timeout, and the replay comes when the gateway sees Redis again;
+-- a marker per request for a whole day or month would hold as many keys as the window's requests, for nothing.
+marker_ms = math.max(math.min(marker_ms, MARKER_MAX_MS), lease_ttl * 2)
+redis.call('SET', marker, table.concat(charged, ',', 2), 'PX', fmt(marker_ms))
 if lease_end then
   charged[#charged + 1] = lease_requests
   charged[#charged + 1] = lease_tokens
