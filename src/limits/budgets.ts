@@ -118,10 +118,11 @@ export interface ScopeState {
   /** Send times of the last minute (at most MAX_RECENT_SENDS): the spacing a 429 is judged by. */
   sends: number[];
   /**
-   * The latest reservations charged to the scope, in order (at most MAX_RECENT_SENDS): what was sent after the
-   * request a rate-limit report was taken at (learn).
+   * The latest charges to the scope, in order (at most MAX_RECENT_SENDS), as `id, atMs, tokens` triples: what was
+   * sent after the request a rate-limit report was taken at (learn). Numbers, not the reservations: holding 256
+   * request objects per scope would carry them into the old generation (GC work on every request).
    */
-  charges: Reservation[];
+  charges: number[];
 }
 
 export class BudgetBook implements BudgetLedger {
@@ -263,21 +264,25 @@ export class BudgetBook implements BudgetLedger {
     let tiedTokens = 0;
     let firstTiedId: number | undefined;
     let oldestId = newestId + 1;
-    for (let index = state.charges.length - 1; index >= 0; index--) {
-      const charge = state.charges[index] as Reservation;
-      if (charge === anchor) {
+    const charges = state.charges;
+    for (let index = charges.length - CHARGE_FIELDS; index >= 0; index -= CHARGE_FIELDS) {
+      const id = charges[index] as number;
+      const atMs = charges[index + 1] as number;
+      const chargedTokens = charges[index + 2] as number;
+      // The anchor itself (a mirrored reservation with the same id and send time is taken for it: the same send).
+      if (id === anchor.id && atMs === anchor.atMs) {
         return { anchor, requests: requests + tiedRequests, tokens: tokens + tiedTokens, asOfId: anchor.id };
       }
-      if (charge.atMs < anchor.atMs) return { anchor, requests, tokens, asOfId: firstTiedId ?? charge.id };
-      if (charge.atMs === anchor.atMs) {
+      if (atMs < anchor.atMs) return { anchor, requests, tokens, asOfId: firstTiedId ?? id };
+      if (atMs === anchor.atMs) {
         tiedRequests += 1;
-        tiedTokens += charge.tokens;
-        firstTiedId ??= charge.id;
+        tiedTokens += chargedTokens;
+        firstTiedId ??= id;
       } else {
         requests += 1;
-        tokens += charge.tokens;
+        tokens += chargedTokens;
       }
-      oldestId = charge.id;
+      oldestId = id;
     }
     return { anchor, requests, tokens, asOfId: firstTiedId ?? oldestId - 1 };
   }
@@ -830,9 +835,14 @@ function recordSend(state: ScopeState, nowMs: number): void {
 
 /** Keeps the latest reservations of a scope, bounded as `recordSend` is (O(1) amortised per charge). */
 function recordCharge(state: ScopeState, reservation: Reservation): void {
-  state.charges.push(reservation);
-  if (state.charges.length > MAX_RECENT_SENDS) state.charges.splice(0, state.charges.length - MAX_RECENT_SENDS / 2);
+  state.charges.push(reservation.id, reservation.atMs, reservation.tokens);
+  if (state.charges.length > MAX_RECENT_SENDS * CHARGE_FIELDS) {
+    state.charges.splice(0, state.charges.length - (MAX_RECENT_SENDS / 2) * CHARGE_FIELDS);
+  }
 }
+
+/** `id, atMs, tokens` per charge in ScopeState.charges. */
+const CHARGE_FIELDS = 3;
 
 /** The latest a window without a reset header can end: a full sliding window from now, or the wall-clock end. */
 export function assumedResetAtMs(scope: BudgetScope, window: BudgetWindow, nowMs: number): number {
