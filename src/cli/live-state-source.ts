@@ -8,11 +8,10 @@ import { PRIORITY_AUTO } from "../router/plan-route.ts";
 // and they share one closure (the per-snapshot name cache).
 export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
   const namesBySnapshot = new WeakMap<GatewaySnapshot, KnownNames>();
-  const current = (): GatewaySnapshot => runtime.snapshot;
   return {
     nowMs: () => runtime.clock.now(),
     knownNames: () => {
-      const snapshot = current();
+      const snapshot = runtime.snapshot;
       let names = namesBySnapshot.get(snapshot);
       if (names === undefined) {
         const { catalog, config } = snapshot;
@@ -31,7 +30,7 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
       return names;
     },
     deployments: () => {
-      const snapshot = current();
+      const snapshot = runtime.snapshot;
       const nowMs = runtime.clock.now();
       return snapshot.catalog.deployments.map((deployment): LiveDeployment => {
         const provider = deployment.provider.settings.name;

@@ -167,6 +167,6 @@ export interface BudgetLedger {
   usage(scope: BudgetScope, nowMs: number): WindowUsage[];
   inFlight(scopeId: string): number;
   /** Forgets one scope's counters and learned limits (a reload pointed it at another upstream or key). */
-  forget(scopeId: string): void | Promise<void>;
+  forget(scopeId: string): void;
   reset(): void | Promise<void>;
 }

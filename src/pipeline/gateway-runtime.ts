@@ -204,7 +204,7 @@ export class GatewayRuntime {
       options.isDiscoveryForced ?? false,
     );
     const previous = this.#snapshot;
-    await this.#forgetChanged(previous, snapshot);
+    this.#forgetChanged(previous, snapshot);
     this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
@@ -218,21 +218,15 @@ export class GatewayRuntime {
   }
 
   /** Forgets what was learned of deployments and providers that now go to another upstream or key. */
-  async #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): Promise<void> {
+  #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): void {
     const changed = changedUpstreams(previous, next);
     for (const key of changed.deploymentKeys) {
       this.availability.forget(key);
       this.scores.forget(key);
     }
     for (const name of changed.providerNames) this.availability.forgetProvider(name);
-    for (const scopeId of changed.budgetScopeIds) {
-      try {
-        await this.budgets.forget(scopeId);
-      } catch (error) {
-        // Redis unreachable: this process forgot its own counters; the shared ones lapse with their windows.
-        this.#logger?.warn({ err: error, scope: scopeId }, "could not forget the shared budget of a changed upstream");
-      }
-    }
+    // With Redis only this replica's view: the fleet's shared budget holds (redis-ledger.ts `forget`).
+    for (const scopeId of changed.budgetScopeIds) this.budgets.forget(scopeId);
   }
 
   /** Whether a provider is still configured: a provider removed by a reload gets no new attempts at once. */

@@ -397,7 +397,7 @@ describe("RedisLedger", { skip }, () => {
         await first.state.ledger.reserve([scope("deployment:acme/m", { rpm: 2 })], { tokens: 1 }, nowMs + 1),
       ),
     );
-    await first.state.ledger.forget(limited.id);
+    first.state.ledger.forget(limited.id);
     // The other replica may still send with the old key: its rpm and the held concurrency slot still bind.
     assert.equal(isReservation(await second.state.ledger.reserve([limited], { tokens: 1 }, nowMs + 2)), false);
   });
