@@ -100,9 +100,13 @@ export function finalError(
 /** Skip causes that no wait changes: the candidate does not fit the request itself, or is never to be used. */
 const PERMANENT_CAUSES: ReadonlySet<SkipCause> = new Set(["context", "tools", "vision", "json_schema", "kind", "paid"]);
 
-/** A budget skip with no retry time: the request is larger than a whole token budget there (budgets.ts). */
+/** A budget's retry time that never comes: the request is larger than a whole token budget there (budgets.ts). */
+function isNever(untilMs: number | undefined): boolean {
+  return untilMs !== undefined && !Number.isFinite(untilMs);
+}
+
 function isNeverFit(skip: RouteSkip): boolean {
-  return skip.cause === "budget" && skip.untilMs !== undefined && !Number.isFinite(skip.untilMs);
+  return skip.cause === "budget" && isNever(skip.untilMs);
 }
 
 /**
@@ -120,9 +124,7 @@ function tooLargeError(
 ): GatewayError | undefined {
   if (attempts.length > 0) return undefined;
   if (!plan.skipped.every((skip) => isNeverFit(skip) || PERMANENT_CAUSES.has(skip.cause))) return undefined;
-  const neverFitAtAttempt = skips.filter(
-    (skip) => skip.isLimit === true && skip.untilMs !== undefined && !Number.isFinite(skip.untilMs),
-  );
+  const neverFitAtAttempt = skips.filter((skip) => skip.isLimit === true && isNever(skip.untilMs));
   if (neverFitAtAttempt.length !== skips.length) return undefined;
   const refusedKeys = new Set(neverFitAtAttempt.map((skip) => skip.deploymentKey));
   const ready = [...plan.candidates, ...(plan.waitFor === undefined ? [] : [plan.waitFor])];
