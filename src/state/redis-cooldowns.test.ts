@@ -5,11 +5,15 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import {
+  isRedisInstalled,
+  REDIS_MISSING,
+  redisStateSettings,
+  useRedisServer,
+} from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook, keyFingerprint } from "../limits/availability.ts";
-import { COMMAND_TIMEOUT_MS } from "./redis-client.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 /** The default cooldowns, as the config schema gives them. */
@@ -23,19 +27,7 @@ async function startProcess(t: TestContext, url: string, apiKey: string): Promis
   const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
   // As the runtime does: the keys are known before the backend loads what is stored.
   availability.setProviderKeys([{ name: "alpha", apiKeys: [apiKey] }]);
-  const state = await createRedisStateBackend(
-    {
-      path: "",
-      redisUrl: url,
-      redisKeyPrefix: PREFIX,
-      redisCluster: false,
-      flushIntervalMs: 1_000,
-      redisCommandTimeoutMs: COMMAND_TIMEOUT_MS,
-    },
-    availability,
-    systemClock,
-    undefined,
-  );
+  const state = await createRedisStateBackend(redisStateSettings(url, PREFIX), availability, systemClock, undefined);
   t.after(() => state.close());
   return availability;
 }

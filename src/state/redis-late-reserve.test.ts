@@ -6,13 +6,17 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import {
+  isRedisInstalled,
+  REDIS_MISSING,
+  redisStateSettings,
+  useRedisServer,
+} from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, isReservation, type Reservation, rulesFromLimits } from "../limits/budgets.ts";
-import { COMMAND_TIMEOUT_MS } from "./redis-client.ts";
 import { budgetKeyBase } from "./redis-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
@@ -22,14 +26,7 @@ const PREFIX = "late:";
 async function startBackend(t: TestContext, url: string) {
   const availability = new AvailabilityBook(systemClock, buildConfig({}, undefined, { env: {} }).config.cooldowns);
   const state = await createRedisStateBackend(
-    {
-      path: "",
-      redisUrl: url,
-      redisKeyPrefix: PREFIX,
-      redisCluster: false,
-      flushIntervalMs: 1_000,
-      redisCommandTimeoutMs: COMMAND_TIMEOUT_MS,
-    },
+    redisStateSettings(url, PREFIX),
     availability,
     systemClock,
     undefined,

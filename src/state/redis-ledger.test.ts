@@ -8,7 +8,12 @@ import { connect, createServer } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import {
+  isRedisInstalled,
+  REDIS_MISSING,
+  redisStateSettings,
+  useRedisServer,
+} from "../../test/helpers/redis-server.ts";
 import { type Clock, ManualClock, systemClock } from "../clock.ts";
 import { parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
@@ -51,14 +56,7 @@ async function startBackend(
     warn: (_object: object, message: string) => logs.push(`warn: ${message}`),
   };
   const state = await createRedisStateBackend(
-    {
-      path: "",
-      redisUrl: url,
-      redisKeyPrefix: options.prefix ?? "test:",
-      redisCluster: false,
-      flushIntervalMs: 1_000,
-      redisCommandTimeoutMs: COMMAND_TIMEOUT_MS,
-    },
+    redisStateSettings(url, options.prefix ?? "test:"),
     availability,
     clock,
     logger,

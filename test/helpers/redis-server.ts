@@ -6,6 +6,8 @@ import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { StateSettings } from "../../src/config/types.ts";
+import { COMMAND_TIMEOUT_MS } from "../../src/state/redis-client.ts";
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -180,4 +182,16 @@ function ask(port: number, command: string, verdict: (reply: string) => boolean 
       if (isReady !== undefined) done(isReady);
     });
   });
+}
+
+/** `state:` settings for a Redis state backend on `url` under `prefix`, as the config schema resolves them. */
+export function redisStateSettings(url: string, prefix: string): StateSettings {
+  return {
+    path: "",
+    redisUrl: url,
+    redisKeyPrefix: prefix,
+    redisCluster: false,
+    flushIntervalMs: 1_000,
+    redisCommandTimeoutMs: COMMAND_TIMEOUT_MS,
+  };
 }
