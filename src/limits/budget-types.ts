@@ -74,6 +74,15 @@ export interface BudgetCost {
   readonly tokens: number;
 }
 
+/**
+ * A retry time that never comes: the request is larger than a whole token budget of the scope, so no wait lets it
+ * through (a verdict's `retryAtMs` is then Infinity). The plan skips such a candidate for good, the final error is
+ * a 413 rather than a 429, and nothing queues or tells a client to come back for it.
+ */
+export function isNeverFit(retryAtMs: number | undefined): boolean {
+  return retryAtMs !== undefined && !Number.isFinite(retryAtMs);
+}
+
 export type BudgetVerdict =
   | { readonly isAllowed: true }
   | { readonly isAllowed: false; readonly reason: string; readonly retryAtMs: number; readonly scopeId: string };

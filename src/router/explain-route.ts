@@ -1,6 +1,7 @@
 // `GET /v1/gateway/route?model=X` and `llm-gateway route X --explain`: the plan a request for X would get
 // right now, with every score term and, for each candidate left out, why.
 import type { ModelKind } from "../config/types.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
 import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
@@ -198,7 +199,8 @@ export function explainRoute(
       model: skip.deployment.model.publicName,
       cause: skip.cause,
       reason: skip.reason,
-      until: skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? null : new Date(skip.untilMs).toISOString(),
+      // A never-fit budget skip has no time to give (Infinity is no date).
+      until: skip.untilMs === undefined || isNeverFit(skip.untilMs) ? null : new Date(skip.untilMs).toISOString(),
       score: round(skip.score),
       cost: skip.deployment.cost,
       pool: skip.pool ?? null,

@@ -2,6 +2,7 @@
 // The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
 
 import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 
 import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
@@ -92,6 +93,24 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         continue;
       }
       const availability = context.availability(deployment);
+      const overBudget = context.budgetCheck?.(deployment);
+      // A request larger than a whole token budget never fits there, cooling or not: said as such, so that it is
+      // not queued (or told to retry) for a cooldown whose end changes nothing.
+      if (overBudget !== undefined && (availability.isAvailable || isNeverFit(overBudget.untilMs))) {
+        skipped.push({
+          deployment,
+          cause: "budget",
+          reason:
+            overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`,
+          score,
+          untilMs: overBudget.untilMs,
+          board,
+          pool: overBudget.pool,
+        });
+        if (!isNeverFit(overBudget.untilMs))
+          cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });
+        continue;
+      }
       if (!availability.isAvailable) {
         const pool = context.coolingPool?.(deployment);
         skipped.push({
@@ -105,22 +124,6 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           pool,
         });
         cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
-        continue;
-      }
-      const overBudget = context.budgetCheck?.(deployment);
-      if (overBudget !== undefined) {
-        skipped.push({
-          deployment,
-          cause: "budget",
-          reason:
-            overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`,
-          score,
-          untilMs: overBudget.untilMs,
-          board,
-          pool: overBudget.pool,
-        });
-        if (Number.isFinite(overBudget.untilMs))
-          cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });
         continue;
       }
       const probeScore = availability.isProbe ? context.probeScore?.(deployment) : undefined;

@@ -1,6 +1,7 @@
 // PURE: how long until the first candidate of a plan can be tried again (the `retry-after` of a 429, and how long
 // a queued request sleeps before it looks again).
 import type { Availability } from "../limits/availability.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "./plan-route.ts";
 
@@ -15,7 +16,7 @@ export function soonestAvailableMs(
     const availability = availabilityOf(deployment);
     const untilMs = Math.max(availability.isAvailable ? nowMs : availability.untilMs, budgetUntilMs);
     // A request larger than a whole budget never fits there: no point in telling the client to come back.
-    if (!Number.isFinite(untilMs)) return;
+    if (isNeverFit(untilMs)) return;
     const waitMs = Math.max(0, untilMs - nowMs);
     if (soonest === undefined || waitMs < soonest) soonest = waitMs;
   };

@@ -16,6 +16,7 @@ import {
 } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { isLimitCause } from "../limits/availability.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
 import type { RoutePlan, RouteSkip, SkipCause } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
@@ -100,13 +101,8 @@ export function finalError(
 /** Skip causes that no wait changes: the candidate does not fit the request itself, or is never to be used. */
 const PERMANENT_CAUSES: ReadonlySet<SkipCause> = new Set(["context", "tools", "vision", "json_schema", "kind", "paid"]);
 
-/** A budget's retry time that never comes: the request is larger than a whole token budget there (budgets.ts). */
-function isNever(untilMs: number | undefined): boolean {
-  return untilMs !== undefined && !Number.isFinite(untilMs);
-}
-
-function isNeverFit(skip: RouteSkip): boolean {
-  return skip.cause === "budget" && isNever(skip.untilMs);
+function isNeverFitSkip(skip: RouteSkip): boolean {
+  return skip.cause === "budget" && isNeverFit(skip.untilMs);
 }
 
 /**
@@ -123,14 +119,14 @@ function tooLargeError(
   summaries: AttemptSummary[],
 ): GatewayError | undefined {
   if (attempts.length > 0) return undefined;
-  if (!plan.skipped.every((skip) => isNeverFit(skip) || PERMANENT_CAUSES.has(skip.cause))) return undefined;
-  const neverFitAtAttempt = skips.filter((skip) => skip.isLimit === true && isNever(skip.untilMs));
+  if (!plan.skipped.every((skip) => isNeverFitSkip(skip) || PERMANENT_CAUSES.has(skip.cause))) return undefined;
+  const neverFitAtAttempt = skips.filter((skip) => skip.isLimit === true && isNeverFit(skip.untilMs));
   if (neverFitAtAttempt.length !== skips.length) return undefined;
   const refusedKeys = new Set(neverFitAtAttempt.map((skip) => skip.deploymentKey));
   const ready = [...plan.candidates, ...(plan.waitFor === undefined ? [] : [plan.waitFor])];
   if (!ready.every((candidate) => refusedKeys.has(candidate.deployment.key))) return undefined;
   const reasons = [
-    ...plan.skipped.filter(isNeverFit).map((skip) => `${skip.deployment.key}: ${skip.reason}`),
+    ...plan.skipped.filter(isNeverFitSkip).map((skip) => `${skip.deployment.key}: ${skip.reason}`),
     ...neverFitAtAttempt.map((skip) => `${skip.deploymentKey}: ${skip.reason}`),
   ];
   if (reasons.length === 0) return undefined;

@@ -151,26 +151,27 @@ describe("a request larger than a whole token budget", () => {
     assert.equal(scene.counts().alpha, 1, "the request too large never reached alpha");
   });
 
-  test("a waiter that finds it can never be served leaves the queue; the one behind it is served", async (t) => {
+  test("a cooling candidate does not hide it: a 413 at once, not after the cooldown; the next one queues", async (t) => {
     const scene = await startScene(t, {
       beta: false,
       alphaModel: { limits: { tpm: 1_000 } },
       config: { routing: { queue_timeout_ms: 3_000 } },
     });
-    // Alpha cools for 400 ms: the huge request queues for it (while cooling, its budget is not looked at).
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "400" } }));
+    // Alpha cools for 600 ms: a request that fits waits for it, one larger than the whole tpm never will.
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "600" } }));
     assert.equal((await scene.chat()).status, 429);
     const startedAtMs = performance.now();
-    const huge = scene.chat(HUGE).then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
-    await untilQueued(scene, 1);
     const small = scene.chat().then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
-    await untilQueued(scene, 2);
-    const [refused, served] = await Promise.all([huge, small]);
-    assert.equal(refused.answer.status, 413, refused.answer.text);
-    assert.equal(errorOf(refused.answer).code, "request_too_large");
-    assert.ok(refused.atMs < 1_500, `the waiter left the queue after ${refused.atMs} ms`);
+    await untilQueued(scene, 1);
+    const refused = await scene.chat(HUGE);
+    const refusedAtMs = performance.now() - startedAtMs;
+    assert.equal(refused.status, 413, refused.text);
+    assert.equal(errorOf(refused).code, "request_too_large");
+    assert.ok(refusedAtMs < 400, `the request too large waited for the cooldown (${refusedAtMs} ms)`);
+    assert.equal(await queued(scene), 1, "only the request that fits is queued");
+    const served = await small;
     assertServedBy(served.answer, "alpha");
-    assert.ok(served.atMs < 1_500, `the request behind it was served after ${served.atMs} ms`);
+    assert.ok(served.atMs >= 500, `the queued request was served after ${served.atMs} ms, inside the cooldown`);
     assert.equal(await queued(scene), 0);
   });
 
