@@ -54,6 +54,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   for (const [provider, found] of runtime.snapshot.discovery) {
     if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
   }
+  for (const warning of runtime.snapshot.metaModelWarnings) app.log.warn(warning);
   runtime.onRecord(routedLogLine(() => app?.log));
   runtime.onRecord(observers.observe);
   try {

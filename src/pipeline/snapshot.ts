@@ -9,7 +9,14 @@ import { type BudgetScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "../limits/
 import type { Logger } from "../logger.ts";
 import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
-import { type ModelProfile, profileModel, staticScoreFor, withQualityPriors } from "../scoring/model-profile.ts";
+import { unservedMetaModels } from "../router/resolve-names.ts";
+import {
+  boardQuality,
+  type ModelProfile,
+  profileModel,
+  staticScoreFor,
+  withQualityPriors,
+} from "../scoring/model-profile.ts";
 import type { StaticScore } from "../scoring/score.ts";
 import { loadScoringSources, type ScoringSettings, scoringSettings } from "../scoring/scoring-sources.ts";
 
@@ -28,6 +35,8 @@ export interface GatewaySnapshot {
   readonly budgetScopes: readonly (readonly BudgetScope[])[];
   /** Discovery warnings and per-provider discovery source, for /health. */
   readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
+  /** Meta models naming models nothing serves (router/resolve-names.ts `unservedMetaModels`), logged as warnings. */
+  readonly metaModelWarnings: readonly string[];
 }
 
 export async function buildSnapshot(
@@ -84,6 +93,19 @@ export async function buildSnapshot(
       scoring.weights,
     ),
   );
+  // Checked against the catalog just built (discovered models included), with the static scores: a model is left
+  // out of a filter only when its score says never, which health does not change.
+  const metaModelWarnings = unservedMetaModels({
+    catalog,
+    metaModels: config.metaModels,
+    score: (deployment) => staticScores[deployment.index]?.staticTotal ?? 0,
+    scoreOnBoard: (deployment, board) => {
+      const profile = profilesWithPriors[deployment.index];
+      return profile === undefined ? undefined : boardQuality(profile, board);
+    },
+    paramsB: (deployment) => profilesWithPriors[deployment.index]?.params?.valueB,
+  });
+  for (const warning of metaModelWarnings) logger?.warn({}, warning);
   return {
     config,
     catalog,
@@ -92,6 +114,7 @@ export async function buildSnapshot(
     scoring,
     budgetScopes: buildBudgetScopes(catalog),
     discovery,
+    metaModelWarnings,
   };
 }
 

@@ -133,3 +133,36 @@ function matchesFilter(deployment: Deployment, filter: MetaModelFilter, context:
     return false;
   return context.score(deployment) > Number.NEGATIVE_INFINITY;
 }
+
+/**
+ * Meta models that name nothing the catalog serves, as warnings: a list member no provider serves (a typo, a model
+ * renamed upstream), a list of which no member is served, a filter that matches no model. Not config errors:
+ * discovery may bring the model later, and the rest of the config is fine to serve.
+ */
+export function unservedMetaModels(context: NameContext): string[] {
+  const warnings: string[] = [];
+  const servedBy = (name: string): number => {
+    try {
+      return resolveName(name, context, 1)?.length ?? 0;
+    } catch {
+      return 0; // a pin to a provider that does not serve the model
+    }
+  };
+  for (const [name, meta] of Object.entries(context.metaModels)) {
+    if (meta.kind === "filter") {
+      if (servedBy(name) === 0) {
+        warnings.push(`meta model \`${name}\`: its filter matches no model the providers serve (requests for it get 404)`);
+      }
+      continue;
+    }
+    const unserved = meta.names.filter((member) => servedBy(member) === 0);
+    if (unserved.length === 0) continue;
+    const list = unserved.map((member) => `\`${member}\``).join(", ");
+    warnings.push(
+      unserved.length === meta.names.length
+        ? `meta model \`${name}\`: no provider serves any of its models (${list}); requests for it get 404`
+        : `meta model \`${name}\`: no provider serves ${list}; the others are used`,
+    );
+  }
+  return warnings;
+}

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
@@ -180,6 +180,31 @@ meta_models:
     assert.ok(!listed.includes("ghost"), "a meta model with no served member answers 404: not listed");
     assert.ok(!listed.includes("picky"), listed.join(", "));
     assert.ok(listed.includes("m"));
+  });
+  test("meta models naming models nothing serves are named in a warning at start and at reload", async (t) => {
+    const mock = await useMock(t);
+    const config = (meta: string) =>
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-a\n    models:\n      m: {}\n${meta}`;
+    const gateway = await startGatewayProcess(
+      t,
+      config(
+        "meta_models:\n  best: [m, mm-typo]\n  ghost: [not-served-anywhere]\n  picky: { min_context: 100000000 }\n  fine: [m]\n",
+      ),
+    );
+    const warned = () =>
+      gateway.logs.filter((line) => line.level === 40 && /^meta model/.test(line.msg)).map((line) => line.msg);
+    assert.deepEqual(warned(), [
+      "meta model `best`: no provider serves `mm-typo`; the others are used",
+      "meta model `ghost`: no provider serves any of its models (`not-served-anywhere`); requests for it get 404",
+      "meta model `picky`: its filter matches no model the providers serve (requests for it get 404)",
+    ]);
+    writeFileSync(gateway.configPath, `${readFileSync(gateway.configPath, "utf8").replace("mm-typo", "other-typo")}`);
+    process.kill(gateway.pid as number, "SIGHUP");
+    const deadline = performance.now() + 5_000;
+    while (!warned().some((message) => message.includes("other-typo"))) {
+      assert.ok(performance.now() < deadline, `no warning after the reload: ${JSON.stringify(warned())}`);
+      await new Promise((resolveWait) => setTimeout(resolveWait, 20));
+    }
   });
 });
 
