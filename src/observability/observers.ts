@@ -4,7 +4,7 @@ import type { Clock } from "../clock.ts";
 import type { LiveStateSource } from "./live-state.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { RecentActivity } from "./recent-activity.ts";
-import { RequestLog, type RequestLogBackend } from "./request-log.ts";
+import { RequestLog, type RequestLogBackend, recordJson } from "./request-log.ts";
 import type { RequestRecord } from "./request-record.ts";
 
 /** What the observers are asked to do (from the `log`, `request_log` and `metrics` config sections). */
@@ -42,10 +42,14 @@ export class Observers {
   readonly recent: RecentActivity;
   readonly #listeners: ((record: RequestRecord) => void)[] = [];
   readonly #extra: readonly RecordObserver[];
+  readonly #isContentKept: boolean;
+  readonly #secrets: () => readonly string[];
 
   constructor(options: ObserversOptions) {
     const { settings } = options;
     this.live = options.live;
+    this.#isContentKept = settings.isContentKept;
+    this.#secrets = options.secrets ?? (() => []);
     this.recent = new RecentActivity(options.clock);
     this.metrics = settings.isMetricsEnabled
       ? new GatewayMetrics(options.live, options.version === undefined ? {} : { version: options.version })
@@ -67,6 +71,18 @@ export class Observers {
     if (this.requestLog !== undefined) this.#listeners.push(this.requestLog.observe);
     this.#extra = options.extra ?? [];
     for (const observer of this.#extra) this.#listeners.push(observer.observe);
+  }
+
+  /**
+   * A recent record (the dashboard's memory) as the request log would store it: content only when kept, every
+   * provider key and key-shaped string redacted. The memory holds records as they were published, and an upstream's
+   * error text or a client's prompt may carry a key.
+   */
+  recentRecord(id: string): RequestRecord | undefined {
+    const record = this.recent.get(id);
+    return record === undefined
+      ? undefined
+      : (JSON.parse(recordJson(record, this.#isContentKept, this.#secrets())) as RequestRecord);
   }
 
   /** The record subscriber. Each observer is guarded: one failing never stops the others or the request. */

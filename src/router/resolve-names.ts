@@ -151,7 +151,9 @@ export function unservedMetaModels(context: NameContext): string[] {
   for (const [name, meta] of Object.entries(context.metaModels)) {
     if (meta.kind === "filter") {
       if (servedBy(name) === 0) {
-        warnings.push(`meta model \`${name}\`: its filter matches no model the providers serve (requests for it get 404)`);
+        warnings.push(
+          `meta model \`${name}\`: its filter matches no model the providers serve (requests for it get 404)`,
+        );
       }
       continue;
     }

@@ -50,7 +50,7 @@ export function registerObservabilityRoutes(
     // The request log's answer (retention applies); the dashboard's memory only when the log is off.
     const record =
       observers.requestLog === undefined
-        ? observers.recent.get(id)
+        ? observers.recentRecord(id)
         : await unlessStoreDown(observers.requestLog.get(id));
     return record ?? notFound(id);
   });
@@ -100,7 +100,7 @@ export function registerObservabilityRoutes(
 
 /** The dashboard: its own memory of recent requests first, then the request log. */
 async function findRecord(observers: Observers, id: string): Promise<RequestRecord> {
-  return observers.recent.get(id) ?? (await observers.requestLog?.get(id)) ?? notFound(id);
+  return observers.recentRecord(id) ?? (await observers.requestLog?.get(id)) ?? notFound(id);
 }
 
 function notFound(id: string): never {

@@ -125,6 +125,15 @@ routing:
     assert.equal(answer.status, status, `${name}: ${answer.text}`);
     answers.push(answer);
   }
+  // The dashboard's own memory of each request (a click in its feed), and its state.
+  const ids = answers.map((answer) => /^x-request-id: (.+)$/m.exec(answer.text)?.[1]);
+  assert.equal(ids.filter((id) => id !== undefined).length, steps.length);
+  for (const id of ids) {
+    const route = await collect(`${gateway.url}/dashboard/api/requests/${id}`, "GET");
+    assert.equal(route.status, 200, route.text);
+    answers.push(route);
+  }
+  answers.push(await collect(`${gateway.url}/dashboard/api/state`, "GET"));
   answers.push(await collect(`${gateway.url}/stats`, "GET"));
   answers.push(await collect(`${gateway.url}/health`, "GET"));
   answers.push(await collect(`${gateway.url}/v1/gateway/route?model=${MODEL}`, "GET"));
@@ -246,3 +255,53 @@ async function waitForRecord(url: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+test("the dashboard's memory of a request is redacted as the request log is (content kept, a continuation's error)", async (t) => {
+  const alpha: MockUpstream = await startMockUpstream();
+  const beta: MockUpstream = await startMockUpstream();
+  t.after(() => alpha.close());
+  t.after(() => beta.close());
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: ${KEY}
+    retries: 0
+    models:
+      ${MODEL}: { priority: 10 }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta-other-key-00000000000
+    retries: 0
+    models:
+      ${MODEL}: {}
+routing:
+  max_wait_for_better_ms: 0
+log:
+  content: true
+`,
+  );
+  const role = chatChunk("", MODEL, { role: true });
+  // Alpha's stream breaks with an error echoing its key; beta continues it.
+  alpha.enqueue(CHAT_ROUTE, sse([role, chatChunk("Hello", MODEL), errorEvent], "hang"));
+  beta.enqueue(
+    CHAT_ROUTE,
+    sse([role, chatChunk("Hello there", MODEL), chatChunk("", MODEL, { finishReason: "stop" })]),
+  );
+  const answer = await collect(`${gateway.url}/v1/chat/completions`, "POST", {
+    model: MODEL,
+    stream: true,
+    messages: [{ role: "user", content: `my keys: ${KEY} and ${FOREIGN_KEY}` }],
+  });
+  assert.equal(answer.status, 200, answer.text);
+  const id = /x-request-id: (\S+)/.exec(answer.text)?.[1];
+  assert.ok(id !== undefined);
+  await waitForRecord(`${gateway.url}/v1/gateway/requests/${id}`);
+  for (const path of [`/dashboard/api/requests/${id}`, `/v1/gateway/requests/${id}`]) {
+    const record = await collect(`${gateway.url}${path}`, "GET");
+    assert.equal(record.status, 200, record.text);
+    assert.ok(record.text.includes("my keys: [redacted]"), `${path}: the content is kept, redacted: ${record.text}`);
+    for (const secret of [KEY, FOREIGN_KEY]) assert.ok(!record.text.includes(secret), `${path} leaks ${secret}`);
+  }
+});
