@@ -75,6 +75,31 @@ describe("keys from the environment", () => {
       ["gamma"],
     );
   });
+
+  test("a key substituted where a variable's name belongs (api_key_env_var naming $VAR's value) is refused without printing it", () => {
+    const secret = "sk-alpha-SECRET-1111";
+    for (const field of [
+      `api_key_env_var: \${ALPHA_KEY}`,
+      `api_key_env_var: ["\${ALPHA_KEY}"]`,
+      `required_env_vars: ["\${ALPHA_KEY}"]`,
+    ]) {
+      const text = `providers:\n  - name: alpha\n    base_url: http://127.0.0.1:1/v1\n    api_key: sk-x\n    ${field}\n    models: { m: {} }\n`;
+      const thrown = (() => {
+        try {
+          parseConfigText(text.replace("api_key: sk-x\n    api_key_env_var", "api_key_env_var"), "test.yaml", {
+            env: { ALPHA_KEY: secret },
+          });
+        } catch (error) {
+          return error;
+        }
+        return undefined;
+      })();
+      assert.ok(thrown instanceof ConfigError, field);
+      const message = thrown.message;
+      assert.match(message, /must be the name of an environment variable/, field);
+      assert.ok(!message.includes(secret), `${field}: ${message}`);
+    }
+  });
 });
 
 describe("the schema resolves the config", () => {

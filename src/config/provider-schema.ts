@@ -111,6 +111,19 @@ const dayResetText = z.string().superRefine((text, context) => {
   }
 });
 
+/**
+ * The name of an environment variable, never its value: `api_key_env_var: ${GROQ_KEY}` substitutes the key itself,
+ * which "environment variable <value> is not set" would then print (in `check`, the log and /health). The message
+ * does not quote the value.
+ */
+const envVarName = z
+  .string()
+  .min(1)
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_]*$/,
+    `must be the name of an environment variable (letters, digits and '_'), not its value: write \`api_key_env_var: GROQ_API_KEY\`, or \`api_key: \${GROQ_API_KEY}\``,
+  );
+
 export const providerSchema = z.strictObject({
   name: z
     .string()
@@ -119,12 +132,12 @@ export const providerSchema = z.strictObject({
   preset: z.string().min(1).optional(),
   enabled: z.boolean().optional(),
   base_url: httpUrl.optional(),
-  api_key_env_var: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  api_key_env_var: z.union([envVarName, z.array(envVarName).min(1)]).optional(),
   /** Other names for the first `api_key_env_var` (GOOGLE_API_KEY for GEMINI_API_KEY): the first one set stands in. */
-  api_key_env_var_aliases: z.array(z.string().min(1)).min(1).optional(),
+  api_key_env_var_aliases: z.array(envVarName).min(1).optional(),
   api_key: headerSafe.optional(),
   /** Variables besides the key that must be set (an account id in the URL); unset, the provider is skipped. */
-  required_env_vars: z.array(z.string().min(1)).min(1).optional(),
+  required_env_vars: z.array(envVarName).min(1).optional(),
   /** Base for `GET {model_url}/models`; taken as the list URL itself when its path ends in /models or it has a query. */
   model_url: httpUrl.optional(),
   base_priority: z.number().nonnegative().optional(),
