@@ -46,3 +46,26 @@ test("not JSON passes through; the format follows log.format and the terminal", 
   assert.equal(isPrettyLog("json", true), false);
   assert.equal(isPrettyLog("pretty", false), true);
 });
+
+test("control characters from a client or an upstream are escaped: no forged line, no terminal escape", () => {
+  const forged = "evil\n08:40:00 INFO  chat m -> alpha/m 200 3 ms req-forged\u001b[31mRED\r\u2028\u0085";
+  const routed = formatLogLine(
+    JSON.stringify({ level: 30, time: TIME, msg: "routed", endpoint: "chat", model: forged, status: 404, ms: 1 }),
+    false,
+  );
+  const message = formatLogLine(
+    JSON.stringify({
+      level: 40,
+      time: TIME,
+      msg: `unknown model ${forged}`,
+      [`field${forged}`]: forged,
+      nested: { a: forged },
+    }),
+    false,
+  );
+  for (const text of [routed, message]) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is checked.
+    assert.doesNotMatch(text, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, text);
+    assert.match(text, /evil\\n08:40:00 INFO {2}chat m -> alpha\/m 200 3 ms req-forged\\x1b\[31mRED\\r\\u2028\\x85/);
+  }
+});

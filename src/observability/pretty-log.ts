@@ -12,6 +12,24 @@ const LEVELS: Readonly<Record<number, { name: string; colour: string }>> = {
   60: { name: "FATAL", colour: "35" },
 };
 
+/**
+ * Control characters (C0, DEL, C1) and the Unicode line separators. A client's model name, an upstream's error text
+ * or a header value printed as it is could start a forged line of its own (`\n08:40:00 INFO ...`) or send the
+ * terminal escape sequences; JSON lines escape them, so these must too.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** `text` with every control character written as an escape (`\n`, `\x1b`, `\u2028`), so it stays on its line. */
+export function plain(text: string): string {
+  return text.replace(CONTROL, (char) => {
+    if (char === "\n") return "\\n";
+    if (char === "\r") return "\\r";
+    if (char === "\t") return "\\t";
+    const code = char.charCodeAt(0);
+    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, "0")}`;
+  });
+}
+
 /** Fields every line has, or that are shown in the line's head instead. */
 const HIDDEN = new Set(["level", "time", "pid", "hostname", "msg"]);
 
@@ -20,17 +38,20 @@ export function formatLogLine(line: string, isColoured: boolean): string {
   try {
     entry = JSON.parse(line) as Record<string, unknown>;
   } catch {
-    return line;
+    return plain(line);
   }
   const paint = (code: string, text: string): string => (isColoured ? `\u001b[${code}m${text}\u001b[0m` : text);
   const level = LEVELS[typeof entry.level === "number" ? entry.level : 30] ?? { name: "INFO ", colour: "32" };
   const time = typeof entry.time === "number" ? new Date(entry.time).toTimeString().slice(0, 8) : "";
-  const message = typeof entry.msg === "string" ? entry.msg : "";
+  const message = typeof entry.msg === "string" ? plain(entry.msg) : "";
   const head = `${paint("90", time)} ${paint(level.colour, level.name)} `;
   if (message === "routed") return head + routedLine(entry, paint);
   const fields = Object.entries(entry)
     .filter(([name]) => !HIDDEN.has(name))
-    .map(([name, value]) => `${paint("90", `${name}=`)}${typeof value === "string" ? value : JSON.stringify(value)}`);
+    .map(
+      ([name, value]) =>
+        `${paint("90", `${plain(name)}=`)}${plain(typeof value === "string" ? value : String(JSON.stringify(value)))}`,
+    );
   return head + [message, ...fields].join(" ");
 }
 
@@ -38,16 +59,16 @@ export function formatLogLine(line: string, isColoured: boolean): string {
 function routedLine(entry: Record<string, unknown>, paint: (code: string, text: string) => string): string {
   const status = typeof entry.status === "number" ? entry.status : 0;
   const statusText = paint(status >= 500 ? "31" : status >= 400 ? "33" : "32", String(status));
-  const attempts = Array.isArray(entry.attempts) ? entry.attempts.map(String) : [];
+  const attempts = Array.isArray(entry.attempts) ? entry.attempts.map((attempt) => plain(String(attempt))) : [];
   return [
-    String(entry.endpoint ?? ""),
-    String(entry.model ?? ""),
+    plain(String(entry.endpoint ?? "")),
+    plain(String(entry.model ?? "")),
     "->",
-    String(entry.servedBy ?? "none"),
+    plain(String(entry.servedBy ?? "none")),
     statusText,
-    `${String(entry.ms ?? "?")} ms`,
+    `${plain(String(entry.ms ?? "?"))} ms`,
     attempts.length > 1 ? paint("90", `[${attempts.join(" ")}]`) : "",
-    paint("90", String(entry.reqId ?? "")),
+    paint("90", plain(String(entry.reqId ?? ""))),
   ]
     .filter((part) => part !== "")
     .join(" ");
