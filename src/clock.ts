@@ -23,3 +23,15 @@ export class ManualClock implements Clock {
     this.#nowMs = ms;
   }
 }
+
+/** The largest distance from the epoch a Date holds (±100,000,000 days). */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * An instant as ISO 8601 text, for any number: `toISOString` throws a RangeError past what a Date holds, and an
+ * instant built from an upstream's word (a reset time) or from stored state must never turn an answer into a 500.
+ */
+export function isoTime(ms: number): string {
+  const bounded = Number.isNaN(ms) ? 0 : Math.min(MAX_DATE_MS, Math.max(-MAX_DATE_MS, ms));
+  return new Date(bounded).toISOString();
+}

@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
+import { MAX_UPSTREAM_WAIT_MS } from "./reset-time.ts";
 
 export type CooldownCause =
   | "rate_limited"
@@ -236,7 +237,7 @@ export class AvailabilityBook {
     const delayMs =
       hint === undefined
         ? Math.min(rateLimitMaxMs, rateLimitBaseMs * 2 ** Math.min(30, record.consecutiveRateLimits - 1))
-        : hint.delayMs;
+        : Math.min(hint.delayMs, MAX_UPSTREAM_WAIT_MS);
     const cooldown: Cooldown = {
       untilMs: this.#clock.now() + delayMs,
       cause,
@@ -253,7 +254,8 @@ export class AvailabilityBook {
   }
 
   /** Parks a deployment until a known time (remaining=0 headers, daily windows, exhausted budgets). */
-  park(deploymentKey: string, untilMs: number, cause: CooldownCause, reason: string, source: Cooldown["source"]): void {
+  park(deploymentKey: string, until: number, cause: CooldownCause, reason: string, source: Cooldown["source"]): void {
+    const untilMs = this.#bounded(until);
     const record = this.#record(deploymentKey);
     if (record.cooldown !== undefined && record.cooldown.untilMs >= untilMs) return;
     record.cooldown = { untilMs, cause, source, reason };
@@ -322,7 +324,8 @@ export class AvailabilityBook {
    * An account-wide limit: every deployment of the provider (one key, one pool) is out until the cooldown ends,
    * without an upstream request each to find out. A longer provider cooldown already in place is kept.
    */
-  coolPool(providerName: string, cooldown: Cooldown): void {
+  coolPool(providerName: string, pooled: Cooldown): void {
+    const cooldown = { ...pooled, untilMs: this.#bounded(pooled.untilMs) };
     const current = this.#providers.get(providerName);
     if (current !== undefined && current.untilMs >= cooldown.untilMs) return;
     this.#providers.set(providerName, cooldown);
@@ -398,17 +401,25 @@ export class AvailabilityBook {
   /** Merges cooldowns (from disk or another replica); a later end wins. */
   importCooldowns(persisted: PersistedCooldowns): void {
     const nowMs = this.#clock.now();
-    for (const [key, cooldown] of persisted.deployments) {
-      if (cooldown.untilMs <= nowMs) continue;
+    for (const [key, stored] of persisted.deployments) {
+      if (stored.untilMs <= nowMs) continue;
+      // Stored before upstream waits were bounded (or by an older replica): bounded here too.
+      const cooldown = { ...stored, untilMs: this.#bounded(stored.untilMs) };
       const record = this.#record(key);
       if (record.cooldown === undefined || record.cooldown.untilMs < cooldown.untilMs) record.cooldown = cooldown;
     }
-    for (const [name, cooldown] of persisted.providers) {
+    for (const [name, stored] of persisted.providers) {
+      const cooldown = { ...stored, untilMs: this.#bounded(stored.untilMs) };
       // Another key's park (a replica or a run before the key was fixed) must not park the fixed key.
       if (cooldown.untilMs <= nowMs || !this.#isForConfiguredKey(name, cooldown)) continue;
       const current = this.#providers.get(name);
       if (current === undefined || current.untilMs < cooldown.untilMs) this.#providers.set(name, cooldown);
     }
+  }
+
+  /** No cooldown lasts longer than the longest wait an upstream's word is taken for (reset-time.ts). */
+  #bounded(untilMs: number): number {
+    return Math.min(untilMs, this.#clock.now() + MAX_UPSTREAM_WAIT_MS);
   }
 
   #record(deploymentKey: string): DeploymentRecord {

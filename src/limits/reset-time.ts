@@ -9,12 +9,25 @@ import { parseDurationMs } from "./duration.ts";
  */
 export type ResetFormat = "delay" | "timestamp";
 
+/**
+ * The longest wait an upstream's word is taken for (retry-after, reset headers, body hints; cooldowns and parks
+ * built from them): 32 days, past a monthly quota's reset. `retry-after: 99999999999999999999` once made a cooldown
+ * end past what a Date can hold, and every request planned over it then failed with a 500 (RangeError), also after
+ * a restart, since the cooldown was persisted.
+ */
+export const MAX_UPSTREAM_WAIT_MS = 32 * 24 * 3_600_000;
+
 /** Epoch milliseconds pass 1e12 in 2001; epoch seconds pass 1e9 in 2001; no sane delay reaches 1e9 s (31 years). */
 const EPOCH_MS_THRESHOLD = 1e12;
 const EPOCH_SECONDS_THRESHOLD = 1e9;
 
 /** The reset instant in epoch milliseconds, or `undefined` when the text is not a reset time. */
 export function parseResetAtMs(text: string, format: ResetFormat, nowMs: number): number | undefined {
+  const resetAtMs = unboundedResetAtMs(text, format, nowMs);
+  return resetAtMs === undefined ? undefined : Math.min(resetAtMs, nowMs + MAX_UPSTREAM_WAIT_MS);
+}
+
+function unboundedResetAtMs(text: string, format: ResetFormat, nowMs: number): number | undefined {
   if (format === "delay") {
     const delayMs = parseDurationMs(text);
     return delayMs === undefined ? undefined : nowMs + Math.max(0, delayMs);

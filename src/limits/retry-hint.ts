@@ -2,7 +2,7 @@
 import { parseDurationMs } from "./duration.ts";
 import { readErrorBody } from "./error-body.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
-import { parseNumber, parseResetAtMs } from "./reset-time.ts";
+import { MAX_UPSTREAM_WAIT_MS, parseNumber, parseResetAtMs } from "./reset-time.ts";
 
 export type { HeaderMap } from "./header-map.ts";
 
@@ -77,11 +77,11 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const delayMs = parseDurationMs(value);
-  if (delayMs !== undefined) return Math.max(0, delayMs);
+  if (delayMs !== undefined) return Math.min(MAX_UPSTREAM_WAIT_MS, Math.max(0, delayMs));
   // Date.parse reads loose text such as "1 2" as a date; an HTTP date always has a clock time and a day name.
   if (!HTTP_DATE_SHAPE.test(value)) return undefined;
   const dateMs = Date.parse(value);
-  return Number.isNaN(dateMs) ? undefined : Math.max(0, dateMs - nowMs);
+  return Number.isNaN(dateMs) ? undefined : Math.min(MAX_UPSTREAM_WAIT_MS, Math.max(0, dateMs - nowMs));
 }
 
 const HTTP_DATE_SHAPE = /[A-Za-z].*\d:\d\d/;
@@ -189,5 +189,5 @@ function isDigitCode(code: number): boolean {
 }
 
 function hint(delayMs: number, source: RetryHintSource): RetryHint {
-  return { delayMs: Math.max(0, Math.round(delayMs)), source };
+  return { delayMs: Math.min(MAX_UPSTREAM_WAIT_MS, Math.max(0, Math.round(delayMs))), source };
 }

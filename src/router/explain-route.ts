@@ -1,5 +1,6 @@
 // `GET /v1/gateway/route?model=X` and `llm-gateway route X --explain`: the plan a request for X would get
 // right now, with every score term and, for each candidate left out, why.
+import { isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -192,7 +193,7 @@ export function explainRoute(
         : {
             provider: plan.waitFor.deployment.provider.settings.name,
             model: plan.waitFor.deployment.model.publicName,
-            until: new Date(plan.waitFor.untilMs).toISOString(),
+            until: isoTime(plan.waitFor.untilMs),
           },
     skipped: plan.skipped.map((skip) => ({
       provider: skip.deployment.provider.settings.name,
@@ -200,7 +201,7 @@ export function explainRoute(
       cause: skip.cause,
       reason: skip.reason,
       // A never-fit budget skip has no time to give (Infinity is no date).
-      until: skip.untilMs === undefined || isNeverFit(skip.untilMs) ? null : new Date(skip.untilMs).toISOString(),
+      until: skip.untilMs === undefined || isNeverFit(skip.untilMs) ? null : isoTime(skip.untilMs),
       score: round(skip.score),
       cost: skip.deployment.cost,
       pool: skip.pool ?? null,

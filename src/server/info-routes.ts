@@ -1,5 +1,7 @@
 // Read-only routes: model list, health, stats.
+
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
@@ -174,7 +176,7 @@ export function describeHealth(runtime: GatewayRuntime) {
       }
     }
     if (isAnyAvailable || soonestMs === undefined) up.push(name);
-    else cooling.push({ name, until: new Date(soonestMs).toISOString(), reason });
+    else cooling.push({ name, until: isoTime(soonestMs), reason });
   }
   const state = runtime.state.status();
   // A shared store that is unreachable (the gateway serves from local state) degrades an otherwise healthy gateway.
@@ -186,7 +188,7 @@ export function describeHealth(runtime: GatewayRuntime) {
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
     // Which config is serving: changes on every applied reload (SIGHUP, file change, POST /admin/reload).
     config: {
-      loaded_at: new Date(runtime.configInfo.loadedAtMs).toISOString(),
+      loaded_at: isoTime(runtime.configInfo.loadedAtMs),
       hash: runtime.configInfo.hash,
     },
     providers: { up, cooling, failed, skipped: config.skippedProviders },
@@ -240,14 +242,14 @@ function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs:
         limit: window.limit,
         used: window.used,
         remaining: window.remaining,
-        resets_at: window.resetsAtMs === undefined ? null : new Date(window.resetsAtMs).toISOString(),
+        resets_at: window.resetsAtMs === undefined ? null : isoTime(window.resetsAtMs),
         source: window.source,
         algorithm: window.algorithm,
         ...(window.evidence === undefined ? {} : { evidence: window.evidence }),
-        ...(window.lapsesAtMs === undefined ? {} : { lapses_at: new Date(window.lapsesAtMs).toISOString() }),
+        ...(window.lapsesAtMs === undefined ? {} : { lapses_at: isoTime(window.lapsesAtMs) }),
         ...(window.recoversTo === undefined || window.nextStepAtMs === undefined
           ? {}
-          : { recovers_to: window.recoversTo, next_step_at: new Date(window.nextStepAtMs).toISOString() }),
+          : { recovers_to: window.recoversTo, next_step_at: isoTime(window.nextStepAtMs) }),
       })),
       in_flight: runtime.budgets.inFlight(scope.id),
     })),

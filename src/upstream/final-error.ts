@@ -4,6 +4,7 @@
 // candidates are failing (circuits open, keys parked) and nothing was tried; a 504 when only timeouts, else a
 // 502; and an upstream's own 4xx passed on unchanged when it rejected the request itself. Each lists the
 // attempts, without secrets.
+import { isoTime } from "../clock.ts";
 import {
   type AttemptSummary,
   type GatewayError,
@@ -150,10 +151,10 @@ function soonestResetText(plan: RoutePlan, nowMs: number, soonestMs: number | un
   }
   if (soonest === undefined || soonest.untilMs === undefined) {
     // Only candidates tried in this request cool: their reset, without a name (several may have been tried).
-    return soonestMs === undefined ? "" : ` (at ${new Date(nowMs + soonestMs).toISOString()})`;
+    return soonestMs === undefined ? "" : ` (at ${isoTime(nowMs + soonestMs)})`;
   }
   const pool = soonest.pool === undefined ? "" : `, pool ${soonest.pool}`;
-  return ` (${soonest.deployment.key} at ${new Date(soonest.untilMs).toISOString()}${pool})`;
+  return ` (${soonest.deployment.key} at ${isoTime(soonest.untilMs)}${pool})`;
 }
 
 /** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */

@@ -7,9 +7,20 @@ import type { ServerResponse } from "node:http";
 import { connect } from "node:net";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CHAT_ROUTE, chatRequests, errorOf, postChat, rowOf, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  errorOf,
+  postChat,
+  rowOf,
+  send,
+  statsOf,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
-import { chatChunk, chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { startScene } from "../helpers/limits-scene.ts";
+import { chatChunk, chatCompletion, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 import { postJson, readTimed, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 
 const MODEL = "m";
@@ -432,5 +443,41 @@ describe("hostile upstream: answers that are not answers (finding 11)", () => {
     assert.match(head, /\r\nconnection: close/);
     assert.doesNotMatch(head, /keep-alive/);
     assert.ok(received.includes("data: [DONE]"));
+  });
+});
+
+describe("absurd waits from an upstream", () => {
+  const DAY_S = 24 * 3_600;
+  test("a retry-after past what a Date holds, or a 200's reset in 11,000 years, is bounded at 32 days: no 500s", async (t) => {
+    const scene = await startScene(t, { config: { routing: { max_wait_for_better_ms: 0 } } });
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "99999999999999999999" }));
+    scene.beta.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: chatCompletion("ok", "m"),
+      headers: { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "99999999h" },
+    });
+    const first = await scene.chat();
+    assert.equal(first.status, 200, first.text);
+    // Both are out now: alpha cooling, beta with nothing left in a window that "resets" in 11,000 years.
+    const refused = await scene.chat();
+    assert.equal(refused.status, 429, refused.text);
+    const retryAfterS = Number(refused.headers["retry-after"]);
+    assert.ok(retryAfterS > 0 && retryAfterS <= 32 * DAY_S, `retry-after ${refused.headers["retry-after"]}`);
+    assert.match(errorOf(refused).message, /at 20\d\d-/);
+    for (const path of ["/v1/gateway/route?model=m", "/health", "/stats"]) {
+      const answer = await send(scene.gateway, "GET", path);
+      assert.equal(answer.status, 200, `${path}: ${answer.text}`);
+    }
+    const remainingMs = (await scene.stats("alpha")).cooldown?.remaining_ms ?? 0;
+    assert.ok(remainingMs > 31 * DAY_S * 1_000 && remainingMs <= 32 * DAY_S * 1_000, `alpha cools ${remainingMs} ms`);
+
+    // Alone, the provider's 429 itself is answered (it was a 500: no Date holds that instant).
+    const alone = await startScene(t, { beta: false });
+    alone.alpha.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "99999999999999999999" }));
+    for (const attempt of ["the 429 itself", "the request after it"]) {
+      const answer = await alone.chat();
+      assert.equal(answer.status, 429, `${attempt}: ${answer.text}`);
+      assert.ok(Number(answer.headers["retry-after"]) <= 32 * DAY_S, `${attempt}: ${answer.headers["retry-after"]}`);
+    }
   });
 });
