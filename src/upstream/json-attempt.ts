@@ -65,7 +65,7 @@ export async function jsonAttempt(
     );
   }
   const headerEffects = lessonsFromHeaders(headers, context.deployment.provider.settings, sentAtMs);
-  return jsonAnswer(context, statusCode, headers, text, headerEffects, headersMs);
+  return jsonAnswer(context, statusCode, headers, text, headerEffects, headersMs, call.endpointPath);
 }
 
 function jsonAnswer(
@@ -75,6 +75,7 @@ function jsonAnswer(
   bodyText: string,
   headerEffects: readonly Effect[],
   headersMs: number,
+  endpointPath: string,
 ): AttemptResult {
   const { deployment, clock } = context;
   let json: unknown;
@@ -94,6 +95,11 @@ function jsonAnswer(
       statusCode,
     );
   }
+  const missing = missingAnswer(json as Record<string, unknown>, endpointPath);
+  if (missing !== undefined) {
+    // A 200 without the answer (`"message": null`, no choice 0): no client can use it, the next candidate may.
+    return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
+  }
   return {
     ok: true,
     json: {
@@ -108,6 +114,29 @@ function jsonAnswer(
     usage: readUsage(json),
     headersMs,
   };
+}
+
+/**
+ * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
+ * (index 0, or the first without an index, as the protocol adapters read it) holding a `message` object; legacy
+ * completions a first choice object; embeddings a `data` array. Other endpoints (a native Responses call) pass.
+ */
+function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
+  if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
+  if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") return undefined;
+  const choices = json.choices;
+  if (!Array.isArray(choices)) return "no `choices` array";
+  const first = choices.find((choice: unknown) => {
+    const index = isObject(choice) ? choice.index : null;
+    return index === 0 || index === undefined;
+  });
+  if (!isObject(first)) return "no choice 0";
+  if (endpointPath === "/chat/completions" && !isObject(first.message)) return "choice 0 has no `message` object";
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 /** Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's `input_tokens` / `output_tokens`. */

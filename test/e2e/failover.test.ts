@@ -134,6 +134,22 @@ describe("fail over to the next candidate", () => {
     assert.equal(response.headers["x-gateway-provider"], "beta");
   });
 
+  test("a 200 without an answer (`message: null`, only choice 1, no choices) fails over", async (t) => {
+    const { alpha, gateway } = await twoProviders(t);
+    const bodies = [
+      { id: "x", choices: [{ index: 0, message: null, finish_reason: "stop" }] },
+      { id: "x", choices: [{ index: 1, message: { role: "assistant", content: "hi" } }] },
+      { id: "x", object: "chat.completion" },
+    ];
+    for (const body of bodies) {
+      alpha.enqueue(CHAT_ROUTE, { kind: "json", body });
+      const response = await postChat(gateway, { model: "chat-model" });
+      assert.equal(response.status, 200, response.text);
+      assert.equal(response.headers["x-gateway-provider"], "beta", JSON.stringify(body));
+      assert.equal(response.headers["x-gateway-attempts"], "2");
+    }
+  });
+
   for (const status of [401, 403]) {
     test(`${status}: the provider is parked for long, shown as failed in /health, and none of its models is tried`, async (t) => {
       const { alpha, beta, gateway } = await twoProviders(t);
