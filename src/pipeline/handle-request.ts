@@ -2,7 +2,7 @@
 // failover -> a JSON answer, or a stream of chunks that the relay continues on another upstream when it breaks.
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
-import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, type GatewayError, RateLimitedError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -37,38 +37,45 @@ export async function handleRequest(
   const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
   const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
-  let planned: PlannedRoute;
-  try {
-    planned = await planRequest(prepared);
-  } catch (error) {
-    throw refused(prepared, error);
-  }
-  const { plan, snapshot } = planned;
-  // A request that waited in the queue across a config reload is served on the new config.
-  const request = snapshot === prepared.snapshot ? prepared : { ...prepared, snapshot };
   const trace: ForwardTrace = { attempts: [], skips: [] };
-  let outcome: ForwardOutcome;
-  try {
-    outcome = await runtime.forward(
-      plan,
-      {
-        endpointPath: endpoint.upstreamPath,
-        body,
-        native: context.native,
-        isStream: request.isStream,
-        signal: context.signal,
-        receivedAtMs: startedAtMs,
-        trace,
-        promptTokens: request.prompt.promptTokens,
-        maxOutputTokens: request.maxOutputTokens,
-        calibratingPromptTokens: calibratingTokens(request.prompt),
-      },
-      request.snapshot,
-    );
-  } catch (error) {
-    request.record.attempted(trace.attempts, trace.skips, "primary");
-    throw failed(request, error);
-  }
+  let request = prepared;
+  let plan: PlannedRoute["plan"];
+  let outcome: ForwardOutcome | undefined;
+  do {
+    let planned: PlannedRoute;
+    try {
+      planned = await planRequest(request);
+    } catch (error) {
+      request.record.attempted(trace.attempts, trace.skips, "primary");
+      throw refused(request, error);
+    }
+    plan = planned.plan;
+    // A request that waited in the queue across a config reload is served on the new config.
+    if (planned.snapshot !== request.snapshot) request = { ...request, snapshot: planned.snapshot };
+    try {
+      outcome = await runtime.forward(
+        plan,
+        {
+          endpointPath: endpoint.upstreamPath,
+          body,
+          native: context.native,
+          isStream: request.isStream,
+          signal: context.signal,
+          receivedAtMs: startedAtMs,
+          trace,
+          promptTokens: request.prompt.promptTokens,
+          maxOutputTokens: request.maxOutputTokens,
+          calibratingPromptTokens: calibratingTokens(request.prompt),
+        },
+        request.snapshot,
+      );
+    } catch (error) {
+      if (!mayQueueAgain(request, trace, error)) {
+        request.record.attempted(trace.attempts, trace.skips, "primary");
+        throw failed(request, error);
+      }
+    }
+  } while (outcome === undefined);
   request.record.attempted(trace.attempts, trace.skips, "primary");
   const { result } = outcome;
   const deployment = result.deployment;
@@ -85,6 +92,27 @@ export async function handleRequest(
   };
   if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
   return streamAnswer(request, plan, result, headers);
+}
+
+/**
+ * A plan's candidate can be taken between planning and its reservation: by another replica (a shared budget in
+ * Redis is only known once its reserve answers), or by a request planned in the same turn. With queueing on, such
+ * a request goes back to the queue instead of getting a 429, as long as no upstream attempt was made (an attempt
+ * that was refused already cost the upstream a request) and time is left; the plan then sees the denial (cached
+ * until its retry time) and waits its turn.
+ */
+function mayQueueAgain(request: PipelineRequest, trace: ForwardTrace, error: unknown): boolean {
+  const { runtime, snapshot, context } = request;
+  const { queueTimeoutMs, totalTimeoutMs } = snapshot.config.routing;
+  const startedAtMs = context.receivedAtMs ?? request.record.startedAtMs;
+  return (
+    error instanceof RateLimitedError &&
+    queueTimeoutMs > 0 &&
+    trace.attempts.length === 0 &&
+    trace.skips.some((skip) => skip.isLimit === true) &&
+    !context.signal.aborted &&
+    runtime.clock.now() < startedAtMs + totalTimeoutMs
+  );
 }
 
 /** The body, validated; a body that fails validation is refused with its record published (refusal.ts). */

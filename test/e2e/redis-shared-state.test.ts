@@ -274,6 +274,34 @@ describe("shared state through Redis, across gateway processes", { skip }, () =>
     }
   });
 
+  test("with queueing on, requests queue for a shared budget instead of getting 429s (one process, then three)", async (t) => {
+    const redis = await useRedisServer(t);
+    const alpha = await useMock(t);
+    const queued = `${configYaml(redis, alpha, "{ rps: 2 }").replace("routing:\n", "routing:\n  queue_timeout_ms: 15000\n")}`;
+    const [single] = await startGateways(t, 1, queued);
+    const startedAtMs = Date.now();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => chat(single as GatewayProcess)));
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      Array.from({ length: 8 }, () => 200),
+      "each waits its turn (before: 6 of 8 got a 429 within a second)",
+    );
+    assert.ok(Date.now() - startedAtMs >= 2_500, "two a second: eight take at least three seconds");
+    const fleet = await startGateways(
+      t,
+      3,
+      queued.replace(`redis_key_prefix: "${PREFIX}"`, `redis_key_prefix: "${PREFIX}q3:"`),
+    );
+    const fleetAnswers = await Promise.all(
+      Array.from({ length: 9 }, (_, index) => chat(fleet[index % 3] as GatewayProcess)),
+    );
+    assert.deepEqual(
+      fleetAnswers.map((answer) => answer.status),
+      Array.from({ length: 9 }, () => 200),
+    );
+    assert.equal(chatRequests(alpha).length, 17, "each request reached the upstream once");
+  });
+
   test("a concurrency limit of 2 holds across processes, and freed slots are seen by every process", async (t) => {
     const redis = await useRedisServer(t);
     const alpha = await useMock(t);
