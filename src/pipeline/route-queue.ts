@@ -67,7 +67,9 @@ export class RouteQueues {
         if (retryInMs === undefined) return { value: latest };
         return { retryInMs };
       });
-      return queued ?? latest;
+      // Refused (the queue is full) or out of time: the answer is the 429, at once. The plan's candidate worth
+      // waiting for (`waitFor`) is dropped: sleeping for it would take the slot ahead of the queue's head.
+      return queued ?? { ...latest, plan: { ...latest.plan, waitFor: undefined } };
     } finally {
       this.#queuedTotal--;
       if (queue.size === 0 && this.#queues.get(model) === queue) this.#queues.delete(model);

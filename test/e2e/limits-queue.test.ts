@@ -93,6 +93,38 @@ describe("routing.queue_timeout_ms", () => {
     assert.equal(await queued(scene), 0);
   });
 
+  test("with a budget about to free up, a request beyond max_queued still gets its 429 at once and never jumps the queue", async (t) => {
+    const scene = await startScene(t, {
+      beta: false,
+      alphaModel: { limits: { rps: 1 } },
+      config: { routing: { queue_timeout_ms: 8_000, max_queued: 4, max_wait_for_better_ms: 2_000 } },
+    });
+    const startedAtMs = performance.now();
+    const answers: Promise<{ status: number; atMs: number; index: number }>[] = [];
+    for (let index = 0; index < 8; index++) {
+      const content = `req${index}`;
+      answers.push(
+        scene
+          .chat({ messages: [{ role: "user", content }] })
+          .then((answer) => ({ status: answer.status, atMs: performance.now() - startedAtMs, index })),
+      );
+      await sleep(30);
+    }
+    const settled = await Promise.all(answers);
+    const served = scene.alpha.requests.map((request) =>
+      String((request.body as { messages: { content: string }[] }).messages[0]?.content),
+    );
+    assert.deepEqual(
+      served,
+      ["req0", "req1", "req2", "req3", "req4"],
+      "arrival order, the full queue's overflow never served",
+    );
+    for (const refused of settled.filter((answer) => answer.index >= 5)) {
+      assert.equal(refused.status, 429);
+      assert.ok(refused.atMs < 30 * refused.index + 700, `req${refused.index} refused after ${refused.atMs} ms`);
+    }
+  });
+
   test("waiting requests are served in arrival order", async (t) => {
     const scene = await startScene(t, {
       beta: false,
