@@ -259,3 +259,24 @@ describe("client and admin keys left empty", () => {
     assert.equal(warnings.length, 2, warnings.join("\n"));
   });
 });
+
+describe("a provider without a name", () => {
+  test("is named after its host's registrable label, also under a country's second level", () => {
+    const names = (urls: string[]) =>
+      parseConfigText(
+        `providers:\n${urls.map((url) => `  - base_url: ${url}\n    api_key: sk-x\n    models: { m: {} }\n`).join("")}`,
+        "test.yaml",
+        { env: {} },
+      ).config.providers.map((provider) => provider.name);
+    assert.deepEqual(
+      names([
+        "https://api.groq.com/openai/v1",
+        "https://api.example.co.uk/v1",
+        "https://llm.other.com.au/v1",
+        "https://api.mistral.ai/v1",
+        "http://127.0.0.1:19001/v1",
+      ]),
+      ["groq", "example", "other", "mistral", "127.0.0.1-19001"],
+    );
+  });
+});

@@ -199,15 +199,23 @@ function keyProviderName(name: string, keyPosition: number): string {
 /**
  * `https://api.groq.com/openai/v1` -> `groq`; `https://openrouter.ai/api/v1` -> `openrouter`;
  * `http://127.0.0.1:19001/v1` -> `127.0.0.1-19001`. The registrable label is the one before the public suffix;
- * we approximate it as the second-to-last host label, which holds for every provider we know.
+ * we approximate it as the second-to-last host label, or the third-to-last under a country's generic second level
+ * (`api.example.co.uk` -> `example`, not `co`), without shipping the public suffix list for a default name.
  */
+/** Generic second levels under country codes (`co.uk`, `com.au`, `co.jp`, `ac.in`, `ne.jp`, ...). */
+const COUNTRY_SECOND_LEVELS: ReadonlySet<string> = new Set(["co", "com", "net", "org", "ac", "gov", "edu", "ne", "or"]);
+
 function deriveProviderName(baseUrl: string): string {
   const url = new URL(baseUrl);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const isAddress = /^[\d.]+$/.test(host) || host.includes(":") || host === "localhost";
   if (isAddress) return `${host.replaceAll(":", "-")}${url.port === "" ? "" : `-${url.port}`}`;
   const labels = host.split(".");
-  return labels.length >= 2 ? (labels[labels.length - 2] ?? host) : host;
+  const last = labels.length - 1;
+  const isCountrySecondLevel =
+    labels.length >= 3 && (labels[last] ?? "").length === 2 && COUNTRY_SECOND_LEVELS.has(labels[last - 1] ?? "");
+  const registrable = isCountrySecondLevel ? labels[last - 2] : labels.length >= 2 ? labels[last - 1] : undefined;
+  return registrable ?? host;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
