@@ -169,7 +169,21 @@ describe("GatewayMetrics", () => {
     assert.equal(sumOf(after, "llm_gateway_requests_total", { model: "other" }), 501);
   });
 
-  test("overhead: a stream counts the answering attempt only to its headers", () => {
+  test("overhead: a stream counts the answering attempt only to its first content event", () => {
+    // The response head goes out at the first content event: the 300 ms the upstream took between its headers and
+    // its first token are upstream time, not the gateway's.
+    const overhead = gatewayOverheadMs(
+      record({
+        isStream: true,
+        attempts: [attempt({ provider: "alpha", headersMs: 30, firstTokenMs: 330, durationMs: 900 })],
+        timeToHeadersMs: 334,
+        queueWaitMs: 2,
+      }),
+    );
+    assert.equal(overhead, 2);
+  });
+
+  test("overhead: a stream attempt recorded without a first token falls back to its headers", () => {
     const overhead = gatewayOverheadMs(
       record({
         isStream: true,

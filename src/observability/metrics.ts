@@ -274,7 +274,10 @@ function budgetWindows(live: LiveStateSource, unit: string) {
 
 /**
  * The gateway's own share of the time to headers: that time minus the queue wait and what the upstreams took
- * before the answer started (every failed primary attempt whole, the answering one to its headers).
+ * before the answer started (every failed primary attempt whole, the answering one to its first content event).
+ * A stream's response head goes out only once its upstream sent a first content event (the gateway holds it back
+ * so that a stream failing before any content can still fail over), so the upstream's time to first token is
+ * upstream time too; an attempt recorded without one falls back to its headers, then to its whole duration.
  */
 export function gatewayOverheadMs(record: RequestRecord): number | undefined {
   if (record.timeToHeadersMs === undefined) return undefined;
@@ -282,7 +285,10 @@ export function gatewayOverheadMs(record: RequestRecord): number | undefined {
   for (const attempt of record.attempts) {
     if (attempt.role !== "primary") continue;
     const isAnswer = traitsOf(attempt.outcome).isSuccess || attempt.deploymentKey === record.servedBy?.deploymentKey;
-    upstreamMs += isAnswer && record.isStream ? (attempt.headersMs ?? attempt.durationMs) : attempt.durationMs;
+    upstreamMs +=
+      isAnswer && record.isStream
+        ? (attempt.firstTokenMs ?? attempt.headersMs ?? attempt.durationMs)
+        : attempt.durationMs;
   }
   return Math.max(0, record.timeToHeadersMs - upstreamMs - record.queueWaitMs);
 }
