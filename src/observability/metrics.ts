@@ -4,7 +4,8 @@
 // made up becomes `other`, so no client can grow the number of series. docs/metrics.md lists every metric.
 import type { Registry } from "prom-client";
 import { OUTCOMES, traitsOf } from "../errors/outcomes.ts";
-import { COOLDOWN_CAUSES, type KnownNames, type LiveStateSource } from "./live-state.ts";
+import { liveMetrics } from "./live-metrics.ts";
+import type { KnownNames, LiveStateSource } from "./live-state.ts";
 import {
   LabeledCounter,
   LabeledHistogram,
@@ -12,14 +13,8 @@ import {
   type RegistryMetric,
   registerIn,
 } from "./metric-accumulators.ts";
-import { unhandledRejectionCount } from "./process-faults.ts";
+import { METRIC_PREFIX, NONE, OTHER } from "./metric-names.ts";
 import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
-
-export const METRIC_PREFIX = "llm_gateway_";
-/** The label value that stands for any name not known from the config. */
-export const OTHER = "other";
-/** The provider / model label of a request no upstream answered. */
-export const NONE = "none";
 
 const ENDPOINTS = new Set(["chat", "completions", "embeddings", "responses", "messages"]);
 const PROTOCOLS = new Set([
@@ -260,18 +255,6 @@ export function statusClass(status: number): string {
   return OTHER;
 }
 
-/** Each budget window once (a provider pool is shared by its deployments). */
-function budgetWindows(live: LiveStateSource, unit: string) {
-  const seen = new Map<string, { scope: string; window: string; remaining: number; limit: number }>();
-  for (const deployment of live.deployments()) {
-    for (const window of deployment.budgets) {
-      if (window.unit !== unit) continue;
-      seen.set(`${window.scope}\u0000${window.window}`, window);
-    }
-  }
-  return seen.values();
-}
-
 /**
  * The gateway's own share of the time to headers: that time minus the queue wait and what the upstreams took
  * before the answer started (every failed primary attempt whole, the answering one to its first content event).
@@ -291,92 +274,4 @@ export function gatewayOverheadMs(record: RequestRecord): number | undefined {
         : attempt.durationMs;
   }
   return Math.max(0, record.timeToHeadersMs - upstreamMs - record.queueWaitMs);
-}
-
-/** Read from the live state at every scrape. */
-function liveMetrics(live: LiveStateSource): LiveMetric[] {
-  const metrics = [
-    new LiveMetric(`${METRIC_PREFIX}cooldowns_active`, "Deployments cooling down now, by cause.", "gauge", () => {
-      const nowMs = live.nowMs();
-      const counts = new Map(COOLDOWN_CAUSES.map((cause) => [cause, 0]));
-      for (const deployment of live.deployments()) {
-        const cooldown = deployment.cooldown;
-        if (cooldown === undefined || cooldown.untilMs <= nowMs) continue;
-        const cause = counts.has(cooldown.cause) ? cooldown.cause : OTHER;
-        counts.set(cause, (counts.get(cause) ?? 0) + 1);
-      }
-      return [...counts].map(([cause, count]) => [{ cause }, count] as const);
-    }),
-    new LiveMetric(
-      `${METRIC_PREFIX}circuit_state`,
-      "Circuit breaker state per deployment: 1 for the current state (closed, open, half_open), else 0.",
-      "gauge",
-      () =>
-        [...live.deployments()].flatMap((deployment) =>
-          ["closed", "open", "half_open"].map(
-            (state) =>
-              [
-                { provider: deployment.provider, upstream_model: deployment.model, state },
-                deployment.circuit === state ? 1 : 0,
-              ] as const,
-          ),
-        ),
-    ),
-    new LiveMetric(
-      `${METRIC_PREFIX}deployment_suspect`,
-      "1 while a deployment's circuit is closed but its latest evidence is a recent failure (one attempt at a time), else 0.",
-      "gauge",
-      () =>
-        [...live.deployments()].map(
-          (deployment) =>
-            [
-              { provider: deployment.provider, upstream_model: deployment.model },
-              deployment.isSuspect === true ? 1 : 0,
-            ] as const,
-        ),
-    ),
-  ];
-  for (const unit of ["requests", "tokens"] as const) {
-    metrics.push(
-      new LiveMetric(
-        `${METRIC_PREFIX}budget_remaining_${unit}`,
-        `${unit === "requests" ? "Requests" : "Tokens"} left in each budget window, by scope (provider pool or deployment) and window.`,
-        "gauge",
-        () =>
-          [...budgetWindows(live, unit)].map(
-            (window) => [{ scope: window.scope, window: window.window }, window.remaining] as const,
-          ),
-      ),
-      new LiveMetric(
-        `${METRIC_PREFIX}budget_limit_${unit}`,
-        `The ${unit} limit of each budget window (configured or learned from the provider).`,
-        "gauge",
-        () =>
-          [...budgetWindows(live, unit)].map(
-            (window) => [{ scope: window.scope, window: window.window }, window.limit] as const,
-          ),
-      ),
-    );
-  }
-  metrics.push(
-    new LiveMetric(
-      `${METRIC_PREFIX}queue_depth_requests`,
-      "Requests waiting in the queue for a free candidate now.",
-      "gauge",
-      () => [[{}, live.queueDepth()]],
-    ),
-    new LiveMetric(
-      `${METRIC_PREFIX}config_reloads_total`,
-      "Config reloads and forced model refreshes since start.",
-      "counter",
-      () => [[{}, live.configReloads()]],
-    ),
-    new LiveMetric(
-      `${METRIC_PREFIX}unhandled_rejections_total`,
-      "Promise rejections nothing handled, logged and survived since start (each is a bug worth an alert).",
-      "counter",
-      () => [[{}, unhandledRejectionCount()]],
-    ),
-  );
-  return metrics;
 }
