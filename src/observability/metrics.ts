@@ -14,7 +14,7 @@ import {
   registerIn,
 } from "./metric-accumulators.ts";
 import { METRIC_PREFIX, NONE, OTHER } from "./metric-names.ts";
-import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
+import type { RecordedAttempt, RecordedSkip, RequestRecord } from "./request-record.ts";
 
 const ENDPOINTS = new Set(["chat", "completions", "embeddings", "responses", "messages"]);
 const PROTOCOLS = new Set([
@@ -24,7 +24,17 @@ const PROTOCOLS = new Set([
   "openai-responses",
   "anthropic-messages",
 ]);
-const PLAN_SKIP_CAUSES = new Set(["cooldown", "context", "tools", "vision", "json_schema", "kind", "budget"]);
+const PLAN_SKIP_CAUSES = new Set([
+  "cooldown",
+  "circuit_open",
+  "invalid_key",
+  "context",
+  "tools",
+  "vision",
+  "json_schema",
+  "kind",
+  "budget",
+]);
 
 /** Seconds; from a fast cached answer to a long stream. */
 const LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -80,7 +90,7 @@ export class GatewayMetrics {
     );
     this.#skips = counter(
       "route_skips_total",
-      "Candidates left out of a route (cooldown and budget skips are upstream 429s avoided), by cause.",
+      "Candidates left out of a route (cooldown and budget skips are upstream 429s avoided; circuit_open and invalid_key are not), by cause.",
       ["cause"],
     );
     this.#continuations = counter(
@@ -193,9 +203,7 @@ export class GatewayMetrics {
       statusClass(record.status),
     ]);
     this.#observeAttempts(record.attempts, names);
-    for (const skip of record.skips) {
-      this.#skips.inc([skip.phase === "plan" ? oneOf(skip.cause, PLAN_SKIP_CAUSES) : "attempt"]);
-    }
+    for (const skip of record.skips) this.#skips.inc([skipCause(skip)]);
     for (const continuation of record.continuations) {
       this.#continuations.inc([
         oneOf(continuation.provider, names.providers),
@@ -245,6 +253,17 @@ let sharedProcessRegistry: Registry | undefined;
 
 function oneOf(value: string, known: ReadonlySet<string>): string {
   return known.has(value) ? value : OTHER;
+}
+
+/**
+ * `cooldown` stays the label of a rate-limit cooldown (an upstream 429 avoided, with `budget`); a candidate the plan
+ * left out for an open circuit or a refused key is labelled with that cause instead, so the 429s-avoided reading
+ * of the label stays true.
+ */
+function skipCause(skip: RecordedSkip): string {
+  if (skip.phase !== "plan") return "attempt";
+  if (skip.cause === "cooldown" && skip.isLimit === false) return oneOf(skip.cooldownCause ?? OTHER, PLAN_SKIP_CAUSES);
+  return oneOf(skip.cause, PLAN_SKIP_CAUSES);
 }
 
 /** The label values of the five classes, made once: a label built per record is a new string to hash per record. */

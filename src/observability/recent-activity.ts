@@ -2,7 +2,7 @@
 // and per-minute counts over the last hour (for the small charts). Fed by the same record subscription.
 import type { Clock } from "../clock.ts";
 import { traitsOf } from "../errors/outcomes.ts";
-import type { RequestRecord } from "./request-record.ts";
+import { isAvoidedRateLimit, type RequestRecord } from "./request-record.ts";
 
 const MINUTE_MS = 60_000;
 /** Minutes of history in the charts. */
@@ -14,7 +14,10 @@ export interface MinuteCounts {
   readonly requests: number;
   readonly errors: number;
   readonly failovers: number;
-  /** Candidates skipped because they were cooling down or out of budget: upstream 429s that did not happen. */
+  /**
+   * Candidates skipped because they were rate limited (cooling down after a 429, a quota) or out of budget: upstream
+   * 429s that did not happen. A candidate skipped for an open circuit or a refused key is not one.
+   */
   readonly rateLimitsAvoided: number;
   readonly latencyTotalMs: number;
 }
@@ -68,9 +71,7 @@ export class RecentActivity {
     minute.requests += 1;
     if (record.status >= 400) minute.errors += 1;
     minute.failovers += countFailovers(record);
-    minute.rateLimitsAvoided += record.skips.filter(
-      (skip) => skip.phase === "plan" && (skip.cause === "cooldown" || skip.cause === "budget"),
-    ).length;
+    minute.rateLimitsAvoided += record.skips.filter(isAvoidedRateLimit).length;
     minute.latencyTotalMs += record.durationMs;
   };
 

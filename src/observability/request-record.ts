@@ -30,6 +30,21 @@ export interface RecordedSkip {
   readonly cause: string;
   readonly reason: string;
   readonly untilMs?: number;
+  /**
+   * Plan `cooldown` skips: why the candidate is unavailable (rate_limited, daily_quota, credits_exhausted,
+   * capacity, budget_exhausted, invalid_key, circuit_open).
+   */
+  readonly cooldownCause?: string;
+  /**
+   * Plan `cooldown` and `budget` skips: true when the candidate was left out for a rate limit, quota or budget (an
+   * upstream 429 avoided), false for an open circuit or a refused key (nothing to do with rate limits).
+   */
+  readonly isLimit?: boolean;
+}
+
+/** A plan skip that spared an upstream 429: the "429s avoided" of the dashboard and `route_skips_total`. */
+export function isAvoidedRateLimit(skip: RecordedSkip): boolean {
+  return skip.phase === "plan" && skip.isLimit === true;
 }
 
 export interface RecordedAttempt {

@@ -2,6 +2,7 @@
 // wait, every attempt (primary and continuation), the stream's end, the final status.
 import type { Clock } from "../clock.ts";
 import type { Outcome } from "../errors/outcomes.ts";
+import { isLimitCause } from "../limits/availability.ts";
 import type {
   ClientProtocol,
   RecordedAttempt,
@@ -11,7 +12,7 @@ import type {
   RecordedSkip,
   RequestRecord,
 } from "../observability/request-record.ts";
-import type { RoutePlan } from "../router/plan-route.ts";
+import type { RoutePlan, RouteSkip } from "../router/plan-route.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptReport, AttemptSkip } from "../upstream/forward-types.ts";
 
@@ -72,6 +73,8 @@ export class RecordBuilder {
         cause: skip.cause,
         reason: skip.reason,
         ...(skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? {} : { untilMs: skip.untilMs }),
+        ...(skip.cooldownCause === undefined ? {} : { cooldownCause: skip.cooldownCause }),
+        ...limitOf(skip),
       });
     }
   }
@@ -199,6 +202,16 @@ function recorded(
       ? {}
       : { tokensIn: report.usage.promptTokens, tokensOut: report.usage.completionTokens }),
   };
+}
+
+/**
+ * Whether a plan skip spared a 429: every unavailable candidate is a `cooldown` skip, also one whose circuit is open
+ * or whose key was refused, so the cooldown's own cause decides (observability cannot ask limits/ itself).
+ */
+function limitOf(skip: RouteSkip): { isLimit?: boolean } {
+  if (skip.cause === "budget") return { isLimit: true };
+  if (skip.cause !== "cooldown") return {};
+  return { isLimit: skip.cooldownCause === undefined || isLimitCause(skip.cooldownCause) };
 }
 
 /** Deployment keys are `provider/model`; the model part may itself contain slashes. */

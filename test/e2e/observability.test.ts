@@ -352,3 +352,69 @@ describe("request_log.file", () => {
     assert.ok(!text.includes("sk-alpha-secret-key") && !text.includes("private"), text);
   });
 });
+
+describe("skips that are not 429s avoided", () => {
+  test("a candidate left out for an open circuit is labelled circuit_open, not cooldown, and is no 429 avoided", async (t) => {
+    const { alpha, beta, gateway, auth } = await scene(
+      t,
+      "cooldowns:\n  failure_threshold: 3\n  circuit_first_probe_ms: 60000\n  circuit_open_ms: 60000\n",
+    );
+    // Three 500s in a row open alpha's circuit (each request fails over to beta).
+    for (let index = 0; index < 3; index++) {
+      alpha.enqueue(CHAT, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+      beta.enqueue(CHAT, { kind: "json", body: chatCompletion("hello", "beta-m") });
+      assert.equal((await postChat(gateway, { model: "m" }, auth)).status, 200);
+    }
+    beta.enqueue(CHAT, { kind: "json", body: chatCompletion("hello", "beta-m") });
+    const skipped = await postChat(gateway, { model: "m" }, auth);
+    assert.equal(skipped.headers["x-gateway-provider"], "beta");
+    assert.equal(alpha.requests.length, 3, "the open circuit kept alpha out of the route");
+
+    const record = (
+      await send(gateway, "GET", `/v1/gateway/requests/${skipped.headers["x-request-id"]}`, { headers: auth })
+    ).json as RequestRecord;
+    const skip = record.skips.find((found) => found.provider === "alpha");
+    assert.deepEqual(
+      [skip?.phase, skip?.cause, skip?.cooldownCause, skip?.isLimit],
+      ["plan", "cooldown", "circuit_open", false],
+    );
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    assert.equal(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "circuit_open" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "cooldown" }), 0);
+    const state = (await send(gateway, "GET", "/dashboard/api/state", { headers: auth })).json as {
+      series: { rateLimitsAvoided: number }[];
+    };
+    assert.equal(
+      state.series.reduce((total, minute) => total + minute.rateLimitsAvoided, 0),
+      0,
+      "an open circuit is not a 429 avoided",
+    );
+  });
+
+  test("a candidate cooling after a 429 is a 429 avoided", async (t) => {
+    const { alpha, beta, gateway, auth } = await scene(t);
+    alpha.enqueue(CHAT, rateLimited({ retryAfter: "30" }));
+    beta.enqueue(
+      CHAT,
+      { kind: "json", body: chatCompletion("hello", "beta-m") },
+      { kind: "json", body: chatCompletion("again", "beta-m") },
+    );
+    assert.equal((await postChat(gateway, { model: "m" }, auth)).status, 200);
+    const avoided = await postChat(gateway, { model: "m" }, auth);
+    const record = (
+      await send(gateway, "GET", `/v1/gateway/requests/${avoided.headers["x-request-id"]}`, { headers: auth })
+    ).json as RequestRecord;
+    const skip = record.skips.find((found) => found.provider === "alpha");
+    assert.deepEqual([skip?.cause, skip?.cooldownCause, skip?.isLimit], ["cooldown", "rate_limited", true]);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    assert.equal(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "cooldown" }), 1);
+    const state = (await send(gateway, "GET", "/dashboard/api/state", { headers: auth })).json as {
+      series: { rateLimitsAvoided: number }[];
+    };
+    assert.equal(
+      state.series.reduce((total, minute) => total + minute.rateLimitsAvoided, 0),
+      1,
+    );
+  });
+});
