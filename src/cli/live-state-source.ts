@@ -34,7 +34,7 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
       const nowMs = runtime.clock.now();
       return snapshot.catalog.deployments.map((deployment): LiveDeployment => {
         const provider = deployment.provider.settings.name;
-        const cooldown = runtime.availability.cooldownOf(deployment.key, provider);
+        const cooldown = runtime.availability.liveCooldownOf(deployment.key, provider);
         const providerCooldown = runtime.availability.providerCooldown(provider);
         const breakdown = runtime.explainScore(deployment, { snapshot });
         return {

@@ -213,6 +213,24 @@ describe("AvailabilityBook: circuit breaker", () => {
     assert.equal(book.cooldownOf("p/m", "p"), undefined, "a circuit is not a cooldown");
   });
 
+  it("the live state sees an open circuit as a circuit_open cooldown until its next probe, a cooldown first", () => {
+    const { book } = setup();
+    for (let index = 0; index < 3; index++) book.recordFailure("p/m");
+    assert.deepEqual(book.liveCooldownOf("p/m", "p"), {
+      untilMs: T0 + 30_000,
+      cause: "circuit_open",
+      source: "guessed",
+      reason: "circuit open after repeated failures",
+    });
+    book.recordInvalidKey("p", "401");
+    assert.equal(book.liveCooldownOf("p/m", "p")?.cause, "invalid_key");
+    const { clock: otherClock, book: other } = setup();
+    for (let index = 0; index < 3; index++) other.recordFailure("p/m");
+    otherClock.set(T0 + 30_000);
+    assert.equal(other.circuitState("p/m"), "half_open");
+    assert.equal(other.liveCooldownOf("p/m", "p"), undefined, "due for its probe: nothing to count down");
+  });
+
   it("failures further apart than the window do not add up", () => {
     const { clock, book } = setup();
     book.recordFailure("p/m");

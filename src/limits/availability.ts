@@ -82,6 +82,8 @@ interface DeploymentRecord {
   openStreak: number;
 }
 
+const CIRCUIT_OPEN_REASON = "circuit open after repeated failures";
+
 const AVAILABLE: Availability = Object.freeze({ isAvailable: true, isProbe: false });
 const PROBE: Availability = Object.freeze({ isAvailable: true, isProbe: true });
 const LAST_RESORT: Availability = Object.freeze({ isAvailable: true, isProbe: false, isLastResort: true });
@@ -142,7 +144,7 @@ export class AvailabilityBook {
           isAvailable: false,
           untilMs: record.circuitOpenUntilMs,
           cause: "circuit_open",
-          reason: "circuit open after repeated failures",
+          reason: CIRCUIT_OPEN_REASON,
         };
       }
       return record.isProbeInFlight ? probeInFlight(nowMs) : PROBE;
@@ -355,6 +357,27 @@ export class AvailabilityBook {
     if (providerCooldown !== undefined && providerCooldown.untilMs > nowMs) return providerCooldown;
     const cooldown = this.#deployments.get(deploymentKey)?.cooldown;
     return cooldown !== undefined && cooldown.untilMs > nowMs ? cooldown : undefined;
+  }
+
+  /**
+   * What keeps the deployment out now, for the live state (the `cooldowns_active` gauge, the dashboard's
+   * countdown): its cooldown as `cooldownOf`, or else an open circuit until its next probe. `cooldownOf` leaves the
+   * circuit out because /stats and the recorder report it apart from cooldowns.
+   */
+  liveCooldownOf(deploymentKey: string, providerName: string): Cooldown | undefined {
+    const cooldown = this.cooldownOf(deploymentKey, providerName);
+    if (cooldown !== undefined) return cooldown;
+    const record = this.#deployments.get(deploymentKey);
+    if (record === undefined || record.circuit !== "open" || record.circuitOpenUntilMs <= this.#clock.now()) {
+      return undefined;
+    }
+    // The pause to the next probe is the breaker's backoff, not something the provider said.
+    return {
+      untilMs: record.circuitOpenUntilMs,
+      cause: "circuit_open",
+      source: "guessed",
+      reason: CIRCUIT_OPEN_REASON,
+    };
   }
 
   providerCooldown(providerName: string): Cooldown | undefined {

@@ -354,7 +354,7 @@ describe("request_log.file", () => {
 });
 
 describe("skips that are not 429s avoided", () => {
-  test("a candidate left out for an open circuit is labelled circuit_open, not cooldown, and is no 429 avoided", async (t) => {
+  test("an open circuit: its skips are labelled circuit_open and are no 429s avoided; it counts in cooldowns_active and the dashboard counts down to its probe", async (t) => {
     const { alpha, beta, gateway, auth } = await scene(
       t,
       "cooldowns:\n  failure_threshold: 3\n  circuit_first_probe_ms: 60000\n  circuit_open_ms: 60000\n",
@@ -382,9 +382,16 @@ describe("skips that are not 429s avoided", () => {
     const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
     assert.equal(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "circuit_open" }), 1);
     assert.equal(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "cooldown" }), 0);
+    assert.equal(sumOf(metrics, "llm_gateway_cooldowns_active", { cause: "circuit_open" }), 1);
     const state = (await send(gateway, "GET", "/dashboard/api/state", { headers: auth })).json as {
       series: { rateLimitsAvoided: number }[];
+      deployments: { deploymentKey: string; circuit: string; cooldown?: { cause: string; untilMs: number } }[];
     };
+    // The dashboard counts down to the circuit's next probe (60 s after it opened).
+    const alphaRow = state.deployments.find((row) => row.deploymentKey === "alpha/m");
+    assert.equal(alphaRow?.circuit, "open");
+    assert.equal(alphaRow?.cooldown?.cause, "circuit_open");
+    assert.ok((alphaRow?.cooldown?.untilMs ?? 0) > Date.now() + 50_000, JSON.stringify(alphaRow?.cooldown));
     assert.equal(
       state.series.reduce((total, minute) => total + minute.rateLimitsAvoided, 0),
       0,
