@@ -1,6 +1,6 @@
 // The metrics read from the live state at every scrape (cooldowns, circuits, budgets, queue, reloads), not fed by
 // records: docs/metrics.md "Live state".
-import { COOLDOWN_CAUSES, type LiveStateSource } from "./live-state.ts";
+import { COOLDOWN_CAUSES, type LiveDeployment, type LiveStateSource } from "./live-state.ts";
 import { LiveMetric } from "./metric-accumulators.ts";
 import { METRIC_PREFIX, OTHER } from "./metric-names.ts";
 import { unhandledRejectionCount } from "./process-faults.ts";
@@ -26,11 +26,7 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
       () =>
         [...live.deployments()].flatMap((deployment) =>
           ["closed", "open", "half_open"].map(
-            (state) =>
-              [
-                { provider: deployment.provider, upstream_model: deployment.model, state },
-                deployment.circuit === state ? 1 : 0,
-              ] as const,
+            (state) => [{ ...deploymentLabels(deployment), state }, deployment.circuit === state ? 1 : 0] as const,
           ),
         ),
     ),
@@ -40,11 +36,7 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
       "gauge",
       () =>
         [...live.deployments()].map(
-          (deployment) =>
-            [
-              { provider: deployment.provider, upstream_model: deployment.model },
-              deployment.isSuspect === true ? 1 : 0,
-            ] as const,
+          (deployment) => [deploymentLabels(deployment), deployment.isSuspect === true ? 1 : 0] as const,
         ),
     ),
   ];
@@ -103,4 +95,12 @@ function budgetWindows(live: LiveStateSource, unit: string) {
     }
   }
   return seen.values();
+}
+
+/**
+ * One series per deployment: `deployment` (`provider/public name`) tells apart two public names of one provider
+ * that map to the same upstream id (each has its own circuit), which provider and upstream_model alone do not.
+ */
+function deploymentLabels(deployment: LiveDeployment): Record<string, string> {
+  return { provider: deployment.provider, upstream_model: deployment.model, deployment: deployment.deploymentKey };
 }

@@ -118,6 +118,25 @@ describe("GatewayMetrics", () => {
     assert.equal(sumOf(text, "llm_gateway_build_info", { version: "9.9.9" }), 1);
   });
 
+  test("two public names of one provider on one upstream id: one circuit and suspect series each, told apart", async () => {
+    const live = staticLiveState([
+      deployment("alpha", "shared-x", { deploymentKey: "alpha/m", publicName: "m", circuit: "open" }),
+      deployment("alpha", "shared-x", { deploymentKey: "alpha/m2", publicName: "m2", isSuspect: true }),
+    ]);
+    const text = await scrape(new GatewayMetrics(live, { includeProcessMetrics: false }));
+    for (const name of ["llm_gateway_circuit_state", "llm_gateway_deployment_suspect"]) {
+      const series = samplesOf(text, name).map((sample) => JSON.stringify(Object.entries(sample.labels).sort()));
+      assert.equal(new Set(series).size, series.length, `${name} has a duplicate series`);
+    }
+    assert.equal(sumOf(text, "llm_gateway_circuit_state", { deployment: "alpha/m", state: "open" }), 1);
+    assert.equal(sumOf(text, "llm_gateway_circuit_state", { deployment: "alpha/m2", state: "closed" }), 1);
+    assert.equal(
+      sumOf(text, "llm_gateway_deployment_suspect", { deployment: "alpha/m2", upstream_model: "shared-x" }),
+      1,
+    );
+    assert.equal(sumOf(text, "llm_gateway_deployment_suspect", { deployment: "alpha/m" }), 0);
+  });
+
   test("every name is under llm_gateway_, process metrics included", async () => {
     const text = await scrape(metricsWith({ includeProcessMetrics: true }));
     assert.ok(text.samples.length > 20);
