@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parsePrometheusText, samplesOf, sumOf } from "../../test/helpers/prometheus-text.ts";
 import { attempt, deployment, record } from "../../test/helpers/records.ts";
+import type { SkipCause } from "../router/route-types.ts";
 import { staticLiveState } from "./live-state.ts";
 import { GatewayMetrics, gatewayOverheadMs } from "./metrics.ts";
 
@@ -116,6 +117,36 @@ describe("GatewayMetrics", () => {
     assert.equal(samplesOf(text, "llm_gateway_queue_depth_requests").length, 1);
     assert.equal(sumOf(text, "llm_gateway_config_reloads_total"), 0);
     assert.equal(sumOf(text, "llm_gateway_build_info", { version: "9.9.9" }), 1);
+  });
+
+  test("every plan skip cause of the router is its own route_skips_total label, paid included", async () => {
+    const metrics = metricsWith();
+    // Every SkipCause, checked by tsc: a cause added to the router without a label here fails the type check.
+    const causes = Object.keys({
+      cooldown: true,
+      budget: true,
+      context: true,
+      tools: true,
+      vision: true,
+      json_schema: true,
+      kind: true,
+      paid: true,
+    } satisfies Record<SkipCause, true>);
+    metrics.observe(
+      record({
+        skips: causes.map((cause) => ({
+          deploymentKey: "beta/model-b",
+          provider: "beta",
+          model: "model-b",
+          phase: "plan" as const,
+          cause,
+          reason: cause,
+        })),
+      }),
+    );
+    const text = await scrape(metrics);
+    for (const cause of causes) assert.equal(sumOf(text, "llm_gateway_route_skips_total", { cause }), 1, cause);
+    assert.equal(sumOf(text, "llm_gateway_route_skips_total", { cause: "other" }), 0);
   });
 
   test("two public names of one provider on one upstream id: one circuit and suspect series each, told apart", async () => {

@@ -34,6 +34,7 @@ const PLAN_SKIP_CAUSES = new Set([
   "json_schema",
   "kind",
   "budget",
+  "paid",
 ]);
 
 /** Seconds; from a fast cached answer to a long stream. */
