@@ -168,6 +168,42 @@ routing:
     assert.match(await visibleText(page.locator('tr[data-deployment="beta/m"]')), /0 \/ 1 requests per day/);
   });
 
+  test("a key with a literal `%` in #key= is used as typed (it does not decode) and leaves the address bar", async (t) => {
+    const percentKey = "ck%zz-1";
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: ["${percentKey}"]
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    models:
+      m: {}
+`,
+    );
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu"],
+    });
+    t.after(() => browser.close());
+    // As pasted (`%zz` is no escape) and as encoded: both reach the data.
+    for (const fragment of [percentKey, encodeURIComponent(percentKey)]) {
+      const page = await browser.newPage();
+      const pageErrors: string[] = [];
+      page.on("pageerror", (error) => pageErrors.push(error.message));
+      await page.goto(`${gateway.url}/dashboard#key=${fragment}`);
+      await page.locator('tr[data-deployment="alpha/m"]').waitFor({ timeout: 3_000 });
+      assert.equal(new URL(page.url()).hash, "", fragment);
+      assert.equal(await page.locator("#login").isVisible(), false, fragment);
+      assert.deepEqual(pageErrors, [], fragment);
+      await page.close();
+    }
+  });
+
   test("without a key the page asks for one instead of showing data", async (t) => {
     const alpha = await useMock(t);
     const gateway = await useGateway(
