@@ -20,7 +20,7 @@ export function otlpSettings(configuredEndpoint: string | undefined, env: Env): 
   for (const pair of (env.OTEL_EXPORTER_OTLP_HEADERS ?? "").split(",")) {
     const equals = pair.indexOf("=");
     if (equals <= 0) continue;
-    headers[decodeURIComponent(pair.slice(0, equals).trim())] = decodeURIComponent(pair.slice(equals + 1).trim());
+    headers[decodedOrRaw(pair.slice(0, equals).trim())] = decodedOrRaw(pair.slice(equals + 1).trim());
   }
   return {
     tracesUrl: tracesUrl ?? `${(base as string).replace(/\/+$/, "")}/v1/traces`,
@@ -31,4 +31,16 @@ export function otlpSettings(configuredEndpoint: string | undefined, env: Env): 
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * The spec percent-encodes header values, but a token with a literal `%` (not followed by two hex digits) is
+ * common enough: it is meant as written, and must not stop the start with a URIError.
+ */
+function decodedOrRaw(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

@@ -63,3 +63,10 @@ test("the OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, the traces endpo
   assert.equal(configured?.serviceName, "edge-gateway");
   assert.equal(otlpSettings("http://local:4318", {})?.serviceName, "llm-gateway");
 });
+
+test("OTEL_EXPORTER_OTLP_HEADERS: percent-encoded values decode; a literal `%` that does not decode is kept as written", () => {
+  const settings = otlpSettings("http://local:4318", {
+    OTEL_EXPORTER_OTLP_HEADERS: "x-token=abc%20def,x-raw=50%off,x%zz=1",
+  });
+  assert.deepEqual(settings?.headers, { "x-token": "abc def", "x-raw": "50%off", "x%zz": "1" });
+});
