@@ -32,8 +32,8 @@ const PUBLIC_PATHS = new Set(["/ok"]);
 
 const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
   { spec: CHAT_ENDPOINT, paths: ["/v1/chat/completions", "/chat/completions"] },
-  { spec: COMPLETIONS_ENDPOINT, paths: ["/v1/completions"] },
-  { spec: EMBEDDINGS_ENDPOINT, paths: ["/v1/embeddings"] },
+  { spec: COMPLETIONS_ENDPOINT, paths: ["/v1/completions", "/completions"] },
+  { spec: EMBEDDINGS_ENDPOINT, paths: ["/v1/embeddings", "/embeddings"] },
 ];
 
 export interface ServerOptions {

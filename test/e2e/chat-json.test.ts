@@ -172,6 +172,33 @@ describe("other endpoints", () => {
     assert.deepEqual(upstream?.body, { model: "vendor/small-model-v1", prompt: "Once upon a time" });
   });
 
+  test("/completions and /embeddings without the /v1 prefix are the same endpoints", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: ${ALPHA_KEY}
+    models:
+      small-model: { id: vendor/small-model-v1 }
+      text-embedding-3-small: {}
+`,
+    );
+    const completion = await send(gateway, "POST", "/completions", { body: { model: "small-model", prompt: "Once" } });
+    assert.equal(completion.status, 200, completion.text);
+    assert.equal((completion.json as { object: string }).object, "text_completion");
+    const embedding = await send(gateway, "POST", "/embeddings", {
+      body: { model: "text-embedding-3-small", input: "one" },
+    });
+    assert.equal(embedding.status, 200, embedding.text);
+    assert.equal((embedding.json as { object: string }).object, "list");
+    assert.deepEqual(
+      alpha.requests.map((recorded) => recorded.path),
+      ["/v1/completions", "/v1/embeddings"],
+    );
+  });
+
   test("`stream: null` (the SDK's types allow it) is a JSON answer on chat and completions; no null goes upstream", async (t) => {
     const alpha = await useMock(t);
     const gateway = await useGateway(
