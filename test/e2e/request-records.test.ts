@@ -175,6 +175,14 @@ describe("request records", () => {
     assert.equal(left.outcome, "client_aborted");
     assert.ok(left.queueWaitMs >= 90, `its wait is kept: ${left.queueWaitMs} ms`);
     assert.deepEqual(left.attempts, []);
+    // Its last plan's skips say why nothing was free (docs/observability.md "Which requests leave a record").
+    assert.deepEqual(
+      left.skips.map((skip) => [skip.phase, skip.cause, /concurrency limit/.test(skip.reason)]),
+      [
+        ["plan", "budget", true],
+        ["plan", "budget", true],
+      ],
+    );
   });
 
   test("a request that never queued records no queue wait, and the queue-wait histogram observes none", async (t) => {
