@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
-import { AdjustmentsFileError, adjustmentFor, loadAdjustments } from "./adjustments.ts";
+import { AdjustmentsFileError, adjustmentFor, fromPythonAnchors, loadAdjustments } from "./adjustments.ts";
 
 describe("loadAdjustments / adjustmentFor", () => {
   const groups = loadAdjustments(
@@ -140,5 +140,39 @@ describe("the shipped config/model-adjustments.yaml", async () => {
     ]) {
       assert.ok(total(id) < 0 && total(id) > -10, id);
     }
+  });
+});
+
+describe("Python's anchors", () => {
+  // Single-quoted YAML keeps the backslash as written, as the Python project's file does.
+  const groups = loadAdjustments(
+    `
+adjustments:
+  instruct_last:
+    priority: 1
+    regex: ['instruct\\Z']
+  llama_first:
+    priority: 2
+    regex: ['\\Allama']
+`,
+    "test.yaml",
+  );
+
+  it("`\\Z` anchors at the end and `\\A` at the start, as in Python (not the letters Z and A)", () => {
+    assert.deepEqual(adjustmentFor(groups, "llama-instruct").matched, ["instruct_last", "llama_first"]);
+    assert.deepEqual(adjustmentFor(groups, "instructZ-v2").matched, []);
+    assert.deepEqual(adjustmentFor(groups, "code-llama-instruct-v2").matched, []);
+    assert.deepEqual(adjustmentFor(groups, "Allama").matched, []);
+  });
+
+  it("only outside character classes and unless the backslash is escaped", () => {
+    assert.equal(fromPythonAnchors("\\Afoo\\Z"), "^foo$");
+    assert.equal(fromPythonAnchors("foo\\z"), "foo$");
+    assert.equal(fromPythonAnchors("a\\\\Z"), "a\\\\Z", "an escaped backslash, then the letter Z");
+    assert.equal(fromPythonAnchors("[\\A\\Z]x"), "[\\A\\Z]x", "inside a class: left alone");
+    assert.equal(fromPythonAnchors("[]\\Z]\\Z"), "[]\\Z]$", "a leading ] does not end the class");
+    assert.equal(fromPythonAnchors("[^]]\\Z"), "[^]]$");
+    assert.equal(fromPythonAnchors("[\\]]\\Z"), "[\\]]$");
+    assert.equal(fromPythonAnchors("\\d+b\\b"), "\\d+b\\b", "other escapes untouched");
   });
 });

@@ -1,6 +1,7 @@
 // Model adjustments in the original project's `config/model-adjustments.yaml` format:
 //   adjustments: { <group>: { priority: <number>, regex: [<pattern>, ...] } }
-// A group adds its priority once when any of its patterns is found (case-insensitive) in the model id.
+// A group adds its priority once when any of its patterns is found (case-insensitive) in the model id. Python's
+// `\A` and `\Z` anchors are translated (fromPythonAnchors).
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 
 export interface AdjustmentGroup {
@@ -105,7 +106,7 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
               return;
             }
             try {
-              patterns.push(new RegExp(item.value, "i"));
+              patterns.push(new RegExp(fromPythonAnchors(item.value), "i"));
             } catch (error) {
               const reason = error instanceof Error ? error.message : String(error);
               const hint = /\(\?[a-zA-Z]+\)|\(\?P</.test(item.value)
@@ -125,6 +126,40 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
   }
   if (issues.length > 0) throw new AdjustmentsFileError(fileName, issues);
   return groups;
+}
+
+/**
+ * Python's string anchors in their JavaScript spelling: `\A` becomes `^` and `\Z` (and Python 3.14's `\z`) `$`,
+ * outside character classes and unless the backslash is itself escaped. The patterns come from the Python project's
+ * file, and JavaScript without the `u` flag reads an unknown escape as the bare letter, so `instruct\Z` would
+ * silently match `instructZ-v2` and never `llama-instruct`. Without the `m` flag `^` and `$` anchor at the ends of
+ * the whole id, as Python's do.
+ */
+export function fromPythonAnchors(pattern: string): string {
+  let translated = "";
+  /** Where the character class we are in starts (its `[`), or -1 outside one. */
+  let classStart = -1;
+  for (let index = 0; index < pattern.length; index++) {
+    const char = pattern[index] as string;
+    if (char === "\\") {
+      const next = pattern[index + 1];
+      index += 1;
+      if (next === undefined) translated += char;
+      else if (classStart < 0 && next === "A") translated += "^";
+      else if (classStart < 0 && (next === "Z" || next === "z")) translated += "$";
+      else translated += char + next;
+      continue;
+    }
+    if (classStart < 0) {
+      if (char === "[") classStart = index;
+    } else if (char === "]") {
+      // A `]` first in a class (`[]a]`, `[^]a]`) is a literal in Python, not the class's end.
+      const firstAt = pattern[classStart + 1] === "^" ? classStart + 2 : classStart + 1;
+      if (index !== firstAt) classStart = -1;
+    }
+    translated += char;
+  }
+  return translated;
 }
 
 /** Sums the priority of every group with a matching pattern; a group counts once however many patterns match. */
