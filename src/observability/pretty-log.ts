@@ -17,6 +17,7 @@ const LEVELS: Readonly<Record<number, { name: string; colour: string }>> = {
  * or a header value printed as it is could start a forged line of its own (`\n08:40:00 INFO ...`) or send the
  * terminal escape sequences; JSON lines escape them, so these must too.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is matched.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 
 /** `text` with every control character written as an escape (`\n`, `\x1b`, `\u2028`), so it stays on its line. */
