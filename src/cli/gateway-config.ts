@@ -1,6 +1,7 @@
-// Which config the gateway and every CLI command use: `--config PATH`, else $LLM_GATEWAY_CONFIG, else
-// config/meta-providers.yaml; and when that default file does not exist, every built-in preset whose key
-// variable is set (the "no config" mode). An explicit path that does not exist stays an error.
+// Which config the gateway and every CLI command use: `--config PATH`, else $LLM_GATEWAY_CONFIG (empty: unset),
+// else config/meta-providers.yaml; and when that default file does not exist, every built-in preset whose key
+// variable is set (the "no config" mode). An explicit path that does not exist stays an error. `serve` makes that
+// choice once, at start, and every reload loads the same choice again (chooseConfig, loadChosenConfig).
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
@@ -24,17 +25,40 @@ export interface GatewayConfigSource {
   readonly availability: PresetAvailability | undefined;
 }
 
+/** Where a config comes from: a file (absolute path), or the presets whose keys are set (the no-config mode). */
+export type ConfigChoice = { readonly kind: "file"; readonly path: string } | { readonly kind: "presets" };
+
+export interface ConfigChoiceOptions {
+  readonly explicitPath: string | undefined;
+  readonly env: Env;
+  readonly cwd: string;
+}
+
+/**
+ * The file named by `--config`, else by $LLM_GATEWAY_CONFIG, else the default file when it exists, else the
+ * presets. An empty value counts as unset (`LLM_GATEWAY_CONFIG=` in .env would otherwise name the directory).
+ */
+export function chooseConfig(options: ConfigChoiceOptions): ConfigChoice {
+  const named = [options.explicitPath, options.env.LLM_GATEWAY_CONFIG].find(
+    (value): value is string => value !== undefined && value !== "",
+  );
+  const path = resolve(options.cwd, named ?? DEFAULT_CONFIG_PATH);
+  return named !== undefined || existsSync(path) ? { kind: "file", path } : { kind: "presets" };
+}
+
 /** Throws ConfigError for every config problem, including "no config file and no key at all". */
-export function loadGatewayConfig(options: {
-  explicitPath: string | undefined;
-  env: Env;
-  cwd: string;
-}): GatewayConfigSource {
-  const { env, cwd } = options;
-  const explicitPath = options.explicitPath ?? (env.LLM_GATEWAY_CONFIG === "" ? undefined : env.LLM_GATEWAY_CONFIG);
-  const configPath = resolve(cwd, explicitPath ?? DEFAULT_CONFIG_PATH);
-  if (explicitPath !== undefined || existsSync(configPath)) {
-    return { loaded: loadConfigFileWithPresets(configPath, env), configPath, availability: undefined };
+export function loadGatewayConfig(options: ConfigChoiceOptions): GatewayConfigSource {
+  return loadChosenConfig(chooseConfig(options), options.env);
+}
+
+/**
+ * Loads a config chosen before. A file chosen stays the one read even when it is gone (then: "file not found"),
+ * rather than falling back to the no-config mode: a reload would otherwise swap a config with client keys for
+ * presets without any, turning authentication off.
+ */
+export function loadChosenConfig(choice: ConfigChoice, env: Env): GatewayConfigSource {
+  if (choice.kind === "file") {
+    return { loaded: loadConfigFileWithPresets(choice.path, env), configPath: choice.path, availability: undefined };
   }
   const presets = loadPresets(env);
   const resolvePreset = createPresetResolver(presets);

@@ -8,7 +8,7 @@ import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
-import { type GatewayConfigSource, loadGatewayConfig } from "./gateway-config.ts";
+import { chooseConfig, type GatewayConfigSource, loadChosenConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
@@ -16,10 +16,13 @@ import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
-  const env = loadEnv(process.cwd());
+  const cwd = process.cwd();
+  const env = loadEnv(cwd);
+  // Chosen once: every reload reads this file (or stays in the no-config mode) until a restart.
+  const choice = chooseConfig({ explicitPath: options.configPath, env, cwd });
   let source: GatewayConfigSource;
   try {
-    source = loadGatewayConfig({ explicitPath: options.configPath, env, cwd: process.cwd() });
+    source = loadChosenConfig(choice, env);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(
@@ -74,10 +77,20 @@ export async function serve(options: { configPath: string | undefined }): Promis
     },
     `LLM Gateway listening on ${gateway.url}/v1`,
   );
-  // Hot reload: the same loading as at startup (.env read again), validated before anything is swapped.
-  const cwd = process.cwd();
+  // Hot reload: the same loading as at startup (.env read again), validated before anything is swapped. The file
+  // (or the no-config mode) is the one chosen at start: a config file moved away, or an LLM_GATEWAY_CONFIG line
+  // gone from .env, must not drop the serving config's client keys for the presets' (none).
   gateway.runtime.setConfigLoader(() => {
-    const next = loadGatewayConfig({ explicitPath: options.configPath, env: loadEnv(cwd), cwd }).loaded.config;
+    const nextEnv = loadEnv(cwd);
+    const now = chooseConfig({ explicitPath: options.configPath, env: nextEnv, cwd });
+    if (now.kind === "file" && (choice.kind === "presets" || now.path !== choice.path)) {
+      const kept = choice.kind === "file" ? choice.path : "no config file: the presets whose keys are set";
+      gateway.app.log.warn(
+        { config: now.path, serving: choice.kind === "file" ? choice.path : null },
+        `config reload: the config file would now be ${now.path}, which applies at the next restart (this gateway keeps reading ${kept})`,
+      );
+    }
+    const next = loadChosenConfig(choice, nextEnv).loaded.config;
     refuseUnsafeReload(next);
     const fixed = changedUntilRestart(loaded.config, next);
     if (fixed.length > 0) {

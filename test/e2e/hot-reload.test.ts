@@ -3,7 +3,7 @@
 // the old one, a removed provider gets no new request, learned state carries over), an invalid one is refused
 // with every problem and the old config keeps serving.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -332,6 +332,78 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
     writeFileSync(envPath, "GW_CLIENT_KEY=client-key\n");
     assert.match(await sighupUntilRefused(2), /no provider would be left/);
     assert.equal((await chat("client-key")).status, 200, "the old config keeps serving");
+  });
+});
+
+describe("a reload reads the config file chosen at start", () => {
+  const CLIENT_KEY = "client-key";
+  /** A config found without --config (default path or LLM_GATEWAY_CONFIG), with client keys, and a preset key in .env. */
+  async function startFound(
+    t: Parameters<typeof startGatewayProcess>[0],
+    placement: { configFile: string; dotEnvExtra: string },
+  ) {
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    // A preset key too: without the file, the no-config mode would have a provider to enable.
+    const dotEnv = `GROQ_API_KEY=gsk-test\nLLM_GATEWAY_PRESET_GROQ_BASE_URL=${alpha.baseUrl}\n${placement.dotEnvExtra}`;
+    const gateway = await startGatewayProcess(
+      t,
+      stringify({
+        server: { port: 0, host: "127.0.0.1", log_level: "info", api_keys: [CLIENT_KEY] },
+        providers: [provider("alpha", alpha, { m: { id: "alpha-m" } })],
+      }),
+      { dotEnv, configFile: placement.configFile, isConfigFlagged: false },
+    );
+    const chat = (key?: string) =>
+      fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(key === undefined ? {} : { authorization: `Bearer ${key}` }),
+        },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      });
+    const sighupUntil = async (message: RegExp): Promise<string> => {
+      const seen = gateway.logs.length;
+      assert.ok(gateway.pid !== undefined);
+      process.kill(gateway.pid, "SIGHUP");
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const found = gateway.logs.slice(seen).find((line) => message.test(String(line.msg)));
+        if (found !== undefined) return String(found.msg);
+        assert.ok(Date.now() < deadline, `no log line matching ${message}`);
+        await sleep(50);
+      }
+    };
+    assert.equal((await chat()).status, 401);
+    assert.equal((await chat(CLIENT_KEY)).status, 200);
+    return { gateway, chat, sighupUntil, envPath: join(dirname(gateway.configPath), ".env"), dotEnv };
+  }
+
+  test("the default file moved away: refused as file not found, client keys still required", async (t) => {
+    if (process.platform === "win32") return;
+    const { gateway, chat, sighupUntil } = await startFound(t, {
+      configFile: "config/meta-providers.yaml",
+      dotEnvExtra: "",
+    });
+    renameSync(gateway.configPath, `${gateway.configPath}.moved`);
+    const refusal = await sighupUntil(/^config reload refused|^config reloaded/);
+    assert.match(refusal, /^config reload refused/);
+    assert.match(refusal, /meta-providers\.yaml: file not found/);
+    assert.equal((await chat()).status, 401, "authentication stays on");
+    assert.equal((await chat(CLIENT_KEY)).status, 200, "the old config keeps serving");
+  });
+
+  test("LLM_GATEWAY_CONFIG gone from .env: the same file is read again, client keys still required", async (t) => {
+    if (process.platform === "win32") return;
+    const { chat, sighupUntil, envPath, dotEnv } = await startFound(t, {
+      configFile: "gateway.yaml",
+      dotEnvExtra: "LLM_GATEWAY_CONFIG=gateway.yaml\n",
+    });
+    writeFileSync(envPath, dotEnv.replace("LLM_GATEWAY_CONFIG=gateway.yaml\n", ""));
+    assert.equal(await sighupUntil(/^config reload refused|^config reloaded/), "config reloaded");
+    assert.equal((await chat()).status, 401, "authentication stays on");
+    assert.equal((await chat(CLIENT_KEY)).status, 200);
   });
 });
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, type TestContext, test } from "node:test";
@@ -23,6 +23,7 @@ interface LogLine {
 }
 
 interface Run {
+  readonly dir: string;
   readonly child: ChildProcess;
   readonly logs: LogLine[];
   readonly stderr: () => string;
@@ -61,7 +62,7 @@ function run(t: TestContext, dotEnv: string, args: readonly string[] = []): Run 
     child.kill("SIGKILL");
     await exited;
   });
-  return { child, logs, stderr: () => stderr };
+  return { dir, child, logs, stderr: () => stderr };
 }
 
 async function listening(started: Run): Promise<string> {
@@ -109,6 +110,39 @@ describe("serve without a config file", () => {
     assert.deepEqual(
       listed.filter((entry) => entry.owned_by === "groq").map((entry) => entry.id),
       ["gpt-oss-20b", "llama-3.3-70b"],
+    );
+  });
+
+  test("stays in the no-config mode until a restart: a config file created later is not read by a reload", async (t) => {
+    if (process.platform === "win32") return;
+    const mock = await useMock(t, { models: [{ id: "llama-3.3-70b-versatile" }] });
+    const started = run(
+      t,
+      ["GROQ_API_KEY=gsk-from-dotenv", `LLM_GATEWAY_PRESET_GROQ_BASE_URL=${mock.baseUrl}`, "PORT=0", ""].join("\n"),
+    );
+    const url = await listening(started);
+    mkdirSync(join(started.dir, "config"));
+    writeFileSync(
+      join(started.dir, "config", "meta-providers.yaml"),
+      `server:\n  api_keys: [client-key]\nproviders:\n  - name: other\n    base_url: ${mock.baseUrl}\n    api_key: sk-other\n    models:\n      other-model: {}\n`,
+    );
+    assert.ok(started.child.pid !== undefined);
+    process.kill(started.child.pid, "SIGHUP");
+    const deadline = Date.now() + 5_000;
+    while (
+      !started.logs.some((line) => /^config reload/.test(line.msg ?? "") && !/next restart/.test(line.msg ?? ""))
+    ) {
+      assert.ok(Date.now() < deadline, "the reload was not logged");
+      await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    }
+    const response = await request(`${url}/v1/models`);
+    assert.equal(response.statusCode, 200, "no client key is required: the file is not applied");
+    const listed = ((await response.body.json()) as { data: { id: string; owned_by: string }[] }).data;
+    assert.ok(listed.some((entry) => entry.owned_by === "groq"));
+    assert.ok(!listed.some((entry) => entry.owned_by === "other" || entry.id === "other-model"));
+    assert.ok(
+      started.logs.some((line) => /config file would now be .*meta-providers\.yaml.*next restart/.test(line.msg ?? "")),
+      "the file found is named, for the next restart",
     );
   });
 

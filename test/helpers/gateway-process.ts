@@ -3,9 +3,9 @@
 // loopback port, logs JSON lines (kept in `logs`), and is killed when the test ends.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -35,25 +35,40 @@ export interface GatewayProcess {
  * Starts `node src/main.ts --config <file>` with `yamlText` (a `server:` block listening on 127.0.0.1:0 with
  * info logs, and a private discovery cache, are added unless present) and waits for its "listening" log line.
  * `preload`: a module the process imports first (`--import`), e.g. to inject a fault. `dotEnv`: the text of a `.env`
- * in its working directory (which it reads at start and at each reload).
+ * in its working directory (which it reads at start and at each reload). `configFile`: where the config is written,
+ * relative to that directory (default `config.yaml`); `isConfigFlagged: false` starts it without `--config`, so that
+ * it finds the file itself (the default path, or LLM_GATEWAY_CONFIG in `dotEnv`).
  */
 export async function startGatewayProcess(
   t: TestContext,
   yamlText: string,
-  options: { readonly preload?: string; readonly dotEnv?: string } = {},
+  options: {
+    readonly preload?: string;
+    readonly dotEnv?: string;
+    readonly configFile?: string;
+    readonly isConfigFlagged?: boolean;
+  } = {},
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-process-"));
   let text = yamlText;
   if (!/^server:/m.test(text)) text = `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n${text}`;
   if (!/^discovery:/m.test(text)) text = `${text}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(dir, "cache"))}\n`;
-  const configPath = join(dir, "config.yaml");
+  const configPath = join(dir, options.configFile ?? "config.yaml");
+  mkdirSync(dirname(configPath), { recursive: true });
   writeFileSync(configPath, text);
   if (options.dotEnv !== undefined) writeFileSync(join(dir, ".env"), options.dotEnv);
   // cwd is the temp dir so that no .env of the repository leaks into the test.
   const preload = options.preload === undefined ? [] : ["--import", options.preload];
   const child = spawn(
     process.execPath,
-    ["--import", EXIT_WITH_PARENT, ...preload, MAIN, "serve", "--config", configPath],
+    [
+      "--import",
+      EXIT_WITH_PARENT,
+      ...preload,
+      MAIN,
+      "serve",
+      ...(options.isConfigFlagged === false ? [] : ["--config", configPath]),
+    ],
     {
       cwd: dir,
       stdio: ["pipe", "pipe", "pipe"],
