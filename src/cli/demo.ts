@@ -42,7 +42,7 @@ export async function demo(): Promise<number> {
     "<demo>",
     { env: {} },
   );
-  const gateway = await startGateway(config, { logger: terminalLogger(config) });
+  const gateway = await startGateway(config, { logger: terminalLogger(config), env });
   const base = `${gateway.url}/v1`;
   process.stdout.write(`
 LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; "steady" always answers).

@@ -1,6 +1,7 @@
 // Builds the observers of finished requests (metrics, request log, dashboard activity) for one gateway: picks
 // the request log's backend from the state settings (Redis when `state.redis_url` is set, else the embedded
 // SQLite file's segment files, else memory).
+import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { FileRequestLogBackend } from "../observability/file-request-log.ts";
 import { Observers, type RecordObserver } from "../observability/observers.ts";
@@ -16,10 +17,12 @@ export async function createObservers(
   config: GatewayConfig,
   runtime: GatewayRuntime,
   logger: Logger,
+  env: Env,
 ): Promise<Observers> {
   const extra: RecordObserver[] = [];
   const secrets = (): readonly string[] => providerSecrets(runtime.snapshot);
-  const otlp = otlpSettings(config.traces.otlpEndpoint, process.env);
+  // The loaded env, not process.env: OTEL_* variables set in .env count like the config's other variables.
+  const otlp = otlpSettings(config.traces.otlpEndpoint, env);
   if (otlp !== undefined) {
     // Loaded only when tracing is configured.
     const { OtlpTraceExporter } = await import("../observability/otlp-traces.ts");

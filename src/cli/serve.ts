@@ -40,7 +40,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
   const logger = terminalLogger(loaded.config);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gateway = await startGateway(loaded.config, { warnings: loaded.warnings, logger });
+    gateway = await startGateway(loaded.config, { warnings: loaded.warnings, logger, env });
   } catch (error) {
     if (isAddressInUse(error)) {
       const { port, host } = loaded.config.server;

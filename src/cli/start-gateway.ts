@@ -2,6 +2,7 @@
 // thing on port 0).
 
 import type { Clock } from "../clock.ts";
+import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { countUnhandledRejection } from "../observability/process-faults.ts";
 import { routedLogLine } from "../observability/routed-log.ts";
@@ -32,6 +33,11 @@ export interface StartOptions {
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   readonly clock?: Clock;
   readonly warnings?: readonly string[];
+  /**
+   * The environment the config was loaded with (the real one plus `.env`): what the OTLP export reads its
+   * `OTEL_*` settings from. Default: `process.env`, which has no `.env` in it.
+   */
+  readonly env?: Env;
 }
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
@@ -46,7 +52,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     config,
     options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
   );
-  const observers = await createObservers(config, runtime, runtimeLogger);
+  const observers = await createObservers(config, runtime, runtimeLogger, options.env ?? process.env);
   const keptResponses = await createKeptResponsesStore(config, runtime.clock, runtimeLogger);
   const serverOptions = { observers, keptResponses: keptResponses.kept };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });

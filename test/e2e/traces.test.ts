@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import { describe, test } from "node:test";
 import type { OtlpSpan } from "../../src/observability/otlp-traces.ts";
 import { postChat, useGateway, useMock } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 
@@ -130,6 +131,27 @@ traces:
       (span) => span.parentSpanId === roots.find((root) => root !== failover)?.spanId,
     );
     assert.equal(secondChildren.length, 1);
+  });
+
+  test("OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME set in .env turn the export on, as in the environment", async (t) => {
+    const receiver = await otlpReceiver(t);
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const gateway = await startGatewayProcess(
+      t,
+      `providers:\n  - name: alpha\n    base_url: ${alpha.baseUrl}\n    api_key: sk-alpha\n    models:\n      m: { id: alpha-m }\n`,
+      { dotEnv: `OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.url}\nOTEL_SERVICE_NAME=gateway-from-dotenv\n` },
+    );
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(response.status, 200, await response.text());
+    await waitUntil(() => receiver.spans().length >= 2, "the spans to be exported", 5_000);
+    assert.equal(receiver.exports[0]?.path, "/v1/traces");
+    const resource = receiver.exports[0]?.body.resourceSpans[0]?.resource.attributes ?? [];
+    assert.equal(resource.find((entry) => entry.key === "service.name")?.value.stringValue, "gateway-from-dotenv");
   });
 
   test("nothing is exported (or loaded) without an endpoint", async (t) => {
