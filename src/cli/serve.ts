@@ -159,6 +159,10 @@ const RESTART_ONLY: readonly [string, (config: GatewayConfig) => unknown][] = [
   ["state", (config) => config.state],
   ["metrics", (config) => config.metrics],
   ["request_log", (config) => config.requestLog],
+  // The OTLP exporter is built once with the record subscribers (cli/observers.ts).
+  ["traces", (config) => config.traces],
+  // The kept answers' store is sized once, when it is opened (cli/kept-responses-store.ts).
+  ["responses.store", (config) => config.responses.store],
 ];
 
 /** The restart-only settings (RESTART_ONLY) that differ between the config started with and a reloaded one. */

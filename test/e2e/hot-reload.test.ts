@@ -418,7 +418,12 @@ test("a reload that changes a setting read only at start applies the rest and sa
   const gateway = await startGatewayProcess(t, yaml("alpha", alpha));
   const text = readFileSync(gateway.configPath, "utf8").replace(
     /^providers:[\s\S]*?(?=^discovery:)/m,
-    yaml("beta", beta, { metrics: { enabled: false }, log: { content: true } }),
+    yaml("beta", beta, {
+      metrics: { enabled: false },
+      log: { content: true },
+      traces: { otlp_endpoint: "http://127.0.0.1:4318" },
+      responses: { store: { max_entries: 5 } },
+    }),
   );
   writeFileSync(gateway.configPath, text);
   assert.ok(gateway.pid !== undefined);
@@ -429,7 +434,7 @@ test("a reload that changes a setting read only at start applies the rest and sa
     assert.ok(Date.now() < deadline, "no warning about the settings that wait for a restart");
     await sleep(50);
   }
-  assert.deepEqual(warning()?.settings, ["log.content", "metrics"]);
+  assert.deepEqual(warning()?.settings, ["log.content", "metrics", "traces", "responses.store"]);
   // The rest applied: beta serves.
   const response = await fetch(`${gateway.url}/v1/chat/completions`, {
     method: "POST",
