@@ -25,7 +25,7 @@ import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.t
 import { changedUpstreams } from "./changed-upstreams.ts";
 import { Recorder } from "./recorder.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
-import { buildSnapshot, configHash, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
+import { buildSnapshot, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
 import { Agent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
@@ -106,7 +106,7 @@ export class GatewayRuntime {
     this.startedAtMs = clock.now();
     this.#snapshot = snapshot;
     this.#configLoadedAtMs = clock.now();
-    this.#configHash = configHash(snapshot.config);
+    this.#configHash = snapshot.configHash;
   }
 
   static async create(config: GatewayConfig, options: RuntimeOptions = {}): Promise<GatewayRuntime> {
@@ -211,9 +211,10 @@ export class GatewayRuntime {
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
     this.#reloads += 1;
-    if (previous.config !== config) {
+    // A forced model refresh keeps the config, but reads the adjustments file again: its hash says if that changed.
+    if (previous.config !== config || snapshot.configHash !== this.#configHash) {
       this.#configLoadedAtMs = this.clock.now();
-      this.#configHash = configHash(config);
+      this.#configHash = snapshot.configHash;
     }
   }
 

@@ -10,6 +10,7 @@ import type { Logger } from "../logger.ts";
 import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
 import { unservedMetaModels } from "../router/resolve-names.ts";
+import type { AdjustmentGroup } from "../scoring/adjustments.ts";
 import {
   boardQuality,
   type ModelProfile,
@@ -37,6 +38,8 @@ export interface GatewaySnapshot {
   readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
   /** Meta models naming models nothing serves (router/resolve-names.ts `unservedMetaModels`), logged as warnings. */
   readonly metaModelWarnings: readonly string[];
+  /** `configHash` of the config and the adjustments file this snapshot read (`/health` `config.hash`). */
+  readonly configHash: string;
 }
 
 export async function buildSnapshot(
@@ -115,6 +118,7 @@ export async function buildSnapshot(
     budgetScopes: buildBudgetScopes(catalog),
     discovery,
     metaModelWarnings,
+    configHash: configHash(config, sources.adjustments),
   };
 }
 
@@ -147,12 +151,21 @@ function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
   });
 }
 
-/** A short hash of the config that changes with any setting, keys included (as hashes: never the keys). */
-export function configHash(config: GatewayConfig): string {
+/**
+ * A short hash of the config that changes with any setting, keys included (as hashes: never the keys), and with
+ * the scoring adjustments read from their own file: a reload of that file alone changes the scores, so it must
+ * change the hash too. The adjustments are hashed as read (names, priorities, patterns), so an edit of comments
+ * only leaves the hash alone.
+ */
+export function configHash(config: GatewayConfig, adjustments: readonly AdjustmentGroup[] = []): string {
   const text = JSON.stringify(config, (key, value: unknown) =>
     (key === "apiKeys" || key === "adminKeys") && Array.isArray(value)
       ? value.map((secret) => createHash("sha256").update(String(secret)).digest("hex"))
       : value,
   );
-  return createHash("sha256").update(text).digest("hex").slice(0, 16);
+  // A RegExp has no JSON of its own ({}): its source and flags are what it matches.
+  const adjustmentsText = JSON.stringify(
+    adjustments.map((group) => [group.name, group.priority, group.patterns.map((pattern) => String(pattern))]),
+  );
+  return createHash("sha256").update(text).update("\0").update(adjustmentsText).digest("hex").slice(0, 16);
 }

@@ -191,6 +191,25 @@ describe("hot reload", () => {
     assert.equal(await reloads(), 3);
   });
 
+  test("/health's config.hash changes when a reload applies a changed adjustments file alone", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } })]));
+    const adjustmentsPath = join(dirname(gateway.configPath), "model-adjustments.yaml");
+    const hashAfterReload = async (): Promise<string> => {
+      const response = await reload(gateway);
+      assert.equal(response.status, 200, response.text);
+      return (await configInfo(gateway)).hash;
+    };
+    const before = await hashAfterReload();
+    writeFileSync(adjustmentsPath, 'adjustments:\n  distrusted:\n    priority: -5\n    regex: ["^alpha-"]\n');
+    const withFile = await hashAfterReload();
+    assert.notEqual(withFile, before, "a new adjustments file changes the hash");
+    writeFileSync(adjustmentsPath, 'adjustments:\n  distrusted:\n    priority: -3\n    regex: ["^alpha-"]\n');
+    const edited = await hashAfterReload();
+    assert.notEqual(edited, withFile, "an edited priority changes the hash");
+    assert.equal(await hashAfterReload(), edited, "nothing changed: the same hash");
+  });
+
   test("an invalid config is refused with every problem and the old one keeps serving", async (t) => {
     const alpha = await useMock(t);
     alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-m") });
