@@ -46,6 +46,9 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
     const loaded = configLoader(path, env);
     // The `scoring:` section and the adjustments file are checked here too: `serve` would stop on them.
     const sources = loadScoringSources(scoringSettings(loaded.config));
+    // Every command stops where `serve` would (exit 2), with its message: probing, listing or routing over no
+    // provider at all would only hide why.
+    if (loaded.config.providers.length === 0) return noProviderEnabled(options, path, loaded);
     return { path, loaded, sources };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -62,13 +65,12 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
 
 /**
  * `check`: validate config and .env without starting; list enabled providers and missing keys. Exit 2 wherever
- * `serve` would stop with 2: a config problem, or no provider enabled (then with `serve`'s own message).
+ * `serve` would stop with 2: a config problem, or no provider enabled (then with `serve`'s own message: `load`).
  */
 export async function check(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config, warnings } = result.loaded;
-  if (config.providers.length === 0) return noProviderEnabled(options, result.path, result.loaded);
   // Configured chat models no leaderboard row matches: their quality is only estimated (docs/scoring.md "Unknown models").
   const unmatched: string[] = [];
   for (const provider of config.providers) {
@@ -135,7 +137,7 @@ export async function check(options: CommandOptions): Promise<number> {
   return EXIT_OK;
 }
 
-/** Every provider skipped: `serve` refuses to start (exit 2), so `check` fails the same way, with the same text. */
+/** Every provider skipped: `serve` refuses to start (exit 2), so every command fails the same way, with the same text. */
 async function noProviderEnabled(options: CommandOptions, path: string, loaded: LoadedConfig): Promise<number> {
   // Loaded only here: serve.ts brings the HTTP server's modules, which a passing `check` never needs.
   const { noProviderMessage } = await import("./serve.ts");

@@ -203,6 +203,15 @@ routing:
     assert.doesNotMatch(checked.stdout, /Config OK/);
     assert.match(served.stderr, /^No provider is enabled in .*\n(.*\n)* {2}alpha: ALPHA_KEY\n {2}beta: BETA_KEY\n/);
     assert.equal(checked.stderr, `Config error: ${served.stderr}`);
+    // Every command that loads the config stops the same way (README "Exit codes").
+    const commands = [["providers"], ["models"], ["route", "m", "--explain"]];
+    const results = await Promise.all(commands.map((args) => runCli([...args, "--config", path], { cwd: dir })));
+    for (const [index, result] of results.entries()) {
+      const args = commands[index]?.join(" ");
+      assert.equal(result.code, 2, `${args}: ${result.stdout}${result.stderr}`);
+      assert.equal(result.stderr, checked.stderr, args);
+      assert.equal(result.stdout, "", args);
+    }
 
     const json = await runCli(["check", "--config", path, "--json"], { cwd: dir });
     assert.equal(json.code, 2);
@@ -221,6 +230,9 @@ routing:
       report.skipped.map((skipped) => skipped.name),
       ["alpha", "beta"],
     );
+    const modelsJson = await runCli(["models", "--config", path, "--json"], { cwd: dir });
+    assert.equal(modelsJson.code, 2);
+    assert.deepEqual(parseJson<{ problems: unknown }>(modelsJson).problems, report.problems);
   });
 
   test("server.api_keys all empty after interpolation: exit 2 naming the variable (auth would be off); one empty among others warns", async (t) => {
