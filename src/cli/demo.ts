@@ -1,48 +1,36 @@
 // `npm run demo`: the real gateway in front of two local fake providers. "swift" is preferred but answers 429
 // to every 3rd request, so repeated requests show failover to "steady" and back.
-import { loadEnv } from "../config/env.ts";
+import { type Env, loadEnv } from "../config/env.ts";
 import { buildConfig } from "../config/load.ts";
+import type { GatewayConfig } from "../config/types.ts";
 import { startFakeProvider } from "./demo-providers.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
-import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
+import { startFailure } from "./start-failure.ts";
+import { handleShutdownSignals, logUnhandledRejections, type RunningGateway, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
+
+const DEMO_PORT = 12345;
+const DEMO_HOST = "127.0.0.1";
 
 export async function demo(): Promise<number> {
   const env = loadEnv(process.cwd());
   const swift = await startFakeProvider("swift", { rateLimitEvery: 3, wordDelayMs: 40 });
   const steady = await startFakeProvider("steady", { rateLimitEvery: 0, wordDelayMs: 60 });
-  const { config } = buildConfig(
-    {
-      server: { port: env.PORT === undefined ? 12345 : Number(env.PORT), host: env.HOST ?? "127.0.0.1" },
-      providers: [
-        {
-          name: "swift",
-          base_url: swift.baseUrl,
-          api_key: "demo-key-swift",
-          cost: "free",
-          models: {
-            "demo-large": { priority: 10, context: 32768, params_b: 70 },
-            "demo-small": { priority: 2, context: 8192 },
-          },
-        },
-        {
-          name: "steady",
-          base_url: steady.baseUrl,
-          api_key: "demo-key-steady",
-          cost: "free",
-          models: {
-            "demo-large": { priority: 5, context: 32768, params_b: 70 },
-            "demo-small": { priority: 1, context: 8192 },
-          },
-        },
-      ],
-      meta_models: { best: ["demo-large", "demo-small"] },
-    },
-    "<demo>",
-    { env: {} },
-  );
-  const gateway = await startGateway(config, { logger: terminalLogger(config), env });
+  let gateway: RunningGateway;
+  let config: GatewayConfig;
+  try {
+    config = demoConfig(swift.baseUrl, steady.baseUrl, env);
+    gateway = await startGateway(config, { logger: terminalLogger(config), env });
+  } catch (error) {
+    // The fake providers hold the event loop: closed here, so that the process ends with the message.
+    await swift.close();
+    await steady.close();
+    const failure = startFailure(error, demoServer(env), "npm run demo");
+    if (failure === undefined) throw error;
+    process.stderr.write(failure.message);
+    return failure.exitCode;
+  }
   const base = `${gateway.url}/v1`;
   process.stdout.write(`
 LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; "steady" always answers).
@@ -75,4 +63,44 @@ Watch the x-gateway-provider header switch from swift to steady on a 429. Ctrl-C
   capYoungGeneration();
   releaseOptimizingCompilersOnFirstRequest(gateway.app.server);
   return 0;
+}
+
+/** Where the demo listens: 127.0.0.1:12345 unless $PORT / $HOST say otherwise (checked by buildConfig). */
+function demoServer(env: Env): { port: number; host: string } {
+  const port = env.PORT === undefined || env.PORT === "" ? DEMO_PORT : Number(env.PORT);
+  return { port, host: env.HOST === undefined || env.HOST === "" ? DEMO_HOST : env.HOST };
+}
+
+function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfig {
+  return buildConfig(
+    {
+      server: { port: DEMO_PORT, host: DEMO_HOST },
+      providers: [
+        {
+          name: "swift",
+          base_url: swiftUrl,
+          api_key: "demo-key-swift",
+          cost: "free",
+          models: {
+            "demo-large": { priority: 10, context: 32768, params_b: 70 },
+            "demo-small": { priority: 2, context: 8192 },
+          },
+        },
+        {
+          name: "steady",
+          base_url: steadyUrl,
+          api_key: "demo-key-steady",
+          cost: "free",
+          models: {
+            "demo-large": { priority: 5, context: 32768, params_b: 70 },
+            "demo-small": { priority: 1, context: 8192 },
+          },
+        },
+      ],
+      meta_models: { best: ["demo-large", "demo-small"] },
+    },
+    "<demo>",
+    // Only $PORT and $HOST from the environment, checked like any config's (a bad $PORT names itself).
+    { env: { PORT: env.PORT, HOST: env.HOST } },
+  ).config;
 }

@@ -7,10 +7,11 @@ import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
-import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
+import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig, type GatewayConfigSource, loadChosenConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
+import { configErrorText, startFailure } from "./start-failure.ts";
 import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
@@ -25,9 +26,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     source = loadChosenConfig(choice, env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(
-        `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
-      );
+      process.stderr.write(configErrorText(error));
       return EXIT_USAGE;
     }
     throw error;
@@ -42,21 +41,10 @@ export async function serve(options: { configPath: string | undefined }): Promis
   try {
     gateway = await startGateway(loaded.config, { warnings: loaded.warnings, logger, env });
   } catch (error) {
-    if (isAddressInUse(error)) {
-      const { port, host } = loaded.config.server;
-      process.stderr.write(
-        `Port ${port} on ${host} is already in use (another gateway?). Stop it, or start on another port: ` +
-          `PORT=${port === 65535 ? port - 1 : port + 1} npm start (or server.port in the config).\n`,
-      );
-      return EXIT_NOT_OK;
-    }
-    if (error instanceof ConfigError) {
-      process.stderr.write(
-        `Config error (${error.issues.length} problem${error.issues.length === 1 ? "" : "s"}):\n${error.message}\n`,
-      );
-      return EXIT_USAGE;
-    }
-    throw error;
+    const failure = startFailure(error, loaded.config.server, "npm start");
+    if (failure === undefined) throw error;
+    process.stderr.write(failure.message);
+    return failure.exitCode;
   }
   if (availability !== undefined) {
     gateway.app.log.info(
@@ -115,10 +103,6 @@ export async function serve(options: { configPath: string | undefined }): Promis
   capYoungGeneration();
   releaseOptimizingCompilersOnFirstRequest(gateway.app.server);
   return EXIT_OK;
-}
-
-function isAddressInUse(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | null)?.code === "EADDRINUSE";
 }
 
 /**

@@ -1,7 +1,9 @@
 // Starting and stopping a gateway process: shared by `serve`, `demo` and the tests (which start the real
 // thing on port 0).
 
+import { resolve, sep } from "node:path";
 import type { Clock } from "../clock.ts";
+import { ConfigError } from "../config/config-error.ts";
 import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { countUnhandledRejection } from "../observability/process-faults.ts";
@@ -48,9 +50,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     info: (object: object, message: string) => app?.log.info(object, message),
     warn: (object: object, message: string) => app?.log.warn(object, message),
   };
-  const runtime = await GatewayRuntime.create(
-    config,
-    options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
+  const runtime = await openingStatePath(config, () =>
+    GatewayRuntime.create(
+      config,
+      options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
+    ),
   );
   const observers = await createObservers(config, runtime, runtimeLogger, options.env ?? process.env);
   const keptResponses = await createKeptResponsesStore(config, runtime.clock, runtimeLogger);
@@ -100,6 +104,38 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await runtime.close();
     },
   };
+}
+
+/**
+ * The state store is the first thing that opens `state.path` (its folder is created, then the SQLite file): when
+ * the OS refuses it (a file where a folder should be, no permission, a read-only disk), that is a problem of the
+ * setting, reported as one (exit 2, naming state.path and the OS error) rather than as a stack.
+ */
+async function openingStatePath<T>(config: GatewayConfig, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    const { state } = config;
+    const isFile = state.redisUrl === undefined && state.path !== "" && state.path !== ":memory:";
+    if (!isFile || !(error instanceof Error) || !isStatePathError(error, state.path)) throw error;
+    throw new ConfigError([
+      {
+        location: config.sourcePath ?? "<config>",
+        path: "state.path",
+        message: `cannot open ${JSON.stringify(state.path)}: ${error.message}`,
+      },
+    ]);
+  }
+}
+
+/** SQLite's own refusal, or the OS's about the file or one of its folders. */
+function isStatePathError(error: Error, statePath: string): boolean {
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (code === "ERR_SQLITE_ERROR") return true;
+  if (code === undefined || !/^E[A-Z]+$/.test(code) || path === undefined) return false;
+  const target = resolve(statePath);
+  const failed = resolve(path);
+  return target === failed || target.startsWith(`${failed}${sep}`);
 }
 
 /**

@@ -1,0 +1,65 @@
+// `serve` and `demo` that cannot start say why in a few lines with README's exit code, never with a stack: a bad
+// $PORT or a state.path the OS refuses is a config problem (2), a port in use is 1.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { describe, type TestContext, test } from "node:test";
+import { type CliResult, runCli, tempDir } from "../helpers/cli-process.ts";
+
+/** A loopback port something else listens on until the test ends. */
+async function takenPort(t: TestContext): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => new Promise<void>((resolveClose) => server.close(() => resolveClose())));
+  const address = server.address();
+  assert.ok(address !== null && typeof address === "object");
+  return address.port;
+}
+
+function assertNoStack(result: CliResult): void {
+  assert.doesNotMatch(result.stderr, /^\s+at /m, `a stack trace:\n${result.stderr}`);
+  assert.doesNotMatch(result.stderr, /^llm-gateway: /m, `an unexpected error:\n${result.stderr}`);
+}
+
+describe("demo", () => {
+  test("a $PORT that is not a port: exit 2 naming environment PORT", async (t) => {
+    const result = await runCli(["demo"], { cwd: tempDir(t), env: { PORT: "abc" } });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^Config error \(1 problem\):\nenvironment PORT: not a port number: "abc"\n$/);
+    assertNoStack(result);
+  });
+
+  test("its port in use: exit 1 saying so and how to start on another port", async (t) => {
+    const port = await takenPort(t);
+    const result = await runCli(["demo"], { cwd: tempDir(t), env: { PORT: String(port) } });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(`^Port ${port} on 127\\.0\\.0\\.1 is already in use .*PORT=${port + 1} npm run demo`),
+    );
+    assertNoStack(result);
+  });
+});
+
+describe("serve", () => {
+  test("a state.path under a file: exit 2, one problem naming state.path and the OS error", async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, "blocker"), "a file where a folder should be\n");
+    const statePath = join(dir, "blocker", "sub", "state.db");
+    const configPath = join(dir, "gateway.yaml");
+    writeFileSync(
+      configPath,
+      `server:\n  port: 0\n  host: 127.0.0.1\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-alpha\n    models: { m: {} }\nstate:\n  path: ${JSON.stringify(statePath)}\n`,
+    );
+    const result = await runCli(["serve", "--config", configPath], { cwd: dir });
+    assert.equal(result.code, 2, result.stderr);
+    const lines = result.stderr.trimEnd().split("\n");
+    assert.equal(lines[0], "Config error (1 problem):");
+    assert.equal(lines.length, 2, result.stderr);
+    assert.ok(lines[1]?.startsWith(`${configPath} state.path: cannot open "${statePath}": ENOTDIR`), lines[1]);
+    assertNoStack(result);
+  });
+});
