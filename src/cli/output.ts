@@ -7,15 +7,35 @@ export interface Output {
 }
 
 export function terminalOutput(): Output {
+  const isStdoutOpen = whileReaderListens(process.stdout);
+  const isStderrOpen = whileReaderListens(process.stderr);
   const isColorAllowed = (process.env.NO_COLOR ?? "") === "" && process.env.TERM !== "dumb";
   const isColor = isColorAllowed && process.stdout.isTTY === true;
   // Messages are painted for stdout's terminal; stderr may be redirected on its own (`2> log`).
   const isErrorColor = isColorAllowed && process.stderr.isTTY === true;
   return {
     isColor,
-    write: (text) => process.stdout.write(text),
-    error: (text) => process.stderr.write(isErrorColor ? text : text.replace(ANSI_COLOUR, "")),
+    write: (text) => {
+      if (isStdoutOpen()) process.stdout.write(text);
+    },
+    error: (text) => {
+      if (isStderrOpen()) process.stderr.write(isErrorColor ? text : text.replace(ANSI_COLOUR, ""));
+    },
   };
+}
+
+/**
+ * A reader that went away (`check | head -2`): the rest of the output has nowhere to go, and Node reports that as
+ * an 'error' event (EPIPE) that, unhandled, ends the process with a stack. The command finishes quietly instead,
+ * writing nothing more to that stream. Any other write error still ends the process, as before.
+ */
+function whileReaderListens(stream: NodeJS.WriteStream): () => boolean {
+  let isOpen = true;
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    isOpen = false;
+  });
+  return () => isOpen && !stream.destroyed;
 }
 
 const CODES = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
