@@ -98,6 +98,9 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
         },
       ],
       meta_models: { best: ["demo-large", "demo-small"] },
+      // In memory: the demo's made-up requests, budgets and cooldowns must not land in data/state.db (and the
+      // request log next to it), which a later `serve` in the same folder reads and shows.
+      state: { path: ":memory:" },
     },
     "<demo>",
     // Only $PORT and $HOST from the environment, checked like any config's (a bad $PORT names itself).

@@ -1,12 +1,13 @@
 // `serve` and `demo` that cannot start say why in a few lines with README's exit code, never with a stack: a bad
-// $PORT or a state.path the OS refuses is a config problem (2), a port in use is 1.
+// $PORT or a state.path the OS refuses is a config problem (2), a port in use is 1. And the demo leaves no state.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
-import { type CliResult, runCli, tempDir } from "../helpers/cli-process.ts";
+import { type CliResult, MAIN, runCli, tempDir } from "../helpers/cli-process.ts";
 
 /** A loopback port something else listens on until the test ends. */
 async function takenPort(t: TestContext): Promise<number> {
@@ -61,5 +62,41 @@ describe("serve", () => {
     assert.equal(lines.length, 2, result.stderr);
     assert.ok(lines[1]?.startsWith(`${configPath} state.path: cannot open "${statePath}": ENOTDIR`), lines[1]);
     assertNoStack(result);
+  });
+});
+
+describe("demo state", () => {
+  test("the demo keeps its state in memory: no data/state.db (or request log) in the folder it ran in", async (t) => {
+    const dir = tempDir(t);
+    const child = spawn(process.execPath, [MAIN, "demo"], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", PORT: "0" },
+    });
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const deadline = Date.now() + 20_000;
+    let url: string | undefined;
+    while (url === undefined) {
+      url = /Live dashboard: (http:\/\/\S+)\/dashboard/.exec(stdout)?.[1];
+      assert.ok(Date.now() < deadline && child.exitCode === null, `the demo did not start:\n${stdout}`);
+      await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    }
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "best", messages: [{ role: "user", content: "Hi" }] }),
+    });
+    assert.equal(response.status, 200, await response.text());
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+    const data = join(dir, "data");
+    assert.deepEqual(existsSync(data) ? readdirSync(data) : [], [], "nothing written under data/");
   });
 });
