@@ -12,6 +12,7 @@ import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
+import { chooseConfig } from "./gateway-config.ts";
 import { type Output, paint, table } from "./output.ts";
 
 export interface CommandOptions {
@@ -37,17 +38,16 @@ interface Loaded {
 }
 
 async function load(options: CommandOptions): Promise<Loaded | number> {
-  const env = loadEnv(options.cwd ?? process.cwd());
-  const path = resolve(
-    options.cwd ?? process.cwd(),
-    options.configPath ?? env.LLM_GATEWAY_CONFIG ?? DEFAULT_CONFIG_PATH,
-  );
+  const cwd = options.cwd ?? process.cwd();
+  const env = loadEnv(cwd);
+  // The same choice as the loader's (an empty LLM_GATEWAY_CONFIG is unset): the path shown is the one read.
+  const choice = chooseConfig({ explicitPath: options.configPath, env, cwd });
+  const path = choice.kind === "file" ? choice.path : resolve(cwd, DEFAULT_CONFIG_PATH);
   try {
     const loaded = configLoader(path, env);
     // The `scoring:` section and the adjustments file are checked here too: `serve` would stop on them.
     const sources = loadScoringSources(scoringSettings(loaded.config));
-    // Every command stops where `serve` would (exit 2), with its message: probing, listing or routing over no
-    // provider at all would only hide why.
+    // Every command stops where `serve` would (exit 2), with its message: no provider means nothing to show.
     if (loaded.config.providers.length === 0) return noProviderEnabled(options, path, loaded);
     return { path, loaded, sources };
   } catch (error) {
@@ -140,14 +140,14 @@ export async function check(options: CommandOptions): Promise<number> {
 /** Every provider skipped: `serve` refuses to start (exit 2), so every command fails the same way, with the same text. */
 async function noProviderEnabled(options: CommandOptions, path: string, loaded: LoadedConfig): Promise<number> {
   // Loaded only here: serve.ts brings the HTTP server's modules, which a passing `check` never needs.
-  const { noProviderMessage } = await import("./serve.ts");
+  const { noProviderMessage, noProviderProblem } = await import("./serve.ts");
   const configPath = loaded.config.sourcePath === undefined ? undefined : path;
   const skipped = loaded.config.skippedProviders;
   if (!options.isJson) {
     options.output.error(`${paint(options.output, "red", "Config error")}: ${noProviderMessage(skipped, configPath)}`);
     return EXIT_USAGE;
   }
-  const message = "no provider is enabled (`skipped` says why): set a key variable for at least one of them";
+  const message = noProviderProblem(skipped);
   const problems = [{ location: configPath ?? "environment", path: "providers", message }];
   writeJson(options.output, { ok: false, config: configPath ?? null, problems, skipped, warnings: loaded.warnings });
   return EXIT_USAGE;

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ConfigError } from "../config/config-error.ts";
-import { loadGatewayConfig } from "./gateway-config.ts";
+import { chooseConfig, loadGatewayConfig } from "./gateway-config.ts";
 
 const work = mkdtempSync(join(tmpdir(), "gateway-config-"));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -49,5 +49,20 @@ describe("loadGatewayConfig (presets read only when needed)", () => {
       () => loadGatewayConfig({ explicitPath: path, env: {}, cwd: work }),
       (error: unknown) => error instanceof ConfigError && /unknown preset "no-such-preset"/.test(error.message),
     );
+  });
+});
+
+describe("chooseConfig", () => {
+  it("takes an empty LLM_GATEWAY_CONFIG (or --config) as unset, not as the working directory", () => {
+    const dir = mkdtempSync(join(work, "choose-"));
+    assert.deepEqual(chooseConfig({ explicitPath: undefined, env: { LLM_GATEWAY_CONFIG: "" }, cwd: dir }), {
+      kind: "presets",
+    });
+    mkdirSync(join(dir, "config"));
+    writeFileSync(join(dir, "config", "meta-providers.yaml"), OWN_PROVIDER);
+    assert.deepEqual(chooseConfig({ explicitPath: "", env: { LLM_GATEWAY_CONFIG: "" }, cwd: dir }), {
+      kind: "file",
+      path: join(dir, "config", "meta-providers.yaml"),
+    });
   });
 });

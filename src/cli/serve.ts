@@ -1,6 +1,7 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
 
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
@@ -106,10 +107,6 @@ export async function serve(options: { configPath: string | undefined }): Promis
 }
 
 /**
- * Every provider of the config was skipped (usually: no key set). One block instead of a warning per provider
- * and a gateway that serves nothing: which variable enables which provider, and how to try it without keys.
- */
-/**
  * What a start refuses, a reload refuses too (the previous config keeps serving): no provider with a key (a moved
  * or emptied `.env`: every request would be a 404 until someone noticed). (Client keys that all resolve empty are
  * a config error at any load: src/config.)
@@ -156,6 +153,11 @@ export function changedUntilRestart(started: GatewayConfig, next: GatewayConfig)
   );
 }
 
+/**
+ * Every provider of the config was skipped (usually: no key set). One block instead of a warning per provider
+ * and a gateway that serves nothing: which variable enables which provider, and how to try it without keys. A
+ * config that lists no provider at all (an empty file) is told so, not asked for keys of an empty list.
+ */
 export function noProviderMessage(
   skipped: readonly { readonly name: string; readonly reason: string }[],
   configPath: string | undefined,
@@ -164,14 +166,40 @@ export function noProviderMessage(
     const variables = /environment variable (.+?) is not set/.exec(entry.reason)?.[1];
     return variables === undefined ? `  ${entry.name}: ${entry.reason}` : `  ${entry.name}: ${variables}`;
   });
+  const opening =
+    skipped.length > 0
+      ? [
+          `No provider is enabled${configPath === undefined ? "" : ` in ${configPath}`}: set a key variable for at least one`,
+          "of them (in the environment or in .env) and start again:",
+          ...lines,
+        ]
+      : [
+          `No provider is configured: ${configPath === undefined ? "the config" : configPath} ${isEmptyFile(configPath) ? "is empty" : "lists no providers"}.`,
+          "Add a `providers:` list (a preset is one line: `- preset: groq`; docs/configuration.md, docs/providers.md).",
+        ];
   return [
-    `No provider is enabled${configPath === undefined ? "" : ` in ${configPath}`}: set a key variable for at least one`,
-    "of them (in the environment or in .env) and start again:",
-    ...lines,
+    ...opening,
     "",
     "Try the gateway without any key:   npm run demo",
     "Check the config and keys:         npx llm-gateway check",
     "Getting keys (free tiers):         docs/quickstart.md",
     "",
   ].join("\n");
+}
+
+/** noProviderMessage in one line, for `check --json`'s problem. */
+export function noProviderProblem(skipped: readonly unknown[]): string {
+  return skipped.length === 0
+    ? "no provider is configured: the config lists no providers"
+    : "no provider is enabled (`skipped` says why): set a key variable for at least one of them";
+}
+
+/** Read only on this error path, to say "is empty" rather than "lists no providers". */
+function isEmptyFile(path: string | undefined): boolean {
+  if (path === undefined) return false;
+  try {
+    return readFileSync(path, "utf8").trim() === "";
+  } catch {
+    return false;
+  }
 }

@@ -2,7 +2,9 @@
 // `--json` forms, exit codes (0 ok, 1 something does not work, 2 config or usage error), and colour only on a
 // terminal without NO_COLOR. Each run gets a temp working directory and an environment without keys.
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
@@ -271,6 +273,36 @@ ${twoProviderYaml()}`,
       parseJson<{ warnings: string[] }>(json).warnings.some((warning) => warning.includes("server.api_keys.0: empty")),
       json.stdout,
     );
+  });
+
+  test("LLM_GATEWAY_CONFIG set but empty is unset: the default file is read and named", async (t) => {
+    const dir = tempDir(t);
+    mkdirSync(join(dir, "config"));
+    writeFiles(dir, { "config/meta-providers.yaml": twoProviderYaml() });
+    const result = await runCli(["check"], { cwd: dir, env: { LLM_GATEWAY_CONFIG: "" } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.split("\n")[0], `Config OK: ${join(dir, "config", "meta-providers.yaml")}`);
+  });
+
+  test("an empty config file, or one without providers: exit 2 saying so, not asking for keys", async (t) => {
+    const dir = tempDir(t);
+    const empty = writeFiles(dir, { "empty.yaml": "" });
+    const none = writeFiles(dir, { "none.yaml": "server:\n  port: 0\n" });
+    const [checked, served, noneChecked] = await Promise.all([
+      runCli(["check", "--config", empty], { cwd: dir }),
+      runCli(["serve", "--config", empty], { cwd: dir }),
+      runCli(["check", "--config", none], { cwd: dir }),
+    ]);
+    for (const result of [checked, served, noneChecked]) {
+      assert.equal(result.code, 2, result.stderr);
+      assert.doesNotMatch(result.stderr, /set a key variable/);
+    }
+    assert.match(served.stderr, new RegExp(`^No provider is configured: ${escapeRegExp(empty)} is empty\\.\n`));
+    assert.equal(checked.stderr, `Config error: ${served.stderr}`);
+    assert.match(noneChecked.stderr, new RegExp(`${escapeRegExp(none)} lists no providers\\.`));
+    const json = await runCli(["check", "--config", empty, "--json"], { cwd: dir });
+    assert.equal(json.code, 2);
+    assert.match(parseJson<{ problems: { message: string }[] }>(json).problems[0]?.message ?? "", /lists no providers/);
   });
 
   test("a config file that does not exist: exit 2", async (t) => {
