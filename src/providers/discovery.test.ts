@@ -82,4 +82,13 @@ describe("discoveryFilter", () => {
     ]);
     assert.deepEqual(found, [{ id: "gemini-2.5-flash", contextTokens: 1048576 }]);
   });
+
+  it("leaves out ids no request could name: with a comma (model lists split there), or too long", () => {
+    const all = discoveryFilter(provider({}));
+    const found = all([{ id: "comma,model" }, { id: "x".repeat(257) }, { id: "x".repeat(256) }, { id: "fine" }]);
+    assert.deepEqual(
+      found.map((model) => model.id.length),
+      [256, 4],
+    );
+  });
 });

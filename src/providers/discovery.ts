@@ -2,11 +2,13 @@
 // cache (fresh for `discovery.max_age_ms`) so startup does not depend on every provider being up, and a
 // stale cache is still better than nothing when a provider's /models is down. The cache is keyed by provider
 // name, model URL and a hash of the key (another key may see other models), so a change of either is refetched.
+
 import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
 import type { Dispatcher } from "undici";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "../async-fs.ts";
 import type { Clock } from "../clock.ts";
+import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 import type { DiscoverySettings, ProviderSettings } from "../config/types.ts";
 import type { DiscoveredModel } from "./catalog.ts";
 
@@ -99,7 +101,8 @@ export function discoveryFilter(provider: ProviderSettings): (models: readonly D
     const kept: DiscoveredModel[] = [];
     for (const model of models) {
       const id = prefix !== undefined && model.id.startsWith(prefix) ? model.id.slice(prefix.length) : model.id;
-      if (id === "" || seen.has(id)) continue;
+      // A name no request can carry is not listed: `model` splits at commas, and names are bounded in length.
+      if (id === "" || seen.has(id) || id.includes(",") || id.length > MAX_MODEL_NAME_CHARS) continue;
       if (include.length > 0 && !include.some((pattern) => pattern.test(id))) continue;
       if (exclude.some((pattern) => pattern.test(id))) continue;
       seen.add(id);
