@@ -2,6 +2,7 @@
 // The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
 
 import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
+import { isLimitCause } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 
@@ -65,7 +66,12 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   }
 
   const candidates: RouteCandidate[] = [];
+  // Out for a limit (a 429's cooldown, a budget): worth waiting for when it frees up soon.
   const cooling: (RouteCandidate & { untilMs: number })[] = [];
+  // Out because it fails (circuit open, probe in flight, key rejected): never waited for. Waiting for its probe
+  // made requests sit up to max_wait_for_better_ms for an attempt that mostly fails again (docs/routing.md
+  // "Timeline": while the circuit is open every request goes to the fallback at once).
+  let failingCount = 0;
   const skipped: RouteSkip[] = [];
   const fitFailures: RouteSkip[] = [];
   const paidSkips: RouteSkip[] = [];
@@ -123,7 +129,9 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           board,
           pool,
         });
-        cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
+        if (isLimitCause(availability.cause)) {
+          cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
+        } else failingCount += 1;
         continue;
       }
       const probeScore = availability.isProbe ? context.probeScore?.(deployment) : undefined;
@@ -150,13 +158,13 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     candidates.push(...ready, ...lastResort);
   });
 
-  if (candidates.length === 0 && cooling.length === 0 && fitFailures.length > 0) {
+  if (candidates.length === 0 && cooling.length === 0 && failingCount === 0 && fitFailures.length > 0) {
     const isAllContext = fitFailures.every((failure) => failure.cause === "context");
     throw new NoCapableModelError(noFitMessage(request, fitFailures, context), {
       param: isAllContext ? "messages" : "model",
     });
   }
-  if (candidates.length === 0 && cooling.length === 0 && paidSkips.length > 0) {
+  if (candidates.length === 0 && cooling.length === 0 && failingCount === 0 && paidSkips.length > 0) {
     throw new NoCapableModelError(
       `Every model for \`${request.model}\` is paid and \`routing.paid\` is \`never\`: mark a free one with \`cost: free\` or allow paid models.`,
       { param: "model" },

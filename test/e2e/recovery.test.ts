@@ -104,6 +104,33 @@ describe("recovery on evidence", () => {
     assert.ok(outageAttempts <= 8, `${outageAttempts} attempts hit alpha during its 4 s outage`);
   });
 
+  test("while the circuit is open or its probe is out, requests go to the fallback at once: a failing candidate is not waited for", async (t) => {
+    // max_wait_for_better_ms at its default: a candidate cooling after a 429 would be waited for, a failing one not.
+    const scene = await startScene(t, {
+      alphaModel: { priority: 5 },
+      config: { routing: { max_wait_for_better_ms: 2_000 } },
+    });
+    scene.alpha.setDefault(CHAT_ROUTE, { ...UNAVAILABLE, delayMs: 150 });
+    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    const slowest: number[] = [];
+    const until = Date.now() + 3_500;
+    while (Date.now() < until) {
+      const startedAtMs = performance.now();
+      const answer = await scene.chat();
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(answer.headers["x-gateway-provider"], "beta");
+      slowest.push(performance.now() - startedAtMs);
+      await sleep(80);
+    }
+    slowest.sort((a, b) => b - a);
+    // A probe's own attempt (150 ms, then beta) is the slowest a request may be; waiting for the probe was 2 s.
+    assert.ok(
+      (slowest[0] ?? 0) < 900,
+      `the slowest requests took ${slowest.slice(0, 3).map(Math.round).join(", ")} ms`,
+    );
+    assert.ok(scene.alpha.requests.length >= 2, "alpha was probed again while failing");
+  });
+
   test("after a successful half-open probe the next request goes to the recovered higher-ranked candidate", async (t) => {
     const clock = new ManualClock(START_MS);
     const scene = await startScene(t, {
