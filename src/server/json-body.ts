@@ -39,7 +39,9 @@ function closingQuote(text: string, from: number): number {
 
 export function registerJsonBodyParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser("error", "error");
-  app.removeContentTypeParser("application/json");
+  // Fastify also parses `text/plain` by default: a JSON body sent so reached the pipeline as a string and got
+  // `invalid_body` ("must be a JSON object"), where docs/errors.md promises `invalid_content_type`.
+  app.removeContentTypeParser(["application/json", "text/plain"]);
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     const text = typeof body === "string" ? body : body.toString("utf8");
     if (isJsonDeeperThan(text, MAX_JSON_DEPTH)) {

@@ -58,6 +58,8 @@ describe("malformed requests are 400 invalid_request_error", () => {
       });
       assert.equal(response.status, 400, `${contentType}: ${response.text}`);
       assert.equal(errorOf(response).type, "invalid_request_error");
+      // text/plain once went through Fastify's default string parser and came out as `invalid_body`.
+      assert.equal(errorOf(response).code, "invalid_content_type", `${contentType}: ${response.text}`);
     }
     assert.equal(alpha.requests.length, 0);
   });
