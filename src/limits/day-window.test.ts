@@ -109,3 +109,62 @@ describe("monthWindow", () => {
     assert.equal(monthWindow(LOS_ANGELES, Date.UTC(2026, 2, 1, 5)).startMs, Date.UTC(2026, 1, 1, 8));
   });
 });
+
+describe("a reset time inside a DST change", () => {
+  const at = (iso: string): number => Date.parse(iso);
+
+  it("a skipped reset time (02:00 Los Angeles on the spring-forward day) happens at the end of the gap", () => {
+    // 2026-03-08 01:30 PST: the day that began at 02:00 yesterday ends when clocks jump to 03:00 PDT (10:00 UTC).
+    // One correction step put its end at 09:00 UTC, half an hour before "now".
+    assert.deepEqual(dayWindow(parseDayReset("02:00 America/Los_Angeles"), at("2026-03-08T09:30Z")), {
+      startMs: at("2026-03-07T10:00Z"),
+      endMs: at("2026-03-08T10:00Z"),
+    });
+  });
+
+  it("a repeated reset time (01:30 Los Angeles on the fall-back day) is its later occurrence", () => {
+    const reset = parseDayReset("01:30 America/Los_Angeles");
+    // 2026-11-01 01:10 PST, the second 01:10 of the night: the day ends at 01:30 PST (09:30 UTC), not PDT.
+    const yesterday = { startMs: at("2026-10-31T08:30Z"), endMs: at("2026-11-01T09:30Z") };
+    assert.deepEqual(dayWindow(reset, at("2026-11-01T09:10Z")), yesterday);
+    // 01:40 PDT, the first pass through the repeated hour: the reset's later occurrence is still ahead.
+    assert.deepEqual(dayWindow(reset, at("2026-11-01T08:40Z")), yesterday);
+    assert.equal(dayWindow(reset, at("2026-11-01T09:30Z")).startMs, at("2026-11-01T09:30Z"));
+    // November 1st is also the month's reset.
+    assert.deepEqual(monthWindow(reset, at("2026-11-01T09:10Z")), {
+      startMs: at("2026-10-01T08:30Z"),
+      endMs: at("2026-11-01T09:30Z"),
+    });
+  });
+
+  it("a reset at the start of the skipped hour (01:00 London, 2026-03-29)", () => {
+    assert.deepEqual(dayWindow(parseDayReset("01:00 Europe/London"), at("2026-03-29T00:30Z")), {
+      startMs: at("2026-03-28T01:00Z"),
+      endMs: at("2026-03-29T01:00Z"),
+    });
+  });
+
+  it("every instant of a DST night lies in its window, and the windows tile", () => {
+    const nights = [
+      ["America/Los_Angeles", "2026-03-08T06:00Z", "2026-11-01T06:00Z"],
+      ["Europe/London", "2026-03-28T22:00Z", "2026-10-24T22:00Z"],
+      ["Australia/Lord_Howe", "2026-04-04T12:00Z", "2026-10-03T12:00Z"],
+    ] as const;
+    for (const [zone, ...starts] of nights) {
+      for (const resetTime of ["00:00", "00:30", "01:00", "01:30", "02:00", "02:30", "03:00"]) {
+        const reset = parseDayReset(`${resetTime} ${zone}`);
+        for (const start of starts) {
+          for (let nowMs = at(start); nowMs < at(start) + 8 * HOUR_MS; nowMs += 5 * 60_000) {
+            for (const window of [dayWindow(reset, nowMs), monthWindow(reset, nowMs)]) {
+              const label = `${resetTime} ${zone} at ${new Date(nowMs).toISOString()}`;
+              assert.ok(window.startMs <= nowMs && nowMs < window.endMs, label);
+            }
+            const day = dayWindow(reset, nowMs);
+            assert.equal(dayWindow(reset, day.endMs).startMs, day.endMs);
+            assert.equal(dayWindow(reset, day.startMs - 1).endMs, day.startMs);
+          }
+        }
+      }
+    }
+  });
+});
