@@ -33,3 +33,17 @@ test("Responses events: preamble is not content, deltas are text, completed is f
   }
   assert.equal(inspectResponsesEvent(event("{not json")).isMalformed, true);
 });
+
+test("an event named `error` is an error event whatever its data, with the error in `json.error`", () => {
+  const named = (data: string) => inspectEvent({ data, event: "error" });
+  assert.deepEqual(named('{"message":"boom"}').json, { error: { message: "boom" } });
+  assert.deepEqual(named('{"error":{"message":"boom"}}').json, { error: { message: "boom" } });
+  assert.deepEqual(named("upstream overloaded").json, { error: { message: "upstream overloaded" } });
+  for (const data of ['{"message":"boom"}', "upstream overloaded"]) {
+    const info = named(data);
+    assert.deepEqual([info.isError, info.isMalformed, info.hasContent, info.isDone], [true, false, false, false]);
+  }
+  // Unnamed, the same data is no error: a chunk without choices, or a malformed event.
+  assert.equal(inspectEvent(event({ message: "boom" })).isError, false);
+  assert.equal(inspectEvent(event("upstream overloaded")).isMalformed, true);
+});

@@ -16,7 +16,10 @@ export interface StreamEventInfo {
   readonly hasReasoning: boolean;
   /** A choice carries refusal text. */
   readonly hasRefusal: boolean;
-  /** An in-band error object (`{"error": ...}`), as some providers send mid-stream. */
+  /**
+   * An in-band error object (`{"error": ...}` without `choices`), as some providers send mid-stream, or any event
+   * named `event: error` (its `json` is then `{"error": <its data>}` unless the data already has that shape).
+   */
   readonly isError: boolean;
   readonly finishReason: string | undefined;
   /** Text this event adds to the first choice (chat `delta.content` or completions `text`). */
@@ -56,8 +59,9 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
   try {
     parsed = JSON.parse(data);
   } catch {
-    return MALFORMED;
+    return event.event === "error" ? namedErrorEvent({ message: data }) : MALFORMED;
   }
+  if (event.event === "error") return namedErrorEvent(parsed);
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return MALFORMED;
   const json = parsed as Record<string, unknown>;
   const isError = json.error !== undefined && json.error !== null && !Array.isArray(json.choices);
@@ -123,6 +127,18 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
     usage,
     isFinal: false,
   };
+}
+
+/**
+ * An event named `error` (`event: error`, as Anthropic-style and some OpenAI-compatible servers send) is an error
+ * event whatever its data: `{"error": {...}}` as it is, any other payload as the error itself (`{"message": ...}`,
+ * or the text when it is not JSON). Read as a chunk, `{"message": "boom"}` was no content and no error, so it was
+ * skipped and the `[DONE]` after it ended an empty answer.
+ */
+function namedErrorEvent(parsed: unknown): StreamEventInfo {
+  const isEnvelope = parsed !== null && typeof parsed === "object" && "error" in parsed;
+  const json = isEnvelope ? (parsed as Record<string, unknown>) : { error: parsed };
+  return { ...DONE, isDone: false, json, isError: true };
 }
 
 /**

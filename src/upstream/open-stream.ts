@@ -23,6 +23,7 @@ export type OpenStreamResult =
         | "cut"
         | "error_event"
         | "not_a_stream"
+        | "no_content"
         | "too_large"
         | "client_aborted";
       readonly reason: string;
@@ -77,6 +78,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     const contentType = String(input.headers["content-type"] ?? "");
     if (!contentType.includes("text/event-stream")) return fail(await notAStream(iterator, contentType, input));
     let scanned = 0;
+    let hasSeenChoice = false;
     for (;;) {
       const next = await iterator.next();
       if (next.done) {
@@ -95,6 +97,12 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
               ? { ok: false, failure: "error_event", reason }
               : { ok: false, failure: "error_event", reason, verdict },
           );
+        }
+        if (hasChoices(info.json)) hasSeenChoice = true;
+        if (info.isDone && !hasSeenChoice) {
+          // `[DONE]` before any choice (alone, after malformed events or usage only) ends an empty answer: relayed,
+          // it reached the client as a 200 with nothing in it, and the next candidate was never tried.
+          return fail({ ok: false, failure: "no_content", reason: "the stream ended ([DONE]) before any choice" });
         }
         if (info.hasContent || info.isDone) {
           return {
@@ -118,6 +126,15 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A chat chunk with at least one choice (a role-only chunk counts: the answer has begun). A usage-only chunk
+ * (`"choices": []`) does not, and a native Responses stream has none: there only content opens the stream.
+ */
+function hasChoices(json: Record<string, unknown> | undefined): boolean {
+  const choices = json?.choices;
+  return Array.isArray(choices) && choices.length > 0;
 }
 
 /**

@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import OpenAI from "openai";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { type ChatChunkBody, chatChunk, chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
-import { readTimed, sseFrames, strictSseData, waitUntil } from "../helpers/sse-client.ts";
+import { postJson, readTimed, sseFrames, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, type ProviderOverrides, sentBody, startTwoProviders } from "../helpers/two-providers.ts";
 
 const PRIMARY_ID = "chatcmpl-primary";
@@ -113,6 +113,27 @@ const FAILURES: readonly FailureCase[] = [
     step: { kind: "sse", events: [primaryRole], end: "close-without-done" },
     outcome: "bad_response",
   },
+  // `[DONE]` before any choice is an empty answer, not a finished one: these once committed the stream and the
+  // client got a 200 with only `[DONE]` (its x-gateway-model the empty one).
+  { name: "a stream of only [DONE]", step: { kind: "sse", events: [] }, outcome: "bad_response" },
+  {
+    name: "a malformed event, then [DONE]",
+    step: { kind: "sse", events: [{ raw: "data: {not json\n\n" }] },
+    outcome: "bad_response",
+  },
+  {
+    name: "a usage-only chunk, then [DONE]",
+    step: {
+      kind: "sse",
+      events: [{ data: { id: PRIMARY_ID, object: "chat.completion.chunk", choices: [], usage: { total_tokens: 1 } } }],
+    },
+    outcome: "bad_response",
+  },
+  {
+    name: "an `event: error` without an error envelope, then [DONE]",
+    step: { kind: "sse", events: [{ raw: 'event: error\ndata: {"message":"boom"}\n\n' }] },
+    outcome: "server_error",
+  },
 ];
 
 describe("stream failover before the first content chunk", () => {
@@ -148,6 +169,29 @@ describe("stream failover before the first content chunk", () => {
       );
     });
   }
+
+  test("Messages and Responses streams: an upstream stream of only [DONE] fails over too", async (t) => {
+    const doors = [
+      { path: "/messages", body: { max_tokens: 50, messages: [{ role: "user", content: "hi" }] } },
+      { path: "/responses", body: { input: "hi" } },
+    ];
+    for (const door of doors) {
+      const scene = await startTwoProviders(t);
+      scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: [] });
+      scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: backupChunks().map((data) => ({ data })) });
+      const answer = await postJson(
+        `${scene.gateway.baseUrl}${door.path}`,
+        { model: MODEL, stream: true, ...door.body },
+        { dispatcher: scene.agent },
+      );
+      assert.equal(answer.statusCode, 200, door.path);
+      assert.equal(answer.headers["x-gateway-provider"], "beta", door.path);
+      const { text } = await readTimed(answer.body);
+      // Once: message_start then end_turn with no content block; Responses `output: []`.
+      assert.match(text, /served/, door.path);
+      assert.match(text, / by beta/, door.path);
+    }
+  });
 
   test("the official SDK sees only the fallback's stream after a failed first attempt", async (t) => {
     const scene = await startTwoProviders(t, { primary: { first_token_timeout_ms: 300 } });
