@@ -104,7 +104,9 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     isStream: request.isStream,
     headersTimeoutMs: headersTimeoutMs + 1_000,
     // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
-    bodyTimeoutMs: request.isStream ? 0 : Math.max(1, remainingMs),
+    // A JSON body gets the provider's idle bound (undici's bodyTimeout is restarted by every chunk): an upstream
+    // that sends headers and then nothing once held the call for the whole total_timeout_ms, with no failover.
+    bodyTimeoutMs: request.isStream ? 0 : Math.max(1, Math.min(settings.streamIdleTimeoutMs, remainingMs)),
     signal: context.controller.signal,
   };
   if (!request.isStream) return jsonAttempt(context, call, headersTimeoutMs);

@@ -22,9 +22,9 @@ export interface BufferedCallOptions {
   readonly signal: AbortSignal;
   /**
    * The most bytes of body read for an answer with this status; past them the call is aborted and the answer
-   * resolved truncated. 0: the body is not read at all (a redirect, which is never relayed).
+   * resolved truncated. 0: the body is not read at all (a redirect, or an answer refused by its headers).
    */
-  readonly maxBodyBytes: (statusCode: number) => number;
+  readonly maxBodyBytes: (statusCode: number, headers: HeaderMap) => number;
   /** Called once, when the final status and headers arrive (before the body). */
   readonly onHeaders?: () => void;
 }
@@ -93,7 +93,7 @@ class BufferedCallHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.#isSettled) return;
     this.#statusCode = statusCode;
     this.#headers = headers;
-    const maxBytes = this.#options.maxBodyBytes(statusCode);
+    const maxBytes = this.#options.maxBodyBytes(statusCode, headers);
     this.#kept = new BoundedChunks(maxBytes);
     this.#options.onHeaders?.();
     if (maxBytes <= 0) {

@@ -38,14 +38,27 @@ export async function jsonAttempt(
   try {
     response = await bufferedCall(context.dispatcher, requestOptions(call), {
       signal: call.signal,
-      maxBodyBytes: (status) =>
-        isRedirect(status) ? 0 : isSuccess(status) ? limits.maxResponseBytes : limits.maxErrorBodyBytes,
+      maxBodyBytes: (status, headers) =>
+        isRedirect(status) || isEventStream(status, headers)
+          ? 0
+          : isSuccess(status)
+            ? limits.maxResponseBytes
+            : limits.maxErrorBodyBytes,
       onHeaders: () => {
         headersTimer.stop();
         headersMs = clock.now() - sentAtMs;
       },
     });
   } catch (error) {
+    if ((error as { code?: unknown } | null)?.code === "UND_ERR_BODY_TIMEOUT" && !context.request.signal.aborted) {
+      const idleMs = context.deployment.provider.settings.streamIdleTimeoutMs;
+      return failed(
+        failureLesson("timeout", `the response body went silent for stream_idle_timeout_ms (${idleMs} ms)`),
+        undefined,
+        undefined,
+        headersMs,
+      );
+    }
     return sendFailure(error, context, headersTimer, headersTimeoutMs);
   } finally {
     headersTimer.stop();
@@ -54,6 +67,14 @@ export async function jsonAttempt(
   }
   const { statusCode, headers, text, isTruncated } = response;
   if (isRedirect(statusCode)) return redirectFailure(statusCode, headersMs);
+  if (isEventStream(statusCode, headers)) {
+    return failed(
+      failureLesson("bad_response", `HTTP ${statusCode} with an event stream to a non-stream request`),
+      statusCode,
+      undefined,
+      headersMs,
+    );
+  }
   if (!isSuccess(statusCode)) return errorStatusFailure(context, statusCode, headers, text, headersMs);
   if (isTruncated) {
     return failed(
@@ -66,6 +87,14 @@ export async function jsonAttempt(
   }
   const headerEffects = lessonsFromHeaders(headers, context.deployment.provider.settings, sentAtMs);
   return jsonAnswer(context, statusCode, headers, text, headerEffects, headersMs, call.endpointPath);
+}
+
+/**
+ * A 2xx event stream answering a request that asked for none: refused as soon as its headers arrive. Read as a
+ * JSON body it was never an answer, and an upstream keeping it open held the call for the whole total_timeout_ms.
+ */
+function isEventStream(statusCode: number, headers: HeaderMap): boolean {
+  return isSuccess(statusCode) && String(headers["content-type"] ?? "").includes("text/event-stream");
 }
 
 function jsonAnswer(

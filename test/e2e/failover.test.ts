@@ -112,6 +112,46 @@ describe("fail over to the next candidate", () => {
     await waitUntil(() => alpha.activeRequests() === 0);
   });
 
+  test("headers, then a JSON body that goes silent: after stream_idle_timeout_ms the next candidate answers", async (t) => {
+    // total_timeout_ms 8 s: a body read bounded only by the total time (as it was) fails the whole request.
+    const { alpha, gateway } = await twoProviders(t, {
+      alpha: "    retries: 0\n    stream_idle_timeout_ms: 300",
+      top: "  total_timeout_ms: 8000",
+    });
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.writeHead(200, { "content-type": "application/json" });
+        response.write('{"id": "chatcmpl-stalled", "choices": [');
+      },
+    });
+    const startedMs = Date.now();
+    const response = await postChat(gateway, { model: "chat-model" });
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.headers["x-gateway-provider"], "beta");
+    assert.equal(response.headers["x-gateway-attempts"], "2");
+    // undici's body timer is coarse (about 1 s); far below the 8 s the request had.
+    assert.ok(Date.now() - startedMs < 4_000, `took ${Date.now() - startedMs} ms`);
+    await waitUntil(() => alpha.activeRequests() === 0);
+  });
+
+  test("an event stream answering a non-stream request fails over as soon as its headers arrive", async (t) => {
+    const { alpha, gateway } = await twoProviders(t, { top: "  total_timeout_ms: 8000" });
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: { id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "x" } }] } },
+      ],
+      end: "hang",
+    });
+    const startedMs = Date.now();
+    const response = await postChat(gateway, { model: "chat-model" });
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.headers["x-gateway-provider"], "beta");
+    assert.ok(Date.now() - startedMs < 2_000, `took ${Date.now() - startedMs} ms`);
+    await waitUntil(() => alpha.activeRequests() === 0);
+  });
+
   test("a 200 whose body is an error fails over", async (t) => {
     const { alpha, beta, gateway } = await twoProviders(t);
     alpha.enqueue(CHAT_ROUTE, {
