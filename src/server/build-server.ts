@@ -18,7 +18,14 @@ import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { currentKeyRing, hasClientKey, type KeyRing } from "./auth.ts";
 import { registerCors } from "./cors.ts";
-import { clientErrorHandler, errorHandler, expectationFailed, MessagesSockets, sendError } from "./error-handler.ts";
+import {
+  clientErrorHandler,
+  continueOrRefuse,
+  errorHandler,
+  expectationFailed,
+  MessagesSockets,
+  sendError,
+} from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
@@ -133,6 +140,7 @@ function createFastify(
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
   });
   app.server.maxConnections = settings.maxConnections;
+  app.server.on("checkContinue", continueOrRefuse(settings.bodyLimitBytes, app.server));
   app.server.on("checkExpectation", (_request, response) => {
     const error = expectationFailed();
     const body = JSON.stringify(renderError(error));

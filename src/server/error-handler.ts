@@ -2,7 +2,7 @@
 // body too large, wrong content type, bad URL) and Node's HTTP parser errors (timeouts, oversized headers,
 // malformed requests, `Expect`) are mapped to the matching GatewayError first, so every answer has the gateway's
 // error shape (Anthropic's on the Messages routes, else OpenAI's) and none is Fastify's or Node's default body.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
@@ -27,7 +27,7 @@ export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: nu
   const statusCode = (error as FastifyError).statusCode;
   switch (code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new PayloadTooLargeError(`The request body is larger than the limit of ${bodyLimitBytes} bytes.`);
+      return payloadTooLarge(bodyLimitBytes);
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new InvalidRequestError(
         "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
@@ -56,13 +56,95 @@ export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: nu
   return toGatewayError(error);
 }
 
+function payloadTooLarge(bodyLimitBytes: number): GatewayError {
+  return new PayloadTooLargeError(`The request body is larger than the limit of ${bodyLimitBytes} bytes.`);
+}
+
+/**
+ * Node's `checkContinue` (a request with `Expect: 100-continue`): a declared Content-Length over the limit is
+ * answered 413 at once, without `100 Continue`, so the client never sends the body (Node's default said continue
+ * to every request, and the client sent megabytes only to be refused). Any other request continues as usual.
+ * The 413 is written by hand as Node's `clientError` answers are: Fastify never sees this request.
+ */
+export function continueOrRefuse(bodyLimitBytes: number, server: Server) {
+  return function handleCheckContinue(request: IncomingMessage, response: ServerResponse): void {
+    const declaredBytes = Number(request.headers["content-length"]);
+    if (!(declaredBytes > bodyLimitBytes)) {
+      response.writeContinue();
+      server.emit("request", request, response);
+      return;
+    }
+    const error = payloadTooLarge(bodyLimitBytes);
+    const isMessages = isMessagesRoute(request.url ?? "");
+    const body = JSON.stringify(isMessages ? renderAnthropicError(error) : renderError(error));
+    // A client that stopped waiting for `100 Continue` may be sending the body already.
+    closeAfterDiscardingBody(request);
+    response.writeHead(error.status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      connection: "close",
+    });
+    response.end(body);
+  };
+}
+
 export function sendError(reply: FastifyReply, error: GatewayError): void {
   // A request answered before its body was read (401 on a slow upload, 413, 408): close the connection instead
-  // of reading the rest, so a client cannot hold the socket by trickling a body nobody will use.
-  if (hasUnreadBody(reply.request.raw)) reply.header("connection", "close");
+  // of reading the whole rest, so a client cannot hold the socket by trickling a body nobody will use; but read
+  // and discard what comes for a bounded while first, or the close resets the connection and the client loses
+  // the answer (closeAfterDiscardingBody).
+  if (hasUnreadBody(reply.request.raw)) {
+    reply.header("connection", "close");
+    closeAfterDiscardingBody(reply.request.raw);
+  }
   // Anthropic clients parse errors in Anthropic's shape (their SDK reads `error.type`).
   const body = isMessagesRoute(reply.request.url) ? renderAnthropicError(error, reply.request.id) : renderError(error);
   reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(body);
+}
+
+/**
+ * How long, and how much, a connection answered before its body arrived is still read (and discarded) before it is
+ * closed: nginx's lingering close. Long enough for a client on loopback or a fast link to read the answer while
+ * it is still sending, short enough that a client trickling a body holds nothing (test/e2e/hostile-clients.test.ts).
+ */
+const LINGER_MAX_MS = 2_000;
+const LINGER_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Closes the connection once the answer is out and the body has been read to its end, the client closed its side,
+ * or the bounds above ran out. Node closes a `connection: close` response's socket with `destroySoon()`, whose
+ * destroy discards input not read yet; with a body still arriving (an upload over body_limit_bytes), the kernel
+ * then answers with a TCP reset, and a client still sending saw EPIPE or ECONNRESET instead of its 413. So
+ * `destroySoon` of this one socket only ends our side (the client reads the answer and its end) and the rest of the
+ * body is read until one of those happens.
+ */
+export function closeAfterDiscardingBody(request: IncomingMessage): void {
+  const socket = request.socket;
+  let discardedBytes = 0;
+  let isLingering = false;
+  request.on("data", (chunk: Buffer) => {
+    discardedBytes += chunk.byteLength;
+    if (discardedBytes > LINGER_MAX_BYTES) socket.destroy();
+  });
+  request.resume();
+  const destroySoon = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
+    if (request.complete || socket.destroyed) {
+      destroySoon();
+      return;
+    }
+    if (isLingering) return;
+    isLingering = true;
+    socket.end();
+    const close = (): void => {
+      socket.destroy();
+    };
+    const timer = setTimeout(close, LINGER_MAX_MS);
+    timer.unref();
+    request.once("end", close);
+    socket.once("end", close);
+    socket.once("close", () => clearTimeout(timer));
+  };
 }
 
 function hasUnreadBody(request: IncomingMessage): boolean {

@@ -1,9 +1,13 @@
 // Bad input, bad keys and unknown routes: every one is an OpenAI-shaped error with the right status, type, code
 // and param, no stack trace, and no upstream call.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import OpenAI from "openai";
+import { Agent, request } from "undici";
 import { chatRequests, errorOf, HELLO, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 
 /** `server` (a YAML `server:` block) and `env` are for the auth tests; without them no client key is needed. */
 async function oneProvider(t: TestContext, server = "", env: Record<string, string> = {}) {
@@ -243,6 +247,88 @@ describe("body size", () => {
       body: { model: "chat-model", messages: HELLO },
     });
     assert.equal(small.status, 200, small.text);
+    assert.equal(chatRequests(alpha).length, 1);
+  });
+
+  const SMALL_LIMIT = "server:\n  port: 0\n  host: 127.0.0.1\n  body_limit_bytes: 65536\n";
+
+  test("a body megabytes over the limit, still being sent: the client receives its 413, not EPIPE or a reset", async (t) => {
+    // A gateway process: in-process, client and server share one event loop and the race is hidden. 8 MB is more
+    // than the loopback socket buffers hold, so the client is still writing when the 413 is sent; the connection
+    // was then closed with the rest unread, the kernel reset it, and the client (undici, fetch) got EPIPE.
+    const gateway = await startGatewayProcess(
+      t,
+      `${SMALL_LIMIT}  log_level: info\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n    models:\n      chat-model: {}\n`,
+    );
+    const body = JSON.stringify({ model: "chat-model", messages: [{ role: "user", content: "x".repeat(8 << 20) }] });
+    const outcomes: string[] = [];
+    for (let round = 0; round < 8; round++) {
+      const agent = new Agent();
+      try {
+        const response = await request(`${gateway.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+          dispatcher: agent,
+        });
+        const error = ((await response.body.json()) as { error: { code: string } }).error;
+        outcomes.push(`${response.statusCode} ${error.code}`);
+      } catch (error) {
+        outcomes.push(`failed: ${(error as { code?: string }).code ?? String(error)}`);
+      } finally {
+        await agent.destroy();
+      }
+    }
+    assert.deepEqual(outcomes, Array(8).fill("413 payload_too_large"));
+  });
+
+  /** Sends headers with `Expect: 100-continue` and waits for the first answer: `100 Continue` or a final one. */
+  async function expectContinue(port: number, path: string, contentLength: number) {
+    const socket = connect(port, "127.0.0.1");
+    const closed = once(socket, "close");
+    let received = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("utf8");
+    });
+    await once(socket, "connect");
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${contentLength}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    for (let waitedMs = 0; !received.includes("\r\n\r\n") && waitedMs < 3000; waitedMs += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return { socket, closed, received: () => received };
+  }
+
+  test("Expect: 100-continue with a Content-Length over the limit: 413 at once, no 100 Continue", async (t) => {
+    const { alpha, gateway } = await oneProvider(t, SMALL_LIMIT);
+    for (const path of ["/v1/chat/completions", "/v1/messages"]) {
+      const exchange = await expectContinue(gateway.port, path, 60 << 20);
+      const startedMs = Date.now();
+      await exchange.closed;
+      // The client sends no body, but it may: the connection stays open a bounded while to read it.
+      assert.ok(Date.now() - startedMs < 3000);
+      const [head = "", body = ""] = exchange.received().split("\r\n\r\n");
+      assert.match(head, /^HTTP\/1\.1 413 /, `${path}: ${exchange.received()}`);
+      assert.match(head.toLowerCase(), /connection: close/);
+      const parsed = JSON.parse(body) as { type?: string; error: { code?: string; type: string } };
+      if (path === "/v1/messages") {
+        assert.deepEqual([parsed.type, parsed.error.type], ["error", "request_too_large"]);
+      } else {
+        assert.deepEqual([parsed.error.code, parsed.error.type], ["payload_too_large", "invalid_request_error"]);
+      }
+    }
+    // Under the limit: 100 Continue, then the request is served as usual.
+    const payload = JSON.stringify({ model: "chat-model", messages: HELLO });
+    const exchange = await expectContinue(gateway.port, "/v1/chat/completions", Buffer.byteLength(payload));
+    t.after(() => exchange.socket.destroy());
+    assert.match(exchange.received(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    exchange.socket.write(payload);
+    for (let waitedMs = 0; !exchange.received().includes('"choices"') && waitedMs < 3000; waitedMs += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.match(exchange.received(), /HTTP\/1\.1 200 OK/);
     assert.equal(chatRequests(alpha).length, 1);
   });
 });
