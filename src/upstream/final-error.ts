@@ -79,7 +79,7 @@ export function finalError(
   const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };
   if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     return new RateLimitedError(
-      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, nowMs, soonestMs)}.${paidText(plan)}${detail}`,
+      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, skips, nowMs, soonestMs)}.${paidText(plan)}${detail}`,
       { attempts: summaries, ...retryAfter },
     );
   }
@@ -141,20 +141,30 @@ function tooLargeError(
  * The candidate (and its pool, when a whole account-wide pool is empty) that frees up first, with its reset time:
  * ` (groq/m at 2026-01-01T00:00:30.000Z, pool provider:groq)`.
  */
-function soonestResetText(plan: RoutePlan, nowMs: number, soonestMs: number | undefined): string {
-  let soonest: RoutePlan["skipped"][number] | undefined;
+function soonestResetText(
+  plan: RoutePlan,
+  skips: readonly AttemptSkip[],
+  nowMs: number,
+  soonestMs: number | undefined,
+): string {
+  let soonest: { readonly key: string; readonly untilMs: number; readonly pool?: string | undefined } | undefined;
+  const consider = (key: string, untilMs: number | undefined, pool?: string): void => {
+    if (untilMs === undefined || !Number.isFinite(untilMs) || untilMs < nowMs) return;
+    if (soonest === undefined || untilMs < soonest.untilMs) soonest = { key, untilMs, pool };
+  };
   for (const skip of plan.skipped) {
     if (skip.cause !== "budget" && skip.cause !== "cooldown") continue;
     if (skip.cooldownCause !== undefined && !isLimitCause(skip.cooldownCause)) continue;
-    if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs) || skip.untilMs < nowMs) continue;
-    if (soonest === undefined || skip.untilMs < (soonest.untilMs ?? Number.POSITIVE_INFINITY)) soonest = skip;
+    consider(skip.deployment.key, skip.untilMs, skip.pool);
   }
-  if (soonest === undefined || soonest.untilMs === undefined) {
+  // What the attempts found (a shared budget another replica used up) named too: it set `soonestMs` as well.
+  for (const skip of skips) if (skip.isLimit === true) consider(skip.deploymentKey, skip.untilMs);
+  if (soonest === undefined) {
     // Only candidates tried in this request cool: their reset, without a name (several may have been tried).
     return soonestMs === undefined ? "" : ` (at ${isoTime(nowMs + soonestMs)})`;
   }
-  const pool = soonest.pool === undefined ? "" : `, pool ${soonest.pool}`;
-  return ` (${soonest.deployment.key} at ${isoTime(soonest.untilMs)}${pool})`;
+  const { key, untilMs, pool } = soonest;
+  return ` (${key} at ${isoTime(untilMs)}${pool === undefined ? "" : `, pool ${pool}`})`;
 }
 
 /** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */
