@@ -142,6 +142,9 @@ function isStatePathError(error: Error, statePath: string): boolean {
  * SIGTERM/SIGINT: stop accepting connections, let in-flight requests and streams finish for up to
  * `shutdownTimeoutMs`, then exit. A second signal exits at once.
  */
+/** How long the flush after a shutdown timeout may take (the request log's last batch, the state file). */
+const SHUTDOWN_FLUSH_MS = 3_000;
+
 export function handleShutdownSignals(
   gateway: RunningGateway,
   shutdownTimeoutMs: number,
@@ -158,7 +161,9 @@ export function handleShutdownSignals(
     const timer = setTimeout(() => {
       gateway.app.log.warn("shutdown timeout: closing remaining connections");
       gateway.app.server.closeAllConnections();
-      exit(0);
+      // The close under way goes on once the connections are gone: the cut streams publish their records, then the
+      // request log and the state are flushed (gateway.close). Exiting here lost both; bounded all the same.
+      setTimeout(() => exit(0), SHUTDOWN_FLUSH_MS).unref();
     }, shutdownTimeoutMs);
     timer.unref();
     gateway.close().then(

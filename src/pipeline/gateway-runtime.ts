@@ -140,10 +140,7 @@ export class GatewayRuntime {
     this.#configLoader = loader;
   }
 
-  /**
-   * Loads and validates the config again and swaps it in when valid; when not, the old config keeps serving and
-   * every problem is logged and returned. Never throws.
-   */
+  /** Loads the config again, swapped in when valid; else the old one serves on, every problem logged and returned. */
   reloadFromSource(trigger: string): Promise<ReloadResult> {
     const run = async (): Promise<ReloadResult> => {
       const loader = this.#configLoader;
@@ -373,8 +370,14 @@ export class GatewayRuntime {
     await this.budgets.reset();
   }
 
-  /** Set when shutdown begins: new requests get 503 `service_unavailable`, in-flight ones finish. */
-  isShuttingDown = false;
+  /** Shutdown began: new requests get 503 `service_unavailable`, in-flight ones finish, queued ones leave at once. */
+  get isShuttingDown(): boolean {
+    return this.#routeQueues.isClosed;
+  }
+
+  set isShuttingDown(value: boolean) {
+    if (value) this.#routeQueues.close();
+  }
   #isClosed = false;
 
   /** Idempotent: closing twice is harmless. */

@@ -2,11 +2,17 @@
 // failover -> a JSON answer, or a stream of chunks that the relay continues on another upstream when it breaks.
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
-import { ClientAbortedError, type GatewayError, RateLimitedError } from "../errors/gateway-error.ts";
+import {
+  ClientAbortedError,
+  type GatewayError,
+  RateLimitedError,
+  ServiceUnavailableError,
+} from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
-import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
 import {
@@ -41,6 +47,7 @@ export async function handleRequest(
   let request = prepared;
   let plan: PlannedRoute["plan"];
   let outcome: ForwardOutcome | undefined;
+  let requeues = 0;
   do {
     let planned: PlannedRoute;
     try {
@@ -52,6 +59,8 @@ export async function handleRequest(
     plan = planned.plan;
     // A request that waited in the queue across a config reload is served on the new config.
     if (planned.snapshot !== request.snapshot) request = { ...request, snapshot: planned.snapshot };
+    const skipsBefore = trace.skips.length;
+    requeues += 1;
     try {
       outcome = await runtime.forward(
         plan,
@@ -70,7 +79,7 @@ export async function handleRequest(
         request.snapshot,
       );
     } catch (error) {
-      if (!mayQueueAgain(request, trace, error)) {
+      if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, requeues, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");
         throw failed(request, error);
       }
@@ -101,19 +110,34 @@ export async function handleRequest(
  * that was refused already cost the upstream a request) and time is left; the plan then sees the denial (cached
  * until its retry time) and waits its turn.
  */
-function mayQueueAgain(request: PipelineRequest, trace: ForwardTrace, error: unknown): boolean {
+function mayQueueAgain(
+  request: PipelineRequest,
+  plan: RoutePlan,
+  newSkips: readonly AttemptSkip[],
+  attemptCount: number,
+  rounds: number,
+  error: unknown,
+): boolean {
   const { runtime, snapshot, context } = request;
   const { queueTimeoutMs, totalTimeoutMs } = snapshot.config.routing;
   const startedAtMs = context.receivedAtMs ?? request.record.startedAtMs;
   return (
     error instanceof RateLimitedError &&
     queueTimeoutMs > 0 &&
-    trace.attempts.length === 0 &&
-    trace.skips.some((skip) => skip.isLimit === true) &&
+    // Only when this round's plan had a candidate that its reservation then refused: a plan without candidates
+    // (the queue full, its time out, shutting down) is answered, or the loop would spin without waiting.
+    plan.candidates.length > 0 &&
+    newSkips.some((skip) => skip.isLimit === true) &&
+    attemptCount === 0 &&
+    rounds < MAX_QUEUE_ROUNDS &&
+    !runtime.isShuttingDown &&
     !context.signal.aborted &&
     runtime.clock.now() < startedAtMs + totalTimeoutMs
   );
 }
+
+/** Rounds of plan, reserve refused, queue again: a bound on a loop whose every round is a shared reserve. */
+const MAX_QUEUE_ROUNDS = 20;
 
 /** The body, validated; a body that fails validation is refused with its record published (refusal.ts). */
 function validated(
@@ -239,6 +263,10 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
   // The queue hands back its last plan when the client leaves: that is a client gone, not "no candidate" (429).
   if (request.context.signal.aborted) {
     throw new ClientAbortedError("the client closed the connection while the request was queued");
+  }
+  // Shutdown began while it waited: nothing was sent for it, so another instance can serve it at once.
+  if (queuedAtMs !== undefined && runtime.isShuttingDown) {
+    throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
   }
   return planned;
 }

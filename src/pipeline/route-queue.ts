@@ -24,6 +24,16 @@ export interface RouteQueueServices {
 export class RouteQueues {
   readonly #queues = new Map<string, WaitQueue>();
   #queuedTotal = 0;
+  /** Aborted at shutdown: every waiter leaves (and is answered 503) instead of holding the exit until its time. */
+  readonly #closing = new AbortController();
+
+  get isClosed(): boolean {
+    return this.#closing.signal.aborted;
+  }
+
+  close(): void {
+    this.#closing.abort();
+  }
 
   /** Requests waiting, across all models. */
   get size(): number {
@@ -51,14 +61,16 @@ export class RouteQueues {
   ): Promise<PlannedRoute> {
     const { queueTimeoutMs, maxQueued } = first.snapshot.config.routing;
     const timeoutMs = Math.min(queueTimeoutMs, services.timeLeftMs);
-    if (timeoutMs <= 0) return first;
+    if (timeoutMs <= 0 || this.isClosed) return first;
     if (first.plan.candidates.length === 0 && services.soonestAvailableMs(first.plan) === undefined) return first;
     const queue = this.#queues.get(model) ?? new WaitQueue();
     this.#queues.set(model, queue);
     let latest = first;
     this.#queuedTotal++;
     try {
-      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), timeoutMs, signal, () => {
+      // Only a request that queues pays for the combined signal.
+      const waitSignal = AbortSignal.any([signal, this.#closing.signal]);
+      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), timeoutMs, waitSignal, () => {
         latest = services.replan();
         if (latest.plan.candidates.length > 0) return { value: latest };
         const retryInMs = services.soonestAvailableMs(latest.plan);

@@ -46,6 +46,7 @@ async function startGatewayProcess(
   t: TestContext,
   mock: MockUpstream,
   shutdownTimeoutMs: number,
+  extra: { readonly model?: Record<string, unknown>; readonly routing?: Record<string, unknown> } = {},
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-shutdown-"));
   const configPath = join(dir, "gateway.yaml");
@@ -55,8 +56,11 @@ async function startGatewayProcess(
       // Port 0, read back from the "listening" line: a port picked free beforehand can be taken before the
       // gateway binds it (by any outgoing connection: it is in the ephemeral range).
       server: { port: 0, host: "127.0.0.1", shutdown_timeout_ms: shutdownTimeoutMs, log_level: "info" },
-      providers: [{ name: "alpha", base_url: mock.baseUrl, api_key: "sk-alpha", retries: 0, models: { m: null } }],
+      providers: [
+        { name: "alpha", base_url: mock.baseUrl, api_key: "sk-alpha", retries: 0, models: { m: extra.model ?? null } },
+      ],
       discovery: { cache_dir: join(dir, "cache") },
+      ...(extra.routing === undefined ? {} : { routing: extra.routing }),
     }),
   );
   // cwd is the temp dir, so no `.env` of the developer's is read.
@@ -202,6 +206,45 @@ describe("graceful shutdown", () => {
     await finished;
     assert.ok(!stream.text.includes("[DONE]"), "a cut stream must not look complete");
     assert.match(gateway.output(), /shutdown timeout/);
+    // The cut stream still left its record (its routed line): the exit waited for it and the flush.
+    assert.match(gateway.output(), /"msg":"routed"/, "the cut stream's record was lost");
+  });
+
+  test("a request queued when the shutdown begins gets a 503 at once and does not hold the exit", async (t) => {
+    const mock = await startMockUpstream();
+    t.after(() => mock.close());
+    const gateway = await startGatewayProcess(t, mock, 5_000, {
+      model: { limits: { rpm: 1 } },
+      routing: { queue_timeout_ms: 20_000 },
+    });
+    const chat = () =>
+      request(`${gateway.baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      });
+    const first = await chat();
+    assert.equal(first.statusCode, 200);
+    await first.body.dump();
+    const queued = chat();
+    for (let tries = 0; ; tries++) {
+      const stats = await request(`${gateway.baseUrl}/stats`);
+      if (((await stats.body.json()) as { queued_requests: number }).queued_requests === 1) break;
+      assert.ok(tries < 150, "the second request never queued");
+      await new Promise((done) => setTimeout(done, 20));
+    }
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGTERM");
+    const answer = await queued;
+    const answeredAfterMs = performance.now() - signalledAtMs;
+    const body = (await answer.body.json()) as { error: { code: string } };
+    assert.equal(answer.statusCode, 503);
+    assert.equal(body.error.code, "service_unavailable");
+    assert.ok(answeredAfterMs < 1_500, `answered ${Math.round(answeredAfterMs)} ms after SIGTERM`);
+    const exit = await gateway.exited;
+    assert.equal(exit.code, 0);
+    assert.ok(exit.atMs - signalledAtMs < 3_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after SIGTERM`);
+    assert.equal(mock.requests.length, 1, "nothing was sent for the queued request");
   });
 
   test("a second signal exits at once with code 1", async (t) => {
