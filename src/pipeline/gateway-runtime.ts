@@ -364,7 +364,7 @@ export class GatewayRuntime {
     return this.recorder.onRecord(listener);
   }
 
-  /** `POST /admin/reset`: forget every cooldown, circuit and budget count. */
+  /** `POST /admin/cooldowns/reset`: forget every cooldown, circuit and budget count. */
   async resetLimits(): Promise<void> {
     this.availability.reset();
     await this.budgets.reset();

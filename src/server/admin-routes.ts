@@ -1,7 +1,7 @@
 // Operator routes, guarded by `server.admin_keys` (separate from client keys: a client must not be able to
 // wipe the gateway's knowledge of provider limits).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { InvalidConfigError, PermissionDeniedError } from "../errors/gateway-error.ts";
+import { InvalidConfigError, PermissionDeniedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { KeyRing } from "./auth.ts";
 
@@ -21,7 +21,16 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
   /** Clears every cooldown, circuit and budget counter: after fixing a key, or to retry a parked provider now. */
   app.post("/admin/cooldowns/reset", async (request) => {
     requireAdmin(request);
-    await runtime.resetLimits();
+    try {
+      await runtime.resetLimits();
+    } catch {
+      // Redis unreachable: this process was reset, the fleet's shared counts were not. Said as such rather than as
+      // an opaque 500, without the store's own words (a connection error may name the Redis URL).
+      throw new ServiceUnavailableError(
+        "The shared state (Redis) is unreachable: only this gateway process's cooldowns and budgets were reset; retry to reset the fleet's.",
+        { retryAfterMs: 1_000 },
+      );
+    }
     request.log.warn("admin: cooldowns, circuits and budget counters reset");
     return { status: "ok", reset: ["cooldowns", "circuits", "budgets"] };
   });

@@ -336,7 +336,8 @@ describe("shared state through Redis, across gateway processes", { skip }, () =>
     const redis = await useRedisServer(t);
     const alpha = await useMock(t);
     alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("hi", "m") });
-    const [gateway] = await startGateways(t, 1, configYaml(redis, alpha, "{ rpm: 100 }"));
+    const withAdmin = `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n  admin_keys: [admin-key-1]\n${configYaml(redis, alpha, "{ rpm: 100 }")}`;
+    const [gateway] = await startGateways(t, 1, withAdmin);
     assert.ok(gateway !== undefined);
     assert.equal((await chat(gateway)).status, 200);
     await redis.kill();
@@ -349,5 +350,14 @@ describe("shared state through Redis, across gateway processes", { skip }, () =>
       assert.equal(body.error.code, "service_unavailable");
       assert.doesNotMatch(body.error.message, /redis:\/\//, "the store's URL is not shown");
     }
+    // The admin reset resets this process and says the fleet's shared counts were not (it was an opaque 500).
+    const reset = await request(`${url}/admin/cooldowns/reset`, {
+      method: "POST",
+      headers: { authorization: "Bearer admin-key-1" },
+    });
+    const resetBody = JSON.parse(await reset.body.text()) as { error: { code: string; message: string } };
+    assert.equal(reset.statusCode, 503, JSON.stringify(resetBody));
+    assert.equal(resetBody.error.code, "service_unavailable");
+    assert.match(resetBody.error.message, /only this gateway process's cooldowns and budgets were reset/);
   });
 });
