@@ -15,11 +15,40 @@ export type UnsetVariablesAt = (path: readonly (string | number)[]) => readonly 
 export function loadEnv(cwd: string, processEnv: NodeJS.ProcessEnv = process.env): Env {
   let fileEnv: Record<string, string> = {};
   try {
-    fileEnv = parseEnv(readFileSync(resolve(cwd, ".env"), "utf8")) as Record<string, string>;
+    const text = readFileSync(resolve(cwd, ".env"), "utf8");
+    fileEnv = expandReferences(parseEnv(text) as Record<string, string>, namesInFileOrder(text), processEnv);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
   return Object.freeze({ ...fileEnv, ...processEnv });
+}
+
+/**
+ * `${VAR}` and `${VAR:-default}` inside `.env` values, as python-dotenv (the Python project's loader) expands them:
+ * from the real environment first, then from the lines above in the file. `GROQ_API_KEY=${MY_GROQ_KEY}` worked
+ * there; Node's parser keeps the text as it is.
+ */
+function expandReferences(
+  fileEnv: Record<string, string>,
+  names: readonly string[],
+  processEnv: NodeJS.ProcessEnv,
+): Record<string, string> {
+  const expanded: Record<string, string> = {};
+  // parseEnv's object is not in file order (its keys come out sorted): the order is read from the text.
+  for (const name of [...names, ...Object.keys(fileEnv)]) {
+    const value = fileEnv[name];
+    if (value === undefined || Object.hasOwn(expanded, name)) continue;
+    expanded[name] = value.replace(VARIABLE, (_match, variable: string, fallback: string | undefined) => {
+      const found = processEnv[variable] ?? expanded[variable];
+      return found === undefined || found === "" ? (fallback ?? "") : found;
+    });
+  }
+  return expanded;
+}
+
+/** The names a `.env` text assigns, in file order (`NAME=`, `export NAME=`). */
+function namesInFileOrder(text: string): string[] {
+  return [...text.matchAll(/^[ \t]*(?:export[ \t]+)?([\w.-]+)[ \t]*=/gm)].map((match) => match[1] as string);
 }
 
 const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;

@@ -26,6 +26,18 @@ describe("loadEnv", () => {
     assert.ok(Object.isFrozen(env));
   });
 
+  test("references to other variables in .env values expand as python-dotenv does: environment first, then lines above", (t) => {
+    const dir = dirWithDotEnv(
+      t,
+      `BASE=sk-from-file\nGROQ_API_KEY=\${BASE}\nOTHER=\${FROM_PROCESS}-x\nFALLBACK=\${NOT_SET:-dflt}\nLATER=\${DEFINED_BELOW}\nDEFINED_BELOW=v\n`,
+    );
+    const env = loadEnv(dir, { FROM_PROCESS: "proc" });
+    assert.equal(env.GROQ_API_KEY, "sk-from-file");
+    assert.equal(env.OTHER, "proc-x");
+    assert.equal(env.FALLBACK, "dflt");
+    assert.equal(env.LATER, "", "only lines above are read, as python-dotenv does");
+  });
+
   test("no .env file: the real environment alone", (t) => {
     const dir = dirWithDotEnv(t, undefined);
     assert.deepEqual({ ...loadEnv(dir, { ONLY: "this" }) }, { ONLY: "this" });
