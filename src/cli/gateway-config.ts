@@ -2,8 +2,9 @@
 // else config/meta-providers.yaml; and when that default file does not exist, every built-in preset whose key
 // variable is set (the "no config" mode). An explicit path that does not exist stays an error. `serve` makes that
 // choice once, at start, and every reload loads the same choice again (chooseConfig, loadChosenConfig).
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parse } from "yaml";
 import { ConfigError } from "../config/config-error.ts";
 import type { Env } from "../config/env.ts";
 import { buildConfig, DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
@@ -16,6 +17,7 @@ import {
   presetAvailability,
   presetOnlyConfig,
 } from "../providers/presets.ts";
+import { readAdjustmentsFile } from "../scoring/scoring-sources.ts";
 
 export interface GatewayConfigSource {
   readonly loaded: LoadedConfig;
@@ -58,7 +60,12 @@ export function loadGatewayConfig(options: ConfigChoiceOptions): GatewayConfigSo
  */
 export function loadChosenConfig(choice: ConfigChoice, env: Env): GatewayConfigSource {
   if (choice.kind === "file") {
-    return { loaded: loadConfigFileWithPresets(choice.path, env), configPath: choice.path, availability: undefined };
+    try {
+      return { loaded: loadConfigFileWithPresets(choice.path, env), configPath: choice.path, availability: undefined };
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw withAdjustmentsProblems(error, choice.path);
+    }
   }
   const presets = loadPresets(env);
   const resolvePreset = createPresetResolver(presets);
@@ -110,5 +117,29 @@ function loadConfigFileWithPresets(configPath: string, env: Env): LoadedConfig {
     return loaded;
   } catch (error) {
     throw presetError ?? error;
+  }
+}
+
+/**
+ * A config with problems, plus those of its scoring adjustments file: that file is read once the config is valid
+ * (it is part of building the scores), so its problems came only after the config's were fixed, a second round.
+ * Where the file is comes from the raw YAML (`scoring.adjustments_file`, else model-adjustments.yaml beside it).
+ */
+function withAdjustmentsProblems(error: ConfigError, configPath: string): ConfigError {
+  let named: unknown;
+  try {
+    const raw: unknown = parse(readFileSync(configPath, "utf8"));
+    named = (raw as { scoring?: { adjustments_file?: unknown } } | null)?.scoring?.adjustments_file;
+  } catch {
+    return error; // the config itself does not read: its own problems say so
+  }
+  const file = typeof named === "string" && named !== "" && !named.includes("${") ? named : undefined;
+  const path = resolve(dirname(configPath), file ?? "model-adjustments.yaml");
+  try {
+    readAdjustmentsFile(path, file !== undefined);
+    return error;
+  } catch (adjustmentsError) {
+    if (!(adjustmentsError instanceof ConfigError)) return error;
+    return new ConfigError([...error.issues, ...adjustmentsError.issues]);
   }
 }

@@ -79,29 +79,7 @@ function memo(): ScoringMemo {
  * first reads it, which a start whose lookups are all in the memo never does.
  */
 export function loadScoringSources(settings: ScoringSettings): ScoringSources {
-  let adjustments: AdjustmentGroup[] = [];
-  const path = settings.adjustmentsPath;
-  if (existsSync(path)) {
-    try {
-      adjustments = loadAdjustments(readFileSync(path, "utf8"), path);
-    } catch (error) {
-      if (error instanceof AdjustmentsFileError) {
-        // Each issue already starts with `file[:line]: `; keep that as the location instead of repeating the file.
-        throw new ConfigError(
-          error.issues.map((issue) => {
-            const rest = issue.startsWith(path) ? issue.slice(path.length) : undefined;
-            const line = rest === undefined ? undefined : /^(:\d+)?: /.exec(rest);
-            return rest === undefined || line === null || line === undefined
-              ? { location: path, path: "", message: issue }
-              : { location: `${path}${line[1] ?? ""}`, path: "", message: rest.slice(line[0].length) };
-          }),
-        );
-      }
-      throw error;
-    }
-  } else if (settings.adjustmentsFile !== undefined) {
-    throw new ConfigError([{ location: path, path: "scoring.adjustments_file", message: "file not found" }]);
-  }
+  const adjustments = readAdjustmentsFile(settings.adjustmentsPath, settings.adjustmentsFile !== undefined);
   return {
     get leaderboards() {
       return loadSharedData().leaderboards;
@@ -113,4 +91,30 @@ export function loadScoringSources(settings: ScoringSettings): ScoringSources {
     adjustments,
     boardWeights: settings.boardWeights,
   };
+}
+
+/**
+ * The scoring adjustments file's groups; none when it does not exist, unless the config named it (`isNamed`). Throws
+ * ConfigError with every problem of the file, each at its line.
+ */
+export function readAdjustmentsFile(path: string, isNamed: boolean): AdjustmentGroup[] {
+  if (!existsSync(path)) {
+    if (!isNamed) return [];
+    throw new ConfigError([{ location: path, path: "scoring.adjustments_file", message: "file not found" }]);
+  }
+  try {
+    return loadAdjustments(readFileSync(path, "utf8"), path);
+  } catch (error) {
+    if (!(error instanceof AdjustmentsFileError)) throw error;
+    // Each issue already starts with `file[:line]: `; keep that as the location instead of repeating the file.
+    throw new ConfigError(
+      error.issues.map((issue) => {
+        const rest = issue.startsWith(path) ? issue.slice(path.length) : undefined;
+        const line = rest === undefined ? undefined : /^(:\d+)?: /.exec(rest);
+        return rest === undefined || line === null || line === undefined
+          ? { location: path, path: "", message: issue }
+          : { location: `${path}${line[1] ?? ""}`, path: "", message: rest.slice(line[0].length) };
+      }),
+    );
+  }
 }

@@ -184,6 +184,30 @@ routing:
     ]);
   });
 
+  test("problems of the config and of its scoring adjustments file are listed in one run", async (t) => {
+    const dir = tempDir(t);
+    const path = writeFiles(dir, {
+      "gateway.yaml": `providers:
+  - name: alpha
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-alpha
+    models:
+      m: { priority: high }
+scoring:
+  adjustments_file: adjust.yaml
+`,
+      "adjust.yaml": "models:\n  m: lots\n",
+    });
+    const result = await runCli(["check", "--config", path, "--json"], { cwd: dir });
+    assert.equal(result.code, 2, result.stderr);
+    const report = parseJson<{ problems: { location: string; path: string }[] }>(result);
+    assert.deepEqual(
+      report.problems.map((problem) => problem.location),
+      [`${path}:6`, `${join(dir, "adjust.yaml")}:1`],
+      "before, the adjustments file's problem showed only once the config's was fixed",
+    );
+  });
+
   test("no provider enabled: exit 2 with `serve`'s own message, as `serve` exits; `--json` says ok: false", async (t) => {
     const { dir, path } = configIn(
       t,
