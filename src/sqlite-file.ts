@@ -1,7 +1,7 @@
 // Opening the embedded SQLite file (`state.path`) the same way for each part that keeps rows in it: the state
 // store and the kept Responses API answers share one file (the request log has files of its own next to it,
 // observability/file-request-log.ts; it drops its earlier table from this one).
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 
@@ -16,7 +16,7 @@ import { DatabaseSync } from "node:sqlite";
 const PAGE_SIZE_BYTES = 16_384;
 
 export function openSqliteFile(path: string): DatabaseSync {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  if (path !== ":memory:") makeFolders(dirname(path));
   const db = new DatabaseSync(path);
   // Before WAL mode: a new file's header, written by the switch to WAL, takes the page size set at that moment.
   // The parts sharing the file (and `llm-gateway check` reading it) wait for each other's short transactions.
@@ -24,4 +24,26 @@ export function openSqliteFile(path: string): DatabaseSync {
   // WAL: a write never blocks a concurrent reader; NORMAL: no fsync per commit, only at checkpoints.
   if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
   return db;
+}
+
+/**
+ * `mkdir -p` that fails instead of spinning: Node's `mkdirSync(dir, { recursive: true })` loops forever, at full
+ * CPU, on a folder its parent refuses with ENOENT (`/proc/nope`), so `state.path: /proc/nope/state.db` hung the
+ * start with no word. Each missing level is made on its own, from the first one that exists; an error is thrown
+ * (and reported as a state.path problem by the caller).
+ */
+function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  for (let current = dir; !existsSync(current); current = dirname(current)) {
+    missing.push(current);
+    if (dirname(current) === current) break;
+  }
+  for (const folder of missing.reverse()) {
+    try {
+      mkdirSync(folder);
+    } catch (error) {
+      // Made meanwhile by another process sharing the folder: that is what was wanted.
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
 }

@@ -63,6 +63,20 @@ describe("serve", () => {
     assert.ok(lines[1]?.startsWith(`${configPath} state.path: cannot open "${statePath}": ENOTDIR`), lines[1]);
     assertNoStack(result);
   });
+
+  test("a state.path whose folder cannot be made (under /proc): exit 2 at once, not a start that spins", async (t) => {
+    const dir = tempDir(t);
+    const statePath = "/proc/llm-gateway-nope/state.db";
+    const configPath = join(dir, "gateway.yaml");
+    writeFileSync(
+      configPath,
+      `server:\n  port: 0\n  host: 127.0.0.1\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-alpha\n    models: { m: {} }\nstate:\n  path: ${JSON.stringify(statePath)}\n`,
+    );
+    const result = await runCli(["serve", "--config", configPath], { cwd: dir });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /state\.path: cannot open "\/proc\/llm-gateway-nope\/state\.db": ENOENT/);
+    assertNoStack(result);
+  });
 });
 
 describe("demo state", () => {
