@@ -2,7 +2,6 @@
 // wait, every attempt (primary and continuation), the stream's end, the final status.
 import type { Clock } from "../clock.ts";
 import type { Outcome } from "../errors/outcomes.ts";
-import { isLimitCause } from "../limits/availability.ts";
 import type {
   ClientProtocol,
   RecordedAttempt,
@@ -12,7 +11,7 @@ import type {
   RecordedSkip,
   RequestRecord,
 } from "../observability/request-record.ts";
-import type { RoutePlan, RouteSkip } from "../router/plan-route.ts";
+import { isLimitSkip, type RoutePlan } from "../router/plan-route.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptReport, AttemptSkip } from "../upstream/forward-types.ts";
 
@@ -74,7 +73,7 @@ export class RecordBuilder {
         reason: skip.reason,
         ...(skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? {} : { untilMs: skip.untilMs }),
         ...(skip.cooldownCause === undefined ? {} : { cooldownCause: skip.cooldownCause }),
-        ...limitOf(skip),
+        ...limitOf(isLimitSkip(skip)),
       });
     }
   }
@@ -204,14 +203,9 @@ function recorded(
   };
 }
 
-/**
- * Whether a plan skip spared a 429: every unavailable candidate is a `cooldown` skip, also one whose circuit is open
- * or whose key was refused, so the cooldown's own cause decides (observability cannot ask limits/ itself).
- */
-function limitOf(skip: RouteSkip): { isLimit?: boolean } {
-  if (skip.cause === "budget") return { isLimit: true };
-  if (skip.cause !== "cooldown") return {};
-  return { isLimit: skip.cooldownCause === undefined || isLimitCause(skip.cooldownCause) };
+/** The record's `isLimit`, left out for skips that are neither a limit nor a failing candidate. */
+function limitOf(isLimit: boolean | undefined): { isLimit?: boolean } {
+  return isLimit === undefined ? {} : { isLimit };
 }
 
 /** Deployment keys are `provider/model`; the model part may itself contain slashes. */

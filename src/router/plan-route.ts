@@ -191,6 +191,17 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
 
 const PAID_NEVER_REASON = "paid model: routing.paid is never";
 
+/**
+ * Whether a plan skip is a limit (over budget, or cooling after a 429, a quota: a client may be told 429), a
+ * failing candidate (`false`: circuit open, probe in flight, key rejected), or neither (`undefined`: it does not
+ * fit the request, or is paid). One answer for the final error and the request record.
+ */
+export function isLimitSkip(skip: RouteSkip): boolean | undefined {
+  if (skip.cause === "budget") return true;
+  if (skip.cause !== "cooldown") return undefined;
+  return skip.cooldownCause === undefined || isLimitCause(skip.cooldownCause);
+}
+
 function isFree(candidate: RouteCandidate): boolean {
   return candidate.deployment.cost === "free";
 }

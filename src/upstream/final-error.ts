@@ -16,9 +16,8 @@ import {
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
-import { isLimitCause } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
-import type { RoutePlan, RouteSkip, SkipCause } from "../router/plan-route.ts";
+import { isLimitSkip, type RoutePlan, type RouteSkip, type SkipCause } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
 
@@ -59,15 +58,11 @@ export function finalError(
   // are not a rate limit: a client told 429 backs off and retries as for one.
   const failures = attempts.filter((attempt) => attempt.outcome !== "rate_limited");
   const limitSkips =
-    plan.skipped.filter(
-      (skip) =>
-        skip.cause === "budget" ||
-        (skip.cause === "cooldown" && (skip.cooldownCause === undefined || isLimitCause(skip.cooldownCause))),
-    ).length + skips.filter((skip) => skip.isLimit === true).length;
+    plan.skipped.filter((skip) => isLimitSkip(skip) === true).length +
+    skips.filter((skip) => skip.isLimit === true).length;
   const failingSkips =
-    plan.skipped.filter(
-      (skip) => skip.cause === "cooldown" && skip.cooldownCause !== undefined && !isLimitCause(skip.cooldownCause),
-    ).length + skips.filter((skip) => skip.isLimit === false).length;
+    plan.skipped.filter((skip) => isLimitSkip(skip) === false).length +
+    skips.filter((skip) => skip.isLimit === false).length;
   const hasRateLimited = attempts.length > failures.length || limitSkips > 0;
   // The plan's view, refined by what attempt-time checks learned (a budget another replica used up).
   let soonestMs = soonestAvailableMs;
@@ -152,11 +147,8 @@ function soonestResetText(
     if (untilMs === undefined || !Number.isFinite(untilMs) || untilMs < nowMs) return;
     if (soonest === undefined || untilMs < soonest.untilMs) soonest = { key, untilMs, pool };
   };
-  for (const skip of plan.skipped) {
-    if (skip.cause !== "budget" && skip.cause !== "cooldown") continue;
-    if (skip.cooldownCause !== undefined && !isLimitCause(skip.cooldownCause)) continue;
-    consider(skip.deployment.key, skip.untilMs, skip.pool);
-  }
+  for (const skip of plan.skipped)
+    if (isLimitSkip(skip) === true) consider(skip.deployment.key, skip.untilMs, skip.pool);
   // What the attempts found (a shared budget another replica used up) named too: it set `soonestMs` as well.
   for (const skip of skips) if (skip.isLimit === true) consider(skip.deploymentKey, skip.untilMs);
   if (soonest === undefined) {
