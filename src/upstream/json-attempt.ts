@@ -17,7 +17,7 @@ import {
   startHeadersTimer,
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
-import { classifyErrorInSuccess } from "./classify-response.ts";
+import { classifyErrorInSuccess, isRecord } from "./classify-response.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { requestOptions, type UpstreamCall } from "./upstream-request.ts";
 
@@ -156,16 +156,12 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   const choices = json.choices;
   if (!Array.isArray(choices)) return "no `choices` array";
   const first = choices.find((choice: unknown) => {
-    const index = isObject(choice) ? choice.index : null;
+    const index = isRecord(choice) ? choice.index : null;
     return index === 0 || index === undefined;
   });
-  if (!isObject(first)) return "no choice 0";
-  if (endpointPath === "/chat/completions" && !isObject(first.message)) return "choice 0 has no `message` object";
+  if (!isRecord(first)) return "no choice 0";
+  if (endpointPath === "/chat/completions" && !isRecord(first.message)) return "choice 0 has no `message` object";
   return undefined;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 /** Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's `input_tokens` / `output_tokens`. */
