@@ -47,7 +47,7 @@ export async function handleRequest(
   let request = prepared;
   let plan: PlannedRoute["plan"];
   let outcome: ForwardOutcome | undefined;
-  let requeues = 0;
+  let rounds = 0;
   do {
     let planned: PlannedRoute;
     try {
@@ -60,7 +60,7 @@ export async function handleRequest(
     // A request that waited in the queue across a config reload is served on the new config.
     if (planned.snapshot !== request.snapshot) request = { ...request, snapshot: planned.snapshot };
     const skipsBefore = trace.skips.length;
-    requeues += 1;
+    rounds += 1;
     try {
       outcome = await runtime.forward(
         plan,
@@ -79,7 +79,7 @@ export async function handleRequest(
         request.snapshot,
       );
     } catch (error) {
-      if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, requeues, error)) {
+      if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");
         throw failed(request, error);
       }
@@ -120,7 +120,6 @@ function mayQueueAgain(
 ): boolean {
   const { runtime, snapshot, context } = request;
   const { queueTimeoutMs, totalTimeoutMs } = snapshot.config.routing;
-  const startedAtMs = context.receivedAtMs ?? request.record.startedAtMs;
   return (
     error instanceof RateLimitedError &&
     queueTimeoutMs > 0 &&
@@ -132,7 +131,7 @@ function mayQueueAgain(
     rounds < MAX_QUEUE_ROUNDS &&
     !runtime.isShuttingDown &&
     !context.signal.aborted &&
-    runtime.clock.now() < startedAtMs + totalTimeoutMs
+    runtime.clock.now() < request.record.startedAtMs + totalTimeoutMs
   );
 }
 
