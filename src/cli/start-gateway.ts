@@ -2,6 +2,7 @@
 // thing on port 0).
 
 import { resolve, sep } from "node:path";
+import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import { ConfigError } from "../config/config-error.ts";
 import type { Env } from "../config/env.ts";
@@ -34,6 +35,8 @@ export interface RunningGateway {
 export interface StartOptions {
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   readonly clock?: Clock;
+  /** The upstream connections (default: a keep-alive undici Agent of the runtime's own). */
+  readonly dispatcher?: Dispatcher;
   readonly warnings?: readonly string[];
   /**
    * The environment the config was loaded with (the real one plus `.env`): what the OTLP export reads its
@@ -51,10 +54,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     warn: (object: object, message: string) => app?.log.warn(object, message),
   };
   const runtime = await openingStatePath(config, () =>
-    GatewayRuntime.create(
-      config,
-      options.clock === undefined ? { logger: runtimeLogger } : { logger: runtimeLogger, clock: options.clock },
-    ),
+    GatewayRuntime.create(config, {
+      logger: runtimeLogger,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+    }),
   );
   const observers = await createObservers(config, runtime, runtimeLogger, options.env ?? process.env);
   const keptResponses = await createKeptResponsesStore(config, runtime.clock, runtimeLogger);

@@ -169,6 +169,13 @@ export interface BudgetLedger {
     nowMs: number,
   ): Reservation | Denied | Promise<Reservation | Denied>;
   reconcile(reservation: Reservation, actualTokens: number, nowMs: number): void;
+  /**
+   * The reservation's request was handed to an upstream connection at `atMs`, later than it was reserved (a new
+   * connection's set-up and TLS handshake, a shared ledger's round trip came between). The provider counts it
+   * from its arrival, so the sliding windows count it from the send: else a window frees early by that gap and
+   * lets a request more through than the provider's own window does.
+   */
+  markSent(reservation: Reservation, atMs: number): void;
   release(reservation: Reservation): void;
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void;
   /** Infers limits from a refusal (limit-learning.ts) and paces the scope to them from now on. */

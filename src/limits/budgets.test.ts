@@ -143,6 +143,38 @@ describe("BudgetBook: sliding windows", () => {
     assert.equal(verdict.retryAtMs, boundary - 1 + MINUTE_MS);
   });
 
+  it("a request sent later than it was reserved counts from its send (markSent), as the provider counts it", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rps: 2, rpm: 100 });
+    // Two requests reserved at T0; the first waited 300 ms for a new connection (its TLS handshake).
+    const slow = reserveOk(book, [scope], 0, T0);
+    const fast = reserveOk(book, [scope], 0, T0);
+    book.markSent(fast, T0);
+    book.markSent(slow, T0 + 300);
+    // A third may go once the fast one's second has passed, not before; then the slow one's second holds the
+    // window until T0 + 1 300: the provider saw it at T0 + 300.
+    const verdict = denied(book.check([scope], { tokens: 0 }, T0 + 999));
+    assert.equal(verdict.retryAtMs, T0 + 1_000);
+    reserveOk(book, [scope], 0, T0 + 1_000);
+    assert.equal(denied(book.check([scope], { tokens: 0 }, T0 + 1_299)).retryAtMs, T0 + 1_300);
+    reserveOk(book, [scope], 0, T0 + 1_300);
+    // A send at or before the reservation moves nothing; the minute window moved too.
+    book.markSent(fast, T0 - 5);
+    const minute = book.usage(scope, T0 + 1_300).find((usage) => usage.window === "minute");
+    assert.equal(minute?.used, 4);
+    assert.equal(minute?.resetsAtMs, T0 + MINUTE_MS);
+  });
+
+  it("a request sent after its charge left the window is charged again from its send", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rps: 1 });
+    const reservation = reserveOk(book, [scope], 0, T0);
+    // The connection took 1.5 s: the charge left the 1 s window at T0 + 1 000, and a check then saw it gone.
+    assert.deepEqual(book.check([scope], { tokens: 0 }, T0 + 1_200), { isAllowed: true });
+    book.markSent(reservation, T0 + 1_500);
+    assert.equal(denied(book.check([scope], { tokens: 0 }, T0 + 1_600)).retryAtMs, T0 + 2_500);
+  });
+
   it("token retry time: the earliest instant at which enough old charges have left for this cost", () => {
     const book = new BudgetBook();
     const scope = scopeOf({ tpm: 300 });

@@ -208,6 +208,22 @@ export class BudgetBook implements BudgetLedger {
     }
   }
 
+  markSent(reservation: Reservation, atMs: number): void {
+    // Nearly every request is sent within the millisecond it was reserved in: nothing to move.
+    if (atMs <= reservation.atMs) return;
+    const runs = this.#runsOf.get(reservation);
+    if (runs === undefined) return;
+    for (let index = 0; index < runs.length; index++) {
+      const charged = runs[index] as { readonly window: SlidingWindow; readonly run: SlidingRun };
+      const run = charged.window.retime(charged.run, reservation.tokens, atMs, atMs);
+      if (run !== charged.run) {
+        if (run === undefined) runs.splice(index--, 1);
+        else runs[index] = { window: charged.window, run };
+      }
+    }
+    for (const scope of reservation.scopes) this.#dirty.add(scope.id);
+  }
+
   /** Frees the concurrency slot. Idempotent, so every exit path may call it. */
   release(reservation: Reservation): void {
     if (reservation.isReleased) return;

@@ -78,4 +78,25 @@ describe("SlidingWindow", () => {
     assert.equal(copy.tokens, window.tokens);
     assert.equal(copy.requests, window.requests);
   });
+
+  it("retime moves a run to its send and keeps the runs ordered by leaving time", () => {
+    const window = new SlidingWindow(MINUTE_MS);
+    const first = window.charge(0, 1, 0);
+    window.charge(10, 1, 10);
+    window.charge(20, 1, 20);
+    assert.ok(first !== undefined);
+    assert.equal(window.retime(first, 1, 15, 30), first);
+    // It now leaves at 60 015, between the runs charged at 10 and 20.
+    assert.equal(window.oldestLeavesAtMs, MINUTE_MS + 10);
+    window.expire(MINUTE_MS + 10);
+    assert.equal(window.requests, 2);
+    window.expire(MINUTE_MS + 15);
+    assert.equal(window.requests, 1);
+    // A run that left is charged anew from a send that still counts, not from one that has left too.
+    assert.equal(window.retime(first, 1, 5, MINUTE_MS + 15), undefined);
+    const again = window.retime(first, 1, 30, MINUTE_MS + 15);
+    assert.ok(again !== undefined && again !== first && again.lastMs === 30);
+    assert.equal(window.requests, 2);
+    assert.equal(window.runCount, 2);
+  });
 });

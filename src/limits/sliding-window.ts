@@ -116,6 +116,29 @@ export class SlidingWindow {
     return run;
   }
 
+  /**
+   * A charge's request was sent at `atMs`, later than it was charged (a new connection, a TLS handshake, a shared
+   * ledger's round trip came between): its run now counts until `atMs + windowMs`, as the provider, which counts
+   * the request when it arrives, does. Other charges in the run move with it (counted a little longer: never
+   * less than the provider would). A run that already left the window is charged anew. Returns the run the
+   * charge now counts in. O(runs) at worst, which is bounded; the run is nearly always the newest.
+   */
+  retime(run: SlidingRun, tokens: number, atMs: number, nowMs: number): SlidingRun | undefined {
+    if (run.isExpired) return this.charge(atMs, tokens, nowMs);
+    if (atMs <= run.lastMs) return run;
+    run.lastMs = atMs;
+    // Keep the runs ordered by leaving time: move it past those that now leave before it.
+    const runs = this.#runs;
+    let index = runs.lastIndexOf(run);
+    while (index >= 0 && index + 1 < runs.length && (runs[index + 1] as SlidingRun).lastMs < atMs) {
+      runs[index] = runs[index + 1] as SlidingRun;
+      runs[index + 1] = run;
+      index++;
+      this.#work += 1;
+    }
+    return run;
+  }
+
   /** Moves a run's token count by `delta` (floored at 0), if the run still counts. */
   adjust(run: SlidingRun, delta: number): void {
     if (run.isExpired) return;

@@ -348,6 +348,7 @@ export class GatewayRuntime {
           isStreamOpen,
           prompt,
         }),
+      attemptSent: (reservation) => this.recorder.attemptSent(reservation),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
     });
   }

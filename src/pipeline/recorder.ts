@@ -84,6 +84,12 @@ export class Recorder {
     return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
   }
 
+  /** The attempt's request went out (after a connection's set-up): the budgets count it from now. */
+  attemptSent(reservation: Reservation): void {
+    const { budgets, clock } = this.#books;
+    budgets.markSent(reservation, clock.now());
+  }
+
   /** One attempt ended. A stream that opened keeps its reservation until its segment is settled. */
   attemptEnded(
     deployment: Deployment,

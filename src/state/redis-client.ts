@@ -4,7 +4,7 @@
 // apply to an ioredis Cluster seeded from `redis_url` (it discovers the other nodes and follows slot moves).
 import { Cluster, Redis } from "ioredis";
 import { RESERVE_LUA } from "./redis-lua.ts";
-import { LEARN_LUA, RECONCILE_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua-writes.ts";
+import { LEARN_LUA, RECONCILE_LUA, RETIME_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua-writes.ts";
 
 /** ms a shared-state command may take before the request falls back to local state (`state.redis_command_timeout_ms`). */
 export const COMMAND_TIMEOUT_MS = 200;
@@ -22,6 +22,7 @@ export interface SharedStateCommands {
   budgetReserve(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetReconcile(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetLearn(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  budgetRetime(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
 }
 
@@ -32,7 +33,7 @@ export type SharedStateRedis = RedisConnection & SharedStateCommands;
 export const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
 
 /** The scripts `createCommandClient` defines (the methods of SharedStateCommands). */
-const SCRIPT_COMMANDS = ["budgetReserve", "budgetReconcile", "budgetLearn", "shareCooldown"] as const;
+const SCRIPT_COMMANDS = ["budgetReserve", "budgetReconcile", "budgetLearn", "budgetRetime", "shareCooldown"] as const;
 
 /** The command connection; `lazyConnect`, so the caller decides how long start-up may wait. */
 export function createCommandClient(
@@ -65,6 +66,7 @@ export function createCommandClient(
   client.defineCommand("budgetReserve", { lua: RESERVE_LUA });
   client.defineCommand("budgetReconcile", { lua: RECONCILE_LUA });
   client.defineCommand("budgetLearn", { lua: LEARN_LUA });
+  client.defineCommand("budgetRetime", { lua: RETIME_LUA });
   client.defineCommand("shareCooldown", { lua: SHARE_COOLDOWN_LUA });
   return client as SharedStateRedis;
 }

@@ -382,6 +382,28 @@ describe("RedisLedger", { skip }, () => {
     assert.equal(denied.retryAtMs, nowMs + 60_000);
   });
 
+  test("a request sent later than it was reserved counts from its send in every process (markSent)", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    const limited = scope("deployment:slow/m", { rps: 2, rpm: 100 });
+    const nowMs = Date.now();
+    const slow = await first.state.ledger.reserve([limited], { tokens: 1 }, nowMs);
+    assert.ok(isReservation(slow));
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 1 }, nowMs)));
+    // The first one's connection took 300 ms to open: it reached the provider then.
+    first.state.ledger.markSent(slow, nowMs + 300);
+    // A command sent later on the same connection runs after the retime.
+    const other = scope("deployment:slow/other", { rpm: 9 });
+    assert.ok(isReservation(await first.state.ledger.reserve([other], { tokens: 1 }, nowMs + 300)));
+    // At +1 000 the second process's request has left the provider's second, the slow one has not: one more fits.
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 1 }, nowMs + 1_000)));
+    const early = await second.state.ledger.reserve([limited], { tokens: 1 }, nowMs + 1_000);
+    assert.ok(!isReservation(early) && !early.isAllowed, "a third request within the provider's second");
+    assert.equal(early.retryAtMs, nowMs + 1_300);
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 1 }, nowMs + 1_300)));
+  });
+
   test("forgetting a scope (one replica's reload gave it another key) keeps the fleet's shared counters", async (t) => {
     const server = await useRedisServer(t);
     const first = await startBackend(t, server.url);

@@ -49,6 +49,7 @@ import {
   type ChargedRun,
   chargedRuns,
   denialFromReply,
+  retimeArguments,
   ScriptShapes,
   tokenCounterArguments,
 } from "./redis-script-shapes.ts";
@@ -80,8 +81,12 @@ interface ReservationDetail {
   isShared: boolean;
   /** The (rounded) token count Redis holds for it. */
   tokensInRedis: number;
-  /** Where Redis counted it in each sliding window, for a reconcile. */
+  /** Where Redis counted it in each sliding window, for a reconcile (windows of scopes with a token rule). */
   runs: readonly ChargedRun[];
+  /** Where Redis counted it in every sliding window, for `markSent` (a budget lease's runs, spent from one). */
+  windowRuns: readonly ChargedRun[];
+  /** When its request was sent, if later than it was reserved (0: not known to be). */
+  sentAtMs: number;
   /** The scopes as Redis charged them (with the learned rules then known): their token counters are reconciled. */
   sharedScopes: readonly BudgetScope[];
   /** The budget lease it was charged to (or that its reserve took): a reconcile moves the lease while it lives. */
@@ -267,6 +272,26 @@ export class RedisLedger implements BudgetLedger {
     void this.#writes.reconcile(this.#redis, scope.id, keys, args);
   }
 
+  markSent(reservation: Reservation, atMs: number): void {
+    if (atMs <= reservation.atMs) return;
+    const detail = this.#details.get(reservation);
+    if (detail === undefined) return;
+    detail.sentAtMs = atMs;
+    if (detail.mirror !== undefined) this.#local.markSent(detail.mirror, atMs);
+    // Not in Redis yet: the replay moves it once it is. A budget lease's runs count until the lease's end plus a
+    // window already: only a send after that end moves them.
+    if (!detail.isShared || !this.#link.isUp) return;
+    if (detail.lease !== undefined && atMs <= detail.lease.endMs) return;
+    this.#sendRetime(detail, detail.windowRuns);
+  }
+
+  /** Moves the sliding-window runs a request was charged to so that they count from its send (RETIME_LUA). */
+  #sendRetime(detail: ReservationDetail, runs: readonly ChargedRun[]): void {
+    if (runs.length === 0) return;
+    const { keys, args } = retimeArguments(runs, detail.sentAtMs, this.#clock.now());
+    void this.#writes.send(() => this.#redis.budgetRetime(keys.length, ...keys, ...args));
+  }
+
   release(reservation: Reservation): void {
     if (reservation.isReleased) return;
     reservation.isReleased = true;
@@ -411,9 +436,13 @@ export class RedisLedger implements BudgetLedger {
     const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     const wasCharged = Array.isArray(reply) && reply[0] === 2;
     detail.isShared = true;
-    detail.runs = chargedRuns(this.#shapes, this.#prefix, scopes, reservation.atMs, reply).tokenRuns;
+    const charged = chargedRuns(this.#shapes, this.#prefix, scopes, reservation.atMs, reply);
+    detail.runs = charged.tokenRuns;
+    detail.windowRuns = charged.runs;
     if (!wasCharged) detail.tokensInRedis = tokens;
     else if (detail.tokensInRedis !== tokens) this.#sendReconcile(reservation, detail, tokens);
+    // Charged as of its reservation, like every reserve; sent later, it counts from the send (`markSent`).
+    if (detail.sentAtMs > reservation.atMs) this.#sendRetime(detail, detail.windowRuns);
   }
 
   /**
@@ -440,6 +469,7 @@ export class RedisLedger implements BudgetLedger {
     const detail = this.#details.get(reservation);
     if (detail !== undefined) {
       detail.runs = lease.tokenRuns;
+      detail.windowRuns = lease.runs;
       detail.sharedScopes = lease.shared;
       detail.lease = lease;
     }
@@ -507,6 +537,7 @@ export class RedisLedger implements BudgetLedger {
           : this.#leases.install(key, scopes, shared, member, terms, charged, nowMs, installedAtMs);
       if (detail !== undefined) {
         detail.runs = charged.tokenRuns;
+        detail.windowRuns = charged.runs;
         detail.sharedScopes = shared;
         detail.lease = lease;
       }
@@ -558,6 +589,8 @@ export class RedisLedger implements BudgetLedger {
       isShared: tokensInRedis !== undefined,
       tokensInRedis: tokensInRedis ?? 0,
       runs: [],
+      windowRuns: [],
+      sentAtMs: 0,
       sharedScopes: scopes,
       lease: undefined,
     });

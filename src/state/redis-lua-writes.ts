@@ -65,6 +65,36 @@ return 1
 `;
 
 /**
+ * A reservation's request was sent at sent_ms, after it was charged (BudgetBook.markSent, SlidingWindow.retime):
+ * each sliding-window run it was charged to counts until sent_ms plus its window, if it did not already. Other
+ * charges in a run move with it (counted a little longer, never less). Safe to send twice: it only ever moves a
+ * run later. A run no longer there (it left its window, or Redis restarted) is left alone. KEYS: per run, its runs
+ * sorted set and runs hash. ARGV: sent_ms, now_ms, then per run: its id and its window's ms. The keys' lives are
+ * stretched to keep the run (the reserve sets them to a window plus a minute from the charge).
+ */
+export const RETIME_LUA = `
+local sent = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local KEEP_MS = 60000
+for i = 1, #KEYS / 2 do
+  local runs, hash = KEYS[2 * i - 1], KEYS[2 * i]
+  local id, window_ms = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
+  local value = redis.call('HGET', hash, id)
+  if value then
+    local first, last, rest = string.match(value, '^([^,]*),([^,]*),(.*)$')
+    if tonumber(last) < sent then
+      redis.call('HSET', hash, id, first .. ',' .. string.format('%.17g', sent) .. ',' .. rest)
+      redis.call('ZADD', runs, 'XX', sent, id)
+      local keep = sent - now + window_ms + KEEP_MS
+      if redis.call('PTTL', runs) < keep then redis.call('PEXPIRE', runs, keep) end
+      if redis.call('PTTL', hash) < keep then redis.call('PEXPIRE', hash, keep) end
+    end
+  end
+end
+return 1
+`;
+
+/**
  * Stores what a provider's rate-limit headers said. KEYS[1]: learned hash. ARGV: now, then per window: field,
  * value ("remaining,resetAtMs,limit"), reset_at. The hash lives until its latest reset. Each window starts with
  * spentSince = the requests (or tokens) of the budget leases still live against the previous report (fields

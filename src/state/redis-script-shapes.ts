@@ -127,8 +127,11 @@ export class ScriptShapes {
 
 /** A sliding-window run a charge went into in Redis: the runs hash key and the run id. */
 export interface ChargedRun {
+  /** The window's runs sorted set (scored by when a run leaves) and runs hash. */
+  readonly runs: string;
   readonly hash: string;
   readonly id: string;
+  readonly windowMs: number;
 }
 
 /**
@@ -153,12 +156,29 @@ export function chargedRuns(
     for (const index of shape.slidingWindows) {
       const id = ids[next++];
       const keys = scoped.sliding[index];
-      if (typeof id !== "string" || id === "" || keys === undefined) continue;
-      runs.push({ hash: keys[1], id });
-      if (shape.hasTokenRule) tokenRuns.push({ hash: keys[1], id });
+      const windowMs = SLIDING_WINDOWS_MS[index];
+      if (typeof id !== "string" || id === "" || keys === undefined || windowMs === undefined) continue;
+      const run = { runs: keys[0], hash: keys[1], id, windowMs };
+      runs.push(run);
+      if (shape.hasTokenRule) tokenRuns.push(run);
     }
   }
   return { runs, tokenRuns, next };
+}
+
+/** RETIME_LUA's keys and arguments: the runs `runs` name count from `sentAtMs`. */
+export function retimeArguments(
+  runs: readonly ChargedRun[],
+  sentAtMs: number,
+  nowMs: number,
+): { keys: string[]; args: (string | number)[] } {
+  const keys: string[] = [];
+  const args: (string | number)[] = [sentAtMs, nowMs];
+  for (const run of runs) {
+    keys.push(run.runs, run.hash);
+    args.push(run.id, run.windowMs);
+  }
+  return { keys, args };
 }
 
 /** Turns the reserve script's denial into BudgetBook's verdict (same reasons and retry times). */

@@ -40,6 +40,8 @@ export interface AttemptContext {
   readonly limits: UpstreamLimits;
   /** Gives the provider's in-flight slot back; called once the upstream response is over (or never came). */
   readonly releaseSlot: () => void;
+  /** The request was handed to a connection, right before undici writes it (after a new connection's set-up). */
+  readonly onSent: () => void;
   readonly remainingMs: number;
   readonly controller: AbortController;
   readonly deadline: AbortSignal;

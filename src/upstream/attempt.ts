@@ -45,6 +45,7 @@ export async function attemptOnce(
   services: AttemptServices,
   remainingMs: number,
   releaseSlot: () => void = () => {},
+  onSent: () => void = () => {},
 ): Promise<AttemptResult> {
   const controller = new AbortController();
   const deadline = new AbortController();
@@ -72,6 +73,7 @@ export async function attemptOnce(
       clock: services.clock,
       limits: services.limits,
       releaseSlot: once(releaseSlot),
+      onSent,
       remainingMs,
       controller,
       deadline: deadline.signal,
@@ -124,7 +126,7 @@ async function streamAttempt(
   let response: Dispatcher.ResponseData;
   const headersTimer = startHeadersTimer(context, headersTimeoutMs);
   try {
-    response = await sendUpstream(context.dispatcher, call);
+    response = await sendUpstream(context.dispatcher, call, context.onSent);
   } catch (error) {
     context.releaseSlot();
     return sendFailure(error, context, headersTimer, headersTimeoutMs);

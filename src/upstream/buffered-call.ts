@@ -25,6 +25,8 @@ export interface BufferedCallOptions {
    * resolved truncated. 0: the body is not read at all (a redirect, or an answer refused by its headers).
    */
   readonly maxBodyBytes: (statusCode: number, headers: HeaderMap) => number;
+  /** Called once, when undici hands the request to a connection, right before writing it. */
+  readonly onRequestStart?: () => void;
   /** Called once, when the final status and headers arrive (before the body). */
   readonly onHeaders?: () => void;
 }
@@ -86,6 +88,7 @@ class BufferedCallHandler implements Dispatcher.DispatchHandler {
     // Aborted while the request waited for a connection: it is never sent.
     const { signal } = this.#options;
     if (signal.aborted) controller.abort(signal.reason);
+    else this.#options.onRequestStart?.();
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderMap): void {

@@ -133,7 +133,10 @@ async function tryCandidate(
       return undefined;
     }
     const startedAtMs = clock.now();
-    const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot);
+    const { reservation } = admission;
+    const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot, () =>
+      services.attemptSent(reservation),
+    );
     const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs, admission.reservation);
     attempts.push(report);
     services.attemptEnded(

@@ -163,6 +163,11 @@ export interface FailoverServices {
     isStreamOpen: boolean,
     prompt: CalibratingPrompt | undefined,
   ): void;
+  /**
+   * The attempt's request was handed to an upstream connection (after a connection's set-up, if it needed one):
+   * the budgets count it from now on (BudgetLedger.markSent).
+   */
+  attemptSent(reservation: Reservation): void;
   /** Time until a cooling deployment is available again (for 429 retry-after). */
   soonestAvailableMs(plan: RoutePlan): number | undefined;
 }

@@ -44,6 +44,7 @@ export async function jsonAttempt(
           : isSuccess(status)
             ? limits.maxResponseBytes
             : limits.maxErrorBodyBytes,
+      onRequestStart: context.onSent,
       onHeaders: () => {
         headersTimer.stop();
         headersMs = clock.now() - sentAtMs;

@@ -1,5 +1,6 @@
 // Building and sending one upstream HTTP request with undici. Kept apart from the failover loop so that the
 // loop reads as policy, not plumbing.
+import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { Deployment } from "../providers/catalog.ts";
 
@@ -14,8 +15,78 @@ export interface UpstreamCall {
   readonly signal: AbortSignal;
 }
 
-export function sendUpstream(dispatcher: Dispatcher, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
-  return dispatcher.request({ ...requestOptions(call), signal: call.signal });
+/**
+ * Sends a streamed call with `request()` (its answer is read as a Readable). `onSent`: told when undici hands the
+ * request to a connection, right before writing it (after a new connection's set-up and TLS handshake), as the
+ * JSON path's own handler is (buffered-call.ts `onRequestStart`): what the budgets count a send from.
+ */
+export function sendUpstream(
+  dispatcher: Dispatcher,
+  call: UpstreamCall,
+  onSent?: () => void,
+): Promise<Dispatcher.ResponseData> {
+  const options = { ...requestOptions(call), signal: call.signal };
+  if (onSent === undefined) return dispatcher.request(options);
+  // `request()` builds its own handler and passes it to `this.dispatch`: called on a stand-in whose `dispatch`
+  // wraps that handler, it reports the handler's start. undici's request API has no hook of its own for it.
+  const request: (this: unknown, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData> =
+    dispatcher.request;
+  const tap = {
+    dispatch: (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean =>
+      dispatcher.dispatch(opts, new SentTap(handler, onSent)),
+  };
+  return request.call(tap, options);
+}
+
+/**
+ * `request()`'s handler (undici's legacy handler methods) with its start reported first. Every method undici may
+ * call on such a handler is passed on as it is.
+ */
+class SentTap implements Dispatcher.DispatchHandler {
+  readonly #inner: Dispatcher.DispatchHandler;
+  readonly #onSent: () => void;
+
+  constructor(inner: Dispatcher.DispatchHandler, onSent: () => void) {
+    this.#inner = inner;
+    this.#onSent = onSent;
+  }
+
+  onConnect(abort: (error?: Error) => void, context?: unknown): void {
+    this.#onSent();
+    (this.#inner.onConnect as ((abort: (error?: Error) => void, context?: unknown) => void) | undefined)?.call(
+      this.#inner,
+      abort,
+      context,
+    );
+  }
+
+  onError(error: Error): void {
+    this.#inner.onError?.(error);
+  }
+
+  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
+    this.#inner.onUpgrade?.(statusCode, headers, socket);
+  }
+
+  onResponseStarted(): void {
+    this.#inner.onResponseStarted?.();
+  }
+
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.#inner.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#inner.onData?.(chunk) ?? true;
+  }
+
+  onComplete(trailers: string[] | null): void {
+    this.#inner.onComplete?.(trailers);
+  }
+
+  onBodySent(chunkSize: number, totalBytesSent: number): void {
+    this.#inner.onBodySent?.(chunkSize, totalBytesSent);
+  }
 }
 
 /** The undici options of one upstream call (without its signal: `request()` and `dispatch` take it differently). */

@@ -2,7 +2,9 @@
 // its default) work together: a request whose only candidate is over `rps: 1`, or whose `concurrency: 1` slot is
 // taken, waits its turn in arrival order instead of getting a 429 at once.
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { describe, test } from "node:test";
+import { Agent } from "undici";
 import { stringify } from "yaml";
 import { chatRequests, postChat, type RawResponse, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
@@ -66,10 +68,49 @@ describe("queue with the default wait-for-better rule", () => {
     const times = chatRequests(alpha).map((request) => request.receivedAtMs);
     for (let index = 1; index < times.length; index++) {
       const gapMs = (times[index] ?? 0) - (times[index - 1] ?? 0);
-      // The budget admits at reservation time; the upstream sees the request a little later on a loaded machine.
+      // The budget counts a request from its send; the mock, in this process, may read it later on a loaded machine.
       assert.ok(gapMs >= 500, `requests ${index - 1} and ${index} reached alpha ${gapMs} ms apart (rps: 1)`);
     }
   });
+
+  for (const isStream of [false, true]) {
+    const kind = isStream ? "streams" : "JSON";
+    test(`rps: 2 — a request counts from when it was sent, not reserved: a slow new connection delays the next (${kind})`, async (t) => {
+      const alpha = await useMock(t);
+      // Every new upstream connection takes 300 ms to open, as a TLS handshake to a distant provider can: the first
+      // two requests are reserved at once but reach alpha 300 ms later. The third, queued, must not reach alpha
+      // within a second of the first (the provider counts a request when it arrives), however early it was reserved.
+      let connections = 0;
+      const slowToConnect = new Agent({
+        connect: (options, callback) => {
+          connections++;
+          setTimeout(() => {
+            const socket = connect({ host: options.hostname, port: Number(options.port) });
+            socket.once("connect", () => callback(null, socket));
+            socket.once("error", (error) => callback(error, null));
+          }, 300);
+        },
+      });
+      t.after(() => slowToConnect.close());
+      const gateway = await useGateway(t, yamlFor(alpha, { rps: 2 }), { dispatcher: slowToConnect });
+      const answers = await Promise.all(
+        ["first", "second", "third"].map((name) =>
+          postChat(gateway, { model: "m", stream: isStream, messages: [{ role: "user", content: name }] }),
+        ),
+      );
+      for (const answer of answers) {
+        assert.equal(answer.status, 200, answer.text);
+        assert.equal(answer.text.includes("[DONE]"), isStream, answer.text);
+      }
+      assert.equal(connections, 2, "the third request reused a connection");
+      const times = chatRequests(alpha)
+        .map((request) => request.receivedAtMs)
+        .sort((left, right) => left - right);
+      const gapMs = (times[2] ?? 0) - (times[0] ?? 0);
+      // 700 ms when the charge counted from the reservation; the mock's own event-loop delay aside, 1 000.
+      assert.ok(gapMs >= 950, `three requests reached alpha within ${gapMs} ms (rps: 2)`);
+    });
+  }
 
   test("concurrency: 1 — waiters get the slot in arrival order as it frees", async (t) => {
     const alpha = await useMock(t);

@@ -3,6 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Dispatcher } from "undici";
 import { watchConfigFiles } from "../../src/cli/hot-reload.ts";
 import { type RunningGateway, startGateway } from "../../src/cli/start-gateway.ts";
 import type { Clock } from "../../src/clock.ts";
@@ -20,6 +21,8 @@ export interface TestGateway extends RunningGateway {
 export interface TestGatewayOptions {
   readonly env?: Env;
   readonly clock?: Clock;
+  /** The gateway's upstream connections (e.g. an Agent whose connections are slow to open). */
+  readonly dispatcher?: Dispatcher;
   /** Log level; default silent. */
   readonly logLevel?: string;
   /** Files written next to the config before it loads, by name (e.g. `model-adjustments.yaml`). */
@@ -43,10 +46,11 @@ export async function startTestGateway(yamlText: string, options: TestGatewayOpt
   const resolvePreset = createPresetResolver(loadPresets(env));
   const { config, warnings } = loadConfigFile(configPath, { env: { ...env }, resolvePreset });
   const logger = { level: options.logLevel ?? "silent" };
-  const gateway = await startGateway(
-    config,
-    options.clock === undefined ? { logger } : { logger, clock: options.clock },
-  );
+  const gateway = await startGateway(config, {
+    logger,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+  });
   // POST /admin/reload (and `watchFiles`) load this file again, as `serve` does with its config.
   gateway.runtime.setConfigLoader(() => loadConfigFile(configPath, { env: { ...env }, resolvePreset }).config);
   const stopWatching =
