@@ -147,6 +147,35 @@ describe("classifyRateLimit: capacity", () => {
   });
 });
 
+describe("classifyRateLimit: a request larger than a whole window", () => {
+  it("Groq's 413 and OpenAI's 429 'Request too large ... Limit N, Requested M' refuse the request, not the key", () => {
+    const groq413 = classifyRateLimit(groq.requestTooLarge413);
+    assert.equal(groq413.kind, "short");
+    assert.equal(groq413.isRequestTooLarge, true);
+    assert.match(groq413.reason, /limit 6000, requested 14810/);
+    // OpenAI's wording, as recorded in vanna-ai/vanna-flask#11 (HTTP 429).
+    const openAi429 = {
+      status: 429,
+      headers: {},
+      bodyText: JSON.stringify({
+        error: {
+          message:
+            "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, Requested 342389. The input or output tokens must be reduced in order to run successfully.",
+          type: "tokens",
+          code: "rate_limit_exceeded",
+        },
+      }),
+    };
+    assert.equal(classifyRateLimit(openAi429).isRequestTooLarge, true);
+  });
+
+  it("a window merely used up is not a request too large", () => {
+    for (const fixture of [groq.tokensPerMinute429, groq.tokensPerDay429, openAi.tokensPerMinute429]) {
+      assert.equal(classifyRateLimit(fixture).isRequestTooLarge, undefined);
+    }
+  });
+});
+
 describe("classifyRateLimit: robustness", () => {
   it("never throws on odd bodies", () => {
     for (const bodyText of ["", "[", "null", "[]", "[null]", '{"error":"x"}', '{"errors":"x"}', "\u0000"]) {

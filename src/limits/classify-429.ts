@@ -20,6 +20,11 @@ export interface RateLimitClassification {
    * OpenRouter's free-models-per-day), so every model of the key is out, not only the one asked.
    */
   readonly isAccountWide?: boolean;
+  /**
+   * The request alone is larger than the whole window it is counted against ("Request too large ... Limit 6000,
+   * Requested 14810"): no wait makes it fit, and smaller requests still do, so the key is not to be cooled down.
+   */
+  readonly isRequestTooLarge?: true;
 }
 
 export interface ClassifyRateLimitInput {
@@ -136,6 +141,16 @@ const MAX_SCANNED_BODY_CHARS = 16 * 1024;
 export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClassification {
   const { status, headers, bodyText } = input;
   if (status === 402) return { kind: "credits", reason: "402 Payment Required" };
+  if (status === 413 || status === 429) {
+    const tooLarge = requestLargerThanWindow(bodyText);
+    if (tooLarge !== undefined) {
+      return {
+        kind: "short",
+        reason: `request larger than the whole window (limit ${tooLarge.limit}, requested ${tooLarge.requested})`,
+        isRequestTooLarge: true,
+      };
+    }
+  }
 
   const text = lowerCasedPrefix(bodyText);
   if (status === 503 || status === 529) {
@@ -197,6 +212,26 @@ function classifyGoogleQuota(facts: ErrorBodyFacts, text: string): RateLimitClas
     return { kind: "daily", reason: "Gemini per-day quota exhausted" };
   }
   return { kind: "short", reason: "Gemini RESOURCE_EXHAUSTED without quota details: assumed per-minute" };
+}
+
+/**
+ * "Request too large for model `m` ... on tokens per minute (TPM): Limit 6000, Requested 14810" (Groq, with HTTP
+ * 413) and "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, Requested 342389" (OpenAI, with 429).
+ */
+const REQUEST_TOO_LARGE = /\brequest too large\b[\s\S]{0,300}?\blimit:?\s*(\d+),?\s*requested:?\s*(\d+)/i;
+
+/** The window's limit and the request's size when the body says the request alone exceeds a whole window. */
+export function requestLargerThanWindow(
+  bodyText: string | undefined,
+): { readonly limit: number; readonly requested: number } | undefined {
+  if (bodyText === undefined) return undefined;
+  const match = REQUEST_TOO_LARGE.exec(
+    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
+  );
+  if (match === null) return undefined;
+  const limit = Number(match[1]);
+  const requested = Number(match[2]);
+  return requested > limit ? { limit, requested } : undefined;
 }
 
 function matchTextSignal(text: string): TextSignal | undefined {

@@ -1,5 +1,5 @@
 // What an upstream answer means for failover. Pure: status, headers and body text in, a verdict out.
-import { classifyRateLimit, type RateLimitKind } from "../limits/classify-429.ts";
+import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 
@@ -13,6 +13,8 @@ export type Verdict =
       readonly reason: string;
       /** The answer names the account's shared pool (see RateLimitClassification.isAccountWide). */
       readonly isAccountWide?: boolean;
+      /** The request alone exceeds a whole window (see RateLimitClassification.isRequestTooLarge). */
+      readonly isRequestTooLarge?: true;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -47,7 +49,14 @@ const MAX_RAW_CHARS = 4_000;
 
 export function classifyResponse(status: number, headers: HeaderMap, bodyText: string, nowMs: number): Verdict {
   if (status >= 200 && status < 300) return { kind: "success" };
-  if (status === 429 || status === 402 || status === 529) {
+  // Groq answers 413 (not 429) to a request larger than the model's whole tokens-per-minute window, with its
+  // rate-limit code and wording (console.groq.com/docs/errors lists the 413): another candidate may take it.
+  if (
+    status === 429 ||
+    status === 402 ||
+    status === 529 ||
+    (status === 413 && requestLargerThanWindow(bodyText) !== undefined)
+  ) {
     const classification = classifyRateLimit({ status, headers, bodyText });
     return {
       kind: "rate_limited",
@@ -55,6 +64,7 @@ export function classifyResponse(status: number, headers: HeaderMap, bodyText: s
       hint: retryHintFromResponse({ status, headers, bodyText, nowMs }),
       reason: classification.reason,
       ...(classification.isAccountWide === true ? { isAccountWide: true } : {}),
+      ...(classification.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
     };
   }
   if (status === 401 || status === 403) {

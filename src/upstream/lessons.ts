@@ -102,12 +102,15 @@ export function lessonFromVerdict(
         verdict.hint === undefined
           ? ""
           : ` (retry in ${Math.ceil(verdict.hint.delayMs)} ms, from ${verdict.hint.source})`;
-      const own = rateLimitEffect(verdict, cause, settings, nowMs);
+      // A request larger than a whole window says nothing about the key's state: no cooldown (the retry-after on
+      // Groq's 413 would only keep smaller requests away), only the limit it states, so that the next request of
+      // that size skips this candidate without an upstream request.
+      const own = verdict.isRequestTooLarge === true ? [] : [rateLimitEffect(verdict, cause, settings, nowMs)];
       return {
         outcome: "rate_limited",
         reason: `${verdict.reason}${hintText}`,
         effects: [
-          own,
+          ...own,
           ...(isAccountWide(verdict, settings) ? [{ kind: "cool_pool" as const, reason: verdict.reason }] : []),
           ...(answer === undefined
             ? []
@@ -137,6 +140,7 @@ export function lessonFromVerdict(
  */
 function isAccountWide(verdict: Verdict & { kind: "rate_limited" }, settings: ProviderSettings): boolean {
   if (verdict.limitKind !== "short" && verdict.limitKind !== "daily") return false;
+  if (verdict.isRequestTooLarge === true) return false;
   return verdict.isAccountWide === true || settings.rateLimitScope === "account";
 }
 
@@ -235,13 +239,16 @@ function learnLimitsEffect(
       : verdict.hint?.delayMs;
   const algorithm = settings.limits?.window;
   const offsetMs = settings.limits?.windowOffsetMs;
+  const stated = statedLimits(answer.headers, answer.bodyText, dialect, nowMs);
+  // Only what the provider states: the spacing of our requests says nothing about a refusal of the request's size.
+  if (verdict.isRequestTooLarge === true && stated.length === 0) return [];
   return [
     {
       kind: "learn_limits",
       refusal: {
         kind: verdict.limitKind,
         hintDelayMs,
-        stated: statedLimits(answer.headers, answer.bodyText, dialect, nowMs),
+        stated,
         ...(algorithm === undefined ? {} : { algorithm }),
         ...(offsetMs === undefined ? {} : { offsetMs }),
       },

@@ -8,6 +8,7 @@ import { ManualClock } from "../../src/clock.ts";
 import {
   cerebras,
   cloudflare,
+  groq,
   mistral,
   NEXT_UTC_MIDNIGHT_MS,
   NOW_MS,
@@ -15,7 +16,7 @@ import {
   openRouter,
   type ResponseFixture,
 } from "../fixtures/provider-fixtures.ts";
-import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
+import { assertServedBy, type Scene, startScene, windowOf } from "../helpers/limits-scene.ts";
 import type { MockStep } from "../helpers/mock-upstream.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -173,5 +174,29 @@ describe("overlapping refusals", () => {
     clock.advance(2_000);
     assertServedBy(await scene.chat(), "beta", 1);
     assert.equal(scene.counts().alpha, 2);
+  });
+});
+
+describe("too large for the window: the request, not the key, is refused", () => {
+  // Groq answers a request larger than the model's whole tokens-per-minute window with 413 and its rate-limit code
+  // (console.groq.com/docs/errors lists 413; the body is as recorded in public issues). Before, the gateway took the
+  // 413 for a malformed request and handed it to the client without trying the other candidates.
+  test("Groq's 413 'Request too large ... (TPM): Limit 6000, Requested 14810' fails over and learns the TPM limit", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock, alpha: { rate_limit_dialect: "groq" } });
+    scene.alpha.enqueue(CHAT_ROUTE, replay(groq.requestTooLarge413));
+    assertServedBy(await scene.chat({ max_tokens: 8_000 }), "beta", 2);
+
+    const row = await scene.stats("alpha");
+    // Waiting fixes nothing and smaller requests still fit: no cooldown, in spite of the 413's retry-after.
+    assert.equal(row.cooldown, null);
+    assert.equal(windowOf(row, "deployment:alpha/m", "tokens", "minute", "learned").limit, 6_000);
+
+    // The next request that could never fit that window skips alpha without an upstream request...
+    const alphaBefore = scene.counts().alpha;
+    assertServedBy(await scene.chat({ max_tokens: 8_000 }), "beta", 1);
+    assert.equal(scene.counts().alpha, alphaBefore, "a request larger than the learned window was sent again");
+    // ...and a small one is served by alpha at once.
+    assertServedBy(await scene.chat({ max_tokens: 100 }), "alpha");
   });
 });

@@ -47,7 +47,7 @@ export interface WindowView {
   used: number;
   remaining: number;
   resets_at: string | null;
-  source: "config" | "provider";
+  source: "config" | "provider" | "learned";
 }
 
 export interface BudgetView {
