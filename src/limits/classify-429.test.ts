@@ -10,6 +10,7 @@ import {
   openAi,
   openRouter,
   type ResponseFixture,
+  sambaNova,
   together,
 } from "../../test/fixtures/provider-fixtures.ts";
 import { classifyRateLimit, type RateLimitKind } from "./classify-429.ts";
@@ -80,6 +81,21 @@ describe("classifyRateLimit: daily", () => {
     const binding = { status: 429, headers: {}, bodyText: '{"errors":[{"code":4006,"message":"..."}]}' };
     assertKind(binding, "daily", "4006");
     assertKind({ status: 429, headers: {}, bodyText: "You have used up your daily free allocation" }, "daily", "daily");
+  });
+});
+
+describe("classifyRateLimit: a window stated in seconds (SambaNova's 'Violated duration_s: N')", () => {
+  it("86400 s is a daily limit, whatever code comes with it", () => {
+    assertKind(sambaNova.tokensPerDay429, "daily", "86400");
+    // SambaNova's error-code table, as transcribed by api-evangelist/sambanova-systems, lists `insufficient_quota` for
+    // its 429 "Rate limit exceeded": a body that names its window is still that window, not a billing problem.
+    const withQuotaCode = sambaNova.tokensPerDay429.bodyText.replace('"code":null', '"code":"insufficient_quota"');
+    assertKind({ status: 429, headers: {}, bodyText: withQuotaCode }, "daily", "86400");
+  });
+
+  it("a shorter window is a short one", () => {
+    const perMinute = sambaNova.tokensPerDay429.bodyText.replace("duration_s: 86400", "duration_s: 60");
+    assertKind({ status: 429, headers: {}, bodyText: perMinute }, "short", "60");
   });
 });
 

@@ -172,6 +172,11 @@ export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClass
     }
   }
 
+  if (status === 429) {
+    const statedWindow = windowStatedInSeconds(text);
+    if (statedWindow !== undefined) return statedWindow;
+  }
+
   const facts = readErrorBody(bodyText);
   for (const signal of CODE_SIGNALS) {
     if (facts.codes.includes(signal.providerCode)) return { kind: signal.kind, reason: signal.reason };
@@ -212,6 +217,26 @@ function classifyGoogleQuota(facts: ErrorBodyFacts, text: string): RateLimitClas
     return { kind: "daily", reason: "Gemini per-day quota exhausted" };
   }
   return { kind: "short", reason: "Gemini RESOURCE_EXHAUSTED without quota details: assumed per-minute" };
+}
+
+/**
+ * SambaNova names the violated window in seconds: "Request would exceed rate limit\nViolated duration_s: 86400,
+ * current usage: 196279, limit: 200000" (its free tier's tokens per day, as recorded in user reports and confirmed by
+ * SambaNova staff, community.sambanova.ai/t/1654). A stated window settles the class before any error code: the
+ * error-code table of SambaNova's docs, as transcribed, gives its rate-limit 429 the code `insufficient_quota`,
+ * which elsewhere means out of credits.
+ */
+// No leading \b: in the raw JSON the word follows an escaped newline ("limit\nViolated").
+const VIOLATED_DURATION = /violated duration_s:\s*(\d+)/;
+const DAY_SECONDS = 86_400;
+
+function windowStatedInSeconds(lowerCasedText: string): RateLimitClassification | undefined {
+  const match = VIOLATED_DURATION.exec(lowerCasedText);
+  if (match === null) return undefined;
+  const seconds = Number(match[1]);
+  return seconds >= DAY_SECONDS
+    ? { kind: "daily", reason: `a ${seconds} s window is used up (violated duration_s: ${seconds})` }
+    : { kind: "short", reason: `a ${seconds} s window is used up (violated duration_s: ${seconds})` };
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   openAi,
   openRouter,
   type ResponseFixture,
+  sambaNova,
 } from "../fixtures/provider-fixtures.ts";
 import { assertServedBy, type Scene, startScene, windowOf } from "../helpers/limits-scene.ts";
 import type { MockStep } from "../helpers/mock-upstream.ts";
@@ -100,6 +101,16 @@ describe("daily: parked until the day window ends", () => {
     assert.deepEqual(
       { ...cooldown, reason: "" },
       { remaining_ms: NEXT_UTC_MIDNIGHT_MS - NOW_MS, cause: "daily_quota", source: "provider", reason: "" },
+    );
+    await assertAwayUntil(scene, clock, NEXT_UTC_MIDNIGHT_MS);
+  });
+  test("SambaNova's 'Violated duration_s: 86400' (no hint): until the day_reset, not retried every minute", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock });
+    const cooldown = await refuseOnce(scene, sambaNova.tokensPerDay429);
+    assert.deepEqual(
+      { ...cooldown, reason: "" },
+      { remaining_ms: NEXT_UTC_MIDNIGHT_MS - NOW_MS, cause: "daily_quota", source: "guessed", reason: "" },
     );
     await assertAwayUntil(scene, clock, NEXT_UTC_MIDNIGHT_MS);
   });
