@@ -11,6 +11,14 @@ describe("parseResetAtMs", () => {
     assert.equal(parseResetAtMs("soon", "delay", NOW_MS), undefined);
   });
 
+  it("delay: a bare number past 1e9 is an epoch instant (seconds or milliseconds), not 31 years from now", () => {
+    const inAnHourS = String(Math.round(NOW_MS / 1_000) + 3_600);
+    assert.equal(parseResetAtMs(inAnHourS, "delay", NOW_MS), Math.round(NOW_MS / 1_000) * 1_000 + 3_600_000);
+    assert.equal(parseResetAtMs(String(NOW_MS + 60_000), "delay", NOW_MS), NOW_MS + 60_000);
+    // Just below: still seconds from now (bounded by the longest wait taken).
+    assert.equal(parseResetAtMs("86400", "delay", NOW_MS), NOW_MS + 86_400_000);
+  });
+
   it("timestamp: epoch milliseconds, epoch seconds, or small seconds from now", () => {
     assert.equal(parseResetAtMs("1767312000000", "timestamp", NOW_MS), 1_767_312_000_000);
     assert.equal(parseResetAtMs("1767312000", "timestamp", NOW_MS), 1_767_312_000_000);

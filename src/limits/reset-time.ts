@@ -29,6 +29,11 @@ export function parseResetAtMs(text: string, format: ResetFormat, nowMs: number)
 
 function unboundedResetAtMs(text: string, format: ResetFormat, nowMs: number): number | undefined {
   if (format === "delay") {
+    // A bare number past 1e9 is no delay (31 years) but an epoch instant: providers of the `generic` dialect differ
+    // on what their reset headers hold (SambaNova's x-ratelimit-reset-requests-day is read both ways in the wild),
+    // and read as seconds from now it would park the key for the longest wait allowed.
+    const bare = parseNumber(text);
+    if (bare !== undefined && bare >= EPOCH_SECONDS_THRESHOLD) return unboundedResetAtMs(text, "timestamp", nowMs);
     const delayMs = parseDurationMs(text);
     return delayMs === undefined ? undefined : nowMs + Math.max(0, delayMs);
   }
