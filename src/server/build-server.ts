@@ -20,7 +20,7 @@ import { currentKeyRing, hasClientKey, type KeyRing } from "./auth.ts";
 import { registerCors } from "./cors.ts";
 import {
   clientErrorHandler,
-  continueOrRefuse,
+  continueWithinBodyLimit,
   errorHandler,
   expectationFailed,
   MessagesSockets,
@@ -140,7 +140,7 @@ function createFastify(
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
   });
   app.server.maxConnections = settings.maxConnections;
-  app.server.on("checkContinue", continueOrRefuse(settings.bodyLimitBytes, app.server));
+  app.server.on("checkContinue", continueWithinBodyLimit(settings.bodyLimitBytes, app.server));
   app.server.on("checkExpectation", (_request, response) => {
     const error = expectationFailed();
     const body = JSON.stringify(renderError(error));

@@ -61,30 +61,19 @@ function payloadTooLarge(bodyLimitBytes: number): GatewayError {
 }
 
 /**
- * Node's `checkContinue` (a request with `Expect: 100-continue`): a declared Content-Length over the limit is
- * answered 413 at once, without `100 Continue`, so the client never sends the body (Node's default said continue
- * to every request, and the client sent megabytes only to be refused). Any other request continues as usual.
- * The 413 is written by hand as Node's `clientError` answers are: Fastify never sees this request.
+ * Node's `checkContinue` (a request with `Expect: 100-continue`): `100 Continue` only when the declared
+ * Content-Length is within the limit (Node's default said continue to every request, and the client sent megabytes
+ * only to be refused). Either way the request then goes through Fastify like any other: the request id (the
+ * client's when plain), the Host, shutdown and key checks (an unauthenticated upload gets its 401, not a 413), then
+ * the body parser, which refuses an over-limit Content-Length before reading a byte. So its 413 is the one an
+ * upload sent without `Expect` gets: same body in the caller's shape, same headers, same lingering close
+ * (`sendError`). Node closes the connection after a response to an `Expect` it did not continue.
  */
-export function continueOrRefuse(bodyLimitBytes: number, server: Server) {
+export function continueWithinBodyLimit(bodyLimitBytes: number, server: Server) {
   return function handleCheckContinue(request: IncomingMessage, response: ServerResponse): void {
     const declaredBytes = Number(request.headers["content-length"]);
-    if (!(declaredBytes > bodyLimitBytes)) {
-      response.writeContinue();
-      server.emit("request", request, response);
-      return;
-    }
-    const error = payloadTooLarge(bodyLimitBytes);
-    const isMessages = isMessagesRoute(request.url ?? "");
-    const body = JSON.stringify(isMessages ? renderAnthropicError(error) : renderError(error));
-    // A client that stopped waiting for `100 Continue` may be sending the body already.
-    closeAfterDiscardingBody(request);
-    response.writeHead(error.status, {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(body),
-      connection: "close",
-    });
-    response.end(body);
+    if (!(declaredBytes > bodyLimitBytes)) response.writeContinue();
+    server.emit("request", request, response);
   };
 }
 
