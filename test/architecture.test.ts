@@ -25,6 +25,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "sqlite-file",
   "source-paths",
   "async-fs",
+  "is-record",
   "errors",
 ];
 const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
@@ -32,7 +33,8 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs` and `main` are the files at the top of src/.
+ * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record` and `main` are the files at the top of
+ * src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   clock: [],
@@ -40,18 +42,19 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "sqlite-file": [],
   "source-paths": [],
   "async-fs": [],
-  errors: [],
-  config: ["errors"],
-  providers: ["config", "clock", "logger", "source-paths", "async-fs", "errors"],
-  scoring: ["providers", "config", "clock", "logger", "source-paths", "async-fs", "errors"],
-  limits: ["config", "clock", "logger", "errors"],
-  state: ["limits", "config", "clock", "logger", "sqlite-file", "errors"],
-  router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors"],
-  streaming: ["errors", "clock"],
+  "is-record": [],
+  errors: ["is-record"],
+  config: ["errors", "is-record"],
+  providers: ["config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
+  scoring: ["providers", "config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
+  limits: ["config", "clock", "logger", "errors", "is-record"],
+  state: ["limits", "config", "clock", "logger", "sqlite-file", "errors", "is-record"],
+  router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
+  streaming: ["errors", "clock", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
-  protocols: ["errors", "clock"],
-  observability: ["config", "clock", "logger", "sqlite-file", "async-fs", "errors"],
-  upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors"],
+  protocols: ["errors", "clock", "is-record"],
+  observability: ["config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],
+  upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
   pipeline: PIPELINE_MAY_USE,
   server: SERVER_MAY_USE,
   cli: ["server", ...SERVER_MAY_USE],

@@ -1,8 +1,10 @@
 // Config loading: YAML (with a LineCounter, so every problem names file:line) -> ${ENV} interpolation -> the
 // schema (validation, defaults, camelCase) -> what the schema cannot do (presets, one provider per key,
 // duplicate names, environment overrides, client keys left empty) -> deep freeze.
+
 import { readFileSync } from "node:fs";
 import type { z } from "zod";
+import { isRecord } from "../is-record.ts";
 import { allowedBearerTokens, serverKeyProblems } from "./client-keys.ts";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
 import { type Env, interpolate, notSetPhrase, type UnsetVariablesAt, unsetVariables } from "./env.ts";
@@ -108,9 +110,7 @@ function validProviderEntries(input: RawConfig): (RawProvider | undefined)[] {
 
 function metaModelNames(input: RawConfig): string[] {
   const metaModels: unknown = (input as { meta_models?: unknown }).meta_models;
-  return metaModels !== null && typeof metaModels === "object" && !Array.isArray(metaModels)
-    ? Object.keys(metaModels)
-    : [];
+  return isRecord(metaModels) ? Object.keys(metaModels) : [];
 }
 
 /** A value that came out empty because of an unset `${VAR}` says so: "Invalid URL" alone hides why. */

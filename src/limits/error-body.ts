@@ -1,4 +1,5 @@
 // The few machine-readable facts in a provider's error body that rate-limit handling needs, read in one pass.
+import { isRecord } from "../is-record.ts";
 
 /** What `readErrorBody` found; every list is empty when the body is not JSON or has none of it. */
 export interface ErrorBodyFacts {
@@ -36,7 +37,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
     return NO_FACTS;
   }
   const root = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!isObject(root)) return NO_FACTS;
+  if (!isRecord(root)) return NO_FACTS;
 
   const codes: string[] = [];
   const quotaIds: string[] = [];
@@ -45,16 +46,16 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
 
   collectCodes(root, codes);
   const error = root.error;
-  if (isObject(error)) {
+  if (isRecord(error)) {
     collectCodes(error, codes);
     if (Array.isArray(error.details)) {
       for (const detail of error.details) {
-        if (!isObject(detail)) continue;
+        if (!isRecord(detail)) continue;
         const type = detail["@type"];
         if (typeof type !== "string") continue;
         if (type.endsWith("google.rpc.QuotaFailure") && Array.isArray(detail.violations)) {
           for (const violation of detail.violations) {
-            if (isObject(violation) && typeof violation.quotaId === "string") quotaIds.push(violation.quotaId);
+            if (isRecord(violation) && typeof violation.quotaId === "string") quotaIds.push(violation.quotaId);
           }
         } else if (type.endsWith("google.rpc.RetryInfo") && typeof detail.retryDelay === "string") {
           retryDelay = detail.retryDelay;
@@ -62,7 +63,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
       }
     }
     const metadata = error.metadata;
-    if (isObject(metadata) && isObject(metadata.headers)) {
+    if (isRecord(metadata) && isRecord(metadata.headers)) {
       for (const name in metadata.headers) {
         const value = metadata.headers[name];
         if (name.toLowerCase() === "x-ratelimit-reset" && (typeof value === "string" || typeof value === "number")) {
@@ -72,7 +73,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
     }
   }
   if (Array.isArray(root.errors)) {
-    for (const item of root.errors) if (isObject(item)) collectCodes(item, codes);
+    for (const item of root.errors) if (isRecord(item)) collectCodes(item, codes);
   }
 
   const facts: { -readonly [K in keyof ErrorBodyFacts]: ErrorBodyFacts[K] } = { codes, quotaIds };
@@ -99,8 +100,4 @@ function firstNonSpaceCode(text: string): number {
     if (code !== 32 && code !== 9 && code !== 10 && code !== 13) return code;
   }
   return -1;
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -2,8 +2,10 @@
 // a missing field a protocol requires) still leaves its one record: status, error code, outcome, endpoint,
 // protocol, the model asked for when the body named one, and its duration; no candidates and no attempts. The
 // record is only published: a refusal touches no availability, health, budget or stats (the recorder's books).
+
 import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
+import { isRecord } from "../is-record.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import { RecordBuilder } from "./record-builder.ts";
@@ -24,7 +26,7 @@ export interface RefusedRequest {
 /** Publishes the refused request's record and returns the error to throw (rendered by the adapter's handler). */
 export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest, error: unknown): GatewayError {
   const ending = refusalEnding(error);
-  const fields = isObject(refused.body) ? refused.body : {};
+  const fields = isRecord(refused.body) ? refused.body : {};
   const record = new RecordBuilder(runtime.clock, {
     id: refused.requestId,
     endpoint: refused.endpoint,
@@ -54,8 +56,4 @@ export function refusalEnding(error: unknown): {
     outcome: isAborted ? "client_aborted" : "rejected",
     code: isAborted ? undefined : gatewayError.code,
   };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

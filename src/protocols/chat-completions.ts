@@ -1,6 +1,7 @@
 // The Chat Completions shapes the protocol adapters produce (request bodies) and read (answers and stream
 // chunks). Upstream JSON is `unknown`: it is narrowed here once, so the mappings read plain typed views.
 import { UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { isRecord } from "../is-record.ts";
 
 export interface ChatToolCall {
   id: string;
@@ -101,7 +102,7 @@ export interface ChatChunkView {
 type JsonObject = Record<string, unknown>;
 
 function asObject(value: unknown): JsonObject | undefined {
-  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : undefined;
+  return isRecord(value) ? value : undefined;
 }
 
 function asString(value: unknown): string | undefined {

@@ -10,6 +10,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "../async-fs.ts"
 import type { Clock } from "../clock.ts";
 import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 import type { DiscoverySettings, ProviderSettings } from "../config/types.ts";
+import { isRecord } from "../is-record.ts";
 import type { DiscoveredModel } from "./catalog.ts";
 
 export interface DiscoveryResult {
@@ -230,8 +231,4 @@ async function removeOtherCacheFiles(dir: string, keptPath: string, provider: st
 function firstPositiveNumber(...values: unknown[]): number | undefined {
   for (const value of values) if (typeof value === "number" && Number.isFinite(value) && value > 0) return value;
   return undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

@@ -1,9 +1,11 @@
 // Leaderboard snapshots (data/leaderboards/) as per-board tables normalised to 0..1, and the weighted quality
 // of a model across the boards that know it. Normalisation and weights are explained in docs/scoring.md.
+
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { BOARD_NAMES, type BoardName, DEFAULT_BOARD_WEIGHTS } from "../config/scoring-schema.ts";
+import { isRecord } from "../is-record.ts";
 import { buildNameIndex, type MatchLevel, matchName, type NamedRow, type NameIndex } from "./name-match.ts";
 
 // Which boards exist and their default weights are part of the `scoring:` config section.
@@ -76,10 +78,6 @@ function normaliseRows(
 ): LeaderboardRow[] {
   const scale = scaleFor(rows.map((row) => row.score));
   return rows.map((row) => ({ ...row, normalised: scale(row.score) }));
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function finiteNumber(value: unknown): number | undefined {

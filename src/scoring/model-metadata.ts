@@ -1,5 +1,7 @@
 // Context windows and capabilities from LiteLLM's model table (data/model-metadata/), indexed once at load.
+
 import { readFile } from "../async-fs.ts";
+import { isRecord } from "../is-record.ts";
 import { normaliseModelName } from "../providers/model-names.ts";
 
 export interface ModelCapabilities {
@@ -53,10 +55,6 @@ const LITELLM_PROVIDER_PREFIXES: Readonly<Record<string, string>> = {
   github: "github",
   "github-models": "github",
 };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function positiveInteger(value: unknown): number | undefined {
   return typeof value === "number" && Number.isInteger(value) && value > 0 ? value : undefined;

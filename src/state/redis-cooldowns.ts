@@ -6,7 +6,9 @@
 // A parked key is stored under its key's fingerprint (`cooldown:provider:<name>:key:<fingerprint>`), beside the
 // provider's other cooldowns: it parks only the replicas configured with that key (AvailabilityBook filters on
 // import), and it does not stand in the way of the fixed key's own cooldowns (a later end wins per Redis key).
+
 import type { Clock } from "../clock.ts";
+import { isRecord } from "../is-record.ts";
 import type {
   AvailabilityBook,
   Cooldown,
@@ -301,8 +303,4 @@ function toCooldown(value: unknown): Cooldown | undefined {
   // A park whose key cannot be read would park whatever key the provider has: dropped instead.
   if (typeof keyFingerprint !== "string" || !/^[0-9a-f]{12}$/.test(keyFingerprint)) return undefined;
   return { ...cooldown, keyFingerprint };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

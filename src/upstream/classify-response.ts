@@ -1,4 +1,5 @@
 // What an upstream answer means for failover. Pure: status, headers and body text in, a verdict out.
+import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
@@ -148,8 +149,4 @@ function readUpstreamError(bodyText: string, status: number): UpstreamErrorField
 function summarise(text: string, maxChars = MAX_REASON_CHARS): string {
   const flat = text.replace(/\s+/g, " ").trim();
   return flat.length > maxChars ? `${flat.slice(0, maxChars - 1)}…` : flat;
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

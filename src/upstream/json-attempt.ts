@@ -2,6 +2,7 @@
 // status (`max_response_bytes` for a success, `max_error_body_bytes` for an error, nothing of a redirect), then
 // classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer.
 
+import { isRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -17,7 +18,7 @@ import {
   startHeadersTimer,
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
-import { classifyErrorInSuccess, isRecord } from "./classify-response.ts";
+import { classifyErrorInSuccess } from "./classify-response.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { requestOptions, type UpstreamCall } from "./upstream-request.ts";
 

@@ -1,4 +1,5 @@
 // The Anthropic `message` object as the gateway returns it, and how chat's finish reasons and usage map onto it.
+import { isRecord } from "../../is-record.ts";
 import type { ChatUsage } from "../chat-completions.ts";
 
 export type ContentBlock =
@@ -80,7 +81,7 @@ export function parseToolInput(argumentsText: string): unknown {
   if (argumentsText.trim() === "") return {};
   try {
     const value: unknown = JSON.parse(argumentsText);
-    return value !== null && typeof value === "object" && !Array.isArray(value) ? value : {};
+    return isRecord(value) ? value : {};
   } catch {
     return {};
   }

@@ -9,7 +9,9 @@
 // held back (id, name, arguments) and each becomes its own block once the open one ends: when its arguments are
 // a complete JSON object, when text or thinking follows, or at the end of the stream. Deltas for the open call
 // go straight out, so calls sent one after another (the common case) stream without delay.
+
 import type { GatewayError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
 import { type ChatUsage, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
@@ -54,7 +56,7 @@ function isCompleteObject(argumentsText: string): boolean {
   if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return false;
   try {
     const value: unknown = JSON.parse(trimmed);
-    return value !== null && typeof value === "object" && !Array.isArray(value);
+    return isRecord(value);
   } catch {
     return false;
   }

@@ -1,7 +1,9 @@
 // Where kept responses live, as the Responses adapter sees it: asynchronous, so that a shared store (Redis) can
 // stand in for the in-memory one. The request mapping itself stays synchronous: the ids a request refers to are
 // read from its body first and fetched in one go (`prefetch`).
+
 import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
@@ -90,12 +92,12 @@ export function inRows(rows: KeptResponseRows, onPutError: (error: unknown) => v
 
 /** The response and item ids a Responses request body refers to, read leniently (validation comes later). */
 export function referencedIds(body: unknown): { responseIds: string[]; itemIds: string[] } {
-  const record = isObject(body) ? body : {};
+  const record = isRecord(body) ? body : {};
   const responseIds = typeof record.previous_response_id === "string" ? [record.previous_response_id] : [];
   const itemIds: string[] = [];
   if (Array.isArray(record.input)) {
     for (const item of record.input) {
-      if (isObject(item) && item.type === "item_reference" && typeof item.id === "string") itemIds.push(item.id);
+      if (isRecord(item) && item.type === "item_reference" && typeof item.id === "string") itemIds.push(item.id);
     }
   }
   return { responseIds, itemIds };
@@ -117,8 +119,4 @@ export async function prefetch(kept: KeptResponses, body: unknown): Promise<Resp
     }),
   ]);
   return { get: (id) => responses.get(id), findItem: (id) => items.get(id) };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

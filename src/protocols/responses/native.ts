@@ -4,8 +4,10 @@
 //
 // The provider knows none of the gateway's ids: `previous_response_id` and `item_reference` items are expanded into
 // full input from the kept responses, and `store` is sent as false (the gateway keeps the answer itself).
+
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { UpstreamUnavailableError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
 import type { ChatContentPart, ChatMessage } from "../chat-completions.ts";
 import { namedEvent } from "../sse.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
@@ -20,7 +22,7 @@ import {
 type JsonObject = Record<string, unknown>;
 
 function asObject(value: unknown): JsonObject | undefined {
-  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : undefined;
+  return isRecord(value) ? value : undefined;
 }
 
 /**
