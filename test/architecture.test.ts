@@ -25,6 +25,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "sqlite-file",
   "source-paths",
   "async-fs",
+  "chat-choice",
   "is-record",
   "errors",
 ];
@@ -33,8 +34,8 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record` and `main` are the files at the top of
- * src/. `is-record` imports nothing and every folder may use it.
+ * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice` and `main` are the files at
+ * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   clock: [],
@@ -43,6 +44,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "source-paths": [],
   "async-fs": [],
   "is-record": [],
+  // Which choice of a chat answer is the answer: read by upstream/ (is it one?) and protocols/ (translate it).
+  "chat-choice": ["is-record"],
   errors: ["is-record"],
   config: ["errors", "is-record"],
   providers: ["config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
@@ -52,9 +55,20 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
   streaming: ["errors", "clock", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
-  protocols: ["errors", "clock", "is-record"],
+  protocols: ["errors", "clock", "chat-choice", "is-record"],
   observability: ["config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],
-  upstream: ["streaming", "router", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
+  upstream: [
+    "streaming",
+    "router",
+    "limits",
+    "providers",
+    "config",
+    "clock",
+    "logger",
+    "errors",
+    "chat-choice",
+    "is-record",
+  ],
   pipeline: PIPELINE_MAY_USE,
   server: SERVER_MAY_USE,
   cli: ["server", ...SERVER_MAY_USE],

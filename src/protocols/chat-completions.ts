@@ -1,5 +1,6 @@
 // The Chat Completions shapes the protocol adapters produce (request bodies) and read (answers and stream
 // chunks). Upstream JSON is `unknown`: it is narrowed here once, so the mappings read plain typed views.
+import { firstChoice } from "../chat-choice.ts";
 import { UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 
@@ -139,15 +140,9 @@ function readText(value: unknown): string {
   return value.map((part) => asString(asObject(part)?.text) ?? "").join("");
 }
 
-function firstChoice(json: JsonObject): JsonObject | undefined {
-  const choices = json.choices;
-  if (!Array.isArray(choices)) return undefined;
-  return asObject(choices.find((choice) => asObject(choice)?.index === 0 || asObject(choice)?.index === undefined));
-}
-
 export function readChatCompletion(json: unknown): ChatCompletionView {
   const body = asObject(json);
-  const choice = body === undefined ? undefined : firstChoice(body);
+  const choice = firstChoice(body?.choices);
   const message = asObject(choice?.message);
   if (body === undefined || message === undefined) {
     throw new UpstreamUnavailableError("The upstream answer is not a chat completion (no choices[0].message).");
@@ -184,7 +179,7 @@ function readArguments(value: unknown): string {
 
 export function readChatChunk(json: unknown): ChatChunkView {
   const body = asObject(json) ?? {};
-  const choice = firstChoice(body);
+  const choice = firstChoice(body.choices);
   const delta = asObject(choice?.delta) ?? {};
   const toolCalls: ToolCallDelta[] = [];
   for (const value of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {

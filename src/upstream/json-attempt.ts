@@ -2,6 +2,7 @@
 // status (`max_response_bytes` for a success, `max_error_body_bytes` for an error, nothing of a redirect), then
 // classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer.
 
+import { firstChoice } from "../chat-choice.ts";
 import { isRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -149,19 +150,15 @@ function jsonAnswer(
 
 /**
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
- * (index 0, or the first without an index, as the protocol adapters read it) holding a `message` object; legacy
- * completions a first choice object; embeddings a `data` array. Other endpoints (a native Responses call) pass.
+ * (`firstChoice`, the one the protocol adapters read) holding a `message` object; legacy completions a first
+ * choice object; embeddings a `data` array. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") return undefined;
-  const choices = json.choices;
-  if (!Array.isArray(choices)) return "no `choices` array";
-  const first = choices.find((choice: unknown) => {
-    const index = isRecord(choice) ? choice.index : null;
-    return index === 0 || index === undefined;
-  });
-  if (!isRecord(first)) return "no choice 0";
+  if (!Array.isArray(json.choices)) return "no `choices` array";
+  const first = firstChoice(json.choices);
+  if (first === undefined) return "no choice 0";
   if (endpointPath === "/chat/completions" && !isRecord(first.message)) return "choice 0 has no `message` object";
   return undefined;
 }

@@ -8,6 +8,7 @@ import {
   CHAT_ROUTE,
   chatRequests,
   errorOf,
+  HELLO,
   modelOf,
   openAiClient,
   postChat,
@@ -188,6 +189,26 @@ describe("fail over to the next candidate", () => {
       assert.equal(response.headers["x-gateway-provider"], "beta", JSON.stringify(body));
       assert.equal(response.headers["x-gateway-attempts"], "2");
     }
+  });
+
+  test("choice 0 after an entry that is not an object is the answer at every door: the attempt and the adapters read the same choice", async (t) => {
+    // The attempt skipped the null and took choice 0 as the answer, the adapters took the null and found none:
+    // the Messages and Responses doors answered 502 with the attempt counted a success and no other candidate tried.
+    const { alpha, beta, gateway } = await twoProviders(t);
+    const body = { id: "x", choices: [null, { index: 0, message: { role: "assistant", content: "hi" } }] };
+    const requests = [
+      { path: "/v1/chat/completions", body: { model: "chat-model", messages: HELLO } },
+      { path: "/v1/messages", body: { model: "chat-model", max_tokens: 16, messages: HELLO } },
+      { path: "/v1/responses", body: { model: "chat-model", input: "Say hello" } },
+    ];
+    for (const request of requests) {
+      alpha.enqueue(CHAT_ROUTE, { kind: "json", body });
+      const response = await send(gateway, "POST", request.path, { body: request.body });
+      assert.equal(response.status, 200, `${request.path}: ${response.text}`);
+      assert.equal(response.headers["x-gateway-provider"], "alpha", request.path);
+      assert.match(response.text, /"hi"/, request.path);
+    }
+    assert.equal(chatRequests(beta).length, 0);
   });
 
   for (const status of [401, 403]) {
