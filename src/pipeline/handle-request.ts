@@ -2,6 +2,7 @@
 // failover -> a JSON answer, or a stream of chunks that the relay continues on another upstream when it breaks.
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
+import { firstChoice } from "../chat-choice.ts";
 import {
   ClientAbortedError,
   type GatewayError,
@@ -9,6 +10,7 @@ import {
   ServiceUnavailableError,
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
+import { isRecord } from "../is-record.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -209,19 +211,22 @@ function recordRequestContent(request: PipelineRequest): void {
   request.record.content({ request: body.messages ?? body.prompt ?? body.input });
 }
 
-/** The first choice's text of a JSON answer (chat or completions; a native Responses answer's `output_text`). */
+/**
+ * The answer's text (chat or completions: the choice the adapters answer with, chat-choice.ts; a native Responses
+ * answer's `output_text`).
+ */
 function answerText(bodyText: string): string | undefined {
+  let answer: unknown;
   try {
-    const answer = JSON.parse(bodyText) as {
-      choices?: { message?: { content?: unknown }; text?: unknown }[];
-      output_text?: unknown;
-    };
-    const choice = answer.choices?.[0];
-    const text = choice?.message?.content ?? choice?.text ?? answer.output_text;
-    return typeof text === "string" ? text : undefined;
+    answer = JSON.parse(bodyText);
   } catch {
     return undefined;
   }
+  if (!isRecord(answer)) return undefined;
+  const choice = firstChoice(answer.choices);
+  const message = choice?.message;
+  const text = (isRecord(message) ? message.content : undefined) ?? choice?.text ?? answer.output_text;
+  return typeof text === "string" ? text : undefined;
 }
 
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */

@@ -301,7 +301,9 @@ describe("message content in the request log", () => {
   for (const isKept of [false, true]) {
     test(`log.content: ${isKept}`, async (t) => {
       const { alpha, gateway, auth } = await scene(t, `log:\n  content: ${isKept}\n`);
-      alpha.enqueue(CHAT, { kind: "json", body: chatCompletion("the secret answer", "alpha-m") });
+      // Choice 0 sent after an entry that is not one: the text logged is the answer's (chat-choice.ts), as sent.
+      const completion = chatCompletion("the secret answer", "alpha-m");
+      alpha.enqueue(CHAT, { kind: "json", body: { ...completion, choices: [null, ...completion.choices] } });
       const answered = await postChat(
         gateway,
         { model: "m", messages: [{ role: "user", content: "a private question" }] },
