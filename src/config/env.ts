@@ -82,3 +82,15 @@ export function interpolate(text: string, env: Env): string {
     return fallback ?? "";
   });
 }
+
+/** `interpolate` in every string of a parsed YAML document (arrays and objects copied, other values as they are). */
+export function interpolateDeep(value: unknown, env: Env): unknown {
+  if (typeof value === "string") return interpolate(value, env);
+  if (Array.isArray(value)) return value.map((item) => interpolateDeep(item, env));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = interpolateDeep(item, env);
+    return out;
+  }
+  return value;
+}

@@ -7,7 +7,7 @@ import type { z } from "zod";
 import { isRecord } from "../is-record.ts";
 import { allowedBearerTokens, serverKeyProblems } from "./client-keys.ts";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
-import { type Env, interpolate, notSetPhrase, type UnsetVariablesAt, unsetVariables } from "./env.ts";
+import { type Env, interpolateDeep, notSetPhrase, type UnsetVariablesAt, unsetVariables } from "./env.ts";
 import { type PresetResolver, resolveProviders } from "./resolve-providers.ts";
 import { configSchema, providerSchema, type RawConfig, type RawProvider } from "./schema.ts";
 import type { GatewayConfig } from "./types.ts";
@@ -169,17 +169,6 @@ function withEnvironment(server: GatewayConfig["server"], port: number | undefin
     host: env.HOST === undefined || env.HOST === "" ? server.host : env.HOST,
     apiKeys: [...server.apiKeys, ...allowedBearerTokens(env)],
   };
-}
-
-function interpolateDeep(value: unknown, env: Env): unknown {
-  if (typeof value === "string") return interpolate(value, env);
-  if (Array.isArray(value)) return value.map((item) => interpolateDeep(item, env));
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = interpolateDeep(item, env);
-    return out;
-  }
-  return value;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -6,7 +6,7 @@ import { basename, join } from "node:path";
 import { type Document, isSeq, LineCounter, parse, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
-import { type Env, interpolate } from "../config/env.ts";
+import { type Env, interpolateDeep } from "../config/env.ts";
 import type { PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
 import { sourcePath } from "../source-paths.ts";
@@ -275,17 +275,6 @@ function locate(file: PresetFile, path: readonly (string | number)[]): string {
   const contents = file.document.contents;
   const offset = isSeq(contents) ? contents.range?.[0] : undefined;
   return offset === undefined ? file.file : `${file.file}:${file.lineCounter.linePos(offset).line}`;
-}
-
-function interpolateDeep(value: unknown, env: Env): unknown {
-  if (typeof value === "string") return interpolate(value, env);
-  if (Array.isArray(value)) return value.map((item) => interpolateDeep(item, env));
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = interpolateDeep(item, env);
-    return out;
-  }
-  return value;
 }
 
 function dropUndefined<T extends object>(value: T): T {
