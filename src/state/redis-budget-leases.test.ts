@@ -38,6 +38,14 @@ async function scriptCalls(t: TestContext, url: string): Promise<() => Promise<n
   };
 }
 
+/** Waits (bounded) until Redis has run `count` script calls (writes are sent without waiting for their answer)... */
+async function waitForCalls(calls: () => Promise<number>, count: number): Promise<void> {
+  for (let index = 0; index < 100 && (await calls()) < count; index++) await sleep(10);
+  // and no more than that: a later one would have arrived by now.
+  await sleep(50);
+  assert.equal(await calls(), count);
+}
+
 /** Reserves one at a time until the first refusal; returns how many were admitted and the refusal. */
 async function fill(
   ledger: Awaited<ReturnType<typeof ledgerOf>>,
@@ -314,6 +322,33 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     clock.set(T0 + 61_000);
     const after = await fill(other, scopes, 0, T0 + 61_000);
     assert.equal(after.admitted, 11, "then the lease's 11 have left the window");
+  });
+
+  test("units spent from a lease but sent after its end count a full window after the send, one move per ms", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-retime:");
+    const other = await ledgerOf(t, server.url, clock, "lease-retime:");
+    const calls = await scriptCalls(t, server.url);
+    const scopes = [scopeOf("provider:p", { rpm: 640 })];
+    assert.ok(isReservation(await holder.reserve(scopes, { tokens: 0 }, T0)));
+    const spent: Reservation[] = [];
+    for (let index = 0; index < 10; index++) {
+      const result = holder.reserve(scopes, { tokens: 0 }, T0 + 999);
+      assert.ok(!(result instanceof Promise) && isReservation(result));
+      spent.push(result);
+    }
+    const before = await calls();
+    // Their connections opened late: sent 300 ms after the lease's end (T0 + 1 000), the last a millisecond later.
+    for (const reservation of spent.slice(0, 9)) holder.markSent(reservation, T0 + 1_300);
+    holder.markSent(spent[9] as Reservation, T0 + 1_301);
+    // A send within the lease's life moves nothing.
+    holder.markSent(spent[0] as Reservation, T0 + 1_000);
+    await waitForCalls(calls, before + 2);
+    clock.set(T0 + 61_000);
+    const late = await fill(other, scopes, 0, T0 + 61_000);
+    assert.equal(late.admitted, 640 - 11, "the lease's 11 count until a window after the last send");
+    assert.equal(late.denied.retryAtMs, T0 + 1_301 + 60_000);
   });
 
   test("provider-reported windows bound leases; a new report, from any process, counts the leases still live", async (t) => {

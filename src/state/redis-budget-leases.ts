@@ -38,6 +38,12 @@ export interface BudgetLease {
   /** Those of scopes with a token rule: where a reconcile of a reservation spent from it goes after its end. */
   readonly tokenRuns: readonly ChargedRun[];
   isEnded: boolean;
+  /**
+   * The latest send after the lease's end its runs were moved to (RedisLedger.markSent; 0: none): under load the
+   * requests spent just before the end go out over a millisecond or two after it, and one move per millisecond
+   * covers them all.
+   */
+  retimedToMs: number;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -182,6 +188,7 @@ export class BudgetLeases {
       runs: charged.runs,
       tokenRuns: charged.tokenRuns,
       isEnded: false,
+      retimedToMs: 0,
       timer: undefined,
     };
     this.#leases.set(key, lease);

@@ -281,7 +281,11 @@ export class RedisLedger implements BudgetLedger {
     // Not in Redis yet: the replay moves it once it is. A budget lease's runs count until the lease's end plus a
     // window already: only a send after that end moves them.
     if (!detail.isShared || !this.#link.isUp) return;
-    if (detail.lease !== undefined && atMs <= detail.lease.endMs) return;
+    const { lease } = detail;
+    if (lease !== undefined) {
+      if (atMs <= Math.max(lease.endMs, lease.retimedToMs)) return;
+      lease.retimedToMs = atMs;
+    }
     this.#sendRetime(detail, detail.windowRuns);
   }
 
