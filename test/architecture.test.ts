@@ -226,6 +226,26 @@ test("every import follows the allowed-dependency table", () => {
   assert.deepEqual(violations, []);
 });
 
+test("docs/architecture.md's folder table names every folder of the table here, with the same arrows", () => {
+  const docs = readFileSync(join(SRC, "..", "docs", "architecture.md"), "utf8");
+  const documented = new Map<string, string>();
+  for (const [, names, arrows] of docs.matchAll(/^\| (`[^|]+) \| [^|]+ \| ([^|]+) \|$/gm)) {
+    for (const [, name] of (names as string).matchAll(/`([a-z-]+)(?:\/|\.ts)`/g))
+      documented.set(name as string, (arrows as string).trim());
+  }
+  const problems: string[] = [];
+  for (const [folder, allowed] of Object.entries(ALLOWED)) {
+    const arrows = documented.get(folder);
+    if (arrows === undefined) problems.push(`${folder}: not in the table`);
+    // "everything above" rows (pipeline, server, cli) follow the layering; the listed ones must match exactly.
+    else if (!arrows.startsWith("everything")) {
+      const listed = arrows === "—" ? [] : arrows.split(", ");
+      if (listed.toSorted().join() !== allowed.toSorted().join()) problems.push(`${folder}: docs say ${arrows}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
 test("the HTTP framework, the HTTP client and the Redis client are used only where the table says", () => {
   const { packages } = readGraph();
   const violations: string[] = [];
