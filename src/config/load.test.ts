@@ -192,6 +192,22 @@ scoring:
       },
     );
   });
+
+  test("an unknown rate_limit_dialect is refused with the known ones: a typo would read no rate-limit header at all", () => {
+    assert.throws(
+      () =>
+        parseConfigText(
+          "providers:\n  - name: alpha\n    base_url: http://127.0.0.1:1/v1\n    api_key: k\n    rate_limit_dialect: grok\n",
+          "test.yaml",
+          { env: {} },
+        ),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /^test\.yaml:5 providers\.0\.rate_limit_dialect: .*"groq".*"generic"/m);
+        return true;
+      },
+    );
+  });
 });
 
 describe("problems found after the schema", () => {

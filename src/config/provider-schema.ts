@@ -37,6 +37,21 @@ const limitsSchema = z.strictObject({
   window_source: z.string().optional(),
 });
 
+/**
+ * The rate-limit header dialects src/limits/header-dialects.ts reads (docs/limits.md "Learned limits"). A closed
+ * list, because a misspelled dialect would read no header at all, silently: no limit learned, no park at "0 left".
+ */
+export const RATE_LIMIT_DIALECT_NAMES = [
+  "openai",
+  "groq",
+  "cerebras",
+  "openrouter",
+  "mistral",
+  "together",
+  "generic",
+] as const;
+export type RateLimitDialectName = (typeof RATE_LIMIT_DIALECT_NAMES)[number];
+
 const modelKindSchema = z.enum(["chat", "embedding", "audio", "image", "rerank", "moderation"]);
 
 /** Whether requests to a provider/model cost money (docs/routing.md "Free and paid models"). */
@@ -149,7 +164,7 @@ export const providerSchema = z.strictObject({
   max_in_flight: positiveInt.optional(),
   headers: headersSchema.optional(),
   models: z.record(z.string().min(1), modelSchema.nullable()).optional(),
-  rate_limit_dialect: z.string().min(1).optional(),
+  rate_limit_dialect: z.enum(RATE_LIMIT_DIALECT_NAMES).optional(),
   limits: limitsSchema.optional(),
   /** `free` or `paid` for every model of the provider (unset: paid, unless a preset says free). */
   cost: costSchema.optional(),

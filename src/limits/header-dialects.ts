@@ -1,5 +1,6 @@
 // Which response headers carry which rate-limit window, per provider. Data, not code: a provider that renames a
 // header is a one-line change here, and `parseRateLimitHeaders` stays one loop.
+import type { RateLimitDialectName as ConfigDialectName } from "../config/provider-schema.ts";
 import type { ResetFormat } from "./reset-time.ts";
 
 export type RateLimitUnit = "requests" | "tokens";
@@ -131,7 +132,7 @@ const DIALECTS = {
   },
   // For an OpenAI-compatible server we know nothing about: OpenAI's names, windows assumed to be a minute.
   generic: openAiStyle("minute", "minute"),
-} satisfies Record<string, RateLimitDialect>;
+} satisfies Record<ConfigDialectName, RateLimitDialect>; // exactly the names the config accepts
 
 export type RateLimitDialectName = keyof typeof DIALECTS;
 
