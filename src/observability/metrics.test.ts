@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parsePrometheusText, samplesOf, sumOf } from "../../test/helpers/prometheus-text.ts";
 import { attempt, deployment, record } from "../../test/helpers/records.ts";
@@ -173,6 +175,40 @@ describe("GatewayMetrics", () => {
     assert.ok(text.samples.length > 20);
     for (const sample of text.samples) assert.match(sample.name, /^llm_gateway_/);
     assert.ok(samplesOf(text, "llm_gateway_process_cpu_user_seconds_total").length > 0);
+  });
+
+  test("docs/metrics.md lists exactly the gateway's own families, with their types and labels", async () => {
+    const docs = readFileSync(join(import.meta.dirname, "..", "..", "docs", "metrics.md"), "utf8");
+    const documented = new Map(
+      [...docs.matchAll(/^\| `(llm_gateway_[a-z_]+)` \| ([a-z]+) \|([^|]*)\|/gm)].map((match) => [
+        match[1] as string,
+        {
+          type: match[2] as string,
+          labels: [...(match[3] as string).matchAll(/`([a-z_]+)`/g)].map((label) => label[1]),
+        },
+      ]),
+    );
+    const metrics = metricsWith();
+    metrics.observe(
+      record({
+        attempts: [
+          attempt({ provider: "alpha", status: 429, outcome: "rate_limited" }),
+          attempt({ provider: "beta", model: "model-b" }),
+        ],
+      }),
+    );
+    const text = await scrape(metrics);
+    const own = [...text.types].filter(([name]) => !/^llm_gateway_(process|nodejs)_/.test(name));
+    assert.deepEqual(own.map(([name]) => name).sort(), [...documented.keys()].sort());
+    for (const [name, type] of own) {
+      assert.equal(type, documented.get(name)?.type, name);
+      // A histogram's samples add `le`; a family without samples here has nothing to compare.
+      const labels = new Set(
+        text.samples.filter((sample) => sample.name.startsWith(name)).flatMap((sample) => Object.keys(sample.labels)),
+      );
+      labels.delete("le");
+      if (labels.size > 0) assert.deepEqual([...labels].sort(), documented.get(name)?.labels.sort(), name);
+    }
   });
 
   test("cardinality stays bounded: unknown client models, providers and outcomes become `other`", async () => {
