@@ -1,7 +1,7 @@
 // The Chat Completions shapes the protocol adapters produce (request bodies) and read (answers and stream
 // chunks). Upstream JSON is `unknown`: it is narrowed here once, so the mappings read plain typed views.
 import { firstChoice } from "../chat-choice.ts";
-import { UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { type GatewayError, StreamInterruptedError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 
 export interface ChatToolCall {
@@ -98,6 +98,12 @@ export interface ChatChunkView {
   finishReason: string | undefined;
   matchedStop: string | undefined;
   usage: ChatUsage | undefined;
+  /**
+   * Why the upstream failed the answer inside this chunk, if it did: an `error` object next to `choices`, or
+   * `finish_reason: "error"` (OpenRouter's documented mid-stream failure, after which the stream ends normally).
+   * The relay passes such a chunk on for chat clients, whose SDKs raise it; a translated stream must fail instead.
+   */
+  failure: string | undefined;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -203,5 +209,24 @@ export function readChatChunk(json: unknown): ChatChunkView {
     finishReason: asString(choice?.finish_reason),
     matchedStop: asString(choice?.stop_reason),
     usage: readUsage(body.usage),
+    failure: readFailure(body.error, asString(choice?.finish_reason)),
   };
+}
+
+/** An upstream error message is its own text (already redacted by the relay): bounded like the relay's own. */
+const FAILURE_MESSAGE_MAX_CHARS = 300;
+
+function readFailure(error: unknown, finishReason: string | undefined): string | undefined {
+  if (error !== undefined && error !== null) {
+    const message = asString(asObject(error)?.message) ?? asString(error) ?? "";
+    return message === ""
+      ? "the upstream sent an error"
+      : `the upstream sent an error: ${message.slice(0, FAILURE_MESSAGE_MAX_CHARS)}`;
+  }
+  return finishReason === "error" ? "the upstream ended the answer with finish_reason `error`" : undefined;
+}
+
+/** The in-band error a translated stream ends with when a chunk says the upstream failed (`failure`). */
+export function chunkFailureError(failure: string): GatewayError {
+  return new StreamInterruptedError(`The upstream stream failed after it had started: ${failure}.`);
 }

@@ -12,7 +12,7 @@
 
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
-import { type ChatUsage, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
+import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
@@ -110,6 +110,8 @@ export class MessagesStreamTranslator {
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
     if (view.matchedStop !== undefined) this.#matchedStop = view.matchedStop;
     if (view.usage !== undefined) this.#usage = view.usage;
+    // What came with the error is delivered first; ending as a normal turn would pass half an answer for a whole one.
+    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure));
     return text;
   }
 

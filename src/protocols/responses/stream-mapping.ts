@@ -10,7 +10,7 @@
 // Function call items stay open until the end, because some providers interleave the argument deltas of
 // parallel calls; each delta goes to its call's own output index.
 import type { GatewayError } from "../../errors/gateway-error.ts";
-import { type ChatUsage, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
+import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
@@ -99,6 +99,8 @@ export class ResponsesStreamTranslator {
     for (const delta of view.toolCalls) text += this.#appendToolCall(delta);
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
     if (view.usage !== undefined) this.#usage = view.usage;
+    // What came with the error is delivered first; completing would pass half an answer for a whole one.
+    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure));
     return text;
   }
 

@@ -1,0 +1,106 @@
+// What the Responses and Messages front doors make of upstream answers that the plainer e2e tests do not script,
+// seen through the official SDKs (openai, @anthropic-ai/sdk) with the mock upstream speaking only Chat Completions:
+// an error that rides on a stream chunk (OpenRouter's mid-stream failure) and cache writes in the usage.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { APIError } from "openai";
+import { CHAT_ROUTE, oneProviderScene, send, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
+import type { SseScript } from "../helpers/mock-upstream.ts";
+
+const UPSTREAM_ID = VENDOR_MODEL_ID;
+
+function chunk(delta: unknown, finishReason: string | null = null, extra: Record<string, unknown> = {}): SseScript {
+  return {
+    data: {
+      id: "chatcmpl-fidelity",
+      object: "chat.completion.chunk",
+      created: 1767225600,
+      model: UPSTREAM_ID,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+      ...extra,
+    },
+  };
+}
+
+/**
+ * OpenRouter's documented mid-stream failure: once the answer has started (HTTP 200 sent), the error comes as a
+ * chunk with an `error` object next to `choices`, `finish_reason: "error"`, then the stream ends normally.
+ */
+function streamFailingMidway(): SseScript[] {
+  return [
+    chunk({ role: "assistant", content: "Hel" }),
+    chunk({ content: "" }, "error", { error: { code: 502, message: "Provider disconnected unexpectedly" } }),
+  ];
+}
+
+describe("an error riding on a stream chunk (finish_reason `error`) fails the translated stream", () => {
+  test("Responses: `error` then `response.failed`, which finalResponse() rejects on; the answer is not kept", async (t) => {
+    const { mock, gateway, client } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: streamFailingMidway() });
+    const stream = client.responses.stream({ model: "m", input: "Say hello" });
+    const types: string[] = [];
+    let responseId: string | undefined;
+    stream.on("event", (event) => {
+      types.push(event.type);
+      if (event.type === "response.created") responseId = event.response.id;
+    });
+    // The SDK rejects with the `error` event itself.
+    await assert.rejects(stream.finalResponse(), (error: unknown) => {
+      const event = error as { type?: string; code?: string; message?: string };
+      assert.equal(event.type, "error");
+      assert.equal(event.code, "stream_interrupted");
+      assert.match(event.message ?? "", /Provider disconnected unexpectedly/);
+      return true;
+    });
+    assert.equal(types.includes("response.completed"), false, types.join(" "));
+    assert.equal(types.at(-1), "error", types.join(" "));
+    assert.ok(responseId !== undefined);
+    // A failed answer is nothing to continue from: it is not kept.
+    const kept = await send(gateway, "GET", `/v1/responses/${responseId}`);
+    assert.equal(kept.status, 404, kept.text);
+
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: streamFailingMidway() });
+    const raw = await send(gateway, "POST", "/v1/responses", { body: { model: "m", input: "x", stream: true } });
+    const failed = raw.text
+      .split("\n")
+      .filter((line) => line.startsWith("data: "))
+      .map((line) => JSON.parse(line.slice(6)) as { type: string; response?: { status: string; output_text: string } })
+      .at(-1);
+    assert.equal(failed?.type, "response.failed");
+    assert.equal(failed?.response?.status, "failed");
+    assert.equal(failed?.response?.output_text, "Hel", "the output so far is in the failed response");
+  });
+
+  test("Messages: `event: error`, which the Anthropic SDK raises, instead of an end_turn with half an answer", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: streamFailingMidway() });
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    await assert.rejects(
+      client.messages
+        .stream({ model: "m", max_tokens: 64, messages: [{ role: "user", content: "Say hello" }] })
+        .finalMessage(),
+      (error: unknown) => {
+        assert.ok(error instanceof Anthropic.APIError, String(error));
+        assert.equal((error.error as { error?: { type?: string } }).error?.type, "api_error");
+        assert.match(String(error), /Provider disconnected unexpectedly/);
+        return true;
+      },
+    );
+  });
+
+  test("Chat Completions passes the chunk on as it is: the openai SDK raises it (unchanged)", async (t) => {
+    const { mock, client } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: streamFailingMidway() });
+    const stream = await client.chat.completions.create({
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "Say hello" }],
+    });
+    await assert.rejects(async () => {
+      for await (const _chunk of stream) {
+        // Drained until the error chunk raises.
+      }
+    }, APIError);
+  });
+});
