@@ -63,6 +63,11 @@ export interface ChatUsage {
   completionTokens: number;
   totalTokens: number;
   cachedTokens: number;
+  /**
+   * Prompt tokens written to the provider's prompt cache, part of `promptTokens` (OpenRouter's
+   * `prompt_tokens_details.cache_write_tokens`, as the AI SDK reads it too); 0 when the provider does not say.
+   */
+  cacheWriteTokens: number;
   reasoningTokens: number;
 }
 
@@ -130,6 +135,7 @@ function readUsage(value: unknown): ChatUsage | undefined {
     completionTokens,
     totalTokens: asCount(usage.total_tokens) || promptTokens + completionTokens,
     cachedTokens: asCount(asObject(usage.prompt_tokens_details)?.cached_tokens),
+    cacheWriteTokens: asCount(asObject(usage.prompt_tokens_details)?.cache_write_tokens),
     reasoningTokens: asCount(asObject(usage.completion_tokens_details)?.reasoning_tokens),
   };
 }

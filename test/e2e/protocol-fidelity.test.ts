@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { APIError } from "openai";
 import { CHAT_ROUTE, oneProviderScene, send, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
-import type { SseScript } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type SseScript } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = VENDOR_MODEL_ID;
 
@@ -102,5 +102,46 @@ describe("an error riding on a stream chunk (finish_reason `error`) fails the tr
         // Drained until the error chunk raises.
       }
     }, APIError);
+  });
+});
+
+describe("cache writes in the usage (OpenRouter's `prompt_tokens_details.cache_write_tokens`)", () => {
+  /** OpenRouter's documented usage: 194 prompt tokens, of which 100 were written to the cache and 40 read from it. */
+  const usage = {
+    prompt_tokens: 194,
+    completion_tokens: 2,
+    total_tokens: 196,
+    prompt_tokens_details: { cached_tokens: 40, cache_write_tokens: 100 },
+  };
+  const expected = {
+    input_tokens: 54,
+    output_tokens: 2,
+    cache_creation_input_tokens: 100,
+    cache_read_input_tokens: 40,
+  };
+
+  test("Messages: cache_creation_input_tokens, and input_tokens without them (as Anthropic counts), JSON and stream", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: { ...chatCompletion("Hi there", UPSTREAM_ID), usage } });
+    const message = await client.messages.create({
+      model: "m",
+      max_tokens: 64,
+      messages: [{ role: "user", content: "Say hi" }],
+    });
+    assert.deepEqual(message.usage, expected);
+
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        chunk({ role: "assistant", content: "Hi there" }),
+        chunk({}, "stop"),
+        { data: { id: "chatcmpl-fidelity", object: "chat.completion.chunk", model: UPSTREAM_ID, choices: [], usage } },
+      ],
+    });
+    const streamed = await client.messages
+      .stream({ model: "m", max_tokens: 64, messages: [{ role: "user", content: "Say hi" }] })
+      .finalMessage();
+    assert.deepEqual(streamed.usage, expected);
   });
 });

@@ -58,7 +58,9 @@ export function toStopReason(
   }
 }
 
-/** Anthropic counts cache reads apart from `input_tokens`; chat's `prompt_tokens` includes them. */
+/**
+ * Anthropic counts cache reads and cache writes apart from `input_tokens`; chat's `prompt_tokens` includes both.
+ */
 export function toMessageUsage(usage: ChatUsage | undefined, promptTokensEstimate = 0): MessageUsage {
   if (usage === undefined) {
     return {
@@ -69,9 +71,9 @@ export function toMessageUsage(usage: ChatUsage | undefined, promptTokensEstimat
     };
   }
   return {
-    input_tokens: Math.max(0, usage.promptTokens - usage.cachedTokens),
+    input_tokens: Math.max(0, usage.promptTokens - usage.cachedTokens - usage.cacheWriteTokens),
     output_tokens: usage.completionTokens,
-    cache_creation_input_tokens: 0,
+    cache_creation_input_tokens: usage.cacheWriteTokens,
     cache_read_input_tokens: usage.cachedTokens,
   };
 }
