@@ -1,6 +1,7 @@
 // What the Responses and Messages front doors make of upstream answers that the plainer e2e tests do not script,
 // seen through the official SDKs (openai, @anthropic-ai/sdk) with the mock upstream speaking only Chat Completions:
-// an error that rides on a stream chunk (OpenRouter's mid-stream failure) and cache writes in the usage.
+// an error that rides on a stream chunk (OpenRouter's mid-stream failure), cache writes in the usage, and text that
+// comes in the middle of a tool call's arguments.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
@@ -143,5 +144,45 @@ describe("cache writes in the usage (OpenRouter's `prompt_tokens_details.cache_w
       .stream({ model: "m", max_tokens: 64, messages: [{ role: "user", content: "Say hi" }] })
       .finalMessage();
     assert.deepEqual(streamed.usage, expected);
+  });
+});
+
+describe("text in the middle of a streamed tool call's arguments", () => {
+  const weatherTool = { name: "get_weather", input_schema: { type: "object" as const } };
+
+  test("Messages: the call keeps all its arguments (the text follows its block), as the JSON answer has them", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const call = (index: number, fields: Record<string, unknown>) => chunk({ tool_calls: [{ index, ...fields }] });
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        chunk({ role: "assistant", content: "Checking." }),
+        call(0, { id: "call_a", type: "function", function: { name: "get_weather", arguments: '{"city":' } }),
+        chunk({ content: " One moment." }),
+        call(0, { function: { arguments: '"Paris"}' } }),
+        call(1, { id: "call_b", type: "function", function: { name: "get_weather", arguments: '{"city":"Rome"}' } }),
+        chunk({}, "tool_calls"),
+      ],
+    });
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const stream = client.messages.stream({
+      model: "m",
+      max_tokens: 64,
+      tools: [weatherTool],
+      messages: [{ role: "user", content: "Weather in Paris and Rome?" }],
+    });
+    // What a client that acts on each block as it stops sees (Claude-style tools run a tool_use at its stop).
+    const stoppedBlocks: unknown[] = [];
+    stream.on("contentBlock", (block) => stoppedBlocks.push(block));
+    const message = await stream.finalMessage();
+    const expected = [
+      { type: "text", text: "Checking." },
+      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
+      { type: "text", text: " One moment." },
+      { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" } },
+    ];
+    assert.deepEqual(message.content, expected);
+    assert.deepEqual(stoppedBlocks, expected);
+    assert.equal(message.stop_reason, "tool_use");
   });
 });

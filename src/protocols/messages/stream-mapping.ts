@@ -8,7 +8,9 @@
 // opens, then more arguments for call 0, then for call 1. So while a tool_use block is open, the other calls are
 // held back (id, name, arguments) and each becomes its own block once the open one ends: when its arguments are
 // a complete JSON object, when text or thinking follows, or at the end of the stream. Deltas for the open call
-// go straight out, so calls sent one after another (the common case) stream without delay.
+// go straight out, so calls sent one after another (the common case) stream without delay. Text or thinking that
+// comes while the open call's arguments are still incomplete is held back instead (closing the block there would
+// lose the rest of its arguments) and follows once they are complete, or at the end.
 
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
@@ -82,6 +84,9 @@ export class MessagesStreamTranslator {
   #openText: { type: "text"; text: string } | undefined;
   #openThinking: { type: "thinking"; thinking: string; signature: string } | undefined;
   #openCall: ToolBlock | undefined;
+  /** Text and thinking held back while the open call's arguments are incomplete (`#isArgumentsOpen`). */
+  #heldText = "";
+  #heldThinking = "";
   #finishReason: string | undefined;
   #matchedStop: string | undefined;
   #usage: ChatUsage | undefined;
@@ -119,7 +124,7 @@ export class MessagesStreamTranslator {
   finish(): string {
     if (this.#isEnded) return "";
     // A call still unnamed at the end gets a block with an empty name rather than being lost.
-    const text = this.#start() + this.#stopBlocks(() => true);
+    const text = this.#start() + this.#releaseHeld() + this.#stopBlocks(() => true);
     this.#isEnded = true;
     const { stopReason, stopSequence } = toStopReason(
       this.#finishReason,
@@ -187,7 +192,44 @@ export class MessagesStreamTranslator {
     );
   }
 
+  /** Whether a tool block is open whose arguments are not yet a whole object: its block must not stop yet. */
+  #isArgumentsOpen(): boolean {
+    return this.#openCall !== undefined && !isCompleteObject(this.#openCall.argumentsText);
+  }
+
   #appendText(delta: string): string {
+    if (this.#isArgumentsOpen()) {
+      this.#heldText += delta;
+      return "";
+    }
+    return this.#releaseHeld() + this.#writeText(delta);
+  }
+
+  #appendThinking(delta: string): string {
+    if (this.#isArgumentsOpen()) {
+      this.#heldThinking += delta;
+      return "";
+    }
+    return this.#releaseHeld() + this.#writeThinking(delta);
+  }
+
+  /** Writes what was held back (thinking first, as it precedes text in an answer). */
+  #releaseHeld(): string {
+    let text = "";
+    if (this.#heldThinking !== "") {
+      const thinking = this.#heldThinking;
+      this.#heldThinking = "";
+      text += this.#writeThinking(thinking);
+    }
+    if (this.#heldText !== "") {
+      const held = this.#heldText;
+      this.#heldText = "";
+      text += this.#writeText(held);
+    }
+    return text;
+  }
+
+  #writeText(delta: string): string {
     let text = "";
     if (this.#openText === undefined) {
       text += this.#stopBlocks(hasName);
@@ -212,7 +254,7 @@ export class MessagesStreamTranslator {
     );
   }
 
-  #appendThinking(delta: string): string {
+  #writeThinking(delta: string): string {
     let text = "";
     if (this.#openThinking === undefined) {
       text += this.#stopBlocks(hasName);
@@ -252,10 +294,12 @@ export class MessagesStreamTranslator {
       if (!this.#waitingCalls.includes(call)) this.#waitingCalls.push(call);
       call.bufferedArguments += delta.arguments;
     } else {
-      // Its block has stopped: only after its arguments were a whole object (so this can only be whitespace) or
-      // after text or thinking followed it. A delta now would break the contract; the client has its input.
+      // Its block has stopped: only after its arguments were a whole object (so this can only be whitespace), or
+      // at text or thinking that came when they were (or a call that never completes them, at the end). A delta
+      // now would break the contract; the client has its input.
       return "";
     }
+    if (!this.#isArgumentsOpen()) text += this.#releaseHeld();
     return text + this.#startWaitingCalls();
   }
 
