@@ -23,10 +23,9 @@ export interface UpstreamCall {
 export function sendUpstream(
   dispatcher: Dispatcher,
   call: UpstreamCall,
-  onSent?: () => void,
+  onSent: () => void,
 ): Promise<Dispatcher.ResponseData> {
   const options = { ...requestOptions(call), signal: call.signal };
-  if (onSent === undefined) return dispatcher.request(options);
   // `request()` builds its own handler and passes it to `this.dispatch`: called on a stand-in whose `dispatch`
   // wraps that handler, it reports the handler's start. undici's request API has no hook of its own for it.
   const request: (this: unknown, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData> =
