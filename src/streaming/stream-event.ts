@@ -17,8 +17,9 @@ export interface StreamEventInfo {
   /** A choice carries refusal text. */
   readonly hasRefusal: boolean;
   /**
-   * An in-band error object (`{"error": ...}` without `choices`), as some providers send mid-stream, or any event
-   * named `event: error` (its `json` is then `{"error": <its data>}` unless the data already has that shape).
+   * An in-band error object (`{"error": ...}` without `choices`, or beside choices that add nothing), as some
+   * providers send mid-stream, a chunk whose only news is `finish_reason: "error"`, or any event named
+   * `event: error` (its `json` is then `{"error": <its data>}` unless the data already has that shape).
    */
   readonly isError: boolean;
   readonly finishReason: string | undefined;
@@ -64,7 +65,7 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
   if (event.event === "error") return namedErrorEvent(parsed);
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return MALFORMED;
   const json = parsed as Record<string, unknown>;
-  const isError = json.error !== undefined && json.error !== null && !Array.isArray(json.choices);
+  const hasErrorObject = json.error !== undefined && json.error !== null;
   let hasContent = false;
   let hasToolCall = false;
   let hasReasoning = false;
@@ -113,6 +114,12 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
           completionTokens: typeof usageValue.completion_tokens === "number" ? usageValue.completion_tokens : 0,
         }
       : undefined;
+  // An error object without choices, or a chunk that fails the answer in place: an error object beside choices, or
+  // `finish_reason: "error"` (OpenRouter's documented mid-stream failure, after which its stream ends as if whole),
+  // when the chunk adds nothing of the answer. Read as content, it ended the answer half-written as a success.
+  const isError =
+    (hasErrorObject || finishReason === "error") &&
+    (!Array.isArray(choices) || (text === "" && !hasToolCall && !hasReasoning && !hasRefusal));
   return {
     isDone: false,
     json,

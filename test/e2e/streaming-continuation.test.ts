@@ -332,6 +332,35 @@ describe("a stream that breaks mid-answer is continued with a prefill", () => {
     await waitUntil(() => scene.primary.activeRequests() === 0, "the failed upstream call to be aborted");
   });
 
+  test("OpenRouter's mid-stream failure (an error beside choices, finish_reason `error`, then [DONE]) is continued (openai)", async (t) => {
+    // https://openrouter.ai/docs/api-reference/errors ("Errors during streaming"): the stream then ends normally,
+    // so the failure chunk looked like the answer's end and half an answer was a success.
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        ...firstForty(),
+        {
+          data: {
+            id: PRIMARY_ID,
+            object: "chat.completion.chunk",
+            created: 1,
+            model: "primary-model",
+            provider: "openai",
+            error: { code: "server_error", message: "Provider disconnected unexpectedly" },
+            choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
+          },
+        },
+      ],
+    });
+    scene.backup.enqueue(CHAT_ROUTE, continuationStep());
+    const run = await runClient("openai", scene);
+    assert.equal(run.error, undefined, `unexpected error: ${run.error?.message}`);
+    assert.equal(run.text, FULL_TEXT);
+    assertPrefillRequest(scene, 0);
+    assertSpliced(run, { mode: "prefill", reason: /error event: Provider disconnected unexpectedly/ });
+  });
+
   test("raw SSE: one [DONE], strict framing, the marker on the first spliced chunk only", async (t) => {
     const scene = await startTwoProviders(t);
     scene.primary.enqueue(CHAT_ROUTE, cutAfterForty);
