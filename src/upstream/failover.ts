@@ -195,6 +195,9 @@ function reportOf(
     outcome: result.lesson.outcome,
     reason: redactSecrets(result.lesson.reason, settings.apiKeys),
     ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
+    ...(result.verdict?.kind === "rate_limited" && result.verdict.isRequestTooLarge === true
+      ? { isRequestTooLarge: true }
+      : {}),
     effects: result.lesson.effects,
   };
 }

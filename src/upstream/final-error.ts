@@ -114,20 +114,26 @@ function tooLargeError(
   skips: readonly AttemptSkip[],
   summaries: AttemptSummary[],
 ): GatewayError | undefined {
-  if (attempts.length > 0) return undefined;
+  // A provider that refused the request as larger than a whole window of its own ("Request too large ... Limit N,
+  // Requested M") says the same as our estimate: the client's retry (a 429 would invite one) can never succeed.
+  if (!attempts.every((attempt) => attempt.isRequestTooLarge === true)) return undefined;
   if (!plan.skipped.every((skip) => isNeverFitSkip(skip) || PERMANENT_CAUSES.has(skip.cause))) return undefined;
   const neverFitAtAttempt = skips.filter((skip) => skip.isLimit === true && isNeverFit(skip.untilMs));
   if (neverFitAtAttempt.length !== skips.length) return undefined;
-  const refusedKeys = new Set(neverFitAtAttempt.map((skip) => skip.deploymentKey));
+  const refusedKeys = new Set([
+    ...neverFitAtAttempt.map((skip) => skip.deploymentKey),
+    ...attempts.map((attempt) => attempt.deploymentKey),
+  ]);
   const ready = [...plan.candidates, ...(plan.waitFor === undefined ? [] : [plan.waitFor])];
   if (!ready.every((candidate) => refusedKeys.has(candidate.deployment.key))) return undefined;
   const reasons = [
     ...plan.skipped.filter(isNeverFitSkip).map((skip) => `${skip.deployment.key}: ${skip.reason}`),
     ...neverFitAtAttempt.map((skip) => `${skip.deploymentKey}: ${skip.reason}`),
+    ...attempts.map((attempt) => `${attempt.deploymentKey}: ${attempt.reason}`),
   ];
   if (reasons.length === 0) return undefined;
   return new RequestTooLargeError(
-    `Request too large for \`${plan.requested}\`: its estimated tokens are more than a whole token budget of every candidate, so it can never be sent there (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
+    `Request too large for \`${plan.requested}\`: its tokens are more than a whole token budget of every candidate (by the gateway's estimate, or the provider's own refusal), so it can never be sent there (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
     { attempts: summaries },
   );
 }

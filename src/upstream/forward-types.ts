@@ -77,6 +77,8 @@ export interface AttemptReport {
   readonly effects: readonly Effect[];
   /** A JSON success's reported usage. */
   readonly usage?: TokenUsage;
+  /** The provider refused the request as larger than a whole window (Verdict.isRequestTooLarge). */
+  readonly isRequestTooLarge?: true;
 }
 
 /** A candidate passed over at attempt time (cooling down since the plan was made, or too small a context). */

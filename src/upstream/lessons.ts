@@ -98,8 +98,9 @@ export function lessonFromVerdict(
             : verdict.limitKind === "capacity"
               ? "capacity"
               : "rate_limited";
+      // A request larger than a whole window fits after no wait: its retry-after is not passed on as advice.
       const hintText =
-        verdict.hint === undefined
+        verdict.hint === undefined || verdict.isRequestTooLarge === true
           ? ""
           : ` (retry in ${Math.ceil(verdict.hint.delayMs)} ms, from ${verdict.hint.source})`;
       // A request larger than a whole window says nothing about the key's state: no cooldown (the retry-after on

@@ -17,6 +17,7 @@ import {
   type ResponseFixture,
   sambaNova,
 } from "../fixtures/provider-fixtures.ts";
+import { errorOf } from "../helpers/e2e.ts";
 import { assertServedBy, type Scene, startScene, windowOf } from "../helpers/limits-scene.ts";
 import type { MockStep } from "../helpers/mock-upstream.ts";
 
@@ -209,5 +210,21 @@ describe("too large for the window: the request, not the key, is refused", () =>
     assert.equal(scene.counts().alpha, alphaBefore, "a request larger than the learned window was sent again");
     // ...and a small one is served by alpha at once.
     assertServedBy(await scene.chat({ max_tokens: 100 }), "alpha");
+  });
+
+  test("every candidate refuses it so: 413 request_too_large at once, no retry-after (a 429 invited a retry)", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock, alpha: { rate_limit_dialect: "groq" }, beta: false });
+    scene.alpha.enqueue(CHAT_ROUTE, replay(groq.requestTooLarge413));
+    const refused = await scene.chat({ max_tokens: 8_000 });
+    assert.equal(refused.status, 413, refused.text);
+    assert.equal(refused.headers["retry-after"], undefined);
+    const error = errorOf(refused);
+    assert.equal(error.code, "request_too_large");
+    assert.match(error.message, /\(alpha\/m: request larger than the whole window \(limit 6000, requested 14810\)\)\./);
+    // The retry gets the same answer without an upstream request (the learned window).
+    const alphaBefore = scene.counts().alpha;
+    assert.equal((await scene.chat({ max_tokens: 8_000 })).status, 413);
+    assert.equal(scene.counts().alpha, alphaBefore);
   });
 });
