@@ -386,7 +386,7 @@ describe("AvailabilityBook: recovery on evidence", () => {
     assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0 });
   });
 
-  it("probe pauses double from circuit_first_probe_ms up to circuit_open_ms; a success resets them", () => {
+  it("probe pauses double from circuit_first_probe_ms up to circuit_open_ms; a recovery that holds resets them", () => {
     const { clock, book } = setup({ circuitFirstProbeMs: 2_000, circuitOpenMs: 10_000 });
     for (let index = 0; index < 3; index++) book.recordFailure("p/m");
     const pauses: number[] = [];
@@ -405,6 +405,16 @@ describe("AvailabilityBook: recovery on evidence", () => {
     assert.deepEqual(book.acquire("p/m", "p"), PROBE);
     book.recordSuccess("p/m");
     assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+    // Failing again within failure_window_ms (10 s here) of the recovery: it flaps, the streak goes on (capped).
+    clock.advance(9_999);
+    for (let index = 0; index < 3; index++) book.recordFailure("p/m");
+    const flapped = book.peek("p/m", "p");
+    assert.ok(!flapped.isAvailable && flapped.untilMs - clock.now() === 10_000, "the streak goes on");
+    // A recovery that holds for the window: the next outage starts over at circuit_first_probe_ms.
+    clock.advance(10_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    book.recordSuccess("p/m");
+    clock.advance(10_000);
     for (let index = 0; index < 3; index++) book.recordFailure("p/m");
     const reopened = book.peek("p/m", "p");
     assert.ok(!reopened.isAvailable && reopened.untilMs - clock.now() === 2_000, "the streak starts over");

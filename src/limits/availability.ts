@@ -7,7 +7,9 @@
 // failures within `failureWindowMs` open the circuit: no traffic until the first probe after
 // `circuitFirstProbeMs`; each failed probe doubles that pause, up to `circuitOpenMs` (the cap). Half-open lets
 // exactly one probe through; its success closes the circuit and clears every failure, its failure opens it again
-// for the next pause. A success at any time clears it all.
+// for the next pause. A success at any time clears the failures. The pause streak outlives a recovery by
+// `failureWindowMs`: a circuit that opens again that soon pauses twice as long as the last time, so a flapping
+// candidate (each probe succeeds, the next requests fail) is probed ever less often instead of every few seconds.
 // The file stays whole: cooldowns, circuits and the one-at-a-time rule read and write one record per deployment.
 //
 // A parked key (401/403, no credits) is about one key, not one provider name: the park carries a fingerprint of
@@ -78,8 +80,13 @@ interface DeploymentRecord {
    * in: one sent just before a failure was recorded finds out as much about a suspect as one sent after it.
    */
   attemptsInFlight: number;
-  /** Consecutive failed half-open probes: the next pause is circuitFirstProbeMs × 2^streak, capped. */
+  /**
+   * Consecutive failed half-open probes, and reopenings within `failureWindowMs` of a recovery: the next pause is
+   * circuitFirstProbeMs × 2^streak, capped.
+   */
   openStreak: number;
+  /** When a success last closed an open (or half-open) circuit; a reopening soon after continues the streak. */
+  recoveredAtMs: number | undefined;
 }
 
 const CIRCUIT_OPEN_REASON = "circuit open after repeated failures";
@@ -217,9 +224,10 @@ export class AvailabilityBook {
     if (record === undefined) return;
     record.consecutiveRateLimits = 0;
     record.failureTimesMs.length = 0;
+    // The streak is kept: whether this recovery holds is known only once no reopening follows within the window.
+    if (record.circuit !== "closed") record.recoveredAtMs = this.#clock.now();
     record.circuit = "closed";
     record.isProbeInFlight = false;
-    record.openStreak = 0;
   }
 
   /**
@@ -280,7 +288,11 @@ export class AvailabilityBook {
     times.push(nowMs);
     while (times.length > 0 && (times[0] ?? 0) <= nowMs - failureWindowMs) times.shift();
     if (times.length >= failureThreshold && record.circuit === "closed") {
-      record.openStreak = 0;
+      // Reopened within the failure window of its last recovery: it flaps, and its pause keeps doubling (starting
+      // over at circuitFirstProbeMs let a candidate that fails three requests of four take most of the traffic).
+      const recoveredAtMs = record.recoveredAtMs;
+      const isFlapping = recoveredAtMs !== undefined && nowMs - recoveredAtMs < failureWindowMs;
+      record.openStreak = isFlapping ? record.openStreak + 1 : 0;
       this.#open(record, nowMs);
     }
   }
@@ -457,6 +469,7 @@ export class AvailabilityBook {
         isProbeInFlight: false,
         attemptsInFlight: 0,
         openStreak: 0,
+        recoveredAtMs: undefined,
       };
       this.#deployments.set(deploymentKey, record);
     }

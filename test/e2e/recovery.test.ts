@@ -265,4 +265,46 @@ describe("recovery on evidence", () => {
     const healed = await scene.stats("alpha");
     assert.deepEqual([healed.suspect, healed.attempts_in_flight], [false, 0]);
   });
+
+  test("a flapping candidate (its circuit opens again soon after each successful probe) is probed ever less often", async (t) => {
+    // Default cooldowns: 3 failures in 60 s open the circuit, first probe after 2 s, doubling to 30 s. alpha answers
+    // 503, 503, 503, 200 over and over: each probe succeeds, and the next three requests fail again.
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, alphaModel: { priority: 5 } });
+    let alphaCalls = 0;
+    let isHealed = false;
+    const probeAnsweredAtS: number[] = [];
+    scene.alpha.setDefault(CHAT_ROUTE, () => {
+      alphaCalls += 1;
+      if (isHealed) return { kind: "json", body: chatCompletion("from alpha", "alpha-model") };
+      if (alphaCalls % 4 !== 0) return UNAVAILABLE;
+      probeAnsweredAtS.push((clock.now() - START_MS) / 1000);
+      return { kind: "json", body: chatCompletion("from alpha", "alpha-model") };
+    });
+    scene.beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-model") });
+    for (let second = 0; second < 60; second++) {
+      const answer = await scene.chat();
+      assert.equal(answer.status, 200, answer.text);
+      clock.advance(1_000);
+    }
+    // Open at 2 s (3rd failure) for 2 s; it reopens at 7 s within failure_window_ms of its recovery at 4 s: 4 s,
+    // then 8 s, 16 s. Starting over at 2 s each time sent alpha 48 of the 60 requests, 36 of them to fail.
+    assert.deepEqual(probeAnsweredAtS, [4, 11, 22, 41]);
+    assert.equal(alphaCalls, 19);
+    assert.equal((await scene.stats("alpha")).circuit, "open");
+
+    // It heals: the probe due at 74 s succeeds and alpha serves in its place. Once it has stayed healthy for
+    // failure_window_ms (60 s), a new outage is a new story: its first pause is circuit_first_probe_ms again.
+    isHealed = true;
+    clock.set(START_MS + 74_000);
+    assertServedBy(await scene.chat(), "alpha");
+    clock.advance(60_000);
+    assertServedBy(await scene.chat(), "alpha");
+    scene.alpha.enqueue(CHAT_ROUTE, UNAVAILABLE, UNAVAILABLE, UNAVAILABLE);
+    for (let index = 0; index < 3; index++) assert.equal((await scene.chat()).headers["x-gateway-provider"], "beta");
+    clock.advance(1_999);
+    assertServedBy(await scene.chat(), "beta");
+    clock.advance(1);
+    assertServedBy(await scene.chat(), "alpha");
+  });
 });
