@@ -170,9 +170,29 @@ adjustments:
     assert.equal(fromPythonAnchors("foo\\z"), "foo$");
     assert.equal(fromPythonAnchors("a\\\\Z"), "a\\\\Z", "an escaped backslash, then the letter Z");
     assert.equal(fromPythonAnchors("[\\A\\Z]x"), "[\\A\\Z]x", "inside a class: left alone");
-    assert.equal(fromPythonAnchors("[]\\Z]\\Z"), "[]\\Z]$", "a leading ] does not end the class");
-    assert.equal(fromPythonAnchors("[^]]\\Z"), "[^]]$");
+    assert.equal(fromPythonAnchors("[]\\Z]\\Z"), "[\\]\\Z]$", "a leading ] does not end the class");
+    assert.equal(fromPythonAnchors("[^]]\\Z"), "[^\\]]$");
     assert.equal(fromPythonAnchors("[\\]]\\Z"), "[\\]]$");
     assert.equal(fromPythonAnchors("\\d+b\\b"), "\\d+b\\b", "other escapes untouched");
+  });
+
+  it("a `]` first in a class is a member, as in Python (JavaScript reads `[]` as matching nothing, `[^]` anything)", () => {
+    const classes = loadAdjustments(
+      `
+adjustments:
+  bracket_or_a:
+    priority: 1
+    regex: ['[]a]x']
+  not_bracket_nor_a:
+    priority: 2
+    regex: ['\\A[^]a]x']
+`,
+      "test.yaml",
+    );
+    // Python: re.search("[]a]x", "ax") and "]x" match; re.search(r"\A[^]a]x", "bx") matches, "ax" and "]x" do not.
+    assert.deepEqual(adjustmentFor(classes, "ax").matched, ["bracket_or_a"]);
+    assert.deepEqual(adjustmentFor(classes, "]x").matched, ["bracket_or_a"]);
+    assert.deepEqual(adjustmentFor(classes, "bx").matched, ["not_bracket_nor_a"]);
+    assert.deepEqual(adjustmentFor(classes, "a]x").matched, ["bracket_or_a"]);
   });
 });

@@ -130,7 +130,7 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
 
 /**
  * Python's string anchors in their JavaScript spelling: `\A` becomes `^` and `\Z` (and Python 3.14's `\z`) `$`,
- * outside character classes and unless the backslash is itself escaped. The patterns come from the Python project's
+ * outside character classes and unless the backslash is itself escaped; a `]` first in a class is escaped. The patterns come from the Python project's
  * file, and JavaScript without the `u` flag reads an unknown escape as the bare letter, so `instruct\Z` would
  * silently match `instructZ-v2` and never `llama-instruct`. Without the `m` flag `^` and `$` anchor at the ends of
  * the whole id, as Python's do.
@@ -153,9 +153,14 @@ export function fromPythonAnchors(pattern: string): string {
     if (classStart < 0) {
       if (char === "[") classStart = index;
     } else if (char === "]") {
-      // A `]` first in a class (`[]a]`, `[^]a]`) is a literal in Python, not the class's end.
+      // A `]` first in a class (`[]a]`, `[^]a]`) is a literal in Python, not the class's end. JavaScript ends the
+      // class there (`[]` matches nothing, `[^]` any character), so it is written escaped.
       const firstAt = pattern[classStart + 1] === "^" ? classStart + 2 : classStart + 1;
-      if (index !== firstAt) classStart = -1;
+      if (index === firstAt) {
+        translated += "\\]";
+        continue;
+      }
+      classStart = -1;
     }
     translated += char;
   }
