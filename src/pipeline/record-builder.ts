@@ -31,7 +31,10 @@ export class RecordBuilder {
   readonly #clock: Clock;
   readonly #start: RecordStart;
   #candidates: RecordedCandidate[] = [];
-  readonly #skips: RecordedSkip[] = [];
+  /** The last plan's skips: a request that went back to the queue is planned again, and its record says the last. */
+  #planSkips: RecordedSkip[] = [];
+  /** Candidates passed over at attempt time, in every round. */
+  readonly #attemptSkips: RecordedSkip[] = [];
   /** In order; entries of an opened stream are replaced when its segment ends. */
   readonly #attempts: RecordedAttempt[] = [];
   readonly #reportIndex = new Map<AttemptReport, number>();
@@ -63,8 +66,9 @@ export class RecordBuilder {
       publicName: candidate.deployment.model.publicName,
       score: candidate.score,
     }));
+    this.#planSkips = [];
     for (const skip of plan.skipped) {
-      this.#skips.push({
+      this.#planSkips.push({
         deploymentKey: skip.deployment.key,
         provider: skip.deployment.provider.settings.name,
         model: skip.deployment.model.id,
@@ -96,7 +100,7 @@ export class RecordBuilder {
     }
     for (const skip of skips) {
       const [provider = "", model = ""] = splitKey(skip.deploymentKey);
-      this.#skips.push({
+      this.#attemptSkips.push({
         deploymentKey: skip.deploymentKey,
         provider,
         model,
@@ -161,7 +165,7 @@ export class RecordBuilder {
     return {
       ...start,
       candidates: this.#candidates,
-      skips: this.#skips,
+      skips: [...this.#planSkips, ...this.#attemptSkips],
       attempts: this.#attempts,
       continuations: this.#continuations,
       queueWaitMs: this.#queueWaitMs,
