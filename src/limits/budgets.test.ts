@@ -290,6 +290,19 @@ describe("BudgetBook: checks, scopes, reconcile, release", () => {
     denied(book.check([scope], { tokens: 0 }, T0));
   });
 
+  it("a request charged before its scope was forgotten (a reload to another key) frees nothing of the new count", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ tpd: 1_000, concurrency: 1 });
+    const old = reserveOk(book, [scope], 400, T0);
+    book.forget(scope.id);
+    reserveOk(book, [scope], 100, T0 + 1);
+    book.reconcile(old, 0, T0 + 2);
+    book.release(old);
+    assert.equal(book.inFlight(scope.id), 1, "the new key's request still holds its slot");
+    assert.match(denied(book.check([scope], { tokens: 0 }, T0 + 3)).reason, /concurrency/);
+    assert.equal(book.usage(scope, T0 + 3)[0]?.used, 100, "the old request's tokens were never the new key's");
+  });
+
   it("release keeps the request counted: only the concurrency slot is given back", () => {
     const book = new BudgetBook();
     const scope = scopeOf({ rpm: 1, concurrency: 1 });

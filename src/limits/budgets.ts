@@ -131,6 +131,13 @@ export class BudgetBook implements BudgetLedger {
   readonly #runsOf = new WeakMap<Reservation, { readonly window: SlidingWindow; readonly run: SlidingRun }[]>();
   /** The fixed-window counters and token buckets each reservation was charged to, for its reconcile. */
   readonly #countersOf = new WeakMap<Reservation, ChargedCounters>();
+  /**
+   * The scope states each reservation was charged to, in the order of its scopes. A reload that points a scope at
+   * another key forgets its state (`forget`) while requests charged to it are still in flight: their release and
+   * reconcile must change the state they were charged to, never the new key's (freeing a concurrency slot the new
+   * key's own requests hold let one more in than its limit).
+   */
+  readonly #statesOf = new WeakMap<Reservation, readonly ScopeState[]>();
   #nextReservationId = 1;
   /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */
   readonly #dirty = new Set<string>();
@@ -160,8 +167,10 @@ export class BudgetBook implements BudgetLedger {
       isReleased: false,
     };
     let runs: { readonly window: SlidingWindow; readonly run: SlidingRun }[] | undefined;
+    const states: ScopeState[] = [];
     for (const scope of scopes) {
       const state = this.#state(scope, nowMs);
+      states.push(state);
       const rules = this.#rulesOf(scope, state);
       this.#chargeCounters(reservation, state, rules, cost.tokens, nowMs);
       recordSend(state, nowMs);
@@ -182,6 +191,7 @@ export class BudgetBook implements BudgetLedger {
       this.#dirty.add(scope.id);
     }
     if (runs !== undefined) this.#runsOf.set(reservation, runs);
+    this.#statesOf.set(reservation, states);
     return reservation;
   }
 
@@ -200,12 +210,23 @@ export class BudgetBook implements BudgetLedger {
         if (level !== undefined) level.used = Math.max(0, level.used + delta);
       }
     }
-    for (const scope of reservation.scopes) {
-      const state = this.#state(scope, nowMs);
+    for (const state of this.#chargedStates(reservation, nowMs)) {
       if (state.day.windowStartMs <= reservation.atMs) state.day.tokens = Math.max(0, state.day.tokens + delta);
       if (state.month.windowStartMs <= reservation.atMs) state.month.tokens = Math.max(0, state.month.tokens + delta);
-      this.#dirty.add(scope.id);
     }
+    for (const scope of reservation.scopes) this.#dirty.add(scope.id);
+  }
+
+  /**
+   * The states a reservation was charged to: the scope's current one (its windows rolled to now) while it still is,
+   * else the one forgotten since (see #statesOf); a reservation this book did not make is its scopes' current ones.
+   */
+  #chargedStates(reservation: Reservation, nowMs: number): ScopeState[] {
+    const charged = this.#statesOf.get(reservation);
+    return reservation.scopes.map((scope, index) => {
+      const state = charged?.[index];
+      return state === undefined || this.#states.get(scope.id) === state ? this.#state(scope, nowMs) : state;
+    });
   }
 
   markSent(reservation: Reservation, atMs: number): void {
@@ -228,8 +249,9 @@ export class BudgetBook implements BudgetLedger {
   release(reservation: Reservation): void {
     if (reservation.isReleased) return;
     reservation.isReleased = true;
-    for (const scope of reservation.scopes) {
-      const state = this.#states.get(scope.id);
+    const charged = this.#statesOf.get(reservation);
+    for (let index = 0; index < reservation.scopes.length; index++) {
+      const state = charged?.[index] ?? this.#states.get((reservation.scopes[index] as BudgetScope).id);
       if (state !== undefined && state.inFlight > 0) state.inFlight -= 1;
     }
   }
