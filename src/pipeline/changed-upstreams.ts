@@ -1,6 +1,9 @@
-// What a reload points at another upstream: deployments whose base URL, key or upstream model id changed, and
-// providers whose base URL or key did. What was learned of them (cooldowns, health, budgets) no longer holds:
-// another key is another account, with its own quota (docs/configuration.md, "Reloading the config").
+// Which upstream each deployment and provider name points at, across reloads: the base URL, the key and (for a
+// deployment) the upstream model id. What was learned under a name (cooldowns, health, budgets) is about that
+// upstream: another key is another account, with its own quota (docs/configuration.md, "Reloading the config").
+// A reload that points a name elsewhere forgets what was learned of it, and what an attempt sent before the reload
+// answers afterwards is not taught to the new upstream. Names are remembered after a reload removed them, so a
+// provider added back with another key starts afresh, and one added back unchanged keeps what it had.
 import type { Deployment } from "../providers/catalog.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
@@ -14,30 +17,62 @@ export interface ChangedUpstreams {
 
 type ProviderSettings = GatewaySnapshot["config"]["providers"][number];
 
-export function changedUpstreams(previous: GatewaySnapshot, next: GatewaySnapshot): ChangedUpstreams {
-  const upstreamOf = (deployment: Deployment): string =>
-    `${deployment.provider.settings.baseUrl}\n${deployment.provider.settings.apiKeys[0]}\n${deployment.model.id}`;
-  const before = new Map(previous.catalog.deployments.map((deployment) => [deployment.key, upstreamOf(deployment)]));
-  const deploymentKeys = next.catalog.deployments
-    .filter((deployment) => {
-      const was = before.get(deployment.key);
-      return was !== undefined && was !== upstreamOf(deployment);
-    })
-    .map((deployment) => deployment.key);
-  const providerOf = (settings: ProviderSettings): string => `${settings.baseUrl}\n${settings.apiKeys[0]}`;
-  const providersBefore = new Map(previous.config.providers.map((settings) => [settings.name, providerOf(settings)]));
-  const providerNames = next.config.providers
-    .filter((settings) => {
-      const was = providersBefore.get(settings.name);
-      return was !== undefined && was !== providerOf(settings);
-    })
-    .map((settings) => settings.name);
-  return {
-    deploymentKeys,
-    providerNames,
-    budgetScopeIds: [
-      ...deploymentKeys.map((key) => `deployment:${key}`),
-      ...providerNames.map((name) => `${POOL_SCOPE_PREFIX}${name}`),
-    ],
-  };
+function providerUpstream(settings: ProviderSettings): string {
+  return `${settings.baseUrl}\n${settings.apiKeys[0]}`;
+}
+
+function deploymentUpstream(deployment: Deployment): string {
+  return `${providerUpstream(deployment.provider.settings)}\n${deployment.model.id}`;
+}
+
+export class UpstreamIdentities {
+  /** Every deployment key and provider name ever served, with the upstream it last pointed at. */
+  readonly #deployments = new Map<string, string>();
+  readonly #providers = new Map<string, string>();
+  /** The deployment keys of the serving snapshot. */
+  #serving = new Set<string>();
+
+  constructor(first: GatewaySnapshot) {
+    this.apply(first);
+  }
+
+  /** The serving snapshot becomes `next`: returns the names that now point at another upstream than before. */
+  apply(next: GatewaySnapshot): ChangedUpstreams {
+    const deploymentKeys: string[] = [];
+    for (const deployment of next.catalog.deployments) {
+      const upstream = deploymentUpstream(deployment);
+      const was = this.#deployments.get(deployment.key);
+      if (was !== undefined && was !== upstream) deploymentKeys.push(deployment.key);
+      this.#deployments.set(deployment.key, upstream);
+    }
+    const providerNames: string[] = [];
+    for (const settings of next.config.providers) {
+      const upstream = providerUpstream(settings);
+      const was = this.#providers.get(settings.name);
+      if (was !== undefined && was !== upstream) providerNames.push(settings.name);
+      this.#providers.set(settings.name, upstream);
+    }
+    this.#serving = new Set(next.catalog.deployments.map((deployment) => deployment.key));
+    return {
+      deploymentKeys,
+      providerNames,
+      budgetScopeIds: [
+        ...deploymentKeys.map((key) => `deployment:${key}`),
+        ...providerNames.map((name) => `${POOL_SCOPE_PREFIX}${name}`),
+      ],
+    };
+  }
+
+  /**
+   * Whether what is known under this deployment's name is about the upstream it points at (false: a deployment of
+   * an older snapshot, pointed elsewhere by a reload since; what its attempts learn is about the old upstream).
+   */
+  isKnownAs(deployment: Deployment): boolean {
+    return this.#deployments.get(deployment.key) === deploymentUpstream(deployment);
+  }
+
+  /** Whether the serving config still has this deployment, pointing at the same upstream. */
+  isServing(deployment: Deployment): boolean {
+    return this.#serving.has(deployment.key) && this.isKnownAs(deployment);
+  }
 }

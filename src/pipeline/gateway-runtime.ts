@@ -22,11 +22,11 @@ import type { ScoreBreakdown } from "../scoring/score.ts";
 import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
-import { changedUpstreams } from "./changed-upstreams.ts";
+import { UpstreamIdentities } from "./changed-upstreams.ts";
 import { Recorder } from "./recorder.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
-import { Agent } from "./undici-agent.ts";
+import { createUpstreamAgent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
 export type { PlannedRoute } from "./route-queue.ts";
@@ -75,6 +75,8 @@ export class GatewayRuntime {
   readonly #routeQueues = new RouteQueues();
   /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
   readonly #prefillRejected = new Set<string>();
+  /** The upstream (URL, key, model id) each name points at: what the books learned under it is about that one. */
+  readonly #upstreams: UpstreamIdentities;
 
   private constructor(
     snapshot: GatewaySnapshot,
@@ -94,6 +96,7 @@ export class GatewayRuntime {
     this.state = state;
     this.budgets = state.ledger;
     this.promptCalibration = promptCalibration;
+    this.#upstreams = new UpstreamIdentities(snapshot);
     this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
     this.recorder = new Recorder({
       clock,
@@ -102,6 +105,7 @@ export class GatewayRuntime {
       stats: this.stats,
       scores: this.scores,
       promptCalibration,
+      isKnownAs: (deployment) => this.#upstreams.isKnownAs(deployment),
     });
     this.startedAtMs = clock.now();
     this.#snapshot = snapshot;
@@ -110,7 +114,7 @@ export class GatewayRuntime {
   }
 
   static async create(config: GatewayConfig, options: RuntimeOptions = {}): Promise<GatewayRuntime> {
-    const dispatcher = options.dispatcher ?? createDispatcher();
+    const dispatcher = options.dispatcher ?? createUpstreamAgent();
     const clock = options.clock ?? systemClock;
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
     const availability = new AvailabilityBook(clock, config.cooldowns);
@@ -201,7 +205,7 @@ export class GatewayRuntime {
       options.isDiscoveryForced ?? false,
     );
     const previous = this.#snapshot;
-    this.#forgetChanged(previous, snapshot);
+    this.#forgetChanged(snapshot);
     this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
@@ -216,8 +220,8 @@ export class GatewayRuntime {
   }
 
   /** Forgets what was learned of deployments and providers that now go to another upstream or key. */
-  #forgetChanged(previous: GatewaySnapshot, next: GatewaySnapshot): void {
-    const changed = changedUpstreams(previous, next);
+  #forgetChanged(next: GatewaySnapshot): void {
+    const changed = this.#upstreams.apply(next);
     for (const key of changed.deploymentKeys) {
       this.availability.forget(key);
       this.scores.forget(key);
@@ -227,9 +231,12 @@ export class GatewayRuntime {
     for (const scopeId of changed.budgetScopeIds) this.budgets.forget(scopeId);
   }
 
-  /** Whether a provider is still configured: a provider removed by a reload gets no new attempts at once. */
+  /**
+   * Whether the serving config still has this deployment, with the same URL, key and model id: one a reload removed
+   * or pointed elsewhere gets no new attempt from a request planned before (its old key may be the revoked one).
+   */
   isServing(deployment: Deployment): boolean {
-    return this.#snapshot.catalog.byProvider(deployment.provider.settings.name) !== undefined;
+    return this.#upstreams.isServing(deployment);
   }
 
   /** Static score minus the live health penalty. */
@@ -339,10 +346,10 @@ export class GatewayRuntime {
       promptTokensFor: this.promptCalibration.promptTokensFor,
       admit: (deployment, tokens) =>
         // A request planned on an older snapshot (queued, failing over, continuing a stream) must not send new
-        // attempts to a provider a reload removed.
+        // attempts to a deployment a reload removed or pointed at another upstream.
         this.isServing(deployment)
           ? this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens)
-          : { isAdmitted: false, reason: "provider removed by a config reload", isLimit: false },
+          : { isAdmitted: false, reason: "removed or changed by a config reload", isLimit: false },
       attemptEnded: (deployment, report, reservation, isStreamOpen, prompt) =>
         this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, {
           isStreamOpen,
@@ -388,11 +395,4 @@ export class GatewayRuntime {
     await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }
-}
-
-function createDispatcher(): Dispatcher {
-  // keep-alive to every provider. Connections are not capped here: `providers[].max_in_flight` bounds them per
-  // provider before a request is sent. A pool cap would make requests wait inside undici, where the wait counts
-  // against the provider's timeout_ms (several providers, one per key, may share one origin).
-  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
 }

@@ -30,6 +30,13 @@ export interface RecorderBooks {
   readonly stats: StatsBook;
   readonly scores: LiveScores;
   readonly promptCalibration: PromptCalibration;
+  /**
+   * Whether the books' entries under this deployment's name are about the upstream it was sent to. False for an
+   * attempt sent before a reload pointed the name at another key, URL or model id (the books forgot the old one):
+   * what the old upstream answered (a 429 of a spent key, a 5xx, its rate-limit headers) says nothing of the new one,
+   * and its end must not hand back a probe or an attempt count the new one's requests hold.
+   */
+  readonly isKnownAs: (deployment: Deployment) => boolean;
 }
 
 /** How a stream segment is settled. */
@@ -101,6 +108,10 @@ export class Recorder {
   ): void {
     const { availability, budgets, stats, scores, clock, promptCalibration } = this.#books;
     const key = deployment.key;
+    if (!this.#books.isKnownAs(deployment)) {
+      this.#settleReplaced(deployment, report, reservation, isStreamOpen);
+      return;
+    }
     // The attempt's evidence is in (an opened stream's too: its later end is evidence of its own), so it no longer
     // holds a suspect's one slot; a stream that runs for minutes must not keep its candidate a last resort.
     availability.attemptFinished(key);
@@ -142,9 +153,12 @@ export class Recorder {
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
     if (settlement.chargeTokens !== undefined) budgets.reconcile(reservation, settlement.chargeTokens, clock.now());
+    // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
+    const isKnown = this.#books.isKnownAs(deployment);
     const durationMs = (settlement.endedAtMs ?? clock.now()) - settlement.startedAtMs;
     if (end.outcome === "success") {
       stats.recordSuccess(key, durationMs, end.usage?.promptTokens ?? 0, end.usage?.completionTokens ?? 0);
+      if (!isKnown) return;
       if (settlement.isFirst && settlement.promptEstimate !== undefined && end.usage !== undefined) {
         this.#books.promptCalibration.learn(key, settlement.promptEstimate, end.usage.promptTokens);
       }
@@ -157,12 +171,40 @@ export class Recorder {
     if (traits.blames === "none" && !(settlement.isFirst && end.isContinued === true)) {
       // Not the upstream's fault: the client left, or a sound fresh answer merely differed from the one being
       // continued. A half-open circuit's probe is handed back.
-      availability.releaseProbe(key);
+      if (isKnown) availability.releaseProbe(key);
       return;
     }
     stats.recordFailure(key);
+    if (!isKnown) return;
     availability.recordFailure(key);
     if (traits.countsForHealth) scores.recordHealth(key, false, durationMs);
+  }
+
+  /**
+   * The end of an attempt sent to an upstream a reload has since replaced (`isKnownAs`): its reservation is settled
+   * (the ledger changes the counts it charged, not the new upstream's) and the stats count it under its name; nothing
+   * is learned. An opened stream keeps its reservation until its segment ends.
+   */
+  #settleReplaced(
+    deployment: Deployment,
+    report: AttemptReport,
+    reservation: Reservation,
+    isStreamOpen: boolean,
+  ): void {
+    const { budgets, stats, clock } = this.#books;
+    if (report.outcome !== "success") {
+      if (report.outcome !== "client_aborted") stats.recordFailure(deployment.key);
+      budgets.reconcile(reservation, 0, clock.now());
+      budgets.release(reservation);
+      return;
+    }
+    if (isStreamOpen) return;
+    const promptTokens = report.usage?.promptTokens ?? 0;
+    const completionTokens = report.usage?.completionTokens ?? 0;
+    if (promptTokens + completionTokens > 0)
+      budgets.reconcile(reservation, promptTokens + completionTokens, clock.now());
+    budgets.release(reservation);
+    stats.recordSuccess(deployment.key, report.durationMs, promptTokens, completionTokens);
   }
 
   onRecord(listener: RecordListener): () => void {

@@ -8,7 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
 import { chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
-import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
+import { postJson, readTimed, strictSseData } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
 const ADMIN_KEY = "admin-secret";
@@ -79,5 +80,99 @@ describe("a reload while requests are in flight", () => {
     assert.equal((await first).status, 200);
     assert.equal((await second).status, 200);
     assert.equal(chatRequests(alpha).length, 3);
+  });
+
+  test("a 429 answered to the old key does not cool the new key down", async (t) => {
+    const alpha = await useMock(t);
+    const keyed = (key: string) => configYaml([provider("alpha", alpha, { api_key: key })]);
+    const gateway = await useGateway(t, keyed("sk-old"));
+    // The old key's quota is spent: the operator swaps the key while a request is on its way.
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 429,
+      headers: { "retry-after": "3600" },
+      body: { error: { message: "You exceeded your current quota", type: "requests", code: "rate_limit_exceeded" } },
+      delayMs: 800,
+    });
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("new key", "alpha-m") });
+    const old = postChat(gateway, { model: "m" });
+    await alpha.waitForRequests(1);
+    rewrite(gateway, keyed("sk-new"));
+    await reload(gateway);
+    assert.equal((await old).status, 429);
+    const served = await postChat(gateway, { model: "m" });
+    assert.equal(served.status, 200, `the new key was not told about the old key's 429: ${served.text}`);
+    assert.equal(alpha.requests.at(-1)?.headers.authorization, "Bearer sk-new");
+  });
+});
+
+describe("a stream in flight that then needs a continuation", () => {
+  test("is not continued with a key the reload replaced: its own provider, unchanged, continues it", async (t) => {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    const words = ["one", " two", " three", " four", " five", " six", " seven", " eight"];
+    // Alpha streams five words and is cut; asked again last, it continues with the rest.
+    const firstFive = chatStream(words.slice(0, 5), "alpha-m", { delayMs: 120 }).slice(0, 11);
+    alpha.enqueue(
+      CHAT_ROUTE,
+      { kind: "sse", events: firstFive, end: "destroy" },
+      { kind: "sse", events: chatStream(words.slice(5), "alpha-m") },
+    );
+    beta.setDefault(CHAT_ROUTE, { kind: "sse", events: chatStream(words.slice(5), "beta-m") });
+    const keyed = (betaKey: string) =>
+      configYaml([provider("alpha", alpha, { base_priority: 10 }), provider("beta", beta, { api_key: betaKey })]);
+    const gateway = await useGateway(t, keyed("sk-beta-revoked"));
+    const stream = await postJson(`${gateway.baseUrl}/chat/completions`, {
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "count" }],
+    });
+    assert.equal(stream.statusCode, 200);
+    const reading = readTimed(stream.body);
+    await alpha.waitForRequests(1);
+    rewrite(gateway, keyed("sk-beta-new"));
+    await reload(gateway);
+    const data = strictSseData((await reading).text);
+    assert.equal(data.at(-1), "[DONE]");
+    const content = data
+      .slice(0, -1)
+      .map((line) => (JSON.parse(line) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content)
+      .join("");
+    assert.equal(content, words.join(""));
+    assert.deepEqual(
+      chatRequests(beta).map((request) => request.headers.authorization),
+      [],
+      "the replaced key was not sent",
+    );
+    assert.equal(chatRequests(alpha).length, 2, "alpha continued its own stream");
+    // The new key serves new requests.
+    const next = await postChat(gateway, { model: "m" });
+    assert.equal(next.status, 200, next.text);
+  });
+});
+
+describe("a provider removed and added again", () => {
+  test("with another key it starts afresh; with the same key its cooldown holds", async (t) => {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after": "3600" } }));
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const alphaWith = (key: string) => provider("alpha", alpha, { api_key: key, models: { a: { id: "alpha-m" } } });
+    const gateway = await useGateway(t, configYaml([alphaWith("sk-old"), provider("beta", beta)]));
+    assert.equal((await postChat(gateway, { model: "a" })).status, 429, "alpha's old key is cooling");
+    rewrite(gateway, configYaml([provider("beta", beta)]));
+    await reload(gateway);
+    rewrite(gateway, configYaml([alphaWith("sk-old"), provider("beta", beta)]));
+    await reload(gateway);
+    assert.equal((await postChat(gateway, { model: "a" })).status, 429, "the same key: still cooling");
+    assert.equal(chatRequests(alpha).length, 1);
+    rewrite(gateway, configYaml([provider("beta", beta)]));
+    await reload(gateway);
+    rewrite(gateway, configYaml([alphaWith("sk-new"), provider("beta", beta)]));
+    await reload(gateway);
+    const served = await postChat(gateway, { model: "a" });
+    assert.equal(served.status, 200, `another key is another account: ${served.text}`);
+    assert.equal(alpha.requests.at(-1)?.headers.authorization, "Bearer sk-new");
   });
 });
