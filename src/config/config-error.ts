@@ -20,7 +20,8 @@ export class ConfigError extends Error {
   }
 }
 
-function formatIssue(issue: ConfigIssue): string {
+/** `file:line key.path: message`, as a start and a refused reload print an issue. */
+export function formatIssue(issue: ConfigIssue): string {
   return issue.path === ""
     ? `${issue.location}: ${issue.message}`
     : `${issue.location} ${issue.path}: ${issue.message}`;

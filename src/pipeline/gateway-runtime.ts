@@ -4,7 +4,7 @@
 // swaps one reference and in-flight requests finish on the snapshot they started with.
 import type { Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
-import { ConfigError } from "../config/config-error.ts";
+import { ConfigError, formatIssue } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
@@ -66,7 +66,7 @@ export class GatewayRuntime {
   #configLoadedAtMs: number;
   #configHash: string;
   #configLoader: ConfigLoader | undefined;
-  /** Reloads run one after another: two triggers at once must not interleave their swaps. */
+  /** Reloads and rebuilds, in turn (#inTurn). */
   #reloadChain: Promise<unknown> = Promise.resolve();
   #logger: Logger | undefined;
   #reloads = 0;
@@ -146,22 +146,18 @@ export class GatewayRuntime {
 
   /** Loads the config again, swapped in when valid; else the old one serves on, every problem logged and returned. */
   reloadFromSource(trigger: string): Promise<ReloadResult> {
-    const run = async (): Promise<ReloadResult> => {
+    return this.#inTurn(async (): Promise<ReloadResult> => {
       const loader = this.#configLoader;
       if (loader === undefined)
         return { isApplied: false, problems: ["this gateway was started without a config source"] };
       let config: GatewayConfig;
       try {
         config = await loader();
-        await this.reload(config);
+        await this.#swap(config, false);
       } catch (error) {
         const problems =
           error instanceof ConfigError
-            ? error.issues.map((issue) =>
-                issue.path === ""
-                  ? `${issue.location}: ${issue.message}`
-                  : `${issue.location} ${issue.path}: ${issue.message}`,
-              )
+            ? error.issues.map(formatIssue)
             : [error instanceof Error ? error.message : String(error)];
         this.#logger?.warn(
           { trigger, problems },
@@ -175,9 +171,22 @@ export class GatewayRuntime {
         "config reloaded",
       );
       return { isApplied: true, hash, loadedAtMs };
-    };
+    });
+  }
+
+  /**
+   * Builds the serving config's snapshot again and swaps it in (POST /admin/models/refresh forces model discovery;
+   * the leaderboard refresh re-scores). In turn with reloads: one that read the config before a reload was applied
+   * and swapped after it (a slow discovery) put the old config back, /health naming it again.
+   */
+  rebuild(options: { readonly isDiscoveryForced?: boolean } = {}): Promise<void> {
+    return this.#inTurn(() => this.#swap(this.#snapshot.config, options.isDiscoveryForced ?? false));
+  }
+
+  /** Reloads and rebuilds run one after another: two at once must not interleave their swaps. */
+  #inTurn<T>(run: () => Promise<T>): Promise<T> {
     const result = this.#reloadChain.then(run, run);
-    this.#reloadChain = result;
+    this.#reloadChain = result.catch(() => undefined);
     return result;
   }
 
@@ -191,19 +200,13 @@ export class GatewayRuntime {
   }
 
   /**
-   * Rebuilds the snapshot (new config, or forced model discovery) and swaps it in, atomically: requests and
-   * streams in flight finish on the snapshot they started with. What the books learned (budgets, cooldowns,
-   * circuits, health, sticky sessions) carries over for every provider+model that still goes to the same
-   * upstream with the same key; a deployment pointed elsewhere starts afresh.
+   * Builds the snapshot of `config` and swaps it in, atomically: requests and streams in flight finish on the
+   * snapshot they started with. What the books learned (budgets, cooldowns, circuits, health, sticky sessions)
+   * carries over for every provider+model that still goes to the same upstream with the same key; a deployment
+   * pointed elsewhere starts afresh. Called in turn only (#inTurn).
    */
-  async reload(config: GatewayConfig, options: { isDiscoveryForced?: boolean; logger?: Logger } = {}): Promise<void> {
-    const snapshot = await buildSnapshot(
-      config,
-      this.dispatcher,
-      this.clock,
-      options.logger ?? this.#logger,
-      options.isDiscoveryForced ?? false,
-    );
+  async #swap(config: GatewayConfig, isDiscoveryForced: boolean): Promise<void> {
+    const snapshot = await buildSnapshot(config, this.dispatcher, this.clock, this.#logger, isDiscoveryForced);
     const previous = this.#snapshot;
     this.#forgetChanged(snapshot);
     this.availability.setProviderKeys(config.providers);
@@ -231,10 +234,7 @@ export class GatewayRuntime {
     for (const scopeId of changed.budgetScopeIds) this.budgets.forget(scopeId);
   }
 
-  /**
-   * Whether the serving config still has this deployment, with the same URL, key and model id: one a reload removed
-   * or pointed elsewhere gets no new attempt from a request planned before (its old key may be the revoked one).
-   */
+  /** Whether the serving config has this deployment unchanged (URL, key, model id): else it gets no new attempt. */
   isServing(deployment: Deployment): boolean {
     return this.#upstreams.isServing(deployment);
   }

@@ -13,7 +13,7 @@ export function startLeaderboardRefresh(runtime: GatewayRuntime, logger: Logger)
     try {
       const boards = await refreshLeaderboardsOnce(url, (fileUrl) => fetchText(runtime.dispatcher, fileUrl));
       if (isStopped) return;
-      await runtime.reload(runtime.snapshot.config);
+      await runtime.rebuild();
       logger.info({ url, boards }, "leaderboards refreshed");
     } catch (error) {
       logger.warn(

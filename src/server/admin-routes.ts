@@ -54,7 +54,7 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
   /** Re-runs model discovery now, ignoring the cache's age. */
   app.post("/admin/models/refresh", async (request) => {
     requireAdmin(request);
-    await runtime.reload(runtime.snapshot.config, { isDiscoveryForced: true });
+    await runtime.rebuild({ isDiscoveryForced: true });
     return { status: "ok", models: runtime.snapshot.catalog.deployments.length };
   });
 }

@@ -41,9 +41,11 @@ function rewrite(gateway: TestGateway, yamlText: string): void {
   writeFileSync(gateway.configPath, `${yamlText}\n${text.slice(text.search(/^discovery:/m))}`);
 }
 
-async function reload(gateway: TestGateway): Promise<void> {
+/** POST /admin/reload, which must apply; the new config's hash. */
+async function reload(gateway: TestGateway): Promise<string> {
   const response = await send(gateway, "POST", "/admin/reload", { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
   assert.equal(response.status, 200, response.text);
+  return (response.json as { config: { hash: string } }).config.hash;
 }
 
 describe("a reload while requests are in flight", () => {
@@ -174,5 +176,34 @@ describe("a provider removed and added again", () => {
     const served = await postChat(gateway, { model: "a" });
     assert.equal(served.status, 200, `another key is another account: ${served.text}`);
     assert.equal(alpha.requests.at(-1)?.headers.authorization, "Bearer sk-new");
+  });
+});
+
+describe("reloads racing", () => {
+  test("a model refresh under way does not undo a config reload applied meanwhile", async (t) => {
+    const alpha = await useMock(t, { models: [{ id: "alpha-m" }] });
+    const beta = await useMock(t);
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const discovered = { name: "alpha", base_url: alpha.baseUrl, api_key: "sk-alpha", retries: 0 };
+    const gateway = await useGateway(t, configYaml([discovered]));
+    // The forced refresh's GET /models is slow: the config reload lands while it waits.
+    alpha.enqueue("GET /v1/models", {
+      kind: "json",
+      body: { object: "list", data: [{ id: "alpha-m" }] },
+      delayMs: 800,
+    });
+    const modelsBefore = alpha.requests.length;
+    const refresh = send(gateway, "POST", "/admin/models/refresh", {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    await alpha.waitForRequests(modelsBefore + 1);
+    rewrite(gateway, configYaml([discovered, provider("beta", beta)]));
+    const hash = await reload(gateway);
+    assert.equal((await refresh).status, 200);
+    const health = (await send(gateway, "GET", "/health")).json as { config: { hash: string } };
+    assert.equal(health.config.hash, hash, "/health names the reloaded config");
+    const served = await postChat(gateway, { model: "m" });
+    assert.equal(served.status, 200, `the reloaded config still serves: ${served.text}`);
+    assert.equal(served.headers["x-gateway-provider"], "beta");
   });
 });
