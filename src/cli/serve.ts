@@ -144,6 +144,9 @@ const RESTART_ONLY: readonly [string, (config: GatewayConfig) => unknown][] = [
   ["traces", (config) => config.traces],
   // The kept answers' store is sized once, when it is opened (cli/kept-responses-store.ts).
   ["responses.store", (config) => config.responses.store],
+  // The refresh loop is started once, with the URL and interval of the config started with (start-gateway.ts).
+  ["scoring.leaderboard_refresh_url", (config) => config.scoring.leaderboardRefreshUrl],
+  ["scoring.leaderboard_refresh_interval_ms", (config) => config.scoring.leaderboardRefreshIntervalMs],
 ];
 
 /** The restart-only settings (RESTART_ONLY) that differ between the config started with and a reloaded one. */
