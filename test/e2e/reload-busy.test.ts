@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { request } from "undici";
 import { stringify } from "yaml";
 import { chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
@@ -205,5 +206,68 @@ describe("reloads racing", () => {
     const served = await postChat(gateway, { model: "m" });
     assert.equal(served.status, 200, `the reloaded config still serves: ${served.text}`);
     assert.equal(served.headers["x-gateway-provider"], "beta");
+  });
+});
+
+describe("requests waiting in the queue across a reload", () => {
+  test("a model the reload removed: the waiter gets 404 at once, the one behind it is served", async (t) => {
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m"), delayMs: 1_000 });
+    const queueing = { routing: { max_wait_for_better_ms: 0, queue_timeout_ms: 10_000 } };
+    const models = (withGone: boolean) => ({
+      ...(withGone ? { gone: { id: "alpha-gone", limits: { concurrency: 1 } } } : {}),
+      m: { id: "alpha-m" },
+    });
+    const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { models: models(true) })], queueing));
+    const busy = postChat(gateway, { model: "gone" });
+    await alpha.waitForRequests(1);
+    const startedAtMs = Date.now();
+    const waiting = postChat(gateway, { model: "gone" });
+    const deadline = Date.now() + 3_000;
+    while (((await send(gateway, "GET", "/stats")).json as { queued_requests: number }).queued_requests !== 1) {
+      assert.ok(Date.now() < deadline, "the request never queued");
+      await sleep(10);
+    }
+    rewrite(gateway, configYaml([provider("alpha", alpha, { models: models(false) })], queueing));
+    await reload(gateway);
+    const answer = await waiting;
+    assert.equal(answer.status, 404, answer.text);
+    assert.ok(Date.now() - startedAtMs < 5_000, "answered without waiting out the queue's time");
+    assert.equal((await busy).status, 200, "the request in flight finished on the old config");
+    const stats = (await send(gateway, "GET", "/stats")).json as { queued_requests: number };
+    assert.equal(stats.queued_requests, 0);
+    assert.equal((await postChat(gateway, { model: "m" })).status, 200);
+  });
+});
+
+describe("client keys rotated by a reload", () => {
+  test("the old key is refused at once; a stream it started finishes whole", async (t) => {
+    const alpha = await useMock(t);
+    const words = ["a", "b", "c", "d", "e"];
+    alpha.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, "alpha-m", { delayMs: 150 }) });
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-m") });
+    const withKeys = (apiKeys: string[]) =>
+      stringify({
+        server: { port: 0, host: "127.0.0.1", admin_keys: [ADMIN_KEY], api_keys: apiKeys },
+        providers: [provider("alpha", alpha)],
+      });
+    const gateway = await useGateway(t, withKeys(["old-client-key"]));
+    const stream = await request(`${gateway.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer old-client-key" },
+      body: JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(stream.statusCode, 200);
+    const reading = readTimed(stream.body);
+    await alpha.waitForRequests(1);
+    rewrite(gateway, withKeys(["new-client-key"]));
+    await reload(gateway);
+    const refused = await postChat(gateway, { model: "m" }, { authorization: "Bearer old-client-key" });
+    assert.equal(refused.status, 401, refused.text);
+    const served = await postChat(gateway, { model: "m" }, { authorization: "Bearer new-client-key" });
+    assert.equal(served.status, 200, served.text);
+    const data = strictSseData((await reading).text);
+    assert.equal(data.at(-1), "[DONE]", "the stream started with the old key finished");
+    assert.equal(chatRequests(alpha).length, 2);
   });
 });
