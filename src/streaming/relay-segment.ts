@@ -8,8 +8,8 @@
 // - Cut, stall (`stream_idle_timeout_ms` of silence), an in-band error event, too many malformed events, or the
 //   duration cap: never passed off as a normal end.
 // - A stream that closes cleanly after a finish_reason but without `[DONE]` is a success; so is one that sends
-//   its usage chunk (the last one before `[DONE]`) and then neither `[DONE]` nor closes, and one that goes silent
-//   after every choice finished.
+//   its usage chunk (the last one before `[DONE]`) and then neither `[DONE]` nor closes, one that goes silent
+//   after every choice finished, and one whose connection breaks then (the answer is whole either way).
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { hasManyChoices, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
@@ -74,6 +74,8 @@ export async function* relaySegment(
     () => stop("stream_too_long", `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms)`),
     Math.max(1, options.remainingMs),
   );
+  // The body ended on its own: its partial-event check is made there (the parser is reset after it).
+  let hasBodyEnded = false;
   try {
     const first = render(current.pendingEvents);
     if (first.length > 0) yield first;
@@ -88,6 +90,7 @@ export async function* relaySegment(
       idle.pause();
       waitedWithoutLineMs += performance.now() - waitStartedMs;
       if (next.done) {
+        hasBodyEnded = true;
         const finish = current.parser.finish();
         const tail = render(current.pendingEvents);
         if (tail.length > 0 && !options.signal.aborted) yield tail;
@@ -124,11 +127,12 @@ export async function* relaySegment(
     if (progress.outcome === undefined) current.controller.abort();
   }
   if (
-    progress.outcome === "stream_stalled" &&
+    (progress.outcome === "stream_stalled" || (progress.outcome === "stream_cut" && !hasBodyEnded)) &&
     state.choices.isAnswerFinished &&
     !current.parser.finish().hadPartialEvent
   ) {
-    // Silence after every choice finished: the answer is whole, only the `[DONE]` is missing.
+    // Silence, or a broken connection, after every choice finished: the answer is whole, only the `[DONE]` (and
+    // perhaps the usage chunk) is missing. An error event would throw away an answer the client already has.
     progress.outcome = "success";
     progress.reason = "";
   }

@@ -40,14 +40,18 @@ async function streamingScene(t: TestContext) {
   return { scene, openStream };
 }
 
-/** A stream that sends its first words, then waits `holdMs` before ending as `end` says. */
+/**
+ * A stream that sends its first words, then waits `holdMs` before ending as `end` says. A cut ("destroy") comes
+ * before the finish chunk: a connection that breaks after it lost nothing and ends the answer normally.
+ */
 function slowStream(holdMs: number, end: "done" | "destroy" | "hang"): MockStep {
+  const rest = chatStream([" three"], "alpha-model").slice(1);
   return {
     kind: "sse",
     events: [
       ...chatStream(["one", " two"], "alpha-model").slice(0, 3),
       { delayMs: holdMs },
-      ...chatStream([" three"], "alpha-model").slice(1),
+      ...(end === "destroy" ? rest.slice(0, 1) : rest),
     ],
     end,
   };
@@ -81,7 +85,10 @@ describe("a stream holds its concurrency slot for its whole life", () => {
     assert.equal(answer.statusCode, 200);
     await assertSlotHeld(scene);
     const { text } = await readTimed(answer.body);
-    assert.doesNotMatch(text, /\[DONE\]/, "a cut stream must not look complete");
+    // Cut mid-answer: beta continues it (its echo after alpha's three words), so the client's answer is whole.
+    assert.match(text, /"content":" three"/);
+    assert.match(text, /"continuation":\{"provider":"beta"/);
+    assert.match(text, /data: \[DONE\]\n\n$/);
     await eventually(async () => (await inFlight(scene)) === 0, "in_flight back to 0");
     assertServedBy(await scene.chat(), "alpha");
   });

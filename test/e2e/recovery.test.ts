@@ -230,7 +230,26 @@ describe("recovery on evidence", () => {
     await alphaTakes({ kind: "reset" }, () => scene.chat());
     await alphaTakes({ kind: "hang" }, () => scene.chat()); // timeout_ms
     await alphaTakes(rateLimited({ retryAfter: "1" }), () => scene.chat());
-    const cut: MockStep = { kind: "sse", events: chatStream(["a", "b"], "alpha-model"), end: "destroy" };
+    // Cut mid-answer (a cut after the finish chunk loses nothing and is a success), inside a tool call, which is
+    // not continued: the cut is alpha's failure and nobody else is asked.
+    const toolCallChunk = {
+      ...chatChunk("", "alpha-model"),
+      choices: [
+        {
+          index: 0,
+          delta: {
+            tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "f", arguments: "{" } }],
+          },
+          logprobs: null,
+          finish_reason: null,
+        },
+      ],
+    };
+    const cut: MockStep = {
+      kind: "sse",
+      events: [...chatStream([], "alpha-model").slice(0, 1), { data: toolCallChunk }],
+      end: "destroy",
+    };
     await alphaTakes(cut, () => scene.chat({ stream: true }));
     await alphaTakes({ kind: "hang" }, async () => {
       // The client leaves while alpha has not answered.
