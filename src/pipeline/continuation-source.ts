@@ -3,7 +3,7 @@
 // The remaining candidates of the original plan (and those it left out only for the moment: cooling down, over a
 // budget), then, after a cut, the candidate that broke, are asked, best first, to continue the answer:
 // 1. "prefill": the original messages plus the text delivered so far as a trailing assistant message, which
-//    providers that support continuation extend. Candidates configured with `prefill: false`, or that rejected a
+//    providers that support continuation extend (within what is left of the client's output limit). Candidates configured with `prefill: false`, or that rejected a
 //    prefill before (learned, per provider+model), skip this step.
 // 2. "replay": if the prefill request is rejected (a 400/422), or prefill is off, the same candidate is asked the
 //    original request again; its fresh answer is used only if it begins with the delivered text, which is then
@@ -13,6 +13,7 @@
 // original failure (the cut or stall).
 import { ClientAbortedError, GatewayError } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
+import { countTextTokens } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { ContinuationSegment, ContinuationSource, SegmentEnd } from "../streaming/relay-types.ts";
@@ -206,8 +207,27 @@ function isRequestRejection(error: unknown): error is GatewayError {
 /** A plan of nobody, for one continuation request at a time. */
 const NO_PLAN: Omit<RoutePlan, "requested"> = { candidates: [], waitFor: undefined, skipped: [], unknownNames: [] };
 
-/** The original messages plus the delivered text as a trailing assistant message. */
+/**
+ * The original messages plus the delivered text as a trailing assistant message, and an output limit of what is
+ * left of the client's: the provider generates only the rest, so with the whole limit again the answer could grow
+ * to nearly twice what the client allowed (and paid for). The delivered part is counted with the gateway's
+ * tokenizer (a cut stream reports no usage); at least 1 is left, as a limit of 0 is refused by providers.
+ */
 function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: string): Record<string, unknown> {
   const messages = Array.isArray(body.messages) ? body.messages : [];
-  return { ...body, messages: [...messages, { role: "assistant", content: deliveredText }] };
+  const prefilled: Record<string, unknown> = {
+    ...body,
+    messages: [...messages, { role: "assistant", content: deliveredText }],
+  };
+  const deliveredTokens = countTextTokens(deliveredText);
+  for (const field of OUTPUT_LIMIT_FIELDS) {
+    const limit = body[field];
+    if (typeof limit === "number" && Number.isFinite(limit) && limit > 0) {
+      prefilled[field] = Math.max(1, limit - deliveredTokens);
+    }
+  }
+  return prefilled;
 }
+
+/** Chat's output limits: `max_tokens`, and `max_completion_tokens`, which newer OpenAI models take instead. */
+const OUTPUT_LIMIT_FIELDS = ["max_tokens", "max_completion_tokens"] as const;

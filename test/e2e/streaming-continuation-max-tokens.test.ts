@@ -1,0 +1,89 @@
+// A continued answer keeps to the client's output limit. A prefill continuation generates only the rest of the
+// answer, so it may generate only what is left of `max_tokens` (or `max_completion_tokens`) after the delivered
+// part; asked with the whole limit again, the answer could grow to nearly twice the limit the client set (and
+// pay for it). A replay regenerates the answer from the start, so it keeps the client's limit as it is.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { countTextTokens } from "../../src/limits/token-estimate.ts";
+import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
+import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
+
+const WORDS = Array.from({ length: 30 }, (_, index) => ` word${index}`);
+const DELIVERED = WORDS.slice(0, 20).join("");
+const DELIVERED_TOKENS = countTextTokens(DELIVERED);
+
+const cutAfterTwenty: MockStep = {
+  kind: "sse",
+  events: chatStream(WORDS.slice(0, 20), MODEL).slice(0, 21),
+  end: "destroy",
+};
+const theRest: MockStep = { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) };
+
+async function streamChat(scene: TwoProviders, limits: Record<string, number>): Promise<string> {
+  const stream = await scene.client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: "count" }],
+    stream: true,
+    ...limits,
+  });
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+  return text;
+}
+
+describe("a prefill continuation may generate only what is left of the client's output limit", () => {
+  for (const field of ["max_tokens", "max_completion_tokens"] as const) {
+    test(`${field}: the continuation is asked for the limit less the delivered part's tokens`, async (t) => {
+      const scene = await startTwoProviders(t);
+      scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+      scene.backup.enqueue(CHAT_ROUTE, theRest);
+      const text = await streamChat(scene, { [field]: 500 });
+      assert.equal(text, WORDS.join(""));
+      assert.equal(sentBody(scene.primary)[field], 500, "the first request is the client's");
+      const continuation = sentBody(scene.backup);
+      assert.equal((continuation.messages as { role: string }[]).at(-1)?.role, "assistant", "a prefill");
+      assert.equal(continuation[field], 500 - DELIVERED_TOKENS);
+    });
+  }
+
+  test("a delivered part that used the whole limit (as estimated): the continuation may add one token at most", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, theRest);
+    await streamChat(scene, { max_tokens: DELIVERED_TOKENS - 1 });
+    assert.equal(sentBody(scene.backup).max_tokens, 1);
+  });
+
+  test("no limit asked: none is added to the continuation", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, theRest);
+    await streamChat(scene, {});
+    const continuation = sentBody(scene.backup);
+    assert.equal(continuation.max_tokens, undefined);
+    assert.equal(continuation.max_completion_tokens, undefined);
+  });
+
+  test("a replay keeps the client's limit: it regenerates the whole answer", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: { prefill: false } });
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS, MODEL) });
+    const text = await streamChat(scene, { max_tokens: 500 });
+    assert.equal(text, WORDS.join(""));
+    assert.equal(sentBody(scene.backup).max_tokens, 500);
+  });
+
+  test("Messages (Anthropic SDK, max_tokens required): the continuation keeps to the message's max_tokens", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, theRest);
+    const client = new Anthropic({ baseURL: scene.gateway.url, apiKey: "x", maxRetries: 0 });
+    const message = await client.messages
+      .stream({ model: MODEL, max_tokens: 300, messages: [{ role: "user", content: "count" }] })
+      .finalMessage();
+    assert.deepEqual(message.content, [{ type: "text", text: WORDS.join("") }]);
+    assert.equal(sentBody(scene.primary).max_tokens, 300);
+    assert.equal(sentBody(scene.backup).max_tokens, 300 - DELIVERED_TOKENS);
+  });
+});
