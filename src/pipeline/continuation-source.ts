@@ -13,6 +13,7 @@
 // original failure (the cut or stall).
 import { ClientAbortedError, GatewayError } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
+import { isRecord } from "../is-record.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
@@ -214,11 +215,8 @@ const NO_PLAN: Omit<RoutePlan, "requested"> = { candidates: [], waitFor: undefin
  * tokenizer (a cut stream reports no usage); at least 1 is left, as a limit of 0 is refused by providers.
  */
 function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: string): Record<string, unknown> {
-  const messages = Array.isArray(body.messages) ? body.messages : [];
-  const prefilled: Record<string, unknown> = {
-    ...body,
-    messages: [...messages, { role: "assistant", content: deliveredText }],
-  };
+  const messages: unknown[] = Array.isArray(body.messages) ? body.messages : [];
+  const prefilled: Record<string, unknown> = { ...body, messages: withAssistantText(messages, deliveredText) };
   const deliveredTokens = countTextTokens(deliveredText);
   for (const field of OUTPUT_LIMIT_FIELDS) {
     const limit = body[field];
@@ -227,6 +225,24 @@ function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: str
     }
   }
   return prefilled;
+}
+
+/**
+ * The messages with `text` as the answer so far. A request that already ends with the client's own assistant
+ * prefill ("Sure:") was answered as an extension of that message, so the delivered text extends it too: a second
+ * assistant message after it is refused by some providers (and a refusal here would be taken for a refused
+ * prefill, remembered for the deployment), and others read it as a finished turn followed by a new one.
+ */
+function withAssistantText(messages: readonly unknown[], text: string): unknown[] {
+  const last = messages.at(-1);
+  if (isRecord(last) && last.role === "assistant" && (last.tool_calls === undefined || last.tool_calls === null)) {
+    const content = last.content;
+    if (typeof content === "string") return [...messages.slice(0, -1), { ...last, content: content + text }];
+    if (Array.isArray(content)) {
+      return [...messages.slice(0, -1), { ...last, content: [...content, { type: "text", text }] }];
+    }
+  }
+  return [...messages, { role: "assistant", content: text }];
 }
 
 /** Chat's output limits: `max_tokens`, and `max_completion_tokens`, which newer OpenAI models take instead. */

@@ -1,12 +1,19 @@
-// A continued answer keeps to the client's output limit. A prefill continuation generates only the rest of the
-// answer, so it may generate only what is left of `max_tokens` (or `max_completion_tokens`) after the delivered
-// part; asked with the whole limit again, the answer could grow to nearly twice the limit the client set (and
-// pay for it). A replay regenerates the answer from the start, so it keeps the client's limit as it is.
+// The request that asks a provider to extend the delivered text (a prefill continuation), as the provider gets it.
+//
+// It keeps to the client's output limit: it generates only the rest of the answer, so it may generate only what is
+// left of `max_tokens` (or `max_completion_tokens`) after the delivered part; asked with the whole limit again, the
+// answer could grow to nearly twice the limit the client set (and pay for it). A replay regenerates the answer
+// from the start, so it keeps the client's limit as it is.
+//
+// A request that ends with the client's own assistant prefill ("Sure:") is extended in that message: the answer
+// so far is the client's prefill plus the delivered text, one assistant turn, not two in a row (which providers
+// refuse, or read as a finished turn followed by a new one).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { countTextTokens } from "../../src/limits/token-estimate.ts";
 import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
+import { readTimed } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
 
 const WORDS = Array.from({ length: 30 }, (_, index) => ` word${index}`);
@@ -85,5 +92,69 @@ describe("a prefill continuation may generate only what is left of the client's 
     assert.deepEqual(message.content, [{ type: "text", text: WORDS.join("") }]);
     assert.equal(sentBody(scene.primary).max_tokens, 300);
     assert.equal(sentBody(scene.backup).max_tokens, 300 - DELIVERED_TOKENS);
+  });
+});
+
+describe("a request that ends with the client's own assistant prefill", () => {
+  const prefilled = [
+    { role: "user", content: "count" },
+    { role: "assistant", content: "Sure:" },
+  ];
+
+  test("chat: the delivered text extends the client's assistant message, not a second one after it", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, theRest);
+    const answer = await scene.postChat({ stream: true, messages: prefilled });
+    assert.match((await readTimed(answer.body)).text, /data: \[DONE\]\n\n$/);
+    assert.deepEqual(sentBody(scene.backup).messages, [
+      { role: "user", content: "count" },
+      { role: "assistant", content: `Sure:${DELIVERED}` },
+    ]);
+  });
+
+  test("chat, content as text parts: the delivered text is one more text part of that message", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, theRest);
+    const answer = await scene.postChat({
+      stream: true,
+      messages: [
+        { role: "user", content: "count" },
+        { role: "assistant", content: [{ type: "text", text: "Sure:" }] },
+      ],
+    });
+    await readTimed(answer.body);
+    assert.deepEqual(sentBody(scene.backup).messages, [
+      { role: "user", content: "count" },
+      {
+        role: "assistant",
+        content: [
+          { type: "text", text: "Sure:" },
+          { type: "text", text: DELIVERED },
+        ],
+      },
+    ]);
+  });
+
+  test("Messages (Anthropic SDK): a prefilled message continued after a cut is one assistant turn", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, theRest);
+    const client = new Anthropic({ baseURL: scene.gateway.url, apiKey: "x", maxRetries: 0 });
+    const message = await client.messages
+      .stream({
+        model: MODEL,
+        max_tokens: 300,
+        messages: [
+          { role: "user", content: "count" },
+          { role: "assistant", content: "Sure:" },
+        ],
+      })
+      .finalMessage();
+    assert.deepEqual(message.content, [{ type: "text", text: WORDS.join("") }]);
+    const sent = sentBody(scene.backup).messages as { role: string; content: unknown }[];
+    assert.deepEqual(sent.at(-1), { role: "assistant", content: `Sure:${DELIVERED}` });
+    assert.equal(sent.filter((entry) => entry.role === "assistant").length, 1);
   });
 });
