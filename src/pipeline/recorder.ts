@@ -146,6 +146,16 @@ export class Recorder {
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key);
   }
 
+  /**
+   * A stream segment stopped streaming and is settled later (the first segment of an answer another upstream
+   * continues): its upstream call is over, so its concurrency slot is free now. Held until the settlement, it kept
+   * a `concurrency: 1` deployment from continuing its own cut stream, and from serving anyone while another
+   * candidate continued it.
+   */
+  segmentStopped(reservation: Reservation): void {
+    this.#books.budgets.release(reservation);
+  }
+
   /** A stream segment ended (the first one, or a continuation): budgets, stats, availability and health. */
   segmentEnded(deployment: Deployment, reservation: Reservation, end: SegmentEnd, settlement: SegmentSettlement): void {
     const { availability, budgets, stats, scores, clock } = this.#books;

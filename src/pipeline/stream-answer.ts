@@ -94,6 +94,7 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
     isUsageInjected: result.isUsageInjected,
     ended() {
       endedAtMs ??= runtime.clock.now();
+      runtime.recorder.segmentStopped(result.reservation);
     },
     finish(end: SegmentEnd) {
       // The first upstream was cut and continued: charge what it actually produced (estimated), not the whole answer.

@@ -70,7 +70,8 @@ export async function* relayStream(
         shouldStripUsage: options.shouldStripUsage,
         signal: options.signal,
       });
-      // The first segment is settled last (its slot is held until the answer ends); continuations at once.
+      // The first segment is settled last (its outcome depends on whether it was continued), but its slot is freed
+      // now (`ended`): the deployment may be asked to continue it itself. Continuations are settled at once.
       if (continuation === undefined) {
         firstEnd = end;
         first.ended?.();

@@ -48,7 +48,10 @@ export interface RelaySegment {
    * got to stream because the client had left.
    */
   finish(end: SegmentEnd): void;
-  /** Called when this segment stops streaming, when `finish` may come later (the first segment's timings). */
+  /**
+   * Called when this segment stops streaming, when `finish` may come later: the first segment's timings, and its
+   * concurrency slot, which is free from then on.
+   */
   ended?(): void;
 }
 

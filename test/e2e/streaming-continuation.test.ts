@@ -462,6 +462,50 @@ describe("a cut stream nobody else can continue", () => {
     });
   }
 
+  test("alpha at concurrency 1: the broken stream's slot is free for alpha to continue it itself", async (t) => {
+    // A local model served one request at a time (Ollama, llama.cpp): the cut stream is over, so its slot must
+    // not stand in the way of its own continuation.
+    const scene = await startTwoProviders(t, { primaryModel: { limits: { concurrency: 1 } } });
+    const decisions = decisionsOf(scene);
+    scene.backup.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterForty, continuationStep());
+    const run = await runClient("openai", scene);
+    assert.equal(run.error, undefined, `unexpected error: ${run.error?.message}`);
+    assert.equal(run.text, FULL_TEXT);
+    assert.equal(scene.primary.requests.length, 2);
+    await waitUntil(() => decisions.length === 1, "the routing decision");
+    assert.equal(decisions[0]?.continuations[0]?.provider, "alpha");
+  });
+
+  test("while beta continues alpha's broken stream, alpha (concurrency 1) serves other requests", async (t) => {
+    const scene = await startTwoProviders(t, { primaryModel: { limits: { concurrency: 1 } } });
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterForty);
+    // Beta's continuation pauses after its first word: alpha's one slot is asked for meanwhile.
+    const rest = chatStream(REST, MODEL, { id: BACKUP_ID });
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [...rest.slice(0, 2), { delayMs: 1000 }, ...rest.slice(2)],
+    });
+    const stream = await scene.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+      stream: true,
+    });
+    let text = "";
+    let otherProvider: string | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (otherProvider === undefined && text === DELIVERED + REST[0]) {
+        const other = await scene.client.chat.completions
+          .create({ model: MODEL, messages: [{ role: "user", content: "hi" }] })
+          .withResponse();
+        otherProvider = other.response.headers.get("x-gateway-provider");
+      }
+    }
+    assert.equal(text, FULL_TEXT);
+    assert.equal(otherProvider, "alpha", "alpha's broken stream holds no slot while beta continues it");
+  });
+
   test("a stall is not continued by the candidate that stalled", async (t) => {
     const scene = await startTwoProviders(t, { primary: { stream_idle_timeout_ms: 300 } });
     scene.backup.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
