@@ -9,6 +9,7 @@ import {
   openRouter,
   together,
 } from "../../test/fixtures/provider-fixtures.ts";
+import { RATE_LIMIT_DIALECT_NAMES } from "../config/provider-schema.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialect, type RateLimitDialectName } from "./header-dialects.ts";
 import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
 
@@ -119,15 +120,8 @@ describe("parseRateLimitHeaders", () => {
   });
 
   it("has a dialect for every name, each header group naming at least one header", () => {
-    const names: RateLimitDialectName[] = [
-      "openai",
-      "groq",
-      "cerebras",
-      "openrouter",
-      "mistral",
-      "together",
-      "generic",
-    ];
+    // The config's closed list (what `rate_limit_dialect` accepts) and the dialects read are the same names.
+    const names: readonly RateLimitDialectName[] = RATE_LIMIT_DIALECT_NAMES;
     assert.deepEqual(Object.keys(RATE_LIMIT_DIALECTS).sort(), [...names].sort());
     for (const name of names) {
       for (const group of RATE_LIMIT_DIALECTS[name].groups) {
