@@ -21,8 +21,16 @@ function providerUpstream(settings: ProviderSettings): string {
   return `${settings.baseUrl}\n${settings.apiKeys[0]}`;
 }
 
+/** Per deployment object (a snapshot's are immutable): asked on every attempt, built once. */
+const upstreamOf = new WeakMap<Deployment, string>();
+
 function deploymentUpstream(deployment: Deployment): string {
-  return `${providerUpstream(deployment.provider.settings)}\n${deployment.model.id}`;
+  let upstream = upstreamOf.get(deployment);
+  if (upstream === undefined) {
+    upstream = `${providerUpstream(deployment.provider.settings)}\n${deployment.model.id}`;
+    upstreamOf.set(deployment, upstream);
+  }
+  return upstream;
 }
 
 export class UpstreamIdentities {
