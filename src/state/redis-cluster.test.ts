@@ -158,6 +158,29 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     await assertSharedTokens(first, second, [pool, own], Date.now());
   });
 
+  test("a request sent late counts from its send: the retime finds its runs on the provider's node", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster);
+    const second = await startBackend(t, cluster);
+    const pool = scope("provider:late", { rps: 1 });
+    const own = scope("deployment:late/m", { rpm: 100 });
+    const nowMs = Date.now();
+    const slow = await first.state.ledger.reserve([pool, own], { tokens: 1 }, nowMs);
+    assert.ok(isReservation(slow));
+    first.state.ledger.markSent(slow, nowMs + 400);
+    // A command sent later on the same node runs after the retime.
+    assert.ok(
+      isReservation(
+        await first.state.ledger.reserve([scope("deployment:late/other", { rpm: 9 })], { tokens: 1 }, nowMs + 400),
+      ),
+    );
+    const early = await second.state.ledger.reserve([pool, own], { tokens: 1 }, nowMs + 1_000);
+    assert.ok(!isReservation(early) && !early.isAllowed, "the pool's second still holds the slow request");
+    assert.equal(early.retryAtMs, nowMs + 1_400);
+    assert.ok(isReservation(await second.state.ledger.reserve([pool, own], { tokens: 1 }, nowMs + 1_400)));
+    assert.deepEqual(first.warnings, []);
+  });
+
   test("budget leases: taken, spent and given back on the provider's node", async (t) => {
     const cluster = await useRedisCluster(t);
     const holder = await startBackend(t, cluster, "leases:");
