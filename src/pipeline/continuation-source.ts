@@ -3,8 +3,9 @@
 // The remaining candidates of the original plan (and those it left out only for the moment: cooling down, over a
 // budget), then, after a cut, the candidate that broke, are asked, best first, to continue the answer:
 // 1. "prefill": the original messages plus the text delivered so far as a trailing assistant message, which
-//    providers that support continuation extend (within what is left of the client's output limit). Candidates configured with `prefill: false`, or that rejected a
-//    prefill before (learned, per provider+model), skip this step.
+//    providers that support continuation extend (within what is left of the client's output limit). Candidates
+//    configured with `prefill: false`, or that rejected a prefill before (learned, per provider+model), skip this
+//    step.
 // 2. "replay": if the prefill request is rejected (a 400/422), or prefill is off, the same candidate is asked the
 //    original request again; its fresh answer is used only if it begins with the delivered text, which is then
 //    dropped, so the client gets the rest exactly once. A fresh answer that diverges is abandoned (the relay

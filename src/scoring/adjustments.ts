@@ -130,10 +130,10 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
 
 /**
  * Python's string anchors in their JavaScript spelling: `\A` becomes `^` and `\Z` (and Python 3.14's `\z`) `$`,
- * outside character classes and unless the backslash is itself escaped; a `]` first in a class is escaped. The patterns come from the Python project's
- * file, and JavaScript without the `u` flag reads an unknown escape as the bare letter, so `instruct\Z` would
- * silently match `instructZ-v2` and never `llama-instruct`. Without the `m` flag `^` and `$` anchor at the ends of
- * the whole id, as Python's do.
+ * outside character classes and unless the backslash is itself escaped; a `]` first in a class is escaped. The
+ * patterns come from the Python project's file, and JavaScript without the `u` flag reads an unknown escape as the
+ * bare letter, so `instruct\Z` would silently match `instructZ-v2` and never `llama-instruct`. Without the `m` flag
+ * `^` and `$` anchor at the ends of the whole id, as Python's do.
  */
 export function fromPythonAnchors(pattern: string): string {
   let translated = "";

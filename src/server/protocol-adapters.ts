@@ -193,7 +193,8 @@ export function responsesAdapter(
         fallbackModel: servedModel,
       });
       const keep = async (response: ResponseObject | undefined): Promise<void> => {
-        // A failed answer (the upstream failed it inside a stream that still ended cleanly) is nothing to continue from.
+        // A failed answer (the upstream failed it inside a stream that still ended cleanly) is nothing to continue
+        // from.
         if (response === undefined || response.status === "failed" || !translated.shouldStore) return;
         await kept.put({
           response,
