@@ -102,7 +102,7 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
         end.isContinued === true
           ? prompt.promptTokens + countTextTokens(end.text)
           : end.usage === undefined
-            ? undefined
+            ? brokenCharge(end, result.reservation.tokens, prompt.promptTokens)
             : end.usage.promptTokens + end.usage.completionTokens;
       runtime.recorder.segmentEnded(deployment, result.reservation, end, {
         isFirst: true,
@@ -125,6 +125,17 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
       }
     },
   };
+}
+
+/**
+ * A stream that broke (or whose client left) after delivering text, without a usage report and not continued: the
+ * provider counted what it generated, which a prompt-only estimate (no max_tokens counted) leaves out. Charged the
+ * prompt plus the delivered text (the gateway's estimate), never less than the reservation's estimate. A stream that
+ * succeeded without a usage chunk keeps its estimate, as documented (docs/limits.md "Streams").
+ */
+function brokenCharge(end: SegmentEnd, estimatedTokens: number, promptTokens: number): number | undefined {
+  if (end.outcome === "success" || end.text === "") return undefined;
+  return Math.max(estimatedTokens, promptTokens + countTextTokens(end.text));
 }
 
 function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamResult) {

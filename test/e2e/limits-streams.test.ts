@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent } from "undici";
-import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import { assertServedBy, type Scene, startScene, windowOf } from "../helpers/limits-scene.ts";
 import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 import { postJson, readTimed } from "../helpers/sse-client.ts";
 
@@ -117,5 +118,31 @@ describe("a stream holds its concurrency slot for its whole life", () => {
       await eventually(async () => (await inFlight(scene)) === 0, `in_flight back to 0 after stream ${index}`);
     }
     assert.equal(scene.counts().beta, 0);
+  });
+});
+
+describe("a broken stream's tokens", () => {
+  test("cut and not continued, without a usage report: charged the prompt and the delivered text, not the prompt alone", async (t) => {
+    // No max_tokens: the estimate is the prompt alone, yet the provider generated (and counted) what was delivered.
+    const scene = await startScene(t, { alphaModel: { limits: { tpm: 1_000_000 } }, beta: false });
+    const words = Array.from({ length: 200 }, (_, index) => ` word${index}`);
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(words, "alpha-model", { usage: false }).slice(0, 1 + words.length),
+      end: "destroy",
+    });
+    // The only candidate, asked to continue its own cut stream, fails: nothing continues it.
+    scene.alpha.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    const answer = await postJson(`${scene.gateway.baseUrl}/chat/completions`, {
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    assert.equal(answer.statusCode, 200);
+    const { text } = await readTimed(answer.body);
+    assert.match(text, /stream_interrupted/);
+    const charged = windowOf(await scene.stats("alpha"), "deployment:alpha/m", "tokens", "minute").used;
+    const prompt = estimateChatPrompt([{ role: "user", content: "hi" }], undefined).promptTokens;
+    assert.equal(charged, prompt + countTextTokens(words.join("")));
   });
 });
