@@ -26,18 +26,13 @@ import { UpstreamIdentities } from "./changed-upstreams.ts";
 import { Recorder } from "./recorder.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
+import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { createUpstreamAgent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
+export type { ConfigLoader, ReloadResult } from "./reload-types.ts";
 export type { PlannedRoute } from "./route-queue.ts";
 export type { GatewaySnapshot } from "./snapshot.ts";
-
-/** Loads and validates the config again (files, .env); throws ConfigError listing every problem. */
-export type ConfigLoader = () => GatewayConfig | Promise<GatewayConfig>;
-
-export type ReloadResult =
-  | { readonly isApplied: true; readonly hash: string; readonly loadedAtMs: number }
-  | { readonly isApplied: false; readonly problems: readonly string[] };
 
 export interface RuntimeOptions {
   readonly clock?: Clock;
@@ -65,6 +60,8 @@ export class GatewayRuntime {
   /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */
   #configLoadedAtMs: number;
   #configHash: string;
+  /** The latest reload refused since then (a broken edit with file watching shows only in the log otherwise). */
+  #refused: RefusedReload | undefined;
   #configLoader: ConfigLoader | undefined;
   /** Reloads and rebuilds, in turn (#inTurn). */
   #reloadChain: Promise<unknown> = Promise.resolve();
@@ -135,8 +132,9 @@ export class GatewayRuntime {
   }
 
   /** When the serving config was loaded and its hash (`/health`). */
-  get configInfo(): { readonly loadedAtMs: number; readonly hash: string } {
-    return { loadedAtMs: this.#configLoadedAtMs, hash: this.#configHash };
+  get configInfo(): { readonly loadedAtMs: number; readonly hash: string; readonly refused?: RefusedReload } {
+    const served = { loadedAtMs: this.#configLoadedAtMs, hash: this.#configHash };
+    return this.#refused === undefined ? served : { ...served, refused: this.#refused };
   }
 
   /** Where `reloadFromSource` (SIGHUP, file changes, POST /admin/reload) gets the config from. */
@@ -163,8 +161,10 @@ export class GatewayRuntime {
           { trigger, problems },
           `config reload refused (${problems.length} problem${problems.length === 1 ? "" : "s"}); the previous config keeps serving:\n${problems.join("\n")}`,
         );
+        this.#refused = { atMs: this.clock.now(), problems };
         return { isApplied: false, problems };
       }
+      this.#refused = undefined;
       const { hash, loadedAtMs } = this.configInfo;
       this.#logger?.info(
         { trigger, hash, providers: config.providers.map((provider) => provider.name) },

@@ -187,10 +187,7 @@ export function describeHealth(runtime: GatewayRuntime) {
     version: GATEWAY_VERSION,
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
     // Which config is serving: changes on every applied reload (SIGHUP, file change, POST /admin/reload).
-    config: {
-      loaded_at: isoTime(runtime.configInfo.loadedAtMs),
-      hash: runtime.configInfo.hash,
-    },
+    config: configStatus(runtime.configInfo),
     providers: { up, cooling, failed, skipped: config.skippedProviders },
     models: catalog.deployments.length,
     state,
@@ -198,6 +195,20 @@ export function describeHealth(runtime: GatewayRuntime) {
       key: deployment.key,
       ...deploymentState(runtime, deployment, nowMs),
     })),
+  };
+}
+
+/**
+ * The serving config, and the latest reload refused since it was applied (null when none): with file watching a
+ * broken edit otherwise shows only in the log while /health names the old config. Its problems are counted, not
+ * quoted: they name files and config paths, which the log and POST /admin/reload (admin key) give in full.
+ */
+function configStatus(info: GatewayRuntime["configInfo"]) {
+  return {
+    loaded_at: isoTime(info.loadedAtMs),
+    hash: info.hash,
+    refused_reload:
+      info.refused === undefined ? null : { at: isoTime(info.refused.atMs), problems: info.refused.problems.length },
   };
 }
 

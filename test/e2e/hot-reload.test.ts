@@ -30,7 +30,7 @@ function configYaml(providers: Record<string, unknown>[], extra: Record<string, 
 }
 
 interface HealthConfig {
-  config: { loaded_at: string; hash: string };
+  config: { loaded_at: string; hash: string; refused_reload: { at: string; problems: number } | null };
 }
 
 async function configInfo(gateway: Parameters<typeof send>[0]): Promise<HealthConfig["config"]> {
@@ -213,7 +213,9 @@ describe("hot reload", () => {
   test("an invalid config is refused with every problem and the old one keeps serving", async (t) => {
     const alpha = await useMock(t);
     alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-m") });
-    const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } })]));
+    const valid = configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } })]);
+    const gateway = await useGateway(t, valid);
+    const tail = tailOf(gateway.configPath);
     const before = await configInfo(gateway);
     writeFileSync(
       gateway.configPath,
@@ -228,9 +230,23 @@ describe("hot reload", () => {
       error.problems?.some((problem) => /meta-providers\.yaml:\d+/.test(problem) && /routng/.test(problem)),
       JSON.stringify(error.problems),
     );
-    assert.deepEqual(await configInfo(gateway), before, "the old config is still the one serving");
+    assert.equal(before.refused_reload, null);
+    const after = await configInfo(gateway);
+    assert.deepEqual(
+      { loaded_at: after.loaded_at, hash: after.hash },
+      { loaded_at: before.loaded_at, hash: before.hash },
+      "the old config is still the one serving",
+    );
+    // /health says a reload was refused (counted: the problems name files and paths, for the log and the admin).
+    assert.equal(after.refused_reload?.problems, error.problems?.length);
+    assert.ok(Number.isFinite(Date.parse(after.refused_reload?.at ?? "")), JSON.stringify(after));
+    assert.doesNotMatch(JSON.stringify(after), /routng/);
     const served = await postChat(gateway, { model: "m" });
     assert.equal(served.status, 200, served.text);
+    // Mended and applied: nothing refused since.
+    rewrite(gateway.configPath, valid, tail);
+    assert.equal((await reload(gateway)).status, 200);
+    assert.equal((await configInfo(gateway)).refused_reload, null);
 
     const denied = await send(gateway, "POST", "/admin/reload");
     assert.equal(denied.status, 403, "admin-key protected");
