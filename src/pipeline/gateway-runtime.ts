@@ -24,9 +24,9 @@ import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { UpstreamIdentities } from "./changed-upstreams.ts";
 import { Recorder } from "./recorder.ts";
+import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
-import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { createUpstreamAgent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
