@@ -17,6 +17,7 @@ import {
   outputText,
   type ResponseEcho,
   type ResponseObject,
+  responseErrorOf,
 } from "./response-object.ts";
 
 type JsonObject = Record<string, unknown>;
@@ -197,7 +198,7 @@ export class NativeResponsesRelay {
     const response = {
       ...this.#snapshot(),
       status: "failed",
-      error: { code: error.code, message: error.message },
+      error: responseErrorOf(error),
     };
     return (
       this.#event("error", { type: "error", code: error.code, message: error.message, param: error.param }) +

@@ -150,3 +150,16 @@ export function finishToStatus(finishReason: string | undefined): {
   if (finishReason === "content_filter") return { status: "incomplete", incompleteReason: "content_filter" };
   return { status: "completed", incompleteReason: undefined };
 }
+
+/**
+ * A failed response's `error`: OpenAI's ResponseError `code` is a closed list (the SDKs type it so), where the
+ * gateway's own codes are not: a rate limit is `rate_limit_exceeded`, everything else `server_error`. The in-band
+ * `error` event before `response.failed` carries the gateway's own code (`stream_interrupted`, `upstream_timeout`).
+ */
+export function responseErrorOf(error: { readonly code: string; readonly status: number; readonly message: string }): {
+  code: string;
+  message: string;
+} {
+  const code = error.status === 429 || error.code === "rate_limit_exceeded" ? "rate_limit_exceeded" : "server_error";
+  return { code, message: error.message };
+}

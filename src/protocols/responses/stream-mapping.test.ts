@@ -189,8 +189,9 @@ test("responses stream: fail() after some text sends error then response.failed 
   const failed = events.at(-1);
   assert.ok(failed?.type === "response.failed");
   assert.equal(failed.response.status, "failed");
+  // response.error.code is one of OpenAI's ResponseError codes; the gateway's own is on the `error` event.
   assert.deepEqual(failed.response.error, {
-    code: "stream_interrupted",
+    code: "server_error",
     message: "The upstream stream broke and no candidate could continue it.",
   });
   assert.equal(translator.result?.output_text, "Hello", "the partial text is kept in the failed response");

@@ -26,6 +26,7 @@ import {
   type ResponseEcho,
   type ResponseObject,
   type ResponseStatus,
+  responseErrorOf,
   type SummaryTextPart,
 } from "./response-object.ts";
 
@@ -129,7 +130,7 @@ export class ResponsesStreamTranslator {
     let text = this.#start();
     this.#isEnded = true;
     text += this.#event("error", { code: error.code, message: error.message, param: error.param });
-    const response = this.#snapshot("failed", undefined, { code: error.code, message: error.message });
+    const response = this.#snapshot("failed", undefined, responseErrorOf(error));
     this.#final = response;
     return text + this.#event("response.failed", { response });
   }
