@@ -142,13 +142,16 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
       if (ending === undefined) await result.cancel();
     }
-    const tail = ending.isSuccess
-      ? translator.finish()
-      : ending.error !== undefined
-        ? translator.fail(ending.error)
-        : "";
-    // Kept before the client reads `response.completed`, so a follow-up request finds it.
-    await exchange.streamEnded?.(ending.isSuccess);
+    let tail: string;
+    try {
+      tail = ending.isSuccess ? translator.finish() : ending.error !== undefined ? translator.fail(ending.error) : "";
+      // Kept before the client reads `response.completed`, so a follow-up request finds it.
+      await exchange.streamEnded?.(ending.isSuccess);
+    } catch (error) {
+      // The reply is hijacked: nothing else would end it, and the client would wait for its own timeout.
+      reply.raw.destroy();
+      throw error;
+    }
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
 }

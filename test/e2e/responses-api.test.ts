@@ -7,6 +7,7 @@ import { describe, test } from "node:test";
 import OpenAI from "openai";
 import { zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
+import { ResponsesStreamTranslator } from "../../src/protocols/responses/stream-mapping.ts";
 import { toolCallStream } from "../helpers/chat-tool-calls.ts";
 import {
   CHAT_ROUTE,
@@ -18,6 +19,7 @@ import {
   VENDOR_MODEL_ID,
 } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, rateLimited } from "../helpers/mock-upstream.ts";
+import { postJson, readTimed } from "../helpers/sse-client.ts";
 import { MODEL, sentBody, startTwoProviders } from "../helpers/two-providers.ts";
 
 const UPSTREAM_ID = VENDOR_MODEL_ID;
@@ -278,5 +280,32 @@ describe("responses API: failover, limits and continuation work as on chat", () 
     const sent = continuation.messages as { role: string; content: string }[];
     assert.equal(sent.at(-1)?.role, "assistant", "the backup continued from the delivered text (prefill)");
     assert.equal(sent.at(-1)?.content, words.slice(0, 20).join(""));
+  });
+});
+
+describe("responses API: a fault in the translator while streaming", () => {
+  test("the connection is closed at once, not left open until the client's own timeout", async (t) => {
+    // Fault injection: translators do not throw on any input (fuzzed); a bug in one did, once, and the hijacked
+    // reply was never ended (a client waited 300 s).
+    const original = ResponsesStreamTranslator.prototype.finish;
+    ResponsesStreamTranslator.prototype.finish = () => {
+      throw new Error("injected translator fault");
+    };
+    t.after(() => {
+      ResponsesStreamTranslator.prototype.finish = original;
+    });
+    const scene2 = await startTwoProviders(t);
+    scene2.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([" one", " two"], MODEL) });
+    const signal = AbortSignal.timeout(10_000);
+    const outcome = await postJson(
+      `${scene2.gateway.baseUrl}/responses`,
+      { model: MODEL, input: "hi", stream: true },
+      { signal },
+    ).then(
+      (answer) => readTimed(answer.body),
+      (error: unknown) => error,
+    );
+    assert.ok(!signal.aborted, "the gateway closed the connection (not the test's own timeout)");
+    assert.ok(outcome instanceof Error, "the answer broke off instead of ending as if whole");
   });
 });
