@@ -1,6 +1,12 @@
 // Key layout of the Redis-shared state (documented in docs/limits.md). Every key starts with the configured
 // `state.redis_key_prefix`, so several gateways (or environments) can share one Redis.
 
+/**
+ * ms a budget key outlives the window it counts (the reserve and retime scripts set it), so that a late reconcile
+ * still finds it.
+ */
+export const BUDGET_KEEP_MS = 60_000;
+
 /** The sliding windows the reserve script keeps, in ms, in the order of their keys. */
 export const SLIDING_WINDOWS_MS = [1_000, 60_000, 3_600_000] as const;
 

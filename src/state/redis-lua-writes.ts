@@ -1,6 +1,7 @@
 // The Redis scripts besides the reserve (redis-lua.ts): a reservation's real token count, the windows a provider's
 // headers reported, and a shared cooldown. Each runs atomically; every key one script touches carries the same
 // hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g", as there.
+import { BUDGET_KEEP_MS } from "./redis-keys.ts";
 
 /**
  * Moves a charge's cost: a reservation's estimated token count replaced by the real one (request_delta 0), or a
@@ -75,7 +76,7 @@ return 1
 export const RETIME_LUA = `
 local sent = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
-local KEEP_MS = 60000
+local KEEP_MS = ${BUDGET_KEEP_MS}
 for i = 1, #KEYS / 2 do
   local runs, hash = KEYS[2 * i - 1], KEYS[2 * i]
   local id, window_ms = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])

@@ -11,6 +11,7 @@
 // The file stays whole (a little over 500 lines): it is one Lua program, run atomically, whose parts share its
 // locals (now, tokens, the parsed scopes); cut into string fragments it would be harder to read, not easier.
 import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
+import { BUDGET_KEEP_MS } from "./redis-keys.ts";
 import {
   LEASE_HEADROOM_SHARE,
   LEASE_LIMIT_SHARE,
@@ -80,7 +81,7 @@ local scope_count = tonumber(ARGV[7])
 local lease_floor = tonumber(ARGV[8]) or 0
 local wants_budget_lease = lease_floor > 0
 -- Counters outlive their window by a minute so that a late reconcile still finds them.
-local KEEP_MS = 60000
+local KEEP_MS = ${BUDGET_KEEP_MS}
 -- The longest a charge marker is kept (15 minutes; see the marker below).
 local MARKER_MAX_MS = 900000
 local MAX_EXACT_RUNS = ${MAX_EXACT_RUNS}
