@@ -384,6 +384,32 @@ describe("BudgetBook: learned limits", () => {
     denied(book.check([scope], { tokens: 0 }, T0 + 302));
   });
 
+  it("a token report counts an answer sent after it at its real size once it is reconciled, not its estimate", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({});
+    const first = reserveOk(book, [scope], 1_000, T0);
+    const report = { unit: "tokens", window: "minute", remaining: 5_000, resetAtMs: T0 + 50_000 } as const;
+    book.learn(scope, [{ ...report, asOf: first }], T0 + 100);
+    // Sent after the report: its estimate (a prompt plus an unused max_tokens) counts as spent until its answer.
+    const second = reserveOk(book, [scope], 3_000, T0 + 200);
+    assert.equal(
+      denied(book.check([scope], { tokens: 2_500 }, T0 + 201)).reason,
+      "the provider reports 2000 tokens left this minute",
+    );
+    book.reconcile(second, 400, T0 + 300);
+    assert.deepEqual(book.check([scope], { tokens: 4_600 }, T0 + 301), { isAllowed: true });
+    denied(book.check([scope], { tokens: 4_601 }, T0 + 301));
+    // A late report as of the first request places the second among the charges after it at its real size.
+    book.learn(scope, [{ ...report, remaining: 4_000, asOf: first }], T0 + 400);
+    assert.deepEqual(book.check([scope], { tokens: 3_600 }, T0 + 401), { isAllowed: true });
+    denied(book.check([scope], { tokens: 3_601 }, T0 + 401));
+    // A report taken after the second request already counts it: reconciling again does not take it off twice.
+    book.learn(scope, [{ ...report, remaining: 1_000, asOf: second }], T0 + 500);
+    book.reconcile(second, 100, T0 + 600);
+    assert.deepEqual(book.check([scope], { tokens: 1_000 }, T0 + 601), { isAllowed: true });
+    denied(book.check([scope], { tokens: 1_001 }, T0 + 601));
+  });
+
   it("a report anchored to a request this book does not hold is placed by its send time", () => {
     const book = new BudgetBook();
     const scope = scopeOf({});

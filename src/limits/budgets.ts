@@ -213,6 +213,7 @@ export class BudgetBook implements BudgetLedger {
     for (const state of this.#chargedStates(reservation, nowMs)) {
       if (state.day.windowStartMs <= reservation.atMs) state.day.tokens = Math.max(0, state.day.tokens + delta);
       if (state.month.windowStartMs <= reservation.atMs) state.month.tokens = Math.max(0, state.month.tokens + delta);
+      reconcileReported(state, reservation, delta);
     }
     for (const scope of reservation.scopes) this.#dirty.add(scope.id);
   }
@@ -876,6 +877,29 @@ function recordCharge(state: ScopeState, reservation: Reservation): void {
   state.charges.push(reservation.id, reservation.atMs, reservation.tokens);
   if (state.charges.length > MAX_RECENT_SENDS * CHARGE_FIELDS) {
     state.charges.splice(0, state.charges.length - (MAX_RECENT_SENDS / 2) * CHARGE_FIELDS);
+  }
+}
+
+/**
+ * A provider's token report counts what we sent after it as the estimates charged then (`spentSince`, and the
+ * recent charges a later report is placed among): the real count replaces the estimate there too, or a report
+ * would keep an answer's unused `max_tokens` as spent until the next report and admit less than the provider would.
+ * Only a report taken before the reservation (its `asOfId` older) lacks it; a later one already counts it.
+ */
+function reconcileReported(state: ScopeState, reservation: Reservation, delta: number): void {
+  const charges = state.charges;
+  // Ids grow along the list, and an answer is reconciled soon after its charge: the search ends near the tail.
+  for (let index = charges.length - CHARGE_FIELDS; index >= 0; index -= CHARGE_FIELDS) {
+    const id = charges[index] as number;
+    if (id < reservation.id) break;
+    if (id === reservation.id) {
+      charges[index + 2] = Math.max(0, (charges[index + 2] as number) + delta);
+      break;
+    }
+  }
+  for (const [key, learned] of state.learned) {
+    if (!key.startsWith("tokens") || (learned.asOfId ?? 0) >= reservation.id) continue;
+    learned.spentSince = Math.max(0, learned.spentSince + delta);
   }
 }
 

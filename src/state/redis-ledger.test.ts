@@ -301,6 +301,11 @@ describe("RedisLedger", { skip }, () => {
       const book = new BudgetBook();
       const held: [Reservation, Reservation][] = [];
       const all: [Reservation, Reservation][] = [];
+      // The step each reservation was made at, and the last step each token window of `own` was reported at: the
+      // embedded book counts a reservation sent after a token report at its reconciled size, Redis at its estimate
+      // until the next report (docs/limits.md), so such a reconcile is where they differ by design and is left out.
+      const reservedAt = new Map<Reservation, number>();
+      const tokenReportAt = new Map<string, number>();
       const next = random(seed);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
       for (let step = 0; step < 800; step++) {
@@ -316,6 +321,7 @@ describe("RedisLedger", { skip }, () => {
           if (isReservation(expected) && isReservation(actual)) {
             held.push([expected, actual]);
             all.push([expected, actual]);
+            reservedAt.set(expected, step);
           } else if (!isReservation(expected)) {
             seen.add(expected.reason.replace(/ \(.*|\d+ /g, ""));
             deniedBy.add(expected.scopeId);
@@ -327,6 +333,9 @@ describe("RedisLedger", { skip }, () => {
         } else if (roll < 0.95 && all.length > 0) {
           const [expected, actual] = pick(all);
           const tokens = pick(costs);
+          const reserved = reservedAt.get(expected) ?? 0;
+          const afterReport = [...tokenReportAt.values()].some((reportedAt) => reportedAt < reserved);
+          if (expected.scopes.includes(own) && afterReport) continue;
           book.reconcile(expected, tokens, nowMs);
           state.ledger.reconcile(actual, tokens, nowMs);
         } else {
@@ -340,6 +349,7 @@ describe("RedisLedger", { skip }, () => {
           ];
           book.learn(own, windows, nowMs);
           state.ledger.learn(own, windows, nowMs);
+          for (const window of windows) if (window.unit === "tokens") tokenReportAt.set(window.window, step);
         }
       }
       assert.equal(state.status().isDegraded, false);
