@@ -1,6 +1,7 @@
 // `server.api_keys` and `server.admin_keys` entries that came out empty (an unset `${VAR}`). One such entry is
 // dropped with a warning; a list left with no key at all is named loudly, because for client keys it means
 // authentication is off although the file asked for it.
+import { isRecord } from "../is-record.ts";
 import type { ConfigIssue } from "./config-error.ts";
 import { type Env, notSetPhrase, type UnsetVariablesAt } from "./env.ts";
 import type { Locate } from "./yaml-source.ts";
@@ -39,11 +40,16 @@ export function serverKeyProblems(
   for (const { key, added, whenNone } of keyLists) {
     const entries = (server as Record<string, unknown> | null | undefined)?.[key];
     if (!Array.isArray(entries)) continue;
-    const emptyIndexes = entries.flatMap((entry, index) => (entry === "" ? [index] : []));
+    // A client key may be written `{ key, name }` (schema.ts): its `key` is what may come out empty.
+    const pathOf = (index: number) =>
+      isRecord(entries[index]) ? ["server", key, index, "key"] : ["server", key, index];
+    const emptyIndexes = entries.flatMap((entry, index) =>
+      entry === "" || (isRecord(entry) && entry.key === "") ? [index] : [],
+    );
     if (emptyIndexes.length === 0) continue;
     const why = (indexes: readonly number[]) => {
-      const unset = [...new Set(indexes.flatMap((index) => unsetVariablesAt(["server", key, index])))];
-      const isWrittenEmpty = indexes.some((index) => unsetVariablesAt(["server", key, index]).length === 0);
+      const unset = [...new Set(indexes.flatMap((index) => unsetVariablesAt(pathOf(index))))];
+      const isWrittenEmpty = indexes.some((index) => unsetVariablesAt(pathOf(index)).length === 0);
       return [unset.length > 0 ? notSetPhrase(unset) : "", isWrittenEmpty ? "written empty" : ""]
         .filter((reason) => reason !== "")
         .join("; ");

@@ -288,6 +288,36 @@ describe("client and admin keys left empty", () => {
   });
 });
 
+describe("named client keys", () => {
+  test("an entry `{ key, name }` names its client; names line up with the keys, ALLOWED_BEARER_TOKENS' unnamed", () => {
+    const { config, warnings } = parseConfigText(
+      `server:\n  api_keys:\n    - { key: "\${KEY_A}", name: team-a }\n    - { key: "\${KEY_GONE}", name: gone }\n    - plain\n`,
+      "test.yaml",
+      { env: { KEY_A: "sk-a", ALLOWED_BEARER_TOKENS: "tok" } },
+    );
+    assert.deepEqual(config.server.apiKeys, ["sk-a", "plain", "tok"]);
+    assert.deepEqual(config.server.apiKeyNames, ["team-a", null, null]);
+    // A named entry whose key is unset is dropped like a plain one, with the variable named.
+    assert.deepEqual(warnings, [
+      "test.yaml:4 server.api_keys.1: empty (environment variable KEY_GONE is not set); dropped, the other keys apply",
+    ]);
+  });
+
+  test("every named key empty is refused as every plain one is; a bad or reserved name is refused", () => {
+    assert.throws(
+      () => parseConfigText(`server:\n  api_keys: [{ key: "\${KEY_A}", name: a }]\n`, "test.yaml", { env: {} }),
+      /server\.api_keys: every entry is empty \(environment variable KEY_A is not set\)/,
+    );
+    for (const name of ["none", "has space", "", "x".repeat(65)]) {
+      assert.throws(
+        () => parseConfigText(`server:\n  api_keys: [{ key: k, name: "${name}" }]\n`, "test.yaml", { env: {} }),
+        (error: unknown) => error instanceof ConfigError && /server\.api_keys\.0/.test(error.message),
+        name,
+      );
+    }
+  });
+});
+
 describe("a provider without a name", () => {
   test("is named after its host's registrable label, also under a country's second level", () => {
     const names = (urls: string[]) =>

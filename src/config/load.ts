@@ -168,6 +168,7 @@ function withEnvironment(server: GatewayConfig["server"], port: number | undefin
     port: port ?? server.port,
     host: env.HOST === undefined || env.HOST === "" ? server.host : env.HOST,
     apiKeys: [...server.apiKeys, ...allowedBearerTokens(env)],
+    apiKeyNames: [...server.apiKeyNames, ...allowedBearerTokens(env).map(() => null)],
   };
 }
 

@@ -25,11 +25,42 @@ const clientKeys = z
   .default([])
   .transform((keys) => keys.filter((key) => key !== ""));
 
+/**
+ * A client key, or `{ key, name }`: the name is what the request log, the `routed` line and the per-client metrics
+ * say for the requests made with that key (two keys may share a name: a client's old and new key while it rotates).
+ * Names go into metric labels, so they are short plain tokens. An entry whose key is "" (an unset `${VAR}`) is dropped.
+ */
+const namedClientKeys = z
+  .array(
+    z.union([
+      z.string(),
+      z.strictObject({
+        key: z.string(),
+        name: z
+          .string()
+          .regex(
+            /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/,
+            "1-64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit",
+          )
+          // The metrics' label for requests of unnamed keys.
+          .refine((name) => name !== "none", "`none` stands for unnamed keys in the metrics; choose another name"),
+      }),
+    ]),
+  )
+  .default([])
+  .transform((entries) => {
+    const kept = entries
+      .map((entry) => (typeof entry === "string" ? { key: entry, name: null } : entry))
+      .filter((entry) => entry.key !== "");
+    return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name) };
+  });
+
 const serverSchema = z
   .strictObject({
     port: z.number().int().min(0).max(65535).default(12345), // TCP port; $PORT wins
     host: z.string().min(1).default("127.0.0.1"), // listen address; $HOST wins
-    api_keys: clientKeys, // client bearer tokens (plus $ALLOWED_BEARER_TOKENS); none = no auth
+    // client bearer tokens, each a string or { key, name } (plus $ALLOWED_BEARER_TOKENS); none = no auth
+    api_keys: namedClientKeys,
     admin_keys: clientKeys, // bearer tokens for /admin routes
     body_limit_bytes: positiveInt.default(20 * 1024 * 1024), // bytes: 20 MB fits long histories with images
     shutdown_timeout_ms: positiveInt.default(10_000), // ms in-flight work gets after SIGTERM
@@ -47,7 +78,12 @@ const serverSchema = z
       .optional(),
   })
   .prefault({})
-  .transform(camelKeys);
+  .transform(({ api_keys, ...server }) => ({
+    ...camelKeys(server),
+    apiKeys: api_keys.keys,
+    /** Per entry of `apiKeys`, its client's name (null: unnamed). */
+    apiKeyNames: api_keys.names,
+  }));
 
 const metaModelFilterSchema = z.strictObject({
   leaderboard: z.string().optional(),

@@ -59,6 +59,8 @@ export class GatewayMetrics {
   readonly #skips: LabeledCounter;
   readonly #continuations: LabeledCounter;
   readonly #tokens: LabeledCounter;
+  readonly #clientRequests: LabeledCounter;
+  readonly #clientTokens: LabeledCounter;
   readonly #duration: LabeledHistogram;
   readonly #timeToHeaders: LabeledHistogram;
   readonly #timeToFirstToken: LabeledHistogram;
@@ -104,6 +106,17 @@ export class GatewayMetrics {
       "provider",
       "upstream_model",
     ]);
+    // By client (`server.api_keys` entries `{ key, name }`): the names come from the config, so they are bounded.
+    this.#clientRequests = counter(
+      "client_requests_total",
+      "Completed requests by client (the name of the key it carried; `none`: an unnamed key, or no key) and status class.",
+      ["client", "status_class"],
+    );
+    this.#clientTokens = counter(
+      "client_tokens_total",
+      "Tokens in (prompt) and out (completion) by client (as client_requests_total).",
+      ["direction", "client"],
+    );
     const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) => {
       const metric = new LabeledHistogram(`${METRIC_PREFIX}${name}`, help, labelNames, buckets);
       this.#metrics.push(metric);
@@ -212,9 +225,13 @@ export class GatewayMetrics {
         continuation.mode,
       ]);
     }
+    const client = record.client ?? NONE;
+    this.#clientRequests.inc([client, statusClass(record.status)]);
     if (served !== undefined) {
       if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel], record.tokensIn);
       if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel], record.tokensOut);
+      if (record.tokensIn > 0) this.#clientTokens.inc(["in", client], record.tokensIn);
+      if (record.tokensOut > 0) this.#clientTokens.inc(["out", client], record.tokensOut);
     }
     const timing = [endpoint, provider];
     this.#duration.observe(timing, record.durationMs / 1000);

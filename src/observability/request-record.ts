@@ -92,6 +92,8 @@ export interface RequestRecord {
    * named none (refused before planning: no candidates, no attempts).
    */
   readonly requestedModel: string;
+  /** The name of the client whose key the request carried (`server.api_keys`); absent: unnamed, or no key. */
+  readonly client?: string;
   readonly isStream: boolean;
   readonly candidates: readonly RecordedCandidate[];
   readonly skips: readonly RecordedSkip[];

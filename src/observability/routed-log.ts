@@ -8,6 +8,7 @@ export function routedLogFields(record: RequestRecord): object {
     endpoint: record.endpoint,
     protocol: record.clientProtocol,
     model: record.requestedModel,
+    ...(record.client === undefined ? {} : { client: record.client }),
     status: record.status,
     servedBy: record.servedBy?.deploymentKey,
     ...(record.servedBy?.cost === "paid" ? { cost: "paid" } : {}),

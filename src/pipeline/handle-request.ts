@@ -160,6 +160,7 @@ function validated(
         startedAtMs,
         body: rawBody,
         supportsStream: endpoint.supportsStream,
+        client: context.client,
       },
       error,
     );
@@ -201,6 +202,7 @@ function prepare(
       requestedModel: body.model,
       isStream,
       startedAtMs,
+      ...(context.client === undefined ? {} : { client: context.client }),
     }),
   };
 }

@@ -24,6 +24,8 @@ export interface RequestContext {
   readonly signal: AbortSignal;
   /** `x-session-id`, for sticky routing. */
   readonly sessionId?: string | undefined;
+  /** The name of the client whose key the request carries (`server.api_keys` entries `{ key, name }`). */
+  readonly client?: string | undefined;
   readonly log: RequestLog;
   /** The request in the client's own protocol, for candidates that speak it natively (Responses pass-through). */
   readonly native?: NativeCall | undefined;

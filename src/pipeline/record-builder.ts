@@ -25,6 +25,8 @@ export interface RecordStart {
   readonly requestedModel: string;
   readonly isStream: boolean;
   readonly startedAtMs: number;
+  /** The client's name (its key's `server.api_keys` entry); absent for an unnamed key or no key. */
+  readonly client?: string;
 }
 
 export class RecordBuilder {

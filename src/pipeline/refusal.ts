@@ -21,6 +21,8 @@ export interface RefusedRequest {
   readonly body: unknown;
   /** Whether the endpoint streams at all (embeddings never do, whatever `stream` says). */
   readonly supportsStream: boolean;
+  /** The client's name (RequestContext.client). */
+  readonly client?: string | undefined;
 }
 
 /** Publishes the refused request's record and returns the error to throw (rendered by the adapter's handler). */
@@ -35,6 +37,7 @@ export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest,
     requestedModel: typeof fields.model === "string" ? fields.model : "",
     isStream: refused.supportsStream && fields.stream === true,
     startedAtMs: refused.startedAtMs,
+    ...(refused.client === undefined ? {} : { client: refused.client }),
   }).finish(ending.error.status, ending.outcome, ending.code);
   if (record !== undefined) runtime.recorder.publish(record);
   return ending.error;

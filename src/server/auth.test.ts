@@ -15,6 +15,17 @@ test("a key is accepted in every header, again after it was remembered; others n
   }
 });
 
+test("clientOf names the client of a named key, null for an unnamed one, undefined for a wrong key", () => {
+  const ring = new KeyRing(["key-a", "key-b", "key-c"], ["team-a", null, "team-a"]);
+  for (let round = 0; round < 2; round++) {
+    assert.equal(ring.clientOf({ authorization: "Bearer key-a" }), "team-a");
+    assert.equal(ring.clientOf({ "x-api-key": "key-c" }), "team-a");
+    assert.equal(ring.clientOf({ "api-key": "key-b" }), null);
+    assert.equal(ring.clientOf({ authorization: "Bearer key-d" }), undefined);
+    assert.equal(ring.clientOf({}), undefined);
+  }
+});
+
 test("a key revoked by a reload is refused at once, though the previous ring had remembered it", () => {
   let config = { keys: ["old-key", "kept-key"] };
   const ring = currentKeyRing(

@@ -7,15 +7,18 @@ const MAX_REMEMBERED_KEYS = 256;
 
 export class KeyRing {
   readonly #digests: Buffer[];
+  /** Per key, its client's name (`server.api_keys` entries written `{ key, name }`); null: unnamed. */
+  readonly #names: readonly (string | null)[];
   /**
    * Keys this ring accepted before: the next request with one skips the SHA-256 (~2-3 µs per request, the largest
    * item of the key check under load). A set lookup cannot leak how much of a wrong key was right: a miss, whatever
    * the key shares with a good one, goes to the constant-time comparison. A reload builds a new ring, so a revoked
    * key is never remembered past it.
    */
-  readonly #accepted = new Set<string>();
-  constructor(keys: readonly string[]) {
+  readonly #accepted = new Map<string, string | null>();
+  constructor(keys: readonly string[], names: readonly (string | null)[] = []) {
     this.#digests = keys.map(digest);
+    this.#names = names;
   }
 
   get isEmpty(): boolean {
@@ -24,32 +27,51 @@ export class KeyRing {
 
   /** Whether the Authorization header carries one of the keys. */
   accepts(authorization: string | undefined): boolean {
-    if (authorization === undefined) return false;
-    const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
-    if (match === null) return false;
-    return this.#isKnown(match[1] ?? "");
+    return this.#bearerClient(authorization) !== undefined;
   }
 
   /** Whether any of the client key headers (`authorization`, `x-api-key`, `api-key`) carries one of the keys. */
   acceptsClient(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
-    if (this.accepts(single(headers.authorization))) return true;
-    for (const name of ["x-api-key", "api-key"]) {
-      const value = single(headers[name])?.trim();
-      if (value !== undefined && value !== "" && this.#isKnown(value)) return true;
-    }
-    return false;
+    return this.clientOf(headers) !== undefined;
   }
 
-  #isKnown(key: string): boolean {
-    if (this.#accepted.has(key)) return true;
-    const candidate = digest(key);
-    let isMatch = false;
-    for (const known of this.#digests) if (timingSafeEqual(known, candidate)) isMatch = true;
-    if (isMatch) {
-      if (this.#accepted.size >= MAX_REMEMBERED_KEYS) this.#accepted.clear();
-      this.#accepted.add(key);
+  /**
+   * The client a request's key belongs to: its name, null for an unnamed key, undefined when no client key header
+   * carries one of the keys.
+   */
+  clientOf(headers: Readonly<Record<string, string | string[] | undefined>>): string | null | undefined {
+    const bearer = this.#bearerClient(single(headers.authorization));
+    if (bearer !== undefined) return bearer;
+    for (const name of ["x-api-key", "api-key"]) {
+      const value = single(headers[name])?.trim();
+      if (value === undefined || value === "") continue;
+      const client = this.#clientOfKey(value);
+      if (client !== undefined) return client;
     }
-    return isMatch;
+    return undefined;
+  }
+
+  #bearerClient(authorization: string | undefined): string | null | undefined {
+    if (authorization === undefined) return undefined;
+    const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
+    if (match === null) return undefined;
+    return this.#clientOfKey(match[1] ?? "");
+  }
+
+  #clientOfKey(key: string): string | null | undefined {
+    const remembered = this.#accepted.get(key);
+    if (remembered !== undefined) return remembered;
+    const candidate = digest(key);
+    let matched = -1;
+    // Every digest is compared, a match or not: the time taken does not say which key (or whether one) matched.
+    for (let index = 0; index < this.#digests.length; index++) {
+      if (timingSafeEqual(this.#digests[index] as Buffer, candidate) && matched < 0) matched = index;
+    }
+    if (matched < 0) return undefined;
+    const client = this.#names[matched] ?? null;
+    if (this.#accepted.size >= MAX_REMEMBERED_KEYS) this.#accepted.clear();
+    this.#accepted.set(key, client);
+    return client;
   }
 }
 
@@ -74,13 +96,14 @@ function digest(key: string): Buffer {
 export function currentKeyRing<Config extends object>(
   currentConfig: () => Config,
   keysOf: (config: Config) => readonly string[],
+  namesOf?: (config: Config) => readonly (string | null)[],
 ): () => KeyRing {
   let cachedFor: Config | undefined;
   let cached = new KeyRing([]);
   return () => {
     const config = currentConfig();
     if (config !== cachedFor) {
-      cached = new KeyRing(keysOf(config));
+      cached = new KeyRing(keysOf(config), namesOf?.(config));
       cachedFor = config;
     }
     return cached;

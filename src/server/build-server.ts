@@ -61,12 +61,15 @@ export type GatewayServer = FastifyInstance;
 export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}): FastifyInstance {
   const messagesSockets = new MessagesSockets();
   const app = createFastify(runtime, options, messagesSockets);
+  // Set by the key check (registerRequestGuards); a primitive default, so Fastify keeps the request's shape fixed.
+  app.decorateRequest("clientName", null);
   registerJsonBodyParser(app);
   // Before the key check: browsers send preflights without credentials.
   registerCors(app, runtime.snapshot.config.server.corsOrigins);
   const clientKeys = currentKeyRing(
     () => runtime.snapshot.config,
     (config) => config.server.apiKeys,
+    (config) => config.server.apiKeyNames,
   );
   const adminKeys = currentKeyRing(
     () => runtime.snapshot.config,
@@ -185,12 +188,16 @@ function registerRequestGuards(
     const path = request.url.split("?")[0] ?? "";
     // Admin and dashboard routes check their keys themselves.
     const isOpen = keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path);
-    if (!isOpen && !keys.acceptsClient(request.headers)) {
-      throw new AuthenticationError(
-        hasClientKey(request.headers)
-          ? "Invalid API key."
-          : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
-      );
+    if (!isOpen) {
+      const client = keys.clientOf(request.headers);
+      if (client === undefined) {
+        throw new AuthenticationError(
+          hasClientKey(request.headers)
+            ? "Invalid API key."
+            : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
+        );
+      }
+      request.clientName = client;
     }
     done();
   });

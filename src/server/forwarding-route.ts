@@ -30,6 +30,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         clientProtocol,
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
+        client: request.clientName ?? undefined,
         log: request.log,
       });
     } catch (error) {

@@ -80,6 +80,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
           startedAtMs: receivedAtMs,
           body: request.body,
           supportsStream: true,
+          client: request.clientName ?? undefined,
         },
         error,
       );
@@ -94,6 +95,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         receivedAtMs,
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
+        client: request.clientName ?? undefined,
         log: request.log,
         native: exchange.native,
       });

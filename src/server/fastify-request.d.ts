@@ -1,0 +1,9 @@
+// What the gateway's own request hook adds to every Fastify request (decorated in build-server.ts).
+import "fastify";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The name of the client whose key the request carries (`server.api_keys`); null: unnamed, or no key needed. */
+    clientName: string | null;
+  }
+}

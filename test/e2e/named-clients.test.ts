@@ -1,0 +1,124 @@
+// Named client keys: `server.api_keys` entries written `{ key, name }` put the client's name on the records of its
+// requests (request log, refused ones too), and on the per-client metrics; the key itself is recorded nowhere.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+
+const CHAT = "POST /v1/chat/completions";
+const TEAM_A_KEY = "team-a-secret-key-1";
+const TEAM_A_NEW_KEY = "team-a-secret-key-2";
+const PLAIN_KEY = "plain-secret-key";
+
+interface ListedRecord {
+  readonly id: string;
+  readonly client?: string;
+  readonly status: number;
+}
+
+describe("named client keys", () => {
+  test("each record says whose key the request carried; the metrics count requests and tokens per client", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a }
+    - { key: ${TEAM_A_NEW_KEY}, name: team-a }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    for (let index = 0; index < 3; index++) {
+      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    }
+    const byTeamA = await postChat(gateway, { model: "m" }, { authorization: `Bearer ${TEAM_A_KEY}` });
+    assert.equal(byTeamA.status, 200, byTeamA.text);
+    // The same client's other key (a rotation), sent the Anthropic way.
+    const byTeamANewKey = await postChat(gateway, { model: "m" }, { "x-api-key": TEAM_A_NEW_KEY });
+    assert.equal(byTeamANewKey.status, 200, byTeamANewKey.text);
+    const byPlain = await postChat(gateway, { model: "m" }, { authorization: `Bearer ${PLAIN_KEY}` });
+    assert.equal(byPlain.status, 200, byPlain.text);
+    // Refused before planning (an unknown model): still the client's record.
+    const refused = await postChat(gateway, { model: "no-such-model" }, { authorization: `Bearer ${TEAM_A_KEY}` });
+    assert.equal(refused.status, 404, refused.text);
+
+    const auth = { authorization: `Bearer ${PLAIN_KEY}` };
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=10", { headers: auth });
+    assert.equal(listed.status, 200, listed.text);
+    const records = (listed.json as { data: ListedRecord[] }).data;
+    const clientOf = (id: string | undefined) => {
+      const record = records.find((candidate) => candidate.id === id);
+      assert.ok(record !== undefined, `no record for ${id}`);
+      return record.client;
+    };
+    assert.equal(clientOf(byTeamA.headers["x-request-id"]), "team-a");
+    assert.equal(clientOf(byTeamANewKey.headers["x-request-id"]), "team-a");
+    assert.equal(clientOf(byPlain.headers["x-request-id"]), undefined);
+    assert.equal(clientOf(refused.headers["x-request-id"]), "team-a");
+    for (const key of [TEAM_A_KEY, TEAM_A_NEW_KEY, PLAIN_KEY])
+      assert.ok(!listed.text.includes(key), "a key was recorded");
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a", status_class: "2xx" }), 2);
+    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a", status_class: "4xx" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "none", status_class: "2xx" }), 1);
+    const teamATokensIn = sumOf(metrics, "llm_gateway_client_tokens_total", { client: "team-a", direction: "in" });
+    const allTokensIn = sumOf(metrics, "llm_gateway_tokens_total", { direction: "in" });
+    assert.ok(teamATokensIn > 0, "no tokens counted for team-a");
+    assert.equal(
+      teamATokensIn + sumOf(metrics, "llm_gateway_client_tokens_total", { client: "none", direction: "in" }),
+      allTokensIn,
+    );
+  });
+
+  test("the Messages door records the client too; a wrong key is still refused", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [{ key: ${TEAM_A_KEY}, name: team-a }]
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const anthropic = new Anthropic({
+      baseURL: gateway.baseUrl.replace(/\/v1$/, ""),
+      apiKey: TEAM_A_KEY,
+      maxRetries: 0,
+    });
+    const message = await anthropic.messages.create({
+      model: "m",
+      max_tokens: 50,
+      messages: [{ role: "user", content: "hello" }],
+    });
+    assert.equal(message.content[0]?.type, "text");
+    const wrong = await postChat(gateway, { model: "m" }, { authorization: "Bearer not-a-key" });
+    assert.equal(wrong.status, 401);
+
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=10", {
+      headers: { authorization: `Bearer ${TEAM_A_KEY}` },
+    });
+    const records = (listed.json as { data: (ListedRecord & { endpoint: string })[] }).data;
+    assert.deepEqual(
+      records.map((record) => [record.endpoint, record.client]),
+      [["messages", "team-a"]],
+    );
+  });
+});
