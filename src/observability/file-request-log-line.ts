@@ -138,6 +138,27 @@ export function hasName(line: Buffer, start: number, end: number, name: Buffer):
   return false;
 }
 
+/**
+ * A line has no field of its own for the client's name (lines of earlier versions would lack it): the record's
+ * JSON says it, as `"client":"<name>",` right before its `"candidates":[`. That is the record's first
+ * `"candidates":`, since only strings, numbers and booleans come before it (record-builder.ts `finish`) and a
+ * string's quotes are escaped in JSON; what a client sent (`content`) comes after it, so a client's text cannot
+ * pass for a name.
+ */
+export function clientMarker(client: string): { readonly prefix: Buffer } {
+  return { prefix: Buffer.from(`"client":${JSON.stringify(client)},`) };
+}
+
+const CANDIDATES = Buffer.from('"candidates":');
+
+export function hasClient(line: Buffer, head: LineHead, marker: { readonly prefix: Buffer }): boolean {
+  const candidatesAt = line.indexOf(CANDIDATES, head.jsonStart);
+  const prefixAt = candidatesAt - marker.prefix.length;
+  return (
+    prefixAt >= head.jsonStart && line.compare(marker.prefix, 0, marker.prefix.length, prefixAt, candidatesAt) === 0
+  );
+}
+
 export function jsonOf(line: Buffer, head: LineHead): string {
   return line.toString("utf8", head.jsonStart);
 }

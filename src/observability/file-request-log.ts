@@ -26,7 +26,17 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import { openSqliteFile } from "../sqlite-file.ts";
-import { cleanField, hasName, headOf, jsonOf, type LineHead, lineOf, NewestByStart } from "./file-request-log-line.ts";
+import {
+  cleanField,
+  clientMarker,
+  hasClient,
+  hasName,
+  headOf,
+  jsonOf,
+  type LineHead,
+  lineOf,
+  NewestByStart,
+} from "./file-request-log-line.ts";
 import type { RequestLogBackend, RequestLogFilter, StoredRequest } from "./request-log.ts";
 
 /** One `write` of `bytes` at the end of the file (opened for appending); resolves to the bytes written. */
@@ -104,6 +114,7 @@ export class FileRequestLogBackend implements RequestLogBackend {
     const newest = new NewestByStart(filter.limit);
     const model = filter.model === undefined ? undefined : Buffer.from(cleanField(filter.model));
     const provider = filter.provider === undefined ? undefined : Buffer.from(cleanField(filter.provider));
+    const client = filter.client === undefined ? undefined : clientMarker(filter.client);
     this.#eachLineNewestFirst((line, head) => {
       const latestMs = head.latestStartMs;
       if (latestMs !== undefined) {
@@ -114,6 +125,7 @@ export class FileRequestLogBackend implements RequestLogBackend {
       if (filter.status !== undefined && head.status !== filter.status) return true;
       if (model !== undefined && !hasName(line, head.modelsStart, head.providersStart - 1, model)) return true;
       if (provider !== undefined && !hasName(line, head.providersStart, head.providersEnd, provider)) return true;
+      if (client !== undefined && !hasClient(line, head, client)) return true;
       newest.offer(head.startedAtMs, () => jsonOf(line, head));
       return true;
     });

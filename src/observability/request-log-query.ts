@@ -7,17 +7,18 @@ export const MAX_QUERY_LIMIT = 1_000;
 /** Longer names exist nowhere; a longer value is a mistake (or a probe). */
 const MAX_NAME_LENGTH = 256;
 
-const KNOWN = new Set(["model", "provider", "status", "since", "limit"]);
+const KNOWN = new Set(["model", "provider", "client", "status", "since", "limit"]);
 
 /** `query` as Fastify parsed it (a repeated parameter arrives as an array). */
 export function parseRequestLogQuery(query: Readonly<Record<string, unknown>>): RequestLogFilter {
   for (const name of Object.keys(query)) {
     if (!KNOWN.has(name)) {
-      throw invalid(name, `Unknown query parameter \`${name}\`; known: model, provider, status, since, limit.`);
+      throw invalid(name, `Unknown query parameter \`${name}\`; known: model, provider, client, status, since, limit.`);
     }
   }
   const model = nameParameter(query, "model");
   const provider = nameParameter(query, "provider");
+  const client = nameParameter(query, "client");
   const statusText = single(query, "status");
   let status: number | undefined;
   if (statusText !== undefined) {
@@ -45,7 +46,7 @@ export function parseRequestLogQuery(query: Readonly<Record<string, unknown>>): 
       throw invalid("limit", `Query parameter \`limit\` must be a whole number from 1 to ${MAX_QUERY_LIMIT}.`);
     }
   }
-  return { model, provider, status, sinceMs, limit };
+  return { model, provider, client, status, sinceMs, limit };
 }
 
 function parseSince(text: string): number | undefined {

@@ -266,6 +266,7 @@ describe("request log query parameters", () => {
     assert.deepEqual(parseRequestLogQuery({}), {
       model: undefined,
       provider: undefined,
+      client: undefined,
       status: undefined,
       sinceMs: undefined,
       limit: 50,
@@ -273,6 +274,7 @@ describe("request log query parameters", () => {
     const parsed = parseRequestLogQuery({
       model: "best",
       provider: "groq",
+      client: "team-a",
       status: "429",
       since: "2026-01-31T12:00:00Z",
       limit: "10",
@@ -280,6 +282,7 @@ describe("request log query parameters", () => {
     assert.equal(parsed.sinceMs, Date.UTC(2026, 0, 31, 12));
     assert.equal(parsed.status, 429);
     assert.equal(parsed.limit, 10);
+    assert.equal(parsed.client, "team-a");
     assert.equal(parseRequestLogQuery({ since: "1700000000000" }).sinceMs, 1_700_000_000_000);
   });
 

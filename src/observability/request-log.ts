@@ -16,6 +16,8 @@ export interface StoredRequest {
   /** Every provider attempted (and the one that answered). */
   readonly providers: readonly string[];
   readonly status: number;
+  /** The client's name (RequestRecord.client); the file backend reads it from the JSON instead. */
+  readonly client?: string | undefined;
   readonly json: string;
 }
 
@@ -23,6 +25,8 @@ export interface RequestLogFilter {
   readonly model?: string | undefined;
   readonly provider?: string | undefined;
   readonly status?: number | undefined;
+  /** The client's name (a named key in `server.api_keys`). */
+  readonly client?: string | undefined;
   /** Records that started at or after this time (epoch ms). */
   readonly sinceMs?: number | undefined;
   readonly limit: number;
@@ -187,7 +191,15 @@ export class RequestLog {
     const providers: string[] = [];
     addName(providers, served?.provider);
     for (const attempt of record.attempts) addName(providers, attempt.provider);
-    return { id: record.id, startedAtMs: record.startedAtMs, models, providers, status: record.status, json };
+    return {
+      id: record.id,
+      startedAtMs: record.startedAtMs,
+      models,
+      providers,
+      status: record.status,
+      client: record.client,
+      json,
+    };
   }
 }
 
@@ -219,6 +231,7 @@ export function matchesFilter(row: StoredRequest, filter: RequestLogFilter): boo
   if (filter.status !== undefined && row.status !== filter.status) return false;
   if (filter.model !== undefined && !row.models.includes(filter.model)) return false;
   if (filter.provider !== undefined && !row.providers.includes(filter.provider)) return false;
+  if (filter.client !== undefined && row.client !== filter.client) return false;
   return true;
 }
 

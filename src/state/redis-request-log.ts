@@ -10,6 +10,8 @@ interface StoredRequestRow {
   readonly models: readonly string[];
   readonly providers: readonly string[];
   readonly status: number;
+  /** Absent on rows of earlier versions (which had no client names). */
+  readonly client?: string | undefined;
   readonly json: string;
 }
 
@@ -17,6 +19,7 @@ interface RequestRowFilter {
   readonly model?: string | undefined;
   readonly provider?: string | undefined;
   readonly status?: number | undefined;
+  readonly client?: string | undefined;
   readonly sinceMs?: number | undefined;
   readonly limit: number;
 }
@@ -119,5 +122,6 @@ function matches(row: StoredRequestRow, filter: RequestRowFilter): boolean {
   if (filter.status !== undefined && row.status !== filter.status) return false;
   if (filter.model !== undefined && !row.models.includes(filter.model)) return false;
   if (filter.provider !== undefined && !row.providers.includes(filter.provider)) return false;
+  if (filter.client !== undefined && row.client !== filter.client) return false;
   return true;
 }

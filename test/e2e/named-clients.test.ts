@@ -6,6 +6,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const TEAM_A_KEY = "team-a-secret-key-1";
@@ -18,12 +19,25 @@ interface ListedRecord {
   readonly status: number;
 }
 
+const backends = [
+  { name: "files (the default)", state: "" },
+  { name: "memory", state: `state:\n  path: ":memory:"\n` },
+  { name: "Redis", state: "redis" },
+] as const;
+
 describe("named client keys", () => {
-  test("each record says whose key the request carried; the metrics count requests and tokens per client", async (t) => {
-    const upstream = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
+  for (const backend of backends) {
+    test(`each record says whose key the request carried, and the request log filters by it: ${backend.name}; the metrics count per client`, {
+      skip: backend.state === "redis" && !isRedisInstalled() ? REDIS_MISSING : false,
+    }, async (t) => {
+      const state =
+        backend.state === "redis"
+          ? `state:\n  redis_url: ${(await useRedisServer(t)).url}\n  redis_key_prefix: "named-clients:"\n`
+          : backend.state;
+      const upstream = await useMock(t);
+      const gateway = await useGateway(
+        t,
+        `server:
   port: 0
   host: 127.0.0.1
   api_keys:
@@ -36,50 +50,65 @@ providers:
     api_key: sk-alpha-secret-key
     models:
       m: { id: alpha-m }
-`,
-    );
-    for (let index = 0; index < 3; index++) {
-      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
-    }
-    const byTeamA = await postChat(gateway, { model: "m" }, { authorization: `Bearer ${TEAM_A_KEY}` });
-    assert.equal(byTeamA.status, 200, byTeamA.text);
-    // The same client's other key (a rotation), sent the Anthropic way.
-    const byTeamANewKey = await postChat(gateway, { model: "m" }, { "x-api-key": TEAM_A_NEW_KEY });
-    assert.equal(byTeamANewKey.status, 200, byTeamANewKey.text);
-    const byPlain = await postChat(gateway, { model: "m" }, { authorization: `Bearer ${PLAIN_KEY}` });
-    assert.equal(byPlain.status, 200, byPlain.text);
-    // Refused before planning (an unknown model): still the client's record.
-    const refused = await postChat(gateway, { model: "no-such-model" }, { authorization: `Bearer ${TEAM_A_KEY}` });
-    assert.equal(refused.status, 404, refused.text);
+log:
+  content: true
+${state}`,
+      );
+      for (let index = 0; index < 3; index++) {
+        upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+      }
+      const byTeamA = await postChat(gateway, { model: "m" }, { authorization: `Bearer ${TEAM_A_KEY}` });
+      assert.equal(byTeamA.status, 200, byTeamA.text);
+      // The same client's other key (a rotation), sent the Anthropic way.
+      const byTeamANewKey = await postChat(gateway, { model: "m" }, { "x-api-key": TEAM_A_NEW_KEY });
+      assert.equal(byTeamANewKey.status, 200, byTeamANewKey.text);
+      // An unnamed key's client writes what looks like a name into its message: kept content must not pass for one.
+      const byPlain = await postChat(
+        gateway,
+        { model: "m", messages: [{ role: "user", content: "hi", client: "team-a", candidates: [] }] },
+        { authorization: `Bearer ${PLAIN_KEY}` },
+      );
+      assert.equal(byPlain.status, 200, byPlain.text);
+      // Refused before planning (an unknown model): still the client's record.
+      const refused = await postChat(gateway, { model: "no-such-model" }, { authorization: `Bearer ${TEAM_A_KEY}` });
+      assert.equal(refused.status, 404, refused.text);
 
-    const auth = { authorization: `Bearer ${PLAIN_KEY}` };
-    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=10", { headers: auth });
-    assert.equal(listed.status, 200, listed.text);
-    const records = (listed.json as { data: ListedRecord[] }).data;
-    const clientOf = (id: string | undefined) => {
-      const record = records.find((candidate) => candidate.id === id);
-      assert.ok(record !== undefined, `no record for ${id}`);
-      return record.client;
-    };
-    assert.equal(clientOf(byTeamA.headers["x-request-id"]), "team-a");
-    assert.equal(clientOf(byTeamANewKey.headers["x-request-id"]), "team-a");
-    assert.equal(clientOf(byPlain.headers["x-request-id"]), undefined);
-    assert.equal(clientOf(refused.headers["x-request-id"]), "team-a");
-    for (const key of [TEAM_A_KEY, TEAM_A_NEW_KEY, PLAIN_KEY])
-      assert.ok(!listed.text.includes(key), "a key was recorded");
+      const auth = { authorization: `Bearer ${PLAIN_KEY}` };
+      const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=10", { headers: auth });
+      assert.equal(listed.status, 200, listed.text);
+      const records = (listed.json as { data: ListedRecord[] }).data;
+      const clientOf = (id: string | undefined) => {
+        const record = records.find((candidate) => candidate.id === id);
+        assert.ok(record !== undefined, `no record for ${id}`);
+        return record.client;
+      };
+      assert.equal(clientOf(byTeamA.headers["x-request-id"]), "team-a");
+      assert.equal(clientOf(byTeamANewKey.headers["x-request-id"]), "team-a");
+      assert.equal(clientOf(byPlain.headers["x-request-id"]), undefined);
+      assert.equal(clientOf(refused.headers["x-request-id"]), "team-a");
+      for (const key of [TEAM_A_KEY, TEAM_A_NEW_KEY, PLAIN_KEY]) {
+        assert.ok(!listed.text.includes(key), "a key was recorded");
+      }
 
-    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
-    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a", status_class: "2xx" }), 2);
-    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a", status_class: "4xx" }), 1);
-    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "none", status_class: "2xx" }), 1);
-    const teamATokensIn = sumOf(metrics, "llm_gateway_client_tokens_total", { client: "team-a", direction: "in" });
-    const allTokensIn = sumOf(metrics, "llm_gateway_tokens_total", { direction: "in" });
-    assert.ok(teamATokensIn > 0, "no tokens counted for team-a");
-    assert.equal(
-      teamATokensIn + sumOf(metrics, "llm_gateway_client_tokens_total", { client: "none", direction: "in" }),
-      allTokensIn,
-    );
-  });
+      const teamA = await send(gateway, "GET", "/v1/gateway/requests?client=team-a", { headers: auth });
+      assert.equal(teamA.status, 200, teamA.text);
+      assert.deepEqual(
+        (teamA.json as { data: ListedRecord[] }).data.map((record) => record.id).sort(),
+        [byTeamA, byTeamANewKey, refused].map((answer) => answer.headers["x-request-id"]).sort(),
+      );
+      const nobody = await send(gateway, "GET", "/v1/gateway/requests?client=team-b", { headers: auth });
+      assert.deepEqual((nobody.json as { data: ListedRecord[] }).data, []);
+
+      const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+      assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a", status_class: "2xx" }), 2);
+      assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a", status_class: "4xx" }), 1);
+      assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "none", status_class: "2xx" }), 1);
+      const teamATokensIn = sumOf(metrics, "llm_gateway_client_tokens_total", { client: "team-a", direction: "in" });
+      const noneTokensIn = sumOf(metrics, "llm_gateway_client_tokens_total", { client: "none", direction: "in" });
+      assert.ok(teamATokensIn > 0, "no tokens counted for team-a");
+      assert.equal(teamATokensIn + noneTokensIn, sumOf(metrics, "llm_gateway_tokens_total", { direction: "in" }));
+    });
+  }
 
   test("the Messages door records the client too; a wrong key is still refused", async (t) => {
     const upstream = await useMock(t);
