@@ -28,6 +28,8 @@ export interface FeedEntry {
   readonly startedAtMs: number;
   readonly endpoint: string;
   readonly requested: string;
+  /** The client's name (a named key); null: unnamed, or no key. */
+  readonly client: string | null;
   readonly servedBy: string | null;
   readonly status: number;
   readonly outcome: string;
@@ -130,6 +132,7 @@ function feedEntry(record: RequestRecord): FeedEntry {
     startedAtMs: record.startedAtMs,
     endpoint: record.endpoint,
     requested: record.requestedModel,
+    client: record.client ?? null,
     servedBy: record.servedBy === undefined ? null : `${record.servedBy.provider}/${record.servedBy.model}`,
     status: record.status,
     outcome: record.outcome,

@@ -28,7 +28,7 @@ describe("dashboard in a browser", { skip: SKIP }, () => {
       `server:
   port: 0
   host: 127.0.0.1
-  api_keys: [${KEY}]
+  api_keys: [{ key: ${KEY}, name: team-a }]
 providers:
   - name: alpha
     base_url: ${alpha.baseUrl}
@@ -94,6 +94,8 @@ routing:
     const feedRow = page.locator(`[data-request-id="${requestId}"]`);
     await feedRow.waitFor({ timeout: 2_000 });
     assert.match(await visibleText(feedRow), /m → beta\/beta-small/);
+    // The key is named: the feed and the route say whose request it was.
+    assert.match(await visibleText(feedRow), / · team-a · /);
 
     // Keyboard: focus the row and press Enter to open its route.
     await feedRow.focus();
@@ -103,6 +105,7 @@ routing:
     const route = await visibleText(dialog);
     assert.match(route, /alpha alpha-large primary 429 rate_limited/);
     assert.match(route, /beta beta-small primary 200 success/);
+    assert.match(route, /client team-a/);
     assert.doesNotMatch(route, /null|undefined/);
 
     mkdirSync(TEST_OUTPUT, { recursive: true });
