@@ -62,8 +62,13 @@ const modelSchema = z.strictObject({
   id: z.string().min(1).optional(),
   /** Added to the score; higher is preferred. Default 0 (see modelSettingsSchema). */
   priority: z.number().optional(),
-  /** Context window, tokens. */
+  /**
+   * Context window, tokens. Alone: one window the prompt and the requested `max_tokens` share. With a different
+   * `max_output_tokens`: the prompt's own limit (docs/routing.md "Context fit").
+   */
   context: positiveInt.optional(),
+  /** The model's own output limit, tokens (Gemini, Claude): then `context` limits the prompt alone. */
+  max_output_tokens: positiveInt.optional(),
   /** Parameter count, billions. */
   params_b: z.number().positive().optional(),
   /** Leaderboard row name to use instead of the automatic match. */
@@ -102,8 +107,10 @@ const idPatterns = z.union([idPattern, z.array(idPattern).min(1)]);
  * discovered and configured models alike; a field set under `models:` wins over it.
  */
 const knownModelSchema = z.strictObject({
-  /** Context window, tokens. */
+  /** Context window, tokens; as a model's `context` (with `max_output_tokens`, the prompt's own limit). */
   context: positiveInt.optional(),
+  /** Output limit, tokens; as a model's `max_output_tokens`. */
+  max_output_tokens: positiveInt.optional(),
   /** Parameter count, billions. */
   params_b: z.number().positive().optional(),
   tools: z.boolean().optional(),

@@ -54,8 +54,8 @@ export class PromptCalibration {
   }
 
   /**
-   * The deployment refused a prompt as longer than its context window: it counted at least `minimumTokens` (its
-   * window less the output asked for). Learned as a report of that many when the calibrated estimate said fewer,
+   * The deployment refused a prompt as longer than its context window: it counted at least `minimumTokens` (the
+   * window less the output asked for, or the input limit when the output has its own: router/context-fit.ts). Learned as a report of that many when the calibrated estimate said fewer,
    * so that prompts of that size stop being sent there to fail.
    */
   learnTooLong(deploymentKey: string, estimatedTokens: number, minimumTokens: number): void {

@@ -74,10 +74,12 @@ export async function buildSnapshot(
       leaderboardName: model.leaderboardName,
       paramsB: model.paramsB,
       contextTokens: model.contextTokens ?? discoveredContextTokens,
+      maxOutputTokens: model.maxOutputTokens,
     });
     profiles.push(profile);
     return {
       contextTokens: profile.contextTokens,
+      maxOutputTokens: profile.maxOutputTokens,
       capabilities: {
         tools: model.tools ?? profile.capabilities?.tools,
         vision: model.vision ?? profile.capabilities?.vision,

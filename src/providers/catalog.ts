@@ -21,8 +21,14 @@ export interface Deployment {
   readonly model: ModelSettings;
   readonly kind: ModelKind;
   readonly isDiscovered: boolean;
-  /** Context window: config, else discovery, else the model metadata table. */
+  /**
+   * Context window: config, else discovery, else the model metadata table (its `max_input_tokens`). With a
+   * different `maxOutputTokens` it limits the prompt alone; else the prompt and the output share it
+   * (router/context-fit.ts).
+   */
   readonly contextTokens: number | undefined;
+  /** Output limit: config `max_output_tokens`, else from the same source as `contextTokens`; undefined = unknown. */
+  readonly maxOutputTokens: number | undefined;
   /** Capabilities: config, else the metadata table; undefined = unknown (not excluded by fit checks). */
   readonly capabilities: DeploymentCapabilities;
   /** Whether a request costs money: model `cost`, else the provider's `free_models`, else its `cost`. */
@@ -54,10 +60,15 @@ export type DeploymentEnricher = (
   provider: ProviderSettings,
   model: ModelSettings,
   discoveredContextTokens: number | undefined,
-) => { contextTokens: number | undefined; capabilities: DeploymentCapabilities };
+) => {
+  contextTokens: number | undefined;
+  maxOutputTokens: number | undefined;
+  capabilities: DeploymentCapabilities;
+};
 
 const noEnrichment: DeploymentEnricher = (_provider, model, discoveredContextTokens) => ({
   contextTokens: model.contextTokens ?? discoveredContextTokens,
+  maxOutputTokens: model.maxOutputTokens,
   capabilities: { tools: model.tools, vision: model.vision, jsonSchema: model.jsonSchema, reasoning: model.reasoning },
 });
 
@@ -159,6 +170,7 @@ export function buildCatalog(
         kind: model.kind ?? modelKind(model.id),
         isDiscovered,
         contextTokens: enriched.contextTokens,
+        maxOutputTokens: enriched.maxOutputTokens,
         capabilities: enriched.capabilities,
         cost: costClassOf(model, settings),
       });
@@ -187,7 +199,10 @@ function withKnownModel(model: ModelSettings, settings: ProviderSettings): Model
   if (known === undefined) return model;
   return {
     ...model,
+    // The two limits are read together (one window, or an input and an output limit): a configured `context`
+    // does not take the known model's output limit, which belongs to the known context.
     contextTokens: model.contextTokens ?? known.contextTokens,
+    maxOutputTokens: model.maxOutputTokens ?? (model.contextTokens === undefined ? known.maxOutputTokens : undefined),
     paramsB: model.paramsB ?? known.paramsB,
     tools: model.tools ?? known.tools,
     vision: model.vision ?? known.vision,
@@ -206,6 +221,7 @@ function discoveredModelSettings(found: DiscoveredModel): ModelSettings {
     id: found.id,
     priority: 0,
     contextTokens: found.contextTokens,
+    maxOutputTokens: undefined,
     paramsB: undefined,
     leaderboardName: undefined,
     tools: undefined,

@@ -6,6 +6,7 @@ import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
 import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
+import { contextFit, isSharedWindow } from "./context-fit.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest } from "./plan-route.ts";
 
 /** What an explanation reads: the live planner and scorer, and the current snapshot's profiles and settings. */
@@ -16,6 +17,10 @@ export interface RouteExplainSource {
     readonly config: { readonly routing: { readonly strategy: string } };
   };
   plan(request: RouteRequest): RoutePlan;
+  /** The prompt estimate as calibrated per deployment, as the plan's context check uses it. */
+  readonly promptCalibration?: {
+    promptTokensFor(deployment: { readonly key: string }, estimatedTokens: number): number;
+  };
   /** `isProbe`: the terms as a recovery probe is ranked (its failures ignored). */
   explainScore(deployment: Deployment, options?: { readonly isProbe?: boolean }): ScoreBreakdown | undefined;
 }
@@ -65,7 +70,13 @@ export interface ExplainedCandidate {
   readonly score: number;
   readonly terms: ExplainedTerms | null;
   readonly leaderboard_matches: readonly { board: string; row: string; normalised: number }[];
+  /** The context window, or with a different `max_output_tokens` the prompt's own limit (context-fit.ts). */
   readonly context_tokens: number | null;
+  readonly max_output_tokens: number | null;
+  /** `shared`: prompt + max_tokens must fit `context_tokens`; `separate`: the prompt alone; null: unknown. */
+  readonly context_window: "shared" | "separate" | null;
+  /** With `tokens=`: the numbers the context check compared (null without a prompt size or a known context). */
+  readonly context_fit: string | null;
   readonly params_b: number | null;
   /** `free` or `paid` (config `cost`, `free_models`, presets); with `routing.paid: last_resort` paid ones come last. */
   readonly cost: "free" | "paid";
@@ -102,6 +113,8 @@ export function explainRoute(
   options: {
     kind?: ModelKind;
     promptTokens?: number;
+    /** The request's `max_tokens`: counted with the prompt where the output shares the context window. */
+    maxOutputTokens?: number;
     needsTools?: boolean;
     needsVision?: boolean;
     needsJsonSchema?: boolean;
@@ -114,10 +127,17 @@ export function explainRoute(
     fallbackModels: [],
     kind,
     ...(options.promptTokens === undefined ? {} : { promptTokens: options.promptTokens }),
+    ...(options.maxOutputTokens === undefined ? {} : { maxOutputTokens: options.maxOutputTokens }),
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
   });
+  // The plan's check calibrates the prompt per deployment; the explanation shows the same numbers.
+  const describeFit = (deployment: Deployment): string | null => {
+    if (options.promptTokens === undefined) return null;
+    const prompt = runtime.promptCalibration?.promptTokensFor(deployment, options.promptTokens) ?? options.promptTokens;
+    return contextFit(deployment, prompt, options.maxOutputTokens)?.description ?? null;
+  };
   const describe = (candidate: RouteCandidate, rank: number): ExplainedCandidate => {
     const { deployment, score, board } = candidate;
     const isProbe = candidate.isProbe === true;
@@ -177,6 +197,10 @@ export function explainRoute(
         normalised: round(match.normalised),
       })),
       context_tokens: deployment.contextTokens ?? null,
+      max_output_tokens: deployment.maxOutputTokens ?? null,
+      context_window:
+        deployment.contextTokens === undefined ? null : isSharedWindow(deployment) ? "shared" : "separate",
+      context_fit: describeFit(deployment),
       params_b: profile?.params?.valueB ?? null,
       cost: deployment.cost,
       last_resort: candidate.isLastResort === true,

@@ -5,6 +5,7 @@ import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "..
 import { isLimitCause } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { type ContextFit, contextFit } from "./context-fit.ts";
 
 import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest, RouterContext, RouteSkip } from "./route-types.ts";
@@ -238,15 +239,15 @@ function chooseWait(
   return best.score > 0 && firstReady.score < waitScoreRatio * best.score ? best : undefined;
 }
 
-/** Context a request needs on a deployment: its calibrated prompt and the requested output; undefined if unknown. */
-function contextNeeded(
+/** How a request fits a deployment's context (context-fit.ts), its prompt calibrated; undefined if unknown. */
+function contextFitOf(
   request: RouteRequest,
   deployment: Deployment,
   context: Pick<RouterContext, "promptTokensFor">,
-): number | undefined {
+): ContextFit | undefined {
   if (request.promptTokens === undefined) return undefined;
   const prompt = context.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
-  return prompt + (request.maxOutputTokens ?? 0);
+  return contextFit(deployment, prompt, request.maxOutputTokens);
 }
 
 function checkFit(
@@ -256,15 +257,8 @@ function checkFit(
   context: RouterContext,
 ): RouteSkip | undefined {
   const capabilities = deployment.capabilities;
-  const required = deployment.contextTokens === undefined ? undefined : contextNeeded(request, deployment, context);
-  if (required !== undefined && deployment.contextTokens !== undefined && required > deployment.contextTokens) {
-    return {
-      deployment,
-      cause: "context",
-      score,
-      reason: `needs ~${required} tokens of context, has ${deployment.contextTokens}`,
-    };
-  }
+  const fit = contextFitOf(request, deployment, context);
+  if (fit !== undefined && !fit.fits) return { deployment, cause: "context", score, reason: fit.description };
   if (request.needsTools === true && capabilities.tools === false) {
     return { deployment, cause: "tools", score, reason: "does not support tools" };
   }
@@ -295,8 +289,8 @@ function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[], con
     const largest = failures.reduce((best, failure) =>
       (failure.deployment.contextTokens ?? 0) > (best.deployment.contextTokens ?? 0) ? failure : best,
     );
-    const needed = contextNeeded(request, largest.deployment, context);
-    return `No configured model for \`${request.model}\` has a context window large enough for this request (needs ~${needed} tokens; the largest is ${largest.deployment.contextTokens ?? 0}).`;
+    const fit = contextFitOf(request, largest.deployment, context);
+    return `No configured model for \`${request.model}\` has a context window large enough for this request (the largest is ${largest.deployment.contextTokens ?? 0}: ${largest.deployment.key} ${fit?.description ?? "has an unknown context"}).`;
   }
   const what =
     first?.cause === "tools"

@@ -53,6 +53,9 @@ describe("parseModelMetadata", () => {
       "a/input-and-output": { max_input_tokens: 32_000, max_output_tokens: 4_000, max_tokens: 4_000 },
       "a/legacy-output": { max_output_tokens: 8_000, max_tokens: 8_000 },
       "a/legacy-only": { max_tokens: 16_000, mode: "chat" },
+      "a/legacy-split": { max_input_tokens: 64_000, max_tokens: 8_192 },
+      "a/one-window": { max_input_tokens: 131_072, max_output_tokens: 131_072, max_tokens: 131_072 },
+      "a/input-only-legacy-same": { max_input_tokens: 32_000, max_tokens: 32_000 },
       "a/preferred-median": { max_input_tokens: 10 },
       "b/preferred-median": { max_input_tokens: 20 },
       "c/preferred-median": { max_input_tokens: 30 },
@@ -67,6 +70,18 @@ describe("parseModelMetadata", () => {
     assert.equal(lookupModelMetadata(small, "a/input-and-output")?.contextTokens, 32_000);
     assert.equal(lookupModelMetadata(small, "a/legacy-output")?.contextTokens, undefined);
     assert.equal(lookupModelMetadata(small, "a/legacy-only")?.contextTokens, 16_000);
+  });
+
+  it("reads the output limit: max_output_tokens, else a legacy max_tokens that differs from the input limit", () => {
+    // Gemini-like: the prompt has its own limit, the output another (docs/routing.md "Context fit").
+    assert.equal(lookupModelMetadata(small, "a/input-and-output")?.maxOutputTokens, 4_000);
+    assert.equal(lookupModelMetadata(small, "a/legacy-split")?.maxOutputTokens, 8_192);
+    assert.equal(lookupModelMetadata(small, "a/legacy-split")?.contextTokens, 64_000);
+    // One number, or the same one twice: one window shared by prompt and output.
+    assert.equal(lookupModelMetadata(small, "a/legacy-only")?.maxOutputTokens, undefined);
+    assert.equal(lookupModelMetadata(small, "a/one-window")?.maxOutputTokens, 131_072);
+    assert.equal(lookupModelMetadata(small, "a/one-window")?.contextTokens, 131_072);
+    assert.equal(lookupModelMetadata(small, "a/input-only-legacy-same")?.maxOutputTokens, undefined);
   });
 
   it("takes the provider's own alias entry, else the median context", () => {

@@ -23,6 +23,10 @@ export interface ModelMetadataEntry {
   readonly mode: string | undefined;
   /** Input context window in tokens: `max_input_tokens`, else a `max_tokens` that is not an output limit. */
   readonly contextTokens: number | undefined;
+  /**
+   * Output limit in tokens: `max_output_tokens`, else a legacy `max_tokens` that differs from
+   * `max_input_tokens` (it is then the output limit). Equal to `contextTokens` or undefined: one shared window.
+   */
   readonly maxOutputTokens: number | undefined;
   readonly capabilities: ModelCapabilities;
 }
@@ -64,14 +68,16 @@ function toEntry(key: string, value: Record<string, unknown>): ModelMetadataEntr
   const maxInput = positiveInteger(value.max_input_tokens);
   const maxOutput = positiveInteger(value.max_output_tokens);
   // `max_tokens` is LiteLLM's legacy field: the output limit when the provider states one, else the input
-  // limit. It is a context window only when no output limit is given.
+  // limit (the table's `sample_spec`). It is a context window only when no output limit is given, and an output
+  // limit when it differs from a stated input limit (older entries without `max_output_tokens`).
   const legacyMax = positiveInteger(value.max_tokens);
+  const legacyOutput = maxInput !== undefined && legacyMax !== maxInput ? legacyMax : undefined;
   return {
     key,
     litellmProvider: typeof value.litellm_provider === "string" ? value.litellm_provider : undefined,
     mode: typeof value.mode === "string" ? value.mode : undefined,
     contextTokens: maxInput ?? (maxOutput === undefined ? legacyMax : undefined),
-    maxOutputTokens: maxOutput,
+    maxOutputTokens: maxOutput ?? legacyOutput,
     capabilities: {
       tools: value.supports_function_calling === true,
       vision: value.supports_vision === true,

@@ -47,6 +47,21 @@ describe("profileModel", () => {
     assert.equal(profile.leaderboard.matches[0]?.row, "Llama-3.1-8B-Instruct");
   });
 
+  it("takes the output limit with the context it belongs to", () => {
+    // The table's Gemini entry: a 1M input limit and a separate output limit.
+    const gemini = profileModel(sources, "gemini", "gemini-2.5-flash");
+    assert.equal(gemini.contextTokens, 1_048_576);
+    assert.equal(gemini.maxOutputTokens, 65_535);
+    // A configured or discovered context is one window: the table's output limit belongs to the table's context.
+    assert.equal(
+      profileModel(sources, "gemini", "gemini-2.5-flash", { contextTokens: 32_768 }).maxOutputTokens,
+      undefined,
+    );
+    // Unless the config states its own output limit too.
+    const both = profileModel(sources, "gemini", "gemini-2.5-flash", { contextTokens: 32_768, maxOutputTokens: 8_192 });
+    assert.equal(both.maxOutputTokens, 8_192);
+  });
+
   it("keeps unknown models unknown", () => {
     const profile = profileModel(sources, "acme", "acme/house-model");
     assert.equal(profile.leaderboard.value, undefined);

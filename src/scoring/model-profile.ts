@@ -45,6 +45,8 @@ export interface ModelOverrides {
   readonly paramsB?: number | undefined;
   /** A context window from config or from the provider's model list; beats the metadata table. */
   readonly contextTokens?: number | undefined;
+  /** Config `max_output_tokens`; beats the output limit of whichever source gave the context. */
+  readonly maxOutputTokens?: number | undefined;
 }
 
 export interface ModelProfile {
@@ -56,6 +58,11 @@ export interface ModelProfile {
   readonly leaderboard: LeaderboardQuality;
   readonly params: ResolvedParams | undefined;
   readonly contextTokens: number | undefined;
+  /**
+   * The output limit: the override's, else the metadata table's when the context came from it too (a config or
+   * discovered context is one shared window unless the config also states an output limit).
+   */
+  readonly maxOutputTokens: number | undefined;
   readonly contextSource: "override" | "metadata" | undefined;
   /** From the metadata table; undefined when the model is not in it. */
   readonly capabilities: ModelCapabilities | undefined;
@@ -83,6 +90,7 @@ export function profileModel(
   const params = resolveParamsB({ modelId, configParamsB: overrides.paramsB, bigCodeBenchSizeB: sizeB });
   const hasOverrideContext = overrides.contextTokens !== undefined && overrides.contextTokens > 0;
   const contextTokens = hasOverrideContext ? overrides.contextTokens : metadata?.contextTokens;
+  const maxOutputTokens = overrides.maxOutputTokens ?? (hasOverrideContext ? undefined : metadata?.maxOutputTokens);
   return {
     provider,
     modelId,
@@ -91,6 +99,7 @@ export function profileModel(
     leaderboard,
     params,
     contextTokens,
+    maxOutputTokens,
     contextSource: hasOverrideContext ? "override" : contextTokens === undefined ? undefined : "metadata",
     capabilities: metadata?.capabilities,
     metadataKey: metadata?.key,

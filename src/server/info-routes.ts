@@ -90,9 +90,20 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
         code: "invalid_value",
       });
     }
+    const maxOutputTokens = query.max_tokens === undefined ? undefined : Number(query.max_tokens);
+    if (maxOutputTokens !== undefined && !(Number.isInteger(maxOutputTokens) && maxOutputTokens >= 0)) {
+      throw new InvalidRequestError(
+        "Query parameter `max_tokens` must be a whole number of tokens, e.g. max_tokens=1024",
+        {
+          param: "max_tokens",
+          code: "invalid_value",
+        },
+      );
+    }
     return explainRoute(runtime, model, {
       kind,
       ...(promptTokens === undefined ? {} : { promptTokens }),
+      ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),
       ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),

@@ -127,6 +127,37 @@ describe("prompt estimates calibrated from the provider's reported usage", () =>
     assert.equal(scene.counts().alpha, alphaBefore);
   });
 
+  test("a refusal by a model with a separate output limit teaches its whole input limit, whatever max_tokens was", async (t) => {
+    // Alpha takes 8,000 prompt tokens and up to 4,000 more of output (docs/routing.md "Context fit").
+    const scene = await startScene(t, {
+      alphaModel: { context: 8_000, max_output_tokens: 4_000 },
+      betaModel: { context: 128_000 },
+    });
+    reportHalf(scene.alpha);
+    await teach(scene);
+    const dense = prompt(4_000);
+    const calibrated = Math.ceil(estimateOf(dense) * (await scene.stats("alpha")).prompt_token_factor);
+    assert.ok(calibrated < 8_000 && calibrated + 3_000 > 8_000, `calibrated ${calibrated}`);
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message: "The input token count (9100) exceeds the maximum number of tokens allowed (8000).",
+          type: "invalid_request_error",
+          code: null,
+        },
+      },
+    });
+    // The prompt fits alpha's input limit as far as the gateway knows, so alpha is asked; it refuses.
+    assertServedBy(await scene.chat({ messages: dense, max_tokens: 3_000 }), "beta", 2);
+    const alphaBefore = scene.counts().alpha;
+    // The prompt was more than alpha's 8,000 input tokens (not 8,000 less the 3,000 asked for, which the estimate
+    // already said it was): the same prompt now goes straight to beta.
+    assertServedBy(await scene.chat({ messages: dense, max_tokens: 3_000 }), "beta");
+    assert.equal(scene.counts().alpha, alphaBefore);
+  });
+
   test("a prompt with an image teaches nothing (the estimate counts images at a flat rate)", async (t) => {
     const scene = await startScene(t, { alphaModel: { context: 8_000, vision: true } });
     reportHalf(scene.alpha);

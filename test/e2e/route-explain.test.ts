@@ -156,7 +156,14 @@ describe("GET /v1/gateway/route", () => {
     );
     assert.deepEqual(
       plan.skipped.map((skip) => [skip.provider, skip.cause, skip.reason, skip.until]),
-      [["strong", "context", "needs ~5000 tokens of context, has 2000", null]],
+      [
+        [
+          "strong",
+          "context",
+          "needs ~5000 tokens of context, has 2000 (prompt ~5000 + max_tokens 0 share one window)",
+          null,
+        ],
+      ],
     );
     // Small enough for both: both are candidates.
     assert.equal((await explain("model=best&tokens=1000")).candidates.length, 2);

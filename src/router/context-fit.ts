@@ -1,0 +1,66 @@
+// PURE: whether a request's prompt and requested output fit a deployment's context limits.
+//
+// LiteLLM's table (our metadata) gives `max_input_tokens` (the prompt's limit) and `max_output_tokens`; its own
+// router pre-call check compares the prompt alone with `max_input_tokens`. When the two numbers differ (Gemini:
+// 1,048,576 in, 65,536 out; Claude) the prompt must fit the input limit and the output is bounded on its own, so
+// adding `max_tokens` to the prompt refused requests the provider serves. When only one number is known, or both
+// are the same, it is one window the prompt and the output share (OpenAI-style "maximum context length"), and
+// prompt + max_tokens must fit it. A `max_tokens` above the output limit is never a reason to skip: providers
+// clamp it or answer with an error, and an error fails over while a refusal loses the request.
+import type { Deployment } from "../providers/catalog.ts";
+
+/** A deployment's limits as the fit check reads them. */
+export type ContextLimits = Pick<Deployment, "contextTokens" | "maxOutputTokens">;
+
+export interface ContextFit {
+  readonly fits: boolean;
+  /** Tokens counted against `limitTokens`: the prompt, plus `max_tokens` in a shared window. */
+  readonly neededTokens: number;
+  readonly limitTokens: number;
+  /** One window for the prompt and the output (true), or an input limit of its own (false). */
+  readonly isSharedWindow: boolean;
+  /** The numbers used, for skip reasons and route explanations. */
+  readonly description: string;
+}
+
+/** Whether the output shares the context window: no separate output limit is known, or it equals the window. */
+export function isSharedWindow(limits: ContextLimits): boolean {
+  return limits.maxOutputTokens === undefined || limits.maxOutputTokens === limits.contextTokens;
+}
+
+/** The fit of a prompt and a requested output; undefined when the deployment's context is unknown. */
+export function contextFit(
+  limits: ContextLimits,
+  promptTokens: number,
+  requestedOutputTokens: number | undefined,
+): ContextFit | undefined {
+  const limitTokens = limits.contextTokens;
+  if (limitTokens === undefined) return undefined;
+  const output = requestedOutputTokens ?? 0;
+  if (isSharedWindow(limits)) {
+    const neededTokens = promptTokens + output;
+    return {
+      fits: neededTokens <= limitTokens,
+      neededTokens,
+      limitTokens,
+      isSharedWindow: true,
+      description: `needs ~${neededTokens} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + max_tokens ${output} share one window)`,
+    };
+  }
+  return {
+    fits: promptTokens <= limitTokens,
+    neededTokens: promptTokens,
+    limitTokens,
+    isSharedWindow: false,
+    description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (max_tokens ${output} counts against the separate output limit ${limits.maxOutputTokens})`,
+  };
+}
+
+/**
+ * The most prompt tokens a deployment takes with this requested output: what a context-length rejection says the
+ * prompt was at least. Undefined when the context is unknown.
+ */
+export function promptLimitTokens(limits: ContextLimits, requestedOutputTokens: number): number | undefined {
+  if (limits.contextTokens === undefined) return undefined;
+  return isSharedWindow(limits) ? limits.contextTokens - requestedOutputTokens : limits.contextTokens;
+}
