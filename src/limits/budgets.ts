@@ -340,7 +340,7 @@ export class BudgetBook implements BudgetLedger {
     // A concurrency refusal says how many requests may run at once, nothing about a rate: no window learns from
     // it, and the refused request is not given back to windows that never counted it as accepted anyway.
     if (refusal.kind === "concurrency") {
-      this.#learnConcurrency(scope, state, refusal, nowMs);
+      this.#learnConcurrency(state, refusal, nowMs);
       return [];
     }
     // The refused request is not among what the provider accepted.
@@ -390,7 +390,7 @@ export class BudgetBook implements BudgetLedger {
    * recorder applies a refusal's lessons before it releases its reservation, so `inFlight` still counts it). With
    * none beside it, the key's other clients hold the slots: nothing to learn, only the cooldown applies.
    */
-  #learnConcurrency(scope: BudgetScope, state: ScopeState, refusal: RefusalFacts, nowMs: number): void {
+  #learnConcurrency(state: ScopeState, refusal: RefusalFacts, nowMs: number): void {
     const stated = refusal.statedConcurrency;
     if (stated !== undefined && stated > 0) {
       state.learnedConcurrency = { limit: stated, evidence: `429 stating ${stated} in flight`, learnedAtMs: nowMs };
@@ -404,7 +404,6 @@ export class BudgetBook implements BudgetLedger {
       isOwnEvidence: true,
       learnedAtMs: nowMs,
     };
-    this.#dirty.add(scope.id);
   }
 
   learnedConcurrency(scopeId: string, nowMs: number): LearnedConcurrency | undefined {
