@@ -42,6 +42,19 @@ export interface BudgetRule {
   readonly recovery?: LimitRecovery;
 }
 
+/**
+ * A limit on requests in flight learned from a concurrency refusal (GitHub Models' `UserConcurrentRequests`): the
+ * provider refuses a request while that many of the key's requests are running, whatever the rate. Checked with the
+ * scope's configured `concurrency` (the lower wins); kept in memory only, like the in-flight counts it limits.
+ */
+export interface LearnedConcurrency {
+  readonly limit: number;
+  readonly evidence: string;
+  /** Inferred from our own requests in flight (the refusal stated no number): lapses like an inferred rate. */
+  readonly isOwnEvidence?: true;
+  readonly learnedAtMs: number;
+}
+
 /** How a lowered inferred limit climbs back. */
 export interface LimitRecovery {
   /** The highest limit inferred for this window since it was first learned: where the climb stops. */
@@ -182,6 +195,8 @@ export interface BudgetLedger {
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[];
   usage(scope: BudgetScope, nowMs: number): WindowUsage[];
   inFlight(scopeId: string): number;
+  /** The limit on requests in flight a concurrency refusal taught for the scope, while it holds. */
+  learnedConcurrency(scopeId: string, nowMs: number): LearnedConcurrency | undefined;
   /** Forgets one scope's counters and learned limits (a reload pointed it at another upstream or key). */
   forget(scopeId: string): void;
   reset(): void | Promise<void>;

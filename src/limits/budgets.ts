@@ -28,6 +28,7 @@ import type {
   BudgetUnit,
   BudgetVerdict,
   BudgetWindow,
+  LearnedConcurrency,
   LimitRecovery,
   Reservation,
   WindowUsage,
@@ -61,6 +62,9 @@ export const INFERRED_LIMIT_LIFETIME_MS: Readonly<Partial<Record<BudgetWindow, n
   minute: 30 * 60_000,
   day: 24 * 3_600_000,
 };
+
+/** An inferred limit on requests in flight (LearnedConcurrency) lapses as an inferred per-minute rate does. */
+export const INFERRED_CONCURRENCY_LIFETIME_MS = 30 * 60_000;
 
 /**
  * A 429 that teaches a lower inferred limit than the one in force may be a transient refusal, or another client of
@@ -111,6 +115,8 @@ export interface ScopeState {
   buckets: Map<string, BucketLevel>;
   /** Limits learned from 429s (limit-learning.ts), checked like configured ones. */
   learnedRules: BudgetRule[];
+  /** A limit on requests in flight learned from a concurrency refusal; not persisted (see LearnedConcurrency). */
+  learnedConcurrency: LearnedConcurrency | undefined;
   /** When the first of the inferred learned limits lapses or climbs a step (Infinity: none will). */
   learnedChangeAtMs: number;
   /** The configured rules plus the learned ones, cached while neither changes. */
@@ -332,6 +338,12 @@ export class BudgetBook implements BudgetLedger {
    */
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
     const state = this.#state(scope, nowMs);
+    // A concurrency refusal says how many requests may run at once, nothing about a rate: no window learns from
+    // it, and the refused request is not given back to windows that never counted it as accepted anyway.
+    if (refusal.kind === "concurrency") {
+      this.#learnConcurrency(state, refusal, nowMs);
+      return [];
+    }
     // The refused request is not among what the provider accepted.
     const refusedIndex = state.sends.lastIndexOf(refusal.sentAtMs);
     const accepted = refusedIndex < 0 ? state.sends : state.sends.filter((_, index) => index !== refusedIndex);
@@ -372,6 +384,34 @@ export class BudgetBook implements BudgetLedger {
     this.#seed(state, before, this.#rulesOf(scope, state), accepted, nowMs);
     this.#dirty.add(scope.id);
     return learned;
+  }
+
+  /**
+   * The stated number of requests in flight, else the requests of ours in flight beside the refused one (the
+   * recorder applies a refusal's lessons before it releases its reservation, so `inFlight` still counts it). With
+   * none beside it, the key's other clients hold the slots: nothing to learn, only the cooldown applies.
+   */
+  #learnConcurrency(state: ScopeState, refusal: RefusalFacts, nowMs: number): void {
+    const stated = refusal.statedConcurrency;
+    if (stated !== undefined && stated > 0) {
+      state.learnedConcurrency = { limit: stated, evidence: `429 stating ${stated} in flight`, learnedAtMs: nowMs };
+      return;
+    }
+    const others = state.inFlight - 1;
+    if (others < 1) return;
+    state.learnedConcurrency = {
+      limit: others,
+      evidence: `concurrency 429 with ${others} other request(s) in flight`,
+      isOwnEvidence: true,
+      learnedAtMs: nowMs,
+    };
+  }
+
+  learnedConcurrency(scopeId: string, nowMs: number): LearnedConcurrency | undefined {
+    const learned = this.#states.get(scopeId)?.learnedConcurrency;
+    if (learned === undefined || learned.isOwnEvidence !== true) return learned;
+    // An inferred one lapses as an inferred per-minute rate does: one low reading must not cap the key for good.
+    return nowMs < learned.learnedAtMs + INFERRED_CONCURRENCY_LIFETIME_MS ? learned : undefined;
   }
 
   /** The limits learned for a scope (for the route explanation and tests). */
@@ -506,6 +546,7 @@ export class BudgetBook implements BudgetLedger {
         ("buckets" in persisted ? (persisted.buckets ?? []) : []).map(([key, value]) => [key, { ...value }]),
       ),
       learnedRules,
+      learnedConcurrency: undefined,
       learnedChangeAtMs: nextInferredChangeAtMs(learnedRules),
       effective: undefined,
       sends: [],
@@ -531,6 +572,16 @@ export class BudgetBook implements BudgetLedger {
         isAllowed: false,
         scopeId: scope.id,
         reason: `at its concurrency limit (${scope.concurrency} in flight)`,
+        retryAtMs: nowMs + 100,
+      };
+    }
+    const learnedConcurrency =
+      state.learnedConcurrency === undefined ? undefined : this.learnedConcurrency(scope.id, nowMs);
+    if (learnedConcurrency !== undefined && state.inFlight >= learnedConcurrency.limit) {
+      return {
+        isAllowed: false,
+        scopeId: scope.id,
+        reason: `at its learned concurrency limit (${learnedConcurrency.limit} in flight: ${learnedConcurrency.evidence})`,
         retryAtMs: nowMs + 100,
       };
     }
@@ -626,6 +677,7 @@ export class BudgetBook implements BudgetLedger {
         fixed: new Map(),
         buckets: new Map(),
         learnedRules: [],
+        learnedConcurrency: undefined,
         learnedChangeAtMs: Number.POSITIVE_INFINITY,
         effective: undefined,
         sends: [],
@@ -970,6 +1022,7 @@ export type {
   BudgetVerdict,
   BudgetWindow,
   Denied,
+  LearnedConcurrency,
   Reservation,
   WindowUsage,
 } from "./budget-types.ts";

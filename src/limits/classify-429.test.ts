@@ -5,6 +5,7 @@ import {
   cerebras,
   cloudflare,
   gemini,
+  githubModels,
   groq,
   mistral,
   openAi,
@@ -96,6 +97,25 @@ describe("classifyRateLimit: a window stated in seconds (SambaNova's 'Violated d
   it("a shorter window is a short one", () => {
     const perMinute = sambaNova.tokensPerDay429.bodyText.replace("duration_s: 86400", "duration_s: 60");
     assertKind({ status: 429, headers: {}, bodyText: perMinute }, "short", "60");
+  });
+});
+
+describe("classifyRateLimit: GitHub Models names the limit in x-ratelimit-type", () => {
+  it("UserByModelByDay with only its retry-after is the daily quota (was an unrecognised, short 429)", () => {
+    assertKind(githubModels.perDayHeaders429, "daily", "UserByModelByDay");
+  });
+
+  it("UserConcurrentRequests is too many requests in flight, neither a window nor capacity", () => {
+    assertKind(githubModels.concurrent429, "concurrency", "UserConcurrentRequests");
+    // The body alone says so too.
+    assertKind({ status: 429, headers: {}, bodyText: githubModels.concurrent429.bodyText }, "concurrency", "GitHub");
+  });
+
+  it("per-minute names stay short; a name not seen falls through to the body", () => {
+    const perMinute = { status: 429, headers: { "x-ratelimit-type": "UserByModelByMinute" }, bodyText: "" };
+    assertKind(perMinute, "short", "UserByModelByMinute");
+    const unknown = { status: 429, headers: { "x-ratelimit-type": "SomethingElse" }, bodyText: "" };
+    assertKind(unknown, "short", "no known cause");
   });
 });
 

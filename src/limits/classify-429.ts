@@ -8,8 +8,10 @@ import { type HeaderMap, headerValue } from "./header-map.ts";
  * - `daily`: a per-day (or per-month) quota; park the key until the window resets.
  * - `credits`: out of money, or the plan does not include the model at all; park for long.
  * - `capacity`: the provider is overloaded; skip it briefly, the key is not to blame.
+ * - `concurrency`: too many of the key's requests are in flight at once; room comes back when one of them ends,
+ *   not after a time window, so it teaches a limit on requests in flight, never a rate.
  */
-export type RateLimitKind = "short" | "daily" | "credits" | "capacity";
+export type RateLimitKind = "short" | "daily" | "credits" | "capacity" | "concurrency";
 
 export interface RateLimitClassification {
   readonly kind: RateLimitKind;
@@ -90,6 +92,9 @@ const TEXT_SIGNALS: readonly TextSignal[] = [
   { needles: ["out of capacity"], kind: "capacity", reason: "provider out of capacity" },
   { needles: ["high demand"], kind: "capacity", reason: "provider under high demand" },
   { needles: ["high traffic"], kind: "capacity", reason: "provider under high traffic" },
+  // GitHub Models names the limit in the body too: "Rate limit of 2 per 0s exceeded for UserConcurrentRequests"
+  // (a concurrency limit, not a window of 0 s), for a 429 that lacks the x-ratelimit-type header.
+  { needles: ["userconcurrentrequests"], kind: "concurrency", reason: "GitHub Models concurrency limit" },
   // OpenRouter counts every `:free` model of an account in one pool, per minute and per day.
   {
     needles: ["free-models-per-day"],
@@ -173,6 +178,11 @@ export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClass
   }
 
   if (status === 429) {
+    const named = classifyLimitType(headerValue(headers, LIMIT_TYPE_HEADER));
+    if (named !== undefined) return named;
+  }
+
+  if (status === 429) {
     const statedWindow = windowStatedInSeconds(text);
     if (statedWindow !== undefined) return statedWindow;
   }
@@ -217,6 +227,36 @@ function classifyGoogleQuota(facts: ErrorBodyFacts, text: string): RateLimitClas
     return { kind: "daily", reason: "Gemini per-day quota exhausted" };
   }
   return { kind: "short", reason: "Gemini RESOURCE_EXHAUSTED without quota details: assumed per-minute" };
+}
+
+/**
+ * GitHub Models (Azure AI inference underneath) names the limit a 429 hit in `x-ratelimit-type`, next to its
+ * `retry-after`: `UserByModelByDay` (requests per model per day), `UserByModelByMinute`, `UserByMinute`,
+ * `UserByModelByMinuteUncachedInputTokens` (input tokens per minute), `UserConcurrentRequests` (requests in flight).
+ * The names and the limits behind them (requests per minute, per day, concurrent requests, per rate-limit tier):
+ * docs.github.com/en/github-models/use-github-models/prototyping-with-ai-models#rate-limits; the header with its
+ * retry-after as seen on a 429 ("x-ratelimit-type: UserByModelByDay", "retry-after: 24367"):
+ * devactivity.com/insights/navigating-github-models-api-rate-limits-essential-for-effective-planning-a-software-development-project
+ * (quoting a GitHub Community discussion). A header alone used to be an unrecognised 429 (short): a day's quota
+ * then learned nothing about the day and showed as a per-minute cooldown, and a concurrency refusal ("Please wait
+ * 0 seconds") taught a per-second limit of the requests that happened to be in flight.
+ */
+const LIMIT_TYPE_HEADER = "x-ratelimit-type";
+
+function classifyLimitType(limitType: string | undefined): RateLimitClassification | undefined {
+  if (limitType === undefined) return undefined;
+  const name = limitType.toLowerCase();
+  if (name.includes("concurrent")) {
+    return { kind: "concurrency", reason: `too many requests in flight (x-ratelimit-type: ${limitType})` };
+  }
+  // Only the names seen; another one falls through to the body and the other signals.
+  if (name.includes("byday")) {
+    return { kind: "daily", reason: `a per-day limit (x-ratelimit-type: ${limitType})` };
+  }
+  if (name.includes("byminute")) {
+    return { kind: "short", reason: `a short window (x-ratelimit-type: ${limitType})` };
+  }
+  return undefined;
 }
 
 /**

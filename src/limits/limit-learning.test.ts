@@ -18,6 +18,7 @@ import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import {
   BudgetBook,
   type BudgetScope,
+  INFERRED_CONCURRENCY_LIFETIME_MS,
   INFERRED_LIMIT_LIFETIME_MS,
   isReservation,
   RECOVERY_INTERVAL_MS,
@@ -25,7 +26,7 @@ import {
 } from "./budgets.ts";
 import { classifyRateLimit } from "./classify-429.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "./header-dialects.ts";
-import { type LearnedRule, type RefusalFacts, statedLimits } from "./limit-learning.ts";
+import { concurrencyFromBody, type LearnedRule, type RefusalFacts, statedLimits } from "./limit-learning.ts";
 import { retryHintFromResponse } from "./retry-hint.ts";
 
 const T0 = NOW_MS;
@@ -447,5 +448,70 @@ describe("learning limits from 429s: what each dialect states", () => {
     book.learnLimits(scope, factsOf(cerebras.requestsPerMinute429, "cerebras", T0 + 5_000), T0 + 5_000);
     assert.equal(book.check([scope], { tokens: 0 }, T0 + 5_010).isAllowed, false);
     assert.equal(book.check([scope], { tokens: 0 }, T0 + 60_000).isAllowed, true);
+  });
+});
+
+describe("learning from GitHub Models' named limits", () => {
+  /** Reserves one request at `atMs` and returns it, as the recorder holds it while the request is in flight. */
+  function reserve(book: BudgetBook, scope: BudgetScope, atMs: number) {
+    const reservation = book.reserve([scope], { tokens: 0 }, atMs);
+    assert.ok(isReservation(reservation));
+    return reservation;
+  }
+
+  it("a concurrency 429 teaches the stated number in flight, never a per-second rate", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    reserve(book, scope, T0);
+    const second = reserve(book, scope, T0 + 100);
+    const refused = reserve(book, scope, T0 + 200);
+    const facts = factsOf(githubModels.concurrent429, "generic", T0 + 200);
+    assert.equal(facts.kind, "concurrency");
+    const statedConcurrency = concurrencyFromBody(githubModels.concurrent429.bodyText);
+    assert.equal(statedConcurrency, 2);
+    // The lessons are applied before the refused request's reservation is released (recorder.ts).
+    assert.deepEqual(book.learnLimits(scope, { ...facts, statedConcurrency }, T0 + 200), []);
+    book.release(refused);
+    assert.deepEqual(book.learnedRules(scope.id), [], "no rate was learned");
+    assert.equal(book.learnedConcurrency(scope.id, T0 + 200)?.limit, 2);
+    // Seconds later, while both are still in flight, a third is refused without an upstream request...
+    const denied = book.check([scope], { tokens: 0 }, T0 + 5_000);
+    assert.equal(denied.isAllowed, false);
+    assert.match(denied.isAllowed ? "" : denied.reason, /learned concurrency limit \(2 in flight/);
+    // ...and admitted the moment one of them ends, whatever the time.
+    book.release(second);
+    assert.equal(book.check([scope], { tokens: 0 }, T0 + 5_001).isAllowed, true);
+  });
+
+  it("without a stated number, the requests in flight beside the refused one; with none, nothing", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    const bare = { sentAtMs: T0, kind: "concurrency", hintDelayMs: 0, stated: [] } as const;
+    // Alone in flight: the key's other clients hold the slots, nothing to learn from ours.
+    const alone = reserve(book, scope, T0);
+    book.learnLimits(scope, bare, T0);
+    book.release(alone);
+    assert.equal(book.learnedConcurrency(scope.id, T0), undefined);
+    const first = reserve(book, scope, T0 + 1_000);
+    const refused = reserve(book, scope, T0 + 1_100);
+    book.learnLimits(scope, { ...bare, sentAtMs: T0 + 1_100 }, T0 + 1_100);
+    book.release(refused);
+    assert.equal(book.learnedConcurrency(scope.id, T0 + 1_100)?.limit, 1);
+    assert.equal(book.check([scope], { tokens: 0 }, T0 + 1_200).isAllowed, false);
+    book.release(first);
+    assert.equal(book.check([scope], { tokens: 0 }, T0 + 1_200).isAllowed, true);
+    // Inferred, it lapses as an inferred per-minute rate does.
+    assert.equal(book.learnedConcurrency(scope.id, T0 + 1_100 + INFERRED_CONCURRENCY_LIFETIME_MS), undefined);
+  });
+
+  it("a UserByModelByDay 429 with only its headers teaches the day's limit (was read as a short window: nothing)", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf();
+    // Three accepted, the fourth refused.
+    for (let index = 0; index < 4; index++) send(book, scope, T0 + index * 60_000);
+    const facts = factsOf(githubModels.perDayHeaders429, "generic", T0 + 200_000);
+    assert.equal(facts.kind, "daily");
+    assert.equal(facts.hintDelayMs, 24_367_000);
+    assert.deepEqual(pick(book.learnLimits(scope, facts, T0 + 200_000)), ["requests/day=3"]);
   });
 });

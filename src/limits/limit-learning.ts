@@ -35,6 +35,8 @@ export interface RefusalFacts {
   readonly hintDelayMs: number | undefined;
   /** Limits the headers or the body named. */
   readonly stated: readonly LearnedRule[];
+  /** A concurrency refusal's stated number of requests that may be in flight at once. */
+  readonly statedConcurrency?: number;
   /** How the provider counts (from its `limits.window`), applied to learned second/minute/hour limits. */
   readonly algorithm?: WindowAlgorithm;
   readonly offsetMs?: number;
@@ -52,8 +54,9 @@ export function limitsFromRefusal(
   acceptedSendsMs: readonly number[],
   acceptedToday: number,
 ): LearnedRule[] {
-  // Capacity and credits refusals say nothing about the key's limits.
-  if (refusal.kind === "capacity" || refusal.kind === "credits") return [];
+  // Capacity and credits refusals say nothing about the key's limits; a concurrency refusal says nothing about its
+  // rates (the requests in flight were all accepted: reading them as a per-second limit paced the key wrongly).
+  if (refusal.kind === "capacity" || refusal.kind === "credits" || refusal.kind === "concurrency") return [];
   const learned: LearnedRule[] = [...refusal.stated];
   const hasStated = (window: RateLimitWindow) => learned.some((rule) => rule.window === window);
   if (refusal.kind === "daily") {
@@ -216,6 +219,21 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
     });
   }
   return rules;
+}
+
+/**
+ * GitHub Models: "Rate limit of 2 per 0s exceeded for UserConcurrentRequests. Please wait 0 seconds before
+ * retrying." The number is the requests that may be in flight at once (the docs' "Concurrent requests" row).
+ */
+const CONCURRENCY_LIMIT = /\brate limit of (\d+) per \d+s exceeded for \w*concurrent/i;
+
+/** The number of requests in flight a concurrency refusal's body states, if it does. */
+export function concurrencyFromBody(bodyText: string | undefined): number | undefined {
+  if (bodyText === undefined) return undefined;
+  const match = CONCURRENCY_LIMIT.exec(
+    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
+  );
+  return match === null ? undefined : Number(match[1]);
 }
 
 /** A Google quota id's unit and window: "GenerateContentInputTokensPerModelPerMinute-FreeTier". */

@@ -307,9 +307,17 @@ export function describeStats(runtime: GatewayRuntime) {
   return { object: "stats", queued_requests: runtime.queuedRequests, providers: providerSlots(runtime), deployments };
 }
 
-/** A scope's requests and open streams holding a concurrency slot now, and its `concurrency` (null: unlimited). */
+/**
+ * A scope's requests and open streams holding a concurrency slot now, and its limit (null: unlimited): the configured
+ * `concurrency`, or the one a concurrency refusal taught when lower (with `learned_from`).
+ */
 function scopeConcurrency(runtime: GatewayRuntime, scope: BudgetScope) {
-  return { in_flight: runtime.budgets.inFlight(scope.id), limit: scope.concurrency ?? null };
+  const in_flight = runtime.budgets.inFlight(scope.id);
+  const learned = runtime.budgets.learnedConcurrency(scope.id, runtime.clock.now());
+  if (learned === undefined || (scope.concurrency !== undefined && scope.concurrency <= learned.limit)) {
+    return { in_flight, limit: scope.concurrency ?? null };
+  }
+  return { in_flight, limit: learned.limit, learned_from: learned.evidence };
 }
 
 /** The deployment's own `limits.concurrency` slots (its pool's are under `providers[]`). */

@@ -34,6 +34,7 @@ import {
   type BudgetVerdict,
   type Denied,
   isReservation,
+  type LearnedConcurrency,
   type Reservation,
   type WindowUsage,
 } from "../limits/budgets.ts";
@@ -350,6 +351,14 @@ export class RedisLedger implements BudgetLedger {
   /** Requests in flight from this process. */
   inFlight(scopeId: string): number {
     return this.#local.inFlight(scopeId);
+  }
+
+  /**
+   * Learned from this process's concurrency refusals and checked against this process's requests in flight (the
+   * local book): like an inferred rate, it paces this process alone.
+   */
+  learnedConcurrency(scopeId: string, nowMs: number): LearnedConcurrency | undefined {
+    return this.#local.learnedConcurrency(scopeId, nowMs);
   }
 
   /** Forgets every budget counter here and in Redis (admin reset); throws if Redis could not be reached. */

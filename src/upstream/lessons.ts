@@ -9,7 +9,7 @@ import type { Reservation } from "../limits/budget-types.ts";
 import { dayWindow } from "../limits/day-window.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
-import { type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
+import { concurrencyFromBody, type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import type { Verdict } from "./classify-response.ts";
@@ -97,7 +97,8 @@ export function lessonFromVerdict(
             ? "credits_exhausted"
             : verdict.limitKind === "capacity"
               ? "capacity"
-              : "rate_limited";
+              : // A short window's, and a concurrency refusal's: a limit of the key, over when room is back.
+                "rate_limited";
       // A request larger than a whole window fits after no wait: its retry-after is not passed on as advice.
       const hintText =
         verdict.hint === undefined || verdict.isRequestTooLarge === true
@@ -240,6 +241,22 @@ function learnLimitsEffect(
       : verdict.hint?.delayMs;
   const algorithm = settings.limits?.window;
   const offsetMs = settings.limits?.windowOffsetMs;
+  if (verdict.limitKind === "concurrency") {
+    // How many may run at once, not how often: no windows, no spacing, only the number if the body states one.
+    const statedConcurrency = concurrencyFromBody(answer.bodyText);
+    return [
+      {
+        kind: "learn_limits",
+        refusal: {
+          kind: "concurrency",
+          hintDelayMs,
+          stated: [],
+          ...(statedConcurrency === undefined ? {} : { statedConcurrency }),
+        },
+        isAccountWide,
+      },
+    ];
+  }
   const stated = statedLimits(answer.headers, answer.bodyText, dialect, nowMs);
   // Only what the provider states: the spacing of our requests says nothing about a refusal of the request's size.
   if (verdict.isRequestTooLarge === true && stated.length === 0) return [];

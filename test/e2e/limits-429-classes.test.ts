@@ -8,6 +8,7 @@ import { ManualClock } from "../../src/clock.ts";
 import {
   cerebras,
   cloudflare,
+  githubModels,
   groq,
   mistral,
   NEXT_UTC_MIDNIGHT_MS,
@@ -19,7 +20,7 @@ import {
 } from "../fixtures/provider-fixtures.ts";
 import { errorOf } from "../helpers/e2e.ts";
 import { assertServedBy, type Scene, startScene, windowOf } from "../helpers/limits-scene.ts";
-import type { MockStep } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
 
@@ -114,6 +115,52 @@ describe("daily: parked until the day window ends", () => {
       { remaining_ms: NEXT_UTC_MIDNIGHT_MS - NOW_MS, cause: "daily_quota", source: "guessed", reason: "" },
     );
     await assertAwayUntil(scene, clock, NEXT_UTC_MIDNIGHT_MS);
+  });
+});
+
+describe("GitHub Models: the limit named in x-ratelimit-type", () => {
+  test("UserByModelByDay with only its retry-after: parked as a daily quota for that wait (was rate_limited)", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock });
+    const cooldown = await refuseOnce(scene, githubModels.perDayHeaders429);
+    assert.deepEqual(
+      { ...cooldown, reason: "" },
+      { remaining_ms: 24_367_000, cause: "daily_quota", source: "provider", reason: "" },
+    );
+    assert.match(cooldown?.reason ?? "", /UserByModelByDay/);
+    await assertAwayUntil(scene, clock, NOW_MS + 24_367_000);
+  });
+
+  test("UserConcurrentRequests: skipped while the stated 2 are in flight, however long, never paced per second", async (t) => {
+    const clock = new ManualClock(NOW_MS);
+    const scene = await startScene(t, { clock });
+    const slow: MockStep = { kind: "json", body: chatCompletion("slow", "alpha-model"), delayMs: 700 };
+    scene.alpha.enqueue(CHAT_ROUTE, slow, slow, replay(githubModels.concurrent429));
+    const untilAlphaHas = async (count: number): Promise<void> => {
+      while (scene.counts().alpha < count) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    // Two requests in flight at alpha, then a third refused for concurrency and served by beta.
+    const first = scene.chat();
+    await untilAlphaHas(1);
+    const second = scene.chat();
+    await untilAlphaHas(2);
+    assertServedBy(await scene.chat(), "beta", 2);
+
+    const row = (await scene.stats("alpha")) as Awaited<ReturnType<Scene["stats"]>> & {
+      concurrency: { in_flight: number; limit: number | null; learned_from?: string } | null;
+    };
+    assert.deepEqual(row.concurrency, { in_flight: 2, limit: 2, learned_from: "429 stating 2 in flight" });
+    const learnedWindows = row.budgets.flatMap((budget) => budget.windows).filter((w) => w.source === "learned");
+    assert.deepEqual(learnedWindows, [], "a concurrency refusal taught a rate");
+    // The wait it asked for ("0 seconds") is over and a second has passed: with both still in flight, the next
+    // request skips alpha without an upstream request (a learned per-second limit let it through and met a 429).
+    clock.advance(1_500);
+    assertServedBy(await scene.chat(), "beta", 1);
+    assert.equal(scene.counts().alpha, 3);
+    // Once they end, alpha serves again.
+    assertServedBy(await first, "alpha");
+    assertServedBy(await second, "alpha");
+    assertServedBy(await scene.chat(), "alpha");
   });
 });
 
