@@ -455,7 +455,11 @@ export class BudgetBook implements BudgetLedger {
   /** Whether any of these scopes has a limit inferred from this process's own sends (see `sharedScope`). */
   hasOwnEvidence(scopes: readonly BudgetScope[]): boolean {
     for (const scope of scopes) {
-      if (this.#states.get(scope.id)?.learnedRules.some((rule) => rule.isOwnEvidence === true)) return true;
+      const state = this.#states.get(scope.id);
+      if (state === undefined) continue;
+      // A learned limit on requests in flight is checked here only (Redis counts no one's in-flight requests for it).
+      if (state.learnedConcurrency !== undefined) return true;
+      if (state.learnedRules.some((rule) => rule.isOwnEvidence === true)) return true;
     }
     return false;
   }
