@@ -248,8 +248,8 @@ export class AvailabilityBook {
     const record = this.#record(deploymentKey);
     // An answer to a request sent before the circuit opened (a long stream, a slow call) tells how the upstream was
     // then: closing on it let a provider failing half its requests back in with the next stale success.
-    const isProbeSuccess = record.circuit !== "closed" && (evidence.sentAtMs ?? nowMs) >= record.circuitOpenedAtMs;
-    if (isProbeSuccess) {
+    const isRecovery = record.circuit !== "closed" && (evidence.sentAtMs ?? nowMs) >= record.circuitOpenedAtMs;
+    if (isRecovery) {
       // What the window holds is the outage's: a healed candidate is back at once. The streak is kept: whether this
       // recovery holds is known only once no reopening follows within the window.
       record.verdicts.clear();
@@ -257,7 +257,7 @@ export class AvailabilityBook {
     }
     if (evidence.isCounted !== true) record.verdicts.add(nowMs, this.#settings.failureWindowMs, false);
     record.consecutiveRateLimits = 0;
-    if (record.circuit !== "closed" && !isProbeSuccess) return;
+    if (record.circuit !== "closed" && !isRecovery) return;
     record.failureTimesMs.length = 0;
     record.circuit = "closed";
     record.isProbeInFlight = false;
