@@ -368,6 +368,7 @@ function simulate(
     failureThreshold: 3,
     suspectSingleFlight: true,
     failureWindowMs: 10_000,
+    failureRateThreshold: 0.5,
     circuitOpenMs: 30_000,
     circuitFirstProbeMs: 30_000,
   });

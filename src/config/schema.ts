@@ -124,8 +124,11 @@ const cooldownsSchema = z
     rate_limit_base_ms: positiveInt.default(1_000), // ms of the first cooldown after a hint-less 429; doubles
     rate_limit_max_ms: positiveInt.default(60_000), // ms cap of that backoff
     invalid_key_ms: positiveInt.default(3_600_000), // ms a provider is parked after a 401/403: one hour
-    failure_threshold: positiveInt.default(3), // consecutive failures that open a candidate's circuit
+    failure_threshold: positiveInt.default(3), // failures in the window that open a candidate's circuit (see below)
     failure_window_ms: positiveInt.default(60_000), // ms window those failures must fall in
+    // fraction 0..1: failure_threshold failures in the window open the circuit, successes between them or not, when
+    // they are at least this share of the window's verdicts (a provider failing every other request); 1 = rule off
+    failure_rate_threshold: z.number().min(0).max(1).default(0.5),
     circuit_open_ms: positiveInt.default(30_000), // ms cap of the pause between probes of an open circuit
     circuit_first_probe_ms: positiveInt.default(2_000), // ms from a circuit's opening to its first probe; doubles
     suspect_single_flight: z.boolean().default(true), // after a failure, one attempt at a time until a success

@@ -12,6 +12,7 @@ const SETTINGS: CooldownSettings = {
   invalidKeyMs: 3_600_000,
   failureThreshold: 3,
   failureWindowMs: 10_000,
+  failureRateThreshold: 0.5,
   circuitOpenMs: 30_000,
   circuitFirstProbeMs: 30_000,
   suspectSingleFlight: true,
@@ -245,8 +246,8 @@ describe("AvailabilityBook: circuit breaker", () => {
     assert.equal(book.circuitState("p/m"), "open");
   });
 
-  it("a success clears the failure count", () => {
-    const { book } = setup();
+  it("a success clears the consecutive failure count (the failure-rate rule off)", () => {
+    const { book } = setup({ failureRateThreshold: 1 });
     book.recordFailure("p/m");
     book.recordFailure("p/m");
     book.recordSuccess("p/m");
@@ -317,7 +318,8 @@ describe("AvailabilityBook: recovery on evidence", () => {
   const LAST_RESORT = { isAvailable: true, isProbe: false, isLastResort: true };
 
   it("a suspect candidate (latest evidence a recent failure) lets one request at a time be its probe", () => {
-    const { clock, book } = setup({ circuitFirstProbeMs: 2_000 });
+    // Three failures of four would open the circuit by their rate, which has its own tests.
+    const { clock, book } = setup({ circuitFirstProbeMs: 2_000, failureRateThreshold: 1 });
     book.recordFailure("p/m");
     // Right after the failure: one attempt at a time, ranked with its failures.
     assert.deepEqual(book.acquire("p/m", "p"), AVAILABLE);
@@ -369,21 +371,27 @@ describe("AvailabilityBook: recovery on evidence", () => {
 
   it("recoveryOf says whether a deployment is suspect and how many attempts it has out", () => {
     const { clock, book } = setup({ failureThreshold: 2 });
-    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0 });
+    const none = { attempts: 0, failures: 0 };
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0, recent: none });
     book.attemptStarted("p/m");
-    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 1 });
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 1, recent: none });
     book.attemptFinished("p/m");
     book.recordFailure("p/m");
-    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: true, attemptsInFlight: 0 });
+    const oneFailure = { attempts: 1, failures: 1 };
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: true, attemptsInFlight: 0, recent: oneFailure });
     // An open circuit is not "suspect": its own state says more.
     book.recordFailure("p/m");
-    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0 });
+    const twoFailures = { attempts: 2, failures: 2 };
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0, recent: twoFailures });
     clock.advance(30_000);
     book.recordSuccess("p/m");
     book.recordFailure("p/m");
+    book.recordSuccess("p/m");
+    // The probe's success cleared the window and is its first verdict.
+    assert.deepEqual(book.recoveryOf("p/m").recent, { attempts: 3, failures: 1 });
     // A failure older than the window is no longer evidence.
     clock.advance(10_000);
-    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0 });
+    assert.deepEqual(book.recoveryOf("p/m"), { isSuspect: false, attemptsInFlight: 0, recent: none });
   });
 
   it("probe pauses double from circuit_first_probe_ms up to circuit_open_ms; a recovery that holds resets them", () => {
@@ -418,6 +426,117 @@ describe("AvailabilityBook: recovery on evidence", () => {
     for (let index = 0; index < 3; index++) book.recordFailure("p/m");
     const reopened = book.peek("p/m", "p");
     assert.ok(!reopened.isAvailable && reopened.untilMs - clock.now() === 2_000, "the streak starts over");
+  });
+});
+
+describe("AvailabilityBook: failure rate (intermittent failures)", () => {
+  /** One verdict: "F" a failure, "S" a success. */
+  function record(book: AvailabilityBook, verdicts: string): void {
+    for (const verdict of verdicts) {
+      if (verdict === "F") book.recordFailure("p/m");
+      else book.recordSuccess("p/m");
+    }
+  }
+
+  it("a candidate failing every other request opens its circuit at its failure_threshold-th failure", () => {
+    const { clock, book } = setup();
+    record(book, "FSFS");
+    assert.equal(book.circuitState("p/m"), "closed");
+    record(book, "F");
+    // Three failures of five verdicts (60 % ≥ 50 %), though a success came after each.
+    assert.equal(book.circuitState("p/m"), "open");
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: clock.now() + 30_000, cause: "circuit_open" });
+    // The same probe rules as for consecutive failures: one probe, and its failure doubles nothing past the cap.
+    clock.advance(30_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    assert.equal(book.acquire("p/m", "p").isAvailable, false, "one probe at a time");
+  });
+
+  it("a busy healthy candidate with rare failures never trips: 3 failures in 1000 attempts within the window", () => {
+    const { clock, book } = setup();
+    for (let index = 0; index < 1000; index++) {
+      clock.set(T0 + index * 9);
+      if (index === 100 || index === 500 || index === 900) book.recordFailure("p/m");
+      else book.recordSuccess("p/m");
+      assert.equal(book.circuitState("p/m"), "closed", `opened at attempt ${index}`);
+    }
+    assert.deepEqual(book.recoveryOf("p/m").recent, { attempts: 1000, failures: 3 });
+  });
+
+  it("the share is the threshold: below it the failures do not open the circuit, at it they do", () => {
+    const { book } = setup({ failureRateThreshold: 0.4 });
+    record(book, "FSSFSSF");
+    // 3 of 7 (43 %) ≥ 40 %.
+    assert.equal(book.circuitState("p/m"), "open");
+    const { book: other } = setup({ failureRateThreshold: 0.5 });
+    record(other, "FSSFSSF");
+    assert.equal(other.circuitState("p/m"), "closed");
+    record(other, "F");
+    // 4 of 8.
+    assert.equal(other.circuitState("p/m"), "open");
+  });
+
+  it("failure_rate_threshold 1 switches the rule off: only consecutive failures open the circuit", () => {
+    const { book } = setup({ failureRateThreshold: 1 });
+    record(book, "FSFSFSFSFSFS");
+    assert.equal(book.circuitState("p/m"), "closed");
+    record(book, "FFF");
+    assert.equal(book.circuitState("p/m"), "open");
+  });
+
+  it("a successful probe closes the circuit and clears the window: a healed candidate is back at once", () => {
+    const { clock, book } = setup({ circuitFirstProbeMs: 2_000, circuitOpenMs: 16_000 });
+    record(book, "FSFSF");
+    assert.equal(book.circuitState("p/m"), "open");
+    clock.advance(2_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    book.recordSuccess("p/m", { sentAtMs: clock.now() });
+    assert.equal(book.circuitState("p/m"), "closed");
+    assert.deepEqual(book.recoveryOf("p/m").recent, { attempts: 1, failures: 0 });
+    // Two failures after the probe are not three: the outage's failures were cleared with it.
+    record(book, "FS");
+    record(book, "F");
+    assert.equal(book.circuitState("p/m"), "closed");
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+    // Still failing every other request within the window of its recovery: it flaps, and the pause doubles.
+    record(book, "SF");
+    assert.equal(book.circuitState("p/m"), "open");
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: clock.now() + 4_000, cause: "circuit_open" });
+  });
+
+  it("a success of an attempt sent before the circuit opened does not close it, nor does a stream's end", () => {
+    const { clock, book } = setup({ circuitFirstProbeMs: 2_000 });
+    const sentAtMs = clock.now();
+    clock.advance(100);
+    record(book, "FSFSF");
+    clock.advance(100);
+    // A slow answer (or a long stream's end) to a request sent before the opening.
+    book.recordSuccess("p/m", { sentAtMs });
+    book.recordSuccess("p/m", { sentAtMs, isCounted: true });
+    assert.equal(book.circuitState("p/m"), "open");
+    // It is counted in the window (the stream's end adds nothing: its opening was counted).
+    assert.deepEqual(book.recoveryOf("p/m").recent, { attempts: 6, failures: 3 });
+    clock.advance(2_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    book.recordSuccess("p/m", { sentAtMs: clock.now() });
+    assert.equal(book.circuitState("p/m"), "closed");
+  });
+
+  it("the window slides: verdicts older than failure_window_ms are forgotten", () => {
+    const { clock, book } = setup();
+    record(book, "FSF");
+    clock.set(T0 + 9_999);
+    // Still within the window: a third failure of five opens the circuit.
+    const { clock: otherClock, book: other } = setup();
+    record(other, "FSF");
+    otherClock.set(T0 + 9_999);
+    record(other, "SF");
+    assert.equal(other.circuitState("p/m"), "open");
+    // A window later, the first two failures are gone: one failure of two is not three.
+    clock.set(T0 + 10_000);
+    record(book, "SF");
+    assert.equal(book.circuitState("p/m"), "closed");
+    assert.deepEqual(book.recoveryOf("p/m").recent, { attempts: 2, failures: 1 });
   });
 });
 

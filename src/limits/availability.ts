@@ -7,7 +7,11 @@
 // failures within `failureWindowMs` open the circuit: no traffic until the first probe after
 // `circuitFirstProbeMs`; each failed probe doubles that pause, up to `circuitOpenMs` (the cap). Half-open lets
 // exactly one probe through; its success closes the circuit and clears every failure, its failure opens it again
-// for the next pause. A success at any time clears the failures. The pause streak outlives a recovery by
+// for the next pause. A success at any time clears the consecutive failures (and the suspect state). Intermittent
+// failures open the circuit too: `failureThreshold` failures within `failureWindowMs` that are at least
+// `failureRateThreshold` of the window's verdicts, whatever successes came between them (failure-window.ts; a
+// success does not erase them, only a successful probe does). A success of an attempt sent before the circuit
+// opened says nothing of now and closes nothing. The pause streak outlives a recovery by
 // `failureWindowMs`: a circuit that opens again that soon pauses twice as long as the last time, so a flapping
 // candidate (each probe succeeds, the next requests fail) is probed ever less often instead of every few seconds.
 // The file stays whole: cooldowns, circuits and the one-at-a-time rule read and write one record per deployment.
@@ -18,6 +22,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
+import { FailureWindow, type WindowCounts } from "./failure-window.ts";
 import { MAX_UPSTREAM_WAIT_MS } from "./reset-time.ts";
 
 export type CooldownCause =
@@ -58,6 +63,14 @@ export function keyFingerprint(key: string): string {
 
 export type CircuitState = "closed" | "open" | "half_open";
 
+/** How a success is counted (`recordSuccess`). */
+export interface SuccessEvidence {
+  /** When the attempt was sent; one sent before the circuit opened does not close it. Absent: now. */
+  readonly sentAtMs?: number;
+  /** A stream's end whose opening was already counted as a success: it adds no verdict to the window. */
+  readonly isCounted?: boolean;
+}
+
 export type Availability =
   | {
       readonly isAvailable: true;
@@ -71,9 +84,14 @@ export type Availability =
 interface DeploymentRecord {
   cooldown: Cooldown | undefined;
   consecutiveRateLimits: number;
+  /** Failures since the latest success, within the window (the consecutive rule, and the suspect state). */
   failureTimesMs: number[];
+  /** Every verdict within the window, successes included (the failure-rate rule). */
+  readonly verdicts: FailureWindow;
   circuit: CircuitState;
   circuitOpenUntilMs: number;
+  /** When the circuit last opened: a success of an attempt sent before then does not close it. */
+  circuitOpenedAtMs: number;
   isProbeInFlight: boolean;
   /**
    * Attempts admitted and without a verdict yet (a stream's is its opening), whatever the state they were sent
@@ -211,21 +229,36 @@ export class AvailabilityBook {
     if (record !== undefined && record.attemptsInFlight > 0) record.attemptsInFlight -= 1;
   }
 
-  /** For /stats and /health: whether the deployment is suspect (circuit closed), and its attempts in flight. */
-  recoveryOf(deploymentKey: string): { readonly isSuspect: boolean; readonly attemptsInFlight: number } {
+  /**
+   * For /stats and /health: whether the deployment is suspect (circuit closed), its attempts in flight, and the
+   * verdicts of the failure window (`recent`).
+   */
+  recoveryOf(deploymentKey: string): Recovery {
     const record = this.#deployments.get(deploymentKey);
-    if (record === undefined) return { isSuspect: false, attemptsInFlight: 0 };
-    const isSuspect = record.circuit === "closed" && this.#isSuspect(record, this.#clock.now());
-    return { isSuspect, attemptsInFlight: record.attemptsInFlight };
+    if (record === undefined) return { isSuspect: false, attemptsInFlight: 0, recent: NO_VERDICTS };
+    const nowMs = this.#clock.now();
+    const isSuspect = record.circuit === "closed" && this.#isSuspect(record, nowMs);
+    const recent = record.verdicts.counts(nowMs, this.#settings.failureWindowMs);
+    return { isSuspect, attemptsInFlight: record.attemptsInFlight, recent };
   }
 
-  recordSuccess(deploymentKey: string): void {
-    const record = this.#deployments.get(deploymentKey);
-    if (record === undefined) return;
+  recordSuccess(deploymentKey: string, evidence: SuccessEvidence = {}): void {
+    const nowMs = this.#clock.now();
+    // Created on a first success too: the failure rate needs the successes a healthy candidate had before it failed.
+    const record = this.#record(deploymentKey);
+    // An answer to a request sent before the circuit opened (a long stream, a slow call) tells how the upstream was
+    // then: closing on it let a provider failing half its requests back in with the next stale success.
+    const isRecovery = record.circuit !== "closed" && (evidence.sentAtMs ?? nowMs) >= record.circuitOpenedAtMs;
+    if (isRecovery) {
+      // What the window holds is the outage's: a healed candidate is back at once. The streak is kept: whether this
+      // recovery holds is known only once no reopening follows within the window.
+      record.verdicts.clear();
+      record.recoveredAtMs = nowMs;
+    }
+    if (evidence.isCounted !== true) record.verdicts.add(nowMs, this.#settings.failureWindowMs, false);
     record.consecutiveRateLimits = 0;
+    if (record.circuit !== "closed" && !isRecovery) return;
     record.failureTimesMs.length = 0;
-    // The streak is kept: whether this recovery holds is known only once no reopening follows within the window.
-    if (record.circuit !== "closed") record.recoveredAtMs = this.#clock.now();
     record.circuit = "closed";
     record.isProbeInFlight = false;
   }
@@ -277,6 +310,7 @@ export class AvailabilityBook {
     const nowMs = this.#clock.now();
     const record = this.#record(deploymentKey);
     const { failureThreshold, failureWindowMs } = this.#settings;
+    // A failed probe is not counted in the window: it is not read while the circuit is open, and a success clears it.
     if (record.circuit === "half_open" || (record.circuit === "open" && record.isProbeInFlight)) {
       // The probe failed: pause again, twice as long as last time (up to the cap).
       record.openStreak += 1;
@@ -287,7 +321,9 @@ export class AvailabilityBook {
     const times = record.failureTimesMs;
     times.push(nowMs);
     while (times.length > 0 && (times[0] ?? 0) <= nowMs - failureWindowMs) times.shift();
-    if (times.length >= failureThreshold && record.circuit === "closed") {
+    record.verdicts.add(nowMs, failureWindowMs, true);
+    const shouldOpen = times.length >= failureThreshold || this.#isFailingOften(record, nowMs);
+    if (shouldOpen && record.circuit === "closed") {
       // Reopened within the failure window of its last recovery: it flaps, and its pause keeps doubling (starting
       // over at circuitFirstProbeMs let a candidate that fails three requests of four take most of the traffic).
       const recoveredAtMs = record.recoveredAtMs;
@@ -297,11 +333,23 @@ export class AvailabilityBook {
     }
   }
 
+  /**
+   * The failure-rate rule: at least `failureThreshold` failures in the window (the minimum evidence) and at least
+   * `failureRateThreshold` of its verdicts. A busy healthy candidate's rare failures are a tiny share; 1 is off.
+   */
+  #isFailingOften(record: DeploymentRecord, nowMs: number): boolean {
+    const { failureThreshold, failureWindowMs, failureRateThreshold } = this.#settings;
+    if (failureRateThreshold >= 1) return false;
+    const { attempts, failures } = record.verdicts.counts(nowMs, failureWindowMs);
+    return failures >= failureThreshold && failures >= failureRateThreshold * attempts;
+  }
+
   /** Opens the circuit until the next probe: circuitFirstProbeMs × 2^openStreak, capped at circuitOpenMs. */
   #open(record: DeploymentRecord, nowMs: number): void {
     const { circuitFirstProbeMs, circuitOpenMs } = this.#settings;
     const pauseMs = Math.min(circuitOpenMs, circuitFirstProbeMs * 2 ** Math.min(30, record.openStreak));
     record.circuit = "open";
+    record.circuitOpenedAtMs = nowMs;
     record.circuitOpenUntilMs = nowMs + pauseMs;
     record.isProbeInFlight = false;
   }
@@ -464,8 +512,10 @@ export class AvailabilityBook {
         cooldown: undefined,
         consecutiveRateLimits: 0,
         failureTimesMs: [],
+        verdicts: new FailureWindow(),
         circuit: "closed",
         circuitOpenUntilMs: 0,
+        circuitOpenedAtMs: 0,
         isProbeInFlight: false,
         attemptsInFlight: 0,
         openStreak: 0,
@@ -476,6 +526,16 @@ export class AvailabilityBook {
     return record;
   }
 }
+
+/** What `recoveryOf` tells /stats and /health. */
+export interface Recovery {
+  readonly isSuspect: boolean;
+  readonly attemptsInFlight: number;
+  /** Successes and failures within `failure_window_ms` (the failure-rate rule's evidence). */
+  readonly recent: WindowCounts;
+}
+
+const NO_VERDICTS: WindowCounts = Object.freeze({ attempts: 0, failures: 0 });
 
 export interface CooldownChange {
   readonly scope: "deployment" | "provider";

@@ -122,7 +122,7 @@ export class Recorder {
       // A stream that opened with content is evidence enough that the upstream works again: it closes a
       // half-open circuit and ends a suspect's one-at-a-time now, not when the stream ends (a cut later is a
       // failure of its own).
-      availability.recordSuccess(key);
+      availability.recordSuccess(key, { sentAtMs: report.startedAtMs });
       if (isStreamOpen) return;
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
@@ -179,7 +179,9 @@ export class Recorder {
       if (settlement.isFirst && settlement.promptEstimate !== undefined && end.usage !== undefined) {
         this.#books.promptCalibration.learn(key, settlement.promptEstimate, end.usage.promptTokens);
       }
-      availability.recordSuccess(key);
+      // The stream's opening was its success in the failure window already; a stream that began before the
+      // circuit opened does not close it.
+      availability.recordSuccess(key, { sentAtMs: settlement.startedAtMs, isCounted: true });
       if (!settlement.isFirst) scores.recordHealth(key, true, durationMs);
       return;
     }

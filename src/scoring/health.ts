@@ -29,6 +29,9 @@ const DEFAULT_HEALTH_HALF_LIFE_MS = 300_000;
  * Failures count only while they are the latest evidence and recent (docs/routing.md "Recovery"): a success
  * forgets every failure before it, and failures older than `failureMemoryMs` (passed to `snapshot`) are
  * forgotten too. A candidate that gets no traffic because of its failures must not stay penalised for ever.
+ * Failures that keep coming between successes are still seen: the circuit breaker counts them
+ * (limits/failure-window.ts) and takes a candidate failing often out, which a penalty reset by every success
+ * could not.
  */
 export class HealthTracker {
   readonly #clock: Clock;

@@ -256,6 +256,8 @@ function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs:
     // deployment is only a last resort of its group (docs/routing.md "Recovery").
     suspect: recovery.isSuspect,
     attempts_in_flight: recovery.attemptsInFlight,
+    // The failure-rate rule's evidence: successes and failures within failure_window_ms (docs/routing.md "Recovery").
+    failure_window: { attempts: recovery.recent.attempts, failures: recovery.recent.failures },
     budgets: runtime.scopesOf(deployment).map((scope) => ({
       scope: scope.id,
       windows: runtime.budgets.usage(scope, nowMs).map((window) => ({

@@ -20,6 +20,7 @@ const SETTINGS: CooldownSettings = {
   invalidKeyMs: 3_600_000,
   failureThreshold: 3,
   failureWindowMs: 60_000,
+  failureRateThreshold: 0.5,
   circuitOpenMs: 30_000,
   circuitFirstProbeMs: 30_000,
   suspectSingleFlight: true,

@@ -63,6 +63,7 @@ export interface DeploymentView {
   circuit: "closed" | "open" | "half_open";
   suspect: boolean;
   attempts_in_flight: number;
+  failure_window: { attempts: number; failures: number };
   budgets: BudgetView[];
   successes: number;
   failures: number;
