@@ -303,6 +303,24 @@ describe("named client keys", () => {
     ]);
   });
 
+  test("a client's limits are its name's, stated once; a second `limits` for the same name is refused", () => {
+    const { config } = parseConfigText(
+      `server:\n  api_keys:\n    - { key: a1, name: a, limits: { rpm: 5, concurrency: 2 } }\n    - { key: a2, name: a }\n`,
+      "test.yaml",
+      { env: {} },
+    );
+    assert.deepEqual(config.server.clientLimits, { a: { rpm: 5, concurrency: 2 } });
+    assert.throws(
+      () =>
+        parseConfigText(
+          `server:\n  api_keys:\n    - { key: a1, name: a, limits: { rpm: 5 } }\n    - { key: a2, name: a, limits: { rpm: 6 } }\n`,
+          "test.yaml",
+          { env: {} },
+        ),
+      /test\.yaml:4 server\.api_keys\.1\.limits: client `a` has limits on another key already/,
+    );
+  });
+
   test("every named key empty is refused as every plain one is; a bad or reserved name is refused", () => {
     assert.throws(
       () => parseConfigText(`server:\n  api_keys: [{ key: "\${KEY_A}", name: a }]\n`, "test.yaml", { env: {} }),

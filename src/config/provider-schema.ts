@@ -199,7 +199,7 @@ export const providerSchema = z.strictObject({
 // A provider resolved: one key, preset merged, defaults applied, camelCase.
 
 /** Budgets resolved: the same windows, camelCase (`tokensPerMonth`). */
-const limitsSettingsSchema = limitsSchema.transform(camelKeys);
+export const limitsSettingsSchema = limitsSchema.transform(camelKeys);
 
 const modelSettingsSchema = z
   .object({

@@ -9,7 +9,7 @@
 // per key by resolve-providers.ts, and only then resolved (`providerSettingsSchema`: defaults, camelCase). Every other section
 // is resolved by `configSchema` itself.
 import { z } from "zod";
-import { providerSchema } from "./provider-schema.ts";
+import { limitsSettingsSchema, providerSchema } from "./provider-schema.ts";
 import { camelKeys, httpUrl, nonNegativeInt, positiveInt } from "./schema-helpers.ts";
 import { scoringSchema } from "./scoring-schema.ts";
 
@@ -36,6 +36,8 @@ const namedClientKeys = z
       z.string(),
       z.strictObject({
         key: z.string(),
+        // budgets of the client's own, shared by every key of its name (docs/limits.md "Client budgets")
+        limits: limitsSettingsSchema.optional(),
         name: z
           .string()
           .regex(
@@ -48,11 +50,30 @@ const namedClientKeys = z
     ]),
   )
   .default([])
+  .superRefine((entries, context) => {
+    const limited = new Set<string>();
+    for (const [index, entry] of entries.entries()) {
+      if (typeof entry === "string" || entry.limits === undefined) continue;
+      if (limited.has(entry.name)) {
+        context.addIssue({
+          code: "custom",
+          path: [index, "limits"],
+          message: `client \`${entry.name}\` has limits on another key already: state a client's limits on one of its keys (they apply to all of them)`,
+        });
+      }
+      limited.add(entry.name);
+    }
+  })
   .transform((entries) => {
     const kept = entries
-      .map((entry) => (typeof entry === "string" ? { key: entry, name: null } : entry))
+      .map((entry) => (typeof entry === "string" ? { key: entry, name: null, limits: undefined } : entry))
       .filter((entry) => entry.key !== "");
-    return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name) };
+    // Limits belong to the client (its name), not to one key: a key dropped as empty does not take them along.
+    const limits: Record<string, NonNullable<(typeof kept)[number]["limits"]>> = {};
+    for (const entry of entries) {
+      if (typeof entry !== "string" && entry.limits !== undefined) limits[entry.name] = entry.limits;
+    }
+    return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name), limits };
   });
 
 const serverSchema = z
@@ -83,6 +104,8 @@ const serverSchema = z
     apiKeys: api_keys.keys,
     /** Per entry of `apiKeys`, its client's name (null: unnamed). */
     apiKeyNames: api_keys.names,
+    /** Budgets per client name (`limits` of a named entry). */
+    clientLimits: api_keys.limits,
   }));
 
 const metaModelFilterSchema = z.strictObject({

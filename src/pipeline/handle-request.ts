@@ -15,6 +15,7 @@ import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import { chargeClient } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
 import {
@@ -45,6 +46,7 @@ export async function handleRequest(
   const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
   const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
+  if (context.client !== undefined) await chargeClientOrRefuse(prepared);
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let request = prepared;
   let plan: PlannedRoute["plan"];
@@ -204,7 +206,23 @@ function prepare(
       startedAtMs,
       ...(context.client === undefined ? {} : { client: context.client }),
     }),
+    clientCharge: { reservation: undefined },
   };
+}
+
+/** The client's own budgets (client-budget.ts); over one, the request is refused with its record published. */
+async function chargeClientOrRefuse(request: PipelineRequest): Promise<void> {
+  try {
+    await chargeClient(
+      request.runtime,
+      request.snapshot,
+      request.context.client,
+      request.prompt.promptTokens,
+      request.clientCharge,
+    );
+  } catch (error) {
+    throw refused(request, error);
+  }
 }
 
 /** `log.content: true`: what the client sent (messages, prompt or input), for the request log. */

@@ -7,6 +7,7 @@ import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+import { type ClientCharge, settleClientCharge } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
 import type { RecordBuilder } from "./record-builder.ts";
@@ -78,11 +79,15 @@ export interface PipelineRequest {
   readonly isStream: boolean;
   readonly sessionKey: string | undefined;
   readonly record: RecordBuilder;
+  /** What the request's client was charged (client-budget.ts); settled when the record is published. */
+  readonly clientCharge: ClientCharge;
 }
 
 export function publish(request: PipelineRequest, status: number, outcome: Outcome, errorCode?: string): void {
   const record = request.record.finish(status, outcome, errorCode);
-  if (record !== undefined) request.runtime.recorder.publish(record);
+  if (record === undefined) return;
+  settleClientCharge(request.runtime, request.clientCharge, record);
+  request.runtime.recorder.publish(record);
 }
 
 const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();

@@ -226,6 +226,18 @@ export class Recorder {
     stats.recordSuccess(deployment.key, report.durationMs, promptTokens, completionTokens);
   }
 
+  /**
+   * A request charged to its client's budgets (client-budget.ts) ended with this record: the charge counts the tokens
+   * it used (nothing when no upstream answered; the estimate when an answer came without a count), its slot is free.
+   */
+  clientRequestEnded(reservation: Reservation, record: RequestRecord): void {
+    const { budgets, clock } = this.#books;
+    const used = record.tokensIn + record.tokensOut;
+    const actual = record.servedBy === undefined ? 0 : used > 0 ? used : reservation.tokens;
+    if (actual !== reservation.tokens) budgets.reconcile(reservation, actual, clock.now());
+    budgets.release(reservation);
+  }
+
   onRecord(listener: RecordListener): () => void {
     this.#listeners.push(listener);
     return () => {

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
+import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
@@ -34,6 +35,8 @@ export interface GatewaySnapshot {
    * itself].
    */
   readonly budgetScopes: readonly (readonly BudgetScope[])[];
+  /** Budget scope per client name with `limits` (`server.api_keys` entries `{ key, name, limits }`). */
+  readonly clientScopes: ReadonlyMap<string, BudgetScope>;
   /** Discovery warnings and per-provider discovery source, for /health. */
   readonly discovery: ReadonlyMap<string, { source: string; warning?: string | undefined; count: number }>;
   /** Meta models naming models nothing serves (router/resolve-names.ts `unservedMetaModels`), logged as warnings. */
@@ -118,6 +121,7 @@ export async function buildSnapshot(
     profiles: profilesWithPriors,
     scoring,
     budgetScopes: buildBudgetScopes(catalog),
+    clientScopes: clientBudgetScopes(config.server.clientLimits),
     discovery,
     metaModelWarnings,
     configHash: configHash(config, sources.adjustments),
@@ -125,6 +129,24 @@ export async function buildSnapshot(
 }
 
 export { POOL_SCOPE_PREFIX };
+
+/**
+ * A client's budgets count its requests in the gateway, whatever upstream serves them; days end at 00:00 UTC. The
+ * scope id cannot meet a provider's or a deployment's (`provider:`, `deployment:`), so the same ledger, embedded or
+ * Redis, keeps them.
+ */
+function clientBudgetScopes(limits: GatewayConfig["server"]["clientLimits"]): Map<string, BudgetScope> {
+  const scopes = new Map<string, BudgetScope>();
+  for (const [name, clientLimits] of Object.entries(limits)) {
+    const { rules, concurrency } = rulesFromLimits(clientLimits);
+    if (rules.length === 0 && concurrency === undefined) continue;
+    scopes.set(name, { id: `${CLIENT_SCOPE_PREFIX}${name}`, rules, concurrency, dayReset: UTC_MIDNIGHT });
+  }
+  return scopes;
+}
+
+/** The id prefix of a client's budget scope. */
+export const CLIENT_SCOPE_PREFIX = "client:";
 
 function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
   const providerScopes = new Map<string, BudgetScope | undefined>();

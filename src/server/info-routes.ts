@@ -260,24 +260,38 @@ function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs:
     failure_window: { attempts: recovery.recent.attempts, failures: recovery.recent.failures },
     budgets: runtime.scopesOf(deployment).map((scope) => ({
       scope: scope.id,
-      windows: runtime.budgets.usage(scope, nowMs).map((window) => ({
-        unit: window.unit,
-        window: window.window,
-        limit: window.limit,
-        used: window.used,
-        remaining: window.remaining,
-        resets_at: window.resetsAtMs === undefined ? null : isoTime(window.resetsAtMs),
-        source: window.source,
-        algorithm: window.algorithm,
-        ...(window.evidence === undefined ? {} : { evidence: window.evidence }),
-        ...(window.lapsesAtMs === undefined ? {} : { lapses_at: isoTime(window.lapsesAtMs) }),
-        ...(window.recoversTo === undefined || window.nextStepAtMs === undefined
-          ? {}
-          : { recovers_to: window.recoversTo, next_step_at: isoTime(window.nextStepAtMs) }),
-      })),
+      windows: budgetWindows(runtime, scope, nowMs),
       in_flight: runtime.budgets.inFlight(scope.id),
     })),
   };
+}
+
+/** A budget scope's windows as /health and /stats show them. */
+function budgetWindows(runtime: GatewayRuntime, scope: BudgetScope, nowMs: number) {
+  return runtime.budgets.usage(scope, nowMs).map((window) => ({
+    unit: window.unit,
+    window: window.window,
+    limit: window.limit,
+    used: window.used,
+    remaining: window.remaining,
+    resets_at: window.resetsAtMs === undefined ? null : isoTime(window.resetsAtMs),
+    source: window.source,
+    algorithm: window.algorithm,
+    ...(window.evidence === undefined ? {} : { evidence: window.evidence }),
+    ...(window.lapsesAtMs === undefined ? {} : { lapses_at: isoTime(window.lapsesAtMs) }),
+    ...(window.recoversTo === undefined || window.nextStepAtMs === undefined
+      ? {}
+      : { recovers_to: window.recoversTo, next_step_at: isoTime(window.nextStepAtMs) }),
+  }));
+}
+
+/** Per client with budgets (`server.api_keys` entries `{ key, name, limits }`): its windows and its slots. */
+function clientBudgets(runtime: GatewayRuntime, nowMs: number) {
+  const clients: Record<string, { budgets: ReturnType<typeof budgetWindows>; concurrency: object }> = {};
+  for (const [name, scope] of runtime.snapshot.clientScopes) {
+    clients[name] = { budgets: budgetWindows(runtime, scope, nowMs), concurrency: scopeConcurrency(runtime, scope) };
+  }
+  return clients;
 }
 
 export function describeStats(runtime: GatewayRuntime) {
@@ -306,7 +320,13 @@ export function describeStats(runtime: GatewayRuntime) {
           : { min: stats.latencyMinMs, mean: Math.round(stats.latencyTotalMs / calls), max: stats.latencyMaxMs },
     };
   });
-  return { object: "stats", queued_requests: runtime.queuedRequests, providers: providerSlots(runtime), deployments };
+  return {
+    object: "stats",
+    queued_requests: runtime.queuedRequests,
+    providers: providerSlots(runtime),
+    clients: clientBudgets(runtime, nowMs),
+    deployments,
+  };
 }
 
 /**

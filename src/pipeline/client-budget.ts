@@ -1,0 +1,59 @@
+// A client's own budgets (`server.api_keys` entries `{ key, name, limits }`, docs/limits.md "Client budgets"):
+// checked and charged once per request, before it is routed, in the ledger that keeps the providers' budgets
+// (embedded, or Redis shared by every replica). A request over its client's budget is refused at once with the
+// time its budget frees up; failover and stream continuation charge nothing more. When the request's record is
+// published, the charge's tokens become what the request used and its concurrency slot is freed.
+import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
+import { type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
+import type { RequestRecord } from "../observability/request-record.ts";
+import type { GatewayRuntime } from "./gateway-runtime.ts";
+import type { GatewaySnapshot } from "./snapshot.ts";
+
+/** Shared by the copies a request makes of itself (a reload while queued): one charge per request. */
+export interface ClientCharge {
+  reservation: Reservation | undefined;
+}
+
+/**
+ * Charges the request's client, if it has budgets: the prompt's estimate up front (the answer's length is not
+ * known; the real count replaces it at the end). Throws the refusal when the client is over a budget. Synchronous
+ * for a client without budgets (every request of a gateway that sets none) and with the embedded ledger.
+ */
+export function chargeClient(
+  runtime: GatewayRuntime,
+  snapshot: GatewaySnapshot,
+  client: string | undefined,
+  promptTokens: number,
+  charge: ClientCharge,
+): void | Promise<void> {
+  const scope = client === undefined ? undefined : snapshot.clientScopes.get(client);
+  if (scope === undefined || client === undefined) return;
+  const settle = (result: Reservation | Denied): void => {
+    if (isReservation(result)) {
+      charge.reservation = result;
+      return;
+    }
+    const nowMs = runtime.clock.now();
+    if (isNeverFit(result.retryAtMs)) {
+      throw new RequestTooLargeError(
+        `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${result.reason}).`,
+      );
+    }
+    const retryAfterMs = Math.max(0, result.retryAtMs - nowMs);
+    throw new RateLimitedError(
+      `Client \`${client}\` is ${result.reason}: retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
+      { retryAfterMs },
+    );
+  };
+  const reserved = runtime.budgets.reserve([scope], { tokens: promptTokens }, runtime.clock.now());
+  return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
+}
+
+/** The request is over (its record is about to be published): the recorder settles its client's charge. */
+export function settleClientCharge(runtime: GatewayRuntime, charge: ClientCharge, record: RequestRecord): void {
+  const reservation = charge.reservation;
+  if (reservation === undefined) return;
+  charge.reservation = undefined;
+  runtime.recorder.clientRequestEnded(reservation, record);
+}

@@ -1,0 +1,156 @@
+// A client's own budgets (`server.api_keys` entries `{ key, name, limits }`): one greedy client cannot spend every
+// provider's free tier. Over loopback: the refusal in the caller's protocol with retry-after, the upstream never
+// asked; other clients unaffected; tokens counted as used; a slot per stream; shared by replicas through Redis.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { ManualClock } from "../../src/clock.ts";
+import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const CHAT = "POST /v1/chat/completions";
+const GREEDY_KEY = "greedy-secret-key";
+const GREEDY_OLD_KEY = "greedy-old-secret-key";
+const OTHER_KEY = "other-secret-key";
+const START_MS = Date.UTC(2026, 0, 1, 12);
+
+function config(upstreamUrl: string, limits: string, state = ""): string {
+  return `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${GREEDY_KEY}, name: greedy, limits: ${limits} }
+    - { key: ${GREEDY_OLD_KEY}, name: greedy }
+    - { key: ${OTHER_KEY}, name: other }
+providers:
+  - name: alpha
+    base_url: ${upstreamUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+${state}`;
+}
+
+const as = (key: string) => ({ authorization: `Bearer ${key}` });
+
+describe("client budgets", () => {
+  test("rpm: the client's third request in a minute is refused with retry-after, without an upstream request; other clients go on", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const upstream = await useMock(t);
+    const gateway = await useGateway(t, config(upstream.baseUrl, "{ rpm: 2 }"), { clock });
+    for (let index = 0; index < 4; index++) {
+      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    }
+    assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
+    clock.advance(15_000);
+    // The client's other key shares its budget.
+    assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_OLD_KEY))).status, 200);
+    clock.advance(5_000);
+    const refused = await postChat(gateway, { model: "m" }, as(GREEDY_KEY));
+    assert.equal(refused.status, 429, refused.text);
+    // The first request leaves the client's minute 40 s from now.
+    assert.equal(refused.headers["retry-after"], "40");
+    const error = errorOf(refused);
+    assert.equal(error.code, "rate_limit_exceeded");
+    assert.match(error.message, /^Client `greedy` is over its rpm budget \(2\/2/);
+    assert.ok(!refused.text.includes(GREEDY_KEY));
+    assert.equal(upstream.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 2);
+    // Another client is not held by it.
+    assert.equal((await postChat(gateway, { model: "m" }, as(OTHER_KEY))).status, 200);
+    // The refusal is the client's record (a 429 the upstream never saw).
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?client=greedy", { headers: as(OTHER_KEY) });
+    const records = (listed.json as { data: { status: number; attempts: unknown[] }[] }).data;
+    assert.deepEqual(
+      records.map((record) => [record.status, record.attempts.length]),
+      [
+        [429, 0],
+        [200, 1],
+        [200, 1],
+      ],
+    );
+    clock.set(START_MS + 60_000);
+    assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
+  });
+
+  test("tpm counts what the requests used, not their max_tokens; a request larger than the whole budget is a 413", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const upstream = await useMock(t);
+    const gateway = await useGateway(t, config(upstream.baseUrl, "{ tpm: 100 }"), { clock });
+    for (let index = 0; index < 3; index++) {
+      upstream.enqueue(CHAT, {
+        kind: "json",
+        body: chatCompletion("hi", "alpha-m", { prompt_tokens: 30, completion_tokens: 10 }),
+      });
+    }
+    // 40 tokens used each (a max_tokens of 4000 is not charged): two fit in 100, the third does not.
+    for (let index = 0; index < 2; index++) {
+      const answered = await postChat(gateway, { model: "m", max_tokens: 4_000 }, as(GREEDY_KEY));
+      assert.equal(answered.status, 200, answered.text);
+      clock.advance(1_000);
+    }
+    const stats = await send(gateway, "GET", "/stats", { headers: as(OTHER_KEY) });
+    const greedy = (stats.json as { clients?: Record<string, { budgets: { unit: string; used: number }[] }> })
+      .clients?.greedy;
+    assert.deepEqual(
+      greedy?.budgets.map((window) => [window.unit, window.used]),
+      [["tokens", 80]],
+    );
+    const refused = await postChat(
+      gateway,
+      { model: "m", messages: [{ role: "user", content: "word ".repeat(60) }] },
+      as(GREEDY_KEY),
+    );
+    assert.equal(refused.status, 429, refused.text);
+    assert.match(errorOf(refused).message, /over its tpm budget/);
+    const tooLarge = await postChat(
+      gateway,
+      { model: "m", messages: [{ role: "user", content: "word ".repeat(400) }] },
+      as(GREEDY_KEY),
+    );
+    assert.equal(tooLarge.status, 413, tooLarge.text);
+    assert.equal(errorOf(tooLarge).code, "request_too_large");
+    assert.equal(upstream.requests.length, 2);
+  });
+
+  test("concurrency: a stream holds the client's slot until it ends; the refusal comes in the Messages protocol too", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(t, config(upstream.baseUrl, "{ concurrency: 1 }"));
+    upstream.enqueue(CHAT, { kind: "sse", events: chatStream(["slow", " answer"], "alpha-m", { delayMs: 300 }) });
+    upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const streaming = postChat(gateway, { model: "m", stream: true }, as(GREEDY_KEY));
+    await upstream.waitForRequests(1);
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: GREEDY_OLD_KEY, maxRetries: 0 });
+    const refusal = await anthropic.messages
+      .create({ model: "m", max_tokens: 50, messages: [{ role: "user", content: "hello" }] })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    assert.ok(refusal instanceof Anthropic.RateLimitError, `expected a 429 in the Messages protocol: ${String(refusal)}`);
+    assert.match(refusal.message, /Client `greedy` is at its concurrency limit/);
+    const streamed = await streaming;
+    assert.equal(streamed.status, 200, streamed.text);
+    assert.match(streamed.text, /slow/);
+    // The stream ended: its slot is free.
+    assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
+  });
+
+  test("two gateways on one Redis share a client's budget", { skip: isRedisInstalled() ? false : REDIS_MISSING }, async (t) => {
+    const redis = await useRedisServer(t);
+    const upstream = await useMock(t);
+    const state = `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "client-budgets:"\n`;
+    const yaml = config(upstream.baseUrl, "{ rpm: 3 }", state);
+    const first = await useGateway(t, yaml);
+    const second = await useGateway(t, yaml);
+    for (let index = 0; index < 6; index++) {
+      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    }
+    const statuses: number[] = [];
+    for (let index = 0; index < 6; index++) {
+      statuses.push((await postChat(index % 2 === 0 ? first : second, { model: "m" }, as(GREEDY_KEY))).status);
+    }
+    // Kept per process, each would have let 3 through.
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429]);
+  });
+});
