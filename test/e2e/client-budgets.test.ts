@@ -90,8 +90,8 @@ describe("client budgets", () => {
       clock.advance(1_000);
     }
     const stats = await send(gateway, "GET", "/stats", { headers: as(OTHER_KEY) });
-    const greedy = (stats.json as { clients?: Record<string, { budgets: { unit: string; used: number }[] }> })
-      .clients?.greedy;
+    const greedy = (stats.json as { clients?: Record<string, { budgets: { unit: string; used: number }[] }> }).clients
+      ?.greedy;
     assert.deepEqual(
       greedy?.budgets.map((window) => [window.unit, window.used]),
       [["tokens", 80]],
@@ -127,7 +127,10 @@ describe("client budgets", () => {
         () => undefined,
         (error: unknown) => error,
       );
-    assert.ok(refusal instanceof Anthropic.RateLimitError, `expected a 429 in the Messages protocol: ${String(refusal)}`);
+    assert.ok(
+      refusal instanceof Anthropic.RateLimitError,
+      `expected a 429 in the Messages protocol: ${String(refusal)}`,
+    );
     assert.match(refusal.message, /Client `greedy` is at its concurrency limit/);
     const streamed = await streaming;
     assert.equal(streamed.status, 200, streamed.text);
@@ -136,7 +139,9 @@ describe("client budgets", () => {
     assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
   });
 
-  test("two gateways on one Redis share a client's budget", { skip: isRedisInstalled() ? false : REDIS_MISSING }, async (t) => {
+  test("two gateways on one Redis share a client's budget", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
     const redis = await useRedisServer(t);
     const upstream = await useMock(t);
     const state = `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "client-budgets:"\n`;
