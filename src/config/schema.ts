@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { limitsSettingsSchema, providerSchema } from "./provider-schema.ts";
 import { camelKeys, httpUrl, nonNegativeInt, positiveInt } from "./schema-helpers.ts";
-import { scoringSchema } from "./scoring-schema.ts";
+import { scoringSchema, ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
 
 export { providerSchema, providerSettingsSchema, type RawKnownModel, type RawProvider } from "./provider-schema.ts";
 export { hasControlCharacter } from "./schema-helpers.ts";
@@ -56,7 +56,7 @@ const namedClientKeys = z
       if (typeof entry === "string" || entry.limits === undefined) continue;
       if (limited.has(entry.name)) {
         context.addIssue({
-          code: "custom",
+          code: ZOD_CUSTOM_ISSUE,
           path: [index, "limits"],
           message: `client \`${entry.name}\` has limits on another key already: state a client's limits on one of its keys (they apply to all of them)`,
         });
