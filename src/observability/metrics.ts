@@ -227,9 +227,13 @@ export class GatewayMetrics {
     }
     const client = record.client ?? NONE;
     this.#clientRequests.inc([client, statusClass(record.status)]);
-    if (served !== undefined) {
+    if (record.continuations.length > 0) this.#observeSegmentTokens(record.attempts, names);
+    else if (served !== undefined) {
       if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel], record.tokensIn);
       if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel], record.tokensOut);
+    }
+    // A client's tokens are the answer's as it was told them (a continued stream's combined usage).
+    if (served !== undefined) {
       if (record.tokensIn > 0) this.#clientTokens.inc(["in", client], record.tokensIn);
       if (record.tokensOut > 0) this.#clientTokens.inc(["out", client], record.tokensOut);
     }
@@ -242,6 +246,22 @@ export class GatewayMetrics {
     const overheadMs = gatewayOverheadMs(record);
     if (overheadMs !== undefined) this.#overhead.observe([endpoint], overheadMs / 1000);
     if (record.queueWaitMs > 0) this.#queueWait.observe([endpoint], record.queueWaitMs / 1000);
+  }
+
+  /**
+   * A continued stream's tokens, on the deployment that produced (and billed) each segment. The record's own totals
+   * are what the client was told about the whole answer, and a prefill continuation's prompt held the delivered
+   * text: counted on the first provider, they put the continuation's share on the wrong one. A segment that broke
+   * without a usage report carries the gateway's estimate (RecordedAttempt.isUsageEstimated).
+   */
+  #observeSegmentTokens(attempts: readonly RecordedAttempt[], names: KnownNames): void {
+    for (const attempt of attempts) {
+      const labels = [oneOf(attempt.provider, names.providers), oneOf(attempt.model, names.upstreamModels)];
+      if (attempt.tokensIn !== undefined && attempt.tokensIn > 0) this.#tokens.inc(["in", ...labels], attempt.tokensIn);
+      if (attempt.tokensOut !== undefined && attempt.tokensOut > 0) {
+        this.#tokens.inc(["out", ...labels], attempt.tokensOut);
+      }
+    }
   }
 
   #observeAttempts(attempts: readonly RecordedAttempt[], names: KnownNames): void {

@@ -33,6 +33,22 @@ test("a record becomes a server span and one client span per attempt", () => {
   assert.equal(answered?.name, "chat model-b");
 });
 
+test("an attempt whose tokens the gateway estimated (a broken stream segment) says so; a reported one does not", () => {
+  const spans = spansOf(
+    record({
+      attempts: [
+        attempt({ provider: "alpha", outcome: "stream_cut", tokensIn: 9, tokensOut: 40, isUsageEstimated: true }),
+        attempt({ provider: "beta", role: "continuation", tokensIn: 49, tokensOut: 20 }),
+      ],
+    }),
+    () => "00",
+  );
+  const estimated = (index: number) =>
+    spans[index]?.attributes.find((entry) => entry.key === "llm_gateway.usage_estimated")?.value;
+  assert.deepEqual(estimated(1), { boolValue: true });
+  assert.equal(estimated(2), undefined);
+});
+
 test("the Responses and Messages front doors are GenAI chat operations; legacy completions are text_completion", () => {
   const operationOf = (endpoint: string) => spansOf(record({ endpoint, attempts: [] }))[0]?.name.split(" ")[0];
   assert.deepEqual(["chat", "responses", "messages", "completions", "embeddings"].map(operationOf), [

@@ -184,6 +184,8 @@ function attemptSpan(
       ...(attempt.firstTokenMs === undefined ? [] : [attribute("llm_gateway.first_token_ms", attempt.firstTokenMs)]),
       ...(attempt.tokensIn === undefined ? [] : [attribute("gen_ai.usage.input_tokens", attempt.tokensIn)]),
       ...(attempt.tokensOut === undefined ? [] : [attribute("gen_ai.usage.output_tokens", attempt.tokensOut)]),
+      // A broken stream segment's tokens are the gateway's count, not the provider's report.
+      ...(attempt.isUsageEstimated === true ? [attribute("llm_gateway.usage_estimated", true)] : []),
       ...(isSuccess ? [] : [attribute("error.type", attempt.outcome)]),
     ],
     status: isSuccess ? { code: STATUS_UNSET } : { code: STATUS_ERROR, message: attempt.reason.slice(0, 500) },

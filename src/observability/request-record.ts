@@ -24,8 +24,11 @@ export interface RecordedSkip {
   readonly deploymentKey: string;
   readonly provider: string;
   readonly model: string;
-  /** `plan`: left out when the route was planned; `attempt`: passed over when its turn came. */
-  readonly phase: "plan" | "attempt";
+  /**
+   * `plan`: left out when the route was planned; `attempt`: passed over when its turn came; `continuation`: passed
+   * over when it was asked to continue a broken stream.
+   */
+  readonly phase: "plan" | "attempt" | "continuation";
   /** e.g. cooldown, budget, context, capability (plan); free text at attempt time. */
   readonly cause: string;
   readonly reason: string;
@@ -36,8 +39,9 @@ export interface RecordedSkip {
    */
   readonly cooldownCause?: string;
   /**
-   * Plan `cooldown` and `budget` skips: true when the candidate was left out for a rate limit, quota or budget (an
-   * upstream 429 avoided), false for an open circuit or a refused key (nothing to do with rate limits).
+   * Plan `cooldown` and `budget` skips, and skips at attempt or continuation time: true when the candidate was left
+   * out for a rate limit, quota, budget or concurrency limit, false for an open circuit or a refused key (nothing to
+   * do with rate limits).
    */
   readonly isLimit?: boolean;
 }
@@ -69,6 +73,11 @@ export interface RecordedAttempt {
   readonly durationMs: number;
   readonly tokensIn?: number;
   readonly tokensOut?: number;
+  /**
+   * The tokens are the gateway's estimate, not the provider's report: a stream segment that broke (or was left)
+   * without a usage report, counted as its prompt plus the text it delivered.
+   */
+  readonly isUsageEstimated?: true;
 }
 
 export interface RecordedContinuation {

@@ -18,9 +18,16 @@ import { isRecord } from "../is-record.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
-import type { ContinuationSegment, ContinuationSource, SegmentEnd } from "../streaming/relay-types.ts";
+import type {
+  ContinuationSegment,
+  ContinuationSource,
+  OpeningBound,
+  SegmentEnd,
+  TokenUsage,
+} from "../streaming/relay-types.ts";
 import type { AttemptReport, ForwardTrace, StreamResult } from "../upstream/forward-types.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
+import { estimatedSegmentUsage } from "./segment-usage.ts";
 
 export interface ContinuationContext {
   readonly runtime: GatewayRuntime;
@@ -34,9 +41,19 @@ export interface ContinuationContext {
   /** The deployment that served the first segment: asked last, and only after a cut (ContinuationFinder#self). */
   readonly firstDeployment: Deployment;
   onLog(fields: object, message: string): void;
-  /** Every continuation attempt (opened or not) and how each opened segment ended, for the request record. */
-  onAttempt(report: AttemptReport, mode: "prefill" | "replay"): void;
-  onSegmentEnd(report: AttemptReport, end: SegmentEnd): void;
+  /**
+   * Every continuation attempt (opened or not) and every candidate passed over (a limit, a cooldown), and how each
+   * opened segment ended (with the gateway's estimate of its usage when the provider reported none), for the record.
+   */
+  onAttempts(trace: ForwardTrace, mode: "prefill" | "replay"): void;
+  onSegmentEnd(report: AttemptReport, end: SegmentEnd, estimatedUsage: TokenUsage | undefined): void;
+}
+
+/** One search for a continuation: its signal ends with the client or with the stream's time, whichever is first. */
+interface Search {
+  readonly signal: AbortSignal;
+  /** The clock's ms when the stream's `max_stream_duration_ms` runs out: no wait for a candidate may pass it. */
+  readonly untilMs: number;
 }
 
 type Opened = { kind: "stream"; result: StreamResult } | { kind: "rejected"; reason: string } | { kind: "failed" };
@@ -58,14 +75,14 @@ class ContinuationFinder implements ContinuationSource {
     this.#queue = continuationCandidates(context.plan);
   }
 
-  async next(failure: {
-    outcome: StreamOutcome;
-    reason: string;
-    deliveredText: string;
-  }): Promise<ContinuationSegment | undefined> {
+  async next(
+    failure: { outcome: StreamOutcome; reason: string; deliveredText: string },
+    bound: OpeningBound,
+  ): Promise<ContinuationSegment | undefined> {
     const context = this.#context;
+    const search: Search = { signal: bound.signal, untilMs: context.runtime.clock.now() + bound.remainingMs };
     for (;;) {
-      if (context.signal.aborted) return undefined;
+      if (search.signal.aborted) return undefined;
       const candidate = this.#queue.shift() ?? this.#self(failure.outcome);
       if (candidate === undefined) return undefined;
       const { deployment } = candidate;
@@ -73,13 +90,14 @@ class ContinuationFinder implements ContinuationSource {
       this.#tried.add(deployment.key);
       const acceptsPrefill = deployment.model.prefill !== false && !context.runtime.rejectsPrefill(deployment);
       if (acceptsPrefill && failure.deliveredText !== "") {
-        const opened = await this.#open(candidate, withPrefill(context.body, failure.deliveredText), "prefill");
-        if (opened.kind === "stream") return this.#segment(opened.result, "prefill", "");
+        const prefilled = withPrefill(context.body, failure.deliveredText);
+        const opened = await this.#open(candidate, prefilled, "prefill", search);
+        if (opened.kind === "stream") return this.#segment(opened.result, "prefill", failure.deliveredText);
         if (opened.kind !== "rejected") continue;
         context.runtime.markPrefillRejected(deployment);
         context.onLog({ candidate: deployment.key, reason: opened.reason }, "prefill rejected; retrying without it");
       }
-      const fresh = await this.#open(candidate, context.body, "replay");
+      const fresh = await this.#open(candidate, context.body, "replay", search);
       if (fresh.kind === "stream") return this.#segment(fresh.result, "replay", failure.deliveredText);
     }
   }
@@ -100,12 +118,13 @@ class ContinuationFinder implements ContinuationSource {
     candidate: RouteCandidate,
     body: Readonly<Record<string, unknown>>,
     mode: "prefill" | "replay",
+    search: Search,
   ): Promise<Opened> {
     const context = this.#context;
     const trace: ForwardTrace = { attempts: [], skips: [] };
     try {
       try {
-        const now = await this.#forward({ ...NO_PLAN, candidates: [candidate] }, body, trace);
+        const now = await this.#forward({ ...NO_PLAN, candidates: [candidate] }, body, trace, search.signal);
         if (now !== undefined) return { kind: "stream", result: now };
       } catch (error) {
         // A refusal of the request itself (a rejected prefill) is judged below; anything else may be a limit.
@@ -117,18 +136,36 @@ class ContinuationFinder implements ContinuationSource {
       const skip = trace.skips.find((entry) => entry.deploymentKey === candidate.deployment.key && entry.isLimit);
       const untilMs = skip?.untilMs;
       const waitMs = untilMs === undefined ? Number.POSITIVE_INFINITY : untilMs - context.runtime.clock.now();
-      if (untilMs === undefined || waitMs > context.snapshot.config.routing.maxWaitForBetterMs) {
+      // A wait past the stream's time would end in its duration error: the next candidate may have room now.
+      if (
+        untilMs === undefined ||
+        waitMs > context.snapshot.config.routing.maxWaitForBetterMs ||
+        untilMs >= search.untilMs
+      ) {
         return { kind: "failed" };
       }
-      const later = await this.#forward({ ...NO_PLAN, waitFor: { ...candidate, untilMs } }, body, trace);
+      const later = await this.#forward({ ...NO_PLAN, waitFor: { ...candidate, untilMs } }, body, trace, search.signal);
       return later === undefined ? { kind: "failed" } : { kind: "stream", result: later };
     } catch (error) {
       if (error instanceof ClientAbortedError) return { kind: "failed" };
       if (isRequestRejection(error)) return { kind: "rejected", reason: error.message };
       return { kind: "failed" };
     } finally {
-      for (const report of trace.attempts) context.onAttempt(report, mode);
+      context.onAttempts(this.#cutShort(trace, search), mode);
     }
+  }
+
+  /**
+   * The trace as the record tells it: an attempt aborted because the stream's time ran out (the client is still
+   * there) ended as `client_aborted`, which blames nobody, as it should, but its reason says why it really ended.
+   */
+  #cutShort(trace: ForwardTrace, search: Search): ForwardTrace {
+    if (!search.signal.aborted || this.#context.signal.aborted) return trace;
+    const reason = `abandoned: max_stream_duration_ms (${this.#context.snapshot.config.routing.maxStreamDurationMs} ms) ran out while the continuation was being opened`;
+    return {
+      skips: trace.skips,
+      attempts: trace.attempts.map((report) => (report.outcome === "client_aborted" ? { ...report, reason } : report)),
+    };
   }
 
   /** One pass of the failover path over `plan` (one candidate, or one to wait for); the stream, or undefined. */
@@ -136,6 +173,7 @@ class ContinuationFinder implements ContinuationSource {
     plan: Omit<RoutePlan, "requested">,
     body: Readonly<Record<string, unknown>>,
     trace: ForwardTrace,
+    signal: AbortSignal,
   ): Promise<StreamResult | undefined> {
     const context = this.#context;
     const outcome = await context.runtime.forward(
@@ -144,7 +182,7 @@ class ContinuationFinder implements ContinuationSource {
         endpointPath: context.endpointPath,
         body,
         isStream: true,
-        signal: context.signal,
+        signal,
         trace,
         promptTokens: context.promptTokens,
         maxOutputTokens: context.maxOutputTokens,
@@ -154,11 +192,16 @@ class ContinuationFinder implements ContinuationSource {
     return outcome.result.kind === "stream" ? outcome.result : undefined;
   }
 
-  #segment(result: StreamResult, mode: "prefill" | "replay", repeatsText: string): ContinuationSegment {
+  /** `deliveredText`: what the client had when this segment was asked for (in its prompt, or to be repeated). */
+  #segment(result: StreamResult, mode: "prefill" | "replay", deliveredText: string): ContinuationSegment {
     const context = this.#context;
     const { runtime } = context;
     const { deployment } = result;
     const startedAtMs = runtime.clock.now();
+    // What this segment's request cost, for the record when it breaks without a usage report: a prefill's prompt
+    // holds the delivered text; a replay generates it again before its own text.
+    const promptTokens = context.promptTokens + (mode === "prefill" ? countTextTokens(deliveredText) : 0);
+    const repeatsText = mode === "replay" ? deliveredText : "";
     return {
       stream: result.stream,
       provider: deployment.provider.settings.name,
@@ -173,7 +216,7 @@ class ContinuationFinder implements ContinuationSource {
           startedAtMs,
           chargeTokens: usage === undefined ? undefined : usage.promptTokens + usage.completionTokens,
         });
-        context.onSegmentEnd(result.attempt, end);
+        context.onSegmentEnd(result.attempt, end, estimatedSegmentUsage(end, promptTokens, repeatsText));
       },
     };
   }

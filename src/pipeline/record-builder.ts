@@ -89,6 +89,10 @@ export class RecordBuilder {
     this.#queueWaitMs += Math.max(0, ms);
   }
 
+  /**
+   * Attempts and the candidates passed over at attempt time. A continuation's skips are recorded too (phase
+   * `continuation`): without them the record could not say why a broken stream went elsewhere, or ended.
+   */
   attempted(
     reports: readonly AttemptReport[],
     skips: readonly AttemptSkip[],
@@ -106,17 +110,29 @@ export class RecordBuilder {
         deploymentKey: skip.deploymentKey,
         provider,
         model,
-        phase: "attempt",
+        phase: role === "primary" ? "attempt" : "continuation",
         cause: "attempt",
         reason: skip.reason,
         ...(skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? {} : { untilMs: skip.untilMs }),
+        ...limitOf(skip.isLimit),
       });
     }
   }
 
-  /** The stream an attempt opened has ended: the attempt's outcome becomes how its segment ended. */
-  /** `endedAtMs`: when the segment stopped streaming, if it is settled later (the first one of a continued answer). */
-  segmentEnded(report: AttemptReport, end: SegmentEnd, endedAtMs = this.#clock.now()): void {
+  /**
+   * The stream an attempt opened has ended: the attempt's outcome becomes how its segment ended. `endedAtMs`: when
+   * the segment stopped streaming, if it is settled later (the first one of a continued answer). `estimatedUsage`:
+   * what the segment cost by the gateway's count, kept when the provider reported nothing (a broken segment of a
+   * continued answer), so that each deployment's share of the answer is on its own attempt.
+   */
+  segmentEnded(
+    report: AttemptReport,
+    end: SegmentEnd,
+    {
+      endedAtMs = this.#clock.now(),
+      estimatedUsage,
+    }: { endedAtMs?: number | undefined; estimatedUsage?: TokenUsage | undefined } = {},
+  ): void {
     const index = this.#reportIndex.get(report);
     if (index === undefined) return;
     const entry = this.#attempts[index];
@@ -126,7 +142,15 @@ export class RecordBuilder {
       outcome: end.outcome,
       reason: end.outcome === "success" ? entry.reason : end.reason,
       durationMs: endedAtMs - entry.startedAtMs,
-      ...(end.usage === undefined ? {} : { tokensIn: end.usage.promptTokens, tokensOut: end.usage.completionTokens }),
+      ...(end.usage !== undefined
+        ? { tokensIn: end.usage.promptTokens, tokensOut: end.usage.completionTokens }
+        : estimatedUsage !== undefined
+          ? {
+              tokensIn: estimatedUsage.promptTokens,
+              tokensOut: estimatedUsage.completionTokens,
+              isUsageEstimated: true as const,
+            }
+          : {}),
     };
   }
 

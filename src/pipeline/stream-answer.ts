@@ -9,6 +9,7 @@ import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../stre
 import type { StreamResult } from "../upstream/forward-types.ts";
 import { createContinuationSource } from "./continuation-source.ts";
 import { type PipelineRequest, publish, redactAll, type StreamAnswer, type StreamEnding } from "./pipeline-types.ts";
+import { estimatedSegmentUsage } from "./segment-usage.ts";
 
 /** Malformed events skipped in one stream before it counts as broken. */
 const MAX_MALFORMED_EVENTS = 3;
@@ -111,7 +112,10 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
         promptEstimate: calibratingTokens(prompt),
         endedAtMs,
       });
-      request.record.segmentEnded(result.attempt, end, endedAtMs);
+      request.record.segmentEnded(result.attempt, end, {
+        endedAtMs,
+        estimatedUsage: estimatedSegmentUsage(end, prompt.promptTokens),
+      });
       if (end.outcome !== "success" && end.outcome !== "client_aborted") {
         request.context.log.warn(
           {
@@ -166,8 +170,8 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
             signal: context.signal,
             firstDeployment: deployment,
             onLog: (fields, message) => context.log.warn(fields, message),
-            onAttempt: (report, mode) => request.record.attempted([report], [], "continuation", mode),
-            onSegmentEnd: (report, end) => request.record.segmentEnded(report, end),
+            onAttempts: (trace, mode) => request.record.attempted(trace.attempts, trace.skips, "continuation", mode),
+            onSegmentEnd: (report, end, estimatedUsage) => request.record.segmentEnded(report, end, { estimatedUsage }),
           }),
         }
       : {}),

@@ -14,6 +14,7 @@ import type {
   ContinuationRecord,
   ContinuationSegment,
   ContinuationSource,
+  OpeningBound,
   RelayResult,
   RelaySegment,
   SegmentEnd,
@@ -60,6 +61,8 @@ export async function* relayStream(
   let continuation: ContinuationSegment | undefined;
   let firstEnd: SegmentEnd | undefined;
   let firstFailure: SegmentEnd | undefined;
+  /** The stream's time ran out while a continuation was being opened: this, not the first failure, is its end. */
+  let timedOut: SegmentEnd | undefined;
   let end: SegmentEnd = { outcome: "stream_cut", reason: "the stream never started", usage: undefined, text: "" };
   try {
     for (;;) {
@@ -82,7 +85,24 @@ export async function* relayStream(
       if (!state.isContinuable || !traitsOf(end.outcome).mayContinueStream || source === undefined) break;
       state.usage.noteSegment(continuation === undefined, end.usage, end.text);
       const deliveredText = state.deliveredText();
-      const next = await source.next({ outcome: end.outcome, reason: end.reason, deliveredText });
+      const opening = new OpeningWindow(options.signal, options.maxDurationMs - (Date.now() - startedAtMs));
+      let next: ContinuationSegment | undefined;
+      try {
+        if (!opening.signal.aborted) {
+          next = await source.next({ outcome: end.outcome, reason: end.reason, deliveredText }, opening);
+        }
+      } finally {
+        opening.close();
+      }
+      if (opening.isExpired && !options.signal.aborted) {
+        // Opening a continuation counts against max_stream_duration_ms like streaming does: connecting to the next
+        // candidate and waiting for its first token could otherwise outlive the documented maximum.
+        const reason = `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms) while a continuation was being opened`;
+        timedOut = { outcome: "stream_too_long", reason, usage: undefined, text: "" };
+        next?.stream.controller.abort();
+        next?.finish({ outcome: "client_aborted", reason, usage: undefined, text: "" });
+        break;
+      }
       if (next === undefined) break;
       if (options.signal.aborted) {
         // The client left while the continuation was being opened: nobody will read it. Hang up on it and give
@@ -110,10 +130,11 @@ export async function* relayStream(
     });
   }
   const isSuccess = end.outcome === "success";
+  const failure = timedOut ?? firstFailure;
   return {
-    outcome: isSuccess || firstFailure === undefined ? end.outcome : firstFailure.outcome,
+    outcome: isSuccess || failure === undefined ? end.outcome : failure.outcome,
     isSuccess,
-    reason: firstFailure?.reason ?? end.reason,
+    reason: failure?.reason ?? end.reason,
     usage: state.continuations.length === 0 ? end.usage : state.combinedUsage,
     deliveredChars: state.deliveredChars,
     ...(state.isRetainingText ? { deliveredText: state.deliveredText() } : {}),
@@ -121,6 +142,45 @@ export async function* relayStream(
     continuations: state.continuations,
     isClientGone: !isSuccess && (end.outcome === "client_aborted" || options.signal.aborted),
   };
+}
+
+/**
+ * The time left to open a continuation: a signal that aborts when the client leaves or `remainingMs` passes. The
+ * client's signal is linked by hand and unlinked on close (AbortSignal.any keeps its sources' listeners longer).
+ */
+class OpeningWindow implements OpeningBound {
+  readonly #controller = new AbortController();
+  readonly #client: AbortSignal;
+  readonly #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly remainingMs: number;
+  isExpired = false;
+
+  constructor(client: AbortSignal, remainingMs: number) {
+    this.#client = client;
+    this.remainingMs = Math.max(0, remainingMs);
+    if (client.aborted) this.#controller.abort();
+    else if (this.remainingMs <= 0) this.#expire();
+    else {
+      client.addEventListener("abort", this.#onClientGone, { once: true });
+      this.#timer = setTimeout(() => this.#expire(), this.remainingMs);
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#client.removeEventListener("abort", this.#onClientGone);
+  }
+
+  readonly #onClientGone = (): void => this.#controller.abort();
+
+  #expire(): void {
+    this.isExpired = true;
+    this.#controller.abort();
+  }
 }
 
 /** The in-band error a client gets when its stream failed after it started. */

@@ -64,13 +64,19 @@ export interface ContinuationSegment extends RelaySegment {
   readonly repeatsText: string;
 }
 
+/** What bounds the search for a continuation: the client, and what is left of `max_stream_duration_ms`. */
+export interface OpeningBound {
+  /** Aborted when the client leaves or the stream's time runs out: whatever is being opened is abandoned. */
+  readonly signal: AbortSignal;
+  readonly remainingMs: number;
+}
+
 /** Supplies continuations; `undefined` when nothing (more) can continue. */
 export interface ContinuationSource {
-  next(failure: {
-    outcome: StreamOutcome;
-    reason: string;
-    deliveredText: string;
-  }): Promise<ContinuationSegment | undefined>;
+  next(
+    failure: { outcome: StreamOutcome; reason: string; deliveredText: string },
+    bound: OpeningBound,
+  ): Promise<ContinuationSegment | undefined>;
 }
 
 export interface RelayResult {

@@ -432,9 +432,10 @@ describe("a continuation waits for a candidate at its limit", () => {
     assertPrefillRequest(scene, 1);
     await waitUntil(() => decisions.length === 2, "the routing decisions");
     assert.equal(decisions[1]?.continuations[0]?.provider, "beta");
+    // Left out of the plan, then passed over once more when asked to continue, before its room came.
     assert.deepEqual(
       decisions[1]?.skips.map((skip) => `${skip.deploymentKey} ${skip.phase} ${skip.cause}`),
-      [`beta/${MODEL} plan budget`],
+      [`beta/${MODEL} plan budget`, `beta/${MODEL} continuation attempt`],
     );
   });
 });

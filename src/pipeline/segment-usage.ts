@@ -1,0 +1,21 @@
+// What a stream segment cost its provider when the provider never said (docs/metrics.md, `tokens_total`): a
+// segment that broke mid-answer reports no usage, yet its provider billed the prompt and what it generated.
+import { countTextTokens } from "../limits/token-estimate.ts";
+import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
+
+/**
+ * The gateway's estimate of a segment's usage: the prompt it was sent plus the text it delivered (for a replay,
+ * with the repeated start it generated and the gateway dropped), counted with the gateway's tokenizer. Undefined
+ * when the provider reported usage, when the segment succeeded (a success without a report stays unknown, as
+ * for any answer), and when it delivered nothing and was not continued (a failure before any output).
+ */
+export function estimatedSegmentUsage(
+  end: SegmentEnd,
+  promptTokens: number,
+  generatedBeforeText = "",
+): TokenUsage | undefined {
+  if (end.usage !== undefined || end.outcome === "success") return undefined;
+  if (end.text === "" && end.isContinued !== true) return undefined;
+  const generated = end.text === "" ? "" : generatedBeforeText + end.text;
+  return { promptTokens, completionTokens: countTextTokens(generated) };
+}

@@ -1,0 +1,247 @@
+// What the gateway's books say about a continued stream, besides the answer the client gets:
+// - `llm_gateway_tokens_total` counts each segment on the deployment that produced (and billed) it, and the request
+//   record carries each segment's tokens on its attempt (estimated, and marked so, for a segment that broke without
+//   a usage report);
+// - opening a continuation counts against `routing.max_stream_duration_ms`: a slow next candidate cannot make the
+//   stream outlive it; the stream ends with the in-band `upstream_timeout` at the cap;
+// - a candidate passed over for a limit when it was asked to continue leaves a skip in the record (phase
+//   `continuation`), so the request log can say why the continuation went elsewhere, or failed.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import OpenAI from "openai";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { send, statsOf } from "../helpers/e2e.ts";
+import { chatChunk, chatStream, type MockStep, rateLimited, type SseScript } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
+
+const MESSAGES = [{ role: "user" as const, content: "Count from zero to twenty-nine, one word each." }];
+const WORDS = Array.from({ length: 30 }, (_, index) => ` word${index}`);
+const DELIVERED = WORDS.slice(0, 20).join("");
+const FULL_TEXT = WORDS.join("");
+
+/** The role chunk and the first 20 words, without a finish_reason. */
+function firstTwenty(): SseScript[] {
+  return chatStream(WORDS.slice(0, 20), MODEL).slice(0, 21);
+}
+
+const cutAfterTwenty: MockStep = { kind: "sse", events: firstTwenty(), end: "destroy" };
+const stallAfterTwenty: MockStep = { kind: "sse", events: firstTwenty(), end: "hang" };
+
+function recordsOf(scene: TwoProviders): RequestRecord[] {
+  const records: RequestRecord[] = [];
+  scene.gateway.runtime.onRecord((record) => records.push(record));
+  return records;
+}
+
+/** Streams the answer with the official SDK; the text, and the in-band error if the stream ended in one. */
+async function streamAnswer(
+  scene: TwoProviders,
+): Promise<{ text: string; error: InstanceType<typeof OpenAI.APIError> | undefined }> {
+  const stream = await scene.client.chat.completions.create({ model: MODEL, messages: MESSAGES, stream: true });
+  let text = "";
+  try {
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+  } catch (thrown) {
+    assert.ok(thrown instanceof OpenAI.APIError, `expected an APIError, got ${String(thrown)}`);
+    return { text, error: thrown };
+  }
+  return { text, error: undefined };
+}
+
+async function tokensOf(scene: TwoProviders): Promise<Record<string, number>> {
+  const response = await send(scene.gateway, "GET", "/metrics");
+  assert.equal(response.status, 200, response.text);
+  const metrics = parsePrometheusText(response.text);
+  const out: Record<string, number> = {};
+  for (const provider of ["alpha", "beta"]) {
+    for (const direction of ["in", "out"]) {
+      out[`${provider} ${direction}`] = sumOf(metrics, "llm_gateway_tokens_total", { provider, direction });
+    }
+  }
+  return out;
+}
+
+describe("tokens of a continued stream are counted on the deployment that produced them", () => {
+  const prompt = estimateChatPrompt(MESSAGES, undefined).promptTokens;
+  const delivered = countTextTokens(DELIVERED);
+
+  test("prefill: alpha's cut part (estimated) on alpha, beta's continuation (as it reported it) on beta", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    // Beta was sent the prompt plus the delivered text, and generated the last ten words.
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS.slice(20), MODEL, { usage: { prompt_tokens: 77, completion_tokens: 10 } }),
+    });
+    const run = await streamAnswer(scene);
+    assert.equal(run.error, undefined);
+    assert.equal(run.text, FULL_TEXT);
+    await waitUntil(() => records.length === 1, "the request record");
+    const record = records[0] as RequestRecord;
+    assert.deepEqual(
+      record.attempts.map((attempt) => [
+        attempt.provider,
+        attempt.role,
+        attempt.outcome,
+        attempt.tokensIn,
+        attempt.tokensOut,
+        attempt.isUsageEstimated,
+      ]),
+      [
+        ["alpha", "primary", "stream_cut", prompt, delivered, true],
+        ["beta", "continuation", "success", 77, 10, undefined],
+      ],
+    );
+    // The record's own totals stay what the client was told: the whole answer to the original prompt.
+    assert.deepEqual([record.tokensIn, record.tokensOut], [prompt, delivered + 10]);
+    assert.deepEqual(await tokensOf(scene), {
+      "alpha in": prompt,
+      "alpha out": delivered,
+      "beta in": 77,
+      "beta out": 10,
+    });
+  });
+
+  test("replay: beta regenerated the whole answer and is counted for all of it; alpha for its cut part", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: { prefill: false } });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS, MODEL, { usage: { prompt_tokens: 12, completion_tokens: 30 } }),
+    });
+    const run = await streamAnswer(scene);
+    assert.equal(run.text, FULL_TEXT);
+    // The metrics read the record as it is published.
+    await waitUntil(() => records.length === 1, "the request record");
+    assert.deepEqual(await tokensOf(scene), {
+      "alpha in": prompt,
+      "alpha out": delivered,
+      "beta in": 12,
+      "beta out": 30,
+    });
+  });
+});
+
+describe("opening a continuation counts against max_stream_duration_ms", () => {
+  const MAX_DURATION_MS = 1200;
+  const cases: { name: string; step: MockStep }[] = [
+    { name: "beta never answers", step: { kind: "hang" } },
+    {
+      name: "beta sends headers and a role chunk, then no content",
+      step: { kind: "sse", events: [{ data: chatChunk("", MODEL, { role: true }) }], end: "hang" },
+    },
+  ];
+  for (const { name, step } of cases) {
+    test(`${name}: the stream ends at the cap with upstream_timeout, beta's call is abandoned unblamed`, async (t) => {
+      // Beta's own timeouts (5 s) are far longer than what is left of the stream's time when alpha breaks.
+      const scene = await startTwoProviders(t, { routing: { max_stream_duration_ms: MAX_DURATION_MS } });
+      const records = recordsOf(scene);
+      scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+      scene.backup.enqueue(CHAT_ROUTE, step);
+      const startedAtMs = performance.now();
+      const run = await streamAnswer(scene);
+      const elapsedMs = performance.now() - startedAtMs;
+      assert.equal(run.text, DELIVERED);
+      assert.equal(run.error?.code, "upstream_timeout", `got ${run.error?.code}: ${run.error?.message}`);
+      assert.match(run.error?.message ?? "", /max_stream_duration_ms \(1200 ms\)/);
+      assert.ok(elapsedMs >= MAX_DURATION_MS - 50, `ended after ${Math.round(elapsedMs)} ms, before the cap`);
+      assert.ok(elapsedMs < MAX_DURATION_MS + 1500, `ended after ${Math.round(elapsedMs)} ms, long past the cap`);
+      await waitUntil(() => scene.backup.activeRequests() === 0, "beta's call to be aborted", 2000);
+      await waitUntil(() => records.length === 1, "the request record");
+      const record = records[0] as RequestRecord;
+      assert.deepEqual([record.status, record.outcome, record.errorCode], [502, "stream_too_long", "upstream_timeout"]);
+      const continuation = record.attempts.find((attempt) => attempt.role === "continuation");
+      assert.equal(continuation?.provider, "beta");
+      assert.equal(continuation?.outcome, "client_aborted", "abandoned by the gateway: nobody is blamed");
+      assert.match(
+        continuation?.reason ?? "",
+        /max_stream_duration_ms .* ran out while the continuation was being opened/,
+      );
+      const beta = (await statsOf(scene.gateway)).get(`beta/${MODEL}`);
+      assert.equal(beta?.failures, 0);
+    });
+  }
+});
+
+describe("a continuation candidate passed over for a limit leaves a skip in the record", () => {
+  test("beta cooling down (a 429 asking for a minute): skipped when asked to continue, and the record says so", async (t) => {
+    const scene = await startTwoProviders(t, { primary: { stream_idle_timeout_ms: 300 } });
+    const records = recordsOf(scene);
+    scene.backup.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "60" }));
+    await assert.rejects(
+      scene.client.chat.completions.create({ model: `beta/${MODEL}`, messages: MESSAGES }),
+      (error: unknown) => error instanceof OpenAI.APIError && error.status === 429,
+    );
+    scene.primary.enqueue(CHAT_ROUTE, stallAfterTwenty);
+    const run = await streamAnswer(scene);
+    assert.equal(run.text, DELIVERED);
+    assert.equal(run.error?.code, "upstream_timeout", "the stall's error: nobody could continue");
+    await waitUntil(() => records.length === 2, "the request records");
+    const record = records[1] as RequestRecord;
+    assert.deepEqual(
+      record.skips.map((skip) => `${skip.deploymentKey} ${skip.phase} ${skip.cause} ${skip.isLimit}`),
+      [`beta/${MODEL} plan cooldown true`, `beta/${MODEL} continuation attempt true`],
+    );
+    const skip = record.skips[1];
+    assert.match(skip?.reason ?? "", /429/, "the cooldown's reason");
+    assert.ok(skip?.untilMs !== undefined && skip.untilMs > Date.now() + 30_000, "until the cooldown ends");
+    assert.equal(scene.backup.requests.length, 1, "beta was not asked again");
+  });
+
+  test("beta over its rpm budget: skipped when asked to continue, and the record says so", async (t) => {
+    const scene = await startTwoProviders(t, {
+      primary: { stream_idle_timeout_ms: 300 },
+      backupModel: { limits: { rpm: 1 } },
+    });
+    const records = recordsOf(scene);
+    await scene.client.chat.completions.create({ model: `beta/${MODEL}`, messages: MESSAGES });
+    scene.primary.enqueue(CHAT_ROUTE, stallAfterTwenty);
+    const run = await streamAnswer(scene);
+    assert.equal(run.text, DELIVERED);
+    assert.equal(run.error?.code, "upstream_timeout");
+    await waitUntil(() => records.length === 2, "the request records");
+    assert.deepEqual(
+      records[1]?.skips.map((skip) => `${skip.deploymentKey} ${skip.phase} ${skip.cause} ${skip.isLimit}`),
+      [`beta/${MODEL} plan budget true`, `beta/${MODEL} continuation attempt true`],
+    );
+    assert.equal(scene.backup.requests.length, 1, "beta was not asked again");
+  });
+
+  test("beta at its concurrency limit: the skip is recorded, and /metrics counts it as an attempt-time skip", async (t) => {
+    const scene = await startTwoProviders(t, {
+      primary: { stream_idle_timeout_ms: 300 },
+      backupModel: { limits: { concurrency: 1 } },
+    });
+    const records = recordsOf(scene);
+    // Beta's one slot is held by a stream of its own that does not end while the test runs.
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: firstTwenty(), end: "hang" });
+    const holder = new AbortController();
+    t.after(() => holder.abort());
+    const held = await scene.client.chat.completions.create(
+      { model: `beta/${MODEL}`, messages: MESSAGES, stream: true },
+      { signal: holder.signal },
+    );
+    const heldChunks = held[Symbol.asyncIterator]();
+    await heldChunks.next();
+    scene.primary.enqueue(CHAT_ROUTE, stallAfterTwenty);
+    const run = await streamAnswer(scene);
+    assert.equal(run.text, DELIVERED);
+    assert.equal(run.error?.code, "upstream_timeout");
+    await waitUntil(() => records.length === 1, "the stream's record");
+    const skips = records[0]?.skips ?? [];
+    const continuationSkips = skips.filter((skip) => skip.phase === "continuation");
+    assert.ok(continuationSkips.length >= 1, `no continuation skip in ${JSON.stringify(skips)}`);
+    for (const skip of continuationSkips) {
+      assert.equal(skip.deploymentKey, `beta/${MODEL}`);
+      assert.match(skip.reason, /concurrency/);
+    }
+    const metrics = parsePrometheusText((await send(scene.gateway, "GET", "/metrics")).text);
+    assert.equal(sumOf(metrics, "llm_gateway_route_skips_total", { cause: "attempt" }), continuationSkips.length);
+    holder.abort();
+  });
+});
