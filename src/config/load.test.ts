@@ -310,6 +310,16 @@ describe("named client keys", () => {
       { env: {} },
     );
     assert.deepEqual(config.server.clientLimits, { a: { rpm: 5, concurrency: 2 } });
+    assert.deepEqual(config.server.clientPaid, {});
+    assert.throws(
+      () =>
+        parseConfigText(
+          `server:\n  api_keys:\n    - { key: a1, name: a, paid: never }\n    - { key: a2, name: a, paid: allowed }\n`,
+          "test.yaml",
+          { env: {} },
+        ),
+      /test\.yaml:4 server\.api_keys\.1\.paid: client `a` has `paid` on another key already/,
+    );
     assert.throws(
       () =>
         parseConfigText(
@@ -317,7 +327,7 @@ describe("named client keys", () => {
           "test.yaml",
           { env: {} },
         ),
-      /test\.yaml:4 server\.api_keys\.1\.limits: client `a` has limits on another key already/,
+      /test\.yaml:4 server\.api_keys\.1\.limits: client `a` has `limits` on another key already/,
     );
   });
 

@@ -38,6 +38,8 @@ const namedClientKeys = z
         key: z.string(),
         // budgets of the client's own, shared by every key of its name (docs/limits.md "Client budgets")
         limits: limitsSettingsSchema.optional(),
+        // when this client's requests may go to paid models; default routing.paid (docs/routing.md)
+        paid: z.enum(["never", "last_resort", "allowed"]).optional(),
         name: z
           .string()
           .regex(
@@ -51,17 +53,20 @@ const namedClientKeys = z
   )
   .default([])
   .superRefine((entries, context) => {
-    const limited = new Set<string>();
-    for (const [index, entry] of entries.entries()) {
-      if (typeof entry === "string" || entry.limits === undefined) continue;
-      if (limited.has(entry.name)) {
-        context.addIssue({
-          code: ZOD_CUSTOM_ISSUE,
-          path: [index, "limits"],
-          message: `client \`${entry.name}\` has limits on another key already: state a client's limits on one of its keys (they apply to all of them)`,
-        });
+    // A client's settings are its name's: each stated on one of its keys, applying to all of them.
+    for (const setting of ["limits", "paid"] as const) {
+      const stated = new Set<string>();
+      for (const [index, entry] of entries.entries()) {
+        if (typeof entry === "string" || entry[setting] === undefined) continue;
+        if (stated.has(entry.name)) {
+          context.addIssue({
+            code: ZOD_CUSTOM_ISSUE,
+            path: [index, setting],
+            message: `client \`${entry.name}\` has \`${setting}\` on another key already: state a client's ${setting} on one of its keys (it applies to all of them)`,
+          });
+        }
+        stated.add(entry.name);
       }
-      limited.add(entry.name);
     }
   })
   .transform((entries) => {
@@ -70,10 +75,13 @@ const namedClientKeys = z
       .filter((entry) => entry.key !== "");
     // Limits belong to the client (its name), not to one key: a key dropped as empty does not take them along.
     const limits: Record<string, NonNullable<(typeof kept)[number]["limits"]>> = {};
+    const paid: Record<string, "never" | "last_resort" | "allowed"> = {};
     for (const entry of entries) {
-      if (typeof entry !== "string" && entry.limits !== undefined) limits[entry.name] = entry.limits;
+      if (typeof entry === "string") continue;
+      if (entry.limits !== undefined) limits[entry.name] = entry.limits;
+      if (entry.paid !== undefined) paid[entry.name] = entry.paid;
     }
-    return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name), limits };
+    return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name), limits, paid };
   });
 
 const serverSchema = z
@@ -106,6 +114,8 @@ const serverSchema = z
     apiKeyNames: api_keys.names,
     /** Budgets per client name (`limits` of a named entry). */
     clientLimits: api_keys.limits,
+    /** `routing.paid` per client name (`paid` of a named entry). */
+    clientPaid: api_keys.paid,
   }));
 
 const metaModelFilterSchema = z.strictObject({

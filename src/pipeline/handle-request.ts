@@ -3,6 +3,7 @@
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
 import { firstChoice } from "../chat-choice.ts";
+import type { RoutingSettings } from "../config/types.ts";
 import {
   ClientAbortedError,
   type GatewayError,
@@ -249,6 +250,12 @@ function answerText(bodyText: string): string | undefined {
   return typeof text === "string" ? text : undefined;
 }
 
+/** The request's client's own `paid` (its `server.api_keys` entry), if it states one. */
+function clientPaid(request: PipelineRequest): RoutingSettings["paid"] | undefined {
+  const client = request.context.client;
+  return client === undefined ? undefined : request.snapshot.config.server.clientPaid[client];
+}
+
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
 async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
@@ -267,6 +274,7 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
         promptTokens: prompt.promptTokens,
         maxOutputTokens,
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
+        paid: clientPaid(request),
       },
       request.context.signal,
       request.snapshot,

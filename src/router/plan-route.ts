@@ -76,6 +76,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   const skipped: RouteSkip[] = [];
   const fitFailures: RouteSkip[] = [];
   const paidSkips: RouteSkip[] = [];
+  const paidPolicy = request.paid ?? context.routing.paid;
   groups.forEach((group, groupIndex) => {
     const ready: RouteCandidate[] = [];
     const lastResort: RouteCandidate[] = [];
@@ -86,8 +87,9 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           ? context.score(deployment)
           : (context.scoreOnBoard?.(deployment, board) ?? context.score(deployment));
       // `routing.paid: never` is a guarantee: a paid candidate is never tried, waited for or queued for.
-      if (deployment.cost === "paid" && context.routing.paid === "never") {
-        const skip: RouteSkip = { deployment, cause: "paid", reason: PAID_NEVER_REASON, score, board };
+      if (deployment.cost === "paid" && paidPolicy === "never") {
+        const reason = request.paid === undefined ? PAID_NEVER_REASON : CLIENT_PAID_NEVER_REASON;
+        const skip: RouteSkip = { deployment, cause: "paid", reason, score, board };
         skipped.push(skip);
         paidSkips.push(skip);
         continue;
@@ -167,14 +169,16 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   }
   if (candidates.length === 0 && cooling.length === 0 && failingCount === 0 && paidSkips.length > 0) {
     throw new NoCapableModelError(
-      `Every model for \`${request.model}\` is paid and \`routing.paid\` is \`never\`: mark a free one with \`cost: free\` or allow paid models.`,
+      request.paid === undefined
+        ? `Every model for \`${request.model}\` is paid and \`routing.paid\` is \`never\`: mark a free one with \`cost: free\` or allow paid models.`
+        : `Every model for \`${request.model}\` is paid and this client may not use paid models (its \`paid: never\` in \`server.api_keys\`).`,
       { param: "model" },
     );
   }
 
   // `last_resort`: paid candidates only once every free one (of every requested name) has had its turn, and a
   // free one cooling for a moment is waited for rather than paid for.
-  const isLastResort = context.routing.paid === "last_resort";
+  const isLastResort = paidPolicy === "last_resort";
   const hasFree = isLastResort && (candidates.some(isFree) || cooling.some(isFree));
   const ordered = hasFree
     ? [...candidates.filter(isFree), ...candidates.filter((candidate) => !isFree(candidate))]
@@ -191,6 +195,8 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
 }
 
 const PAID_NEVER_REASON = "paid model: routing.paid is never";
+/** The skip reason of a paid candidate left out by the client's own `paid: never` (the final error names it). */
+export const CLIENT_PAID_NEVER_REASON = "paid model: the client's paid is never";
 
 /**
  * Whether a plan skip is a limit (over budget, or cooling after a 429, a quota: a client may be told 429), a

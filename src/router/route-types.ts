@@ -23,6 +23,8 @@ export interface RouteRequest {
   readonly stickyDeploymentKey?: string | undefined;
   /** The requested output tokens: part of the context needed, and of token budgets where the provider reserves them. */
   readonly maxOutputTokens?: number;
+  /** When paid models may serve this request, if not `routing.paid`: its client's `paid` (`server.api_keys`). */
+  readonly paid?: RoutingSettings["paid"] | undefined;
 }
 
 export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget" | "paid";

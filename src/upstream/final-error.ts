@@ -17,7 +17,13 @@ import {
 } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
-import { isLimitSkip, type RoutePlan, type RouteSkip, type SkipCause } from "../router/plan-route.ts";
+import {
+  CLIENT_PAID_NEVER_REASON,
+  isLimitSkip,
+  type RoutePlan,
+  type RouteSkip,
+  type SkipCause,
+} from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
 
@@ -167,8 +173,11 @@ function soonestResetText(
 
 /** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */
 function paidText(plan: RoutePlan): string {
-  const paid = plan.skipped.filter((skip) => skip.cause === "paid").length;
-  return paid === 0 ? "" : ` ${paid} paid candidate${paid === 1 ? " was" : "s were"} not tried (routing.paid: never).`;
+  const skips = plan.skipped.filter((skip) => skip.cause === "paid");
+  if (skips.length === 0) return "";
+  // The skip's reason says whose rule it was: the gateway's routing.paid, or the client's own `paid`.
+  const rule = skips[0]?.reason === CLIENT_PAID_NEVER_REASON ? "this client's paid: never" : "routing.paid: never";
+  return ` ${skips.length} paid candidate${skips.length === 1 ? " was" : "s were"} not tried (${rule}).`;
 }
 
 export function rejectedError(
