@@ -40,6 +40,8 @@ const namedClientKeys = z
         limits: limitsSettingsSchema.optional(),
         // when this client's requests may go to paid models; default routing.paid (docs/routing.md)
         paid: z.enum(["never", "last_resort", "allowed"]).optional(),
+        // the model names this client may use (as a client names them: public names, meta models, provider/name)
+        models: z.array(z.string().min(1)).min(1).optional(),
         name: z
           .string()
           .regex(
@@ -54,7 +56,7 @@ const namedClientKeys = z
   .default([])
   .superRefine((entries, context) => {
     // A client's settings are its name's: each stated on one of its keys, applying to all of them.
-    for (const setting of ["limits", "paid"] as const) {
+    for (const setting of ["limits", "paid", "models"] as const) {
       const stated = new Set<string>();
       for (const [index, entry] of entries.entries()) {
         if (typeof entry === "string" || entry[setting] === undefined) continue;
@@ -76,12 +78,14 @@ const namedClientKeys = z
     // Limits belong to the client (its name), not to one key: a key dropped as empty does not take them along.
     const limits: Record<string, NonNullable<(typeof kept)[number]["limits"]>> = {};
     const paid: Record<string, "never" | "last_resort" | "allowed"> = {};
+    const models: Record<string, string[]> = {};
     for (const entry of entries) {
       if (typeof entry === "string") continue;
       if (entry.limits !== undefined) limits[entry.name] = entry.limits;
       if (entry.paid !== undefined) paid[entry.name] = entry.paid;
+      if (entry.models !== undefined) models[entry.name] = entry.models;
     }
-    return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name), limits, paid };
+    return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name), limits, paid, models };
   });
 
 const serverSchema = z
@@ -116,6 +120,8 @@ const serverSchema = z
     clientLimits: api_keys.limits,
     /** `routing.paid` per client name (`paid` of a named entry). */
     clientPaid: api_keys.paid,
+    /** The model names a client may use, per client name (`models` of a named entry); absent: every model. */
+    clientModels: api_keys.models,
   }));
 
 const metaModelFilterSchema = z.strictObject({

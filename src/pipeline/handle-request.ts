@@ -256,6 +256,12 @@ function clientPaid(request: PipelineRequest): RoutingSettings["paid"] | undefin
   return client === undefined ? undefined : request.snapshot.config.server.clientPaid[client];
 }
 
+/** The model names the request's client may use (its `server.api_keys` entry), if it states them. */
+function clientModels(request: PipelineRequest): readonly string[] | undefined {
+  const client = request.context.client;
+  return client === undefined ? undefined : request.snapshot.config.server.clientModels[client];
+}
+
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
 async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
@@ -275,6 +281,7 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
         maxOutputTokens,
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
         paid: clientPaid(request),
+        allowedModels: clientModels(request),
       },
       request.context.signal,
       request.snapshot,

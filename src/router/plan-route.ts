@@ -1,10 +1,16 @@
 // PURE: (request, catalog, state) -> an ordered candidate plan, with the reason for every candidate left out.
 // The plan is data, so the same object serves the executor, /v1/gateway/route explanations, logs and metrics.
 
-import { InvalidRequestError, ModelNotFoundError, NoCapableModelError } from "../errors/gateway-error.ts";
+import {
+  InvalidRequestError,
+  ModelNotFoundError,
+  NoCapableModelError,
+  PermissionDeniedError,
+} from "../errors/gateway-error.ts";
 import { isLimitCause } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { allowedDeployments } from "./client-models.ts";
 import { type ContextFit, contextFit } from "./context-fit.ts";
 
 import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
@@ -24,6 +30,8 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   }
   const unknownNames: string[] = [];
   const seen = new Set<number>();
+  const allowed = request.allowedModels === undefined ? undefined : allowedDeployments(request.allowedModels, context);
+  let isDeniedToClient = false;
   const groups: Deployment[][] = [];
   const groupBoards: (string | undefined)[] = [];
   let matchedOtherKind: Deployment | undefined;
@@ -40,6 +48,10 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         continue;
       }
       if (seen.has(deployment.index)) continue;
+      if (allowed !== undefined && !allowed.has(deployment.index)) {
+        isDeniedToClient = true;
+        continue;
+      }
       seen.add(deployment.index);
       group.push(deployment);
     }
@@ -55,6 +67,12 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     );
   }
   if (groups.every((group) => group.length === 0)) {
+    if (isDeniedToClient) {
+      throw new PermissionDeniedError(
+        `This client may not use \`${request.model}\`: its key allows ${(request.allowedModels ?? []).map((name) => `\`${name}\``).join(", ")} (server.api_keys \`models\`).`,
+        { param: "model" },
+      );
+    }
     if (matchedOtherKind !== undefined) {
       throw new InvalidRequestError(
         `The model \`${request.model}\` is a ${matchedOtherKind.kind} model and cannot serve this ${request.kind} endpoint.`,

@@ -25,6 +25,8 @@ export interface RouteRequest {
   readonly maxOutputTokens?: number;
   /** When paid models may serve this request, if not `routing.paid`: its client's `paid` (`server.api_keys`). */
   readonly paid?: RoutingSettings["paid"] | undefined;
+  /** The model names the request's client may use (its `models` in `server.api_keys`); undefined: every model. */
+  readonly allowedModels?: readonly string[] | undefined;
 }
 
 export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget" | "paid";

@@ -27,8 +27,10 @@ const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
 export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
   app.get("/ok", async () => ({ status: "ok" }));
 
-  const modelEntries = () => {
+  /** The models the request's client may use: every one, unless its key lists `models` (server.api_keys). */
+  const modelEntries = (request: FastifyRequest) => {
     const { catalog, config } = runtime.snapshot;
+    const allowedModels = request.clientName === null ? undefined : config.server.clientModels[request.clientName];
     const created = Math.floor(runtime.startedAtMs / 1000);
     const entry = (id: string, ownedBy: string, kind: string) => ({
       id,
@@ -38,15 +40,18 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       kind,
       endpoints: ENDPOINTS_OF_KIND[kind] ?? [],
     });
-    const data = catalog.publicNames().map((model) => entry(model.name, model.providers.join(","), model.kind));
+    const data = catalog
+      .publicNames()
+      .filter((model) => allowedModels === undefined || servedKind(runtime, model.name, allowedModels) !== undefined)
+      .map((model) => entry(model.name, model.providers.join(","), model.kind));
     // Meta models (and `priority-auto`) only when a member is served: listing a name that answers 404 misleads.
     for (const name of [...Object.keys(config.metaModels), PRIORITY_AUTO]) {
-      const kind = servedKind(runtime, name);
+      const kind = servedKind(runtime, name, allowedModels);
       if (kind !== undefined) data.push(entry(name, "llm-gateway", kind));
     }
     return data;
   };
-  const listModels = async () => ({ object: "list", data: modelEntries() });
+  const listModels = async (request: FastifyRequest) => ({ object: "list", data: modelEntries(request) });
   app.get("/v1/models", listModels);
   app.get("/models", listModels);
   // Model ids may contain `/` (`meta-llama/Llama-3.3-70B-Instruct`): the id is the rest of the path. The router
@@ -54,7 +59,7 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
   // again would turn the id `m%20x` into `m x` and throw on a literal `%` (`50%25off`).
   const retrieveModel = async (request: FastifyRequest) => {
     const id = (request.params as Record<string, string | undefined>)["*"] ?? "";
-    const found = modelEntries().find((model) => model.id === id);
+    const found = modelEntries(request).find((model) => model.id === id);
     if (found === undefined) {
       throw new ModelNotFoundError(`The model \`${id}\` does not exist on this gateway; GET /v1/models lists them.`, {
         param: "model",
@@ -140,10 +145,10 @@ const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding"];
  * The kind of request `name` would find a deployment for (cooling or over budget counts: it comes back), or
  * undefined when it serves none: a meta model of embedding models only is an embedding model.
  */
-function servedKind(runtime: GatewayRuntime, name: string): ModelKind | undefined {
+function servedKind(runtime: GatewayRuntime, name: string, allowedModels?: readonly string[]): ModelKind | undefined {
   return SERVED_KINDS.find((kind) => {
     try {
-      runtime.plan({ model: name, fallbackModels: [], kind });
+      runtime.plan({ model: name, fallbackModels: [], kind, allowedModels });
       return true;
     } catch {
       return false;

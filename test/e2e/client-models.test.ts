@@ -1,0 +1,83 @@
+// A client's allowed models (`server.api_keys` entries `{ key, name, models }`): its requests reach only what those
+// names resolve to — however it names a model (a comma list, a fallback array, `priority-auto`) — and /v1/models
+// lists only those. Over loopback, with the OpenAI SDK as the client.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import OpenAI from "openai";
+import { chatRequests, errorOf, postChat, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
+
+const CHAT = "POST /v1/chat/completions";
+const CI_KEY = "ci-secret-key";
+const TEAM_KEY = "team-secret-key";
+const as = (key: string) => ({ authorization: `Bearer ${key}` });
+
+describe("a client's allowed models", () => {
+  test("only the deployments its names resolve to, whatever the request names; /v1/models lists only those", async (t) => {
+    const small = await useMock(t);
+    const large = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${CI_KEY}, name: ci, models: [fast] }
+    - { key: ${TEAM_KEY}, name: team }
+providers:
+  - name: small
+    base_url: ${small.baseUrl}
+    api_key: sk-small-secret
+    retries: 0
+    models:
+      small-m: { id: small-id, priority: 1 }
+  - name: large
+    base_url: ${large.baseUrl}
+    api_key: sk-large-secret
+    models:
+      large-m: { id: large-id, priority: 10 }
+meta_models:
+  fast: [small-m]
+routing:
+  max_wait_for_better_ms: 0
+`,
+    );
+    small.enqueue(CHAT, { kind: "json", body: chatCompletion("small", "small-id") });
+    small.enqueue(CHAT, { kind: "json", body: chatCompletion("small", "small-id") });
+    assert.equal((await postChat(gateway, { model: "fast" }, as(CI_KEY))).status, 200);
+    // The public name `fast` resolves to is allowed too; the best model (`priority-auto`) is the allowed one.
+    const auto = await postChat(gateway, { model: "priority-auto" }, as(CI_KEY));
+    assert.equal(auto.status, 200, auto.text);
+    assert.equal(auto.headers["x-gateway-provider"], "small");
+
+    const denied = await postChat(gateway, { model: "large-m" }, as(CI_KEY));
+    assert.equal(denied.status, 403, denied.text);
+    const error = errorOf(denied);
+    assert.equal(error.code, "permission_denied");
+    assert.match(error.message, /This client may not use `large-m`: its key allows `fast`/);
+
+    // A comma list or a fallback array does not reach a model the client may not use, even with the allowed one cooling.
+    small.enqueue(CHAT, rateLimited({ retryAfter: "30" }));
+    const cooling = await postChat(gateway, { model: "small-m,large-m", models: ["large-m"] }, as(CI_KEY));
+    assert.equal(cooling.status, 429, cooling.text);
+    assert.equal(chatRequests(large).length, 0, "a model the client may not use was called");
+
+    // Another client: every model.
+    large.enqueue(CHAT, { kind: "json", body: chatCompletion("large", "large-id") });
+    assert.equal((await postChat(gateway, { model: "large-m" }, as(TEAM_KEY))).status, 200);
+
+    const listed = async (key: string) =>
+      (await new OpenAI({ baseURL: gateway.baseUrl, apiKey: key, maxRetries: 0 }).models.list()).data
+        .map((model) => model.id)
+        .sort();
+    assert.deepEqual(await listed(CI_KEY), ["fast", "priority-auto", "small-m"]);
+    assert.deepEqual(await listed(TEAM_KEY), ["fast", "large-m", "priority-auto", "small-m"]);
+    const retrieve = await new OpenAI({ baseURL: gateway.baseUrl, apiKey: CI_KEY, maxRetries: 0 }).models
+      .retrieve("large-m")
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+    assert.ok(retrieve instanceof OpenAI.NotFoundError, "a model the client may not use was retrievable");
+  });
+});
