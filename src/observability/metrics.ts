@@ -227,8 +227,12 @@ export class GatewayMetrics {
     }
     const client = record.client ?? NONE;
     this.#clientRequests.inc([client, statusClass(record.status)]);
-    if (record.continuations.length > 0) this.#observeSegmentTokens(record.attempts, names);
-    else if (served !== undefined) {
+    // Per attempt when an answer's tokens are not all the answering deployment's reported usage: a continued stream
+    // (each segment's own), and a stream that broke without a report (the client was told no usage, the record's
+    // totals are 0, yet its provider billed the estimate its attempt carries).
+    if (record.continuations.length > 0 || record.attempts.some((attempt) => attempt.isUsageEstimated === true)) {
+      this.#observeSegmentTokens(record.attempts, names);
+    } else if (served !== undefined) {
       if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel], record.tokensIn);
       if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel], record.tokensOut);
     }
@@ -249,7 +253,7 @@ export class GatewayMetrics {
   }
 
   /**
-   * A continued stream's tokens, on the deployment that produced (and billed) each segment. The record's own totals
+   * A continued or broken stream's tokens, on the deployment that produced (and billed) each segment. The record's own totals
    * are what the client was told about the whole answer, and a prefill continuation's prompt held the delivered
    * text: counted on the first provider, they put the continuation's share on the wrong one. A segment that broke
    * without a usage report carries the gateway's estimate (RecordedAttempt.isUsageEstimated).

@@ -23,6 +23,16 @@ export class StatsBook {
     if (latencyMs > stats.latencyMaxMs) stats.latencyMaxMs = latencyMs;
   }
 
+  /**
+   * Tokens of an attempt that was not a success (a stream that broke after it started: its provider billed what it
+   * had generated), counted without a success or a failure (the caller counts the failure, when there is one).
+   */
+  recordTokens(key: string, tokensIn: number, tokensOut: number): void {
+    const stats = this.#get(key);
+    stats.tokensIn += tokensIn;
+    stats.tokensOut += tokensOut;
+  }
+
   recordFailure(key: string): void {
     this.#get(key).failures += 1;
   }

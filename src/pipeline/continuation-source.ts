@@ -210,13 +210,14 @@ class ContinuationFinder implements ContinuationSource {
       repeatsText,
       isUsageInjected: result.isUsageInjected,
       finish(end) {
-        const usage = end.usage;
+        // The record's attempt and the budgets and stats count the same estimate when it broke without a report.
+        const estimatedUsage = estimatedSegmentUsage(end, promptTokens, repeatsText);
         runtime.recorder.segmentEnded(deployment, result.reservation, end, {
           isFirst: false,
           startedAtMs,
-          chargeTokens: usage === undefined ? undefined : usage.promptTokens + usage.completionTokens,
+          estimatedUsage,
         });
-        context.onSegmentEnd(result.attempt, end, estimatedSegmentUsage(end, promptTokens, repeatsText));
+        context.onSegmentEnd(result.attempt, end, estimatedUsage);
       },
     };
   }

@@ -122,8 +122,8 @@ export class RecordBuilder {
   /**
    * The stream an attempt opened has ended: the attempt's outcome becomes how its segment ended. `endedAtMs`: when
    * the segment stopped streaming, if it is settled later (the first one of a continued answer). `estimatedUsage`:
-   * what the segment cost by the gateway's count, kept when the provider reported nothing (a broken segment of a
-   * continued answer), so that each deployment's share of the answer is on its own attempt.
+   * what the segment cost by the gateway's count, kept when the provider reported nothing (a segment that broke,
+   * continued or not), so that each deployment's share of the answer is on its own attempt.
    */
   segmentEnded(
     report: AttemptReport,

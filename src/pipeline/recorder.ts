@@ -20,7 +20,7 @@ import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { promptLimitTokens } from "../router/context-fit.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
-import type { SegmentEnd } from "../streaming/relay-types.ts";
+import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import type { Effect } from "../upstream/lessons.ts";
 
@@ -53,8 +53,11 @@ export interface SegmentSettlement {
    * slot is held until then), and a continued one's duration is its own, not the continuation's too.
    */
   readonly endedAtMs?: number | undefined;
-  /** Tokens to charge to its budgets, when known (reported usage, or an estimate of what a cut segment produced). */
-  readonly chargeTokens: number | undefined;
+  /**
+   * The gateway's estimate of what the segment cost, when it broke without a usage report (segment-usage.ts): the
+   * request record's attempt carries the same numbers, and the budgets and stats count them.
+   */
+  readonly estimatedUsage: TokenUsage | undefined;
 }
 
 export class Recorder {
@@ -169,7 +172,8 @@ export class Recorder {
     const key = deployment.key;
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
-    if (settlement.chargeTokens !== undefined) budgets.reconcile(reservation, settlement.chargeTokens, clock.now());
+    const chargeTokens = segmentCharge(end, reservation.tokens, settlement.estimatedUsage);
+    if (chargeTokens !== undefined) budgets.reconcile(reservation, chargeTokens, clock.now());
     // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
     const isKnown = this.#books.isKnownAs(deployment);
     const durationMs = (settlement.endedAtMs ?? clock.now()) - settlement.startedAtMs;
@@ -185,6 +189,10 @@ export class Recorder {
       if (!settlement.isFirst) scores.recordHealth(key, true, durationMs);
       return;
     }
+    // A broken segment's provider billed it whoever is blamed (a client that left too): /stats counts what
+    // llm_gateway_tokens_total counts, from the same record attempt.
+    const usage = end.usage ?? settlement.estimatedUsage;
+    if (usage !== undefined) stats.recordTokens(key, usage.promptTokens, usage.completionTokens);
     const traits = traitsOf(end.outcome);
     // The first segment that was continued failed even when the client then left during the continuation.
     if (traits.blames === "none" && !(settlement.isFirst && end.isContinued === true)) {
@@ -313,4 +321,19 @@ export class Recorder {
       }
     }
   }
+}
+
+/**
+ * What a stream segment's budgets are charged when it ends: its reported usage; else, when it broke, the estimate its
+ * record attempt carries. A broken segment's reservation (its prompt's calibrated estimate, plus `max_tokens` when
+ * counted) stays the floor, as for any stream that did not say what it used (docs/limits.md "Streams"), except for a
+ * first segment another deployment continued: the rest of the answer, and its own reservation, are the
+ * continuation's, so it is charged what it produced. Undefined: the reservation stays charged (a success without a
+ * usage report, a failure before any output).
+ */
+function segmentCharge(end: SegmentEnd, reservedTokens: number, estimated: TokenUsage | undefined): number | undefined {
+  if (end.usage !== undefined) return end.usage.promptTokens + end.usage.completionTokens;
+  if (estimated === undefined) return undefined;
+  const estimatedTokens = estimated.promptTokens + estimated.completionTokens;
+  return end.isContinued === true ? estimatedTokens : Math.max(reservedTokens, estimatedTokens);
 }

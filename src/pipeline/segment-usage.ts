@@ -1,5 +1,6 @@
-// What a stream segment cost its provider when the provider never said (docs/metrics.md, `tokens_total`): a
-// segment that broke mid-answer reports no usage, yet its provider billed the prompt and what it generated.
+// What a stream segment cost its provider when the provider never said (docs/metrics.md "Tokens of a broken or
+// continued stream"): a segment that broke mid-answer reports no usage, yet its provider billed the prompt and what
+// it generated. One estimate for the record's attempt (`tokens_total`), the budgets and /stats (recorder.ts).
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 

@@ -98,24 +98,16 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
       runtime.recorder.segmentStopped(result.reservation);
     },
     finish(end: SegmentEnd) {
-      // The first upstream was cut and continued: charge what it actually produced (estimated), not the whole answer.
-      const chargeTokens =
-        end.isContinued === true
-          ? prompt.promptTokens + countTextTokens(end.text)
-          : end.usage === undefined
-            ? brokenCharge(end, result.reservation.tokens, prompt.promptTokens)
-            : end.usage.promptTokens + end.usage.completionTokens;
+      // One estimate for every book: the record's attempt (tokens_total), the budgets and /stats.
+      const estimatedUsage = estimatedSegmentUsage(end, prompt.promptTokens);
       runtime.recorder.segmentEnded(deployment, result.reservation, end, {
         isFirst: true,
         startedAtMs: result.stream.startedAtMs,
-        chargeTokens,
+        estimatedUsage,
         promptEstimate: calibratingTokens(prompt),
         endedAtMs,
       });
-      request.record.segmentEnded(result.attempt, end, {
-        endedAtMs,
-        estimatedUsage: estimatedSegmentUsage(end, prompt.promptTokens),
-      });
+      request.record.segmentEnded(result.attempt, end, { endedAtMs, estimatedUsage });
       if (end.outcome !== "success" && end.outcome !== "client_aborted") {
         request.context.log.warn(
           {
@@ -129,17 +121,6 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
       }
     },
   };
-}
-
-/**
- * A stream that broke (or whose client left) after delivering text, without a usage report and not continued: the
- * provider counted what it generated, which a prompt-only estimate (no max_tokens counted) leaves out. Charged the
- * prompt plus the delivered text (the gateway's estimate), never less than the reservation's estimate. A stream that
- * succeeded without a usage chunk keeps its estimate, as documented (docs/limits.md "Streams").
- */
-function brokenCharge(end: SegmentEnd, estimatedTokens: number, promptTokens: number): number | undefined {
-  if (end.outcome === "success" || end.text === "") return undefined;
-  return Math.max(estimatedTokens, promptTokens + countTextTokens(end.text));
 }
 
 function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamResult) {

@@ -1,0 +1,193 @@
+// The tokens of a stream that broke without a usage report, counted the same way in every book: its provider billed
+// the prompt and what it generated before the break, so the request record's attempt carries the gateway's estimate
+// (isUsageEstimated), `llm_gateway_tokens_total` and /stats count it on that deployment, and its budgets are charged
+// it (never less than what was reserved), whether or not the stream was continued, and for a continuation that
+// broke too.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import OpenAI from "openai";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import type { RecordedAttempt, RequestRecord } from "../../src/observability/request-record.ts";
+import { rowOf, send, statsOf } from "../helpers/e2e.ts";
+import type { WindowView } from "../helpers/limits-scene.ts";
+import { chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
+
+const MESSAGES = [{ role: "user" as const, content: "Count from zero to twenty-nine, one word each." }];
+const WORDS = Array.from({ length: 30 }, (_, index) => ` word${index}`);
+const DELIVERED = WORDS.slice(0, 20).join("");
+const PROMPT = estimateChatPrompt(MESSAGES, undefined).promptTokens;
+
+/** The role chunk and the first 20 words, without a finish_reason or usage. */
+function firstTwenty(): SseScript[] {
+  return chatStream(WORDS.slice(0, 20), MODEL).slice(0, 21);
+}
+
+const cutAfterTwenty: MockStep = { kind: "sse", events: firstTwenty(), end: "destroy" };
+const serverError: MockStep = { kind: "json", status: 500, body: { error: { message: "down" } } };
+
+function recordsOf(scene: TwoProviders): RequestRecord[] {
+  const records: RequestRecord[] = [];
+  scene.gateway.runtime.onRecord((record) => records.push(record));
+  return records;
+}
+
+/** Streams an answer of `model` with the official SDK: the text, and the in-band error's code. */
+async function streamAnswer(scene: TwoProviders, model: string): Promise<{ text: string; code: string | undefined }> {
+  const stream = await scene.client.chat.completions.create({ model, messages: MESSAGES, stream: true });
+  let text = "";
+  try {
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+  } catch (thrown) {
+    assert.ok(thrown instanceof OpenAI.APIError, `expected an APIError, got ${String(thrown)}`);
+    return { text, code: thrown.code ?? undefined };
+  }
+  return { text, code: undefined };
+}
+
+async function tokensTotalOf(scene: TwoProviders, provider: string): Promise<[number, number]> {
+  const response = await send(scene.gateway, "GET", "/metrics");
+  assert.equal(response.status, 200, response.text);
+  const metrics = parsePrometheusText(response.text);
+  return [
+    sumOf(metrics, "llm_gateway_tokens_total", { provider, direction: "in" }),
+    sumOf(metrics, "llm_gateway_tokens_total", { provider, direction: "out" }),
+  ];
+}
+
+function usageOf(attempt: RecordedAttempt | undefined) {
+  return [
+    attempt?.provider,
+    attempt?.role,
+    attempt?.outcome,
+    attempt?.tokensIn,
+    attempt?.tokensOut,
+    attempt?.isUsageEstimated,
+  ];
+}
+
+/** The tokens used in a deployment's configured per-minute token window, from /stats. */
+async function tpmUsed(scene: TwoProviders, provider: string): Promise<number> {
+  const response = await send(scene.gateway, "GET", "/stats");
+  assert.equal(response.status, 200, response.text);
+  const rows = (
+    response.json as { deployments: { provider: string; budgets: { scope: string; windows: WindowView[] }[] }[] }
+  ).deployments;
+  const scope = rows
+    .find((row) => row.provider === provider)
+    ?.budgets.find((budget) => budget.scope === `deployment:${provider}/${MODEL}`);
+  const window = scope?.windows.find((entry) => entry.unit === "tokens" && entry.window === "minute");
+  assert.ok(window !== undefined, `no tpm window for ${provider}: ${JSON.stringify(scope)}`);
+  return window.used;
+}
+
+describe("a stream that broke and was not continued: its estimate in the record, tokens_total and /stats", () => {
+  const delivered = countTextTokens(DELIVERED);
+
+  test("cut mid-answer, the only candidate fails to continue it: every book counts the prompt and the delivered text", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    // Asked `alpha/m`, alpha is the only candidate; asked to continue its own cut stream, it fails.
+    scene.primary.enqueue(CHAT_ROUTE, serverError);
+    const run = await streamAnswer(scene, `alpha/${MODEL}`);
+    assert.equal(run.text, DELIVERED);
+    assert.equal(run.code, "stream_interrupted");
+    await waitUntil(() => records.length === 1, "the request record");
+    const record = records[0] as RequestRecord;
+    assert.equal(record.continuations.length, 0);
+    assert.deepEqual(record.attempts.map(usageOf), [
+      ["alpha", "primary", "stream_cut", PROMPT, delivered, true],
+      ["alpha", "continuation", "server_error", undefined, undefined, undefined],
+    ]);
+    // The client was told no usage: the record's own totals stay 0.
+    assert.deepEqual([record.tokensIn, record.tokensOut], [0, 0]);
+    assert.deepEqual(await tokensTotalOf(scene, "alpha"), [PROMPT, delivered]);
+    const alpha = rowOf(await statsOf(scene.gateway), `alpha/${MODEL}`);
+    assert.deepEqual([alpha.tokens_in, alpha.tokens_out, alpha.successes], [PROMPT, delivered, 0]);
+    // The request log serves the same attempt.
+    const listed = await send(scene.gateway, "GET", "/v1/gateway/requests");
+    const logged = (listed.json as { data: RequestRecord[] }).data[0];
+    assert.deepEqual(usageOf(logged?.attempts[0]), ["alpha", "primary", "stream_cut", PROMPT, delivered, true]);
+  });
+
+  test("stalled mid-answer (nobody continues a stall of the only candidate): counted the same way", async (t) => {
+    const scene = await startTwoProviders(t, { primary: { stream_idle_timeout_ms: 300 } });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: firstTwenty(), end: "hang" });
+    const run = await streamAnswer(scene, `alpha/${MODEL}`);
+    assert.equal(run.text, DELIVERED);
+    assert.equal(run.code, "upstream_timeout");
+    await waitUntil(() => records.length === 1, "the request record");
+    assert.deepEqual(records[0]?.attempts.map(usageOf), [
+      ["alpha", "primary", "stream_stalled", PROMPT, delivered, true],
+    ]);
+    assert.deepEqual(await tokensTotalOf(scene, "alpha"), [PROMPT, delivered]);
+    const alpha = rowOf(await statsOf(scene.gateway), `alpha/${MODEL}`);
+    assert.deepEqual([alpha.tokens_in, alpha.tokens_out, alpha.failures], [PROMPT, delivered, 1]);
+  });
+
+  test("the client left mid-answer: the provider billed what it generated, counted though nobody is blamed", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: firstTwenty(), end: "hang" });
+    const leave = new AbortController();
+    const stream = await scene.client.chat.completions.create(
+      { model: MODEL, messages: MESSAGES, stream: true },
+      { signal: leave.signal },
+    );
+    let text = "";
+    try {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        if (text === DELIVERED) leave.abort();
+      }
+    } catch {
+      // The SDK reports the abort it was asked for.
+    }
+    assert.equal(text, DELIVERED);
+    await waitUntil(() => records.length === 1, "the request record");
+    assert.deepEqual(records[0]?.attempts.map(usageOf), [
+      ["alpha", "primary", "client_aborted", PROMPT, delivered, true],
+    ]);
+    assert.deepEqual(await tokensTotalOf(scene, "alpha"), [PROMPT, delivered]);
+    const alpha = rowOf(await statsOf(scene.gateway), `alpha/${MODEL}`);
+    assert.deepEqual([alpha.tokens_in, alpha.tokens_out, alpha.failures], [PROMPT, delivered, 0]);
+    assert.equal(scene.backup.requests.length, 0, "nobody continues for a client that left");
+  });
+});
+
+describe("a continuation that broke too, without a usage report", () => {
+  test("its budgets are charged the estimate the record carries, and /stats counts it as tokens_total does", async (t) => {
+    const scene = await startTwoProviders(t, {
+      primaryModel: { limits: { tpm: 1_000_000 } },
+      backupModel: { limits: { tpm: 1_000_000 } },
+    });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    // Beta continues with a prefill (its prompt holds the delivered text), sends five words and is cut too; alpha,
+    // asked last to continue its own cut stream, fails.
+    const fiveMore = WORDS.slice(20, 25);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(fiveMore, MODEL).slice(0, 6), end: "destroy" });
+    scene.primary.enqueue(CHAT_ROUTE, serverError);
+    const run = await streamAnswer(scene, MODEL);
+    assert.equal(run.text, WORDS.slice(0, 25).join(""));
+    assert.equal(run.code, "stream_interrupted");
+    await waitUntil(() => records.length === 1, "the request record");
+    const betaIn = PROMPT + countTextTokens(DELIVERED);
+    const betaOut = countTextTokens(fiveMore.join(""));
+    const beta = records[0]?.attempts.find((attempt) => attempt.provider === "beta");
+    assert.deepEqual(usageOf(beta), ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
+    // What beta reserved was the original prompt's estimate; it was sent (and billed) more.
+    assert.equal(await tpmUsed(scene, "beta"), betaIn + betaOut);
+    assert.equal(await tpmUsed(scene, "alpha"), PROMPT + countTextTokens(DELIVERED));
+    assert.deepEqual(await tokensTotalOf(scene, "beta"), [betaIn, betaOut]);
+    const stats = await statsOf(scene.gateway);
+    const betaRow = rowOf(stats, `beta/${MODEL}`);
+    assert.deepEqual([betaRow.tokens_in, betaRow.tokens_out, betaRow.failures], [betaIn, betaOut, 1]);
+    const alphaRow = rowOf(stats, `alpha/${MODEL}`);
+    assert.deepEqual([alphaRow.tokens_in, alphaRow.tokens_out], [PROMPT, countTextTokens(DELIVERED)]);
+  });
+});
