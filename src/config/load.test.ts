@@ -331,6 +331,58 @@ describe("named client keys", () => {
     );
   });
 
+  test("a key listed again under another name (or unnamed) is refused: its first entry would win, silently", () => {
+    // Before: the plain entry came first, so team-a's requests went unnamed and its rpm of 1 was never applied.
+    for (const [entries, line, message] of [
+      [
+        `- "\${KEY_A}"\n    - { key: "\${KEY_A}", name: team-a, limits: { rpm: 1 } }`,
+        4,
+        "1.key: the same key as entry 0 (unnamed), here named `team-a`",
+      ],
+      [
+        `- { key: "\${KEY_A}", name: team-a }\n    - { key: "\${KEY_A}", name: team-b }`,
+        4,
+        "1.key: the same key as entry 0 (named `team-a`), here named `team-b`",
+      ],
+      [
+        `- { key: "\${KEY_A}", name: team-a }\n    - "\${KEY_A}"`,
+        4,
+        "1: the same key as entry 0 (named `team-a`), here unnamed",
+      ],
+    ] as const) {
+      assert.throws(
+        () => parseConfigText(`server:\n  api_keys:\n    ${entries}\n`, "test.yaml", { env: { KEY_A: "sk-a-1234" } }),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.message.includes(`test.yaml:${line} server.api_keys.${message}: a key belongs to one client`) &&
+          !error.message.includes("sk-a-1234"),
+      );
+    }
+    // The same key twice under one name is harmless; ALLOWED_BEARER_TOKENS repeating a named key leaves it named.
+    const { config } = parseConfigText(
+      `server:\n  api_keys:\n    - { key: k1, name: a, limits: { rpm: 1 } }\n    - { key: k1, name: a }\n`,
+      "test.yaml",
+      { env: { ALLOWED_BEARER_TOKENS: "k1" } },
+    );
+    assert.deepEqual(config.server.apiKeyNames, ["a", "a", null]);
+  });
+
+  test("a name shaped like an API key, or equal to a client key, is refused (names are shown unredacted)", () => {
+    // Before: accepted; the request log redacted the name, so `?client=` found none of its requests, while the
+    // metrics showed it as it is.
+    for (const [entries, message] of [
+      ["- { key: k1, name: sk-batch-jobs-nightly-run }", "looks like an API key"],
+      ["- { key: k1, name: a }\n    - { key: k2, name: k1 }", "is one of the client keys"],
+    ] as const) {
+      assert.throws(
+        () => parseConfigText(`server:\n  api_keys:\n    ${entries}\n`, "test.yaml", { env: {} }),
+        (error: unknown) =>
+          error instanceof ConfigError && new RegExp(`server\\.api_keys\\.\\d\\.name: ${message}`).test(error.message),
+        entries,
+      );
+    }
+  });
+
   test("every named key empty is refused as every plain one is; a bad or reserved name is refused", () => {
     assert.throws(
       () => parseConfigText(`server:\n  api_keys: [{ key: "\${KEY_A}", name: a }]\n`, "test.yaml", { env: {} }),

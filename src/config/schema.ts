@@ -9,6 +9,7 @@
 // per key by resolve-providers.ts, and only then resolved (`providerSettingsSchema`: defaults, camelCase). Every other section
 // is resolved by `configSchema` itself.
 import { z } from "zod";
+import { redactKeyShaped } from "../errors/redact.ts";
 import { limitsSettingsSchema, providerSchema } from "./provider-schema.ts";
 import { camelKeys, httpUrl, nonNegativeInt, positiveInt } from "./schema-helpers.ts";
 import { scoringSchema, ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
@@ -55,6 +56,7 @@ const namedClientKeys = z
   )
   .default([])
   .superRefine((entries, context) => {
+    clientKeyIdentityIssues(entries, context);
     // A client's settings are its name's: each stated on one of its keys, applying to all of them.
     for (const setting of ["limits", "paid", "models"] as const) {
       const stated = new Set<string>();
@@ -87,6 +89,45 @@ const namedClientKeys = z
     }
     return { keys: kept.map((entry) => entry.key), names: kept.map((entry) => entry.name), limits, paid, models };
   });
+
+/**
+ * Who a key is must be unambiguous: the key check takes a key's first entry, so a key listed again under another name
+ * (or unnamed) would leave that entry's name, and its client's budgets, silently unused. A name is shown unredacted
+ * (metric labels, the dashboard), so a name shaped like an API key, or equal to a key, is refused as a key pasted in
+ * the wrong field; the request log would redact it besides, and `?client=` would not find its requests.
+ */
+function clientKeyIdentityIssues(
+  entries: readonly (string | { readonly key: string; readonly name: string })[],
+  context: z.RefinementCtx,
+): void {
+  const entryOf = new Map<string, { index: number; name: string | null }>();
+  for (const [index, entry] of entries.entries()) {
+    const key = typeof entry === "string" ? entry : entry.key;
+    const name = typeof entry === "string" ? null : entry.name;
+    if (key === "") continue;
+    const first = entryOf.get(key);
+    if (first === undefined) entryOf.set(key, { index, name });
+    else if (first.name !== name) {
+      const named = (client: string | null) => (client === null ? "unnamed" : `named \`${client}\``);
+      context.addIssue({
+        code: ZOD_CUSTOM_ISSUE,
+        path: typeof entry === "string" ? [index] : [index, "key"],
+        message: `the same key as entry ${first.index} (${named(first.name)}), here ${named(name)}: a key belongs to one client`,
+      });
+    }
+  }
+  for (const [index, entry] of entries.entries()) {
+    if (typeof entry === "string") continue;
+    const isKeyShaped = redactKeyShaped(entry.name) !== entry.name;
+    if (isKeyShaped || entryOf.has(entry.name)) {
+      context.addIssue({
+        code: ZOD_CUSTOM_ISSUE,
+        path: [index, "name"],
+        message: `${isKeyShaped ? "looks like an API key" : "is one of the client keys"} (names are shown unredacted in metrics and on the dashboard): is a key in the name's place?`,
+      });
+    }
+  }
+}
 
 const serverSchema = z
   .strictObject({

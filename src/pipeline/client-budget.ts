@@ -4,7 +4,7 @@
 // time its budget frees up; failover and stream continuation charge nothing more. When the request's record is
 // published, the charge's tokens become what the request used and its concurrency slot is freed.
 import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
-import { isNeverFit } from "../limits/budget-types.ts";
+import { type BudgetScope, isNeverFit } from "../limits/budget-types.ts";
 import { type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
@@ -29,12 +29,13 @@ export function chargeClient(
 ): void | Promise<void> {
   const scope = client === undefined ? undefined : snapshot.clientScopes.get(client);
   if (scope === undefined || client === undefined) return;
-  const settle = (result: Reservation | Denied): void => {
-    if (isReservation(result)) {
-      charge.reservation = result;
+  const settle = (reserved: Reservation | Denied): void => {
+    if (isReservation(reserved)) {
+      charge.reservation = reserved;
       return;
     }
     const nowMs = runtime.clock.now();
+    const result = laterDenial(runtime, scope, promptTokens, reserved, nowMs);
     if (isNeverFit(result.retryAtMs)) {
       throw new RequestTooLargeError(
         `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${result.reason}).`,
@@ -48,6 +49,23 @@ export function chargeClient(
   };
   const reserved = runtime.budgets.reserve([scope], { tokens: promptTokens }, runtime.clock.now());
   return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
+}
+
+/**
+ * The ledger checks a scope's concurrency before its rules, and a full slot says "retry in 100 ms". When a rule is
+ * spent too, that retry would only meet it (an rpm for most of a minute, a tpd until midnight), and a request larger
+ * than a whole token budget would be told to wait for what never comes: the rules' own verdict wins when it is later.
+ */
+function laterDenial(
+  runtime: GatewayRuntime,
+  scope: BudgetScope,
+  promptTokens: number,
+  denied: Denied,
+  nowMs: number,
+): Denied {
+  if (scope.concurrency === undefined || scope.rules.length === 0) return denied;
+  const byRules = runtime.budgets.check([{ ...scope, concurrency: undefined }], { tokens: promptTokens }, nowMs);
+  return !byRules.isAllowed && byRules.retryAtMs > denied.retryAtMs ? byRules : denied;
 }
 
 /** The request is over (its record is about to be published): the recorder settles its client's charge. */

@@ -47,7 +47,11 @@ export async function handleRequest(
   const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
   const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
-  if (context.client !== undefined) await chargeClientOrRefuse(prepared);
+  if (context.client !== undefined) {
+    // Awaited only when the ledger answers later (Redis): a named client without budgets costs no extra turn.
+    const charging = chargeClientOrRefuse(prepared);
+    if (charging !== undefined) await charging;
+  }
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let request = prepared;
   let plan: PlannedRoute["plan"];
@@ -211,10 +215,14 @@ function prepare(
   };
 }
 
-/** The client's own budgets (client-budget.ts); over one, the request is refused with its record published. */
-async function chargeClientOrRefuse(request: PipelineRequest): Promise<void> {
+/**
+ * The client's own budgets (client-budget.ts); over one, the request is refused with its record published. A promise
+ * only when the ledger answers later.
+ */
+function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefined {
+  let charging: void | Promise<void>;
   try {
-    await chargeClient(
+    charging = chargeClient(
       request.runtime,
       request.snapshot,
       request.context.client,
@@ -224,6 +232,11 @@ async function chargeClientOrRefuse(request: PipelineRequest): Promise<void> {
   } catch (error) {
     throw refused(request, error);
   }
+  return charging instanceof Promise
+    ? charging.catch((error: unknown) => {
+        throw refused(request, error);
+      })
+    : undefined;
 }
 
 /** `log.content: true`: what the client sent (messages, prompt or input), for the request log. */

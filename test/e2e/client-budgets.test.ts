@@ -139,6 +139,44 @@ describe("client budgets", () => {
     assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
   });
 
+  test("a refusal at the concurrency limit names the later wait of a spent budget, or the 413 of one never to fit", async (t) => {
+    const upstream = await useMock(t);
+    /** A gateway whose greedy client has a slow stream in flight, holding its one slot, 10 s ago. */
+    const busyGateway = async (limits: string) => {
+      const clock = new ManualClock(START_MS);
+      const gateway = await useGateway(t, config(upstream.baseUrl, limits), { clock });
+      upstream.enqueue(CHAT, { kind: "sse", events: chatStream(["slow", " answer"], "alpha-m", { delayMs: 300 }) });
+      const requestsBefore = upstream.requests.length;
+      const streaming = postChat(gateway, { model: "m", stream: true }, as(GREEDY_KEY));
+      await upstream.waitForRequests(requestsBefore + 1);
+      clock.advance(10_000);
+      return { gateway, streaming };
+    };
+    const spent = await busyGateway("{ rpm: 1, concurrency: 1 }");
+    // Before: "at its concurrency limit: retry in 1 s", and the retry a second later met the rpm for 49 s more.
+    const refused = await postChat(spent.gateway, { model: "m" }, as(GREEDY_KEY));
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers["retry-after"], "50");
+    assert.match(errorOf(refused).message, /^Client `greedy` is over its rpm budget \(1\/1\): retry in 50 s\.$/);
+    assert.equal((await spent.streaming).status, 200);
+    const small = await busyGateway("{ tpm: 100, concurrency: 1 }");
+    // Larger than the whole tpm: no wait lets it through, busy slot or not (before: a 429 to retry in 1 s).
+    const tooLarge = await postChat(
+      small.gateway,
+      { model: "m", messages: [{ role: "user", content: "word ".repeat(400) }] },
+      as(GREEDY_KEY),
+    );
+    assert.equal(tooLarge.status, 413, tooLarge.text);
+    assert.equal(errorOf(tooLarge).code, "request_too_large");
+    // A request that fits is still told the slot's own short wait.
+    const fits = await postChat(small.gateway, { model: "m" }, as(GREEDY_KEY));
+    assert.equal(fits.status, 429, fits.text);
+    assert.equal(fits.headers["retry-after"], "1");
+    assert.match(errorOf(fits).message, /at its concurrency limit/);
+    assert.equal((await small.streaming).status, 200);
+    assert.equal(upstream.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 2);
+  });
+
   test("two gateways on one Redis share a client's budget", {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
   }, async (t) => {
