@@ -18,7 +18,6 @@ import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { promptLimitTokens } from "../router/context-fit.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { SegmentEnd } from "../streaming/relay-types.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
@@ -135,14 +134,10 @@ export class Recorder {
       return;
     }
     const traits = traitsOf(report.outcome);
-    // The prompt was at least what the deployment takes with this output: the window less the output when they
-    // share it, the input limit when the output has its own (router/context-fit.ts).
-    const promptLimit =
-      report.outcome === "context_length" && prompt !== undefined
-        ? promptLimitTokens(deployment, prompt.maxOutputTokens)
-        : undefined;
-    if (prompt !== undefined && promptLimit !== undefined) {
-      promptCalibration.learnTooLong(key, prompt.estimate, promptLimit);
+    // The prompt (or prompt and output, when the deployment's window turns out shared) did not fit: what that
+    // teaches is PromptCalibration.learnTooLong's to say (router/context-fit.ts for the kinds of window).
+    if (report.outcome === "context_length" && prompt !== undefined) {
+      promptCalibration.learnTooLong(key, prompt.estimate, deployment, prompt.maxOutputTokens);
     }
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
     if (report.outcome !== "client_aborted") stats.recordFailure(key);
