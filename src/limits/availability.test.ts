@@ -540,6 +540,50 @@ describe("AvailabilityBook: failure rate (intermittent failures)", () => {
   });
 });
 
+describe("AvailabilityBook: verdicts of attempts sent before the probe", () => {
+  /** Opens the circuit with three failures at T0 and claims the probe two seconds later. */
+  function probing() {
+    const scene = setup({ circuitFirstProbeMs: 2_000, circuitOpenMs: 16_000 });
+    const { clock, book } = scene;
+    for (let index = 0; index < 3; index++) book.recordFailure("p/m", { sentAtMs: T0 - 1_000 });
+    assert.equal(book.circuitState("p/m"), "open");
+    clock.advance(2_000);
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    return { ...scene, probeSentAtMs: clock.now() };
+  }
+
+  it("a timeout of a request sent before the circuit opened does not fail the probe, whose success then closes it", () => {
+    const { clock, book, probeSentAtMs } = probing();
+    // A request sent before the opening times out while the probe is out (timeout_ms is often longer than the pause).
+    clock.advance(500);
+    book.recordFailure("p/m", { sentAtMs: T0 - 1_000 });
+    assert.equal(book.circuitState("p/m"), "half_open");
+    assert.equal(book.acquire("p/m", "p").isAvailable, false, "still one probe at a time");
+    // The probe's own success closes the circuit (before, the stale failure had reopened it for twice as long and
+    // the probe's success was then "sent before the opening" and ignored).
+    clock.advance(100);
+    book.recordSuccess("p/m", { sentAtMs: probeSentAtMs });
+    assert.equal(book.circuitState("p/m"), "closed");
+    assert.deepEqual(book.peek("p/m", "p"), AVAILABLE);
+  });
+
+  it("a 429, a client gone or a refusal of an earlier request does not hand the probe's slot to a second probe", () => {
+    const { clock, book, probeSentAtMs } = probing();
+    clock.advance(100);
+    book.recordRateLimited("p/m", { delayMs: 0 }, "rate_limited", "429", { sentAtMs: T0 - 1_000 });
+    book.releaseProbe("p/m", { sentAtMs: T0 - 1_000 });
+    assert.equal(book.acquire("p/m", "p").isAvailable, false, "the probe is still out");
+    // The probe's own verdict-less end does hand it back.
+    book.releaseProbe("p/m", { sentAtMs: probeSentAtMs });
+    assert.deepEqual(book.acquire("p/m", "p"), PROBE);
+    // And the next probe's own failure reopens the circuit for twice as long.
+    const nextProbeSentAtMs = clock.now();
+    clock.advance(500);
+    book.recordFailure("p/m", { sentAtMs: nextProbeSentAtMs });
+    assertUnavailable(book.peek("p/m", "p"), { untilMs: clock.now() + 4_000, cause: "circuit_open" });
+  });
+});
+
 describe("AvailabilityBook: sharing, persistence and reset", () => {
   it("listeners hear every new cooldown, deployment or provider", () => {
     const { book } = setup();

@@ -63,10 +63,17 @@ export function keyFingerprint(key: string): string {
 
 export type CircuitState = "closed" | "open" | "half_open";
 
-/** How a success is counted (`recordSuccess`). */
-export interface SuccessEvidence {
-  /** When the attempt was sent; one sent before the circuit opened does not close it. Absent: now. */
+/**
+ * When the attempt a verdict is about was sent. Absent: now. One sent before the circuit opened does not close it;
+ * one sent before the probe was claimed (a slow call, a timeout, a long stream) is not the probe's verdict and
+ * neither fails the probe nor hands its slot back.
+ */
+export interface SentAt {
   readonly sentAtMs?: number;
+}
+
+/** How a success is counted (`recordSuccess`). */
+export interface SuccessEvidence extends SentAt {
   /** A stream's end whose opening was already counted as a success: it adds no verdict to the window. */
   readonly isCounted?: boolean;
 }
@@ -93,6 +100,8 @@ interface DeploymentRecord {
   /** When the circuit last opened: a success of an attempt sent before then does not close it. */
   circuitOpenedAtMs: number;
   isProbeInFlight: boolean;
+  /** When the probe in flight (or the last one) was claimed: verdicts of attempts sent before are not its own. */
+  probeClaimedAtMs: number;
   /**
    * Attempts admitted and without a verdict yet (a stream's is its opening), whatever the state they were sent
    * in: one sent just before a failure was recorded finds out as much about a suspect as one sent after it.
@@ -206,15 +215,29 @@ export class AvailabilityBook {
     if (record === undefined) return availability;
     if (availability.isProbe) {
       if (record.circuit === "open") record.circuit = "half_open";
-      record.isProbeInFlight = true;
+      this.#claimProbe(record);
     } else if (
       record.circuit === "closed" &&
       this.#settings.suspectSingleFlight &&
       this.#isSuspect(record, this.#clock.now())
     ) {
-      record.isProbeInFlight = true;
+      this.#claimProbe(record);
     }
     return availability;
+  }
+
+  #claimProbe(record: DeploymentRecord): void {
+    record.isProbeInFlight = true;
+    record.probeClaimedAtMs = this.#clock.now();
+  }
+
+  /**
+   * Whether a verdict may be the probe's: its attempt was sent once the probe was claimed. Without this, a request
+   * sent before the circuit opened that timed out (or was refused, or whose client left) while the probe was out
+   * failed the probe, or handed its slot to a second probe, and the real probe's success came back "stale".
+   */
+  #isProbeVerdict(record: DeploymentRecord, sentAt: SentAt): boolean {
+    return (sentAt.sentAtMs ?? this.#clock.now()) >= record.probeClaimedAtMs;
   }
 
   /** An admitted attempt is about to be sent (counted until `attemptFinished`, for the suspect's one at a time). */
@@ -272,10 +295,11 @@ export class AvailabilityBook {
     hint: { delayMs: number } | undefined,
     cause: CooldownCause,
     reason: string,
+    sentAt: SentAt = {},
   ): Cooldown {
     const record = this.#record(deploymentKey);
     record.consecutiveRateLimits += 1;
-    record.isProbeInFlight = false;
+    if (this.#isProbeVerdict(record, sentAt)) record.isProbeInFlight = false;
     const { rateLimitBaseMs, rateLimitMaxMs } = this.#settings;
     const delayMs =
       hint === undefined
@@ -306,18 +330,20 @@ export class AvailabilityBook {
   }
 
   /** 5xx, timeouts, connection failures: feed the circuit breaker. */
-  recordFailure(deploymentKey: string): void {
+  recordFailure(deploymentKey: string, sentAt: SentAt = {}): void {
     const nowMs = this.#clock.now();
     const record = this.#record(deploymentKey);
     const { failureThreshold, failureWindowMs } = this.#settings;
+    const isProbeVerdict = this.#isProbeVerdict(record, sentAt);
     // A failed probe is not counted in the window: it is not read while the circuit is open, and a success clears it.
-    if (record.circuit === "half_open" || (record.circuit === "open" && record.isProbeInFlight)) {
+    const isProbeOut = record.circuit === "half_open" || (record.circuit === "open" && record.isProbeInFlight);
+    if (isProbeOut && isProbeVerdict) {
       // The probe failed: pause again, twice as long as last time (up to the cap).
       record.openStreak += 1;
       this.#open(record, nowMs);
       return;
     }
-    record.isProbeInFlight = false;
+    if (isProbeVerdict) record.isProbeInFlight = false;
     const times = record.failureTimesMs;
     times.push(nowMs);
     while (times.length > 0 && (times[0] ?? 0) <= nowMs - failureWindowMs) times.shift();
@@ -354,10 +380,10 @@ export class AvailabilityBook {
     record.isProbeInFlight = false;
   }
 
-  /** Releases a probe slot without a verdict (e.g. the client went away). */
-  releaseProbe(deploymentKey: string): void {
+  /** Releases a probe slot without a verdict (e.g. the client went away), when the attempt may hold it. */
+  releaseProbe(deploymentKey: string, sentAt: SentAt = {}): void {
     const record = this.#deployments.get(deploymentKey);
-    if (record !== undefined) record.isProbeInFlight = false;
+    if (record !== undefined && this.#isProbeVerdict(record, sentAt)) record.isProbeInFlight = false;
   }
 
   /**
@@ -517,6 +543,7 @@ export class AvailabilityBook {
         circuitOpenUntilMs: 0,
         circuitOpenedAtMs: 0,
         isProbeInFlight: false,
+        probeClaimedAtMs: 0,
         attemptsInFlight: 0,
         openStreak: 0,
         recoveredAtMs: undefined,

@@ -58,11 +58,12 @@ describe("PromptCalibration", () => {
     for (let index = 0; index < 2; index++) calibration.learn("a/m", 4_500, 2_250);
     // Calibrated at 0.6: 12,000 estimated looked like 7,200, under an 8,000 window; the provider refused it.
     assert.equal(calibration.promptTokensFor({ key: "a/m" }, 12_000), 7_200);
-    calibration.learnTooLong("a/m", 12_000, 8_000);
+    const window = { contextTokens: 8_000, maxOutputTokens: undefined };
+    calibration.learnTooLong("a/m", 12_000, window, 0);
     assert.ok(calibration.promptTokensFor({ key: "a/m" }, 12_000) > 8_000);
     // A refusal the calibrated estimate already foresaw teaches nothing.
     const before = calibration.factorOf("a/m");
-    calibration.learnTooLong("a/m", 12_000, 5_000);
+    calibration.learnTooLong("a/m", 12_000, window, 3_000);
     assert.equal(calibration.factorOf("a/m"), before);
   });
 

@@ -24,8 +24,19 @@ export interface PromptEvidence {
   readonly reported: number;
 }
 
+/** A deployment's context limits as the fit check reads them (router/context-fit.ts). */
+export interface WindowLimits {
+  readonly contextTokens: number | undefined;
+  readonly maxOutputTokens: number | undefined;
+}
+
 export class PromptCalibration {
   readonly #evidence = new Map<string, PromptEvidence>();
+  /**
+   * Deployments listed with an output limit of their own whose context-length refusal showed that the output counts
+   * against the input limit after all (see `learnTooLong`). In memory only: a restart relearns it with one refusal.
+   */
+  readonly #sharedWindows = new Set<string>();
   #isDirty = false;
 
   /** The factor applied to this deployment's estimates: 1 until it has evidence enough. */
@@ -54,13 +65,45 @@ export class PromptCalibration {
   }
 
   /**
-   * The deployment refused a prompt as longer than its context window: it counted at least `minimumTokens` (the
-   * window less the output asked for, or the input limit when the output has its own: router/context-fit.ts). Learned as a report of that many when the calibrated estimate said fewer,
-   * so that prompts of that size stop being sent there to fail.
+   * The deployment refused a prompt as longer than its context (router/context-fit.ts reads `limits` as one window
+   * shared with the output, or an input limit with a separate output limit). What that proves whatever the kind of
+   * window: the prompt was more than the limit less the output asked for. Learned as a report of that many when the
+   * calibrated estimate said fewer, so that prompts of that size stop being sent there to fail.
+   *
+   * On a deployment listed with a separate output limit, a request whose prompt fitted the input limit but whose
+   * prompt plus output did not is better explained by a shared window than by a larger prompt: LiteLLM's table gives
+   * OpenAI's gpt-4o 128,000 in and 16,384 out, while OpenAI counts `max_tokens` in its 128,000. Taking the whole input
+   * limit as the prompt's size there inflated every later estimate of the deployment by up to `max_tokens` (prompts
+   * that fit were then skipped); the deployment is checked as one shared window from then on instead.
    */
-  learnTooLong(deploymentKey: string, estimatedTokens: number, minimumTokens: number): void {
-    if (this.promptTokensFor({ key: deploymentKey }, estimatedTokens) >= minimumTokens) return;
+  learnTooLong(
+    deploymentKey: string,
+    estimatedTokens: number,
+    limits: WindowLimits,
+    requestedOutputTokens: number,
+  ): void {
+    const limitTokens = limits.contextTokens;
+    if (limitTokens === undefined) return;
+    const calibrated = this.promptTokensFor({ key: deploymentKey }, estimatedTokens);
+    const isListedSeparate = limits.maxOutputTokens !== undefined && limits.maxOutputTokens !== limitTokens;
+    if (isListedSeparate && calibrated + requestedOutputTokens > limitTokens) this.#sharedWindows.add(deploymentKey);
+    const minimumTokens = limitTokens - requestedOutputTokens;
+    if (calibrated >= minimumTokens) return;
     this.learn(deploymentKey, estimatedTokens, minimumTokens);
+  }
+
+  /**
+   * The limits the fit check should read for a deployment: as configured or listed, or one shared window once a
+   * refusal showed it shares one (`learnTooLong`).
+   */
+  readonly limitsFor = (deployment: { readonly key: string } & WindowLimits): WindowLimits =>
+    this.#sharedWindows.has(deployment.key)
+      ? { contextTokens: deployment.contextTokens, maxOutputTokens: undefined }
+      : deployment;
+
+  /** Whether a refusal showed this deployment's output counts against its input limit (for /stats and explain). */
+  sharesWindow(deploymentKey: string): boolean {
+    return this.#sharedWindows.has(deploymentKey);
   }
 
   /** Whether something was learned since the last call (the state store writes it then). */

@@ -273,6 +273,7 @@ export class GatewayRuntime {
       paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
       promptTokensFor: this.promptCalibration.promptTokensFor,
+      contextLimitsFor: this.promptCalibration.limitsFor,
       budgetCheck: (deployment) => {
         const prompt = this.promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
         const tokens = prompt + (deployment.provider.settings.countMaxTokens ? (request.maxOutputTokens ?? 0) : 0);

@@ -5,7 +5,7 @@
 import type { Clock } from "../clock.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
-import { type AvailabilityBook, isLimitCause, keyFingerprint } from "../limits/availability.ts";
+import { type AvailabilityBook, isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
 import {
   type BudgetLedger,
   type BudgetScope,
@@ -18,7 +18,6 @@ import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { promptLimitTokens } from "../router/context-fit.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
@@ -119,13 +118,14 @@ export class Recorder {
     // The attempt's evidence is in (an opened stream's too: its later end is evidence of its own), so it no longer
     // holds a suspect's one slot; a stream that runs for minutes must not keep its candidate a last resort.
     availability.attemptFinished(key);
-    this.#apply(deployment, scopes, report.effects, reservation);
+    const sentAt = { sentAtMs: report.startedAtMs };
+    this.#apply(deployment, scopes, report.effects, reservation, sentAt);
     if (report.outcome === "success") {
       scores.recordHealth(key, true, report.durationMs);
       // A stream that opened with content is evidence enough that the upstream works again: it closes a
       // half-open circuit and ends a suspect's one-at-a-time now, not when the stream ends (a cut later is a
       // failure of its own).
-      availability.recordSuccess(key, { sentAtMs: report.startedAtMs });
+      availability.recordSuccess(key, sentAt);
       if (isStreamOpen) return;
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
@@ -138,22 +138,18 @@ export class Recorder {
       return;
     }
     const traits = traitsOf(report.outcome);
-    // The prompt was at least what the deployment takes with this output: the window less the output when they
-    // share it, the input limit when the output has its own (router/context-fit.ts).
-    const promptLimit =
-      report.outcome === "context_length" && prompt !== undefined
-        ? promptLimitTokens(deployment, prompt.maxOutputTokens)
-        : undefined;
-    if (prompt !== undefined && promptLimit !== undefined) {
-      promptCalibration.learnTooLong(key, prompt.estimate, promptLimit);
+    // The prompt (or prompt and output, when the deployment's window turns out shared) did not fit: what that
+    // teaches is PromptCalibration.learnTooLong's to say (router/context-fit.ts for the kinds of window).
+    if (report.outcome === "context_length" && prompt !== undefined) {
+      promptCalibration.learnTooLong(key, prompt.estimate, deployment, prompt.maxOutputTokens);
     }
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
     if (report.outcome !== "client_aborted") stats.recordFailure(key);
     // The request reached the provider and counts; a failed attempt consumed no tokens.
     budgets.reconcile(reservation, 0, clock.now());
     budgets.release(reservation);
-    // A verdict that says nothing about the circuit hands a half-open probe back.
-    if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key);
+    // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
+    if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);
   }
 
   /**
@@ -198,12 +194,13 @@ export class Recorder {
     if (traits.blames === "none" && !(settlement.isFirst && end.isContinued === true)) {
       // Not the upstream's fault: the client left, or a sound fresh answer merely differed from the one being
       // continued. A half-open circuit's probe is handed back.
-      if (isKnown) availability.releaseProbe(key);
+      if (isKnown) availability.releaseProbe(key, { sentAtMs: settlement.startedAtMs });
       return;
     }
     stats.recordFailure(key);
     if (!isKnown) return;
-    availability.recordFailure(key);
+    // A stream's probe verdict was its opening: a cut now is not the verdict of a probe claimed since.
+    availability.recordFailure(key, { sentAtMs: settlement.startedAtMs });
     if (traits.countsForHealth) scores.recordHealth(key, false, durationMs);
   }
 
@@ -270,6 +267,7 @@ export class Recorder {
     scopes: readonly BudgetScope[],
     effects: readonly Effect[],
     reservation: Reservation,
+    sentAt: SentAt,
   ): void {
     const { availability, budgets, clock } = this.#books;
     const settings = deployment.provider.settings;
@@ -279,10 +277,10 @@ export class Recorder {
     for (const effect of effects) {
       switch (effect.kind) {
         case "circuit_failure":
-          availability.recordFailure(key);
+          availability.recordFailure(key, sentAt);
           break;
         case "cool_down":
-          availability.recordRateLimited(key, effect.hint, effect.cause, redact(effect.reason));
+          availability.recordRateLimited(key, effect.hint, effect.cause, redact(effect.reason), sentAt);
           break;
         case "park":
           availability.park(key, effect.untilMs, effect.cause, redact(effect.reason), effect.source);

@@ -55,12 +55,3 @@ export function contextFit(
     description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (max_tokens ${output} counts against the separate output limit ${limits.maxOutputTokens})`,
   };
 }
-
-/**
- * The most prompt tokens a deployment takes with this requested output: what a context-length rejection says the
- * prompt was at least. Undefined when the context is unknown.
- */
-export function promptLimitTokens(limits: ContextLimits, requestedOutputTokens: number): number | undefined {
-  if (limits.contextTokens === undefined) return undefined;
-  return isSharedWindow(limits) ? limits.contextTokens - requestedOutputTokens : limits.contextTokens;
-}

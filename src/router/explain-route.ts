@@ -6,7 +6,7 @@ import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
 import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
-import { contextFit, isSharedWindow } from "./context-fit.ts";
+import { type ContextLimits, contextFit, isSharedWindow } from "./context-fit.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest } from "./plan-route.ts";
 
 /** What an explanation reads: the live planner and scorer, and the current snapshot's profiles and settings. */
@@ -20,6 +20,8 @@ export interface RouteExplainSource {
   /** The prompt estimate as calibrated per deployment, as the plan's context check uses it. */
   readonly promptCalibration?: {
     promptTokensFor(deployment: { readonly key: string }, estimatedTokens: number): number;
+    /** The limits the plan's context check reads (a window learned to be shared: PromptCalibration.limitsFor). */
+    limitsFor(deployment: Deployment): ContextLimits;
   };
   /** `isProbe`: the terms as a recovery probe is ranked (its failures ignored). */
   explainScore(deployment: Deployment, options?: { readonly isProbe?: boolean }): ScoreBreakdown | undefined;
@@ -133,10 +135,12 @@ export function explainRoute(
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
   });
   // The plan's check calibrates the prompt per deployment; the explanation shows the same numbers.
+  const limitsOf = (deployment: Deployment): ContextLimits =>
+    runtime.promptCalibration?.limitsFor(deployment) ?? deployment;
   const describeFit = (deployment: Deployment): string | null => {
     if (options.promptTokens === undefined) return null;
     const prompt = runtime.promptCalibration?.promptTokensFor(deployment, options.promptTokens) ?? options.promptTokens;
-    return contextFit(deployment, prompt, options.maxOutputTokens)?.description ?? null;
+    return contextFit(limitsOf(deployment), prompt, options.maxOutputTokens)?.description ?? null;
   };
   const describe = (candidate: RouteCandidate, rank: number): ExplainedCandidate => {
     const { deployment, score, board } = candidate;
@@ -199,7 +203,7 @@ export function explainRoute(
       context_tokens: deployment.contextTokens ?? null,
       max_output_tokens: deployment.maxOutputTokens ?? null,
       context_window:
-        deployment.contextTokens === undefined ? null : isSharedWindow(deployment) ? "shared" : "separate",
+        deployment.contextTokens === undefined ? null : isSharedWindow(limitsOf(deployment)) ? "shared" : "separate",
       context_fit: describeFit(deployment),
       params_b: profile?.params?.valueB ?? null,
       cost: deployment.cost,

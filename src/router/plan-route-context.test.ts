@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { providerSettingsSchema } from "../config/schema.ts";
 import type { RoutingSettings } from "../config/types.ts";
+import { PromptCalibration, SAFETY_MARGIN } from "../limits/prompt-calibration.ts";
 import { buildCatalog, type Catalog, type Deployment } from "../providers/catalog.ts";
-import { contextFit, isSharedWindow, promptLimitTokens } from "./context-fit.ts";
+import { contextFit, isSharedWindow } from "./context-fit.ts";
 import { planRoute, type RouteRequest, type RouterContext } from "./plan-route.ts";
 
 const ROUTING: RoutingSettings = {
@@ -151,10 +152,57 @@ describe("the context check", () => {
     assert.deepEqual(keys(planRoute(request(1900, 100), halved).candidates), ["separate/m"]);
   });
 
-  it("what a context-length rejection teaches: the window less the output, or the whole input limit", () => {
-    assert.equal(promptLimitTokens({ contextTokens: 1000, maxOutputTokens: undefined }, 100), 900);
-    assert.equal(promptLimitTokens({ contextTokens: 1000, maxOutputTokens: 100 }, 100), 1000);
-    assert.equal(promptLimitTokens({ contextTokens: undefined, maxOutputTokens: 100 }, 100), undefined);
+  it("an unknown context is no fit to check", () => {
     assert.equal(contextFit({ contextTokens: undefined, maxOutputTokens: undefined }, 10, 10), undefined);
+  });
+});
+
+describe("what a context-length refusal teaches (PromptCalibration.learnTooLong)", () => {
+  // Listed with an input limit of 10,000 and an output limit of 4,000 of its own (as LiteLLM lists gpt-4o: 128,000
+  // in, 16,384 out), beside a large shared window.
+  const listed = catalogOf({ context: 10_000, max_output_tokens: 4_000 }, { context: 100_000 });
+  const separate = listed.deployments.find((deployment) => deployment.key === "separate/m") as Deployment;
+  const planned = (calibration: PromptCalibration, promptTokens: number, maxOutputTokens: number) =>
+    keys(
+      planRoute(
+        request(promptTokens, maxOutputTokens),
+        context(listed, {
+          promptTokensFor: calibration.promptTokensFor,
+          contextLimitsFor: calibration.limitsFor,
+        }),
+      ).candidates,
+    );
+
+  it("a refused prompt that fitted the input limit only without its output: the window is shared, the prompt no larger", () => {
+    const calibration = new PromptCalibration();
+    // 9,000 + 3,000 was sent (the prompt fits the input limit) and refused: a window shared with the output explains
+    // it. Taking 10,000 as the prompt's size would make every later estimate 11 % larger.
+    assert.deepEqual(planned(calibration, 9_000, 3_000), ["separate/m", "shared/m"]);
+    calibration.learnTooLong("separate/m", 9_000, separate, 3_000);
+    assert.equal(calibration.factorOf("separate/m"), 1);
+    assert.equal(calibration.sharesWindow("separate/m"), true);
+    assert.deepEqual(calibration.limitsFor(separate), { contextTokens: 10_000, maxOutputTokens: undefined });
+    // The same request is not sent there again; one that fits the shared window still is.
+    assert.deepEqual(planned(calibration, 9_000, 3_000), ["shared/m"]);
+    assert.deepEqual(planned(calibration, 9_000, 1_000), ["separate/m", "shared/m"]);
+  });
+
+  it("a refused prompt that fitted with its output: larger than the limit less the output, whatever the window", () => {
+    const calibration = new PromptCalibration();
+    calibration.learnTooLong("separate/m", 5_000, separate, 1_000);
+    assert.equal(calibration.sharesWindow("separate/m"), false);
+    // Reported as 9,000 for an estimate of 5,000 (then the margin): not 10,000, which a shared window would not prove.
+    assert.ok(Math.abs(calibration.factorOf("separate/m") - (9_000 / 5_000) * SAFETY_MARGIN) < 1e-9);
+  });
+
+  it("a shared window's refusal teaches the window less the output", () => {
+    const calibration = new PromptCalibration();
+    const shared = listed.deployments.find((deployment) => deployment.key === "shared/m") as Deployment;
+    calibration.learnTooLong("shared/m", 50_000, shared, 60_000);
+    assert.equal(calibration.factorOf("shared/m"), 1, "50,000 is already more than 100,000 less 60,000");
+    calibration.learnTooLong("shared/m", 30_000, shared, 60_000);
+    // Reported as 40,000 (the window less the output) for an estimate of 30,000.
+    assert.ok(Math.abs(calibration.factorOf("shared/m") - (40_000 / 30_000) * SAFETY_MARGIN) < 1e-9);
+    assert.equal(calibration.sharesWindow("shared/m"), false);
   });
 });

@@ -267,11 +267,11 @@ function chooseWait(
 function contextFitOf(
   request: RouteRequest,
   deployment: Deployment,
-  context: Pick<RouterContext, "promptTokensFor">,
+  context: Pick<RouterContext, "promptTokensFor" | "contextLimitsFor">,
 ): ContextFit | undefined {
   if (request.promptTokens === undefined) return undefined;
   const prompt = context.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
-  return contextFit(deployment, prompt, request.maxOutputTokens);
+  return contextFit(context.contextLimitsFor?.(deployment) ?? deployment, prompt, request.maxOutputTokens);
 }
 
 function checkFit(

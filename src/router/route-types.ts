@@ -3,6 +3,7 @@
 import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
 import type { Availability, CooldownCause } from "../limits/availability.ts";
 import type { Catalog, Deployment } from "../providers/catalog.ts";
+import type { ContextLimits } from "./context-fit.ts";
 
 export interface RouteRequest {
   /** The `model` field as sent: a name, a meta model, `provider/name`, `priority-auto` or a comma-separated list. */
@@ -95,6 +96,11 @@ export interface RouterContext {
    * (limits/prompt-calibration.ts). Default: the estimate as it is.
    */
   promptTokensFor?(deployment: Deployment, estimatedTokens: number): number;
+  /**
+   * The context limits the fit check reads (context-fit.ts): the deployment's, or one shared window once a refusal
+   * showed that its listed separate output limit counts against the input limit. Default: the deployment's.
+   */
+  contextLimitsFor?(deployment: Deployment): ContextLimits;
   /** Side-effect free availability check. */
   availability(deployment: Deployment): Availability;
   /**

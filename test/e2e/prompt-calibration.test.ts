@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { send, useMock } from "../helpers/e2e.ts";
 import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
 import { chatCompletion, chatStream, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
@@ -127,7 +128,7 @@ describe("prompt estimates calibrated from the provider's reported usage", () =>
     assert.equal(scene.counts().alpha, alphaBefore);
   });
 
-  test("a refusal by a model with a separate output limit teaches its whole input limit, whatever max_tokens was", async (t) => {
+  test("a refusal by a model with a separate output limit of a prompt that fits it but not with max_tokens: checked as one window since", async (t) => {
     // Alpha takes 8,000 prompt tokens and up to 4,000 more of output (docs/routing.md "Context fit").
     const scene = await startScene(t, {
       alphaModel: { context: 8_000, max_output_tokens: 4_000 },
@@ -152,10 +153,58 @@ describe("prompt estimates calibrated from the provider's reported usage", () =>
     // The prompt fits alpha's input limit as far as the gateway knows, so alpha is asked; it refuses.
     assertServedBy(await scene.chat({ messages: dense, max_tokens: 3_000 }), "beta", 2);
     const alphaBefore = scene.counts().alpha;
-    // The prompt was more than alpha's 8,000 input tokens (not 8,000 less the 3,000 asked for, which the estimate
-    // already said it was): the same prompt now goes straight to beta.
+    // Either the prompt was more than alpha's 8,000 input tokens, or alpha counts max_tokens in them after all; the
+    // second needs no larger prompt than the estimate said: alpha is checked as one window, and the same request
+    // now goes straight to beta.
     assertServedBy(await scene.chat({ messages: dense, max_tokens: 3_000 }), "beta");
     assert.equal(scene.counts().alpha, alphaBefore);
+  });
+
+  test("a table's separate output limit that the provider counts in its window (gpt-4o): no prompt is thought larger after its refusal", async (t) => {
+    // LiteLLM lists gpt-4o with 128,000 input and 16,384 output tokens; OpenAI counts max_tokens in the 128,000.
+    // Alpha is that, scaled down: listed 8,000 in and 4,000 out, one 8,000 window in truth.
+    const scene = await startScene(t, {
+      alphaModel: { context: 8_000, max_output_tokens: 4_000 },
+      betaModel: { context: 128_000 },
+    });
+    reportHalf(scene.alpha);
+    await teach(scene);
+    const dense = prompt(4_000);
+    const factor = (await scene.stats("alpha")).prompt_token_factor;
+    const calibrated = Math.ceil(estimateOf(dense) * factor);
+    assert.ok(calibrated + 100 <= 8_000 && calibrated + 3_000 > 8_000, `calibrated ${calibrated}`);
+    const requested = calibrated + 3_000;
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message: `This model's maximum context length is 8000 tokens. However, you requested ${requested} tokens (${calibrated} in the messages, 3000 in the completion). Please reduce the length of the messages or completion.`,
+          type: "invalid_request_error",
+          code: "context_length_exceeded",
+        },
+      },
+    });
+    assertServedBy(await scene.chat({ messages: dense, max_tokens: 3_000 }), "beta", 2);
+    // The refusal did not make alpha's prompts look larger: taken as 8,000 prompt tokens, it raised the factor by
+    // about a sixth, and this prompt with a small max_tokens (which fits alpha's window) went to beta.
+    assert.equal((await scene.stats("alpha")).prompt_token_factor, factor);
+    const alphaBefore = scene.counts().alpha;
+    assertServedBy(await scene.chat({ messages: dense, max_tokens: 100 }), "alpha");
+    assert.equal(scene.counts().alpha, alphaBefore + 1);
+    // Asking for the output that did not fit again goes to beta without asking alpha.
+    assertServedBy(await scene.chat({ messages: dense, max_tokens: 3_000 }), "beta");
+    assert.equal(scene.counts().alpha, alphaBefore + 1);
+    // The route explanation shows the window alpha is checked with now.
+    const explained = await send(
+      scene.gateway,
+      "GET",
+      `/v1/gateway/route?model=m&tokens=${estimateOf(dense)}&max_tokens=3000`,
+    );
+    assert.equal(explained.status, 200, explained.text);
+    const skip = (explained.json as RouteExplanation).skipped.find((entry) => entry.provider === "alpha");
+    assert.equal(skip?.cause, "context", explained.text);
+    assert.match(skip?.reason ?? "", /has 8000 \(prompt ~\d+ \+ max_tokens 3000 share one window\)/);
   });
 
   test("a prompt with an image teaches nothing (the estimate counts images at a flat rate)", async (t) => {
