@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
   AuthenticationError,
+  PermissionDeniedError,
   RequestNotFoundError,
   RouteNotFoundError,
   ServiceUnavailableError,
@@ -39,9 +40,17 @@ export function registerObservabilityRoutes(
   });
 
   app.get("/v1/gateway/requests", async (request) => {
-    const filter = parseRequestLogQuery(request.query as Record<string, unknown>);
+    const asked = parseRequestLogQuery(request.query as Record<string, unknown>);
     const log = observers.requestLog;
     if (log === undefined) throw new RouteNotFoundError("The request log is disabled (request_log.enabled: false).");
+    // A named client sees its own requests only (other clients' may hold their messages, `log.content`).
+    const own = request.clientName;
+    if (own !== null && asked.client !== undefined && asked.client !== own) {
+      throw new PermissionDeniedError(`A named client key lists its own requests only (client=${own}).`, {
+        param: "client",
+      });
+    }
+    const filter = own === null ? asked : { ...asked, client: own };
     return { object: "list", data: await unlessStoreDown(log.query(filter)) };
   });
 
@@ -52,7 +61,9 @@ export function registerObservabilityRoutes(
       observers.requestLog === undefined
         ? observers.recentRecord(id)
         : await unlessStoreDown(observers.requestLog.get(id));
-    return record ?? notFound(id);
+    // Another client's request is not found for a named client (its existence is not theirs to learn).
+    if (record === undefined || !isVisibleTo(record, request.clientName)) return notFound(id);
+    return record;
   });
 
   app.get("/ui", async (_request, reply) => reply.redirect("/dashboard", 302));
@@ -68,10 +79,20 @@ export function registerObservabilityRoutes(
     return DASHBOARD_HTML;
   });
 
-  const requireDashboardKey = (request: FastifyRequest): void => {
+  /**
+   * The dashboard's key: an admin key when any is set (null: sees everything), else a client key, whose client's
+   * name (a named key) limits the feed and the routes shown to its own requests, as the request log does.
+   */
+  const requireDashboardKey = (request: FastifyRequest): string | null => {
     const admin = keys.admin();
-    const ring = admin.isEmpty ? keys.client() : admin;
-    if (ring.isEmpty || ring.accepts(request.headers.authorization)) return;
+    if (!admin.isEmpty) {
+      if (admin.accepts(request.headers.authorization)) return null;
+    } else {
+      const client = keys.client();
+      if (client.isEmpty) return null;
+      const name = client.clientOf({ authorization: request.headers.authorization });
+      if (name !== undefined) return name;
+    }
     throw new AuthenticationError(
       admin.isEmpty
         ? "The dashboard needs a gateway key: open /dashboard#key=<one of server.api_keys>."
@@ -80,22 +101,29 @@ export function registerObservabilityRoutes(
   };
 
   app.get("/dashboard/api/state", async (request) => {
-    requireDashboardKey(request);
+    const viewer = requireDashboardKey(request);
     const { live, recent } = observers;
     return {
       now_ms: live.nowMs(),
       queue_depth: live.queueDepth(),
       deployments: live.deployments(),
-      feed: recent.feed(),
+      feed: viewer === null ? recent.feed() : recent.feed().filter((entry) => entry.client === viewer),
       series: recent.series(),
       request_log: observers.requestLog?.kind ?? null,
     };
   });
 
   app.get("/dashboard/api/requests/:id", async (request) => {
-    requireDashboardKey(request);
-    return findRecord(observers, (request.params as { id: string }).id);
+    const viewer = requireDashboardKey(request);
+    const id = (request.params as { id: string }).id;
+    const record = await findRecord(observers, id);
+    return isVisibleTo(record, viewer) ? record : notFound(id);
   });
+}
+
+/** Whether a key's client may see a request's record: every one for an unnamed key, its own for a named one. */
+function isVisibleTo(record: RequestRecord, client: string | null): boolean {
+  return client === null || record.client === client;
 }
 
 /** The dashboard: its own memory of recent requests first, then the request log. */

@@ -59,7 +59,7 @@ describe("client budgets", () => {
     // Another client is not held by it.
     assert.equal((await postChat(gateway, { model: "m" }, as(OTHER_KEY))).status, 200);
     // The refusal is the client's record (a 429 the upstream never saw).
-    const listed = await send(gateway, "GET", "/v1/gateway/requests?client=greedy", { headers: as(OTHER_KEY) });
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?client=greedy", { headers: as(GREEDY_KEY) });
     const records = (listed.json as { data: { status: number; attempts: unknown[] }[] }).data;
     assert.deepEqual(
       records.map((record) => [record.status, record.attempts.length]),

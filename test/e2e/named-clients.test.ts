@@ -110,6 +110,58 @@ ${state}`,
     });
   }
 
+  test("a named client sees its own requests only: request log, a record by id, the dashboard's feed and routes", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a }
+    - { key: ${TEAM_A_NEW_KEY}, name: team-b }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    for (let index = 0; index < 2; index++) {
+      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    }
+    const a = await postChat(gateway, { model: "m" }, { authorization: `Bearer ${TEAM_A_KEY}` });
+    const b = await postChat(gateway, { model: "m" }, { authorization: `Bearer ${TEAM_A_NEW_KEY}` });
+    const idOf = (answer: typeof a) => answer.headers["x-request-id"] ?? "";
+    const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
+
+    const listedByA = await send(gateway, "GET", "/v1/gateway/requests", { headers: asA });
+    assert.deepEqual(
+      (listedByA.json as { data: ListedRecord[] }).data.map((record) => record.id),
+      [idOf(a)],
+    );
+    const othersAsked = await send(gateway, "GET", "/v1/gateway/requests?client=team-b", { headers: asA });
+    assert.equal(othersAsked.status, 403, othersAsked.text);
+    assert.equal((await send(gateway, "GET", `/v1/gateway/requests/${idOf(b)}`, { headers: asA })).status, 404);
+    assert.equal((await send(gateway, "GET", `/v1/gateway/requests/${idOf(a)}`, { headers: asA })).status, 200);
+    // An unnamed key sees every client's.
+    const listedByPlain = await send(gateway, "GET", "/v1/gateway/requests", {
+      headers: { authorization: `Bearer ${PLAIN_KEY}` },
+    });
+    assert.equal((listedByPlain.json as { data: ListedRecord[] }).data.length, 2);
+
+    // The dashboard (no admin keys: client keys open it) likewise.
+    const state = await send(gateway, "GET", "/dashboard/api/state", { headers: asA });
+    assert.deepEqual(
+      (state.json as { feed: { id: string }[] }).feed.map((entry) => entry.id),
+      [idOf(a)],
+    );
+    assert.equal((await send(gateway, "GET", `/dashboard/api/requests/${idOf(b)}`, { headers: asA })).status, 404);
+    assert.equal((await send(gateway, "GET", `/dashboard/api/requests/${idOf(a)}`, { headers: asA })).status, 200);
+  });
+
   test("the Messages door records the client too; a wrong key is still refused", async (t) => {
     const upstream = await useMock(t);
     const gateway = await useGateway(
