@@ -28,14 +28,21 @@ export function renderError(error: GatewayError): OpenAiErrorBody {
   return body;
 }
 
+/** The longest `retry-after` an SDK client is left to wait out by itself. */
+const LONGEST_SDK_RETRY_MS = 60_000;
+
 /**
- * Headers that go with an error response: `retry-after` in whole seconds, rounded up; for an upstream's own
- * error, which provider and model sent it (as on a success).
+ * Headers that go with an error response: `retry-after` in whole seconds, rounded up, and `x-should-retry: false`
+ * when that is longer than a minute. The OpenAI and Anthropic SDKs (openai 6, @anthropic-ai/sdk 1) sleep for the
+ * whole `retry-after` before retrying, however long: a spent daily budget held the caller's request open for hours.
+ * They honour `x-should-retry: false` and throw the 429 at once, with `retry-after` for the caller to act on. For
+ * an upstream's own error, which provider and model sent it (as on a success).
  */
 export function errorHeaders(error: GatewayError): Record<string, string> {
   const headers: Record<string, string> = {};
   if (error.retryAfterMs !== undefined) {
     headers["retry-after"] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+    if (error.retryAfterMs > LONGEST_SDK_RETRY_MS) headers["x-should-retry"] = "false";
   }
   const metadata = error.metadata;
   if (metadata !== undefined && isHeaderSafe(metadata.provider) && isHeaderSafe(metadata.model)) {

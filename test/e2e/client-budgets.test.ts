@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
@@ -71,6 +72,27 @@ describe("client budgets", () => {
     );
     clock.set(START_MS + 60_000);
     assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
+  });
+
+  test("a daily budget spent: the SDK is told not to retry (x-should-retry: false) instead of retrying within seconds", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(t, config(upstream.baseUrl, "{ rpd: 1 }"));
+    upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const openai = new OpenAI({ baseURL: gateway.baseUrl, apiKey: GREEDY_KEY, maxRetries: 2 });
+    await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    const refusal = await openai.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "hi" }] })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    assert.ok(refusal instanceof OpenAI.RateLimitError, String(refusal));
+    assert.equal(refusal.headers.get("x-should-retry"), "false");
+    assert.ok(Number(refusal.headers.get("retry-after")) > 60);
+    // One refusal recorded: the SDK did not retry (it ignores a retry-after over a minute and would retry twice).
+    const listed = await send(gateway, "GET", "/v1/gateway/requests", { headers: as(GREEDY_KEY) });
+    const statuses = (listed.json as { data: { status: number }[] }).data.map((record) => record.status);
+    assert.deepEqual(statuses, [429, 200]);
   });
 
   test("tpm counts what the requests used, not their max_tokens; a request larger than the whole budget is a 413", async (t) => {
