@@ -1,6 +1,7 @@
 // The request record as the pipeline builds it, pure: real route plans, a manual clock, no server.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { TEST_ROUTING } from "../../test/fixtures/routing-settings.ts";
 import { ManualClock } from "../clock.ts";
 import { providerSettingsSchema } from "../config/schema.ts";
 import type { RoutingSettings } from "../config/types.ts";
@@ -9,18 +10,7 @@ import { buildCatalog, type Deployment } from "../providers/catalog.ts";
 import { planRoute } from "../router/plan-route.ts";
 import { RecordBuilder } from "./record-builder.ts";
 
-const ROUTING: RoutingSettings = {
-  maxAttempts: 6,
-  totalTimeoutMs: 120_000,
-  maxStreamDurationMs: 600_000,
-  maxWaitForBetterMs: 0,
-  waitScoreRatio: 0.8,
-  strategy: "best",
-  queueTimeoutMs: 5_000,
-  maxQueued: 100,
-  stickyTtlMs: 0,
-  paid: "allowed",
-};
+const ROUTING: RoutingSettings = { ...TEST_ROUTING, maxWaitForBetterMs: 0, queueTimeoutMs: 5_000 };
 
 const catalog = buildCatalog(
   ["alpha", "beta"].map((name) =>

@@ -2,6 +2,7 @@
 // included (ranked with its failures ignored): real planner, real live scores, a manual clock; no server.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { TEST_ROUTING } from "../../test/fixtures/routing-settings.ts";
 import { ManualClock } from "../clock.ts";
 import { providerSettingsSchema } from "../config/schema.ts";
 import { scoringSchema } from "../config/scoring-schema.ts";
@@ -13,18 +14,7 @@ import { DEFAULT_SCORING_WEIGHTS, precomputeStaticScore } from "../scoring/score
 import { type ExplainedCandidate, explainRoute, type RouteExplainSource } from "./explain-route.ts";
 import { planRoute } from "./plan-route.ts";
 
-const ROUTING: RoutingSettings = {
-  maxAttempts: 6,
-  totalTimeoutMs: 120_000,
-  maxStreamDurationMs: 600_000,
-  maxWaitForBetterMs: 0,
-  waitScoreRatio: 0.8,
-  strategy: "best",
-  queueTimeoutMs: 0,
-  maxQueued: 100,
-  stickyTtlMs: 0,
-  paid: "allowed",
-};
+const ROUTING: RoutingSettings = { ...TEST_ROUTING, maxWaitForBetterMs: 0 };
 
 const catalog = buildCatalog(
   [

@@ -3,6 +3,7 @@
 // one shared window needs the prompt and `max_tokens` to fit it together.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { TEST_ROUTING } from "../../test/fixtures/routing-settings.ts";
 import { providerSettingsSchema } from "../config/schema.ts";
 import type { RoutingSettings } from "../config/types.ts";
 import { PromptCalibration, SAFETY_MARGIN } from "../limits/prompt-calibration.ts";
@@ -10,18 +11,7 @@ import { buildCatalog, type Catalog, type Deployment } from "../providers/catalo
 import { contextFit, isSharedWindow } from "./context-fit.ts";
 import { planRoute, type RouteRequest, type RouterContext } from "./plan-route.ts";
 
-const ROUTING: RoutingSettings = {
-  maxAttempts: 6,
-  totalTimeoutMs: 120_000,
-  maxStreamDurationMs: 600_000,
-  maxWaitForBetterMs: 2_000,
-  waitScoreRatio: 0.8,
-  strategy: "best",
-  queueTimeoutMs: 0,
-  maxQueued: 100,
-  stickyTtlMs: 0,
-  paid: "allowed",
-};
+const ROUTING: RoutingSettings = TEST_ROUTING;
 
 /** `separate` (input 1,000, output 100, priority 2) and `shared` (one 1,000 window, priority 1) both serve `m`. */
 function catalogOf(separateModel: Record<string, unknown>, sharedModel: Record<string, unknown>): Catalog {

@@ -1,24 +1,14 @@
 // The planner's cost rules (docs/routing.md "Free and paid models") and pool labels, pure: no server, no clock.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { TEST_ROUTING } from "../../test/fixtures/routing-settings.ts";
 import { providerSettingsSchema } from "../config/schema.ts";
 import type { RoutingSettings } from "../config/types.ts";
 import type { Availability } from "../limits/availability.ts";
 import { buildCatalog, type Deployment } from "../providers/catalog.ts";
 import { planRoute, type RouterContext } from "./plan-route.ts";
 
-const ROUTING: RoutingSettings = {
-  maxAttempts: 6,
-  totalTimeoutMs: 120_000,
-  maxStreamDurationMs: 600_000,
-  maxWaitForBetterMs: 2_000,
-  waitScoreRatio: 0.8,
-  strategy: "best",
-  queueTimeoutMs: 0,
-  maxQueued: 100,
-  stickyTtlMs: 0,
-  paid: "last_resort",
-};
+const ROUTING: RoutingSettings = { ...TEST_ROUTING, paid: "last_resort" };
 
 /** `paid` (priority 10) and `free` (priority 1) both serve `m`. */
 const catalog = buildCatalog(
