@@ -2,7 +2,7 @@
 // /v1/gateway/requests/{id}), and the live dashboard (/dashboard, its data under /dashboard/api/, /ui redirects).
 // /metrics and the request log sit behind the client keys like /stats (the global onRequest hook). The dashboard
 // page holds no data and loads without a key; its data routes check the admin keys when any is set, else the
-// client keys (docs/dashboard.md).
+// client keys (docs/observability.md "Dashboard").
 import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
