@@ -1,6 +1,7 @@
 // The live state observers read (src/observability/live-state.ts), implemented over the gateway runtime's books:
 // cooldowns and circuits (availability), budgets (ledger), scores, the wait queue.
-import type { KnownNames, LiveDeployment, LiveStateSource } from "../observability/live-state.ts";
+import type { BudgetScope } from "../limits/budgets.ts";
+import type { KnownNames, LiveBudgetWindow, LiveDeployment, LiveStateSource } from "../observability/live-state.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
 
@@ -63,31 +64,42 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
           circuit: runtime.availability.circuitState(deployment.key),
           isSuspect: runtime.availability.recoveryOf(deployment.key).isSuspect,
           isKeyInvalid: providerCooldown?.cause === "invalid_key" || providerCooldown?.cause === "credits_exhausted",
-          budgets: runtime.scopesOf(deployment, snapshot).flatMap((scope) =>
-            runtime.budgets.usage(scope, nowMs).map((window) => ({
-              scope: scope.id,
-              unit: window.unit,
-              window: window.window,
-              limit: window.limit,
-              used: window.used,
-              remaining: window.remaining,
-              resetsAtMs: window.resetsAtMs,
-              source: window.source,
-              algorithm: window.algorithm,
-              evidence: window.evidence,
-              lapsesAtMs: window.lapsesAtMs,
-              recoversTo: window.recoversTo,
-              nextStepAtMs: window.nextStepAtMs,
-            })),
-          ),
+          budgets: runtime.scopesOf(deployment, snapshot).flatMap((scope) => liveWindows(runtime, scope, nowMs)),
           inFlight: runtime
             .scopesOf(deployment, snapshot)
             .reduce((total, scope) => Math.max(total, runtime.budgets.inFlight(scope.id)), 0),
         };
       });
     },
+    clients: () => {
+      const nowMs = runtime.clock.now();
+      return [...runtime.snapshot.clientScopes].map(([name, scope]) => ({
+        name,
+        budgets: liveWindows(runtime, scope, nowMs),
+        inFlight: runtime.budgets.inFlight(scope.id),
+      }));
+    },
     queueDepth: () => runtime.queuedRequests,
     // Counted by the runtime at each reload: counting new snapshots when state was read missed reloads in between.
     configReloads: () => runtime.reloads,
   };
+}
+
+/** A budget scope's windows as the live state shows them. */
+function liveWindows(runtime: GatewayRuntime, scope: BudgetScope, nowMs: number): LiveBudgetWindow[] {
+  return runtime.budgets.usage(scope, nowMs).map((window) => ({
+    scope: scope.id,
+    unit: window.unit,
+    window: window.window,
+    limit: window.limit,
+    used: window.used,
+    remaining: window.remaining,
+    resetsAtMs: window.resetsAtMs,
+    source: window.source,
+    algorithm: window.algorithm,
+    evidence: window.evidence,
+    lapsesAtMs: window.lapsesAtMs,
+    recoversTo: window.recoversTo,
+    nextStepAtMs: window.nextStepAtMs,
+  }));
 }

@@ -73,9 +73,18 @@ export interface KnownNames {
   readonly upstreamModels: ReadonlySet<string>;
 }
 
+/** A client with budgets of its own (`server.api_keys` entries `{ key, name, limits }`). */
+export interface LiveClient {
+  readonly name: string;
+  readonly budgets: readonly LiveBudgetWindow[];
+  readonly inFlight: number;
+}
+
 export interface LiveStateSource {
   nowMs(): number;
   deployments(): readonly LiveDeployment[];
+  /** Clients with budgets of their own, and how much of them is used. */
+  clients(): readonly LiveClient[];
   knownNames(): KnownNames;
   /** Requests waiting in the queue for a free candidate. */
   queueDepth(): number;
@@ -107,6 +116,7 @@ export function staticLiveState(
   return {
     nowMs: options.nowMs ?? (() => Date.now()),
     deployments: () => deployments,
+    clients: () => [],
     knownNames: () => names,
     queueDepth: () => 0,
     configReloads: () => 0,

@@ -107,6 +107,8 @@ export function registerObservabilityRoutes(
       now_ms: live.nowMs(),
       queue_depth: live.queueDepth(),
       deployments: live.deployments(),
+      // Clients with budgets: a named client's key sees its own only.
+      clients: viewer === null ? live.clients() : live.clients().filter((client) => client.name === viewer),
       feed: viewer === null ? recent.feed() : recent.feed().filter((entry) => entry.client === viewer),
       series: recent.series(),
       request_log: observers.requestLog?.kind ?? null,

@@ -28,7 +28,7 @@ describe("dashboard in a browser", { skip: SKIP }, () => {
       `server:
   port: 0
   host: 127.0.0.1
-  api_keys: [{ key: ${KEY}, name: team-a }]
+  api_keys: [{ key: ${KEY}, name: team-a, limits: { rpd: 1000 } }]
 providers:
   - name: alpha
     base_url: ${alpha.baseUrl}
@@ -96,6 +96,13 @@ routing:
     assert.match(await visibleText(feedRow), /m → beta\/beta-small/);
     // The key is named: the feed and the route say whose request it was.
     assert.match(await visibleText(feedRow), / · team-a · /);
+    // Its client budget: one of 1000 requests a day spent.
+    const clientRow = page.locator('tr[data-client="team-a"]');
+    await clientRow.waitFor({ timeout: 2_000 });
+    assert.match(
+      await visibleText(clientRow),
+      /team-a ok 0 in flight 999 \/ 1000 requests per day \(client, fixed\) · resets in /,
+    );
 
     // Keyboard: focus the row and press Enter to open its route.
     await feedRow.focus();
