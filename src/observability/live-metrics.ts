@@ -44,7 +44,7 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
     metrics.push(
       new LiveMetric(
         `${METRIC_PREFIX}budget_remaining_${unit}`,
-        `${unit === "requests" ? "Requests" : "Tokens"} left in each budget window, by scope (provider pool or deployment) and window.`,
+        `${unit === "requests" ? "Requests" : "Tokens"} left in each budget window, by scope (provider pool, deployment or client) and window.`,
         "gauge",
         () =>
           [...budgetWindows(live, unit)].map(
@@ -85,11 +85,11 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
   return metrics;
 }
 
-/** Each budget window once (a provider pool is shared by its deployments). */
+/** Each budget window once (a provider pool is shared by its deployments), clients' too. */
 function budgetWindows(live: LiveStateSource, unit: string) {
   const seen = new Map<string, { scope: string; window: string; remaining: number; limit: number }>();
-  for (const deployment of live.deployments()) {
-    for (const window of deployment.budgets) {
+  for (const owner of [...live.deployments(), ...live.clients()]) {
+    for (const window of owner.budgets) {
       if (window.unit !== unit) continue;
       seen.set(`${window.scope}\u0000${window.window}`, window);
     }

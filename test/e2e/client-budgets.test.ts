@@ -8,6 +8,7 @@ import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const CHAT = "POST /v1/chat/completions";
@@ -70,6 +71,13 @@ describe("client budgets", () => {
         [200, 1],
       ],
     );
+    // Prometheus sees the client's window: what alerting on a client near its quota reads.
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: as(OTHER_KEY) })).text);
+    assert.equal(
+      sumOf(metrics, "llm_gateway_budget_remaining_requests", { scope: "client:greedy", window: "minute" }),
+      0,
+    );
+    assert.equal(sumOf(metrics, "llm_gateway_budget_limit_requests", { scope: "client:greedy", window: "minute" }), 2);
     clock.set(START_MS + 60_000);
     assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
   });
