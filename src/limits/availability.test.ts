@@ -452,6 +452,28 @@ describe("AvailabilityBook: failure rate (intermittent failures)", () => {
     assert.equal(book.acquire("p/m", "p").isAvailable, false, "one probe at a time");
   });
 
+  it("a stream cut after it opened is one failed request, not a success and a failure: half of them cut trips", () => {
+    const { clock, book } = setup();
+    // Four streams open (a success each); two of them are cut later: two of four requests failed.
+    for (let index = 0; index < 4; index++) {
+      clock.set(T0 + index * 100);
+      book.recordSuccess("p/m", { sentAtMs: clock.now() });
+    }
+    for (const opened of [0, 2]) {
+      clock.set(T0 + 1_000 + opened);
+      book.recordFailure("p/m", { sentAtMs: T0 + opened * 100, replacesSuccess: true });
+    }
+    assert.deepEqual(book.recoveryOf("p/m").recent, { attempts: 4, failures: 2 });
+    // A third cut stream: 3 of 5 requests (not 3 of 8 verdicts) failed, at failure_threshold 3: open.
+    clock.set(T0 + 2_000);
+    book.recordSuccess("p/m", { sentAtMs: clock.now() });
+    assert.equal(book.circuitState("p/m"), "closed");
+    clock.set(T0 + 2_500);
+    book.recordFailure("p/m", { sentAtMs: T0 + 2_000, replacesSuccess: true });
+    assert.deepEqual(book.recoveryOf("p/m").recent, { attempts: 5, failures: 3 });
+    assert.equal(book.circuitState("p/m"), "open");
+  });
+
   it("a busy healthy candidate with rare failures never trips: 3 failures in 1000 attempts within the window", () => {
     const { clock, book } = setup();
     for (let index = 0; index < 1000; index++) {

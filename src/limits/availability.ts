@@ -72,6 +72,12 @@ export interface SentAt {
   readonly sentAtMs?: number;
 }
 
+/** How a failure is counted (`recordFailure`). */
+export interface FailureEvidence extends SentAt {
+  /** A stream cut after it opened: its opening's success (counted since `sentAtMs`) becomes this failure. */
+  readonly replacesSuccess?: boolean;
+}
+
 /** How a success is counted (`recordSuccess`). */
 export interface SuccessEvidence extends SentAt {
   /** A stream's end whose opening was already counted as a success: it adds no verdict to the window. */
@@ -330,7 +336,7 @@ export class AvailabilityBook {
   }
 
   /** 5xx, timeouts, connection failures: feed the circuit breaker. */
-  recordFailure(deploymentKey: string, sentAt: SentAt = {}): void {
+  recordFailure(deploymentKey: string, sentAt: FailureEvidence = {}): void {
     const nowMs = this.#clock.now();
     const record = this.#record(deploymentKey);
     const { failureThreshold, failureWindowMs } = this.#settings;
@@ -347,7 +353,10 @@ export class AvailabilityBook {
     const times = record.failureTimesMs;
     times.push(nowMs);
     while (times.length > 0 && (times[0] ?? 0) <= nowMs - failureWindowMs) times.shift();
-    record.verdicts.add(nowMs, failureWindowMs, true);
+    const isReplaced =
+      sentAt.replacesSuccess === true &&
+      record.verdicts.failSuccessSince(sentAt.sentAtMs ?? nowMs, nowMs, failureWindowMs);
+    if (!isReplaced) record.verdicts.add(nowMs, failureWindowMs, true);
     const shouldOpen = times.length >= failureThreshold || this.#isFailingOften(record, nowMs);
     if (shouldOpen && record.circuit === "closed") {
       // Reopened within the failure window of its last recovery: it flaps, and its pause keeps doubling (starting

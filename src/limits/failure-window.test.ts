@@ -32,6 +32,18 @@ describe("FailureWindow", () => {
     assert.deepEqual(window.counts(T0 + WINDOW_MS, WINDOW_MS), { attempts: 1, failures: 0 });
   });
 
+  it("a success can become a failure while it is in the window; when none is left, nothing changes", () => {
+    const window = new FailureWindow();
+    window.add(T0, WINDOW_MS, false);
+    window.add(T0 + 7_000, WINDOW_MS, false);
+    // Since T0 + 6.5 s: the success at T0 + 7 s (the one at T0 is in an earlier 6 s bucket) becomes a failure.
+    assert.equal(window.failSuccessSince(T0 + 6_500, T0 + 8_000, WINDOW_MS), true);
+    assert.deepEqual(window.counts(T0 + 8_000, WINDOW_MS), { attempts: 2, failures: 1 });
+    assert.equal(window.failSuccessSince(T0 + 7_000, T0 + 8_000, WINDOW_MS), false, "that bucket has no success left");
+    // Gone from the window: nothing to turn.
+    assert.equal(window.failSuccessSince(T0, T0 + 2 * WINDOW_MS, WINDOW_MS), false);
+  });
+
   it("memory stays fixed: a million verdicts in a window are ten buckets of counts", () => {
     const window = new FailureWindow();
     for (let index = 0; index < 1_000_000; index++) window.add(T0 + (index % 60_000), WINDOW_MS, index % 1000 === 0);

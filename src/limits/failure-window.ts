@@ -36,6 +36,29 @@ export class FailureWindow {
     if (isFailure) this.#failures[slot] = (this.#failures[slot] ?? 0) + 1;
   }
 
+  /**
+   * Turns a success counted at or after `sinceMs` into a failure, if one is still in the window: a stream counted a
+   * success when it opened, and a cut later is the same request's verdict changing, not a second request (one cut in
+   * three streams is a third failing, not a quarter). False when none is left (the window moved on, or a probe's
+   * success cleared it): the caller then counts the failure as a verdict of its own.
+   */
+  failSuccessSince(sinceMs: number, nowMs: number, windowMs: number): boolean {
+    if (this.#bucketMs !== bucketWidthMs(windowMs)) return false;
+    const now = Math.floor(nowMs / this.#bucketMs);
+    const since = Math.max(Math.floor(sinceMs / this.#bucketMs), now - BUCKETS + 1);
+    for (let epoch = since; epoch <= now; epoch++) {
+      const slot = epoch % BUCKETS;
+      if (this.#epochs[slot] !== epoch) continue;
+      const attempts = this.#attempts[slot] ?? 0;
+      const failures = this.#failures[slot] ?? 0;
+      if (attempts > failures) {
+        this.#failures[slot] = failures + 1;
+        return true;
+      }
+    }
+    return false;
+  }
+
   counts(nowMs: number, windowMs: number): WindowCounts {
     if (this.#bucketMs !== bucketWidthMs(windowMs)) return EMPTY;
     const epoch = Math.floor(nowMs / this.#bucketMs);

@@ -199,8 +199,9 @@ export class Recorder {
     }
     stats.recordFailure(key);
     if (!isKnown) return;
-    // A stream's probe verdict was its opening: a cut now is not the verdict of a probe claimed since.
-    availability.recordFailure(key, { sentAtMs: settlement.startedAtMs });
+    // A stream's probe verdict was its opening: a cut now is not the verdict of a probe claimed since. Its opening
+    // counted a success in the failure window; the cut turns that into a failure (one request, one verdict).
+    availability.recordFailure(key, { sentAtMs: settlement.startedAtMs, replacesSuccess: true });
     if (traits.countsForHealth) scores.recordHealth(key, false, durationMs);
   }
 
