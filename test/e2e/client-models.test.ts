@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import { chatRequests, errorOf, postChat, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 
 const CHAT = "POST /v1/chat/completions";
@@ -79,5 +79,24 @@ routing:
         (caught: unknown) => caught,
       );
     assert.ok(retrieve instanceof OpenAI.NotFoundError, "a model the client may not use was retrievable");
+
+    // The route explanation is the asking client's: the route its requests take, the same 403 for a name it may not use.
+    const route = (model: string, key: string) =>
+      send(gateway, "GET", `/v1/gateway/route?model=${model}`, { headers: as(key) });
+    const autoRoute = await route("priority-auto", CI_KEY);
+    assert.equal(autoRoute.status, 200, autoRoute.text);
+    const providersOf = (json: unknown) => {
+      const explained = json as { candidates: { provider: string }[]; skipped: { provider: string }[] };
+      return [...explained.candidates, ...explained.skipped].map((entry) => entry.provider).sort();
+    };
+    assert.deepEqual(
+      providersOf(autoRoute.json),
+      ["small"],
+      "the CI client's route explanation shows a model it may not use",
+    );
+    const deniedRoute = await route("large-m", CI_KEY);
+    assert.equal(deniedRoute.status, 403, deniedRoute.text);
+    assert.equal(errorOf(deniedRoute).code, "permission_denied");
+    assert.deepEqual(providersOf((await route("priority-auto", TEAM_KEY)).json), ["large", "small"]);
   });
 });

@@ -1,0 +1,42 @@
+// A named client's own routing rules (`server.api_keys` entries `{ key, name, paid, models }`), read from the config
+// a request is planned on: a request waiting in the queue across a reload is planned on the new config, rules too.
+import type { ServerSettings } from "../config/types.ts";
+import type { RouteRequest } from "../router/plan-route.ts";
+
+/** A route request, with the name of the client that sends it (its rules are applied when it is planned). */
+export interface ClientRouteRequest extends RouteRequest {
+  /** The request's client (a named key); undefined or null: no rules of its own. */
+  readonly client?: string | null | undefined;
+}
+
+type ClientRules = Pick<RouteRequest, "paid" | "allowedModels">;
+
+/** The client's `paid` and `models`; none for an unnamed key, or a name that states neither. */
+export function clientRules(server: ServerSettings, client: string | null | undefined): ClientRules {
+  if (client === undefined || client === null) return {};
+  return { paid: server.clientPaid[client], allowedModels: server.clientModels[client] };
+}
+
+/** Whether the client states rules of its own: what it may use is not what every client may. */
+export function hasClientRules(server: ServerSettings, client: string | null | undefined): boolean {
+  const rules = clientRules(server, client);
+  return rules.paid !== undefined || rules.allowedModels !== undefined;
+}
+
+/** The request as the router plans it: the client's rules (on this config) in place of any it carried. */
+export function withClientRules(request: ClientRouteRequest, server: ServerSettings): RouteRequest {
+  return request.client === undefined || request.client === null
+    ? request
+    : { ...request, ...clientRules(server, request.client) };
+}
+
+/**
+ * The queue a waiting request joins (`routing.queue_timeout_ms`): one per requested model and client rules. Waiters
+ * are served in arrival order, each after the one before it; a client whose rules leave it nothing ready (`paid:
+ * never` while the free model cools) must not hold up the requests of clients that may use what is ready now.
+ */
+export function queueKey(request: ClientRouteRequest, server: ServerSettings): string {
+  const { paid, allowedModels } = clientRules(server, request.client);
+  if (paid === undefined && allowedModels === undefined) return request.model;
+  return JSON.stringify([request.model, paid ?? null, allowedModels ?? null]);
+}
