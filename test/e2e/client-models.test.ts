@@ -99,4 +99,38 @@ routing:
     assert.equal(errorOf(deniedRoute).code, "permission_denied");
     assert.deepEqual(providersOf((await route("priority-auto", TEAM_KEY)).json), ["large", "small"]);
   });
+
+  test("a pin to a provider that is skipped allows nothing, not the model on every other provider", async (t) => {
+    const large = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${CI_KEY}, name: ci, models: [groq/large-m] }
+providers:
+  - name: groq
+    enabled: false
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-groq-secret
+    models:
+      large-m: { id: large-id }
+  - name: large
+    base_url: ${large.baseUrl}
+    api_key: sk-large-secret
+    models:
+      large-m: { id: large-id }
+`,
+    );
+    // groq is disabled (as when its key is unset): the client's only allowed model is gone, and `large-m` on
+    // another provider is no substitute (the old code resolved `groq/large-m` to it, as a request's name would be).
+    large.enqueue(CHAT, { kind: "json", body: chatCompletion("large", "large-id") });
+    const denied = await postChat(gateway, { model: "large-m" }, as(CI_KEY));
+    assert.equal(denied.status, 403, denied.text);
+    assert.equal(errorOf(denied).code, "permission_denied");
+    assert.equal(chatRequests(large).length, 0, "the client reached a provider its pin does not name");
+    const models = await send(gateway, "GET", "/v1/models", { headers: as(CI_KEY) });
+    assert.deepEqual((models.json as { data: unknown[] }).data, []);
+  });
 });
