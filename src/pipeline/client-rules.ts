@@ -25,9 +25,10 @@ export function hasClientRules(server: ServerSettings, client: string | null | u
 
 /** The request as the router plans it: the client's rules (on this config) in place of any it carried. */
 export function withClientRules(request: ClientRouteRequest, server: ServerSettings): RouteRequest {
-  return request.client === undefined || request.client === null
-    ? request
-    : { ...request, ...clientRules(server, request.client) };
+  const rules = clientRules(server, request.client);
+  // A client without rules of its own (most named clients) plans with the request as it is: no copy per plan.
+  if (rules.paid === request.paid && rules.allowedModels === request.allowedModels) return request;
+  return { ...request, ...rules };
 }
 
 /**
