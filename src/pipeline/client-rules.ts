@@ -11,10 +11,17 @@ export interface ClientRouteRequest extends RouteRequest {
 
 type ClientRules = Pick<RouteRequest, "paid" | "allowedModels">;
 
+const NO_RULES: ClientRules = Object.freeze({});
+
 /** The client's `paid` and `models`; none for an unnamed key, or a name that states neither. */
 export function clientRules(server: ServerSettings, client: string | null | undefined): ClientRules {
-  if (client === undefined || client === null) return {};
-  return { paid: server.clientPaid[client], allowedModels: server.clientModels[client] };
+  if (client === undefined || client === null) return NO_RULES;
+  // Own properties only: `constructor` and `toString` are valid client names, and a plain object answers them
+  // from its prototype (a function taken for the client's models made every request of that client a 500).
+  return {
+    paid: Object.hasOwn(server.clientPaid, client) ? server.clientPaid[client] : undefined,
+    allowedModels: Object.hasOwn(server.clientModels, client) ? server.clientModels[client] : undefined,
+  };
 }
 
 /** Whether the client states rules of its own: what it may use is not what every client may. */

@@ -133,4 +133,33 @@ providers:
     const models = await send(gateway, "GET", "/v1/models", { headers: as(CI_KEY) });
     assert.deepEqual((models.json as { data: unknown[] }).data, []);
   });
+
+  test("a client named like an Object property (constructor, toString) has no rules it did not state", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${CI_KEY}, name: constructor }
+    - { key: ${TEAM_KEY}, name: toString }
+providers:
+  - name: small
+    base_url: ${upstream.baseUrl}
+    api_key: sk-small-secret
+    models:
+      small-m: { id: small-id }
+`,
+    );
+    for (const key of [CI_KEY, TEAM_KEY]) {
+      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("small", "small-id") });
+      const answer = await postChat(gateway, { model: "small-m" }, as(key));
+      assert.equal(answer.status, 200, answer.text);
+      const models = await send(gateway, "GET", "/v1/models", { headers: as(key) });
+      assert.equal(models.status, 200, models.text);
+      const route = await send(gateway, "GET", "/v1/gateway/route?model=small-m", { headers: as(key) });
+      assert.equal(route.status, 200, route.text);
+    }
+  });
 });
