@@ -14,7 +14,7 @@ import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { planRoute, type RoutePlan, type RouteRequest } from "../router/plan-route.ts";
+import { planRoute, type RoutePlan } from "../router/plan-route.ts";
 import { soonestAvailableMs } from "../router/soonest-available.ts";
 import { StickySessions } from "../router/sticky-sessions.ts";
 import { LiveScores } from "../scoring/live-scores.ts";
@@ -23,6 +23,7 @@ import { createStateBackend, type StateBackend } from "../state/state-backend.ts
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { UpstreamIdentities } from "./changed-upstreams.ts";
+import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
@@ -68,7 +69,7 @@ export class GatewayRuntime {
   #logger: Logger | undefined;
   #reloads = 0;
   readonly #ownsDispatcher: boolean;
-  /** One arrival-order queue per requested model (`routing.queue_timeout_ms`); dropped when empty. */
+  /** One arrival-order queue per requested model and client rules (`routing.queue_timeout_ms`); dropped when empty. */
   readonly #routeQueues = new RouteQueues();
   /** Candidates that answered a prefill (continuation) request with a 400: asked without prefill from now on. */
   readonly #prefillRejected = new Set<string>();
@@ -260,9 +261,9 @@ export class GatewayRuntime {
     this.#prefillRejected.add(deployment.key);
   }
 
-  plan(request: RouteRequest, snapshot: GatewaySnapshot = this.#snapshot): RoutePlan {
+  plan(request: ClientRouteRequest, snapshot: GatewaySnapshot = this.#snapshot): RoutePlan {
     const nowMs = this.clock.now();
-    return planRoute(request, {
+    return planRoute(withClientRules(request, snapshot.config.server), {
       catalog: snapshot.catalog,
       metaModels: snapshot.config.metaModels,
       routing: snapshot.config.routing,
@@ -292,26 +293,25 @@ export class GatewayRuntime {
 
   /**
    * Plans a route; when nothing is ready and `routing.queue_timeout_ms` > 0, queues (arrival order per requested
-   * model, bounded by `routing.max_queued`) until a candidate is ready. A request also queues when others are
-   * already waiting for the same model, so a newcomer cannot take the slot a waiter is about to get. Waiting for
-   * a better candidate (`max_wait_for_better_ms`) is only for when something else is ready: with nothing ready, a
+   * model and client rules, `queueKey`, bounded by `routing.max_queued`) until a candidate is ready. A request also
+   * queues when others wait in its queue, so a newcomer cannot take the slot a waiter is about to get. Waiting for a
+   * better candidate (`max_wait_for_better_ms`) is only for when something else is ready: with nothing ready, a
    * cooling or busy candidate is waited for in the queue, in turn, not by every request at once. Returns the last
-   * plan either way. `receivedAtMs`: the request's arrival; its `routing.total_timeout_ms` counts from then, time
-   * queued included.
+   * plan either way. `receivedAtMs`: the request's arrival; its `routing.total_timeout_ms` counts from then.
    */
   planOrQueue(
-    request: RouteRequest,
+    request: ClientRouteRequest,
     signal: AbortSignal,
     snapshot: GatewaySnapshot = this.#snapshot,
     receivedAtMs = this.clock.now(),
   ): PlannedRoute | Promise<PlannedRoute> {
     const first = { plan: this.plan(request, snapshot), snapshot };
     if (snapshot.config.routing.queueTimeoutMs <= 0) return first;
-    // Served at once, without a promise: the common case on the request path.
-    if (first.plan.candidates.length > 0 && !this.#routeQueues.hasWaiting(request.model)) return first;
+    const queue = queueKey(request, snapshot.config.server); // served at once, without a promise: the common case
+    if (first.plan.candidates.length > 0 && !this.#routeQueues.hasWaiting(queue)) return first;
     // A waiter plans on the serving config: after a reload it is served by the new one (no upstream work has
     // started yet), so a provider the reload removed gets nothing from the queue either.
-    return this.#routeQueues.wait(request.model, signal, first, {
+    return this.#routeQueues.wait(queue, signal, first, {
       replan: () => {
         const current = this.#snapshot;
         return { plan: this.plan(request, current), snapshot: current };

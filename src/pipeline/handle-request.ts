@@ -3,7 +3,6 @@
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
 import { firstChoice } from "../chat-choice.ts";
-import type { RoutingSettings } from "../config/types.ts";
 import {
   ClientAbortedError,
   type GatewayError,
@@ -263,18 +262,6 @@ function answerText(bodyText: string): string | undefined {
   return typeof text === "string" ? text : undefined;
 }
 
-/** The request's client's own `paid` (its `server.api_keys` entry), if it states one. */
-function clientPaid(request: PipelineRequest): RoutingSettings["paid"] | undefined {
-  const client = request.context.client;
-  return client === undefined ? undefined : request.snapshot.config.server.clientPaid[client];
-}
-
-/** The model names the request's client may use (its `server.api_keys` entry), if it states them. */
-function clientModels(request: PipelineRequest): readonly string[] | undefined {
-  const client = request.context.client;
-  return client === undefined ? undefined : request.snapshot.config.server.clientModels[client];
-}
-
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
 async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
@@ -293,8 +280,8 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
         promptTokens: prompt.promptTokens,
         maxOutputTokens,
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
-        paid: clientPaid(request),
-        allowedModels: clientModels(request),
+        // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
+        client: request.context.client,
       },
       request.context.signal,
       request.snapshot,

@@ -120,6 +120,9 @@ export function explainRoute(
     needsTools?: boolean;
     needsVision?: boolean;
     needsJsonSchema?: boolean;
+    /** The asking client's own `paid` and `models` (server.api_keys): its requests' route, not everyone's. */
+    paid?: RouteRequest["paid"];
+    allowedModels?: RouteRequest["allowedModels"];
   } = {},
 ): RouteExplanation {
   const snapshot = runtime.snapshot;
@@ -133,6 +136,8 @@ export function explainRoute(
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
+    paid: options.paid,
+    allowedModels: options.allowedModels,
   });
   // The plan's check calibrates the prompt per deployment; the explanation shows the same numbers.
   const limitsOf = (deployment: Deployment): ContextLimits =>

@@ -73,7 +73,17 @@ export function metaModelNamed(context: Pick<NameContext, "metaModels">, name: s
   return Object.hasOwn(context.metaModels, name) ? context.metaModels[name] : undefined;
 }
 
-export function resolveName(name: string, context: NameContext, depth: number): readonly Deployment[] | undefined {
+/**
+ * `isStrict` (a client's allowed models, client-models.ts): a `prefix/name` that is no exact name and no pin to a
+ * provider serving it resolves to nothing, instead of to `name` on every provider (the normalised lookup). An
+ * allowlist naming `groq/m` must not widen to every provider's `m` when groq is skipped (its key unset) or removed.
+ */
+export function resolveName(
+  name: string,
+  context: NameContext,
+  depth: number,
+  isStrict = false,
+): readonly Deployment[] | undefined {
   const { catalog } = context;
   if (name === PRIORITY_AUTO) return catalog.deployments;
   const meta = metaModelNamed(context, name);
@@ -82,7 +92,7 @@ export function resolveName(name: string, context: NameContext, depth: number): 
       return catalog.deployments.filter((deployment) => matchesFilter(deployment, meta.filter, context));
     const union = new Set<Deployment>();
     for (const member of meta.names) {
-      for (const deployment of resolveName(member, context, depth + 1) ?? []) union.add(deployment);
+      for (const deployment of resolveName(member, context, depth + 1, isStrict) ?? []) union.add(deployment);
     }
     return union.size === 0 ? undefined : [...union];
   }
@@ -104,6 +114,7 @@ export function resolveName(name: string, context: NameContext, depth: number): 
         param: "model",
       });
     }
+    if (isStrict) return undefined;
   }
   return catalog.byName(name);
 }

@@ -5,6 +5,7 @@ import { isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
+import { clientRules, hasClientRules } from "../pipeline/client-rules.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -27,10 +28,14 @@ const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
 export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
   app.get("/ok", async () => ({ status: "ok" }));
 
-  /** The models the request's client may use: every one, unless its key lists `models` (server.api_keys). */
+  /**
+   * The models the request's client may use: every one, unless its key lists `models` or states its own `paid`
+   * (server.api_keys): then only the names that reach a deployment its rules allow.
+   */
   const modelEntries = (request: FastifyRequest) => {
     const { catalog, config } = runtime.snapshot;
-    const allowedModels = request.clientName === null ? undefined : config.server.clientModels[request.clientName];
+    const client = request.clientName;
+    const hasRules = hasClientRules(config.server, client);
     const created = Math.floor(runtime.startedAtMs / 1000);
     const entry = (id: string, ownedBy: string, kind: string) => ({
       id,
@@ -42,11 +47,11 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
     });
     const data = catalog
       .publicNames()
-      .filter((model) => allowedModels === undefined || servedKind(runtime, model.name, allowedModels) !== undefined)
+      .filter((model) => !hasRules || servedKind(runtime, model.name, client) !== undefined)
       .map((model) => entry(model.name, model.providers.join(","), model.kind));
     // Meta models (and `priority-auto`) only when a member is served: listing a name that answers 404 misleads.
     for (const name of [...Object.keys(config.metaModels), PRIORITY_AUTO]) {
-      const kind = servedKind(runtime, name, allowedModels);
+      const kind = servedKind(runtime, name, client);
       if (kind !== undefined) data.push(entry(name, "llm-gateway", kind));
     }
     return data;
@@ -105,8 +110,10 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
         },
       );
     }
+    // The route the asking client's requests would take: its own `paid` and `models` apply (client-rules.ts).
     return explainRoute(runtime, model, {
       kind,
+      ...clientRules(runtime.snapshot.config.server, request.clientName),
       ...(promptTokens === undefined ? {} : { promptTokens }),
       ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
       ...(query.tools === "true" ? { needsTools: true } : {}),
@@ -145,10 +152,10 @@ const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding"];
  * The kind of request `name` would find a deployment for (cooling or over budget counts: it comes back), or
  * undefined when it serves none: a meta model of embedding models only is an embedding model.
  */
-function servedKind(runtime: GatewayRuntime, name: string, allowedModels?: readonly string[]): ModelKind | undefined {
+function servedKind(runtime: GatewayRuntime, name: string, client: string | null): ModelKind | undefined {
   return SERVED_KINDS.find((kind) => {
     try {
-      runtime.plan({ model: name, fallbackModels: [], kind, allowedModels });
+      runtime.plan({ model: name, fallbackModels: [], kind, client });
       return true;
     } catch {
       return false;

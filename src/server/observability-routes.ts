@@ -90,7 +90,8 @@ export function registerObservabilityRoutes(
     } else {
       const client = keys.client();
       if (client.isEmpty) return null;
-      const name = client.clientOf({ authorization: request.headers.authorization });
+      // Any of the client key headers, as every other route takes them (a script may send `x-api-key`).
+      const name = client.clientOf(request.headers);
       if (name !== undefined) return name;
     }
     throw new AuthenticationError(

@@ -3,7 +3,10 @@
 // asked; other clients unaffected; tokens counted as used; a slot per stream; shared by replicas through Redis.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import Anthropic from "@anthropic-ai/sdk";
+import { ChatOpenAI } from "@langchain/openai";
+import { generateText } from "ai";
 import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
@@ -97,10 +100,55 @@ describe("client budgets", () => {
     assert.ok(refusal instanceof OpenAI.RateLimitError, String(refusal));
     assert.equal(refusal.headers.get("x-should-retry"), "false");
     assert.ok(Number(refusal.headers.get("retry-after")) > 60);
-    // One refusal recorded: the SDK did not retry (it ignores a retry-after over a minute and would retry twice).
+    // One refusal recorded: the SDK did not retry (without the header it sleeps the whole retry-after, then retries).
     const listed = await send(gateway, "GET", "/v1/gateway/requests", { headers: as(GREEDY_KEY) });
     const statuses = (listed.json as { data: { status: number }[] }).data.map((record) => record.status);
     assert.deepEqual(statuses, [429, 200]);
+  });
+
+  test("a daily budget spent, at every door and with every SDK: the call ends in seconds, not after the retry-after", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(t, config(upstream.baseUrl, "{ rpd: 1 }"));
+    upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
+    const refusalsSince = async (count: number) => {
+      const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100", { headers: as(GREEDY_KEY) });
+      const records = (listed.json as { data: { status: number; endpoint: string }[] }).data;
+      return records.slice(0, records.length - 1 - count).map((record) => `${record.endpoint} ${record.status}`);
+    };
+    const failure = (calling: Promise<unknown>) =>
+      calling.then(
+        () => assert.fail("the call succeeded over a spent budget"),
+        (error: unknown) => error,
+      );
+
+    // The Messages door, Anthropic's SDK (it reads x-should-retry from the Anthropic-shaped error too).
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: GREEDY_KEY, maxRetries: 2 });
+    const messages = await failure(
+      anthropic.messages.create({ model: "m", max_tokens: 16, messages: [{ role: "user", content: "hi" }] }),
+    );
+    assert.ok(messages instanceof Anthropic.RateLimitError, String(messages));
+    assert.equal(messages.headers?.get("x-should-retry"), "false");
+    assert.deepEqual(await refusalsSince(0), ["messages 429"]);
+
+    // The Responses door, OpenAI's SDK.
+    const openai = new OpenAI({ baseURL: gateway.baseUrl, apiKey: GREEDY_KEY, maxRetries: 2 });
+    const responses = await failure(openai.responses.create({ model: "m", input: "hi" }));
+    assert.ok(responses instanceof OpenAI.RateLimitError, String(responses));
+    assert.deepEqual(await refusalsSince(1), ["responses 429"]);
+
+    // LangChain retries itself (the SDK's own retries off) and gives up at once on a retry-after over a minute.
+    const langchain = new ChatOpenAI({ model: "m", apiKey: GREEDY_KEY, configuration: { baseURL: gateway.baseUrl } });
+    const invoked = await failure(langchain.invoke("hi"));
+    assert.equal((invoked as Error).name, "RateLimitCapacityError", String(invoked));
+    assert.deepEqual(await refusalsSince(2), ["chat 429"]);
+
+    // The AI SDK reads no x-should-retry: a retry-after over a minute falls back to its own backoff (2 s, 4 s), so
+    // it asks twice more and then throws (docs/errors.md says so); it does not wait for the day to end either.
+    const provider = createOpenAICompatible({ name: "gateway", baseURL: gateway.baseUrl, apiKey: GREEDY_KEY });
+    const generated = await failure(generateText({ model: provider("m"), prompt: "hi" }));
+    assert.match(String(generated), /Failed after 3 attempts/);
+    assert.deepEqual(await refusalsSince(3), ["chat 429", "chat 429", "chat 429"]);
   });
 
   test("tpm counts what the requests used, not their max_tokens; a request larger than the whole budget is a 413", async (t) => {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import { chatRequests, errorOf, postChat, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 
 const CHAT = "POST /v1/chat/completions";
@@ -79,5 +79,87 @@ routing:
         (caught: unknown) => caught,
       );
     assert.ok(retrieve instanceof OpenAI.NotFoundError, "a model the client may not use was retrievable");
+
+    // The route explanation is the asking client's: the route its requests take, the same 403 for a name it may not use.
+    const route = (model: string, key: string) =>
+      send(gateway, "GET", `/v1/gateway/route?model=${model}`, { headers: as(key) });
+    const autoRoute = await route("priority-auto", CI_KEY);
+    assert.equal(autoRoute.status, 200, autoRoute.text);
+    const providersOf = (json: unknown) => {
+      const explained = json as { candidates: { provider: string }[]; skipped: { provider: string }[] };
+      return [...explained.candidates, ...explained.skipped].map((entry) => entry.provider).sort();
+    };
+    assert.deepEqual(
+      providersOf(autoRoute.json),
+      ["small"],
+      "the CI client's route explanation shows a model it may not use",
+    );
+    const deniedRoute = await route("large-m", CI_KEY);
+    assert.equal(deniedRoute.status, 403, deniedRoute.text);
+    assert.equal(errorOf(deniedRoute).code, "permission_denied");
+    assert.deepEqual(providersOf((await route("priority-auto", TEAM_KEY)).json), ["large", "small"]);
+  });
+
+  test("a pin to a provider that is skipped allows nothing, not the model on every other provider", async (t) => {
+    const large = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${CI_KEY}, name: ci, models: [groq/large-m] }
+providers:
+  - name: groq
+    enabled: false
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-groq-secret
+    models:
+      large-m: { id: large-id }
+  - name: large
+    base_url: ${large.baseUrl}
+    api_key: sk-large-secret
+    models:
+      large-m: { id: large-id }
+`,
+    );
+    // groq is disabled (as when its key is unset): the client's only allowed model is gone, and `large-m` on
+    // another provider is no substitute (the old code resolved `groq/large-m` to it, as a request's name would be).
+    large.enqueue(CHAT, { kind: "json", body: chatCompletion("large", "large-id") });
+    const denied = await postChat(gateway, { model: "large-m" }, as(CI_KEY));
+    assert.equal(denied.status, 403, denied.text);
+    assert.equal(errorOf(denied).code, "permission_denied");
+    assert.equal(chatRequests(large).length, 0, "the client reached a provider its pin does not name");
+    const models = await send(gateway, "GET", "/v1/models", { headers: as(CI_KEY) });
+    assert.deepEqual((models.json as { data: unknown[] }).data, []);
+  });
+
+  test("a client named like an Object property (constructor, toString) has no rules it did not state", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${CI_KEY}, name: constructor }
+    - { key: ${TEAM_KEY}, name: toString }
+providers:
+  - name: small
+    base_url: ${upstream.baseUrl}
+    api_key: sk-small-secret
+    models:
+      small-m: { id: small-id }
+`,
+    );
+    for (const key of [CI_KEY, TEAM_KEY]) {
+      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("small", "small-id") });
+      const answer = await postChat(gateway, { model: "small-m" }, as(key));
+      assert.equal(answer.status, 200, answer.text);
+      const models = await send(gateway, "GET", "/v1/models", { headers: as(key) });
+      assert.equal(models.status, 200, models.text);
+      const route = await send(gateway, "GET", "/v1/gateway/route?model=small-m", { headers: as(key) });
+      assert.equal(route.status, 200, route.text);
+    }
   });
 });

@@ -160,6 +160,18 @@ providers:
     );
     assert.equal((await send(gateway, "GET", `/dashboard/api/requests/${idOf(b)}`, { headers: asA })).status, 404);
     assert.equal((await send(gateway, "GET", `/dashboard/api/requests/${idOf(a)}`, { headers: asA })).status, 200);
+    // The key sent the Anthropic way (x-api-key) opens the same view as on the request log.
+    const stateByApiKey = await send(gateway, "GET", "/dashboard/api/state", { headers: { "x-api-key": TEAM_A_KEY } });
+    assert.equal(stateByApiKey.status, 200, stateByApiKey.text);
+    assert.deepEqual(
+      (stateByApiKey.json as { feed: { id: string }[] }).feed.map((entry) => entry.id),
+      [idOf(a)],
+    );
+    const listedByApiKey = await send(gateway, "GET", "/v1/gateway/requests", { headers: { "x-api-key": TEAM_A_KEY } });
+    assert.deepEqual(
+      (listedByApiKey.json as { data: ListedRecord[] }).data.map((record) => record.id),
+      [idOf(a)],
+    );
   });
 
   test("the Messages door records the client too; a wrong key is still refused", async (t) => {
