@@ -8,8 +8,9 @@ import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
-import { buildCatalog, type Catalog, type DiscoveredModel } from "../providers/catalog.ts";
+import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
+import { unservedClientModels } from "../router/client-models.ts";
 import { unservedMetaModels } from "../router/resolve-names.ts";
 import type { AdjustmentGroup } from "../scoring/adjustments.ts";
 import {
@@ -103,16 +104,20 @@ export async function buildSnapshot(
   );
   // Checked against the catalog just built (discovered models included), with the static scores: a model is left
   // out of a filter only when its score says never, which health does not change.
-  const metaModelWarnings = unservedMetaModels({
+  const nameContext = {
     catalog,
     metaModels: config.metaModels,
-    score: (deployment) => staticScores[deployment.index]?.staticTotal ?? 0,
-    scoreOnBoard: (deployment, board) => {
+    score: (deployment: Deployment) => staticScores[deployment.index]?.staticTotal ?? 0,
+    scoreOnBoard: (deployment: Deployment, board: string) => {
       const profile = profilesWithPriors[deployment.index];
       return profile === undefined ? undefined : boardQuality(profile, board);
     },
-    paramsB: (deployment) => profilesWithPriors[deployment.index]?.params?.valueB,
-  });
+    paramsB: (deployment: Deployment) => profilesWithPriors[deployment.index]?.params?.valueB,
+  };
+  const metaModelWarnings = [
+    ...unservedMetaModels(nameContext),
+    ...unservedClientModels(config.server.clientModels, nameContext),
+  ];
   for (const warning of metaModelWarnings) logger?.warn({}, warning);
   return {
     config,

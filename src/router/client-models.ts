@@ -22,3 +22,25 @@ export function allowedDeployments(names: readonly string[], context: NameContex
   }
   return allowed;
 }
+
+/**
+ * Clients whose `models` name something no provider serves, as warnings (like a meta model's, not config errors:
+ * discovery may bring the model later): a list that allows nothing leaves that client only 403s.
+ */
+export function unservedClientModels(
+  clientModels: Readonly<Record<string, readonly string[]>>,
+  context: NameContext,
+): string[] {
+  const warnings: string[] = [];
+  for (const [client, names] of Object.entries(clientModels)) {
+    const unserved = names.filter((name) => allowedDeployments([name], context).size === 0);
+    if (unserved.length === 0) continue;
+    const list = unserved.map((name) => `\`${name}\``).join(", ");
+    warnings.push(
+      unserved.length === names.length
+        ? `client \`${client}\`: none of its models (${list}) is served: it may use no model (403)`
+        : `client \`${client}\`: no provider serves ${list} of its models; the others are allowed`,
+    );
+  }
+  return warnings;
+}

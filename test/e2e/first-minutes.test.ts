@@ -181,6 +181,19 @@ meta_models:
     assert.ok(!listed.includes("picky"), listed.join(", "));
     assert.ok(listed.includes("m"));
   });
+  test("a client's allowed models naming models nothing serves are named in a warning at start", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await startGatewayProcess(
+      t,
+      `server:\n  api_keys:\n    - { key: k-ci, name: ci, models: [m, m-typo] }\n    - { key: k-ghost, name: ghost, models: [nowhere, other/m] }\n    - { key: k-fine, name: fine, models: [m] }\nproviders:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-a\n    models:\n      m: {}\n`,
+    );
+    const warned = gateway.logs.filter((line) => line.level === 40 && /^client/.test(line.msg)).map((line) => line.msg);
+    assert.deepEqual(warned, [
+      "client `ci`: no provider serves `m-typo` of its models; the others are allowed",
+      "client `ghost`: none of its models (`nowhere`, `other/m`) is served: it may use no model (403)",
+    ]);
+  });
+
   test("meta models naming models nothing serves are named in a warning at start and at reload", async (t) => {
     const mock = await useMock(t);
     const config = (meta: string) =>
