@@ -16,7 +16,7 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
-import { type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
+import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
 import {
   fromNativeResponse,
   type NativeContext,
@@ -59,7 +59,8 @@ export interface ProtocolAdapter {
   readonly clientProtocol: ClientProtocol;
   /** The chat pipeline under the door's own name (`responses`, `messages`): records and metrics carry it. */
   readonly endpoint: EndpointSpec;
-  begin(body: unknown): Exchange | Promise<Exchange>;
+  /** `client`: the name of the request's client key (null: unnamed, or no key), for what is kept per client. */
+  begin(body: unknown, client: string | null): Exchange | Promise<Exchange>;
 }
 
 export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapter) {
@@ -67,7 +68,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     const receivedAtMs = runtime.clock.now();
     let exchange: Exchange;
     try {
-      exchange = await adapter.begin(request.body);
+      exchange = await adapter.begin(request.body, request.clientName);
     } catch (error) {
       // Refused in translation (a built-in tool, a missing `max_tokens`, an unknown `previous_response_id`):
       // the request still leaves its record.
@@ -178,14 +179,16 @@ function nowSeconds(clock: Clock): number {
  * provider is marked `responses_api: native` (only then is the native body built).
  */
 export function responsesAdapter(
-  kept: KeptResponses,
+  allKept: KeptResponses,
   clock: Clock,
   hasNativeProviders: () => boolean,
 ): ProtocolAdapter {
   return {
     clientProtocol: "openai-responses",
     endpoint: RESPONSES_ENDPOINT,
-    async begin(body) {
+    async begin(body, client) {
+      // A named client continues from, refers to and keeps only responses of its own.
+      const kept = forClient(allKept, client);
       const lookup = await prefetch(kept, body);
       const translated = responsesToChat(body, lookup);
       const native: NativeCall | undefined = hasNativeProviders()

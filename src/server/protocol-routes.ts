@@ -6,7 +6,7 @@ import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
-import { inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { forClient, inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
@@ -32,19 +32,19 @@ function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses):
   for (const base of RESPONSES_PATHS) {
     app.get(`${base}/:id`, async (request) => {
       const id = idOf(request);
-      const stored = await store.get(id);
+      const stored = await forClient(store, request.clientName).get(id);
       if (stored === undefined) throw notKept(id);
       return stored.response;
     });
     app.get(`${base}/:id/input_items`, async (request) => {
       const id = idOf(request);
-      const stored = await store.get(id);
+      const stored = await forClient(store, request.clientName).get(id);
       if (stored === undefined) throw notKept(id);
       return listInputItems(stored, request.query as InputItemsQuery);
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);
-      if (!(await store.delete(id))) throw notKept(id);
+      if (!(await forClient(store, request.clientName).delete(id))) throw notKept(id);
       return { id, object: "response", deleted: true };
     });
   }

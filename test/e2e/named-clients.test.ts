@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
 import { postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
@@ -172,6 +173,55 @@ providers:
       (listedByApiKey.json as { data: ListedRecord[] }).data.map((record) => record.id),
       [idOf(a)],
     );
+  });
+
+  test("kept Responses answers are their client's: another named client cannot read, continue from or delete them", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a }
+    - { key: ${TEAM_A_NEW_KEY}, name: team-b }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const sdk = (key: string) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: key, maxRetries: 0 });
+    const teamA = sdk(TEAM_A_KEY);
+    const teamB = sdk(TEAM_A_NEW_KEY);
+    const kept = await teamA.responses.create({ model: "m", input: "remember this" });
+    const outcome = (promise: Promise<unknown>) =>
+      promise.then(
+        () => "ok",
+        (error: unknown) => (error instanceof OpenAI.APIError ? error.status : String(error)),
+      );
+    // Its own client reads it and continues from it; an unnamed key reads it too.
+    assert.equal(await outcome(teamA.responses.retrieve(kept.id)), "ok");
+    assert.equal(
+      await outcome(teamA.responses.create({ model: "m", previous_response_id: kept.id, input: "and?" })),
+      "ok",
+    );
+    assert.equal(await outcome(sdk(PLAIN_KEY).responses.retrieve(kept.id)), "ok");
+    // Another named client: not found, whatever it tries, and it deletes nothing.
+    assert.equal(await outcome(teamB.responses.retrieve(kept.id)), 404);
+    assert.equal(await outcome(teamB.responses.inputItems.list(kept.id)), 404);
+    assert.equal(await outcome(teamB.responses.create({ model: "m", previous_response_id: kept.id, input: "x" })), 404);
+    const itemId = kept.output[0]?.id ?? "";
+    assert.equal(
+      await outcome(teamB.responses.create({ model: "m", input: [{ type: "item_reference", id: itemId }] })),
+      404,
+    );
+    assert.equal(await outcome(teamB.responses.delete(kept.id)), 404);
+    assert.equal(await outcome(teamA.responses.retrieve(kept.id)), "ok", "another client deleted it");
   });
 
   test("the Messages door records the client too; a wrong key is still refused", async (t) => {

@@ -12,6 +12,8 @@ export interface KeptResponses {
   get(id: string): Promise<StoredResponse | undefined>;
   /** An output item of a kept response, by its id (`msg_...`, `fc_...`). */
   findItem(id: string): Promise<OutputItem | undefined>;
+  /** The kept response one of whose output items has this id (whose item it is). */
+  responseWithItem(id: string): Promise<StoredResponse | undefined>;
   put(stored: StoredResponse): Promise<void>;
   delete(id: string): Promise<boolean>;
 }
@@ -20,6 +22,7 @@ export function inMemory(store: ResponseStore): KeptResponses {
   return {
     get: async (id) => store.get(id),
     findItem: async (id) => store.findItem(id),
+    responseWithItem: async (id) => store.responseWithItem(id),
     put: async (stored) => {
       store.put(stored);
     },
@@ -67,6 +70,7 @@ export function inRows(rows: KeptResponseRows, onPutError: (error: unknown) => v
   return {
     get: (id) => read(rows.get(id)),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
+    responseWithItem: (id) => read(rows.getByItem(id)),
     put: async (stored) => {
       try {
         await rows.put({
@@ -101,6 +105,23 @@ export function referencedIds(body: unknown): { responseIds: string[]; itemIds: 
     }
   }
   return { responseIds, itemIds };
+}
+
+/**
+ * The kept responses as one client sees them: a named client reads, continues from and deletes only the responses
+ * it created (their ids and items are found nowhere else, as its request records are not), and what it keeps is
+ * marked as its own. An unnamed key (null) sees every response, as it sees every record.
+ */
+export function forClient(kept: KeptResponses, client: string | null): KeptResponses {
+  if (client === null) return kept;
+  const own = (stored: StoredResponse | undefined) => (stored?.client === client ? stored : undefined);
+  return {
+    get: async (id) => own(await kept.get(id)),
+    findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
+    responseWithItem: async (id) => own(await kept.responseWithItem(id)),
+    put: (stored) => kept.put({ ...stored, client }),
+    delete: async (id) => (own(await kept.get(id)) === undefined ? false : kept.delete(id)),
+  };
 }
 
 /** Fetches what `body` refers to, as the synchronous lookup the request mapping reads. */

@@ -8,6 +8,8 @@ import type { OutputItem, ResponseObject } from "./response-object.ts";
 
 export interface StoredResponse {
   readonly response: ResponseObject;
+  /** The named client that created it (a named key in `server.api_keys`): only it, or an unnamed key, reads it. */
+  readonly client?: string;
   /** The conversation up to and including this response's output, as chat messages, without `instructions`. */
   readonly conversation: readonly ChatMessage[];
 }
@@ -69,6 +71,13 @@ export class ResponseStore {
   findItem(id: string): OutputItem | undefined {
     this.#expire();
     return this.#items.get(id)?.item;
+  }
+
+  /** The kept response one of whose output items has this id. */
+  responseWithItem(id: string): StoredResponse | undefined {
+    this.#expire();
+    const responseId = this.#items.get(id)?.responseId;
+    return responseId === undefined ? undefined : this.#entries.get(responseId)?.stored;
   }
 
   delete(id: string): boolean {
