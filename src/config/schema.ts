@@ -26,6 +26,9 @@ const clientKeys = z
   .default([])
   .transform((keys) => keys.filter((key) => key !== ""));
 
+/** When paid models may be tried: `routing.paid`, and a named client's own `paid`. */
+const paidPolicy = z.enum(["never", "last_resort", "allowed"]);
+
 /**
  * A client key, or `{ key, name }`: the name is what the request log, the `routed` line and the per-client metrics
  * say for the requests made with that key (two keys may share a name: a client's old and new key while it rotates).
@@ -40,7 +43,7 @@ const namedClientKeys = z
         // budgets of the client's own, shared by every key of its name (docs/limits.md "Client budgets")
         limits: limitsSettingsSchema.optional(),
         // when this client's requests may go to paid models; default routing.paid (docs/routing.md)
-        paid: z.enum(["never", "last_resort", "allowed"]).optional(),
+        paid: paidPolicy.optional(),
         // the model names this client may use (as a client names them: public names, meta models, provider/name)
         models: z.array(z.string().min(1)).min(1).optional(),
         name: z
@@ -75,11 +78,11 @@ const namedClientKeys = z
   })
   .transform((entries) => {
     const kept = entries
-      .map((entry) => (typeof entry === "string" ? { key: entry, name: null, limits: undefined } : entry))
+      .map((entry) => (typeof entry === "string" ? { key: entry, name: null } : entry))
       .filter((entry) => entry.key !== "");
     // Limits belong to the client (its name), not to one key: a key dropped as empty does not take them along.
-    const limits: Record<string, NonNullable<(typeof kept)[number]["limits"]>> = {};
-    const paid: Record<string, "never" | "last_resort" | "allowed"> = {};
+    const limits: Record<string, z.output<typeof limitsSettingsSchema>> = {};
+    const paid: Record<string, z.output<typeof paidPolicy>> = {};
     const models: Record<string, string[]> = {};
     for (const entry of entries) {
       if (typeof entry === "string") continue;
@@ -194,7 +197,7 @@ const routingSchema = z
     queue_timeout_ms: nonNegativeInt.default(0), // ms to queue when every candidate is busy; 0 = 429 at once
     max_queued: nonNegativeInt.default(100), // requests waiting in that queue at once
     sticky_ttl_ms: nonNegativeInt.default(0), // ms a session keeps its deployment; 0 = sticky routing off
-    paid: z.enum(["never", "last_resort", "allowed"]).default("last_resort"), // when paid models may be tried
+    paid: paidPolicy.default("last_resort"), // when paid models may be tried
   })
   .prefault({})
   .transform(camelKeys);
