@@ -268,6 +268,17 @@ const responsesSchema = z
   })
   .prefault({});
 
+/** The exact-match answer cache (pipeline/answer-cache.ts); off unless asked for. */
+const cacheSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false), // give a repeated JSON request its earlier answer without an upstream call
+    ttl_ms: positiveInt.default(300_000), // ms an answer is given again after it was stored: 5 min
+    max_entries: nonNegativeInt.default(1_000), // answers kept; 0 keeps none
+    max_bytes: positiveInt.default(16 * 1024 * 1024), // bytes of kept answers (16 MiB); one above a tenth of it is not kept
+  })
+  .prefault({})
+  .transform(camelKeys);
+
 const logSchema = z
   .strictObject({
     format: z.enum(["auto", "pretty", "json"]).default("auto"), // auto: pretty on a terminal, JSON lines otherwise
@@ -312,6 +323,7 @@ export const configSchema = z
     state: stateSchema,
     upstream_limits: upstreamLimitsSchema,
     responses: responsesSchema,
+    cache: cacheSchema,
     log: logSchema,
     request_log: requestLogSchema,
     metrics: metricsSchema,

@@ -60,6 +60,7 @@ export class GatewayMetrics {
   readonly #continuations: LabeledCounter;
   readonly #tokens: LabeledCounter;
   readonly #clientRequests: LabeledCounter;
+  readonly #cacheLookups: LabeledCounter;
   readonly #clientTokens: LabeledCounter;
   readonly #duration: LabeledHistogram;
   readonly #timeToHeaders: LabeledHistogram;
@@ -106,6 +107,11 @@ export class GatewayMetrics {
       "provider",
       "upstream_model",
     ]);
+    this.#cacheLookups = counter(
+      "cache_lookups_total",
+      "Requests the answer cache was asked for (cache.enabled), by result: hit (answered without an upstream call) or miss.",
+      ["result"],
+    );
     // By client (`server.api_keys` entries `{ key, name }`): the names come from the config, so they are bounded.
     this.#clientRequests = counter(
       "client_requests_total",
@@ -225,6 +231,7 @@ export class GatewayMetrics {
         continuation.mode,
       ]);
     }
+    if (record.cache !== undefined) this.#cacheLookups.inc([record.cache]);
     const client = record.client ?? NONE;
     this.#clientRequests.inc([client, statusClass(record.status)]);
     // Per attempt when an answer's tokens are not all the answering deployment's reported usage: a continued stream

@@ -110,6 +110,11 @@ export interface RequestRecord {
   readonly continuations: readonly RecordedContinuation[];
   /** Time spent queued for a free candidate and waiting for a better one that was cooling. */
   readonly queueWaitMs: number;
+  /**
+   * The answer cache (`cache.enabled`): `hit`, answered with a kept answer (no candidates, no attempts, no tokens);
+   * `miss`, looked up and not found. Absent when the cache was not asked (off, a stream, `Cache-Control: no-cache`).
+   */
+  readonly cache?: "hit" | "miss";
   /** The deployment that produced (the start of) the answer. */
   readonly servedBy?: {
     readonly deploymentKey: string;

@@ -11,6 +11,7 @@ export function routedLogFields(record: RequestRecord): object {
     ...(record.client === undefined ? {} : { client: record.client }),
     status: record.status,
     servedBy: record.servedBy?.deploymentKey,
+    ...(record.cache === undefined ? {} : { cache: record.cache }),
     ...(record.servedBy?.cost === "paid" ? { cost: "paid" } : {}),
     attempts: record.attempts.map(
       (attempt) =>

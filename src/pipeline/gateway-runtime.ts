@@ -6,7 +6,7 @@ import type { Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import { ConfigError, formatIssue } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { AvailabilityBook, isLimitCause } from "../limits/availability.ts";
+import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
@@ -22,12 +22,14 @@ import type { ScoreBreakdown } from "../scoring/score.ts";
 import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
+import { AnswerCache } from "./answer-cache.ts";
 import { UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
+import { budgetCheckOf, coolingPoolOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
-import { buildSnapshot, type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
+import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
 import { createUpstreamAgent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
@@ -54,6 +56,8 @@ export class GatewayRuntime {
   readonly scores: LiveScores;
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
+  /** `cache.enabled`: answers given again to the same request (answer-cache.ts); emptied by a config reload. */
+  readonly answers = new AnswerCache();
   /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
   readonly inFlight = new InFlightGates();
   readonly startedAtMs: number;
@@ -153,6 +157,7 @@ export class GatewayRuntime {
       try {
         config = await loader();
         await this.#swap(config, false);
+        this.answers.clear(); // kept under the old config: a client's models or the cache settings may have changed
       } catch (error) {
         const problems =
           error instanceof ConfigError
@@ -275,19 +280,14 @@ export class GatewayRuntime {
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
       promptTokensFor: this.promptCalibration.promptTokensFor,
       contextLimitsFor: this.promptCalibration.limitsFor,
-      budgetCheck: (deployment) => {
-        const prompt = this.promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
-        const tokens = prompt + (deployment.provider.settings.countMaxTokens ? (request.maxOutputTokens ?? 0) : 0);
-        const verdict = this.budgets.check(this.scopesOf(deployment, snapshot), { tokens }, nowMs);
-        if (verdict.isAllowed) return undefined;
-        const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
-        return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };
-      },
-      coolingPool: (deployment) => {
-        const name = deployment.provider.settings.name;
-        const pooled = this.availability.providerCooldown(name);
-        return pooled !== undefined && isLimitCause(pooled.cause) ? `${POOL_SCOPE_PREFIX}${name}` : undefined;
-      },
+      budgetCheck: budgetCheckOf(
+        this.budgets,
+        this.promptCalibration,
+        (d) => this.scopesOf(d, snapshot),
+        request,
+        nowMs,
+      ),
+      coolingPool: coolingPoolOf(this.availability),
     });
   }
 

@@ -2,7 +2,6 @@
 // failover -> a JSON answer, or a stream of chunks that the relay continues on another upstream when it breaks.
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
-import { firstChoice } from "../chat-choice.ts";
 import {
   ClientAbortedError,
   type GatewayError,
@@ -10,11 +9,12 @@ import {
   ServiceUnavailableError,
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
-import { isRecord } from "../is-record.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import { answerText } from "./answer-text.ts";
+import { answerCacheKey, cachedAnswer, keepAnswer, lookUpAnswer } from "./cached-answers.ts";
 import { chargeClient } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
@@ -51,6 +51,8 @@ export async function handleRequest(
     const charging = chargeClientOrRefuse(prepared);
     if (charging !== undefined) await charging;
   }
+  const cached = lookUpAnswer(prepared);
+  if (cached !== undefined) return cachedAnswer(prepared, cached);
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let request = prepared;
   let plan: PlannedRoute["plan"];
@@ -211,6 +213,7 @@ function prepare(
       ...(context.client === undefined ? {} : { client: context.client }),
     }),
     clientCharge: { reservation: undefined },
+    cacheKey: answerCacheKey(snapshot, endpoint, body, context, isStream),
   };
 }
 
@@ -242,24 +245,6 @@ function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefin
 function recordRequestContent(request: PipelineRequest): void {
   const { body } = request;
   request.record.content({ request: body.messages ?? body.prompt ?? body.input });
-}
-
-/**
- * The answer's text (chat or completions: the choice the adapters answer with, chat-choice.ts; a native Responses
- * answer's `output_text`).
- */
-function answerText(bodyText: string): string | undefined {
-  let answer: unknown;
-  try {
-    answer = JSON.parse(bodyText);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(answer)) return undefined;
-  const choice = firstChoice(answer.choices);
-  const message = choice?.message;
-  const text = (isRecord(message) ? message.content : undefined) ?? choice?.text ?? answer.output_text;
-  return typeof text === "string" ? text : undefined;
 }
 
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
@@ -321,6 +306,7 @@ function jsonAnswer(
   const responseText = request.snapshot.config.log.content ? answerText(result.bodyText) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
+  if (request.cacheKey !== undefined) keepAnswer(request, result, headers);
   return { kind: "json", api: result.api, status: result.status, bodyText: result.bodyText, headers };
 }
 

@@ -7,6 +7,7 @@ import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+import type { CacheDirective } from "./answer-cache.ts";
 import { type ClientCharge, settleClientCharge } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
@@ -30,6 +31,8 @@ export interface RequestContext {
   readonly log: RequestLog;
   /** The request in the client's own protocol, for candidates that speak it natively (Responses pass-through). */
   readonly native?: NativeCall | undefined;
+  /** The request's `Cache-Control`, for the answer cache (`cache.enabled`). */
+  readonly cacheDirective?: CacheDirective | undefined;
 }
 
 export interface JsonAnswer {
@@ -81,6 +84,8 @@ export interface PipelineRequest {
   readonly record: RecordBuilder;
   /** What the request's client was charged (client-budget.ts); settled when the record is published. */
   readonly clientCharge: ClientCharge;
+  /** Its key in the answer cache, when its answer may be kept (`cache.enabled`, JSON, no `Cache-Control: no-store`). */
+  readonly cacheKey: string | undefined;
 }
 
 export function publish(request: PipelineRequest, status: number, outcome: Outcome, errorCode?: string): void {

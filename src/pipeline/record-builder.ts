@@ -48,6 +48,7 @@ export class RecordBuilder {
   #timeToFirstTokenMs: number | undefined;
   #isPublished = false;
   #content: RecordedContent | undefined;
+  #cache: RequestRecord["cache"];
 
   constructor(clock: Clock, start: RecordStart) {
     this.#clock = clock;
@@ -162,6 +163,11 @@ export class RecordBuilder {
     this.#servedBy = { deploymentKey, provider, model, cost };
   }
 
+  /** What the answer cache had for it (`cache.enabled`; not set when the cache was not asked). */
+  cache(result: "hit" | "miss"): void {
+    this.#cache = result;
+  }
+
   headersSent(): void {
     this.#timeToHeadersMs ??= this.#clock.now() - this.#start.startedAtMs;
   }
@@ -195,6 +201,8 @@ export class RecordBuilder {
       attempts: this.#attempts,
       continuations: this.#continuations,
       queueWaitMs: this.#queueWaitMs,
+      // Not between `client` and `candidates`: the file request log finds a client's records by that pair.
+      ...(this.#cache === undefined ? {} : { cache: this.#cache }),
       ...(this.#servedBy === undefined ? {} : { servedBy: this.#servedBy }),
       tokensIn: this.#usage?.promptTokens ?? 0,
       tokensOut: this.#usage?.completionTokens ?? 0,

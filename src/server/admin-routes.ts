@@ -35,6 +35,13 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
     return { status: "ok", reset: ["cooldowns", "circuits", "budgets"] };
   });
 
+  app.post("/admin/cache/clear", async (request) => {
+    requireAdmin(request);
+    const dropped = runtime.answers.clear();
+    request.log.warn({ dropped }, "admin: answer cache cleared");
+    return { status: "ok", dropped };
+  });
+
   /**
    * Loads and validates the config files (and .env) again: 200 with the new config's hash when it was swapped
    * in, 400 `config_invalid` listing every problem when not (the previous config keeps serving).

@@ -337,6 +337,7 @@ export function describeStats(runtime: GatewayRuntime) {
     queued_requests: runtime.queuedRequests,
     providers: providerSlots(runtime),
     clients: clientBudgets(runtime, nowMs),
+    ...(runtime.snapshot.config.cache.enabled ? { cache: runtime.answers.summary } : {}),
     deployments,
   };
 }

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { AnswerCache, type CacheSettings, cacheDirective, cacheKey } from "./answer-cache.ts";
+
+const SETTINGS: CacheSettings = { enabled: true, ttlMs: 1_000, maxEntries: 3, maxBytes: 1_000 };
+
+function answer(bodyText: string, storedAtMs: number) {
+  return { api: "chat" as const, bodyText, status: 200, provider: "p", model: "m", cost: "free" as const, storedAtMs };
+}
+
+describe("AnswerCache", () => {
+  test("an answer is given again until its time to live has passed, then it is gone", () => {
+    const cache = new AnswerCache();
+    cache.put("k", answer("a", 0), SETTINGS, 0);
+    assert.equal(cache.get("k", SETTINGS, 999)?.bodyText, "a");
+    assert.equal(cache.get("k", SETTINGS, 1_000), undefined);
+    assert.deepEqual(cache.summary, { entries: 0, bytes: 0, hits: 1, misses: 1 });
+  });
+
+  test("past max_entries or max_bytes the oldest answers go first; one above a tenth of max_bytes is not kept", () => {
+    const cache = new AnswerCache();
+    for (const [index, key] of ["a", "b", "c", "d"].entries()) cache.put(key, answer(key, index), SETTINGS, index);
+    assert.equal(cache.get("a", SETTINGS, 4), undefined);
+    assert.equal(cache.get("d", SETTINGS, 4)?.bodyText, "d");
+    assert.equal(cache.put("big", answer("x".repeat(101), 5), SETTINGS, 5), false);
+    assert.equal(cache.summary.entries, 3);
+    const small: CacheSettings = { ...SETTINGS, maxEntries: 100, maxBytes: 300 };
+    const bytes = new AnswerCache();
+    for (let index = 0; index < 20; index++) bytes.put(`k${index}`, answer("y".repeat(30), index), small, index);
+    assert.equal(bytes.summary.bytes, 300);
+    assert.equal(bytes.summary.entries, 10);
+    assert.equal(bytes.get("k9", small, 20), undefined);
+    assert.equal(bytes.get("k10", small, 20)?.bodyText.length, 30);
+  });
+
+  test("a shorter time to live after a reload applies to what is kept; max_entries 0 keeps nothing", () => {
+    const cache = new AnswerCache();
+    cache.put("k", answer("a", 0), SETTINGS, 0);
+    assert.equal(cache.get("k", { ...SETTINGS, ttlMs: 500 }, 600), undefined);
+    assert.equal(cache.put("k", answer("a", 0), { ...SETTINGS, maxEntries: 0 }, 0), false);
+    assert.equal(cache.summary.entries, 0);
+  });
+
+  test("the key tells endpoints, clients and bodies apart", () => {
+    const body = { model: "m", messages: [{ role: "user", content: "hi" }] };
+    const base = cacheKey("chat", undefined, body);
+    assert.equal(cacheKey("chat", undefined, { ...body }), base);
+    assert.notEqual(cacheKey("responses", undefined, body), base);
+    assert.notEqual(cacheKey("chat", "team-a", body), base);
+    assert.notEqual(cacheKey("chat", undefined, { ...body, temperature: 0 }), base);
+    // The client's name and the body cannot be shifted into each other.
+    assert.notEqual(cacheKey("chat", "a", { b: 1 }), cacheKey("chat", "a\u0000", { b: 1 }));
+  });
+
+  test("Cache-Control: no-store wins over no-cache; max-age=0 is no-cache; anything else is the default", () => {
+    assert.equal(cacheDirective(undefined), "default");
+    assert.equal(cacheDirective("no-cache"), "no-cache");
+    assert.equal(cacheDirective("No-Cache, no-store"), "no-store");
+    assert.equal(cacheDirective(["max-age=0"]), "no-cache");
+    assert.equal(cacheDirective("max-age=60"), "default");
+  });
+});
