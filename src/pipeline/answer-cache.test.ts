@@ -14,7 +14,7 @@ describe("AnswerCache", () => {
     cache.put("k", answer("a", 0), SETTINGS, 0);
     assert.equal(cache.get("k", SETTINGS, 999)?.bodyText, "a");
     assert.equal(cache.get("k", SETTINGS, 1_000), undefined);
-    assert.deepEqual(cache.summary, { entries: 0, bytes: 0, hits: 1, misses: 1 });
+    assert.deepEqual(cache.summary, { entries: 0, bytes: 0, hits: 1, misses: 1, shared: false });
   });
 
   test("past max_entries or max_bytes the oldest answers go first; one above a tenth of max_bytes is not kept", () => {

@@ -3,8 +3,11 @@
 // same named client and the same body (after parsing: whitespace and number spelling do not matter, key order
 // does). Free tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
 // Exact match only, on purpose: a "similar" prompt is a different question, and a wrong cached answer is worse
-// than a spent request. Kept in this process's memory, bounded by count and size, oldest dropped first.
+// than a spent request. Kept in this process's memory, or with `state.redis_url` in Redis (shared by the
+// replicas; state/redis-answer-rows.ts); bounded by count and size either way, oldest dropped first.
 import { createHash } from "node:crypto";
+import { isRecord } from "../is-record.ts";
+import type { AnswerRows, StateBackend } from "../state/state-types.ts";
 import type { UpstreamApi } from "../upstream/forward-types.ts";
 
 export interface CacheSettings {
@@ -67,16 +70,49 @@ export function cacheDirective(header: string | readonly string[] | undefined): 
   return "default";
 }
 
-export class AnswerCache {
+export interface CacheSummary {
+  /** Answers and bytes kept (shared: fleet-wide, as of this process's latest put). */
+  readonly entries: number;
+  readonly bytes: number;
+  /** This process's lookups since start. */
+  readonly hits: number;
+  readonly misses: number;
+  readonly shared: boolean;
+}
+
+/** What the pipeline asks of the cache, wherever it keeps its answers. */
+export interface AnswerStore {
+  readonly summary: CacheSummary;
+  /** The kept answer, if younger than the time to live; counts a hit or a miss. A promise when shared. */
+  get(
+    key: string,
+    settings: CacheSettings,
+    nowMs: number,
+  ): CachedAnswer | undefined | Promise<CachedAnswer | undefined>;
+  /** Keeps an answer; never waited for, never throws. */
+  put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, nowMs: number): void;
+  /** Drops every answer (`POST /admin/cache/clear`): how many there were. */
+  clear(): Promise<number>;
+  /** Drops every answer without waiting or failing (a config reload). */
+  reset(): void;
+}
+
+/** The cache a gateway gets: shared when its state is (Redis), else its own memory. */
+export function answerStoreFor(state: StateBackend, isEnabled: boolean): AnswerStore {
+  if (state.answerRows === undefined) return new AnswerCache();
+  if (isEnabled) state.answerRows.open();
+  return new SharedAnswerCache(state.answerRows);
+}
+
+export class AnswerCache implements AnswerStore {
   /** Insertion order is age order (every answer is stored with the same time to live): a Map iterates oldest first. */
   readonly #entries = new Map<string, CachedAnswer>();
   #bytes = 0;
   #hits = 0;
   #misses = 0;
 
-  /** For /stats. */
-  get summary(): { entries: number; bytes: number; hits: number; misses: number } {
-    return { entries: this.#entries.size, bytes: this.#bytes, hits: this.#hits, misses: this.#misses };
+  get summary(): CacheSummary {
+    return { entries: this.#entries.size, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: false };
   }
 
   /** The kept answer for this key, if it is younger than the settings' time to live; counts a hit or a miss. */
@@ -103,12 +139,15 @@ export class AnswerCache {
     return true;
   }
 
-  /** Drops every answer (`POST /admin/cache/clear`, or the cache switched off by a reload). */
-  clear(): number {
+  async clear(): Promise<number> {
     const dropped = this.#entries.size;
+    this.reset();
+    return dropped;
+  }
+
+  reset(): void {
     this.#entries.clear();
     this.#bytes = 0;
-    return dropped;
   }
 
   #expire(settings: CacheSettings, nowMs: number): void {
@@ -124,4 +163,77 @@ export class AnswerCache {
     this.#entries.delete(key);
     this.#bytes -= answer.bytes;
   }
+}
+
+/**
+ * Answers kept in rows shared through Redis. An unreachable Redis is a miss (the request goes to a provider), and a
+ * put that fails is dropped: the cache never fails or delays a request by more than one command's timeout.
+ */
+export class SharedAnswerCache implements AnswerStore {
+  readonly #rows: AnswerRows;
+  #entries = 0;
+  #bytes = 0;
+  #hits = 0;
+  #misses = 0;
+
+  constructor(rows: AnswerRows) {
+    this.#rows = rows;
+  }
+
+  get summary(): CacheSummary {
+    return { entries: this.#entries, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: true };
+  }
+
+  async get(key: string, settings: CacheSettings, nowMs: number): Promise<CachedAnswer | undefined> {
+    let answer: CachedAnswer | undefined;
+    try {
+      const json = await this.#rows.get(key, nowMs - settings.ttlMs);
+      answer = json === undefined ? undefined : parseAnswer(json);
+    } catch {
+      answer = undefined;
+    }
+    if (answer === undefined) this.#misses += 1;
+    else this.#hits += 1;
+    return answer;
+  }
+
+  put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, _nowMs: number): void {
+    const bytes = Buffer.byteLength(answer.bodyText);
+    if (settings.maxEntries <= 0 || bytes > settings.maxBytes / 10) return;
+    this.#rows.put(key, JSON.stringify({ ...answer, bytes }), answer.storedAtMs, settings).then(
+      (kept) => {
+        this.#entries = kept.entries;
+        this.#bytes = kept.bytes;
+      },
+      () => {},
+    );
+  }
+
+  async clear(): Promise<number> {
+    const dropped = await this.#rows.clear();
+    this.#entries = 0;
+    this.#bytes = 0;
+    return dropped;
+  }
+
+  reset(): void {
+    this.clear().catch(() => {});
+  }
+}
+
+/** A shared row as an answer; anything else (another version's row, a damaged one) is no answer. */
+function parseAnswer(json: string): CachedAnswer | undefined {
+  let row: unknown;
+  try {
+    row = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(row)) return undefined;
+  const { api, bodyText, status, provider, model, cost, storedAtMs, bytes } = row;
+  if (api !== "chat" && api !== "responses") return undefined;
+  if (cost !== "free" && cost !== "paid") return undefined;
+  if (typeof bodyText !== "string" || typeof provider !== "string" || typeof model !== "string") return undefined;
+  if (typeof status !== "number" || typeof storedAtMs !== "number" || typeof bytes !== "number") return undefined;
+  return { api, bodyText, status, provider, model, cost, storedAtMs, bytes };
 }

@@ -20,11 +20,19 @@ export function answerCacheKey(
   return isCacheableEndpoint(endpoint.name) ? cacheKey(endpoint.name, context.client, body) : undefined;
 }
 
-/** The kept answer to the same request, unless the client asked for a fresh one (`Cache-Control: no-cache`). */
-export function lookUpAnswer(request: PipelineRequest): CachedAnswer | undefined {
+/**
+ * The kept answer to the same request, unless the client asked for a fresh one (`Cache-Control: no-cache`). A
+ * promise only when the cache is shared (Redis).
+ */
+export function lookUpAnswer(request: PipelineRequest): CachedAnswer | undefined | Promise<CachedAnswer | undefined> {
   const { runtime, snapshot, cacheKey: key, context } = request;
   if (key === undefined || context.cacheDirective === "no-cache") return undefined;
-  const cached = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now());
+  const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now());
+  if (!(looked instanceof Promise)) return noted(request, looked);
+  return looked.then((cached) => noted(request, cached));
+}
+
+function noted(request: PipelineRequest, cached: CachedAnswer | undefined): CachedAnswer | undefined {
   request.record.cache(cached === undefined ? "miss" : "hit");
   return cached;
 }

@@ -22,7 +22,7 @@ import type { ScoreBreakdown } from "../scoring/score.ts";
 import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
-import { AnswerCache } from "./answer-cache.ts";
+import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
 import { UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { budgetCheckOf, coolingPoolOf } from "./plan-checks.ts";
@@ -57,7 +57,7 @@ export class GatewayRuntime {
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
   /** `cache.enabled`: answers given again to the same request (answer-cache.ts); emptied by a config reload. */
-  readonly answers = new AnswerCache();
+  readonly answers: AnswerStore;
   /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
   readonly inFlight = new InFlightGates();
   readonly startedAtMs: number;
@@ -97,6 +97,7 @@ export class GatewayRuntime {
     this.sticky = new StickySessions(clock);
     this.state = state;
     this.budgets = state.ledger;
+    this.answers = answerStoreFor(state, snapshot.config.cache.enabled);
     this.promptCalibration = promptCalibration;
     this.#upstreams = new UpstreamIdentities(snapshot);
     this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
@@ -157,7 +158,7 @@ export class GatewayRuntime {
       try {
         config = await loader();
         await this.#swap(config, false);
-        this.answers.clear(); // kept under the old config: a client's models or the cache settings may have changed
+        this.answers.reset(); // kept under the old config: a client's models or the cache settings may have changed
       } catch (error) {
         const problems =
           error instanceof ConfigError
@@ -280,13 +281,7 @@ export class GatewayRuntime {
       availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
       promptTokensFor: this.promptCalibration.promptTokensFor,
       contextLimitsFor: this.promptCalibration.limitsFor,
-      budgetCheck: budgetCheckOf(
-        this.budgets,
-        this.promptCalibration,
-        (d) => this.scopesOf(d, snapshot),
-        request,
-        nowMs,
-      ),
+      budgetCheck: budgetCheckOf(this.budgets, this.promptCalibration, snapshot.budgetScopes, request, nowMs),
       coolingPool: coolingPoolOf(this.availability),
     });
   }

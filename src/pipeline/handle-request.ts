@@ -51,7 +51,8 @@ export async function handleRequest(
     const charging = chargeClientOrRefuse(prepared);
     if (charging !== undefined) await charging;
   }
-  const cached = lookUpAnswer(prepared);
+  const looked = lookUpAnswer(prepared);
+  const cached = looked instanceof Promise ? await looked : looked;
   if (cached !== undefined) return cachedAnswer(prepared, cached);
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let request = prepared;

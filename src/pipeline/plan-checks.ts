@@ -3,7 +3,6 @@
 import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
-import type { Deployment } from "../providers/catalog.ts";
 import type { RouterContext } from "../router/route-types.ts";
 import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
 
@@ -14,14 +13,15 @@ import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
 export function budgetCheckOf(
   budgets: BudgetLedger,
   promptCalibration: PromptCalibration,
-  scopesOf: (deployment: Deployment) => readonly BudgetScope[],
+  /** Each deployment's budget scopes, by its index (the snapshot's). */
+  budgetScopes: readonly (readonly BudgetScope[] | undefined)[],
   request: { readonly promptTokens?: number | undefined; readonly maxOutputTokens?: number | undefined },
   nowMs: number,
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
     const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? (request.maxOutputTokens ?? 0) : 0);
-    const verdict = budgets.check(scopesOf(deployment), { tokens }, nowMs);
+    const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens }, nowMs);
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
     return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };

@@ -37,7 +37,18 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
 
   app.post("/admin/cache/clear", async (request) => {
     requireAdmin(request);
-    const dropped = runtime.answers.clear();
+    let dropped: number;
+    try {
+      dropped = await runtime.answers.clear();
+    } catch {
+      // Redis unreachable: nothing was dropped; said without the store's own words (they may name its URL).
+      throw new ServiceUnavailableError(
+        "The shared state (Redis) is unreachable: the answer cache was not cleared; retry.",
+        {
+          retryAfterMs: 1_000,
+        },
+      );
+    }
     request.log.warn({ dropped }, "admin: answer cache cleared");
     return { status: "ok", dropped };
   });

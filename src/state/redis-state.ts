@@ -1,11 +1,13 @@
 // The Redis state backend: budgets (RedisLedger) and cooldowns (CooldownSharing) shared by every gateway process
 // that points at the same Redis and key prefix. Redis being down never fails a request: the gateway serves from
 // local state, reports `isDegraded` in /health, and resynchronises when Redis is back. See docs/limits.md.
+
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { RedisAnswerRows } from "./redis-answer-rows.ts";
 import { CalibrationSharing } from "./redis-calibration.ts";
 import {
   closeClient,
@@ -138,8 +140,13 @@ export async function createRedisStateBackend(
   }
   startupLogger.started();
 
+  const answerRows = new RedisAnswerRows(
+    () => createCommandClient(url, isCluster, settings.redisCommandTimeoutMs),
+    settings.redisKeyPrefix,
+  );
   return {
     ledger,
+    answerRows,
     status: () => link.status(),
     close: async () => {
       clearInterval(probe);
@@ -148,7 +155,7 @@ export async function createRedisStateBackend(
       cooldowns.stop();
       ledger.stop();
       link.close();
-      await Promise.all([closeClient(redis), closeClient(subscriber)]);
+      await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);
     },
   };
 }

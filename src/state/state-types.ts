@@ -9,8 +9,24 @@ export interface StateStatus {
   readonly detail: string;
 }
 
+/** Where the answer cache keeps its rows when they are shared (Redis): opaque JSON by key, bounded as asked. */
+export interface AnswerRows {
+  /** Starts connecting now rather than at the first lookup (the cache is on at start). Idempotent. */
+  open(): void;
+  get(key: string, oldestKeptMs: number): Promise<string | undefined>;
+  put(
+    key: string,
+    json: string,
+    storedAtMs: number,
+    limits: { readonly ttlMs: number; readonly maxEntries: number; readonly maxBytes: number },
+  ): Promise<{ entries: number; bytes: number }>;
+  clear(): Promise<number>;
+}
+
 export interface StateBackend {
   readonly ledger: BudgetLedger;
+  /** Set with Redis: the answer cache's rows, shared by the replicas (else the cache is this process's memory). */
+  readonly answerRows?: AnswerRows;
   status(): StateStatus;
   close(): Promise<void>;
 }

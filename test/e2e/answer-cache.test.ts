@@ -10,6 +10,7 @@ import { ManualClock } from "../../src/clock.ts";
 import { CHAT_ROUTE, chatRequests, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const ADMIN_KEY = "cache-admin-key-1";
 const TEAM_A_KEY = "cache-team-a-key";
@@ -266,3 +267,48 @@ describe("answer cache", () => {
     assert.equal(gateway.runtime.answers.summary.entries, 0);
   });
 });
+
+describe("answer cache shared through Redis", { skip: isRedisInstalled() ? false : REDIS_MISSING }, () => {
+  test("an answer kept by one replica is given by another; a stopped Redis makes lookups miss, never fail", async (t) => {
+    const redis = await useRedisServer(t);
+    const mock = await useMock(t);
+    numberedAnswers(mock);
+    const shared = `${ON}state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "answer-cache:"\n`;
+    const first = await useGateway(t, configText(mock, shared));
+    const second = await useGateway(t, configText(mock, shared));
+
+    const kept = await chat(first, HELLO);
+    assert.equal(kept.headers["x-gateway-cache"], "miss");
+    // The put is not waited for by the request: give it its round trip.
+    await waitUntil(async () => first.runtime.answers.summary.entries === 1);
+    const given = await chat(second, HELLO);
+    assert.equal(given.headers["x-gateway-cache"], "hit");
+    assert.equal(given.text, kept.text);
+    assert.equal(chatRequests(mock).length, 1);
+    const stats = (await send(second, "GET", "/stats", { headers: { authorization: `Bearer ${PLAIN_KEY}` } })).json as {
+      cache?: { shared: boolean; hits: number };
+    };
+    assert.equal(stats.cache?.shared, true);
+    assert.ok((stats.cache?.hits ?? 0) >= 1);
+
+    // One replica's admin clear empties the fleet's cache.
+    const cleared = await send(first, "POST", "/admin/cache/clear", {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    assert.deepEqual(cleared.json, { status: "ok", dropped: 1 });
+    assert.equal((await chat(second, HELLO)).headers["x-gateway-cache"], "miss");
+
+    await redis.kill();
+    const unreachable = await chat(first, { ...HELLO, temperature: 0.3 });
+    assert.equal(unreachable.status, 200, "the cache is left out, the provider answers");
+    assert.equal(unreachable.headers["x-gateway-cache"], "miss");
+  });
+});
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
