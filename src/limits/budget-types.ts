@@ -96,6 +96,13 @@ export function isNeverFit(retryAtMs: number | undefined): boolean {
   return retryAtMs !== undefined && !Number.isFinite(retryAtMs);
 }
 
+/**
+ * When a refusal at a concurrency limit says to look again, ms from now: a slot frees when a request in flight ends,
+ * which no clock tells. A refusal by a spent budget as well is told that budget's later time instead (budgets.ts
+ * `laterDenial`): coming back sooner would only meet it.
+ */
+export const CONCURRENCY_RETRY_MS = 100;
+
 export type BudgetVerdict =
   | { readonly isAllowed: true }
   | { readonly isAllowed: false; readonly reason: string; readonly retryAtMs: number; readonly scopeId: string };

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type DayReset, parseDayReset, UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { Limits } from "../config/types.ts";
+import { isNeverFit } from "./budget-types.ts";
 import {
   BudgetBook,
   type BudgetScope,
@@ -311,6 +312,106 @@ describe("BudgetBook: checks, scopes, reconcile, release", () => {
   });
 });
 
+describe("BudgetBook: a refusal is the binding one (when every budget admits the request)", () => {
+  /** rpm 2 and tpm 100: 10 tokens at T0, 80 at T0+30 s. At T0+50 s rpm frees at T0+60 s, 80 tokens only at +90 s. */
+  function spentTwice(limits: Limits = { rpm: 2, tpm: 100 }): { book: BudgetBook; scope: BudgetScope } {
+    const book = new BudgetBook();
+    const scope = scopeOf(limits);
+    reserveOk(book, [scope], 10, T0);
+    reserveOk(book, [scope], 80, T0 + 30_000);
+    return { book, scope };
+  }
+
+  it("rpm spent and a request larger than the whole tpm: never fits (Infinity), not rpm's wait", () => {
+    const { book, scope } = spentTwice();
+    const verdict = denied(book.check([scope], { tokens: 150 }, T0 + 50_000));
+    assert.equal(verdict.retryAtMs, Number.POSITIVE_INFINITY);
+    assert.ok(isNeverFit(verdict.retryAtMs));
+    assert.equal(verdict.reason, "over its tpm budget (90/100 tokens, needs 150)");
+    // reserve answers the same (and charges nothing).
+    assert.equal(denied(book.reserve([scope], { tokens: 150 }, T0 + 50_000)).retryAtMs, Number.POSITIVE_INFINITY);
+  });
+
+  it("rpm opens in 10 s, tpm in 40 s: retry in 40 s, naming the tpm", () => {
+    const { book, scope } = spentTwice();
+    const verdict = denied(book.check([scope], { tokens: 40 }, T0 + 50_000));
+    assert.equal(verdict.retryAtMs, T0 + 90_000);
+    assert.equal(verdict.reason, "over its tpm budget (90/100 tokens, needs 40)");
+    // A request that fits the tpm is told rpm's own time.
+    assert.equal(denied(book.check([scope], { tokens: 5 }, T0 + 50_000)).retryAtMs, T0 + 60_000);
+    // At rpm's time (the old answer) the tpm still refuses; at the answer's time the request fits.
+    denied(book.check([scope], { tokens: 40 }, T0 + 60_000));
+    assert.deepEqual(book.check([scope], { tokens: 40 }, T0 + 90_000), { isAllowed: true });
+  });
+
+  it("rpm spent and a day spent: the day's end, whichever rule comes first", () => {
+    const { book, scope } = spentTwice({ rpm: 2, tpm: 100, tpd: 120 });
+    const verdict = denied(book.check([scope], { tokens: 40 }, T0 + 50_000));
+    assert.equal(verdict.retryAtMs, Date.UTC(2026, 0, 2));
+    assert.equal(verdict.reason, "over its tpd budget (90/120 tokens, needs 40)");
+  });
+
+  it("two scopes (pool and model) with different waits: the later one, whichever scope it is", () => {
+    const book = new BudgetBook();
+    const pool = scopeOf({ rpm: 1 }, "provider:p");
+    const own = scopeOf({ rph: 1 }, "deployment:p/a");
+    reserveOk(book, [pool, own], 0, T0);
+    const modelLater = denied(book.check([pool, own], { tokens: 0 }, T0 + 10_000));
+    assert.deepEqual(modelLater, {
+      isAllowed: false,
+      scopeId: "deployment:p/a",
+      reason: "over its rph budget (1/1)",
+      retryAtMs: T0 + HOUR_MS,
+    });
+
+    const hourPool = scopeOf({ rph: 1 }, "provider:q");
+    const minuteOwn = scopeOf({ rpm: 1 }, "deployment:q/a");
+    reserveOk(book, [hourPool, minuteOwn], 0, T0);
+    const poolLater = denied(book.check([hourPool, minuteOwn], { tokens: 0 }, T0 + 10_000));
+    assert.equal(poolLater.scopeId, "provider:q");
+    assert.equal(poolLater.retryAtMs, T0 + HOUR_MS);
+    // A model the pool's other deployment does not block is told the pool's own wait.
+    assert.equal(denied(book.check([hourPool], { tokens: 0 }, T0 + 10_000)).retryAtMs, T0 + HOUR_MS);
+  });
+
+  it("a never-fit in a later scope wins over a spent budget in an earlier one", () => {
+    const book = new BudgetBook();
+    const pool = scopeOf({ rpm: 1 }, "provider:p");
+    const own = scopeOf({ tpm: 100 }, "deployment:p/a");
+    reserveOk(book, [pool, own], 10, T0);
+    const verdict = denied(book.check([pool, own], { tokens: 500 }, T0 + 1_000));
+    assert.equal(verdict.scopeId, "deployment:p/a");
+    assert.equal(verdict.retryAtMs, Number.POSITIVE_INFINITY);
+  });
+
+  it("a full concurrency slot with a spent budget: the budget's wait (or the never-fit), not 100 ms", () => {
+    const { book, scope } = spentTwice({ rpm: 2, tpm: 100, concurrency: 2 });
+    assert.equal(book.inFlight(scope.id), 2);
+    const spent = denied(book.check([scope], { tokens: 40 }, T0 + 50_000));
+    assert.equal(spent.retryAtMs, T0 + 90_000);
+    assert.equal(denied(book.check([scope], { tokens: 150 }, T0 + 50_000)).retryAtMs, Number.POSITIVE_INFINITY);
+    // Only the slot: its own short wait.
+    const slotOnly = denied(book.check([scope], { tokens: 0 }, T0 + 90_000));
+    assert.equal(slotOnly.reason, "at its concurrency limit (2 in flight)");
+    assert.equal(slotOnly.retryAtMs, T0 + 90_000 + 100);
+  });
+
+  it("a window the provider reports is one of the budgets: its later reset wins over a rule's", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 1 });
+    reserveOk(book, [scope], 0, T0);
+    book.learn(scope, [{ unit: "requests", window: "day", limit: 50, remaining: 0, resetAtMs: T0 + 5 * HOUR_MS }], T0);
+    const verdict = denied(book.check([scope], { tokens: 0 }, T0 + 1_000));
+    assert.equal(verdict.reason, "the provider reports 0 requests left this day");
+    assert.equal(verdict.retryAtMs, T0 + 5 * HOUR_MS);
+    // And a rule's later wait wins over a report that resets sooner.
+    const other = scopeOf({ rph: 1 }, "deployment:p/other");
+    reserveOk(book, [other], 0, T0);
+    book.learn(other, [{ unit: "requests", window: "minute", remaining: 0, resetAtMs: T0 + 30_000 }], T0);
+    assert.equal(denied(book.check([other], { tokens: 0 }, T0 + 1_000)).retryAtMs, T0 + HOUR_MS);
+  });
+});
+
 describe("BudgetBook: learned limits", () => {
   it("the provider's remaining wins over a looser config budget, until its reset", () => {
     const book = new BudgetBook();
@@ -462,7 +563,10 @@ describe("BudgetBook: learned limits", () => {
         ["tokens", "month", Date.UTC(2026, 1, 1)],
       ],
     );
-    assert.equal(denied(book.check([scope], { tokens: 1 }, T0)).retryAtMs, T0 + MINUTE_MS);
+    // Every reported window is spent: the request fits when the last of them resets (the month), not the first.
+    const verdict = denied(book.check([scope], { tokens: 1 }, T0));
+    assert.equal(verdict.retryAtMs, Date.UTC(2026, 1, 1));
+    assert.equal(verdict.reason, "the provider reports 0 tokens left this month");
   });
 });
 

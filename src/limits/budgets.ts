@@ -28,11 +28,13 @@ import type {
   BudgetUnit,
   BudgetVerdict,
   BudgetWindow,
+  Denied,
   LearnedConcurrency,
   LimitRecovery,
   Reservation,
   WindowUsage,
 } from "./budget-types.ts";
+import { CONCURRENCY_RETRY_MS } from "./budget-types.ts";
 import { dayWindow, monthWindow } from "./day-window.ts";
 import { type LearnedRule, limitsFromRefusal, type RefusalFacts } from "./limit-learning.ts";
 import type { LearnedWindow, ReportAnchor } from "./rate-limit-headers.ts";
@@ -148,13 +150,17 @@ export class BudgetBook implements BudgetLedger {
   /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */
   readonly #dirty = new Set<string>();
 
-  /** Would this cost fit every scope's budgets now? No side effects. */
+  /**
+   * Would this cost fit every scope's budgets now? No side effects. A denial is the binding one (`laterDenial`):
+   * the request needs every budget of every scope, so it fits when the last of them admits it, and never when one
+   * can never hold it. The first refusal found is not that: an rpm spent for 10 s hid a tpm spent for 40 s (the
+   * caller came back at 10 s to be refused again) and a request larger than the whole tpm (a 429 instead of the
+   * 413). An allowed request reads every rule either way; only a denial goes on reading after its first refusal.
+   */
   check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict {
-    for (const scope of scopes) {
-      const verdict = this.#checkScope(scope, cost, nowMs);
-      if (!verdict.isAllowed) return verdict;
-    }
-    return ALLOWED;
+    let denied: Denied | undefined;
+    for (const scope of scopes) denied = this.#checkScope(scope, cost, nowMs, denied);
+    return denied ?? ALLOWED;
   }
 
   /** Checks and, if allowed, charges every scope at once (all or nothing). */
@@ -569,25 +575,26 @@ export class BudgetBook implements BudgetLedger {
     this.#states.clear();
   }
 
-  #checkScope(scope: BudgetScope, cost: BudgetCost, nowMs: number): BudgetVerdict {
+  /** The later of `denied` (from the scopes checked before) and every refusal of this scope's budgets. */
+  #checkScope(scope: BudgetScope, cost: BudgetCost, nowMs: number, denied: Denied | undefined): Denied | undefined {
     const state = this.#state(scope, nowMs);
     if (scope.concurrency !== undefined && state.inFlight >= scope.concurrency) {
-      return {
+      denied = laterDenial(denied, {
         isAllowed: false,
         scopeId: scope.id,
         reason: `at its concurrency limit (${scope.concurrency} in flight)`,
-        retryAtMs: nowMs + 100,
-      };
+        retryAtMs: nowMs + CONCURRENCY_RETRY_MS,
+      });
     }
     const learnedConcurrency =
       state.learnedConcurrency === undefined ? undefined : this.learnedConcurrency(scope.id, nowMs);
     if (learnedConcurrency !== undefined && state.inFlight >= learnedConcurrency.limit) {
-      return {
+      denied = laterDenial(denied, {
         isAllowed: false,
         scopeId: scope.id,
         reason: `at its learned concurrency limit (${learnedConcurrency.limit} in flight: ${learnedConcurrency.evidence})`,
-        retryAtMs: nowMs + 100,
-      };
+        retryAtMs: nowMs + CONCURRENCY_RETRY_MS,
+      });
     }
     for (const rule of this.#rulesOf(scope, state)) {
       const amount = rule.unit === "requests" ? 1 : cost.tokens;
@@ -597,7 +604,12 @@ export class BudgetBook implements BudgetLedger {
       // into a 413 request_too_large when no candidate is left, final-error.ts).
       const retryAtMs =
         amount > rule.limit ? Number.POSITIVE_INFINITY : this.#retryAt(state, rule, amount, nowMs, resetsAtMs, used);
-      return { isAllowed: false, scopeId: scope.id, reason: denialReason(rule, used, amount), retryAtMs };
+      denied = laterDenial(denied, {
+        isAllowed: false,
+        scopeId: scope.id,
+        reason: denialReason(rule, used, amount),
+        retryAtMs,
+      });
     }
     for (const [key, learned] of state.learned) {
       if (learned.resetAtMs <= nowMs) {
@@ -607,15 +619,15 @@ export class BudgetBook implements BudgetLedger {
       const isTokens = key.startsWith("tokens");
       const left = learned.remaining - learned.spentSince;
       if (left < (isTokens ? Math.max(1, cost.tokens) : 1)) {
-        return {
+        denied = laterDenial(denied, {
           isAllowed: false,
           scopeId: scope.id,
           reason: `the provider reports ${Math.max(0, left)} ${isTokens ? "tokens" : "requests"} left this ${key.split(":")[1]}`,
           retryAtMs: learned.resetAtMs,
-        };
+        });
       }
     }
-    return ALLOWED;
+    return denied;
   }
 
   #used(state: ScopeState, rule: BudgetRule, nowMs: number): { used: number; resetsAtMs: number | undefined } {
@@ -892,6 +904,14 @@ export interface LegacyPersistedScope {
 }
 
 const ALLOWED: BudgetVerdict = Object.freeze({ isAllowed: true });
+
+/**
+ * Of two refusals of one request, the one that binds: the later retry time (a never-fit, Infinity, beats any),
+ * the earlier found on a tie. The request needs every budget, so the earlier time would only meet the other one.
+ */
+export function laterDenial(denied: Denied | undefined, refusal: Denied): Denied {
+  return denied === undefined || refusal.retryAtMs > denied.retryAtMs ? refusal : denied;
+}
 
 /** The config key of a rule (`rpm`, `tokens_per_month`), so a denial names what the user wrote. */
 export function ruleName(rule: BudgetRule): string {

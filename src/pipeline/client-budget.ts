@@ -4,7 +4,7 @@
 // time its budget frees up; failover and stream continuation charge nothing more. When the request's record is
 // published, the charge's tokens become what the request used and its concurrency slot is freed.
 import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
-import { type BudgetScope, isNeverFit } from "../limits/budget-types.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
 import { type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
@@ -34,38 +34,21 @@ export function chargeClient(
       charge.reservation = reserved;
       return;
     }
-    const nowMs = runtime.clock.now();
-    const result = laterDenial(runtime, scope, promptTokens, reserved, nowMs);
-    if (isNeverFit(result.retryAtMs)) {
+    // The ledger's refusal is the binding one (budgets.ts `laterDenial`): a full slot (retry in 100 ms) with a
+    // budget spent too names that budget's later wait, and a request larger than a whole token budget is a 413.
+    if (isNeverFit(reserved.retryAtMs)) {
       throw new RequestTooLargeError(
-        `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${result.reason}).`,
+        `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${reserved.reason}).`,
       );
     }
-    const retryAfterMs = Math.max(0, result.retryAtMs - nowMs);
+    const retryAfterMs = Math.max(0, reserved.retryAtMs - runtime.clock.now());
     throw new RateLimitedError(
-      `Client \`${client}\` is ${result.reason}: retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
+      `Client \`${client}\` is ${reserved.reason}: retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
       { retryAfterMs },
     );
   };
   const reserved = runtime.budgets.reserve([scope], { tokens: promptTokens }, runtime.clock.now());
   return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
-}
-
-/**
- * The ledger checks a scope's concurrency before its rules, and a full slot says "retry in 100 ms". When a rule is
- * spent too, that retry would only meet it (an rpm for most of a minute, a tpd until midnight), and a request larger
- * than a whole token budget would be told to wait for what never comes: the rules' own verdict wins when it is later.
- */
-function laterDenial(
-  runtime: GatewayRuntime,
-  scope: BudgetScope,
-  promptTokens: number,
-  denied: Denied,
-  nowMs: number,
-): Denied {
-  if (scope.concurrency === undefined || scope.rules.length === 0) return denied;
-  const byRules = runtime.budgets.check([{ ...scope, concurrency: undefined }], { tokens: promptTokens }, nowMs);
-  return !byRules.isAllowed && byRules.retryAtMs > denied.retryAtMs ? byRules : denied;
 }
 
 /** The request is over (its record is about to be published): the recorder settles its client's charge. */

@@ -372,6 +372,74 @@ describe("RedisLedger", { skip }, () => {
     assert.ok(deniedBy.has("provider:f") && deniedBy.has("deployment:f/b"), "fixed windows and buckets refused too");
   });
 
+  test("a refusal is the binding one, as BudgetBook's: the latest budget to admit the request, a never-fit first", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 6, 0));
+    // The first process spends; the second, whose local book knows nothing of it, is answered by the script.
+    const first = await startBackend(t, server.url, { clock, prefix: "binding:" });
+    const second = await startBackend(t, server.url, { clock, prefix: "binding:" });
+    const book = new BudgetBook();
+    const start = clock.now();
+    const reserveBoth = async (scopes: readonly BudgetScope[], tokens: number, atMs: number) => {
+      assert.ok(isReservation(book.reserve(scopes, { tokens }, atMs)));
+      const reserved = await first.state.ledger.reserve(scopes, { tokens }, atMs);
+      assert.ok(isReservation(reserved), JSON.stringify(reserved));
+    };
+    const refusal = async (scopes: readonly BudgetScope[], tokens: number, atMs: number) => {
+      const actual = await second.state.ledger.reserve(scopes, { tokens }, atMs);
+      assert.ok(!isReservation(actual) && !actual.isAllowed, `admitted: ${JSON.stringify(actual)}`);
+      assert.deepEqual(actual, book.check(scopes, { tokens }, atMs), "BudgetBook answers the same");
+      return actual;
+    };
+
+    // rpm 2 and tpm 100: 10 tokens, then 80 tokens 30 s later. 20 s after that, rpm frees in 10 s, 40 tokens in 40 s.
+    const own = scope("deployment:r/m", { rpm: 2, tpm: 100 });
+    await reserveBoth([own], 10, start);
+    await reserveBoth([own], 80, start + 30_000);
+    const later = await refusal([own], 40, start + 50_000);
+    assert.equal(later.retryAtMs, start + 90_000);
+    assert.equal(later.reason, "over its tpm budget (90/100 tokens, needs 40)");
+    const neverFits = await refusal([own], 150, start + 50_000);
+    assert.equal(neverFits.retryAtMs, Number.POSITIVE_INFINITY);
+    assert.equal(neverFits.reason, "over its tpm budget (90/100 tokens, needs 150)");
+    assert.equal((await refusal([own], 5, start + 50_000)).retryAtMs, start + 60_000);
+
+    // A pool and a model: the model's hour outlasts the pool's minute, so the model's refusal binds.
+    const pool = scope("provider:r", { rpm: 1 });
+    const model = scope("deployment:r/a", { rph: 1 });
+    const otherModel = scope("deployment:r/b", {});
+    await reserveBoth([pool, model], 0, start);
+    const bound = await refusal([pool, model], 0, start + 10_000);
+    assert.equal(bound.scopeId, model.id);
+    assert.equal(bound.retryAtMs, start + 3_600_000);
+    // Each refusing scope's own refusal is remembered: another model of the pool is told the pool's wait at once.
+    assert.deepEqual(second.state.ledger.check([pool, otherModel], { tokens: 0 }, start + 10_000), {
+      isAllowed: false,
+      scopeId: pool.id,
+      reason: "over its rpm budget (1/1)",
+      retryAtMs: start + 60_000,
+    });
+    assert.deepEqual(second.state.ledger.check([pool, model], { tokens: 0 }, start + 10_000), bound);
+
+    // A full concurrency slot and a spent rpm: the rpm's wait, not the slot's 100 ms.
+    const busy = scope("deployment:r/busy", { rpm: 1, concurrency: 1 });
+    await reserveBoth([busy], 0, start);
+    const slotAndRpm = await refusal([busy], 0, start + 10_000);
+    assert.equal(slotAndRpm.retryAtMs, start + 60_000);
+    assert.equal(slotAndRpm.reason, "over its rpm budget (1/1)");
+
+    // A window the provider reports is one of the budgets: its later reset binds over the rpm.
+    const reported = scope("deployment:r/reported", { rpm: 1 });
+    await reserveBoth([reported], 0, start);
+    const day = { unit: "requests", window: "day", limit: 50, remaining: 0, resetAtMs: start + 18_000_000 } as const;
+    book.learn(reported, [day], start);
+    // Learned by the process asked next: its report reaches Redis before its reserve (one connection, in order).
+    second.state.ledger.learn(reported, [day], start);
+    const reportedLater = await refusal([reported], 0, start + 1_000);
+    assert.equal(reportedLater.reason, "the provider reports 0 requests left this day");
+    assert.equal(reportedLater.retryAtMs, start + 18_000_000);
+  });
+
   test("charges atomically: two processes racing for rpm 25 get exactly 25 between them", async (t) => {
     const server = await useRedisServer(t);
     const first = await startBackend(t, server.url);

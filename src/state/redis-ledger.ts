@@ -35,6 +35,7 @@ import {
   type Denied,
   isReservation,
   type LearnedConcurrency,
+  laterDenial,
   type Reservation,
   type WindowUsage,
 } from "../limits/budgets.ts";
@@ -185,7 +186,7 @@ export class RedisLedger implements BudgetLedger {
 
   check(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): BudgetVerdict {
     const verdict = this.#local.check(scopes, cost, nowMs);
-    if (!verdict.isAllowed) return verdict;
+    if (!verdict.isAllowed) return this.#withCachedDenial(verdict, scopes, cost, nowMs);
     return this.#cachedDenial(scopes, cost, nowMs) ?? verdict;
   }
 
@@ -211,7 +212,7 @@ export class RedisLedger implements BudgetLedger {
   #reservePaced(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Promise<Reservation | Denied> {
     const result = this.#pacedTail.then(() => {
       const verdict = this.#local.check(scopes, cost, nowMs);
-      if (!verdict.isAllowed) return verdict;
+      if (!verdict.isAllowed) return this.#withCachedDenial(verdict, scopes, cost, nowMs);
       if (!this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
       return this.#reserveShared(scopes, cost, nowMs, true);
     });
@@ -569,7 +570,10 @@ export class RedisLedger implements BudgetLedger {
   ): Reservation | Denied {
     // What Redis last said still holds: a daily budget the fleet used up stays used up during an outage.
     const cached = this.#cachedDenial(scopes, cost, nowMs);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      const local = this.#local.check(scopes, cost, nowMs);
+      return local.isAllowed ? cached : laterDenial(cached, local);
+    }
     const local = this.#local.reserve(scopes, cost, nowMs);
     if (!isReservation(local)) return local;
     const reservation = this.#track(attempt?.id ?? this.#nextId++, scopes, cost, nowMs, local, undefined);
@@ -671,16 +675,22 @@ export class RedisLedger implements BudgetLedger {
     };
   }
 
-  /** The script's denial as BudgetBook's verdict (same reasons and retry times), remembered for its scope. */
+  /**
+   * The script's denial as BudgetBook's verdict (same reasons and retry times: the binding refusal), each refusing
+   * scope's own refusal remembered for that scope, so that a request sharing only one of them (another model of the
+   * same pool) is told at once.
+   */
   #denialOf(reply: unknown, scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Denied | undefined {
     const denial = denialFromReply(reply, scopes, cost, nowMs);
     if (denial === undefined) return undefined;
-    this.#denials.set(denial.verdict.scopeId, denial);
+    for (const refusal of denial.byScope) this.#denials.set(refusal.verdict.scopeId, refusal);
     return denial.verdict;
   }
 
+  /** The latest of the denials Redis gave for these scopes that still hold for this cost (see `laterDenial`). */
   #cachedDenial(scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Denied | undefined {
     if (this.#denials.size === 0) return undefined;
+    let denied: Denied | undefined;
     for (const scope of scopes) {
       const cached = this.#denials.get(scope.id);
       if (cached === undefined) continue;
@@ -688,9 +698,15 @@ export class RedisLedger implements BudgetLedger {
         this.#denials.delete(scope.id);
         continue;
       }
-      if (cost.tokens >= cached.minTokens) return cached.verdict;
+      if (cost.tokens >= cached.minTokens) denied = laterDenial(denied, cached.verdict);
     }
-    return undefined;
+    return denied;
+  }
+
+  /** A local refusal, or a denial Redis gave for one of these scopes if that one ends later. */
+  #withCachedDenial(verdict: Denied, scopes: readonly BudgetScope[], cost: BudgetCost, nowMs: number): Denied {
+    const cached = this.#cachedDenial(scopes, cost, nowMs);
+    return cached === undefined ? verdict : laterDenial(verdict, cached);
   }
 }
 

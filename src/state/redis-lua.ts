@@ -8,8 +8,9 @@
 // Numbers: times are epoch ms (< 2^53, exact in Lua's doubles); every number passed to redis.call() is formatted
 // by Redis with full precision, and string concatenation goes through string.format("%.17g") for the same reason.
 // Redis Cluster: every key one script touches carries the same hash tag (redis-keys.ts), so it runs in one slot.
-// The file stays whole (a little over 500 lines): it is one Lua program, run atomically, whose parts share its
+// The file stays whole (about 540 lines): it is one Lua program, run atomically, whose parts share its
 // locals (now, tokens, the parsed scopes); cut into string fragments it would be harder to read, not easier.
+import { CONCURRENCY_RETRY_MS } from "../limits/budget-types.ts";
 import { MAX_EXACT_RUNS } from "../limits/sliding-window.ts";
 import { BUDGET_KEEP_MS } from "./redis-keys.ts";
 import {
@@ -63,8 +64,9 @@ import {
  * it uses in 1 s, 1 min, 1 h order: the run the charge went into, "" if none; then, if a lease was taken, its
  * extra requests and tokens, -1 where no rule bounds them and nothing extra was charged, its end, and 1 if it was
  * recorded in a learned hash), or a
- * denial: {0, scope_index, "concurrency", in_flight}, {0, scope_index, "rule", rule_index, used, amount, retry_at
- * (-1: never)}, {0, scope_index, "learned", field, left, reset_at} (indexes 0-based), or {2, run ids...} when the
+ * denial: {0, refusal, ...}, one refusal per scope that refuses (in scope order), the one whose retry is latest
+ * (BudgetBook laterDenial): {scope_index, "concurrency", in_flight}, {scope_index, "rule", rule_index, used, amount,
+ * retry_at (-1: never)}, {scope_index, "learned", field, left, reset_at} (indexes 0-based), or {2, run ids...} when the
  * marker says the request was charged already (run ids as its first charge returned them; none for a reserve,
  * whose caller gave up on it). A replay finding the marker renews the concurrency lease the first charge may have
  * taken (lease_until > 0) or removes it (0: the request has ended; its release may have come first).
@@ -85,6 +87,7 @@ local KEEP_MS = ${BUDGET_KEEP_MS}
 -- The longest a charge marker is kept (15 minutes; see the marker below).
 local MARKER_MAX_MS = 900000
 local MAX_EXACT_RUNS = ${MAX_EXACT_RUNS}
+local CONCURRENCY_RETRY_MS = ${CONCURRENCY_RETRY_MS}
 local LEASE_LIMIT_SHARE = ${LEASE_LIMIT_SHARE}
 local LEASE_HEADROOM_SHARE = ${LEASE_HEADROOM_SHARE}
 local MIN_LEASE_REQUESTS = ${MIN_LEASE_REQUESTS}
@@ -278,11 +281,22 @@ local function window_used(scope, rule, is_requests, amount, used_requests, used
   end
 end
 
+-- BudgetBook laterDenial: keeps the refusal whose retry is later (math.huge: never fits), the earlier on a tie.
+local function later(denied, retry_at, reply)
+  if denied == nil or retry_at > denied.retry_at then return { retry_at = retry_at, reply = reply } end
+  return denied
+end
+
+-- The scope's binding refusal (BudgetBook #checkScope): every rule is read, as when the request is allowed, and a
+-- refusal does not end the reading, so that a spent rpm does not hide a later tpm or a request that never fits.
 local function check_scope(s, scope)
+  local denied = nil
   if scope.concurrency >= 0 then
     redis.call('ZREMRANGEBYSCORE', scope.leases, '-inf', now)
     local in_flight = redis.call('ZCARD', scope.leases)
-    if in_flight >= scope.concurrency then return { 0, s - 1, 'concurrency', in_flight } end
+    if in_flight >= scope.concurrency then
+      denied = later(denied, now + CONCURRENCY_RETRY_MS, { s - 1, 'concurrency', in_flight })
+    end
   end
   local used_requests, used_tokens = {}, {}
   for _, win in ipairs(scope.windows) do
@@ -304,13 +318,13 @@ local function check_scope(s, scope)
     if used + amount > rule.limit then
       local retry_at
       if amount > rule.limit then
-        retry_at = -1
+        retry_at = math.huge
       elseif rule.window > 0 then
         retry_at = retry_of()
       else
         retry_at = rule.window == 0 and scope.day_end or scope.month_end
       end
-      return { 0, s - 1, 'rule', r - 1, used, amount, retry_at }
+      denied = later(denied, retry_at, { s - 1, 'rule', r - 1, used, amount, retry_at == math.huge and -1 or retry_at })
     end
   end
   local fields = redis.call('HGETALL', scope.learned)
@@ -328,15 +342,16 @@ local function check_scope(s, scope)
       local is_tokens = string.sub(field, 1, 7) == 'tokens:'
       local left = (tonumber(remaining) or 0) - (tonumber(spent) or 0)
       if left < (is_tokens and math.max(1, tokens) or 1) then
-        return { 0, s - 1, 'learned', field, left, reset_at }
+        denied = later(denied, reset_at, { s - 1, 'learned', field, left, reset_at })
+      else
+        scope.learned_live[#scope.learned_live + 1] = {
+          field = field, remaining = remaining, reset_at = reset_at, limit = limit, is_tokens = is_tokens,
+          spent = (tonumber(spent) or 0) + (is_tokens and tokens or 1)
+        }
       end
-      scope.learned_live[#scope.learned_live + 1] = {
-        field = field, remaining = remaining, reset_at = reset_at, limit = limit, is_tokens = is_tokens,
-        spent = (tonumber(spent) or 0) + (is_tokens and tokens or 1)
-      }
     end
   end
-  return nil
+  return denied
 end
 
 -- BudgetBook #chargeCounters: a fixed window's counter once per length and alignment, a bucket per rule. A replayed
@@ -445,10 +460,17 @@ end
 
 local lease_requests, lease_tokens, lease_end = nil, nil, nil
 if not is_forced then
+  -- Every scope is checked, also after one refused: the reply names each refusing scope's binding refusal, the
+  -- caller answers with the latest of them and remembers each for its scope.
+  local denials = nil
   for s = 1, scope_count do
     local denied = check_scope(s, scopes[s])
-    if denied ~= nil then return denied end
+    if denied ~= nil then
+      denials = denials or { 0 }
+      denials[#denials + 1] = denied.reply
+    end
   end
+  if denials ~= nil then return denials end
   if wants_budget_lease then lease_requests, lease_tokens, lease_end = lease_terms() end
 end
 

@@ -1,7 +1,15 @@
 // The pure half of the Redis ledger: the per-scope arguments of the reserve script (cached per scope and per day),
-// and the script's denial turned into BudgetBook's verdict.
+// and the script's denials turned into BudgetBook's verdict.
 import type { DayReset } from "../config/day-reset.ts";
-import { type BudgetCost, type BudgetRule, type BudgetScope, type Denied, denialReason } from "../limits/budgets.ts";
+import { CONCURRENCY_RETRY_MS } from "../limits/budget-types.ts";
+import {
+  type BudgetCost,
+  type BudgetRule,
+  type BudgetScope,
+  type Denied,
+  denialReason,
+  laterDenial,
+} from "../limits/budgets.ts";
 import { dayWindow, monthWindow } from "../limits/day-window.ts";
 import { fixedWindowAt } from "../limits/window-counters.ts";
 import { SLIDING_WINDOWS_MS, scopeKeys } from "./redis-keys.ts";
@@ -181,58 +189,80 @@ export function retimeArguments(
   return { keys, args };
 }
 
-/** Turns the reserve script's denial into BudgetBook's verdict (same reasons and retry times). */
+/**
+ * The reserve script's denial as BudgetBook's verdict (same reasons and retry times): the binding refusal, the latest
+ * of the refusing scopes' own (`laterDenial`), and each of those to remember for its scope.
+ */
 export function denialFromReply(
   reply: unknown,
   scopes: readonly BudgetScope[],
   cost: BudgetCost,
   nowMs: number,
-): CachedDenial | undefined {
+): { readonly verdict: Denied; readonly byScope: readonly CachedDenial[] } | undefined {
   const values = Array.isArray(reply) ? (reply as unknown[]) : [];
-  const scope = scopes[Number(values[1])];
+  if (values.length < 2) return undefined;
+  let verdict: Denied | undefined;
+  const byScope: CachedDenial[] = [];
+  for (const refusal of values.slice(1)) {
+    const denial = Array.isArray(refusal) ? refusalOf(refusal as unknown[], scopes, cost, nowMs) : undefined;
+    if (denial === undefined) return undefined;
+    byScope.push(denial);
+    verdict = laterDenial(verdict, denial.verdict);
+  }
+  return verdict === undefined ? undefined : { verdict, byScope };
+}
+
+/** One scope's refusal in the reserve script's reply: {scope_index, kind, ...} (RESERVE_LUA). */
+function refusalOf(
+  values: readonly unknown[],
+  scopes: readonly BudgetScope[],
+  cost: BudgetCost,
+  nowMs: number,
+): CachedDenial | undefined {
+  const scope = scopes[Number(values[0])];
   if (scope === undefined) return undefined;
-  let verdict: Denied;
-  let minTokens = 0;
-  switch (String(values[2])) {
+  switch (String(values[1])) {
     case "concurrency":
-      verdict = {
-        isAllowed: false,
-        scopeId: scope.id,
-        reason: `at its concurrency limit (${scope.concurrency} in flight)`,
-        retryAtMs: nowMs + 100,
+      return {
+        verdict: {
+          isAllowed: false,
+          scopeId: scope.id,
+          reason: `at its concurrency limit (${scope.concurrency} in flight)`,
+          retryAtMs: nowMs + CONCURRENCY_RETRY_MS,
+        },
+        minTokens: 0,
       };
-      break;
     case "rule": {
-      const rule = scope.rules[Number(values[3])];
+      const rule = scope.rules[Number(values[2])];
       if (rule === undefined) return undefined;
-      const used = Number(values[4]);
-      const amount = Number(values[5]);
-      const retryAtMs = Number(values[6]);
-      if (rule.unit === "tokens") minTokens = cost.tokens;
-      verdict = {
-        isAllowed: false,
-        scopeId: scope.id,
-        reason: denialReason(rule, used, amount),
-        retryAtMs: retryAtMs < 0 ? Number.POSITIVE_INFINITY : retryAtMs,
+      const retryAtMs = Number(values[5]);
+      return {
+        verdict: {
+          isAllowed: false,
+          scopeId: scope.id,
+          reason: denialReason(rule, Number(values[3]), Number(values[4])),
+          retryAtMs: retryAtMs < 0 ? Number.POSITIVE_INFINITY : retryAtMs,
+        },
+        // A token refusal holds for costs at least as large; a request or slot refusal for any cost.
+        minTokens: rule.unit === "tokens" ? cost.tokens : 0,
       };
-      break;
     }
     case "learned": {
-      const [, window = ""] = String(values[3]).split(":");
-      const isTokens = String(values[3]).startsWith("tokens");
-      if (isTokens) minTokens = cost.tokens;
-      verdict = {
-        isAllowed: false,
-        scopeId: scope.id,
-        reason: `the provider reports ${Math.max(0, Number(values[4]))} ${isTokens ? "tokens" : "requests"} left this ${window}`,
-        retryAtMs: Number(values[5]),
+      const [, window = ""] = String(values[2]).split(":");
+      const isTokens = String(values[2]).startsWith("tokens");
+      return {
+        verdict: {
+          isAllowed: false,
+          scopeId: scope.id,
+          reason: `the provider reports ${Math.max(0, Number(values[3]))} ${isTokens ? "tokens" : "requests"} left this ${window}`,
+          retryAtMs: Number(values[4]),
+        },
+        minTokens: isTokens ? cost.tokens : 0,
       };
-      break;
     }
     default:
       return undefined;
   }
-  return { verdict, minTokens };
 }
 
 const ALGORITHM_CODE = { sliding: "s", fixed: "f", bucket: "b" } as const;

@@ -255,6 +255,79 @@ describe("client budgets", () => {
     assert.equal(upstream.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 2);
   });
 
+  test("rpm and tpm both spent: a request larger than the whole tpm is a 413 at once; one that fits is told the later window", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const upstream = await useMock(t);
+    const gateway = await useGateway(t, config(upstream.baseUrl, "{ rpm: 2, tpm: 100 }"), { clock });
+    // 10 tokens used at START, 80 at START + 30 s (the charge becomes what the request used).
+    for (const [prompt, completion] of [
+      [5, 5],
+      [70, 10],
+      [10, 10],
+    ] as const) {
+      upstream.enqueue(CHAT, {
+        kind: "json",
+        body: chatCompletion("hi", "alpha-m", { prompt_tokens: prompt, completion_tokens: completion }),
+      });
+    }
+    assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
+    clock.advance(30_000);
+    assert.equal((await postChat(gateway, { model: "m" }, as(GREEDY_KEY))).status, 200);
+    clock.advance(20_000);
+    // The rpm frees in 10 s. Before, it was the refusal (checked first): "retry in 10 s", and the retry got the 413.
+    const tooLarge = await postChat(
+      gateway,
+      { model: "m", messages: [{ role: "user", content: "word ".repeat(400) }] },
+      as(GREEDY_KEY),
+    );
+    assert.equal(tooLarge.status, 413, tooLarge.text);
+    assert.match(errorOf(tooLarge).message, /client `greedy` \(over its tpm budget \(90\/100 tokens, needs \d{3}\)\)/);
+    // ~44 tokens fit the tpm, not beside the 80 counted until START + 90 s: the tpm's 40 s, not the rpm's 10 s.
+    const fitting = { model: "m", messages: [{ role: "user", content: "word ".repeat(40) }] };
+    const refused = await postChat(gateway, fitting, as(GREEDY_KEY));
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers["retry-after"], "40");
+    assert.match(
+      errorOf(refused).message,
+      /^Client `greedy` is over its tpm budget \(90\/100 tokens, needs \d+\): retry in 40 s\.$/,
+    );
+    clock.set(START_MS + 90_000);
+    assert.equal((await postChat(gateway, fitting, as(GREEDY_KEY))).status, 200);
+    assert.equal(upstream.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 3);
+  });
+
+  test("through Redis too: a request larger than the tpm is a 413, and a spent rpm does not hide a spent rpd", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const clock = new ManualClock(START_MS);
+    const redis = await useRedisServer(t);
+    const upstream = await useMock(t);
+    const state = `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "client-binding:"\n`;
+    const yaml = config(upstream.baseUrl, "{ rpm: 1, tpm: 50, rpd: 2 }", state);
+    // Two replicas: what the second is told comes from the shared ledger, not from its own book.
+    const first = await useGateway(t, yaml, { clock });
+    const second = await useGateway(t, yaml, { clock });
+    for (let index = 0; index < 2; index++) {
+      upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    }
+    assert.equal((await postChat(first, { model: "m" }, as(GREEDY_KEY))).status, 200);
+    clock.advance(61_000);
+    assert.equal((await postChat(first, { model: "m" }, as(GREEDY_KEY))).status, 200);
+    clock.advance(9_000);
+    const tooLarge = await postChat(
+      second,
+      { model: "m", messages: [{ role: "user", content: "word ".repeat(400) }] },
+      as(GREEDY_KEY),
+    );
+    assert.equal(tooLarge.status, 413, tooLarge.text);
+    // The rpm frees in 51 s, the day's 2 requests at midnight (11 h 58 m 50 s): the day binds.
+    const refused = await postChat(second, { model: "m" }, as(GREEDY_KEY));
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers["retry-after"], String(12 * 3_600 - 70));
+    assert.match(errorOf(refused).message, /^Client `greedy` is over its rpd budget \(2\/2\)/);
+    assert.equal(upstream.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 2);
+  });
+
   test("two gateways on one Redis share a client's budget", {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
   }, async (t) => {

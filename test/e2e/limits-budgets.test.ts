@@ -1,7 +1,8 @@
 // Budgets end to end: a candidate at its rpm/rpd/tpm/concurrency limit is skipped before any upstream request
 // (the mock's request count proves it) and the next candidate serves; when every candidate is over budget the
-// client gets a 429 whose retry-after is when the first budget frees; daily budgets come back at the
-// provider's reset time; /stats and /health show every window. A manual clock makes every instant exact.
+// client gets a 429 whose retry-after is when the first candidate is free of every budget it needs (a request
+// larger than a whole budget is a 413 at once); daily budgets come back at the provider's reset time; /stats and
+// /health show every window. A manual clock makes every instant exact.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
@@ -147,6 +148,50 @@ describe("every candidate over budget", () => {
 
     clock.set(START_MS + 60_000);
     assertServedBy(await scene.chat(), "alpha");
+  });
+
+  test("rpm and tpm both spent: a request larger than the whole tpm is a 413 at once; one that fits waits for the later window", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, alphaModel: { limits: { rpm: 2, tpm: 100 } }, beta: false });
+    // 10 tokens used at START, 80 at START + 30 s (the upstream's usage replaces the estimates).
+    for (const [prompt, completion] of [
+      [5, 5],
+      [70, 10],
+      [10, 10],
+    ] as const) {
+      scene.alpha.enqueue(CHAT_ROUTE, {
+        kind: "json",
+        body: chatCompletion("hi", "alpha-model", { prompt_tokens: prompt, completion_tokens: completion }),
+      });
+    }
+    assertServedBy(await scene.chat(), "alpha");
+    clock.advance(30_000);
+    assertServedBy(await scene.chat(), "alpha");
+    clock.advance(20_000);
+
+    // rpm is spent until START + 60 s, 10 s from now. Before, the rpm was the refusal (checked first): a 429 to retry
+    // in 10 s, and only the retry got the 413.
+    const tooLarge = await scene.chat({ messages: [{ role: "user", content: "word ".repeat(400) }] });
+    assert.equal(tooLarge.status, 413, tooLarge.text);
+    assert.equal(tooLarge.headers["retry-after"], undefined);
+    const tooLargeError = errorOf(tooLarge);
+    assert.equal(tooLargeError.code, "request_too_large");
+    assert.match(tooLargeError.message, /over its tpm budget \(90\/100 tokens, needs \d{3}\)/);
+
+    // ~44 tokens fit the tpm, but not beside the 80 counted until START + 90 s: rpm frees in 10 s, the tpm in 40 s.
+    const fitting = { messages: [{ role: "user", content: "word ".repeat(40) }] };
+    const refused = await scene.chat(fitting);
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers["retry-after"], "40");
+    assert.match(errorOf(refused).message, /available again in 40 s \(alpha\/m at 2026-01-01T12:01:30\.000Z\)/);
+    // At the old answer's time the tpm still refuses; at the new one the request is sent.
+    clock.set(START_MS + 60_000);
+    const early = await scene.chat(fitting);
+    assert.equal(early.status, 429, early.text);
+    assert.equal(early.headers["retry-after"], "30");
+    clock.set(START_MS + 90_000);
+    assertServedBy(await scene.chat(fitting), "alpha");
+    assert.equal(scene.counts().alpha, 3);
   });
 
   test("a daily budget: retry-after counts down to the reset", async (t) => {

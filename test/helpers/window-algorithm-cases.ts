@@ -133,7 +133,14 @@ export const WINDOW_CASES: readonly WindowCase[] = [
       { admit: 2, atMs: T0 + 1_000 },
       { deny: T0 + 1_000, retryAtMs: T0 + 31_000, scopeId: "deployment:p/a", why: "the bucket refills one per 30 s" },
       { admit: 1, atMs: T0 + 31_000 },
-      { deny: T0 + 59_999, retryAtMs: T0 + MINUTE_MS, scopeId: "provider:p", why: "the pool's minute is used up" },
+      // Both refuse: the pool until its minute ends (+60 s), the bucket until a request's room has refilled (its
+      // debt of 1.5 down to 1, +61 s). The request needs both, so the later binds (a retry at +60 s met the bucket).
+      {
+        deny: T0 + 46_000,
+        retryAtMs: T0 + 61_000,
+        scopeId: "deployment:p/a",
+        why: "the pool's minute is used up, and the bucket refills later still",
+      },
       { admit: 1, atMs: T0 + 61_000 },
     ],
   },
