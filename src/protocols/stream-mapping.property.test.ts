@@ -1,5 +1,6 @@
 // Property: however a provider splits an answer into chunks (text, then tool calls whose id, name and arguments
-// arrive in any pieces), both stream translators deliver exactly that answer, as the SDKs accumulate it.
+// arrive in any pieces; or text and calls interleaved in any order, as OpenAI interleaves parallel calls), both
+// stream translators deliver exactly that answer, as the SDKs accumulate it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MessageStream } from "@anthropic-ai/sdk/lib/MessageStream";
@@ -85,6 +86,36 @@ function chunksOf(answer: Answer, cuts: readonly number[], isNameLate: boolean):
   return chunks;
 }
 
+/**
+ * The answer as chat chunks with text pieces and the calls' deltas interleaved: each call starts with its id and
+ * name, and `schedule` picks, chunk by chunk, which of the pieces still to send goes next (each keeps its own order).
+ */
+function interleavedChunksOf(answer: Answer, cuts: readonly number[], schedule: readonly number[]): unknown[] {
+  const queues: unknown[][] = [split(answer.text, cuts).map((piece) => chunk({ content: piece }))];
+  for (const [index, call] of answer.calls.entries()) {
+    queues.push([
+      chunk({ tool_calls: [{ index, id: call.id, function: { name: call.name, arguments: "" } }] }),
+      ...split(JSON.stringify(call.args), cuts).map((piece) =>
+        chunk({ tool_calls: [{ index, function: { arguments: piece } }] }),
+      ),
+    ]);
+  }
+  const chunks: unknown[] = [chunk({ role: "assistant", content: "" })];
+  for (let step = 0; ; step += 1) {
+    const pending = queues.filter((queue) => queue.length > 0);
+    if (pending.length === 0) break;
+    const pick = schedule.length === 0 ? 0 : (schedule[step % schedule.length] ?? 0);
+    chunks.push(pending[pick % pending.length]?.shift());
+  }
+  chunks.push(chunk({}, answer.calls.length > 0 ? "tool_calls" : "stop"));
+  return chunks;
+}
+
+/** Calls in id order: interleaved calls may come out in another order than they started, each whole. */
+function byCallId(answer: Answer): Answer {
+  return { text: answer.text, calls: [...answer.calls].sort((left, right) => left.id.localeCompare(right.id)) };
+}
+
 const { echo } = toChatRequest({ model: "m", input: "x" }, { get: () => undefined, findItem: () => undefined });
 
 async function viaResponses(chunks: readonly unknown[]): Promise<Answer> {
@@ -144,5 +175,26 @@ test("stream translators: any chunking of text and tool calls accumulates, in bo
       },
     ),
     { numRuns: 150 },
+  );
+});
+
+test("stream translators: text and parallel calls interleaved in any order accumulate, in both SDKs, to the same answer", async () => {
+  const distinctCalls = answerArbitrary.map((answer) => ({
+    text: answer.text,
+    calls: answer.calls.filter((call, index) => answer.calls.findIndex((other) => other.id === call.id) === index),
+  }));
+  await fc.assert(
+    fc.asyncProperty(
+      distinctCalls,
+      fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }),
+      fc.array(fc.nat(), { maxLength: 30 }),
+      async (answer, cuts, schedule) => {
+        const chunks = interleavedChunksOf(answer, cuts, schedule);
+        const expected = byCallId(JSON.parse(JSON.stringify(answer)));
+        assert.deepEqual(byCallId(await viaResponses(chunks)), expected);
+        assert.deepEqual(byCallId(await viaMessages(chunks)), expected);
+      },
+    ),
+    { numRuns: 300 },
   );
 });

@@ -290,3 +290,40 @@ test("messages request: a user turn with no blocks names its content, not `messa
     { status: 400, code: "invalid_value", param: "messages[2].content" },
   );
 });
+
+test("messages request: consecutive assistant turns are one assistant message, as Anthropic combines them", () => {
+  const { chatBody } = toChatRequest({
+    model: "m",
+    max_tokens: 64,
+    messages: [
+      { role: "user", content: "Weather in Paris and Rome?" },
+      { role: "assistant", content: "Checking " },
+      { role: "assistant", content: [{ type: "tool_use", id: "toolu_a", name: "weather", input: { city: "Paris" } }] },
+      { role: "assistant", content: [{ type: "tool_use", id: "toolu_b", name: "weather", input: { city: "Rome" } }] },
+      {
+        role: "user",
+        content: [
+          { type: "tool_result", tool_use_id: "toolu_a", content: "sunny" },
+          { type: "tool_result", tool_use_id: "toolu_b", content: "rainy" },
+        ],
+      },
+      { role: "assistant", content: [{ type: "text", text: "Sunny in Paris" }] },
+      { role: "assistant", content: ", rainy in Rome." },
+    ],
+  });
+  // Each call is followed by its tool message, as chat providers require.
+  assert.deepEqual(chatBody.messages, [
+    { role: "user", content: "Weather in Paris and Rome?" },
+    {
+      role: "assistant",
+      content: "Checking ",
+      tool_calls: [
+        { id: "toolu_a", type: "function", function: { name: "weather", arguments: '{"city":"Paris"}' } },
+        { id: "toolu_b", type: "function", function: { name: "weather", arguments: '{"city":"Rome"}' } },
+      ],
+    },
+    { role: "tool", tool_call_id: "toolu_a", content: "sunny" },
+    { role: "tool", tool_call_id: "toolu_b", content: "rainy" },
+    { role: "assistant", content: "Sunny in Paris, rainy in Rome." },
+  ]);
+});

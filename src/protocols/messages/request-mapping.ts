@@ -83,7 +83,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   if (system !== "") messages.push({ role: "system", content: system });
   for (const [index, message] of request.messages.entries()) {
     const path = ["messages", index, "content"];
-    if (message.role === "assistant") messages.push(assistantMessage(message.content, path));
+    if (message.role === "assistant") pushAssistant(messages, assistantMessage(message.content, path));
     else messages.push(...userMessages(message.content, path));
   }
   const isStream = request.stream === true;
@@ -143,7 +143,7 @@ function systemText(system: MessagesRequest["system"]): string {
   return system.map((block, index) => validateAt(textBlockSchema, block, ["system", index]).text).join("\n");
 }
 
-function assistantMessage(content: string | Block[], path: Path): ChatMessage {
+function assistantMessage(content: string | Block[], path: Path): Extract<ChatMessage, { role: "assistant" }> {
   if (typeof content === "string") return { role: "assistant", content };
   let text = "";
   const toolCalls: ChatToolCall[] = [];
@@ -175,6 +175,24 @@ function assistantMessage(content: string | Block[], path: Path): ChatMessage {
   }
   if (toolCalls.length === 0) return { role: "assistant", content: text };
   return { role: "assistant", content: text === "" ? null : text, tool_calls: toolCalls };
+}
+
+/**
+ * Anthropic combines consecutive turns of one role into one turn, so `[assistant: tool_use A] [assistant: tool_use
+ * B] [user: both results]` is a valid request. Sent as two assistant messages, call A would not be followed by its
+ * `tool` message, which chat providers refuse (OpenAI: "An assistant message with 'tool_calls' must be followed by
+ * tool messages..."): consecutive assistant turns become one message, text joined as within a turn.
+ */
+function pushAssistant(messages: ChatMessage[], message: Extract<ChatMessage, { role: "assistant" }>): void {
+  const last = messages.at(-1);
+  if (last?.role !== "assistant") {
+    messages.push(message);
+    return;
+  }
+  const text = (last.content ?? "") + (message.content ?? "");
+  const toolCalls = [...(last.tool_calls ?? []), ...(message.tool_calls ?? [])];
+  last.content = text === "" && toolCalls.length > 0 ? null : text;
+  if (toolCalls.length > 0) last.tool_calls = toolCalls;
 }
 
 /**

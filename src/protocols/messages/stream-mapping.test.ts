@@ -281,3 +281,25 @@ test("messages stream: calls held back behind an open call that never completes 
   assert.deepEqual(atEnd.result?.content, calls);
   assert.match(text, /"partial_json":"\\"Par"/, "the open call's own arguments still went out");
 });
+
+test("messages stream: text between interleaved calls: the call held back meanwhile keeps all its arguments, after the text", async () => {
+  const translator = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
+  let text = translator.push(
+    toolCallChunk({ index: 0, id: "call_a", function: { name: "lookup", arguments: '{"q":' } }),
+  );
+  text += translator.push(toolCallChunk({ index: 1, id: "call_b", function: { name: "lookup", arguments: '{"q":' } }));
+  text += translator.push({ model: "m-1", choices: [{ index: 0, delta: { content: "Looking up." } }] });
+  text += translator.push(toolCallChunk({ index: 0, function: { arguments: "1}" } }));
+  // Had call b's block started and stopped before the text, it would have taken none of this.
+  text += translator.push(toolCallChunk({ index: 1, function: { arguments: "2}" } }));
+  text += translator.finish();
+  assertWholeBlocks(text);
+  const expected = [
+    { type: "tool_use", id: "call_a", name: "lookup", input: { q: 1 } },
+    { type: "text", text: "Looking up." },
+    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 } },
+  ];
+  assert.deepEqual(await completedBlocks(text), expected, "the SDK's contentBlock events");
+  assert.deepEqual((await finalMessage(text)).message.content, expected);
+  assert.deepEqual(translator.result?.content, expected);
+});

@@ -10,7 +10,9 @@
 // a complete JSON object, when text or thinking follows, or at the end of the stream. Deltas for the open call
 // go straight out, so calls sent one after another (the common case) stream without delay. Text or thinking that
 // comes while the open call's arguments are still incomplete is held back instead (closing the block there would
-// lose the rest of its arguments) and follows once they are complete, or at the end.
+// lose the rest of its arguments) and follows once they are complete, or at the end. For the same reason a held
+// back call whose own arguments are still incomplete when the text's block opens does not get a block before it:
+// it keeps waiting and follows the text.
 
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
@@ -123,9 +125,10 @@ export class MessagesStreamTranslator {
   /** The upstream stream ended normally. */
   finish(): string {
     if (this.#isEnded) return "";
+    // Ended first: the held text is released with every waiting call ready for its block (`#isReadyBeforeText`).
+    this.#isEnded = true;
     // A call still unnamed at the end gets a block with an empty name rather than being lost.
     const text = this.#start() + this.#releaseHeld() + this.#stopBlocks(() => true);
-    this.#isEnded = true;
     const { stopReason, stopSequence } = toStopReason(
       this.#finishReason,
       this.#matchedStop,
@@ -232,7 +235,7 @@ export class MessagesStreamTranslator {
   #writeText(delta: string): string {
     let text = "";
     if (this.#openText === undefined) {
-      text += this.#stopBlocks(hasName);
+      text += this.#stopBlocks(this.#isReadyBeforeText);
       const block = { type: "text" as const, text: "" };
       const index = this.#content.push(block) - 1;
       this.#openText = block;
@@ -257,7 +260,7 @@ export class MessagesStreamTranslator {
   #writeThinking(delta: string): string {
     let text = "";
     if (this.#openThinking === undefined) {
-      text += this.#stopBlocks(hasName);
+      text += this.#stopBlocks(this.#isReadyBeforeText);
       const block = { type: "thinking" as const, thinking: "", signature: "" };
       const index = this.#content.push(block) - 1;
       this.#openThinking = block;
@@ -316,6 +319,15 @@ export class MessagesStreamTranslator {
       text += this.#startToolBlock(next);
     }
   }
+
+  /**
+   * Whether a waiting call gets its block before the text or thinking block that opens now. Its block stops right
+   * away and a stopped block takes no more deltas, so mid-stream only a call whose arguments are already a whole
+   * object does (stopped any earlier, the rest of its arguments would be lost); the others keep waiting and start
+   * after the text. Once the stream has ended nothing more can come: every named call does.
+   */
+  readonly #isReadyBeforeText = (call: ToolBlock): boolean =>
+    hasName(call) && (this.#isEnded || isCompleteObject(call.bufferedArguments));
 
   /** Stops the open block after giving each waiting call that `isReady` its own whole block. */
   #stopBlocks(isReady: (call: ToolBlock) => boolean): string {
