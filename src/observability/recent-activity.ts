@@ -133,7 +133,12 @@ function feedEntry(record: RequestRecord): FeedEntry {
     endpoint: record.endpoint,
     requested: record.requestedModel,
     client: record.client ?? null,
-    servedBy: record.servedBy === undefined ? null : `${record.servedBy.provider}/${record.servedBy.model}`,
+    servedBy:
+      record.servedBy !== undefined
+        ? `${record.servedBy.provider}/${record.servedBy.model}`
+        : record.cache === "hit"
+          ? "answer cache"
+          : null,
     status: record.status,
     outcome: record.outcome,
     attempts: record.attempts.length,
