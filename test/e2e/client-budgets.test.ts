@@ -18,6 +18,8 @@ const CHAT = "POST /v1/chat/completions";
 const GREEDY_KEY = "greedy-secret-key";
 const GREEDY_OLD_KEY = "greedy-old-secret-key";
 const OTHER_KEY = "other-secret-key";
+/** An unnamed key: what the operator scrapes /metrics with (a named client's key may not read it). */
+const OPS_KEY = "ops-secret-key";
 const START_MS = Date.UTC(2026, 0, 1, 12);
 
 function config(upstreamUrl: string, limits: string, state = ""): string {
@@ -28,6 +30,7 @@ function config(upstreamUrl: string, limits: string, state = ""): string {
     - { key: ${GREEDY_KEY}, name: greedy, limits: ${limits} }
     - { key: ${GREEDY_OLD_KEY}, name: greedy }
     - { key: ${OTHER_KEY}, name: other }
+    - ${OPS_KEY}
 providers:
   - name: alpha
     base_url: ${upstreamUrl}
@@ -75,7 +78,7 @@ describe("client budgets", () => {
       ],
     );
     // Prometheus sees the client's window: what alerting on a client near its quota reads.
-    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: as(OTHER_KEY) })).text);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: as(OPS_KEY) })).text);
     assert.equal(
       sumOf(metrics, "llm_gateway_budget_remaining_requests", { scope: "client:greedy", window: "minute" }),
       0,
@@ -167,7 +170,7 @@ describe("client budgets", () => {
       assert.equal(answered.status, 200, answered.text);
       clock.advance(1_000);
     }
-    const stats = await send(gateway, "GET", "/stats", { headers: as(OTHER_KEY) });
+    const stats = await send(gateway, "GET", "/stats", { headers: as(GREEDY_KEY) });
     const greedy = (stats.json as { clients?: Record<string, { budgets: { unit: string; used: number }[] }> }).clients
       ?.greedy;
     assert.deepEqual(

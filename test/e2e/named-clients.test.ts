@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -173,6 +173,71 @@ providers:
       (listedByApiKey.json as { data: ListedRecord[] }).data.map((record) => record.id),
       [idOf(a)],
     );
+  });
+
+  test("/stats shows a named client its own budgets only; /metrics, which names every client, is for unnamed and admin keys", async (t) => {
+    const upstream = await useMock(t);
+    const adminKey = "admin-secret-key-1";
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  admin_keys: [${adminKey}]
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a, limits: { rpm: 5 } }
+    - { key: ${TEAM_A_NEW_KEY}, name: team-b, limits: { rpm: 7 } }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
+    const asB = { authorization: `Bearer ${TEAM_A_NEW_KEY}` };
+    const asPlain = { authorization: `Bearer ${PLAIN_KEY}` };
+    assert.equal((await postChat(gateway, { model: "m" }, asA)).status, 200);
+    assert.equal((await postChat(gateway, { model: "m" }, asB)).status, 200);
+
+    const statsClients = async (headers: Record<string, string>) => {
+      const stats = await send(gateway, "GET", "/stats", { headers });
+      assert.equal(stats.status, 200, stats.text);
+      const clients = (stats.json as { clients: Record<string, { budgets: { limit: number; used: number }[] }> })
+        .clients;
+      return Object.fromEntries(
+        Object.entries(clients).map(([name, client]) => [name, client.budgets.map((w) => [w.used, w.limit])]),
+      );
+    };
+    assert.deepEqual(await statsClients(asA), { "team-a": [[1, 5]] });
+    assert.deepEqual(await statsClients(asB), { "team-b": [[1, 7]] });
+    assert.deepEqual(await statsClients(asPlain), { "team-a": [[1, 5]], "team-b": [[1, 7]] });
+    // /health names no client at all.
+    const health = await send(gateway, "GET", "/health", { headers: asA });
+    assert.equal(health.status, 200, health.text);
+    assert.ok(!health.text.includes("team-"), health.text);
+
+    // /metrics: a named client's key is refused (in any header), without a word of the others.
+    for (const headers of [asA, { "x-api-key": TEAM_A_NEW_KEY }]) {
+      const refused = await send(gateway, "GET", "/metrics", { headers });
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(errorOf(refused).code, "permission_denied");
+      assert.ok(!refused.text.includes("team-"), refused.text);
+    }
+    // An unnamed client key and an admin key scrape it; no key or a wrong one is still a 401.
+    for (const headers of [asPlain, { authorization: `Bearer ${adminKey}` }]) {
+      const scraped = await send(gateway, "GET", "/metrics", { headers });
+      assert.equal(scraped.status, 200, scraped.text);
+      const metrics = parsePrometheusText(scraped.text);
+      assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-b", status_class: "2xx" }), 1);
+    }
+    assert.equal((await send(gateway, "GET", "/metrics")).status, 401);
+    const wrong = await send(gateway, "GET", "/metrics", { headers: { authorization: "Bearer not-a-key" } });
+    assert.equal(wrong.status, 401);
+    assert.equal(errorOf(wrong).message, "Invalid API key.");
   });
 
   test("kept Responses answers are their client's: another named client cannot read, continue from or delete them", async (t) => {
