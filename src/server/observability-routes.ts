@@ -132,8 +132,9 @@ export function registerObservabilityRoutes(
       deployments: live.deployments(),
       // Clients with budgets: a named client's key sees its own only.
       clients: viewer === null ? live.clients() : live.clients().filter((client) => client.name === viewer),
-      feed: viewer === null ? recent.feed() : recent.feed().filter((entry) => entry.client === viewer),
-      series: recent.series(),
+      // A named client's key: its own latest requests and its own charts (recent-activity.ts).
+      feed: recent.feed(viewer ?? undefined),
+      series: recent.series(viewer ?? undefined),
       request_log: observers.requestLog?.kind ?? null,
     };
   });

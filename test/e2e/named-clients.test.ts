@@ -175,6 +175,65 @@ providers:
     );
   });
 
+  test("the dashboard: a busy client does not push another's requests out of its feed; each one's charts count its own", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a }
+    - { key: ${TEAM_A_NEW_KEY}, name: team-b }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
+    const asB = { authorization: `Bearer ${TEAM_A_NEW_KEY}` };
+    const byA = await postChat(gateway, { model: "m" }, asA);
+    assert.equal(byA.status, 200, byA.text);
+    // More requests of team-b than the dashboard keeps lines for (50).
+    const busy = 60;
+    for (let index = 0; index < busy; index++) {
+      assert.equal((await postChat(gateway, { model: "m" }, asB)).status, 200);
+    }
+    const state = async (headers: Record<string, string>) => {
+      const response = await send(gateway, "GET", "/dashboard/api/state", { headers });
+      assert.equal(response.status, 200, response.text);
+      const body = response.json as { feed: { id: string; client: string | null }[]; series: { requests: number }[] };
+      return {
+        feed: body.feed,
+        requests: body.series.reduce((sum, minute) => sum + minute.requests, 0),
+      };
+    };
+    const ofA = await state(asA);
+    assert.deepEqual(
+      ofA.feed.map((entry) => entry.id),
+      [byA.headers["x-request-id"]],
+    );
+    assert.equal(ofA.requests, 1, "team-a's charts count other clients' requests");
+    const ofB = await state(asB);
+    assert.equal(ofB.feed.length, 50);
+    assert.ok(ofB.feed.every((entry) => entry.client === "team-b"));
+    assert.equal(ofB.requests, busy);
+    // An unnamed key sees the gateway's latest requests and counts them all.
+    const ofPlain = await state({ authorization: `Bearer ${PLAIN_KEY}` });
+    assert.equal(ofPlain.feed.length, 50);
+    assert.equal(ofPlain.requests, busy + 1);
+    // team-a's line opens its route although the gateway's memory has dropped it (from the request log).
+    const route = await send(gateway, "GET", `/dashboard/api/requests/${byA.headers["x-request-id"]}`, {
+      headers: asA,
+    });
+    assert.equal(route.status, 200, route.text);
+  });
+
   test("/stats shows a named client its own budgets only; /metrics, which names every client, is for unnamed and admin keys", async (t) => {
     const upstream = await useMock(t);
     const adminKey = "admin-secret-key-1";
