@@ -26,8 +26,9 @@ export const MAX_MODEL_FIELD_CHARS = MAX_REQUESTED_MODELS * (MAX_MODEL_NAME_CHAR
 export const MAX_ESTIMATED_CHARS = 4_000_000;
 
 /**
- * Characters of a sticky-session key (`x-session-id`, or the body's `user`, plus a short prefix). Longer keys
- * are not remembered: up to 10,000 sessions are kept, so the key length bounds that memory.
+ * Characters of a sticky-session key (`x-session-id`, or the body's `user`, after a short prefix: the endpoint, and a
+ * named client's name of at most 64 characters). Longer keys are not remembered: up to 10,000 sessions are kept,
+ * so the key length bounds that memory.
  */
 export const MAX_SESSION_KEY_CHARS = 512;
 

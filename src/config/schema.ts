@@ -138,7 +138,7 @@ const serverSchema = z
     host: z.string().min(1).default("127.0.0.1"), // listen address; $HOST wins
     // client bearer tokens, each a string or { key, name } (plus $ALLOWED_BEARER_TOKENS); none = no auth
     api_keys: namedClientKeys,
-    admin_keys: clientKeys, // bearer tokens for /admin routes
+    admin_keys: clientKeys, // bearer tokens for /admin routes (and a /metrics scrape)
     body_limit_bytes: positiveInt.default(20 * 1024 * 1024), // bytes: 20 MB fits long histories with images
     shutdown_timeout_ms: positiveInt.default(10_000), // ms in-flight work gets after SIGTERM
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

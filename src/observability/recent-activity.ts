@@ -49,11 +49,75 @@ export interface FeedEntry {
  */
 export const RECENT_RECORDS = 50;
 
+/**
+ * Named clients whose own feed and charts are kept at once. Names come from the config, so this is reached only by
+ * a config with more named clients, or by many renames across reloads; then the client seen first is dropped (its
+ * feed and charts start again with its next request).
+ */
+export const MAX_CLIENT_VIEWS = 1_000;
+
+type MutableMinute = { -readonly [K in keyof MinuteCounts]: MinuteCounts[K] };
+
+/** What one record adds to its minute: computed once, added to the gateway's minute and its client's. */
+interface MinuteIncrement {
+  readonly isError: boolean;
+  readonly failovers: number;
+  readonly rateLimitsAvoided: number;
+  readonly durationMs: number;
+}
+
+/** Per-minute counts over the last hour. */
+class MinuteSeries {
+  readonly #minutes = new Map<number, MutableMinute>();
+
+  add(atMs: number, increment: MinuteIncrement): void {
+    let minute = this.#minutes.get(atMs);
+    if (minute === undefined) {
+      minute = emptyMinute(atMs);
+      this.#minutes.set(atMs, minute);
+      for (const startMs of this.#minutes.keys()) {
+        if (startMs <= atMs - SERIES_MINUTES * MINUTE_MS) this.#minutes.delete(startMs);
+      }
+    }
+    minute.requests += 1;
+    if (increment.isError) minute.errors += 1;
+    minute.failovers += increment.failovers;
+    minute.rateLimitsAvoided += increment.rateLimitsAvoided;
+    minute.latencyTotalMs += increment.durationMs;
+  }
+
+  /** One entry per minute of the hour up to `nowMs`, oldest first, empty minutes included. */
+  lastHour(nowMs: number): MinuteCounts[] {
+    const nowMinute = Math.floor(nowMs / MINUTE_MS) * MINUTE_MS;
+    const result: MinuteCounts[] = [];
+    for (let index = SERIES_MINUTES - 1; index >= 0; index--) {
+      const atMs = nowMinute - index * MINUTE_MS;
+      result.push(this.#minutes.get(atMs) ?? emptyMinute(atMs));
+    }
+    return result;
+  }
+}
+
+/** A named client's own view: its latest feed lines (not its records: see `RecentActivity`) and its charts. */
+interface ClientView {
+  /** Oldest first. */
+  readonly feed: FeedEntry[];
+  readonly series: MinuteSeries;
+}
+
 export class RecentActivity {
   readonly #clock: Clock;
   readonly #capacity: number;
   readonly #records: RequestRecord[] = [];
-  readonly #minutes = new Map<number, { -readonly [K in keyof MinuteCounts]: MinuteCounts[K] }>();
+  readonly #series = new MinuteSeries();
+  /**
+   * Each named client's own latest lines and charts. Taking a client's lines from the gateway's latest records
+   * would let a busy client push another's requests out of its own feed. Kept as feed lines rather than records: a
+   * client's records would outlive the gateway's latest by as many requests as the other clients make (a young
+   * generation promotion per request under load, see RECENT_RECORDS), and with `log.content` each would hold its
+   * prompt. A click on a line no longer among the latest records is answered from the request log.
+   */
+  readonly #clients = new Map<string, ClientView>();
 
   constructor(clock: Clock, capacity = RECENT_RECORDS) {
     this.#clock = clock;
@@ -64,21 +128,27 @@ export class RecentActivity {
     this.#records.push(record);
     if (this.#records.length > this.#capacity) this.#records.shift();
     const atMs = Math.floor(this.#clock.now() / MINUTE_MS) * MINUTE_MS;
-    let minute = this.#minutes.get(atMs);
-    if (minute === undefined) {
-      minute = { atMs, requests: 0, errors: 0, failovers: 0, rateLimitsAvoided: 0, latencyTotalMs: 0 };
-      this.#minutes.set(atMs, minute);
-      this.#dropOldMinutes(atMs);
-    }
-    minute.requests += 1;
-    if (record.status >= 400) minute.errors += 1;
-    minute.failovers += countFailovers(record);
-    minute.rateLimitsAvoided += record.skips.filter(isAvoidedRateLimit).length;
-    minute.latencyTotalMs += record.durationMs;
+    const increment: MinuteIncrement = {
+      isError: record.status >= 400,
+      failovers: countFailovers(record),
+      rateLimitsAvoided: record.skips.filter(isAvoidedRateLimit).length,
+      durationMs: record.durationMs,
+    };
+    this.#series.add(atMs, increment);
+    // An unnamed key's request (or one of a gateway without keys) costs nothing more than before.
+    if (record.client === undefined) return;
+    const view = this.#clientView(record.client);
+    view.feed.push(feedEntry(record));
+    if (view.feed.length > this.#capacity) view.feed.shift();
+    view.series.add(atMs, increment);
   };
 
-  /** Newest first. */
-  feed(limit = RECENT_RECORDS): FeedEntry[] {
+  /**
+   * Newest first. `client`: a named client's own latest lines, however many requests other clients made since; by
+   * default, the gateway's.
+   */
+  feed(client?: string, limit = RECENT_RECORDS): FeedEntry[] {
+    if (client !== undefined) return (this.#clients.get(client)?.feed ?? []).slice(-limit).reverse();
     return this.#records.slice(-limit).reverse().map(feedEntry);
   }
 
@@ -86,31 +156,32 @@ export class RecentActivity {
     return this.#records.find((record) => record.id === id);
   }
 
-  /** One entry per minute of the last hour, oldest first, empty minutes included. */
-  series(): MinuteCounts[] {
-    const nowMinute = Math.floor(this.#clock.now() / MINUTE_MS) * MINUTE_MS;
-    const result: MinuteCounts[] = [];
-    for (let index = SERIES_MINUTES - 1; index >= 0; index--) {
-      const atMs = nowMinute - index * MINUTE_MS;
-      result.push(
-        this.#minutes.get(atMs) ?? {
-          atMs,
-          requests: 0,
-          errors: 0,
-          failovers: 0,
-          rateLimitsAvoided: 0,
-          latencyTotalMs: 0,
-        },
-      );
-    }
-    return result;
+  /**
+   * One entry per minute of the last hour, oldest first, empty minutes included. `client`: a named client's own
+   * requests only; by default, every request.
+   */
+  series(client?: string): MinuteCounts[] {
+    const nowMs = this.#clock.now();
+    if (client === undefined) return this.#series.lastHour(nowMs);
+    return (this.#clients.get(client)?.series ?? new MinuteSeries()).lastHour(nowMs);
   }
 
-  #dropOldMinutes(nowMinute: number): void {
-    for (const atMs of this.#minutes.keys()) {
-      if (atMs <= nowMinute - SERIES_MINUTES * MINUTE_MS) this.#minutes.delete(atMs);
+  #clientView(client: string): ClientView {
+    let view = this.#clients.get(client);
+    if (view === undefined) {
+      view = { feed: [], series: new MinuteSeries() };
+      this.#clients.set(client, view);
+      if (this.#clients.size > MAX_CLIENT_VIEWS) {
+        const first = this.#clients.keys().next();
+        if (first.done !== true) this.#clients.delete(first.value);
+      }
     }
+    return view;
   }
+}
+
+function emptyMinute(atMs: number): MutableMinute {
+  return { atMs, requests: 0, errors: 0, failovers: 0, rateLimitsAvoided: 0, latencyTotalMs: 0 };
 }
 
 /** Failed primary attempts followed by an attempt on another candidate. */

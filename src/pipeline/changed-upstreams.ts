@@ -3,8 +3,12 @@
 // upstream: another key is another account, with its own quota (docs/configuration.md, "Reloading the config").
 // A reload that points a name elsewhere forgets what was learned of it, and what an attempt sent before the reload
 // answers afterwards is not taught to the new upstream. Names are remembered after a reload removed them, so a
-// provider added back with another key starts afresh, and one added back unchanged keeps what it had.
+// provider added back with another key starts afresh, and one added back unchanged keeps what it had. A client's
+// budget scope is forgotten when a reload leaves no client of its name with budgets.
+import type { AvailabilityBook } from "../limits/availability.ts";
+import type { BudgetLedger } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import type { LiveScores } from "../scoring/live-scores.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
 
@@ -82,5 +86,36 @@ export class UpstreamIdentities {
   /** Whether the serving config still has this deployment, pointing at the same upstream. */
   isServing(deployment: Deployment): boolean {
     return this.#serving.has(deployment.key) && this.isKnownAs(deployment);
+  }
+}
+
+/** The books a reload makes forget (the runtime's). */
+export interface ForgettingBooks {
+  readonly availability: Pick<AvailabilityBook, "forget" | "forgetProvider">;
+  readonly scores: Pick<LiveScores, "forget">;
+  readonly budgets: Pick<BudgetLedger, "forget">;
+}
+
+/**
+ * Forgets what was learned of deployments and providers that now go to another upstream or key (`changed`), and
+ * the budget scope of every client `previous` had budgets for and `next` has not: removed, renamed, or its `limits`
+ * dropped. Such a scope is counted by no request any more, and would otherwise stay in the ledger and the state
+ * file for good (a client added back later starts afresh). With Redis only this replica's view is forgotten: the
+ * fleet's shared counters hold (redis-ledger.ts `forget`).
+ */
+export function forgetChanged(
+  changed: ChangedUpstreams,
+  previous: GatewaySnapshot,
+  next: GatewaySnapshot,
+  books: ForgettingBooks,
+): void {
+  for (const key of changed.deploymentKeys) {
+    books.availability.forget(key);
+    books.scores.forget(key);
+  }
+  for (const name of changed.providerNames) books.availability.forgetProvider(name);
+  for (const scopeId of changed.budgetScopeIds) books.budgets.forget(scopeId);
+  for (const [name, scope] of previous.clientScopes) {
+    if (!next.clientScopes.has(name)) books.budgets.forget(scope.id);
   }
 }

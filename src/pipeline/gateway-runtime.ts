@@ -23,7 +23,7 @@ import { createStateBackend, type StateBackend } from "../state/state-backend.ts
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
-import { UpstreamIdentities } from "./changed-upstreams.ts";
+import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { budgetCheckOf, coolingPoolOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
@@ -210,12 +210,13 @@ export class GatewayRuntime {
    * Builds the snapshot of `config` and swaps it in, atomically: requests and streams in flight finish on the
    * snapshot they started with. What the books learned (budgets, cooldowns, circuits, health, sticky sessions)
    * carries over for every provider+model that still goes to the same upstream with the same key; a deployment
-   * pointed elsewhere starts afresh. Called in turn only (#inTurn).
+   * pointed elsewhere starts afresh, and a client left without budgets loses its counters (changed-upstreams.ts).
+   * Called in turn only (#inTurn).
    */
   async #swap(config: GatewayConfig, isDiscoveryForced: boolean): Promise<void> {
     const snapshot = await buildSnapshot(config, this.dispatcher, this.clock, this.#logger, isDiscoveryForced);
     const previous = this.#snapshot;
-    this.#forgetChanged(snapshot);
+    forgetChanged(this.#upstreams.apply(snapshot), previous, snapshot, this);
     this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
@@ -227,18 +228,6 @@ export class GatewayRuntime {
       this.#configLoadedAtMs = this.clock.now();
       this.#configHash = snapshot.configHash;
     }
-  }
-
-  /** Forgets what was learned of deployments and providers that now go to another upstream or key. */
-  #forgetChanged(next: GatewaySnapshot): void {
-    const changed = this.#upstreams.apply(next);
-    for (const key of changed.deploymentKeys) {
-      this.availability.forget(key);
-      this.scores.forget(key);
-    }
-    for (const name of changed.providerNames) this.availability.forgetProvider(name);
-    // With Redis only this replica's view: the fleet's shared budget holds (redis-ledger.ts `forget`).
-    for (const scopeId of changed.budgetScopeIds) this.budgets.forget(scopeId);
   }
 
   /** Whether the serving config has this deployment unchanged (URL, key, model id): else it gets no new attempt. */

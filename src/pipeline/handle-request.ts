@@ -11,6 +11,7 @@ import {
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
+import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { answerText } from "./answer-text.ts";
@@ -186,14 +187,15 @@ function prepare(
   const snapshot = runtime.snapshot;
   const isStream = endpoint.supportsStream && body.stream === true;
   const stickyTtlMs = snapshot.config.routing.stickyTtlMs;
-  const sessionKey =
+  const session =
     stickyTtlMs <= 0
       ? undefined
       : context.sessionId !== undefined && context.sessionId !== ""
-        ? `${endpoint.name}:session:${context.sessionId}`
+        ? { kind: "session" as const, id: context.sessionId }
         : typeof body.user === "string" && body.user !== ""
-          ? `${endpoint.name}:user:${body.user}`
+          ? { kind: "user" as const, id: body.user }
           : undefined;
+  const sessionKey = session === undefined ? undefined : stickySessionKey(endpoint.name, context.client, session);
   return {
     runtime,
     snapshot,

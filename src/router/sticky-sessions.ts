@@ -4,6 +4,22 @@
 import type { Clock } from "../clock.ts";
 import { MAX_SESSION_KEY_CHARS } from "../config/request-bounds.ts";
 
+/**
+ * The key a session is remembered under: per front door (`scope`, the endpoint's name), per client and per session.
+ * A named client's sessions are its own: another named client sending the same `x-session-id` (or `user`) must
+ * neither steer its routing nor learn, from where its own requests land, which deployment it used. Unnamed keys
+ * share one space, as every client did before names existed. Client names have no `:` (config/schema.ts), and an
+ * unnamed key's session starts `session:` or `user:`, never `client:`, so no two of these keys can be equal.
+ */
+export function stickySessionKey(
+  scope: string,
+  client: string | undefined,
+  session: { readonly kind: "session" | "user"; readonly id: string },
+): string {
+  const own = client === undefined ? "" : `client:${client}:`;
+  return `${scope}:${own}${session.kind}:${session.id}`;
+}
+
 /** Sessions remembered at once; the oldest is forgotten first. */
 const MAX_SESSIONS = 10_000;
 

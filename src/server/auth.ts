@@ -1,6 +1,7 @@
 // Client key check. Constant-time comparison, so response timing does not reveal how much of a guessed key was
 // right. A key may come as `Authorization: Bearer <key>` (OpenAI), `x-api-key` (Anthropic) or `api-key` (Azure).
 import { hash, timingSafeEqual } from "node:crypto";
+import { AuthenticationError } from "../errors/gateway-error.ts";
 
 /** Accepted keys remembered per ring; a ring holding more starts over (clients hold a few keys each). */
 const MAX_REMEMBERED_KEYS = 256;
@@ -73,6 +74,17 @@ export class KeyRing {
     this.#accepted.set(key, client);
     return client;
   }
+}
+
+/** The 401 for a request whose client key headers carry no accepted key: a wrong key, or none at all. */
+export function clientKeyRefused(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): AuthenticationError {
+  return new AuthenticationError(
+    hasClientKey(headers)
+      ? "Invalid API key."
+      : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
+  );
 }
 
 /** Whether a request sends a client key in any of the accepted headers. */

@@ -1,12 +1,7 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
-import {
-  AuthenticationError,
-  HostNotAllowedError,
-  RouteNotFoundError,
-  ServiceUnavailableError,
-} from "../errors/gateway-error.ts";
+import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
@@ -16,7 +11,7 @@ import { providerSecrets } from "../pipeline/pipeline-types.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
-import { currentKeyRing, hasClientKey, type KeyRing } from "./auth.ts";
+import { clientKeyRefused, currentKeyRing, type KeyRing } from "./auth.ts";
 import { registerCors } from "./cors.ts";
 import {
   clientErrorHandler,
@@ -30,7 +25,7 @@ import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
-import { isDashboardPath, registerObservabilityRoutes } from "./observability-routes.ts";
+import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
 import { isMessagesRoute } from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
@@ -186,17 +181,11 @@ function registerRequestGuards(
       throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
     }
     const path = request.url.split("?")[0] ?? "";
-    // Admin and dashboard routes check their keys themselves.
-    const isOpen = keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || isDashboardPath(path);
+    // Admin, dashboard and metrics routes check their keys themselves (observability-routes.ts).
+    const isOpen = keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || checksOwnKeys(path);
     if (!isOpen) {
       const client = keys.clientOf(request.headers);
-      if (client === undefined) {
-        throw new AuthenticationError(
-          hasClientKey(request.headers)
-            ? "Invalid API key."
-            : "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
-        );
-      }
+      if (client === undefined) throw clientKeyRefused(request.headers);
       request.clientName = client;
     }
     done();

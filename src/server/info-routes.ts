@@ -81,7 +81,7 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
     return health;
   });
 
-  app.get("/stats", async () => describeStats(runtime));
+  app.get("/stats", async (request) => describeStats(runtime, request.clientName));
 
   app.get("/v1/gateway/route", async (request) => {
     const query = singleValues(request.query);
@@ -297,16 +297,22 @@ function budgetWindows(runtime: GatewayRuntime, scope: BudgetScope, nowMs: numbe
   }));
 }
 
-/** Per client with budgets (`server.api_keys` entries `{ key, name, limits }`): its windows and its slots. */
-function clientBudgets(runtime: GatewayRuntime, nowMs: number) {
+/**
+ * Per client with budgets (`server.api_keys` entries `{ key, name, limits }`): its windows and its slots. A named
+ * client's key (`viewer`) sees its own entry only: the others' names and traffic are not its to learn (as with
+ * their request records); unnamed keys see every client.
+ */
+function clientBudgets(runtime: GatewayRuntime, nowMs: number, viewer: string | null) {
   const clients: Record<string, { budgets: ReturnType<typeof budgetWindows>; concurrency: object }> = {};
   for (const [name, scope] of runtime.snapshot.clientScopes) {
+    if (viewer !== null && name !== viewer) continue;
     clients[name] = { budgets: budgetWindows(runtime, scope, nowMs), concurrency: scopeConcurrency(runtime, scope) };
   }
   return clients;
 }
 
-export function describeStats(runtime: GatewayRuntime) {
+/** `viewer`: the name of the asking client's key (null: an unnamed key, or a gateway without keys). */
+export function describeStats(runtime: GatewayRuntime, viewer: string | null = null) {
   const { catalog } = runtime.snapshot;
   const nowMs = runtime.clock.now();
   const deployments = catalog.deployments.map((deployment) => {
@@ -336,7 +342,7 @@ export function describeStats(runtime: GatewayRuntime) {
     object: "stats",
     queued_requests: runtime.queuedRequests,
     providers: providerSlots(runtime),
-    clients: clientBudgets(runtime, nowMs),
+    clients: clientBudgets(runtime, nowMs, viewer),
     ...(runtime.snapshot.config.cache.enabled ? { cache: runtime.answers.summary } : {}),
     deployments,
   };

@@ -1,8 +1,9 @@
 // What the gateway shows about itself: GET /metrics (Prometheus), the request log (GET /v1/gateway/requests and
 // /v1/gateway/requests/{id}), and the live dashboard (/dashboard, its data under /dashboard/api/, /ui redirects).
-// /metrics and the request log sit behind the client keys like /stats (the global onRequest hook). The dashboard
-// page holds no data and loads without a key; its data routes check the admin keys when any is set, else the
-// client keys (docs/observability.md "Dashboard").
+// The request log sits behind the client keys like /stats (the global onRequest hook). /metrics checks its keys
+// here: an unnamed client key or an admin key, never a named client's (docs/metrics.md). The dashboard page holds
+// no data and loads without a key; its data routes check the admin keys when any is set, else the client keys
+// (docs/observability.md "Dashboard").
 import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
@@ -16,13 +17,16 @@ import type { Observers } from "../observability/observers.ts";
 import { parseRequestLogQuery } from "../observability/request-log-query.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
 import { sourcePath } from "../source-paths.ts";
-import type { KeyRing } from "./auth.ts";
+import { clientKeyRefused, type KeyRing } from "./auth.ts";
 
 const DASHBOARD_HTML = readFileSync(sourcePath("server/dashboard.html"), "utf8");
 
-/** Paths the global client-key hook leaves alone: the page (no data) and its data routes (checked here). */
-export function isDashboardPath(path: string): boolean {
-  return path === "/dashboard" || path.startsWith("/dashboard/") || path === "/ui";
+/**
+ * Paths the global client-key hook leaves alone: the dashboard page (no data) and its data routes, and /metrics
+ * (each checked here).
+ */
+export function checksOwnKeys(path: string): boolean {
+  return path === "/dashboard" || path.startsWith("/dashboard/") || path === "/ui" || path === "/metrics";
 }
 
 export function registerObservabilityRoutes(
@@ -30,7 +34,25 @@ export function registerObservabilityRoutes(
   observers: Observers,
   keys: { readonly client: () => KeyRing; readonly admin: () => KeyRing },
 ): void {
-  app.get("/metrics", async (_request, reply) => {
+  /**
+   * The scrape's key. The `llm_gateway_client_*` series and the `client:NAME` budget scopes name every client and
+   * its traffic, which a named client must not learn of another (as it lists only its own requests): a named key is
+   * refused. An unnamed client key reads it as before, and so does an admin key, so that a gateway whose client keys
+   * are all named can still be scraped. Without client keys /metrics is open, as every other route is.
+   */
+  const requireMetricsKey = (request: FastifyRequest): void => {
+    const client = keys.client();
+    if (client.isEmpty || keys.admin().accepts(request.headers.authorization)) return;
+    const name = client.clientOf(request.headers);
+    if (name === null) return;
+    if (name === undefined) throw clientKeyRefused(request.headers);
+    throw new PermissionDeniedError(
+      "/metrics names every client (llm_gateway_client_*): a named client key may not read it. Scrape with an unnamed client key or an admin key.",
+    );
+  };
+
+  app.get("/metrics", async (request, reply) => {
+    requireMetricsKey(request);
     if (observers.metrics === undefined) {
       throw new RouteNotFoundError("Metrics are disabled (metrics.enabled: false).");
     }
@@ -110,8 +132,9 @@ export function registerObservabilityRoutes(
       deployments: live.deployments(),
       // Clients with budgets: a named client's key sees its own only.
       clients: viewer === null ? live.clients() : live.clients().filter((client) => client.name === viewer),
-      feed: viewer === null ? recent.feed() : recent.feed().filter((entry) => entry.client === viewer),
-      series: recent.series(),
+      // A named client's key: its own latest requests and its own charts (recent-activity.ts).
+      feed: recent.feed(viewer ?? undefined),
+      series: recent.series(viewer ?? undefined),
       request_log: observers.requestLog?.kind ?? null,
     };
   });

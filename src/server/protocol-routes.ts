@@ -1,7 +1,7 @@
 // The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
 // call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items) and Anthropic's token count.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { ResourceNotFoundError } from "../errors/gateway-error.ts";
+import { PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
@@ -64,25 +64,29 @@ function notKept(id: string): ResourceNotFoundError {
 /**
  * `POST /v1/messages/count_tokens`: the gateway's own estimate of the translated prompt (no upstream call),
  * calibrated for the candidate that would serve the model now (limits/prompt-calibration.ts): clients size their
- * context by it, and the plain estimate is well above most tokenizers' count.
+ * context by it, and the plain estimate is well above most tokenizers' count. Planned as the asking client's request
+ * would be (its `models` and `paid`, client-rules.ts): a model its key may not use is the 403 that /v1/messages
+ * answers, not a count that tells it the model is there and which deployment would serve it.
  */
 function registerCountTokensRoute(app: FastifyInstance, runtime: GatewayRuntime): void {
   for (const base of MESSAGES_PATHS) {
     app.post(`${base}/count_tokens`, async (request) => {
       const { chatBody } = messagesToChat(request.body, "count");
       const estimate = estimateChatPrompt(chatBody.messages, chatBody.tools).promptTokens;
-      return { input_tokens: calibratedFor(runtime, chatBody.model, estimate) };
+      return { input_tokens: calibratedFor(runtime, chatBody.model, request.clientName, estimate) };
     });
   }
 }
 
 /** The estimate scaled for the first candidate of `model`'s route; as it is when nothing would serve it. */
-function calibratedFor(runtime: GatewayRuntime, model: string, estimate: number): number {
+function calibratedFor(runtime: GatewayRuntime, model: string, client: string | null, estimate: number): number {
   let first: Deployment | undefined;
   try {
-    const plan = runtime.plan({ model, fallbackModels: [], kind: "chat" });
+    const plan = runtime.plan({ model, fallbackModels: [], kind: "chat", client });
     first = (plan.candidates[0] ?? plan.waitFor)?.deployment;
-  } catch {
+  } catch (error) {
+    // The client's `models` do not allow it: refused as a request for it would be.
+    if (error instanceof PermissionDeniedError) throw error;
     // an unknown model: the plain estimate, as before there was a route to ask
   }
   return first === undefined ? estimate : runtime.promptCalibration.promptTokensFor(first, estimate);

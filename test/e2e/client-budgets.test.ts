@@ -2,6 +2,10 @@
 // provider's free tier. Over loopback: the refusal in the caller's protocol with retry-after, the upstream never
 // asked; other clients unaffected; tokens counted as used; a slot per stream; shared by replicas through Redis.
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import Anthropic from "@anthropic-ai/sdk";
@@ -10,6 +14,7 @@ import { generateText } from "ai";
 import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -18,6 +23,8 @@ const CHAT = "POST /v1/chat/completions";
 const GREEDY_KEY = "greedy-secret-key";
 const GREEDY_OLD_KEY = "greedy-old-secret-key";
 const OTHER_KEY = "other-secret-key";
+/** An unnamed key: what the operator scrapes /metrics with (a named client's key may not read it). */
+const OPS_KEY = "ops-secret-key";
 const START_MS = Date.UTC(2026, 0, 1, 12);
 
 function config(upstreamUrl: string, limits: string, state = ""): string {
@@ -28,6 +35,7 @@ function config(upstreamUrl: string, limits: string, state = ""): string {
     - { key: ${GREEDY_KEY}, name: greedy, limits: ${limits} }
     - { key: ${GREEDY_OLD_KEY}, name: greedy }
     - { key: ${OTHER_KEY}, name: other }
+    - ${OPS_KEY}
 providers:
   - name: alpha
     base_url: ${upstreamUrl}
@@ -75,7 +83,7 @@ describe("client budgets", () => {
       ],
     );
     // Prometheus sees the client's window: what alerting on a client near its quota reads.
-    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: as(OTHER_KEY) })).text);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: as(OPS_KEY) })).text);
     assert.equal(
       sumOf(metrics, "llm_gateway_budget_remaining_requests", { scope: "client:greedy", window: "minute" }),
       0,
@@ -167,7 +175,7 @@ describe("client budgets", () => {
       assert.equal(answered.status, 200, answered.text);
       clock.advance(1_000);
     }
-    const stats = await send(gateway, "GET", "/stats", { headers: as(OTHER_KEY) });
+    const stats = await send(gateway, "GET", "/stats", { headers: as(GREEDY_KEY) });
     const greedy = (stats.json as { clients?: Record<string, { budgets: { unit: string; used: number }[] }> }).clients
       ?.greedy;
     assert.deepEqual(
@@ -326,6 +334,88 @@ describe("client budgets", () => {
     assert.equal(refused.headers["retry-after"], String(12 * 3_600 - 70));
     assert.match(errorOf(refused).message, /^Client `greedy` is over its rpd budget \(2\/2\)/);
     assert.equal(upstream.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 2);
+  });
+
+  test("a reload that renames a client forgets its counters, in the state file too; a client kept keeps its counts", async (t) => {
+    const upstream = await useMock(t);
+    upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const statePath = join(mkdtempSync(join(tmpdir(), "client-budgets-")), "state.db");
+    const adminKey = "admin-secret-key-1";
+    // A long flush interval: only the flush on close writes the state file.
+    const yaml = (greedyName: string, otherRpd: number) => `server:
+  port: 0
+  host: 127.0.0.1
+  admin_keys: [${adminKey}]
+  api_keys:
+    - { key: ${GREEDY_KEY}, name: ${greedyName}, limits: { rpd: 1 } }
+    - { key: ${OTHER_KEY}, name: other, limits: { rpd: ${otherRpd} } }
+    - ${OPS_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+state:
+  path: ${JSON.stringify(statePath)}
+  flush_interval_ms: 3600000
+`;
+    const open = new Set<TestGateway>();
+    t.after(async () => {
+      for (const gateway of open) await gateway.close();
+    });
+    const start = async (yamlText: string) => {
+      const gateway = await startTestGateway(yamlText);
+      open.add(gateway);
+      return gateway;
+    };
+    const close = async (gateway: TestGateway) => {
+      open.delete(gateway);
+      await gateway.close();
+    };
+    const usedByClient = async (gateway: TestGateway) => {
+      const stats = await send(gateway, "GET", "/stats", { headers: as(OPS_KEY) });
+      const clients = (stats.json as { clients: Record<string, { budgets: { used: number; limit: number }[] }> })
+        .clients;
+      return Object.fromEntries(
+        Object.entries(clients).map(([name, client]) => [name, client.budgets.map((w) => `${w.used}/${w.limit}`)]),
+      );
+    };
+    const persistedScopes = () => {
+      const db = new DatabaseSync(statePath, { readOnly: true });
+      try {
+        return db
+          .prepare("SELECT scope_id FROM budget_scopes")
+          .all()
+          .map((row) => String(row.scope_id))
+          .filter((id) => id.startsWith("client:"))
+          .sort();
+      } finally {
+        db.close();
+      }
+    };
+
+    const first = await start(yaml("greedy", 5));
+    assert.equal((await postChat(first, { model: "m" }, as(GREEDY_KEY))).status, 200);
+    assert.equal((await postChat(first, { model: "m" }, as(GREEDY_KEY))).status, 429);
+    assert.equal((await postChat(first, { model: "m" }, as(OTHER_KEY))).status, 200);
+    assert.deepEqual(await usedByClient(first), { greedy: ["1/1"], other: ["1/5"] });
+
+    // The key's client is renamed; the other client's limit changes. Reloaded from the file, as SIGHUP would.
+    // The test gateway's own discovery section (its private cache dir) stays.
+    const written = readFileSync(first.configPath, "utf8");
+    writeFileSync(first.configPath, `${yaml("thrifty", 6)}${written.slice(written.search(/^discovery:/m))}`);
+    const reloaded = await send(first, "POST", "/admin/reload", { headers: as(adminKey) });
+    assert.equal(reloaded.status, 200, reloaded.text);
+    assert.deepEqual(await usedByClient(first), { other: ["1/6"], thrifty: ["0/1"] });
+    assert.equal((await postChat(first, { model: "m" }, as(GREEDY_KEY))).status, 200, "thrifty starts afresh");
+    await close(first);
+    assert.deepEqual(persistedScopes(), ["client:other", "client:thrifty"]);
+
+    // Named `greedy` again (after a restart): its old day is gone, not found again in the state file.
+    const second = await start(yaml("greedy", 5));
+    assert.deepEqual(await usedByClient(second), { greedy: ["0/1"], other: ["1/5"] });
+    assert.equal((await postChat(second, { model: "m" }, as(GREEDY_KEY))).status, 200);
   });
 
   test("two gateways on one Redis share a client's budget", {

@@ -3,6 +3,7 @@
 // lists only those. Over loopback, with the OpenAI SDK as the client.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
@@ -98,6 +99,72 @@ routing:
     assert.equal(deniedRoute.status, 403, deniedRoute.text);
     assert.equal(errorOf(deniedRoute).code, "permission_denied");
     assert.deepEqual(providersOf((await route("priority-auto", TEAM_KEY)).json), ["large", "small"]);
+  });
+
+  test("Anthropic's token count refuses a model the client may not use with the 403 /v1/messages answers", async (t) => {
+    const small = await useMock(t);
+    const large = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${CI_KEY}, name: ci, models: [small-m] }
+    - { key: ${TEAM_KEY}, name: team }
+providers:
+  - name: small
+    base_url: ${small.baseUrl}
+    api_key: sk-small-secret
+    models:
+      small-m: { id: small-id }
+  - name: large
+    base_url: ${large.baseUrl}
+    api_key: sk-large-secret
+    models:
+      large-m: { id: large-id }
+`,
+    );
+    const anthropic = (key: string) =>
+      new Anthropic({ baseURL: gateway.baseUrl.replace(/\/v1$/, ""), apiKey: key, maxRetries: 0 });
+    const params = (model: string) => ({ model, messages: [{ role: "user" as const, content: "How many tokens?" }] });
+    const countError = (key: string, model: string) =>
+      anthropic(key)
+        .messages.countTokens(params(model))
+        .then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
+
+    // A model it may use is counted; so is any model for a client without `models`.
+    assert.ok((await anthropic(CI_KEY).messages.countTokens(params("small-m"))).input_tokens > 0);
+    assert.ok((await anthropic(TEAM_KEY).messages.countTokens(params("large-m"))).input_tokens > 0);
+
+    // A model it may not use: the same refusal, in the same (Anthropic) shape, as /v1/messages gives it.
+    const counted = await countError(CI_KEY, "large-m");
+    assert.ok(counted instanceof Anthropic.PermissionDeniedError, `counted: ${String(counted)}`);
+    const sent = await anthropic(CI_KEY)
+      .messages.create({ ...params("large-m"), max_tokens: 10 })
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+    assert.ok(sent instanceof Anthropic.PermissionDeniedError, `sent: ${String(sent)}`);
+    assert.deepEqual(
+      { type: (counted.error as { type?: string }).type, error: (counted.error as { error?: object }).error },
+      { type: (sent.error as { type?: string }).type, error: (sent.error as { error?: object }).error },
+    );
+    const raw = await send(gateway, "POST", "/v1/messages/count_tokens", {
+      body: params("large-m"),
+      headers: { "x-api-key": CI_KEY },
+    });
+    assert.equal(raw.status, 403, raw.text);
+    const body = raw.json as { type?: string; error?: { type?: string; message?: string } };
+    assert.equal(body.type, "error");
+    assert.equal(body.error?.type, "permission_error");
+    assert.match(body.error?.message ?? "", /This client may not use `large-m`: its key allows `small-m`/);
+    // Nothing was sent upstream for any of it.
+    assert.equal(chatRequests(large).length + chatRequests(small).length, 0);
   });
 
   test("a pin to a provider that is skipped allows nothing, not the model on every other provider", async (t) => {

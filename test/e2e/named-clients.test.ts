@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -173,6 +173,130 @@ providers:
       (listedByApiKey.json as { data: ListedRecord[] }).data.map((record) => record.id),
       [idOf(a)],
     );
+  });
+
+  test("the dashboard: a busy client does not push another's requests out of its feed; each one's charts count its own", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a }
+    - { key: ${TEAM_A_NEW_KEY}, name: team-b }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
+    const asB = { authorization: `Bearer ${TEAM_A_NEW_KEY}` };
+    const byA = await postChat(gateway, { model: "m" }, asA);
+    assert.equal(byA.status, 200, byA.text);
+    // More requests of team-b than the dashboard keeps lines for (50).
+    const busy = 60;
+    for (let index = 0; index < busy; index++) {
+      assert.equal((await postChat(gateway, { model: "m" }, asB)).status, 200);
+    }
+    const state = async (headers: Record<string, string>) => {
+      const response = await send(gateway, "GET", "/dashboard/api/state", { headers });
+      assert.equal(response.status, 200, response.text);
+      const body = response.json as { feed: { id: string; client: string | null }[]; series: { requests: number }[] };
+      return {
+        feed: body.feed,
+        requests: body.series.reduce((sum, minute) => sum + minute.requests, 0),
+      };
+    };
+    const ofA = await state(asA);
+    assert.deepEqual(
+      ofA.feed.map((entry) => entry.id),
+      [byA.headers["x-request-id"]],
+    );
+    assert.equal(ofA.requests, 1, "team-a's charts count other clients' requests");
+    const ofB = await state(asB);
+    assert.equal(ofB.feed.length, 50);
+    assert.ok(ofB.feed.every((entry) => entry.client === "team-b"));
+    assert.equal(ofB.requests, busy);
+    // An unnamed key sees the gateway's latest requests and counts them all.
+    const ofPlain = await state({ authorization: `Bearer ${PLAIN_KEY}` });
+    assert.equal(ofPlain.feed.length, 50);
+    assert.equal(ofPlain.requests, busy + 1);
+    // team-a's line opens its route although the gateway's memory has dropped it (from the request log).
+    const route = await send(gateway, "GET", `/dashboard/api/requests/${byA.headers["x-request-id"]}`, {
+      headers: asA,
+    });
+    assert.equal(route.status, 200, route.text);
+  });
+
+  test("/stats shows a named client its own budgets only; /metrics, which names every client, is for unnamed and admin keys", async (t) => {
+    const upstream = await useMock(t);
+    const adminKey = "admin-secret-key-1";
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  admin_keys: [${adminKey}]
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a, limits: { rpm: 5 } }
+    - { key: ${TEAM_A_NEW_KEY}, name: team-b, limits: { rpm: 7 } }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
+    const asB = { authorization: `Bearer ${TEAM_A_NEW_KEY}` };
+    const asPlain = { authorization: `Bearer ${PLAIN_KEY}` };
+    assert.equal((await postChat(gateway, { model: "m" }, asA)).status, 200);
+    assert.equal((await postChat(gateway, { model: "m" }, asB)).status, 200);
+
+    const statsClients = async (headers: Record<string, string>) => {
+      const stats = await send(gateway, "GET", "/stats", { headers });
+      assert.equal(stats.status, 200, stats.text);
+      const clients = (stats.json as { clients: Record<string, { budgets: { limit: number; used: number }[] }> })
+        .clients;
+      return Object.fromEntries(
+        Object.entries(clients).map(([name, client]) => [name, client.budgets.map((w) => [w.used, w.limit])]),
+      );
+    };
+    assert.deepEqual(await statsClients(asA), { "team-a": [[1, 5]] });
+    assert.deepEqual(await statsClients(asB), { "team-b": [[1, 7]] });
+    assert.deepEqual(await statsClients(asPlain), { "team-a": [[1, 5]], "team-b": [[1, 7]] });
+    // /health names no client at all.
+    const health = await send(gateway, "GET", "/health", { headers: asA });
+    assert.equal(health.status, 200, health.text);
+    assert.ok(!health.text.includes("team-"), health.text);
+
+    // /metrics: a named client's key is refused (in any header), without a word of the others.
+    for (const headers of [asA, { "x-api-key": TEAM_A_NEW_KEY }]) {
+      const refused = await send(gateway, "GET", "/metrics", { headers });
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(errorOf(refused).code, "permission_denied");
+      assert.ok(!refused.text.includes("team-"), refused.text);
+    }
+    // An unnamed client key and an admin key scrape it; no key or a wrong one is still a 401.
+    for (const headers of [asPlain, { authorization: `Bearer ${adminKey}` }]) {
+      const scraped = await send(gateway, "GET", "/metrics", { headers });
+      assert.equal(scraped.status, 200, scraped.text);
+      const metrics = parsePrometheusText(scraped.text);
+      assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-b", status_class: "2xx" }), 1);
+    }
+    assert.equal((await send(gateway, "GET", "/metrics")).status, 401);
+    const wrong = await send(gateway, "GET", "/metrics", { headers: { authorization: "Bearer not-a-key" } });
+    assert.equal(wrong.status, 401);
+    assert.equal(errorOf(wrong).message, "Invalid API key.");
   });
 
   test("kept Responses answers are their client's: another named client cannot read, continue from or delete them", async (t) => {

@@ -424,6 +424,49 @@ describe("sticky routing (`routing.sticky_ttl_ms`)", () => {
     clock.advance(60_001);
     assert.equal(servedBy(await chat({}, { "x-session-id": "s1" })), STRONG);
   });
+
+  test("a named client's sessions are its own: another client's same session id neither steers it nor is steered", async (t) => {
+    const clock = new ManualClock();
+    const keys = {
+      teamA: "team-a-secret-key",
+      teamB: "team-b-secret-key",
+      plain: "plain-key-1",
+      plain2: "plain-key-2",
+    };
+    const { strong, gateway } = await strongAndWeak(t, {
+      gateway: { clock },
+      top: `routing:
+  sticky_ttl_ms: 60000
+  max_wait_for_better_ms: 0
+server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${keys.teamA}, name: team-a }
+    - { key: ${keys.teamB}, name: team-b }
+    - ${keys.plain}
+    - ${keys.plain2}
+`,
+    });
+    const chat = (key: string, session: Record<string, unknown>, headers: Record<string, string> = {}) =>
+      postChat(gateway, { model: "best", ...session }, { authorization: `Bearer ${key}`, ...headers });
+
+    // While the 70B is rate-limited, team-a's sessions (header and body `user`) and an unnamed key's start on the 8B.
+    strong.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "10" }));
+    assert.equal(servedBy(await chat(keys.teamA, {}, { "x-session-id": "s1" })), WEAK);
+    assert.equal(servedBy(await chat(keys.teamA, { user: "u1" })), WEAK);
+    assert.equal(servedBy(await chat(keys.plain, {}, { "x-session-id": "s1" })), WEAK);
+    clock.advance(11_000);
+
+    // team-b sending the same ids is not steered to team-a's deployment: it gets the better 70B ...
+    assert.equal(servedBy(await chat(keys.teamB, {}, { "x-session-id": "s1" })), STRONG);
+    assert.equal(servedBy(await chat(keys.teamB, { user: "u1" })), STRONG);
+    // ... and taking its own route did not move team-a's sessions, which stay where they were.
+    assert.equal(servedBy(await chat(keys.teamA, {}, { "x-session-id": "s1" })), WEAK);
+    assert.equal(servedBy(await chat(keys.teamA, { user: "u1" })), WEAK);
+    // Unnamed keys share one space, as before client names: another unnamed key follows the session.
+    assert.equal(servedBy(await chat(keys.plain2, {}, { "x-session-id": "s1" })), WEAK);
+  });
 });
 
 describe("the `scoring:` section and the adjustments file", () => {
