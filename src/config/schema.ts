@@ -271,7 +271,7 @@ const responsesSchema = z
 /** The exact-match answer cache (pipeline/answer-cache.ts); off unless asked for. */
 const cacheSchema = z
   .strictObject({
-    enabled: z.boolean().default(false), // give a repeated JSON request its earlier answer without an upstream call
+    enabled: z.boolean().default(false), // give a repeated request (JSON or streamed) its earlier answer without an upstream call
     ttl_ms: positiveInt.default(300_000), // ms an answer is given again after it was stored: 5 min
     max_entries: nonNegativeInt.default(1_000), // answers kept; 0 keeps none
     max_bytes: positiveInt.default(16 * 1024 * 1024), // bytes of kept answers (16 MiB); one above a tenth of it is not kept

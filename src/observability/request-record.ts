@@ -112,7 +112,8 @@ export interface RequestRecord {
   readonly queueWaitMs: number;
   /**
    * The answer cache (`cache.enabled`): `hit`, answered with a kept answer (no candidates, no attempts, no tokens);
-   * `miss`, looked up and not found. Absent when the cache was not asked (off, a stream, `Cache-Control: no-cache`).
+   * `miss`, looked up and not found. Absent when the cache was not asked (off, `Cache-Control: no-cache` or
+   * `no-store`, a native Responses pass-through).
    */
   readonly cache?: "hit" | "miss";
   /** The deployment that produced (the start of) the answer. */

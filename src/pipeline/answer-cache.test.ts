@@ -5,7 +5,16 @@ import { AnswerCache, type CacheSettings, cacheDirective, cacheKey } from "./ans
 const SETTINGS: CacheSettings = { enabled: true, ttlMs: 1_000, maxEntries: 3, maxBytes: 1_000 };
 
 function answer(bodyText: string, storedAtMs: number) {
-  return { api: "chat" as const, bodyText, status: 200, provider: "p", model: "m", cost: "free" as const, storedAtMs };
+  return {
+    api: "chat" as const,
+    form: "json" as const,
+    bodyText,
+    status: 200,
+    provider: "p",
+    model: "m",
+    cost: "free" as const,
+    storedAtMs,
+  };
 }
 
 describe("AnswerCache", () => {

@@ -1,7 +1,7 @@
-// The exact-match answer cache (`cache.enabled`): a successful JSON answer of chat, completions or embeddings is
-// kept for `cache.ttl_ms` and given again, without an upstream call, to the same request: the same endpoint, the
-// same named client and the same body (after parsing: whitespace and number spelling do not matter, key order
-// does). Free tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
+// The exact-match answer cache (`cache.enabled`): a successful answer of chat, completions or embeddings (a JSON
+// body, or a stream's chunks) is kept for `cache.ttl_ms` and given again, without an upstream call, to the same
+// request: the same endpoint, the same named client and the same body (after parsing: whitespace and number
+// spelling do not matter, key order does). Free tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
 // Exact match only, on purpose: a "similar" prompt is a different question, and a wrong cached answer is worse
 // than a spent request. Kept in this process's memory, or with `state.redis_url` in Redis (shared by the
 // replicas; state/redis-answer-rows.ts); bounded by count and size either way, oldest dropped first.
@@ -26,6 +26,8 @@ export type CacheDirective = "default" | "no-cache" | "no-store";
 export interface CachedAnswer {
   /** Always `chat` today (a native Responses answer is not kept); the adapters translate it as any chat answer. */
   readonly api: UpstreamApi;
+  /** `json`: `bodyText` is the answer's body; `sse`: a JSON array of the streamed chunks' data, as they were sent. */
+  readonly form: "json" | "sse";
   readonly bodyText: string;
   readonly status: number;
   readonly provider: string;
@@ -230,10 +232,11 @@ function parseAnswer(json: string): CachedAnswer | undefined {
     return undefined;
   }
   if (!isRecord(row)) return undefined;
-  const { api, bodyText, status, provider, model, cost, storedAtMs, bytes } = row;
+  const { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes } = row;
   if (api !== "chat" && api !== "responses") return undefined;
+  if (form !== "json" && form !== "sse") return undefined;
   if (cost !== "free" && cost !== "paid") return undefined;
   if (typeof bodyText !== "string" || typeof provider !== "string" || typeof model !== "string") return undefined;
   if (typeof status !== "number" || typeof storedAtMs !== "number" || typeof bytes !== "number") return undefined;
-  return { api, bodyText, status, provider, model, cost, storedAtMs, bytes };
+  return { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes };
 }

@@ -1,10 +1,19 @@
 // The answer cache's steps in the pipeline (answer-cache.ts holds the cache): which requests may be answered from
 // it and kept in it, the lookup before planning, and the answer given again.
-import type { JsonResult } from "../upstream/forward-types.ts";
+import { isRecord } from "../is-record.ts";
+import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
+import type { JsonResult, StreamResult } from "../upstream/forward-types.ts";
 import { type CachedAnswer, cacheKey, isCacheableEndpoint } from "./answer-cache.ts";
 import { answerText } from "./answer-text.ts";
 import type { EndpointSpec } from "./endpoints.ts";
-import { type JsonAnswer, type PipelineRequest, publish, type RequestContext } from "./pipeline-types.ts";
+import {
+  type JsonAnswer,
+  type PipelineRequest,
+  publish,
+  type RequestContext,
+  type StreamAnswer,
+  type StreamEnding,
+} from "./pipeline-types.ts";
 
 /** The request's key in the answer cache, when its answer may be kept (answer-cache.ts). */
 export function answerCacheKey(
@@ -12,11 +21,10 @@ export function answerCacheKey(
   endpoint: EndpointSpec,
   body: PipelineRequest["body"],
   context: RequestContext,
-  isStream: boolean,
 ): string | undefined {
   if (!snapshot.config.cache.enabled) return undefined;
-  // Streams are relayed as they come, never kept; a native Responses call's answer carries its own ids.
-  if (isStream || context.native !== undefined || context.cacheDirective === "no-store") return undefined;
+  // A native Responses call's answer carries its own ids (kept ones would repeat them).
+  if (context.native !== undefined || context.cacheDirective === "no-store") return undefined;
   return isCacheableEndpoint(endpoint.name) ? cacheKey(endpoint.name, context.client, body) : undefined;
 }
 
@@ -39,22 +47,111 @@ function noted(request: PipelineRequest, cached: CachedAnswer | undefined): Cach
 
 /** A kept answer given again: no plan, no attempt, no upstream tokens (its body still carries the first `usage`). */
 export function cachedAnswer(request: PipelineRequest, cached: CachedAnswer): JsonAnswer {
-  const ageS = Math.max(0, Math.floor((request.runtime.clock.now() - cached.storedAtMs) / 1000));
   request.record.headersSent();
   if (request.snapshot.config.log.content) {
     const responseText = answerText(cached.bodyText);
     if (responseText !== undefined) request.record.content({ responseText });
   }
   publish(request, cached.status, "success");
-  const headers = {
-    "x-gateway-provider": cached.provider,
-    "x-gateway-model": cached.model,
-    "x-gateway-attempts": "0",
-    "x-gateway-cost": cached.cost,
-    "x-gateway-cache": "hit",
-    age: String(ageS),
-  };
+  const headers = hitHeaders(request, cached);
   return { kind: "json", api: cached.api, status: cached.status, bodyText: cached.bodyText, headers };
+}
+
+/** A kept stream given again: its chunks as they were first sent, at once, then its end. */
+export function cachedStream(request: PipelineRequest, cached: CachedAnswer): StreamAnswer | undefined {
+  const chunks = keptChunks(cached.bodyText);
+  if (chunks === undefined) return undefined;
+  request.record.headersSent();
+  request.record.firstTokenSent();
+  publish(request, cached.status, "success");
+  const usage = usageOf(chunks);
+  async function* replay(): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
+    yield chunks as readonly StreamChunk[];
+    return { isSuccess: true, error: undefined, usage };
+  }
+  return {
+    kind: "stream",
+    api: cached.api,
+    headers: hitHeaders(request, cached),
+    events: replay(),
+    cancel: async () => {},
+  };
+}
+
+/**
+ * Keeps a stream's chunks as the client gets them, once it has ended well: not one that failed, was cut short by the
+ * client, or had to be continued on another upstream (its chunks say so), nor one larger than a tenth of the cache.
+ */
+export function keepingStream(request: PipelineRequest, answer: StreamAnswer, result: StreamResult): StreamAnswer {
+  const { runtime, snapshot, cacheKey: key } = request;
+  if (key === undefined) return answer;
+  const headers =
+    request.context.cacheDirective === "no-cache" ? answer.headers : { ...answer.headers, "x-gateway-cache": "miss" };
+  const maxChars = snapshot.config.cache.maxBytes / 10;
+  const inner = answer.events;
+  async function* keeping(): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
+    let kept: string[] | undefined = [];
+    let chars = 0;
+    for (;;) {
+      const next = await inner.next();
+      if (next.done === true) {
+        if (kept !== undefined && next.value.isSuccess && !request.record.isContinued) {
+          runtime.answers.put(
+            key as string,
+            keptAnswer(result, "sse", JSON.stringify(kept), runtime.clock.now()),
+            snapshot.config.cache,
+            runtime.clock.now(),
+          );
+        }
+        return next.value;
+      }
+      if (kept !== undefined) {
+        for (const chunk of next.value) {
+          kept.push(chunk.data);
+          chars += chunk.data.length;
+        }
+        if (chars > maxChars) kept = undefined;
+      }
+      yield next.value;
+    }
+  }
+  return { ...answer, headers, events: keeping() };
+}
+
+function keptChunks(bodyText: string): StreamChunk[] | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(bodyText);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(data)) return undefined;
+  const chunks: StreamChunk[] = [];
+  for (const text of data) {
+    if (typeof text !== "string") return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    if (!isRecord(json)) return undefined;
+    chunks.push({ data: text, json });
+  }
+  return chunks;
+}
+
+/** The usage the kept stream reported (its usage chunk, when the client asked for one). */
+function usageOf(chunks: readonly StreamChunk[]): TokenUsage | undefined {
+  for (let index = chunks.length - 1; index >= 0; index--) {
+    const usage = chunks[index]?.json.usage;
+    if (!isRecord(usage)) continue;
+    const { prompt_tokens: promptTokens, completion_tokens: completionTokens } = usage;
+    if (typeof promptTokens === "number" && typeof completionTokens === "number") {
+      return { promptTokens, completionTokens };
+    }
+  }
+  return undefined;
 }
 
 /** Keeps a successful answer for the same request (`cache.enabled`); the answer says it was a miss when looked up. */
@@ -63,18 +160,38 @@ export function keepAnswer(request: PipelineRequest, result: JsonResult, headers
   if (key === undefined) return;
   if (request.context.cacheDirective !== "no-cache") headers["x-gateway-cache"] = "miss";
   if (result.status !== 200) return;
-  runtime.answers.put(
-    key,
-    {
-      api: result.api,
-      bodyText: result.bodyText,
-      status: result.status,
-      provider: result.deployment.provider.settings.name,
-      model: result.deployment.model.id,
-      cost: result.deployment.cost,
-      storedAtMs: runtime.clock.now(),
-    },
-    snapshot.config.cache,
-    runtime.clock.now(),
-  );
+  const nowMs = runtime.clock.now();
+  runtime.answers.put(key, keptAnswer(result, "json", result.bodyText, nowMs), snapshot.config.cache, nowMs);
+}
+
+function keptAnswer(
+  result: JsonResult | StreamResult,
+  form: CachedAnswer["form"],
+  bodyText: string,
+  nowMs: number,
+): Omit<CachedAnswer, "bytes"> {
+  const { deployment } = result;
+  return {
+    api: result.api,
+    form,
+    bodyText,
+    status: 200,
+    provider: deployment.provider.settings.name,
+    model: deployment.model.id,
+    cost: deployment.cost,
+    storedAtMs: nowMs,
+  };
+}
+
+/** What a kept answer is given with: who first answered it, and how old it is. */
+function hitHeaders(request: PipelineRequest, cached: CachedAnswer): Record<string, string> {
+  const ageS = Math.max(0, Math.floor((request.runtime.clock.now() - cached.storedAtMs) / 1000));
+  return {
+    "x-gateway-provider": cached.provider,
+    "x-gateway-model": cached.model,
+    "x-gateway-attempts": "0",
+    "x-gateway-cost": cached.cost,
+    "x-gateway-cache": "hit",
+    age: String(ageS),
+  };
 }

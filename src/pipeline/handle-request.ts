@@ -15,7 +15,14 @@ import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { answerText } from "./answer-text.ts";
-import { answerCacheKey, cachedAnswer, keepAnswer, lookUpAnswer } from "./cached-answers.ts";
+import {
+  answerCacheKey,
+  cachedAnswer,
+  cachedStream,
+  keepAnswer,
+  keepingStream,
+  lookUpAnswer,
+} from "./cached-answers.ts";
 import { chargeClient } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
@@ -54,7 +61,10 @@ export async function handleRequest(
   }
   const looked = lookUpAnswer(prepared);
   const cached = looked instanceof Promise ? await looked : looked;
-  if (cached !== undefined) return cachedAnswer(prepared, cached);
+  if (cached !== undefined) {
+    const given = cached.form === "sse" ? cachedStream(prepared, cached) : cachedAnswer(prepared, cached);
+    if (given !== undefined) return given;
+  }
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let request = prepared;
   let plan: PlannedRoute["plan"];
@@ -112,7 +122,8 @@ export async function handleRequest(
     "x-gateway-cost": deployment.cost,
   };
   if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
-  return streamAnswer(request, plan, result, headers);
+  const answer = streamAnswer(request, plan, result, headers);
+  return request.cacheKey === undefined ? answer : keepingStream(request, answer, result);
 }
 
 /**
@@ -216,7 +227,7 @@ function prepare(
       ...(context.client === undefined ? {} : { client: context.client }),
     }),
     clientCharge: { reservation: undefined },
-    cacheKey: answerCacheKey(snapshot, endpoint, body, context, isStream),
+    cacheKey: answerCacheKey(snapshot, endpoint, body, context),
   };
 }
 

@@ -185,6 +185,11 @@ export class RecordBuilder {
     this.#content = { ...this.#content, ...content };
   }
 
+  /** Whether a stream had to be continued on another upstream (its chunks carry the splice). */
+  get isContinued(): boolean {
+    return this.#continuations.length > 0;
+  }
+
   lastAttemptOutcome(): Outcome | undefined {
     return this.#attempts.at(-1)?.outcome;
   }

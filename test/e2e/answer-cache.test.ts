@@ -91,13 +91,12 @@ describe("answer cache", () => {
     assert.equal(warmer.headers["x-gateway-cache"], "miss");
     assert.equal(contentOf(warmer), "answer 2");
 
-    // A stream is relayed, never answered from the cache.
+    // A stream is another request (its body says stream: true): it is kept apart from the JSON answer.
     const streamed = await chat(gateway, { ...HELLO, stream: true });
     assert.equal(streamed.status, 200);
     assert.match(streamed.text, /stream 3/);
-    assert.equal(streamed.headers["x-gateway-cache"], undefined);
+    assert.equal(streamed.headers["x-gateway-cache"], "miss");
     assert.equal(chatRequests(mock).length, 3);
-
     // The record of a hit: no candidates, no attempts, no tokens; the metric counts hits and misses.
     const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=10", {
       headers: { authorization: `Bearer ${PLAIN_KEY}` },
@@ -109,16 +108,49 @@ describe("answer cache", () => {
       assert.deepEqual(hit.attempts, []);
       assert.deepEqual(hit.candidates, []);
     }
-    assert.equal(records.filter((record) => record.cache === "miss").length, 2);
+    assert.equal(records.filter((record) => record.cache === "miss").length, 3);
     const metrics = parsePrometheusText(
       (await send(gateway, "GET", "/metrics", { headers: { authorization: `Bearer ${PLAIN_KEY}` } })).text,
     );
     assert.equal(sumOf(metrics, "llm_gateway_cache_lookups_total", { result: "hit" }), 2);
-    assert.equal(sumOf(metrics, "llm_gateway_cache_lookups_total", { result: "miss" }), 2);
+    assert.equal(sumOf(metrics, "llm_gateway_cache_lookups_total", { result: "miss" }), 3);
     const stats = (await send(gateway, "GET", "/stats", { headers: { authorization: `Bearer ${PLAIN_KEY}` } }))
       .json as { cache?: { entries: number; hits: number; misses: number } };
-    assert.equal(stats.cache?.entries, 2);
+    assert.equal(stats.cache?.entries, 3);
     assert.equal(stats.cache?.hits, 2);
+  });
+
+  test("a repeated stream gets the kept chunks, as first sent; a stream cut short, or continued on another upstream, is not kept", async (t) => {
+    const mock = await useMock(t);
+    numberedAnswers(mock);
+    const gateway = await useGateway(t, configText(mock, ON));
+    const body = { ...HELLO, stream: true, stream_options: { include_usage: true } };
+    const first = await chat(gateway, body);
+    assert.equal(first.headers["x-gateway-cache"], "miss");
+    assert.match(first.text, /stream 1/);
+    const second = await chat(gateway, body);
+    assert.equal(second.headers["x-gateway-cache"], "hit");
+    assert.match(second.headers["content-type"] ?? "", /^text\/event-stream/);
+    assert.equal(second.text, first.text, "the same events, the usage chunk and [DONE] included");
+    assert.equal(chatRequests(mock).length, 1);
+
+    // Through the Anthropic SDK: its stream of the kept chunks is a valid Messages stream.
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: PLAIN_KEY, maxRetries: 0 });
+    const message = { model: "m", max_tokens: 64, messages: [{ role: "user" as const, content: "Stream it" }] };
+    const streamed1 = await anthropic.messages.stream(message).finalMessage();
+    const streamed2 = anthropic.messages.stream(message);
+    const final2 = await streamed2.finalMessage();
+    assert.deepEqual(final2.content, streamed1.content);
+    assert.equal(chatRequests(mock).length, 2);
+
+    // A stream the upstream cuts (and no other candidate continues) is not kept: the next one goes upstream.
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["half "], "alpha-m").slice(0, 2), end: "destroy" });
+    const cutBody = { ...HELLO, stream: true, temperature: 0.9 };
+    await chat(gateway, cutBody);
+    const upstreamCalls = chatRequests(mock).length;
+    const after = await chat(gateway, cutBody);
+    assert.equal(after.headers["x-gateway-cache"], "miss");
+    assert.equal(chatRequests(mock).length, upstreamCalls + 1);
   });
 
   test("off by default: the same request twice reaches the provider twice, and no cache header is sent", async (t) => {
