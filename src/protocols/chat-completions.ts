@@ -121,8 +121,13 @@ function asString(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+/**
+ * A token count as the upstream stated it, or 0: only a whole number from 0 to 2^53 - 1 (a fraction or 1e308 is
+ * not a count a client's SDK should be handed). streaming/stream-event.ts `tokenCount` is the same rule for what
+ * the gateway records.
+ */
 function asCount(value: unknown): number {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : 0;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : 0;
 }
 
 function readUsage(value: unknown): ChatUsage | undefined {

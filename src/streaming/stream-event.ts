@@ -110,8 +110,8 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
   const usage =
     usageValue !== undefined && usageValue !== null && typeof usageValue === "object"
       ? {
-          promptTokens: typeof usageValue.prompt_tokens === "number" ? usageValue.prompt_tokens : 0,
-          completionTokens: typeof usageValue.completion_tokens === "number" ? usageValue.completion_tokens : 0,
+          promptTokens: tokenCount(usageValue.prompt_tokens) ?? 0,
+          completionTokens: tokenCount(usageValue.completion_tokens) ?? 0,
         }
       : undefined;
   // An error object without choices, or a chunk that fails the answer in place: an error object beside choices, or
@@ -199,9 +199,19 @@ export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
       usageValue === undefined || usageValue === null
         ? undefined
         : {
-            promptTokens: typeof usageValue.input_tokens === "number" ? usageValue.input_tokens : 0,
-            completionTokens: typeof usageValue.output_tokens === "number" ? usageValue.output_tokens : 0,
+            promptTokens: tokenCount(usageValue.input_tokens) ?? 0,
+            completionTokens: tokenCount(usageValue.output_tokens) ?? 0,
           },
     isFinal,
   };
+}
+
+/**
+ * A token count an upstream's `usage` states, or undefined when the value is not one: only a whole number from 0
+ * to 2^53 - 1. Budgets, /stats, metrics and the translated answers add these up; a negative count refunded budget,
+ * `1e999` (JSON for Infinity) made counters +Inf for good, and fractions or 1e308 reached clients as token counts.
+ * protocols/chat-completions.ts `asCount` applies the same rule to the answers it translates.
+ */
+export function tokenCount(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }

@@ -7,6 +7,7 @@ import { isRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
+import { tokenCount } from "../streaming/stream-event.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -166,10 +167,9 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
 /** Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's `input_tokens` / `output_tokens`. */
 function readUsage(json: unknown): TokenUsage {
   const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
-  const count = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
   return {
-    promptTokens: count(usage?.prompt_tokens) ?? count(usage?.input_tokens) ?? 0,
-    completionTokens: count(usage?.completion_tokens) ?? count(usage?.output_tokens) ?? 0,
+    promptTokens: tokenCount(usage?.prompt_tokens) ?? tokenCount(usage?.input_tokens) ?? 0,
+    completionTokens: tokenCount(usage?.completion_tokens) ?? tokenCount(usage?.output_tokens) ?? 0,
   };
 }
 

@@ -25,6 +25,8 @@ export interface TestGatewayOptions {
   readonly dispatcher?: Dispatcher;
   /** Log level; default silent. */
   readonly logLevel?: string;
+  /** Where log lines go (default stdout): a test reads them, e.g. to check that no key reaches a log. */
+  readonly logStream?: NodeJS.WritableStream;
   /** Files written next to the config before it loads, by name (e.g. `model-adjustments.yaml`). */
   readonly files?: Readonly<Record<string, string>>;
   /** Reload when the config file changes (as `serve` does). */
@@ -45,7 +47,10 @@ export async function startTestGateway(yamlText: string, options: TestGatewayOpt
   const env: Env = options.env ?? {};
   const resolvePreset = createPresetResolver(loadPresets(env));
   const { config, warnings } = loadConfigFile(configPath, { env: { ...env }, resolvePreset });
-  const logger = { level: options.logLevel ?? "silent" };
+  const logger = {
+    level: options.logLevel ?? "silent",
+    ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+  };
   const gateway = await startGateway(config, {
     logger,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
