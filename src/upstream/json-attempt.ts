@@ -151,7 +151,8 @@ function jsonAnswer(
 
 /**
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
- * (`firstChoice`, the one the protocol adapters read) holding a `message` object; legacy completions a first
+ * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
+ * absent and whose `tool_calls`, if any, are a list; legacy completions a first
  * choice object; embeddings a `data` array. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
@@ -160,7 +161,18 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   if (!Array.isArray(json.choices)) return "no `choices` array";
   const first = firstChoice(json.choices);
   if (first === undefined) return "no choice 0";
-  if (endpointPath === "/chat/completions" && !isRecord(first.message)) return "choice 0 has no `message` object";
+  if (endpointPath !== "/chat/completions") return undefined;
+  const message = first.message;
+  if (!isRecord(message)) return "choice 0 has no `message` object";
+  // Text, a list of parts, or nothing (a tool call's answer): anything else is no answer any door can give, and the
+  // Responses and Messages doors would turn it into an empty "successful" one instead of trying another candidate.
+  const { content, tool_calls: toolCalls } = message;
+  if (content !== undefined && content !== null && typeof content !== "string" && !Array.isArray(content)) {
+    return "choice 0's `message.content` is neither text nor a list of parts";
+  }
+  if (toolCalls !== undefined && toolCalls !== null && !Array.isArray(toolCalls)) {
+    return "choice 0's `message.tool_calls` is not a list";
+  }
   return undefined;
 }
 

@@ -175,14 +175,18 @@ describe("fail over to the next candidate", () => {
     assert.equal(response.headers["x-gateway-provider"], "beta");
   });
 
-  test("a 200 without an answer (`message: null`, only choice 1, no choices) fails over", async (t) => {
-    const { alpha, gateway } = await twoProviders(t);
+  test("a 200 without an answer (`message: null`, only choice 1, no choices, content or tool_calls of the wrong type) fails over", async (t) => {
     const bodies = [
       { id: "x", choices: [{ index: 0, message: null, finish_reason: "stop" }] },
       { id: "x", choices: [{ index: 1, message: { role: "assistant", content: "hi" } }] },
       { id: "x", object: "chat.completion" },
+      { id: "x", choices: [{ index: 0, message: { role: "assistant", content: 42 }, finish_reason: "stop" }] },
+      { id: "x", choices: [{ index: 0, message: { role: "assistant", content: { text: "hi" } } }] },
+      { id: "x", choices: [{ index: 0, message: { role: "assistant", content: null, tool_calls: { id: "c" } } }] },
     ];
     for (const body of bodies) {
+      // Each on a fresh pair: a few bad answers in a row open alpha's circuit, and beta is then asked first.
+      const { alpha, gateway } = await twoProviders(t);
       alpha.enqueue(CHAT_ROUTE, { kind: "json", body });
       const response = await postChat(gateway, { model: "chat-model" });
       assert.equal(response.status, 200, response.text);
