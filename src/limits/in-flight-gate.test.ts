@@ -66,4 +66,43 @@ describe("InFlightGates", () => {
     const q = await gates.acquire("q", 1, 0, never);
     assert.ok(p !== undefined && q !== undefined);
   });
+
+  test("a raised limit (a reload) lets waiters in at once, not only as slots are given back", async () => {
+    const gates = new InFlightGates();
+    const held = gates.acquire("p", 1, 1000, never);
+    assert.equal(typeof held, "function");
+    const granted: (() => void)[] = [];
+    const waiters = [0, 1].map(() =>
+      Promise.resolve(gates.acquire("p", 1, 1000, never)).then((release) => {
+        if (release !== undefined) granted.push(release);
+      }),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(gates.waiting("p"), 2);
+    gates.resize("p", 3);
+    await Promise.all(waiters);
+    assert.equal(granted.length, 2);
+    assert.equal(gates.inFlight("p"), 3);
+  });
+
+  test("a lowered limit is reached as requests end: a freed slot is not passed on while too many are in flight", async () => {
+    const gates = new InFlightGates();
+    const releases = [0, 1, 2].map(() => gates.acquire("p", 3, 1000, never));
+    const granted: (() => void)[] = [];
+    const waiter = Promise.resolve(gates.acquire("p", 3, 1000, never)).then((release) => {
+      if (release !== undefined) granted.push(release);
+    });
+    gates.resize("p", 1);
+    for (const release of releases.slice(0, 2)) if (typeof release === "function") release();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(granted.length, 0, "two ended, one still in flight: at the new limit of 1");
+    assert.equal(gates.inFlight("p"), 1);
+    const last = releases[2];
+    if (typeof last === "function") last();
+    await waiter;
+    assert.equal(granted.length, 1);
+    assert.equal(gates.inFlight("p"), 1);
+    for (const release of granted) release();
+    assert.equal(gates.inFlight("p"), 0);
+  });
 });

@@ -12,7 +12,13 @@ interface Waiter {
 
 class Gate {
   inFlight = 0;
+  /** The provider's `max_in_flight` as last asked with (a reload may raise or lower it while requests wait). */
+  limit: number;
   readonly waiters: Waiter[] = [];
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
 }
 
 export class InFlightGates {
@@ -41,8 +47,11 @@ export class InFlightGates {
   ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined> {
     let gate = this.#gates.get(name);
     if (gate === undefined) {
-      gate = new Gate();
+      gate = new Gate(limit);
       this.#gates.set(name, gate);
+    } else if (gate.limit !== limit) {
+      gate.limit = limit;
+      this.#admitWaiters(name, gate);
     }
     if (gate.inFlight < limit && gate.waiters.length === 0) {
       gate.inFlight++;
@@ -73,18 +82,36 @@ export class InFlightGates {
     });
   }
 
+  /**
+   * A config reload changed a provider's `max_in_flight`: a raised limit lets waiters in now (not only as slots are
+   * given back); a lowered one is reached as requests in flight end (none is cut).
+   */
+  resize(name: string, limit: number): void {
+    const gate = this.#gates.get(name);
+    if (gate === undefined || gate.limit === limit) return;
+    gate.limit = limit;
+    this.#admitWaiters(name, gate);
+  }
+
   #releaser(name: string, gate: Gate): ReleaseSlot {
     let isReleased = false;
     return () => {
       if (isReleased) return;
       isReleased = true;
-      const next = gate.waiters.shift();
-      // The slot passes straight to the first waiter: a newcomer cannot take it in between.
-      if (next !== undefined) next.grant(this.#releaser(name, gate));
-      else {
-        gate.inFlight--;
-        if (gate.inFlight === 0) this.#gates.delete(name);
-      }
+      gate.inFlight--;
+      // The slot passes straight to the first waiter, in the same call: a newcomer cannot take it in between. Under
+      // a lowered limit it is not passed on until the requests in flight are below it.
+      this.#admitWaiters(name, gate);
+      if (gate.inFlight === 0 && gate.waiters.length === 0) this.#gates.delete(name);
     };
+  }
+
+  #admitWaiters(name: string, gate: Gate): void {
+    while (gate.inFlight < gate.limit) {
+      const next = gate.waiters.shift();
+      if (next === undefined) return;
+      gate.inFlight++;
+      next.grant(this.#releaser(name, gate));
+    }
   }
 }

@@ -219,6 +219,7 @@ export class GatewayRuntime {
     forgetChanged(this.#upstreams.apply(snapshot), previous, snapshot, this);
     this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);
+    for (const provider of config.providers) this.inFlight.resize(provider.name, provider.maxInFlight);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;

@@ -50,6 +50,22 @@ async function reload(gateway: TestGateway): Promise<string> {
 }
 
 describe("a reload while requests are in flight", () => {
+  test("a raised max_in_flight lets the requests waiting for a slot go at once, not one by one", async (t) => {
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("slow", "alpha-m"), delayMs: 1_500 });
+    const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { max_in_flight: 1 })]));
+    const answers = [0, 1, 2].map(() => postChat(gateway, { model: "m" }));
+    await alpha.waitForRequests(1);
+    await sleep(100);
+    assert.equal(alpha.activeRequests(), 1, "two wait for the one slot");
+    rewrite(gateway, configYaml([provider("alpha", alpha, { max_in_flight: 3 })]));
+    await reload(gateway);
+    // Before, the two waiters went one after the other as slots were given back (1.5 s each).
+    await alpha.waitForRequests(3, 1_000);
+    assert.equal(alpha.activeRequests(), 3);
+    for (const answer of await Promise.all(answers)) assert.equal(answer.status, 200, answer.text);
+  });
+
   test("a request in flight with the old key does not free the new key's concurrency slot", async (t) => {
     const alpha = await useMock(t);
     // The old key's request ends first; the new key's first request holds its slot well after that.
