@@ -152,7 +152,7 @@ function jsonAnswer(
 /**
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
- * absent and whose `tool_calls`, if any, are a list; legacy completions a first
+ * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
  * choice object; embeddings a `data` array. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
@@ -170,9 +170,12 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   if (content !== undefined && content !== null && typeof content !== "string" && !Array.isArray(content)) {
     return "choice 0's `message.content` is neither text nor a list of parts";
   }
-  if (toolCalls !== undefined && toolCalls !== null && !Array.isArray(toolCalls)) {
-    return "choice 0's `message.tool_calls` is not a list";
-  }
+  if (toolCalls === undefined || toolCalls === null) return undefined;
+  if (!Array.isArray(toolCalls)) return "choice 0's `message.tool_calls` is not a list";
+  // A call without a function name cannot be run by the client (the Messages door made it a nameless tool_use).
+  const isCall = (call: unknown): boolean =>
+    isRecord(call) && isRecord(call.function) && typeof call.function.name === "string" && call.function.name !== "";
+  if (!toolCalls.every(isCall)) return "a tool call of choice 0 has no function name";
   return undefined;
 }
 

@@ -183,6 +183,15 @@ describe("fail over to the next candidate", () => {
       { id: "x", choices: [{ index: 0, message: { role: "assistant", content: 42 }, finish_reason: "stop" }] },
       { id: "x", choices: [{ index: 0, message: { role: "assistant", content: { text: "hi" } } }] },
       { id: "x", choices: [{ index: 0, message: { role: "assistant", content: null, tool_calls: { id: "c" } } }] },
+      {
+        id: "x",
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: 7 } }] },
+          },
+        ],
+      },
     ];
     for (const body of bodies) {
       // Each on a fresh pair: a few bad answers in a row open alpha's circuit, and beta is then asked first.
