@@ -193,6 +193,27 @@ scoring:
     );
   });
 
+  test("a timer longer than Node can run is refused: it would fire at once and end every stream", () => {
+    // Before, `max_stream_duration_ms: 3000000000` (meant as "no limit") was taken, and Node's timer, clamped to
+    // 1 ms, ended every stream right after its first chunk with `upstream_timeout`.
+    assert.throws(
+      () =>
+        parseConfigText(
+          "routing:\n  max_stream_duration_ms: 3000000000\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:1/v1\n    api_key: k\n    stream_idle_timeout_ms: 2147483648\n    models: { m: {} }\n",
+          "test.yaml",
+          { env: {} },
+        ),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /^test\.yaml:2 routing\.max_stream_duration_ms: at most 2147483647 ms/m);
+        assert.match(error.message, /^test\.yaml:7 providers\.0\.stream_idle_timeout_ms: at most 2147483647 ms/m);
+        return true;
+      },
+    );
+    const config = parseConfigText("routing:\n  max_stream_duration_ms: 2147483647\n", "test.yaml", { env: {} }).config;
+    assert.equal(config.routing.maxStreamDurationMs, 2_147_483_647);
+  });
+
   test("an unknown rate_limit_dialect is refused with the known ones: a typo would read no rate-limit header at all", () => {
     assert.throws(
       () =>

@@ -12,6 +12,7 @@ import {
   nonNegativeInt,
   positiveInt,
   stripTrailingSlash,
+  timerMs,
 } from "./schema-helpers.ts";
 import { ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
 
@@ -163,9 +164,9 @@ export const providerSchema = z.strictObject({
   /** Base for `GET {model_url}/models`; taken as the list URL itself when its path ends in /models or it has a query. */
   model_url: httpUrl.optional(),
   base_priority: z.number().nonnegative().optional(),
-  timeout_ms: positiveInt.optional(),
-  first_token_timeout_ms: positiveInt.optional(),
-  stream_idle_timeout_ms: positiveInt.optional(),
+  timeout_ms: timerMs.optional(),
+  first_token_timeout_ms: timerMs.optional(),
+  stream_idle_timeout_ms: timerMs.optional(),
   retries: nonNegativeInt.max(5).optional(),
   /** Requests in flight to this provider at once; more wait for a slot (docs/streaming.md, "Upstream limits"). */
   max_in_flight: positiveInt.optional(),

@@ -4,6 +4,16 @@ import { z } from "zod";
 export const positiveInt = z.number().int().positive();
 export const nonNegativeInt = z.number().int().nonnegative();
 
+/**
+ * Node's timers take at most 2^31 - 1 ms (about 24.8 days); a longer delay fires after 1 ms instead (with a
+ * TimeoutOverflowWarning). A huge value written to mean "no limit" made every stream end at once with its timeout.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+export const timerMs = positiveInt.max(
+  MAX_TIMER_MS,
+  `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node can run); a larger value would fire at once`,
+);
+
 /** A value sent in an HTTP header: a CR or LF would split the header (undici refuses the request, every time). */
 export const headerSafe = z
   .string()

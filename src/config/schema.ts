@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { redactKeyShaped } from "../errors/redact.ts";
 import { limitsSettingsSchema, providerSchema } from "./provider-schema.ts";
-import { camelKeys, httpUrl, nonNegativeInt, positiveInt } from "./schema-helpers.ts";
+import { camelKeys, httpUrl, nonNegativeInt, positiveInt, timerMs } from "./schema-helpers.ts";
 import { scoringSchema, ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
 
 export { providerSchema, providerSettingsSchema, type RawKnownModel, type RawProvider } from "./provider-schema.ts";
@@ -189,8 +189,8 @@ const metaModelSchema = z.union([
 const routingSchema = z
   .strictObject({
     max_attempts: positiveInt.max(50).default(6), // upstream attempts per request, over every candidate and retry
-    total_timeout_ms: positiveInt.default(120_000), // ms before the response starts (JSON: whole response)
-    max_stream_duration_ms: positiveInt.default(600_000), // ms a committed stream may last
+    total_timeout_ms: timerMs.default(120_000), // ms before the response starts (JSON: whole response)
+    max_stream_duration_ms: timerMs.default(600_000), // ms a committed stream may last
     max_wait_for_better_ms: nonNegativeInt.default(2_000), // ms to wait for a cooling better candidate
     wait_score_ratio: z.number().min(0).max(1).default(0.8), // fraction: wait only if the ready one scores below it
     strategy: z.enum(["best", "spread"]).default("best"),

@@ -1,6 +1,7 @@
 // Splicing a continuation into the client's stream so that the client sees one answer: its chunks take the
 // first stream's id, the first one carries the `x_gateway.continuation` marker, and in "replay" mode the fresh
 // answer's repetition of what was already delivered is matched and dropped (docs/streaming.md, "Continuation").
+import type { SseEvent } from "./sse-parser.ts";
 import type { StreamEventInfo } from "./stream-event.ts";
 
 export type ReplayStep =
@@ -45,6 +46,60 @@ export class ReplayMatcher {
     // Reasoning alone is skipped here: the client has the first stream's (relay-segment.ts).
     if (rest === "" && !hasOtherOutput) return { kind: "skip" };
     return { kind: "pass", text: rest };
+  }
+}
+
+/** What a prefill continuation's event means while it may still be starting the answer again (PrefillEchoGuard). */
+export type EchoStep =
+  /** Its text so far repeats the start of the delivered text: hold it until that is settled. */
+  | { readonly kind: "hold" }
+  /** It is the continuation it was asked for: the held events, then this one, go on as they are. */
+  | { readonly kind: "continuing" }
+  /** It started the answer again and has now repeated all of it: the held events are dropped, `text` goes on. */
+  | { readonly kind: "restarted"; readonly text: string }
+  /** Settled before (or nothing to judge: no text, no other output): the event goes on as it is. */
+  | { readonly kind: "pass" };
+
+/**
+ * Some providers take a trailing assistant message with a 200 but do not extend it: they answer the conversation
+ * afresh (OpenAI's own models among them), so their "continuation" starts with the text the client already has.
+ * Spliced on as it came, the client got that text twice. While the continuation's text is a prefix of the delivered
+ * text its events are held; once it differs, it is a real continuation and they go on; once it has repeated all of
+ * the delivered text, it is a fresh answer, and is handled as a replay (the repeated part dropped).
+ */
+export class PrefillEchoGuard {
+  readonly #matcher: ReplayMatcher;
+  #isSettled: boolean;
+  readonly #held: SseEvent[] = [];
+
+  constructor(deliveredText: string) {
+    this.#matcher = new ReplayMatcher(deliveredText);
+    this.#isSettled = deliveredText === "";
+  }
+
+  step(event: SseEvent, info: StreamEventInfo): EchoStep {
+    if (this.#isSettled) return { kind: "pass" };
+    const hasOtherOutput = info.hasToolCall || info.hasRefusal || info.finishReason !== undefined;
+    if (info.text === "" && !hasOtherOutput) return this.#held.length === 0 ? { kind: "pass" } : this.#hold(event);
+    const step = this.#matcher.step(info);
+    if (step.kind === "diverged") {
+      this.#isSettled = true;
+      return { kind: "continuing" };
+    }
+    if (!this.#matcher.isDone) return this.#hold(event);
+    this.#isSettled = true;
+    this.#held.length = 0;
+    return { kind: "restarted", text: step.kind === "pass" ? step.text : "" };
+  }
+
+  /** The events held while it was undecided, in order, handed back once (when it is a real continuation). */
+  takeHeld(): SseEvent[] {
+    return this.#held.splice(0);
+  }
+
+  #hold(event: SseEvent): EchoStep {
+    this.#held.push(event);
+    return { kind: "hold" };
   }
 }
 

@@ -10,8 +10,10 @@
 // - A stream that closes cleanly after a finish_reason but without `[DONE]` is a success; so is one that sends
 //   its usage chunk (the last one before `[DONE]`) and then neither `[DONE]` nor closes, one that goes silent
 //   after every choice finished, and one whose connection breaks then (the answer is whole either way).
+// - A prefill continuation that ignores the prefill and answers afresh: its repetition of the delivered text is held
+//   back and dropped (PrefillEchoGuard), so the client does not get it twice.
 import type { StreamOutcome } from "../errors/outcomes.ts";
-import { hasManyChoices, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
+import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
@@ -37,6 +39,8 @@ class SegmentProgress {
   isFirstOutput = true;
   /** A continuation segment has added to the client's answer. */
   hasAdded = false;
+  /** A prefill continuation that answered afresh (PrefillEchoGuard): its usage covers the whole answer, as a replay's. */
+  isRestarted = false;
 
   end(outcome: StreamOutcome, reason: string): void {
     if (this.outcome !== undefined) return;
@@ -158,9 +162,11 @@ function renderer(
   shouldStripUsage: boolean,
 ): (events: SseEvent[]) => StreamChunk[] {
   const replay = continuation?.mode === "replay" ? new ReplayMatcher(continuation.repeatsText) : undefined;
+  const echo = continuation?.mode === "prefill" ? new PrefillEchoGuard(state.deliveredText()) : undefined;
   return (events) => {
     const out: StreamChunk[] = [];
-    for (const event of events) {
+    for (let index = 0; index < events.length; index++) {
+      const event = events[index] as SseEvent;
       const info = inspect(event);
       if (info.isDone) {
         progress.end("success", "");
@@ -190,8 +196,23 @@ function renderer(
         if (step.kind === "skip") continue;
         text = step.text;
         setFirstChoiceText(json, text);
-      } else if (continuation !== undefined && isNothingNew(info, progress.hasAdded)) {
-        continue;
+      } else {
+        const echoed = echo?.step(event, info);
+        if (echoed?.kind === "hold") continue;
+        if (echo !== undefined && echoed?.kind === "continuing") {
+          // A real continuation after all: the held events go on first, in order, then this one (index-- revisits).
+          events.splice(index, 0, ...echo.takeHeld());
+          index--;
+          continue;
+        }
+        if (echoed?.kind === "restarted") {
+          progress.isRestarted = true;
+          text = echoed.text;
+          setFirstChoiceText(json, text);
+          if (text === "" && !info.hasToolCall && !info.hasRefusal && info.finishReason === undefined) continue;
+        } else if (continuation !== undefined && isNothingNew(info, progress.hasAdded)) {
+          continue;
+        }
       }
 
       // From here on the event is part of the client's answer.
@@ -206,7 +227,9 @@ function renderer(
       const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
       if (info.usage !== undefined) {
         progress.usage = info.usage;
-        if (continuation !== undefined) state.spliceUsage(json, info.usage, continuation.mode);
+        if (continuation !== undefined) {
+          state.spliceUsage(json, info.usage, progress.isRestarted ? "replay" : continuation.mode);
+        }
       }
       // The usage chunk is the last one before `[DONE]` (OpenAI's stream_options contract): after it, an
       // upstream that neither sends `[DONE]` nor closes must not hold the client until the idle timeout.

@@ -61,7 +61,7 @@ export async function* relayStream(
   let continuation: ContinuationSegment | undefined;
   let firstEnd: SegmentEnd | undefined;
   let firstFailure: SegmentEnd | undefined;
-  /** The stream's time ran out while a continuation was being opened: this, not the first failure, is its end. */
+  /** The stream's time ran out (while a continuation was being opened or streamed): this, not the first failure, is its end. */
   let timedOut: SegmentEnd | undefined;
   let end: SegmentEnd = { outcome: "stream_cut", reason: "the stream never started", usage: undefined, text: "" };
   try {
@@ -80,6 +80,9 @@ export async function* relayStream(
         first.ended?.();
       } else continuation.finish(end);
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
+      // The cap is the whole stream's, not a failure of the rescue: a continuation cut off by it ends the stream with
+      // the cap's upstream_timeout, not with the earlier cut (which the client would take for a broken connection).
+      if (end.outcome === "stream_too_long") timedOut ??= end;
       firstFailure ??= end;
       const source = options.continuation;
       if (!state.isContinuable || !traitsOf(end.outcome).mayContinueStream || source === undefined) break;

@@ -168,6 +168,29 @@ describe("opening a continuation counts against max_stream_duration_ms", () => {
   }
 });
 
+describe("the cap running out while a continuation streams", () => {
+  test("ends the stream with the cap's upstream_timeout, not the earlier cut", async (t) => {
+    // Before, the client got `stream_interrupted` naming alpha's cut, and the record `stream_cut`: a stream stopped by
+    // the gateway's own duration cap was reported as a broken connection.
+    const scene = await startTwoProviders(t, { routing: { max_stream_duration_ms: 800 } });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL, { delayMs: 200 }) });
+    const run = await streamAnswer(scene);
+    assert.ok(run.text.startsWith(`${DELIVERED} word20`), `the continuation streamed: ${run.text}`);
+    assert.notEqual(run.text, FULL_TEXT);
+    assert.equal(run.error?.code, "upstream_timeout", `got ${run.error?.code}: ${run.error?.message}`);
+    assert.match(run.error?.message ?? "", /exceeded max_stream_duration_ms \(800 ms\)\.$/);
+    await waitUntil(() => records.length === 1, "the request record");
+    const record = records[0] as RequestRecord;
+    assert.deepEqual([record.status, record.outcome, record.errorCode], [502, "stream_too_long", "upstream_timeout"]);
+    assert.deepEqual(
+      record.attempts.map((attempt) => `${attempt.provider} ${attempt.role} ${attempt.outcome}`),
+      ["alpha primary stream_cut", "beta continuation stream_too_long"],
+    );
+  });
+});
+
 describe("a continuation candidate passed over for a limit leaves a skip in the record", () => {
   test("beta cooling down (a 429 asking for a minute): skipped when asked to continue, and the record says so", async (t) => {
     const scene = await startTwoProviders(t, { primary: { stream_idle_timeout_ms: 300 } });

@@ -158,3 +158,66 @@ describe("a request that ends with the client's own assistant prefill", () => {
     assert.equal(sent.filter((entry) => entry.role === "assistant").length, 1);
   });
 });
+
+describe("a provider that takes the prefill but answers afresh (it does not extend the assistant message)", () => {
+  /** Streams with the official SDK: the text, the chunks' markers, and the usage chunk's counts. */
+  async function streamWithUsage(scene: TwoProviders) {
+    const stream = await scene.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "count" }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    const markers: unknown[] = [];
+    const usages: unknown[] = [];
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      const marker = (chunk as unknown as { x_gateway?: { continuation?: unknown } }).x_gateway?.continuation;
+      if (marker !== undefined) markers.push(marker);
+      if (chunk.usage !== undefined && chunk.usage !== null) usages.push(chunk.usage);
+    }
+    return { text, markers, usages };
+  }
+
+  test("its fresh answer repeats the delivered text: the client gets that text once, and the fresh answer's usage", async (t) => {
+    // Before, the fresh answer was spliced on whole: the client got the first twenty words twice.
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS, MODEL, { usage: { prompt_tokens: 12, completion_tokens: 30 } }),
+    });
+    const run = await streamWithUsage(scene);
+    assert.equal(run.text, WORDS.join(""));
+    assert.equal((sentBody(scene.backup).messages as { role: string }[]).at(-1)?.role, "assistant", "a prefill");
+    assert.equal(run.markers.length, 1);
+    assert.equal((run.markers[0] as { afterChars: number }).afterChars, DELIVERED.length);
+    // Its usage covers the whole answer, as a replay's does: the delivered part is not counted twice.
+    assert.deepEqual(run.usages, [{ prompt_tokens: 12, completion_tokens: 30, total_tokens: 42 }]);
+  });
+
+  test("the repetition arrives in other pieces than the delivered text did, and the rest in the same chunk", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const pieces = [
+      DELIVERED.slice(0, 3),
+      DELIVERED.slice(3, 50),
+      `${DELIVERED.slice(50)}${WORDS[20]}`,
+      ...WORDS.slice(21),
+    ];
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(pieces, MODEL) });
+    const run = await streamWithUsage(scene);
+    assert.equal(run.text, WORDS.join(""));
+  });
+
+  test("a real continuation that begins like the delivered text loses nothing of it", async (t) => {
+    // " word" repeats the start of the delivered text (" word0"), then "20" differs: it extends the answer after all.
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([" word", "20", ...WORDS.slice(21)], MODEL) });
+    const run = await streamWithUsage(scene);
+    assert.equal(run.text, WORDS.join(""));
+    assert.equal(run.markers.length, 1);
+  });
+});
