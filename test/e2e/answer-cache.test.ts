@@ -142,12 +142,21 @@ describe("answer cache", () => {
     const final2 = await streamed2.finalMessage();
     assert.deepEqual(final2.content, streamed1.content);
     assert.equal(chatRequests(mock).length, 2);
+    // And through the openai SDK's Responses stream: a complete response from the kept chunks.
+    const openai = new OpenAI({ baseURL: gateway.baseUrl, apiKey: PLAIN_KEY, maxRetries: 0 });
+    const responses1 = await openai.responses.stream({ model: "m", input: "Stream a response" }).finalResponse();
+    const responses2 = await openai.responses.stream({ model: "m", input: "Stream a response" }).finalResponse();
+    assert.equal(responses2.output_text, responses1.output_text);
+    assert.equal(responses2.status, "completed");
+    assert.notEqual(responses2.id, responses1.id);
+    assert.equal(chatRequests(mock).length, 3);
 
     // A stream the upstream cuts (and no other candidate continues) is not kept: the next one goes upstream.
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["half "], "alpha-m").slice(0, 2), end: "destroy" });
     const cutBody = { ...HELLO, stream: true, temperature: 0.9 };
     await chat(gateway, cutBody);
     const upstreamCalls = chatRequests(mock).length;
+    assert.ok(upstreamCalls >= 4, "the cut stream reached the upstream");
     const after = await chat(gateway, cutBody);
     assert.equal(after.headers["x-gateway-cache"], "miss");
     assert.equal(chatRequests(mock).length, upstreamCalls + 1);
