@@ -342,15 +342,18 @@ export class GatewayRuntime {
           prompt,
         }),
       attemptSent: (reservation) => this.recorder.attemptSent(reservation),
-      soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan),
+      soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan, { request, snapshot }),
     });
   }
 
-  /** Milliseconds until the first candidate of a plan is available again, if any is cooling. */
-  soonestAvailableMs(plan: RoutePlan): number | undefined {
-    return soonestAvailableMs(plan, this.clock.now(), (deployment) =>
-      this.availability.peek(deployment.key, deployment.provider.settings.name),
-    );
+  /** Ms until a plan's first candidate is usable again; with the request, its budgets count (an attempt spends). */
+  soonestAvailableMs(plan: RoutePlan, of?: { request: ForwardRequest; snapshot: GatewaySnapshot }): number | undefined {
+    const nowMs = this.clock.now();
+    const budgetCheck =
+      of && budgetCheckOf(this.budgets, this.promptCalibration, of.snapshot.budgetScopes, of.request, nowMs);
+    const availabilityOf = (deployment: Deployment) =>
+      this.availability.peek(deployment.key, deployment.provider.settings.name);
+    return soonestAvailableMs(plan, nowMs, availabilityOf, budgetCheck);
   }
 
   /** Subscribes to finished request records; returns the unsubscribe function. */

@@ -62,6 +62,7 @@ export interface ChatUsage {
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
+  /** Prompt tokens read from the provider's cache, part of `promptTokens` (see `cachedPromptTokens`). */
   cachedTokens: number;
   /**
    * Prompt tokens written to the provider's prompt cache, part of `promptTokens` (OpenRouter's
@@ -139,10 +140,20 @@ function readUsage(value: unknown): ChatUsage | undefined {
     promptTokens,
     completionTokens,
     totalTokens: asCount(usage.total_tokens) || promptTokens + completionTokens,
-    cachedTokens: asCount(asObject(usage.prompt_tokens_details)?.cached_tokens),
+    cachedTokens: cachedPromptTokens(usage),
     cacheWriteTokens: asCount(asObject(usage.prompt_tokens_details)?.cache_write_tokens),
     reasoningTokens: asCount(asObject(usage.completion_tokens_details)?.reasoning_tokens),
   };
+}
+
+/**
+ * Prompt tokens read from the provider's cache: `prompt_tokens_details.cached_tokens` (OpenAI's field), else
+ * DeepSeek's `prompt_cache_hit_tokens` (its OpenAI-compatible API reports cache hits there, beside
+ * `prompt_cache_miss_tokens`, not in `prompt_tokens_details`).
+ */
+function cachedPromptTokens(usage: JsonObject): number {
+  const cached = asObject(usage.prompt_tokens_details)?.cached_tokens;
+  return asCount(typeof cached === "number" ? cached : usage.prompt_cache_hit_tokens);
 }
 
 /** `reasoning_content` (DeepSeek, vLLM, Groq's `parsed` format), else `reasoning` (OpenRouter, Ollama, newer vLLM). */

@@ -127,8 +127,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         skipped.push({
           deployment,
           cause: "budget",
-          reason:
-            overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`,
+          reason: budgetReason(overBudget),
           score,
           untilMs: overBudget.untilMs,
           board,
@@ -140,18 +139,23 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       }
       if (!availability.isAvailable) {
         const pool = context.coolingPool?.(deployment);
+        const cooldownReason = pool === undefined ? availability.reason : `pool ${pool} empty: ${availability.reason}`;
+        // Cooling and over a budget that frees later: usable only once both are over, so the budget's time is the
+        // candidate's (a wait or retry-after at the cooldown's end would find the budget still spent).
+        const isBudgetLater = overBudget !== undefined && overBudget.untilMs > availability.untilMs;
+        const untilMs = isBudgetLater ? overBudget.untilMs : availability.untilMs;
         skipped.push({
           deployment,
           cause: "cooldown",
-          reason: pool === undefined ? availability.reason : `pool ${pool} empty: ${availability.reason}`,
+          reason: isBudgetLater ? `${cooldownReason}; then ${budgetReason(overBudget)}` : cooldownReason,
           score,
-          untilMs: availability.untilMs,
+          untilMs,
           cooldownCause: availability.cause,
           board,
           pool,
         });
         if (isLimitCause(availability.cause)) {
-          cooling.push({ deployment, score, group: groupIndex, board, untilMs: availability.untilMs });
+          cooling.push({ deployment, score, group: groupIndex, board, untilMs });
         } else failingCount += 1;
         continue;
       }
@@ -210,6 +214,10 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     skipped,
     unknownNames,
   };
+}
+
+function budgetReason(overBudget: { readonly reason: string; readonly pool?: string | undefined }): string {
+  return overBudget.pool === undefined ? overBudget.reason : `pool ${overBudget.pool} empty: ${overBudget.reason}`;
 }
 
 const PAID_NEVER_REASON = "paid model: routing.paid is never";

@@ -3,16 +3,23 @@
 import type { Availability } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { RoutePlan } from "./plan-route.ts";
+import type { RoutePlan, RouterContext } from "./plan-route.ts";
 
+/**
+ * `budgetCheck`: the request's budget check now (route-types.ts), for the plan's candidates and the one it waited
+ * for; the plan's skips carry their own times. Without it only their cooldowns count.
+ */
 export function soonestAvailableMs(
   plan: RoutePlan,
   nowMs: number,
   availabilityOf: (deployment: Deployment) => Availability,
+  budgetCheck?: RouterContext["budgetCheck"],
 ): number | undefined {
   let soonest: number | undefined;
-  // A candidate over budget is free of cooldowns but still unusable until its budget frees (`budgetUntilMs`).
-  const consider = (deployment: Deployment, budgetUntilMs = nowMs): void => {
+  // A candidate is usable once its cooldown is over and every budget it needs has room, so the later of the two
+  // counts: `budgetUntilMs`, the budget's time, the plan's for a skip (its `untilMs`, for a cooling one the later
+  // of both already), else asked now. A plan's time never shortens a cooldown read now that has grown since.
+  const consider = (deployment: Deployment, budgetUntilMs = budgetCheck?.(deployment)?.untilMs ?? nowMs): void => {
     const availability = availabilityOf(deployment);
     const untilMs = Math.max(availability.isAvailable ? nowMs : availability.untilMs, budgetUntilMs);
     // A request larger than a whole budget never fits there: no point in telling the client to come back.
@@ -22,9 +29,13 @@ export function soonestAvailableMs(
   };
   for (const candidate of plan.candidates) consider(candidate.deployment);
   for (const skip of plan.skipped) {
-    if (skip.cause === "cooldown") consider(skip.deployment);
-    else if (skip.cause === "budget") consider(skip.deployment, skip.untilMs ?? nowMs);
+    if (skip.cause === "cooldown" || skip.cause === "budget") consider(skip.deployment, skip.untilMs ?? nowMs);
   }
-  if (plan.waitFor !== undefined) consider(plan.waitFor.deployment);
+  if (plan.waitFor !== undefined) {
+    consider(
+      plan.waitFor.deployment,
+      Math.max(plan.waitFor.untilMs, budgetCheck?.(plan.waitFor.deployment)?.untilMs ?? nowMs),
+    );
+  }
   return soonest;
 }

@@ -1,12 +1,13 @@
 // The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
-// call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items) and Anthropic's token count.
+// call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items) and the token counts of both doors.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
-import { forClient, inMemory, type KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { forClient, inMemory, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
+import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
@@ -26,6 +27,7 @@ export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRun
   for (const path of MESSAGES_PATHS) app.post(path, messages);
   registerKeptResponseRoutes(app, store);
   registerCountTokensRoute(app, runtime);
+  registerInputTokensRoute(app, runtime, store);
 }
 
 function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses): void {
@@ -74,6 +76,23 @@ function registerCountTokensRoute(app: FastifyInstance, runtime: GatewayRuntime)
       const { chatBody } = messagesToChat(request.body, "count");
       const estimate = estimateChatPrompt(chatBody.messages, chatBody.tools).promptTokens;
       return { input_tokens: calibratedFor(runtime, chatBody.model, request.clientName, estimate) };
+    });
+  }
+}
+
+/**
+ * `POST /v1/responses/input_tokens` (OpenAI's `responses.inputTokens.count()`): as count_tokens, the gateway's
+ * estimate of the translated prompt, `previous_response_id` and `item_reference`s read from the client's own kept
+ * responses; calibrated when the body names a model.
+ */
+function registerInputTokensRoute(app: FastifyInstance, runtime: GatewayRuntime, store: KeptResponses): void {
+  for (const base of RESPONSES_PATHS) {
+    app.post(`${base}/input_tokens`, async (request) => {
+      const lookup = await prefetch(forClient(store, request.clientName), request.body);
+      const prompt = toCountedPrompt(request.body, lookup);
+      const estimate = estimateChatPrompt(prompt.messages, prompt.tools).promptTokens;
+      const inputTokens = prompt.model === undefined ? estimate : calibratedFor(runtime, prompt.model, estimate);
+      return { object: "response.input_tokens", input_tokens: inputTokens };
     });
   }
 }

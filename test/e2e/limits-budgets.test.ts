@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf, send } from "../helpers/e2e.ts";
 import { assertServedBy, startScene, windowOf } from "../helpers/limits-scene.ts";
-import { chatCompletion } from "../helpers/mock-upstream.ts";
+import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 
 const START_MS = Date.UTC(2026, 0, 1, 12);
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -191,6 +191,32 @@ describe("every candidate over budget", () => {
     assert.equal(early.headers["retry-after"], "30");
     clock.set(START_MS + 90_000);
     assertServedBy(await scene.chat(fitting), "alpha");
+    assert.equal(scene.counts().alpha, 3);
+  });
+
+  test("a 429's cooldown over a spent rpm: retry-after is when the budget frees, the later of the two", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, alphaModel: { limits: { rpm: 2 } }, beta: false });
+    assertServedBy(await scene.chat(), "alpha");
+    clock.advance(20_000);
+    // The second request of the minute is sent (the rpm counts it) and refused for 5 s; the rpm frees at START + 60 s.
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "5" }));
+    const limited = await scene.chat();
+    assert.equal(limited.status, 429, limited.text);
+    assert.equal(limited.headers["retry-after"], "40");
+
+    // Planned while both hold: the cooldown ends in 5 s, the budget in 40 s. Before, both answers said 5.
+    const refused = await scene.chat();
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers["retry-after"], "40");
+    assert.match(errorOf(refused).message, /available again in 40 s \(alpha\/m at 2026-01-01T12:01:00\.000Z\)/);
+    // At the cooldown's end the budget still refuses, with the time left; at the budget's the request is sent.
+    clock.set(START_MS + 25_000);
+    const early = await scene.chat();
+    assert.equal(early.status, 429, early.text);
+    assert.equal(early.headers["retry-after"], "35");
+    clock.set(START_MS + 60_000);
+    assertServedBy(await scene.chat(), "alpha");
     assert.equal(scene.counts().alpha, 3);
   });
 

@@ -108,6 +108,42 @@ describe("messages API: fields the SDK sends and reads", () => {
     );
   });
 
+  test("tool_choice any or tool with no tool to call is a 400 naming tool_choice; auto and none without tools are sent without it", async (t) => {
+    const { mock, client } = await scene(t);
+    const base = { model: "m", max_tokens: 10, messages: [{ role: "user" as const, content: "x" }] };
+    const refusals = [
+      { ...base, tool_choice: { type: "any" as const } },
+      { ...base, tools: [], tool_choice: { type: "tool" as const, name: "get_weather" } },
+      { ...base, tools: [weatherTool], tool_choice: { type: "tool" as const, name: "get_time" } },
+    ];
+    for (const request of refusals) {
+      await assert.rejects(client.messages.create(request), (error: unknown) => {
+        assert.ok(error instanceof Anthropic.BadRequestError, String(error));
+        const body = error.error as { type?: string; error?: { type?: string; message?: string } };
+        assert.equal(body.type, "error");
+        assert.equal(body.error?.type, "invalid_request_error");
+        assert.match(body.error?.message ?? "", /`tool_choice`/);
+        return true;
+      });
+    }
+    // Before, these were sent without the choice and a text answer came back where a tool call was required.
+    assert.equal(chatRequests(mock).length, 0);
+
+    for (const type of ["auto", "none"] as const) {
+      mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Hi.", UPSTREAM_ID) });
+      const message = await client.messages.create({ ...base, tool_choice: { type } });
+      assert.deepEqual(message.content, [{ type: "text", text: "Hi." }]);
+    }
+    const sent = chatRequests(mock).map((request) => request.body as Record<string, unknown>);
+    assert.deepEqual(
+      sent.map((body) => [body.tools, body.tool_choice]),
+      [
+        [undefined, undefined],
+        [undefined, undefined],
+      ],
+    );
+  });
+
   test("a PDF document is counted by its size, in countTokens and in the context check", async (t) => {
     const { mock, client } = await scene(t, ", context: 8000");
     const data = Buffer.alloc(600_000, 7).toString("base64");

@@ -327,3 +327,19 @@ test("messages request: consecutive assistant turns are one assistant message, a
     { role: "assistant", content: "Sunny in Paris, rainy in Rome." },
   ]);
 });
+
+test("messages request: a tool_choice that demands a call no tool can answer is a 400 naming tool_choice", () => {
+  const base = { model: "m", max_tokens: 10, messages: [{ role: "user", content: "x" }] };
+  const refused = { status: 400, code: "invalid_value", param: "tool_choice" };
+  rejects({ ...base, tool_choice: { type: "any" } }, refused);
+  rejects({ ...base, tools: [], tool_choice: { type: "any" } }, refused);
+  rejects({ ...base, tool_choice: { type: "tool", name: "f" } }, refused);
+  rejects({ ...base, tools: [{ name: "f", input_schema: {} }], tool_choice: { type: "tool", name: "g" } }, refused);
+  assert.throws(() => toChatRequest({ ...base, tool_choice: { type: "any" } }, "count"), /`tool_choice` of type `any`/);
+  // Choices that let the model answer with text are left out with the tools (chat providers refuse them alone).
+  for (const type of ["auto", "none"]) {
+    const { chatBody } = toChatRequest({ ...base, tool_choice: { type } });
+    assert.equal(chatBody.tool_choice, undefined);
+    assert.equal(chatBody.tools, undefined);
+  }
+});

@@ -91,9 +91,11 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   if (request.max_tokens !== undefined) chatBody.max_tokens = request.max_tokens;
   if (request.models !== undefined) chatBody.models = request.models;
   const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
+  // Chat providers refuse a `tool_choice` without `tools`, so with none it is not sent: fine for `auto` and `none`.
+  // `any` and `tool` demand a call, and without the choice the model would answer with text instead: refused.
+  const choice = toChatToolChoice(request.tool_choice, tools);
   if (tools.length > 0) {
     chatBody.tools = tools;
-    const choice = toChatToolChoice(request.tool_choice);
     if (choice !== undefined) chatBody.tool_choice = choice;
     if (request.tool_choice?.disable_parallel_tool_use === true) chatBody.parallel_tool_calls = false;
   }
@@ -311,22 +313,41 @@ function toResponseFormat(format: unknown, path: Path): ChatResponseFormat | und
   return { type: "json_schema", json_schema: { name: OUTPUT_SCHEMA_NAME, schema } };
 }
 
-function toChatToolChoice(choice: MessagesRequest["tool_choice"]): ChatToolChoice | undefined {
+function toChatToolChoice(
+  choice: MessagesRequest["tool_choice"],
+  tools: readonly ChatTool[],
+): ChatToolChoice | undefined {
   if (choice === undefined) return undefined;
   switch (choice.type) {
     case "auto":
       return "auto";
     case "any":
+      if (tools.length === 0) throw noToolToCall("any");
       return "required";
     case "none":
       return "none";
     case "tool":
+      if (tools.length === 0) throw noToolToCall("tool");
       if (choice.name === undefined) {
         throw new InvalidRequestError("`tool_choice.name` is required when `tool_choice.type` is `tool`.", {
           param: "tool_choice.name",
           code: "invalid_value",
         });
       }
+      // A chat provider may refuse a choice naming no tool it was given, or ignore it and answer without the call.
+      if (!tools.some((tool) => tool.function.name === choice.name)) {
+        throw new InvalidRequestError(`\`tool_choice\` names the tool \`${choice.name}\`, which is not in \`tools\`.`, {
+          param: "tool_choice",
+          code: "invalid_value",
+        });
+      }
       return { type: "function", function: { name: choice.name } };
   }
+}
+
+function noToolToCall(type: "any" | "tool"): InvalidRequestError {
+  return new InvalidRequestError(
+    `\`tool_choice\` of type \`${type}\` requires a tool call, but there is no tool to call: \`tools\` is empty or missing.`,
+    { param: "tool_choice", code: "invalid_value" },
+  );
 }

@@ -81,6 +81,31 @@ test("messages JSON: without upstream usage, input_tokens is the prompt estimate
   assert.equal(estimates, 1, "no estimate is made when the upstream reported usage");
 });
 
+/** A DeepSeek answer: cache hits in `prompt_cache_hit_tokens` (and misses beside it), no `prompt_tokens_details`. */
+function deepSeekCompletion(usage: Record<string, unknown>): unknown {
+  return {
+    id: "chatcmpl-1",
+    object: "chat.completion",
+    model: "deepseek-chat",
+    choices: [{ index: 0, message: { role: "assistant", content: "Hello!" }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 64, completion_tokens: 5, total_tokens: 69, ...usage },
+  };
+}
+
+test("messages JSON: DeepSeek's prompt_cache_hit_tokens are cache reads when prompt_tokens_details says nothing", () => {
+  const context = { ids: sequentialIds(), stopSequences: [] };
+  const deepSeek = deepSeekCompletion({ prompt_cache_hit_tokens: 48, prompt_cache_miss_tokens: 16 });
+  assert.deepEqual(toMessageObject(deepSeek, context).usage, {
+    input_tokens: 16,
+    output_tokens: 5,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 48,
+  });
+  // OpenAI's field, when given, is the one read (not added to DeepSeek's).
+  const both = deepSeekCompletion({ prompt_cache_hit_tokens: 48, prompt_tokens_details: { cached_tokens: 40 } });
+  assert.equal(toMessageObject(both, context).usage.cache_read_input_tokens, 40);
+});
+
 test("messages errors: rendered in Anthropic's shape with its error type names", () => {
   const cases: [Error & { status: number }, string][] = [
     [new InvalidRequestError("bad"), "invalid_request_error"],

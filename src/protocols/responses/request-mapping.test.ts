@@ -4,7 +4,7 @@ import { ManualClock } from "../../clock.ts";
 import { type GatewayError, InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
 import { readCompletion } from "../__fixtures__/fixtures.ts";
 import { sequentialIds } from "../ids.ts";
-import { type ResponseLookup, toChatRequest } from "./request-mapping.ts";
+import { type ResponseLookup, toChatRequest, toCountedPrompt } from "./request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "./response-mapping.ts";
 import { ResponseStore } from "./response-store.ts";
 
@@ -390,4 +390,37 @@ test("responses request: store: false keeps nothing to continue from", () => {
     { status: 404, code: "previous_response_not_found", param: "previous_response_id" },
     store,
   );
+});
+
+test("input_tokens request: the prompt /v1/responses would send; model and input optional; refusals as there", () => {
+  const body = { model: "m", instructions: "Be brief.", input: "Hi", tools: [{ type: "function", name: "f" }] };
+  const translated = toChatRequest(body, noStore).chatBody;
+  assert.deepEqual(toCountedPrompt({ ...body, stream: true, background: true }, noStore), {
+    model: "m",
+    messages: translated.messages,
+    tools: translated.tools,
+  });
+  assert.deepEqual(toCountedPrompt({ instructions: "Be brief." }, noStore), {
+    model: undefined,
+    messages: [{ role: "system", content: "Be brief." }],
+    tools: [],
+  });
+  const refusedBy = (countBody: unknown) => {
+    try {
+      toCountedPrompt(countBody, noStore);
+    } catch (error) {
+      const { status, code, param } = error as GatewayError;
+      return { status, code, param };
+    }
+    return undefined;
+  };
+  assert.deepEqual(refusedBy({ input: "x", tool_choice: "required" }), {
+    status: 400,
+    code: "invalid_value",
+    param: "tool_choice",
+  });
+  assert.equal(refusedBy({ input: "x", conversation: "conv_1" })?.param, "conversation");
+  assert.equal(refusedBy({ input: "x", text: { format: { type: "xml" } } })?.status, 400);
+  assert.equal(refusedBy({ input: "x", previous_response_id: "resp_gone" })?.status, 404);
+  assert.equal(refusedBy({ model: "", input: "x" })?.param, "model");
 });

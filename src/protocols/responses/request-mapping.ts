@@ -6,6 +6,7 @@ import type {
   ChatMessage,
   ChatRequestBody,
   ChatResponseFormat,
+  ChatTool,
   ChatToolCall,
 } from "../chat-completions.ts";
 import { formatPath, unsupportedAt, validateAt, validateBody } from "../validate.ts";
@@ -15,6 +16,7 @@ import {
   inputFileSchema,
   inputImageSchema,
   inputTextSchema,
+  inputTokensRequestSchema,
   itemReferenceSchema,
   messageItemSchema,
   outputTextSchema,
@@ -52,20 +54,21 @@ function unsupportedField(message: string, field: string): InvalidRequestError {
 
 export function toChatRequest(body: unknown, lookup: ResponseLookup): TranslatedResponsesRequest {
   const request = validateBody(responsesRequestSchema, body);
-  refuseUnsupportedFields(request);
-  const history = previousConversation(request.previous_response_id, lookup);
-  const input = inputMessages(request.input, lookup);
-  const conversation = [...history, ...input];
+  if (request.background === true) {
+    throw unsupportedField(
+      "`background: true` is not supported: the gateway answers while the request is open (use `stream: true` for long answers).",
+      "background",
+    );
+  }
+  refuseStatefulFields(request);
+  const conversation = conversationOf(request, lookup);
   if (conversation.length === 0) {
     throw new InvalidRequestError("`input` is required: a string or a non-empty array of items.", {
       param: "input",
       code: "invalid_value",
     });
   }
-  const messages: ChatMessage[] =
-    typeof request.instructions === "string" && request.instructions !== ""
-      ? [{ role: "system", content: request.instructions }, ...conversation]
-      : conversation;
+  const messages = withInstructions(request.instructions, conversation);
   const { tools, toolChoice } = toChatTools(request);
   const isStream = request.stream === true;
 
@@ -101,13 +104,43 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   };
 }
 
-function refuseUnsupportedFields(request: ResponsesRequest): void {
-  if (request.background === true) {
-    throw unsupportedField(
-      "`background: true` is not supported: the gateway answers while the request is open (use `stream: true` for long answers).",
-      "background",
-    );
-  }
+/** The prompt a Responses request would send, as `POST /v1/responses/input_tokens` counts it. */
+export interface CountedPrompt {
+  /** Undefined when the request names none (the count's `model` is optional): the estimate is not calibrated. */
+  readonly model: string | undefined;
+  readonly messages: ChatMessage[];
+  readonly tools: ChatTool[];
+}
+
+/**
+ * `POST /v1/responses/input_tokens`: the body is validated and translated as `POST /v1/responses`'s, less what a
+ * count does not need: `model` and `input` are optional (as in OpenAI's count), fields that only shape the answer
+ * (`stream`, `store`, `background`, ...) are not looked at beyond their types.
+ */
+export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedPrompt {
+  const request = validateBody(inputTokensRequestSchema, body);
+  refuseStatefulFields(request);
+  const messages = withInstructions(request.instructions, conversationOf(request, lookup));
+  const { tools } = toChatTools(request);
+  // Not part of the estimate, but refused here as it would be on /v1/responses.
+  toResponseFormat(request.text?.format);
+  return { model: request.model ?? undefined, messages, tools };
+}
+
+function conversationOf(
+  request: Pick<ResponsesRequest, "previous_response_id" | "input">,
+  lookup: ResponseLookup,
+): ChatMessage[] {
+  return [...previousConversation(request.previous_response_id, lookup), ...inputMessages(request.input, lookup)];
+}
+
+function withInstructions(instructions: string | null | undefined, conversation: ChatMessage[]): ChatMessage[] {
+  return typeof instructions === "string" && instructions !== ""
+    ? [{ role: "system", content: instructions }, ...conversation]
+    : conversation;
+}
+
+function refuseStatefulFields(request: Readonly<Record<string, unknown>>): void {
   for (const field of ["conversation", "prompt"] as const) {
     if (request[field] !== undefined && request[field] !== null) {
       throw unsupportedField(

@@ -34,6 +34,11 @@ export const responsesRequestSchema = z.looseObject({
 
 export type ResponsesRequest = z.infer<typeof responsesRequestSchema>;
 
+/** `POST /v1/responses/input_tokens` takes the same body, its `model` optional (only the calibration reads it). */
+export const inputTokensRequestSchema = responsesRequestSchema.extend({
+  model: z.string({ error: "`model` must be a string" }).min(1, "`model` must not be empty").nullish(),
+});
+
 export const inputTextSchema = z.looseObject({ type: z.literal("input_text"), text: z.string() });
 export const inputImageSchema = z.looseObject({
   type: z.literal("input_image"),

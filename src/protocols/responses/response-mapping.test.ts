@@ -98,3 +98,25 @@ test("responses JSON: an answer without choices is an upstream failure, not an e
     UpstreamUnavailableError,
   );
 });
+
+test("responses JSON: DeepSeek's prompt_cache_hit_tokens are cached_tokens when prompt_tokens_details says nothing", () => {
+  const deepSeek = (usage: Record<string, unknown>) => ({
+    id: "chatcmpl-1",
+    object: "chat.completion",
+    model: "deepseek-chat",
+    choices: [{ index: 0, message: { role: "assistant", content: "Hello!" }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 64, completion_tokens: 5, total_tokens: 69, ...usage },
+  });
+  const context = { echo, ids: sequentialIds(), createdAtSeconds: 1 };
+  const response = toResponseObject(deepSeek({ prompt_cache_hit_tokens: 48, prompt_cache_miss_tokens: 16 }), context);
+  assert.deepEqual(response.usage, {
+    input_tokens: 64,
+    input_tokens_details: { cached_tokens: 48 },
+    output_tokens: 5,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: 69,
+  });
+  // OpenAI's field, when given, is the one read (not added to DeepSeek's).
+  const both = deepSeek({ prompt_cache_hit_tokens: 48, prompt_tokens_details: { cached_tokens: 40 } });
+  assert.equal(toResponseObject(both, context).usage?.input_tokens_details.cached_tokens, 40);
+});
