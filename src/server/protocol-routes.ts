@@ -83,7 +83,8 @@ function registerCountTokensRoute(app: FastifyInstance, runtime: GatewayRuntime)
 /**
  * `POST /v1/responses/input_tokens` (OpenAI's `responses.inputTokens.count()`): as count_tokens, the gateway's
  * estimate of the translated prompt, `previous_response_id` and `item_reference`s read from the client's own kept
- * responses; calibrated when the body names a model.
+ * responses; calibrated when the body names a model, planned as the asking client's request (a model its key may not
+ * use is a 403).
  */
 function registerInputTokensRoute(app: FastifyInstance, runtime: GatewayRuntime, store: KeptResponses): void {
   for (const base of RESPONSES_PATHS) {
@@ -91,7 +92,8 @@ function registerInputTokensRoute(app: FastifyInstance, runtime: GatewayRuntime,
       const lookup = await prefetch(forClient(store, request.clientName), request.body);
       const prompt = toCountedPrompt(request.body, lookup);
       const estimate = estimateChatPrompt(prompt.messages, prompt.tools).promptTokens;
-      const inputTokens = prompt.model === undefined ? estimate : calibratedFor(runtime, prompt.model, estimate);
+      const inputTokens =
+        prompt.model === undefined ? estimate : calibratedFor(runtime, prompt.model, request.clientName, estimate);
       return { object: "response.input_tokens", input_tokens: inputTokens };
     });
   }

@@ -163,6 +163,18 @@ providers:
     assert.equal(body.type, "error");
     assert.equal(body.error?.type, "permission_error");
     assert.match(body.error?.message ?? "", /This client may not use `large-m`: its key allows `small-m`/);
+    // The Responses door's count too, in OpenAI's shape.
+    const inputTokens = await send(gateway, "POST", "/v1/responses/input_tokens", {
+      body: { model: "large-m", input: "Hi" },
+      headers: { authorization: `Bearer ${CI_KEY}` },
+    });
+    assert.equal(inputTokens.status, 403, inputTokens.text);
+    assert.equal(errorOf(inputTokens).code, "permission_denied");
+    const allowed = await send(gateway, "POST", "/v1/responses/input_tokens", {
+      body: { model: "small-m", input: "Hi" },
+      headers: { authorization: `Bearer ${CI_KEY}` },
+    });
+    assert.equal(allowed.status, 200, allowed.text);
     // Nothing was sent upstream for any of it.
     assert.equal(chatRequests(large).length + chatRequests(small).length, 0);
   });
