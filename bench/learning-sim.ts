@@ -365,6 +365,7 @@ function simulate(
     rateLimitBaseMs: 1_000,
     rateLimitMaxMs: 60_000,
     invalidKeyMs: 3_600_000,
+    modelUnavailableMs: 900_000,
     failureThreshold: 3,
     suspectSingleFlight: true,
     failureWindowMs: 10_000,

@@ -40,6 +40,10 @@ export const OUTCOMES = Object.freeze({
   context_length: traits(false, true, false, "none", false, false),
   /** A 4xx about the request itself: every candidate would refuse it; the client gets it. */
   rejected: traits(false, false, false, "none", false, false),
+  /** This provider does not serve the model (a 404, "does not exist", decommissioned): parked a while, fail over. */
+  model_unavailable: traits(false, true, false, "deployment", false, false),
+  /** This candidate refuses a parameter or feature of the request that another may take: fail over, nothing parked. */
+  unsupported: traits(false, true, false, "none", false, false),
   /** 5xx, or an error answered as a 200. */
   server_error: traits(false, true, true, "deployment", true, false),
   /** Connection refused, reset, DNS failure before any answer. */

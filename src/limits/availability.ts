@@ -32,6 +32,7 @@ export type CooldownCause =
   | "capacity"
   | "budget_exhausted"
   | "invalid_key"
+  | "model_unavailable"
   | "circuit_open";
 
 export interface Cooldown {
@@ -335,6 +336,17 @@ export class AvailabilityBook {
     this.#changed({ scope: "deployment", key: deploymentKey, cooldown: record.cooldown });
   }
 
+  /** The provider does not serve the model: left out for `cooldowns.model_unavailable_ms`. */
+  recordModelUnavailable(deploymentKey: string, reason: string): void {
+    this.park(
+      deploymentKey,
+      this.#clock.now() + this.#settings.modelUnavailableMs,
+      "model_unavailable",
+      reason,
+      "guessed",
+    );
+  }
+
   /** 5xx, timeouts, connection failures: feed the circuit breaker. */
   recordFailure(deploymentKey: string, sentAt: FailureEvidence = {}): void {
     const nowMs = this.#clock.now();
@@ -602,5 +614,5 @@ function unavailable(cooldown: Cooldown): Availability {
  * than the candidate failing (open circuit, rejected key: 503).
  */
 export function isLimitCause(cause: CooldownCause): boolean {
-  return cause !== "circuit_open" && cause !== "invalid_key";
+  return cause !== "circuit_open" && cause !== "invalid_key" && cause !== "model_unavailable";
 }

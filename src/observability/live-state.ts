@@ -29,7 +29,7 @@ export interface LiveBudgetWindow {
 }
 
 export interface LiveCooldown {
-  /** rate_limited, daily_quota, credits_exhausted, capacity, budget_exhausted, invalid_key, circuit_open. */
+  /** rate_limited, daily_quota, credits_exhausted, capacity, budget_exhausted, invalid_key, model_unavailable, circuit_open. */
   readonly cause: string;
   readonly untilMs: number;
   readonly reason: string;
@@ -100,6 +100,7 @@ export const COOLDOWN_CAUSES: readonly string[] = [
   "capacity",
   "budget_exhausted",
   "invalid_key",
+  "model_unavailable",
   "circuit_open",
 ];
 

@@ -28,6 +28,7 @@ const PLAN_SKIP_CAUSES = new Set([
   "cooldown",
   "circuit_open",
   "invalid_key",
+  "model_unavailable",
   "context",
   "tools",
   "vision",

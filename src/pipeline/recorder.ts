@@ -286,6 +286,9 @@ export class Recorder {
         case "park":
           availability.park(key, effect.untilMs, effect.cause, redact(effect.reason), effect.source);
           break;
+        case "model_unavailable":
+          availability.recordModelUnavailable(key, redact(effect.reason));
+          break;
         case "park_key":
           // The key this request sent: after a reload to another key, a late 401 parks the old key only.
           availability.recordInvalidKey(

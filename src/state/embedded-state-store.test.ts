@@ -18,6 +18,7 @@ const SETTINGS: CooldownSettings = {
   rateLimitBaseMs: 1_000,
   rateLimitMaxMs: 60_000,
   invalidKeyMs: 3_600_000,
+  modelUnavailableMs: 900_000,
   failureThreshold: 3,
   failureWindowMs: 60_000,
   failureRateThreshold: 0.5,

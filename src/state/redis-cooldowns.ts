@@ -32,6 +32,7 @@ const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
   "capacity",
   "budget_exhausted",
   "invalid_key",
+  "model_unavailable",
   "circuit_open",
 ]);
 

@@ -23,14 +23,23 @@ export type Verdict =
   | { readonly kind: "context_length"; readonly reason: string; readonly error: UpstreamErrorFields }
   /** 408, 5xx, an error inside a 200: retry or fail over. */
   | { readonly kind: "transient"; readonly reason: string }
-  /** 400/404/422 and other 4xx: the request itself is wrong; return it to the client as is. */
+  /**
+   * 400/404/422 and other 4xx. `refusal` says whose the fault is: `request`, the request itself is wrong (returned
+   * to the client as is); `model_unavailable`, this provider does not serve the model (any 404; a 400/422 saying the
+   * model does not exist or was decommissioned: another provider may); `unsupported`, this candidate refuses a
+   * parameter or feature of the request that another may take. The last two fail over; when no candidate answers,
+   * the first of them is returned as is.
+   */
   | {
       readonly kind: "rejected";
+      readonly refusal: Refusal;
       readonly status: number;
       readonly error: UpstreamErrorFields;
       /** The upstream's body as it came (capped at MAX_RAW_CHARS), for `error.metadata.raw`. */
       readonly raw: string;
     };
+
+export type Refusal = "request" | "model_unavailable" | "unsupported";
 
 export interface UpstreamErrorFields {
   readonly message: string;
@@ -42,6 +51,18 @@ export interface UpstreamErrorFields {
 // Wording seen from OpenAI, Groq, Mistral, Together, vLLM, OpenRouter and Google for prompts that do not fit.
 const CONTEXT_LENGTH =
   /context[_ ]length|context window|maximum context|reduce the length|prompt is too long|input is too long|too many (?:input )?tokens|exceeds? (?:the )?(?:model'?s? )?(?:maximum|max)|input token count|longer than the model/i;
+
+// A provider that does not (or no longer) serve the model: OpenAI's and Cerebras's "does not exist", Groq's
+// `model_decommissioned`, OpenRouter's "No endpoints found", Google's "is not found for API version", Mistral's
+// "Invalid model". Only with the word "model" in the code or message: "file does not exist" is the request's.
+const MODEL_GONE_CODES = new Set(["model_not_found", "model_decommissioned", "model_not_available", "invalid_model"]);
+const MODEL_GONE =
+  /does not exist|decommissioned|no longer (?:available|supported|served)|no endpoints found|not found for api version|(?:invalid|unknown) model|model not found|not a valid model|model is not available/i;
+// A parameter or feature this candidate refuses, which another may take (vLLM's "Extra inputs are not permitted",
+// OpenAI's "Unrecognized request argument", "... is not supported with this model", "This model does not support
+// tools"). A request every candidate refuses still reaches the client as the first refusal, word for word.
+const UNSUPPORTED =
+  /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)/i;
 
 const MAX_REASON_CHARS = 300;
 /** An upstream error message is passed on word for word up to this length (clients match these messages). */
@@ -87,6 +108,7 @@ export function classifyResponse(status: number, headers: HeaderMap, bodyText: s
   }
   return {
     kind: "rejected",
+    refusal: refusalOf(status, error),
     status,
     error,
     raw: bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText,
@@ -110,6 +132,17 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
   if (isContextLengthError(fields))
     return { kind: "context_length", reason: `error in a 200 answer: ${summarise(fields.message)}`, error: fields };
   return { kind: "transient", reason: `error in a 200 answer: ${summarise(fields.message)}` };
+}
+
+/** Whose fault a 4xx (other than a rate limit, a bad key or a context length) is: see the verdict's `refusal`. */
+export function refusalOf(status: number, error: UpstreamErrorFields): Refusal {
+  if (status === 404) return "model_unavailable";
+  if (status !== 400 && status !== 422) return "request";
+  const code = error.code?.toLowerCase();
+  if (code !== undefined && MODEL_GONE_CODES.has(code)) return "model_unavailable";
+  if (/model/i.test(error.message) && MODEL_GONE.test(error.message)) return "model_unavailable";
+  if (UNSUPPORTED.test(error.message)) return "unsupported";
+  return "request";
 }
 
 function isContextLengthError(error: UpstreamErrorFields): boolean {

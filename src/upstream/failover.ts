@@ -25,6 +25,17 @@ interface LoopState {
   contextFloorTokens: number | undefined;
   lastContextError: Verdict | undefined;
   isOutOfAttempts: boolean;
+  /**
+   * The first refusal of a candidate that does not serve the model or refuses a parameter another may take: what the
+   * client gets, as it came, when no other candidate answers (rejectedError).
+   */
+  firstRefusal:
+    | {
+        readonly verdict: Verdict & { kind: "rejected" };
+        readonly report: AttemptReport;
+        readonly secrets: readonly string[];
+      }
+    | undefined;
 }
 
 export async function forward(
@@ -38,6 +49,7 @@ export async function forward(
     contextFloorTokens: undefined,
     lastContextError: undefined,
     isOutOfAttempts: false,
+    firstRefusal: undefined,
   };
   const queue: { candidate: RouteCandidate; waitUntilMs: number }[] = [];
   if (plan.waitFor !== undefined) queue.push({ candidate: plan.waitFor, waitUntilMs: plan.waitFor.untilMs });
@@ -62,6 +74,10 @@ export async function forward(
     if (outcome !== undefined) return outcome;
   }
   const { attempts, skips } = request.trace;
+  // A provider that does not serve the model, or refuses a parameter, and no other candidate answered: the client
+  // gets that refusal as it came (as before such refusals failed over), not a gateway error about the others.
+  const refusal = state.firstRefusal;
+  if (refusal !== undefined) throw rejectedError(refusal.verdict, refusal.report, refusal.secrets);
   const nowMs = clock.now();
   throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs);
 }
@@ -151,7 +167,11 @@ async function tryCandidate(
     if (result.ok) return { result: answerOf(deployment, result, admission.reservation, report), attempts, skips };
     const traits = traitsOf(report.outcome);
     if (report.outcome === "client_aborted") throw new ClientAbortedError();
-    if (result.verdict?.kind === "rejected") throw rejectedError(result.verdict, attempts, settings.apiKeys);
+    if (result.verdict?.kind === "rejected") {
+      if (result.verdict.refusal === "request") throw rejectedError(result.verdict, report, settings.apiKeys);
+      state.firstRefusal ??= { verdict: result.verdict, report, secrets: settings.apiKeys };
+      return undefined;
+    }
     if (result.verdict?.kind === "context_length") {
       state.lastContextError = result.verdict;
       state.contextFloorTokens = Math.max(state.contextFloorTokens ?? 0, deployment.contextTokens ?? 0);

@@ -182,10 +182,11 @@ function paidText(plan: RoutePlan): string {
 
 export function rejectedError(
   verdict: Verdict & { kind: "rejected" },
-  attempts: readonly AttemptReport[],
+  /** The attempt that was refused: where the refusal came from (`error.metadata`). */
+  attempt: AttemptReport | undefined,
   secrets: readonly string[],
 ): UpstreamRequestError {
-  const last = attempts[attempts.length - 1];
+  const last = attempt;
   // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."), in any field; every one of them
   // goes to the client. Otherwise the message is the upstream's own, unchanged (clients match these messages);
   // where it came from goes in `error.metadata` and the x-gateway-provider / x-gateway-model headers.

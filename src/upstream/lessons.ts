@@ -32,6 +32,12 @@ export type Effect =
       readonly reason: string;
       readonly source: "provider" | "guessed";
     }
+  /**
+   * The provider does not serve the model (a 404, "does not exist", decommissioned): the deployment is left out for
+   * `cooldowns.model_unavailable_ms`, long enough not to send every request there first, short enough that a model
+   * back at the provider (OpenRouter's "No endpoints found" while its hosts are down) is tried again soon.
+   */
+  | { readonly kind: "model_unavailable"; readonly reason: string }
   /** The key is bad or out of credits: every model of the provider cools down. */
   | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
   /**
@@ -131,7 +137,15 @@ export function lessonFromVerdict(
     case "transient":
       return failureLesson("server_error", verdict.reason);
     case "rejected":
-      return { outcome: "rejected", reason: verdict.error.message, effects: [] };
+      if (verdict.refusal === "model_unavailable") {
+        const reason = `HTTP ${verdict.status}: this provider does not serve the model: ${verdict.error.message}`;
+        return { outcome: "model_unavailable", reason, effects: [{ kind: "model_unavailable", reason }] };
+      }
+      return {
+        outcome: verdict.refusal === "unsupported" ? "unsupported" : "rejected",
+        reason: verdict.error.message,
+        effects: [],
+      };
   }
 }
 

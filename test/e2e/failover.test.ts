@@ -261,8 +261,87 @@ describe("fail over to the next candidate", () => {
   }
 });
 
+describe("a provider that does not serve the model, or refuses a parameter another may take", () => {
+  const notFound = (message: string, status = 404, code: string | null = "model_not_found") => ({
+    kind: "json" as const,
+    status,
+    body: { error: { message, type: "invalid_request_error", param: "model", code } },
+  });
+
+  for (const [status, answer] of [
+    [404, notFound("The model `alpha-chat` does not exist or you do not have access to it.")],
+    [
+      400,
+      notFound(
+        "The model `alpha-chat` has been decommissioned and is no longer supported.",
+        400,
+        "model_decommissioned",
+      ),
+    ],
+    [404, notFound("No endpoints found for alpha-chat.", 404, null)],
+  ] as const) {
+    test(`${status} "${String(answer.body.error.message).slice(0, 40)}...": the next provider answers, and this one is left out for a while`, async (t) => {
+      const { alpha, beta, gateway } = await twoProviders(t);
+      alpha.enqueue(CHAT_ROUTE, answer);
+      const first = await postChat(gateway, { model: "chat-model" });
+      assert.equal(first.status, 200, first.text);
+      assert.equal(first.headers["x-gateway-provider"], "beta");
+      assert.equal(first.headers["x-gateway-attempts"], "2");
+      // Parked: the next request goes to beta without asking alpha again.
+      const second = await postChat(gateway, { model: "chat-model" });
+      assert.equal(second.headers["x-gateway-provider"], "beta");
+      assert.equal(second.headers["x-gateway-attempts"], "1");
+      assert.equal(chatRequests(alpha).length, 1);
+      assert.equal(chatRequests(beta).length, 2);
+      const route = await send(gateway, "GET", "/v1/gateway/route?model=chat-model");
+      const skipped = (route.json as { skipped: { provider: string; reason: string; until: string }[] }).skipped;
+      assert.equal(skipped[0]?.provider, "alpha");
+      assert.match(skipped[0]?.reason ?? "", /this provider does not serve the model/);
+      const parkedForMs = Date.parse(skipped[0]?.until ?? "") - Date.now();
+      assert.ok(parkedForMs > 14 * 60_000 && parkedForMs <= 15 * 60_000, `parked for ${parkedForMs} ms`);
+      const records = await send(gateway, "GET", "/v1/gateway/requests?limit=1");
+      const [latest] = (records.json as { data: { skips: { cooldownCause?: string }[] }[] }).data;
+      assert.equal(latest?.skips[0]?.cooldownCause, "model_unavailable");
+    });
+  }
+
+  test("a parameter one provider refuses goes to the next; the refusing one is asked again next time", async (t) => {
+    const { alpha, beta, gateway } = await twoProviders(t);
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: "Unrecognized request argument supplied: logit_bias", type: "invalid_request_error" } },
+    });
+    const first = await postChat(gateway, { model: "chat-model", logit_bias: { "50256": -100 } });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers["x-gateway-provider"], "beta");
+    const second = await postChat(gateway, { model: "chat-model" });
+    assert.equal(second.headers["x-gateway-provider"], "alpha", "nothing parked: the refusal was about one request");
+    assert.equal(chatRequests(alpha).length, 2);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
+  test("refused by every candidate: the client gets the first refusal as it came, not a gateway error", async (t) => {
+    const { alpha, beta, gateway } = await twoProviders(t);
+    const refusal = (provider: string) => ({
+      kind: "json" as const,
+      status: 400,
+      body: { error: { message: `${provider}: 'logprobs' is not supported with this model.`, param: "logprobs" } },
+    });
+    alpha.enqueue(CHAT_ROUTE, refusal("alpha"));
+    beta.enqueue(CHAT_ROUTE, refusal("beta"));
+    const response = await postChat(gateway, { model: "chat-model", logprobs: true });
+    assert.equal(response.status, 400, response.text);
+    const error = errorOf(response);
+    assert.equal(error.message, "alpha: 'logprobs' is not supported with this model.");
+    assert.equal(error.param, "logprobs");
+    assert.equal((error as { metadata?: { provider: string } }).metadata?.provider, "alpha");
+    assert.equal(chatRequests(beta).length, 1);
+  });
+});
+
 describe("answers returned as they are", () => {
-  for (const status of [400, 404, 422]) {
+  for (const status of [400, 422]) {
     test(`${status} from the upstream reaches the client with its status and OpenAI fields; no failover`, async (t) => {
       const { alpha, beta, gateway } = await twoProviders(t);
       alpha.enqueue(CHAT_ROUTE, {

@@ -79,6 +79,8 @@ cooldowns:
   failure_threshold: 100
   rate_limit_base_ms: 1
   rate_limit_max_ms: 1
+  # A 404 leaves the deployment out ("does not serve the model"): for 1 ms here, so the next step reaches it.
+  model_unavailable_ms: 1
 # This test is about secrets, not pacing: on a loaded machine a step after the 429 was once refused for ~1 s
 # (the 429 also teaches limits from the spacing of the steps before it, issue 15). Queued, such a step waits.
 routing:

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { refusalOf } from "./classify-response.ts";
+
+describe("refusalOf: whose fault a 4xx is", () => {
+  const cases: [number, string, string | undefined, ReturnType<typeof refusalOf>][] = [
+    // This provider does not serve the model: another may.
+    [404, "The model `gpt-x` does not exist or you do not have access to it.", "model_not_found", "model_unavailable"],
+    [404, "Not Found", undefined, "model_unavailable"],
+    [
+      400,
+      "The model `llama3-70b-8192` has been decommissioned and is no longer supported.",
+      "model_decommissioned",
+      "model_unavailable",
+    ],
+    [
+      400,
+      "models/gemini-9 is not found for API version v1beta, or is not supported for generateContent.",
+      undefined,
+      "model_unavailable",
+    ],
+    [400, "Invalid model: mistral-huge", undefined, "model_unavailable"],
+    [422, "Something went wrong", "model_not_found", "model_unavailable"],
+    // A parameter or feature this candidate refuses: another may take it.
+    [400, "Unrecognized request argument supplied: logit_bias", undefined, "unsupported"],
+    [400, "'logprobs' is not supported with this model.", undefined, "unsupported"],
+    [400, "This model does not support tools", undefined, "unsupported"],
+    [422, "Extra inputs are not permitted", undefined, "unsupported"],
+    [400, "response_format `json_schema` is not supported by llama-3.1-8b-instant", undefined, "unsupported"],
+    // The request itself: every candidate would refuse it.
+    [400, "Invalid value for 'temperature': must be <= 2.", "invalid_value", "request"],
+    [400, "The file `abc` does not exist", undefined, "request"],
+    [400, "messages: at least one message is required", undefined, "request"],
+    [409, "conflict", undefined, "request"],
+  ];
+  for (const [status, message, code, expected] of cases) {
+    test(`${status} ${message} -> ${expected}`, () => {
+      assert.equal(refusalOf(status, code === undefined ? { message } : { message, code }), expected);
+    });
+  }
+});
