@@ -89,12 +89,21 @@ describe("keys from the environment", () => {
   });
 
   test("a key substituted where a variable's name belongs (api_key_env_var naming $VAR's value) is refused without printing it", () => {
-    const secret = "sk-alpha-SECRET-1111";
-    for (const field of [
-      `api_key_env_var: \${ALPHA_KEY}`,
-      `api_key_env_var: ["\${ALPHA_KEY}"]`,
-      `required_env_vars: ["\${ALPHA_KEY}"]`,
-    ]) {
+    // The second and third are shaped like Groq's and Mistral's keys: letters, digits and `_` only, a valid variable
+    // name. Before, they passed and were printed ("environment variable gsk_... is not set").
+    for (const [secret, field] of [
+      "sk-alpha-SECRET-1111",
+      "gsk_Alpha0Secret1Shaped2Like3A4Groq5Key",
+      "Q2xpY2tlZEFscGhhU2VjcmV0MTExMTExMQ",
+    ].flatMap((secret) =>
+      [
+        `api_key_env_var: \${ALPHA_KEY}`,
+        `api_key_env_var: ["\${ALPHA_KEY}"]`,
+        `api_key_env_var: [OTHER_KEY, "\${ALPHA_KEY}"]`,
+        `api_key_env_var_aliases: ["\${ALPHA_KEY}"]`,
+        `required_env_vars: ["\${ALPHA_KEY}"]`,
+      ].map((field) => [secret, field] as const),
+    )) {
       const text = `providers:\n  - name: alpha\n    base_url: http://127.0.0.1:1/v1\n    api_key: sk-x\n    ${field}\n    models: { m: {} }\n`;
       const thrown = (() => {
         try {
