@@ -5,15 +5,14 @@ import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
-import type { ProviderSettings } from "../config/types.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { modelListUrl, parseModelList } from "../providers/discovery.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig } from "./gateway-config.ts";
 import { type Output, paint, table } from "./output.ts";
+import type { ProbeStatus } from "./provider-probe.ts";
 
 export interface CommandOptions {
   readonly configPath: string | undefined;
@@ -153,24 +152,20 @@ async function noProviderEnabled(options: CommandOptions, path: string, loaded: 
   return EXIT_USAGE;
 }
 
-type ProbeStatus = "ok" | "invalid key" | "rate-limited" | "unreachable" | "error";
-
 /** `providers`: probe each configured key with a cheap GET /models. */
 export async function providers(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config } = result.loaded;
   const { output } = options;
-  const probes: { provider: string; status: ProbeStatus; detail: string; ms: number }[] = [];
   let done = 0;
   const showProgress = !options.isJson && process.stderr.isTTY === true;
-  await Promise.all(
-    config.providers.map(async (provider) => {
-      probes.push({ provider: provider.name, ...(await probe(provider, config.discovery.timeoutMs)) });
-      done++;
-      if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
-    }),
-  );
+  // Loaded for this command only: its HTTP client costs every other command ~80 ms of start.
+  const { probeProviders } = await import("./provider-probe.ts");
+  const probes = await probeProviders(config.providers, config.discovery.timeoutMs, () => {
+    done++;
+    if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
+  });
   // Spaces rather than an erase-line escape: NO_COLOR users get no escape codes at all.
   if (showProgress) output.error(`\r${" ".repeat(`probing providers: ${done}/${done}`.length)}\r`);
   probes.sort((a, b) => a.provider.localeCompare(b.provider));
@@ -193,46 +188,6 @@ export async function providers(options: CommandOptions): Promise<number> {
       output.write(`${paint(output, "dim", `${skipped.name}: ${skipped.reason}`)}\n`);
   }
   return probes.every((item) => item.status === "ok" || item.status === "rate-limited") ? EXIT_OK : EXIT_NOT_OK;
-}
-
-async function probe(
-  provider: ProviderSettings,
-  timeoutMs: number,
-): Promise<{ status: ProbeStatus; detail: string; ms: number }> {
-  const startedAt = performance.now();
-  const elapsed = () => Math.round(performance.now() - startedAt);
-  try {
-    // The same list URL discovery uses (Cohere's and Cloudflare's model_url already name the list).
-    // Loaded here, for this command only: the whole of undici costs every other command ~80 ms of start.
-    const { request } = await import("undici");
-    const response = await request(modelListUrl(provider.modelUrl), {
-      headers: {
-        ...provider.headers,
-        authorization: `Bearer ${provider.apiKeys[0] ?? ""}`,
-        accept: "application/json",
-      },
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.body.text();
-    const status = response.statusCode;
-    if (status === 200) {
-      let count = "?";
-      try {
-        count = String(parseModelList(JSON.parse(text), provider.discoveryIdField).length);
-      } catch {
-        // a 200 that is not a model list still proves the key works
-      }
-      return { status: "ok", detail: `${count} models`, ms: elapsed() };
-    }
-    if (status === 401 || status === 403) return { status: "invalid key", detail: `HTTP ${status}`, ms: elapsed() };
-    if (status === 429) return { status: "rate-limited", detail: "HTTP 429", ms: elapsed() };
-    return { status: "error", detail: `HTTP ${status}`, ms: elapsed() };
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? (error instanceof Error ? error.name : "error");
-    return { status: "unreachable", detail: String(code), ms: elapsed() };
-  }
 }
 
 /** `models`: the merged catalog with score terms. */

@@ -348,6 +348,8 @@ describe("providers", () => {
     });
     const limited = await useMock(t);
     limited.setDefault("GET /v1/models", { kind: "json", status: 429, headers: { "retry-after": "5" }, body: {} });
+    const silent = await useMock(t);
+    silent.setDefault("GET /v1/models", { kind: "hang" });
     const port = await closedPort();
     const provider = (name: string, url: string, key: string) => `  - name: ${name}
     base_url: ${url}
@@ -358,8 +360,10 @@ describe("providers", () => {
     const { dir, path } = configIn(
       t,
       `providers:
-${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid", invalid.baseUrl, "api_key: sk-wrong")}${provider("limited", limited.baseUrl, "api_key: sk-limited")}${provider("down", `http://127.0.0.1:${port}/v1`, "api_key: sk-down")}${provider("nokey", "http://127.0.0.1:9/v1", "api_key_env_var: NOKEY_API_KEY")}state:
+${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid", invalid.baseUrl, "api_key: sk-wrong")}${provider("limited", limited.baseUrl, "api_key: sk-limited")}${provider("down", `http://127.0.0.1:${port}/v1`, "api_key: sk-down")}${provider("silent", silent.baseUrl, "api_key: sk-silent")}${provider("nokey", "http://127.0.0.1:9/v1", "api_key_env_var: NOKEY_API_KEY")}state:
   path: ":memory:"
+discovery:
+  timeout_ms: 300
 `,
     );
     const env = { OK_API_KEY: "sk-ok-from-env" };
@@ -377,7 +381,11 @@ ${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid"
     assert.deepEqual(row("limited").slice(1, 2), ["rate-limited"]);
     assert.deepEqual(row("down").slice(1, 2), ["unreachable"]);
     assert.match(row("down")[3] ?? "", /ECONNREFUSED/);
-    for (const name of ["ok", "invalid", "limited", "down"]) assert.match(row(name)[2] ?? "", /^\d+ ms$/, name);
+    // No answer within discovery.timeout_ms: said so (before: the timeout's numeric DOMException code, "23").
+    assert.deepEqual(row("silent").slice(1, 2), ["unreachable"]);
+    assert.match(row("silent").slice(3).join(" "), /^(no answer in 300 ms|UND_ERR_HEADERS_TIMEOUT)$/);
+    for (const name of ["ok", "invalid", "limited", "down", "silent"])
+      assert.match(row(name)[2] ?? "", /^\d+ ms$/, name);
     // A provider without its key is not probed; it is listed with the variable to set.
     assert.match(result.stdout, /nokey: .*NOKEY_API_KEY/);
     assertNoAnsi(result, "providers");
@@ -398,6 +406,7 @@ ${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid"
         ["invalid", "invalid key"],
         ["limited", "rate-limited"],
         ["ok", "ok"],
+        ["silent", "unreachable"],
       ],
     );
     for (const item of report.providers) assert.ok(Number.isInteger(item.ms) && item.ms >= 0, item.provider);
