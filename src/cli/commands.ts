@@ -5,7 +5,7 @@ import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
-import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
@@ -199,6 +199,7 @@ export async function models(options: CommandOptions): Promise<number> {
     state: { ...result.loaded.config.state, path: ":memory:" },
   });
   try {
+    writeCatalogWarnings(options.output, runtime.snapshot);
     const { catalog, profiles } = runtime.snapshot;
     const rows = catalog.deployments.map((deployment) => {
       const breakdown = runtime.explainScore(deployment);
@@ -256,6 +257,7 @@ export async function route(
   if (typeof result === "number") return result;
   const runtime = await GatewayRuntime.create(result.loaded.config);
   try {
+    writeCatalogWarnings(options.output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;
     try {
       explanation = explainRoute(runtime, options.model);
@@ -342,6 +344,19 @@ export async function route(
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * What `serve` logs while it builds the catalog: a provider whose GET /models failed, a meta model nothing serves.
+ * Without it, `models` showed an empty table (exit 0) and `route best` said `best` does not exist, with no reason.
+ * On stderr, so `--json` output stays one document.
+ */
+function writeCatalogWarnings(output: Output, snapshot: GatewaySnapshot): void {
+  const warnings = [
+    ...[...snapshot.discovery.values()].flatMap((entry) => (entry.warning === undefined ? [] : [entry.warning])),
+    ...snapshot.metaModelWarnings,
+  ];
+  if (warnings.length > 0) output.error(`${paint(output, "yellow", "Warnings")}:\n  ${warnings.join("\n  ")}\n\n`);
 }
 
 function writeJson(output: Output, value: unknown): void {

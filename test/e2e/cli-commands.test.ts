@@ -479,6 +479,49 @@ describe("models", () => {
   });
 });
 
+describe("a catalog with gaps", () => {
+  test("`models` and `route` say why a provider serves nothing and a meta model is missing, on stderr", async (t) => {
+    const port = await closedPort();
+    const dir = tempDir(t);
+    const path = writeFiles(dir, {
+      "gateway.yaml": `providers:
+  - name: listed
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-listed
+    models:
+      ${WEAK}: {}
+  - name: offline
+    base_url: http://127.0.0.1:${port}/v1
+    api_key: sk-offline
+meta_models:
+  best: [${STRONG}]
+discovery:
+  cache_dir: ${JSON.stringify(join(dir, "cache"))}
+state:
+  path: ":memory:"
+`,
+    });
+    const discoveryFailed = /provider "offline": GET \/models failed \(.*ECONNREFUSED.*\) and there is no cached list/;
+    const metaUnserved = /meta model `best`: no provider serves any of its models/;
+    const models = await runCli(["models", "--config", path], { cwd: dir });
+    assert.equal(models.code, 0, models.stderr);
+    assert.match(models.stderr, discoveryFailed);
+    assert.match(models.stderr, metaUnserved);
+    assert.equal(tableRow(models.stdout, WEAK)?.[1], "listed");
+    const json = await runCli(["models", "--config", path, "--json"], { cwd: dir });
+    assert.match(json.stderr, discoveryFailed);
+    assert.deepEqual(
+      parseJson<{ models: { model: string }[] }>(json).models.map((row) => row.model),
+      [WEAK],
+    );
+    // Before, only "The model `best` does not exist on this gateway" with nothing about why.
+    const route = await runCli(["route", "best", "--config", path], { cwd: dir });
+    assert.equal(route.code, 1);
+    assert.match(route.stderr, metaUnserved);
+    assert.match(route.stderr, /`best`/);
+  });
+});
+
 describe("route", () => {
   test("`route best --explain`: candidates best first, with every score term", async (t) => {
     const { dir, path } = configIn(t, twoProviderYaml());
