@@ -15,7 +15,9 @@ export type UnsetVariablesAt = (path: readonly (string | number)[]) => readonly 
 export function loadEnv(cwd: string, processEnv: NodeJS.ProcessEnv = process.env): Env {
   let fileEnv: Record<string, string> = {};
   try {
-    const text = readFileSync(resolve(cwd, ".env"), "utf8");
+    // A byte-order mark (Notepad's "UTF-8 with BOM") would otherwise become part of the first variable's name, and
+    // that variable, usually the one key, would be "not set" although the file visibly sets it.
+    const text = readFileSync(resolve(cwd, ".env"), "utf8").replace(/^\uFEFF/, "");
     fileEnv = expandReferences(parseEnv(text) as Record<string, string>, namesInFileOrder(text), processEnv);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;

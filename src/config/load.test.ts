@@ -38,6 +38,14 @@ describe("loadEnv", () => {
     assert.equal(env.LATER, "", "only lines above are read, as python-dotenv does");
   });
 
+  test("a .env saved by Windows tools (byte-order mark, CRLF) sets its first variable too", (t) => {
+    const dir = dirWithDotEnv(t, '\uFEFFGROQ_API_KEY=gsk_first\r\nexport GEMINI_API_KEY="AIza-second" # note\r\n');
+    const env = loadEnv(dir, {});
+    assert.deepEqual(Object.keys(env).sort(), ["GEMINI_API_KEY", "GROQ_API_KEY"]);
+    assert.equal(env.GROQ_API_KEY, "gsk_first");
+    assert.equal(env.GEMINI_API_KEY, "AIza-second");
+  });
+
   test("no .env file: the real environment alone", (t) => {
     const dir = dirWithDotEnv(t, undefined);
     assert.deepEqual({ ...loadEnv(dir, { ONLY: "this" }) }, { ONLY: "this" });
