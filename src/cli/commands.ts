@@ -273,6 +273,10 @@ export async function route(
     }
     const { output } = options;
     output.write(`Route for ${paint(output, "bold", explanation.model)} (strategy ${explanation.strategy}):\n\n`);
+    // With free and paid candidates mixed, `routing.paid: last_resort` puts every paid one after the free ones
+    // whatever its score (docs/routing.md): said in the table, or a higher score listed lower looks like a bug.
+    // A provider written without a preset or `cost` counts as paid, as the Python project's entries do.
+    const isMixed = new Set(explanation.candidates.map((candidate) => candidate.cost)).size > 1;
     const headers = options.isExplain
       ? ["#", "provider", "model", "score", "base", "prio", "board", "params", "ctx", "adjust", "health"]
       : ["#", "provider", "model", "score"];
@@ -280,7 +284,11 @@ export async function route(
       table(
         headers,
         explanation.candidates.map((candidate) => {
-          const score = candidate.last_resort ? `${candidate.score} (last resort)` : String(candidate.score);
+          const notes = [
+            ...(isMixed && candidate.cost === "paid" ? ["paid"] : []),
+            ...(candidate.last_resort ? ["last resort"] : []),
+          ];
+          const score = notes.length > 0 ? `${candidate.score} (${notes.join(", ")})` : String(candidate.score);
           const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, score];
           const terms = candidate.terms;
           if (!options.isExplain || terms === null) return base;
@@ -318,6 +326,11 @@ export async function route(
           `~ ${candidate.provider}/${candidate.upstream_id} board estimated from ${estimatedFrom.join("; ")}\n`,
         );
       }
+    }
+    if (isMixed && result.loaded.config.routing.paid === "last_resort") {
+      output.write(
+        "paid: tried after every free candidate (routing.paid: last_resort); a provider without a preset or `cost: free` counts as paid\n",
+      );
     }
     if (explanation.wait_for !== null) {
       output.write(

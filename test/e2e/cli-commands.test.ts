@@ -565,6 +565,48 @@ describe("route", () => {
     assert.equal(tableRow(plain.stdout, "1")?.length, 4);
   });
 
+  test("`route --explain` says which candidates are paid when free ones go first whatever the scores", async (t) => {
+    // `strong` is written without a preset or `cost`, as the Python project's entries are: paid, so it comes after
+    // the free one although it scores far higher. Before, the table showed only the scores, out of order.
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: strong
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-strong
+    base_priority: 2
+    models:
+      ${STRONG}: { priority: 10 }
+  - name: weak
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-weak
+    cost: free
+    models:
+      ${WEAK}: {}
+meta_models:
+  best: [${STRONG}, ${WEAK}]
+state:
+  path: ":memory:"
+`,
+    );
+    const result = await runCli(["route", "best", "--explain", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(tableRow(result.stdout, "1")?.slice(1, 3), ["weak", WEAK]);
+    assert.doesNotMatch(tableRow(result.stdout, "1")?.[3] ?? "", /paid/);
+    assert.deepEqual(tableRow(result.stdout, "2")?.slice(1, 3), ["strong", STRONG]);
+    assert.match(tableRow(result.stdout, "2")?.[3] ?? "", /^\d+(\.\d+)? \(paid\)$/);
+    assert.ok(
+      Number.parseFloat(tableRow(result.stdout, "2")?.[3] ?? "") >
+        Number.parseFloat(tableRow(result.stdout, "1")?.[3] ?? ""),
+    );
+    assert.match(result.stdout, /^paid: tried after every free candidate \(routing\.paid: last_resort\)/m);
+    // All paid (or all free): the order is the scores', nothing marked.
+    const allPaid = configIn(t, twoProviderYaml());
+    const plain = await runCli(["route", "best", "--explain", "--config", allPaid.path], { cwd: allPaid.dir });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.doesNotMatch(plain.stdout, /paid/);
+  });
+
   test("`route --json` has the HTTP endpoint's shape and values", async (t) => {
     const yaml = twoProviderYaml();
     const { dir, path } = configIn(t, yaml);
