@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { ConfigError } from "./config-error.ts";
-import { loadEnv } from "./env.ts";
+import { loadEnv, lookalikeVariablesHint } from "./env.ts";
 import { parseConfigText } from "./load.ts";
 import type { RawProvider } from "./schema.ts";
 
@@ -44,6 +44,27 @@ describe("loadEnv", () => {
     assert.deepEqual(Object.keys(env).sort(), ["GEMINI_API_KEY", "GROQ_API_KEY"]);
     assert.equal(env.GROQ_API_KEY, "gsk_first");
     assert.equal(env.GEMINI_API_KEY, "AIza-second");
+  });
+
+  test("a key variable that is not set names the set variables that look like it (never their values)", () => {
+    const env = {
+      GROQ_KEY: "gsk_secret",
+      groq_api_key: "gsk_other",
+      GROQ_BASE_URL: "http://x",
+      OTHER_KEY: "k",
+      EMPTY_KEY: "",
+    };
+    assert.equal(
+      lookalikeVariablesHint(["GROQ_API_KEY"], env),
+      " (GROQ_KEY, groq_api_key are set, under another name)",
+      "same first word and a credential word, or the same name in another case; not GROQ_BASE_URL, not OTHER_KEY",
+    );
+    assert.equal(
+      lookalikeVariablesHint(["GEMINI_API_KEY", "GOOGLE_API_KEY"], { GOOGLE_KEY: "AIza" }),
+      " (GOOGLE_KEY is set, under another name)",
+    );
+    assert.equal(lookalikeVariablesHint(["MISTRAL_API_KEY"], env), "");
+    assert.equal(lookalikeVariablesHint(["EMPTY_API_KEY"], env), "", "an empty variable is not set");
   });
 
   test("no .env file: the real environment alone", (t) => {

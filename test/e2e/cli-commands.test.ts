@@ -261,6 +261,20 @@ scoring:
     assert.deepEqual(parseJson<{ problems: unknown }>(modelsJson).problems, report.problems);
   });
 
+  test("a key in .env under another name: the skipped provider names it, with a config file or without", async (t) => {
+    const dir = tempDir(t);
+    writeFiles(dir, { ".env": "GROQ_KEY=gsk_not_shown_1234\n" });
+    const withoutFile = await runCli(["check"], { cwd: dir });
+    assert.equal(withoutFile.code, 2);
+    assert.match(withoutFile.stderr, /^ {2}groq: GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m);
+    const path = writeFiles(dir, { "gateway.yaml": "providers:\n  - preset: groq\n  - preset: cerebras\n" });
+    const withFile = await runCli(["check", "--config", path], { cwd: dir });
+    assert.equal(withFile.code, 2);
+    assert.match(withFile.stderr, /^ {2}groq: GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m);
+    assert.match(withFile.stderr, /^ {2}cerebras: CEREBRAS_API_KEY$/m);
+    for (const output of [withoutFile.stderr, withFile.stderr]) assert.ok(!output.includes("gsk_not_shown"), output);
+  });
+
   test("server.api_keys all empty after interpolation: exit 2 naming the variable (auth would be off); one empty among others warns", async (t) => {
     const { dir, path } = configIn(
       t,
