@@ -5,15 +5,14 @@ import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
-import type { ProviderSettings } from "../config/types.ts";
-import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { modelListUrl, parseModelList } from "../providers/discovery.ts";
+import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig } from "./gateway-config.ts";
 import { type Output, paint, table } from "./output.ts";
+import type { ProbeStatus } from "./provider-probe.ts";
 
 export interface CommandOptions {
   readonly configPath: string | undefined;
@@ -153,24 +152,20 @@ async function noProviderEnabled(options: CommandOptions, path: string, loaded: 
   return EXIT_USAGE;
 }
 
-type ProbeStatus = "ok" | "invalid key" | "rate-limited" | "unreachable" | "error";
-
 /** `providers`: probe each configured key with a cheap GET /models. */
 export async function providers(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config } = result.loaded;
   const { output } = options;
-  const probes: { provider: string; status: ProbeStatus; detail: string; ms: number }[] = [];
   let done = 0;
   const showProgress = !options.isJson && process.stderr.isTTY === true;
-  await Promise.all(
-    config.providers.map(async (provider) => {
-      probes.push({ provider: provider.name, ...(await probe(provider, config.discovery.timeoutMs)) });
-      done++;
-      if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
-    }),
-  );
+  // Loaded for this command only: its HTTP client costs every other command ~80 ms of start.
+  const { probeProviders } = await import("./provider-probe.ts");
+  const probes = await probeProviders(config.providers, config.discovery.timeoutMs, () => {
+    done++;
+    if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
+  });
   // Spaces rather than an erase-line escape: NO_COLOR users get no escape codes at all.
   if (showProgress) output.error(`\r${" ".repeat(`probing providers: ${done}/${done}`.length)}\r`);
   probes.sort((a, b) => a.provider.localeCompare(b.provider));
@@ -195,46 +190,6 @@ export async function providers(options: CommandOptions): Promise<number> {
   return probes.every((item) => item.status === "ok" || item.status === "rate-limited") ? EXIT_OK : EXIT_NOT_OK;
 }
 
-async function probe(
-  provider: ProviderSettings,
-  timeoutMs: number,
-): Promise<{ status: ProbeStatus; detail: string; ms: number }> {
-  const startedAt = performance.now();
-  const elapsed = () => Math.round(performance.now() - startedAt);
-  try {
-    // The same list URL discovery uses (Cohere's and Cloudflare's model_url already name the list).
-    // Loaded here, for this command only: the whole of undici costs every other command ~80 ms of start.
-    const { request } = await import("undici");
-    const response = await request(modelListUrl(provider.modelUrl), {
-      headers: {
-        ...provider.headers,
-        authorization: `Bearer ${provider.apiKeys[0] ?? ""}`,
-        accept: "application/json",
-      },
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.body.text();
-    const status = response.statusCode;
-    if (status === 200) {
-      let count = "?";
-      try {
-        count = String(parseModelList(JSON.parse(text), provider.discoveryIdField).length);
-      } catch {
-        // a 200 that is not a model list still proves the key works
-      }
-      return { status: "ok", detail: `${count} models`, ms: elapsed() };
-    }
-    if (status === 401 || status === 403) return { status: "invalid key", detail: `HTTP ${status}`, ms: elapsed() };
-    if (status === 429) return { status: "rate-limited", detail: "HTTP 429", ms: elapsed() };
-    return { status: "error", detail: `HTTP ${status}`, ms: elapsed() };
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? (error instanceof Error ? error.name : "error");
-    return { status: "unreachable", detail: String(code), ms: elapsed() };
-  }
-}
-
 /** `models`: the merged catalog with score terms. */
 export async function models(options: CommandOptions): Promise<number> {
   const result = await load(options);
@@ -244,6 +199,7 @@ export async function models(options: CommandOptions): Promise<number> {
     state: { ...result.loaded.config.state, path: ":memory:" },
   });
   try {
+    writeCatalogWarnings(options.output, runtime.snapshot);
     const { catalog, profiles } = runtime.snapshot;
     const rows = catalog.deployments.map((deployment) => {
       const breakdown = runtime.explainScore(deployment);
@@ -301,6 +257,7 @@ export async function route(
   if (typeof result === "number") return result;
   const runtime = await GatewayRuntime.create(result.loaded.config);
   try {
+    writeCatalogWarnings(options.output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;
     try {
       explanation = explainRoute(runtime, options.model);
@@ -316,6 +273,10 @@ export async function route(
     }
     const { output } = options;
     output.write(`Route for ${paint(output, "bold", explanation.model)} (strategy ${explanation.strategy}):\n\n`);
+    // With free and paid candidates mixed, `routing.paid: last_resort` puts every paid one after the free ones
+    // whatever its score (docs/routing.md): said in the table, or a higher score listed lower looks like a bug.
+    // A provider written without a preset or `cost` counts as paid, as the Python project's entries do.
+    const isMixed = new Set(explanation.candidates.map((candidate) => candidate.cost)).size > 1;
     const headers = options.isExplain
       ? ["#", "provider", "model", "score", "base", "prio", "board", "params", "ctx", "adjust", "health"]
       : ["#", "provider", "model", "score"];
@@ -323,7 +284,11 @@ export async function route(
       table(
         headers,
         explanation.candidates.map((candidate) => {
-          const score = candidate.last_resort ? `${candidate.score} (last resort)` : String(candidate.score);
+          const notes = [
+            ...(isMixed && candidate.cost === "paid" ? ["paid"] : []),
+            ...(candidate.last_resort ? ["last resort"] : []),
+          ];
+          const score = notes.length > 0 ? `${candidate.score} (${notes.join(", ")})` : String(candidate.score);
           const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, score];
           const terms = candidate.terms;
           if (!options.isExplain || terms === null) return base;
@@ -362,6 +327,11 @@ export async function route(
         );
       }
     }
+    if (isMixed && result.loaded.config.routing.paid === "last_resort") {
+      output.write(
+        "paid: tried after every free candidate (routing.paid: last_resort); a provider without a preset or `cost: free` counts as paid\n",
+      );
+    }
     if (explanation.wait_for !== null) {
       output.write(
         `\nwaits for ${explanation.wait_for.provider}/${explanation.wait_for.model} until ${explanation.wait_for.until}\n`,
@@ -387,6 +357,19 @@ export async function route(
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * What `serve` logs while it builds the catalog: a provider whose GET /models failed, a meta model nothing serves.
+ * Without it, `models` showed an empty table (exit 0) and `route best` said `best` does not exist, with no reason.
+ * On stderr, so `--json` output stays one document.
+ */
+function writeCatalogWarnings(output: Output, snapshot: GatewaySnapshot): void {
+  const warnings = [
+    ...[...snapshot.discovery.values()].flatMap((entry) => (entry.warning === undefined ? [] : [entry.warning])),
+    ...snapshot.metaModelWarnings,
+  ];
+  if (warnings.length > 0) output.error(`${paint(output, "yellow", "Warnings")}:\n  ${warnings.join("\n  ")}\n\n`);
 }
 
 function writeJson(output: Output, value: unknown): void {

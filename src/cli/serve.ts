@@ -166,8 +166,9 @@ export function noProviderMessage(
   configPath: string | undefined,
 ): string {
   const lines = skipped.map((entry) => {
-    const variables = /environment variable (.+?) is not set/.exec(entry.reason)?.[1];
-    return variables === undefined ? `  ${entry.name}: ${entry.reason}` : `  ${entry.name}: ${variables}`;
+    // The variables, and what follows them (a look-alike variable that is set: config/env.ts).
+    const found = /environment variable (.+?) is not set(.*)$/.exec(entry.reason);
+    return found === null ? `  ${entry.name}: ${entry.reason}` : `  ${entry.name}: ${found[1]}${found[2]}`;
   });
   const opening =
     skipped.length > 0

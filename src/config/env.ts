@@ -15,7 +15,9 @@ export type UnsetVariablesAt = (path: readonly (string | number)[]) => readonly 
 export function loadEnv(cwd: string, processEnv: NodeJS.ProcessEnv = process.env): Env {
   let fileEnv: Record<string, string> = {};
   try {
-    const text = readFileSync(resolve(cwd, ".env"), "utf8");
+    // A byte-order mark (Notepad's "UTF-8 with BOM") would otherwise become part of the first variable's name, and
+    // that variable, usually the one key, would be "not set" although the file visibly sets it.
+    const text = readFileSync(resolve(cwd, ".env"), "utf8").replace(/^\uFEFF/, "");
     fileEnv = expandReferences(parseEnv(text) as Record<string, string>, namesInFileOrder(text), processEnv);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
@@ -93,4 +95,32 @@ export function interpolateDeep(value: unknown, env: Env): unknown {
     return out;
   }
   return value;
+}
+
+/** Words in the name of a variable that holds a credential (`GROQ_KEY`, `HF_API_TOKEN`, `SCW_SECRET`). */
+const CREDENTIAL_WORD = /KEY|TOKEN|SECRET/;
+/** Look-alikes named at most; more would be noise in a one-line reason. */
+const MAX_LOOKALIKES = 3;
+
+/**
+ * For a key variable that is not set: the set variables that look like it under another name (`GROQ_KEY` or
+ * `groq_api_key` for `GROQ_API_KEY`: the same first word and a credential word, or the same name in another case),
+ * as ` (GROQ_KEY is set, under another name)`, else "". A key put in `.env` under a name of the user's own was
+ * otherwise reported only as "GROQ_API_KEY is not set", which reads as though `.env` had not been read.
+ */
+export function lookalikeVariablesHint(wanted: readonly string[], env: Env): string {
+  const wantedUpper = new Set(wanted.map((name) => name.toUpperCase()));
+  const prefixes = [...new Set(wanted.map((name) => `${name.split("_")[0]?.toUpperCase()}_`))];
+  const found = Object.keys(env)
+    .filter((name) => {
+      if (wanted.includes(name) || (env[name] ?? "") === "") return false;
+      const upper = name.toUpperCase();
+      return (
+        wantedUpper.has(upper) || (prefixes.some((prefix) => upper.startsWith(prefix)) && CREDENTIAL_WORD.test(upper))
+      );
+    })
+    .sort()
+    .slice(0, MAX_LOOKALIKES);
+  if (found.length === 0) return "";
+  return ` (${found.join(", ")} ${found.length === 1 ? "is" : "are"} set, under another name)`;
 }

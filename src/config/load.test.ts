@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { ConfigError } from "./config-error.ts";
-import { loadEnv } from "./env.ts";
+import { loadEnv, lookalikeVariablesHint } from "./env.ts";
 import { parseConfigText } from "./load.ts";
 import type { RawProvider } from "./schema.ts";
 
@@ -36,6 +36,35 @@ describe("loadEnv", () => {
     assert.equal(env.OTHER, "proc-x");
     assert.equal(env.FALLBACK, "dflt");
     assert.equal(env.LATER, "", "only lines above are read, as python-dotenv does");
+  });
+
+  test("a .env saved by Windows tools (byte-order mark, CRLF) sets its first variable too", (t) => {
+    const dir = dirWithDotEnv(t, '\uFEFFGROQ_API_KEY=gsk_first\r\nexport GEMINI_API_KEY="AIza-second" # note\r\n');
+    const env = loadEnv(dir, {});
+    assert.deepEqual(Object.keys(env).sort(), ["GEMINI_API_KEY", "GROQ_API_KEY"]);
+    assert.equal(env.GROQ_API_KEY, "gsk_first");
+    assert.equal(env.GEMINI_API_KEY, "AIza-second");
+  });
+
+  test("a key variable that is not set names the set variables that look like it (never their values)", () => {
+    const env = {
+      GROQ_KEY: "gsk_secret",
+      groq_api_key: "gsk_other",
+      GROQ_BASE_URL: "http://x",
+      OTHER_KEY: "k",
+      EMPTY_KEY: "",
+    };
+    assert.equal(
+      lookalikeVariablesHint(["GROQ_API_KEY"], env),
+      " (GROQ_KEY, groq_api_key are set, under another name)",
+      "same first word and a credential word, or the same name in another case; not GROQ_BASE_URL, not OTHER_KEY",
+    );
+    assert.equal(
+      lookalikeVariablesHint(["GEMINI_API_KEY", "GOOGLE_API_KEY"], { GOOGLE_KEY: "AIza" }),
+      " (GOOGLE_KEY is set, under another name)",
+    );
+    assert.equal(lookalikeVariablesHint(["MISTRAL_API_KEY"], env), "");
+    assert.equal(lookalikeVariablesHint(["EMPTY_API_KEY"], env), "", "an empty variable is not set");
   });
 
   test("no .env file: the real environment alone", (t) => {
@@ -89,12 +118,21 @@ describe("keys from the environment", () => {
   });
 
   test("a key substituted where a variable's name belongs (api_key_env_var naming $VAR's value) is refused without printing it", () => {
-    const secret = "sk-alpha-SECRET-1111";
-    for (const field of [
-      `api_key_env_var: \${ALPHA_KEY}`,
-      `api_key_env_var: ["\${ALPHA_KEY}"]`,
-      `required_env_vars: ["\${ALPHA_KEY}"]`,
-    ]) {
+    // The second and third are shaped like Groq's and Mistral's keys: letters, digits and `_` only, a valid variable
+    // name. Before, they passed and were printed ("environment variable gsk_... is not set").
+    for (const [secret, field] of [
+      "sk-alpha-SECRET-1111",
+      "gsk_Alpha0Secret1Shaped2Like3A4Groq5Key",
+      "Q2xpY2tlZEFscGhhU2VjcmV0MTExMTExMQ",
+    ].flatMap((secret) =>
+      [
+        `api_key_env_var: \${ALPHA_KEY}`,
+        `api_key_env_var: ["\${ALPHA_KEY}"]`,
+        `api_key_env_var: [OTHER_KEY, "\${ALPHA_KEY}"]`,
+        `api_key_env_var_aliases: ["\${ALPHA_KEY}"]`,
+        `required_env_vars: ["\${ALPHA_KEY}"]`,
+      ].map((field) => [secret, field] as const),
+    )) {
       const text = `providers:\n  - name: alpha\n    base_url: http://127.0.0.1:1/v1\n    api_key: sk-x\n    ${field}\n    models: { m: {} }\n`;
       const thrown = (() => {
         try {

@@ -42,12 +42,39 @@ export function loadConfigFile(path: string, options: LoadOptions): LoadedConfig
 
 export function parseConfigText(text: string, fileName: string, options: LoadOptions): LoadedConfig {
   const { data: rawData, locate } = parseYamlSource(text, fileName);
-  const data = interpolateDeep(rawData, options.env);
+  const data = withVariableNamesAsWritten(interpolateDeep(rawData, options.env), rawData);
   const unsetVariablesAt: UnsetVariablesAt = (path) => {
     const written = valueAt(rawData, path);
     return typeof written === "string" ? unsetVariables(written, options.env) : [];
   };
   return buildConfig(data as RawConfig, fileName, { ...options, unsetVariablesAt }, locate);
+}
+
+/** Provider keys whose values name environment variables: `${VAR}` there would substitute a key, not a name. */
+const VARIABLE_NAME_KEYS = ["api_key_env_var", "api_key_env_var_aliases", "required_env_vars"] as const;
+
+/**
+ * Puts back, as written, the variable-name keys of each `providers:` entry that use `${...}`. Interpolated,
+ * `api_key_env_var: ${GROQ_API_KEY}` becomes the key itself, and a key made only of letters, digits and `_` (Groq,
+ * Mistral, GitHub, Hugging Face keys) passes as a variable name and was printed as "environment variable <key> is
+ * not set" by `check`, the log and /health. As written it fails the name's check, whose message quotes nothing.
+ */
+function withVariableNamesAsWritten(data: unknown, rawData: unknown): unknown {
+  const entries = isRecord(data) ? data.providers : undefined;
+  const rawEntries = isRecord(rawData) ? rawData.providers : undefined;
+  if (!Array.isArray(entries) || !Array.isArray(rawEntries)) return data;
+  entries.forEach((entry: unknown, index) => {
+    const rawEntry: unknown = rawEntries[index];
+    if (!isRecord(entry) || !isRecord(rawEntry)) return;
+    for (const key of VARIABLE_NAME_KEYS) {
+      const written = rawEntry[key];
+      const isInterpolated = Array.isArray(written)
+        ? written.some((item) => typeof item === "string" && item.includes("${"))
+        : typeof written === "string" && written.includes("${");
+      if (isInterpolated) entry[key] = written;
+    }
+  });
+  return data;
 }
 
 /**

@@ -2,7 +2,7 @@
 // names, skipped providers (disabled, key or required variable unset), key expansion. What cannot live in the
 // schema, because it needs the presets, the environment or more than one entry at once.
 import type { ConfigIssue } from "./config-error.ts";
-import type { Env, UnsetVariablesAt } from "./env.ts";
+import { type Env, lookalikeVariablesHint, type UnsetVariablesAt } from "./env.ts";
 import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
 import type { ProviderSettings } from "./types.ts";
 import type { Locate } from "./yaml-source.ts";
@@ -141,8 +141,9 @@ function skipReasonOf(
 ): string | undefined {
   // A missing key is the more common and more useful news; the other variables are named once it is set.
   if (keyCount === 0) {
+    const wanted = missing.flatMap((names) => names.split(" or "));
     return missing.length > 0
-      ? `no API key: environment variable ${missing.join(", ")} is not set`
+      ? `no API key: environment variable ${missing.join(", ")} is not set${lookalikeVariablesHint(wanted, env)}`
       : "no API key: set api_key_env_var or api_key";
   }
   const missingRequired = (provider.required_env_vars ?? []).filter(

@@ -81,18 +81,14 @@ export class Catalog {
   readonly deployments: readonly Deployment[];
   readonly providers: readonly ProviderRuntime[];
   readonly #byName: Map<string, Deployment[]>;
-  readonly #byExactName: Map<string, Deployment[]>;
   readonly #byProvider: Map<string, Deployment[]>;
 
   constructor(providers: readonly ProviderRuntime[], deployments: readonly Deployment[]) {
     this.providers = providers;
     this.deployments = deployments;
     this.#byName = new Map();
-    this.#byExactName = new Map();
     this.#byProvider = new Map();
     for (const deployment of deployments) {
-      for (const name of new Set([deployment.model.publicName.toLowerCase(), deployment.model.id.toLowerCase()]))
-        pushTo(this.#byExactName, name, deployment);
       const names = new Set([
         deployment.model.publicName.toLowerCase(),
         deployment.model.id.toLowerCase(),
@@ -110,11 +106,13 @@ export class Catalog {
   }
 
   /**
-   * Deployments whose public name or upstream id is exactly `name` (case-insensitive), without normalisation:
-   * `beta/shared-model` must not reach every provider's `shared-model` through its normalised form.
+   * Deployments `name` (case-insensitive) addresses as written: their public name, upstream id or alias. Unlike
+   * `byName`, `name` itself is not normalised: `beta/shared-model` must not reach every provider's `shared-model`
+   * through its normalised form. An alias (`llama-3.3-70b`) reaches every provider serving the model, also one whose
+   * public name is another spelling (`llama-3.3-70b-versatile`, as the Python project's files key models).
    */
-  byExactName(name: string): readonly Deployment[] | undefined {
-    return this.#byExactName.get(name.toLowerCase());
+  byNameAsWritten(name: string): readonly Deployment[] | undefined {
+    return this.#byName.get(name.toLowerCase());
   }
 
   byProvider(providerName: string): readonly Deployment[] | undefined {

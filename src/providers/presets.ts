@@ -6,7 +6,7 @@ import { basename, join } from "node:path";
 import { type Document, isSeq, LineCounter, parse, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
-import { type Env, interpolateDeep } from "../config/env.ts";
+import { type Env, interpolateDeep, lookalikeVariablesHint } from "../config/env.ts";
 import type { PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
 import { sourcePath } from "../source-paths.ts";
@@ -204,7 +204,8 @@ export function presetAvailability(presets: ReadonlyMap<string, Preset>, env: En
   for (const preset of presets.values()) {
     const keyVariables = presetKeyVariables(preset);
     const unset: string[] = [];
-    if (!keyVariables.some(isSet)) unset.push(keyVariables.join(" or "));
+    if (!keyVariables.some(isSet))
+      unset.push(`${keyVariables.join(" or ")}${lookalikeVariablesHint(keyVariables, env)}`);
     for (const variable of preset.provider.required_env_vars ?? []) if (!isSet(variable)) unset.push(variable);
     if (unset.length === 0) enabled.push(preset.name);
     else missing.push({ name: preset.name, variables: unset.join(" and ") });

@@ -96,7 +96,7 @@ export function resolveName(
     }
     return union.size === 0 ? undefined : [...union];
   }
-  const exact = catalog.byExactName(name);
+  const exact = catalog.byNameAsWritten(name);
   if (exact !== undefined) return exact;
   // `provider/public-name` pins one provider. Upstream ids often contain '/' too; those matched above. The pin
   // comes before the normalised lookup, which drops everything up to the last '/' and so would match the

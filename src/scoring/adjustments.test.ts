@@ -59,7 +59,7 @@ adjustments:
       "      - '(unclosed'", // 6
       "  python_flags:", // 7
       "    priority: 1", // 8
-      "    regex: ['(?i)llama']", // 9
+      "    regex: ['(?s)llama']", // 9
       "  typo:", // 10
       "    priorty: 1", // 11
       "    regex: ['x']", // 12
@@ -140,6 +140,34 @@ describe("the shipped config/model-adjustments.yaml", async () => {
     ]) {
       assert.ok(total(id) < 0 && total(id) > -10, id);
     }
+  });
+});
+
+describe("Python's inline syntax", () => {
+  it("a leading `(?i)` is accepted (matching is case-insensitive anyway); named groups get a hint, not the flags' one", () => {
+    const groups = loadAdjustments(
+      "adjustments:\n  llama:\n    priority: 1\n    regex: ['(?i)llama', '(?i)\\Agemma']\n",
+      "x.yaml",
+    );
+    assert.deepEqual(adjustmentFor(groups, "Meta-LLAMA-3").matched, ["llama"]);
+    assert.deepEqual(adjustmentFor(groups, "gemma-2-9b").matched, ["llama"]);
+    assert.deepEqual(adjustmentFor(groups, "google/gemma-2-9b").matched, []);
+    const messageFor = (pattern: string): string => {
+      try {
+        loadAdjustments(`adjustments:\n  g:\n    priority: 1\n    regex: ['${pattern}']\n`, "x.yaml");
+      } catch (error) {
+        if (error instanceof AdjustmentsFileError) return error.issues.join("\n");
+        throw error;
+      }
+      assert.fail(`${pattern} loaded`);
+    };
+    assert.match(
+      messageFor("(?P<size>\\d+)b"),
+      /x\.yaml:4: adjustments\.g\.regex\[0\]: .*a named group is written `\(\?<name>\.\.\.\)`/,
+    );
+    assert.match(messageFor("(?P=size)"), /a named backreference is written `\\k<name>`/);
+    assert.match(messageFor("(?x)llama"), /inline flags; matching is already case-insensitive/);
+    assert.match(messageFor("llama(?i)"), /inline flags/, "only a leading (?i) is dropped");
   });
 });
 

@@ -1,7 +1,7 @@
 // Model adjustments in the original project's `config/model-adjustments.yaml` format:
 //   adjustments: { <group>: { priority: <number>, regex: [<pattern>, ...] } }
 // A group adds its priority once when any of its patterns is found (case-insensitive) in the model id. Python's
-// `\A` and `\Z` anchors are translated (fromPythonAnchors).
+// `\A` and `\Z` anchors are translated (fromPythonAnchors), and a leading `(?i)` is dropped (withoutCaseFlag).
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 
 export interface AdjustmentGroup {
@@ -106,13 +106,14 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
               return;
             }
             try {
-              patterns.push(new RegExp(fromPythonAnchors(item.value), "i"));
+              patterns.push(new RegExp(fromPythonAnchors(withoutCaseFlag(item.value)), "i"));
             } catch (error) {
               const reason = error instanceof Error ? error.message : String(error);
-              const hint = /\(\?[a-zA-Z]+\)|\(\?P</.test(item.value)
-                ? " (Python-only syntax: use the flag-free form; matching is already case-insensitive)"
-                : "";
-              at(item, itemPath, `invalid regular expression ${JSON.stringify(item.value)}: ${reason}${hint}`);
+              at(
+                item,
+                itemPath,
+                `invalid regular expression ${JSON.stringify(item.value)}: ${reason}${pythonSyntaxHint(item.value)}`,
+              );
             }
           });
         }
@@ -126,6 +127,23 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
   }
   if (issues.length > 0) throw new AdjustmentsFileError(fileName, issues);
   return groups;
+}
+
+/**
+ * A leading `(?i)`, Python's way to make a whole pattern case-insensitive, is dropped: matching is case-insensitive
+ * already, and JavaScript has no inline flags, so a file carried over from the Python project would not load.
+ */
+function withoutCaseFlag(pattern: string): string {
+  return pattern.startsWith("(?i)") ? pattern.slice("(?i)".length) : pattern;
+}
+
+/** For a pattern JavaScript refused: what to write instead of the Python-only syntax in it, if any. */
+function pythonSyntaxHint(pattern: string): string {
+  if (pattern.includes("(?P<")) return " (Python-only syntax: a named group is written `(?<name>...)`)";
+  if (pattern.includes("(?P=")) return " (Python-only syntax: a named backreference is written `\\k<name>`)";
+  if (/\(\?[a-zA-Z]+\)/.test(pattern))
+    return " (Python-only syntax: inline flags; matching is already case-insensitive, and a leading `(?i)` is accepted)";
+  return "";
 }
 
 /**

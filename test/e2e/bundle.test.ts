@@ -3,16 +3,19 @@
 // through bin/llm-gateway.js. Everything a start reads by path must be found from dist/ (presets, the dashboard
 // page, the shipped data), undici must be one copy, and the compile cache must hold the bundle's modules.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { bundleState } from "../../bin/start-entry.js";
 import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { serveThroughBin } from "../helpers/served-entry.ts";
+
+const execFileAsync = promisify(execFile);
 
 /**
  * A copy of the project under a temporary folder that bin/build.js can write its own dist/ in: bin/*.js and *.cjs copied
@@ -69,6 +72,25 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   const configPath = writeFiles(root, {
     "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nlog:\n  format: json\nproviders:\n  - preset: groq\n    base_url: ${mock.baseUrl}\n    api_key: gsk-test\n    models:\n      m: {}\n  - name: down\n    base_url: http://127.0.0.1:9/v1\n    api_key: down-key\n    models:\n      down-model: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
   });
+  // `providers` loads its HTTP client only when run. From the bundle, `import("undici")` gave a namespace without
+  // undici's named exports: every probe failed with a TypeError, shown as "unreachable". (Not spawnSync: the mock
+  // answers from this process.)
+  const probed = await execFileAsync(
+    process.execPath,
+    [join(root, "bin", "llm-gateway.js"), "providers", "--config", configPath],
+    { cwd: root, env: { ...env, LLM_GATEWAY_BUNDLE: "1" }, encoding: "utf8" },
+  ).then(
+    (done) => ({ ...done, code: 0 }),
+    (error: unknown) => error as { code?: unknown; stdout?: string; stderr?: string },
+  );
+  assert.equal(probed.code, 1, `${probed.stdout}\n${probed.stderr}`); // `down` does not answer
+  assert.match(probed.stdout ?? "", /^groq +ok +\d+ ms +\d+ models/m);
+  assert.match(probed.stdout ?? "", /^down +unreachable +\d+ ms +ECONNREFUSED/m);
+  assert.ok(
+    mock.requests.some((request) => request.path === "/v1/models"),
+    "the probe reached the mock",
+  );
+
   const builtinsPath = join(root, "loaded-builtins.txt");
   const served = await serveThroughBin(t, root, configPath, {
     ...env,

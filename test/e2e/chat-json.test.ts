@@ -374,6 +374,43 @@ routing:
     assert.ok(!("models" in ((chatRequests(beta)[0]?.body ?? {}) as object)));
   });
 
+  test("an alias reaches every provider serving the model, also one whose public name is spelled otherwise", async (t) => {
+    // The Python project's files key models by the provider's own id (`llama-3.3-70b-versatile`); another provider
+    // serves the same model under the alias as its public name. Before, the alias matched that public name exactly
+    // and stopped there: `llama-3.3-70b` never reached the Groq entry.
+    const groq = await useMock(t);
+    const openrouter = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: groq
+    base_url: ${groq.baseUrl}
+    api_key: ${ALPHA_KEY}
+    models:
+      llama-3.3-70b-versatile: { priority: 10 }
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${BETA_KEY}
+    models:
+      llama-3.3-70b: { id: meta-llama/llama-3.3-70b-instruct:free }
+`,
+    );
+    const candidates = async (model: string) => {
+      const route = await send(gateway, "GET", `/v1/gateway/route?model=${encodeURIComponent(model)}`);
+      assert.equal(route.status, 200, route.text);
+      return (route.json as { candidates: { provider: string }[] }).candidates.map((candidate) => candidate.provider);
+    };
+    assert.deepEqual(await candidates("llama-3.3-70b"), ["groq", "openrouter"]);
+    assert.deepEqual(await candidates("Llama-3.3-70B-Instruct"), ["groq", "openrouter"]);
+    // A provider's own spelling, and a pin, still address only that provider.
+    assert.deepEqual(await candidates("llama-3.3-70b-versatile"), ["groq"]);
+    assert.deepEqual(await candidates("meta-llama/llama-3.3-70b-instruct:free"), ["openrouter"]);
+    assert.deepEqual(await candidates("openrouter/llama-3.3-70b"), ["openrouter"]);
+    const response = await postChat(gateway, { model: "llama-3.3-70b" });
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.headers["x-gateway-provider"], "groq");
+  });
+
   test("the upstream id itself (with its '/') addresses the model too", async (t) => {
     const { gateway } = await setUp(t);
     const response = await postChat(gateway, { model: "alpha/big-v1" });

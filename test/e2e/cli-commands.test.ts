@@ -261,6 +261,20 @@ scoring:
     assert.deepEqual(parseJson<{ problems: unknown }>(modelsJson).problems, report.problems);
   });
 
+  test("a key in .env under another name: the skipped provider names it, with a config file or without", async (t) => {
+    const dir = tempDir(t);
+    writeFiles(dir, { ".env": "GROQ_KEY=gsk_not_shown_1234\n" });
+    const withoutFile = await runCli(["check"], { cwd: dir });
+    assert.equal(withoutFile.code, 2);
+    assert.match(withoutFile.stderr, /^ {2}groq: GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m);
+    const path = writeFiles(dir, { "gateway.yaml": "providers:\n  - preset: groq\n  - preset: cerebras\n" });
+    const withFile = await runCli(["check", "--config", path], { cwd: dir });
+    assert.equal(withFile.code, 2);
+    assert.match(withFile.stderr, /^ {2}groq: GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m);
+    assert.match(withFile.stderr, /^ {2}cerebras: CEREBRAS_API_KEY$/m);
+    for (const output of [withoutFile.stderr, withFile.stderr]) assert.ok(!output.includes("gsk_not_shown"), output);
+  });
+
   test("server.api_keys all empty after interpolation: exit 2 naming the variable (auth would be off); one empty among others warns", async (t) => {
     const { dir, path } = configIn(
       t,
@@ -348,6 +362,8 @@ describe("providers", () => {
     });
     const limited = await useMock(t);
     limited.setDefault("GET /v1/models", { kind: "json", status: 429, headers: { "retry-after": "5" }, body: {} });
+    const silent = await useMock(t);
+    silent.setDefault("GET /v1/models", { kind: "hang" });
     const port = await closedPort();
     const provider = (name: string, url: string, key: string) => `  - name: ${name}
     base_url: ${url}
@@ -358,8 +374,10 @@ describe("providers", () => {
     const { dir, path } = configIn(
       t,
       `providers:
-${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid", invalid.baseUrl, "api_key: sk-wrong")}${provider("limited", limited.baseUrl, "api_key: sk-limited")}${provider("down", `http://127.0.0.1:${port}/v1`, "api_key: sk-down")}${provider("nokey", "http://127.0.0.1:9/v1", "api_key_env_var: NOKEY_API_KEY")}state:
+${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid", invalid.baseUrl, "api_key: sk-wrong")}${provider("limited", limited.baseUrl, "api_key: sk-limited")}${provider("down", `http://127.0.0.1:${port}/v1`, "api_key: sk-down")}${provider("silent", silent.baseUrl, "api_key: sk-silent")}${provider("nokey", "http://127.0.0.1:9/v1", "api_key_env_var: NOKEY_API_KEY")}state:
   path: ":memory:"
+discovery:
+  timeout_ms: 300
 `,
     );
     const env = { OK_API_KEY: "sk-ok-from-env" };
@@ -377,7 +395,11 @@ ${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid"
     assert.deepEqual(row("limited").slice(1, 2), ["rate-limited"]);
     assert.deepEqual(row("down").slice(1, 2), ["unreachable"]);
     assert.match(row("down")[3] ?? "", /ECONNREFUSED/);
-    for (const name of ["ok", "invalid", "limited", "down"]) assert.match(row(name)[2] ?? "", /^\d+ ms$/, name);
+    // No answer within discovery.timeout_ms: said so (before: the timeout's numeric DOMException code, "23").
+    assert.deepEqual(row("silent").slice(1, 2), ["unreachable"]);
+    assert.match(row("silent").slice(3).join(" "), /^(no answer in 300 ms|UND_ERR_HEADERS_TIMEOUT)$/);
+    for (const name of ["ok", "invalid", "limited", "down", "silent"])
+      assert.match(row(name)[2] ?? "", /^\d+ ms$/, name);
     // A provider without its key is not probed; it is listed with the variable to set.
     assert.match(result.stdout, /nokey: .*NOKEY_API_KEY/);
     assertNoAnsi(result, "providers");
@@ -398,6 +420,7 @@ ${provider("ok", ok.baseUrl, "api_key_env_var: OK_API_KEY")}${provider("invalid"
         ["invalid", "invalid key"],
         ["limited", "rate-limited"],
         ["ok", "ok"],
+        ["silent", "unreachable"],
       ],
     );
     for (const item of report.providers) assert.ok(Number.isInteger(item.ms) && item.ms >= 0, item.provider);
@@ -470,6 +493,49 @@ describe("models", () => {
   });
 });
 
+describe("a catalog with gaps", () => {
+  test("`models` and `route` say why a provider serves nothing and a meta model is missing, on stderr", async (t) => {
+    const port = await closedPort();
+    const dir = tempDir(t);
+    const path = writeFiles(dir, {
+      "gateway.yaml": `providers:
+  - name: listed
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-listed
+    models:
+      ${WEAK}: {}
+  - name: offline
+    base_url: http://127.0.0.1:${port}/v1
+    api_key: sk-offline
+meta_models:
+  best: [${STRONG}]
+discovery:
+  cache_dir: ${JSON.stringify(join(dir, "cache"))}
+state:
+  path: ":memory:"
+`,
+    });
+    const discoveryFailed = /provider "offline": GET \/models failed \(.*ECONNREFUSED.*\) and there is no cached list/;
+    const metaUnserved = /meta model `best`: no provider serves any of its models/;
+    const models = await runCli(["models", "--config", path], { cwd: dir });
+    assert.equal(models.code, 0, models.stderr);
+    assert.match(models.stderr, discoveryFailed);
+    assert.match(models.stderr, metaUnserved);
+    assert.equal(tableRow(models.stdout, WEAK)?.[1], "listed");
+    const json = await runCli(["models", "--config", path, "--json"], { cwd: dir });
+    assert.match(json.stderr, discoveryFailed);
+    assert.deepEqual(
+      parseJson<{ models: { model: string }[] }>(json).models.map((row) => row.model),
+      [WEAK],
+    );
+    // Before, only "The model `best` does not exist on this gateway" with nothing about why.
+    const route = await runCli(["route", "best", "--config", path], { cwd: dir });
+    assert.equal(route.code, 1);
+    assert.match(route.stderr, metaUnserved);
+    assert.match(route.stderr, /`best`/);
+  });
+});
+
 describe("route", () => {
   test("`route best --explain`: candidates best first, with every score term", async (t) => {
     const { dir, path } = configIn(t, twoProviderYaml());
@@ -511,6 +577,48 @@ describe("route", () => {
     const plain = await runCli(["route", "best", "--config", path], { cwd: dir });
     assert.equal(plain.code, 0, plain.stderr);
     assert.equal(tableRow(plain.stdout, "1")?.length, 4);
+  });
+
+  test("`route --explain` says which candidates are paid when free ones go first whatever the scores", async (t) => {
+    // `strong` is written without a preset or `cost`, as the Python project's entries are: paid, so it comes after
+    // the free one although it scores far higher. Before, the table showed only the scores, out of order.
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: strong
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-strong
+    base_priority: 2
+    models:
+      ${STRONG}: { priority: 10 }
+  - name: weak
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-weak
+    cost: free
+    models:
+      ${WEAK}: {}
+meta_models:
+  best: [${STRONG}, ${WEAK}]
+state:
+  path: ":memory:"
+`,
+    );
+    const result = await runCli(["route", "best", "--explain", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(tableRow(result.stdout, "1")?.slice(1, 3), ["weak", WEAK]);
+    assert.doesNotMatch(tableRow(result.stdout, "1")?.[3] ?? "", /paid/);
+    assert.deepEqual(tableRow(result.stdout, "2")?.slice(1, 3), ["strong", STRONG]);
+    assert.match(tableRow(result.stdout, "2")?.[3] ?? "", /^\d+(\.\d+)? \(paid\)$/);
+    assert.ok(
+      Number.parseFloat(tableRow(result.stdout, "2")?.[3] ?? "") >
+        Number.parseFloat(tableRow(result.stdout, "1")?.[3] ?? ""),
+    );
+    assert.match(result.stdout, /^paid: tried after every free candidate \(routing\.paid: last_resort\)/m);
+    // All paid (or all free): the order is the scores', nothing marked.
+    const allPaid = configIn(t, twoProviderYaml());
+    const plain = await runCli(["route", "best", "--explain", "--config", allPaid.path], { cwd: allPaid.dir });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.doesNotMatch(plain.stdout, /paid/);
   });
 
   test("`route --json` has the HTTP endpoint's shape and values", async (t) => {

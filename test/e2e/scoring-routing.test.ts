@@ -585,7 +585,7 @@ describe("the `scoring:` section and the adjustments file", () => {
       "model-adjustments.yaml": `adjustments:
   legacy:
     priority: lots
-    regex: ["(?i)gpt-3"]
+    regex: ["(?P<v>3)gpt"]
 `,
     });
     const result = await runCli(["check", "--config", config], { cwd: dir });
