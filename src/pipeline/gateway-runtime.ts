@@ -157,8 +157,11 @@ export class GatewayRuntime {
       let config: GatewayConfig;
       try {
         config = await loader();
+        const wasCaching = this.#snapshot.config.cache.enabled;
         await this.#swap(config, false);
-        this.answers.reset(); // kept under the old config: a client's models or the cache settings may have changed
+        // Kept under the old config (a client's models may have changed). Only where a cache was or is on: a replica
+        // without one must not empty the fleet's shared one at each reload.
+        if (wasCaching || config.cache.enabled) this.answers.reset();
       } catch (error) {
         const problems =
           error instanceof ConfigError

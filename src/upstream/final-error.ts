@@ -86,8 +86,10 @@ export function finalError(
   }
   if (failures.length === 0) {
     // No attempt failed: the candidates are failing (circuits open, keys parked), perhaps some rate-limited.
+    const isModelGone = plan.skipped.some((skip) => skip.cooldownCause === "model_unavailable");
+    const why = isModelGone ? "circuit open, key rejected or model not served" : "circuit open or key rejected";
     return new UpstreamUnavailableError(
-      `Every candidate for \`${plan.requested}\` is failing (circuit open or key rejected)${soonestMs === undefined ? "" : `; the next probe is in ${Math.ceil(soonestMs / 1000)} s`}.${detail}`,
+      `Every candidate for \`${plan.requested}\` is failing (${why})${soonestMs === undefined ? "" : `; the next try is in ${Math.ceil(soonestMs / 1000)} s`}.${detail}`,
       { status: 503, attempts: summaries, ...retryAfter },
     );
   }

@@ -322,6 +322,19 @@ describe("answer cache shared through Redis", { skip: isRedisInstalled() ? false
     assert.equal(kept.headers["x-gateway-cache"], "miss");
     // The put is not waited for by the request: give it its round trip.
     await waitUntil(async () => first.runtime.answers.summary.entries === 1);
+    // A replica without the cache, on the same Redis, reloading its config: it leaves the fleet's cache alone.
+    const uncached = await useGateway(
+      t,
+      configText(mock, `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "answer-cache:"\n`),
+    );
+    // Twice, a moment apart: a first clear could fail unseen on a connection still opening.
+    for (const pauseMs of [0, 300]) {
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      const reloaded = await send(uncached, "POST", "/admin/reload", {
+        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      });
+      assert.equal(reloaded.status, 200, reloaded.text);
+    }
     const given = await chat(second, HELLO);
     assert.equal(given.headers["x-gateway-cache"], "hit");
     assert.equal(given.text, kept.text);

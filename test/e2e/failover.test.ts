@@ -10,6 +10,7 @@ import {
   errorOf,
   HELLO,
   modelOf,
+  oneProviderScene,
   openAiClient,
   postChat,
   rowOf,
@@ -304,6 +305,18 @@ describe("a provider that does not serve the model, or refuses a parameter anoth
       assert.equal(latest?.skips[0]?.cooldownCause, "model_unavailable");
     });
   }
+
+  test("the only provider does not serve the model: its 404 as it came, then a 503 that says why until the park ends", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, notFound("The model `vendor/m-instruct` does not exist."));
+    const first = await postChat(gateway, { model: "m" });
+    assert.equal(first.status, 404, first.text);
+    assert.equal(errorOf(first).message, "The model `vendor/m-instruct` does not exist.");
+    const second = await postChat(gateway, { model: "m" });
+    assert.equal(second.status, 503, second.text);
+    assert.match(errorOf(second).message, /model not served/);
+    assert.equal(chatRequests(mock).length, 1);
+  });
 
   test("a parameter one provider refuses goes to the next; the refusing one is asked again next time", async (t) => {
     const { alpha, beta, gateway } = await twoProviders(t);
