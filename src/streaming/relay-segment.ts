@@ -180,7 +180,11 @@ function renderer(
         continue;
       }
       if (info.isError) {
-        progress.end("stream_error_event", state.describeUpstreamError(info.json));
+        // After every choice finished the answer is whole: an error then (a provider failing its bookkeeping after
+        // the stop) would turn an answer the client already has into a failure. It ends the stream as `[DONE]`
+        // would, as silence or a broken connection there does (below).
+        if (state.choices.isAnswerFinished) progress.end("success", "");
+        else progress.end("stream_error_event", state.describeUpstreamError(info.json));
         break;
       }
       const json = info.json;

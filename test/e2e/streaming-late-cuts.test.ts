@@ -46,6 +46,24 @@ describe("a connection that breaks after the finish_reason, before [DONE]", () =
     assert.deepEqual([alpha?.successes, alpha?.failures], [1, 0], "the answer was whole: no failure counted");
   });
 
+  test("an error event after the finish_reason: the answer, then [DONE]; not an error that throws the answer away", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    const afterFinish = [
+      ...chatStream(WORDS, MODEL),
+      { data: { error: { message: "usage accounting failed", code: 500 } } },
+    ];
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: afterFinish, end: "hang" });
+    const answer = await scene.postChat({ stream: true });
+    const data = strictSseData((await readTimed(answer.body)).text);
+    assert.equal(data.at(-1), "[DONE]");
+    const chunks = data.slice(0, -1).map((payload) => JSON.parse(payload) as Record<string, unknown>);
+    for (const chunk of chunks) assert.equal(chunk.error, undefined, "no error event");
+    assert.equal(scene.backup.requests.length, 0, "a whole answer is not continued");
+    await waitUntil(() => records.length === 1, "the request record");
+    assert.equal(records[0]?.outcome, "success");
+  });
+
   test("chat with include_usage, cut before the usage chunk: [DONE] all the same", async (t) => {
     const scene = await startTwoProviders(t);
     scene.primary.enqueue(CHAT_ROUTE, cutAfterFinish);
