@@ -47,6 +47,11 @@ export const embeddingBodySchema = z.looseObject({
   model: modelField,
   models: fallbackModels,
   input: z.union([z.string(), z.array(z.unknown())], { error: "`input` is required: a string or an array" }),
+  // Embeddings are one JSON answer: `stream: true` would be sent upstream, refused there or answered with a stream
+  // the gateway cannot pass on (a 502). Said at once instead.
+  stream: z
+    .union([z.literal(false), z.null()], { error: "`stream` is not supported for embeddings: leave it out" })
+    .optional(),
 });
 
 export type ChatBody = z.infer<typeof chatBodySchema>;

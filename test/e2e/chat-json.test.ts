@@ -252,6 +252,19 @@ describe("other endpoints", () => {
       encoding_format: "float",
     });
 
+    // `stream: true` is refused at once (an upstream would refuse it, or stream an answer nobody can pass on).
+    const embeddingsBefore = alpha.requests.filter((recorded) => recorded.path === "/v1/embeddings").length;
+    const streamed = await send(gateway, "POST", "/v1/embeddings", {
+      body: { model: "text-embedding-3-small", input: "one", stream: true },
+    });
+    assert.equal(streamed.status, 400, streamed.text);
+    assert.equal((streamed.json as { error: { param: string } }).error.param, "stream");
+    const unstreamed = await send(gateway, "POST", "/v1/embeddings", {
+      body: { model: "text-embedding-3-small", input: "one", stream: false },
+    });
+    assert.equal(unstreamed.status, 200, unstreamed.text);
+    assert.equal(alpha.requests.filter((recorded) => recorded.path === "/v1/embeddings").length, embeddingsBefore + 1);
+
     // priority-auto picks the best chat model, never the (higher-priority) embedding model.
     const auto = await postChat(gateway, { model: "priority-auto" });
     assert.equal(auto.status, 200, auto.text);
