@@ -59,6 +59,8 @@ export async function* relayStream(
   });
   let segment: RelaySegment = first;
   let continuation: ContinuationSegment | undefined;
+  /** The continuation streaming now, until it is settled: the relay may be closed while it streams. */
+  let unsettled: ContinuationSegment | undefined;
   let firstEnd: SegmentEnd | undefined;
   let firstFailure: SegmentEnd | undefined;
   /** The stream's time ran out (while a continuation was being opened or streamed): this, not the first failure, is its end. */
@@ -78,7 +80,10 @@ export async function* relayStream(
       if (continuation === undefined) {
         firstEnd = end;
         first.ended?.();
-      } else continuation.finish(end);
+      } else {
+        continuation.finish(end);
+        unsettled = undefined;
+      }
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
       // The cap is the whole stream's, not a failure of the rescue: a continuation cut off by it ends the stream with
       // the cap's upstream_timeout, not with the earlier cut (which the client would take for a broken connection).
@@ -125,8 +130,12 @@ export async function* relayStream(
       options.onContinuation?.(record);
       segment = next;
       continuation = next;
+      unsettled = next;
     }
   } finally {
+    // Closed while a continuation streamed (the consumer stopped at a yield: a write that threw): its upstream was
+    // hung up on by the segment, but it must still be settled, or its concurrency slot and its attempt stay open.
+    unsettled?.finish({ outcome: "client_aborted", reason: "the stream was closed", usage: undefined, text: "" });
     first.finish({
       ...(firstEnd ?? { outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: "" }),
       isContinued: state.continuations.length > 0,

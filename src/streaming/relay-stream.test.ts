@@ -1,0 +1,80 @@
+// The relay's own bookkeeping, with scripted segments: every segment it opened is settled exactly once, also when
+// the consumer closes the relay while a continuation is streaming.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { OpenedStream } from "./opened-stream.ts";
+import { relayStream } from "./relay-stream.ts";
+import type { ContinuationSegment, RelaySegment, SegmentEnd } from "./relay-types.ts";
+import { type SseEvent, SseParser } from "./sse-parser.ts";
+import { inspectEvent } from "./stream-event.ts";
+
+const chunk = (content: string): string =>
+  `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] })}\n\n`;
+
+/** A stream that sends `texts`, then ends (`hang`: never ends, until aborted). */
+function opened(texts: readonly string[], ending: "end" | "hang"): OpenedStream {
+  const pendingEvents: SseEvent[] = [];
+  const parser = new SseParser((event) => pendingEvents.push(event));
+  const controller = new AbortController();
+  async function* body(): AsyncGenerator<Uint8Array> {
+    for (const text of texts) yield new TextEncoder().encode(text);
+    if (ending === "hang") {
+      await new Promise((resolve) => controller.signal.addEventListener("abort", resolve, { once: true }));
+      throw new Error("aborted");
+    }
+  }
+  return {
+    iterator: body(),
+    parser,
+    pendingEvents,
+    controller,
+    streamIdleTimeoutMs: 60_000,
+    startedAtMs: Date.now(),
+    inspect: inspectEvent,
+  };
+}
+
+test("closed while a continuation streams: the continuation is settled (its slot freed), the first segment too", async () => {
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const first: RelaySegment = {
+    stream: opened([chunk("Hel")], "end"),
+    isUsageInjected: false,
+    finish: (end) => ends.push({ segment: "first", end }),
+  };
+  const continuationStream = opened([chunk("lo")], "hang");
+  const continuation: ContinuationSegment = {
+    stream: continuationStream,
+    isUsageInjected: false,
+    provider: "beta",
+    model: "beta-m",
+    mode: "prefill",
+    repeatsText: "",
+    finish: (end) => ends.push({ segment: "continuation", end }),
+  };
+  const relay = relayStream(first, {
+    maxDurationMs: 60_000,
+    maxMalformedEvents: 3,
+    maxRetainedChars: 1_000_000,
+    shouldStripUsage: false,
+    signal: new AbortController().signal,
+    continuation: { next: async () => continuation },
+    redact: (text) => text,
+  });
+  const texts: string[] = [];
+  for (;;) {
+    const next = await relay.next();
+    assert.equal(next.done, false);
+    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
+    if (texts.some((data) => data.includes('"lo"'))) break;
+  }
+  // The consumer stops here (a write that threw), with the continuation still streaming.
+  await relay.return(undefined as never);
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.outcome]),
+    [
+      ["continuation", "client_aborted"],
+      ["first", "stream_cut"],
+    ],
+  );
+  assert.equal(continuationStream.controller.signal.aborted, true, "the continuation's upstream was hung up on");
+});
