@@ -221,11 +221,24 @@ function renderer(
 
       // From here on the event is part of the client's answer.
       progress.hasAdded = true;
+      // `finish_reason: "error"` on a chunk that also carries output (OpenRouter fails a stream in place): the output
+      // is the client's, the failure ends the segment as an error event would (continued, or the final error event);
+      // it is not the answer's finish, which the client would otherwise take for a whole answer.
+      const isFailedInPlace = info.finishReason === "error";
+      if (isFailedInPlace) {
+        clearFinishReasons(json);
+        event.data = JSON.stringify(json);
+      }
       state.choices.note(json);
       // A finished answer is not continued (that would append text after the model's own stop), and neither
       // is a tool call or n > 1 (a prefill cannot resume a half-written call or several choices), nor a refusal
       // (only text is matched in a replay: a refusal would be repeated).
-      if (info.finishReason !== undefined || info.hasToolCall || info.hasRefusal || hasManyChoices(json)) {
+      if (
+        (info.finishReason !== undefined && !isFailedInPlace) ||
+        info.hasToolCall ||
+        info.hasRefusal ||
+        hasManyChoices(json)
+      ) {
         state.isContinuable = false;
       }
       const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
@@ -267,6 +280,9 @@ function renderer(
         out.push({ data: JSON.stringify(json), json });
       }
       if (info.isFinal) progress.end("success", "");
+      if (isFailedInPlace) {
+        progress.end("stream_error_event", "the upstream failed the stream in place (finish_reason: error)");
+      }
       if (progress.outcome !== undefined) break;
     }
     events.length = 0;
@@ -309,5 +325,16 @@ async function drainQuietly(segment: RelaySegment): Promise<void> {
     // aborted or reset after [DONE]: nothing left to deliver
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Takes `finish_reason` off every choice of a chunk (set to null, as in a chunk that does not finish). */
+function clearFinishReasons(json: Record<string, unknown>): void {
+  const choices = json.choices;
+  if (!Array.isArray(choices)) return;
+  for (const choice of choices as unknown[]) {
+    if (choice !== null && typeof choice === "object" && "finish_reason" in choice) {
+      (choice as { finish_reason: unknown }).finish_reason = null;
+    }
   }
 }

@@ -64,6 +64,43 @@ describe("a connection that breaks after the finish_reason, before [DONE]", () =
     assert.equal(records[0]?.outcome, "success");
   });
 
+  test('finish_reason "error" on a chunk with text: the text is the client\'s, the stream is continued, no finish says error', async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    const [role, hel] = chatStream(["Hel"], MODEL);
+    const failedInPlace = {
+      data: {
+        id: "chatcmpl-x",
+        object: "chat.completion.chunk",
+        model: MODEL,
+        choices: [{ index: 0, delta: { content: "lo" }, finish_reason: "error" }],
+      },
+    };
+    scene.primary.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [role, hel, failedInPlace].filter((e) => e !== undefined),
+    });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([" world"], MODEL) });
+    const answer = await scene.postChat({ stream: true });
+    const data = strictSseData((await readTimed(answer.body)).text);
+    assert.equal(data.at(-1), "[DONE]");
+    const chunks = data
+      .slice(0, -1)
+      .map(
+        (payload) =>
+          JSON.parse(payload) as { choices?: { delta?: { content?: string }; finish_reason?: string | null }[] },
+      );
+    const text = chunks.map((chunk) => chunk.choices?.[0]?.delta?.content ?? "").join("");
+    assert.equal(text, "Hello world");
+    const reasons = chunks
+      .map((chunk) => chunk.choices?.[0]?.finish_reason)
+      .filter((reason) => typeof reason === "string");
+    assert.deepEqual(reasons, ["stop"], "the only finish is the continuation's");
+    await waitUntil(() => records.length === 1, "the request record");
+    assert.equal(records[0]?.continuations.length, 1);
+    assert.equal(records[0]?.attempts[0]?.outcome, "stream_error_event");
+  });
+
   test("chat with include_usage, cut before the usage chunk: [DONE] all the same", async (t) => {
     const scene = await startTwoProviders(t);
     scene.primary.enqueue(CHAT_ROUTE, cutAfterFinish);
