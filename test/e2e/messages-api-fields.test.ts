@@ -53,6 +53,28 @@ function rawExchange(gateway: TestGateway, request: string): Promise<string> {
 }
 
 describe("messages API: fields the SDK sends and reads", () => {
+  test("a system turn inside messages (the SDK's SystemMessageParam) reaches the provider as a system message there", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Terse.", UPSTREAM_ID) });
+    const message = await client.messages.create({
+      model: "m",
+      max_tokens: 32,
+      messages: [
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "Hello! How can I help?" },
+        { role: "system", content: "From now on, answer in one word." },
+        { role: "user", content: "How are you?" },
+      ],
+    });
+    assert.deepEqual(message.content, [{ type: "text", text: "Terse." }]);
+    const sent = chatRequests(mock)[0]?.body as { messages: { role: string; content: unknown }[] };
+    assert.deepEqual(
+      sent.messages.map((entry) => entry.role),
+      ["user", "assistant", "system", "user"],
+    );
+    assert.equal(sent.messages[2]?.content, "From now on, answer in one word.");
+  });
+
   test("messages.parse(): output_config.format is response_format upstream; effort and a strict tool are passed on", async (t) => {
     const { mock, client } = await scene(t, ", json_schema: true, reasoning: true");
     const schema = { type: "object", properties: { city: { type: "string" } }, required: ["city"] } as const;

@@ -179,7 +179,7 @@ test("messages request: max_tokens is required, as Anthropic requires it; unsupp
   );
   rejects({ model: "m", max_tokens: 10, messages: [] }, { status: 400, code: "invalid_value", param: "messages" });
   rejects(
-    { model: "m", max_tokens: 10, messages: [{ role: "system", content: "x" }] },
+    { model: "m", max_tokens: 10, messages: [{ role: "tool", content: "x" }] },
     { status: 400, code: "invalid_value", param: "messages[0].role" },
   );
   rejects(
@@ -342,4 +342,43 @@ test("messages request: a tool_choice that demands a call no tool can answer is 
     assert.equal(chatBody.tool_choice, undefined);
     assert.equal(chatBody.tools, undefined);
   }
+});
+
+test("messages request: a system turn inside messages (the SDK's SystemMessageParam) is a chat system message in place", () => {
+  const { chatBody } = toChatRequest({
+    model: "m",
+    max_tokens: 16,
+    system: "Be kind.",
+    messages: [
+      { role: "user", content: "Hi" },
+      { role: "assistant", content: "Hello!" },
+      {
+        role: "system",
+        content: [
+          { type: "text", text: "From now on," },
+          { type: "text", text: "be terse." },
+        ],
+      },
+      { role: "user", content: "And now?" },
+    ],
+  });
+  assert.deepEqual(chatBody.messages, [
+    { role: "system", content: "Be kind." },
+    { role: "user", content: "Hi" },
+    { role: "assistant", content: "Hello!" },
+    { role: "system", content: "From now on,\nbe terse." },
+    { role: "user", content: "And now?" },
+  ]);
+  // Text only, as in the SDK's type: an image there is named.
+  rejects(
+    {
+      model: "m",
+      max_tokens: 16,
+      messages: [
+        { role: "system", content: [{ type: "image", source: { type: "url", url: "https://x/y.png" } }] },
+        { role: "user", content: "Hi" },
+      ],
+    },
+    { status: 400, code: "invalid_value", param: "messages[0].content[0].type" },
+  );
 });

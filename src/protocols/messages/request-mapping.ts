@@ -84,6 +84,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   for (const [index, message] of request.messages.entries()) {
     const path = ["messages", index, "content"];
     if (message.role === "assistant") pushAssistant(messages, assistantMessage(message.content, path));
+    else if (message.role === "system") messages.push({ role: "system", content: textOf(message.content, path) });
     else messages.push(...userMessages(message.content, path));
   }
   const isStream = request.stream === true;
@@ -140,9 +141,13 @@ function applyOutputConfig(
 }
 
 function systemText(system: MessagesRequest["system"]): string {
-  if (system === undefined) return "";
-  if (typeof system === "string") return system;
-  return system.map((block, index) => validateAt(textBlockSchema, block, ["system", index]).text).join("\n");
+  return system === undefined ? "" : textOf(system, ["system"]);
+}
+
+/** Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks. */
+function textOf(content: string | readonly unknown[], path: Path): string {
+  if (typeof content === "string") return content;
+  return content.map((block, index) => validateAt(textBlockSchema, block, [...path, index]).text).join("\n");
 }
 
 function assistantMessage(content: string | Block[], path: Path): Extract<ChatMessage, { role: "assistant" }> {

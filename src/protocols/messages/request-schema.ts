@@ -19,7 +19,8 @@ export const messagesRequestSchema = z.looseObject({
   messages: z
     .array(
       z.looseObject({
-        role: z.enum(["user", "assistant"], { error: "`role` must be `user` or `assistant`" }),
+        // `system` turns inside `messages` are in the SDK's MessageParam (SystemMessageParam: text only).
+        role: z.enum(["user", "assistant", "system"], { error: "`role` must be `user`, `assistant` or `system`" }),
         content,
       }),
       { error: "`messages` is required and must be an array" },
