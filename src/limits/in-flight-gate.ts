@@ -49,10 +49,7 @@ export class InFlightGates {
     if (gate === undefined) {
       gate = new Gate(limit);
       this.#gates.set(name, gate);
-    } else if (gate.limit !== limit) {
-      gate.limit = limit;
-      this.#admitWaiters(name, gate);
-    }
+    } else this.resize(name, limit);
     if (gate.inFlight < limit && gate.waiters.length === 0) {
       gate.inFlight++;
       return this.#releaser(name, gate);

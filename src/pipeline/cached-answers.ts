@@ -89,18 +89,19 @@ export function keepingStream(request: PipelineRequest, answer: StreamAnswer, re
     request.context.cacheDirective === "no-cache" ? answer.headers : { ...answer.headers, "x-gateway-cache": "miss" };
   const maxChars = snapshot.config.cache.maxBytes / 10;
   const inner = answer.events;
-  async function* keeping(): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
+  async function* keeping(cacheKey: string): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
     let kept: string[] | undefined = [];
     let chars = 0;
     for (;;) {
       const next = await inner.next();
       if (next.done === true) {
         if (kept !== undefined && next.value.isSuccess && !request.record.isContinued) {
+          const nowMs = runtime.clock.now();
           runtime.answers.put(
-            key as string,
-            keptAnswer(result, "sse", JSON.stringify(kept), runtime.clock.now()),
+            cacheKey,
+            keptAnswer(result, "sse", JSON.stringify(kept), nowMs),
             snapshot.config.cache,
-            runtime.clock.now(),
+            nowMs,
           );
         }
         return next.value;
@@ -115,7 +116,7 @@ export function keepingStream(request: PipelineRequest, answer: StreamAnswer, re
       yield next.value;
     }
   }
-  return { ...answer, headers, events: keeping() };
+  return { ...answer, headers, events: keeping(key) };
 }
 
 function keptChunks(bodyText: string): StreamChunk[] | undefined {

@@ -123,7 +123,7 @@ export async function handleRequest(
   };
   if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
   const answer = streamAnswer(request, plan, result, headers);
-  return request.cacheKey === undefined ? answer : keepingStream(request, answer, result);
+  return keepingStream(request, answer, result);
 }
 
 /**
@@ -320,7 +320,7 @@ function jsonAnswer(
   const responseText = request.snapshot.config.log.content ? answerText(result.bodyText) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
-  if (request.cacheKey !== undefined) keepAnswer(request, result, headers);
+  keepAnswer(request, result, headers);
   return { kind: "json", api: result.api, status: result.status, bodyText: result.bodyText, headers };
 }
 

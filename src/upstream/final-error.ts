@@ -188,7 +188,6 @@ export function rejectedError(
   attempt: AttemptReport | undefined,
   secrets: readonly string[],
 ): UpstreamRequestError {
-  const last = attempt;
   // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."), in any field; every one of them
   // goes to the client. Otherwise the message is the upstream's own, unchanged (clients match these messages);
   // where it came from goes in `error.metadata` and the x-gateway-provider / x-gateway-model headers.
@@ -198,8 +197,8 @@ export function rejectedError(
   if (verdict.error.type !== undefined) details.type = redact(verdict.error.type);
   if (verdict.error.code !== undefined) details.code = redact(verdict.error.code);
   const options: GatewayErrorOptions = verdict.error.param === undefined ? {} : { param: redact(verdict.error.param) };
-  if (last !== undefined) {
-    options.metadata = { provider: last.provider, model: last.model, raw: redact(verdict.raw) };
+  if (attempt !== undefined) {
+    options.metadata = { provider: attempt.provider, model: attempt.model, raw: redact(verdict.raw) };
   }
   return new UpstreamRequestError(message, details, options);
 }
