@@ -1,6 +1,7 @@
 // Function tools through POST /v1/responses where chat providers and clients differ from OpenAI's happy path,
 // with the official openai SDK as the client: calls streamed without `tool_calls[].index` (Gemini), output
-// replayed with its text after its call, and `tool_choice` with no tool left to send upstream.
+// replayed with its text after its call, `tool_choice` with no tool left to send upstream, and `custom` tools
+// (Codex's free-form `apply_patch`), which chat providers take as a function of one string.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
@@ -132,5 +133,157 @@ describe("responses API: tool calls from quirky providers and clients", () => {
       });
     }
     assert.equal(chatRequests(mock).length, 2, "the refused requests sent nothing upstream");
+  });
+
+  describe("custom tools (free-form input, as Codex sends apply_patch)", () => {
+    const PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+Hello "world"\n*** End Patch';
+    const applyPatch = {
+      type: "custom" as const,
+      name: "apply_patch",
+      description: "Use the `apply_patch` tool to edit files.",
+      format: {
+        type: "grammar" as const,
+        syntax: "lark" as const,
+        definition: 'start: begin_patch hunk+ end_patch\nbegin_patch: "*** Begin Patch" LF',
+      },
+    };
+    const callChunks = (): SseScript[] => [
+      toolChunk({
+        role: "assistant",
+        tool_calls: [{ index: 0, id: "call_p", type: "function", function: { name: "apply_patch", arguments: "" } }],
+      }),
+      toolChunk({ tool_calls: [{ index: 0, function: { arguments: JSON.stringify({ input: PATCH }).slice(0, 20) } }] }),
+      toolChunk({ tool_calls: [{ index: 0, function: { arguments: JSON.stringify({ input: PATCH }).slice(20) } }] }),
+      toolChunk({}, "tool_calls"),
+    ];
+
+    test("goes upstream as a function taking one string, told the grammar; the call comes back as custom_tool_call", async (t) => {
+      const { mock, client } = await scene(t);
+      mock.enqueue(CHAT_ROUTE, {
+        kind: "json",
+        body: {
+          id: "chatcmpl-custom",
+          object: "chat.completion",
+          created: 1767225600,
+          model: UPSTREAM_ID,
+          choices: [
+            {
+              index: 0,
+              message: {
+                role: "assistant",
+                content: null,
+                tool_calls: [
+                  {
+                    id: "call_p",
+                    type: "function",
+                    function: { name: "apply_patch", arguments: JSON.stringify({ input: PATCH }) },
+                  },
+                ],
+              },
+              finish_reason: "tool_calls",
+            },
+          ],
+          usage: { prompt_tokens: 20, completion_tokens: 12, total_tokens: 32 },
+        },
+      });
+      const response = await client.responses.create({
+        model: "m",
+        input: "Add hello.txt",
+        tools: [applyPatch, weatherTool],
+        tool_choice: { type: "custom", name: "apply_patch" },
+      });
+      const [item] = response.output;
+      assert.equal(item?.type, "custom_tool_call");
+      assert.ok(item?.type === "custom_tool_call");
+      assert.equal(item.input, PATCH);
+      assert.equal(item.call_id, "call_p");
+      assert.equal(item.name, "apply_patch");
+      assert.deepEqual(response.tools[0], applyPatch, "the response repeats the client's tools");
+      const sent = chatRequests(mock)[0]?.body as {
+        tools?: { function: Record<string, unknown> }[];
+        tool_choice?: unknown;
+      };
+      const upstreamTool = sent.tools?.[0]?.function;
+      assert.equal(upstreamTool?.name, "apply_patch");
+      assert.deepEqual((upstreamTool?.parameters as { required?: unknown } | undefined)?.required, ["input"]);
+      assert.match(String(upstreamTool?.description), /edit files[\s\S]*lark grammar:\nstart: begin_patch/);
+      assert.deepEqual(sent.tool_choice, { type: "function", function: { name: "apply_patch" } });
+      assert.equal(sent.tools?.[1]?.function.name, "get_weather", "function tools go as before");
+    });
+
+    test("streamed: custom_tool_call_input events give the SDK the whole input; sent back, the call and its output are a function call and a tool message", async (t) => {
+      const { mock, client } = await scene(t);
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: callChunks() });
+      const stream = client.responses.stream({ model: "m", input: "Add hello.txt", tools: [applyPatch] });
+      const seen: string[] = [];
+      for await (const event of stream) seen.push(event.type);
+      const final = await stream.finalResponse();
+      assert.ok(seen.includes("response.custom_tool_call_input.done"), seen.join(" "));
+      assert.ok(!seen.includes("response.function_call_arguments.delta"), seen.join(" "));
+      const [item] = final.output;
+      assert.ok(item?.type === "custom_tool_call", JSON.stringify(final.output));
+      assert.equal(item.input, PATCH);
+
+      mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Done.", UPSTREAM_ID) });
+      const next = await client.responses.create({
+        model: "m",
+        tools: [applyPatch],
+        input: [
+          { role: "user", content: "Add hello.txt" },
+          { type: "custom_tool_call", call_id: item.call_id, name: item.name, input: item.input },
+          { type: "custom_tool_call_output", call_id: item.call_id, output: "Success. Updated: A hello.txt" },
+        ],
+      });
+      assert.equal(next.output_text, "Done.");
+      assert.deepEqual(sentMessages(mock, 1), [
+        { role: "user", content: "Add hello.txt" },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [
+            {
+              id: "call_p",
+              type: "function",
+              function: { name: "apply_patch", arguments: JSON.stringify({ input: PATCH }) },
+            },
+          ],
+        },
+        { role: "tool", tool_call_id: "call_p", content: "Success. Updated: A hello.txt" },
+      ]);
+
+      // The kept response carries the call too: a later turn by previous_response_id sends it back the same way.
+      mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Done again.", UPSTREAM_ID) });
+      await client.responses.create({
+        model: "m",
+        tools: [applyPatch],
+        previous_response_id: final.id,
+        input: [{ type: "custom_tool_call_output", call_id: item.call_id, output: "ok" }],
+      });
+      const replayed = sentMessages(mock, 2) as { role: string; tool_calls?: unknown }[];
+      assert.deepEqual(replayed.at(1)?.tool_calls, [
+        {
+          id: "call_p",
+          type: "function",
+          function: { name: "apply_patch", arguments: JSON.stringify({ input: PATCH }) },
+        },
+      ]);
+    });
+
+    test("a custom tool named like another tool is a 400 naming it; nothing goes upstream", async (t) => {
+      const { mock, client } = await scene(t);
+      await assert.rejects(
+        client.responses.create({
+          model: "m",
+          input: "hi",
+          tools: [{ ...weatherTool }, { type: "custom", name: "get_weather" }],
+        }),
+        (error: unknown) => {
+          assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+          assert.equal(error.param, "tools[1].name");
+          return true;
+        },
+      );
+      assert.equal(chatRequests(mock).length, 0);
+    });
   });
 });

@@ -10,7 +10,10 @@ import type {
   ChatToolCall,
 } from "../chat-completions.ts";
 import { formatPath, unsupportedAt, validateAt, validateBody } from "../validate.ts";
+import { inputAsArguments } from "./custom-tools.ts";
 import {
+  customToolCallItemSchema,
+  customToolCallOutputItemSchema,
   functionCallItemSchema,
   functionCallOutputItemSchema,
   inputFileSchema,
@@ -182,7 +185,7 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
     const path = ["input", index];
     const item = resolveReference(raw, path, lookup);
     const type = typeof item.type === "string" ? item.type : "message";
-    if (type !== "function_call_output") flushImages();
+    if (type !== "function_call_output" && type !== "custom_tool_call_output") flushImages();
     switch (type) {
       case "message":
         pushMessage(messages, toChatMessage(item, path));
@@ -197,8 +200,24 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
         pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
         break;
       }
-      case "function_call_output": {
-        const result = validateAt(functionCallOutputItemSchema, item, path);
+      case "custom_tool_call": {
+        // Upstream, a custom tool is a function taking one string (custom-tools.ts).
+        const call = validateAt(customToolCallItemSchema, item, path);
+        const toolCall: ChatToolCall = {
+          id: call.call_id,
+          type: "function",
+          function: { name: call.name, arguments: inputAsArguments(call.input) },
+        };
+        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
+        break;
+      }
+      case "function_call_output":
+      case "custom_tool_call_output": {
+        const result = validateAt(
+          type === "function_call_output" ? functionCallOutputItemSchema : customToolCallOutputItemSchema,
+          item,
+          path,
+        );
         const output =
           typeof result.output === "string"
             ? { text: result.output, images: [] }
@@ -212,7 +231,7 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
         break;
       default:
         throw unsupportedAt(
-          `Input items of type \`${type}\` are not supported: chat providers only take messages, function calls and their outputs.`,
+          `Input items of type \`${type}\` are not supported: chat providers only take messages, function and custom tool calls and their outputs.`,
           [...path, "type"],
         );
     }

@@ -85,6 +85,39 @@ export const functionToolSchema = z.looseObject({
   strict: z.boolean().nullish(),
 });
 
+export const customToolSchema = z.looseObject({
+  type: z.literal("custom"),
+  name: nonEmpty,
+  description: z.string().nullish(),
+  format: z
+    .discriminatedUnion(
+      "type",
+      [
+        z.looseObject({ type: z.literal("text") }),
+        z.looseObject({
+          type: z.literal("grammar"),
+          definition: z.string(),
+          syntax: z.enum(["lark", "regex"]).nullish(),
+        }),
+      ],
+      { error: "`format.type` must be `text` or `grammar`" },
+    )
+    .nullish(),
+});
+
+export const customToolCallItemSchema = z.looseObject({
+  type: z.literal("custom_tool_call"),
+  call_id: nonEmpty,
+  name: nonEmpty,
+  input: z.string(),
+});
+
+export const customToolCallOutputItemSchema = z.looseObject({
+  type: z.literal("custom_tool_call_output"),
+  call_id: nonEmpty,
+  output: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]),
+});
+
 export const textFormatSchema = z.discriminatedUnion(
   "type",
   [
@@ -101,7 +134,7 @@ export const textFormatSchema = z.discriminatedUnion(
   { error: "`text.format.type` must be `text`, `json_object` or `json_schema`" },
 );
 
-export const functionToolChoiceSchema = z.looseObject({ type: z.literal("function"), name: nonEmpty });
+export const functionToolChoiceSchema = z.looseObject({ type: z.enum(["function", "custom"]), name: nonEmpty });
 export const allowedToolsChoiceSchema = z.looseObject({
   type: z.literal("allowed_tools"),
   mode: z.enum(["auto", "required"]),

@@ -1,6 +1,7 @@
 // A Chat Completions answer -> the Responses API `response` object.
 import { type ChatMessage, readChatCompletion } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
+import { customToolNames, inputAsArguments, inputOfArguments } from "./custom-tools.ts";
 import {
   buildResponse,
   finishToStatus,
@@ -43,7 +44,19 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
     if (answer.refusal !== undefined) message.content.push({ type: "refusal", refusal: answer.refusal });
     output.push(message);
   }
+  const customTools = customToolNames(context.echo.tools);
   for (const call of answer.toolCalls) {
+    if (customTools.has(call.function.name)) {
+      output.push({
+        id: context.ids("ctc_"),
+        type: "custom_tool_call",
+        status: "completed",
+        call_id: call.id,
+        name: call.function.name,
+        input: inputOfArguments(call.function.arguments),
+      });
+      continue;
+    }
     output.push({
       id: context.ids("fc_"),
       type: "function_call",
@@ -73,6 +86,11 @@ export function outputToChatMessages(output: readonly OutputItem[]): ChatMessage
   for (const item of output) {
     if (item.type === "function_call") {
       toolCalls.push({ id: item.call_id, type: "function", function: { name: item.name, arguments: item.arguments } });
+      continue;
+    }
+    if (item.type === "custom_tool_call") {
+      const call = { name: item.name, arguments: inputAsArguments(item.input) };
+      toolCalls.push({ id: item.call_id, type: "function", function: call });
       continue;
     }
     // A chat provider takes no reasoning back; a native provider's answer may hold other item types too.

@@ -33,6 +33,19 @@ export interface FunctionCallItem {
   arguments: string;
 }
 
+/**
+ * A call of a `custom` tool (free-form text input, e.g. Codex's `apply_patch`). Chat providers know only function
+ * tools: the gateway sends a custom tool as a function taking one string, `input`, and turns the call back into this.
+ */
+export interface CustomToolCallItem {
+  id: string;
+  type: "custom_tool_call";
+  status: ItemStatus;
+  call_id: string;
+  name: string;
+  input: string;
+}
+
 export interface SummaryTextPart {
   type: "summary_text";
   text: string;
@@ -46,7 +59,7 @@ export interface ReasoningItem {
   summary: SummaryTextPart[];
 }
 
-export type OutputItem = OutputMessageItem | FunctionCallItem | ReasoningItem;
+export type OutputItem = OutputMessageItem | FunctionCallItem | CustomToolCallItem | ReasoningItem;
 
 export interface ResponseUsage {
   input_tokens: number;

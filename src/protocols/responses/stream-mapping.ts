@@ -2,20 +2,25 @@
 // `sequence_number`, in the order the SDKs' accumulators expect: created, in_progress, then per output item
 // added -> (content_part.added -> output_text.delta* (or refusal.delta*) -> output_text.done (refusal.done) ->
 // content_part.done |
-// function_call_arguments.delta* -> .done) -> output_item.done, and last completed / incomplete / failed.
+// function_call_arguments.delta* -> .done | custom_tool_call_input.delta -> .done) -> output_item.done, and last
+// completed / incomplete / failed.
 //
 // Items: reasoning text (`reasoning_content`) opens a reasoning item with one summary part, which text or a tool
 // call closes (reasoning_summary_part.added -> reasoning_summary_text.delta* -> .done -> summary_part.done).
 // Text opens a message item, which a tool call closes (text after a tool call opens a new message item).
 // Function call items stay open until the end, because some providers interleave the argument deltas of
-// parallel calls; each delta goes to its call's own output index.
+// parallel calls; each delta goes to its call's own output index. A call of a `custom` tool (custom-tools.ts) is
+// a `custom_tool_call` item: its input is the `input` string inside the function arguments streamed upstream, read
+// once they are whole, so it comes as one delta when the call closes.
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
+import { customToolNames, inputOfArguments } from "./custom-tools.ts";
 import {
   buildResponse,
+  type CustomToolCallItem,
   type FunctionCallItem,
   finishToStatus,
   type OutputItem,
@@ -55,10 +60,11 @@ interface OpenReasoning {
 
 interface ToolCallState {
   /** Undefined until the call's name is known (some providers send the id first). */
-  item: FunctionCallItem | undefined;
+  item: FunctionCallItem | CustomToolCallItem | undefined;
   outputIndex: number;
   id: string | undefined;
   name: string | undefined;
+  /** Arguments that came before the item opened; for a custom call, all of its arguments so far. */
   bufferedArguments: string;
 }
 
@@ -67,6 +73,7 @@ export class ResponsesStreamTranslator {
   readonly #responseId: string;
   readonly #output: OutputItem[] = [];
   readonly #toolCalls = new StreamedToolCalls<ToolCallState>();
+  readonly #customTools: ReadonlySet<string>;
   #sequence = 0;
   /** The model named by the first chunk that names one (the upstream's own name for it). */
   #model: string | undefined;
@@ -81,6 +88,7 @@ export class ResponsesStreamTranslator {
   constructor(options: ResponsesStreamOptions) {
     this.#options = options;
     this.#responseId = options.ids("resp_");
+    this.#customTools = customToolNames(options.echo.tools);
   }
 
   /** The finished response (after `finish()` or `fail()`), for keeping it. */
@@ -129,6 +137,10 @@ export class ResponsesStreamTranslator {
     if (this.#isEnded) return "";
     let text = this.#start();
     this.#isEnded = true;
+    // The failed response shows a custom call's input as far as it came, as a function call's arguments are.
+    for (const state of this.#toolCalls.all) {
+      if (state.item?.type === "custom_tool_call") state.item.input = inputOfArguments(state.bufferedArguments);
+    }
     text += this.#event("error", { code: error.code, message: error.message, param: error.param });
     const response = this.#snapshot("failed", undefined, responseErrorOf(error));
     this.#final = response;
@@ -312,11 +324,29 @@ export class ResponsesStreamTranslator {
       state.bufferedArguments += delta.arguments;
       return state.name === undefined ? "" : this.#openToolCall(state);
     }
+    if (state.item.type === "custom_tool_call") {
+      state.bufferedArguments += delta.arguments;
+      return "";
+    }
     return delta.arguments === "" ? "" : this.#appendArguments(state.item, state.outputIndex, delta.arguments);
   }
 
   #openToolCall(state: ToolCallState): string {
     let text = this.#closeReasoning("completed") + this.#closeMessage("completed");
+    if (state.name !== undefined && this.#customTools.has(state.name)) {
+      const custom: CustomToolCallItem = {
+        id: this.#options.ids("ctc_"),
+        type: "custom_tool_call",
+        status: "in_progress",
+        call_id: state.id ?? this.#options.ids("call_"),
+        name: state.name,
+        input: "",
+      };
+      state.item = custom;
+      state.outputIndex = this.#output.push(custom) - 1;
+      // Its arguments stay in bufferedArguments until the call closes.
+      return text + this.#event("response.output_item.added", { output_index: state.outputIndex, item: custom });
+    }
     const item: FunctionCallItem = {
       id: this.#options.ids("fc_"),
       type: "function_call",
@@ -346,6 +376,15 @@ export class ResponsesStreamTranslator {
     const item = state.item;
     if (item === undefined || item.status !== "in_progress") return "";
     item.status = status;
+    if (item.type === "custom_tool_call") {
+      item.input = inputOfArguments(state.bufferedArguments);
+      const at = { item_id: item.id, output_index: state.outputIndex };
+      return (
+        (item.input === "" ? "" : this.#event("response.custom_tool_call_input.delta", { ...at, delta: item.input })) +
+        this.#event("response.custom_tool_call_input.done", { ...at, input: item.input }) +
+        this.#event("response.output_item.done", { output_index: state.outputIndex, item })
+      );
+    }
     return (
       this.#event("response.function_call_arguments.done", {
         item_id: item.id,

@@ -5,7 +5,8 @@
 // answer with text where the client required a call.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import type { ChatTool, ChatToolChoice } from "../chat-completions.ts";
-import { unsupportedAt, validateAt } from "../validate.ts";
+import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
+import { customToolAsFunction } from "./custom-tools.ts";
 import {
   allowedToolsChoiceSchema,
   functionToolChoiceSchema,
@@ -22,6 +23,7 @@ export interface ChatTools {
 
 export function toChatTools(request: Pick<ResponsesRequest, "tools" | "tool_choice">): ChatTools {
   const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
+  refuseDuplicateNames(request.tools ?? []);
   const chosen = toChatToolChoice(request.tool_choice, tools);
   if (chosen.tools.length > 0) return chosen;
   if (chosen.toolChoice === "required") {
@@ -33,10 +35,29 @@ export function toChatTools(request: Pick<ResponsesRequest, "tools" | "tool_choi
   return { tools: [], toolChoice: undefined };
 }
 
+/**
+ * A custom tool sharing its name with another tool would be one function upstream among two, and its calls could
+ * not be told apart (function tools of one name go upstream as they came, as before custom tools were taken).
+ */
+function refuseDuplicateNames(tools: readonly { type: string; name?: unknown }[]): void {
+  const seen = new Map<unknown, string>();
+  for (const [index, tool] of tools.entries()) {
+    const earlier = seen.get(tool.name);
+    if (earlier !== undefined && (earlier === "custom" || tool.type === "custom")) {
+      throw new InvalidRequestError(
+        `Two tools are named \`${String(tool.name)}\`: a \`custom\` tool's name must be unique among the tools.`,
+        { param: formatPath(["tools", index, "name"]), code: "invalid_value" },
+      );
+    }
+    seen.set(tool.name, tool.type);
+  }
+}
+
 function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatTool {
+  if (tool.type === "custom") return customToolAsFunction(tool, path);
   if (tool.type !== "function") {
     throw unsupportedAt(
-      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\` tools are supported.`,
+      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\` and \`custom\` tools are supported.`,
       [...path, "type"],
     );
   }
@@ -57,7 +78,7 @@ function toChatToolChoice(choice: ResponsesRequest["tool_choice"], tools: ChatTo
     if (choice === "none" || choice === "auto" || choice === "required") return { tools, toolChoice: choice };
     throw unsupportedAt("`tool_choice` must be `none`, `auto`, `required` or an object.", ["tool_choice"]);
   }
-  if (choice.type === "function") {
+  if (choice.type === "function" || choice.type === "custom") {
     const named = validateAt(functionToolChoiceSchema, choice, ["tool_choice"]);
     // OpenAI refuses this too; a chat provider might instead ignore the choice and answer without the call.
     if (!tools.some((tool) => tool.function.name === named.name)) {
@@ -77,7 +98,7 @@ function toChatToolChoice(choice: ResponsesRequest["tool_choice"], tools: ChatTo
     return { tools: tools.filter((tool) => names.has(tool.function.name)), toolChoice: allowed.mode };
   }
   throw unsupportedAt(
-    `\`tool_choice\` of type \`${choice.type}\` names a built-in tool a chat provider cannot run; use \`function\` or \`allowed_tools\`.`,
+    `\`tool_choice\` of type \`${choice.type}\` names a built-in tool a chat provider cannot run; use \`function\`, \`custom\` or \`allowed_tools\`.`,
     ["tool_choice", "type"],
   );
 }

@@ -1,0 +1,73 @@
+// Responses `custom` tools (free-form text input, optionally constrained by a Lark or regex grammar; Codex sends
+// its `apply_patch` as one for GPT-5 models) over chat providers, which know only JSON-schema function tools.
+// A custom tool goes upstream as a function taking one string, `input`, with the grammar in its description (a
+// chat provider cannot enforce a grammar; the model is told it). Its calls come back as `custom_tool_call` items
+// whose `input` is that string, and the items a client sends back become function calls again.
+import type { ChatTool } from "../chat-completions.ts";
+import { validateAt } from "../validate.ts";
+import { customToolSchema } from "./request-schema.ts";
+
+/** The one parameter of the function a custom tool becomes. */
+const INPUT_PARAMETERS = {
+  type: "object",
+  properties: { input: { type: "string", description: "The tool's whole input, as free-form text." } },
+  required: ["input"],
+  additionalProperties: false,
+} as const;
+
+export function customToolAsFunction(tool: unknown, path: readonly PropertyKey[]): ChatTool {
+  const parsed = validateAt(customToolSchema, tool, path);
+  const parts: string[] = [];
+  if (typeof parsed.description === "string" && parsed.description !== "") parts.push(parsed.description);
+  const format = parsed.format;
+  if (format?.type === "grammar") {
+    parts.push(
+      `Put the whole input in \`input\`. It must match this ${format.syntax ?? "Lark"} grammar:\n${format.definition}`,
+    );
+  } else {
+    parts.push("Put the whole input in `input`, as free-form text.");
+  }
+  return {
+    type: "function",
+    function: {
+      name: parsed.name,
+      description: parts.join("\n\n"),
+      parameters: structuredClone(INPUT_PARAMETERS) as unknown as Record<string, unknown>,
+    },
+  };
+}
+
+/** Names of the `custom` tools among a request's tools (as the response echoes them). */
+export function customToolNames(tools: readonly unknown[]): ReadonlySet<string> {
+  const names = new Set<string>();
+  for (const tool of tools) {
+    if (tool === null || typeof tool !== "object") continue;
+    const { type, name } = tool as { type?: unknown; name?: unknown };
+    if (type === "custom" && typeof name === "string") names.add(name);
+  }
+  return names;
+}
+
+/** A custom call's input as the arguments of the function call it was. */
+export function inputAsArguments(input: string): string {
+  return JSON.stringify({ input });
+}
+
+/**
+ * The input of a custom call from the function arguments a model wrote: their `input` string. A model that wrote
+ * something else (plain text, other keys) gets its arguments passed on as they are: the tool sees what the model
+ * meant rather than nothing.
+ */
+export function inputOfArguments(argumentsText: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(argumentsText);
+  } catch {
+    return argumentsText;
+  }
+  if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) {
+    const input = (parsed as { input?: unknown }).input;
+    if (typeof input === "string") return input;
+  }
+  return argumentsText;
+}
