@@ -12,6 +12,8 @@
 // parallel calls; each delta goes to its call's own output index. A call of a `custom` tool (custom-tools.ts) is
 // a `custom_tool_call` item: its input is the `input` string inside the function arguments streamed upstream, read
 // once they are whole, so it comes as one delta when the call closes.
+// The translator stays whole (about 420 lines): its items close one another (a tool call closes the message, text
+// reopens one) in the order the SDKs' accumulators check, so every part reads and writes the same open state.
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
