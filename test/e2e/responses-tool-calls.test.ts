@@ -251,6 +251,19 @@ describe("responses API: tool calls from quirky providers and clients", () => {
         { role: "tool", tool_call_id: "call_p", content: "Success. Updated: A hello.txt" },
       ]);
 
+      // Listed back as the client sent them, not as the function call they were upstream.
+      const listed = await client.responses.inputItems.list(next.id, { order: "asc" });
+      assert.deepEqual(
+        listed.data.map((entry) =>
+          entry.type === "custom_tool_call"
+            ? [entry.type, entry.input]
+            : entry.type === "message"
+              ? entry.role
+              : entry.type,
+        ),
+        ["user", ["custom_tool_call", PATCH], "custom_tool_call_output"],
+      );
+
       // The kept response carries the call too: a later turn by previous_response_id sends it back the same way.
       mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Done again.", UPSTREAM_ID) });
       await client.responses.create({

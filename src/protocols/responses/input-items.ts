@@ -2,6 +2,7 @@
 // first by default, `limit` / `after` / `order` paging). The items are made from the kept conversation (the
 // response's input, after the earlier turns it continued), so their ids are derived, stable per response.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import { customToolNames, inputOfArguments } from "./custom-tools.ts";
 import { chatToInputItems } from "./native.ts";
 import { outputToChatMessages } from "./response-mapping.ts";
 import type { StoredResponse } from "./response-store.ts";
@@ -52,14 +53,38 @@ function inputItemsOf(stored: StoredResponse): JsonObject[] {
   const outputMessages = outputToChatMessages(stored.response.output).length;
   const input = stored.conversation.slice(0, stored.conversation.length - outputMessages);
   const key = stored.response.id.replace(/^resp_/, "");
-  return chatToInputItems(input).map((item, index) => {
-    const prefix = item.type === "function_call" ? "fc" : item.type === "function_call_output" ? "fco" : "msg";
+  return asCustomCalls(chatToInputItems(input), customToolNames(stored.response.tools)).map((item, index) => {
+    const prefix = PREFIXES[String(item.type)] ?? "msg";
     const content = item.content;
     const withParts =
       typeof content === "string"
         ? { content: [{ type: item.role === "assistant" ? "output_text" : "input_text", text: content }] }
         : {};
     return { id: `${prefix}_${key}_${index}`, ...item, ...withParts, status: "completed" };
+  });
+}
+
+const PREFIXES: Readonly<Record<string, string>> = {
+  function_call: "fc",
+  function_call_output: "fco",
+  custom_tool_call: "ctc",
+  custom_tool_call_output: "ctco",
+};
+
+/** Calls of the response's `custom` tools (function calls upstream, custom-tools.ts) listed as the client sent them. */
+function asCustomCalls(items: JsonObject[], customTools: ReadonlySet<string>): JsonObject[] {
+  if (customTools.size === 0) return items;
+  const customCalls = new Set<unknown>();
+  return items.map((item) => {
+    if (item.type === "function_call" && customTools.has(String(item.name))) {
+      customCalls.add(item.call_id);
+      const { arguments: args, ...rest } = item;
+      return { ...rest, type: "custom_tool_call", input: inputOfArguments(String(args)) };
+    }
+    if (item.type === "function_call_output" && customCalls.has(item.call_id)) {
+      return { ...item, type: "custom_tool_call_output" };
+    }
+    return item;
   });
 }
 
