@@ -42,6 +42,8 @@ interface StreamTranslator {
 /** One request of a protocol, translated: the chat body to serve, and how to answer in the protocol. */
 interface Exchange {
   readonly chatBody: ChatRequestBody;
+  /** Headers of the door's own for an answer translated from chat (beside the pipeline's `x-gateway-*`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** The request in its own protocol, for candidates that speak it natively. */
   readonly native?: NativeCall | undefined;
   /**
@@ -110,11 +112,16 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       return;
     }
     const servedModel = result.headers["x-gateway-model"] ?? "";
+    // A native provider got the request as it came: the door's notes about its translation do not apply.
+    const answerHeaders =
+      exchange.headers === undefined || result.api !== "chat"
+        ? result.headers
+        : { ...result.headers, ...exchange.headers };
     if (result.kind === "json") {
       clientGone.stop();
       const answer = exchange.answer(parseCompletion(result.bodyText), servedModel, result.api);
       await exchange.answered?.(answer);
-      reply.code(result.status).headers(result.headers).type("application/json").send(answer);
+      reply.code(result.status).headers(answerHeaders).type("application/json").send(answer);
       return;
     }
     let ending: StreamEnding | undefined;
@@ -126,7 +133,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id
       // from discovery may hold characters a header cannot).
       const gatewayHeaders = Object.fromEntries(
-        Object.entries(result.headers).map(([name, value]) => [name, toHeaderValue(value)]),
+        Object.entries(answerHeaders).map(([name, value]) => [name, toHeaderValue(value)]),
       );
       // `request-id` too when the server set it (Messages routes, build-server.ts): Fastify's headers are not
       // written on a hijacked reply.
@@ -215,6 +222,11 @@ export function responsesAdapter(
       let latest: ResponseObject | undefined;
       return {
         chatBody: translated.chatBody,
+        // Said on the answer: the model answered without them, and the client would not know it otherwise.
+        headers:
+          translated.droppedTools.length === 0
+            ? undefined
+            : { "x-gateway-dropped-tools": translated.droppedTools.join(", ") },
         native,
         answer(upstreamAnswer, servedModel, api) {
           const response =

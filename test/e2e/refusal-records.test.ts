@@ -74,7 +74,7 @@ const REFUSALS: readonly Refusal[] = [
   {
     name: "a built-in tool on /v1/responses",
     path: "/v1/responses",
-    body: { model: "m", input: "hi", tools: [{ type: "web_search" }] },
+    body: { model: "m", input: "hi", tools: [{ type: "local_shell" }] },
     status: 400,
     errorCode: "unsupported_value",
     endpoint: "responses",

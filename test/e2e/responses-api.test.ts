@@ -234,11 +234,11 @@ describe("responses API (openai SDK)", () => {
       },
     );
     await assert.rejects(
-      client.responses.create({ model: "m", input: "hi", tools: [{ type: "web_search" }] }),
+      client.responses.create({ model: "m", input: "hi", tools: [{ type: "local_shell" }] }),
       (error: unknown) => {
         assert.ok(error instanceof OpenAI.BadRequestError);
         assert.equal(error.param, "tools[0].type");
-        assert.match(error.message, /web_search/);
+        assert.match(error.message, /local_shell/);
         return true;
       },
     );

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
 import { readChatChunks } from "../../src/protocols/__fixtures__/fixtures.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderScene, send, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import { chatCompletion, type MockUpstream, type SseScript } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = VENDOR_MODEL_ID;
@@ -298,5 +298,176 @@ describe("responses API: tool calls from quirky providers and clients", () => {
       );
       assert.equal(chatRequests(mock).length, 0);
     });
+  });
+
+  test("hosted tools (web_search as Codex offers it by default, image_generation) are left out and said so in a header; one demanded by tool_choice is a 400", async (t) => {
+    const { mock, client } = await scene(t);
+    const codexTools = [
+      { type: "web_search", external_web_access: false },
+      weatherTool,
+      { type: "image_generation", output_format: "png" },
+    ] as OpenAI.Responses.Tool[];
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("No search needed.", UPSTREAM_ID) });
+    const { data, response } = await client.responses
+      .create({ model: "m", input: "hi", tools: codexTools, tool_choice: "auto", store: false })
+      .withResponse();
+    assert.equal(data.output_text, "No search needed.");
+    assert.equal(response.headers.get("x-gateway-dropped-tools"), "web_search, image_generation");
+    assert.deepEqual(data.tools, codexTools, "the response repeats the client's tools");
+    const sent = chatRequests(mock)[0]?.body as { tools?: { function: { name: string } }[] };
+    assert.deepEqual(
+      sent.tools?.map((tool) => tool.function.name),
+      ["get_weather"],
+    );
+
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [toolChunk({ role: "assistant", content: "Streamed." }), toolChunk({}, "stop")],
+    });
+    const streamed = await client.responses
+      .create({ model: "m", input: "hi", tools: [{ type: "web_search" }], stream: true, store: false })
+      .withResponse();
+    assert.equal(streamed.response.headers.get("x-gateway-dropped-tools"), "web_search");
+    for await (const _event of streamed.data) {
+      // drained
+    }
+    assert.ok(!("tools" in ((chatRequests(mock)[1]?.body ?? {}) as object)), "nothing left to send");
+
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Plain.", UPSTREAM_ID) });
+    const plain = await client.responses.create({ model: "m", input: "hi", store: false }).withResponse();
+    assert.equal(plain.response.headers.get("x-gateway-dropped-tools"), null);
+
+    for (const body of [
+      { model: "m", input: "hi", tools: [{ type: "web_search" }], tool_choice: { type: "web_search" } },
+      { model: "m", input: "hi", tools: [{ type: "web_search" }], tool_choice: "required" },
+    ] as OpenAI.Responses.ResponseCreateParamsNonStreaming[]) {
+      await assert.rejects(client.responses.create(body), (error: unknown) => {
+        assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+        assert.match(error.param ?? "", /^tool_choice/);
+        return true;
+      });
+    }
+    assert.equal(chatRequests(mock).length, 3, "the refused requests sent nothing upstream");
+  });
+
+  test("a request shaped as Codex CLI sends it (second turn, streamed) is served: the patch call comes back as Codex reads it", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const PATCH = "*** Begin Patch\n*** Update File: a.txt\n@@\n-old\n+new\n*** End Patch";
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        toolChunk({ role: "assistant", content: "Patching." }),
+        toolChunk({
+          tool_calls: [
+            {
+              index: 0,
+              id: "call_2",
+              type: "function",
+              function: { name: "apply_patch", arguments: JSON.stringify({ input: PATCH }) },
+            },
+          ],
+        }),
+        toolChunk({}, "tool_calls"),
+        {
+          data: {
+            id: "c",
+            object: "chat.completion.chunk",
+            created: 1,
+            model: UPSTREAM_ID,
+            choices: [],
+            usage: { prompt_tokens: 900, completion_tokens: 40, total_tokens: 940 },
+          },
+        },
+      ],
+    });
+    // Fields and item types as codex-rs's ResponsesApiRequest serialises them.
+    const body = {
+      model: "m",
+      instructions: "You are Codex, a coding agent.",
+      input: [
+        { type: "message", role: "developer", content: [{ type: "input_text", text: "<permissions instructions>" }] },
+        {
+          type: "message",
+          role: "user",
+          content: [{ type: "input_text", text: "<environment_context>cwd</environment_context>" }],
+        },
+        { type: "message", role: "user", content: [{ type: "input_text", text: "Change old to new in a.txt" }] },
+        {
+          type: "reasoning",
+          id: "rs_1",
+          summary: [{ type: "summary_text", text: "Look first." }],
+          encrypted_content: "gAAAA",
+        },
+        { type: "function_call", name: "exec_command", arguments: '{"cmd":"cat a.txt"}', call_id: "call_1" },
+        { type: "function_call_output", call_id: "call_1", output: "old\n" },
+      ],
+      tools: [
+        {
+          type: "function",
+          name: "exec_command",
+          description: "Runs a command.",
+          strict: false,
+          parameters: {
+            type: "object",
+            properties: { cmd: { type: "string" } },
+            required: ["cmd"],
+            additionalProperties: false,
+          },
+        },
+        {
+          type: "custom",
+          name: "apply_patch",
+          description: "Edit files.",
+          format: { type: "grammar", syntax: "lark", definition: "start: begin_patch hunk+ end_patch" },
+        },
+        { type: "web_search", external_web_access: false },
+      ],
+      tool_choice: "auto",
+      parallel_tool_calls: false,
+      reasoning: { effort: "medium", summary: "auto" },
+      store: false,
+      stream: true,
+      include: ["reasoning.encrypted_content"],
+      prompt_cache_key: "0199-session",
+      text: { verbosity: "low" },
+    };
+    const answer = await send(gateway, "POST", "/v1/responses", {
+      body,
+      headers: { authorization: "Bearer x", "openai-beta": "responses=experimental", session_id: "0199-session" },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    const events = answer.text
+      .split("\n\n")
+      .flatMap((frame) => frame.split("\n").filter((line) => line.startsWith("data: ")))
+      .map(
+        (line) =>
+          JSON.parse(line.slice(6)) as {
+            type: string;
+            item?: { type: string; input?: string; call_id?: string };
+            response?: { usage?: { input_tokens: number } };
+          },
+      );
+    const done = events.filter((event) => event.type === "response.output_item.done").map((event) => event.item);
+    assert.deepEqual(
+      done.map((item) => item?.type),
+      ["message", "custom_tool_call"],
+    );
+    assert.equal(done[1]?.input, PATCH);
+    assert.equal(done[1]?.call_id, "call_2");
+    const completed = events.at(-1);
+    assert.equal(completed?.type, "response.completed");
+    assert.equal(completed?.response?.usage?.input_tokens, 900);
+    const sent = chatRequests(mock)[0]?.body as {
+      messages: { role: string }[];
+      tools: { function: { name: string } }[];
+    };
+    assert.deepEqual(
+      sent.messages.map((message) => message.role),
+      ["system", "system", "user", "user", "assistant", "tool"],
+    );
+    assert.deepEqual(
+      sent.tools.map((tool) => tool.function.name),
+      ["exec_command", "apply_patch"],
+    );
   });
 });

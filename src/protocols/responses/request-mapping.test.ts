@@ -218,7 +218,7 @@ test("responses request: a message after function calls joins their assistant tu
 
 test("responses request: refused fields and values name the field in `param` and send nothing upstream", () => {
   rejects(
-    { model: "m", input: "x", tools: [{ type: "web_search" }] },
+    { model: "m", input: "x", tools: [{ type: "local_shell" }] },
     { status: 400, code: "unsupported_value", param: "tools[0].type" },
   );
   rejects(

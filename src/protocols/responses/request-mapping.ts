@@ -42,6 +42,8 @@ export interface TranslatedResponsesRequest {
   readonly shouldStore: boolean;
   /** The conversation sent, without `instructions` (not carried over, as OpenAI does); kept with the answer. */
   readonly conversation: ChatMessage[];
+  /** Types of the hosted tools (`web_search`, ...) left out: nothing behind a chat provider can run them. */
+  readonly droppedTools: readonly string[];
 }
 
 type Path = readonly PropertyKey[];
@@ -67,7 +69,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     });
   }
   const messages = withInstructions(request.instructions, conversation);
-  const { tools, toolChoice } = toChatTools(request);
+  const { tools, toolChoice, dropped } = toChatTools(request);
   const isStream = request.stream === true;
 
   const chatBody: ChatRequestBody = { model: request.model, messages };
@@ -99,6 +101,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     isStream,
     shouldStore: request.store !== false,
     conversation,
+    droppedTools: dropped,
   };
 }
 

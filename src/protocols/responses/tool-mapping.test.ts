@@ -29,7 +29,7 @@ test("responses tools: allowed_tools narrows the tools and sets the mode", () =>
 
 test("responses tools: a choice that allows answering without a tool is dropped when no tool goes upstream", () => {
   // Chat providers refuse `tool_choice` without `tools`; the Responses API takes it (`auto` is its default).
-  const dropped = { tools: [], toolChoice: undefined };
+  const dropped = { tools: [], toolChoice: undefined, dropped: [] };
   assert.deepEqual(toChatTools({ tool_choice: "auto" }), dropped);
   assert.deepEqual(toChatTools({ tools: [], tool_choice: "none" }), dropped);
   assert.deepEqual(
@@ -40,6 +40,11 @@ test("responses tools: a choice that allows answering without a tool is dropped 
     dropped,
   );
   assert.equal(toChatTools({ tools: [tool("a")], tool_choice: "none" }).toolChoice, "none", "with tools it stays");
+  assert.deepEqual(toChatTools({ tools: [{ type: "web_search" }, { type: "file_search" }], tool_choice: "auto" }), {
+    tools: [],
+    toolChoice: undefined,
+    dropped: ["web_search", "file_search"],
+  });
 });
 
 test("responses tools: a choice that demands a call no tool can answer is a 400 naming tool_choice", () => {

@@ -19,20 +19,48 @@ export interface ChatTools {
   readonly tools: ChatTool[];
   /** Undefined when nothing should be sent, including every case without tools. */
   readonly toolChoice: ChatToolChoice | undefined;
+  /** Types of the hosted tools left out (see HOSTED_TOOL_TYPES), in the request's order, without repeats. */
+  readonly dropped: readonly string[];
 }
 
+/**
+ * Tools OpenAI runs on its own servers, whose calls the model never hands to the client: behind a chat provider
+ * nothing can run them, so they are left out and the model answers without them. Agent harnesses offer them
+ * unasked (Codex sends `web_search` with every request by default), and refusing the request would refuse the
+ * whole session. Tools the client runs itself (`computer`, `local_shell`, `shell`, `apply_patch`) are still
+ * refused: their calls are item types a chat model cannot produce, and the client counts on them.
+ */
+const HOSTED_TOOL_TYPES: ReadonlySet<string> = new Set([
+  "web_search",
+  "web_search_2025_08_26",
+  "web_search_preview",
+  "web_search_preview_2025_03_11",
+  "file_search",
+  "code_interpreter",
+  "image_generation",
+  "mcp",
+  "tool_search",
+  "programmatic_tool_calling",
+]);
+
 export function toChatTools(request: Pick<ResponsesRequest, "tools" | "tool_choice">): ChatTools {
-  const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
-  refuseDuplicateNames(request.tools ?? []);
+  const requested = request.tools ?? [];
+  const tools: ChatTool[] = [];
+  const dropped = new Set<string>();
+  for (const [index, tool] of requested.entries()) {
+    if (HOSTED_TOOL_TYPES.has(tool.type)) dropped.add(tool.type);
+    else tools.push(toChatTool(tool, ["tools", index]));
+  }
+  refuseDuplicateNames(requested);
   const chosen = toChatToolChoice(request.tool_choice, tools);
-  if (chosen.tools.length > 0) return chosen;
+  if (chosen.tools.length > 0) return { ...chosen, dropped: [...dropped] };
   if (chosen.toolChoice === "required") {
     throw new InvalidRequestError(
-      "`tool_choice` requires a tool call, but there is no tool to call: `tools` is empty, or `allowed_tools` names none of them.",
+      `\`tool_choice\` requires a tool call, but there is no tool to call: \`tools\` is empty${dropped.size > 0 ? " once the hosted tools a chat provider cannot run are left out" : ""}, or \`allowed_tools\` names none of them.`,
       { param: "tool_choice", code: "invalid_value" },
     );
   }
-  return { tools: [], toolChoice: undefined };
+  return { tools: [], toolChoice: undefined, dropped: [...dropped] };
 }
 
 /**
@@ -72,7 +100,10 @@ function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatT
   return chatTool;
 }
 
-function toChatToolChoice(choice: ResponsesRequest["tool_choice"], tools: ChatTool[]): ChatTools {
+function toChatToolChoice(
+  choice: ResponsesRequest["tool_choice"],
+  tools: ChatTool[],
+): Pick<ChatTools, "tools" | "toolChoice"> {
   if (choice === undefined || choice === null) return { tools, toolChoice: undefined };
   if (typeof choice === "string") {
     if (choice === "none" || choice === "auto" || choice === "required") return { tools, toolChoice: choice };
