@@ -50,13 +50,18 @@ describe("reasoning effort goes only to candidates that take it", () => {
     primary.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "30" }));
     backup.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Done.", "beta-model") });
     const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-    const response = await client.responses.create({ model: MODEL, input: "Think.", reasoning: { effort: "high" } });
+    const response = await client.responses.create({
+      model: MODEL,
+      input: "Think.",
+      reasoning: { effort: "high", summary: "auto" },
+    });
     assert.equal(response.output_text, "Done.");
     assert.equal(sentBody(primary).reasoning_effort, "high");
     const fallback = sentBody(backup);
     assert.equal("reasoning_effort" in fallback, false, "a candidate not known to take it gets no reasoning_effort");
     assert.equal("x_gateway_reasoning_effort" in fallback, false, "the gateway-only field never goes upstream");
     assert.equal(response.reasoning?.effort, "high", "the response repeats the effort asked for");
+    assert.equal(response.reasoning?.summary, "auto", "and the summary asked for");
   });
 
   test("Messages thinking: a non-supporting first candidate fails over to one that takes it, with the mapped effort", async (t) => {
