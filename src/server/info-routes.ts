@@ -119,6 +119,10 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),
       ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),
+      // `parameters=seed,parallel_tool_calls`: body keys the request would carry (a candidate that refused one is last).
+      ...(query.parameters === undefined
+        ? {}
+        : { parameters: query.parameters.split(",").filter((name) => name !== "") }),
     });
   });
 }
