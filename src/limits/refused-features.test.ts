@@ -47,6 +47,12 @@ test("lessons per deployment are bounded: the oldest goes first", () => {
   for (let index = 0; index <= MAX_REFUSALS_PER_DEPLOYMENT; index++) book.learn("a", `key${index}`, "r", index);
   assert.equal(book.refusalOf("a", ["key0"], 100), undefined);
   assert.equal(book.refusalOf("a", ["key1"], 100)?.feature, "key1");
-  assert.equal(book.current(100).get("a")?.length, MAX_REFUSALS_PER_DEPLOYMENT);
-  assert.equal(book.current(HOUR_MS + 100).size, 0, "ended lessons are dropped");
+  assert.equal(book.refusalsOf("a", 100).length, MAX_REFUSALS_PER_DEPLOYMENT);
+  assert.equal(book.refusalsOf("a", HOUR_MS + 100).length, 0, "ended lessons are not shown");
+  // Ended ones are dropped when the deployment learns again: only the new lesson is left.
+  book.learn("a", "tools", "r", HOUR_MS + 100);
+  assert.deepEqual(
+    book.refusalsOf("a", HOUR_MS + 100).map((refusal) => refusal.feature),
+    ["tools"],
+  );
 });

@@ -42,6 +42,7 @@ export class RefusedFeatures {
       refusals = new Map();
       this.#byDeployment.set(deploymentKey, refusals);
     }
+    for (const [known, refusal] of refusals) if (refusal.untilMs <= nowMs) refusals.delete(known);
     // Re-inserted so that the map's order is the lessons' age: the first one is the one to drop.
     refusals.delete(feature);
     refusals.set(feature, { feature, reason, atMs: nowMs, untilMs: nowMs + this.#lifetimeMs });
@@ -53,8 +54,8 @@ export class RefusedFeatures {
 
   /**
    * The deployment's lesson about one of `features`, if it holds at `nowMs` (the first in the request's order).
-   * Side-effect free: an ended lesson is dropped by `learn`, `unlearn` or `forget`, not here, so that the router
-   * can ask while it plans.
+   * Side-effect free, so that the router can ask while it plans: an ended lesson is dropped by the deployment's next
+   * `learn` (or `unlearn`, `forget`); until then it is only not read.
    */
   refusalOf(deploymentKey: string, features: readonly string[], nowMs: number): FeatureRefusal | undefined {
     const refusals = this.#byDeployment.get(deploymentKey);
@@ -84,14 +85,10 @@ export class RefusedFeatures {
     this.#byDeployment.clear();
   }
 
-  /** The lessons that hold at `nowMs`, per deployment (for /stats). Ended ones are dropped on the way. */
-  current(nowMs: number): ReadonlyMap<string, readonly FeatureRefusal[]> {
-    const current = new Map<string, readonly FeatureRefusal[]>();
-    for (const [key, refusals] of this.#byDeployment) {
-      for (const [feature, refusal] of refusals) if (refusal.untilMs <= nowMs) refusals.delete(feature);
-      if (refusals.size === 0) this.#byDeployment.delete(key);
-      else current.set(key, [...refusals.values()]);
-    }
-    return current;
+  /** The deployment's lessons that hold at `nowMs`, oldest first (for /stats). Side-effect free. */
+  refusalsOf(deploymentKey: string, nowMs: number): readonly FeatureRefusal[] {
+    const refusals = this.#byDeployment.get(deploymentKey);
+    if (refusals === undefined) return [];
+    return [...refusals.values()].filter((refusal) => refusal.untilMs > nowMs);
   }
 }

@@ -88,6 +88,9 @@ export interface Lesson {
  */
 const DAILY_HINT_TRUST_MS = 3_600_000;
 
+/** A refused feature's reason is kept to this many characters of the upstream's message. */
+const MAX_LESSON_REASON_CHARS = 300;
+
 const CIRCUIT_FAILURE: Effect = Object.freeze({ kind: "circuit_failure" });
 
 export function failureLesson(outcome: Outcome, reason: string): Lesson {
@@ -157,13 +160,16 @@ export function lessonFromVerdict(
       if (verdict.refusal === "unsupported") {
         const feature = refusedFeature(verdict.error, features);
         const reason = verdict.error.message;
+        // Kept for hours and shown in /stats and route explanations: the refusal's gist, not a whole 8 KB message.
+        const gist =
+          reason.length > MAX_LESSON_REASON_CHARS ? `${reason.slice(0, MAX_LESSON_REASON_CHARS - 1)}…` : reason;
         return {
           outcome: "unsupported",
           reason,
           effects:
             feature === undefined
               ? []
-              : [{ kind: "refused_feature", feature, reason: `HTTP ${verdict.status}: ${reason}` }],
+              : [{ kind: "refused_feature", feature, reason: `HTTP ${verdict.status}: ${gist}` }],
         };
       }
       return { outcome: "rejected", reason: verdict.error.message, effects: [] };

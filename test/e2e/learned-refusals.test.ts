@@ -4,7 +4,7 @@
 // scripted mock upstreams over loopback.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
-import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const ADMIN_KEY = "admin-key-123";
@@ -112,6 +112,14 @@ describe("a feature a provider refused is remembered", () => {
         ["beta", null],
       ],
     );
+
+    // /stats lists what each deployment refused.
+    const stats = await statsOf(gateway);
+    assert.deepEqual(
+      rowOf(stats, "alpha/m").refused_features.map((refusal) => refusal.feature),
+      ["tools"],
+    );
+    assert.deepEqual(rowOf(stats, "beta/m").refused_features, []);
 
     // The request record of the second request shows it too.
     const records = await send(gateway, "GET", "/v1/gateway/requests?limit=3");
