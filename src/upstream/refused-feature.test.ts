@@ -26,7 +26,7 @@ function tie(error: UpstreamErrorFields, body: Record<string, unknown>, hasImage
 
 describe("refusals tied to one feature of the request", () => {
   const cases: readonly [string, UpstreamErrorFields, Record<string, unknown>, string, boolean?][] = [
-    // Ollama's wording, and a Groq-style one.
+    // Ollama's wording, then others seen for tools.
     [
       "Ollama: does not support tools",
       { message: "registry.ollama.ai/library/gemma:2b does not support tools" },
@@ -96,7 +96,7 @@ describe("refusals tied to one feature of the request", () => {
       "reasoning_effort",
     ],
     [
-      "Groq's json_schema: the format asked for, not response_format as a whole",
+      "a json_schema refusal: the format asked for, not response_format as a whole",
       { message: "response_format `json_schema` is not supported by llama-3.1-8b-instant" },
       { response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } } },
       "json_schema",

@@ -11,9 +11,9 @@ import {
 import type { UpstreamErrorFields } from "./classify-response.ts";
 
 /**
- * Words that name a capability without naming its key, as providers word their refusals: Ollama's "... does not
- * support tools", Groq's "tool calling is not supported with this model", "function calling", "image input is not
- * supported", "this model does not support vision", "structured outputs", "JSON mode".
+ * Words that name a capability without naming its key, as refusals word it: Ollama's "<model> does not support
+ * tools", "tool calling is not supported with this model", "function calling", "image input is not supported",
+ * "this model does not support vision", "structured outputs", "JSON mode".
  */
 const DESCRIBED: readonly { readonly feature: RequestFeature; readonly words: RegExp }[] = [
   // Not `tool_choice` nor `parallel_tool_calls`: keys of their own, learned by their name.
@@ -27,7 +27,7 @@ const DESCRIBED: readonly { readonly feature: RequestFeature; readonly words: Re
  * The feature a refusal is about, among `features` (router/request-features.ts), in order of how sure the tie is:
  * 1. the error's `param` (`tools`, `tools[0].function`, `response_format`, `messages[0].content[1].image_url`);
  * 2. one feature named in quotes or backticks (`'logprobs' is not supported with this model`, vLLM's
- *    `'loc': ('body', 'parallel_tool_calls')`, Groq's "response_format `json_schema` is not supported");
+ *    `'loc': ('body', 'parallel_tool_calls')`, "response_format `json_schema` is not supported by llama-3.1-8b-instant");
  * 3. one feature named as a bare word ("Unrecognized request argument supplied: seed") or described in words
  *    ("does not support tools", "image input is not supported").
  * Each step counts only when it points at exactly one feature: "'tools' and 'tool_choice' are not supported"
