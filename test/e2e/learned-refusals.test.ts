@@ -16,7 +16,7 @@ const TOOLS = [
   },
 ];
 
-/** The wording Ollama and llama.cpp-based hosts answer a tools request with, in an OpenAI error body. */
+/** Ollama-style wording ("<model> does not support tools"), as classify-response.ts recognises it. */
 const TOOLS_REFUSAL: MockStep = {
   kind: "json",
   status: 400,
