@@ -366,6 +366,7 @@ function simulate(
     rateLimitMaxMs: 60_000,
     invalidKeyMs: 3_600_000,
     modelUnavailableMs: 900_000,
+    unsupportedFeatureMs: 21_600_000,
     failureThreshold: 3,
     suspectSingleFlight: true,
     failureWindowMs: 10_000,

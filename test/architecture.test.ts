@@ -276,7 +276,7 @@ test("only the recorder changes availability, budgets, health and stats after an
   // Admission (acquire/reserve) happens before an attempt and the admin reset is an explicit operator action;
   // everything that learns from an outcome must be in pipeline/recorder.ts.
   const mutation =
-    /\.(recordFailure|recordSuccess|recordTokens|recordRateLimited|recordInvalidKey|coolPool|park|releaseProbe|reconcile|release|learn|recordHealth)\(/;
+    /\.(recordFailure|recordSuccess|recordTokens|recordRateLimited|recordInvalidKey|coolPool|park|releaseProbe|reconcile|release|learn|unlearn|recordHealth)\(/;
   const violations: string[] = [];
   for (const file of sourceFiles(SRC)) {
     const path = relative(SRC, file);

@@ -208,6 +208,9 @@ const cooldownsSchema = z
     rate_limit_max_ms: positiveInt.default(60_000), // ms cap of that backoff
     invalid_key_ms: positiveInt.default(3_600_000), // ms a provider is parked after a 401/403: one hour
     model_unavailable_ms: positiveInt.default(900_000), // ms a deployment is left out after "no such model": 15 min
+    // ms a deployment that refused a feature as not supported (tools, images, a parameter) is ranked last for
+    // requests carrying it: 6 h
+    unsupported_feature_ms: positiveInt.default(21_600_000),
     failure_threshold: positiveInt.default(3), // failures in the window that open a candidate's circuit (see below)
     failure_window_ms: positiveInt.default(60_000), // ms window those failures must fall in
     // fraction 0..1: failure_threshold failures in the window open the circuit, successes between them or not, when

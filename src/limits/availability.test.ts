@@ -11,6 +11,7 @@ const SETTINGS: CooldownSettings = {
   rateLimitMaxMs: 5_000,
   invalidKeyMs: 3_600_000,
   modelUnavailableMs: 900_000,
+  unsupportedFeatureMs: 21_600_000,
   failureThreshold: 3,
   failureWindowMs: 10_000,
   failureRateThreshold: 0.5,

@@ -18,6 +18,11 @@ export interface RecordedCandidate {
   readonly model: string;
   readonly publicName: string;
   readonly score: number;
+  /**
+   * It refused a feature of this request as not supported not long ago (the feature, then the refusal's words): ranked
+   * after every candidate that did not (docs/routing.md "Learned refusals").
+   */
+  readonly refusedFeature?: string;
 }
 
 export interface RecordedSkip {

@@ -7,6 +7,7 @@
 // budget scope is forgotten when a reload leaves no client of its name with budgets.
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger } from "../limits/budget-types.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
@@ -94,6 +95,7 @@ export interface ForgettingBooks {
   readonly availability: Pick<AvailabilityBook, "forget" | "forgetProvider">;
   readonly scores: Pick<LiveScores, "forget">;
   readonly budgets: Pick<BudgetLedger, "forget">;
+  readonly refusedFeatures: Pick<RefusedFeatures, "forget">;
 }
 
 /**
@@ -112,6 +114,7 @@ export function forgetChanged(
   for (const key of changed.deploymentKeys) {
     books.availability.forget(key);
     books.scores.forget(key);
+    books.refusedFeatures.forget(key);
   }
   for (const name of changed.providerNames) books.availability.forgetProvider(name);
   for (const scopeId of changed.budgetScopeIds) books.budgets.forget(scopeId);

@@ -10,6 +10,7 @@ import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
@@ -52,6 +53,8 @@ export class GatewayRuntime {
   readonly budgets: BudgetLedger;
   /** Prompt estimates scaled per deployment from the usage its provider reported; learned by the recorder. */
   readonly promptCalibration: PromptCalibration;
+  /** What each deployment refused as not supported (tools, images, a parameter); learned by the recorder. */
+  readonly refusedFeatures: RefusedFeatures;
   readonly state: StateBackend;
   readonly scores: LiveScores;
   readonly recorder: Recorder;
@@ -99,6 +102,7 @@ export class GatewayRuntime {
     this.budgets = state.ledger;
     this.answers = answerStoreFor(state, snapshot.config.cache.enabled);
     this.promptCalibration = promptCalibration;
+    this.refusedFeatures = new RefusedFeatures(snapshot.config.cooldowns.unsupportedFeatureMs);
     this.#upstreams = new UpstreamIdentities(snapshot);
     this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
     this.recorder = new Recorder({
@@ -108,6 +112,7 @@ export class GatewayRuntime {
       stats: this.stats,
       scores: this.scores,
       promptCalibration,
+      refusedFeatures: this.refusedFeatures,
       isKnownAs: (deployment) => this.#upstreams.isKnownAs(deployment),
     });
     this.startedAtMs = clock.now();
@@ -222,6 +227,7 @@ export class GatewayRuntime {
     forgetChanged(this.#upstreams.apply(snapshot), previous, snapshot, this);
     this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);
+    this.refusedFeatures.setLifetime(config.cooldowns.unsupportedFeatureMs);
     for (const provider of config.providers) this.inFlight.resize(provider.name, provider.maxInFlight);
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
@@ -276,6 +282,7 @@ export class GatewayRuntime {
       contextLimitsFor: this.promptCalibration.limitsFor,
       budgetCheck: budgetCheckOf(this.budgets, this.promptCalibration, snapshot.budgetScopes, request, nowMs),
       coolingPool: coolingPoolOf(this.availability),
+      refusedFeature: (deployment, features) => this.refusedFeatures.refusalOf(deployment.key, features, nowMs),
     });
   }
 
@@ -364,9 +371,10 @@ export class GatewayRuntime {
     return this.recorder.onRecord(listener);
   }
 
-  /** `POST /admin/cooldowns/reset`: forget every cooldown, circuit and budget count. */
+  /** `POST /admin/cooldowns/reset`: forget every cooldown, circuit, budget count and refused feature. */
   async resetLimits(): Promise<void> {
     this.availability.reset();
+    this.refusedFeatures.reset();
     await this.budgets.reset();
   }
 

@@ -11,6 +11,7 @@ import {
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
+import { JSON_SCHEMA_FEATURE, requestFeatures, responseFormatFeature } from "../router/request-features.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
@@ -97,6 +98,7 @@ export async function handleRequest(
           promptTokens: request.prompt.promptTokens,
           maxOutputTokens: request.maxOutputTokens,
           calibratingPromptTokens: calibratingTokens(request.prompt),
+          features: request.features,
         },
         request.snapshot,
       );
@@ -207,13 +209,15 @@ function prepare(
           ? { kind: "user" as const, id: body.user }
           : undefined;
   const sessionKey = session === undefined ? undefined : stickySessionKey(endpoint.name, context.client, session);
+  const prompt = endpoint.estimate(body);
   return {
     runtime,
     snapshot,
     endpoint,
     body,
     context,
-    prompt: endpoint.estimate(body),
+    prompt,
+    features: requestFeatures(body, prompt.hasImages),
     maxOutputTokens: requestedOutputTokens(body),
     isStream,
     sessionKey,
@@ -275,7 +279,8 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
         kind: endpoint.kind,
         needsTools: Array.isArray(body.tools) && body.tools.length > 0,
         needsVision: prompt.hasImages,
-        needsJsonSchema: isJsonSchemaRequest(body.response_format),
+        needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
+        features: request.features,
         promptTokens: prompt.promptTokens,
         maxOutputTokens,
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
@@ -349,12 +354,4 @@ function failed(request: PipelineRequest, error: unknown): GatewayError {
 function requestedOutputTokens(body: Record<string, unknown>): number {
   const value = body.max_completion_tokens ?? body.max_tokens;
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
-}
-
-function isJsonSchemaRequest(responseFormat: unknown): boolean {
-  return (
-    responseFormat !== null &&
-    typeof responseFormat === "object" &&
-    (responseFormat as { type?: unknown }).type === "json_schema"
-  );
 }

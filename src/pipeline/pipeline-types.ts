@@ -5,6 +5,7 @@ import type { Outcome } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
+import type { RequestFeature } from "../router/request-features.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import type { CacheDirective } from "./answer-cache.ts";
@@ -78,6 +79,8 @@ export interface PipelineRequest {
   readonly body: Record<string, unknown> & { model: string; models?: string[]; stream?: boolean };
   readonly context: RequestContext;
   readonly prompt: PromptFacts;
+  /** What it asks of a candidate beyond the model (router/request-features.ts): refusals of them are learned. */
+  readonly features: readonly RequestFeature[];
   readonly maxOutputTokens: number;
   readonly isStream: boolean;
   readonly sessionKey: string | undefined;

@@ -68,6 +68,9 @@ export class RecordBuilder {
       model: candidate.deployment.model.id,
       publicName: candidate.deployment.model.publicName,
       score: candidate.score,
+      ...(candidate.refusedFeature === undefined
+        ? {}
+        : { refusedFeature: `${candidate.refusedFeature.feature}: ${candidate.refusedFeature.reason}` }),
     }));
     this.#planSkips = [];
     for (const skip of plan.skipped) {

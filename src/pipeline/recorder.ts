@@ -15,6 +15,7 @@ import {
   type Reservation,
 } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -30,6 +31,8 @@ export interface RecorderBooks {
   readonly stats: StatsBook;
   readonly scores: LiveScores;
   readonly promptCalibration: PromptCalibration;
+  /** What each deployment refused as not supported (tools, images, a parameter): ranked last for it meanwhile. */
+  readonly refusedFeatures: RefusedFeatures;
   /**
    * Whether the books' entries under this deployment's name are about the upstream it was sent to. False for an
    * attempt sent before a reload pointed the name at another key, URL or model id (the books forgot the old one):
@@ -312,6 +315,12 @@ export class Recorder {
           if (scope !== undefined) budgets.learn(scope, effect.windows, clock.now());
           break;
         }
+        case "refused_feature":
+          this.#books.refusedFeatures.learn(key, effect.feature, redact(effect.reason), clock.now());
+          break;
+        case "accepted_features":
+          this.#books.refusedFeatures.unlearn(key, effect.features);
+          break;
         case "learn_limits": {
           // An account-wide 429 teaches the pool's limit (from the pool's spacing): every model of the key is paced.
           const scope = learningScope(scopes, effect.isAccountWide);

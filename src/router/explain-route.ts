@@ -8,6 +8,7 @@ import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
 import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
 import { type ContextLimits, contextFit, isSharedWindow } from "./context-fit.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest } from "./plan-route.ts";
+import { featuresOfNeeds } from "./request-features.ts";
 
 /** What an explanation reads: the live planner and scorer, and the current snapshot's profiles and settings. */
 export interface RouteExplainSource {
@@ -87,6 +88,11 @@ export interface ExplainedCandidate {
    * its score (docs/routing.md "Recovery").
    */
   readonly last_resort: boolean;
+  /**
+   * It refused a feature of this request as not supported (`tools`, `images`, `json_schema`, a parameter) not long
+   * ago: ranked after every candidate that did not, until `until` (docs/routing.md "Learned refusals").
+   */
+  readonly refused_feature: { feature: string; reason: string; until: string } | null;
 }
 
 export interface RouteExplanation {
@@ -120,6 +126,8 @@ export function explainRoute(
     needsTools?: boolean;
     needsVision?: boolean;
     needsJsonSchema?: boolean;
+    /** Body parameters the request would carry (`seed`, `parallel_tool_calls`): a candidate that refused one is last. */
+    parameters?: readonly string[];
     /** The asking client's own `paid` and `models` (server.api_keys): its requests' route, not everyone's. */
     paid?: RouteRequest["paid"];
     allowedModels?: RouteRequest["allowedModels"];
@@ -136,6 +144,7 @@ export function explainRoute(
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
+    features: [...featuresOfNeeds(options), ...(options.parameters ?? [])],
     paid: options.paid,
     allowedModels: options.allowedModels,
   });
@@ -213,6 +222,14 @@ export function explainRoute(
       params_b: profile?.params?.valueB ?? null,
       cost: deployment.cost,
       last_resort: candidate.isLastResort === true,
+      refused_feature:
+        candidate.refusedFeature === undefined
+          ? null
+          : {
+              feature: candidate.refusedFeature.feature,
+              reason: candidate.refusedFeature.reason,
+              until: isoTime(candidate.refusedFeature.untilMs),
+            },
     };
   };
   return {

@@ -95,6 +95,10 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   const fitFailures: RouteSkip[] = [];
   const paidSkips: RouteSkip[] = [];
   const paidPolicy = request.paid ?? context.routing.paid;
+  // Ranked last rather than skipped: a refusal learned once may be out of date (a provider adds tools to a model) or
+  // tied to the wrong feature, and when every candidate refused it once, skipping would leave nothing to try.
+  const refused: RouteCandidate[] = [];
+  const features = request.features ?? [];
   groups.forEach((group, groupIndex) => {
     const ready: RouteCandidate[] = [];
     const lastResort: RouteCandidate[] = [];
@@ -161,6 +165,18 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
       }
       const probeScore = availability.isProbe ? context.probeScore?.(deployment) : undefined;
       if (probeScore !== undefined) score += probeScore - context.score(deployment);
+      const refusal = features.length === 0 ? undefined : context.refusedFeature?.(deployment, features);
+      if (refusal !== undefined) {
+        refused.push({
+          deployment,
+          score,
+          group: groupIndex,
+          board,
+          refusedFeature: refusal,
+          ...(probeScore === undefined ? {} : { isProbe: true }),
+        });
+        continue;
+      }
       // A last resort is never a probe (a suspect's probe is the attempt already in flight).
       const isLastResort = availability.isLastResort === true;
       (isLastResort ? lastResort : ready).push({
@@ -182,6 +198,11 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     // at a time finds out whether it healed, the others go elsewhere unless nothing else is left.
     candidates.push(...ready, ...lastResort);
   });
+  // After every group's ready candidates: a refusal learned is near certain to come again, so the client's own order
+  // of names (or a session's habit) does not send the request to it first.
+  refused.sort((a, b) => a.group - b.group || byScoreDescending(a, b));
+  const willing = candidates.slice();
+  candidates.push(...refused);
 
   if (candidates.length === 0 && cooling.length === 0 && failingCount === 0 && fitFailures.length > 0) {
     const isAllContext = fitFailures.every((failure) => failure.cause === "context");
@@ -208,9 +229,10 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   return {
     requested: request.model,
     candidates: ordered,
+    // A cooling candidate is worth waiting for when only candidates that refused a feature of the request are ready.
     waitFor: hasFree
-      ? chooseWait(candidates.filter(isFree), cooling.filter(isFree), context)
-      : chooseWait(candidates, cooling, context),
+      ? chooseWait(willing.filter(isFree), cooling.filter(isFree), context)
+      : chooseWait(willing, cooling, context),
     skipped,
     unknownNames,
   };

@@ -2,8 +2,10 @@
 // books (RouterContext), and the plan it returns (RoutePlan), kept apart from the algorithm (plan-route.ts).
 import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
 import type { Availability, CooldownCause } from "../limits/availability.ts";
+import type { FeatureRefusal } from "../limits/refused-features.ts";
 import type { Catalog, Deployment } from "../providers/catalog.ts";
 import type { ContextLimits } from "./context-fit.ts";
+import type { RequestFeature } from "./request-features.ts";
 
 export interface RouteRequest {
   /** The `model` field as sent: a name, a meta model, `provider/name`, `priority-auto` or a comma-separated list. */
@@ -20,6 +22,11 @@ export interface RouteRequest {
   readonly needsTools?: boolean;
   readonly needsVision?: boolean;
   readonly needsJsonSchema?: boolean;
+  /**
+   * What the request asks of a candidate (request-features.ts): a candidate that refused one of them as not
+   * supported is ranked last (RouterContext.refusedFeature).
+   */
+  readonly features?: readonly RequestFeature[] | undefined;
   /** Sticky routing: the deployment this session used last; moved to the front when it is ready. */
   readonly stickyDeploymentKey?: string | undefined;
   /** The requested output tokens: part of the context needed, and of token budgets where the provider reserves them. */
@@ -43,6 +50,11 @@ export interface RouteCandidate {
   readonly isProbe?: boolean;
   /** A suspect with an attempt in flight: placed after every other ready candidate of its group, whatever its score. */
   readonly isLastResort?: boolean;
+  /**
+   * It refused a feature of this request as not supported, not long ago: placed after every candidate that did not
+   * (of every group), tried only when they all failed.
+   */
+  readonly refusedFeature?: FeatureRefusal;
 }
 
 export interface RouteSkip {
@@ -101,6 +113,11 @@ export interface RouterContext {
    * showed that its listed separate output limit counts against the input limit. Default: the deployment's.
    */
   contextLimitsFor?(deployment: Deployment): ContextLimits;
+  /**
+   * What the deployment refused, not long ago, of these features of the request (limits/refused-features.ts);
+   * undefined: nothing. Side-effect free. Default: nothing learned.
+   */
+  refusedFeature?(deployment: Deployment, features: readonly RequestFeature[]): FeatureRefusal | undefined;
   /** Side-effect free availability check. */
   availability(deployment: Deployment): Availability;
   /**

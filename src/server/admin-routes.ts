@@ -18,7 +18,10 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
     }
   };
 
-  /** Clears every cooldown, circuit and budget counter: after fixing a key, or to retry a parked provider now. */
+  /**
+   * Clears every cooldown, circuit, budget counter and refused feature: after fixing a key, or to retry a parked
+   * provider (or one that refused tools before its host was set up for them) now.
+   */
   app.post("/admin/cooldowns/reset", async (request) => {
     requireAdmin(request);
     try {
@@ -31,8 +34,8 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
         { retryAfterMs: 1_000 },
       );
     }
-    request.log.warn("admin: cooldowns, circuits and budget counters reset");
-    return { status: "ok", reset: ["cooldowns", "circuits", "budgets"] };
+    request.log.warn("admin: cooldowns, circuits, budget counters and refused features reset");
+    return { status: "ok", reset: ["cooldowns", "circuits", "budgets", "refused_features"] };
   });
 
   app.post("/admin/cache/clear", async (request) => {

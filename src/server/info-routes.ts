@@ -119,6 +119,10 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),
       ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),
+      // `parameters=seed,parallel_tool_calls`: body keys the request would carry (a candidate that refused one is last).
+      ...(query.parameters === undefined
+        ? {}
+        : { parameters: query.parameters.split(",").filter((name) => name !== "") }),
     });
   });
 }
@@ -332,6 +336,12 @@ export function describeStats(runtime: GatewayRuntime, viewer: string | null = n
       tokens_in: stats?.tokensIn ?? 0,
       tokens_out: stats?.tokensOut ?? 0,
       prompt_token_factor: runtime.promptCalibration.factorOf(deployment.key),
+      // What it refused as not supported: ranked last for requests carrying it until `until` (routing.md).
+      refused_features: runtime.refusedFeatures.refusalsOf(deployment.key, nowMs).map((refusal) => ({
+        feature: refusal.feature,
+        reason: refusal.reason,
+        until: isoTime(refusal.untilMs),
+      })),
       latency_ms:
         calls === 0 || stats === undefined
           ? null

@@ -113,7 +113,13 @@ export function errorStatusFailure(
 ): AttemptResult {
   const { clock } = context;
   const verdict = classifyResponse(statusCode, headers, bodyText, clock.now());
-  const lesson = lessonFromVerdict(verdict, context.deployment.provider.settings, clock.now(), { headers, bodyText });
+  const lesson = lessonFromVerdict(
+    verdict,
+    context.deployment.provider.settings,
+    clock.now(),
+    { headers, bodyText },
+    context.request.features,
+  );
   return failed(lesson, statusCode, verdict, headersMs);
 }
 

@@ -153,7 +153,7 @@ async function tryCandidate(
     const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot, () =>
       services.attemptSent(reservation),
     );
-    const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs, admission.reservation);
+    const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs, admission.reservation, request);
     attempts.push(report);
     services.attemptEnded(
       deployment,
@@ -187,6 +187,7 @@ function reportOf(
   startedAtMs: number,
   durationMs: number,
   reservation: Reservation,
+  request: ForwardRequest,
 ): AttemptReport {
   const settings = deployment.provider.settings;
   const base = {
@@ -205,7 +206,11 @@ function reportOf(
       headersMs: result.headersMs,
       ...(result.firstTokenMs === undefined ? {} : { firstTokenMs: result.firstTokenMs }),
       // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
-      effects: reportedAsOf(result.effects, reservation),
+      // It took every feature the request carried: a refusal of one learned before is over.
+      effects:
+        request.features === undefined || request.features.length === 0
+          ? reportedAsOf(result.effects, reservation)
+          : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", features: request.features }],
       ...(result.usage === undefined ? {} : { usage: result.usage }),
     };
   }

@@ -9,6 +9,7 @@ import type { Reservation } from "../limits/budgets.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
+import type { RequestFeature } from "../router/request-features.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { Effect } from "./lessons.ts";
@@ -56,6 +57,11 @@ export interface ForwardRequest {
    * undefined with images, which the estimate counts at a flat rate.
    */
   readonly calibratingPromptTokens?: number | undefined;
+  /**
+   * What the request asks of a candidate (router/request-features.ts): an `unsupported` refusal naming one of them
+   * is learned, a success clears what was learned of them. Absent (a continuation): nothing of the kind is learned.
+   */
+  readonly features?: readonly RequestFeature[] | undefined;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
 }

@@ -73,3 +73,45 @@ describe("a daily quota's retry hint", () => {
     assert.deepEqual(kinds(dailyWithHint(30_000), bucket), ["cool_down"]);
   });
 });
+
+describe("an unsupported refusal teaches the feature it names", () => {
+  const refusal = (message: string, refusalKind: "unsupported" | "request" = "unsupported"): Verdict => ({
+    kind: "rejected",
+    refusal: refusalKind,
+    status: 400,
+    error: { message },
+    raw: "",
+  });
+
+  it("tied to a feature of the request: a refused_feature effect, its reason the refusal's gist", () => {
+    const lesson = lessonFromVerdict(refusal("This model does not support tools"), settings(), NOW_MS, undefined, [
+      "tools",
+      "temperature",
+    ]);
+    assert.equal(lesson.outcome, "unsupported");
+    assert.deepEqual(lesson.effects, [
+      { kind: "refused_feature", feature: "tools", reason: "HTTP 400: This model does not support tools" },
+    ]);
+    const long = lessonFromVerdict(
+      refusal(`tools are not supported. ${"x".repeat(10_000)}`),
+      settings(),
+      NOW_MS,
+      undefined,
+      ["tools"],
+    );
+    const [effect] = long.effects;
+    assert.ok(effect?.kind === "refused_feature" && effect.reason.length <= 310, "reason capped");
+  });
+
+  it("not tied, or not an unsupported refusal: nothing learned", () => {
+    assert.deepEqual(kinds(refusal("Extra inputs are not permitted"), settings()), []);
+    assert.deepEqual(
+      lessonFromVerdict(refusal("This model does not support tools"), settings(), NOW_MS, undefined, ["seed"]).effects,
+      [],
+    );
+    assert.deepEqual(
+      lessonFromVerdict(refusal("tools: invalid schema", "request"), settings(), NOW_MS, undefined, ["tools"]).effects,
+      [],
+    );
+  });
+});

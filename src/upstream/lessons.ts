@@ -12,7 +12,9 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import { concurrencyFromBody, type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
+import type { RequestFeature } from "../router/request-features.ts";
 import type { Verdict } from "./classify-response.ts";
+import { refusedFeature } from "./refused-feature.ts";
 
 export type Effect =
   /** 5xx, timeouts, connection failures: feed the deployment's circuit breaker. */
@@ -58,7 +60,14 @@ export type Effect =
       readonly kind: "learn_limits";
       readonly refusal: Omit<RefusalFacts, "sentAtMs">;
       readonly isAccountWide: boolean;
-    };
+    }
+  /**
+   * An `unsupported` refusal tied to one feature of the request (refused-feature.ts): the deployment is ranked last
+   * for requests carrying it, for `cooldowns.unsupported_feature_ms` (limits/refused-features.ts).
+   */
+  | { readonly kind: "refused_feature"; readonly feature: RequestFeature; readonly reason: string }
+  /** A success: the deployment takes every feature the request carried, whatever it refused before. */
+  | { readonly kind: "accepted_features"; readonly features: readonly RequestFeature[] };
 
 /** The refused answer itself, for what its headers and body say about the limits. */
 export interface RefusedAnswer {
@@ -79,18 +88,25 @@ export interface Lesson {
  */
 const DAILY_HINT_TRUST_MS = 3_600_000;
 
+/** A refused feature's reason is kept to this many characters of the upstream's message. */
+const MAX_LESSON_REASON_CHARS = 300;
+
 const CIRCUIT_FAILURE: Effect = Object.freeze({ kind: "circuit_failure" });
 
 export function failureLesson(outcome: Outcome, reason: string): Lesson {
   return { outcome, reason, effects: [CIRCUIT_FAILURE] };
 }
 
-/** What a failed answer teaches (cooldowns, parked keys, circuit), and the attempt's outcome. */
+/**
+ * What a failed answer teaches (cooldowns, parked keys, circuit, a refused feature), and the attempt's outcome.
+ * `features`: the request's (router/request-features.ts), which an `unsupported` refusal may name.
+ */
 export function lessonFromVerdict(
   verdict: Verdict,
   settings: ProviderSettings,
   nowMs: number,
   answer?: RefusedAnswer,
+  features: readonly RequestFeature[] = [],
 ): Lesson {
   switch (verdict.kind) {
     case "success":
@@ -141,11 +157,22 @@ export function lessonFromVerdict(
         const reason = `HTTP ${verdict.status}: this provider does not serve the model: ${verdict.error.message}`;
         return { outcome: "model_unavailable", reason, effects: [{ kind: "model_unavailable", reason }] };
       }
-      return {
-        outcome: verdict.refusal === "unsupported" ? "unsupported" : "rejected",
-        reason: verdict.error.message,
-        effects: [],
-      };
+      if (verdict.refusal === "unsupported") {
+        const feature = refusedFeature(verdict.error, features);
+        const reason = verdict.error.message;
+        // Kept for hours and shown in /stats and route explanations: the refusal's gist, not a whole 8 KB message.
+        const gist =
+          reason.length > MAX_LESSON_REASON_CHARS ? `${reason.slice(0, MAX_LESSON_REASON_CHARS - 1)}…` : reason;
+        return {
+          outcome: "unsupported",
+          reason,
+          effects:
+            feature === undefined
+              ? []
+              : [{ kind: "refused_feature", feature, reason: `HTTP ${verdict.status}: ${gist}` }],
+        };
+      }
+      return { outcome: "rejected", reason: verdict.error.message, effects: [] };
   }
 }
 

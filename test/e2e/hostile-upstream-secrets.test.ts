@@ -96,7 +96,7 @@ routing:
   const answers: Collected[] = [];
   const role = chatChunk("", MODEL, { role: true });
   const hello = chatChunk("Hello", MODEL);
-  const steps: { name: string; step: MockStep; stream: boolean; status: number }[] = [
+  const steps: { name: string; step: MockStep; stream: boolean; status: number; extra?: Record<string, unknown> }[] = [
     { name: "rejected 400", step: echoingError(400), stream: false, status: 400 },
     { name: "rejected 404 on a stream", step: echoingError(404), stream: true, status: 404 },
     { name: "500", step: echoingError(500), stream: false, status: 502 },
@@ -116,14 +116,26 @@ routing:
       stream: true,
       status: 200,
     },
+    // Learned as a refused feature (kept for hours, shown in /stats and route explanations with its reason).
+    {
+      name: "unsupported tools",
+      step: {
+        kind: "json",
+        status: 400,
+        body: { error: { message: `tools are not supported for ${KEY} (${FOREIGN_KEY}; ${BEARER})`, param: "tools" } },
+      },
+      stream: false,
+      status: 400,
+      extra: { tools: [{ type: "function", function: { name: "f" } }] },
+    },
     // Last: a 401 parks the provider.
     { name: "401", step: echoingError(401), stream: false, status: 502 },
   ];
-  for (const { name, step, stream, status } of steps) {
+  for (const { name, step, stream, status, extra } of steps) {
     mock.enqueue(CHAT_ROUTE, step);
     // A 429 cools the deployment down for 1 ms; let it pass.
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const answer = await chat(stream ? { stream: true } : {});
+    const answer = await chat({ ...(stream ? { stream: true } : {}), ...extra });
     assert.equal(answer.status, status, `${name}: ${answer.text}`);
     answers.push(answer);
   }
@@ -136,7 +148,9 @@ routing:
     answers.push(route);
   }
   answers.push(await collect(`${gateway.url}/dashboard/api/state`, "GET"));
-  answers.push(await collect(`${gateway.url}/stats`, "GET"));
+  const stats = await collect(`${gateway.url}/stats`, "GET");
+  assert.match(stats.text, /"refused_features":\[\{"feature":"tools"/, "the refusal was learned, with its reason");
+  answers.push(stats);
   answers.push(await collect(`${gateway.url}/health`, "GET"));
   answers.push(await collect(`${gateway.url}/v1/gateway/route?model=${MODEL}`, "GET"));
   const requestLog = await collect(`${gateway.url}/v1/gateway/requests`, "GET");

@@ -124,7 +124,7 @@ describe("POST /admin/cooldowns/reset", () => {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
     assert.equal(response.status, 200, response.text);
-    assert.deepEqual(response.json, { status: "ok", reset: ["cooldowns", "circuits", "budgets"] });
+    assert.deepEqual(response.json, { status: "ok", reset: ["cooldowns", "circuits", "budgets", "refused_features"] });
     assert.equal((await scene.stats("beta")).cooldown, null);
     assert.equal((await scene.stats("alpha")).budgets[0]?.windows[0]?.used, 0);
     assertServedBy(await chat(), "alpha");

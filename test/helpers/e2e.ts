@@ -163,6 +163,7 @@ export interface StatsRow {
   tokens_in: number;
   tokens_out: number;
   latency_ms: { min: number; mean: number; max: number } | null;
+  refused_features: { feature: string; reason: string; until: string }[];
 }
 
 /** GET /stats, one row per deployment, by `provider/model`. */

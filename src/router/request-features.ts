@@ -1,0 +1,65 @@
+// What a request asks of a candidate beyond a model, as names a refusal can be tied to: the body's own parameters
+// (`tools`, `tool_choice`, `logprobs`, `seed`, `stop`, ...) by their key, and three capabilities read from their
+// values (`images` in the messages, `json_schema` or `json_object` as `response_format`). A candidate that refused
+// one of them is ranked last for later requests carrying it (limits/refused-features.ts, docs/routing.md "Fit").
+
+/** A feature named by a body key, or one of the capabilities below. */
+export type RequestFeature = string;
+
+/** The request's messages hold an image part. */
+export const IMAGES_FEATURE = "images";
+/** `response_format: { type: "json_schema" }` */
+export const JSON_SCHEMA_FEATURE = "json_schema";
+/** `response_format: { type: "json_object" }` (JSON mode) */
+export const JSON_OBJECT_FEATURE = "json_object";
+
+/**
+ * Keys every request of its endpoint carries (or the gateway's own, never sent as they came): no refusal is about
+ * them being there, and a candidate ranked last for every request would be no lesson at all.
+ */
+const NOT_FEATURES = new Set(["model", "models", "messages", "prompt", "input", "stream"]);
+/** The gateway's own extensions (`x_gateway_reasoning_effort`) are translated per candidate, not sent as named. */
+const GATEWAY_PREFIX = "x_gateway_";
+/** A body's keys beyond this many are not looked at: a hostile body with thousands must not cost a plan more. */
+const MAX_FEATURES = 64;
+
+/**
+ * The features of a request body (as the gateway received it, in Chat Completions form): each top-level key with a
+ * value (null is "not set"), plus the capabilities its values ask for. `hasImages`: the prompt estimate's own finding
+ * (limits/token-estimate.ts), so that images are recognised exactly where the vision fit check sees them.
+ */
+export function requestFeatures(
+  body: Readonly<Record<string, unknown>>,
+  hasImages: boolean,
+): readonly RequestFeature[] {
+  const features: RequestFeature[] = [];
+  for (const [key, value] of Object.entries(body)) {
+    if (features.length >= MAX_FEATURES) break;
+    if (value === undefined || value === null || NOT_FEATURES.has(key) || key.startsWith(GATEWAY_PREFIX)) continue;
+    features.push(key);
+  }
+  if (hasImages) features.push(IMAGES_FEATURE);
+  const format = responseFormatFeature(body.response_format);
+  if (format !== undefined) features.push(format);
+  return features;
+}
+
+/** `json_schema` or `json_object` for a `response_format` that asks for one; undefined for text or none. */
+export function responseFormatFeature(responseFormat: unknown): RequestFeature | undefined {
+  if (responseFormat === null || typeof responseFormat !== "object") return undefined;
+  const type = (responseFormat as { type?: unknown }).type;
+  return type === JSON_SCHEMA_FEATURE || type === JSON_OBJECT_FEATURE ? type : undefined;
+}
+
+/** The features a route explanation's `tools=true`, `vision=true` and `json_schema=true` stand for. */
+export function featuresOfNeeds(needs: {
+  readonly needsTools?: boolean | undefined;
+  readonly needsVision?: boolean | undefined;
+  readonly needsJsonSchema?: boolean | undefined;
+}): readonly RequestFeature[] {
+  return [
+    ...(needs.needsTools === true ? ["tools"] : []),
+    ...(needs.needsVision === true ? [IMAGES_FEATURE] : []),
+    ...(needs.needsJsonSchema === true ? ["response_format", JSON_SCHEMA_FEATURE] : []),
+  ];
+}
