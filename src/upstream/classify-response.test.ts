@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { refusalOf } from "./classify-response.ts";
+import { classifyResponse, refusalOf } from "./classify-response.ts";
 
 describe("refusalOf: whose fault a 4xx is", () => {
   const cases: [number, string, string | undefined, ReturnType<typeof refusalOf>][] = [
@@ -27,6 +27,13 @@ describe("refusalOf: whose fault a 4xx is", () => {
     [400, "This model does not support tools", undefined, "unsupported"],
     [422, "Extra inputs are not permitted", undefined, "unsupported"],
     [400, "response_format `json_schema` is not supported by llama-3.1-8b-instant", undefined, "unsupported"],
+    [400, "Function calling is not enabled for this model", undefined, "unsupported"],
+    [
+      400,
+      '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+      undefined,
+      "unsupported",
+    ],
     // The request itself: every candidate would refuse it.
     [400, "Invalid value for 'temperature': must be <= 2.", "invalid_value", "request"],
     [400, "The file `abc` does not exist", undefined, "request"],
@@ -38,4 +45,48 @@ describe("refusalOf: whose fault a 4xx is", () => {
       assert.equal(refusalOf(status, code === undefined ? { message } : { message, code }), expected);
     });
   }
+});
+
+describe("upstream errors in FastAPI / pydantic's shape", () => {
+  test("a 422 detail list names its field: a refused parameter, tied to it", () => {
+    const body = JSON.stringify({
+      detail: [
+        {
+          type: "extra_forbidden",
+          loc: ["body", "parallel_tool_calls"],
+          msg: "Extra inputs are not permitted",
+          input: false,
+        },
+      ],
+    });
+    const verdict = classifyResponse(422, {}, body, 0);
+    assert.equal(verdict.kind, "rejected");
+    assert.ok(verdict.kind === "rejected");
+    assert.equal(verdict.refusal, "unsupported");
+    assert.deepEqual(verdict.error, {
+      message: "parallel_tool_calls: Extra inputs are not permitted",
+      param: "parallel_tool_calls",
+    });
+  });
+
+  test("several fields are all named, none as the param; a nested location reads as a path", () => {
+    const body = JSON.stringify({
+      detail: [
+        { loc: ["body", "messages", 0, "content"], msg: "Field required" },
+        { loc: ["body", "seed"], msg: "Input should be a valid integer" },
+      ],
+    });
+    const verdict = classifyResponse(422, {}, body, 0);
+    assert.ok(verdict.kind === "rejected");
+    assert.equal(verdict.refusal, "request");
+    assert.deepEqual(verdict.error, {
+      message: "messages[0].content: Field required; seed: Input should be a valid integer",
+    });
+  });
+
+  test("a detail string or an error object reads as before", () => {
+    const fromString = classifyResponse(400, {}, JSON.stringify({ detail: "Bad thing" }), 0);
+    assert.ok(fromString.kind === "rejected");
+    assert.equal(fromString.error.message, "Bad thing");
+  });
 });

@@ -60,9 +60,11 @@ const MODEL_GONE =
   /does not exist|decommissioned|no longer (?:available|supported|served)|no endpoints found|not found for api version|(?:invalid|unknown) model|model not found|not a valid model|model is not available/i;
 // A parameter or feature this candidate refuses, which another may take (vLLM's "Extra inputs are not permitted",
 // OpenAI's "Unrecognized request argument", "... is not supported with this model", "This model does not support
-// tools"). A request every candidate refuses still reaches the client as the first refusal, word for word.
+// tools", "Function calling is not enabled for this model", a vLLM server started without tool parsing:
+// "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set"). A request every
+// candidate refuses still reaches the client as the first refusal, word for word.
 const UNSUPPORTED =
-  /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)/i;
+  /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)|not enabled for this model|--enable-auto-tool-choice/i;
 
 const MAX_REASON_CHARS = 300;
 /** An upstream error message is passed on word for word up to this length (clients match these messages). */
@@ -160,6 +162,8 @@ function readUpstreamError(bodyText: string, status: number): UpstreamErrorField
   }
   const root = Array.isArray(json) ? json[0] : json;
   if (!isRecord(root)) return { message: `upstream answered HTTP ${status}` };
+  const validation = validationErrorOf(root.detail ?? (isRecord(root.error) ? root.error.message : undefined));
+  if (validation !== undefined) return validation;
   const error = isRecord(root.error) ? root.error : root;
   const message =
     typeof error.message === "string"
@@ -177,6 +181,34 @@ function readUpstreamError(bodyText: string, status: number): UpstreamErrorField
   else if (typeof error.code === "number") fields.code = String(error.code);
   if (typeof error.param === "string") fields.param = error.param;
   return fields;
+}
+
+/**
+ * A FastAPI / pydantic validation error (vLLM, LiteLLM and other Python servers answer 422 with
+ * `{"detail": [{"loc": ["body", "parallel_tool_calls"], "msg": "Extra inputs are not permitted", ...}]}`), as one
+ * message naming each field, and the field as `param` when there is one: without it the refusal read as "upstream
+ * answered HTTP 422", neither recognised as a refused parameter nor tied to one.
+ */
+function validationErrorOf(detail: unknown): UpstreamErrorFields | undefined {
+  if (!Array.isArray(detail) || detail.length === 0) return undefined;
+  const parts: string[] = [];
+  const fields: string[] = [];
+  for (const entry of detail.slice(0, 20)) {
+    if (!isRecord(entry) || typeof entry.msg !== "string") return undefined;
+    const location = Array.isArray(entry.loc)
+      ? entry.loc.filter((part, index) => !(index === 0 && part === "body")).map(String)
+      : [];
+    const field = location.map((part, index) => (/^\d+$/.test(part) ? `[${part}]` : index === 0 ? part : `.${part}`));
+    const path = field.join("");
+    if (path !== "") fields.push(path);
+    parts.push(path === "" ? entry.msg : `${path}: ${entry.msg}`);
+  }
+  const message = parts.join("; ");
+  const fieldsOf: { message: string; param?: string } = {
+    message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message,
+  };
+  if (fields.length === 1 && fields[0] !== undefined) fieldsOf.param = fields[0];
+  return fieldsOf;
 }
 
 function summarise(text: string, maxChars = MAX_REASON_CHARS): string {

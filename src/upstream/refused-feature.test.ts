@@ -40,6 +40,18 @@ describe("refusals tied to one feature of the request", () => {
       "tools",
     ],
     [
+      "function calling not enabled",
+      { message: "Function calling is not enabled for this model" },
+      { tools: TOOLS, tool_choice: "auto" },
+      "tools",
+    ],
+    [
+      "a vLLM server without tool parsing",
+      { message: '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set' },
+      { tools: TOOLS, tool_choice: "auto" },
+      "tools",
+    ],
+    [
       "the error's param",
       { message: "This parameter is not supported.", param: "tools" },
       { tools: TOOLS, seed: 1 },
