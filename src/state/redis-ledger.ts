@@ -360,8 +360,9 @@ export class RedisLedger implements BudgetLedger {
    * from now on this process's reserves on the scope take Redis's concurrency leases against it.
    */
   adoptLearnedConcurrency(scopeId: string, learned: LearnedConcurrency): void {
+    // A stated limit learned here since (or the same one) stands: the latest statement is the key's limit.
     const known = this.#local.learnedConcurrency(scopeId, this.#clock.now());
-    if (known !== undefined && known.limit === learned.limit && known.learnedAtMs >= learned.learnedAtMs) return;
+    if (known !== undefined && known.isOwnEvidence !== true && known.learnedAtMs >= learned.learnedAtMs) return;
     this.#local.adoptLearnedConcurrency(scopeId, learned);
     // A budget lease taken without the concurrency would let requests past it until the lease ends.
     this.#leases.endCovering(scopeId);
