@@ -1,8 +1,7 @@
 // The Redis-shared state against a real 3-master Redis Cluster started by the test: every key one script touches
 // carries its provider's hash tag (so the scripts run, one slot each), scopes of different providers live on
 // different masters, budgets stay exact across processes, SCAN-based loads and resets reach every master (learned
-// facts too), and a
-// master killed mid-run never fails a reserve.
+// facts too), and a master killed mid-run never fails a reserve.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
