@@ -34,6 +34,9 @@ export const LEARNED_CONCURRENCY_KEEP_MS = 24 * 3_600_000;
 /** ms a shared window is kept in Redis after it was learned: a model's shape, which changes rarely if ever. */
 export const SHARED_WINDOW_KEEP_MS = 30 * 24 * 3_600_000;
 
+/** ms before a fact whose write failed while Redis was up is written again. */
+const WRITE_RETRY_MS = 250;
+
 /** What travels on the channel (and, apart from the evidence, is stored). */
 export type LearnedFact =
   | { readonly kind: "context"; readonly lesson: ContextLesson }
@@ -54,6 +57,8 @@ export class LearnedFactSharing {
   readonly #options: LearnedFactSharingOptions;
   /** Facts learned here that are not in Redis yet (learned while it was unreachable, or the write failed). */
   readonly #unshared = new Map<string, LearnedFact>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #isStopped = false;
 
   constructor(options: LearnedFactSharingOptions) {
     this.#options = options;
@@ -69,10 +74,32 @@ export class LearnedFactSharing {
     this.#write(fact).then(
       () => this.#options.link.recordSuccess(),
       (error: unknown) => {
-        this.#unshared.set(id, fact);
         this.#options.link.recordFailure(error);
+        this.#retryLater(id, fact);
       },
     );
+  }
+
+  /** No more retries (the backend is closing). */
+  stop(): void {
+    this.#isStopped = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  /**
+   * A write that failed while Redis was up (a timeout, an error reply) is tried again shortly, as a cooldown's store
+   * is: nothing else would share the fact before Redis is next marked down and up (then `pushLocal` writes it).
+   */
+  #retryLater(id: string, fact: LearnedFact): void {
+    this.#unshared.set(id, fact);
+    if (this.#retryTimer !== undefined || this.#isStopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      const facts = [...this.#unshared.values()];
+      this.#unshared.clear();
+      for (const pending of facts) this.share(pending);
+    }, WRITE_RETRY_MS);
+    this.#retryTimer.unref();
   }
 
   /** Writes what was learned while Redis was unreachable (called when it is back, before `load`). */

@@ -171,6 +171,7 @@ export async function createRedisStateBackend(
       calibration?.stop();
       await calibration?.flush();
       cooldowns.stop();
+      facts.stop();
       ledger.stop();
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);
