@@ -45,7 +45,10 @@ export interface BudgetRule {
 /**
  * A limit on requests in flight learned from a concurrency refusal (GitHub Models' `UserConcurrentRequests`): the
  * provider refuses a request while that many of the key's requests are running, whatever the rate. Checked with the
- * scope's configured `concurrency` (the lower wins); kept in memory only, like the in-flight counts it limits.
+ * scope's configured `concurrency` (the lower wins). Kept with the scope's other learned limits (the embedded store's
+ * rows); with Redis, one the provider stated is shared with the other processes and enforced fleet-wide by Redis's
+ * concurrency leases, while one inferred from this process's own requests in flight paces this process alone
+ * (docs/limits.md "Limits learned from 429s").
  */
 export interface LearnedConcurrency {
   readonly limit: number;

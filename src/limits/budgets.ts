@@ -117,7 +117,7 @@ export interface ScopeState {
   buckets: Map<string, BucketLevel>;
   /** Limits learned from 429s (limit-learning.ts), checked like configured ones. */
   learnedRules: BudgetRule[];
-  /** A limit on requests in flight learned from a concurrency refusal; not persisted (see LearnedConcurrency). */
+  /** A limit on requests in flight learned from a concurrency refusal (see LearnedConcurrency). */
   learnedConcurrency: LearnedConcurrency | undefined;
   /** When the first of the inferred learned limits lapses or climbs a step (Infinity: none will). */
   learnedChangeAtMs: number;
@@ -348,6 +348,7 @@ export class BudgetBook implements BudgetLedger {
     // it, and the refused request is not given back to windows that never counted it as accepted anyway.
     if (refusal.kind === "concurrency") {
       this.#learnConcurrency(state, refusal, nowMs);
+      this.#dirty.add(scope.id);
       return [];
     }
     // The refused request is not among what the provider accepted.
@@ -414,11 +415,24 @@ export class BudgetBook implements BudgetLedger {
   }
 
   learnedConcurrency(scopeId: string, nowMs: number): LearnedConcurrency | undefined {
-    const learned = this.#states.get(scopeId)?.learnedConcurrency;
+    const learned = this.#states.get(scopeId)?.learnedConcurrency ?? this.#adoptedConcurrency.get(scopeId);
     if (learned === undefined || learned.isOwnEvidence !== true) return learned;
     // An inferred one lapses as an inferred per-minute rate does: one low reading must not cap the key for good.
     return nowMs < learned.learnedAtMs + INFERRED_CONCURRENCY_LIFETIME_MS ? learned : undefined;
   }
+
+  /**
+   * A limit on requests in flight another process learned (a shared store passes on the ones the provider stated).
+   * Kept aside until the scope's state exists: the state needs the scope's day reset, which an id does not carry.
+   */
+  adoptLearnedConcurrency(scopeId: string, learned: LearnedConcurrency): void {
+    const state = this.#states.get(scopeId);
+    if (state === undefined) this.#adoptedConcurrency.set(scopeId, learned);
+    else state.learnedConcurrency = learned;
+    this.#dirty.add(scopeId);
+  }
+
+  readonly #adoptedConcurrency = new Map<string, LearnedConcurrency>();
 
   /** The limits learned for a scope (for the route explanation and tests). */
   learnedRules(scopeId: string): readonly BudgetRule[] {
@@ -443,9 +457,26 @@ export class BudgetBook implements BudgetLedger {
   /**
    * What a ledger shared by several processes must enforce for all of them: the configured rules and the limits
    * the provider stated, without those inferred from this process's own sends (BudgetRule.isOwnEvidence), which
-   * pace this process only.
+   * pace this process only. A limit on requests in flight the provider stated is the key's too: it becomes the
+   * scope's concurrency (the lower of it and the configured one), counted fleet-wide by the shared ledger's leases.
    */
   sharedScope(scope: BudgetScope, nowMs: number): BudgetScope {
+    const ruled = this.#sharedRules(scope, nowMs);
+    const learned = this.#states.get(scope.id)?.learnedConcurrency ?? this.#adoptedConcurrency.get(scope.id);
+    if (learned === undefined || learned.isOwnEvidence === true) return ruled;
+    const concurrency = Math.min(learned.limit, scope.concurrency ?? Number.POSITIVE_INFINITY);
+    if (concurrency === ruled.concurrency) return ruled;
+    let cached = this.#concurrencyScopes.get(ruled);
+    if (cached === undefined || cached.concurrency !== concurrency) {
+      cached = { ...ruled, concurrency };
+      this.#concurrencyScopes.set(ruled, cached);
+    }
+    return cached;
+  }
+
+  readonly #concurrencyScopes = new WeakMap<BudgetScope, BudgetScope>();
+
+  #sharedRules(scope: BudgetScope, nowMs: number): BudgetScope {
     const effective = this.effectiveScope(scope, nowMs);
     if (!effective.rules.some((rule) => rule.isOwnEvidence === true)) return effective;
     let cached = this.#sharedScopes.get(effective.rules);
@@ -463,8 +494,9 @@ export class BudgetBook implements BudgetLedger {
     for (const scope of scopes) {
       const state = this.#states.get(scope.id);
       if (state === undefined) continue;
-      // A learned limit on requests in flight is checked here only (Redis counts no one's in-flight requests for it).
-      if (state.learnedConcurrency !== undefined) return true;
+      // An inferred limit on requests in flight is checked here only (Redis counts no one's in-flight requests for
+      // it); a stated one is the shared scope's concurrency (`sharedScope`), counted by Redis's leases.
+      if (state.learnedConcurrency?.isOwnEvidence === true) return true;
       if (state.learnedRules.some((rule) => rule.isOwnEvidence === true)) return true;
     }
     return false;
@@ -536,6 +568,7 @@ export class BudgetBook implements BudgetLedger {
       fixed: [...state.fixed].map(([key, value]) => [key, { ...value }] as const),
       buckets: [...state.buckets].map(([key, value]) => [key, { ...value }] as const),
       learnedRules: state.learnedRules.map((rule) => ({ ...rule })),
+      ...(state.learnedConcurrency === undefined ? {} : { learnedConcurrency: { ...state.learnedConcurrency } }),
     };
   }
 
@@ -556,7 +589,8 @@ export class BudgetBook implements BudgetLedger {
         ("buckets" in persisted ? (persisted.buckets ?? []) : []).map(([key, value]) => [key, { ...value }]),
       ),
       learnedRules,
-      learnedConcurrency: undefined,
+      learnedConcurrency:
+        "learnedConcurrency" in persisted ? learnedConcurrencyOf(persisted.learnedConcurrency) : undefined,
       learnedChangeAtMs: nextInferredChangeAtMs(learnedRules),
       effective: undefined,
       sends: [],
@@ -566,6 +600,7 @@ export class BudgetBook implements BudgetLedger {
 
   /** Forgets one scope's counters and what it learned (a reload pointed it at another upstream or key). */
   forget(scopeId: string): void {
+    this.#adoptedConcurrency.delete(scopeId);
     if (this.#states.delete(scopeId)) this.#dirty.add(scopeId);
   }
 
@@ -573,6 +608,7 @@ export class BudgetBook implements BudgetLedger {
   reset(): void {
     for (const id of this.#states.keys()) this.#dirty.add(id);
     this.#states.clear();
+    this.#adoptedConcurrency.clear();
   }
 
   /** The later of `denied` (from the scopes checked before) and every refusal of this scope's budgets. */
@@ -693,12 +729,13 @@ export class BudgetBook implements BudgetLedger {
         fixed: new Map(),
         buckets: new Map(),
         learnedRules: [],
-        learnedConcurrency: undefined,
+        learnedConcurrency: this.#adoptedConcurrency.get(scope.id),
         learnedChangeAtMs: Number.POSITIVE_INFINITY,
         effective: undefined,
         sends: [],
         charges: [],
       };
+      this.#adoptedConcurrency.delete(scope.id);
       this.#states.set(scope.id, state);
       return state;
     }
@@ -893,6 +930,19 @@ export interface PersistedScope {
   readonly buckets?: readonly (readonly [string, BucketLevel])[];
   /** Limits learned from 429s, with their evidence. */
   readonly learnedRules?: readonly BudgetRule[];
+  /** A limit on requests in flight a concurrency 429 taught (absent in rows written before 2026-12-05). */
+  readonly learnedConcurrency?: LearnedConcurrency;
+}
+
+/** A stored learned concurrency, or undefined when it is not one (a corrupt row keeps its other state). */
+export function learnedConcurrencyOf(value: unknown): LearnedConcurrency | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  const { limit, evidence, isOwnEvidence, learnedAtMs } = value as Record<string, unknown>;
+  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1) return undefined;
+  if (typeof evidence !== "string" || typeof learnedAtMs !== "number" || !Number.isFinite(learnedAtMs)) {
+    return undefined;
+  }
+  return { limit, evidence, learnedAtMs, ...(isOwnEvidence === true ? { isOwnEvidence: true } : {}) };
 }
 
 /** Version 1 (before sliding windows held runs): one [atMs, tokens] log entry per request, for every window. */

@@ -79,6 +79,42 @@ describe("PromptCalibration", () => {
     assert.equal(restored.import({ "x/m": "text" }), 0);
   });
 
+  it("tells its listener what a refusal taught, once; another process's lesson is adopted as it came", () => {
+    const calibration = new PromptCalibration();
+    const lessons: unknown[] = [];
+    calibration.onLesson((lesson) => lessons.push(lesson));
+    const separate = { contextTokens: 8_000, maxOutputTokens: 4_000 };
+    // ~6,000 + 3,000 refused by a model listed 8,000 in: a shared window, and no larger prompt (6,000 >= 5,000).
+    calibration.learnTooLong("a/m", 6_000, separate, 3_000);
+    assert.deepEqual(lessons, [{ deploymentKey: "a/m", evidence: undefined, isSharedWindow: true }]);
+    assert.equal(calibration.takeDirty(), true, "a shared window is written by the embedded store");
+    // The same refusal again teaches nothing new: nothing to pass on.
+    calibration.learnTooLong("a/m", 6_000, separate, 3_000);
+    assert.equal(lessons.length, 1);
+    // A prompt estimated at 3,000 refused by one 4,000 window less 100 out: it took 3,900 at least.
+    calibration.learnTooLong("b/m", 3_000, { contextTokens: 4_000, maxOutputTokens: undefined }, 100);
+    assert.deepEqual(lessons[1], {
+      deploymentKey: "b/m",
+      evidence: { estimated: 3_000, reported: 3_900 },
+      isSharedWindow: false,
+    });
+    assert.deepEqual(calibration.exportSharedWindows(), ["a/m"]);
+
+    const other = new PromptCalibration();
+    for (const lesson of [{ deploymentKey: "a/m", evidence: undefined, isSharedWindow: true }, lessons[1]]) {
+      other.adopt(lesson as Parameters<PromptCalibration["adopt"]>[0]);
+    }
+    assert.equal(other.sharesWindow("a/m"), true);
+    assert.equal(other.factorOf("b/m"), calibration.factorOf("b/m"));
+    assert.ok(
+      other.promptTokensFor({ key: "b/m" }, 3_000) > 4_000 - 100,
+      "the same prompt no longer looks as if it fits",
+    );
+    assert.equal(other.takeDirty(), false, "an adopted lesson is already stored where it came from");
+    assert.equal(other.importSharedWindows(["c/m", 7, ""]), 1);
+    assert.equal(other.importSharedWindows("not a list"), 0);
+  });
+
   it("does not learn from prompts with images (the estimate counts them at a flat rate)", () => {
     assert.equal(calibratingTokens({ promptTokens: 2_000, hasImages: true }), undefined);
     assert.equal(calibratingTokens({ promptTokens: 2_000, hasImages: false }), 2_000);

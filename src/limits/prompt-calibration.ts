@@ -24,6 +24,16 @@ export interface PromptEvidence {
   readonly reported: number;
 }
 
+/**
+ * What one context-length refusal taught a deployment (PromptCalibration.learnTooLong), for a shared store to pass
+ * on at once: the deployment's evidence when the refusal raised it, and whether its window turned out shared.
+ */
+export interface ContextLesson {
+  readonly deploymentKey: string;
+  readonly evidence: PromptEvidence | undefined;
+  readonly isSharedWindow: boolean;
+}
+
 /** A deployment's context limits as the fit check reads them (router/context-fit.ts). */
 export interface WindowLimits {
   readonly contextTokens: number | undefined;
@@ -34,10 +44,13 @@ export class PromptCalibration {
   readonly #evidence = new Map<string, PromptEvidence>();
   /**
    * Deployments listed with an output limit of their own whose context-length refusal showed that the output counts
-   * against the input limit after all (see `learnTooLong`). In memory only: a restart relearns it with one refusal.
+   * against the input limit after all (see `learnTooLong`). Kept with the calibrations (the embedded store's file,
+   * Redis: docs/routing.md "Context fit"), so neither a restart nor another replica pays a refusal to learn it again.
    */
   readonly #sharedWindows = new Set<string>();
   #isDirty = false;
+  /** Told of every context-length refusal that taught something (the Redis backend shares it at once). */
+  #onLesson: ((lesson: ContextLesson) => void) | undefined;
 
   /** The factor applied to this deployment's estimates: 1 until it has evidence enough. */
   factorOf(deploymentKey: string): number {
@@ -86,10 +99,33 @@ export class PromptCalibration {
     if (limitTokens === undefined) return;
     const calibrated = this.promptTokensFor({ key: deploymentKey }, estimatedTokens);
     const isListedSeparate = limits.maxOutputTokens !== undefined && limits.maxOutputTokens !== limitTokens;
-    if (isListedSeparate && calibrated + requestedOutputTokens > limitTokens) this.#sharedWindows.add(deploymentKey);
+    let isSharedWindow = false;
+    if (isListedSeparate && calibrated + requestedOutputTokens > limitTokens) {
+      isSharedWindow = !this.#sharedWindows.has(deploymentKey);
+      this.#sharedWindows.add(deploymentKey);
+      this.#isDirty ||= isSharedWindow;
+    }
     const minimumTokens = limitTokens - requestedOutputTokens;
-    if (calibrated >= minimumTokens) return;
-    this.learn(deploymentKey, estimatedTokens, minimumTokens);
+    const before = this.#evidence.get(deploymentKey);
+    if (calibrated < minimumTokens) this.learn(deploymentKey, estimatedTokens, minimumTokens);
+    const evidence = this.#evidence.get(deploymentKey);
+    if (!isSharedWindow && evidence === before) return;
+    this.#onLesson?.({ deploymentKey, evidence: evidence === before ? undefined : evidence, isSharedWindow });
+  }
+
+  /** Calls `listener` with each context-length refusal that taught something (one listener: the state backend). */
+  onLesson(listener: (lesson: ContextLesson) => void): void {
+    this.#onLesson = listener;
+  }
+
+  /**
+   * What another replica's refusal taught (or a store kept): the deployment's evidence replaces this process's own
+   * (the last lesson wins, as between flushes), and a shared window is one from now on. Not marked dirty: it is
+   * already where it came from.
+   */
+  adopt(lesson: ContextLesson): void {
+    if (lesson.evidence !== undefined) this.import({ [lesson.deploymentKey]: lesson.evidence });
+    if (lesson.isSharedWindow) this.#sharedWindows.add(lesson.deploymentKey);
   }
 
   /**
@@ -115,6 +151,23 @@ export class PromptCalibration {
 
   export(): Record<string, PromptEvidence> {
     return Object.fromEntries(this.#evidence);
+  }
+
+  /** The deployments known to share one window between prompt and output (see `learnTooLong`). */
+  exportSharedWindows(): string[] {
+    return [...this.#sharedWindows];
+  }
+
+  /** Shared windows a previous run learned; what is not a list of strings is skipped. Returns how many. */
+  importSharedWindows(persisted: unknown): number {
+    if (!Array.isArray(persisted)) return 0;
+    let imported = 0;
+    for (const key of persisted) {
+      if (typeof key !== "string" || key === "") continue;
+      this.#sharedWindows.add(key);
+      imported++;
+    }
+    return imported;
   }
 
   /** What a previous run learned; entries that are not two positive numbers are skipped. */

@@ -97,7 +97,7 @@ describe("EmbeddedStateStore", () => {
     const before = freshBooks(clock);
     const calibration = new PromptCalibration();
     const store = new EmbeddedStateStore(path, before.budgets, before.availability, calibration);
-    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0, calibrations: 0 });
+    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0 });
     spend(before.budgets, 3, 200, T0);
     for (let index = 0; index < 3; index++) calibration.learn("groq/llama", 2_000, 1_000);
     before.budgets.learn(
@@ -113,7 +113,7 @@ describe("EmbeddedStateStore", () => {
     const after = freshBooks(clock);
     const calibrationAfter = new PromptCalibration();
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability, calibrationAfter);
-    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 2, calibrations: 1 });
+    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 2, calibrations: 1, sharedWindows: 0 });
     assert.equal(calibrationAfter.factorOf("groq/llama"), calibration.factorOf("groq/llama"));
     assert.ok(calibration.factorOf("groq/llama") < 1);
     clock.advance(10);
@@ -202,7 +202,7 @@ describe("EmbeddedStateStore", () => {
 
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0 });
+    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0 });
     reopened.close();
   });
 
@@ -222,6 +222,50 @@ describe("EmbeddedStateStore", () => {
     reopened.close();
   });
 
+  it("a learned concurrency limit and a window learned to be shared survive a restart", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const before = freshBooks(clock);
+    const calibration = new PromptCalibration();
+    const store = new EmbeddedStateStore(path, before.budgets, before.availability, calibration);
+    store.load();
+    const open: BudgetScope = {
+      id: "deployment:github/gpt",
+      rules: [],
+      concurrency: undefined,
+      dayReset: UTC_MIDNIGHT,
+    };
+    const inFlight = before.budgets.reserve([open], { tokens: 1 }, T0);
+    assert.ok(isReservation(inFlight));
+    const refusal = { sentAtMs: T0, kind: "concurrency", hintDelayMs: 0, stated: [], statedConcurrency: 2 } as const;
+    before.budgets.learnLimits(open, refusal, T0);
+    before.budgets.release(inFlight);
+    // Listed 1,000 in and 100 out, refused ~950 + 100: the output counts against the 1,000.
+    calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
+    assert.equal(calibration.sharesWindow("separate/m"), true);
+    store.flush(T0);
+    store.close();
+
+    const after = freshBooks(clock);
+    const calibrationAfter = new PromptCalibration();
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability, calibrationAfter);
+    assert.equal(reopened.load().sharedWindows, 1);
+    assert.equal(calibrationAfter.sharesWindow("separate/m"), true, "the shared window was forgotten");
+    assert.deepEqual(after.budgets.learnedConcurrency(open.id, T0 + 1), {
+      limit: 2,
+      evidence: "429 stating 2 in flight",
+      learnedAtMs: T0,
+    });
+    // Two in flight, the third is skipped without the 429 that taught it before the restart.
+    const first = after.budgets.reserve([open], { tokens: 1 }, T0 + 1);
+    const second = after.budgets.reserve([open], { tokens: 1 }, T0 + 1);
+    assert.ok(isReservation(first) && isReservation(second));
+    const third = after.budgets.check([open], { tokens: 1 }, T0 + 1);
+    assert.equal(third.isAllowed, false);
+    assert.match(third.reason ?? "", /learned concurrency limit \(2 in flight/);
+    reopened.close();
+  });
+
   it("a corrupt row is skipped, not fatal", () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
@@ -235,7 +279,7 @@ describe("EmbeddedStateStore", () => {
     writer.close();
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0 });
+    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0 });
     reopened.close();
   });
 

@@ -1,6 +1,6 @@
-// The embedded state store: daily/monthly counters, sliding logs, learned limits, cooldowns and prompt
-// calibrations in a local SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers
-// a provider that told us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
+// The embedded state store: daily/monthly counters, sliding logs, learned limits (learned concurrency too), cooldowns,
+// prompt calibrations and the context windows learned to be shared in a local SQLite file (node:sqlite), so a
+// restart neither spends a day's budget twice nor hammers a provider that told us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
@@ -12,6 +12,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS cooldowns (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS prompt_calibration (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS shared_windows (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
 `;
 
 export class EmbeddedStateStore {
@@ -24,6 +25,7 @@ export class EmbeddedStateStore {
   readonly #upsertCooldowns: StatementSync;
   readonly #calibration: PromptCalibration | undefined;
   readonly #upsertCalibration: StatementSync;
+  readonly #upsertSharedWindows: StatementSync;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(path: string, budgets: BudgetBook, availability: AvailabilityBook, calibration?: PromptCalibration) {
@@ -39,10 +41,11 @@ export class EmbeddedStateStore {
     this.#deleteScope = this.#db.prepare("DELETE FROM budget_scopes WHERE scope_id = ?");
     this.#upsertCooldowns = this.#db.prepare(upsertDocument("cooldowns"));
     this.#upsertCalibration = this.#db.prepare(upsertDocument("prompt_calibration"));
+    this.#upsertSharedWindows = this.#db.prepare(upsertDocument("shared_windows"));
   }
 
   /** Loads what the last run left. Unreadable rows are skipped: old accounting is not worth a failed start. */
-  load(): { scopes: number; cooldowns: number; calibrations: number } {
+  load(): { scopes: number; cooldowns: number; calibrations: number; sharedWindows: number } {
     let scopes = 0;
     for (const row of this.#db.prepare("SELECT scope_id, state FROM budget_scopes").all()) {
       try {
@@ -65,7 +68,11 @@ export class EmbeddedStateStore {
     // import() skips whatever is not a calibration, an unreadable document included.
     const calibrations =
       this.#calibration === undefined ? 0 : this.#calibration.import(this.#readDocument("prompt_calibration"));
-    return { scopes, cooldowns, calibrations };
+    // Deployments whose context-length refusal showed one window shared by prompt and output (routing.md "Context
+    // fit"): without them a restart sent each one more request to be refused.
+    const sharedWindows =
+      this.#calibration === undefined ? 0 : this.#calibration.importSharedWindows(this.#readDocument("shared_windows"));
+    return { scopes, cooldowns, calibrations, sharedWindows };
   }
 
   /** The JSON document of a one-row table (cooldowns, prompt_calibration); undefined when absent or unreadable. */
@@ -98,7 +105,10 @@ export class EmbeddedStateStore {
         else this.#upsertScope.run(scopeId, JSON.stringify(state), nowMs);
       }
       if (isCooldownsDirty) this.#upsertCooldowns.run(JSON.stringify(this.#availability.exportCooldowns()), nowMs);
-      if (isCalibrationDirty) this.#upsertCalibration.run(JSON.stringify(this.#calibration?.export()), nowMs);
+      if (isCalibrationDirty) {
+        this.#upsertCalibration.run(JSON.stringify(this.#calibration?.export()), nowMs);
+        this.#upsertSharedWindows.run(JSON.stringify(this.#calibration?.exportSharedWindows()), nowMs);
+      }
       this.#db.exec("COMMIT");
     } catch (error) {
       this.#db.exec("ROLLBACK");
@@ -114,7 +124,7 @@ export class EmbeddedStateStore {
   }
 }
 
-/** Writes the JSON document of a one-row table (`id` 1: cooldowns, prompt_calibration). */
+/** Writes the JSON document of a one-row table (`id` 1: cooldowns, prompt_calibration, shared_windows). */
 function upsertDocument(table: string): string {
   return `INSERT INTO ${table} (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms`;
 }

@@ -1,7 +1,7 @@
 // The Redis-shared state against a real 3-master Redis Cluster started by the test: every key one script touches
 // carries its provider's hash tag (so the scripts run, one slot each), scopes of different providers live on
-// different masters, budgets stay exact across processes, SCAN-based loads and resets reach every master, and a
-// master killed mid-run never fails a reserve.
+// different masters, budgets stay exact across processes, SCAN-based loads and resets reach every master (learned
+// facts too), and a master killed mid-run never fails a reserve.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -20,6 +20,7 @@ const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldow
 
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
+import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { scanKeys } from "./redis-client.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
@@ -31,7 +32,13 @@ const PROVIDERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", 
  * one a loaded machine marks Redis down, and a cooldown set meanwhile stays local until the link is back (a test
  * of sharing then fails by timing, not by a bug). The master-kill test passes a short one.
  */
-async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "cluster:", commandTimeoutMs = 2_000) {
+async function startBackend(
+  t: TestContext,
+  cluster: RedisCluster,
+  prefix = "cluster:",
+  commandTimeoutMs = 2_000,
+  calibration?: PromptCalibration,
+) {
   const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
   const warnings: string[] = [];
   const logger = {
@@ -50,6 +57,7 @@ async function startBackend(t: TestContext, cluster: RedisCluster, prefix = "clu
     availability,
     systemClock,
     logger,
+    calibration === undefined ? {} : { calibration },
   );
   t.after(() => state.close());
   return { state, availability, warnings };
@@ -268,6 +276,47 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     assert.ok(
       isReservation(await late.state.ledger.reserve([scope("provider:alpha", { rpd: 1 })], { tokens: 0 }, Date.now())),
     );
+  });
+
+  test("learned facts: a stated concurrency and a shared window per provider, heard, loaded from every master, enforced", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const secondCalibration = new PromptCalibration();
+    const second = await startBackend(t, cluster, "facts:", 2_000, secondCalibration);
+    const teacherCalibration = new PromptCalibration();
+    const teacher = await startBackend(t, cluster, "facts:", 2_000, teacherCalibration);
+    const open = (provider: string): BudgetScope => scope(`deployment:${provider}/m`, {});
+    for (const provider of PROVIDERS) {
+      const held = await teacher.state.ledger.reserve([open(provider)], { tokens: 0 }, Date.now());
+      assert.ok(isReservation(held));
+      const refusal = {
+        sentAtMs: Date.now(),
+        kind: "concurrency",
+        hintDelayMs: 0,
+        stated: [],
+        statedConcurrency: 1,
+      } as const;
+      teacher.state.ledger.learnLimits(open(provider), refusal, Date.now());
+      teacher.state.ledger.release(held);
+      teacherCalibration.learnTooLong(`${provider}/m`, 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
+    }
+    const knowsAll = (backend: Backend, calibration: PromptCalibration): boolean =>
+      PROVIDERS.every(
+        (provider) =>
+          backend.state.ledger.learnedConcurrency(`deployment:${provider}/m`, Date.now())?.limit === 1 &&
+          calibration.sharesWindow(`${provider}/m`),
+      );
+    await waitFor(() => knowsAll(second, secondCalibration), 3_000, "the published facts");
+    const lateCalibration = new PromptCalibration();
+    const late = await startBackend(t, cluster, "facts:", 2_000, lateCalibration);
+    assert.ok(knowsAll(late, lateCalibration), "a process started later loads them from every master");
+    // The stated one slot holds across processes, in each provider's slot.
+    for (const provider of PROVIDERS) {
+      const taken = await late.state.ledger.reserve([open(provider)], { tokens: 0 }, Date.now());
+      assert.ok(isReservation(taken), provider);
+      const refused = await second.state.ledger.reserve([open(provider)], { tokens: 0 }, Date.now());
+      assert.ok(!isReservation(refused), `${provider}: a second request in flight beyond the stated 1`);
+    }
+    assert.equal(teacher.warnings.length + second.warnings.length + late.warnings.length, 0);
   });
 
   test("a subscriber cut off subscribes again on a node and loads the cooldowns published while it was away", async (t) => {

@@ -21,9 +21,12 @@ import { cooldownChannel, cooldownKey, keysStartingWith } from "./redis-keys.ts"
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
 
+// `learned`: a learned fact (redis-learned-facts.ts) on the same channel, so that one subscription, with its
+// resubscribe and reload rules, serves both; a process that does not know the type skips it.
 type SharedMessage =
   | { readonly origin: string; readonly type: "cooldown"; readonly change: CooldownChange }
-  | { readonly origin: string; readonly type: "reset" };
+  | { readonly origin: string; readonly type: "reset" }
+  | { readonly origin: string; readonly type: "learned"; readonly fact: unknown };
 
 const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
   "rate_limited",
@@ -55,6 +58,10 @@ export interface CooldownSharingOptions {
   readonly instanceId: string;
   /** Another process reset the shared state (admin reset). */
   readonly onRemoteReset: () => void;
+  /** Another process published a learned fact (redis-learned-facts.ts); it reads it. */
+  readonly onLearned?: (fact: unknown) => void;
+  /** Loads what else is shared over the channel (learned facts), when the cooldowns are loaded after a late subscription. */
+  readonly loadAlso?: () => Promise<unknown>;
 }
 
 /** ms before a cooldown whose store failed while Redis was up is stored again. */
@@ -115,6 +122,7 @@ export class CooldownSharing {
       if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
         this.#hasLoadedUnsubscribed = false;
         void this.#options.link.track(this.load());
+        if (this.#options.loadAlso !== undefined) void this.#options.link.track(this.#options.loadAlso());
       }
       return;
     }
@@ -244,6 +252,10 @@ export class CooldownSharing {
       this.#options.onRemoteReset();
       return;
     }
+    if (message.type === "learned") {
+      this.#options.onLearned?.(message.fact);
+      return;
+    }
     const { scope, key, cooldown } = message.change;
     const entry: [string, Cooldown] = [key, cooldown];
     this.#options.availability.importCooldowns(
@@ -274,6 +286,7 @@ function parseMessage(text: string): SharedMessage | undefined {
   }
   if (!isRecord(value) || typeof value.origin !== "string") return undefined;
   if (value.type === "reset") return { origin: value.origin, type: "reset" };
+  if (value.type === "learned") return { origin: value.origin, type: "learned", fact: value.fact };
   if (value.type !== "cooldown" || !isRecord(value.change)) return undefined;
   const { scope, key } = value.change;
   const cooldown = toCooldown(value.change.cooldown);

@@ -76,6 +76,32 @@ export function cooldownChannel(prefix: string): string {
   return `${prefix}cooldowns`;
 }
 
+/**
+ * A limit on requests in flight the provider stated for a scope (redis-learned-facts.ts), beside the scope's budget
+ * keys (same hash tag; an admin reset of the budgets deletes it with them).
+ */
+export function learnedConcurrencyKey(prefix: string, scopeId: string): string {
+  return `${budgetKeyBase(prefix, scopeId)}:learned-concurrency`;
+}
+
+/** What a SCAN for every scope's learned concurrency matches (the prefix's glob characters escaped). */
+export function learnedConcurrencyPattern(prefix: string): string {
+  return `${keysStartingWith(`${prefix}budget:`)}:learned-concurrency`;
+}
+
+/**
+ * A deployment whose context-length refusal showed that prompt and output share one window (redis-learned-facts.ts),
+ * hash-tagged with its provider as the budget keys are.
+ */
+export function sharedWindowKey(prefix: string, deploymentKey: string): string {
+  return `${sharedWindowStart(prefix)}{${providerTag(`deployment:${deploymentKey}`)}}:${deploymentKey}`;
+}
+
+/** Every shared-window key starts with this. */
+export function sharedWindowStart(prefix: string): string {
+  return `${prefix}shared-window:`;
+}
+
 /** The prompt calibrations' hash (redis-calibration.ts). */
 export function calibrationKey(prefix: string): string {
   return `${prefix}prompt-calibration`;

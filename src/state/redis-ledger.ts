@@ -133,6 +133,8 @@ export class RedisLedger implements BudgetLedger {
   #replyLagMs = 0;
   /** Called after a shared reset; the state backend clears shared cooldowns and tells the other processes. */
   onReset: (() => Promise<void>) | undefined;
+  /** Called when a concurrency 429 taught a limit the provider stated; the state backend shares it. */
+  onConcurrencyLearned: ((scopeId: string, learned: LearnedConcurrency) => void) | undefined;
 
   constructor(options: RedisLedgerOptions) {
     this.#redis = options.redis;
@@ -305,7 +307,8 @@ export class RedisLedger implements BudgetLedger {
     if (detail === undefined) return;
     if (detail.mirror !== undefined) this.#local.release(detail.mirror);
     if (!this.#leased.delete(reservation) || !this.#link.isUp) return;
-    for (const scope of reservation.scopes) {
+    // The scopes as Redis charged them: a concurrency the provider stated took a lease there (`sharedScope`).
+    for (const scope of detail.sharedScopes) {
       if (scope.concurrency === undefined) continue;
       void this.#link.track(this.#redis.zrem(leasesKey(this.#prefix, scope.id), detail.member));
     }
@@ -339,9 +342,30 @@ export class RedisLedger implements BudgetLedger {
    * about 1/N of its limit and hold the whole fleet to that.
    */
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
+    const concurrencyBefore = this.#local.learnedConcurrency(scope.id, nowMs);
     const learned = this.#local.learnLimits(scope, refusal, nowMs);
     if (learned.length > 0) this.#leases.endCovering(scope.id);
+    const concurrency = this.#local.learnedConcurrency(scope.id, nowMs);
+    // A limit on requests in flight the provider stated is the key's: shared, so that no other process pays a 429
+    // to learn it (one inferred from this process's own requests is this process's share, like an inferred rate).
+    if (concurrency !== undefined && concurrency !== concurrencyBefore && concurrency.isOwnEvidence !== true) {
+      this.#leases.endCovering(scope.id);
+      this.onConcurrencyLearned?.(scope.id, concurrency);
+    }
     return learned;
+  }
+
+  /**
+   * A limit on requests in flight another process learned from the provider's statement (redis-learned-facts.ts):
+   * from now on this process's reserves on the scope take Redis's concurrency leases against it.
+   */
+  adoptLearnedConcurrency(scopeId: string, learned: LearnedConcurrency): void {
+    // A stated limit learned here since (or the same one) stands: the latest statement is the key's limit.
+    const known = this.#local.learnedConcurrency(scopeId, this.#clock.now());
+    if (known !== undefined && known.isOwnEvidence !== true && known.learnedAtMs >= learned.learnedAtMs) return;
+    this.#local.adoptLearnedConcurrency(scopeId, learned);
+    // A budget lease taken without the concurrency would let requests past it until the lease ends.
+    this.#leases.endCovering(scopeId);
   }
 
   /** This process's view (its own reservations and what it learned); see the module comment. */
@@ -355,8 +379,9 @@ export class RedisLedger implements BudgetLedger {
   }
 
   /**
-   * Learned from this process's concurrency refusals and checked against this process's requests in flight (the
-   * local book): like an inferred rate, it paces this process alone.
+   * Learned from a concurrency refusal: one the provider stated (this process's, or another's passed on through
+   * Redis) is enforced fleet-wide by the reserve script's concurrency leases (BudgetBook.sharedScope); one inferred
+   * from this process's own requests in flight is checked in the local book alone, like an inferred rate.
    */
   learnedConcurrency(scopeId: string, nowMs: number): LearnedConcurrency | undefined {
     return this.#local.learnedConcurrency(scopeId, nowMs);
@@ -398,9 +423,10 @@ export class RedisLedger implements BudgetLedger {
     // nodes, which one pipeline cannot span. They are written back to back all the same.
     const renewals: Promise<unknown>[] = [];
     for (const reservation of this.#leased) {
-      const member = this.#details.get(reservation)?.member;
-      if (member === undefined) continue;
-      for (const scope of reservation.scopes) {
+      const detail = this.#details.get(reservation);
+      if (detail === undefined) continue;
+      const { member } = detail;
+      for (const scope of detail.sharedScopes) {
         if (scope.concurrency === undefined) continue;
         const key = leasesKey(this.#prefix, scope.id);
         renewals.push(this.#redis.zadd(key, expiryMs, member), this.#redis.pexpire(key, this.#leaseTtlMs * 2));
@@ -541,7 +567,15 @@ export class RedisLedger implements BudgetLedger {
       const installedAtMs = Math.max(nowMs, this.#clock.now());
       this.#noteReplyLag(installedAtMs - nowMs);
       const mirrored = this.#local.reserve(scopes, cost, nowMs);
-      const reservation = this.#track(id, scopes, cost, nowMs, isReservation(mirrored) ? mirrored : undefined, tokens);
+      const reservation = this.#track(
+        id,
+        scopes,
+        cost,
+        nowMs,
+        isReservation(mirrored) ? mirrored : undefined,
+        tokens,
+        shared,
+      );
       const detail = this.#details.get(reservation);
       const charged = chargedRuns(this.#shapes, this.#prefix, shared, nowMs, reply);
       const terms = wantsLease ? leaseTermsOf(reply, charged.next) : undefined;
@@ -576,13 +610,18 @@ export class RedisLedger implements BudgetLedger {
     }
     const local = this.#local.reserve(scopes, cost, nowMs);
     if (!isReservation(local)) return local;
-    const reservation = this.#track(attempt?.id ?? this.#nextId++, scopes, cost, nowMs, local, undefined);
+    const reservation = this.#track(
+      attempt?.id ?? this.#nextId++,
+      scopes,
+      cost,
+      nowMs,
+      local,
+      undefined,
+      attempt?.shared,
+    );
     const detail = this.#details.get(reservation);
-    if (attempt !== undefined && detail !== undefined) {
-      // What Redis holds for it should the attempt run after all; the replay then charges the same scopes.
-      detail.tokensInRedis = attempt.tokens;
-      detail.sharedScopes = attempt.shared;
-    }
+    // What Redis holds for it should the attempt run after all; the replay then charges the same scopes.
+    if (attempt !== undefined && detail !== undefined) detail.tokensInRedis = attempt.tokens;
     if (scopes.length > 0) {
       if (this.#unsynced.length >= MAX_UNSYNCED) this.#unsynced.shift();
       this.#unsynced.push(reservation);
@@ -590,7 +629,10 @@ export class RedisLedger implements BudgetLedger {
     return reservation;
   }
 
-  /** `tokensInRedis` undefined: Redis has not charged it (reserved while Redis was down). */
+  /**
+   * `tokensInRedis` undefined: Redis has not charged it (reserved while Redis was down). `shared`: the scopes as the
+   * reserve script was (or may have been) asked to charge them, whose concurrency took a lease there.
+   */
   #track(
     id: number,
     scopes: readonly BudgetScope[],
@@ -598,6 +640,7 @@ export class RedisLedger implements BudgetLedger {
     nowMs: number,
     mirror: Reservation | undefined,
     tokensInRedis: number | undefined,
+    shared: readonly BudgetScope[] = scopes,
   ): Reservation {
     const reservation: Reservation = { id, scopes, atMs: nowMs, tokens: cost.tokens, isReleased: false };
     this.#details.set(reservation, {
@@ -608,10 +651,10 @@ export class RedisLedger implements BudgetLedger {
       runs: [],
       windowRuns: [],
       sentAtMs: 0,
-      sharedScopes: scopes,
+      sharedScopes: shared,
       lease: undefined,
     });
-    if (scopes.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
+    if (shared.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
     return reservation;
   }
 

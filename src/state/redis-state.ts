@@ -1,5 +1,5 @@
-// The Redis state backend: budgets (RedisLedger) and cooldowns (CooldownSharing) shared by every gateway process
-// that points at the same Redis and key prefix. Redis being down never fails a request: the gateway serves from
+// The Redis state backend: budgets (RedisLedger), cooldowns (CooldownSharing) and learned facts (LearnedFactSharing)
+// shared by every gateway process that points at the same Redis and key prefix. Redis being down never fails a request: the gateway serves from
 // local state, reports `isDegraded` in /health, and resynchronises when Redis is back. See docs/limits.md.
 
 import { randomBytes } from "node:crypto";
@@ -18,6 +18,7 @@ import {
 } from "./redis-client.ts";
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
+import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
@@ -68,6 +69,19 @@ export async function createRedisStateBackend(
     instanceId,
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
   });
+  // Learned facts (a context refusal's lesson, a stated concurrency limit) are shared as they are learned, on the
+  // cooldown channel (redis-learned-facts.ts).
+  const facts = new LearnedFactSharing({
+    redis,
+    link,
+    keyPrefix: settings.redisKeyPrefix,
+    clock,
+    instanceId,
+    calibration: options.calibration,
+    adoptConcurrency: (scopeId, learned) => ledger.adoptLearnedConcurrency(scopeId, learned),
+  });
+  ledger.onConcurrencyLearned = (scopeId, learned) => facts.share({ kind: "concurrency", scopeId, learned });
+  options.calibration?.onLesson((lesson) => facts.share({ kind: "context", lesson }));
   const cooldowns = new CooldownSharing({
     redis,
     subscriber,
@@ -77,6 +91,8 @@ export async function createRedisStateBackend(
     clock,
     instanceId,
     onRemoteReset: () => ledger.resetLocal(),
+    onLearned: (fact) => facts.receive(fact),
+    loadAlso: () => facts.load(),
   });
   ledger.onReset = () => cooldowns.resetShared();
   const calibration =
@@ -95,8 +111,10 @@ export async function createRedisStateBackend(
     resyncing = (async () => {
       try {
         await cooldowns.pushLocal();
+        await facts.pushLocal();
         await untilOrAfter(subscribed, subscribeWaitMs);
         await cooldowns.load();
+        await facts.load();
         await ledger.replayUnsynced();
         ledger.renewLeases();
       } catch (error) {
@@ -153,6 +171,7 @@ export async function createRedisStateBackend(
       calibration?.stop();
       await calibration?.flush();
       cooldowns.stop();
+      facts.stop();
       ledger.stop();
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);

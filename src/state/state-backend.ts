@@ -32,7 +32,7 @@ export async function createStateBackend(
   }
   const store = new EmbeddedStateStore(settings.path, book, availability, calibration);
   const loaded = store.load();
-  if (loaded.scopes + loaded.cooldowns + loaded.calibrations > 0) {
+  if (loaded.scopes + loaded.cooldowns + loaded.calibrations + loaded.sharedWindows > 0) {
     logger?.info(
       { path: settings.path, ...loaded },
       "restored budgets, cooldowns and prompt calibrations from the embedded store",

@@ -160,6 +160,34 @@ describe("prompt estimates calibrated from the provider's reported usage", () =>
     assert.equal(scene.counts().alpha, alphaBefore);
   });
 
+  test("a window learned to be shared survives a restart with the embedded store: no second refusal", async (t) => {
+    const directory = mkdtempSync(join(tmpdir(), "shared-window-"));
+    t.after(() => rmSync(directory, { recursive: true, force: true }));
+    const mocks = { alpha: await useMock(t), beta: await useMock(t) };
+    const state = { path: join(directory, "state.db"), flush_interval_ms: 60_000 };
+    const options = {
+      mocks,
+      alphaModel: { context: 8_000, max_output_tokens: 4_000 },
+      betaModel: { context: 128_000 },
+      config: { state },
+    };
+    const first = await startScene(t, options);
+    // Fits the 8,000 input limit alone, not with 3,000 of output in one window; uncalibrated.
+    const request = { messages: prompt(2_000), max_tokens: 3_000 };
+    assert.ok(estimateOf(request.messages) > 5_000 && estimateOf(request.messages) < 8_000);
+    mocks.alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: "The input token count (9100) exceeds the maximum number of tokens allowed (8000)." } },
+    });
+    assertServedBy(await first.chat(request), "beta", 2);
+    await first.gateway.close();
+    const second = await startScene(t, options);
+    // Before 2026-12-05 the restart forgot it and alpha was asked (and refused) again.
+    assertServedBy(await second.chat(request), "beta");
+    assert.equal(second.counts().alpha, 1);
+  });
+
   test("a table's separate output limit that the provider counts in its window (gpt-4o): no prompt is thought larger after its refusal", async (t) => {
     // LiteLLM lists gpt-4o with 128,000 input and 16,384 output tokens; OpenAI counts max_tokens in the 128,000.
     // Alpha is that, scaled down: listed 8,000 in and 4,000 out, one 8,000 window in truth.

@@ -1,0 +1,199 @@
+// What one replica learns from a refusal, the others know without paying the same refusal (docs/limits.md "Shared
+// state with Redis", docs/routing.md "Context fit"): two gateways on one real redis-server and scripted mock
+// upstreams; the mocks' request counts show which gateway asked whom.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import type { RouteExplanation } from "../../src/router/explain-route.ts";
+import { githubModels, type ResponseFixture } from "../fixtures/provider-fixtures.ts";
+import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import { chatCompletion, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
+
+const skip = isRedisInstalled() ? false : REDIS_MISSING;
+
+/** A one-message prompt the gateway estimates at exactly `tokens`. */
+function promptOf(tokens: number): { role: "user"; content: string }[] {
+  for (let words = 1; words <= tokens * 2; words++) {
+    const messages = [{ role: "user" as const, content: "word ".repeat(words) }];
+    const estimate = estimateChatPrompt(messages, undefined).promptTokens;
+    if (estimate === tokens) return messages;
+    if (estimate > tokens) break;
+  }
+  throw new Error(`no prompt of "word "s is estimated at ${tokens} tokens`);
+}
+
+/** The fixture as the mock's answer: its status, headers and body bytes. */
+function replay(fixture: ResponseFixture): MockStep {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  for (const [name, value] of Object.entries(fixture.headers)) if (typeof value === "string") headers[name] = value;
+  return { kind: "text", status: fixture.status, headers, body: fixture.bodyText ?? "" };
+}
+
+const TOO_LONG: MockStep = {
+  kind: "json",
+  status: 400,
+  body: {
+    error: {
+      message: "This model's maximum context length is 4000 tokens. However, you requested 4400 tokens.",
+      type: "invalid_request_error",
+      code: "context_length_exceeded",
+    },
+  },
+};
+
+/** `first` (preferred, with `firstModel`'s settings) and `second` serve public model `m`; state in `redis`. */
+function configYaml(redis: RedisServer, first: MockUpstream, firstModel: string, second: MockUpstream): string {
+  return `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first
+    retries: 0
+    models:
+      m: { priority: 10${firstModel} }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second
+    retries: 0
+    models:
+      m: { priority: 1, context: 100000 }
+routing:
+  max_wait_for_better_ms: 0
+cooldowns:
+  rate_limit_base_ms: 50
+state:
+  redis_url: ${redis.url}
+  redis_key_prefix: "e2e-learned:"
+  redis_command_timeout_ms: 2000
+`;
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Whether the gateway's route explanation (no upstream request) skips `first` for a request of this size. */
+async function skipsFirst(gateway: TestGateway, tokens: number, maxTokens: number): Promise<boolean> {
+  const response = await send(gateway, "GET", `/v1/gateway/route?model=m&tokens=${tokens}&max_tokens=${maxTokens}`);
+  assert.equal(response.status, 200, response.text);
+  const explanation = JSON.parse(response.text) as RouteExplanation;
+  return explanation.skipped.some((skipped) => skipped.provider === "first");
+}
+
+function servedBy(response: { status: number; text: string; headers: Record<string, unknown> }): unknown {
+  assert.equal(response.status, 200, response.text);
+  return response.headers["x-gateway-provider"];
+}
+
+async function twoGateways(t: TestContext, yaml: string): Promise<[TestGateway, TestGateway]> {
+  return [await useGateway(t, yaml), await useGateway(t, yaml)];
+}
+
+describe("learned facts shared through Redis", { skip }, () => {
+  test("a context-length refusal on replica A: replica B sends a prompt that size elsewhere without asking the model", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    // One 4,000 window: a prompt estimated at 3,000 plus 100 out looks as if it fits, but tokenizes denser there.
+    first.setDefault(CHAT_ROUTE, TOO_LONG);
+    const [a, b] = await twoGateways(t, configYaml(redis, first, ", context: 4000", second));
+    const request = { model: "m", messages: promptOf(3_000), max_tokens: 100 };
+    assert.equal(await skipsFirst(b, 3_000, 100), false, "B would ask first before anything was learned");
+
+    assert.equal(servedBy(await postChat(a, request)), "second");
+    assert.equal(chatRequests(first).length, 1, "A asked first once and was refused");
+    // A's lesson reaches B without any request of B's.
+    await waitFor(() => skipsFirst(b, 3_000, 100), "B to learn A's lesson");
+    assert.equal(servedBy(await postChat(b, request)), "second");
+    assert.equal(chatRequests(first).length, 1, "B paid a refused upstream request of its own");
+
+    // A replica started afterwards loads the calibration at start.
+    const late = await useGateway(t, configYaml(redis, first, ", context: 4000", second));
+    assert.equal(servedBy(await postChat(late, request)), "second");
+    assert.equal(chatRequests(first).length, 1);
+  });
+
+  test("a window learned to be shared on replica A is one window on replica B and on a replica started later", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    first.setDefault(CHAT_ROUTE, TOO_LONG);
+    // Listed 4,000 in and 1,000 out; in truth one 4,000 window: 3,500 + 900 is refused.
+    const model = ", context: 4000, max_output_tokens: 1000";
+    const [a, b] = await twoGateways(t, configYaml(redis, first, model, second));
+    const request = { model: "m", messages: promptOf(3_500), max_tokens: 900 };
+    assert.equal(await skipsFirst(b, 3_500, 900), false, "the prompt fits the input limit as listed");
+
+    assert.equal(servedBy(await postChat(a, request)), "second");
+    assert.equal(chatRequests(first).length, 1);
+    await waitFor(() => skipsFirst(b, 3_500, 900), "B to check first as one shared window");
+    assert.equal(servedBy(await postChat(b, request)), "second");
+    assert.equal(chatRequests(first).length, 1, "B paid a refused upstream request of its own");
+    // What fits the shared window still goes to first.
+    first.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
+    assert.equal(servedBy(await postChat(b, { ...request, max_tokens: 400 })), "first");
+
+    const late = await useGateway(t, configYaml(redis, first, model, second));
+    assert.equal(await skipsFirst(late, 3_500, 900), true, "a replica started later did not load the shared window");
+    assert.equal(servedBy(await postChat(late, request)), "second");
+    assert.equal(chatRequests(first).length, 2);
+  });
+
+  test("a concurrency limit stated to replica A holds for the fleet: B skips first while A's requests fill it", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    const slow: MockStep = { kind: "json", body: chatCompletion("slow", "m"), delayMs: 1_000 };
+    // GitHub Models' "Rate limit of 2 per 0s exceeded for UserConcurrentRequests": what first answers whenever
+    // it is asked beyond its script.
+    first.setDefault(CHAT_ROUTE, replay(githubModels.concurrent429));
+    first.enqueue(CHAT_ROUTE, slow, slow, replay(githubModels.concurrent429), slow, slow);
+    const [a, b] = await twoGateways(t, configYaml(redis, first, "", second));
+    const firstHas = (count: number): Promise<void> =>
+      waitFor(async () => chatRequests(first).length >= count, `first to have ${count} requests`);
+    const request = { model: "m", messages: [{ role: "user", content: "hi" }] };
+
+    // A: two in flight at first, the third refused for concurrency and served by second.
+    const one = postChat(a, request);
+    await firstHas(1);
+    const two = postChat(a, request);
+    await firstHas(2);
+    assert.equal(servedBy(await postChat(a, request)), "second");
+    assert.equal(chatRequests(first).length, 3);
+    await waitFor(async () => {
+      const stats = JSON.parse((await send(b, "GET", "/stats")).text) as {
+        deployments: { provider: string; concurrency: { limit: number | null; learned_from?: string } | null }[];
+      };
+      const row = stats.deployments.find((deployment) => deployment.provider === "first");
+      return row?.concurrency?.limit === 2 && row.concurrency.learned_from === "429 stating 2 in flight";
+    }, "B to know first's stated limit");
+    assert.equal(servedBy(await one), "first");
+    assert.equal(servedBy(await two), "first");
+    await sleep(100); // the concurrency 429's cooldown (rate_limit_base_ms) is over
+
+    // A fills first's two slots again; B's request is skipped fleet-wide (Redis counts A's two), not sent to be
+    // refused.
+    const three = postChat(a, request);
+    await firstHas(4);
+    const four = postChat(a, request);
+    await firstHas(5);
+    assert.equal(servedBy(await postChat(b, request)), "second");
+    assert.equal(chatRequests(first).length, 5, "B sent first a request beyond the fleet's stated limit");
+    assert.equal(servedBy(await three), "first");
+    assert.equal(servedBy(await four), "first");
+
+    // The slots are free again for every replica.
+    first.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
+    await sleep(150); // B's cached denial (CONCURRENCY_RETRY_MS) is over
+    assert.equal(servedBy(await postChat(b, request)), "first");
+  });
+});
