@@ -19,7 +19,7 @@
 // script charges some requests and tokens beyond its own, which later reserves spend here without a round trip
 // (and reconciles adjust here) until the lease ends; what is left is then given back.
 //
-// The class stays whole (under 700 lines): reserve (from a budget lease or through the script), reconcile,
+// The class stays whole (under 800 lines): reserve (from a budget lease or through the script), reconcile,
 // release, lease renewal and the replay all read and change the same private state (reservation details, the
 // local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial parsing, charged runs)
 // live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
