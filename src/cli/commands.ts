@@ -13,6 +13,7 @@ import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig } from "./gateway-config.ts";
 import { type Output, paint, table } from "./output.ts";
 import type { ProbeStatus } from "./provider-probe.ts";
+import { writeRecognisedPresets } from "./recognised-presets.ts";
 
 export interface CommandOptions {
   readonly configPath: string | undefined;
@@ -90,6 +91,7 @@ export async function check(options: CommandOptions): Promise<number> {
         name: provider.name,
         base_url: provider.baseUrl,
         models: provider.models?.length ?? "discovered",
+        preset: provider.presetOrigin ?? null,
       })),
       skipped: config.skippedProviders,
       meta_models: Object.keys(config.metaModels),
@@ -121,6 +123,7 @@ export async function check(options: CommandOptions): Promise<number> {
       ],
     ),
   );
+  writeRecognisedPresets(output, config.providers);
   if (Object.keys(config.metaModels).length > 0)
     output.write(`\nmeta models: ${Object.keys(config.metaModels).join(", ")}\n`);
   if (unmatched.length > 0) {
@@ -186,6 +189,7 @@ export async function providers(options: CommandOptions): Promise<number> {
     );
     for (const skipped of config.skippedProviders)
       output.write(`${paint(output, "dim", `${skipped.name}: ${skipped.reason}`)}\n`);
+    writeRecognisedPresets(output, config.providers);
   }
   return probes.every((item) => item.status === "ok" || item.status === "rate-limited") ? EXIT_OK : EXIT_NOT_OK;
 }

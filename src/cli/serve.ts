@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { recognisedPresetText } from "../config/resolve-providers.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
@@ -55,6 +56,13 @@ export async function serve(options: { configPath: string | undefined }): Promis
       },
       `no config file (${DEFAULT_CONFIG_PATH}): enabled presets ${availability.enabled.join(", ")}; ` +
         `no key for ${availability.missing.map((entry) => `${entry.name} (${entry.variables})`).join(", ")}`,
+    );
+  }
+  for (const provider of loaded.config.providers) {
+    if (provider.presetOrigin?.by !== "base_url") continue;
+    gateway.app.log.info(
+      { provider: provider.name, preset: provider.presetOrigin.preset },
+      `${recognisedPresetText(provider.name, provider.presetOrigin.preset)} (its limits, rate-limit headers and free models apply; \`preset: none\` turns it off)`,
     );
   }
   gateway.app.log.info(

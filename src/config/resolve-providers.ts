@@ -13,6 +13,9 @@ import type { Locate } from "./yaml-source.ts";
  */
 export type PresetResolver = (raw: RawProvider) => RawProvider;
 
+/** `preset: none`: the entry is used as written, not recognised by its base_url (docs/providers.md). */
+export const NO_PRESET = "none";
+
 interface ProviderOptions {
   readonly env: Env;
   readonly resolvePreset?: PresetResolver | undefined;
@@ -50,6 +53,10 @@ export function resolveProviders(
       continue;
     }
     const provider = merged.provider;
+    const presetOrigin =
+      provider.preset === undefined || provider.preset === NO_PRESET
+        ? undefined
+        : { preset: provider.preset, by: entry.preset === undefined ? ("base_url" as const) : ("name" as const) };
     if (provider.base_url === undefined) {
       result.issues.push({
         location: locate(["providers", index]),
@@ -105,10 +112,15 @@ export function resolveProviders(
         }
         names.set(keyName, index);
       }
-      result.providers.push(settingsOf(provider, keyName, key));
+      result.providers.push(settingsOf(provider, keyName, key, presetOrigin));
     }
   }
   return result;
+}
+
+/** How `check`, `providers` and the start log say that a provider got a preset by its base_url. */
+export function recognisedPresetText(provider: string, preset: string): string {
+  return `${provider}: recognised as the ${preset} preset by its base_url`;
 }
 
 /** The warning for a skipped provider (`check` leaves it out of its list of warnings: its table shows it). */
@@ -121,7 +133,7 @@ function mergePreset(
   resolvePreset: PresetResolver | undefined,
 ): { provider: RawProvider } | { error: string } {
   if (resolvePreset === undefined) {
-    return entry.preset === undefined
+    return entry.preset === undefined || entry.preset === NO_PRESET
       ? { provider: entry }
       : { error: "presets are not available here (no preset resolver was given)" };
   }
@@ -184,8 +196,13 @@ function resolveKeys(
 }
 
 /** The entry's fields the settings schema reads; the rest (`preset`, `enabled`, key variables) is spent here. */
-function settingsOf(provider: RawProvider, name: string, apiKey: string): ProviderSettings {
-  return providerSettingsSchema.parse({ ...provider, name, api_key: apiKey });
+function settingsOf(
+  provider: RawProvider,
+  name: string,
+  apiKey: string,
+  presetOrigin: { preset: string; by: "name" | "base_url" } | undefined,
+): ProviderSettings {
+  return providerSettingsSchema.parse({ ...provider, name, api_key: apiKey, preset_origin: presetOrigin });
 }
 
 /**
