@@ -282,7 +282,7 @@ describe("- preset: name in a config file", () => {
     const [issue] = error.issues;
     assert.equal(issue?.location, "test.yaml:3");
     assert.equal(issue?.path, "providers.1.preset");
-    assert.match(issue?.message ?? "", /unknown preset "grok"; known presets: .*groq/);
+    assert.match(issue?.message ?? "", /unknown preset "grok"; did you mean "groq"\?; known presets: .*groq/);
     assert.match(issue?.message ?? "", /openrouter/);
   });
 
@@ -352,6 +352,9 @@ describe("LLM_GATEWAY_PRESET_<PRESET>_<FIELD>", () => {
   it("a variable naming no preset field, or an invalid value, is an error naming the variable", () => {
     const typo = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_BASEURL: "http://x" }));
     assert.equal(typo.issues[0]?.path, "LLM_GATEWAY_PRESET_GROQ_BASEURL");
+    assert.equal(typo.issues[0]?.message, 'names no preset field; did you mean "LLM_GATEWAY_PRESET_GROQ_BASE_URL"?');
+    const far = configError(() => loadPresets({ LLM_GATEWAY_PRESET_NOPE: "1" }));
+    assert.match(far.issues[0]?.message ?? "", /^names no preset field: expected LLM_GATEWAY_PRESET_<PRESET>_<FIELD>/);
     const invalid = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_TIMEOUT_MS: "-5" }));
     assert.equal(invalid.issues[0]?.location, "environment LLM_GATEWAY_PRESET_GROQ_TIMEOUT_MS");
   });

@@ -6,9 +6,11 @@ import { basename, join } from "node:path";
 import { type Document, isSeq, LineCounter, parse, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
+import { didYouMean } from "../config/did-you-mean.ts";
 import { type Env, interpolateDeep, lookalikeVariablesHint } from "../config/env.ts";
 import { NO_PRESET, type PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
+import { knownKeysAt } from "../config/schema-keys.ts";
 import { sourcePath } from "../source-paths.ts";
 import { matchPresetUrl, presetBaseUrlTemplates } from "./preset-urls.ts";
 
@@ -120,11 +122,19 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
         const path = issue.path.filter((key): key is string | number => typeof key !== "symbol");
         const overrideVariable = overrideVariableName(presetFile.name, String(path[0] ?? ""));
         const isFromEnv = path.length > 0 && env[overrideVariable] !== undefined;
-        issues.push({
-          location: isFromEnv ? `environment ${overrideVariable}` : locate(presetFile, path),
-          path: path.join("."),
-          message: issue.code === "unrecognized_keys" ? `unknown key "${issue.keys.join('", "')}"` : issue.message,
-        });
+        const location = isFromEnv ? `environment ${overrideVariable}` : locate(presetFile, path);
+        if (issue.code !== "unrecognized_keys") {
+          issues.push({ location, path: path.join("."), message: issue.message });
+          continue;
+        }
+        const known = knownKeysAt(presetFileSchema, path);
+        for (const key of issue.keys) {
+          issues.push({
+            location: locate(presetFile, [...path, key]),
+            path: [...path, key].join("."),
+            message: `unknown key "${key}"${didYouMean(key, known)}`,
+          });
+        }
       }
       continue;
     }
@@ -165,7 +175,10 @@ export function createPresetResolver(presets: ReadonlyMap<string, Preset>): Pres
     if (entry.preset === undefined) return recognisePreset(entry, presets, templates);
     const preset = presets.get(entry.preset);
     if (preset === undefined) {
-      throw new Error(`unknown preset "${entry.preset}"; known presets: ${[...presets.keys()].join(", ")}`);
+      const known = [...presets.keys()];
+      throw new Error(
+        `unknown preset "${entry.preset}"${didYouMean(entry.preset, known)}; known presets: ${known.join(", ")}`,
+      );
     }
     const merged = mergeProvider(preset.provider, entry);
     const checked = providerSchema.safeParse(merged);
@@ -322,10 +335,11 @@ function readOverrides(
     if (!variable.startsWith(PRESET_OVERRIDE_PREFIX) || value === undefined) continue;
     const target = known.get(variable);
     if (target === undefined) {
+      const suggestion = didYouMean(variable, [...known.keys()]);
       issues.push({
         location: "environment",
         path: variable,
-        message: `names no preset field: expected ${PRESET_OVERRIDE_PREFIX}<PRESET>_<FIELD>, e.g. ${overrideVariableName("groq", "base_url")}`,
+        message: `names no preset field${suggestion === "" ? `: expected ${PRESET_OVERRIDE_PREFIX}<PRESET>_<FIELD>, e.g. ${overrideVariableName("groq", "base_url")}` : suggestion}`,
       });
       continue;
     }

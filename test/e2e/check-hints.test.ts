@@ -1,0 +1,73 @@
+// What `check` tells someone whose config does not work yet, run as users run it: the files of the Python project
+// in their usual places (config/meta-providers.yaml, config/model-adjustments.yaml, .env), the CLI as a process.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, type TestContext, test } from "node:test";
+import { type CliResult, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
+
+/** A working directory holding `files` (paths relative to it; `config/` is created). */
+function project(t: TestContext, files: Readonly<Record<string, string>>): string {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, "config"));
+  writeFiles(dir, files);
+  return dir;
+}
+
+function problemLines(result: CliResult): string[] {
+  return result.stderr.split("\n").filter((line) => line.includes(": unknown"));
+}
+
+describe("`check` on a config that does not work yet", () => {
+  test("an unknown key close to a known one is named with it, in the config and in the adjustments file", async (t) => {
+    const dir = project(t, {
+      "config/meta-providers.yaml": `providers:
+  - name: local
+    base_url: http://127.0.0.1:9/v1
+    apiKeyEnvVar: LOCAL_KEY
+    modles:
+      some-model: {}
+routing:
+  max_atempts: 2
+`,
+      "config/model-adjustments.yaml": "adjustments:\n  small:\n    priorty: -1\n    regex: ['-1b$']\n",
+    });
+    const result = await runCli(["check"], { cwd: dir });
+    assert.equal(result.code, 2, result.stdout);
+    const path = join(dir, "config", "meta-providers.yaml");
+    assert.deepEqual(problemLines(result), [
+      `${path}:4 providers.0.apiKeyEnvVar: unknown key "apiKeyEnvVar"; did you mean "api_key_env_var"?`,
+      `${path}:5 providers.0.modles: unknown key "modles"; did you mean "models"?`,
+      `${path}:8 routing.max_atempts: unknown key "max_atempts"; did you mean "max_attempts"?`,
+      `${join(dir, "config", "model-adjustments.yaml")}:3: adjustments.small.priorty: unknown key (expected "priority" and "regex"); did you mean "priority"?`,
+    ]);
+
+    const json = await runCli(["check", "--json"], { cwd: dir });
+    const report = JSON.parse(json.stdout) as { problems: { path: string; message: string }[] };
+    assert.equal(
+      report.problems.find((problem) => problem.path === "providers.0.modles")?.message,
+      'unknown key "modles"; did you mean "models"?',
+    );
+  });
+
+  test("an unknown key inside a client key's object form is named (it was only `Invalid input`)", async (t) => {
+    const dir = project(t, {
+      "config/meta-providers.yaml": `server:
+  api_keys:
+    - { key: "\${TEAM_KEY}", nmae: team-a }
+providers:
+  - name: local
+    base_url: http://127.0.0.1:9/v1
+    api_key: k
+`,
+      ".env": "TEAM_KEY=sk-team-a-0123456789\n",
+    });
+    const result = await runCli(["check"], { cwd: dir });
+    assert.equal(result.code, 2, result.stdout);
+    assert.match(
+      result.stderr,
+      /meta-providers\.yaml:3 server\.api_keys\.0\.nmae: unknown key "nmae"; did you mean "name"\?$/m,
+    );
+    assert.doesNotMatch(result.stderr, /sk-team-a/, "the key's value is not echoed");
+  });
+});
