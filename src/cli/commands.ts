@@ -1,6 +1,6 @@
 // The CLI commands other than `serve` and `demo`: check, providers, models, route. Each returns its exit code:
 // 0 ok, 1 something is not working (a provider failed its probe), 2 config or usage error.
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
@@ -11,6 +11,7 @@ import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig } from "./gateway-config.ts";
+import { noProviderMessage, noProviderProblem } from "./no-provider.ts";
 import { type Output, paint, table } from "./output.ts";
 import type { ProbeStatus } from "./provider-probe.ts";
 import { writeRecognisedPresets } from "./recognised-presets.ts";
@@ -140,13 +141,13 @@ export async function check(options: CommandOptions): Promise<number> {
 }
 
 /** Every provider skipped: `serve` refuses to start (exit 2), so every command fails the same way, with the same text. */
-async function noProviderEnabled(options: CommandOptions, path: string, loaded: LoadedConfig): Promise<number> {
-  // Loaded only here: serve.ts brings the HTTP server's modules, which a passing `check` never needs.
-  const { noProviderMessage, noProviderProblem } = await import("./serve.ts");
+function noProviderEnabled(options: CommandOptions, path: string, loaded: LoadedConfig): number {
   const configPath = loaded.config.sourcePath === undefined ? undefined : path;
   const skipped = loaded.config.skippedProviders;
   if (!options.isJson) {
-    options.output.error(`${paint(options.output, "red", "Config error")}: ${noProviderMessage(skipped, configPath)}`);
+    const envFile = join(options.cwd ?? process.cwd(), ".env");
+    const message = noProviderMessage(skipped, { configPath, envFile, isServe: false });
+    options.output.error(`${paint(options.output, "red", "Config error")}: ${message}`);
     return EXIT_USAGE;
   }
   const message = noProviderProblem(skipped);

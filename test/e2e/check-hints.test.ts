@@ -70,4 +70,40 @@ providers:
     );
     assert.doesNotMatch(result.stderr, /sk-team-a/, "the key's value is not echoed");
   });
+
+  test("no provider enabled: `check` says where a key goes, not to run `check`", async (t) => {
+    const dir = project(t, {
+      "config/meta-providers.yaml": "providers:\n  - preset: groq\n  - preset: gemini\n",
+    });
+    const checked = await runCli(["check"], { cwd: dir });
+    assert.equal(checked.code, 2, checked.stdout);
+    assert.doesNotMatch(checked.stderr, /llm-gateway check/, "`check` sent the user to run `check`");
+    assert.match(checked.stderr, /^ {2}groq: GROQ_API_KEY$/m);
+    assert.match(
+      checked.stderr,
+      new RegExp(
+        `^Set them in ${escapeRegExp(join(dir, ".env"))} \\(one VARIABLE=value per line\\), e\\.g\\.:\n {2}GROQ_API_KEY=<value>$`,
+        "m",
+      ),
+    );
+    assert.match(checked.stderr, /and run this again:$/m);
+    assert.match(checked.stderr, /npm run demo/);
+
+    // Following the advice is enough: the same `check` now passes.
+    writeFiles(dir, { ".env": "GROQ_API_KEY=gsk-1\n" });
+    const fixed = await runCli(["check"], { cwd: dir });
+    assert.equal(fixed.code, 0, fixed.stderr);
+
+    // `serve` still points to `check`, which tells the same without starting.
+    const emptyDir = project(t, { "config/meta-providers.yaml": "providers:\n  - preset: groq\n" });
+    const served = await runCli(["serve"], { cwd: emptyDir });
+    assert.equal(served.code, 2);
+    assert.match(served.stderr, /and start again:$/m);
+    assert.match(served.stderr, /^Check the keys without starting: +npx llm-gateway check$/m);
+    assert.match(served.stderr, /^ {2}GROQ_API_KEY=<value>$/m);
+  });
 });
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
