@@ -2,6 +2,7 @@
 // that loads the config): which variable enables which provider, where to put a key, how to try without one.
 // Its own module: `check` needs it without the server's modules that serve.ts brings.
 import { readFileSync } from "node:fs";
+import { ALSO_REQUIRED_SEPARATOR } from "../config/resolve-providers.ts";
 
 export interface NoProviderContext {
   /** The config file read, or undefined in the no-config mode. */
@@ -56,10 +57,15 @@ export function noProviderMessage(
   ].join("\n");
 }
 
-/** The variables a skip reason names, with what follows them (a look-alike variable that is set: config/env.ts). */
+/**
+ * The variables a skip reason names, with what follows them (a look-alike variable that is set: config/env.ts), as
+ * the no-config mode lists them: `CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_KEY and CLOUDFLARE_ACCOUNT_ID`.
+ */
 function missingVariables(reason: string): string | undefined {
-  const found = /environment variable (.+?) is not set(.*)$/.exec(reason);
-  return found === null ? undefined : `${found[1]}${found[2]}`;
+  const [keyPart = "", required] = reason.split(ALSO_REQUIRED_SEPARATOR);
+  const found = /environment variable (.+?) is not set(.*)$/.exec(keyPart);
+  if (found === null) return undefined;
+  return `${found[1]}${found[2]}${required === undefined ? "" : ` and ${required.split(", ").join(" and ")}`}`;
 }
 
 /** noProviderMessage in one line, for `check --json`'s problem. */

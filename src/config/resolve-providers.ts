@@ -144,6 +144,9 @@ function mergePreset(
   }
 }
 
+/** Between a missing key and the other required variables that are unset too, in a skip reason. */
+export const ALSO_REQUIRED_SEPARATOR = "; also required and not set: ";
+
 /** Why a provider with keys configured is left out: no key set, or a required variable unset. */
 function skipReasonOf(
   provider: RawProvider,
@@ -151,16 +154,18 @@ function skipReasonOf(
   missing: readonly string[],
   env: Env,
 ): string | undefined {
-  // A missing key is the more common and more useful news; the other variables are named once it is set.
-  if (keyCount === 0) {
-    const wanted = missing.flatMap((names) => names.split(" or "));
-    return missing.length > 0
-      ? `no API key: environment variable ${missing.join(", ")} is not set${lookalikeVariablesHint(wanted, env)}`
-      : "no API key: set api_key_env_var or api_key";
-  }
   const missingRequired = (provider.required_env_vars ?? []).filter(
     (variable) => nonEmpty(env[variable]) === undefined,
   );
+  if (keyCount === 0) {
+    // Every variable still to set, in one go: naming the required ones only once the key was set (as before) sent
+    // a Cloudflare user back a second time for CLOUDFLARE_ACCOUNT_ID.
+    const wanted = missing.flatMap((names) => names.split(" or "));
+    const alsoRequired = missingRequired.length > 0 ? `${ALSO_REQUIRED_SEPARATOR}${missingRequired.join(", ")}` : "";
+    return missing.length > 0
+      ? `no API key: environment variable ${missing.join(", ")} is not set${lookalikeVariablesHint(wanted, env)}${alsoRequired}`
+      : `no API key: set api_key_env_var or api_key${alsoRequired}`;
+  }
   return missingRequired.length > 0 ? `environment variable ${missingRequired.join(", ")} is not set` : undefined;
 }
 

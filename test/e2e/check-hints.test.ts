@@ -102,6 +102,42 @@ providers:
     assert.match(served.stderr, /^Check the keys without starting: +npx llm-gateway check$/m);
     assert.match(served.stderr, /^ {2}GROQ_API_KEY=<value>$/m);
   });
+
+  test("the Cloudflare preset without its key names CLOUDFLARE_ACCOUNT_ID too, not only once the key is set", async (t) => {
+    const dir = project(t, {
+      "config/meta-providers.yaml": `providers:
+  - preset: cloudflare
+  - name: local
+    base_url: http://127.0.0.1:9/v1
+    api_key: k
+`,
+    });
+    const table = await runCli(["check"], { cwd: dir });
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(
+      table.stdout,
+      /^cloudflare +skipped +no API key: environment variable CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_KEY is not set; also required and not set: CLOUDFLARE_ACCOUNT_ID/m,
+    );
+    const json = JSON.parse((await runCli(["check", "--json"], { cwd: dir })).stdout) as {
+      skipped: { name: string; reason: string }[];
+    };
+    assert.match(json.skipped[0]?.reason ?? "", /CLOUDFLARE_ACCOUNT_ID/);
+
+    // Alone in the config: the block lists both, as the no-config mode does.
+    const alone = project(t, { "config/meta-providers.yaml": "providers:\n  - preset: cloudflare\n" });
+    const checked = await runCli(["check"], { cwd: alone });
+    assert.equal(checked.code, 2);
+    assert.match(
+      checked.stderr,
+      /^ {2}cloudflare: CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_KEY and CLOUDFLARE_ACCOUNT_ID$/m,
+    );
+
+    // With the key set, the account id is still named (as before).
+    writeFiles(alone, { ".env": "CLOUDFLARE_API_TOKEN=cf-1\n" });
+    const keyed = await runCli(["check"], { cwd: alone });
+    assert.match(keyed.stderr, /^ {2}cloudflare: CLOUDFLARE_ACCOUNT_ID$/m);
+    assert.match(keyed.stderr, /^ {2}CLOUDFLARE_ACCOUNT_ID=<value>$/m);
+  });
 });
 
 function escapeRegExp(text: string): string {
