@@ -11,6 +11,7 @@ import { Agent } from "undici";
 import { groq } from "../fixtures/provider-fixtures.ts";
 import { runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { postChat, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 
 const GROQ_CHAT_ROUTE = "POST /openai/v1/chat/completions";
@@ -133,4 +134,21 @@ describe("`check` on a legacy config/meta-providers.yaml", () => {
     );
     assert.deepEqual(report.skipped, []);
   });
+});
+
+test("`serve` logs each provider recognised by its URL at start", async (t) => {
+  const gateway = await startGatewayProcess(
+    t,
+    `providers:
+  - base_url: https://generativelanguage.googleapis.com/v1beta/openai/
+    api_key_env_var: GEMINI_API_KEY
+    models:
+      gemini-2.5-flash: {}
+`,
+    { dotEnv: "GEMINI_API_KEY=g-1\n" },
+  );
+  const line = gateway.logs.find((log) => log.msg.includes("recognised as"));
+  assert.equal(line?.msg.split(" (")[0], "googleapis: recognised as the gemini preset by its base_url");
+  assert.equal(line?.provider, "googleapis", "an unnamed entry keeps the name its URL gives it");
+  assert.equal(line?.preset, "gemini");
 });
