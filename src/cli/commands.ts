@@ -6,6 +6,7 @@ import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
+import { metadataProviderName } from "../providers/catalog.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
@@ -76,7 +77,9 @@ export async function check(options: CommandOptions): Promise<number> {
   const unmatched: string[] = [];
   for (const provider of config.providers) {
     for (const model of provider.models ?? []) {
-      const profile = profileModel(result.sources, provider.name, model.id, { leaderboardName: model.leaderboardName });
+      const profile = profileModel(result.sources, metadataProviderName(provider), model.id, {
+        leaderboardName: model.leaderboardName,
+      });
       if ((model.kind ?? profile.kind) === "chat" && profile.leaderboard.value === undefined) {
         unmatched.push(`${provider.name}/${model.publicName} (${model.id})`);
       }

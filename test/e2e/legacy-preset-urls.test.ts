@@ -90,6 +90,28 @@ describe("a legacy entry whose base_url is a preset's gets that preset", () => {
       ],
     );
   });
+  test("a recognised entry under its own name reads the preset provider's model facts (Groq's output limit)", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(GROQ_CHAT_ROUTE, { kind: "json", body: chatCompletion("hello", "llama-3.3-70b-versatile") });
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: my-groq
+    base_url: https://api.groq.com/openai/v1
+    api_key_env_var: GROQ_API_KEY
+    count_max_tokens: false # else the preset's 12,000 tokens-per-minute budget refuses this max_tokens first
+    models:
+      llama-3.3-70b-versatile: {}
+`,
+      { env: { GROQ_API_KEY: "gsk-legacy" }, dispatcher: agentTo(t, mock) },
+    );
+    // Groq's entry in the metadata table: 128,000 tokens of prompt and a separate 32,768-token output limit. Under
+    // the name `my-groq` the lookup fell back to another host's entry (one shared 128,000 window), where a prompt
+    // plus this max_tokens does not fit, and the request was refused without reaching Groq.
+    const answer = await postChat(gateway, { model: "llama-3.3-70b-versatile", max_tokens: 127_995 });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(mock.requests.filter((recorded) => recorded.method === "POST").length, 1);
+  });
 });
 
 describe("`check` on a legacy config/meta-providers.yaml", () => {
