@@ -353,6 +353,11 @@ describe("LLM_GATEWAY_PRESET_<PRESET>_<FIELD>", () => {
     const typo = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_BASEURL: "http://x" }));
     assert.equal(typo.issues[0]?.path, "LLM_GATEWAY_PRESET_GROQ_BASEURL");
     assert.equal(typo.issues[0]?.message, 'names no preset field; did you mean "LLM_GATEWAY_PRESET_GROQ_BASE_URL"?');
+    const inner = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_LIMITS: "{ rmp: 3 }" }));
+    assert.deepEqual(
+      inner.issues.map((issue) => `${issue.location} ${issue.path}: ${issue.message}`),
+      ['environment LLM_GATEWAY_PRESET_GROQ_LIMITS limits.rmp: unknown key "rmp"; did you mean "rpm"?'],
+    );
     const far = configError(() => loadPresets({ LLM_GATEWAY_PRESET_NOPE: "1" }));
     assert.match(far.issues[0]?.message ?? "", /^names no preset field: expected LLM_GATEWAY_PRESET_<PRESET>_<FIELD>/);
     const invalid = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_TIMEOUT_MS: "-5" }));

@@ -130,7 +130,7 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
         const known = knownKeysAt(presetFileSchema, path);
         for (const key of issue.keys) {
           issues.push({
-            location: locate(presetFile, [...path, key]),
+            location: isFromEnv ? location : locate(presetFile, [...path, key]),
             path: [...path, key].join("."),
             message: `unknown key "${key}"${didYouMean(key, known)}`,
           });
