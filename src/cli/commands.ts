@@ -1,18 +1,21 @@
 // The CLI commands other than `serve` and `demo`: check, providers, models, route. Each returns its exit code:
 // 0 ok, 1 something is not working (a provider failed its probe), 2 config or usage error.
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
+import { metadataProviderName } from "../providers/catalog.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig } from "./gateway-config.ts";
+import { noProviderMessage, noProviderProblem } from "./no-provider.ts";
 import { type Output, paint, table } from "./output.ts";
 import type { ProbeStatus } from "./provider-probe.ts";
+import { writeRecognisedPresets } from "./recognised-presets.ts";
 
 export interface CommandOptions {
   readonly configPath: string | undefined;
@@ -74,7 +77,9 @@ export async function check(options: CommandOptions): Promise<number> {
   const unmatched: string[] = [];
   for (const provider of config.providers) {
     for (const model of provider.models ?? []) {
-      const profile = profileModel(result.sources, provider.name, model.id, { leaderboardName: model.leaderboardName });
+      const profile = profileModel(result.sources, metadataProviderName(provider), model.id, {
+        leaderboardName: model.leaderboardName,
+      });
       if ((model.kind ?? profile.kind) === "chat" && profile.leaderboard.value === undefined) {
         unmatched.push(`${provider.name}/${model.publicName} (${model.id})`);
       }
@@ -90,6 +95,7 @@ export async function check(options: CommandOptions): Promise<number> {
         name: provider.name,
         base_url: provider.baseUrl,
         models: provider.models?.length ?? "discovered",
+        preset: provider.presetOrigin ?? null,
       })),
       skipped: config.skippedProviders,
       meta_models: Object.keys(config.metaModels),
@@ -121,6 +127,7 @@ export async function check(options: CommandOptions): Promise<number> {
       ],
     ),
   );
+  writeRecognisedPresets(output, config.providers);
   if (Object.keys(config.metaModels).length > 0)
     output.write(`\nmeta models: ${Object.keys(config.metaModels).join(", ")}\n`);
   if (unmatched.length > 0) {
@@ -137,13 +144,13 @@ export async function check(options: CommandOptions): Promise<number> {
 }
 
 /** Every provider skipped: `serve` refuses to start (exit 2), so every command fails the same way, with the same text. */
-async function noProviderEnabled(options: CommandOptions, path: string, loaded: LoadedConfig): Promise<number> {
-  // Loaded only here: serve.ts brings the HTTP server's modules, which a passing `check` never needs.
-  const { noProviderMessage, noProviderProblem } = await import("./serve.ts");
+function noProviderEnabled(options: CommandOptions, path: string, loaded: LoadedConfig): number {
   const configPath = loaded.config.sourcePath === undefined ? undefined : path;
   const skipped = loaded.config.skippedProviders;
   if (!options.isJson) {
-    options.output.error(`${paint(options.output, "red", "Config error")}: ${noProviderMessage(skipped, configPath)}`);
+    const envFile = join(options.cwd ?? process.cwd(), ".env");
+    const message = noProviderMessage(skipped, { configPath, envFile, isServe: false });
+    options.output.error(`${paint(options.output, "red", "Config error")}: ${message}`);
     return EXIT_USAGE;
   }
   const message = noProviderProblem(skipped);
@@ -186,6 +193,7 @@ export async function providers(options: CommandOptions): Promise<number> {
     );
     for (const skipped of config.skippedProviders)
       output.write(`${paint(output, "dim", `${skipped.name}: ${skipped.reason}`)}\n`);
+    writeRecognisedPresets(output, config.providers);
   }
   return probes.every((item) => item.status === "ok" || item.status === "rate-limited") ? EXIT_OK : EXIT_NOT_OK;
 }

@@ -8,9 +8,10 @@ import { parse } from "yaml";
 import { ConfigError } from "../config/config-error.ts";
 import type { Env } from "../config/env.ts";
 import { buildConfig, DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
-import type { PresetResolver } from "../config/resolve-providers.ts";
+import { NO_PRESET, type PresetResolver } from "../config/resolve-providers.ts";
 import {
   createPresetResolver,
+  isPresetBaseUrl,
   loadPresets,
   PRESET_OVERRIDE_PREFIX,
   type PresetAvailability,
@@ -91,7 +92,8 @@ export function loadChosenConfig(choice: ConfigChoice, env: Env): GatewayConfigS
 }
 
 /**
- * Reads the 17 preset files (YAML, zod: ~70 ms of CPU at start) only when an entry names a preset, or when a
+ * Reads the 17 preset files (YAML, zod: ~70 ms of CPU at start) only when an entry names a preset or has a preset's
+ * base_url (recognised as that preset: a cheap scan of the files' `base_url:` lines tells), or when a
  * `LLM_GATEWAY_PRESET_*` variable is set (its typos are reported whatever the config uses). A preset that fails
  * to load fails the config as a whole, with the preset's own file:line issues, as when presets were read first.
  */
@@ -102,7 +104,7 @@ function loadConfigFileWithPresets(configPath: string, env: Env): LoadedConfig {
   let resolver: PresetResolver | undefined;
   let presetError: ConfigError | undefined;
   const resolvePreset: PresetResolver = (entry) => {
-    if (entry.preset === undefined) return entry;
+    if (entry.preset === NO_PRESET || (entry.preset === undefined && !isPresetBaseUrl(entry.base_url))) return entry;
     try {
       resolver ??= createPresetResolver(loadPresets(env));
     } catch (error) {

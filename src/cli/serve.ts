@@ -1,16 +1,17 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
 
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { recognisedPresetText } from "../config/resolve-providers.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig, type GatewayConfigSource, loadChosenConfig } from "./gateway-config.ts";
 import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
+import { noProviderMessage } from "./no-provider.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { configErrorText, startFailure } from "./start-failure.ts";
 import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
@@ -34,7 +35,9 @@ export async function serve(options: { configPath: string | undefined }): Promis
   }
   const { loaded, availability, configPath } = source;
   if (loaded.config.providers.length === 0) {
-    process.stderr.write(noProviderMessage(loaded.config.skippedProviders, configPath));
+    process.stderr.write(
+      noProviderMessage(loaded.config.skippedProviders, { configPath, envFile: join(cwd, ".env"), isServe: true }),
+    );
     return EXIT_USAGE;
   }
   const logger = terminalLogger(loaded.config);
@@ -55,6 +58,13 @@ export async function serve(options: { configPath: string | undefined }): Promis
       },
       `no config file (${DEFAULT_CONFIG_PATH}): enabled presets ${availability.enabled.join(", ")}; ` +
         `no key for ${availability.missing.map((entry) => `${entry.name} (${entry.variables})`).join(", ")}`,
+    );
+  }
+  for (const provider of loaded.config.providers) {
+    if (provider.presetOrigin?.by !== "base_url") continue;
+    gateway.app.log.info(
+      { provider: provider.name, preset: provider.presetOrigin.preset },
+      `${recognisedPresetText(provider.name, provider.presetOrigin.preset)} (its limits, rate-limit headers and free models apply; \`preset: none\` turns it off)`,
     );
   }
   gateway.app.log.info(
@@ -154,56 +164,4 @@ export function changedUntilRestart(started: GatewayConfig, next: GatewayConfig)
   return RESTART_ONLY.filter(([, read]) => JSON.stringify(read(started)) !== JSON.stringify(read(next))).map(
     ([name]) => name,
   );
-}
-
-/**
- * Every provider of the config was skipped (usually: no key set). One block instead of a warning per provider
- * and a gateway that serves nothing: which variable enables which provider, and how to try it without keys. A
- * config that lists no provider at all (an empty file) is told so, not asked for keys of an empty list.
- */
-export function noProviderMessage(
-  skipped: readonly { readonly name: string; readonly reason: string }[],
-  configPath: string | undefined,
-): string {
-  const lines = skipped.map((entry) => {
-    // The variables, and what follows them (a look-alike variable that is set: config/env.ts).
-    const found = /environment variable (.+?) is not set(.*)$/.exec(entry.reason);
-    return found === null ? `  ${entry.name}: ${entry.reason}` : `  ${entry.name}: ${found[1]}${found[2]}`;
-  });
-  const opening =
-    skipped.length > 0
-      ? [
-          `No provider is enabled${configPath === undefined ? "" : ` in ${configPath}`}: set a key variable for at least one`,
-          "of them (in the environment or in .env) and start again:",
-          ...lines,
-        ]
-      : [
-          `No provider is configured: ${configPath === undefined ? "the config" : configPath} ${isEmptyFile(configPath) ? "is empty" : "lists no providers"}.`,
-          "Add a `providers:` list (a preset is one line: `- preset: groq`; docs/configuration.md, docs/providers.md).",
-        ];
-  return [
-    ...opening,
-    "",
-    "Try the gateway without any key:   npm run demo",
-    "Check the config and keys:         npx llm-gateway check",
-    "Getting keys (free tiers):         docs/quickstart.md",
-    "",
-  ].join("\n");
-}
-
-/** noProviderMessage in one line, for `check --json`'s problem. */
-export function noProviderProblem(skipped: readonly unknown[]): string {
-  return skipped.length === 0
-    ? "no provider is configured: the config lists no providers"
-    : "no provider is enabled (`skipped` says why): set a key variable for at least one of them";
-}
-
-/** Read only on this error path, to say "is empty" rather than "lists no providers". */
-function isEmptyFile(path: string | undefined): boolean {
-  if (path === undefined) return false;
-  try {
-    return readFileSync(path, "utf8").trim() === "";
-  } catch {
-    return false;
-  }
 }

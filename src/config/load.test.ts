@@ -210,7 +210,7 @@ scoring:
     assert.ok(Object.isFrozen(config.routing) && Object.isFrozen(alpha?.models?.[1]) && Object.isFrozen(alpha?.limits));
   });
 
-  test("every unknown key is reported at its own line, `scoring:` ones with the known keys", () => {
+  test("every unknown key is reported at its own line with the close known key, `scoring:` ones with the known keys", () => {
     assert.throws(
       () =>
         parseConfigText(
@@ -221,8 +221,11 @@ scoring:
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         const lines = error.message.split("\n");
-        assert.equal(lines[0], 'test.yaml:2 routing.max_atempts: unknown key "max_atempts"');
-        assert.equal(lines[1], 'test.yaml:3 routing.strateg: unknown key "strateg"');
+        assert.equal(
+          lines[0],
+          'test.yaml:2 routing.max_atempts: unknown key "max_atempts"; did you mean "max_attempts"?',
+        );
+        assert.equal(lines[1], 'test.yaml:3 routing.strateg: unknown key "strateg"; did you mean "strategy"?');
         assert.match(error.message, /^test\.yaml:5 scoring\.leaderboards\.1: unknown leaderboard "arena"/m);
         assert.match(error.message, /^test\.yaml:6 scoring\.TYPO: unknown key "TYPO"; known: .*leaderboards/m);
         assert.equal(lines.length, 4, error.message);
@@ -287,8 +290,8 @@ describe("problems found after the schema", () => {
         assert.ok(error instanceof ConfigError);
         assert.deepEqual(error.message.split("\n"), [
           'test.yaml:2 providers.0.preset: unknown preset "grok"',
-          'test.yaml:4 providers.1.base_ulr: unknown key "base_ulr"',
-          'test.yaml:7 routing.max_atempts: unknown key "max_atempts"',
+          'test.yaml:4 providers.1.base_ulr: unknown key "base_ulr"; did you mean "base_url"?',
+          'test.yaml:7 routing.max_atempts: unknown key "max_atempts"; did you mean "max_attempts"?',
         ]);
         return true;
       },

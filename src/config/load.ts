@@ -95,6 +95,7 @@ export function buildConfig(
     : toConfigIssues(
         parsed.error.issues.map((issue) => withUnsetVariables(issue, input, unsetVariablesAt)),
         locate,
+        configSchema,
       );
   const resolved = resolveProviders(
     parsed.success ? parsed.data.providers : validProviderEntries(input),

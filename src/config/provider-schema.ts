@@ -223,6 +223,11 @@ const raw = providerSchema.shape;
 export const providerSettingsSchema = z
   .object({
     name: z.string().min(1),
+    /**
+     * The preset the provider was built on and how: the entry named it (`preset:`), or its base_url is the
+     * preset's (docs/providers.md "Recognised by the base URL"). Unset: no preset. Shown by `check` and `providers`.
+     */
+    preset_origin: z.object({ preset: z.string(), by: z.enum(["name", "base_url"]) }).optional(),
     base_url: httpUrl,
     /** The key, never logged. Exactly one: an entry with several keys becomes one provider per key. */
     api_key: headerSafe,

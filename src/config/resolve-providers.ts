@@ -13,6 +13,9 @@ import type { Locate } from "./yaml-source.ts";
  */
 export type PresetResolver = (raw: RawProvider) => RawProvider;
 
+/** `preset: none`: the entry is used as written, not recognised by its base_url (docs/providers.md). */
+export const NO_PRESET = "none";
+
 interface ProviderOptions {
   readonly env: Env;
   readonly resolvePreset?: PresetResolver | undefined;
@@ -50,6 +53,10 @@ export function resolveProviders(
       continue;
     }
     const provider = merged.provider;
+    const presetOrigin =
+      provider.preset === undefined || provider.preset === NO_PRESET
+        ? undefined
+        : { preset: provider.preset, by: entry.preset === undefined ? ("base_url" as const) : ("name" as const) };
     if (provider.base_url === undefined) {
       result.issues.push({
         location: locate(["providers", index]),
@@ -105,10 +112,15 @@ export function resolveProviders(
         }
         names.set(keyName, index);
       }
-      result.providers.push(settingsOf(provider, keyName, key));
+      result.providers.push(settingsOf(provider, keyName, key, presetOrigin));
     }
   }
   return result;
+}
+
+/** How `check`, `providers` and the start log say that a provider got a preset by its base_url. */
+export function recognisedPresetText(provider: string, preset: string): string {
+  return `${provider}: recognised as the ${preset} preset by its base_url`;
 }
 
 /** The warning for a skipped provider (`check` leaves it out of its list of warnings: its table shows it). */
@@ -121,7 +133,7 @@ function mergePreset(
   resolvePreset: PresetResolver | undefined,
 ): { provider: RawProvider } | { error: string } {
   if (resolvePreset === undefined) {
-    return entry.preset === undefined
+    return entry.preset === undefined || entry.preset === NO_PRESET
       ? { provider: entry }
       : { error: "presets are not available here (no preset resolver was given)" };
   }
@@ -132,6 +144,9 @@ function mergePreset(
   }
 }
 
+/** Between a missing key and the other required variables that are unset too, in a skip reason. */
+export const ALSO_REQUIRED_SEPARATOR = "; also required and not set: ";
+
 /** Why a provider with keys configured is left out: no key set, or a required variable unset. */
 function skipReasonOf(
   provider: RawProvider,
@@ -139,16 +154,18 @@ function skipReasonOf(
   missing: readonly string[],
   env: Env,
 ): string | undefined {
-  // A missing key is the more common and more useful news; the other variables are named once it is set.
-  if (keyCount === 0) {
-    const wanted = missing.flatMap((names) => names.split(" or "));
-    return missing.length > 0
-      ? `no API key: environment variable ${missing.join(", ")} is not set${lookalikeVariablesHint(wanted, env)}`
-      : "no API key: set api_key_env_var or api_key";
-  }
   const missingRequired = (provider.required_env_vars ?? []).filter(
     (variable) => nonEmpty(env[variable]) === undefined,
   );
+  if (keyCount === 0) {
+    // Every variable still to set, in one go: naming the required ones only once the key was set (as before) sent
+    // a Cloudflare user back a second time for CLOUDFLARE_ACCOUNT_ID.
+    const wanted = missing.flatMap((names) => names.split(" or "));
+    const alsoRequired = missingRequired.length > 0 ? `${ALSO_REQUIRED_SEPARATOR}${missingRequired.join(", ")}` : "";
+    return missing.length > 0
+      ? `no API key: environment variable ${missing.join(", ")} is not set${lookalikeVariablesHint(wanted, env)}${alsoRequired}`
+      : `no API key: set api_key_env_var or api_key${alsoRequired}`;
+  }
   return missingRequired.length > 0 ? `environment variable ${missingRequired.join(", ")} is not set` : undefined;
 }
 
@@ -184,8 +201,13 @@ function resolveKeys(
 }
 
 /** The entry's fields the settings schema reads; the rest (`preset`, `enabled`, key variables) is spent here. */
-function settingsOf(provider: RawProvider, name: string, apiKey: string): ProviderSettings {
-  return providerSettingsSchema.parse({ ...provider, name, api_key: apiKey });
+function settingsOf(
+  provider: RawProvider,
+  name: string,
+  apiKey: string,
+  presetOrigin: { preset: string; by: "name" | "base_url" } | undefined,
+): ProviderSettings {
+  return providerSettingsSchema.parse({ ...provider, name, api_key: apiKey, preset_origin: presetOrigin });
 }
 
 /**

@@ -3,6 +3,8 @@
 import { type Document, isMap, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
+import { didYouMean } from "./did-you-mean.ts";
+import { knownKeysAt } from "./schema-keys.ts";
 
 /** `file:line` of a key path (`isKey`: the key itself rather than its value); the closest parent when absent. */
 export type Locate = (path: readonly (string | number)[], isKey?: boolean) => string;
@@ -75,19 +77,47 @@ function nodeAt(document: Document, path: readonly (string | number)[]): Node | 
   return node !== null && typeof node === "object" && "range" in node ? (node as Node) : undefined;
 }
 
-/** zod's issues as config issues; an unknown key is reported at its own line, one issue per key. */
-export function toConfigIssues(issues: readonly z.core.$ZodIssue[], locate: Locate): ConfigIssue[] {
+/**
+ * zod's issues as config issues; an unknown key is reported at its own line, one issue per key, with the known key
+ * it is closest to when `schema` (the one that raised the issues) is given: `unknown key "modles"; did you mean
+ * "models"?`.
+ */
+export function toConfigIssues(
+  issues: readonly z.core.$ZodIssue[],
+  locate: Locate,
+  schema?: z.core.$ZodType,
+): ConfigIssue[] {
   return issues.flatMap((issue): ConfigIssue[] => {
     const path = issue.path.filter((key): key is string | number => typeof key !== "symbol");
     if (issue.code === "unrecognized_keys") {
       // A schema may name its known keys in the message (`known: ...`); zod's own message repeats the key.
       const hint = issue.message.startsWith("known: ") ? `; ${issue.message}` : "";
+      const known = schema === undefined ? [] : knownKeysAt(schema, path);
       return issue.keys.map((key) => ({
         location: locate([...path, key], true),
         path: [...path, key].join("."),
-        message: `unknown key "${key}"${hint}`,
+        message: `unknown key "${key}"${didYouMean(key, known) || hint}`,
       }));
+    }
+    const branch = issue.code === "invalid_union" ? matchingBranch(issue.errors) : undefined;
+    if (branch !== undefined) {
+      return toConfigIssues(
+        branch.map((inner) => ({ ...inner, path: [...path, ...inner.path] })),
+        locate,
+        schema,
+      );
     }
     return [{ location: locate(path), path: path.join("."), message: issue.message }];
   });
+}
+
+/**
+ * The one branch of a failed union whose type the value has (`{ key, nmae }` is the object form of a client key,
+ * not the string one): its own problems say what is wrong, where zod's summary says only "Invalid input".
+ */
+function matchingBranch(branches: readonly (readonly z.core.$ZodIssue[])[]): readonly z.core.$ZodIssue[] | undefined {
+  const sameType = branches.filter(
+    (issues) => !issues.some((inner) => inner.path.length === 0 && inner.code === "invalid_type"),
+  );
+  return sameType.length === 1 ? sameType[0] : undefined;
 }

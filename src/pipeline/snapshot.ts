@@ -8,7 +8,13 @@ import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
-import { buildCatalog, type Catalog, type Deployment, type DiscoveredModel } from "../providers/catalog.ts";
+import {
+  buildCatalog,
+  type Catalog,
+  type Deployment,
+  type DiscoveredModel,
+  metadataProviderName,
+} from "../providers/catalog.ts";
 import { discoverModels } from "../providers/discovery.ts";
 import { unservedClientModels } from "../router/client-models.ts";
 import { unservedMetaModels } from "../router/resolve-names.ts";
@@ -74,7 +80,7 @@ export async function buildSnapshot(
   const sources = loadScoringSources(scoring);
   const profiles: ModelProfile[] = [];
   const catalog = buildCatalog(config.providers, discovered, (provider, model, discoveredContextTokens) => {
-    const profile = profileModel(sources, provider.name, model.id, {
+    const profile = profileModel(sources, metadataProviderName(provider), model.id, {
       leaderboardName: model.leaderboardName,
       paramsB: model.paramsB,
       contextTokens: model.contextTokens ?? discoveredContextTokens,

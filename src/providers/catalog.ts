@@ -38,6 +38,16 @@ export interface Deployment {
 export type CostClass = "free" | "paid";
 
 /**
+ * The name model metadata and quality priors know a provider by: its preset's when it has one (`groq` for the
+ * second key's `groq.2`, or for a legacy `my-groq` entry recognised as groq by its URL), else its own. LiteLLM's
+ * table keys models by provider (`groq/llama-3.3-70b-versatile`: 32,768 output tokens); under an unknown name the
+ * lookup fell back to another host's entry of the same model (128,000).
+ */
+export function metadataProviderName(settings: ProviderSettings): string {
+  return settings.presetOrigin?.preset ?? settings.name;
+}
+
+/**
  * A deployment's cost class. Precedence: the model's own `cost` (config, then the preset's `known_models`), an
  * upstream id matching the provider's `free_models` (OpenRouter's `:free` variants), the provider's `cost`.
  */

@@ -6,11 +6,13 @@ import { parseConfigText } from "../config/load.ts";
 import type { RawProvider } from "../config/schema.ts";
 import { RATE_LIMIT_DIALECTS } from "../limits/header-dialects.ts";
 import { costClassOf } from "./catalog.ts";
+import { matchPresetUrl, presetBaseUrlTemplates } from "./preset-urls.ts";
 import {
   createPresetResolver,
   loadPresets,
   mergeProvider,
   overrideVariableName,
+  PRESETS_DIR,
   presetAvailability,
   presetKeyVariables,
   presetOnlyConfig,
@@ -117,6 +119,130 @@ describe("preset files", () => {
   });
 });
 
+describe("an entry without `preset:` whose base_url is a preset's (the Python project's files)", () => {
+  const templates = presetBaseUrlTemplates(PRESETS_DIR);
+
+  it("the cheap scan of the files' base_url lines gives what their YAML says, for every preset", () => {
+    const presets = loadPresets({});
+    assert.deepEqual(
+      [...templates],
+      [...presets.values()].map((preset) => [preset.name, preset.baseUrlTemplate]),
+    );
+  });
+
+  it("matches the host and path, with or without a trailing slash, whatever the scheme or the host's case", () => {
+    for (const url of [
+      "https://api.groq.com/openai/v1",
+      "https://api.groq.com/openai/v1/",
+      "http://api.groq.com/openai/v1",
+      "https://API.Groq.com:443/openai/v1//",
+    ]) {
+      assert.deepEqual(matchPresetUrl(url, templates), { preset: "groq", variables: {} }, url);
+    }
+    for (const url of [
+      "https://api.groq.com/openai",
+      "https://api.groq.com/openai/v1/chat",
+      "https://api.groq.com/openai/v1?x=1",
+      "https://api.groq.com:8443/openai/v1",
+      "https://groq.example.com/openai/v1",
+      "https://api.cloudflare.com/client/v4/accounts//ai/v1",
+    ]) {
+      assert.equal(matchPresetUrl(url, templates), undefined, url);
+    }
+    assert.deepEqual(matchPresetUrl("https://api.cloudflare.com/client/v4/accounts/abc123/ai/v1/", templates), {
+      preset: "cloudflare",
+      variables: { CLOUDFLARE_ACCOUNT_ID: "abc123" },
+    });
+  });
+
+  it("gets the preset's dialect, budgets, free marking and key aliases; what the entry writes wins", () => {
+    const { config } = load(
+      `providers:
+  - base_url: https://api.groq.com/openai/v1/
+    api_key_env_var: GROQ_API_KEY
+    limits: { rpd: 500 }
+    known_models:
+      llama-3.3-70b-versatile: { limits: { rpm: 5 } }
+  - name: gem
+    base_url: https://generativelanguage.googleapis.com/v1beta/openai
+`,
+      { GROQ_API_KEY: "gsk-1", GOOGLE_API_KEY: "g-1" },
+    );
+    const [groq, gemini] = config.providers;
+    assert.equal(groq?.name, "groq");
+    assert.equal(groq?.baseUrl, "https://api.groq.com/openai/v1");
+    assert.deepEqual(groq?.presetOrigin, { preset: "groq", by: "base_url" });
+    assert.equal(groq?.rateLimitDialect, "groq");
+    assert.equal(groq?.cost, "free");
+    assert.deepEqual(groq?.limits, { rpd: 500, window: "bucket", windowSource: groq?.limits?.windowSource });
+    assert.deepEqual(groq?.knownModels["llama-3.3-70b-versatile"]?.limits, {
+      rpm: 5,
+      rpd: 1000,
+      tpm: 12000,
+      tpd: 100000,
+    });
+    // The entry's name stays its own: pinned names (`gem/...`) and stored budgets keep theirs.
+    assert.equal(gemini?.name, "gem");
+    assert.deepEqual(gemini?.apiKeys, ["g-1"], "the preset's key variable and its alias GOOGLE_API_KEY");
+    assert.equal(gemini?.discoveryIdStripPrefix, "models/");
+    assert.deepEqual(gemini?.presetOrigin, { preset: "gemini", by: "base_url" });
+  });
+
+  it("a Cloudflare URL with its account id needs no CLOUDFLARE_ACCOUNT_ID, and lists models of that account", () => {
+    const { config } = load("providers:\n  - base_url: https://api.cloudflare.com/client/v4/accounts/abc123/ai/v1\n", {
+      CLOUDFLARE_API_TOKEN: "cf-1",
+      CLOUDFLARE_ACCOUNT_ID: "someone-else",
+    });
+    const [cloudflare] = config.providers;
+    assert.equal(cloudflare?.name, "cloudflare");
+    assert.deepEqual(cloudflare?.apiKeys, ["cf-1"]);
+    assert.match(cloudflare?.modelUrl ?? "", /\/accounts\/abc123\/ai\/models\/search\?task=/);
+    const unset = load("providers:\n  - base_url: https://api.cloudflare.com/client/v4/accounts/abc123/ai/v1\n", {
+      CLOUDFLARE_API_TOKEN: "cf-1",
+    });
+    assert.deepEqual(unset.config.skippedProviders, []);
+    assert.equal(unset.config.providers[0]?.discoveryIdField, "name");
+  });
+
+  it("an entry writing `api_key` keeps it: an unset variable there leaves it skipped, not on the preset's variable", () => {
+    const { config } = load(`providers:\n  - base_url: https://api.groq.com/openai/v1\n    api_key: \${MY_GROQ}\n`, {
+      GROQ_API_KEY: "gsk-other",
+    });
+    assert.deepEqual(config.providers, []);
+    assert.match(config.skippedProviders[0]?.reason ?? "", /MY_GROQ/);
+  });
+
+  it("`preset: none` keeps an entry as written; other URLs are not recognised", () => {
+    const { config } = load(
+      `providers:
+  - base_url: https://api.groq.com/openai/v1
+    api_key: k
+    preset: none
+  - base_url: http://127.0.0.1:9/v1
+    api_key: k
+`,
+    );
+    const [groq, local] = config.providers;
+    assert.equal(groq?.presetOrigin, undefined);
+    assert.equal(groq?.rateLimitDialect, "generic");
+    assert.equal(groq?.cost, "paid");
+    assert.deepEqual(groq?.knownModels, {});
+    assert.equal(local?.presetOrigin, undefined);
+    // And without presets at all (the demo's config), `none` is not an unknown preset.
+    assert.equal(
+      parseConfigText("providers:\n  - base_url: http://127.0.0.1:9/v1\n    api_key: k\n    preset: none\n", "t.yaml", {
+        env: {},
+      }).config.providers.length,
+      1,
+    );
+  });
+
+  it("a `- preset: groq` entry says so too", () => {
+    const { config } = load("providers:\n  - preset: groq\n", { GROQ_API_KEY: "gsk-1" });
+    assert.deepEqual(config.providers[0]?.presetOrigin, { preset: "groq", by: "name" });
+  });
+});
+
 describe("- preset: name in a config file", () => {
   it("a bare `- preset: groq` takes the key from its usual variable", () => {
     const { config } = load("providers:\n  - preset: groq\n", { GROQ_API_KEY: "gsk-1" });
@@ -156,7 +282,7 @@ describe("- preset: name in a config file", () => {
     const [issue] = error.issues;
     assert.equal(issue?.location, "test.yaml:3");
     assert.equal(issue?.path, "providers.1.preset");
-    assert.match(issue?.message ?? "", /unknown preset "grok"; known presets: .*groq/);
+    assert.match(issue?.message ?? "", /unknown preset "grok"; did you mean "groq"\?; known presets: .*groq/);
     assert.match(issue?.message ?? "", /openrouter/);
   });
 
@@ -226,6 +352,14 @@ describe("LLM_GATEWAY_PRESET_<PRESET>_<FIELD>", () => {
   it("a variable naming no preset field, or an invalid value, is an error naming the variable", () => {
     const typo = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_BASEURL: "http://x" }));
     assert.equal(typo.issues[0]?.path, "LLM_GATEWAY_PRESET_GROQ_BASEURL");
+    assert.equal(typo.issues[0]?.message, 'names no preset field; did you mean "LLM_GATEWAY_PRESET_GROQ_BASE_URL"?');
+    const inner = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_LIMITS: "{ rmp: 3 }" }));
+    assert.deepEqual(
+      inner.issues.map((issue) => `${issue.location} ${issue.path}: ${issue.message}`),
+      ['environment LLM_GATEWAY_PRESET_GROQ_LIMITS limits.rmp: unknown key "rmp"; did you mean "rpm"?'],
+    );
+    const far = configError(() => loadPresets({ LLM_GATEWAY_PRESET_NOPE: "1" }));
+    assert.match(far.issues[0]?.message ?? "", /^names no preset field: expected LLM_GATEWAY_PRESET_<PRESET>_<FIELD>/);
     const invalid = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_TIMEOUT_MS: "-5" }));
     assert.equal(invalid.issues[0]?.location, "environment LLM_GATEWAY_PRESET_GROQ_TIMEOUT_MS");
   });

@@ -6,10 +6,13 @@ import { basename, join } from "node:path";
 import { type Document, isSeq, LineCounter, parse, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
+import { didYouMean } from "../config/did-you-mean.ts";
 import { type Env, interpolateDeep, lookalikeVariablesHint } from "../config/env.ts";
-import type { PresetResolver } from "../config/resolve-providers.ts";
+import { NO_PRESET, type PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
+import { knownKeysAt } from "../config/schema-keys.ts";
 import { sourcePath } from "../source-paths.ts";
+import { matchPresetUrl, presetBaseUrlTemplates } from "./preset-urls.ts";
 
 export const PRESETS_DIR = sourcePath("providers/presets");
 
@@ -50,6 +53,13 @@ export interface Preset {
   readonly sources: readonly PresetSource[];
   /** The provider fields, interpolated and validated; `name` is the preset's name. */
   readonly provider: RawProvider;
+  /** `base_url` as the file writes it, `${VAR}`s and all: what an entry's base_url is compared with. */
+  readonly baseUrlTemplate: string;
+  /**
+   * The provider fields with some `${VAR}`s given other values than the environment's: those an entry's base_url
+   * gave (the account id in a Cloudflare URL), so that the preset's `model_url` names the same account.
+   */
+  readonly withVariables: (values: Readonly<Record<string, string>>) => RawProvider;
 }
 
 interface PresetFile {
@@ -98,23 +108,41 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
   const presets = new Map<string, Preset>();
   const overrides = readOverrides(env, files, issues);
   for (const presetFile of files) {
-    const interpolated = interpolateDeep(presetFile.data, env) as Record<string, unknown>;
-    const withOverrides = { ...interpolated, ...overrides.get(presetFile.name) };
-    const parsed = presetFileSchema.safeParse(withOverrides);
+    const fields = (values: Env) => {
+      const interpolated = interpolateDeep(presetFile.data, values) as Record<string, unknown>;
+      return presetFileSchema.safeParse({ ...interpolated, ...overrides.get(presetFile.name) });
+    };
+    if (presetFile.name === NO_PRESET) {
+      issues.push({ location: presetFile.file, path: "", message: `"${NO_PRESET}" means no preset: rename the file` });
+      continue;
+    }
+    const parsed = fields(env);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
         const path = issue.path.filter((key): key is string | number => typeof key !== "symbol");
         const overrideVariable = overrideVariableName(presetFile.name, String(path[0] ?? ""));
         const isFromEnv = path.length > 0 && env[overrideVariable] !== undefined;
-        issues.push({
-          location: isFromEnv ? `environment ${overrideVariable}` : locate(presetFile, path),
-          path: path.join("."),
-          message: issue.code === "unrecognized_keys" ? `unknown key "${issue.keys.join('", "')}"` : issue.message,
-        });
+        const location = isFromEnv ? `environment ${overrideVariable}` : locate(presetFile, path);
+        if (issue.code !== "unrecognized_keys") {
+          issues.push({ location, path: path.join("."), message: issue.message });
+          continue;
+        }
+        const known = knownKeysAt(presetFileSchema, path);
+        for (const key of issue.keys) {
+          issues.push({
+            location: isFromEnv ? location : locate(presetFile, [...path, key]),
+            path: [...path, key].join("."),
+            message: `unknown key "${key}"${didYouMean(key, known)}`,
+          });
+        }
       }
       continue;
     }
-    const { description, signup_url, notes, sources, ...provider } = parsed.data;
+    const providerOf = (data: typeof parsed.data): RawProvider => {
+      const { description: _description, signup_url: _signupUrl, notes: _notes, sources: _sources, ...provider } = data;
+      return { name: presetFile.name, ...provider };
+    };
+    const { description, signup_url, notes, sources } = parsed.data;
     presets.set(presetFile.name, {
       name: presetFile.name,
       file: presetFile.file,
@@ -122,20 +150,35 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
       signupUrl: signup_url,
       notes: notes ?? [],
       sources,
-      provider: { name: presetFile.name, ...provider },
+      provider: providerOf(parsed.data),
+      baseUrlTemplate: String((presetFile.data as { base_url?: unknown }).base_url),
+      withVariables: (values) => {
+        const again = fields({ ...env, ...values });
+        if (!again.success)
+          throw new Error(again.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; "));
+        return providerOf(again.data);
+      },
     });
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return presets;
 }
 
-/** The resolver `loadConfigFile` / `buildConfig` take: expands `- preset: name` entries. */
+/**
+ * The resolver `loadConfigFile` / `buildConfig` take: expands `- preset: name` entries, and an entry without
+ * `preset:` whose base_url is a preset's (recognisePreset). `preset: none` keeps an entry as it is written.
+ */
 export function createPresetResolver(presets: ReadonlyMap<string, Preset>): PresetResolver {
+  const templates = new Map([...presets.values()].map((preset) => [preset.name, preset.baseUrlTemplate]));
   return (entry) => {
-    if (entry.preset === undefined) return entry;
+    if (entry.preset === NO_PRESET) return entry;
+    if (entry.preset === undefined) return recognisePreset(entry, presets, templates);
     const preset = presets.get(entry.preset);
     if (preset === undefined) {
-      throw new Error(`unknown preset "${entry.preset}"; known presets: ${[...presets.keys()].join(", ")}`);
+      const known = [...presets.keys()];
+      throw new Error(
+        `unknown preset "${entry.preset}"${didYouMean(entry.preset, known)}; known presets: ${known.join(", ")}`,
+      );
     }
     const merged = mergeProvider(preset.provider, entry);
     const checked = providerSchema.safeParse(merged);
@@ -145,6 +188,57 @@ export function createPresetResolver(presets: ReadonlyMap<string, Preset>): Pres
     }
     return checked.data;
   };
+}
+
+/**
+ * Whether `baseUrl` is a built-in preset's, read from the preset files' `base_url:` lines alone (no YAML, no
+ * schema): lets a loader skip loading the presets for a config that neither names nor points at one.
+ */
+export function isPresetBaseUrl(baseUrl: string | undefined, dir: string = PRESETS_DIR): boolean {
+  return baseUrl !== undefined && matchPresetUrl(baseUrl, presetBaseUrlTemplates(dir)) !== undefined;
+}
+
+/**
+ * An entry written without `preset:` whose base_url is a preset's gets that preset under what it writes, as if it
+ * named it (docs/providers.md "Recognised by the base URL"), with three differences that keep what it already meant:
+ * its name stays its own (written, or derived from the URL: pinned model names and stored budgets keep theirs); a
+ * `${VAR}` of the preset's URL takes the value the entry's URL has (a Cloudflare account id), which is then not a
+ * variable the entry needs; and an entry writing `api_key` does not get the preset's key variables, so an empty
+ * `api_key: ${UNSET}` stays a skipped provider rather than quietly taking another variable's key. The result
+ * carries `preset:` set, which tells resolve-providers.ts it was recognised.
+ */
+function recognisePreset(
+  entry: RawProvider,
+  presets: ReadonlyMap<string, Preset>,
+  templates: ReadonlyMap<string, string>,
+): RawProvider {
+  const match = entry.base_url === undefined ? undefined : matchPresetUrl(entry.base_url, templates);
+  const preset = match === undefined ? undefined : presets.get(match.preset);
+  if (match === undefined || preset === undefined) return entry;
+  const captured = Object.keys(match.variables);
+  let fields: RawProvider;
+  try {
+    fields = captured.length === 0 ? preset.provider : preset.withVariables(match.variables);
+  } catch (error) {
+    throw new Error(
+      `base_url is the ${preset.name} preset's, whose fields are then invalid: ${(error as Error).message}`,
+    );
+  }
+  const { name: _name, required_env_vars, api_key_env_var, api_key_env_var_aliases, ...rest } = fields;
+  const stillRequired = (required_env_vars ?? []).filter((variable) => !captured.includes(variable));
+  const base: RawProvider = {
+    ...rest,
+    ...(stillRequired.length > 0 ? { required_env_vars: stillRequired } : {}),
+    ...(entry.api_key === undefined ? { api_key_env_var, api_key_env_var_aliases } : {}),
+  };
+  const checked = providerSchema.safeParse({ ...mergeProvider(dropUndefined(base), entry), preset: preset.name });
+  if (!checked.success) {
+    const problems = checked.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new Error(
+      `base_url is the ${preset.name} preset's, and with this entry's fields it is invalid: ${problems.join("; ")}`,
+    );
+  }
+  return checked.data;
 }
 
 /**
@@ -241,10 +335,11 @@ function readOverrides(
     if (!variable.startsWith(PRESET_OVERRIDE_PREFIX) || value === undefined) continue;
     const target = known.get(variable);
     if (target === undefined) {
+      const suggestion = didYouMean(variable, [...known.keys()]);
       issues.push({
         location: "environment",
         path: variable,
-        message: `names no preset field: expected ${PRESET_OVERRIDE_PREFIX}<PRESET>_<FIELD>, e.g. ${overrideVariableName("groq", "base_url")}`,
+        message: `names no preset field${suggestion === "" ? `: expected ${PRESET_OVERRIDE_PREFIX}<PRESET>_<FIELD>, e.g. ${overrideVariableName("groq", "base_url")}` : suggestion}`,
       });
       continue;
     }

@@ -3,6 +3,7 @@
 // A group adds its priority once when any of its patterns is found (case-insensitive) in the model id. Python's
 // `\A` and `\Z` anchors are translated (fromPythonAnchors), and a leading `(?i)` is dropped (withoutCaseFlag).
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { didYouMean } from "../config/did-you-mean.ts";
 
 export interface AdjustmentGroup {
   readonly name: string;
@@ -62,7 +63,11 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
   for (const rootPair of root.items) {
     const rootKey = isScalar(rootPair.key) ? String(rootPair.key.value) : "";
     if (rootKey !== "adjustments") {
-      at(rootPair.key as Node, rootKey, 'unknown key (expected only "adjustments")');
+      at(
+        rootPair.key as Node,
+        rootKey,
+        `unknown key (expected only "adjustments")${didYouMean(rootKey, ["adjustments"])}`,
+      );
       continue;
     }
     const groupsNode = rootPair.value;
@@ -86,7 +91,11 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
         const key = isScalar(pair.key) ? String(pair.key.value) : "";
         const value = pair.value as Node | null;
         if (!GROUP_KEYS.has(key)) {
-          at(pair.key as Node, `${path}.${key}`, 'unknown key (expected "priority" and "regex")');
+          at(
+            pair.key as Node,
+            `${path}.${key}`,
+            `unknown key (expected "priority" and "regex")${didYouMean(key, [...GROUP_KEYS])}`,
+          );
         } else if (key === "priority") {
           if (isScalar(value) && typeof value.value === "number" && Number.isFinite(value.value)) {
             priority = value.value;

@@ -114,10 +114,10 @@ routing:
     const at = escapeRegExp(path);
     const expected = [
       new RegExp(`^${at}:2 server\\.port: .+`),
-      new RegExp(`^${at}:5 providers\\.0\\.base_ulr: unknown key "base_ulr"$`),
+      new RegExp(`^${at}:5 providers\\.0\\.base_ulr: unknown key "base_ulr"; did you mean "base_url"\\?$`),
       new RegExp(`^${at}:7 providers\\.0\\.timeout_ms: .+`),
       new RegExp(`^${at}:9 providers\\.0\\.models\\.some-model\\.priority: .+`),
-      new RegExp(`^${at}:11 routing\\.max_atempts: unknown key "max_atempts"$`),
+      new RegExp(`^${at}:11 routing\\.max_atempts: unknown key "max_atempts"; did you mean "max_attempts"\\?$`),
     ];
     for (const pattern of expected) {
       assert.ok(
@@ -210,10 +210,10 @@ meta_models:
       const result = await runCli(args, { cwd: dir, env: { PORT: "eighty" } });
       const lines = configErrorLines(result, path);
       const expected = [
-        new RegExp(`^${at}:2 providers\\.0\\.preset: unknown preset "grok"`),
+        new RegExp(`^${at}:2 providers\\.0\\.preset: unknown preset "grok"; did you mean "groq"\\?`),
         new RegExp(`^${at}:6 providers\\.2\\.name: duplicate provider name "alpha"`),
         new RegExp(`^${at}:12 providers\\.3\\.timeout_ms: .+`),
-        new RegExp(`^${at}:14 routing\\.max_atempts: unknown key "max_atempts"$`),
+        new RegExp(`^${at}:14 routing\\.max_atempts: unknown key "max_atempts"; did you mean "max_attempts"\\?$`),
         new RegExp(`^${at}:16 meta_models\\.a/b: .+`),
       ];
       assert.equal(lines.length, expected.length, result.stderr);
