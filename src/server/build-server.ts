@@ -165,6 +165,9 @@ function registerRequestGuards(
   app.addHook("onRequest", (request, reply, done) => {
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
+    // On the raw response, so streams written after hijack() carry it too: no browser may read an answer (JSON
+    // holding client- and upstream-chosen text, /metrics' text) as anything but its declared type.
+    reply.raw.setHeader("x-content-type-options", "nosniff");
     // Anthropic's SDK reads the id from `request-id` (`message._request_id`, `APIError.requestID`). Only on the
     // Messages routes: OpenAI's SDKs read `x-request-id`, and no other client looks for this name.
     if (isMessagesRoute(request.url)) {
