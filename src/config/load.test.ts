@@ -477,3 +477,36 @@ describe("a provider without a name", () => {
     );
   });
 });
+
+describe("an open gateway on the network", () => {
+  const PROVIDER = "providers:\n  - { name: a, base_url: https://a.example/v1, api_key: sk-a, models: { m: {} } }\n";
+  const openWarning = (warnings: readonly string[]) => warnings.filter((text) => text.includes("not loopback"));
+
+  test("no client key on a non-loopback address (the file's host or $HOST) is a warning naming the fix", () => {
+    for (const [yaml, env] of [
+      [`server:\n  host: 0.0.0.0\n  port: 8080\n${PROVIDER}`, {}],
+      [PROVIDER, { HOST: "::", PORT: "8080" }],
+    ] as const) {
+      const { warnings } = parseConfigText(yaml, "test.yaml", { env });
+      const [warning, ...more] = openWarning(warnings);
+      assert.equal(more.length, 0);
+      assert.match(
+        warning ?? "",
+        /server\.api_keys is empty: anyone who can reach port 8080 may spend every provider key/,
+      );
+      assert.match(warning ?? "", /Set server\.api_keys \(or ALLOWED_BEARER_TOKENS\), or listen on 127\.0\.0\.1/);
+    }
+  });
+
+  test("loopback without keys, or any address with a client key, is no warning", () => {
+    for (const [yaml, env] of [
+      [PROVIDER, {}],
+      [`server:\n  host: localhost\n${PROVIDER}`, {}],
+      [`server:\n  host: "::1"\n${PROVIDER}`, {}],
+      [`server:\n  host: 0.0.0.0\n  api_keys: [k1]\n${PROVIDER}`, {}],
+      [`server:\n  host: 0.0.0.0\n${PROVIDER}`, { ALLOWED_BEARER_TOKENS: "tok" }],
+    ] as const) {
+      assert.deepEqual(openWarning(parseConfigText(yaml, "test.yaml", { env }).warnings), [], yaml);
+    }
+  });
+});
