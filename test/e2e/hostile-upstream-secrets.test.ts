@@ -307,3 +307,60 @@ log:
     for (const secret of [KEY, FOREIGN_KEY]) assert.ok(!record.text.includes(secret), `${path} leaks ${secret}`);
   }
 });
+
+test("credentials in a provider's extra headers (Azure's api-key, a gateway's token) are redacted like its key", async (t) => {
+  // Neither has a known key shape: only the configured value can find them.
+  const headerKey = "Zq7RkP2mWx9LtB4vNc8HjD3sFg6YaE1u";
+  const headerToken = "Wm4TnQ8rVb2YkL6pXs9CdH3jGf7Ne5Ua";
+  const mock: MockUpstream = await startMockUpstream();
+  t.after(() => mock.close());
+  const gateway = await startGatewayProcess(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  log_level: trace
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: unused-by-this-upstream
+    headers:
+      api-key: ${headerKey}
+      cf-aig-authorization: "Bearer ${headerToken}"
+      x-title: my-app
+    retries: 0
+    models:
+      ${MODEL}: {}
+cooldowns:
+  failure_threshold: 100
+`,
+  );
+  const echo = `rejected api-key ${headerKey} and token ${headerToken} (title my-app)`;
+  const answers: Collected[] = [];
+  for (const status of [400, 500, 401]) {
+    mock.enqueue(CHAT_ROUTE, { kind: "json", status, body: { error: { message: echo, code: headerKey } } });
+    const answer = await collect(`${gateway.url}/v1/chat/completions`, "POST", {
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    assert.ok(answer.status >= 400, answer.text);
+    answers.push(answer);
+    const id = /x-request-id: (\S+)/.exec(answer.text)?.[1];
+    await waitForRecord(`${gateway.url}/v1/gateway/requests/${id}`);
+    answers.push(await collect(`${gateway.url}/v1/gateway/requests/${id}`, "GET"));
+  }
+  answers.push(await collect(`${gateway.url}/dashboard/api/state`, "GET"));
+  answers.push(await collect(`${gateway.url}/stats`, "GET"));
+  answers.push(await collect(`${gateway.url}/health`, "GET"));
+  // The upstream was sent both and echoed them (the test would be vacuous otherwise); a plain header stays readable.
+  assert.equal(mock.requests[0]?.headers["api-key"], headerKey);
+  assert.ok(answers[0]?.text.includes("title my-app"), answers[0]?.text);
+  assert.ok(answers[0]?.text.includes("[redacted]"), answers[0]?.text);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const texts = [...answers.map((answer) => answer.text), ...gateway.logs.map((line) => JSON.stringify(line))];
+  for (const [index, text] of texts.entries()) {
+    for (const secret of [headerKey, headerToken]) {
+      assert.ok(!text.includes(secret), `output ${index} leaks ${secret}: ${text}`);
+    }
+  }
+});
