@@ -148,6 +148,14 @@ async function fetchModelList(provider: ProviderSettings, options: DiscoveryOpti
 }
 
 /**
+ * C0, DEL, C1 and the Unicode line separators. No real model id holds one, and an upstream's list is not trusted:
+ * printed by `llm-gateway models` or `route` such an id would send escape sequences to the operator's terminal
+ * (or start a forged line), so an id holding one is left out of the list.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is matched.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
  * Accepts `{data:[...]}`, `{models:[...]}` (Google, Cohere), `{result:[...]}` (Cloudflare) or a bare list; the id
  * from `id`, else `name` (`idField: "name"` reverses that: Cloudflare's `id` is a UUID, its `name` the model).
  */
@@ -166,14 +174,14 @@ export function parseModelList(json: unknown, idField: "id" | "name" = "id"): Di
   const models: DiscoveredModel[] = [];
   for (const item of list) {
     if (typeof item === "string") {
-      models.push({ id: item });
+      if (!CONTROL_CHARACTER.test(item)) models.push({ id: item });
       continue;
     }
     if (!isRecord(item)) continue;
     const firstValue = item[first];
     const secondValue = item[second];
     const id = typeof firstValue === "string" ? firstValue : typeof secondValue === "string" ? secondValue : undefined;
-    if (id === undefined || id === "") continue;
+    if (id === undefined || id === "" || CONTROL_CHARACTER.test(id)) continue;
     const context = firstPositiveNumber(
       item.context_length,
       item.context_window,
