@@ -51,6 +51,8 @@ function cacheFileName(identity: CacheIdentity): string {
 
 export interface DiscoveryOptions {
   readonly settings: DiscoverySettings;
+  /** `upstream_limits.max_response_bytes`: a longer list is a failed discovery, its download stopped there. */
+  readonly maxResponseBytes: number;
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
   /** Ignore a fresh cache and ask the provider (on-demand refresh). */
@@ -136,8 +138,12 @@ async function fetchModelList(provider: ProviderSettings, options: DiscoveryOpti
     bodyTimeout: options.settings.timeoutMs,
     signal: AbortSignal.timeout(options.settings.timeoutMs),
   });
-  const text = await response.body.text();
-  if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}`);
+  if (response.statusCode !== 200) {
+    // Read no further than undici's own small bound (an error body says nothing discovery uses).
+    await response.body.dump();
+    throw new Error(`HTTP ${response.statusCode}`);
+  }
+  const text = await boundedText(response.body, options.maxResponseBytes);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -154,6 +160,24 @@ async function fetchModelList(provider: ProviderSettings, options: DiscoveryOpti
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is matched.
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * The body as text, at most `maxBytes` of it: an upstream is not trusted with the gateway's memory, and a list
+ * streamed without end (or gigabytes of one) was read whole until the discovery timeout, at link speed.
+ */
+async function boundedText(body: AsyncIterable<Buffer> & { destroy(): unknown }, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    length += chunk.length;
+    if (length > maxBytes) {
+      body.destroy();
+      throw new Error(`the model list is larger than upstream_limits.max_response_bytes (${maxBytes} bytes)`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length).toString("utf8");
+}
 
 /**
  * Accepts `{data:[...]}`, `{models:[...]}` (Google, Cohere), `{result:[...]}` (Cloudflare) or a bare list; the id
