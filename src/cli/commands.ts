@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
+import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
@@ -88,7 +89,7 @@ export async function check(options: CommandOptions): Promise<number> {
       ...(config.sourcePath === undefined ? { missing_config_file: result.path } : {}),
       providers: config.providers.map((provider) => ({
         name: provider.name,
-        base_url: provider.baseUrl,
+        base_url: redactedUrl(provider.baseUrl),
         models: provider.models?.length ?? "discovered",
       })),
       skipped: config.skippedProviders,
@@ -114,7 +115,7 @@ export async function check(options: CommandOptions): Promise<number> {
         ...config.providers.map((provider) => [
           provider.name,
           paint(output, "green", "enabled"),
-          provider.baseUrl,
+          redactedUrl(provider.baseUrl),
           provider.models === undefined ? "discovered" : String(provider.models.length),
         ]),
         ...config.skippedProviders.map((skip) => [skip.name, paint(output, "yellow", "skipped"), skip.reason, ""]),

@@ -8,6 +8,7 @@ import { basename, join } from "node:path";
 import type { Dispatcher } from "undici";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "../async-fs.ts";
 import type { Clock } from "../clock.ts";
+import { credentialQueryValues, redactedUrl } from "../config/provider-secrets.ts";
 import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 import type { DiscoverySettings, ProviderSettings } from "../config/types.ts";
 import { isRecord } from "../is-record.ts";
@@ -36,10 +37,12 @@ interface CacheIdentity {
 }
 
 function cacheIdentity(provider: ProviderSettings): CacheIdentity {
+  // A key in the URL's query (`?key=`) is written to disk as a hash too, with the provider's key.
+  const secrets = [provider.apiKeys[0], ...credentialQueryValues(provider.modelUrl)].join("\n");
   return {
     provider: provider.name,
-    baseUrl: provider.modelUrl,
-    keyHash: createHash("sha256").update(provider.apiKeys[0]).digest("hex"),
+    baseUrl: redactedUrl(provider.modelUrl),
+    keyHash: createHash("sha256").update(secrets).digest("hex"),
   };
 }
 

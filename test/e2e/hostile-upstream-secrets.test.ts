@@ -3,10 +3,14 @@
 // and after the first content, a malformed event), and a key-shaped string of another account too. The real
 // gateway runs as a process at `log_level: trace`; no response byte and no log line may contain either.
 import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { request } from "undici";
 import { buildServer } from "../../src/server/build-server.ts";
+import { runCli } from "../helpers/cli-process.ts";
 import { useGateway } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatChunk, type MockStep, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
@@ -362,5 +366,58 @@ cooldowns:
     for (const secret of [headerKey, headerToken]) {
       assert.ok(!text.includes(secret), `output ${index} leaks ${secret}: ${text}`);
     }
+  }
+});
+
+test("a key in a provider URL's query (`?key=`, Google-style) reaches no cache file, answer, record or `check` output", async (t) => {
+  // No known key shape: only the configured URL says it is a secret.
+  const queryKey = "Qk3VbN8mTz5RwX2cLp7HsD4jFa9GeY6u";
+  const mock: MockUpstream = await startMockUpstream({ models: [{ id: "listed-model" }] });
+  t.after(() => mock.close());
+  const dir = mkdtempSync(join(tmpdir(), "llm-gateway-query-key-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cacheDir = join(dir, "cache");
+  const yaml = `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    model_url: ${mock.baseUrl}/models?key=${queryKey}&task=chat
+    api_key: sk-alpha-unrelated-0000000000
+    retries: 0
+discovery:
+  cache_dir: ${JSON.stringify(cacheDir)}
+cooldowns:
+  failure_threshold: 100
+`;
+  const gateway = await useGateway(t, yaml);
+  // Discovery sent the key where the URL said (the test would be vacuous otherwise).
+  assert.ok(mock.requests.some((r) => r.url.includes(`key=${queryKey}`)));
+  const files = readdirSync(cacheDir);
+  assert.equal(files.length, 1);
+  const cached = readFileSync(join(cacheDir, files[0] ?? ""), "utf8");
+  assert.ok(cached.includes("listed-model") && cached.includes("task=chat"), cached);
+  assert.ok(!cached.includes(queryKey), `the cache file holds the key: ${cached}`);
+
+  mock.enqueue(CHAT_ROUTE, { kind: "json", status: 400, body: { error: { message: `bad key ${queryKey}` } } });
+  const answer = await collect(`${gateway.url}/v1/chat/completions`, "POST", {
+    model: "listed-model",
+    messages: [{ role: "user", content: "hi" }],
+  });
+  assert.equal(answer.status, 400, answer.text);
+  assert.ok(answer.text.includes("bad key [redacted]"), answer.text);
+  const id = /x-request-id: (\S+)/.exec(answer.text)?.[1];
+  await waitForRecord(`${gateway.url}/v1/gateway/requests/${id}`);
+  const record = await collect(`${gateway.url}/v1/gateway/requests/${id}`, "GET");
+  assert.ok(!record.text.includes(queryKey), record.text);
+
+  const configPath = join(dir, "gateway.yaml");
+  writeFileSync(configPath, yaml.replace(`base_url: ${mock.baseUrl}`, `base_url: ${mock.baseUrl}?key=${queryKey}`));
+  for (const args of [
+    ["check", "--config", configPath],
+    ["check", "--config", configPath, "--json"],
+  ]) {
+    const checked = await runCli(args, { cwd: dir });
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stdout, /key=(%5B|\[)redacted(%5D|\])/);
+    assert.ok(!`${checked.stdout}${checked.stderr}`.includes(queryKey), checked.stdout);
   }
 });
