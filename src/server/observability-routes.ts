@@ -26,7 +26,8 @@ const DASHBOARD_HTML = readFileSync(sourcePath("server/dashboard.html"), "utf8")
  * The dashboard shows text that clients (model names asked for) and upstreams (model ids from discovery, error
  * messages in attempt reasons) choose, so its headers assume a rendering mistake one day: only the page's own
  * script runs (its SHA-256, not `'unsafe-inline'`: an injected `onerror=` or `<script>` would not run), it cannot be
- * framed by another site (clickjacking), and it sends no Referer. Styles stay `'unsafe-inline'`: the page sets
+ * framed by another site (clickjacking), and it sends no Referer. The page writes text only (`textContent`,
+ * `append(string)`), never markup, so it needs no Trusted Types policy. Styles stay `'unsafe-inline'`: the page sets
  * `style` attributes, and CSS cannot run script.
  */
 export const DASHBOARD_HEADERS: Readonly<Record<string, string>> = {
@@ -40,6 +41,8 @@ export const DASHBOARD_HEADERS: Readonly<Record<string, string>> = {
     "base-uri 'none'",
     "form-action 'none'",
     "frame-ancestors 'none'",
+    // Browsers that have Trusted Types (Chromium) refuse a string assigned to innerHTML and the like at all.
+    "require-trusted-types-for 'script'",
   ].join("; "),
   "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",

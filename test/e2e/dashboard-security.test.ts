@@ -116,9 +116,23 @@ routing:
     const page = await browser.newPage();
     await page.goto(`${gateway.url}/dashboard`);
     await page.locator('tr[data-deployment="alpha/m"]').waitFor({ timeout: 5_000 });
-    // What a future `innerHTML` of a record's text would do: the markup is parsed, its handlers must not run.
-    await page.evaluate(`document.getElementById("feed").innerHTML = ${JSON.stringify(`<li>${REASON}</li>`)}`);
+    // What a future `innerHTML` of a record's text would do: refused outright where the browser has Trusted Types;
+    // where the markup does get in (a browser without them, simulated with a policy that passes it on), its inline
+    // handlers must still not run: only the page's own script, by its hash, may.
+    const refusal = await page.evaluate(
+      `(() => { try { document.getElementById("feed").innerHTML = ${JSON.stringify(`<li>${REASON}</li>`)}; return "assigned"; } catch (error) { return String(error); } })()`,
+    );
+    assert.match(String(refusal), /TrustedHTML/, "innerHTML took a string");
+    await page.evaluate(`(() => {
+      const policy = trustedTypes.createPolicy("simulated-mistake", { createHTML: (text) => text });
+      // Its own element: the feed is redrawn every second.
+      const holder = document.createElement("div");
+      holder.id = "mistake";
+      document.body.append(holder);
+      holder.innerHTML = policy.createHTML(${JSON.stringify(`<li>${REASON}</li>`)});
+    })()`);
     await page.waitForTimeout(300);
+    assert.equal(await page.locator("#mistake img").count(), 1, "the simulated mistake did put the markup in the page");
     assert.equal(await injected(page), undefined, "an injected inline handler ran");
   });
 
