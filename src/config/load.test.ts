@@ -498,6 +498,24 @@ describe("an open gateway on the network", () => {
     }
   });
 
+  test('cors_origins "*" without client keys is a warning: any web page may read the gateway through the browser', () => {
+    const { warnings } = parseConfigText(`server:\n  cors_origins: ["*"]\n${PROVIDER}`, "test.yaml", { env: {} });
+    const cors = warnings.filter((text) => text.includes("cors_origins"));
+    assert.equal(cors.length, 1, warnings.join("\n"));
+    assert.match(cors[0] ?? "", /any web page open in a browser that can reach the gateway may call it/);
+    for (const yaml of [
+      `server:\n  cors_origins: ["*"]\n  api_keys: [k1]\n${PROVIDER}`,
+      `server:\n  cors_origins: ["https://app.example.com"]\n${PROVIDER}`,
+    ]) {
+      const quiet = parseConfigText(yaml, "test.yaml", { env: {} }).warnings;
+      assert.deepEqual(
+        quiet.filter((text) => text.includes("cors_origins")),
+        [],
+        yaml,
+      );
+    }
+  });
+
   test("loopback without keys, or any address with a client key, is no warning", () => {
     for (const [yaml, env] of [
       [PROVIDER, {}],
