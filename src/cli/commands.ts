@@ -163,7 +163,8 @@ export async function providers(options: CommandOptions): Promise<number> {
   const showProgress = !options.isJson && process.stderr.isTTY === true;
   // Loaded for this command only: its HTTP client costs every other command ~80 ms of start.
   const { probeProviders } = await import("./provider-probe.ts");
-  const probes = await probeProviders(config.providers, config.discovery.timeoutMs, () => {
+  const bounds = { timeoutMs: config.discovery.timeoutMs, maxBytes: config.upstreamLimits.maxResponseBytes };
+  const probes = await probeProviders(config.providers, bounds, () => {
     done++;
     if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
   });

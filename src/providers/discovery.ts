@@ -168,7 +168,10 @@ const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
  * The body as text, at most `maxBytes` of it: an upstream is not trusted with the gateway's memory, and a list
  * streamed without end (or gigabytes of one) was read whole until the discovery timeout, at link speed.
  */
-async function boundedText(body: AsyncIterable<Buffer> & { destroy(): unknown }, maxBytes: number): Promise<string> {
+export async function boundedText(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  maxBytes: number,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of body) {
