@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -42,4 +42,25 @@ test("a file of an earlier version keeps its 4 KiB pages and its rows", (t) => {
   assert.equal(pragma(db, "page_size"), 4_096);
   assert.equal(pragma(db, "journal_mode"), "wal");
   assert.equal(db.prepare("SELECT x FROM kept").get()?.x, 1);
+});
+
+test("a new file, its -wal and -shm and the folders made for it are the owner's alone (they hold prompts)", (t) => {
+  const path = tempPath(t);
+  const before = process.umask(0o022); // the usual default: 0644 files, 0755 folders
+  t.after(() => process.umask(before));
+  const db = openSqliteFile(path);
+  db.exec("CREATE TABLE kept (x); INSERT INTO kept VALUES ('a prompt');");
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    assert.equal((statSync(file).mode & 0o777).toString(8), "600", file);
+  }
+  assert.equal((statSync(join(path, "..")).mode & 0o777).toString(8), "700");
+  db.close();
+});
+
+test("an existing file keeps the mode its owner gave it", (t) => {
+  const path = tempPath(t);
+  openSqliteFile(path).close();
+  chmodSync(path, 0o640);
+  openSqliteFile(path).close();
+  assert.equal((statSync(path).mode & 0o777).toString(8), "640");
 });

@@ -1,7 +1,7 @@
 // Opening the embedded SQLite file (`state.path`) the same way for each part that keeps rows in it: the state
 // store and the kept Responses API answers share one file (the request log has files of its own next to it,
 // observability/file-request-log.ts; it drops its earlier table from this one).
-import { existsSync, mkdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 
@@ -15,8 +15,21 @@ import { DatabaseSync } from "node:sqlite";
  */
 const PAGE_SIZE_BYTES = 16_384;
 
+/**
+ * The file holds prompts and answers (kept Responses API answers) and the request log sits next to it: only the
+ * gateway's user may read them. SQLite creates a file with the process's umask (0644 by default: every local user
+ * could read it) and gives its `-wal` and `-shm` files the main file's mode, so the main file is created here first,
+ * owner-only. A file that exists keeps the mode its owner chose.
+ */
+const NEW_FILE_MODE = 0o600;
+const NEW_FOLDER_MODE = 0o700;
+
 export function openSqliteFile(path: string): DatabaseSync {
-  if (path !== ":memory:") makeFolders(dirname(path));
+  if (path !== ":memory:") {
+    makeFolders(dirname(path));
+    // "a": created when missing, never truncated; a no-op (but for the open) on an existing file.
+    closeSync(openSync(path, "a", NEW_FILE_MODE));
+  }
   const db = new DatabaseSync(path);
   // Before WAL mode: a new file's header, written by the switch to WAL, takes the page size set at that moment.
   // The parts sharing the file (and `llm-gateway check` reading it) wait for each other's short transactions.
@@ -40,7 +53,7 @@ function makeFolders(dir: string): void {
   }
   for (const folder of missing.reverse()) {
     try {
-      mkdirSync(folder);
+      mkdirSync(folder, NEW_FOLDER_MODE);
     } catch (error) {
       // Made meanwhile by another process sharing the folder: that is what was wanted.
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;

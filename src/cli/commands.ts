@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
+import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { metadataProviderName } from "../providers/catalog.ts";
@@ -93,7 +94,7 @@ export async function check(options: CommandOptions): Promise<number> {
       ...(config.sourcePath === undefined ? { missing_config_file: result.path } : {}),
       providers: config.providers.map((provider) => ({
         name: provider.name,
-        base_url: provider.baseUrl,
+        base_url: redactedUrl(provider.baseUrl),
         models: provider.models?.length ?? "discovered",
         preset: provider.presetOrigin ?? null,
       })),
@@ -120,7 +121,7 @@ export async function check(options: CommandOptions): Promise<number> {
         ...config.providers.map((provider) => [
           provider.name,
           paint(output, "green", "enabled"),
-          provider.baseUrl,
+          redactedUrl(provider.baseUrl),
           provider.models === undefined ? "discovered" : String(provider.models.length),
         ]),
         ...config.skippedProviders.map((skip) => [skip.name, paint(output, "yellow", "skipped"), skip.reason, ""]),
@@ -169,7 +170,8 @@ export async function providers(options: CommandOptions): Promise<number> {
   const showProgress = !options.isJson && process.stderr.isTTY === true;
   // Loaded for this command only: its HTTP client costs every other command ~80 ms of start.
   const { probeProviders } = await import("./provider-probe.ts");
-  const probes = await probeProviders(config.providers, config.discovery.timeoutMs, () => {
+  const bounds = { timeoutMs: config.discovery.timeoutMs, maxBytes: config.upstreamLimits.maxResponseBytes };
+  const probes = await probeProviders(config.providers, bounds, () => {
     done++;
     if (showProgress) output.error(`\rprobing providers: ${done}/${config.providers.length}`);
   });

@@ -6,7 +6,7 @@ import { isRecord } from "../is-record.ts";
 // Not `import("undici")`: in the bundle (bin/build.js) that namespace has only `default`, so every probe failed
 // with a TypeError reported as "unreachable". The agent is what the gateway itself sends with, and the bundle holds it.
 import { createUpstreamAgent } from "../pipeline/undici-agent.ts";
-import { modelListUrl, parseModelList } from "../providers/discovery.ts";
+import { boundedText, modelListUrl, parseModelList } from "../providers/discovery.ts";
 
 export type ProbeStatus = "ok" | "invalid key" | "rate-limited" | "unreachable" | "error";
 
@@ -17,10 +17,16 @@ export interface ProbeResult {
   readonly ms: number;
 }
 
+/** `discovery.timeout_ms` and `upstream_limits.max_response_bytes`: what discovery itself would wait and read. */
+export interface ProbeBounds {
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+}
+
 /** Probes every provider at once; `onDone` after each (progress). */
 export async function probeProviders(
   providers: readonly ProviderSettings[],
-  timeoutMs: number,
+  bounds: ProbeBounds,
   onDone: () => void,
 ): Promise<ProbeResult[]> {
   const agent = createUpstreamAgent();
@@ -28,7 +34,7 @@ export async function probeProviders(
   try {
     await Promise.all(
       providers.map(async (provider) => {
-        results.push({ provider: provider.name, ...(await probe(agent, provider, timeoutMs)) });
+        results.push({ provider: provider.name, ...(await probe(agent, provider, bounds)) });
         onDone();
       }),
     );
@@ -42,7 +48,7 @@ export async function probeProviders(
 async function probe(
   agent: Dispatcher,
   provider: ProviderSettings,
-  timeoutMs: number,
+  { timeoutMs, maxBytes }: ProbeBounds,
 ): Promise<{ status: ProbeStatus; detail: string; ms: number }> {
   const startedAt = performance.now();
   const elapsed = () => Math.round(performance.now() - startedAt);
@@ -62,7 +68,8 @@ async function probe(
       bodyTimeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),
     });
-    const text = await response.body.text();
+    // Bounded as discovery reads the list (upstream_limits.max_response_bytes): a list without end is an error.
+    const text = await boundedText(response.body, maxBytes);
     const status = response.statusCode;
     if (status === 200) {
       let count = "?";

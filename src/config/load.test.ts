@@ -480,3 +480,54 @@ describe("a provider without a name", () => {
     );
   });
 });
+
+describe("an open gateway on the network", () => {
+  const PROVIDER = "providers:\n  - { name: a, base_url: https://a.example/v1, api_key: sk-a, models: { m: {} } }\n";
+  const openWarning = (warnings: readonly string[]) => warnings.filter((text) => text.includes("not loopback"));
+
+  test("no client key on a non-loopback address (the file's host or $HOST) is a warning naming the fix", () => {
+    for (const [yaml, env] of [
+      [`server:\n  host: 0.0.0.0\n  port: 8080\n${PROVIDER}`, {}],
+      [PROVIDER, { HOST: "::", PORT: "8080" }],
+    ] as const) {
+      const { warnings } = parseConfigText(yaml, "test.yaml", { env });
+      const [warning, ...more] = openWarning(warnings);
+      assert.equal(more.length, 0);
+      assert.match(
+        warning ?? "",
+        /server\.api_keys is empty: anyone who can reach port 8080 may spend every provider key/,
+      );
+      assert.match(warning ?? "", /Set server\.api_keys \(or ALLOWED_BEARER_TOKENS\), or listen on 127\.0\.0\.1/);
+    }
+  });
+
+  test('cors_origins "*" without client keys is a warning: any web page may read the gateway through the browser', () => {
+    const { warnings } = parseConfigText(`server:\n  cors_origins: ["*"]\n${PROVIDER}`, "test.yaml", { env: {} });
+    const cors = warnings.filter((text) => text.includes("cors_origins"));
+    assert.equal(cors.length, 1, warnings.join("\n"));
+    assert.match(cors[0] ?? "", /any web page open in a browser that can reach the gateway may call it/);
+    for (const yaml of [
+      `server:\n  cors_origins: ["*"]\n  api_keys: [k1]\n${PROVIDER}`,
+      `server:\n  cors_origins: ["https://app.example.com"]\n${PROVIDER}`,
+    ]) {
+      const quiet = parseConfigText(yaml, "test.yaml", { env: {} }).warnings;
+      assert.deepEqual(
+        quiet.filter((text) => text.includes("cors_origins")),
+        [],
+        yaml,
+      );
+    }
+  });
+
+  test("loopback without keys, or any address with a client key, is no warning", () => {
+    for (const [yaml, env] of [
+      [PROVIDER, {}],
+      [`server:\n  host: localhost\n${PROVIDER}`, {}],
+      [`server:\n  host: "::1"\n${PROVIDER}`, {}],
+      [`server:\n  host: 0.0.0.0\n  api_keys: [k1]\n${PROVIDER}`, {}],
+      [`server:\n  host: 0.0.0.0\n${PROVIDER}`, { ALLOWED_BEARER_TOKENS: "tok" }],
+    ] as const) {
+      assert.deepEqual(openWarning(parseConfigText(yaml, "test.yaml", { env }).warnings), [], yaml);
+    }
+  });
+});

@@ -8,6 +8,7 @@ import { isRecord } from "../is-record.ts";
 import { allowedBearerTokens, serverKeyProblems } from "./client-keys.ts";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
 import { type Env, interpolateDeep, notSetPhrase, type UnsetVariablesAt, unsetVariables } from "./env.ts";
+import { openGatewayWarnings } from "./open-gateway-warnings.ts";
 import { type PresetResolver, resolveProviders } from "./resolve-providers.ts";
 import { configSchema, providerSchema, type RawConfig, type RawProvider } from "./schema.ts";
 import type { GatewayConfig } from "./types.ts";
@@ -119,7 +120,10 @@ export function buildConfig(
     providers: resolved.providers,
     skippedProviders: resolved.skippedProviders,
   };
-  return { config: deepFreeze(config), warnings: [...resolved.warnings, ...keyProblems.warnings] };
+  return {
+    config: deepFreeze(config),
+    warnings: [...resolved.warnings, ...keyProblems.warnings, ...openGatewayWarnings(config.server)],
+  };
 }
 
 /**

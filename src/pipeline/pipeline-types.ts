@@ -1,5 +1,6 @@
 // What the pipeline's steps share: the request context an adapter passes in, the result it gets back, and the
 // validated request as it moves through planning, forwarding and the relay.
+import { providerSecretsOf } from "../config/provider-secrets.ts";
 import type { GatewayError } from "../errors/gateway-error.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
@@ -109,7 +110,7 @@ export function providerSecrets(snapshot: GatewaySnapshot): readonly string[] {
   if (secrets === undefined) {
     const found = new Set<string>();
     for (const provider of snapshot.config.providers) {
-      for (const key of provider.apiKeys) {
+      for (const key of providerSecretsOf(provider)) {
         found.add(key);
         found.add(JSON.stringify(key).slice(1, -1));
       }

@@ -3,6 +3,7 @@
 // here; the relay reports each stream segment's end here; finished request records go out to subscribers.
 // Nothing else mutates these books (a test subscribes to records and checks it).
 import type { Clock } from "../clock.ts";
+import { providerSecretsOf } from "../config/provider-secrets.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { type AvailabilityBook, isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
@@ -277,7 +278,7 @@ export class Recorder {
     const settings = deployment.provider.settings;
     const key = deployment.key;
     // Reasons quote the upstream, which often echoes the key; /health and /stats show them.
-    const redact = (text: string): string => redactSecrets(text, settings.apiKeys);
+    const redact = (text: string): string => redactSecrets(text, providerSecretsOf(settings));
     for (const effect of effects) {
       switch (effect.kind) {
         case "circuit_failure":

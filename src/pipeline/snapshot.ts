@@ -67,6 +67,7 @@ export async function buildSnapshot(
       .map(async (provider) => {
         const result = await discoverModels(provider, {
           settings: config.discovery,
+          maxResponseBytes: config.upstreamLimits.maxResponseBytes,
           dispatcher,
           clock,
           isForced: isDiscoveryForced,

@@ -53,6 +53,26 @@ describe("parseModelList", () => {
   });
 });
 
+describe("parseModelList with a hostile list", () => {
+  it("leaves out ids holding control characters (terminal escapes, line breaks); odd but printable ids stay", () => {
+    const body = {
+      data: [
+        { id: "good-model" },
+        { id: "\u001b]0;pwned\u0007\u001b[2Jevil" },
+        { id: "two\nlines" },
+        { id: "c1\u009bcsi" },
+        { id: "sep\u2028arated" },
+        "\u001b[31mred",
+        { id: "模型-unicode <b>x</b>" },
+      ],
+    };
+    assert.deepEqual(
+      parseModelList(body).map((model) => model.id),
+      ["good-model", "模型-unicode <b>x</b>"],
+    );
+  });
+});
+
 describe("discoveryFilter", () => {
   const models = [
     { id: "meta-llama/llama-3.3-70b-instruct:free" },

@@ -8,6 +8,7 @@ import { basename, join } from "node:path";
 import type { Dispatcher } from "undici";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "../async-fs.ts";
 import type { Clock } from "../clock.ts";
+import { credentialQueryValues, redactedUrl } from "../config/provider-secrets.ts";
 import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 import type { DiscoverySettings, ProviderSettings } from "../config/types.ts";
 import { isRecord } from "../is-record.ts";
@@ -36,10 +37,12 @@ interface CacheIdentity {
 }
 
 function cacheIdentity(provider: ProviderSettings): CacheIdentity {
+  // A key in the URL's query (`?key=`) is written to disk as a hash too, with the provider's key.
+  const secrets = [provider.apiKeys[0], ...credentialQueryValues(provider.modelUrl)].join("\n");
   return {
     provider: provider.name,
-    baseUrl: provider.modelUrl,
-    keyHash: createHash("sha256").update(provider.apiKeys[0]).digest("hex"),
+    baseUrl: redactedUrl(provider.modelUrl),
+    keyHash: createHash("sha256").update(secrets).digest("hex"),
   };
 }
 
@@ -51,6 +54,8 @@ function cacheFileName(identity: CacheIdentity): string {
 
 export interface DiscoveryOptions {
   readonly settings: DiscoverySettings;
+  /** `upstream_limits.max_response_bytes`: a longer list is a failed discovery, its download stopped there. */
+  readonly maxResponseBytes: number;
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
   /** Ignore a fresh cache and ask the provider (on-demand refresh). */
@@ -136,8 +141,12 @@ async function fetchModelList(provider: ProviderSettings, options: DiscoveryOpti
     bodyTimeout: options.settings.timeoutMs,
     signal: AbortSignal.timeout(options.settings.timeoutMs),
   });
-  const text = await response.body.text();
-  if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}`);
+  if (response.statusCode !== 200) {
+    // Read no further than undici's own small bound (an error body says nothing discovery uses).
+    await response.body.dump();
+    throw new Error(`HTTP ${response.statusCode}`);
+  }
+  const text = await boundedText(response.body, options.maxResponseBytes);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -145,6 +154,35 @@ async function fetchModelList(provider: ProviderSettings, options: DiscoveryOpti
     throw new Error("the answer is not JSON");
   }
   return parseModelList(json, provider.discoveryIdField);
+}
+
+/**
+ * C0, DEL, C1 and the Unicode line separators. No real model id holds one, and an upstream's list is not trusted:
+ * printed by `llm-gateway models` or `route` such an id would send escape sequences to the operator's terminal
+ * (or start a forged line), so an id holding one is left out of the list.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is matched.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * The body as text, at most `maxBytes` of it: an upstream is not trusted with the gateway's memory, and a list
+ * streamed without end (or gigabytes of one) was read whole until the discovery timeout, at link speed.
+ */
+export async function boundedText(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  maxBytes: number,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    length += chunk.length;
+    if (length > maxBytes) {
+      body.destroy();
+      throw new Error(`the model list is larger than upstream_limits.max_response_bytes (${maxBytes} bytes)`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length).toString("utf8");
 }
 
 /**
@@ -166,14 +204,14 @@ export function parseModelList(json: unknown, idField: "id" | "name" = "id"): Di
   const models: DiscoveredModel[] = [];
   for (const item of list) {
     if (typeof item === "string") {
-      models.push({ id: item });
+      if (!CONTROL_CHARACTER.test(item)) models.push({ id: item });
       continue;
     }
     if (!isRecord(item)) continue;
     const firstValue = item[first];
     const secondValue = item[second];
     const id = typeof firstValue === "string" ? firstValue : typeof secondValue === "string" ? secondValue : undefined;
-    if (id === undefined || id === "") continue;
+    if (id === undefined || id === "" || CONTROL_CHARACTER.test(id)) continue;
     const context = firstPositiveNumber(
       item.context_length,
       item.context_window,

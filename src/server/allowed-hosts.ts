@@ -2,6 +2,7 @@
 // browser send requests to a name that resolves to 127.0.0.1 (DNS rebinding); with the keyless default on
 // loopback that page could use every provider key. Checking the Host header stops it: the browser sends the
 // attacker's name, not `localhost`.
+import { isLoopbackAddress } from "../config/loopback.ts";
 import type { ServerSettings } from "../config/types.ts";
 
 /** The accepted names (lower case, no port), or undefined when any Host is accepted. */
@@ -11,11 +12,6 @@ export function allowedHostsFor(
   const configured = settings.allowedHosts ?? (isLoopbackAddress(settings.host) ? LOOPBACK_HOST_NAMES : undefined);
   if (configured === undefined || configured.includes("*")) return undefined;
   return new Set(configured.map((name) => name.toLowerCase()));
-}
-
-function isLoopbackAddress(host: string): boolean {
-  const name = host.toLowerCase();
-  return name === "localhost" || name === "::1" || name === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
 /** The host name of a Host header: port and a trailing dot removed, lower case; `[::1]` keeps its brackets. */

@@ -1,4 +1,5 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
+import { randomFillSync } from "node:crypto";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
 import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
@@ -165,6 +166,9 @@ function registerRequestGuards(
   app.addHook("onRequest", (request, reply, done) => {
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
+    // On the raw response, so streams written after hijack() carry it too: no browser may read an answer (JSON
+    // holding client- and upstream-chosen text, /metrics' text) as anything but its declared type.
+    reply.raw.setHeader("x-content-type-options", "nosniff");
     // Anthropic's SDK reads the id from `request-id` (`message._request_id`, `APIError.requestID`). Only on the
     // Messages routes: OpenAI's SDKs read `x-request-id`, and no other client looks for this name.
     if (isMessagesRoute(request.url)) {
@@ -233,17 +237,31 @@ function registerResponseHooks(app: FastifyInstance): void {
 
 const PLAIN_REQUEST_ID = /^[\x21-\x7e]+$/;
 
+/** Random bytes drawn for generated request ids at once (8 per id): one system call per 512 ids. */
+const RANDOM_POOL_BYTES = 4_096;
+const RANDOM_BYTES_PER_ID = 8;
+
 /**
  * The client's `x-request-id` when it is a short plain token (it goes into logs and a response header),
- * else a generated one.
+ * else a generated one. A generated id ends in 64 random bits: with only a counter, a client that saw its own id
+ * knew the ids other clients' requests got next, and a request sent with one of them as its `x-request-id` shadowed
+ * that client's record (a lookup by id finds the newest record with the id; a named client's own then reads 404).
  */
 function requestIdGenerator(): (request: { headers: Record<string, string | string[] | undefined> }) => string {
   let counter = 0;
   const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}`;
+  const pool = Buffer.alloc(RANDOM_POOL_BYTES);
+  let offset = RANDOM_POOL_BYTES;
   return (request) => {
     const sent = request.headers["x-request-id"];
     if (typeof sent === "string" && sent.length <= MAX_CLIENT_REQUEST_ID_CHARS && PLAIN_REQUEST_ID.test(sent))
       return sent;
-    return `req-${prefix}-${(++counter).toString(36)}`;
+    if (offset === RANDOM_POOL_BYTES) {
+      randomFillSync(pool);
+      offset = 0;
+    }
+    const random = pool.toString("base64url", offset, offset + RANDOM_BYTES_PER_ID);
+    offset += RANDOM_BYTES_PER_ID;
+    return `req-${prefix}-${(++counter).toString(36)}-${random}`;
   };
 }

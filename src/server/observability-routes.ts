@@ -4,6 +4,7 @@
 // here: an unnamed client key or an admin key, never a named client's (docs/metrics.md). The dashboard page holds
 // no data and loads without a key; its data routes check the admin keys when any is set, else the client keys
 // (docs/observability.md "Dashboard").
+import { hash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
@@ -20,6 +21,44 @@ import { sourcePath } from "../source-paths.ts";
 import { clientKeyRefused, type KeyRing } from "./auth.ts";
 
 const DASHBOARD_HTML = readFileSync(sourcePath("server/dashboard.html"), "utf8");
+
+/**
+ * The dashboard shows text that clients (model names asked for) and upstreams (model ids from discovery, error
+ * messages in attempt reasons) choose, so its headers assume a rendering mistake one day: only the page's own
+ * script runs (its SHA-256, not `'unsafe-inline'`: an injected `onerror=` or `<script>` would not run), it cannot be
+ * framed by another site (clickjacking), and it sends no Referer. The page writes text only (`textContent`,
+ * `append(string)`), never markup, so it needs no Trusted Types policy. Styles stay `'unsafe-inline'`: the page sets
+ * `style` attributes, and CSS cannot run script.
+ */
+export const DASHBOARD_HEADERS: Readonly<Record<string, string>> = {
+  "cache-control": "no-store",
+  "content-security-policy": [
+    "default-src 'none'",
+    `script-src '${inlineScriptHash(DASHBOARD_HTML)}'`,
+    "style-src 'unsafe-inline'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    // Browsers that have Trusted Types (Chromium) refuse a string assigned to innerHTML and the like at all.
+    "require-trusted-types-for 'script'",
+  ].join("; "),
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cross-origin-opener-policy": "same-origin",
+};
+
+/** `sha256-<base64>` of the page's one inline script, as CSP matches it (the text between the tags, as served). */
+function inlineScriptHash(html: string): string {
+  const start = html.indexOf("<script>");
+  const end = html.indexOf("</script>", start);
+  if (start < 0 || end < 0 || html.indexOf("<script", start + 1) !== -1) {
+    // More scripts, or none: the policy would block the page. A build or edit mistake, caught at start.
+    throw new Error("server/dashboard.html must hold exactly one inline <script> (its hash is the page's CSP)");
+  }
+  return `sha256-${hash("sha256", html.slice(start + "<script>".length, end), "base64")}`;
+}
 
 /**
  * Paths the global client-key hook leaves alone: the dashboard page (no data) and its data routes, and /metrics
@@ -90,14 +129,7 @@ export function registerObservabilityRoutes(
 
   app.get("/ui", async (_request, reply) => reply.redirect("/dashboard", 302));
   app.get("/dashboard", async (_request, reply) => {
-    reply
-      .type("text/html; charset=utf-8")
-      .header("cache-control", "no-store")
-      // Everything is inline and same-origin: no script, style or image from anywhere else.
-      .header(
-        "content-security-policy",
-        "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'",
-      );
+    reply.type("text/html; charset=utf-8").headers(DASHBOARD_HEADERS);
     return DASHBOARD_HTML;
   });
 

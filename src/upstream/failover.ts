@@ -6,6 +6,7 @@
 // `timeout_ms` capped by what is left of `routing.totalTimeoutMs`; a timed-out candidate is never retried in the
 // same request (a silent upstream stays silent); the whole request, waits included, ends by the deadline, which
 // counts from the request's arrival (`receivedAtMs`): time spent in the queue is part of it.
+import { providerSecretsOf } from "../config/provider-secrets.ts";
 import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
@@ -168,8 +169,9 @@ async function tryCandidate(
     const traits = traitsOf(report.outcome);
     if (report.outcome === "client_aborted") throw new ClientAbortedError();
     if (result.verdict?.kind === "rejected") {
-      if (result.verdict.refusal === "request") throw rejectedError(result.verdict, report, settings.apiKeys);
-      state.firstRefusal ??= { verdict: result.verdict, report, secrets: settings.apiKeys };
+      if (result.verdict.refusal === "request")
+        throw rejectedError(result.verdict, report, providerSecretsOf(settings));
+      state.firstRefusal ??= { verdict: result.verdict, report, secrets: providerSecretsOf(settings) };
       return undefined;
     }
     if (result.verdict?.kind === "context_length") {
@@ -218,7 +220,7 @@ function reportOf(
     ...base,
     status: result.status,
     outcome: result.lesson.outcome,
-    reason: redactSecrets(result.lesson.reason, settings.apiKeys),
+    reason: redactSecrets(result.lesson.reason, providerSecretsOf(settings)),
     ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
     ...(result.verdict?.kind === "rate_limited" && result.verdict.isRequestTooLarge === true
       ? { isRequestTooLarge: true }

@@ -360,6 +360,45 @@ ${twoProviderYaml()}`,
 });
 
 describe("providers", () => {
+  test("a /models list without end is an error at upstream_limits.max_response_bytes, not read until the timeout", async (t) => {
+    const endless = await useMock(t);
+    endless.setDefault("GET /v1/models", {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.writeHead(200, { "content-type": "application/json" });
+        response.write('{"data":[');
+        const chunk = Buffer.from(`{"id":"${"m".repeat(1_000)}"},`);
+        const pump = (): void => {
+          while (!response.destroyed && response.write(chunk)) {}
+          if (!response.destroyed) response.once("drain", pump);
+        };
+        pump();
+      },
+    });
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: endless
+    base_url: ${endless.baseUrl}
+    api_key: sk-endless
+    models:
+      m: {}
+state:
+  path: ":memory:"
+upstream_limits:
+  max_response_bytes: 1048576
+discovery:
+  timeout_ms: 20000
+`,
+    );
+    const startedMs = Date.now();
+    const result = await runCli(["providers", "--config", path, "--json"], { cwd: dir });
+    assert.ok(Date.now() - startedMs < 10_000, `took ${Date.now() - startedMs} ms (the 20 s timeout)`);
+    const report = parseJson<{ providers: { provider: string; status: string; detail: string }[] }>(result);
+    assert.equal(report.providers[0]?.status, "error", result.stdout);
+    assert.match(report.providers[0]?.detail ?? "", /larger than upstream_limits\.max_response_bytes/);
+  });
+
   test("probes each key: ok / invalid key / rate-limited / unreachable, with timings; exit 1 when one fails", async (t) => {
     const ok = await useMock(t, { models: [{ id: "a" }, { id: "b" }, { id: "c" }] });
     const invalid = await useMock(t);

@@ -255,4 +255,45 @@ ${providerYaml("broken", broken)}${providerYaml("working", working)}`,
     assert.match(health.providers.failed[0]?.reason ?? "", /GET \/models failed/);
     assert.equal((await postChat(gateway, { model: "working-model" })).status, 200);
   });
+
+  test("a /models list streamed without end stops at upstream_limits.max_response_bytes, not at the timeout", async (t) => {
+    const endless = await useMock(t);
+    let sentBytes = 0;
+    endless.setDefault(MODELS_ROUTE, {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.writeHead(200, { "content-type": "application/json" });
+        const chunk = Buffer.from(`{"id":"${"m".repeat(1_000)}"},`);
+        response.write('{"data":[');
+        const pump = (): void => {
+          while (!response.destroyed && response.write(chunk)) sentBytes += chunk.length;
+          if (!response.destroyed) response.once("drain", pump);
+        };
+        pump();
+      },
+    });
+    const working = await useMock(t, { models: [{ id: "working-model" }] });
+    const startedMs = Date.now();
+    const gateway = await useGateway(
+      t,
+      `providers:
+${providerYaml("endless", endless)}${providerYaml("working", working)}upstream_limits:
+  max_response_bytes: 1048576
+discovery:
+  timeout_ms: 20000
+`,
+    );
+    // Before: read until the 20 s timeout, holding everything the upstream sent.
+    assert.ok(Date.now() - startedMs < 10_000, `the start took ${Date.now() - startedMs} ms`);
+    const health = (await send(gateway, "GET", "/health")).json as {
+      providers: { up: string[]; failed: { name: string; reason: string }[] };
+    };
+    assert.deepEqual(health.providers.up, ["working"]);
+    assert.match(
+      health.providers.failed[0]?.reason ?? "",
+      /larger than upstream_limits\.max_response_bytes \(1048576 bytes\)/,
+    );
+    // The download stopped near the bound (socket buffers aside), not at link speed for the timeout's length.
+    assert.ok(sentBytes < 64 * 1_048_576, `${sentBytes} bytes sent`);
+  });
 });

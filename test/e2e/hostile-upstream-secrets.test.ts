@@ -3,10 +3,14 @@
 // and after the first content, a malformed event), and a key-shaped string of another account too. The real
 // gateway runs as a process at `log_level: trace`; no response byte and no log line may contain either.
 import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { request } from "undici";
 import { buildServer } from "../../src/server/build-server.ts";
+import { runCli } from "../helpers/cli-process.ts";
 import { useGateway } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatChunk, type MockStep, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
@@ -319,5 +323,115 @@ log:
     assert.equal(record.status, 200, record.text);
     assert.ok(record.text.includes("my keys: [redacted]"), `${path}: the content is kept, redacted: ${record.text}`);
     for (const secret of [KEY, FOREIGN_KEY]) assert.ok(!record.text.includes(secret), `${path} leaks ${secret}`);
+  }
+});
+
+test("credentials in a provider's extra headers (Azure's api-key, a gateway's token) are redacted like its key", async (t) => {
+  // Neither has a known key shape: only the configured value can find them.
+  const headerKey = "Zq7RkP2mWx9LtB4vNc8HjD3sFg6YaE1u";
+  const headerToken = "Wm4TnQ8rVb2YkL6pXs9CdH3jGf7Ne5Ua";
+  const mock: MockUpstream = await startMockUpstream();
+  t.after(() => mock.close());
+  const gateway = await startGatewayProcess(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  log_level: trace
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: unused-by-this-upstream
+    headers:
+      api-key: ${headerKey}
+      cf-aig-authorization: "Bearer ${headerToken}"
+      x-title: my-app
+    retries: 0
+    models:
+      ${MODEL}: {}
+cooldowns:
+  failure_threshold: 100
+`,
+  );
+  const echo = `rejected api-key ${headerKey} and token ${headerToken} (title my-app)`;
+  const answers: Collected[] = [];
+  for (const status of [400, 500, 401]) {
+    mock.enqueue(CHAT_ROUTE, { kind: "json", status, body: { error: { message: echo, code: headerKey } } });
+    const answer = await collect(`${gateway.url}/v1/chat/completions`, "POST", {
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    assert.ok(answer.status >= 400, answer.text);
+    answers.push(answer);
+    const id = /x-request-id: (\S+)/.exec(answer.text)?.[1];
+    await waitForRecord(`${gateway.url}/v1/gateway/requests/${id}`);
+    answers.push(await collect(`${gateway.url}/v1/gateway/requests/${id}`, "GET"));
+  }
+  answers.push(await collect(`${gateway.url}/dashboard/api/state`, "GET"));
+  answers.push(await collect(`${gateway.url}/stats`, "GET"));
+  answers.push(await collect(`${gateway.url}/health`, "GET"));
+  // The upstream was sent both and echoed them (the test would be vacuous otherwise); a plain header stays readable.
+  assert.equal(mock.requests[0]?.headers["api-key"], headerKey);
+  assert.ok(answers[0]?.text.includes("title my-app"), answers[0]?.text);
+  assert.ok(answers[0]?.text.includes("[redacted]"), answers[0]?.text);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const texts = [...answers.map((answer) => answer.text), ...gateway.logs.map((line) => JSON.stringify(line))];
+  for (const [index, text] of texts.entries()) {
+    for (const secret of [headerKey, headerToken]) {
+      assert.ok(!text.includes(secret), `output ${index} leaks ${secret}: ${text}`);
+    }
+  }
+});
+
+test("a key in a provider URL's query (`?key=`, Google-style) reaches no cache file, answer, record or `check` output", async (t) => {
+  // No known key shape: only the configured URL says it is a secret.
+  const queryKey = "Qk3VbN8mTz5RwX2cLp7HsD4jFa9GeY6u";
+  const mock: MockUpstream = await startMockUpstream({ models: [{ id: "listed-model" }] });
+  t.after(() => mock.close());
+  const dir = mkdtempSync(join(tmpdir(), "llm-gateway-query-key-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cacheDir = join(dir, "cache");
+  const yaml = `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    model_url: ${mock.baseUrl}/models?key=${queryKey}&task=chat
+    api_key: sk-alpha-unrelated-0000000000
+    retries: 0
+discovery:
+  cache_dir: ${JSON.stringify(cacheDir)}
+cooldowns:
+  failure_threshold: 100
+`;
+  const gateway = await useGateway(t, yaml);
+  // Discovery sent the key where the URL said (the test would be vacuous otherwise).
+  assert.ok(mock.requests.some((r) => r.url.includes(`key=${queryKey}`)));
+  const files = readdirSync(cacheDir);
+  assert.equal(files.length, 1);
+  const cached = readFileSync(join(cacheDir, files[0] ?? ""), "utf8");
+  assert.ok(cached.includes("listed-model") && cached.includes("task=chat"), cached);
+  assert.ok(!cached.includes(queryKey), `the cache file holds the key: ${cached}`);
+
+  mock.enqueue(CHAT_ROUTE, { kind: "json", status: 400, body: { error: { message: `bad key ${queryKey}` } } });
+  const answer = await collect(`${gateway.url}/v1/chat/completions`, "POST", {
+    model: "listed-model",
+    messages: [{ role: "user", content: "hi" }],
+  });
+  assert.equal(answer.status, 400, answer.text);
+  assert.ok(answer.text.includes("bad key [redacted]"), answer.text);
+  const id = /x-request-id: (\S+)/.exec(answer.text)?.[1];
+  await waitForRecord(`${gateway.url}/v1/gateway/requests/${id}`);
+  const record = await collect(`${gateway.url}/v1/gateway/requests/${id}`, "GET");
+  assert.ok(!record.text.includes(queryKey), record.text);
+
+  const configPath = join(dir, "gateway.yaml");
+  writeFileSync(configPath, yaml.replace(`base_url: ${mock.baseUrl}`, `base_url: ${mock.baseUrl}?key=${queryKey}`));
+  for (const args of [
+    ["check", "--config", configPath],
+    ["check", "--config", configPath, "--json"],
+  ]) {
+    const checked = await runCli(args, { cwd: dir });
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stdout, /key=(%5B|\[)redacted(%5D|\])/);
+    assert.ok(!`${checked.stdout}${checked.stderr}`.includes(queryKey), checked.stdout);
   }
 });

@@ -388,4 +388,44 @@ providers:
       [["messages", "team-a"]],
     );
   });
+
+  test("a client cannot guess the id another client's request gets, nor shadow that request's record with it", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a }
+    - { key: team-b-secret-key, name: team-b }
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+`,
+    );
+    const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
+    const asB = { authorization: "Bearer team-b-secret-key" };
+    upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const ownId = (await postChat(gateway, { model: "m" }, asA)).headers["x-request-id"] ?? "";
+    const othersId = (await postChat(gateway, { model: "m" }, asB)).headers["x-request-id"] ?? "";
+    // What team-a could derive from its own id: the same id with the next counters (`req-<pid>-<start>-<n>[-...]`).
+    const [, pid, start, counter] = /^req-([0-9a-z]+)-([0-9a-z]+)-([0-9a-z]+)/.exec(ownId) ?? [];
+    assert.ok(counter !== undefined, ownId);
+    const guesses = [1, 2, 3].map(
+      (step) => `req-${pid}-${start}-${(Number.parseInt(counter, 36) + step).toString(36)}`,
+    );
+    assert.ok(!guesses.includes(othersId), `team-a can guess team-b's request id ${othersId}`);
+    for (const guess of guesses) {
+      assert.equal((await postChat(gateway, { model: "m" }, { ...asA, "x-request-id": guess })).status, 200);
+    }
+    // team-b still finds its own request by its id (the request log answers for its record after team-a's).
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const own = await send(gateway, "GET", `/v1/gateway/requests/${othersId}`, { headers: asB });
+    assert.equal(own.status, 200, own.text);
+    assert.equal((own.json as { client: string }).client, "team-b");
+  });
 });
