@@ -61,7 +61,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     }),
   );
   const observers = await createObservers(config, runtime, runtimeLogger, options.env ?? process.env);
-  const keptResponses = await createKeptResponsesStore(config, runtime.clock, runtimeLogger);
+  let keptResponses: Awaited<ReturnType<typeof createKeptResponsesStore>>;
+  try {
+    // The kept answers' table is the second thing written to state.path: a disk that fills up or turns read-only
+    // after the state store opened is a state.path problem too, not a stack.
+    keptResponses = await openingStatePath(config, () =>
+      createKeptResponsesStore(config, runtime.clock, runtimeLogger),
+    );
+  } catch (error) {
+    await observers.close();
+    await runtime.close();
+    throw error;
+  }
   const serverOptions = { observers, keptResponses: keptResponses.kept };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });
   for (const warning of options.warnings ?? []) app.log.warn(warning);

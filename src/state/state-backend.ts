@@ -30,7 +30,7 @@ export async function createStateBackend(
       close: async () => {},
     };
   }
-  const store = new EmbeddedStateStore(settings.path, book, availability, calibration);
+  const store = new EmbeddedStateStore(settings.path, book, availability, calibration, logger);
   const loaded = store.load();
   if (loaded.scopes + loaded.cooldowns + loaded.calibrations > 0) {
     logger?.info(
@@ -41,7 +41,7 @@ export async function createStateBackend(
   store.start(settings.flushIntervalMs);
   return {
     ledger: book,
-    status: () => ({ kind: "embedded", isDegraded: false, detail: settings.path }),
+    status: () => store.status(),
     close: async () => store.close(),
   };
 }
