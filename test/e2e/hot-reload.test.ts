@@ -3,7 +3,7 @@
 // the old one, a removed provider gets no new request, learned state carries over), an invalid one is refused
 // with every problem and the old config keeps serving.
 import assert from "node:assert/strict";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -312,6 +312,100 @@ describe("hot reload", () => {
       gateway.logs.some((line) => line.msg === "config reloaded"),
       "the reload is logged",
     );
+  });
+});
+
+describe("a config file reached through a symlink is watched", () => {
+  /** Served by `name`'s provider? A process started on alpha; the test points its config at beta. */
+  async function servedBy(url: string): Promise<string | null> {
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    await response.arrayBuffer();
+    return response.headers.get("x-gateway-provider");
+  }
+
+  async function waitServedBy(url: string, name: string): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while ((await servedBy(url)) !== name) {
+      assert.ok(Date.now() < deadline, `the change was not picked up: still not served by ${name}`);
+      await sleep(100);
+    }
+  }
+
+  async function mocks(t: Parameters<typeof startGatewayProcess>[0]) {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const yaml = (name: string, mock: MockUpstream) =>
+      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
+    return { alpha, beta, yaml };
+  }
+
+  test("a Kubernetes ConfigMap update (the ..data symlink swapped to a new folder) reloads", async (t) => {
+    if (process.platform === "win32") return;
+    const { alpha, beta, yaml } = await mocks(t);
+    // A ConfigMap volume: conf/config.yaml -> ..data/config.yaml, ..data -> ..v1 (a timestamped folder).
+    const gateway = await startGatewayProcess(t, yaml("alpha", alpha), {
+      configFile: "conf/..v1/config.yaml",
+      beforeStart: (dir) => {
+        symlinkSync("..v1", join(dir, "conf", "..data"));
+        symlinkSync("..data/config.yaml", join(dir, "conf", "config.yaml"));
+        return join(dir, "conf", "config.yaml");
+      },
+    });
+    assert.equal(await servedBy(gateway.url), "alpha");
+    const conf = dirname(dirname(gateway.configPath));
+    const text = readFileSync(gateway.configPath, "utf8").replace(
+      /^providers:[\s\S]*?(?=^discovery:)/m,
+      yaml("beta", beta),
+    );
+    // What the kubelet does: write the new folder, point ..data_tmp at it, rename it over ..data, drop the old one.
+    mkdirSync(join(conf, "..v2"));
+    writeFileSync(join(conf, "..v2", "config.yaml"), text);
+    symlinkSync("..v2", join(conf, "..data_tmp"));
+    renameSync(join(conf, "..data_tmp"), join(conf, "..data"));
+    rmSync(join(conf, "..v1"), { recursive: true });
+    await waitServedBy(gateway.url, "beta");
+    assert.ok(
+      gateway.logs.some((line) => line.msg === "config reloaded" && line.trigger === "file changed: config.yaml"),
+    );
+    assert.ok(
+      !gateway.logs.some((line) => /config watch failed/.test(line.msg)),
+      "the old folder's removal is no failure",
+    );
+
+    // And the next update too: the watch follows the new target.
+    const third = text.replace(/beta/g, "alpha").replace(beta.baseUrl, alpha.baseUrl);
+    mkdirSync(join(conf, "..v3"));
+    writeFileSync(join(conf, "..v3", "config.yaml"), third);
+    symlinkSync("..v3", join(conf, "..data_tmp"));
+    renameSync(join(conf, "..data_tmp"), join(conf, "..data"));
+    rmSync(join(conf, "..v2"), { recursive: true });
+    await waitServedBy(gateway.url, "alpha");
+  });
+
+  test("a config symlinked to a file in another folder, edited there in place, reloads", async (t) => {
+    if (process.platform === "win32") return;
+    const { alpha, beta, yaml } = await mocks(t);
+    const gateway = await startGatewayProcess(t, yaml("alpha", alpha), {
+      configFile: "elsewhere/gateway.yaml",
+      beforeStart: (dir) => {
+        mkdirSync(join(dir, "conf"));
+        symlinkSync(join(dir, "elsewhere", "gateway.yaml"), join(dir, "conf", "config.yaml"));
+        return join(dir, "conf", "config.yaml");
+      },
+    });
+    assert.equal(await servedBy(gateway.url), "alpha");
+    const text = readFileSync(gateway.configPath, "utf8").replace(
+      /^providers:[\s\S]*?(?=^discovery:)/m,
+      yaml("beta", beta),
+    );
+    writeFileSync(gateway.configPath, text);
+    await waitServedBy(gateway.url, "beta");
   });
 });
 
