@@ -47,11 +47,15 @@ export interface StartOptions {
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
   const logger = options.logger;
-  // Build the server first so runtime warnings (discovery) go through the same logger.
+  // The server (and its logger) is built once the runtime is: what the runtime logs before (the state file restored
+  // or found damaged, a Redis not reachable at start) is kept and written once the logger exists.
   let app: GatewayServer | undefined;
+  const earlyLines: { level: "info" | "warn"; object: object; message: string }[] = [];
   const runtimeLogger = {
-    info: (object: object, message: string) => app?.log.info(object, message),
-    warn: (object: object, message: string) => app?.log.warn(object, message),
+    info: (object: object, message: string) =>
+      app === undefined ? earlyLines.push({ level: "info", object, message }) : app.log.info(object, message),
+    warn: (object: object, message: string) =>
+      app === undefined ? earlyLines.push({ level: "warn", object, message }) : app.log.warn(object, message),
   };
   const runtime = await openingStatePath(config, () =>
     GatewayRuntime.create(config, {
@@ -75,6 +79,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }
   const serverOptions = { observers, keptResponses: keptResponses.kept };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });
+  for (const line of earlyLines.splice(0)) app.log[line.level](line.object, line.message);
   for (const warning of options.warnings ?? []) app.log.warn(warning);
   for (const [provider, found] of runtime.snapshot.discovery) {
     if (found.warning !== undefined) app.log.warn({ provider }, found.warning);

@@ -50,7 +50,12 @@ export class EmbeddedStateStore {
     this.path = path;
     this.#logger = logger;
     this.#db = openSqliteFile(path);
-    this.#db.exec(SCHEMA);
+    try {
+      this.#db.exec(SCHEMA);
+    } catch (error) {
+      this.#db.close(); // a damaged file is set aside by the caller: no handle may stay open on it
+      throw error;
+    }
     this.#budgets = budgets;
     this.#availability = availability;
     this.#calibration = calibration;
@@ -167,6 +172,11 @@ export class EmbeddedStateStore {
       if (isCalibrationDirty) this.#calibration?.restoreDirty();
       throw error;
     }
+  }
+
+  /** Closes the file without writing anything (a file found damaged at start, set aside by the caller). */
+  abandon(): void {
+    if (this.#db.isOpen) this.#db.close();
   }
 
   /** The last flush, then the file is closed: a failed flush is logged (what it held is lost), never thrown. */

@@ -1,11 +1,14 @@
 // The embedded state file (`state.path`) under hazards outside the gateway: a file locked by another process or
 // on a full or read-only disk (docs/configuration.md `state`). The gateway keeps serving from memory and says so
-// (log, /health), and writes what it kept once the file can be written again; it never ends the process.
+// (log, /health), and writes what it kept once the file can be written again; it never ends the process. A file
+// found damaged at start is set aside and a new one started; a file that is no SQLite database is left alone.
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 
@@ -74,5 +77,61 @@ describe("a state file that cannot be written", () => {
     assert.ok(row !== undefined, "the counts kept in memory reached the file once it could be written");
     const persisted = JSON.parse(String(row.state)) as { day: { requests: number } };
     assert.equal(persisted.day.requests, 3, "every request of the locked time is counted");
+  });
+});
+
+/** A state file from an earlier run, cut short (a copy stopped halfway, a crash on a disk that lied): malformed. */
+function writeTruncatedStateFile(path: string): void {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA page_size = 4096");
+  db.exec(
+    "CREATE TABLE budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL)",
+  );
+  const insert = db.prepare("INSERT INTO budget_scopes VALUES (?, ?, 0)");
+  db.exec("BEGIN");
+  for (let index = 0; index < 2_000; index++) insert.run(`deployment:p${index}/m`, "x".repeat(200));
+  db.exec("COMMIT");
+  db.close();
+  truncateSync(path, 300_000);
+}
+
+describe("a state file found damaged at start", () => {
+  test("a truncated SQLite file is set aside and the gateway starts with a new one, saying so", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await startGatewayProcess(t, stateYaml(mock.baseUrl), {
+      beforeStart: (dir) => {
+        writeTruncatedStateFile(join(dir, "state.db"));
+        return undefined;
+      },
+    });
+    const dir = dirname(gateway.configPath);
+    const warning = gateway.logs.find((line) => /^state file damaged/.test(line.msg));
+    assert.ok(warning !== undefined, "the start says the file was damaged");
+    assert.match(warning.msg, /malformed.*moved to .*state\.db\.damaged-.*starting with a new one/);
+    const asideName = readdirSync(dir).find((name) => name.startsWith("state.db.damaged-"));
+    assert.ok(asideName !== undefined, "the damaged file is kept aside, not deleted");
+    assert.equal(readFileSync(join(dir, asideName)).length, 300_000);
+    assert.equal(await chat(gateway.url), 200);
+    assert.equal((await health(gateway.url)).state.isDegraded, false);
+    await sleep(FLUSH_INTERVAL_MS * 3);
+    const fresh = new DatabaseSync(join(dir, "state.db"), { readOnly: true });
+    t.after(() => fresh.close());
+    assert.ok(fresh.prepare("SELECT 1 FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/mock-model"));
+  });
+
+  test("a file that is no SQLite database (state.path naming the wrong file): refused, left as it was", async (t) => {
+    const dir = tempDir(t);
+    const statePath = join(dir, "notes.txt");
+    writeFileSync(statePath, "not a database, and not the gateway's to move\n".repeat(200));
+    const configPath = join(dir, "gateway.yaml");
+    writeFileSync(
+      configPath,
+      `server:\n  port: 0\n  host: 127.0.0.1\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-alpha\n    models: { m: {} }\nstate:\n  path: ${JSON.stringify(statePath)}\n`,
+    );
+    const result = await runCli(["serve", "--config", configPath], { cwd: dir });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /state\.path: cannot open ".*notes\.txt": file is not a database/);
+    assert.equal(readFileSync(statePath, "utf8"), "not a database, and not the gateway's to move\n".repeat(200));
+    assert.deepEqual(readdirSync(dir).sort(), ["gateway.yaml", "notes.txt"]);
   });
 });
