@@ -10,6 +10,7 @@ import type { AvailabilityBook, PersistedCooldowns } from "../limits/availabilit
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { BUSY_TIMEOUT_MS, openSqliteFile } from "../sqlite-file.ts";
+import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
 /**
@@ -39,6 +40,9 @@ export class EmbeddedStateStore {
   #timer: NodeJS.Timeout | undefined;
   /** Set from a failed write until one works again: when writing began to fail, and the latest reason. */
   #failure: { readonly sinceMs: number; readonly message: string } | undefined;
+  readonly #lock: StateFileLock;
+  /** Another gateway process has the file open (state-file-lock.ts): told at start, tried again at each flush. */
+  #isShared = false;
 
   constructor(
     path: string,
@@ -49,6 +53,7 @@ export class EmbeddedStateStore {
   ) {
     this.path = path;
     this.#logger = logger;
+    this.#lock = new StateFileLock(path);
     this.#db = openSqliteFile(path);
     try {
       this.#db.exec(SCHEMA);
@@ -107,6 +112,13 @@ export class EmbeddedStateStore {
 
   start(flushIntervalMs: number): void {
     this.#db.exec(`PRAGMA busy_timeout = ${TIMER_FLUSH_BUSY_TIMEOUT_MS}`);
+    if (!this.#lock.tryTake()) {
+      this.#isShared = true;
+      this.#logger?.warn(
+        { path: this.path },
+        `another gateway process has ${this.path} open: budgets and cooldowns are not shared through the file (each process counts its own; the file keeps whichever wrote last) and the request log beside it is written by both. Expected for a moment while a restart overlaps the old process; otherwise give each gateway its own state.path, or share state with state.redis_url`,
+      );
+    }
     this.#timer = setInterval(() => this.flushOrKeep(), flushIntervalMs);
     this.#timer.unref();
   }
@@ -114,7 +126,10 @@ export class EmbeddedStateStore {
   /** For /health: degraded while writes fail (the gateway serves from memory; a restart would lose what is unwritten). */
   status(): StateStatus {
     const failure = this.#failure;
-    if (failure === undefined) return { kind: "embedded", isDegraded: false, detail: this.path };
+    if (failure === undefined) {
+      const shared = this.#isShared ? " (also open in another gateway process: not shared through the file)" : "";
+      return { kind: "embedded", isDegraded: false, detail: `${this.path}${shared}` };
+    }
     const since = new Date(failure.sinceMs).toISOString();
     return {
       kind: "embedded",
@@ -128,6 +143,10 @@ export class EmbeddedStateStore {
    * when it works again, not at every interval. Returns whether everything dirty is written.
    */
   flushOrKeep(nowMs = Date.now()): boolean {
+    if (this.#isShared && this.#lock.tryTake()) {
+      this.#isShared = false;
+      this.#logger?.info({ path: this.path }, "state file: no other gateway process has it open any more");
+    }
     try {
       this.flush(nowMs);
     } catch (error) {
@@ -177,6 +196,7 @@ export class EmbeddedStateStore {
   /** Closes the file without writing anything (a file found damaged at start, set aside by the caller). */
   abandon(): void {
     if (this.#db.isOpen) this.#db.close();
+    this.#lock.release();
   }
 
   /** The last flush, then the file is closed: a failed flush is logged (what it held is lost), never thrown. */
@@ -186,6 +206,7 @@ export class EmbeddedStateStore {
     this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.flushOrKeep();
     this.#db.close();
+    this.#lock.release();
   }
 }
 

@@ -14,7 +14,7 @@ import { startGatewayProcess } from "../helpers/gateway-process.ts";
 
 const FLUSH_INTERVAL_MS = 100;
 
-function stateYaml(baseUrl: string): string {
+function stateYaml(baseUrl: string, statePath = "state.db"): string {
   return [
     "providers:",
     "  - name: alpha",
@@ -22,7 +22,7 @@ function stateYaml(baseUrl: string): string {
     "    api_key: sk-alpha-secret",
     "    models: { mock-model: { limits: { rpd: 100 } } }",
     "state:",
-    "  path: state.db",
+    `  path: ${JSON.stringify(statePath)}`,
     `  flush_interval_ms: ${FLUSH_INTERVAL_MS}`,
     "",
   ].join("\n");
@@ -133,5 +133,28 @@ describe("a state file found damaged at start", () => {
     assert.match(result.stderr, /state\.path: cannot open ".*notes\.txt": file is not a database/);
     assert.equal(readFileSync(statePath, "utf8"), "not a database, and not the gateway's to move\n".repeat(200));
     assert.deepEqual(readdirSync(dir).sort(), ["gateway.yaml", "notes.txt"]);
+  });
+});
+
+describe("two gateways on one state file", () => {
+  test("the second is told (log, /health) that nothing is shared through the file; it clears when the first ends", async (t) => {
+    const mock = await useMock(t);
+    const statePath = join(tempDir(t), "shared", "state.db");
+    const first = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
+    const second = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
+    const warning = second.logs.find((line) => /^another gateway process has/.test(line.msg));
+    assert.ok(warning !== undefined, "the second gateway says another has the file open");
+    assert.match(warning.msg, /not shared through the file.*state\.redis_url/);
+    assert.ok(!first.logs.some((line) => /^another gateway process has/.test(line.msg)), "the first was alone");
+    assert.match((await health(second.url)).state.detail, /also open in another gateway process/);
+    assert.equal(await chat(second.url), 200, "it serves all the same");
+
+    await first.stop(); // SIGKILL: the OS drops its lock, as after a crash
+    const deadline = Date.now() + 5_000;
+    while (/another gateway process/.test((await health(second.url)).state.detail)) {
+      assert.ok(Date.now() < deadline, "the second still reports a gateway that is gone");
+      await sleep(FLUSH_INTERVAL_MS);
+    }
+    assert.ok(second.logs.some((line) => /no other gateway process has it open/.test(line.msg)));
   });
 });
