@@ -79,8 +79,12 @@ export async function serve(options: { configPath: string | undefined }): Promis
         `config reload: the config file would now be ${now.path}, which applies at the next restart (this gateway keeps reading ${kept})`,
       );
     }
-    const next = loadChosenConfig(choice, nextEnv).loaded.config;
+    const reloaded = loadChosenConfig(choice, nextEnv).loaded;
+    const next = reloaded.config;
     refuseUnsafeReload(next);
+    // As at start: a provider skipped (its key variable gone from .env), a client key entry dropped. Without them a
+    // reload that loses a provider logs only the shorter provider list.
+    for (const warning of reloaded.warnings) gateway.app.log.warn(`config reload: ${warning}`);
     const fixed = changedUntilRestart(loaded.config, next);
     if (fixed.length > 0) {
       gateway.app.log.warn(

@@ -462,6 +462,38 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
     assert.match(await sighupUntilRefused(2), /no provider would be left/);
     assert.equal((await chat("client-key")).status, 200, "the old config keeps serving");
   });
+
+  test("one provider's key gone from .env: applied without it, and the log says why it went", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const gateway = await startGatewayProcess(
+      t,
+      stringify({
+        providers: [
+          { ...provider("alpha", alpha, { m: { id: "alpha-m" } }), api_key: variable("ALPHA_KEY") },
+          { ...provider("beta", beta, { m: { id: "beta-m" } }), api_key: variable("BETA_KEY") },
+        ],
+      }),
+      { dotEnv: "ALPHA_KEY=sk-alpha-secret\nBETA_KEY=sk-beta-secret\n" },
+    );
+    writeFileSync(join(dirname(gateway.configPath), ".env"), "ALPHA_KEY=sk-alpha-secret\n");
+    assert.ok(gateway.pid !== undefined);
+    process.kill(gateway.pid, "SIGHUP");
+    const deadline = Date.now() + 5_000;
+    while (!gateway.logs.some((line) => line.msg === "config reloaded")) {
+      assert.ok(Date.now() < deadline, "the reload was not applied");
+      await sleep(50);
+    }
+    const reloaded = gateway.logs.find((line) => line.msg === "config reloaded");
+    assert.deepEqual(reloaded?.providers, ["alpha"]);
+    const why = gateway.logs.filter((line) => /^config reload: provider "beta" skipped/.test(String(line.msg)));
+    assert.equal(why.length, 1, "the reload says why beta is gone");
+    assert.match(String(why[0]?.msg), /environment variable BETA_KEY is not set/);
+    assert.ok(!JSON.stringify(gateway.logs).includes("sk-alpha-secret"), "no key in the log");
+  });
 });
 
 describe("a reload reads the config file chosen at start", () => {
