@@ -10,7 +10,7 @@ import type { GatewayConfig } from "../config/types.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig, type GatewayConfigSource, loadChosenConfig } from "./gateway-config.ts";
-import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
+import { holdSighupDuringStart, reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { configErrorText, startFailure } from "./start-failure.ts";
 import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
@@ -18,6 +18,7 @@ import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
+  const sighupDuringStart = holdSighupDuringStart();
   const cwd = process.cwd();
   const env = loadEnv(cwd);
   // Chosen once: every reload reads this file (or stays in the no-config mode) until a restart.
@@ -95,6 +96,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     return next;
   });
   reloadOnSighup(gateway.runtime);
+  if (sighupDuringStart.release()) void gateway.runtime.reloadFromSource("SIGHUP (during start-up)");
   watchConfigFiles(
     gateway.runtime,
     () =>

@@ -3,11 +3,15 @@
 // the old one, a removed provider gets no new request, learned state carries over), an invalid one is refused
 // with every problem and the old config keeps serving.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
+import { MAIN, REPO_ROOT } from "../helpers/cli-process.ts";
 import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
@@ -15,6 +19,7 @@ import { postJson, readTimed, strictSseData } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
 const ADMIN_KEY = "admin-secret";
+const EXIT_WITH_PARENT = join(REPO_ROOT, "test", "helpers", "exit-with-parent.ts");
 
 function provider(name: string, mock: MockUpstream, models: Record<string, unknown>): Record<string, unknown> {
   return { name, base_url: mock.baseUrl, api_key: `sk-${name}-secret`, retries: 0, timeout_ms: 5_000, models };
@@ -407,6 +412,55 @@ describe("a config file reached through a symlink is watched", () => {
     writeFileSync(gateway.configPath, text);
     await waitServedBy(gateway.url, "beta");
   });
+});
+
+test("SIGHUP while the gateway starts (models still being discovered) does not end it; the reload follows the start", async (t) => {
+  if (process.platform === "win32") return;
+  const alpha = await useMock(t);
+  alpha.models = [{ id: "alpha-m" }];
+  // Discovery answers after 1.5 s: the start is under way, and the signal lands in it.
+  alpha.enqueue("GET /v1/models", {
+    kind: "json",
+    body: { object: "list", data: [{ id: "alpha-m" }] },
+    delayMs: 1_500,
+  });
+  alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+  const dir = mkdtempSync(join(tmpdir(), "llm-gateway-sighup-start-"));
+  const configPath = join(dir, "gateway.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      server: { port: 0, host: "127.0.0.1", log_level: "info" },
+      providers: [{ name: "alpha", base_url: alpha.baseUrl, api_key: "sk-alpha-secret" }],
+      discovery: { cache_dir: join(dir, "cache") },
+      state: { path: ":memory:" },
+    }),
+  );
+  const child = spawn(process.execPath, ["--import", EXIT_WITH_PARENT, MAIN, "serve", "--config", configPath], {
+    cwd: dir,
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
+  });
+  const exited = once(child, "exit");
+  t.after(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGKILL");
+    await exited;
+  });
+  let stdout = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  await alpha.waitForRequests(1, 15_000); // GET /v1/models: the gateway is starting, not yet listening
+  assert.doesNotMatch(stdout, /listening on/);
+  child.kill("SIGHUP");
+  const deadline = Date.now() + 15_000;
+  while (!/"trigger":"SIGHUP \(during start-up\)"[^\n]*"msg":"config reloaded"/.test(stdout)) {
+    assert.ok(child.exitCode === null && child.signalCode === null, `the gateway ended: ${child.signalCode}`);
+    assert.ok(Date.now() < deadline, `no reload after the start:\n${stdout}`);
+    await sleep(50);
+  }
+  assert.match(stdout, /listening on/);
 });
 
 /** `${NAME}` in a config value: the loader puts the variable's value there. */
