@@ -1,8 +1,8 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
 
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
@@ -99,10 +99,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
   if (sighupDuringStart.release()) void gateway.runtime.reloadFromSource("SIGHUP (during start-up)");
   watchConfigFiles(
     gateway.runtime,
-    () =>
-      [configPath, join(cwd, ".env"), gateway.runtime.snapshot.scoring.adjustmentsPath].filter(
-        (file): file is string => file !== undefined,
-      ),
+    () => [configPath ?? defaultConfigWatch(cwd), join(cwd, ".env"), gateway.runtime.snapshot.scoring.adjustmentsPath],
     gateway.app.log,
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
@@ -110,6 +107,17 @@ export async function serve(options: { configPath: string | undefined }): Promis
   capYoungGeneration();
   releaseOptimizingCompilersOnFirstRequest(gateway.app.server);
   return EXIT_OK;
+}
+
+/**
+ * In the no-config mode, what is watched for the default config file: a file created there applies at the next
+ * restart, and the reload its creation triggers says so (the config loader above), instead of nothing happening
+ * to a user who was told a changed config file reloads. Its folder while that does not exist yet (watching a
+ * missing folder fails): making it triggers a reload, after which the file itself is watched.
+ */
+function defaultConfigWatch(cwd: string): string {
+  const path = resolve(cwd, DEFAULT_CONFIG_PATH);
+  return existsSync(dirname(path)) ? path : dirname(path);
 }
 
 /**

@@ -595,6 +595,37 @@ describe("a reload reads the config file chosen at start", () => {
     return { gateway, chat, sighupUntil, envPath: join(dirname(gateway.configPath), ".env"), dotEnv };
   }
 
+  test("started without a config file: one created at the default path is noticed and said to wait for a restart", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    // The config the helper writes is not where the gateway looks: it starts in the no-config mode (presets).
+    const gateway = await startGatewayProcess(t, stringify({ providers: [] }), {
+      dotEnv: `GROQ_API_KEY=gsk-test\nLLM_GATEWAY_PRESET_GROQ_BASE_URL=${alpha.baseUrl}\n`,
+      configFile: "elsewhere/unused.yaml",
+      isConfigFlagged: false,
+    });
+    assert.ok(
+      gateway.logs.some((line) => /^no config file/.test(line.msg)),
+      "started in the no-config mode",
+    );
+    const dir = dirname(dirname(gateway.configPath));
+    mkdirSync(join(dir, "config"));
+    await sleep(600); // the folder's creation is a reload of its own; then the file in it is watched
+    writeFileSync(
+      join(dir, "config", "meta-providers.yaml"),
+      stringify({ providers: [provider("alpha", alpha, { m: { id: "alpha-m" } })] }),
+    );
+    const deadline = Date.now() + 5_000;
+    while (
+      !gateway.logs.some((line) => /config file would now be .*meta-providers\.yaml.*next restart/.test(line.msg))
+    ) {
+      assert.ok(Date.now() < deadline, "creating the default config file went unnoticed");
+      await sleep(50);
+    }
+    assert.ok(!gateway.logs.some((line) => /watch/.test(line.msg)), "no watch failure for the missing folder");
+  });
+
   test("the default file moved away: refused as file not found, client keys still required", async (t) => {
     if (process.platform === "win32") return;
     const { gateway, chat, sighupUntil } = await startFound(t, {
