@@ -67,14 +67,25 @@ export function watchConfigFiles(
     }, debounceMs);
     timer.unref();
   };
+  /**
+   * Other names' events are many where a watched folder holds busy files (`npm start > gateway.log` in the folder
+   * of `.env`: an event per line): the fingerprints are compared once per burst, `debounceMs` after its first event.
+   */
+  let checkTimer: NodeJS.Timeout | undefined;
+  const checkFingerprints = (): void => {
+    checkTimer = undefined;
+    for (const [file, fingerprint] of fingerprints) {
+      if (fingerprintOf(file) !== fingerprint) schedule(basename(file));
+    }
+  };
   const onEvent = (dir: string, name: string | undefined): void => {
     if (name !== undefined && names.get(dir)?.has(name) === true) {
       schedule(name);
       return;
     }
-    for (const [file, fingerprint] of fingerprints) {
-      if (fingerprintOf(file) !== fingerprint) schedule(basename(file));
-    }
+    if (checkTimer !== undefined || isStopped) return;
+    checkTimer = setTimeout(checkFingerprints, debounceMs);
+    checkTimer.unref();
   };
   const refresh = (): void => {
     if (isStopped) return;
@@ -116,6 +127,7 @@ export function watchConfigFiles(
   return () => {
     isStopped = true;
     clearTimeout(timer);
+    clearTimeout(checkTimer);
     for (const watcher of watchers.values()) watcher.close();
     watchers.clear();
   };
