@@ -82,7 +82,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     }
     const reloaded = loadChosenConfig(choice, nextEnv).loaded;
     const next = reloaded.config;
-    refuseUnsafeReload(next);
+    refuseUnsafeReload(next, configPath);
     // As at start: a provider skipped (its key variable gone from .env), a client key entry dropped. Without them a
     // reload that loses a provider logs only the shorter provider list.
     for (const warning of reloaded.warnings) gateway.app.log.warn(`config reload: ${warning}`);
@@ -125,8 +125,10 @@ function defaultConfigWatch(cwd: string): string {
  * or emptied `.env`: every request would be a 404 until someone noticed). (Client keys that all resolve empty are
  * a config error at any load: src/config.)
  */
-export function refuseUnsafeReload(next: GatewayConfig): void {
+export function refuseUnsafeReload(next: GatewayConfig, configPath: string | undefined): void {
   if (next.providers.length === 0) {
+    // An editor that empties the file before writing it, read in between: the save's own event reloads again.
+    if (isEmptyFile(configPath)) throw new Error(`${configPath} is empty (a save under way?)`);
     throw new Error(
       `no provider would be left: ${next.skippedProviders.map((entry) => `${entry.name} (${entry.reason})`).join(", ") || "none is configured"}`,
     );
@@ -212,7 +214,7 @@ export function noProviderProblem(skipped: readonly unknown[]): string {
     : "no provider is enabled (`skipped` says why): set a key variable for at least one of them";
 }
 
-/** Read only on this error path, to say "is empty" rather than "lists no providers". */
+/** Read only on error paths, to say "is empty" rather than "lists no providers" (or "none is configured"). */
 function isEmptyFile(path: string | undefined): boolean {
   if (path === undefined) return false;
   try {

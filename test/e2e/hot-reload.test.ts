@@ -517,6 +517,40 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
     assert.equal((await chat("client-key")).status, 200, "the old config keeps serving");
   });
 
+  test("the file emptied by an editor mid-save: refused as empty, then the finished save is applied", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const yaml = (name: string, mock: MockUpstream) =>
+      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
+    const gateway = await startGatewayProcess(t, yaml("alpha", alpha));
+    const full = readFileSync(gateway.configPath, "utf8");
+    const logged = async (message: RegExp): Promise<string> => {
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const found = gateway.logs.find((line) => message.test(String(line.msg)));
+        if (found !== undefined) return String(found.msg);
+        assert.ok(Date.now() < deadline, `no log line matching ${message}`);
+        await sleep(50);
+      }
+    };
+    writeFileSync(gateway.configPath, "");
+    assert.ok(gateway.pid !== undefined);
+    process.kill(gateway.pid, "SIGHUP");
+    assert.match(await logged(/^config reload refused/), /config\.yaml is empty \(a save under way\?\)/);
+    writeFileSync(gateway.configPath, full.replace(/^providers:[\s\S]*?(?=^discovery:)/m, yaml("beta", beta)));
+    process.kill(gateway.pid, "SIGHUP");
+    await logged(/^config reloaded/);
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(response.headers.get("x-gateway-provider"), "beta");
+  });
+
   test("one provider's key gone from .env: applied without it, and the log says why it went", async (t) => {
     if (process.platform === "win32") return;
     const alpha = await useMock(t);
