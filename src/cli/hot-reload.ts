@@ -137,16 +137,16 @@ export function watchConfigFiles(
  * SIGHUP while the gateway starts (the config read, providers' models discovered: seconds with a slow provider)
  * ended the process, Node's default, since the reload handler is installed only once it is up: a `kill -HUP` from a
  * deploy script or a log rotation landing in a restart killed it. Held from the start of `serve`: one that arrives
- * meanwhile is remembered, and `release` says whether one did (the file may have changed after it was read).
+ * meanwhile is remembered, and `stop` says whether one did (the file may have changed after it was read).
  */
-export function holdSighupDuringStart(): { release(): boolean } {
+export function holdSighupDuringStart(): { stop(): boolean } {
   let isAsked = false;
   const onSignal = (): void => {
     isAsked = true;
   };
   process.on("SIGHUP", onSignal);
   return {
-    release: () => {
+    stop: () => {
       process.off("SIGHUP", onSignal);
       return isAsked;
     },

@@ -96,7 +96,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     return next;
   });
   reloadOnSighup(gateway.runtime);
-  if (sighupDuringStart.release()) void gateway.runtime.reloadFromSource("SIGHUP (during start-up)");
+  if (sighupDuringStart.stop()) void gateway.runtime.reloadFromSource("SIGHUP (during start-up)");
   watchConfigFiles(
     gateway.runtime,
     () => [configPath ?? defaultConfigWatch(cwd), join(cwd, ".env"), gateway.runtime.snapshot.scoring.adjustmentsPath],
