@@ -79,12 +79,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }
   const serverOptions = { observers, keptResponses: keptResponses.kept };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });
-  for (const line of earlyLines.splice(0)) app.log[line.level](line.object, line.message);
   for (const warning of options.warnings ?? []) app.log.warn(warning);
-  for (const [provider, found] of runtime.snapshot.discovery) {
-    if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
-  }
-  for (const warning of runtime.snapshot.metaModelWarnings) app.log.warn(warning);
+  // Among them the first snapshot's discovery and meta model warnings.
+  for (const line of earlyLines.splice(0)) app.log[line.level](line.object, line.message);
   runtime.onRecord(routedLogLine(() => app?.log));
   runtime.onRecord(observers.observe);
   try {
