@@ -185,7 +185,11 @@ export class EmbeddedStateStore {
       this.#db.exec("COMMIT");
     } catch (error) {
       // A failed COMMIT (SQLITE_BUSY, SQLITE_FULL) may leave the transaction open; a failed BEGIN leaves none.
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      try {
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      } catch {
+        // An I/O error can fail the rollback too; SQLite ends the transaction itself then. What matters is below.
+      }
       this.#budgets.restoreDirty(dirtyScopes);
       if (isCooldownsDirty) this.#availability.restoreDirty();
       if (isCalibrationDirty) this.#calibration?.restoreDirty();
