@@ -90,6 +90,7 @@ function openEmbeddedStore<T>(path: string, open: () => T, clock: Clock, logger:
 }
 
 function isDamagedFileError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
   const { code, errcode } = error as { code?: unknown; errcode?: unknown };
   if (code !== "ERR_SQLITE_ERROR" || typeof errcode !== "number") return false;
   // Extended result codes (SQLITE_CORRUPT_INDEX, ...) carry the primary one in their low byte.

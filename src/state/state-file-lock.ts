@@ -26,7 +26,7 @@ export class StateFileLock {
       this.#db.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
       return true;
     } catch (error) {
-      const { errcode } = error as { errcode?: unknown };
+      const { errcode } = (typeof error === "object" && error !== null ? error : {}) as { errcode?: unknown };
       if (typeof errcode === "number" && (errcode & 0xff) === SQLITE_BUSY) return false;
       this.#isUnavailable = true;
       this.release();
