@@ -111,7 +111,7 @@ export function watchConfigFiles(
         });
         watcher.on("error", (error) => {
           watcher.close();
-          watchers.delete(dir);
+          if (watchers.get(dir) === watcher) watchers.delete(dir);
           // A symlink target's folder removed by a swap (Kubernetes deletes the old `..<timestamp>` folder): the
           // reload that follows watches the new one.
           if (!existsSync(dir)) return;
