@@ -24,6 +24,9 @@ const PAGE_SIZE_BYTES = 16_384;
 const NEW_FILE_MODE = 0o600;
 const NEW_FOLDER_MODE = 0o700;
 
+/** ms a statement waits for another connection's write lock on the file before SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 2_000;
+
 export function openSqliteFile(path: string): DatabaseSync {
   if (path !== ":memory:") {
     makeFolders(dirname(path));
@@ -33,7 +36,7 @@ export function openSqliteFile(path: string): DatabaseSync {
   const db = new DatabaseSync(path);
   // Before WAL mode: a new file's header, written by the switch to WAL, takes the page size set at that moment.
   // The parts sharing the file (and `llm-gateway check` reading it) wait for each other's short transactions.
-  db.exec(`PRAGMA page_size = ${PAGE_SIZE_BYTES}; PRAGMA busy_timeout = 2000;`);
+  db.exec(`PRAGMA page_size = ${PAGE_SIZE_BYTES}; PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS};`);
   // WAL: a write never blocks a concurrent reader; NORMAL: no fsync per commit, only at checkpoints.
   if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
   return db;

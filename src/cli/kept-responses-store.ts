@@ -21,21 +21,32 @@ export async function createKeptResponsesStore(
 ): Promise<KeptResponsesStore> {
   const limits = config.responses.store;
   const { state } = config;
-  const onPutError = (error: unknown): void =>
+  // Said once when puts begin to fail and once when one works again, not at every answer: a Redis outage or a full
+  // disk fails the put of every Responses request (store defaults to true) and flooded the log with one line each.
+  let isPutFailing = false;
+  const onPutError = (error: unknown): void => {
+    if (isPutFailing) return;
+    isPutFailing = true;
     logger.warn(
       { error: error instanceof Error ? error.message : String(error) },
-      "kept responses: could not keep an answer; a later previous_response_id naming it will not be found",
+      "kept responses: could not keep an answer; a later previous_response_id naming it will not be found (said once until an answer is kept again)",
     );
+  };
+  const onPutWorked = (): void => {
+    if (!isPutFailing) return;
+    isPutFailing = false;
+    logger.info({}, "kept responses: answers are kept again");
+  };
   if (state.redisUrl !== undefined) {
     // Loaded only with Redis: ioredis costs ~6 MB of memory and ~40 ms of CPU at start.
     const { RedisKeptResponses } = await import("../state/redis-kept-responses.ts");
     const rows = new RedisKeptResponses(state.redisUrl, state.redisKeyPrefix, state.redisCluster, limits, clock);
     await rows.connect();
-    return { kept: inRows(rows, onPutError), kind: "redis", close: () => rows.close() };
+    return { kept: inRows(rows, onPutError, onPutWorked), kind: "redis", close: () => rows.close() };
   }
   if (state.path === "" || state.path === ":memory:") {
     return { kept: inMemory(new ResponseStore(limits, clock)), kind: "memory", close: async () => {} };
   }
   const rows = new EmbeddedKeptResponses(state.path, limits, clock);
-  return { kept: inRows(rows, onPutError), kind: "embedded", close: async () => rows.close() };
+  return { kept: inRows(rows, onPutError, onPutWorked), kind: "embedded", close: async () => rows.close() };
 }

@@ -75,8 +75,8 @@ export function noProviderProblem(skipped: readonly unknown[]): string {
     : "no provider is enabled (`skipped` says why): set a key variable for at least one of them";
 }
 
-/** Read only on this error path, to say "is empty" rather than "lists no providers". */
-function isEmptyFile(path: string | undefined): boolean {
+/** Read only on error paths, to say "is empty" rather than "lists no providers" (or "none is configured"). */
+export function isEmptyFile(path: string | undefined): boolean {
   if (path === undefined) return false;
   try {
     return readFileSync(path, "utf8").trim() === "";

@@ -1,7 +1,8 @@
 // `llm-gateway serve`: load .env and the config, start the server, stop cleanly on signals. Without a config file
 // (and without --config / LLM_GATEWAY_CONFIG) every built-in preset whose key variable is set is enabled.
 
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../config/config-error.ts";
 import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
@@ -10,8 +11,8 @@ import type { GatewayConfig } from "../config/types.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig, type GatewayConfigSource, loadChosenConfig } from "./gateway-config.ts";
-import { reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
-import { noProviderMessage } from "./no-provider.ts";
+import { holdSighupDuringStart, reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
+import { isEmptyFile, noProviderMessage } from "./no-provider.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { configErrorText, startFailure } from "./start-failure.ts";
 import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
@@ -19,6 +20,7 @@ import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
 
 export async function serve(options: { configPath: string | undefined }): Promise<number> {
+  const sighupDuringStart = holdSighupDuringStart();
   const cwd = process.cwd();
   const env = loadEnv(cwd);
   // Chosen once: every reload reads this file (or stays in the no-config mode) until a restart.
@@ -89,8 +91,12 @@ export async function serve(options: { configPath: string | undefined }): Promis
         `config reload: the config file would now be ${now.path}, which applies at the next restart (this gateway keeps reading ${kept})`,
       );
     }
-    const next = loadChosenConfig(choice, nextEnv).loaded.config;
-    refuseUnsafeReload(next);
+    const reloaded = loadChosenConfig(choice, nextEnv).loaded;
+    const next = reloaded.config;
+    refuseUnsafeReload(next, configPath);
+    // As at start: a provider skipped (its key variable gone from .env), a client key entry dropped. Without them a
+    // reload that loses a provider logs only the shorter provider list.
+    for (const warning of reloaded.warnings) gateway.app.log.warn(`config reload: ${warning}`);
     const fixed = changedUntilRestart(loaded.config, next);
     if (fixed.length > 0) {
       gateway.app.log.warn(
@@ -101,12 +107,10 @@ export async function serve(options: { configPath: string | undefined }): Promis
     return next;
   });
   reloadOnSighup(gateway.runtime);
+  if (sighupDuringStart.stop()) void gateway.runtime.reloadFromSource("SIGHUP (during start-up)");
   watchConfigFiles(
     gateway.runtime,
-    () =>
-      [configPath, join(cwd, ".env"), gateway.runtime.snapshot.scoring.adjustmentsPath].filter(
-        (file): file is string => file !== undefined,
-      ),
+    () => [configPath ?? defaultConfigWatch(cwd), join(cwd, ".env"), gateway.runtime.snapshot.scoring.adjustmentsPath],
     gateway.app.log,
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
@@ -117,12 +121,25 @@ export async function serve(options: { configPath: string | undefined }): Promis
 }
 
 /**
+ * In the no-config mode, what is watched for the default config file: a file created there applies at the next
+ * restart, and the reload its creation triggers says so (the config loader above), instead of nothing happening
+ * to a user who was told a changed config file reloads. Its folder while that does not exist yet (watching a
+ * missing folder fails): making it triggers a reload, after which the file itself is watched.
+ */
+function defaultConfigWatch(cwd: string): string {
+  const path = resolve(cwd, DEFAULT_CONFIG_PATH);
+  return existsSync(dirname(path)) ? path : dirname(path);
+}
+
+/**
  * What a start refuses, a reload refuses too (the previous config keeps serving): no provider with a key (a moved
  * or emptied `.env`: every request would be a 404 until someone noticed). (Client keys that all resolve empty are
  * a config error at any load: src/config.)
  */
-export function refuseUnsafeReload(next: GatewayConfig): void {
+export function refuseUnsafeReload(next: GatewayConfig, configPath: string | undefined): void {
   if (next.providers.length === 0) {
+    // An editor that empties the file before writing it, read in between: the save's own event reloads again.
+    if (isEmptyFile(configPath)) throw new Error(`${configPath} is empty (a save under way?)`);
     throw new Error(
       `no provider would be left: ${next.skippedProviders.map((entry) => `${entry.name} (${entry.reason})`).join(", ") || "none is configured"}`,
     );

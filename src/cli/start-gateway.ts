@@ -47,11 +47,15 @@ export interface StartOptions {
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
   const logger = options.logger;
-  // Build the server first so runtime warnings (discovery) go through the same logger.
+  // The server (and its logger) is built once the runtime is: what the runtime logs before (the state file restored
+  // or found damaged, a Redis not reachable at start) is kept and written once the logger exists.
   let app: GatewayServer | undefined;
+  const earlyLines: { level: "info" | "warn"; object: object; message: string }[] = [];
   const runtimeLogger = {
-    info: (object: object, message: string) => app?.log.info(object, message),
-    warn: (object: object, message: string) => app?.log.warn(object, message),
+    info: (object: object, message: string) =>
+      app === undefined ? earlyLines.push({ level: "info", object, message }) : app.log.info(object, message),
+    warn: (object: object, message: string) =>
+      app === undefined ? earlyLines.push({ level: "warn", object, message }) : app.log.warn(object, message),
   };
   const runtime = await openingStatePath(config, () =>
     GatewayRuntime.create(config, {
@@ -61,14 +65,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     }),
   );
   const observers = await createObservers(config, runtime, runtimeLogger, options.env ?? process.env);
-  const keptResponses = await createKeptResponsesStore(config, runtime.clock, runtimeLogger);
+  let keptResponses: Awaited<ReturnType<typeof createKeptResponsesStore>>;
+  try {
+    // The kept answers' table is the second thing written to state.path: a disk that fills up or turns read-only
+    // after the state store opened is a state.path problem too, not a stack.
+    keptResponses = await openingStatePath(config, () =>
+      createKeptResponsesStore(config, runtime.clock, runtimeLogger),
+    );
+  } catch (error) {
+    await observers.close();
+    await runtime.close();
+    throw error;
+  }
   const serverOptions = { observers, keptResponses: keptResponses.kept };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });
   for (const warning of options.warnings ?? []) app.log.warn(warning);
-  for (const [provider, found] of runtime.snapshot.discovery) {
-    if (found.warning !== undefined) app.log.warn({ provider }, found.warning);
-  }
-  for (const warning of runtime.snapshot.metaModelWarnings) app.log.warn(warning);
+  // Among them the first snapshot's discovery and meta model warnings.
+  for (const line of earlyLines.splice(0)) app.log[line.level](line.object, line.message);
   runtime.onRecord(routedLogLine(() => app?.log));
   runtime.onRecord(observers.observe);
   try {

@@ -516,6 +516,11 @@ export class AvailabilityBook {
     return wasDirty;
   }
 
+  /** A write taken by `takeDirty()` failed (a locked or full disk): written at the next flush. */
+  restoreDirty(): void {
+    this.#isDirty = true;
+  }
+
   /** Active cooldowns, for persistence and for sharing with other replicas. */
   exportCooldowns(): PersistedCooldowns {
     const nowMs = this.#clock.now();

@@ -555,6 +555,11 @@ export class BudgetBook implements BudgetLedger {
     return ids;
   }
 
+  /** Scopes taken by `takeDirty()` whose write failed (a locked or full disk): written at the next flush. */
+  restoreDirty(scopeIds: readonly string[]): void {
+    for (const id of scopeIds) this.#dirty.add(id);
+  }
+
   /** The durable part of a scope's state (for the embedded store); undefined if never used. */
   exportScope(scopeId: string): PersistedScope | undefined {
     const state = this.#states.get(scopeId);

@@ -149,6 +149,11 @@ export class PromptCalibration {
     return wasDirty;
   }
 
+  /** A write taken by `takeDirty()` failed (a locked or full disk): written at the next flush. */
+  restoreDirty(): void {
+    this.#isDirty = true;
+  }
+
   export(): Record<string, PromptEvidence> {
     return Object.fromEntries(this.#evidence);
   }

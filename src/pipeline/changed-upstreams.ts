@@ -42,8 +42,8 @@ export class UpstreamIdentities {
   /** Every deployment key and provider name ever served, with the upstream it last pointed at. */
   readonly #deployments = new Map<string, string>();
   readonly #providers = new Map<string, string>();
-  /** The deployment keys of the serving snapshot. */
-  #serving = new Set<string>();
+  /** The serving snapshot's deployments, by key. */
+  #serving = new Map<string, Deployment>();
 
   constructor(first: GatewaySnapshot) {
     this.apply(first);
@@ -65,7 +65,7 @@ export class UpstreamIdentities {
       if (was !== undefined && was !== upstream) providerNames.push(settings.name);
       this.#providers.set(settings.name, upstream);
     }
-    this.#serving = new Set(next.catalog.deployments.map((deployment) => deployment.key));
+    this.#serving = new Map(next.catalog.deployments.map((deployment) => [deployment.key, deployment]));
     return {
       deploymentKeys,
       providerNames,
@@ -87,6 +87,14 @@ export class UpstreamIdentities {
   /** Whether the serving config still has this deployment, pointing at the same upstream. */
   isServing(deployment: Deployment): boolean {
     return this.#serving.has(deployment.key) && this.isKnownAs(deployment);
+  }
+
+  /**
+   * What a deployment of an older snapshot is now: itself while it points at the same upstream, the serving
+   * snapshot's deployment of its name when a reload pointed that at another one, undefined when a reload removed it.
+   */
+  servingAs(deployment: Deployment): Deployment | undefined {
+    return this.isServing(deployment) ? deployment : this.#serving.get(deployment.key);
   }
 }
 

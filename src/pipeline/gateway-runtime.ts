@@ -82,6 +82,8 @@ export class GatewayRuntime {
   readonly #prefillRejected = new Set<string>();
   /** The upstream (URL, key, model id) each name points at: what the books learned under it is about that one. */
   readonly #upstreams: UpstreamIdentities;
+  /** The snapshot each deployment belongs to: its budget scopes are that snapshot's (a request may switch, forward). */
+  readonly #snapshotOf = new WeakMap<Deployment, GatewaySnapshot>();
 
   private constructor(
     snapshot: GatewaySnapshot,
@@ -117,6 +119,7 @@ export class GatewayRuntime {
     });
     this.startedAtMs = clock.now();
     this.#snapshot = snapshot;
+    for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
     this.#configLoadedAtMs = clock.now();
     this.#configHash = snapshot.configHash;
   }
@@ -232,6 +235,7 @@ export class GatewayRuntime {
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
+    for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
     this.#reloads += 1;
     // A forced model refresh keeps the config, but reads the adjustments file again: its hash says if that changed.
     if (previous.config !== config || snapshot.configHash !== this.#configHash) {
@@ -330,6 +334,8 @@ export class GatewayRuntime {
     request: ForwardRequest,
     snapshot: GatewaySnapshot = this.#snapshot,
   ): Promise<ForwardOutcome> {
+    const scopesOf = (deployment: Deployment) =>
+      this.scopesOf(deployment, this.#snapshotOf.get(deployment) ?? snapshot);
     return forward(plan, request, {
       dispatcher: this.dispatcher,
       clock: this.clock,
@@ -340,14 +346,16 @@ export class GatewayRuntime {
         return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
       },
       promptTokensFor: this.promptCalibration.promptTokensFor,
+      // A request planned on an older snapshot (failing over, continuing a stream) sends its next attempt where the
+      // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.
+      servingAs: (deployment) => this.#upstreams.servingAs(deployment),
       admit: (deployment, tokens) =>
-        // A request planned on an older snapshot (queued, failing over, continuing a stream) must not send new
-        // attempts to a deployment a reload removed or pointed at another upstream.
+        // Checked again: a reload may come while the attempt waited for a slot.
         this.isServing(deployment)
-          ? this.recorder.admit(deployment, this.scopesOf(deployment, snapshot), tokens)
+          ? this.recorder.admit(deployment, scopesOf(deployment), tokens)
           : { isAdmitted: false, reason: "removed or changed by a config reload", isLimit: false },
       attemptEnded: (deployment, report, reservation, isStreamOpen, prompt) =>
-        this.recorder.attemptEnded(deployment, this.scopesOf(deployment, snapshot), report, reservation, {
+        this.recorder.attemptEnded(deployment, scopesOf(deployment), report, reservation, {
           isStreamOpen,
           prompt,
         }),

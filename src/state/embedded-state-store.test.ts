@@ -292,3 +292,51 @@ describe("EmbeddedStateStore", () => {
     store.close();
   });
 });
+
+describe("EmbeddedStateStore when the file cannot be written", () => {
+  it("a failed flush keeps what it held for the next one, says so once and shows in status; never throws", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const lines: { level: string; message: string }[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_object: object, message: string) => lines.push({ level: "warn", message }),
+    };
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+    store.start(3_600_000);
+    // Another process holding the write lock (a second gateway, a sqlite3 shell in a transaction); a full or
+    // read-only disk fails the same statement.
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
+    spend(books.budgets, 2, 10, T0);
+    books.availability.recordRateLimited("groq/llama", { delayMs: 60_000 }, "rate_limited", "429");
+    const startedMs = Date.now();
+    assert.equal(store.flushOrKeep(T0), false);
+    assert.ok(Date.now() - startedMs < 1_000, "the timer's flush waited the whole busy timeout");
+    assert.equal(store.flushOrKeep(T0 + 1_000), false);
+    assert.deepEqual(
+      lines.map((line) => line.level),
+      ["warn"],
+      "one warning for a failure that lasts, not one per flush",
+    );
+    assert.match(lines[0]?.message ?? "", /state file not written \(database is locked\)/);
+    const status = store.status();
+    assert.equal(status.isDegraded, true);
+    assert.match(status.detail, /not written since .* \(database is locked\); serving from memory/);
+
+    other.exec("COMMIT");
+    assert.equal(store.flushOrKeep(T0 + 2_000), true);
+    assert.equal(lines.at(-1)?.message, "state file written again");
+    assert.equal(store.status().isDegraded, false);
+    store.close();
+    other.close();
+
+    // What the failed flushes held reached the file with the one that worked.
+    const after = freshBooks(clock);
+    const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 1, calibrations: 0 });
+    assert.equal(after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used, 2);
+    reopened.close();
+  });
+});

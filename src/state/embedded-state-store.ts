@@ -1,12 +1,24 @@
 // The embedded state store: daily/monthly counters, sliding logs, learned limits (learned concurrency too), cooldowns,
 // prompt calibrations and the context windows learned to be shared in a local SQLite file (node:sqlite), so a
 // restart neither spends a day's budget twice nor hammers a provider that told us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
-// entries are written in one transaction every `flush_interval_ms` and on close.
+// entries are written in one transaction every `flush_interval_ms` and on close. A write that fails (the file locked
+// by another process past the busy timeout, a full or read-only disk, a file damaged since the start) must not end
+// the process: the books in memory keep serving, what the write held stays dirty for the next flush, and the
+// failure shows in the log (once, and once more when writing works again) and in /health's `state`.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
-import { openSqliteFile } from "../sqlite-file.ts";
+import { BUSY_TIMEOUT_MS, openSqliteFile } from "../sqlite-file.ts";
+import { StateFileLock } from "./state-file-lock.ts";
+import type { StateLogger, StateStatus } from "./state-types.ts";
+
+/**
+ * ms the flush on the timer waits for a write lock another connection holds: node:sqlite is synchronous, so the
+ * wait stalls every request of the process; a busy file is tried again at the next flush instead (the last flush,
+ * at close, waits the usual BUSY_TIMEOUT_MS).
+ */
+const TIMER_FLUSH_BUSY_TIMEOUT_MS = 100;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
@@ -26,12 +38,31 @@ export class EmbeddedStateStore {
   readonly #calibration: PromptCalibration | undefined;
   readonly #upsertCalibration: StatementSync;
   readonly #upsertSharedWindows: StatementSync;
+  readonly #logger: StateLogger | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Set from a failed write until one works again: when writing began to fail, and the latest reason. */
+  #failure: { readonly sinceMs: number; readonly message: string } | undefined;
+  readonly #lock: StateFileLock;
+  /** Another gateway process has the file open (state-file-lock.ts): told at start, tried again at each flush. */
+  #isShared = false;
 
-  constructor(path: string, budgets: BudgetBook, availability: AvailabilityBook, calibration?: PromptCalibration) {
+  constructor(
+    path: string,
+    budgets: BudgetBook,
+    availability: AvailabilityBook,
+    calibration?: PromptCalibration,
+    logger?: StateLogger,
+  ) {
     this.path = path;
+    this.#logger = logger;
+    this.#lock = new StateFileLock(path);
     this.#db = openSqliteFile(path);
-    this.#db.exec(SCHEMA);
+    try {
+      this.#db.exec(SCHEMA);
+    } catch (error) {
+      this.#db.close(); // a damaged file is set aside by the caller: no handle may stay open on it
+      throw error;
+    }
     this.#budgets = budgets;
     this.#availability = availability;
     this.#calibration = calibration;
@@ -87,18 +118,70 @@ export class EmbeddedStateStore {
   }
 
   start(flushIntervalMs: number): void {
-    this.#timer = setInterval(() => this.flush(), flushIntervalMs);
+    this.#db.exec(`PRAGMA busy_timeout = ${TIMER_FLUSH_BUSY_TIMEOUT_MS}`);
+    if (!this.#lock.tryTake()) {
+      this.#isShared = true;
+      this.#logger?.warn(
+        { path: this.path },
+        `another gateway process has ${this.path} open: budgets and cooldowns are not shared through the file (each process counts its own; the file keeps whichever wrote last) and the request log beside it is written by both. Expected for a moment while a restart overlaps the old process; otherwise give each gateway its own state.path, or share state with state.redis_url`,
+      );
+    }
+    this.#timer = setInterval(() => this.flushOrKeep(), flushIntervalMs);
     this.#timer.unref();
   }
 
-  /** Writes every dirty entry in one transaction. */
+  /** For /health: degraded while writes fail (the gateway serves from memory; a restart would lose what is unwritten). */
+  status(): StateStatus {
+    const failure = this.#failure;
+    if (failure === undefined) {
+      const shared = this.#isShared ? " (also open in another gateway process: not shared through the file)" : "";
+      return { kind: "embedded", isDegraded: false, detail: `${this.path}${shared}` };
+    }
+    const since = new Date(failure.sinceMs).toISOString();
+    return {
+      kind: "embedded",
+      isDegraded: true,
+      detail: `${this.path} not written since ${since} (${failure.message}); serving from memory, retried at each flush`,
+    };
+  }
+
+  /**
+   * `flush`, never throwing: a failure is logged when writing begins to fail (or fails for another reason) and
+   * when it works again, not at every interval. Returns whether everything dirty is written.
+   */
+  flushOrKeep(nowMs = Date.now()): boolean {
+    if (this.#isShared && this.#lock.tryTake()) {
+      this.#isShared = false;
+      this.#logger?.info({ path: this.path }, "state file: no other gateway process has it open any more");
+    }
+    try {
+      this.flush(nowMs);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.#failure?.message !== message) {
+        this.#logger?.warn(
+          { path: this.path, error: message },
+          `state file not written (${message}): budgets and cooldowns are kept in memory and written when it works again; a restart before then loses what is unwritten`,
+        );
+      }
+      this.#failure = { sinceMs: this.#failure?.sinceMs ?? nowMs, message };
+      return false;
+    }
+    if (this.#failure !== undefined) {
+      this.#logger?.info({ path: this.path }, "state file written again");
+      this.#failure = undefined;
+    }
+    return true;
+  }
+
+  /** Writes every dirty entry in one transaction; when that fails, they stay dirty (for the next flush) and it throws. */
   flush(nowMs = Date.now()): void {
     const dirtyScopes = this.#budgets.takeDirty();
     const isCooldownsDirty = this.#availability.takeDirty();
     const isCalibrationDirty = this.#calibration?.takeDirty() === true;
     if (dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty) return;
-    this.#db.exec("BEGIN");
     try {
+      this.#db.exec("BEGIN");
       for (const scopeId of dirtyScopes) {
         const state = this.#budgets.exportScope(scopeId);
         if (state === undefined) this.#deleteScope.run(scopeId);
@@ -111,16 +194,33 @@ export class EmbeddedStateStore {
       }
       this.#db.exec("COMMIT");
     } catch (error) {
-      this.#db.exec("ROLLBACK");
+      // A failed COMMIT (SQLITE_BUSY, SQLITE_FULL) may leave the transaction open; a failed BEGIN leaves none.
+      try {
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      } catch {
+        // An I/O error can fail the rollback too; SQLite ends the transaction itself then. What matters is below.
+      }
+      this.#budgets.restoreDirty(dirtyScopes);
+      if (isCooldownsDirty) this.#availability.restoreDirty();
+      if (isCalibrationDirty) this.#calibration?.restoreDirty();
       throw error;
     }
   }
 
+  /** Closes the file without writing anything (a file found damaged at start, set aside by the caller). */
+  abandon(): void {
+    if (this.#db.isOpen) this.#db.close();
+    this.#lock.release();
+  }
+
+  /** The last flush, then the file is closed: a failed flush is logged (what it held is lost), never thrown. */
   close(): void {
     if (!this.#db.isOpen) return;
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.flush();
+    this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.flushOrKeep();
     this.#db.close();
+    this.#lock.release();
   }
 }
 

@@ -1,5 +1,6 @@
 // Where budget and cooldown state lives: in-process (optionally persisted to a local SQLite file), or shared
 // with other gateway processes through Redis.
+import { closeSync, existsSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
@@ -30,8 +31,20 @@ export async function createStateBackend(
       close: async () => {},
     };
   }
-  const store = new EmbeddedStateStore(settings.path, book, availability, calibration);
-  const loaded = store.load();
+  const { store, loaded } = openEmbeddedStore(
+    settings.path,
+    () => {
+      const opened = new EmbeddedStateStore(settings.path, book, availability, calibration, logger);
+      try {
+        return { store: opened, loaded: opened.load() };
+      } catch (error) {
+        opened.abandon();
+        throw error;
+      }
+    },
+    clock,
+    logger,
+  );
   if (loaded.scopes + loaded.cooldowns + loaded.calibrations + loaded.sharedWindows > 0) {
     logger?.info(
       { path: settings.path, ...loaded },
@@ -41,7 +54,59 @@ export async function createStateBackend(
   store.start(settings.flushIntervalMs);
   return {
     ledger: book,
-    status: () => ({ kind: "embedded", isDegraded: false, detail: settings.path }),
+    status: () => store.status(),
     close: async () => store.close(),
   };
+}
+
+/** SQLite's primary result codes for a file that is not (or no longer) a readable database. */
+const SQLITE_CORRUPT = 11;
+const SQLITE_NOTADB = 26;
+/** The first 16 bytes of every SQLite database file. */
+const SQLITE_HEADER = "SQLite format 3\0";
+
+/**
+ * Opens the state file; one that SQLite finds damaged (a truncated copy, a crash on a disk that lied about its
+ * writes) is set aside as `<path>.damaged-<time>` (its WAL with it, for whoever wants to look) and a new file is
+ * started: budgets and cooldowns are worth less than a gateway that starts, and a supervisor would otherwise
+ * restart it into the same refusal forever. A file that is not an SQLite database at all is left alone and the
+ * start refused (a state.path naming the wrong file, e.g. the config): the caller reports it as a state.path problem.
+ */
+function openEmbeddedStore<T>(path: string, open: () => T, clock: Clock, logger: StateLogger | undefined): T {
+  try {
+    return open();
+  } catch (error) {
+    if (!isDamagedFileError(error) || !hasSqliteHeader(path)) throw error;
+    const aside = `${path}.damaged-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`;
+    renameSync(path, aside);
+    if (existsSync(`${path}-wal`)) renameSync(`${path}-wal`, `${aside}-wal`);
+    rmSync(`${path}-shm`, { force: true }); // an index of the WAL, rebuilt from it
+    logger?.warn(
+      { path, damaged: aside, error: (error as Error).message },
+      `state file damaged (${(error as Error).message}): moved to ${aside}, starting with a new one (budgets, cooldowns and kept Responses API answers start afresh)`,
+    );
+    return open();
+  }
+}
+
+function isDamagedFileError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
+  if (code !== "ERR_SQLITE_ERROR" || typeof errcode !== "number") return false;
+  // Extended result codes (SQLITE_CORRUPT_INDEX, ...) carry the primary one in their low byte.
+  const primary = errcode & 0xff;
+  return primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB;
+}
+
+function hasSqliteHeader(path: string): boolean {
+  const header = Buffer.alloc(SQLITE_HEADER.length);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    return readSync(fd, header, 0, header.length, 0) === header.length && header.toString("latin1") === SQLITE_HEADER;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

@@ -58,7 +58,12 @@ export async function forward(
 
   for (const { candidate, waitUntilMs } of queue) {
     if (state.isOutOfAttempts) break;
-    const { deployment } = candidate;
+    const deployment =
+      services.servingAs === undefined ? candidate.deployment : services.servingAs(candidate.deployment);
+    if (deployment === undefined) {
+      request.trace.skips.push({ deploymentKey: candidate.deployment.key, reason: "removed by a config reload" });
+      continue;
+    }
     const floor = state.contextFloorTokens;
     if (floor !== undefined && (deployment.contextTokens === undefined || deployment.contextTokens <= floor)) {
       request.trace.skips.push({

@@ -157,6 +157,12 @@ export interface FailoverServices {
   ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   /** The prompt estimate for one candidate, calibrated from its provider's past reports. Default: as it is. */
   promptTokensFor?(deployment: Deployment, estimatedTokens: number): number;
+  /**
+   * The deployment a candidate's name points at now: a config reload while the request was failing over (or about
+   * to continue a stream) may have pointed it at another upstream (a rotated key: the new one is sent, never the
+   * replaced one) or removed it (undefined: skipped). Default: the candidate as planned.
+   */
+  servingAs?(deployment: Deployment): Deployment | undefined;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
   /**

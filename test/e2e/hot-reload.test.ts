@@ -3,11 +3,15 @@
 // the old one, a removed provider gets no new request, learned state carries over), an invalid one is refused
 // with every problem and the old config keeps serving.
 import assert from "node:assert/strict";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
+import { MAIN, REPO_ROOT } from "../helpers/cli-process.ts";
 import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
@@ -15,6 +19,7 @@ import { postJson, readTimed, strictSseData } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
 const ADMIN_KEY = "admin-secret";
+const EXIT_WITH_PARENT = join(REPO_ROOT, "test", "helpers", "exit-with-parent.ts");
 
 function provider(name: string, mock: MockUpstream, models: Record<string, unknown>): Record<string, unknown> {
   return { name, base_url: mock.baseUrl, api_key: `sk-${name}-secret`, retries: 0, timeout_ms: 5_000, models };
@@ -315,6 +320,149 @@ describe("hot reload", () => {
   });
 });
 
+describe("a config file reached through a symlink is watched", () => {
+  /** Served by `name`'s provider? A process started on alpha; the test points its config at beta. */
+  async function servedBy(url: string): Promise<string | null> {
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    await response.arrayBuffer();
+    return response.headers.get("x-gateway-provider");
+  }
+
+  async function waitServedBy(url: string, name: string): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while ((await servedBy(url)) !== name) {
+      assert.ok(Date.now() < deadline, `the change was not picked up: still not served by ${name}`);
+      await sleep(100);
+    }
+  }
+
+  async function mocks(t: Parameters<typeof startGatewayProcess>[0]) {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const yaml = (name: string, mock: MockUpstream) =>
+      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
+    return { alpha, beta, yaml };
+  }
+
+  test("a Kubernetes ConfigMap update (the ..data symlink swapped to a new folder) reloads", async (t) => {
+    if (process.platform === "win32") return;
+    const { alpha, beta, yaml } = await mocks(t);
+    // A ConfigMap volume: conf/config.yaml -> ..data/config.yaml, ..data -> ..v1 (a timestamped folder).
+    const gateway = await startGatewayProcess(t, yaml("alpha", alpha), {
+      configFile: "conf/..v1/config.yaml",
+      beforeStart: (dir) => {
+        symlinkSync("..v1", join(dir, "conf", "..data"));
+        symlinkSync("..data/config.yaml", join(dir, "conf", "config.yaml"));
+        return join(dir, "conf", "config.yaml");
+      },
+    });
+    assert.equal(await servedBy(gateway.url), "alpha");
+    const conf = dirname(dirname(gateway.configPath));
+    const text = readFileSync(gateway.configPath, "utf8").replace(
+      /^providers:[\s\S]*?(?=^discovery:)/m,
+      yaml("beta", beta),
+    );
+    // What the kubelet does: write the new folder, point ..data_tmp at it, rename it over ..data, drop the old one.
+    mkdirSync(join(conf, "..v2"));
+    writeFileSync(join(conf, "..v2", "config.yaml"), text);
+    symlinkSync("..v2", join(conf, "..data_tmp"));
+    renameSync(join(conf, "..data_tmp"), join(conf, "..data"));
+    rmSync(join(conf, "..v1"), { recursive: true });
+    await waitServedBy(gateway.url, "beta");
+    assert.ok(
+      gateway.logs.some((line) => line.msg === "config reloaded" && line.trigger === "file changed: config.yaml"),
+    );
+    assert.ok(
+      !gateway.logs.some((line) => /config watch failed/.test(line.msg)),
+      "the old folder's removal is no failure",
+    );
+
+    // And the next update too: the watch follows the new target.
+    const third = text.replace(/beta/g, "alpha").replace(beta.baseUrl, alpha.baseUrl);
+    mkdirSync(join(conf, "..v3"));
+    writeFileSync(join(conf, "..v3", "config.yaml"), third);
+    symlinkSync("..v3", join(conf, "..data_tmp"));
+    renameSync(join(conf, "..data_tmp"), join(conf, "..data"));
+    rmSync(join(conf, "..v2"), { recursive: true });
+    await waitServedBy(gateway.url, "alpha");
+  });
+
+  test("a config symlinked to a file in another folder, edited there in place, reloads", async (t) => {
+    if (process.platform === "win32") return;
+    const { alpha, beta, yaml } = await mocks(t);
+    const gateway = await startGatewayProcess(t, yaml("alpha", alpha), {
+      configFile: "elsewhere/gateway.yaml",
+      beforeStart: (dir) => {
+        mkdirSync(join(dir, "conf"));
+        symlinkSync(join(dir, "elsewhere", "gateway.yaml"), join(dir, "conf", "config.yaml"));
+        return join(dir, "conf", "config.yaml");
+      },
+    });
+    assert.equal(await servedBy(gateway.url), "alpha");
+    const text = readFileSync(gateway.configPath, "utf8").replace(
+      /^providers:[\s\S]*?(?=^discovery:)/m,
+      yaml("beta", beta),
+    );
+    writeFileSync(gateway.configPath, text);
+    await waitServedBy(gateway.url, "beta");
+  });
+});
+
+test("SIGHUP while the gateway starts (models still being discovered) does not end it; the reload follows the start", async (t) => {
+  if (process.platform === "win32") return;
+  const alpha = await useMock(t);
+  alpha.models = [{ id: "alpha-m" }];
+  // Discovery answers after 1.5 s: the start is under way, and the signal lands in it.
+  alpha.enqueue("GET /v1/models", {
+    kind: "json",
+    body: { object: "list", data: [{ id: "alpha-m" }] },
+    delayMs: 1_500,
+  });
+  alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+  const dir = mkdtempSync(join(tmpdir(), "llm-gateway-sighup-start-"));
+  const configPath = join(dir, "gateway.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      server: { port: 0, host: "127.0.0.1", log_level: "info" },
+      providers: [{ name: "alpha", base_url: alpha.baseUrl, api_key: "sk-alpha-secret" }],
+      discovery: { cache_dir: join(dir, "cache") },
+      state: { path: ":memory:" },
+    }),
+  );
+  const child = spawn(process.execPath, ["--import", EXIT_WITH_PARENT, MAIN, "serve", "--config", configPath], {
+    cwd: dir,
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
+  });
+  const exited = once(child, "exit");
+  t.after(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGKILL");
+    await exited;
+  });
+  let stdout = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  await alpha.waitForRequests(1, 15_000); // GET /v1/models: the gateway is starting, not yet listening
+  assert.doesNotMatch(stdout, /listening on/);
+  child.kill("SIGHUP");
+  const deadline = Date.now() + 15_000;
+  while (!/"trigger":"SIGHUP \(during start-up\)"[^\n]*"msg":"config reloaded"/.test(stdout)) {
+    assert.ok(child.exitCode === null && child.signalCode === null, `the gateway ended: ${child.signalCode}`);
+    assert.ok(Date.now() < deadline, `no reload after the start:\n${stdout}`);
+    await sleep(50);
+  }
+  assert.match(stdout, /listening on/);
+});
+
 /** `${NAME}` in a config value: the loader puts the variable's value there. */
 function variable(name: string): string {
   return `\${${name}}`;
@@ -368,6 +516,72 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
     assert.match(await sighupUntilRefused(2), /no provider would be left/);
     assert.equal((await chat("client-key")).status, 200, "the old config keeps serving");
   });
+
+  test("the file emptied by an editor mid-save: refused as empty, then the finished save is applied", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const yaml = (name: string, mock: MockUpstream) =>
+      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
+    const gateway = await startGatewayProcess(t, yaml("alpha", alpha));
+    const full = readFileSync(gateway.configPath, "utf8");
+    const logged = async (message: RegExp): Promise<string> => {
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const found = gateway.logs.find((line) => message.test(String(line.msg)));
+        if (found !== undefined) return String(found.msg);
+        assert.ok(Date.now() < deadline, `no log line matching ${message}`);
+        await sleep(50);
+      }
+    };
+    writeFileSync(gateway.configPath, "");
+    assert.ok(gateway.pid !== undefined);
+    process.kill(gateway.pid, "SIGHUP");
+    assert.match(await logged(/^config reload refused/), /config\.yaml is empty \(a save under way\?\)/);
+    writeFileSync(gateway.configPath, full.replace(/^providers:[\s\S]*?(?=^discovery:)/m, yaml("beta", beta)));
+    process.kill(gateway.pid, "SIGHUP");
+    await logged(/^config reloaded/);
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(response.headers.get("x-gateway-provider"), "beta");
+  });
+
+  test("one provider's key gone from .env: applied without it, and the log says why it went", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const gateway = await startGatewayProcess(
+      t,
+      stringify({
+        providers: [
+          { ...provider("alpha", alpha, { m: { id: "alpha-m" } }), api_key: variable("ALPHA_KEY") },
+          { ...provider("beta", beta, { m: { id: "beta-m" } }), api_key: variable("BETA_KEY") },
+        ],
+      }),
+      { dotEnv: "ALPHA_KEY=sk-alpha-secret\nBETA_KEY=sk-beta-secret\n" },
+    );
+    writeFileSync(join(dirname(gateway.configPath), ".env"), "ALPHA_KEY=sk-alpha-secret\n");
+    assert.ok(gateway.pid !== undefined);
+    process.kill(gateway.pid, "SIGHUP");
+    const deadline = Date.now() + 5_000;
+    while (!gateway.logs.some((line) => line.msg === "config reloaded")) {
+      assert.ok(Date.now() < deadline, "the reload was not applied");
+      await sleep(50);
+    }
+    const reloaded = gateway.logs.find((line) => line.msg === "config reloaded");
+    assert.deepEqual(reloaded?.providers, ["alpha"]);
+    const why = gateway.logs.filter((line) => /^config reload: provider "beta" skipped/.test(String(line.msg)));
+    assert.equal(why.length, 1, "the reload says why beta is gone");
+    assert.match(String(why[0]?.msg), /environment variable BETA_KEY is not set/);
+    assert.ok(!JSON.stringify(gateway.logs).includes("sk-alpha-secret"), "no key in the log");
+  });
 });
 
 describe("a reload reads the config file chosen at start", () => {
@@ -414,6 +628,37 @@ describe("a reload reads the config file chosen at start", () => {
     assert.equal((await chat(CLIENT_KEY)).status, 200);
     return { gateway, chat, sighupUntil, envPath: join(dirname(gateway.configPath), ".env"), dotEnv };
   }
+
+  test("started without a config file: one created at the default path is noticed and said to wait for a restart", async (t) => {
+    if (process.platform === "win32") return;
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    // The config the helper writes is not where the gateway looks: it starts in the no-config mode (presets).
+    const gateway = await startGatewayProcess(t, stringify({ providers: [] }), {
+      dotEnv: `GROQ_API_KEY=gsk-test\nLLM_GATEWAY_PRESET_GROQ_BASE_URL=${alpha.baseUrl}\n`,
+      configFile: "elsewhere/unused.yaml",
+      isConfigFlagged: false,
+    });
+    assert.ok(
+      gateway.logs.some((line) => /^no config file/.test(line.msg)),
+      "started in the no-config mode",
+    );
+    const dir = dirname(dirname(gateway.configPath));
+    mkdirSync(join(dir, "config"));
+    await sleep(600); // the folder's creation is a reload of its own; then the file in it is watched
+    writeFileSync(
+      join(dir, "config", "meta-providers.yaml"),
+      stringify({ providers: [provider("alpha", alpha, { m: { id: "alpha-m" } })] }),
+    );
+    const deadline = Date.now() + 5_000;
+    while (
+      !gateway.logs.some((line) => /config file would now be .*meta-providers\.yaml.*next restart/.test(line.msg))
+    ) {
+      assert.ok(Date.now() < deadline, "creating the default config file went unnoticed");
+      await sleep(50);
+    }
+    assert.ok(!gateway.logs.some((line) => /watch/.test(line.msg)), "no watch failure for the missing folder");
+  });
 
   test("the default file moved away: refused as file not found, client keys still required", async (t) => {
     if (process.platform === "win32") return;

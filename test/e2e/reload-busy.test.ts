@@ -125,12 +125,74 @@ describe("a reload while requests are in flight", () => {
   });
 });
 
+describe("a request failing over when a reload comes", () => {
+  /** Alpha (first) answers a 500 after 600 ms; the reload lands while it is out. */
+  async function failingFirst(t: Parameters<typeof useMock>[0]) {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        await sleep(600);
+        response.statusCode = 500;
+        response.end("upstream broke");
+      },
+    });
+    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("from beta", "beta-m") });
+    return { alpha, beta };
+  }
+
+  test("the next candidate's key rotated: the new key serves it, the replaced one is never sent", async (t) => {
+    const { alpha, beta } = await failingFirst(t);
+    const keyed = (betaKey: string) =>
+      configYaml([
+        provider("alpha", alpha, { base_priority: 10 }),
+        provider("beta", beta, { api_key: betaKey, models: { m: { id: "beta-m", limits: { rpd: 10 } } } }),
+      ]);
+    const gateway = await useGateway(t, keyed("sk-beta-revoked"));
+    const pending = postChat(gateway, { model: "m" });
+    await alpha.waitForRequests(1);
+    rewrite(gateway, keyed("sk-beta-new"));
+    await reload(gateway);
+    const response = await pending;
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.headers["x-gateway-provider"], "beta");
+    assert.deepEqual(
+      chatRequests(beta).map((request) => request.headers.authorization),
+      ["Bearer sk-beta-new"],
+    );
+    // Counted once, in the new key's budget, and nothing left in flight.
+    const health = await send(gateway, "GET", "/health");
+    type Budget = { in_flight: number; windows: { window: string; used: number }[] };
+    const deployments = (health.json as { deployments: { key: string; budgets: Budget[] }[] }).deployments;
+    const budget = deployments.find((deployment) => deployment.key === "beta/m")?.budgets[0];
+    assert.equal(budget?.windows.find((window) => window.window === "day")?.used, 1);
+    assert.equal(budget?.in_flight, 0);
+  });
+
+  test("the next candidate removed: it gets no attempt; the client has the attempts made", async (t) => {
+    const { alpha, beta } = await failingFirst(t);
+    const gateway = await useGateway(
+      t,
+      configYaml([provider("alpha", alpha, { base_priority: 10 }), provider("beta", beta)]),
+    );
+    const pending = postChat(gateway, { model: "m" });
+    await alpha.waitForRequests(1);
+    rewrite(gateway, configYaml([provider("alpha", alpha, { base_priority: 10 })]));
+    await reload(gateway);
+    const response = await pending;
+    assert.equal(response.status, 502, response.text);
+    assert.match(response.text, /alpha\/alpha-m: HTTP 500/);
+    assert.equal(chatRequests(beta).length, 0, "a removed provider gets no new attempt");
+  });
+});
+
 describe("a stream in flight that then needs a continuation", () => {
-  test("is not continued with a key the reload replaced: its own provider, unchanged, continues it", async (t) => {
+  test("is not continued with a key the reload replaced: the provider's new key continues it", async (t) => {
     const alpha = await useMock(t);
     const beta = await useMock(t);
     const words = ["one", " two", " three", " four", " five", " six", " seven", " eight"];
-    // Alpha streams five words and is cut; asked again last, it continues with the rest.
+    // Alpha streams five words and is cut; the next candidate (beta) continues with the rest.
     const firstFive = chatStream(words.slice(0, 5), "alpha-m", { delayMs: 120 }).slice(0, 11);
     alpha.enqueue(
       CHAT_ROUTE,
@@ -158,13 +220,16 @@ describe("a stream in flight that then needs a continuation", () => {
       .map((line) => (JSON.parse(line) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content)
       .join("");
     assert.equal(content, words.join(""));
+    // Beta is the next candidate: what its name points at now (the new key) continues the stream, as a request
+    // made after the reload would be served; the replaced key (perhaps a revoked one) is never sent.
     assert.deepEqual(
       chatRequests(beta).map((request) => request.headers.authorization),
-      [],
-      "the replaced key was not sent",
+      ["Bearer sk-beta-new"],
+      "the continuation went to beta's new key, not the replaced one",
     );
-    assert.equal(chatRequests(alpha).length, 2, "alpha continued its own stream");
-    // The new key serves new requests.
+    assert.equal(chatRequests(alpha).length, 1, "alpha was not asked again: beta continued");
+    alpha.reset(); // its scripted second stream was not needed
+    // New requests are served.
     const next = await postChat(gateway, { model: "m" });
     assert.equal(next.status, 200, next.text);
   });

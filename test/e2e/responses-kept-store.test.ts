@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { CHAT_ROUTE, chatRequests, openAiClient, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
@@ -136,5 +138,39 @@ describe("kept responses across gateway processes", () => {
       },
     );
     assert.equal(chatRequests(mock).length, 0);
+  });
+
+  test("redis down: answers are still given, and the failed keeps are logged once, not once per answer", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("hello", UPSTREAM_ID) });
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-flood:"\n`;
+    const lines: string[] = [];
+    const gateway = await startTestGateway(yaml, {
+      logLevel: "info",
+      logStream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString("utf8"));
+          done();
+        },
+      }),
+    });
+    t.after(() => gateway.close());
+    const ask = () => openAiClient(gateway).responses.create({ model: "m", input: "hi" });
+    await redis.kill();
+    for (let index = 0; index < 4; index++) assert.equal((await ask()).output_text, "hello");
+    const failures = () => lines.filter((line) => line.includes("kept responses: could not keep an answer"));
+    assert.equal(failures().length, 1, "one warning for the outage, not one per answer");
+
+    await redis.restart();
+    const deadline = Date.now() + 5_000;
+    while (!lines.some((line) => line.includes("kept responses: answers are kept again"))) {
+      assert.ok(Date.now() < deadline, "no word that answers are kept again");
+      await ask();
+      await sleep(100);
+    }
+    assert.equal(failures().length, 1);
   });
 });

@@ -47,6 +47,11 @@ export async function startGatewayProcess(
     readonly dotEnv?: string;
     readonly configFile?: string;
     readonly isConfigFlagged?: boolean;
+    /**
+     * Runs in the process's directory once the config (and `.env`) are written, before the start: e.g. to lay out
+     * symlinks. A path it returns is given to `--config` instead of the config file's.
+     */
+    readonly beforeStart?: (dir: string) => string | undefined;
   } = {},
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-process-"));
@@ -57,6 +62,7 @@ export async function startGatewayProcess(
   mkdirSync(dirname(configPath), { recursive: true });
   writeFileSync(configPath, text);
   if (options.dotEnv !== undefined) writeFileSync(join(dir, ".env"), options.dotEnv);
+  const configArgument = options.beforeStart?.(dir) ?? configPath;
   // cwd is the temp dir so that no .env of the repository leaks into the test.
   const preload = options.preload === undefined ? [] : ["--import", options.preload];
   const child = spawn(
@@ -67,7 +73,7 @@ export async function startGatewayProcess(
       ...preload,
       MAIN,
       "serve",
-      ...(options.isConfigFlagged === false ? [] : ["--config", configPath]),
+      ...(options.isConfigFlagged === false ? [] : ["--config", configArgument]),
     ],
     {
       cwd: dir,

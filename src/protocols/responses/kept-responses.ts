@@ -53,9 +53,13 @@ export interface KeptResponseRows {
 /**
  * Kept responses in a persistent store. A store that cannot be read is a 503 (a continuation must not silently
  * lose its history); one that cannot be written only loses the answer for later turns: `onPutError` reports it
- * and the answer is still sent.
+ * and the answer is still sent. `onPutWorked`: a put that worked (so a reporter can say when failures end).
  */
-export function inRows(rows: KeptResponseRows, onPutError: (error: unknown) => void): KeptResponses {
+export function inRows(
+  rows: KeptResponseRows,
+  onPutError: (error: unknown) => void,
+  onPutWorked?: () => void,
+): KeptResponses {
   const read = async (what: Promise<string | undefined>): Promise<StoredResponse | undefined> => {
     let json: string | undefined;
     try {
@@ -80,7 +84,9 @@ export function inRows(rows: KeptResponseRows, onPutError: (error: unknown) => v
         });
       } catch (error) {
         onPutError(error);
+        return;
       }
+      onPutWorked?.();
     },
     delete: async (id) => {
       try {

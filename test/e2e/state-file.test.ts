@@ -1,0 +1,160 @@
+// The embedded state file (`state.path`) under hazards outside the gateway: a file locked by another process or
+// on a full or read-only disk (docs/configuration.md `state`). The gateway keeps serving from memory and says so
+// (log, /health), and writes what it kept once the file can be written again; it never ends the process. A file
+// found damaged at start is set aside and a new one started; a file that is no SQLite database is left alone.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { runCli, tempDir } from "../helpers/cli-process.ts";
+import { useMock } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
+
+const FLUSH_INTERVAL_MS = 100;
+
+function stateYaml(baseUrl: string, statePath = "state.db"): string {
+  return [
+    "providers:",
+    "  - name: alpha",
+    `    base_url: ${baseUrl}`,
+    "    api_key: sk-alpha-secret",
+    "    models: { mock-model: { limits: { rpd: 100 } } }",
+    "state:",
+    `  path: ${JSON.stringify(statePath)}`,
+    `  flush_interval_ms: ${FLUSH_INTERVAL_MS}`,
+    "",
+  ].join("\n");
+}
+
+async function chat(url: string): Promise<number> {
+  const response = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "mock-model", messages: [{ role: "user", content: "hi" }] }),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+interface HealthState {
+  status: string;
+  state: { kind: string; isDegraded: boolean; detail: string };
+}
+
+async function health(url: string): Promise<HealthState> {
+  return (await (await fetch(`${url}/health`)).json()) as HealthState;
+}
+
+describe("a state file that cannot be written", () => {
+  test("locked by another process: the gateway serves on, /health and the log say so, and it writes later", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await startGatewayProcess(t, stateYaml(mock.baseUrl));
+    const statePath = join(dirname(gateway.configPath), "state.db");
+    const other = new DatabaseSync(statePath);
+    t.after(() => other.close());
+    other.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
+    try {
+      // Each answer dirties the rpd counter; several flushes fail while the lock is held.
+      for (let index = 0; index < 3; index++) {
+        assert.equal(await chat(gateway.url), 200);
+        await sleep(FLUSH_INTERVAL_MS * 3);
+      }
+      const degraded = await health(gateway.url);
+      assert.equal(degraded.status, "degraded");
+      assert.equal(degraded.state.isDegraded, true);
+      assert.match(degraded.state.detail, /state\.db not written since .*\(database is locked\)/);
+    } finally {
+      other.exec("COMMIT");
+    }
+    const warnings = gateway.logs.filter((line) => /^state file not written/.test(line.msg));
+    assert.equal(warnings.length, 1, "one warning while the failure lasts");
+    await sleep(FLUSH_INTERVAL_MS * 4);
+    assert.equal((await health(gateway.url)).state.isDegraded, false);
+    assert.ok(gateway.logs.some((line) => line.msg === "state file written again"));
+    const row = other.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/mock-model");
+    assert.ok(row !== undefined, "the counts kept in memory reached the file once it could be written");
+    const persisted = JSON.parse(String(row.state)) as { day: { requests: number } };
+    assert.equal(persisted.day.requests, 3, "every request of the locked time is counted");
+  });
+});
+
+/** A state file from an earlier run, cut short (a copy stopped halfway, a crash on a disk that lied): malformed. */
+function writeTruncatedStateFile(path: string): void {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA page_size = 4096");
+  db.exec(
+    "CREATE TABLE budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL)",
+  );
+  const insert = db.prepare("INSERT INTO budget_scopes VALUES (?, ?, 0)");
+  db.exec("BEGIN");
+  for (let index = 0; index < 2_000; index++) insert.run(`deployment:p${index}/m`, "x".repeat(200));
+  db.exec("COMMIT");
+  db.close();
+  truncateSync(path, 300_000);
+}
+
+describe("a state file found damaged at start", () => {
+  test("a truncated SQLite file is set aside and the gateway starts with a new one, saying so", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await startGatewayProcess(t, stateYaml(mock.baseUrl), {
+      beforeStart: (dir) => {
+        writeTruncatedStateFile(join(dir, "state.db"));
+        return undefined;
+      },
+    });
+    const dir = dirname(gateway.configPath);
+    const warning = gateway.logs.find((line) => /^state file damaged/.test(line.msg));
+    assert.ok(warning !== undefined, "the start says the file was damaged");
+    assert.match(warning.msg, /malformed.*moved to .*state\.db\.damaged-.*starting with a new one/);
+    const asideName = readdirSync(dir).find((name) => name.startsWith("state.db.damaged-"));
+    assert.ok(asideName !== undefined, "the damaged file is kept aside, not deleted");
+    assert.equal(readFileSync(join(dir, asideName)).length, 300_000);
+    assert.equal(await chat(gateway.url), 200);
+    assert.equal((await health(gateway.url)).state.isDegraded, false);
+    await sleep(FLUSH_INTERVAL_MS * 3);
+    const fresh = new DatabaseSync(join(dir, "state.db"), { readOnly: true });
+    t.after(() => fresh.close());
+    assert.ok(fresh.prepare("SELECT 1 FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/mock-model"));
+  });
+
+  test("a file that is no SQLite database (state.path naming the wrong file): refused, left as it was", async (t) => {
+    const dir = tempDir(t);
+    const statePath = join(dir, "notes.txt");
+    writeFileSync(statePath, "not a database, and not the gateway's to move\n".repeat(200));
+    const configPath = join(dir, "gateway.yaml");
+    writeFileSync(
+      configPath,
+      `server:\n  port: 0\n  host: 127.0.0.1\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-alpha\n    models: { m: {} }\nstate:\n  path: ${JSON.stringify(statePath)}\n`,
+    );
+    const result = await runCli(["serve", "--config", configPath], { cwd: dir });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /state\.path: cannot open ".*notes\.txt": file is not a database/);
+    assert.equal(readFileSync(statePath, "utf8"), "not a database, and not the gateway's to move\n".repeat(200));
+    assert.deepEqual(readdirSync(dir).sort(), ["gateway.yaml", "notes.txt"]);
+  });
+});
+
+describe("two gateways on one state file", () => {
+  test("the second is told (log, /health) that nothing is shared through the file; it clears when the first ends", async (t) => {
+    const mock = await useMock(t);
+    const statePath = join(tempDir(t), "shared", "state.db");
+    const first = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
+    const second = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
+    const warning = second.logs.find((line) => /^another gateway process has/.test(line.msg));
+    assert.ok(warning !== undefined, "the second gateway says another has the file open");
+    assert.match(warning.msg, /not shared through the file.*state\.redis_url/);
+    assert.ok(!first.logs.some((line) => /^another gateway process has/.test(line.msg)), "the first was alone");
+    assert.match((await health(second.url)).state.detail, /also open in another gateway process/);
+    assert.equal(await chat(second.url), 200, "it serves all the same");
+
+    await first.stop(); // SIGKILL: the OS drops its lock, as after a crash
+    const deadline = Date.now() + 5_000;
+    while (/another gateway process/.test((await health(second.url)).state.detail)) {
+      assert.ok(Date.now() < deadline, "the second still reports a gateway that is gone");
+      await sleep(FLUSH_INTERVAL_MS);
+    }
+    assert.ok(second.logs.some((line) => /no other gateway process has it open/.test(line.msg)));
+  });
+});
