@@ -26,7 +26,7 @@ import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.t
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
-import { budgetCheckOf, coolingPoolOf } from "./plan-checks.ts";
+import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
@@ -271,23 +271,10 @@ export class GatewayRuntime {
   }
 
   plan(request: ClientRouteRequest, snapshot: GatewaySnapshot = this.#snapshot): RoutePlan {
-    const nowMs = this.clock.now();
-    return planRoute(withClientRules(request, snapshot.config.server), {
-      catalog: snapshot.catalog,
-      metaModels: snapshot.config.metaModels,
-      routing: snapshot.config.routing,
-      nowMs,
-      score: (deployment) => this.scores.scoreOf(deployment, snapshot),
-      probeScore: (deployment) => this.scores.scoreOf(deployment, snapshot, true),
-      scoreOnBoard: (deployment, board) => this.scores.scoreOnBoard(deployment, board, snapshot),
-      paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
-      availability: (deployment) => this.availability.peek(deployment.key, deployment.provider.settings.name),
-      promptTokensFor: this.promptCalibration.promptTokensFor,
-      contextLimitsFor: this.promptCalibration.limitsFor,
-      budgetCheck: budgetCheckOf(this.budgets, this.promptCalibration, snapshot.budgetScopes, request, nowMs),
-      coolingPool: coolingPoolOf(this.availability),
-      refusedFeature: (deployment, features) => this.refusedFeatures.refusalOf(deployment.key, features, nowMs),
-    });
+    return planRoute(
+      withClientRules(request, snapshot.config.server),
+      routerContextOf(this, snapshot, request, this.clock.now()),
+    );
   }
 
   /**

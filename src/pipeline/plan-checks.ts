@@ -1,10 +1,49 @@
-// The two limit checks a plan asks of the live books (router/route-types.ts `budgetCheck`, `coolingPool`), built
-// from the books themselves so that the runtime only wires them in.
+// What a plan asks of the live books (router/route-types.ts RouterContext): scores, availability, the learned
+// prompt calibration and refusals, and the two limit checks (`budgetCheck`, `coolingPool`), built from the books
+// themselves so that the runtime only wires them in.
 import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { RouterContext } from "../router/route-types.ts";
-import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
+import type { LiveScores } from "../scoring/live-scores.ts";
+import type { ClientRouteRequest } from "./client-rules.ts";
+import { type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
+
+/** The runtime's books a plan reads. */
+export interface PlanBooks {
+  readonly scores: LiveScores;
+  readonly availability: AvailabilityBook;
+  readonly promptCalibration: PromptCalibration;
+  readonly budgets: BudgetLedger;
+  readonly refusedFeatures: RefusedFeatures;
+}
+
+/** The router's view of the books and the snapshot at `nowMs`, for one request. */
+export function routerContextOf(
+  books: PlanBooks,
+  snapshot: GatewaySnapshot,
+  request: ClientRouteRequest,
+  nowMs: number,
+): RouterContext {
+  const { scores, availability, promptCalibration, refusedFeatures } = books;
+  return {
+    catalog: snapshot.catalog,
+    metaModels: snapshot.config.metaModels,
+    routing: snapshot.config.routing,
+    nowMs,
+    score: (deployment) => scores.scoreOf(deployment, snapshot),
+    probeScore: (deployment) => scores.scoreOf(deployment, snapshot, true),
+    scoreOnBoard: (deployment, board) => scores.scoreOnBoard(deployment, board, snapshot),
+    paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
+    availability: (deployment) => availability.peek(deployment.key, deployment.provider.settings.name),
+    promptTokensFor: promptCalibration.promptTokensFor,
+    contextLimitsFor: promptCalibration.limitsFor,
+    budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot.budgetScopes, request, nowMs),
+    coolingPool: coolingPoolOf(availability),
+    refusedFeature: (deployment, features) => refusedFeatures.refusalOf(deployment.key, features, nowMs),
+  };
+}
 
 /**
  * Would the request's estimated tokens (its prompt as this deployment counts it, plus `max_tokens` where the

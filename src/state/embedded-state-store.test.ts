@@ -335,7 +335,7 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     // What the failed flushes held reached the file with the one that worked.
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 1, calibrations: 0 });
+    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 1, calibrations: 0, sharedWindows: 0 });
     assert.equal(after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used, 2);
     reopened.close();
   });
