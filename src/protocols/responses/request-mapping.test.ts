@@ -222,6 +222,10 @@ test("responses request: refused fields and values name the field in `param` and
     { status: 400, code: "unsupported_value", param: "tools[0].type" },
   );
   rejects(
+    { model: "m", input: "x", tools: [{ type: "namespace", name: "crm", description: "CRM", tools: [] }] },
+    { status: 400, code: "unsupported_value", param: "tools[0].type" },
+  );
+  rejects(
     { model: "m", input: "x", background: true },
     { status: 400, code: "unsupported_parameter", param: "background" },
   );

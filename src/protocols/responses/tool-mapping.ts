@@ -83,6 +83,12 @@ function refuseDuplicateNames(tools: readonly { type: string; name?: unknown }[]
 
 function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatTool {
   if (tool.type === "custom") return customToolAsFunction(tool, path);
+  if (tool.type === "namespace") {
+    throw unsupportedAt(
+      "Tools of type `namespace` (groups of tools) are not supported behind a chat provider; send their tools as top-level `function` or `custom` tools.",
+      [...path, "type"],
+    );
+  }
   if (tool.type !== "function") {
     throw unsupportedAt(
       `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\` and \`custom\` tools are supported.`,
