@@ -93,6 +93,7 @@ export class GatewayRuntime {
     availability: AvailabilityBook,
     state: StateBackend,
     promptCalibration: PromptCalibration,
+    refusedFeatures: RefusedFeatures,
   ) {
     this.clock = clock;
     this.dispatcher = dispatcher;
@@ -104,7 +105,7 @@ export class GatewayRuntime {
     this.budgets = state.ledger;
     this.answers = answerStoreFor(state, snapshot.config.cache.enabled);
     this.promptCalibration = promptCalibration;
-    this.refusedFeatures = new RefusedFeatures(snapshot.config.cooldowns.unsupportedFeatureMs);
+    this.refusedFeatures = refusedFeatures;
     this.#upstreams = new UpstreamIdentities(snapshot);
     this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
     this.recorder = new Recorder({
@@ -131,7 +132,11 @@ export class GatewayRuntime {
     const availability = new AvailabilityBook(clock, config.cooldowns);
     availability.setProviderKeys(config.providers); // before loading cooldowns: a parked key is for one key only
     const promptCalibration = new PromptCalibration();
-    const state = await createStateBackend(config.state, availability, clock, options.logger, promptCalibration);
+    const refusedFeatures = new RefusedFeatures(config.cooldowns.unsupportedFeatureMs);
+    // An admin reset on another replica (Redis) resets this one's refused features too, as it does its cooldowns.
+    const state = await createStateBackend(config.state, availability, clock, options.logger, promptCalibration, () =>
+      refusedFeatures.reset(),
+    );
     const runtime = new GatewayRuntime(
       snapshot,
       clock,
@@ -140,6 +145,7 @@ export class GatewayRuntime {
       availability,
       state,
       promptCalibration,
+      refusedFeatures,
     );
     runtime.#logger = options.logger;
     return runtime;

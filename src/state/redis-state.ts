@@ -35,6 +35,8 @@ export interface RedisStateOptions {
   readonly subscribeWaitMs?: number;
   /** The runtime's prompt calibrations: loaded from Redis at start, written back as they are learned. */
   readonly calibration?: PromptCalibration;
+  /** Another process reset the shared state: what this process keeps of its own is forgotten too (refused features). */
+  readonly onRemoteReset?: () => void;
 }
 
 export async function createRedisStateBackend(
@@ -90,7 +92,10 @@ export async function createRedisStateBackend(
     keyPrefix: settings.redisKeyPrefix,
     clock,
     instanceId,
-    onRemoteReset: () => ledger.resetLocal(),
+    onRemoteReset: () => {
+      ledger.resetLocal();
+      options.onRemoteReset?.();
+    },
     onLearned: (fact) => facts.receive(fact),
     loadAlso: () => facts.load(),
   });

@@ -18,10 +18,18 @@ export async function createStateBackend(
   logger: StateLogger | undefined,
   /** Kept in the embedded store's file, or in Redis (docs/limits.md "Token estimation"). */
   calibration?: PromptCalibration,
+  /**
+   * With Redis: another process reset the shared state (`POST /admin/cooldowns/reset`); this process forgets what
+   * it keeps of its own beside the shared cooldowns and budgets (the refused features).
+   */
+  onRemoteReset?: () => void,
 ): Promise<StateBackend> {
   if (settings.redisUrl !== undefined) {
     const { createRedisStateBackend } = await import("./redis-state.ts");
-    return createRedisStateBackend(settings, availability, clock, logger, calibration ? { calibration } : {});
+    return createRedisStateBackend(settings, availability, clock, logger, {
+      ...(calibration === undefined ? {} : { calibration }),
+      ...(onRemoteReset === undefined ? {} : { onRemoteReset }),
+    });
   }
   const book = new BudgetBook();
   if (settings.path === "" || settings.path === ":memory:") {

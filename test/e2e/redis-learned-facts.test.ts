@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { githubModels, type ResponseFixture } from "../fixtures/provider-fixtures.ts";
-import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
@@ -194,6 +194,38 @@ describe("learned facts shared through Redis", { skip }, () => {
     // The slots are free again for every replica.
     first.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
     await sleep(150); // B's cached denial (CONCURRENCY_RETRY_MS) is over
+    assert.equal(servedBy(await postChat(b, request)), "first");
+  });
+  test("an admin reset on replica A also makes replica B forget what it learned was refused", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    first.setDefault(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: "This model does not support tools", type: "invalid_request_error" } },
+    });
+    const yaml = `server:\n  port: 0\n  host: 127.0.0.1\n  admin_keys: [admin-key-123]\n${configYaml(redis, first, "", second)}`;
+    const [a, b] = await twoGateways(t, yaml);
+    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
+    const request = { model: "m", messages: [{ role: "user", content: "hi" }], tools };
+    // Refused features are per process: each replica learns first's refusal with a request of its own.
+    assert.equal(servedBy(await postChat(a, request)), "second");
+    assert.equal(servedBy(await postChat(b, request)), "second");
+    const refusedOn = async (gateway: TestGateway): Promise<string[]> =>
+      rowOf(await statsOf(gateway), "first/m").refused_features.map((refusal) => refusal.feature);
+    assert.deepEqual(await refusedOn(b), ["tools"]);
+
+    const reset = await send(a, "POST", "/admin/cooldowns/reset", {
+      headers: { authorization: "Bearer admin-key-123" },
+    });
+    assert.equal(reset.status, 200, reset.text);
+    assert.deepEqual(await refusedOn(a), []);
+    // The reset the fleet hears (cooldowns, circuits, budgets) covers B's refused features too, as the reset says.
+    await waitFor(async () => (await refusedOn(b)).length === 0, "B to forget first's refusal of tools");
+    assert.equal(chatRequests(first).length, 2);
+    first.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
     assert.equal(servedBy(await postChat(b, request)), "first");
   });
 });
