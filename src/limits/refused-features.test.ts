@@ -56,3 +56,16 @@ test("lessons per deployment are bounded: the oldest goes first", () => {
     ["tools"],
   );
 });
+
+test("knows: whether a success has anything to clear (the failover reports accepted features only then)", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  assert.equal(book.knows("a"), false);
+  book.learn("a", "tools", "r", 0);
+  assert.equal(book.knows("a"), true);
+  assert.equal(book.knows("b"), false);
+  book.unlearn("a", ["tools"]);
+  assert.equal(book.knows("a"), false, "its last lesson cleared");
+  book.learn("a", "seed", "r", 0);
+  book.forget("a");
+  assert.equal(book.knows("a"), false);
+});

@@ -67,6 +67,11 @@ export class RefusedFeatures {
     return undefined;
   }
 
+  /** Whether any lesson (perhaps ended, not yet dropped) is kept for the deployment: cheap, asked on every success. */
+  knows(deploymentKey: string): boolean {
+    return this.#byDeployment.has(deploymentKey);
+  }
+
   /** The deployment answered a request carrying these features: whatever it refused of them, it takes now. */
   unlearn(deploymentKey: string, features: readonly string[]): void {
     const refusals = this.#byDeployment.get(deploymentKey);

@@ -133,7 +133,6 @@ export class GatewayRuntime {
     availability.setProviderKeys(config.providers); // before loading cooldowns: a parked key is for one key only
     const promptCalibration = new PromptCalibration();
     const refusedFeatures = new RefusedFeatures(config.cooldowns.unsupportedFeatureMs);
-    // An admin reset on another replica (Redis) resets this one's refused features too, as it does its cooldowns.
     const state = await createStateBackend(config.state, availability, clock, options.logger, promptCalibration, () =>
       refusedFeatures.reset(),
     );
@@ -342,6 +341,7 @@ export class GatewayRuntime {
       // A request planned on an older snapshot (failing over, continuing a stream) sends its next attempt where the
       // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.
       servingAs: (deployment) => this.#upstreams.servingAs(deployment),
+      hasRefusedFeatures: (deployment) => this.refusedFeatures.knows(deployment.key),
       admit: (deployment, tokens) =>
         // Checked again: a reload may come while the attempt waited for a slot.
         this.isServing(deployment)

@@ -13,6 +13,7 @@ import { redactSecrets } from "../errors/redact.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
+import type { RequestFeature } from "../router/request-features.ts";
 import { type AttemptResult, attemptOnce } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
 import { finalError, rejectedError } from "./final-error.ts";
@@ -159,7 +160,16 @@ async function tryCandidate(
     const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot, () =>
       services.attemptSent(reservation),
     );
-    const report = reportOf(deployment, result, startedAtMs, clock.now() - startedAtMs, admission.reservation, request);
+    // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.
+    const mayClearRefusals = result.ok && services.hasRefusedFeatures?.(deployment) !== false;
+    const report = reportOf(
+      deployment,
+      result,
+      startedAtMs,
+      clock.now() - startedAtMs,
+      admission.reservation,
+      mayClearRefusals ? request.features : undefined,
+    );
     attempts.push(report);
     services.attemptEnded(
       deployment,
@@ -194,7 +204,8 @@ function reportOf(
   startedAtMs: number,
   durationMs: number,
   reservation: Reservation,
-  request: ForwardRequest,
+  /** The request's features, when a success should clear what the deployment refused of them. */
+  features: readonly RequestFeature[] | undefined,
 ): AttemptReport {
   const settings = deployment.provider.settings;
   const base = {
@@ -215,9 +226,9 @@ function reportOf(
       // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
       // It took every feature the request carried: a refusal of one learned before is over.
       effects:
-        request.features === undefined || request.features.length === 0
+        features === undefined || features.length === 0
           ? reportedAsOf(result.effects, reservation)
-          : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", features: request.features }],
+          : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", features }],
       ...(result.usage === undefined ? {} : { usage: result.usage }),
     };
   }

@@ -163,6 +163,11 @@ export interface FailoverServices {
    * replaced one) or removed it (undefined: skipped). Default: the candidate as planned.
    */
   servingAs?(deployment: Deployment): Deployment | undefined;
+  /**
+   * Whether the deployment has a refused feature (limits/refused-features.ts) that a success may end: without one,
+   * a success reports no `accepted_features` effect (nothing to clear, on every success). Default: it may have.
+   */
+  hasRefusedFeatures?(deployment: Deployment): boolean;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
   /**
