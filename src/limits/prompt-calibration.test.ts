@@ -67,6 +67,21 @@ describe("PromptCalibration", () => {
     assert.equal(calibration.factorOf("a/m"), before);
   });
 
+  it("forget: a deployment pointed at another upstream model keeps neither its factor nor its shared window", () => {
+    const calibration = new PromptCalibration();
+    for (let index = 0; index < 2; index++) calibration.learn("a/m", 4_500, 2_250);
+    calibration.learnTooLong("a/m", 6_000, { contextTokens: 8_000, maxOutputTokens: 2_000 }, 5_000);
+    assert.ok(calibration.sharesWindow("a/m"));
+    calibration.takeDirty();
+    calibration.forget("b/m");
+    assert.equal(calibration.takeDirty(), false, "nothing known of b/m: nothing to write");
+    calibration.forget("a/m");
+    assert.equal(calibration.factorOf("a/m"), 1);
+    assert.equal(calibration.sharesWindow("a/m"), false);
+    assert.equal(calibration.takeDirty(), true, "the state file is written without them");
+    assert.deepEqual(calibration.export(), {});
+  });
+
   it("exports and imports what it learned, skipping malformed entries", () => {
     const calibration = new PromptCalibration();
     for (let index = 0; index < 5; index++) calibration.learn("a/m", 3_000, 1_500);

@@ -137,6 +137,16 @@ export class PromptCalibration {
       ? { contextTokens: deployment.contextTokens, maxOutputTokens: undefined }
       : deployment;
 
+  /**
+   * Forgets what the deployment taught (a reload pointed its name at another upstream model, URL or key: another
+   * tokenizer, another window). Written to the state file at the next flush.
+   */
+  forget(deploymentKey: string): void {
+    const hadEvidence = this.#evidence.delete(deploymentKey);
+    const hadSharedWindow = this.#sharedWindows.delete(deploymentKey);
+    this.#isDirty ||= hadEvidence || hadSharedWindow;
+  }
+
   /** Whether a refusal showed this deployment's output counts against its input limit (for /stats and explain). */
   sharesWindow(deploymentKey: string): boolean {
     return this.#sharedWindows.has(deploymentKey);

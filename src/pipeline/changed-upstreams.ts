@@ -1,12 +1,14 @@
 // Which upstream each deployment and provider name points at, across reloads: the base URL, the key and (for a
-// deployment) the upstream model id. What was learned under a name (cooldowns, health, budgets) is about that
-// upstream: another key is another account, with its own quota (docs/configuration.md, "Reloading the config").
+// deployment) the upstream model id. What was learned under a name (cooldowns, health, budgets, refused features,
+// prompt calibrations) is about that upstream: another key is another account, with its own quota, another model
+// another tokenizer (docs/configuration.md, "Reloading the config").
 // A reload that points a name elsewhere forgets what was learned of it, and what an attempt sent before the reload
 // answers afterwards is not taught to the new upstream. Names are remembered after a reload removed them, so a
 // provider added back with another key starts afresh, and one added back unchanged keeps what it had. A client's
 // budget scope is forgotten when a reload leaves no client of its name with budgets.
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger } from "../limits/budget-types.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
@@ -104,6 +106,7 @@ export interface ForgettingBooks {
   readonly scores: Pick<LiveScores, "forget">;
   readonly budgets: Pick<BudgetLedger, "forget">;
   readonly refusedFeatures: Pick<RefusedFeatures, "forget">;
+  readonly promptCalibration: Pick<PromptCalibration, "forget">;
 }
 
 /**
@@ -123,6 +126,7 @@ export function forgetChanged(
     books.availability.forget(key);
     books.scores.forget(key);
     books.refusedFeatures.forget(key);
+    books.promptCalibration.forget(key);
   }
   for (const name of changed.providerNames) books.availability.forgetProvider(name);
   for (const scopeId of changed.budgetScopeIds) books.budgets.forget(scopeId);

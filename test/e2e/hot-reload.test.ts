@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
+import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import { MAIN, REPO_ROOT } from "../helpers/cli-process.ts";
 import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
@@ -182,6 +183,43 @@ describe("hot reload", () => {
     assert.equal(alpha.requests.at(-1)?.headers.authorization, "Bearer sk-second-key");
     const third = await postChat(gateway, { model: "m" });
     assert.equal(third.status, 429, "the new key's minute is counted from its own requests");
+  });
+
+  test("a prompt calibration carries over a reload that keeps the upstream model; another model starts afresh", async (t) => {
+    const alpha = await useMock(t);
+    // alpha's tokenizer counts half of the gateway's estimate: the answers teach a factor of about 0.6.
+    alpha.setDefault(CHAT_ROUTE, (request) => {
+      const body = request.body as { messages: unknown[] };
+      const promptTokens = Math.round(estimateChatPrompt(body.messages, undefined).promptTokens / 2);
+      return {
+        kind: "json",
+        body: chatCompletion("alpha", "alpha-m", { prompt_tokens: promptTokens, completion_tokens: 1 }),
+      };
+    });
+    const withModel = (id: string, timeoutMs = 5_000) =>
+      configYaml([{ ...provider("alpha", alpha, { m: { id } }), timeout_ms: timeoutMs }]);
+    const gateway = await useGateway(t, withModel("alpha-m"));
+    const tail = tailOf(gateway.configPath);
+    const factor = async (): Promise<number> => {
+      const stats = (await send(gateway, "GET", "/stats")).json as {
+        deployments: { provider: string; model: string; prompt_token_factor: number }[];
+      };
+      const row = stats.deployments.find((deployment) => deployment.provider === "alpha" && deployment.model === "m");
+      return row?.prompt_token_factor ?? Number.NaN;
+    };
+    const long = [{ role: "user", content: "words of text ".repeat(1_000) }];
+    for (let index = 0; index < 2; index++)
+      assert.equal((await postChat(gateway, { model: "m", messages: long })).status, 200);
+    const learned = await factor();
+    assert.ok(Math.abs(learned - 0.6) < 0.01, `factor ${learned}`);
+    // Another setting, the same upstream model: what it taught holds.
+    rewrite(gateway.configPath, withModel("alpha-m", 6_000), tail);
+    assert.equal((await reload(gateway)).status, 200);
+    assert.equal(await factor(), learned);
+    // `m` now names another upstream model (another tokenizer): its estimates are no longer scaled by alpha-m's.
+    rewrite(gateway.configPath, withModel("alpha-bigger"), tail);
+    assert.equal((await reload(gateway)).status, 200);
+    assert.equal(await factor(), 1);
   });
 
   test("llm_gateway_config_reloads_total counts every applied reload, read or not in between", async (t) => {
