@@ -35,7 +35,8 @@ export function openSqliteFile(path: string): DatabaseSync {
   }
   const db = new DatabaseSync(path);
   // Before WAL mode: a new file's header, written by the switch to WAL, takes the page size set at that moment.
-  // The parts sharing the file (and `llm-gateway check` reading it) wait for each other's short transactions.
+  // The parts sharing the file (and `llm-gateway route`, which reads the books from it) wait for each other's short
+  // transactions.
   db.exec(`PRAGMA page_size = ${PAGE_SIZE_BYTES}; PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS};`);
   // WAL: a write never blocks a concurrent reader; NORMAL: no fsync per commit, only at checkpoints.
   if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
