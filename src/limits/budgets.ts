@@ -357,6 +357,27 @@ export class BudgetBook implements BudgetLedger {
     this.#resync(state, this.#rulesOf(scope, state), refusal, nowMs);
     const learned = limitsFromRefusal(refusal, accepted, Math.max(0, state.day.requests - 1));
     if (learned.length === 0) return learned;
+    const counted = learned.map((rule) =>
+      refusal.algorithm === undefined || refusal.algorithm === "sliding" || SLIDING_WINDOW_MS[rule.window] === undefined
+        ? rule
+        : { ...rule, algorithm: refusal.algorithm, offsetMs: refusal.offsetMs ?? 0 },
+    );
+    this.#mergeLearned(scope, state, counted, accepted, nowMs);
+    return learned;
+  }
+
+  /**
+   * Makes learned limits rules of the scope: one replaces an earlier one of the same unit and window, and never one
+   * that is configured; a window new to the scope is seeded with the sends `accepted` in it (`#seed`). A 429's
+   * lessons and a limit another process was stated (`adoptStatedRules`) both go this way.
+   */
+  #mergeLearned(
+    scope: BudgetScope,
+    state: ScopeState,
+    learned: readonly CountedRule[],
+    accepted: readonly number[],
+    nowMs: number,
+  ): void {
     const configured = new Set(scope.rules.map((rule) => `${rule.unit}:${rule.window}`));
     const byWindow = new Map(state.learnedRules.map((rule) => [`${rule.unit}:${rule.window}`, rule]));
     for (const rule of learned) {
@@ -364,8 +385,10 @@ export class BudgetBook implements BudgetLedger {
       if (configured.has(key)) continue;
       const known = byWindow.get(key);
       // The same limit again: keep the rule (and its counts, and its climb if it is climbing), confirmed now. So is
-      // a lower reading within the climb's interval of the last lowering (isHeldLow).
-      if (known !== undefined && (known.limit === rule.limit || isHeldLow(known, rule, nowMs))) {
+      // a lower reading within the climb's interval of the last lowering (isHeldLow). A stated limit equal to one
+      // inferred before replaces it: the key's limit, no longer this process's reading (shared, and not lapsing).
+      const isNowStated = known?.isOwnEvidence === true && rule.isOwnEvidence !== true;
+      if (known !== undefined && !isNowStated && (known.limit === rule.limit || isHeldLow(known, rule, nowMs))) {
         if (known.learnedAtMs !== undefined) byWindow.set(key, { ...known, learnedAtMs: nowMs });
         continue;
       }
@@ -377,11 +400,7 @@ export class BudgetBook implements BudgetLedger {
         learnedFrom: rule.evidence,
         ...(rule.isOwnEvidence === true ? { isOwnEvidence: true, learnedAtMs: nowMs } : {}),
         ...(recovery === undefined ? {} : { recovery }),
-        ...(refusal.algorithm === undefined ||
-        refusal.algorithm === "sliding" ||
-        SLIDING_WINDOW_MS[rule.window] === undefined
-          ? {}
-          : { algorithm: refusal.algorithm, offsetMs: refusal.offsetMs ?? 0 }),
+        ...(rule.algorithm === undefined ? {} : { algorithm: rule.algorithm, offsetMs: rule.offsetMs ?? 0 }),
       });
     }
     const before = this.#rulesOf(scope, state);
@@ -390,7 +409,40 @@ export class BudgetBook implements BudgetLedger {
     state.effective = undefined;
     this.#seed(state, before, this.#rulesOf(scope, state), accepted, nowMs);
     this.#dirty.add(scope.id);
-    return learned;
+  }
+
+  /**
+   * Limits the provider stated to another process (a shared store passes them on, redis-learned-facts.ts): rules of
+   * the scope as if this process's own 429 had stated them (`#mergeLearned`). Kept aside until the scope is next
+   * read, which brings its configured rules and day reset (an id carries neither).
+   */
+  adoptStatedRules(scopeId: string, rules: readonly BudgetRule[]): void {
+    const stated = rules.filter((rule) => rule.isOwnEvidence !== true);
+    if (stated.length === 0) return;
+    const pending = this.#adoptedRules.get(scopeId) ?? [];
+    const windows = new Set(stated.map((rule) => `${rule.unit}:${rule.window}`));
+    this.#adoptedRules.set(scopeId, [
+      ...pending.filter((rule) => !windows.has(`${rule.unit}:${rule.window}`)),
+      ...stated,
+    ]);
+  }
+
+  readonly #adoptedRules = new Map<string, readonly BudgetRule[]>();
+
+  /** Merges the stated limits adopted for the scope since it was last read (`adoptStatedRules`). */
+  #mergeAdopted(scope: BudgetScope, state: ScopeState, nowMs: number): void {
+    const adopted = this.#adoptedRules.get(scope.id);
+    if (adopted === undefined) return;
+    this.#adoptedRules.delete(scope.id);
+    const learned = adopted.map(({ unit, window, limit, learnedFrom, algorithm, offsetMs }) => ({
+      unit,
+      window,
+      limit,
+      evidence: learnedFrom ?? "stated to another process",
+      ...(algorithm === undefined || algorithm === "sliding" ? {} : { algorithm, offsetMs: offsetMs ?? 0 }),
+    }));
+    // No request of this process was refused: every recent send of its own was accepted.
+    this.#mergeLearned(scope, state, learned, state.sends, nowMs);
   }
 
   /**
@@ -441,7 +493,8 @@ export class BudgetBook implements BudgetLedger {
 
   /** A scope whose rules include what was learned for it: what a shared ledger must enforce. */
   effectiveScope(scope: BudgetScope, nowMs: number): BudgetScope {
-    const state = this.#states.get(scope.id);
+    // Stated limits adopted since the scope was last read are among its rules (`adoptStatedRules`).
+    const state = this.#adoptedRules.has(scope.id) ? this.#state(scope, nowMs) : this.#states.get(scope.id);
     if (state === undefined || state.learnedRules.length === 0) return scope;
     const rules = this.#rulesOf(scope, this.#state(scope, nowMs));
     let cached = this.#effectiveScopes.get(rules);
@@ -606,6 +659,7 @@ export class BudgetBook implements BudgetLedger {
   /** Forgets one scope's counters and what it learned (a reload pointed it at another upstream or key). */
   forget(scopeId: string): void {
     this.#adoptedConcurrency.delete(scopeId);
+    this.#adoptedRules.delete(scopeId);
     if (this.#states.delete(scopeId)) this.#dirty.add(scopeId);
   }
 
@@ -614,6 +668,7 @@ export class BudgetBook implements BudgetLedger {
     for (const id of this.#states.keys()) this.#dirty.add(id);
     this.#states.clear();
     this.#adoptedConcurrency.clear();
+    this.#adoptedRules.clear();
   }
 
   /** The later of `denied` (from the scopes checked before) and every refusal of this scope's budgets. */
@@ -742,6 +797,7 @@ export class BudgetBook implements BudgetLedger {
       };
       this.#adoptedConcurrency.delete(scope.id);
       this.#states.set(scope.id, state);
+      if (this.#adoptedRules.size > 0) this.#mergeAdopted(scope, state, nowMs);
       return state;
     }
     // Roll wall-clock windows and let charges leave the sliding windows.
@@ -757,6 +813,7 @@ export class BudgetBook implements BudgetLedger {
     }
     for (const window of state.sliding.values()) window.expire(nowMs);
     if (nowMs >= state.learnedChangeAtMs) this.#updateInferred(scope, state, nowMs);
+    if (this.#adoptedRules.size > 0) this.#mergeAdopted(scope, state, nowMs);
     return state;
   }
 
@@ -906,6 +963,9 @@ export class BudgetBook implements BudgetLedger {
     return { runs, work };
   }
 }
+
+/** A learned limit with how the provider counts its window (from its `limits.window`; absent: sliding). */
+type CountedRule = LearnedRule & { readonly algorithm?: WindowAlgorithm; readonly offsetMs?: number };
 
 /** What a scope was charged after a report's request (BudgetBook #chargedAfter). */
 interface ChargedAfter {

@@ -114,7 +114,8 @@ export interface ForgettingBooks {
  * the budget scope of every client `previous` had budgets for and `next` has not: removed, renamed, or its `limits`
  * dropped. Such a scope is counted by no request any more, and would otherwise stay in the ledger and the state
  * file for good (a client added back later starts afresh). With Redis only this replica's view is forgotten: the
- * fleet's shared counters hold (redis-ledger.ts `forget`).
+ * fleet's shared counters hold; only the limits a 429 stated for the old upstream, stored for processes that start
+ * later, are deleted (redis-ledger.ts `forget`).
  */
 export function forgetChanged(
   changed: ChangedUpstreams,

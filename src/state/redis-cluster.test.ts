@@ -278,7 +278,7 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     );
   });
 
-  test("learned facts: a stated concurrency and a shared window per provider, heard, loaded from every master, enforced", async (t) => {
+  test("learned facts: a stated concurrency, a stated rate and a shared window per provider, heard, loaded from every master, enforced, forgotten", async (t) => {
     const cluster = await useRedisCluster(t);
     const secondCalibration = new PromptCalibration();
     const second = await startBackend(t, cluster, "facts:", 2_000, secondCalibration);
@@ -297,12 +297,21 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
       } as const;
       teacher.state.ledger.learnLimits(open(provider), refusal, Date.now());
       teacher.state.ledger.release(held);
+      const rph = { unit: "requests", window: "hour", limit: 5, evidence: 'body: "RPH: Limit 5"' } as const;
+      teacher.state.ledger.learnLimits(
+        open(provider),
+        { sentAtMs: Date.now(), kind: "short", hintDelayMs: undefined, stated: [rph] },
+        Date.now(),
+      );
       teacherCalibration.learnTooLong(`${provider}/m`, 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
     }
     const knowsAll = (backend: Backend, calibration: PromptCalibration): boolean =>
       PROVIDERS.every(
         (provider) =>
           backend.state.ledger.learnedConcurrency(`deployment:${provider}/m`, Date.now())?.limit === 1 &&
+          backend.state.ledger
+            .usage(open(provider), Date.now())
+            .some((window) => window.source === "learned" && window.window === "hour" && window.limit === 5) &&
           calibration.sharesWindow(`${provider}/m`),
       );
     await waitFor(() => knowsAll(second, secondCalibration), 3_000, "the published facts");
@@ -315,6 +324,17 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
       assert.ok(isReservation(taken), provider);
       const refused = await second.state.ledger.reserve([open(provider)], { tokens: 0 }, Date.now());
       assert.ok(!isReservation(refused), `${provider}: a second request in flight beyond the stated 1`);
+    }
+    // A reload's forget deletes each scope's stored limits, in its provider's slot.
+    const client = await adminClient(t, cluster);
+    const storedLimits = async () =>
+      [...(await keysPerNode(cluster, client, "facts:")).values()].flat().filter((key) => /:learned-/.test(key));
+    assert.equal((await storedLimits()).length, 2 * PROVIDERS.length);
+    for (const provider of PROVIDERS) teacher.state.ledger.forget(`deployment:${provider}/m`);
+    const deadline = Date.now() + 3_000;
+    while ((await storedLimits()).length > 0) {
+      if (Date.now() > deadline) assert.fail(`still stored: ${(await storedLimits()).join(" ")}`);
+      await sleep(20);
     }
     assert.equal(teacher.warnings.length + second.warnings.length + late.warnings.length, 0);
   });

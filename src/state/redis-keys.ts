@@ -90,6 +90,19 @@ export function learnedConcurrencyPattern(prefix: string): string {
 }
 
 /**
+ * A rate limit the provider stated for a scope (redis-learned-facts.ts), one key per unit and window (`requests`,
+ * `minute`), beside the scope's budget keys (same hash tag; an admin reset of the budgets deletes it with them).
+ */
+export function learnedRateKey(prefix: string, scopeId: string, unit: string, window: string): string {
+  return `${budgetKeyBase(prefix, scopeId)}:learned-rate:${unit}:${window}`;
+}
+
+/** What a SCAN for every scope's stated rate limits matches (the prefix's glob characters escaped). */
+export function learnedRatePattern(prefix: string): string {
+  return `${keysStartingWith(`${prefix}budget:`)}:learned-rate:*`;
+}
+
+/**
  * A deployment whose context-length refusal showed that prompt and output share one window (redis-learned-facts.ts),
  * hash-tagged with its provider as the budget keys are.
  */

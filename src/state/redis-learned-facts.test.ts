@@ -1,6 +1,7 @@
 // Learned facts in Redis (redis-learned-facts.ts) against a real redis-server: what a process learns while Redis is
 // down is written when it is back; what is stored is loaded by a process started later, without what is corrupt
-// or claims to be a process's own inference; an admin reset of the budgets deletes a stated concurrency with them.
+// or claims to be a process's own inference; a stated rate limit binds the other processes at once; an admin reset
+// of the budgets deletes a stated concurrency with them; a reload's forget deletes a scope's stated limits.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,16 +12,23 @@ import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, isReservation } from "../limits/budgets.ts";
+import type { RefusalFacts } from "../limits/limit-learning.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
-import { learnedConcurrencyKey, sharedWindowKey } from "./redis-keys.ts";
-import { LEARNED_CONCURRENCY_KEEP_MS } from "./redis-learned-facts.ts";
+import { cooldownChannel, learnedConcurrencyKey, learnedRateKey, leasesKey, sharedWindowKey } from "./redis-keys.ts";
+import { LEARNED_LIMIT_KEEP_MS } from "./redis-learned-facts.ts";
+import type { RedisLedger } from "./redis-ledger.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
 const PREFIX = "facts:";
 
-async function startBackend(t: TestContext, url: string, calibration = new PromptCalibration()) {
+async function startBackend(
+  t: TestContext,
+  url: string,
+  calibration = new PromptCalibration(),
+  redisCommandTimeoutMs = 2_000,
+) {
   const state = await createRedisStateBackend(
     {
       path: "",
@@ -28,7 +36,7 @@ async function startBackend(t: TestContext, url: string, calibration = new Promp
       redisKeyPrefix: PREFIX,
       redisCluster: false,
       flushIntervalMs: 60_000,
-      redisCommandTimeoutMs: 2_000,
+      redisCommandTimeoutMs,
     },
     new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
     systemClock,
@@ -72,7 +80,7 @@ describe("learned facts in Redis", { skip }, () => {
       "both facts written",
     );
     const ttlMs = await admin.pttl(learnedConcurrencyKey(PREFIX, OPEN.id));
-    assert.ok(ttlMs > 0 && ttlMs <= LEARNED_CONCURRENCY_KEEP_MS, `expires: ${ttlMs}`);
+    assert.ok(ttlMs > 0 && ttlMs <= LEARNED_LIMIT_KEEP_MS, `expires: ${ttlMs}`);
 
     const late = await startBackend(t, server.url);
     assert.equal(late.calibration.sharesWindow("separate/m"), true);
@@ -84,6 +92,8 @@ describe("learned facts in Redis", { skip }, () => {
     const three = await late.state.ledger.reserve([OPEN], { tokens: 0 }, Date.now());
     assert.ok(!isReservation(three), "a third request in flight beyond the stated 2");
     first.state.ledger.release(two);
+    // The release's ZREM is not awaited: the slot is free once Redis has it.
+    await waitFor(async () => (await admin.zcard(leasesKey(PREFIX, OPEN.id))) === 1, "the freed slot in Redis");
     const four = await late.state.ledger.reserve([OPEN], { tokens: 0 }, Date.now() + 200);
     assert.ok(isReservation(four), "a slot another process freed is free for all");
   });
@@ -112,4 +122,146 @@ describe("learned facts in Redis", { skip }, () => {
     assert.equal(await admin.exists(learnedConcurrencyKey(PREFIX, OPEN.id)), 0);
     assert.equal(first.state.ledger.learnedConcurrency(OPEN.id, Date.now()), undefined);
   });
+
+  test("a stated rate limit binds every process at once and one started later; an older statement does not win", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    first.state.ledger.learnLimits(OPEN, statedRpm(2, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.state.ledger) === 2, "second to adopt the stated limit");
+    const key = learnedRateKey(PREFIX, OPEN.id, "requests", "minute");
+    const ttlMs = await admin.pttl(key);
+    assert.ok(ttlMs > 0 && ttlMs <= LEARNED_LIMIT_KEEP_MS, `expires: ${ttlMs}`);
+
+    // One request from each; a third from either is refused by Redis, which counts both (second's own window
+    // holds one: it is not its local book that refuses).
+    assert.ok(isReservation(await second.state.ledger.reserve([OPEN], { tokens: 0 }, Date.now())));
+    assert.ok(isReservation(await first.state.ledger.reserve([OPEN], { tokens: 0 }, Date.now())));
+    assert.equal(second.state.ledger.check([OPEN], { tokens: 0 }, Date.now()).isAllowed, true);
+    const third = await second.state.ledger.reserve([OPEN], { tokens: 0 }, Date.now());
+    assert.ok(!isReservation(third), "a third request this minute beyond the stated 2");
+
+    const late = await startBackend(t, server.url);
+    assert.equal(learnedRpm(late.state.ledger), 2, "a process started later did not load the stated limit");
+    assert.ok(!isReservation(await late.state.ledger.reserve([OPEN], { tokens: 0 }, Date.now())));
+
+    // A later statement replaces it; one older than the one in force (crossing it on the channel) does not.
+    const publish = (limit: number, learnedAtMs: number, scopeId = OPEN.id) =>
+      admin.publish(
+        cooldownChannel(PREFIX),
+        JSON.stringify({
+          origin: "elsewhere",
+          type: "learned",
+          fact: { kind: "rate", scopeId, learnedAtMs, rule: { ...RPM_RULE, limit } },
+        }),
+      );
+    await publish(5, Date.now() + 1_000);
+    await waitFor(() => learnedRpm(second.state.ledger) === 5, "the later statement");
+    await publish(50, Date.now());
+    await publish(4, Date.now(), OTHER.id);
+    await waitFor(() => learnedRpm(second.state.ledger, OTHER) === 4, "the message after the older statement");
+    assert.equal(learnedRpm(second.state.ledger), 5);
+  });
+
+  test("stored rate limits that are corrupt, inferred or malformed are skipped; the others are loaded", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const store = (scope: BudgetScope, value: unknown) =>
+      admin.set(
+        learnedRateKey(PREFIX, scope.id, "requests", "minute"),
+        typeof value === "string" ? value : JSON.stringify(value),
+      );
+    const fact = (scope: BudgetScope, rule: object, learnedAtMs: unknown = Date.now()) => ({
+      kind: "rate",
+      scopeId: scope.id,
+      learnedAtMs,
+      rule: { ...RPM_RULE, ...rule },
+    });
+    const broken = [
+      "{not json",
+      fact(scopeNamed("inferred"), { isOwnEvidence: true }),
+      fact(scopeNamed("unit"), { unit: "bananas" }),
+      fact(scopeNamed("limit"), { limit: -1 }),
+      fact(scopeNamed("evidence"), { learnedFrom: 7 }),
+      fact(scopeNamed("algorithm"), { algorithm: "lottery" }),
+      fact(scopeNamed("time"), {}, "yesterday"),
+      { ...fact(scopeNamed("scope"), {}), scopeId: "" },
+    ];
+    for (const [index, value] of broken.entries()) await store(scopeNamed(`broken-${index}`), value);
+    await store(OPEN, fact(OPEN, { limit: 7, algorithm: "fixed", offsetMs: 0 }));
+    const state = (await startBackend(t, server.url)).state;
+    assert.equal(learnedRpm(state.ledger), 7);
+    assert.equal(state.ledger.usage(OPEN, Date.now())[0]?.algorithm, "fixed");
+    for (const name of ["inferred", "unit", "limit", "evidence", "algorithm", "time", "scope"]) {
+      assert.deepEqual(state.ledger.usage(scopeNamed(name), Date.now()), [], name);
+    }
+  });
+
+  test("a reload's forget deletes the scope's stored limits, also when Redis answers again only later", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const first = await startBackend(t, server.url, undefined, 300);
+    const second = await startBackend(t, server.url);
+    const held = await first.state.ledger.reserve([OPEN], { tokens: 0 }, Date.now());
+    assert.ok(isReservation(held));
+    first.state.ledger.learnLimits(OPEN, { ...STATED, sentAtMs: Date.now() }, Date.now());
+    first.state.ledger.release(held);
+    first.state.ledger.learnLimits(OPEN, statedRpm(2, Date.now()), Date.now());
+    const keys = [learnedConcurrencyKey(PREFIX, OPEN.id), learnedRateKey(PREFIX, OPEN.id, "requests", "minute")];
+    await waitFor(async () => (await admin.exists(...keys)) === 2, "both limits stored");
+    await waitFor(() => learnedRpm(second.state.ledger) === 2, "second to adopt them");
+
+    first.state.ledger.forget(OPEN.id);
+    await waitFor(async () => (await admin.exists(...keys)) === 0, "the stored limits deleted");
+    assert.equal(learnedRpm(first.state.ledger), undefined);
+    assert.equal(first.state.ledger.learnedConcurrency(OPEN.id, Date.now()), undefined);
+    // Nothing is published: a replica not reloaded yet (still on the old key) keeps what it knows.
+    assert.equal(learnedRpm(second.state.ledger), 2);
+    const late = await startBackend(t, server.url);
+    assert.equal(learnedRpm(late.state.ledger), undefined, "a process started later loaded a forgotten limit");
+    assert.equal(late.state.ledger.learnedConcurrency(OPEN.id, Date.now()), undefined);
+
+    // Forgotten while Redis does not answer: deleted once it does.
+    first.state.ledger.learnLimits(OTHER, statedRpm(3, Date.now()), Date.now());
+    const other = learnedRateKey(PREFIX, OTHER.id, "requests", "minute");
+    await waitFor(async () => (await admin.exists(other)) === 1, "the other scope's limit stored");
+    server.pause();
+    first.state.ledger.forget(OTHER.id);
+    await sleep(700);
+    server.resume();
+    await waitFor(async () => (await admin.exists(other)) === 0, "the forgotten limit deleted after the pause");
+
+    // Learned while Redis is down, forgotten before it is back: never written.
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, "degraded status");
+    first.state.ledger.learnLimits(OPEN, statedRpm(4, Date.now()), Date.now());
+    first.state.ledger.forget(OPEN.id);
+    first.state.ledger.learnLimits(OTHER, statedRpm(6, Date.now()), Date.now());
+    await server.restart();
+    await waitFor(async () => (await admin.exists(other)) === 1, "what was not forgotten written");
+    assert.equal(await admin.exists(...keys), 0);
+  });
 });
+
+const RPM_RULE = { unit: "requests", window: "minute", limit: 2, learnedFrom: 'body: "RPM: Limit 2"' } as const;
+const OTHER: BudgetScope = { ...OPEN, id: "deployment:gh/other" };
+
+function scopeNamed(name: string): BudgetScope {
+  return { ...OPEN, id: `deployment:a/${name}` };
+}
+
+/** A 429 stating `limit` requests per minute. */
+function statedRpm(limit: number, sentAtMs: number): RefusalFacts {
+  const stated = [{ unit: "requests", window: "minute", limit, evidence: `body: "RPM: Limit ${limit}"` }] as const;
+  return { sentAtMs, kind: "short", hintDelayMs: undefined, stated };
+}
+
+/** The learned requests-per-minute limit the process paces the scope by. */
+function learnedRpm(ledger: RedisLedger, scope = OPEN): number | undefined {
+  const usage = ledger.usage(scope, Date.now());
+  return usage.find((window) => window.source === "learned" && window.window === "minute")?.limit;
+}

@@ -2,35 +2,43 @@
 // - a context-length refusal's lesson (limits/prompt-calibration.ts learnTooLong): the deployment's calibration
 //   evidence, when the refusal raised it, and whether prompt and output turned out to share one window;
 // - a limit on requests in flight the provider stated in a concurrency 429 (RedisLedger.learnLimits), which the
-//   reserve script then enforces fleet-wide with its concurrency leases (BudgetBook.sharedScope).
+//   reserve script then enforces fleet-wide with its concurrency leases (BudgetBook.sharedScope);
+// - a rate limit the provider stated in a 429 (a limit header, "RPM: Limit 30" in the body), which becomes a rule of
+//   the scope in every process (BudgetBook.adoptStatedRules), so that each sends it to the reserve script.
 // Each is written when it is learned (the evidence into the calibrations' hash, the others into keys of their own,
 // hash-tagged with the provider and expiring), then published on the cooldown channel; every process applies what
 // it hears to its local books and loads what is stored when it starts or Redis comes back. Planning reads only the
 // local books: no round trip is added to a request. A fact learned while Redis is unreachable is written when it is
-// back. A limit inferred from this process's own requests in flight is not shared: it is this process's share.
+// back. A limit inferred from this process's own requests (in flight, or their spacing) is not shared: it is this
+// process's share. A reload that points a scope at another key or upstream deletes what was stored of it (`forget`).
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
-import type { LearnedConcurrency } from "../limits/budget-types.ts";
+import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
 import { learnedConcurrencyOf } from "../limits/budgets.ts";
+import type { RateLimitUnit, RateLimitWindow } from "../limits/header-dialects.ts";
 import type { ContextLesson, PromptCalibration, PromptEvidence } from "../limits/prompt-calibration.ts";
-import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
+import type { WindowAlgorithm } from "../limits/window-counters.ts";
+import { getMany, type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import {
   calibrationKey,
   cooldownChannel,
   keysStartingWith,
   learnedConcurrencyKey,
   learnedConcurrencyPattern,
+  learnedRateKey,
+  learnedRatePattern,
   sharedWindowKey,
   sharedWindowStart,
 } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /**
- * ms a stated concurrency limit is kept in Redis after it was learned: processes that start later adopt it. Kept in
- * memory by those that know it (as a process's own 429 would teach it), it is only the stored copy that ends, so a
- * provider that raised its limit costs a fleet at most a day of the old one for newly started processes.
+ * ms a stated limit (on requests in flight, or a rate) is kept in Redis after it was learned: processes that start
+ * later adopt it. Kept in memory by those that know it (as a process's own 429 would teach it), it is only the
+ * stored copy that ends, so a provider that raised its limit costs a fleet at most a day of the old one for newly
+ * started processes.
  */
-export const LEARNED_CONCURRENCY_KEEP_MS = 24 * 3_600_000;
+export const LEARNED_LIMIT_KEEP_MS = 24 * 3_600_000;
 /** ms a shared window is kept in Redis after it was learned: a model's shape, which changes rarely if ever. */
 export const SHARED_WINDOW_KEEP_MS = 30 * 24 * 3_600_000;
 
@@ -40,7 +48,14 @@ const WRITE_RETRY_MS = 250;
 /** What travels on the channel (and, apart from the evidence, is stored). */
 export type LearnedFact =
   | { readonly kind: "context"; readonly lesson: ContextLesson }
-  | { readonly kind: "concurrency"; readonly scopeId: string; readonly learned: LearnedConcurrency };
+  | { readonly kind: "concurrency"; readonly scopeId: string; readonly learned: LearnedConcurrency }
+  | { readonly kind: "rate"; readonly scopeId: string; readonly rule: BudgetRule; readonly learnedAtMs: number };
+
+type RateFact = LearnedFact & { readonly kind: "rate" };
+
+const UNITS: readonly RateLimitUnit[] = ["requests", "tokens"];
+const WINDOWS: readonly RateLimitWindow[] = ["second", "minute", "hour", "day", "month"];
+const ALGORITHMS: readonly WindowAlgorithm[] = ["sliding", "fixed", "bucket"];
 
 export interface LearnedFactSharingOptions {
   readonly redis: SharedStateRedis;
@@ -51,12 +66,18 @@ export interface LearnedFactSharingOptions {
   readonly calibration: PromptCalibration | undefined;
   /** Where a stated concurrency learned elsewhere goes (RedisLedger.adoptLearnedConcurrency). */
   readonly adoptConcurrency: (scopeId: string, learned: LearnedConcurrency) => void;
+  /** Where a stated rate limit learned elsewhere goes (RedisLedger.adoptStatedRules). */
+  readonly adoptRules: (scopeId: string, rules: readonly BudgetRule[]) => void;
 }
 
 export class LearnedFactSharing {
   readonly #options: LearnedFactSharingOptions;
   /** Facts learned here that are not in Redis yet (learned while it was unreachable, or the write failed). */
   readonly #unshared = new Map<string, LearnedFact>();
+  /** When the stated rate limit in force here for a scope's unit and window was learned: scope id -> window -> ms. */
+  readonly #rateLearnedAtMs = new Map<string, Map<string, number>>();
+  /** Scopes forgotten while Redis was unreachable, or whose delete failed: deleted when it is back. */
+  readonly #forgotten = new Set<string>();
   #retryTimer: NodeJS.Timeout | undefined;
   #isStopped = false;
 
@@ -67,6 +88,7 @@ export class LearnedFactSharing {
   /** A fact this process learned: stored and published now, or once Redis is back. */
   share(fact: LearnedFact): void {
     const id = idOf(fact);
+    if (fact.kind === "rate") this.#noteRate(fact);
     if (!this.#options.link.isUp) {
       this.#unshared.set(id, fact);
       return;
@@ -87,14 +109,20 @@ export class LearnedFactSharing {
   }
 
   /**
-   * A write that failed while Redis was up (a timeout, an error reply) is tried again shortly, as a cooldown's store
-   * is: nothing else would share the fact before Redis is next marked down and up (then `pushLocal` writes it).
+   * A write (or a forgotten scope's delete) that failed while Redis was up (a timeout, an error reply) is tried
+   * again shortly, as a cooldown's store is: nothing else would before Redis is next marked down and up (then
+   * `pushLocal` does).
    */
   #retryLater(id: string, fact: LearnedFact): void {
     this.#unshared.set(id, fact);
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
+      if (this.#forgotten.size > 0 && this.#options.link.isUp) this.#sendDeletes();
       const facts = [...this.#unshared.values()];
       this.#unshared.clear();
       for (const pending of facts) this.share(pending);
@@ -102,8 +130,52 @@ export class LearnedFactSharing {
     this.#retryTimer.unref();
   }
 
-  /** Writes what was learned while Redis was unreachable (called when it is back, before `load`). */
+  /**
+   * A reload pointed the scope at another key or upstream: what was stored of it (its stated limits) is deleted, and
+   * what was learned of it here and not written yet is dropped, so that no process adopts the old key's limits for
+   * the new one at its start or a reconnect. Nothing is published: a replica still on the old key (a rolling
+   * reload) keeps what it knows, and may store it again until it reloads too.
+   */
+  forget(scopeId: string): void {
+    for (const [id, fact] of this.#unshared) {
+      if (fact.kind !== "context" && fact.scopeId === scopeId) this.#unshared.delete(id);
+    }
+    this.#rateLearnedAtMs.delete(scopeId);
+    this.#forgotten.add(scopeId);
+    if (this.#options.link.isUp) this.#sendDeletes();
+  }
+
+  #sendDeletes(): void {
+    this.#deleteForgotten().then(
+      () => this.#options.link.recordSuccess(),
+      (error: unknown) => {
+        this.#options.link.recordFailure(error);
+        this.#scheduleRetry();
+      },
+    );
+  }
+
+  /** Deletes the stored limits of every scope forgotten since; those whose delete failed stay to be deleted. */
+  async #deleteForgotten(): Promise<void> {
+    const scopeIds = [...this.#forgotten];
+    this.#forgotten.clear();
+    const { redis, keyPrefix } = this.#options;
+    await Promise.all(
+      scopeIds.map((scopeId) =>
+        unlinkMany(redis, storedKeysOf(keyPrefix, scopeId)).catch((error: unknown) => {
+          this.#forgotten.add(scopeId);
+          throw error;
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Deletes what was forgotten and writes what was learned while Redis was unreachable (called when it is back,
+   * before `load`).
+   */
   async pushLocal(): Promise<void> {
+    await this.#deleteForgotten();
     const facts = [...this.#unshared.values()];
     this.#unshared.clear();
     await Promise.all(
@@ -123,8 +195,9 @@ export class LearnedFactSharing {
   }
 
   /**
-   * Adopts every stored stated concurrency and shared window; returns how many. (The calibrations' evidence is
-   * loaded once at start by CalibrationSharing: a later load would replace what this process learned since.)
+   * Adopts every stored stated concurrency, stated rate limit and shared window; returns how many. (The
+   * calibrations' evidence is loaded once at start by CalibrationSharing: a later load would replace what this
+   * process learned since.)
    */
   async load(): Promise<number> {
     const { redis, keyPrefix } = this.#options;
@@ -133,7 +206,11 @@ export class LearnedFactSharing {
     const onNodeFailed = (error: unknown): void => {
       failure ??= { error };
     };
-    const patterns = [learnedConcurrencyPattern(keyPrefix), keysStartingWith(sharedWindowStart(keyPrefix))];
+    const patterns = [
+      learnedConcurrencyPattern(keyPrefix),
+      learnedRatePattern(keyPrefix),
+      keysStartingWith(sharedWindowStart(keyPrefix)),
+    ];
     for (const pattern of patterns) {
       for await (const keys of scanKeys(redis, pattern, onNodeFailed)) {
         const values = await getMany(redis, keys);
@@ -151,7 +228,28 @@ export class LearnedFactSharing {
 
   #apply(fact: LearnedFact): void {
     if (fact.kind === "concurrency") this.#options.adoptConcurrency(fact.scopeId, fact.learned);
+    else if (fact.kind === "rate") this.#adoptRate(fact);
     else this.#options.calibration?.adopt(fact.lesson);
+  }
+
+  /**
+   * A stated rate limit stands until a later statement of the same window: one this process learned (or heard) since
+   * is not replaced by an older one that crossed it on the channel or is still stored.
+   */
+  #adoptRate(fact: RateFact): void {
+    const knownAtMs = this.#rateLearnedAtMs.get(fact.scopeId)?.get(`${fact.rule.unit}:${fact.rule.window}`);
+    if (knownAtMs !== undefined && knownAtMs >= fact.learnedAtMs) return;
+    this.#noteRate(fact);
+    this.#options.adoptRules(fact.scopeId, [fact.rule]);
+  }
+
+  #noteRate(fact: RateFact): void {
+    let windows = this.#rateLearnedAtMs.get(fact.scopeId);
+    if (windows === undefined) {
+      windows = new Map();
+      this.#rateLearnedAtMs.set(fact.scopeId, windows);
+    }
+    windows.set(`${fact.rule.unit}:${fact.rule.window}`, fact.learnedAtMs);
   }
 
   /** Stores the fact (SET with its expiry, or HSET of the evidence), then publishes it; in that order, so a process
@@ -160,7 +258,15 @@ export class LearnedFactSharing {
     const { redis, keyPrefix, clock, instanceId } = this.#options;
     if (fact.kind === "concurrency") {
       const stored = JSON.stringify({ kind: "concurrency", scopeId: fact.scopeId, learned: fact.learned });
-      await redis.set(learnedConcurrencyKey(keyPrefix, fact.scopeId), stored, "PX", LEARNED_CONCURRENCY_KEEP_MS);
+      await redis.set(learnedConcurrencyKey(keyPrefix, fact.scopeId), stored, "PX", LEARNED_LIMIT_KEEP_MS);
+    } else if (fact.kind === "rate") {
+      const { scopeId, rule } = fact;
+      await redis.set(
+        learnedRateKey(keyPrefix, scopeId, rule.unit, rule.window),
+        JSON.stringify(fact),
+        "PX",
+        LEARNED_LIMIT_KEEP_MS,
+      );
     } else {
       const { deploymentKey, evidence, isSharedWindow } = fact.lesson;
       if (evidence !== undefined) await redis.hset(calibrationKey(keyPrefix), deploymentKey, JSON.stringify(evidence));
@@ -175,11 +281,50 @@ export class LearnedFactSharing {
 
 /** One pending write per fact: a later lesson about the same scope or deployment replaces an unsent one. */
 function idOf(fact: LearnedFact): string {
+  if (fact.kind === "rate") return `rate ${fact.scopeId} ${fact.rule.unit}:${fact.rule.window}`;
   return fact.kind === "concurrency" ? `concurrency ${fact.scopeId}` : `context ${fact.lesson.deploymentKey}`;
+}
+
+/** Every key a scope's stated limits may be stored under (its learned concurrency, a rate per unit and window). */
+function storedKeysOf(prefix: string, scopeId: string): string[] {
+  const keys = [learnedConcurrencyKey(prefix, scopeId)];
+  for (const unit of UNITS) for (const window of WINDOWS) keys.push(learnedRateKey(prefix, scopeId, unit, window));
+  return keys;
+}
+
+/**
+ * A stated rate limit as it travels and is stored: the rule's limit, evidence and window algorithm, nothing else.
+ * Undefined when it is not one; one claiming to be inferred (BudgetRule.isOwnEvidence) came from no process of ours.
+ */
+export function statedRuleOf(value: unknown): BudgetRule | undefined {
+  if (!isRecord(value) || value.isOwnEvidence === true) return undefined;
+  const { unit, window, limit, learnedFrom, algorithm, offsetMs } = value;
+  if (!UNITS.includes(unit as RateLimitUnit) || !WINDOWS.includes(window as RateLimitWindow)) return undefined;
+  if (typeof limit !== "number" || !Number.isFinite(limit) || limit <= 0) return undefined;
+  if (typeof learnedFrom !== "string" || learnedFrom === "") return undefined;
+  if (algorithm !== undefined && !ALGORITHMS.includes(algorithm as WindowAlgorithm)) return undefined;
+  if (offsetMs !== undefined && (typeof offsetMs !== "number" || !Number.isFinite(offsetMs) || offsetMs < 0)) {
+    return undefined;
+  }
+  return {
+    unit: unit as RateLimitUnit,
+    window: window as RateLimitWindow,
+    limit,
+    learnedFrom,
+    ...(algorithm === undefined ? {} : { algorithm: algorithm as WindowAlgorithm }),
+    ...(typeof offsetMs === "number" ? { offsetMs } : {}),
+  };
 }
 
 function parseFact(value: unknown): LearnedFact | undefined {
   if (!isRecord(value)) return undefined;
+  if (value.kind === "rate") {
+    const rule = statedRuleOf(value.rule);
+    const { scopeId, learnedAtMs } = value;
+    if (typeof scopeId !== "string" || scopeId === "" || rule === undefined) return undefined;
+    if (typeof learnedAtMs !== "number" || !Number.isFinite(learnedAtMs)) return undefined;
+    return { kind: "rate", scopeId, rule, learnedAtMs };
+  }
   if (value.kind === "concurrency") {
     const learned = learnedConcurrencyOf(value.learned);
     // Only a stated limit is shared; one claiming to be inferred came from no process of ours.

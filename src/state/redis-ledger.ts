@@ -30,6 +30,7 @@ import {
   BudgetBook,
   type BudgetCost,
   type BudgetLedger,
+  type BudgetRule,
   type BudgetScope,
   type BudgetVerdict,
   type Denied,
@@ -135,6 +136,10 @@ export class RedisLedger implements BudgetLedger {
   onReset: (() => Promise<void>) | undefined;
   /** Called when a concurrency 429 taught a limit the provider stated; the state backend shares it. */
   onConcurrencyLearned: ((scopeId: string, learned: LearnedConcurrency) => void) | undefined;
+  /** Called when a 429 stated rate limits the scope's rules did not hold yet; the state backend shares them. */
+  onRulesLearned: ((scopeId: string, rules: readonly BudgetRule[]) => void) | undefined;
+  /** Called when a reload forgot a scope; the state backend deletes what it shared of it (`forget`). */
+  onForget: ((scopeId: string) => void) | undefined;
 
   constructor(options: RedisLedgerOptions) {
     this.#redis = options.redis;
@@ -343,8 +348,16 @@ export class RedisLedger implements BudgetLedger {
    */
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[] {
     const concurrencyBefore = this.#local.learnedConcurrency(scope.id, nowMs);
+    // What other processes stated meanwhile is merged first (effectiveScope does): not this 429's to share again.
+    this.#local.effectiveScope(scope, nowMs);
+    const rulesBefore = this.#local.learnedRules(scope.id);
     const learned = this.#local.learnLimits(scope, refusal, nowMs);
     if (learned.length > 0) this.#leases.endCovering(scope.id);
+    // A rate limit the provider stated, new to the scope's rules (a confirmation keeps the rule), is shared too.
+    const stated = this.#local
+      .learnedRules(scope.id)
+      .filter((rule) => rule.isOwnEvidence !== true && !rulesBefore.includes(rule));
+    if (stated.length > 0) this.onRulesLearned?.(scope.id, stated);
     const concurrency = this.#local.learnedConcurrency(scope.id, nowMs);
     // A limit on requests in flight the provider stated is the key's: shared, so that no other process pays a 429
     // to learn it (one inferred from this process's own requests is this process's share, like an inferred rate).
@@ -365,6 +378,16 @@ export class RedisLedger implements BudgetLedger {
     if (known !== undefined && known.isOwnEvidence !== true && known.learnedAtMs >= learned.learnedAtMs) return;
     this.#local.adoptLearnedConcurrency(scopeId, learned);
     // A budget lease taken without the concurrency would let requests past it until the lease ends.
+    this.#leases.endCovering(scopeId);
+  }
+
+  /**
+   * Rate limits another process was stated (redis-learned-facts.ts): rules of the scope here as if this process's
+   * own 429 had stated them, sent to Redis with its configured rules from the next reserve on (`sharedScope`).
+   */
+  adoptStatedRules(scopeId: string, rules: readonly BudgetRule[]): void {
+    this.#local.adoptStatedRules(scopeId, rules);
+    // A budget lease taken without the rules would let requests past them until the lease ends.
     this.#leases.endCovering(scopeId);
   }
 
@@ -401,10 +424,13 @@ export class RedisLedger implements BudgetLedger {
    * Forgets this process's view of one scope (a reload pointed it at another upstream or key), not the shared
    * counters: in a fleet the other replicas may still be sending with the old key (a rolling reload), and their
    * budget and concurrency leases must hold; deleting them let one replica's reload over-admit the whole fleet.
-   * The shared budget frees as its windows pass.
+   * The shared budget frees as its windows pass. What the provider stated for the scope's old key or upstream (a
+   * limit shared as a learned fact) is deleted from Redis, though: it would be loaded for the new one at a start or
+   * a reconnect (redis-learned-facts.ts `forget`).
    */
   forget(scopeId: string): void {
     this.#local.forget(scopeId);
+    this.onForget?.(scopeId);
   }
 
   /** Forgets this process's counters (another process reset the shared ones). */

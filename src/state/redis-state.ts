@@ -18,7 +18,7 @@ import {
 } from "./redis-client.ts";
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
-import { LearnedFactSharing } from "./redis-learned-facts.ts";
+import { LearnedFactSharing, statedRuleOf } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
@@ -71,8 +71,8 @@ export async function createRedisStateBackend(
     instanceId,
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
   });
-  // Learned facts (a context refusal's lesson, a stated concurrency limit) are shared as they are learned, on the
-  // cooldown channel (redis-learned-facts.ts).
+  // Learned facts (a context refusal's lesson, a stated concurrency or rate limit) are shared as they are learned, on
+  // the cooldown channel (redis-learned-facts.ts).
   const facts = new LearnedFactSharing({
     redis,
     link,
@@ -81,8 +81,16 @@ export async function createRedisStateBackend(
     instanceId,
     calibration: options.calibration,
     adoptConcurrency: (scopeId, learned) => ledger.adoptLearnedConcurrency(scopeId, learned),
+    adoptRules: (scopeId, rules) => ledger.adoptStatedRules(scopeId, rules),
   });
   ledger.onConcurrencyLearned = (scopeId, learned) => facts.share({ kind: "concurrency", scopeId, learned });
+  ledger.onRulesLearned = (scopeId, rules) => {
+    for (const learned of rules) {
+      const rule = statedRuleOf(learned);
+      if (rule !== undefined) facts.share({ kind: "rate", scopeId, rule, learnedAtMs: clock.now() });
+    }
+  };
+  ledger.onForget = (scopeId) => facts.forget(scopeId);
   options.calibration?.onLesson((lesson) => facts.share({ kind: "context", lesson }));
   const cooldowns = new CooldownSharing({
     redis,

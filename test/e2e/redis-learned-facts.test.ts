@@ -2,8 +2,10 @@
 // state with Redis", docs/routing.md "Context fit"): two gateways on one real redis-server and scripted mock
 // upstreams; the mocks' request counts show which gateway asked whom.
 import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { githubModels, type ResponseFixture } from "../fixtures/provider-fixtures.ts";
@@ -228,4 +230,75 @@ describe("learned facts shared through Redis", { skip }, () => {
     first.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
     assert.equal(servedBy(await postChat(b, request)), "first");
   });
+
+  test("a rate limit stated to replica A binds replica B, and a replica started later, without a 429 of their own", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    // Groq's wording, stating 2 requests a minute (no retry delay: the 429's cooldown is rate_limit_base_ms). What
+    // first answers whenever it is asked beyond its script.
+    const stated: MockStep = {
+      kind: "json",
+      status: 429,
+      body: {
+        error: {
+          message:
+            "Rate limit reached for model `m` in organization `org_1` service tier `on_demand` on requests per minute (RPM): Limit 2, Used 2, Requested 1.",
+          type: "requests",
+          code: "rate_limit_exceeded",
+        },
+      },
+    };
+    const ok: MockStep = { kind: "json", body: chatCompletion("first", "m") };
+    first.setDefault(CHAT_ROUTE, stated);
+    first.enqueue(CHAT_ROUTE, stated, ok, ok);
+    const [a, b] = await twoGateways(t, configYaml(redis, first, "", second));
+    const request = { model: "m", messages: [{ role: "user", content: "hi" }] };
+
+    assert.equal(servedBy(await postChat(a, request)), "second");
+    assert.equal(chatRequests(first).length, 1, "A asked first once and was refused");
+    // A's lesson reaches B without any request of B's.
+    await waitFor(async () => (await learnedRpm(b)) === 2, "B to know first's stated limit");
+    await sleep(150); // the 429's cooldown (rate_limit_base_ms) is over
+
+    // A spends the minute's two requests; B's request is refused by the fleet's count (Redis), not sent to first.
+    assert.equal(servedBy(await postChat(a, request)), "first");
+    assert.equal(servedBy(await postChat(a, request)), "first");
+    assert.equal(chatRequests(first).length, 3);
+    assert.equal(servedBy(await postChat(b, request)), "second");
+    assert.equal(chatRequests(first).length, 3, "B sent first a request beyond the stated limit (and paid its 429)");
+
+    // A replica started afterwards loads the stated limit at start.
+    const late = await useGateway(t, configYaml(redis, first, "", second));
+    assert.equal(await learnedRpm(late), 2);
+    assert.equal(servedBy(await postChat(late, request)), "second");
+    assert.equal(chatRequests(first).length, 3, "a replica started later sent first a request beyond the limit");
+
+    // A reload gives first another key: the limit was the old key's. A forgets it and deletes the stored copy, so a
+    // replica started with the new key does not load it.
+    writeFileSync(a.configPath, readFileSync(a.configPath, "utf8").replace("sk-first", "sk-first-2"));
+    assert.equal((await a.runtime.reloadFromSource("test")).isApplied, true);
+    assert.equal(await learnedRpm(a), undefined);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    await waitFor(
+      async () => (await admin.keys("e2e-learned:budget:*:learned-rate:*")).length === 0,
+      "the stored limit deleted",
+    );
+    const fresh = await useGateway(t, configYaml(redis, first, "", second).replace("sk-first", "sk-first-2"));
+    assert.equal(await learnedRpm(fresh), undefined, "a replica with the new key loaded the old key's limit");
+  });
 });
+
+/** The requests-per-minute limit a gateway learned for first (its /stats), if it knows one. */
+async function learnedRpm(gateway: TestGateway): Promise<number | undefined> {
+  const stats = JSON.parse((await send(gateway, "GET", "/stats")).text) as {
+    deployments: {
+      provider: string;
+      budgets: { windows: { unit: string; window: string; limit: number; source: string }[] }[];
+    }[];
+  };
+  const windows = stats.deployments.find((row) => row.provider === "first")?.budgets.flatMap((scope) => scope.windows);
+  return windows?.find((row) => row.source === "learned" && row.unit === "requests" && row.window === "minute")?.limit;
+}
