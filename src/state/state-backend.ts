@@ -29,6 +29,7 @@ export async function createStateBackend(
       ledger: book,
       status: () => ({ kind: "memory", isDegraded: false, detail: "in memory only" }),
       close: async () => {},
+      writeBeforeExit: () => {},
     };
   }
   const { store, loaded } = openEmbeddedStore(
@@ -56,6 +57,7 @@ export async function createStateBackend(
     ledger: book,
     status: () => store.status(),
     close: async () => store.close(),
+    writeBeforeExit: (maxWaitMs) => store.writeBeforeExit(maxWaitMs),
   };
 }
 
