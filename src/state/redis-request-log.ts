@@ -48,7 +48,7 @@ export class RedisRequestLogBackend {
     this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
-    // One hash tag for both keys: a Redis Cluster keeps them in one slot, so MULTI over both works there too.
+    // One hash tag for the three keys: a Redis Cluster keeps them in one slot, so MULTI over them works there too.
     this.#indexKey = `${keyPrefix}{requests}`;
     this.#rowsKey = `${keyPrefix}{requests}:rows`;
     this.#latestKey = `${keyPrefix}{requests}:latest`;
