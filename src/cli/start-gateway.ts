@@ -155,13 +155,16 @@ function isStatePathError(error: Error, statePath: string): boolean {
   return target === failed || target.startsWith(`${failed}${sep}`);
 }
 
-/**
- * SIGTERM/SIGINT: stop accepting connections, let in-flight requests and streams finish for up to
- * `shutdownTimeoutMs`, then exit. A second signal exits at once.
- */
 /** How long the flush after a shutdown timeout may take (the request log's last batch, the state file). */
 const SHUTDOWN_FLUSH_MS = 3_000;
+/** ms a second signal's state write may wait for a lock on the state file another process holds. */
+const SECOND_SIGNAL_STATE_WAIT_MS = 1_000;
 
+/**
+ * SIGTERM/SIGINT: stop accepting connections, let in-flight requests and streams finish for up to
+ * `shutdownTimeoutMs`, then exit. A second signal exits at once, after writing the state file (synchronously, bounded
+ * by SECOND_SIGNAL_STATE_WAIT_MS): the budgets counted since its last flush would be lost otherwise.
+ */
 export function handleShutdownSignals(
   gateway: RunningGateway,
   shutdownTimeoutMs: number,
@@ -170,6 +173,8 @@ export function handleShutdownSignals(
   let isStopping = false;
   const stop = (signal: string): void => {
     if (isStopping) {
+      gateway.app.log.warn({ signal }, "second signal: writing the state file, then exiting without waiting");
+      gateway.runtime.state.writeBeforeExit(SECOND_SIGNAL_STATE_WAIT_MS);
       exit(1);
       return;
     }

@@ -6,6 +6,7 @@ import { parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
 import {
   asList,
   camelKeys,
+  defaultModelUrl,
   headerSafe,
   httpUrl,
   isValidPattern,
@@ -272,7 +273,7 @@ export const providerSettingsSchema = z
     ...camelKeys(rest),
     /** Without a trailing slash, e.g. `https://api.groq.com/openai/v1`. */
     baseUrl: stripTrailingSlash(base_url),
-    modelUrl: stripTrailingSlash(model_url ?? base_url),
+    modelUrl: model_url === undefined ? defaultModelUrl(base_url) : stripTrailingSlash(model_url),
     /** A one-element list, so that code redacting secrets can treat it like any list of secrets. */
     apiKeys: [api_key] as [string],
   }));

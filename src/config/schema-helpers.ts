@@ -68,6 +68,20 @@ export function stripTrailingSlash(url: string): string {
   return url.endsWith("/") ? url.slice(0, -1) : url;
 }
 
+/**
+ * `model_url` when the entry gives none: `base_url`, or, when `base_url` has a query string (Azure OpenAI's
+ * `?api-version=`, a proxy's `?key=`), the list URL itself, `<base path>/models?<query>`: discovery takes a URL with
+ * a query as the list URL (Cloudflare's `model_url`), and the provider wants its query on every call, as chat gets.
+ */
+export function defaultModelUrl(baseUrl: string): string {
+  if (!URL.canParse(baseUrl)) return stripTrailingSlash(baseUrl);
+  const url = new URL(baseUrl);
+  if (url.search === "") return stripTrailingSlash(baseUrl);
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}/models`;
+  url.hash = "";
+  return url.href;
+}
+
 export function isValidPattern(pattern: string): boolean {
   try {
     new RegExp(pattern, "i");

@@ -132,11 +132,14 @@ export class FileRequestLogBackend implements RequestLogBackend {
     return newest.texts();
   }
 
-  async get(id: string): Promise<string | undefined> {
+  async get(id: string, client?: string): Promise<string | undefined> {
     const wanted = Buffer.from(cleanField(id));
+    const marker = client === undefined ? undefined : clientMarker(client);
     let json: string | undefined;
     this.#eachLineNewestFirst((line, head) => {
       if (!wanted.equals(line.subarray(head.idStart, head.modelsStart - 1))) return true;
+      // Another client's request with the same id (ids are the clients' own choice) is passed over, not returned.
+      if (marker !== undefined && !hasClient(line, head, marker)) return true;
       json = jsonOf(line, head);
       return false;
     });

@@ -78,8 +78,8 @@ export class Observers {
    * provider key and key-shaped string redacted. The memory holds records as they were published, and an upstream's
    * error text or a client's prompt may carry a key.
    */
-  recentRecord(id: string): RequestRecord | undefined {
-    const record = this.recent.get(id);
+  recentRecord(id: string, client?: string): RequestRecord | undefined {
+    const record = this.recent.get(id, client);
     return record === undefined
       ? undefined
       : (JSON.parse(recordJson(record, this.#isContentKept, this.#secrets())) as RequestRecord);

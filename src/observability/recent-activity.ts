@@ -152,8 +152,9 @@ export class RecentActivity {
     return this.#records.slice(-limit).reverse().map(feedEntry);
   }
 
-  get(id: string): RequestRecord | undefined {
-    return this.#records.find((record) => record.id === id);
+  /** The newest record with the id; with `client`, the newest of that client's own (ids are clients' choice). */
+  get(id: string, client?: string): RequestRecord | undefined {
+    return this.#records.findLast((record) => record.id === id && (client === undefined || record.client === client));
   }
 
   /**

@@ -41,7 +41,12 @@ export interface RequestLogBackend {
   append(rows: readonly StoredRequest[]): Promise<void>;
   /** Record JSON texts matching the filter, newest first. */
   query(filter: RequestLogFilter): Promise<string[]>;
-  get(id: string): Promise<string | undefined>;
+  /**
+   * The newest record with the id; with `client`, the newest of that client's own. A client chooses its
+   * `x-request-id`, so two clients' requests may share an id: a named client's lookup must find its own record,
+   * not one another client sent later with the same id (SECURITY.md "Other clients' requests").
+   */
+  get(id: string, client?: string): Promise<string | undefined>;
   /** Drops rows beyond the newest `maxEntries` and rows that started before `oldestStartedAtMs`. */
   prune(maxEntries: number, oldestStartedAtMs: number): Promise<void>;
   close(): Promise<void>;
@@ -128,9 +133,10 @@ export class RequestLog {
     return texts.flatMap((text) => parsedRecord(text) ?? []);
   }
 
-  async get(id: string): Promise<RequestRecord | undefined> {
+  /** `client`: a named client's own record with the id (see RequestLogBackend.get); unset, the newest of any. */
+  async get(id: string, client?: string): Promise<RequestRecord | undefined> {
     await this.flush();
-    const text = await this.#backend.get(id);
+    const text = await this.#backend.get(id, client);
     const record = text === undefined ? undefined : parsedRecord(text);
     if (record === undefined) return undefined;
     return record.startedAtMs >= this.#options.clock.now() - this.#options.maxAgeMs ? record : undefined;
@@ -256,8 +262,8 @@ export class MemoryRequestLogBackend implements RequestLogBackend {
     return found;
   }
 
-  async get(id: string): Promise<string | undefined> {
-    return this.#rows.find((row) => row.id === id)?.json;
+  async get(id: string, client?: string): Promise<string | undefined> {
+    return this.#rows.findLast((row) => row.id === id && (client === undefined || row.client === client))?.json;
   }
 
   async prune(maxEntries: number, oldestStartedAtMs: number): Promise<void> {

@@ -10,6 +10,11 @@ export interface ProviderRuntime {
   readonly origin: string;
   /** Path prefix of the base URL, e.g. `/openai/v1`, without a trailing slash. */
   readonly basePath: string;
+  /**
+   * The base URL's query string with its `?` (Azure OpenAI's `?api-version=2024-10-21`, a proxy's `?key=`), or "".
+   * It goes after the endpoint path of every call: such a provider refuses a call without it.
+   */
+  readonly baseQuery: string;
 }
 
 export interface Deployment {
@@ -146,7 +151,7 @@ export class Catalog {
 
 export function providerRuntime(settings: ProviderSettings): ProviderRuntime {
   const url = new URL(settings.baseUrl);
-  return { settings, origin: url.origin, basePath: url.pathname.replace(/\/+$/, "") };
+  return { settings, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ""), baseQuery: url.search };
 }
 
 /**

@@ -244,8 +244,8 @@ const RANDOM_BYTES_PER_ID = 8;
 /**
  * The client's `x-request-id` when it is a short plain token (it goes into logs and a response header),
  * else a generated one. A generated id ends in 64 random bits: with only a counter, a client that saw its own id
- * knew the ids other clients' requests got next, and a request sent with one of them as its `x-request-id` shadowed
- * that client's record (a lookup by id finds the newest record with the id; a named client's own then reads 404).
+ * knew the ids other clients' requests got next. Ids are not unique (a client's own choice may be another's): a
+ * named client's lookup by id asks the stores for its own record (observability-routes.ts).
  */
 function requestIdGenerator(): (request: { headers: Record<string, string | string[] | undefined> }) => string {
   let counter = 0;

@@ -117,11 +117,13 @@ export function registerObservabilityRoutes(
 
   app.get("/v1/gateway/requests/:id", async (request) => {
     const { id } = request.params as { id: string };
-    // The request log's answer (retention applies); the dashboard's memory only when the log is off.
+    const own = request.clientName ?? undefined;
+    // The request log's answer (retention applies); the dashboard's memory only when the log is off. A named
+    // client's lookup asks for its own record: another client's request with the same id must not hide it.
     const record =
       observers.requestLog === undefined
-        ? observers.recentRecord(id)
-        : await unlessStoreDown(observers.requestLog.get(id));
+        ? observers.recentRecord(id, own)
+        : await unlessStoreDown(observers.requestLog.get(id, own));
     // Another client's request is not found for a named client (its existence is not theirs to learn).
     if (record === undefined || !isVisibleTo(record, request.clientName)) return notFound(id);
     return record;
@@ -174,7 +176,7 @@ export function registerObservabilityRoutes(
   app.get("/dashboard/api/requests/:id", async (request) => {
     const viewer = requireDashboardKey(request);
     const id = (request.params as { id: string }).id;
-    const record = await findRecord(observers, id);
+    const record = await findRecord(observers, id, viewer ?? undefined);
     return isVisibleTo(record, viewer) ? record : notFound(id);
   });
 }
@@ -184,9 +186,9 @@ function isVisibleTo(record: RequestRecord, client: string | null): boolean {
   return client === null || record.client === client;
 }
 
-/** The dashboard: its own memory of recent requests first, then the request log. */
-async function findRecord(observers: Observers, id: string): Promise<RequestRecord> {
-  return observers.recentRecord(id) ?? (await observers.requestLog?.get(id)) ?? notFound(id);
+/** The dashboard: its own memory of recent requests first, then the request log; `client`: a named viewer's own. */
+async function findRecord(observers: Observers, id: string, client: string | undefined): Promise<RequestRecord> {
+  return observers.recentRecord(id, client) ?? (await observers.requestLog?.get(id, client)) ?? notFound(id);
 }
 
 function notFound(id: string): never {

@@ -213,6 +213,22 @@ export class EmbeddedStateStore {
     this.#lock.release();
   }
 
+  /**
+   * The last flush before an exit that will not wait for `close` (a second signal during a graceful shutdown),
+   * waiting at most `maxWaitMs` for a lock another connection holds: node:sqlite is synchronous, so this is written
+   * before the exit runs. The file is left open: the process ends right after, and the OS drops its locks.
+   */
+  writeBeforeExit(maxWaitMs: number): void {
+    if (!this.#db.isOpen) return;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    try {
+      this.#db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(maxWaitMs))}`);
+    } catch {
+      // The flush below reports what is wrong with the file.
+    }
+    this.flushOrKeep();
+  }
+
   /** The last flush, then the file is closed: a failed flush is logged (what it held is lost), never thrown. */
   close(): void {
     if (!this.#db.isOpen) return;

@@ -1,7 +1,12 @@
 // The request log in Redis, shared by every gateway process on the same Redis and key prefix: a sorted set of
-// ids by start time and a hash of rows. Filters run here over rows fetched newest first in batches. Redis being
+// row keys by start time and a hash of rows. Filters run here over rows fetched newest first in batches. Redis being
 // down loses log rows (the request log is a convenience, never a reason to fail or slow a request). The row and
 // filter shapes match observability's RequestLogBackend (state/ does not import observability).
+//
+// A row's key is its request id, and for a named client's request the id and the client's name: ids are the
+// clients' own choice (`x-request-id`), and keyed by id alone a second client's request with the same id replaced
+// the first one's row, so its owner's lookup by id found nothing. A third hash points each id at the key of the
+// last row written with it, for the lookups that may see every client's records (an unnamed key).
 import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
 
 interface StoredRequestRow {
@@ -36,14 +41,17 @@ export class RedisRequestLogBackend {
   readonly #redis: RedisConnection;
   readonly #indexKey: string;
   readonly #rowsKey: string;
+  /** Hash: request id -> the row key of the last row written with that id. */
+  readonly #latestKey: string;
 
   constructor(url: string, keyPrefix: string, isCluster = false) {
     this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
-    // One hash tag for both keys: a Redis Cluster keeps them in one slot, so MULTI over both works there too.
+    // One hash tag for the three keys: a Redis Cluster keeps them in one slot, so MULTI over them works there too.
     this.#indexKey = `${keyPrefix}{requests}`;
     this.#rowsKey = `${keyPrefix}{requests}:rows`;
+    this.#latestKey = `${keyPrefix}{requests}:latest`;
   }
 
   /** Connects (the caller decides whether to wait). Never rejects. */
@@ -64,12 +72,16 @@ export class RedisRequestLogBackend {
     for (let start = 0; start < rows.length; start += ROWS_PER_COMMAND) {
       const scores: (string | number)[] = [];
       const fields: string[] = [];
+      const latest: string[] = [];
       for (const row of rows.slice(start, start + ROWS_PER_COMMAND)) {
-        scores.push(row.startedAtMs, row.id);
-        fields.push(row.id, JSON.stringify(row));
+        const key = rowKey(row.id, row.client);
+        scores.push(row.startedAtMs, key);
+        fields.push(key, JSON.stringify(row));
+        latest.push(row.id, key);
       }
       multi.zadd(this.#indexKey, ...scores);
       multi.hset(this.#rowsKey, ...fields);
+      multi.hset(this.#latestKey, ...latest);
     }
     await multi.exec();
   }
@@ -92,9 +104,17 @@ export class RedisRequestLogBackend {
     return found;
   }
 
-  async get(id: string): Promise<string | undefined> {
-    const text = await this.#redis.hget(this.#rowsKey, id);
-    return text === null ? undefined : (JSON.parse(text) as StoredRequestRow).json;
+  /** The last row written with the id; with `client`, that client's own (see the header). */
+  async get(id: string, client?: string): Promise<string | undefined> {
+    if (client !== undefined) {
+      // A row of an earlier version is keyed by its id alone, whoever's it is: the client's own only if it says so.
+      const [own, legacy] = await this.#redis.hmget(this.#rowsKey, rowKey(id, client), id);
+      const row = parsedRow(own ?? null) ?? parsedRow(legacy ?? null);
+      return row?.client === client ? row.json : undefined;
+    }
+    const key = (await this.#redis.hget(this.#latestKey, id)) ?? id;
+    const [text, legacy] = await this.#redis.hmget(this.#rowsKey, key, id);
+    return (parsedRow(text ?? null) ?? parsedRow(legacy ?? null))?.json;
   }
 
   async prune(maxEntries: number, oldestStartedAtMs: number): Promise<void> {
@@ -103,19 +123,46 @@ export class RedisRequestLogBackend {
     const excess = count - old.length - maxEntries;
     const surplus =
       excess > 0 ? await this.#redis.zrange(this.#indexKey, String(old.length), String(old.length + excess - 1)) : [];
-    const ids: string[] = [...old, ...surplus];
-    if (ids.length === 0) return;
+    const keys: string[] = [...old, ...surplus];
+    if (keys.length === 0) return;
     await this.#redis
       .multi()
-      .zrem(this.#indexKey, ...ids)
-      .hdel(this.#rowsKey, ...ids)
+      .zrem(this.#indexKey, ...keys)
+      .hdel(this.#rowsKey, ...keys)
       .exec();
+    // The pointers to the rows just dropped, unless a later row with the same id took them over meanwhile (checked
+    // and deleted in one step: another replica may be writing that row right now).
+    await this.#redis.eval(DROP_POINTERS_LUA, 1, this.#latestKey, ...keys.flatMap((key) => [idOfRowKey(key), key]));
   }
 
   async close(): Promise<void> {
     await closeClient(this.#redis);
   }
 }
+
+/** Between a request id and a client's name in a row key: neither may hold it (both are printable tokens). */
+const ROW_KEY_SEPARATOR = "\n";
+
+/** A row's field in the rows hash: the id, and for a named client's request, its name too. */
+function rowKey(id: string, client: string | undefined): string {
+  return client === undefined ? id : `${id}${ROW_KEY_SEPARATOR}${client}`;
+}
+
+function idOfRowKey(key: string): string {
+  const end = key.indexOf(ROW_KEY_SEPARATOR);
+  return end === -1 ? key : key.slice(0, end);
+}
+
+function parsedRow(text: string | null): StoredRequestRow | undefined {
+  return text === null ? undefined : (JSON.parse(text) as StoredRequestRow);
+}
+
+/** KEYS[1]: the pointer hash. ARGV: pairs of (id, row key dropped): the id's pointer goes if it names that row. */
+const DROP_POINTERS_LUA = `
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 0`;
 
 function matches(row: StoredRequestRow, filter: RequestRowFilter): boolean {
   if (filter.sinceMs !== undefined && row.startedAtMs < filter.sinceMs) return false;

@@ -189,6 +189,8 @@ export async function createRedisStateBackend(
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);
     },
+    // Charges reach Redis as they are made; what is queued (a prompt calibration's batch) needs the event loop.
+    writeBeforeExit: () => {},
   };
 }
 

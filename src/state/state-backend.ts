@@ -37,6 +37,7 @@ export async function createStateBackend(
       ledger: book,
       status: () => ({ kind: "memory", isDegraded: false, detail: "in memory only" }),
       close: async () => {},
+      writeBeforeExit: () => {},
     };
   }
   const { store, loaded } = openEmbeddedStore(
@@ -64,6 +65,7 @@ export async function createStateBackend(
     ledger: book,
     status: () => store.status(),
     close: async () => store.close(),
+    writeBeforeExit: (maxWaitMs) => store.writeBeforeExit(maxWaitMs),
   };
 }
 

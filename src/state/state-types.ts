@@ -29,6 +29,13 @@ export interface StateBackend {
   readonly answerRows?: AnswerRows;
   status(): StateStatus;
   close(): Promise<void>;
+  /**
+   * The process is about to exit at once (a second SIGTERM/SIGINT during a graceful shutdown): what the store holds
+   * unwritten is written now, synchronously, waiting at most `maxWaitMs` for a lock another connection holds; never
+   * throws. The embedded file's counts would otherwise lose up to `flush_interval_ms` of requests. Nothing for the
+   * memory store, nor for Redis (charges are sent as they are made; a command cannot be sent synchronously).
+   */
+  writeBeforeExit(maxWaitMs: number): void;
 }
 
 /** The state stores log through the gateway's logger. */

@@ -6,7 +6,7 @@ import type { Deployment } from "../providers/catalog.ts";
 
 export interface UpstreamCall {
   readonly deployment: Deployment;
-  /** Endpoint path below the provider's base URL, e.g. `/chat/completions`. */
+  /** Endpoint path below the provider's base URL, e.g. `/chat/completions` (the base URL's query goes after it). */
   readonly endpointPath: string;
   readonly payload: string;
   readonly isStream: boolean;
@@ -101,7 +101,7 @@ export function requestOptions(call: UpstreamCall): Dispatcher.DispatchOptions {
   };
   return {
     origin: provider.origin,
-    path: provider.basePath + call.endpointPath,
+    path: provider.basePath + call.endpointPath + provider.baseQuery,
     method: "POST",
     headers,
     body: call.payload,

@@ -1,11 +1,12 @@
 // SIGTERM on a real `llm-gateway serve` process: in-flight streams finish, new connections are refused, and the
-// process exits within server.shutdown_timeout_ms.
+// process exits within server.shutdown_timeout_ms. A second signal exits at once, the state file written first.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
@@ -26,6 +27,8 @@ interface GatewayProcess {
   readonly port: number;
   readonly baseUrl: string;
   readonly exited: Promise<Exit>;
+  /** The process's working directory: its config, and its state file at the default `data/state.db`. */
+  readonly dir: string;
   /** stdout and stderr so far (the JSON log). */
   output(): string;
 }
@@ -46,7 +49,11 @@ async function startGatewayProcess(
   t: TestContext,
   mock: MockUpstream,
   shutdownTimeoutMs: number,
-  extra: { readonly model?: Record<string, unknown>; readonly routing?: Record<string, unknown> } = {},
+  extra: {
+    readonly model?: Record<string, unknown>;
+    readonly routing?: Record<string, unknown>;
+    readonly state?: Record<string, unknown>;
+  } = {},
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-shutdown-"));
   const configPath = join(dir, "gateway.yaml");
@@ -61,6 +68,7 @@ async function startGatewayProcess(
       ],
       discovery: { cache_dir: join(dir, "cache") },
       ...(extra.routing === undefined ? {} : { routing: extra.routing }),
+      ...(extra.state === undefined ? {} : { state: extra.state }),
     }),
   );
   // cwd is the temp dir, so no `.env` of the developer's is read.
@@ -105,10 +113,15 @@ async function startGatewayProcess(
     }
     await new Promise((done) => setTimeout(done, 50));
   }
-  return { child, port, baseUrl: `http://127.0.0.1:${port}`, exited, output: () => output };
+  return { child, port, baseUrl: `http://127.0.0.1:${port}`, exited, dir, output: () => output };
 }
 
-async function setUp(t: TestContext, shutdownTimeoutMs: number, words: number) {
+async function setUp(
+  t: TestContext,
+  shutdownTimeoutMs: number,
+  words: number,
+  extra: Parameters<typeof startGatewayProcess>[3] = {},
+) {
   const mock = await startMockUpstream();
   const agent = new Agent();
   t.after(async () => {
@@ -123,7 +136,7 @@ async function setUp(t: TestContext, shutdownTimeoutMs: number, words: number) {
       { delayMs: 150 },
     ),
   });
-  const gateway = await startGatewayProcess(t, mock, shutdownTimeoutMs);
+  const gateway = await startGatewayProcess(t, mock, shutdownTimeoutMs, extra);
   const answer = await postJson(
     `${gateway.baseUrl}/v1/chat/completions`,
     { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
@@ -256,5 +269,58 @@ describe("graceful shutdown", () => {
     const exit = await gateway.exited;
     assert.equal(exit.code, 1);
     assert.ok(exit.atMs - signalledAtMs < 2000);
+  });
+
+  test("a second signal writes the state file before it exits: the budget counts since the last flush are kept", async (t) => {
+    // No timed flush during the test: only a write at exit can put the counts in the file.
+    const { gateway } = await setUp(t, 10_000, 40, {
+      model: { limits: { rpd: 100 } },
+      state: { flush_interval_ms: 3_600_000 },
+    });
+    for (let index = 0; index < 3; index++) {
+      const answer = await request(`${gateway.baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(answer.statusCode, 200);
+      await answer.body.dump();
+    }
+    gateway.child.kill("SIGTERM");
+    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGINT");
+    const exit = await gateway.exited;
+    assert.equal(exit.code, 1, gateway.output());
+    assert.ok(exit.atMs - signalledAtMs < 2000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
+    const db = new DatabaseSync(join(gateway.dir, "data", "state.db"), { readOnly: true });
+    t.after(() => db.close());
+    const row = db.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/m");
+    assert.ok(row !== undefined, "the budget counts were not written before the exit");
+    const persisted = JSON.parse(String(row.state)) as { day: { requests: number } };
+    // The stream still in flight and the three answered requests.
+    assert.equal(persisted.day.requests, 4);
+  });
+
+  test("a second signal with the state file locked by another process: the write gives up at its bound, exit 1", async (t) => {
+    const { gateway } = await setUp(t, 10_000, 40, {
+      model: { limits: { rpd: 100 } },
+      state: { flush_interval_ms: 3_600_000 },
+    });
+    const other = new DatabaseSync(join(gateway.dir, "data", "state.db"));
+    other.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
+    t.after(() => {
+      other.exec("ROLLBACK");
+      other.close();
+    });
+    gateway.child.kill("SIGTERM");
+    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGTERM");
+    const exit = await gateway.exited;
+    const elapsedMs = exit.atMs - signalledAtMs;
+    assert.equal(exit.code, 1, gateway.output());
+    // It waited for the lock (up to 1 s), then exited without hanging.
+    assert.ok(elapsedMs >= 900 && elapsedMs < 3000, `exited ${Math.round(elapsedMs)} ms after the second signal`);
   });
 });

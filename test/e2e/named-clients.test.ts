@@ -175,6 +175,75 @@ providers:
     );
   });
 
+  for (const backend of [...backends, { name: "no request log (the dashboard's memory)", state: "off" }] as const) {
+    test(`two named clients sending the same x-request-id: each finds its own record by id, the later one hides nothing: ${backend.name}`, {
+      skip: backend.state === "redis" && !isRedisInstalled() ? REDIS_MISSING : false,
+    }, async (t) => {
+      const state =
+        backend.state === "redis"
+          ? `state:\n  redis_url: ${(await useRedisServer(t)).url}\n  redis_key_prefix: "same-id:"\n`
+          : backend.state === "off"
+            ? "request_log:\n  enabled: false\n"
+            : backend.state;
+      const upstream = await useMock(t);
+      const gateway = await useGateway(
+        t,
+        `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: ${TEAM_A_KEY}, name: team-a }
+    - { key: team-b-secret-key, name: team-b }
+    - ${PLAIN_KEY}
+providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+${state}`,
+      );
+      upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+      const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
+      const asB = { authorization: "Bearer team-b-secret-key" };
+      const asPlain = { authorization: `Bearer ${PLAIN_KEY}` };
+      const sharedId = "client-chosen-id-1";
+      // team-b's request first, then team-a's with the same id (one it chose, or learnt): the newer record of the id.
+      const byB = await postChat(gateway, { model: "m" }, { ...asB, "x-request-id": sharedId });
+      assert.equal(byB.status, 200, byB.text);
+      assert.equal(byB.headers["x-request-id"], sharedId);
+      const byA = await postChat(gateway, { model: "m" }, { ...asA, "x-request-id": sharedId });
+      assert.equal(byA.status, 200, byA.text);
+
+      const routes = ["/v1/gateway/requests", "/dashboard/api/requests"];
+      const clientOf = async (path: string, headers: Record<string, string>): Promise<string | undefined> => {
+        // Records are written after the answer: wait until the lookup has one.
+        for (let tries = 0; tries < 100; tries++) {
+          const response = await send(gateway, "GET", `${path}/${sharedId}`, { headers });
+          if (response.status === 200) return (response.json as { client?: string }).client;
+          assert.equal(response.status, 404, response.text);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        return "(not found)";
+      };
+      // Without a request log, both routes read the dashboard's memory.
+      for (const path of routes) {
+        assert.equal(await clientOf(path, asB), "team-b", `${path}: the owner of the earlier request finds it`);
+        assert.equal(await clientOf(path, asA), "team-a", `${path}: the owner of the later request finds it`);
+        // An unnamed key sees every client's record: the newest with the id.
+        assert.equal(await clientOf(path, asPlain), "team-a", `${path}: an unnamed key gets the newest`);
+      }
+      if (backend.state !== "off") {
+        // Both records are kept (neither replaced the other).
+        const listed = await send(gateway, "GET", "/v1/gateway/requests", { headers: asPlain });
+        const clients = (listed.json as { data: ListedRecord[] }).data
+          .filter((record) => record.id === sharedId)
+          .map((record) => record.client);
+        assert.deepEqual(clients, ["team-a", "team-b"]);
+      }
+    });
+  }
+
   test("the dashboard: a busy client does not push another's requests out of its feed; each one's charts count its own", async (t) => {
     const upstream = await useMock(t);
     const gateway = await useGateway(
