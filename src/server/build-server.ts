@@ -166,9 +166,10 @@ function registerRequestGuards(
   app.addHook("onRequest", (request, reply, done) => {
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
-    // On the raw response, so streams written after hijack() carry it too: no browser may read an answer (JSON
-    // holding client- and upstream-chosen text, /metrics' text) as anything but its declared type.
-    reply.raw.setHeader("x-content-type-options", "nosniff");
+    // No browser may read an answer (JSON holding client- and upstream-chosen text, /metrics' text) as anything but
+    // its declared type. Fastify's headers, not the raw response's: a header set on the raw response sends Node's
+    // writeHead down its merging path on every answer; streams, written after hijack(), carry it in sseHeaders().
+    reply.header("x-content-type-options", "nosniff");
     // Anthropic's SDK reads the id from `request-id` (`message._request_id`, `APIError.requestID`). Only on the
     // Messages routes: OpenAI's SDKs read `x-request-id`, and no other client looks for this name.
     if (isMessagesRoute(request.url)) {

@@ -8,6 +8,8 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "cache-control": "no-cache",
   connection: "keep-alive",
   "x-accel-buffering": "no",
+  // As every other answer (build-server.ts): the stream is written after hijack(), without Fastify's headers.
+  "x-content-type-options": "nosniff",
 });
 
 /**
