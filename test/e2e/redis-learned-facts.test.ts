@@ -116,8 +116,10 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.equal(servedBy(await postChat(b, request)), "second");
     assert.equal(chatRequests(first).length, 1, "B paid a refused upstream request of its own");
 
-    // A replica started afterwards loads the calibration at start.
+    // A replica started afterwards loads the calibration at start (or, when Redis answered too slowly for the start to
+    // wait, as soon as it connects: the start does not wait for Redis).
     const late = await useGateway(t, configYaml(redis, first, ", context: 4000", second));
+    await waitFor(() => skipsFirst(late, 3_000, 100), "the late replica to load A's lesson");
     assert.equal(servedBy(await postChat(late, request)), "second");
     assert.equal(chatRequests(first).length, 1);
   });
@@ -144,7 +146,8 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.equal(servedBy(await postChat(b, { ...request, max_tokens: 400 })), "first");
 
     const late = await useGateway(t, configYaml(redis, first, model, second));
-    assert.equal(await skipsFirst(late, 3_500, 900), true, "a replica started later did not load the shared window");
+    // Loaded at start, or as soon as Redis answers when the start could not wait for it (a loaded machine, in CI once).
+    await waitFor(() => skipsFirst(late, 3_500, 900), "a replica started later to load the shared window");
     assert.equal(servedBy(await postChat(late, request)), "second");
     assert.equal(chatRequests(first).length, 2);
   });
@@ -271,7 +274,7 @@ describe("learned facts shared through Redis", { skip }, () => {
 
     // A replica started afterwards loads the stated limit at start.
     const late = await useGateway(t, configYaml(redis, first, "", second));
-    assert.equal(await learnedRpm(late), 2);
+    await waitFor(async () => (await learnedRpm(late)) === 2, "the late replica to load the stated limit");
     assert.equal(servedBy(await postChat(late, request)), "second");
     assert.equal(chatRequests(first).length, 3, "a replica started later sent first a request beyond the limit");
 
