@@ -17,6 +17,17 @@ export function credentialQueryValues(url: string): string[] {
   return values;
 }
 
+/**
+ * The values of the headers whose names say they carry a credential, in name order: with the key, what says which
+ * account a provider's requests go to (Azure's `api-key` in `headers:` is the key).
+ */
+export function credentialHeaderValues(headers: Readonly<Record<string, string>> | undefined): string[] {
+  return Object.entries(headers ?? {})
+    .filter(([name]) => CREDENTIAL_NAME.test(name))
+    .sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0))
+    .map(([, value]) => value);
+}
+
 /** A URL fit to print or write to disk: each credential parameter's value replaced by `[redacted]`. */
 export function redactedUrl(url: string): string {
   if (!URL.canParse(url)) return url;

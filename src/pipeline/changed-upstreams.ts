@@ -1,11 +1,12 @@
-// Which upstream each deployment and provider name points at, across reloads: the base URL, the key and (for a
-// deployment) the upstream model id. What was learned under a name (cooldowns, health, budgets, refused features,
+// Which upstream each deployment and provider name points at, across reloads: the base URL, the key, the values of
+// credential-named `headers` (Azure's `api-key` is its key) and (for a deployment) the upstream model id. What was learned under a name (cooldowns, health, budgets, refused features,
 // prompt calibrations) is about that upstream: another key is another account, with its own quota, another model
 // another tokenizer (docs/configuration.md, "Reloading the config").
 // A reload that points a name elsewhere forgets what was learned of it, and what an attempt sent before the reload
 // answers afterwards is not taught to the new upstream. Names are remembered after a reload removed them, so a
 // provider added back with another key starts afresh, and one added back unchanged keeps what it had. A client's
 // budget scope is forgotten when a reload leaves no client of its name with budgets.
+import { credentialHeaderValues } from "../config/provider-secrets.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger } from "../limits/budget-types.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
@@ -25,7 +26,10 @@ export interface ChangedUpstreams {
 type ProviderSettings = GatewaySnapshot["config"]["providers"][number];
 
 function providerUpstream(settings: ProviderSettings): string {
-  return `${settings.baseUrl}\n${settings.apiKeys[0]}`;
+  const credentials = credentialHeaderValues(settings.headers);
+  return credentials.length === 0
+    ? `${settings.baseUrl}\n${settings.apiKeys[0]}`
+    : `${settings.baseUrl}\n${settings.apiKeys[0]}\n${credentials.join("\n")}`;
 }
 
 /** Per deployment object (a snapshot's are immutable): asked on every attempt, built once. */

@@ -185,6 +185,41 @@ describe("hot reload", () => {
     assert.equal(third.status, 429, "the new key's minute is counted from its own requests");
   });
 
+  test("a key in a credential header (Azure's api-key) rotated by a reload is another account: its invalid-key park goes", async (t) => {
+    const alpha = await useMock(t);
+    const withHeaderKey = (key: string, timeoutMs = 5_000) =>
+      configYaml([
+        {
+          ...provider("alpha", alpha, { m: { id: "alpha-m" } }),
+          headers: { "api-key": key, "x-title": "gateway" },
+          timeout_ms: timeoutMs,
+        },
+      ]);
+    const gateway = await useGateway(t, withHeaderKey("azure-old-key"));
+    const tail = tailOf(gateway.configPath);
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 401,
+      body: { error: { message: "Access denied due to invalid subscription key.", code: "401" } },
+    });
+    assert.notEqual((await postChat(gateway, { model: "m" })).status, 200);
+    assert.equal(alpha.requests.length, 1);
+    assert.notEqual((await postChat(gateway, { model: "m" })).status, 200, "parked: the bad key is not asked again");
+    assert.equal(alpha.requests.length, 1);
+    // Another setting, the same header key: still parked.
+    rewrite(gateway.configPath, withHeaderKey("azure-old-key", 6_000), tail);
+    assert.equal((await reload(gateway)).status, 200);
+    assert.notEqual((await postChat(gateway, { model: "m" })).status, 200, "the park carried over the reload");
+    assert.equal(alpha.requests.length, 1);
+    // The header key rotated: another account, asked at once.
+    rewrite(gateway.configPath, withHeaderKey("azure-new-key"), tail);
+    assert.equal((await reload(gateway)).status, 200);
+    alpha.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const answer = await postChat(gateway, { model: "m" });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(alpha.requests.at(-1)?.headers["api-key"], "azure-new-key");
+  });
+
   test("a prompt calibration carries over a reload that keeps the upstream model; another model starts afresh", async (t) => {
     const alpha = await useMock(t);
     // alpha's tokenizer counts half of the gateway's estimate: the answers teach a factor of about 0.6.
