@@ -519,6 +519,27 @@ describe("an open gateway on the network", () => {
     }
   });
 
+  test("an admin key also listed as a client key is a warning that names its position, never the key", () => {
+    const { warnings } = parseConfigText(
+      `server:\n  api_keys: [client-k1, shared-k2]\n  admin_keys: [shared-k2]\n${PROVIDER}`,
+      "test.yaml",
+      { env: {} },
+    );
+    const shared = warnings.filter((text) => text.includes("admin_keys"));
+    assert.equal(shared.length, 1, warnings.join("\n"));
+    assert.match(shared[0] ?? "", /server\.api_keys #1 is also in server\.admin_keys/);
+    assert.doesNotMatch(warnings.join("\n"), /shared-k2/);
+    const apart = parseConfigText(
+      `server:\n  api_keys: [client-k1]\n  admin_keys: [admin-k2]\n${PROVIDER}`,
+      "test.yaml",
+      { env: {} },
+    );
+    assert.deepEqual(
+      apart.warnings.filter((text) => text.includes("admin_keys")),
+      [],
+    );
+  });
+
   test("loopback without keys, or any address with a client key, is no warning", () => {
     for (const [yaml, env] of [
       [PROVIDER, {}],

@@ -7,6 +7,7 @@ interface OpenSettings {
   readonly host: string;
   readonly port: number;
   readonly apiKeys: readonly string[];
+  readonly adminKeys?: readonly string[] | undefined;
   readonly corsOrigins: readonly string[];
 }
 
@@ -19,6 +20,17 @@ export function openGatewayWarnings(server: OpenSettings): string[] {
       'server.cors_origins allows "*" and server.api_keys is empty: any web page open in a browser that can reach the ' +
         "gateway may call it and read its answers, the request log and the dashboard's data. Set server.api_keys, or " +
         "list the origins that may call it (SECURITY.md)",
+    );
+  }
+  // A key in both lists is an admin key: whoever it is handed to as a client key may reload the config, reset every
+  // limit and read every client's records. Said by position only: the warning must not print the key.
+  const adminKeys = new Set(server.adminKeys ?? []);
+  const shared = server.apiKeys.flatMap((key, index) => (adminKeys.has(key) ? [index] : []));
+  if (shared.length > 0) {
+    warnings.push(
+      `server.api_keys ${shared.map((index) => `#${index}`).join(", ")} ${shared.length === 1 ? "is" : "are"} also in server.admin_keys: ` +
+        "a client given that key may use the admin routes (reload, resets, every client's records). Give clients " +
+        "keys of their own (SECURITY.md)",
     );
   }
   return warnings;
