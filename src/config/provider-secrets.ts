@@ -18,13 +18,12 @@ export function credentialQueryValues(url: string): string[] {
 }
 
 /**
- * The values of the headers whose names say they carry a credential, in name order: with the key, what says which
- * account a provider's requests go to (Azure's `api-key` in `headers:` is the key).
+ * The values of the headers whose names say they carry a credential, in the config's order: with the key, what
+ * says which account a provider's requests go to (Azure's `api-key` in `headers:` is the key).
  */
 export function credentialHeaderValues(headers: Readonly<Record<string, string>> | undefined): string[] {
   return Object.entries(headers ?? {})
     .filter(([name]) => CREDENTIAL_NAME.test(name))
-    .sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0))
     .map(([, value]) => value);
 }
 
@@ -61,8 +60,7 @@ export function providerSecretsOf(
         found.add(encodeURIComponent(value));
       }
     }
-    for (const [name, value] of Object.entries(settings.headers ?? {})) {
-      if (!CREDENTIAL_NAME.test(name)) continue;
+    for (const value of credentialHeaderValues(settings.headers)) {
       found.add(value);
       // `Bearer abc`, `Basic abc`: the token alone is what an echo quotes without its scheme.
       const token = /^\S+\s+(\S+)$/.exec(value.trim())?.[1];

@@ -26,7 +26,9 @@ export interface ChangedUpstreams {
 type ProviderSettings = GatewaySnapshot["config"]["providers"][number];
 
 function providerUpstream(settings: ProviderSettings): string {
-  const credentials = credentialHeaderValues(settings.headers);
+  // In header name order: the same headers written in another order are the same account.
+  const byName = Object.entries(settings.headers ?? {}).sort(([left], [right]) => (left < right ? -1 : 1));
+  const credentials = credentialHeaderValues(Object.fromEntries(byName));
   return credentials.length === 0
     ? `${settings.baseUrl}\n${settings.apiKeys[0]}`
     : `${settings.baseUrl}\n${settings.apiKeys[0]}\n${credentials.join("\n")}`;

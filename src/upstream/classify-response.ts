@@ -174,7 +174,7 @@ function readUpstreamError(bodyText: string, status: number): UpstreamErrorField
           ? root.detail
           : `upstream answered HTTP ${status}`;
   const fields: { message: string; type?: string; code?: string; param?: string } = {
-    message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message,
+    message: clipped(message),
   };
   if (typeof error.type === "string") fields.type = error.type;
   if (typeof error.code === "string") fields.code = error.code;
@@ -205,10 +205,15 @@ function validationErrorOf(detail: unknown): UpstreamErrorFields | undefined {
   }
   const message = parts.join("; ");
   const fieldsOf: { message: string; param?: string } = {
-    message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message,
+    message: clipped(message),
   };
   if (fields.length === 1 && fields[0] !== undefined) fieldsOf.param = fields[0];
   return fieldsOf;
+}
+
+/** An upstream message as passed on: word for word up to MAX_MESSAGE_CHARS. */
+function clipped(message: string): string {
+  return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message;
 }
 
 function summarise(text: string, maxChars = MAX_REASON_CHARS): string {
