@@ -638,7 +638,7 @@ function warmCaches(gatewayMain: string, env: NodeJS.ProcessEnv): string {
   // warm-caches.js also builds the bundle when it is stale (bin/build.js), as `npm start` does.
   const bundle = bundleState(repoDir, env);
   // Where the checkout is: the idle RSS moves by up to ~2 MB with the length of its path (Node's bootstrap may get a
-  // path helper compiled; README "Start-up and memory").
+  // path helper compiled; bench/START-UP.md).
   const code = bundle.isFresh ? "the bundle (dist/)" : `the TypeScript sources (${bundle.reason})`;
   return `gateway code: ${code} in ${repoDir}`;
 }
@@ -819,7 +819,7 @@ interface Interleaved {
  * The bare proxy, the gateway without limits, with high limits and through Redis (those of them among the
  * targets) started again side by side on the proxy core (all idle but the one measured), then, for each round, the
  * JSON and the stream loads on each in turn, the order rotated every round. One-off runs of each target minutes
- * apart differed by up to 1.5x on these shared 2-core machines (README "Latest run"), so a single pair of runs
+ * apart differed by up to 1.5x on these shared 2-core machines (README "Latest run", bench/HISTORY.md), so a single pair of runs
  * could pass or fail a ratio goal by chance; the per-round ratios and their median show the spread.
  */
 async function measureInterleaved(

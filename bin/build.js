@@ -3,7 +3,7 @@
 // ~600 files. bin/llm-gateway.js starts from it while it is fresh (bin/start-entry.js), from the TypeScript
 // sources otherwise. Node then resolves, reads, looks up in its compile cache and links ~30 files instead of ~600,
 // and holds less source text; with the stand-ins for node:http2 / node:https below, a start takes ~150 ms less CPU
-// and ~13 MB less idle RSS than from the sources (README "Start-up and memory"). Same code, same behaviour: the
+// and ~13 MB less idle RSS than from the sources (bench/START-UP.md). Same code, same behaviour: the
 // tests run the sources, and test/e2e/bundle.test.ts runs a bundle through requests, the dashboard, presets, a
 // /metrics scrape and a config error.
 //

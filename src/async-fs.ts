@@ -1,6 +1,6 @@
 // The promise-returning file calls the gateway uses, made from `node:fs`'s callback API. Not `node:fs/promises`:
 // loading it also loads Node's readline, its REPL history and its file streams (~0.5 MB of an idle gateway's RSS,
-// README "Start-up and memory"), for a handful of calls that need none of them. bin/build.js keeps the bundle's
+// bench/START-UP.md), for a handful of calls that need none of them. bin/build.js keeps the bundle's
 // own `node:fs` imports from loading it too.
 import {
   appendFile as appendFileCallback,

@@ -10,8 +10,8 @@
 // before: V8 reads these flags at each tier-up decision, and optimizing-compilers.test.ts checks that a hot function
 // still gets optimized after the release. Not at listening: an idle gateway answering only health checks then had
 // Maglev compile what they run (the 401 of a check without the client key, say), touching the compiler's ~1.8 MB
-// of code pages (README "Start-up and memory").
-// Measured (10 interleaved starts, README "Start-up and memory"): idle RSS 94 -> 86 MB, process CPU until ready
+// of code pages (bench/START-UP.md).
+// Measured (10 interleaved starts, bench/START-UP.md): idle RSS 94 -> 86 MB, process CPU until ready
 // about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes
 // their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are part of V8's code-cache
 // check, so bin/warm-caches.js holds them too while it fills Node's compile cache.

@@ -17,7 +17,7 @@ import { startedWithFlag } from "./node-flags.ts";
 /**
  * New space size (both semi-spaces) at which growth stops, bytes. 16 MB: under 64 connections of load the RSS was
  * ~15 MB lower than with 32 MB (Node 22's maximum) for no CPU per request measurable in interleaved runs; at 8 MB
- * more objects outlived their first collections and the old space grew instead (README "Start-up and memory").
+ * more objects outlived their first collections and the old space grew instead (bench/START-UP.md).
  */
 export const YOUNG_GENERATION_CEILING_BYTES = 16 * 1024 * 1024;
 /** V8's default `--semi-space-growth-factor`. */

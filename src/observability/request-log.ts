@@ -75,7 +75,7 @@ const MAX_PENDING = 10_000;
  * 2,000 rows (the timer alone) held the old space at 41-50 MB after a JSON run; 256 rows, ~12 MB of allocation,
  * still let ~800 bytes per request be promoted once the young generation was held to 16 MB; 32 or 64 rows
  * (~1.5-3 MB) let nearly none (~300 bytes), and RSS under sustained load stayed at 154-165 MB instead of
- * climbing to 219 MB (README "Start-up and memory"). 64 rather than 32 because each batch is one `write` of the
+ * climbing to 219 MB (bench/START-UP.md). 64 rather than 32 because each batch is one `write` of the
  * embedded backend and one command of the Redis backend (and was one grouped INSERT of the SQLite backend this
  * replaced, 6.6 us per row at 64 rows against 8.5 at 32).
  */
