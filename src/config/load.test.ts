@@ -234,6 +234,38 @@ scoring:
     );
   });
 
+  test("body rules: the fields the gateway or the request itself sets are refused, a field both dropped and overridden too", () => {
+    const text = [
+      "providers:",
+      "  - base_url: https://api.example.com/v1",
+      "    api_key: k",
+      "    body:",
+      "      drop: [messages, logprobs]",
+      "      override: { logprobs: false, stream_options: {} }",
+      "    models:",
+      "      m: { body: { defaults: { temperature: 0.6 } } }",
+      "",
+    ].join("\n");
+    assert.throws(
+      () => parseConfigText(text, "test.yaml", { env: {} }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /`messages` cannot be changed by a body rule/);
+        assert.match(error.message, /`stream_options` cannot be changed by a body rule.*inject_stream_usage: false/);
+        assert.match(error.message, /`logprobs` is both dropped and overridden/);
+        return true;
+      },
+    );
+    const ok = parseConfigText(
+      text.replace("messages, ", "").replace(", stream_options: {}", "").replace("logprobs: false", "seed: 1"),
+      "test.yaml",
+      { env: {} },
+    );
+    const provider = ok.config.providers[0];
+    assert.deepEqual(provider?.body, { drop: ["logprobs"], override: { seed: 1 } });
+    assert.deepEqual(provider?.models?.[0]?.body, { defaults: { temperature: 0.6 } });
+  });
+
   test("a timer longer than Node can run is refused: it would fire at once and end every stream", () => {
     // Before, `max_stream_duration_ms: 3000000000` (meant as "no limit") was taken, and Node's timer, clamped to
     // 1 ms, ended every stream right after its first chunk with `upstream_timeout`.

@@ -59,6 +59,58 @@ const modelKindSchema = z.enum(["chat", "embedding", "audio", "image", "rerank",
 /** Whether requests to a provider/model cost money (docs/routing.md "Free and paid models"). */
 const costSchema = z.enum(["free", "paid"]);
 
+/**
+ * Fields no body rule may touch: the gateway sets `model` per candidate; the conversation and `stream` are the
+ * client's request itself (dropping them would send another request); `stream_options` carries the gateway's usage
+ * report (`inject_stream_usage: false` turns it off); `models` and the reasoning extension never go upstream.
+ */
+export const RESERVED_BODY_FIELDS: ReadonlySet<string> = new Set([
+  "model",
+  "models",
+  "messages",
+  "prompt",
+  "input",
+  "stream",
+  "stream_options",
+  "x_gateway_reasoning_effort",
+]);
+
+/**
+ * What is changed in the body sent to this provider or model (providers/body-rules.ts; docs/configuration.md
+ * "Request body rules"): top-level fields filled in when absent, always set, or removed.
+ */
+const bodyRulesSchema = z
+  .strictObject({
+    defaults: z.record(z.string().min(1), z.unknown()).optional(),
+    override: z.record(z.string().min(1), z.unknown()).optional(),
+    drop: z.array(z.string().min(1)).optional(),
+  })
+  .superRefine((rules, context) => {
+    const refuse = (path: (string | number)[], message: string) =>
+      context.addIssue({ code: ZOD_CUSTOM_ISSUE, path, message });
+    const isReserved = (field: string, path: (string | number)[]) => {
+      if (!RESERVED_BODY_FIELDS.has(field)) return false;
+      const hint = field === "stream_options" ? "; `inject_stream_usage: false` stops the usage request" : "";
+      refuse(
+        path,
+        `\`${field}\` cannot be changed by a body rule (the gateway or the client's request sets it${hint})`,
+      );
+      return true;
+    };
+    for (const part of ["defaults", "override"] as const) {
+      for (const field of Object.keys(rules[part] ?? {})) isReserved(field, [part, field]);
+    }
+    for (const [index, field] of (rules.drop ?? []).entries()) {
+      if (isReserved(field, ["drop", index])) continue;
+      if (rules.override !== undefined && field in rules.override) {
+        refuse(
+          ["drop", index],
+          `\`${field}\` is both dropped and overridden: keep it in \`override\` alone (override replaces the client's value)`,
+        );
+      }
+    }
+  });
+
 const modelSchema = z.strictObject({
   /** Upstream model id; default: the public name. */
   id: z.string().min(1).optional(),
@@ -87,6 +139,8 @@ const modelSchema = z.strictObject({
   limits: limitsSchema.optional(),
   /** `free` or `paid`; default: the provider's `free_models` / `cost`. */
   cost: costSchema.optional(),
+  /** Changes to the body this model is sent, after the provider's (docs/configuration.md "Request body rules"). */
+  body: bodyRulesSchema.optional(),
 });
 
 const headerValue = z.union([z.string(), z.number()]).transform(String).pipe(headerSafe);
@@ -124,6 +178,8 @@ const knownModelSchema = z.strictObject({
   /** The model's own free-tier budgets (the provider's `limits` are the account-wide pool). */
   limits: limitsSchema.optional(),
   cost: costSchema.optional(),
+  /** Changes to the body this model is sent (between the provider's and a configured model's). */
+  body: bodyRulesSchema.optional(),
 });
 
 /** `"00:00"`, `"07:30 UTC"`, `"00:00 America/Los_Angeles"`: when daily and monthly windows reset. */
@@ -186,6 +242,8 @@ export const providerSchema = z.strictObject({
   /** `native`: Responses API requests are sent to `<base_url>/responses` as they are (docs/protocols.md "Native"). */
   responses_api: z.enum(["translate", "native"]).optional(),
   count_max_tokens: z.boolean().optional(),
+  /** Changes to the body every model of this provider is sent (docs/configuration.md "Request body rules"). */
+  body: bodyRulesSchema.optional(),
   known_models: z.record(z.string().min(1), knownModelSchema).optional(),
   /** Discovered models are kept only when their upstream id matches one of these (e.g. OpenRouter's `:free$`). */
   discovery_include: idPatterns.optional(),
@@ -259,6 +317,7 @@ export const providerSettingsSchema = z
     inject_stream_usage: raw.inject_stream_usage.default(true), // ask for a usage chunk on streams
     responses_api: raw.responses_api.default("translate"), // how /v1/responses reaches it: as chat, or natively
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
+    body: raw.body, // unset: the client's body as it is
     /** By lower-cased upstream id. */
     known_models: z
       .record(z.string(), knownModelSettingsSchema)

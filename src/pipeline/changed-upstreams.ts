@@ -18,6 +18,11 @@ import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
 
 export interface ChangedUpstreams {
   readonly deploymentKeys: readonly string[];
+  /**
+   * Deployments pointing at the same upstream whose `body:` rules changed: the request it is sent is another one,
+   * so what it refused as not supported (a parameter the rules now drop) is forgotten; the rest is kept.
+   */
+  readonly bodyChangedKeys?: readonly string[];
   readonly providerNames: readonly string[];
   /** Their budget scopes (a deployment's own, a provider's pool). */
   readonly budgetScopeIds: readonly string[];
@@ -46,9 +51,16 @@ function deploymentUpstream(deployment: Deployment): string {
   return upstream;
 }
 
+function bodyRulesIdentity(deployment: Deployment): string {
+  const rules = deployment.body;
+  return rules === undefined ? "" : JSON.stringify([rules.defaults, rules.override, rules.drop]);
+}
+
 export class UpstreamIdentities {
   /** Every deployment key and provider name ever served, with the upstream it last pointed at. */
   readonly #deployments = new Map<string, string>();
+  /** Every deployment key ever served, with its last `body:` rules (bodyRulesIdentity). */
+  readonly #bodies = new Map<string, string>();
   readonly #providers = new Map<string, string>();
   /** The serving snapshot's deployments, by key. */
   #serving = new Map<string, Deployment>();
@@ -60,11 +72,16 @@ export class UpstreamIdentities {
   /** The serving snapshot becomes `next`: returns the names that now point at another upstream than before. */
   apply(next: GatewaySnapshot): ChangedUpstreams {
     const deploymentKeys: string[] = [];
+    const bodyChangedKeys: string[] = [];
     for (const deployment of next.catalog.deployments) {
       const upstream = deploymentUpstream(deployment);
       const was = this.#deployments.get(deployment.key);
       if (was !== undefined && was !== upstream) deploymentKeys.push(deployment.key);
       this.#deployments.set(deployment.key, upstream);
+      const rules = bodyRulesIdentity(deployment);
+      const rulesWere = this.#bodies.get(deployment.key);
+      if (rulesWere !== undefined && rulesWere !== rules && was === upstream) bodyChangedKeys.push(deployment.key);
+      this.#bodies.set(deployment.key, rules);
     }
     const providerNames: string[] = [];
     for (const settings of next.config.providers) {
@@ -76,6 +93,7 @@ export class UpstreamIdentities {
     this.#serving = new Map(next.catalog.deployments.map((deployment) => [deployment.key, deployment]));
     return {
       deploymentKeys,
+      bodyChangedKeys,
       providerNames,
       budgetScopeIds: [
         ...deploymentKeys.map((key) => `deployment:${key}`),
@@ -135,6 +153,7 @@ export function forgetChanged(
     books.refusedFeatures.forget(key);
     books.promptCalibration.forget(key);
   }
+  for (const key of changed.bodyChangedKeys ?? []) books.refusedFeatures.forget(key);
   for (const name of changed.providerNames) books.availability.forgetProvider(name);
   for (const scopeId of changed.budgetScopeIds) books.budgets.forget(scopeId);
   for (const [name, scope] of previous.clientScopes) {

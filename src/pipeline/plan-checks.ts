@@ -5,6 +5,7 @@ import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
+import { outputTokensFor } from "../providers/body-rules.ts";
 import type { RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
@@ -59,7 +60,8 @@ export function budgetCheckOf(
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
     const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
-    const tokens = prompt + (deployment.provider.settings.countMaxTokens ? (request.maxOutputTokens ?? 0) : 0);
+    const output = outputTokensFor(deployment, request.maxOutputTokens ?? 0);
+    const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
     const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens }, nowMs);
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;

@@ -2,6 +2,7 @@
 // addresses one. Built once per config (and per discovery refresh), then read-only: swapping the config at run
 // time means building a new Catalog and replacing the reference.
 import type { ModelKind, ModelSettings, ProviderSettings } from "../config/types.ts";
+import { type BodyRules, mergeBodyRules } from "./body-rules.ts";
 import { modelKind, normaliseModelName } from "./model-names.ts";
 
 export interface ProviderRuntime {
@@ -38,6 +39,8 @@ export interface Deployment {
   readonly capabilities: DeploymentCapabilities;
   /** Whether a request costs money: model `cost`, else the provider's `free_models`, else its `cost`. */
   readonly cost: CostClass;
+  /** What the config changes in the body this deployment is sent (`body:`); undefined: nothing. */
+  readonly body?: BodyRules | undefined;
 }
 
 export type CostClass = "free" | "paid";
@@ -186,6 +189,7 @@ export function buildCatalog(
         maxOutputTokens: enriched.maxOutputTokens,
         capabilities: enriched.capabilities,
         cost: costClassOf(model, settings),
+        body: mergeBodyRules([settings.body, settings.knownModels[model.id.toLowerCase()]?.body, model.body]),
       });
     };
     if (settings.models !== undefined) {
@@ -245,6 +249,7 @@ function discoveredModelSettings(found: DiscoveredModel): ModelSettings {
     kind: undefined,
     limits: undefined,
     cost: undefined,
+    body: undefined,
   };
 }
 

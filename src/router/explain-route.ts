@@ -3,6 +3,7 @@
 import { isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
+import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
 import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
@@ -154,7 +155,10 @@ export function explainRoute(
   const describeFit = (deployment: Deployment): string | null => {
     if (options.promptTokens === undefined) return null;
     const prompt = runtime.promptCalibration?.promptTokensFor(deployment, options.promptTokens) ?? options.promptTokens;
-    return contextFit(limitsOf(deployment), prompt, options.maxOutputTokens)?.description ?? null;
+    return (
+      contextFit(limitsOf(deployment), prompt, outputTokensFor(deployment, options.maxOutputTokens ?? 0))
+        ?.description ?? null
+    );
   };
   const describe = (candidate: RouteCandidate, rank: number): ExplainedCandidate => {
     const { deployment, score, board } = candidate;

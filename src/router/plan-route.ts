@@ -9,10 +9,10 @@ import {
 } from "../errors/gateway-error.ts";
 import { isLimitCause } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
+import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { allowedDeployments } from "./client-models.ts";
 import { type ContextFit, contextFit } from "./context-fit.ts";
-
 import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest, RouterContext, RouteSkip } from "./route-types.ts";
 
@@ -301,7 +301,11 @@ function contextFitOf(
 ): ContextFit | undefined {
   if (request.promptTokens === undefined) return undefined;
   const prompt = context.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
-  return contextFit(context.contextLimitsFor?.(deployment) ?? deployment, prompt, request.maxOutputTokens);
+  return contextFit(
+    context.contextLimitsFor?.(deployment) ?? deployment,
+    prompt,
+    outputTokensFor(deployment, request.maxOutputTokens ?? 0),
+  );
 }
 
 function checkFit(

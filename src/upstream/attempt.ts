@@ -102,6 +102,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
       upstreamModelId: deployment.model.id,
       shouldAskForUsage: isUsageInjected,
       supportsReasoning: deployment.capabilities.reasoning === true,
+      bodyRules: deployment.body,
     }),
     isStream: request.isStream,
     headersTimeoutMs: headersTimeoutMs + 1_000,

@@ -11,6 +11,7 @@ import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import type { Reservation } from "../limits/budgets.ts";
+import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
@@ -132,7 +133,9 @@ async function tryCandidate(
       return undefined;
     }
     const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
-    const tokens = prompt + (settings.countMaxTokens ? request.maxOutputTokens : 0);
+    // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens).
+    const maxOutputTokens = outputTokensFor(deployment, request.maxOutputTokens);
+    const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {
       const admitted = services.admit(deployment, tokens);
@@ -178,7 +181,7 @@ async function tryCandidate(
       result.ok && result.stream !== undefined,
       request.calibratingPromptTokens === undefined
         ? undefined
-        : { estimate: request.calibratingPromptTokens, maxOutputTokens: request.maxOutputTokens },
+        : { estimate: request.calibratingPromptTokens, maxOutputTokens },
     );
     if (result.ok) return { result: answerOf(deployment, result, admission.reservation, report), attempts, skips };
     const traits = traitsOf(report.outcome);

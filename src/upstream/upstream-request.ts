@@ -2,6 +2,7 @@
 // loop reads as policy, not plumbing.
 import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
+import { applyBodyRules, type BodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 
 export interface UpstreamCall {
@@ -123,14 +124,23 @@ export interface PayloadOptions {
   readonly shouldAskForUsage?: boolean;
   /** The candidate takes `reasoning_effort`. */
   readonly supportsReasoning?: boolean;
+  /** The deployment's `body:` rules (providers/body-rules.ts). */
+  readonly bodyRules?: BodyRules | undefined;
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */
 export function buildPayload(body: Readonly<Record<string, unknown>>, options: PayloadOptions): string {
   const { models: _fallbacks, [REASONING_EFFORT_FIELD]: effort, ...rest }: Record<string, unknown> = body;
+  // The config's rules first: what they set is the request the provider gets, the gateway's own fields after them.
+  if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules);
   rest.model = options.upstreamModelId;
   // The client's own `reasoning_effort` (chat) is its explicit choice and goes to every candidate as it is.
-  if (options.supportsReasoning === true && typeof effort === "string" && rest.reasoning_effort === undefined) {
+  if (
+    options.supportsReasoning === true &&
+    typeof effort === "string" &&
+    rest.reasoning_effort === undefined &&
+    options.bodyRules?.drop.includes("reasoning_effort") !== true
+  ) {
     rest.reasoning_effort = effort;
   }
   if (options.shouldAskForUsage === true) {

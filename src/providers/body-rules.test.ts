@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { applyBodyRules, mergeBodyRules, outputTokensFor } from "./body-rules.ts";
+
+describe("body rules", () => {
+  test("no level says anything: no rules (no work per request)", () => {
+    assert.equal(mergeBodyRules([undefined, {}, { defaults: {}, drop: [] }]), undefined);
+  });
+
+  test("levels merge provider -> known model -> model: defaults and override field by field, drop as a union", () => {
+    const rules = mergeBodyRules([
+      { defaults: { temperature: 0.6, top_k: 20 }, drop: ["logprobs"] },
+      { override: { top_p: 0.95 }, drop: ["seed"] },
+      { defaults: { temperature: 0.2 }, override: { top_p: 0.8 }, drop: ["logprobs"] },
+    ]);
+    assert.ok(rules !== undefined);
+    assert.deepEqual(rules.defaults, { temperature: 0.2, top_k: 20 });
+    assert.deepEqual(rules.override, { top_p: 0.8 });
+    assert.deepEqual(rules.drop, ["logprobs", "seed"]);
+  });
+
+  test("applied in order: drop, defaults where absent or null, override", () => {
+    const rules = mergeBodyRules([
+      { drop: ["logprobs", "temperature"], defaults: { temperature: 1, seed: 7, user: "u" }, override: { top_p: 1 } },
+    ]);
+    assert.ok(rules !== undefined);
+    const body: Record<string, unknown> = { logprobs: true, temperature: 0.3, user: null, top_p: 0.2, n: 1 };
+    applyBodyRules(body, rules);
+    assert.deepEqual(body, { temperature: 1, seed: 7, user: "u", top_p: 1, n: 1 });
+  });
+
+  test("an output-limit default fills in only when the body has neither max_tokens nor max_completion_tokens", () => {
+    const rules = mergeBodyRules([{ defaults: { max_tokens: 4096 } }]);
+    assert.ok(rules !== undefined);
+    const none: Record<string, unknown> = {};
+    applyBodyRules(none, rules);
+    assert.deepEqual(none, { max_tokens: 4096 });
+    const other: Record<string, unknown> = { max_completion_tokens: 100 };
+    applyBodyRules(other, rules);
+    assert.deepEqual(other, { max_completion_tokens: 100 }, "no second, conflicting limit under the other name");
+  });
+
+  test("the output tokens counted for budgets and context: the client's, a default when it asked none, an override always", () => {
+    const plain = { body: undefined };
+    assert.equal(outputTokensFor(plain, 300), 300);
+    const defaulted = { body: mergeBodyRules([{ defaults: { max_tokens: 4096 } }]) };
+    assert.equal(outputTokensFor(defaulted, 0), 4096);
+    assert.equal(outputTokensFor(defaulted, 100), 100);
+    const overridden = { body: mergeBodyRules([{ override: { max_tokens: 512 } }]) };
+    assert.equal(outputTokensFor(overridden, 0), 512);
+    // The client's value may be under max_completion_tokens, which the override leaves: the larger counts.
+    assert.equal(outputTokensFor(overridden, 2000), 2000);
+    const both = { body: mergeBodyRules([{ override: { max_tokens: 512, max_completion_tokens: 256 } }]) };
+    assert.equal(outputTokensFor(both, 2000), 512, "both names overridden: the client's value is gone");
+    const dropped = { body: mergeBodyRules([{ drop: ["max_tokens", "max_completion_tokens"] }]) };
+    assert.equal(outputTokensFor(dropped, 2000), 0);
+    // One name dropped: the client's value may have gone with it, and then the default applies: count the larger.
+    const halfDropped = { body: mergeBodyRules([{ drop: ["max_tokens"], defaults: { max_tokens: 4096 } }]) };
+    assert.equal(outputTokensFor(halfDropped, 100), 4096);
+  });
+});

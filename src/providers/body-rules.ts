@@ -1,0 +1,105 @@
+// What the config changes in the body a provider or model is sent (`body:` on a provider, a `known_models` entry or a
+// model; docs/configuration.md "Request body rules"): fields filled in when the client left them out (`defaults`),
+// fields always set (`override`), fields removed (`drop`). A provider that refuses a parameter (o1-style models and
+// `temperature`, a host without `logprobs`) or a model that wants one (a reasoning model's recommended
+// `temperature`) is then served without failing over, and the user need not wait for the gateway to learn it.
+//
+// The levels merge provider -> known model -> model: `defaults` and `override` field by field (the later level
+// wins), `drop` as the union. Applied to each attempt's body in this order: drop, then defaults where the field is
+// absent (or null), then override. The output limit is one setting under two names (`max_tokens`, and
+// `max_completion_tokens`, which newer OpenAI models take): a default for either fills in only when the body has
+// neither, so that a client's own limit is never joined by a second, conflicting one.
+
+/** A level as written and validated (config/provider-schema.ts `bodyRulesSchema`). */
+export interface RawBodyRules {
+  readonly defaults?: Readonly<Record<string, unknown>> | undefined;
+  readonly override?: Readonly<Record<string, unknown>> | undefined;
+  readonly drop?: readonly string[] | undefined;
+}
+
+export interface BodyRules {
+  readonly defaults: Readonly<Record<string, unknown>>;
+  readonly override: Readonly<Record<string, unknown>>;
+  readonly drop: readonly string[];
+  /**
+   * The output tokens a request may ask for under these rules, from the client's own `max_completion_tokens ??
+   * max_tokens` (0: none). Conservative: where the rules may leave several values in the body (the client's under
+   * one name, a default under the other) the largest counts, so that budgets and the context fit never count fewer
+   * tokens than the provider may reserve.
+   */
+  readonly outputTokens: (requested: number) => number;
+}
+
+const OUTPUT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
+
+/** The merged rules of the levels, or undefined when no level says anything (the common case: no work per request). */
+export function mergeBodyRules(levels: readonly (RawBodyRules | undefined)[]): BodyRules | undefined {
+  const defaults: Record<string, unknown> = {};
+  const override: Record<string, unknown> = {};
+  const drop: string[] = [];
+  let isEmpty = true;
+  for (const level of levels) {
+    if (level === undefined) continue;
+    for (const [field, value] of Object.entries(level.defaults ?? {})) {
+      defaults[field] = value;
+      isEmpty = false;
+    }
+    for (const [field, value] of Object.entries(level.override ?? {})) {
+      override[field] = value;
+      isEmpty = false;
+    }
+    for (const field of level.drop ?? []) {
+      if (!drop.includes(field)) drop.push(field);
+      isEmpty = false;
+    }
+  }
+  if (isEmpty) return undefined;
+  return { defaults, override, drop, outputTokens: outputTokensUnder(defaults, override, drop) };
+}
+
+/**
+ * Applies the rules to a body the caller owns (the attempt's shallow copy). Values are shared with the frozen
+ * config, not copied: the body is serialised and thrown away, nothing writes into it.
+ */
+export function applyBodyRules(body: Record<string, unknown>, rules: BodyRules): void {
+  for (const field of rules.drop) delete body[field];
+  const hasOutputLimit = OUTPUT_FIELDS.some((field) => body[field] !== undefined && body[field] !== null);
+  for (const field in rules.defaults) {
+    if (hasOutputLimit && isOutputField(field)) continue;
+    if (body[field] === undefined || body[field] === null) body[field] = rules.defaults[field];
+  }
+  for (const field in rules.override) body[field] = rules.override[field];
+}
+
+function outputTokensUnder(
+  defaults: Readonly<Record<string, unknown>>,
+  override: Readonly<Record<string, unknown>>,
+  drop: readonly string[],
+): (requested: number) => number {
+  const overridden = OUTPUT_FIELDS.flatMap((field) => tokenValue(override[field]) ?? []);
+  const defaulted = OUTPUT_FIELDS.flatMap((field) => (field in override ? [] : (tokenValue(defaults[field]) ?? [])));
+  const overrideMax = Math.max(0, ...overridden);
+  const defaultMax = Math.max(0, ...defaulted);
+  // The client's value (under a name the rules do not say) is gone only when neither name survives, each dropped
+  // or overridden. When one name is dropped the client's value may have been under it: then a default may apply.
+  const isClientValueRemoved = OUTPUT_FIELDS.every((field) => drop.includes(field) || field in override);
+  const mayDropClientValue = OUTPUT_FIELDS.some((field) => drop.includes(field));
+  return (requested) => {
+    if (requested <= 0) return Math.max(overrideMax, defaultMax);
+    const client = isClientValueRemoved ? 0 : requested;
+    return Math.max(overrideMax, client, mayDropClientValue ? defaultMax : 0);
+  };
+}
+
+function isOutputField(field: string): boolean {
+  return field === "max_tokens" || field === "max_completion_tokens";
+}
+
+function tokenValue(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}
+
+/** The output tokens a request asking for `requested` (0: none) may get from this deployment, its rules applied. */
+export function outputTokensFor(deployment: { readonly body?: BodyRules | undefined }, requested: number): number {
+  return deployment.body === undefined ? requested : deployment.body.outputTokens(requested);
+}

@@ -1,0 +1,161 @@
+// `body:` rules on a provider and a model (docs/configuration.md "Request body rules"): the body each candidate is
+// sent has fields dropped, filled in and overridden, per deployment, through every front door; an output-limit
+// default counts in the context fit as the provider will; a reload that changes a deployment's rules forgets what it
+// refused as not supported. Real gateway, two scripted mock upstreams over loopback, the real SDKs as clients.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { describe, type TestContext, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
+import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
+
+const ADMIN_KEY = "admin-key-123";
+
+function config(alphaUrl: string, betaUrl: string, alphaRules: string, alphaModel = "{ id: alpha-m, priority: 10 }") {
+  return `server:
+  port: 0
+  host: 127.0.0.1
+  admin_keys: [${ADMIN_KEY}]
+providers:
+  - name: alpha
+    base_url: ${alphaUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+${alphaRules}
+    models:
+      m: ${alphaModel}
+  - name: beta
+    base_url: ${betaUrl}
+    api_key: sk-beta-secret
+    retries: 0
+    models:
+      m: { id: beta-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`;
+}
+
+function bodyOf(request: { body?: unknown } | undefined): Record<string, unknown> {
+  const body = request?.body;
+  assert.ok(body !== null && typeof body === "object" && !Array.isArray(body), "an upstream request with a JSON body");
+  return body as Record<string, unknown>;
+}
+
+async function scene(t: TestContext, alphaRules: string, alphaModel?: string) {
+  const alpha = await useMock(t);
+  const beta = await useMock(t);
+  alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("alpha here", "alpha-m") });
+  beta.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("beta here", "beta-m") });
+  const gateway = await useGateway(t, config(alpha.baseUrl, beta.baseUrl, alphaRules, alphaModel));
+  return { alpha, beta, gateway };
+}
+
+describe("body rules change what one deployment is sent", () => {
+  test("provider and model rules: dropped, filled in when absent, overridden; the other provider gets the client's body", async (t) => {
+    const { alpha, beta, gateway } = await scene(
+      t,
+      `    body:
+      drop: [logprobs, top_logprobs]
+      defaults: { temperature: 0.6, top_k: 20 }`,
+      "{ id: alpha-m, priority: 10, body: { defaults: { temperature: 0.2 }, override: { top_p: 0.9 } } }",
+    );
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    const request = {
+      model: "m",
+      messages: [{ role: "user" as const, content: "hi" }],
+      logprobs: true,
+      top_logprobs: 2,
+      top_p: 0.5,
+      seed: 7,
+    };
+    // A client's own value stays where the rules only give a default.
+    await client.chat.completions.create({ ...request, temperature: 1 });
+    assert.equal(bodyOf(chatRequests(alpha)[0]).temperature, 1);
+
+    alpha.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "30" }));
+    const answer = await client.chat.completions.create(request);
+    assert.equal(answer.choices[0]?.message.content, "beta here");
+    const toAlpha = bodyOf(chatRequests(alpha)[1]);
+    assert.equal("logprobs" in toAlpha || "top_logprobs" in toAlpha, false, "alpha's provider drops them");
+    assert.equal(toAlpha.temperature, 0.2, "the model's default wins over the provider's");
+    assert.equal(toAlpha.top_k, 20, "the provider's default fills in");
+    assert.equal(toAlpha.top_p, 0.9, "the model's override replaces the client's value");
+    assert.equal(toAlpha.seed, 7, "fields no rule names pass as they came");
+    assert.equal(toAlpha.model, "alpha-m");
+    assert.deepEqual(toAlpha.messages, request.messages);
+    const toBeta = bodyOf(chatRequests(beta)[0]);
+    assert.deepEqual(
+      { logprobs: toBeta.logprobs, top_p: toBeta.top_p, temperature: toBeta.temperature, top_k: toBeta.top_k },
+      { logprobs: true, top_p: 0.5, temperature: undefined, top_k: undefined },
+      "the failover candidate gets the client's body, not alpha's rules",
+    );
+  });
+
+  test("through the Messages door too: the rules apply to the chat body the translation produces", async (t) => {
+    const { alpha, gateway } = await scene(t, "    body:\n      drop: [stop]\n      override: { temperature: 0 }");
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const message = await client.messages.create({
+      model: "m",
+      max_tokens: 50,
+      stop_sequences: ["END"],
+      messages: [{ role: "user", content: "hi" }],
+    });
+    assert.equal(message.content[0]?.type === "text" ? message.content[0].text : "", "alpha here");
+    const sent = bodyOf(chatRequests(alpha)[0]);
+    assert.equal(sent.temperature, 0);
+    assert.equal("stop" in sent, false);
+    assert.equal(sent.max_tokens, 50);
+  });
+
+  test("a default max_tokens counts in the context fit: a model it would overflow is skipped, a client's own smaller limit fits", async (t) => {
+    const { alpha, beta, gateway } = await scene(
+      t,
+      "",
+      "{ id: alpha-m, priority: 10, context: 1000, body: { defaults: { max_tokens: 4000 } } }",
+    );
+    const skipped = await postChat(gateway, { model: "m" });
+    assert.equal(skipped.status, 200, skipped.text);
+    assert.equal(skipped.headers["x-gateway-provider"], "beta", "prompt + the default 4000 cannot fit 1000 tokens");
+    assert.equal(chatRequests(alpha).length, 0, "alpha was not sent a request it would refuse");
+    assert.equal("max_tokens" in bodyOf(chatRequests(beta)[0]), false);
+
+    const fits = await postChat(gateway, { model: "m", max_tokens: 100 });
+    assert.equal(fits.headers["x-gateway-provider"], "alpha", fits.text);
+    assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 100, "the client's limit, not the default");
+  });
+
+  test("a reload that changes a deployment's rules forgets the feature it refused as not supported", async (t) => {
+    const refusal: MockStep = {
+      kind: "json",
+      status: 400,
+      body: { error: { message: "'logprobs' is not supported with this model", type: "invalid_request_error" } },
+    };
+    const { alpha, beta, gateway } = await scene(t, "");
+    alpha.setDefault(CHAT_ROUTE, (request) =>
+      (request.body as { logprobs?: unknown }).logprobs === undefined
+        ? { kind: "json", status: 200, body: chatCompletion("alpha here", "alpha-m") }
+        : refusal,
+    );
+    const first = await postChat(gateway, { model: "m", logprobs: true });
+    assert.equal(first.headers["x-gateway-provider"], "beta", first.text);
+    const second = await postChat(gateway, { model: "m", logprobs: true });
+    assert.equal(second.headers["x-gateway-provider"], "beta");
+    assert.equal(chatRequests(alpha).length, 1, "the refusal was learned: alpha ranks last for logprobs");
+
+    writeFileSync(
+      gateway.configPath,
+      config(alpha.baseUrl, beta.baseUrl, "    body:\n      drop: [logprobs]").replace(
+        "server:\n",
+        `server:\n  # reloaded\n`,
+      ),
+    );
+    const reloaded = await send(gateway, "POST", "/admin/reload", {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    assert.equal(reloaded.status, 200, reloaded.text);
+    const third = await postChat(gateway, { model: "m", logprobs: true });
+    assert.equal(third.headers["x-gateway-provider"], "alpha", "the rules drop logprobs now: alpha is first again");
+    assert.equal("logprobs" in bodyOf(chatRequests(alpha)[1]), false);
+  });
+});
