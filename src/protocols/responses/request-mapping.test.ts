@@ -222,8 +222,16 @@ test("responses request: refused fields and values name the field in `param` and
     { status: 400, code: "unsupported_value", param: "tools[0].type" },
   );
   rejects(
-    { model: "m", input: "x", tools: [{ type: "namespace", name: "crm", description: "CRM", tools: [] }] },
-    { status: 400, code: "unsupported_value", param: "tools[0].type" },
+    {
+      model: "m",
+      input: "x",
+      tools: [{ type: "namespace", name: "crm", description: "CRM", tools: [{ type: "namespace", name: "deep" }] }],
+    },
+    { status: 400, code: "unsupported_value", param: "tools[0].tools[0].type" },
+  );
+  rejects(
+    { model: "m", input: "x", tools: [{ type: "namespace", name: "crm", description: "CRM" }] },
+    { status: 400, code: "invalid_value", param: "tools[0].tools" },
   );
   rejects(
     { model: "m", input: "x", background: true },
@@ -286,7 +294,10 @@ function turn(store: ResponseStore, body: Record<string, unknown>, completion: s
     output: response.output.map((item) => ({ ...item, id: `${item.id}_t${store.size + 1}` })),
   };
   if (translated.shouldStore) {
-    store.put({ response: kept, conversation: [...translated.conversation, ...outputToChatMessages(kept.output)] });
+    store.put({
+      response: kept,
+      conversation: [...translated.conversation, ...outputToChatMessages(kept.output, translated.toolNames)],
+    });
   }
   return { translated, response: kept };
 }
