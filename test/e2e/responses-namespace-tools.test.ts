@@ -221,4 +221,32 @@ describe("responses API: namespace tools (MCP servers' tools as Codex and the Ag
     assert.equal(errorOf(raw).param, "tools[0].tools");
     assert.equal(chatRequests(mock).length, 0);
   });
+
+  // Codex asks for these only of its built-in `openai` provider (docs/quickstart.md says to use a provider of one's
+  // own, which Codex compacts with an ordinary request); pointed at the gateway anyway, it must get an answer it
+  // reports ("Error running remote compact task"), not a hang or a half-understood request.
+  test("OpenAI's server-side compaction as Codex asks for it is refused in the OpenAI error shape, before anything goes upstream", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const history = [
+      { type: "message", role: "user", content: [{ type: "input_text", text: "Fix the bug." }] },
+      { type: "function_call", call_id: "c1", name: "create_issue", namespace: NAMESPACE, arguments: ARGUMENTS },
+      { type: "function_call_output", call_id: "c1", output: "#7" },
+    ];
+    // codex-rs before compaction v2: POST <base_url>/responses/compact, expecting `{output: [items]}`.
+    const compact = await send(gateway, "POST", "/v1/responses/compact", {
+      body: { model: "m", instructions: "You are Codex.", input: history, tools, parallel_tool_calls: false },
+    });
+    assert.equal(compact.status, 404);
+    assert.equal(errorOf(compact).code, "unknown_url");
+    // Compaction v2: the ordinary streamed request, its input ending in a `compaction_trigger` item.
+    const trigger = await send(gateway, "POST", "/v1/responses", {
+      body: { model: "m", stream: true, store: false, tools, input: [...history, { type: "compaction_trigger" }] },
+    });
+    assert.equal(trigger.status, 400);
+    const error = errorOf(trigger);
+    assert.equal(error.param, "input[3].type");
+    assert.equal(error.code, "unsupported_value");
+    assert.match(error.message, /compaction_trigger/);
+    assert.equal(chatRequests(mock).length, 0);
+  });
 });
