@@ -4,7 +4,18 @@
 // back named as it offered them (`name` + `namespace`), streamed or not, and sends them back the same way.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import {
+  Agent,
+  tool as agentTool,
+  OpenAIProvider,
+  run,
+  setDefaultModelProvider,
+  setTracingDisabled,
+  toolNamespace,
+} from "@openai/agents";
 import OpenAI from "openai";
+import { z } from "zod";
+import { toolCallCompletion } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, errorOf, oneProviderScene, send, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import { chatCompletion, type MockUpstream, type SseScript } from "../helpers/mock-upstream.ts";
 
@@ -220,6 +231,47 @@ describe("responses API: namespace tools (MCP servers' tools as Codex and the Ag
     assert.equal(raw.status, 400);
     assert.equal(errorOf(raw).param, "tools[0].tools");
     assert.equal(chatRequests(mock).length, 0);
+  });
+
+  test("the OpenAI Agents SDK's toolNamespace(): the namespaced tool runs, and its call goes back as the flat function", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    setTracingDisabled(true);
+    setDefaultModelProvider(new OpenAIProvider({ apiKey: "x", baseURL: gateway.baseUrl }));
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: toolCallCompletion(VENDOR_MODEL_ID, [{ id: "call_c1", name: "crm__lookup", arguments: '{"id":"42"}' }]),
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Ada, customer 42.", VENDOR_MODEL_ID) });
+    const looked: string[] = [];
+    const agent = new Agent({
+      name: "CRM agent",
+      instructions: "Use the CRM tools.",
+      model: "m",
+      tools: toolNamespace({
+        name: "crm",
+        description: "Customer records.",
+        tools: [
+          agentTool({
+            name: "lookup",
+            description: "A customer by id.",
+            parameters: z.object({ id: z.string() }),
+            execute: async ({ id }) => {
+              looked.push(id);
+              return "Ada";
+            },
+          }),
+        ],
+      }),
+    });
+    const result = await run(agent, "Who is customer 42?");
+    assert.equal(result.finalOutput, "Ada, customer 42.");
+    assert.deepEqual(looked, ["42"], "the SDK found its namespaced tool by the call's name and namespace");
+    assert.deepEqual(
+      sentBody(mock, 0).tools?.map((tool) => tool.function.name),
+      ["crm__lookup"],
+    );
+    assert.deepEqual(upstreamCallNames(mock, 1), ["crm__lookup"]);
+    assert.deepEqual(sentBody(mock, 1).messages?.at(-1), { role: "tool", tool_call_id: "call_c1", content: "Ada" });
   });
 
   // Codex asks for these only of its built-in `openai` provider (docs/quickstart.md says to use a provider of one's
