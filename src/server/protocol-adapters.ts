@@ -215,7 +215,7 @@ export function responsesAdapter(
         if (response === undefined || response.status === "failed" || !translated.shouldStore) return;
         await kept.put({
           response,
-          conversation: [...translated.conversation, ...outputToChatMessages(response.output)],
+          conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
         });
       };
       let translator: ResponsesStreamTranslator | NativeResponsesRelay | undefined;

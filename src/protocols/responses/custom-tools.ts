@@ -37,17 +37,6 @@ export function customToolAsFunction(tool: unknown, path: readonly PropertyKey[]
   };
 }
 
-/** Names of the `custom` tools among a request's tools (as the response echoes them). */
-export function customToolNames(tools: readonly unknown[]): ReadonlySet<string> {
-  const names = new Set<string>();
-  for (const tool of tools) {
-    if (tool === null || typeof tool !== "object") continue;
-    const { type, name } = tool as { type?: unknown; name?: unknown };
-    if (type === "custom" && typeof name === "string") names.add(name);
-  }
-  return names;
-}
-
 /** A custom call's input as the arguments of the function call it was. */
 export function inputAsArguments(input: string): string {
   return JSON.stringify({ input });

@@ -2,10 +2,10 @@
 // first by default, `limit` / `after` / `order` paging). The items are made from the kept conversation (the
 // response's input, after the earlier turns it continued), so their ids are derived, stable per response.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
-import { customToolNames, inputOfArguments } from "./custom-tools.ts";
 import { chatToInputItems } from "./native.ts";
 import { outputToChatMessages } from "./response-mapping.ts";
 import type { StoredResponse } from "./response-store.ts";
+import { asClientCalls, ToolNames } from "./tool-names.ts";
 
 type JsonObject = Record<string, unknown>;
 
@@ -50,10 +50,11 @@ export function listInputItems(stored: StoredResponse, query: InputItemsQuery): 
 
 /** The kept conversation without the response's own output (the last message it adds), as input items with ids. */
 function inputItemsOf(stored: StoredResponse): JsonObject[] {
-  const outputMessages = outputToChatMessages(stored.response.output).length;
+  const names = ToolNames.of(stored.response.tools);
+  const outputMessages = outputToChatMessages(stored.response.output, names).length;
   const input = stored.conversation.slice(0, stored.conversation.length - outputMessages);
   const key = stored.response.id.replace(/^resp_/, "");
-  return asCustomCalls(chatToInputItems(input), customToolNames(stored.response.tools)).map((item, index) => {
+  return asClientCalls(chatToInputItems(input), names).map((item, index) => {
     const prefix = PREFIXES[String(item.type)] ?? "msg";
     const content = item.content;
     const withParts =
@@ -70,23 +71,6 @@ const PREFIXES: Readonly<Record<string, string>> = {
   custom_tool_call: "ctc",
   custom_tool_call_output: "ctco",
 };
-
-/** Calls of the response's `custom` tools (function calls upstream, custom-tools.ts) listed as the client sent them. */
-function asCustomCalls(items: JsonObject[], customTools: ReadonlySet<string>): JsonObject[] {
-  if (customTools.size === 0) return items;
-  const customCalls = new Set<unknown>();
-  return items.map((item) => {
-    if (item.type === "function_call" && customTools.has(String(item.name))) {
-      customCalls.add(item.call_id);
-      const { arguments: args, ...rest } = item;
-      return { ...rest, type: "custom_tool_call", input: inputOfArguments(String(args)) };
-    }
-    if (item.type === "function_call_output" && customCalls.has(item.call_id)) {
-      return { ...item, type: "custom_tool_call_output" };
-    }
-    return item;
-  });
-}
 
 function readLimit(value: unknown): number {
   if (value === undefined) return DEFAULT_LIMIT;

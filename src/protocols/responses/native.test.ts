@@ -82,6 +82,35 @@ test("native body: gateway fields out, history and references expanded, store fa
   ]);
 });
 
+test("native body: a kept call of a namespace's member or custom tool goes back as the client made it, not as its flat function", () => {
+  const tools = [
+    { type: "namespace", name: "crm", description: "CRM", tools: [{ type: "function", name: "lookup" }] },
+    { type: "custom", name: "apply_patch" },
+  ];
+  const kept: ResponseLookup = {
+    get: () => ({
+      response: { tools } as unknown as ResponseObject,
+      conversation: [
+        { role: "user", content: "Go" },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [
+            { id: "c1", type: "function", function: { name: "crm__lookup", arguments: "{}" } },
+            { id: "c2", type: "function", function: { name: "apply_patch", arguments: '{"input":"*** Begin Patch"}' } },
+          ],
+        },
+      ],
+    }),
+    findItem: () => undefined,
+  };
+  const body = toNativeBody({ model: "m", tools, previous_response_id: "resp_prev", input: "next" }, kept);
+  assert.deepEqual((body.input as unknown[]).slice(1, 3), [
+    { type: "function_call", call_id: "c1", name: "lookup", namespace: "crm", arguments: "{}" },
+    { type: "custom_tool_call", call_id: "c2", name: "apply_patch", input: "*** Begin Patch" },
+  ]);
+});
+
 test("native JSON: the gateway's id, the client's store and previous_response_id, output_text filled in", () => {
   const response = fromNativeResponse(
     {

@@ -19,6 +19,7 @@ import {
   type ResponseObject,
   responseErrorOf,
 } from "./response-object.ts";
+import { asClientCalls, ToolNames } from "./tool-names.ts";
 
 type JsonObject = Record<string, unknown>;
 
@@ -33,7 +34,12 @@ function asObject(value: unknown): JsonObject | undefined {
  */
 export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject {
   const { models: _fallbacks, previous_response_id: previousId, input, ...rest }: JsonObject = asObject(body) ?? {};
-  const history = typeof previousId === "string" ? chatToInputItems(lookup.get(previousId)?.conversation ?? []) : [];
+  const previous = typeof previousId === "string" ? lookup.get(previousId) : undefined;
+  // Kept as chat messages (upstream names): its calls go back as the client made them (custom, namespaced).
+  const history =
+    previous === undefined
+      ? []
+      : asClientCalls(chatToInputItems(previous.conversation), ToolNames.of(previous.response.tools));
   const items =
     typeof input === "string"
       ? [{ type: "message", role: "user", content: input }]

@@ -222,8 +222,16 @@ test("responses request: refused fields and values name the field in `param` and
     { status: 400, code: "unsupported_value", param: "tools[0].type" },
   );
   rejects(
-    { model: "m", input: "x", tools: [{ type: "namespace", name: "crm", description: "CRM", tools: [] }] },
-    { status: 400, code: "unsupported_value", param: "tools[0].type" },
+    {
+      model: "m",
+      input: "x",
+      tools: [{ type: "namespace", name: "crm", description: "CRM", tools: [{ type: "namespace", name: "deep" }] }],
+    },
+    { status: 400, code: "unsupported_value", param: "tools[0].tools[0].type" },
+  );
+  rejects(
+    { model: "m", input: "x", tools: [{ type: "namespace", name: "crm", description: "CRM" }] },
+    { status: 400, code: "invalid_value", param: "tools[0].tools" },
   );
   rejects(
     { model: "m", input: "x", background: true },
@@ -286,7 +294,10 @@ function turn(store: ResponseStore, body: Record<string, unknown>, completion: s
     output: response.output.map((item) => ({ ...item, id: `${item.id}_t${store.size + 1}` })),
   };
   if (translated.shouldStore) {
-    store.put({ response: kept, conversation: [...translated.conversation, ...outputToChatMessages(kept.output)] });
+    store.put({
+      response: kept,
+      conversation: [...translated.conversation, ...outputToChatMessages(kept.output, translated.toolNames)],
+    });
   }
   return { translated, response: kept };
 }
@@ -404,6 +415,24 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     messages: translated.messages,
     tools: translated.tools,
   });
+  const namespaced = {
+    input: [
+      { type: "function_call", call_id: "c1", name: "lookup", namespace: "crm", arguments: "{}" },
+      { type: "function_call_output", call_id: "c1", output: "Ada" },
+    ],
+    tools: [{ type: "namespace", name: "crm", description: "CRM", tools: [{ type: "function", name: "lookup" }] }],
+  };
+  const counted = toCountedPrompt(namespaced, noStore);
+  assert.deepEqual(
+    counted.tools.map((tool) => tool.function.name),
+    ["crm__lookup"],
+    "a namespace's members are counted as the functions they become",
+  );
+  assert.deepEqual(counted.messages, toChatRequest({ model: "m", ...namespaced }, noStore).chatBody.messages);
+  assert.equal(
+    (counted.messages[0] as { tool_calls?: { function: { name: string } }[] }).tool_calls?.[0]?.function.name,
+    "crm__lookup",
+  );
   assert.deepEqual(toCountedPrompt({ instructions: "Be brief." }, noStore), {
     model: undefined,
     messages: [{ role: "system", content: "Be brief." }],

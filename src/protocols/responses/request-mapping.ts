@@ -26,6 +26,7 @@ import {
 import type { OutputItem, ResponseEcho } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 import { toChatTools } from "./tool-mapping.ts";
+import { ToolNames } from "./tool-names.ts";
 
 /** What the mapping reads from kept responses (a ResponseStore, or nothing when the client keeps no state). */
 export interface ResponseLookup {
@@ -44,6 +45,8 @@ export interface TranslatedResponsesRequest {
   readonly conversation: ChatMessage[];
   /** Types of the hosted tools (`web_search`, ...) left out: nothing behind a chat provider can run them. */
   readonly droppedTools: readonly string[];
+  /** The upstream names of the request's tools (a namespace's members are renamed), to name calls kept for later. */
+  readonly toolNames: ToolNames;
 }
 
 type Path = readonly PropertyKey[];
@@ -61,7 +64,8 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     );
   }
   refuseStatefulFields(request);
-  const conversation = conversationOf(request, lookup);
+  const toolNames = ToolNames.of(request.tools ?? []);
+  const conversation = conversationOf(request, lookup, toolNames);
   if (conversation.length === 0) {
     throw new InvalidRequestError("`input` is required: a string or a non-empty array of items.", {
       param: "input",
@@ -69,7 +73,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     });
   }
   const messages = withInstructions(request.instructions, conversation);
-  const { tools, toolChoice, dropped } = toChatTools(request);
+  const { tools, toolChoice, dropped } = toChatTools(request, toolNames);
   const isStream = request.stream === true;
 
   const chatBody: ChatRequestBody = { model: request.model, messages };
@@ -102,6 +106,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     shouldStore: request.store !== false,
     conversation,
     droppedTools: dropped,
+    toolNames,
   };
 }
 
@@ -121,8 +126,9 @@ export interface CountedPrompt {
 export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedPrompt {
   const request = validateBody(inputTokensRequestSchema, body);
   refuseStatefulFields(request);
-  const messages = withInstructions(request.instructions, conversationOf(request, lookup));
-  const { tools } = toChatTools(request);
+  const toolNames = ToolNames.of(request.tools ?? []);
+  const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames));
+  const { tools } = toChatTools(request, toolNames);
   // Not part of the estimate, but refused here as it would be on /v1/responses.
   toResponseFormat(request.text?.format);
   return { model: request.model ?? undefined, messages, tools };
@@ -131,8 +137,12 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
 function conversationOf(
   request: Pick<ResponsesRequest, "previous_response_id" | "input">,
   lookup: ResponseLookup,
+  toolNames: ToolNames,
 ): ChatMessage[] {
-  return [...previousConversation(request.previous_response_id, lookup), ...inputMessages(request.input, lookup)];
+  return [
+    ...previousConversation(request.previous_response_id, lookup),
+    ...inputMessages(request.input, lookup, toolNames),
+  ];
 }
 
 function withInstructions(instructions: string | null | undefined, conversation: ChatMessage[]): ChatMessage[] {
@@ -167,9 +177,14 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
 /**
  * Input items -> chat messages. A run of assistant items (messages and function calls, in either order) is one
  * assistant turn with text and calls; images in a function call's output cannot go in a `tool` message, so they
- * follow the run of tool messages in a user message.
+ * follow the run of tool messages in a user message. A call of a namespace's member is named as upstream
+ * (`toolNames`).
  */
-function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLookup): ChatMessage[] {
+function inputMessages(
+  input: string | unknown[] | undefined,
+  lookup: ResponseLookup,
+  toolNames: ToolNames,
+): ChatMessage[] {
   if (input === undefined) return [];
   if (typeof input === "string") return [{ role: "user", content: input }];
   const messages: ChatMessage[] = [];
@@ -193,7 +208,7 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
         const toolCall: ChatToolCall = {
           id: call.call_id,
           type: "function",
-          function: { name: call.name, arguments: call.arguments },
+          function: { name: toolNames.upstreamName(call.name, call.namespace), arguments: call.arguments },
         };
         pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
         break;
@@ -204,7 +219,10 @@ function inputMessages(input: string | unknown[] | undefined, lookup: ResponseLo
         const toolCall: ChatToolCall = {
           id: call.call_id,
           type: "function",
-          function: { name: call.name, arguments: inputAsArguments(call.input) },
+          function: {
+            name: toolNames.upstreamName(call.name, call.namespace),
+            arguments: inputAsArguments(call.input),
+          },
         };
         pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
         break;

@@ -62,10 +62,14 @@ export const messageItemSchema = z.looseObject({
   content: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]),
 });
 
+/** The `namespace` tool a called function or custom tool belongs to (tool-names.ts). */
+const callNamespace = nonEmpty.nullish();
+
 export const functionCallItemSchema = z.looseObject({
   type: z.literal("function_call"),
   call_id: nonEmpty,
   name: nonEmpty,
+  namespace: callNamespace,
   arguments: z.string(),
 });
 
@@ -105,10 +109,21 @@ export const customToolSchema = z.looseObject({
     .nullish(),
 });
 
+/** A group of function and custom tools (tool-names.ts); its members are checked one by one, by their type. */
+export const namespaceToolSchema = z.looseObject({
+  type: z.literal("namespace"),
+  name: nonEmpty,
+  description: z.string().nullish(),
+  tools: z.array(z.looseObject({ type: z.string() }), {
+    error: "`tools` must be an array of the namespace's function and custom tools, each with a `type`",
+  }),
+});
+
 export const customToolCallItemSchema = z.looseObject({
   type: z.literal("custom_tool_call"),
   call_id: nonEmpty,
   name: nonEmpty,
+  namespace: callNamespace,
   input: z.string(),
 });
 
@@ -134,9 +149,13 @@ export const textFormatSchema = z.discriminatedUnion(
   { error: "`text.format.type` must be `text`, `json_object` or `json_schema`" },
 );
 
-export const functionToolChoiceSchema = z.looseObject({ type: z.enum(["function", "custom"]), name: nonEmpty });
+export const functionToolChoiceSchema = z.looseObject({
+  type: z.enum(["function", "custom"]),
+  name: nonEmpty,
+  namespace: z.string().nullish(),
+});
 export const allowedToolsChoiceSchema = z.looseObject({
   type: z.literal("allowed_tools"),
   mode: z.enum(["auto", "required"]),
-  tools: z.array(z.looseObject({ type: z.string(), name: z.string().optional() })),
+  tools: z.array(z.looseObject({ type: z.string(), name: z.string().optional(), namespace: z.string().nullish() })),
 });

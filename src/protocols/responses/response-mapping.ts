@@ -1,7 +1,7 @@
 // A Chat Completions answer -> the Responses API `response` object.
 import { type ChatMessage, readChatCompletion } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
-import { customToolNames, inputAsArguments, inputOfArguments } from "./custom-tools.ts";
+import { inputAsArguments, inputOfArguments } from "./custom-tools.ts";
 import {
   buildResponse,
   finishToStatus,
@@ -10,6 +10,7 @@ import {
   type ResponseEcho,
   type ResponseObject,
 } from "./response-object.ts";
+import { namedAs, ToolNames } from "./tool-names.ts";
 
 export interface ResponseContext {
   readonly echo: ResponseEcho;
@@ -44,15 +45,16 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
     if (answer.refusal !== undefined) message.content.push({ type: "refusal", refusal: answer.refusal });
     output.push(message);
   }
-  const customTools = customToolNames(context.echo.tools);
+  const names = ToolNames.of(context.echo.tools);
   for (const call of answer.toolCalls) {
-    if (customTools.has(call.function.name)) {
+    const client = names.clientName(call.function.name);
+    if (client.type === "custom") {
       output.push({
         id: context.ids("ctc_"),
         type: "custom_tool_call",
         status: "completed",
         call_id: call.id,
-        name: call.function.name,
+        ...namedAs(client),
         input: inputOfArguments(call.function.arguments),
       });
       continue;
@@ -62,7 +64,7 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
       type: "function_call",
       status: "completed",
       call_id: call.id,
-      name: call.function.name,
+      ...namedAs(client),
       arguments: call.function.arguments,
     });
   }
@@ -79,17 +81,21 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
   });
 }
 
-/** A response's output as the chat messages a later turn sends back (for `previous_response_id`). */
-export function outputToChatMessages(output: readonly OutputItem[]): ChatMessage[] {
+/**
+ * A response's output as the chat messages a later turn sends back (for `previous_response_id`), its calls named
+ * as upstream (`names`: the request's tools).
+ */
+export function outputToChatMessages(output: readonly OutputItem[], names: ToolNames): ChatMessage[] {
   let text = "";
   const toolCalls: NonNullable<Extract<ChatMessage, { role: "assistant" }>["tool_calls"]> = [];
   for (const item of output) {
     if (item.type === "function_call") {
-      toolCalls.push({ id: item.call_id, type: "function", function: { name: item.name, arguments: item.arguments } });
+      const call = { name: names.upstreamName(item.name, item.namespace), arguments: item.arguments };
+      toolCalls.push({ id: item.call_id, type: "function", function: call });
       continue;
     }
     if (item.type === "custom_tool_call") {
-      const call = { name: item.name, arguments: inputAsArguments(item.input) };
+      const call = { name: names.upstreamName(item.name, item.namespace), arguments: inputAsArguments(item.input) };
       toolCalls.push({ id: item.call_id, type: "function", function: call });
       continue;
     }

@@ -30,6 +30,8 @@ export interface FunctionCallItem {
   status: ItemStatus;
   call_id: string;
   name: string;
+  /** The `namespace` tool the function belongs to (tool-names.ts); absent for a top-level function. */
+  namespace?: string;
   arguments: string;
 }
 
@@ -43,6 +45,7 @@ export interface CustomToolCallItem {
   status: ItemStatus;
   call_id: string;
   name: string;
+  namespace?: string;
   input: string;
 }
 

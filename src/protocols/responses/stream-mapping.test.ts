@@ -258,3 +258,44 @@ test("responses stream: reasoning, then text, then a refusal: three parts in two
     "the kept response has the items the client accumulated",
   );
 });
+
+test("responses stream: a call of a namespace's custom tool is a custom_tool_call naming its namespace, as the SDK reads it", async () => {
+  const translator = new ResponsesStreamTranslator({
+    echo: {
+      ...echo,
+      tools: [
+        { type: "namespace", name: "editor", description: "Editing.", tools: [{ type: "custom", name: "patch" }] },
+      ],
+    },
+    ids: sequentialIds(),
+    createdAtSeconds: 1767225600,
+  });
+  const chunk = (delta: unknown, finish: string | null = null) => ({
+    id: "c",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "m",
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  });
+  let text = translator.push(
+    chunk({
+      tool_calls: [{ index: 0, id: "call_e", type: "function", function: { name: "editor__patch", arguments: "" } }],
+    }),
+  );
+  text += translator.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '{"input":"fix"}' } }] }));
+  text += translator.push(chunk({}, "tool_calls"));
+  text += translator.finish();
+  assertWellFormed(text);
+  const { final } = await openaiFinalResponse(text);
+  assert.deepEqual(final.output, [
+    {
+      id: "ctc_1",
+      type: "custom_tool_call",
+      status: "completed",
+      call_id: "call_e",
+      name: "patch",
+      namespace: "editor",
+      input: "fix",
+    },
+  ]);
+});

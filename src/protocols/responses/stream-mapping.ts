@@ -11,7 +11,8 @@
 // Function call items stay open until the end, because some providers interleave the argument deltas of
 // parallel calls; each delta goes to its call's own output index. A call of a `custom` tool (custom-tools.ts) is
 // a `custom_tool_call` item: its input is the `input` string inside the function arguments streamed upstream, read
-// once they are whole, so it comes as one delta when the call closes.
+// once they are whole, so it comes as one delta when the call closes. A call of a `namespace` tool's member names
+// the member and its `namespace` (tool-names.ts).
 // The translator stays whole (about 420 lines): its items close one another (a tool call closes the message, text
 // reopens one) in the order the SDKs' accumulators check, so every part reads and writes the same open state.
 import type { GatewayError } from "../../errors/gateway-error.ts";
@@ -19,7 +20,7 @@ import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } 
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
-import { customToolNames, inputOfArguments } from "./custom-tools.ts";
+import { inputOfArguments } from "./custom-tools.ts";
 import {
   buildResponse,
   type CustomToolCallItem,
@@ -36,6 +37,7 @@ import {
   responseErrorOf,
   type SummaryTextPart,
 } from "./response-object.ts";
+import { namedAs, ToolNames } from "./tool-names.ts";
 
 export interface ResponsesStreamOptions {
   readonly echo: ResponseEcho;
@@ -75,7 +77,7 @@ export class ResponsesStreamTranslator {
   readonly #responseId: string;
   readonly #output: OutputItem[] = [];
   readonly #toolCalls = new StreamedToolCalls<ToolCallState>();
-  readonly #customTools: ReadonlySet<string>;
+  readonly #toolNames: ToolNames;
   #sequence = 0;
   /** The model named by the first chunk that names one (the upstream's own name for it). */
   #model: string | undefined;
@@ -90,7 +92,7 @@ export class ResponsesStreamTranslator {
   constructor(options: ResponsesStreamOptions) {
     this.#options = options;
     this.#responseId = options.ids("resp_");
-    this.#customTools = customToolNames(options.echo.tools);
+    this.#toolNames = ToolNames.of(options.echo.tools);
   }
 
   /** The finished response (after `finish()` or `fail()`), for keeping it. */
@@ -335,13 +337,14 @@ export class ResponsesStreamTranslator {
 
   #openToolCall(state: ToolCallState): string {
     let text = this.#closeReasoning("completed") + this.#closeMessage("completed");
-    if (state.name !== undefined && this.#customTools.has(state.name)) {
+    const client = this.#toolNames.clientName(state.name ?? "");
+    if (client.type === "custom") {
       const custom: CustomToolCallItem = {
         id: this.#options.ids("ctc_"),
         type: "custom_tool_call",
         status: "in_progress",
         call_id: state.id ?? this.#options.ids("call_"),
-        name: state.name,
+        ...namedAs(client),
         input: "",
       };
       state.item = custom;
@@ -354,7 +357,7 @@ export class ResponsesStreamTranslator {
       type: "function_call",
       status: "in_progress",
       call_id: state.id ?? this.#options.ids("call_"),
-      name: state.name ?? "",
+      ...namedAs(client),
       arguments: "",
     };
     state.item = item;

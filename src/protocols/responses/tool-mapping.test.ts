@@ -61,3 +61,97 @@ test("responses tools: a choice that demands a call no tool can answer is a 400 
   assert.deepEqual(refusalOf({ tools: [tool("a")], tool_choice: { type: "function", name: "b" } }), refused);
   assert.deepEqual(refusalOf({ tool_choice: { type: "function", name: "b" } }), refused);
 });
+
+test("responses tools: a namespace's members go upstream as functions of their own, told their namespace", () => {
+  const { tools } = toChatTools({
+    tools: [
+      tool("top"),
+      {
+        type: "namespace",
+        name: "mcp__github__",
+        description: "GitHub's tools.",
+        tools: [
+          { ...tool("create_issue"), description: "Opens an issue.", strict: true },
+          { type: "custom", name: "note", description: "Free text." },
+          { type: "function", name: "search", defer_loading: true },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual(
+    tools.map((entry) => entry.function.name),
+    ["top", "mcp__github__create_issue", "mcp__github__note", "mcp__github__search"],
+  );
+  const [, issue, note, search] = tools;
+  assert.equal(issue?.function.description, "Opens an issue.\n\nNamespace `mcp__github__`: GitHub's tools.");
+  assert.equal(issue?.function.strict, true);
+  assert.deepEqual(issue?.function.parameters, { type: "object", properties: {} });
+  assert.deepEqual(note?.function.parameters.required, ["input"], "a custom member is a function of one string");
+  assert.match(String(note?.function.description), /^Free text\.[\s\S]*Namespace `mcp__github__`: GitHub's tools\.$/);
+  assert.equal(
+    search?.function.description,
+    "Namespace `mcp__github__`: GitHub's tools.",
+    "deferred: sent all the same",
+  );
+});
+
+test("responses tools: tool_choice names a namespaced function by `<namespace>.<name>` or with `namespace`", () => {
+  const tools = [tool("top"), { type: "namespace", name: "crm", description: "CRM", tools: [tool("lookup")] }];
+  const expected = { type: "function", function: { name: "crm__lookup" } };
+  assert.deepEqual(toChatTools({ tools, tool_choice: { type: "function", name: "crm.lookup" } }).toolChoice, expected);
+  assert.deepEqual(
+    toChatTools({ tools, tool_choice: { type: "function", name: "lookup", namespace: "crm" } }).toolChoice,
+    expected,
+  );
+  assert.deepEqual(refusalOf({ tools, tool_choice: { type: "function", name: "lookup" } }), {
+    status: 400,
+    code: "invalid_value",
+    param: "tool_choice",
+  });
+  const allowed = toChatTools({
+    tools,
+    tool_choice: { type: "allowed_tools", mode: "auto", tools: [{ type: "namespace", name: "crm" }] },
+  });
+  assert.deepEqual(
+    allowed.tools.map((entry) => entry.function.name),
+    ["crm__lookup"],
+  );
+  const qualified = toChatTools({
+    tools,
+    tool_choice: { type: "allowed_tools", mode: "required", tools: [{ type: "function", name: "crm.lookup" }] },
+  });
+  assert.deepEqual(
+    qualified.tools.map((entry) => entry.function.name),
+    ["crm__lookup"],
+  );
+});
+
+test("responses tools: a malformed namespace is a 400 naming the field", () => {
+  const ns = (fields: Record<string, unknown>) => ({ tools: [tool("a"), { type: "namespace", ...fields }] });
+  assert.deepEqual(refusalOf(ns({ tools: [tool("x")] })), {
+    status: 400,
+    code: "invalid_value",
+    param: "tools[1].name",
+  });
+  assert.deepEqual(refusalOf(ns({ name: "n", tools: "x" })), {
+    status: 400,
+    code: "invalid_value",
+    param: "tools[1].tools",
+  });
+  assert.deepEqual(refusalOf(ns({ name: "n", tools: [tool("x"), { type: "web_search" }] })), {
+    status: 400,
+    code: "unsupported_value",
+    param: "tools[1].tools[1].type",
+  });
+  assert.deepEqual(refusalOf(ns({ name: "n", tools: [{ type: "function" }] })), {
+    status: 400,
+    code: "invalid_value",
+    param: "tools[1].tools[0].name",
+  });
+  assert.deepEqual(refusalOf(ns({ name: "n", tools: [tool("x"), tool("x")] })), {
+    status: 400,
+    code: "invalid_value",
+    param: "tools[1].tools[1].name",
+  });
+  assert.equal(refusalOf(ns({ name: "a", tools: [tool("x")] })), "not refused", "a namespace may share a tool's name");
+});

@@ -2,7 +2,8 @@
 // without `tools` (OpenAI: "'tool_choice' is only allowed when 'tools' are specified"), while the Responses API
 // takes one (`auto` is even the default it echoes). So when no tool goes upstream, a choice that allows answering
 // without a tool (`auto`, `none`) is dropped, and one that demands a tool call is refused here: dropping it would
-// answer with text where the client required a call.
+// answer with text where the client required a call. A `namespace` tool's members go upstream as functions of
+// their own, named by tool-names.ts.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import type { ChatTool, ChatToolChoice } from "../chat-completions.ts";
 import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
@@ -11,8 +12,10 @@ import {
   allowedToolsChoiceSchema,
   functionToolChoiceSchema,
   functionToolSchema,
+  namespaceToolSchema,
   type ResponsesRequest,
 } from "./request-schema.ts";
+import { ToolNames } from "./tool-names.ts";
 
 export interface ChatTools {
   /** The tools sent upstream (after `allowed_tools` filtering); empty when none go. */
@@ -43,16 +46,27 @@ const HOSTED_TOOL_TYPES: ReadonlySet<string> = new Set([
   "programmatic_tool_calling",
 ]);
 
-export function toChatTools(request: Pick<ResponsesRequest, "tools" | "tool_choice">): ChatTools {
+/** `names`: the request's tools as tool-names.ts names them upstream. */
+export function toChatTools(
+  request: Pick<ResponsesRequest, "tools" | "tool_choice">,
+  names: ToolNames = ToolNames.of(request.tools ?? []),
+): ChatTools {
   const requested = request.tools ?? [];
   const tools: ChatTool[] = [];
   const dropped = new Set<string>();
+  const namespaced: NamespacedTools = { names, taken: new Set() };
+  for (const tool of requested) {
+    if ((tool.type === "function" || tool.type === "custom") && typeof tool.name === "string") {
+      namespaced.taken.add(tool.name);
+    }
+  }
   for (const [index, tool] of requested.entries()) {
     if (HOSTED_TOOL_TYPES.has(tool.type)) dropped.add(tool.type);
+    else if (tool.type === "namespace") tools.push(...namespaceAsFunctions(tool, ["tools", index], namespaced));
     else tools.push(toChatTool(tool, ["tools", index]));
   }
   refuseDuplicateNames(requested);
-  const chosen = toChatToolChoice(request.tool_choice, tools);
+  const chosen = toChatToolChoice(request.tool_choice, tools, names);
   if (chosen.tools.length > 0) return { ...chosen, dropped: [...dropped] };
   if (chosen.toolChoice === "required") {
     throw new InvalidRequestError(
@@ -70,6 +84,8 @@ export function toChatTools(request: Pick<ResponsesRequest, "tools" | "tool_choi
 function refuseDuplicateNames(tools: readonly { type: string; name?: unknown }[]): void {
   const seen = new Map<unknown, string>();
   for (const [index, tool] of tools.entries()) {
+    // A namespace's name is no function's name: its members go upstream under names of their own.
+    if (tool.type === "namespace") continue;
     const earlier = seen.get(tool.name);
     if (earlier !== undefined && (earlier === "custom" || tool.type === "custom")) {
       throw new InvalidRequestError(
@@ -81,17 +97,53 @@ function refuseDuplicateNames(tools: readonly { type: string; name?: unknown }[]
   }
 }
 
+interface NamespacedTools {
+  readonly names: ToolNames;
+  /** Upstream names given out so far (top-level tools' and members'). */
+  readonly taken: Set<string>;
+}
+
+/**
+ * A namespace's members as upstream functions, each named by tool-names.ts and told its namespace in its
+ * description (the namespace's description is "shown to the model"; a chat function has nowhere else for it).
+ * `defer_loading` is not honoured: the hosted `tool_search` that would load such a tool is left out, so every
+ * member is offered at once.
+ */
+function namespaceAsFunctions(tool: unknown, path: readonly PropertyKey[], namespaced: NamespacedTools): ChatTool[] {
+  const namespace = validateAt(namespaceToolSchema, tool, path);
+  return namespace.tools.map((member, index) => {
+    const memberPath = [...path, "tools", index];
+    if (member.type !== "function" && member.type !== "custom") {
+      throw unsupportedAt(
+        `A \`namespace\` tool groups \`function\` and \`custom\` tools; a member of type \`${member.type}\` is not supported.`,
+        [...memberPath, "type"],
+      );
+    }
+    const chatTool = toChatTool(member, memberPath);
+    const upstreamName = namespaced.names.upstreamName(chatTool.function.name, namespace.name);
+    if (namespaced.taken.has(upstreamName)) {
+      throw new InvalidRequestError(
+        `The namespace \`${namespace.name}\` has two tools named \`${chatTool.function.name}\`, or one whose name chat providers would take for another tool's (\`${upstreamName}\`): a namespace's tools must be unique by name.`,
+        { param: formatPath([...memberPath, "name"]), code: "invalid_value" },
+      );
+    }
+    namespaced.taken.add(upstreamName);
+    const described = [chatTool.function.description ?? ""];
+    if (typeof namespace.description === "string" && namespace.description !== "") {
+      described.push(`Namespace \`${namespace.name}\`: ${namespace.description}`);
+    }
+    const description = described.filter((part) => part !== "").join("\n\n");
+    const renamed: ChatTool["function"] = { ...chatTool.function, name: upstreamName };
+    if (description !== "") renamed.description = description;
+    return { type: "function", function: renamed };
+  });
+}
+
 function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatTool {
   if (tool.type === "custom") return customToolAsFunction(tool, path);
-  if (tool.type === "namespace") {
-    throw unsupportedAt(
-      "Tools of type `namespace` (groups of tools) are not supported behind a chat provider; send their tools as top-level `function` or `custom` tools.",
-      [...path, "type"],
-    );
-  }
   if (tool.type !== "function") {
     throw unsupportedAt(
-      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\` and \`custom\` tools are supported.`,
+      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\`, \`custom\` and \`namespace\` tools are supported.`,
       [...path, "type"],
     );
   }
@@ -109,6 +161,7 @@ function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatT
 function toChatToolChoice(
   choice: ResponsesRequest["tool_choice"],
   tools: ChatTool[],
+  names: ToolNames,
 ): Pick<ChatTools, "tools" | "toolChoice"> {
   if (choice === undefined || choice === null) return { tools, toolChoice: undefined };
   if (typeof choice === "string") {
@@ -117,22 +170,27 @@ function toChatToolChoice(
   }
   if (choice.type === "function" || choice.type === "custom") {
     const named = validateAt(functionToolChoiceSchema, choice, ["tool_choice"]);
+    // A namespace's member is named `{name, namespace}` or `<namespace>.<name>` (tool-names.ts `chosenName`).
+    const upstreamName = names.chosenName(named.name, named.namespace);
     // OpenAI refuses this too; a chat provider might instead ignore the choice and answer without the call.
-    if (!tools.some((tool) => tool.function.name === named.name)) {
-      throw new InvalidRequestError(
-        `\`tool_choice\` names the function \`${named.name}\`, which is not in \`tools\`.`,
-        {
-          param: "tool_choice",
-          code: "invalid_value",
-        },
-      );
+    if (upstreamName === undefined || !tools.some((tool) => tool.function.name === upstreamName)) {
+      const shown = typeof named.namespace === "string" ? `${named.namespace}.${named.name}` : named.name;
+      throw new InvalidRequestError(`\`tool_choice\` names the function \`${shown}\`, which is not in \`tools\`.`, {
+        param: "tool_choice",
+        code: "invalid_value",
+      });
     }
-    return { tools, toolChoice: { type: "function", function: { name: named.name } } };
+    return { tools, toolChoice: { type: "function", function: { name: upstreamName } } };
   }
   if (choice.type === "allowed_tools") {
     const allowed = validateAt(allowedToolsChoiceSchema, choice, ["tool_choice"]);
-    const names = new Set(allowed.tools.map((tool) => tool.name));
-    return { tools: tools.filter((tool) => names.has(tool.function.name)), toolChoice: allowed.mode };
+    const allowedNames = new Set<string>();
+    for (const entry of allowed.tools) {
+      if (typeof entry.name !== "string") continue;
+      if (entry.type === "namespace") for (const member of names.membersOf(entry.name)) allowedNames.add(member);
+      else allowedNames.add(names.chosenName(entry.name, entry.namespace) ?? entry.name);
+    }
+    return { tools: tools.filter((tool) => allowedNames.has(tool.function.name)), toolChoice: allowed.mode };
   }
   throw unsupportedAt(
     `\`tool_choice\` of type \`${choice.type}\` names a built-in tool a chat provider cannot run; use \`function\`, \`custom\` or \`allowed_tools\`.`,

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { asClientCalls, flatName, ToolNames } from "./tool-names.ts";
+
+/** OpenAI's rule for a function's name, which most chat providers copy. */
+const VALID_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+const fn = (name: string) => ({ type: "function", name });
+const namespace = (name: string, ...tools: unknown[]) => ({ type: "namespace", name, description: "d", tools });
+
+describe("namespace members' upstream names", () => {
+  test("joined by `__`, not doubled after Codex's `mcp__<server>__`, other characters made `_`", () => {
+    assert.equal(flatName("crm", "lookup"), "crm__lookup");
+    assert.equal(flatName("mcp__github__", "create_issue"), "mcp__github__create_issue");
+    assert.equal(flatName("crm.v2", "find by id"), "crm_v2__find_by_id");
+  });
+
+  test("a name over 64 characters is cut and ends with a hash of the pair: valid, stable, and apart from its neighbour", () => {
+    const long = "x".repeat(70);
+    const first = flatName("mcp__server__", `${long}_one`);
+    const second = flatName("mcp__server__", `${long}_two`);
+    assert.match(first, VALID_NAME);
+    assert.equal(first.length, 64);
+    assert.notEqual(first, second, "same first 55 characters, different tools");
+    assert.equal(flatName("mcp__server__", `${long}_one`), first, "the same on every request");
+  });
+
+  test("a member whose flat name is another tool's too gets a hashed name; every name maps back", () => {
+    const names = ToolNames.of([
+      fn("crm__lookup"),
+      namespace("crm", fn("lookup"), { type: "custom", name: "note" }),
+      namespace("a.b", fn("x")),
+      namespace("a_b", fn("x")),
+    ]);
+    const member = names.upstreamName("lookup", "crm");
+    assert.notEqual(member, "crm__lookup", "the top-level function keeps its name");
+    assert.match(member, /^crm__lookup_[0-9a-f]{8}$/);
+    assert.deepEqual(names.clientName(member), { type: "function", name: "lookup", namespace: "crm" });
+    assert.deepEqual(names.clientName("crm__lookup"), { type: "function", name: "crm__lookup", namespace: undefined });
+    assert.deepEqual(names.clientName(names.upstreamName("note", "crm")), {
+      type: "custom",
+      name: "note",
+      namespace: "crm",
+    });
+    const dotted = names.upstreamName("x", "a.b");
+    const underscored = names.upstreamName("x", "a_b");
+    assert.notEqual(dotted, underscored, "a_b__x twice: both hashed, apart");
+    for (const name of [member, dotted, underscored]) assert.match(name, VALID_NAME);
+    assert.deepEqual(names.clientName(dotted), { type: "function", name: "x", namespace: "a.b" });
+    assert.deepEqual(names.clientName("made_up"), { type: "function", name: "made_up", namespace: undefined });
+  });
+
+  test("a call of a member the request no longer offers is named by the plain rule", () => {
+    assert.equal(ToolNames.of([]).upstreamName("lookup", "crm"), "crm__lookup");
+    assert.equal(ToolNames.of([]).upstreamName("lookup", undefined), "lookup");
+  });
+
+  test("tool_choice names: {name, namespace}, `<namespace>.<name>` (dots in the namespace too), a top-level name", () => {
+    const names = ToolNames.of([fn("top"), namespace("crm", fn("lookup")), namespace("a.b", fn("c"))]);
+    assert.equal(names.chosenName("lookup", "crm"), "crm__lookup");
+    assert.equal(names.chosenName("crm.lookup", undefined), "crm__lookup");
+    assert.equal(names.chosenName("a.b.c", null), "a_b__c");
+    assert.equal(names.chosenName("top", undefined), "top");
+    assert.equal(names.chosenName("lookup", undefined), undefined, "a member is not a top-level tool");
+    assert.equal(names.chosenName("crm__lookup", undefined), undefined, "nor named by its upstream name");
+    assert.deepEqual(names.membersOf("crm"), ["crm__lookup"]);
+  });
+
+  test("read leniently: junk, unnamed tools and a missing `tools` are skipped", () => {
+    const names = ToolNames.of([null, "x", { type: "custom" }, namespace("n", null, { type: "function" }, fn("ok"))]);
+    assert.deepEqual(names.clientName("n__ok"), { type: "function", name: "ok", namespace: "n" });
+    assert.deepEqual(ToolNames.of(undefined).clientName("n__ok").namespace, undefined);
+  });
+
+  test("kept calls listed back as the client made them: namespaced, and a custom member's call with its output", () => {
+    const names = ToolNames.of([namespace("crm", fn("lookup"), { type: "custom", name: "note" })]);
+    assert.deepEqual(
+      asClientCalls(
+        [
+          { type: "function_call", call_id: "c1", name: "crm__lookup", arguments: "{}" },
+          { type: "function_call", call_id: "c2", name: "crm__note", arguments: '{"input":"hi"}' },
+          { type: "function_call_output", call_id: "c1", output: "a" },
+          { type: "function_call_output", call_id: "c2", output: "b" },
+        ],
+        names,
+      ),
+      [
+        { type: "function_call", call_id: "c1", name: "lookup", namespace: "crm", arguments: "{}" },
+        { type: "custom_tool_call", call_id: "c2", name: "note", namespace: "crm", input: "hi" },
+        { type: "function_call_output", call_id: "c1", output: "a" },
+        { type: "custom_tool_call_output", call_id: "c2", output: "b" },
+      ],
+    );
+  });
+});

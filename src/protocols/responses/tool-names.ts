@@ -1,0 +1,172 @@
+// Which upstream function each Responses tool became, and back. Chat providers take one flat list of functions
+// whose names match ^[a-zA-Z0-9_-]{1,64}$ (OpenAI's rule, which most providers copy: a dot is refused), while a
+// Responses request may group function and custom tools under a `namespace` tool (Codex groups an MCP server's
+// tools so, under `mcp__<server>__`), and the model's call of one comes back as a `function_call` (or
+// `custom_tool_call`) item naming the tool and, in `namespace`, its group.
+//
+// A member goes upstream as `<namespace>__<name>` (no second separator when the namespace already ends with one,
+// so Codex's `mcp__github__` + `create_issue` is `mcp__github__create_issue`, the flat name Codex itself used before
+// namespaces), other characters replaced by `_`. A name longer than 64, or one that would be another tool's name
+// too, is cut and ends with `_` and 8 hex digits of a hash of the namespace and the name: deterministic, so the same
+// tools give the same names on every request (the client sends its calls back namespaced, and they are flattened
+// again with the request's own tools).
+import { createHash } from "node:crypto";
+import { inputOfArguments } from "./custom-tools.ts";
+
+type JsonObject = Record<string, unknown>;
+
+export interface ClientToolName {
+  readonly type: "function" | "custom";
+  readonly name: string;
+  /** The `namespace` tool it belongs to; undefined for a top-level tool. */
+  readonly namespace: string | undefined;
+}
+
+const SEPARATOR = "__";
+const MAX_NAME_LENGTH = 64;
+const INVALID_CHARACTERS = /[^a-zA-Z0-9_-]/g;
+const HASH_LENGTH = 8;
+
+interface Member {
+  readonly type: "function" | "custom";
+  readonly name: string;
+  readonly namespace: string;
+}
+
+export class ToolNames {
+  readonly #byUpstream = new Map<string, ClientToolName>();
+  readonly #byMember = new Map<string, string>();
+  readonly #topLevel = new Set<string>();
+  readonly #membersByNamespace = new Map<string, string[]>();
+
+  /**
+   * Read leniently from a request's `tools` (validated elsewhere, tool-mapping.ts): what is not a function, custom
+   * or namespace tool with the fields it needs is skipped (a kept response from an older version may have no
+   * `tools`). The first of two tools of one name wins.
+   */
+  static of(tools: unknown): ToolNames {
+    const names = new ToolNames();
+    const members: Member[] = [];
+    for (const tool of Array.isArray(tools) ? tools : []) {
+      const named = asNamedTool(tool);
+      if (named === undefined) continue;
+      if (named.type === "function" || named.type === "custom") {
+        names.#topLevel.add(named.name);
+        if (!names.#byUpstream.has(named.name)) {
+          names.#byUpstream.set(named.name, { type: named.type, name: named.name, namespace: undefined });
+        }
+      } else if (named.type === "namespace" && Array.isArray(named.tools)) {
+        for (const member of named.tools) {
+          const inner = asNamedTool(member);
+          if (inner?.type === "function" || inner?.type === "custom") {
+            members.push({ type: inner.type, name: inner.name, namespace: named.name });
+          }
+        }
+      }
+    }
+    names.#addMembers(members);
+    return names;
+  }
+
+  #addMembers(members: readonly Member[]): void {
+    const flatCounts = new Map<string, number>();
+    for (const member of members) {
+      const flat = flatName(member.namespace, member.name);
+      flatCounts.set(flat, (flatCounts.get(flat) ?? 0) + 1);
+    }
+    for (const member of members) {
+      const key = memberKey(member.namespace, member.name);
+      if (this.#byMember.has(key)) continue;
+      const flat = flatName(member.namespace, member.name);
+      const isShared = this.#topLevel.has(flat) || (flatCounts.get(flat) ?? 0) > 1;
+      const upstream = isShared ? hashedName(flat, member.namespace, member.name) : flat;
+      this.#byMember.set(key, upstream);
+      if (!this.#byUpstream.has(upstream)) this.#byUpstream.set(upstream, member);
+      const inNamespace = this.#membersByNamespace.get(member.namespace) ?? [];
+      inNamespace.push(upstream);
+      this.#membersByNamespace.set(member.namespace, inNamespace);
+    }
+  }
+
+  /**
+   * The upstream name of a tool the client names (a call it sends back, a tool_choice): a namespaced one by the
+   * request's tools, or by the plain rule when the request no longer offers it (an older call in the history).
+   */
+  upstreamName(name: string, namespace: string | null | undefined): string {
+    if (typeof namespace !== "string" || namespace === "") return name;
+    return this.#byMember.get(memberKey(namespace, name)) ?? flatName(namespace, name);
+  }
+
+  /** How the client knows the function the model called (a name the request did not offer: a plain function). */
+  clientName(upstream: string): ClientToolName {
+    return this.#byUpstream.get(upstream) ?? { type: "function", name: upstream, namespace: undefined };
+  }
+
+  /**
+   * The upstream name a `tool_choice` means: `{name, namespace}`, a top-level tool's `name`, or a member's
+   * qualified `<namespace>.<name>` (as the OpenAI Agents SDK names a namespaced function). Undefined: no such tool.
+   */
+  chosenName(name: string, namespace: string | null | undefined): string | undefined {
+    if (typeof namespace === "string" && namespace !== "") return this.#byMember.get(memberKey(namespace, name));
+    if (this.#topLevel.has(name)) return name;
+    for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1)) {
+      const found = this.#byMember.get(memberKey(name.slice(0, dot), name.slice(dot + 1)));
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  /** The upstream names of a namespace's members (empty for a namespace the request does not have). */
+  membersOf(namespace: string): readonly string[] {
+    return this.#membersByNamespace.get(namespace) ?? [];
+  }
+}
+
+/**
+ * Function call items as chat messages kept them (upstream names) -> as the client sent them: a member's call
+ * named with its `namespace`, a custom tool's call a `custom_tool_call` (its output a `custom_tool_call_output`).
+ */
+export function asClientCalls(items: readonly JsonObject[], names: ToolNames): JsonObject[] {
+  const customCalls = new Set<unknown>();
+  return items.map((item) => {
+    if (item.type === "function_call" && typeof item.name === "string") {
+      const client = names.clientName(item.name);
+      const { arguments: args, ...rest } = item;
+      const named = { ...rest, ...namedAs(client) };
+      if (client.type === "function") return { ...named, arguments: args };
+      customCalls.add(item.call_id);
+      return { ...named, type: "custom_tool_call", input: inputOfArguments(String(args)) };
+    }
+    if (item.type === "function_call_output" && customCalls.has(item.call_id)) {
+      return { ...item, type: "custom_tool_call_output" };
+    }
+    return item;
+  });
+}
+
+/** A call item's `name`, and `namespace` when the tool is a namespace's member. */
+export function namedAs(client: ClientToolName): { name: string; namespace?: string } {
+  return client.namespace === undefined ? { name: client.name } : { name: client.name, namespace: client.namespace };
+}
+
+function asNamedTool(value: unknown): { type: unknown; name: string; tools?: unknown } | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  const { type, name, tools } = value as { type?: unknown; name?: unknown; tools?: unknown };
+  return typeof name === "string" && name !== "" ? { type, name, tools } : undefined;
+}
+
+function memberKey(namespace: string, name: string): string {
+  return JSON.stringify([namespace, name]);
+}
+
+/** `<namespace>__<name>` made valid as a function name (see the header). */
+export function flatName(namespace: string, name: string): string {
+  const joined = namespace.endsWith(SEPARATOR) ? `${namespace}${name}` : `${namespace}${SEPARATOR}${name}`;
+  const valid = joined.replace(INVALID_CHARACTERS, "_");
+  return valid.length <= MAX_NAME_LENGTH ? valid : hashedName(valid, namespace, name);
+}
+
+function hashedName(flat: string, namespace: string, name: string): string {
+  const hash = createHash("sha256").update(memberKey(namespace, name)).digest("hex").slice(0, HASH_LENGTH);
+  return `${flat.slice(0, MAX_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
+}
