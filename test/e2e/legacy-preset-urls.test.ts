@@ -158,6 +158,42 @@ describe("`check` on a legacy config/meta-providers.yaml", () => {
   });
 });
 
+test("`providers --json` says which preset each probed provider has, and how (as `check --json` does)", async (t) => {
+  const mock = await useMock(t, { models: [{ id: "llama-3.3-70b-versatile" }] });
+  const dir = tempDir(t);
+  // Groq's URL as written (recognised); its probe goes to the mock through model_url, so nothing leaves the machine.
+  const path = writeFiles(dir, {
+    "gateway.yaml": `providers:
+  - name: legacy-groq
+    base_url: https://api.groq.com/openai/v1/
+    model_url: ${mock.baseUrl}
+    api_key_env_var: GROQ_API_KEY
+  - name: named-groq
+    preset: groq
+    base_url: ${mock.baseUrl}
+  - name: plain
+    base_url: ${mock.baseUrl}
+    api_key: sk-plain
+    models:
+      m: {}
+state:
+  path: ":memory:"
+`,
+  });
+  const result = await runCli(["providers", "--config", path, "--json"], { cwd: dir, env: { GROQ_API_KEY: "gsk-1" } });
+  assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+  const report = JSON.parse(result.stdout) as { providers: { provider: string; status: string; preset: unknown }[] };
+  assert.deepEqual(
+    report.providers.map((provider) => [provider.provider, provider.status, provider.preset]),
+    [
+      ["legacy-groq", "ok", { preset: "groq", by: "base_url" }],
+      ["named-groq", "ok", { preset: "groq", by: "name" }],
+      ["plain", "ok", null],
+    ],
+  );
+  assert.equal(mock.requests.filter((recorded) => recorded.path === "/v1/models").length, 3, "each key was probed");
+});
+
 test("`serve` logs each provider recognised by its URL at start", async (t) => {
   const gateway = await startGatewayProcess(
     t,
