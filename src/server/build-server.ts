@@ -1,6 +1,7 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import { randomFillSync } from "node:crypto";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { redactedRequestTarget } from "../config/provider-secrets.ts";
 import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
 import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
@@ -228,7 +229,7 @@ function registerResponseHooks(app: FastifyInstance): void {
   app.addHook("onResponse", (request, reply, done) => {
     if (reply.statusCode < 400) {
       request.log.debug(
-        { url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        { url: redactedRequestTarget(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
         "request done",
       );
     }
