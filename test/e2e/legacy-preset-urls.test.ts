@@ -158,6 +158,40 @@ describe("`check` on a legacy config/meta-providers.yaml", () => {
   });
 });
 
+test("`check`: a `- preset:` entry whose `api_key` names an unset variable is skipped, saying the preset's variable is not used", async (t) => {
+  const dir = tempDir(t);
+  writeFiles(dir, { ".env": "GROQ_API_KEY=gsk-1\n" });
+  mkdirSync(join(dir, "config"));
+  writeFiles(dir, {
+    "config/meta-providers.yaml": `providers:
+  - preset: groq
+    api_key: \${MY_GROQ}
+  - name: local
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-local
+    models:
+      m: {}
+`,
+  });
+  const text = await runCli(["check"], { cwd: dir });
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(
+    text.stdout,
+    /^groq +skipped +no API key: environment variable MY_GROQ is not set; GROQ_API_KEY is set but not used in its place \(api_key is written\): remove api_key to use it/m,
+  );
+  const json = await runCli(["check", "--json"], { cwd: dir });
+  const report = JSON.parse(json.stdout) as { providers: { name: string }[]; skipped: { name: string }[] };
+  assert.deepEqual(
+    report.providers.map((provider) => provider.name),
+    ["local"],
+    "not enabled on GROQ_API_KEY's key",
+  );
+  assert.deepEqual(
+    report.skipped.map((skipped) => skipped.name),
+    ["groq"],
+  );
+});
+
 test("`providers --json` says which preset each probed provider has, and how (as `check --json` does)", async (t) => {
   const mock = await useMock(t, { models: [{ id: "llama-3.3-70b-versatile" }] });
   const dir = tempDir(t);
