@@ -13,6 +13,14 @@ import { providerSecrets } from "./pipeline-types.ts";
  */
 const MAX_RETIRED_SECRETS = 1_000;
 
+/**
+ * Client and admin keys shorter than this are not searched for. Unlike provider keys, they are chosen by hand and
+ * may be short (`1234`, `test`): such a key would be found inside the numbers of every line and record (a record's
+ * `"startedAtMs":1796501234…` redacted is no longer JSON, and the request log could not read it back) and in
+ * ordinary words. A key that short is guessed sooner than it is read from a log.
+ */
+const MIN_CLIENT_SECRET_CHARS = 8;
+
 const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
 
 /** A snapshot's secrets: its providers' (pipeline-types.ts) and its client and admin keys, also JSON-escaped. */
@@ -22,6 +30,7 @@ export function snapshotSecrets(snapshot: GatewaySnapshot): readonly string[] {
     const { apiKeys, adminKeys } = snapshot.config.server;
     const found = new Set(providerSecrets(snapshot));
     for (const key of [...apiKeys, ...adminKeys]) {
+      if (key.length < MIN_CLIENT_SECRET_CHARS) continue;
       found.add(key);
       found.add(JSON.stringify(key).slice(1, -1));
     }

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Writable } from "node:stream";
 import { test } from "node:test";
+import { loggedSecrets } from "../../src/pipeline/logged-secrets.ts";
 import { CHAT_ROUTE, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
@@ -124,4 +125,27 @@ log:
     for (const key of [clientKey, namedKey, adminKey, newKey]) assert.ok(!line.includes(key), `leaks ${key}: ${line}`);
   }
   for (const key of [clientKey, namedKey, adminKey]) assert.ok(!record.text.includes(key), `record leaks ${key}`);
+});
+
+test("a client or admin key shorter than 8 characters is not searched for: it would match inside numbers and words", async (t) => {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: ["1234", "LongEnough8"]
+  admin_keys: ["test", "AdminLong9"]
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha-provider-key-000000
+    models:
+      m: {}
+`,
+  );
+  const secrets = loggedSecrets(gateway.runtime);
+  assert.ok(secrets.includes("LongEnough8") && secrets.includes("AdminLong9"), secrets.join(" "));
+  assert.ok(!secrets.includes("1234") && !secrets.includes("test"), secrets.join(" "));
+  assert.ok(secrets.includes("sk-alpha-provider-key-000000"), "the provider keys are there too");
 });
