@@ -197,7 +197,7 @@ function resolveKeys(
   // Written but empty (`api_key: ${MY_GROQ}` with MY_GROQ unset): the entry has no key, rather than the key of
   // `api_key_env_var` (a preset's GROQ_API_KEY). `api_key` says which key, so which account, this entry uses; two
   // entries `${TEAM_A}` and `${TEAM_B}` with both unset would otherwise both quietly send with one third key.
-  if (provider.api_key === "") return { keys: [], missing: unsetInApiKey.length > 0 ? [...unsetInApiKey] : [] };
+  if (provider.api_key === "") return { keys: [], missing: [...unsetInApiKey] };
   const variables =
     provider.api_key_env_var === undefined
       ? []
