@@ -179,7 +179,12 @@ export async function providers(options: CommandOptions): Promise<number> {
   if (showProgress) output.error(`\r${" ".repeat(`probing providers: ${done}/${done}`.length)}\r`);
   probes.sort((a, b) => a.provider.localeCompare(b.provider));
   if (options.isJson) {
-    writeJson(output, { providers: probes, skipped: config.skippedProviders });
+    // The same `preset` as `check --json` gives (the text output's "Recognised by URL" lines, as data).
+    const presetOf = new Map(config.providers.map((provider) => [provider.name, provider.presetOrigin ?? null]));
+    writeJson(output, {
+      providers: probes.map((probe) => ({ ...probe, preset: presetOf.get(probe.provider) ?? null })),
+      skipped: config.skippedProviders,
+    });
   } else {
     const colour = (status: ProbeStatus) => (status === "ok" ? "green" : status === "rate-limited" ? "yellow" : "red");
     output.write(

@@ -9,7 +9,7 @@ import { otlpSettings } from "../observability/otlp-settings.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
 import { RequestLogFile } from "../observability/request-log-file.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
-import { providerSecrets } from "../pipeline/pipeline-types.ts";
+import { loggedSecrets } from "../pipeline/logged-secrets.ts";
 import { GATEWAY_VERSION } from "../server/info-routes.ts";
 import { runtimeLiveState } from "./live-state-source.ts";
 
@@ -20,7 +20,8 @@ export async function createObservers(
   env: Env,
 ): Promise<Observers> {
   const extra: RecordObserver[] = [];
-  const secrets = (): readonly string[] => providerSecrets(runtime.snapshot);
+  // Client and admin keys too: a record may hold what a client sent (`log.content: true`), its key pasted in a prompt.
+  const secrets = (): readonly string[] => loggedSecrets(runtime);
   // The loaded env, not process.env: OTEL_* variables set in .env count like the config's other variables.
   const otlp = otlpSettings(config.traces.otlpEndpoint, env);
   if (otlp !== undefined) {

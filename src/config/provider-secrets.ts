@@ -31,14 +31,32 @@ export function credentialHeaderValues(headers: Readonly<Record<string, string>>
 export function redactedUrl(url: string): string {
   if (!URL.canParse(url)) return url;
   const parsed = new URL(url);
+  return redactCredentialParameters(parsed.searchParams) ? parsed.href : url;
+}
+
+/**
+ * A request target as a client sent it (`/v1/models?api_key=...`), fit for a log line: each credential parameter's
+ * value replaced by `[redacted]`, as redactedUrl does for upstream URLs. A client may put its key in the query
+ * (`?key=`, `?api_key=`) although the gateway reads it only from headers. Split by hand rather than parsed as a URL
+ * against a base: a target starting with `//` would be read as a host.
+ */
+export function redactedRequestTarget(target: string): string {
+  const queryAt = target.indexOf("?");
+  if (queryAt < 0) return target;
+  const parameters = new URLSearchParams(target.slice(queryAt + 1));
+  return redactCredentialParameters(parameters) ? `${target.slice(0, queryAt)}?${parameters}` : target;
+}
+
+/** Replaces each credential parameter's non-empty value in place; whether any was. */
+function redactCredentialParameters(parameters: URLSearchParams): boolean {
   let isChanged = false;
-  for (const [name, value] of [...parsed.searchParams]) {
+  for (const [name, value] of [...parameters]) {
     if (CREDENTIAL_NAME.test(name) && value !== "") {
-      parsed.searchParams.set(name, REDACTED);
+      parameters.set(name, REDACTED);
       isChanged = true;
     }
   }
-  return isChanged ? parsed.href : url;
+  return isChanged;
 }
 
 const secretsBySettings = new WeakMap<object, readonly string[]>();

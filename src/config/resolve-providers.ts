@@ -162,11 +162,27 @@ function skipReasonOf(
     // a Cloudflare user back a second time for CLOUDFLARE_ACCOUNT_ID.
     const wanted = missing.flatMap((names) => names.split(" or "));
     const alsoRequired = missingRequired.length > 0 ? `${ALSO_REQUIRED_SEPARATOR}${missingRequired.join(", ")}` : "";
+    if (provider.api_key === "") {
+      const why = missing.length > 0 ? `environment variable ${missing.join(", ")} is not set` : "api_key is empty";
+      return `no API key: ${why}${lookalikeVariablesHint(wanted, env)}${notInsteadHint(provider, env)}${alsoRequired}`;
+    }
     return missing.length > 0
       ? `no API key: environment variable ${missing.join(", ")} is not set${lookalikeVariablesHint(wanted, env)}${alsoRequired}`
       : `no API key: set api_key_env_var or api_key${alsoRequired}`;
   }
   return missingRequired.length > 0 ? `environment variable ${missingRequired.join(", ")} is not set` : undefined;
+}
+
+/**
+ * For an entry whose written `api_key` came out empty while its `api_key_env_var` (its own, or a preset's) is set:
+ * that this variable is not used in its place (it was, before), and how to use it.
+ */
+function notInsteadHint(provider: RawProvider, env: Env): string {
+  const variables = [provider.api_key_env_var ?? [], provider.api_key_env_var_aliases ?? []].flat();
+  const set = variables.find((variable) => nonEmpty(env[variable]) !== undefined);
+  return set === undefined
+    ? ""
+    : `; ${set} is set but not used in its place (api_key is written): remove api_key to use it`;
 }
 
 /** The keys that are set, with their position in `api_key_env_var` (which names the provider they become). */
@@ -178,6 +194,10 @@ function resolveKeys(
   if (provider.api_key !== undefined && provider.api_key !== "") {
     return { keys: [{ key: provider.api_key, position: 0, variable: "api_key" }], missing: [] };
   }
+  // Written but empty (`api_key: ${MY_GROQ}` with MY_GROQ unset): the entry has no key, rather than the key of
+  // `api_key_env_var` (a preset's GROQ_API_KEY). `api_key` says which key, so which account, this entry uses; two
+  // entries `${TEAM_A}` and `${TEAM_B}` with both unset would otherwise both quietly send with one third key.
+  if (provider.api_key === "") return { keys: [], missing: [...unsetInApiKey] };
   const variables =
     provider.api_key_env_var === undefined
       ? []
@@ -193,10 +213,6 @@ function resolveKeys(
     if (found === undefined) missing.push(candidates.join(" or "));
     else keys.push({ key: env[found] as string, position, variable: found });
   });
-  // `api_key: ${VAR}` with VAR unset interpolates to "": report the variable by its reference.
-  if (variables.length === 0 && provider.api_key === "") {
-    missing.push(...(unsetInApiKey.length > 0 ? unsetInApiKey : ["(referenced by api_key)"]));
-  }
   return { keys, missing };
 }
 

@@ -102,8 +102,9 @@ export function publish(request: PipelineRequest, status: number, outcome: Outco
 const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
 
 /**
- * Every provider key of a snapshot, also as it appears inside a JSON string (escaped): what log lines, request log
- * records and texts that mix upstreams are redacted of. Computed once per snapshot (a reload brings a new one).
+ * Every provider key of a snapshot, also as it appears inside a JSON string (escaped): what texts that mix upstreams
+ * are redacted of (log lines and stored records are redacted of these and the client and admin keys:
+ * logged-secrets.ts). Computed once per snapshot (a reload brings a new one).
  */
 export function providerSecrets(snapshot: GatewaySnapshot): readonly string[] {
   let secrets = secretsBySnapshot.get(snapshot);

@@ -212,6 +212,46 @@ describe("an entry without `preset:` whose base_url is a preset's (the Python pr
     assert.match(config.skippedProviders[0]?.reason ?? "", /MY_GROQ/);
   });
 
+  it("a `- preset:` entry writing `api_key` keeps it too: unset there, it has no key rather than the preset's", () => {
+    const env = { GROQ_API_KEY: "gsk-other", OTHER_KEY: "k-other" };
+    const { config } = load(
+      `providers:
+  - preset: groq
+    api_key: \${MY_GROQ}
+  - name: own-variable
+    base_url: http://127.0.0.1:9/v1
+    api_key: \${MY_LOCAL}
+    api_key_env_var: OTHER_KEY
+    models: { m: {} }
+  - name: written-empty
+    base_url: http://127.0.0.1:9/v1
+    api_key: ""
+    models: { m: {} }
+  - preset: groq
+    name: fallback
+`,
+      env,
+    );
+    // Before, the first two sent with GROQ_API_KEY's and OTHER_KEY's keys.
+    assert.deepEqual(
+      config.providers.map((provider) => [provider.name, provider.apiKeys]),
+      [["fallback", ["gsk-other"]]],
+    );
+    assert.deepEqual(config.skippedProviders, [
+      {
+        name: "groq",
+        reason:
+          "no API key: environment variable MY_GROQ is not set; GROQ_API_KEY is set but not used in its place (api_key is written): remove api_key to use it",
+      },
+      {
+        name: "own-variable",
+        reason:
+          "no API key: environment variable MY_LOCAL is not set; OTHER_KEY is set but not used in its place (api_key is written): remove api_key to use it",
+      },
+      { name: "written-empty", reason: "no API key: api_key is empty" },
+    ]);
+  });
+
   it("`preset: none` keeps an entry as written; other URLs are not recognised", () => {
     const { config } = load(
       `providers:

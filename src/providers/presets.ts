@@ -200,11 +200,11 @@ export function isPresetBaseUrl(baseUrl: string | undefined, dir: string = PRESE
 
 /**
  * An entry written without `preset:` whose base_url is a preset's gets that preset under what it writes, as if it
- * named it (docs/providers.md "Recognised by the base URL"), with three differences that keep what it already meant:
- * its name stays its own (written, or derived from the URL: pinned model names and stored budgets keep theirs); a
- * `${VAR}` of the preset's URL takes the value the entry's URL has (a Cloudflare account id), which is then not a
- * variable the entry needs; and an entry writing `api_key` does not get the preset's key variables, so an empty
- * `api_key: ${UNSET}` stays a skipped provider rather than quietly taking another variable's key. The result
+ * named it (docs/providers.md "Recognised by the base URL"), with two differences that keep what it already meant:
+ * its name stays its own (written, or derived from the URL: pinned model names and stored budgets keep theirs); and
+ * a `${VAR}` of the preset's URL takes the value the entry's URL has (a Cloudflare account id), which is then not a
+ * variable the entry needs. An entry writing `api_key` does not get the preset's key variables (an empty
+ * `api_key: ${UNSET}` is no key for any entry: resolve-providers.ts). The result
  * carries `preset:` set, which tells resolve-providers.ts it was recognised.
  */
 function recognisePreset(

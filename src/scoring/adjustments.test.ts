@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
+import { formatIssue } from "../config/config-error.ts";
 import { AdjustmentsFileError, adjustmentFor, fromPythonAnchors, loadAdjustments } from "./adjustments.ts";
 
 describe("loadAdjustments / adjustmentFor", () => {
@@ -70,16 +71,16 @@ adjustments:
       (error: unknown) => {
         assert.ok(error instanceof AdjustmentsFileError);
         assert.equal(error.fileName, "config/model-adjustments.yaml");
-        const issues = error.issues.join("\n");
-        assert.match(issues, /model-adjustments\.yaml:3: adjustments\.broken\.priority: must be a number/);
+        const issues = error.issues.map(formatIssue).join("\n");
+        assert.match(issues, /model-adjustments\.yaml:3 adjustments\.broken\.priority: must be a number/);
         assert.match(
           issues,
-          /model-adjustments\.yaml:6: adjustments\.broken\.regex\[1\]: invalid regular expression "\(unclosed"/,
+          /model-adjustments\.yaml:6 adjustments\.broken\.regex\.1: invalid regular expression "\(unclosed"/,
         );
-        assert.match(issues, /model-adjustments\.yaml:9: adjustments\.python_flags\.regex\[0\]: .*Python-only syntax/);
-        assert.match(issues, /model-adjustments\.yaml:11: adjustments\.typo\.priorty: unknown key/);
+        assert.match(issues, /model-adjustments\.yaml:9 adjustments\.python_flags\.regex\.0: .*Python-only syntax/);
+        assert.match(issues, /model-adjustments\.yaml:11 adjustments\.typo\.priorty: unknown key/);
         assert.match(issues, /adjustments\.typo: missing priority/);
-        assert.match(issues, /model-adjustments\.yaml:13: extra: unknown key/);
+        assert.match(issues, /model-adjustments\.yaml:13 extra: unknown key/);
         assert.equal(error.issues.length, 6);
         return true;
       },
@@ -89,7 +90,8 @@ adjustments:
   it("reports YAML syntax errors with their line", () => {
     assert.throws(
       () => loadAdjustments("adjustments:\n  a: [unclosed\n", "bad.yaml"),
-      (error: unknown) => error instanceof AdjustmentsFileError && /^bad\.yaml:\d+: /.test(error.issues[0] ?? ""),
+      (error: unknown) =>
+        error instanceof AdjustmentsFileError && /^bad\.yaml:\d+$/.test(error.issues[0]?.location ?? ""),
     );
   });
 });
@@ -156,14 +158,14 @@ describe("Python's inline syntax", () => {
       try {
         loadAdjustments(`adjustments:\n  g:\n    priority: 1\n    regex: ['${pattern}']\n`, "x.yaml");
       } catch (error) {
-        if (error instanceof AdjustmentsFileError) return error.issues.join("\n");
+        if (error instanceof AdjustmentsFileError) return error.issues.map(formatIssue).join("\n");
         throw error;
       }
       assert.fail(`${pattern} loaded`);
     };
     assert.match(
       messageFor("(?P<size>\\d+)b"),
-      /x\.yaml:4: adjustments\.g\.regex\[0\]: .*a named group is written `\(\?<name>\.\.\.\)`/,
+      /x\.yaml:4 adjustments\.g\.regex\.0: .*a named group is written `\(\?<name>\.\.\.\)`/,
     );
     assert.match(messageFor("(?P=size)"), /a named backreference is written `\\k<name>`/);
     assert.match(messageFor("(?x)llama"), /inline flags; matching is already case-insensitive/);

@@ -3,6 +3,7 @@
 // A group adds its priority once when any of its patterns is found (case-insensitive) in the model id. Python's
 // `\A` and `\Z` anchors are translated (fromPythonAnchors), and a leading `(?i)` is dropped (withoutCaseFlag).
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { type ConfigIssue, formatIssue } from "../config/config-error.ts";
 import { didYouMean } from "../config/did-you-mean.ts";
 
 export interface AdjustmentGroup {
@@ -19,14 +20,15 @@ export interface Adjustment {
 }
 
 /**
- * Every problem found in an adjustments file, each as `file:line: path: message`. Like ConfigError (which it
- * becomes when the config is loaded), a startup error, never an HTTP answer, so not a GatewayError.
+ * Every problem found in an adjustments file, as config issues (`file:line key.path: message` once formatted, the
+ * config's own format). Like ConfigError (which it becomes when the config is loaded), a startup error, never an
+ * HTTP answer, so not a GatewayError.
  */
 export class AdjustmentsFileError extends Error {
   readonly fileName: string;
-  readonly issues: readonly string[];
-  constructor(fileName: string, issues: readonly string[]) {
-    super(`${fileName}: ${issues.length} problem(s) in model adjustments:\n  ${issues.join("\n  ")}`);
+  readonly issues: readonly ConfigIssue[];
+  constructor(fileName: string, issues: readonly ConfigIssue[]) {
+    super(`${fileName}: ${issues.length} problem(s) in model adjustments:\n  ${issues.map(formatIssue).join("\n  ")}`);
     this.name = "AdjustmentsFileError";
     this.fileName = fileName;
     this.issues = issues;
@@ -44,21 +46,24 @@ const GROUP_KEYS = new Set(["priority", "regex"]);
 export function loadAdjustments(text: string, fileName: string): AdjustmentGroup[] {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
-  const issues: string[] = [];
+  const issues: ConfigIssue[] = [];
   const at = (node: Node | null | undefined, path: string, message: string): void => {
     const offset = node?.range?.[0];
     const line = offset === undefined ? "" : `:${lineCounter.linePos(offset).line}`;
-    issues.push(`${fileName}${line}: ${path}: ${message}`);
+    issues.push({ location: `${fileName}${line}`, path, message });
   };
   for (const error of document.errors) {
-    issues.push(`${fileName}:${lineCounter.linePos(error.pos[0]).line}: ${error.message.split("\n")[0]}`);
+    const location = `${fileName}:${lineCounter.linePos(error.pos[0]).line}`;
+    issues.push({ location, path: "", message: error.message.split("\n")[0] ?? "" });
   }
   if (issues.length > 0) throw new AdjustmentsFileError(fileName, issues);
 
   const root = document.contents;
   if (root === null) return [];
   if (!isMap(root))
-    throw new AdjustmentsFileError(fileName, [`${fileName}: expected a mapping with an "adjustments" key`]);
+    throw new AdjustmentsFileError(fileName, [
+      { location: fileName, path: "", message: 'expected a mapping with an "adjustments" key' },
+    ]);
   const groups: AdjustmentGroup[] = [];
   for (const rootPair of root.items) {
     const rootKey = isScalar(rootPair.key) ? String(rootPair.key.value) : "";
@@ -109,7 +114,7 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
             continue;
           }
           value.items.forEach((item, position) => {
-            const itemPath = `${path}.regex[${position}]`;
+            const itemPath = `${path}.regex.${position}`;
             if (!isScalar(item) || typeof item.value !== "string") {
               at(item as Node, itemPath, "must be a string");
               return;

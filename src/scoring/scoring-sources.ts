@@ -106,15 +106,6 @@ export function readAdjustmentsFile(path: string, isNamed: boolean): AdjustmentG
     return loadAdjustments(readFileSync(path, "utf8"), path);
   } catch (error) {
     if (!(error instanceof AdjustmentsFileError)) throw error;
-    // Each issue already starts with `file[:line]: `; keep that as the location instead of repeating the file.
-    throw new ConfigError(
-      error.issues.map((issue) => {
-        const rest = issue.startsWith(path) ? issue.slice(path.length) : undefined;
-        const line = rest === undefined ? undefined : /^(:\d+)?: /.exec(rest);
-        return rest === undefined || line === null || line === undefined
-          ? { location: path, path: "", message: issue }
-          : { location: `${path}${line[1] ?? ""}`, path: "", message: rest.slice(line[0].length) };
-      }),
-    );
+    throw new ConfigError(error.issues);
   }
 }

@@ -1,14 +1,14 @@
 // The HTTP server: Fastify lives only in this folder. Routes, auth, body limits, error rendering.
 import { randomFillSync } from "node:crypto";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { redactedRequestTarget } from "../config/provider-secrets.ts";
 import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
 import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
-import { redactSecrets } from "../errors/redact.ts";
 import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { providerSecrets } from "../pipeline/pipeline-types.ts";
+import { redactLogLine } from "../pipeline/logged-secrets.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
@@ -112,9 +112,10 @@ function createFastify(
               : {}),
             // Client keys must never reach a log line.
             redact: ["req.headers.authorization", 'req.headers["x-api-key"]', 'req.headers["api-key"]'],
-            // Nor provider keys, at any level, wherever they hide in a line (an upstream's error text quoted in a
-            // message, a reason, an error's cause): every line is redacted as a whole, just before it is written.
-            hooks: { streamWrite: (line: string) => redactSecrets(line, providerSecrets(runtime.snapshot)) },
+            // Nor any configured key (provider, client, admin; the serving config's and those a reload retired), at
+            // any level, wherever it hides in a line (an upstream's error text quoted in a message, a reason, an
+            // error's cause, a request quoted by a debug line): every line is redacted whole, just before it is written.
+            hooks: { streamWrite: (line: string) => redactLogLine(runtime, line) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -228,7 +229,7 @@ function registerResponseHooks(app: FastifyInstance): void {
   app.addHook("onResponse", (request, reply, done) => {
     if (reply.statusCode < 400) {
       request.log.debug(
-        { url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        { url: redactedRequestTarget(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
         "request done",
       );
     }

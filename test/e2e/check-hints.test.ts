@@ -39,7 +39,7 @@ routing:
       `${path}:4 providers.0.apiKeyEnvVar: unknown key "apiKeyEnvVar"; did you mean "api_key_env_var"?`,
       `${path}:5 providers.0.modles: unknown key "modles"; did you mean "models"?`,
       `${path}:8 routing.max_atempts: unknown key "max_atempts"; did you mean "max_attempts"?`,
-      `${join(dir, "config", "model-adjustments.yaml")}:3: adjustments.small.priorty: unknown key (expected "priority" and "regex"); did you mean "priority"?`,
+      `${join(dir, "config", "model-adjustments.yaml")}:3 adjustments.small.priorty: unknown key (expected "priority" and "regex"); did you mean "priority"?`,
     ]);
 
     const json = await runCli(["check", "--json"], { cwd: dir });
@@ -47,6 +47,11 @@ routing:
     assert.equal(
       report.problems.find((problem) => problem.path === "providers.0.modles")?.message,
       'unknown key "modles"; did you mean "models"?',
+    );
+    // The adjustments file's problems carry their key path as the config's do (it was left in the message).
+    assert.deepEqual(
+      report.problems.find((problem) => problem.path === "adjustments.small.priorty")?.message,
+      'unknown key (expected "priority" and "regex"); did you mean "priority"?',
     );
   });
 

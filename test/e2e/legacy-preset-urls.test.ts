@@ -158,6 +158,76 @@ describe("`check` on a legacy config/meta-providers.yaml", () => {
   });
 });
 
+test("`check`: a `- preset:` entry whose `api_key` names an unset variable is skipped, saying the preset's variable is not used", async (t) => {
+  const dir = tempDir(t);
+  writeFiles(dir, { ".env": "GROQ_API_KEY=gsk-1\n" });
+  mkdirSync(join(dir, "config"));
+  writeFiles(dir, {
+    "config/meta-providers.yaml": `providers:
+  - preset: groq
+    api_key: \${MY_GROQ}
+  - name: local
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-local
+    models:
+      m: {}
+`,
+  });
+  const text = await runCli(["check"], { cwd: dir });
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(
+    text.stdout,
+    /^groq +skipped +no API key: environment variable MY_GROQ is not set; GROQ_API_KEY is set but not used in its place \(api_key is written\): remove api_key to use it/m,
+  );
+  const json = await runCli(["check", "--json"], { cwd: dir });
+  const report = JSON.parse(json.stdout) as { providers: { name: string }[]; skipped: { name: string }[] };
+  assert.deepEqual(
+    report.providers.map((provider) => provider.name),
+    ["local"],
+    "not enabled on GROQ_API_KEY's key",
+  );
+  assert.deepEqual(
+    report.skipped.map((skipped) => skipped.name),
+    ["groq"],
+  );
+});
+
+test("`providers --json` says which preset each probed provider has, and how (as `check --json` does)", async (t) => {
+  const mock = await useMock(t, { models: [{ id: "llama-3.3-70b-versatile" }] });
+  const dir = tempDir(t);
+  // Groq's URL as written (recognised); its probe goes to the mock through model_url, so nothing leaves the machine.
+  const path = writeFiles(dir, {
+    "gateway.yaml": `providers:
+  - name: legacy-groq
+    base_url: https://api.groq.com/openai/v1/
+    model_url: ${mock.baseUrl}
+    api_key_env_var: GROQ_API_KEY
+  - name: named-groq
+    preset: groq
+    base_url: ${mock.baseUrl}
+  - name: plain
+    base_url: ${mock.baseUrl}
+    api_key: sk-plain
+    models:
+      m: {}
+state:
+  path: ":memory:"
+`,
+  });
+  const result = await runCli(["providers", "--config", path, "--json"], { cwd: dir, env: { GROQ_API_KEY: "gsk-1" } });
+  assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+  const report = JSON.parse(result.stdout) as { providers: { provider: string; status: string; preset: unknown }[] };
+  assert.deepEqual(
+    report.providers.map((provider) => [provider.provider, provider.status, provider.preset]),
+    [
+      ["legacy-groq", "ok", { preset: "groq", by: "base_url" }],
+      ["named-groq", "ok", { preset: "groq", by: "name" }],
+      ["plain", "ok", null],
+    ],
+  );
+  assert.equal(mock.requests.filter((recorded) => recorded.path === "/v1/models").length, 3, "each key was probed");
+});
+
 test("`serve` logs each provider recognised by its URL at start", async (t) => {
   const gateway = await startGatewayProcess(
     t,
