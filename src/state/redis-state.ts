@@ -1,6 +1,7 @@
 // The Redis state backend: budgets (RedisLedger), cooldowns (CooldownSharing), learned facts (LearnedFactSharing)
-// and refused features (RefusalSharing) shared by every gateway process that points at the same Redis and key prefix. Redis being down never fails a request: the gateway serves from
-// local state, reports `isDegraded` in /health, and resynchronises when Redis is back. See docs/limits.md.
+// and refused features (RefusalSharing) shared by every gateway process that points at the same Redis and key
+// prefix. Redis being down never fails a request: the gateway serves from local state, reports `isDegraded` in
+// /health, and resynchronises when Redis is back. See docs/limits.md.
 
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
