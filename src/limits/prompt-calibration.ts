@@ -51,6 +51,8 @@ export class PromptCalibration {
   #isDirty = false;
   /** Told of every context-length refusal that taught something (the Redis backend shares it at once). */
   #onLesson: ((lesson: ContextLesson) => void) | undefined;
+  /** Told of every deployment forgotten (the Redis backend deletes what is stored of it). */
+  #onForget: ((deploymentKey: string) => void) | undefined;
 
   /** The factor applied to this deployment's estimates: 1 until it has evidence enough. */
   factorOf(deploymentKey: string): number {
@@ -118,6 +120,11 @@ export class PromptCalibration {
     this.#onLesson = listener;
   }
 
+  /** Calls `listener` with each deployment `forget` is called for (one listener: the state backend). */
+  onForget(listener: (deploymentKey: string) => void): void {
+    this.#onForget = listener;
+  }
+
   /**
    * What another replica's refusal taught (or a store kept): the deployment's evidence replaces this process's own
    * (the last lesson wins, as between flushes), and a shared window is one from now on. Not marked dirty: it is
@@ -139,12 +146,19 @@ export class PromptCalibration {
 
   /**
    * Forgets what the deployment taught (a reload pointed its name at another upstream model, URL or key: another
-   * tokenizer, another window). Written to the state file at the next flush.
+   * tokenizer, another window). Written to the state file at the next flush; with Redis, what is stored of it is
+   * deleted (told whether or not this process knew anything: another replica's flush may have stored evidence).
    */
   forget(deploymentKey: string): void {
     const hadEvidence = this.#evidence.delete(deploymentKey);
     const hadSharedWindow = this.#sharedWindows.delete(deploymentKey);
     this.#isDirty ||= hadEvidence || hadSharedWindow;
+    this.#onForget?.(deploymentKey);
+  }
+
+  /** Whether the deployment taught anything (evidence, perhaps not enough to be used yet). */
+  hasEvidence(deploymentKey: string): boolean {
+    return this.#evidence.has(deploymentKey);
   }
 
   /** Whether a refusal showed this deployment's output counts against its input limit (for /stats and explain). */

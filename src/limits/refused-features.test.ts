@@ -1,7 +1,7 @@
 // The book of refused features: lessons per deployment, their end, what clears them, and its bound.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "./refused-features.ts";
+import { MAX_REFUSALS_PER_DEPLOYMENT, type RefusalChange, RefusedFeatures } from "./refused-features.ts";
 
 const HOUR_MS = 3_600_000;
 
@@ -68,4 +68,64 @@ test("knows: whether a success has anything to clear (the failover reports accep
   book.learn("a", "seed", "r", 0);
   book.forget("a");
   assert.equal(book.knows("a"), false);
+});
+
+test("its own changes are told to the listener (learned, only the features a success cleared, forgotten, reset)", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  const changes: RefusalChange[] = [];
+  book.onChange((change) => changes.push(change));
+  book.learn("a", "tools", "r", 0);
+  book.unlearn("a", ["seed"]); // nothing to clear: nothing to tell the fleet
+  book.unlearn("a", ["tools", "seed"]);
+  book.forget("b");
+  book.reset();
+  assert.deepEqual(changes, [
+    { kind: "learned", deploymentKey: "a", refusal: { feature: "tools", reason: "r", atMs: 0, untilMs: HOUR_MS } },
+    { kind: "accepted", deploymentKey: "a", features: ["tools"] },
+    { kind: "forgotten", deploymentKey: "b" },
+    { kind: "reset" },
+  ]);
+});
+
+test("what other replicas share is adopted with its own end, tells no one, and an older lesson does not win", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  const changes: RefusalChange[] = [];
+  book.onChange((change) => changes.push(change));
+  book.adopt("a", { feature: "tools", reason: "there", atMs: 100, untilMs: 100 + 2 * HOUR_MS }, 200);
+  assert.equal(book.refusalOf("a", ["tools"], HOUR_MS + 500)?.reason, "there", "kept to its own end");
+  book.adopt("a", { feature: "tools", reason: "older", atMs: 50, untilMs: 50 + HOUR_MS }, 200);
+  assert.equal(book.refusalOf("a", ["tools"], 200)?.reason, "there");
+  book.adopt("a", { feature: "seed", reason: "ended", atMs: 0, untilMs: 150 }, 200);
+  assert.equal(book.knows("a") && book.refusalsOf("a", 200).length, 1, "an ended lesson adopted");
+  book.adoptAccepted("a", ["tools"]);
+  assert.equal(book.knows("a"), false);
+  assert.deepEqual(changes, [], "an adopted change was told again (it would echo round the fleet)");
+  assert.equal(book.takeDirty(), false, "nothing of this process's own to write");
+});
+
+test("past the bound the lesson learned earliest goes, also when an older one was adopted after it", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  for (let index = 1; index < MAX_REFUSALS_PER_DEPLOYMENT; index++) book.learn("a", `key${index}`, "r", 1_000 + index);
+  book.adopt("a", { feature: "old", reason: "r", atMs: 10, untilMs: HOUR_MS }, 2_000);
+  book.learn("a", "new", "r", 2_000);
+  assert.equal(book.refusalOf("a", ["old"], 2_000), undefined, "the adopted older lesson stayed");
+  assert.equal(book.refusalOf("a", ["key1"], 2_000)?.feature, "key1");
+  assert.equal(book.refusalsOf("a", 2_000).length, MAX_REFUSALS_PER_DEPLOYMENT);
+});
+
+test("export and import: lessons that hold, by deployment; ended and malformed ones are skipped", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  book.learn("a", "tools", "r", 0);
+  book.learn("b", "seed", "r", HOUR_MS / 2);
+  assert.equal(book.takeDirty(), true);
+  assert.equal(book.takeDirty(), false);
+  const persisted = book.export(HOUR_MS / 4);
+  assert.deepEqual(Object.keys(persisted), ["a", "b"]);
+  const later = new RefusedFeatures(HOUR_MS);
+  assert.equal(later.import(JSON.parse(JSON.stringify(persisted)), HOUR_MS), 1, "only b's holds at the hour");
+  assert.equal(later.refusalOf("b", ["seed"], HOUR_MS)?.untilMs, HOUR_MS * 1.5);
+  const junk = { c: [{ feature: "tools" }, "x", { feature: "", reason: "r", atMs: 0, untilMs: 9e15 }], d: "x", "": [] };
+  assert.equal(later.import(junk, 0), 0);
+  assert.equal(later.import([persisted], 0), 0);
+  assert.equal(later.import(null, 0), 0);
 });

@@ -3,11 +3,14 @@
 // candidate last for a request carrying that feature (docs/routing.md "Learned refusals"). Pure: times come in as
 // arguments. Only the recorder (pipeline/recorder.ts) teaches it.
 //
-// Per process and in memory only, like a learned shared context window (prompt-calibration.ts): relearning costs
-// one refused request per process, a wrong lesson only moves a candidate to the end of the line, and a capability a
-// provider adds later is picked up when the lesson ends (`cooldowns.unsupported_feature_ms`), when the candidate
-// serves a request with that feature anyway, on `POST /admin/cooldowns/reset`, or when a reload points the name at
-// another upstream.
+// Kept where the other learned facts are: the embedded store writes it to its file with each flush (`takeDirty`,
+// `export`, `import`), and with Redis every lesson, and every success that clears one, is shared with the other
+// replicas as it happens (state/redis-refused-features.ts, told through `onChange`; what they share comes back
+// through `adopt` and `adoptAccepted`, which tell no one). A capability a provider adds later is picked up when the
+// lesson ends (`cooldowns.unsupported_feature_ms`), when the candidate serves a request with that feature anyway, on
+// `POST /admin/cooldowns/reset`, or when a reload points the name at another upstream.
+
+import { isRecord } from "../is-record.ts";
 
 /** One lesson: the feature a deployment refused, until when it counts, and the refusal's words. */
 export interface FeatureRefusal {
@@ -23,9 +26,25 @@ export interface FeatureRefusal {
  */
 export const MAX_REFUSALS_PER_DEPLOYMENT = 32;
 
+/**
+ * What changed in the book by this process's own doing, for a shared store to pass on: a lesson learned, features a
+ * success showed the deployment takes, a deployment forgotten by a reload, the admin reset.
+ */
+export type RefusalChange =
+  | { readonly kind: "learned"; readonly deploymentKey: string; readonly refusal: FeatureRefusal }
+  | { readonly kind: "accepted"; readonly deploymentKey: string; readonly features: readonly string[] }
+  | { readonly kind: "forgotten"; readonly deploymentKey: string }
+  | { readonly kind: "reset" };
+
+/** The book as the embedded store keeps it: deployment key -> its lessons. */
+export type PersistedRefusals = Record<string, readonly FeatureRefusal[]>;
+
 export class RefusedFeatures {
   readonly #byDeployment = new Map<string, Map<string, FeatureRefusal>>();
   #lifetimeMs: number;
+  #isDirty = false;
+  /** Told of every change made here (the Redis backend shares it). */
+  #onChange: ((change: RefusalChange) => void) | undefined;
 
   constructor(lifetimeMs: number) {
     this.#lifetimeMs = lifetimeMs;
@@ -36,19 +55,45 @@ export class RefusedFeatures {
     this.#lifetimeMs = lifetimeMs;
   }
 
+  /** Calls `listener` with each change this process makes (one listener: the state backend). */
+  onChange(listener: (change: RefusalChange) => void): void {
+    this.#onChange = listener;
+  }
+
   learn(deploymentKey: string, feature: string, reason: string, nowMs: number): void {
+    const refusal = { feature, reason, atMs: nowMs, untilMs: nowMs + this.#lifetimeMs };
+    this.#keep(deploymentKey, refusal, nowMs);
+    this.#isDirty = true;
+    this.#onChange?.({ kind: "learned", deploymentKey, refusal });
+  }
+
+  /**
+   * A lesson another replica learned, or a store kept: kept with its own end, unless this process knows a lesson of
+   * the same feature that ends later. Tells no one: it is already where it came from.
+   */
+  adopt(deploymentKey: string, refusal: FeatureRefusal, nowMs: number): void {
+    if (refusal.untilMs <= nowMs) return;
+    const known = this.#byDeployment.get(deploymentKey)?.get(refusal.feature);
+    if (known !== undefined && known.untilMs >= refusal.untilMs) return;
+    this.#keep(deploymentKey, refusal, nowMs);
+  }
+
+  /** Stores a lesson, dropping the deployment's ended ones, and its oldest past MAX_REFUSALS_PER_DEPLOYMENT. */
+  #keep(deploymentKey: string, refusal: FeatureRefusal, nowMs: number): void {
     let refusals = this.#byDeployment.get(deploymentKey);
     if (refusals === undefined) {
       refusals = new Map();
       this.#byDeployment.set(deploymentKey, refusals);
     }
-    for (const [known, refusal] of refusals) if (refusal.untilMs <= nowMs) refusals.delete(known);
-    // Re-inserted so that the map's order is the lessons' age: the first one is the one to drop.
-    refusals.delete(feature);
-    refusals.set(feature, { feature, reason, atMs: nowMs, untilMs: nowMs + this.#lifetimeMs });
-    for (const [oldest] of refusals) {
-      if (refusals.size <= MAX_REFUSALS_PER_DEPLOYMENT) break;
-      refusals.delete(oldest);
+    for (const [known, kept] of refusals) if (kept.untilMs <= nowMs) refusals.delete(known);
+    refusals.delete(refusal.feature);
+    refusals.set(refusal.feature, refusal);
+    // By when each was learned, not by the map's order: an adopted lesson may be older than those kept here.
+    while (refusals.size > MAX_REFUSALS_PER_DEPLOYMENT) {
+      let oldest: FeatureRefusal | undefined;
+      for (const kept of refusals.values()) if (oldest === undefined || kept.atMs < oldest.atMs) oldest = kept;
+      if (oldest === undefined) break;
+      refusals.delete(oldest.feature);
     }
   }
 
@@ -74,26 +119,95 @@ export class RefusedFeatures {
 
   /** The deployment answered a request carrying these features: whatever it refused of them, it takes now. */
   unlearn(deploymentKey: string, features: readonly string[]): void {
+    const removed = this.#remove(deploymentKey, features);
+    if (removed.length === 0) return;
+    this.#isDirty = true;
+    this.#onChange?.({ kind: "accepted", deploymentKey, features: removed });
+  }
+
+  /** Another replica's deployment answered a request carrying these features (`unlearn` there). Tells no one. */
+  adoptAccepted(deploymentKey: string, features: readonly string[]): void {
+    this.#remove(deploymentKey, features);
+  }
+
+  /** Removes the deployment's lessons about `features`; returns the features it had lessons about. */
+  #remove(deploymentKey: string, features: readonly string[]): string[] {
     const refusals = this.#byDeployment.get(deploymentKey);
-    if (refusals === undefined) return;
-    for (const feature of features) refusals.delete(feature);
+    if (refusals === undefined) return [];
+    const removed = features.filter((feature) => refusals.delete(feature));
     if (refusals.size === 0) this.#byDeployment.delete(deploymentKey);
+    return removed;
   }
 
   /** Every lesson of a deployment whose name a reload pointed at another upstream. */
   forget(deploymentKey: string): void {
     this.#byDeployment.delete(deploymentKey);
+    this.#isDirty = true;
+    this.#onChange?.({ kind: "forgotten", deploymentKey });
   }
 
-  /** `POST /admin/cooldowns/reset`. */
+  /** `POST /admin/cooldowns/reset` (here or, with Redis, on another replica). */
   reset(): void {
     this.#byDeployment.clear();
+    this.#isDirty = true;
+    this.#onChange?.({ kind: "reset" });
   }
 
   /** The deployment's lessons that hold at `nowMs`, oldest first (for /stats). Side-effect free. */
   refusalsOf(deploymentKey: string, nowMs: number): readonly FeatureRefusal[] {
     const refusals = this.#byDeployment.get(deploymentKey);
     if (refusals === undefined) return [];
-    return [...refusals.values()].filter((refusal) => refusal.untilMs > nowMs);
+    return [...refusals.values()].filter((refusal) => refusal.untilMs > nowMs).sort((a, b) => a.atMs - b.atMs);
   }
+
+  /** Whether something changed since the last call (the embedded store writes the book then). */
+  takeDirty(): boolean {
+    const wasDirty = this.#isDirty;
+    this.#isDirty = false;
+    return wasDirty;
+  }
+
+  /** A write taken by `takeDirty()` failed (a locked or full disk): written at the next flush. */
+  restoreDirty(): void {
+    this.#isDirty = true;
+  }
+
+  /** Every lesson that holds at `nowMs`, by deployment (for the embedded store). */
+  export(nowMs: number): PersistedRefusals {
+    const persisted: Record<string, readonly FeatureRefusal[]> = {};
+    for (const deploymentKey of this.#byDeployment.keys()) {
+      const refusals = this.refusalsOf(deploymentKey, nowMs);
+      if (refusals.length > 0) persisted[deploymentKey] = refusals;
+    }
+    return persisted;
+  }
+
+  /**
+   * What a previous run kept (`export`): the lessons that still hold at `nowMs`, each with its own end; what is not a
+   * lesson is skipped. Returns how many were taken.
+   */
+  import(persisted: unknown, nowMs: number): number {
+    if (!isRecord(persisted)) return 0;
+    let imported = 0;
+    for (const [deploymentKey, refusals] of Object.entries(persisted)) {
+      if (deploymentKey === "" || !Array.isArray(refusals)) continue;
+      for (const value of refusals) {
+        const refusal = featureRefusalOf(value);
+        if (refusal === undefined || refusal.untilMs <= nowMs) continue;
+        this.adopt(deploymentKey, refusal, nowMs);
+        imported++;
+      }
+    }
+    return imported;
+  }
+}
+
+/** A lesson as it is stored or travels (`{feature, reason, atMs, untilMs}`); undefined when it is not one. */
+export function featureRefusalOf(value: unknown): FeatureRefusal | undefined {
+  if (!isRecord(value)) return undefined;
+  const { feature, reason, atMs, untilMs } = value;
+  if (typeof feature !== "string" || feature === "" || typeof reason !== "string") return undefined;
+  if (typeof atMs !== "number" || !Number.isFinite(atMs)) return undefined;
+  if (typeof untilMs !== "number" || !Number.isFinite(untilMs)) return undefined;
+  return { feature, reason, atMs, untilMs };
 }

@@ -133,9 +133,8 @@ export class GatewayRuntime {
     availability.setProviderKeys(config.providers); // before loading cooldowns: a parked key is for one key only
     const promptCalibration = new PromptCalibration();
     const refusedFeatures = new RefusedFeatures(config.cooldowns.unsupportedFeatureMs);
-    const state = await createStateBackend(config.state, availability, clock, options.logger, promptCalibration, () =>
-      refusedFeatures.reset(),
-    );
+    const learned = { calibration: promptCalibration, refusedFeatures }; // kept in the state file, or shared by Redis
+    const state = await createStateBackend(config.state, availability, clock, options.logger, learned);
     const runtime = new GatewayRuntime(
       snapshot,
       clock,

@@ -10,9 +10,11 @@ import type { CooldownSettings } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { RefusedFeatures } from "../limits/refused-features.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 12);
+const HOUR_MS = 3_600_000;
 
 const SETTINGS: CooldownSettings = {
   rateLimitBaseMs: 1_000,
@@ -97,7 +99,7 @@ describe("EmbeddedStateStore", () => {
     const before = freshBooks(clock);
     const calibration = new PromptCalibration();
     const store = new EmbeddedStateStore(path, before.budgets, before.availability, calibration);
-    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0 });
+    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0, refusedFeatures: 0 });
     spend(before.budgets, 3, 200, T0);
     for (let index = 0; index < 3; index++) calibration.learn("groq/llama", 2_000, 1_000);
     before.budgets.learn(
@@ -113,7 +115,13 @@ describe("EmbeddedStateStore", () => {
     const after = freshBooks(clock);
     const calibrationAfter = new PromptCalibration();
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability, calibrationAfter);
-    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 2, calibrations: 1, sharedWindows: 0 });
+    assert.deepEqual(reopened.load(), {
+      scopes: 1,
+      cooldowns: 2,
+      calibrations: 1,
+      sharedWindows: 0,
+      refusedFeatures: 0,
+    });
     assert.equal(calibrationAfter.factorOf("groq/llama"), calibration.factorOf("groq/llama"));
     assert.ok(calibration.factorOf("groq/llama") < 1);
     clock.advance(10);
@@ -202,7 +210,13 @@ describe("EmbeddedStateStore", () => {
 
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0 });
+    assert.deepEqual(reopened.load(), {
+      scopes: 0,
+      cooldowns: 0,
+      calibrations: 0,
+      sharedWindows: 0,
+      refusedFeatures: 0,
+    });
     reopened.close();
   });
 
@@ -266,6 +280,57 @@ describe("EmbeddedStateStore", () => {
     reopened.close();
   });
 
+  it("features deployments refused survive a restart, each until its own end; a cleared one and an ended one do not", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const refused = new RefusedFeatures(HOUR_MS);
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, undefined, refused);
+    store.load(T0);
+    refused.learn("groq/llama", "tools", "HTTP 400: does not support tools", T0);
+    refused.learn("groq/llama", "seed", "HTTP 400: Unrecognized request argument supplied: seed", T0);
+    refused.learn("ollama/small", "images", "HTTP 400: image input is not supported", T0 + HOUR_MS / 2);
+    // A success with seed: the deployment takes it now.
+    refused.unlearn("groq/llama", ["seed"]);
+    store.flush(T0);
+    store.close();
+
+    // Restarted within the hour: what holds is back, with its end, without a request to be refused for it.
+    const reopen = (nowMs: number): { readonly book: RefusedFeatures; readonly loaded: number } => {
+      const after = freshBooks(clock);
+      const book = new RefusedFeatures(HOUR_MS);
+      const reopened = new EmbeddedStateStore(path, after.budgets, after.availability, undefined, undefined, book);
+      const { refusedFeatures: loaded } = reopened.load(nowMs);
+      reopened.abandon();
+      return { book, loaded };
+    };
+    const soon = reopen(T0 + 1_000);
+    assert.equal(soon.loaded, 2);
+    assert.deepEqual(soon.book.refusalOf("groq/llama", ["tools"], T0 + 1_000), {
+      feature: "tools",
+      reason: "HTTP 400: does not support tools",
+      atMs: T0,
+      untilMs: T0 + HOUR_MS,
+    });
+    assert.equal(soon.book.refusalOf("groq/llama", ["seed"], T0 + 1_000), undefined, "a cleared lesson came back");
+    assert.equal(soon.book.refusalOf("ollama/small", ["images"], T0 + 1_000)?.untilMs, T0 + HOUR_MS * 1.5);
+    // Restarted after the first lesson ended: it is not loaded; the later one still is.
+    const late = reopen(T0 + HOUR_MS);
+    assert.equal(late.loaded, 1);
+    assert.equal(late.book.knows("groq/llama"), false, "an ended lesson was loaded");
+    assert.equal(late.book.refusalOf("ollama/small", ["images"], T0 + HOUR_MS)?.feature, "images");
+
+    // The admin reset is written too: nothing comes back after it.
+    const afterReset = freshBooks(clock);
+    const book = new RefusedFeatures(HOUR_MS);
+    const again = new EmbeddedStateStore(path, afterReset.budgets, afterReset.availability, undefined, undefined, book);
+    again.load(T0 + 1_000);
+    book.reset();
+    again.flush(T0 + 1_000);
+    again.close();
+    assert.equal(reopen(T0 + 1_000).loaded, 0);
+  });
+
   it("a corrupt row is skipped, not fatal", () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
@@ -279,7 +344,13 @@ describe("EmbeddedStateStore", () => {
     writer.close();
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0 });
+    assert.deepEqual(reopened.load(), {
+      scopes: 0,
+      cooldowns: 0,
+      calibrations: 0,
+      sharedWindows: 0,
+      refusedFeatures: 0,
+    });
     reopened.close();
   });
 
@@ -335,7 +406,13 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     // What the failed flushes held reached the file with the one that worked.
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
-    assert.deepEqual(reopened.load(), { scopes: 1, cooldowns: 1, calibrations: 0, sharedWindows: 0 });
+    assert.deepEqual(reopened.load(), {
+      scopes: 1,
+      cooldowns: 1,
+      calibrations: 0,
+      sharedWindows: 0,
+      refusedFeatures: 0,
+    });
     assert.equal(after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used, 2);
     reopened.close();
   });

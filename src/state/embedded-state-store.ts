@@ -1,6 +1,7 @@
 // The embedded state store: daily/monthly counters, sliding logs, learned limits (learned concurrency too), cooldowns,
-// prompt calibrations and the context windows learned to be shared in a local SQLite file (node:sqlite), so a
-// restart neither spends a day's budget twice nor hammers a provider that told us to wait. The request path never touches the disk: the in-memory books are the source of truth and dirty
+// prompt calibrations, the context windows learned to be shared and the features deployments refused in a local
+// SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told us
+// to wait, nor pays a refusal again to learn what it knew. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close. A write that fails (the file locked
 // by another process past the busy timeout, a full or read-only disk, a file damaged since the start) must not end
 // the process: the books in memory keep serving, what the write held stays dirty for the next flush, and the
@@ -9,6 +10,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { BUSY_TIMEOUT_MS, openSqliteFile } from "../sqlite-file.ts";
 import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
@@ -25,6 +27,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS cooldowns (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS prompt_calibration (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS shared_windows (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS refused_features (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
 `;
 
 export class EmbeddedStateStore {
@@ -38,6 +41,8 @@ export class EmbeddedStateStore {
   readonly #calibration: PromptCalibration | undefined;
   readonly #upsertCalibration: StatementSync;
   readonly #upsertSharedWindows: StatementSync;
+  readonly #refusedFeatures: RefusedFeatures | undefined;
+  readonly #upsertRefusedFeatures: StatementSync;
   readonly #logger: StateLogger | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Set from a failed write until one works again: when writing began to fail, and the latest reason. */
@@ -52,6 +57,7 @@ export class EmbeddedStateStore {
     availability: AvailabilityBook,
     calibration?: PromptCalibration,
     logger?: StateLogger,
+    refusedFeatures?: RefusedFeatures,
   ) {
     this.path = path;
     this.#logger = logger;
@@ -66,6 +72,7 @@ export class EmbeddedStateStore {
     this.#budgets = budgets;
     this.#availability = availability;
     this.#calibration = calibration;
+    this.#refusedFeatures = refusedFeatures;
     this.#upsertScope = this.#db.prepare(
       "INSERT INTO budget_scopes (scope_id, state, updated_at_ms) VALUES (?, ?, ?) ON CONFLICT(scope_id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
     );
@@ -73,10 +80,20 @@ export class EmbeddedStateStore {
     this.#upsertCooldowns = this.#db.prepare(upsertDocument("cooldowns"));
     this.#upsertCalibration = this.#db.prepare(upsertDocument("prompt_calibration"));
     this.#upsertSharedWindows = this.#db.prepare(upsertDocument("shared_windows"));
+    this.#upsertRefusedFeatures = this.#db.prepare(upsertDocument("refused_features"));
   }
 
-  /** Loads what the last run left. Unreadable rows are skipped: old accounting is not worth a failed start. */
-  load(): { scopes: number; cooldowns: number; calibrations: number; sharedWindows: number } {
+  /**
+   * Loads what the last run left. Unreadable rows are skipped: old accounting is not worth a failed start. Refused
+   * features whose lesson ended by `nowMs` are dropped.
+   */
+  load(nowMs = Date.now()): {
+    scopes: number;
+    cooldowns: number;
+    calibrations: number;
+    sharedWindows: number;
+    refusedFeatures: number;
+  } {
     let scopes = 0;
     for (const row of this.#db.prepare("SELECT scope_id, state FROM budget_scopes").all()) {
       try {
@@ -103,7 +120,10 @@ export class EmbeddedStateStore {
     // fit"): without them a restart sent each one more request to be refused.
     const sharedWindows =
       this.#calibration === undefined ? 0 : this.#calibration.importSharedWindows(this.#readDocument("shared_windows"));
-    return { scopes, cooldowns, calibrations, sharedWindows };
+    // Features a deployment refused (routing.md "Learned refusals"), each until its own end: without them a restart
+    // sent each one more request carrying the feature to be refused.
+    const refusedFeatures = this.#refusedFeatures?.import(this.#readDocument("refused_features"), nowMs) ?? 0;
+    return { scopes, cooldowns, calibrations, sharedWindows, refusedFeatures };
   }
 
   /** The JSON document of a one-row table (cooldowns, prompt_calibration); undefined when absent or unreadable. */
@@ -179,7 +199,8 @@ export class EmbeddedStateStore {
     const dirtyScopes = this.#budgets.takeDirty();
     const isCooldownsDirty = this.#availability.takeDirty();
     const isCalibrationDirty = this.#calibration?.takeDirty() === true;
-    if (dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty) return;
+    const areRefusalsDirty = this.#refusedFeatures?.takeDirty() === true;
+    if (dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty && !areRefusalsDirty) return;
     try {
       this.#db.exec("BEGIN");
       for (const scopeId of dirtyScopes) {
@@ -192,6 +213,8 @@ export class EmbeddedStateStore {
         this.#upsertCalibration.run(JSON.stringify(this.#calibration?.export()), nowMs);
         this.#upsertSharedWindows.run(JSON.stringify(this.#calibration?.exportSharedWindows()), nowMs);
       }
+      if (areRefusalsDirty)
+        this.#upsertRefusedFeatures.run(JSON.stringify(this.#refusedFeatures?.export(nowMs)), nowMs);
       this.#db.exec("COMMIT");
     } catch (error) {
       // A failed COMMIT (SQLITE_BUSY, SQLITE_FULL) may leave the transaction open; a failed BEGIN leaves none.
@@ -203,6 +226,7 @@ export class EmbeddedStateStore {
       this.#budgets.restoreDirty(dirtyScopes);
       if (isCooldownsDirty) this.#availability.restoreDirty();
       if (isCalibrationDirty) this.#calibration?.restoreDirty();
+      if (areRefusalsDirty) this.#refusedFeatures?.restoreDirty();
       throw error;
     }
   }
@@ -240,7 +264,7 @@ export class EmbeddedStateStore {
   }
 }
 
-/** Writes the JSON document of a one-row table (`id` 1: cooldowns, prompt_calibration, shared_windows). */
+/** Writes the JSON document of a one-row table (`id` 1: cooldowns, prompt_calibration, shared_windows, refused_features). */
 function upsertDocument(table: string): string {
   return `INSERT INTO ${table} (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms`;
 }

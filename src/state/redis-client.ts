@@ -4,7 +4,7 @@
 // apply to an ioredis Cluster seeded from `redis_url` (it discovers the other nodes and follows slot moves).
 import { Cluster, Redis } from "ioredis";
 import { RESERVE_LUA } from "./redis-lua.ts";
-import { LEARN_LUA, RECONCILE_LUA, RETIME_LUA, SHARE_COOLDOWN_LUA } from "./redis-lua-writes.ts";
+import { LEARN_LUA, RECONCILE_LUA, RETIME_LUA, SHARE_COOLDOWN_LUA, SHARE_REFUSAL_LUA } from "./redis-lua-writes.ts";
 
 /** ms a shared-state command may take before the request falls back to local state (`state.redis_command_timeout_ms`). */
 export const COMMAND_TIMEOUT_MS = 200;
@@ -24,6 +24,7 @@ export interface SharedStateCommands {
   budgetLearn(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetRetime(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  shareRefusal(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
 }
 
 /** A standalone Redis or a Redis Cluster: the same commands (every script's keys share one hash tag). */
@@ -33,7 +34,14 @@ export type SharedStateRedis = RedisConnection & SharedStateCommands;
 export const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
 
 /** The scripts `createCommandClient` defines (the methods of SharedStateCommands). */
-const SCRIPT_COMMANDS = ["budgetReserve", "budgetReconcile", "budgetLearn", "budgetRetime", "shareCooldown"] as const;
+const SCRIPT_COMMANDS = [
+  "budgetReserve",
+  "budgetReconcile",
+  "budgetLearn",
+  "budgetRetime",
+  "shareCooldown",
+  "shareRefusal",
+] as const;
 
 /** The command connection; `lazyConnect`, so the caller decides how long start-up may wait. */
 export function createCommandClient(
@@ -68,6 +76,7 @@ export function createCommandClient(
   client.defineCommand("budgetLearn", { lua: LEARN_LUA });
   client.defineCommand("budgetRetime", { lua: RETIME_LUA });
   client.defineCommand("shareCooldown", { lua: SHARE_COOLDOWN_LUA });
+  client.defineCommand("shareRefusal", { lua: SHARE_REFUSAL_LUA });
   return client as SharedStateRedis;
 }
 

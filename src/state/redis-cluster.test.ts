@@ -1,7 +1,7 @@
 // The Redis-shared state against a real 3-master Redis Cluster started by the test: every key one script touches
 // carries its provider's hash tag (so the scripts run, one slot each), scopes of different providers live on
 // different masters, budgets stay exact across processes, SCAN-based loads and resets reach every master (learned
-// facts too), and a master killed mid-run never fails a reserve.
+// facts and refused features too), and a master killed mid-run never fails a reserve.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -21,6 +21,7 @@ const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldow
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { RefusedFeatures } from "../limits/refused-features.ts";
 import { scanKeys } from "./redis-client.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
@@ -38,6 +39,7 @@ async function startBackend(
   prefix = "cluster:",
   commandTimeoutMs = 2_000,
   calibration?: PromptCalibration,
+  refusedFeatures?: RefusedFeatures,
 ) {
   const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
   const warnings: string[] = [];
@@ -57,7 +59,10 @@ async function startBackend(
     availability,
     systemClock,
     logger,
-    calibration === undefined ? {} : { calibration },
+    {
+      ...(calibration === undefined ? {} : { calibration }),
+      ...(refusedFeatures === undefined ? {} : { refusedFeatures }),
+    },
   );
   t.after(() => state.close());
   return { state, availability, warnings };
@@ -114,9 +119,9 @@ async function coolAndHear(from: Backend, to: Backend, deployment: string, what:
   await waitFor(() => !to.availability.peek(deployment, provider).isAvailable, timeoutMs, what);
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
@@ -336,6 +341,45 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
       if (Date.now() > deadline) assert.fail(`still stored: ${(await storedLimits()).join(" ")}`);
       await sleep(20);
     }
+    assert.equal(teacher.warnings.length + second.warnings.length + late.warnings.length, 0);
+  });
+
+  test("refused features per provider: heard, loaded from every master, cleared fleet-wide, reset on every master", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const book = () => new RefusedFeatures(3_600_000);
+    const secondBook = book();
+    const second = await startBackend(t, cluster, "refused:", 2_000, undefined, secondBook);
+    const teacherBook = book();
+    const teacher = await startBackend(t, cluster, "refused:", 2_000, undefined, teacherBook);
+    for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "tools", "HTTP 400", Date.now());
+    const refusesAll = (refused: RefusedFeatures, isRefused = true): boolean =>
+      PROVIDERS.every(
+        (provider) => (refused.refusalOf(`${provider}/m`, ["tools"], Date.now()) !== undefined) === isRefused,
+      );
+    await waitFor(() => refusesAll(secondBook), 3_000, "the published lessons");
+    const client = await adminClient(t, cluster);
+    const stored = async () =>
+      [...(await keysPerNode(cluster, client, "refused:")).values()]
+        .flat()
+        .filter((key) => /refused-features/.test(key));
+    assert.equal((await stored()).length, PROVIDERS.length);
+    assert.ok((await keysPerNode(cluster, client, "refused:")).size > 1, "the lessons live on several masters");
+    const lateBook = book();
+    const late = await startBackend(t, cluster, "refused:", 2_000, undefined, lateBook);
+    assert.ok(refusesAll(lateBook), "a process started later loads them from every master");
+
+    // A success on the second process clears each lesson everywhere, in its provider's slot.
+    for (const provider of PROVIDERS) secondBook.unlearn(`${provider}/m`, ["tools"]);
+    await waitFor(() => refusesAll(teacherBook, false) && refusesAll(lateBook, false), 3_000, "the clearing");
+    await waitFor(async () => (await stored()).length === 0, 3_000, "the stored lessons deleted");
+
+    // The admin reset deletes the lessons on every master and reaches every process.
+    for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "seed", "HTTP 400", Date.now());
+    await waitFor(async () => (await stored()).length === PROVIDERS.length, 3_000, "the new lessons stored");
+    teacherBook.reset();
+    await teacher.state.ledger.reset();
+    assert.deepEqual(await stored(), []);
+    await waitFor(() => PROVIDERS.every((provider) => !lateBook.knows(`${provider}/m`)), 3_000, "the reset heard");
     assert.equal(teacher.warnings.length + second.warnings.length + late.warnings.length, 0);
   });
 

@@ -115,6 +115,19 @@ export function sharedWindowStart(prefix: string): string {
   return `${prefix}shared-window:`;
 }
 
+/**
+ * The features a deployment refused (redis-refused-features.ts): one hash per deployment, feature -> its lesson,
+ * hash-tagged with its provider as the budget keys are, expiring when its latest lesson ends.
+ */
+export function refusedFeaturesKey(prefix: string, deploymentKey: string): string {
+  return `${refusedFeaturesStart(prefix)}{${providerTag(`deployment:${deploymentKey}`)}}:${deploymentKey}`;
+}
+
+/** Every refused-features key starts with this. */
+export function refusedFeaturesStart(prefix: string): string {
+  return `${prefix}refused-features:`;
+}
+
 /** The prompt calibrations' hash (redis-calibration.ts). */
 export function calibrationKey(prefix: string): string {
   return `${prefix}prompt-calibration`;

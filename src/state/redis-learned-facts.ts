@@ -10,7 +10,8 @@
 // it hears to its local books and loads what is stored when it starts or Redis comes back. Planning reads only the
 // local books: no round trip is added to a request. A fact learned while Redis is unreachable is written when it is
 // back. A limit inferred from this process's own requests (in flight, or their spacing) is not shared: it is this
-// process's share. A reload that points a scope at another key or upstream deletes what was stored of it (`forget`).
+// process's share. A reload that points a scope at another key or upstream deletes what was stored of it (`forget`),
+// and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`).
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
@@ -78,6 +79,8 @@ export class LearnedFactSharing {
   readonly #rateLearnedAtMs = new Map<string, Map<string, number>>();
   /** Scopes forgotten while Redis was unreachable, or whose delete failed: deleted when it is back. */
   readonly #forgotten = new Set<string>();
+  /** Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet. */
+  readonly #forgottenDeployments = new Set<string>();
   #retryTimer: NodeJS.Timeout | undefined;
   #isStopped = false;
 
@@ -122,7 +125,8 @@ export class LearnedFactSharing {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      if (this.#forgotten.size > 0 && this.#options.link.isUp) this.#sendDeletes();
+      const hasForgotten = this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0;
+      if (hasForgotten && this.#options.link.isUp) this.#sendDeletes();
       const facts = [...this.#unshared.values()];
       this.#unshared.clear();
       for (const pending of facts) this.share(pending);
@@ -145,6 +149,17 @@ export class LearnedFactSharing {
     if (this.#options.link.isUp) this.#sendDeletes();
   }
 
+  /**
+   * A reload pointed the deployment's name at another upstream (PromptCalibration.forget): its stored evidence and
+   * shared window are deleted and an unwritten lesson of it dropped, so that neither this process at a reconnect nor
+   * one started later adopts the old upstream's for the new one. Unpublished, as `forget`.
+   */
+  forgetDeployment(deploymentKey: string): void {
+    this.#unshared.delete(`context ${deploymentKey}`);
+    this.#forgottenDeployments.add(deploymentKey);
+    if (this.#options.link.isUp) this.#sendDeletes();
+  }
+
   #sendDeletes(): void {
     this.#deleteForgotten().then(
       () => this.#options.link.recordSuccess(),
@@ -155,19 +170,37 @@ export class LearnedFactSharing {
     );
   }
 
-  /** Deletes the stored limits of every scope forgotten since; those whose delete failed stay to be deleted. */
+  /** Deletes what is stored of every scope and deployment forgotten since; what failed stays to be deleted. */
   async #deleteForgotten(): Promise<void> {
     const scopeIds = [...this.#forgotten];
     this.#forgotten.clear();
+    const deploymentKeys = [...this.#forgottenDeployments];
+    this.#forgottenDeployments.clear();
     const { redis, keyPrefix } = this.#options;
-    await Promise.all(
-      scopeIds.map((scopeId) =>
+    await Promise.all([
+      ...scopeIds.map((scopeId) =>
         unlinkMany(redis, storedKeysOf(keyPrefix, scopeId)).catch((error: unknown) => {
           this.#forgotten.add(scopeId);
           throw error;
         }),
       ),
-    );
+      ...deploymentKeys.map((deploymentKey) =>
+        this.#deleteCalibration(deploymentKey).catch((error: unknown) => {
+          this.#forgottenDeployments.add(deploymentKey);
+          throw error;
+        }),
+      ),
+    ]);
+  }
+
+  /**
+   * A deployment's stored evidence and shared window. Not what this process learned again since the forget (of the
+   * upstream the name points at now, while the delete waited for Redis): that is written by its own flush or lesson.
+   */
+  async #deleteCalibration(key: string): Promise<void> {
+    const { redis, keyPrefix, calibration } = this.#options;
+    if (calibration?.hasEvidence(key) !== true) await redis.hdel(calibrationKey(keyPrefix), key);
+    if (calibration?.sharesWindow(key) !== true) await redis.unlink(sharedWindowKey(keyPrefix, key));
   }
 
   /**

@@ -1,6 +1,7 @@
 // The Redis scripts besides the reserve (redis-lua.ts): a reservation's real token count, the windows a provider's
-// headers reported, and a shared cooldown. Each runs atomically; every key one script touches carries the same
-// hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g", as there.
+// headers reported, a shared cooldown and a refused feature. Each runs atomically; every key one script touches
+// carries the same hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g",
+// as there.
 import { BUDGET_KEEP_MS } from "./redis-keys.ts";
 
 /**
@@ -145,4 +146,39 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
+`;
+
+/**
+ * Stores one feature a deployment refused (redis-refused-features.ts) in the deployment's hash (KEYS[1]: feature ->
+ * the lesson's JSON, `untilMs` and `atMs` in it) and keeps the hash bounded as the book is (limits/refused-features.ts
+ * MAX_REFUSALS_PER_DEPLOYMENT): lessons ended by now, or unreadable, are removed, and past ARGV[4] lessons the
+ * oldest go. The hash then expires when its latest lesson ends, so a deployment nobody refuses any more leaves nothing
+ * behind. ARGV: feature, lesson JSON, now_ms, max lessons. Returns how many lessons the hash keeps.
+ */
+export const SHARE_REFUSAL_LUA = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local now = tonumber(ARGV[3])
+local max = tonumber(ARGV[4])
+local fields = redis.call('HGETALL', KEYS[1])
+local kept = {}
+for i = 1, #fields, 2 do
+  local ok, lesson = pcall(cjson.decode, fields[i + 1])
+  local until_ms = nil
+  if ok and type(lesson) == 'table' then until_ms = tonumber(lesson.untilMs) end
+  if until_ms == nil or until_ms <= now then
+    redis.call('HDEL', KEYS[1], fields[i])
+  else
+    kept[#kept + 1] = { fields[i], tonumber(lesson.atMs) or 0, until_ms }
+  end
+end
+local first = 1
+if #kept > max then
+  table.sort(kept, function(a, b) return a[2] < b[2] end)
+  first = #kept - max + 1
+  for i = 1, first - 1 do redis.call('HDEL', KEYS[1], kept[i][1]) end
+end
+local latest = now
+for i = first, #kept do latest = math.max(latest, kept[i][3]) end
+if latest > now then redis.call('PEXPIRE', KEYS[1], math.ceil(latest - now)) end
+return #kept - first + 1
 `;

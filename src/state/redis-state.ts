@@ -1,12 +1,14 @@
-// The Redis state backend: budgets (RedisLedger), cooldowns (CooldownSharing) and learned facts (LearnedFactSharing)
-// shared by every gateway process that points at the same Redis and key prefix. Redis being down never fails a request: the gateway serves from
-// local state, reports `isDegraded` in /health, and resynchronises when Redis is back. See docs/limits.md.
+// The Redis state backend: budgets (RedisLedger), cooldowns (CooldownSharing), learned facts (LearnedFactSharing)
+// and refused features (RefusalSharing) shared by every gateway process that points at the same Redis and key
+// prefix. Redis being down never fails a request: the gateway serves from local state, reports `isDegraded` in
+// /health, and resynchronises when Redis is back. See docs/limits.md.
 
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { RedisAnswerRows } from "./redis-answer-rows.ts";
 import { CalibrationSharing } from "./redis-calibration.ts";
 import {
@@ -21,6 +23,7 @@ import { CooldownSharing } from "./redis-cooldowns.ts";
 import { LearnedFactSharing, statedRuleOf } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
+import { RefusalSharing } from "./redis-refused-features.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 
 /** ms between PINGs while Redis is marked down on a connection that is still open (hung or overloaded Redis). */
@@ -35,8 +38,11 @@ export interface RedisStateOptions {
   readonly subscribeWaitMs?: number;
   /** The runtime's prompt calibrations: loaded from Redis at start, written back as they are learned. */
   readonly calibration?: PromptCalibration;
-  /** Another process reset the shared state: what this process keeps of its own is forgotten too (refused features). */
-  readonly onRemoteReset?: () => void;
+  /**
+   * The runtime's refused features: shared as they are learned and cleared, loaded at start and reconnect, reset when
+   * another process resets the shared state.
+   */
+  readonly refusedFeatures?: RefusedFeatures;
 }
 
 export async function createRedisStateBackend(
@@ -92,6 +98,18 @@ export async function createRedisStateBackend(
   };
   ledger.onForget = (scopeId) => facts.forget(scopeId);
   options.calibration?.onLesson((lesson) => facts.share({ kind: "context", lesson }));
+  options.calibration?.onForget((deploymentKey) => facts.forgetDeployment(deploymentKey));
+  const refusals =
+    options.refusedFeatures === undefined
+      ? undefined
+      : new RefusalSharing({
+          redis,
+          link,
+          keyPrefix: settings.redisKeyPrefix,
+          clock,
+          instanceId,
+          refusedFeatures: options.refusedFeatures,
+        });
   const cooldowns = new CooldownSharing({
     redis,
     subscriber,
@@ -102,12 +120,20 @@ export async function createRedisStateBackend(
     instanceId,
     onRemoteReset: () => {
       ledger.resetLocal();
-      options.onRemoteReset?.();
+      options.refusedFeatures?.reset();
     },
-    onLearned: (fact) => facts.receive(fact),
-    loadAlso: () => facts.load(),
+    onLearned: (fact) => {
+      facts.receive(fact);
+      refusals?.receive(fact);
+    },
+    loadAlso: () => Promise.all([facts.load(), refusals?.load()]),
   });
-  ledger.onReset = () => cooldowns.resetShared();
+  // The stored refused features go before the reset is published: a replica that hears it and loads at once finds
+  // none of them.
+  ledger.onReset = async () => {
+    await refusals?.resetShared();
+    await cooldowns.resetShared();
+  };
   const calibration =
     options.calibration === undefined
       ? undefined
@@ -125,9 +151,11 @@ export async function createRedisStateBackend(
       try {
         await cooldowns.pushLocal();
         await facts.pushLocal();
+        await refusals?.pushLocal();
         await untilOrAfter(subscribed, subscribeWaitMs);
         await cooldowns.load();
         await facts.load();
+        await refusals?.load();
         await ledger.replayUnsynced();
         ledger.renewLeases();
       } catch (error) {
@@ -185,6 +213,7 @@ export async function createRedisStateBackend(
       await calibration?.flush();
       cooldowns.stop();
       facts.stop();
+      refusals?.stop();
       ledger.stop();
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);

@@ -6,29 +6,34 @@ import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 
 export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
+
+/**
+ * The books of learned facts a backend keeps beside budgets and cooldowns: in the embedded store's file, or in Redis,
+ * shared with the other replicas (docs/limits.md "Token estimation", docs/routing.md "Learned refusals").
+ */
+export interface LearnedBooks {
+  readonly calibration?: PromptCalibration;
+  readonly refusedFeatures?: RefusedFeatures;
+}
 
 export async function createStateBackend(
   settings: StateSettings,
   availability: AvailabilityBook,
   clock: Clock,
   logger: StateLogger | undefined,
-  /** Kept in the embedded store's file, or in Redis (docs/limits.md "Token estimation"). */
-  calibration?: PromptCalibration,
-  /**
-   * With Redis: another process reset the shared state (`POST /admin/cooldowns/reset`); this process forgets what
-   * it keeps of its own beside the shared cooldowns and budgets (the refused features).
-   */
-  onRemoteReset?: () => void,
+  learned: LearnedBooks = {},
 ): Promise<StateBackend> {
+  const { calibration, refusedFeatures } = learned;
   if (settings.redisUrl !== undefined) {
     const { createRedisStateBackend } = await import("./redis-state.ts");
     return createRedisStateBackend(settings, availability, clock, logger, {
       ...(calibration === undefined ? {} : { calibration }),
-      ...(onRemoteReset === undefined ? {} : { onRemoteReset }),
+      ...(refusedFeatures === undefined ? {} : { refusedFeatures }),
     });
   }
   const book = new BudgetBook();
@@ -43,9 +48,9 @@ export async function createStateBackend(
   const { store, loaded } = openEmbeddedStore(
     settings.path,
     () => {
-      const opened = new EmbeddedStateStore(settings.path, book, availability, calibration, logger);
+      const opened = new EmbeddedStateStore(settings.path, book, availability, calibration, logger, refusedFeatures);
       try {
-        return { store: opened, loaded: opened.load() };
+        return { store: opened, loaded: opened.load(clock.now()) };
       } catch (error) {
         opened.abandon();
         throw error;
@@ -54,10 +59,10 @@ export async function createStateBackend(
     clock,
     logger,
   );
-  if (loaded.scopes + loaded.cooldowns + loaded.calibrations + loaded.sharedWindows > 0) {
+  if (Object.values(loaded).some((count) => count > 0)) {
     logger?.info(
       { path: settings.path, ...loaded },
-      "restored budgets, cooldowns and prompt calibrations from the embedded store",
+      "restored budgets, cooldowns, prompt calibrations and refused features from the embedded store",
     );
   }
   store.start(settings.flushIntervalMs);

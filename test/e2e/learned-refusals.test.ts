@@ -3,6 +3,9 @@
 // wasted on the refusal, while requests without it still go to the refusing provider first. Real gateway, two
 // scripted mock upstreams over loopback.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
@@ -34,9 +37,7 @@ async function scene(t: TestContext, options: { readonly extraConfig?: string } 
   alpha.setDefault(CHAT_ROUTE, (request) =>
     hasTools(request) ? TOOLS_REFUSAL : { kind: "json", status: 200, body: chatCompletion("alpha here", "alpha-m") },
   );
-  const gateway = await useGateway(
-    t,
-    `server:
+  const yaml = `server:
   port: 0
   host: 127.0.0.1
   admin_keys: [${ADMIN_KEY}]
@@ -55,9 +56,8 @@ providers:
       m: { id: beta-m, priority: 1 }
 routing:
   max_wait_for_better_ms: 0
-${options.extraConfig ?? ""}`,
-  );
-  return { alpha, beta, gateway };
+${options.extraConfig ?? ""}`;
+  return { alpha, beta, gateway: await useGateway(t, yaml), yaml };
 }
 
 interface Explained {
@@ -142,6 +142,31 @@ describe("a feature a provider refused is remembered", () => {
     const afterReset = await postChat(gateway, { model: "m", tools: TOOLS });
     assert.equal(afterReset.headers["x-gateway-attempts"], "2");
     assert.equal(chatRequests(alpha).length, 3);
+  });
+
+  test("kept in the embedded state file: a restarted gateway still sends tools requests to the other provider first", async (t) => {
+    const directory = mkdtempSync(join(tmpdir(), "refused-"));
+    t.after(() => rmSync(directory, { recursive: true, force: true }));
+    // Written when the gateway closes (and every flush interval, here longer than the test).
+    const state = `state:\n  path: ${JSON.stringify(join(directory, "state.db"))}\n  flush_interval_ms: 60000\n`;
+    const { alpha, beta, gateway, yaml } = await scene(t, { extraConfig: state });
+    assert.equal((await postChat(gateway, { model: "m", tools: TOOLS })).headers["x-gateway-provider"], "beta");
+    assert.equal(chatRequests(alpha).length, 1);
+    const [learned] = rowOf(await statsOf(gateway), "alpha/m").refused_features;
+    await gateway.close();
+
+    const restarted = await useGateway(t, yaml);
+    assert.deepEqual(
+      rowOf(await statsOf(restarted), "alpha/m").refused_features,
+      [learned],
+      "the same lesson, same end",
+    );
+    const again = await postChat(restarted, { model: "m", tools: TOOLS });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.headers["x-gateway-provider"], "beta");
+    assert.equal(again.headers["x-gateway-attempts"], "1");
+    assert.equal(chatRequests(alpha).length, 1, "the restarted gateway paid alpha's refusal again");
+    assert.equal(chatRequests(beta).length, 2);
   });
 
   test("still the last resort: when the other provider fails, the refusing one is tried, and a success clears it", async (t) => {

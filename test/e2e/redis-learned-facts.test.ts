@@ -1,6 +1,6 @@
 // What one replica learns from a refusal, the others know without paying the same refusal (docs/limits.md "Shared
-// state with Redis", docs/routing.md "Context fit"): two gateways on one real redis-server and scripted mock
-// upstreams; the mocks' request counts show which gateway asked whom.
+// state with Redis", docs/routing.md "Context fit" and "Learned refusals"): two gateways on one real redis-server and
+// scripted mock upstreams; the mocks' request counts show which gateway asked whom.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { describe, type TestContext, test } from "node:test";
@@ -201,25 +201,59 @@ describe("learned facts shared through Redis", { skip }, () => {
     await sleep(150); // B's cached denial (CONCURRENCY_RETRY_MS) is over
     assert.equal(servedBy(await postChat(b, request)), "first");
   });
-  test("an admin reset on replica A also makes replica B forget what it learned was refused", async (t) => {
+  test("a feature refused to replica A: B ranks the deployment last without asking it; a success on B clears it fleet-wide", async (t) => {
     const redis = await useRedisServer(t);
     const first = await useMock(t);
     const second = await useMock(t);
     second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
-    first.setDefault(CHAT_ROUTE, {
-      kind: "json",
-      status: 400,
-      body: { error: { message: "This model does not support tools", type: "invalid_request_error" } },
-    });
+    first.setDefault(CHAT_ROUTE, NO_TOOLS);
+    const [a, b] = await twoGateways(t, configYaml(redis, first, "", second));
+
+    assert.equal(servedBy(await postChat(a, TOOLS_REQUEST)), "second");
+    assert.equal(chatRequests(first).length, 1, "A asked first once and was refused");
+    // A's lesson reaches B without any request of B's, with A's end.
+    await waitFor(async () => (await refusedOn(b)).length === 1, "B to learn A's lesson");
+    const [onA] = rowOf(await statsOf(a), "first/m").refused_features;
+    assert.deepEqual(rowOf(await statsOf(b), "first/m").refused_features, [onA]);
+    assert.equal(servedBy(await postChat(b, TOOLS_REQUEST)), "second");
+    assert.equal(chatRequests(first).length, 1, "B paid a refused upstream request of its own");
+    // A request without tools still goes to first, on either.
+    first.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
+    assert.equal(servedBy(await postChat(b, { model: "m", messages: [{ role: "user", content: "hi" }] })), "first");
+
+    // A replica started afterwards loads the lesson at start (or as soon as Redis answers).
+    const late = await useGateway(t, configYaml(redis, first, "", second));
+    await waitFor(async () => (await refusedOn(late)).length === 1, "the late replica to load A's lesson");
+    assert.equal(servedBy(await postChat(late, TOOLS_REQUEST)), "second");
+    assert.equal(chatRequests(first).length, 2);
+
+    // first takes tools now. B's request reaches it only when second fails: its success clears the lesson for all.
+    first.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
+    second.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    assert.equal(servedBy(await postChat(b, TOOLS_REQUEST)), "first");
+    assert.deepEqual(await refusedOn(b), []);
+    await waitFor(
+      async () => (await refusedOn(a)).length === 0 && (await refusedOn(late)).length === 0,
+      "A and the late replica to hear that first takes tools",
+    );
+    assert.equal(servedBy(await postChat(a, TOOLS_REQUEST)), "first");
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    assert.deepEqual(await admin.keys("e2e-learned:refused-features:*"), []);
+    const fresh = await useGateway(t, configYaml(redis, first, "", second));
+    assert.deepEqual(await refusedOn(fresh), [], "a replica started later loaded a cleared lesson");
+  });
+
+  test("an admin reset on replica A makes every replica forget what was refused, and deletes the shared copies", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    first.setDefault(CHAT_ROUTE, NO_TOOLS);
     const yaml = `server:\n  port: 0\n  host: 127.0.0.1\n  admin_keys: [admin-key-123]\n${configYaml(redis, first, "", second)}`;
     const [a, b] = await twoGateways(t, yaml);
-    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
-    const request = { model: "m", messages: [{ role: "user", content: "hi" }], tools };
-    // Refused features are per process: each replica learns first's refusal with a request of its own.
-    assert.equal(servedBy(await postChat(a, request)), "second");
-    assert.equal(servedBy(await postChat(b, request)), "second");
-    const refusedOn = async (gateway: TestGateway): Promise<string[]> =>
-      rowOf(await statsOf(gateway), "first/m").refused_features.map((refusal) => refusal.feature);
+    assert.equal(servedBy(await postChat(a, TOOLS_REQUEST)), "second");
+    await waitFor(async () => (await refusedOn(b)).length === 1, "B to learn A's lesson");
     assert.deepEqual(await refusedOn(b), ["tools"]);
 
     const reset = await send(a, "POST", "/admin/cooldowns/reset", {
@@ -229,9 +263,47 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.deepEqual(await refusedOn(a), []);
     // The reset the fleet hears (cooldowns, circuits, budgets) covers B's refused features too, as the reset says.
     await waitFor(async () => (await refusedOn(b)).length === 0, "B to forget first's refusal of tools");
-    assert.equal(chatRequests(first).length, 2);
+    // The shared copy went with it: a replica started after the reset does not load it back.
+    const late = await useGateway(t, yaml);
+    assert.deepEqual(await refusedOn(late), []);
+    assert.equal(chatRequests(first).length, 1);
     first.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("first", "m") });
-    assert.equal(servedBy(await postChat(b, request)), "first");
+    assert.equal(servedBy(await postChat(b, TOOLS_REQUEST)), "first");
+  });
+
+  test("a reload pointing first at another key deletes what was shared of it: its refused features and its shared window", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    first.setDefault(CHAT_ROUTE, NO_TOOLS);
+    const model = ", context: 4000, max_output_tokens: 1000";
+    const yaml = configYaml(redis, first, model, second);
+    const a = await useGateway(t, yaml);
+    assert.equal(servedBy(await postChat(a, TOOLS_REQUEST)), "second");
+    first.setDefault(CHAT_ROUTE, TOO_LONG);
+    assert.equal(servedBy(await postChat(a, { model: "m", messages: promptOf(3_500), max_tokens: 900 })), "second");
+    assert.equal(chatRequests(first).length, 2);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const storedLessons = ["e2e-learned:refused-features:{first}:first/m", "e2e-learned:shared-window:{first}:first/m"];
+    await waitFor(async () => (await admin.exists(...storedLessons)) === 2, "both lessons stored");
+
+    // The new key is another account, perhaps another model behind the name: what the old one taught is not its.
+    writeFileSync(a.configPath, readFileSync(a.configPath, "utf8").replace("sk-first", "sk-first-2"));
+    assert.equal((await a.runtime.reloadFromSource("test")).isApplied, true);
+    assert.deepEqual(await refusedOn(a), []);
+    await waitFor(async () => (await admin.exists(...storedLessons)) === 0, "the stored lessons of first deleted");
+    // Neither a replica started with the new key, nor A at a reconnect, adopts them again.
+    const fresh = await useGateway(t, yaml.replace("sk-first", "sk-first-2"));
+    assert.deepEqual(await refusedOn(fresh), [], "a replica with the new key loaded the old key's refusal");
+    assert.equal(await skipsFirst(fresh, 3_500, 900), false, "a replica with the new key loaded the old shared window");
+    // A's connections dropped (Redis keeps its data): A loads what is stored again when it reconnects.
+    await admin.call("CLIENT", "KILL", "TYPE", "normal");
+    await waitFor(async () => /name=llm-gateway /.test(String(await admin.call("CLIENT", "LIST"))), "A reconnected");
+    await sleep(500); // the resync's load
+    assert.deepEqual(await refusedOn(a), []);
+    assert.equal(await skipsFirst(a, 3_500, 900), false, "A adopted the old key's shared window again");
   });
 
   test("a rate limit stated to replica A binds replica B, and a replica started later, without a 429 of their own", async (t) => {
@@ -293,6 +365,23 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.equal(await learnedRpm(fresh), undefined, "a replica with the new key loaded the old key's limit");
   });
 });
+
+const NO_TOOLS: MockStep = {
+  kind: "json",
+  status: 400,
+  body: { error: { message: "This model does not support tools", type: "invalid_request_error" } },
+};
+
+const TOOLS_REQUEST = {
+  model: "m",
+  messages: [{ role: "user", content: "hi" }],
+  tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }],
+};
+
+/** The features a gateway's /stats says first refused. */
+async function refusedOn(gateway: TestGateway): Promise<string[]> {
+  return rowOf(await statsOf(gateway), "first/m").refused_features.map((refusal) => refusal.feature);
+}
 
 /** The requests-per-minute limit a gateway learned for first (its /stats), if it knows one. */
 async function learnedRpm(gateway: TestGateway): Promise<number | undefined> {

@@ -1,0 +1,262 @@
+// Refused features in Redis (redis-refused-features.ts) against a real redis-server: a lesson one process learns is
+// adopted by the others and by one started later, under its provider's hash tag and expiring with the lesson; a
+// success that clears it clears it everywhere; a reload's forget and the admin reset delete what is stored; what is
+// learned while Redis is down is written when it is back; stored lessons that ended or are corrupt are skipped. And a
+// reload's forget of a prompt calibration deletes its stored copy (redis-learned-facts.ts `forgetDeployment`).
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { systemClock } from "../clock.ts";
+import { buildConfig } from "../config/load.ts";
+import { AvailabilityBook } from "../limits/availability.ts";
+import { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
+import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
+import { createRedisStateBackend } from "./redis-state.ts";
+
+const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
+const skip = isRedisInstalled() ? false : REDIS_MISSING;
+const PREFIX = "refused:";
+const HOUR_MS = 3_600_000;
+const LLAMA = "groq/llama";
+
+async function startBackend(t: TestContext, url: string, lifetimeMs = HOUR_MS, redisCommandTimeoutMs = 2_000) {
+  const refused = new RefusedFeatures(lifetimeMs);
+  const calibration = new PromptCalibration();
+  const state = await createRedisStateBackend(
+    {
+      path: "",
+      redisUrl: url,
+      redisKeyPrefix: PREFIX,
+      redisCluster: false,
+      flushIntervalMs: 60_000,
+      redisCommandTimeoutMs,
+    },
+    new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
+    systemClock,
+    undefined,
+    { calibration, refusedFeatures: refused },
+  );
+  t.after(() => state.close());
+  return { state, refused, calibration };
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function refuses(book: RefusedFeatures, feature: string, deploymentKey = LLAMA): boolean {
+  return book.refusalOf(deploymentKey, [feature], Date.now()) !== undefined;
+}
+
+function useAdmin(t: TestContext, url: string): Redis {
+  const admin = new Redis(url);
+  t.after(() => admin.disconnect());
+  return admin;
+}
+
+describe("refused features in Redis", { skip }, () => {
+  test("learned on one process: adopted by another and by one started later; a success on either clears it everywhere", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    const learnedAtMs = Date.now();
+    first.refused.learn(LLAMA, "tools", "HTTP 400: does not support tools", learnedAtMs);
+    await waitFor(() => refuses(second.refused, "tools"), "second to adopt the lesson");
+    // With its own end, not one restarted where it was heard.
+    assert.deepEqual(second.refused.refusalOf(LLAMA, ["tools"], Date.now()), {
+      feature: "tools",
+      reason: "HTTP 400: does not support tools",
+      atMs: learnedAtMs,
+      untilMs: learnedAtMs + HOUR_MS,
+    });
+    // Stored under the provider's hash tag (one Redis Cluster slot with its budgets), expiring with the lesson.
+    const key = refusedFeaturesKey(PREFIX, LLAMA);
+    assert.equal(key, `${PREFIX}refused-features:{groq}:${LLAMA}`);
+    const ttlMs = await admin.pttl(key);
+    assert.ok(ttlMs > HOUR_MS - 60_000 && ttlMs <= HOUR_MS, `expires with the lesson: ${ttlMs}`);
+
+    first.refused.learn(LLAMA, "seed", "HTTP 400: seed", Date.now());
+    await waitFor(() => refuses(second.refused, "seed"), "second to adopt the second lesson");
+    const late = await startBackend(t, server.url);
+    assert.ok(refuses(late.refused, "tools") && refuses(late.refused, "seed"), "a process started later loaded them");
+
+    // A success with tools on the second process: nobody ranks the deployment last for tools any more.
+    second.refused.unlearn(LLAMA, ["tools", "temperature"]);
+    await waitFor(
+      () => !refuses(first.refused, "tools") && !refuses(late.refused, "tools"),
+      "tools cleared everywhere",
+    );
+    assert.deepEqual(Object.keys(await admin.hgetall(key)), ["seed"]);
+    assert.ok(refuses(first.refused, "seed"), "a lesson the success did not clear");
+    const later = await startBackend(t, server.url);
+    assert.equal(refuses(later.refused, "tools"), false, "a process started later loaded a cleared lesson");
+    assert.equal(refuses(later.refused, "seed"), true);
+  });
+
+  test("a stored lesson expires with its end; ended, corrupt and foreign entries are skipped at load", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const short = await startBackend(t, server.url, 300);
+    short.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    const key = refusedFeaturesKey(PREFIX, LLAMA);
+    await waitFor(async () => (await admin.exists(key)) === 1, "the lesson stored");
+    await waitFor(async () => (await admin.exists(key)) === 0, "the stored lesson gone when it ended", 3_000);
+
+    const nowMs = Date.now();
+    const lesson = (feature: string, untilMs: number) =>
+      JSON.stringify({ feature, reason: "HTTP 400", atMs: nowMs, untilMs });
+    await admin.hset(
+      refusedFeaturesKey(PREFIX, "ollama/small"),
+      "images",
+      lesson("images", nowMs + HOUR_MS),
+      "ended",
+      lesson("ended", nowMs - 1),
+      "broken",
+      "{not json",
+      "nameless",
+      lesson("", nowMs + HOUR_MS),
+    );
+    await admin.hset(`${PREFIX}refused-features:no-tag`, "tools", lesson("tools", nowMs + HOUR_MS));
+    const loaded = await startBackend(t, server.url);
+    assert.deepEqual(
+      loaded.refused.refusalsOf("ollama/small", Date.now()).map((refusal) => refusal.feature),
+      ["images"],
+    );
+    assert.equal(loaded.refused.knows("no-tag"), false);
+
+    // The script keeps a deployment's stored lessons bounded as the book does, and drops the ended one.
+    for (let index = 0; index <= MAX_REFUSALS_PER_DEPLOYMENT; index++) {
+      loaded.refused.learn("ollama/small", `key${index}`, "HTTP 400", Date.now() + index);
+    }
+    await waitFor(
+      async () =>
+        (await admin.hexists(refusedFeaturesKey(PREFIX, "ollama/small"), `key${MAX_REFUSALS_PER_DEPLOYMENT}`)) === 1,
+      "the last lesson stored",
+    );
+    const stored = await admin.hkeys(refusedFeaturesKey(PREFIX, "ollama/small"));
+    assert.equal(stored.length, MAX_REFUSALS_PER_DEPLOYMENT);
+    assert.ok(!stored.includes("ended") && !stored.includes("images"), "the oldest lessons were kept");
+  });
+
+  test("the admin reset deletes every stored lesson and clears every process; a reload's forget deletes one deployment's", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    first.refused.learn("ollama/small", "images", "HTTP 400", Date.now());
+    await waitFor(() => refuses(second.refused, "images", "ollama/small"), "second to adopt both");
+
+    // A reload pointed groq/llama elsewhere on the first process: its stored lessons go, unpublished (the second, not
+    // reloaded yet, still on the old upstream, keeps what it knows).
+    first.refused.forget(LLAMA);
+    await waitFor(async () => (await admin.exists(refusedFeaturesKey(PREFIX, LLAMA))) === 0, "the forgotten deleted");
+    assert.ok(refuses(second.refused, "tools"));
+    const late = await startBackend(t, server.url);
+    assert.equal(refuses(late.refused, "tools"), false, "a process started later loaded a forgotten lesson");
+    assert.ok(refuses(late.refused, "images", "ollama/small"));
+
+    // What `POST /admin/cooldowns/reset` runs: the local book, then the shared state.
+    first.refused.reset();
+    await first.state.ledger.reset();
+    assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, "ollama/small")), 0);
+    await waitFor(
+      () => !refuses(second.refused, "images", "ollama/small") && !refuses(late.refused, "images", "ollama/small"),
+      "every process to forget the refusals",
+    );
+    assert.equal(refuses(second.refused, "tools"), false);
+    const afterReset = await startBackend(t, server.url);
+    assert.equal(afterReset.refused.knows("ollama/small"), false);
+  });
+
+  test("changes made while Redis is down or not answering are written when it is back; a reset drops unwritten ones", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url, HOUR_MS, 300);
+    const key = refusedFeaturesKey(PREFIX, LLAMA);
+    // Learned while Redis is down (restarted empty): written when it is back; one forgotten meanwhile is not.
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, "degraded status");
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    first.refused.learn("ollama/small", "images", "HTTP 400", Date.now());
+    first.refused.forget("ollama/small");
+    await server.restart();
+    await waitFor(async () => (await admin.hkeys(key)).join() === "tools", "tools written when Redis is back");
+    assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, "ollama/small")), 0);
+
+    // Cleared and learned while Redis does not answer (its writes time out): written once it does.
+    server.pause();
+    first.refused.unlearn(LLAMA, ["tools"]);
+    first.refused.learn(LLAMA, "seed", "HTTP 400", Date.now());
+    await sleep(700);
+    server.resume();
+    await waitFor(async () => (await admin.hkeys(key)).join() === "seed", "tools deleted and seed written");
+
+    // Learned while Redis is down, then the admin reset (here only, Redis being away): never written.
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, "degraded status");
+    first.refused.learn("mistral/small", "tools", "HTTP 400", Date.now());
+    first.refused.reset();
+    await server.restart();
+    await waitFor(() => !first.state.status().isDegraded, "Redis back");
+    await sleep(300);
+    assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, "mistral/small")), 0);
+  });
+
+  test("a foreign or malformed message on the channel is skipped", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const publish = (fact: unknown) =>
+      admin.publish(cooldownChannel(PREFIX), JSON.stringify({ origin: "elsewhere", type: "learned", fact }));
+    const refusal = { feature: "tools", reason: "HTTP 400", atMs: Date.now(), untilMs: Date.now() + HOUR_MS };
+    await publish({ kind: "refused-feature", deploymentKey: "", refusal });
+    await publish({ kind: "refused-feature", deploymentKey: "a/m", refusal: { ...refusal, untilMs: "later" } });
+    await publish({ kind: "refused-feature", deploymentKey: "b/m", refusal: { ...refusal, untilMs: Date.now() - 1 } });
+    await publish({ kind: "refused-feature", deploymentKey: LLAMA, refusal });
+    await waitFor(() => refuses(first.refused, "tools"), "the well-formed lesson");
+    assert.equal(first.refused.knows("a/m") || first.refused.knows("b/m") || first.refused.knows(""), false);
+    await publish({ kind: "accepted-features", deploymentKey: LLAMA, features: "tools" });
+    await publish({ kind: "accepted-features", deploymentKey: LLAMA, features: [7] });
+    await publish({ kind: "accepted-features", deploymentKey: LLAMA, features: ["tools"] });
+    await waitFor(() => !refuses(first.refused, "tools"), "the well-formed clearing");
+  });
+
+  test("a reload's forget of a prompt calibration deletes its stored evidence and shared window", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    // A context-length refusal showing a shared window (listed 1,000 in and 100 out), and evidence from answers.
+    first.calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
+    for (let index = 0; index < 4; index++) first.calibration.learn(LLAMA, 3_000, 1_500);
+    await waitFor(
+      async () => (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 1,
+      "the shared window stored",
+    );
+    await first.state.close(); // the calibrations' flush
+    assert.notEqual(await admin.hget(calibrationKey(PREFIX), LLAMA), null);
+
+    const second = await startBackend(t, server.url);
+    assert.equal(second.calibration.sharesWindow("separate/m"), true);
+    assert.ok(second.calibration.factorOf(LLAMA) < 1);
+    second.calibration.forget("separate/m");
+    second.calibration.forget(LLAMA);
+    await waitFor(
+      async () =>
+        (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 0 &&
+        (await admin.hlen(calibrationKey(PREFIX))) === 0,
+      "the stored calibrations deleted",
+    );
+    const late = await startBackend(t, server.url);
+    assert.equal(late.calibration.sharesWindow("separate/m"), false, "a forgotten shared window was loaded");
+    assert.equal(late.calibration.factorOf(LLAMA), 1, "a forgotten calibration was loaded");
+  });
+});

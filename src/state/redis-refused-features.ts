@@ -1,0 +1,271 @@
+// The features deployments refused (limits/refused-features.ts), shared between replicas as the other learned facts
+// are (redis-learned-facts.ts), so that one refusal teaches the fleet instead of costing each replica its own:
+// - a lesson learned here is stored in its deployment's hash (redis-keys.ts `refusedFeaturesKey`, hash-tagged with
+//   the provider; the hash expires when its latest lesson ends, each lesson carrying its own end) and published on
+//   the cooldown channel; every replica adopts what it hears, and loads what is stored when it starts or Redis comes
+//   back;
+// - a success with a feature that cleared a lesson here deletes the stored lesson and is published: the other
+//   replicas clear it too;
+// - a reload that points a name at another upstream deletes the deployment's stored lessons, unpublished (as a
+//   stated limit's, redis-learned-facts.ts `forget`: a replica still on the old upstream keeps what it knows);
+// - the admin reset deletes every stored lesson before the reset is published (`resetShared`), and a replica that
+//   hears it resets its book (redis-state.ts).
+// Planning reads only the local book: no round trip is added to a request. What changed while Redis was unreachable
+// is written when it is back. A replica whose subscription was away when a lesson was cleared elsewhere keeps its
+// copy until the lesson ends or a success of its own clears it (a load adds what is stored, it removes nothing).
+import type { Clock } from "../clock.ts";
+import { isRecord } from "../is-record.ts";
+import {
+  type FeatureRefusal,
+  featureRefusalOf,
+  MAX_REFUSALS_PER_DEPLOYMENT,
+  type RefusalChange,
+  type RefusedFeatures,
+} from "../limits/refused-features.ts";
+import type { SharedStateRedis } from "./redis-client.ts";
+import { scanKeys } from "./redis-client.ts";
+import { cooldownChannel, keysStartingWith, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
+import { deleteKeysStartingWith } from "./redis-ledger.ts";
+import type { RedisLink } from "./redis-link.ts";
+
+/** ms before a change whose write failed while Redis was up is written again. */
+const WRITE_RETRY_MS = 250;
+
+/** What travels on the channel (beside redis-learned-facts.ts's kinds; a process that knows neither skips it). */
+export type RefusalFact =
+  | { readonly kind: "refused-feature"; readonly deploymentKey: string; readonly refusal: FeatureRefusal }
+  | { readonly kind: "accepted-features"; readonly deploymentKey: string; readonly features: readonly string[] };
+
+export interface RefusalSharingOptions {
+  readonly redis: SharedStateRedis;
+  readonly link: RedisLink;
+  readonly keyPrefix: string;
+  readonly clock: Clock;
+  readonly instanceId: string;
+  readonly refusedFeatures: RefusedFeatures;
+}
+
+/** Per feature of a deployment, what is to be written: its lesson, or null for a lesson a success cleared. */
+type PendingChanges = Map<string, FeatureRefusal | null>;
+
+export class RefusalSharing {
+  readonly #options: RefusalSharingOptions;
+  /** Changes made here that are not in Redis yet (made while it was unreachable, or the write failed), by deployment. */
+  readonly #unshared = new Map<string, PendingChanges>();
+  /** Deployments forgotten (a reload) whose stored lessons are not deleted yet. */
+  readonly #forgotten = new Set<string>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #isStopped = false;
+
+  constructor(options: RefusalSharingOptions) {
+    this.#options = options;
+    options.refusedFeatures.onChange((change) => this.#changed(change));
+  }
+
+  #changed(change: RefusalChange): void {
+    if (change.kind === "reset") {
+      // What is stored is deleted by the shared reset (`resetShared`, or the replica that published it): nothing
+      // learned before it may be written after it.
+      this.#unshared.clear();
+      this.#forgotten.clear();
+      return;
+    }
+    const { deploymentKey } = change;
+    if (change.kind === "forgotten") {
+      this.#unshared.delete(deploymentKey);
+      this.#forgotten.add(deploymentKey);
+      if (this.#options.link.isUp) this.#send(() => this.#deleteForgotten());
+      return;
+    }
+    const changes: PendingChanges =
+      change.kind === "learned"
+        ? new Map([[change.refusal.feature, change.refusal]])
+        : new Map(change.features.map((feature) => [feature, null]));
+    if (!this.#options.link.isUp) {
+      this.#pend(deploymentKey, changes, true);
+      return;
+    }
+    this.#send(() =>
+      this.#write(deploymentKey, changes).catch((error: unknown) => {
+        this.#pend(deploymentKey, changes, false);
+        throw error;
+      }),
+    );
+  }
+
+  /** Runs a write; a failure is counted against the link and tried again shortly. */
+  #send(write: () => Promise<void>): void {
+    write().then(
+      () => this.#options.link.recordSuccess(),
+      (error: unknown) => {
+        this.#options.link.recordFailure(error);
+        this.#scheduleRetry();
+      },
+    );
+  }
+
+  /**
+   * Keeps changes to write later. A failed write's change does not replace one made since (`isNewer` false): the
+   * later change of a feature is the one that stands.
+   */
+  #pend(deploymentKey: string, changes: PendingChanges, isNewer: boolean): void {
+    let pending = this.#unshared.get(deploymentKey);
+    if (pending === undefined) {
+      pending = new Map();
+      this.#unshared.set(deploymentKey, pending);
+    }
+    for (const [feature, change] of changes) if (isNewer || !pending.has(feature)) pending.set(feature, change);
+  }
+
+  /**
+   * A write that failed while Redis was up (a timeout, an error reply) is tried again shortly, as a cooldown's store
+   * is: nothing else would before Redis is next marked down and up (then `pushLocal` does).
+   */
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#isStopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#options.link.isUp) this.#send(() => this.pushLocal());
+    }, WRITE_RETRY_MS);
+    this.#retryTimer.unref();
+  }
+
+  /** No more retries (the backend is closing). */
+  stop(): void {
+    this.#isStopped = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  /**
+   * Deletes what was forgotten and writes what changed while Redis was unreachable (called when it is back, before
+   * `load`). What fails stays to be written.
+   */
+  async pushLocal(): Promise<void> {
+    await this.#deleteForgotten();
+    const unshared = [...this.#unshared];
+    this.#unshared.clear();
+    await Promise.all(
+      unshared.map(([deploymentKey, changes]) =>
+        this.#write(deploymentKey, changes).catch((error: unknown) => {
+          this.#pend(deploymentKey, changes, false);
+          throw error;
+        }),
+      ),
+    );
+  }
+
+  async #deleteForgotten(): Promise<void> {
+    const deploymentKeys = [...this.#forgotten];
+    this.#forgotten.clear();
+    const { redis, keyPrefix } = this.#options;
+    await Promise.all(
+      deploymentKeys.map((deploymentKey) =>
+        redis.unlink(refusedFeaturesKey(keyPrefix, deploymentKey)).catch((error: unknown) => {
+          this.#forgotten.add(deploymentKey);
+          throw error;
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Stores a deployment's lessons (the script also drops its ended ones, bounds them and sets the hash's expiry) and
+   * deletes the cleared ones, then publishes each: in that order, so a process that loads between the two has them
+   * already and one that hears them finds them stored.
+   */
+  async #write(deploymentKey: string, changes: PendingChanges): Promise<void> {
+    const { redis, keyPrefix, clock } = this.#options;
+    const key = refusedFeaturesKey(keyPrefix, deploymentKey);
+    const accepted: string[] = [];
+    for (const [feature, refusal] of changes) {
+      if (refusal === null) {
+        accepted.push(feature);
+        continue;
+      }
+      // Ended while it waited to be written: nothing to tell.
+      if (refusal.untilMs <= clock.now()) continue;
+      await redis.shareRefusal(1, key, feature, JSON.stringify(refusal), clock.now(), MAX_REFUSALS_PER_DEPLOYMENT);
+      await this.#publish({ kind: "refused-feature", deploymentKey, refusal });
+    }
+    if (accepted.length === 0) return;
+    await redis.hdel(key, ...accepted);
+    await this.#publish({ kind: "accepted-features", deploymentKey, features: accepted });
+  }
+
+  async #publish(fact: RefusalFact): Promise<void> {
+    const { redis, keyPrefix, instanceId } = this.#options;
+    await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
+  }
+
+  /** A fact another process published; what is not a refusal fact (another kind of learned fact) is skipped. */
+  receive(value: unknown): void {
+    const fact = parseFact(value);
+    if (fact === undefined) return;
+    const { refusedFeatures, clock } = this.#options;
+    if (fact.kind === "refused-feature") refusedFeatures.adopt(fact.deploymentKey, fact.refusal, clock.now());
+    else refusedFeatures.adoptAccepted(fact.deploymentKey, fact.features);
+  }
+
+  /**
+   * Adopts every stored lesson that still holds; returns how many. On a Cluster with a master down, it adopts what
+   * the others hold, then throws that master's error.
+   */
+  async load(): Promise<number> {
+    const { redis, keyPrefix, clock, refusedFeatures } = this.#options;
+    const start = refusedFeaturesStart(keyPrefix);
+    let loaded = 0;
+    let failure: { readonly error: unknown } | undefined;
+    const onNodeFailed = (error: unknown): void => {
+      failure ??= { error };
+    };
+    for await (const keys of scanKeys(redis, keysStartingWith(start), onNodeFailed)) {
+      const hashes = await Promise.all(keys.map((key) => redis.hgetall(key)));
+      keys.forEach((key, index) => {
+        const deploymentKey = deploymentKeyOf(key.slice(start.length));
+        if (deploymentKey === undefined) return;
+        for (const text of Object.values(hashes[index] ?? {})) {
+          const refusal = parseStored(text);
+          if (refusal === undefined || refusal.untilMs <= clock.now()) continue;
+          refusedFeatures.adopt(deploymentKey, refusal, clock.now());
+          loaded++;
+        }
+      });
+    }
+    if (failure !== undefined) throw failure.error;
+    return loaded;
+  }
+
+  /** Deletes every stored lesson (the admin reset, before it is published). */
+  async resetShared(): Promise<void> {
+    await deleteKeysStartingWith(this.#options.redis, refusedFeaturesStart(this.#options.keyPrefix));
+  }
+}
+
+/** `{groq}:groq/llama` (a stored key after its start) -> `groq/llama`: the tag has no brace of its own (providerTag). */
+function deploymentKeyOf(rest: string): string | undefined {
+  const end = rest.indexOf("}:");
+  if (!rest.startsWith("{") || end < 0) return undefined;
+  const deploymentKey = rest.slice(end + 2);
+  return deploymentKey === "" ? undefined : deploymentKey;
+}
+
+function parseStored(text: string): FeatureRefusal | undefined {
+  try {
+    return featureRefusalOf(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+function parseFact(value: unknown): RefusalFact | undefined {
+  if (!isRecord(value)) return undefined;
+  const { kind, deploymentKey } = value;
+  if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
+  if (kind === "refused-feature") {
+    const refusal = featureRefusalOf(value.refusal);
+    return refusal === undefined ? undefined : { kind, deploymentKey, refusal };
+  }
+  if (kind !== "accepted-features" || !Array.isArray(value.features)) return undefined;
+  const features = value.features.filter((feature): feature is string => typeof feature === "string" && feature !== "");
+  return features.length === 0 ? undefined : { kind, deploymentKey, features };
+}
