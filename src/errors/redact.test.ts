@@ -71,4 +71,23 @@ describe("redactSecrets", () => {
     redactSecrets(hostile, ["sk-configured-key-0123456789"]);
     assert.ok(performance.now() - startedAt < 500, `took ${performance.now() - startedAt} ms`);
   });
+
+  test("a long list (every provider and client key, and their escaped forms) is redacted as one by one would", () => {
+    const secrets = [
+      ...Array.from({ length: 50 }, (_, index) => `team-key-${index}-${"q".repeat(12)}`),
+      "prefix-secret",
+      "prefix-secret-longer-one",
+      'quote"in.key*(1)',
+      "abc", // shorter than any configured secret is searched for: left alone, as with a short list
+    ];
+    const text = `a team-key-7-${"q".repeat(12)} and prefix-secret-longer-one, prefix-secret, 'quote"in.key*(1)' abc`;
+    assert.equal(
+      redactSecrets(text, secrets),
+      "a [redacted] and [redacted], [redacted], '[redacted]' abc",
+      "each secret whole, the longer of two that begin alike, special characters taken literally",
+    );
+    // The same list again (compiled once), and a text with none of them.
+    assert.equal(redactSecrets("nothing here", secrets), "nothing here");
+    assert.equal(redactSecrets(`x team-key-49-${"q".repeat(12)}`, secrets), "x [redacted]");
+  });
 });

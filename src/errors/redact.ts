@@ -23,10 +23,44 @@ const BEARER_TOKEN = /\b(Bearer)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
  */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
   let result = text;
-  for (const secret of secrets) {
-    if (secret.length >= MIN_SECRET_CHARS && result.includes(secret)) result = result.replaceAll(secret, REDACTED);
+  if (secrets.length <= FEW_SECRETS) {
+    for (const secret of secrets) {
+      if (secret.length >= MIN_SECRET_CHARS && result.includes(secret)) result = result.replaceAll(secret, REDACTED);
+    }
+  } else {
+    const pattern = anySecretPattern(secrets);
+    if (pattern !== undefined) result = result.replace(pattern, REDACTED);
   }
   return redactKeyShaped(redactCutSecret(result, secrets));
+}
+
+/**
+ * Up to this many secrets are searched one by one; more, through one pattern of them all. One search per secret
+ * cost ~0.6 us per secret and record (a request record of ~800 bytes: 2 secrets 1.6 us, 20 8 us, 200 128 us), and a
+ * gateway's list holds every provider key, every client key and the JSON-escaped forms of both: a team gateway with
+ * a hundred client keys spent more on redacting each record than on the rest of the request. One alternation of the
+ * literal secrets took 0.4-1.0 us per record for 4 to 400 secrets.
+ */
+const FEW_SECRETS = 4;
+
+/** By list (every caller's list is built once per config and kept): compiled once. */
+const patterns = new WeakMap<readonly string[], RegExp | null>();
+
+function anySecretPattern(secrets: readonly string[]): RegExp | undefined {
+  let pattern = patterns.get(secrets);
+  if (pattern === undefined) {
+    // Longest first: a secret that begins another is not matched in its place, leaving the rest of the longer one.
+    const searched = [...new Set(secrets.filter((secret) => secret.length >= MIN_SECRET_CHARS))].sort(
+      (a, b) => b.length - a.length,
+    );
+    pattern = searched.length === 0 ? null : new RegExp(searched.map(escapeRegExp).join("|"), "g");
+    patterns.set(secrets, pattern);
+  }
+  return pattern ?? undefined;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
 /**
