@@ -89,5 +89,7 @@ describe("redactSecrets", () => {
     // The same list again (compiled once), and a text with none of them.
     assert.equal(redactSecrets("nothing here", secrets), "nothing here");
     assert.equal(redactSecrets(`x team-key-49-${"q".repeat(12)}`, secrets), "x [redacted]");
+    // A cut one at the end of a text (a clipped upstream message), also in a long list.
+    assert.equal(redactSecrets("invalid key team-key-3-qqqq…", secrets), "invalid key [redacted]…");
   });
 });

@@ -82,6 +82,7 @@ function redactCutSecret(text: string, secrets: readonly string[]): string {
   if (body.length < MIN_CUT_SECRET_CHARS) return text;
   // Any cut secret long enough to matter ends with these characters; most texts end in none of the secrets'.
   const tail = body.slice(-MIN_CUT_SECRET_CHARS);
+  if (secrets.length > FEW_SECRETS && !cutTailsOf(secrets).has(tail)) return text;
   for (const secret of secrets) {
     if (secret.length <= MIN_CUT_SECRET_CHARS || !secret.includes(tail)) continue;
     for (let length = Math.min(secret.length - 1, body.length); length >= MIN_CUT_SECRET_CHARS; length--) {
@@ -91,6 +92,25 @@ function redactCutSecret(text: string, secrets: readonly string[]): string {
     }
   }
   return text;
+}
+
+/** By list: every run of MIN_CUT_SECRET_CHARS characters of its secrets, so that a long list is one lookup per text. */
+const cutTails = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+function cutTailsOf(secrets: readonly string[]): ReadonlySet<string> {
+  let tails = cutTails.get(secrets);
+  if (tails === undefined) {
+    const found = new Set<string>();
+    for (const secret of secrets) {
+      if (secret.length <= MIN_CUT_SECRET_CHARS) continue;
+      for (let start = 0; start + MIN_CUT_SECRET_CHARS <= secret.length; start++) {
+        found.add(secret.slice(start, start + MIN_CUT_SECRET_CHARS));
+      }
+    }
+    tails = found;
+    cutTails.set(secrets, tails);
+  }
+  return tails;
 }
 
 /** Only the shape-based part of `redactSecrets`: API-key-shaped strings and bearer tokens. */
