@@ -341,6 +341,18 @@ export async function route(
           `~ ${candidate.provider}/${candidate.upstream_id} board estimated from ${estimatedFrom.join("; ")}\n`,
         );
       }
+      // What the config changes in a candidate's body (names only): a request answered differently by one
+      // provider than by another is explained here.
+      for (const candidate of explanation.candidates) {
+        const rules = candidate.body_rules;
+        if (rules === null) continue;
+        const parts = [
+          ...(rules.drop.length > 0 ? [`drops ${rules.drop.join(", ")}`] : []),
+          ...(rules.defaults.length > 0 ? [`fills in ${rules.defaults.join(", ")}`] : []),
+          ...(rules.override.length > 0 ? [`sets ${rules.override.join(", ")}`] : []),
+        ];
+        output.write(`body: ${candidate.provider}/${candidate.upstream_id} ${parts.join("; ")}\n`);
+      }
     }
     if (isMixed && result.loaded.config.routing.paid === "last_resort") {
       output.write(

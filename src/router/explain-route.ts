@@ -94,6 +94,11 @@ export interface ExplainedCandidate {
    * ago: ranked after every candidate that did not, until `until` (docs/routing.md "Learned refusals").
    */
   readonly refused_feature: { feature: string; reason: string; until: string } | null;
+  /**
+   * The fields the config's `body:` rules change in what this candidate is sent (names only: a value in the config
+   * is the operator's, not the client's to read); null without rules.
+   */
+  readonly body_rules: { defaults: string[]; override: string[]; drop: string[] } | null;
 }
 
 export interface RouteExplanation {
@@ -233,6 +238,14 @@ export function explainRoute(
               feature: candidate.refusedFeature.feature,
               reason: candidate.refusedFeature.reason,
               until: isoTime(candidate.refusedFeature.untilMs),
+            },
+      body_rules:
+        deployment.body === undefined
+          ? null
+          : {
+              defaults: Object.keys(deployment.body.defaults),
+              override: Object.keys(deployment.body.override),
+              drop: [...deployment.body.drop],
             },
     };
   };

@@ -4,9 +4,11 @@
 // refused as not supported. Real gateway, two scripted mock upstreams over loopback, the real SDKs as clients.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
+import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
 
@@ -157,5 +159,30 @@ describe("body rules change what one deployment is sent", () => {
     const third = await postChat(gateway, { model: "m", logprobs: true });
     assert.equal(third.headers["x-gateway-provider"], "alpha", "the rules drop logprobs now: alpha is first again");
     assert.equal("logprobs" in bodyOf(chatRequests(alpha)[1]), false);
+  });
+
+  test("the route explanation names the fields a candidate's rules change (not their values); so does `route --explain`", async (t) => {
+    const rules =
+      "    body:\n      drop: [logprobs]\n      defaults: { temperature: 0.6 }\n      override: { user: operator-secret-value }";
+    const { gateway } = await scene(t, rules);
+    const explained = await send(gateway, "GET", "/v1/gateway/route?model=m");
+    assert.equal(explained.status, 200, explained.text);
+    const candidates = (explained.json as { candidates: { provider: string; body_rules: unknown }[] }).candidates;
+    assert.deepEqual(
+      candidates.map((candidate) => [candidate.provider, candidate.body_rules]),
+      [
+        ["alpha", { defaults: ["temperature"], override: ["user"], drop: ["logprobs"] }],
+        ["beta", null],
+      ],
+    );
+    assert.doesNotMatch(explained.text, /operator-secret-value/, "a value the operator configured is not shown");
+
+    const dir = tempDir(t);
+    const path = join(dir, "config.yaml");
+    writeFileSync(path, config("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", rules));
+    const result = await runCli(["route", "m", "--explain", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^body: alpha\/alpha-m drops logprobs; fills in temperature; sets user$/m);
+    assert.doesNotMatch(result.stdout, /body: beta/);
   });
 });
