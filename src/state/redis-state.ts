@@ -189,8 +189,11 @@ export async function createRedisStateBackend(
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);
     },
-    // Charges reach Redis as they are made; what is queued (a prompt calibration's batch) needs the event loop.
-    writeBeforeExit: () => {},
+    // Charges reach Redis as they are made; what is queued is the prompt calibrations' batch (CalibrationSharing).
+    writeBeforeExit: async () => {
+      calibration?.stop();
+      await calibration?.flush();
+    },
   };
 }
 

@@ -37,7 +37,7 @@ export async function createStateBackend(
       ledger: book,
       status: () => ({ kind: "memory", isDegraded: false, detail: "in memory only" }),
       close: async () => {},
-      writeBeforeExit: () => {},
+      writeBeforeExit: async () => {},
     };
   }
   const { store, loaded } = openEmbeddedStore(
@@ -65,7 +65,7 @@ export async function createStateBackend(
     ledger: book,
     status: () => store.status(),
     close: async () => store.close(),
-    writeBeforeExit: (maxWaitMs) => store.writeBeforeExit(maxWaitMs),
+    writeBeforeExit: async (maxWaitMs) => store.writeBeforeExit(maxWaitMs),
   };
 }
 
