@@ -47,6 +47,6 @@ export async function createKeptResponsesStore(
   if (state.path === "" || state.path === ":memory:") {
     return { kept: inMemory(new ResponseStore(limits, clock)), kind: "memory", close: async () => {} };
   }
-  const rows = new EmbeddedKeptResponses(state.path, limits, clock);
+  const rows = new EmbeddedKeptResponses(state.path, limits, clock, logger);
   return { kept: inRows(rows, onPutError, onPutWorked), kind: "embedded", close: async () => rows.close() };
 }
