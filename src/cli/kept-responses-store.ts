@@ -6,7 +6,7 @@ import type { GatewayConfig } from "../config/types.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
-import { EmbeddedKeptResponses } from "../state/embedded-kept-responses.ts";
+import { KeptResponsesFile } from "../state/kept-responses-file.ts";
 
 export interface KeptResponsesStore {
   readonly kept: KeptResponses;
@@ -47,6 +47,7 @@ export async function createKeptResponsesStore(
   if (state.path === "" || state.path === ":memory:") {
     return { kept: inMemory(new ResponseStore(limits, clock)), kind: "memory", close: async () => {} };
   }
-  const rows = new EmbeddedKeptResponses(state.path, limits, clock, logger);
+  // Damaged kept-answer tables move the kept answers to memory with a warning, not stop the start.
+  const rows = new KeptResponsesFile(state.path, limits, clock, logger);
   return { kept: inRows(rows, onPutError, onPutWorked), kind: "embedded", close: async () => rows.close() };
 }

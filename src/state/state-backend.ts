@@ -6,6 +6,7 @@ import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { isDamagedFileError } from "../sqlite-file.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 
@@ -69,9 +70,6 @@ export async function createStateBackend(
   };
 }
 
-/** SQLite's primary result codes for a file that is not (or no longer) a readable database. */
-const SQLITE_CORRUPT = 11;
-const SQLITE_NOTADB = 26;
 /** The first 16 bytes of every SQLite database file. */
 const SQLITE_HEADER = "SQLite format 3\0";
 
@@ -97,15 +95,6 @@ function openEmbeddedStore<T>(path: string, open: () => T, clock: Clock, logger:
     );
     return open();
   }
-}
-
-function isDamagedFileError(error: unknown): boolean {
-  if (typeof error !== "object" || error === null) return false;
-  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
-  if (code !== "ERR_SQLITE_ERROR" || typeof errcode !== "number") return false;
-  // Extended result codes (SQLITE_CORRUPT_INDEX, ...) carry the primary one in their low byte.
-  const primary = errcode & 0xff;
-  return primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB;
 }
 
 function hasSqliteHeader(path: string): boolean {
