@@ -7,7 +7,7 @@ import type { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { isDamagedFileError } from "../sqlite-file.ts";
-import { EmbeddedStateStore } from "./embedded-state-store.ts";
+import { EmbeddedStateStore, readStateFile } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 
 export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
@@ -24,6 +24,11 @@ export async function createStateBackend(
    * it keeps of its own beside the shared cooldowns and budgets (the refused features).
    */
   onRemoteReset?: () => void,
+  /**
+   * Only read the embedded file, for a command that explains routing (`llm-gateway route`) while a gateway may be
+   * serving from it: see readStateFile. A file that cannot be read is left as it is and explained without.
+   */
+  options: { readonly isReadOnly?: boolean } = {},
 ): Promise<StateBackend> {
   if (settings.redisUrl !== undefined) {
     const { createRedisStateBackend } = await import("./redis-state.ts");
@@ -37,6 +42,21 @@ export async function createStateBackend(
     return {
       ledger: book,
       status: () => ({ kind: "memory", isDegraded: false, detail: "in memory only" }),
+      close: async () => {},
+      writeBeforeExit: async () => {},
+    };
+  }
+  if (options.isReadOnly === true) {
+    let detail = `${settings.path} (read only)`;
+    try {
+      readStateFile(settings.path, book, availability, calibration);
+    } catch (error) {
+      detail = `${settings.path} could not be read (${error instanceof Error ? error.message : String(error)})`;
+      logger?.warn({ path: settings.path }, `state file not read: ${detail}`);
+    }
+    return {
+      ledger: book,
+      status: () => ({ kind: "embedded", isDegraded: false, detail }),
       close: async () => {},
       writeBeforeExit: async () => {},
     };
