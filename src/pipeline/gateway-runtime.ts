@@ -31,7 +31,7 @@ import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
-import { openStateBooks, type StateBooks } from "./state-books.ts";
+import { openStateBooks, pruneUnconfiguredScopes, type StateBooks } from "./state-books.ts";
 import { createUpstreamAgent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
@@ -131,6 +131,7 @@ export class GatewayRuntime {
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
     const books = await openStateBooks(config, clock, options.logger, options.isStateReadOnly === true);
     const runtime = new GatewayRuntime(snapshot, clock, dispatcher, options.dispatcher === undefined, books);
+    pruneUnconfiguredScopes(books.state, snapshot, clock.now());
     runtime.#logger = options.logger;
     return runtime;
   }
@@ -226,6 +227,7 @@ export class GatewayRuntime {
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
     for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
+    pruneUnconfiguredScopes(this.state, snapshot, this.clock.now());
     this.#reloads += 1;
     // A forced model refresh keeps the config, but reads the adjustments file again: its hash says if that changed.
     if (previous.config !== config || snapshot.configHash !== this.#configHash) {

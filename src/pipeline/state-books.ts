@@ -7,6 +7,7 @@ import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Logger } from "../logger.ts";
 import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
+import type { GatewaySnapshot } from "./snapshot.ts";
 
 export interface StateBooks {
   readonly availability: AvailabilityBook;
@@ -36,4 +37,15 @@ export async function openStateBooks(
     { isReadOnly },
   );
   return { availability, promptCalibration, refusedFeatures, state };
+}
+
+/**
+ * Drops the budget scopes of providers, models and clients the serving snapshot no longer has, once nothing in them
+ * counts (at start: what a removed provider left in the state file; at each reload: what the reload removed).
+ */
+export function pruneUnconfiguredScopes(state: StateBackend, snapshot: GatewaySnapshot, nowMs: number): void {
+  const configured = new Set<string>();
+  for (const scopes of snapshot.budgetScopes) for (const scope of scopes) configured.add(scope.id);
+  for (const scope of snapshot.clientScopes.values()) configured.add(scope.id);
+  state.pruneUnconfigured(configured, nowMs);
 }

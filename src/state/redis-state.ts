@@ -194,6 +194,8 @@ export async function createRedisStateBackend(
       calibration?.stop();
       await calibration?.flush();
     },
+    // Every shared counter key carries a PEXPIRE of its window (redis-lua.ts): a scope nobody charges expires.
+    pruneUnconfigured: () => 0,
   };
 }
 

@@ -44,6 +44,7 @@ export async function createStateBackend(
       status: () => ({ kind: "memory", isDegraded: false, detail: "in memory only" }),
       close: async () => {},
       writeBeforeExit: async () => {},
+      pruneUnconfigured: (configured, nowMs) => book.pruneUnconfigured(configured, nowMs).length,
     };
   }
   if (options.isReadOnly === true) {
@@ -59,6 +60,7 @@ export async function createStateBackend(
       status: () => ({ kind: "embedded", isDegraded: false, detail }),
       close: async () => {},
       writeBeforeExit: async () => {},
+      pruneUnconfigured: () => 0, // the file is not this command's to change
     };
   }
   const { store, loaded } = openEmbeddedStore(
@@ -87,6 +89,16 @@ export async function createStateBackend(
     status: () => store.status(),
     close: async () => store.close(),
     writeBeforeExit: async (maxWaitMs) => store.writeBeforeExit(maxWaitMs),
+    pruneUnconfigured: (configured, nowMs) => {
+      const pruned = book.pruneUnconfigured(configured, nowMs);
+      if (pruned.length > 0) {
+        logger?.info(
+          { path: settings.path, scopes: pruned },
+          `state file: ${pruned.length} budget scopes of providers, models or clients no longer configured are dropped (nothing in them counts any more)`,
+        );
+      }
+      return pruned.length;
+    },
   };
 }
 

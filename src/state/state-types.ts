@@ -38,6 +38,12 @@ export interface StateBackend {
    * caller bounds the wait). Nothing for the memory store.
    */
   writeBeforeExit(maxWaitMs: number): Promise<void>;
+  /**
+   * At start and at each reload: forgets the budget scopes of providers, models and clients no longer configured
+   * (`configured`: every scope id the serving config charges) once nothing in them still counts; the embedded file
+   * deletes their rows at its next flush. Returns how many. Redis: none (its keys expire on their own).
+   */
+  pruneUnconfigured(configured: ReadonlySet<string>, nowMs: number): number;
 }
 
 /** The state stores log through the gateway's logger. */
