@@ -32,8 +32,9 @@ export interface RunningGateway {
   close(): Promise<void>;
   /**
    * The last writes before an exit that will not wait for `close` (a second signal): the state file synchronously
-   * (waiting at most `stateWaitMs` for a lock another process holds), then the request log's pending batch, the
-   * other observers' buffers and, with Redis, the queued prompt calibrations. Never rejects; the caller bounds it.
+   * (waiting at most `stateWaitMs` for a lock another process holds) and the kept answers waiting for that lock (if
+   * it is free), then the request log's pending batch, the other observers' buffers and, with Redis, the queued
+   * prompt calibrations. Never rejects; the caller bounds it.
    */
   writeBeforeExit(stateWaitMs: number): Promise<void>;
 }
@@ -129,6 +130,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     writeBeforeExit: async (stateWaitMs) => {
       stopLeaderboardRefresh();
       const state = runtime.state.writeBeforeExit(stateWaitMs);
+      keptResponses.writeBeforeExit();
       await Promise.allSettled([state, observers.flushBeforeExit()]);
     },
   };

@@ -169,6 +169,24 @@ export class EmbeddedKeptResponses {
     return this.#waiting.size;
   }
 
+  /**
+   * The last write before an exit that will not wait for `close` (a second signal): the answers waiting for the
+   * lock, if it is free now (no wait), else they are lost, said in one line. The file is left open.
+   */
+  writeBeforeExit(): void {
+    clearInterval(this.#retryTimer);
+    if (this.#waiting.size === 0 || !this.#db.isOpen) return;
+    try {
+      this.#write([...this.#waiting.values()], 0);
+      this.#waiting.clear();
+    } catch (error) {
+      this.#logger?.warn(
+        { path: this.#path, error: error instanceof Error ? error.message : String(error) },
+        `kept responses: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit`,
+      );
+    }
+  }
+
   /** The answers still waiting get the usual busy timeout (the process is stopping); what fails is said, not thrown. */
   close(): void {
     if (!this.#db.isOpen) return;

@@ -56,6 +56,11 @@ export class KeptResponsesFile {
     this.#rows.close();
   }
 
+  /** See EmbeddedKeptResponses.writeBeforeExit. */
+  writeBeforeExit(): void {
+    this.#rows.writeBeforeExit();
+  }
+
   /** Runs an operation; damage found by it moves the store to memory once, where the operation runs again. */
   async #guarded<T>(operation: (rows: EmbeddedKeptResponses) => Promise<T>): Promise<T> {
     try {

@@ -148,6 +148,24 @@ test("embedded: a put while another connection holds the write lock does not wai
   }
 });
 
+test("embedded: a second signal's last write puts the answers that waited for the lock in the file", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
+  const store = new EmbeddedKeptResponses(path, LIMITS, new ManualClock());
+  const other = new DatabaseSync(path);
+  other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+  await store.put(row("resp_a", ["msg_a"]));
+  other.exec("ROLLBACK");
+  store.writeBeforeExit(); // the process exits right after: no close, no timer
+  try {
+    assert.equal(store.waitingCount(), 0);
+    const found = other.prepare("SELECT json FROM kept_responses WHERE id = ?").get("resp_a");
+    assert.equal(found?.json, row("resp_a").json);
+  } finally {
+    other.close();
+    store.close();
+  }
+});
+
 test("redis: two stores on one Redis and prefix see each other's rows", {
   skip: isRedisInstalled() ? false : REDIS_MISSING,
 }, async (t) => {
