@@ -64,3 +64,17 @@ function makeFolders(dir: string): void {
     }
   }
 }
+
+/** SQLite's primary result codes for a file that is not (or no longer) a readable database. */
+const SQLITE_CORRUPT = 11;
+const SQLITE_NOTADB = 26;
+
+/** node:sqlite's error for a damaged file (`database disk image is malformed`, `file is not a database`). */
+export function isDamagedFileError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
+  if (code !== "ERR_SQLITE_ERROR" || typeof errcode !== "number") return false;
+  // Extended result codes (SQLITE_CORRUPT_INDEX, ...) carry the primary one in their low byte.
+  const primary = errcode & 0xff;
+  return primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB;
+}

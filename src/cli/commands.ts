@@ -270,7 +270,9 @@ export async function route(
   }
   const result = await load(options);
   if (typeof result === "number") return result;
-  const runtime = await GatewayRuntime.create(result.loaded.config);
+  // The books a request would meet, read from the state file without creating, locking, writing or moving it:
+  // a gateway may be serving from it (and checks that lock to tell whether another gateway shares the file).
+  const runtime = await GatewayRuntime.create(result.loaded.config, { isStateReadOnly: true });
   try {
     writeCatalogWarnings(options.output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;

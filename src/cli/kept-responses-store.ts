@@ -6,12 +6,17 @@ import type { GatewayConfig } from "../config/types.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
-import { EmbeddedKeptResponses } from "../state/embedded-kept-responses.ts";
+import { KeptResponsesFile } from "../state/kept-responses-file.ts";
 
 export interface KeptResponsesStore {
   readonly kept: KeptResponses;
   readonly kind: "memory" | "embedded" | "redis";
   close(): Promise<void>;
+  /**
+   * A second signal: the answers waiting for the state file's write lock are written now, synchronously, if the
+   * lock is free (no wait: the state file's own write has just waited for it). Nothing else is pending.
+   */
+  writeBeforeExit(): void;
 }
 
 export async function createKeptResponsesStore(
@@ -42,11 +47,27 @@ export async function createKeptResponsesStore(
     const { RedisKeptResponses } = await import("../state/redis-kept-responses.ts");
     const rows = new RedisKeptResponses(state.redisUrl, state.redisKeyPrefix, state.redisCluster, limits, clock);
     await rows.connect();
-    return { kept: inRows(rows, onPutError, onPutWorked), kind: "redis", close: () => rows.close() };
+    return {
+      kept: inRows(rows, onPutError, onPutWorked),
+      kind: "redis",
+      close: () => rows.close(),
+      writeBeforeExit: () => {},
+    };
   }
   if (state.path === "" || state.path === ":memory:") {
-    return { kept: inMemory(new ResponseStore(limits, clock)), kind: "memory", close: async () => {} };
+    return {
+      kept: inMemory(new ResponseStore(limits, clock)),
+      kind: "memory",
+      close: async () => {},
+      writeBeforeExit: () => {},
+    };
   }
-  const rows = new EmbeddedKeptResponses(state.path, limits, clock);
-  return { kept: inRows(rows, onPutError, onPutWorked), kind: "embedded", close: async () => rows.close() };
+  // Damaged kept-answer tables move the kept answers to memory with a warning, not stop the start.
+  const rows = new KeptResponsesFile(state.path, limits, clock, logger);
+  return {
+    kept: inRows(rows, onPutError, onPutWorked),
+    kind: "embedded",
+    close: async () => rows.close(),
+    writeBeforeExit: () => rows.writeBeforeExit(),
+  };
 }

@@ -30,6 +30,13 @@ export interface RunningGateway {
   readonly url: string;
   readonly port: number;
   close(): Promise<void>;
+  /**
+   * The last writes before an exit that will not wait for `close` (a second signal): the state file synchronously
+   * (waiting at most `stateWaitMs` for a lock another process holds) and the kept answers waiting for that lock (if
+   * it is free), then the request log's pending batch, the other observers' buffers and, with Redis, the queued
+   * prompt calibrations. Never rejects; the caller bounds it.
+   */
+  writeBeforeExit(stateWaitMs: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -120,6 +127,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await keptResponses.close();
       await runtime.close();
     },
+    writeBeforeExit: async (stateWaitMs) => {
+      stopLeaderboardRefresh();
+      const state = runtime.state.writeBeforeExit(stateWaitMs);
+      keptResponses.writeBeforeExit();
+      await Promise.allSettled([state, observers.flushBeforeExit()]);
+    },
   };
 }
 
@@ -159,23 +172,43 @@ function isStatePathError(error: Error, statePath: string): boolean {
 const SHUTDOWN_FLUSH_MS = 3_000;
 /** ms a second signal's state write may wait for a lock on the state file another process holds. */
 const SECOND_SIGNAL_STATE_WAIT_MS = 1_000;
+/**
+ * ms a second signal waits, after the state file is written, for the request log's pending batch (a file append on
+ * libuv's thread pool, or a Redis command) and the queued Redis calibrations. A healthy disk or Redis answers in
+ * milliseconds; a hung one must not keep the process alive, so the exit comes at this bound regardless (what was
+ * not written is lost, as before). With the state file's own bound the process is gone within ~2 s of the signal.
+ */
+const SECOND_SIGNAL_FLUSH_MS = 1_000;
 
 /**
  * SIGTERM/SIGINT: stop accepting connections, let in-flight requests and streams finish for up to
- * `shutdownTimeoutMs`, then exit. A second signal exits at once, after writing the state file (synchronously, bounded
- * by SECOND_SIGNAL_STATE_WAIT_MS): the budgets counted since its last flush would be lost otherwise.
+ * `shutdownTimeoutMs`, then exit. A second signal exits without waiting for them (code 1), after writing the state
+ * file (synchronously, bounded by SECOND_SIGNAL_STATE_WAIT_MS) and the request log's pending batch (bounded by
+ * SECOND_SIGNAL_FLUSH_MS): the budgets counted since the state file's last flush and the records of the last
+ * half second would be lost otherwise.
  */
 export function handleShutdownSignals(
   gateway: RunningGateway,
   shutdownTimeoutMs: number,
   exit: (code: number) => void,
+  /** Where the signals come from; a test passes an emitter of its own. */
+  signals: Pick<NodeJS.EventEmitter, "on"> = process,
 ): void {
   let isStopping = false;
+  let isExiting = false;
   const stop = (signal: string): void => {
     if (isStopping) {
-      gateway.app.log.warn({ signal }, "second signal: writing the state file, then exiting without waiting");
-      gateway.runtime.state.writeBeforeExit(SECOND_SIGNAL_STATE_WAIT_MS);
-      exit(1);
+      if (isExiting) return; // a third signal while the second one's writes are under way: they are bounded
+      isExiting = true;
+      gateway.app.log.warn(
+        { signal },
+        "second signal: writing the state file and the request log's pending records, then exiting without waiting",
+      );
+      const writes = gateway.writeBeforeExit(SECOND_SIGNAL_STATE_WAIT_MS);
+      // Started after the synchronous state write returned: the request log gets its own full bound. Not unref'd:
+      // it is the exit itself, whatever else the loop still holds or does not.
+      setTimeout(() => exit(1), SECOND_SIGNAL_FLUSH_MS);
+      void writes.then(() => exit(1));
       return;
     }
     isStopping = true;
@@ -193,8 +226,8 @@ export function handleShutdownSignals(
       () => exit(1),
     );
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  signals.on("SIGTERM", () => stop("SIGTERM"));
+  signals.on("SIGINT", () => stop("SIGINT"));
 }
 
 /**

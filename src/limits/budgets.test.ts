@@ -751,3 +751,28 @@ describe("BudgetBook: persisted format", () => {
     assert.equal(book.exportScope(scope.id)?.version, 2);
   });
 });
+
+describe("pruning scopes no longer configured", () => {
+  it("drops an unconfigured scope only once nothing in it counts and nothing is in flight; keeps configured ones", () => {
+    const book = new BudgetBook();
+    const removed = scopeOf({ rpm: 5 }, "deployment:gone/m");
+    const kept = scopeOf({ rpm: 5 }, "deployment:here/m");
+    for (const scope of [removed, kept]) {
+      const reservation = reserveOk(book, [scope], 10, T0);
+      book.reconcile(reservation, 10, T0);
+      book.release(reservation);
+    }
+    const configured = new Set([kept.id]);
+    // The minute, the day and the month still count.
+    assert.deepEqual(book.pruneUnconfigured(configured, T0 + 2 * MINUTE_MS), []);
+    const inFlight = reserveOk(book, [removed], 10, T0 + 2 * MINUTE_MS);
+    const later = T0 + 62 * 24 * HOUR_MS;
+    assert.deepEqual(book.pruneUnconfigured(configured, later), [], "a request in flight keeps its scope");
+    book.release(inFlight);
+    book.takeDirty();
+    assert.deepEqual(book.pruneUnconfigured(configured, later), [removed.id]);
+    assert.equal(book.exportScope(removed.id), undefined);
+    assert.deepEqual(book.takeDirty(), [removed.id], "its row is deleted at the next flush");
+    assert.notEqual(book.exportScope(kept.id), undefined);
+  });
+});

@@ -663,6 +663,23 @@ export class BudgetBook implements BudgetLedger {
     if (this.#states.delete(scopeId)) this.#dirty.add(scopeId);
   }
 
+  /**
+   * Forgets the scopes no request can be charged to any more (a provider, model or client removed from the config:
+   * not in `configured`) once nothing in them still counts at `nowMs`: no request in flight, every counter's window
+   * over, every bucket refilled, every provider report reset. What they learned (limits a 429 stated, a concurrency)
+   * goes with them: a provider added back learns it again from its first refusal. Without this a removed provider's
+   * rows stayed in the state file for good. Returns the ids forgotten (dirty: the next flush deletes their rows).
+   */
+  pruneUnconfigured(configured: ReadonlySet<string>, nowMs: number): string[] {
+    const pruned: string[] = [];
+    for (const [scopeId, state] of this.#states) {
+      if (configured.has(scopeId) || state.inFlight > 0 || !isSpent(state, nowMs)) continue;
+      this.forget(scopeId);
+      pruned.push(scopeId);
+    }
+    return pruned;
+  }
+
   /** Forgets every counter (admin reset, tests). */
   reset(): void {
     for (const id of this.#states.keys()) this.#dirty.add(id);
@@ -1046,6 +1063,27 @@ export function denialReason(rule: BudgetRule, used: number, amount: number): st
 export function algorithmOf(rule: BudgetRule): WindowAlgorithm {
   if (SLIDING_WINDOW_MS[rule.window] === undefined) return "fixed";
   return rule.algorithm ?? "sliding";
+}
+
+/** Whether nothing in a scope counts against a request at `nowMs` any more (see pruneUnconfigured). */
+function isSpent(state: ScopeState, nowMs: number): boolean {
+  for (const window of state.sliding.values()) {
+    window.expire(nowMs);
+    if (window.requests > 0 || window.tokens > 0) return false;
+  }
+  const isCounting = (counter: { requests: number; tokens: number }, endMs: number): boolean =>
+    endMs > nowMs && (counter.requests > 0 || counter.tokens > 0);
+  if (isCounting(state.day, state.day.windowEndMs) || isCounting(state.month, state.month.windowEndMs)) return false;
+  for (const counter of state.fixed.values()) if (isCounting(counter, counter.endMs)) return false;
+  for (const [key, level] of state.buckets) {
+    // key `unit:window:limit`; a debt above the limit (a reconcile past the estimate) takes several windows.
+    const [, window, limitText] = key.split(":");
+    const windowMs = SLIDING_WINDOW_MS[window as BudgetWindow] ?? Number.POSITIVE_INFINITY;
+    const windows = Math.max(1, Math.ceil(level.used / Math.max(1, Number(limitText) || 1)));
+    if (level.used > 0 && level.atMs + windowMs * windows > nowMs) return false;
+  }
+  for (const learned of state.learned.values()) if (learned.resetAtMs > nowMs) return false;
+  return true;
 }
 
 function bucketKey(rule: BudgetRule): string {

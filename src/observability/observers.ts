@@ -32,6 +32,8 @@ export interface ObserversOptions {
 
 export interface RecordObserver {
   readonly observe: (record: RequestRecord) => void;
+  /** Writes (or sends) what is buffered now; never rejects. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,15 @@ export class Observers {
       }
     }
   };
+
+  /**
+   * The process is about to exit without waiting for `close` (a second SIGTERM/SIGINT): the request log's pending
+   * batch and what the other observers buffer are written now. Started together; the caller bounds the wait (a
+   * hung disk or collector must not keep the process alive).
+   */
+  async flushBeforeExit(): Promise<void> {
+    await Promise.allSettled([this.requestLog?.writePending(), ...this.#extra.map((observer) => observer.flush())]);
+  }
 
   async close(): Promise<void> {
     await this.requestLog?.close();

@@ -147,6 +147,14 @@ export class RequestLog {
     return this.#write(true);
   }
 
+  /**
+   * Writes what is pending without retention: the last write before an exit that will not wait for `close` (a
+   * second signal), where only the rows matter. Retention runs at the next start's first timed write.
+   */
+  writePending(): Promise<void> {
+    return this.#write(false);
+  }
+
   /** Writes what is pending (and applies retention when `isPruning`), after any write already under way. */
   #write(isPruning: boolean): Promise<void> {
     this.#flushing = this.#flushing.then(async () => {

@@ -6,11 +6,11 @@ import type { Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import { ConfigError, formatIssue } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { AvailabilityBook } from "../limits/availability.ts";
+import type { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
-import { PromptCalibration } from "../limits/prompt-calibration.ts";
-import { RefusedFeatures } from "../limits/refused-features.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Logger } from "../logger.ts";
 import type { RecordListener } from "../observability/request-record.ts";
 import { StatsBook } from "../observability/stats.ts";
@@ -20,7 +20,7 @@ import { soonestAvailableMs } from "../router/soonest-available.ts";
 import { StickySessions } from "../router/sticky-sessions.ts";
 import { LiveScores } from "../scoring/live-scores.ts";
 import type { ScoreBreakdown } from "../scoring/score.ts";
-import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
+import type { StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
@@ -31,6 +31,7 @@ import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
+import { openStateBooks, pruneUnconfiguredScopes, type StateBooks } from "./state-books.ts";
 import { createUpstreamAgent } from "./undici-agent.ts";
 
 export type { Logger } from "../logger.ts";
@@ -42,6 +43,8 @@ export interface RuntimeOptions {
   readonly clock?: Clock;
   readonly dispatcher?: Dispatcher;
   readonly logger?: Logger;
+  /** Only read the embedded state file (`llm-gateway route` beside a serving gateway): state-books.ts. */
+  readonly isStateReadOnly?: boolean;
 }
 
 export class GatewayRuntime {
@@ -90,10 +93,7 @@ export class GatewayRuntime {
     clock: Clock,
     dispatcher: Dispatcher,
     ownsDispatcher: boolean,
-    availability: AvailabilityBook,
-    state: StateBackend,
-    promptCalibration: PromptCalibration,
-    refusedFeatures: RefusedFeatures,
+    { availability, state, promptCalibration, refusedFeatures }: StateBooks,
   ) {
     this.clock = clock;
     this.dispatcher = dispatcher;
@@ -129,22 +129,9 @@ export class GatewayRuntime {
     const dispatcher = options.dispatcher ?? createUpstreamAgent();
     const clock = options.clock ?? systemClock;
     const snapshot = await buildSnapshot(config, dispatcher, clock, options.logger, false);
-    const availability = new AvailabilityBook(clock, config.cooldowns);
-    availability.setProviderKeys(config.providers); // before loading cooldowns: a parked key is for one key only
-    const promptCalibration = new PromptCalibration();
-    const refusedFeatures = new RefusedFeatures(config.cooldowns.unsupportedFeatureMs);
-    const learned = { calibration: promptCalibration, refusedFeatures }; // kept in the state file, or shared by Redis
-    const state = await createStateBackend(config.state, availability, clock, options.logger, learned);
-    const runtime = new GatewayRuntime(
-      snapshot,
-      clock,
-      dispatcher,
-      options.dispatcher === undefined,
-      availability,
-      state,
-      promptCalibration,
-      refusedFeatures,
-    );
+    const books = await openStateBooks(config, clock, options.logger, options.isStateReadOnly === true);
+    const runtime = new GatewayRuntime(snapshot, clock, dispatcher, options.dispatcher === undefined, books);
+    pruneUnconfiguredScopes(books.state, snapshot, clock.now());
     runtime.#logger = options.logger;
     return runtime;
   }
@@ -240,6 +227,7 @@ export class GatewayRuntime {
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
     for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
+    pruneUnconfiguredScopes(this.state, snapshot, this.clock.now());
     this.#reloads += 1;
     // A forced model refresh keeps the config, but reads the adjustments file again: its hash says if that changed.
     if (previous.config !== config || snapshot.configHash !== this.#configHash) {

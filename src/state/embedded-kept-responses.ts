@@ -2,10 +2,25 @@
 // (node:sqlite), in tables of their own next to the state tables, so a conversation survives a gateway restart.
 // Rows are opaque JSON: the row and limit shapes match protocols' KeptResponseRows (state/ does not import
 // protocols). Bounded by count, total bytes and age; the oldest rows go first. Writes are small and synchronous
-// (one transaction per kept answer), like the request log's.
+// (one transaction per kept answer), like the state store's flush.
+//
+// node:sqlite is synchronous: a write that waited for a write lock another process holds on the file (SQLite's
+// busy timeout, 2 s) stalled every request of the gateway for that long. A put therefore never waits: when the
+// file is locked the answer waits in memory (readable at once by this process, so a continuation still finds it)
+// and is written by a timer as soon as the lock is free, in put order, with the time it was kept.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
-import { openSqliteFile } from "../sqlite-file.ts";
+import type { Logger } from "../logger.ts";
+import { BUSY_TIMEOUT_MS, openSqliteFile } from "../sqlite-file.ts";
+
+/** ms a read or a delete may wait for a lock another connection holds (short: it stalls the event loop). */
+const READ_BUSY_TIMEOUT_MS = 100;
+/** ms between attempts to write the answers waiting for the file's write lock. */
+const RETRY_INTERVAL_MS = 250;
+/** Answers waiting for the lock beyond this many: the oldest waiting one is not kept (memory stays bounded). */
+const MAX_WAITING_ROWS = 1_000;
+/** SQLite's primary result code for a lock held by another connection. */
+const SQLITE_BUSY = 5;
 
 export interface KeptResponseRow {
   readonly id: string;
@@ -35,11 +50,20 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS kept_response_items_response ON kept_response_items (response_id);
 `;
 
+/** An answer waiting for the file's write lock: the time it was kept travels with it. */
+interface WaitingRow {
+  readonly row: KeptResponseRow;
+  readonly storedAtMs: number;
+  readonly bytes: number;
+}
+
 export class EmbeddedKeptResponses {
   readonly kind = "embedded";
+  readonly #path: string;
   readonly #db: DatabaseSync;
   readonly #limits: KeptResponseLimits;
   readonly #clock: Clock;
+  readonly #logger: Logger | undefined;
   readonly #insert: StatementSync;
   readonly #insertItem: StatementSync;
   readonly #select: StatementSync;
@@ -50,12 +74,26 @@ export class EmbeddedKeptResponses {
   readonly #expireItems: StatementSync;
   readonly #totals: StatementSync;
   readonly #oldest: StatementSync;
+  /** Answers the file's write lock kept out, oldest first (a Map keeps insertion order; a put again moves one last). */
+  readonly #waiting = new Map<string, WaitingRow>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** The last failure of a waiting write that was not a busy lock, told once until the rows are written. */
+  #failure: string | undefined;
+  #droppedWhileWaiting = 0;
 
-  constructor(path: string, limits: KeptResponseLimits, clock: Clock) {
+  constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger) {
+    this.#path = path;
     this.#db = openSqliteFile(path);
     this.#limits = limits;
     this.#clock = clock;
-    this.#db.exec(SCHEMA);
+    this.#logger = logger;
+    try {
+      this.#db.exec(SCHEMA);
+      this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_TIMEOUT_MS}`);
+    } catch (error) {
+      this.#db.close(); // a damaged file is set aside by the caller: no handle may stay open on it
+      throw error;
+    }
     this.#insert = this.#db.prepare("INSERT INTO kept_responses (id, stored_at_ms, bytes, json) VALUES (?, ?, ?, ?)");
     this.#insertItem = this.#db.prepare(
       "INSERT OR REPLACE INTO kept_response_items (item_id, response_id) VALUES (?, ?)",
@@ -74,48 +112,176 @@ export class EmbeddedKeptResponses {
     this.#oldest = this.#db.prepare("SELECT id, bytes FROM kept_responses ORDER BY seq LIMIT ?");
   }
 
-  /** Keeps a row (replacing one with the same id), then evicts expired and oldest rows past the bounds. */
+  /**
+   * Keeps a row (replacing one with the same id), then evicts expired and oldest rows past the bounds. Never waits
+   * for another process's write lock: the row waits in memory instead (see the file's header). Other failures (a
+   * full or read-only disk) throw, as before.
+   */
   async put(row: KeptResponseRow): Promise<void> {
-    const bytes = Buffer.byteLength(row.json);
-    this.#db.exec("BEGIN IMMEDIATE");
+    const entry: WaitingRow = { row, storedAtMs: this.#clock.now(), bytes: Buffer.byteLength(row.json) };
+    // Behind answers already waiting: written after them, and the lock is not tried again for each answer.
+    if (this.#waiting.size > 0) {
+      this.#wait(entry);
+      return;
+    }
     try {
-      this.#deleteRow(row.id);
-      if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
-        this.#insert.run(row.id, this.#clock.now(), bytes, row.json);
-        for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
-      }
-      this.#evict();
-      this.#db.exec("COMMIT");
+      this.#write([entry], 0);
     } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
+      if (!isBusy(error)) throw error;
+      this.#wait(entry);
+      this.#logger?.warn(
+        { path: this.#path },
+        `kept responses: ${this.#path} is locked by another process; answers are kept in memory meanwhile (a continuation still finds them) and written when it is free`,
+      );
     }
   }
 
   async get(id: string): Promise<string | undefined> {
+    const waiting = this.#waiting.get(id);
+    if (waiting !== undefined) return this.#isUsable(waiting) ? waiting.row.json : undefined;
     const row = this.#select.get(id, this.#oldestKeptMs());
     return row === undefined ? undefined : String(row.json);
   }
 
   async getByItem(itemId: string): Promise<string | undefined> {
+    const waiting = [...this.#waiting.values()].findLast((entry) => entry.row.itemIds.includes(itemId));
+    if (waiting !== undefined && this.#isUsable(waiting)) return waiting.row.json;
     const row = this.#selectByItem.get(itemId, this.#oldestKeptMs());
     return row === undefined ? undefined : String(row.json);
   }
 
+  /** A locked file fails the delete (after READ_BUSY_TIMEOUT_MS): the client is told to try again, nothing changed. */
   async delete(id: string): Promise<boolean> {
     const isKept = (await this.get(id)) !== undefined;
     this.#deleteRow(id);
+    this.#waiting.delete(id);
     return isKept;
   }
 
-  /** How many rows and bytes are kept (expired rows not yet evicted included). */
+  /** How many rows and bytes are kept in the file (expired rows not yet evicted included). */
   totals(): { count: number; bytes: number } {
     const row = this.#totals.get();
     return { count: Number(row?.count ?? 0), bytes: Number(row?.bytes ?? 0) };
   }
 
+  /** Answers waiting for the file's write lock. */
+  waitingCount(): number {
+    return this.#waiting.size;
+  }
+
+  /**
+   * The last write before an exit that will not wait for `close` (a second signal): the answers waiting for the
+   * lock, if it is free now (no wait), else they are lost, said in one line. The file is left open.
+   */
+  writeBeforeExit(): void {
+    clearInterval(this.#retryTimer);
+    if (this.#waiting.size === 0 || !this.#db.isOpen) return;
+    try {
+      this.#write([...this.#waiting.values()], 0);
+      this.#waiting.clear();
+    } catch (error) {
+      this.#logger?.warn(
+        { path: this.#path, error: error instanceof Error ? error.message : String(error) },
+        `kept responses: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit`,
+      );
+    }
+  }
+
+  /** The answers still waiting get the usual busy timeout (the process is stopping); what fails is said, not thrown. */
   close(): void {
-    if (this.#db.isOpen) this.#db.close();
+    if (!this.#db.isOpen) return;
+    clearInterval(this.#retryTimer);
+    if (this.#waiting.size > 0) {
+      try {
+        this.#write([...this.#waiting.values()], BUSY_TIMEOUT_MS);
+        this.#waiting.clear();
+      } catch (error) {
+        this.#logger?.warn(
+          { path: this.#path, error: error instanceof Error ? error.message : String(error) },
+          `kept responses: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit; a later previous_response_id naming them will not be found`,
+        );
+      }
+    }
+    this.#db.close();
+  }
+
+  /** Writes rows in one transaction, waiting at most `busyTimeoutMs` for the write lock; throws when it fails. */
+  #write(entries: readonly WaitingRow[], busyTimeoutMs: number): void {
+    this.#db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        for (const { row, storedAtMs, bytes } of entries) {
+          this.#deleteRow(row.id);
+          if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
+            this.#insert.run(row.id, storedAtMs, bytes, row.json);
+            for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
+          }
+        }
+        this.#evict();
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    } finally {
+      this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_TIMEOUT_MS}`);
+    }
+  }
+
+  #wait(entry: WaitingRow): void {
+    this.#waiting.delete(entry.row.id);
+    this.#waiting.set(entry.row.id, entry);
+    if (this.#waiting.size > MAX_WAITING_ROWS) {
+      const oldest = this.#waiting.keys().next().value;
+      if (oldest !== undefined) this.#waiting.delete(oldest);
+      this.#droppedWhileWaiting++;
+    }
+    if (this.#retryTimer === undefined) {
+      this.#retryTimer = setInterval(() => this.#retry(), RETRY_INTERVAL_MS);
+      this.#retryTimer.unref();
+    }
+  }
+
+  /** The timer's attempt: every waiting answer in one transaction, without waiting for the lock. */
+  #retry(): void {
+    const entries = [...this.#waiting.values()];
+    try {
+      this.#write(entries, 0);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (!isBusy(error) && this.#failure !== message) {
+        this.#failure = message;
+        this.#logger?.warn(
+          { path: this.#path, error: message },
+          `kept responses: ${entries.length} answers waiting for ${this.#path} could not be written (${message}); tried again every ${RETRY_INTERVAL_MS} ms`,
+        );
+      }
+      return;
+    }
+    for (const entry of entries) {
+      if (this.#waiting.get(entry.row.id) === entry) this.#waiting.delete(entry.row.id);
+    }
+    const dropped = this.#droppedWhileWaiting;
+    this.#logger?.info(
+      { path: this.#path, written: entries.length, dropped },
+      dropped === 0
+        ? `kept responses: ${entries.length} answers that waited for the lock are written to ${this.#path}`
+        : `kept responses: ${entries.length} answers that waited for the lock are written to ${this.#path}; ${dropped} more did not fit in memory meanwhile (over ${MAX_WAITING_ROWS} waiting) and were not kept`,
+    );
+    this.#failure = undefined;
+    this.#droppedWhileWaiting = 0;
+    if (this.#waiting.size === 0) {
+      clearInterval(this.#retryTimer);
+      this.#retryTimer = undefined;
+    }
+  }
+
+  /** A waiting row as a read of the file would see it: within the bounds of one row, not expired. */
+  #isUsable(entry: WaitingRow): boolean {
+    return (
+      entry.bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0 && entry.storedAtMs > this.#oldestKeptMs()
+    );
   }
 
   #oldestKeptMs(): number {
@@ -142,4 +308,9 @@ export class EmbeddedKeptResponses {
       }
     }
   }
+}
+
+function isBusy(error: unknown): boolean {
+  const { errcode } = (typeof error === "object" && error !== null ? error : {}) as { errcode?: unknown };
+  return typeof errcode === "number" && (errcode & 0xff) === SQLITE_BUSY;
 }

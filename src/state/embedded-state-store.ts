@@ -6,7 +6,8 @@
 // by another process past the busy timeout, a full or read-only disk, a file damaged since the start) must not end
 // the process: the books in memory keep serving, what the write held stays dirty for the next flush, and the
 // failure shows in the log (once, and once more when writing works again) and in /health's `state`.
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { existsSync } from "node:fs";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
@@ -87,54 +88,8 @@ export class EmbeddedStateStore {
    * Loads what the last run left. Unreadable rows are skipped: old accounting is not worth a failed start. Refused
    * features whose lesson ended by `nowMs` are dropped.
    */
-  load(nowMs = Date.now()): {
-    scopes: number;
-    cooldowns: number;
-    calibrations: number;
-    sharedWindows: number;
-    refusedFeatures: number;
-  } {
-    let scopes = 0;
-    for (const row of this.#db.prepare("SELECT scope_id, state FROM budget_scopes").all()) {
-      try {
-        this.#budgets.importScope(String(row.scope_id), JSON.parse(String(row.state)) as PersistedScope);
-        scopes++;
-      } catch {
-        // skip a corrupt row
-      }
-    }
-    let cooldowns = 0;
-    const persisted = this.#readDocument("cooldowns") as PersistedCooldowns | undefined;
-    if (persisted !== undefined) {
-      try {
-        this.#availability.importCooldowns(persisted);
-        cooldowns = persisted.deployments.length + persisted.providers.length;
-      } catch {
-        // skip
-      }
-    }
-    // import() skips whatever is not a calibration, an unreadable document included.
-    const calibrations =
-      this.#calibration === undefined ? 0 : this.#calibration.import(this.#readDocument("prompt_calibration"));
-    // Deployments whose context-length refusal showed one window shared by prompt and output (routing.md "Context
-    // fit"): without them a restart sent each one more request to be refused.
-    const sharedWindows =
-      this.#calibration === undefined ? 0 : this.#calibration.importSharedWindows(this.#readDocument("shared_windows"));
-    // Features a deployment refused (routing.md "Learned refusals"), each until its own end: without them a restart
-    // sent each one more request carrying the feature to be refused.
-    const refusedFeatures = this.#refusedFeatures?.import(this.#readDocument("refused_features"), nowMs) ?? 0;
-    return { scopes, cooldowns, calibrations, sharedWindows, refusedFeatures };
-  }
-
-  /** The JSON document of a one-row table (cooldowns, prompt_calibration); undefined when absent or unreadable. */
-  #readDocument(table: string): unknown {
-    const row = this.#db.prepare(`SELECT state FROM ${table} WHERE id = 1`).get();
-    if (row === undefined) return undefined;
-    try {
-      return JSON.parse(String(row.state));
-    } catch {
-      return undefined;
-    }
+  load(nowMs = Date.now()): LoadedState {
+    return loadBooks(this.#db, this.#budgets, this.#availability, this.#calibration, this.#refusedFeatures, nowMs);
   }
 
   start(flushIntervalMs: number): void {
@@ -267,4 +222,92 @@ export class EmbeddedStateStore {
 /** Writes the JSON document of a one-row table (`id` 1: cooldowns, prompt_calibration, shared_windows, refused_features). */
 function upsertDocument(table: string): string {
   return `INSERT INTO ${table} (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms`;
+}
+
+export interface LoadedState {
+  readonly scopes: number;
+  readonly cooldowns: number;
+  readonly calibrations: number;
+  readonly sharedWindows: number;
+  readonly refusedFeatures: number;
+}
+
+/**
+ * The books as a state file holds them, for a command that only reads them (`llm-gateway route`) while a gateway
+ * may be serving from the file: opened read-only, then closed at once. Nothing is created, written or moved, and the
+ * lock a gateway checks (state-file-lock.ts) is not taken. A missing file holds nothing; a file that cannot be read
+ * (damaged, locked past the busy timeout) throws, and the caller goes on without it.
+ */
+export function readStateFile(
+  path: string,
+  budgets: BudgetBook,
+  availability: AvailabilityBook,
+  calibration?: PromptCalibration,
+  refusedFeatures?: RefusedFeatures,
+  nowMs = Date.now(),
+): LoadedState | undefined {
+  if (!existsSync(path)) return undefined;
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    return loadBooks(db, budgets, availability, calibration, refusedFeatures, nowMs);
+  } finally {
+    db.close();
+  }
+}
+
+/** Loads the rows of a state file into the books; a table an older file lacks holds nothing. */
+function loadBooks(
+  db: DatabaseSync,
+  budgets: BudgetBook,
+  availability: AvailabilityBook,
+  calibration: PromptCalibration | undefined,
+  refusedFeatures: RefusedFeatures | undefined,
+  nowMs: number,
+): LoadedState {
+  const tables = new Set(
+    db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+      .all()
+      .map((row) => String(row.name)),
+  );
+  const readDocument = (table: string): unknown => {
+    if (!tables.has(table)) return undefined;
+    const row = db.prepare(`SELECT state FROM ${table} WHERE id = 1`).get();
+    if (row === undefined) return undefined;
+    try {
+      return JSON.parse(String(row.state));
+    } catch {
+      return undefined;
+    }
+  };
+  let scopes = 0;
+  const scopeRows = tables.has("budget_scopes") ? db.prepare("SELECT scope_id, state FROM budget_scopes").all() : [];
+  for (const row of scopeRows) {
+    try {
+      budgets.importScope(String(row.scope_id), JSON.parse(String(row.state)) as PersistedScope);
+      scopes++;
+    } catch {
+      // skip a corrupt row
+    }
+  }
+  let cooldowns = 0;
+  const persisted = readDocument("cooldowns") as PersistedCooldowns | undefined;
+  if (persisted !== undefined) {
+    try {
+      availability.importCooldowns(persisted);
+      cooldowns = persisted.deployments.length + persisted.providers.length;
+    } catch {
+      // skip
+    }
+  }
+  // import() skips whatever is not a calibration, an unreadable document included.
+  const calibrations = calibration === undefined ? 0 : calibration.import(readDocument("prompt_calibration"));
+  // Deployments whose context-length refusal showed one window shared by prompt and output (routing.md "Context
+  // fit"): without them a restart sent each one more request to be refused.
+  const sharedWindows = calibration === undefined ? 0 : calibration.importSharedWindows(readDocument("shared_windows"));
+  // Features a deployment refused (routing.md "Learned refusals"), each until its own end: without them a restart
+  // sent each one more request carrying the feature to be refused.
+  const refused = refusedFeatures?.import(readDocument("refused_features"), nowMs) ?? 0;
+  return { scopes, cooldowns, calibrations, sharedWindows, refusedFeatures: refused };
 }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
@@ -122,6 +123,46 @@ test("embedded: rows survive closing and reopening the file", async () => {
     assert.equal(await second.getByItem("msg_a"), row("resp_a").json);
   } finally {
     second.close();
+  }
+});
+
+test("embedded: a put while another connection holds the write lock does not wait; the row is readable and written at close", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
+  const clock = new ManualClock();
+  const store = new EmbeddedKeptResponses(path, LIMITS, clock);
+  const other = new DatabaseSync(path);
+  other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+  const startedMs = performance.now();
+  await store.put(row("resp_a", ["msg_a"]));
+  assert.ok(performance.now() - startedMs < 500, "the put waited for the lock");
+  assert.equal(store.waitingCount(), 1);
+  assert.equal(await store.getByItem("msg_a"), row("resp_a").json);
+  other.exec("ROLLBACK");
+  other.close();
+  store.close();
+  const reopened = new EmbeddedKeptResponses(path, LIMITS, clock);
+  try {
+    assert.equal(await reopened.get("resp_a"), row("resp_a").json, "the waiting row was not written at close");
+  } finally {
+    reopened.close();
+  }
+});
+
+test("embedded: a second signal's last write puts the answers that waited for the lock in the file", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
+  const store = new EmbeddedKeptResponses(path, LIMITS, new ManualClock());
+  const other = new DatabaseSync(path);
+  other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+  await store.put(row("resp_a", ["msg_a"]));
+  other.exec("ROLLBACK");
+  store.writeBeforeExit(); // the process exits right after: no close, no timer
+  try {
+    assert.equal(store.waitingCount(), 0);
+    const found = other.prepare("SELECT json FROM kept_responses WHERE id = ?").get("resp_a");
+    assert.equal(found?.json, row("resp_a").json);
+  } finally {
+    other.close();
+    store.close();
   }
 });
 

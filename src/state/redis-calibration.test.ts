@@ -73,4 +73,17 @@ describe("prompt calibrations in Redis", { skip }, () => {
     assert.equal(next.factorOf("groq/llama"), first.factorOf("groq/llama"));
     assert.equal(next.factorOf("broken/m"), 1);
   });
+
+  test("a second signal's last write sends what was learned since the last flush (the process exits right after)", async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const calibration = new PromptCalibration();
+    // No timed flush during the test: only the write before the exit can put it in Redis.
+    const state = await startBackend(t, redis.url, calibration, 3_600_000);
+    for (let index = 0; index < 4; index++) calibration.learn("groq/llama", 3_000, 1_500);
+    await state.writeBeforeExit(1_000);
+    const written = await admin.hget(calibrationKey("cal:"), "groq/llama");
+    assert.ok(written !== null, "the calibration learned since the last flush was not written before the exit");
+  });
 });

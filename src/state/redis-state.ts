@@ -218,8 +218,13 @@ export async function createRedisStateBackend(
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);
     },
-    // Charges reach Redis as they are made; what is queued (a prompt calibration's batch) needs the event loop.
-    writeBeforeExit: () => {},
+    // Charges reach Redis as they are made; what is queued is the prompt calibrations' batch (CalibrationSharing).
+    writeBeforeExit: async () => {
+      calibration?.stop();
+      await calibration?.flush();
+    },
+    // Every shared counter key carries a PEXPIRE of its window (redis-lua.ts): a scope nobody charges expires.
+    pruneUnconfigured: () => 0,
   };
 }
 

@@ -7,7 +7,8 @@ import type { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
-import { EmbeddedStateStore } from "./embedded-state-store.ts";
+import { isDamagedFileError } from "../sqlite-file.ts";
+import { EmbeddedStateStore, readStateFile } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 
 export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
@@ -27,6 +28,11 @@ export async function createStateBackend(
   clock: Clock,
   logger: StateLogger | undefined,
   learned: LearnedBooks = {},
+  /**
+   * Only read the embedded file, for a command that explains routing (`llm-gateway route`) while a gateway may be
+   * serving from it: see readStateFile. A file that cannot be read is left as it is and explained without.
+   */
+  options: { readonly isReadOnly?: boolean } = {},
 ): Promise<StateBackend> {
   const { calibration, refusedFeatures } = learned;
   if (settings.redisUrl !== undefined) {
@@ -42,7 +48,24 @@ export async function createStateBackend(
       ledger: book,
       status: () => ({ kind: "memory", isDegraded: false, detail: "in memory only" }),
       close: async () => {},
-      writeBeforeExit: () => {},
+      writeBeforeExit: async () => {},
+      pruneUnconfigured: (configured, nowMs) => book.pruneUnconfigured(configured, nowMs).length,
+    };
+  }
+  if (options.isReadOnly === true) {
+    let detail = `${settings.path} (read only)`;
+    try {
+      readStateFile(settings.path, book, availability, calibration, refusedFeatures, clock.now());
+    } catch (error) {
+      detail = `${settings.path} could not be read (${error instanceof Error ? error.message : String(error)})`;
+      logger?.warn({ path: settings.path }, `state file not read: ${detail}`);
+    }
+    return {
+      ledger: book,
+      status: () => ({ kind: "embedded", isDegraded: false, detail }),
+      close: async () => {},
+      writeBeforeExit: async () => {},
+      pruneUnconfigured: () => 0, // the file is not this command's to change
     };
   }
   const { store, loaded } = openEmbeddedStore(
@@ -70,13 +93,20 @@ export async function createStateBackend(
     ledger: book,
     status: () => store.status(),
     close: async () => store.close(),
-    writeBeforeExit: (maxWaitMs) => store.writeBeforeExit(maxWaitMs),
+    writeBeforeExit: async (maxWaitMs) => store.writeBeforeExit(maxWaitMs),
+    pruneUnconfigured: (configured, nowMs) => {
+      const pruned = book.pruneUnconfigured(configured, nowMs);
+      if (pruned.length > 0) {
+        logger?.info(
+          { path: settings.path, scopes: pruned },
+          `state file: ${pruned.length} budget scopes of providers, models or clients no longer configured are dropped (nothing in them counts any more)`,
+        );
+      }
+      return pruned.length;
+    },
   };
 }
 
-/** SQLite's primary result codes for a file that is not (or no longer) a readable database. */
-const SQLITE_CORRUPT = 11;
-const SQLITE_NOTADB = 26;
 /** The first 16 bytes of every SQLite database file. */
 const SQLITE_HEADER = "SQLite format 3\0";
 
@@ -102,15 +132,6 @@ function openEmbeddedStore<T>(path: string, open: () => T, clock: Clock, logger:
     );
     return open();
   }
-}
-
-function isDamagedFileError(error: unknown): boolean {
-  if (typeof error !== "object" || error === null) return false;
-  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
-  if (code !== "ERR_SQLITE_ERROR" || typeof errcode !== "number") return false;
-  // Extended result codes (SQLITE_CORRUPT_INDEX, ...) carry the primary one in their low byte.
-  const primary = errcode & 0xff;
-  return primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB;
 }
 
 function hasSqliteHeader(path: string): boolean {

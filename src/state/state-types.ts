@@ -31,11 +31,19 @@ export interface StateBackend {
   close(): Promise<void>;
   /**
    * The process is about to exit at once (a second SIGTERM/SIGINT during a graceful shutdown): what the store holds
-   * unwritten is written now, synchronously, waiting at most `maxWaitMs` for a lock another connection holds; never
-   * throws. The embedded file's counts would otherwise lose up to `flush_interval_ms` of requests. Nothing for the
-   * memory store, nor for Redis (charges are sent as they are made; a command cannot be sent synchronously).
+   * unwritten is written now; never rejects. The embedded file is written synchronously, before this returns,
+   * waiting at most `maxWaitMs` for a lock another connection holds (its counts would otherwise lose up to
+   * `flush_interval_ms` of requests). Redis: charges are sent as they are made, but the prompt calibrations learned
+   * since the last `flush_interval_ms` are queued; they are sent, and the promise settles with the answer (the
+   * caller bounds the wait). Nothing for the memory store.
    */
-  writeBeforeExit(maxWaitMs: number): void;
+  writeBeforeExit(maxWaitMs: number): Promise<void>;
+  /**
+   * At start and at each reload: forgets the budget scopes of providers, models and clients no longer configured
+   * (`configured`: every scope id the serving config charges) once nothing in them still counts; the embedded file
+   * deletes their rows at its next flush. Returns how many. Redis: none (its keys expire on their own).
+   */
+  pruneUnconfigured(configured: ReadonlySet<string>, nowMs: number): number;
 }
 
 /** The state stores log through the gateway's logger. */

@@ -2,13 +2,16 @@
 // `--json` forms, exit codes (0 ok, 1 something does not work, 2 config or usage error), and colour only on a
 // terminal without NO_COLOR. Each run gets a temp working directory and an environment without keys.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, truncateSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
+import { startTestGateway } from "../helpers/gateway.ts";
 
 const STRONG = "llama-3.3-70b-versatile";
 const WEAK = "llama-3.1-8b-instant";
@@ -586,6 +589,85 @@ state:
 });
 
 describe("route", () => {
+  test("`route` reads a serving gateway's state file (its budgets) without locking, writing or moving it", async (t) => {
+    const mock = await useMock(t);
+    const statePath = join(tempDir(t), "state.db");
+    const gateway = await startTestGateway(
+      `providers:
+  - name: strong
+    base_url: ${mock.baseUrl}
+    api_key: sk-strong
+    models:
+      ${STRONG}: { limits: { rpd: 1 } }
+  - name: weak
+    base_url: ${mock.baseUrl}
+    api_key: sk-weak
+    models:
+      ${WEAK}: {}
+meta_models:
+  best: [${STRONG}, ${WEAK}]
+state:
+  path: ${JSON.stringify(statePath)}
+  flush_interval_ms: 50
+request_log:
+  enabled: false
+`,
+    );
+    t.after(() => gateway.close());
+    const answered = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: STRONG, messages: [{ role: "user", content: "hi" }] },
+    });
+    assert.equal(answered.status, 200);
+    await sleep(300); // flushed to the file
+    // Another process holds the file's write lock meanwhile: a reader must not need it.
+    const other = new DatabaseSync(statePath);
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    t.after(() => {
+      if (other.isTransaction) other.exec("ROLLBACK");
+      other.close();
+    });
+    const before = readdirSync(dirname(statePath)).sort();
+    const result = await runCli(["route", "best", "--json", "--config", gateway.configPath], {
+      cwd: dirname(gateway.configPath),
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const explanation = parseJson<{ skipped: { provider: string; cause: string }[] }>(result);
+    assert.deepEqual(
+      explanation.skipped.map((skip) => skip.provider),
+      ["strong"],
+      "the day's budget spent by the serving gateway, read from its file",
+    );
+    assert.deepEqual(readdirSync(dirname(statePath)).sort(), before);
+    other.exec("ROLLBACK");
+    // The serving gateway was never told another process had its file open (route took no lock).
+    assert.doesNotMatch(gateway.runtime.state.status().detail, /another gateway process/);
+  });
+
+  test("`route` leaves a damaged state file where it is, and creates none where there is none", async (t) => {
+    const dir = tempDir(t);
+    const damaged = join(dir, "state.db");
+    const db = new DatabaseSync(damaged);
+    db.exec("CREATE TABLE budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER)");
+    const insert = db.prepare("INSERT INTO budget_scopes VALUES (?, ?, 0)");
+    for (let index = 0; index < 2_000; index++) insert.run(`deployment:p${index}/m`, "x".repeat(200));
+    db.close();
+    truncateSync(damaged, 300_000);
+    const yaml = twoProviderYaml().replace('path: ":memory:"', `path: ${JSON.stringify(damaged)}`);
+    const path = writeFiles(dir, { "gateway.yaml": yaml });
+    const result = await runCli(["route", "best", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^Route for best/m);
+    assert.deepEqual(readdirSync(dir).sort(), ["gateway.yaml", "state.db"], "the damaged file was moved or touched");
+    assert.equal(statSync(damaged).size, 300_000);
+
+    const missing = join(dir, "nowhere", "state.db");
+    const other = writeFiles(dir, {
+      "other.yaml": twoProviderYaml().replace('path: ":memory:"', `path: ${JSON.stringify(missing)}`),
+    });
+    assert.equal((await runCli(["route", "best", "--config", other], { cwd: dir })).code, 0);
+    assert.equal(existsSync(join(dir, "nowhere")), false, "route created the state file's folder");
+  });
+
   test("`route best --explain`: candidates best first, with every score term", async (t) => {
     const { dir, path } = configIn(t, twoProviderYaml());
     const result = await runCli(["route", "best", "--explain", "--config", path], { cwd: dir });

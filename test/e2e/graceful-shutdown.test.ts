@@ -2,7 +2,8 @@
 // process exits within server.shutdown_timeout_ms. A second signal exits at once, the state file written first.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { EventEmitter } from "node:events";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -10,7 +11,9 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
-import { chatStream, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
+import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
+import { startTestGateway } from "../helpers/gateway.ts";
+import { chatCompletion, chatStream, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
 import { postJson, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -300,6 +303,111 @@ describe("graceful shutdown", () => {
     const persisted = JSON.parse(String(row.state)) as { day: { requests: number } };
     // The stream still in flight and the three answered requests.
     assert.equal(persisted.day.requests, 4);
+  });
+
+  test("a second signal writes the request log's pending records before it exits", async (t) => {
+    // In process, so that the second signal comes in the same tick as the last record (in a child process the
+    // request log's 500 ms timer could write it in between); the signals come from an emitter of the test's own.
+    const mock = await startMockUpstream();
+    t.after(() => mock.close());
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(["a", "b", "c"], "m", { delayMs: 2_000 }),
+    });
+    const dir = mkdtempSync(join(tmpdir(), "llm-gateway-second-signal-"));
+    const gateway = await startTestGateway(
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    retries: 0\n    models: { m: null }\nstate:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`,
+    );
+    t.after(async () => {
+      // Normally closed by the first signal's shutdown below; this is for a test that failed before it.
+      await mock.close();
+      await gateway.close().catch(() => {});
+    });
+    const segment = join(dir, "state.db.requests");
+    const signals = new EventEmitter();
+    const exits: { code: number; linesAtExit: string }[] = [];
+    handleShutdownSignals(
+      gateway,
+      10_000,
+      (code) => {
+        exits.push({ code, linesAtExit: existsSync(segment) ? readFileSync(segment, "utf8") : "" });
+      },
+      signals,
+    );
+    // A stream in flight holds the first shutdown open; a JSON request is answered while it drains, when the test
+    // says.
+    let answer: () => void = () => {};
+    const answered = new Promise<void>((done) => {
+      answer = done;
+    });
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        await answered;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(chatCompletion("late answer", "m")));
+      },
+    });
+    const agent = new Agent();
+    t.after(() => agent.destroy());
+    const stream = postJson(
+      `${gateway.baseUrl}/chat/completions`,
+      { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
+      { dispatcher: agent },
+    );
+    const late = request(`${gateway.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "answered-while-draining" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      dispatcher: agent,
+    });
+    await mock.waitForRequests(2);
+    signals.emit("SIGTERM");
+    // The second signal in the very tick the late request's record is published (after the request log took it).
+    gateway.runtime.onRecord((record) => {
+      if (record.id === "answered-while-draining") signals.emit("SIGINT");
+    });
+    answer();
+    await (await late).body.dump();
+    await waitUntil(() => exits.length > 0, "the exit after the second signal");
+    assert.equal(exits[0]?.code, 1);
+    assert.match(
+      exits[0]?.linesAtExit ?? "",
+      /answered-while-draining/,
+      "the record published just before the second signal was not written before the exit",
+    );
+    // The first shutdown goes on once the stream is cut (an injected exit does not end the process).
+    await mock.close();
+    await (await stream).body.dump().catch(() => {});
+    await waitUntil(() => exits.length === 2, "the first shutdown to finish", 10_000);
+  });
+
+  test("a second signal whose writes hang (a hung disk or Redis) still exits at its bound", async (t) => {
+    const mock = await startMockUpstream();
+    const gateway = await startTestGateway(
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    models: { m: null }\n`,
+    );
+    t.after(async () => {
+      await gateway.close();
+      await mock.close();
+    });
+    const signals = new EventEmitter();
+    const exits: { code: number; atMs: number }[] = [];
+    const never = new Promise<void>(() => {});
+    handleShutdownSignals(
+      { ...gateway, close: () => never, writeBeforeExit: () => never },
+      60_000,
+      (code) => exits.push({ code, atMs: performance.now() }),
+      signals,
+    );
+    signals.emit("SIGTERM");
+    const signalledAtMs = performance.now();
+    signals.emit("SIGTERM");
+    signals.emit("SIGINT"); // a third signal neither exits earlier nor starts the writes again
+    await waitUntil(() => exits.length > 0, "the exit", 5_000);
+    const elapsedMs = (exits[0]?.atMs ?? 0) - signalledAtMs;
+    assert.equal(exits[0]?.code, 1);
+    assert.ok(elapsedMs >= 900 && elapsedMs < 2_000, `exited ${Math.round(elapsedMs)} ms after the second signal`);
   });
 
   test("a second signal with the state file locked by another process: the write gives up at its bound, exit 1", async (t) => {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -91,6 +92,60 @@ describe("kept responses across gateway processes", () => {
     const second = await sdk.responses.create({ model: "m", input: "2" });
     await assert.rejects(sdk.responses.retrieve(first.id), OpenAI.NotFoundError);
     assert.equal((await sdk.responses.retrieve(second.id)).output_text, "two");
+  });
+
+  test("embedded store locked by another process: answers are not held up, continuations work, the answer is written once the lock is free", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Nice to meet you, Ada.", UPSTREAM_ID) });
+    const statePath = join(mkdtempSync(join(tmpdir(), "kept-locked-")), "state.db");
+    const lines: string[] = [];
+    const gateway = await startTestGateway(`${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`, {
+      logLevel: "info",
+      logStream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString("utf8"));
+          done();
+        },
+      }),
+    });
+    t.after(() => gateway.close());
+    const sdk = openAiClient(gateway);
+    // Another process (a backup, a second gateway, sqlite3 in a shell) holds the file's write lock.
+    const other = new DatabaseSync(statePath);
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    t.after(() => {
+      if (other.isTransaction) other.exec("ROLLBACK");
+      other.close();
+    });
+    const startedMs = performance.now();
+    const [first, chat] = await Promise.all([
+      sdk.responses.create({ model: "m", input: "My name is Ada." }),
+      sdk.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    ]);
+    const elapsedMs = performance.now() - startedMs;
+    assert.equal(chat.choices[0]?.message.content, "Nice to meet you, Ada.");
+    // The busy timeout (2 s) stalled the whole process before; a put now never waits for the lock.
+    assert.ok(elapsedMs < 1_000, `answered ${Math.round(elapsedMs)} ms after the requests while the file was locked`);
+    // Still locked: the continuation finds the answer waiting in memory.
+    await sdk.responses.create({ model: "m", previous_response_id: first.id, input: "What is my name?" });
+    assert.deepEqual(messagesSent(mock, 2), [
+      { role: "user", content: "My name is Ada." },
+      { role: "assistant", content: "Nice to meet you, Ada." },
+      { role: "user", content: "What is my name?" },
+    ]);
+    assert.ok(
+      lines.some((line) => line.includes("is locked by another process")),
+      "no word about the lock",
+    );
+    other.exec("ROLLBACK");
+    const reader = new DatabaseSync(statePath, { readOnly: true });
+    t.after(() => reader.close());
+    const deadline = Date.now() + 3_000;
+    while (reader.prepare("SELECT id FROM kept_responses WHERE id = ?").get(first.id) === undefined) {
+      assert.ok(Date.now() < deadline, "the answer was not written once the lock was free");
+      await sleep(50);
+    }
+    assert.ok(lines.some((line) => line.includes("answers that waited for the lock are written")));
   });
 
   test("redis: a conversation started on one gateway process continues on another; DELETE on one is seen by the other", {

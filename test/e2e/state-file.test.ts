@@ -3,14 +3,27 @@
 // (log, /health), and writes what it kept once the file can be written again; it never ends the process. A file
 // found damaged at start is set aside and a new one started; a file that is no SQLite database is left alone.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import OpenAI from "openai";
+import { systemClock } from "../../src/clock.ts";
+import { EmbeddedKeptResponses } from "../../src/state/embedded-kept-responses.ts";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
 
 const FLUSH_INTERVAL_MS = 100;
 
@@ -95,7 +108,97 @@ function writeTruncatedStateFile(path: string): void {
   truncateSync(path, 300_000);
 }
 
+/** The state store's tables (as it creates them), so that opening the file writes nothing there. */
+const STATE_TABLES = `
+  CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS cooldowns (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS prompt_calibration (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS shared_windows (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS refused_features (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+`;
+
+/** Overwrites one page of a checkpointed SQLite file with garbage. */
+function damagePage(path: string, page: number, fill: (page: Buffer) => void): void {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  const pageSize = Number(db.prepare("PRAGMA page_size").get()?.page_size);
+  db.close();
+  const bytes = Buffer.alloc(pageSize);
+  fill(bytes);
+  const fd = openSync(path, "r+");
+  try {
+    writeSync(fd, bytes, 0, pageSize, (page - 1) * pageSize);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Sound state tables, no kept-answer tables yet, and a damaged list of free pages: the state store reads its tables
+ * without touching it; creating the kept answers' tables takes pages from it.
+ */
+function writeDamagedFreeList(path: string): void {
+  const db = new DatabaseSync(path);
+  db.exec(STATE_TABLES);
+  db.exec("CREATE TABLE filler (x TEXT)");
+  const insert = db.prepare("INSERT INTO filler VALUES (?)");
+  for (let index = 0; index < 20; index++) insert.run("y".repeat(20_000));
+  db.exec("DROP TABLE filler; PRAGMA wal_checkpoint(TRUNCATE)");
+  const header = Buffer.alloc(100);
+  const fd = openSync(path, "r");
+  readSync(fd, header, 0, 100, 0);
+  closeSync(fd);
+  db.close();
+  // The first trunk page of the free list (file header offset 32) now points to a page past the end of the file.
+  damagePage(path, header.readUInt32BE(32), (page) => page.writeUInt32BE(999_999, 4));
+}
+
+/** Sound state tables and kept answers whose table's root page is garbage. */
+function writeDamagedKeptTable(path: string): void {
+  const kept = new EmbeddedKeptResponses(path, { maxEntries: 100, maxBytes: 1e6, maxAgeMs: 1e9 }, systemClock);
+  for (let index = 0; index < 20; index++) {
+    void kept.put({ id: `resp_${index}`, json: JSON.stringify({ pad: "x".repeat(2_000) }), itemIds: [] });
+  }
+  kept.close();
+  const db = new DatabaseSync(path);
+  db.exec(STATE_TABLES);
+  const root = Number(db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'kept_responses'").get()?.rootpage);
+  db.close();
+  damagePage(path, root, (page) => page.fill(0x5a));
+}
+
 describe("a state file found damaged at start", () => {
+  for (const [damage, write] of [
+    ["its free-page list (read when the kept answers' tables are created)", writeDamagedFreeList],
+    ["the kept answers' table", writeDamagedKeptTable],
+  ] as const) {
+    test(`damage in ${damage}: the gateway starts, keeps answers in memory and says so`, async (t) => {
+      const mock = await useMock(t);
+      mock.setDefault("POST /v1/chat/completions", {
+        kind: "json",
+        body: chatCompletion("Nice to meet you, Ada.", "mock-model"),
+      });
+      const gateway = await startGatewayProcess(t, stateYaml(mock.baseUrl), {
+        beforeStart: (dir) => {
+          write(join(dir, "state.db"));
+          return undefined;
+        },
+      });
+      const sdk = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "x", maxRetries: 0 });
+      const first = await sdk.responses.create({ model: "mock-model", input: "My name is Ada." });
+      // Kept (in memory): found again, and a continuation works.
+      assert.equal((await sdk.responses.retrieve(first.id)).output_text, "Nice to meet you, Ada.");
+      await sdk.responses.create({ model: "mock-model", previous_response_id: first.id, input: "My name?" });
+      const warning = gateway.logs.find((line) => /^kept responses: the kept answers' tables/.test(line.msg));
+      assert.ok(warning !== undefined, "no warning about the damaged tables");
+      assert.match(
+        warning.msg,
+        /damaged \(database disk image is malformed\); answers are kept in this process's memory/,
+      );
+      assert.equal(await chat(gateway.url), 200);
+    });
+  }
+
   test("a truncated SQLite file is set aside and the gateway starts with a new one, saying so", async (t) => {
     const mock = await useMock(t);
     const gateway = await startGatewayProcess(t, stateYaml(mock.baseUrl), {

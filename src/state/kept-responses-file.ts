@@ -1,0 +1,89 @@
+// The kept Responses API answers of the embedded mode, in the state file while its kept-answer tables are sound.
+// The state store sets a damaged file aside when it opens it, but it reads only its own tables: damage confined to
+// the kept answers' pages or to the file's free-page list (which creating the kept tables, or keeping an answer,
+// reads) showed only here, where it stopped the start (exit 2, "cannot open state.path") or failed every later
+// put and continuation. The file cannot be set aside at that point (the state store has it open and writes to it),
+// so the kept answers move to this process's memory instead (the same store on an in-memory SQLite database: the
+// same bounds and behaviour), with one warning saying so and what to do; budgets and cooldowns stay in the file.
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../logger.ts";
+import { isDamagedFileError } from "../sqlite-file.ts";
+import { EmbeddedKeptResponses, type KeptResponseLimits, type KeptResponseRow } from "./embedded-kept-responses.ts";
+
+export class KeptResponsesFile {
+  readonly #path: string;
+  readonly #limits: KeptResponseLimits;
+  readonly #clock: Clock;
+  readonly #logger: Logger | undefined;
+  #rows: EmbeddedKeptResponses;
+  #isInMemory = false;
+
+  constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger) {
+    this.#path = path;
+    this.#limits = limits;
+    this.#clock = clock;
+    this.#logger = logger;
+    try {
+      this.#rows = new EmbeddedKeptResponses(path, limits, clock, logger);
+    } catch (error) {
+      if (!isDamagedFileError(error)) throw error;
+      this.#rows = this.#moveToMemory(error);
+    }
+  }
+
+  /** Whether the kept answers are in memory (the file's kept-answer tables were found damaged). */
+  get isInMemory(): boolean {
+    return this.#isInMemory;
+  }
+
+  put(row: KeptResponseRow): Promise<void> {
+    return this.#guarded((rows) => rows.put(row));
+  }
+
+  get(id: string): Promise<string | undefined> {
+    return this.#guarded((rows) => rows.get(id));
+  }
+
+  getByItem(itemId: string): Promise<string | undefined> {
+    return this.#guarded((rows) => rows.getByItem(itemId));
+  }
+
+  delete(id: string): Promise<boolean> {
+    return this.#guarded((rows) => rows.delete(id));
+  }
+
+  close(): void {
+    this.#rows.close();
+  }
+
+  /** See EmbeddedKeptResponses.writeBeforeExit. */
+  writeBeforeExit(): void {
+    this.#rows.writeBeforeExit();
+  }
+
+  /** Runs an operation; damage found by it moves the store to memory once, where the operation runs again. */
+  async #guarded<T>(operation: (rows: EmbeddedKeptResponses) => Promise<T>): Promise<T> {
+    try {
+      return await operation(this.#rows);
+    } catch (error) {
+      if (this.#isInMemory || !isDamagedFileError(error)) throw error;
+      try {
+        this.#rows.close();
+      } catch {
+        // A damaged file may fail its last write too; the answers waiting for it are lost with the tables.
+      }
+      this.#rows = this.#moveToMemory(error);
+      return operation(this.#rows);
+    }
+  }
+
+  #moveToMemory(error: unknown): EmbeddedKeptResponses {
+    this.#isInMemory = true;
+    const message = error instanceof Error ? error.message : String(error);
+    this.#logger?.warn(
+      { path: this.#path, error: message },
+      `kept responses: the kept answers' tables in ${this.#path} are damaged (${message}); answers are kept in this process's memory until a restart (earlier kept answers are not found). To repair, stop the gateway and move ${this.#path} aside (budgets and cooldowns start afresh), or rebuild it with sqlite3's .recover`,
+    );
+    return new EmbeddedKeptResponses(":memory:", this.#limits, this.#clock, this.#logger);
+  }
+}
