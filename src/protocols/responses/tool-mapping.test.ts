@@ -155,3 +155,25 @@ test("responses tools: a malformed namespace is a 400 naming the field", () => {
   });
   assert.equal(refusalOf(ns({ name: "a", tools: [tool("x")] })), "not refused", "a namespace may share a tool's name");
 });
+
+test("responses tools: a namespace listed many times in allowed_tools costs its members once", () => {
+  const members = Array.from({ length: 3_000 }, (_, index) => tool(`f${index}`));
+  const request = (listings: number) =>
+    ({
+      tools: [{ type: "namespace", name: "big", description: "d", tools: members }, tool("other")],
+      tool_choice: {
+        type: "allowed_tools",
+        mode: "auto",
+        tools: Array(listings).fill({ type: "namespace", name: "big" }),
+      },
+    }) as Parameters<typeof toChatTools>[0];
+  toChatTools(request(1)); // warm: the schemas' first use is not what is measured
+  const startedAt = performance.now();
+  const { tools, toolChoice } = toChatTools(request(150_000));
+  const elapsedMs = performance.now() - startedAt;
+  assert.equal(tools.length, 3_000, "the namespace's members, not the top-level tool it did not list");
+  assert.equal(tools[0]?.function.name, "big__f0");
+  assert.equal(toolChoice, "auto");
+  // Before, each listing added every member again: this 3.5 MB body took about 10 s of one core (20 MB, minutes).
+  assert.ok(elapsedMs < 2_000, `took ${Math.round(elapsedMs)} ms`);
+});

@@ -185,10 +185,16 @@ function toChatToolChoice(
   if (choice.type === "allowed_tools") {
     const allowed = validateAt(allowedToolsChoiceSchema, choice, ["tool_choice"]);
     const allowedNames = new Set<string>();
+    // A namespace's members are added once however often it is listed: each listing cost all of its members, and
+    // a body of many listings of a large namespace held the event loop for seconds to minutes.
+    const allowedNamespaces = new Set<string>();
     for (const entry of allowed.tools) {
       if (typeof entry.name !== "string") continue;
-      if (entry.type === "namespace") for (const member of names.membersOf(entry.name)) allowedNames.add(member);
-      else allowedNames.add(names.chosenName(entry.name, entry.namespace) ?? entry.name);
+      if (entry.type !== "namespace") allowedNames.add(names.chosenName(entry.name, entry.namespace) ?? entry.name);
+      else if (!allowedNamespaces.has(entry.name)) {
+        allowedNamespaces.add(entry.name);
+        for (const member of names.membersOf(entry.name)) allowedNames.add(member);
+      }
     }
     return { tools: tools.filter((tool) => allowedNames.has(tool.function.name)), toolChoice: allowed.mode };
   }
