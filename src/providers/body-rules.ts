@@ -32,8 +32,17 @@ export interface BodyRules {
 
 const OUTPUT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
 
-/** The merged rules of the levels, or undefined when no level says anything (the common case: no work per request). */
-export function mergeBodyRules(levels: readonly (RawBodyRules | undefined)[]): BodyRules | undefined {
+/**
+ * The merged rules of the levels, or undefined when no level says anything (the common case: no work per request).
+ * `generatesText`: false for a model that answers no text (an embedding model): an output limit is then neither
+ * filled in nor set nor counted. A provider's `defaults: { max_tokens }` meant for its chat models otherwise went to
+ * its embeddings endpoint too, and its 4096 counted as output in the embedding model's context fit and budgets: a
+ * long input was refused as not fitting, and every embeddings request charged tokens no provider reserves.
+ */
+export function mergeBodyRules(
+  levels: readonly (RawBodyRules | undefined)[],
+  { generatesText = true }: { readonly generatesText?: boolean } = {},
+): BodyRules | undefined {
   const defaults: Record<string, unknown> = {};
   const override: Record<string, unknown> = {};
   const drop: string[] = [];
@@ -41,10 +50,12 @@ export function mergeBodyRules(levels: readonly (RawBodyRules | undefined)[]): B
   for (const level of levels) {
     if (level === undefined) continue;
     for (const [field, value] of Object.entries(level.defaults ?? {})) {
+      if (!generatesText && isOutputField(field)) continue;
       defaults[field] = value;
       isEmpty = false;
     }
     for (const [field, value] of Object.entries(level.override ?? {})) {
+      if (!generatesText && isOutputField(field)) continue;
       override[field] = value;
       isEmpty = false;
     }

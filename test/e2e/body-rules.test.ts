@@ -12,6 +12,9 @@ import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upst
 
 const ADMIN_KEY = "admin-key-123";
 
+const openAiClientFor = (gateway: { baseUrl: string }) =>
+  new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+
 function config(alphaUrl: string, betaUrl: string, alphaRules: string, alphaModel = "{ id: alpha-m, priority: 10 }") {
   return `server:
   port: 0
@@ -123,6 +126,44 @@ describe("body rules change what one deployment is sent", () => {
     const fits = await postChat(gateway, { model: "m", max_tokens: 100 });
     assert.equal(fits.headers["x-gateway-provider"], "alpha", fits.text);
     assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 100, "the client's limit, not the default");
+  });
+
+  test("a provider's output-limit rules are for its chat models: its embedding model is neither sent nor charged one", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    body:
+      defaults: { max_tokens: 4000, seed: 7 }
+      override: { max_completion_tokens: 3000 }
+    models:
+      m: { id: alpha-m }
+      emb: { id: alpha-emb, kind: embedding, context: 1000 }
+`,
+    );
+    // About 600 tokens: it fits the 1000-token window, but not with 4000 "output" tokens added to it.
+    const input = "word ".repeat(600);
+    const answer = await send(gateway, "POST", "/v1/embeddings", { body: { model: "emb", input } });
+    assert.equal(answer.status, 200, answer.text);
+    const embeddingRequests = alpha.requests.filter((request) => request.path.endsWith("/embeddings"));
+    const sent = bodyOf(embeddingRequests[0]);
+    assert.equal(
+      "max_tokens" in sent || "max_completion_tokens" in sent,
+      false,
+      "no output limit to an embeddings API",
+    );
+    assert.equal(sent.seed, 7, "the provider's other rules still apply");
+    assert.equal(sent.input, input);
+    await openAiClientFor(gateway).chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    const chat = bodyOf(chatRequests(alpha)[0]);
+    assert.deepEqual([chat.max_tokens, chat.max_completion_tokens], [4000, 3000], "the chat model gets both");
   });
 
   test("a reload that changes a deployment's rules forgets the feature it refused as not supported", async (t) => {
