@@ -58,4 +58,30 @@ describe("body rules", () => {
     const halfDropped = { body: mergeBodyRules([{ drop: ["max_tokens"], defaults: { max_tokens: 4096 } }]) };
     assert.equal(outputTokensFor(halfDropped, 100), 4096);
   });
+  test("a native Responses body: the output-limit rules set max_output_tokens; other fields as written", () => {
+    const rules = mergeBodyRules([
+      { defaults: { max_tokens: 4096, temperature: 0.6 }, override: { max_completion_tokens: 512, max_tokens: 256 } },
+    ]);
+    assert.ok(rules !== undefined);
+    const body: Record<string, unknown> = { input: "hi", max_output_tokens: 9000 };
+    applyBodyRules(body, rules, "responses");
+    assert.deepEqual(
+      body,
+      { input: "hi", max_output_tokens: 512, temperature: 0.6 },
+      "the larger override, as counted",
+    );
+    const defaulted = mergeBodyRules([{ defaults: { max_completion_tokens: 100 }, drop: ["max_tokens", "logprobs"] }]);
+    assert.ok(defaulted !== undefined);
+    const own: Record<string, unknown> = { max_output_tokens: 50, logprobs: 1 };
+    applyBodyRules(own, defaulted, "responses");
+    assert.deepEqual(own, { max_output_tokens: 50 }, "one chat name dropped is no reason to drop the only limit");
+    const none: Record<string, unknown> = {};
+    applyBodyRules(none, defaulted, "responses");
+    assert.deepEqual(none, { max_output_tokens: 100 });
+    const bothDropped = mergeBodyRules([{ drop: ["max_tokens", "max_completion_tokens"] }]);
+    assert.ok(bothDropped !== undefined);
+    const limited: Record<string, unknown> = { max_output_tokens: 50 };
+    applyBodyRules(limited, bothDropped, "responses");
+    assert.deepEqual(limited, {});
+  });
 });

@@ -71,8 +71,22 @@ export function mergeBodyRules(
 /**
  * Applies the rules to a body the caller owns (the attempt's shallow copy). Values are shared with the frozen
  * config, not copied: the body is serialised and thrown away, nothing writes into it.
+ *
+ * `api: "responses"`: the body is a Responses request going to a `responses_api: native` provider, whose one output
+ * limit is `max_output_tokens`. A rule's `max_tokens` / `max_completion_tokens` is written for the provider's chat
+ * requests and would be an unknown parameter there (OpenAI refuses it with a 400, so a provider-wide
+ * `defaults: { max_tokens }` failed every native Responses request): it sets `max_output_tokens` instead, with the
+ * value the budgets and the context fit count (the larger where both names are given), and both names dropped drop it.
  */
-export function applyBodyRules(body: Record<string, unknown>, rules: BodyRules): void {
+export function applyBodyRules(
+  body: Record<string, unknown>,
+  rules: BodyRules,
+  api: "chat" | "responses" = "chat",
+): void {
+  if (api === "responses") {
+    applyToResponsesBody(body, rules);
+    return;
+  }
   for (const field of rules.drop) delete body[field];
   const hasOutputLimit = OUTPUT_FIELDS.some((field) => body[field] !== undefined && body[field] !== null);
   for (const field in rules.defaults) {
@@ -80,6 +94,33 @@ export function applyBodyRules(body: Record<string, unknown>, rules: BodyRules):
     if (body[field] === undefined || body[field] === null) body[field] = rules.defaults[field];
   }
   for (const field in rules.override) body[field] = rules.override[field];
+}
+
+const RESPONSES_OUTPUT_FIELD = "max_output_tokens";
+
+function applyToResponsesBody(body: Record<string, unknown>, rules: BodyRules): void {
+  for (const field of rules.drop) if (!isOutputField(field)) delete body[field];
+  if (OUTPUT_FIELDS.every((field) => rules.drop.includes(field))) delete body[RESPONSES_OUTPUT_FIELD];
+  for (const field in rules.defaults) {
+    if (isOutputField(field)) continue;
+    if (body[field] === undefined || body[field] === null) body[field] = rules.defaults[field];
+  }
+  const outputDefault = largestTokens(rules.defaults);
+  if (
+    outputDefault !== undefined &&
+    (body[RESPONSES_OUTPUT_FIELD] === undefined || body[RESPONSES_OUTPUT_FIELD] === null)
+  ) {
+    body[RESPONSES_OUTPUT_FIELD] = outputDefault;
+  }
+  for (const field in rules.override) if (!isOutputField(field)) body[field] = rules.override[field];
+  const outputOverride = largestTokens(rules.override);
+  if (outputOverride !== undefined) body[RESPONSES_OUTPUT_FIELD] = outputOverride;
+}
+
+/** The larger of the output limits `fields` gives under either chat name; undefined when it gives none. */
+function largestTokens(fields: Readonly<Record<string, unknown>>): number | undefined {
+  const values = OUTPUT_FIELDS.flatMap((field) => tokenValue(fields[field]) ?? []);
+  return values.length === 0 ? undefined : Math.max(...values);
 }
 
 function outputTokensUnder(

@@ -126,13 +126,15 @@ export interface PayloadOptions {
   readonly supportsReasoning?: boolean;
   /** The deployment's `body:` rules (providers/body-rules.ts). */
   readonly bodyRules?: BodyRules | undefined;
+  /** Which API the body is for: a native Responses body names its output limit otherwise (body-rules.ts). */
+  readonly api?: "chat" | "responses";
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */
 export function buildPayload(body: Readonly<Record<string, unknown>>, options: PayloadOptions): string {
   const { models: _fallbacks, [REASONING_EFFORT_FIELD]: effort, ...rest }: Record<string, unknown> = body;
   // The config's rules first: what they set is the request the provider gets, the gateway's own fields after them.
-  if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules);
+  if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, options.api);
   rest.model = options.upstreamModelId;
   // The client's own `reasoning_effort` (chat) is its explicit choice and goes to every candidate as it is.
   if (

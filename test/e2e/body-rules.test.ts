@@ -39,6 +39,32 @@ routing:
 `;
 }
 
+/** A Responses API response object as OpenAI answers one. */
+function nativeResponse(text: string) {
+  return {
+    id: "resp_upstream_1",
+    object: "response",
+    created_at: 1767225600,
+    status: "completed",
+    error: null,
+    incomplete_details: null,
+    model: "alpha-m",
+    output: [
+      {
+        id: "msg_upstream_1",
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text, annotations: [] }],
+      },
+    ],
+    usage: { input_tokens: 11, output_tokens: 4, total_tokens: 15 },
+    store: false,
+    previous_response_id: null,
+    metadata: {},
+  };
+}
+
 function bodyOf(request: { body?: unknown } | undefined): Record<string, unknown> {
   const body = request?.body;
   assert.ok(body !== null && typeof body === "object" && !Array.isArray(body), "an upstream request with a JSON body");
@@ -164,6 +190,51 @@ providers:
     await openAiClientFor(gateway).chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
     const chat = bodyOf(chatRequests(alpha)[0]);
     assert.deepEqual([chat.max_tokens, chat.max_completion_tokens], [4000, 3000], "the chat model gets both");
+  });
+
+  test("a native Responses provider gets the rules' output limit as max_output_tokens, not a chat name it refuses", async (t) => {
+    const alpha = await useMock(t);
+    // As OpenAI's /responses answers a chat-only name: a 400 (before, every native request without a limit got one).
+    alpha.setDefault("POST /v1/responses", (request) => {
+      const body = request.body as Record<string, unknown>;
+      const unknown = ["max_tokens", "max_completion_tokens"].find((name) => name in body);
+      if (unknown !== undefined) {
+        const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
+        return { kind: "json", status: 400, body: { error } };
+      }
+      return { kind: "json", status: 200, body: nativeResponse("native here") };
+    });
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("chat here", "alpha-m") });
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    responses_api: native
+    body:
+      defaults: { max_tokens: 4000, temperature: 0.6 }
+    models:
+      m: { id: alpha-m, context: 100000 }
+`,
+    );
+    const client = openAiClientFor(gateway);
+    const answer = await client.responses.create({ model: "m", input: "hi" });
+    assert.equal(answer.output_text, "native here");
+    const responsesSent = alpha.requests.filter((request) => request.path === "/v1/responses").map(bodyOf);
+    assert.deepEqual(
+      [responsesSent[0]?.max_output_tokens, responsesSent[0]?.temperature, "max_tokens" in (responsesSent[0] ?? {})],
+      [4000, 0.6, false],
+    );
+    await client.responses.create({ model: "m", input: "hi", max_output_tokens: 50 });
+    const own = alpha.requests.filter((request) => request.path === "/v1/responses").map(bodyOf)[1];
+    assert.equal(own?.max_output_tokens, 50, "the client's own limit, not the default");
+    await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 4000, "the provider's chat requests get the chat name");
   });
 
   test("a reload that changes a deployment's rules forgets the feature it refused as not supported", async (t) => {
