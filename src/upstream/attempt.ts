@@ -104,6 +104,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
       supportsReasoning: deployment.capabilities.reasoning === true,
       bodyRules: deployment.body,
       api: context.api,
+      spentOutputTokens: request.spentOutputTokens,
     }),
     isStream: request.isStream,
     headersTimeoutMs: headersTimeoutMs + 1_000,
