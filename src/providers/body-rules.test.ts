@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { applyBodyRules, mergeBodyRules, outputTokensFor } from "./body-rules.ts";
+import { applyBodyRules, mergeBodyRules, outputLimitNameOf, outputTokensFor } from "./body-rules.ts";
 
 describe("body rules", () => {
   test("no level says anything: no rules (no work per request)", () => {
@@ -83,5 +83,17 @@ describe("body rules", () => {
     const limited: Record<string, unknown> = { max_output_tokens: 50 };
     applyBodyRules(limited, bothDropped, "responses");
     assert.deepEqual(limited, {});
+  });
+  test("the output tokens counted when the name of the client's limit is known: exactly what the rules leave", () => {
+    const capped = { body: mergeBodyRules([{ override: { max_tokens: 512 } }]) };
+    assert.equal(outputTokensFor(capped, 32000, "max_tokens"), 512, "the override replaces the client's own");
+    assert.equal(outputTokensFor(capped, 32000, "max_completion_tokens"), 32000, "both names reach the provider");
+    const renamed = { body: mergeBodyRules([{ drop: ["max_tokens"], defaults: { max_completion_tokens: 4096 } }]) };
+    assert.equal(outputTokensFor(renamed, 100, "max_tokens"), 4096, "dropped: the default fills in");
+    assert.equal(outputTokensFor(renamed, 100, "max_completion_tokens"), 100);
+    assert.equal(outputTokensFor(renamed, 0, undefined), 4096);
+    assert.equal(outputLimitNameOf({ max_tokens: 5 }), "max_tokens");
+    assert.equal(outputLimitNameOf({ max_tokens: 5, max_completion_tokens: 6 }), undefined, "both: not known which");
+    assert.equal(outputLimitNameOf({ max_completion_tokens: null }), undefined);
   });
 });

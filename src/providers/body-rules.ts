@@ -151,7 +151,29 @@ function tokenValue(value: unknown): number | undefined {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
-/** The output tokens a request asking for `requested` (0: none) may get from this deployment, its rules applied. */
-export function outputTokensFor(deployment: { readonly body?: BodyRules | undefined }, requested: number): number {
-  return deployment.body === undefined ? requested : deployment.body.outputTokens(requested);
+/** Which of the two names a body's output limit is under; undefined when it has none, or both. */
+export type OutputLimitName = (typeof OUTPUT_FIELDS)[number];
+
+export function outputLimitNameOf(body: Readonly<Record<string, unknown>>): OutputLimitName | undefined {
+  const named = OUTPUT_FIELDS.filter((field) => tokenValue(body[field]) !== undefined);
+  return named.length === 1 ? named[0] : undefined;
+}
+
+/**
+ * The output tokens a request asking for `requested` (0: none) may get from this deployment, its rules applied.
+ * With the name the client's limit is under (`name`), exactly what the rules leave: an override of that name
+ * replaces it (a client's 32000 capped at 1024 counts 1024, so a small model is not skipped as too small for it).
+ * Without, conservatively (BodyRules.outputTokens).
+ */
+export function outputTokensFor(
+  deployment: { readonly body?: BodyRules | undefined },
+  requested: number,
+  name?: OutputLimitName,
+): number {
+  const rules = deployment.body;
+  if (rules === undefined) return requested;
+  if (name === undefined || requested <= 0) return rules.outputTokens(requested);
+  const body: Record<string, unknown> = { [name]: requested };
+  applyBodyRules(body, rules);
+  return Math.max(0, ...OUTPUT_FIELDS.map((field) => tokenValue(body[field]) ?? 0));
 }

@@ -154,6 +154,31 @@ describe("body rules change what one deployment is sent", () => {
     assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 100, "the client's limit, not the default");
   });
 
+  test("an override of the client's own limit counts instead of it: a greedy limit capped by the rules fits", async (t) => {
+    const { alpha, beta, gateway } = await scene(
+      t,
+      "",
+      "{ id: alpha-m, priority: 10, context: 1000, body: { override: { max_tokens: 100 } } }",
+    );
+    // Before, the client's 4000 counted (as if it might survive the override): alpha was skipped as too small.
+    const capped = await postChat(gateway, { model: "m", max_tokens: 4000 });
+    assert.equal(capped.headers["x-gateway-provider"], "alpha", capped.text);
+    assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 100);
+    const explained = await send(gateway, "GET", "/v1/gateway/route?model=m&tokens=50&max_tokens=4000");
+    const candidates = (JSON.parse(explained.text) as { candidates: { provider: string; context_fit: string }[] })
+      .candidates;
+    assert.deepEqual(
+      candidates.map((candidate) => candidate.provider),
+      ["alpha", "beta"],
+      "the route explanation agrees",
+    );
+    assert.match(candidates[0]?.context_fit ?? "", /max_tokens 100\b/);
+    // Under the other name the client's limit survives an override of max_tokens: both may reach the provider.
+    const otherName = await postChat(gateway, { model: "m", max_completion_tokens: 4000 });
+    assert.equal(otherName.headers["x-gateway-provider"], "beta", otherName.text);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
   test("a provider's output-limit rules are for its chat models: its embedding model is neither sent nor charged one", async (t) => {
     const alpha = await useMock(t);
     const gateway = await useGateway(
