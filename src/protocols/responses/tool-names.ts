@@ -12,6 +12,7 @@
 // again with the request's own tools).
 import { createHash } from "node:crypto";
 import { inputOfArguments } from "./custom-tools.ts";
+import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
 
 type JsonObject = Record<string, unknown>;
 
@@ -61,7 +62,8 @@ export class ToolNames {
         if (!names.#byUpstream.has(named.name)) {
           names.#byUpstream.set(named.name, { type: named.type, name: named.name, namespace: undefined });
         }
-      } else if (named.type === "namespace" && Array.isArray(named.tools)) {
+      } else if (named.type === "namespace" && Array.isArray(named.tools) && named.name.length <= MAX_NAMESPACE_CHARS) {
+        // A longer name is refused by the schema (request-schema.ts), which runs after this lenient read.
         for (const member of named.tools) {
           const inner = asNamedTool(member);
           if (inner?.type === "function" || inner?.type === "custom") {
