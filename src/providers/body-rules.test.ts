@@ -7,7 +7,7 @@ describe("body rules", () => {
     assert.equal(mergeBodyRules([undefined, {}, { defaults: {}, drop: [] }]), undefined);
   });
 
-  test("levels merge provider -> known model -> model: defaults and override field by field, drop as a union", () => {
+  test("levels merge provider -> known model -> model: defaults, override and drop field by field", () => {
     const rules = mergeBodyRules([
       { defaults: { temperature: 0.6, top_k: 20 }, drop: ["logprobs"] },
       { override: { top_p: 0.95 }, drop: ["seed"] },
@@ -16,7 +16,36 @@ describe("body rules", () => {
     assert.ok(rules !== undefined);
     assert.deepEqual(rules.defaults, { temperature: 0.2, top_k: 20 });
     assert.deepEqual(rules.override, { top_p: 0.8 });
-    assert.deepEqual(rules.drop, ["logprobs", "seed"]);
+    assert.deepEqual([...rules.drop].sort(), ["logprobs", "seed"]);
+  });
+
+  test("a field a later level names is decided by it alone: a model's drop is not filled in by the provider's default", () => {
+    // The case body rules are for: a provider-wide temperature, and one model that refuses temperature. Before, the
+    // model's drop came first and the provider's default put the field back.
+    const refusing = mergeBodyRules([
+      { defaults: { temperature: 0.6 }, override: { top_p: 1 } },
+      undefined,
+      { drop: ["temperature", "top_p"] },
+    ]);
+    assert.ok(refusing !== undefined);
+    const body: Record<string, unknown> = { temperature: 0.3, top_p: 0.5, seed: 1 };
+    applyBodyRules(body, refusing);
+    assert.deepEqual(body, { seed: 1 });
+    // A model's default of a field the provider overrides: the model's (before, the provider's override won).
+    const softened = mergeBodyRules([
+      { override: { temperature: 0 }, drop: ["logprobs"] },
+      { defaults: { temperature: 0.7, logprobs: false } },
+    ]);
+    assert.ok(softened !== undefined);
+    const own: Record<string, unknown> = { temperature: 0.3, logprobs: true };
+    applyBodyRules(own, softened);
+    assert.deepEqual(own, { temperature: 0.3, logprobs: true });
+    // One level may still drop the client's value and give its own (drop then defaults, as documented).
+    const replaced = mergeBodyRules([{ override: { seed: 1 } }, { drop: ["seed"], defaults: { seed: 2 } }]);
+    assert.ok(replaced !== undefined);
+    const seeded: Record<string, unknown> = { seed: 9 };
+    applyBodyRules(seeded, replaced);
+    assert.deepEqual(seeded, { seed: 2 });
   });
 
   test("applied in order: drop, defaults where absent or null, override", () => {

@@ -4,8 +4,8 @@
 // `temperature`, a host without `logprobs`) or a model that wants one (a reasoning model's recommended
 // `temperature`) is then served without failing over, and the user need not wait for the gateway to learn it.
 //
-// The levels merge provider -> known model -> model: `defaults` and `override` field by field (the later level
-// wins), `drop` as the union. Applied to each attempt's body in this order: drop, then defaults where the field is
+// The levels merge provider -> known model -> model, field by field: a field a level names (in `defaults`, `override`
+// or `drop`) is decided by the most specific level that names it, whatever the earlier ones said of it. Applied to each attempt's body in this order: drop, then defaults where the field is
 // absent (or null), then override. The output limit is one setting under two names (`max_tokens`, and
 // `max_completion_tokens`, which newer OpenAI models take): a default for either fills in only when the body has
 // neither, so that a client's own limit is never joined by a second, conflicting one.
@@ -49,6 +49,19 @@ export function mergeBodyRules(
   let isEmpty = true;
   for (const level of levels) {
     if (level === undefined) continue;
+    // A field a level names is decided by that level alone: a model's `drop: [temperature]` (it refuses one) under
+    // a provider's `defaults: { temperature }` was dropped and then filled in again by the provider's default, and
+    // a model's default of a field the provider overrides was never sent.
+    for (const field of [
+      ...Object.keys(level.defaults ?? {}),
+      ...Object.keys(level.override ?? {}),
+      ...(level.drop ?? []),
+    ]) {
+      delete defaults[field];
+      delete override[field];
+      const dropped = drop.indexOf(field);
+      if (dropped !== -1) drop.splice(dropped, 1);
+    }
     for (const [field, value] of Object.entries(level.defaults ?? {})) {
       if (!generatesText && isOutputField(field)) continue;
       defaults[field] = value;
