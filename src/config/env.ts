@@ -89,12 +89,28 @@ export function interpolate(text: string, env: Env): string {
 export function interpolateDeep(value: unknown, env: Env): unknown {
   if (typeof value === "string") return interpolate(value, env);
   if (Array.isArray(value)) return value.map((item) => interpolateDeep(item, env));
-  if (value !== null && typeof value === "object") {
+  // Only plain objects are copied: a YAML-tagged value (`!!set`, `!!binary`, `!!timestamp`) stays what it is, for the
+  // schema to refuse, rather than becoming a plain object (a set `{}`, binary an object of byte indexes) that passes
+  // where any value is taken (a body rule's `defaults`). A `__proto__` key stays a key (`out.__proto__ = ...` would
+  // set the copy's prototype), for the schema to see.
+  if (value !== null && typeof value === "object" && isPlainObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = interpolateDeep(item, env);
+    for (const [key, item] of Object.entries(value)) {
+      Object.defineProperty(out, key, {
+        value: interpolateDeep(item, env),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
     return out;
   }
   return value;
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 /** Words in the name of a variable that holds a credential (`GROQ_KEY`, `HF_API_TOKEN`, `SCW_SECRET`). */

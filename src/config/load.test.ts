@@ -266,6 +266,63 @@ scoring:
     assert.deepEqual(provider?.models?.[0]?.body, { defaults: { temperature: 0.6 } });
   });
 
+  test("body rules: a value JSON cannot carry is refused where it is written, every one of them", () => {
+    // Before, each was taken and sent otherwise than written: `.inf` and `.nan` as null, a `!!set` as {}, a
+    // `!!binary` as an object of byte indexes, and a `__proto__` key vanished.
+    const text = [
+      "providers:",
+      "  - base_url: https://api.example.com/v1",
+      "    api_key: k",
+      "    body:",
+      "      defaults:",
+      "        temperature: .inf",
+      "        metadata: { tags: !!set { a, b }, ok: [1, { top_p: .nan }] }",
+      "      override:",
+      "        seed: !!binary aGk=",
+      "        __proto__: { temperature: 2 }",
+      "    models:",
+      "      m: { body: { defaults: { when: !!timestamp 2001-12-14 } } }",
+      "",
+    ].join("\n");
+    assert.throws(
+      () => parseConfigText(text, "test.yaml", { env: {} }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(
+          error.issues.map((issue) => `${issue.location} ${issue.path}`),
+          [
+            "test.yaml:6 providers.0.body.defaults.temperature",
+            "test.yaml:7 providers.0.body.defaults.metadata.tags",
+            "test.yaml:7 providers.0.body.defaults.metadata.ok.1.top_p",
+            "test.yaml:9 providers.0.body.override.seed",
+            "test.yaml:10 providers.0.body.override.__proto__",
+            "test.yaml:12 providers.0.models.m.body.defaults.when",
+          ],
+        );
+        assert.match(error.message, /temperature: is Infinity \(YAML \.inf or \.nan\), which JSON cannot carry/);
+        assert.match(error.message, /tags: is a YAML Set/);
+        assert.match(error.message, /seed: is a YAML Buffer/);
+        assert.match(error.message, /__proto__: is a `__proto__` key/);
+        return true;
+      },
+    );
+    const ok = parseConfigText(
+      text
+        .replace(".inf", "0.6")
+        .replace("!!set { a, b }", "[a, b]")
+        .replace(".nan", "0.9")
+        .replace("!!binary aGk=", "7")
+        .replace("__proto__", "top_p")
+        .replace("!!timestamp 2001-12-14", '"2001-12-14"'),
+      "test.yaml",
+      { env: {} },
+    );
+    assert.deepEqual(ok.config.providers[0]?.body?.defaults, {
+      temperature: 0.6,
+      metadata: { tags: ["a", "b"], ok: [1, { top_p: 0.9 }] },
+    });
+  });
+
   test("a timer longer than Node can run is refused: it would fire at once and end every stream", () => {
     // Before, `max_stream_duration_ms: 3000000000` (meant as "no limit") was taken, and Node's timer, clamped to
     // 1 ms, ended every stream right after its first chunk with `upstream_timeout`.

@@ -3,6 +3,7 @@
 // defaults, camelCase). See schema.ts for the whole config.
 import { z } from "zod";
 import { parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
+import { nonJsonParts } from "./json-value.ts";
 import {
   asList,
   camelKeys,
@@ -76,13 +77,28 @@ export const RESERVED_BODY_FIELDS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * A body rule's `defaults` or `override`: its values are sent as JSON, so a YAML-only value is refused (it would
+ * reach the provider changed: `.inf` as null, a `!!set` as `{}`), and a `__proto__` key, which zod and every copy
+ * drop without a word. Checked before the record is built, which no longer has it.
+ */
+const bodyFields = z
+  .unknown()
+  .superRefine((raw, context) => {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return;
+    for (const part of nonJsonParts(raw)) {
+      context.addIssue({ code: ZOD_CUSTOM_ISSUE, path: part.path, message: `is ${part.what}` });
+    }
+  })
+  .pipe(z.record(z.string().min(1), z.unknown()));
+
+/**
  * What is changed in the body sent to this provider or model (providers/body-rules.ts; docs/configuration.md
  * "Request body rules"): top-level fields filled in when absent, always set, or removed.
  */
 const bodyRulesSchema = z
   .strictObject({
-    defaults: z.record(z.string().min(1), z.unknown()).optional(),
-    override: z.record(z.string().min(1), z.unknown()).optional(),
+    defaults: bodyFields.optional(),
+    override: bodyFields.optional(),
     drop: z.array(z.string().min(1)).optional(),
   })
   .superRefine((rules, context) => {

@@ -91,7 +91,8 @@ class ContinuationFinder implements ContinuationSource {
       const acceptsPrefill = deployment.model.prefill !== false && !context.runtime.rejectsPrefill(deployment);
       if (acceptsPrefill && failure.deliveredText !== "") {
         const prefilled = withPrefill(context.body, failure.deliveredText);
-        const opened = await this.#open(candidate, prefilled, "prefill", search);
+        const spent = countTextTokens(failure.deliveredText);
+        const opened = await this.#open(candidate, prefilled, "prefill", search, spent);
         if (opened.kind === "stream") return this.#segment(opened.result, "prefill", failure.deliveredText);
         if (opened.kind !== "rejected") continue;
         context.runtime.markPrefillRejected(deployment);
@@ -119,12 +120,19 @@ class ContinuationFinder implements ContinuationSource {
     body: Readonly<Record<string, unknown>>,
     mode: "prefill" | "replay",
     search: Search,
+    spentOutputTokens?: number,
   ): Promise<Opened> {
     const context = this.#context;
     const trace: ForwardTrace = { attempts: [], skips: [] };
     try {
       try {
-        const now = await this.#forward({ ...NO_PLAN, candidates: [candidate] }, body, trace, search.signal);
+        const now = await this.#forward(
+          { ...NO_PLAN, candidates: [candidate] },
+          body,
+          trace,
+          search.signal,
+          spentOutputTokens,
+        );
         if (now !== undefined) return { kind: "stream", result: now };
       } catch (error) {
         // A refusal of the request itself (a rejected prefill) is judged below; anything else may be a limit.
@@ -144,7 +152,8 @@ class ContinuationFinder implements ContinuationSource {
       ) {
         return { kind: "failed" };
       }
-      const later = await this.#forward({ ...NO_PLAN, waitFor: { ...candidate, untilMs } }, body, trace, search.signal);
+      const waitFor = { ...NO_PLAN, waitFor: { ...candidate, untilMs } };
+      const later = await this.#forward(waitFor, body, trace, search.signal, spentOutputTokens);
       return later === undefined ? { kind: "failed" } : { kind: "stream", result: later };
     } catch (error) {
       if (error instanceof ClientAbortedError) return { kind: "failed" };
@@ -174,6 +183,7 @@ class ContinuationFinder implements ContinuationSource {
     body: Readonly<Record<string, unknown>>,
     trace: ForwardTrace,
     signal: AbortSignal,
+    spentOutputTokens: number | undefined,
   ): Promise<StreamResult | undefined> {
     const context = this.#context;
     const outcome = await context.runtime.forward(
@@ -186,6 +196,7 @@ class ContinuationFinder implements ContinuationSource {
         trace,
         promptTokens: context.promptTokens,
         maxOutputTokens: context.maxOutputTokens,
+        spentOutputTokens,
       },
       context.snapshot,
     );
@@ -254,22 +265,15 @@ function isRequestRejection(error: unknown): error is GatewayError {
 const NO_PLAN: Omit<RoutePlan, "requested"> = { candidates: [], waitFor: undefined, skipped: [], unknownNames: [] };
 
 /**
- * The original messages plus the delivered text as a trailing assistant message, and an output limit of what is
- * left of the client's: the provider generates only the rest, so with the whole limit again the answer could grow
- * to nearly twice what the client allowed (and paid for). The delivered part is counted with the gateway's
- * tokenizer (a cut stream reports no usage); at least 1 is left, as a limit of 0 is refused by providers.
+ * The original messages plus the delivered text as a trailing assistant message. Its output limit is what is left
+ * of the one the candidate is sent (ForwardRequest.spentOutputTokens, applied after the candidate's `body:` rules):
+ * the provider generates only the rest, so with the whole limit again the answer could grow to nearly twice what
+ * the client allowed (and paid for). The delivered part is counted with the gateway's tokenizer (a cut stream
+ * reports no usage).
  */
 function withPrefill(body: Readonly<Record<string, unknown>>, deliveredText: string): Record<string, unknown> {
   const messages: unknown[] = Array.isArray(body.messages) ? body.messages : [];
-  const prefilled: Record<string, unknown> = { ...body, messages: withAssistantText(messages, deliveredText) };
-  const deliveredTokens = countTextTokens(deliveredText);
-  for (const field of OUTPUT_LIMIT_FIELDS) {
-    const limit = body[field];
-    if (typeof limit === "number" && Number.isFinite(limit) && limit > 0) {
-      prefilled[field] = Math.max(1, limit - deliveredTokens);
-    }
-  }
-  return prefilled;
+  return { ...body, messages: withAssistantText(messages, deliveredText) };
 }
 
 /**
@@ -289,6 +293,3 @@ function withAssistantText(messages: readonly unknown[], text: string): unknown[
   }
   return [...messages, { role: "assistant", content: text }];
 }
-
-/** Chat's output limits: `max_tokens`, and `max_completion_tokens`, which newer OpenAI models take instead. */
-const OUTPUT_LIMIT_FIELDS = ["max_tokens", "max_completion_tokens"] as const;

@@ -10,6 +10,7 @@ import {
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
+import { outputLimitNameOf } from "../providers/body-rules.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { JSON_SCHEMA_FEATURE, requestFeatures, responseFormatFeature } from "../router/request-features.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
@@ -283,6 +284,7 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
         features: request.features,
         promptTokens: prompt.promptTokens,
         maxOutputTokens,
+        outputLimitName: outputLimitNameOf(body),
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
         // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
         client: request.context.client,

@@ -6,7 +6,7 @@ import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
-import type { RouterContext } from "../router/route-types.ts";
+import type { RouteRequest, RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
 import { type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
@@ -55,12 +55,12 @@ export function budgetCheckOf(
   promptCalibration: PromptCalibration,
   /** Each deployment's budget scopes, by its index (the snapshot's). */
   budgetScopes: readonly (readonly BudgetScope[] | undefined)[],
-  request: { readonly promptTokens?: number | undefined; readonly maxOutputTokens?: number | undefined },
+  request: Pick<RouteRequest, "promptTokens" | "maxOutputTokens" | "outputLimitName">,
   nowMs: number,
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
     const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
-    const output = outputTokensFor(deployment, request.maxOutputTokens ?? 0);
+    const output = outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName);
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
     const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens }, nowMs);
     if (verdict.isAllowed) return undefined;

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { applyBodyRules, mergeBodyRules, outputTokensFor } from "./body-rules.ts";
+import { applyBodyRules, mergeBodyRules, outputLimitNameOf, outputTokensFor } from "./body-rules.ts";
 
 describe("body rules", () => {
   test("no level says anything: no rules (no work per request)", () => {
     assert.equal(mergeBodyRules([undefined, {}, { defaults: {}, drop: [] }]), undefined);
   });
 
-  test("levels merge provider -> known model -> model: defaults and override field by field, drop as a union", () => {
+  test("levels merge provider -> known model -> model: defaults, override and drop field by field", () => {
     const rules = mergeBodyRules([
       { defaults: { temperature: 0.6, top_k: 20 }, drop: ["logprobs"] },
       { override: { top_p: 0.95 }, drop: ["seed"] },
@@ -16,7 +16,36 @@ describe("body rules", () => {
     assert.ok(rules !== undefined);
     assert.deepEqual(rules.defaults, { temperature: 0.2, top_k: 20 });
     assert.deepEqual(rules.override, { top_p: 0.8 });
-    assert.deepEqual(rules.drop, ["logprobs", "seed"]);
+    assert.deepEqual([...rules.drop].sort(), ["logprobs", "seed"]);
+  });
+
+  test("a field a later level names is decided by it alone: a model's drop is not filled in by the provider's default", () => {
+    // The case body rules are for: a provider-wide temperature, and one model that refuses temperature. Before, the
+    // model's drop came first and the provider's default put the field back.
+    const refusing = mergeBodyRules([
+      { defaults: { temperature: 0.6 }, override: { top_p: 1 } },
+      undefined,
+      { drop: ["temperature", "top_p"] },
+    ]);
+    assert.ok(refusing !== undefined);
+    const body: Record<string, unknown> = { temperature: 0.3, top_p: 0.5, seed: 1 };
+    applyBodyRules(body, refusing);
+    assert.deepEqual(body, { seed: 1 });
+    // A model's default of a field the provider overrides: the model's (before, the provider's override won).
+    const softened = mergeBodyRules([
+      { override: { temperature: 0 }, drop: ["logprobs"] },
+      { defaults: { temperature: 0.7, logprobs: false } },
+    ]);
+    assert.ok(softened !== undefined);
+    const own: Record<string, unknown> = { temperature: 0.3, logprobs: true };
+    applyBodyRules(own, softened);
+    assert.deepEqual(own, { temperature: 0.3, logprobs: true });
+    // One level may still drop the client's value and give its own (drop then defaults, as documented).
+    const replaced = mergeBodyRules([{ override: { seed: 1 } }, { drop: ["seed"], defaults: { seed: 2 } }]);
+    assert.ok(replaced !== undefined);
+    const seeded: Record<string, unknown> = { seed: 9 };
+    applyBodyRules(seeded, replaced);
+    assert.deepEqual(seeded, { seed: 2 });
   });
 
   test("applied in order: drop, defaults where absent or null, override", () => {
@@ -57,5 +86,43 @@ describe("body rules", () => {
     // One name dropped: the client's value may have gone with it, and then the default applies: count the larger.
     const halfDropped = { body: mergeBodyRules([{ drop: ["max_tokens"], defaults: { max_tokens: 4096 } }]) };
     assert.equal(outputTokensFor(halfDropped, 100), 4096);
+  });
+  test("a native Responses body: the output-limit rules set max_output_tokens; other fields as written", () => {
+    const rules = mergeBodyRules([
+      { defaults: { max_tokens: 4096, temperature: 0.6 }, override: { max_completion_tokens: 512, max_tokens: 256 } },
+    ]);
+    assert.ok(rules !== undefined);
+    const body: Record<string, unknown> = { input: "hi", max_output_tokens: 9000 };
+    applyBodyRules(body, rules, "responses");
+    assert.deepEqual(
+      body,
+      { input: "hi", max_output_tokens: 512, temperature: 0.6 },
+      "the larger override, as counted",
+    );
+    const defaulted = mergeBodyRules([{ defaults: { max_completion_tokens: 100 }, drop: ["max_tokens", "logprobs"] }]);
+    assert.ok(defaulted !== undefined);
+    const own: Record<string, unknown> = { max_output_tokens: 50, logprobs: 1 };
+    applyBodyRules(own, defaulted, "responses");
+    assert.deepEqual(own, { max_output_tokens: 50 }, "one chat name dropped is no reason to drop the only limit");
+    const none: Record<string, unknown> = {};
+    applyBodyRules(none, defaulted, "responses");
+    assert.deepEqual(none, { max_output_tokens: 100 });
+    const bothDropped = mergeBodyRules([{ drop: ["max_tokens", "max_completion_tokens"] }]);
+    assert.ok(bothDropped !== undefined);
+    const limited: Record<string, unknown> = { max_output_tokens: 50 };
+    applyBodyRules(limited, bothDropped, "responses");
+    assert.deepEqual(limited, {});
+  });
+  test("the output tokens counted when the name of the client's limit is known: exactly what the rules leave", () => {
+    const capped = { body: mergeBodyRules([{ override: { max_tokens: 512 } }]) };
+    assert.equal(outputTokensFor(capped, 32000, "max_tokens"), 512, "the override replaces the client's own");
+    assert.equal(outputTokensFor(capped, 32000, "max_completion_tokens"), 32000, "both names reach the provider");
+    const renamed = { body: mergeBodyRules([{ drop: ["max_tokens"], defaults: { max_completion_tokens: 4096 } }]) };
+    assert.equal(outputTokensFor(renamed, 100, "max_tokens"), 4096, "dropped: the default fills in");
+    assert.equal(outputTokensFor(renamed, 100, "max_completion_tokens"), 100);
+    assert.equal(outputTokensFor(renamed, 0, undefined), 4096);
+    assert.equal(outputLimitNameOf({ max_tokens: 5 }), "max_tokens");
+    assert.equal(outputLimitNameOf({ max_tokens: 5, max_completion_tokens: 6 }), undefined, "both: not known which");
+    assert.equal(outputLimitNameOf({ max_completion_tokens: null }), undefined);
   });
 });

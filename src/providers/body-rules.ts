@@ -4,8 +4,8 @@
 // `temperature`, a host without `logprobs`) or a model that wants one (a reasoning model's recommended
 // `temperature`) is then served without failing over, and the user need not wait for the gateway to learn it.
 //
-// The levels merge provider -> known model -> model: `defaults` and `override` field by field (the later level
-// wins), `drop` as the union. Applied to each attempt's body in this order: drop, then defaults where the field is
+// The levels merge provider -> known model -> model, field by field: a field a level names (in `defaults`, `override`
+// or `drop`) is decided by the most specific level that names it, whatever the earlier ones said of it. Applied to each attempt's body in this order: drop, then defaults where the field is
 // absent (or null), then override. The output limit is one setting under two names (`max_tokens`, and
 // `max_completion_tokens`, which newer OpenAI models take): a default for either fills in only when the body has
 // neither, so that a client's own limit is never joined by a second, conflicting one.
@@ -32,19 +32,43 @@ export interface BodyRules {
 
 const OUTPUT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
 
-/** The merged rules of the levels, or undefined when no level says anything (the common case: no work per request). */
-export function mergeBodyRules(levels: readonly (RawBodyRules | undefined)[]): BodyRules | undefined {
+/**
+ * The merged rules of the levels, or undefined when no level says anything (the common case: no work per request).
+ * `generatesText`: false for a model that answers no text (an embedding model): an output limit is then neither
+ * filled in nor set nor counted. A provider's `defaults: { max_tokens }` meant for its chat models otherwise went to
+ * its embeddings endpoint too, and its 4096 counted as output in the embedding model's context fit and budgets: a
+ * long input was refused as not fitting, and every embeddings request charged tokens no provider reserves.
+ */
+export function mergeBodyRules(
+  levels: readonly (RawBodyRules | undefined)[],
+  { generatesText = true }: { readonly generatesText?: boolean } = {},
+): BodyRules | undefined {
   const defaults: Record<string, unknown> = {};
   const override: Record<string, unknown> = {};
   const drop: string[] = [];
   let isEmpty = true;
   for (const level of levels) {
     if (level === undefined) continue;
+    // A field a level names is decided by that level alone: a model's `drop: [temperature]` (it refuses one) under
+    // a provider's `defaults: { temperature }` was dropped and then filled in again by the provider's default, and
+    // a model's default of a field the provider overrides was never sent.
+    for (const field of [
+      ...Object.keys(level.defaults ?? {}),
+      ...Object.keys(level.override ?? {}),
+      ...(level.drop ?? []),
+    ]) {
+      delete defaults[field];
+      delete override[field];
+      const dropped = drop.indexOf(field);
+      if (dropped !== -1) drop.splice(dropped, 1);
+    }
     for (const [field, value] of Object.entries(level.defaults ?? {})) {
+      if (!generatesText && isOutputField(field)) continue;
       defaults[field] = value;
       isEmpty = false;
     }
     for (const [field, value] of Object.entries(level.override ?? {})) {
+      if (!generatesText && isOutputField(field)) continue;
       override[field] = value;
       isEmpty = false;
     }
@@ -60,8 +84,22 @@ export function mergeBodyRules(levels: readonly (RawBodyRules | undefined)[]): B
 /**
  * Applies the rules to a body the caller owns (the attempt's shallow copy). Values are shared with the frozen
  * config, not copied: the body is serialised and thrown away, nothing writes into it.
+ *
+ * `api: "responses"`: the body is a Responses request going to a `responses_api: native` provider, whose one output
+ * limit is `max_output_tokens`. A rule's `max_tokens` / `max_completion_tokens` is written for the provider's chat
+ * requests and would be an unknown parameter there (OpenAI refuses it with a 400, so a provider-wide
+ * `defaults: { max_tokens }` failed every native Responses request): it sets `max_output_tokens` instead, with the
+ * value the budgets and the context fit count (the larger where both names are given), and both names dropped drop it.
  */
-export function applyBodyRules(body: Record<string, unknown>, rules: BodyRules): void {
+export function applyBodyRules(
+  body: Record<string, unknown>,
+  rules: BodyRules,
+  api: "chat" | "responses" = "chat",
+): void {
+  if (api === "responses") {
+    applyToResponsesBody(body, rules);
+    return;
+  }
   for (const field of rules.drop) delete body[field];
   const hasOutputLimit = OUTPUT_FIELDS.some((field) => body[field] !== undefined && body[field] !== null);
   for (const field in rules.defaults) {
@@ -69,6 +107,33 @@ export function applyBodyRules(body: Record<string, unknown>, rules: BodyRules):
     if (body[field] === undefined || body[field] === null) body[field] = rules.defaults[field];
   }
   for (const field in rules.override) body[field] = rules.override[field];
+}
+
+const RESPONSES_OUTPUT_FIELD = "max_output_tokens";
+
+function applyToResponsesBody(body: Record<string, unknown>, rules: BodyRules): void {
+  for (const field of rules.drop) if (!isOutputField(field)) delete body[field];
+  if (OUTPUT_FIELDS.every((field) => rules.drop.includes(field))) delete body[RESPONSES_OUTPUT_FIELD];
+  for (const field in rules.defaults) {
+    if (isOutputField(field)) continue;
+    if (body[field] === undefined || body[field] === null) body[field] = rules.defaults[field];
+  }
+  const outputDefault = largestTokens(rules.defaults);
+  if (
+    outputDefault !== undefined &&
+    (body[RESPONSES_OUTPUT_FIELD] === undefined || body[RESPONSES_OUTPUT_FIELD] === null)
+  ) {
+    body[RESPONSES_OUTPUT_FIELD] = outputDefault;
+  }
+  for (const field in rules.override) if (!isOutputField(field)) body[field] = rules.override[field];
+  const outputOverride = largestTokens(rules.override);
+  if (outputOverride !== undefined) body[RESPONSES_OUTPUT_FIELD] = outputOverride;
+}
+
+/** The larger of the output limits `fields` gives under either chat name; undefined when it gives none. */
+function largestTokens(fields: Readonly<Record<string, unknown>>): number | undefined {
+  const values = OUTPUT_FIELDS.flatMap((field) => tokenValue(fields[field]) ?? []);
+  return values.length === 0 ? undefined : Math.max(...values);
 }
 
 function outputTokensUnder(
@@ -99,7 +164,29 @@ function tokenValue(value: unknown): number | undefined {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
-/** The output tokens a request asking for `requested` (0: none) may get from this deployment, its rules applied. */
-export function outputTokensFor(deployment: { readonly body?: BodyRules | undefined }, requested: number): number {
-  return deployment.body === undefined ? requested : deployment.body.outputTokens(requested);
+/** Which of the two names a body's output limit is under; undefined when it has none, or both. */
+export type OutputLimitName = (typeof OUTPUT_FIELDS)[number];
+
+export function outputLimitNameOf(body: Readonly<Record<string, unknown>>): OutputLimitName | undefined {
+  const named = OUTPUT_FIELDS.filter((field) => tokenValue(body[field]) !== undefined);
+  return named.length === 1 ? named[0] : undefined;
+}
+
+/**
+ * The output tokens a request asking for `requested` (0: none) may get from this deployment, its rules applied.
+ * With the name the client's limit is under (`name`), exactly what the rules leave: an override of that name
+ * replaces it (a client's 32000 capped at 1024 counts 1024, so a small model is not skipped as too small for it).
+ * Without, conservatively (BodyRules.outputTokens).
+ */
+export function outputTokensFor(
+  deployment: { readonly body?: BodyRules | undefined },
+  requested: number,
+  name?: OutputLimitName,
+): number {
+  const rules = deployment.body;
+  if (rules === undefined) return requested;
+  if (name === undefined || requested <= 0) return rules.outputTokens(requested);
+  const body: Record<string, unknown> = { [name]: requested };
+  applyBodyRules(body, rules);
+  return Math.max(0, ...OUTPUT_FIELDS.map((field) => tokenValue(body[field]) ?? 0));
 }

@@ -178,18 +178,20 @@ export function buildCatalog(
       if (seen.has(key)) return;
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
+      const kind = model.kind ?? modelKind(model.id);
+      const bodyLevels = [settings.body, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       deployments.push({
         index: deployments.length,
         key,
         provider: runtime,
         model,
-        kind: model.kind ?? modelKind(model.id),
+        kind,
         isDiscovered,
         contextTokens: enriched.contextTokens,
         maxOutputTokens: enriched.maxOutputTokens,
         capabilities: enriched.capabilities,
         cost: costClassOf(model, settings),
-        body: mergeBodyRules([settings.body, settings.knownModels[model.id.toLowerCase()]?.body, model.body]),
+        body: mergeBodyRules(bodyLevels, { generatesText: kind === "chat" }),
       });
     };
     if (settings.models !== undefined) {

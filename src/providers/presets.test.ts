@@ -402,6 +402,16 @@ describe("LLM_GATEWAY_PRESET_<PRESET>_<FIELD>", () => {
     assert.match(far.issues[0]?.message ?? "", /^names no preset field: expected LLM_GATEWAY_PRESET_<PRESET>_<FIELD>/);
     const invalid = configError(() => loadPresets({ LLM_GATEWAY_PRESET_GROQ_TIMEOUT_MS: "-5" }));
     assert.equal(invalid.issues[0]?.location, "environment LLM_GATEWAY_PRESET_GROQ_TIMEOUT_MS");
+    // A body rule's value JSON cannot carry (it was sent as null) is refused from the environment too.
+    const body = configError(() =>
+      loadPresets({ LLM_GATEWAY_PRESET_GROQ_BODY: "{ defaults: { temperature: .nan } }" }),
+    );
+    assert.deepEqual(
+      body.issues.map((issue) => `${issue.location} ${issue.path}`),
+      ["environment LLM_GATEWAY_PRESET_GROQ_BODY body.defaults.temperature"],
+    );
+    const fine = loadPresets({ LLM_GATEWAY_PRESET_GROQ_BODY: "{ defaults: { temperature: 0.6 }, drop: [logprobs] }" });
+    assert.deepEqual(fine.get("groq")?.provider.body, { defaults: { temperature: 0.6 }, drop: ["logprobs"] });
   });
 });
 

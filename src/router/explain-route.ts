@@ -146,7 +146,10 @@ export function explainRoute(
     fallbackModels: [],
     kind,
     ...(options.promptTokens === undefined ? {} : { promptTokens: options.promptTokens }),
-    ...(options.maxOutputTokens === undefined ? {} : { maxOutputTokens: options.maxOutputTokens }),
+    // The query's `max_tokens` is a limit under that name: a rule overriding it counts instead (body-rules.ts).
+    ...(options.maxOutputTokens === undefined
+      ? {}
+      : { maxOutputTokens: options.maxOutputTokens, outputLimitName: "max_tokens" as const }),
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
@@ -161,7 +164,7 @@ export function explainRoute(
     if (options.promptTokens === undefined) return null;
     const prompt = runtime.promptCalibration?.promptTokensFor(deployment, options.promptTokens) ?? options.promptTokens;
     return (
-      contextFit(limitsOf(deployment), prompt, outputTokensFor(deployment, options.maxOutputTokens ?? 0))
+      contextFit(limitsOf(deployment), prompt, outputTokensFor(deployment, options.maxOutputTokens ?? 0, "max_tokens"))
         ?.description ?? null
     );
   };

@@ -304,7 +304,7 @@ function contextFitOf(
   return contextFit(
     context.contextLimitsFor?.(deployment) ?? deployment,
     prompt,
-    outputTokensFor(deployment, request.maxOutputTokens ?? 0),
+    outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName),
   );
 }
 

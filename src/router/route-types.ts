@@ -3,6 +3,7 @@
 import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
 import type { Availability, CooldownCause } from "../limits/availability.ts";
 import type { FeatureRefusal } from "../limits/refused-features.ts";
+import type { OutputLimitName } from "../providers/body-rules.ts";
 import type { Catalog, Deployment } from "../providers/catalog.ts";
 import type { ContextLimits } from "./context-fit.ts";
 import type { RequestFeature } from "./request-features.ts";
@@ -31,6 +32,8 @@ export interface RouteRequest {
   readonly stickyDeploymentKey?: string | undefined;
   /** The requested output tokens: part of the context needed, and of token budgets where the provider reserves them. */
   readonly maxOutputTokens?: number;
+  /** The name the client's output limit is under (body-rules.ts `outputLimitNameOf`): counted exactly under rules. */
+  readonly outputLimitName?: OutputLimitName | undefined;
   /** When paid models may serve this request, if not `routing.paid`: its client's `paid` (`server.api_keys`). */
   readonly paid?: RoutingSettings["paid"] | undefined;
   /** The model names the request's client may use (its `models` in `server.api_keys`); undefined: every model. */

@@ -103,6 +103,8 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
       shouldAskForUsage: isUsageInjected,
       supportsReasoning: deployment.capabilities.reasoning === true,
       bodyRules: deployment.body,
+      api: context.api,
+      spentOutputTokens: request.spentOutputTokens,
     }),
     isStream: request.isStream,
     headersTimeoutMs: headersTimeoutMs + 1_000,

@@ -11,7 +11,7 @@ import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import type { Reservation } from "../limits/budgets.ts";
-import { outputTokensFor } from "../providers/body-rules.ts";
+import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
@@ -134,7 +134,7 @@ async function tryCandidate(
     }
     const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
     // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens).
-    const maxOutputTokens = outputTokensFor(deployment, request.maxOutputTokens);
+    const maxOutputTokens = outputTokensFor(deployment, request.maxOutputTokens, outputLimitNameOf(request.body));
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {

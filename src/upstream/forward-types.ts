@@ -62,6 +62,11 @@ export interface ForwardRequest {
    * is learned, a success clears what was learned of them. Absent (a continuation): nothing of the kind is learned.
    */
   readonly features?: readonly RequestFeature[] | undefined;
+  /**
+   * A prefill continuation's delivered output, in tokens: the output limit each candidate is sent (the client's, or
+   * the one its `body:` rules set) is less by it, so that the rest may not grow past the limit (upstream-request.ts).
+   */
+  readonly spentOutputTokens?: number | undefined;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
 }

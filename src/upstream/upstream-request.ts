@@ -126,14 +126,19 @@ export interface PayloadOptions {
   readonly supportsReasoning?: boolean;
   /** The deployment's `body:` rules (providers/body-rules.ts). */
   readonly bodyRules?: BodyRules | undefined;
+  /** Which API the body is for: a native Responses body names its output limit otherwise (body-rules.ts). */
+  readonly api?: "chat" | "responses";
+  /** Output tokens a prefill continuation's client already has (ForwardRequest.spentOutputTokens). */
+  readonly spentOutputTokens?: number | undefined;
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */
 export function buildPayload(body: Readonly<Record<string, unknown>>, options: PayloadOptions): string {
   const { models: _fallbacks, [REASONING_EFFORT_FIELD]: effort, ...rest }: Record<string, unknown> = body;
   // The config's rules first: what they set is the request the provider gets, the gateway's own fields after them.
-  if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules);
+  if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, options.api);
   rest.model = options.upstreamModelId;
+  if (options.spentOutputTokens !== undefined) lessOutput(rest, options.spentOutputTokens);
   // The client's own `reasoning_effort` (chat) is its explicit choice and goes to every candidate as it is.
   if (
     options.supportsReasoning === true &&
@@ -148,6 +153,19 @@ export function buildPayload(body: Readonly<Record<string, unknown>>, options: P
     rest.stream_options = { ...(options !== null && typeof options === "object" ? options : {}), include_usage: true };
   }
   return JSON.stringify(rest);
+}
+
+/**
+ * A prefill continuation generates only the rest of the answer: the output limit it is sent, after the candidate's
+ * rules (a `body:` default or override of `max_tokens` would otherwise give it the whole limit again), is what is
+ * left, at least 1 (a limit of 0 is refused by providers).
+ */
+function lessOutput(body: Record<string, unknown>, spentTokens: number): void {
+  for (const field of ["max_tokens", "max_completion_tokens"]) {
+    const limit = body[field];
+    if (typeof limit === "number" && Number.isFinite(limit) && limit > 0)
+      body[field] = Math.max(1, limit - spentTokens);
+  }
 }
 
 export type NetworkFailure = "timeout" | "network_error" | "aborted";

@@ -14,6 +14,9 @@ import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upst
 
 const ADMIN_KEY = "admin-key-123";
 
+const openAiClientFor = (gateway: { baseUrl: string }) =>
+  new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+
 function config(alphaUrl: string, betaUrl: string, alphaRules: string, alphaModel = "{ id: alpha-m, priority: 10 }") {
   return `server:
   port: 0
@@ -36,6 +39,32 @@ ${alphaRules}
 routing:
   max_wait_for_better_ms: 0
 `;
+}
+
+/** A Responses API response object as OpenAI answers one. */
+function nativeResponse(text: string) {
+  return {
+    id: "resp_upstream_1",
+    object: "response",
+    created_at: 1767225600,
+    status: "completed",
+    error: null,
+    incomplete_details: null,
+    model: "alpha-m",
+    output: [
+      {
+        id: "msg_upstream_1",
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text, annotations: [] }],
+      },
+    ],
+    usage: { input_tokens: 11, output_tokens: 4, total_tokens: 15 },
+    store: false,
+    previous_response_id: null,
+    metadata: {},
+  };
 }
 
 function bodyOf(request: { body?: unknown } | undefined): Record<string, unknown> {
@@ -125,6 +154,114 @@ describe("body rules change what one deployment is sent", () => {
     const fits = await postChat(gateway, { model: "m", max_tokens: 100 });
     assert.equal(fits.headers["x-gateway-provider"], "alpha", fits.text);
     assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 100, "the client's limit, not the default");
+  });
+
+  test("an override of the client's own limit counts instead of it: a greedy limit capped by the rules fits", async (t) => {
+    const { alpha, beta, gateway } = await scene(
+      t,
+      "",
+      "{ id: alpha-m, priority: 10, context: 1000, body: { override: { max_tokens: 100 } } }",
+    );
+    // Before, the client's 4000 counted (as if it might survive the override): alpha was skipped as too small.
+    const capped = await postChat(gateway, { model: "m", max_tokens: 4000 });
+    assert.equal(capped.headers["x-gateway-provider"], "alpha", capped.text);
+    assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 100);
+    const explained = await send(gateway, "GET", "/v1/gateway/route?model=m&tokens=50&max_tokens=4000");
+    const candidates = (JSON.parse(explained.text) as { candidates: { provider: string; context_fit: string }[] })
+      .candidates;
+    assert.deepEqual(
+      candidates.map((candidate) => candidate.provider),
+      ["alpha", "beta"],
+      "the route explanation agrees",
+    );
+    assert.match(candidates[0]?.context_fit ?? "", /max_tokens 100\b/);
+    // Under the other name the client's limit survives an override of max_tokens: both may reach the provider.
+    const otherName = await postChat(gateway, { model: "m", max_completion_tokens: 4000 });
+    assert.equal(otherName.headers["x-gateway-provider"], "beta", otherName.text);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
+  test("a provider's output-limit rules are for its chat models: its embedding model is neither sent nor charged one", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    body:
+      defaults: { max_tokens: 4000, seed: 7 }
+      override: { max_completion_tokens: 3000 }
+    models:
+      m: { id: alpha-m }
+      emb: { id: alpha-emb, kind: embedding, context: 1000 }
+`,
+    );
+    // About 600 tokens: it fits the 1000-token window, but not with 4000 "output" tokens added to it.
+    const input = "word ".repeat(600);
+    const answer = await send(gateway, "POST", "/v1/embeddings", { body: { model: "emb", input } });
+    assert.equal(answer.status, 200, answer.text);
+    const embeddingRequests = alpha.requests.filter((request) => request.path.endsWith("/embeddings"));
+    const sent = bodyOf(embeddingRequests[0]);
+    assert.equal(
+      "max_tokens" in sent || "max_completion_tokens" in sent,
+      false,
+      "no output limit to an embeddings API",
+    );
+    assert.equal(sent.seed, 7, "the provider's other rules still apply");
+    assert.equal(sent.input, input);
+    await openAiClientFor(gateway).chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    const chat = bodyOf(chatRequests(alpha)[0]);
+    assert.deepEqual([chat.max_tokens, chat.max_completion_tokens], [4000, 3000], "the chat model gets both");
+  });
+
+  test("a native Responses provider gets the rules' output limit as max_output_tokens, not a chat name it refuses", async (t) => {
+    const alpha = await useMock(t);
+    // As OpenAI's /responses answers a chat-only name: a 400 (before, every native request without a limit got one).
+    alpha.setDefault("POST /v1/responses", (request) => {
+      const body = request.body as Record<string, unknown>;
+      const unknown = ["max_tokens", "max_completion_tokens"].find((name) => name in body);
+      if (unknown !== undefined) {
+        const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
+        return { kind: "json", status: 400, body: { error } };
+      }
+      return { kind: "json", status: 200, body: nativeResponse("native here") };
+    });
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("chat here", "alpha-m") });
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    responses_api: native
+    body:
+      defaults: { max_tokens: 4000, temperature: 0.6 }
+    models:
+      m: { id: alpha-m, context: 100000 }
+`,
+    );
+    const client = openAiClientFor(gateway);
+    const answer = await client.responses.create({ model: "m", input: "hi" });
+    assert.equal(answer.output_text, "native here");
+    const responsesSent = alpha.requests.filter((request) => request.path === "/v1/responses").map(bodyOf);
+    assert.deepEqual(
+      [responsesSent[0]?.max_output_tokens, responsesSent[0]?.temperature, "max_tokens" in (responsesSent[0] ?? {})],
+      [4000, 0.6, false],
+    );
+    await client.responses.create({ model: "m", input: "hi", max_output_tokens: 50 });
+    const own = alpha.requests.filter((request) => request.path === "/v1/responses").map(bodyOf)[1];
+    assert.equal(own?.max_output_tokens, 50, "the client's own limit, not the default");
+    await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 4000, "the provider's chat requests get the chat name");
   });
 
   test("a reload that changes a deployment's rules forgets the feature it refused as not supported", async (t) => {

@@ -72,6 +72,21 @@ describe("a prefill continuation may generate only what is left of the client's 
     assert.equal(continuation.max_completion_tokens, undefined);
   });
 
+  for (const rule of ["defaults", "override"] as const) {
+    test(`a limit the candidate's body rules set (${rule}) is less the delivered part too`, async (t) => {
+      // Before, the rules were applied after the prefill's limit was made: the continuation got the whole 500 again.
+      const backupModel = { body: { [rule]: { max_tokens: 500 } } };
+      const scene = await startTwoProviders(t, { backupModel });
+      scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+      scene.backup.enqueue(CHAT_ROUTE, theRest);
+      const text = await streamChat(scene, rule === "override" ? { max_tokens: 2000 } : {});
+      assert.equal(text, WORDS.join(""));
+      const continuation = sentBody(scene.backup);
+      assert.equal((continuation.messages as { role: string }[]).at(-1)?.role, "assistant", "a prefill");
+      assert.equal(continuation.max_tokens, 500 - DELIVERED_TOKENS);
+    });
+  }
+
   test("a replay keeps the client's limit: it regenerates the whole answer", async (t) => {
     const scene = await startTwoProviders(t, { backupModel: { prefill: false } });
     scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);

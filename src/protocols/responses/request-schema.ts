@@ -5,6 +5,17 @@ import { z } from "zod";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
+/**
+ * The longest `namespace` name taken (tool-names.ts). Every member's upstream name, lookups and description are made
+ * from it, so its length counts once per member: a 200 KB name over 2,000 members (a 270 KB body) held the event
+ * loop for 90 s and took 1 GB. Real ones are short (Codex's `mcp__<server>__`; a chat function name is 64 at most).
+ */
+export const MAX_NAMESPACE_CHARS = 256;
+const namespaceName = nonEmpty.max(
+  MAX_NAMESPACE_CHARS,
+  `must be at most ${MAX_NAMESPACE_CHARS} characters (a namespace's name is part of each of its tools' names)`,
+);
+
 export const responsesRequestSchema = z.looseObject({
   model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
   /** Gateway extension, as on chat: fallback models tried after `model`. */
@@ -63,7 +74,7 @@ export const messageItemSchema = z.looseObject({
 });
 
 /** The `namespace` tool a called function or custom tool belongs to (tool-names.ts). */
-const callNamespace = nonEmpty.nullish();
+const callNamespace = namespaceName.nullish();
 
 export const functionCallItemSchema = z.looseObject({
   type: z.literal("function_call"),
@@ -112,7 +123,7 @@ export const customToolSchema = z.looseObject({
 /** A group of function and custom tools (tool-names.ts); its members are checked one by one, by their type. */
 export const namespaceToolSchema = z.looseObject({
   type: z.literal("namespace"),
-  name: nonEmpty,
+  name: namespaceName,
   description: z.string().nullish(),
   tools: z.array(z.looseObject({ type: z.string() }), {
     error: "`tools` must be an array of the namespace's function and custom tools, each with a `type`",

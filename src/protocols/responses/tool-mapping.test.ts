@@ -155,3 +155,42 @@ test("responses tools: a malformed namespace is a 400 naming the field", () => {
   });
   assert.equal(refusalOf(ns({ name: "a", tools: [tool("x")] })), "not refused", "a namespace may share a tool's name");
 });
+
+test("responses tools: a namespace listed many times in allowed_tools costs its members once", () => {
+  const members = Array.from({ length: 3_000 }, (_, index) => tool(`f${index}`));
+  const request = (listings: number) =>
+    ({
+      tools: [{ type: "namespace", name: "big", description: "d", tools: members }, tool("other")],
+      tool_choice: {
+        type: "allowed_tools",
+        mode: "auto",
+        tools: Array(listings).fill({ type: "namespace", name: "big" }),
+      },
+    }) as Parameters<typeof toChatTools>[0];
+  toChatTools(request(1)); // warm: the schemas' first use is not what is measured
+  const startedAt = performance.now();
+  const { tools, toolChoice } = toChatTools(request(150_000));
+  const elapsedMs = performance.now() - startedAt;
+  assert.equal(tools.length, 3_000, "the namespace's members, not the top-level tool it did not list");
+  assert.equal(tools[0]?.function.name, "big__f0");
+  assert.equal(toolChoice, "auto");
+  // Before, each listing added every member again: this 3.5 MB body took about 10 s of one core (20 MB, minutes).
+  assert.ok(elapsedMs < 2_000, `took ${Math.round(elapsedMs)} ms`);
+});
+
+test("responses tools: a long namespace description is not copied into every member without a bound", () => {
+  const description = "d".repeat(200_000);
+  const members = Array.from({ length: 200 }, (_, index) => tool(`f${index}`));
+  const namespace = { type: "namespace", name: "crm", description, tools: members };
+  const { tools } = toChatTools({ tools: [namespace] } as Parameters<typeof toChatTools>[0]);
+  // Before, each of the 200 members carried the 200 KB description: a 40 MB upstream body from a 0.2 MB request.
+  const sent = JSON.stringify(tools).length;
+  assert.ok(sent < 3 * JSON.stringify(namespace).length, `${sent} characters sent`);
+  assert.equal(tools[0]?.function.description, `Namespace \`crm\`: ${description}`, "the first member has it whole");
+  assert.equal(tools[1]?.function.description, "Namespace `crm` (described with its first tool).");
+  // A short one still goes with every member (the test above): only the copies past 64 KB are left out.
+  const short = { ...namespace, description: "x".repeat(1_000) };
+  const { tools: shortTools } = toChatTools({ tools: [short] } as Parameters<typeof toChatTools>[0]);
+  const copied = shortTools.filter((entry) => entry.function.description?.endsWith("x".repeat(1_000)));
+  assert.ok(copied.length > 60 && copied.length < 70, `${copied.length} members told the whole description`);
+});

@@ -54,7 +54,7 @@ export function toChatTools(
   const requested = request.tools ?? [];
   const tools: ChatTool[] = [];
   const dropped = new Set<string>();
-  const namespaced: NamespacedTools = { names, taken: new Set() };
+  const namespaced: NamespacedTools = { names, taken: new Set(), copiesLeftChars: COPIED_NOTES_CHARS };
   for (const tool of requested) {
     if ((tool.type === "function" || tool.type === "custom") && typeof tool.name === "string") {
       namespaced.taken.add(tool.name);
@@ -101,7 +101,19 @@ interface NamespacedTools {
   readonly names: ToolNames;
   /** Upstream names given out so far (top-level tools' and members'). */
   readonly taken: Set<string>;
+  /** Characters of namespace descriptions still to be copied into members after the first (COPIED_NOTES_CHARS). */
+  copiesLeftChars: number;
 }
+
+/**
+ * At most this many characters of namespace descriptions are repeated into a request's members beyond each
+ * namespace's first member. Repeated into every member without a bound, a 1 MB description over 400 members made a
+ * 400 MB upstream body (1 GB of memory, 6 s of one core) from a 1 MB request, and the 20 MB body limit allowed far
+ * worse. Real namespaces (an MCP server's few lines over its dozen tools) stay well under it.
+ */
+const COPIED_NOTES_CHARS = 64 * 1024;
+/** A namespace's name as a member's description repeats it (a flat name is cut at 64 characters too). */
+const NOTE_NAME_CHARS = 64;
 
 /**
  * A namespace's members as upstream functions, each named by tool-names.ts and told its namespace in its
@@ -128,15 +140,33 @@ function namespaceAsFunctions(tool: unknown, path: readonly PropertyKey[], names
       );
     }
     namespaced.taken.add(upstreamName);
-    const described = [chatTool.function.description ?? ""];
-    if (typeof namespace.description === "string" && namespace.description !== "") {
-      described.push(`Namespace \`${namespace.name}\`: ${namespace.description}`);
-    }
+    const described = [chatTool.function.description ?? "", namespaceNote(namespace, index, namespaced)];
     const description = described.filter((part) => part !== "").join("\n\n");
     const renamed: ChatTool["function"] = { ...chatTool.function, name: upstreamName };
     if (description !== "") renamed.description = description;
     return { type: "function", function: renamed };
   });
+}
+
+/**
+ * What a member's description says of its namespace: its name and description. The first member gets it whole; the
+ * others too while the request's copies stay within COPIED_NOTES_CHARS, else the namespace's name alone (cut).
+ */
+function namespaceNote(
+  namespace: { readonly name: string; readonly description?: string | null | undefined },
+  index: number,
+  namespaced: NamespacedTools,
+): string {
+  const { name, description } = namespace;
+  if (typeof description !== "string" || description === "") return "";
+  const note = `Namespace \`${name}\`: ${description}`;
+  if (index === 0) return note;
+  if (note.length <= namespaced.copiesLeftChars) {
+    namespaced.copiesLeftChars -= note.length;
+    return note;
+  }
+  const shown = name.length <= NOTE_NAME_CHARS ? name : `${name.slice(0, NOTE_NAME_CHARS)}…`;
+  return `Namespace \`${shown}\` (described with its first tool).`;
 }
 
 function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatTool {
@@ -185,10 +215,16 @@ function toChatToolChoice(
   if (choice.type === "allowed_tools") {
     const allowed = validateAt(allowedToolsChoiceSchema, choice, ["tool_choice"]);
     const allowedNames = new Set<string>();
+    // A namespace's members are added once however often it is listed: each listing cost all of its members, and
+    // a body of many listings of a large namespace held the event loop for seconds to minutes.
+    const allowedNamespaces = new Set<string>();
     for (const entry of allowed.tools) {
       if (typeof entry.name !== "string") continue;
-      if (entry.type === "namespace") for (const member of names.membersOf(entry.name)) allowedNames.add(member);
-      else allowedNames.add(names.chosenName(entry.name, entry.namespace) ?? entry.name);
+      if (entry.type !== "namespace") allowedNames.add(names.chosenName(entry.name, entry.namespace) ?? entry.name);
+      else if (!allowedNamespaces.has(entry.name)) {
+        allowedNamespaces.add(entry.name);
+        for (const member of names.membersOf(entry.name)) allowedNames.add(member);
+      }
     }
     return { tools: tools.filter((tool) => allowedNames.has(tool.function.name)), toolChoice: allowed.mode };
   }

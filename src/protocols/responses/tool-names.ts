@@ -12,6 +12,7 @@
 // again with the request's own tools).
 import { createHash } from "node:crypto";
 import { inputOfArguments } from "./custom-tools.ts";
+import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
 
 type JsonObject = Record<string, unknown>;
 
@@ -36,6 +37,12 @@ interface Member {
 export class ToolNames {
   readonly #byUpstream = new Map<string, ClientToolName>();
   readonly #byMember = new Map<string, string>();
+  /**
+   * Members by their qualified `<namespace>.<name>` (a `tool_choice` may name one so), the shortest namespace first
+   * where two spell the same (`a.b` + `c`, `a` + `b.c`). Indexed once: trying every dot of a chosen name, each with
+   * a lookup as long as the name, was quadratic, and a 160 KB name of dots held the event loop for minutes.
+   */
+  readonly #byQualified = new Map<string, { readonly upstream: string; readonly namespaceLength: number }>();
   readonly #topLevel = new Set<string>();
   readonly #membersByNamespace = new Map<string, string[]>();
 
@@ -55,7 +62,8 @@ export class ToolNames {
         if (!names.#byUpstream.has(named.name)) {
           names.#byUpstream.set(named.name, { type: named.type, name: named.name, namespace: undefined });
         }
-      } else if (named.type === "namespace" && Array.isArray(named.tools)) {
+      } else if (named.type === "namespace" && Array.isArray(named.tools) && named.name.length <= MAX_NAMESPACE_CHARS) {
+        // A longer name is refused by the schema (request-schema.ts), which runs after this lenient read.
         for (const member of named.tools) {
           const inner = asNamedTool(member);
           if (inner?.type === "function" || inner?.type === "custom") {
@@ -81,6 +89,11 @@ export class ToolNames {
       const isShared = this.#topLevel.has(flat) || (flatCounts.get(flat) ?? 0) > 1;
       const upstream = isShared ? hashedName(flat, member.namespace, member.name) : flat;
       this.#byMember.set(key, upstream);
+      const qualified = `${member.namespace}.${member.name}`;
+      const earlier = this.#byQualified.get(qualified);
+      if (earlier === undefined || member.namespace.length < earlier.namespaceLength) {
+        this.#byQualified.set(qualified, { upstream, namespaceLength: member.namespace.length });
+      }
       if (!this.#byUpstream.has(upstream)) this.#byUpstream.set(upstream, member);
       const inNamespace = this.#membersByNamespace.get(member.namespace) ?? [];
       inNamespace.push(upstream);
@@ -109,11 +122,7 @@ export class ToolNames {
   chosenName(name: string, namespace: string | null | undefined): string | undefined {
     if (typeof namespace === "string" && namespace !== "") return this.#byMember.get(memberKey(namespace, name));
     if (this.#topLevel.has(name)) return name;
-    for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1)) {
-      const found = this.#byMember.get(memberKey(name.slice(0, dot), name.slice(dot + 1)));
-      if (found !== undefined) return found;
-    }
-    return undefined;
+    return this.#byQualified.get(name)?.upstream;
   }
 
   /** The upstream names of a namespace's members (empty for a namespace the request does not have). */
