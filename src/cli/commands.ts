@@ -8,7 +8,7 @@ import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { metadataProviderName } from "../providers/catalog.ts";
-import { type ExplainedTerm, explainRoute } from "../router/explain-route.ts";
+import { explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
@@ -17,6 +17,7 @@ import { noProviderMessage, noProviderProblem } from "./no-provider.ts";
 import { type Output, paint, table } from "./output.ts";
 import type { ProbeStatus } from "./provider-probe.ts";
 import { writeRecognisedPresets } from "./recognised-presets.ts";
+import { writeRouteTable } from "./route-output.ts";
 
 export interface CommandOptions {
   readonly configPath: string | undefined;
@@ -288,100 +289,7 @@ export async function route(
       writeJson(options.output, explanation);
       return EXIT_OK;
     }
-    const { output } = options;
-    output.write(`Route for ${paint(output, "bold", explanation.model)} (strategy ${explanation.strategy}):\n\n`);
-    // With free and paid candidates mixed, `routing.paid: last_resort` puts every paid one after the free ones
-    // whatever its score (docs/routing.md): said in the table, or a higher score listed lower looks like a bug.
-    // A provider written without a preset or `cost` counts as paid, as the Python project's entries do.
-    const isMixed = new Set(explanation.candidates.map((candidate) => candidate.cost)).size > 1;
-    const headers = options.isExplain
-      ? ["#", "provider", "model", "score", "base", "prio", "board", "params", "ctx", "adjust", "health"]
-      : ["#", "provider", "model", "score"];
-    output.write(
-      table(
-        headers,
-        explanation.candidates.map((candidate) => {
-          const notes = [
-            ...(isMixed && candidate.cost === "paid" ? ["paid"] : []),
-            ...(candidate.last_resort ? ["last resort"] : []),
-          ];
-          const score = notes.length > 0 ? `${candidate.score} (${notes.join(", ")})` : String(candidate.score);
-          const base = [String(candidate.rank), candidate.provider, candidate.upstream_id, score];
-          const terms = candidate.terms;
-          if (!options.isExplain || terms === null) return base;
-          const show = (term: ExplainedTerm & { is_estimated?: boolean }) =>
-            `${term.weighted}${term.is_neutral ? "*" : term.is_estimated === true ? "~" : ""}`;
-          return [
-            ...base,
-            String(terms.base_priority),
-            String(terms.priority),
-            terms.leaderboard.board === null
-              ? show(terms.leaderboard)
-              : `${show(terms.leaderboard)} (${terms.leaderboard.board})`,
-            show(terms.params),
-            show(terms.context),
-            String(terms.adjustment.weighted),
-            terms.health_penalty.is_cold
-              ? "cold"
-              : `-${terms.health_penalty.weighted}${terms.health_penalty.probe ? " (probe)" : ""}`,
-          ];
-        }),
-      ),
-    );
-    if (options.isExplain) {
-      output.write(
-        paint(
-          output,
-          "dim",
-          "score = base × (prio + board + params + ctx + adjust) − health; * neutral value: unknown to that source; ~ estimated\n",
-        ),
-      );
-      for (const candidate of explanation.candidates) {
-        const estimatedFrom = candidate.terms?.leaderboard.estimated_from;
-        if (estimatedFrom === null || estimatedFrom === undefined) continue;
-        output.write(
-          `~ ${candidate.provider}/${candidate.upstream_id} board estimated from ${estimatedFrom.join("; ")}\n`,
-        );
-      }
-      // What the config changes in a candidate's body (names only): a request answered differently by one
-      // provider than by another is explained here.
-      for (const candidate of explanation.candidates) {
-        const rules = candidate.body_rules;
-        if (rules === null) continue;
-        const parts = [
-          ...(rules.drop.length > 0 ? [`drops ${rules.drop.join(", ")}`] : []),
-          ...(rules.defaults.length > 0 ? [`fills in ${rules.defaults.join(", ")}`] : []),
-          ...(rules.override.length > 0 ? [`sets ${rules.override.join(", ")}`] : []),
-        ];
-        output.write(`body: ${candidate.provider}/${candidate.upstream_id} ${parts.join("; ")}\n`);
-      }
-    }
-    if (isMixed && result.loaded.config.routing.paid === "last_resort") {
-      output.write(
-        "paid: tried after every free candidate (routing.paid: last_resort); a provider without a preset or `cost: free` counts as paid\n",
-      );
-    }
-    if (explanation.wait_for !== null) {
-      output.write(
-        `\nwaits for ${explanation.wait_for.provider}/${explanation.wait_for.model} until ${explanation.wait_for.until}\n`,
-      );
-    }
-    if (explanation.skipped.length > 0) {
-      output.write("\nskipped:\n");
-      output.write(
-        table(
-          ["provider", "model", "why", "until"],
-          explanation.skipped.map((skip) => [
-            skip.provider,
-            skip.model,
-            `${skip.cause}: ${skip.reason}`,
-            skip.until ?? "",
-          ]),
-        ),
-      );
-    }
-    if (explanation.unknown_names.length > 0)
-      output.write(`\nunknown names: ${explanation.unknown_names.join(", ")}\n`);
+    writeRouteTable(options.output, explanation, options.isExplain, result.loaded.config.routing.paid);
     return EXIT_OK;
   } finally {
     await runtime.close();
