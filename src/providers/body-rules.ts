@@ -5,8 +5,8 @@
 // `temperature`) is then served without failing over, and the user need not wait for the gateway to learn it.
 //
 // The levels merge provider -> known model -> model, field by field: a field a level names (in `defaults`, `override`
-// or `drop`) is decided by the most specific level that names it, whatever the earlier ones said of it. Applied to each attempt's body in this order: drop, then defaults where the field is
-// absent (or null), then override. The output limit is one setting under two names (`max_tokens`, and
+// or `drop`) is decided by the most specific level that names it, whatever the earlier ones said of it. Applied to
+// each attempt's body in this order: drop, then defaults where the field is absent (or null), then override. The output limit is one setting under two names (`max_tokens`, and
 // `max_completion_tokens`, which newer OpenAI models take): a default for either fills in only when the body has
 // neither, so that a client's own limit is never joined by a second, conflicting one.
 
