@@ -125,4 +125,12 @@ describe("body rules", () => {
     assert.equal(outputLimitNameOf({ max_tokens: 5, max_completion_tokens: 6 }), undefined, "both: not known which");
     assert.equal(outputLimitNameOf({ max_completion_tokens: null }), undefined);
   });
+
+  test("a default named like a member of an object's prototype fills in too (an own field is what counts)", () => {
+    const rules = mergeBodyRules([{ defaults: { toString: "x", constructor: 1 } }]);
+    assert.ok(rules !== undefined);
+    const body: Record<string, unknown> = {};
+    applyBodyRules(body, rules);
+    assert.deepEqual(JSON.parse(JSON.stringify(body)), { toString: "x", constructor: 1 });
+  });
 });

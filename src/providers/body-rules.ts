@@ -104,19 +104,27 @@ export function applyBodyRules(
   const hasOutputLimit = OUTPUT_FIELDS.some((field) => body[field] !== undefined && body[field] !== null);
   for (const field in rules.defaults) {
     if (hasOutputLimit && isOutputField(field)) continue;
-    if (body[field] === undefined || body[field] === null) body[field] = rules.defaults[field];
+    if (isAbsent(body, field)) body[field] = rules.defaults[field];
   }
   for (const field in rules.override) body[field] = rules.override[field];
 }
 
 const RESPONSES_OUTPUT_FIELD = "max_output_tokens";
 
+/**
+ * Not in the body, or null. An own property only: a body is a plain object, and a field named like one of its
+ * prototype's members (`toString`, `constructor`) read through it was a function, never absent, so it never filled in.
+ */
+function isAbsent(body: Readonly<Record<string, unknown>>, field: string): boolean {
+  return !Object.hasOwn(body, field) || body[field] === undefined || body[field] === null;
+}
+
 function applyToResponsesBody(body: Record<string, unknown>, rules: BodyRules): void {
   for (const field of rules.drop) if (!isOutputField(field)) delete body[field];
   if (OUTPUT_FIELDS.every((field) => rules.drop.includes(field))) delete body[RESPONSES_OUTPUT_FIELD];
   for (const field in rules.defaults) {
     if (isOutputField(field)) continue;
-    if (body[field] === undefined || body[field] === null) body[field] = rules.defaults[field];
+    if (isAbsent(body, field)) body[field] = rules.defaults[field];
   }
   const outputDefault = largestTokens(rules.defaults);
   if (
