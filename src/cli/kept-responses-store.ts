@@ -6,6 +6,7 @@ import type { GatewayConfig } from "../config/types.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
+import type { KeptResponsesStatus } from "../server/health-state.ts";
 import { KeptResponsesFile } from "../state/kept-responses-file.ts";
 
 export interface KeptResponsesStore {
@@ -17,6 +18,8 @@ export interface KeptResponsesStore {
    * lock is free (no wait: the state file's own write has just waited for it). Nothing else is pending.
    */
   writeBeforeExit(): void;
+  /** For /health: where kept answers live now (damaged tables move the embedded ones to memory). */
+  status(): KeptResponsesStatus;
 }
 
 export async function createKeptResponsesStore(
@@ -52,6 +55,7 @@ export async function createKeptResponsesStore(
       kind: "redis",
       close: () => rows.close(),
       writeBeforeExit: () => {},
+      status: () => ({ kind: "redis", isDegraded: false, detail: "shared through Redis" }),
     };
   }
   if (state.path === "" || state.path === ":memory:") {
@@ -60,6 +64,11 @@ export async function createKeptResponsesStore(
       kind: "memory",
       close: async () => {},
       writeBeforeExit: () => {},
+      status: () => ({
+        kind: "memory",
+        isDegraded: false,
+        detail: "in this process's memory (state.path is not a file)",
+      }),
     };
   }
   // Damaged kept-answer tables move the kept answers to memory with a warning, not stop the start.
@@ -69,5 +78,13 @@ export async function createKeptResponsesStore(
     kind: "embedded",
     close: async () => rows.close(),
     writeBeforeExit: () => rows.writeBeforeExit(),
+    status: () =>
+      rows.isInMemory
+        ? {
+            kind: "embedded",
+            isDegraded: true,
+            detail: `the kept answers' tables in ${state.path} are damaged: answers are kept in this process's memory until a restart (the log says how to repair)`,
+          }
+        : { kind: "embedded", isDegraded: false, detail: state.path },
   };
 }

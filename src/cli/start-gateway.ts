@@ -84,7 +84,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await runtime.close();
     throw error;
   }
-  const serverOptions = { observers, keptResponses: keptResponses.kept };
+  const serverOptions = {
+    observers,
+    keptResponses: keptResponses.kept,
+    keptResponsesStatus: () => keptResponses.status(),
+  };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });
   for (const warning of options.warnings ?? []) app.log.warn(warning);
   // Among them the first snapshot's discovery and meta model warnings.

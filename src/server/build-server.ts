@@ -24,6 +24,7 @@ import {
 } from "./error-handler.ts";
 import { forwardingHandler } from "./forwarding-route.ts";
 import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
+import type { KeptResponsesStatus } from "./health-state.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
@@ -46,6 +47,8 @@ export interface ServerOptions {
   readonly observers?: Observers;
   /** Where kept Responses API answers live (the composition root picks the store); default: this process's memory. */
   readonly keptResponses?: KeptResponses;
+  /** How that store is doing, for /health (`kept_responses`); unset: not shown. */
+  readonly keptResponsesStatus?: () => KeptResponsesStatus;
 }
 
 /** Distinct unknown routes logged (once each); past this, no more are remembered or logged. */
@@ -78,7 +81,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     for (const path of endpoint.paths) app.post(path, handler);
   }
   registerProtocolRoutes(app, runtime, options.keptResponses);
-  registerInfoRoutes(app, runtime);
+  registerInfoRoutes(app, runtime, options.keptResponsesStatus);
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {
     registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });

@@ -10,8 +10,9 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
+import { budgetWindows, deploymentState, describeHealth, type KeptResponsesStatus } from "./health-state.ts";
 
-export const GATEWAY_VERSION = "0.1.0";
+export { GATEWAY_VERSION } from "./health-state.ts";
 
 /** The routes a model can be used on, as the model list shows them. */
 const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"];
@@ -25,7 +26,11 @@ const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
   embedding: EMBEDDING_ENDPOINTS,
 };
 
-export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
+export function registerInfoRoutes(
+  app: FastifyInstance,
+  runtime: GatewayRuntime,
+  keptResponsesStatus?: () => KeptResponsesStatus,
+): void {
   app.get("/ok", async () => ({ status: "ok" }));
 
   /**
@@ -76,7 +81,7 @@ export function registerInfoRoutes(app: FastifyInstance, runtime: GatewayRuntime
   app.get("/models/*", retrieveModel);
 
   app.get("/health", async (_request, reply) => {
-    const health = describeHealth(runtime);
+    const health = describeHealth(runtime, keptResponsesStatus?.());
     reply.code(health.status === "down" ? 503 : 200);
     return health;
   });
@@ -167,78 +172,6 @@ function servedKind(runtime: GatewayRuntime, name: string, client: string | null
   });
 }
 
-export function describeHealth(runtime: GatewayRuntime) {
-  const { catalog, config, discovery } = runtime.snapshot;
-  const nowMs = runtime.clock.now();
-  const up: string[] = [];
-  const cooling: { name: string; until: string; reason: string }[] = [];
-  const failed: { name: string; reason: string }[] = [];
-  for (const provider of catalog.providers) {
-    const name = provider.settings.name;
-    const providerCooldown = runtime.availability.providerCooldown(name);
-    const deployments = catalog.byProvider(name) ?? [];
-    if (
-      providerCooldown !== undefined &&
-      (providerCooldown.cause === "invalid_key" || providerCooldown.cause === "credits_exhausted")
-    ) {
-      failed.push({ name, reason: providerCooldown.reason });
-      continue;
-    }
-    if (deployments.length === 0) {
-      failed.push({ name, reason: discovery.get(name)?.warning ?? "no models" });
-      continue;
-    }
-    let soonestMs: number | undefined;
-    let reason = "";
-    let isAnyAvailable = false;
-    for (const deployment of deployments) {
-      const availability = runtime.availability.peek(deployment.key, name);
-      if (availability.isAvailable) {
-        isAnyAvailable = true;
-        break;
-      }
-      if (soonestMs === undefined || availability.untilMs < soonestMs) {
-        soonestMs = availability.untilMs;
-        reason = availability.reason;
-      }
-    }
-    if (isAnyAvailable || soonestMs === undefined) up.push(name);
-    else cooling.push({ name, until: isoTime(soonestMs), reason });
-  }
-  const state = runtime.state.status();
-  // A shared store that is unreachable (the gateway serves from local state) degrades an otherwise healthy gateway.
-  const providerStatus = up.length > 0 ? "ok" : cooling.length > 0 ? "degraded" : "down";
-  const status = providerStatus === "ok" && state.isDegraded ? "degraded" : providerStatus;
-  return {
-    status,
-    version: GATEWAY_VERSION,
-    uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
-    // Which config is serving: changes on every applied reload (SIGHUP, file change, POST /admin/reload).
-    config: configStatus(runtime.configInfo),
-    providers: { up, cooling, failed, skipped: config.skippedProviders },
-    models: catalog.deployments.length,
-    state,
-    deployments: catalog.deployments.map((deployment) => ({
-      key: deployment.key,
-      ...deploymentState(runtime, deployment, nowMs),
-    })),
-  };
-}
-
-/**
- * The serving config, and the latest reload refused since it was applied (null when none): with file watching a
- * broken edit otherwise shows only in the log while /health names the old config. Its problems are counted, not
- * quoted: they name files and config paths, which the log and POST /admin/reload (admin key) give in full.
- */
-function configStatus(info: GatewayRuntime["configInfo"]) {
-  return {
-    loaded_at: isoTime(info.loadedAtMs),
-    hash: info.hash,
-    refused_reload:
-      info.refused === undefined ? null : { at: isoTime(info.refused.atMs), problems: info.refused.problems.length },
-  };
-}
-
 function scoreTerms(runtime: GatewayRuntime, deployment: Deployment) {
   const breakdown = runtime.explainScore(deployment);
   if (breakdown === undefined) return null;
@@ -251,54 +184,6 @@ function scoreTerms(runtime: GatewayRuntime, deployment: Deployment) {
     adjustment: breakdown.terms.adjustment.weighted,
     health_penalty: breakdown.terms.healthPenalty.weighted,
   };
-}
-
-/** Cooldown, circuit and budget windows of one deployment: shared by /health and /stats. */
-function deploymentState(runtime: GatewayRuntime, deployment: Deployment, nowMs: number) {
-  const cooldown = runtime.availability.cooldownOf(deployment.key, deployment.provider.settings.name);
-  const recovery = runtime.availability.recoveryOf(deployment.key);
-  return {
-    cooldown:
-      cooldown === undefined
-        ? null
-        : {
-            remaining_ms: cooldown.untilMs - nowMs,
-            cause: cooldown.cause,
-            source: cooldown.source,
-            reason: cooldown.reason,
-          },
-    circuit: runtime.availability.circuitState(deployment.key),
-    // Suspect: the latest evidence is a recent failure (circuit closed); then, while any attempt is in flight, the
-    // deployment is only a last resort of its group (docs/routing.md "Recovery").
-    suspect: recovery.isSuspect,
-    attempts_in_flight: recovery.attemptsInFlight,
-    // The failure-rate rule's evidence: successes and failures within failure_window_ms (docs/routing.md "Recovery").
-    failure_window: { attempts: recovery.recent.attempts, failures: recovery.recent.failures },
-    budgets: runtime.scopesOf(deployment).map((scope) => ({
-      scope: scope.id,
-      windows: budgetWindows(runtime, scope, nowMs),
-      in_flight: runtime.budgets.inFlight(scope.id),
-    })),
-  };
-}
-
-/** A budget scope's windows as /health and /stats show them. */
-function budgetWindows(runtime: GatewayRuntime, scope: BudgetScope, nowMs: number) {
-  return runtime.budgets.usage(scope, nowMs).map((window) => ({
-    unit: window.unit,
-    window: window.window,
-    limit: window.limit,
-    used: window.used,
-    remaining: window.remaining,
-    resets_at: window.resetsAtMs === undefined ? null : isoTime(window.resetsAtMs),
-    source: window.source,
-    algorithm: window.algorithm,
-    ...(window.evidence === undefined ? {} : { evidence: window.evidence }),
-    ...(window.lapsesAtMs === undefined ? {} : { lapses_at: isoTime(window.lapsesAtMs) }),
-    ...(window.recoversTo === undefined || window.nextStepAtMs === undefined
-      ? {}
-      : { recovers_to: window.recoversTo, next_step_at: isoTime(window.nextStepAtMs) }),
-  }));
 }
 
 /**

@@ -54,6 +54,7 @@ async function chat(url: string): Promise<number> {
 interface HealthState {
   status: string;
   state: { kind: string; isDegraded: boolean; detail: string };
+  kept_responses: { kind: string; isDegraded: boolean; detail: string } | null;
 }
 
 async function health(url: string): Promise<HealthState> {
@@ -196,6 +197,12 @@ describe("a state file found damaged at start", () => {
         /damaged \(database disk image is malformed\); answers are kept in this process's memory/,
       );
       assert.equal(await chat(gateway.url), 200);
+      // /health says so too: the kept answers are lost at the next restart (an operator sees it without the log).
+      const said = await health(gateway.url);
+      assert.equal(said.status, "degraded");
+      assert.equal(said.kept_responses?.isDegraded, true);
+      assert.match(said.kept_responses?.detail ?? "", /damaged: answers are kept in this process's memory/);
+      assert.equal(said.state.isDegraded, false, "budgets and cooldowns are still written to the file");
     });
   }
 
@@ -215,7 +222,10 @@ describe("a state file found damaged at start", () => {
     assert.ok(asideName !== undefined, "the damaged file is kept aside, not deleted");
     assert.equal(readFileSync(join(dir, asideName)).length, 300_000);
     assert.equal(await chat(gateway.url), 200);
-    assert.equal((await health(gateway.url)).state.isDegraded, false);
+    const said = await health(gateway.url);
+    assert.equal(said.state.isDegraded, false);
+    // The new file's kept answers are sound: in the file, not degraded.
+    assert.deepEqual(said.kept_responses, { kind: "embedded", isDegraded: false, detail: "state.db" });
     await sleep(FLUSH_INTERVAL_MS * 3);
     const fresh = new DatabaseSync(join(dir, "state.db"), { readOnly: true });
     t.after(() => fresh.close());
