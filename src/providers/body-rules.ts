@@ -30,7 +30,8 @@ export interface BodyRules {
   readonly outputTokens: (requested: number) => number;
 }
 
-const OUTPUT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
+/** Chat's output limit, under its two names: `max_tokens`, and `max_completion_tokens`, which newer OpenAI models take. */
+export const OUTPUT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
 
 /**
  * The merged rules of the levels, or undefined when no level says anything (the common case: no work per request).
@@ -127,12 +128,8 @@ function applyToResponsesBody(body: Record<string, unknown>, rules: BodyRules): 
     if (isAbsent(body, field)) body[field] = rules.defaults[field];
   }
   const outputDefault = largestTokens(rules.defaults);
-  if (
-    outputDefault !== undefined &&
-    (body[RESPONSES_OUTPUT_FIELD] === undefined || body[RESPONSES_OUTPUT_FIELD] === null)
-  ) {
+  if (outputDefault !== undefined && isAbsent(body, RESPONSES_OUTPUT_FIELD))
     body[RESPONSES_OUTPUT_FIELD] = outputDefault;
-  }
   for (const field in rules.override) if (!isOutputField(field)) body[field] = rules.override[field];
   const outputOverride = largestTokens(rules.override);
   if (outputOverride !== undefined) body[RESPONSES_OUTPUT_FIELD] = outputOverride;
@@ -176,8 +173,10 @@ function tokenValue(value: unknown): number | undefined {
 export type OutputLimitName = (typeof OUTPUT_FIELDS)[number];
 
 export function outputLimitNameOf(body: Readonly<Record<string, unknown>>): OutputLimitName | undefined {
-  const named = OUTPUT_FIELDS.filter((field) => tokenValue(body[field]) !== undefined);
-  return named.length === 1 ? named[0] : undefined;
+  // Read for every request (handle-request.ts): two reads, no list built.
+  const hasCompletion = tokenValue(body.max_completion_tokens) !== undefined;
+  if (hasCompletion === (tokenValue(body.max_tokens) !== undefined)) return undefined;
+  return hasCompletion ? "max_completion_tokens" : "max_tokens";
 }
 
 /**

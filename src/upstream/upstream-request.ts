@@ -2,7 +2,7 @@
 // loop reads as policy, not plumbing.
 import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
-import { applyBodyRules, type BodyRules } from "../providers/body-rules.ts";
+import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 
 export interface UpstreamCall {
@@ -161,7 +161,7 @@ export function buildPayload(body: Readonly<Record<string, unknown>>, options: P
  * left, at least 1 (a limit of 0 is refused by providers).
  */
 function lessOutput(body: Record<string, unknown>, spentTokens: number): void {
-  for (const field of ["max_tokens", "max_completion_tokens"]) {
+  for (const field of OUTPUT_FIELDS) {
     const limit = body[field];
     if (typeof limit === "number" && Number.isFinite(limit) && limit > 0)
       body[field] = Math.max(1, limit - spentTokens);
