@@ -175,34 +175,29 @@ export class EmbeddedKeptResponses {
    */
   writeBeforeExit(): void {
     clearInterval(this.#retryTimer);
-    if (this.#waiting.size === 0 || !this.#db.isOpen) return;
-    try {
-      this.#write([...this.#waiting.values()], 0);
-      this.#waiting.clear();
-    } catch (error) {
-      this.#logger?.warn(
-        { path: this.#path, error: error instanceof Error ? error.message : String(error) },
-        `kept responses: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit`,
-      );
-    }
+    if (this.#db.isOpen) this.#writeAllWaiting(0, "");
   }
 
   /** The answers still waiting get the usual busy timeout (the process is stopping); what fails is said, not thrown. */
   close(): void {
     if (!this.#db.isOpen) return;
     clearInterval(this.#retryTimer);
-    if (this.#waiting.size > 0) {
-      try {
-        this.#write([...this.#waiting.values()], BUSY_TIMEOUT_MS);
-        this.#waiting.clear();
-      } catch (error) {
-        this.#logger?.warn(
-          { path: this.#path, error: error instanceof Error ? error.message : String(error) },
-          `kept responses: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit; a later previous_response_id naming them will not be found`,
-        );
-      }
-    }
+    this.#writeAllWaiting(BUSY_TIMEOUT_MS, "; a later previous_response_id naming them will not be found");
     this.#db.close();
+  }
+
+  /** At an exit: every waiting answer in one write, waiting at most `busyTimeoutMs`; a failure is said, not thrown. */
+  #writeAllWaiting(busyTimeoutMs: number, consequence: string): void {
+    if (this.#waiting.size === 0) return;
+    try {
+      this.#write([...this.#waiting.values()], busyTimeoutMs);
+      this.#waiting.clear();
+    } catch (error) {
+      this.#logger?.warn(
+        { path: this.#path, error: error instanceof Error ? error.message : String(error) },
+        `kept responses: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit${consequence}`,
+      );
+    }
   }
 
   /** Writes rows in one transaction, waiting at most `busyTimeoutMs` for the write lock; throws when it fails. */
