@@ -16,11 +16,20 @@ import {
 import { METRIC_PREFIX, NONE, OTHER } from "./metric-names.ts";
 import type { RecordedAttempt, RecordedSkip, RequestRecord } from "./request-record.ts";
 
-const ENDPOINTS = new Set(["chat", "completions", "embeddings", "responses", "messages"]);
+const ENDPOINTS = new Set([
+  "chat",
+  "completions",
+  "embeddings",
+  "transcriptions",
+  "translations",
+  "responses",
+  "messages",
+]);
 const PROTOCOLS = new Set([
   "openai-chat",
   "openai-completions",
   "openai-embeddings",
+  "openai-audio",
   "openai-responses",
   "anthropic-messages",
 ]);

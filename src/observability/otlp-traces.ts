@@ -120,8 +120,13 @@ export function spansOf(record: RequestRecord, newId: (bytes: number) => string 
   const traceId = newId(16);
   const spanId = newId(8);
   // GenAI's operation names: the Responses and Messages front doors are chat too (only legacy completions are not).
+  // The semantic conventions name no speech-to-text operation: an audio request is named by its endpoint.
   const operation =
-    record.endpoint === "embeddings" ? "embeddings" : record.endpoint === "completions" ? "text_completion" : "chat";
+    record.endpoint === "embeddings" || record.endpoint === "transcriptions" || record.endpoint === "translations"
+      ? record.endpoint
+      : record.endpoint === "completions"
+        ? "text_completion"
+        : "chat";
   const isError = record.status >= 500;
   const root: OtlpSpan = {
     traceId,

@@ -8,6 +8,7 @@ export type ClientProtocol =
   | "openai-chat"
   | "openai-completions"
   | "openai-embeddings"
+  | "openai-audio"
   | "openai-responses"
   | "anthropic-messages";
 

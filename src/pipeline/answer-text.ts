@@ -16,6 +16,7 @@ export function answerText(bodyText: string): string | undefined {
   if (!isRecord(answer)) return undefined;
   const choice = firstChoice(answer.choices);
   const message = choice?.message;
-  const text = (isRecord(message) ? message.content : undefined) ?? choice?.text ?? answer.output_text;
+  // Chat, legacy completions, the Responses API, a transcription's JSON.
+  const text = (isRecord(message) ? message.content : undefined) ?? choice?.text ?? answer.output_text ?? answer.text;
   return typeof text === "string" ? text : undefined;
 }

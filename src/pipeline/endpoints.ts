@@ -3,7 +3,7 @@
 import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
 import { estimateChatPrompt, estimateTextInput, type PromptFacts } from "../limits/token-estimate.ts";
-import { chatBodySchema, completionBodySchema, embeddingBodySchema } from "./request-body.ts";
+import { chatBodySchema, completionBodySchema, embeddingBodySchema, transcriptionBodySchema } from "./request-body.ts";
 
 export interface EndpointSpec {
   readonly name: string;
@@ -16,6 +16,8 @@ export interface EndpointSpec {
   readonly isContinuable: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
   estimate(body: Record<string, unknown>): PromptFacts;
+  /** The body is a file upload (`multipart/form-data`), sent upstream the same way (upstream/multipart-payload.ts). */
+  readonly isMultipart?: boolean;
 }
 
 export const CHAT_ENDPOINT: EndpointSpec = {
@@ -55,4 +57,26 @@ export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
   supportsStream: false,
   isContinuable: false,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
+};
+
+/**
+ * Speech to text (`/v1/audio/transcriptions`) and to English text (`/v1/audio/translations`): a multipart upload,
+ * served by transcription models (`whisper-*`, `*-transcribe`), one answer (JSON or plain text), never streamed. The
+ * only text the gateway can count is the optional `prompt`: the audio's tokens are the provider's to count.
+ */
+export const TRANSCRIPTIONS_ENDPOINT: EndpointSpec = {
+  name: "transcriptions",
+  upstreamPath: "/audio/transcriptions",
+  kind: "transcription",
+  schema: transcriptionBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  isMultipart: true,
+  estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt ?? ""), hasImages: false }),
+};
+
+export const TRANSLATIONS_ENDPOINT: EndpointSpec = {
+  ...TRANSCRIPTIONS_ENDPOINT,
+  name: "translations",
+  upstreamPath: "/audio/translations",
 };

@@ -91,6 +91,7 @@ export async function handleRequest(
         {
           endpointPath: endpoint.upstreamPath,
           body,
+          isMultipart: endpoint.isMultipart,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,
@@ -324,11 +325,22 @@ function jsonAnswer(
 ): JsonAnswer {
   request.record.usage(usage);
   request.record.headersSent();
-  const responseText = request.snapshot.config.log.content ? answerText(result.bodyText) : undefined;
+  const responseText = !request.snapshot.config.log.content
+    ? undefined
+    : result.contentType === undefined
+      ? answerText(result.bodyText)
+      : result.bodyText;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
   keepAnswer(request, result, headers);
-  return { kind: "json", api: result.api, status: result.status, bodyText: result.bodyText, headers };
+  return {
+    kind: "json",
+    api: result.api,
+    status: result.status,
+    bodyText: result.bodyText,
+    contentType: result.contentType,
+    headers,
+  };
 }
 
 /**

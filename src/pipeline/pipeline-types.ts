@@ -43,6 +43,8 @@ export interface JsonAnswer {
   readonly api: UpstreamApi;
   readonly status: number;
   readonly bodyText: string;
+  /** Undefined: JSON. An audio request's plain-text answer (`response_format: text`, `srt`, `vtt`) says its type. */
+  readonly contentType?: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
 }
 

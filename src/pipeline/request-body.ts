@@ -2,6 +2,7 @@
 // (tools, response_format, stream_options, ...) passes through untouched, as the upstream may know it.
 import { z } from "zod";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { UploadedFile } from "../upstream/multipart-payload.ts";
 
 const modelField = z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty");
 const fallbackModels = z.array(z.string().min(1), { error: "`models` must be an array of model names" }).optional();
@@ -51,6 +52,24 @@ export const embeddingBodySchema = z.looseObject({
   // the gateway cannot pass on (a 502). Said at once instead.
   stream: z
     .union([z.literal(false), z.null()], { error: "`stream` is not supported for embeddings: leave it out" })
+    .optional(),
+});
+
+/**
+ * An audio upload, as server/multipart-body.ts parsed it: every field is text (a repeated one a list), the file an
+ * UploadedFile. Only `model`, `file` and `stream` are read; the rest goes to the provider as it came.
+ */
+export const transcriptionBodySchema = z.looseObject({
+  model: modelField,
+  file: z.instanceof(UploadedFile, {
+    error: "`file` is required: the audio file, sent as a multipart/form-data file part",
+  }),
+  // A streamed transcription (`gpt-4o-transcribe`) answers with events the gateway does not relay: said at once
+  // rather than refused by the relay as "an event stream to a non-stream request" after the upload.
+  stream: z
+    .union([z.literal("false"), z.literal(false)], {
+      error: "`stream` is not supported for transcriptions and translations: leave it out",
+    })
     .optional(),
 });
 

@@ -92,9 +92,12 @@ function stripPackagingTokens(name: string): string {
   return tokens.join("-");
 }
 
-export type ModelKind = "chat" | "embedding" | "audio" | "image" | "rerank" | "moderation";
+export type ModelKind = "chat" | "embedding" | "transcription" | "audio" | "image" | "rerank" | "moderation";
 
-const AUDIO_TOKENS = new Set(["whisper", "tts", "audio", "speech", "transcribe", "playai", "lyria", "orpheus"]);
+/** Speech to text: what `/v1/audio/transcriptions` and `/v1/audio/translations` are served by. */
+const TRANSCRIPTION_TOKENS = new Set(["whisper", "transcribe", "stt", "asr"]);
+/** Other audio models: text to speech, music, audio chat. No route serves them. */
+const AUDIO_TOKENS = new Set(["tts", "audio", "speech", "playai", "lyria", "orpheus"]);
 const IMAGE_TOKENS = new Set(["dall", "flux", "sdxl", "sd3", "imagen", "image", "veo", "ocr", "midjourney", "recraft"]);
 const EMBEDDING_TOKENS = new Set(["bge", "e5", "gte", "minilm", "voyage"]);
 
@@ -116,6 +119,7 @@ export function modelKind(id: string): ModelKind {
   ) {
     return "moderation";
   }
+  if (hasToken(TRANSCRIPTION_TOKENS)) return "transcription";
   if (hasToken(AUDIO_TOKENS)) return "audio";
   if (hasToken(IMAGE_TOKENS) || name.includes("stable-diffusion")) return "image";
   // `embed` also inside words: `nv-embedqa`, `text-embedding-3-small`, `jina-embeddings-v3`.

@@ -6,7 +6,14 @@ import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
 import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
 import type { Observers } from "../observability/observers.ts";
-import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "../pipeline/endpoints.ts";
+import {
+  CHAT_ENDPOINT,
+  COMPLETIONS_ENDPOINT,
+  EMBEDDINGS_ENDPOINT,
+  type EndpointSpec,
+  TRANSCRIPTIONS_ENDPOINT,
+  TRANSLATIONS_ENDPOINT,
+} from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { redactLogLine } from "../pipeline/logged-secrets.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
@@ -27,6 +34,7 @@ import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import type { KeptResponsesStatus } from "./health-state.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
+import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
 import { isMessagesRoute } from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
@@ -38,6 +46,8 @@ const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
   { spec: CHAT_ENDPOINT, paths: ["/v1/chat/completions", "/chat/completions"] },
   { spec: COMPLETIONS_ENDPOINT, paths: ["/v1/completions", "/completions"] },
   { spec: EMBEDDINGS_ENDPOINT, paths: ["/v1/embeddings", "/embeddings"] },
+  { spec: TRANSCRIPTIONS_ENDPOINT, paths: ["/v1/audio/transcriptions", "/audio/transcriptions"] },
+  { spec: TRANSLATIONS_ENDPOINT, paths: ["/v1/audio/translations", "/audio/translations"] },
 ];
 
 export interface ServerOptions {
@@ -63,6 +73,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   // Set by the key check (registerRequestGuards); a primitive default, so Fastify keeps the request's shape fixed.
   app.decorateRequest("clientName", null);
   registerJsonBodyParser(app);
+  registerMultipartBodyParser(app);
   // Before the key check: browsers send preflights without credentials.
   registerCors(app, runtime.snapshot.config.server.corsOrigins);
   const clientKeys = currentKeyRing(

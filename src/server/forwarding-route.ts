@@ -1,8 +1,8 @@
-// The OpenAI front door (Chat Completions, legacy completions, embeddings): an adapter between Fastify and the
+// The OpenAI front door (Chat Completions, legacy completions, embeddings, audio transcriptions and translations): an adapter between Fastify and the
 // pipeline. It passes the parsed body in and writes the JSON answer, or the stream as OpenAI SSE with `[DONE]`
 // at the end and, after a failure, one final `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { ClientAbortedError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import { cacheDirective } from "../pipeline/answer-cache.ts";
@@ -11,17 +11,26 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
+import { isMultipartRequest } from "./multipart-body.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
 const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
   chat: "openai-chat",
   completions: "openai-completions",
   embeddings: "openai-embeddings",
+  transcriptions: "openai-audio",
+  translations: "openai-audio",
 };
 
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {
   const clientProtocol = PROTOCOLS[endpoint.name] ?? "openai-chat";
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (endpoint.isMultipart === true && !isMultipartRequest(request)) {
+      throw new InvalidRequestError(
+        "Unsupported Content-Type: send the audio as a `multipart/form-data` upload, the file in the `file` field.",
+        { code: "invalid_content_type" },
+      );
+    }
     const clientGone = clientGoneSignal(reply.raw);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
@@ -44,7 +53,11 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     }
     if (result.kind === "json") {
       clientGone.stop();
-      reply.code(result.status).headers(result.headers).type("application/json").send(result.bodyText);
+      reply
+        .code(result.status)
+        .headers(result.headers)
+        .type(toHeaderValue(result.contentType ?? "application/json"))
+        .send(result.bodyText);
       return;
     }
     let ending: StreamEnding | undefined;

@@ -17,13 +17,15 @@ export { GATEWAY_VERSION } from "./health-state.ts";
 /** The routes a model can be used on, as the model list shows them. */
 const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"];
 const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
+const TRANSCRIPTION_ENDPOINTS = ["/v1/audio/transcriptions", "/v1/audio/translations"];
 /**
- * Audio, image, rerank and moderation models are known (discovery finds them, a config may name them) but no route
- * serves them: listed with no endpoint rather than with the chat routes, which would refuse them.
+ * Other audio (speech), image, rerank and moderation models are known (discovery finds them, a config may name them)
+ * but no route serves them: listed with no endpoint rather than with the chat routes, which would refuse them.
  */
 const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
   chat: CHAT_ENDPOINTS,
   embedding: EMBEDDING_ENDPOINTS,
+  transcription: TRANSCRIPTION_ENDPOINTS,
 };
 
 export function registerInfoRoutes(
@@ -155,7 +157,7 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
  * The kinds the endpoints serve (endpoints.ts), in the order a name is listed under: a meta model mixing chat and
  * embedding members is one entry, listed as chat.
  */
-const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding"];
+const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription"];
 
 /**
  * The kind of request `name` would find a deployment for (cooling or over budget counts: it comes back), or

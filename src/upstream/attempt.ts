@@ -24,7 +24,7 @@ import { jsonAttempt } from "./json-attempt.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { openStream } from "./open-stream.ts";
 import { type BoundedBody, readBodyBounded } from "./read-body.ts";
-import { buildPayload, sendUpstream, type UpstreamCall } from "./upstream-request.ts";
+import { buildMultipartPayload, buildPayload, sendUpstream, type UpstreamCall } from "./upstream-request.ts";
 
 export type { AttemptResult } from "./attempt-context.ts";
 
@@ -95,17 +95,24 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
   // A native call is the client's own protocol, which has no `stream_options.include_usage` to add.
   const isUsageInjected =
     native === undefined && request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
+  const multipart =
+    request.isMultipart === true
+      ? buildMultipartPayload(request.body, { upstreamModelId: deployment.model.id, bodyRules: deployment.body })
+      : undefined;
   const call: UpstreamCall = {
     deployment,
     endpointPath: native?.endpointPath ?? request.endpointPath,
-    payload: buildPayload(native?.body ?? request.body, {
-      upstreamModelId: deployment.model.id,
-      shouldAskForUsage: isUsageInjected,
-      supportsReasoning: deployment.capabilities.reasoning === true,
-      bodyRules: deployment.body,
-      api: context.api,
-      spentOutputTokens: request.spentOutputTokens,
-    }),
+    payload:
+      multipart?.body ??
+      buildPayload(native?.body ?? request.body, {
+        upstreamModelId: deployment.model.id,
+        shouldAskForUsage: isUsageInjected,
+        supportsReasoning: deployment.capabilities.reasoning === true,
+        bodyRules: deployment.body,
+        api: context.api,
+        spentOutputTokens: request.spentOutputTokens,
+      }),
+    contentType: multipart?.contentType,
     isStream: request.isStream,
     headersTimeoutMs: headersTimeoutMs + 1_000,
     // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.

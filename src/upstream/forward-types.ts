@@ -39,6 +39,8 @@ export interface ForwardRequest {
   /** e.g. `/chat/completions` */
   readonly endpointPath: string;
   readonly body: Readonly<Record<string, unknown>>;
+  /** The body is sent as `multipart/form-data` (an audio request: its file is an UploadedFile in `body`). */
+  readonly isMultipart?: boolean | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   readonly isStream: boolean;
@@ -114,6 +116,11 @@ export interface JsonResult {
   readonly deployment: Deployment;
   /** What `bodyText` is: a chat answer, or the client protocol's own (a native call). */
   readonly api: UpstreamApi;
+  /**
+   * The answer's content type when it is not JSON: an audio request's `response_format` `text`, `srt` or `vtt`
+   * (multipart-payload.ts), passed on to the client as the provider sent it.
+   */
+  readonly contentType?: string | undefined;
 }
 
 export interface StreamResult {

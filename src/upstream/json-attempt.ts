@@ -90,7 +90,42 @@ export async function jsonAttempt(
     );
   }
   const headerEffects = lessonsFromHeaders(headers, context.deployment.provider.settings, sentAtMs);
+  // An audio request (sent as multipart) may have asked for plain text (`response_format: text`, `srt`, `vtt`).
+  if (call.contentType !== undefined && !isJsonContentType(headers)) {
+    return textAnswer(context, statusCode, headers, text, headerEffects, headersMs);
+  }
   return jsonAnswer(context, statusCode, headers, text, headerEffects, headersMs, call.endpointPath);
+}
+
+function isJsonContentType(headers: HeaderMap): boolean {
+  const type = String(headers["content-type"] ?? "");
+  return type === "" || type.includes("json");
+}
+
+/** A 2xx plain-text answer of an audio request: the transcript as the provider wrote it, with its content type. */
+function textAnswer(
+  context: AttemptContext,
+  statusCode: number,
+  headers: HeaderMap,
+  bodyText: string,
+  headerEffects: readonly Effect[],
+  headersMs: number,
+): AttemptResult {
+  return {
+    ok: true,
+    json: {
+      kind: "json",
+      status: statusCode,
+      bodyText,
+      deployment: context.deployment,
+      api: context.api,
+      contentType: String(headers["content-type"]),
+    },
+    status: statusCode,
+    effects: headerEffects,
+    usage: { promptTokens: 0, completionTokens: 0 },
+    headersMs,
+  };
 }
 
 /**
@@ -138,7 +173,8 @@ function jsonAnswer(
     json: {
       kind: "json",
       status: statusCode,
-      bodyText: ensureModelField(json, bodyText, deployment),
+      // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
+      bodyText: isAudioPath(endpointPath) ? bodyText : ensureModelField(json, bodyText, deployment),
       deployment,
       api: context.api,
     },
@@ -153,10 +189,11 @@ function jsonAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings a `data` array. Other endpoints (a native Responses call) pass.
+ * choice object; embeddings a `data` array; a transcription or translation (JSON) its `text`. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
+  if (isAudioPath(endpointPath)) return typeof json.text === "string" ? undefined : "no `text` string";
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") return undefined;
   if (!Array.isArray(json.choices)) return "no `choices` array";
   const first = firstChoice(json.choices);
@@ -179,7 +216,15 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   return undefined;
 }
 
-/** Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's `input_tokens` / `output_tokens`. */
+/** `/audio/transcriptions`, `/audio/translations` */
+function isAudioPath(endpointPath: string): boolean {
+  return endpointPath.startsWith("/audio/");
+}
+
+/**
+ * Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's (and a token-billed transcription's)
+ * `input_tokens` / `output_tokens`.
+ */
 function readUsage(json: unknown): TokenUsage {
   const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
   return {

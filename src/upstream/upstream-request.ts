@@ -4,12 +4,15 @@ import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { encodeMultipart, type MultipartPayload } from "./multipart-payload.ts";
 
 export interface UpstreamCall {
   readonly deployment: Deployment;
   /** Endpoint path below the provider's base URL, e.g. `/chat/completions` (the base URL's query goes after it). */
   readonly endpointPath: string;
-  readonly payload: string;
+  readonly payload: string | Buffer;
+  /** The payload's content type when it is not JSON (a multipart body carries its boundary here). */
+  readonly contentType?: string | undefined;
   readonly isStream: boolean;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -96,8 +99,9 @@ export function requestOptions(call: UpstreamCall): Dispatcher.DispatchOptions {
   const [key] = settings.apiKeys;
   const headers: Record<string, string> = {
     ...settings.headers,
-    "content-type": "application/json",
-    accept: call.isStream ? "text/event-stream" : "application/json",
+    "content-type": call.contentType ?? "application/json",
+    // An audio request may ask for plain text (`response_format: text`, `srt`, `vtt`): no `accept` narrows it.
+    accept: call.isStream ? "text/event-stream" : call.contentType === undefined ? "application/json" : "*/*",
     authorization: `Bearer ${key}`,
   };
   return {
@@ -130,6 +134,20 @@ export interface PayloadOptions {
   readonly api?: "chat" | "responses";
   /** Output tokens a prefill continuation's client already has (ForwardRequest.spentOutputTokens). */
   readonly spentOutputTokens?: number | undefined;
+}
+
+/**
+ * The multipart payload for one candidate of an audio request: the client's fields and file with the upstream model
+ * id and the deployment's `body:` rules (a transcription model has no output-limit rules: catalog.ts).
+ */
+export function buildMultipartPayload(
+  body: Readonly<Record<string, unknown>>,
+  options: Pick<PayloadOptions, "upstreamModelId" | "bodyRules">,
+): MultipartPayload {
+  const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
+  if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, "chat");
+  rest.model = options.upstreamModelId;
+  return encodeMultipart(rest);
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */

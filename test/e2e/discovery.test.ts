@@ -86,7 +86,7 @@ ${providerYaml("one", openAiStyle)}${providerYaml("two", googleStyle)}${provider
     const byId = new Map(listed.data.map((entry) => [entry.id, entry]));
     assert.equal(byId.get("llama-3.3-70b")?.owned_by, "one,two");
     assert.equal(byId.get("text-embedding-3-small")?.kind, "embedding");
-    assert.equal(byId.get("whisper-large-v3")?.kind, "audio");
+    assert.equal(byId.get("whisper-large-v3")?.kind, "transcription");
     assert.equal(byId.get("gemma-2-9b")?.kind, "chat");
     assert.equal(byId.get("qwen-3-32b")?.owned_by, "three");
     assert.equal(byId.get("mistral-small-2506")?.owned_by, "three");

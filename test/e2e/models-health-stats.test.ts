@@ -127,7 +127,7 @@ meta_models:
   });
 });
 
-test("a model of a kind no route serves (audio, rerank) is listed without endpoints, not with the chat routes", async (t) => {
+test("a model of a kind no route serves (speech, rerank) is listed without endpoints, not with the chat routes; a transcription model with the audio routes", async (t) => {
   const alpha = await useMock(t);
   const gateway = await useGateway(
     t,
@@ -138,6 +138,7 @@ test("a model of a kind no route serves (audio, rerank) is listed without endpoi
     models:
       chat-model: {}
       whisper-large-v3: {}
+      playai-tts: {}
       ranker: { kind: rerank }
 `,
   );
@@ -145,8 +146,10 @@ test("a model of a kind no route serves (audio, rerank) is listed without endpoi
     endpoints: string[];
   })[];
   const byId = new Map(models.map((model) => [model.id, model]));
-  assert.equal(byId.get("whisper-large-v3")?.kind, "audio");
-  assert.deepEqual(byId.get("whisper-large-v3")?.endpoints, []);
+  assert.equal(byId.get("whisper-large-v3")?.kind, "transcription");
+  assert.deepEqual(byId.get("whisper-large-v3")?.endpoints, ["/v1/audio/transcriptions", "/v1/audio/translations"]);
+  assert.equal(byId.get("playai-tts")?.kind, "audio");
+  assert.deepEqual(byId.get("playai-tts")?.endpoints, []);
   assert.deepEqual(byId.get("ranker")?.endpoints, []);
   assert.equal(byId.get("chat-model")?.endpoints.includes("/v1/chat/completions"), true);
 });

@@ -53,6 +53,8 @@ export interface RecordedRequest {
   url: string;
   headers: IncomingHttpHeaders;
   bodyText: string;
+  /** The body's bytes as received (a multipart upload's file is binary: `bodyText` would not keep it). */
+  bodyBytes: Buffer;
   /** The body parsed as JSON, or undefined when it is empty or not JSON. */
   body: unknown;
   /** When the request's headers arrived (Date.now()). */
@@ -405,10 +407,10 @@ function sseEvent(data: unknown): string {
   return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
 }
 
-async function readBody(request: IncomingMessage): Promise<string> {
+async function readBody(request: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
 
 async function runStep(
@@ -549,9 +551,9 @@ export async function startMockUpstream(options: { models?: MockModel[] } = {}):
     });
     const signal = AbortSignal.any([responseController.signal, closeController.signal]);
 
-    let bodyText: string;
+    let bodyBytes: Buffer;
     try {
-      bodyText = await readBody(incoming);
+      bodyBytes = await readBody(incoming);
     } catch {
       return; // The client went away before sending its whole body.
     }
@@ -562,8 +564,9 @@ export async function startMockUpstream(options: { models?: MockModel[] } = {}):
       path: queryStart === -1 ? url : url.slice(0, queryStart),
       url,
       headers: incoming.headers,
-      bodyText,
-      body: parseJson(bodyText),
+      bodyText: bodyBytes.toString("utf8"),
+      bodyBytes,
+      body: parseJson(bodyBytes.toString("utf8")),
       receivedAtMs,
     };
     requests.push(record);

@@ -1,0 +1,78 @@
+// The `multipart/form-data` body parser of the audio routes (`/v1/audio/transcriptions`, `/v1/audio/translations`):
+// the upload is read whole (within `server.body_limit_bytes`) and parsed by Node's own FormData parser (the one
+// `Response.formData()` uses: a multipart parser written here would be one more to get wrong), into text fields and
+// one UploadedFile, which the pipeline validates (`transcriptionBodySchema`) and the upstream side encodes again per
+// candidate (upstream/multipart-payload.ts). Every other route refuses a multipart body as it refused it before.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { UploadedFile } from "../upstream/multipart-payload.ts";
+
+/** The routes whose body is a file upload. */
+export const MULTIPART_PATHS: ReadonlySet<string> = new Set([
+  "/v1/audio/transcriptions",
+  "/audio/transcriptions",
+  "/v1/audio/translations",
+  "/audio/translations",
+]);
+
+/** Text fields of one upload beyond this many are refused: the API has about ten. */
+const MAX_FIELDS = 64;
+
+export function registerMultipartBodyParser(app: FastifyInstance): void {
+  app.addContentTypeParser("multipart/form-data", { parseAs: "buffer" }, (request, body, done) => {
+    if (!MULTIPART_PATHS.has(request.routeOptions.url ?? "")) {
+      done(
+        new InvalidRequestError(
+          "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
+          { code: "invalid_content_type" },
+        ),
+        undefined,
+      );
+      return;
+    }
+    const bytes = typeof body === "string" ? Buffer.from(body) : body;
+    parseUpload(request, bytes).then(
+      (fields) => done(null, fields),
+      (error: unknown) => done(error as Error, undefined),
+    );
+  });
+}
+
+/** Whether a request to a multipart route came as one (a JSON body there is refused by the route). */
+export function isMultipartRequest(request: FastifyRequest): boolean {
+  return /^multipart\/form-data\s*;/i.test(request.headers["content-type"] ?? "");
+}
+
+async function parseUpload(request: FastifyRequest, bytes: Buffer): Promise<Record<string, unknown>> {
+  let form: FormData;
+  try {
+    form = await new Response(bytes, { headers: { "content-type": request.headers["content-type"] ?? "" } }).formData();
+  } catch {
+    throw new InvalidRequestError(
+      "The request body is not valid multipart/form-data (a missing or wrong boundary, or a cut body).",
+      { code: "invalid_body" },
+    );
+  }
+  const fields: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  let count = 0;
+  for (const [name, value] of form) {
+    if (++count > MAX_FIELDS) {
+      throw new InvalidRequestError(`The upload has more than ${MAX_FIELDS} fields.`, { code: "invalid_body" });
+    }
+    if (typeof value !== "string") {
+      if (name !== "file" || fields.file !== undefined) {
+        throw new InvalidRequestError(
+          `\`${name.slice(0, 100)}\` is a file part: only \`file\` takes a file, and only one.`,
+          { code: "invalid_body", param: name.slice(0, 100) },
+        );
+      }
+      fields.file = new UploadedFile(value.name || "audio", value.type, Buffer.from(await value.arrayBuffer()));
+      continue;
+    }
+    const earlier = fields[name];
+    // A repeated field (`timestamp_granularities[]`) is a list, sent again as one part per element.
+    fields[name] = earlier === undefined ? value : Array.isArray(earlier) ? [...earlier, value] : [earlier, value];
+  }
+  // A plain object from here on: the pipeline's schema and body rules treat it as any parsed body.
+  return { ...fields };
+}

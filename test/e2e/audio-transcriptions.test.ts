@@ -1,0 +1,266 @@
+// `/v1/audio/transcriptions` and `/v1/audio/translations`: a multipart upload, served by transcription models with
+// failover, the file's bytes sent to each candidate unchanged, the answer passed on as JSON or plain text. The real
+// `openai` SDK is the client.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { toFile } from "openai";
+import { request } from "undici";
+import { errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
+
+const TRANSCRIBE = "POST /v1/audio/transcriptions";
+/** Every byte value, twice: a gateway that treats the upload as text (UTF-8) would change it. */
+const AUDIO = Buffer.from([...Array.from({ length: 256 }, (_, index) => index), ...Array(256).keys()]);
+
+/** The parts of a multipart body as the mock received it, parsed by Node's own FormData parser. */
+async function partsOf(recorded: RecordedRequest | undefined): Promise<FormData> {
+  assert.ok(recorded, "the upstream got no request");
+  const type = String(recorded.headers["content-type"]);
+  assert.match(type, /^multipart\/form-data; boundary=/);
+  return new Response(recorded.bodyBytes, { headers: { "content-type": type } }).formData();
+}
+
+/**
+ * A form as the bytes and content type a browser or SDK sends (encoded by Node's own `Request`): undici's
+ * `request()` with a FormData body of another undici copy never ends its body.
+ */
+async function encoded(form: FormData): Promise<{ body: Buffer; headers: Record<string, string> }> {
+  const encoder = new Request("http://localhost/", { method: "POST", body: form });
+  return {
+    body: Buffer.from(await encoder.arrayBuffer()),
+    headers: { "content-type": encoder.headers.get("content-type") ?? "" },
+  };
+}
+
+async function fileBytes(form: FormData): Promise<Buffer> {
+  const file = form.get("file");
+  assert.ok(file instanceof Blob, "no file part");
+  return Buffer.from(await file.arrayBuffer());
+}
+
+function audioRequests(mock: MockUpstream, path = "/v1/audio/transcriptions"): RecordedRequest[] {
+  return mock.requests.filter((recorded) => recorded.path === path);
+}
+
+async function twoProviders(t: Parameters<typeof useMock>[0]) {
+  const first = await useMock(t);
+  const second = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      whisper-large-v3: { id: whisper-large-v3-first }
+      chatty: { id: chat-model }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      whisper-large-v3: { id: whisper-large-v3-second }
+request_log:
+  enabled: true
+`,
+  );
+  return { first, second, gateway, client: openAiClient(gateway) };
+}
+
+describe("audio transcriptions and translations", () => {
+  test("the SDK's upload reaches the provider byte for byte, with its upstream model id, and the JSON answer comes back", async (t) => {
+    const { first, second, client } = await twoProviders(t);
+    first.enqueue(TRANSCRIBE, {
+      kind: "json",
+      body: { text: "hello from the first", usage: { type: "duration", seconds: 2 } },
+    });
+    const transcription = await client.audio.transcriptions
+      .create({
+        file: await toFile(AUDIO, 'clip "one".wav', { type: "audio/wav" }),
+        model: "whisper-large-v3",
+        language: "en",
+        timestamp_granularities: ["word", "segment"],
+        response_format: "verbose_json",
+      })
+      .withResponse();
+    assert.equal(transcription.data.text, "hello from the first");
+    assert.equal(transcription.response.headers.get("x-gateway-provider"), "first");
+    assert.equal(transcription.response.headers.get("x-gateway-model"), "whisper-large-v3-first");
+    const form = await partsOf(audioRequests(first)[0]);
+    assert.equal(form.get("model"), "whisper-large-v3-first");
+    assert.equal(form.get("language"), "en");
+    assert.equal(form.get("response_format"), "verbose_json");
+    assert.deepEqual(form.getAll("timestamp_granularities[]"), ["word", "segment"]);
+    assert.ok((await fileBytes(form)).equals(AUDIO), "the file's bytes changed on the way");
+    const file = form.get("file") as File;
+    assert.equal(file.name, 'clip "one".wav');
+    assert.equal(file.type, "audio/wav");
+    assert.equal(audioRequests(first)[0]?.headers.authorization, "Bearer sk-first-key");
+    assert.equal(audioRequests(second).length, 0);
+  });
+
+  test("a 429 fails over to the next provider, which gets the same file; the record names both attempts", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(t);
+    first.enqueue(TRANSCRIBE, {
+      kind: "json",
+      status: 429,
+      body: { error: { message: "Rate limit reached", type: "rate_limit_error" } },
+      headers: { "retry-after": "30" },
+    });
+    second.enqueue(TRANSCRIBE, { kind: "json", body: { text: "from the second" } });
+    const transcription = await client.audio.transcriptions
+      .create({ file: await toFile(AUDIO, "a.mp3", { type: "audio/mpeg" }), model: "whisper-large-v3" })
+      .withResponse();
+    assert.equal(transcription.data.text, "from the second");
+    assert.equal(transcription.response.headers.get("x-gateway-attempts"), "2");
+    const form = await partsOf(audioRequests(second)[0]);
+    assert.equal(form.get("model"), "whisper-large-v3-second");
+    assert.ok((await fileBytes(form)).equals(AUDIO));
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=10");
+    const records = (
+      listed.json as {
+        data: { endpoint: string; clientProtocol?: string; attempts: { provider: string; outcome: string }[] }[];
+      }
+    ).data;
+    const record = records.find((candidate) => candidate.endpoint === "transcriptions");
+    assert.ok(record, "no record of the transcription");
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "rate_limited"],
+        ["second", "success"],
+      ],
+    );
+    // The record never carries the audio.
+    assert.ok(!listed.text.includes(AUDIO.subarray(0, 64).toString("latin1")));
+    // The cooled-down provider is skipped for the next request.
+    second.enqueue(TRANSCRIBE, { kind: "json", body: { text: "again the second" } });
+    const again = await client.audio.transcriptions.create({
+      file: await toFile(AUDIO, "a.mp3"),
+      model: "whisper-large-v3",
+    });
+    assert.equal(again.text, "again the second");
+    assert.equal(audioRequests(first).length, 1);
+  });
+
+  test("a plain-text answer (response_format text, srt) is passed on with its content type", async (t) => {
+    const { first, gateway, client } = await twoProviders(t);
+    first.enqueue(TRANSCRIBE, { kind: "text", status: 200, body: "just the words\n" });
+    const text = await client.audio.transcriptions.create({
+      file: await toFile(AUDIO, "a.wav"),
+      model: "whisper-large-v3",
+      response_format: "text",
+    });
+    assert.equal(text, "just the words\n");
+    first.enqueue(TRANSCRIBE, {
+      kind: "text",
+      status: 200,
+      body: "1\n00:00:00,000 --> 00:00:01,000\nwords\n",
+      headers: { "content-type": "application/x-subrip" },
+    });
+    const form = new FormData();
+    form.append("model", "whisper-large-v3");
+    form.append("response_format", "srt");
+    form.append("file", new Blob([AUDIO]), "a.wav");
+    const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+      method: "POST",
+      ...(await encoded(form)),
+    });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.headers["content-type"], "application/x-subrip");
+    assert.equal(await response.body.text(), "1\n00:00:00,000 --> 00:00:01,000\nwords\n");
+  });
+
+  test("translations go to /audio/translations", async (t) => {
+    const { first, client } = await twoProviders(t);
+    first.enqueue("POST /v1/audio/translations", { kind: "json", body: { text: "in English" } });
+    const translation = await client.audio.translations.create({
+      file: await toFile(AUDIO, "a.ogg"),
+      model: "whisper-large-v3",
+    });
+    assert.equal(translation.text, "in English");
+    const form = await partsOf(audioRequests(first, "/v1/audio/translations")[0]);
+    assert.equal(form.get("model"), "whisper-large-v3-first");
+    assert.ok((await fileBytes(form)).equals(AUDIO));
+  });
+
+  test("/v1/models lists the transcription model; chat routing never uses it", async (t) => {
+    const { first, gateway, client } = await twoProviders(t);
+    const models = await client.models.list();
+    assert.ok(models.data.some((model) => model.id === "whisper-large-v3"));
+    const chat = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "whisper-large-v3", messages: [{ role: "user", content: "hi" }] },
+    });
+    assert.equal(chat.status, 400);
+    assert.equal(errorOf(chat).code, "model_not_supported");
+    assert.equal(first.requests.filter((recorded) => recorded.method === "POST").length, 0);
+  });
+
+  test("bad uploads get a clear error in OpenAI's shape and reach no provider", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    const post = async (body: FormData | string, headers: Record<string, string> = {}) => {
+      const sent = typeof body === "string" ? { body, headers } : await encoded(body);
+      const response = await request(`${gateway.url}/v1/audio/transcriptions`, { method: "POST", ...sent });
+      const text = await response.body.text();
+      return {
+        status: response.statusCode,
+        text,
+        json: JSON.parse(text) as { error: { code: string; message: string; param?: string | null } },
+      };
+    };
+    const noFile = new FormData();
+    noFile.append("model", "whisper-large-v3");
+    const missing = await post(noFile);
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.error.param, "file");
+    assert.match(missing.json.error.message, /`file` is required/);
+
+    const chatModel = new FormData();
+    chatModel.append("model", "chatty");
+    chatModel.append("file", new Blob([AUDIO]), "a.wav");
+    const wrongKind = await post(chatModel);
+    assert.equal(wrongKind.status, 400);
+    assert.equal(wrongKind.json.error.code, "model_not_supported");
+
+    const streamed = new FormData();
+    streamed.append("model", "whisper-large-v3");
+    streamed.append("stream", "true");
+    streamed.append("file", new Blob([AUDIO]), "a.wav");
+    const stream = await post(streamed);
+    assert.equal(stream.status, 400);
+    assert.match(stream.json.error.message, /`stream` is not supported/);
+
+    const twoFiles = new FormData();
+    twoFiles.append("model", "whisper-large-v3");
+    twoFiles.append("file", new Blob([AUDIO]), "a.wav");
+    twoFiles.append("other", new Blob([AUDIO]), "b.wav");
+    const extra = await post(twoFiles);
+    assert.equal(extra.status, 400);
+    assert.equal(extra.json.error.param, "other");
+
+    const json = await send(gateway, "POST", "/v1/audio/transcriptions", {
+      body: { model: "whisper-large-v3", file: "x" },
+    });
+    assert.equal(json.status, 400);
+    assert.equal(errorOf(json).code, "invalid_content_type");
+    assert.match(errorOf(json).message, /multipart\/form-data/);
+
+    const cut = await post('--zzz\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper', {
+      "content-type": "multipart/form-data; boundary=zzz",
+    });
+    assert.equal(cut.status, 400);
+    assert.equal(cut.json.error.code, "invalid_body");
+
+    // The chat route still refuses a multipart body as before.
+    const chat = new FormData();
+    chat.append("model", "chatty");
+    const chatResponse = await request(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      ...(await encoded(chat)),
+    });
+    const chatError = JSON.parse(await chatResponse.body.text()) as { error: { code: string } };
+    assert.equal(chatResponse.statusCode, 400);
+    assert.equal(chatError.error.code, "invalid_content_type");
+
+    assert.equal(audioRequests(first).length + audioRequests(second).length, 0);
+  });
+});
