@@ -264,6 +264,63 @@ providers:
     assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 4000, "the provider's chat requests get the chat name");
   });
 
+  test("a native Responses provider gets reasoning_effort as reasoning.effort and no chat-only field", async (t) => {
+    const alpha = await useMock(t);
+    // As OpenAI's /responses answers a field it does not know: a 400 naming it.
+    const chatOnly = ["reasoning_effort", "logprobs", "n", "stop", "presence_penalty", "frequency_penalty", "seed"];
+    alpha.setDefault("POST /v1/responses", (request) => {
+      const unknown = chatOnly.find((name) => name in bodyOf(request));
+      if (unknown !== undefined) {
+        const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
+        return { kind: "json", status: 400, body: { error } };
+      }
+      return { kind: "json", status: 200, body: nativeResponse("native here") };
+    });
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("chat here", "alpha-m") });
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    responses_api: native
+    body:
+      defaults: { reasoning_effort: high, top_logprobs: 2, logprobs: true, n: 1, stop: [END], seed: 7 }
+      override: { presence_penalty: 0.2, frequency_penalty: 0.1 }
+    models:
+      m: { id: alpha-m, context: 100000, reasoning: true }
+`,
+    );
+    const client = openAiClientFor(gateway);
+    const responsesSent = () => alpha.requests.filter((request) => request.path === "/v1/responses").map(bodyOf);
+    const answer = await client.responses.create({ model: "m", input: "hi", reasoning: { summary: "auto" } });
+    assert.equal(answer.output_text, "native here");
+    const first = responsesSent()[0] ?? {};
+    assert.deepEqual(
+      first.reasoning,
+      { summary: "auto", effort: "high" },
+      "the default effort, in the Responses place",
+    );
+    assert.equal(first.top_logprobs, 2, "a field both APIs have goes as written");
+    assert.deepEqual(
+      chatOnly.filter((name) => name in first),
+      [],
+    );
+    await client.responses.create({ model: "m", input: "hi", reasoning: { effort: "low" } });
+    assert.deepEqual(responsesSent()[1]?.reasoning, { effort: "low" }, "the client's own effort wins over a default");
+    // The same provider's chat requests get the rules in chat names.
+    await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    const chat = bodyOf(chatRequests(alpha)[0]);
+    assert.deepEqual(
+      [chat.reasoning_effort, chat.logprobs, chat.stop, chat.presence_penalty],
+      ["high", true, ["END"], 0.2],
+    );
+  });
+
   test("a reload that changes a deployment's rules forgets the feature it refused as not supported", async (t) => {
     const refusal: MockStep = {
       kind: "json",
