@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { applyBodyRules, mergeBodyRules, outputLimitNameOf, outputTokensFor } from "./body-rules.ts";
+import {
+  applyBodyRules,
+  mergeBodyRules,
+  outputLimitNameOf,
+  outputTokensFor,
+  providerRulesForEmbeddings,
+} from "./body-rules.ts";
 
 describe("body rules", () => {
   test("no level says anything: no rules (no work per request)", () => {
@@ -113,6 +119,20 @@ describe("body rules", () => {
     applyBodyRules(limited, bothDropped, "responses");
     assert.deepEqual(limited, {});
   });
+  test("an embedding model gets of its provider's rules the embeddings fields, and every drop", () => {
+    assert.deepEqual(
+      providerRulesForEmbeddings({
+        defaults: { temperature: 0.2, dimensions: 256, max_tokens: 4096 },
+        override: { user: "tenant-a", seed: 7 },
+        drop: ["logprobs", "encoding_format"],
+      }),
+      { defaults: { dimensions: 256 }, override: { user: "tenant-a" }, drop: ["logprobs", "encoding_format"] },
+    );
+    assert.equal(providerRulesForEmbeddings(undefined), undefined);
+    const onlyChat = providerRulesForEmbeddings({ defaults: { temperature: 0.2 } });
+    assert.equal(mergeBodyRules([onlyChat], { generatesText: false }), undefined, "nothing left: no work per request");
+  });
+
   test("a native Responses body: chat fields under another name set it there; chat-only fields are left out", () => {
     const rules = mergeBodyRules([
       {

@@ -103,6 +103,44 @@ function withoutOutputFields(fields: Readonly<Record<string, unknown>>): Record<
 }
 
 /**
+ * The fields an embeddings request takes: OpenAI's (`dimensions`, `encoding_format`, `user`) and those of the
+ * embedding APIs behind OpenAI-compatible hosts (Voyage, Cohere, NVIDIA NIM, Mistral: `input_type`, `truncate`,
+ * `truncation`, `output_dimension`, `output_dtype`, `embedding_types`; Jina: `task`, `late_chunking`,
+ * `embedding_type`, `normalized`).
+ */
+const EMBEDDING_FIELDS: ReadonlySet<string> = new Set([
+  "dimensions",
+  "encoding_format",
+  "user",
+  "input_type",
+  "truncate",
+  "truncation",
+  "output_dimension",
+  "output_dtype",
+  "embedding_types",
+  "embedding_type",
+  "task",
+  "late_chunking",
+  "normalized",
+]);
+
+/**
+ * A provider's rules as its embedding models get them: its `defaults` and `override` of the fields an embeddings
+ * request takes, and its `drop` whole (removing a field never makes a request one an API refuses). A provider's
+ * rules are written for its chat models mostly: its `defaults: { temperature: 0.2 }` went to its embeddings endpoint
+ * too, where a strict host refuses an unknown field and every embeddings request failed. A rule for an embedding
+ * model's other fields belongs on that model (or its `known_models` entry), whose rules apply as written.
+ */
+export function providerRulesForEmbeddings(level: RawBodyRules | undefined): RawBodyRules | undefined {
+  if (level === undefined) return undefined;
+  const embeddingFields = (fields: Readonly<Record<string, unknown>> | undefined) =>
+    fields === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(fields).filter(([field]) => EMBEDDING_FIELDS.has(field)));
+  return { defaults: embeddingFields(level.defaults), override: embeddingFields(level.override), drop: level.drop };
+}
+
+/**
  * Applies the rules to a body the caller owns (the attempt's shallow copy). Values are shared with the frozen
  * config, not copied: the body is serialised and thrown away, nothing writes into it.
  *
