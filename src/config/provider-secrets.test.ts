@@ -31,8 +31,8 @@ describe("body rule secrets", () => {
     base_url: http://127.0.0.1:9/v1
     api_key: sk-alpha-000000
     body:
-      override: { user: "\${TENANT_TOKEN}", service_tier: "\${TIER}", seed: "\${SEED}" }
-      defaults: { metadata: { note: "\${UNSET:-written-in-the-file}" } }
+      override: { user: "\${TENANT_TOKEN}", service_tier: "\${TIER}", seed: "\${SEED}", top_k: "\${TOP_K}" }
+      defaults: { metadata: { note: "\${UNSET:-Written1nTheFile}" } }
     known_models:
       known-m: { body: { defaults: { metadata: { project: "p-\${PROJECT_ID}" } } } }
     models:
@@ -41,7 +41,8 @@ describe("body rule secrets", () => {
 `;
   const env = {
     TENANT_TOKEN: "tenant-7Hq2Zp9Lr4VxK3",
-    TIER: "flex",
+    TIER: "priority",
+    TOP_K: "20",
     SEED: "1234567890",
     PROJECT_ID: "proj-55aa66bb",
     USER_HASH: "u-0c1d2e3f4a5b",
@@ -55,9 +56,9 @@ describe("body rule secrets", () => {
     for (const secret of alpha.bodySecrets) assert.ok(secrets.includes(secret), secret);
   });
 
-  it("leaves out short values, numbers and what the file itself wrote (a default, a literal)", () => {
+  it("leaves out settings (short values, lower-case words, numbers) and what the file wrote (a default, a literal)", () => {
     const [alpha] = parseConfigText(yaml, "test.yaml", { env }).config.providers;
-    for (const kept of ["flex", "1234567890", "written-in-the-file", "p-", "sk-alpha-000000"]) {
+    for (const kept of ["priority", "20", "1234567890", "Written1nTheFile", "p-", "sk-alpha-000000"]) {
       assert.ok(!alpha?.bodySecrets.includes(kept), kept);
     }
   });

@@ -69,11 +69,20 @@ function redactCredentialParameters(parameters: URLSearchParams): boolean {
 const MIN_BODY_SECRET_CHARS = 8;
 
 /**
+ * A setting's word, however long (`priority`, `detailed`, `retrieval.passage`, `search_document`): lower-case letters
+ * and `.`, `_`, `-` only. A token, an id or a hash has digits or capitals. Redacted, such a word would be cut out of
+ * every record, and where it is also a field name of the record (`${TIER}` = `priority`), the request log could no
+ * longer read the record back.
+ */
+const SETTING_WORD = /^[a-z._-]+$/;
+
+/**
  * The values the environment put into a provider entry's body rules (its own, its models', its `known_models`'),
- * those at least MIN_BODY_SECRET_CHARS long and not a number: every rule value is sent upstream in every body, and
- * which of them is a credential (a tenant token in `user`, an account id in `metadata`) the gateway cannot tell, but
- * one kept out of the file and passed in a variable was kept out for a reason. A number (`${SEED}` = `1234567890`)
- * stays: redacted, it would be cut out of the digits of every record's timestamps, which are then no longer JSON.
+ * but for settings: every rule value is sent upstream in every body, and which of them is a credential (a tenant
+ * token in `user`, an account id in `metadata`) the gateway cannot tell, but one kept out of the file and passed in
+ * a variable was kept out for a reason. A setting is a value shorter than MIN_BODY_SECRET_CHARS, a SETTING_WORD, or
+ * a number (`${SEED}` = `1234567890`: redacted, it would be cut out of the digits of every record's timestamps,
+ * which are then no longer JSON).
  */
 export function bodyRuleSecrets(
   entry: Pick<RawProvider, "models" | "known_models">,
@@ -84,15 +93,14 @@ export function bodyRuleSecrets(
   for (const id of Object.keys(entry.known_models ?? {})) paths.push(["known_models", id, "body"]);
   const found = new Set<string>();
   for (const path of paths) {
-    for (const value of substitutedAt(path)) {
-      if (value.length >= MIN_BODY_SECRET_CHARS && !isNumeric(value)) found.add(value);
-    }
+    for (const value of substitutedAt(path)) if (!isSetting(value)) found.add(value);
   }
   return [...found];
 }
 
-function isNumeric(value: string): boolean {
-  return value.trim() !== "" && Number.isFinite(Number(value));
+function isSetting(value: string): boolean {
+  const isNumber = value.trim() !== "" && Number.isFinite(Number(value));
+  return value.length < MIN_BODY_SECRET_CHARS || SETTING_WORD.test(value) || isNumber;
 }
 
 const secretsBySettings = new WeakMap<object, readonly string[]>();
