@@ -1,6 +1,6 @@
 // A body rule's value that came from the environment (`user: ${TENANT_TOKEN}`) is sent upstream in every body, and an
 // upstream echoes what it was sent as readily as the key: such values are redacted like the key, from the client's
-// error (JSON and in-stream), the request log and every log line. A short one (`${TIER}` = `auto`) is a setting and
+// error (JSON and in-stream, through each front door), the request log and every log line. A short one (`${TIER}` = `auto`) is a setting and
 // stays. Real gateway, scripted mock upstream over loopback, the real OpenAI SDK and plain HTTP as clients.
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
@@ -88,6 +88,18 @@ cooldowns:
   assert.match(streamed.message, /\[redacted\]/);
   assert.ok(!streamed.message.includes(TENANT_TOKEN), streamed.message);
   assert.ok(!JSON.stringify(streamed.error).includes(ACCOUNT_ID), JSON.stringify(streamed.error));
+
+  // The other front doors render the same refusal in their own shape, as redacted.
+  const messages = await send(gateway, "POST", "/v1/messages", {
+    body: { model: "m", max_tokens: 16, messages: HELLO },
+  });
+  const responses = await send(gateway, "POST", "/v1/responses", { body: { model: "m", input: "hi" } });
+  for (const answer of [messages, responses]) {
+    assert.equal(answer.status, 400, answer.text);
+    assert.match(answer.text, /invalid user \[redacted\]/, answer.text);
+    assertNoSecret(answer, TENANT_TOKEN);
+    assertNoSecret(answer, ACCOUNT_ID);
+  }
 
   // An error event after the first content: the one in-band error the client gets is redacted too.
   mock.setDefault(CHAT_ROUTE, (recorded) => ({
