@@ -12,6 +12,12 @@ export type Env = Readonly<Record<string, string | undefined>>;
  */
 export type UnsetVariablesAt = (path: readonly (string | number)[]) => readonly string[];
 
+/**
+ * The values the environment put into the value at a key path: what its `${VAR}` references (in any string, at any
+ * depth) were substituted with, as written before interpolation. Known only for a file.
+ */
+export type SubstitutedValuesAt = (path: readonly (string | number)[]) => readonly string[];
+
 export function loadEnv(cwd: string, processEnv: NodeJS.ProcessEnv = process.env): Env {
   let fileEnv: Record<string, string> = {};
   try {
@@ -63,6 +69,24 @@ export function referencedVariables(text: string): string[] {
 /** Of those, the ones without a value: they are why an interpolated value came out empty. */
 export function unsetVariables(text: string, env: Env): string[] {
   return referencedVariables(text).filter((name) => env[name] === undefined || env[name] === "");
+}
+
+/**
+ * The values of the set variables that the strings of a value as written refer to (`${VAR}`, `${VAR:-default}`), at
+ * any depth. A default is written in the file, and an unset variable put nothing in: neither is listed.
+ */
+export function substitutedValues(written: unknown, env: Env): string[] {
+  if (typeof written === "string") {
+    if (!written.includes("${")) return [];
+    return referencedVariables(written).flatMap((name) => {
+      const value = env[name];
+      return value === undefined || value === "" ? [] : [value];
+    });
+  }
+  if (Array.isArray(written)) return written.flatMap((item) => substitutedValues(item, env));
+  if (written !== null && typeof written === "object")
+    return Object.values(written).flatMap((item) => substitutedValues(item, env));
+  return [];
 }
 
 /** "environment variable A is not set", "environment variables A, B are not set". */

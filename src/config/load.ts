@@ -7,7 +7,15 @@ import type { z } from "zod";
 import { isRecord } from "../is-record.ts";
 import { allowedBearerTokens, serverKeyProblems } from "./client-keys.ts";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
-import { type Env, interpolateDeep, notSetPhrase, type UnsetVariablesAt, unsetVariables } from "./env.ts";
+import {
+  type Env,
+  interpolateDeep,
+  notSetPhrase,
+  type SubstitutedValuesAt,
+  substitutedValues,
+  type UnsetVariablesAt,
+  unsetVariables,
+} from "./env.ts";
 import { openGatewayWarnings } from "./open-gateway-warnings.ts";
 import { type PresetResolver, resolveProviders } from "./resolve-providers.ts";
 import { configSchema, providerSchema, type RawConfig, type RawProvider } from "./schema.ts";
@@ -27,6 +35,8 @@ interface LoadOptions {
   resolvePreset?: PresetResolver;
   /** Set for a file: names the unset variables behind a value that came out empty. */
   unsetVariablesAt?: UnsetVariablesAt;
+  /** Set for a file: what the environment put into the value at a key path (a body rule's secrets). */
+  substitutedValuesAt?: SubstitutedValuesAt;
 }
 
 export function loadConfigFile(path: string, options: LoadOptions): LoadedConfig {
@@ -48,7 +58,8 @@ export function parseConfigText(text: string, fileName: string, options: LoadOpt
     const written = valueAt(rawData, path);
     return typeof written === "string" ? unsetVariables(written, options.env) : [];
   };
-  return buildConfig(data as RawConfig, fileName, { ...options, unsetVariablesAt }, locate);
+  const substitutedValuesAt: SubstitutedValuesAt = (path) => substitutedValues(valueAt(rawData, path), options.env);
+  return buildConfig(data as RawConfig, fileName, { ...options, unsetVariablesAt, substitutedValuesAt }, locate);
 }
 
 /** Provider keys whose values name environment variables: `${VAR}` there would substitute a key, not a name. */

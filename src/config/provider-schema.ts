@@ -334,6 +334,11 @@ export const providerSettingsSchema = z
     responses_api: raw.responses_api.default("translate"), // how /v1/responses reaches it: as chat, or natively
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
     body: raw.body, // unset: the client's body as it is
+    /**
+     * What the environment put into the body rules' values (`${TENANT_TOKEN}`): sent upstream in every body, so
+     * redacted like the key (config/provider-secrets.ts). Not a config key: resolve-providers.ts sets it.
+     */
+    body_secrets: z.array(z.string()).default([]), // none: no rule value came from a variable
     /** By lower-cased upstream id. */
     known_models: z
       .record(z.string(), knownModelSettingsSchema)

@@ -1,7 +1,9 @@
 // What of a provider's settings is a secret to redact from every text shown, logged or recorded: its keys, the
 // values of the extra `headers` whose names say they carry a credential (Azure's `api-key`, Cloudflare AI Gateway's
 // `cf-aig-authorization`, a proxy's `x-portkey-api-key`), and such parameters of its URLs' query strings (Google's
-// `?key=` on a `model_url`): an upstream or a proxy echoes those as readily as the key.
+// `?key=` on a `model_url`), and what the environment put into its body rules (`user: ${TENANT_TOKEN}`): an upstream
+// or a proxy echoes those as readily as the key.
+import type { RawProvider } from "./schema.ts";
 import type { ProviderSettings } from "./types.ts";
 
 /** Header and query parameter names that carry a credential (`referer`, `x-title`, `task` do not). */
@@ -59,18 +61,60 @@ function redactCredentialParameters(parameters: URLSearchParams): boolean {
   return isChanged;
 }
 
+/**
+ * A variable's value shorter than this in a body rule is taken for a setting, not a secret (`${EFFORT}` = `high`,
+ * `${REGION}` = `eu-west`): redacted, it would be cut out of every answer and record that says the word. As for hand-
+ * chosen client keys (pipeline/logged-secrets.ts).
+ */
+const MIN_BODY_SECRET_CHARS = 8;
+
+/**
+ * A setting's word, however long (`priority`, `detailed`, `retrieval.passage`, `search_document`): lower-case letters
+ * and `.`, `_`, `-` only. A token, an id or a hash has digits or capitals. Redacted, such a word would be cut out of
+ * every record, and where it is also a field name of the record (`${TIER}` = `priority`), the request log could no
+ * longer read the record back.
+ */
+const SETTING_WORD = /^[a-z._-]+$/;
+
+/**
+ * The values the environment put into a provider entry's body rules (its own, its models', its `known_models`'),
+ * but for settings: every rule value is sent upstream in every body, and which of them is a credential (a tenant
+ * token in `user`, an account id in `metadata`) the gateway cannot tell, but one kept out of the file and passed in
+ * a variable was kept out for a reason. A setting is a value shorter than MIN_BODY_SECRET_CHARS, a SETTING_WORD, or
+ * a number (`${SEED}` = `1234567890`: redacted, it would be cut out of the digits of every record's timestamps,
+ * which are then no longer JSON).
+ */
+export function bodyRuleSecrets(
+  entry: Pick<RawProvider, "models" | "known_models">,
+  substitutedAt: (path: readonly (string | number)[]) => readonly string[],
+): readonly string[] {
+  const paths: (string | number)[][] = [["body"]];
+  for (const name of Object.keys(entry.models ?? {})) paths.push(["models", name, "body"]);
+  for (const id of Object.keys(entry.known_models ?? {})) paths.push(["known_models", id, "body"]);
+  const found = new Set<string>();
+  for (const path of paths) {
+    for (const value of substitutedAt(path)) if (!isSetting(value)) found.add(value);
+  }
+  return [...found];
+}
+
+function isSetting(value: string): boolean {
+  const isNumber = value.trim() !== "" && Number.isFinite(Number(value));
+  return value.length < MIN_BODY_SECRET_CHARS || SETTING_WORD.test(value) || isNumber;
+}
+
 const secretsBySettings = new WeakMap<object, readonly string[]>();
 
 /**
- * The provider's keys, credential header values (also a value's part after its scheme: `Bearer <token>`) and
- * credential query parameters of its URLs.
+ * The provider's keys, credential header values (also a value's part after its scheme: `Bearer <token>`),
+ * credential query parameters of its URLs and what the environment put into its body rules (bodyRuleSecrets).
  */
 export function providerSecretsOf(
-  settings: Pick<ProviderSettings, "apiKeys" | "headers" | "baseUrl" | "modelUrl">,
+  settings: Pick<ProviderSettings, "apiKeys" | "headers" | "baseUrl" | "modelUrl" | "bodySecrets">,
 ): readonly string[] {
   let secrets = secretsBySettings.get(settings);
   if (secrets === undefined) {
-    const found = new Set<string>(settings.apiKeys);
+    const found = new Set<string>([...settings.apiKeys, ...settings.bodySecrets]);
     for (const url of [settings.baseUrl, settings.modelUrl]) {
       for (const value of credentialQueryValues(url)) {
         found.add(value);

@@ -2,7 +2,8 @@
 // names, skipped providers (disabled, key or required variable unset), key expansion. What cannot live in the
 // schema, because it needs the presets, the environment or more than one entry at once.
 import type { ConfigIssue } from "./config-error.ts";
-import { type Env, lookalikeVariablesHint, type UnsetVariablesAt } from "./env.ts";
+import { type Env, lookalikeVariablesHint, type SubstitutedValuesAt, type UnsetVariablesAt } from "./env.ts";
+import { bodyRuleSecrets } from "./provider-secrets.ts";
 import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
 import type { ProviderSettings } from "./types.ts";
 import type { Locate } from "./yaml-source.ts";
@@ -21,6 +22,8 @@ interface ProviderOptions {
   readonly resolvePreset?: PresetResolver | undefined;
   /** Names the variables behind an `api_key: ${...}` that came out empty. */
   readonly unsetVariablesAt?: UnsetVariablesAt | undefined;
+  /** What the environment put into a value (the secrets of body rules written with `${...}`). */
+  readonly substitutedValuesAt?: SubstitutedValuesAt | undefined;
 }
 
 interface ResolvedProviders {
@@ -89,6 +92,10 @@ export function resolveProviders(
         `provider "${name}": environment variable ${missing.join(", ")} is not set; using its other keys`,
       );
     }
+    const bodySecrets = bodyRuleSecrets(
+      entry,
+      (path) => options.substitutedValuesAt?.(["providers", index, ...path]) ?? [],
+    );
     for (const { key, position, variable } of keys) {
       if (hasControlCharacter(key)) {
         // Refused here rather than failing every request later (and being counted against the provider).
@@ -112,7 +119,7 @@ export function resolveProviders(
         }
         names.set(keyName, index);
       }
-      result.providers.push(settingsOf(provider, keyName, key, presetOrigin));
+      result.providers.push(settingsOf(provider, keyName, key, presetOrigin, bodySecrets));
     }
   }
   return result;
@@ -222,8 +229,15 @@ function settingsOf(
   name: string,
   apiKey: string,
   presetOrigin: { preset: string; by: "name" | "base_url" } | undefined,
+  bodySecrets: readonly string[],
 ): ProviderSettings {
-  return providerSettingsSchema.parse({ ...provider, name, api_key: apiKey, preset_origin: presetOrigin });
+  return providerSettingsSchema.parse({
+    ...provider,
+    name,
+    api_key: apiKey,
+    preset_origin: presetOrigin,
+    body_secrets: bodySecrets,
+  });
 }
 
 /**

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { applyBodyRules, mergeBodyRules, outputLimitNameOf, outputTokensFor } from "./body-rules.ts";
+import {
+  applyBodyRules,
+  mergeBodyRules,
+  outputLimitNameOf,
+  outputTokensFor,
+  providerRulesForEmbeddings,
+} from "./body-rules.ts";
 
 describe("body rules", () => {
   test("no level says anything: no rules (no work per request)", () => {
@@ -113,6 +119,71 @@ describe("body rules", () => {
     applyBodyRules(limited, bothDropped, "responses");
     assert.deepEqual(limited, {});
   });
+  test("an embedding model gets of its provider's rules the embeddings fields, and every drop", () => {
+    assert.deepEqual(
+      providerRulesForEmbeddings({
+        defaults: { temperature: 0.2, dimensions: 256, max_tokens: 4096 },
+        override: { user: "tenant-a", seed: 7 },
+        drop: ["logprobs", "encoding_format"],
+      }),
+      { defaults: { dimensions: 256 }, override: { user: "tenant-a" }, drop: ["logprobs", "encoding_format"] },
+    );
+    assert.equal(providerRulesForEmbeddings(undefined), undefined);
+    const onlyChat = providerRulesForEmbeddings({ defaults: { temperature: 0.2 } });
+    assert.equal(mergeBodyRules([onlyChat], { generatesText: false }), undefined, "nothing left: no work per request");
+  });
+
+  test("a native Responses body: chat fields under another name set it there; chat-only fields are left out", () => {
+    const rules = mergeBodyRules([
+      {
+        defaults: {
+          reasoning_effort: "high",
+          verbosity: "low",
+          temperature: 0.6,
+          top_logprobs: 3,
+          top_k: 20,
+          ...{ logprobs: true, n: 2, stop: ["END"], presence_penalty: 0.5, frequency_penalty: 0.1, seed: 7 },
+        },
+      },
+    ]);
+    assert.ok(rules !== undefined);
+    const bare: Record<string, unknown> = { input: "hi" };
+    applyBodyRules(bare, rules, "responses");
+    assert.deepEqual(bare, {
+      input: "hi",
+      reasoning: { effort: "high" },
+      text: { verbosity: "low" },
+      temperature: 0.6,
+      top_logprobs: 3,
+      top_k: 20, // a name neither API has: the host's own, sent as written
+    });
+    // The client's own effort wins over a default; its other members stay; its objects are copied, never written.
+    const reasoning = Object.freeze({ effort: "low", summary: "auto" });
+    const text = Object.freeze({ format: { type: "text" } });
+    const own: Record<string, unknown> = { input: "hi", reasoning, text };
+    applyBodyRules(own, rules, "responses");
+    assert.deepEqual(own.reasoning, { effort: "low", summary: "auto" });
+    assert.deepEqual(own.text, { format: { type: "text" }, verbosity: "low" });
+    // Chat bodies keep the chat names.
+    const chat: Record<string, unknown> = {};
+    applyBodyRules(chat, rules);
+    assert.equal(chat.reasoning_effort, "high");
+    assert.equal(chat.logprobs, true);
+
+    const overridden = mergeBodyRules([{ override: { reasoning_effort: "minimal" } }]);
+    assert.ok(overridden !== undefined);
+    const replaced: Record<string, unknown> = { reasoning };
+    applyBodyRules(replaced, overridden, "responses");
+    assert.deepEqual(replaced.reasoning, { effort: "minimal", summary: "auto" });
+
+    const dropped = mergeBodyRules([{ drop: ["reasoning_effort", "verbosity"] }]);
+    assert.ok(dropped !== undefined);
+    const keptSummary: Record<string, unknown> = { reasoning, text: { verbosity: "high" } };
+    applyBodyRules(keptSummary, dropped, "responses");
+    assert.deepEqual(keptSummary, { reasoning: { summary: "auto" } }, "an object left empty goes too");
+    assert.deepEqual(reasoning, { effort: "low", summary: "auto" });
+  });
+
   test("the output tokens counted when the name of the client's limit is known: exactly what the rules leave", () => {
     const capped = { body: mergeBodyRules([{ override: { max_tokens: 512 } }]) };
     assert.equal(outputTokensFor(capped, 32000, "max_tokens"), 512, "the override replaces the client's own");

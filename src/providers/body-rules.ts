@@ -9,6 +9,7 @@
 // each attempt's body in this order: drop, then defaults where the field is absent (or null), then override. The output limit is one setting under two names (`max_tokens`, and
 // `max_completion_tokens`, which newer OpenAI models take): a default for either fills in only when the body has
 // neither, so that a client's own limit is never joined by a second, conflicting one.
+import { applyResponsesRules, type ResponsesBodyRules, responsesRulesOf } from "./responses-body-rules.ts";
 
 /** A level as written and validated (config/provider-schema.ts `bodyRulesSchema`). */
 export interface RawBodyRules {
@@ -28,6 +29,8 @@ export interface BodyRules {
    * tokens than the provider may reserve.
    */
   readonly outputTokens: (requested: number) => number;
+  /** The same rules for a `responses_api: native` provider's Responses body (responses-body-rules.ts). */
+  readonly responses: ResponsesBodyRules;
 }
 
 /** Chat's output limit, under its two names: `max_tokens`, and `max_completion_tokens`, which newer OpenAI models take. */
@@ -79,18 +82,72 @@ export function mergeBodyRules(
     }
   }
   if (isEmpty) return undefined;
-  return { defaults, override, drop, outputTokens: outputTokensUnder(defaults, override, drop) };
+  return {
+    defaults,
+    override,
+    drop,
+    outputTokens: outputTokensUnder(defaults, override, drop),
+    responses: responsesRulesOf({
+      defaults: withoutOutputFields(defaults),
+      override: withoutOutputFields(override),
+      drop: drop.filter((field) => !isOutputField(field)),
+      outputDefault: largestTokens(defaults),
+      outputOverride: largestTokens(override),
+      isOutputDropped: OUTPUT_FIELDS.every((field) => drop.includes(field)),
+    }),
+  };
+}
+
+function withoutOutputFields(fields: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).filter(([field]) => !isOutputField(field)));
+}
+
+/**
+ * The fields an embeddings request takes: OpenAI's (`dimensions`, `encoding_format`, `user`) and those of the
+ * embedding APIs behind OpenAI-compatible hosts (Voyage, Cohere, NVIDIA NIM, Mistral: `input_type`, `truncate`,
+ * `truncation`, `output_dimension`, `output_dtype`, `embedding_types`; Jina: `task`, `late_chunking`,
+ * `embedding_type`, `normalized`).
+ */
+const EMBEDDING_FIELDS: ReadonlySet<string> = new Set([
+  "dimensions",
+  "encoding_format",
+  "user",
+  "input_type",
+  "truncate",
+  "truncation",
+  "output_dimension",
+  "output_dtype",
+  "embedding_types",
+  "embedding_type",
+  "task",
+  "late_chunking",
+  "normalized",
+]);
+
+/**
+ * A provider's rules as its embedding models get them: its `defaults` and `override` of the fields an embeddings
+ * request takes, and its `drop` whole (removing a field never makes a request one an API refuses). A provider's
+ * rules are written for its chat models mostly: its `defaults: { temperature: 0.2 }` went to its embeddings endpoint
+ * too, where a strict host refuses an unknown field and every embeddings request failed. A rule for an embedding
+ * model's other fields belongs on that model (or its `known_models` entry), whose rules apply as written.
+ */
+export function providerRulesForEmbeddings(level: RawBodyRules | undefined): RawBodyRules | undefined {
+  if (level === undefined) return undefined;
+  const embeddingFields = (fields: Readonly<Record<string, unknown>> | undefined) =>
+    fields === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(fields).filter(([field]) => EMBEDDING_FIELDS.has(field)));
+  return { defaults: embeddingFields(level.defaults), override: embeddingFields(level.override), drop: level.drop };
 }
 
 /**
  * Applies the rules to a body the caller owns (the attempt's shallow copy). Values are shared with the frozen
  * config, not copied: the body is serialised and thrown away, nothing writes into it.
  *
- * `api: "responses"`: the body is a Responses request going to a `responses_api: native` provider, whose one output
- * limit is `max_output_tokens`. A rule's `max_tokens` / `max_completion_tokens` is written for the provider's chat
- * requests and would be an unknown parameter there (OpenAI refuses it with a 400, so a provider-wide
- * `defaults: { max_tokens }` failed every native Responses request): it sets `max_output_tokens` instead, with the
- * value the budgets and the context fit count (the larger where both names are given), and both names dropped drop it.
+ * `api: "responses"`: the body is a Responses request going to a `responses_api: native` provider, and gets the
+ * rules in its names (responses-body-rules.ts): a rule's `max_tokens` / `max_completion_tokens` sets its
+ * `max_output_tokens` instead, with the value the budgets and the context fit count (the larger where both names are
+ * given), and both names dropped drop it; `reasoning_effort` is `reasoning.effort`; a chat-only field is left out.
  */
 export function applyBodyRules(
   body: Record<string, unknown>,
@@ -98,7 +155,7 @@ export function applyBodyRules(
   api: "chat" | "responses" = "chat",
 ): void {
   if (api === "responses") {
-    applyToResponsesBody(body, rules);
+    applyResponsesRules(body, rules.responses);
     return;
   }
   for (const field of rules.drop) delete body[field];
@@ -110,29 +167,12 @@ export function applyBodyRules(
   for (const field in rules.override) body[field] = rules.override[field];
 }
 
-const RESPONSES_OUTPUT_FIELD = "max_output_tokens";
-
 /**
  * Not in the body, or null. An own property only: a body is a plain object, and a field named like one of its
  * prototype's members (`toString`, `constructor`) read through it was a function, never absent, so it never filled in.
  */
 function isAbsent(body: Readonly<Record<string, unknown>>, field: string): boolean {
   return !Object.hasOwn(body, field) || body[field] === undefined || body[field] === null;
-}
-
-function applyToResponsesBody(body: Record<string, unknown>, rules: BodyRules): void {
-  for (const field of rules.drop) if (!isOutputField(field)) delete body[field];
-  if (OUTPUT_FIELDS.every((field) => rules.drop.includes(field))) delete body[RESPONSES_OUTPUT_FIELD];
-  for (const field in rules.defaults) {
-    if (isOutputField(field)) continue;
-    if (isAbsent(body, field)) body[field] = rules.defaults[field];
-  }
-  const outputDefault = largestTokens(rules.defaults);
-  if (outputDefault !== undefined && isAbsent(body, RESPONSES_OUTPUT_FIELD))
-    body[RESPONSES_OUTPUT_FIELD] = outputDefault;
-  for (const field in rules.override) if (!isOutputField(field)) body[field] = rules.override[field];
-  const outputOverride = largestTokens(rules.override);
-  if (outputOverride !== undefined) body[RESPONSES_OUTPUT_FIELD] = outputOverride;
 }
 
 /** The larger of the output limits `fields` gives under either chat name; undefined when it gives none. */

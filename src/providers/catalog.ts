@@ -2,7 +2,7 @@
 // addresses one. Built once per config (and per discovery refresh), then read-only: swapping the config at run
 // time means building a new Catalog and replacing the reference.
 import type { ModelKind, ModelSettings, ProviderSettings } from "../config/types.ts";
-import { type BodyRules, mergeBodyRules } from "./body-rules.ts";
+import { type BodyRules, mergeBodyRules, providerRulesForEmbeddings } from "./body-rules.ts";
 import { modelKind, normaliseModelName } from "./model-names.ts";
 
 export interface ProviderRuntime {
@@ -179,7 +179,9 @@ export function buildCatalog(
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
       const kind = model.kind ?? modelKind(model.id);
-      const bodyLevels = [settings.body, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
+      // An embedding model gets of its provider's rules only what an embeddings request takes (body-rules.ts).
+      const providerLevel = kind === "chat" ? settings.body : providerRulesForEmbeddings(settings.body);
+      const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       deployments.push({
         index: deployments.length,
         key,

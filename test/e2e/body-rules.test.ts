@@ -67,6 +67,16 @@ function nativeResponse(text: string) {
   };
 }
 
+/** An embeddings answer as OpenAI gives one: one vector. */
+function embeddingAnswer() {
+  return {
+    object: "list",
+    data: [{ object: "embedding", index: 0, embedding: [0.1, 0.2] }],
+    model: "alpha-emb",
+    usage: { prompt_tokens: 600, total_tokens: 600 },
+  };
+}
+
 function bodyOf(request: { body?: unknown } | undefined): Record<string, unknown> {
   const body = request?.body;
   assert.ok(body !== null && typeof body === "object" && !Array.isArray(body), "an upstream request with a JSON body");
@@ -181,8 +191,16 @@ describe("body rules change what one deployment is sent", () => {
     assert.equal(chatRequests(beta).length, 1);
   });
 
-  test("a provider's output-limit rules are for its chat models: its embedding model is neither sent nor charged one", async (t) => {
+  test("a provider's chat rules stay off its embedding model: no output limit sent or charged, no chat field sent", async (t) => {
     const alpha = await useMock(t);
+    // As a strict embeddings API answers a field it does not take (before, every embeddings request got this 400).
+    const embeddingFields = ["model", "input", "dimensions", "encoding_format", "user", "input_type", "truncate"];
+    alpha.setDefault("POST /v1/embeddings", (request) => {
+      const unknown = Object.keys(bodyOf(request)).find((name) => !embeddingFields.includes(name));
+      if (unknown === undefined) return { kind: "json", status: 200, body: embeddingAnswer() };
+      const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
+      return { kind: "json", status: 400, body: { error } };
+    });
     const gateway = await useGateway(
       t,
       `server:
@@ -194,29 +212,36 @@ providers:
     api_key: sk-alpha-secret
     retries: 0
     body:
-      defaults: { max_tokens: 4000, seed: 7 }
-      override: { max_completion_tokens: 3000 }
+      defaults: { max_tokens: 4000, seed: 7, temperature: 0.2, dimensions: 256 }
+      override: { max_completion_tokens: 3000, user: tenant-a }
+      drop: [encoding_format]
     models:
       m: { id: alpha-m }
-      emb: { id: alpha-emb, kind: embedding, context: 1000 }
+      emb: { id: alpha-emb, kind: embedding, context: 1000, body: { defaults: { input_type: passage, truncate: END } } }
 `,
     );
     // About 600 tokens: it fits the 1000-token window, but not with 4000 "output" tokens added to it.
     const input = "word ".repeat(600);
-    const answer = await send(gateway, "POST", "/v1/embeddings", { body: { model: "emb", input } });
+    const answer = await send(gateway, "POST", "/v1/embeddings", {
+      body: { model: "emb", input, encoding_format: "base64" },
+    });
     assert.equal(answer.status, 200, answer.text);
     const embeddingRequests = alpha.requests.filter((request) => request.path.endsWith("/embeddings"));
-    const sent = bodyOf(embeddingRequests[0]);
-    assert.equal(
-      "max_tokens" in sent || "max_completion_tokens" in sent,
-      false,
-      "no output limit to an embeddings API",
-    );
-    assert.equal(sent.seed, 7, "the provider's other rules still apply");
-    assert.equal(sent.input, input);
+    assert.deepEqual(bodyOf(embeddingRequests[0]), {
+      model: "alpha-emb",
+      input,
+      dimensions: 256,
+      user: "tenant-a",
+      input_type: "passage",
+      truncate: "END",
+    });
     await openAiClientFor(gateway).chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
     const chat = bodyOf(chatRequests(alpha)[0]);
-    assert.deepEqual([chat.max_tokens, chat.max_completion_tokens], [4000, 3000], "the chat model gets both");
+    assert.deepEqual(
+      [chat.max_tokens, chat.max_completion_tokens, chat.seed, chat.temperature],
+      [4000, 3000, 7, 0.2],
+      "the chat model gets them all",
+    );
   });
 
   test("a native Responses provider gets the rules' output limit as max_output_tokens, not a chat name it refuses", async (t) => {
@@ -262,6 +287,63 @@ providers:
     assert.equal(own?.max_output_tokens, 50, "the client's own limit, not the default");
     await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
     assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 4000, "the provider's chat requests get the chat name");
+  });
+
+  test("a native Responses provider gets reasoning_effort as reasoning.effort and no chat-only field", async (t) => {
+    const alpha = await useMock(t);
+    // As OpenAI's /responses answers a field it does not know: a 400 naming it.
+    const chatOnly = ["reasoning_effort", "logprobs", "n", "stop", "presence_penalty", "frequency_penalty", "seed"];
+    alpha.setDefault("POST /v1/responses", (request) => {
+      const unknown = chatOnly.find((name) => name in bodyOf(request));
+      if (unknown !== undefined) {
+        const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
+        return { kind: "json", status: 400, body: { error } };
+      }
+      return { kind: "json", status: 200, body: nativeResponse("native here") };
+    });
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("chat here", "alpha-m") });
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    responses_api: native
+    body:
+      defaults: { reasoning_effort: high, top_logprobs: 2, logprobs: true, n: 1, stop: [END], seed: 7 }
+      override: { presence_penalty: 0.2, frequency_penalty: 0.1 }
+    models:
+      m: { id: alpha-m, context: 100000, reasoning: true }
+`,
+    );
+    const client = openAiClientFor(gateway);
+    const responsesSent = () => alpha.requests.filter((request) => request.path === "/v1/responses").map(bodyOf);
+    const answer = await client.responses.create({ model: "m", input: "hi", reasoning: { summary: "auto" } });
+    assert.equal(answer.output_text, "native here");
+    const first = responsesSent()[0] ?? {};
+    assert.deepEqual(
+      first.reasoning,
+      { summary: "auto", effort: "high" },
+      "the default effort, in the Responses place",
+    );
+    assert.equal(first.top_logprobs, 2, "a field both APIs have goes as written");
+    assert.deepEqual(
+      chatOnly.filter((name) => name in first),
+      [],
+    );
+    await client.responses.create({ model: "m", input: "hi", reasoning: { effort: "low" } });
+    assert.deepEqual(responsesSent()[1]?.reasoning, { effort: "low" }, "the client's own effort wins over a default");
+    // The same provider's chat requests get the rules in chat names.
+    await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    const chat = bodyOf(chatRequests(alpha)[0]);
+    assert.deepEqual(
+      [chat.reasoning_effort, chat.logprobs, chat.stop, chat.presence_penalty],
+      ["high", true, ["END"], 0.2],
+    );
   });
 
   test("a reload that changes a deployment's rules forgets the feature it refused as not supported", async (t) => {
