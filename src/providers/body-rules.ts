@@ -125,19 +125,39 @@ const EMBEDDING_FIELDS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * A provider's rules as its embedding models get them: its `defaults` and `override` of the fields an embeddings
- * request takes, and its `drop` whole (removing a field never makes a request one an API refuses). A provider's
- * rules are written for its chat models mostly: its `defaults: { temperature: 0.2 }` went to its embeddings endpoint
- * too, where a strict host refuses an unknown field and every embeddings request failed. A rule for an embedding
- * model's other fields belongs on that model (or its `known_models` entry), whose rules apply as written.
+ * The fields a speech-to-text upload takes (`/audio/transcriptions`, `/audio/translations`: OpenAI's, which Groq and
+ * the other hosts follow).
  */
-export function providerRulesForEmbeddings(level: RawBodyRules | undefined): RawBodyRules | undefined {
+const TRANSCRIPTION_FIELDS: ReadonlySet<string> = new Set([
+  "language",
+  "prompt",
+  "response_format",
+  "temperature",
+  "timestamp_granularities[]",
+  "include[]",
+  "chunking_strategy",
+  "user",
+]);
+
+/**
+ * A provider's rules as its embedding models (or transcription models: `fields` `transcription`) get them: its
+ * `defaults` and `override` of the fields such a request takes, and its `drop` whole (removing a field never makes a
+ * request one an API refuses). A provider's rules are written for its chat models mostly: its `defaults: {
+ * temperature: 0.2 }` went to its embeddings endpoint too, where a strict host refuses an unknown field and every
+ * embeddings request failed. A rule for such a model's other fields belongs on that model (or its `known_models`
+ * entry), whose rules apply as written.
+ */
+export function providerRulesForEmbeddings(
+  level: RawBodyRules | undefined,
+  fields: "embedding" | "transcription" = "embedding",
+): RawBodyRules | undefined {
   if (level === undefined) return undefined;
-  const embeddingFields = (fields: Readonly<Record<string, unknown>> | undefined) =>
-    fields === undefined
+  const allowed = fields === "embedding" ? EMBEDDING_FIELDS : TRANSCRIPTION_FIELDS;
+  const keep = (values: Readonly<Record<string, unknown>> | undefined) =>
+    values === undefined
       ? undefined
-      : Object.fromEntries(Object.entries(fields).filter(([field]) => EMBEDDING_FIELDS.has(field)));
-  return { defaults: embeddingFields(level.defaults), override: embeddingFields(level.override), drop: level.drop };
+      : Object.fromEntries(Object.entries(values).filter(([field]) => allowed.has(field)));
+  return { defaults: keep(level.defaults), override: keep(level.override), drop: level.drop };
 }
 
 /**

@@ -179,8 +179,11 @@ export function buildCatalog(
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
       const kind = model.kind ?? modelKind(model.id);
-      // An embedding model gets of its provider's rules only what an embeddings request takes (body-rules.ts).
-      const providerLevel = kind === "chat" ? settings.body : providerRulesForEmbeddings(settings.body);
+      // An embedding (transcription) model gets of its provider's rules only what its requests take (body-rules.ts).
+      const providerLevel =
+        kind === "chat"
+          ? settings.body
+          : providerRulesForEmbeddings(settings.body, kind === "transcription" ? "transcription" : "embedding");
       const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       deployments.push({
         index: deployments.length,

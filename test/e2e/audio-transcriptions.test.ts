@@ -170,6 +170,37 @@ describe("audio transcriptions and translations", () => {
     assert.equal(await response.body.text(), "1\n00:00:00,000 --> 00:00:01,000\nwords\n");
   });
 
+  test("body rules: the provider's chat-only fields stay out of the upload, its transcription fields and the model's own go in", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: solo
+    base_url: ${mock.baseUrl}
+    api_key: sk-solo-key
+    body:
+      defaults: { reasoning_effort: high, language: fr, temperature: 0.2 }
+    models:
+      whisper-large-v3:
+        body: { override: { response_format: verbose_json, "timestamp_granularities[]": [word, segment] } }
+`,
+    );
+    mock.enqueue(TRANSCRIBE, { kind: "json", body: { text: "bonjour" } });
+    const answer = await openAiClient(gateway).audio.transcriptions.create({
+      file: await toFile(AUDIO, "a.wav"),
+      model: "whisper-large-v3",
+      language: "de",
+    });
+    assert.equal(answer.text, "bonjour");
+    const form = await partsOf(audioRequests(mock)[0]);
+    assert.equal(form.get("reasoning_effort"), null);
+    assert.equal(form.get("language"), "de", "a default must not replace the client's own field");
+    assert.equal(form.get("temperature"), "0.2");
+    assert.equal(form.get("response_format"), "verbose_json");
+    assert.deepEqual(form.getAll("timestamp_granularities[]"), ["word", "segment"]);
+    assert.ok((await fileBytes(form)).equals(AUDIO));
+  });
+
   test("translations go to /audio/translations", async (t) => {
     const { first, client } = await twoProviders(t);
     first.enqueue("POST /v1/audio/translations", { kind: "json", body: { text: "in English" } });
