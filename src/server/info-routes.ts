@@ -99,7 +99,7 @@ export function registerInfoRoutes(
         code: "invalid_value",
       });
     }
-    const kind = query.kind === "embedding" ? "embedding" : "chat";
+    const kind = query.kind === "embedding" || query.kind === "transcription" ? query.kind : "chat";
     const promptTokens = query.tokens === undefined ? undefined : Number(query.tokens);
     if (promptTokens !== undefined && !(Number.isInteger(promptTokens) && promptTokens >= 0)) {
       throw new InvalidRequestError("Query parameter `tokens` must be a whole number of tokens, e.g. tokens=20000", {

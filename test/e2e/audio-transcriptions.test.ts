@@ -224,6 +224,11 @@ describe("audio transcriptions and translations", () => {
     assert.equal(chat.status, 400);
     assert.equal(errorOf(chat).code, "model_not_supported");
     assert.equal(first.requests.filter((recorded) => recorded.method === "POST").length, 0);
+    // The route explanation plans a transcription when asked for that kind.
+    const route = await send(gateway, "GET", "/v1/gateway/route?model=whisper-large-v3&kind=transcription");
+    assert.equal(route.status, 200, route.text);
+    const plan = route.json as { candidates: { provider: string; upstream_id: string }[] };
+    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
   });
 
   test("bad uploads get a clear error in OpenAI's shape and reach no provider", async (t) => {
