@@ -1,7 +1,7 @@
 // The exact-match answer cache (`cache.enabled`): a successful answer of chat, completions or embeddings (a JSON
 // body, or a stream's chunks) is kept for `cache.ttl_ms` and given again, without an upstream call, to the same
 // request: the same endpoint, the same named client and the same body (after parsing: whitespace and number
-// spelling do not matter, key order does). Free tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
+// spelling do not matter, key order does), on a config that decides answers the same (answer-fingerprint.ts). Free tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
 // Exact match only, on purpose: a "similar" prompt is a different question, and a wrong cached answer is worse
 // than a spent request. Kept in this process's memory, or with `state.redis_url` in Redis (shared by the
 // replicas; state/redis-answer-rows.ts); bounded by count and size either way, oldest dropped first.
@@ -49,11 +49,14 @@ export function isCacheableEndpoint(endpoint: string): boolean {
 }
 
 /**
- * The cache key: a SHA-256 of the endpoint, the client's name and the parsed body. The client is part of it so
- * that one named client can never learn, from a fast answer, what another one asked.
+ * The cache key: a SHA-256 of the config's fingerprint (answer-fingerprint.ts: what the request is turned into
+ * upstream), the endpoint, the client's name and the parsed body. The client is part of it so that one named
+ * client can never learn, from a fast answer, what another one asked.
  */
-export function cacheKey(endpoint: string, client: string | undefined, body: unknown): string {
+export function cacheKey(fingerprint: string, endpoint: string, client: string | undefined, body: unknown): string {
   return createHash("sha256")
+    .update(fingerprint)
+    .update("\u0000")
     .update(endpoint)
     .update("\u0000")
     .update(client ?? "")
@@ -95,7 +98,11 @@ export interface AnswerStore {
   put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, nowMs: number): void;
   /** Drops every answer (`POST /admin/cache/clear`): how many there were. */
   clear(): Promise<number>;
-  /** Drops every answer without waiting or failing (a config reload). */
+  /**
+   * A config reload changed the fingerprint (answer-fingerprint.ts) or turned the cache off: drops the answers this
+   * process alone holds, never waiting or failing. Shared rows stay: replicas still on that config give them, and
+   * they age out for the others.
+   */
   reset(): void;
 }
 
@@ -218,9 +225,7 @@ export class SharedAnswerCache implements AnswerStore {
     return dropped;
   }
 
-  reset(): void {
-    this.clear().catch(() => {});
-  }
+  reset(): void {}
 }
 
 /** A shared row as an answer; anything else (another version's row, a damaged one) is no answer. */

@@ -4,6 +4,7 @@ import { isRecord } from "../is-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { JsonResult, StreamResult } from "../upstream/forward-types.ts";
 import { type CachedAnswer, cacheKey, isCacheableEndpoint } from "./answer-cache.ts";
+import { answerFingerprint } from "./answer-fingerprint.ts";
 import { answerText } from "./answer-text.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import {
@@ -25,7 +26,8 @@ export function answerCacheKey(
   if (!snapshot.config.cache.enabled) return undefined;
   // A native Responses call's answer carries its own ids (kept ones would repeat them).
   if (context.native !== undefined || context.cacheDirective === "no-store") return undefined;
-  return isCacheableEndpoint(endpoint.name) ? cacheKey(endpoint.name, context.client, body) : undefined;
+  if (!isCacheableEndpoint(endpoint.name)) return undefined;
+  return cacheKey(answerFingerprint(snapshot), endpoint.name, context.client, body);
 }
 
 /**
