@@ -20,9 +20,6 @@ export interface CacheSettings {
   readonly maxBytes: number;
 }
 
-/** What a client asked of the cache (`Cache-Control` request header): `no-cache` looks nothing up, `no-store` neither stores. */
-export type CacheDirective = "default" | "no-cache" | "no-store";
-
 export interface CachedAnswer {
   /** Always `chat` today (a native Responses answer is not kept); the adapters translate it as any chat answer. */
   readonly api: UpstreamApi;
@@ -65,16 +62,6 @@ export function cacheKey(fingerprint: string, endpoint: string, client: string |
     .digest("base64url");
 }
 
-/** `Cache-Control` of a request: `no-store` wins over `no-cache`; anything else is the default. */
-export function cacheDirective(header: string | readonly string[] | undefined): CacheDirective {
-  const value = (Array.isArray(header) ? header.join(",") : typeof header === "string" ? header : "").toLowerCase();
-  if (value === "") return "default";
-  const parts = value.split(",").map((part) => part.trim());
-  if (parts.includes("no-store")) return "no-store";
-  if (parts.includes("no-cache") || parts.includes("max-age=0")) return "no-cache";
-  return "default";
-}
-
 export interface CacheSummary {
   /** Answers and bytes kept (shared: fleet-wide, as of this process's latest put). */
   readonly entries: number;
@@ -88,11 +75,15 @@ export interface CacheSummary {
 /** What the pipeline asks of the cache, wherever it keeps its answers. */
 export interface AnswerStore {
   readonly summary: CacheSummary;
-  /** The kept answer, if younger than the time to live; counts a hit or a miss. A promise when shared. */
+  /**
+   * The kept answer, if younger than the time to live and kept at most `maxAgeMs` ago (the request's `Cache-Control:
+   * max-age`); counts a hit or a miss. A promise when shared.
+   */
   get(
     key: string,
     settings: CacheSettings,
     nowMs: number,
+    maxAgeMs?: number,
   ): CachedAnswer | undefined | Promise<CachedAnswer | undefined>;
   /** Keeps an answer; never waited for, never throws. */
   put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, nowMs: number): void;
@@ -125,9 +116,11 @@ export class AnswerCache implements AnswerStore {
   }
 
   /** The kept answer for this key, if it is younger than the settings' time to live; counts a hit or a miss. */
-  get(key: string, settings: CacheSettings, nowMs: number): CachedAnswer | undefined {
+  get(key: string, settings: CacheSettings, nowMs: number, maxAgeMs?: number): CachedAnswer | undefined {
     this.#expire(settings, nowMs);
-    const answer = this.#entries.get(key);
+    const kept = this.#entries.get(key);
+    // Too old for this request only: kept for the others, until the fresh answer replaces it.
+    const answer = isYoungEnough(kept, nowMs, maxAgeMs) ? kept : undefined;
     if (answer === undefined) this.#misses += 1;
     else this.#hits += 1;
     return answer;
@@ -193,7 +186,7 @@ export class SharedAnswerCache implements AnswerStore {
     return { entries: this.#entries, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: true };
   }
 
-  async get(key: string, settings: CacheSettings, nowMs: number): Promise<CachedAnswer | undefined> {
+  async get(key: string, settings: CacheSettings, nowMs: number, maxAgeMs?: number): Promise<CachedAnswer | undefined> {
     let answer: CachedAnswer | undefined;
     try {
       const json = await this.#rows.get(key, nowMs - settings.ttlMs);
@@ -201,6 +194,7 @@ export class SharedAnswerCache implements AnswerStore {
     } catch {
       answer = undefined;
     }
+    if (!isYoungEnough(answer, nowMs, maxAgeMs)) answer = undefined;
     if (answer === undefined) this.#misses += 1;
     else this.#hits += 1;
     return answer;
@@ -226,6 +220,11 @@ export class SharedAnswerCache implements AnswerStore {
   }
 
   reset(): void {}
+}
+
+/** `Cache-Control: max-age`: an answer kept at most that long ago (none asked: any the time to live keeps). */
+function isYoungEnough(answer: CachedAnswer | undefined, nowMs: number, maxAgeMs: number | undefined): boolean {
+  return answer !== undefined && (maxAgeMs === undefined || nowMs - answer.storedAtMs <= maxAgeMs);
 }
 
 /** A shared row as an answer; anything else (another version's row, a damaged one) is no answer. */

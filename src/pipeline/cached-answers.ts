@@ -25,19 +25,20 @@ export function answerCacheKey(
 ): string | undefined {
   if (!snapshot.config.cache.enabled) return undefined;
   // A native Responses call's answer carries its own ids (kept ones would repeat them).
-  if (context.native !== undefined || context.cacheDirective === "no-store") return undefined;
+  if (context.native !== undefined || context.cacheDirective?.mode === "no-store") return undefined;
   if (!isCacheableEndpoint(endpoint.name)) return undefined;
   return cacheKey(answerFingerprint(snapshot), endpoint.name, context.client, body);
 }
 
 /**
- * The kept answer to the same request, unless the client asked for a fresh one (`Cache-Control: no-cache`). A
- * promise only when the cache is shared (Redis).
+ * The kept answer to the same request, unless the client asked for a fresh one (`Cache-Control: no-cache`) or one
+ * kept more recently (`max-age`, cache-control.ts). A promise only when the cache is shared (Redis).
  */
 export function lookUpAnswer(request: PipelineRequest): CachedAnswer | undefined | Promise<CachedAnswer | undefined> {
   const { runtime, snapshot, cacheKey: key, context } = request;
-  if (key === undefined || context.cacheDirective === "no-cache") return undefined;
-  const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now());
+  const directive = context.cacheDirective;
+  if (key === undefined || directive?.mode === "no-cache") return undefined;
+  const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now(), directive?.maxAgeMs);
   if (!(looked instanceof Promise)) return noted(request, looked);
   return looked.then((cached) => noted(request, cached));
 }
@@ -88,7 +89,9 @@ export function keepingStream(request: PipelineRequest, answer: StreamAnswer, re
   const { runtime, snapshot, cacheKey: key } = request;
   if (key === undefined) return answer;
   const headers =
-    request.context.cacheDirective === "no-cache" ? answer.headers : { ...answer.headers, "x-gateway-cache": "miss" };
+    request.context.cacheDirective?.mode === "no-cache"
+      ? answer.headers
+      : { ...answer.headers, "x-gateway-cache": "miss" };
   const maxChars = snapshot.config.cache.maxBytes / 10;
   const inner = answer.events;
   async function* keeping(cacheKey: string): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
@@ -161,7 +164,7 @@ function usageOf(chunks: readonly StreamChunk[]): TokenUsage | undefined {
 export function keepAnswer(request: PipelineRequest, result: JsonResult, headers: Record<string, string>): void {
   const { runtime, snapshot, cacheKey: key } = request;
   if (key === undefined) return;
-  if (request.context.cacheDirective !== "no-cache") headers["x-gateway-cache"] = "miss";
+  if (request.context.cacheDirective?.mode !== "no-cache") headers["x-gateway-cache"] = "miss";
   if (result.status !== 200) return;
   const nowMs = runtime.clock.now();
   runtime.answers.put(key, keptAnswer(result, "json", result.bodyText, nowMs), snapshot.config.cache, nowMs);
