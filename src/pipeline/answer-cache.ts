@@ -30,6 +30,7 @@ export interface CachedAnswer {
   readonly provider: string;
   /** The upstream model id that answered. */
   readonly model: string;
+  /** What the first answer cost; a hit itself costs nothing (its `x-gateway-cost` is `free`). */
   readonly cost: "free" | "paid";
   readonly storedAtMs: number;
   readonly bytes: number;

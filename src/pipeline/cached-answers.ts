@@ -189,14 +189,17 @@ function keptAnswer(
   };
 }
 
-/** What a kept answer is given with: who first answered it, and how old it is. */
+/**
+ * What a kept answer is given with: who first answered it, and how old it is. `x-gateway-cost` is what this answer
+ * cost, and a hit called no model: `free`, also when a paid model first answered (its record has no `servedBy`).
+ */
 function hitHeaders(request: PipelineRequest, cached: CachedAnswer): Record<string, string> {
   const ageS = Math.max(0, Math.floor((request.runtime.clock.now() - cached.storedAtMs) / 1000));
   return {
     "x-gateway-provider": cached.provider,
     "x-gateway-model": cached.model,
     "x-gateway-attempts": "0",
-    "x-gateway-cost": cached.cost,
+    "x-gateway-cost": "free",
     "x-gateway-cache": "hit",
     age: String(ageS),
   };

@@ -1,5 +1,5 @@
 // Per-request freshness of the answer cache (`Cache-Control: max-age=N`, pipeline/cache-control.ts) over every
-// front door and with Redis.
+// front door and with Redis, and what a hit costs (`x-gateway-cost: free`: no model was called).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
@@ -131,6 +131,41 @@ describe("Cache-Control: max-age with the cache in Redis", { skip: isRedisInstal
     assert.equal(old.headers["x-gateway-cache"], "miss");
     assert.equal(contentOf(old), "answer 2");
     assert.equal(chatRequests(mock).length, 2);
+  });
+});
+
+describe("what a hit costs", () => {
+  test("a hit says x-gateway-cost: free although a paid model gave the first answer; its record names no model served", async (t) => {
+    const mock = await useMock(t);
+    numberedAnswers(mock);
+    const gateway = await useGateway(t, configText(mock));
+    const first = await chat(gateway);
+    assert.equal(first.headers["x-gateway-cost"], "paid");
+    const hit = await chat(gateway);
+    assert.equal(hit.headers["x-gateway-cache"], "hit");
+    assert.equal(hit.headers["x-gateway-cost"], "free", "no model was called for it");
+    assert.equal(hit.headers["x-gateway-provider"], "alpha", "who first answered is still named");
+
+    const streamFirst = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { ...HELLO, stream: true },
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    assert.equal(streamFirst.headers["x-gateway-cost"], "paid");
+    const streamHit = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { ...HELLO, stream: true },
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    assert.equal(streamHit.headers["x-gateway-cache"], "hit");
+    assert.equal(streamHit.headers["x-gateway-cost"], "free");
+
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=10", {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    const records = (listed.json as { data: { cache?: string; servedBy?: { cost?: string } }[] }).data;
+    const hits = records.filter((record) => record.cache === "hit");
+    assert.equal(hits.length, 2);
+    for (const record of hits) assert.equal(record.servedBy, undefined);
+    assert.equal(records.filter((record) => record.servedBy?.cost === "paid").length, 2);
   });
 });
 
