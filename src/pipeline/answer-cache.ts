@@ -64,7 +64,7 @@ export function cacheKey(fingerprint: string, endpoint: string, client: string |
 }
 
 export interface CacheSummary {
-  /** Answers and bytes kept (shared: fleet-wide, as of this process's latest put). */
+  /** Answers and bytes kept (shared: fleet-wide; `summary` as of this process's latest put, `currentSummary` now). */
   readonly entries: number;
   readonly bytes: number;
   /** This process's lookups since start. */
@@ -76,6 +76,8 @@ export interface CacheSummary {
 /** What the pipeline asks of the cache, wherever it keeps its answers. */
 export interface AnswerStore {
   readonly summary: CacheSummary;
+  /** `summary` with the entries and bytes as they are now: one Redis read when shared (`/stats`, not per request). */
+  currentSummary(): CacheSummary | Promise<CacheSummary>;
   /**
    * The kept answer, if younger than the time to live and kept at most `maxAgeMs` ago (the request's `Cache-Control:
    * max-age`); counts a hit or a miss. A promise when shared.
@@ -114,6 +116,10 @@ export class AnswerCache implements AnswerStore {
 
   get summary(): CacheSummary {
     return { entries: this.#entries.size, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: false };
+  }
+
+  currentSummary(): CacheSummary {
+    return this.summary;
   }
 
   /** The kept answer for this key, if it is younger than the settings' time to live; counts a hit or a miss. */
@@ -185,6 +191,18 @@ export class SharedAnswerCache implements AnswerStore {
 
   get summary(): CacheSummary {
     return { entries: this.#entries, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: true };
+  }
+
+  /** The fleet's figures now (other replicas' puts and evictions included); unreachable, those of the latest put. */
+  async currentSummary(): Promise<CacheSummary> {
+    try {
+      const held = await this.#rows.count();
+      this.#entries = held.entries;
+      this.#bytes = held.bytes;
+    } catch {
+      // Redis unreachable or slow past its command timeout: /stats answers with what this process last saw.
+    }
+    return this.summary;
   }
 
   async get(key: string, settings: CacheSettings, nowMs: number, maxAgeMs?: number): Promise<CachedAnswer | undefined> {

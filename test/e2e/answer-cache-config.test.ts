@@ -140,6 +140,43 @@ describe("answer cache shared through Redis, replicas on different configs", {
   });
 });
 
+describe("answer cache shared through Redis, /stats", { skip: isRedisInstalled() ? false : REDIS_MISSING }, () => {
+  test("a replica that kept nothing shows the fleet's entries and bytes, as they are when asked", async (t) => {
+    const redis = await useRedisServer(t);
+    const mock = await useMock(t);
+    numberedAnswers(mock);
+    const shared = `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "cache-stats:"\n`;
+    const keeper = await useGateway(t, configText(mock, "{ id: alpha-m }", shared));
+    const watcher = await useGateway(t, configText(mock, "{ id: alpha-m }", shared));
+    const cacheOf = async (gateway: { url: string }) =>
+      (
+        (await send(gateway as never, "GET", "/stats", { headers: { authorization: `Bearer ${KEY}` } })).json as {
+          cache: { entries: number; bytes: number; shared: boolean };
+        }
+      ).cache;
+    assert.deepEqual(await cacheOf(watcher), { entries: 0, bytes: 0, hits: 0, misses: 0, shared: true });
+
+    await chat(keeper);
+    await waitUntil(async () => keeper.runtime.answers.summary.entries === 1);
+    const one = await cacheOf(watcher);
+    assert.equal(one.entries, 1, "the other replica's put is seen");
+    assert.ok(one.bytes > 0);
+    assert.equal(one.bytes, (await cacheOf(keeper)).bytes);
+
+    const cleared = await send(keeper, "POST", "/admin/cache/clear", {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    assert.equal(cleared.status, 200);
+    assert.equal((await cacheOf(watcher)).entries, 0);
+
+    // Redis gone: /stats still answers, with the figures last seen.
+    await redis.kill();
+    const stats = await send(watcher, "GET", "/stats", { headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(stats.status, 200);
+    assert.equal((stats.json as { cache: { entries: number } }).cache.entries, 0);
+  });
+});
+
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
