@@ -1,7 +1,8 @@
 // The exact-match answer cache (`cache.enabled`): a successful answer of chat, completions or embeddings (a JSON
 // body, or a stream's chunks) is kept for `cache.ttl_ms` and given again, without an upstream call, to the same
 // request: the same endpoint, the same named client and the same body (after parsing: whitespace and number
-// spelling do not matter, key order does), on a config that decides answers the same (answer-fingerprint.ts). Free tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
+// spelling do not matter, key order does), on a config that decides answers the same (answer-fingerprint.ts). Free
+// tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
 // Exact match only, on purpose: a "similar" prompt is a different question, and a wrong cached answer is worse
 // than a spent request. Kept in this process's memory, or with `state.redis_url` in Redis (shared by the
 // replicas; state/redis-answer-rows.ts); bounded by count and size either way, oldest dropped first.
