@@ -91,6 +91,33 @@ describe("answer cache and the config", () => {
     assert.equal(chatRequests(mock).length, 2);
   });
 
+  test("a request that queued across a reload is served on the new config, and its answer kept under it", async (t) => {
+    const mock = await useMock(t);
+    numberedAnswers(mock, 400);
+    const queueing = "routing:\n  queue_timeout_ms: 3000\n";
+    const gateway = await useGateway(t, configText(mock, "{ id: alpha-m, limits: { concurrency: 1 } }", queueing));
+    const holder = chat(gateway);
+    await waitUntil(async () => chatRequests(mock).length === 1);
+    const queued = chat(gateway);
+    await waitUntil(async () => gateway.runtime.queuedRequests === 1);
+    writeFileSync(
+      gateway.configPath,
+      configText(
+        mock,
+        "{ id: alpha-m, limits: { concurrency: 1 }, body: { override: { temperature: 0.1 } } }",
+        queueing,
+      ),
+    );
+    assert.equal((await reload(gateway)).status, 200);
+    assert.equal(contentOf(await holder), "answer 1");
+    assert.equal(contentOf(await queued), "answer 2");
+    assert.equal(sentField(mock, 1, "temperature"), 0.1, "planned and sent on the new config");
+
+    const next = await chat(gateway);
+    assert.equal(next.headers["x-gateway-cache"], "hit", "its answer was kept under the new config's key");
+    assert.equal(contentOf(next), "answer 2");
+  });
+
   test("a model repointed to another upstream id does not get the old id's answer after a reload", async (t) => {
     const mock = await useMock(t);
     numberedAnswers(mock);
