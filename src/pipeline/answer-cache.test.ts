@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { AnswerCache, type CacheSettings, cacheDirective, cacheKey } from "./answer-cache.ts";
+import { AnswerCache, type CacheSettings, cacheKey } from "./answer-cache.ts";
 
 const SETTINGS: CacheSettings = { enabled: true, ttlMs: 1_000, maxEntries: 3, maxBytes: 1_000 };
 
@@ -52,20 +52,14 @@ describe("AnswerCache", () => {
 
   test("the key tells endpoints, clients and bodies apart", () => {
     const body = { model: "m", messages: [{ role: "user", content: "hi" }] };
-    const base = cacheKey("chat", undefined, body);
-    assert.equal(cacheKey("chat", undefined, { ...body }), base);
-    assert.notEqual(cacheKey("responses", undefined, body), base);
-    assert.notEqual(cacheKey("chat", "team-a", body), base);
-    assert.notEqual(cacheKey("chat", undefined, { ...body, temperature: 0 }), base);
+    const base = cacheKey("f", "chat", undefined, body);
+    assert.equal(cacheKey("f", "chat", undefined, { ...body }), base);
+    assert.notEqual(cacheKey("f", "responses", undefined, body), base);
+    assert.notEqual(cacheKey("f", "chat", "team-a", body), base);
+    assert.notEqual(cacheKey("f", "chat", undefined, { ...body, temperature: 0 }), base);
     // The client's name and the body cannot be shifted into each other.
-    assert.notEqual(cacheKey("chat", "a", { b: 1 }), cacheKey("chat", "a\u0000", { b: 1 }));
-  });
-
-  test("Cache-Control: no-store wins over no-cache; max-age=0 is no-cache; anything else is the default", () => {
-    assert.equal(cacheDirective(undefined), "default");
-    assert.equal(cacheDirective("no-cache"), "no-cache");
-    assert.equal(cacheDirective("No-Cache, no-store"), "no-store");
-    assert.equal(cacheDirective(["max-age=0"]), "no-cache");
-    assert.equal(cacheDirective("max-age=60"), "default");
+    assert.notEqual(cacheKey("f", "chat", "a", { b: 1 }), cacheKey("f", "chat", "a\u0000", { b: 1 }));
+    // Another config's fingerprint (answer-fingerprint.ts) is another key.
+    assert.notEqual(cacheKey("g", "chat", undefined, body), base);
   });
 });

@@ -1,7 +1,8 @@
 // The exact-match answer cache (`cache.enabled`): a successful answer of chat, completions or embeddings (a JSON
 // body, or a stream's chunks) is kept for `cache.ttl_ms` and given again, without an upstream call, to the same
 // request: the same endpoint, the same named client and the same body (after parsing: whitespace and number
-// spelling do not matter, key order does). Free tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
+// spelling do not matter, key order does), on a config that decides answers the same (answer-fingerprint.ts). Free
+// tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
 // Exact match only, on purpose: a "similar" prompt is a different question, and a wrong cached answer is worse
 // than a spent request. Kept in this process's memory, or with `state.redis_url` in Redis (shared by the
 // replicas; state/redis-answer-rows.ts); bounded by count and size either way, oldest dropped first.
@@ -20,9 +21,6 @@ export interface CacheSettings {
   readonly maxBytes: number;
 }
 
-/** What a client asked of the cache (`Cache-Control` request header): `no-cache` looks nothing up, `no-store` neither stores. */
-export type CacheDirective = "default" | "no-cache" | "no-store";
-
 export interface CachedAnswer {
   /** Always `chat` today (a native Responses answer is not kept); the adapters translate it as any chat answer. */
   readonly api: UpstreamApi;
@@ -33,6 +31,7 @@ export interface CachedAnswer {
   readonly provider: string;
   /** The upstream model id that answered. */
   readonly model: string;
+  /** What the first answer cost; a hit itself costs nothing (its `x-gateway-cost` is `free`). */
   readonly cost: "free" | "paid";
   readonly storedAtMs: number;
   readonly bytes: number;
@@ -49,11 +48,14 @@ export function isCacheableEndpoint(endpoint: string): boolean {
 }
 
 /**
- * The cache key: a SHA-256 of the endpoint, the client's name and the parsed body. The client is part of it so
- * that one named client can never learn, from a fast answer, what another one asked.
+ * The cache key: a SHA-256 of the config's fingerprint (answer-fingerprint.ts: what the request is turned into
+ * upstream), the endpoint, the client's name and the parsed body. The client is part of it so that one named
+ * client can never learn, from a fast answer, what another one asked.
  */
-export function cacheKey(endpoint: string, client: string | undefined, body: unknown): string {
+export function cacheKey(fingerprint: string, endpoint: string, client: string | undefined, body: unknown): string {
   return createHash("sha256")
+    .update(fingerprint)
+    .update("\u0000")
     .update(endpoint)
     .update("\u0000")
     .update(client ?? "")
@@ -62,18 +64,8 @@ export function cacheKey(endpoint: string, client: string | undefined, body: unk
     .digest("base64url");
 }
 
-/** `Cache-Control` of a request: `no-store` wins over `no-cache`; anything else is the default. */
-export function cacheDirective(header: string | readonly string[] | undefined): CacheDirective {
-  const value = (Array.isArray(header) ? header.join(",") : typeof header === "string" ? header : "").toLowerCase();
-  if (value === "") return "default";
-  const parts = value.split(",").map((part) => part.trim());
-  if (parts.includes("no-store")) return "no-store";
-  if (parts.includes("no-cache") || parts.includes("max-age=0")) return "no-cache";
-  return "default";
-}
-
 export interface CacheSummary {
-  /** Answers and bytes kept (shared: fleet-wide, as of this process's latest put). */
+  /** Answers and bytes kept (shared: fleet-wide; `summary` as of this process's latest put, `currentSummary` now). */
   readonly entries: number;
   readonly bytes: number;
   /** This process's lookups since start. */
@@ -85,17 +77,27 @@ export interface CacheSummary {
 /** What the pipeline asks of the cache, wherever it keeps its answers. */
 export interface AnswerStore {
   readonly summary: CacheSummary;
-  /** The kept answer, if younger than the time to live; counts a hit or a miss. A promise when shared. */
+  /** `summary` with the entries and bytes as they are now: one Redis read when shared (`/stats`, not per request). */
+  currentSummary(): CacheSummary | Promise<CacheSummary>;
+  /**
+   * The kept answer, if younger than the time to live and kept at most `maxAgeMs` ago (the request's `Cache-Control:
+   * max-age`); counts a hit or a miss. A promise when shared.
+   */
   get(
     key: string,
     settings: CacheSettings,
     nowMs: number,
+    maxAgeMs?: number,
   ): CachedAnswer | undefined | Promise<CachedAnswer | undefined>;
   /** Keeps an answer; never waited for, never throws. */
   put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, nowMs: number): void;
   /** Drops every answer (`POST /admin/cache/clear`): how many there were. */
   clear(): Promise<number>;
-  /** Drops every answer without waiting or failing (a config reload). */
+  /**
+   * A config reload changed the fingerprint (answer-fingerprint.ts) or turned the cache off: drops the answers this
+   * process alone holds, never waiting or failing. Shared rows stay: replicas still on that config give them, and
+   * they age out for the others.
+   */
   reset(): void;
 }
 
@@ -117,10 +119,16 @@ export class AnswerCache implements AnswerStore {
     return { entries: this.#entries.size, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: false };
   }
 
+  currentSummary(): CacheSummary {
+    return this.summary;
+  }
+
   /** The kept answer for this key, if it is younger than the settings' time to live; counts a hit or a miss. */
-  get(key: string, settings: CacheSettings, nowMs: number): CachedAnswer | undefined {
+  get(key: string, settings: CacheSettings, nowMs: number, maxAgeMs?: number): CachedAnswer | undefined {
     this.#expire(settings, nowMs);
-    const answer = this.#entries.get(key);
+    const kept = this.#entries.get(key);
+    // Too old for this request only: kept for the others, until the fresh answer replaces it.
+    const answer = isYoungEnough(kept, nowMs, maxAgeMs) ? kept : undefined;
     if (answer === undefined) this.#misses += 1;
     else this.#hits += 1;
     return answer;
@@ -186,7 +194,19 @@ export class SharedAnswerCache implements AnswerStore {
     return { entries: this.#entries, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: true };
   }
 
-  async get(key: string, settings: CacheSettings, nowMs: number): Promise<CachedAnswer | undefined> {
+  /** The fleet's figures now (other replicas' puts and evictions included); unreachable, those of the latest put. */
+  async currentSummary(): Promise<CacheSummary> {
+    try {
+      const held = await this.#rows.count();
+      this.#entries = held.entries;
+      this.#bytes = held.bytes;
+    } catch {
+      // Redis unreachable or slow past its command timeout: /stats answers with what this process last saw.
+    }
+    return this.summary;
+  }
+
+  async get(key: string, settings: CacheSettings, nowMs: number, maxAgeMs?: number): Promise<CachedAnswer | undefined> {
     let answer: CachedAnswer | undefined;
     try {
       const json = await this.#rows.get(key, nowMs - settings.ttlMs);
@@ -194,6 +214,7 @@ export class SharedAnswerCache implements AnswerStore {
     } catch {
       answer = undefined;
     }
+    if (!isYoungEnough(answer, nowMs, maxAgeMs)) answer = undefined;
     if (answer === undefined) this.#misses += 1;
     else this.#hits += 1;
     return answer;
@@ -218,9 +239,12 @@ export class SharedAnswerCache implements AnswerStore {
     return dropped;
   }
 
-  reset(): void {
-    this.clear().catch(() => {});
-  }
+  reset(): void {}
+}
+
+/** `Cache-Control: max-age`: an answer kept at most that long ago (none asked: any the time to live keeps). */
+function isYoungEnough(answer: CachedAnswer | undefined, nowMs: number, maxAgeMs: number | undefined): boolean {
+  return answer !== undefined && (maxAgeMs === undefined || nowMs - answer.storedAtMs <= maxAgeMs);
 }
 
 /** A shared row as an answer; anything else (another version's row, a damaged one) is no answer. */

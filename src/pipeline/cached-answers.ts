@@ -4,6 +4,7 @@ import { isRecord } from "../is-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { JsonResult, StreamResult } from "../upstream/forward-types.ts";
 import { type CachedAnswer, cacheKey, isCacheableEndpoint } from "./answer-cache.ts";
+import { answerFingerprint } from "./answer-fingerprint.ts";
 import { answerText } from "./answer-text.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import {
@@ -24,18 +25,20 @@ export function answerCacheKey(
 ): string | undefined {
   if (!snapshot.config.cache.enabled) return undefined;
   // A native Responses call's answer carries its own ids (kept ones would repeat them).
-  if (context.native !== undefined || context.cacheDirective === "no-store") return undefined;
-  return isCacheableEndpoint(endpoint.name) ? cacheKey(endpoint.name, context.client, body) : undefined;
+  if (context.native !== undefined || context.cacheDirective?.mode === "no-store") return undefined;
+  if (!isCacheableEndpoint(endpoint.name)) return undefined;
+  return cacheKey(answerFingerprint(snapshot), endpoint.name, context.client, body);
 }
 
 /**
- * The kept answer to the same request, unless the client asked for a fresh one (`Cache-Control: no-cache`). A
- * promise only when the cache is shared (Redis).
+ * The kept answer to the same request, unless the client asked for a fresh one (`Cache-Control: no-cache`) or one
+ * kept more recently (`max-age`, cache-control.ts). A promise only when the cache is shared (Redis).
  */
 export function lookUpAnswer(request: PipelineRequest): CachedAnswer | undefined | Promise<CachedAnswer | undefined> {
   const { runtime, snapshot, cacheKey: key, context } = request;
-  if (key === undefined || context.cacheDirective === "no-cache") return undefined;
-  const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now());
+  const directive = context.cacheDirective;
+  if (key === undefined || directive?.mode === "no-cache") return undefined;
+  const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now(), directive?.maxAgeMs);
   if (!(looked instanceof Promise)) return noted(request, looked);
   return looked.then((cached) => noted(request, cached));
 }
@@ -86,7 +89,9 @@ export function keepingStream(request: PipelineRequest, answer: StreamAnswer, re
   const { runtime, snapshot, cacheKey: key } = request;
   if (key === undefined) return answer;
   const headers =
-    request.context.cacheDirective === "no-cache" ? answer.headers : { ...answer.headers, "x-gateway-cache": "miss" };
+    request.context.cacheDirective?.mode === "no-cache"
+      ? answer.headers
+      : { ...answer.headers, "x-gateway-cache": "miss" };
   const maxChars = snapshot.config.cache.maxBytes / 10;
   const inner = answer.events;
   async function* keeping(cacheKey: string): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
@@ -159,7 +164,7 @@ function usageOf(chunks: readonly StreamChunk[]): TokenUsage | undefined {
 export function keepAnswer(request: PipelineRequest, result: JsonResult, headers: Record<string, string>): void {
   const { runtime, snapshot, cacheKey: key } = request;
   if (key === undefined) return;
-  if (request.context.cacheDirective !== "no-cache") headers["x-gateway-cache"] = "miss";
+  if (request.context.cacheDirective?.mode !== "no-cache") headers["x-gateway-cache"] = "miss";
   if (result.status !== 200) return;
   const nowMs = runtime.clock.now();
   runtime.answers.put(key, keptAnswer(result, "json", result.bodyText, nowMs), snapshot.config.cache, nowMs);
@@ -184,14 +189,17 @@ function keptAnswer(
   };
 }
 
-/** What a kept answer is given with: who first answered it, and how old it is. */
+/**
+ * What a kept answer is given with: who first answered it, and how old it is. `x-gateway-cost` is what this answer
+ * cost, and a hit called no model: `free`, also when a paid model first answered (its record has no `servedBy`).
+ */
 function hitHeaders(request: PipelineRequest, cached: CachedAnswer): Record<string, string> {
   const ageS = Math.max(0, Math.floor((request.runtime.clock.now() - cached.storedAtMs) / 1000));
   return {
     "x-gateway-provider": cached.provider,
     "x-gateway-model": cached.model,
     "x-gateway-attempts": "0",
-    "x-gateway-cost": cached.cost,
+    "x-gateway-cost": "free",
     "x-gateway-cache": "hit",
     age: String(ageS),
   };

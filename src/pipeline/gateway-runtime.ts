@@ -24,6 +24,7 @@ import type { StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
+import { answerFingerprint } from "./answer-fingerprint.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
@@ -62,7 +63,10 @@ export class GatewayRuntime {
   readonly scores: LiveScores;
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
-  /** `cache.enabled`: answers given again to the same request (answer-cache.ts); emptied by a config reload. */
+  /**
+   * `cache.enabled`: answers given again to the same request (answer-cache.ts), keyed by the config's fingerprint
+   * (answer-fingerprint.ts); in memory, emptied by a reload that changes it.
+   */
   readonly answers: AnswerStore;
   /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
   readonly inFlight = new InFlightGates();
@@ -156,11 +160,13 @@ export class GatewayRuntime {
       let config: GatewayConfig;
       try {
         config = await loader();
-        const wasCaching = this.#snapshot.config.cache.enabled;
+        const before = this.#snapshot;
         await this.#swap(config, false);
-        // Kept under the old config (a client's models may have changed). Only where a cache was or is on: a replica
-        // without one must not empty the fleet's shared one at each reload.
-        if (wasCaching || config.cache.enabled) this.answers.reset();
+        // Answers kept under a config that decides answers otherwise are never given again (their keys carry its
+        // fingerprint): the memory they hold is freed now instead of as they age out. Shared rows stay (reset).
+        if (before.config.cache.enabled && (!config.cache.enabled || hasNewFingerprint(before, this.#snapshot))) {
+          this.answers.reset();
+        }
       } catch (error) {
         const problems =
           error instanceof ConfigError
@@ -383,4 +389,8 @@ export class GatewayRuntime {
     await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }
+}
+
+function hasNewFingerprint(before: GatewaySnapshot, after: GatewaySnapshot): boolean {
+  return answerFingerprint(before) !== answerFingerprint(after);
 }

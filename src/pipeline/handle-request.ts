@@ -82,7 +82,11 @@ export async function handleRequest(
     }
     plan = planned.plan;
     // A request that waited in the queue across a config reload is served on the new config.
-    if (planned.snapshot !== request.snapshot) request = { ...request, snapshot: planned.snapshot };
+    // Its answer is kept under that config's key (answer-fingerprint.ts), not the one it arrived on.
+    if (planned.snapshot !== request.snapshot) {
+      const snapshot = planned.snapshot;
+      request = { ...request, snapshot, cacheKey: answerCacheKey(snapshot, endpoint, body, context) };
+    }
     const skipsBefore = trace.skips.length;
     rounds += 1;
     try {

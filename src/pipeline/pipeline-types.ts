@@ -9,7 +9,7 @@ import type { ClientProtocol } from "../observability/request-record.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
-import type { CacheDirective } from "./answer-cache.ts";
+import type { CacheDirective } from "./cache-control.ts";
 import { type ClientCharge, settleClientCharge } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";

@@ -88,7 +88,11 @@ export function registerInfoRoutes(
     return health;
   });
 
-  app.get("/stats", async (request) => describeStats(runtime, request.clientName));
+  app.get("/stats", async (request) => {
+    const stats = describeStats(runtime, request.clientName);
+    // Shared through Redis, the fleet's figures now (one read per /stats, none per request).
+    return stats.cache === undefined ? stats : { ...stats, cache: await runtime.answers.currentSummary() };
+  });
 
   app.get("/v1/gateway/route", async (request) => {
     const query = singleValues(request.query);

@@ -39,11 +39,13 @@ async function runScript(rows: RedisAnswerRows): Promise<void> {
   assert.equal(await rows.get("a", 0), undefined);
   // Past the byte cap (3 + 99 > 100): the oldest go until it fits (b, c), d stays.
   assert.deepEqual(await rows.put("e", "e".repeat(99), 1_005, LIMITS), { entries: 2, bytes: 100 });
+  assert.deepEqual(await rows.count(), { entries: 2, bytes: 100 }, "count reads what the puts left");
   assert.equal(await rows.get("d", 0), "d");
   // Expired rows are dropped by the next put.
   assert.deepEqual(await rows.put("f", "f", 1_005 + 60_000, LIMITS), { entries: 1, bytes: 1 });
   assert.equal(await rows.clear(), 1);
   assert.equal(await rows.get("f", 0), undefined);
+  assert.deepEqual(await rows.count(), { entries: 0, bytes: 0 });
   assert.deepEqual(await rows.put("g", "g", 70_000, LIMITS), { entries: 1, bytes: 1 });
 }
 

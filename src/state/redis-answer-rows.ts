@@ -115,6 +115,13 @@ export class RedisAnswerRows implements AnswerRows {
     return { entries: Number(entries ?? 0), bytes: Number(bytes ?? 0) };
   }
 
+  /** The rows held and their bytes, in one round trip (asked by `/stats`, never by a request). */
+  async count(): Promise<{ entries: number; bytes: number }> {
+    const [index, , bytes] = this.#keys;
+    const replies = await this.#redis.multi().zcard(index).get(bytes).exec();
+    return { entries: Number(replies?.[0]?.[1] ?? 0), bytes: Number(replies?.[1]?.[1] ?? 0) };
+  }
+
   /** Drops every row; how many there were. */
   async clear(): Promise<number> {
     return Number(await this.#redis.eval(CLEAR_LUA, this.#keys.length, ...this.#keys));

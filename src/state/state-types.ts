@@ -21,6 +21,8 @@ export interface AnswerRows {
     limits: { readonly ttlMs: number; readonly maxEntries: number; readonly maxBytes: number },
   ): Promise<{ entries: number; bytes: number }>;
   clear(): Promise<number>;
+  /** The rows and their bytes held now, fleet-wide (expired ones included until the next put drops them). */
+  count(): Promise<{ entries: number; bytes: number }>;
 }
 
 export interface StateBackend {
