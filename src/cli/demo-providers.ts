@@ -16,7 +16,8 @@ export interface FakeProviderBehaviour {
   readonly wordDelayMs: number;
 }
 
-// Kept whole: one small scripted HTTP server whose routes (models, chat JSON, chat stream, 429 every n-th) read
+// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, chat JSON, chat stream, 429 every
+// n-th) read
 // best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
@@ -28,9 +29,18 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString("utf8");
     if (request.method === "GET" && request.url?.endsWith("/models")) {
-      return json(response, 200, { object: "list", data: [{ id: "demo-large" }, { id: "demo-small" }] });
+      return json(response, 200, {
+        object: "list",
+        data: [{ id: "demo-large" }, { id: "demo-small" }, { id: "demo-whisper" }],
+      });
     }
     if (request.method !== "POST") return json(response, 404, { error: { message: "not found" } });
+    if (request.url?.endsWith("/audio/transcriptions") || request.url?.endsWith("/audio/translations")) {
+      // The upload as it came (multipart): the demo only says how much audio it got.
+      return json(response, 200, {
+        text: `A demo transcript from ${name}: ${chunks.reduce((bytes, chunk) => bytes + chunk.length, 0)} bytes uploaded.`,
+      });
+    }
     const body = (text === "" ? {} : JSON.parse(text)) as {
       model?: string;
       stream?: boolean;

@@ -41,6 +41,8 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
   curl -N ${base}/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"best","stream":true,"messages":[{"role":"user","content":"Stream please"}]}'
 
+  curl -s ${base}/audio/transcriptions -F model=demo-whisper -F file=@README.md
+
   curl -s ${base}/models ; curl -s ${gateway.url}/stats ; curl -s ${gateway.url}/health
 
 Live dashboard: ${gateway.url}/dashboard   Metrics: ${gateway.url}/metrics
@@ -84,6 +86,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
           models: {
             "demo-large": { priority: 10, context: 32768, params_b: 70 },
             "demo-small": { priority: 2, context: 8192 },
+            "demo-whisper": { kind: "transcription" },
           },
         },
         {
@@ -94,6 +97,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
           models: {
             "demo-large": { priority: 5, context: 32768, params_b: 70 },
             "demo-small": { priority: 1, context: 8192 },
+            "demo-whisper": { kind: "transcription" },
           },
         },
       ],

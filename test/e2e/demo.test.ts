@@ -1,0 +1,90 @@
+// `npm run demo` (`llm-gateway demo`): the README's no-key first run. Started as users start it, on a free port; what
+// its banner promises must answer: a chat request through the "best" meta model with failover on the fake 429, a
+// stream, an audio upload, the model list; Ctrl-C ends it.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { request } from "undici";
+import { MAIN } from "../helpers/cli-process.ts";
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+test("the demo answers what its banner shows, with failover, and stops on SIGINT", async (t) => {
+  const cwd = mkdtempSync(join(tmpdir(), "llm-gateway-demo-"));
+  t.after(() => rmSync(cwd, { recursive: true, force: true }));
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, "demo"], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", PORT: String(port), HOST: "127.0.0.1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  t.after(() => child.kill("SIGKILL"));
+  let stdout = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  const deadline = Date.now() + 30_000;
+  while (!stdout.includes("Ctrl-C stops")) {
+    assert.ok(Date.now() < deadline, `the demo did not start:\n${stdout}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const base = `http://127.0.0.1:${port}/v1`;
+  assert.ok(stdout.includes(`${base}/audio/transcriptions`), "the banner shows the audio upload");
+
+  const providers: string[] = [];
+  for (let index = 0; index < 4; index++) {
+    const response = await request(`${base}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "best", messages: [{ role: "user", content: "Hi" }] }),
+    });
+    const answer = (await response.body.json()) as { choices: { message: { content: string } }[] };
+    assert.equal(response.statusCode, 200);
+    assert.match(answer.choices[0]?.message.content ?? "", /You said: Hi/);
+    providers.push(String(response.headers["x-gateway-provider"]));
+  }
+  // swift answers 429 to its every 3rd request: that request was served by steady, and swift then cools down.
+  assert.ok(providers.includes("swift") && providers.includes("steady"), providers.join(","));
+
+  const stream = await request(`${base}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "best", stream: true, messages: [{ role: "user", content: "Stream" }] }),
+  });
+  const streamed = await stream.body.text();
+  assert.equal(stream.statusCode, 200);
+  assert.match(streamed, /data: \[DONE\]\n\n$/);
+
+  const form = new FormData();
+  form.append("model", "demo-whisper");
+  form.append("file", new Blob([Buffer.alloc(1234)]), "clip.wav");
+  const upload = new Request("http://localhost/", { method: "POST", body: form });
+  const transcribed = await request(`${base}/audio/transcriptions`, {
+    method: "POST",
+    headers: { "content-type": upload.headers.get("content-type") ?? "" },
+    body: Buffer.from(await upload.arrayBuffer()),
+  });
+  const transcript = (await transcribed.body.json()) as { text: string };
+  assert.equal(transcribed.statusCode, 200);
+  assert.match(transcript.text, /demo transcript/);
+
+  const models = (await (await request(`${base}/models`)).body.json()) as { data: { id: string }[] };
+  assert.ok(models.data.some((model) => model.id === "demo-whisper"));
+
+  child.kill("SIGINT");
+  const [code] = (await once(child, "exit")) as [number | null];
+  assert.equal(code, 0);
+});
