@@ -22,7 +22,7 @@ const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {
   const clientProtocol = PROTOCOLS[endpoint.name] ?? "openai-chat";
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const clientGone = clientGoneSignal(reply.raw);
+    const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {

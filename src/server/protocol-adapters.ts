@@ -89,7 +89,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         error,
       );
     }
-    const clientGone = clientGoneSignal(reply.raw);
+    const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {
