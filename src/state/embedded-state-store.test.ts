@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ManualClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { CooldownSettings } from "../config/types.ts";
@@ -415,5 +417,78 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     });
     assert.equal(after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used, 2);
     reopened.close();
+  });
+
+  it("the timer's flush never waits for a lock another connection holds; what it held lands once the lock is free", async () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const lines: { level: string; message: string }[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_object: object, message: string) => lines.push({ level: "warn", message }),
+    };
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+    const flushIntervalMs = 20;
+    store.start(flushIntervalMs);
+    // Another process's write transaction (a second gateway's flush, a sqlite3 shell) holding the write lock.
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    spend(books.budgets, 3, 10, T0);
+    // Each busy flush used to stall the event loop for its 100 ms busy timeout, every interval while the lock lasted.
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    await sleep(flushIntervalMs * 20);
+    delay.disable();
+    const maxDelayMs = delay.max / 1e6;
+    assert.ok(maxDelayMs < 90, `the event loop stalled ${maxDelayMs.toFixed(1)} ms while the file was locked`);
+    const startedMs = performance.now();
+    for (let index = 0; index < 5; index++) assert.equal(store.flushOrKeep(T0 + index), false);
+    const elapsedMs = performance.now() - startedMs;
+    assert.ok(elapsedMs < 100, `5 flushes of a locked file took ${elapsedMs.toFixed(1)} ms`);
+    // A lock that outlasts one interval is told, once.
+    assert.equal(store.status().isDegraded, true);
+    assert.deepEqual(
+      lines.map((line) => line.level),
+      ["warn"],
+    );
+    assert.match(lines[0]?.message ?? "", /database is locked/);
+
+    other.exec("COMMIT");
+    await sleep(flushIntervalMs * 5);
+    assert.equal(store.status().isDegraded, false);
+    assert.equal(lines.at(-1)?.message, "state file written again");
+    const row = other.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(SCOPE.id);
+    assert.ok(row !== undefined, "what the busy flushes held never reached the file");
+    assert.equal((JSON.parse(String(row.state)) as { day: { requests: number } }).day.requests, 3);
+    store.close();
+    other.close();
+  });
+
+  it("the timer's first flush to find the lock taken is only tried again: a lock held briefly is not told", async () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const lines: string[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push(message),
+      warn: (_object: object, message: string) => lines.push(message),
+    };
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+    const flushIntervalMs = 200;
+    store.start(flushIntervalMs);
+    spend(books.budgets, 2, 10, T0);
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    // Held across exactly one timed flush, released before the next.
+    await sleep(flushIntervalMs * 1.5);
+    other.exec("COMMIT");
+    assert.equal(store.status().isDegraded, false);
+    await sleep(flushIntervalMs);
+    assert.deepEqual(lines, [], "a lock released before the next interval is not worth a warning");
+    const row = other.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(SCOPE.id);
+    assert.ok(row !== undefined, "the next flush did not write what the busy one held");
+    store.close();
+    other.close();
   });
 });

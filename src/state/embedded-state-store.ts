@@ -12,16 +12,17 @@ import type { AvailabilityBook, PersistedCooldowns } from "../limits/availabilit
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
-import { BUSY_TIMEOUT_MS, openSqliteFile } from "../sqlite-file.ts";
+import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile } from "../sqlite-file.ts";
 import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
 /**
- * ms the flush on the timer waits for a write lock another connection holds: node:sqlite is synchronous, so the
- * wait stalls every request of the process; a busy file is tried again at the next flush instead (the last flush,
- * at close, waits the usual BUSY_TIMEOUT_MS).
+ * ms the flush on the timer waits for a write lock another connection holds: none. node:sqlite is synchronous, so
+ * any wait stalls every request of the process (100 ms per flush until 2026-12-06, for as long as the lock was
+ * held); a busy file keeps what the flush held dirty and is tried again at the next one instead. The last flush, at
+ * close, waits the usual BUSY_TIMEOUT_MS; a second signal's, its own bound.
  */
-const TIMER_FLUSH_BUSY_TIMEOUT_MS = 100;
+const TIMER_FLUSH_BUSY_TIMEOUT_MS = 0;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
@@ -51,6 +52,13 @@ export class EmbeddedStateStore {
   readonly #lock: StateFileLock;
   /** Another gateway process has the file open (state-file-lock.ts): told at start, tried again at each flush. */
   #isShared = false;
+  /**
+   * The timer's last flush found the write lock taken. Without a wait, a write of another process's that happens to
+   * overlap a flush (a restart's overlap, a sqlite3 shell) is found far more often than a lock held for long: the
+   * first busy flush is only tried again; a lock still held at the next interval is told (log, /health), as unwritten
+   * since this first one. Undefined: the last flush was not refused a lock.
+   */
+  #busySinceMs: number | undefined;
 
   constructor(
     path: string,
@@ -101,7 +109,7 @@ export class EmbeddedStateStore {
         `another gateway process has ${this.path} open: budgets and cooldowns are not shared through the file (each process counts its own; the file keeps whichever wrote last) and the request log beside it is written by both. Expected for a moment while a restart overlaps the old process; otherwise give each gateway its own state.path, or share state with state.redis_url`,
       );
     }
-    this.#timer = setInterval(() => this.flushOrKeep(), flushIntervalMs);
+    this.#timer = setInterval(() => this.flushOrKeep(Date.now(), true), flushIntervalMs);
     this.#timer.unref();
   }
 
@@ -122,9 +130,10 @@ export class EmbeddedStateStore {
 
   /**
    * `flush`, never throwing: a failure is logged when writing begins to fail (or fails for another reason) and
-   * when it works again, not at every interval. Returns whether everything dirty is written.
+   * when it works again, not at every interval. Returns whether everything dirty is written. `isTimed`: the timer's
+   * flush, whose first one to find the lock taken is only tried again at the next interval (#busySinceMs).
    */
-  flushOrKeep(nowMs = Date.now()): boolean {
+  flushOrKeep(nowMs = Date.now(), isTimed = false): boolean {
     if (this.#isShared && this.#lock.tryTake()) {
       this.#isShared = false;
       this.#logger?.info({ path: this.path }, "state file: no other gateway process has it open any more");
@@ -132,6 +141,9 @@ export class EmbeddedStateStore {
     try {
       this.flush(nowMs);
     } catch (error) {
+      const busySinceMs = this.#busySinceMs;
+      this.#busySinceMs = isBusyError(error) ? (busySinceMs ?? nowMs) : undefined;
+      if (isTimed && busySinceMs === undefined && this.#failure === undefined && isBusyError(error)) return false;
       const message = error instanceof Error ? error.message : String(error);
       if (this.#failure?.message !== message) {
         this.#logger?.warn(
@@ -139,9 +151,10 @@ export class EmbeddedStateStore {
           `state file not written (${message}): budgets and cooldowns are kept in memory and written when it works again; a restart before then loses what is unwritten`,
         );
       }
-      this.#failure = { sinceMs: this.#failure?.sinceMs ?? nowMs, message };
+      this.#failure = { sinceMs: this.#failure?.sinceMs ?? busySinceMs ?? nowMs, message };
       return false;
     }
+    this.#busySinceMs = undefined;
     if (this.#failure !== undefined) {
       this.#logger?.info({ path: this.path }, "state file written again");
       this.#failure = undefined;
