@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -490,5 +490,49 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     assert.ok(row !== undefined, "the next flush did not write what the busy one held");
     store.close();
     other.close();
+  });
+
+  it("damage found after the start is told once as damage, and stays so whatever later flushes fail with", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const lines: { level: string; message: string }[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_object: object, message: string) => lines.push({ level: "warn", message }),
+    };
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+    store.start(3_600_000);
+    spend(books.budgets, 1, 10, T0);
+    assert.equal(store.flushOrKeep(T0), true);
+    // Garbage over the budget table's root page (checkpointed first, so the page is in the file itself).
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    const pageSize = Number(other.prepare("PRAGMA page_size").get()?.page_size);
+    const root = Number(
+      other.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'budget_scopes'").get()?.rootpage,
+    );
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.alloc(pageSize, 0x5a), 0, pageSize, (root - 1) * pageSize);
+    closeSync(fd);
+    spend(books.budgets, 1, 10, T0 + 1);
+    assert.equal(store.flushOrKeep(T0 + 1_000), false);
+    // Then the lock is taken too: another failure, with another message, of a file that is still damaged.
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    spend(books.budgets, 1, 10, T0 + 2);
+    assert.equal(store.flushOrKeep(T0 + 2_000), false);
+    other.exec("ROLLBACK");
+    assert.equal(store.flushOrKeep(T0 + 3_000), false);
+    assert.deepEqual(
+      lines.map((line) => line.level),
+      ["warn"],
+      lines.map((line) => line.message).join("\n"),
+    );
+    assert.match(lines[0]?.message ?? "", /^state file damaged \(database disk image is malformed\)/);
+    const status = store.status();
+    assert.equal(status.isDegraded, true);
+    assert.match(status.detail, /is damaged \(database disk image is malformed\), found at 2026-01-01T12:00:01\.000Z/);
+    other.close();
+    store.abandon();
   });
 });

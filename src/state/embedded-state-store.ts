@@ -12,7 +12,7 @@ import type { AvailabilityBook, PersistedCooldowns } from "../limits/availabilit
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
-import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile } from "../sqlite-file.ts";
+import { BUSY_TIMEOUT_MS, isBusyError, isDamagedFileError, openSqliteFile } from "../sqlite-file.ts";
 import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
@@ -48,7 +48,7 @@ export class EmbeddedStateStore {
   readonly #logger: StateLogger | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Set from a failed write until one works again: when writing began to fail, and the latest reason. */
-  #failure: { readonly sinceMs: number; readonly message: string } | undefined;
+  #failure: { readonly sinceMs: number; readonly message: string; readonly isDamaged: boolean } | undefined;
   readonly #lock: StateFileLock;
   /** Another gateway process has the file open (state-file-lock.ts): told at start, tried again at each flush. */
   #isShared = false;
@@ -121,6 +121,13 @@ export class EmbeddedStateStore {
       return { kind: "embedded", isDegraded: false, detail: `${this.path}${shared}` };
     }
     const since = new Date(failure.sinceMs).toISOString();
+    if (failure.isDamaged) {
+      return {
+        kind: "embedded",
+        isDegraded: true,
+        detail: `${this.path} is damaged (${failure.message}), found at ${since}: budgets and cooldowns are counted in memory only until the next start, which sets the file aside and starts a new one (the log says how to keep what it held)`,
+      };
+    }
     return {
       kind: "embedded",
       isDegraded: true,
@@ -141,17 +148,7 @@ export class EmbeddedStateStore {
     try {
       this.flush(nowMs);
     } catch (error) {
-      const busySinceMs = this.#busySinceMs;
-      this.#busySinceMs = isBusyError(error) ? (busySinceMs ?? nowMs) : undefined;
-      if (isTimed && busySinceMs === undefined && this.#failure === undefined && isBusyError(error)) return false;
-      const message = error instanceof Error ? error.message : String(error);
-      if (this.#failure?.message !== message) {
-        this.#logger?.warn(
-          { path: this.path, error: message },
-          `state file not written (${message}): budgets and cooldowns are kept in memory and written when it works again; a restart before then loses what is unwritten`,
-        );
-      }
-      this.#failure = { sinceMs: this.#failure?.sinceMs ?? busySinceMs ?? nowMs, message };
+      this.#failed(error, nowMs, isTimed);
       return false;
     }
     this.#busySinceMs = undefined;
@@ -160,6 +157,30 @@ export class EmbeddedStateStore {
       this.#failure = undefined;
     }
     return true;
+  }
+
+  /** A flush failed: what it held is dirty again; tells the failure once (a lasting one is not told at each flush). */
+  #failed(error: unknown, nowMs: number, isTimed: boolean): void {
+    const busySinceMs = this.#busySinceMs;
+    this.#busySinceMs = isBusyError(error) ? (busySinceMs ?? nowMs) : undefined;
+    if (isTimed && busySinceMs === undefined && this.#failure === undefined && isBusyError(error)) return;
+    // Damage does not heal: once found it is what the file's state is, whatever later flushes fail with (a lock,
+    // another page's damage), until a write works (the file replaced by hand) or the next start sets it aside.
+    if (this.#failure?.isDamaged === true) return;
+    const message = error instanceof Error ? error.message : String(error);
+    const isDamaged = isDamagedFileError(error);
+    if (isDamaged) {
+      this.#logger?.warn(
+        { path: this.path, error: message },
+        `state file damaged (${message}): budgets and cooldowns are counted in memory only from now on and lost when the gateway stops; the next start sets ${this.path} aside as ${this.path}.damaged-<time> and starts a new one (to keep what it held, stop the gateway and rebuild it with sqlite3's .recover)`,
+      );
+    } else if (this.#failure?.message !== message) {
+      this.#logger?.warn(
+        { path: this.path, error: message },
+        `state file not written (${message}): budgets and cooldowns are kept in memory and written when it works again; a restart before then loses what is unwritten`,
+      );
+    }
+    this.#failure = { sinceMs: this.#failure?.sinceMs ?? busySinceMs ?? nowMs, message, isDamaged };
   }
 
   /** Writes every dirty entry in one transaction; when that fails, they stay dirty (for the next flush) and it throws. */
