@@ -41,7 +41,8 @@ export interface RunningGateway {
   /**
    * Ends every request still in flight through its own pipeline (open-requests.ts): each is recorded (outcome
    * `client_aborted`, status 503, `service_unavailable`), its budget reservation reconciled, and a client still
-   * reading gets the error in its protocol. Resolves once their responses closed, or after `maxWaitMs`; never rejects.
+   * reading gets the error in its protocol. Resolves once each is settled; those still open after `maxWaitMs` (a stream
+   * whose client reads nothing) have their connections closed and get 200 ms more. Never rejects.
    */
   endInFlight(maxWaitMs: number): Promise<void>;
 }
@@ -142,11 +143,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       const ended = runtime.openRequests.cutAll(
         new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance)."),
       );
-      let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise<void>((done) => {
-        timer = setTimeout(done, maxWaitMs);
+      // A stream whose client reads nothing waits for its socket to drain and settles only once the socket is
+      // gone: what is still open after the wait is closed with its connection, and gets a last short wait.
+      return settledWithin(ended, maxWaitMs).then(() => {
+        if (runtime.openRequests.size === 0) return;
+        instance.server.closeAllConnections();
+        return settledWithin(ended, END_IN_FLIGHT_SOCKET_WAIT_MS);
       });
-      return Promise.race([ended, bound]).finally(() => clearTimeout(timer));
     },
     writeBeforeExit: async (stateWaitMs) => {
       stopLeaderboardRefresh();
@@ -193,17 +196,30 @@ function isStatePathError(error: Error, statePath: string): boolean {
 const SHUTDOWN_FLUSH_MS = 3_000;
 /**
  * ms a second signal (or the shutdown timeout) waits for the requests it ends to be recorded before the last writes:
- * ending one is an abort and a few turns of the event loop; a client that reads nothing may hold its response open,
- * and is cut with its socket after this.
+ * ending one is an abort and a few turns of the event loop; a stream whose client reads nothing waits for its socket,
+ * which is closed after this (END_IN_FLIGHT_SOCKET_WAIT_MS).
  */
 const END_IN_FLIGHT_WAIT_MS = 300;
+/** ms the requests still open after END_IN_FLIGHT_WAIT_MS get, once their connections are closed, to settle. */
+const END_IN_FLIGHT_SOCKET_WAIT_MS = 200;
+
+/** Resolves when `settled` does or `maxWaitMs` has passed, whichever is first; never rejects. */
+function settledWithin(settled: Promise<void>, maxWaitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((done) => {
+    timer = setTimeout(done, maxWaitMs);
+  });
+  return Promise.race([settled.catch(() => {}), bound]).finally(() => clearTimeout(timer));
+}
+
 /** ms a second signal's state write may wait for a lock on the state file another process holds. */
 const SECOND_SIGNAL_STATE_WAIT_MS = 1_000;
 /**
  * ms a second signal waits, after the state file is written, for the request log's pending batch (a file append on
  * libuv's thread pool, or a Redis command) and the queued Redis calibrations. A healthy disk or Redis answers in
  * milliseconds; a hung one must not keep the process alive, so the exit comes at this bound regardless (what was
- * not written is lost, as before). With the state file's own bound the process is gone within ~2 s of the signal.
+ * not written is lost, as before). With the state file's own bound and the wait for the requests it ends
+ * (END_IN_FLIGHT_*), the process is gone within ~2.5 s of the signal.
  */
 const SECOND_SIGNAL_FLUSH_MS = 1_000;
 
@@ -249,11 +265,18 @@ export function handleShutdownSignals(
       void gateway.endInFlight(END_IN_FLIGHT_WAIT_MS).then(() => gateway.app.server.closeAllConnections());
       // The close under way goes on once the connections are gone: the cut streams publish their records, then the
       // request log and the state are flushed (gateway.close). Exiting here lost both; bounded all the same.
-      setTimeout(() => exit(0), SHUTDOWN_FLUSH_MS).unref();
+      setTimeout(() => {
+        if (!isExiting) exit(0);
+      }, SHUTDOWN_FLUSH_MS).unref();
     }, shutdownTimeoutMs);
     timer.unref();
+    // Once a second signal came, its own path exits (code 1, bounded): ending the requests in flight lets this close
+    // finish too (its flushes are as good as the second signal's), and which of the two came first must not decide
+    // the exit code.
     gateway.close().then(
-      () => exit(0),
+      () => {
+        if (!isExiting) exit(0);
+      },
       () => exit(1),
     );
   };

@@ -1,4 +1,4 @@
-// The requests the server has open (from the handler's start to its response's close), each with the signal its
+// The requests the server has open (from the handler's start until the pipeline has settled them), each with the signal its
 // pipeline listens to. An exit that cannot wait for them (a second SIGTERM/SIGINT during a graceful shutdown) aborts
 // every signal with the error it ends them with: each request then ends through its own pipeline, as when its client
 // leaves (upstream hung up on, budget reservation reconciled, record published), and a client still there gets the
@@ -18,7 +18,7 @@ export class OpenRequests {
     return controller;
   }
 
-  /** Its response closed (written to its end, or the socket gone): its record was published before. */
+  /** The pipeline settled it (its record published): an exit no longer waits for it. */
   close(controller: AbortController): void {
     if (!this.#open.delete(controller) || this.#open.size > 0) return;
     for (const done of this.#waiting.splice(0)) done();
@@ -29,8 +29,8 @@ export class OpenRequests {
   }
 
   /**
-   * Ends every open request with `reason`; resolves once each one's response has closed (the caller bounds the wait:
-   * a client that reads nothing holds its response open).
+   * Ends every open request with `reason`; resolves once the pipeline settled each one (the caller bounds the wait:
+   * a stream whose client reads nothing waits for its socket to drain, until the socket is closed).
    */
   cutAll(reason: GatewayError): Promise<void> {
     this.#cut = reason;

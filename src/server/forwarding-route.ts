@@ -63,9 +63,12 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         return text;
       });
     } finally {
-      clientGone.stop();
-      // Whatever happened above, the stream is settled and its concurrency slot freed.
-      if (ending === undefined) await result.cancel();
+      try {
+        // Whatever happened above, the stream is settled and its concurrency slot freed.
+        if (ending === undefined) await result.cancel();
+      } finally {
+        clientGone.stop();
+      }
     }
     if (reply.raw.destroyed) return;
     if (ending.isSuccess) reply.raw.end(SSE_DONE);

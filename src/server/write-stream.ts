@@ -55,23 +55,23 @@ export async function pumpStream<T>(
 
 /**
  * An AbortSignal that fires when the client goes away before its response is complete, or when the gateway ends
- * every open request at its exit (then aborted with that error: open-requests.ts). The request stays among the open
- * ones until its response closes.
+ * every open request at its exit (then aborted with that error: open-requests.ts). `stop` once the pipeline has
+ * settled the request (its record published): until then it counts among the open requests an exit waits for.
  */
 export function clientGoneSignal(
   response: ServerResponse,
   openRequests: OpenRequests,
 ): { readonly signal: AbortSignal; stop(): void } {
   const controller = openRequests.open();
-  let isStopped = false;
-  response.once("close", () => {
-    openRequests.close(controller);
-    if (!isStopped && !response.writableFinished) controller.abort();
-  });
+  const onClose = (): void => {
+    if (!response.writableFinished) controller.abort();
+  };
+  response.on("close", onClose);
   return {
     signal: controller.signal,
     stop: () => {
-      isStopped = true;
+      response.off("close", onClose);
+      openRequests.close(controller);
     },
   };
 }

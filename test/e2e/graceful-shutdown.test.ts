@@ -14,7 +14,13 @@ import { Agent, request } from "undici";
 import { stringify } from "yaml";
 import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
-import { chatCompletion, chatStream, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
+import {
+  chatChunk,
+  chatCompletion,
+  chatStream,
+  type MockUpstream,
+  startMockUpstream,
+} from "../helpers/mock-upstream.ts";
 import { postJson, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -469,6 +475,79 @@ describe("graceful shutdown", () => {
     assert.equal(exits[0]?.records, records.length, "a record was published after the exit");
   });
 
+  test("a second signal records a stream whose client reads nothing (held by backpressure) before it exits", async (t) => {
+    const mock = await startMockUpstream();
+    t.after(() => mock.close());
+    const frame = `data: ${JSON.stringify(chatChunk("x".repeat(64 * 1024), "m"))}\n\n`;
+    const progress = { writtenBytes: 0 };
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (let index = 0; index < 1024; index++) {
+          progress.writtenBytes += frame.length;
+          if (response.write(frame)) continue;
+          const isOpen = await new Promise<boolean>((resolve) => {
+            response.once("drain", () => resolve(true));
+            response.once("close", () => resolve(false));
+          });
+          if (!isOpen) return;
+        }
+        response.end("data: [DONE]\n\n");
+      },
+    });
+    const gateway = await startTestGateway(
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    retries: 0\n    models: { m: null }\nstate:\n  path: ":memory:"\n`,
+    );
+    t.after(async () => {
+      await mock.close();
+      await gateway.close().catch(() => {});
+    });
+    const records: { id: string; status: number; outcome: string }[] = [];
+    gateway.runtime.onRecord((record) => records.push(record));
+    const signals = new EventEmitter();
+    const exits: { code: number; records: number; atMs: number }[] = [];
+    handleShutdownSignals(
+      gateway,
+      10_000,
+      (code) => exits.push({ code, records: records.length, atMs: performance.now() }),
+      signals,
+    );
+    const agent = new Agent();
+    t.after(() => agent.destroy());
+    const answer = await request(`${gateway.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "never-read" },
+      body: JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] }),
+      dispatcher: agent,
+    });
+    answer.body.on("error", () => {}); // cut at the exit; never read
+    // Not reading: the upstream's writes stall once the socket buffers on both hops are full.
+    let lastWrittenBytes = -1;
+    let stableSinceMs = performance.now();
+    await waitUntil(
+      () => {
+        if (progress.writtenBytes !== lastWrittenBytes) {
+          lastWrittenBytes = progress.writtenBytes;
+          stableSinceMs = performance.now();
+        }
+        return performance.now() - stableSinceMs >= 300;
+      },
+      "the upstream's writes to stall",
+      10_000,
+    );
+    signals.emit("SIGTERM");
+    const signalledAtMs = performance.now();
+    signals.emit("SIGINT");
+    await waitUntil(() => exits.length > 0, "the exit after the second signal", 5_000);
+    assert.equal(exits[0]?.code, 1);
+    assert.ok((exits[0]?.atMs ?? 0) - signalledAtMs < 2_000, "the exit waited past its bound");
+    const record = records.find((candidate) => candidate.id === "never-read");
+    assert.ok(record !== undefined, "the stream held by a client that reads nothing left no record");
+    assert.deepEqual([record.status, record.outcome], [503, "client_aborted"]);
+    assert.ok((exits[0]?.records ?? 0) >= records.indexOf(record) + 1, "its record came after the exit's writes");
+  });
+
   test("a second signal writes the request log's pending records before it exits", async (t) => {
     // In process, so that the second signal comes in the same tick as the last record (in a child process the
     // request log's 500 ms timer could write it in between); the signals come from an emitter of the test's own.
@@ -540,10 +619,16 @@ describe("graceful shutdown", () => {
       /answered-while-draining/,
       "the record published just before the second signal was not written before the exit",
     );
-    // The first shutdown goes on once the stream is cut (an injected exit does not end the process).
+    // An injected exit does not end the process: the second signal's bound calls it again, and the first shutdown,
+    // which finishes once the stream is ended, does not call it with its own code (0).
     await mock.close();
     await (await stream).body.dump().catch(() => {});
-    await waitUntil(() => exits.length === 2, "the first shutdown to finish", 10_000);
+    await waitUntil(() => exits.length === 2, "the second signal's bound", 10_000);
+    await gateway.close();
+    assert.deepEqual(
+      exits.map((exit) => exit.code),
+      [1, 1],
+    );
   });
 
   test("a second signal whose writes hang (a hung disk or Redis) still exits at its bound", async (t) => {
