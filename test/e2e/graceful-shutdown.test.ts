@@ -424,7 +424,13 @@ describe("graceful shutdown", () => {
       await mock.close();
       await gateway.close().catch(() => {});
     });
-    const records: { id: string; status: number; outcome: string; errorCode?: string }[] = [];
+    const records: {
+      id: string;
+      status: number;
+      outcome: string;
+      errorCode?: string;
+      attempts: readonly { outcome: string; reason: string }[];
+    }[] = [];
     gateway.runtime.onRecord((record) => records.push(record));
     const signals = new EventEmitter();
     const exits: { code: number; records: number }[] = [];
@@ -471,6 +477,9 @@ describe("graceful shutdown", () => {
         [record.status, record.outcome, record.errorCode],
         [503, "client_aborted", "service_unavailable"],
       );
+      // The attempt says why it ended: not a client that left.
+      assert.equal(record.attempts.at(-1)?.outcome, "client_aborted");
+      assert.match(record.attempts.at(-1)?.reason ?? "", /shutting down/, id);
     }
     assert.equal(exits[0]?.records, records.length, "a record was published after the exit");
   });
