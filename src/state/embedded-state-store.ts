@@ -3,9 +3,9 @@
 // SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told us
 // to wait, nor pays a refusal again to learn what it knew. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close. A write that fails (the file locked
-// by another process past the busy timeout, a full or read-only disk, a file damaged since the start) must not end
-// the process: the books in memory keep serving, what the write held stays dirty for the next flush, and the
-// failure shows in the log (once, and once more when writing works again) and in /health's `state`.
+// by another process, for which the timer's flush does not wait; a full or read-only disk; a file damaged since the
+// start) must not end the process: the books in memory keep serving, what the write held stays dirty for the next
+// flush, and the failure shows in the log (once, and once more when writing works again) and in /health's `state`.
 import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
@@ -53,7 +53,7 @@ export class EmbeddedStateStore {
   /** Another gateway process has the file open (state-file-lock.ts): told at start, tried again at each flush. */
   #isShared = false;
   /**
-   * The timer's last flush found the write lock taken. Without a wait, a write of another process's that happens to
+   * Since when the flushes find the write lock taken. Without a wait, a write of another process's that happens to
    * overlap a flush (a restart's overlap, a sqlite3 shell) is found far more often than a lock held for long: the
    * first busy flush is only tried again; a lock still held at the next interval is told (log, /health), as unwritten
    * since this first one. Undefined: the last flush was not refused a lock.
@@ -125,7 +125,7 @@ export class EmbeddedStateStore {
       return {
         kind: "embedded",
         isDegraded: true,
-        detail: `${this.path} is damaged (${failure.message}), found at ${since}: budgets and cooldowns are counted in memory only until the next start, which sets the file aside and starts a new one (the log says how to keep what it held)`,
+        detail: `${this.path} is damaged (${failure.message}), found at ${since}: budgets and cooldowns are counted in memory only until it is repaired (the log says how)`,
       };
     }
     return {
@@ -172,7 +172,7 @@ export class EmbeddedStateStore {
     if (isDamaged) {
       this.#logger?.warn(
         { path: this.path, error: message },
-        `state file damaged (${message}): budgets and cooldowns are counted in memory only from now on and lost when the gateway stops; the next start sets ${this.path} aside as ${this.path}.damaged-<time> and starts a new one (to keep what it held, stop the gateway and rebuild it with sqlite3's .recover)`,
+        `state file damaged (${message}): budgets and cooldowns are counted in memory only from now on and lost when the gateway stops. To repair, stop the gateway and move ${this.path} aside (budgets and cooldowns start afresh; a start that finds the damage does that itself, as ${this.path}.damaged-<time>), or rebuild it with sqlite3's .recover`,
       );
     } else if (this.#failure?.message !== message) {
       this.#logger?.warn(

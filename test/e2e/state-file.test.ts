@@ -250,7 +250,7 @@ describe("a state file found damaged at start", () => {
 });
 
 describe("a state file damaged while the gateway runs", () => {
-  test("damage in the state tables: /health degraded with a state detail, one warning, and the next start sets it aside", async (t) => {
+  test("damage in the state tables: /health degraded with a state detail, one warning, and a start that finds it sets it aside", async (t) => {
     const mock = await useMock(t);
     const statePath = join(tempDir(t), "state.db");
     const gateway = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
@@ -270,13 +270,13 @@ describe("a state file damaged while the gateway runs", () => {
     assert.equal(said.status, "degraded");
     assert.equal(said.state.isDegraded, true);
     assert.match(said.state.detail, /state\.db is damaged \(database disk image is malformed\)/);
-    assert.match(said.state.detail, /counted in memory only until the next start, which sets the file aside/);
+    assert.match(said.state.detail, /counted in memory only until it is repaired/);
     const warnings = gateway.logs.filter((line) => line.level >= 40 && /^state file/.test(line.msg));
     assert.equal(warnings.length, 1, `one warning for the damage, not one per flush: ${JSON.stringify(warnings)}`);
-    assert.match(warnings[0]?.msg ?? "", /^state file damaged \(database disk image is malformed\).*sets .* aside/);
+    assert.match(warnings[0]?.msg ?? "", /^state file damaged \(database disk image is malformed\).*To repair, stop/);
     await gateway.stop();
 
-    // What the warning says the next start does.
+    // What the warning says a start that finds the damage does (here it does: the start reads the damaged table).
     const next = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
     assert.ok(
       next.logs.some((line) => /^state file damaged .*moved to .*state\.db\.damaged-/.test(line.msg)),
