@@ -440,8 +440,13 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     delay.enable();
     await sleep(flushIntervalMs * 20);
     delay.disable();
-    const maxDelayMs = delay.max / 1e6;
-    assert.ok(maxDelayMs < 90, `the event loop stalled ${maxDelayMs.toFixed(1)} ms while the file was locked`);
+    // The median, not the largest: one hiccup of a loaded machine must not fail the test; a stall at every flush
+    // (the old 100 ms wait every 20 ms) moves the median to ~100 ms.
+    const medianDelayMs = delay.percentile(50) / 1e6;
+    assert.ok(
+      medianDelayMs < 50,
+      `the event loop stalled ${medianDelayMs.toFixed(1)} ms (median) while the file was locked`,
+    );
     const startedMs = performance.now();
     for (let index = 0; index < 5; index++) assert.equal(store.flushOrKeep(T0 + index), false);
     const elapsedMs = performance.now() - startedMs;
