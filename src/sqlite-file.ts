@@ -65,6 +65,15 @@ function makeFolders(dir: string): void {
   }
 }
 
+/** SQLite's primary result code for a lock another connection holds (past the busy timeout). */
+const SQLITE_BUSY = 5;
+
+/** node:sqlite's error for a lock another connection holds (`database is locked`). */
+export function isBusyError(error: unknown): boolean {
+  const { errcode } = (typeof error === "object" && error !== null ? error : {}) as { errcode?: unknown };
+  return typeof errcode === "number" && (errcode & 0xff) === SQLITE_BUSY;
+}
+
 /** SQLite's primary result codes for a file that is not (or no longer) a readable database. */
 const SQLITE_CORRUPT = 11;
 const SQLITE_NOTADB = 26;

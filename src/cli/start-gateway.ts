@@ -7,6 +7,7 @@ import type { Clock } from "../clock.ts";
 import { ConfigError } from "../config/config-error.ts";
 import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { countUnhandledRejection } from "../observability/process-faults.ts";
 import { routedLogLine } from "../observability/routed-log.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -37,6 +38,13 @@ export interface RunningGateway {
    * prompt calibrations. Never rejects; the caller bounds it.
    */
   writeBeforeExit(stateWaitMs: number): Promise<void>;
+  /**
+   * Ends every request still in flight through its own pipeline (open-requests.ts): each is recorded (outcome
+   * `client_aborted`, status 503, `service_unavailable`), its budget reservation reconciled, and a client still
+   * reading gets the error in its protocol. Resolves once each is settled; those still open after `maxWaitMs` (a stream
+   * whose client reads nothing) have their connections closed and get 200 ms more. Never rejects.
+   */
+  endInFlight(maxWaitMs: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -131,6 +139,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await keptResponses.close();
       await runtime.close();
     },
+    endInFlight: (maxWaitMs) => {
+      const ended = runtime.openRequests.cutAll(
+        new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance)."),
+      );
+      // A stream whose client reads nothing waits for its socket to drain and settles only once the socket is
+      // gone: what is still open after the wait is closed with its connection, and gets a last short wait.
+      return settledWithin(ended, maxWaitMs).then(() => {
+        if (runtime.openRequests.size === 0) return;
+        instance.server.closeAllConnections();
+        return settledWithin(ended, END_IN_FLIGHT_SOCKET_WAIT_MS);
+      });
+    },
     writeBeforeExit: async (stateWaitMs) => {
       stopLeaderboardRefresh();
       const state = runtime.state.writeBeforeExit(stateWaitMs);
@@ -174,22 +194,42 @@ function isStatePathError(error: Error, statePath: string): boolean {
 
 /** How long the flush after a shutdown timeout may take (the request log's last batch, the state file). */
 const SHUTDOWN_FLUSH_MS = 3_000;
+/**
+ * ms a second signal (or the shutdown timeout) waits for the requests it ends to be recorded before the last writes:
+ * ending one is an abort and a few turns of the event loop; a stream whose client reads nothing waits for its socket,
+ * which is closed after this (END_IN_FLIGHT_SOCKET_WAIT_MS).
+ */
+const END_IN_FLIGHT_WAIT_MS = 300;
+/** ms the requests still open after END_IN_FLIGHT_WAIT_MS get, once their connections are closed, to settle. */
+const END_IN_FLIGHT_SOCKET_WAIT_MS = 200;
+
+/** Resolves when `settled` does or `maxWaitMs` has passed, whichever is first; never rejects. */
+function settledWithin(settled: Promise<void>, maxWaitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((done) => {
+    timer = setTimeout(done, maxWaitMs);
+  });
+  return Promise.race([settled.catch(() => {}), bound]).finally(() => clearTimeout(timer));
+}
+
 /** ms a second signal's state write may wait for a lock on the state file another process holds. */
 const SECOND_SIGNAL_STATE_WAIT_MS = 1_000;
 /**
  * ms a second signal waits, after the state file is written, for the request log's pending batch (a file append on
  * libuv's thread pool, or a Redis command) and the queued Redis calibrations. A healthy disk or Redis answers in
  * milliseconds; a hung one must not keep the process alive, so the exit comes at this bound regardless (what was
- * not written is lost, as before). With the state file's own bound the process is gone within ~2 s of the signal.
+ * not written is lost, as before). With the state file's own bound and the wait for the requests it ends
+ * (END_IN_FLIGHT_*), the process is gone within ~2.5 s of the signal.
  */
 const SECOND_SIGNAL_FLUSH_MS = 1_000;
 
 /**
  * SIGTERM/SIGINT: stop accepting connections, let in-flight requests and streams finish for up to
- * `shutdownTimeoutMs`, then exit. A second signal exits without waiting for them (code 1), after writing the state
- * file (synchronously, bounded by SECOND_SIGNAL_STATE_WAIT_MS) and the request log's pending batch (bounded by
- * SECOND_SIGNAL_FLUSH_MS): the budgets counted since the state file's last flush and the records of the last
- * half second would be lost otherwise.
+ * `shutdownTimeoutMs`, then exit. A second signal exits without waiting for them (code 1): it ends each one through
+ * its pipeline first (recorded, its reservation settled, the client told in its protocol; bounded by
+ * END_IN_FLIGHT_WAIT_MS), then writes the state file (synchronously, bounded by SECOND_SIGNAL_STATE_WAIT_MS) and the
+ * request log's pending batch (bounded by SECOND_SIGNAL_FLUSH_MS): the budgets counted since the state file's last
+ * flush, the records of the last half second and those of the requests it ended would be lost otherwise.
  */
 export function handleShutdownSignals(
   gateway: RunningGateway,
@@ -206,27 +246,37 @@ export function handleShutdownSignals(
       isExiting = true;
       gateway.app.log.warn(
         { signal },
-        "second signal: writing the state file and the request log's pending records, then exiting without waiting",
+        "second signal: ending the requests in flight, writing the state file and the request log's pending records, then exiting",
       );
-      const writes = gateway.writeBeforeExit(SECOND_SIGNAL_STATE_WAIT_MS);
-      // Started after the synchronous state write returned: the request log gets its own full bound. Not unref'd:
-      // it is the exit itself, whatever else the loop still holds or does not.
-      setTimeout(() => exit(1), SECOND_SIGNAL_FLUSH_MS);
-      void writes.then(() => exit(1));
+      void gateway.endInFlight(END_IN_FLIGHT_WAIT_MS).then(() => {
+        const writes = gateway.writeBeforeExit(SECOND_SIGNAL_STATE_WAIT_MS);
+        // Started after the synchronous state write returned: the request log gets its own full bound. Not
+        // unref'd: it is the exit itself, whatever else the loop still holds or does not.
+        setTimeout(() => exit(1), SECOND_SIGNAL_FLUSH_MS);
+        void writes.then(() => exit(1));
+      });
       return;
     }
     isStopping = true;
     gateway.app.log.info({ signal, shutdownTimeoutMs }, "shutting down: finishing in-flight requests");
     const timer = setTimeout(() => {
-      gateway.app.log.warn("shutdown timeout: closing remaining connections");
-      gateway.app.server.closeAllConnections();
+      gateway.app.log.warn("shutdown timeout: ending the requests still in flight and closing their connections");
+      // Ended through their pipelines first, so that a client still reading gets an error rather than a cut socket.
+      void gateway.endInFlight(END_IN_FLIGHT_WAIT_MS).then(() => gateway.app.server.closeAllConnections());
       // The close under way goes on once the connections are gone: the cut streams publish their records, then the
       // request log and the state are flushed (gateway.close). Exiting here lost both; bounded all the same.
-      setTimeout(() => exit(0), SHUTDOWN_FLUSH_MS).unref();
+      setTimeout(() => {
+        if (!isExiting) exit(0);
+      }, SHUTDOWN_FLUSH_MS).unref();
     }, shutdownTimeoutMs);
     timer.unref();
+    // Once a second signal came, its own path exits (code 1, bounded): ending the requests in flight lets this close
+    // finish too (its flushes are as good as the second signal's), and which of the two came first must not decide
+    // the exit code.
     gateway.close().then(
-      () => exit(0),
+      () => {
+        if (!isExiting) exit(0);
+      },
       () => exit(1),
     );
   };

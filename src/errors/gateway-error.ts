@@ -235,6 +235,14 @@ export class InternalError extends GatewayError {
 }
 
 /**
+ * Why a request's signal aborted, for its attempt's reason: the client left, or the gateway ended the request with an
+ * error of its own (its exit: pipeline/open-requests.ts).
+ */
+export function abortReasonText(signal: AbortSignal): string {
+  return signal.reason instanceof GatewayError ? signal.reason.message : "client disconnected";
+}
+
+/**
  * The client disconnected before the answer: nobody is left to answer, so this is never rendered; it ends the
  * request's work and is recorded with the de-facto status 499 (nginx's "client closed request").
  */

@@ -54,7 +54,7 @@ export const OUTCOMES = Object.freeze({
   first_token_timeout: traits(false, true, false, "deployment", true, false),
   /** A 2xx the gateway cannot use (not JSON, not an object, not an event stream). */
   bad_response: traits(false, true, true, "deployment", true, false),
-  /** The client left; nobody is blamed. */
+  /** The client left, or the gateway ended the request at its exit (pipeline/open-requests.ts); nobody is blamed. */
   client_aborted: traits(false, false, false, "none", false, false),
   /** A started stream closed or broke before it finished. */
   stream_cut: traits(false, true, false, "deployment", true, true),

@@ -27,6 +27,7 @@ import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
 import { answerFingerprint } from "./answer-fingerprint.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
+import { OpenRequests } from "./open-requests.ts";
 import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
@@ -70,6 +71,8 @@ export class GatewayRuntime {
   readonly answers: AnswerStore;
   /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
   readonly inFlight = new InFlightGates();
+  /** The requests the server has open: what an exit that cannot wait for them ends (open-requests.ts). */
+  readonly openRequests = new OpenRequests();
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */

@@ -28,6 +28,7 @@ import {
 import { chargeClient } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
+import { cutReason } from "./open-requests.ts";
 import {
   type JsonAnswer,
   type PipelineRequest,
@@ -352,6 +353,8 @@ function jsonAnswer(
  * left while queued) and returns the error to throw. Like every refusal it changes nothing else (docs/observability.md).
  */
 function refused(request: PipelineRequest, error: unknown): GatewayError {
+  const cut = cutOf(request, error);
+  if (cut !== undefined) return cut;
   const ending = refusalEnding(error);
   publish(request, ending.error.status, ending.outcome, ending.code);
   return ending.error;
@@ -359,6 +362,8 @@ function refused(request: PipelineRequest, error: unknown): GatewayError {
 
 /** Records a request that got no answer and returns the error to throw. */
 function failed(request: PipelineRequest, error: unknown): GatewayError {
+  const cut = cutOf(request, error);
+  if (cut !== undefined) return cut;
   if (error instanceof ClientAbortedError) {
     publish(request, error.status, "client_aborted");
     return error;
@@ -367,6 +372,16 @@ function failed(request: PipelineRequest, error: unknown): GatewayError {
   const gatewayError = toGatewayError(error);
   publish(request, gatewayError.status, request.record.lastAttemptOutcome() ?? "rejected", gatewayError.code);
   return gatewayError;
+}
+
+/**
+ * A request the gateway ended at its exit (open-requests.ts) reads as a client that left everywhere below; its record
+ * says what happened instead (nobody blamed, the status and code of the error the client is answered with).
+ */
+function cutOf(request: PipelineRequest, error: unknown): GatewayError | undefined {
+  const cut = error instanceof ClientAbortedError ? cutReason(request.context.signal) : undefined;
+  if (cut !== undefined) publish(request, cut.status, "client_aborted", cut.code);
+  return cut;
 }
 
 function requestedOutputTokens(body: Record<string, unknown>): number {

@@ -8,6 +8,7 @@ import { relayStream, streamError } from "../streaming/relay-stream.ts";
 import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
 import type { StreamResult } from "../upstream/forward-types.ts";
 import { createContinuationSource } from "./continuation-source.ts";
+import { cutReason } from "./open-requests.ts";
 import { type PipelineRequest, publish, redactAll, type StreamAnswer, type StreamEnding } from "./pipeline-types.ts";
 import { estimatedSegmentUsage } from "./segment-usage.ts";
 
@@ -79,9 +80,11 @@ async function* relayEvents(
     settle(request, relayed);
   }
   if (relayed === undefined) return { isSuccess: false, error: undefined, usage: undefined };
-  const error: GatewayError | undefined =
-    relayed.isSuccess || relayed.isClientGone
-      ? undefined
+  // A stream the gateway cut at its exit ends, for a client still there, with the error it was cut with.
+  const error: GatewayError | undefined = relayed.isSuccess
+    ? undefined
+    : relayed.isClientGone
+      ? cutReason(request.context.signal)
       : streamError(relayed.outcome, redactAll(request.snapshot, relayed.reason));
   return { isSuccess: relayed.isSuccess, error, usage: relayed.usage };
 }
@@ -172,16 +175,18 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
 }
 
 function settle(request: PipelineRequest, relayed: RelayResult | undefined): void {
+  const cut = cutReason(request.context.signal);
   if (relayed === undefined) {
-    publish(request, 499, "client_aborted");
+    publish(request, cut?.status ?? 499, "client_aborted", cut?.code);
     return;
   }
   request.record.usage(relayed.usage);
   if (request.snapshot.config.log.content && relayed.deliveredText !== undefined) {
     request.record.content({ responseText: relayed.deliveredText });
   }
-  const status = relayed.isSuccess ? 200 : relayed.isClientGone ? 499 : 502;
+  const status = relayed.isSuccess ? 200 : relayed.isClientGone ? (cut?.status ?? 499) : 502;
   const outcome = relayed.isSuccess ? "success" : relayed.isClientGone ? "client_aborted" : relayed.outcome;
-  const errorCode = status === 502 ? streamError(relayed.outcome, "").code : undefined;
+  const errorCode =
+    status === 502 ? streamError(relayed.outcome, "").code : relayed.isClientGone ? cut?.code : undefined;
   publish(request, status, outcome, errorCode);
 }

@@ -31,7 +31,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         { code: "invalid_content_type" },
       );
     }
-    const clientGone = clientGoneSignal(reply.raw);
+    const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {
@@ -76,9 +76,12 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         return text;
       });
     } finally {
-      clientGone.stop();
-      // Whatever happened above, the stream is settled and its concurrency slot freed.
-      if (ending === undefined) await result.cancel();
+      try {
+        // Whatever happened above, the stream is settled and its concurrency slot freed.
+        if (ending === undefined) await result.cancel();
+      } finally {
+        clientGone.stop();
+      }
     }
     if (reply.raw.destroyed) return;
     if (ending.isSuccess) reply.raw.end(SSE_DONE);

@@ -89,7 +89,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         error,
       );
     }
-    const clientGone = clientGoneSignal(reply.raw);
+    const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {
@@ -150,9 +150,12 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         return text;
       });
     } finally {
-      clientGone.stop();
-      // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
-      if (ending === undefined) await result.cancel();
+      try {
+        // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
+        if (ending === undefined) await result.cancel();
+      } finally {
+        clientGone.stop();
+      }
     }
     let tail: string;
     try {

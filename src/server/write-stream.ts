@@ -1,6 +1,7 @@
 // Writing a pipeline stream to a client socket, with backpressure: the next batch is pulled from the pipeline
 // only when the socket has taken the last one, so a slow client slows the upstream instead of growing memory.
 import type { ServerResponse } from "node:http";
+import type { OpenRequests } from "../pipeline/open-requests.ts";
 import type { StreamChunk } from "../streaming/relay-types.ts";
 
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -52,14 +53,27 @@ export async function pumpStream<T>(
   }
 }
 
-/** An AbortSignal that fires when the client goes away before its response is complete. */
-export function clientGoneSignal(response: ServerResponse): { readonly signal: AbortSignal; stop(): void } {
-  const controller = new AbortController();
+/**
+ * An AbortSignal that fires when the client goes away before its response is complete, or when the gateway ends
+ * every open request at its exit (then aborted with that error: open-requests.ts). `stop` once the pipeline has
+ * settled the request (its record published): until then it counts among the open requests an exit waits for.
+ */
+export function clientGoneSignal(
+  response: ServerResponse,
+  openRequests: OpenRequests,
+): { readonly signal: AbortSignal; stop(): void } {
+  const controller = openRequests.open();
   const onClose = (): void => {
     if (!response.writableFinished) controller.abort();
   };
   response.on("close", onClose);
-  return { signal: controller.signal, stop: () => response.off("close", onClose) };
+  return {
+    signal: controller.signal,
+    stop: () => {
+      response.off("close", onClose);
+      openRequests.close(controller);
+    },
+  };
 }
 
 function drained(response: ServerResponse): Promise<void> {

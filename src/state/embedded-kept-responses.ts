@@ -11,7 +11,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { BUSY_TIMEOUT_MS, openSqliteFile } from "../sqlite-file.ts";
+import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile } from "../sqlite-file.ts";
 
 /** ms a read or a delete may wait for a lock another connection holds (short: it stalls the event loop). */
 const READ_BUSY_TIMEOUT_MS = 100;
@@ -19,8 +19,6 @@ const READ_BUSY_TIMEOUT_MS = 100;
 const RETRY_INTERVAL_MS = 250;
 /** Answers waiting for the lock beyond this many: the oldest waiting one is not kept (memory stays bounded). */
 const MAX_WAITING_ROWS = 1_000;
-/** SQLite's primary result code for a lock held by another connection. */
-const SQLITE_BUSY = 5;
 
 export interface KeptResponseRow {
   readonly id: string;
@@ -127,7 +125,7 @@ export class EmbeddedKeptResponses {
     try {
       this.#write([entry], 0);
     } catch (error) {
-      if (!isBusy(error)) throw error;
+      if (!isBusyError(error)) throw error;
       this.#wait(entry);
       this.#logger?.warn(
         { path: this.#path },
@@ -245,7 +243,7 @@ export class EmbeddedKeptResponses {
       this.#write(entries, 0);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      if (!isBusy(error) && this.#failure !== message) {
+      if (!isBusyError(error) && this.#failure !== message) {
         this.#failure = message;
         this.#logger?.warn(
           { path: this.#path, error: message },
@@ -303,9 +301,4 @@ export class EmbeddedKeptResponses {
       }
     }
   }
-}
-
-function isBusy(error: unknown): boolean {
-  const { errcode } = (typeof error === "object" && error !== null ? error : {}) as { errcode?: unknown };
-  return typeof errcode === "number" && (errcode & 0xff) === SQLITE_BUSY;
 }

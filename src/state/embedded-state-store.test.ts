@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ManualClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { CooldownSettings } from "../config/types.ts";
@@ -415,5 +417,127 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     });
     assert.equal(after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used, 2);
     reopened.close();
+  });
+
+  it("the timer's flush never waits for a lock another connection holds; what it held lands once the lock is free", async () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const lines: { level: string; message: string }[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_object: object, message: string) => lines.push({ level: "warn", message }),
+    };
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+    const flushIntervalMs = 20;
+    store.start(flushIntervalMs);
+    // Another process's write transaction (a second gateway's flush, a sqlite3 shell) holding the write lock.
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    spend(books.budgets, 3, 10, T0);
+    // Each busy flush used to stall the event loop for its 100 ms busy timeout, every interval while the lock lasted.
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    await sleep(flushIntervalMs * 20);
+    delay.disable();
+    // The median, not the largest: one hiccup of a loaded machine must not fail the test; a stall at every flush
+    // (the old 100 ms wait every 20 ms) moves the median to ~100 ms.
+    const medianDelayMs = delay.percentile(50) / 1e6;
+    assert.ok(
+      medianDelayMs < 50,
+      `the event loop stalled ${medianDelayMs.toFixed(1)} ms (median) while the file was locked`,
+    );
+    const startedMs = performance.now();
+    for (let index = 0; index < 5; index++) assert.equal(store.flushOrKeep(T0 + index), false);
+    const elapsedMs = performance.now() - startedMs;
+    assert.ok(elapsedMs < 100, `5 flushes of a locked file took ${elapsedMs.toFixed(1)} ms`);
+    // A lock that outlasts one interval is told, once.
+    assert.equal(store.status().isDegraded, true);
+    assert.deepEqual(
+      lines.map((line) => line.level),
+      ["warn"],
+    );
+    assert.match(lines[0]?.message ?? "", /database is locked/);
+
+    other.exec("COMMIT");
+    await sleep(flushIntervalMs * 5);
+    assert.equal(store.status().isDegraded, false);
+    assert.equal(lines.at(-1)?.message, "state file written again");
+    const row = other.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(SCOPE.id);
+    assert.ok(row !== undefined, "what the busy flushes held never reached the file");
+    assert.equal((JSON.parse(String(row.state)) as { day: { requests: number } }).day.requests, 3);
+    store.close();
+    other.close();
+  });
+
+  it("the timer's first flush to find the lock taken is only tried again: a lock held briefly is not told", async () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const lines: string[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push(message),
+      warn: (_object: object, message: string) => lines.push(message),
+    };
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+    const flushIntervalMs = 200;
+    store.start(flushIntervalMs);
+    spend(books.budgets, 2, 10, T0);
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    // Held across exactly one timed flush, released before the next.
+    await sleep(flushIntervalMs * 1.5);
+    other.exec("COMMIT");
+    assert.equal(store.status().isDegraded, false);
+    await sleep(flushIntervalMs);
+    assert.deepEqual(lines, [], "a lock released before the next interval is not worth a warning");
+    const row = other.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(SCOPE.id);
+    assert.ok(row !== undefined, "the next flush did not write what the busy one held");
+    store.close();
+    other.close();
+  });
+
+  it("damage found after the start is told once as damage, and stays so whatever later flushes fail with", () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const books = freshBooks(clock);
+    const lines: { level: string; message: string }[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_object: object, message: string) => lines.push({ level: "warn", message }),
+    };
+    const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+    store.start(3_600_000);
+    spend(books.budgets, 1, 10, T0);
+    assert.equal(store.flushOrKeep(T0), true);
+    // Garbage over the budget table's root page (checkpointed first, so the page is in the file itself).
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    const pageSize = Number(other.prepare("PRAGMA page_size").get()?.page_size);
+    const root = Number(
+      other.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'budget_scopes'").get()?.rootpage,
+    );
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.alloc(pageSize, 0x5a), 0, pageSize, (root - 1) * pageSize);
+    closeSync(fd);
+    spend(books.budgets, 1, 10, T0 + 1);
+    assert.equal(store.flushOrKeep(T0 + 1_000), false);
+    // Then the lock is taken too: another failure, with another message, of a file that is still damaged.
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    spend(books.budgets, 1, 10, T0 + 2);
+    assert.equal(store.flushOrKeep(T0 + 2_000), false);
+    other.exec("ROLLBACK");
+    assert.equal(store.flushOrKeep(T0 + 3_000), false);
+    assert.deepEqual(
+      lines.map((line) => line.level),
+      ["warn"],
+      lines.map((line) => line.message).join("\n"),
+    );
+    assert.match(lines[0]?.message ?? "", /^state file damaged \(database disk image is malformed\)/);
+    const status = store.status();
+    assert.equal(status.isDegraded, true);
+    assert.match(status.detail, /is damaged \(database disk image is malformed\), found at 2026-01-01T12:00:01\.000Z/);
+    other.close();
+    store.abandon();
   });
 });

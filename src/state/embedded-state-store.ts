@@ -3,25 +3,26 @@
 // SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told us
 // to wait, nor pays a refusal again to learn what it knew. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close. A write that fails (the file locked
-// by another process past the busy timeout, a full or read-only disk, a file damaged since the start) must not end
-// the process: the books in memory keep serving, what the write held stays dirty for the next flush, and the
-// failure shows in the log (once, and once more when writing works again) and in /health's `state`.
+// by another process, for which the timer's flush does not wait; a full or read-only disk; a file damaged since the
+// start) must not end the process: the books in memory keep serving, what the write held stays dirty for the next
+// flush, and the failure shows in the log (once, and once more when writing works again) and in /health's `state`.
 import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
-import { BUSY_TIMEOUT_MS, openSqliteFile } from "../sqlite-file.ts";
+import { BUSY_TIMEOUT_MS, isBusyError, isDamagedFileError, openSqliteFile } from "../sqlite-file.ts";
 import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
 /**
- * ms the flush on the timer waits for a write lock another connection holds: node:sqlite is synchronous, so the
- * wait stalls every request of the process; a busy file is tried again at the next flush instead (the last flush,
- * at close, waits the usual BUSY_TIMEOUT_MS).
+ * ms the flush on the timer waits for a write lock another connection holds: none. node:sqlite is synchronous, so
+ * any wait stalls every request of the process (100 ms per flush until 2026-12-06, for as long as the lock was
+ * held); a busy file keeps what the flush held dirty and is tried again at the next one instead. The last flush, at
+ * close, waits the usual BUSY_TIMEOUT_MS; a second signal's, its own bound.
  */
-const TIMER_FLUSH_BUSY_TIMEOUT_MS = 100;
+const TIMER_FLUSH_BUSY_TIMEOUT_MS = 0;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
@@ -47,10 +48,17 @@ export class EmbeddedStateStore {
   readonly #logger: StateLogger | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Set from a failed write until one works again: when writing began to fail, and the latest reason. */
-  #failure: { readonly sinceMs: number; readonly message: string } | undefined;
+  #failure: { readonly sinceMs: number; readonly message: string; readonly isDamaged: boolean } | undefined;
   readonly #lock: StateFileLock;
   /** Another gateway process has the file open (state-file-lock.ts): told at start, tried again at each flush. */
   #isShared = false;
+  /**
+   * Since when the flushes find the write lock taken. Without a wait, a write of another process's that happens to
+   * overlap a flush (a restart's overlap, a sqlite3 shell) is found far more often than a lock held for long: the
+   * first busy flush is only tried again; a lock still held at the next interval is told (log, /health), as unwritten
+   * since this first one. Undefined: the last flush was not refused a lock.
+   */
+  #busySinceMs: number | undefined;
 
   constructor(
     path: string,
@@ -101,7 +109,7 @@ export class EmbeddedStateStore {
         `another gateway process has ${this.path} open: budgets and cooldowns are not shared through the file (each process counts its own; the file keeps whichever wrote last) and the request log beside it is written by both. Expected for a moment while a restart overlaps the old process; otherwise give each gateway its own state.path, or share state with state.redis_url`,
       );
     }
-    this.#timer = setInterval(() => this.flushOrKeep(), flushIntervalMs);
+    this.#timer = setInterval(() => this.flushOrKeep(Date.now(), true), flushIntervalMs);
     this.#timer.unref();
   }
 
@@ -113,6 +121,13 @@ export class EmbeddedStateStore {
       return { kind: "embedded", isDegraded: false, detail: `${this.path}${shared}` };
     }
     const since = new Date(failure.sinceMs).toISOString();
+    if (failure.isDamaged) {
+      return {
+        kind: "embedded",
+        isDegraded: true,
+        detail: `${this.path} is damaged (${failure.message}), found at ${since}: budgets and cooldowns are counted in memory only until it is repaired (the log says how)`,
+      };
+    }
     return {
       kind: "embedded",
       isDegraded: true,
@@ -122,9 +137,10 @@ export class EmbeddedStateStore {
 
   /**
    * `flush`, never throwing: a failure is logged when writing begins to fail (or fails for another reason) and
-   * when it works again, not at every interval. Returns whether everything dirty is written.
+   * when it works again, not at every interval. Returns whether everything dirty is written. `isTimed`: the timer's
+   * flush, whose first one to find the lock taken is only tried again at the next interval (#busySinceMs).
    */
-  flushOrKeep(nowMs = Date.now()): boolean {
+  flushOrKeep(nowMs = Date.now(), isTimed = false): boolean {
     if (this.#isShared && this.#lock.tryTake()) {
       this.#isShared = false;
       this.#logger?.info({ path: this.path }, "state file: no other gateway process has it open any more");
@@ -132,21 +148,39 @@ export class EmbeddedStateStore {
     try {
       this.flush(nowMs);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (this.#failure?.message !== message) {
-        this.#logger?.warn(
-          { path: this.path, error: message },
-          `state file not written (${message}): budgets and cooldowns are kept in memory and written when it works again; a restart before then loses what is unwritten`,
-        );
-      }
-      this.#failure = { sinceMs: this.#failure?.sinceMs ?? nowMs, message };
+      this.#failed(error, nowMs, isTimed);
       return false;
     }
+    this.#busySinceMs = undefined;
     if (this.#failure !== undefined) {
       this.#logger?.info({ path: this.path }, "state file written again");
       this.#failure = undefined;
     }
     return true;
+  }
+
+  /** A flush failed: what it held is dirty again; tells the failure once (a lasting one is not told at each flush). */
+  #failed(error: unknown, nowMs: number, isTimed: boolean): void {
+    const busySinceMs = this.#busySinceMs;
+    this.#busySinceMs = isBusyError(error) ? (busySinceMs ?? nowMs) : undefined;
+    if (isTimed && busySinceMs === undefined && this.#failure === undefined && isBusyError(error)) return;
+    // Damage does not heal: once found it is what the file's state is, whatever later flushes fail with (a lock,
+    // another page's damage), until a write works (the file replaced by hand) or the next start sets it aside.
+    if (this.#failure?.isDamaged === true) return;
+    const message = error instanceof Error ? error.message : String(error);
+    const isDamaged = isDamagedFileError(error);
+    if (isDamaged) {
+      this.#logger?.warn(
+        { path: this.path, error: message },
+        `state file damaged (${message}): budgets and cooldowns are counted in memory only from now on and lost when the gateway stops. To repair, stop the gateway and move ${this.path} aside (budgets and cooldowns start afresh; a start that finds the damage does that itself, as ${this.path}.damaged-<time>), or rebuild it with sqlite3's .recover`,
+      );
+    } else if (this.#failure?.message !== message) {
+      this.#logger?.warn(
+        { path: this.path, error: message },
+        `state file not written (${message}): budgets and cooldowns are kept in memory and written when it works again; a restart before then loses what is unwritten`,
+      );
+    }
+    this.#failure = { sinceMs: this.#failure?.sinceMs ?? busySinceMs ?? nowMs, message, isDamaged };
   }
 
   /** Writes every dirty entry in one transaction; when that fails, they stay dirty (for the next flush) and it throws. */

@@ -4,9 +4,7 @@
 // looks like, so it is told, not refused. The lock is an SQLite exclusive lock on `<path>.lock` held by an open
 // transaction: the OS drops it when its process ends, however it ends (a crash, SIGKILL), so no stale lock is left.
 import { DatabaseSync } from "node:sqlite";
-
-/** SQLite's primary result code for a lock held by another connection. */
-const SQLITE_BUSY = 5;
+import { isBusyError } from "../sqlite-file.ts";
 
 export class StateFileLock {
   readonly path: string;
@@ -26,8 +24,7 @@ export class StateFileLock {
       this.#db.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
       return true;
     } catch (error) {
-      const { errcode } = (typeof error === "object" && error !== null ? error : {}) as { errcode?: unknown };
-      if (typeof errcode === "number" && (errcode & 0xff) === SQLITE_BUSY) return false;
+      if (isBusyError(error)) return false;
       this.#isUnavailable = true;
       this.release();
       return true;

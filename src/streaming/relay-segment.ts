@@ -12,6 +12,7 @@
 //   after every choice finished, and one whose connection breaks then (the answer is whole either way).
 // - A prefill continuation that ignores the prefill and answers afresh: its repetition of the delivered text is held
 //   back and dropped (PrefillEchoGuard), so the client does not get it twice.
+import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
@@ -68,7 +69,8 @@ export async function* relaySegment(
     progress.end(outcome, reason);
     current.controller.abort();
   };
-  const onClientGone = (): void => stop("client_aborted", "client disconnected");
+  // The gateway's own exit aborts with the error it ends the request with (pipeline/open-requests.ts).
+  const onClientGone = (): void => stop("client_aborted", abortReasonText(options.signal));
   if (options.signal.aborted) onClientGone();
   else options.signal.addEventListener("abort", onClientGone, { once: true });
   const idle = new IdleWatchdog(current.streamIdleTimeoutMs, () =>

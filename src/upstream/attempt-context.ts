@@ -3,6 +3,7 @@
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
+import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
@@ -135,7 +136,7 @@ export function failed(lesson: Lesson, status?: number, verdict?: Verdict, heade
 
 export function networkFailure(error: unknown, context: AttemptContext): AttemptResult {
   if (context.request.signal.aborted)
-    return failed({ outcome: "client_aborted", reason: "client disconnected", effects: [] });
+    return failed({ outcome: "client_aborted", reason: abortReasonText(context.request.signal), effects: [] });
   const failure = classifyNetworkError(error);
   if (failure.kind === "timeout" || context.deadline.aborted) {
     const reason = failure.kind === "timeout" ? failure.reason : "the request's total time ran out";

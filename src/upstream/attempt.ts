@@ -4,6 +4,7 @@
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
+import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
@@ -202,7 +203,7 @@ async function streamAnswer(
     };
   }
   if (opened.failure === "client_aborted") {
-    return failed({ outcome: "client_aborted", reason: "client disconnected", effects: [] }, 200);
+    return failed({ outcome: "client_aborted", reason: abortReasonText(request.signal), effects: [] }, 200);
   }
   if (opened.verdict !== undefined) {
     return failed(

@@ -11,6 +11,7 @@ import { classifyNetworkError } from "./upstream-request.ts";
 
 export type { OpenedStream } from "../streaming/opened-stream.ts";
 
+import { abortReasonText } from "../errors/gateway-error.ts";
 import type { EventInspector } from "../streaming/stream-event.ts";
 
 export type OpenStreamResult =
@@ -177,7 +178,9 @@ function failureOf(
   isFirstTokenLate: boolean,
 ): OpenStreamResult & { ok: false } {
   if (error instanceof SseLimitError) return { ok: false, failure: "too_large", reason: error.message };
-  if (input.clientSignal.aborted) return { ok: false, failure: "client_aborted", reason: "client disconnected" };
+  if (input.clientSignal.aborted) {
+    return { ok: false, failure: "client_aborted", reason: abortReasonText(input.clientSignal) };
+  }
   if (isFirstTokenLate) {
     return {
       ok: false,

@@ -9,11 +9,18 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
 import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
-import { chatCompletion, chatStream, type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
+import {
+  chatChunk,
+  chatCompletion,
+  chatStream,
+  type MockUpstream,
+  startMockUpstream,
+} from "../helpers/mock-upstream.ts";
 import { postJson, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -54,6 +61,7 @@ async function startGatewayProcess(
   shutdownTimeoutMs: number,
   extra: {
     readonly model?: Record<string, unknown>;
+    readonly provider?: Record<string, unknown>;
     readonly routing?: Record<string, unknown>;
     readonly state?: Record<string, unknown>;
   } = {},
@@ -67,7 +75,14 @@ async function startGatewayProcess(
       // gateway binds it (by any outgoing connection: it is in the ephemeral range).
       server: { port: 0, host: "127.0.0.1", shutdown_timeout_ms: shutdownTimeoutMs, log_level: "info" },
       providers: [
-        { name: "alpha", base_url: mock.baseUrl, api_key: "sk-alpha", retries: 0, models: { m: extra.model ?? null } },
+        {
+          name: "alpha",
+          base_url: mock.baseUrl,
+          api_key: "sk-alpha",
+          retries: 0,
+          models: { m: extra.model ?? null },
+          ...extra.provider,
+        },
       ],
       discovery: { cache_dir: join(dir, "cache") },
       ...(extra.routing === undefined ? {} : { routing: extra.routing }),
@@ -221,6 +236,9 @@ describe("graceful shutdown", () => {
     assert.equal(exit.code, 0);
     await finished;
     assert.ok(!stream.text.includes("[DONE]"), "a cut stream must not look complete");
+    // Ended through the pipeline, the client still reading is told why (before, its socket was cut mid-stream).
+    const last = JSON.parse(strictSseData(stream.text).at(-1) ?? "{}") as { error?: { code?: string } };
+    assert.equal(last.error?.code, "service_unavailable", stream.text);
     assert.match(gateway.output(), /shutdown timeout/);
     // The cut stream still left its record (its routed line): the exit waited for it and the flush.
     assert.match(gateway.output(), /"msg":"routed"/, "the cut stream's record was lost");
@@ -305,6 +323,240 @@ describe("graceful shutdown", () => {
     assert.equal(persisted.day.requests, 4);
   });
 
+  test("a second signal ends the stream in flight through the pipeline: error event, record, reservation settled", async (t) => {
+    const mock = await startMockUpstream();
+    const agent = new Agent();
+    t.after(async () => {
+      await agent.destroy();
+      await mock.close();
+    });
+    // Long words: the text delivered before the cut is worth far more tokens than the prompt.
+    const word = (index: number) => ` w${index}-${"lorem ipsum dolor sit amet ".repeat(10)}`;
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(
+        Array.from({ length: 40 }, (_, index) => word(index)),
+        "m",
+        { delayMs: 150 },
+      ),
+    });
+    // A day's token budget, charged only the prompt up front (count_max_tokens: false). A stream that breaks
+    // without a usage report is settled at the prompt plus the text it delivered (docs/limits.md "Streams"): only
+    // that settlement puts the delivered text in the count. No timed flush: only the exit's write fills the file.
+    const gateway = await startGatewayProcess(t, mock, 10_000, {
+      model: { limits: { tpd: 1_000_000 } },
+      provider: { count_max_tokens: false },
+      state: { flush_interval_ms: 3_600_000 },
+    });
+    const answer = await request(`${gateway.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "cut-at-exit" },
+      body: JSON.stringify({ model: "m", stream: true, max_tokens: 8000, messages: [{ role: "user", content: "hi" }] }),
+      dispatcher: agent,
+    });
+    assert.equal(answer.statusCode, 200);
+    let text = "";
+    // A stream cut with its socket (the old exit) rejects: what matters is the text read until then.
+    const read = (async () => {
+      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
+    })().catch(() => {});
+    await waitUntil(() => text.includes(" w1-"), "the first content chunks");
+    gateway.child.kill("SIGTERM");
+    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGINT");
+    const exit = await gateway.exited;
+    assert.equal(exit.code, 1, gateway.output());
+    assert.ok(exit.atMs - signalledAtMs < 2000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
+    await read;
+
+    // The client still reading was told, in its protocol, why its stream ends here.
+    const data = strictSseData(text);
+    assert.ok(!data.includes("[DONE]"), "a cut stream must not look complete");
+    const last = JSON.parse(data.at(-1) ?? "{}") as { error?: { code?: string; message?: string } };
+    assert.equal(last.error?.code, "service_unavailable", text);
+    assert.match(last.error?.message ?? "", /shutting down/);
+
+    // Its record reached the request log before the exit, with what happened.
+    const logPath = join(gateway.dir, "data", "state.db.requests");
+    assert.ok(existsSync(logPath), "no request log was written");
+    const line = readFileSync(logPath, "utf8")
+      .split("\n")
+      .find((entry) => entry.includes('"cut-at-exit"'));
+    assert.ok(line !== undefined, "the cut stream left no record in the request log");
+    const record = JSON.parse(line.slice(line.indexOf("{"))) as {
+      status: number;
+      outcome: string;
+      errorCode?: string;
+      attempts: { outcome: string }[];
+    };
+    assert.deepEqual([record.status, record.outcome, record.errorCode], [503, "client_aborted", "service_unavailable"]);
+    assert.equal(record.attempts.at(-1)?.outcome, "client_aborted");
+
+    // Its reservation was settled before the state file was written: the day counts the text it delivered (at least
+    // two long words, ~60 tokens each), not only the prompt's few tokens it reserved.
+    const db = new DatabaseSync(join(gateway.dir, "data", "state.db"), { readOnly: true });
+    t.after(() => db.close());
+    const row = db.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/m");
+    assert.ok(row !== undefined, "the budget counts were not written before the exit");
+    const persisted = JSON.parse(String(row.state)) as { day: { requests: number; tokens: number } };
+    assert.equal(persisted.day.requests, 1);
+    assert.ok(persisted.day.tokens >= 100, `day tokens ${persisted.day.tokens}`);
+  });
+
+  test("a second signal ends a Messages stream and a JSON request in flight with errors in their protocols", async (t) => {
+    // In process: the records are read from the runtime, the signals come from an emitter of the test's own.
+    const mock = await startMockUpstream();
+    t.after(() => mock.close());
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(
+        Array.from({ length: 40 }, (_, index) => ` w${index}`),
+        "m",
+        { delayMs: 150 },
+      ),
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "hang" });
+    const gateway = await startTestGateway(
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    retries: 0\n    models: { m: null }\nstate:\n  path: ":memory:"\n`,
+    );
+    t.after(async () => {
+      await mock.close();
+      await gateway.close().catch(() => {});
+    });
+    const records: {
+      id: string;
+      status: number;
+      outcome: string;
+      errorCode?: string;
+      attempts: readonly { outcome: string; reason: string }[];
+    }[] = [];
+    gateway.runtime.onRecord((record) => records.push(record));
+    const signals = new EventEmitter();
+    const exits: { code: number; records: number }[] = [];
+    handleShutdownSignals(gateway, 10_000, (code) => exits.push({ code, records: records.length }), signals);
+
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const stream = anthropic.messages.stream(
+      { model: "m", max_tokens: 64, messages: [{ role: "user", content: "Hi" }] },
+      { headers: { "x-request-id": "messages-cut" } },
+    );
+    const deltas: string[] = [];
+    stream.on("text", (delta) => deltas.push(delta));
+    const streamEnd = stream.finalMessage().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await waitUntil(() => deltas.length >= 2, "the first text deltas");
+    const json = request(`${gateway.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "json-cut" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    await mock.waitForRequests(2);
+    signals.emit("SIGTERM");
+    signals.emit("SIGINT");
+    await waitUntil(() => exits.length > 0, "the exit after the second signal");
+    assert.equal(exits[0]?.code, 1);
+
+    // The SDK reads the in-stream error event as the overloaded error it is, not as a cut connection.
+    const error = await streamEnd;
+    assert.ok(error instanceof Anthropic.APIError, `not an API error: ${String(error)}`);
+    assert.match(error.message, /overloaded_error.*shutting down/);
+    const answer = await json;
+    assert.equal(answer.statusCode, 503);
+    const body = (await answer.body.json()) as { error: { code: string } };
+    assert.equal(body.error.code, "service_unavailable");
+
+    // Both were recorded before the exit's writes began.
+    const byId = new Map(records.map((record) => [record.id, record]));
+    for (const id of ["messages-cut", "json-cut"]) {
+      const record = byId.get(id);
+      assert.ok(record !== undefined, `${id} left no record`);
+      assert.deepEqual(
+        [record.status, record.outcome, record.errorCode],
+        [503, "client_aborted", "service_unavailable"],
+      );
+      // The attempt says why it ended: not a client that left.
+      assert.equal(record.attempts.at(-1)?.outcome, "client_aborted");
+      assert.match(record.attempts.at(-1)?.reason ?? "", /shutting down/, id);
+    }
+    assert.equal(exits[0]?.records, records.length, "a record was published after the exit");
+  });
+
+  test("a second signal records a stream whose client reads nothing (held by backpressure) before it exits", async (t) => {
+    const mock = await startMockUpstream();
+    t.after(() => mock.close());
+    const frame = `data: ${JSON.stringify(chatChunk("x".repeat(64 * 1024), "m"))}\n\n`;
+    const progress = { writtenBytes: 0 };
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (let index = 0; index < 1024; index++) {
+          progress.writtenBytes += frame.length;
+          if (response.write(frame)) continue;
+          const isOpen = await new Promise<boolean>((resolve) => {
+            response.once("drain", () => resolve(true));
+            response.once("close", () => resolve(false));
+          });
+          if (!isOpen) return;
+        }
+        response.end("data: [DONE]\n\n");
+      },
+    });
+    const gateway = await startTestGateway(
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    retries: 0\n    models: { m: null }\nstate:\n  path: ":memory:"\n`,
+    );
+    t.after(async () => {
+      await mock.close();
+      await gateway.close().catch(() => {});
+    });
+    const records: { id: string; status: number; outcome: string }[] = [];
+    gateway.runtime.onRecord((record) => records.push(record));
+    const signals = new EventEmitter();
+    const exits: { code: number; records: number; atMs: number }[] = [];
+    handleShutdownSignals(
+      gateway,
+      10_000,
+      (code) => exits.push({ code, records: records.length, atMs: performance.now() }),
+      signals,
+    );
+    const agent = new Agent();
+    t.after(() => agent.destroy());
+    const answer = await request(`${gateway.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "never-read" },
+      body: JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] }),
+      dispatcher: agent,
+    });
+    answer.body.on("error", () => {}); // cut at the exit; never read
+    // Not reading: the upstream's writes stall once the socket buffers on both hops are full.
+    let lastWrittenBytes = -1;
+    let stableSinceMs = performance.now();
+    await waitUntil(
+      () => {
+        if (progress.writtenBytes !== lastWrittenBytes) {
+          lastWrittenBytes = progress.writtenBytes;
+          stableSinceMs = performance.now();
+        }
+        return performance.now() - stableSinceMs >= 300;
+      },
+      "the upstream's writes to stall",
+      10_000,
+    );
+    signals.emit("SIGTERM");
+    const signalledAtMs = performance.now();
+    signals.emit("SIGINT");
+    await waitUntil(() => exits.length > 0, "the exit after the second signal", 5_000);
+    assert.equal(exits[0]?.code, 1);
+    assert.ok((exits[0]?.atMs ?? 0) - signalledAtMs < 2_000, "the exit waited past its bound");
+    const record = records.find((candidate) => candidate.id === "never-read");
+    assert.ok(record !== undefined, "the stream held by a client that reads nothing left no record");
+    assert.deepEqual([record.status, record.outcome], [503, "client_aborted"]);
+    assert.ok((exits[0]?.records ?? 0) >= records.indexOf(record) + 1, "its record came after the exit's writes");
+  });
+
   test("a second signal writes the request log's pending records before it exits", async (t) => {
     // In process, so that the second signal comes in the same tick as the last record (in a child process the
     // request log's 500 ms timer could write it in between); the signals come from an emitter of the test's own.
@@ -376,10 +628,16 @@ describe("graceful shutdown", () => {
       /answered-while-draining/,
       "the record published just before the second signal was not written before the exit",
     );
-    // The first shutdown goes on once the stream is cut (an injected exit does not end the process).
+    // An injected exit does not end the process: the second signal's bound calls it again, and the first shutdown,
+    // which finishes once the stream is ended, does not call it with its own code (0).
     await mock.close();
     await (await stream).body.dump().catch(() => {});
-    await waitUntil(() => exits.length === 2, "the first shutdown to finish", 10_000);
+    await waitUntil(() => exits.length === 2, "the second signal's bound", 10_000);
+    await gateway.close();
+    assert.deepEqual(
+      exits.map((exit) => exit.code),
+      [1, 1],
+    );
   });
 
   test("a second signal whose writes hang (a hung disk or Redis) still exits at its bound", async (t) => {

@@ -249,6 +249,44 @@ describe("a state file found damaged at start", () => {
   });
 });
 
+describe("a state file damaged while the gateway runs", () => {
+  test("damage in the state tables: /health degraded with a state detail, one warning, and a start that finds it sets it aside", async (t) => {
+    const mock = await useMock(t);
+    const statePath = join(tempDir(t), "state.db");
+    const gateway = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
+    assert.equal(await chat(gateway.url), 200);
+    await sleep(FLUSH_INTERVAL_MS * 3); // the budget_scopes row is written
+    // Garbage over the budget table's root page, checkpointed first: the gateway's next write into it finds it.
+    const db = new DatabaseSync(statePath);
+    const root = Number(db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'budget_scopes'").get()?.rootpage);
+    db.close();
+    damagePage(statePath, root, (page) => page.fill(0x5a));
+    // Each answer dirties the rpd counter: every flush from here on fails on the damaged table.
+    for (let index = 0; index < 4; index++) {
+      assert.equal(await chat(gateway.url), 200, "the gateway serves on from memory");
+      await sleep(FLUSH_INTERVAL_MS * 2);
+    }
+    const said = await health(gateway.url);
+    assert.equal(said.status, "degraded");
+    assert.equal(said.state.isDegraded, true);
+    assert.match(said.state.detail, /state\.db is damaged \(database disk image is malformed\)/);
+    assert.match(said.state.detail, /counted in memory only until it is repaired/);
+    const warnings = gateway.logs.filter((line) => line.level >= 40 && /^state file/.test(line.msg));
+    assert.equal(warnings.length, 1, `one warning for the damage, not one per flush: ${JSON.stringify(warnings)}`);
+    assert.match(warnings[0]?.msg ?? "", /^state file damaged \(database disk image is malformed\).*To repair, stop/);
+    await gateway.stop();
+
+    // What the warning says a start that finds the damage does (here it does: the start reads the damaged table).
+    const next = await startGatewayProcess(t, stateYaml(mock.baseUrl, statePath));
+    assert.ok(
+      next.logs.some((line) => /^state file damaged .*moved to .*state\.db\.damaged-/.test(line.msg)),
+      "the next start did not set the damaged file aside",
+    );
+    assert.equal(await chat(next.url), 200);
+    assert.equal((await health(next.url)).state.isDegraded, false);
+  });
+});
+
 describe("two gateways on one state file", () => {
   test("the second is told (log, /health) that nothing is shared through the file; it clears when the first ends", async (t) => {
     const mock = await useMock(t);
