@@ -133,9 +133,10 @@ function textAnswer(
 
 /**
  * A 2xx answer to a request answered with bytes (text to speech): the audio, passed on with the provider's content
- * type. A JSON body is never one: an error in a 200 (`{"error":...}`) is classified as any other, anything else is a
- * `bad_response`; a text body (a proxy's HTML page) and an empty one are `bad_response` too. Either way the next
- * candidate is tried. No usage: the provider reports none, and the reservation keeps the estimate of `input`.
+ * type. A JSON body (typed as JSON, or untyped) is never one: an error in a 200 (`{"error":...}`) is classified as
+ * any other, any other JSON is a `bad_response`; so are a text body (a proxy's HTML page) and an empty one. Either
+ * way the next candidate is tried. No usage: the provider reports none, and the reservation keeps the estimate of
+ * `input`.
  */
 function binaryAnswer(
   context: AttemptContext,
@@ -147,7 +148,7 @@ function binaryAnswer(
   call: UpstreamCall,
 ): AttemptResult {
   const contentType = headers["content-type"] === undefined ? "" : String(headers["content-type"]);
-  if (contentType.includes("json")) {
+  if (contentType.includes("json") || (contentType === "" && isJsonObject(bytes))) {
     return jsonAnswer(
       context,
       statusCode,
@@ -178,6 +179,19 @@ function binaryAnswer(
     effects: headerEffects,
     headersMs,
   };
+}
+
+/**
+ * An untyped body that is a JSON object (an error in a 200 from a host that names no type). Only then parsed: no
+ * audio format starts with `{` but raw `pcm`, which (almost) never parses.
+ */
+function isJsonObject(bytes: Buffer): boolean {
+  if (bytes[0] !== 0x7b) return false;
+  try {
+    return isRecord(JSON.parse(bytes.toString("utf8")));
+  } catch {
+    return false;
+  }
 }
 
 /**

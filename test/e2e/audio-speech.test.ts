@@ -186,6 +186,19 @@ describe("text to speech", () => {
         /text\/html body instead of audio/,
       ],
       [{ kind: "text", status: 200, body: "", headers: { "content-type": "audio/mpeg" } }, /empty body/],
+      // An error in a 200 that names no content type is still read as one.
+      [
+        {
+          kind: "handler",
+          handle: (_request, response) => {
+            response.writeHead(200);
+            response.end(
+              JSON.stringify({ error: { message: "quota exceeded for today", type: "insufficient_quota" } }),
+            );
+          },
+        },
+        /quota/,
+      ],
     ];
     for (const [step, reason] of notAudio) {
       // A new scene each time: the failed first candidate would otherwise be ranked lower (health) or cooling.
