@@ -239,6 +239,10 @@ describe("text to speech", () => {
     assert.equal(errorOf(sse).param, "stream_format");
     assert.match(errorOf(sse).message, /`stream_format` `sse` is not supported/);
 
+    const streamed = await post({ model: "gpt-4o-mini-tts", input: "Hi.", voice: "alloy", stream: true });
+    assert.equal(streamed.status, 400);
+    assert.equal(errorOf(streamed).param, "stream");
+
     const chat = await post({ model: "chatty", input: "Hi.", voice: "alloy" });
     assert.equal(chat.status, 400);
     assert.equal(errorOf(chat).code, "model_not_supported");
