@@ -260,8 +260,10 @@ function jsonAnswer(
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
-  if (endpointPath === SPEECH_PATH) return "a JSON body instead of audio";
-  if (isAudioPath(endpointPath)) return typeof json.text === "string" ? undefined : "no `text` string";
+  if (isAudioPath(endpointPath)) {
+    if (endpointPath === SPEECH_PATH) return "a JSON body instead of audio";
+    return typeof json.text === "string" ? undefined : "no `text` string";
+  }
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") return undefined;
   if (!Array.isArray(json.choices)) return "no `choices` array";
   const first = firstChoice(json.choices);
@@ -287,9 +289,9 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
 /** Text to speech: its 2xx JSON body is never an answer (binaryAnswer). */
 const SPEECH_PATH = "/audio/speech";
 
-/** `/audio/transcriptions`, `/audio/translations` (speech is answered in audio, not JSON). */
+/** `/audio/transcriptions`, `/audio/translations`, `/audio/speech` */
 function isAudioPath(endpointPath: string): boolean {
-  return endpointPath.startsWith("/audio/") && endpointPath !== SPEECH_PATH;
+  return endpointPath.startsWith("/audio/");
 }
 
 /**
