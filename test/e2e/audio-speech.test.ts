@@ -217,6 +217,39 @@ describe("text to speech", () => {
     }
   });
 
+  test("the text to speak counts against a token budget: a long input skips the provider whose tpm it exceeds", async (t) => {
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      playai-tts: { limits: { tpm: 40 } }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      playai-tts: {}
+`,
+    );
+    const client = openAiClient(gateway);
+    second.enqueue(SPEECH, audioStep());
+    const long = await client.audio.speech
+      .create({ model: "playai-tts", input: "A sentence to read aloud. ".repeat(20), voice: "Fritz-PlayAI" })
+      .withResponse();
+    assert.ok(Buffer.from(await long.data.arrayBuffer()).equals(AUDIO));
+    assert.equal(long.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(speechRequests(first).length, 0);
+    first.enqueue(SPEECH, audioStep());
+    const short = await client.audio.speech
+      .create({ model: "playai-tts", input: "Hi.", voice: "Fritz-PlayAI" })
+      .withResponse();
+    assert.equal(short.response.headers.get("x-gateway-provider"), "first");
+  });
+
   test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {
     const { first, second, gateway } = await twoProviders(t);
     const post = (body: unknown) => send(gateway, "POST", "/v1/audio/speech", { body });
