@@ -16,8 +16,8 @@ export interface FakeProviderBehaviour {
   readonly wordDelayMs: number;
 }
 
-// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, chat JSON, chat stream, 429 every
-// n-th) read
+// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, chat JSON, chat stream, 429
+// every n-th) read
 // best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
@@ -31,7 +31,7 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
     if (request.method === "GET" && request.url?.endsWith("/models")) {
       return json(response, 200, {
         object: "list",
-        data: [{ id: "demo-large" }, { id: "demo-small" }, { id: "demo-whisper" }],
+        data: [{ id: "demo-large" }, { id: "demo-small" }, { id: "demo-whisper" }, { id: "demo-tts" }],
       });
     }
     if (request.method !== "POST") return json(response, 404, { error: { message: "not found" } });
@@ -48,6 +48,12 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
       input?: unknown;
     };
     const model = body.model ?? "demo";
+    if (request.url?.endsWith("/audio/speech")) {
+      // A real WAV file the length of the text (a tenth of a second a character, up to ten seconds): of silence.
+      const audio = silentWav(Math.min(10, String(body.input ?? "").length / 10));
+      response.writeHead(200, { "content-type": "audio/wav", "content-length": audio.length });
+      return void response.end(audio);
+    }
     if (request.url?.endsWith("/embeddings")) {
       return json(response, 200, {
         object: "list",
@@ -116,4 +122,24 @@ function json(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   response.end(text);
+}
+
+/** `seconds` of silence as a WAV file: 8 kHz, 8-bit mono PCM (128 is silence at 8 bits). */
+function silentWav(seconds: number): Buffer {
+  const rate = 8_000;
+  const samples = Math.round(seconds * rate);
+  const header = Buffer.alloc(44);
+  header.write("RIFF", 0, "ascii");
+  header.writeUInt32LE(36 + samples, 4);
+  header.write("WAVEfmt ", 8, "ascii");
+  header.writeUInt32LE(16, 16); // the fmt chunk's size
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // one channel
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate, 28); // bytes per second
+  header.writeUInt16LE(1, 32); // bytes per sample frame
+  header.writeUInt16LE(8, 34); // bits per sample
+  header.write("data", 36, "ascii");
+  header.writeUInt32LE(samples, 40);
+  return Buffer.concat([header, Buffer.alloc(samples, 128)]);
 }

@@ -43,6 +43,9 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
 
   curl -s ${base}/audio/transcriptions -F model=demo-whisper -F file=@README.md
 
+  curl -s ${base}/audio/speech -H 'content-type: application/json' \\
+    -d '{"model":"demo-tts","input":"Hello there","voice":"alloy"}' -o hello.wav
+
   curl -s ${base}/models ; curl -s ${gateway.url}/stats ; curl -s ${gateway.url}/health
 
 Live dashboard: ${gateway.url}/dashboard   Metrics: ${gateway.url}/metrics
@@ -87,6 +90,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-large": { priority: 10, context: 32768, params_b: 70 },
             "demo-small": { priority: 2, context: 8192 },
             "demo-whisper": { kind: "transcription" },
+            "demo-tts": { kind: "speech" },
           },
         },
         {
@@ -98,6 +102,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-large": { priority: 5, context: 32768, params_b: 70 },
             "demo-small": { priority: 1, context: 8192 },
             "demo-whisper": { kind: "transcription" },
+            "demo-tts": { kind: "speech" },
           },
         },
       ],

@@ -55,7 +55,16 @@ export const RATE_LIMIT_DIALECT_NAMES = [
 ] as const;
 export type RateLimitDialectName = (typeof RATE_LIMIT_DIALECT_NAMES)[number];
 
-const modelKindSchema = z.enum(["chat", "embedding", "transcription", "audio", "image", "rerank", "moderation"]);
+const modelKindSchema = z.enum([
+  "chat",
+  "embedding",
+  "transcription",
+  "speech",
+  "audio",
+  "image",
+  "rerank",
+  "moderation",
+]);
 
 /** Whether requests to a provider/model cost money (docs/routing.md "Free and paid models"). */
 const costSchema = z.enum(["free", "paid"]);

@@ -22,6 +22,7 @@ const ENDPOINTS = new Set([
   "embeddings",
   "transcriptions",
   "translations",
+  "speech",
   "responses",
   "messages",
 ]);

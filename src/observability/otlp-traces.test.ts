@@ -60,6 +60,15 @@ test("the Responses and Messages front doors are GenAI chat operations; legacy c
   ]);
 });
 
+test("audio requests, which GenAI's conventions name no operation for, are named by their endpoint (not chat)", () => {
+  const operationOf = (endpoint: string) => spansOf(record({ endpoint, attempts: [] }))[0]?.name.split(" ")[0];
+  assert.deepEqual(["transcriptions", "translations", "speech"].map(operationOf), [
+    "transcriptions",
+    "translations",
+    "speech",
+  ]);
+});
+
 test("the OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, the traces endpoint, or the config", () => {
   assert.equal(otlpSettings(undefined, {}), undefined);
   assert.equal(

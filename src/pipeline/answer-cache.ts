@@ -39,7 +39,9 @@ export interface CachedAnswer {
 
 /**
  * The endpoints whose JSON answers are kept. Responses and Messages requests reach the pipeline as chat requests
- * under their own endpoint name: the kept chat answer is translated again by their adapter on a hit.
+ * under their own endpoint name: the kept chat answer is translated again by their adapter on a hit. Not the audio
+ * endpoints: an upload's answer is keyed by megabytes of file, and speech's answer is megabytes of audio (the cache
+ * keeps text bodies, bounded by `cache.max_bytes`).
  */
 const CACHEABLE_ENDPOINTS = new Set(["chat", "completions", "embeddings", "responses", "messages"]);
 

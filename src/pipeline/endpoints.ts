@@ -3,7 +3,13 @@
 import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
 import { estimateChatPrompt, estimateTextInput, type PromptFacts } from "../limits/token-estimate.ts";
-import { chatBodySchema, completionBodySchema, embeddingBodySchema, transcriptionBodySchema } from "./request-body.ts";
+import {
+  chatBodySchema,
+  completionBodySchema,
+  embeddingBodySchema,
+  speechBodySchema,
+  transcriptionBodySchema,
+} from "./request-body.ts";
 
 export interface EndpointSpec {
   readonly name: string;
@@ -18,6 +24,8 @@ export interface EndpointSpec {
   estimate(body: Record<string, unknown>): PromptFacts;
   /** The body is a file upload (`multipart/form-data`), sent upstream the same way (upstream/multipart-payload.ts). */
   readonly isMultipart?: boolean;
+  /** A success is answered with bytes (audio), not JSON: read and passed on as they came (upstream/json-attempt.ts). */
+  readonly isBinaryAnswer?: boolean;
 }
 
 export const CHAT_ENDPOINT: EndpointSpec = {
@@ -79,4 +87,20 @@ export const TRANSLATIONS_ENDPOINT: EndpointSpec = {
   ...TRANSCRIPTIONS_ENDPOINT,
   name: "translations",
   upstreamPath: "/audio/translations",
+};
+
+/**
+ * Text to speech (`/v1/audio/speech`): a JSON body, served by speech models (`tts-1`, `gpt-4o-mini-tts`,
+ * `playai-tts`, Orpheus), answered with the audio's bytes in the format asked for, never streamed. The text to speak
+ * is the prompt the budgets count.
+ */
+export const SPEECH_ENDPOINT: EndpointSpec = {
+  name: "speech",
+  upstreamPath: "/audio/speech",
+  kind: "speech",
+  schema: speechBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  isBinaryAnswer: true,
+  estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
 };

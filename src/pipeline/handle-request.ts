@@ -97,6 +97,7 @@ export async function handleRequest(
           endpointPath: endpoint.upstreamPath,
           body,
           isMultipart: endpoint.isMultipart,
+          isBinaryAnswer: endpoint.isBinaryAnswer,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,
@@ -330,11 +331,13 @@ function jsonAnswer(
 ): JsonAnswer {
   request.record.usage(usage);
   request.record.headersSent();
-  const responseText = !request.snapshot.config.log.content
-    ? undefined
-    : result.contentType === undefined
-      ? answerText(result.bodyText)
-      : result.bodyText;
+  // Audio (`bytes`) is never kept in a record: `log.content` keeps the text that was spoken (the request's `input`).
+  const responseText =
+    !request.snapshot.config.log.content || result.bytes !== undefined
+      ? undefined
+      : result.contentType === undefined
+        ? answerText(result.bodyText)
+        : result.bodyText;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
   keepAnswer(request, result, headers);
@@ -344,6 +347,7 @@ function jsonAnswer(
     status: result.status,
     bodyText: result.bodyText,
     contentType: result.contentType,
+    bytes: result.bytes,
     headers,
   };
 }

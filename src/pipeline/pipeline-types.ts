@@ -43,8 +43,13 @@ export interface JsonAnswer {
   readonly api: UpstreamApi;
   readonly status: number;
   readonly bodyText: string;
-  /** Undefined: JSON. An audio request's plain-text answer (`response_format: text`, `srt`, `vtt`) says its type. */
+  /**
+   * Undefined: JSON. An audio request's plain-text answer (`response_format: text`, `srt`, `vtt`) or speech's audio
+   * says its type.
+   */
   readonly contentType?: string | undefined;
+  /** Speech's audio: sent as these bytes instead of `bodyText`. */
+  readonly bytes?: Buffer | undefined;
   readonly headers: Readonly<Record<string, string>>;
 }
 

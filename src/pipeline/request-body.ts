@@ -73,6 +73,30 @@ export const transcriptionBodySchema = z.looseObject({
     .optional(),
 });
 
+/**
+ * Text to speech (`/v1/audio/speech`), answered with the audio's bytes. Only `model`, `input` and `stream_format`
+ * are read; `voice`, `response_format`, `speed`, `instructions` go to the provider as they came (it knows its voices).
+ * `input` has no length bound here (OpenAI's is 4,096 characters, other hosts' differ): a longer one is the
+ * provider's to refuse, and its tokens count against the budgets like any prompt's.
+ */
+export const speechBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  input: z
+    .string({ error: "`input` is required: the text to speak, as a string" })
+    .min(1, "`input` must not be empty: the text to speak"),
+  // `sse` answers with `speech.audio.delta` events carrying base64 audio: one JSON answer (the audio's bytes) is what
+  // the gateway relays, so it is said at once rather than failed by every candidate after the call.
+  stream_format: z
+    .literal("audio", {
+      error: "`stream_format` `sse` is not supported: leave it out (or `audio`) to get the audio's bytes",
+    })
+    .optional(),
+  stream: z
+    .union([z.literal(false), z.null()], { error: "`stream` is not supported for speech: leave it out" })
+    .optional(),
+});
+
 export type ChatBody = z.infer<typeof chatBodySchema>;
 
 /** Validates a parsed JSON body; the first problem becomes a 400 naming the offending field in `param`. */

@@ -140,7 +140,26 @@ const TRANSCRIPTION_FIELDS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * A provider's rules as its embedding models (or transcription models: `fields` `transcription`) get them: its
+ * The fields a text-to-speech request takes (`/audio/speech`: OpenAI's `voice`, `response_format`, `speed`,
+ * `instructions`; Groq's `sample_rate`). Not `stream_format`: the gateway relays no event stream of audio
+ * (`sse`), and `audio` is the default.
+ */
+const SPEECH_FIELDS: ReadonlySet<string> = new Set([
+  "voice",
+  "response_format",
+  "speed",
+  "instructions",
+  "sample_rate",
+]);
+
+const FIELDS_OF_KIND = {
+  embedding: EMBEDDING_FIELDS,
+  transcription: TRANSCRIPTION_FIELDS,
+  speech: SPEECH_FIELDS,
+} as const;
+
+/**
+ * A provider's rules as its embedding models (or transcription or speech models: `fields` names the kind) get them: its
  * `defaults` and `override` of the fields such a request takes, and its `drop` whole (removing a field never makes a
  * request one an API refuses). A provider's rules are written for its chat models mostly: its `defaults: {
  * temperature: 0.2 }` went to its embeddings endpoint too, where a strict host refuses an unknown field and every
@@ -149,10 +168,10 @@ const TRANSCRIPTION_FIELDS: ReadonlySet<string> = new Set([
  */
 export function providerRulesForEmbeddings(
   level: RawBodyRules | undefined,
-  fields: "embedding" | "transcription" = "embedding",
+  fields: keyof typeof FIELDS_OF_KIND = "embedding",
 ): RawBodyRules | undefined {
   if (level === undefined) return undefined;
-  const allowed = fields === "embedding" ? EMBEDDING_FIELDS : TRANSCRIPTION_FIELDS;
+  const allowed = FIELDS_OF_KIND[fields];
   const keep = (values: Readonly<Record<string, unknown>> | undefined) =>
     values === undefined
       ? undefined

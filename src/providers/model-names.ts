@@ -92,12 +92,18 @@ function stripPackagingTokens(name: string): string {
   return tokens.join("-");
 }
 
-export type ModelKind = "chat" | "embedding" | "transcription" | "audio" | "image" | "rerank" | "moderation";
+export type ModelKind = "chat" | "embedding" | "transcription" | "speech" | "audio" | "image" | "rerank" | "moderation";
 
 /** Speech to text: what `/v1/audio/transcriptions` and `/v1/audio/translations` are served by. */
 const TRANSCRIPTION_TOKENS = new Set(["whisper", "transcribe", "stt", "asr"]);
-/** Other audio models: text to speech, music, audio chat. No route serves them. */
-const AUDIO_TOKENS = new Set(["tts", "audio", "speech", "playai", "lyria", "orpheus"]);
+/** Text to speech: what `/v1/audio/speech` is served by (`tts-1`, `gpt-4o-mini-tts`, `playai-tts`, Orpheus). */
+const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus"]);
+/**
+ * Other audio models, which no route serves: music (`lyria`), realtime and live-audio models, and audio chat
+ * (`gpt-4o-audio-preview` takes Chat Completions, but only with `modalities` and audio parts a text client does not
+ * send, and costs several times its text sibling: routed as chat only when a config says `kind: chat`).
+ */
+const AUDIO_TOKENS = new Set(["audio", "lyria"]);
 const IMAGE_TOKENS = new Set(["dall", "flux", "sdxl", "sd3", "imagen", "image", "veo", "ocr", "midjourney", "recraft"]);
 const EMBEDDING_TOKENS = new Set(["bge", "e5", "gte", "minilm", "voyage"]);
 
@@ -120,6 +126,7 @@ export function modelKind(id: string): ModelKind {
     return "moderation";
   }
   if (hasToken(TRANSCRIPTION_TOKENS)) return "transcription";
+  if (hasToken(SPEECH_TOKENS)) return "speech";
   if (hasToken(AUDIO_TOKENS)) return "audio";
   if (hasToken(IMAGE_TOKENS) || name.includes("stable-diffusion")) return "image";
   // `embed` also inside words: `nv-embedqa`, `text-embedding-3-small`, `jina-embeddings-v3`.

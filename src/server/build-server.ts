@@ -11,6 +11,7 @@ import {
   COMPLETIONS_ENDPOINT,
   EMBEDDINGS_ENDPOINT,
   type EndpointSpec,
+  SPEECH_ENDPOINT,
   TRANSCRIPTIONS_ENDPOINT,
   TRANSLATIONS_ENDPOINT,
 } from "../pipeline/endpoints.ts";
@@ -48,6 +49,7 @@ const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
   { spec: EMBEDDINGS_ENDPOINT, paths: ["/v1/embeddings", "/embeddings"] },
   { spec: TRANSCRIPTIONS_ENDPOINT, paths: ["/v1/audio/transcriptions", "/audio/transcriptions"] },
   { spec: TRANSLATIONS_ENDPOINT, paths: ["/v1/audio/translations", "/audio/translations"] },
+  { spec: SPEECH_ENDPOINT, paths: ["/v1/audio/speech", "/audio/speech"] },
 ];
 
 export interface ServerOptions {

@@ -1,6 +1,7 @@
-// The OpenAI front door (Chat Completions, legacy completions, embeddings, audio transcriptions and translations): an adapter between Fastify and the
-// pipeline. It passes the parsed body in and writes the JSON answer, or the stream as OpenAI SSE with `[DONE]`
-// at the end and, after a failure, one final `data: {"error":...}` event (docs/streaming.md).
+// The OpenAI front door (Chat Completions, legacy completions, embeddings, audio transcriptions and translations,
+// text to speech): an adapter between Fastify and the pipeline. It passes the parsed body in and writes the JSON
+// answer (speech: the audio's bytes), or the stream as OpenAI SSE with `[DONE]` at the end and, after a failure, one
+// final `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
@@ -20,6 +21,7 @@ const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
   embeddings: "openai-embeddings",
   transcriptions: "openai-audio",
   translations: "openai-audio",
+  speech: "openai-audio",
 };
 
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {
@@ -57,7 +59,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         .code(result.status)
         .headers(result.headers)
         .type(toHeaderValue(result.contentType ?? "application/json"))
-        .send(result.bodyText);
+        .send(result.bytes ?? result.bodyText);
       return;
     }
     let ending: StreamEnding | undefined;

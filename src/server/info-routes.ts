@@ -18,14 +18,17 @@ export { GATEWAY_VERSION } from "./health-state.ts";
 const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"];
 const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
 const TRANSCRIPTION_ENDPOINTS = ["/v1/audio/transcriptions", "/v1/audio/translations"];
+const SPEECH_ENDPOINTS = ["/v1/audio/speech"];
 /**
- * Other audio (speech), image, rerank and moderation models are known (discovery finds them, a config may name them)
- * but no route serves them: listed with no endpoint rather than with the chat routes, which would refuse them.
+ * Other audio (music, audio chat), image, rerank and moderation models are known (discovery finds them, a config may
+ * name them) but no route serves them: listed with no endpoint rather than with the chat routes, which would refuse
+ * them.
  */
 const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
   chat: CHAT_ENDPOINTS,
   embedding: EMBEDDING_ENDPOINTS,
   transcription: TRANSCRIPTION_ENDPOINTS,
+  speech: SPEECH_ENDPOINTS,
 };
 
 export function registerInfoRoutes(
@@ -103,7 +106,8 @@ export function registerInfoRoutes(
         code: "invalid_value",
       });
     }
-    const kind = query.kind === "embedding" || query.kind === "transcription" ? query.kind : "chat";
+    const kind =
+      query.kind === "embedding" || query.kind === "transcription" || query.kind === "speech" ? query.kind : "chat";
     const promptTokens = query.tokens === undefined ? undefined : Number(query.tokens);
     if (promptTokens !== undefined && !(Number.isInteger(promptTokens) && promptTokens >= 0)) {
       throw new InvalidRequestError("Query parameter `tokens` must be a whole number of tokens, e.g. tokens=20000", {
@@ -161,7 +165,7 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
  * The kinds the endpoints serve (endpoints.ts), in the order a name is listed under: a meta model mixing chat and
  * embedding members is one entry, listed as chat.
  */
-const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription"];
+const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech"];
 
 /**
  * The kind of request `name` would find a deployment for (cooling or over budget counts: it comes back), or

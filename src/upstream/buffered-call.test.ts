@@ -33,7 +33,10 @@ describe("bufferedCall", () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  const call = (path: string, options: { maxBodyBytes?: number; signal?: AbortSignal; onHeaders?: () => void } = {}) =>
+  const call = (
+    path: string,
+    options: { maxBodyBytes?: number; signal?: AbortSignal; onHeaders?: () => void; isBinary?: boolean } = {},
+  ) =>
     bufferedCall(
       agent,
       { origin, path, method: "POST", body: "{}", headersTimeout: 5_000, bodyTimeout: 5_000 },
@@ -41,6 +44,7 @@ describe("bufferedCall", () => {
         signal: options.signal ?? new AbortController().signal,
         maxBodyBytes: () => options.maxBodyBytes ?? 1_000,
         ...(options.onHeaders === undefined ? {} : { onHeaders: options.onHeaders }),
+        ...(options.isBinary === undefined ? {} : { isBinary: options.isBinary }),
       },
     );
 
@@ -58,6 +62,29 @@ describe("bufferedCall", () => {
     assert.equal(answer.headers["x-limit"], "7");
     assert.equal(answer.text, '{"a":"é"}');
     assert.equal(answer.isTruncated, false);
+  });
+
+  it("isBinary: a 2xx body's bytes come back unchanged (not UTF-8 text), an error body still as text", async () => {
+    // Every byte value, split across chunks inside what UTF-8 would read as multi-byte sequences.
+    const audio = Buffer.from(Array.from({ length: 512 }, (_, index) => (index * 7 + 0xc3) % 256));
+    routes.set("/audio", (_request, response) => {
+      response.writeHead(200, { "content-type": "audio/mpeg" });
+      response.write(audio.subarray(0, 101));
+      setTimeout(() => response.end(audio.subarray(101)), 5);
+    });
+    const answer = await call("/audio", { isBinary: true });
+    assert.ok(answer.bytes?.equals(audio), "the bytes changed on the way");
+    assert.equal(answer.text, "");
+    const asText = await call("/audio");
+    assert.equal(asText.bytes, undefined);
+    assert.notEqual(Buffer.from(asText.text, "utf8").length, audio.length, "UTF-8 text does not keep these bytes");
+    routes.set("/audio-error", (_request, response) => {
+      response.writeHead(429, { "content-type": "application/json" });
+      response.end('{"error":{"message":"slow down"}}');
+    });
+    const refused = await call("/audio-error", { isBinary: true });
+    assert.equal(refused.bytes, undefined);
+    assert.equal(refused.text, '{"error":{"message":"slow down"}}');
   });
 
   it("past its bound, keeps the first bytes, says truncated and closes the connection", async () => {

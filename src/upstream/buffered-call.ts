@@ -11,8 +11,10 @@ import { BoundedChunks } from "./read-body.ts";
 export interface BufferedResponse {
   readonly statusCode: number;
   readonly headers: HeaderMap;
-  /** The body's text; when truncated, only its first bytes (a split character becomes U+FFFD). */
+  /** The body's text; when truncated, only its first bytes (a split character becomes U+FFFD). "" with `bytes`. */
   readonly text: string;
+  /** A 2xx body's bytes, when the call asked for them (`isBinary`); undefined otherwise. */
+  readonly bytes: Buffer | undefined;
   /** The body was longer than its bound (or not read at all): the rest was not read and the call was aborted. */
   readonly isTruncated: boolean;
 }
@@ -25,6 +27,11 @@ export interface BufferedCallOptions {
    * resolved truncated. 0: the body is not read at all (a redirect, or an answer refused by its headers).
    */
   readonly maxBodyBytes: (statusCode: number, headers: HeaderMap) => number;
+  /**
+   * A 2xx body is kept as bytes (`bytes`), not decoded as UTF-8: an audio answer. An error body is text either way
+   * (it is classified as one).
+   */
+  readonly isBinary?: boolean;
   /** Called once, when undici hands the request to a connection, right before writing it. */
   readonly onRequestStart?: () => void;
   /** Called once, when the final status and headers arrive (before the body). */
@@ -128,10 +135,14 @@ class BufferedCallHandler implements Dispatcher.DispatchHandler {
 
   #answer(isTruncated: boolean): void {
     if (!this.#settle()) return;
+    const kept = this.#kept;
+    // One shape for both kinds of answer (`bytes` always set), so the JSON path's readers stay monomorphic.
+    const isBytes = this.#options.isBinary === true && this.#statusCode < 300 && kept !== undefined;
     this.#resolve({
       statusCode: this.#statusCode,
       headers: this.#headers,
-      text: this.#kept?.text() ?? "",
+      text: isBytes ? "" : (kept?.text() ?? ""),
+      bytes: isBytes ? kept.bytes() : undefined,
       isTruncated,
     });
   }

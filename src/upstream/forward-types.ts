@@ -41,6 +41,8 @@ export interface ForwardRequest {
   readonly body: Readonly<Record<string, unknown>>;
   /** The body is sent as `multipart/form-data` (an audio request: its file is an UploadedFile in `body`). */
   readonly isMultipart?: boolean | undefined;
+  /** A success is answered with bytes (text to speech: the audio), kept as bytes (JsonResult.bytes), not as text. */
+  readonly isBinaryAnswer?: boolean | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   readonly isStream: boolean;
@@ -112,15 +114,18 @@ export interface ForwardTrace {
 export interface JsonResult {
   readonly kind: "json";
   readonly status: number;
+  /** The answer's text ("" when it is `bytes`). */
   readonly bodyText: string;
   readonly deployment: Deployment;
   /** What `bodyText` is: a chat answer, or the client protocol's own (a native call). */
   readonly api: UpstreamApi;
   /**
    * The answer's content type when it is not JSON: an audio request's `response_format` `text`, `srt` or `vtt`
-   * (multipart-payload.ts), passed on to the client as the provider sent it.
+   * (multipart-payload.ts), or speech's audio type (`audio/mpeg`), passed on to the client as the provider sent it.
    */
   readonly contentType?: string | undefined;
+  /** A binary answer (speech's audio, ForwardRequest.isBinaryAnswer): its bytes, exactly as the provider sent them. */
+  readonly bytes?: Buffer | undefined;
 }
 
 export interface StreamResult {

@@ -1,6 +1,7 @@
 // A non-streamed attempt: the answer read whole through one undici handler (buffered-call.ts), bounded by its
 // status (`max_response_bytes` for a success, `max_error_body_bytes` for an error, nothing of a redirect), then
-// classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer.
+// classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer (for text to
+// speech: the audio's bytes, never decoded as text).
 
 import { firstChoice } from "../chat-choice.ts";
 import { isRecord } from "../is-record.ts";
@@ -47,6 +48,7 @@ export async function jsonAttempt(
           : isSuccess(status)
             ? limits.maxResponseBytes
             : limits.maxErrorBodyBytes,
+      isBinary: context.request.isBinaryAnswer === true,
       onRequestStart: context.onSent,
       onHeaders: () => {
         headersTimer.stop();
@@ -69,7 +71,7 @@ export async function jsonAttempt(
     // The answer was read to its end or the call aborted: the connection is free again.
     context.releaseSlot();
   }
-  const { statusCode, headers, text, isTruncated } = response;
+  const { statusCode, headers, text, bytes, isTruncated } = response;
   if (isRedirect(statusCode)) return redirectFailure(statusCode, headersMs);
   if (isEventStream(statusCode, headers)) {
     return failed(
@@ -90,6 +92,7 @@ export async function jsonAttempt(
     );
   }
   const headerEffects = lessonsFromHeaders(headers, context.deployment.provider.settings, sentAtMs);
+  if (bytes !== undefined) return binaryAnswer(context, statusCode, headers, bytes, headerEffects, headersMs, call);
   // An audio request (sent as multipart) may have asked for plain text (`response_format: text`, `srt`, `vtt`).
   if (call.contentType !== undefined && !isJsonContentType(headers)) {
     return textAnswer(context, statusCode, headers, text, headerEffects, headersMs);
@@ -126,6 +129,69 @@ function textAnswer(
     usage: { promptTokens: 0, completionTokens: 0 },
     headersMs,
   };
+}
+
+/**
+ * A 2xx answer to a request answered with bytes (text to speech): the audio, passed on with the provider's content
+ * type. A JSON body (typed as JSON, or untyped) is never one: an error in a 200 (`{"error":...}`) is classified as
+ * any other, any other JSON is a `bad_response`; so are a text body (a proxy's HTML page) and an empty one. Either
+ * way the next candidate is tried. No usage: the provider reports none, and the reservation keeps the estimate of
+ * `input`.
+ */
+function binaryAnswer(
+  context: AttemptContext,
+  statusCode: number,
+  headers: HeaderMap,
+  bytes: Buffer,
+  headerEffects: readonly Effect[],
+  headersMs: number,
+  call: UpstreamCall,
+): AttemptResult {
+  const contentType = headers["content-type"] === undefined ? "" : String(headers["content-type"]);
+  if (contentType.includes("json") || (contentType === "" && isJsonObject(bytes))) {
+    return jsonAnswer(
+      context,
+      statusCode,
+      headers,
+      bytes.toString("utf8"),
+      headerEffects,
+      headersMs,
+      call.endpointPath,
+    );
+  }
+  const mediaType = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
+  if (mediaType.startsWith("text/") || bytes.byteLength === 0) {
+    const what = bytes.byteLength === 0 ? "an empty body" : `a ${mediaType} body`;
+    return failed(failureLesson("bad_response", `HTTP ${statusCode} with ${what} instead of audio`), statusCode);
+  }
+  return {
+    ok: true,
+    json: {
+      kind: "json",
+      status: statusCode,
+      bodyText: "",
+      bytes,
+      deployment: context.deployment,
+      api: context.api,
+      contentType: contentType === "" ? "application/octet-stream" : contentType,
+    },
+    status: statusCode,
+    effects: headerEffects,
+    headersMs,
+  };
+}
+
+/**
+ * An untyped body that is a JSON object (an error in a 200 from a host that names no type). Only then parsed: no
+ * audio format starts with `{` but raw `pcm`, which (almost) never parses.
+ */
+function isJsonObject(bytes: Buffer): boolean {
+  if (bytes[0] !== 0x7b) return false;
+  try {
+    return isRecord(JSON.parse(bytes.toString("utf8")));
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -189,11 +255,15 @@ function jsonAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings a `data` array; a transcription or translation (JSON) its `text`. Other endpoints (a native Responses call) pass.
+ * choice object; embeddings a `data` array; a transcription or translation (JSON) its `text`; speech is never
+ * answered in JSON. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
-  if (isAudioPath(endpointPath)) return typeof json.text === "string" ? undefined : "no `text` string";
+  if (isAudioPath(endpointPath)) {
+    if (endpointPath === SPEECH_PATH) return "a JSON body instead of audio";
+    return typeof json.text === "string" ? undefined : "no `text` string";
+  }
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") return undefined;
   if (!Array.isArray(json.choices)) return "no `choices` array";
   const first = firstChoice(json.choices);
@@ -216,7 +286,10 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   return undefined;
 }
 
-/** `/audio/transcriptions`, `/audio/translations` */
+/** Text to speech: its 2xx JSON body is never an answer (binaryAnswer). */
+const SPEECH_PATH = "/audio/speech";
+
+/** `/audio/transcriptions`, `/audio/translations`, `/audio/speech` */
 function isAudioPath(endpointPath: string): boolean {
   return endpointPath.startsWith("/audio/");
 }

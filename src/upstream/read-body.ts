@@ -52,8 +52,13 @@ export class BoundedChunks {
 
   /** What was kept, as UTF-8 (a character split by the bound becomes U+FFFD). */
   text(): string {
+    return this.bytes().toString("utf8");
+  }
+
+  /** What was kept, as bytes (a binary answer: audio). */
+  bytes(): Buffer {
     const chunks = this.#chunks;
-    return (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString("utf8");
+    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#bytes);
   }
 }
 

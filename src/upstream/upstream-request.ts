@@ -13,6 +13,8 @@ export interface UpstreamCall {
   readonly payload: string | Buffer;
   /** The payload's content type when it is not JSON (a multipart body carries its boundary here). */
   readonly contentType?: string | undefined;
+  /** The answer is bytes (text to speech: audio in the format asked for): no `accept` narrows it to JSON. */
+  readonly isBinaryAnswer?: boolean | undefined;
   readonly isStream: boolean;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -100,8 +102,13 @@ export function requestOptions(call: UpstreamCall): Dispatcher.DispatchOptions {
   const headers: Record<string, string> = {
     ...settings.headers,
     "content-type": call.contentType ?? "application/json",
-    // An audio request may ask for plain text (`response_format: text`, `srt`, `vtt`): no `accept` narrows it.
-    accept: call.isStream ? "text/event-stream" : call.contentType === undefined ? "application/json" : "*/*",
+    // An audio request may ask for plain text (`response_format: text`, `srt`, `vtt`) or be answered in audio: no
+    // `accept` narrows it.
+    accept: call.isStream
+      ? "text/event-stream"
+      : call.contentType === undefined && call.isBinaryAnswer !== true
+        ? "application/json"
+        : "*/*",
     authorization: `Bearer ${key}`,
   };
   return {

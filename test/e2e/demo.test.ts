@@ -1,6 +1,6 @@
 // `npm run demo` (`llm-gateway demo`): the README's no-key first run. Started as users start it, on a free port; what
 // its banner promises must answer: a chat request through the "best" meta model with failover on the fake 429, a
-// stream, an audio upload, the model list; Ctrl-C ends it.
+// stream, an audio upload, speech, the model list; Ctrl-C ends it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -81,8 +81,21 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
   assert.equal(transcribed.statusCode, 200);
   assert.match(transcript.text, /demo transcript/);
 
+  assert.ok(stdout.includes(`${base}/audio/speech`), "the banner shows the speech request");
+  const spoken = await request(`${base}/audio/speech`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "demo-tts", input: "Hello there", voice: "alloy" }),
+  });
+  const wav = Buffer.from(await spoken.body.arrayBuffer());
+  assert.equal(spoken.statusCode, 200);
+  assert.equal(spoken.headers["content-type"], "audio/wav");
+  assert.equal(wav.subarray(0, 4).toString("ascii"), "RIFF");
+  assert.equal(wav.readUInt32LE(4), wav.length - 8, "the WAV's own length matches the bytes received");
+
   const models = (await (await request(`${base}/models`)).body.json()) as { data: { id: string }[] };
   assert.ok(models.data.some((model) => model.id === "demo-whisper"));
+  assert.ok(models.data.some((model) => model.id === "demo-tts"));
 
   child.kill("SIGINT");
   const [code] = (await once(child, "exit")) as [number | null];

@@ -127,7 +127,7 @@ meta_models:
   });
 });
 
-test("a model of a kind no route serves (speech, rerank) is listed without endpoints, not with the chat routes; a transcription model with the audio routes", async (t) => {
+test("a model of a kind no route serves (audio chat, rerank) is listed without endpoints, not with the chat routes; transcription and speech models with their audio routes", async (t) => {
   const alpha = await useMock(t);
   const gateway = await useGateway(
     t,
@@ -139,6 +139,7 @@ test("a model of a kind no route serves (speech, rerank) is listed without endpo
       chat-model: {}
       whisper-large-v3: {}
       playai-tts: {}
+      gpt-4o-audio-preview: {}
       ranker: { kind: rerank }
 `,
   );
@@ -148,8 +149,10 @@ test("a model of a kind no route serves (speech, rerank) is listed without endpo
   const byId = new Map(models.map((model) => [model.id, model]));
   assert.equal(byId.get("whisper-large-v3")?.kind, "transcription");
   assert.deepEqual(byId.get("whisper-large-v3")?.endpoints, ["/v1/audio/transcriptions", "/v1/audio/translations"]);
-  assert.equal(byId.get("playai-tts")?.kind, "audio");
-  assert.deepEqual(byId.get("playai-tts")?.endpoints, []);
+  assert.equal(byId.get("playai-tts")?.kind, "speech");
+  assert.deepEqual(byId.get("playai-tts")?.endpoints, ["/v1/audio/speech"]);
+  assert.equal(byId.get("gpt-4o-audio-preview")?.kind, "audio");
+  assert.deepEqual(byId.get("gpt-4o-audio-preview")?.endpoints, []);
   assert.deepEqual(byId.get("ranker")?.endpoints, []);
   assert.equal(byId.get("chat-model")?.endpoints.includes("/v1/chat/completions"), true);
 });

@@ -1,0 +1,322 @@
+// `/v1/audio/speech`: text to speech, served by speech models with failover, answered with the audio's bytes exactly
+// as the provider sent them, with its content type. The real `openai` SDK is the client.
+import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
+import { describe, test } from "node:test";
+import { request } from "undici";
+import { errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+
+const SPEECH = "POST /v1/audio/speech";
+/** Every byte value, twice: a gateway that reads the answer as text (UTF-8) would change it. */
+const AUDIO = Buffer.from([...Array(256).keys(), ...Array.from({ length: 256 }, (_, index) => 255 - index)]);
+
+/** The audio written raw in two chunks (split inside what UTF-8 would read as a multi-byte sequence). */
+function audioStep(bytes: Buffer = AUDIO, contentType = "audio/mpeg"): MockStep {
+  return {
+    kind: "handler",
+    handle: async (_request, response: ServerResponse) => {
+      response.writeHead(200, { "content-type": contentType });
+      response.write(bytes.subarray(0, 195));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      response.end(bytes.subarray(195));
+    },
+  };
+}
+
+function speechRequests(mock: MockUpstream): RecordedRequest[] {
+  return mock.requests.filter((recorded) => recorded.path === "/v1/audio/speech");
+}
+
+async function twoProviders(t: Parameters<typeof useMock>[0], extra = "") {
+  const first = await useMock(t);
+  const second = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    retries: 0
+    body:
+      defaults: { temperature: 0.2, voice: tara }
+    models:
+      gpt-4o-mini-tts: { id: tts-first }
+      chatty: { id: chat-model }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      gpt-4o-mini-tts: { id: tts-second }
+request_log:
+  enabled: true
+${extra}`,
+  );
+  return { first, second, gateway, client: openAiClient(gateway) };
+}
+
+interface ListedRecord {
+  endpoint: string;
+  clientProtocol?: string;
+  status: number;
+  attempts: { provider: string; outcome: string; reason?: string }[];
+  content?: { request?: unknown; responseText?: string };
+}
+
+async function speechRecords(gateway: Parameters<typeof send>[0]): Promise<{ records: ListedRecord[]; text: string }> {
+  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
+  const records = (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === "speech");
+  return { records, text: listed.text };
+}
+
+describe("text to speech", () => {
+  test("the SDK gets the provider's audio byte for byte, with its content type; the provider gets the body with its own model id", async (t) => {
+    const { first, second, client, gateway } = await twoProviders(t);
+    first.enqueue(SPEECH, audioStep());
+    const speech = await client.audio.speech
+      .create({
+        model: "gpt-4o-mini-tts",
+        input: "Hello from the gateway.",
+        voice: "alloy",
+        response_format: "mp3",
+        speed: 1.25,
+        instructions: "Cheerful.",
+      })
+      .withResponse();
+    const audio = Buffer.from(await speech.data.arrayBuffer());
+    assert.ok(audio.equals(AUDIO), "the audio's bytes changed on the way");
+    assert.equal(speech.response.headers.get("content-type"), "audio/mpeg");
+    assert.equal(speech.response.headers.get("x-gateway-provider"), "first");
+    assert.equal(speech.response.headers.get("x-gateway-model"), "tts-first");
+    const sent = speechRequests(first)[0];
+    assert.ok(sent, "the provider got no request");
+    assert.deepEqual(sent.body, {
+      model: "tts-first",
+      input: "Hello from the gateway.",
+      voice: "alloy",
+      response_format: "mp3",
+      speed: 1.25,
+      instructions: "Cheerful.",
+    });
+    // Not narrowed to JSON: the answer is audio.
+    assert.equal(sent.headers.accept, "*/*");
+    assert.equal(sent.headers.authorization, "Bearer sk-first-key");
+    assert.equal(speechRequests(second).length, 0);
+
+    // Without the /v1 prefix, a wav with its own type; the provider's speech default (`voice`) fills in, its chat
+    // default (`temperature`) stays out.
+    first.enqueue(SPEECH, audioStep(AUDIO.subarray(0, 300), "audio/wav"));
+    const raw = await request(`${gateway.url}/audio/speech`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini-tts", input: "Hi.", response_format: "wav" }),
+    });
+    assert.equal(raw.statusCode, 200);
+    assert.equal(raw.headers["content-type"], "audio/wav");
+    assert.ok(Buffer.from(await raw.body.arrayBuffer()).equals(AUDIO.subarray(0, 300)));
+    assert.deepEqual(speechRequests(first)[1]?.body, {
+      model: "tts-first",
+      input: "Hi.",
+      response_format: "wav",
+      voice: "tara",
+    });
+  });
+
+  test("a 429 fails over to the next provider; the record names both attempts and keeps the text, never the audio", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(t, "log:\n  content: true\n");
+    first.enqueue(SPEECH, {
+      kind: "json",
+      status: 429,
+      body: { error: { message: "Rate limit reached", type: "rate_limit_error" } },
+      headers: { "retry-after": "30" },
+    });
+    second.enqueue(SPEECH, audioStep());
+    const speech = await client.audio.speech
+      .create({ model: "gpt-4o-mini-tts", input: "Failover, please.", voice: "alloy" })
+      .withResponse();
+    assert.ok(Buffer.from(await speech.data.arrayBuffer()).equals(AUDIO));
+    assert.equal(speech.response.headers.get("x-gateway-attempts"), "2");
+    assert.equal((speechRequests(second)[0]?.body as { model?: string } | undefined)?.model, "tts-second");
+
+    const { records, text } = await speechRecords(gateway);
+    const record = records[0];
+    assert.ok(record, "no record of the speech request");
+    assert.equal(record.clientProtocol, "openai-audio");
+    assert.equal(record.status, 200);
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "rate_limited"],
+        ["second", "success"],
+      ],
+    );
+    // `log.content` keeps what was spoken; the audio is in no record, in any encoding.
+    assert.equal(record.content?.request, "Failover, please.");
+    assert.equal(record.content?.responseText, undefined);
+    for (const form of [AUDIO.subarray(60, 120).toString("latin1"), AUDIO.toString("base64").slice(0, 40)]) {
+      assert.ok(!text.includes(form), "the request log carries the audio");
+    }
+    assert.ok(!text.includes(JSON.stringify(AUDIO.subarray(60, 120).toString("utf8")).slice(1, -1)));
+
+    // Metrics name the endpoint and the protocol.
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+    assert.equal(
+      sumOf(metrics, "llm_gateway_requests_total", {
+        endpoint: "speech",
+        protocol: "openai-audio",
+        status_class: "2xx",
+      }),
+      1,
+    );
+
+    // The cooled-down provider is skipped for the next request.
+    second.enqueue(SPEECH, audioStep());
+    const again = await client.audio.speech.create({ model: "gpt-4o-mini-tts", input: "Again.", voice: "alloy" });
+    assert.ok(Buffer.from(await again.arrayBuffer()).equals(AUDIO));
+    assert.equal(speechRequests(first).length, 1);
+  });
+
+  test("a 200 that is not audio (an error in JSON, a JSON object, an HTML page, nothing) fails over", async (t) => {
+    const notAudio: [MockStep, RegExp][] = [
+      [{ kind: "json", body: { error: { message: "model overloaded", type: "server_error" } } }, /overloaded/],
+      [{ kind: "json", body: { audio: "UklGRg==" } }, /JSON body instead of audio/],
+      [
+        { kind: "text", status: 200, body: "<html>proxy</html>", headers: { "content-type": "text/html" } },
+        /text\/html body instead of audio/,
+      ],
+      [{ kind: "text", status: 200, body: "", headers: { "content-type": "audio/mpeg" } }, /empty body/],
+      // An error in a 200 that names no content type is still read as one.
+      [
+        {
+          kind: "handler",
+          handle: (_request, response) => {
+            response.writeHead(200);
+            response.end(
+              JSON.stringify({ error: { message: "quota exceeded for today", type: "insufficient_quota" } }),
+            );
+          },
+        },
+        /quota/,
+      ],
+    ];
+    for (const [step, reason] of notAudio) {
+      // A new scene each time: the failed first candidate would otherwise be ranked lower (health) or cooling.
+      const { first, second, gateway, client } = await twoProviders(t);
+      first.enqueue(SPEECH, step);
+      second.enqueue(SPEECH, audioStep());
+      const speech = await client.audio.speech
+        .create({ model: "gpt-4o-mini-tts", input: "Say it.", voice: "alloy" })
+        .withResponse();
+      assert.ok(Buffer.from(await speech.data.arrayBuffer()).equals(AUDIO));
+      assert.equal(speech.response.headers.get("x-gateway-provider"), "second");
+      const { records } = await speechRecords(gateway);
+      const failedAttempt = records[0]?.attempts[0];
+      assert.equal(failedAttempt?.provider, "first");
+      assert.match(failedAttempt?.reason ?? "", reason);
+    }
+  });
+
+  test("the text to speak counts against a token budget: a long input skips the provider whose tpm it exceeds", async (t) => {
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      playai-tts: { limits: { tpm: 40 } }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      playai-tts: {}
+`,
+    );
+    const client = openAiClient(gateway);
+    second.enqueue(SPEECH, audioStep());
+    const long = await client.audio.speech
+      .create({ model: "playai-tts", input: "A sentence to read aloud. ".repeat(20), voice: "Fritz-PlayAI" })
+      .withResponse();
+    assert.ok(Buffer.from(await long.data.arrayBuffer()).equals(AUDIO));
+    assert.equal(long.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(speechRequests(first).length, 0);
+    first.enqueue(SPEECH, audioStep());
+    const short = await client.audio.speech
+      .create({ model: "playai-tts", input: "Hi.", voice: "Fritz-PlayAI" })
+      .withResponse();
+    assert.equal(short.response.headers.get("x-gateway-provider"), "first");
+  });
+
+  test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    const post = (body: unknown) => send(gateway, "POST", "/v1/audio/speech", { body });
+
+    const noInput = await post({ model: "gpt-4o-mini-tts", voice: "alloy" });
+    assert.equal(noInput.status, 400);
+    assert.equal(errorOf(noInput).param, "input");
+    assert.match(errorOf(noInput).message, /`input` is required/);
+
+    const emptyInput = await post({ model: "gpt-4o-mini-tts", input: "", voice: "alloy" });
+    assert.equal(emptyInput.status, 400);
+    assert.equal(errorOf(emptyInput).param, "input");
+
+    const notText = await post({ model: "gpt-4o-mini-tts", input: ["a", "b"], voice: "alloy" });
+    assert.equal(notText.status, 400);
+    assert.equal(errorOf(notText).param, "input");
+
+    const sse = await post({ model: "gpt-4o-mini-tts", input: "Hi.", voice: "alloy", stream_format: "sse" });
+    assert.equal(sse.status, 400);
+    assert.equal(errorOf(sse).param, "stream_format");
+    assert.match(errorOf(sse).message, /`stream_format` `sse` is not supported/);
+
+    const streamed = await post({ model: "gpt-4o-mini-tts", input: "Hi.", voice: "alloy", stream: true });
+    assert.equal(streamed.status, 400);
+    assert.equal(errorOf(streamed).param, "stream");
+
+    const chat = await post({ model: "chatty", input: "Hi.", voice: "alloy" });
+    assert.equal(chat.status, 400);
+    assert.equal(errorOf(chat).code, "model_not_supported");
+
+    const notJson = await send(gateway, "POST", "/v1/audio/speech", {
+      body: "{not json",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(notJson.status, 400);
+    errorOf(notJson);
+
+    // A speech model is not a chat model either.
+    const asChat = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "gpt-4o-mini-tts", messages: [{ role: "user", content: "hi" }] },
+    });
+    assert.equal(asChat.status, 400);
+    assert.equal(errorOf(asChat).code, "model_not_supported");
+
+    assert.equal(first.requests.filter((recorded) => recorded.method === "POST").length, 0);
+    assert.equal(second.requests.filter((recorded) => recorded.method === "POST").length, 0);
+  });
+
+  test("/v1/models lists the speech model with /v1/audio/speech; its answer is never cached", async (t) => {
+    const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
+    const models = (await send(gateway, "GET", "/v1/models")).json as {
+      data: { id: string; kind: string; endpoints: string[] }[];
+    };
+    const listed = models.data.find((model) => model.id === "gpt-4o-mini-tts");
+    assert.equal(listed?.kind, "speech");
+    assert.deepEqual(listed?.endpoints, ["/v1/audio/speech"]);
+    const route = await send(gateway, "GET", "/v1/gateway/route?model=gpt-4o-mini-tts&kind=speech");
+    assert.equal(route.status, 200, route.text);
+    const plan = route.json as { candidates: { provider: string }[] };
+    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+
+    first.enqueue(SPEECH, audioStep(), audioStep(AUDIO.subarray(0, 100)));
+    const body = { model: "gpt-4o-mini-tts", input: "Same words.", voice: "alloy" } as const;
+    const once = Buffer.from(await (await client.audio.speech.create(body)).arrayBuffer());
+    const twice = Buffer.from(await (await client.audio.speech.create(body)).arrayBuffer());
+    assert.ok(once.equals(AUDIO));
+    assert.ok(twice.equals(AUDIO.subarray(0, 100)), "the second answer came from a cache");
+    assert.equal(speechRequests(first).length, 2);
+  });
+});
