@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { encodeMultipart, type MultipartPayload } from "./multipart-payload.ts";
+import { asksForText, encodeMultipart, type MultipartPayload } from "./multipart-payload.ts";
 
 export interface UpstreamCall {
   readonly deployment: Deployment;
@@ -13,6 +13,8 @@ export interface UpstreamCall {
   readonly payload: string | Buffer;
   /** The payload's content type when it is not JSON (a multipart body carries its boundary here). */
   readonly contentType?: string | undefined;
+  /** An audio request that asked for a plain-text answer (`response_format` `text`, `srt`, `vtt`), not JSON. */
+  readonly isTextAsked?: boolean | undefined;
   readonly isStream: boolean;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -143,11 +145,11 @@ export interface PayloadOptions {
 export function buildMultipartPayload(
   body: Readonly<Record<string, unknown>>,
   options: Pick<PayloadOptions, "upstreamModelId" | "bodyRules">,
-): MultipartPayload {
+): MultipartPayload & { readonly isTextAsked: boolean } {
   const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
   if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, "chat");
   rest.model = options.upstreamModelId;
-  return encodeMultipart(rest);
+  return { ...encodeMultipart(rest), isTextAsked: asksForText(rest) };
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */

@@ -170,6 +170,50 @@ describe("audio transcriptions and translations", () => {
     assert.equal(await response.body.text(), "1\n00:00:00,000 --> 00:00:01,000\nwords\n");
   });
 
+  test("a 200 that is no transcript (a proxy's HTML page, binary, text to a JSON request) fails over", async (t) => {
+    const transcribe = async (gateway: { url: string }, responseFormat: string | undefined) => {
+      const form = new FormData();
+      form.append("model", "whisper-large-v3");
+      if (responseFormat !== undefined) form.append("response_format", responseFormat);
+      form.append("file", new Blob([AUDIO]), "a.wav");
+      const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+        method: "POST",
+        ...(await encoded(form)),
+      });
+      return {
+        provider: response.headers["x-gateway-provider"],
+        type: String(response.headers["content-type"]),
+        text: await response.body.text(),
+      };
+    };
+    const noAnswers: [string | undefined, string, string][] = [
+      // A captive portal or a proxy's login page, answered with 200: as a chat answer it is refused the same way.
+      [undefined, "text/html; charset=utf-8", "<html><body>Sign in to continue</body></html>"],
+      ["text", "text/html", "<html><body>Sign in to continue</body></html>"],
+      ["srt", "application/octet-stream", "\u0000\u0001binary"],
+      // The client asked for JSON (the SDKs parse it): plain text is no answer it can read.
+      ["verbose_json", "text/plain; charset=utf-8", "some words"],
+    ];
+    for (const [responseFormat, type, body] of noAnswers) {
+      // A fresh pair each time: the first provider is left out for a while after a bad answer.
+      const { first, second, gateway } = await twoProviders(t);
+      first.enqueue(TRANSCRIBE, { kind: "text", status: 200, body, headers: { "content-type": type } });
+      second.enqueue(TRANSCRIBE, { kind: "json", body: { text: "from the second" } });
+      const answer = await transcribe(gateway, responseFormat);
+      assert.ok(audioRequests(first).length >= 1, "the first provider was not tried");
+      assert.equal(answer.provider, "second", `${type} to ${responseFormat} was taken for a transcript`);
+      assert.equal(answer.text, '{"text":"from the second"}');
+      assert.match(answer.type, /^application\/json/);
+    }
+    // A text format still takes a text answer, WebVTT's own type included.
+    const { first, gateway } = await twoProviders(t);
+    first.enqueue(TRANSCRIBE, { kind: "text", status: 200, body: "WEBVTT\n", headers: { "content-type": "text/vtt" } });
+    const vtt = await transcribe(gateway, "vtt");
+    assert.equal(vtt.provider, "first");
+    assert.equal(vtt.text, "WEBVTT\n");
+    assert.equal(vtt.type, "text/vtt");
+  });
+
   test("body rules: the provider's chat-only fields stay out of the upload, its transcription fields and the model's own go in", async (t) => {
     const mock = await useMock(t);
     const gateway = await useGateway(
