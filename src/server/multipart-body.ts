@@ -15,6 +15,13 @@ export const MULTIPART_PATHS: ReadonlySet<string> = new Set([
   "/audio/translations",
 ]);
 
+/**
+ * The gateway's fallback list (`models`, as on chat) is always a list here: one field is one name, and the SDKs send an
+ * array as `models[]` fields. A single field was a string, read name by name as its characters (`w`, `h`, ...), and
+ * `models[]` went to the provider as a field of its own.
+ */
+const FALLBACKS = "models";
+
 /** Text fields of one upload beyond this many are refused: the API has about ten. */
 const MAX_FIELDS = 64;
 
@@ -67,6 +74,10 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer): Promise<Reco
         );
       }
       fields.file = new UploadedFile(value.name || "audio", value.type, Buffer.from(await value.arrayBuffer()));
+      continue;
+    }
+    if (name === FALLBACKS || name === `${FALLBACKS}[]`) {
+      fields[FALLBACKS] = [...((fields[FALLBACKS] as string[] | undefined) ?? []), value];
       continue;
     }
     const earlier = fields[name];

@@ -245,6 +245,63 @@ describe("audio transcriptions and translations", () => {
     assert.ok((await fileBytes(form)).equals(AUDIO));
   });
 
+  test("the fallback list `models`: one field, repeated fields or the SDKs' `models[]`, never sent upstream", async (t) => {
+    const first = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      whisper-large-v3-turbo: { id: whisper-turbo-first }
+      distil-whisper: { id: distil-whisper-first }
+`,
+    );
+    const client = openAiClient(gateway);
+    const cases: [label: string, add: (form: FormData) => void, expected: string][] = [
+      ["one `models` field", (form) => form.append("models", "whisper-large-v3-turbo"), "whisper-turbo-first"],
+      [
+        "repeated `models` fields",
+        (form) => {
+          form.append("models", "other-unknown-model");
+          form.append("models", "distil-whisper");
+        },
+        "distil-whisper-first",
+      ],
+    ];
+    for (const [label, add, expected] of cases) {
+      // No deployment serves `model`: only the fallbacks named in `models` can.
+      first.enqueue(TRANSCRIBE, { kind: "json", body: { text: `fallback for ${label}` } });
+      const form = new FormData();
+      form.append("model", "no-such-model");
+      add(form);
+      form.append("file", new Blob([AUDIO]), "a.wav");
+      const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+        method: "POST",
+        ...(await encoded(form)),
+      });
+      const text = await response.body.text();
+      assert.equal(response.statusCode, 200, `${label}: ${text}`);
+      assert.equal(response.headers["x-gateway-model"], expected, label);
+      const sent = await partsOf(audioRequests(first).at(-1));
+      assert.equal(sent.get("model"), expected);
+      assert.equal(sent.get("models"), null, `${label}: the gateway's own field went upstream`);
+    }
+    // The SDK sends an array as `models[]` fields: a fallback list too, not a field for the provider.
+    first.enqueue(TRANSCRIBE, { kind: "json", body: { text: "from the SDK's list" } });
+    // The gateway's extension, so not in the SDK's types: passed as a variable, the object is not checked for it.
+    const withFallbacks = {
+      file: await toFile(AUDIO, "a.wav"),
+      model: "no-such-model",
+      models: ["whisper-large-v3-turbo"],
+    };
+    const viaSdk = await client.audio.transcriptions.create(withFallbacks).withResponse();
+    assert.equal(viaSdk.response.headers.get("x-gateway-model"), "whisper-turbo-first");
+    const sent = await partsOf(audioRequests(first).at(-1));
+    assert.equal(sent.get("models[]"), null, "the gateway's own field went upstream");
+  });
+
   test("translations go to /audio/translations", async (t) => {
     const { first, client } = await twoProviders(t);
     first.enqueue("POST /v1/audio/translations", { kind: "json", body: { text: "in English" } });
