@@ -332,6 +332,61 @@ describe("audio transcriptions and translations", () => {
     assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
   });
 
+  test("an upload of very many parts or huge part headers is refused without holding the event loop", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    /** The 400 and the longest the event loop (the gateway's: it runs in this process) was held meanwhile. */
+    const post = async (body: string) => {
+      let heldMs = 0;
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        heldMs = Math.max(heldMs, now - last);
+        last = now;
+      }, 1);
+      try {
+        const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "multipart/form-data; boundary=zz" },
+        });
+        const json = JSON.parse(await response.body.text()) as { error: { code: string; message: string } };
+        return { status: response.statusCode, error: json.error, heldMs };
+      } finally {
+        clearInterval(ticker);
+      }
+    };
+    const part = (headers: string, value: string) =>
+      `--zz\r\nContent-Disposition: form-data; ${headers}\r\n\r\n${value}\r\n`;
+    // 350,000 empty fields in 18 MB (within the 20 MB body limit): Node's parser took 3 to 5 s for them, all at once.
+    const manyFields = `${part('name="model"', "whisper-large-v3")}${part('name="f"', "").repeat(350_000)}--zz--\r\n`;
+    const many = await post(manyFields);
+    assert.equal(many.status, 400);
+    assert.equal(many.error.code, "invalid_body");
+    assert.match(many.error.message, /more than 64 fields/);
+    assert.ok(many.heldMs < 1_500, `the event loop was held ${Math.round(many.heldMs)} ms`);
+
+    // A file part's headers of 18 MB (a file type that long): 2.4 s in the parser; now refused as too long.
+    const hugeType = `${part('name="model"', "whisper-large-v3")}--zz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/${"x".repeat(18_000_000)}\r\n\r\nabc\r\n--zz--\r\n`;
+    const huge = await post(hugeType);
+    assert.equal(huge.status, 400);
+    assert.equal(huge.error.code, "invalid_body");
+    assert.match(huge.error.message, /headers longer than 16384 bytes/);
+    assert.ok(huge.heldMs < 1_500, `the event loop was held ${Math.round(huge.heldMs)} ms`);
+    assert.equal(audioRequests(first).length + audioRequests(second).length, 0);
+
+    // A long file name well within the bound still goes through.
+    first.enqueue(TRANSCRIBE, { kind: "json", body: { text: "long name" } });
+    const form = new FormData();
+    form.append("model", "whisper-large-v3");
+    form.append("file", new Blob([AUDIO]), `${"n".repeat(2_000)}.wav`);
+    const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+      method: "POST",
+      ...(await encoded(form)),
+    });
+    assert.equal(response.statusCode, 200, await response.body.text());
+    assert.equal(((await partsOf(audioRequests(first)[0])).get("file") as File).name, `${"n".repeat(2_000)}.wav`);
+  });
+
   test("bad uploads get a clear error in OpenAI's shape and reach no provider", async (t) => {
     const { first, second, gateway } = await twoProviders(t);
     const post = async (body: FormData | string, headers: Record<string, string> = {}) => {
