@@ -32,9 +32,19 @@ const MAX_FIELDS = 64;
  */
 const MAX_PART_HEADER_BYTES = 16 * 1024;
 
+/** A body of another type sent to an audio route: what to send instead (error-handler.ts). */
+export const UPLOAD_EXPECTED =
+  "Unsupported Content-Type: send the audio as a `multipart/form-data` upload, the file in the `file` field.";
+
 export function registerMultipartBodyParser(app: FastifyInstance): void {
   app.addContentTypeParser("multipart/form-data", { parseAs: "buffer" }, (request, body, done) => {
-    if (!MULTIPART_PATHS.has(request.routeOptions.url ?? "")) {
+    const route = request.routeOptions.url;
+    // No route: Fastify parses the body before its not-found handler, which then answers 404 as for any other body.
+    if (route === undefined) {
+      done(null, undefined);
+      return;
+    }
+    if (!MULTIPART_PATHS.has(route)) {
       done(
         new InvalidRequestError(
           "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",

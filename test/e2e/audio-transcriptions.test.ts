@@ -453,6 +453,25 @@ describe("audio transcriptions and translations", () => {
     assert.equal(chatResponse.statusCode, 400);
     assert.equal(chatError.error.code, "invalid_content_type");
 
+    // Another body type on an audio route is told to upload, not to send JSON.
+    for (const type of ["application/x-www-form-urlencoded", "audio/wav", "text/plain"]) {
+      const other = await request(`${gateway.url}/v1/audio/translations`, {
+        method: "POST",
+        body: "model=whisper-large-v3",
+        headers: { "content-type": type },
+      });
+      const otherError = JSON.parse(await other.body.text()) as { error: { code: string; message: string } };
+      assert.equal(other.statusCode, 400, type);
+      assert.equal(otherError.error.code, "invalid_content_type");
+      assert.match(otherError.error.message, /multipart\/form-data/, type);
+    }
+
+    // An unknown route is a 404 whatever its body, an upload included (it was a 400 "send JSON").
+    const unknown = await request(`${gateway.url}/v1/audio/speeches`, { method: "POST", ...(await encoded(chat)) });
+    const unknownError = JSON.parse(await unknown.body.text()) as { error: { code: string } };
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknownError.error.code, "unknown_url");
+
     assert.equal(audioRequests(first).length + audioRequests(second).length, 0);
   });
 });
