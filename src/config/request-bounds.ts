@@ -6,6 +6,13 @@
 /** Nesting depth of a JSON request body (objects and arrays). Tool schemas nest ~3 levels per schema level. */
 export const MAX_JSON_DEPTH = 64;
 
+/**
+ * Members of one JSON object in a request body (a JSON schema's `properties`, `metadata`, `logit_bias`: OpenAI caps
+ * them at 5,000, 16, 300). 1.4 million members in one object (17 MB) held the event loop for 10 s and more: V8
+ * parses such an object slowly, and the schema and every attempt copy it.
+ */
+export const MAX_JSON_OBJECT_MEMBERS = 10_000;
+
 /** Model names in one request: the comma-separated `model` plus the `models` fallback array, after dedup. */
 export const MAX_REQUESTED_MODELS = 64;
 
