@@ -146,7 +146,8 @@ export function buildMultipartPayload(
   body: Readonly<Record<string, unknown>>,
   options: Pick<PayloadOptions, "upstreamModelId" | "bodyRules">,
 ): MultipartPayload & { readonly isTextAsked: boolean } {
-  const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
+  // The gateway's own fields, as buildPayload leaves them out (a speech-to-text model has no reasoning effort).
+  const { models: _fallbacks, [REASONING_EFFORT_FIELD]: _effort, ...rest }: Record<string, unknown> = body;
   if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, "chat");
   rest.model = options.upstreamModelId;
   return { ...encodeMultipart(rest), isTextAsked: asksForText(rest) };

@@ -245,7 +245,7 @@ describe("audio transcriptions and translations", () => {
     assert.ok((await fileBytes(form)).equals(AUDIO));
   });
 
-  test("the fallback list `models`: one field, repeated fields or the SDKs' `models[]`, never sent upstream", async (t) => {
+  test("the fallback list `models`: one field, repeated fields or the SDKs' `models[]`; gateway fields never sent upstream", async (t) => {
     const first = await useMock(t);
     const gateway = await useGateway(
       t,
@@ -275,6 +275,7 @@ describe("audio transcriptions and translations", () => {
       first.enqueue(TRANSCRIBE, { kind: "json", body: { text: `fallback for ${label}` } });
       const form = new FormData();
       form.append("model", "no-such-model");
+      form.append("x_gateway_reasoning_effort", "high");
       add(form);
       form.append("file", new Blob([AUDIO]), "a.wav");
       const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
@@ -287,6 +288,7 @@ describe("audio transcriptions and translations", () => {
       const sent = await partsOf(audioRequests(first).at(-1));
       assert.equal(sent.get("model"), expected);
       assert.equal(sent.get("models"), null, `${label}: the gateway's own field went upstream`);
+      assert.equal(sent.get("x_gateway_reasoning_effort"), null, "the gateway's own field went upstream");
     }
     // The SDK sends an array as `models[]` fields: a fallback list too, not a field for the provider.
     first.enqueue(TRANSCRIBE, { kind: "json", body: { text: "from the SDK's list" } });
