@@ -13,6 +13,15 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const MAX_JSON_OBJECT_MEMBERS = 10_000;
 
+/** Parts (text fields and the file) of one audio upload (`multipart/form-data`): the API has about ten. */
+export const MAX_UPLOAD_PARTS = 64;
+
+/**
+ * Bytes of one upload part's headers (its `Content-Disposition` with the file's name, its `Content-Type`): a file name
+ * is at most a few hundred bytes. Node's multipart parser reads headers byte by byte in JavaScript.
+ */
+export const MAX_UPLOAD_PART_HEADER_BYTES = 16 * 1024;
+
 /** Model names in one request: the comma-separated `model` plus the `models` fallback array, after dedup. */
 export const MAX_REQUESTED_MODELS = 64;
 

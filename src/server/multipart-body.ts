@@ -5,6 +5,7 @@
 // candidate (upstream/multipart-payload.ts). Every other route refuses a multipart body as it refused it before.
 import { MIMEType } from "node:util";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { MAX_UPLOAD_PART_HEADER_BYTES, MAX_UPLOAD_PARTS } from "../config/request-bounds.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 
@@ -22,15 +23,6 @@ export const MULTIPART_PATHS: ReadonlySet<string> = new Set([
  * `models[]` went to the provider as a field of its own.
  */
 const FALLBACKS = "models";
-
-/** Text fields of one upload beyond this many are refused: the API has about ten. */
-const MAX_FIELDS = 64;
-
-/**
- * The most bytes of one part's headers (its `Content-Disposition` with the file's name, its `Content-Type`): a file
- * name is at most a few hundred bytes. Node's parser reads headers byte by byte in JavaScript.
- */
-const MAX_PART_HEADER_BYTES = 16 * 1024;
 
 /** A body of another type sent to an audio route: what to send instead (error-handler.ts). */
 export const UPLOAD_EXPECTED =
@@ -84,14 +76,14 @@ function refuseCostlyShape(bytes: Buffer, contentType: string): void {
     const headersAt = at + delimiter.length;
     // The closing delimiter: what follows is an epilogue the parser ignores.
     if (bytes[headersAt] === 0x2d && bytes[headersAt + 1] === 0x2d) return;
-    if (++parts > MAX_FIELDS) {
-      throw new InvalidRequestError(`The upload has more than ${MAX_FIELDS} fields.`, { code: "invalid_body" });
+    if (++parts > MAX_UPLOAD_PARTS) {
+      throw new InvalidRequestError(`The upload has more than ${MAX_UPLOAD_PARTS} fields.`, { code: "invalid_body" });
     }
     const headersEnd = bytes.indexOf(HEADERS_END, headersAt);
     if (headersEnd < 0) return; // a cut body: the parser says so
-    if (headersEnd - headersAt > MAX_PART_HEADER_BYTES) {
+    if (headersEnd - headersAt > MAX_UPLOAD_PART_HEADER_BYTES) {
       throw new InvalidRequestError(
-        `A part of the upload has headers longer than ${MAX_PART_HEADER_BYTES} bytes (its name, file name or type).`,
+        `A part of the upload has headers longer than ${MAX_UPLOAD_PART_HEADER_BYTES} bytes (its name, file name or type).`,
         { code: "invalid_body" },
       );
     }
@@ -121,8 +113,8 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer): Promise<Reco
   const fields: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   let count = 0;
   for (const [name, value] of form) {
-    if (++count > MAX_FIELDS) {
-      throw new InvalidRequestError(`The upload has more than ${MAX_FIELDS} fields.`, { code: "invalid_body" });
+    if (++count > MAX_UPLOAD_PARTS) {
+      throw new InvalidRequestError(`The upload has more than ${MAX_UPLOAD_PARTS} fields.`, { code: "invalid_body" });
     }
     if (typeof value !== "string") {
       if (name !== "file" || fields.file !== undefined) {
