@@ -244,6 +244,7 @@ scoring:
       "      override: { logprobs: false, stream_options: {} }",
       "    models:",
       "      m: { body: { defaults: { temperature: 0.6 } } }",
+      "      whisper-large-v3: { body: { override: { file: silence.wav } } }",
       "",
     ].join("\n");
     assert.throws(
@@ -251,13 +252,19 @@ scoring:
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         assert.match(error.message, /`messages` cannot be changed by a body rule/);
+        // The audio of an upload: replaced by a rule's text, every provider was sent no file at all.
+        assert.match(error.message, /whisper-large-v3\.body\.override\.file: `file` cannot be changed by a body rule/);
         assert.match(error.message, /`stream_options` cannot be changed by a body rule.*inject_stream_usage: false/);
         assert.match(error.message, /`logprobs` is both dropped and overridden/);
         return true;
       },
     );
     const ok = parseConfigText(
-      text.replace("messages, ", "").replace(", stream_options: {}", "").replace("logprobs: false", "seed: 1"),
+      text
+        .replace("messages, ", "")
+        .replace(", stream_options: {}", "")
+        .replace("logprobs: false", "seed: 1")
+        .replace("file: silence.wav", "language: en"),
       "test.yaml",
       { env: {} },
     );

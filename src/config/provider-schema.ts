@@ -70,9 +70,10 @@ const modelKindSchema = z.enum([
 const costSchema = z.enum(["free", "paid"]);
 
 /**
- * Fields no body rule may touch: the gateway sets `model` per candidate; the conversation and `stream` are the
- * client's request itself (dropping them would send another request); `stream_options` carries the gateway's usage
- * report (`inject_stream_usage: false` turns it off); `models` and the reasoning extension never go upstream.
+ * Fields no body rule may touch: the gateway sets `model` per candidate; the conversation, an upload's audio
+ * (`file`) and `stream` are the client's request itself (dropping or replacing them would send another request);
+ * `stream_options` carries the gateway's usage report (`inject_stream_usage: false` turns it off); `models` and the
+ * reasoning extension never go upstream.
  */
 export const RESERVED_BODY_FIELDS: ReadonlySet<string> = new Set([
   "model",
@@ -80,6 +81,7 @@ export const RESERVED_BODY_FIELDS: ReadonlySet<string> = new Set([
   "messages",
   "prompt",
   "input",
+  "file",
   "stream",
   "stream_options",
   "x_gateway_reasoning_effort",

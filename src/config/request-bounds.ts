@@ -6,6 +6,22 @@
 /** Nesting depth of a JSON request body (objects and arrays). Tool schemas nest ~3 levels per schema level. */
 export const MAX_JSON_DEPTH = 64;
 
+/**
+ * Members of one JSON object in a request body (a JSON schema's `properties`, `metadata`, `logit_bias`: OpenAI caps
+ * them at 5,000, 16, 300). 1.4 million members in one object (17 MB) held the event loop for 10 s and more: V8
+ * parses such an object slowly, and the schema and every attempt copy it.
+ */
+export const MAX_JSON_OBJECT_MEMBERS = 10_000;
+
+/** Parts (text fields and the file) of one audio upload (`multipart/form-data`): the API has about ten. */
+export const MAX_UPLOAD_PARTS = 64;
+
+/**
+ * Bytes of one upload part's headers (its `Content-Disposition` with the file's name, its `Content-Type`): a file name
+ * is at most a few hundred bytes. Node's multipart parser reads headers byte by byte in JavaScript.
+ */
+export const MAX_UPLOAD_PART_HEADER_BYTES = 16 * 1024;
+
 /** Model names in one request: the comma-separated `model` plus the `models` fallback array, after dedup. */
 export const MAX_REQUESTED_MODELS = 64;
 

@@ -57,10 +57,12 @@ export const embeddingBodySchema = z.looseObject({
 
 /**
  * An audio upload, as server/multipart-body.ts parsed it: every field is text (a repeated one a list), the file an
- * UploadedFile. Only `model`, `file` and `stream` are read; the rest goes to the provider as it came.
+ * UploadedFile, `models` a list. Only `model`, `models`, `file` and `stream` are read; the rest goes to the provider
+ * as it came.
  */
 export const transcriptionBodySchema = z.looseObject({
   model: modelField,
+  models: fallbackModels,
   file: z.instanceof(UploadedFile, {
     error: "`file` is required: the audio file, sent as a multipart/form-data file part",
   }),

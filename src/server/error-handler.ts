@@ -16,13 +16,19 @@ import {
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
 import { renderAnthropicError } from "../protocols/messages/render-error.ts";
+import { MULTIPART_PATHS, UPLOAD_EXPECTED } from "./multipart-body.ts";
 import { isMessagesRoute } from "./protocol-paths.ts";
 
 // Not `import { STATUS_CODES } from "node:http"`: an ES import of node:http builds its whole namespace, whose lazy
 // exports (WebSocket, ...) load Node's bundled undici: ~40 ms of CPU and ~13 MB at every start, for a table.
 const { STATUS_CODES } = process.getBuiltinModule("node:http");
 
-export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: number): GatewayError {
+/** `isUploadRoute`: the route takes a `multipart/form-data` upload (the audio routes), not JSON. */
+export function fromFastifyError(
+  error: FastifyError | Error,
+  bodyLimitBytes: number,
+  isUploadRoute = false,
+): GatewayError {
   const code = (error as FastifyError).code;
   const statusCode = (error as FastifyError).statusCode;
   switch (code) {
@@ -30,10 +36,10 @@ export function fromFastifyError(error: FastifyError | Error, bodyLimitBytes: nu
       return payloadTooLarge(bodyLimitBytes);
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new InvalidRequestError(
-        "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
-        {
-          code: "invalid_content_type",
-        },
+        isUploadRoute
+          ? UPLOAD_EXPECTED
+          : "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
+        { code: "invalid_content_type" },
       );
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return new InvalidRequestError("The request body is empty; a JSON object is required.", { code: "invalid_body" });
@@ -217,7 +223,7 @@ export function expectationFailed(): GatewayError {
 
 export function errorHandler(bodyLimitBytes: number) {
   return function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
-    const gatewayError = fromFastifyError(error, bodyLimitBytes);
+    const gatewayError = fromFastifyError(error, bodyLimitBytes, MULTIPART_PATHS.has(request.routeOptions.url ?? ""));
     if (gatewayError.status >= 500) {
       // Internal details go to the log (with the request id), never to the client.
       request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);

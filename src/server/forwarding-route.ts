@@ -12,7 +12,7 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
-import { isMultipartRequest } from "./multipart-body.ts";
+import { isMultipartRequest, UPLOAD_EXPECTED } from "./multipart-body.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
 const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
@@ -28,10 +28,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
   const clientProtocol = PROTOCOLS[endpoint.name] ?? "openai-chat";
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (endpoint.isMultipart === true && !isMultipartRequest(request)) {
-      throw new InvalidRequestError(
-        "Unsupported Content-Type: send the audio as a `multipart/form-data` upload, the file in the `file` field.",
-        { code: "invalid_content_type" },
-      );
+      throw new InvalidRequestError(UPLOAD_EXPECTED, { code: "invalid_content_type" });
     }
     const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];

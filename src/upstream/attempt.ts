@@ -115,6 +115,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
       }),
     contentType: multipart?.contentType,
     isBinaryAnswer: request.isBinaryAnswer,
+    isTextAsked: multipart?.isTextAsked,
     isStream: request.isStream,
     headersTimeoutMs: headersTimeoutMs + 1_000,
     // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.

@@ -93,16 +93,23 @@ export async function jsonAttempt(
   }
   const headerEffects = lessonsFromHeaders(headers, context.deployment.provider.settings, sentAtMs);
   if (bytes !== undefined) return binaryAnswer(context, statusCode, headers, bytes, headerEffects, headersMs, call);
-  // An audio request (sent as multipart) may have asked for plain text (`response_format: text`, `srt`, `vtt`).
-  if (call.contentType !== undefined && !isJsonContentType(headers)) {
+  // An audio request that asked for plain text (`response_format: text`, `srt`, `vtt`) takes it; any other 2xx must
+  // be the JSON answer. A proxy's or captive portal's HTML page, a binary body, or text to a client that asked for
+  // JSON (the SDKs parse it) was passed on as a transcript, with no failover.
+  if (call.isTextAsked === true && isPlainTextType(headers)) {
     return textAnswer(context, statusCode, headers, text, headerEffects, headersMs);
   }
   return jsonAnswer(context, statusCode, headers, text, headerEffects, headersMs, call.endpointPath);
 }
 
-function isJsonContentType(headers: HeaderMap): boolean {
-  const type = String(headers["content-type"] ?? "");
-  return type === "" || type.includes("json");
+/** `text/plain`, `text/vtt`, `application/x-subrip` (SubRip's registered-by-use type): not HTML, not JSON. */
+function isPlainTextType(headers: HeaderMap): boolean {
+  const essence = String(headers["content-type"] ?? "")
+    .split(";")[0]
+    ?.trim()
+    .toLowerCase();
+  if (essence === undefined) return false;
+  return (essence.startsWith("text/") && essence !== "text/html") || essence === "application/x-subrip";
 }
 
 /** A 2xx plain-text answer of an audio request: the transcript as the provider wrote it, with its content type. */

@@ -27,6 +27,14 @@ export interface MultipartPayload {
   readonly contentType: string;
 }
 
+/** The `response_format`s of a transcription answered in plain text rather than JSON (`json`, `verbose_json`). */
+const TEXT_FORMATS: ReadonlySet<unknown> = new Set(["text", "srt", "vtt"]);
+
+/** Whether an upload's fields (as sent: after the body rules) ask for a plain-text answer. */
+export function asksForText(fields: Readonly<Record<string, unknown>>): boolean {
+  return TEXT_FORMATS.has(fields.response_format);
+}
+
 /**
  * Encodes `fields` as `multipart/form-data`: a string as it is, a number or boolean as its text, an array as one
  * part per element under the same name (`timestamp_granularities[]`), an object as JSON (a `body:` rule may set

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { encodeMultipart, type MultipartPayload } from "./multipart-payload.ts";
+import { asksForText, encodeMultipart, type MultipartPayload } from "./multipart-payload.ts";
 
 export interface UpstreamCall {
   readonly deployment: Deployment;
@@ -15,6 +15,8 @@ export interface UpstreamCall {
   readonly contentType?: string | undefined;
   /** The answer is bytes (text to speech: audio in the format asked for): no `accept` narrows it to JSON. */
   readonly isBinaryAnswer?: boolean | undefined;
+  /** An audio request that asked for a plain-text answer (`response_format` `text`, `srt`, `vtt`), not JSON. */
+  readonly isTextAsked?: boolean | undefined;
   readonly isStream: boolean;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -150,11 +152,12 @@ export interface PayloadOptions {
 export function buildMultipartPayload(
   body: Readonly<Record<string, unknown>>,
   options: Pick<PayloadOptions, "upstreamModelId" | "bodyRules">,
-): MultipartPayload {
-  const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
+): MultipartPayload & { readonly isTextAsked: boolean } {
+  // The gateway's own fields, as buildPayload leaves them out (a speech-to-text model has no reasoning effort).
+  const { models: _fallbacks, [REASONING_EFFORT_FIELD]: _effort, ...rest }: Record<string, unknown> = body;
   if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, "chat");
   rest.model = options.upstreamModelId;
-  return encodeMultipart(rest);
+  return { ...encodeMultipart(rest), isTextAsked: asksForText(rest) };
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */

@@ -170,6 +170,50 @@ describe("audio transcriptions and translations", () => {
     assert.equal(await response.body.text(), "1\n00:00:00,000 --> 00:00:01,000\nwords\n");
   });
 
+  test("a 200 that is no transcript (a proxy's HTML page, binary, text to a JSON request) fails over", async (t) => {
+    const transcribe = async (gateway: { url: string }, responseFormat: string | undefined) => {
+      const form = new FormData();
+      form.append("model", "whisper-large-v3");
+      if (responseFormat !== undefined) form.append("response_format", responseFormat);
+      form.append("file", new Blob([AUDIO]), "a.wav");
+      const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+        method: "POST",
+        ...(await encoded(form)),
+      });
+      return {
+        provider: response.headers["x-gateway-provider"],
+        type: String(response.headers["content-type"]),
+        text: await response.body.text(),
+      };
+    };
+    const noAnswers: [string | undefined, string, string][] = [
+      // A captive portal or a proxy's login page, answered with 200: as a chat answer it is refused the same way.
+      [undefined, "text/html; charset=utf-8", "<html><body>Sign in to continue</body></html>"],
+      ["text", "text/html", "<html><body>Sign in to continue</body></html>"],
+      ["srt", "application/octet-stream", "\u0000\u0001binary"],
+      // The client asked for JSON (the SDKs parse it): plain text is no answer it can read.
+      ["verbose_json", "text/plain; charset=utf-8", "some words"],
+    ];
+    for (const [responseFormat, type, body] of noAnswers) {
+      // A fresh pair each time: the first provider is left out for a while after a bad answer.
+      const { first, second, gateway } = await twoProviders(t);
+      first.enqueue(TRANSCRIBE, { kind: "text", status: 200, body, headers: { "content-type": type } });
+      second.enqueue(TRANSCRIBE, { kind: "json", body: { text: "from the second" } });
+      const answer = await transcribe(gateway, responseFormat);
+      assert.ok(audioRequests(first).length >= 1, "the first provider was not tried");
+      assert.equal(answer.provider, "second", `${type} to ${responseFormat} was taken for a transcript`);
+      assert.equal(answer.text, '{"text":"from the second"}');
+      assert.match(answer.type, /^application\/json/);
+    }
+    // A text format still takes a text answer, WebVTT's own type included.
+    const { first, gateway } = await twoProviders(t);
+    first.enqueue(TRANSCRIBE, { kind: "text", status: 200, body: "WEBVTT\n", headers: { "content-type": "text/vtt" } });
+    const vtt = await transcribe(gateway, "vtt");
+    assert.equal(vtt.provider, "first");
+    assert.equal(vtt.text, "WEBVTT\n");
+    assert.equal(vtt.type, "text/vtt");
+  });
+
   test("body rules: the provider's chat-only fields stay out of the upload, its transcription fields and the model's own go in", async (t) => {
     const mock = await useMock(t);
     const gateway = await useGateway(
@@ -201,6 +245,65 @@ describe("audio transcriptions and translations", () => {
     assert.ok((await fileBytes(form)).equals(AUDIO));
   });
 
+  test("the fallback list `models`: one field, repeated fields or the SDKs' `models[]`; gateway fields never sent upstream", async (t) => {
+    const first = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      whisper-large-v3-turbo: { id: whisper-turbo-first }
+      distil-whisper: { id: distil-whisper-first }
+`,
+    );
+    const client = openAiClient(gateway);
+    const cases: [label: string, add: (form: FormData) => void, expected: string][] = [
+      ["one `models` field", (form) => form.append("models", "whisper-large-v3-turbo"), "whisper-turbo-first"],
+      [
+        "repeated `models` fields",
+        (form) => {
+          form.append("models", "other-unknown-model");
+          form.append("models", "distil-whisper");
+        },
+        "distil-whisper-first",
+      ],
+    ];
+    for (const [label, add, expected] of cases) {
+      // No deployment serves `model`: only the fallbacks named in `models` can.
+      first.enqueue(TRANSCRIBE, { kind: "json", body: { text: `fallback for ${label}` } });
+      const form = new FormData();
+      form.append("model", "no-such-model");
+      form.append("x_gateway_reasoning_effort", "high");
+      add(form);
+      form.append("file", new Blob([AUDIO]), "a.wav");
+      const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+        method: "POST",
+        ...(await encoded(form)),
+      });
+      const text = await response.body.text();
+      assert.equal(response.statusCode, 200, `${label}: ${text}`);
+      assert.equal(response.headers["x-gateway-model"], expected, label);
+      const sent = await partsOf(audioRequests(first).at(-1));
+      assert.equal(sent.get("model"), expected);
+      assert.equal(sent.get("models"), null, `${label}: the gateway's own field went upstream`);
+      assert.equal(sent.get("x_gateway_reasoning_effort"), null, "the gateway's own field went upstream");
+    }
+    // The SDK sends an array as `models[]` fields: a fallback list too, not a field for the provider.
+    first.enqueue(TRANSCRIBE, { kind: "json", body: { text: "from the SDK's list" } });
+    // The gateway's extension, so not in the SDK's types: passed as a variable, the object is not checked for it.
+    const withFallbacks = {
+      file: await toFile(AUDIO, "a.wav"),
+      model: "no-such-model",
+      models: ["whisper-large-v3-turbo"],
+    };
+    const viaSdk = await client.audio.transcriptions.create(withFallbacks).withResponse();
+    assert.equal(viaSdk.response.headers.get("x-gateway-model"), "whisper-turbo-first");
+    const sent = await partsOf(audioRequests(first).at(-1));
+    assert.equal(sent.get("models[]"), null, "the gateway's own field went upstream");
+  });
+
   test("translations go to /audio/translations", async (t) => {
     const { first, client } = await twoProviders(t);
     first.enqueue("POST /v1/audio/translations", { kind: "json", body: { text: "in English" } });
@@ -229,6 +332,61 @@ describe("audio transcriptions and translations", () => {
     assert.equal(route.status, 200, route.text);
     const plan = route.json as { candidates: { provider: string; upstream_id: string }[] };
     assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+  });
+
+  test("an upload of very many parts or huge part headers is refused without holding the event loop", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    /** The 400 and the longest the event loop (the gateway's: it runs in this process) was held meanwhile. */
+    const post = async (body: string) => {
+      let heldMs = 0;
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        heldMs = Math.max(heldMs, now - last);
+        last = now;
+      }, 1);
+      try {
+        const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "multipart/form-data; boundary=zz" },
+        });
+        const json = JSON.parse(await response.body.text()) as { error: { code: string; message: string } };
+        return { status: response.statusCode, error: json.error, heldMs };
+      } finally {
+        clearInterval(ticker);
+      }
+    };
+    const part = (headers: string, value: string) =>
+      `--zz\r\nContent-Disposition: form-data; ${headers}\r\n\r\n${value}\r\n`;
+    // 350,000 empty fields in 18 MB (within the 20 MB body limit): Node's parser took 3 to 5 s for them, all at once.
+    const manyFields = `${part('name="model"', "whisper-large-v3")}${part('name="f"', "").repeat(350_000)}--zz--\r\n`;
+    const many = await post(manyFields);
+    assert.equal(many.status, 400);
+    assert.equal(many.error.code, "invalid_body");
+    assert.match(many.error.message, /more than 64 fields/);
+    assert.ok(many.heldMs < 1_500, `the event loop was held ${Math.round(many.heldMs)} ms`);
+
+    // A file part's headers of 18 MB (a file type that long): 2.4 s in the parser; now refused as too long.
+    const hugeType = `${part('name="model"', "whisper-large-v3")}--zz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/${"x".repeat(18_000_000)}\r\n\r\nabc\r\n--zz--\r\n`;
+    const huge = await post(hugeType);
+    assert.equal(huge.status, 400);
+    assert.equal(huge.error.code, "invalid_body");
+    assert.match(huge.error.message, /headers longer than 16384 bytes/);
+    assert.ok(huge.heldMs < 1_500, `the event loop was held ${Math.round(huge.heldMs)} ms`);
+    assert.equal(audioRequests(first).length + audioRequests(second).length, 0);
+
+    // A long file name well within the bound still goes through.
+    first.enqueue(TRANSCRIBE, { kind: "json", body: { text: "long name" } });
+    const form = new FormData();
+    form.append("model", "whisper-large-v3");
+    form.append("file", new Blob([AUDIO]), `${"n".repeat(2_000)}.wav`);
+    const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+      method: "POST",
+      ...(await encoded(form)),
+    });
+    assert.equal(response.statusCode, 200, await response.body.text());
+    assert.equal(((await partsOf(audioRequests(first)[0])).get("file") as File).name, `${"n".repeat(2_000)}.wav`);
   });
 
   test("bad uploads get a clear error in OpenAI's shape and reach no provider", async (t) => {
@@ -296,6 +454,25 @@ describe("audio transcriptions and translations", () => {
     const chatError = JSON.parse(await chatResponse.body.text()) as { error: { code: string } };
     assert.equal(chatResponse.statusCode, 400);
     assert.equal(chatError.error.code, "invalid_content_type");
+
+    // Another body type on an audio route is told to upload, not to send JSON.
+    for (const type of ["application/x-www-form-urlencoded", "audio/wav", "text/plain"]) {
+      const other = await request(`${gateway.url}/v1/audio/translations`, {
+        method: "POST",
+        body: "model=whisper-large-v3",
+        headers: { "content-type": type },
+      });
+      const otherError = JSON.parse(await other.body.text()) as { error: { code: string; message: string } };
+      assert.equal(other.statusCode, 400, type);
+      assert.equal(otherError.error.code, "invalid_content_type");
+      assert.match(otherError.error.message, /multipart\/form-data/, type);
+    }
+
+    // An unknown route is a 404 whatever its body, an upload included (it was a 400 "send JSON").
+    const unknown = await request(`${gateway.url}/v1/audio/speeches`, { method: "POST", ...(await encoded(chat)) });
+    const unknownError = JSON.parse(await unknown.body.text()) as { error: { code: string } };
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknownError.error.code, "unknown_url");
 
     assert.equal(audioRequests(first).length + audioRequests(second).length, 0);
   });

@@ -7,7 +7,12 @@ import { describe, type TestContext, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import fc from "fast-check";
 import { request } from "undici";
-import { MAX_JSON_DEPTH, MAX_MODEL_NAME_CHARS, MAX_REQUESTED_MODELS } from "../../src/config/request-bounds.ts";
+import {
+  MAX_JSON_DEPTH,
+  MAX_JSON_OBJECT_MEMBERS,
+  MAX_MODEL_NAME_CHARS,
+  MAX_REQUESTED_MODELS,
+} from "../../src/config/request-bounds.ts";
 import {
   CHAT_ROUTE,
   chatRequests,
@@ -226,6 +231,49 @@ describe("finding 7: JSON depth is capped before any work", () => {
     const response = await postChat(gateway, {
       model: "chat-model",
       tools: [{ type: "function", function: { name: "f", parameters: nested(MAX_JSON_DEPTH - 5) } }],
+    });
+    assert.equal(response.status, 200, response.text.slice(0, 300));
+    assert.equal(chatRequests(alpha).length, 1);
+  });
+});
+
+describe("one JSON object's members are capped before any work", () => {
+  test(`an object of more than ${MAX_JSON_OBJECT_MEMBERS} members: 400 invalid_value at once, the event loop free`, async (t) => {
+    const { alpha, gateway } = await oneProvider(t);
+    // 1.4 million members in 17 MB, within the 20 MB body limit: parsing them (V8's dictionary objects) and copying
+    // them (the schema, each attempt's body) held the event loop, and so every other request, for 10 s and more.
+    const members = Array.from({ length: 1_400_000 }, (_, index) => `"k${index}":1`).join(",");
+    const bodies = [
+      `{"model":"chat-model","messages":[{"role":"user","content":"hi"}],${members}}`,
+      `{"model":"chat-model","messages":[{"role":"user","content":"hi"}],"metadata":{${members}}}`,
+    ];
+    for (const body of bodies) {
+      let heldMs = 0;
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        heldMs = Math.max(heldMs, now - last);
+        last = now;
+      }, 1);
+      const response = await send(gateway, "POST", "/v1/chat/completions", { body });
+      clearInterval(ticker);
+      assert.equal(response.status, 400, response.text.slice(0, 300));
+      const error = errorOf(response);
+      assert.equal(error.code, "invalid_value");
+      assert.match(error.message, new RegExp(`more than ${MAX_JSON_OBJECT_MEMBERS} members`));
+      assert.ok(heldMs < 2_000, `the event loop was held ${Math.round(heldMs)} ms`);
+    }
+    assert.equal(chatRequests(alpha).length, 0);
+  });
+
+  test(`${MAX_JSON_OBJECT_MEMBERS} members in one object are accepted (a large tool schema)`, async (t) => {
+    const { alpha, gateway } = await oneProvider(t);
+    const properties = Object.fromEntries(
+      Array.from({ length: MAX_JSON_OBJECT_MEMBERS }, (_, index) => [`p${index}`, 1]),
+    );
+    const response = await postChat(gateway, {
+      model: "chat-model",
+      tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties } } }],
     });
     assert.equal(response.status, 200, response.text.slice(0, 300));
     assert.equal(chatRequests(alpha).length, 1);
