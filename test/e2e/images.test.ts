@@ -148,6 +148,20 @@ describe("image generation", () => {
     assert.equal(linked.data?.[0]?.url, "https://images.example/fox.png?sig=abc");
   });
 
+  test("an answer larger than max_response_bytes is a bad_response and the next provider is tried", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(
+      t,
+      "upstream_limits:\n  max_response_bytes: 100000\n",
+    );
+    first.enqueue(IMAGES, imageAnswer([{ b64_json: randomBytes(120_000).toString("base64") }]).step);
+    second.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step);
+    const generated = await client.images.generate({ model: "flux-schnell", prompt: "Too big." }).withResponse();
+    assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
+    const { records } = await imageRecords(gateway);
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /larger than max_response_bytes \(100000 bytes\)/);
+  });
+
   test("a 429 fails over to the next provider; the record names both attempts and keeps the prompt, never the images", async (t) => {
     const { first, second, gateway, client } = await twoProviders(t, "log:\n  content: true\n");
     first.enqueue(IMAGES, {
