@@ -236,6 +236,24 @@ describe("image generation", () => {
     }
   });
 
+  test("a provider without an images route (404) is taken as not serving the model; the next one answers", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(t);
+    // Nothing queued: the mock answers 404 for a route it does not serve, as a chat-only host does.
+    second.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step);
+    const generated = await client.images.generate({ model: "flux-schnell", prompt: "Anywhere." }).withResponse();
+    assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(imageRequests(first).length, 1);
+    const { records } = await imageRecords(gateway);
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "model_unavailable"],
+        ["second", "success"],
+      ],
+    );
+  });
+
   test("the prompt counts against a token budget: a long prompt skips the provider whose tpm it exceeds", async (t) => {
     const first = await useMock(t);
     const second = await useMock(t);
