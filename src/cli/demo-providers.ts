@@ -16,9 +16,8 @@ export interface FakeProviderBehaviour {
   readonly wordDelayMs: number;
 }
 
-// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, chat JSON, chat stream, 429
-// every n-th) read
-// best side by side; it is demo scaffolding, not the request path.
+// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, chat JSON, chat
+// stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
   const server: Server = createServer((request, response) => {
@@ -31,7 +30,13 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
     if (request.method === "GET" && request.url?.endsWith("/models")) {
       return json(response, 200, {
         object: "list",
-        data: [{ id: "demo-large" }, { id: "demo-small" }, { id: "demo-whisper" }, { id: "demo-tts" }],
+        data: [
+          { id: "demo-large" },
+          { id: "demo-small" },
+          { id: "demo-whisper" },
+          { id: "demo-tts" },
+          { id: "demo-image" },
+        ],
       });
     }
     if (request.method !== "POST") return json(response, 404, { error: { message: "not found" } });
@@ -53,6 +58,17 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
       const audio = silentWav(Math.min(10, String(body.input ?? "").length / 10));
       response.writeHead(200, { "content-type": "audio/wav", "content-length": audio.length });
       return void response.end(audio);
+    }
+    if (request.url?.endsWith("/images/generations")) {
+      // One pixel per image asked for (`n`, up to four), whatever the prompt: a real PNG, as base64.
+      const count = Math.min(4, Math.max(1, Number((body as { n?: unknown }).n) || 1));
+      return json(response, 200, {
+        created: Math.floor(Date.now() / 1000),
+        data: Array.from({ length: count }, () => ({
+          b64_json: ONE_PIXEL_PNG,
+          revised_prompt: `A demo pixel from ${name}`,
+        })),
+      });
     }
     if (request.url?.endsWith("/embeddings")) {
       return json(response, 200, {
@@ -123,6 +139,10 @@ function json(response: ServerResponse, status: number, body: unknown): void {
   response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   response.end(text);
 }
+
+/** A 1x1 PNG (one transparent pixel), base64: the demo's every image. */
+const ONE_PIXEL_PNG =
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
 /** `seconds` of silence as a WAV file: 8 kHz, 8-bit mono PCM (128 is silence at 8 bits). */
 function silentWav(seconds: number): Buffer {

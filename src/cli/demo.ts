@@ -46,6 +46,9 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
   curl -s ${base}/audio/speech -H 'content-type: application/json' \\
     -d '{"model":"demo-tts","input":"Hello there","voice":"alloy"}' -o hello.wav
 
+  curl -s ${base}/images/generations -H 'content-type: application/json' \\
+    -d '{"model":"demo-image","prompt":"A lighthouse at dusk","response_format":"b64_json"}'
+
   curl -s ${base}/models ; curl -s ${gateway.url}/stats ; curl -s ${gateway.url}/health
 
 Live dashboard: ${gateway.url}/dashboard   Metrics: ${gateway.url}/metrics
@@ -91,6 +94,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-small": { priority: 2, context: 8192 },
             "demo-whisper": { kind: "transcription" },
             "demo-tts": { kind: "speech" },
+            "demo-image": { kind: "image" },
           },
         },
         {
@@ -103,6 +107,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-small": { priority: 1, context: 8192 },
             "demo-whisper": { kind: "transcription" },
             "demo-tts": { kind: "speech" },
+            "demo-image": { kind: "image" },
           },
         },
       ],

@@ -62,6 +62,8 @@ const modelKindSchema = z.enum([
   "speech",
   "audio",
   "image",
+  "video",
+  "ocr",
   "rerank",
   "moderation",
 ]);

@@ -23,6 +23,7 @@ const ENDPOINTS = new Set([
   "transcriptions",
   "translations",
   "speech",
+  "images",
   "responses",
   "messages",
 ]);
@@ -31,6 +32,7 @@ const PROTOCOLS = new Set([
   "openai-completions",
   "openai-embeddings",
   "openai-audio",
+  "openai-images",
   "openai-responses",
   "anthropic-messages",
 ]);

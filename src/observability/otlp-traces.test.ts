@@ -60,12 +60,13 @@ test("the Responses and Messages front doors are GenAI chat operations; legacy c
   ]);
 });
 
-test("audio requests, which GenAI's conventions name no operation for, are named by their endpoint (not chat)", () => {
+test("audio and image requests, which GenAI's conventions name no operation for, are named by their endpoint (not chat)", () => {
   const operationOf = (endpoint: string) => spansOf(record({ endpoint, attempts: [] }))[0]?.name.split(" ")[0];
-  assert.deepEqual(["transcriptions", "translations", "speech"].map(operationOf), [
+  assert.deepEqual(["transcriptions", "translations", "speech", "images"].map(operationOf), [
     "transcriptions",
     "translations",
     "speech",
+    "images",
   ]);
 });
 

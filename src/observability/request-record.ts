@@ -9,6 +9,7 @@ export type ClientProtocol =
   | "openai-completions"
   | "openai-embeddings"
   | "openai-audio"
+  | "openai-images"
   | "openai-responses"
   | "anthropic-messages";
 

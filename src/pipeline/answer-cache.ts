@@ -41,7 +41,8 @@ export interface CachedAnswer {
  * The endpoints whose JSON answers are kept. Responses and Messages requests reach the pipeline as chat requests
  * under their own endpoint name: the kept chat answer is translated again by their adapter on a hit. Not the audio
  * endpoints: an upload's answer is keyed by megabytes of file, and speech's answer is megabytes of audio (the cache
- * keeps text bodies, bounded by `cache.max_bytes`).
+ * keeps text bodies, bounded by `cache.max_bytes`). Not image generation: a client asking again for the same prompt
+ * wants another image (generation is random by nature), and an answer of base64 images is megabytes too.
  */
 const CACHEABLE_ENDPOINTS = new Set(["chat", "completions", "embeddings", "responses", "messages"]);
 

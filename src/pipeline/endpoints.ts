@@ -7,6 +7,7 @@ import {
   chatBodySchema,
   completionBodySchema,
   embeddingBodySchema,
+  imageBodySchema,
   speechBodySchema,
   transcriptionBodySchema,
 } from "./request-body.ts";
@@ -103,4 +104,19 @@ export const SPEECH_ENDPOINT: EndpointSpec = {
   isContinuable: false,
   isBinaryAnswer: true,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
+};
+
+/**
+ * Image generation (`/v1/images/generations`): a JSON body, served by image models (`gpt-image-1`, `dall-e-3`, FLUX,
+ * Imagen), one JSON answer (`data`: a URL or base64 image each), never streamed. The prompt is what the budgets
+ * count; `gpt-image-1` reports its tokens in `usage`, which the books take as they take chat's.
+ */
+export const IMAGES_ENDPOINT: EndpointSpec = {
+  name: "images",
+  upstreamPath: "/images/generations",
+  kind: "image",
+  schema: imageBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
 };

@@ -331,13 +331,7 @@ function jsonAnswer(
 ): JsonAnswer {
   request.record.usage(usage);
   request.record.headersSent();
-  // Audio (`bytes`) is never kept in a record: `log.content` keeps the text that was spoken (the request's `input`).
-  const responseText =
-    !request.snapshot.config.log.content || result.bytes !== undefined
-      ? undefined
-      : result.contentType === undefined
-        ? answerText(result.bodyText)
-        : result.bodyText;
+  const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
   publish(request, result.status, "success");
   keepAnswer(request, result, headers);
@@ -350,6 +344,16 @@ function jsonAnswer(
     bytes: result.bytes,
     headers,
   };
+}
+
+/**
+ * `log.content: true`: the answer's text for the record. Audio (`bytes`) and images (base64 in `data`, megabytes
+ * each) are never kept in a record: `log.content` keeps what was asked for (the request's `input` or `prompt`), and
+ * an image answer is not parsed a second time for it.
+ */
+function loggedAnswerText(request: PipelineRequest, result: JsonResult): string | undefined {
+  if (result.bytes !== undefined || request.endpoint.kind === "image") return undefined;
+  return result.contentType === undefined ? answerText(result.bodyText) : result.bodyText;
 }
 
 /**

@@ -99,6 +99,34 @@ export const speechBodySchema = z.looseObject({
     .optional(),
 });
 
+/**
+ * Image generation (`/v1/images/generations`), answered with `{created, data: [{url | b64_json}]}`. Only `model`,
+ * `prompt`, `n` and `stream` are read; `size`, `quality`, `style`, `response_format`, `background`, `output_format`
+ * and the hosts' own (`steps`, `negative_prompt`, ...) go to the provider as they came: which values a model takes
+ * differs by model, and a refusal is the provider's. `prompt` has no length bound here (OpenAI's is 1,000 to 32,000
+ * characters by model); its tokens count against the budgets like any prompt's.
+ */
+export const imageBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  prompt: z
+    .string({ error: "`prompt` is required: the description of the image, as a string" })
+    .min(1, "`prompt` must not be empty: the description of the image"),
+  n: z
+    .number({ error: "`n` must be a number: how many images to make" })
+    .int("`n` must be a whole number of images")
+    .positive("`n` must be at least 1")
+    .nullable()
+    .optional(),
+  // `gpt-image-1` streams partial images as `image_generation.partial_image` events: one JSON answer is what the
+  // gateway relays, so it is said at once rather than failed by every candidate after the call.
+  stream: z
+    .union([z.literal(false), z.null()], {
+      error: "`stream` is not supported for image generation: leave it out to get the images in one answer",
+    })
+    .optional(),
+});
+
 export type ChatBody = z.infer<typeof chatBodySchema>;
 
 /** Validates a parsed JSON body; the first problem becomes a 400 naming the offending field in `param`. */

@@ -133,6 +133,24 @@ describe("body rules", () => {
     assert.equal(mergeBodyRules([onlyChat], { generatesText: false }), undefined, "nothing left: no work per request");
   });
 
+  test("an image model gets of its provider's rules the image fields (OpenAI's and the FLUX hosts'), and every drop", () => {
+    assert.deepEqual(
+      providerRulesForEmbeddings(
+        {
+          defaults: { temperature: 0.2, size: "1024x1024", steps: 4, negative_prompt: "blurry", max_tokens: 4096 },
+          override: { response_format: "b64_json", reasoning_effort: "low", quality: "high" },
+          drop: ["logprobs", "style"],
+        },
+        "image",
+      ),
+      {
+        defaults: { size: "1024x1024", steps: 4, negative_prompt: "blurry" },
+        override: { response_format: "b64_json", quality: "high" },
+        drop: ["logprobs", "style"],
+      },
+    );
+  });
+
   test("a native Responses body: chat fields under another name set it there; chat-only fields are left out", () => {
     const rules = mergeBodyRules([
       {

@@ -152,16 +152,48 @@ const SPEECH_FIELDS: ReadonlySet<string> = new Set([
   "sample_rate",
 ]);
 
+/**
+ * The fields an image generation request takes (`/images/generations`): OpenAI's (`size`, `quality`, `style`,
+ * `response_format`, `output_format`, `output_compression`, `background`, `moderation`, `n`, `user`) and those of the
+ * hosts serving FLUX and Stable Diffusion behind the same route (Together: `steps`, `width`, `height`, `seed`,
+ * `negative_prompt`, `guidance_scale`, `disable_safety_checker`; Nebius: `num_inference_steps`,
+ * `response_extension`; Gemini's Imagen and others: `aspect_ratio`). Not `stream` or `partial_images`: the gateway
+ * relays no event stream of partial images.
+ */
+const IMAGE_FIELDS: ReadonlySet<string> = new Set([
+  "size",
+  "quality",
+  "style",
+  "response_format",
+  "output_format",
+  "output_compression",
+  "background",
+  "moderation",
+  "n",
+  "user",
+  "steps",
+  "num_inference_steps",
+  "width",
+  "height",
+  "seed",
+  "negative_prompt",
+  "guidance_scale",
+  "disable_safety_checker",
+  "response_extension",
+  "aspect_ratio",
+]);
+
 const FIELDS_OF_KIND = {
   embedding: EMBEDDING_FIELDS,
   transcription: TRANSCRIPTION_FIELDS,
   speech: SPEECH_FIELDS,
+  image: IMAGE_FIELDS,
 } as const;
 
 /**
- * A provider's rules as its embedding models (or transcription or speech models: `fields` names the kind) get them: its
- * `defaults` and `override` of the fields such a request takes, and its `drop` whole (removing a field never makes a
- * request one an API refuses). A provider's rules are written for its chat models mostly: its `defaults: {
+ * A provider's rules as its embedding models (or transcription, speech or image models: `fields` names the kind) get
+ * them: its `defaults` and `override` of the fields such a request takes, and its `drop` whole (removing a field never
+ * makes a request one an API refuses). A provider's rules are written for its chat models mostly: its `defaults: {
  * temperature: 0.2 }` went to its embeddings endpoint too, where a strict host refuses an unknown field and every
  * embeddings request failed. A rule for such a model's other fields belongs on that model (or its `known_models`
  * entry), whose rules apply as written.

@@ -179,14 +179,14 @@ export function buildCatalog(
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
       const kind = model.kind ?? modelKind(model.id);
-      // An embedding (transcription, speech) model gets of its provider's rules only what its requests take
+      // An embedding (transcription, speech, image) model gets of its provider's rules only what its requests take
       // (body-rules.ts).
       const providerLevel =
         kind === "chat"
           ? settings.body
           : providerRulesForEmbeddings(
               settings.body,
-              kind === "transcription" || kind === "speech" ? kind : "embedding",
+              kind === "transcription" || kind === "speech" || kind === "image" ? kind : "embedding",
             );
       const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       deployments.push({

@@ -92,7 +92,17 @@ function stripPackagingTokens(name: string): string {
   return tokens.join("-");
 }
 
-export type ModelKind = "chat" | "embedding" | "transcription" | "speech" | "audio" | "image" | "rerank" | "moderation";
+export type ModelKind =
+  | "chat"
+  | "embedding"
+  | "transcription"
+  | "speech"
+  | "audio"
+  | "image"
+  | "video"
+  | "ocr"
+  | "rerank"
+  | "moderation";
 
 /** Speech to text: what `/v1/audio/transcriptions` and `/v1/audio/translations` are served by. */
 const TRANSCRIPTION_TOKENS = new Set(["whisper", "transcribe", "stt", "asr"]);
@@ -104,13 +114,37 @@ const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus"]);
  * send, and costs several times its text sibling: routed as chat only when a config says `kind: chat`).
  */
 const AUDIO_TOKENS = new Set(["audio", "lyria"]);
-const IMAGE_TOKENS = new Set(["dall", "flux", "sdxl", "sd3", "imagen", "image", "veo", "ocr", "midjourney", "recraft"]);
+/**
+ * Image generation: what `/v1/images/generations` is served by (`dall-e-3`, `gpt-image-1`, FLUX, Stable Diffusion,
+ * Imagen, Ideogram, Seedream, HiDream, Qwen-Image).
+ */
+const IMAGE_TOKENS = new Set([
+  "dall",
+  "flux",
+  "sdxl",
+  "sd3",
+  "imagen",
+  "image",
+  "midjourney",
+  "recraft",
+  "ideogram",
+  "seedream",
+  "hidream",
+]);
+/**
+ * Video generation (`veo-3.0-generate-001`, `sora-2`) and OCR (`mistral-ocr-latest`): kinds of their own, which no
+ * route serves. They were `image` while no route served images; the images route would send them a request they
+ * refuse.
+ */
+const VIDEO_TOKENS = new Set(["veo", "sora"]);
+const OCR_TOKENS = new Set(["ocr"]);
 const EMBEDDING_TOKENS = new Set(["bge", "e5", "gte", "minilm", "voyage"]);
 
 /**
  * What kind of endpoint a model serves, from its id alone, so that non-chat models stay out of chat routing.
  * Safety classifiers (`llama-guard`, `shieldgemma`, `gpt-oss-safeguard`) take chat messages but answer with a
- * verdict, so they are `moderation`, never `chat`. OCR and video models count as `image`.
+ * verdict, so they are `moderation`, never `chat`. OCR and video models are kinds of their own, not `image`: the
+ * images route would send them a request they cannot serve.
  */
 export function modelKind(id: string): ModelKind {
   const name = id.toLowerCase();
@@ -128,6 +162,8 @@ export function modelKind(id: string): ModelKind {
   if (hasToken(TRANSCRIPTION_TOKENS)) return "transcription";
   if (hasToken(SPEECH_TOKENS)) return "speech";
   if (hasToken(AUDIO_TOKENS)) return "audio";
+  if (hasToken(VIDEO_TOKENS)) return "video";
+  if (hasToken(OCR_TOKENS)) return "ocr";
   if (hasToken(IMAGE_TOKENS) || name.includes("stable-diffusion")) return "image";
   // `embed` also inside words: `nv-embedqa`, `text-embedding-3-small`, `jina-embeddings-v3`.
   if (hasToken(EMBEDDING_TOKENS) || name.includes("embed")) return "embedding";

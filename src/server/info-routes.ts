@@ -19,16 +19,18 @@ const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/response
 const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
 const TRANSCRIPTION_ENDPOINTS = ["/v1/audio/transcriptions", "/v1/audio/translations"];
 const SPEECH_ENDPOINTS = ["/v1/audio/speech"];
+const IMAGE_ENDPOINTS = ["/v1/images/generations"];
 /**
- * Other audio (music, audio chat), image, rerank and moderation models are known (discovery finds them, a config may
- * name them) but no route serves them: listed with no endpoint rather than with the chat routes, which would refuse
- * them.
+ * Other audio (music, audio chat), video, OCR, rerank and moderation models are known (discovery finds them, a config
+ * may name them) but no route serves them: listed with no endpoint rather than with the chat routes, which would
+ * refuse them.
  */
 const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
   chat: CHAT_ENDPOINTS,
   embedding: EMBEDDING_ENDPOINTS,
   transcription: TRANSCRIPTION_ENDPOINTS,
   speech: SPEECH_ENDPOINTS,
+  image: IMAGE_ENDPOINTS,
 };
 
 export function registerInfoRoutes(
@@ -106,8 +108,7 @@ export function registerInfoRoutes(
         code: "invalid_value",
       });
     }
-    const kind =
-      query.kind === "embedding" || query.kind === "transcription" || query.kind === "speech" ? query.kind : "chat";
+    const kind = isServedKind(query.kind) ? query.kind : "chat";
     const promptTokens = query.tokens === undefined ? undefined : Number(query.tokens);
     if (promptTokens !== undefined && !(Number.isInteger(promptTokens) && promptTokens >= 0)) {
       throw new InvalidRequestError("Query parameter `tokens` must be a whole number of tokens, e.g. tokens=20000", {
@@ -165,7 +166,12 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
  * The kinds the endpoints serve (endpoints.ts), in the order a name is listed under: a meta model mixing chat and
  * embedding members is one entry, listed as chat.
  */
-const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech"];
+const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech", "image"];
+
+/** A route explanation's `kind=`: one the endpoints serve (anything else explains a chat request). */
+function isServedKind(kind: string | undefined): kind is ModelKind {
+  return (SERVED_KINDS as readonly (string | undefined)[]).includes(kind);
+}
 
 /**
  * The kind of request `name` would find a deployment for (cooling or over budget counts: it comes back), or

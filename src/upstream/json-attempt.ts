@@ -1,7 +1,7 @@
 // A non-streamed attempt: the answer read whole through one undici handler (buffered-call.ts), bounded by its
 // status (`max_response_bytes` for a success, `max_error_body_bytes` for an error, nothing of a redirect), then
 // classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer (for text to
-// speech: the audio's bytes, never decoded as text).
+// speech: the audio's bytes, never decoded as text; for image generation: its `data`, passed on as it came).
 
 import { firstChoice } from "../chat-choice.ts";
 import { isRecord } from "../is-record.ts";
@@ -247,7 +247,7 @@ function jsonAnswer(
       kind: "json",
       status: statusCode,
       // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
-      bodyText: isAudioPath(endpointPath) ? bodyText : ensureModelField(json, bodyText, deployment),
+      bodyText: isAudioPath(endpointPath) ? bodyText : ensureModelField(json, bodyText, deployment, endpointPath),
       deployment,
       api: context.api,
     },
@@ -262,8 +262,8 @@ function jsonAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings a `data` array; a transcription or translation (JSON) its `text`; speech is never
- * answered in JSON. Other endpoints (a native Responses call) pass.
+ * choice object; embeddings and image generation a `data` array; a transcription or translation (JSON) its `text`;
+ * speech is never answered in JSON. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
@@ -271,7 +271,11 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
     if (endpointPath === SPEECH_PATH) return "a JSON body instead of audio";
     return typeof json.text === "string" ? undefined : "no `text` string";
   }
-  if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") return undefined;
+  if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") {
+    // Checked here, past chat's own paths, so that a chat answer's classification does no extra comparison.
+    if (endpointPath === IMAGES_PATH) return Array.isArray(json.data) ? undefined : "no `data` array";
+    return undefined;
+  }
   if (!Array.isArray(json.choices)) return "no `choices` array";
   const first = firstChoice(json.choices);
   if (first === undefined) return "no choice 0";
@@ -293,6 +297,9 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   return undefined;
 }
 
+/** Image generation: its answer is `{created, data: [{url | b64_json}]}`, passed on as it came. */
+const IMAGES_PATH = "/images/generations";
+
 /** Text to speech: its 2xx JSON body is never an answer (binaryAnswer). */
 const SPEECH_PATH = "/audio/speech";
 
@@ -302,8 +309,8 @@ function isAudioPath(endpointPath: string): boolean {
 }
 
 /**
- * Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's (and a token-billed transcription's)
- * `input_tokens` / `output_tokens`.
+ * Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's (and a token-billed transcription's, and
+ * `gpt-image-1`'s: the prompt and the images' tokens) `input_tokens` / `output_tokens`.
  */
 function readUsage(json: unknown): TokenUsage {
   const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
@@ -313,10 +320,15 @@ function readUsage(json: unknown): TokenUsage {
   };
 }
 
-/** The response's `model` names the model that answered; fill it in when the upstream left it out. */
-function ensureModelField(json: unknown, bodyText: string, deployment: Deployment): string {
+/**
+ * The response's `model` names the model that answered; fill it in when the upstream left it out. Not in an image
+ * answer: OpenAI's has no `model`, and writing megabytes of base64 images again to add one would cost milliseconds
+ * (the path is compared only once `model` is missing, so a chat answer pays nothing for it).
+ */
+function ensureModelField(json: unknown, bodyText: string, deployment: Deployment, endpointPath: string): string {
   if (json === null || typeof json !== "object" || Array.isArray(json)) return bodyText;
   const model = (json as { model?: unknown }).model;
   if (typeof model === "string" && model !== "") return bodyText;
+  if (endpointPath === IMAGES_PATH) return bodyText;
   return JSON.stringify({ ...(json as Record<string, unknown>), model: deployment.model.id });
 }

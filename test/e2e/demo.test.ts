@@ -1,6 +1,6 @@
 // `npm run demo` (`llm-gateway demo`): the README's no-key first run. Started as users start it, on a free port; what
 // its banner promises must answer: a chat request through the "best" meta model with failover on the fake 429, a
-// stream, an audio upload, speech, the model list; Ctrl-C ends it.
+// stream, an audio upload, speech, an image, the model list; Ctrl-C ends it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -93,9 +93,24 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
   assert.equal(wav.subarray(0, 4).toString("ascii"), "RIFF");
   assert.equal(wav.readUInt32LE(4), wav.length - 8, "the WAV's own length matches the bytes received");
 
-  const models = (await (await request(`${base}/models`)).body.json()) as { data: { id: string }[] };
+  assert.ok(stdout.includes(`${base}/images/generations`), "the banner shows the image request");
+  const drawn = await request(`${base}/images/generations`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "demo-image", prompt: "A lighthouse at dusk", response_format: "b64_json" }),
+  });
+  const images = (await drawn.body.json()) as { data: { b64_json: string }[] };
+  assert.equal(drawn.statusCode, 200);
+  const png = Buffer.from(images.data[0]?.b64_json ?? "", "base64");
+  assert.equal(png.subarray(1, 4).toString("ascii"), "PNG");
+  assert.equal(png.readUInt32BE(16), 1, "a 1 pixel wide image");
+
+  const models = (await (await request(`${base}/models`)).body.json()) as {
+    data: { id: string; endpoints: string[] }[];
+  };
   assert.ok(models.data.some((model) => model.id === "demo-whisper"));
   assert.ok(models.data.some((model) => model.id === "demo-tts"));
+  assert.deepEqual(models.data.find((model) => model.id === "demo-image")?.endpoints, ["/v1/images/generations"]);
 
   child.kill("SIGINT");
   const [code] = (await once(child, "exit")) as [number | null];

@@ -38,6 +38,7 @@ const ROUTES = [
   "/chat/completions",
   "/v1/completions",
   "/v1/embeddings",
+  "/v1/images/generations",
   "/v1/models",
   "/models",
   "/health",
@@ -79,7 +80,11 @@ before(async () => {
     timeout_ms: 2_000,
     first_token_timeout_ms: 1_500,
     stream_idle_timeout_ms: 1_500,
-    models: { m: { id: `${name}-m` }, e: { id: `${name}-e`, kind: "embedding" } },
+    models: {
+      m: { id: `${name}-m` },
+      e: { id: `${name}-e`, kind: "embedding" },
+      i: { id: `${name}-i`, kind: "image" },
+    },
   });
   gateway = await startTestGateway(
     stringify({
@@ -180,7 +185,11 @@ const randomJson = fc.jsonValue({ maxDepth: 4 });
 const chatishBody = fc
   .record(
     {
-      model: fc.oneof(fc.constantFrom("m", "e", "alpha/m", "m,e", "priority-auto", "", "nope"), fc.string(), jsonLeaf),
+      model: fc.oneof(
+        fc.constantFrom("m", "e", "i", "alpha/m", "m,e", "priority-auto", "", "nope"),
+        fc.string(),
+        jsonLeaf,
+      ),
       messages: fc.oneof(
         fc.constant([{ role: "user", content: "hi" }]),
         fc.array(
@@ -199,6 +208,7 @@ const chatishBody = fc
       models: fc.oneof(fc.array(fc.string(), { maxLength: 3 }), jsonLeaf),
       input: fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 3 }), jsonLeaf),
       prompt: fc.oneof(fc.string(), jsonLeaf),
+      n: fc.oneof(fc.integer({ min: -2, max: 20 }), jsonLeaf),
     },
     { requiredKeys: [] },
   )

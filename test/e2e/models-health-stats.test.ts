@@ -127,7 +127,7 @@ meta_models:
   });
 });
 
-test("a model of a kind no route serves (audio chat, rerank) is listed without endpoints, not with the chat routes; transcription and speech models with their audio routes", async (t) => {
+test("a model of a kind no route serves (audio chat, rerank, video, OCR) is listed without endpoints, not with the chat routes; transcription and speech models with their audio routes, image models with the images route", async (t) => {
   const alpha = await useMock(t);
   const gateway = await useGateway(
     t,
@@ -141,6 +141,9 @@ test("a model of a kind no route serves (audio chat, rerank) is listed without e
       playai-tts: {}
       gpt-4o-audio-preview: {}
       ranker: { kind: rerank }
+      dall-e-3: {}
+      veo-3.0-generate-001: {}
+      mistral-ocr-latest: {}
 `,
   );
   const models = (await openAiClient(gateway).models.list()).data as unknown as (ModelEntry & {
@@ -154,6 +157,12 @@ test("a model of a kind no route serves (audio chat, rerank) is listed without e
   assert.equal(byId.get("gpt-4o-audio-preview")?.kind, "audio");
   assert.deepEqual(byId.get("gpt-4o-audio-preview")?.endpoints, []);
   assert.deepEqual(byId.get("ranker")?.endpoints, []);
+  assert.equal(byId.get("dall-e-3")?.kind, "image");
+  assert.deepEqual(byId.get("dall-e-3")?.endpoints, ["/v1/images/generations"]);
+  assert.equal(byId.get("veo-3.0-generate-001")?.kind, "video");
+  assert.deepEqual(byId.get("veo-3.0-generate-001")?.endpoints, []);
+  assert.equal(byId.get("mistral-ocr-latest")?.kind, "ocr");
+  assert.deepEqual(byId.get("mistral-ocr-latest")?.endpoints, []);
   assert.equal(byId.get("chat-model")?.endpoints.includes("/v1/chat/completions"), true);
 });
 

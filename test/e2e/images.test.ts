@@ -1,0 +1,360 @@
+// `/v1/images/generations`: image generation, served by image models with failover, the provider's answer (`data`:
+// URLs or base64 images) passed on as it came. The real `openai` SDK is the client.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, test } from "node:test";
+import { errorOf, modelOf, openAiClient, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+
+const IMAGES = "POST /v1/images/generations";
+/** A real 1x1 PNG (one transparent pixel), as an image host sends it in `b64_json`. */
+const PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+/** An answer as the provider writes it: its own spacing and key order, which the gateway must not rewrite. */
+function imageAnswer(data: readonly object[], extra = ""): { text: string; step: MockStep } {
+  const text = `{"created": 1733443200, "data": [${data.map((item) => JSON.stringify(item)).join(", ")}]${extra}}`;
+  return { text, step: { kind: "text", status: 200, body: text, headers: { "content-type": "application/json" } } };
+}
+
+function imageRequests(mock: MockUpstream): RecordedRequest[] {
+  return mock.requests.filter((recorded) => recorded.path === "/v1/images/generations");
+}
+
+async function twoProviders(t: Parameters<typeof useMock>[0], extra = "") {
+  const first = await useMock(t);
+  const second = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    retries: 0
+    body:
+      defaults: { temperature: 0.2, reasoning_effort: low, size: 512x512, steps: 4 }
+    models:
+      flux-schnell: { id: black-forest-labs/FLUX.1-schnell }
+      chatty: { id: chat-model }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      flux-schnell: { id: black-forest-labs/flux-schnell }
+request_log:
+  enabled: true
+${extra}`,
+  );
+  return { first, second, gateway, client: openAiClient(gateway) };
+}
+
+interface ListedRecord {
+  endpoint: string;
+  clientProtocol?: string;
+  status: number;
+  attempts: { provider: string; outcome: string; reason?: string }[];
+  content?: { request?: unknown; responseText?: string };
+}
+
+async function imageRecords(gateway: Parameters<typeof send>[0]): Promise<{ records: ListedRecord[]; text: string }> {
+  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
+  const records = (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === "images");
+  return { records, text: listed.text };
+}
+
+describe("image generation", () => {
+  test("the SDK gets the provider's images unchanged; the provider gets the body with its own model id and its image defaults only", async (t) => {
+    const { first, second, client, gateway } = await twoProviders(t);
+    const answer = imageAnswer(
+      [
+        { b64_json: PIXEL_PNG, revised_prompt: "A red fox in the snow, watercolour" },
+        { b64_json: PIXEL_PNG.replace("A", "B") },
+      ],
+      ', "usage": {"input_tokens": 12, "output_tokens": 4160, "total_tokens": 4172}',
+    );
+    first.enqueue(IMAGES, answer.step);
+    const generated = await client.images
+      .generate({
+        model: "flux-schnell",
+        prompt: "A red fox in the snow",
+        n: 2,
+        size: "1024x1024",
+        quality: "high",
+        response_format: "b64_json",
+        style: "natural",
+        user: "user-7",
+      })
+      .withResponse();
+    assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(generated.data.data?.[0]?.revised_prompt, "A red fox in the snow, watercolour");
+    assert.equal(generated.data.data?.length, 2);
+    assert.equal(generated.response.headers.get("x-gateway-provider"), "first");
+    assert.equal(generated.response.headers.get("x-gateway-model"), "black-forest-labs/FLUX.1-schnell");
+    const sent = imageRequests(first)[0];
+    assert.ok(sent, "the provider got no request");
+    // The client's size wins over the provider's default; `steps` (an image field) fills in; the provider's chat
+    // defaults (`temperature`, `reasoning_effort`) stay out.
+    assert.deepEqual(sent.body, {
+      model: "black-forest-labs/FLUX.1-schnell",
+      prompt: "A red fox in the snow",
+      n: 2,
+      size: "1024x1024",
+      quality: "high",
+      response_format: "b64_json",
+      style: "natural",
+      user: "user-7",
+      steps: 4,
+    });
+    assert.equal(sent.headers.authorization, "Bearer sk-first-key");
+    assert.equal(imageRequests(second).length, 0);
+
+    // Without the /v1 prefix, byte for byte: no `model` added, nothing re-serialised; the default size fills in.
+    first.enqueue(IMAGES, answer.step);
+    const raw = await send(gateway, "POST", "/images/generations", {
+      body: { model: "flux-schnell", prompt: "A fox" },
+    });
+    assert.equal(raw.status, 200, raw.text);
+    assert.equal(raw.text, answer.text);
+    assert.match(raw.headers["content-type"] ?? "", /^application\/json/);
+    assert.deepEqual(imageRequests(first)[1]?.body, {
+      model: "black-forest-labs/FLUX.1-schnell",
+      prompt: "A fox",
+      size: "512x512",
+      steps: 4,
+    });
+
+    // gpt-image-1's `usage` is read as chat's: the prompt's and the images' tokens reach the books.
+    const row = rowOf(await statsOf(gateway), "first/flux-schnell");
+    assert.equal(row.kind, "image");
+    assert.equal(row.tokens_in, 24);
+    assert.equal(row.tokens_out, 8320);
+  });
+
+  test("URL answers and several megabytes of base64 images come back whole", async (t) => {
+    const { first, client } = await twoProviders(t);
+    // Three images of 2 MB each: about 8 MB of base64, under the default max_response_bytes (64 MiB).
+    const images = [randomBytes(2_000_000), randomBytes(2_000_000), randomBytes(2_000_000)].map((bytes) =>
+      bytes.toString("base64"),
+    );
+    first.enqueue(IMAGES, imageAnswer(images.map((b64_json) => ({ b64_json }))).step);
+    const big = await client.images.generate({ model: "flux-schnell", prompt: "Three", n: 3 });
+    assert.deepEqual(
+      big.data?.map((image) => image.b64_json),
+      images,
+    );
+
+    first.enqueue(IMAGES, imageAnswer([{ url: "https://images.example/fox.png?sig=abc" }]).step);
+    const linked = await client.images.generate({ model: "flux-schnell", prompt: "A fox", response_format: "url" });
+    assert.equal(linked.data?.[0]?.url, "https://images.example/fox.png?sig=abc");
+  });
+
+  test("an answer larger than max_response_bytes is a bad_response and the next provider is tried", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(
+      t,
+      "upstream_limits:\n  max_response_bytes: 100000\n",
+    );
+    first.enqueue(IMAGES, imageAnswer([{ b64_json: randomBytes(120_000).toString("base64") }]).step);
+    second.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step);
+    const generated = await client.images.generate({ model: "flux-schnell", prompt: "Too big." }).withResponse();
+    assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
+    const { records } = await imageRecords(gateway);
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /larger than max_response_bytes \(100000 bytes\)/);
+  });
+
+  test("a 429 fails over to the next provider; the record names both attempts and keeps the prompt, never the images", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(t, "log:\n  content: true\n");
+    first.enqueue(IMAGES, {
+      kind: "json",
+      status: 429,
+      body: { error: { message: "Rate limit reached", type: "rate_limit_error" } },
+      headers: { "retry-after": "30" },
+    });
+    const image = randomBytes(3000).toString("base64");
+    second.enqueue(IMAGES, imageAnswer([{ b64_json: image, revised_prompt: "A lighthouse at dusk" }]).step);
+    const generated = await client.images
+      .generate({ model: "flux-schnell", prompt: "Failover, please.", response_format: "b64_json" })
+      .withResponse();
+    assert.equal(generated.data.data?.[0]?.b64_json, image);
+    assert.equal(generated.response.headers.get("x-gateway-attempts"), "2");
+    assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(modelOf(imageRequests(second)[0]), "black-forest-labs/flux-schnell");
+
+    const { records, text } = await imageRecords(gateway);
+    const record = records[0];
+    assert.ok(record, "no record of the image request");
+    assert.equal(record.clientProtocol, "openai-images");
+    assert.equal(record.status, 200);
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "rate_limited"],
+        ["second", "success"],
+      ],
+    );
+    // `log.content` keeps the prompt; the images are in no record (nor is their revised prompt, read from them).
+    assert.equal(record.content?.request, "Failover, please.");
+    assert.equal(record.content?.responseText, undefined);
+    assert.ok(!text.includes(image.slice(100, 160)), "the request log carries the image");
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+    assert.equal(
+      sumOf(metrics, "llm_gateway_requests_total", {
+        endpoint: "images",
+        protocol: "openai-images",
+        status_class: "2xx",
+      }),
+      1,
+    );
+
+    // The cooled-down provider is skipped for the next request.
+    second.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step);
+    const again = await client.images.generate({ model: "flux-schnell", prompt: "Again." });
+    assert.equal(again.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(imageRequests(first).length, 1);
+  });
+
+  test("a 200 that is no image answer (no `data`, an error in JSON, not JSON) fails over", async (t) => {
+    const notAnswers: [MockStep, RegExp][] = [
+      [{ kind: "json", body: { created: 1733443200 } }, /no `data` array/],
+      [{ kind: "json", body: { created: 1733443200, data: { url: "https://x" } } }, /no `data` array/],
+      [{ kind: "json", body: { error: { message: "model overloaded", type: "server_error" } } }, /overloaded/],
+      [{ kind: "text", status: 200, body: "<html>proxy</html>", headers: { "content-type": "text/html" } }, /not JSON/],
+    ];
+    for (const [step, reason] of notAnswers) {
+      // A new scene each time: the failed first candidate would otherwise be ranked lower (health) or cooling.
+      const { first, second, gateway, client } = await twoProviders(t);
+      first.enqueue(IMAGES, step);
+      second.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step);
+      const generated = await client.images.generate({ model: "flux-schnell", prompt: "Draw it." }).withResponse();
+      assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
+      assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
+      const { records } = await imageRecords(gateway);
+      const failedAttempt = records[0]?.attempts[0];
+      assert.equal(failedAttempt?.provider, "first");
+      assert.match(failedAttempt?.reason ?? "", reason);
+    }
+  });
+
+  test("a provider without an images route (404) is taken as not serving the model; the next one answers", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(t);
+    // Nothing queued: the mock answers 404 for a route it does not serve, as a chat-only host does.
+    second.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step);
+    const generated = await client.images.generate({ model: "flux-schnell", prompt: "Anywhere." }).withResponse();
+    assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(imageRequests(first).length, 1);
+    const { records } = await imageRecords(gateway);
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "model_unavailable"],
+        ["second", "success"],
+      ],
+    );
+  });
+
+  test("the prompt counts against a token budget: a long prompt skips the provider whose tpm it exceeds", async (t) => {
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      dall-e-3: { limits: { tpm: 40 } }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      dall-e-3: {}
+`,
+    );
+    const client = openAiClient(gateway);
+    second.enqueue(IMAGES, imageAnswer([{ url: "https://images.example/long.png" }]).step);
+    const long = await client.images
+      .generate({ model: "dall-e-3", prompt: "A very detailed scene with many parts. ".repeat(20) })
+      .withResponse();
+    assert.equal(long.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(imageRequests(first).length, 0);
+    first.enqueue(IMAGES, imageAnswer([{ url: "https://images.example/short.png" }]).step);
+    const short = await client.images.generate({ model: "dall-e-3", prompt: "A cat." }).withResponse();
+    assert.equal(short.response.headers.get("x-gateway-provider"), "first");
+  });
+
+  test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    const post = (body: unknown) => send(gateway, "POST", "/v1/images/generations", { body });
+
+    const noPrompt = await post({ model: "flux-schnell", size: "1024x1024" });
+    assert.equal(noPrompt.status, 400);
+    assert.equal(errorOf(noPrompt).param, "prompt");
+    assert.match(errorOf(noPrompt).message, /`prompt` is required/);
+
+    const emptyPrompt = await post({ model: "flux-schnell", prompt: "" });
+    assert.equal(emptyPrompt.status, 400);
+    assert.equal(errorOf(emptyPrompt).param, "prompt");
+    assert.match(errorOf(emptyPrompt).message, /must not be empty/);
+
+    const notText = await post({ model: "flux-schnell", prompt: ["a", "b"] });
+    assert.equal(notText.status, 400);
+    assert.equal(errorOf(notText).param, "prompt");
+
+    for (const n of [0, -1, 1.5, "2"]) {
+      const badCount = await post({ model: "flux-schnell", prompt: "A fox", n });
+      assert.equal(badCount.status, 400, `n: ${JSON.stringify(n)}`);
+      assert.equal(errorOf(badCount).param, "n");
+      assert.match(errorOf(badCount).message, /`n`/);
+    }
+
+    const streamed = await post({ model: "flux-schnell", prompt: "A fox", stream: true, partial_images: 2 });
+    assert.equal(streamed.status, 400);
+    assert.equal(errorOf(streamed).param, "stream");
+    assert.match(errorOf(streamed).message, /`stream` is not supported for image generation/);
+
+    const chat = await post({ model: "chatty", prompt: "A fox" });
+    assert.equal(chat.status, 400);
+    assert.equal(errorOf(chat).code, "model_not_supported");
+
+    const notJson = await send(gateway, "POST", "/v1/images/generations", {
+      body: "{not json",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(notJson.status, 400);
+    errorOf(notJson);
+
+    // An image model is not a chat model either.
+    const asChat = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "flux-schnell", messages: [{ role: "user", content: "hi" }] },
+    });
+    assert.equal(asChat.status, 400);
+    assert.equal(errorOf(asChat).code, "model_not_supported");
+
+    assert.equal(first.requests.filter((recorded) => recorded.method === "POST").length, 0);
+    assert.equal(second.requests.filter((recorded) => recorded.method === "POST").length, 0);
+  });
+
+  test("/v1/models lists the image model with /v1/images/generations; its answer is never cached", async (t) => {
+    const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
+    const models = (await send(gateway, "GET", "/v1/models")).json as {
+      data: { id: string; kind: string; endpoints: string[] }[];
+    };
+    const listed = models.data.find((model) => model.id === "flux-schnell");
+    assert.equal(listed?.kind, "image");
+    assert.deepEqual(listed?.endpoints, ["/v1/images/generations"]);
+    const route = await send(gateway, "GET", "/v1/gateway/route?model=flux-schnell&kind=image");
+    assert.equal(route.status, 200, route.text);
+    const plan = route.json as { candidates: { provider: string }[] };
+    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+
+    first.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step, imageAnswer([{ b64_json: "AAAA" }]).step);
+    const body = { model: "flux-schnell", prompt: "Same words." } as const;
+    const once = await client.images.generate(body);
+    const twice = await client.images.generate(body);
+    assert.equal(once.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(twice.data?.[0]?.b64_json, "AAAA", "the second answer came from a cache");
+    assert.equal(imageRequests(first).length, 2);
+  });
+});
