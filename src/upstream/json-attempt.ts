@@ -22,6 +22,7 @@ import {
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
+import type { JsonResult } from "./forward-types.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { requestOptions, type UpstreamCall } from "./upstream-request.ts";
 
@@ -121,21 +122,8 @@ function textAnswer(
   headerEffects: readonly Effect[],
   headersMs: number,
 ): AttemptResult {
-  return {
-    ok: true,
-    json: {
-      kind: "json",
-      status: statusCode,
-      bodyText,
-      deployment: context.deployment,
-      api: context.api,
-      contentType: String(headers["content-type"]),
-    },
-    status: statusCode,
-    effects: headerEffects,
-    usage: { promptTokens: 0, completionTokens: 0 },
-    headersMs,
-  };
+  const answer = { bodyText, bytes: undefined, contentType: String(headers["content-type"]) };
+  return answered(context, statusCode, answer, headerEffects, headersMs, { promptTokens: 0, completionTokens: 0 });
 }
 
 /**
@@ -171,21 +159,8 @@ function binaryAnswer(
     const what = bytes.byteLength === 0 ? "an empty body" : `a ${mediaType} body`;
     return failed(failureLesson("bad_response", `HTTP ${statusCode} with ${what} instead of audio`), statusCode);
   }
-  return {
-    ok: true,
-    json: {
-      kind: "json",
-      status: statusCode,
-      bodyText: "",
-      bytes,
-      deployment: context.deployment,
-      api: context.api,
-      contentType: contentType === "" ? "application/octet-stream" : contentType,
-    },
-    status: statusCode,
-    effects: headerEffects,
-    headersMs,
-  };
+  const answer = { bodyText: "", bytes, contentType: contentType === "" ? "application/octet-stream" : contentType };
+  return answered(context, statusCode, answer, headerEffects, headersMs, undefined);
 }
 
 /**
@@ -241,21 +216,36 @@ function jsonAnswer(
     // A 200 without the answer (`"message": null`, no choice 0): no client can use it, the next candidate may.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
-  return {
-    ok: true,
-    json: {
-      kind: "json",
-      status: statusCode,
-      // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
-      bodyText: isAudioPath(endpointPath) ? bodyText : ensureModelField(json, bodyText, deployment, endpointPath),
-      deployment,
-      api: context.api,
-    },
-    status: statusCode,
-    effects: headerEffects,
-    usage: readUsage(json),
-    headersMs,
+  const answer = {
+    // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
+    bodyText: isAudioPath(endpointPath) ? bodyText : ensureModelField(json, bodyText, deployment, endpointPath),
+    bytes: undefined,
+    contentType: undefined,
   };
+  return answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
+}
+
+/** A 2xx that is the answer: JSON text, plain text with its type (a transcript), or bytes with theirs (audio). */
+function answered(
+  context: AttemptContext,
+  statusCode: number,
+  answer: { readonly bodyText: string; readonly bytes: Buffer | undefined; readonly contentType: string | undefined },
+  headerEffects: readonly Effect[],
+  headersMs: number,
+  usage: TokenUsage | undefined,
+): AttemptResult {
+  const json: JsonResult = {
+    kind: "json",
+    status: statusCode,
+    bodyText: answer.bodyText,
+    bytes: answer.bytes,
+    deployment: context.deployment,
+    api: context.api,
+    contentType: answer.contentType,
+  };
+  // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
+  if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };
+  return { ok: true, json, status: statusCode, effects: headerEffects, usage, headersMs };
 }
 
 /**
