@@ -23,6 +23,7 @@ const ENDPOINTS = new Set([
   "transcriptions",
   "translations",
   "speech",
+  "rerank",
   "responses",
   "messages",
 ]);
@@ -31,6 +32,7 @@ const PROTOCOLS = new Set([
   "openai-completions",
   "openai-embeddings",
   "openai-audio",
+  "rerank",
   "openai-responses",
   "anthropic-messages",
 ]);

@@ -120,13 +120,14 @@ export function spansOf(record: RequestRecord, newId: (bytes: number) => string 
   const traceId = newId(16);
   const spanId = newId(8);
   // GenAI's operation names: the Responses and Messages front doors are chat too (only legacy completions are not).
-  // The semantic conventions name no speech-to-text or text-to-speech operation: an audio request is named by its
-  // endpoint.
+  // The semantic conventions name no speech-to-text, text-to-speech or rerank operation: such a request is named by
+  // its endpoint.
   const operation =
     record.endpoint === "embeddings" ||
     record.endpoint === "transcriptions" ||
     record.endpoint === "translations" ||
-    record.endpoint === "speech"
+    record.endpoint === "speech" ||
+    record.endpoint === "rerank"
       ? record.endpoint
       : record.endpoint === "completions"
         ? "text_completion"

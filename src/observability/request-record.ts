@@ -9,6 +9,7 @@ export type ClientProtocol =
   | "openai-completions"
   | "openai-embeddings"
   | "openai-audio"
+  | "rerank"
   | "openai-responses"
   | "anthropic-messages";
 

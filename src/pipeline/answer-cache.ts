@@ -41,9 +41,10 @@ export interface CachedAnswer {
  * The endpoints whose JSON answers are kept. Responses and Messages requests reach the pipeline as chat requests
  * under their own endpoint name: the kept chat answer is translated again by their adapter on a hit. Not the audio
  * endpoints: an upload's answer is keyed by megabytes of file, and speech's answer is megabytes of audio (the cache
- * keeps text bodies, bounded by `cache.max_bytes`).
+ * keeps text bodies, bounded by `cache.max_bytes`). Rerank is: a model scores the same documents the same way, and
+ * its answer is a short list of scores.
  */
-const CACHEABLE_ENDPOINTS = new Set(["chat", "completions", "embeddings", "responses", "messages"]);
+const CACHEABLE_ENDPOINTS = new Set(["chat", "completions", "embeddings", "rerank", "responses", "messages"]);
 
 export function isCacheableEndpoint(endpoint: string): boolean {
   return CACHEABLE_ENDPOINTS.has(endpoint);

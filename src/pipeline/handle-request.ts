@@ -98,6 +98,7 @@ export async function handleRequest(
           body,
           isMultipart: endpoint.isMultipart,
           isBinaryAnswer: endpoint.isBinaryAnswer,
+          isRerank: endpoint.isRerank,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,
@@ -267,10 +268,11 @@ function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefin
     : undefined;
 }
 
-/** `log.content: true`: what the client sent (messages, prompt or input), for the request log. */
+/** `log.content: true`: what the client sent (messages, prompt, input, a rerank's query and documents). */
 function recordRequestContent(request: PipelineRequest): void {
   const { body } = request;
-  request.record.content({ request: body.messages ?? body.prompt ?? body.input });
+  const rerank = body.query === undefined ? undefined : { query: body.query, documents: body.documents };
+  request.record.content({ request: body.messages ?? body.prompt ?? body.input ?? rerank });
 }
 
 /** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
@@ -289,7 +291,8 @@ async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
         needsVision: prompt.hasImages,
         needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
         features: request.features,
-        promptTokens: prompt.promptTokens,
+        // A reranker's window holds one query-document pair (and long documents are cut): no fit test (endpoints.ts).
+        promptTokens: endpoint.isRerank === true ? undefined : prompt.promptTokens,
         maxOutputTokens,
         outputLimitName: outputLimitNameOf(body),
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),

@@ -186,7 +186,7 @@ export function buildCatalog(
           ? settings.body
           : providerRulesForEmbeddings(
               settings.body,
-              kind === "transcription" || kind === "speech" ? kind : "embedding",
+              kind === "transcription" || kind === "speech" || kind === "rerank" ? kind : "embedding",
             );
       const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       deployments.push({

@@ -19,7 +19,18 @@ export const JSON_OBJECT_FEATURE = "json_object";
  */
 // `voice`: every speech request names one (a voice a provider does not have is a refusal of that request, not of a
 // feature the next speech request would not carry).
-const NOT_FEATURES = new Set(["model", "models", "messages", "prompt", "input", "file", "voice", "stream"]);
+const NOT_FEATURES = new Set([
+  "model",
+  "models",
+  "messages",
+  "prompt",
+  "input",
+  "file",
+  "voice",
+  "query",
+  "documents",
+  "stream",
+]);
 /** The gateway's own extensions (`x_gateway_reasoning_effort`) are translated per candidate, not sent as named. */
 const GATEWAY_PREFIX = "x_gateway_";
 /** A body's keys beyond this many are not looked at: a hostile body with thousands must not cost a plan more. */

@@ -11,6 +11,7 @@ import {
   COMPLETIONS_ENDPOINT,
   EMBEDDINGS_ENDPOINT,
   type EndpointSpec,
+  RERANK_ENDPOINT,
   SPEECH_ENDPOINT,
   TRANSCRIPTIONS_ENDPOINT,
   TRANSLATIONS_ENDPOINT,
@@ -50,6 +51,7 @@ const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
   { spec: TRANSCRIPTIONS_ENDPOINT, paths: ["/v1/audio/transcriptions", "/audio/transcriptions"] },
   { spec: TRANSLATIONS_ENDPOINT, paths: ["/v1/audio/translations", "/audio/translations"] },
   { spec: SPEECH_ENDPOINT, paths: ["/v1/audio/speech", "/audio/speech"] },
+  { spec: RERANK_ENDPOINT, paths: ["/v1/rerank", "/rerank"] },
 ];
 
 export interface ServerOptions {

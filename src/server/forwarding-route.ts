@@ -1,5 +1,5 @@
 // The OpenAI front door (Chat Completions, legacy completions, embeddings, audio transcriptions and translations,
-// text to speech): an adapter between Fastify and the pipeline. It passes the parsed body in and writes the JSON
+// text to speech) and the rerank door (the shape Cohere, Jina and vLLM share): an adapter between Fastify and the pipeline. It passes the parsed body in and writes the JSON
 // answer (speech: the audio's bytes), or the stream as OpenAI SSE with `[DONE]` at the end and, after a failure, one
 // final `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -22,6 +22,7 @@ const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
   transcriptions: "openai-audio",
   translations: "openai-audio",
   speech: "openai-audio",
+  rerank: "rerank",
 };
 
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {

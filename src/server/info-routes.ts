@@ -19,8 +19,9 @@ const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/response
 const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
 const TRANSCRIPTION_ENDPOINTS = ["/v1/audio/transcriptions", "/v1/audio/translations"];
 const SPEECH_ENDPOINTS = ["/v1/audio/speech"];
+const RERANK_ENDPOINTS = ["/v1/rerank"];
 /**
- * Other audio (music, audio chat), image, rerank and moderation models are known (discovery finds them, a config may
+ * Other audio (music, audio chat), image and moderation models are known (discovery finds them, a config may
  * name them) but no route serves them: listed with no endpoint rather than with the chat routes, which would refuse
  * them.
  */
@@ -29,6 +30,7 @@ const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
   embedding: EMBEDDING_ENDPOINTS,
   transcription: TRANSCRIPTION_ENDPOINTS,
   speech: SPEECH_ENDPOINTS,
+  rerank: RERANK_ENDPOINTS,
 };
 
 export function registerInfoRoutes(
@@ -107,7 +109,9 @@ export function registerInfoRoutes(
       });
     }
     const kind =
-      query.kind === "embedding" || query.kind === "transcription" || query.kind === "speech" ? query.kind : "chat";
+      query.kind === "embedding" || query.kind === "transcription" || query.kind === "speech" || query.kind === "rerank"
+        ? query.kind
+        : "chat";
     const promptTokens = query.tokens === undefined ? undefined : Number(query.tokens);
     if (promptTokens !== undefined && !(Number.isInteger(promptTokens) && promptTokens >= 0)) {
       throw new InvalidRequestError("Query parameter `tokens` must be a whole number of tokens, e.g. tokens=20000", {
@@ -129,7 +133,9 @@ export function registerInfoRoutes(
     return explainRoute(runtime, model, {
       kind,
       ...clientRules(runtime.snapshot.config.server, request.clientName),
-      ...(promptTokens === undefined ? {} : { promptTokens }),
+      // A rerank request is planned without a context fit (endpoints.ts RERANK_ENDPOINT): `tokens` would show skips
+      // its requests never meet.
+      ...(promptTokens === undefined || kind === "rerank" ? {} : { promptTokens }),
       ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),
@@ -165,7 +171,7 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
  * The kinds the endpoints serve (endpoints.ts), in the order a name is listed under: a meta model mixing chat and
  * embedding members is one entry, listed as chat.
  */
-const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech"];
+const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech", "rerank"];
 
 /**
  * The kind of request `name` would find a deployment for (cooling or over budget counts: it comes back), or

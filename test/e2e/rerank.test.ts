@@ -1,0 +1,231 @@
+// `/v1/rerank`: a query and documents, served by rerank models with failover, answered in the shape Cohere, Jina,
+// Together and vLLM share. No official SDK has a rerank call: the client is plain HTTP, as curl users send it.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { errorOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+
+const RERANK = "POST /v1/rerank";
+const DOCUMENTS = ["Paris is the capital of France.", "Bananas are yellow.", "France borders Spain."];
+
+interface RerankAnswer {
+  id?: string;
+  model?: string;
+  results: { index: number; relevance_score: number; document?: { text: string } }[];
+  usage?: Record<string, number>;
+}
+
+/** A Cohere-style answer: documents 0 and 2 relevant, best first. */
+function resultsStep(extra: Record<string, unknown> = {}): MockStep {
+  return {
+    kind: "json",
+    body: {
+      id: "rr-1",
+      results: [
+        { index: 0, relevance_score: 0.92 },
+        { index: 2, relevance_score: 0.41 },
+      ],
+      usage: { total_tokens: 37 },
+      ...extra,
+    },
+  };
+}
+
+function rerankRequests(mock: MockUpstream, path = "/v1/rerank"): RecordedRequest[] {
+  return mock.requests.filter((recorded) => recorded.path === path);
+}
+
+async function twoProviders(t: Parameters<typeof useMock>[0], extra = "", second = "") {
+  const first = await useMock(t);
+  const secondMock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    retries: 0
+    body:
+      defaults: { temperature: 0.2, max_tokens_per_doc: 512 }
+    models:
+      reranker: { id: bge-reranker-first }
+      chatty: { id: chat-model }
+  - name: second
+    base_url: ${secondMock.baseUrl}
+    api_key: sk-second-key
+${second}    models:
+      reranker: { id: rerank-second }
+request_log:
+  enabled: true
+${extra}`,
+  );
+  const post = (body: unknown, path = "/v1/rerank") => send(gateway, "POST", path, { body });
+  return { first, second: secondMock, gateway, post };
+}
+
+interface ListedRecord {
+  endpoint: string;
+  clientProtocol?: string;
+  status: number;
+  tokensIn?: number;
+  attempts: { provider: string; outcome: string; reason?: string }[];
+  content?: { request?: unknown; responseText?: string };
+}
+
+async function rerankRecords(gateway: Parameters<typeof send>[0]): Promise<ListedRecord[]> {
+  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
+  return (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === "rerank");
+}
+
+describe("rerank", () => {
+  test("the provider gets its own model id and the fields; the results come back, with the model that answered", async (t) => {
+    const { first, second, post } = await twoProviders(t);
+    first.enqueue(RERANK, resultsStep());
+    const answer = await post({
+      model: "reranker",
+      query: "What is the capital of France?",
+      documents: DOCUMENTS,
+      top_n: 2,
+      return_documents: false,
+      rank_fields: ["text"],
+    });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.headers["x-gateway-provider"], "first");
+    const body = answer.json as RerankAnswer;
+    assert.deepEqual(body.results, [
+      { index: 0, relevance_score: 0.92 },
+      { index: 2, relevance_score: 0.41 },
+    ]);
+    assert.equal(body.id, "rr-1");
+    // The provider named no model: the gateway says which one answered.
+    assert.equal(body.model, "bge-reranker-first");
+    const sent = rerankRequests(first)[0];
+    assert.ok(sent, "the provider got no request");
+    // The provider's rerank default goes in, its chat default stays out.
+    assert.deepEqual(sent.body, {
+      model: "bge-reranker-first",
+      query: "What is the capital of France?",
+      documents: DOCUMENTS,
+      top_n: 2,
+      return_documents: false,
+      rank_fields: ["text"],
+      max_tokens_per_doc: 512,
+    });
+    assert.equal(sent.headers.authorization, "Bearer sk-first-key");
+    assert.equal(rerankRequests(second).length, 0);
+
+    // Without /v1; an object holding only `text` is sent as that text (vLLM, Infinity, Cohere v2 take strings
+    // only), one with more fields as it came.
+    first.enqueue(RERANK, resultsStep({ results: [{ index: 1, relevance_score: 0.5, document: { text: "b" } }] }));
+    const objects = await post(
+      { model: "reranker", query: "q", documents: [{ text: "a" }, { text: "b", title: "B" }] },
+      "/rerank",
+    );
+    assert.equal(objects.status, 200, objects.text);
+    assert.deepEqual((objects.json as RerankAnswer).results, [
+      { index: 1, relevance_score: 0.5, document: { text: "b" } },
+    ]);
+    assert.deepEqual((rerankRequests(first)[1]?.body as { documents?: unknown } | undefined)?.documents, [
+      "a",
+      { text: "b", title: "B" },
+    ]);
+  });
+
+  test("a 429 fails over to the next provider; the record, usage and metrics name the rerank", async (t) => {
+    const { first, second, gateway, post } = await twoProviders(t, "log:\n  content: true\n");
+    first.enqueue(RERANK, {
+      kind: "json",
+      status: 429,
+      body: { error: { message: "Rate limit reached", type: "rate_limit_error" } },
+      headers: { "retry-after": "30" },
+    });
+    second.enqueue(RERANK, resultsStep({ model: "rerank-second" }));
+    const answer = await post({ model: "reranker", query: "capital of France", documents: DOCUMENTS });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.headers["x-gateway-attempts"], "2");
+    assert.equal(answer.headers["x-gateway-provider"], "second");
+    assert.equal((answer.json as RerankAnswer).results.length, 2);
+    assert.equal((rerankRequests(second)[0]?.body as { model?: string } | undefined)?.model, "rerank-second");
+
+    const record = (await rerankRecords(gateway))[0];
+    assert.ok(record, "no record of the rerank request");
+    assert.equal(record.clientProtocol, "rerank");
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "rate_limited"],
+        ["second", "success"],
+      ],
+    );
+    // The provider's token count is the request's (its `usage.total_tokens`).
+    assert.equal(record.tokensIn, 37);
+    assert.deepEqual(record.content?.request, { query: "capital of France", documents: DOCUMENTS });
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+    assert.equal(
+      sumOf(metrics, "llm_gateway_requests_total", { endpoint: "rerank", protocol: "rerank", status_class: "2xx" }),
+      1,
+    );
+
+    // The cooled-down provider is skipped for the next request.
+    second.enqueue(RERANK, resultsStep());
+    assert.equal((await post({ model: "reranker", query: "again", documents: DOCUMENTS })).status, 200);
+    assert.equal(rerankRequests(first).length, 1);
+  });
+
+  test("a 200 without results (an error in JSON, no list, entries without scores or out of range) fails over", async (t) => {
+    const notAnswers: [MockStep, RegExp][] = [
+      [{ kind: "json", body: { error: { message: "model overloaded", type: "server_error" } } }, /overloaded/],
+      [{ kind: "json", body: { id: "x", meta: {} } }, /no `results` array/],
+      [{ kind: "json", body: { results: [{ index: 0 }] } }, /without a document's `index`/],
+      [{ kind: "json", body: { results: [{ index: 7, relevance_score: 0.3 }] } }, /without a document's `index`/],
+      [{ kind: "text", status: 200, body: "<html>proxy</html>", headers: { "content-type": "text/html" } }, /not JSON/],
+    ];
+    for (const [step, reason] of notAnswers) {
+      const { first, second, gateway, post } = await twoProviders(t);
+      first.enqueue(RERANK, step);
+      second.enqueue(RERANK, resultsStep());
+      const answer = await post({ model: "reranker", query: "q", documents: DOCUMENTS });
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(answer.headers["x-gateway-provider"], "second");
+      const failedAttempt = (await rerankRecords(gateway))[0]?.attempts[0];
+      assert.equal(failedAttempt?.provider, "first");
+      assert.match(failedAttempt?.reason ?? "", reason);
+    }
+  });
+
+  test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {
+    const { first, second, post } = await twoProviders(t);
+    const cases: [unknown, string, RegExp][] = [
+      [{ model: "reranker", documents: DOCUMENTS }, "query", /`query` is required/],
+      [{ model: "reranker", query: "", documents: DOCUMENTS }, "query", /must not be empty/],
+      [{ model: "reranker", query: ["a"], documents: DOCUMENTS }, "query", /`query` is required/],
+      [{ model: "reranker", query: "q" }, "documents", /`documents` is required/],
+      [{ model: "reranker", query: "q", documents: [] }, "documents", /must not be empty/],
+      [{ model: "reranker", query: "q", documents: "one" }, "documents", /`documents` is required/],
+      [{ model: "reranker", query: "q", documents: ["a", 3] }, "documents.1", /string or an object/],
+      [{ model: "reranker", query: "q", documents: [{ title: "no text" }] }, "documents.0", /string or an object/],
+      [{ model: "reranker", query: "q", documents: Array(1001).fill("d") }, "documents", /at most 1000/],
+      [{ model: "reranker", query: "q", documents: DOCUMENTS, top_n: 0 }, "top_n", /positive whole number/],
+      [{ model: "reranker", query: "q", documents: DOCUMENTS, top_n: 1.5 }, "top_n", /positive whole number/],
+      [{ model: "reranker", query: "q", documents: DOCUMENTS, top_n: "2" }, "top_n", /positive whole number/],
+      [{ model: "reranker", query: "q", documents: DOCUMENTS, return_documents: "yes" }, "return_documents", /boolean/],
+      [{ model: "reranker", query: "q", documents: DOCUMENTS, stream: true }, "stream", /not supported for rerank/],
+      [{ query: "q", documents: DOCUMENTS }, "model", /`model` is required/],
+    ];
+    for (const [body, param, message] of cases) {
+      const answer = await post(body);
+      assert.equal(answer.status, 400, `${JSON.stringify(body).slice(0, 80)}: ${answer.text}`);
+      const error = errorOf(answer);
+      assert.equal(error.param, param, answer.text);
+      assert.match(error.message, message);
+      assert.equal(error.type, "invalid_request_error");
+    }
+    const chat = await post({ model: "chatty", query: "q", documents: DOCUMENTS });
+    assert.equal(chat.status, 400, chat.text);
+    assert.equal(errorOf(chat).code, "model_not_supported");
+    assert.match(errorOf(chat).message, /chat model and cannot serve this rerank endpoint/);
+    assert.equal(rerankRequests(first).length + rerankRequests(second).length, 0);
+  });
+});
