@@ -127,7 +127,7 @@ meta_models:
   });
 });
 
-test("a model of a kind no route serves (audio chat, rerank) is listed without endpoints, not with the chat routes; transcription and speech models with their audio routes", async (t) => {
+test("a model of a kind no route serves (audio chat) is listed without endpoints, not with the chat routes; transcription, speech and rerank models with their routes", async (t) => {
   const alpha = await useMock(t);
   const gateway = await useGateway(
     t,
@@ -153,7 +153,8 @@ test("a model of a kind no route serves (audio chat, rerank) is listed without e
   assert.deepEqual(byId.get("playai-tts")?.endpoints, ["/v1/audio/speech"]);
   assert.equal(byId.get("gpt-4o-audio-preview")?.kind, "audio");
   assert.deepEqual(byId.get("gpt-4o-audio-preview")?.endpoints, []);
-  assert.deepEqual(byId.get("ranker")?.endpoints, []);
+  assert.equal(byId.get("ranker")?.kind, "rerank");
+  assert.deepEqual(byId.get("ranker")?.endpoints, ["/v1/rerank"]);
   assert.equal(byId.get("chat-model")?.endpoints.includes("/v1/chat/completions"), true);
 });
 

@@ -228,4 +228,190 @@ describe("rerank", () => {
     assert.match(errorOf(chat).message, /chat model and cannot serve this rerank endpoint/);
     assert.equal(rerankRequests(first).length + rerankRequests(second).length, 0);
   });
+
+  test("rerank_api voyage and nvidia: the request translated (top_k, passages at /ranking), the answers read back as results", async (t) => {
+    const voyage = await useMock(t);
+    const nim = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: voy
+    base_url: ${voyage.baseUrl}
+    api_key: sk-voyage
+    retries: 0
+    rerank_api: voyage
+    body:
+      defaults: { truncation: false }
+    models:
+      reranker: { id: rerank-2.5 }
+  - name: nim
+    base_url: ${nim.baseUrl}
+    api_key: sk-nim
+    rerank_api: nvidia
+    models:
+      reranker: { id: nvidia/llama-3.2-nv-rerankqa-1b-v2 }
+request_log:
+  enabled: true
+`,
+    );
+    const post = (body: unknown) => send(gateway, "POST", "/v1/rerank", { body });
+    voyage.enqueue(RERANK, {
+      kind: "json",
+      body: {
+        object: "list",
+        data: [
+          { index: 2, relevance_score: 0.8, document: DOCUMENTS[2] },
+          { index: 0, relevance_score: 0.6, document: DOCUMENTS[0] },
+        ],
+        model: "rerank-2.5",
+        usage: { total_tokens: 29 },
+      },
+    });
+    const viaVoyage = await post({
+      model: "reranker",
+      query: "France",
+      documents: [DOCUMENTS[0], { text: DOCUMENTS[1] as string, title: "fruit" }, DOCUMENTS[2]],
+      top_n: 2,
+      return_documents: true,
+    });
+    assert.equal(viaVoyage.status, 200, viaVoyage.text);
+    assert.deepEqual(viaVoyage.json, {
+      model: "rerank-2.5",
+      results: [
+        { index: 2, relevance_score: 0.8, document: { text: DOCUMENTS[2] } },
+        { index: 0, relevance_score: 0.6, document: { text: DOCUMENTS[0] } },
+      ],
+      usage: { total_tokens: 29 },
+    });
+    // Voyage's names, strings only; the rule's default in Voyage's own field.
+    assert.deepEqual(rerankRequests(voyage)[0]?.body, {
+      model: "rerank-2.5",
+      query: "France",
+      documents: DOCUMENTS,
+      top_k: 2,
+      return_documents: true,
+      truncation: false,
+    });
+
+    // A Cohere-shaped answer is none from a Voyage provider: the NIM is tried, at /ranking in its shape.
+    voyage.enqueue(RERANK, resultsStep());
+    nim.enqueue("POST /v1/ranking", {
+      kind: "json",
+      body: {
+        rankings: [
+          { index: 1, logit: -3.5 },
+          { index: 0, logit: 2.25 },
+          { index: 2, logit: 0 },
+        ],
+        usage: { prompt_tokens: 41, total_tokens: 41 },
+      },
+    });
+    const viaNim = await post({
+      model: "reranker",
+      query: "capital",
+      documents: DOCUMENTS,
+      top_n: 2,
+      return_documents: true,
+      truncate: "END",
+    });
+    assert.equal(viaNim.status, 200, viaNim.text);
+    assert.equal(viaNim.headers["x-gateway-provider"], "nim");
+    const answer = viaNim.json as RerankAnswer;
+    assert.equal(answer.model, "nvidia/llama-3.2-nv-rerankqa-1b-v2");
+    // Best first, cut to top_n, each logit as the logistic function's 0..1 score, the documents added.
+    assert.deepEqual(
+      answer.results.map((result) => [result.index, result.document?.text]),
+      [
+        [0, DOCUMENTS[0]],
+        [2, DOCUMENTS[2]],
+      ],
+    );
+    assert.ok(Math.abs((answer.results[0]?.relevance_score ?? 0) - 1 / (1 + Math.exp(-2.25))) < 1e-12);
+    assert.equal(answer.results[1]?.relevance_score, 0.5);
+    assert.deepEqual(rerankRequests(nim, "/v1/ranking")[0]?.body, {
+      model: "nvidia/llama-3.2-nv-rerankqa-1b-v2",
+      query: { text: "capital" },
+      passages: DOCUMENTS.map((text) => ({ text })),
+      truncate: "END",
+    });
+    const record = (await rerankRecords(gateway))[0];
+    assert.match(record?.attempts[0]?.reason ?? "", /no `data` array/);
+    assert.equal(record?.tokensIn, 41);
+  });
+
+  test("/v1/models lists rerank models with /v1/rerank, the route explanation plans kind=rerank, answers are cached", async (t) => {
+    const { first, gateway, post } = await twoProviders(t, "cache:\n  enabled: true\n");
+    const models = (await send(gateway, "GET", "/v1/models")).json as {
+      data: { id: string; kind: string; endpoints: string[] }[];
+    };
+    const listed = models.data.find((model) => model.id === "reranker");
+    assert.equal(listed?.kind, "rerank");
+    assert.deepEqual(listed?.endpoints, ["/v1/rerank"]);
+    const route = await send(gateway, "GET", "/v1/gateway/route?model=reranker&kind=rerank");
+    assert.equal(route.status, 200, route.text);
+    const plan = route.json as { candidates: { provider: string }[] };
+    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+
+    first.enqueue(RERANK, resultsStep(), resultsStep({ id: "rr-2" }));
+    const body = { model: "reranker", query: "Same question.", documents: DOCUMENTS };
+    const once = await post(body);
+    const twice = await post(body);
+    assert.equal((once.json as RerankAnswer).id, "rr-1");
+    assert.equal((twice.json as RerankAnswer).id, "rr-1", "the second answer was not the kept one");
+    assert.equal(twice.headers["x-gateway-cache"], "hit");
+    assert.equal(rerankRequests(first).length, 1);
+  });
+
+  test("the query and the documents count against a token budget: long documents skip the provider whose tpm they exceed", async (t) => {
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      reranker: { id: rerank-first, limits: { tpm: 60 } }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      reranker: { id: rerank-second }
+`,
+    );
+    const post = (body: unknown) => send(gateway, "POST", "/v1/rerank", { body });
+    second.enqueue(RERANK, resultsStep());
+    // A short query, but the documents hold far more than 60 tokens between them.
+    const long = await post({
+      model: "reranker",
+      query: "q",
+      documents: Array(3).fill("A sentence to rank. ".repeat(10)),
+    });
+    assert.equal(long.status, 200, long.text);
+    assert.equal(long.headers["x-gateway-provider"], "second");
+    assert.equal(rerankRequests(first).length, 0);
+    first.enqueue(RERANK, resultsStep({ usage: undefined }));
+    const short = await post({ model: "reranker", query: "q", documents: ["a", "b", "c"] });
+    assert.equal(short.headers["x-gateway-provider"], "first");
+  });
+
+  test("no context-fit test: documents longer than a reranker's window together are still sent (it holds one pair)", async (t) => {
+    const only = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: only
+    base_url: ${only.baseUrl}
+    api_key: sk-only
+    models:
+      reranker: { id: jina-reranker-v2-base-multilingual, context: 64 }
+`,
+    );
+    only.enqueue(RERANK, resultsStep());
+    const documents = Array(3).fill("A sentence to rank, long enough. ".repeat(6));
+    const answer = await send(gateway, "POST", "/v1/rerank", { body: { model: "reranker", query: "q", documents } });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(rerankRequests(only).length, 1);
+  });
 });
