@@ -46,6 +46,9 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
   curl -s ${base}/audio/speech -H 'content-type: application/json' \\
     -d '{"model":"demo-tts","input":"Hello there","voice":"alloy"}' -o hello.wav
 
+  curl -s ${base}/rerank -H 'content-type: application/json' \\
+    -d '{"model":"demo-rerank","query":"fast cheap models","documents":["Cheap and fast models","Slow big models","Weather"]}'
+
   curl -s ${base}/models ; curl -s ${gateway.url}/stats ; curl -s ${gateway.url}/health
 
 Live dashboard: ${gateway.url}/dashboard   Metrics: ${gateway.url}/metrics
@@ -91,6 +94,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-small": { priority: 2, context: 8192 },
             "demo-whisper": { kind: "transcription" },
             "demo-tts": { kind: "speech" },
+            "demo-rerank": { kind: "rerank" },
           },
         },
         {
@@ -103,6 +107,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-small": { priority: 1, context: 8192 },
             "demo-whisper": { kind: "transcription" },
             "demo-tts": { kind: "speech" },
+            "demo-rerank": { kind: "rerank" },
           },
         },
       ],

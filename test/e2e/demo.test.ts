@@ -1,6 +1,6 @@
 // `npm run demo` (`llm-gateway demo`): the README's no-key first run. Started as users start it, on a free port; what
 // its banner promises must answer: a chat request through the "best" meta model with failover on the fake 429, a
-// stream, an audio upload, speech, the model list; Ctrl-C ends it.
+// stream, an audio upload, speech, a rerank, the model list; Ctrl-C ends it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -93,9 +93,36 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
   assert.equal(wav.subarray(0, 4).toString("ascii"), "RIFF");
   assert.equal(wav.readUInt32LE(4), wav.length - 8, "the WAV's own length matches the bytes received");
 
+  assert.ok(stdout.includes(`${base}/rerank`), "the banner shows the rerank request");
+  const reranked = await request(`${base}/rerank`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "demo-rerank",
+      query: "fast cheap models",
+      documents: ["Weather today", "Cheap and fast models", "Slow big models"],
+      top_n: 2,
+    }),
+  });
+  assert.equal(reranked.statusCode, 200);
+  const ranking = (await reranked.body.json()) as {
+    model: string;
+    results: { index: number; relevance_score: number }[];
+  };
+  assert.equal(ranking.model, "demo-rerank");
+  // The document sharing every word of the query first, then the one sharing `models`; the weather is cut by top_n.
+  assert.deepEqual(
+    ranking.results.map((result) => [result.index, Number(result.relevance_score.toFixed(3))]),
+    [
+      [1, 1],
+      [2, 0.333],
+    ],
+  );
+
   const models = (await (await request(`${base}/models`)).body.json()) as { data: { id: string }[] };
   assert.ok(models.data.some((model) => model.id === "demo-whisper"));
   assert.ok(models.data.some((model) => model.id === "demo-tts"));
+  assert.ok(models.data.some((model) => model.id === "demo-rerank"));
 
   child.kill("SIGINT");
   const [code] = (await once(child, "exit")) as [number | null];
