@@ -352,7 +352,12 @@ request_log:
     const plan = route.json as { candidates: { provider: string }[] };
     assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
 
-    first.enqueue(RERANK, resultsStep(), resultsStep({ id: "rr-2" }));
+    // Jina's usage as some hosts give it: `prompt_tokens: 0` next to the real total, which is what counts.
+    first.enqueue(
+      RERANK,
+      resultsStep({ usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 815 } }),
+      resultsStep({ id: "rr-2" }),
+    );
     const body = { model: "reranker", query: "Same question.", documents: DOCUMENTS };
     const once = await post(body);
     const twice = await post(body);
@@ -360,6 +365,8 @@ request_log:
     assert.equal((twice.json as RerankAnswer).id, "rr-1", "the second answer was not the kept one");
     assert.equal(twice.headers["x-gateway-cache"], "hit");
     assert.equal(rerankRequests(first).length, 1);
+    const served = (await rerankRecords(gateway)).find((record) => record.attempts.length === 1);
+    assert.equal(served?.tokensIn, 815);
   });
 
   test("the query and the documents count against a token budget: long documents skip the provider whose tpm they exceed", async (t) => {
