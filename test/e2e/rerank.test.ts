@@ -420,5 +420,9 @@ request_log:
     const answer = await send(gateway, "POST", "/v1/rerank", { body: { model: "reranker", query: "q", documents } });
     assert.equal(answer.status, 200, answer.text);
     assert.equal(rerankRequests(only).length, 1);
+    // The route explanation plans it the same way: `tokens=` skips no reranker.
+    const route = await send(gateway, "GET", "/v1/gateway/route?model=reranker&kind=rerank&tokens=100000");
+    assert.equal(route.status, 200, route.text);
+    assert.equal((route.json as { candidates: unknown[] }).candidates.length, 1);
   });
 });
