@@ -268,7 +268,8 @@ export const providerSchema = z.strictObject({
   responses_api: z.enum(["translate", "native"]).optional(),
   /**
    * How `/v1/rerank` reaches it: `cohere` (the shape Cohere, Jina, Together, vLLM, Infinity share, at
-   * `<base_url>/rerank`), `voyage` (`top_k`, answers `data`) or `nvidia` (a NIM's `<base_url>/ranking`); upstream/rerank-dialect.ts.
+   * `<base_url>/rerank`), `voyage` (`top_k`, answers `data`) or `nvidia` (a NIM's `<base_url>/ranking`);
+   * upstream/rerank-dialect.ts.
    */
   rerank_api: z.enum(["cohere", "voyage", "nvidia"]).optional(),
   count_max_tokens: z.boolean().optional(),
