@@ -6,7 +6,8 @@
 //   voyage  Voyage AI: `top_n` is `top_k`, documents are strings, the answer's list is `data` (documents as strings).
 //   nvidia  an NVIDIA NIM reranker: `<base_url>/ranking`, `query: {text}`, `passages: [{text}]`; the answer's
 //           `rankings` hold a `logit` each, all of them: the gateway sorts, cuts to `top_n`, turns each logit into a
-//           0..1 score (the logistic function, as vLLM does for cross-encoders) and adds the documents when asked.
+//           0..1 score (the logistic function, a one-label cross-encoder's usual activation) and adds the documents
+//           when asked.
 import { isRecord } from "../is-record.ts";
 import { applyBodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
