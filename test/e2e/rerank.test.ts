@@ -425,4 +425,42 @@ request_log:
     assert.equal(route.status, 200, route.text);
     assert.equal((route.json as { candidates: unknown[] }).candidates.length, 1);
   });
+
+  test("hostile bodies get a 400 in OpenAI's shape or a clean answer, never a 5xx or a stack", async (t) => {
+    const { first, second, post } = await twoProviders(t);
+    for (const mock of [first, second]) {
+      mock.setDefault(RERANK, resultsStep({ results: [{ index: 0, relevance_score: 0.5 }] }));
+    }
+    const deep: Record<string, unknown> = {};
+    let cursor = deep;
+    for (let depth = 0; depth < 200; depth++) cursor = cursor.next = {} as Record<string, unknown>;
+    const bodies: unknown[] = [
+      "not an object",
+      [1, 2, 3],
+      null,
+      { model: "reranker", query: "q", documents: [null] },
+      { model: "reranker", query: "q", documents: [{ text: null }] },
+      { model: "reranker", query: "q", documents: [{ text: "a", __proto__: { text: 1 } }] },
+      JSON.parse('{"model":"reranker","query":"q","documents":[{"__proto__":{"text":"x"}}]}'),
+      { model: "reranker", query: "q", documents: ["a", ["nested"]] },
+      { model: "reranker", query: { text: "q" }, documents: ["a"] },
+      { model: "reranker", query: "q\u0000", documents: ["\u0000", "\ud800"] },
+      { model: "reranker", query: "q", documents: ["a"], top_n: 1e308 },
+      { model: "reranker", query: "q", documents: ["a"], top_n: -1 },
+      { model: "reranker", query: "q", documents: ["a"], top_n: 99 },
+      { model: "reranker", query: "q", documents: ["a"], deep },
+      { model: "reranker", models: "reranker", query: "q", documents: ["a"] },
+      { model: ["reranker"], query: "q", documents: ["a"] },
+    ];
+    for (const body of bodies) {
+      const answer = await post(body);
+      assert.ok(
+        answer.status === 200 || answer.status === 400,
+        `${JSON.stringify(body)?.slice(0, 80)}: ${answer.text}`,
+      );
+      if (answer.status === 400) assert.equal(errorOf(answer).type, "invalid_request_error");
+      else assert.ok(Array.isArray((answer.json as RerankAnswer).results));
+      assert.doesNotMatch(answer.text, /at .+\.ts:\d+/);
+    }
+  });
 });
