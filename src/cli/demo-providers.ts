@@ -16,8 +16,8 @@ export interface FakeProviderBehaviour {
   readonly wordDelayMs: number;
 }
 
-// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, chat JSON, chat
-// stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
+// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, rerank, chat JSON,
+// chat stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
   const server: Server = createServer((request, response) => {
@@ -36,6 +36,7 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
           { id: "demo-whisper" },
           { id: "demo-tts" },
           { id: "demo-image" },
+          { id: "demo-rerank" },
         ],
       });
     }
@@ -51,6 +52,10 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
       stream?: boolean;
       messages?: { content?: unknown }[];
       input?: unknown;
+      query?: unknown;
+      documents?: unknown;
+      top_n?: unknown;
+      return_documents?: unknown;
     };
     const model = body.model ?? "demo";
     if (request.url?.endsWith("/audio/speech")) {
@@ -70,6 +75,7 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
         })),
       });
     }
+    if (request.url?.endsWith("/rerank")) return json(response, 200, { model, ...rankBySharedWords(body) });
     if (request.url?.endsWith("/embeddings")) {
       return json(response, 200, {
         object: "list",
@@ -143,6 +149,38 @@ function json(response: ServerResponse, status: number, body: unknown): void {
 /** A 1x1 PNG (one transparent pixel), base64: the demo's every image. */
 const ONE_PIXEL_PNG =
   "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+/**
+ * The demo's reranker: a document's score is the share of the query's words it holds (Cohere's answer shape, best
+ * first, `top_n` of them, the documents when asked).
+ */
+function rankBySharedWords(body: {
+  query?: unknown;
+  documents?: unknown;
+  top_n?: unknown;
+  return_documents?: unknown;
+}): object {
+  const wordsOf = (text: string) => new Set(text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
+  const query = wordsOf(String(body.query ?? ""));
+  const documents = Array.isArray(body.documents) ? (body.documents as unknown[]) : [];
+  const texts = documents.map((document) =>
+    typeof document === "string" ? document : String((document as { text?: unknown } | null)?.text ?? ""),
+  );
+  const results = texts
+    .map((text, index) => {
+      const words = wordsOf(text);
+      const shared = [...query].filter((word) => words.has(word)).length;
+      return {
+        index,
+        relevance_score: query.size === 0 ? 0 : shared / query.size,
+        ...(body.return_documents === true ? { document: { text } } : {}),
+      };
+    })
+    .sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index)
+    .slice(0, typeof body.top_n === "number" ? body.top_n : texts.length);
+  const tokens = [String(body.query ?? ""), ...texts].join(" ").split(/\s+/).length;
+  return { results, usage: { total_tokens: tokens } };
+}
 
 /** `seconds` of silence as a WAV file: 8 kHz, 8-bit mono PCM (128 is silence at 8 bits). */
 function silentWav(seconds: number): Buffer {

@@ -49,6 +49,9 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
   curl -s ${base}/images/generations -H 'content-type: application/json' \\
     -d '{"model":"demo-image","prompt":"A lighthouse at dusk","response_format":"b64_json"}'
 
+  curl -s ${base}/rerank -H 'content-type: application/json' \\
+    -d '{"model":"demo-rerank","query":"fast cheap models","documents":["Cheap and fast models","Slow big models","Weather"]}'
+
   curl -s ${base}/models ; curl -s ${gateway.url}/stats ; curl -s ${gateway.url}/health
 
 Live dashboard: ${gateway.url}/dashboard   Metrics: ${gateway.url}/metrics
@@ -95,6 +98,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-whisper": { kind: "transcription" },
             "demo-tts": { kind: "speech" },
             "demo-image": { kind: "image" },
+            "demo-rerank": { kind: "rerank" },
           },
         },
         {
@@ -108,6 +112,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-whisper": { kind: "transcription" },
             "demo-tts": { kind: "speech" },
             "demo-image": { kind: "image" },
+            "demo-rerank": { kind: "rerank" },
           },
         },
       ],

@@ -270,6 +270,12 @@ export const providerSchema = z.strictObject({
   inject_stream_usage: z.boolean().optional(),
   /** `native`: Responses API requests are sent to `<base_url>/responses` as they are (docs/protocols.md "Native"). */
   responses_api: z.enum(["translate", "native"]).optional(),
+  /**
+   * How `/v1/rerank` reaches it: `cohere` (the shape Cohere, Jina, Together, vLLM, Infinity share, at
+   * `<base_url>/rerank`), `voyage` (`top_k`, answers `data`) or `nvidia` (a NIM's `<base_url>/ranking`);
+   * upstream/rerank-dialect.ts.
+   */
+  rerank_api: z.enum(["cohere", "voyage", "nvidia"]).optional(),
   count_max_tokens: z.boolean().optional(),
   /** Changes to the body every model of this provider is sent (docs/configuration.md "Request body rules"). */
   body: bodyRulesSchema.optional(),
@@ -345,6 +351,7 @@ export const providerSettingsSchema = z
     day_reset: dayResetText.optional().transform((text) => (text === undefined ? UTC_MIDNIGHT : parseDayReset(text))), // default 00:00 UTC
     inject_stream_usage: raw.inject_stream_usage.default(true), // ask for a usage chunk on streams
     responses_api: raw.responses_api.default("translate"), // how /v1/responses reaches it: as chat, or natively
+    rerank_api: raw.rerank_api.default("cohere"), // how /v1/rerank reaches it: the shape most rerank servers share
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
     body: raw.body, // unset: the client's body as it is
     /**

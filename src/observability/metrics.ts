@@ -24,6 +24,7 @@ const ENDPOINTS = new Set([
   "translations",
   "speech",
   "images",
+  "rerank",
   "responses",
   "messages",
 ]);
@@ -33,6 +34,7 @@ const PROTOCOLS = new Set([
   "openai-embeddings",
   "openai-audio",
   "openai-images",
+  "rerank",
   "openai-responses",
   "anthropic-messages",
 ]);

@@ -120,14 +120,15 @@ export function spansOf(record: RequestRecord, newId: (bytes: number) => string 
   const traceId = newId(16);
   const spanId = newId(8);
   // GenAI's operation names: the Responses and Messages front doors are chat too (only legacy completions are not).
-  // The semantic conventions name no speech-to-text, text-to-speech or image operation (`generate_content` is a
-  // Gemini-style multimodal chat call, not the Images API): an audio or image request is named by its endpoint.
+  // The semantic conventions name no speech-to-text, text-to-speech, image or rerank operation (`generate_content`
+  // is a Gemini-style multimodal chat call, not the Images API): such a request is named by its endpoint.
   const operation =
     record.endpoint === "embeddings" ||
     record.endpoint === "transcriptions" ||
     record.endpoint === "translations" ||
     record.endpoint === "speech" ||
-    record.endpoint === "images"
+    record.endpoint === "images" ||
+    record.endpoint === "rerank"
       ? record.endpoint
       : record.endpoint === "completions"
         ? "text_completion"

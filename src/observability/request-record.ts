@@ -10,6 +10,7 @@ export type ClientProtocol =
   | "openai-embeddings"
   | "openai-audio"
   | "openai-images"
+  | "rerank"
   | "openai-responses"
   | "anthropic-messages";
 

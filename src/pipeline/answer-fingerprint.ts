@@ -60,6 +60,7 @@ function deploymentIdentity(deployment: Deployment): string {
     settings.headers,
     settings.injectStreamUsage,
     settings.responsesApi,
+    settings.rerankApi,
     deployment.model.publicName,
     deployment.model.id,
     deployment.kind,

@@ -8,6 +8,7 @@ import {
   completionBodySchema,
   embeddingBodySchema,
   imageBodySchema,
+  rerankBodySchema,
   speechBodySchema,
   transcriptionBodySchema,
 } from "./request-body.ts";
@@ -27,6 +28,11 @@ export interface EndpointSpec {
   readonly isMultipart?: boolean;
   /** A success is answered with bytes (audio), not JSON: read and passed on as they came (upstream/json-attempt.ts). */
   readonly isBinaryAnswer?: boolean;
+  /**
+   * A rerank request: sent in its provider's rerank dialect and its answer read back from it
+   * (upstream/rerank-dialect.ts), with no context-fit check (a reranker's window holds one query-document pair).
+   */
+  readonly isRerank?: boolean;
 }
 
 export const CHAT_ENDPOINT: EndpointSpec = {
@@ -120,3 +126,27 @@ export const IMAGES_ENDPOINT: EndpointSpec = {
   isContinuable: false,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
 };
+
+/**
+ * Rerank (`/v1/rerank`): a query and documents, served by rerank models, answered with each document's relevance
+ * score, never streamed. The query and every document are the prompt the budgets count.
+ */
+export const RERANK_ENDPOINT: EndpointSpec = {
+  name: "rerank",
+  upstreamPath: "/rerank",
+  kind: "rerank",
+  schema: rerankBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  isRerank: true,
+  estimate: (body) => ({ promptTokens: estimateTextInput(rerankTexts(body)), hasImages: false }),
+};
+
+/** The query and the documents' texts, one list: estimated under one bound (token-estimate.ts). */
+function rerankTexts(body: Record<string, unknown>): string[] {
+  const texts = [String(body.query)];
+  for (const document of body.documents as readonly (string | { text: string })[]) {
+    texts.push(typeof document === "string" ? document : document.text);
+  }
+  return texts;
+}

@@ -2,17 +2,11 @@
 // failover -> a JSON answer, or a stream of chunks that the relay continues on another upstream when it breaks.
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
-import {
-  ClientAbortedError,
-  type GatewayError,
-  RateLimitedError,
-  ServiceUnavailableError,
-} from "../errors/gateway-error.ts";
+import { ClientAbortedError, type GatewayError, RateLimitedError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
-import { outputLimitNameOf } from "../providers/body-rules.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
-import { JSON_SCHEMA_FEATURE, requestFeatures, responseFormatFeature } from "../router/request-features.ts";
+import { requestFeatures } from "../router/request-features.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
@@ -36,6 +30,7 @@ import {
   publish,
   type RequestContext,
 } from "./pipeline-types.ts";
+import { planRequest } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
 import { publishRefusal, refusalEnding } from "./refusal.ts";
 import { parseBody } from "./request-body.ts";
@@ -98,6 +93,7 @@ export async function handleRequest(
           body,
           isMultipart: endpoint.isMultipart,
           isBinaryAnswer: endpoint.isBinaryAnswer,
+          isRerank: endpoint.isRerank,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,
@@ -267,60 +263,11 @@ function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefin
     : undefined;
 }
 
-/** `log.content: true`: what the client sent (messages, prompt or input), for the request log. */
+/** `log.content: true`: what the client sent (messages, prompt, input, a rerank's query and documents). */
 function recordRequestContent(request: PipelineRequest): void {
   const { body } = request;
-  request.record.content({ request: body.messages ?? body.prompt ?? body.input });
-}
-
-/** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
-async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
-  const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
-  // Set once the request is queued: planning itself (a plan made at once, or refused) is no wait in a queue.
-  let queuedAtMs: number | undefined;
-  let planned: PlannedRoute;
-  try {
-    const planning = runtime.planOrQueue(
-      {
-        model: body.model,
-        fallbackModels: body.models ?? [],
-        kind: endpoint.kind,
-        needsTools: Array.isArray(body.tools) && body.tools.length > 0,
-        needsVision: prompt.hasImages,
-        needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
-        features: request.features,
-        promptTokens: prompt.promptTokens,
-        maxOutputTokens,
-        outputLimitName: outputLimitNameOf(body),
-        stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
-        // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
-        client: request.context.client,
-      },
-      request.context.signal,
-      request.snapshot,
-      request.context.receivedAtMs,
-    );
-    // Without queueing the plan comes at once (no promise to wait for).
-    if (planning instanceof Promise) {
-      queuedAtMs = runtime.clock.now();
-      planned = await planning;
-    } else planned = planning;
-  } catch (error) {
-    // A refusal after queueing (the queue's time ran out) keeps how long it waited.
-    if (queuedAtMs !== undefined) request.record.waited(runtime.clock.now() - queuedAtMs);
-    throw error;
-  }
-  const waitedMs = queuedAtMs === undefined ? 0 : runtime.clock.now() - queuedAtMs;
-  request.record.planned(planned.plan, waitedMs);
-  // The queue hands back its last plan when the client leaves: that is a client gone, not "no candidate" (429).
-  if (request.context.signal.aborted) {
-    throw new ClientAbortedError("the client closed the connection while the request was queued");
-  }
-  // Shutdown began while it waited: nothing was sent for it, so another instance can serve it at once.
-  if (queuedAtMs !== undefined && runtime.isShuttingDown) {
-    throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
-  }
-  return planned;
+  const rerank = body.query === undefined ? undefined : { query: body.query, documents: body.documents };
+  request.record.content({ request: body.messages ?? body.prompt ?? body.input ?? rerank });
 }
 
 function jsonAnswer(

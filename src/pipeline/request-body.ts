@@ -127,6 +127,49 @@ export const imageBodySchema = z.looseObject({
     .optional(),
 });
 
+/**
+ * Most documents one rerank request may carry: Cohere and Voyage refuse more than 1,000, and every document is one
+ * query-document pair the provider scores.
+ */
+export const MAX_RERANK_DOCUMENTS = 1_000;
+
+const rerankDocument = z.union([z.string(), z.looseObject({ text: z.string() })], {
+  error: "each document must be a string or an object with a string `text`",
+});
+
+/**
+ * Rerank (`/v1/rerank`), the shape Cohere, Jina, Together, vLLM and Infinity share. `query`, `documents`, `top_n`
+ * and `return_documents` are read (a provider of another dialect gets them translated, upstream/rerank-dialect.ts);
+ * the rest (`max_tokens_per_doc`, `rank_fields`, `truncation`, ...) goes to the provider as it came.
+ */
+export const rerankBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  query: z
+    .string({ error: "`query` is required: the text to rank the documents against, as a string" })
+    .min(1, "`query` must not be empty: the text to rank the documents against"),
+  documents: z
+    .array(rerankDocument, { error: "`documents` is required: an array of strings or of objects with a `text`" })
+    .min(1, "`documents` must not be empty: give at least one document to rank")
+    .max(MAX_RERANK_DOCUMENTS, `\`documents\` holds at most ${MAX_RERANK_DOCUMENTS} documents per request`),
+  top_n: z
+    .number({ error: "`top_n` must be a positive whole number" })
+    .int("`top_n` must be a positive whole number")
+    .positive("`top_n` must be a positive whole number")
+    .nullable()
+    .optional()
+    .transform((top) => top ?? undefined),
+  return_documents: z
+    .boolean({ error: "`return_documents` must be a boolean" })
+    .nullable()
+    .optional()
+    .transform((value) => value ?? undefined),
+  // One JSON answer: no rerank API streams.
+  stream: z
+    .union([z.literal(false), z.null()], { error: "`stream` is not supported for rerank: leave it out" })
+    .optional(),
+});
+
 export type ChatBody = z.infer<typeof chatBodySchema>;
 
 /** Validates a parsed JSON body; the first problem becomes a 400 naming the offending field in `param`. */

@@ -183,11 +183,27 @@ const IMAGE_FIELDS: ReadonlySet<string> = new Set([
   "aspect_ratio",
 ]);
 
+/**
+ * The fields a rerank request takes besides its query and documents: the door's `top_n` and `return_documents`, and
+ * the rerank APIs' own `max_tokens_per_doc`, `max_chunks_per_doc`, `rank_fields` (Cohere, Together), `truncation`
+ * (Voyage), `truncate` (NVIDIA NIM).
+ */
+const RERANK_FIELDS: ReadonlySet<string> = new Set([
+  "top_n",
+  "return_documents",
+  "max_tokens_per_doc",
+  "max_chunks_per_doc",
+  "rank_fields",
+  "truncation",
+  "truncate",
+]);
+
 const FIELDS_OF_KIND = {
   embedding: EMBEDDING_FIELDS,
   transcription: TRANSCRIPTION_FIELDS,
   speech: SPEECH_FIELDS,
   image: IMAGE_FIELDS,
+  rerank: RERANK_FIELDS,
 } as const;
 
 /**

@@ -186,7 +186,9 @@ export function buildCatalog(
           ? settings.body
           : providerRulesForEmbeddings(
               settings.body,
-              kind === "transcription" || kind === "speech" || kind === "image" ? kind : "embedding",
+              kind === "transcription" || kind === "speech" || kind === "image" || kind === "rerank"
+                ? kind
+                : "embedding",
             );
       const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       deployments.push({

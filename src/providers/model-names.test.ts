@@ -106,6 +106,10 @@ describe("modelKind", () => {
     ["gemini-2.5-flash-native-audio-preview-09-2025", "audio"],
     ["lyria-002", "audio"],
     ["gpt-4o-transcribe", "transcription"],
+    // Rerankers: `rerank` anywhere, or a `rank` token (Together's LlamaRank).
+    ["Salesforce/Llama-Rank-V1", "rerank"],
+    ["BAAI/bge-reranker-v2-m3", "rerank"],
+    ["rerank-2.5-lite", "rerank"],
     ["gpt-4o-mini-transcribe", "transcription"],
     ["dall-e-3", "image"],
     ["black-forest-labs/flux.1-schnell", "image"],

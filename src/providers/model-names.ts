@@ -150,7 +150,8 @@ export function modelKind(id: string): ModelKind {
   const name = id.toLowerCase();
   const tokens = name.split(/[^a-z0-9]+/).filter((token) => token.length > 0);
   const hasToken = (set: ReadonlySet<string>): boolean => tokens.some((token) => set.has(token));
-  if (name.includes("rerank")) return "rerank";
+  // `rank` alone: Together's `Salesforce/Llama-Rank-V1`.
+  if (name.includes("rerank") || tokens.includes("rank")) return "rerank";
   if (
     name.includes("moderation") ||
     name.includes("safeguard") ||

@@ -19,8 +19,20 @@ export const JSON_OBJECT_FEATURE = "json_object";
  */
 // `voice`: every speech request names one (a voice a provider does not have is a refusal of that request, not of a
 // feature the next speech request would not carry). `size`: the same for an image request's size (a model refusing
-// `1792x1024` takes `1024x1024`).
-const NOT_FEATURES = new Set(["model", "models", "messages", "prompt", "input", "file", "voice", "size", "stream"]);
+// `1792x1024` takes `1024x1024`). `query` and `documents`: every rerank request carries them.
+const NOT_FEATURES = new Set([
+  "model",
+  "models",
+  "messages",
+  "prompt",
+  "input",
+  "file",
+  "voice",
+  "size",
+  "query",
+  "documents",
+  "stream",
+]);
 /** The gateway's own extensions (`x_gateway_reasoning_effort`) are translated per candidate, not sent as named. */
 const GATEWAY_PREFIX = "x_gateway_";
 /** A body's keys beyond this many are not looked at: a hostile body with thousands must not cost a plan more. */

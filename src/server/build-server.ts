@@ -12,6 +12,7 @@ import {
   EMBEDDINGS_ENDPOINT,
   type EndpointSpec,
   IMAGES_ENDPOINT,
+  RERANK_ENDPOINT,
   SPEECH_ENDPOINT,
   TRANSCRIPTIONS_ENDPOINT,
   TRANSLATIONS_ENDPOINT,
@@ -52,6 +53,7 @@ const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
   { spec: TRANSLATIONS_ENDPOINT, paths: ["/v1/audio/translations", "/audio/translations"] },
   { spec: SPEECH_ENDPOINT, paths: ["/v1/audio/speech", "/audio/speech"] },
   { spec: IMAGES_ENDPOINT, paths: ["/v1/images/generations", "/images/generations"] },
+  { spec: RERANK_ENDPOINT, paths: ["/v1/rerank", "/rerank"] },
 ];
 
 export interface ServerOptions {

@@ -1,7 +1,8 @@
 // The OpenAI front door (Chat Completions, legacy completions, embeddings, audio transcriptions and translations,
-// text to speech, image generation): an adapter between Fastify and the pipeline. It passes the parsed body in and
-// writes the JSON answer (speech: the audio's bytes), or the stream as OpenAI SSE with `[DONE]` at the end and, after
-// a failure, one final `data: {"error":...}` event (docs/streaming.md).
+// text to speech, image generation) and the rerank door (the shape Cohere, Jina and vLLM share): an adapter between
+// Fastify and the pipeline. It passes the parsed body in and writes the JSON answer (speech: the audio's bytes), or
+// the stream as OpenAI SSE with `[DONE]` at the end and, after a failure, one final `data: {"error":...}` event
+// (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
@@ -23,6 +24,7 @@ const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
   translations: "openai-audio",
   speech: "openai-audio",
   images: "openai-images",
+  rerank: "rerank",
 };
 
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {

@@ -20,10 +20,11 @@ const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
 const TRANSCRIPTION_ENDPOINTS = ["/v1/audio/transcriptions", "/v1/audio/translations"];
 const SPEECH_ENDPOINTS = ["/v1/audio/speech"];
 const IMAGE_ENDPOINTS = ["/v1/images/generations"];
+const RERANK_ENDPOINTS = ["/v1/rerank"];
 /**
- * Other audio (music, audio chat), video, OCR, rerank and moderation models are known (discovery finds them, a config
- * may name them) but no route serves them: listed with no endpoint rather than with the chat routes, which would
- * refuse them.
+ * Other audio (music, audio chat), video, OCR and moderation models are known (discovery finds them, a config may
+ * name them) but no route serves them: listed with no endpoint rather than with the chat routes, which would refuse
+ * them.
  */
 const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
   chat: CHAT_ENDPOINTS,
@@ -31,6 +32,7 @@ const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
   transcription: TRANSCRIPTION_ENDPOINTS,
   speech: SPEECH_ENDPOINTS,
   image: IMAGE_ENDPOINTS,
+  rerank: RERANK_ENDPOINTS,
 };
 
 export function registerInfoRoutes(
@@ -130,7 +132,9 @@ export function registerInfoRoutes(
     return explainRoute(runtime, model, {
       kind,
       ...clientRules(runtime.snapshot.config.server, request.clientName),
-      ...(promptTokens === undefined ? {} : { promptTokens }),
+      // A rerank request is planned without a context fit (endpoints.ts RERANK_ENDPOINT): `tokens` would show skips
+      // its requests never meet.
+      ...(promptTokens === undefined || kind === "rerank" ? {} : { promptTokens }),
       ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),
@@ -166,7 +170,7 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
  * The kinds the endpoints serve (endpoints.ts), in the order a name is listed under: a meta model mixing chat and
  * embedding members is one entry, listed as chat.
  */
-const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech", "image"];
+const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech", "image", "rerank"];
 
 /** A route explanation's `kind=`: one the endpoints serve (anything else explains a chat request). */
 function isServedKind(kind: string | undefined): kind is ModelKind {

@@ -25,6 +25,7 @@ import { jsonAttempt } from "./json-attempt.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { openStream } from "./open-stream.ts";
 import { type BoundedBody, readBodyBounded } from "./read-body.ts";
+import { rerankCall } from "./rerank-dialect.ts";
 import { buildMultipartPayload, buildPayload, sendUpstream, type UpstreamCall } from "./upstream-request.ts";
 
 export type { AttemptResult } from "./attempt-context.ts";
@@ -100,11 +101,13 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     request.isMultipart === true
       ? buildMultipartPayload(request.body, { upstreamModelId: deployment.model.id, bodyRules: deployment.body })
       : undefined;
+  const rerank = request.isRerank === true ? rerankCall(request.body, deployment) : undefined;
   const call: UpstreamCall = {
     deployment,
-    endpointPath: native?.endpointPath ?? request.endpointPath,
+    endpointPath: native?.endpointPath ?? rerank?.endpointPath ?? request.endpointPath,
     payload:
       multipart?.body ??
+      rerank?.payload ??
       buildPayload(native?.body ?? request.body, {
         upstreamModelId: deployment.model.id,
         shouldAskForUsage: isUsageInjected,

@@ -43,6 +43,8 @@ export interface ForwardRequest {
   readonly isMultipart?: boolean | undefined;
   /** A success is answered with bytes (text to speech: the audio), kept as bytes (JsonResult.bytes), not as text. */
   readonly isBinaryAnswer?: boolean | undefined;
+  /** A rerank request: sent and read in each candidate's rerank dialect (rerank-dialect.ts). */
+  readonly isRerank?: boolean | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   readonly isStream: boolean;

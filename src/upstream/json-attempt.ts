@@ -24,6 +24,7 @@ import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
+import { readRerankAnswer } from "./rerank-dialect.ts";
 import { requestOptions, type UpstreamCall } from "./upstream-request.ts";
 
 /**
@@ -211,6 +212,9 @@ function jsonAnswer(
       statusCode,
     );
   }
+  if (context.request.isRerank === true) {
+    return rerankAnswer(context, statusCode, json as Record<string, unknown>, bodyText, headerEffects, headersMs);
+  }
   const missing = missingAnswer(json as Record<string, unknown>, endpointPath);
   if (missing !== undefined) {
     // A 200 without the answer (`"message": null`, no choice 0): no client can use it, the next candidate may.
@@ -246,6 +250,29 @@ function answered(
   // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
   if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };
   return { ok: true, json, status: statusCode, effects: headerEffects, usage, headersMs };
+}
+
+/**
+ * A rerank answer, read in the candidate's dialect (rerank-dialect.ts): without a list of results it is a
+ * `bad_response` and the next candidate is tried; a translated one is sent in the door's shape.
+ */
+function rerankAnswer(
+  context: AttemptContext,
+  statusCode: number,
+  json: Record<string, unknown>,
+  bodyText: string,
+  headerEffects: readonly Effect[],
+  headersMs: number,
+): AttemptResult {
+  const { deployment } = context;
+  const answer = readRerankAnswer(json, deployment, context.request.body);
+  if (!answer.ok) {
+    return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${answer.missing}`), statusCode);
+  }
+  // The rerank endpoint path: ensureModelField leaves out only image answers.
+  const text = answer.bodyText ?? ensureModelField(json, bodyText, deployment, "/rerank");
+  const result = { bodyText: text, bytes: undefined, contentType: undefined };
+  return answered(context, statusCode, result, headerEffects, headersMs, answer.usage);
 }
 
 /**

@@ -1,6 +1,6 @@
 // `npm run demo` (`llm-gateway demo`): the README's no-key first run. Started as users start it, on a free port; what
 // its banner promises must answer: a chat request through the "best" meta model with failover on the fake 429, a
-// stream, an audio upload, speech, an image, the model list; Ctrl-C ends it.
+// stream, an audio upload, speech, an image, a rerank, the model list; Ctrl-C ends it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -105,12 +105,39 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
   assert.equal(png.subarray(1, 4).toString("ascii"), "PNG");
   assert.equal(png.readUInt32BE(16), 1, "a 1 pixel wide image");
 
+  assert.ok(stdout.includes(`${base}/rerank`), "the banner shows the rerank request");
+  const reranked = await request(`${base}/rerank`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "demo-rerank",
+      query: "fast cheap models",
+      documents: ["Weather today", "Cheap and fast models", "Slow big models"],
+      top_n: 2,
+    }),
+  });
+  assert.equal(reranked.statusCode, 200);
+  const ranking = (await reranked.body.json()) as {
+    model: string;
+    results: { index: number; relevance_score: number }[];
+  };
+  assert.equal(ranking.model, "demo-rerank");
+  // The document sharing every word of the query first, then the one sharing `models`; the weather is cut by top_n.
+  assert.deepEqual(
+    ranking.results.map((result) => [result.index, Number(result.relevance_score.toFixed(3))]),
+    [
+      [1, 1],
+      [2, 0.333],
+    ],
+  );
+
   const models = (await (await request(`${base}/models`)).body.json()) as {
     data: { id: string; endpoints: string[] }[];
   };
   assert.ok(models.data.some((model) => model.id === "demo-whisper"));
   assert.ok(models.data.some((model) => model.id === "demo-tts"));
   assert.deepEqual(models.data.find((model) => model.id === "demo-image")?.endpoints, ["/v1/images/generations"]);
+  assert.deepEqual(models.data.find((model) => model.id === "demo-rerank")?.endpoints, ["/v1/rerank"]);
 
   child.kill("SIGINT");
   const [code] = (await once(child, "exit")) as [number | null];

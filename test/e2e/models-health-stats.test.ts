@@ -127,7 +127,7 @@ meta_models:
   });
 });
 
-test("a model of a kind no route serves (audio chat, rerank, video, OCR) is listed without endpoints, not with the chat routes; transcription and speech models with their audio routes, image models with the images route", async (t) => {
+test("a model of a kind no route serves (audio chat, video, OCR) is listed without endpoints, not with the chat routes; transcription, speech, image and rerank models with their routes", async (t) => {
   const alpha = await useMock(t);
   const gateway = await useGateway(
     t,
@@ -156,7 +156,8 @@ test("a model of a kind no route serves (audio chat, rerank, video, OCR) is list
   assert.deepEqual(byId.get("playai-tts")?.endpoints, ["/v1/audio/speech"]);
   assert.equal(byId.get("gpt-4o-audio-preview")?.kind, "audio");
   assert.deepEqual(byId.get("gpt-4o-audio-preview")?.endpoints, []);
-  assert.deepEqual(byId.get("ranker")?.endpoints, []);
+  assert.equal(byId.get("ranker")?.kind, "rerank");
+  assert.deepEqual(byId.get("ranker")?.endpoints, ["/v1/rerank"]);
   assert.equal(byId.get("dall-e-3")?.kind, "image");
   assert.deepEqual(byId.get("dall-e-3")?.endpoints, ["/v1/images/generations"]);
   assert.equal(byId.get("veo-3.0-generate-001")?.kind, "video");

@@ -1,0 +1,58 @@
+// Planning one request: the route now, or after waiting in the queue while nothing is free (routing.queue_timeout_ms).
+// Split from handle-request.ts, which calls it once per round of plan, reserve, queue again.
+import { ClientAbortedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { outputLimitNameOf } from "../providers/body-rules.ts";
+import { JSON_SCHEMA_FEATURE, responseFormatFeature } from "../router/request-features.ts";
+import type { PlannedRoute } from "./gateway-runtime.ts";
+import type { PipelineRequest } from "./pipeline-types.ts";
+
+/** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
+export async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
+  const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
+  // Set once the request is queued: planning itself (a plan made at once, or refused) is no wait in a queue.
+  let queuedAtMs: number | undefined;
+  let planned: PlannedRoute;
+  try {
+    const planning = runtime.planOrQueue(
+      {
+        model: body.model,
+        fallbackModels: body.models ?? [],
+        kind: endpoint.kind,
+        needsTools: Array.isArray(body.tools) && body.tools.length > 0,
+        needsVision: prompt.hasImages,
+        needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
+        features: request.features,
+        // A reranker's window holds one query-document pair (and long documents are cut): no fit test (endpoints.ts).
+        promptTokens: endpoint.isRerank === true ? undefined : prompt.promptTokens,
+        maxOutputTokens,
+        outputLimitName: outputLimitNameOf(body),
+        stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
+        // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
+        client: request.context.client,
+      },
+      request.context.signal,
+      request.snapshot,
+      request.context.receivedAtMs,
+    );
+    // Without queueing the plan comes at once (no promise to wait for).
+    if (planning instanceof Promise) {
+      queuedAtMs = runtime.clock.now();
+      planned = await planning;
+    } else planned = planning;
+  } catch (error) {
+    // A refusal after queueing (the queue's time ran out) keeps how long it waited.
+    if (queuedAtMs !== undefined) request.record.waited(runtime.clock.now() - queuedAtMs);
+    throw error;
+  }
+  const waitedMs = queuedAtMs === undefined ? 0 : runtime.clock.now() - queuedAtMs;
+  request.record.planned(planned.plan, waitedMs);
+  // The queue hands back its last plan when the client leaves: that is a client gone, not "no candidate" (429).
+  if (request.context.signal.aborted) {
+    throw new ClientAbortedError("the client closed the connection while the request was queued");
+  }
+  // Shutdown began while it waited: nothing was sent for it, so another instance can serve it at once.
+  if (queuedAtMs !== undefined && runtime.isShuttingDown) {
+    throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
+  }
+  return planned;
+}
