@@ -156,6 +156,16 @@ export class PromptCalibration {
     this.#onForget?.(deploymentKey);
   }
 
+  /**
+   * Another replica forgot the deployment (`forget` there: a reload pointed its name elsewhere) and deleted what was
+   * stored of it: this copy goes too, so that it is neither used here nor written back by this process's next flush.
+   * Tells no one.
+   */
+  adoptForgotten(deploymentKey: string): void {
+    this.#evidence.delete(deploymentKey);
+    this.#sharedWindows.delete(deploymentKey);
+  }
+
   /** Whether the deployment taught anything (evidence, perhaps not enough to be used yet). */
   hasEvidence(deploymentKey: string): boolean {
     return this.#evidence.has(deploymentKey);

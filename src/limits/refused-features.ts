@@ -130,6 +130,38 @@ export class RefusedFeatures {
     this.#remove(deploymentKey, features);
   }
 
+  /**
+   * Another replica forgot the deployment (a reload pointed its name elsewhere there) and deleted what was stored of
+   * it: this copy goes too, so that no replica keeps ranking it by the old upstream's refusals. Tells no one.
+   */
+  adoptForgotten(deploymentKey: string): void {
+    this.#byDeployment.delete(deploymentKey);
+  }
+
+  /**
+   * Every lesson kept, as it is now (the objects themselves: `adoptUnstored` removes one only if it is still the one
+   * kept). For a shared store's reload, which compares them with what is stored. Side-effect free.
+   */
+  lessons(): [deploymentKey: string, refusal: FeatureRefusal][] {
+    const lessons: [string, FeatureRefusal][] = [];
+    for (const [deploymentKey, refusals] of this.#byDeployment) {
+      for (const refusal of refusals.values()) lessons.push([deploymentKey, refusal]);
+    }
+    return lessons;
+  }
+
+  /**
+   * A reload of the shared lessons no longer found this one stored (cleared or forgotten by another replica while
+   * this one did not hear it): removed, unless it is no longer the one kept (learned or heard again since `lessons`
+   * was read, so newer than what the reload saw). Tells no one.
+   */
+  adoptUnstored(deploymentKey: string, refusal: FeatureRefusal): boolean {
+    const refusals = this.#byDeployment.get(deploymentKey);
+    if (refusals?.get(refusal.feature) !== refusal) return false;
+    this.#remove(deploymentKey, [refusal.feature]);
+    return true;
+  }
+
   /** Removes the deployment's lessons about `features`; returns the features it had lessons about. */
   #remove(deploymentKey: string, features: readonly string[]): string[] {
     const refusals = this.#byDeployment.get(deploymentKey);

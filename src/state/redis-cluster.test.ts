@@ -344,7 +344,7 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     assert.equal(teacher.warnings.length + second.warnings.length + late.warnings.length, 0);
   });
 
-  test("refused features per provider: heard, loaded from every master, cleared fleet-wide, reset on every master", async (t) => {
+  test("refused features per provider: heard, loaded from every master, cleared and forgotten fleet-wide (a clearing missed is loaded), reset on every master", async (t) => {
     const cluster = await useRedisCluster(t);
     const book = () => new RefusedFeatures(3_600_000);
     const secondBook = book();
@@ -352,10 +352,12 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     const teacherBook = book();
     const teacher = await startBackend(t, cluster, "refused:", 2_000, undefined, teacherBook);
     for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "tools", "HTTP 400", Date.now());
-    const refusesAll = (refused: RefusedFeatures, isRefused = true): boolean =>
+    const refusesAllOf = (refused: RefusedFeatures, feature: string, isRefused = true): boolean =>
       PROVIDERS.every(
-        (provider) => (refused.refusalOf(`${provider}/m`, ["tools"], Date.now()) !== undefined) === isRefused,
+        (provider) => (refused.refusalOf(`${provider}/m`, [feature], Date.now()) !== undefined) === isRefused,
       );
+    const refusesAll = (refused: RefusedFeatures, isRefused = true): boolean =>
+      refusesAllOf(refused, "tools", isRefused);
     await waitFor(() => refusesAll(secondBook), 3_000, "the published lessons");
     const client = await adminClient(t, cluster);
     const stored = async () =>
@@ -372,6 +374,26 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     for (const provider of PROVIDERS) secondBook.unlearn(`${provider}/m`, ["tools"]);
     await waitFor(() => refusesAll(teacherBook, false) && refusesAll(lateBook, false), 3_000, "the clearing");
     await waitFor(async () => (await stored()).length === 0, 3_000, "the stored lessons deleted");
+
+    // A reload's forget deletes each deployment's lessons in its provider's slot and reaches every process.
+    for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "json_schema", "HTTP 400", Date.now());
+    await waitFor(async () => (await stored()).length === PROVIDERS.length, 3_000, "the lessons to forget stored");
+    await waitFor(() => PROVIDERS.every((provider) => lateBook.knows(`${provider}/m`)), 3_000, "them heard");
+    for (const provider of PROVIDERS) teacherBook.forget(`${provider}/m`);
+    await waitFor(async () => (await stored()).length === 0, 3_000, "the forgotten lessons deleted");
+    await waitFor(
+      () => PROVIDERS.every((provider) => !lateBook.knows(`${provider}/m`) && !secondBook.knows(`${provider}/m`)),
+      3_000,
+      "the forget heard",
+    );
+
+    // Cleared while every subscriber is cut off: each process drops it once it subscribed again and reloaded.
+    for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "images", "HTTP 400", Date.now());
+    await waitFor(() => refusesAllOf(lateBook, "images"), 3_000, "the lessons to clear heard");
+    for (const node of client.nodes("master")) await node.call("CLIENT", "KILL", "TYPE", "pubsub");
+    for (const provider of PROVIDERS) teacherBook.unlearn(`${provider}/m`, ["images"]);
+    await waitFor(async () => (await stored()).length === 0, 3_000, "the cleared lessons deleted");
+    await waitFor(() => refusesAllOf(lateBook, "images", false), 5_000, "the clearing missed, then loaded");
 
     // The admin reset deletes the lessons on every master and reaches every process.
     for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "seed", "HTTP 400", Date.now());

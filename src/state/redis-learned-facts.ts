@@ -11,14 +11,20 @@
 // local books: no round trip is added to a request. A fact learned while Redis is unreachable is written when it is
 // back. A limit inferred from this process's own requests (in flight, or their spacing) is not shared: it is this
 // process's share. A reload that points a scope at another key or upstream deletes what was stored of it (`forget`),
-// and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`).
+// and one that points a deployment's name elsewhere deletes its calibration and shared window, then publishes that
+// forget, so every replica drops its copy (`forgetDeployment`).
 import type { Clock } from "../clock.ts";
-import { isRecord } from "../is-record.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
-import { learnedConcurrencyOf } from "../limits/budgets.ts";
-import type { RateLimitUnit, RateLimitWindow } from "../limits/header-dialects.ts";
-import type { ContextLesson, PromptCalibration, PromptEvidence } from "../limits/prompt-calibration.ts";
-import type { WindowAlgorithm } from "../limits/window-counters.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import {
+  type LearnedFact,
+  parseFact,
+  parseStored,
+  type RateFact,
+  type SharedFact,
+  UNITS,
+  WINDOWS,
+} from "./learned-fact-shapes.ts";
 import { getMany, type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import {
   calibrationKey,
@@ -45,18 +51,6 @@ export const SHARED_WINDOW_KEEP_MS = 30 * 24 * 3_600_000;
 
 /** ms before a fact whose write failed while Redis was up is written again. */
 const WRITE_RETRY_MS = 250;
-
-/** What travels on the channel (and, apart from the evidence, is stored). */
-export type LearnedFact =
-  | { readonly kind: "context"; readonly lesson: ContextLesson }
-  | { readonly kind: "concurrency"; readonly scopeId: string; readonly learned: LearnedConcurrency }
-  | { readonly kind: "rate"; readonly scopeId: string; readonly rule: BudgetRule; readonly learnedAtMs: number };
-
-type RateFact = LearnedFact & { readonly kind: "rate" };
-
-const UNITS: readonly RateLimitUnit[] = ["requests", "tokens"];
-const WINDOWS: readonly RateLimitWindow[] = ["second", "minute", "hour", "day", "month"];
-const ALGORITHMS: readonly WindowAlgorithm[] = ["sliding", "fixed", "bucket"];
 
 export interface LearnedFactSharingOptions {
   readonly redis: SharedStateRedis;
@@ -152,7 +146,10 @@ export class LearnedFactSharing {
   /**
    * A reload pointed the deployment's name at another upstream (PromptCalibration.forget): its stored evidence and
    * shared window are deleted and an unwritten lesson of it dropped, so that neither this process at a reconnect nor
-   * one started later adopts the old upstream's for the new one. Unpublished, as `forget`.
+   * one started later adopts the old upstream's for the new one; then the forget is published, and every replica
+   * drops its copy (one that kept it would go on scaling the new upstream's prompts by the old tokenizer's factor,
+   * and write it back with its next flush). A replica not reloaded yet (a rolling reload) loses evidence still true
+   * of the upstream it sends to, and learns it again from its next few large prompts.
    */
   forgetDeployment(deploymentKey: string): void {
     this.#unshared.delete(`context ${deploymentKey}`);
@@ -184,12 +181,16 @@ export class LearnedFactSharing {
           throw error;
         }),
       ),
-      ...deploymentKeys.map((deploymentKey) =>
-        this.#deleteCalibration(deploymentKey).catch((error: unknown) => {
+      ...deploymentKeys.map(async (deploymentKey) => {
+        try {
+          await this.#deleteCalibration(deploymentKey);
+        } catch (error) {
           this.#forgottenDeployments.add(deploymentKey);
           throw error;
-        }),
-      ),
+        }
+        // After the delete: a replica that hears it and loads finds nothing of it.
+        await this.#publish({ kind: "forgotten-calibration", deploymentKey });
+      }),
     ]);
   }
 
@@ -259,9 +260,10 @@ export class LearnedFactSharing {
     return loaded;
   }
 
-  #apply(fact: LearnedFact): void {
+  #apply(fact: SharedFact): void {
     if (fact.kind === "concurrency") this.#options.adoptConcurrency(fact.scopeId, fact.learned);
     else if (fact.kind === "rate") this.#adoptRate(fact);
+    else if (fact.kind === "forgotten-calibration") this.#options.calibration?.adoptForgotten(fact.deploymentKey);
     else this.#options.calibration?.adopt(fact.lesson);
   }
 
@@ -288,7 +290,7 @@ export class LearnedFactSharing {
   /** Stores the fact (SET with its expiry, or HSET of the evidence), then publishes it; in that order, so a process
    * that loads between the two has it already and one that hears it finds it stored. */
   async #write(fact: LearnedFact): Promise<void> {
-    const { redis, keyPrefix, clock, instanceId } = this.#options;
+    const { redis, keyPrefix, clock } = this.#options;
     if (fact.kind === "concurrency") {
       const stored = JSON.stringify({ kind: "concurrency", scopeId: fact.scopeId, learned: fact.learned });
       await redis.set(learnedConcurrencyKey(keyPrefix, fact.scopeId), stored, "PX", LEARNED_LIMIT_KEEP_MS);
@@ -308,6 +310,11 @@ export class LearnedFactSharing {
         await redis.set(sharedWindowKey(keyPrefix, deploymentKey), stored, "PX", SHARED_WINDOW_KEEP_MS);
       }
     }
+    await this.#publish(fact);
+  }
+
+  async #publish(fact: SharedFact): Promise<void> {
+    const { redis, keyPrefix, instanceId } = this.#options;
     await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
   }
 }
@@ -323,77 +330,4 @@ function storedKeysOf(prefix: string, scopeId: string): string[] {
   const keys = [learnedConcurrencyKey(prefix, scopeId)];
   for (const unit of UNITS) for (const window of WINDOWS) keys.push(learnedRateKey(prefix, scopeId, unit, window));
   return keys;
-}
-
-/**
- * A stated rate limit as it travels and is stored: the rule's limit, evidence and window algorithm, nothing else.
- * Undefined when it is not one; one claiming to be inferred (BudgetRule.isOwnEvidence) came from no process of ours.
- */
-export function statedRuleOf(value: unknown): BudgetRule | undefined {
-  if (!isRecord(value) || value.isOwnEvidence === true) return undefined;
-  const { unit, window, limit, learnedFrom, algorithm, offsetMs } = value;
-  if (!UNITS.includes(unit as RateLimitUnit) || !WINDOWS.includes(window as RateLimitWindow)) return undefined;
-  if (typeof limit !== "number" || !Number.isFinite(limit) || limit <= 0) return undefined;
-  if (typeof learnedFrom !== "string" || learnedFrom === "") return undefined;
-  if (algorithm !== undefined && !ALGORITHMS.includes(algorithm as WindowAlgorithm)) return undefined;
-  if (offsetMs !== undefined && (typeof offsetMs !== "number" || !Number.isFinite(offsetMs) || offsetMs < 0)) {
-    return undefined;
-  }
-  return {
-    unit: unit as RateLimitUnit,
-    window: window as RateLimitWindow,
-    limit,
-    learnedFrom,
-    ...(algorithm === undefined ? {} : { algorithm: algorithm as WindowAlgorithm }),
-    ...(typeof offsetMs === "number" ? { offsetMs } : {}),
-  };
-}
-
-function parseFact(value: unknown): LearnedFact | undefined {
-  if (!isRecord(value)) return undefined;
-  if (value.kind === "rate") {
-    const rule = statedRuleOf(value.rule);
-    const { scopeId, learnedAtMs } = value;
-    if (typeof scopeId !== "string" || scopeId === "" || rule === undefined) return undefined;
-    if (typeof learnedAtMs !== "number" || !Number.isFinite(learnedAtMs)) return undefined;
-    return { kind: "rate", scopeId, rule, learnedAtMs };
-  }
-  if (value.kind === "concurrency") {
-    const learned = learnedConcurrencyOf(value.learned);
-    // Only a stated limit is shared; one claiming to be inferred came from no process of ours.
-    if (typeof value.scopeId !== "string" || learned === undefined || learned.isOwnEvidence === true) return undefined;
-    return { kind: "concurrency", scopeId: value.scopeId, learned };
-  }
-  if (value.kind !== "context" || !isRecord(value.lesson)) return undefined;
-  const { deploymentKey, evidence, isSharedWindow } = value.lesson;
-  if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
-  return {
-    kind: "context",
-    lesson: { deploymentKey, evidence: evidenceOf(evidence), isSharedWindow: isSharedWindow === true },
-  };
-}
-
-/** A stored key's value: a stated concurrency, or a shared window (kept as `{kind: "shared-window", ...}`). */
-function parseStored(text: string | null | undefined): LearnedFact | undefined {
-  if (text === null || text === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(value)) return undefined;
-  if (value.kind !== "shared-window") return parseFact(value);
-  const { deploymentKey } = value;
-  if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
-  return { kind: "context", lesson: { deploymentKey, evidence: undefined, isSharedWindow: true } };
-}
-
-function evidenceOf(value: unknown): PromptEvidence | undefined {
-  if (!isRecord(value)) return undefined;
-  const { estimated, reported } = value;
-  if (typeof estimated !== "number" || typeof reported !== "number") return undefined;
-  return estimated > 0 && reported > 0 && Number.isFinite(estimated) && Number.isFinite(reported)
-    ? { estimated, reported }
-    : undefined;
 }

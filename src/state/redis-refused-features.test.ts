@@ -1,8 +1,10 @@
 // Refused features in Redis (redis-refused-features.ts) against a real redis-server: a lesson one process learns is
 // adopted by the others and by one started later, under its provider's hash tag and expiring with the lesson; a
-// success that clears it clears it everywhere; a reload's forget and the admin reset delete what is stored; what is
-// learned while Redis is down is written when it is back; stored lessons that ended or are corrupt are skipped. And a
-// reload's forget of a prompt calibration deletes its stored copy (redis-learned-facts.ts `forgetDeployment`).
+// success that clears it clears it everywhere; a reload's forget and the admin reset delete what is stored and reach
+// every process; a process whose subscription was away drops, once back, what was cleared meanwhile (and keeps what
+// it has not written yet); what is learned while Redis is down is written when it is back; stored lessons that ended
+// or are corrupt are skipped. And a reload's forget of a prompt calibration deletes its stored copy and reaches every
+// process (redis-learned-facts.ts `forgetDeployment`).
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,7 +15,10 @@ import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
+import { createCommandClient } from "./redis-client.ts";
 import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
+import { RedisLink } from "./redis-link.ts";
+import { RefusalSharing } from "./redis-refused-features.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
@@ -146,7 +151,7 @@ describe("refused features in Redis", { skip }, () => {
     assert.ok(!stored.includes("ended") && !stored.includes("images"), "the oldest lessons were kept");
   });
 
-  test("the admin reset deletes every stored lesson and clears every process; a reload's forget deletes one deployment's", async (t) => {
+  test("the admin reset deletes every stored lesson and clears every process; a reload's forget deletes one deployment's and reaches every process", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
     const first = await startBackend(t, server.url);
@@ -155,11 +160,12 @@ describe("refused features in Redis", { skip }, () => {
     first.refused.learn("ollama/small", "images", "HTTP 400", Date.now());
     await waitFor(() => refuses(second.refused, "images", "ollama/small"), "second to adopt both");
 
-    // A reload pointed groq/llama elsewhere on the first process: its stored lessons go, unpublished (the second, not
-    // reloaded yet, still on the old upstream, keeps what it knows).
+    // A reload pointed groq/llama elsewhere on the first process: its stored lessons go, and the forget is published:
+    // the second drops its copy too (it kept ranking the deployment by the old upstream's refusals).
     first.refused.forget(LLAMA);
     await waitFor(async () => (await admin.exists(refusedFeaturesKey(PREFIX, LLAMA))) === 0, "the forgotten deleted");
-    assert.ok(refuses(second.refused, "tools"));
+    await waitFor(() => !refuses(second.refused, "tools"), "the second to drop the forgotten lesson");
+    assert.ok(refuses(second.refused, "images", "ollama/small"), "another deployment's lesson was dropped");
     const late = await startBackend(t, server.url);
     assert.equal(refuses(late.refused, "tools"), false, "a process started later loaded a forgotten lesson");
     assert.ok(refuses(late.refused, "images", "ollama/small"));
@@ -211,6 +217,74 @@ describe("refused features in Redis", { skip }, () => {
     assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, "mistral/small")), 0);
   });
 
+  test("a replica whose subscription was away drops, once it is back, the lessons cleared or forgotten meanwhile", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    second.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    second.refused.learn(LLAMA, "seed", "HTTP 400", Date.now());
+    second.refused.learn("ollama/small", "images", "HTTP 400", Date.now());
+    await waitFor(
+      () => refuses(first.refused, "seed") && refuses(first.refused, "images", "ollama/small"),
+      "the first to adopt the lessons",
+    );
+    const subscribers = async () => Number((await admin.pubsub("NUMSUB", cooldownChannel(PREFIX)))[1]);
+    assert.equal(await subscribers(), 2);
+
+    // Both subscriptions dropped (the command connections stay): the second clears one lesson and forgets a
+    // deployment while nobody hears the channel (ioredis reconnects 100 ms later at the soonest).
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    second.refused.unlearn(LLAMA, ["tools"]);
+    second.refused.forget("ollama/small");
+    await waitFor(
+      async () =>
+        (await admin.hexists(refusedFeaturesKey(PREFIX, LLAMA), "tools")) === 0 &&
+        (await admin.exists(refusedFeaturesKey(PREFIX, "ollama/small"))) === 0,
+      "the clear and the forget stored",
+    );
+    assert.ok(refuses(first.refused, "tools"), "the first heard the clear: the test would prove nothing");
+    await waitFor(async () => (await subscribers()) === 2, "both subscribed again");
+    await waitFor(
+      () => !refuses(first.refused, "tools") && !first.refused.knows("ollama/small"),
+      "the first to drop what was cleared and forgotten while it was not hearing",
+    );
+    assert.ok(refuses(first.refused, "seed"), "a lesson still stored was dropped");
+  });
+
+  test("a reload of the shared lessons keeps what this replica has not written yet and what it learned or heard meanwhile", async (t) => {
+    const server = await useRedisServer(t);
+    const redis = createCommandClient(server.url);
+    t.after(() => redis.disconnect());
+    await redis.connect();
+    // Marked down until told otherwise, whatever the connection does: what is learned waits to be written.
+    const link = new RedisLink("test", undefined, Date.now, () => true);
+    const book = new RefusedFeatures(HOUR_MS);
+    const sharing = new RefusalSharing({
+      redis,
+      link,
+      keyPrefix: PREFIX,
+      clock: systemClock,
+      instanceId: "test",
+      refusedFeatures: book,
+    });
+    t.after(() => sharing.stop());
+    const nowMs = Date.now();
+    const lesson = (feature: string, untilMs: number) => ({ feature, reason: "HTTP 400", atMs: nowMs, untilMs });
+    book.learn(LLAMA, "tools", "HTTP 400", nowMs); // not written yet
+    book.adopt("ollama/small", lesson("images", nowMs + HOUR_MS), nowMs); // heard once, no longer stored
+    book.adopt("ollama/small", lesson("seed", nowMs + HOUR_MS), nowMs);
+    const loading = sharing.load();
+    // Heard while the load runs: newer than what its SCAN may have seen.
+    book.adopt("ollama/small", lesson("seed", nowMs + 2 * HOUR_MS), nowMs);
+    book.adopt("mistral/small", lesson("tools", nowMs + HOUR_MS), nowMs);
+    await loading;
+    assert.ok(refuses(book, "tools"), "a lesson waiting to be written was dropped");
+    assert.equal(refuses(book, "images", "ollama/small"), false, "a lesson no longer stored was kept");
+    assert.ok(refuses(book, "seed", "ollama/small"), "a lesson heard again during the load was dropped");
+    assert.ok(refuses(book, "tools", "mistral/small"), "a lesson heard during the load was dropped");
+  });
+
   test("a foreign or malformed message on the channel is skipped", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
@@ -230,7 +304,7 @@ describe("refused features in Redis", { skip }, () => {
     await waitFor(() => !refuses(first.refused, "tools"), "the well-formed clearing");
   });
 
-  test("a reload's forget of a prompt calibration deletes its stored evidence and shared window", async (t) => {
+  test("a reload's forget of a prompt calibration deletes its stored evidence and shared window, and every replica drops its copy", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
     const first = await startBackend(t, server.url);
@@ -245,8 +319,10 @@ describe("refused features in Redis", { skip }, () => {
     assert.notEqual(await admin.hget(calibrationKey(PREFIX), LLAMA), null);
 
     const second = await startBackend(t, server.url);
+    const other = await startBackend(t, server.url);
     assert.equal(second.calibration.sharesWindow("separate/m"), true);
     assert.ok(second.calibration.factorOf(LLAMA) < 1);
+    assert.ok(other.calibration.sharesWindow("separate/m") && other.calibration.factorOf(LLAMA) < 1);
     second.calibration.forget("separate/m");
     second.calibration.forget(LLAMA);
     await waitFor(
@@ -255,6 +331,15 @@ describe("refused features in Redis", { skip }, () => {
         (await admin.hlen(calibrationKey(PREFIX))) === 0,
       "the stored calibrations deleted",
     );
+    // The other replica heard the forget: it neither scales the new upstream's prompts by the old factor nor reads
+    // the old window, and its next flush (it learned of another deployment since) does not write them back.
+    await waitFor(
+      () => !other.calibration.sharesWindow("separate/m") && other.calibration.factorOf(LLAMA) === 1,
+      "the other replica to drop the forgotten calibrations",
+    );
+    for (let index = 0; index < 4; index++) other.calibration.learn("ollama/small", 3_000, 1_500);
+    await other.state.close();
+    assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
     const late = await startBackend(t, server.url);
     assert.equal(late.calibration.sharesWindow("separate/m"), false, "a forgotten shared window was loaded");
     assert.equal(late.calibration.factorOf(LLAMA), 1, "a forgotten calibration was loaded");

@@ -9,6 +9,7 @@ import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
+import { statedRuleOf } from "./learned-fact-shapes.ts";
 import { RedisAnswerRows } from "./redis-answer-rows.ts";
 import { CalibrationSharing } from "./redis-calibration.ts";
 import {
@@ -20,7 +21,7 @@ import {
 } from "./redis-client.ts";
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
-import { LearnedFactSharing, statedRuleOf } from "./redis-learned-facts.ts";
+import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
 import { RefusalSharing } from "./redis-refused-features.ts";
