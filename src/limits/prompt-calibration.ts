@@ -4,6 +4,8 @@
 // small and a token budget refused it early, though the provider would have taken it. Each answer's reported
 // prompt tokens against the estimate teach a factor for that deployment (its tokenizer, and what its provider adds
 // around a prompt); estimates for it are then scaled by that factor, with a safety margin. Pure: no clock, no I/O.
+
+import { DirtyTracked } from "./dirty-tracked.ts";
 import type { PromptFacts } from "./token-estimate.ts";
 
 /** Only prompts estimated at this many tokens or more teach: below, per-message framing drowns the text. */
@@ -40,7 +42,7 @@ export interface WindowLimits {
   readonly maxOutputTokens: number | undefined;
 }
 
-export class PromptCalibration {
+export class PromptCalibration extends DirtyTracked {
   readonly #evidence = new Map<string, PromptEvidence>();
   /**
    * Deployments listed with an output limit of their own whose context-length refusal showed that the output counts
@@ -48,7 +50,6 @@ export class PromptCalibration {
    * Redis: docs/routing.md "Context fit"), so neither a restart nor another replica pays a refusal to learn it again.
    */
   readonly #sharedWindows = new Set<string>();
-  #isDirty = false;
   /** Told of every context-length refusal that taught something (the Redis backend shares it at once). */
   #onLesson: ((lesson: ContextLesson) => void) | undefined;
   /** Told of every deployment forgotten (the Redis backend deletes what is stored of it). */
@@ -76,7 +77,7 @@ export class PromptCalibration {
       estimated: previous.estimated * DECAY + estimatedTokens,
       reported: previous.reported * DECAY + reportedTokens,
     });
-    this.#isDirty = true;
+    this.markDirty();
   }
 
   /**
@@ -105,7 +106,7 @@ export class PromptCalibration {
     if (isListedSeparate && calibrated + requestedOutputTokens > limitTokens) {
       isSharedWindow = !this.#sharedWindows.has(deploymentKey);
       this.#sharedWindows.add(deploymentKey);
-      this.#isDirty ||= isSharedWindow;
+      if (isSharedWindow) this.markDirty();
     }
     const minimumTokens = limitTokens - requestedOutputTokens;
     const before = this.#evidence.get(deploymentKey);
@@ -152,7 +153,7 @@ export class PromptCalibration {
   forget(deploymentKey: string): void {
     const hadEvidence = this.#evidence.delete(deploymentKey);
     const hadSharedWindow = this.#sharedWindows.delete(deploymentKey);
-    this.#isDirty ||= hadEvidence || hadSharedWindow;
+    if (hadEvidence || hadSharedWindow) this.markDirty();
     this.#onForget?.(deploymentKey);
   }
 
@@ -174,18 +175,6 @@ export class PromptCalibration {
   /** Whether a refusal showed this deployment's output counts against its input limit (for /stats and explain). */
   sharesWindow(deploymentKey: string): boolean {
     return this.#sharedWindows.has(deploymentKey);
-  }
-
-  /** Whether something was learned since the last call (the state store writes it then). */
-  takeDirty(): boolean {
-    const wasDirty = this.#isDirty;
-    this.#isDirty = false;
-    return wasDirty;
-  }
-
-  /** A write taken by `takeDirty()` failed (a locked or full disk): written at the next flush. */
-  restoreDirty(): void {
-    this.#isDirty = true;
   }
 
   export(): Record<string, PromptEvidence> {
