@@ -167,6 +167,19 @@ export class PromptCalibration extends DirtyTracked {
     this.#sharedWindows.delete(deploymentKey);
   }
 
+  /**
+   * A reload of what is shared no longer found the deployment's evidence stored (another replica forgot it while this
+   * one did not hear it): dropped, so that it is neither used nor written back by the next flush. Tells no one.
+   */
+  adoptUnstoredEvidence(deploymentKey: string): void {
+    this.#evidence.delete(deploymentKey);
+  }
+
+  /** As `adoptUnstoredEvidence`, for a shared window. Tells no one. */
+  adoptUnstoredWindow(deploymentKey: string): void {
+    this.#sharedWindows.delete(deploymentKey);
+  }
+
   /** Whether the deployment taught anything (evidence, perhaps not enough to be used yet). */
   hasEvidence(deploymentKey: string): boolean {
     return this.#evidence.has(deploymentKey);

@@ -75,6 +75,12 @@ export class LearnedFactSharing {
   readonly #forgotten = new Set<string>();
   /** Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet. */
   readonly #forgottenDeployments = new Set<string>();
+  /**
+   * When each deployment's shared window was last learned, heard, or written (a step of `#windowStep`): a load drops
+   * no window touched after it began (see `load`).
+   */
+  readonly #windowTouchedAt = new Map<string, number>();
+  #windowStep = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #isStopped = false;
 
@@ -86,6 +92,7 @@ export class LearnedFactSharing {
   share(fact: LearnedFact): void {
     const id = idOf(fact);
     if (fact.kind === "rate") this.#noteRate(fact);
+    this.#touchWindow(fact);
     if (!this.#options.link.isUp) {
       this.#unshared.set(id, fact);
       return;
@@ -229,12 +236,20 @@ export class LearnedFactSharing {
   }
 
   /**
-   * Adopts every stored stated concurrency, stated rate limit and shared window; returns how many. (The
-   * calibrations' evidence is loaded once at start by CalibrationSharing: a later load would replace what this
-   * process learned since.)
+   * Adopts every stored stated concurrency, stated rate limit and shared window, and drops this process's shared
+   * windows that are not stored (forgotten by another replica while this one did not hear it); returns how many it
+   * adopted. (The calibrations' evidence is loaded once at start by CalibrationSharing: a later load would replace
+   * what this process learned since; CalibrationSharing.reconcile drops what was forgotten.)
+   *
+   * The race: a window is dropped only if it was kept before the load began and was not learned, heard or written
+   * since (a write lands after the SCAN may have passed its key), nor waits to be written (`#unshared`). With a node
+   * of a Cluster down, nothing is dropped.
    */
   async load(): Promise<number> {
     const { redis, keyPrefix } = this.#options;
+    const knownWindows = this.#options.calibration?.exportSharedWindows() ?? [];
+    const loadBeganAt = this.#windowStep;
+    const storedWindows = new Set<string>();
     let loaded = 0;
     let failure: { readonly error: unknown } | undefined;
     const onNodeFailed = (error: unknown): void => {
@@ -251,16 +266,30 @@ export class LearnedFactSharing {
         for (const text of values) {
           const fact = parseStored(text);
           if (fact === undefined) continue;
+          if (fact.kind === "context" && fact.lesson.isSharedWindow) storedWindows.add(fact.lesson.deploymentKey);
           this.#apply(fact);
           loaded++;
         }
       }
     }
     if (failure !== undefined) throw failure.error;
+    for (const deploymentKey of knownWindows) {
+      if (storedWindows.has(deploymentKey) || this.#unshared.has(`context ${deploymentKey}`)) continue;
+      if ((this.#windowTouchedAt.get(deploymentKey) ?? 0) > loadBeganAt) continue;
+      this.#options.calibration?.adoptUnstoredWindow(deploymentKey);
+    }
     return loaded;
   }
 
+  /** Notes a shared window learned, heard or written now (see `load`). */
+  #touchWindow(fact: SharedFact): void {
+    if (fact.kind !== "context" || !fact.lesson.isSharedWindow) return;
+    this.#windowStep++;
+    this.#windowTouchedAt.set(fact.lesson.deploymentKey, this.#windowStep);
+  }
+
   #apply(fact: SharedFact): void {
+    this.#touchWindow(fact);
     if (fact.kind === "concurrency") this.#options.adoptConcurrency(fact.scopeId, fact.learned);
     else if (fact.kind === "rate") this.#adoptRate(fact);
     else if (fact.kind === "forgotten-calibration") this.#options.calibration?.adoptForgotten(fact.deploymentKey);
@@ -308,6 +337,8 @@ export class LearnedFactSharing {
       if (isSharedWindow) {
         const stored = JSON.stringify({ kind: "shared-window", deploymentKey, learnedAtMs: clock.now() });
         await redis.set(sharedWindowKey(keyPrefix, deploymentKey), stored, "PX", SHARED_WINDOW_KEEP_MS);
+        // Stored now, perhaps after a load's SCAN passed its key: that load must not drop it.
+        this.#touchWindow(fact);
       }
     }
     await this.#publish(fact);

@@ -4,7 +4,7 @@
 // every process; a process whose subscription was away drops, once back, what was cleared meanwhile (and keeps what
 // it has not written yet); what is learned while Redis is down is written when it is back; stored lessons that ended
 // or are corrupt are skipped. And a reload's forget of a prompt calibration deletes its stored copy and reaches every
-// process (redis-learned-facts.ts `forgetDeployment`).
+// process (redis-learned-facts.ts `forgetDeployment`), also one whose subscription was away (once it is back).
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,6 +17,7 @@ import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
 import { createCommandClient } from "./redis-client.ts";
 import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
+import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLink } from "./redis-link.ts";
 import { RefusalSharing } from "./redis-refused-features.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
@@ -252,6 +253,43 @@ describe("refused features in Redis", { skip }, () => {
     assert.ok(refuses(first.refused, "seed"), "a lesson still stored was dropped");
   });
 
+  test("a replica whose subscription was away drops, once it is back, a calibration forgotten meanwhile, and does not write it back", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    first.calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
+    for (let index = 0; index < 4; index++) first.calibration.learn(LLAMA, 3_000, 1_500);
+    await first.state.writeBeforeExit(1_000); // the calibrations' flush
+    await waitFor(
+      async () =>
+        (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 1 &&
+        (await admin.hexists(calibrationKey(PREFIX), LLAMA)) === 1,
+      "the calibrations stored",
+    );
+    const second = await startBackend(t, server.url);
+    assert.ok(second.calibration.sharesWindow("separate/m") && second.calibration.factorOf(LLAMA) < 1);
+
+    // Every subscription dropped: the first forgets both while nobody hears the channel.
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    first.calibration.forget("separate/m");
+    first.calibration.forget(LLAMA);
+    await waitFor(
+      async () =>
+        (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 0 &&
+        (await admin.hexists(calibrationKey(PREFIX), LLAMA)) === 0,
+      "the forgotten calibrations deleted",
+    );
+    assert.ok(second.calibration.sharesWindow("separate/m"), "the second heard the forget: the test proves nothing");
+    await waitFor(
+      () => !second.calibration.sharesWindow("separate/m") && second.calibration.factorOf(LLAMA) === 1,
+      "the second to drop what was forgotten while it was not hearing",
+    );
+    // Its next flush (it learned of another deployment since) writes only what it knows.
+    for (let index = 0; index < 4; index++) second.calibration.learn("ollama/small", 3_000, 1_500);
+    await second.state.close();
+    assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
+  });
+
   test("a reload of the shared lessons keeps what this replica has not written yet and what it learned or heard meanwhile", async (t) => {
     const server = await useRedisServer(t);
     const redis = createCommandClient(server.url);
@@ -283,6 +321,39 @@ describe("refused features in Redis", { skip }, () => {
     assert.equal(refuses(book, "images", "ollama/small"), false, "a lesson no longer stored was kept");
     assert.ok(refuses(book, "seed", "ollama/small"), "a lesson heard again during the load was dropped");
     assert.ok(refuses(book, "tools", "mistral/small"), "a lesson heard during the load was dropped");
+  });
+
+  test("a reload of the shared windows keeps one not written yet and one heard meanwhile, and drops one no longer stored", async (t) => {
+    const server = await useRedisServer(t);
+    const redis = createCommandClient(server.url);
+    t.after(() => redis.disconnect());
+    await redis.connect();
+    // Marked down until told otherwise: what is learned waits to be written.
+    const link = new RedisLink("test", undefined, Date.now, () => true);
+    const calibration = new PromptCalibration();
+    const facts = new LearnedFactSharing({
+      redis,
+      link,
+      keyPrefix: PREFIX,
+      clock: systemClock,
+      instanceId: "test",
+      calibration,
+      adoptConcurrency: () => {},
+      adoptRules: () => {},
+    });
+    t.after(() => facts.stop());
+    calibration.onLesson((lesson) => facts.share({ kind: "context", lesson }));
+    const heard = (deploymentKey: string) => ({
+      kind: "context",
+      lesson: { deploymentKey, evidence: undefined, isSharedWindow: true },
+    });
+    facts.receive(heard("gone/m")); // heard once, no longer stored
+    facts.receive(heard("heard/m"));
+    calibration.learnTooLong("local/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100); // not written yet
+    const loading = facts.load();
+    facts.receive(heard("heard/m")); // heard again while the load runs: stored after its SCAN, perhaps
+    await loading;
+    assert.deepEqual(calibration.exportSharedWindows().sort(), ["heard/m", "local/m"]);
   });
 
   test("a foreign or malformed message on the channel is skipped", async (t) => {

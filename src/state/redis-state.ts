@@ -99,7 +99,14 @@ export async function createRedisStateBackend(
   };
   ledger.onForget = (scopeId) => facts.forget(scopeId);
   options.calibration?.onLesson((lesson) => facts.share({ kind: "context", lesson }));
-  options.calibration?.onForget((deploymentKey) => facts.forgetDeployment(deploymentKey));
+  const calibration =
+    options.calibration === undefined
+      ? undefined
+      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
+  options.calibration?.onForget((deploymentKey) => {
+    calibration?.forgotten(deploymentKey);
+    facts.forgetDeployment(deploymentKey);
+  });
   const refusals =
     options.refusedFeatures === undefined
       ? undefined
@@ -127,7 +134,7 @@ export async function createRedisStateBackend(
       facts.receive(fact);
       refusals?.receive(fact);
     },
-    loadAlso: () => Promise.all([facts.load(), refusals?.load()]),
+    loadAlso: () => Promise.all([facts.load(), refusals?.load(), calibration?.reconcile()]),
   });
   // The stored refused features go before the reset is published: a replica that hears it and loads at once finds
   // none of them.
@@ -135,10 +142,6 @@ export async function createRedisStateBackend(
     await refusals?.resetShared();
     await cooldowns.resetShared();
   };
-  const calibration =
-    options.calibration === undefined
-      ? undefined
-      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
 
   const subscribed = cooldowns.start();
   // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared. The
@@ -157,6 +160,7 @@ export async function createRedisStateBackend(
         await cooldowns.load();
         await facts.load();
         await refusals?.load();
+        await calibration?.reconcile();
         await ledger.replayUnsynced();
         ledger.renewLeases();
       } catch (error) {
