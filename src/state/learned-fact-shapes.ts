@@ -13,8 +13,14 @@ export type LearnedFact =
   | { readonly kind: "concurrency"; readonly scopeId: string; readonly learned: LearnedConcurrency }
   | { readonly kind: "rate"; readonly scopeId: string; readonly rule: BudgetRule; readonly learnedAtMs: number };
 
-/** What travels on the channel: a fact, or a deployment's calibration forgotten (`forgetDeployment`). */
-export type SharedFact = LearnedFact | { readonly kind: "forgotten-calibration"; readonly deploymentKey: string };
+/**
+ * What travels on the channel: a fact, a deployment's calibration forgotten (`forgetDeployment`), or a scope's stated
+ * limits forgotten (`forget`).
+ */
+export type SharedFact =
+  | LearnedFact
+  | { readonly kind: "forgotten-calibration"; readonly deploymentKey: string }
+  | { readonly kind: "forgotten-limits"; readonly scopeId: string };
 
 export type RateFact = LearnedFact & { readonly kind: "rate" };
 
@@ -61,6 +67,10 @@ export function parseFact(value: unknown): SharedFact | undefined {
     if (typeof value.scopeId !== "string" || learned === undefined || learned.isOwnEvidence === true) return undefined;
     return { kind: "concurrency", scopeId: value.scopeId, learned };
   }
+  if (value.kind === "forgotten-limits") {
+    const { scopeId } = value;
+    return typeof scopeId === "string" && scopeId !== "" ? { kind: value.kind, scopeId } : undefined;
+  }
   if (value.kind === "forgotten-calibration") {
     const { deploymentKey } = value;
     return typeof deploymentKey === "string" && deploymentKey !== "" ? { kind: value.kind, deploymentKey } : undefined;
@@ -87,7 +97,9 @@ export function parseStored(text: string | null | undefined): LearnedFact | unde
   if (value.kind !== "shared-window") {
     // Only a message says a calibration was forgotten; a stored one is no fact.
     const fact = parseFact(value);
-    return fact?.kind === "forgotten-calibration" ? undefined : fact;
+    return fact === undefined || fact.kind === "forgotten-calibration" || fact.kind === "forgotten-limits"
+      ? undefined
+      : fact;
   }
   const { deploymentKey } = value;
   if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;

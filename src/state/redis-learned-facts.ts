@@ -11,8 +11,8 @@
 // local books: no round trip is added to a request. A fact learned while Redis is unreachable is written when it is
 // back. A limit inferred from this process's own requests (in flight, or their spacing) is not shared: it is this
 // process's share. A reload that points a scope at another key or upstream deletes what was stored of it (`forget`),
-// and one that points a deployment's name elsewhere deletes its calibration and shared window, then publishes that
-// forget, so every replica drops its copy (`forgetDeployment`).
+// and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`);
+// each then publishes the forget, so every replica drops its copy.
 import type { Clock } from "../clock.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
@@ -63,6 +63,8 @@ export interface LearnedFactSharingOptions {
   readonly adoptConcurrency: (scopeId: string, learned: LearnedConcurrency) => void;
   /** Where a stated rate limit learned elsewhere goes (RedisLedger.adoptStatedRules). */
   readonly adoptRules: (scopeId: string, rules: readonly BudgetRule[]) => void;
+  /** Where another process's forget of a scope goes (RedisLedger.adoptForgottenStated). */
+  readonly adoptForgottenLimits?: (scopeId: string) => void;
 }
 
 export class LearnedFactSharing {
@@ -138,8 +140,10 @@ export class LearnedFactSharing {
   /**
    * A reload pointed the scope at another key or upstream: what was stored of it (its stated limits) is deleted, and
    * what was learned of it here and not written yet is dropped, so that no process adopts the old key's limits for
-   * the new one at its start or a reconnect. Nothing is published: a replica still on the old key (a rolling
-   * reload) keeps what it knows, and may store it again until it reloads too.
+   * the new one at its start or a reconnect; then the forget is published, and every replica drops the stated limits
+   * it holds for the scope (`adoptForgottenLimits`). Without it, a replica that reloaded earlier in a rolling reload
+   * and heard the old key's limit from one not reloaded yet held the new key to it for good (a stated limit does
+   * not lapse). A replica not reloaded yet drops a limit still true of its key, and learns it again at its next 429.
    */
   forget(scopeId: string): void {
     for (const [id, fact] of this.#unshared) {
@@ -182,12 +186,15 @@ export class LearnedFactSharing {
     this.#forgottenDeployments.clear();
     const { redis, keyPrefix } = this.#options;
     await Promise.all([
-      ...scopeIds.map((scopeId) =>
-        unlinkMany(redis, storedKeysOf(keyPrefix, scopeId)).catch((error: unknown) => {
+      ...scopeIds.map(async (scopeId) => {
+        try {
+          await unlinkMany(redis, storedKeysOf(keyPrefix, scopeId));
+        } catch (error) {
           this.#forgotten.add(scopeId);
           throw error;
-        }),
-      ),
+        }
+        await this.#publish({ kind: "forgotten-limits", scopeId });
+      }),
       ...deploymentKeys.map(async (deploymentKey) => {
         try {
           await this.#deleteCalibration(deploymentKey);
@@ -293,7 +300,14 @@ export class LearnedFactSharing {
     if (fact.kind === "concurrency") this.#options.adoptConcurrency(fact.scopeId, fact.learned);
     else if (fact.kind === "rate") this.#adoptRate(fact);
     else if (fact.kind === "forgotten-calibration") this.#options.calibration?.adoptForgotten(fact.deploymentKey);
+    else if (fact.kind === "forgotten-limits") this.#adoptForgottenLimits(fact.scopeId);
     else this.#options.calibration?.adopt(fact.lesson);
+  }
+
+  /** Another process forgot the scope: a statement heard from now on is adopted whatever was known before. */
+  #adoptForgottenLimits(scopeId: string): void {
+    this.#rateLearnedAtMs.delete(scopeId);
+    this.#options.adoptForgottenLimits?.(scopeId);
   }
 
   /**

@@ -89,6 +89,7 @@ export async function createRedisStateBackend(
     calibration: options.calibration,
     adoptConcurrency: (scopeId, learned) => ledger.adoptLearnedConcurrency(scopeId, learned),
     adoptRules: (scopeId, rules) => ledger.adoptStatedRules(scopeId, rules),
+    adoptForgottenLimits: (scopeId) => ledger.adoptForgottenStated(scopeId),
   });
   ledger.onConcurrencyLearned = (scopeId, learned) => facts.share({ kind: "concurrency", scopeId, learned });
   ledger.onRulesLearned = (scopeId, rules) => {

@@ -358,7 +358,7 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.equal(chatRequests(first).length, 3, "a replica started later sent first a request beyond the limit");
 
     // A reload gives first another key: the limit was the old key's. A forgets it and deletes the stored copy, so a
-    // replica started with the new key does not load it.
+    // replica started with the new key does not load it, and publishes the forget: B drops it too.
     writeFileSync(a.configPath, readFileSync(a.configPath, "utf8").replace("sk-first", "sk-first-2"));
     assert.equal((await a.runtime.reloadFromSource("test")).isApplied, true);
     assert.equal(await learnedRpm(a), undefined);
@@ -370,6 +370,7 @@ describe("learned facts shared through Redis", { skip }, () => {
     );
     const fresh = await useGateway(t, configYaml(redis, first, "", second).replace("sk-first", "sk-first-2"));
     assert.equal(await learnedRpm(fresh), undefined, "a replica with the new key loaded the old key's limit");
+    await waitFor(async () => (await learnedRpm(b)) === undefined, "B to drop the forgotten limit");
   });
 });
 
