@@ -390,9 +390,21 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     // Cleared while every subscriber is cut off: each process drops it once it subscribed again and reloaded.
     for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "images", "HTTP 400", Date.now());
     await waitFor(() => refusesAllOf(lateBook, "images"), 3_000, "the lessons to clear heard");
-    for (const node of client.nodes("master")) await node.call("CLIENT", "KILL", "TYPE", "pubsub");
+    // No node takes a new connection (`maxclients` is the number it has) until the clearing is stored: the
+    // subscribers cannot come back before.
+    const masters = client.nodes("master");
+    const maxClients = await Promise.all(masters.map(async (node) => (await node.config("GET", "maxclients"))[1]));
+    for (const node of masters) {
+      const connected = String(await node.call("CLIENT", "LIST", "TYPE", "normal"))
+        .trim()
+        .split("\n").length;
+      await node.config("SET", "maxclients", String(connected));
+      await node.call("CLIENT", "KILL", "TYPE", "pubsub");
+    }
     for (const provider of PROVIDERS) teacherBook.unlearn(`${provider}/m`, ["images"]);
     await waitFor(async () => (await stored()).length === 0, 3_000, "the cleared lessons deleted");
+    assert.ok(refusesAllOf(lateBook, "images"), "the clearing was heard: the test would prove nothing");
+    await Promise.all(masters.map((node, index) => node.config("SET", "maxclients", maxClients[index] ?? "10000")));
     await waitFor(() => refusesAllOf(lateBook, "images", false), 5_000, "the clearing missed, then loaded");
 
     // The admin reset deletes the lessons on every master and reaches every process.

@@ -61,6 +61,23 @@ function refuses(book: RefusedFeatures, feature: string, deploymentKey = LLAMA):
   return book.refusalOf(deploymentKey, [feature], Date.now()) !== undefined;
 }
 
+/**
+ * Drops every subscription and keeps them from coming back (Redis takes no new connection: `maxclients` is the number
+ * of those left) until the returned function lets them in again. The command connections stay: what a replica writes
+ * and publishes meanwhile reaches Redis, and no process hears it.
+ */
+async function cutSubscribers(admin: Redis): Promise<() => Promise<void>> {
+  const connected = String(await admin.call("CLIENT", "LIST", "TYPE", "normal"))
+    .trim()
+    .split("\n").length;
+  const maxClients = (await admin.config("GET", "maxclients"))[1] ?? "10000";
+  await admin.config("SET", "maxclients", String(connected));
+  await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+  return async () => {
+    await admin.config("SET", "maxclients", maxClients);
+  };
+}
+
 function useAdmin(t: TestContext, url: string): Redis {
   const admin = new Redis(url);
   t.after(() => admin.disconnect());
@@ -233,9 +250,8 @@ describe("refused features in Redis", { skip }, () => {
     const subscribers = async () => Number((await admin.pubsub("NUMSUB", cooldownChannel(PREFIX)))[1]);
     assert.equal(await subscribers(), 2);
 
-    // Both subscriptions dropped (the command connections stay): the second clears one lesson and forgets a
-    // deployment while nobody hears the channel (ioredis reconnects 100 ms later at the soonest).
-    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    // Both subscriptions dropped: the second clears one lesson and forgets a deployment while nobody hears it.
+    const letSubscribersBack = await cutSubscribers(admin);
     second.refused.unlearn(LLAMA, ["tools"]);
     second.refused.forget("ollama/small");
     await waitFor(
@@ -244,7 +260,9 @@ describe("refused features in Redis", { skip }, () => {
         (await admin.exists(refusedFeaturesKey(PREFIX, "ollama/small"))) === 0,
       "the clear and the forget stored",
     );
+    await sleep(300);
     assert.ok(refuses(first.refused, "tools"), "the first heard the clear: the test would prove nothing");
+    await letSubscribersBack();
     await waitFor(async () => (await subscribers()) === 2, "both subscribed again");
     await waitFor(
       () => !refuses(first.refused, "tools") && !first.refused.knows("ollama/small"),
@@ -270,7 +288,7 @@ describe("refused features in Redis", { skip }, () => {
     assert.ok(second.calibration.sharesWindow("separate/m") && second.calibration.factorOf(LLAMA) < 1);
 
     // Every subscription dropped: the first forgets both while nobody hears the channel.
-    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    const letSubscribersBack = await cutSubscribers(admin);
     first.calibration.forget("separate/m");
     first.calibration.forget(LLAMA);
     await waitFor(
@@ -279,7 +297,10 @@ describe("refused features in Redis", { skip }, () => {
         (await admin.hexists(calibrationKey(PREFIX), LLAMA)) === 0,
       "the forgotten calibrations deleted",
     );
+    await sleep(300);
     assert.ok(second.calibration.sharesWindow("separate/m"), "the second heard the forget: the test proves nothing");
+    assert.ok(second.calibration.factorOf(LLAMA) < 1, "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
     await waitFor(
       () => !second.calibration.sharesWindow("separate/m") && second.calibration.factorOf(LLAMA) === 1,
       "the second to drop what was forgotten while it was not hearing",
