@@ -71,6 +71,13 @@ export class CalibrationSharing {
     }
   }
 
+  /** Redis lost its data (redis-data-epoch.ts): nothing of this process's is stored; all of it is written again. */
+  async pushAll(): Promise<void> {
+    this.#stored.clear();
+    this.#isPending = true;
+    await this.flush();
+  }
+
   /** This process forgot the deployment (a reload): what it learns of it from now on is not stored yet. */
   forgotten(deploymentKey: string): void {
     this.#stored.delete(deploymentKey);

@@ -23,6 +23,7 @@ import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budg
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import { scanKeys } from "./redis-client.ts";
+import { dataEpochKey } from "./redis-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
@@ -101,11 +102,14 @@ async function adminClient(t: TestContext, cluster: RedisCluster): Promise<Clust
   return client;
 }
 
-/** Every key under `prefix`, per master port. */
+/**
+ * Every key under `prefix`, per master port; not the data set's epoch (redis-data-epoch.ts), which is meant to outlive
+ * an admin reset.
+ */
 async function keysPerNode(cluster: RedisCluster, client: Cluster, prefix: string): Promise<Map<number, string[]>> {
   const result = new Map<number, string[]>();
   for (const node of client.nodes("master")) {
-    const keys = await node.keys(`${prefix}*`);
+    const keys = (await node.keys(`${prefix}*`)).filter((key) => key !== dataEpochKey(prefix));
     const port = cluster.nodes.find((candidate) => candidate.port === node.options.port)?.port ?? -1;
     if (keys.length > 0) result.set(port, keys);
   }

@@ -252,7 +252,7 @@ export class LearnedFactSharing {
    * since (a write lands after the SCAN may have passed its key), nor waits to be written (`#unshared`). With a node
    * of a Cluster down, nothing is dropped.
    */
-  async load(): Promise<number> {
+  async load(isReplacing: boolean): Promise<number> {
     const { redis, keyPrefix } = this.#options;
     const knownWindows = this.#options.calibration?.exportSharedWindows() ?? [];
     const loadBeganAt = this.#windowStep;
@@ -280,12 +280,26 @@ export class LearnedFactSharing {
       }
     }
     if (failure !== undefined) throw failure.error;
+    if (!isReplacing) return loaded;
     for (const deploymentKey of knownWindows) {
       if (storedWindows.has(deploymentKey) || this.#unshared.has(`context ${deploymentKey}`)) continue;
       if ((this.#windowTouchedAt.get(deploymentKey) ?? 0) > loadBeganAt) continue;
       this.#options.calibration?.adoptUnstoredWindow(deploymentKey);
     }
     return loaded;
+  }
+
+  /**
+   * Writes every shared window this process holds (Redis lost its data: redis-data-epoch.ts), so that a later reload,
+   * which drops what is not stored, finds them.
+   */
+  async pushWindows(): Promise<void> {
+    const windows = this.#options.calibration?.exportSharedWindows() ?? [];
+    await Promise.all(
+      windows.map((deploymentKey) =>
+        this.#write({ kind: "context", lesson: { deploymentKey, evidence: undefined, isSharedWindow: true } }),
+      ),
+    );
   }
 
   /** Notes a shared window learned, heard or written now (see `load`). */

@@ -311,6 +311,39 @@ describe("refused features in Redis", { skip }, () => {
     assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
   });
 
+  test("a Redis that lost its data takes no lesson from a replica: each writes again what it holds", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const second = await startBackend(t, server.url);
+    second.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    second.calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
+    for (let index = 0; index < 4; index++) second.calibration.learn(LLAMA, 3_000, 1_500);
+    await second.state.writeBeforeExit(1_000); // the calibrations' flush
+    const first = await startBackend(t, server.url);
+    const knowsAll = (backend: typeof first) =>
+      refuses(backend.refused, "tools") &&
+      backend.calibration.sharesWindow("separate/m") &&
+      backend.calibration.factorOf(LLAMA) < 1;
+    await waitFor(() => knowsAll(first), "the first to load the lessons");
+
+    // Restarted empty (no persistence): what is not stored is no lesson another replica cleared.
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, "degraded status");
+    await server.restart();
+    await waitFor(
+      async () =>
+        (await admin.hexists(refusedFeaturesKey(PREFIX, LLAMA), "tools")) === 1 &&
+        (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 1 &&
+        (await admin.hexists(calibrationKey(PREFIX), LLAMA)) === 1,
+      "the replicas to write their lessons again",
+    );
+    await sleep(300); // every reload after the restart
+    assert.ok(knowsAll(first), "the first lost lessons when Redis lost its data");
+    assert.ok(refuses(second.refused, "tools") && second.calibration.sharesWindow("separate/m"));
+    const late = await startBackend(t, server.url);
+    assert.ok(knowsAll(late), "a replica started after the restart did not load them");
+  });
+
   test("a reload of the shared lessons keeps what this replica has not written yet and what it learned or heard meanwhile", async (t) => {
     const server = await useRedisServer(t);
     const redis = createCommandClient(server.url);
@@ -333,7 +366,7 @@ describe("refused features in Redis", { skip }, () => {
     book.learn(LLAMA, "tools", "HTTP 400", nowMs); // not written yet
     book.adopt("ollama/small", lesson("images", nowMs + HOUR_MS), nowMs); // heard once, no longer stored
     book.adopt("ollama/small", lesson("seed", nowMs + HOUR_MS), nowMs);
-    const loading = sharing.load();
+    const loading = sharing.load(true);
     // Heard while the load runs: newer than what its SCAN may have seen.
     book.adopt("ollama/small", lesson("seed", nowMs + 2 * HOUR_MS), nowMs);
     book.adopt("mistral/small", lesson("tools", nowMs + HOUR_MS), nowMs);
@@ -371,7 +404,7 @@ describe("refused features in Redis", { skip }, () => {
     facts.receive(heard("gone/m")); // heard once, no longer stored
     facts.receive(heard("heard/m"));
     calibration.learnTooLong("local/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100); // not written yet
-    const loading = facts.load();
+    const loading = facts.load(true);
     facts.receive(heard("heard/m")); // heard again while the load runs: stored after its SCAN, perhaps
     await loading;
     assert.deepEqual(calibration.exportSharedWindows().sort(), ["heard/m", "local/m"]);

@@ -17,7 +17,8 @@
 // Planning reads only the local book: no round trip is added to a request. What changed while Redis was unreachable
 // is written when it is back. A load (at start, when Redis is back, when the subscription is back) replaces this
 // replica's lessons by what is stored: one cleared, forgotten or reset elsewhere while this replica was not hearing
-// the channel goes here too (`load`).
+// the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
+// again (`pushAll`, redis-data-epoch.ts).
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import {
@@ -250,7 +251,7 @@ export class RefusalSharing {
    * began (sent before the SCAN, perhaps stored after it read the hash) nor waiting to be written (`#unshared`, after
    * a failed write). A lesson learned during the load is a new object, so it stays whatever the SCAN found.
    */
-  async load(): Promise<number> {
+  async load(isReplacing: boolean): Promise<number> {
     const { redis, keyPrefix, clock, refusedFeatures } = this.#options;
     const known = refusedFeatures.lessons();
     const writing = new Set(this.#writing.keys());
@@ -276,12 +277,24 @@ export class RefusalSharing {
       });
     }
     if (failure !== undefined) throw failure.error;
+    if (!isReplacing) return loaded;
     for (const [deploymentKey, refusal] of known) {
       if (stored.has(lessonId(deploymentKey, refusal.feature))) continue;
       if (writing.has(deploymentKey) || this.#writing.has(deploymentKey) || this.#unshared.has(deploymentKey)) continue;
       refusedFeatures.adoptUnstored(deploymentKey, refusal);
     }
     return loaded;
+  }
+
+  /**
+   * Writes every lesson this process holds (Redis lost its data: redis-data-epoch.ts), so that a later reload, which
+   * drops what is not stored, finds them.
+   */
+  async pushAll(): Promise<void> {
+    for (const [deploymentKey, refusal] of this.#options.refusedFeatures.lessons()) {
+      this.#pend(deploymentKey, new Map([[refusal.feature, refusal]]), false);
+    }
+    await this.pushLocal();
   }
 
   /** Deletes every stored lesson (the admin reset, before it is published). */

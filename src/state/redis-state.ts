@@ -21,6 +21,7 @@ import {
 } from "./redis-client.ts";
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
+import { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
@@ -135,13 +136,24 @@ export async function createRedisStateBackend(
       facts.receive(fact);
       refusals?.receive(fact);
     },
-    loadAlso: () => Promise.all([facts.load(), refusals?.load(), calibration?.reconcile()]),
+    loadAlso: () => loadLessons(),
   });
   // The stored refused features go before the reset is published: a replica that hears it and loads at once finds
   // none of them.
   ledger.onReset = async () => {
     await refusals?.resetShared();
     await cooldowns.resetShared();
+  };
+
+  // The shared lessons' loads replace this process's copies by what is stored, unless Redis lost its data since it
+  // last looked: then they only add, and this process writes again what it holds (redis-data-epoch.ts).
+  const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
+  const loadLessons = async (): Promise<void> => {
+    const dataSet = await epoch.check();
+    if (dataSet === "new") await Promise.all([refusals?.pushAll(), facts.pushWindows(), calibration?.pushAll()]);
+    const isReplacing = dataSet === "same";
+    await Promise.all([facts.load(isReplacing), refusals?.load(isReplacing)]);
+    if (isReplacing) await calibration?.reconcile();
   };
 
   const subscribed = cooldowns.start();
@@ -159,9 +171,7 @@ export async function createRedisStateBackend(
         await refusals?.pushLocal();
         await untilOrAfter(subscribed, subscribeWaitMs);
         await cooldowns.load();
-        await facts.load();
-        await refusals?.load();
-        await calibration?.reconcile();
+        await loadLessons();
         await ledger.replayUnsynced();
         ledger.renewLeases();
       } catch (error) {
