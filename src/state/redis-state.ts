@@ -146,14 +146,22 @@ export async function createRedisStateBackend(
   };
 
   // The shared lessons' loads replace this process's copies by what is stored, unless Redis lost its data since it
-  // last looked: then they only add, and this process writes again what it holds (redis-data-epoch.ts).
+  // last looked: then they only add, and this process writes again what it holds (redis-data-epoch.ts). One at a
+  // time: when Redis comes back, the command connection's resync and the subscriber's both load, and one that
+  // found the data set the same must not drop what the other is still writing again.
   const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
-  const loadLessons = async (): Promise<void> => {
+  let lessonsLoaded: Promise<void> = Promise.resolve();
+  const loadLessonsNow = async (): Promise<void> => {
     const dataSet = await epoch.check();
     if (dataSet === "new") await Promise.all([refusals?.pushAll(), facts.pushWindows(), calibration?.pushAll()]);
     const isReplacing = dataSet === "same";
     await Promise.all([facts.load(isReplacing), refusals?.load(isReplacing)]);
     if (isReplacing) await calibration?.reconcile();
+  };
+  const loadLessons = (): Promise<void> => {
+    const loading = lessonsLoaded.then(loadLessonsNow, loadLessonsNow);
+    lessonsLoaded = loading.catch(() => undefined);
+    return loading;
   };
 
   const subscribed = cooldowns.start();
