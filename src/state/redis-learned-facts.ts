@@ -291,15 +291,13 @@ export class LearnedFactSharing {
 
   /**
    * Writes every shared window this process holds (Redis lost its data: redis-data-epoch.ts), so that a later reload,
-   * which drops what is not stored, finds them.
+   * which drops what is not stored, finds them: as a window learned now is (a failed write waits, kept by a reload,
+   * and is tried again).
    */
-  async pushWindows(): Promise<void> {
-    const windows = this.#options.calibration?.exportSharedWindows() ?? [];
-    await Promise.all(
-      windows.map((deploymentKey) =>
-        this.#write({ kind: "context", lesson: { deploymentKey, evidence: undefined, isSharedWindow: true } }),
-      ),
-    );
+  pushWindows(): void {
+    for (const deploymentKey of this.#options.calibration?.exportSharedWindows() ?? []) {
+      this.share({ kind: "context", lesson: { deploymentKey, evidence: undefined, isSharedWindow: true } });
+    }
   }
 
   /** Notes a shared window learned, heard or written now (see `load`). */

@@ -288,13 +288,20 @@ export class RefusalSharing {
 
   /**
    * Writes every lesson this process holds (Redis lost its data: redis-data-epoch.ts), so that a later reload, which
-   * drops what is not stored, finds them.
+   * drops what is not stored, finds them. What fails waits to be written (and is kept by a reload) and is tried
+   * again shortly; it does not keep the reload from running.
    */
   async pushAll(): Promise<void> {
     for (const [deploymentKey, refusal] of this.#options.refusedFeatures.lessons()) {
       this.#pend(deploymentKey, new Map([[refusal.feature, refusal]]), false);
     }
-    await this.pushLocal();
+    await this.pushLocal().then(
+      () => this.#options.link.recordSuccess(),
+      (error: unknown) => {
+        this.#options.link.recordFailure(error);
+        this.#scheduleRetry();
+      },
+    );
   }
 
   /** Deletes every stored lesson (the admin reset, before it is published). */

@@ -153,7 +153,10 @@ export async function createRedisStateBackend(
   let lessonsLoaded: Promise<void> = Promise.resolve();
   const loadLessonsNow = async (): Promise<void> => {
     const dataSet = await epoch.check();
-    if (dataSet === "new") await Promise.all([refusals?.pushAll(), facts.pushWindows(), calibration?.pushAll()]);
+    if (dataSet === "new") {
+      facts.pushWindows();
+      await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
+    }
     const isReplacing = dataSet === "same";
     await Promise.all([facts.load(isReplacing), refusals?.load(isReplacing)]);
     if (isReplacing) await calibration?.reconcile();
