@@ -49,6 +49,8 @@ async function startBackend(t: TestContext, url: string, lifetimeMs = HOUR_MS, r
   return { state, refused, calibration };
 }
 
+type Backend = Awaited<ReturnType<typeof startBackend>>;
+
 async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
@@ -76,6 +78,26 @@ async function cutSubscribers(admin: Redis): Promise<() => Promise<void>> {
   return async () => {
     await admin.config("SET", "maxclients", maxClients);
   };
+}
+
+/** A context-length refusal showing a shared window of `separate/m` (listed 1,000 in and 100 out), and evidence of LLAMA. */
+function teachCalibrations(calibration: PromptCalibration): void {
+  calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
+  for (let index = 0; index < 4; index++) calibration.learn(LLAMA, 3_000, 1_500);
+}
+
+/**
+ * The backend dropped what `teachCalibrations` taught (the old upstream's), and its next flush (it learned of another
+ * deployment since) does not write it back. Closes the backend.
+ */
+async function assertDropsForgottenCalibrations(backend: Backend, admin: Redis, what: string): Promise<void> {
+  await waitFor(
+    () => !backend.calibration.sharesWindow("separate/m") && backend.calibration.factorOf(LLAMA) === 1,
+    what,
+  );
+  for (let index = 0; index < 4; index++) backend.calibration.learn("ollama/small", 3_000, 1_500);
+  await backend.state.close();
+  assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
 }
 
 function useAdmin(t: TestContext, url: string): Redis {
@@ -275,8 +297,7 @@ describe("refused features in Redis", { skip }, () => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
     const first = await startBackend(t, server.url);
-    first.calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
-    for (let index = 0; index < 4; index++) first.calibration.learn(LLAMA, 3_000, 1_500);
+    teachCalibrations(first.calibration);
     await first.state.writeBeforeExit(1_000); // the calibrations' flush
     await waitFor(
       async () =>
@@ -301,14 +322,11 @@ describe("refused features in Redis", { skip }, () => {
     assert.ok(second.calibration.sharesWindow("separate/m"), "the second heard the forget: the test proves nothing");
     assert.ok(second.calibration.factorOf(LLAMA) < 1, "the second heard the forget: the test proves nothing");
     await letSubscribersBack();
-    await waitFor(
-      () => !second.calibration.sharesWindow("separate/m") && second.calibration.factorOf(LLAMA) === 1,
+    await assertDropsForgottenCalibrations(
+      second,
+      admin,
       "the second to drop what was forgotten while it was not hearing",
     );
-    // Its next flush (it learned of another deployment since) writes only what it knows.
-    for (let index = 0; index < 4; index++) second.calibration.learn("ollama/small", 3_000, 1_500);
-    await second.state.close();
-    assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
   });
 
   test("a Redis that lost its data takes no lesson from a replica: each writes again what it holds", async (t) => {
@@ -316,8 +334,7 @@ describe("refused features in Redis", { skip }, () => {
     const admin = useAdmin(t, server.url);
     const second = await startBackend(t, server.url);
     second.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
-    second.calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
-    for (let index = 0; index < 4; index++) second.calibration.learn(LLAMA, 3_000, 1_500);
+    teachCalibrations(second.calibration);
     await second.state.writeBeforeExit(1_000); // the calibrations' flush
     const first = await startBackend(t, server.url);
     const knowsAll = (backend: typeof first) =>
@@ -433,9 +450,7 @@ describe("refused features in Redis", { skip }, () => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
     const first = await startBackend(t, server.url);
-    // A context-length refusal showing a shared window (listed 1,000 in and 100 out), and evidence from answers.
-    first.calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
-    for (let index = 0; index < 4; index++) first.calibration.learn(LLAMA, 3_000, 1_500);
+    teachCalibrations(first.calibration);
     await waitFor(
       async () => (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 1,
       "the shared window stored",
@@ -457,14 +472,8 @@ describe("refused features in Redis", { skip }, () => {
       "the stored calibrations deleted",
     );
     // The other replica heard the forget: it neither scales the new upstream's prompts by the old factor nor reads
-    // the old window, and its next flush (it learned of another deployment since) does not write them back.
-    await waitFor(
-      () => !other.calibration.sharesWindow("separate/m") && other.calibration.factorOf(LLAMA) === 1,
-      "the other replica to drop the forgotten calibrations",
-    );
-    for (let index = 0; index < 4; index++) other.calibration.learn("ollama/small", 3_000, 1_500);
-    await other.state.close();
-    assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
+    // the old window.
+    await assertDropsForgottenCalibrations(other, admin, "the other replica to drop the forgotten calibrations");
     const late = await startBackend(t, server.url);
     assert.equal(late.calibration.sharesWindow("separate/m"), false, "a forgotten shared window was loaded");
     assert.equal(late.calibration.factorOf(LLAMA), 1, "a forgotten calibration was loaded");
