@@ -78,4 +78,27 @@ describe("stated rate limits adopted from another process", () => {
     book.forget(scope.id);
     assert.deepEqual(book.sharedScope(scope, T0).rules, []);
   });
+  it("go when another process forgot the scope, with a stated concurrency; inferred limits and counts stay", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpd: 100 });
+    book.adoptStatedRules(scope.id, [STATED_RPM, { ...STATED_RPM, window: "hour", limit: 50 }]);
+    assert.ok(reserves(book, scope, T0));
+    assert.ok(reserves(book, scope, T0 + 10_000));
+    // A 429 stating nothing, just after two accepted sends: a limit inferred from this process's own spacing.
+    book.learnLimits(scope, { sentAtMs: T0 + 10_500, kind: "short", hintDelayMs: 1_000, stated: [] }, T0 + 10_500);
+    book.adoptLearnedConcurrency(scope.id, { limit: 2, evidence: "429 stating 2 in flight", learnedAtMs: T0 });
+    const inferred = book.learnedRules(scope.id).filter((rule) => rule.isOwnEvidence === true);
+    assert.ok(inferred.length > 0, "the 429 taught an inferred limit");
+    assert.equal(book.learnedRules(scope.id).length, inferred.length + 2);
+
+    book.adoptForgottenStated(scope.id);
+    assert.deepEqual(book.learnedRules(scope.id), inferred);
+    assert.equal(book.learnedConcurrency(scope.id, T0 + 11_000), undefined);
+    const [usage] = book.usage(scope, T0 + 11_000).filter((window) => window.window === "day");
+    assert.equal(usage?.used, 2, "the scope's counts were forgotten with the stated limits");
+    // Pending ones (adopted, the scope not read since) go too.
+    book.adoptStatedRules("deployment:p/other", [STATED_RPM]);
+    book.adoptForgottenStated("deployment:p/other");
+    assert.equal(book.sharedScope({ ...scope, id: "deployment:p/other" }, T0).rules.length, 1, "more than its rpd");
+  });
 });

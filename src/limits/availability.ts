@@ -22,6 +22,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
+import { DirtyTracked } from "./dirty-tracked.ts";
 import { FailureWindow, type WindowCounts } from "./failure-window.ts";
 import { MAX_UPSTREAM_WAIT_MS } from "./reset-time.ts";
 
@@ -129,18 +130,17 @@ const AVAILABLE: Availability = Object.freeze({ isAvailable: true, isProbe: fals
 const PROBE: Availability = Object.freeze({ isAvailable: true, isProbe: true });
 const LAST_RESORT: Availability = Object.freeze({ isAvailable: true, isProbe: false, isLastResort: true });
 
-export class AvailabilityBook {
+export class AvailabilityBook extends DirtyTracked {
   readonly #clock: Clock;
   #settings: CooldownSettings;
   readonly #deployments = new Map<string, DeploymentRecord>();
   readonly #providers = new Map<string, Cooldown>();
   /** Provider name -> fingerprint of the key it is configured with; a provider not listed takes every park. */
   readonly #keys = new Map<string, string>();
-  /** Set when a cooldown changed, so a persistent store knows to write. */
-  #isDirty = false;
   readonly #listeners: ((change: CooldownChange) => void)[] = [];
 
   constructor(clock: Clock, settings: CooldownSettings) {
+    super();
     this.#clock = clock;
     this.#settings = settings;
   }
@@ -159,7 +159,7 @@ export class AvailabilityBook {
     for (const [name, cooldown] of this.#providers) {
       if (!this.#isForConfiguredKey(name, cooldown)) {
         this.#providers.delete(name);
-        this.#isDirty = true;
+        this.markDirty();
       }
     }
   }
@@ -447,7 +447,7 @@ export class AvailabilityBook {
   }
 
   #changed(change: CooldownChange): void {
-    this.#isDirty = true;
+    this.markDirty();
     for (const listener of this.#listeners) listener(change);
   }
 
@@ -494,31 +494,19 @@ export class AvailabilityBook {
 
   /** Forgets what is known of one deployment (a reload pointed it at another upstream or key). */
   forget(deploymentKey: string): void {
-    if (this.#deployments.delete(deploymentKey)) this.#isDirty = true;
+    if (this.#deployments.delete(deploymentKey)) this.markDirty();
   }
 
   /** Forgets a provider-wide cooldown (a reload changed the provider's key or URL). */
   forgetProvider(providerName: string): void {
-    if (this.#providers.delete(providerName)) this.#isDirty = true;
+    if (this.#providers.delete(providerName)) this.markDirty();
   }
 
   /** Clears every cooldown and circuit (admin reset). */
   reset(): void {
     this.#deployments.clear();
     this.#providers.clear();
-    this.#isDirty = true;
-  }
-
-  /** Whether cooldowns changed since the last call (for batched persistence). */
-  takeDirty(): boolean {
-    const wasDirty = this.#isDirty;
-    this.#isDirty = false;
-    return wasDirty;
-  }
-
-  /** A write taken by `takeDirty()` failed (a locked or full disk): written at the next flush. */
-  restoreDirty(): void {
-    this.#isDirty = true;
+    this.markDirty();
   }
 
   /** Active cooldowns, for persistence and for sharing with other replicas. */

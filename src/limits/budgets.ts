@@ -486,6 +486,29 @@ export class BudgetBook implements BudgetLedger {
 
   readonly #adoptedConcurrency = new Map<string, LearnedConcurrency>();
 
+  /**
+   * Another process forgot the scope (a reload pointed it at another key or upstream) and deleted the limits stated
+   * for it: the stated ones this process learned or adopted go too, so that it does not hold the scope to the old
+   * key's limits. Its counters and the limits inferred from its own requests stay: they are its own.
+   */
+  adoptForgottenStated(scopeId: string): void {
+    this.#adoptedRules.delete(scopeId);
+    if (this.#adoptedConcurrency.get(scopeId)?.isOwnEvidence !== true) this.#adoptedConcurrency.delete(scopeId);
+    const state = this.#states.get(scopeId);
+    if (state === undefined) return;
+    const inferred = state.learnedRules.filter((rule) => rule.isOwnEvidence === true);
+    if (inferred.length !== state.learnedRules.length) {
+      state.learnedRules = inferred;
+      state.learnedChangeAtMs = nextInferredChangeAtMs(inferred);
+      state.effective = undefined;
+      this.#dirty.add(scopeId);
+    }
+    if (state.learnedConcurrency !== undefined && state.learnedConcurrency.isOwnEvidence !== true) {
+      state.learnedConcurrency = undefined;
+      this.#dirty.add(scopeId);
+    }
+  }
+
   /** The limits learned for a scope (for the route explanation and tests). */
   learnedRules(scopeId: string): readonly BudgetRule[] {
     return this.#states.get(scopeId)?.learnedRules ?? [];

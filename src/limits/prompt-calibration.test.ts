@@ -128,6 +128,17 @@ describe("PromptCalibration", () => {
     assert.equal(other.takeDirty(), false, "an adopted lesson is already stored where it came from");
     assert.equal(other.importSharedWindows(["c/m", 7, ""]), 1);
     assert.equal(other.importSharedWindows("not a list"), 0);
+
+    // Another process forgot the deployments (a reload pointed them elsewhere): dropped here, told to no one.
+    const forgotten: string[] = [];
+    other.onForget((deploymentKey) => forgotten.push(deploymentKey));
+    other.adoptForgotten("a/m");
+    other.adoptForgotten("b/m");
+    assert.equal(other.sharesWindow("a/m"), false);
+    assert.equal(other.factorOf("b/m"), 1);
+    assert.deepEqual(other.export(), {});
+    assert.deepEqual(forgotten, [], "an adopted forget was told again (it would echo round the fleet)");
+    assert.equal(other.sharesWindow("c/m"), true);
   });
 
   it("does not learn from prompts with images (the estimate counts them at a flat rate)", () => {

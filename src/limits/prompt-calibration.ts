@@ -4,6 +4,8 @@
 // small and a token budget refused it early, though the provider would have taken it. Each answer's reported
 // prompt tokens against the estimate teach a factor for that deployment (its tokenizer, and what its provider adds
 // around a prompt); estimates for it are then scaled by that factor, with a safety margin. Pure: no clock, no I/O.
+
+import { DirtyTracked } from "./dirty-tracked.ts";
 import type { PromptFacts } from "./token-estimate.ts";
 
 /** Only prompts estimated at this many tokens or more teach: below, per-message framing drowns the text. */
@@ -40,7 +42,7 @@ export interface WindowLimits {
   readonly maxOutputTokens: number | undefined;
 }
 
-export class PromptCalibration {
+export class PromptCalibration extends DirtyTracked {
   readonly #evidence = new Map<string, PromptEvidence>();
   /**
    * Deployments listed with an output limit of their own whose context-length refusal showed that the output counts
@@ -48,7 +50,6 @@ export class PromptCalibration {
    * Redis: docs/routing.md "Context fit"), so neither a restart nor another replica pays a refusal to learn it again.
    */
   readonly #sharedWindows = new Set<string>();
-  #isDirty = false;
   /** Told of every context-length refusal that taught something (the Redis backend shares it at once). */
   #onLesson: ((lesson: ContextLesson) => void) | undefined;
   /** Told of every deployment forgotten (the Redis backend deletes what is stored of it). */
@@ -76,7 +77,7 @@ export class PromptCalibration {
       estimated: previous.estimated * DECAY + estimatedTokens,
       reported: previous.reported * DECAY + reportedTokens,
     });
-    this.#isDirty = true;
+    this.markDirty();
   }
 
   /**
@@ -105,7 +106,7 @@ export class PromptCalibration {
     if (isListedSeparate && calibrated + requestedOutputTokens > limitTokens) {
       isSharedWindow = !this.#sharedWindows.has(deploymentKey);
       this.#sharedWindows.add(deploymentKey);
-      this.#isDirty ||= isSharedWindow;
+      if (isSharedWindow) this.markDirty();
     }
     const minimumTokens = limitTokens - requestedOutputTokens;
     const before = this.#evidence.get(deploymentKey);
@@ -152,8 +153,31 @@ export class PromptCalibration {
   forget(deploymentKey: string): void {
     const hadEvidence = this.#evidence.delete(deploymentKey);
     const hadSharedWindow = this.#sharedWindows.delete(deploymentKey);
-    this.#isDirty ||= hadEvidence || hadSharedWindow;
+    if (hadEvidence || hadSharedWindow) this.markDirty();
     this.#onForget?.(deploymentKey);
+  }
+
+  /**
+   * Another replica forgot the deployment (`forget` there: a reload pointed its name elsewhere) and deleted what was
+   * stored of it: this copy goes too, so that it is neither used here nor written back by this process's next flush.
+   * Tells no one.
+   */
+  adoptForgotten(deploymentKey: string): void {
+    this.#evidence.delete(deploymentKey);
+    this.#sharedWindows.delete(deploymentKey);
+  }
+
+  /**
+   * A reload of what is shared no longer found the deployment's evidence stored (another replica forgot it while this
+   * one did not hear it): dropped, so that it is neither used nor written back by the next flush. Tells no one.
+   */
+  adoptUnstoredEvidence(deploymentKey: string): void {
+    this.#evidence.delete(deploymentKey);
+  }
+
+  /** As `adoptUnstoredEvidence`, for a shared window. Tells no one. */
+  adoptUnstoredWindow(deploymentKey: string): void {
+    this.#sharedWindows.delete(deploymentKey);
   }
 
   /** Whether the deployment taught anything (evidence, perhaps not enough to be used yet). */
@@ -164,18 +188,6 @@ export class PromptCalibration {
   /** Whether a refusal showed this deployment's output counts against its input limit (for /stats and explain). */
   sharesWindow(deploymentKey: string): boolean {
     return this.#sharedWindows.has(deploymentKey);
-  }
-
-  /** Whether something was learned since the last call (the state store writes it then). */
-  takeDirty(): boolean {
-    const wasDirty = this.#isDirty;
-    this.#isDirty = false;
-    return wasDirty;
-  }
-
-  /** A write taken by `takeDirty()` failed (a locked or full disk): written at the next flush. */
-  restoreDirty(): void {
-    this.#isDirty = true;
   }
 
   export(): Record<string, PromptEvidence> {

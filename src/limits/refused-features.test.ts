@@ -103,6 +103,32 @@ test("what other replicas share is adopted with its own end, tells no one, and a
   assert.equal(book.takeDirty(), false, "nothing of this process's own to write");
 });
 
+test("a forget or a clearing heard from another replica drops this copy, tells no one; an unstored lesson goes only if unchanged", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  const changes: RefusalChange[] = [];
+  book.learn("a", "tools", "r", 0);
+  book.learn("b", "seed", "r", 0);
+  book.takeDirty();
+  book.onChange((change) => changes.push(change));
+  book.adoptForgotten("a");
+  assert.equal(book.knows("a"), false);
+  assert.ok(book.knows("b"));
+
+  const [[deploymentKey, seen] = ["", undefined]] = book.lessons();
+  assert.equal(deploymentKey, "b");
+  assert.ok(seen !== undefined);
+  // Heard again (a later end) after `lessons` was read: what the reload saw is no longer the lesson kept.
+  book.adopt("b", { ...seen, untilMs: 2 * HOUR_MS }, 10);
+  assert.equal(book.adoptUnstored("b", seen), false);
+  assert.ok(book.knows("b"), "a lesson newer than the reload's view was dropped");
+  const [[, kept] = ["", undefined]] = book.lessons();
+  assert.ok(kept !== undefined);
+  assert.equal(book.adoptUnstored("b", kept), true);
+  assert.equal(book.knows("b"), false);
+  assert.deepEqual(changes, [], "an adopted change was told again (it would echo round the fleet)");
+  assert.equal(book.takeDirty(), false);
+});
+
 test("past the bound the lesson learned earliest goes, also when an older one was adopted after it", () => {
   const book = new RefusedFeatures(HOUR_MS);
   for (let index = 1; index < MAX_REFUSALS_PER_DEPLOYMENT; index++) book.learn("a", `key${index}`, "r", 1_000 + index);

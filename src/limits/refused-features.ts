@@ -11,6 +11,7 @@
 // `POST /admin/cooldowns/reset`, or when a reload points the name at another upstream.
 
 import { isRecord } from "../is-record.ts";
+import { DirtyTracked } from "./dirty-tracked.ts";
 
 /** One lesson: the feature a deployment refused, until when it counts, and the refusal's words. */
 export interface FeatureRefusal {
@@ -39,14 +40,14 @@ export type RefusalChange =
 /** The book as the embedded store keeps it: deployment key -> its lessons. */
 export type PersistedRefusals = Record<string, readonly FeatureRefusal[]>;
 
-export class RefusedFeatures {
+export class RefusedFeatures extends DirtyTracked {
   readonly #byDeployment = new Map<string, Map<string, FeatureRefusal>>();
   #lifetimeMs: number;
-  #isDirty = false;
   /** Told of every change made here (the Redis backend shares it). */
   #onChange: ((change: RefusalChange) => void) | undefined;
 
   constructor(lifetimeMs: number) {
+    super();
     this.#lifetimeMs = lifetimeMs;
   }
 
@@ -63,7 +64,7 @@ export class RefusedFeatures {
   learn(deploymentKey: string, feature: string, reason: string, nowMs: number): void {
     const refusal = { feature, reason, atMs: nowMs, untilMs: nowMs + this.#lifetimeMs };
     this.#keep(deploymentKey, refusal, nowMs);
-    this.#isDirty = true;
+    this.markDirty();
     this.#onChange?.({ kind: "learned", deploymentKey, refusal });
   }
 
@@ -121,13 +122,45 @@ export class RefusedFeatures {
   unlearn(deploymentKey: string, features: readonly string[]): void {
     const removed = this.#remove(deploymentKey, features);
     if (removed.length === 0) return;
-    this.#isDirty = true;
+    this.markDirty();
     this.#onChange?.({ kind: "accepted", deploymentKey, features: removed });
   }
 
   /** Another replica's deployment answered a request carrying these features (`unlearn` there). Tells no one. */
   adoptAccepted(deploymentKey: string, features: readonly string[]): void {
     this.#remove(deploymentKey, features);
+  }
+
+  /**
+   * Another replica forgot the deployment (a reload pointed its name elsewhere there) and deleted what was stored of
+   * it: this copy goes too, so that no replica keeps ranking it by the old upstream's refusals. Tells no one.
+   */
+  adoptForgotten(deploymentKey: string): void {
+    this.#byDeployment.delete(deploymentKey);
+  }
+
+  /**
+   * Every lesson kept, as it is now (the objects themselves: `adoptUnstored` removes one only if it is still the one
+   * kept). For a shared store's reload, which compares them with what is stored. Side-effect free.
+   */
+  lessons(): [deploymentKey: string, refusal: FeatureRefusal][] {
+    const lessons: [string, FeatureRefusal][] = [];
+    for (const [deploymentKey, refusals] of this.#byDeployment) {
+      for (const refusal of refusals.values()) lessons.push([deploymentKey, refusal]);
+    }
+    return lessons;
+  }
+
+  /**
+   * A reload of the shared lessons no longer found this one stored (cleared or forgotten by another replica while
+   * this one did not hear it): removed, unless it is no longer the one kept (learned or heard again since `lessons`
+   * was read, so newer than what the reload saw). Tells no one.
+   */
+  adoptUnstored(deploymentKey: string, refusal: FeatureRefusal): boolean {
+    const refusals = this.#byDeployment.get(deploymentKey);
+    if (refusals?.get(refusal.feature) !== refusal) return false;
+    this.#remove(deploymentKey, [refusal.feature]);
+    return true;
   }
 
   /** Removes the deployment's lessons about `features`; returns the features it had lessons about. */
@@ -142,14 +175,14 @@ export class RefusedFeatures {
   /** Every lesson of a deployment whose name a reload pointed at another upstream. */
   forget(deploymentKey: string): void {
     this.#byDeployment.delete(deploymentKey);
-    this.#isDirty = true;
+    this.markDirty();
     this.#onChange?.({ kind: "forgotten", deploymentKey });
   }
 
   /** `POST /admin/cooldowns/reset` (here or, with Redis, on another replica). */
   reset(): void {
     this.#byDeployment.clear();
-    this.#isDirty = true;
+    this.markDirty();
     this.#onChange?.({ kind: "reset" });
   }
 
@@ -158,18 +191,6 @@ export class RefusedFeatures {
     const refusals = this.#byDeployment.get(deploymentKey);
     if (refusals === undefined) return [];
     return [...refusals.values()].filter((refusal) => refusal.untilMs > nowMs).sort((a, b) => a.atMs - b.atMs);
-  }
-
-  /** Whether something changed since the last call (the embedded store writes the book then). */
-  takeDirty(): boolean {
-    const wasDirty = this.#isDirty;
-    this.#isDirty = false;
-    return wasDirty;
-  }
-
-  /** A write taken by `takeDirty()` failed (a locked or full disk): written at the next flush. */
-  restoreDirty(): void {
-    this.#isDirty = true;
   }
 
   /** Every lesson that holds at `nowMs`, by deployment (for the embedded store). */

@@ -139,7 +139,8 @@ export interface ForgettingBooks {
  * dropped. Such a scope is counted by no request any more, and would otherwise stay in the ledger and the state
  * file for good (a client added back later starts afresh). With Redis only this replica's view is forgotten: the
  * fleet's shared counters hold; only the limits a 429 stated for the old upstream, stored for processes that start
- * later, are deleted (redis-ledger.ts `forget`).
+ * later, are deleted and dropped by every replica (redis-ledger.ts `forget`), as are the deployment's refused
+ * features and calibration (state/redis-refused-features.ts, state/redis-learned-facts.ts).
  */
 export function forgetChanged(
   changed: ChangedUpstreams,

@@ -3,7 +3,9 @@
 // restarted gateway scales estimates from its first request; every process writes what it learned every
 // `flush_interval_ms` (the last writer's evidence wins a field: each is a recent average of the same provider's
 // reports) and when it closes. Loss costs little: a process that could not load learns again from its first few
-// large prompts.
+// large prompts. A deployment forgotten by another replica's reload (redis-learned-facts.ts `forgetDeployment`) is
+// dropped when that is heard; one whose forget was not heard (the subscription was away) is dropped at the next
+// reload of what is shared (`reconcile`), so that this process's flush does not write it back.
 import type { PromptCalibration, PromptEvidence } from "../limits/prompt-calibration.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { calibrationKey } from "./redis-keys.ts";
@@ -17,6 +19,12 @@ export class CalibrationSharing {
   #timer: NodeJS.Timeout | undefined;
   /** Learned since the last write that succeeded. */
   #isPending = false;
+  /**
+   * Deployments whose evidence this process knows was stored (loaded at start, or written by its flush): one no
+   * longer stored was deleted by another replica's forget. (Evidence heard from another replica's context-length
+   * refusal is not listed: never dropped by `reconcile`, it is at worst kept, as before.)
+   */
+  readonly #stored = new Set<string>();
 
   constructor(redis: SharedStateRedis, link: RedisLink, prefix: string, calibration: PromptCalibration) {
     this.#redis = redis;
@@ -32,6 +40,7 @@ export class CalibrationSharing {
     for (const [deploymentKey, text] of Object.entries(fields)) {
       try {
         persisted[deploymentKey] = JSON.parse(text) as PromptEvidence;
+        this.#stored.add(deploymentKey);
       } catch {
         // a foreign or corrupt field: skipped
       }
@@ -56,9 +65,42 @@ export class CalibrationSharing {
     this.#isPending = false;
     try {
       await this.#redis.hset(this.#key, ...fields);
+      for (let index = 0; index < fields.length; index += 2) this.#stored.add(fields[index] ?? "");
     } catch {
       this.#isPending = true;
     }
+  }
+
+  /** Redis lost its data (redis-data-epoch.ts): nothing of this process's is stored; all of it is written again. */
+  async pushAll(): Promise<void> {
+    this.#stored.clear();
+    this.#isPending = true;
+    await this.flush();
+  }
+
+  /** This process forgot the deployment (a reload): what it learns of it from now on is not stored yet. */
+  forgotten(deploymentKey: string): void {
+    this.#stored.delete(deploymentKey);
+  }
+
+  /**
+   * Drops the evidence of every deployment this process knew stored and that is no longer (called whenever Redis or
+   * the subscription is back: a forget published meanwhile reached nobody here); returns how many. The race: a flush
+   * of this process's under way may write a deployment again just after it was read as deleted; its evidence is
+   * then dropped here and stored there until the next forget of it, as it was before any reconcile.
+   */
+  async reconcile(): Promise<number> {
+    if (this.#stored.size === 0) return 0;
+    const storedNow = new Set(await this.#redis.hkeys(this.#key));
+    let dropped = 0;
+    for (const deploymentKey of [...this.#stored]) {
+      if (storedNow.has(deploymentKey)) continue;
+      this.#stored.delete(deploymentKey);
+      if (!this.#calibration.hasEvidence(deploymentKey)) continue;
+      this.#calibration.adoptUnstoredEvidence(deploymentKey);
+      dropped++;
+    }
+    return dropped;
   }
 
   stop(): void {

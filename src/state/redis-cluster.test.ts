@@ -23,6 +23,7 @@ import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budg
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import { scanKeys } from "./redis-client.ts";
+import { dataEpochKey } from "./redis-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
@@ -101,11 +102,14 @@ async function adminClient(t: TestContext, cluster: RedisCluster): Promise<Clust
   return client;
 }
 
-/** Every key under `prefix`, per master port. */
+/**
+ * Every key under `prefix`, per master port; not the data set's epoch (redis-data-epoch.ts), which is meant to outlive
+ * an admin reset.
+ */
 async function keysPerNode(cluster: RedisCluster, client: Cluster, prefix: string): Promise<Map<number, string[]>> {
   const result = new Map<number, string[]>();
   for (const node of client.nodes("master")) {
-    const keys = await node.keys(`${prefix}*`);
+    const keys = (await node.keys(`${prefix}*`)).filter((key) => key !== dataEpochKey(prefix));
     const port = cluster.nodes.find((candidate) => candidate.port === node.options.port)?.port ?? -1;
     if (keys.length > 0) result.set(port, keys);
   }
@@ -344,7 +348,7 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     assert.equal(teacher.warnings.length + second.warnings.length + late.warnings.length, 0);
   });
 
-  test("refused features per provider: heard, loaded from every master, cleared fleet-wide, reset on every master", async (t) => {
+  test("refused features per provider: heard, loaded from every master, cleared and forgotten fleet-wide (a clearing missed is loaded), reset on every master", async (t) => {
     const cluster = await useRedisCluster(t);
     const book = () => new RefusedFeatures(3_600_000);
     const secondBook = book();
@@ -352,10 +356,12 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     const teacherBook = book();
     const teacher = await startBackend(t, cluster, "refused:", 2_000, undefined, teacherBook);
     for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "tools", "HTTP 400", Date.now());
-    const refusesAll = (refused: RefusedFeatures, isRefused = true): boolean =>
+    const refusesAllOf = (refused: RefusedFeatures, feature: string, isRefused = true): boolean =>
       PROVIDERS.every(
-        (provider) => (refused.refusalOf(`${provider}/m`, ["tools"], Date.now()) !== undefined) === isRefused,
+        (provider) => (refused.refusalOf(`${provider}/m`, [feature], Date.now()) !== undefined) === isRefused,
       );
+    const refusesAll = (refused: RefusedFeatures, isRefused = true): boolean =>
+      refusesAllOf(refused, "tools", isRefused);
     await waitFor(() => refusesAll(secondBook), 3_000, "the published lessons");
     const client = await adminClient(t, cluster);
     const stored = async () =>
@@ -372,6 +378,38 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     for (const provider of PROVIDERS) secondBook.unlearn(`${provider}/m`, ["tools"]);
     await waitFor(() => refusesAll(teacherBook, false) && refusesAll(lateBook, false), 3_000, "the clearing");
     await waitFor(async () => (await stored()).length === 0, 3_000, "the stored lessons deleted");
+
+    // A reload's forget deletes each deployment's lessons in its provider's slot and reaches every process.
+    for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "json_schema", "HTTP 400", Date.now());
+    await waitFor(async () => (await stored()).length === PROVIDERS.length, 3_000, "the lessons to forget stored");
+    await waitFor(() => PROVIDERS.every((provider) => lateBook.knows(`${provider}/m`)), 3_000, "them heard");
+    for (const provider of PROVIDERS) teacherBook.forget(`${provider}/m`);
+    await waitFor(async () => (await stored()).length === 0, 3_000, "the forgotten lessons deleted");
+    await waitFor(
+      () => PROVIDERS.every((provider) => !lateBook.knows(`${provider}/m`) && !secondBook.knows(`${provider}/m`)),
+      3_000,
+      "the forget heard",
+    );
+
+    // Cleared while every subscriber is cut off: each process drops it once it subscribed again and reloaded.
+    for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "images", "HTTP 400", Date.now());
+    await waitFor(() => refusesAllOf(lateBook, "images"), 3_000, "the lessons to clear heard");
+    // No node takes a new connection (`maxclients` is the number it has) until the clearing is stored: the
+    // subscribers cannot come back before.
+    const masters = client.nodes("master");
+    const maxClients = await Promise.all(masters.map(async (node) => (await node.config("GET", "maxclients"))[1]));
+    for (const node of masters) {
+      const connected = String(await node.call("CLIENT", "LIST", "TYPE", "normal"))
+        .trim()
+        .split("\n").length;
+      await node.config("SET", "maxclients", String(connected));
+      await node.call("CLIENT", "KILL", "TYPE", "pubsub");
+    }
+    for (const provider of PROVIDERS) teacherBook.unlearn(`${provider}/m`, ["images"]);
+    await waitFor(async () => (await stored()).length === 0, 3_000, "the cleared lessons deleted");
+    assert.ok(refusesAllOf(lateBook, "images"), "the clearing was heard: the test would prove nothing");
+    await Promise.all(masters.map((node, index) => node.config("SET", "maxclients", maxClients[index] ?? "10000")));
+    await waitFor(() => refusesAllOf(lateBook, "images", false), 5_000, "the clearing missed, then loaded");
 
     // The admin reset deletes the lessons on every master and reaches every process.
     for (const provider of PROVIDERS) teacherBook.learn(`${provider}/m`, "seed", "HTTP 400", Date.now());

@@ -133,6 +133,11 @@ export function calibrationKey(prefix: string): string {
   return `${prefix}prompt-calibration`;
 }
 
+/** A value set once per Redis data set (redis-data-epoch.ts): another one means Redis lost what it held. */
+export function dataEpochKey(prefix: string): string {
+  return `${prefix}data-epoch`;
+}
+
 /** A SCAN MATCH pattern for every key starting with `start` (glob characters in the prefix escaped). */
 export function keysStartingWith(start: string): string {
   return `${start.replace(/[*?[\]\\]/g, (character) => `\\${character}`)}*`;

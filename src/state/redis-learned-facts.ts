@@ -11,14 +11,20 @@
 // local books: no round trip is added to a request. A fact learned while Redis is unreachable is written when it is
 // back. A limit inferred from this process's own requests (in flight, or their spacing) is not shared: it is this
 // process's share. A reload that points a scope at another key or upstream deletes what was stored of it (`forget`),
-// and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`).
+// and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`);
+// each then publishes the forget, so every replica drops its copy.
 import type { Clock } from "../clock.ts";
-import { isRecord } from "../is-record.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
-import { learnedConcurrencyOf } from "../limits/budgets.ts";
-import type { RateLimitUnit, RateLimitWindow } from "../limits/header-dialects.ts";
-import type { ContextLesson, PromptCalibration, PromptEvidence } from "../limits/prompt-calibration.ts";
-import type { WindowAlgorithm } from "../limits/window-counters.ts";
+import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import {
+  type LearnedFact,
+  parseFact,
+  parseStored,
+  type RateFact,
+  type SharedFact,
+  UNITS,
+  WINDOWS,
+} from "./learned-fact-shapes.ts";
 import { getMany, type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import {
   calibrationKey,
@@ -46,18 +52,6 @@ export const SHARED_WINDOW_KEEP_MS = 30 * 24 * 3_600_000;
 /** ms before a fact whose write failed while Redis was up is written again. */
 const WRITE_RETRY_MS = 250;
 
-/** What travels on the channel (and, apart from the evidence, is stored). */
-export type LearnedFact =
-  | { readonly kind: "context"; readonly lesson: ContextLesson }
-  | { readonly kind: "concurrency"; readonly scopeId: string; readonly learned: LearnedConcurrency }
-  | { readonly kind: "rate"; readonly scopeId: string; readonly rule: BudgetRule; readonly learnedAtMs: number };
-
-type RateFact = LearnedFact & { readonly kind: "rate" };
-
-const UNITS: readonly RateLimitUnit[] = ["requests", "tokens"];
-const WINDOWS: readonly RateLimitWindow[] = ["second", "minute", "hour", "day", "month"];
-const ALGORITHMS: readonly WindowAlgorithm[] = ["sliding", "fixed", "bucket"];
-
 export interface LearnedFactSharingOptions {
   readonly redis: SharedStateRedis;
   readonly link: RedisLink;
@@ -69,6 +63,8 @@ export interface LearnedFactSharingOptions {
   readonly adoptConcurrency: (scopeId: string, learned: LearnedConcurrency) => void;
   /** Where a stated rate limit learned elsewhere goes (RedisLedger.adoptStatedRules). */
   readonly adoptRules: (scopeId: string, rules: readonly BudgetRule[]) => void;
+  /** Where another process's forget of a scope goes (RedisLedger.adoptForgottenStated). */
+  readonly adoptForgottenLimits?: (scopeId: string) => void;
 }
 
 export class LearnedFactSharing {
@@ -81,6 +77,12 @@ export class LearnedFactSharing {
   readonly #forgotten = new Set<string>();
   /** Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet. */
   readonly #forgottenDeployments = new Set<string>();
+  /**
+   * When each deployment's shared window was last learned, heard, or written (a step of `#windowStep`): a load drops
+   * no window touched after it began (see `load`).
+   */
+  readonly #windowTouchedAt = new Map<string, number>();
+  #windowStep = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #isStopped = false;
 
@@ -92,6 +94,7 @@ export class LearnedFactSharing {
   share(fact: LearnedFact): void {
     const id = idOf(fact);
     if (fact.kind === "rate") this.#noteRate(fact);
+    this.#touchWindow(fact);
     if (!this.#options.link.isUp) {
       this.#unshared.set(id, fact);
       return;
@@ -137,8 +140,10 @@ export class LearnedFactSharing {
   /**
    * A reload pointed the scope at another key or upstream: what was stored of it (its stated limits) is deleted, and
    * what was learned of it here and not written yet is dropped, so that no process adopts the old key's limits for
-   * the new one at its start or a reconnect. Nothing is published: a replica still on the old key (a rolling
-   * reload) keeps what it knows, and may store it again until it reloads too.
+   * the new one at its start or a reconnect; then the forget is published, and every replica drops the stated limits
+   * it holds for the scope (`adoptForgottenLimits`). Without it, a replica that reloaded earlier in a rolling reload
+   * and heard the old key's limit from one not reloaded yet held the new key to it for good (a stated limit does
+   * not lapse). A replica not reloaded yet drops a limit still true of its key, and learns it again at its next 429.
    */
   forget(scopeId: string): void {
     for (const [id, fact] of this.#unshared) {
@@ -152,7 +157,10 @@ export class LearnedFactSharing {
   /**
    * A reload pointed the deployment's name at another upstream (PromptCalibration.forget): its stored evidence and
    * shared window are deleted and an unwritten lesson of it dropped, so that neither this process at a reconnect nor
-   * one started later adopts the old upstream's for the new one. Unpublished, as `forget`.
+   * one started later adopts the old upstream's for the new one; then the forget is published, and every replica
+   * drops its copy (one that kept it would go on scaling the new upstream's prompts by the old tokenizer's factor,
+   * and write it back with its next flush). A replica not reloaded yet (a rolling reload) loses evidence still true
+   * of the upstream it sends to, and learns it again from its next few large prompts.
    */
   forgetDeployment(deploymentKey: string): void {
     this.#unshared.delete(`context ${deploymentKey}`);
@@ -178,18 +186,25 @@ export class LearnedFactSharing {
     this.#forgottenDeployments.clear();
     const { redis, keyPrefix } = this.#options;
     await Promise.all([
-      ...scopeIds.map((scopeId) =>
-        unlinkMany(redis, storedKeysOf(keyPrefix, scopeId)).catch((error: unknown) => {
+      ...scopeIds.map(async (scopeId) => {
+        try {
+          await unlinkMany(redis, storedKeysOf(keyPrefix, scopeId));
+        } catch (error) {
           this.#forgotten.add(scopeId);
           throw error;
-        }),
-      ),
-      ...deploymentKeys.map((deploymentKey) =>
-        this.#deleteCalibration(deploymentKey).catch((error: unknown) => {
+        }
+        await this.#publish({ kind: "forgotten-limits", scopeId });
+      }),
+      ...deploymentKeys.map(async (deploymentKey) => {
+        try {
+          await this.#deleteCalibration(deploymentKey);
+        } catch (error) {
           this.#forgottenDeployments.add(deploymentKey);
           throw error;
-        }),
-      ),
+        }
+        // After the delete: a replica that hears it and loads finds nothing of it.
+        await this.#publish({ kind: "forgotten-calibration", deploymentKey });
+      }),
     ]);
   }
 
@@ -228,12 +243,20 @@ export class LearnedFactSharing {
   }
 
   /**
-   * Adopts every stored stated concurrency, stated rate limit and shared window; returns how many. (The
-   * calibrations' evidence is loaded once at start by CalibrationSharing: a later load would replace what this
-   * process learned since.)
+   * Adopts every stored stated concurrency, stated rate limit and shared window, and drops this process's shared
+   * windows that are not stored (forgotten by another replica while this one did not hear it); returns how many it
+   * adopted. (The calibrations' evidence is loaded once at start by CalibrationSharing: a later load would replace
+   * what this process learned since; CalibrationSharing.reconcile drops what was forgotten.)
+   *
+   * The race: a window is dropped only if it was kept before the load began and was not learned, heard or written
+   * since (a write lands after the SCAN may have passed its key), nor waits to be written (`#unshared`). With a node
+   * of a Cluster down, nothing is dropped.
    */
-  async load(): Promise<number> {
+  async load(isReplacing: boolean): Promise<number> {
     const { redis, keyPrefix } = this.#options;
+    const knownWindows = this.#options.calibration?.exportSharedWindows() ?? [];
+    const loadBeganAt = this.#windowStep;
+    const storedWindows = new Set<string>();
     let loaded = 0;
     let failure: { readonly error: unknown } | undefined;
     const onNodeFailed = (error: unknown): void => {
@@ -250,19 +273,53 @@ export class LearnedFactSharing {
         for (const text of values) {
           const fact = parseStored(text);
           if (fact === undefined) continue;
+          if (fact.kind === "context" && fact.lesson.isSharedWindow) storedWindows.add(fact.lesson.deploymentKey);
           this.#apply(fact);
           loaded++;
         }
       }
     }
     if (failure !== undefined) throw failure.error;
+    if (!isReplacing) return loaded;
+    for (const deploymentKey of knownWindows) {
+      if (storedWindows.has(deploymentKey) || this.#unshared.has(`context ${deploymentKey}`)) continue;
+      if ((this.#windowTouchedAt.get(deploymentKey) ?? 0) > loadBeganAt) continue;
+      this.#options.calibration?.adoptUnstoredWindow(deploymentKey);
+    }
     return loaded;
   }
 
-  #apply(fact: LearnedFact): void {
+  /**
+   * Writes every shared window this process holds (Redis lost its data: redis-data-epoch.ts), so that a later reload,
+   * which drops what is not stored, finds them: as a window learned now is (a failed write waits, kept by a reload,
+   * and is tried again).
+   */
+  pushWindows(): void {
+    for (const deploymentKey of this.#options.calibration?.exportSharedWindows() ?? []) {
+      this.share({ kind: "context", lesson: { deploymentKey, evidence: undefined, isSharedWindow: true } });
+    }
+  }
+
+  /** Notes a shared window learned, heard or written now (see `load`). */
+  #touchWindow(fact: SharedFact): void {
+    if (fact.kind !== "context" || !fact.lesson.isSharedWindow) return;
+    this.#windowStep++;
+    this.#windowTouchedAt.set(fact.lesson.deploymentKey, this.#windowStep);
+  }
+
+  #apply(fact: SharedFact): void {
+    this.#touchWindow(fact);
     if (fact.kind === "concurrency") this.#options.adoptConcurrency(fact.scopeId, fact.learned);
     else if (fact.kind === "rate") this.#adoptRate(fact);
+    else if (fact.kind === "forgotten-calibration") this.#options.calibration?.adoptForgotten(fact.deploymentKey);
+    else if (fact.kind === "forgotten-limits") this.#adoptForgottenLimits(fact.scopeId);
     else this.#options.calibration?.adopt(fact.lesson);
+  }
+
+  /** Another process forgot the scope: a statement heard from now on is adopted whatever was known before. */
+  #adoptForgottenLimits(scopeId: string): void {
+    this.#rateLearnedAtMs.delete(scopeId);
+    this.#options.adoptForgottenLimits?.(scopeId);
   }
 
   /**
@@ -288,7 +345,7 @@ export class LearnedFactSharing {
   /** Stores the fact (SET with its expiry, or HSET of the evidence), then publishes it; in that order, so a process
    * that loads between the two has it already and one that hears it finds it stored. */
   async #write(fact: LearnedFact): Promise<void> {
-    const { redis, keyPrefix, clock, instanceId } = this.#options;
+    const { redis, keyPrefix, clock } = this.#options;
     if (fact.kind === "concurrency") {
       const stored = JSON.stringify({ kind: "concurrency", scopeId: fact.scopeId, learned: fact.learned });
       await redis.set(learnedConcurrencyKey(keyPrefix, fact.scopeId), stored, "PX", LEARNED_LIMIT_KEEP_MS);
@@ -306,8 +363,15 @@ export class LearnedFactSharing {
       if (isSharedWindow) {
         const stored = JSON.stringify({ kind: "shared-window", deploymentKey, learnedAtMs: clock.now() });
         await redis.set(sharedWindowKey(keyPrefix, deploymentKey), stored, "PX", SHARED_WINDOW_KEEP_MS);
+        // Stored now, perhaps after a load's SCAN passed its key: that load must not drop it.
+        this.#touchWindow(fact);
       }
     }
+    await this.#publish(fact);
+  }
+
+  async #publish(fact: SharedFact): Promise<void> {
+    const { redis, keyPrefix, instanceId } = this.#options;
     await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
   }
 }
@@ -323,77 +387,4 @@ function storedKeysOf(prefix: string, scopeId: string): string[] {
   const keys = [learnedConcurrencyKey(prefix, scopeId)];
   for (const unit of UNITS) for (const window of WINDOWS) keys.push(learnedRateKey(prefix, scopeId, unit, window));
   return keys;
-}
-
-/**
- * A stated rate limit as it travels and is stored: the rule's limit, evidence and window algorithm, nothing else.
- * Undefined when it is not one; one claiming to be inferred (BudgetRule.isOwnEvidence) came from no process of ours.
- */
-export function statedRuleOf(value: unknown): BudgetRule | undefined {
-  if (!isRecord(value) || value.isOwnEvidence === true) return undefined;
-  const { unit, window, limit, learnedFrom, algorithm, offsetMs } = value;
-  if (!UNITS.includes(unit as RateLimitUnit) || !WINDOWS.includes(window as RateLimitWindow)) return undefined;
-  if (typeof limit !== "number" || !Number.isFinite(limit) || limit <= 0) return undefined;
-  if (typeof learnedFrom !== "string" || learnedFrom === "") return undefined;
-  if (algorithm !== undefined && !ALGORITHMS.includes(algorithm as WindowAlgorithm)) return undefined;
-  if (offsetMs !== undefined && (typeof offsetMs !== "number" || !Number.isFinite(offsetMs) || offsetMs < 0)) {
-    return undefined;
-  }
-  return {
-    unit: unit as RateLimitUnit,
-    window: window as RateLimitWindow,
-    limit,
-    learnedFrom,
-    ...(algorithm === undefined ? {} : { algorithm: algorithm as WindowAlgorithm }),
-    ...(typeof offsetMs === "number" ? { offsetMs } : {}),
-  };
-}
-
-function parseFact(value: unknown): LearnedFact | undefined {
-  if (!isRecord(value)) return undefined;
-  if (value.kind === "rate") {
-    const rule = statedRuleOf(value.rule);
-    const { scopeId, learnedAtMs } = value;
-    if (typeof scopeId !== "string" || scopeId === "" || rule === undefined) return undefined;
-    if (typeof learnedAtMs !== "number" || !Number.isFinite(learnedAtMs)) return undefined;
-    return { kind: "rate", scopeId, rule, learnedAtMs };
-  }
-  if (value.kind === "concurrency") {
-    const learned = learnedConcurrencyOf(value.learned);
-    // Only a stated limit is shared; one claiming to be inferred came from no process of ours.
-    if (typeof value.scopeId !== "string" || learned === undefined || learned.isOwnEvidence === true) return undefined;
-    return { kind: "concurrency", scopeId: value.scopeId, learned };
-  }
-  if (value.kind !== "context" || !isRecord(value.lesson)) return undefined;
-  const { deploymentKey, evidence, isSharedWindow } = value.lesson;
-  if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
-  return {
-    kind: "context",
-    lesson: { deploymentKey, evidence: evidenceOf(evidence), isSharedWindow: isSharedWindow === true },
-  };
-}
-
-/** A stored key's value: a stated concurrency, or a shared window (kept as `{kind: "shared-window", ...}`). */
-function parseStored(text: string | null | undefined): LearnedFact | undefined {
-  if (text === null || text === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(value)) return undefined;
-  if (value.kind !== "shared-window") return parseFact(value);
-  const { deploymentKey } = value;
-  if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
-  return { kind: "context", lesson: { deploymentKey, evidence: undefined, isSharedWindow: true } };
-}
-
-function evidenceOf(value: unknown): PromptEvidence | undefined {
-  if (!isRecord(value)) return undefined;
-  const { estimated, reported } = value;
-  if (typeof estimated !== "number" || typeof reported !== "number") return undefined;
-  return estimated > 0 && reported > 0 && Number.isFinite(estimated) && Number.isFinite(reported)
-    ? { estimated, reported }
-    : undefined;
 }

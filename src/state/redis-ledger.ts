@@ -391,6 +391,11 @@ export class RedisLedger implements BudgetLedger {
     this.#leases.endCovering(scopeId);
   }
 
+  /** Another process forgot the scope (redis-learned-facts.ts `forget`): the limits stated for it go here too. */
+  adoptForgottenStated(scopeId: string): void {
+    this.#local.adoptForgottenStated(scopeId);
+  }
+
   /** This process's view (its own reservations and what it learned); see the module comment. */
   usage(scope: BudgetScope, nowMs: number): WindowUsage[] {
     return this.#local.usage(scope, nowMs);
@@ -425,8 +430,8 @@ export class RedisLedger implements BudgetLedger {
    * counters: in a fleet the other replicas may still be sending with the old key (a rolling reload), and their
    * budget and concurrency leases must hold; deleting them let one replica's reload over-admit the whole fleet.
    * The shared budget frees as its windows pass. What the provider stated for the scope's old key or upstream (a
-   * limit shared as a learned fact) is deleted from Redis, though: it would be loaded for the new one at a start or
-   * a reconnect (redis-learned-facts.ts `forget`).
+   * limit shared as a learned fact) is deleted from Redis, though, and dropped by every replica: it would be loaded
+   * for the new one at a start or a reconnect, and held by a replica that heard it (redis-learned-facts.ts `forget`).
    */
   forget(scopeId: string): void {
     this.#local.forget(scopeId);

@@ -1,8 +1,10 @@
 // Refused features in Redis (redis-refused-features.ts) against a real redis-server: a lesson one process learns is
 // adopted by the others and by one started later, under its provider's hash tag and expiring with the lesson; a
-// success that clears it clears it everywhere; a reload's forget and the admin reset delete what is stored; what is
-// learned while Redis is down is written when it is back; stored lessons that ended or are corrupt are skipped. And a
-// reload's forget of a prompt calibration deletes its stored copy (redis-learned-facts.ts `forgetDeployment`).
+// success that clears it clears it everywhere; a reload's forget and the admin reset delete what is stored and reach
+// every process; a process whose subscription was away drops, once back, what was cleared meanwhile (and keeps what
+// it has not written yet); what is learned while Redis is down is written when it is back; stored lessons that ended
+// or are corrupt are skipped. And a reload's forget of a prompt calibration deletes its stored copy and reaches every
+// process (redis-learned-facts.ts `forgetDeployment`), also one whose subscription was away (once it is back).
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,7 +15,11 @@ import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
+import { createCommandClient } from "./redis-client.ts";
 import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
+import { LearnedFactSharing } from "./redis-learned-facts.ts";
+import { RedisLink } from "./redis-link.ts";
+import { RefusalSharing } from "./redis-refused-features.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
@@ -43,6 +49,8 @@ async function startBackend(t: TestContext, url: string, lifetimeMs = HOUR_MS, r
   return { state, refused, calibration };
 }
 
+type Backend = Awaited<ReturnType<typeof startBackend>>;
+
 async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
@@ -53,6 +61,43 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 
 function refuses(book: RefusedFeatures, feature: string, deploymentKey = LLAMA): boolean {
   return book.refusalOf(deploymentKey, [feature], Date.now()) !== undefined;
+}
+
+/**
+ * Drops every subscription and keeps them from coming back (Redis takes no new connection: `maxclients` is the number
+ * of those left) until the returned function lets them in again. The command connections stay: what a replica writes
+ * and publishes meanwhile reaches Redis, and no process hears it.
+ */
+async function cutSubscribers(admin: Redis): Promise<() => Promise<void>> {
+  const connected = String(await admin.call("CLIENT", "LIST", "TYPE", "normal"))
+    .trim()
+    .split("\n").length;
+  const maxClients = (await admin.config("GET", "maxclients"))[1] ?? "10000";
+  await admin.config("SET", "maxclients", String(connected));
+  await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+  return async () => {
+    await admin.config("SET", "maxclients", maxClients);
+  };
+}
+
+/** A context-length refusal showing a shared window of `separate/m` (listed 1,000 in and 100 out), and evidence of LLAMA. */
+function teachCalibrations(calibration: PromptCalibration): void {
+  calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
+  for (let index = 0; index < 4; index++) calibration.learn(LLAMA, 3_000, 1_500);
+}
+
+/**
+ * The backend dropped what `teachCalibrations` taught (the old upstream's), and its next flush (it learned of another
+ * deployment since) does not write it back. Closes the backend.
+ */
+async function assertDropsForgottenCalibrations(backend: Backend, admin: Redis, what: string): Promise<void> {
+  await waitFor(
+    () => !backend.calibration.sharesWindow("separate/m") && backend.calibration.factorOf(LLAMA) === 1,
+    what,
+  );
+  for (let index = 0; index < 4; index++) backend.calibration.learn("ollama/small", 3_000, 1_500);
+  await backend.state.close();
+  assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
 }
 
 function useAdmin(t: TestContext, url: string): Redis {
@@ -146,7 +191,7 @@ describe("refused features in Redis", { skip }, () => {
     assert.ok(!stored.includes("ended") && !stored.includes("images"), "the oldest lessons were kept");
   });
 
-  test("the admin reset deletes every stored lesson and clears every process; a reload's forget deletes one deployment's", async (t) => {
+  test("the admin reset deletes every stored lesson and clears every process; a reload's forget deletes one deployment's and reaches every process", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
     const first = await startBackend(t, server.url);
@@ -155,11 +200,12 @@ describe("refused features in Redis", { skip }, () => {
     first.refused.learn("ollama/small", "images", "HTTP 400", Date.now());
     await waitFor(() => refuses(second.refused, "images", "ollama/small"), "second to adopt both");
 
-    // A reload pointed groq/llama elsewhere on the first process: its stored lessons go, unpublished (the second, not
-    // reloaded yet, still on the old upstream, keeps what it knows).
+    // A reload pointed groq/llama elsewhere on the first process: its stored lessons go, and the forget is published:
+    // the second drops its copy too (it kept ranking the deployment by the old upstream's refusals).
     first.refused.forget(LLAMA);
     await waitFor(async () => (await admin.exists(refusedFeaturesKey(PREFIX, LLAMA))) === 0, "the forgotten deleted");
-    assert.ok(refuses(second.refused, "tools"));
+    await waitFor(() => !refuses(second.refused, "tools"), "the second to drop the forgotten lesson");
+    assert.ok(refuses(second.refused, "images", "ollama/small"), "another deployment's lesson was dropped");
     const late = await startBackend(t, server.url);
     assert.equal(refuses(late.refused, "tools"), false, "a process started later loaded a forgotten lesson");
     assert.ok(refuses(late.refused, "images", "ollama/small"));
@@ -211,6 +257,176 @@ describe("refused features in Redis", { skip }, () => {
     assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, "mistral/small")), 0);
   });
 
+  test("a replica whose subscription was away drops, once it is back, the lessons cleared or forgotten meanwhile", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    second.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    second.refused.learn(LLAMA, "seed", "HTTP 400", Date.now());
+    second.refused.learn("ollama/small", "images", "HTTP 400", Date.now());
+    await waitFor(
+      () => refuses(first.refused, "seed") && refuses(first.refused, "images", "ollama/small"),
+      "the first to adopt the lessons",
+    );
+    const subscribers = async () => Number((await admin.pubsub("NUMSUB", cooldownChannel(PREFIX)))[1]);
+    assert.equal(await subscribers(), 2);
+
+    // Both subscriptions dropped: the second clears one lesson and forgets a deployment while nobody hears it.
+    const letSubscribersBack = await cutSubscribers(admin);
+    second.refused.unlearn(LLAMA, ["tools"]);
+    second.refused.forget("ollama/small");
+    await waitFor(
+      async () =>
+        (await admin.hexists(refusedFeaturesKey(PREFIX, LLAMA), "tools")) === 0 &&
+        (await admin.exists(refusedFeaturesKey(PREFIX, "ollama/small"))) === 0,
+      "the clear and the forget stored",
+    );
+    await sleep(300);
+    assert.ok(refuses(first.refused, "tools"), "the first heard the clear: the test would prove nothing");
+    await letSubscribersBack();
+    await waitFor(async () => (await subscribers()) === 2, "both subscribed again");
+    await waitFor(
+      () => !refuses(first.refused, "tools") && !first.refused.knows("ollama/small"),
+      "the first to drop what was cleared and forgotten while it was not hearing",
+    );
+    assert.ok(refuses(first.refused, "seed"), "a lesson still stored was dropped");
+  });
+
+  test("a replica whose subscription was away drops, once it is back, a calibration forgotten meanwhile, and does not write it back", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    teachCalibrations(first.calibration);
+    await first.state.writeBeforeExit(1_000); // the calibrations' flush
+    await waitFor(
+      async () =>
+        (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 1 &&
+        (await admin.hexists(calibrationKey(PREFIX), LLAMA)) === 1,
+      "the calibrations stored",
+    );
+    const second = await startBackend(t, server.url);
+    assert.ok(second.calibration.sharesWindow("separate/m") && second.calibration.factorOf(LLAMA) < 1);
+
+    // Every subscription dropped: the first forgets both while nobody hears the channel.
+    const letSubscribersBack = await cutSubscribers(admin);
+    first.calibration.forget("separate/m");
+    first.calibration.forget(LLAMA);
+    await waitFor(
+      async () =>
+        (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 0 &&
+        (await admin.hexists(calibrationKey(PREFIX), LLAMA)) === 0,
+      "the forgotten calibrations deleted",
+    );
+    await sleep(300);
+    assert.ok(second.calibration.sharesWindow("separate/m"), "the second heard the forget: the test proves nothing");
+    assert.ok(second.calibration.factorOf(LLAMA) < 1, "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    await assertDropsForgottenCalibrations(
+      second,
+      admin,
+      "the second to drop what was forgotten while it was not hearing",
+    );
+  });
+
+  test("a Redis that lost its data takes no lesson from a replica: each writes again what it holds", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const second = await startBackend(t, server.url);
+    second.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    teachCalibrations(second.calibration);
+    await second.state.writeBeforeExit(1_000); // the calibrations' flush
+    const first = await startBackend(t, server.url);
+    const knowsAll = (backend: typeof first) =>
+      refuses(backend.refused, "tools") &&
+      backend.calibration.sharesWindow("separate/m") &&
+      backend.calibration.factorOf(LLAMA) < 1;
+    await waitFor(() => knowsAll(first), "the first to load the lessons");
+
+    // Restarted empty (no persistence): what is not stored is no lesson another replica cleared.
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, "degraded status");
+    await server.restart();
+    await waitFor(
+      async () =>
+        (await admin.hexists(refusedFeaturesKey(PREFIX, LLAMA), "tools")) === 1 &&
+        (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 1 &&
+        (await admin.hexists(calibrationKey(PREFIX), LLAMA)) === 1,
+      "the replicas to write their lessons again",
+    );
+    await sleep(300); // every reload after the restart
+    assert.ok(knowsAll(first), "the first lost lessons when Redis lost its data");
+    assert.ok(refuses(second.refused, "tools") && second.calibration.sharesWindow("separate/m"));
+    const late = await startBackend(t, server.url);
+    assert.ok(knowsAll(late), "a replica started after the restart did not load them");
+  });
+
+  test("a reload of the shared lessons keeps what this replica has not written yet and what it learned or heard meanwhile", async (t) => {
+    const server = await useRedisServer(t);
+    const redis = createCommandClient(server.url);
+    t.after(() => redis.disconnect());
+    await redis.connect();
+    // Marked down until told otherwise, whatever the connection does: what is learned waits to be written.
+    const link = new RedisLink("test", undefined, Date.now, () => true);
+    const book = new RefusedFeatures(HOUR_MS);
+    const sharing = new RefusalSharing({
+      redis,
+      link,
+      keyPrefix: PREFIX,
+      clock: systemClock,
+      instanceId: "test",
+      refusedFeatures: book,
+    });
+    t.after(() => sharing.stop());
+    const nowMs = Date.now();
+    const lesson = (feature: string, untilMs: number) => ({ feature, reason: "HTTP 400", atMs: nowMs, untilMs });
+    book.learn(LLAMA, "tools", "HTTP 400", nowMs); // not written yet
+    book.adopt("ollama/small", lesson("images", nowMs + HOUR_MS), nowMs); // heard once, no longer stored
+    book.adopt("ollama/small", lesson("seed", nowMs + HOUR_MS), nowMs);
+    const loading = sharing.load(true);
+    // Heard while the load runs: newer than what its SCAN may have seen.
+    book.adopt("ollama/small", lesson("seed", nowMs + 2 * HOUR_MS), nowMs);
+    book.adopt("mistral/small", lesson("tools", nowMs + HOUR_MS), nowMs);
+    await loading;
+    assert.ok(refuses(book, "tools"), "a lesson waiting to be written was dropped");
+    assert.equal(refuses(book, "images", "ollama/small"), false, "a lesson no longer stored was kept");
+    assert.ok(refuses(book, "seed", "ollama/small"), "a lesson heard again during the load was dropped");
+    assert.ok(refuses(book, "tools", "mistral/small"), "a lesson heard during the load was dropped");
+  });
+
+  test("a reload of the shared windows keeps one not written yet and one heard meanwhile, and drops one no longer stored", async (t) => {
+    const server = await useRedisServer(t);
+    const redis = createCommandClient(server.url);
+    t.after(() => redis.disconnect());
+    await redis.connect();
+    // Marked down until told otherwise: what is learned waits to be written.
+    const link = new RedisLink("test", undefined, Date.now, () => true);
+    const calibration = new PromptCalibration();
+    const facts = new LearnedFactSharing({
+      redis,
+      link,
+      keyPrefix: PREFIX,
+      clock: systemClock,
+      instanceId: "test",
+      calibration,
+      adoptConcurrency: () => {},
+      adoptRules: () => {},
+    });
+    t.after(() => facts.stop());
+    calibration.onLesson((lesson) => facts.share({ kind: "context", lesson }));
+    const heard = (deploymentKey: string) => ({
+      kind: "context",
+      lesson: { deploymentKey, evidence: undefined, isSharedWindow: true },
+    });
+    facts.receive(heard("gone/m")); // heard once, no longer stored
+    facts.receive(heard("heard/m"));
+    calibration.learnTooLong("local/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100); // not written yet
+    const loading = facts.load(true);
+    facts.receive(heard("heard/m")); // heard again while the load runs: stored after its SCAN, perhaps
+    await loading;
+    assert.deepEqual(calibration.exportSharedWindows().sort(), ["heard/m", "local/m"]);
+  });
+
   test("a foreign or malformed message on the channel is skipped", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
@@ -230,13 +446,11 @@ describe("refused features in Redis", { skip }, () => {
     await waitFor(() => !refuses(first.refused, "tools"), "the well-formed clearing");
   });
 
-  test("a reload's forget of a prompt calibration deletes its stored evidence and shared window", async (t) => {
+  test("a reload's forget of a prompt calibration deletes its stored evidence and shared window, and every replica drops its copy", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
     const first = await startBackend(t, server.url);
-    // A context-length refusal showing a shared window (listed 1,000 in and 100 out), and evidence from answers.
-    first.calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
-    for (let index = 0; index < 4; index++) first.calibration.learn(LLAMA, 3_000, 1_500);
+    teachCalibrations(first.calibration);
     await waitFor(
       async () => (await admin.exists(sharedWindowKey(PREFIX, "separate/m"))) === 1,
       "the shared window stored",
@@ -245,8 +459,10 @@ describe("refused features in Redis", { skip }, () => {
     assert.notEqual(await admin.hget(calibrationKey(PREFIX), LLAMA), null);
 
     const second = await startBackend(t, server.url);
+    const other = await startBackend(t, server.url);
     assert.equal(second.calibration.sharesWindow("separate/m"), true);
     assert.ok(second.calibration.factorOf(LLAMA) < 1);
+    assert.ok(other.calibration.sharesWindow("separate/m") && other.calibration.factorOf(LLAMA) < 1);
     second.calibration.forget("separate/m");
     second.calibration.forget(LLAMA);
     await waitFor(
@@ -255,6 +471,9 @@ describe("refused features in Redis", { skip }, () => {
         (await admin.hlen(calibrationKey(PREFIX))) === 0,
       "the stored calibrations deleted",
     );
+    // The other replica heard the forget: it neither scales the new upstream's prompts by the old factor nor reads
+    // the old window.
+    await assertDropsForgottenCalibrations(other, admin, "the other replica to drop the forgotten calibrations");
     const late = await startBackend(t, server.url);
     assert.equal(late.calibration.sharesWindow("separate/m"), false, "a forgotten shared window was loaded");
     assert.equal(late.calibration.factorOf(LLAMA), 1, "a forgotten calibration was loaded");

@@ -6,13 +6,19 @@
 //   back;
 // - a success with a feature that cleared a lesson here deletes the stored lesson and is published: the other
 //   replicas clear it too;
-// - a reload that points a name at another upstream deletes the deployment's stored lessons, unpublished (as a
-//   stated limit's, redis-learned-facts.ts `forget`: a replica still on the old upstream keeps what it knows);
+// - a reload that points a name at another upstream (or changes its `body:` rules) deletes the deployment's stored
+//   lessons, then publishes the forget: every replica drops its copy, so that none keeps ranking the deployment by
+//   what the old upstream refused. A replica not reloaded yet (a rolling reload) drops lessons still true of the
+//   upstream it sends to, and learns them again at the cost of one refusal each, storing them again: the last
+//   replica to reload deletes those in turn, and until then a replica already reloaded adopts them (a lesson does
+//   not say which upstream it is about);
 // - the admin reset deletes every stored lesson before the reset is published (`resetShared`), and a replica that
 //   hears it resets its book (redis-state.ts).
 // Planning reads only the local book: no round trip is added to a request. What changed while Redis was unreachable
-// is written when it is back. A replica whose subscription was away when a lesson was cleared elsewhere keeps its
-// copy until the lesson ends or a success of its own clears it (a load adds what is stored, it removes nothing).
+// is written when it is back. A load (at start, when Redis is back, when the subscription is back) replaces this
+// replica's lessons by what is stored: one cleared, forgotten or reset elsewhere while this replica was not hearing
+// the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
+// again (`pushAll`, redis-data-epoch.ts).
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import {
@@ -34,7 +40,8 @@ const WRITE_RETRY_MS = 250;
 /** What travels on the channel (beside redis-learned-facts.ts's kinds; a process that knows neither skips it). */
 export type RefusalFact =
   | { readonly kind: "refused-feature"; readonly deploymentKey: string; readonly refusal: FeatureRefusal }
-  | { readonly kind: "accepted-features"; readonly deploymentKey: string; readonly features: readonly string[] };
+  | { readonly kind: "accepted-features"; readonly deploymentKey: string; readonly features: readonly string[] }
+  | { readonly kind: "forgotten-refusals"; readonly deploymentKey: string };
 
 export interface RefusalSharingOptions {
   readonly redis: SharedStateRedis;
@@ -54,6 +61,8 @@ export class RefusalSharing {
   readonly #unshared = new Map<string, PendingChanges>();
   /** Deployments forgotten (a reload) whose stored lessons are not deleted yet. */
   readonly #forgotten = new Set<string>();
+  /** Writes under way (sent, not answered yet), by deployment: a load may not see them, and must not drop them. */
+  readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
   #isStopped = false;
 
@@ -91,6 +100,18 @@ export class RefusalSharing {
         throw error;
       }),
     );
+  }
+
+  /** Counts the deployment's write as under way until it is answered (see `load`). */
+  async #whileWriting(deploymentKey: string, write: () => Promise<void>): Promise<void> {
+    this.#writing.set(deploymentKey, (this.#writing.get(deploymentKey) ?? 0) + 1);
+    try {
+      await write();
+    } finally {
+      const left = (this.#writing.get(deploymentKey) ?? 1) - 1;
+      if (left === 0) this.#writing.delete(deploymentKey);
+      else this.#writing.set(deploymentKey, left);
+    }
   }
 
   /** Runs a write; a failure is counted against the link and tried again shortly. */
@@ -154,17 +175,24 @@ export class RefusalSharing {
     );
   }
 
+  /**
+   * Deletes what is stored of each forgotten deployment, then publishes the forget: in that order, so a replica that
+   * hears it and loads finds nothing of it (and one that loads before it hears it drops its copy all the same).
+   */
   async #deleteForgotten(): Promise<void> {
     const deploymentKeys = [...this.#forgotten];
     this.#forgotten.clear();
     const { redis, keyPrefix } = this.#options;
     await Promise.all(
-      deploymentKeys.map((deploymentKey) =>
-        redis.unlink(refusedFeaturesKey(keyPrefix, deploymentKey)).catch((error: unknown) => {
+      deploymentKeys.map(async (deploymentKey) => {
+        try {
+          await redis.unlink(refusedFeaturesKey(keyPrefix, deploymentKey));
+        } catch (error) {
           this.#forgotten.add(deploymentKey);
           throw error;
-        }),
-      ),
+        }
+        await this.#publish({ kind: "forgotten-refusals", deploymentKey });
+      }),
     );
   }
 
@@ -173,7 +201,11 @@ export class RefusalSharing {
    * deletes the cleared ones, then publishes each: in that order, so a process that loads between the two has them
    * already and one that hears them finds them stored.
    */
-  async #write(deploymentKey: string, changes: PendingChanges): Promise<void> {
+  #write(deploymentKey: string, changes: PendingChanges): Promise<void> {
+    return this.#whileWriting(deploymentKey, () => this.#store(deploymentKey, changes));
+  }
+
+  async #store(deploymentKey: string, changes: PendingChanges): Promise<void> {
     const { redis, keyPrefix, clock } = this.#options;
     const key = refusedFeaturesKey(keyPrefix, deploymentKey);
     const accepted: string[] = [];
@@ -203,15 +235,27 @@ export class RefusalSharing {
     if (fact === undefined) return;
     const { refusedFeatures, clock } = this.#options;
     if (fact.kind === "refused-feature") refusedFeatures.adopt(fact.deploymentKey, fact.refusal, clock.now());
-    else refusedFeatures.adoptAccepted(fact.deploymentKey, fact.features);
+    else if (fact.kind === "accepted-features") refusedFeatures.adoptAccepted(fact.deploymentKey, fact.features);
+    else refusedFeatures.adoptForgotten(fact.deploymentKey);
   }
 
   /**
-   * Adopts every stored lesson that still holds; returns how many. On a Cluster with a master down, it adopts what
-   * the others hold, then throws that master's error.
+   * Adopts every stored lesson that still holds, and drops this replica's lessons that are not stored (cleared,
+   * forgotten or reset by another replica while this one's subscription was away: it never heard it); returns how
+   * many it adopted. On a Cluster with a master down, it adopts what the others hold, drops nothing, then throws that
+   * master's error.
+   *
+   * The race: the SCAN runs while lessons are learned, cleared and heard. What is dropped is only what the book kept
+   * before the load began, is still the very lesson kept after it (not learned or heard again meanwhile: that one is
+   * newer than what the SCAN saw), and was not being written: no write of its deployment under way when the load
+   * began (sent before the SCAN, perhaps stored after it read the hash) nor waiting to be written (`#unshared`, after
+   * a failed write). A lesson learned during the load is a new object, so it stays whatever the SCAN found.
    */
-  async load(): Promise<number> {
+  async load(isReplacing: boolean): Promise<number> {
     const { redis, keyPrefix, clock, refusedFeatures } = this.#options;
+    const known = refusedFeatures.lessons();
+    const writing = new Set(this.#writing.keys());
+    const stored = new Set<string>();
     const start = refusedFeaturesStart(keyPrefix);
     let loaded = 0;
     let failure: { readonly error: unknown } | undefined;
@@ -226,19 +270,48 @@ export class RefusalSharing {
         for (const text of Object.values(hashes[index] ?? {})) {
           const refusal = parseStored(text);
           if (refusal === undefined || refusal.untilMs <= clock.now()) continue;
+          stored.add(lessonId(deploymentKey, refusal.feature));
           refusedFeatures.adopt(deploymentKey, refusal, clock.now());
           loaded++;
         }
       });
     }
     if (failure !== undefined) throw failure.error;
+    if (!isReplacing) return loaded;
+    for (const [deploymentKey, refusal] of known) {
+      if (stored.has(lessonId(deploymentKey, refusal.feature))) continue;
+      if (writing.has(deploymentKey) || this.#writing.has(deploymentKey) || this.#unshared.has(deploymentKey)) continue;
+      refusedFeatures.adoptUnstored(deploymentKey, refusal);
+    }
     return loaded;
+  }
+
+  /**
+   * Writes every lesson this process holds (Redis lost its data: redis-data-epoch.ts), so that a later reload, which
+   * drops what is not stored, finds them. What fails waits to be written (and is kept by a reload) and is tried
+   * again shortly; it does not keep the reload from running.
+   */
+  async pushAll(): Promise<void> {
+    for (const [deploymentKey, refusal] of this.#options.refusedFeatures.lessons()) {
+      this.#pend(deploymentKey, new Map([[refusal.feature, refusal]]), false);
+    }
+    await this.pushLocal().then(
+      () => this.#options.link.recordSuccess(),
+      (error: unknown) => {
+        this.#options.link.recordFailure(error);
+        this.#scheduleRetry();
+      },
+    );
   }
 
   /** Deletes every stored lesson (the admin reset, before it is published). */
   async resetShared(): Promise<void> {
     await deleteKeysStartingWith(this.#options.redis, refusedFeaturesStart(this.#options.keyPrefix));
   }
+}
+
+function lessonId(deploymentKey: string, feature: string): string {
+  return `${deploymentKey}\n${feature}`;
 }
 
 /** `{groq}:groq/llama` (a stored key after its start) -> `groq/llama`: the tag has no brace of its own (providerTag). */
@@ -261,6 +334,7 @@ function parseFact(value: unknown): RefusalFact | undefined {
   if (!isRecord(value)) return undefined;
   const { kind, deploymentKey } = value;
   if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
+  if (kind === "forgotten-refusals") return { kind, deploymentKey };
   if (kind === "refused-feature") {
     const refusal = featureRefusalOf(value.refusal);
     return refusal === undefined ? undefined : { kind, deploymentKey, refusal };

@@ -9,6 +9,7 @@ import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
+import { statedRuleOf } from "./learned-fact-shapes.ts";
 import { RedisAnswerRows } from "./redis-answer-rows.ts";
 import { CalibrationSharing } from "./redis-calibration.ts";
 import {
@@ -20,7 +21,8 @@ import {
 } from "./redis-client.ts";
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
-import { LearnedFactSharing, statedRuleOf } from "./redis-learned-facts.ts";
+import { RedisDataEpoch } from "./redis-data-epoch.ts";
+import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
 import { RefusalSharing } from "./redis-refused-features.ts";
@@ -88,6 +90,7 @@ export async function createRedisStateBackend(
     calibration: options.calibration,
     adoptConcurrency: (scopeId, learned) => ledger.adoptLearnedConcurrency(scopeId, learned),
     adoptRules: (scopeId, rules) => ledger.adoptStatedRules(scopeId, rules),
+    adoptForgottenLimits: (scopeId) => ledger.adoptForgottenStated(scopeId),
   });
   ledger.onConcurrencyLearned = (scopeId, learned) => facts.share({ kind: "concurrency", scopeId, learned });
   ledger.onRulesLearned = (scopeId, rules) => {
@@ -98,7 +101,14 @@ export async function createRedisStateBackend(
   };
   ledger.onForget = (scopeId) => facts.forget(scopeId);
   options.calibration?.onLesson((lesson) => facts.share({ kind: "context", lesson }));
-  options.calibration?.onForget((deploymentKey) => facts.forgetDeployment(deploymentKey));
+  const calibration =
+    options.calibration === undefined
+      ? undefined
+      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
+  options.calibration?.onForget((deploymentKey) => {
+    calibration?.forgotten(deploymentKey);
+    facts.forgetDeployment(deploymentKey);
+  });
   const refusals =
     options.refusedFeatures === undefined
       ? undefined
@@ -126,7 +136,7 @@ export async function createRedisStateBackend(
       facts.receive(fact);
       refusals?.receive(fact);
     },
-    loadAlso: () => Promise.all([facts.load(), refusals?.load()]),
+    loadAlso: () => loadLessons(),
   });
   // The stored refused features go before the reset is published: a replica that hears it and loads at once finds
   // none of them.
@@ -134,10 +144,28 @@ export async function createRedisStateBackend(
     await refusals?.resetShared();
     await cooldowns.resetShared();
   };
-  const calibration =
-    options.calibration === undefined
-      ? undefined
-      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
+
+  // The shared lessons' loads replace this process's copies by what is stored, unless Redis lost its data since it
+  // last looked: then they only add, and this process writes again what it holds (redis-data-epoch.ts). One at a
+  // time: when Redis comes back, the command connection's resync and the subscriber's both load, and one that
+  // found the data set the same must not drop what the other is still writing again.
+  const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
+  let lessonsLoaded: Promise<void> = Promise.resolve();
+  const loadLessonsNow = async (): Promise<void> => {
+    const dataSet = await epoch.check();
+    if (dataSet === "new") {
+      facts.pushWindows();
+      await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
+    }
+    const isReplacing = dataSet === "same";
+    await Promise.all([facts.load(isReplacing), refusals?.load(isReplacing)]);
+    if (isReplacing) await calibration?.reconcile();
+  };
+  const loadLessons = (): Promise<void> => {
+    const loading = lessonsLoaded.then(loadLessonsNow, loadLessonsNow);
+    lessonsLoaded = loading.catch(() => undefined);
+    return loading;
+  };
 
   const subscribed = cooldowns.start();
   // Every time Redis (re)appears: share what was set locally meanwhile, then take what the others shared. The
@@ -154,8 +182,7 @@ export async function createRedisStateBackend(
         await refusals?.pushLocal();
         await untilOrAfter(subscribed, subscribeWaitMs);
         await cooldowns.load();
-        await facts.load();
-        await refusals?.load();
+        await loadLessons();
         await ledger.replayUnsynced();
         ledger.renewLeases();
       } catch (error) {

@@ -271,7 +271,7 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.equal(servedBy(await postChat(b, TOOLS_REQUEST)), "first");
   });
 
-  test("a reload pointing first at another key deletes what was shared of it: its refused features and its shared window", async (t) => {
+  test("a reload pointing first at another key deletes what was shared of it (its refused features and its shared window), and every replica drops its copy", async (t) => {
     const redis = await useRedisServer(t);
     const first = await useMock(t);
     const second = await useMock(t);
@@ -288,12 +288,19 @@ describe("learned facts shared through Redis", { skip }, () => {
     t.after(() => admin.disconnect());
     const storedLessons = ["e2e-learned:refused-features:{first}:first/m", "e2e-learned:shared-window:{first}:first/m"];
     await waitFor(async () => (await admin.exists(...storedLessons)) === 2, "both lessons stored");
+    const b = await useGateway(t, yaml);
+    assert.deepEqual(await refusedOn(b), ["tools"]);
+    assert.equal(await skipsFirst(b, 3_500, 900), true, "B loaded the shared window");
 
     // The new key is another account, perhaps another model behind the name: what the old one taught is not its.
     writeFileSync(a.configPath, readFileSync(a.configPath, "utf8").replace("sk-first", "sk-first-2"));
     assert.equal((await a.runtime.reloadFromSource("test")).isApplied, true);
     assert.deepEqual(await refusedOn(a), []);
     await waitFor(async () => (await admin.exists(...storedLessons)) === 0, "the stored lessons of first deleted");
+    // The forget is published: B (which reloads next, in a rolling reload) drops its copies too, instead of keeping
+    // them until they end (for a shared window, for good) whatever first now points at.
+    await waitFor(async () => (await refusedOn(b)).length === 0, "B to drop the forgotten refusal");
+    await waitFor(async () => !(await skipsFirst(b, 3_500, 900)), "B to drop the forgotten shared window");
     // Neither a replica started with the new key, nor A at a reconnect, adopts them again.
     const fresh = await useGateway(t, yaml.replace("sk-first", "sk-first-2"));
     assert.deepEqual(await refusedOn(fresh), [], "a replica with the new key loaded the old key's refusal");
@@ -351,7 +358,7 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.equal(chatRequests(first).length, 3, "a replica started later sent first a request beyond the limit");
 
     // A reload gives first another key: the limit was the old key's. A forgets it and deletes the stored copy, so a
-    // replica started with the new key does not load it.
+    // replica started with the new key does not load it, and publishes the forget: B drops it too.
     writeFileSync(a.configPath, readFileSync(a.configPath, "utf8").replace("sk-first", "sk-first-2"));
     assert.equal((await a.runtime.reloadFromSource("test")).isApplied, true);
     assert.equal(await learnedRpm(a), undefined);
@@ -363,6 +370,7 @@ describe("learned facts shared through Redis", { skip }, () => {
     );
     const fresh = await useGateway(t, configYaml(redis, first, "", second).replace("sk-first", "sk-first-2"));
     assert.equal(await learnedRpm(fresh), undefined, "a replica with the new key loaded the old key's limit");
+    await waitFor(async () => (await learnedRpm(b)) === undefined, "B to drop the forgotten limit");
   });
 });
 

@@ -1,0 +1,33 @@
+// Whether Redis still holds what it held when this process last looked, or lost it (restarted without persistence,
+// flushed). A reload of the shared lessons replaces this process's copies by what is stored (redis-refused-features.ts
+// `load`): right when another replica cleared or forgot one while this process did not hear it, wrong when Redis
+// lost everything, which would take every lesson from every replica. The first process to find no epoch sets one
+// (SET NX); a process that finds another than the one it saw last knows the data set is a new one: it writes again
+// every lesson it holds (as it does every cooldown), so that a later reload finds them stored, and adds only.
+import { randomBytes } from "node:crypto";
+import type { SharedStateRedis } from "./redis-client.ts";
+import { dataEpochKey } from "./redis-keys.ts";
+
+export class RedisDataEpoch {
+  readonly #redis: SharedStateRedis;
+  readonly #key: string;
+  #seen: string | undefined;
+
+  constructor(redis: SharedStateRedis, prefix: string) {
+    this.#redis = redis;
+    this.#key = dataEpochKey(prefix);
+  }
+
+  /**
+   * `same`: Redis holds the data set this process saw at its last check; `first`: the first check (at start);
+   * `new`: Redis lost its data since (or was flushed).
+   */
+  async check(): Promise<"first" | "same" | "new"> {
+    await this.#redis.set(this.#key, randomBytes(8).toString("hex"), "NX");
+    const current = (await this.#redis.get(this.#key)) ?? "";
+    const seen = this.#seen;
+    this.#seen = current;
+    if (seen === undefined) return "first";
+    return current === seen ? "same" : "new";
+  }
+}
