@@ -166,6 +166,12 @@ export interface PromptFacts {
   readonly hasImages: boolean;
   /** The prompt holds documents, counted by size (DOCUMENT_BYTES_PER_PAGE), not by their text. */
   readonly hasDocuments?: boolean;
+  /**
+   * The tokens the context fit compares with a model's window, when not `promptTokens` (which the budgets count):
+   * an embeddings request's longest input (each is embedded alone), 0 for a rerank (a reranker's window holds one
+   * query-document pair, and providers cut long documents themselves).
+   */
+  readonly fitTokens?: number;
 }
 
 /** Prompt tokens of a chat `messages` array (text, image and file parts, tool calls, names) plus `tools` definitions. */
@@ -216,16 +222,28 @@ function documentTokens(file: unknown): number {
 
 /** Prompt tokens of a completions `prompt` or an embeddings `input` (string or array of strings). */
 export function estimateTextInput(input: unknown): number {
+  return estimateTextInputs(input).total;
+}
+
+/**
+ * The tokens of a text input (a string, a list of strings, a list of token lists) in all, and of its longest item:
+ * an embeddings request's inputs are embedded one by one, so each must fit the model's window, not their sum.
+ */
+export function estimateTextInputs(input: unknown): { readonly total: number; readonly longest: number } {
   const budget: ScanBudget = { remainingChars: MAX_ESTIMATED_CHARS };
   const count = (text: string): number => countScanned(text, budget);
-  if (typeof input === "string") return count(input);
-  if (Array.isArray(input)) {
-    let tokens = 0;
-    for (const item of input) {
-      if (typeof item === "string") tokens += count(item);
-      else if (Array.isArray(item)) tokens += item.length;
-    }
-    return tokens;
+  if (typeof input === "string") {
+    const tokens = count(input);
+    return { total: tokens, longest: tokens };
   }
-  return 0;
+  let total = 0;
+  let longest = 0;
+  if (Array.isArray(input)) {
+    for (const item of input) {
+      const tokens = typeof item === "string" ? count(item) : Array.isArray(item) ? item.length : 0;
+      total += tokens;
+      if (tokens > longest) longest = tokens;
+    }
+  }
+  return { total, longest };
 }

@@ -2,7 +2,12 @@
 // (upstream path, model kind, body schema, whether it streams, how to estimate its prompt).
 import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
-import { estimateChatPrompt, estimateTextInput, type PromptFacts } from "../limits/token-estimate.ts";
+import {
+  estimateChatPrompt,
+  estimateTextInput,
+  estimateTextInputs,
+  type PromptFacts,
+} from "../limits/token-estimate.ts";
 import {
   chatBodySchema,
   completionBodySchema,
@@ -24,6 +29,8 @@ export interface EndpointSpec {
   readonly isContinuable: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
   estimate(body: Record<string, unknown>): PromptFacts;
+  /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
+  readonly promptParam?: string;
   /** The body is a file upload (`multipart/form-data`), sent upstream the same way (upstream/multipart-payload.ts). */
   readonly isMultipart?: boolean;
   /** A success is answered with bytes (audio), not JSON: read and passed on as they came (upstream/json-attempt.ts). */
@@ -51,7 +58,7 @@ export const CHAT_ENDPOINT: EndpointSpec = {
  * `endpoint` label, log lines and the dashboard tell the doors apart. (The name also scopes sticky sessions:
  * an `x-session-id` keeps its deployment within one door.)
  */
-export const RESPONSES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, name: "responses" };
+export const RESPONSES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, name: "responses", promptParam: "input" };
 export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, name: "messages" };
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {
@@ -62,6 +69,7 @@ export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   supportsStream: true,
   isContinuable: false,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
+  promptParam: "prompt",
 };
 
 export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
@@ -71,7 +79,11 @@ export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
   schema: embeddingBodySchema,
   supportsStream: false,
   isContinuable: false,
-  estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
+  estimate: (body) => {
+    const tokens = estimateTextInputs(body.input);
+    return { promptTokens: tokens.total, hasImages: false, fitTokens: tokens.longest };
+  },
+  promptParam: "input",
 };
 
 /**
@@ -110,6 +122,7 @@ export const SPEECH_ENDPOINT: EndpointSpec = {
   isContinuable: false,
   isBinaryAnswer: true,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),
+  promptParam: "input",
 };
 
 /**
@@ -139,7 +152,8 @@ export const RERANK_ENDPOINT: EndpointSpec = {
   supportsStream: false,
   isContinuable: false,
   isRerank: true,
-  estimate: (body) => ({ promptTokens: estimateTextInput(rerankTexts(body)), hasImages: false }),
+  estimate: (body) => ({ promptTokens: estimateTextInput(rerankTexts(body)), hasImages: false, fitTokens: 0 }),
+  promptParam: "documents",
 };
 
 /** The query and the documents' texts, one list: estimated under one bound (token-estimate.ts). */

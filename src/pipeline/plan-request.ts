@@ -22,8 +22,10 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
         needsVision: prompt.hasImages,
         needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
         features: request.features,
-        // A reranker's window holds one query-document pair (and long documents are cut): no fit test (endpoints.ts).
-        promptTokens: endpoint.isRerank === true ? undefined : prompt.promptTokens,
+        promptTokens: prompt.promptTokens,
+        // Embeddings: the longest input; a rerank: 0 (endpoints.ts, token-estimate.ts PromptFacts.fitTokens).
+        contextTokens: prompt.fitTokens,
+        promptParam: endpoint.promptParam,
         maxOutputTokens,
         outputLimitName: outputLimitNameOf(body),
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),

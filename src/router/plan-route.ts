@@ -207,7 +207,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
   if (candidates.length === 0 && cooling.length === 0 && failingCount === 0 && fitFailures.length > 0) {
     const isAllContext = fitFailures.every((failure) => failure.cause === "context");
     throw new NoCapableModelError(noFitMessage(request, fitFailures, context), {
-      param: isAllContext ? "messages" : "model",
+      param: isAllContext ? (request.promptParam ?? "messages") : "model",
     });
   }
   if (candidates.length === 0 && cooling.length === 0 && failingCount === 0 && paidSkips.length > 0) {
@@ -299,8 +299,9 @@ function contextFitOf(
   deployment: Deployment,
   context: Pick<RouterContext, "promptTokensFor" | "contextLimitsFor">,
 ): ContextFit | undefined {
-  if (request.promptTokens === undefined) return undefined;
-  const prompt = context.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
+  const estimated = request.contextTokens ?? request.promptTokens;
+  if (estimated === undefined) return undefined;
+  const prompt = context.promptTokensFor?.(deployment, estimated) ?? estimated;
   return contextFit(
     context.contextLimitsFor?.(deployment) ?? deployment,
     prompt,

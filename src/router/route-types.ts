@@ -20,6 +20,13 @@ export interface RouteRequest {
    * unknown (no context or token budget check then).
    */
   readonly promptTokens?: number | undefined;
+  /**
+   * The tokens the context fit compares with a window when they are not `promptTokens` (which the budget checks
+   * count): an embeddings request's longest input, 0 for a rerank. Undefined: `promptTokens`.
+   */
+  readonly contextTokens?: number | undefined;
+  /** The request's field holding the prompt, named by a refusal for its size: `messages` unless said. */
+  readonly promptParam?: string | undefined;
   readonly needsTools?: boolean;
   readonly needsVision?: boolean;
   readonly needsJsonSchema?: boolean;
