@@ -86,6 +86,12 @@ export function readRerankAnswer(
   if (!list.every(isEntry)) {
     return { ok: false, missing: `an entry of \`${listName}\` without a document's \`index\` and a \`${scoreName}\`` };
   }
+  // Every reranker scores at least one document of those sent, and each at most once: an empty list or a document
+  // listed twice (a NIM's duplicate was also sorted, cut and scored twice) is no ranking a client can use.
+  if (list.length === 0) return { ok: false, missing: `an empty \`${listName}\`` };
+  if (new Set(list.map((entry) => entry.index)).size !== list.length) {
+    return { ok: false, missing: `a document listed twice in \`${listName}\`` };
+  }
   const usage = usageOf(json.usage);
   if (api === "cohere") return { ok: true, bodyText: undefined, usage };
   const results =

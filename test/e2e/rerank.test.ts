@@ -174,12 +174,26 @@ describe("rerank", () => {
     assert.equal(rerankRequests(first).length, 1);
   });
 
-  test("a 200 without results (an error in JSON, no list, entries without scores or out of range) fails over", async (t) => {
+  test("a 200 without results (an error in JSON, no list, entries without scores or out of range, none, one twice) fails over", async (t) => {
     const notAnswers: [MockStep, RegExp][] = [
       [{ kind: "json", body: { error: { message: "model overloaded", type: "server_error" } } }, /overloaded/],
       [{ kind: "json", body: { id: "x", meta: {} } }, /no `results` array/],
       [{ kind: "json", body: { results: [{ index: 0 }] } }, /without a document's `index`/],
       [{ kind: "json", body: { results: [{ index: 7, relevance_score: 0.3 }] } }, /without a document's `index`/],
+      // No document scored, or one scored twice: the client would get an empty or a duplicated ranking.
+      [{ kind: "json", body: { results: [] } }, /an empty `results`/],
+      [
+        {
+          kind: "json",
+          body: {
+            results: [
+              { index: 0, relevance_score: 0.9 },
+              { index: 0, relevance_score: 0.8 },
+            ],
+          },
+        },
+        /a document listed twice in `results`/,
+      ],
       [{ kind: "text", status: 200, body: "<html>proxy</html>", headers: { "content-type": "text/html" } }, /not JSON/],
     ];
     for (const [step, reason] of notAnswers) {
