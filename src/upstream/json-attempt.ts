@@ -279,8 +279,8 @@ function rerankAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings and image generation a `data` array; a transcription or translation (JSON) its `text`;
- * speech is never answered in JSON. Other endpoints (a native Responses call) pass.
+ * choice object; embeddings a `data` array, image generation one of images (missingImages); a transcription or
+ * translation (JSON) its `text`; speech is never answered in JSON. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
@@ -290,7 +290,7 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   }
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") {
     // Checked here, past chat's own paths, so that a chat answer's classification does no extra comparison.
-    if (endpointPath === IMAGES_PATH) return Array.isArray(json.data) ? undefined : "no `data` array";
+    if (endpointPath === IMAGES_PATH) return missingImages(json.data);
     return undefined;
   }
   if (!Array.isArray(json.choices)) return "no `choices` array";
@@ -316,6 +316,21 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
 
 /** Image generation: its answer is `{created, data: [{url | b64_json}]}`, passed on as it came. */
 const IMAGES_PATH = "/images/generations";
+
+/**
+ * What an image answer's `data` lacks to hold images: a list of at least one entry, each with a `url` or a
+ * `b64_json`. `data: []` or `[null]` was passed on as a success: the SDKs read no image from it, and the request
+ * was counted as served (its health, its stats) instead of trying the next candidate.
+ */
+function missingImages(data: unknown): string | undefined {
+  if (!Array.isArray(data)) return "no `data` array";
+  if (data.length === 0) return "an empty `data`: no image";
+  const isImage = (entry: unknown): boolean =>
+    isRecord(entry) &&
+    ((typeof entry.url === "string" && entry.url !== "") ||
+      (typeof entry.b64_json === "string" && entry.b64_json !== ""));
+  return data.every(isImage) ? undefined : "an entry of `data` without a `url` or a `b64_json`";
+}
 
 /** Text to speech: its 2xx JSON body is never an answer (binaryAnswer). */
 const SPEECH_PATH = "/audio/speech";
