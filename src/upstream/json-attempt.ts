@@ -129,10 +129,12 @@ function textAnswer(
 
 /**
  * A 2xx answer to a request answered with bytes (text to speech): the audio, passed on with the provider's content
- * type. A JSON body (typed as JSON, or untyped) is never one: an error in a 200 (`{"error":...}`) is classified as
- * any other, any other JSON is a `bad_response`; so are a text body (a proxy's HTML page) and an empty one. Either
- * way the next candidate is tried. No usage: the provider reports none, and the reservation keeps the estimate of
- * `input`.
+ * type. A JSON object is never one, whatever its type says (an error in a 200 from a host that names no type, or
+ * labels its error `audio/mpeg`): an error (`{"error":...}`) is classified as any other, any other JSON is a
+ * `bad_response`. So is a body typed as anything but audio (`audio/*`, `application/ogg`, `application/octet-stream`,
+ * or untyped): a proxy's HTML page, and an SVG or XHTML document, which the gateway would otherwise serve from its own
+ * origin under that type (a browser runs its scripts). An empty body is none either. Either way the next candidate
+ * is tried. No usage: the provider reports none, and the reservation keeps the estimate of `input`.
  */
 function binaryAnswer(
   context: AttemptContext,
@@ -144,7 +146,7 @@ function binaryAnswer(
   call: UpstreamCall,
 ): AttemptResult {
   const contentType = headers["content-type"] === undefined ? "" : String(headers["content-type"]);
-  if (contentType.includes("json") || (contentType === "" && isJsonObject(bytes))) {
+  if (contentType.includes("json") || isJsonObject(bytes)) {
     return jsonAnswer(
       context,
       statusCode,
@@ -156,7 +158,7 @@ function binaryAnswer(
     );
   }
   const mediaType = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
-  if (mediaType.startsWith("text/") || bytes.byteLength === 0) {
+  if (!isAudioType(mediaType) || bytes.byteLength === 0) {
     const what = bytes.byteLength === 0 ? "an empty body" : `a ${mediaType} body`;
     return failed(failureLesson("bad_response", `HTTP ${statusCode} with ${what} instead of audio`), statusCode);
   }
@@ -164,9 +166,19 @@ function binaryAnswer(
   return answered(context, statusCode, answer, headerEffects, headersMs, undefined);
 }
 
+/** The media types an audio answer comes with: any `audio/*`, Ogg's, raw bytes, or none (sent as raw bytes). */
+function isAudioType(mediaType: string): boolean {
+  return (
+    mediaType === "" ||
+    mediaType.startsWith("audio/") ||
+    mediaType === "application/ogg" ||
+    mediaType === "application/octet-stream"
+  );
+}
+
 /**
- * An untyped body that is a JSON object (an error in a 200 from a host that names no type). Only then parsed: no
- * audio format starts with `{` but raw `pcm`, which (almost) never parses.
+ * A body that is a JSON object (an error in a 200). Only then parsed: no audio format starts with `{` but raw `pcm`,
+ * which (almost) never parses.
  */
 function isJsonObject(bytes: Buffer): boolean {
   if (bytes[0] !== 0x7b) return false;
