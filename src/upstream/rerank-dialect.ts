@@ -13,6 +13,7 @@ import { applyBodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
+import { REASONING_EFFORT_FIELD } from "./upstream-request.ts";
 
 export interface RerankCall {
   /** Below the provider's base URL. */
@@ -22,7 +23,9 @@ export interface RerankCall {
 
 /** The body one candidate is sent, and where: the client's body with the model's id and rules, in its dialect. */
 export function rerankCall(body: Readonly<Record<string, unknown>>, deployment: Deployment): RerankCall {
-  const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
+  // The gateway's own fields, as buildPayload leaves them out (a reranker has no reasoning effort; a strict host
+  // refuses a field it does not know).
+  const { models: _fallbacks, [REASONING_EFFORT_FIELD]: _effort, ...rest }: Record<string, unknown> = body;
   // The rules are written in the door's names (`top_n`), as the client's body is: translated with it below.
   if (deployment.body !== undefined) applyBodyRules(rest, deployment.body);
   rest.model = deployment.model.id;

@@ -89,6 +89,8 @@ describe("rerank", () => {
       top_n: 2,
       return_documents: false,
       rank_fields: ["text"],
+      // The gateway's own field is never sent upstream (as on the other routes).
+      x_gateway_reasoning_effort: "high",
     });
     assert.equal(answer.status, 200, answer.text);
     assert.equal(answer.headers["x-gateway-provider"], "first");
