@@ -109,11 +109,12 @@ const TRANSCRIPTION_TOKENS = new Set(["whisper", "transcribe", "stt", "asr"]);
 /** Text to speech: what `/v1/audio/speech` is served by (`tts-1`, `gpt-4o-mini-tts`, `playai-tts`, Orpheus). */
 const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus"]);
 /**
- * Other audio models, which no route serves: music (`lyria`), realtime and live-audio models, and audio chat
+ * Other audio models, which no route serves: music (`lyria`), realtime (`gpt-realtime`, `gpt-4o-realtime-preview`:
+ * OpenAI's Realtime API only, Chat Completions refuses them) and live-audio models, and audio chat
  * (`gpt-4o-audio-preview` takes Chat Completions, but only with `modalities` and audio parts a text client does not
  * send, and costs several times its text sibling: routed as chat only when a config says `kind: chat`).
  */
-const AUDIO_TOKENS = new Set(["audio", "lyria"]);
+const AUDIO_TOKENS = new Set(["audio", "lyria", "realtime"]);
 /**
  * Image generation: what `/v1/images/generations` is served by (`dall-e-3`, `gpt-image-1`, FLUX, Stable Diffusion,
  * Imagen, Ideogram, Seedream, HiDream, Qwen-Image).
@@ -165,6 +166,9 @@ export function modelKind(id: string): ModelKind {
   if (hasToken(AUDIO_TOKENS)) return "audio";
   if (hasToken(VIDEO_TOKENS)) return "video";
   if (hasToken(OCR_TOKENS)) return "ocr";
+  // An image embedding model (`amazon.titan-embed-image-v1`, `cohere.embed-english-image-v3.0`) embeds images; the
+  // images route would send it a generation request.
+  if (name.includes("embed")) return "embedding";
   if (hasToken(IMAGE_TOKENS) || name.includes("stable-diffusion")) return "image";
   // `embed` also inside words: `nv-embedqa`, `text-embedding-3-small`, `jina-embeddings-v3`.
   if (hasToken(EMBEDDING_TOKENS) || name.includes("embed")) return "embedding";
