@@ -335,6 +335,7 @@ describe("image generation", () => {
     });
     assert.equal(asChat.status, 400);
     assert.equal(errorOf(asChat).code, "model_not_supported");
+    assert.match(errorOf(asChat).message, /`flux-schnell` is an image model and cannot serve this chat endpoint/);
 
     assert.equal(first.requests.filter((recorded) => recorded.method === "POST").length, 0);
     assert.equal(second.requests.filter((recorded) => recorded.method === "POST").length, 0);
