@@ -104,10 +104,21 @@ export function readRerankAnswer(
           relevance_score: score,
           ...(typeof document === "string" ? { document: { text: document } } : {}),
         }))
-      : nimResults(list, documents, request);
+      : nimResults(list, documents, asSent(request, deployment));
   const model = typeof json.model === "string" && json.model !== "" ? json.model : deployment.model.id;
   const answer = { model, results, ...(isRecord(json.usage) ? { usage: json.usage } : {}) };
   return { ok: true, bodyText: JSON.stringify(answer), usage };
+}
+
+/**
+ * The client's body under the deployment's rules, as rerankCall read it: a NIM is sent neither `top_n` nor
+ * `return_documents`, so the answer is cut and completed here by the values the rules gave them (a provider's
+ * `defaults: { top_n: 5 }` was ignored: every passage came back).
+ */
+function asSent(request: Readonly<Record<string, unknown>>, deployment: Deployment): Record<string, unknown> {
+  const body = { ...request };
+  if (deployment.body !== undefined) applyBodyRules(body, deployment.body);
+  return body;
 }
 
 /** A NIM's rankings as results: best first, `top_n` of them, each logit as a 0..1 score, the documents when asked. */

@@ -355,6 +355,42 @@ request_log:
     assert.equal(record?.tokensIn, 41);
   });
 
+  test("rerank_api nvidia: the provider's body rules for top_n and return_documents cut and complete the answer", async (t) => {
+    const nim = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: nim
+    base_url: ${nim.baseUrl}
+    api_key: sk-nim
+    rerank_api: nvidia
+    body:
+      defaults: { top_n: 1, return_documents: true }
+    models:
+      reranker: { id: nvidia/llama-3.2-nv-rerankqa-1b-v2 }
+`,
+    );
+    nim.enqueue("POST /v1/ranking", {
+      kind: "json",
+      body: {
+        rankings: [
+          { index: 2, logit: 1 },
+          { index: 0, logit: 3 },
+          { index: 1, logit: -2 },
+        ],
+      },
+    });
+    const answer = await send(gateway, "POST", "/v1/rerank", {
+      body: { model: "reranker", query: "capital", documents: DOCUMENTS },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    // A NIM is sent neither field: the rules' values decide the cut and the documents, as the client's would.
+    assert.deepEqual(
+      (answer.json as RerankAnswer).results.map((result) => [result.index, result.document?.text]),
+      [[0, DOCUMENTS[0]]],
+    );
+  });
+
   test("/v1/models lists rerank models with /v1/rerank, the route explanation plans kind=rerank, answers are cached", async (t) => {
     const { first, gateway, post } = await twoProviders(t, "cache:\n  enabled: true\n");
     const models = (await send(gateway, "GET", "/v1/models")).json as {
