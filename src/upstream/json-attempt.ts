@@ -146,7 +146,10 @@ function binaryAnswer(
   call: UpstreamCall,
 ): AttemptResult {
   const contentType = headers["content-type"] === undefined ? "" : String(headers["content-type"]);
-  if (contentType.includes("json") || isJsonObject(bytes)) {
+  // Sniffed when untyped, or when small enough to be an error (`max_error_body_bytes`): raw `pcm` may start with `{`,
+  // and decoding megabytes of it as text only to fail to parse costs milliseconds.
+  const isSniffed = contentType === "" || bytes.byteLength <= context.limits.maxErrorBodyBytes;
+  if (contentType.includes("json") || (isSniffed && isJsonObject(bytes))) {
     return jsonAnswer(
       context,
       statusCode,
