@@ -1,6 +1,7 @@
 // `/v1/rerank`: a query and documents, served by rerank models with failover, answered in the shape Cohere, Jina,
 // Together and vLLM share. No official SDK has a rerank call: the client is plain HTTP, as curl users send it.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { errorOf, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
@@ -389,6 +390,40 @@ request_log:
       (answer.json as RerankAnswer).results.map((result) => [result.index, result.document?.text]),
       [[0, DOCUMENTS[0]]],
     );
+  });
+
+  test("a reload that changes a provider's rerank_api retires its cached answers: the next one is asked in the new dialect", async (t) => {
+    const mock = await useMock(t);
+    const config = (api: string) => `server:
+  admin_keys: [rerank-admin-key-1]
+providers:
+  - name: host
+    base_url: ${mock.baseUrl}
+    api_key: sk-host
+    rerank_api: ${api}
+    models:
+      reranker: { id: rerank-2.5 }
+cache:
+  enabled: true
+`;
+    const gateway = await useGateway(t, config("cohere"));
+    const body = { model: "reranker", query: "France", documents: DOCUMENTS };
+    mock.enqueue(RERANK, resultsStep());
+    assert.equal((await send(gateway, "POST", "/v1/rerank", { body })).status, 200);
+    assert.equal((await send(gateway, "POST", "/v1/rerank", { body })).headers["x-gateway-cache"], "hit");
+
+    writeFileSync(gateway.configPath, config("voyage"));
+    const reloaded = await send(gateway, "POST", "/admin/reload", {
+      headers: { authorization: "Bearer rerank-admin-key-1" },
+    });
+    assert.equal(reloaded.status, 200, reloaded.text);
+    // The kept answer was read in Cohere's shape from a host now spoken to as Voyage: not this config's answer.
+    mock.enqueue(RERANK, { kind: "json", body: { data: [{ index: 1, relevance_score: 0.7 }], model: "rerank-2.5" } });
+    const after = await send(gateway, "POST", "/v1/rerank", { body });
+    assert.equal(after.status, 200, after.text);
+    assert.equal(after.headers["x-gateway-cache"], "miss");
+    assert.deepEqual((after.json as RerankAnswer).results, [{ index: 1, relevance_score: 0.7 }]);
+    assert.equal(rerankRequests(mock).length, 2);
   });
 
   test("/v1/models lists rerank models with /v1/rerank, the route explanation plans kind=rerank, answers are cached", async (t) => {
