@@ -100,6 +100,9 @@ describe("modelKind", () => {
     ["canopylabs/orpheus-v1-english", "speech"],
     ["gemini-2.5-flash-preview-tts", "speech"],
     ["speech-02-turbo", "speech"],
+    // Together's text-to-speech models, whose ids carry no `tts`: they were chat models.
+    ["hexgrad/Kokoro-82M", "speech"],
+    ["cartesia/sonic-2", "speech"],
     // Audio chat, realtime and music models: no route serves them.
     ["gpt-4o-audio-preview", "audio"],
     ["gpt-4o-mini-audio-preview-2024-12-17", "audio"],
@@ -125,6 +128,7 @@ describe("modelKind", () => {
     ["ByteDance-Seed/Seedream-3.0", "image"],
     ["HiDream-ai/HiDream-I1-Full", "image"],
     ["Qwen/Qwen-Image", "image"],
+    ["Lykon/DreamShaper", "image"],
     // Image embedding models embed; the images route would send them a generation request.
     ["amazon.titan-embed-image-v1", "embedding"],
     ["cohere.embed-english-image-v3.0", "embedding"],

@@ -106,8 +106,11 @@ export type ModelKind =
 
 /** Speech to text: what `/v1/audio/transcriptions` and `/v1/audio/translations` are served by. */
 const TRANSCRIPTION_TOKENS = new Set(["whisper", "transcribe", "stt", "asr"]);
-/** Text to speech: what `/v1/audio/speech` is served by (`tts-1`, `gpt-4o-mini-tts`, `playai-tts`, Orpheus). */
-const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus"]);
+/**
+ * Text to speech: what `/v1/audio/speech` is served by (`tts-1`, `gpt-4o-mini-tts`, `playai-tts`, Orpheus, and
+ * Together's `hexgrad/Kokoro-82M` and `cartesia/sonic-2`, which were chat models by their ids).
+ */
+const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus", "kokoro", "cartesia"]);
 /**
  * Other audio models, which no route serves: music (`lyria`), realtime (`gpt-realtime`, `gpt-4o-realtime-preview`:
  * OpenAI's Realtime API only, Chat Completions refuses them) and live-audio models, and audio chat
@@ -117,7 +120,7 @@ const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus"]);
 const AUDIO_TOKENS = new Set(["audio", "lyria", "realtime"]);
 /**
  * Image generation: what `/v1/images/generations` is served by (`dall-e-3`, `gpt-image-1`, FLUX, Stable Diffusion,
- * Imagen, Ideogram, Seedream, HiDream, Qwen-Image).
+ * Imagen, Ideogram, Seedream, HiDream, Qwen-Image, DreamShaper).
  */
 const IMAGE_TOKENS = new Set([
   "dall",
@@ -131,6 +134,7 @@ const IMAGE_TOKENS = new Set([
   "ideogram",
   "seedream",
   "hidream",
+  "dreamshaper",
 ]);
 /**
  * Video generation (`veo-3.0-generate-001`, `sora-2`) and OCR (`mistral-ocr-latest`): kinds of their own, which no
