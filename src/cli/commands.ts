@@ -6,6 +6,8 @@ import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
+import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { SERVED_KINDS } from "../pipeline/endpoints.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { metadataProviderName } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -261,6 +263,29 @@ export async function models(options: CommandOptions): Promise<number> {
   }
 }
 
+/**
+ * The route of a request of the kind `model` serves: chat first, then the other endpoints' kinds, as `/v1/models`
+ * lists a name. A rerank, speech, image, embedding or transcription model was explained as a chat request, and the
+ * command failed with "cannot serve this chat endpoint". Any other refusal (and the chat one, when no kind serves
+ * the name) is the chat request's.
+ */
+function explainServedKind(runtime: GatewayRuntime, model: string): ReturnType<typeof explainRoute> {
+  try {
+    return explainRoute(runtime, model);
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError && error.code === "model_not_supported")) throw error;
+    for (const kind of SERVED_KINDS) {
+      if (kind === "chat") continue;
+      try {
+        return explainRoute(runtime, model, { kind });
+      } catch {
+        // Not this kind either.
+      }
+    }
+    throw error;
+  }
+}
+
 /** `route MODEL [--explain]`: the candidates a request would get now, best first, and why others are skipped. */
 export async function route(
   options: CommandOptions & { model: string | undefined; isExplain: boolean },
@@ -278,7 +303,7 @@ export async function route(
     writeCatalogWarnings(options.output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;
     try {
-      explanation = explainRoute(runtime, options.model);
+      explanation = explainServedKind(runtime, options.model);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (options.isJson) writeJson(options.output, { error: message });

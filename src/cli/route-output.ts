@@ -10,7 +10,9 @@ export function writeRouteTable(
   isExplain: boolean,
   paid: RoutingSettings["paid"],
 ): void {
-  output.write(`Route for ${paint(output, "bold", explanation.model)} (strategy ${explanation.strategy}):\n\n`);
+  // A model of another endpoint is explained as that endpoint's request (commands.ts): said, as chat is assumed.
+  const kind = explanation.kind === "chat" ? "" : `a ${explanation.kind} request, `;
+  output.write(`Route for ${paint(output, "bold", explanation.model)} (${kind}strategy ${explanation.strategy}):\n\n`);
   // With free and paid candidates mixed, `routing.paid: last_resort` puts every paid one after the free ones
   // whatever its score (docs/routing.md): said in the table, or a higher score listed lower looks like a bug.
   // A provider written without a preset or `cost` counts as paid, as the Python project's entries do.

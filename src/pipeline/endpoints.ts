@@ -42,6 +42,12 @@ export interface EndpointSpec {
   readonly isRerank?: boolean;
 }
 
+/**
+ * The kinds the endpoints below serve, in the order a name is listed under (a meta model mixing chat and embedding
+ * members is one entry, listed as chat): `/v1/models`, a route explanation's `kind=` and `llm-gateway route`.
+ */
+export const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech", "image", "rerank"];
+
 export const CHAT_ENDPOINT: EndpointSpec = {
   name: "chat",
   upstreamPath: "/chat/completions",

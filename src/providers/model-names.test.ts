@@ -100,11 +100,18 @@ describe("modelKind", () => {
     ["canopylabs/orpheus-v1-english", "speech"],
     ["gemini-2.5-flash-preview-tts", "speech"],
     ["speech-02-turbo", "speech"],
+    // Together's text-to-speech models, whose ids carry no `tts`: they were chat models.
+    ["hexgrad/Kokoro-82M", "speech"],
+    ["cartesia/sonic-2", "speech"],
     // Audio chat, realtime and music models: no route serves them.
     ["gpt-4o-audio-preview", "audio"],
     ["gpt-4o-mini-audio-preview-2024-12-17", "audio"],
     ["gemini-2.5-flash-native-audio-preview-09-2025", "audio"],
     ["lyria-002", "audio"],
+    // Realtime models answer only OpenAI's Realtime API: in chat routing, a chat request got the host's refusal.
+    ["gpt-realtime", "audio"],
+    ["gpt-4o-realtime-preview-2024-12-17", "audio"],
+    ["gpt-realtime-mini", "audio"],
     ["gpt-4o-transcribe", "transcription"],
     // Rerankers: `rerank` anywhere, or a `rank` token (Together's LlamaRank).
     ["Salesforce/Llama-Rank-V1", "rerank"],
@@ -121,6 +128,10 @@ describe("modelKind", () => {
     ["ByteDance-Seed/Seedream-3.0", "image"],
     ["HiDream-ai/HiDream-I1-Full", "image"],
     ["Qwen/Qwen-Image", "image"],
+    ["Lykon/DreamShaper", "image"],
+    // Image embedding models embed; the images route would send them a generation request.
+    ["amazon.titan-embed-image-v1", "embedding"],
+    ["cohere.embed-english-image-v3.0", "embedding"],
     // Video generation and OCR: no route serves them (the images route would send them requests they refuse).
     ["veo-3.0-generate-001", "video"],
     ["sora-2", "video"],

@@ -106,17 +106,21 @@ export type ModelKind =
 
 /** Speech to text: what `/v1/audio/transcriptions` and `/v1/audio/translations` are served by. */
 const TRANSCRIPTION_TOKENS = new Set(["whisper", "transcribe", "stt", "asr"]);
-/** Text to speech: what `/v1/audio/speech` is served by (`tts-1`, `gpt-4o-mini-tts`, `playai-tts`, Orpheus). */
-const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus"]);
 /**
- * Other audio models, which no route serves: music (`lyria`), realtime and live-audio models, and audio chat
+ * Text to speech: what `/v1/audio/speech` is served by (`tts-1`, `gpt-4o-mini-tts`, `playai-tts`, Orpheus, and
+ * Together's `hexgrad/Kokoro-82M` and `cartesia/sonic-2`, which were chat models by their ids).
+ */
+const SPEECH_TOKENS = new Set(["tts", "speech", "playai", "orpheus", "kokoro", "cartesia"]);
+/**
+ * Other audio models, which no route serves: music (`lyria`), realtime (`gpt-realtime`, `gpt-4o-realtime-preview`:
+ * OpenAI's Realtime API only, Chat Completions refuses them) and live-audio models, and audio chat
  * (`gpt-4o-audio-preview` takes Chat Completions, but only with `modalities` and audio parts a text client does not
  * send, and costs several times its text sibling: routed as chat only when a config says `kind: chat`).
  */
-const AUDIO_TOKENS = new Set(["audio", "lyria"]);
+const AUDIO_TOKENS = new Set(["audio", "lyria", "realtime"]);
 /**
  * Image generation: what `/v1/images/generations` is served by (`dall-e-3`, `gpt-image-1`, FLUX, Stable Diffusion,
- * Imagen, Ideogram, Seedream, HiDream, Qwen-Image).
+ * Imagen, Ideogram, Seedream, HiDream, Qwen-Image, DreamShaper).
  */
 const IMAGE_TOKENS = new Set([
   "dall",
@@ -130,6 +134,7 @@ const IMAGE_TOKENS = new Set([
   "ideogram",
   "seedream",
   "hidream",
+  "dreamshaper",
 ]);
 /**
  * Video generation (`veo-3.0-generate-001`, `sora-2`) and OCR (`mistral-ocr-latest`): kinds of their own, which no
@@ -165,6 +170,9 @@ export function modelKind(id: string): ModelKind {
   if (hasToken(AUDIO_TOKENS)) return "audio";
   if (hasToken(VIDEO_TOKENS)) return "video";
   if (hasToken(OCR_TOKENS)) return "ocr";
+  // An image embedding model (`amazon.titan-embed-image-v1`, `cohere.embed-english-image-v3.0`) embeds images; the
+  // images route would send it a generation request.
+  if (name.includes("embed")) return "embedding";
   if (hasToken(IMAGE_TOKENS) || name.includes("stable-diffusion")) return "image";
   // `embed` also inside words: `nv-embedqa`, `text-embedding-3-small`, `jina-embeddings-v3`.
   if (hasToken(EMBEDDING_TOKENS) || name.includes("embed")) return "embedding";

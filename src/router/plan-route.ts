@@ -75,7 +75,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
     }
     if (matchedOtherKind !== undefined) {
       throw new InvalidRequestError(
-        `The model \`${request.model}\` is a ${matchedOtherKind.kind} model and cannot serve this ${request.kind} endpoint.`,
+        `The model \`${request.model}\` is ${withArticle(matchedOtherKind.kind)} model and cannot serve this ${request.kind} endpoint.`,
         { param: "model", code: "model_not_supported" },
       );
     }
@@ -383,4 +383,9 @@ function spreadWithinBand(ready: RouteCandidate[], random: () => number): void {
     ordered.push(...band.splice(index, 1));
   }
   ready.splice(0, bandEnd, ...ordered);
+}
+
+/** "a chat", "an image", "an embedding", "an audio", "an ocr": the kinds read in a sentence. */
+function withArticle(kind: string): string {
+  return /^[aeiou]/.test(kind) ? `an ${kind}` : `a ${kind}`;
 }

@@ -6,6 +6,7 @@ import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
 import { clientRules, hasClientRules } from "../pipeline/client-rules.ts";
+import { SERVED_KINDS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -165,12 +166,6 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
   }
   return values;
 }
-
-/**
- * The kinds the endpoints serve (endpoints.ts), in the order a name is listed under: a meta model mixing chat and
- * embedding members is one entry, listed as chat.
- */
-const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech", "image", "rerank"];
 
 /** A route explanation's `kind=`: one the endpoints serve (anything else explains a chat request). */
 function isServedKind(kind: string | undefined): kind is ModelKind {

@@ -129,10 +129,12 @@ function textAnswer(
 
 /**
  * A 2xx answer to a request answered with bytes (text to speech): the audio, passed on with the provider's content
- * type. A JSON body (typed as JSON, or untyped) is never one: an error in a 200 (`{"error":...}`) is classified as
- * any other, any other JSON is a `bad_response`; so are a text body (a proxy's HTML page) and an empty one. Either
- * way the next candidate is tried. No usage: the provider reports none, and the reservation keeps the estimate of
- * `input`.
+ * type. A JSON object is never one, whatever its type says (an error in a 200 from a host that names no type, or
+ * labels its error `audio/mpeg`): an error (`{"error":...}`) is classified as any other, any other JSON is a
+ * `bad_response`. So is a body typed as anything but audio (`audio/*`, `application/ogg`, `application/octet-stream`,
+ * or untyped): a proxy's HTML page, and an SVG or XHTML document, which the gateway would otherwise serve from its own
+ * origin under that type (a browser runs its scripts). An empty body is none either. Either way the next candidate
+ * is tried. No usage: the provider reports none, and the reservation keeps the estimate of `input`.
  */
 function binaryAnswer(
   context: AttemptContext,
@@ -144,7 +146,10 @@ function binaryAnswer(
   call: UpstreamCall,
 ): AttemptResult {
   const contentType = headers["content-type"] === undefined ? "" : String(headers["content-type"]);
-  if (contentType.includes("json") || (contentType === "" && isJsonObject(bytes))) {
+  // Sniffed when untyped, or when small enough to be an error (`max_error_body_bytes`): raw `pcm` may start with `{`,
+  // and decoding megabytes of it as text only to fail to parse costs milliseconds.
+  const isSniffed = contentType === "" || bytes.byteLength <= context.limits.maxErrorBodyBytes;
+  if (contentType.includes("json") || (isSniffed && isJsonObject(bytes))) {
     return jsonAnswer(
       context,
       statusCode,
@@ -156,7 +161,7 @@ function binaryAnswer(
     );
   }
   const mediaType = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
-  if (mediaType.startsWith("text/") || bytes.byteLength === 0) {
+  if (!isAudioType(mediaType) || bytes.byteLength === 0) {
     const what = bytes.byteLength === 0 ? "an empty body" : `a ${mediaType} body`;
     return failed(failureLesson("bad_response", `HTTP ${statusCode} with ${what} instead of audio`), statusCode);
   }
@@ -164,9 +169,19 @@ function binaryAnswer(
   return answered(context, statusCode, answer, headerEffects, headersMs, undefined);
 }
 
+/** The media types an audio answer comes with: any `audio/*`, Ogg's, raw bytes, or none (sent as raw bytes). */
+function isAudioType(mediaType: string): boolean {
+  return (
+    mediaType === "" ||
+    mediaType.startsWith("audio/") ||
+    mediaType === "application/ogg" ||
+    mediaType === "application/octet-stream"
+  );
+}
+
 /**
- * An untyped body that is a JSON object (an error in a 200 from a host that names no type). Only then parsed: no
- * audio format starts with `{` but raw `pcm`, which (almost) never parses.
+ * A body that is a JSON object (an error in a 200). Only then parsed: no audio format starts with `{` but raw `pcm`,
+ * which (almost) never parses.
  */
 function isJsonObject(bytes: Buffer): boolean {
   if (bytes[0] !== 0x7b) return false;
@@ -279,8 +294,8 @@ function rerankAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings and image generation a `data` array; a transcription or translation (JSON) its `text`;
- * speech is never answered in JSON. Other endpoints (a native Responses call) pass.
+ * choice object; embeddings a `data` array, image generation one of images (missingImages); a transcription or
+ * translation (JSON) its `text`; speech is never answered in JSON. Other endpoints (a native Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
@@ -290,7 +305,7 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   }
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") {
     // Checked here, past chat's own paths, so that a chat answer's classification does no extra comparison.
-    if (endpointPath === IMAGES_PATH) return Array.isArray(json.data) ? undefined : "no `data` array";
+    if (endpointPath === IMAGES_PATH) return missingImages(json.data);
     return undefined;
   }
   if (!Array.isArray(json.choices)) return "no `choices` array";
@@ -316,6 +331,21 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
 
 /** Image generation: its answer is `{created, data: [{url | b64_json}]}`, passed on as it came. */
 const IMAGES_PATH = "/images/generations";
+
+/**
+ * What an image answer's `data` lacks to hold images: a list of at least one entry, each with a `url` or a
+ * `b64_json`. `data: []` or `[null]` was passed on as a success: the SDKs read no image from it, and the request
+ * was counted as served (its health, its stats) instead of trying the next candidate.
+ */
+function missingImages(data: unknown): string | undefined {
+  if (!Array.isArray(data)) return "no `data` array";
+  if (data.length === 0) return "an empty `data`: no image";
+  const isImage = (entry: unknown): boolean =>
+    isRecord(entry) &&
+    ((typeof entry.url === "string" && entry.url !== "") ||
+      (typeof entry.b64_json === "string" && entry.b64_json !== ""));
+  return data.every(isImage) ? undefined : "an entry of `data` without a `url` or a `b64_json`";
+}
 
 /** Text to speech: its 2xx JSON body is never an answer (binaryAnswer). */
 const SPEECH_PATH = "/audio/speech";

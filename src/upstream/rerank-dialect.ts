@@ -13,6 +13,7 @@ import { applyBodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
+import { REASONING_EFFORT_FIELD } from "./upstream-request.ts";
 
 export interface RerankCall {
   /** Below the provider's base URL. */
@@ -22,7 +23,9 @@ export interface RerankCall {
 
 /** The body one candidate is sent, and where: the client's body with the model's id and rules, in its dialect. */
 export function rerankCall(body: Readonly<Record<string, unknown>>, deployment: Deployment): RerankCall {
-  const { models: _fallbacks, ...rest }: Record<string, unknown> = body;
+  // The gateway's own fields, as buildPayload leaves them out (a reranker has no reasoning effort; a strict host
+  // refuses a field it does not know).
+  const { models: _fallbacks, [REASONING_EFFORT_FIELD]: _effort, ...rest }: Record<string, unknown> = body;
   // The rules are written in the door's names (`top_n`), as the client's body is: translated with it below.
   if (deployment.body !== undefined) applyBodyRules(rest, deployment.body);
   rest.model = deployment.model.id;
@@ -86,6 +89,12 @@ export function readRerankAnswer(
   if (!list.every(isEntry)) {
     return { ok: false, missing: `an entry of \`${listName}\` without a document's \`index\` and a \`${scoreName}\`` };
   }
+  // Every reranker scores at least one document of those sent, and each at most once: an empty list or a document
+  // listed twice (a NIM's duplicate was also sorted, cut and scored twice) is no ranking a client can use.
+  if (list.length === 0) return { ok: false, missing: `an empty \`${listName}\`` };
+  if (new Set(list.map((entry) => entry.index)).size !== list.length) {
+    return { ok: false, missing: `a document listed twice in \`${listName}\`` };
+  }
   const usage = usageOf(json.usage);
   if (api === "cohere") return { ok: true, bodyText: undefined, usage };
   const results =
@@ -95,10 +104,21 @@ export function readRerankAnswer(
           relevance_score: score,
           ...(typeof document === "string" ? { document: { text: document } } : {}),
         }))
-      : nimResults(list, documents, request);
+      : nimResults(list, documents, asSent(request, deployment));
   const model = typeof json.model === "string" && json.model !== "" ? json.model : deployment.model.id;
   const answer = { model, results, ...(isRecord(json.usage) ? { usage: json.usage } : {}) };
   return { ok: true, bodyText: JSON.stringify(answer), usage };
+}
+
+/**
+ * The client's body under the deployment's rules, as rerankCall read it: a NIM is sent neither `top_n` nor
+ * `return_documents`, so the answer is cut and completed here by the values the rules gave them (a provider's
+ * `defaults: { top_n: 5 }` was ignored: every passage came back).
+ */
+function asSent(request: Readonly<Record<string, unknown>>, deployment: Deployment): Record<string, unknown> {
+  const body = { ...request };
+  if (deployment.body !== undefined) applyBodyRules(body, deployment.body);
+  return body;
 }
 
 /** A NIM's rankings as results: best first, `top_n` of them, each logit as a 0..1 score, the documents when asked. */

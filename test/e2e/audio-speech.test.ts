@@ -177,7 +177,7 @@ describe("text to speech", () => {
     assert.equal(speechRequests(first).length, 1);
   });
 
-  test("a 200 that is not audio (an error in JSON, a JSON object, an HTML page, nothing) fails over", async (t) => {
+  test("a 200 that is not audio (an error in JSON, a JSON object, an HTML page, an SVG or XHTML document, nothing) fails over", async (t) => {
     const notAudio: [MockStep, RegExp][] = [
       [{ kind: "json", body: { error: { message: "model overloaded", type: "server_error" } } }, /overloaded/],
       [{ kind: "json", body: { audio: "UklGRg==" } }, /JSON body instead of audio/],
@@ -186,6 +186,35 @@ describe("text to speech", () => {
         /text\/html body instead of audio/,
       ],
       [{ kind: "text", status: 200, body: "", headers: { "content-type": "audio/mpeg" } }, /empty body/],
+      // A document a browser renders (and runs the scripts of) is no audio: never served under its own type.
+      [
+        {
+          kind: "text",
+          status: 200,
+          body: '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+          headers: { "content-type": "image/svg+xml" },
+        },
+        /image\/svg\+xml body instead of audio/,
+      ],
+      [
+        {
+          kind: "text",
+          status: 200,
+          body: '<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>',
+          headers: { "content-type": "application/xhtml+xml" },
+        },
+        /application\/xhtml\+xml body instead of audio/,
+      ],
+      // An error labelled as audio is still an error.
+      [
+        {
+          kind: "text",
+          status: 200,
+          body: JSON.stringify({ error: { message: "quota exceeded for the minute", type: "rate_limit_error" } }),
+          headers: { "content-type": "audio/mpeg" },
+        },
+        /quota exceeded for the minute/,
+      ],
       // An error in a 200 that names no content type is still read as one.
       [
         {

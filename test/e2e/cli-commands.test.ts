@@ -668,6 +668,37 @@ request_log:
     assert.equal(existsSync(join(dir, "nowhere")), false, "route created the state file's folder");
   });
 
+  test("`route` explains a rerank, speech or image model as a request of its own endpoint, not as a chat request", async (t) => {
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: host
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-host
+    models:
+      reranker: { id: bge-reranker-v2-m3 }
+      voice: { id: playai-tts }
+      painter: { id: black-forest-labs/FLUX.1-schnell }
+state:
+  path: ":memory:"
+`,
+    );
+    for (const [model, kind] of [
+      ["reranker", "rerank"],
+      ["voice", "speech"],
+      ["painter", "image"],
+    ]) {
+      const result = await runCli(["route", model as string, "--config", path], { cwd: dir });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`^Route for ${model} \\(a ${kind} request, strategy `, "m"));
+      assert.deepEqual(tableRow(result.stdout, "1")?.slice(1, 2), ["host"]);
+      const json = parseJson<{ kind: string }>(
+        await runCli(["route", model as string, "--json", "--config", path], { cwd: dir }),
+      );
+      assert.equal(json.kind, kind);
+    }
+  });
+
   test("`route best --explain`: candidates best first, with every score term", async (t) => {
     const { dir, path } = configIn(t, twoProviderYaml());
     const result = await runCli(["route", "best", "--explain", "--config", path], { cwd: dir });

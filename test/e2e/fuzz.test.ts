@@ -39,6 +39,8 @@ const ROUTES = [
   "/v1/completions",
   "/v1/embeddings",
   "/v1/images/generations",
+  "/v1/audio/speech",
+  "/v1/rerank",
   "/v1/models",
   "/models",
   "/health",
@@ -84,6 +86,8 @@ before(async () => {
       m: { id: `${name}-m` },
       e: { id: `${name}-e`, kind: "embedding" },
       i: { id: `${name}-i`, kind: "image" },
+      s: { id: `${name}-s`, kind: "speech" },
+      r: { id: `${name}-r`, kind: "rerank" },
     },
   });
   gateway = await startTestGateway(
@@ -186,7 +190,7 @@ const chatishBody = fc
   .record(
     {
       model: fc.oneof(
-        fc.constantFrom("m", "e", "i", "alpha/m", "m,e", "priority-auto", "", "nope"),
+        fc.constantFrom("m", "e", "i", "s", "r", "alpha/m", "m,e", "priority-auto", "", "nope"),
         fc.string(),
         jsonLeaf,
       ),
@@ -209,6 +213,18 @@ const chatishBody = fc
       input: fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 3 }), jsonLeaf),
       prompt: fc.oneof(fc.string(), jsonLeaf),
       n: fc.oneof(fc.integer({ min: -2, max: 20 }), jsonLeaf),
+      voice: fc.oneof(fc.constantFrom("alloy", "Fritz-PlayAI"), jsonLeaf),
+      query: fc.oneof(fc.string(), jsonLeaf),
+      documents: fc.oneof(
+        fc.array(
+          fc.oneof(fc.string({ maxLength: 50 }), fc.record({ text: fc.oneof(fc.string(), jsonLeaf) }), jsonLeaf),
+          {
+            maxLength: 4,
+          },
+        ),
+        jsonLeaf,
+      ),
+      top_n: fc.oneof(fc.integer({ min: -2, max: 1e9 }), jsonLeaf),
     },
     { requiredKeys: [] },
   )

@@ -214,10 +214,14 @@ describe("image generation", () => {
     assert.equal(imageRequests(first).length, 1);
   });
 
-  test("a 200 that is no image answer (no `data`, an error in JSON, not JSON) fails over", async (t) => {
+  test("a 200 that is no image answer (no `data`, no image in it, an error in JSON, not JSON) fails over", async (t) => {
     const notAnswers: [MockStep, RegExp][] = [
       [{ kind: "json", body: { created: 1733443200 } }, /no `data` array/],
       [{ kind: "json", body: { created: 1733443200, data: { url: "https://x" } } }, /no `data` array/],
+      // A list that holds no image: the SDK would read none from it.
+      [{ kind: "json", body: { created: 1733443200, data: [] } }, /an empty `data`/],
+      [{ kind: "json", body: { created: 1733443200, data: [null, 1] } }, /without a `url` or a `b64_json`/],
+      [{ kind: "json", body: { created: 1733443200, data: [{ revised_prompt: "x" }] } }, /without a `url`/],
       [{ kind: "json", body: { error: { message: "model overloaded", type: "server_error" } } }, /overloaded/],
       [{ kind: "text", status: 200, body: "<html>proxy</html>", headers: { "content-type": "text/html" } }, /not JSON/],
     ];
@@ -331,6 +335,7 @@ describe("image generation", () => {
     });
     assert.equal(asChat.status, 400);
     assert.equal(errorOf(asChat).code, "model_not_supported");
+    assert.match(errorOf(asChat).message, /`flux-schnell` is an image model and cannot serve this chat endpoint/);
 
     assert.equal(first.requests.filter((recorded) => recorded.method === "POST").length, 0);
     assert.equal(second.requests.filter((recorded) => recorded.method === "POST").length, 0);

@@ -1,6 +1,7 @@
 // `/v1/rerank`: a query and documents, served by rerank models with failover, answered in the shape Cohere, Jina,
 // Together and vLLM share. No official SDK has a rerank call: the client is plain HTTP, as curl users send it.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { errorOf, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
@@ -89,6 +90,8 @@ describe("rerank", () => {
       top_n: 2,
       return_documents: false,
       rank_fields: ["text"],
+      // The gateway's own field is never sent upstream (as on the other routes).
+      x_gateway_reasoning_effort: "high",
     });
     assert.equal(answer.status, 200, answer.text);
     assert.equal(answer.headers["x-gateway-provider"], "first");
@@ -174,12 +177,26 @@ describe("rerank", () => {
     assert.equal(rerankRequests(first).length, 1);
   });
 
-  test("a 200 without results (an error in JSON, no list, entries without scores or out of range) fails over", async (t) => {
+  test("a 200 without results (an error in JSON, no list, entries without scores or out of range, none, one twice) fails over", async (t) => {
     const notAnswers: [MockStep, RegExp][] = [
       [{ kind: "json", body: { error: { message: "model overloaded", type: "server_error" } } }, /overloaded/],
       [{ kind: "json", body: { id: "x", meta: {} } }, /no `results` array/],
       [{ kind: "json", body: { results: [{ index: 0 }] } }, /without a document's `index`/],
       [{ kind: "json", body: { results: [{ index: 7, relevance_score: 0.3 }] } }, /without a document's `index`/],
+      // No document scored, or one scored twice: the client would get an empty or a duplicated ranking.
+      [{ kind: "json", body: { results: [] } }, /an empty `results`/],
+      [
+        {
+          kind: "json",
+          body: {
+            results: [
+              { index: 0, relevance_score: 0.9 },
+              { index: 0, relevance_score: 0.8 },
+            ],
+          },
+        },
+        /a document listed twice in `results`/,
+      ],
       [{ kind: "text", status: 200, body: "<html>proxy</html>", headers: { "content-type": "text/html" } }, /not JSON/],
     ];
     for (const [step, reason] of notAnswers) {
@@ -337,6 +354,76 @@ request_log:
     const record = (await rerankRecords(gateway))[0];
     assert.match(record?.attempts[0]?.reason ?? "", /no `data` array/);
     assert.equal(record?.tokensIn, 41);
+  });
+
+  test("rerank_api nvidia: the provider's body rules for top_n and return_documents cut and complete the answer", async (t) => {
+    const nim = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: nim
+    base_url: ${nim.baseUrl}
+    api_key: sk-nim
+    rerank_api: nvidia
+    body:
+      defaults: { top_n: 1, return_documents: true }
+    models:
+      reranker: { id: nvidia/llama-3.2-nv-rerankqa-1b-v2 }
+`,
+    );
+    nim.enqueue("POST /v1/ranking", {
+      kind: "json",
+      body: {
+        rankings: [
+          { index: 2, logit: 1 },
+          { index: 0, logit: 3 },
+          { index: 1, logit: -2 },
+        ],
+      },
+    });
+    const answer = await send(gateway, "POST", "/v1/rerank", {
+      body: { model: "reranker", query: "capital", documents: DOCUMENTS },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    // A NIM is sent neither field: the rules' values decide the cut and the documents, as the client's would.
+    assert.deepEqual(
+      (answer.json as RerankAnswer).results.map((result) => [result.index, result.document?.text]),
+      [[0, DOCUMENTS[0]]],
+    );
+  });
+
+  test("a reload that changes a provider's rerank_api retires its cached answers: the next one is asked in the new dialect", async (t) => {
+    const mock = await useMock(t);
+    const config = (api: string) => `server:
+  admin_keys: [rerank-admin-key-1]
+providers:
+  - name: host
+    base_url: ${mock.baseUrl}
+    api_key: sk-host
+    rerank_api: ${api}
+    models:
+      reranker: { id: rerank-2.5 }
+cache:
+  enabled: true
+`;
+    const gateway = await useGateway(t, config("cohere"));
+    const body = { model: "reranker", query: "France", documents: DOCUMENTS };
+    mock.enqueue(RERANK, resultsStep());
+    assert.equal((await send(gateway, "POST", "/v1/rerank", { body })).status, 200);
+    assert.equal((await send(gateway, "POST", "/v1/rerank", { body })).headers["x-gateway-cache"], "hit");
+
+    writeFileSync(gateway.configPath, config("voyage"));
+    const reloaded = await send(gateway, "POST", "/admin/reload", {
+      headers: { authorization: "Bearer rerank-admin-key-1" },
+    });
+    assert.equal(reloaded.status, 200, reloaded.text);
+    // The kept answer was read in Cohere's shape from a host now spoken to as Voyage: not this config's answer.
+    mock.enqueue(RERANK, { kind: "json", body: { data: [{ index: 1, relevance_score: 0.7 }], model: "rerank-2.5" } });
+    const after = await send(gateway, "POST", "/v1/rerank", { body });
+    assert.equal(after.status, 200, after.text);
+    assert.equal(after.headers["x-gateway-cache"], "miss");
+    assert.deepEqual((after.json as RerankAnswer).results, [{ index: 1, relevance_score: 0.7 }]);
+    assert.equal(rerankRequests(mock).length, 2);
   });
 
   test("/v1/models lists rerank models with /v1/rerank, the route explanation plans kind=rerank, answers are cached", async (t) => {
