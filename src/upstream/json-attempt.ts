@@ -123,8 +123,18 @@ function textAnswer(
   headerEffects: readonly Effect[],
   headersMs: number,
 ): AttemptResult {
-  const answer = { bodyText, bytes: undefined, contentType: String(headers["content-type"]) };
+  const answer = { bodyText, bytes: undefined, contentType: utf8ContentType(String(headers["content-type"])) };
   return answered(context, statusCode, answer, headerEffects, headersMs, { promptTokens: 0, completionTokens: 0 });
+}
+
+/**
+ * The type a text answer is sent with: the body was read as UTF-8 and is written as UTF-8, so a `charset` the
+ * provider named (`iso-8859-1`) would mislabel it; said as `utf-8` instead, and added where none was named.
+ */
+function utf8ContentType(contentType: string): string {
+  const [mediaType = "", ...parameters] = contentType.split(";");
+  const kept = parameters.map((parameter) => parameter.trim()).filter((parameter) => !/^charset=/i.test(parameter));
+  return [mediaType.trim(), ...kept, "charset=utf-8"].join("; ");
 }
 
 /**

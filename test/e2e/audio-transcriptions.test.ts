@@ -151,6 +151,23 @@ describe("audio transcriptions and translations", () => {
       response_format: "text",
     });
     assert.equal(text, "just the words\n");
+    // A provider naming another charset for UTF-8 text: the client is told what it gets (UTF-8), so "café" stays.
+    first.enqueue(TRANSCRIBE, {
+      kind: "text",
+      status: 200,
+      body: "café au lait\n",
+      headers: { "content-type": "text/plain; charset=iso-8859-1" },
+    });
+    const accented = new FormData();
+    accented.append("model", "whisper-large-v3");
+    accented.append("response_format", "text");
+    accented.append("file", new Blob([AUDIO]), "a.wav");
+    const latin = await request(`${gateway.url}/v1/audio/transcriptions`, {
+      method: "POST",
+      ...(await encoded(accented)),
+    });
+    assert.equal(latin.headers["content-type"], "text/plain; charset=utf-8");
+    assert.equal(new TextDecoder("utf-8").decode(await latin.body.arrayBuffer()), "café au lait\n");
     first.enqueue(TRANSCRIBE, {
       kind: "text",
       status: 200,
@@ -166,7 +183,8 @@ describe("audio transcriptions and translations", () => {
       ...(await encoded(form)),
     });
     assert.equal(response.statusCode, 200);
-    assert.equal(response.headers["content-type"], "application/x-subrip");
+    // Read and written as UTF-8: said so, whatever charset the provider named (none here).
+    assert.equal(response.headers["content-type"], "application/x-subrip; charset=utf-8");
     assert.equal(await response.body.text(), "1\n00:00:00,000 --> 00:00:01,000\nwords\n");
   });
 
@@ -211,7 +229,7 @@ describe("audio transcriptions and translations", () => {
     const vtt = await transcribe(gateway, "vtt");
     assert.equal(vtt.provider, "first");
     assert.equal(vtt.text, "WEBVTT\n");
-    assert.equal(vtt.type, "text/vtt");
+    assert.equal(vtt.type, "text/vtt; charset=utf-8");
   });
 
   test("body rules: the provider's chat-only fields stay out of the upload, its transcription fields and the model's own go in", async (t) => {
