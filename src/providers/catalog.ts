@@ -93,6 +93,8 @@ const noEnrichment: DeploymentEnricher = (_provider, model, discoveredContextTok
 export interface DiscoveredModel {
   readonly id: string;
   readonly contextTokens?: number | undefined;
+  /** The kind the provider's list states (discovery.ts), else undefined: the id decides (model-names.ts). */
+  readonly kind?: ModelKind | undefined;
 }
 
 export class Catalog {
@@ -259,7 +261,7 @@ function discoveredModelSettings(found: DiscoveredModel): ModelSettings {
     jsonSchema: undefined,
     reasoning: undefined,
     prefill: undefined,
-    kind: undefined,
+    kind: found.kind,
     limits: undefined,
     cost: undefined,
     body: undefined,

@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "../async-fs.ts"
 import type { Clock } from "../clock.ts";
 import { credentialQueryValues, redactedUrl } from "../config/provider-secrets.ts";
 import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
-import type { DiscoverySettings, ProviderSettings } from "../config/types.ts";
+import type { DiscoverySettings, ModelKind, ProviderSettings } from "../config/types.ts";
 import { isRecord } from "../is-record.ts";
 import type { DiscoveredModel } from "./catalog.ts";
 
@@ -218,9 +218,42 @@ export function parseModelList(json: unknown, idField: "id" | "name" = "id"): Di
       item.max_context_length,
       item.inputTokenLimit,
     );
-    models.push(context === undefined ? { id } : { id, contextTokens: context });
+    const kind = kindOfListedType(item.type) ?? listedKind(item.kind);
+    models.push({
+      id,
+      ...(context === undefined ? {} : { contextTokens: context }),
+      ...(kind === undefined ? {} : { kind }),
+    });
   }
   return models;
+}
+
+/**
+ * The kinds a provider's list may state (Together's `type`: `chat`, `image`, `embedding`, `moderation`, `rerank`,
+ * `audio` for its speech models, `transcribe`, `video`): the provider's word beats a guess from the id (its
+ * `kling-*` video and `Kokoro-82M` speech models read as chat). `language` and `code` (base and code models, served
+ * through chat or completions) and any other value say nothing: the id decides. Read from `type` as listed and
+ * from `kind` as the cache file keeps it.
+ */
+const LISTED_TYPES: Readonly<Record<string, ModelKind>> = {
+  chat: "chat",
+  image: "image",
+  embedding: "embedding",
+  moderation: "moderation",
+  rerank: "rerank",
+  audio: "speech",
+  transcribe: "transcription",
+  video: "video",
+};
+
+function kindOfListedType(type: unknown): ModelKind | undefined {
+  return typeof type === "string" && Object.hasOwn(LISTED_TYPES, type) ? LISTED_TYPES[type] : undefined;
+}
+
+const MODEL_KINDS: ReadonlySet<string> = new Set<ModelKind>(Object.values(LISTED_TYPES));
+
+function listedKind(kind: unknown): ModelKind | undefined {
+  return typeof kind === "string" && MODEL_KINDS.has(kind) ? (kind as ModelKind) : undefined;
 }
 
 async function readCache(path: string, identity: CacheIdentity): Promise<CacheFile | undefined> {

@@ -167,6 +167,50 @@ ${providerYaml("small", small)}${providerYaml("unknown", unknown)}${providerYaml
     );
   });
 
+  test("a kind the provider's list states (Together's `type`) beats the guess from the id, also from the cache", async (t) => {
+    const dir = cacheDir(t);
+    const mock = await useMock(t, {
+      models: [
+        { id: "kwaivgI/kling-2.1-master", type: "video" },
+        { id: "hexgrad/Kokoro-82M", type: "audio" },
+        { id: "acme/plain-name", type: "embedding" },
+        { id: "meta-llama/Llama-3.3-70B-Instruct-Turbo", type: "chat" },
+        { id: "acme/base-model", type: "language" },
+      ],
+    });
+    const yaml = `providers:
+${providerYaml("one", mock)}discovery:
+  cache_dir: ${JSON.stringify(dir)}
+`;
+    const kinds = async (gateway: Awaited<ReturnType<typeof startTestGateway>>) => {
+      const listed = (await send(gateway, "GET", "/v1/models")).json as { data: ModelEntry[] };
+      return Object.fromEntries(
+        listed.data.filter((entry) => entry.id !== "priority-auto").map((entry) => [entry.id, entry.kind]),
+      );
+    };
+    const expected = {
+      "kling-2.1-master": "video",
+      "kokoro-82m": "speech",
+      "plain-name": "embedding",
+      "llama-3.3-70b": "chat",
+      "base-model": "chat",
+    };
+    const first = await startTestGateway(yaml);
+    try {
+      assert.deepEqual(await kinds(first), expected);
+      // A video model is no chat candidate: a chat request for it is refused before any upstream call.
+      const chat = await postChat(first, { model: "kling-2.1-master" });
+      assert.equal(chat.status, 400, chat.text);
+      assert.equal(chatRequests(mock).length, 0);
+    } finally {
+      await first.close();
+    }
+    // From the cache file (no second /models call): the same kinds.
+    const second = await useGateway(t, yaml);
+    assert.equal(discoveryRequests(mock).length, 1);
+    assert.deepEqual(await kinds(second), expected);
+  });
+
   test("the model list is cached on disk and reused when /models is down", async (t) => {
     const dir = cacheDir(t);
     const mock = await useMock(t, { models: [{ id: "cached-model-v1" }] });
