@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { request } from "undici";
-import { errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { assertServedAs, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -329,16 +329,11 @@ describe("text to speech", () => {
 
   test("/v1/models lists the speech model with /v1/audio/speech; its answer is never cached", async (t) => {
     const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
-    const models = (await send(gateway, "GET", "/v1/models")).json as {
-      data: { id: string; kind: string; endpoints: string[] }[];
-    };
-    const listed = models.data.find((model) => model.id === "gpt-4o-mini-tts");
-    assert.equal(listed?.kind, "speech");
-    assert.deepEqual(listed?.endpoints, ["/v1/audio/speech"]);
-    const route = await send(gateway, "GET", "/v1/gateway/route?model=gpt-4o-mini-tts&kind=speech");
-    assert.equal(route.status, 200, route.text);
-    const plan = route.json as { candidates: { provider: string }[] };
-    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+    await assertServedAs(gateway, "gpt-4o-mini-tts", {
+      kind: "speech",
+      endpoints: ["/v1/audio/speech"],
+      providers: ["first", "second"],
+    });
 
     first.enqueue(SPEECH, audioStep(), audioStep(AUDIO.subarray(0, 100)));
     const body = { model: "gpt-4o-mini-tts", input: "Same words.", voice: "alloy" } as const;

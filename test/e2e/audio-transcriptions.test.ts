@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { toFile } from "openai";
 import { request } from "undici";
-import { errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { assertServedAs, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const TRANSCRIBE = "POST /v1/audio/transcriptions";
@@ -345,11 +345,12 @@ describe("audio transcriptions and translations", () => {
     assert.equal(chat.status, 400);
     assert.equal(errorOf(chat).code, "model_not_supported");
     assert.equal(first.requests.filter((recorded) => recorded.method === "POST").length, 0);
-    // The route explanation plans a transcription when asked for that kind.
-    const route = await send(gateway, "GET", "/v1/gateway/route?model=whisper-large-v3&kind=transcription");
-    assert.equal(route.status, 200, route.text);
-    const plan = route.json as { candidates: { provider: string; upstream_id: string }[] };
-    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+    // Listed with the audio routes; the route explanation plans a transcription when asked for that kind.
+    await assertServedAs(gateway, "whisper-large-v3", {
+      kind: "transcription",
+      endpoints: ["/v1/audio/transcriptions", "/v1/audio/translations"],
+      providers: ["first", "second"],
+    });
   });
 
   test("an upload of very many parts or huge part headers is refused without holding the event loop", async (t) => {

@@ -3,7 +3,17 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { errorOf, modelOf, openAiClient, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  assertServedAs,
+  errorOf,
+  modelOf,
+  openAiClient,
+  rowOf,
+  send,
+  statsOf,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -343,16 +353,11 @@ describe("image generation", () => {
 
   test("/v1/models lists the image model with /v1/images/generations; its answer is never cached", async (t) => {
     const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
-    const models = (await send(gateway, "GET", "/v1/models")).json as {
-      data: { id: string; kind: string; endpoints: string[] }[];
-    };
-    const listed = models.data.find((model) => model.id === "flux-schnell");
-    assert.equal(listed?.kind, "image");
-    assert.deepEqual(listed?.endpoints, ["/v1/images/generations"]);
-    const route = await send(gateway, "GET", "/v1/gateway/route?model=flux-schnell&kind=image");
-    assert.equal(route.status, 200, route.text);
-    const plan = route.json as { candidates: { provider: string }[] };
-    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+    await assertServedAs(gateway, "flux-schnell", {
+      kind: "image",
+      endpoints: ["/v1/images/generations"],
+      providers: ["first", "second"],
+    });
 
     first.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step, imageAnswer([{ b64_json: "AAAA" }]).step);
     const body = { model: "flux-schnell", prompt: "Same words." } as const;

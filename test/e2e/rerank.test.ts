@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { errorOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { assertServedAs, errorOf, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -428,16 +428,11 @@ cache:
 
   test("/v1/models lists rerank models with /v1/rerank, the route explanation plans kind=rerank, answers are cached", async (t) => {
     const { first, gateway, post } = await twoProviders(t, "cache:\n  enabled: true\n");
-    const models = (await send(gateway, "GET", "/v1/models")).json as {
-      data: { id: string; kind: string; endpoints: string[] }[];
-    };
-    const listed = models.data.find((model) => model.id === "reranker");
-    assert.equal(listed?.kind, "rerank");
-    assert.deepEqual(listed?.endpoints, ["/v1/rerank"]);
-    const route = await send(gateway, "GET", "/v1/gateway/route?model=reranker&kind=rerank");
-    assert.equal(route.status, 200, route.text);
-    const plan = route.json as { candidates: { provider: string }[] };
-    assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), ["first", "second"]);
+    await assertServedAs(gateway, "reranker", {
+      kind: "rerank",
+      endpoints: ["/v1/rerank"],
+      providers: ["first", "second"],
+    });
 
     // Jina's usage as some hosts give it: `prompt_tokens: 0` next to the real total, which is what counts.
     first.enqueue(

@@ -182,3 +182,28 @@ export function rowOf(stats: Map<string, StatsRow>, key: string): StatsRow {
   assert.ok(row !== undefined, `no /stats row for ${key}; rows: ${[...stats.keys()].join(", ")}`);
   return row;
 }
+
+/**
+ * A model of a served kind as clients see it: `/v1/models` lists it with its kind and routes, and the route
+ * explanation for that kind plans it on exactly these providers.
+ */
+export async function assertServedAs(
+  gateway: TestGateway,
+  model: string,
+  expected: { readonly kind: string; readonly endpoints: readonly string[]; readonly providers: readonly string[] },
+): Promise<void> {
+  const models = (await send(gateway, "GET", "/v1/models")).json as {
+    data: { id: string; kind: string; endpoints: string[] }[];
+  };
+  const listed = models.data.find((entry) => entry.id === model);
+  assert.equal(listed?.kind, expected.kind);
+  assert.deepEqual(listed?.endpoints, expected.endpoints);
+  const route = await send(
+    gateway,
+    "GET",
+    `/v1/gateway/route?model=${encodeURIComponent(model)}&kind=${expected.kind}`,
+  );
+  assert.equal(route.status, 200, route.text);
+  const plan = route.json as { candidates: { provider: string }[] };
+  assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), [...expected.providers].sort());
+}
