@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { request } from "undici";
-import { assertServedAs, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { assertServedAs, errorOf, openAiClient, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -54,20 +54,6 @@ request_log:
 ${extra}`,
   );
   return { first, second, gateway, client: openAiClient(gateway) };
-}
-
-interface ListedRecord {
-  endpoint: string;
-  clientProtocol?: string;
-  status: number;
-  attempts: { provider: string; outcome: string; reason?: string }[];
-  content?: { request?: unknown; responseText?: string };
-}
-
-async function speechRecords(gateway: Parameters<typeof send>[0]): Promise<{ records: ListedRecord[]; text: string }> {
-  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
-  const records = (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === "speech");
-  return { records, text: listed.text };
 }
 
 describe("text to speech", () => {
@@ -139,7 +125,7 @@ describe("text to speech", () => {
     assert.equal(speech.response.headers.get("x-gateway-attempts"), "2");
     assert.equal((speechRequests(second)[0]?.body as { model?: string } | undefined)?.model, "tts-second");
 
-    const { records, text } = await speechRecords(gateway);
+    const { records, text } = await recordsOf(gateway, "speech");
     const record = records[0];
     assert.ok(record, "no record of the speech request");
     assert.equal(record.clientProtocol, "openai-audio");
@@ -239,7 +225,7 @@ describe("text to speech", () => {
         .withResponse();
       assert.ok(Buffer.from(await speech.data.arrayBuffer()).equals(AUDIO));
       assert.equal(speech.response.headers.get("x-gateway-provider"), "second");
-      const { records } = await speechRecords(gateway);
+      const { records } = await recordsOf(gateway, "speech");
       const failedAttempt = records[0]?.attempts[0];
       assert.equal(failedAttempt?.provider, "first");
       assert.match(failedAttempt?.reason ?? "", reason);

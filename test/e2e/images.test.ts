@@ -8,6 +8,7 @@ import {
   errorOf,
   modelOf,
   openAiClient,
+  recordsOf,
   rowOf,
   send,
   statsOf,
@@ -56,20 +57,6 @@ request_log:
 ${extra}`,
   );
   return { first, second, gateway, client: openAiClient(gateway) };
-}
-
-interface ListedRecord {
-  endpoint: string;
-  clientProtocol?: string;
-  status: number;
-  attempts: { provider: string; outcome: string; reason?: string }[];
-  content?: { request?: unknown; responseText?: string };
-}
-
-async function imageRecords(gateway: Parameters<typeof send>[0]): Promise<{ records: ListedRecord[]; text: string }> {
-  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
-  const records = (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === "images");
-  return { records, text: listed.text };
 }
 
 describe("image generation", () => {
@@ -168,7 +155,7 @@ describe("image generation", () => {
     const generated = await client.images.generate({ model: "flux-schnell", prompt: "Too big." }).withResponse();
     assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
     assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
-    const { records } = await imageRecords(gateway);
+    const { records } = await recordsOf(gateway, "images");
     assert.match(records[0]?.attempts[0]?.reason ?? "", /larger than max_response_bytes \(100000 bytes\)/);
   });
 
@@ -190,7 +177,7 @@ describe("image generation", () => {
     assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
     assert.equal(modelOf(imageRequests(second)[0]), "black-forest-labs/flux-schnell");
 
-    const { records, text } = await imageRecords(gateway);
+    const { records, text } = await recordsOf(gateway, "images");
     const record = records[0];
     assert.ok(record, "no record of the image request");
     assert.equal(record.clientProtocol, "openai-images");
@@ -243,7 +230,7 @@ describe("image generation", () => {
       const generated = await client.images.generate({ model: "flux-schnell", prompt: "Draw it." }).withResponse();
       assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
       assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
-      const { records } = await imageRecords(gateway);
+      const { records } = await recordsOf(gateway, "images");
       const failedAttempt = records[0]?.attempts[0];
       assert.equal(failedAttempt?.provider, "first");
       assert.match(failedAttempt?.reason ?? "", reason);
@@ -258,7 +245,7 @@ describe("image generation", () => {
     assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
     assert.equal(generated.response.headers.get("x-gateway-provider"), "second");
     assert.equal(imageRequests(first).length, 1);
-    const { records } = await imageRecords(gateway);
+    const { records } = await recordsOf(gateway, "images");
     assert.deepEqual(
       records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
       [

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { assertServedAs, errorOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { assertServedAs, errorOf, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -63,20 +63,6 @@ ${extra}`,
   );
   const post = (body: unknown, path = "/v1/rerank") => send(gateway, "POST", path, { body });
   return { first, second: secondMock, gateway, post };
-}
-
-interface ListedRecord {
-  endpoint: string;
-  clientProtocol?: string;
-  status: number;
-  tokensIn?: number;
-  attempts: { provider: string; outcome: string; reason?: string }[];
-  content?: { request?: unknown; responseText?: string };
-}
-
-async function rerankRecords(gateway: Parameters<typeof send>[0]): Promise<ListedRecord[]> {
-  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
-  return (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === "rerank");
 }
 
 describe("rerank", () => {
@@ -151,7 +137,7 @@ describe("rerank", () => {
     assert.equal((answer.json as RerankAnswer).results.length, 2);
     assert.equal((rerankRequests(second)[0]?.body as { model?: string } | undefined)?.model, "rerank-second");
 
-    const record = (await rerankRecords(gateway))[0];
+    const record = (await (await recordsOf(gateway, "rerank")).records)[0];
     assert.ok(record, "no record of the rerank request");
     assert.equal(record.clientProtocol, "rerank");
     assert.deepEqual(
@@ -206,7 +192,7 @@ describe("rerank", () => {
       const answer = await post({ model: "reranker", query: "q", documents: DOCUMENTS });
       assert.equal(answer.status, 200, answer.text);
       assert.equal(answer.headers["x-gateway-provider"], "second");
-      const failedAttempt = (await rerankRecords(gateway))[0]?.attempts[0];
+      const failedAttempt = (await (await recordsOf(gateway, "rerank")).records)[0]?.attempts[0];
       assert.equal(failedAttempt?.provider, "first");
       assert.match(failedAttempt?.reason ?? "", reason);
     }
@@ -351,7 +337,7 @@ request_log:
       passages: DOCUMENTS.map((text) => ({ text })),
       truncate: "END",
     });
-    const record = (await rerankRecords(gateway))[0];
+    const record = (await (await recordsOf(gateway, "rerank")).records)[0];
     assert.match(record?.attempts[0]?.reason ?? "", /no `data` array/);
     assert.equal(record?.tokensIn, 41);
   });
@@ -447,7 +433,7 @@ cache:
     assert.equal((twice.json as RerankAnswer).id, "rr-1", "the second answer was not the kept one");
     assert.equal(twice.headers["x-gateway-cache"], "hit");
     assert.equal(rerankRequests(first).length, 1);
-    const served = (await rerankRecords(gateway)).find((record) => record.attempts.length === 1);
+    const served = (await (await recordsOf(gateway, "rerank")).records).find((record) => record.attempts.length === 1);
     assert.equal(served?.tokensIn, 815);
   });
 

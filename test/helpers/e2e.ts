@@ -207,3 +207,23 @@ export async function assertServedAs(
   const plan = route.json as { candidates: { provider: string }[] };
   assert.deepEqual(plan.candidates.map((candidate) => candidate.provider).sort(), [...expected.providers].sort());
 }
+
+/** A request log record as `/v1/gateway/requests` lists it: the fields the door tests read. */
+export interface ListedRecord {
+  endpoint: string;
+  clientProtocol?: string;
+  status: number;
+  tokensIn?: number;
+  attempts: { provider: string; outcome: string; reason?: string }[];
+  content?: { request?: unknown; responseText?: string };
+}
+
+/** The latest 20 records of one endpoint, and the listing's raw text (to search it for what must not be there). */
+export async function recordsOf(
+  gateway: TestGateway,
+  endpoint: string,
+): Promise<{ records: ListedRecord[]; text: string }> {
+  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
+  const records = (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === endpoint);
+  return { records, text: listed.text };
+}
