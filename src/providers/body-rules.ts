@@ -9,6 +9,7 @@
 // each attempt's body in this order: drop, then defaults where the field is absent (or null), then override. The output limit is one setting under two names (`max_tokens`, and
 // `max_completion_tokens`, which newer OpenAI models take): a default for either fills in only when the body has
 // neither, so that a client's own limit is never joined by a second, conflicting one.
+import type { ModelKind } from "../config/types.ts";
 import { applyResponsesRules, type ResponsesBodyRules, responsesRulesOf } from "./responses-body-rules.ts";
 
 /** A level as written and validated (config/provider-schema.ts `bodyRulesSchema`). */
@@ -225,6 +226,19 @@ export function providerRulesForEmbeddings(
       ? undefined
       : Object.fromEntries(Object.entries(values).filter(([field]) => allowed.has(field)));
   return { defaults: keep(level.defaults), override: keep(level.override), drop: level.drop };
+}
+
+/**
+ * A provider's rules as one of its models of `kind` gets them: whole for a chat model; for a model of another kind,
+ * only the fields its requests take (providerRulesForEmbeddings; a kind no door serves is held to the embeddings
+ * fields, as before any other list existed).
+ */
+export function providerRulesForKind(level: RawBodyRules | undefined, kind: ModelKind): RawBodyRules | undefined {
+  if (kind === "chat") return level;
+  return providerRulesForEmbeddings(
+    level,
+    Object.hasOwn(FIELDS_OF_KIND, kind) ? (kind as keyof typeof FIELDS_OF_KIND) : "embedding",
+  );
 }
 
 /**

@@ -2,7 +2,7 @@
 // addresses one. Built once per config (and per discovery refresh), then read-only: swapping the config at run
 // time means building a new Catalog and replacing the reference.
 import type { ModelKind, ModelSettings, ProviderSettings } from "../config/types.ts";
-import { type BodyRules, mergeBodyRules, providerRulesForEmbeddings } from "./body-rules.ts";
+import { type BodyRules, mergeBodyRules, providerRulesForKind } from "./body-rules.ts";
 import { modelKind, normaliseModelName } from "./model-names.ts";
 
 export interface ProviderRuntime {
@@ -181,17 +181,8 @@ export function buildCatalog(
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
       const kind = model.kind ?? modelKind(model.id);
-      // An embedding (transcription, speech, image) model gets of its provider's rules only what its requests take
-      // (body-rules.ts).
-      const providerLevel =
-        kind === "chat"
-          ? settings.body
-          : providerRulesForEmbeddings(
-              settings.body,
-              kind === "transcription" || kind === "speech" || kind === "image" || kind === "rerank"
-                ? kind
-                : "embedding",
-            );
+      // A model of another kind than chat gets of its provider's rules only what its requests take (body-rules.ts).
+      const providerLevel = providerRulesForKind(settings.body, kind);
       const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       deployments.push({
         index: deployments.length,
