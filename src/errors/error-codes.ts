@@ -43,6 +43,7 @@ export const ERROR_CODES = Object.freeze({
   stream_interrupted: { status: 502, type: "upstream_error" },
   service_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "upstream_error" },
+  not_cached: { status: 504, type: "invalid_request_error" },
 } satisfies Record<string, ErrorCodeInfo>);
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -215,6 +215,22 @@ export class UpstreamTimeoutError extends GatewayError {
   readonly code: ErrorCode = "upstream_timeout";
 }
 
+/**
+ * `Cache-Control: only-if-cached` and the answer cache holds no answer for the request (or may not give one: the
+ * cache is off, the endpoint's answers are not kept, `no-cache`/`no-store` came with it). RFC 9111 §5.2.1.7 asks
+ * for a 504; nothing went upstream. Not retryable (the same request gets the same 504 until someone else's request
+ * keeps an answer): an SDK that retries every 5xx is told not to (`x-should-retry: false`, render-error.ts).
+ */
+export class NotCachedError extends GatewayError {
+  readonly status = 504;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "not_cached";
+
+  override get isRetryable(): boolean {
+    return false;
+  }
+}
+
 /** A committed stream broke and could not be continued; only ever sent in-band. */
 export class StreamInterruptedError extends GatewayError {
   readonly status = 502;
@@ -282,6 +298,7 @@ export const ERROR_CLASSES = {
   UpstreamRequestError,
   UpstreamUnavailableError,
   UpstreamTimeoutError,
+  NotCachedError,
   StreamInterruptedError,
   ServiceUnavailableError,
   InternalError,

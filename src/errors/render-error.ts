@@ -44,6 +44,8 @@ export function errorHeaders(error: GatewayError): Record<string, string> {
     headers["retry-after"] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
     if (error.retryAfterMs > LONGEST_SDK_RETRY_MS) headers["x-should-retry"] = "false";
   }
+  // A 5xx the same request gets again (`not_cached`): the SDKs retry every 5xx unless told not to.
+  if (error.status >= 500 && !error.isRetryable) headers["x-should-retry"] = "false";
   const metadata = error.metadata;
   if (metadata !== undefined && isHeaderSafe(metadata.provider) && isHeaderSafe(metadata.model)) {
     headers["x-gateway-provider"] = metadata.provider;

@@ -34,6 +34,11 @@ export interface CachedAnswer {
   /** What the first answer cost; a hit itself costs nothing (its `x-gateway-cost` is `free`). */
   readonly cost: "free" | "paid";
   readonly storedAtMs: number;
+  /**
+   * The request's own time to live (`x-gateway-cache-ttl`), in ms, when shorter than `cache.ttl_ms`: the answer is
+   * not given after it. Such an answer's memory is freed at lookup or when it ages out under `ttl_ms`.
+   */
+  readonly keptForMs?: number;
   readonly bytes: number;
 }
 
@@ -53,19 +58,28 @@ export function isCacheableEndpoint(endpoint: string): boolean {
 
 /**
  * The cache key: a SHA-256 of the config's fingerprint (answer-fingerprint.ts: what the request is turned into
- * upstream), the endpoint, the client's name and the parsed body. The client is part of it so that one named
- * client can never learn, from a fast answer, what another one asked.
+ * upstream), the endpoint, the client's name, the parsed body and the request's namespace (`x-gateway-cache-namespace`).
+ * The client is part of it so that one named client can never learn, from a fast answer, what another one asked;
+ * the namespace comes besides it, so it partitions a client's answers and never reaches another client's. It comes
+ * last, after a separator JSON never holds unescaped, so a request without one keeps the key it had before.
  */
-export function cacheKey(fingerprint: string, endpoint: string, client: string | undefined, body: unknown): string {
-  return createHash("sha256")
+export function cacheKey(
+  fingerprint: string,
+  endpoint: string,
+  client: string | undefined,
+  body: unknown,
+  namespace?: string,
+): string {
+  const hash = createHash("sha256")
     .update(fingerprint)
     .update("\u0000")
     .update(endpoint)
     .update("\u0000")
     .update(client ?? "")
     .update("\u0000")
-    .update(JSON.stringify(body))
-    .digest("base64url");
+    .update(JSON.stringify(body));
+  if (namespace !== undefined) hash.update("\u0000").update(namespace);
+  return hash.digest("base64url");
 }
 
 export interface CacheSummary {
@@ -78,11 +92,19 @@ export interface CacheSummary {
   readonly shared: boolean;
 }
 
+/** How old the fleet's figures `/stats` shows may be when shared: a dashboard polling it costs Redis one read a second. */
+export const SHARED_SUMMARY_MAX_AGE_MS = 1_000;
+
 /** What the pipeline asks of the cache, wherever it keeps its answers. */
 export interface AnswerStore {
   readonly summary: CacheSummary;
-  /** `summary` with the entries and bytes as they are now: one Redis read when shared (`/stats`, not per request). */
-  currentSummary(): CacheSummary | Promise<CacheSummary>;
+  /** Whether the answers are the fleet's (Redis) rather than this process's own. */
+  readonly isShared: boolean;
+  /**
+   * `summary` with the entries and bytes as they are now. Shared: read from Redis at most once a
+   * `SHARED_SUMMARY_MAX_AGE_MS` (calls in between, and calls while a read is on its way, get that read's figures).
+   */
+  currentSummary(nowMs: number): CacheSummary | Promise<CacheSummary>;
   /**
    * The kept answer, if younger than the time to live and kept at most `maxAgeMs` ago (the request's `Cache-Control:
    * max-age`); counts a hit or a miss. A promise when shared.
@@ -113,7 +135,11 @@ export function answerStoreFor(state: StateBackend, isEnabled: boolean): AnswerS
 }
 
 export class AnswerCache implements AnswerStore {
-  /** Insertion order is age order (every answer is stored with the same time to live): a Map iterates oldest first. */
+  readonly isShared = false;
+  /**
+   * Insertion order is age order: a Map iterates oldest first, so answers past `ttl_ms` go from the front. An answer
+   * kept for less (`keptForMs`) is not given after its own time and freed when looked up, or with those past `ttl_ms`.
+   */
   readonly #entries = new Map<string, CachedAnswer>();
   #bytes = 0;
   #hits = 0;
@@ -130,7 +156,11 @@ export class AnswerCache implements AnswerStore {
   /** The kept answer for this key, if it is younger than the settings' time to live; counts a hit or a miss. */
   get(key: string, settings: CacheSettings, nowMs: number, maxAgeMs?: number): CachedAnswer | undefined {
     this.#expire(settings, nowMs);
-    const kept = this.#entries.get(key);
+    let kept = this.#entries.get(key);
+    if (kept !== undefined && isPastOwnTtl(kept, nowMs)) {
+      this.#delete(key);
+      kept = undefined;
+    }
     // Too old for this request only: kept for the others, until the fresh answer replaces it.
     const answer = isYoungEnough(kept, nowMs, maxAgeMs) ? kept : undefined;
     if (answer === undefined) this.#misses += 1;
@@ -184,11 +214,15 @@ export class AnswerCache implements AnswerStore {
  * put that fails is dropped: the cache never fails or delays a request by more than one command's timeout.
  */
 export class SharedAnswerCache implements AnswerStore {
+  readonly isShared = true;
   readonly #rows: AnswerRows;
   #entries = 0;
   #bytes = 0;
   #hits = 0;
   #misses = 0;
+  /** When the fleet's figures were last asked of Redis, and that read while it is on its way. */
+  #countedAtMs = Number.NEGATIVE_INFINITY;
+  #counting: Promise<CacheSummary> | undefined;
 
   constructor(rows: AnswerRows) {
     this.#rows = rows;
@@ -198,16 +232,29 @@ export class SharedAnswerCache implements AnswerStore {
     return { entries: this.#entries, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, shared: true };
   }
 
-  /** The fleet's figures now (other replicas' puts and evictions included); unreachable, those of the latest put. */
-  async currentSummary(): Promise<CacheSummary> {
-    try {
-      const held = await this.#rows.count();
-      this.#entries = held.entries;
-      this.#bytes = held.bytes;
-    } catch {
+  /**
+   * The fleet's figures (other replicas' puts and evictions included), at most `SHARED_SUMMARY_MAX_AGE_MS` old: a
+   * dashboard polling `/stats`, or many of them, costs Redis one read a second, and calls while a read is on its
+   * way share it. Unreachable: those last seen (a read, or this process's latest put).
+   */
+  currentSummary(nowMs: number): CacheSummary | Promise<CacheSummary> {
+    if (this.#counting !== undefined) return this.#counting;
+    if (nowMs - this.#countedAtMs < SHARED_SUMMARY_MAX_AGE_MS) return this.summary;
+    this.#countedAtMs = nowMs;
+    const counting = this.#rows.count().then(
+      (held) => {
+        this.#entries = held.entries;
+        this.#bytes = held.bytes;
+        return this.summary;
+      },
       // Redis unreachable or slow past its command timeout: /stats answers with what this process last saw.
-    }
-    return this.summary;
+      () => this.summary,
+    );
+    this.#counting = counting;
+    void counting.finally(() => {
+      this.#counting = undefined;
+    });
+    return counting;
   }
 
   async get(key: string, settings: CacheSettings, nowMs: number, maxAgeMs?: number): Promise<CachedAnswer | undefined> {
@@ -218,6 +265,8 @@ export class SharedAnswerCache implements AnswerStore {
     } catch {
       answer = undefined;
     }
+    // Kept for less than `ttl_ms` by its request: not given after its own time (the row goes with `ttl_ms`).
+    if (answer !== undefined && isPastOwnTtl(answer, nowMs)) answer = undefined;
     if (!isYoungEnough(answer, nowMs, maxAgeMs)) answer = undefined;
     if (answer === undefined) this.#misses += 1;
     else this.#hits += 1;
@@ -240,10 +289,17 @@ export class SharedAnswerCache implements AnswerStore {
     const dropped = await this.#rows.clear();
     this.#entries = 0;
     this.#bytes = 0;
+    // The figures just read are gone with the rows: the next /stats reads them again.
+    this.#countedAtMs = Number.NEGATIVE_INFINITY;
     return dropped;
   }
 
   reset(): void {}
+}
+
+/** Kept for less than the cache's time to live by its request (`x-gateway-cache-ttl`), and that time is past. */
+function isPastOwnTtl(answer: CachedAnswer, nowMs: number): boolean {
+  return answer.keptForMs !== undefined && answer.storedAtMs + answer.keptForMs <= nowMs;
 }
 
 /** `Cache-Control: max-age`: an answer kept at most that long ago (none asked: any the time to live keeps). */
@@ -260,11 +316,14 @@ function parseAnswer(json: string): CachedAnswer | undefined {
     return undefined;
   }
   if (!isRecord(row)) return undefined;
-  const { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes } = row;
+  const { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes, keptForMs } = row;
   if (api !== "chat" && api !== "responses") return undefined;
   if (form !== "json" && form !== "sse") return undefined;
   if (cost !== "free" && cost !== "paid") return undefined;
   if (typeof bodyText !== "string" || typeof provider !== "string" || typeof model !== "string") return undefined;
   if (typeof status !== "number" || typeof storedAtMs !== "number" || typeof bytes !== "number") return undefined;
-  return { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes };
+  // Written by this version when the request asked for a shorter time to live; a row without it lives `ttl_ms`.
+  if (keptForMs !== undefined && typeof keptForMs !== "number") return undefined;
+  const answer: CachedAnswer = { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes };
+  return keptForMs === undefined ? answer : { ...answer, keptForMs };
 }

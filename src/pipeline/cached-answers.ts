@@ -1,9 +1,11 @@
 // The answer cache's steps in the pipeline (answer-cache.ts holds the cache): which requests may be answered from
 // it and kept in it, the lookup before planning, and the answer given again.
+
+import { NotCachedError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { JsonResult, StreamResult } from "../upstream/forward-types.ts";
-import { type CachedAnswer, cacheKey, isCacheableEndpoint } from "./answer-cache.ts";
+import { type CachedAnswer, type CacheSettings, cacheKey, isCacheableEndpoint } from "./answer-cache.ts";
 import { answerFingerprint } from "./answer-fingerprint.ts";
 import { answerText } from "./answer-text.ts";
 import type { EndpointSpec } from "./endpoints.ts";
@@ -27,7 +29,7 @@ export function answerCacheKey(
   // A native Responses call's answer carries its own ids (kept ones would repeat them).
   if (context.native !== undefined || context.cacheDirective?.mode === "no-store") return undefined;
   if (!isCacheableEndpoint(endpoint.name)) return undefined;
-  return cacheKey(answerFingerprint(snapshot), endpoint.name, context.client, body);
+  return cacheKey(answerFingerprint(snapshot), endpoint.name, context.client, body, context.cacheDirective?.namespace);
 }
 
 /**
@@ -41,6 +43,25 @@ export function lookUpAnswer(request: PipelineRequest): CachedAnswer | undefined
   const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now(), directive?.maxAgeMs);
   if (!(looked instanceof Promise)) return noted(request, looked);
   return looked.then((cached) => noted(request, cached));
+}
+
+/**
+ * `Cache-Control: only-if-cached` without a kept answer to give: a 504 in the caller's protocol, and nothing sent
+ * upstream (RFC 9111 §5.2.1.7). Also when the request could not be looked up at all (the cache off, an endpoint
+ * whose answers are not kept, `no-cache` or `no-store` with it), which the message says.
+ */
+export function notCachedError(request: PipelineRequest): NotCachedError {
+  const { snapshot, endpoint, cacheKey: key, context } = request;
+  const why = !snapshot.config.cache.enabled
+    ? "the answer cache is off (cache.enabled)"
+    : !isCacheableEndpoint(endpoint.name)
+      ? `answers of ${endpoint.name} requests are not kept`
+      : context.cacheDirective?.mode === "no-store" || context.cacheDirective?.mode === "no-cache"
+        ? `Cache-Control: ${context.cacheDirective.mode} came with it, so no kept answer may be given`
+        : key === undefined
+          ? "this request's answers are not kept"
+          : "the answer cache holds no answer for this request";
+  return new NotCachedError(`Cache-Control: only-if-cached, but ${why}; nothing was sent upstream.`);
 }
 
 function noted(request: PipelineRequest, cached: CachedAnswer | undefined): CachedAnswer | undefined {
@@ -100,11 +121,11 @@ export function keepingStream(request: PipelineRequest, answer: StreamAnswer, re
     for (;;) {
       const next = await inner.next();
       if (next.done === true) {
-        if (kept !== undefined && next.value.isSuccess && !request.record.isContinued) {
+        if (kept !== undefined && next.value.isSuccess && !request.record.isContinued && isWorthKeeping(request)) {
           const nowMs = runtime.clock.now();
           runtime.answers.put(
             cacheKey,
-            keptAnswer(result, "sse", JSON.stringify(kept), nowMs),
+            keptAnswer(request, result, "sse", JSON.stringify(kept), nowMs),
             snapshot.config.cache,
             nowMs,
           );
@@ -165,18 +186,34 @@ export function keepAnswer(request: PipelineRequest, result: JsonResult, headers
   const { runtime, snapshot, cacheKey: key } = request;
   if (key === undefined) return;
   if (request.context.cacheDirective?.mode !== "no-cache") headers["x-gateway-cache"] = "miss";
-  if (result.status !== 200) return;
+  if (result.status !== 200 || !isWorthKeeping(request)) return;
   const nowMs = runtime.clock.now();
-  runtime.answers.put(key, keptAnswer(result, "json", result.bodyText, nowMs), snapshot.config.cache, nowMs);
+  runtime.answers.put(key, keptAnswer(request, result, "json", result.bodyText, nowMs), snapshot.config.cache, nowMs);
+}
+
+/**
+ * Not kept: an answer its request asked to keep for 0 s (`x-gateway-cache-ttl: 0`), nor, in this process's memory,
+ * one whose request was served on a config that a reload or a discovery refresh has since replaced with one that
+ * decides answers otherwise: its key carries the old fingerprint, so no request would ever get it, and the memory
+ * it held would wait for `ttl_ms` (the swap dropped the others: gateway-runtime.ts). A shared row is kept: replicas
+ * still on that config may give it. One pointer comparison per answer while the config is unchanged.
+ */
+function isWorthKeeping(request: PipelineRequest): boolean {
+  const { runtime, snapshot } = request;
+  if (request.context.cacheDirective?.storeTtlMs === 0) return false;
+  if (runtime.answers.isShared || snapshot === runtime.snapshot) return true;
+  return answerFingerprint(snapshot) === answerFingerprint(runtime.snapshot);
 }
 
 function keptAnswer(
+  request: PipelineRequest,
   result: JsonResult | StreamResult,
   form: CachedAnswer["form"],
   bodyText: string,
   nowMs: number,
 ): Omit<CachedAnswer, "bytes"> {
   const { deployment } = result;
+  const keptForMs = ownTtlMs(request.context.cacheDirective?.storeTtlMs, request.snapshot.config.cache);
   return {
     api: result.api,
     form,
@@ -186,7 +223,13 @@ function keptAnswer(
     model: deployment.model.id,
     cost: deployment.cost,
     storedAtMs: nowMs,
+    ...(keptForMs === undefined ? {} : { keptForMs }),
   };
+}
+
+/** The request's own time to live when it is shorter than the cache's: a caller can shorten it, never lengthen it. */
+function ownTtlMs(storeTtlMs: number | undefined, settings: CacheSettings): number | undefined {
+  return storeTtlMs !== undefined && storeTtlMs < settings.ttlMs ? storeTtlMs : undefined;
 }
 
 /**

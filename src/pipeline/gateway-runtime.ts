@@ -163,13 +163,7 @@ export class GatewayRuntime {
       let config: GatewayConfig;
       try {
         config = await loader();
-        const before = this.#snapshot;
         await this.#swap(config, false);
-        // Answers kept under a config that decides answers otherwise are never given again (their keys carry its
-        // fingerprint): the memory they hold is freed now instead of as they age out. Shared rows stay (reset).
-        if (before.config.cache.enabled && (!config.cache.enabled || hasNewFingerprint(before, this.#snapshot))) {
-          this.answers.reset();
-        }
       } catch (error) {
         const problems =
           error instanceof ConfigError
@@ -235,6 +229,7 @@ export class GatewayRuntime {
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
+    this.#dropUnreachableAnswers(previous, snapshot);
     for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
     pruneUnconfiguredScopes(this.state, snapshot, this.clock.now());
     this.#reloads += 1;
@@ -243,6 +238,17 @@ export class GatewayRuntime {
       this.#configLoadedAtMs = this.clock.now();
       this.#configHash = snapshot.configHash;
     }
+  }
+
+  /**
+   * Answers kept under a snapshot that decides answers otherwise (a reload, or a discovery refresh that found other
+   * models) are never given again (their keys carry its fingerprint): the memory they hold is freed now instead of as
+   * they age out, at the swap rather than per request. Shared rows stay (reset). An answer still in flight across
+   * the swap is not kept either (cached-answers.ts `isWorthKeeping`).
+   */
+  #dropUnreachableAnswers(previous: GatewaySnapshot, next: GatewaySnapshot): void {
+    if (!previous.config.cache.enabled) return;
+    if (!next.config.cache.enabled || hasNewFingerprint(previous, next)) this.answers.reset();
   }
 
   /** Whether the serving config has this deployment unchanged (URL, key, model id): else it gets no new attempt. */

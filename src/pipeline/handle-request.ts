@@ -2,7 +2,12 @@
 // failover -> a JSON answer, or a stream of chunks that the relay continues on another upstream when it breaks.
 // Every protocol front door (server/) is an adapter around `handleRequest`: request in, result out. Each request
 // leaves exactly one record (record-builder.ts), published when it ends; the recorder applies every outcome.
-import { ClientAbortedError, type GatewayError, RateLimitedError } from "../errors/gateway-error.ts";
+import {
+  ClientAbortedError,
+  type GatewayError,
+  InvalidRequestError,
+  RateLimitedError,
+} from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
@@ -18,6 +23,7 @@ import {
   keepAnswer,
   keepingStream,
   lookUpAnswer,
+  notCachedError,
 } from "./cached-answers.ts";
 import { chargeClient } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
@@ -63,6 +69,7 @@ export async function handleRequest(
     const given = cached.form === "sse" ? cachedStream(prepared, cached) : cachedAnswer(prepared, cached);
     if (given !== undefined) return given;
   }
+  if (context.cacheDirective?.isOnlyIfCached === true) throw refused(prepared, notCachedError(prepared));
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let request = prepared;
   let plan: PlannedRoute["plan"];
@@ -176,6 +183,8 @@ function validated(
   startedAtMs: number,
 ): PipelineRequest["body"] {
   try {
+    const problem = context.cacheDirective?.problem;
+    if (problem !== undefined) throw new InvalidRequestError(problem.message, { param: problem.header });
     return parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
   } catch (error) {
     throw publishRefusal(

@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
-import { cacheDirective } from "../pipeline/cache-control.ts";
+import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
@@ -44,7 +44,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         client: request.clientName ?? undefined,
         log: request.log,
-        cacheDirective: cacheDirective(request.headers["cache-control"]),
+        cacheDirective: cacheRequest(request.headers),
       });
     } catch (error) {
       clientGone.stop();

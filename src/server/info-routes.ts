@@ -98,8 +98,10 @@ export function registerInfoRoutes(
 
   app.get("/stats", async (request) => {
     const stats = describeStats(runtime, request.clientName);
-    // Shared through Redis, the fleet's figures now (one read per /stats, none per request).
-    return stats.cache === undefined ? stats : { ...stats, cache: await runtime.answers.currentSummary() };
+    // Shared through Redis, the fleet's figures at most a second old (one Redis read a second however often polled).
+    return stats.cache === undefined
+      ? stats
+      : { ...stats, cache: await runtime.answers.currentSummary(runtime.clock.now()) };
   });
 
   app.get("/v1/gateway/route", async (request) => {

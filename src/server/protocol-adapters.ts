@@ -7,7 +7,7 @@ import type { Clock } from "../clock.ts";
 import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
-import { cacheDirective } from "../pipeline/cache-control.ts";
+import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
@@ -101,7 +101,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         client: request.clientName ?? undefined,
         log: request.log,
-        cacheDirective: cacheDirective(request.headers["cache-control"]),
+        cacheDirective: cacheRequest(request.headers),
         native: exchange.native,
       });
     } catch (error) {
