@@ -2,8 +2,10 @@
 // it, so a replica on another config (a rolling deploy) or this gateway after a reload never gives it, while
 // replicas on the same config share it and a reload that changes nothing of it keeps it.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
+import { ManualClock } from "../../src/clock.ts";
 import { CHAT_ROUTE, chatRequests, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -168,7 +170,7 @@ describe("answer cache shared through Redis, replicas on different configs", {
 });
 
 describe("answer cache shared through Redis, /stats", { skip: isRedisInstalled() ? false : REDIS_MISSING }, () => {
-  test("a replica that kept nothing shows the fleet's entries and bytes, as they are when asked", async (t) => {
+  test("a replica that kept nothing shows the fleet's entries and bytes, at most a second old", async (t) => {
     const redis = await useRedisServer(t);
     const mock = await useMock(t);
     numberedAnswers(mock);
@@ -185,8 +187,9 @@ describe("answer cache shared through Redis, /stats", { skip: isRedisInstalled()
 
     await chat(keeper);
     await waitUntil(async () => keeper.runtime.answers.summary.entries === 1);
+    // The figures are read from Redis at most once a second: the other replica's put is seen within about that.
+    await waitUntil(async () => (await cacheOf(watcher)).entries === 1);
     const one = await cacheOf(watcher);
-    assert.equal(one.entries, 1, "the other replica's put is seen");
     assert.ok(one.bytes > 0);
     assert.equal(one.bytes, (await cacheOf(keeper)).bytes);
 
@@ -194,7 +197,7 @@ describe("answer cache shared through Redis, /stats", { skip: isRedisInstalled()
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
     assert.equal(cleared.status, 200);
-    assert.equal((await cacheOf(watcher)).entries, 0);
+    await waitUntil(async () => (await cacheOf(watcher)).entries === 0);
 
     // Redis gone: /stats still answers, with the figures last seen.
     await redis.kill();
@@ -202,7 +205,57 @@ describe("answer cache shared through Redis, /stats", { skip: isRedisInstalled()
     assert.equal(stats.status, 200);
     assert.equal((stats.json as { cache: { entries: number } }).cache.entries, 0);
   });
+
+  test("a dashboard polling /stats costs Redis one read a second, however often it asks", async (t) => {
+    const redis = await useRedisServer(t);
+    const mock = await useMock(t);
+    numberedAnswers(mock);
+    const clock = new ManualClock(Date.now());
+    const shared = `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "cache-stats-poll:"\n`;
+    const gateway = await useGateway(t, configText(mock, "{ id: alpha-m }", shared), { clock });
+    const entries = async () =>
+      (
+        (await send(gateway as never, "GET", "/stats", { headers: { authorization: `Bearer ${KEY}` } })).json as {
+          cache: { entries: number };
+        }
+      ).cache.entries;
+    await chat(gateway);
+    await waitUntil(async () => gateway.runtime.answers.summary.entries === 1);
+    const monitor = await watchRedis(t, redis.port);
+    // The cache's count of its rows: other stores' commands (budgets, flushes) are not this one's.
+    const countReads = () =>
+      monitor.lines().filter((line) => /"zcard" "cache-stats-poll:\{answers\}"/i.test(line)).length;
+
+    const polls = await Promise.all(Array.from({ length: 10 }, () => entries()));
+    for (let index = 0; index < 10; index += 1) polls.push(await entries());
+    assert.deepEqual(new Set(polls), new Set([1]));
+    // MONITOR's lines come a moment after the commands.
+    await waitUntil(async () => countReads() >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(countReads(), 1, "twenty polls within a second: one Redis read, shared by those at once");
+
+    clock.advance(1_000);
+    assert.equal(await entries(), 1);
+    await waitUntil(async () => countReads() === 2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(countReads(), 2, "a second later the figure is read again, once");
+  });
 });
+
+/** Every command the test's redis-server gets from now on (`redis-cli monitor`), as the server itself saw them. */
+async function watchRedis(t: TestContext, port: number): Promise<{ lines(): string[] }> {
+  const child = spawn("redis-cli", ["-p", String(port), "monitor"], { stdio: ["ignore", "pipe", "ignore"] });
+  t.after(() => {
+    child.kill("SIGKILL");
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  // MONITOR answers OK once it watches.
+  await waitUntil(async () => output.startsWith("OK"));
+  return { lines: () => output.split("\n") };
+}
 
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -18,6 +18,7 @@ import {
   useMock,
 } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const ADMIN_KEY = "cache-controls-admin-key";
 const PLAIN_KEY = "cache-controls-plain-key";
@@ -338,3 +339,40 @@ cache:
     assert.equal(gateway.runtime.answers.summary.entries, 1);
   });
 });
+
+describe("per-request controls with the cache shared through Redis", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, () => {
+  test("another replica honours a kept answer's own time to live, its namespace, and only-if-cached", async (t) => {
+    const redis = await useRedisServer(t);
+    const mock = await useMock(t);
+    numberedAnswers(mock);
+    const clock = new ManualClock(Date.now());
+    const shared = `cache:\n  enabled: true\nstate:\n  redis_url: ${redis.url}\n  redis_key_prefix: "cache-controls:"\n`;
+    const keeper = await useGateway(t, configText(mock, shared), { clock });
+    const other = await useGateway(t, configText(mock, shared), { clock });
+    const inA = { "x-gateway-cache-namespace": "tenant-a" };
+
+    assertNotCached(await chat(other, { ...ONLY_IF_CACHED, ...inA }), "nothing kept yet");
+    assert.equal(contentOf(await chat(keeper, { ...inA, "x-gateway-cache-ttl": "10" })), "answer 1");
+    await waitUntil(async () => keeper.runtime.answers.summary.entries === 1);
+
+    const given = await chat(other, { ...ONLY_IF_CACHED, ...inA });
+    assert.equal(given.status, 200, given.text);
+    assert.equal(given.headers["x-gateway-cache"], "hit");
+    assert.equal(contentOf(given), "answer 1");
+    assertNotCached(await chat(other, ONLY_IF_CACHED), "another namespace (none) on the other replica");
+
+    clock.advance(10_000);
+    assertNotCached(await chat(other, { ...ONLY_IF_CACHED, ...inA }), "past its own 10 s on the other replica");
+    assert.equal(upstreamCalls(mock), 1);
+  });
+});
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
