@@ -1,6 +1,6 @@
 // The exact-match answer cache (`cache.enabled`): a successful answer of chat, completions or embeddings (a JSON
 // body, or a stream's chunks) is kept for `cache.ttl_ms` and given again, without an upstream call, to the same
-// request: the same endpoint, the same named client and the same body (after parsing: whitespace and number
+// request: the same endpoint, the same named client, the same namespace (`x-gateway-cache-namespace`) and the same body (after parsing: whitespace and number
 // spelling do not matter, key order does), on a config that decides answers the same (answer-fingerprint.ts). Free
 // tiers count every request, so an agent or an evaluation that repeats itself spends nothing twice.
 // Exact match only, on purpose: a "similar" prompt is a different question, and a wrong cached answer is worse
@@ -120,7 +120,8 @@ export interface AnswerStore {
   /** Drops every answer (`POST /admin/cache/clear`): how many there were. */
   clear(): Promise<number>;
   /**
-   * A config reload changed the fingerprint (answer-fingerprint.ts) or turned the cache off: drops the answers this
+   * A reload or a discovery refresh changed the fingerprint (answer-fingerprint.ts), or a reload turned the cache
+   * off: drops the answers this
    * process alone holds, never waiting or failing. Shared rows stay: replicas still on that config give them, and
    * they age out for the others.
    */

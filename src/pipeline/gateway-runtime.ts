@@ -229,7 +229,11 @@ export class GatewayRuntime {
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
-    this.#dropUnreachableAnswers(previous, snapshot);
+    // Answers kept under another fingerprint (a reload, a discovery refresh with other models) are unreachable: their
+    // memory is freed now, not per request or as they age; shared rows stay (reset). cached-answers.ts isWorthKeeping.
+    if (previous.config.cache.enabled && (!config.cache.enabled || hasNewFingerprint(previous, snapshot))) {
+      this.answers.reset();
+    }
     for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
     pruneUnconfiguredScopes(this.state, snapshot, this.clock.now());
     this.#reloads += 1;
@@ -238,17 +242,6 @@ export class GatewayRuntime {
       this.#configLoadedAtMs = this.clock.now();
       this.#configHash = snapshot.configHash;
     }
-  }
-
-  /**
-   * Answers kept under a snapshot that decides answers otherwise (a reload, or a discovery refresh that found other
-   * models) are never given again (their keys carry its fingerprint): the memory they hold is freed now instead of as
-   * they age out, at the swap rather than per request. Shared rows stay (reset). An answer still in flight across
-   * the swap is not kept either (cached-answers.ts `isWorthKeeping`).
-   */
-  #dropUnreachableAnswers(previous: GatewaySnapshot, next: GatewaySnapshot): void {
-    if (!previous.config.cache.enabled) return;
-    if (!next.config.cache.enabled || hasNewFingerprint(previous, next)) this.answers.reset();
   }
 
   /** Whether the serving config has this deployment unchanged (URL, key, model id): else it gets no new attempt. */

@@ -16,6 +16,8 @@ const ALLOWED_HEADERS = [
   "x-session-id",
   "x-request-id",
   "cache-control",
+  "x-gateway-cache-ttl",
+  "x-gateway-cache-namespace",
 ];
 const ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS";
 const EXPOSED_HEADERS =
