@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { AnswerCache, type CacheSettings, cacheKey } from "./answer-cache.ts";
+import type { AnswerRows } from "../state/state-types.ts";
+import { AnswerCache, type CacheSettings, cacheKey, SharedAnswerCache } from "./answer-cache.ts";
 
 const SETTINGS: CacheSettings = { enabled: true, ttlMs: 1_000, maxEntries: 3, maxBytes: 1_000 };
 
@@ -61,5 +62,52 @@ describe("AnswerCache", () => {
     assert.notEqual(cacheKey("f", "chat", "a", { b: 1 }), cacheKey("f", "chat", "a\u0000", { b: 1 }));
     // Another config's fingerprint (answer-fingerprint.ts) is another key.
     assert.notEqual(cacheKey("g", "chat", undefined, body), base);
+    // A namespace is another key, for the same client only; without one the key is the one it always was.
+    assert.equal(cacheKey("f", "chat", undefined, body, undefined), base);
+    assert.notEqual(cacheKey("f", "chat", undefined, body, "ns"), base);
+    assert.notEqual(cacheKey("f", "chat", "team-a", body, "ns"), cacheKey("f", "chat", "team-b", body, "ns"));
+    assert.notEqual(cacheKey("f", "chat", undefined, body, "a"), cacheKey("f", "chat", undefined, body, "b"));
+  });
+
+  test("an answer kept for less than the time to live by its request is not given after its own time, and freed", () => {
+    const cache = new AnswerCache();
+    cache.put("short", { ...answer("s", 0), keptForMs: 100 }, SETTINGS, 0);
+    cache.put("long", answer("l", 0), SETTINGS, 0);
+    assert.equal(cache.get("short", SETTINGS, 99)?.bodyText, "s");
+    assert.equal(cache.get("short", SETTINGS, 100), undefined);
+    assert.equal(cache.get("long", SETTINGS, 100)?.bodyText, "l", "the others keep the cache's time to live");
+    assert.equal(cache.summary.entries, 1, "the expired one's memory is freed at its lookup");
+  });
+});
+
+describe("SharedAnswerCache figures", () => {
+  test("the fleet's count is read at most once a second; calls while it is on its way share it", async () => {
+    let reads = 0;
+    let release: () => void = () => {};
+    const rows: AnswerRows = {
+      open() {},
+      get: async () => undefined,
+      put: async () => ({ entries: 0, bytes: 0 }),
+      clear: async () => 0,
+      count: () => {
+        reads += 1;
+        return new Promise((resolve) => {
+          release = () => resolve({ entries: reads, bytes: 10 * reads });
+        });
+      },
+    };
+    const cache = new SharedAnswerCache(rows);
+    const first = cache.currentSummary(0);
+    const second = cache.currentSummary(10);
+    assert.equal(reads, 1, "a second call while the read is on its way shares it");
+    release();
+    assert.equal((await first).entries, 1);
+    assert.equal((await second).entries, 1);
+    assert.equal((await cache.currentSummary(999)).entries, 1);
+    assert.equal(reads, 1, "within the second: the figures read");
+    const third = cache.currentSummary(1_000);
+    assert.equal(reads, 2, "a second later: read again");
+    release();
+    assert.deepEqual(await third, { entries: 2, bytes: 20, hits: 0, misses: 0, shared: true });
   });
 });
