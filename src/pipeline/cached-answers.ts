@@ -194,7 +194,7 @@ export function keepAnswer(request: PipelineRequest, result: JsonResult, headers
 /**
  * Not kept: an answer its request asked to keep for 0 s (`x-gateway-cache-ttl: 0`), nor, in this process's memory,
  * one whose request was served on a config that a reload or a discovery refresh has since replaced with one that
- * decides answers otherwise: its key carries the old fingerprint, so no request would ever get it, and the memory
+ * decides answers otherwise (or turned the cache off): its key carries the old fingerprint, so no request would ever get it, and the memory
  * it held would wait for `ttl_ms` (the swap dropped the others: gateway-runtime.ts). A shared row is kept: replicas
  * still on that config may give it. One pointer comparison per answer while the config is unchanged.
  */
@@ -202,7 +202,9 @@ function isWorthKeeping(request: PipelineRequest): boolean {
   const { runtime, snapshot } = request;
   if (request.context.cacheDirective?.storeTtlMs === 0) return false;
   if (runtime.answers.isShared || snapshot === runtime.snapshot) return true;
-  return answerFingerprint(snapshot) === answerFingerprint(runtime.snapshot);
+  // A reload turned the cache off: nothing looks it up any more, so nothing would ever expire the answer either.
+  const current = runtime.snapshot;
+  return current.config.cache.enabled && answerFingerprint(snapshot) === answerFingerprint(current);
 }
 
 function keptAnswer(

@@ -321,9 +321,10 @@ cache:
   test("an answer still in flight across a reload that changed what decides answers is not kept in memory", async (t) => {
     const mock = await useMock(t);
     let served = 0;
-    mock.setDefault(CHAT_ROUTE, () => {
+    mock.setDefault(CHAT_ROUTE, (request) => {
       served += 1;
-      return { kind: "json", body: chatCompletion(`answer ${served}`, "alpha-m"), delayMs: served === 1 ? 400 : 0 };
+      const isSlow = served === 1 || (request.body as { temperature?: number }).temperature === 0.7;
+      return { kind: "json", body: chatCompletion(`answer ${served}`, "alpha-m"), delayMs: isSlow ? 400 : 0 };
     });
     const gateway = await useGateway(t, configText(mock));
     const inFlight = chat(gateway);
@@ -337,6 +338,18 @@ cache:
     assert.equal(gateway.runtime.answers.summary.entries, 0, "no request on the new config could ever get it");
     assert.equal((await chat(gateway)).headers["x-gateway-cache"], "miss");
     assert.equal(gateway.runtime.answers.summary.entries, 1);
+
+    // A reload that turns the cache off while an answer is on its way: nothing would ever look it up or expire it.
+    const slow = chat(gateway, {}, PLAIN_KEY, { ...HELLO, temperature: 0.7 });
+    await mock.waitForRequests(3);
+    const off = configText(mock, "cache:\n  enabled: false\n").replace("{ id: alpha-m }", "{ id: alpha-m-2 }");
+    writeFileSync(gateway.configPath, off);
+    assert.equal(
+      (await send(gateway, "POST", "/admin/reload", { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status,
+      200,
+    );
+    assert.equal((await slow).status, 200);
+    assert.equal(gateway.runtime.answers.summary.entries, 0, "kept by no one: not kept");
   });
 });
 
