@@ -106,7 +106,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     deployment,
     endpointPath: native?.endpointPath ?? rerank?.endpointPath ?? request.endpointPath,
     payload:
-      multipart?.body ??
+      multipart?.payload ??
       rerank?.payload ??
       buildPayload(native?.body ?? request.body, {
         upstreamModelId: deployment.model.id,
@@ -116,7 +116,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
         api: context.api,
         spentOutputTokens: request.spentOutputTokens,
       }),
-    contentType: multipart?.contentType,
+    contentType: multipart?.payload.contentType,
     isBinaryAnswer: request.isBinaryAnswer,
     isTextAsked: multipart?.isTextAsked,
     isStream: request.isStream,
