@@ -242,6 +242,39 @@ export function providerRulesForKind(level: RawBodyRules | undefined, kind: Mode
 }
 
 /**
+ * A speech model's rules without a `stream_format` other than `audio` in `defaults` or `override` (`onDropped` is told
+ * each one, as `override.stream_format: sse`). `/v1/audio/speech` relays the audio's bytes, not an event stream
+ * of base64 chunks: with such a rule every attempt came back as a `bad_response`, and the model never answered.
+ * Left out with a warning (at start, on reload, in `check`) rather than refused as a config error: which models are
+ * speech models is known only once the catalog is built (a `kind:`, a guess from the id, a provider's model list),
+ * and one model's rule should not stop the gateway; the rule asks for something the gateway cannot do in any case.
+ */
+export function withoutStreamedSpeech(
+  level: RawBodyRules | undefined,
+  onDropped: (rule: string) => void,
+): RawBodyRules | undefined {
+  if (level === undefined) return undefined;
+  const keep = (part: "defaults" | "override") => {
+    const values = level[part];
+    const value = values?.[STREAM_FORMAT];
+    if (values === undefined || value === undefined || value === "audio") return values;
+    onDropped(`${part}.${STREAM_FORMAT}: ${JSON.stringify(value)}`);
+    return Object.fromEntries(Object.entries(values).filter(([field]) => field !== STREAM_FORMAT));
+  };
+  return { defaults: keep("defaults"), override: keep("override"), drop: level.drop };
+}
+
+const STREAM_FORMAT = "stream_format";
+
+/** The warning for a rule withoutStreamedSpeech left out of the deployment `key` (`provider/model`). */
+export function streamedSpeechWarning(key: string, rule: string): string {
+  return (
+    `${key}: the body rule \`${rule}\` is left out: /v1/audio/speech answers with the audio's bytes, not an event ` +
+    "stream (`stream_format` `sse`); remove the rule"
+  );
+}
+
+/**
  * Applies the rules to a body the caller owns (the attempt's shallow copy). Values are shared with the frozen
  * config, not copied: the body is serialised and thrown away, nothing writes into it.
  *

@@ -2,7 +2,13 @@
 // addresses one. Built once per config (and per discovery refresh), then read-only: swapping the config at run
 // time means building a new Catalog and replacing the reference.
 import type { ModelKind, ModelSettings, ProviderSettings } from "../config/types.ts";
-import { type BodyRules, mergeBodyRules, providerRulesForKind } from "./body-rules.ts";
+import {
+  type BodyRules,
+  mergeBodyRules,
+  providerRulesForKind,
+  streamedSpeechWarning,
+  withoutStreamedSpeech,
+} from "./body-rules.ts";
 import { modelKind, normaliseModelName } from "./model-names.ts";
 
 export interface ProviderRuntime {
@@ -100,12 +106,19 @@ export interface DiscoveredModel {
 export class Catalog {
   readonly deployments: readonly Deployment[];
   readonly providers: readonly ProviderRuntime[];
+  /** Body rules left out of a deployment because its door cannot relay what they ask for (body-rules.ts). */
+  readonly ruleWarnings: readonly string[];
   readonly #byName: Map<string, Deployment[]>;
   readonly #byProvider: Map<string, Deployment[]>;
 
-  constructor(providers: readonly ProviderRuntime[], deployments: readonly Deployment[]) {
+  constructor(
+    providers: readonly ProviderRuntime[],
+    deployments: readonly Deployment[],
+    ruleWarnings: readonly string[] = [],
+  ) {
     this.providers = providers;
     this.deployments = deployments;
+    this.ruleWarnings = ruleWarnings;
     this.#byName = new Map();
     this.#byProvider = new Map();
     for (const deployment of deployments) {
@@ -171,6 +184,7 @@ export function buildCatalog(
 ): Catalog {
   const runtimes: ProviderRuntime[] = [];
   const deployments: Deployment[] = [];
+  const ruleWarnings: string[] = [];
   for (const settings of providers) {
     const runtime = providerRuntime(settings);
     runtimes.push(runtime);
@@ -183,7 +197,12 @@ export function buildCatalog(
       const kind = model.kind ?? modelKind(model.id);
       // A model of another kind than chat gets of its provider's rules only what its requests take (body-rules.ts).
       const providerLevel = providerRulesForKind(settings.body, kind);
-      const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
+      let bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
+      if (kind === "speech") {
+        bodyLevels = bodyLevels.map((level) =>
+          withoutStreamedSpeech(level, (rule) => ruleWarnings.push(streamedSpeechWarning(key, rule))),
+        );
+      }
       deployments.push({
         index: deployments.length,
         key,
@@ -209,7 +228,7 @@ export function buildCatalog(
       add(withKnownModel(discoveredModelSettings(found), settings), true, found.contextTokens);
     }
   }
-  return new Catalog(runtimes, deployments);
+  return new Catalog(runtimes, deployments, ruleWarnings);
 }
 
 /**
