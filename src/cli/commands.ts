@@ -77,7 +77,7 @@ export async function check(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config } = result.loaded;
-  // With the rules a configured model's door cannot follow (body-rules.ts `withoutStreamedSpeech`), as `serve` logs
+  // With the rules a configured model's door cannot follow (provider-rules-by-kind.ts `withoutStreamedSpeech`), as `serve` logs
   // them; a discovered model's are known once its provider's list is read (`models`, `serve`).
   const warnings = [...result.loaded.warnings, ...buildCatalog(config.providers, new Map()).ruleWarnings];
   // Configured chat models no leaderboard row matches: their quality is only estimated (docs/scoring.md "Unknown models").

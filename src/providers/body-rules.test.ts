@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import {
-  applyBodyRules,
-  mergeBodyRules,
-  outputLimitNameOf,
-  outputTokensFor,
-  providerRulesForEmbeddings,
-} from "./body-rules.ts";
+import { applyBodyRules, mergeBodyRules, outputLimitNameOf, outputTokensFor } from "./body-rules.ts";
+import { providerRulesForEmbeddings } from "./provider-rules-by-kind.ts";
 
 describe("body rules", () => {
   test("no level says anything: no rules (no work per request)", () => {

@@ -2,14 +2,14 @@
 // addresses one. Built once per config (and per discovery refresh), then read-only: swapping the config at run
 // time means building a new Catalog and replacing the reference.
 import type { ModelKind, ModelSettings, ProviderSettings } from "../config/types.ts";
+import { type BodyRules, mergeBodyRules } from "./body-rules.ts";
+import { modelKind, normaliseModelName } from "./model-names.ts";
 import {
-  type BodyRules,
-  mergeBodyRules,
+  providerRulesForCompletions,
   providerRulesForKind,
   streamedSpeechWarning,
   withoutStreamedSpeech,
-} from "./body-rules.ts";
-import { modelKind, normaliseModelName } from "./model-names.ts";
+} from "./provider-rules-by-kind.ts";
 
 export interface ProviderRuntime {
   readonly settings: ProviderSettings;
@@ -47,6 +47,11 @@ export interface Deployment {
   readonly cost: CostClass;
   /** What the config changes in the body this deployment is sent (`body:`); undefined: nothing. */
   readonly body?: BodyRules | undefined;
+  /**
+   * The same for a legacy `/v1/completions` body (a chat model only): of the provider's rules only the fields that
+   * API takes (provider-rules-by-kind.ts `providerRulesForCompletions`), the model's own as written.
+   */
+  readonly completionsBody?: BodyRules | undefined;
 }
 
 export type CostClass = "free" | "paid";
@@ -195,7 +200,7 @@ export function buildCatalog(
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
       const kind = model.kind ?? modelKind(model.id);
-      // A model of another kind than chat gets of its provider's rules only what its requests take (body-rules.ts).
+      // A model of another kind than chat gets of its provider's rules only what its requests take (provider-rules-by-kind.ts).
       const providerLevel = providerRulesForKind(settings.body, kind);
       let bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       if (kind === "speech") {
@@ -215,6 +220,10 @@ export function buildCatalog(
         capabilities: enriched.capabilities,
         cost: costClassOf(model, settings),
         body: mergeBodyRules(bodyLevels, { generatesText: kind === "chat" }),
+        completionsBody:
+          kind === "chat"
+            ? mergeBodyRules([providerRulesForCompletions(settings.body), ...bodyLevels.slice(1)])
+            : undefined,
       });
     };
     if (settings.models !== undefined) {

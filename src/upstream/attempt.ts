@@ -112,7 +112,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
         upstreamModelId: deployment.model.id,
         shouldAskForUsage: isUsageInjected,
         supportsReasoning: deployment.capabilities.reasoning === true,
-        bodyRules: deployment.body,
+        bodyRules: request.isLegacyCompletion === true ? deployment.completionsBody : deployment.body,
         api: context.api,
         spentOutputTokens: request.spentOutputTokens,
       }),
