@@ -337,10 +337,13 @@ providers:
     assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 4000, "the provider's chat requests get the chat name");
   });
 
-  test("a native Responses provider gets reasoning_effort as reasoning.effort and no chat-only field", async (t) => {
+  test("a native Responses provider gets reasoning_effort as reasoning.effort, response_format as text.format and no chat-only field", async (t) => {
     const alpha = await useMock(t);
     // As OpenAI's /responses answers a field it does not know: a 400 naming it.
-    const chatOnly = ["reasoning_effort", "logprobs", "n", "stop", "presence_penalty", "frequency_penalty", "seed"];
+    const chatOnly = [
+      ...["reasoning_effort", "logprobs", "n", "stop", "presence_penalty", "frequency_penalty", "seed"],
+      "response_format",
+    ];
     alpha.setDefault("POST /v1/responses", (request) => {
       const unknown = chatOnly.find((name) => name in bodyOf(request));
       if (unknown !== undefined) {
@@ -363,7 +366,10 @@ providers:
     responses_api: native
     body:
       defaults: { reasoning_effort: high, top_logprobs: 2, logprobs: true, n: 1, stop: [END], seed: 7 }
-      override: { presence_penalty: 0.2, frequency_penalty: 0.1 }
+      override:
+        presence_penalty: 0.2
+        frequency_penalty: 0.1
+        response_format: { type: json_schema, json_schema: { name: answer, strict: true, schema: { type: object } } }
     models:
       m: { id: alpha-m, context: 100000, reasoning: true }
 `,
@@ -379,6 +385,11 @@ providers:
       "the default effort, in the Responses place",
     );
     assert.equal(first.top_logprobs, 2, "a field both APIs have goes as written");
+    assert.deepEqual(
+      first.text,
+      { format: { type: "json_schema", name: "answer", strict: true, schema: { type: "object" } } },
+      "response_format in the Responses place and shape",
+    );
     assert.deepEqual(
       chatOnly.filter((name) => name in first),
       [],
