@@ -9,7 +9,7 @@ import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { SERVED_KINDS } from "../pipeline/endpoints.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
-import { metadataProviderName } from "../providers/catalog.ts";
+import { buildCatalog, metadataProviderName } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
@@ -76,7 +76,10 @@ async function load(options: CommandOptions): Promise<Loaded | number> {
 export async function check(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
-  const { config, warnings } = result.loaded;
+  const { config } = result.loaded;
+  // With the rules a configured model's door cannot follow (provider-rules-by-kind.ts `withoutStreamedSpeech`), as `serve` logs
+  // them; a discovered model's are known once its provider's list is read (`models`, `serve`).
+  const warnings = [...result.loaded.warnings, ...buildCatalog(config.providers, new Map()).ruleWarnings];
   // Configured chat models no leaderboard row matches: their quality is only estimated (docs/scoring.md "Unknown models").
   const unmatched: string[] = [];
   for (const provider of config.providers) {
@@ -329,6 +332,7 @@ export async function route(
 function writeCatalogWarnings(output: Output, snapshot: GatewaySnapshot): void {
   const warnings = [
     ...[...snapshot.discovery.values()].flatMap((entry) => (entry.warning === undefined ? [] : [entry.warning])),
+    ...snapshot.catalog.ruleWarnings,
     ...snapshot.metaModelWarnings,
   ];
   if (warnings.length > 0) output.error(`${paint(output, "yellow", "Warnings")}:\n  ${warnings.join("\n  ")}\n\n`);

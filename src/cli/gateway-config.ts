@@ -113,8 +113,12 @@ function loadConfigFileWithPresets(configPath: string, env: Env): LoadedConfig {
     }
     return resolver(entry);
   };
+  // Asked after an entry resolved with a preset, so the presets are loaded by then.
+  const withSecrets = Object.assign(resolvePreset, {
+    bodySecretsOf: (preset: string) => resolver?.bodySecretsOf?.(preset) ?? [],
+  });
   try {
-    const loaded = loadConfigFile(configPath, { env, resolvePreset });
+    const loaded = loadConfigFile(configPath, { env, resolvePreset: withSecrets });
     if (presetError !== undefined) throw presetError;
     return loaded;
   } catch (error) {

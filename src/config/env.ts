@@ -89,6 +89,16 @@ export function substitutedValues(written: unknown, env: Env): string[] {
   return [];
 }
 
+/** The value at a key path of parsed YAML (undefined where the path leaves it). */
+export function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string | number, unknown>)[key];
+  }
+  return value;
+}
+
 /** "environment variable A is not set", "environment variables A, B are not set". */
 export function notSetPhrase(names: readonly string[]): string {
   return names.length === 1

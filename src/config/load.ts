@@ -15,6 +15,7 @@ import {
   substitutedValues,
   type UnsetVariablesAt,
   unsetVariables,
+  valueAt,
 } from "./env.ts";
 import { openGatewayWarnings } from "./open-gateway-warnings.ts";
 import { type PresetResolver, resolveProviders } from "./resolve-providers.ts";
@@ -167,15 +168,6 @@ function withUnsetVariables(
   const unset = unsetVariablesAt(path);
   if (unset.length === 0) return issue;
   return { ...issue, message: `${issue.message}: it is empty because ${notSetPhrase(unset)}` };
-}
-
-function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
-  let value = data;
-  for (const key of path) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<string | number, unknown>)[key];
-  }
-  return value;
 }
 
 /** In file order (the schema's own and the later ones interleave); a stable sort, so ties keep theirs. */

@@ -3,6 +3,7 @@
 // `cf-aig-authorization`, a proxy's `x-portkey-api-key`), and such parameters of its URLs' query strings (Google's
 // `?key=` on a `model_url`), and what the environment put into its body rules (`user: ${TENANT_TOKEN}`): an upstream
 // or a proxy echoes those as readily as the key.
+import { type Env, substitutedValues, valueAt } from "./env.ts";
 import type { RawProvider } from "./schema.ts";
 import type { ProviderSettings } from "./types.ts";
 
@@ -96,6 +97,30 @@ export function bodyRuleSecrets(
     for (const value of substitutedAt(path)) if (!isSetting(value)) found.add(value);
   }
   return [...found];
+}
+
+/**
+ * What the environment put into a preset's body rules: a `${VAR}` in its file, or the whole value of an
+ * `LLM_GATEWAY_PRESET_<PRESET>_BODY` (`_MODELS`, `_KNOWN_MODELS`) variable, which replaces the file's field.
+ */
+export function presetBodySecrets(
+  provider: Pick<RawProvider, "models" | "known_models">,
+  written: unknown,
+  overrides: Readonly<Record<string, unknown>> | undefined,
+  env: Env,
+): readonly string[] {
+  return bodyRuleSecrets(provider, (path) => {
+    const [field] = path;
+    if (overrides !== undefined && typeof field === "string" && Object.hasOwn(overrides, field))
+      return stringsIn(valueAt(overrides, path));
+    return substitutedValues(valueAt(written, path), env);
+  });
+}
+
+function stringsIn(value: unknown): string[] {
+  if (typeof value === "string") return value === "" ? [] : [value];
+  if (value !== null && typeof value === "object") return Object.values(value).flatMap(stringsIn);
+  return [];
 }
 
 function isSetting(value: string): boolean {

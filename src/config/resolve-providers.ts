@@ -12,7 +12,15 @@ import type { Locate } from "./yaml-source.ts";
  * Hook for provider presets: fills in a provider entry's missing fields. It throws (with a readable message) for
  * an unknown preset; the message is reported at the entry's `preset` key.
  */
-export type PresetResolver = (raw: RawProvider) => RawProvider;
+export interface PresetResolver {
+  (raw: RawProvider): RawProvider;
+  /**
+   * What the environment put into a preset's body rules (a `${VAR}` in its file, an `LLM_GATEWAY_PRESET_*` variable's
+   * value), settings left out as for the config file's own (provider-secrets.ts `bodyRuleSecrets`): secrets of every
+   * provider entry that uses the preset.
+   */
+  readonly bodySecretsOf?: ((preset: string) => readonly string[]) | undefined;
+}
 
 /** `preset: none`: the entry is used as written, not recognised by its base_url (docs/providers.md). */
 export const NO_PRESET = "none";
@@ -92,10 +100,14 @@ export function resolveProviders(
         `provider "${name}": environment variable ${missing.join(", ")} is not set; using its other keys`,
       );
     }
-    const bodySecrets = bodyRuleSecrets(
+    const fromFile = bodyRuleSecrets(
       entry,
       (path) => options.substitutedValuesAt?.(["providers", index, ...path]) ?? [],
     );
+    // A preset's rules reach the entry's requests as the file's own do, their `${VAR}`s with them.
+    const fromPreset =
+      presetOrigin === undefined ? [] : (options.resolvePreset?.bodySecretsOf?.(presetOrigin.preset) ?? []);
+    const bodySecrets = fromPreset.length === 0 ? fromFile : [...new Set([...fromFile, ...fromPreset])];
     for (const { key, position, variable } of keys) {
       if (hasControlCharacter(key)) {
         // Refused here rather than failing every request later (and being counted against the provider).

@@ -33,6 +33,11 @@ export interface EndpointSpec {
   readonly promptParam?: string;
   /** The body is a file upload (`multipart/form-data`), sent upstream the same way (upstream/multipart-payload.ts). */
   readonly isMultipart?: boolean;
+  /**
+   * A legacy completions body (`prompt`): served by chat models, it gets of their provider's body rules only the
+   * fields that API takes (providers/provider-rules-by-kind.ts `providerRulesForCompletions`).
+   */
+  readonly isLegacyCompletion?: boolean;
   /** A success is answered with bytes (audio), not JSON: read and passed on as they came (upstream/json-attempt.ts). */
   readonly isBinaryAnswer?: boolean;
   /**
@@ -76,6 +81,7 @@ export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   isContinuable: false,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
   promptParam: "prompt",
+  isLegacyCompletion: true,
 };
 
 export const EMBEDDINGS_ENDPOINT: EndpointSpec = {

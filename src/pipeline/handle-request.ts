@@ -99,6 +99,7 @@ export async function handleRequest(
           endpointPath: endpoint.upstreamPath,
           body,
           isMultipart: endpoint.isMultipart,
+          isLegacyCompletion: endpoint.isLegacyCompletion,
           isBinaryAnswer: endpoint.isBinaryAnswer,
           isRerank: endpoint.isRerank,
           native: context.native,

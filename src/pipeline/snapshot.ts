@@ -125,7 +125,7 @@ export async function buildSnapshot(
     ...unservedMetaModels(nameContext),
     ...unservedClientModels(config.server.clientModels, nameContext),
   ];
-  for (const warning of metaModelWarnings) logger?.warn({}, warning);
+  for (const warning of [...catalog.ruleWarnings, ...metaModelWarnings]) logger?.warn({}, warning);
   return {
     config,
     catalog,

@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import {
-  applyBodyRules,
-  mergeBodyRules,
-  outputLimitNameOf,
-  outputTokensFor,
-  providerRulesForEmbeddings,
-} from "./body-rules.ts";
+import { applyBodyRules, mergeBodyRules, outputLimitNameOf, outputTokensFor } from "./body-rules.ts";
+import { providerRulesForEmbeddings } from "./provider-rules-by-kind.ts";
 
 describe("body rules", () => {
   test("no level says anything: no rules (no work per request)", () => {
@@ -200,6 +195,61 @@ describe("body rules", () => {
     applyBodyRules(keptSummary, dropped, "responses");
     assert.deepEqual(keptSummary, { reasoning: { summary: "auto" } }, "an object left empty goes too");
     assert.deepEqual(reasoning, { effort: "low", summary: "auto" });
+  });
+
+  test("a native Responses body: a response_format rule is text.format, json_schema's members flat beside its type", () => {
+    const schema = { type: "object", properties: { city: { type: "string" } }, required: ["city"] };
+    const strict = mergeBodyRules([
+      {
+        override: {
+          response_format: { type: "json_schema", json_schema: { name: "place", schema, strict: true } },
+          verbosity: "low",
+        },
+      },
+    ]);
+    assert.ok(strict !== undefined);
+    const text = Object.freeze({ format: { type: "text" }, verbosity: "high" });
+    const own: Record<string, unknown> = { input: "hi", text };
+    applyBodyRules(own, strict, "responses");
+    assert.deepEqual(own, {
+      input: "hi",
+      text: { format: { type: "json_schema", name: "place", schema, strict: true }, verbosity: "low" },
+    });
+    assert.deepEqual(text, { format: { type: "text" }, verbosity: "high" }, "the client's object is never written");
+    assert.equal("response_format" in own, false);
+
+    const json = mergeBodyRules([{ defaults: { response_format: { type: "json_object" } } }]);
+    assert.ok(json !== undefined);
+    const bare: Record<string, unknown> = { input: "hi" };
+    applyBodyRules(bare, json, "responses");
+    assert.deepEqual(bare, { input: "hi", text: { format: { type: "json_object" } } });
+    // A default leaves the client's own format, and keeps its other members.
+    const chosen: Record<string, unknown> = { input: "hi", text: { format: { type: "text" }, verbosity: "low" } };
+    applyBodyRules(chosen, json, "responses");
+    assert.deepEqual(chosen.text, { format: { type: "text" }, verbosity: "low" });
+    const beside: Record<string, unknown> = { input: "hi", text: { verbosity: "low" } };
+    applyBodyRules(beside, json, "responses");
+    assert.deepEqual(beside.text, { verbosity: "low", format: { type: "json_object" } });
+
+    const dropped = mergeBodyRules([{ drop: ["response_format"] }]);
+    assert.ok(dropped !== undefined);
+    const formatted: Record<string, unknown> = { text: { format: { type: "json_object" }, verbosity: "low" } };
+    applyBodyRules(formatted, dropped, "responses");
+    assert.deepEqual(formatted, { text: { verbosity: "low" } });
+
+    // A shape neither API reads (no `json_schema` object, an unknown type) is left out, as before.
+    const odd = mergeBodyRules([{ override: { response_format: { type: "json_schema" }, temperature: 0.1 } }]);
+    assert.ok(odd !== undefined);
+    const left: Record<string, unknown> = { input: "hi" };
+    applyBodyRules(left, odd, "responses");
+    assert.deepEqual(left, { input: "hi", temperature: 0.1 });
+    // Chat bodies keep response_format as written.
+    const chat: Record<string, unknown> = {};
+    applyBodyRules(chat, strict);
+    assert.deepEqual(chat.response_format, {
+      type: "json_schema",
+      json_schema: { name: "place", schema, strict: true },
+    });
   });
 
   test("the output tokens counted when the name of the client's limit is known: exactly what the rules leave", () => {

@@ -2,8 +2,14 @@
 // addresses one. Built once per config (and per discovery refresh), then read-only: swapping the config at run
 // time means building a new Catalog and replacing the reference.
 import type { ModelKind, ModelSettings, ProviderSettings } from "../config/types.ts";
-import { type BodyRules, mergeBodyRules, providerRulesForKind } from "./body-rules.ts";
+import { type BodyRules, mergeBodyRules } from "./body-rules.ts";
 import { modelKind, normaliseModelName } from "./model-names.ts";
+import {
+  providerRulesForCompletions,
+  providerRulesForKind,
+  streamedSpeechWarning,
+  withoutStreamedSpeech,
+} from "./provider-rules-by-kind.ts";
 
 export interface ProviderRuntime {
   readonly settings: ProviderSettings;
@@ -41,6 +47,11 @@ export interface Deployment {
   readonly cost: CostClass;
   /** What the config changes in the body this deployment is sent (`body:`); undefined: nothing. */
   readonly body?: BodyRules | undefined;
+  /**
+   * The same for a legacy `/v1/completions` body (a chat model only): of the provider's rules only the fields that
+   * API takes (provider-rules-by-kind.ts `providerRulesForCompletions`), the model's own as written.
+   */
+  readonly completionsBody?: BodyRules | undefined;
 }
 
 export type CostClass = "free" | "paid";
@@ -100,12 +111,19 @@ export interface DiscoveredModel {
 export class Catalog {
   readonly deployments: readonly Deployment[];
   readonly providers: readonly ProviderRuntime[];
+  /** Body rules left out of a deployment because its door cannot relay what they ask for (body-rules.ts). */
+  readonly ruleWarnings: readonly string[];
   readonly #byName: Map<string, Deployment[]>;
   readonly #byProvider: Map<string, Deployment[]>;
 
-  constructor(providers: readonly ProviderRuntime[], deployments: readonly Deployment[]) {
+  constructor(
+    providers: readonly ProviderRuntime[],
+    deployments: readonly Deployment[],
+    ruleWarnings: readonly string[] = [],
+  ) {
     this.providers = providers;
     this.deployments = deployments;
+    this.ruleWarnings = ruleWarnings;
     this.#byName = new Map();
     this.#byProvider = new Map();
     for (const deployment of deployments) {
@@ -171,6 +189,7 @@ export function buildCatalog(
 ): Catalog {
   const runtimes: ProviderRuntime[] = [];
   const deployments: Deployment[] = [];
+  const ruleWarnings: string[] = [];
   for (const settings of providers) {
     const runtime = providerRuntime(settings);
     runtimes.push(runtime);
@@ -181,9 +200,14 @@ export function buildCatalog(
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
       const kind = model.kind ?? modelKind(model.id);
-      // A model of another kind than chat gets of its provider's rules only what its requests take (body-rules.ts).
+      // A model of another kind than chat gets of its provider's rules only what its requests take (provider-rules-by-kind.ts).
       const providerLevel = providerRulesForKind(settings.body, kind);
-      const bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
+      let bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
+      if (kind === "speech") {
+        bodyLevels = bodyLevels.map((level) =>
+          withoutStreamedSpeech(level, (rule) => ruleWarnings.push(streamedSpeechWarning(key, rule))),
+        );
+      }
       deployments.push({
         index: deployments.length,
         key,
@@ -196,6 +220,10 @@ export function buildCatalog(
         capabilities: enriched.capabilities,
         cost: costClassOf(model, settings),
         body: mergeBodyRules(bodyLevels, { generatesText: kind === "chat" }),
+        completionsBody:
+          kind === "chat"
+            ? mergeBodyRules([providerRulesForCompletions(settings.body), ...bodyLevels.slice(1)])
+            : undefined,
       });
     };
     if (settings.models !== undefined) {
@@ -209,7 +237,7 @@ export function buildCatalog(
       add(withKnownModel(discoveredModelSettings(found), settings), true, found.contextTokens);
     }
   }
-  return new Catalog(runtimes, deployments);
+  return new Catalog(runtimes, deployments, ruleWarnings);
 }
 
 /**

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../config/config-error.ts";
 import { didYouMean } from "../config/did-you-mean.ts";
 import { type Env, interpolateDeep, lookalikeVariablesHint } from "../config/env.ts";
+import { presetBodySecrets } from "../config/provider-secrets.ts";
 import { NO_PRESET, type PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
 import { knownKeysAt } from "../config/schema-keys.ts";
@@ -53,6 +54,8 @@ export interface Preset {
   readonly sources: readonly PresetSource[];
   /** The provider fields, interpolated and validated; `name` is the preset's name. */
   readonly provider: RawProvider;
+  /** What the environment put into its body rules: secrets, as a config file's (PresetResolver.bodySecretsOf). */
+  readonly bodySecrets: readonly string[];
   /** `base_url` as the file writes it, `${VAR}`s and all: what an entry's base_url is compared with. */
   readonly baseUrlTemplate: string;
   /**
@@ -151,6 +154,7 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
       notes: notes ?? [],
       sources,
       provider: providerOf(parsed.data),
+      bodySecrets: presetBodySecrets(parsed.data, presetFile.data, overrides.get(presetFile.name), env),
       baseUrlTemplate: String((presetFile.data as { base_url?: unknown }).base_url),
       withVariables: (values) => {
         const again = fields({ ...env, ...values });
@@ -170,7 +174,7 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
  */
 export function createPresetResolver(presets: ReadonlyMap<string, Preset>): PresetResolver {
   const templates = new Map([...presets.values()].map((preset) => [preset.name, preset.baseUrlTemplate]));
-  return (entry) => {
+  const resolve = (entry: RawProvider): RawProvider => {
     if (entry.preset === NO_PRESET) return entry;
     if (entry.preset === undefined) return recognisePreset(entry, presets, templates);
     const preset = presets.get(entry.preset);
@@ -188,6 +192,7 @@ export function createPresetResolver(presets: ReadonlyMap<string, Preset>): Pres
     }
     return checked.data;
   };
+  return Object.assign(resolve, { bodySecretsOf: (name: string) => presets.get(name)?.bodySecrets ?? [] });
 }
 
 /**

@@ -2,21 +2,47 @@
 // body rules"). Rules are written in Chat Completions names, for the provider's chat requests; OpenAI's /responses
 // refuses an unknown parameter with a 400, so a provider-wide `defaults: { reasoning_effort: high }` or
 // `drop: [logprobs]`-style rule written as a chat field failed every native request. A chat field the Responses API
-// has under another name sets that one (`reasoning_effort` -> `reasoning.effort`); one it has no place for is left
-// out. Worked out once per deployment (body-rules.ts mergeBodyRules), not per request.
+// has under another name sets that one (`reasoning_effort` -> `reasoning.effort`, `response_format` ->
+// `text.format` in its shape); one it has no place for is left out. Worked out once per deployment (body-rules.ts mergeBodyRules), not per request.
 import { isRecord } from "../is-record.ts";
 
 /** Chat fields a Responses request has nested in an object: `reasoning_effort` is `reasoning.effort` there. */
 const NESTED_FIELDS: Readonly<Record<string, readonly [parent: string, field: string]>> = {
   reasoning_effort: ["reasoning", "effort"],
   verbosity: ["text", "verbosity"],
+  response_format: ["text", "format"],
 };
 
 /**
+ * A chat `response_format` as the Responses API's `text.format` (OpenAI's API reference, `ResponseFormatTextConfig`):
+ * `text` and `json_object` as they are; `json_schema` with the members of its `json_schema` object (`name`,
+ * `schema`, `description`, `strict`) one level up, beside `type`, not nested (a nested one is a 400 there: `name`
+ * is required). Undefined for a value of another shape, which is left out as before.
+ */
+function textFormatOf(responseFormat: unknown): Readonly<Record<string, unknown>> | undefined {
+  if (!isRecord(responseFormat)) return undefined;
+  const { type } = responseFormat;
+  if (type === "text" || type === "json_object") return { type };
+  if (type !== "json_schema" || !isRecord(responseFormat.json_schema)) return undefined;
+  const { name, schema, description, strict } = responseFormat.json_schema;
+  if (typeof name !== "string") return undefined;
+  return {
+    type,
+    name,
+    ...(schema === undefined ? {} : { schema }),
+    ...(description === undefined ? {} : { description }),
+    ...(strict === undefined ? {} : { strict }),
+  };
+}
+
+/** A rule's value as the nested field takes it (only `response_format` changes shape). */
+function nestedValueOf(name: string, value: unknown): unknown {
+  return name === "response_format" ? textFormatOf(value) : value;
+}
+
+/**
  * Chat Completions fields with no place in a Responses request (the OpenAI API reference's request bodies of both,
- * as the `openai` SDK types them): not sent to a native provider. `response_format` is `text.format` there, in
- * another shape (`json_schema`'s members one level up): a rule forcing a format on every request is the client's
- * business, not translated. `top_logprobs`, `user`, `metadata`, `service_tier`, `temperature`, `top_p`, `store`,
+ * as the `openai` SDK types them): not sent to a native provider. `top_logprobs`, `user`, `metadata`, `service_tier`, `temperature`, `top_p`, `store`,
  * `parallel_tool_calls`, `safety_identifier`, `prompt_cache_key` are the same field in both and go as written, as
  * do names neither API has (a vendor's own, for the host behind the provider).
  */
@@ -31,7 +57,6 @@ const CHAT_ONLY_FIELDS: ReadonlySet<string> = new Set([
   "n",
   "prediction",
   "presence_penalty",
-  "response_format",
   "seed",
   "stop",
   "web_search_options",
@@ -74,8 +99,12 @@ export function responsesRulesOf(chat: ChatRulesForResponses): ResponsesBodyRule
     const nested: NestedRule[] = [];
     for (const [name, value] of Object.entries(fields)) {
       const path = NESTED_FIELDS[name];
-      if (path !== undefined) nested.push({ parent: path[0], field: path[1], value });
-      else if (!CHAT_ONLY_FIELDS.has(name)) top[name] = value;
+      if (path === undefined) {
+        if (!CHAT_ONLY_FIELDS.has(name)) top[name] = value;
+        continue;
+      }
+      const nestedValue = nestedValueOf(name, value);
+      if (nestedValue !== undefined) nested.push({ parent: path[0], field: path[1], value: nestedValue });
     }
     return { top, nested };
   };

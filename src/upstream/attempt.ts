@@ -106,17 +106,17 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     deployment,
     endpointPath: native?.endpointPath ?? rerank?.endpointPath ?? request.endpointPath,
     payload:
-      multipart?.body ??
+      multipart?.payload ??
       rerank?.payload ??
       buildPayload(native?.body ?? request.body, {
         upstreamModelId: deployment.model.id,
         shouldAskForUsage: isUsageInjected,
         supportsReasoning: deployment.capabilities.reasoning === true,
-        bodyRules: deployment.body,
+        bodyRules: request.isLegacyCompletion === true ? deployment.completionsBody : deployment.body,
         api: context.api,
         spentOutputTokens: request.spentOutputTokens,
       }),
-    contentType: multipart?.contentType,
+    contentType: multipart?.payload.contentType,
     isBinaryAnswer: request.isBinaryAnswer,
     isTextAsked: multipart?.isTextAsked,
     isStream: request.isStream,

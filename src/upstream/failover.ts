@@ -134,10 +134,11 @@ async function tryCandidate(
     }
     const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
     // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens).
+    const rules = request.isLegacyCompletion === true ? deployment.completionsBody : deployment.body;
     const maxOutputTokens =
-      deployment.body === undefined
+      rules === undefined
         ? request.maxOutputTokens
-        : outputTokensFor(deployment, request.maxOutputTokens, outputLimitNameOf(request.body));
+        : outputTokensFor({ body: rules }, request.maxOutputTokens, outputLimitNameOf(request.body));
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {

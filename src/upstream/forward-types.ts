@@ -41,6 +41,8 @@ export interface ForwardRequest {
   readonly body: Readonly<Record<string, unknown>>;
   /** The body is sent as `multipart/form-data` (an audio request: its file is an UploadedFile in `body`). */
   readonly isMultipart?: boolean | undefined;
+  /** A legacy `/v1/completions` body: sent with the deployment's completions rules (Deployment.completionsBody). */
+  readonly isLegacyCompletion?: boolean | undefined;
   /** A success is answered with bytes (text to speech: the audio), kept as bytes (JsonResult.bytes), not as text. */
   readonly isBinaryAnswer?: boolean | undefined;
   /** A rerank request: sent and read in each candidate's rerank dialect (rerank-dialect.ts). */

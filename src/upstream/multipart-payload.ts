@@ -1,7 +1,9 @@
 // The body of an audio request (`/v1/audio/transcriptions`, `/v1/audio/translations`): a file and text fields, sent
 // to each candidate as `multipart/form-data` with its own `model`. The client's upload is parsed once by the server
-// (server/multipart-body.ts) into fields and an UploadedFile; every candidate of the failover gets the same bytes.
+// (server/multipart-body.ts) into fields and an UploadedFile; every candidate of the failover is sent that one Buffer:
+// only its small text parts (its model id, its body rules) are encoded per attempt.
 import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
 
 /** The uploaded file of a multipart request: its bytes, held in memory for every candidate of the failover. */
 export class UploadedFile {
@@ -21,10 +23,21 @@ export class UploadedFile {
   }
 }
 
-/** A multipart body and its content type (the boundary is in it). */
+/**
+ * A multipart body and its content type (the boundary is in it). The body is its parts in order, the file's part the
+ * UploadedFile's own Buffer, not a copy: joined into one Buffer, each attempt of a 20 MB upload's failover held 20 MB
+ * more (docs/protocols.md "Audio").
+ */
 export interface MultipartPayload {
-  readonly body: Buffer;
+  readonly parts: readonly Buffer[];
+  /** The body's length, sent as `content-length` (a body sent in parts would otherwise go chunked). */
+  readonly byteLength: number;
   readonly contentType: string;
+}
+
+/** The body of one send: a stream over the parts (undici reads each part as it is, and one stream per attempt). */
+export function multipartBody(payload: MultipartPayload): Readable {
+  return Readable.from(payload.parts, { objectMode: false });
 }
 
 /** The `response_format`s of a transcription answered in plain text rather than JSON (`json`, `verbose_json`). */
@@ -44,28 +57,33 @@ export function encodeMultipart(fields: Readonly<Record<string, unknown>>): Mult
   // 24 random hex characters: a boundary that occurs inside the audio by chance is out of reach (2^-96 per offset).
   const boundary = `----llm-gateway-${randomBytes(12).toString("hex")}`;
   const parts: Buffer[] = [];
+  // The text around the files, gathered as one string and turned into one Buffer before each file part.
+  let pending = "";
+  const flush = (): void => {
+    if (pending !== "") parts.push(Buffer.from(pending));
+    pending = "";
+  };
   const text = (name: string, value: string): void => {
-    parts.push(
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${escapeName(name)}"\r\n\r\n${value}\r\n`),
-    );
+    pending += `--${boundary}\r\nContent-Disposition: form-data; name="${escapeName(name)}"\r\n\r\n${value}\r\n`;
   };
   for (const [name, value] of Object.entries(fields)) {
     for (const item of Array.isArray(value) ? value : [value]) {
       if (item === undefined || item === null) continue;
       if (item instanceof UploadedFile) {
-        parts.push(
-          Buffer.from(
-            `--${boundary}\r\nContent-Disposition: form-data; name="${escapeName(name)}"; filename="${escapeName(item.filename)}"\r\n` +
-              `Content-Type: ${plainContentType(item.contentType)}\r\n\r\n`,
-          ),
-          item.bytes,
-          Buffer.from("\r\n"),
-        );
+        pending +=
+          `--${boundary}\r\nContent-Disposition: form-data; name="${escapeName(name)}"; filename="${escapeName(item.filename)}"\r\n` +
+          `Content-Type: ${plainContentType(item.contentType)}\r\n\r\n`;
+        flush();
+        parts.push(item.bytes);
+        pending += "\r\n";
       } else text(name, typeof item === "object" ? JSON.stringify(item) : String(item));
     }
   }
-  parts.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+  pending += `--${boundary}--\r\n`;
+  flush();
+  let byteLength = 0;
+  for (const part of parts) byteLength += part.length;
+  return { parts, byteLength, contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 /** A name or file name inside a quoted header parameter, escaped as browsers do (the WHATWG multipart encoding). */

@@ -4,13 +4,14 @@ import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { asksForText, encodeMultipart, type MultipartPayload } from "./multipart-payload.ts";
+import { asksForText, encodeMultipart, type MultipartPayload, multipartBody } from "./multipart-payload.ts";
 
 export interface UpstreamCall {
   readonly deployment: Deployment;
   /** Endpoint path below the provider's base URL, e.g. `/chat/completions` (the base URL's query goes after it). */
   readonly endpointPath: string;
-  readonly payload: string | Buffer;
+  /** JSON text, or an audio upload's parts (its file shared by every attempt: multipart-payload.ts). */
+  readonly payload: string | MultipartPayload;
   /** The payload's content type when it is not JSON (a multipart body carries its boundary here). */
   readonly contentType?: string | undefined;
   /** The answer is bytes (text to speech: audio in the format asked for): no `accept` narrows it to JSON. */
@@ -113,12 +114,13 @@ export function requestOptions(call: UpstreamCall): Dispatcher.DispatchOptions {
         : "*/*",
     authorization: `Bearer ${key}`,
   };
+  if (typeof call.payload !== "string") headers["content-length"] = String(call.payload.byteLength);
   return {
     origin: provider.origin,
     path: provider.basePath + call.endpointPath + provider.baseQuery,
     method: "POST",
     headers,
-    body: call.payload,
+    body: typeof call.payload === "string" ? call.payload : multipartBody(call.payload),
     headersTimeout: call.headersTimeoutMs,
     bodyTimeout: call.bodyTimeoutMs,
   };
@@ -152,12 +154,12 @@ export interface PayloadOptions {
 export function buildMultipartPayload(
   body: Readonly<Record<string, unknown>>,
   options: Pick<PayloadOptions, "upstreamModelId" | "bodyRules">,
-): MultipartPayload & { readonly isTextAsked: boolean } {
+): { readonly payload: MultipartPayload; readonly isTextAsked: boolean } {
   // The gateway's own fields, as buildPayload leaves them out (a speech-to-text model has no reasoning effort).
   const { models: _fallbacks, [REASONING_EFFORT_FIELD]: _effort, ...rest }: Record<string, unknown> = body;
   if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, "chat");
   rest.model = options.upstreamModelId;
-  return { ...encodeMultipart(rest), isTextAsked: asksForText(rest) };
+  return { payload: encodeMultipart(rest), isTextAsked: asksForText(rest) };
 }
 
 /** The payload for one candidate: the client's body with the upstream model id, without gateway-only fields. */

@@ -1,9 +1,13 @@
 // `/v1/audio/speech`: text to speech, served by speech models with failover, answered with the audio's bytes exactly
 // as the provider sent them, with its content type. The real `openai` SDK is the client.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
+import { join } from "node:path";
+import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { request } from "undici";
+import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { assertServedAs, errorOf, openAiClient, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
@@ -263,6 +267,59 @@ describe("text to speech", () => {
       .create({ model: "playai-tts", input: "Hi.", voice: "Fritz-PlayAI" })
       .withResponse();
     assert.equal(short.response.headers.get("x-gateway-provider"), "first");
+  });
+
+  test("a speech model's `stream_format: sse` rule is left out with a warning (at start and in `check`): the model still answers", async (t) => {
+    const mock = await useMock(t);
+    const logLines: string[] = [];
+    const yamlText = `providers:
+  - name: solo
+    base_url: ${mock.baseUrl}
+    api_key: sk-solo-key
+    known_models:
+      tts-1: { body: { defaults: { stream_format: sse } } }
+    models:
+      tts-1: { body: { override: { voice: nova } } }
+      my-voice: { id: custom-voice, kind: speech, body: { override: { stream_format: sse, speed: 1.5 } } }
+      kept: { id: kept-voice, kind: speech, body: { override: { stream_format: audio } } }
+`;
+    const gateway = await useGateway(t, yamlText, {
+      logLevel: "warn",
+      logStream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logLines.push(chunk.toString("utf8"));
+          done();
+        },
+      }),
+    });
+    for (const model of ["tts-1", "my-voice", "kept"]) {
+      mock.enqueue(SPEECH, audioStep());
+      const answer = await send(gateway, "POST", "/v1/audio/speech", { body: { model, input: "Hi.", voice: "alloy" } });
+      assert.equal(answer.status, 200, `${model}: ${answer.text}`);
+    }
+    const [plain, custom, kept] = speechRequests(mock).map((recorded) => recorded.body as Record<string, unknown>);
+    assert.equal(plain?.stream_format, undefined);
+    assert.equal(plain?.voice, "nova");
+    assert.equal(custom?.stream_format, undefined);
+    assert.equal(custom?.speed, 1.5, "the rest of the model's rules still apply");
+    assert.equal(kept?.stream_format, "audio", "`audio` is the default format: kept");
+    const warnings = logLines.filter((line) => line.includes("stream_format"));
+    assert.equal(warnings.length, 2, warnings.join("\n"));
+    assert.ok(
+      warnings.some((line) =>
+        line.includes('solo/tts-1: the body rule `defaults.stream_format: \\"sse\\"` is left out'),
+      ),
+    );
+    assert.ok(
+      warnings.some((line) => line.includes('solo/my-voice: the body rule `override.stream_format: \\"sse\\"`')),
+    );
+
+    const dir = tempDir(t);
+    writeFileSync(join(dir, "gateway.yaml"), yamlText);
+    const checked = await runCli(["check", "--config", join(dir, "gateway.yaml")], { cwd: dir });
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stdout, /solo\/my-voice: the body rule `override\.stream_format: "sse"` is left out/);
+    assert.match(checked.stdout, /solo\/tts-1: the body rule `defaults\.stream_format: "sse"` is left out/);
   });
 
   test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {

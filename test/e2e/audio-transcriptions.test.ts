@@ -2,6 +2,7 @@
 // failover, the file's bytes sent to each candidate unchanged, the answer passed on as JSON or plain text. The real
 // `openai` SDK is the client.
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import { toFile } from "openai";
 import { request } from "undici";
@@ -140,6 +141,48 @@ describe("audio transcriptions and translations", () => {
     });
     assert.equal(again.text, "again the second");
     assert.equal(audioRequests(first).length, 1);
+  });
+
+  test("a large upload failing over across three providers reaches each byte for byte, with a content-length", async (t) => {
+    const mocks = [await useMock(t), await useMock(t), await useMock(t)];
+    const gateway = await useGateway(
+      t,
+      `providers:
+${mocks
+  .map(
+    (mock, index) => `  - name: p${index}
+    base_url: ${mock.baseUrl}
+    api_key: sk-${index}
+    retries: 0
+    models:
+      whisper-large-v3: { id: whisper-${index} }
+`,
+  )
+  .join("")}`,
+    );
+    const audio = randomBytes(3 * 1024 * 1024);
+    const sha = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
+    const [first, second, third] = mocks as [MockUpstream, MockUpstream, MockUpstream];
+    first.enqueue(TRANSCRIBE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    second.enqueue(TRANSCRIBE, { kind: "json", status: 503, body: { error: { message: "busy" } } });
+    third.enqueue(TRANSCRIBE, { kind: "json", body: { text: "from the third" } });
+    const transcription = await openAiClient(gateway)
+      .audio.transcriptions.create({
+        file: await toFile(audio, "long.wav", { type: "audio/wav" }),
+        model: "whisper-large-v3",
+      })
+      .withResponse();
+    assert.equal(transcription.data.text, "from the third");
+    assert.equal(transcription.response.headers.get("x-gateway-attempts"), "3");
+    for (const [index, mock] of mocks.entries()) {
+      const recorded = audioRequests(mock)[0];
+      const form = await partsOf(recorded);
+      assert.equal(form.get("model"), `whisper-${index}`);
+      assert.equal(sha(await fileBytes(form)), sha(audio), `provider ${index} got other bytes`);
+      // Sent in parts, announced whole: no chunked upload (some providers refuse one).
+      assert.equal(recorded?.headers["content-length"], String(recorded?.bodyBytes.length));
+      assert.equal(recorded?.headers["transfer-encoding"], undefined);
+    }
   });
 
   test("a plain-text answer (response_format text, srt) is passed on with its content type", async (t) => {

@@ -3,9 +3,12 @@
 // error (JSON and in-stream, through each front door), the request log and every log line. A short one (`${TIER}` = `auto`) is a setting and
 // stays. Real gateway, scripted mock upstream over loopback, the real OpenAI SDK and plain HTTP as clients.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { APIError } from "openai";
+import { tempDir } from "../helpers/cli-process.ts";
 import {
   assertNoSecret,
   CHAT_ROUTE,
@@ -126,6 +129,88 @@ cooldowns:
   assert.ok(logLines.length > 0, "the gateway logged (else the log check is vacuous)");
   const leaking = logLines.filter((line) => line.includes(TENANT_TOKEN) || line.includes(ACCOUNT_ID));
   assert.deepEqual(leaking, [], "no log line holds a rule's secret");
+});
+
+test("a preset's body rule value from an environment variable (or an override variable) is redacted as the config file's", async (t) => {
+  const mock = await useMock(t);
+  const presetsDir = tempDir(t);
+  // A preset as the built-in ones are written, with rule values taken from the environment.
+  writeFileSync(
+    join(presetsDir, "tenantcloud.yaml"),
+    `description: A host that bills a tenant named in every body
+signup_url: https://example.com/keys
+base_url: ${mock.baseUrl}
+api_key_env_var: TENANTCLOUD_API_KEY
+body:
+  override: { user: "\${TENANT_TOKEN}", service_tier: "\${TIER}" }
+known_models:
+  alpha-m: { body: { defaults: { metadata: { account: "acct-\${ACCOUNT_ID}" } } } }
+sources:
+  - { url: "https://example.com/docs", date: "2026-12-06", covers: "test" }
+`,
+  );
+  const logLines: string[] = [];
+  const env = { TENANT_TOKEN, ACCOUNT_ID, TIER, TENANTCLOUD_API_KEY: "sk-tenantcloud" };
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - preset: tenantcloud
+    retries: 0
+    models:
+      m: { id: alpha-m }
+request_log:
+  enabled: true
+cooldowns:
+  failure_threshold: 100
+`,
+    {
+      env,
+      presetsDir,
+      logLevel: "trace",
+      logStream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logLines.push(chunk.toString("utf8"));
+          done();
+        },
+      }),
+    },
+  );
+  mock.setDefault(CHAT_ROUTE, (recorded) => {
+    const sent = recorded.body as { user?: string; metadata?: { account?: string }; service_tier?: string };
+    const message = `invalid user ${sent.user} for ${sent.metadata?.account} on tier ${sent.service_tier}`;
+    return { kind: "json", status: 400, body: { error: { message, type: "invalid_request_error", param: null } } };
+  });
+  const refused = await send(gateway, "POST", "/v1/chat/completions", {
+    body: { model: "m", messages: HELLO },
+    headers: { "x-request-id": "preset-secret-echo" },
+  });
+  assert.equal(refused.status, 400, refused.text);
+  const sent = chatRequests(mock)[0]?.body as { user?: unknown; metadata?: unknown } | undefined;
+  assert.equal(sent?.user, TENANT_TOKEN, "the preset's rule sent the variable's value (else the test is vacuous)");
+  assert.deepEqual(sent?.metadata, { account: `acct-${ACCOUNT_ID}` });
+  assert.match(refused.text, /invalid user \[redacted\] for acct-\[redacted\] on tier auto/, refused.text);
+  assertNoSecret(refused, TENANT_TOKEN);
+  assertNoSecret(refused, ACCOUNT_ID);
+  const record = await waitForRecord(gateway, "preset-secret-echo");
+  assert.ok(!record.includes(TENANT_TOKEN) && !record.includes(ACCOUNT_ID), `the request log holds it: ${record}`);
+  assert.ok(logLines.length > 0, "the gateway logged (else the log check is vacuous)");
+  const leaking = logLines.filter((line) => line.includes(TENANT_TOKEN) || line.includes(ACCOUNT_ID));
+  assert.deepEqual(leaking, [], "no log line holds a preset rule's secret");
+
+  // An override variable replaces the preset's field with a value from the environment: a secret as well.
+  const overridden = await useGateway(
+    t,
+    "providers:\n  - preset: tenantcloud\n    retries: 0\n    models:\n      m: { id: alpha-m }\n",
+    {
+      env: { ...env, LLM_GATEWAY_PRESET_TENANTCLOUD_BODY: `{ override: { user: ${ACCOUNT_ID}x } }` },
+      presetsDir,
+    },
+  );
+  const again = await send(overridden, "POST", "/v1/chat/completions", { body: { model: "m", messages: HELLO } });
+  assert.equal(again.status, 400, again.text);
+  assert.equal((chatRequests(mock).at(-1)?.body as { user?: unknown } | undefined)?.user, `${ACCOUNT_ID}x`);
+  assert.match(again.text, /invalid user \[redacted\]/, again.text);
+  assertNoSecret(again, `${ACCOUNT_ID}x`);
 });
 
 /** The request log is written after the answer: wait until the record is there. */

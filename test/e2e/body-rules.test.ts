@@ -244,6 +244,54 @@ providers:
     );
   });
 
+  test("/v1/completions gets of its provider's rules only the fields legacy completions take; the model's own as written", async (t) => {
+    const alpha = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    body:
+      defaults: { reasoning_effort: low, response_format: { type: json_object }, tool_choice: auto, logprobs: true, seed: 7, top_k: 40 }
+      override: { max_completion_tokens: 300, parallel_tool_calls: false, temperature: 0.2 }
+      drop: [frequency_penalty]
+    models:
+      m: { id: alpha-m, body: { override: { verbosity: low } } }
+`,
+    );
+    const answer = await send(gateway, "POST", "/v1/completions", {
+      body: { model: "m", prompt: "Once upon a time", frequency_penalty: 0.5, stop: ["\\n"] },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    const completions = alpha.requests.filter(
+      (request) => request.path.endsWith("/completions") && !request.path.includes("chat"),
+    );
+    assert.deepEqual(bodyOf(completions[0]), {
+      model: "alpha-m",
+      prompt: "Once upon a time",
+      stop: ["\\n"],
+      seed: 7,
+      top_k: 40,
+      temperature: 0.2,
+      // Chat's newer name for the output limit, under the only name the completions API has.
+      max_tokens: 300,
+      // The model's own rule applies as written, as on every kind.
+      verbosity: "low",
+    });
+    await openAiClientFor(gateway).chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    const chat = bodyOf(chatRequests(alpha)[0]);
+    assert.deepEqual(
+      [chat.reasoning_effort, chat.tool_choice, chat.logprobs, chat.max_completion_tokens, chat.max_tokens],
+      ["low", "auto", true, 300, undefined],
+      "the chat requests get them all, as written",
+    );
+  });
+
   test("a native Responses provider gets the rules' output limit as max_output_tokens, not a chat name it refuses", async (t) => {
     const alpha = await useMock(t);
     // As OpenAI's /responses answers a chat-only name: a 400 (before, every native request without a limit got one).
@@ -289,10 +337,13 @@ providers:
     assert.equal(bodyOf(chatRequests(alpha)[0]).max_tokens, 4000, "the provider's chat requests get the chat name");
   });
 
-  test("a native Responses provider gets reasoning_effort as reasoning.effort and no chat-only field", async (t) => {
+  test("a native Responses provider gets reasoning_effort as reasoning.effort, response_format as text.format and no chat-only field", async (t) => {
     const alpha = await useMock(t);
     // As OpenAI's /responses answers a field it does not know: a 400 naming it.
-    const chatOnly = ["reasoning_effort", "logprobs", "n", "stop", "presence_penalty", "frequency_penalty", "seed"];
+    const chatOnly = [
+      ...["reasoning_effort", "logprobs", "n", "stop", "presence_penalty", "frequency_penalty", "seed"],
+      "response_format",
+    ];
     alpha.setDefault("POST /v1/responses", (request) => {
       const unknown = chatOnly.find((name) => name in bodyOf(request));
       if (unknown !== undefined) {
@@ -315,7 +366,10 @@ providers:
     responses_api: native
     body:
       defaults: { reasoning_effort: high, top_logprobs: 2, logprobs: true, n: 1, stop: [END], seed: 7 }
-      override: { presence_penalty: 0.2, frequency_penalty: 0.1 }
+      override:
+        presence_penalty: 0.2
+        frequency_penalty: 0.1
+        response_format: { type: json_schema, json_schema: { name: answer, strict: true, schema: { type: object } } }
     models:
       m: { id: alpha-m, context: 100000, reasoning: true }
 `,
@@ -331,6 +385,11 @@ providers:
       "the default effort, in the Responses place",
     );
     assert.equal(first.top_logprobs, 2, "a field both APIs have goes as written");
+    assert.deepEqual(
+      first.text,
+      { format: { type: "json_schema", name: "answer", strict: true, schema: { type: "object" } } },
+      "response_format in the Responses place and shape",
+    );
     assert.deepEqual(
       chatOnly.filter((name) => name in first),
       [],

@@ -32,6 +32,8 @@ export interface TestGatewayOptions {
   /** Reload when the config file changes (as `serve` does). */
   readonly watchFiles?: boolean;
   readonly watchDebounceMs?: number;
+  /** Where the presets are read from (default the built-in ones): a test's own preset files. */
+  readonly presetsDir?: string;
 }
 
 /** Writes `yamlText` to a temp file (with a private discovery cache dir unless one is set) and starts the gateway. */
@@ -45,7 +47,7 @@ export async function startTestGateway(yamlText: string, options: TestGatewayOpt
   writeFileSync(configPath, text);
   for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), content);
   const env: Env = options.env ?? {};
-  const resolvePreset = createPresetResolver(loadPresets(env));
+  const resolvePreset = createPresetResolver(loadPresets(env, options.presetsDir));
   const { config, warnings } = loadConfigFile(configPath, { env: { ...env }, resolvePreset });
   const logger = {
     level: options.logLevel ?? "silent",
