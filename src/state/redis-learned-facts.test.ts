@@ -256,6 +256,41 @@ describe("learned facts in Redis", { skip }, () => {
     await waitFor(async () => (await admin.exists(other)) === 1, "what was not forgotten written");
     assert.equal(await admin.exists(...keys), 0);
   });
+
+  test("a forget whose PUBLISH failed after its delete is published again: the listening replicas drop the limits", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    // The replicas connect as a user whose PUBLISH the test can refuse (an error reply, as from a Redis that went
+    // away between the delete and the PUBLISH): the delete succeeds, the forget's message does not go out.
+    await admin.call("ACL", "SETUSER", "gateway", "on", ">secret", "~*", "&*", "+@all");
+    const url = server.url.replace("redis://", "redis://gateway:secret@");
+    const first = await startBackend(t, url);
+    const second = await startBackend(t, url);
+    first.state.ledger.learnLimits(OPEN, statedRpm(2, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.state.ledger) === 2, "second to adopt the stated limit");
+
+    await admin.call("ACL", "SETUSER", "gateway", "-publish");
+    first.state.ledger.forget(OPEN.id);
+    // A lesson whose PUBLISH fails is written again whole (already so before the forgets were): it reaches second too.
+    first.state.ledger.learnLimits(OTHER, statedRpm(3, Date.now()), Date.now());
+    const key = learnedRateKey(PREFIX, OPEN.id, "requests", "minute");
+    await waitFor(async () => (await admin.exists(key)) === 0, "the stored limit deleted");
+    await sleep(600); // two retries, refused too
+    assert.equal(learnedRpm(second.state.ledger), 2, "the forget's PUBLISH was not refused: the test proves nothing");
+    assert.equal(learnedRpm(second.state.ledger, OTHER), undefined);
+    await admin.call("ACL", "SETUSER", "gateway", "+publish");
+    await waitFor(
+      () => learnedRpm(second.state.ledger) === undefined,
+      "second to hear the forget once it goes out",
+      5_000,
+    );
+    await waitFor(
+      () => learnedRpm(second.state.ledger, OTHER) === 3,
+      "second to hear the lesson once it goes out",
+      5_000,
+    );
+  });
 });
 
 const RPM_RULE = { unit: "requests", window: "minute", limit: 2, learnedFrom: 'body: "RPM: Limit 2"' } as const;

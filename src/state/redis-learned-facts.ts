@@ -78,6 +78,12 @@ export class LearnedFactSharing {
   /** Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet. */
   readonly #forgottenDeployments = new Set<string>();
   /**
+   * Forgets whose delete is done and whose PUBLISH failed (Redis went away between the two, or refused it): published
+   * again with the next retry or when Redis is back, not deleted again (a lesson stored since is the new key's). One
+   * per scope or deployment, so it stays bounded however long Redis is away.
+   */
+  readonly #unannounced = new Map<string, ForgetFact>();
+  /**
    * When each deployment's shared window was last learned, heard, or written (a step of `#windowStep`): a load drops
    * no window touched after it began (see `load`).
    */
@@ -128,7 +134,8 @@ export class LearnedFactSharing {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      const hasForgotten = this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0;
+      const hasForgotten =
+        this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0 || this.#unannounced.size > 0;
       if (hasForgotten && this.#options.link.isUp) this.#sendDeletes();
       const facts = [...this.#unshared.values()];
       this.#unshared.clear();
@@ -150,6 +157,7 @@ export class LearnedFactSharing {
       if (fact.kind !== "context" && fact.scopeId === scopeId) this.#unshared.delete(id);
     }
     this.#rateLearnedAtMs.delete(scopeId);
+    this.#unannounced.delete(`limits ${scopeId}`);
     this.#forgotten.add(scopeId);
     if (this.#options.link.isUp) this.#sendDeletes();
   }
@@ -164,6 +172,7 @@ export class LearnedFactSharing {
    */
   forgetDeployment(deploymentKey: string): void {
     this.#unshared.delete(`context ${deploymentKey}`);
+    this.#unannounced.delete(`calibration ${deploymentKey}`);
     this.#forgottenDeployments.add(deploymentKey);
     if (this.#options.link.isUp) this.#sendDeletes();
   }
@@ -178,14 +187,20 @@ export class LearnedFactSharing {
     );
   }
 
-  /** Deletes what is stored of every scope and deployment forgotten since; what failed stays to be deleted. */
+  /**
+   * Deletes what is stored of every scope and deployment forgotten since, then publishes each forget; what failed
+   * stays to be deleted, or (the delete done) to be published (`#unannounced`).
+   */
   async #deleteForgotten(): Promise<void> {
     const scopeIds = [...this.#forgotten];
     this.#forgotten.clear();
     const deploymentKeys = [...this.#forgottenDeployments];
     this.#forgottenDeployments.clear();
+    const unannounced = [...this.#unannounced.values()];
+    this.#unannounced.clear();
     const { redis, keyPrefix } = this.#options;
     await Promise.all([
+      ...unannounced.map((fact) => this.#announce(fact)),
       ...scopeIds.map(async (scopeId) => {
         try {
           await unlinkMany(redis, storedKeysOf(keyPrefix, scopeId));
@@ -193,7 +208,7 @@ export class LearnedFactSharing {
           this.#forgotten.add(scopeId);
           throw error;
         }
-        await this.#publish({ kind: "forgotten-limits", scopeId });
+        await this.#announce({ kind: "forgotten-limits", scopeId });
       }),
       ...deploymentKeys.map(async (deploymentKey) => {
         try {
@@ -203,9 +218,23 @@ export class LearnedFactSharing {
           throw error;
         }
         // After the delete: a replica that hears it and loads finds nothing of it.
-        await this.#publish({ kind: "forgotten-calibration", deploymentKey });
+        await this.#announce({ kind: "forgotten-calibration", deploymentKey });
       }),
     ]);
+  }
+
+  /**
+   * Publishes a forget whose delete is done. A failed PUBLISH is kept to be sent again: lost, it left every replica
+   * that was listening with the forgotten limits or calibration until it ended (for a stated limit, for good).
+   */
+  async #announce(fact: ForgetFact): Promise<void> {
+    const id = fact.kind === "forgotten-limits" ? `limits ${fact.scopeId}` : `calibration ${fact.deploymentKey}`;
+    try {
+      await this.#publish(fact);
+    } catch (error) {
+      this.#unannounced.set(id, fact);
+      throw error;
+    }
   }
 
   /**
@@ -375,6 +404,9 @@ export class LearnedFactSharing {
     await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
   }
 }
+
+/** A forget as it is published. */
+type ForgetFact = SharedFact & { readonly kind: "forgotten-limits" | "forgotten-calibration" };
 
 /** One pending write per fact: a later lesson about the same scope or deployment replaces an unsent one. */
 function idOf(fact: LearnedFact): string {

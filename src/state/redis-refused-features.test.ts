@@ -223,6 +223,27 @@ describe("refused features in Redis", { skip }, () => {
     assert.equal(afterReset.refused.knows("ollama/small"), false);
   });
 
+  test("a forget whose PUBLISH failed after its delete is published again: the listening replicas drop the lesson", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    // The replicas connect as a user whose PUBLISH the test can refuse (an error reply, as from a Redis that went
+    // away between the delete and the PUBLISH): the delete succeeds, the forget's message does not go out.
+    await admin.call("ACL", "SETUSER", "gateway", "on", ">secret", "~*", "&*", "+@all");
+    const url = server.url.replace("redis://", "redis://gateway:secret@");
+    const first = await startBackend(t, url);
+    const second = await startBackend(t, url);
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    await waitFor(() => refuses(second.refused, "tools"), "second to adopt the lesson");
+
+    await admin.call("ACL", "SETUSER", "gateway", "-publish");
+    first.refused.forget(LLAMA);
+    await waitFor(async () => (await admin.exists(refusedFeaturesKey(PREFIX, LLAMA))) === 0, "the forgotten deleted");
+    await sleep(600); // two retries, refused too
+    assert.ok(refuses(second.refused, "tools"), "the forget's PUBLISH was not refused: the test proves nothing");
+    await admin.call("ACL", "SETUSER", "gateway", "+publish");
+    await waitFor(() => !refuses(second.refused, "tools"), "second to hear the forget once it goes out", 5_000);
+  });
+
   test("changes made while Redis is down or not answering are written when it is back; a reset drops unwritten ones", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
