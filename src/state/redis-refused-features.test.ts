@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
@@ -61,23 +61,6 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 
 function refuses(book: RefusedFeatures, feature: string, deploymentKey = LLAMA): boolean {
   return book.refusalOf(deploymentKey, [feature], Date.now()) !== undefined;
-}
-
-/**
- * Drops every subscription and keeps them from coming back (Redis takes no new connection: `maxclients` is the number
- * of those left) until the returned function lets them in again. The command connections stay: what a replica writes
- * and publishes meanwhile reaches Redis, and no process hears it.
- */
-async function cutSubscribers(admin: Redis): Promise<() => Promise<void>> {
-  const connected = String(await admin.call("CLIENT", "LIST", "TYPE", "normal"))
-    .trim()
-    .split("\n").length;
-  const maxClients = (await admin.config("GET", "maxclients"))[1] ?? "10000";
-  await admin.config("SET", "maxclients", String(connected));
-  await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
-  return async () => {
-    await admin.config("SET", "maxclients", maxClients);
-  };
 }
 
 /** A context-length refusal showing a shared window of `separate/m` (listed 1,000 in and 100 out), and evidence of LLAMA. */
