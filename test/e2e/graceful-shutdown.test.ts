@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { Redis } from "ioredis";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
 import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
@@ -21,6 +22,7 @@ import {
   type MockUpstream,
   startMockUpstream,
 } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { postJson, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -688,5 +690,147 @@ describe("graceful shutdown", () => {
     assert.equal(exit.code, 1, gateway.output());
     // It waited for the lock (up to 1 s), then exited without hanging.
     assert.ok(elapsedMs >= 900 && elapsedMs < 3000, `exited ${Math.round(elapsedMs)} ms after the second signal`);
+  });
+});
+
+/**
+ * What Redis counts today for the deployment `alpha/m` (its day window's hash, summed over the day keys: one unless
+ * the test crosses a day reset), as another replica sharing the Redis reads it.
+ */
+async function sharedDayCount(admin: Redis, prefix: string): Promise<{ requests: number; tokens: number }> {
+  const keys = await admin.keys(`${prefix}budget:{alpha}:deployment:alpha/m:day:*`);
+  let requests = 0;
+  let tokens = 0;
+  for (const key of keys) {
+    const day = await admin.hgetall(key);
+    requests += Number(day.requests ?? 0);
+    tokens += Number(day.tokens ?? 0);
+  }
+  return { requests, tokens };
+}
+
+describe("graceful shutdown with Redis", { skip: isRedisInstalled() ? false : REDIS_MISSING }, () => {
+  // A day's token budget charged only the prompt up front (count_max_tokens: false): only the reconcile at the
+  // request's end puts its answer's tokens in the shared count.
+  const limited = { model: { limits: { tpd: 1_000_000 } }, provider: { count_max_tokens: false } };
+
+  test("SIGTERM with a stream in flight: its reconcile reaches Redis before the process exits", async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const mock = await startMockUpstream();
+    const agent = new Agent();
+    t.after(async () => {
+      await agent.destroy();
+      await mock.close();
+    });
+    const usage = { prompt_tokens: 1_000, completion_tokens: 2_345 };
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(["a", "b", "c", "d", "e", "f"], "m", { delayMs: 150, usage }),
+    });
+    const gateway = await startGatewayProcess(t, mock, 10_000, {
+      ...limited,
+      state: { redis_url: redis.url, redis_key_prefix: "shutdown:" },
+    });
+    const answer = await postJson(
+      `${gateway.baseUrl}/v1/chat/completions`,
+      { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
+      { dispatcher: agent },
+    );
+    assert.equal(answer.statusCode, 200);
+    let text = "";
+    const read = (async () => {
+      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
+    })();
+    await waitUntil(() => text.includes('"a"'), "the first content chunk");
+    gateway.child.kill("SIGTERM");
+    const exit = await gateway.exited;
+    await read;
+    assert.equal(exit.code, 0, gateway.output());
+    assert.ok(text.includes("[DONE]"), "the stream in flight did not complete");
+    // The fleet's count holds what the provider reported, not the prompt estimate the reserve charged.
+    assert.deepEqual(await sharedDayCount(admin, "shutdown:"), { requests: 1, tokens: 3_345 });
+  });
+
+  test("SIGTERM while a budget lease lives: its unused part is given back before the process exits", async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const mock = await startMockUpstream();
+    t.after(() => mock.close());
+    mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("hello", "m") });
+    // A high daily limit: the reserve takes a lease of 1/64 of it (docs/limits.md "Budget leases (high limits)"),
+    // counted in Redis at once and given back when it ends, here at the exit (it lives up to 1 s).
+    const gateway = await startGatewayProcess(t, mock, 10_000, {
+      model: { limits: { rpd: 1_000_000 } },
+      state: { redis_url: redis.url, redis_key_prefix: "shutdown:" },
+    });
+    const answer = await request(`${gateway.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(answer.statusCode, 200);
+    await answer.body.dump();
+    const leased = await sharedDayCount(admin, "shutdown:");
+    assert.ok(leased.requests > 1, `no lease was taken (the day counts ${leased.requests}): the test proves nothing`);
+    gateway.child.kill("SIGTERM");
+    const exit = await gateway.exited;
+    assert.equal(exit.code, 0, gateway.output());
+    // Another replica sees the one request sent, not the lease's units this process can no longer spend.
+    assert.equal((await sharedDayCount(admin, "shutdown:")).requests, 1);
+  });
+
+  test("a second signal: the reconcile of the stream it ends reaches Redis before the process exits", async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const mock = await startMockUpstream();
+    const agent = new Agent();
+    t.after(async () => {
+      await agent.destroy();
+      await mock.close();
+    });
+    // Long words: the text delivered before the cut is worth far more tokens than the prompt.
+    const word = (index: number) => ` w${index}-${"lorem ipsum dolor sit amet ".repeat(10)}`;
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(
+        Array.from({ length: 40 }, (_, index) => word(index)),
+        "m",
+        { delayMs: 150 },
+      ),
+    });
+    // And a high daily request limit: the reserve takes a lease (it lives up to 1 s), to be given back at the exit.
+    const gateway = await startGatewayProcess(t, mock, 10_000, {
+      ...limited,
+      model: { limits: { tpd: 1_000_000, rpd: 1_000_000 } },
+      state: { redis_url: redis.url, redis_key_prefix: "shutdown:" },
+    });
+    const answer = await postJson(
+      `${gateway.baseUrl}/v1/chat/completions`,
+      { model: "m", stream: true, max_tokens: 8000, messages: [{ role: "user", content: "hi" }] },
+      { dispatcher: agent },
+    );
+    assert.equal(answer.statusCode, 200);
+    let text = "";
+    const read = (async () => {
+      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
+    })().catch(() => {});
+    await waitUntil(() => text.includes(" w1-"), "the first content chunks");
+    const leased = await sharedDayCount(admin, "shutdown:");
+    assert.ok(leased.requests > 1, `no lease was taken (the day counts ${leased.requests}): the test proves nothing`);
+    gateway.child.kill("SIGTERM");
+    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    gateway.child.kill("SIGINT");
+    const exit = await gateway.exited;
+    await read;
+    assert.equal(exit.code, 1, gateway.output());
+    // Settled at the prompt plus the text it delivered (at least two long words, ~60 tokens each), in Redis; the
+    // lease's unused requests given back.
+    const day = await sharedDayCount(admin, "shutdown:");
+    assert.equal(day.requests, 1);
+    assert.ok(day.tokens >= 100, `the shared day counts ${day.tokens} tokens`);
   });
 });
