@@ -15,6 +15,8 @@
 // each then publishes the forget, so every replica drops its copy. A forget whose PUBLISH failed is published again;
 // one a replica missed (its subscription away) reaches it at its next load: through the scope's forget marker for
 // stated limits (`#loadForgets`), by what is no longer stored for a calibration (CalibrationSharing.reconcile, `load`).
+// The file stays whole (about 490 lines): a lesson's write, a forget's delete and publish, and a load race on the same
+// pending sets (`#unshared`, `#writing`, `#forgotten`, the known forgets), which one class keeps consistent.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
