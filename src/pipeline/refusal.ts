@@ -8,6 +8,7 @@ import { toGatewayError } from "../errors/render-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
+import { cutReason } from "./open-requests.ts";
 import { RecordBuilder } from "./record-builder.ts";
 
 export interface RefusedRequest {
@@ -23,11 +24,21 @@ export interface RefusedRequest {
   readonly supportsStream: boolean;
   /** The client's name (RequestContext.client). */
   readonly client?: string | undefined;
+  /**
+   * The request's signal, when it is already among the open requests (a door's translation): refused with the error
+   * the gateway's exit cut it with, it is recorded as the cut requests are (`client_aborted`, that error's status and
+   * code), not as a refusal.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Publishes the refused request's record and returns the error to throw (rendered by the adapter's handler). */
 export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest, error: unknown): GatewayError {
-  const ending = refusalEnding(error);
+  const cut = refused.signal === undefined ? undefined : cutReason(refused.signal);
+  const ending =
+    cut !== undefined && cut === error
+      ? { error: cut, outcome: "client_aborted" as const, code: cut.code }
+      : refusalEnding(error);
   const fields = isRecord(refused.body) ? refused.body : {};
   const record = new RecordBuilder(runtime.clock, {
     id: refused.requestId,

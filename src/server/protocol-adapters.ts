@@ -11,6 +11,7 @@ import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
+import { cutReason } from "../pipeline/open-requests.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import { randomIds } from "../protocols/ids.ts";
@@ -69,13 +70,17 @@ export interface ProtocolAdapter {
 export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapter) {
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const receivedAtMs = runtime.clock.now();
+    // Open from here, before the door's translation: a Responses request waits in it for the kept store (its
+    // `previous_response_id`), and an exit that ends every open request must end this one too, answered and
+    // recorded, instead of exiting under it (a second signal did not wait for it: no record, a cut socket).
+    const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     let exchange: Exchange;
     try {
-      exchange = await adapter.begin(request.body, request.clientName);
+      exchange = await unlessCut(adapter.begin(request.body, request.clientName), clientGone.signal);
     } catch (error) {
-      // Refused in translation (a built-in tool, a missing `max_tokens`, an unknown `previous_response_id`):
-      // the request still leaves its record.
-      throw publishRefusal(
+      // Refused in translation (a built-in tool, a missing `max_tokens`, an unknown `previous_response_id`), or
+      // cut by the exit: the request still leaves its record.
+      const refusal = publishRefusal(
         runtime,
         {
           requestId: request.id,
@@ -85,11 +90,13 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
           body: request.body,
           supportsStream: true,
           client: request.clientName ?? undefined,
+          signal: clientGone.signal,
         },
         error,
       );
+      clientGone.stop();
+      throw refusal;
     }
-    const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {
@@ -169,6 +176,25 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
+}
+
+/**
+ * The door's translation, unless the gateway's exit cuts the request first (open-requests.ts): then it rejects at
+ * once with the exit's error, not waiting for a lookup that may hang on an unreachable store. A client that left
+ * (an abort without that error) still waits for it, as before: the pipeline then ends the request.
+ */
+function unlessCut(begun: Exchange | Promise<Exchange>, signal: AbortSignal): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      const cut = cutReason(signal);
+      if (cut !== undefined) reject(cut);
+    };
+    onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    Promise.resolve(begun)
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** Below a native provider's base URL. */

@@ -13,8 +13,14 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile } from "../sqlite-file.ts";
 
-/** ms a read or a delete may wait for a lock another connection holds (short: it stalls the event loop). */
+/** ms a read may wait for a lock another connection holds (short: it stalls the event loop). */
 const READ_BUSY_TIMEOUT_MS = 100;
+/**
+ * ms a delete tries, at most, to get the write lock another process holds, and between its attempts: each attempt
+ * waits for nothing, and the event loop serves in between (a busy wait in SQLite stalled every request for it).
+ */
+const DELETE_WAIT_MS = 100;
+const DELETE_RETRY_MS = 10;
 /** ms between attempts to write the answers waiting for the file's write lock. */
 const RETRY_INTERVAL_MS = 250;
 /** Answers waiting for the lock beyond this many: the oldest waiting one is not kept (memory stays bounded). */
@@ -148,12 +154,49 @@ export class EmbeddedKeptResponses {
     return row === undefined ? undefined : String(row.json);
   }
 
-  /** A locked file fails the delete (after READ_BUSY_TIMEOUT_MS): the client is told to try again, nothing changed. */
+  /**
+   * A file locked by another process for longer than DELETE_WAIT_MS fails the delete: the client is told to try
+   * again, nothing changed. Meanwhile the gateway serves (`#deleteUnblocking`).
+   */
   async delete(id: string): Promise<boolean> {
     const isKept = (await this.get(id)) !== undefined;
-    this.#deleteRow(id);
+    await this.#deleteUnblocking(id);
     this.#waiting.delete(id);
     return isKept;
+  }
+
+  /**
+   * The row and its items in one transaction that waits for no lock: tried at once, then every DELETE_RETRY_MS (a
+   * timer, so other requests are served between the attempts) until DELETE_WAIT_MS have passed; then the busy error
+   * is thrown. (SQLite's own busy timeout would hold the event loop for all of it: node:sqlite is synchronous.)
+   */
+  async #deleteUnblocking(id: string): Promise<void> {
+    const startedMs = performance.now();
+    for (;;) {
+      try {
+        this.#deleteNow(id);
+        return;
+      } catch (error) {
+        if (!isBusyError(error) || performance.now() - startedMs >= DELETE_WAIT_MS) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, DELETE_RETRY_MS));
+    }
+  }
+
+  #deleteNow(id: string): void {
+    this.#db.exec("PRAGMA busy_timeout = 0");
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#deleteRow(id);
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    } finally {
+      this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_TIMEOUT_MS}`);
+    }
   }
 
   /** How many rows and bytes are kept in the file (expired rows not yet evicted included). */

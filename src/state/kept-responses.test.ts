@@ -148,6 +148,42 @@ test("embedded: a put while another connection holds the write lock does not wai
   }
 });
 
+test("embedded: a delete while another process holds the write lock keeps the event loop serving, and succeeds once the lock is free", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
+  const store = new EmbeddedKeptResponses(path, LIMITS, new ManualClock());
+  const other = new DatabaseSync(path);
+  try {
+    await store.put(row("resp_a", ["msg_a"]));
+    await store.put(row("resp_b", ["msg_b"]));
+    // Freed 30 ms later, by a timer: only a delete that leaves the event loop free lets it run.
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    setTimeout(() => other.exec("ROLLBACK"), 30);
+    const calledMs = performance.now();
+    const ticked = new Promise<number>((resolve) => setTimeout(() => resolve(performance.now() - calledMs), 0));
+    assert.equal(await store.delete("resp_a"), true);
+    assert.ok((await ticked) < 25, `the event loop was held ${Math.round(await ticked)} ms by the delete`);
+    assert.equal(await store.getByItem("msg_a"), undefined);
+    assert.equal(other.prepare("SELECT id FROM kept_responses WHERE id = ?").get("resp_a"), undefined);
+
+    // Held longer than the delete waits: it fails (the client is told to try again), nothing changed, and the
+    // event loop served all along.
+    other.exec("BEGIN IMMEDIATE");
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    const startedMs = performance.now();
+    await assert.rejects(store.delete("resp_b"), /locked|busy/i);
+    clearInterval(ticker);
+    const elapsedMs = performance.now() - startedMs;
+    assert.ok(elapsedMs >= 90 && elapsedMs < 1_000, `gave up after ${Math.round(elapsedMs)} ms`);
+    assert.ok(ticks >= 5, `the event loop ran ${ticks} 5 ms timers during a ${Math.round(elapsedMs)} ms delete`);
+    other.exec("ROLLBACK");
+    assert.equal(await store.get("resp_b"), row("resp_b").json);
+  } finally {
+    other.close();
+    store.close();
+  }
+});
+
 test("embedded: a second signal's last write puts the answers that waited for the lock in the file", async () => {
   const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
   const store = new EmbeddedKeptResponses(path, LIMITS, new ManualClock());

@@ -20,7 +20,18 @@ export type LearnedFact =
 export type SharedFact =
   | LearnedFact
   | { readonly kind: "forgotten-calibration"; readonly deploymentKey: string }
-  | { readonly kind: "forgotten-limits"; readonly scopeId: string };
+  | ForgottenLimits;
+
+/**
+ * A scope's stated limits forgotten (`forget`). `forgetId` names the forget, as its marker in Redis does
+ * (redis-keys.ts `forgottenLimitsKey`): a replica that heard it does not apply it again when it loads the marker.
+ * (A process of an earlier version publishes none.)
+ */
+export interface ForgottenLimits {
+  readonly kind: "forgotten-limits";
+  readonly scopeId: string;
+  readonly forgetId?: string;
+}
 
 export type RateFact = LearnedFact & { readonly kind: "rate" };
 
@@ -67,10 +78,7 @@ export function parseFact(value: unknown): SharedFact | undefined {
     if (typeof value.scopeId !== "string" || learned === undefined || learned.isOwnEvidence === true) return undefined;
     return { kind: "concurrency", scopeId: value.scopeId, learned };
   }
-  if (value.kind === "forgotten-limits") {
-    const { scopeId } = value;
-    return typeof scopeId === "string" && scopeId !== "" ? { kind: value.kind, scopeId } : undefined;
-  }
+  if (value.kind === "forgotten-limits") return forgottenLimitsOf(value);
   if (value.kind === "forgotten-calibration") {
     const { deploymentKey } = value;
     return typeof deploymentKey === "string" && deploymentKey !== "" ? { kind: value.kind, deploymentKey } : undefined;
@@ -113,4 +121,14 @@ function evidenceOf(value: unknown): PromptEvidence | undefined {
   return estimated > 0 && reported > 0 && Number.isFinite(estimated) && Number.isFinite(reported)
     ? { estimated, reported }
     : undefined;
+}
+
+/** A forget as published, or its marker as stored; undefined when it is not one. */
+export function forgottenLimitsOf(value: unknown): ForgottenLimits | undefined {
+  if (!isRecord(value)) return undefined;
+  const { scopeId, forgetId } = value;
+  if (typeof scopeId !== "string" || scopeId === "") return undefined;
+  return typeof forgetId === "string" && forgetId !== ""
+    ? { kind: "forgotten-limits", scopeId, forgetId }
+    : { kind: "forgotten-limits", scopeId };
 }

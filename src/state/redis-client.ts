@@ -193,6 +193,10 @@ export interface Closable {
  */
 export async function closeClient(client: Closable): Promise<void> {
   if (client.status === "ready") {
+    // QUIT is never auto-pipelined: sent at once, it went before the commands of this turn still queued for the
+    // auto-pipeline's write (setImmediate), which then failed with "Connection is closed" (a lease's give-back, a
+    // slot's release issued just before the close). After one turn they are on the wire, ahead of it.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     let timer: NodeJS.Timeout | undefined;
     const hasQuit = await Promise.race([
       client.quit().then(

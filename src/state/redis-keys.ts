@@ -103,6 +103,20 @@ export function learnedRatePattern(prefix: string): string {
 }
 
 /**
+ * A scope whose stated limits a reload forgot (redis-learned-facts.ts `forget`): `{"scopeId","forgetId"}`, kept as
+ * long as a stated limit is, so that a replica whose subscription was away when the forget was published learns of
+ * it at its next load. Beside the scope's budget keys (same hash tag; an admin reset deletes it with them).
+ */
+export function forgottenLimitsKey(prefix: string, scopeId: string): string {
+  return `${budgetKeyBase(prefix, scopeId)}:forgotten-limits`;
+}
+
+/** What a SCAN for every scope's forget marker matches (the prefix's glob characters escaped). */
+export function forgottenLimitsPattern(prefix: string): string {
+  return `${keysStartingWith(`${prefix}budget:`)}:forgotten-limits`;
+}
+
+/**
  * A deployment whose context-length refusal showed that prompt and output share one window (redis-learned-facts.ts),
  * hash-tagged with its provider as the budget keys are.
  */

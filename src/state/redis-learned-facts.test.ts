@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
@@ -255,6 +255,72 @@ describe("learned facts in Redis", { skip }, () => {
     await server.restart();
     await waitFor(async () => (await admin.exists(other)) === 1, "what was not forgotten written");
     assert.equal(await admin.exists(...keys), 0);
+  });
+
+  test("a forget whose PUBLISH failed after its delete is published again: the listening replicas drop the limits", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    // The replicas connect as a user whose PUBLISH the test can refuse (an error reply, as from a Redis that went
+    // away between the delete and the PUBLISH): the delete succeeds, the forget's message does not go out.
+    await admin.call("ACL", "SETUSER", "gateway", "on", ">secret", "~*", "&*", "+@all");
+    const url = server.url.replace("redis://", "redis://gateway:secret@");
+    const first = await startBackend(t, url);
+    const second = await startBackend(t, url);
+    first.state.ledger.learnLimits(OPEN, statedRpm(2, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.state.ledger) === 2, "second to adopt the stated limit");
+
+    await admin.call("ACL", "SETUSER", "gateway", "-publish");
+    first.state.ledger.forget(OPEN.id);
+    // A lesson whose PUBLISH fails is written again whole (already so before the forgets were): it reaches second too.
+    first.state.ledger.learnLimits(OTHER, statedRpm(3, Date.now()), Date.now());
+    const key = learnedRateKey(PREFIX, OPEN.id, "requests", "minute");
+    await waitFor(async () => (await admin.exists(key)) === 0, "the stored limit deleted");
+    await sleep(600); // two retries, refused too
+    assert.equal(learnedRpm(second.state.ledger), 2, "the forget's PUBLISH was not refused: the test proves nothing");
+    assert.equal(learnedRpm(second.state.ledger, OTHER), undefined);
+    await admin.call("ACL", "SETUSER", "gateway", "+publish");
+    await waitFor(
+      () => learnedRpm(second.state.ledger) === undefined,
+      "second to hear the forget once it goes out",
+      5_000,
+    );
+    await waitFor(
+      () => learnedRpm(second.state.ledger, OTHER) === 3,
+      "second to hear the lesson once it goes out",
+      5_000,
+    );
+  });
+
+  test("a replica whose subscription was away drops, once it is back, the limits forgotten meanwhile, and keeps one stated since", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    first.state.ledger.learnLimits(OPEN, statedRpm(2, Date.now()), Date.now());
+    first.state.ledger.learnLimits(OTHER, statedRpm(3, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.state.ledger, OTHER) === 3 && learnedRpm(second.state.ledger) === 2, "both");
+
+    const letSubscribersBack = await cutSubscribers(admin);
+    first.state.ledger.forget(OTHER.id);
+    first.state.ledger.forget(OPEN.id);
+    // The new key's own limit, stated after the forget: stored, and to be kept by the replica that comes back.
+    first.state.ledger.learnLimits(OPEN, statedRpm(5, Date.now() + 1), Date.now() + 1);
+    await waitFor(
+      async () =>
+        (await admin.exists(learnedRateKey(PREFIX, OTHER.id, "requests", "minute"))) === 0 &&
+        (await admin.get(learnedRateKey(PREFIX, OPEN.id, "requests", "minute")))?.includes('"limit":5') === true,
+      "the forgets and the new limit stored",
+    );
+    assert.equal(learnedRpm(second.state.ledger, OTHER), 3, "second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    await waitFor(() => learnedRpm(second.state.ledger, OTHER) === undefined, "second to drop the forgotten limit");
+    await waitFor(() => learnedRpm(second.state.ledger) === 5, "second to hold the limit stated since");
+    // A process started later finds the forgets' markers and nothing to drop; the new limit binds it.
+    const late = await startBackend(t, server.url);
+    assert.equal(learnedRpm(late.state.ledger), 5);
+    assert.equal(learnedRpm(late.state.ledger, OTHER), undefined);
   });
 });
 

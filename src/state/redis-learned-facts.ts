@@ -12,11 +12,18 @@
 // back. A limit inferred from this process's own requests (in flight, or their spacing) is not shared: it is this
 // process's share. A reload that points a scope at another key or upstream deletes what was stored of it (`forget`),
 // and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`);
-// each then publishes the forget, so every replica drops its copy.
+// each then publishes the forget, so every replica drops its copy. A forget whose PUBLISH failed is published again;
+// one a replica missed (its subscription away) reaches it at its next load: through the scope's forget marker for
+// stated limits (`#loadForgets`), by what is no longer stored for a calibration (CalibrationSharing.reconcile, `load`).
+// The file stays whole (about 490 lines): a lesson's write, a forget's delete and publish, and a load race on the same
+// pending sets (`#unshared`, `#writing`, `#forgotten`, the known forgets), which one class keeps consistent.
+import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import {
+  type ForgottenLimits,
+  forgottenLimitsOf,
   type LearnedFact,
   parseFact,
   parseStored,
@@ -29,6 +36,8 @@ import { getMany, type SharedStateRedis, scanKeys, unlinkMany } from "./redis-cl
 import {
   calibrationKey,
   cooldownChannel,
+  forgottenLimitsKey,
+  forgottenLimitsPattern,
   keysStartingWith,
   learnedConcurrencyKey,
   learnedConcurrencyPattern,
@@ -78,11 +87,24 @@ export class LearnedFactSharing {
   /** Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet. */
   readonly #forgottenDeployments = new Set<string>();
   /**
+   * Forgets whose delete is done and whose PUBLISH failed (Redis went away between the two, or refused it): published
+   * again with the next retry or when Redis is back, not deleted again (a lesson stored since is the new key's). One
+   * per scope or deployment, so it stays bounded however long Redis is away.
+   */
+  readonly #unannounced = new Map<string, ForgetFact>();
+  /**
    * When each deployment's shared window was last learned, heard, or written (a step of `#windowStep`): a load drops
    * no window touched after it began (see `load`).
    */
   readonly #windowTouchedAt = new Map<string, number>();
   #windowStep = 0;
+  /**
+   * The forget of each scope this process made, heard, or read from its marker (scope id -> forget id): a load applies
+   * only a marker it does not know. One entry per scope ever forgotten (scopes come from the config), never pruned.
+   */
+  readonly #knownForgets = new Map<string, string>();
+  /** Stated-limit writes under way (sent, not answered yet), by scope: a load's forget must not drop them. */
+  readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
   #isStopped = false;
 
@@ -99,13 +121,27 @@ export class LearnedFactSharing {
       this.#unshared.set(id, fact);
       return;
     }
-    this.#write(fact).then(
+    this.#whileWriting(fact, () => this.#write(fact)).then(
       () => this.#options.link.recordSuccess(),
       (error: unknown) => {
         this.#options.link.recordFailure(error);
         this.#retryLater(id, fact);
       },
     );
+  }
+
+  /** Counts a stated limit's write as under way until it is answered (see `#loadForgets`). */
+  async #whileWriting(fact: LearnedFact, write: () => Promise<void>): Promise<void> {
+    if (fact.kind === "context") return write();
+    const { scopeId } = fact;
+    this.#writing.set(scopeId, (this.#writing.get(scopeId) ?? 0) + 1);
+    try {
+      await write();
+    } finally {
+      const left = (this.#writing.get(scopeId) ?? 1) - 1;
+      if (left === 0) this.#writing.delete(scopeId);
+      else this.#writing.set(scopeId, left);
+    }
   }
 
   /** No more retries (the backend is closing). */
@@ -128,7 +164,8 @@ export class LearnedFactSharing {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      const hasForgotten = this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0;
+      const hasForgotten =
+        this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0 || this.#unannounced.size > 0;
       if (hasForgotten && this.#options.link.isUp) this.#sendDeletes();
       const facts = [...this.#unshared.values()];
       this.#unshared.clear();
@@ -150,6 +187,7 @@ export class LearnedFactSharing {
       if (fact.kind !== "context" && fact.scopeId === scopeId) this.#unshared.delete(id);
     }
     this.#rateLearnedAtMs.delete(scopeId);
+    this.#unannounced.delete(`limits ${scopeId}`);
     this.#forgotten.add(scopeId);
     if (this.#options.link.isUp) this.#sendDeletes();
   }
@@ -164,6 +202,7 @@ export class LearnedFactSharing {
    */
   forgetDeployment(deploymentKey: string): void {
     this.#unshared.delete(`context ${deploymentKey}`);
+    this.#unannounced.delete(`calibration ${deploymentKey}`);
     this.#forgottenDeployments.add(deploymentKey);
     if (this.#options.link.isUp) this.#sendDeletes();
   }
@@ -178,22 +217,33 @@ export class LearnedFactSharing {
     );
   }
 
-  /** Deletes what is stored of every scope and deployment forgotten since; what failed stays to be deleted. */
+  /**
+   * Deletes what is stored of every scope and deployment forgotten since, then publishes each forget; what failed
+   * stays to be deleted, or (the delete done) to be published (`#unannounced`).
+   */
   async #deleteForgotten(): Promise<void> {
     const scopeIds = [...this.#forgotten];
     this.#forgotten.clear();
     const deploymentKeys = [...this.#forgottenDeployments];
     this.#forgottenDeployments.clear();
+    const unannounced = [...this.#unannounced.values()];
+    this.#unannounced.clear();
     const { redis, keyPrefix } = this.#options;
     await Promise.all([
+      ...unannounced.map((fact) => this.#announce(fact)),
       ...scopeIds.map(async (scopeId) => {
+        const forgetId = randomBytes(6).toString("hex");
         try {
           await unlinkMany(redis, storedKeysOf(keyPrefix, scopeId));
+          // After the delete: a replica that loads between the two must not drop the limits, then adopt them again.
+          const marker = JSON.stringify({ scopeId, forgetId });
+          await redis.set(forgottenLimitsKey(keyPrefix, scopeId), marker, "PX", LEARNED_LIMIT_KEEP_MS);
         } catch (error) {
           this.#forgotten.add(scopeId);
           throw error;
         }
-        await this.#publish({ kind: "forgotten-limits", scopeId });
+        this.#knownForgets.set(scopeId, forgetId);
+        await this.#announce({ kind: "forgotten-limits", scopeId, forgetId });
       }),
       ...deploymentKeys.map(async (deploymentKey) => {
         try {
@@ -203,9 +253,23 @@ export class LearnedFactSharing {
           throw error;
         }
         // After the delete: a replica that hears it and loads finds nothing of it.
-        await this.#publish({ kind: "forgotten-calibration", deploymentKey });
+        await this.#announce({ kind: "forgotten-calibration", deploymentKey });
       }),
     ]);
+  }
+
+  /**
+   * Publishes a forget whose delete is done. A failed PUBLISH is kept to be sent again: lost, it left every replica
+   * that was listening with the forgotten limits or calibration until it ended (for a stated limit, for good).
+   */
+  async #announce(fact: ForgetFact): Promise<void> {
+    const id = fact.kind === "forgotten-limits" ? `limits ${fact.scopeId}` : `calibration ${fact.deploymentKey}`;
+    try {
+      await this.#publish(fact);
+    } catch (error) {
+      this.#unannounced.set(id, fact);
+      throw error;
+    }
   }
 
   /**
@@ -262,6 +326,7 @@ export class LearnedFactSharing {
     const onNodeFailed = (error: unknown): void => {
       failure ??= { error };
     };
+    await this.#loadForgets(isReplacing, onNodeFailed);
     const patterns = [
       learnedConcurrencyPattern(keyPrefix),
       learnedRatePattern(keyPrefix),
@@ -290,6 +355,31 @@ export class LearnedFactSharing {
   }
 
   /**
+   * Applies the forget of every scope whose marker this process does not know (its subscription was away when the
+   * forget was published: the replica kept the old key's stated limits, which do not lapse, until it ended); only
+   * records them at the first load (nothing is held yet) or after Redis lost its data. Before the stated limits are
+   * loaded: one stored since the forget (the new key's) is adopted again. Not a scope whose stated limit this process
+   * is writing or has still to write: learned since the forget, perhaps not stored yet, it would be lost here.
+   */
+  async #loadForgets(isReplacing: boolean, onNodeFailed: (error: unknown) => void): Promise<void> {
+    const { redis, keyPrefix } = this.#options;
+    for await (const keys of scanKeys(redis, forgottenLimitsPattern(keyPrefix), onNodeFailed)) {
+      for (const text of await getMany(redis, keys)) {
+        const marker = parseMarker(text);
+        if (marker?.forgetId === undefined || this.#knownForgets.get(marker.scopeId) === marker.forgetId) continue;
+        this.#knownForgets.set(marker.scopeId, marker.forgetId);
+        if (isReplacing && !this.#isWritingLimits(marker.scopeId)) this.#adoptForgottenLimits(marker.scopeId);
+      }
+    }
+  }
+
+  #isWritingLimits(scopeId: string): boolean {
+    if (this.#writing.has(scopeId)) return true;
+    for (const fact of this.#unshared.values()) if (fact.kind !== "context" && fact.scopeId === scopeId) return true;
+    return false;
+  }
+
+  /**
    * Writes every shared window this process holds (Redis lost its data: redis-data-epoch.ts), so that a later reload,
    * which drops what is not stored, finds them: as a window learned now is (a failed write waits, kept by a reload,
    * and is tried again).
@@ -312,8 +402,10 @@ export class LearnedFactSharing {
     if (fact.kind === "concurrency") this.#options.adoptConcurrency(fact.scopeId, fact.learned);
     else if (fact.kind === "rate") this.#adoptRate(fact);
     else if (fact.kind === "forgotten-calibration") this.#options.calibration?.adoptForgotten(fact.deploymentKey);
-    else if (fact.kind === "forgotten-limits") this.#adoptForgottenLimits(fact.scopeId);
-    else this.#options.calibration?.adopt(fact.lesson);
+    else if (fact.kind === "forgotten-limits") {
+      if (fact.forgetId !== undefined) this.#knownForgets.set(fact.scopeId, fact.forgetId);
+      this.#adoptForgottenLimits(fact.scopeId);
+    } else this.#options.calibration?.adopt(fact.lesson);
   }
 
   /** Another process forgot the scope: a statement heard from now on is adopted whatever was known before. */
@@ -375,6 +467,18 @@ export class LearnedFactSharing {
     await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
   }
 }
+
+function parseMarker(text: string | null | undefined): ForgottenLimits | undefined {
+  if (text === null || text === undefined) return undefined;
+  try {
+    return forgottenLimitsOf(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A forget as it is published. */
+type ForgetFact = SharedFact & { readonly kind: "forgotten-limits" | "forgotten-calibration" };
 
 /** One pending write per fact: a later lesson about the same scope or deployment replaces an unsent one. */
 function idOf(fact: LearnedFact): string {

@@ -186,6 +186,17 @@ export class RedisLedger implements BudgetLedger {
     await this.#leases.givenBack();
   }
 
+  /**
+   * Before the process exits: gives back every lease, and settles once that and every reconcile, give-back and retime
+   * sent so far are answered or given up (the caller bounds the wait). Without it, the exit (or the QUIT that closes
+   * the connection) went before them: the day counted a lease's unused units (1/64 of its limit) for the rest of the
+   * day, and the requests an exit ended kept their estimate.
+   */
+  async settleBeforeExit(): Promise<void> {
+    this.#leases.endAll("all");
+    await Promise.all([this.#leases.givenBack(), this.#writes.settled()]);
+  }
+
   /** Budget leases held (for tests and status). */
   get leaseCount(): number {
     return this.#leases.size;

@@ -20,6 +20,8 @@ export class OnceWrites {
   readonly #instanceId: string;
   /** Resends waiting for their time, with what settles their write's promise. */
   readonly #waiting = new Map<NodeJS.Timeout, () => void>();
+  /** Writes not settled yet (sent and unanswered, or waiting for a resend). */
+  readonly #unsettled = new Set<Promise<void>>();
   #nextId = 1;
   #isStopped = false;
 
@@ -54,7 +56,18 @@ export class OnceWrites {
    * never rejects.
    */
   send(send: () => Promise<unknown>): Promise<void> {
-    return new Promise((settle) => this.#attempt(send, 0, settle));
+    const write = new Promise<void>((settle) => this.#attempt(send, 0, settle));
+    const unsettled = write.finally(() => this.#unsettled.delete(unsettled));
+    this.#unsettled.add(unsettled);
+    return write;
+  }
+
+  /**
+   * Settles once every write sent so far is answered or given up (the process is exiting: a reconcile of a request
+   * it ended, a lease's give-back). Never rejects; the caller bounds the wait.
+   */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#unsettled]);
   }
 
   /** No more resends (the backend is closing): writes waiting for one are given up. Sends under way go on. */

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
@@ -61,23 +61,6 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 
 function refuses(book: RefusedFeatures, feature: string, deploymentKey = LLAMA): boolean {
   return book.refusalOf(deploymentKey, [feature], Date.now()) !== undefined;
-}
-
-/**
- * Drops every subscription and keeps them from coming back (Redis takes no new connection: `maxclients` is the number
- * of those left) until the returned function lets them in again. The command connections stay: what a replica writes
- * and publishes meanwhile reaches Redis, and no process hears it.
- */
-async function cutSubscribers(admin: Redis): Promise<() => Promise<void>> {
-  const connected = String(await admin.call("CLIENT", "LIST", "TYPE", "normal"))
-    .trim()
-    .split("\n").length;
-  const maxClients = (await admin.config("GET", "maxclients"))[1] ?? "10000";
-  await admin.config("SET", "maxclients", String(connected));
-  await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
-  return async () => {
-    await admin.config("SET", "maxclients", maxClients);
-  };
 }
 
 /** A context-length refusal showing a shared window of `separate/m` (listed 1,000 in and 100 out), and evidence of LLAMA. */
@@ -221,6 +204,27 @@ describe("refused features in Redis", { skip }, () => {
     assert.equal(refuses(second.refused, "tools"), false);
     const afterReset = await startBackend(t, server.url);
     assert.equal(afterReset.refused.knows("ollama/small"), false);
+  });
+
+  test("a forget whose PUBLISH failed after its delete is published again: the listening replicas drop the lesson", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    // The replicas connect as a user whose PUBLISH the test can refuse (an error reply, as from a Redis that went
+    // away between the delete and the PUBLISH): the delete succeeds, the forget's message does not go out.
+    await admin.call("ACL", "SETUSER", "gateway", "on", ">secret", "~*", "&*", "+@all");
+    const url = server.url.replace("redis://", "redis://gateway:secret@");
+    const first = await startBackend(t, url);
+    const second = await startBackend(t, url);
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    await waitFor(() => refuses(second.refused, "tools"), "second to adopt the lesson");
+
+    await admin.call("ACL", "SETUSER", "gateway", "-publish");
+    first.refused.forget(LLAMA);
+    await waitFor(async () => (await admin.exists(refusedFeaturesKey(PREFIX, LLAMA))) === 0, "the forgotten deleted");
+    await sleep(600); // two retries, refused too
+    assert.ok(refuses(second.refused, "tools"), "the forget's PUBLISH was not refused: the test proves nothing");
+    await admin.call("ACL", "SETUSER", "gateway", "+publish");
+    await waitFor(() => !refuses(second.refused, "tools"), "second to hear the forget once it goes out", 5_000);
   });
 
   test("changes made while Redis is down or not answering are written when it is back; a reset drops unwritten ones", async (t) => {

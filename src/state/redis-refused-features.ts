@@ -61,6 +61,12 @@ export class RefusalSharing {
   readonly #unshared = new Map<string, PendingChanges>();
   /** Deployments forgotten (a reload) whose stored lessons are not deleted yet. */
   readonly #forgotten = new Set<string>();
+  /**
+   * Deployments forgotten whose lessons are deleted and whose forget's PUBLISH failed (Redis went away between the
+   * two, or refused it): published again with the next retry or when Redis is back, not deleted again (a lesson
+   * stored since is of what the name points at now). One per deployment: bounded however long Redis is away.
+   */
+  readonly #unannounced = new Set<string>();
   /** Writes under way (sent, not answered yet), by deployment: a load may not see them, and must not drop them. */
   readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -77,11 +83,13 @@ export class RefusalSharing {
       // learned before it may be written after it.
       this.#unshared.clear();
       this.#forgotten.clear();
+      this.#unannounced.clear();
       return;
     }
     const { deploymentKey } = change;
     if (change.kind === "forgotten") {
       this.#unshared.delete(deploymentKey);
+      this.#unannounced.delete(deploymentKey);
       this.#forgotten.add(deploymentKey);
       if (this.#options.link.isUp) this.#send(() => this.#deleteForgotten());
       return;
@@ -177,23 +185,37 @@ export class RefusalSharing {
 
   /**
    * Deletes what is stored of each forgotten deployment, then publishes the forget: in that order, so a replica that
-   * hears it and loads finds nothing of it (and one that loads before it hears it drops its copy all the same).
+   * hears it and loads finds nothing of it (and one that loads before it hears it drops its copy all the same). What
+   * failed stays to be deleted, or (the delete done) to be published.
    */
   async #deleteForgotten(): Promise<void> {
     const deploymentKeys = [...this.#forgotten];
     this.#forgotten.clear();
+    const unannounced = [...this.#unannounced];
+    this.#unannounced.clear();
     const { redis, keyPrefix } = this.#options;
-    await Promise.all(
-      deploymentKeys.map(async (deploymentKey) => {
+    await Promise.all([
+      ...unannounced.map((deploymentKey) => this.#announceForgotten(deploymentKey)),
+      ...deploymentKeys.map(async (deploymentKey) => {
         try {
           await redis.unlink(refusedFeaturesKey(keyPrefix, deploymentKey));
         } catch (error) {
           this.#forgotten.add(deploymentKey);
           throw error;
         }
-        await this.#publish({ kind: "forgotten-refusals", deploymentKey });
+        await this.#announceForgotten(deploymentKey);
       }),
-    );
+    ]);
+  }
+
+  /** A lost forget left every listening replica ranking the deployment by what the old upstream refused. */
+  async #announceForgotten(deploymentKey: string): Promise<void> {
+    try {
+      await this.#publish({ kind: "forgotten-refusals", deploymentKey });
+    } catch (error) {
+      this.#unannounced.add(deploymentKey);
+      throw error;
+    }
   }
 
   /**

@@ -30,6 +30,11 @@ import type { StateBackend, StateLogger } from "./state-types.ts";
 
 /** ms between PINGs while Redis is marked down on a connection that is still open (hung or overloaded Redis). */
 const PROBE_INTERVAL_MS = 1_000;
+/**
+ * ms a close waits, at most, for the ledger's last writes (leases given back, reconciles) to be answered before it
+ * closes the connection.
+ */
+const EXIT_WRITES_WAIT_MS = 1_000;
 /** ms start-up waits, at most, for the cooldown channel's subscription once Redis answered. */
 const SUBSCRIBE_WAIT_MS = 2_000;
 
@@ -237,7 +242,7 @@ export async function createRedisStateBackend(
     close: async () => {
       clearInterval(probe);
       calibration?.stop();
-      await calibration?.flush();
+      await Promise.all([calibration?.flush(), untilOrAfter(ledger.settleBeforeExit(), EXIT_WRITES_WAIT_MS)]);
       cooldowns.stop();
       facts.stop();
       refusals?.stop();
@@ -245,10 +250,12 @@ export async function createRedisStateBackend(
       link.close();
       await Promise.all([closeClient(redis), closeClient(subscriber), answerRows.close()]);
     },
-    // Charges reach Redis as they are made; what is queued is the prompt calibrations' batch (CalibrationSharing).
+    // Charges reach Redis as they are made; what is queued is the prompt calibrations' batch (CalibrationSharing),
+    // and the writes of the ledger that are not answered yet (leases given back, the reconciles of requests the exit
+    // ended): the caller bounds the wait.
     writeBeforeExit: async () => {
       calibration?.stop();
-      await calibration?.flush();
+      await Promise.all([calibration?.flush(), ledger.settleBeforeExit()]);
     },
     // Every shared counter key carries a PEXPIRE of its window (redis-lua.ts): a scope nobody charges expires.
     pruneUnconfigured: () => 0,

@@ -10,9 +10,11 @@ import { join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { Redis } from "ioredis";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
 import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import {
   chatChunk,
@@ -21,6 +23,7 @@ import {
   type MockUpstream,
   startMockUpstream,
 } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { postJson, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -688,5 +691,196 @@ describe("graceful shutdown", () => {
     assert.equal(exit.code, 1, gateway.output());
     // It waited for the lock (up to 1 s), then exited without hanging.
     assert.ok(elapsedMs >= 900 && elapsedMs < 3000, `exited ${Math.round(elapsedMs)} ms after the second signal`);
+  });
+});
+
+/**
+ * What Redis counts today for the deployment `alpha/m` (its day window's hash, summed over the day keys: one unless
+ * the test crosses a day reset), as another replica sharing the Redis reads it.
+ */
+async function sharedDayCount(admin: Redis, prefix: string): Promise<{ requests: number; tokens: number }> {
+  const keys = await admin.keys(`${prefix}budget:{alpha}:deployment:alpha/m:day:*`);
+  let requests = 0;
+  let tokens = 0;
+  for (const key of keys) {
+    const day = await admin.hgetall(key);
+    requests += Number(day.requests ?? 0);
+    tokens += Number(day.tokens ?? 0);
+  }
+  return { requests, tokens };
+}
+
+describe("graceful shutdown with Redis", { skip: isRedisInstalled() ? false : REDIS_MISSING }, () => {
+  // A day's token budget charged only the prompt up front (count_max_tokens: false): only the reconcile at the
+  // request's end puts its answer's tokens in the shared count.
+  const limited = { model: { limits: { tpd: 1_000_000 } }, provider: { count_max_tokens: false } };
+
+  test("SIGTERM with a stream in flight: its reconcile reaches Redis before the process exits", async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const mock = await startMockUpstream();
+    const agent = new Agent();
+    t.after(async () => {
+      await agent.destroy();
+      await mock.close();
+    });
+    const usage = { prompt_tokens: 1_000, completion_tokens: 2_345 };
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(["a", "b", "c", "d", "e", "f"], "m", { delayMs: 150, usage }),
+    });
+    const gateway = await startGatewayProcess(t, mock, 10_000, {
+      ...limited,
+      state: { redis_url: redis.url, redis_key_prefix: "shutdown:" },
+    });
+    const answer = await postJson(
+      `${gateway.baseUrl}/v1/chat/completions`,
+      { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
+      { dispatcher: agent },
+    );
+    assert.equal(answer.statusCode, 200);
+    let text = "";
+    const read = (async () => {
+      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
+    })();
+    await waitUntil(() => text.includes('"a"'), "the first content chunk");
+    gateway.child.kill("SIGTERM");
+    const exit = await gateway.exited;
+    await read;
+    assert.equal(exit.code, 0, gateway.output());
+    assert.ok(text.includes("[DONE]"), "the stream in flight did not complete");
+    // The fleet's count holds what the provider reported, not the prompt estimate the reserve charged.
+    assert.deepEqual(await sharedDayCount(admin, "shutdown:"), { requests: 1, tokens: 3_345 });
+  });
+
+  test("SIGTERM while a budget lease lives: its unused part is given back before the process exits", async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const mock = await startMockUpstream();
+    t.after(() => mock.close());
+    mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("hello", "m") });
+    // A high daily limit: the reserve takes a lease of 1/64 of it (docs/limits.md "Budget leases (high limits)"),
+    // counted in Redis at once and given back when it ends, here at the exit (it lives up to 1 s).
+    const gateway = await startGatewayProcess(t, mock, 10_000, {
+      model: { limits: { rpd: 1_000_000 } },
+      state: { redis_url: redis.url, redis_key_prefix: "shutdown:" },
+    });
+    // Until a lease is seen live in Redis (on a loaded machine the first one may end before it is read).
+    let sent = 0;
+    for (;;) {
+      const answer = await request(`${gateway.baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(answer.statusCode, 200);
+      await answer.body.dump();
+      sent++;
+      if ((await sharedDayCount(admin, "shutdown:")).requests > sent) break;
+      assert.ok(sent < 5, "no lease seen live after five requests: the test proves nothing");
+    }
+    gateway.child.kill("SIGTERM");
+    const exit = await gateway.exited;
+    assert.equal(exit.code, 0, gateway.output());
+    // Another replica sees the requests sent, not the lease's units this process can no longer spend.
+    assert.equal((await sharedDayCount(admin, "shutdown:")).requests, sent);
+  });
+
+  test("a second signal: the reconcile of the stream it ends reaches Redis before the process exits", async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const mock = await startMockUpstream();
+    const agent = new Agent();
+    t.after(async () => {
+      await agent.destroy();
+      await mock.close();
+    });
+    // Long words: the text delivered before the cut is worth far more tokens than the prompt.
+    const word = (index: number) => ` w${index}-${"lorem ipsum dolor sit amet ".repeat(10)}`;
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(
+        Array.from({ length: 40 }, (_, index) => word(index)),
+        "m",
+        { delayMs: 150 },
+      ),
+    });
+    // And a high daily request limit: the reserve takes a lease (it lives up to 1 s), to be given back at the exit.
+    const gateway = await startGatewayProcess(t, mock, 10_000, {
+      ...limited,
+      model: { limits: { tpd: 1_000_000, rpd: 1_000_000 } },
+      state: { redis_url: redis.url, redis_key_prefix: "shutdown:" },
+    });
+    const answer = await postJson(
+      `${gateway.baseUrl}/v1/chat/completions`,
+      { model: "m", stream: true, max_tokens: 8000, messages: [{ role: "user", content: "hi" }] },
+      { dispatcher: agent },
+    );
+    assert.equal(answer.statusCode, 200);
+    let text = "";
+    const read = (async () => {
+      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
+    })().catch(() => {});
+    await waitUntil(() => text.includes(" w1-"), "the first content chunks");
+    // The lease is live here unless the machine is slow (it lives 1 s): the SIGTERM test above proves the give-back.
+    gateway.child.kill("SIGTERM");
+    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    gateway.child.kill("SIGINT");
+    const exit = await gateway.exited;
+    await read;
+    assert.equal(exit.code, 1, gateway.output());
+    // Settled at the prompt plus the text it delivered (at least two long words, ~60 tokens each), in Redis; the
+    // lease's unused requests given back.
+    const day = await sharedDayCount(admin, "shutdown:");
+    assert.equal(day.requests, 1);
+    assert.ok(day.tokens >= 100, `the shared day counts ${day.tokens} tokens`);
+  });
+});
+
+describe("graceful shutdown: a request still in its door's translation", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, () => {
+  test("a second signal while a Responses request looks up its previous_response_id: answered and recorded as cut before the exit", async (t) => {
+    const redis = await useRedisServer(t);
+    const mock = await startMockUpstream();
+    const gateway = await startTestGateway(
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    retries: 0\n    models: { m: null }\nstate:\n  redis_url: ${redis.url}\n  redis_key_prefix: "cut-begin:"\n`,
+    );
+    t.after(async () => {
+      redis.resume();
+      await mock.close();
+      await gateway.close().catch(() => {});
+    });
+    const records: RequestRecord[] = [];
+    gateway.runtime.onRecord((record) => records.push(record));
+    const signals = new EventEmitter();
+    const exits: { code: number; recordsAtExit: RequestRecord[] }[] = [];
+    handleShutdownSignals(gateway, 10_000, (code) => exits.push({ code, recordsAtExit: [...records] }), signals);
+    // The kept answers live in Redis, which stops answering: the door's lookup of previous_response_id waits (up to
+    // its 200 ms command timeout), before the pipeline's request is open.
+    redis.pause();
+    const answer = request(`${gateway.baseUrl}/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "cut-in-begin" },
+      body: JSON.stringify({ model: "m", input: "again", previous_response_id: "resp_earlier" }),
+    });
+    await waitUntil(() => gateway.runtime.openRequests.size === 1, "the request in translation counted as open", 2_000);
+    signals.emit("SIGTERM");
+    signals.emit("SIGTERM");
+    const answered = await answer;
+    const body = (await answered.body.json()) as { error?: { code?: string; message?: string } };
+    // Told in its protocol why, as every request the exit ends (not the kept store's own failure, which comes later).
+    assert.equal(answered.statusCode, 503);
+    assert.equal(body.error?.code, "service_unavailable");
+    assert.match(body.error?.message ?? "", /shutting down/);
+    await waitUntil(() => exits.length > 0, "the exit after the second signal", 5_000);
+    assert.equal(exits[0]?.code, 1);
+    const record = exits[0]?.recordsAtExit.find((entry) => entry.id === "cut-in-begin");
+    assert.ok(record !== undefined, "the request in translation left no record before the exit");
+    assert.deepEqual([record.status, record.outcome, record.errorCode], [503, "client_aborted", "service_unavailable"]);
+    assert.equal(mock.requests.length, 0);
   });
 });

@@ -12,7 +12,13 @@ import { githubModels, type ResponseFixture } from "../fixtures/provider-fixture
 import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
-import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
+import {
+  cutSubscribers,
+  isRedisInstalled,
+  REDIS_MISSING,
+  type RedisServer,
+  useRedisServer,
+} from "../helpers/redis-server.ts";
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
 
@@ -318,20 +324,8 @@ describe("learned facts shared through Redis", { skip }, () => {
     const first = await useMock(t);
     const second = await useMock(t);
     second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
-    // Groq's wording, stating 2 requests a minute (no retry delay: the 429's cooldown is rate_limit_base_ms). What
-    // first answers whenever it is asked beyond its script.
-    const stated: MockStep = {
-      kind: "json",
-      status: 429,
-      body: {
-        error: {
-          message:
-            "Rate limit reached for model `m` in organization `org_1` service tier `on_demand` on requests per minute (RPM): Limit 2, Used 2, Requested 1.",
-          type: "requests",
-          code: "rate_limit_exceeded",
-        },
-      },
-    };
+    // What first answers whenever it is asked beyond its script.
+    const stated = STATED_RPM_2;
     const ok: MockStep = { kind: "json", body: chatCompletion("first", "m") };
     first.setDefault(CHAT_ROUTE, stated);
     first.enqueue(CHAT_ROUTE, stated, ok, ok);
@@ -372,7 +366,48 @@ describe("learned facts shared through Redis", { skip }, () => {
     assert.equal(await learnedRpm(fresh), undefined, "a replica with the new key loaded the old key's limit");
     await waitFor(async () => (await learnedRpm(b)) === undefined, "B to drop the forgotten limit");
   });
+
+  test("a replica whose subscription was away when a reload forgot a stated limit drops it once its subscription is back", async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    second.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("second", "m") });
+    first.setDefault(CHAT_ROUTE, STATED_RPM_2);
+    const [a, b] = await twoGateways(t, configYaml(redis, first, "", second));
+    assert.equal(servedBy(await postChat(a, { model: "m", messages: [{ role: "user", content: "hi" }] })), "second");
+    await waitFor(async () => (await learnedRpm(b)) === 2, "B to know first's stated limit");
+
+    // B's subscription goes away (a blip, a pub/sub buffer limit) and stays away while A reloads with a new key.
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const letSubscribersBack = await cutSubscribers(admin);
+    writeFileSync(a.configPath, readFileSync(a.configPath, "utf8").replace("sk-first", "sk-first-2"));
+    assert.equal((await a.runtime.reloadFromSource("test")).isApplied, true);
+    await waitFor(
+      async () => (await admin.keys("e2e-learned:budget:*:learned-rate:*")).length === 0,
+      "the stored limit deleted",
+    );
+    await sleep(300);
+    assert.equal(await learnedRpm(b), 2, "B heard the forget: its subscription was not away, the test proves nothing");
+    // Back, B reads what was forgotten meanwhile instead of holding the new key to the old key's limit for good.
+    await letSubscribersBack();
+    await waitFor(async () => (await learnedRpm(b)) === undefined, "B to drop the limit forgotten while it was away");
+  });
 });
+
+/** Groq's wording, stating 2 requests a minute (no retry delay: the 429's cooldown is rate_limit_base_ms). */
+const STATED_RPM_2: MockStep = {
+  kind: "json",
+  status: 429,
+  body: {
+    error: {
+      message:
+        "Rate limit reached for model `m` in organization `org_1` service tier `on_demand` on requests per minute (RPM): Limit 2, Used 2, Requested 1.",
+      type: "requests",
+      code: "rate_limit_exceeded",
+    },
+  },
+};
 
 const NO_TOOLS: MockStep = {
   kind: "json",

@@ -6,6 +6,7 @@ import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
 import type { StateSettings } from "../../src/config/types.ts";
 import { COMMAND_TIMEOUT_MS } from "../../src/state/redis-client.ts";
 
@@ -193,5 +194,22 @@ export function redisStateSettings(url: string, prefix: string): StateSettings {
     redisCluster: false,
     flushIntervalMs: 1_000,
     redisCommandTimeoutMs: COMMAND_TIMEOUT_MS,
+  };
+}
+
+/**
+ * Drops every subscription and keeps them from coming back (Redis takes no new connection: `maxclients` is the number
+ * of those left) until the returned function lets them in again. The command connections stay: what a replica writes
+ * and publishes meanwhile reaches Redis, and no process hears it.
+ */
+export async function cutSubscribers(admin: Redis): Promise<() => Promise<void>> {
+  const connected = String(await admin.call("CLIENT", "LIST", "TYPE", "normal"))
+    .trim()
+    .split("\n").length;
+  const maxClients = (await admin.config("GET", "maxclients"))[1] ?? "10000";
+  await admin.config("SET", "maxclients", String(connected));
+  await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+  return async () => {
+    await admin.config("SET", "maxclients", maxClients);
   };
 }
