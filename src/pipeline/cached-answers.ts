@@ -3,7 +3,7 @@
 import { isRecord } from "../is-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { JsonResult, StreamResult } from "../upstream/forward-types.ts";
-import { type CachedAnswer, cacheKey, isCacheableEndpoint } from "./answer-cache.ts";
+import { type CachedAnswer, cacheKey } from "./answer-cache.ts";
 import { answerFingerprint } from "./answer-fingerprint.ts";
 import { answerText } from "./answer-text.ts";
 import type { EndpointSpec } from "./endpoints.ts";
@@ -26,7 +26,7 @@ export function answerCacheKey(
   if (!snapshot.config.cache.enabled) return undefined;
   // A native Responses call's answer carries its own ids (kept ones would repeat them).
   if (context.native !== undefined || context.cacheDirective?.mode === "no-store") return undefined;
-  if (!isCacheableEndpoint(endpoint.name)) return undefined;
+  if (!endpoint.isCacheable) return undefined;
   return cacheKey(answerFingerprint(snapshot), endpoint.name, context.client, body);
 }
 

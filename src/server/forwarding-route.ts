@@ -6,7 +6,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
-import type { ClientProtocol } from "../observability/request-record.ts";
 import { cacheDirective } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -16,21 +15,10 @@ import { toHeaderValue } from "./header-value.ts";
 import { isMultipartRequest, UPLOAD_EXPECTED } from "./multipart-body.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
-const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
-  chat: "openai-chat",
-  completions: "openai-completions",
-  embeddings: "openai-embeddings",
-  transcriptions: "openai-audio",
-  translations: "openai-audio",
-  speech: "openai-audio",
-  images: "openai-images",
-  rerank: "rerank",
-};
-
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {
-  const clientProtocol = PROTOCOLS[endpoint.name] ?? "openai-chat";
+  const clientProtocol = endpoint.protocol;
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (endpoint.isMultipart === true && !isMultipartRequest(request)) {
+    if (endpoint.isMultipart && !isMultipartRequest(request)) {
       throw new InvalidRequestError(UPLOAD_EXPECTED, { code: "invalid_content_type" });
     }
     const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);

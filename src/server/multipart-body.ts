@@ -7,15 +7,13 @@ import { MIMEType } from "node:util";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { MAX_UPLOAD_PART_HEADER_BYTES, MAX_UPLOAD_PARTS } from "../config/request-bounds.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { ALL_FRONT_DOORS, pathsOf } from "../front-doors.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 
 /** The routes whose body is a file upload. */
-export const MULTIPART_PATHS: ReadonlySet<string> = new Set([
-  "/v1/audio/transcriptions",
-  "/audio/transcriptions",
-  "/v1/audio/translations",
-  "/audio/translations",
-]);
+export const MULTIPART_PATHS: ReadonlySet<string> = new Set(
+  ALL_FRONT_DOORS.filter((door) => door.isMultipart).flatMap((door) => pathsOf(door)),
+);
 
 /**
  * The gateway's fallback list (`models`, as on chat) is always a list here: one field is one name, and the SDKs send an
