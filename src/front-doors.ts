@@ -32,62 +32,106 @@ export interface FrontDoor {
   readonly operation: string;
   /** Its JSON answers are kept by the answer cache (pipeline/answer-cache.ts says which are not and why). */
   readonly isCacheable: boolean;
-  /** The body is a `multipart/form-data` upload (server/multipart-body.ts), not JSON. */
+  /** The body is a `multipart/form-data` upload (server/multipart-body.ts), not JSON: it has `files`. */
   readonly isMultipart: boolean;
+  /** An upload's file fields, the one it is about first; none: a JSON body. */
+  readonly files: readonly UploadField[];
 }
+
+/** A file field of an upload: its name, and whether it takes several files (as `image` or `image[]` parts). */
+export interface UploadField {
+  readonly name: string;
+  readonly isList: boolean;
+  /** The file name sent on for a part that came without one (a provider may read the file's type from it). */
+  readonly unnamedAs: string;
+}
+
+/** The audio doors' one file. */
+const AUDIO_FILE: readonly UploadField[] = [{ name: "file", isList: false, unnamedAs: "audio" }];
 
 /**
  * Every door, in the order `/v1/models` lists a kind's routes and the kinds themselves (SERVED_KINDS): the first
  * door of a kind places the kind.
  */
 export const FRONT_DOORS = {
-  chat: door("chat", "chat", "/v1/chat/completions", "openai-chat", "chat", { isCacheable: true }),
-  completions: door("completions", "chat", "/v1/completions", "openai-completions", "text_completion", {
+  chat: door({ name: "chat", kind: "chat", path: "/v1/chat/completions", protocol: "openai-chat", isCacheable: true }),
+  completions: door({
+    name: "completions",
+    kind: "chat",
+    path: "/v1/completions",
+    protocol: "openai-completions",
+    operation: "text_completion",
     isCacheable: true,
   }),
-  responses: door("responses", "chat", "/v1/responses", "openai-responses", "chat", { isCacheable: true }),
-  messages: door("messages", "chat", "/v1/messages", "anthropic-messages", "chat", { isCacheable: true }),
-  embeddings: door("embeddings", "embedding", "/v1/embeddings", "openai-embeddings", "embeddings", {
+  responses: door({
+    name: "responses",
+    kind: "chat",
+    path: "/v1/responses",
+    protocol: "openai-responses",
+    operation: "chat",
     isCacheable: true,
   }),
-  transcriptions: door(
-    "transcriptions",
-    "transcription",
-    "/v1/audio/transcriptions",
-    "openai-audio",
-    "transcriptions",
-    {
-      isMultipart: true,
-    },
-  ),
-  translations: door("translations", "transcription", "/v1/audio/translations", "openai-audio", "translations", {
-    isMultipart: true,
+  messages: door({
+    name: "messages",
+    kind: "chat",
+    path: "/v1/messages",
+    protocol: "anthropic-messages",
+    operation: "chat",
+    isCacheable: true,
   }),
-  speech: door("speech", "speech", "/v1/audio/speech", "openai-audio", "speech"),
-  images: door("images", "image", "/v1/images/generations", "openai-images", "images"),
-  rerank: door("rerank", "rerank", "/v1/rerank", "rerank", "rerank", { isCacheable: true }),
+  embeddings: door({
+    name: "embeddings",
+    kind: "embedding",
+    path: "/v1/embeddings",
+    protocol: "openai-embeddings",
+    isCacheable: true,
+  }),
+  transcriptions: door({
+    name: "transcriptions",
+    kind: "transcription",
+    path: "/v1/audio/transcriptions",
+    protocol: "openai-audio",
+    files: AUDIO_FILE,
+  }),
+  translations: door({
+    name: "translations",
+    kind: "transcription",
+    path: "/v1/audio/translations",
+    protocol: "openai-audio",
+    files: AUDIO_FILE,
+  }),
+  speech: door({ name: "speech", kind: "speech", path: "/v1/audio/speech", protocol: "openai-audio" }),
+  images: door({ name: "images", kind: "image", path: "/v1/images/generations", protocol: "openai-images" }),
+  // OpenAI's SDK sends one image as `image`, several as `image[]` parts; the mask applies to the first image.
+  imageEdits: door({
+    name: "image_edits",
+    kind: "image",
+    path: "/v1/images/edits",
+    protocol: "openai-images",
+    files: [
+      { name: "image", isList: true, unnamedAs: "image" },
+      { name: "mask", isList: false, unnamedAs: "mask" },
+    ],
+  }),
+  rerank: door({ name: "rerank", kind: "rerank", path: "/v1/rerank", protocol: "rerank", isCacheable: true }),
 } as const satisfies Readonly<Record<string, FrontDoor>>;
 
 export type DoorName = keyof typeof FRONT_DOORS;
 
 export const ALL_FRONT_DOORS: readonly FrontDoor[] = Object.values(FRONT_DOORS);
 
+/** A door from its facts: `operation` is its name unless said, it is not cached and takes JSON unless said. */
 function door(
-  name: string,
-  kind: ModelKind,
-  path: string,
-  protocol: ClientProtocol,
-  operation: string,
-  flags: { isCacheable?: boolean; isMultipart?: boolean } = {},
+  facts: Pick<FrontDoor, "name" | "kind" | "path" | "protocol"> &
+    Partial<Pick<FrontDoor, "operation" | "isCacheable" | "files">>,
 ): FrontDoor {
+  const files = facts.files ?? [];
   return {
-    name,
-    kind,
-    path,
-    protocol,
-    operation,
-    isCacheable: flags.isCacheable ?? false,
-    isMultipart: flags.isMultipart ?? false,
+    operation: facts.name,
+    isCacheable: false,
+    ...facts,
+    isMultipart: files.length > 0,
+    files,
   };
 }
 

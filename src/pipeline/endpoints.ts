@@ -14,6 +14,7 @@ import {
   completionBodySchema,
   embeddingBodySchema,
   imageBodySchema,
+  imageEditBodySchema,
   rerankBodySchema,
   speechBodySchema,
   transcriptionBodySchema,
@@ -137,6 +138,21 @@ export const IMAGES_ENDPOINT: EndpointSpec = {
 };
 
 /**
+ * Image editing (`/v1/images/edits`): a multipart upload of one or several images (`image`, or `image[]` parts), an
+ * optional `mask` and a `prompt`, served by image models as generation is (same answer, checked the same way), never
+ * streamed. The prompt is what the gateway can count; the images' tokens are the provider's (`usage`, as generation).
+ */
+export const IMAGE_EDITS_ENDPOINT: EndpointSpec = {
+  ...FRONT_DOORS.imageEdits,
+  upstreamPath: "/images/edits",
+  schema: imageEditBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
+  promptParam: "prompt",
+};
+
+/**
  * Rerank (`/v1/rerank`): a query and documents, served by rerank models, answered with each document's relevance
  * score, never streamed. The query and every document are the prompt the budgets count.
  */
@@ -172,6 +188,7 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
   TRANSLATIONS_ENDPOINT,
   SPEECH_ENDPOINT,
   IMAGES_ENDPOINT,
+  IMAGE_EDITS_ENDPOINT,
   RERANK_ENDPOINT,
 ];
 

@@ -1,6 +1,6 @@
-// The body of an audio request (`/v1/audio/transcriptions`, `/v1/audio/translations`): a file and text fields, sent
-// to each candidate as `multipart/form-data` with its own `model`. The client's upload is parsed once by the server
-// (server/multipart-body.ts) into fields and an UploadedFile; every candidate of the failover gets the same bytes.
+// The body of an upload request (audio transcriptions and translations, image edits): files and text fields, sent to
+// each candidate as `multipart/form-data` with its own `model`. The client's upload is parsed once by the server
+// (server/multipart-body.ts) into fields and UploadedFiles; every candidate of the failover gets the same bytes.
 import { randomBytes } from "node:crypto";
 
 /** The uploaded file of a multipart request: its bytes, held in memory for every candidate of the failover. */
@@ -15,7 +15,7 @@ export class UploadedFile {
     this.bytes = bytes;
   }
 
-  /** A record or log that serialises the body must never carry the audio: a summary stands for it. */
+  /** A record or log that serialises the body must never carry the audio or image: a summary stands for it. */
   toJSON(): { filename: string; content_type: string; bytes: number } {
     return { filename: this.filename, content_type: this.contentType, bytes: this.bytes.length };
   }
