@@ -113,6 +113,13 @@ export const FRONT_DOORS = {
       { name: "mask", isList: false, unnamedAs: "mask" },
     ],
   }),
+  imageVariations: door({
+    name: "image_variations",
+    kind: "image",
+    path: "/v1/images/variations",
+    protocol: "openai-images",
+    files: [{ name: "image", isList: false, unnamedAs: "image" }],
+  }),
   rerank: door({ name: "rerank", kind: "rerank", path: "/v1/rerank", protocol: "rerank", isCacheable: true }),
 } as const satisfies Readonly<Record<string, FrontDoor>>;
 

@@ -16,7 +16,7 @@ export interface FakeProviderBehaviour {
   readonly wordDelayMs: number;
 }
 
-// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, image edits,
+// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, image uploads,
 // rerank, chat JSON, chat stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
@@ -46,11 +46,11 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
       // The upload as it came (multipart): the demo only says how much audio it got.
       return json(response, 200, { text: `A demo transcript from ${name}: ${uploaded} bytes uploaded.` });
     }
-    if (request.url?.endsWith("/images/edits")) {
+    if (request.url?.endsWith("/images/edits") || request.url?.endsWith("/images/variations")) {
       // The upload as it came (multipart): one pixel back, whatever the images and the prompt.
       return json(response, 200, {
         created: Math.floor(Date.now() / 1000),
-        data: [{ b64_json: ONE_PIXEL_PNG, revised_prompt: `A demo edit from ${name} of ${uploaded} bytes` }],
+        data: [{ b64_json: ONE_PIXEL_PNG, revised_prompt: `A demo image from ${name}, from ${uploaded} bytes` }],
       });
     }
     const body = (text === "" ? {} : JSON.parse(text)) as {

@@ -15,6 +15,7 @@ import {
   embeddingBodySchema,
   imageBodySchema,
   imageEditBodySchema,
+  imageVariationBodySchema,
   rerankBodySchema,
   speechBodySchema,
   transcriptionBodySchema,
@@ -153,6 +154,19 @@ export const IMAGE_EDITS_ENDPOINT: EndpointSpec = {
 };
 
 /**
+ * Image variations (`/v1/images/variations`, `dall-e-2`'s): a multipart upload of one `image`, answered as generation
+ * is. There is no prompt: nothing for the budgets to count but the request.
+ */
+export const IMAGE_VARIATIONS_ENDPOINT: EndpointSpec = {
+  ...FRONT_DOORS.imageVariations,
+  upstreamPath: "/images/variations",
+  schema: imageVariationBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  estimate: () => ({ promptTokens: 0, hasImages: false }),
+};
+
+/**
  * Rerank (`/v1/rerank`): a query and documents, served by rerank models, answered with each document's relevance
  * score, never streamed. The query and every document are the prompt the budgets count.
  */
@@ -189,6 +203,7 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
   SPEECH_ENDPOINT,
   IMAGES_ENDPOINT,
   IMAGE_EDITS_ENDPOINT,
+  IMAGE_VARIATIONS_ENDPOINT,
   RERANK_ENDPOINT,
 ];
 

@@ -165,6 +165,23 @@ export const imageEditBodySchema = z
   });
 
 /**
+ * Image variations (`/v1/images/variations`): one `image` file and text fields (`n`, `size`, `response_format`,
+ * `user`), which go to the provider as they came.
+ */
+export const imageVariationBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  image: z.instanceof(UploadedFile, {
+    error: "`image` is required: the image to vary, sent as a multipart/form-data file part",
+  }),
+  stream: z
+    .union([z.literal("false"), z.literal(false)], {
+      error: "`stream` is not supported for image variations: leave it out",
+    })
+    .optional(),
+});
+
+/**
  * Most documents one rerank request may carry: Cohere and Voyage refuse more than 1,000, and every document is one
  * query-document pair the provider scores.
  */

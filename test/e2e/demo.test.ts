@@ -159,6 +159,7 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
   assert.deepEqual(models.data.find((model) => model.id === "demo-image")?.endpoints, [
     "/v1/images/generations",
     "/v1/images/edits",
+    "/v1/images/variations",
   ]);
   assert.deepEqual(models.data.find((model) => model.id === "demo-rerank")?.endpoints, ["/v1/rerank"]);
 

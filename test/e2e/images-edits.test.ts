@@ -322,7 +322,7 @@ describe("image edits", () => {
     const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
     await assertServedAs(gateway, "image-editor", {
       kind: "image",
-      endpoints: ["/v1/images/generations", "/v1/images/edits"],
+      endpoints: ["/v1/images/generations", "/v1/images/edits", "/v1/images/variations"],
       providers: ["first", "second"],
     });
     first.enqueue(EDITS, editAnswer().step, editAnswer("AAAA").step);
@@ -331,5 +331,65 @@ describe("image edits", () => {
     const twice = await client.images.edit({ ...body, image: await toFile(PHOTO, "a.png") });
     assert.equal(once.data?.[0]?.b64_json, PIXEL_PNG);
     assert.equal(twice.data?.[0]?.b64_json, "AAAA", "the second answer came from a cache");
+  });
+});
+
+describe("image variations", () => {
+  const VARIATIONS = "POST /v1/images/variations";
+  const variationRequests = (mock: MockUpstream) =>
+    mock.requests.filter((recorded) => recorded.path === "/v1/images/variations");
+
+  test("one uploaded image reaches the provider with its upstream model id and the same bytes; a 429 fails over", async (t) => {
+    const { first, second, gateway, client } = await twoProviders(t);
+    first.enqueue(VARIATIONS, {
+      kind: "json",
+      status: 429,
+      body: { error: { message: "Rate limit reached", type: "rate_limit_error" } },
+      headers: { "retry-after": "30" },
+    });
+    const answer = editAnswer();
+    second.enqueue(VARIATIONS, answer.step);
+    const varied = await client.images
+      .createVariation({
+        model: "image-editor",
+        image: await toFile(PHOTO, "photo.png", { type: "image/png" }),
+        n: 2,
+        size: "512x512",
+      })
+      .withResponse();
+    assert.equal(varied.data.data?.[0]?.b64_json, PIXEL_PNG);
+    assert.equal(varied.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(varied.response.headers.get("x-gateway-attempts"), "2");
+    const form = await partsOf(variationRequests(second)[0]);
+    assert.equal(form.get("model"), "flux-kontext-second");
+    assert.equal(form.get("n"), "2");
+    assert.equal(form.get("size"), "512x512");
+    assert.ok((await bytesOf(form.get("image"))).equals(PHOTO));
+    assert.ok((await bytesOf((await partsOf(variationRequests(first)[0])).get("image"))).equals(PHOTO));
+    const { records } = await recordsOf(gateway, "image_variations");
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "rate_limited"],
+        ["second", "success"],
+      ],
+    );
+
+    const noImage = new FormData();
+    noImage.append("model", "image-editor");
+    const missing = await postForm(gateway, "/v1/images/variations", noImage);
+    assert.equal(missing.status, 400);
+    assert.equal(errorOf(missing).param, "image");
+    const two = new FormData();
+    two.append("model", "image-editor");
+    two.append("image", new Blob([PHOTO]), "a.png");
+    two.append("image", new Blob([PHOTO]), "b.png");
+    const twoImages = await postForm(gateway, "/v1/images/variations", two);
+    assert.equal(twoImages.status, 400);
+    assert.match(errorOf(twoImages).message, /only `image` takes a file, and only one/);
+    const json = await send(gateway, "POST", "/images/variations", { body: { model: "image-editor" } });
+    assert.equal(json.status, 400);
+    assert.equal(errorOf(json).code, "invalid_content_type");
+    assert.equal(variationRequests(first).length + variationRequests(second).length, 2);
   });
 });
