@@ -123,8 +123,6 @@ export const FRONT_DOORS = {
   rerank: door({ name: "rerank", kind: "rerank", path: "/v1/rerank", protocol: "rerank", isCacheable: true }),
 } as const satisfies Readonly<Record<string, FrontDoor>>;
 
-export type DoorName = keyof typeof FRONT_DOORS;
-
 export const ALL_FRONT_DOORS: readonly FrontDoor[] = Object.values(FRONT_DOORS);
 
 /** A door from its facts: `operation` is its name unless said, it is not cached and takes JSON unless said. */
