@@ -157,6 +157,17 @@ describe("image edits", () => {
     assert.ok((await bytesOf(images[0])).equals(PHOTO));
     assert.ok((await bytesOf(images[1])).equals(SECOND_PHOTO));
     assert.equal((images[1] as File).type, "image/jpeg");
+
+    // The SDK's own list of images: `image[]` parts, as it encodes them.
+    first.enqueue(EDITS, answer.step);
+    await client.images.edit({
+      model: "image-editor",
+      prompt: "Both",
+      image: [await toFile(PHOTO, "a.png"), await toFile(SECOND_PHOTO, "b.png")],
+    });
+    const listed = (await partsOf(editRequests(first)[2])).getAll("image[]");
+    assert.equal(listed.length, 2);
+    assert.ok((await bytesOf(listed[1])).equals(SECOND_PHOTO));
   });
 
   test("a 429 and a 404 fail over to the next provider with the same files; the record names the attempts and carries no image", async (t) => {
