@@ -19,6 +19,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "state",
   "providers",
   "observability",
+  "front-doors",
   "config",
   "clock",
   "logger",
@@ -48,6 +49,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "chat-choice": ["is-record"],
   errors: ["is-record"],
   config: ["errors", "is-record"],
+  // The front doors as data (name, kind, paths, protocol, ...): read by observability/ (label sets, operation names),
+  // which may not import pipeline/, as by pipeline/ (each EndpointSpec is its door) and server/ (routes).
+  "front-doors": ["config", "is-record"],
   providers: ["config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
   scoring: ["providers", "config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
   limits: ["config", "clock", "logger", "errors", "is-record"],
@@ -56,7 +60,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   streaming: ["errors", "clock", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: ["errors", "clock", "chat-choice", "is-record"],
-  observability: ["config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],
+  observability: ["front-doors", "config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],
   upstream: [
     "streaming",
     "router",

@@ -16,8 +16,8 @@ export interface FakeProviderBehaviour {
   readonly wordDelayMs: number;
 }
 
-// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, rerank, chat JSON,
-// chat stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
+// Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, image uploads,
+// rerank, chat JSON, chat stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
   const server: Server = createServer((request, response) => {
@@ -27,6 +27,7 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString("utf8");
+    const uploaded = chunks.reduce((bytes, chunk) => bytes + chunk.length, 0);
     if (request.method === "GET" && request.url?.endsWith("/models")) {
       return json(response, 200, {
         object: "list",
@@ -43,8 +44,13 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
     if (request.method !== "POST") return json(response, 404, { error: { message: "not found" } });
     if (request.url?.endsWith("/audio/transcriptions") || request.url?.endsWith("/audio/translations")) {
       // The upload as it came (multipart): the demo only says how much audio it got.
+      return json(response, 200, { text: `A demo transcript from ${name}: ${uploaded} bytes uploaded.` });
+    }
+    if (request.url?.endsWith("/images/edits") || request.url?.endsWith("/images/variations")) {
+      // The upload as it came (multipart): one pixel back, whatever the images and the prompt.
       return json(response, 200, {
-        text: `A demo transcript from ${name}: ${chunks.reduce((bytes, chunk) => bytes + chunk.length, 0)} bytes uploaded.`,
+        created: Math.floor(Date.now() / 1000),
+        data: [{ b64_json: ONE_PIXEL_PNG, revised_prompt: `A demo image from ${name}, from ${uploaded} bytes` }],
       });
     }
     const body = (text === "" ? {} : JSON.parse(text)) as {

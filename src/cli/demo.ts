@@ -49,6 +49,8 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
   curl -s ${base}/images/generations -H 'content-type: application/json' \\
     -d '{"model":"demo-image","prompt":"A lighthouse at dusk","response_format":"b64_json"}'
 
+  curl -s ${base}/images/edits -F model=demo-image -F image=@README.md -F prompt='Add a lighthouse'
+
   curl -s ${base}/rerank -H 'content-type: application/json' \\
     -d '{"model":"demo-rerank","query":"fast cheap models","documents":["Cheap and fast models","Slow big models","Weather"]}'
 

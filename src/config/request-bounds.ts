@@ -13,7 +13,10 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const MAX_JSON_OBJECT_MEMBERS = 10_000;
 
-/** Parts (text fields and the file) of one audio upload (`multipart/form-data`): the API has about ten. */
+/**
+ * Parts (text fields and files) of one upload (`multipart/form-data`): the audio API has about ten, an image edit up to
+ * 16 images, a mask and a dozen fields.
+ */
 export const MAX_UPLOAD_PARTS = 64;
 
 /**

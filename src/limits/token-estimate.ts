@@ -168,8 +168,7 @@ export interface PromptFacts {
   readonly hasDocuments?: boolean;
   /**
    * The tokens the context fit compares with a model's window, when not `promptTokens` (which the budgets count):
-   * an embeddings request's longest input (each is embedded alone), 0 for a rerank (a reranker's window holds one
-   * query-document pair, and providers cut long documents themselves).
+   * an embeddings request's longest input (each is embedded alone).
    */
   readonly fitTokens?: number;
 }

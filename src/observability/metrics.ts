@@ -4,6 +4,7 @@
 // made up becomes `other`, so no client can grow the number of series. docs/metrics.md lists every metric.
 import type { Registry } from "prom-client";
 import { OUTCOMES, traitsOf } from "../errors/outcomes.ts";
+import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { liveMetrics } from "./live-metrics.ts";
 import type { KnownNames, LiveStateSource } from "./live-state.ts";
 import {
@@ -16,28 +17,8 @@ import {
 import { METRIC_PREFIX, NONE, OTHER } from "./metric-names.ts";
 import type { RecordedAttempt, RecordedSkip, RequestRecord } from "./request-record.ts";
 
-const ENDPOINTS = new Set([
-  "chat",
-  "completions",
-  "embeddings",
-  "transcriptions",
-  "translations",
-  "speech",
-  "images",
-  "rerank",
-  "responses",
-  "messages",
-]);
-const PROTOCOLS = new Set([
-  "openai-chat",
-  "openai-completions",
-  "openai-embeddings",
-  "openai-audio",
-  "openai-images",
-  "rerank",
-  "openai-responses",
-  "anthropic-messages",
-]);
+const ENDPOINTS = new Set(ALL_FRONT_DOORS.map((door) => door.name));
+const PROTOCOLS = new Set(ALL_FRONT_DOORS.map((door) => door.protocol));
 const PLAN_SKIP_CAUSES = new Set([
   "cooldown",
   "circuit_open",

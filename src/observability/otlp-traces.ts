@@ -5,6 +5,7 @@
 // batches off the request path; a collector that is down loses spans, never a request.
 import { randomBytes } from "node:crypto";
 import { traitsOf } from "../errors/outcomes.ts";
+import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
 
 const SPAN_KIND_SERVER = 2;
@@ -115,24 +116,14 @@ export class OtlpTraceExporter {
   }
 }
 
+const OPERATIONS: ReadonlyMap<string, string> = new Map(ALL_FRONT_DOORS.map((door) => [door.name, door.operation]));
+
 /** The request's span and one child span per attempt (primary and continuation). */
 export function spansOf(record: RequestRecord, newId: (bytes: number) => string = randomHex): OtlpSpan[] {
   const traceId = newId(16);
   const spanId = newId(8);
-  // GenAI's operation names: the Responses and Messages front doors are chat too (only legacy completions are not).
-  // The semantic conventions name no speech-to-text, text-to-speech, image or rerank operation (`generate_content`
-  // is a Gemini-style multimodal chat call, not the Images API): such a request is named by its endpoint.
-  const operation =
-    record.endpoint === "embeddings" ||
-    record.endpoint === "transcriptions" ||
-    record.endpoint === "translations" ||
-    record.endpoint === "speech" ||
-    record.endpoint === "images" ||
-    record.endpoint === "rerank"
-      ? record.endpoint
-      : record.endpoint === "completions"
-        ? "text_completion"
-        : "chat";
+  // GenAI's operation name, or the door's own (front-doors.ts FrontDoor.operation).
+  const operation = OPERATIONS.get(record.endpoint) ?? "chat";
   const isError = record.status >= 500;
   const root: OtlpSpan = {
     traceId,

@@ -3,16 +3,9 @@
 // holds a key; message content only when `log.content` is on (not yet recorded at all).
 import type { Outcome } from "../errors/outcomes.ts";
 
-/** Which front door the client used. */
-export type ClientProtocol =
-  | "openai-chat"
-  | "openai-completions"
-  | "openai-embeddings"
-  | "openai-audio"
-  | "openai-images"
-  | "rerank"
-  | "openai-responses"
-  | "anthropic-messages";
+import type { ClientProtocol } from "../front-doors.ts";
+
+export type { ClientProtocol };
 
 export interface RecordedCandidate {
   readonly deploymentKey: string;

@@ -42,19 +42,15 @@ export interface CachedAnswer {
   readonly bytes: number;
 }
 
-/**
- * The endpoints whose JSON answers are kept. Responses and Messages requests reach the pipeline as chat requests
- * under their own endpoint name: the kept chat answer is translated again by their adapter on a hit. Not the audio
- * endpoints: an upload's answer is keyed by megabytes of file, and speech's answer is megabytes of audio (the cache
- * keeps text bodies, bounded by `cache.max_bytes`). Not image generation: a client asking again for the same prompt
- * wants another image (generation is random by nature), and an answer of base64 images is megabytes too. Rerank is:
- * a model scores the same documents the same way, and its answer is a short list of scores.
+/*
+ * The endpoints whose JSON answers are kept (front-doors.ts `isCacheable`). Responses and Messages requests reach the
+ * pipeline as chat requests under their own endpoint name: the kept chat answer is translated again by their adapter
+ * on a hit. Not the audio endpoints: an upload's answer is keyed by megabytes of file, and speech's answer is
+ * megabytes of audio (the cache keeps text bodies, bounded by `cache.max_bytes`). Not the image endpoints: a client
+ * asking again for the same prompt (or edit, or variation) wants another image (generation is random by nature), and
+ * an answer of base64 images is megabytes too. Rerank is: a model scores the same documents the same way, and its answer is a short list
+ * of scores.
  */
-const CACHEABLE_ENDPOINTS = new Set(["chat", "completions", "embeddings", "rerank", "responses", "messages"]);
-
-export function isCacheableEndpoint(endpoint: string): boolean {
-  return CACHEABLE_ENDPOINTS.has(endpoint);
-}
 
 /**
  * The cache key: a SHA-256 of the config's fingerprint (answer-fingerprint.ts: what the request is turned into

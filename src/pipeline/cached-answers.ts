@@ -5,7 +5,7 @@ import { NotCachedError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { JsonResult, StreamResult } from "../upstream/forward-types.ts";
-import { type CachedAnswer, type CacheSettings, cacheKey, isCacheableEndpoint } from "./answer-cache.ts";
+import { type CachedAnswer, type CacheSettings, cacheKey } from "./answer-cache.ts";
 import { answerFingerprint } from "./answer-fingerprint.ts";
 import { answerText } from "./answer-text.ts";
 import type { EndpointSpec } from "./endpoints.ts";
@@ -28,7 +28,7 @@ export function answerCacheKey(
   if (!snapshot.config.cache.enabled) return undefined;
   // A native Responses call's answer carries its own ids (kept ones would repeat them).
   if (context.native !== undefined || context.cacheDirective?.mode === "no-store") return undefined;
-  if (!isCacheableEndpoint(endpoint.name)) return undefined;
+  if (!endpoint.isCacheable) return undefined;
   return cacheKey(answerFingerprint(snapshot), endpoint.name, context.client, body, context.cacheDirective?.namespace);
 }
 
@@ -54,7 +54,7 @@ export function notCachedError(request: PipelineRequest): NotCachedError {
   const { snapshot, endpoint, cacheKey: key, context } = request;
   const why = !snapshot.config.cache.enabled
     ? "the answer cache is off (cache.enabled)"
-    : !isCacheableEndpoint(endpoint.name)
+    : !endpoint.isCacheable
       ? `answers of ${endpoint.name} requests are not kept`
       : context.cacheDirective?.mode === "no-store" || context.cacheDirective?.mode === "no-cache"
         ? `Cache-Control: ${context.cacheDirective.mode} came with it, so no kept answer may be given`

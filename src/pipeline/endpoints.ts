@@ -2,6 +2,7 @@
 // (upstream path, model kind, body schema, whether it streams, how to estimate its prompt).
 import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
+import { FRONT_DOORS, type FrontDoor } from "../front-doors.ts";
 import {
   estimateChatPrompt,
   estimateTextInput,
@@ -13,16 +14,17 @@ import {
   completionBodySchema,
   embeddingBodySchema,
   imageBodySchema,
+  imageEditBodySchema,
+  imageVariationBodySchema,
   rerankBodySchema,
   speechBodySchema,
   transcriptionBodySchema,
 } from "./request-body.ts";
 
-export interface EndpointSpec {
-  readonly name: string;
+/** A front door (front-doors.ts: name, kind, paths, protocol, ...) and how the pipeline serves it. */
+export interface EndpointSpec extends FrontDoor {
   /** Path below the provider's base URL. */
   readonly upstreamPath: string;
-  readonly kind: ModelKind;
   readonly schema: z.ZodType;
   readonly supportsStream: boolean;
   /** A broken stream of this endpoint may be continued on another upstream (chat only: it has messages). */
@@ -31,8 +33,6 @@ export interface EndpointSpec {
   estimate(body: Record<string, unknown>): PromptFacts;
   /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
   readonly promptParam?: string;
-  /** The body is a file upload (`multipart/form-data`), sent upstream the same way (upstream/multipart-payload.ts). */
-  readonly isMultipart?: boolean;
   /**
    * A legacy completions body (`prompt`): served by chat models, it gets of their provider's body rules only the
    * fields that API takes (providers/provider-rules-by-kind.ts `providerRulesForCompletions`).
@@ -42,21 +42,19 @@ export interface EndpointSpec {
   readonly isBinaryAnswer?: boolean;
   /**
    * A rerank request: sent in its provider's rerank dialect and its answer read back from it
-   * (upstream/rerank-dialect.ts), with no context-fit check (a reranker's window holds one query-document pair).
+   * (upstream/rerank-dialect.ts).
    */
   readonly isRerank?: boolean;
+  /**
+   * False: no context-fit check (a reranker's window holds one query-document pair, and providers cut long documents
+   * themselves): its requests are planned, and explained (`/v1/gateway/route`), with 0 tokens to fit.
+   */
+  readonly hasContextFit?: false;
 }
 
-/**
- * The kinds the endpoints below serve, in the order a name is listed under (a meta model mixing chat and embedding
- * members is one entry, listed as chat): `/v1/models`, a route explanation's `kind=` and `llm-gateway route`.
- */
-export const SERVED_KINDS: readonly ModelKind[] = ["chat", "embedding", "transcription", "speech", "image", "rerank"];
-
 export const CHAT_ENDPOINT: EndpointSpec = {
-  name: "chat",
+  ...FRONT_DOORS.chat,
   upstreamPath: "/chat/completions",
-  kind: "chat",
   schema: chatBodySchema,
   supportsStream: true,
   isContinuable: true,
@@ -69,13 +67,12 @@ export const CHAT_ENDPOINT: EndpointSpec = {
  * `endpoint` label, log lines and the dashboard tell the doors apart. (The name also scopes sticky sessions:
  * an `x-session-id` keeps its deployment within one door.)
  */
-export const RESPONSES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, name: "responses", promptParam: "input" };
-export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, name: "messages" };
+export const RESPONSES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.responses, promptParam: "input" };
+export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.messages };
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {
-  name: "completions",
+  ...FRONT_DOORS.completions,
   upstreamPath: "/completions",
-  kind: "chat",
   schema: completionBodySchema,
   supportsStream: true,
   isContinuable: false,
@@ -85,9 +82,8 @@ export const COMPLETIONS_ENDPOINT: EndpointSpec = {
 };
 
 export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
-  name: "embeddings",
+  ...FRONT_DOORS.embeddings,
   upstreamPath: "/embeddings",
-  kind: "embedding",
   schema: embeddingBodySchema,
   supportsStream: false,
   isContinuable: false,
@@ -104,19 +100,17 @@ export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
  * only text the gateway can count is the optional `prompt`: the audio's tokens are the provider's to count.
  */
 export const TRANSCRIPTIONS_ENDPOINT: EndpointSpec = {
-  name: "transcriptions",
+  ...FRONT_DOORS.transcriptions,
   upstreamPath: "/audio/transcriptions",
-  kind: "transcription",
   schema: transcriptionBodySchema,
   supportsStream: false,
   isContinuable: false,
-  isMultipart: true,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt ?? ""), hasImages: false }),
 };
 
 export const TRANSLATIONS_ENDPOINT: EndpointSpec = {
   ...TRANSCRIPTIONS_ENDPOINT,
-  name: "translations",
+  ...FRONT_DOORS.translations,
   upstreamPath: "/audio/translations",
 };
 
@@ -126,9 +120,8 @@ export const TRANSLATIONS_ENDPOINT: EndpointSpec = {
  * is the prompt the budgets count.
  */
 export const SPEECH_ENDPOINT: EndpointSpec = {
-  name: "speech",
+  ...FRONT_DOORS.speech,
   upstreamPath: "/audio/speech",
-  kind: "speech",
   schema: speechBodySchema,
   supportsStream: false,
   isContinuable: false,
@@ -143,9 +136,8 @@ export const SPEECH_ENDPOINT: EndpointSpec = {
  * count; `gpt-image-1` reports its tokens in `usage`, which the books take as they take chat's.
  */
 export const IMAGES_ENDPOINT: EndpointSpec = {
-  name: "images",
+  ...FRONT_DOORS.images,
   upstreamPath: "/images/generations",
-  kind: "image",
   schema: imageBodySchema,
   supportsStream: false,
   isContinuable: false,
@@ -153,18 +145,46 @@ export const IMAGES_ENDPOINT: EndpointSpec = {
 };
 
 /**
+ * Image editing (`/v1/images/edits`): a multipart upload of one or several images (`image`, or `image[]` parts), an
+ * optional `mask` and a `prompt`, served by image models as generation is (same answer, checked the same way), never
+ * streamed. The prompt is what the gateway can count; the images' tokens are the provider's (`usage`, as generation).
+ */
+export const IMAGE_EDITS_ENDPOINT: EndpointSpec = {
+  ...FRONT_DOORS.imageEdits,
+  upstreamPath: "/images/edits",
+  schema: imageEditBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
+  promptParam: "prompt",
+};
+
+/**
+ * Image variations (`/v1/images/variations`, `dall-e-2`'s): a multipart upload of one `image`, answered as generation
+ * is. There is no prompt: nothing for the budgets to count but the request.
+ */
+export const IMAGE_VARIATIONS_ENDPOINT: EndpointSpec = {
+  ...FRONT_DOORS.imageVariations,
+  upstreamPath: "/images/variations",
+  schema: imageVariationBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  estimate: () => ({ promptTokens: 0, hasImages: false }),
+};
+
+/**
  * Rerank (`/v1/rerank`): a query and documents, served by rerank models, answered with each document's relevance
  * score, never streamed. The query and every document are the prompt the budgets count.
  */
 export const RERANK_ENDPOINT: EndpointSpec = {
-  name: "rerank",
+  ...FRONT_DOORS.rerank,
   upstreamPath: "/rerank",
-  kind: "rerank",
   schema: rerankBodySchema,
   supportsStream: false,
   isContinuable: false,
   isRerank: true,
-  estimate: (body) => ({ promptTokens: estimateTextInput(rerankTexts(body)), hasImages: false, fitTokens: 0 }),
+  hasContextFit: false,
+  estimate: (body) => ({ promptTokens: estimateTextInput(rerankTexts(body)), hasImages: false }),
   promptParam: "documents",
 };
 
@@ -175,4 +195,31 @@ function rerankTexts(body: Record<string, unknown>): string[] {
     texts.push(typeof document === "string" ? document : document.text);
   }
   return texts;
+}
+
+/** Every endpoint, in front-doors.ts's order (a test keeps them one to one). */
+export const ENDPOINTS: readonly EndpointSpec[] = [
+  CHAT_ENDPOINT,
+  COMPLETIONS_ENDPOINT,
+  RESPONSES_ENDPOINT,
+  MESSAGES_ENDPOINT,
+  EMBEDDINGS_ENDPOINT,
+  TRANSCRIPTIONS_ENDPOINT,
+  TRANSLATIONS_ENDPOINT,
+  SPEECH_ENDPOINT,
+  IMAGES_ENDPOINT,
+  IMAGE_EDITS_ENDPOINT,
+  IMAGE_VARIATIONS_ENDPOINT,
+  RERANK_ENDPOINT,
+];
+
+/**
+ * The kinds the endpoints serve, in the order a name is listed under (a meta model mixing chat and embedding members
+ * is one entry, listed as chat): `/v1/models`, a route explanation's `kind=` and `llm-gateway route`.
+ */
+export const SERVED_KINDS: readonly ModelKind[] = [...new Set(ENDPOINTS.map((endpoint) => endpoint.kind))];
+
+/** Whether requests of this kind are checked against a model's context window (EndpointSpec.hasContextFit). */
+export function hasContextFit(kind: ModelKind): boolean {
+  return ENDPOINTS.some((endpoint) => endpoint.kind === kind && endpoint.hasContextFit !== false);
 }

@@ -23,8 +23,8 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
         needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
         features: request.features,
         promptTokens: prompt.promptTokens,
-        // Embeddings: the longest input; a rerank: 0 (endpoints.ts, token-estimate.ts PromptFacts.fitTokens).
-        contextTokens: prompt.fitTokens,
+        // Embeddings: the longest input (token-estimate.ts PromptFacts.fitTokens); a rerank: 0 (endpoints.ts).
+        contextTokens: endpoint.hasContextFit === false ? 0 : prompt.fitTokens,
         promptParam: endpoint.promptParam,
         maxOutputTokens,
         outputLimitName: outputLimitNameOf(body),

@@ -127,6 +127,60 @@ export const imageBodySchema = z.looseObject({
     .optional(),
 });
 
+const uploadedImage = z.instanceof(UploadedFile);
+
+/**
+ * Image editing (`/v1/images/edits`), as server/multipart-body.ts parsed the upload: the images to edit as `image` (one
+ * file, or several) or `image[]` parts (OpenAI's SDK sends a list so), kept under the name they came as and sent on so,
+ * an optional `mask` file, and the `prompt`. Every other field (`n`, `size`, `quality`, `response_format`,
+ * `background`, `output_format`, `input_fidelity`, `user`, ...) is text, and goes to the provider as it came.
+ */
+export const imageEditBodySchema = z
+  .looseObject({
+    model: modelField,
+    models: fallbackModels,
+    image: z
+      .union([uploadedImage, z.array(uploadedImage)], {
+        error: "`image` must be a file part: the image to edit, sent as a multipart/form-data file",
+      })
+      .optional(),
+    "image[]": z.array(uploadedImage, { error: "`image[]` must be file parts: the images to edit" }).optional(),
+    mask: z
+      .instanceof(UploadedFile, { error: "`mask` must be a file part: a PNG whose transparent areas are edited" })
+      .optional(),
+    prompt: z
+      .string({ error: "`prompt` is required: the description of the edit, as a string" })
+      .min(1, "`prompt` must not be empty: the description of the edit"),
+    // `gpt-image-1` streams partial images as `image_edit.partial_image` events: one JSON answer is what the gateway
+    // relays, so it is said at once rather than failed by every candidate after the upload.
+    stream: z
+      .union([z.literal("false"), z.literal(false)], {
+        error: "`stream` is not supported for image edits: leave it out to get the images in one answer",
+      })
+      .optional(),
+  })
+  .refine((body) => body.image !== undefined || body["image[]"] !== undefined, {
+    error: "`image` is required: the image to edit, sent as a multipart/form-data file part (several as `image[]`)",
+    path: ["image"],
+  });
+
+/**
+ * Image variations (`/v1/images/variations`): one `image` file and text fields (`n`, `size`, `response_format`,
+ * `user`), which go to the provider as they came.
+ */
+export const imageVariationBodySchema = z.looseObject({
+  model: modelField,
+  models: fallbackModels,
+  image: z.instanceof(UploadedFile, {
+    error: "`image` is required: the image to vary, sent as a multipart/form-data file part",
+  }),
+  stream: z
+    .union([z.literal("false"), z.literal(false)], {
+      error: "`stream` is not supported for image variations: leave it out",
+    })
+    .optional(),
+});
+
 /**
  * Most documents one rerank request may carry: Cohere and Voyage refuse more than 1,000, and every document is one
  * query-document pair the provider scores.

@@ -127,6 +127,8 @@ export function explainRoute(
   options: {
     kind?: ModelKind;
     promptTokens?: number;
+    /** The tokens fitted into a window when not `promptTokens` (RouteRequest.contextTokens): 0 for a rerank. */
+    contextTokens?: number;
     /** The request's `max_tokens`: counted with the prompt where the output shares the context window. */
     maxOutputTokens?: number;
     needsTools?: boolean;
@@ -146,6 +148,7 @@ export function explainRoute(
     fallbackModels: [],
     kind,
     ...(options.promptTokens === undefined ? {} : { promptTokens: options.promptTokens }),
+    ...(options.contextTokens === undefined ? {} : { contextTokens: options.contextTokens }),
     // The query's `max_tokens` is a limit under that name: a rule overriding it counts instead (body-rules.ts).
     ...(options.maxOutputTokens === undefined
       ? {}
@@ -161,8 +164,10 @@ export function explainRoute(
   const limitsOf = (deployment: Deployment): ContextLimits =>
     runtime.promptCalibration?.limitsFor(deployment) ?? deployment;
   const describeFit = (deployment: Deployment): string | null => {
-    if (options.promptTokens === undefined) return null;
-    const prompt = runtime.promptCalibration?.promptTokensFor(deployment, options.promptTokens) ?? options.promptTokens;
+    const fitted = options.contextTokens ?? options.promptTokens;
+    // Nothing fitted (a rerank's requests: no context-fit check): no fit to describe.
+    if (fitted === undefined || options.contextTokens === 0) return null;
+    const prompt = runtime.promptCalibration?.promptTokensFor(deployment, fitted) ?? fitted;
     return (
       contextFit(limitsOf(deployment), prompt, outputTokensFor(deployment, options.maxOutputTokens ?? 0, "max_tokens"))
         ?.description ?? null

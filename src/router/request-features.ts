@@ -19,7 +19,8 @@ export const JSON_OBJECT_FEATURE = "json_object";
  */
 // `voice`: every speech request names one (a voice a provider does not have is a refusal of that request, not of a
 // feature the next speech request would not carry). `size`: the same for an image request's size (a model refusing
-// `1792x1024` takes `1024x1024`). `query` and `documents`: every rerank request carries them.
+// `1792x1024` takes `1024x1024`). `query` and `documents`: every rerank request carries them, `image` (or `image[]`)
+// every image edit.
 const NOT_FEATURES = new Set([
   "model",
   "models",
@@ -27,6 +28,8 @@ const NOT_FEATURES = new Set([
   "prompt",
   "input",
   "file",
+  "image",
+  "image[]",
   "voice",
   "size",
   "query",

@@ -5,18 +5,9 @@ import { redactedRequestTarget } from "../config/provider-secrets.ts";
 import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
 import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
+import { pathsOf } from "../front-doors.ts";
 import type { Observers } from "../observability/observers.ts";
-import {
-  CHAT_ENDPOINT,
-  COMPLETIONS_ENDPOINT,
-  EMBEDDINGS_ENDPOINT,
-  type EndpointSpec,
-  IMAGES_ENDPOINT,
-  RERANK_ENDPOINT,
-  SPEECH_ENDPOINT,
-  TRANSCRIPTIONS_ENDPOINT,
-  TRANSLATIONS_ENDPOINT,
-} from "../pipeline/endpoints.ts";
+import { ENDPOINTS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { redactLogLine } from "../pipeline/logged-secrets.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
@@ -39,22 +30,11 @@ import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
-import { isMessagesRoute } from "./protocol-paths.ts";
+import { isMessagesRoute, PROTOCOL_DOORS } from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
 const PUBLIC_PATHS = new Set(["/ok"]);
-
-const ENDPOINTS: readonly { spec: EndpointSpec; paths: readonly string[] }[] = [
-  { spec: CHAT_ENDPOINT, paths: ["/v1/chat/completions", "/chat/completions"] },
-  { spec: COMPLETIONS_ENDPOINT, paths: ["/v1/completions", "/completions"] },
-  { spec: EMBEDDINGS_ENDPOINT, paths: ["/v1/embeddings", "/embeddings"] },
-  { spec: TRANSCRIPTIONS_ENDPOINT, paths: ["/v1/audio/transcriptions", "/audio/transcriptions"] },
-  { spec: TRANSLATIONS_ENDPOINT, paths: ["/v1/audio/translations", "/audio/translations"] },
-  { spec: SPEECH_ENDPOINT, paths: ["/v1/audio/speech", "/audio/speech"] },
-  { spec: IMAGES_ENDPOINT, paths: ["/v1/images/generations", "/images/generations"] },
-  { spec: RERANK_ENDPOINT, paths: ["/v1/rerank", "/rerank"] },
-];
 
 export interface ServerOptions {
   /** pino logger options or false; tests pass false or a level. */
@@ -93,9 +73,11 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   );
   registerRequestGuards(app, runtime, clientKeys, messagesSockets);
   registerErrorHandlers(app, runtime.snapshot.config.server.bodyLimitBytes);
+  // The Responses and Messages doors have their own adapters (protocol-routes.ts); every other door is forwarded.
   for (const endpoint of ENDPOINTS) {
-    const handler = forwardingHandler(endpoint.spec, runtime);
-    for (const path of endpoint.paths) app.post(path, handler);
+    if (PROTOCOL_DOORS.has(endpoint.name)) continue;
+    const handler = forwardingHandler(endpoint, runtime);
+    for (const path of pathsOf(endpoint)) app.post(path, handler);
   }
   registerProtocolRoutes(app, runtime, options.keptResponses);
   registerInfoRoutes(app, runtime, options.keptResponsesStatus);

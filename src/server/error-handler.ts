@@ -15,19 +15,20 @@ import {
   RouteNotFoundError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
+import type { FrontDoor } from "../front-doors.ts";
 import { renderAnthropicError } from "../protocols/messages/render-error.ts";
-import { MULTIPART_PATHS, UPLOAD_EXPECTED } from "./multipart-body.ts";
+import { UPLOAD_DOORS, uploadExpected } from "./multipart-body.ts";
 import { isMessagesRoute } from "./protocol-paths.ts";
 
 // Not `import { STATUS_CODES } from "node:http"`: an ES import of node:http builds its whole namespace, whose lazy
 // exports (WebSocket, ...) load Node's bundled undici: ~40 ms of CPU and ~13 MB at every start, for a table.
 const { STATUS_CODES } = process.getBuiltinModule("node:http");
 
-/** `isUploadRoute`: the route takes a `multipart/form-data` upload (the audio routes), not JSON. */
+/** `uploadDoor`: the route's door when it takes a `multipart/form-data` upload (audio, image edits), not JSON. */
 export function fromFastifyError(
   error: FastifyError | Error,
   bodyLimitBytes: number,
-  isUploadRoute = false,
+  uploadDoor?: FrontDoor,
 ): GatewayError {
   const code = (error as FastifyError).code;
   const statusCode = (error as FastifyError).statusCode;
@@ -36,8 +37,8 @@ export function fromFastifyError(
       return payloadTooLarge(bodyLimitBytes);
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new InvalidRequestError(
-        isUploadRoute
-          ? UPLOAD_EXPECTED
+        uploadDoor !== undefined
+          ? uploadExpected(uploadDoor)
           : "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
         { code: "invalid_content_type" },
       );
@@ -223,7 +224,7 @@ export function expectationFailed(): GatewayError {
 
 export function errorHandler(bodyLimitBytes: number) {
   return function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
-    const gatewayError = fromFastifyError(error, bodyLimitBytes, MULTIPART_PATHS.has(request.routeOptions.url ?? ""));
+    const gatewayError = fromFastifyError(error, bodyLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
     if (gatewayError.status >= 500) {
       // Internal details go to the log (with the request id), never to the client.
       request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);

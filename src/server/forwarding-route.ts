@@ -1,37 +1,25 @@
 // The OpenAI front door (Chat Completions, legacy completions, embeddings, audio transcriptions and translations,
-// text to speech, image generation) and the rerank door (the shape Cohere, Jina and vLLM share): an adapter between
-// Fastify and the pipeline. It passes the parsed body in and writes the JSON answer (speech: the audio's bytes), or
-// the stream as OpenAI SSE with `[DONE]` at the end and, after a failure, one final `data: {"error":...}` event
-// (docs/streaming.md).
+// text to speech, image generation and edits) and the rerank door (the shape Cohere, Jina and vLLM share): an
+// adapter between Fastify and the pipeline. It passes the parsed body in and writes the JSON answer (speech: the
+// audio's bytes), or the stream as OpenAI SSE with `[DONE]` at the end and, after a failure, one final
+// `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
-import type { ClientProtocol } from "../observability/request-record.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
-import { isMultipartRequest, UPLOAD_EXPECTED } from "./multipart-body.ts";
+import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
-const PROTOCOLS: Readonly<Record<string, ClientProtocol>> = {
-  chat: "openai-chat",
-  completions: "openai-completions",
-  embeddings: "openai-embeddings",
-  transcriptions: "openai-audio",
-  translations: "openai-audio",
-  speech: "openai-audio",
-  images: "openai-images",
-  rerank: "rerank",
-};
-
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {
-  const clientProtocol = PROTOCOLS[endpoint.name] ?? "openai-chat";
+  const clientProtocol = endpoint.protocol;
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (endpoint.isMultipart === true && !isMultipartRequest(request)) {
-      throw new InvalidRequestError(UPLOAD_EXPECTED, { code: "invalid_content_type" });
+    if (endpoint.isMultipart && !isMultipartRequest(request)) {
+      throw new InvalidRequestError(uploadExpected(endpoint), { code: "invalid_content_type" });
     }
     const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];

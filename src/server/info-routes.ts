@@ -4,9 +4,10 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
+import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
 import { clientRules, hasClientRules } from "../pipeline/client-rules.ts";
-import { SERVED_KINDS } from "../pipeline/endpoints.ts";
+import { hasContextFit, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -15,26 +16,18 @@ import { budgetWindows, deploymentState, describeHealth, type KeptResponsesStatu
 
 export { GATEWAY_VERSION } from "./health-state.ts";
 
-/** The routes a model can be used on, as the model list shows them. */
-const CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"];
-const EMBEDDING_ENDPOINTS = ["/v1/embeddings"];
-const TRANSCRIPTION_ENDPOINTS = ["/v1/audio/transcriptions", "/v1/audio/translations"];
-const SPEECH_ENDPOINTS = ["/v1/audio/speech"];
-const IMAGE_ENDPOINTS = ["/v1/images/generations"];
-const RERANK_ENDPOINTS = ["/v1/rerank"];
 /**
- * Other audio (music, audio chat), video, OCR and moderation models are known (discovery finds them, a config may
- * name them) but no route serves them: listed with no endpoint rather than with the chat routes, which would refuse
- * them.
+ * The routes a model can be used on, as the model list shows them, by kind. Other audio (music, audio chat), video,
+ * OCR and moderation models are known (discovery finds them, a config may name them) but no route serves them: listed
+ * with no endpoint rather than with the chat routes, which would refuse them.
  */
-const ENDPOINTS_OF_KIND: Readonly<Record<string, readonly string[]>> = {
-  chat: CHAT_ENDPOINTS,
-  embedding: EMBEDDING_ENDPOINTS,
-  transcription: TRANSCRIPTION_ENDPOINTS,
-  speech: SPEECH_ENDPOINTS,
-  image: IMAGE_ENDPOINTS,
-  rerank: RERANK_ENDPOINTS,
-};
+const ENDPOINTS_OF_KIND: ReadonlyMap<string, readonly string[]> = routesByKind();
+
+function routesByKind(): Map<string, string[]> {
+  const routes = new Map<string, string[]>();
+  for (const door of ALL_FRONT_DOORS) routes.set(door.kind, [...(routes.get(door.kind) ?? []), door.path]);
+  return routes;
+}
 
 export function registerInfoRoutes(
   app: FastifyInstance,
@@ -58,7 +51,7 @@ export function registerInfoRoutes(
       created,
       owned_by: ownedBy,
       kind,
-      endpoints: ENDPOINTS_OF_KIND[kind] ?? [],
+      endpoints: ENDPOINTS_OF_KIND.get(kind) ?? [],
     });
     const data = catalog
       .publicNames()
@@ -135,9 +128,10 @@ export function registerInfoRoutes(
     return explainRoute(runtime, model, {
       kind,
       ...clientRules(runtime.snapshot.config.server, request.clientName),
-      // A rerank request is planned without a context fit (endpoints.ts RERANK_ENDPOINT): `tokens` would show skips
-      // its requests never meet.
-      ...(promptTokens === undefined || kind === "rerank" ? {} : { promptTokens }),
+      ...(promptTokens === undefined ? {} : { promptTokens }),
+      // A kind planned without a context fit (a rerank, endpoints.ts hasContextFit): `tokens` counts against its
+      // token budgets but fits in any window, as its requests are planned.
+      ...(hasContextFit(kind) ? {} : { contextTokens: 0 }),
       ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),

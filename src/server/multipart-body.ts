@@ -1,21 +1,20 @@
-// The `multipart/form-data` body parser of the audio routes (`/v1/audio/transcriptions`, `/v1/audio/translations`):
-// the upload is read whole (within `server.body_limit_bytes`) and parsed by Node's own FormData parser (the one
-// `Response.formData()` uses: a multipart parser written here would be one more to get wrong), into text fields and
-// one UploadedFile, which the pipeline validates (`transcriptionBodySchema`) and the upstream side encodes again per
-// candidate (upstream/multipart-payload.ts). Every other route refuses a multipart body as it refused it before.
+// The `multipart/form-data` body parser of the upload routes (the doors with `files`, front-doors.ts: audio
+// transcriptions and translations, image edits): the upload is read whole (within `server.body_limit_bytes`) and
+// parsed by Node's own FormData parser (the one `Response.formData()` uses: a multipart parser written here would be
+// one more to get wrong), into text fields and UploadedFiles under the door's file fields, which the pipeline
+// validates (the door's schema) and the upstream side encodes again per candidate (upstream/multipart-payload.ts).
+// Every other route refuses a multipart body as it refused it before.
 import { MIMEType } from "node:util";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { MAX_UPLOAD_PART_HEADER_BYTES, MAX_UPLOAD_PARTS } from "../config/request-bounds.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { ALL_FRONT_DOORS, type FrontDoor, pathsOf } from "../front-doors.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 
-/** The routes whose body is a file upload. */
-export const MULTIPART_PATHS: ReadonlySet<string> = new Set([
-  "/v1/audio/transcriptions",
-  "/audio/transcriptions",
-  "/v1/audio/translations",
-  "/audio/translations",
-]);
+/** The routes whose body is a file upload, and their doors (which file fields each takes). */
+export const UPLOAD_DOORS: ReadonlyMap<string, FrontDoor> = new Map(
+  ALL_FRONT_DOORS.filter((door) => door.isMultipart).flatMap((door) => pathsOf(door).map((path) => [path, door])),
+);
 
 /**
  * The gateway's fallback list (`models`, as on chat) is always a list here: one field is one name, and the SDKs send an
@@ -24,9 +23,12 @@ export const MULTIPART_PATHS: ReadonlySet<string> = new Set([
  */
 const FALLBACKS = "models";
 
-/** A body of another type sent to an audio route: what to send instead (error-handler.ts). */
-export const UPLOAD_EXPECTED =
-  "Unsupported Content-Type: send the audio as a `multipart/form-data` upload, the file in the `file` field.";
+/** A body of another type sent to an upload route: what to send instead (error-handler.ts, forwarding-route.ts). */
+export function uploadExpected(door: FrontDoor): string {
+  const [first] = door.files;
+  const where = first === undefined ? "" : `, the ${first.isList ? "files" : "file"} in the \`${first.name}\` field`;
+  return `Unsupported Content-Type: send a \`multipart/form-data\` upload${where}.`;
+}
 
 export function registerMultipartBodyParser(app: FastifyInstance): void {
   app.addContentTypeParser("multipart/form-data", { parseAs: "buffer" }, (request, body, done) => {
@@ -36,7 +38,8 @@ export function registerMultipartBodyParser(app: FastifyInstance): void {
       done(null, undefined);
       return;
     }
-    if (!MULTIPART_PATHS.has(route)) {
+    const door = UPLOAD_DOORS.get(route);
+    if (door === undefined) {
       done(
         new InvalidRequestError(
           "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
@@ -47,7 +50,7 @@ export function registerMultipartBodyParser(app: FastifyInstance): void {
       return;
     }
     const bytes = typeof body === "string" ? Buffer.from(body) : body;
-    parseUpload(request, bytes).then(
+    parseUpload(request, bytes, door).then(
       (fields) => done(null, fields),
       (error: unknown) => done(error as Error, undefined),
     );
@@ -98,7 +101,7 @@ export function isMultipartRequest(request: FastifyRequest): boolean {
   return /^multipart\/form-data\s*;/i.test(request.headers["content-type"] ?? "");
 }
 
-async function parseUpload(request: FastifyRequest, bytes: Buffer): Promise<Record<string, unknown>> {
+async function parseUpload(request: FastifyRequest, bytes: Buffer, door: FrontDoor): Promise<Record<string, unknown>> {
   const contentType = request.headers["content-type"] ?? "";
   refuseCostlyShape(bytes, contentType);
   let form: FormData;
@@ -117,13 +120,7 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer): Promise<Reco
       throw new InvalidRequestError(`The upload has more than ${MAX_UPLOAD_PARTS} fields.`, { code: "invalid_body" });
     }
     if (typeof value !== "string") {
-      if (name !== "file" || fields.file !== undefined) {
-        throw new InvalidRequestError(
-          `\`${name.slice(0, 100)}\` is a file part: only \`file\` takes a file, and only one.`,
-          { code: "invalid_body", param: name.slice(0, 100) },
-        );
-      }
-      fields.file = new UploadedFile(value.name || "audio", value.type, Buffer.from(await value.arrayBuffer()));
+      await addFile(fields, name, value, door);
       continue;
     }
     if (name === FALLBACKS || name === `${FALLBACKS}[]`) {
@@ -136,4 +133,31 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer): Promise<Reco
   }
   // A plain object from here on: the pipeline's schema and body rules treat it as any parsed body.
   return { ...fields };
+}
+
+/**
+ * Adds a file part under the name it came as (`image` or `image[]`: sent on under it), refused unless the door takes
+ * a file there: a field of one file takes one, a list field (`image`) several, one file staying a file and more a list.
+ */
+async function addFile(fields: Record<string, unknown>, name: string, part: File, door: FrontDoor): Promise<void> {
+  const field = door.files.find((known) => known.name === name || (known.isList && `${known.name}[]` === name));
+  const earlier = fields[name];
+  if (field === undefined || (!field.isList && earlier !== undefined)) {
+    const param = name.slice(0, 100);
+    throw new InvalidRequestError(`\`${param}\` is a file part: ${takesFiles(door)}.`, { code: "invalid_body", param });
+  }
+  const file = new UploadedFile(part.name || field.unnamedAs, part.type, Buffer.from(await part.arrayBuffer()));
+  if (name.endsWith("[]")) fields[name] = [...((earlier as UploadedFile[] | undefined) ?? []), file];
+  else fields[name] = earlier === undefined ? file : [...(Array.isArray(earlier) ? earlier : [earlier]), file];
+}
+
+/** Which fields of the door take files: "only `file` takes a file, and only one". */
+function takesFiles(door: FrontDoor): string {
+  const described = door.files.map((field) =>
+    field.isList ? `\`${field.name}\` (one or several, or \`${field.name}[]\`)` : `\`${field.name}\` (only one)`,
+  );
+  if (door.files.length === 1 && door.files[0]?.isList === false) {
+    return `only \`${door.files[0].name}\` takes a file, and only one`;
+  }
+  return `only ${described.join(" and ")} take files`;
 }

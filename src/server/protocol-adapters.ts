@@ -6,7 +6,6 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Clock } from "../clock.ts";
 import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
-import type { ClientProtocol } from "../observability/request-record.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -60,8 +59,7 @@ interface Exchange {
 }
 
 export interface ProtocolAdapter {
-  readonly clientProtocol: ClientProtocol;
-  /** The chat pipeline under the door's own name (`responses`, `messages`): records and metrics carry it. */
+  /** The chat pipeline under the door's own name and protocol (`responses`, `messages`): records and metrics carry it. */
   readonly endpoint: EndpointSpec;
   /** `client`: the name of the request's client key (null: unnamed, or no key), for what is kept per client. */
   begin(body: unknown, client: string | null): Exchange | Promise<Exchange>;
@@ -85,7 +83,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         {
           requestId: request.id,
           endpoint: adapter.endpoint.name,
-          clientProtocol: adapter.clientProtocol,
+          clientProtocol: adapter.endpoint.protocol,
           startedAtMs: receivedAtMs,
           body: request.body,
           supportsStream: true,
@@ -102,7 +100,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     try {
       result = await handleRequest(runtime, adapter.endpoint, exchange.chatBody, {
         requestId: request.id,
-        clientProtocol: adapter.clientProtocol,
+        clientProtocol: adapter.endpoint.protocol,
         receivedAtMs,
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
@@ -222,7 +220,6 @@ export function responsesAdapter(
   hasNativeProviders: () => boolean,
 ): ProtocolAdapter {
   return {
-    clientProtocol: "openai-responses",
     endpoint: RESPONSES_ENDPOINT,
     async begin(body, client) {
       // A named client continues from, refers to and keeps only responses of its own.
@@ -293,7 +290,6 @@ export function responsesAdapter(
 /** Anthropic Messages (`POST /v1/messages`). */
 export function messagesAdapter(): ProtocolAdapter {
   return {
-    clientProtocol: "anthropic-messages",
     endpoint: MESSAGES_ENDPOINT,
     begin(body) {
       const translated = messagesToChat(body);

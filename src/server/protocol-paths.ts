@@ -1,8 +1,12 @@
 // The paths of the protocol front doors, in one place: routes register them, the error handler picks the error
 // shape by them.
+import { FRONT_DOORS, pathsOf } from "../front-doors.ts";
 
-export const RESPONSES_PATHS = ["/v1/responses", "/responses"] as const;
-export const MESSAGES_PATHS = ["/v1/messages", "/messages"] as const;
+export const RESPONSES_PATHS = pathsOf(FRONT_DOORS.responses);
+export const MESSAGES_PATHS = pathsOf(FRONT_DOORS.messages);
+
+/** The doors whose POST routes protocol-routes.ts registers with their own adapters (not the forwarding handler). */
+export const PROTOCOL_DOORS: ReadonlySet<string> = new Set([FRONT_DOORS.responses.name, FRONT_DOORS.messages.name]);
 
 /** Whether a request URL is on the Anthropic Messages API (its errors take Anthropic's shape). */
 export function isMessagesRoute(url: string): boolean {

@@ -1,7 +1,8 @@
 // A non-streamed attempt: the answer read whole through one undici handler (buffered-call.ts), bounded by its
 // status (`max_response_bytes` for a success, `max_error_body_bytes` for an error, nothing of a redirect), then
 // classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer (for text to
-// speech: the audio's bytes, never decoded as text; for image generation: its `data`, passed on as it came).
+// speech: the audio's bytes, never decoded as text; for image generation and edits: its `data`, passed on as it
+// came).
 
 import { firstChoice } from "../chat-choice.ts";
 import { isRecord } from "../is-record.ts";
@@ -304,8 +305,9 @@ function rerankAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings a `data` array, image generation one of images (missingImages); a transcription or
- * translation (JSON) its `text`; speech is never answered in JSON. Other endpoints (a native Responses call) pass.
+ * choice object; embeddings a `data` array, image generation and edits one of images (missingImages); a
+ * transcription or translation (JSON) its `text`; speech is never answered in JSON. Other endpoints (a native
+ * Responses call) pass.
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
@@ -315,7 +317,7 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   }
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") {
     // Checked here, past chat's own paths, so that a chat answer's classification does no extra comparison.
-    if (endpointPath === IMAGES_PATH) return missingImages(json.data);
+    if (isImagesPath(endpointPath)) return missingImages(json.data);
     return undefined;
   }
   if (!Array.isArray(json.choices)) return "no `choices` array";
@@ -339,8 +341,13 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   return undefined;
 }
 
-/** Image generation: its answer is `{created, data: [{url | b64_json}]}`, passed on as it came. */
-const IMAGES_PATH = "/images/generations";
+/**
+ * Image generation and editing (`/images/generations`, `/images/edits`): the answer is `{created, data: [{url |
+ * b64_json}]}`, passed on as it came.
+ */
+function isImagesPath(endpointPath: string): boolean {
+  return endpointPath.startsWith("/images/");
+}
 
 /**
  * What an image answer's `data` lacks to hold images: a list of at least one entry, each with a `url` or a
@@ -386,6 +393,6 @@ function ensureModelField(json: unknown, bodyText: string, deployment: Deploymen
   if (json === null || typeof json !== "object" || Array.isArray(json)) return bodyText;
   const model = (json as { model?: unknown }).model;
   if (typeof model === "string" && model !== "") return bodyText;
-  if (endpointPath === IMAGES_PATH) return bodyText;
+  if (isImagesPath(endpointPath)) return bodyText;
   return JSON.stringify({ ...(json as Record<string, unknown>), model: deployment.model.id });
 }

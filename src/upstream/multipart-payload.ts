@@ -1,7 +1,7 @@
-// The body of an audio request (`/v1/audio/transcriptions`, `/v1/audio/translations`): a file and text fields, sent
-// to each candidate as `multipart/form-data` with its own `model`. The client's upload is parsed once by the server
-// (server/multipart-body.ts) into fields and an UploadedFile; every candidate of the failover is sent that one Buffer:
-// only its small text parts (its model id, its body rules) are encoded per attempt.
+// The body of an upload request (audio transcriptions and translations, image edits and variations): files and text
+// fields, sent to each candidate as `multipart/form-data` with its own `model`. The client's upload is parsed once by
+// the server (server/multipart-body.ts) into fields and UploadedFiles; every candidate of the failover is sent those
+// same Buffers: only its small text parts (its model id, its body rules) are encoded per attempt.
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 
@@ -17,7 +17,7 @@ export class UploadedFile {
     this.bytes = bytes;
   }
 
-  /** A record or log that serialises the body must never carry the audio: a summary stands for it. */
+  /** A record or log that serialises the body must never carry the audio or image: a summary stands for it. */
   toJSON(): { filename: string; content_type: string; bytes: number } {
     return { filename: this.filename, content_type: this.contentType, bytes: this.bytes.length };
   }

@@ -105,6 +105,26 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
   assert.equal(png.subarray(1, 4).toString("ascii"), "PNG");
   assert.equal(png.readUInt32BE(16), 1, "a 1 pixel wide image");
 
+  assert.ok(stdout.includes(`${base}/images/edits`), "the banner shows the image edit");
+  const editForm = new FormData();
+  editForm.append("model", "demo-image");
+  editForm.append("prompt", "Add a lighthouse");
+  editForm.append("image", new Blob([Buffer.from("not really a png")], { type: "image/png" }), "photo.png");
+  const encoder = new Request("http://localhost/", { method: "POST", body: editForm });
+  const edited = await request(`${base}/images/edits`, {
+    method: "POST",
+    headers: { "content-type": encoder.headers.get("content-type") ?? "" },
+    body: Buffer.from(await encoder.arrayBuffer()),
+  });
+  const edits = (await edited.body.json()) as { data: { b64_json: string }[] };
+  assert.equal(edited.statusCode, 200, JSON.stringify(edits));
+  assert.equal(
+    Buffer.from(edits.data[0]?.b64_json ?? "", "base64")
+      .subarray(1, 4)
+      .toString("ascii"),
+    "PNG",
+  );
+
   assert.ok(stdout.includes(`${base}/rerank`), "the banner shows the rerank request");
   const reranked = await request(`${base}/rerank`, {
     method: "POST",
@@ -136,7 +156,11 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
   };
   assert.ok(models.data.some((model) => model.id === "demo-whisper"));
   assert.ok(models.data.some((model) => model.id === "demo-tts"));
-  assert.deepEqual(models.data.find((model) => model.id === "demo-image")?.endpoints, ["/v1/images/generations"]);
+  assert.deepEqual(models.data.find((model) => model.id === "demo-image")?.endpoints, [
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/images/variations",
+  ]);
   assert.deepEqual(models.data.find((model) => model.id === "demo-rerank")?.endpoints, ["/v1/rerank"]);
 
   child.kill("SIGINT");

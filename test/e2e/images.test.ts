@@ -342,7 +342,7 @@ describe("image generation", () => {
     const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
     await assertServedAs(gateway, "flux-schnell", {
       kind: "image",
-      endpoints: ["/v1/images/generations"],
+      endpoints: ["/v1/images/generations", "/v1/images/edits", "/v1/images/variations"],
       providers: ["first", "second"],
     });
 

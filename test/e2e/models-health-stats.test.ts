@@ -159,7 +159,11 @@ test("a model of a kind no route serves (audio chat, video, OCR) is listed witho
   assert.equal(byId.get("ranker")?.kind, "rerank");
   assert.deepEqual(byId.get("ranker")?.endpoints, ["/v1/rerank"]);
   assert.equal(byId.get("dall-e-3")?.kind, "image");
-  assert.deepEqual(byId.get("dall-e-3")?.endpoints, ["/v1/images/generations"]);
+  assert.deepEqual(byId.get("dall-e-3")?.endpoints, [
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/images/variations",
+  ]);
   assert.equal(byId.get("veo-3.0-generate-001")?.kind, "video");
   assert.deepEqual(byId.get("veo-3.0-generate-001")?.endpoints, []);
   assert.equal(byId.get("mistral-ocr-latest")?.kind, "ocr");

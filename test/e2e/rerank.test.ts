@@ -481,6 +481,11 @@ cache:
     api_key: sk-only
     models:
       reranker: { id: jina-reranker-v2-base-multilingual, context: 64 }
+  - name: budgeted
+    base_url: ${only.baseUrl}
+    api_key: sk-budgeted
+    models:
+      reranker: { id: budgeted-reranker, context: 64, limits: { tpm: 5000 } }
 `,
     );
     only.enqueue(RERANK, resultsStep());
@@ -488,10 +493,22 @@ cache:
     const answer = await send(gateway, "POST", "/v1/rerank", { body: { model: "reranker", query: "q", documents } });
     assert.equal(answer.status, 200, answer.text);
     assert.equal(rerankRequests(only).length, 1);
-    // The route explanation plans it the same way: `tokens=` skips no reranker.
+    // The route explanation plans it the same way: `tokens=` skips no reranker for its context, but counts against a
+    // token budget (a request that large would be refused by it too).
     const route = await send(gateway, "GET", "/v1/gateway/route?model=reranker&kind=rerank&tokens=100000");
     assert.equal(route.status, 200, route.text);
-    assert.equal((route.json as { candidates: unknown[] }).candidates.length, 1);
+    const explained = route.json as {
+      candidates: { provider: string; context_fit: unknown }[];
+      skipped: { provider: string; cause: string }[];
+    };
+    assert.deepEqual(
+      explained.candidates.map((candidate) => [candidate.provider, candidate.context_fit]),
+      [["only", null]],
+    );
+    assert.deepEqual(
+      explained.skipped.map((skip) => [skip.provider, skip.cause]),
+      [["budgeted", "budget"]],
+    );
   });
 
   test("hostile bodies get a 400 in OpenAI's shape or a clean answer, never a 5xx or a stack", async (t) => {
