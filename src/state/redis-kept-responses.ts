@@ -6,6 +6,7 @@
 //   {responses}:meta   hash: response id -> {"bytes":N,"itemIds":[...]}
 //   {responses}:items  hash: output item id -> response id
 //   {responses}:bytes  string: total bytes of the rows
+// Conversations (OpenAI's Conversations API) are rows of the same shape under `{conversations}`, bounded alike.
 // Bounded by count, total bytes and age: every put evicts expired rows, then the oldest ones past the caps; a
 // read ignores a row older than the age cap. The row and limit shapes match protocols' KeptResponseRows.
 import type { Clock } from "../clock.ts";
@@ -43,13 +44,21 @@ export class RedisKeptResponses {
   readonly #clock: Clock;
   readonly #keys: readonly [index: string, rows: string, meta: string, items: string, bytes: string];
 
-  constructor(url: string, keyPrefix: string, isCluster: boolean, limits: KeptResponseLimits, clock: Clock) {
+  /** `tag`: the keys' hash tag, `responses` or `conversations` (each kind of row in keys of its own). */
+  constructor(
+    url: string,
+    keyPrefix: string,
+    isCluster: boolean,
+    limits: KeptResponseLimits,
+    clock: Clock,
+    tag: "responses" | "conversations" = "responses",
+  ) {
     this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
     this.#limits = limits;
     this.#clock = clock;
-    const base = `${keyPrefix}{responses}`;
+    const base = `${keyPrefix}{${tag}}`;
     this.#keys = [base, `${base}:rows`, `${base}:meta`, `${base}:items`, `${base}:bytes`];
   }
 
