@@ -2,6 +2,7 @@
 // shape by them.
 
 export const RESPONSES_PATHS = ["/v1/responses", "/responses"] as const;
+export const CONVERSATIONS_PATHS = ["/v1/conversations", "/conversations"] as const;
 export const MESSAGES_PATHS = ["/v1/messages", "/messages"] as const;
 
 /** Whether a request URL is on the Anthropic Messages API (its errors take Anthropic's shape). */

@@ -75,11 +75,6 @@ export function itemsFromOutput(output: readonly OutputItem[]): ConversationItem
   return output.map((item) => ({ ...item }) as unknown as ConversationItem);
 }
 
-/** Items without their ids and without reasoning, for a native Responses provider (it knows neither). */
-export function itemsForNativeInput(items: readonly Record<string, unknown>[]): Record<string, unknown>[] {
-  return items.filter((item) => item.type !== "reasoning").map(({ id: _id, ...rest }) => rest);
-}
-
 /** One item as kept: a fresh id, message content as parts, and a `status` as OpenAI lists items. */
 function withId(item: Record<string, unknown>, ids: IdSource): ConversationItem {
   const { id: _clientId, ...rest } = item;
