@@ -200,6 +200,15 @@ describe("Conversations API with the openai SDK", () => {
     await assert.rejects(
       client.responses.stream({ model: "m", conversation: conversation.id, input: "y" }).finalResponse(),
     );
+    // A stream cut after its first words (continuation then fails too): the client got an error event.
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(["Half", " an"], UPSTREAM_ID).slice(0, 2),
+      end: "destroy",
+    });
+    await assert.rejects(
+      client.responses.stream({ model: "m", conversation: conversation.id, input: "z" }).finalResponse(),
+    );
     assert.equal((await allItems(client, conversation.id)).length, 1, "nothing added by failed requests");
     const upstreamCalls = chatRequests(mock).length;
 
@@ -330,6 +339,9 @@ ${providersYaml(mock)}`,
     const bob = openAiClient(gateway, "bob-key-0123456789");
     const plain = openAiClient(gateway, "plain-key-0123456789");
     const secret = await alice.conversations.create({ items: [{ role: "user", content: "alice's secret" }] });
+    const withoutKey = await send(gateway, "GET", `/v1/conversations/${secret.id}/items`);
+    assert.equal(withoutKey.status, 401);
+    assert.doesNotMatch(withoutKey.text, /secret/);
     const notFound = (error: unknown) => error instanceof OpenAI.NotFoundError;
     await assert.rejects(bob.conversations.retrieve(secret.id), notFound);
     await assert.rejects(bob.conversations.items.list(secret.id), notFound);
