@@ -184,3 +184,10 @@ test("native body: `conversation` out, its items before the input without the ga
     store: false,
   });
 });
+
+test("native answer: the client's `conversation` is shown, not the provider's", () => {
+  const answer = { id: "resp_up", model: "up", conversation: null, output: [] };
+  const withConversation = { ...context, echo: { ...echo, conversation: { id: "conv_a" } } };
+  assert.deepEqual(fromNativeResponse(answer, withConversation).conversation, { id: "conv_a" });
+  assert.equal(fromNativeResponse(answer, context).conversation, null);
+});

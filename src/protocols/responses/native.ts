@@ -142,6 +142,8 @@ function rewrite(response: JsonObject, context: NativeContext): ResponseObject {
     model: typeof response.model === "string" && response.model !== "" ? response.model : context.fallbackModel,
     store: context.echo.store,
     previous_response_id: context.echo.previous_response_id,
+    // The provider never saw the conversation (its items went in `input`): the client's is shown.
+    ...(context.echo.conversation === undefined ? {} : { conversation: context.echo.conversation }),
     output,
     output_text: typeof response.output_text === "string" ? response.output_text : outputText(output),
   } as ResponseObject;
