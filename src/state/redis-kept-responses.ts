@@ -37,6 +37,23 @@ end
 return 1
 `;
 
+/**
+ * Replaces a row only if it is still the JSON the caller read (compare and set), for rows without items (a
+ * conversation): two gateway processes adding to one conversation at once must not each write back their own copy.
+ * KEYS: index, rows, meta, items, bytes. ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta.
+ * Returns 1 when written, 0 when the row changed (or is gone) since it was read.
+ */
+const PUT_IF_UNCHANGED_LUA = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+local meta = redis.call('HGET', KEYS[3], ARGV[1])
+if meta then redis.call('DECRBY', KEYS[5], cjson.decode(meta).bytes) end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
+redis.call('INCRBY', KEYS[5], ARGV[5])
+return 1
+`;
+
 export class RedisKeptResponses {
   readonly kind = "redis";
   readonly #redis: RedisConnection;
@@ -86,6 +103,32 @@ export class RedisKeptResponses {
       await multi.exec();
     }
     await this.#evict();
+  }
+
+  /**
+   * Writes `row` (which has no items) only if the kept row is still `expectedJson`; false when another writer
+   * changed or deleted it meanwhile (the caller reads it again). Then evicts, as `put` does.
+   */
+  async putIfUnchanged(row: KeptResponseRow, expectedJson: string): Promise<boolean> {
+    const bytes = Buffer.byteLength(row.json);
+    if (row.itemIds.length > 0 || bytes > this.#limits.maxBytes) {
+      throw new Error("putIfUnchanged takes rows without items, within max_bytes");
+    }
+    const meta = JSON.stringify({ bytes, itemIds: [] });
+    const written = await this.#redis.eval(
+      PUT_IF_UNCHANGED_LUA,
+      this.#keys.length,
+      ...this.#keys,
+      row.id,
+      expectedJson,
+      row.json,
+      String(this.#clock.now()),
+      String(bytes),
+      meta,
+    );
+    if (written !== 1) return false;
+    await this.#evict();
+    return true;
   }
 
   async get(id: string): Promise<string | undefined> {

@@ -134,3 +134,29 @@ test("conversations and kept responses are apart in one state file: neither find
   assert.equal(await conversations.get("resp_a"), undefined);
   assert.equal(await conversations.get("conv_a"), "{}");
 });
+
+test("redis: two gateway processes adding to one conversation at once lose nothing (compare and set)", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const server = await useRedisServer(t);
+  const clock = new ManualClock();
+  const ids = sequentialIds();
+  // Two stores on one Redis and prefix, each with its own connection: what two processes have.
+  const processes = [0, 1].map(() => {
+    const rows = new RedisKeptResponses(server.url, "conv-shared:", false, LIMITS, clock, "conversations");
+    t.after(() => rows.close());
+    return { rows, store: new Conversations(rows, LIMITS.maxBytes, clock, ids, () => {}) };
+  });
+  await Promise.all(processes.map(({ rows }) => rows.connect()));
+  const [one, two] = processes;
+  assert.ok(one !== undefined && two !== undefined);
+  const created = await one.store.create(null, {}, []);
+  const texts = Array.from({ length: 12 }, (_, index) => `t${index}`);
+  await Promise.all(
+    texts.map((text, index) =>
+      (index % 2 === 0 ? one : two).store.append(created.id, null, itemsFromRequest(userItems(text), ids)),
+    ),
+  );
+  const kept = (await two.store.get(created.id, null))?.items ?? [];
+  assert.deepEqual(kept.map((item) => (item.content as { text: string }[])[0]?.text).sort(), [...texts].sort());
+});

@@ -5,8 +5,8 @@
 //
 // Concurrency: adding items reads the row, appends and writes it back. Two requests on one conversation at once
 // would each write their own copy and one's items would be lost, so this process runs the writes of one conversation
-// one after the other (a promise chain per id). Two gateway processes sharing Redis can still interleave such a
-// write (docs/protocols.md says so).
+// one after the other (a promise chain per id), and with a store several processes share (Redis) the write is a
+// compare and set: written only if the row is still what was read, else read and tried again.
 import type { Clock } from "../../clock.ts";
 import { InvalidRequestError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
@@ -44,7 +44,15 @@ export interface ConversationRows {
   put(row: KeptResponseRow): Promise<void>;
   get(id: string): Promise<string | undefined>;
   delete(id: string): Promise<boolean>;
+  /**
+   * A store shared by several gateway processes (Redis) writes a changed row only if it is still the JSON that was
+   * read (false: changed meanwhile). Stores of one process leave it out: this process's writes are serialized.
+   */
+  putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
 }
+
+/** Times a change is read and tried again when another process changed the conversation meanwhile. */
+const MAX_CHANGE_ATTEMPTS = 10;
 
 /** The most bytes one conversation's JSON may take; never more than the store's own `max_bytes` (it would not be kept). */
 export const MAX_CONVERSATION_BYTES = 16 * 1024 * 1024;
@@ -158,6 +166,11 @@ export class Conversations {
 
   /** The conversation, when `client` may reach it (its own, or any for an unnamed key). */
   async get(id: string, client: string | null): Promise<StoredConversation | undefined> {
+    return (await this.#read(id, client))?.stored;
+  }
+
+  /** The conversation and the JSON it was read from (what a compare-and-set write expects). */
+  async #read(id: string, client: string | null): Promise<{ stored: StoredConversation; json: string } | undefined> {
     let json: string | undefined;
     try {
       json = await this.#rows.get(id);
@@ -166,7 +179,7 @@ export class Conversations {
     }
     if (json === undefined) return undefined;
     const stored = JSON.parse(json) as StoredConversation;
-    return client === null || stored.client === client ? stored : undefined;
+    return client === null || stored.client === client ? { stored, json } : undefined;
   }
 
   setMetadata(
@@ -238,15 +251,20 @@ export class Conversations {
     param: string,
   ): Promise<StoredConversation | undefined> {
     return this.#serially(id, async () => {
-      const stored = await this.get(id, client);
-      if (stored === undefined) return undefined;
-      const changed = change(stored);
-      await this.#put(changed, param);
-      return changed;
+      for (let attempt = 0; attempt < MAX_CHANGE_ATTEMPTS; attempt++) {
+        const read = await this.#read(id, client);
+        if (read === undefined) return undefined;
+        const changed = change(read.stored);
+        if (await this.#put(changed, param, read.json)) return changed;
+      }
+      throw new ServiceUnavailableError(
+        `Conversation '${id}' kept changing while this request changed it (other requests are writing to it); try again.`,
+      );
     });
   }
 
-  async #put(stored: StoredConversation, param: string): Promise<void> {
+  /** Writes a conversation; with `expectedJson`, only if it is unchanged since (false when it was changed). */
+  async #put(stored: StoredConversation, param: string, expectedJson?: string): Promise<boolean> {
     const json = JSON.stringify(stored);
     const bytes = Buffer.byteLength(json);
     if (bytes > this.#maxBytes) {
@@ -255,8 +273,13 @@ export class Conversations {
         { param, code: "invalid_value" },
       );
     }
+    const row = { id: stored.id, json, itemIds: [] };
     try {
-      await this.#rows.put({ id: stored.id, json, itemIds: [] });
+      if (expectedJson !== undefined && this.#rows.putIfUnchanged !== undefined) {
+        return await this.#rows.putIfUnchanged(row, expectedJson);
+      }
+      await this.#rows.put(row);
+      return true;
     } catch (error) {
       throw unreachable(error);
     }
