@@ -466,4 +466,24 @@ describe("conversations across gateway processes", () => {
     await clientOf(two.url).conversations.delete(id);
     await assert.rejects(clientOf(one.url).conversations.retrieve(id), OpenAI.NotFoundError);
   });
+
+  test("redis down: the conversation routes and `conversation` are a 503 naming the store; nothing goes upstream", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "conv-down:"\n`,
+    );
+    const client = openAiClient(gateway);
+    const { id } = await client.conversations.create();
+    await redis.kill();
+    const isStoreDown = (error: unknown) =>
+      error instanceof OpenAI.APIError && error.status === 503 && /conversations cannot be reached/.test(error.message);
+    await assert.rejects(client.conversations.create(), isStoreDown);
+    await assert.rejects(client.conversations.items.list(id), isStoreDown);
+    await assert.rejects(client.responses.create({ model: "m", conversation: id, input: "hi" }), isStoreDown);
+    assert.equal(chatRequests(mock).length, 0);
+  });
 });
