@@ -290,12 +290,30 @@ describe("Conversations API with the openai SDK", () => {
       ["bad order", "GET", `/v1/conversations/${id}/items?order=up`, undefined, "order"],
       ["unknown cursor", "GET", `/v1/conversations/${id}/items?after=msg_nope`, undefined, "after"],
       ["body not an object", "POST", "/v1/conversations", [1, 2], null],
+      ["repeated limit", "GET", `/v1/conversations/${id}/items?limit=1&limit=2`, undefined, "limit"],
+      ["repeated cursor", "GET", `/v1/conversations/${id}/items?after=a&after=b`, undefined, "after"],
+      // Past Fastify's longest path parameter: refused before the route, as for /v1/responses/{id}.
+      ["very long id", "GET", `/v1/conversations/conv_${"a".repeat(5_000)}`, undefined, null],
+      ["encoded id", "DELETE", "/v1/conversations/conv_%2e%2e%2fx", undefined, "conversation_id"],
+      [
+        "nested content",
+        "POST",
+        `/v1/conversations/${id}/items`,
+        { items: [{ role: "user", content: [[[[[[{ type: "input_text", text: "x" }]]]]]] }] },
+        "items[0].content",
+      ],
     ];
     for (const [name, method, path, body, param] of cases) {
       const response = await send(gateway, method, path, body === undefined ? {} : { body });
       assert.equal(response.status, 400, `${name}: ${response.text}`);
       assert.equal(errorOf(response).param, param, name);
     }
+    // Prototype names are data, never a crash.
+    const proto = await send(gateway, "POST", "/v1/conversations", {
+      body: '{"metadata":{"__proto__":"x","constructor":"y"}}',
+    });
+    assert.ok(proto.status === 200 || proto.status === 400, proto.text);
+    if (proto.status === 400) errorOf(proto);
     assert.equal((await allItems(client, id)).length, 0, "nothing was added by the refused requests");
     const gone = await send(gateway, "DELETE", `/v1/conversations/${id}/items/msg_nope`);
     assert.equal(gone.status, 404);
