@@ -127,7 +127,9 @@ export async function createKeptResponsesStore(
         ? {
             kind: "embedded",
             isDegraded: true,
-            detail: `the ${rows.isInMemory ? "kept answers'" : "conversations'"} tables in ${state.path} are damaged: they are kept in this process's memory until a restart (the log says how to repair)`,
+            detail: rows.isInMemory
+              ? `the kept answers' tables in ${state.path} are damaged: answers are kept in this process's memory until a restart (the log says how to repair)`
+              : `the conversations' tables in ${state.path} are damaged: conversations are kept in this process's memory until a restart (the log says how to repair)`,
           }
         : { kind: "embedded", isDegraded: false, detail: state.path },
   };
