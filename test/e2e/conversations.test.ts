@@ -162,6 +162,7 @@ describe("Conversations API with the openai SDK", () => {
       .stream({ model: "m", conversation: { id: conversation.id }, input: [{ role: "user", content: "My name?" }] })
       .finalResponse();
     assert.equal(second.output_text, "Ada.");
+    assert.deepEqual(second.conversation, { id: conversation.id }, "streamed snapshots show it too");
     assert.deepEqual(messagesSent(mock, 1), [
       { role: "user", content: "My name is Ada." },
       { role: "user", content: "Say hello." },
