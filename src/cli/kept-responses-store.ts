@@ -1,16 +1,25 @@
-// Where kept Responses API answers live for one gateway, from the state settings: Redis when `state.redis_url`
-// is set (shared with every gateway on it), else the embedded SQLite file `state.path`, else (":memory:" or "")
-// this process's memory. All three are bounded by `responses.store` (read at startup: a reload does not resize).
+// Where kept Responses API answers and conversations (the Conversations API) live for one gateway, from the state
+// settings: Redis when `state.redis_url` is set (shared with every gateway on it), else the embedded SQLite file
+// `state.path`, else (":memory:" or "") this process's memory. Answers and conversations are kept apart (tables or
+// keys of their own), each bounded by `responses.store` (read at startup: a reload does not resize).
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
+import { randomIds } from "../protocols/ids.ts";
+import {
+  type ConversationRows,
+  ConversationRowsInMemory,
+  Conversations,
+} from "../protocols/responses/conversations.ts";
 import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { KeptResponsesStatus } from "../server/health-state.ts";
+import { KEPT_CONVERSATIONS } from "../state/embedded-kept-responses.ts";
 import { KeptResponsesFile } from "../state/kept-responses-file.ts";
 
 export interface KeptResponsesStore {
   readonly kept: KeptResponses;
+  readonly conversations: Conversations;
   readonly kind: "memory" | "embedded" | "redis";
   close(): Promise<void>;
   /**
@@ -45,15 +54,35 @@ export async function createKeptResponsesStore(
     isPutFailing = false;
     logger.info({}, "kept responses: answers are kept again");
   };
+  // An answer's items not added to its conversation: rare (a store failing, a conversation at its bound), so each
+  // is said; the answer was sent.
+  const conversationsOver = (rows: ConversationRows): Conversations =>
+    new Conversations(rows, limits.maxBytes, clock, randomIds, (error) =>
+      logger.warn(
+        { error: error instanceof Error ? error.message : String(error) },
+        "conversations: an answer's items could not be added to its conversation",
+      ),
+    );
   if (state.redisUrl !== undefined) {
     // Loaded only with Redis: ioredis costs ~6 MB of memory and ~40 ms of CPU at start.
     const { RedisKeptResponses } = await import("../state/redis-kept-responses.ts");
     const rows = new RedisKeptResponses(state.redisUrl, state.redisKeyPrefix, state.redisCluster, limits, clock);
-    await rows.connect();
+    const conversationRows = new RedisKeptResponses(
+      state.redisUrl,
+      state.redisKeyPrefix,
+      state.redisCluster,
+      limits,
+      clock,
+      "conversations",
+    );
+    await Promise.all([rows.connect(), conversationRows.connect()]);
     return {
       kept: inRows(rows, onPutError, onPutWorked),
+      conversations: conversationsOver(conversationRows),
       kind: "redis",
-      close: () => rows.close(),
+      close: async () => {
+        await Promise.all([rows.close(), conversationRows.close()]);
+      },
       writeBeforeExit: () => {},
       status: () => ({ kind: "redis", isDegraded: false, detail: "shared through Redis" }),
     };
@@ -61,6 +90,7 @@ export async function createKeptResponsesStore(
   if (state.path === "" || state.path === ":memory:") {
     return {
       kept: inMemory(new ResponseStore(limits, clock)),
+      conversations: conversationsOver(new ConversationRowsInMemory(limits, clock)),
       kind: "memory",
       close: async () => {},
       writeBeforeExit: () => {},
@@ -73,17 +103,33 @@ export async function createKeptResponsesStore(
   }
   // Damaged kept-answer tables move the kept answers to memory with a warning, not stop the start.
   const rows = new KeptResponsesFile(state.path, limits, clock, logger);
+  let conversationRows: KeptResponsesFile;
+  try {
+    conversationRows = new KeptResponsesFile(state.path, limits, clock, logger, KEPT_CONVERSATIONS);
+  } catch (error) {
+    rows.close();
+    throw error;
+  }
   return {
     kept: inRows(rows, onPutError, onPutWorked),
+    conversations: conversationsOver(conversationRows),
     kind: "embedded",
-    close: async () => rows.close(),
-    writeBeforeExit: () => rows.writeBeforeExit(),
+    close: async () => {
+      rows.close();
+      conversationRows.close();
+    },
+    writeBeforeExit: () => {
+      rows.writeBeforeExit();
+      conversationRows.writeBeforeExit();
+    },
     status: () =>
-      rows.isInMemory
+      rows.isInMemory || conversationRows.isInMemory
         ? {
             kind: "embedded",
             isDegraded: true,
-            detail: `the kept answers' tables in ${state.path} are damaged: answers are kept in this process's memory until a restart (the log says how to repair)`,
+            detail: rows.isInMemory
+              ? `the kept answers' tables in ${state.path} are damaged: answers are kept in this process's memory until a restart (the log says how to repair)`
+              : `the conversations' tables in ${state.path} are damaged: conversations are kept in this process's memory until a restart (the log says how to repair)`,
           }
         : { kind: "embedded", isDegraded: false, detail: state.path },
   };

@@ -95,6 +95,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const serverOptions = {
     observers,
     keptResponses: keptResponses.kept,
+    conversations: keptResponses.conversations,
     keptResponsesStatus: () => keptResponses.status(),
   };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });

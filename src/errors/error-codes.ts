@@ -29,6 +29,7 @@ export const ERROR_CODES = Object.freeze({
   previous_response_not_found: { status: 404, type: "invalid_request_error" },
   item_not_found: { status: 404, type: "invalid_request_error" },
   response_not_found: { status: 404, type: "invalid_request_error" },
+  conversation_not_found: { status: 404, type: "invalid_request_error" },
   request_timeout: { status: 408, type: "invalid_request_error" },
   request_not_found: { status: 404, type: "invalid_request_error" },
   payload_too_large: { status: 413, type: "invalid_request_error" },

@@ -10,6 +10,7 @@ import type { Observers } from "../observability/observers.ts";
 import { ENDPOINTS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { redactLogLine } from "../pipeline/logged-secrets.ts";
+import type { Conversations } from "../protocols/responses/conversations.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
@@ -43,6 +44,8 @@ export interface ServerOptions {
   readonly observers?: Observers;
   /** Where kept Responses API answers live (the composition root picks the store); default: this process's memory. */
   readonly keptResponses?: KeptResponses;
+  /** Where kept conversations live (the same choice of store); default: this process's memory. */
+  readonly conversations?: Conversations;
   /** How that store is doing, for /health (`kept_responses`); unset: not shown. */
   readonly keptResponsesStatus?: () => KeptResponsesStatus;
 }
@@ -79,7 +82,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint, runtime);
     for (const path of pathsOf(endpoint)) app.post(path, handler);
   }
-  registerProtocolRoutes(app, runtime, options.keptResponses);
+  registerProtocolRoutes(app, runtime, options.keptResponses, options.conversations);
   registerInfoRoutes(app, runtime, options.keptResponsesStatus);
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {

@@ -4,7 +4,13 @@
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Clock } from "../clock.ts";
-import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import {
+  ClientAbortedError,
+  type GatewayError,
+  InvalidRequestError,
+  UpstreamUnavailableError,
+} from "../errors/gateway-error.ts";
+import { isRecord } from "../is-record.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
@@ -17,6 +23,8 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
+import { itemsFromInput, itemsFromOutput } from "../protocols/responses/conversation-items.ts";
+import type { Conversations } from "../protocols/responses/conversations.ts";
 import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
 import {
   fromNativeResponse,
@@ -216,16 +224,18 @@ function nowSeconds(clock: Clock): number {
  */
 export function responsesAdapter(
   allKept: KeptResponses,
+  conversations: Conversations,
   clock: Clock,
   hasNativeProviders: () => boolean,
 ): ProtocolAdapter {
   return {
     endpoint: RESPONSES_ENDPOINT,
     async begin(body, client) {
-      // A named client continues from, refers to and keeps only responses of its own.
+      // A named client continues from, refers to and keeps only responses (and conversations) of its own.
       const kept = forClient(allKept, client);
-      const lookup = await prefetch(kept, body);
+      const lookup = await prefetch(kept, body, (id) => conversations.get(id, client));
       const translated = responsesToChat(body, lookup);
+      const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const native: NativeCall | undefined = hasNativeProviders()
         ? { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: toNativeBody(body, lookup) }
         : undefined;
@@ -238,7 +248,9 @@ export function responsesAdapter(
       const keep = async (response: ResponseObject | undefined): Promise<void> => {
         // A failed answer (the upstream failed it inside a stream that still ended cleanly) is nothing to continue
         // from.
-        if (response === undefined || response.status === "failed" || !translated.shouldStore) return;
+        if (response === undefined || response.status === "failed") return;
+        await addToConversation?.(response);
+        if (!translated.shouldStore) return;
         await kept.put({
           response,
           conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
@@ -285,6 +297,32 @@ export function responsesAdapter(
       };
     },
   };
+}
+
+/**
+ * With `conversation`: what adds the request's input items and the answer's output items to the conversation once
+ * the answer is made (kept whatever `store` says, as OpenAI does). The input is made into items now, so a
+ * conversation that could not take it is a 400 before anything goes upstream.
+ */
+function conversationAppender(
+  conversations: Conversations,
+  client: string | null,
+  conversationId: string | undefined,
+  body: unknown,
+  lookup: Awaited<ReturnType<typeof prefetch>>,
+): ((response: ResponseObject) => Promise<void>) | undefined {
+  const conversation = lookup.conversation;
+  if (conversationId === undefined || conversation === undefined) return undefined;
+  const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
+  const bytes = Buffer.byteLength(JSON.stringify({ ...conversation, items: [...conversation.items, ...input] }));
+  if (bytes > conversations.maxBytes) {
+    throw new InvalidRequestError(
+      `Conversation '${conversationId}' with this input would take ${bytes} bytes, over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,
+      { param: "conversation", code: "invalid_value" },
+    );
+  }
+  return (response) =>
+    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)]);
 }
 
 /** Anthropic Messages (`POST /v1/messages`). */

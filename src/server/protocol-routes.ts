@@ -1,15 +1,19 @@
 // The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
-// call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items) and the token counts of both doors.
+// call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items), conversations (/v1/conversations,
+// conversation-routes.ts) and the token counts of both doors.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
+import { ConversationRowsInMemory, Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
 import { forClient, inMemory, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
 import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { registerConversationRoutes } from "./conversation-routes.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 
@@ -17,17 +21,33 @@ import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
  * `kept`: where kept responses live (a shared store from the composition root); by default in this process's
  * memory, bounded by `responses.store` (read once, at startup: a config reload does not resize it).
  */
-export function registerProtocolRoutes(app: FastifyInstance, runtime: GatewayRuntime, kept?: KeptResponses): void {
-  const store = kept ?? inMemory(new ResponseStore(runtime.snapshot.config.responses.store, runtime.clock));
+export function registerProtocolRoutes(
+  app: FastifyInstance,
+  runtime: GatewayRuntime,
+  kept?: KeptResponses,
+  keptConversations?: Conversations,
+): void {
+  const limits = runtime.snapshot.config.responses.store;
+  const store = kept ?? inMemory(new ResponseStore(limits, runtime.clock));
+  const conversations =
+    keptConversations ??
+    new Conversations(
+      new ConversationRowsInMemory(limits, runtime.clock),
+      limits.maxBytes,
+      runtime.clock,
+      randomIds,
+      () => {},
+    );
   const hasNativeProviders = (): boolean =>
     runtime.snapshot.config.providers.some((provider) => provider.responsesApi === "native");
-  const responses = protocolHandler(runtime, responsesAdapter(store, runtime.clock, hasNativeProviders));
+  const responses = protocolHandler(runtime, responsesAdapter(store, conversations, runtime.clock, hasNativeProviders));
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, messagesAdapter());
   for (const path of MESSAGES_PATHS) app.post(path, messages);
   registerKeptResponseRoutes(app, store);
+  registerConversationRoutes(app, conversations);
   registerCountTokensRoute(app, runtime);
-  registerInputTokensRoute(app, runtime, store);
+  registerInputTokensRoute(app, runtime, store, conversations);
 }
 
 function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses): void {
@@ -86,10 +106,17 @@ function registerCountTokensRoute(app: FastifyInstance, runtime: GatewayRuntime)
  * responses; calibrated when the body names a model, planned as the asking client's request (a model its key may not
  * use is a 403).
  */
-function registerInputTokensRoute(app: FastifyInstance, runtime: GatewayRuntime, store: KeptResponses): void {
+function registerInputTokensRoute(
+  app: FastifyInstance,
+  runtime: GatewayRuntime,
+  store: KeptResponses,
+  conversations: Conversations,
+): void {
   for (const base of RESPONSES_PATHS) {
     app.post(`${base}/input_tokens`, async (request) => {
-      const lookup = await prefetch(forClient(store, request.clientName), request.body);
+      const lookup = await prefetch(forClient(store, request.clientName), request.body, (id) =>
+        conversations.get(id, request.clientName),
+      );
       const prompt = toCountedPrompt(request.body, lookup);
       const estimate = estimateChatPrompt(prompt.messages, prompt.tools).promptTokens;
       const inputTokens =

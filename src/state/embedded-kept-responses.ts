@@ -41,18 +41,46 @@ export interface KeptResponseLimits {
   readonly maxAgeMs: number;
 }
 
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS kept_responses (
+/**
+ * Which rows a store keeps: its tables and how its log lines name it. Kept responses and conversations (OpenAI's
+ * Conversations API) are stored alike, in tables of their own, each with the same bounds: a GET of a response id
+ * must never find a conversation, and a flood of kept responses must not evict a conversation's rows by count.
+ */
+export interface KeptRowsKind {
+  readonly table: string;
+  readonly itemTable: string;
+  /** How log lines name the store (`kept responses`) and its rows (`kept answers`). */
+  readonly label: string;
+  readonly rows: string;
+}
+
+export const KEPT_RESPONSES: KeptRowsKind = {
+  table: "kept_responses",
+  itemTable: "kept_response_items",
+  label: "kept responses",
+  rows: "kept answers",
+};
+export const KEPT_CONVERSATIONS: KeptRowsKind = {
+  table: "kept_conversations",
+  itemTable: "kept_conversation_items",
+  label: "conversations",
+  rows: "conversations",
+};
+
+function schemaOf({ table, itemTable }: KeptRowsKind): string {
+  return `
+  CREATE TABLE IF NOT EXISTS ${table} (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     stored_at_ms INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
     json TEXT NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS kept_responses_stored ON kept_responses (stored_at_ms);
-  CREATE TABLE IF NOT EXISTS kept_response_items (item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL);
-  CREATE INDEX IF NOT EXISTS kept_response_items_response ON kept_response_items (response_id);
+  CREATE INDEX IF NOT EXISTS ${table}_stored ON ${table} (stored_at_ms);
+  CREATE TABLE IF NOT EXISTS ${itemTable} (item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL);
+  CREATE INDEX IF NOT EXISTS ${itemTable}_response ON ${itemTable} (response_id);
 `;
+}
 
 /** An answer waiting for the file's write lock: the time it was kept travels with it. */
 interface WaitingRow {
@@ -85,35 +113,37 @@ export class EmbeddedKeptResponses {
   #failure: string | undefined;
   #droppedWhileWaiting = 0;
 
-  constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger) {
+  readonly #label: string;
+
+  constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger, kind = KEPT_RESPONSES) {
     this.#path = path;
+    this.#label = kind.label;
     this.#db = openSqliteFile(path);
     this.#limits = limits;
     this.#clock = clock;
     this.#logger = logger;
     try {
-      this.#db.exec(SCHEMA);
+      this.#db.exec(schemaOf(kind));
       this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_TIMEOUT_MS}`);
     } catch (error) {
       this.#db.close(); // a damaged file is set aside by the caller: no handle may stay open on it
       throw error;
     }
-    this.#insert = this.#db.prepare("INSERT INTO kept_responses (id, stored_at_ms, bytes, json) VALUES (?, ?, ?, ?)");
-    this.#insertItem = this.#db.prepare(
-      "INSERT OR REPLACE INTO kept_response_items (item_id, response_id) VALUES (?, ?)",
-    );
-    this.#select = this.#db.prepare("SELECT json FROM kept_responses WHERE id = ? AND stored_at_ms > ?");
+    const { table, itemTable } = kind;
+    this.#insert = this.#db.prepare(`INSERT INTO ${table} (id, stored_at_ms, bytes, json) VALUES (?, ?, ?, ?)`);
+    this.#insertItem = this.#db.prepare(`INSERT OR REPLACE INTO ${itemTable} (item_id, response_id) VALUES (?, ?)`);
+    this.#select = this.#db.prepare(`SELECT json FROM ${table} WHERE id = ? AND stored_at_ms > ?`);
     this.#selectByItem = this.#db.prepare(
-      "SELECT r.json FROM kept_response_items i JOIN kept_responses r ON r.id = i.response_id WHERE i.item_id = ? AND r.stored_at_ms > ?",
+      `SELECT r.json FROM ${itemTable} i JOIN ${table} r ON r.id = i.response_id WHERE i.item_id = ? AND r.stored_at_ms > ?`,
     );
-    this.#delete = this.#db.prepare("DELETE FROM kept_responses WHERE id = ?");
-    this.#deleteItems = this.#db.prepare("DELETE FROM kept_response_items WHERE response_id = ?");
-    this.#expire = this.#db.prepare("DELETE FROM kept_responses WHERE stored_at_ms <= ?");
+    this.#delete = this.#db.prepare(`DELETE FROM ${table} WHERE id = ?`);
+    this.#deleteItems = this.#db.prepare(`DELETE FROM ${itemTable} WHERE response_id = ?`);
+    this.#expire = this.#db.prepare(`DELETE FROM ${table} WHERE stored_at_ms <= ?`);
     this.#expireItems = this.#db.prepare(
-      "DELETE FROM kept_response_items WHERE response_id IN (SELECT id FROM kept_responses WHERE stored_at_ms <= ?)",
+      `DELETE FROM ${itemTable} WHERE response_id IN (SELECT id FROM ${table} WHERE stored_at_ms <= ?)`,
     );
-    this.#totals = this.#db.prepare("SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM kept_responses");
-    this.#oldest = this.#db.prepare("SELECT id, bytes FROM kept_responses ORDER BY seq LIMIT ?");
+    this.#totals = this.#db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM ${table}`);
+    this.#oldest = this.#db.prepare(`SELECT id, bytes FROM ${table} ORDER BY seq LIMIT ?`);
   }
 
   /**
@@ -135,7 +165,7 @@ export class EmbeddedKeptResponses {
       this.#wait(entry);
       this.#logger?.warn(
         { path: this.#path },
-        `kept responses: ${this.#path} is locked by another process; answers are kept in memory meanwhile (a continuation still finds them) and written when it is free`,
+        `${this.#label}: ${this.#path} is locked by another process; answers are kept in memory meanwhile (a continuation still finds them) and written when it is free`,
       );
     }
   }
@@ -236,7 +266,7 @@ export class EmbeddedKeptResponses {
     } catch (error) {
       this.#logger?.warn(
         { path: this.#path, error: error instanceof Error ? error.message : String(error) },
-        `kept responses: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit${consequence}`,
+        `${this.#label}: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit${consequence}`,
       );
     }
   }
@@ -290,7 +320,7 @@ export class EmbeddedKeptResponses {
         this.#failure = message;
         this.#logger?.warn(
           { path: this.#path, error: message },
-          `kept responses: ${entries.length} answers waiting for ${this.#path} could not be written (${message}); tried again every ${RETRY_INTERVAL_MS} ms`,
+          `${this.#label}: ${entries.length} answers waiting for ${this.#path} could not be written (${message}); tried again every ${RETRY_INTERVAL_MS} ms`,
         );
       }
       return;
@@ -302,8 +332,8 @@ export class EmbeddedKeptResponses {
     this.#logger?.info(
       { path: this.#path, written: entries.length, dropped },
       dropped === 0
-        ? `kept responses: ${entries.length} answers that waited for the lock are written to ${this.#path}`
-        : `kept responses: ${entries.length} answers that waited for the lock are written to ${this.#path}; ${dropped} more did not fit in memory meanwhile (over ${MAX_WAITING_ROWS} waiting) and were not kept`,
+        ? `${this.#label}: ${entries.length} answers that waited for the lock are written to ${this.#path}`
+        : `${this.#label}: ${entries.length} answers that waited for the lock are written to ${this.#path}; ${dropped} more did not fit in memory meanwhile (over ${MAX_WAITING_ROWS} waiting) and were not kept`,
     );
     this.#failure = undefined;
     this.#droppedWhileWaiting = 0;

@@ -8,23 +8,31 @@
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { isDamagedFileError } from "../sqlite-file.ts";
-import { EmbeddedKeptResponses, type KeptResponseLimits, type KeptResponseRow } from "./embedded-kept-responses.ts";
+import {
+  EmbeddedKeptResponses,
+  KEPT_RESPONSES,
+  type KeptResponseLimits,
+  type KeptResponseRow,
+  type KeptRowsKind,
+} from "./embedded-kept-responses.ts";
 
 export class KeptResponsesFile {
   readonly #path: string;
   readonly #limits: KeptResponseLimits;
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
+  readonly #kind: KeptRowsKind;
   #rows: EmbeddedKeptResponses;
   #isInMemory = false;
 
-  constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger) {
+  constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger, kind = KEPT_RESPONSES) {
     this.#path = path;
+    this.#kind = kind;
     this.#limits = limits;
     this.#clock = clock;
     this.#logger = logger;
     try {
-      this.#rows = new EmbeddedKeptResponses(path, limits, clock, logger);
+      this.#rows = new EmbeddedKeptResponses(path, limits, clock, logger, kind);
     } catch (error) {
       if (!isDamagedFileError(error)) throw error;
       this.#rows = this.#moveToMemory(error);
@@ -82,8 +90,8 @@ export class KeptResponsesFile {
     const message = error instanceof Error ? error.message : String(error);
     this.#logger?.warn(
       { path: this.#path, error: message },
-      `kept responses: the kept answers' tables in ${this.#path} are damaged (${message}); answers are kept in this process's memory until a restart (earlier kept answers are not found). To repair, stop the gateway and move ${this.#path} aside (budgets and cooldowns start afresh), or rebuild it with sqlite3's .recover`,
+      `${this.#kind.label}: the ${this.#kind.rows}' tables in ${this.#path} are damaged (${message}); answers are kept in this process's memory until a restart (earlier kept answers are not found). To repair, stop the gateway and move ${this.#path} aside (budgets and cooldowns start afresh), or rebuild it with sqlite3's .recover`,
     );
-    return new EmbeddedKeptResponses(":memory:", this.#limits, this.#clock, this.#logger);
+    return new EmbeddedKeptResponses(":memory:", this.#limits, this.#clock, this.#logger, this.#kind);
   }
 }

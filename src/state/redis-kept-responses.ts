@@ -6,6 +6,7 @@
 //   {responses}:meta   hash: response id -> {"bytes":N,"itemIds":[...]}
 //   {responses}:items  hash: output item id -> response id
 //   {responses}:bytes  string: total bytes of the rows
+// Conversations (OpenAI's Conversations API) are rows of the same shape under `{conversations}`, bounded alike.
 // Bounded by count, total bytes and age: every put evicts expired rows, then the oldest ones past the caps; a
 // read ignores a row older than the age cap. The row and limit shapes match protocols' KeptResponseRows.
 import type { Clock } from "../clock.ts";
@@ -36,6 +37,23 @@ end
 return 1
 `;
 
+/**
+ * Replaces a row only if it is still the JSON the caller read (compare and set), for rows without items (a
+ * conversation): two gateway processes adding to one conversation at once must not each write back their own copy.
+ * KEYS: index, rows, meta, items, bytes. ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta.
+ * Returns 1 when written, 0 when the row changed (or is gone) since it was read.
+ */
+const PUT_IF_UNCHANGED_LUA = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+local meta = redis.call('HGET', KEYS[3], ARGV[1])
+if meta then redis.call('DECRBY', KEYS[5], cjson.decode(meta).bytes) end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
+redis.call('INCRBY', KEYS[5], ARGV[5])
+return 1
+`;
+
 export class RedisKeptResponses {
   readonly kind = "redis";
   readonly #redis: RedisConnection;
@@ -43,13 +61,21 @@ export class RedisKeptResponses {
   readonly #clock: Clock;
   readonly #keys: readonly [index: string, rows: string, meta: string, items: string, bytes: string];
 
-  constructor(url: string, keyPrefix: string, isCluster: boolean, limits: KeptResponseLimits, clock: Clock) {
+  /** `tag`: the keys' hash tag, `responses` or `conversations` (each kind of row in keys of its own). */
+  constructor(
+    url: string,
+    keyPrefix: string,
+    isCluster: boolean,
+    limits: KeptResponseLimits,
+    clock: Clock,
+    tag: "responses" | "conversations" = "responses",
+  ) {
     this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
     this.#limits = limits;
     this.#clock = clock;
-    const base = `${keyPrefix}{responses}`;
+    const base = `${keyPrefix}{${tag}}`;
     this.#keys = [base, `${base}:rows`, `${base}:meta`, `${base}:items`, `${base}:bytes`];
   }
 
@@ -77,6 +103,32 @@ export class RedisKeptResponses {
       await multi.exec();
     }
     await this.#evict();
+  }
+
+  /**
+   * Writes `row` (which has no items) only if the kept row is still `expectedJson`; false when another writer
+   * changed or deleted it meanwhile (the caller reads it again). Then evicts, as `put` does.
+   */
+  async putIfUnchanged(row: KeptResponseRow, expectedJson: string): Promise<boolean> {
+    const bytes = Buffer.byteLength(row.json);
+    if (row.itemIds.length > 0 || bytes > this.#limits.maxBytes) {
+      throw new Error("putIfUnchanged takes rows without items, within max_bytes");
+    }
+    const meta = JSON.stringify({ bytes, itemIds: [] });
+    const written = await this.#redis.eval(
+      PUT_IF_UNCHANGED_LUA,
+      this.#keys.length,
+      ...this.#keys,
+      row.id,
+      expectedJson,
+      row.json,
+      String(this.#clock.now()),
+      String(bytes),
+      meta,
+    );
+    if (written !== 1) return false;
+    await this.#evict();
+    return true;
   }
 
   async get(id: string): Promise<string | undefined> {

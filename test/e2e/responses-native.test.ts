@@ -130,6 +130,31 @@ describe("native Responses providers", () => {
     ]);
   });
 
+  test("conversation: its items go in `input` without the gateway's ids, no `conversation` upstream; the turn is added", async (t) => {
+    const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    const conversation = await client.conversations.create({ items: [{ role: "user", content: "I am Ada." }] });
+    primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: nativeResponse("Hello Ada.") });
+    const answer = await client.responses.create({ model: MODEL, conversation: conversation.id, input: "Hi" });
+    assert.deepEqual(answer.conversation, { id: conversation.id });
+    const sent = responsesBodies(primary)[0];
+    assert.equal("conversation" in (sent ?? {}), false, "the provider never saw the gateway's conversation");
+    assert.deepEqual(sent?.input, [
+      { type: "message", status: "completed", role: "user", content: [{ type: "input_text", text: "I am Ada." }] },
+      { type: "message", role: "user", content: "Hi" },
+    ]);
+    const items = [];
+    for await (const item of client.conversations.items.list(conversation.id, { order: "asc" })) items.push(item);
+    assert.deepEqual(
+      items.map((item) => [item.type, "role" in item ? item.role : null]),
+      [
+        ["message", "user"],
+        ["message", "user"],
+        ["message", "assistant"],
+      ],
+    );
+    assert.equal(items[2]?.id, answer.output[0]?.id);
+  });
+
   test("stream: events relayed with the gateway's id; finalResponse() and GET see the kept answer", async (t) => {
     const { primary, gateway, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
     primary.enqueue(RESPONSES_ROUTE, {

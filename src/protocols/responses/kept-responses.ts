@@ -4,6 +4,7 @@
 
 import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
+import { isConversationId, type StoredConversation } from "./conversations.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
@@ -100,17 +101,18 @@ export function inRows(
   };
 }
 
-/** The response and item ids a Responses request body refers to, read leniently (validation comes later). */
-export function referencedIds(body: unknown): { responseIds: string[]; itemIds: string[] } {
+/** The response, item and conversation ids a Responses request body refers to, read leniently (validation comes later). */
+export function referencedIds(body: unknown): { responseIds: string[]; itemIds: string[]; conversationId?: string } {
   const record = isRecord(body) ? body : {};
   const responseIds = typeof record.previous_response_id === "string" ? [record.previous_response_id] : [];
+  const conversation = isRecord(record.conversation) ? record.conversation.id : record.conversation;
   const itemIds: string[] = [];
   if (Array.isArray(record.input)) {
     for (const item of record.input) {
       if (isRecord(item) && item.type === "item_reference" && typeof item.id === "string") itemIds.push(item.id);
     }
   }
-  return { responseIds, itemIds };
+  return { responseIds, itemIds, ...(typeof conversation === "string" ? { conversationId: conversation } : {}) };
 }
 
 /**
@@ -130,12 +132,25 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
   };
 }
 
-/** Fetches what `body` refers to, as the synchronous lookup the request mapping reads. */
-export async function prefetch(kept: KeptResponses, body: unknown): Promise<ResponseLookup> {
-  const { responseIds, itemIds } = referencedIds(body);
+/**
+ * Fetches what `body` refers to, as the synchronous lookup the request mapping reads. `conversation`: reads the
+ * conversation a body names, as the asking client may see it (Conversations.get).
+ */
+export async function prefetch(
+  kept: KeptResponses,
+  body: unknown,
+  conversation?: (id: string) => Promise<StoredConversation | undefined>,
+): Promise<ResponseLookup & { readonly conversation?: StoredConversation }> {
+  const { responseIds, itemIds, conversationId } = referencedIds(body);
   const responses = new Map<string, StoredResponse>();
   const items = new Map<string, OutputItem>();
+  let found: StoredConversation | undefined;
   await Promise.all([
+    (async () => {
+      // An id that is not a conversation id is refused by name; none is looked up.
+      if (conversationId === undefined || conversation === undefined || !isConversationId(conversationId)) return;
+      found = await conversation(conversationId);
+    })(),
     ...responseIds.map(async (id) => {
       const found = await kept.get(id);
       if (found !== undefined) responses.set(id, found);
@@ -145,5 +160,11 @@ export async function prefetch(kept: KeptResponses, body: unknown): Promise<Resp
       if (found !== undefined) items.set(id, found);
     }),
   ]);
-  return { get: (id) => responses.get(id), findItem: (id) => items.get(id) };
+  const conversationFound: StoredConversation | undefined = found;
+  return {
+    get: (id) => responses.get(id),
+    findItem: (id) => items.get(id),
+    conversationItems: (id) => (conversationFound?.id === id ? conversationFound.items : undefined),
+    ...(conversationFound === undefined ? {} : { conversation: conversationFound }),
+  };
 }

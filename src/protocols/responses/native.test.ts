@@ -163,3 +163,31 @@ test("native stream: the final event is held until finish(); a break before any 
   const failed = events[1]?.response as { id: string; status: string; model: string };
   assert.deepEqual([failed.id, failed.status, failed.model], ["resp_gw", "failed", "served-id"]);
 });
+
+test("native body: `conversation` out, its items before the input without the gateway's ids and reasoning", () => {
+  const items = [
+    { id: "msg_1", type: "message", status: "completed", role: "user", content: [{ type: "input_text", text: "Hi" }] },
+    { id: "rs_1", type: "reasoning", summary: [] },
+    { id: "fc_1", type: "function_call", status: "completed", call_id: "call_1", name: "f", arguments: "{}" },
+  ];
+  const withConversation: ResponseLookup = {
+    ...lookup,
+    conversationItems: (id) => (id === "conv_a" ? items : undefined),
+  };
+  assert.deepEqual(toNativeBody({ model: "m", conversation: { id: "conv_a" }, input: "Next" }, withConversation), {
+    model: "m",
+    input: [
+      { type: "message", status: "completed", role: "user", content: [{ type: "input_text", text: "Hi" }] },
+      { type: "function_call", status: "completed", call_id: "call_1", name: "f", arguments: "{}" },
+      { type: "message", role: "user", content: "Next" },
+    ],
+    store: false,
+  });
+});
+
+test("native answer: the client's `conversation` is shown, not the provider's", () => {
+  const answer = { id: "resp_up", model: "up", conversation: null, output: [] };
+  const withConversation = { ...context, echo: { ...echo, conversation: { id: "conv_a" } } };
+  assert.deepEqual(fromNativeResponse(answer, withConversation).conversation, { id: "conv_a" });
+  assert.equal(fromNativeResponse(answer, context).conversation, null);
+});

@@ -29,17 +29,27 @@ function asObject(value: unknown): JsonObject | undefined {
 
 /**
  * The body for a native provider: the client's (already validated and translatable) body without the gateway's
- * `models` and `previous_response_id`, its input preceded by the kept conversation, references resolved, and
+ * `models`, `previous_response_id` and `conversation`, its input preceded by the kept conversation, references resolved, and
  * `store: false`. The `model` is replaced per candidate when it is sent.
  */
 export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject {
-  const { models: _fallbacks, previous_response_id: previousId, input, ...rest }: JsonObject = asObject(body) ?? {};
+  const {
+    models: _fallbacks,
+    previous_response_id: previousId,
+    conversation,
+    input,
+    ...rest
+  }: JsonObject = asObject(body) ?? {};
   const previous = typeof previousId === "string" ? lookup.get(previousId) : undefined;
+  const conversationId = typeof conversation === "string" ? conversation : asObject(conversation)?.id;
+  const conversationItems = typeof conversationId === "string" ? lookup.conversationItems?.(conversationId) : undefined;
   // Kept as chat messages (upstream names): its calls go back as the client made them (custom, namespaced).
   const history =
-    previous === undefined
-      ? []
-      : asClientCalls(chatToInputItems(previous.conversation), ToolNames.of(previous.response.tools));
+    previous !== undefined
+      ? asClientCalls(chatToInputItems(previous.conversation), ToolNames.of(previous.response.tools))
+      : // The conversation's items as they were added, without the gateway's ids and reasoning (the provider knows
+        // neither).
+        (conversationItems ?? []).filter((item) => item.type !== "reasoning").map(({ id: _id, ...item }) => item);
   const items =
     typeof input === "string"
       ? [{ type: "message", role: "user", content: input }]
@@ -132,6 +142,8 @@ function rewrite(response: JsonObject, context: NativeContext): ResponseObject {
     model: typeof response.model === "string" && response.model !== "" ? response.model : context.fallbackModel,
     store: context.echo.store,
     previous_response_id: context.echo.previous_response_id,
+    // The provider never saw the conversation (its items went in `input`): the client's is shown.
+    ...(context.echo.conversation === undefined ? {} : { conversation: context.echo.conversation }),
     output,
     output_text: typeof response.output_text === "string" ? response.output_text : outputText(output),
   } as ResponseObject;

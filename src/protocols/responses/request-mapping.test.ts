@@ -452,7 +452,11 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     code: "invalid_value",
     param: "tool_choice",
   });
-  assert.equal(refusedBy({ input: "x", conversation: "conv_1" })?.param, "conversation");
+  assert.deepEqual(refusedBy({ input: "x", conversation: "conv_1" }), {
+    status: 404,
+    code: "conversation_not_found",
+    param: "conversation",
+  });
   assert.equal(refusedBy({ input: "x", text: { format: { type: "xml" } } })?.status, 400);
   assert.equal(refusedBy({ input: "x", previous_response_id: "resp_gone" })?.status, 404);
   assert.equal(refusedBy({ model: "", input: "x" })?.param, "model");
@@ -476,4 +480,65 @@ test("responses: a namespace's name is bounded (it is part of every member's nam
     () => toChatRequest({ model: "m", input: [call] }, noStore),
     (error: GatewayError) => error.status === 400 && error.param === "input[0].namespace",
   );
+});
+
+test("responses: `conversation` puts the conversation's items before the input; with previous_response_id, or a bad id, a 400", () => {
+  const items = [
+    {
+      id: "msg_1",
+      type: "message",
+      status: "completed",
+      role: "user",
+      content: [{ type: "input_text", text: "I am Ada." }],
+    },
+    { id: "rs_1", type: "reasoning", summary: [] },
+    {
+      id: "msg_2",
+      type: "message",
+      status: "completed",
+      role: "assistant",
+      content: [{ type: "output_text", text: "Hello Ada.", annotations: [] }],
+    },
+  ];
+  const lookup = { ...noStore, conversationItems: (id: string) => (id === "conv_a" ? items : undefined) };
+  for (const conversation of ["conv_a", { id: "conv_a" }]) {
+    const translated = toChatRequest({ model: "m", input: "Who am I?", conversation }, lookup);
+    assert.deepEqual(translated.chatBody.messages, [
+      { role: "user", content: "I am Ada." },
+      { role: "assistant", content: "Hello Ada." },
+      { role: "user", content: "Who am I?" },
+    ]);
+    assert.equal(translated.conversationId, "conv_a");
+    assert.deepEqual(translated.echo.conversation, { id: "conv_a" });
+  }
+  assert.equal("conversation" in toChatRequest({ model: "m", input: "x" }, lookup).echo, false);
+  const refusal = (body: object) => {
+    try {
+      toChatRequest({ model: "m", input: "x", ...body }, lookup);
+    } catch (error) {
+      const { status, code, param } = error as GatewayError;
+      return { status, code, param };
+    }
+    return undefined;
+  };
+  assert.deepEqual(refusal({ conversation: "conv_a", previous_response_id: "resp_1" }), {
+    status: 400,
+    code: "invalid_value",
+    param: "conversation",
+  });
+  assert.deepEqual(refusal({ conversation: "not a conversation" }), {
+    status: 400,
+    code: "invalid_value",
+    param: "conversation",
+  });
+  assert.deepEqual(refusal({ conversation: { nope: 1 } }), {
+    status: 400,
+    code: "invalid_value",
+    param: "conversation",
+  });
+  assert.deepEqual(refusal({ conversation: "conv_gone" }), {
+    status: 404,
+    code: "conversation_not_found",
+    param: "conversation",
+  });
 });

@@ -11,6 +11,7 @@ import type {
 } from "../chat-completions.ts";
 import { formatPath, unsupportedAt, validateAt, validateBody } from "../validate.ts";
 import { splitOutput, toChatMessage } from "./content-parts.ts";
+import { checkConversationId } from "./conversations.ts";
 import { inputAsArguments } from "./custom-tools.ts";
 import {
   customToolCallItemSchema,
@@ -32,6 +33,8 @@ import { ToolNames } from "./tool-names.ts";
 export interface ResponseLookup {
   get(id: string): StoredResponse | undefined;
   findItem(id: string): OutputItem | undefined;
+  /** The items of a kept conversation (`conversation`), oldest first; undefined: no such conversation. */
+  conversationItems?(id: string): readonly Record<string, unknown>[] | undefined;
 }
 
 export interface TranslatedResponsesRequest {
@@ -47,6 +50,8 @@ export interface TranslatedResponsesRequest {
   readonly droppedTools: readonly string[];
   /** The upstream names of the request's tools (a namespace's members are renamed), to name calls kept for later. */
   readonly toolNames: ToolNames;
+  /** The conversation (`conversation`) the request continues, whose items its input and output are added to. */
+  readonly conversationId: string | undefined;
 }
 
 type Path = readonly PropertyKey[];
@@ -107,6 +112,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     conversation,
     droppedTools: dropped,
     toolNames,
+    conversationId: conversationIdOf(request.conversation),
   };
 }
 
@@ -135,14 +141,44 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
 }
 
 function conversationOf(
-  request: Pick<ResponsesRequest, "previous_response_id" | "input">,
+  request: Pick<ResponsesRequest, "previous_response_id" | "input" | "conversation">,
   lookup: ResponseLookup,
   toolNames: ToolNames,
 ): ChatMessage[] {
-  return [
-    ...previousConversation(request.previous_response_id, lookup),
-    ...inputMessages(request.input, lookup, toolNames),
-  ];
+  const conversationId = conversationIdOf(request.conversation);
+  if (conversationId !== undefined && typeof request.previous_response_id === "string") {
+    // As OpenAI: each names the history the input follows; both at once would be two histories.
+    throw new InvalidRequestError(
+      "`conversation` and `previous_response_id` cannot be used together: send one of them.",
+      { param: "conversation", code: "invalid_value" },
+    );
+  }
+  if (conversationId !== undefined) checkConversationId(conversationId, "conversation");
+  const history =
+    conversationId === undefined
+      ? previousConversation(request.previous_response_id, lookup)
+      : conversationMessages(conversationId, lookup, toolNames);
+  return [...history, ...inputMessages(request.input, lookup, toolNames)];
+}
+
+/** `conversation` as a string or as `{id}`. */
+export function conversationIdOf(conversation: ResponsesRequest["conversation"]): string | undefined {
+  if (conversation === undefined || conversation === null) return undefined;
+  return typeof conversation === "string" ? conversation : conversation.id;
+}
+
+function conversationMessages(id: string, lookup: ResponseLookup, toolNames: ToolNames): ChatMessage[] {
+  const items = lookup.conversationItems?.(id);
+  if (items === undefined) throw conversationNotFound(id, "conversation");
+  // Kept items were checked as input when they were added, so they translate as they did then.
+  return inputMessages([...items], lookup, toolNames, "conversation");
+}
+
+export function conversationNotFound(id: string, param: string): ResourceNotFoundError {
+  return new ResourceNotFoundError(
+    `Conversation with id '${id}' not found: it was never created, has expired or was deleted.`,
+    { param, code: "conversation_not_found" },
+  );
 }
 
 function withInstructions(instructions: string | null | undefined, conversation: ChatMessage[]): ChatMessage[] {
@@ -152,13 +188,11 @@ function withInstructions(instructions: string | null | undefined, conversation:
 }
 
 function refuseStatefulFields(request: Readonly<Record<string, unknown>>): void {
-  for (const field of ["conversation", "prompt"] as const) {
-    if (request[field] !== undefined && request[field] !== null) {
-      throw unsupportedField(
-        `\`${field}\` is not supported: the gateway keeps no ${field === "prompt" ? "prompt templates" : "conversation objects"}; send \`input\` (and \`previous_response_id\`) instead.`,
-        field,
-      );
-    }
+  if (request.prompt !== undefined && request.prompt !== null) {
+    throw unsupportedField(
+      "`prompt` is not supported: the gateway keeps no prompt templates; send `input` (and `instructions`) instead.",
+      "prompt",
+    );
   }
 }
 
@@ -180,10 +214,11 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
  * follow the run of tool messages in a user message. A call of a namespace's member is named as upstream
  * (`toolNames`).
  */
-function inputMessages(
+export function inputMessages(
   input: string | unknown[] | undefined,
   lookup: ResponseLookup,
   toolNames: ToolNames,
+  field = "input",
 ): ChatMessage[] {
   if (input === undefined) return [];
   if (typeof input === "string") return [{ role: "user", content: input }];
@@ -195,7 +230,7 @@ function inputMessages(
     pendingImages = [];
   };
   for (const [index, raw] of input.entries()) {
-    const path = ["input", index];
+    const path = [field, index];
     const item = resolveReference(raw, path, lookup);
     const type = typeof item.type === "string" ? item.type : "message";
     if (type !== "function_call_output" && type !== "custom_tool_call_output") flushImages();
@@ -315,6 +350,9 @@ function echoOf(request: ResponsesRequest): ResponseEcho {
     metadata: request.metadata ?? {},
     parallel_tool_calls: request.parallel_tool_calls ?? true,
     previous_response_id: request.previous_response_id ?? null,
+    ...(request.conversation === undefined || request.conversation === null
+      ? {}
+      : { conversation: { id: conversationIdOf(request.conversation) ?? "" } }),
     reasoning: { effort: request.reasoning?.effort ?? null, summary: request.reasoning?.summary ?? null },
     store: request.store !== false,
     temperature: request.temperature ?? null,

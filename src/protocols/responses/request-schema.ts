@@ -37,6 +37,11 @@ export const responsesRequestSchema = z.looseObject({
   metadata: z.record(z.string(), z.string()).nullish(),
   store: z.boolean().nullish(),
   previous_response_id: z.string().min(1).nullish(),
+  conversation: z
+    .union([nonEmpty, z.looseObject({ id: nonEmpty })], {
+      error: "`conversation` must be a conversation id or an object with `id`",
+    })
+    .nullish(),
   reasoning: z.looseObject({ effort: z.string().nullish(), summary: z.string().nullish() }).nullish(),
   stream: z.boolean().nullish(),
   background: z.boolean().nullish(),

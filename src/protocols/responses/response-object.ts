@@ -81,6 +81,8 @@ export interface ResponseEcho {
   metadata: Record<string, string>;
   parallel_tool_calls: boolean;
   previous_response_id: string | null;
+  /** The conversation the response's items were added to (`conversation`); absent without one. */
+  conversation?: { id: string };
   reasoning: { effort: string | null; summary: string | null };
   store: boolean;
   temperature: number | null;

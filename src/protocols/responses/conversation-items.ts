@@ -1,0 +1,149 @@
+// Conversation items (OpenAI's Conversations API): what a client adds (`POST /v1/conversations`, `.../items`) and
+// what a Responses request with `conversation` adds (its input, then its output), each with an id, as a
+// conversation keeps and lists them. Items are checked as Responses input is (the chat translation runs over them),
+// so whatever is kept can be sent upstream by a later request.
+import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
+import type { IdSource } from "../ids.ts";
+import { unsupportedAt } from "../validate.ts";
+import type { ConversationItem } from "./conversations.ts";
+import { inputMessages, type ResponseLookup } from "./request-mapping.ts";
+import type { OutputItem } from "./response-object.ts";
+import { ToolNames } from "./tool-names.ts";
+
+/** Items one `POST /v1/conversations` or `.../items` may add: OpenAI's bound ("up to 20 items at a time"). */
+export const MAX_ITEMS_PER_REQUEST = 20;
+
+/** Id prefixes by item type, as the Responses door names its output items (`msg_`, `fc_`, `ctc_`, `rs_`). */
+const PREFIXES: Readonly<Record<string, string>> = {
+  message: "msg_",
+  function_call: "fc_",
+  function_call_output: "fco_",
+  custom_tool_call: "ctc_",
+  custom_tool_call_output: "ctco_",
+  reasoning: "rs_",
+};
+
+const NO_LOOKUP: ResponseLookup = { get: () => undefined, findItem: () => undefined };
+
+/**
+ * `items` of a Conversations request -> conversation items with fresh ids (an `id` the client sent is replaced:
+ * ids must be unique in the conversation, and the gateway cannot know another store's). A malformed item, a type
+ * chat providers cannot take, or an `item_reference` (send the item itself) is a 400 naming `items[i]...`.
+ */
+export function itemsFromRequest(items: unknown, ids: IdSource): ConversationItem[] {
+  if (!Array.isArray(items)) {
+    throw new InvalidRequestError("`items` must be an array of items.", { param: "items", code: "invalid_value" });
+  }
+  if (items.length > MAX_ITEMS_PER_REQUEST) {
+    throw new InvalidRequestError(
+      `\`items\` has ${items.length} items; at most ${MAX_ITEMS_PER_REQUEST} may be added at a time.`,
+      { param: "items", code: "invalid_value" },
+    );
+  }
+  for (const [index, item] of items.entries()) {
+    if (isRecord(item) && item.type === "item_reference") {
+      throw unsupportedAt("`item_reference` cannot be added to a conversation: send the item itself.", [
+        "items",
+        index,
+        "type",
+      ]);
+    }
+  }
+  // The same checks as a Responses request's input (types, fields, content parts), with `items[i]` in `param`.
+  inputMessages(items, NO_LOOKUP, ToolNames.of([]), "items");
+  return items.map((item) => withId(item as Record<string, unknown>, ids));
+}
+
+/**
+ * A Responses request's input as conversation items: a string is one user message; an `item_reference` is the
+ * kept item it names (already resolved by the request's translation, which refused unknown ones).
+ */
+export function itemsFromInput(input: unknown, lookup: ResponseLookup, ids: IdSource): ConversationItem[] {
+  if (typeof input === "string") return [withId({ type: "message", role: "user", content: input }, ids)];
+  if (!Array.isArray(input)) return [];
+  return input.flatMap((raw) => {
+    if (!isRecord(raw)) return [];
+    if (raw.type !== "item_reference") return [withId(raw, ids)];
+    const found = typeof raw.id === "string" ? lookup.findItem(raw.id) : undefined;
+    return found === undefined ? [] : [withId(found as unknown as Record<string, unknown>, ids)];
+  });
+}
+
+/** A response's output items, kept with their own ids (the ids the response showed the client). */
+export function itemsFromOutput(output: readonly OutputItem[]): ConversationItem[] {
+  return output.map((item) => ({ ...item }) as unknown as ConversationItem);
+}
+
+/** One item as kept: a fresh id, message content as parts, and a `status` as OpenAI lists items. */
+function withId(item: Record<string, unknown>, ids: IdSource): ConversationItem {
+  const { id: _clientId, ...rest } = item;
+  const type = typeof rest.type === "string" ? rest.type : "message";
+  const id = ids(PREFIXES[type] ?? "item_");
+  if (type !== "message") return { ...rest, id, type, ...(type === "reasoning" ? {} : { status: "completed" }) };
+  const isAssistant = rest.role === "assistant";
+  const content =
+    typeof rest.content === "string"
+      ? [
+          isAssistant
+            ? { type: "output_text", text: rest.content, annotations: [] }
+            : { type: "input_text", text: rest.content },
+        ]
+      : rest.content;
+  return { id, type: "message", status: "completed", ...rest, content };
+}
+
+export interface ItemListQuery {
+  readonly limit?: unknown;
+  readonly order?: unknown;
+  readonly after?: unknown;
+}
+
+export interface ItemList {
+  readonly object: "list";
+  readonly data: ConversationItem[];
+  readonly first_id: string | null;
+  readonly last_id: string | null;
+  readonly has_more: boolean;
+}
+
+const DEFAULT_LIMIT = 20;
+const MAX_LIMIT = 100;
+
+/** `GET /v1/conversations/{id}/items`: newest first by default, `limit` / `after` / `order` paging. */
+export function listItems(items: readonly ConversationItem[], query: ItemListQuery): ItemList {
+  const limit = readLimit(query.limit);
+  const order = readOrder(query.order);
+  const ordered = order === "asc" ? items : [...items].reverse();
+  let start = 0;
+  if (query.after !== undefined) {
+    if (typeof query.after !== "string") throw invalid("`after` must be an item id.", "after");
+    const index = ordered.findIndex((item) => item.id === query.after);
+    if (index === -1) throw invalid(`No item with id '${query.after}' in this conversation.`, "after");
+    start = index + 1;
+  }
+  return listOf(ordered.slice(start, start + limit), start + limit < ordered.length);
+}
+
+export function listOf(data: ConversationItem[], hasMore = false): ItemList {
+  return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
+}
+
+function readLimit(value: unknown): number {
+  if (value === undefined) return DEFAULT_LIMIT;
+  const limit = Number(value);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw invalid(`\`limit\` must be an integer from 1 to ${MAX_LIMIT}.`, "limit");
+  }
+  return limit;
+}
+
+function readOrder(value: unknown): "asc" | "desc" {
+  if (value === undefined) return "desc";
+  if (value === "asc" || value === "desc") return value;
+  throw invalid("`order` must be `asc` or `desc`.", "order");
+}
+
+function invalid(message: string, param: string): InvalidRequestError {
+  return new InvalidRequestError(message, { param, code: "invalid_value" });
+}

@@ -1,0 +1,162 @@
+// Kept conversations over each row store (memory, the embedded file, Redis): create, read, add, delete items, the
+// per-client isolation of named clients, the per-conversation byte bound, renewal of the age by a write, and that
+// writes of one conversation at once lose nothing.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, type TestContext, test } from "node:test";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../../test/helpers/redis-server.ts";
+import { ManualClock } from "../../clock.ts";
+import { EmbeddedKeptResponses, KEPT_CONVERSATIONS, KEPT_RESPONSES } from "../../state/embedded-kept-responses.ts";
+import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
+import { sequentialIds } from "../ids.ts";
+import { itemsFromRequest } from "./conversation-items.ts";
+import { type ConversationRows, ConversationRowsInMemory, Conversations } from "./conversations.ts";
+
+const LIMITS = { maxEntries: 10, maxBytes: 4_000, maxAgeMs: 60_000 };
+let prefixCounter = 0;
+
+const BACKENDS: Record<string, (t: TestContext, clock: ManualClock) => Promise<ConversationRows>> = {
+  memory: async (_t, clock) => new ConversationRowsInMemory(LIMITS, clock),
+  embedded: async (t, clock) => {
+    const rows = new EmbeddedKeptResponses(
+      join(mkdtempSync(join(tmpdir(), "conv-")), "state.db"),
+      LIMITS,
+      clock,
+      undefined,
+      KEPT_CONVERSATIONS,
+    );
+    t.after(() => rows.close());
+    return rows;
+  },
+  redis: async (t, clock) => {
+    const server = await useRedisServer(t);
+    const rows = new RedisKeptResponses(server.url, `conv${prefixCounter++}:`, false, LIMITS, clock, "conversations");
+    await rows.connect();
+    t.after(() => rows.close());
+    return rows;
+  },
+};
+
+function userItems(...texts: string[]) {
+  return texts.map((text) => ({ role: "user", content: text }));
+}
+
+for (const [name, open] of Object.entries(BACKENDS)) {
+  const skip = name === "redis" && !isRedisInstalled() ? REDIS_MISSING : false;
+  describe(`conversations: ${name}`, { skip }, () => {
+    test("create, read, add items, delete an item, delete; a named client reaches only its own", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const store = new Conversations(await open(t, clock), LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create("alice", { topic: "t" }, itemsFromRequest(userItems("hi"), ids));
+      assert.equal(created.id, "conv_1");
+      assert.deepEqual(created.items, [
+        {
+          id: "msg_1",
+          type: "message",
+          status: "completed",
+          role: "user",
+          content: [{ type: "input_text", text: "hi" }],
+        },
+      ]);
+      assert.equal(await store.get(created.id, "bob"), undefined, "another named client does not see it");
+      assert.equal((await store.get(created.id, null))?.id, created.id, "an unnamed key sees it");
+      assert.equal(await store.append(created.id, "bob", itemsFromRequest(userItems("x"), ids)), undefined);
+      assert.equal(await store.delete(created.id, "bob"), false);
+      await store.append(created.id, "alice", itemsFromRequest(userItems("a", "b"), ids));
+      assert.deepEqual(
+        (await store.get(created.id, "alice"))?.items.map((item) => item.id),
+        ["msg_1", "msg_3", "msg_4"], // msg_2 went to bob's refused items
+      );
+      assert.equal(await store.deleteItem(created.id, "alice", "msg_9"), "no item");
+      const after = await store.deleteItem(created.id, "alice", "msg_3");
+      assert.ok(after !== undefined && after !== "no item");
+      assert.deepEqual(
+        after.items.map((item) => item.id),
+        ["msg_1", "msg_4"],
+      );
+      assert.equal(await store.delete(created.id, "alice"), true);
+      assert.equal(await store.get(created.id, null), undefined);
+    });
+
+    test("a conversation past its byte bound is a 400 and stays as it was", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const store = new Conversations(await open(t, clock), LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create(null, {}, []);
+      await assert.rejects(store.append(created.id, null, itemsFromRequest(userItems("x".repeat(5_000)), ids)), {
+        status: 400,
+        param: "items",
+      });
+      assert.deepEqual((await store.get(created.id, null))?.items, []);
+    });
+
+    test("a write renews the age: a conversation in use does not expire, one left alone does", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const store = new Conversations(await open(t, clock), LIMITS.maxBytes, clock, ids, () => {});
+      const used = await store.create(null, {}, []);
+      const idle = await store.create(null, {}, []);
+      clock.advance(40_000);
+      await store.append(used.id, null, itemsFromRequest(userItems("still here"), ids));
+      clock.advance(40_000);
+      assert.notEqual(await store.get(used.id, null), undefined);
+      assert.equal(await store.get(idle.id, null), undefined);
+    });
+
+    test("items added at once to one conversation are all kept", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const store = new Conversations(await open(t, clock), LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create(null, {}, []);
+      await Promise.all(
+        ["a", "b", "c", "d", "e"].map((text) => store.append(created.id, null, itemsFromRequest(userItems(text), ids))),
+      );
+      assert.equal((await store.get(created.id, null))?.items.length, 5);
+    });
+  });
+}
+
+test("conversations and kept responses are apart in one state file: neither finds the other's rows", async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), "conv-apart-")), "state.db");
+  const clock = new ManualClock();
+  const responses = new EmbeddedKeptResponses(path, LIMITS, clock, undefined, KEPT_RESPONSES);
+  const conversations = new EmbeddedKeptResponses(path, LIMITS, clock, undefined, KEPT_CONVERSATIONS);
+  t.after(() => {
+    responses.close();
+    conversations.close();
+  });
+  await conversations.put({ id: "conv_a", json: "{}", itemIds: [] });
+  await responses.put({ id: "resp_a", json: "{}", itemIds: [] });
+  assert.equal(await responses.get("conv_a"), undefined);
+  assert.equal(await conversations.get("resp_a"), undefined);
+  assert.equal(await conversations.get("conv_a"), "{}");
+});
+
+test("redis: two gateway processes adding to one conversation at once lose nothing (compare and set)", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const server = await useRedisServer(t);
+  const clock = new ManualClock();
+  const ids = sequentialIds();
+  // Two stores on one Redis and prefix, each with its own connection: what two processes have.
+  const processes = [0, 1].map(() => {
+    const rows = new RedisKeptResponses(server.url, "conv-shared:", false, LIMITS, clock, "conversations");
+    t.after(() => rows.close());
+    return { rows, store: new Conversations(rows, LIMITS.maxBytes, clock, ids, () => {}) };
+  });
+  await Promise.all(processes.map(({ rows }) => rows.connect()));
+  const [one, two] = processes;
+  assert.ok(one !== undefined && two !== undefined);
+  const created = await one.store.create(null, {}, []);
+  const texts = Array.from({ length: 12 }, (_, index) => `t${index}`);
+  await Promise.all(
+    texts.map((text, index) =>
+      (index % 2 === 0 ? one : two).store.append(created.id, null, itemsFromRequest(userItems(text), ids)),
+    ),
+  );
+  const kept = (await two.store.get(created.id, null))?.items ?? [];
+  assert.deepEqual(kept.map((item) => (item.content as { text: string }[])[0]?.text).sort(), [...texts].sort());
+});

@@ -1,0 +1,358 @@
+// Kept conversations (OpenAI's Conversations API, and `conversation` on a Responses request). A conversation is one
+// row (its JSON: id, metadata, owner, items) in a store of its own beside the kept responses' (the embedded state
+// file, Redis, or memory: cli/kept-responses-store.ts), bounded like it by count, total bytes and age. A write puts
+// the whole row again, which also renews its age: a conversation in use does not expire.
+//
+// Concurrency: adding items reads the row, appends and writes it back. Two requests on one conversation at once
+// would each write their own copy and one's items would be lost, so this process runs the writes of one conversation
+// one after the other (a promise chain per id), and with a store several processes share (Redis) the write is a
+// compare and set: written only if the row is still what was read, else read and tried again.
+import type { Clock } from "../../clock.ts";
+import { InvalidRequestError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
+import type { IdSource } from "../ids.ts";
+
+/** One item of a conversation: a Responses input or output item with its `id` (conversation-items.ts makes them). */
+export type ConversationItem = Readonly<Record<string, unknown>> & { readonly id: string; readonly type: string };
+
+export interface StoredConversation {
+  readonly id: string;
+  readonly created_at: number;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The named client that created it: only it, or an unnamed key, reaches it. */
+  readonly client?: string;
+  readonly items: readonly ConversationItem[];
+}
+
+/** The conversation object the API answers with (its items are listed apart). */
+export interface ConversationObject {
+  readonly id: string;
+  readonly object: "conversation";
+  readonly created_at: number;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** One conversation as a row store holds it: the shape of the kept responses' rows (it has no item index). */
+export interface KeptResponseRow {
+  readonly id: string;
+  readonly json: string;
+  readonly itemIds: readonly string[];
+}
+
+/** Where conversation rows live: the kept responses' row stores, in tables or keys of their own. */
+export interface ConversationRows {
+  put(row: KeptResponseRow): Promise<void>;
+  get(id: string): Promise<string | undefined>;
+  delete(id: string): Promise<boolean>;
+  /**
+   * A store shared by several gateway processes (Redis) writes a changed row only if it is still the JSON that was
+   * read (false: changed meanwhile). Stores of one process leave it out: this process's writes are serialized.
+   */
+  putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
+}
+
+/** Times a change is read and tried again when another process changed the conversation meanwhile. */
+const MAX_CHANGE_ATTEMPTS = 10;
+
+/** The most bytes one conversation's JSON may take; never more than the store's own `max_bytes` (it would not be kept). */
+export const MAX_CONVERSATION_BYTES = 16 * 1024 * 1024;
+
+/** OpenAI's bounds of `metadata`: 16 pairs, keys up to 64 characters, values up to 512. */
+const MAX_METADATA_PAIRS = 16;
+const MAX_METADATA_KEY_CHARS = 64;
+const MAX_METADATA_VALUE_CHARS = 512;
+
+/** A conversation id as the gateway makes them (`conv_` + hex); anything else is a 400, not a lookup. */
+const CONVERSATION_ID = /^conv_[A-Za-z0-9_-]{1,128}$/;
+const ITEM_ID = /^[A-Za-z0-9_-]{1,200}$/;
+
+export function toConversationObject(stored: StoredConversation): ConversationObject {
+  return { id: stored.id, object: "conversation", created_at: stored.created_at, metadata: stored.metadata };
+}
+
+export function isConversationId(id: string): boolean {
+  return CONVERSATION_ID.test(id);
+}
+
+export function checkConversationId(id: string, param: string): void {
+  if (!isConversationId(id)) {
+    throw new InvalidRequestError(
+      `Invalid \`${param}\`: '${id.slice(0, 64)}' is not a conversation id (\`conv_\` followed by letters, digits, \`_\` or \`-\`).`,
+      { param, code: "invalid_value" },
+    );
+  }
+}
+
+export function checkItemId(id: string): void {
+  if (!ITEM_ID.test(id)) {
+    throw new InvalidRequestError(
+      `Invalid \`item_id\`: '${id.slice(0, 64)}' is not an item id (letters, digits, \`_\` or \`-\`).`,
+      { param: "item_id", code: "invalid_value" },
+    );
+  }
+}
+
+/** `metadata` of a create or update: null or absent is none; otherwise within OpenAI's bounds. */
+export function readMetadata(value: unknown): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  const invalid = (message: string) => new InvalidRequestError(message, { param: "metadata", code: "invalid_value" });
+  if (!isRecord(value)) throw invalid("`metadata` must be an object of strings.");
+  const entries = Object.entries(value);
+  if (entries.length > MAX_METADATA_PAIRS) throw invalid(`\`metadata\` may have at most ${MAX_METADATA_PAIRS} keys.`);
+  for (const [key, text] of entries) {
+    if (typeof text !== "string") throw invalid(`\`metadata.${key.slice(0, 64)}\` must be a string.`);
+    if (key.length > MAX_METADATA_KEY_CHARS) {
+      throw invalid(`\`metadata\` keys must be at most ${MAX_METADATA_KEY_CHARS} characters.`);
+    }
+    if (text.length > MAX_METADATA_VALUE_CHARS) {
+      throw invalid(`\`metadata\` values must be at most ${MAX_METADATA_VALUE_CHARS} characters.`);
+    }
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
+}
+
+function unreachable(error: unknown): ServiceUnavailableError {
+  return new ServiceUnavailableError("The store of conversations cannot be reached; try again shortly.", {
+    cause: error,
+  });
+}
+
+export class Conversations {
+  readonly #rows: ConversationRows;
+  readonly #maxBytes: number;
+  readonly #clock: Clock;
+  readonly #ids: IdSource;
+  readonly #onAppendError: (error: unknown) => void;
+  /** The last write of each conversation being written by this process (see the file's header). */
+  readonly #writes = new Map<string, Promise<unknown>>();
+
+  /**
+   * `storeMaxBytes`: the row store's `max_bytes` (a larger conversation would not be kept). `onAppendError`: an
+   * answer's items could not be added (the store failed, or the conversation is full); the answer is sent anyway.
+   */
+  constructor(
+    rows: ConversationRows,
+    storeMaxBytes: number,
+    clock: Clock,
+    ids: IdSource,
+    onAppendError: (error: unknown) => void,
+  ) {
+    this.#rows = rows;
+    this.#maxBytes = Math.min(MAX_CONVERSATION_BYTES, storeMaxBytes);
+    this.#clock = clock;
+    this.#ids = ids;
+    this.#onAppendError = onAppendError;
+  }
+
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+
+  async create(
+    client: string | null,
+    metadata: Record<string, string>,
+    items: ConversationItem[],
+  ): Promise<StoredConversation> {
+    const stored: StoredConversation = {
+      id: this.#ids("conv_"),
+      created_at: Math.floor(this.#clock.now() / 1000),
+      metadata,
+      ...(client === null ? {} : { client }),
+      items,
+    };
+    await this.#put(stored, "items");
+    return stored;
+  }
+
+  /** The conversation, when `client` may reach it (its own, or any for an unnamed key). */
+  async get(id: string, client: string | null): Promise<StoredConversation | undefined> {
+    return (await this.#read(id, client))?.stored;
+  }
+
+  /** The conversation and the JSON it was read from (what a compare-and-set write expects). */
+  async #read(id: string, client: string | null): Promise<{ stored: StoredConversation; json: string } | undefined> {
+    let json: string | undefined;
+    try {
+      json = await this.#rows.get(id);
+    } catch (error) {
+      throw unreachable(error);
+    }
+    if (json === undefined) return undefined;
+    const stored = JSON.parse(json) as StoredConversation;
+    return client === null || stored.client === client ? { stored, json } : undefined;
+  }
+
+  setMetadata(
+    id: string,
+    client: string | null,
+    metadata: Record<string, string>,
+  ): Promise<StoredConversation | undefined> {
+    return this.#change(id, client, (stored) => ({ ...stored, metadata }), "metadata");
+  }
+
+  /** Adds items at the end; a conversation that would grow past its bound is a 400 naming `param`, and unchanged. */
+  append(
+    id: string,
+    client: string | null,
+    items: readonly ConversationItem[],
+    param = "items",
+  ): Promise<StoredConversation | undefined> {
+    return this.#change(id, client, (stored) => ({ ...stored, items: [...stored.items, ...items] }), param);
+  }
+
+  /**
+   * After an answer: its input and output items are added; a failure is reported, not thrown (the answer is
+   * already made, and a client reading it must get it). A conversation deleted meanwhile stays deleted.
+   */
+  async appendAfterAnswer(id: string, client: string | null, items: readonly ConversationItem[]): Promise<void> {
+    try {
+      await this.append(id, client, items, "conversation");
+    } catch (error) {
+      this.#onAppendError(error);
+    }
+  }
+
+  /** The conversation without the item; undefined: no such conversation; "no item": it has no such item. */
+  async deleteItem(
+    id: string,
+    client: string | null,
+    itemId: string,
+  ): Promise<StoredConversation | undefined | "no item"> {
+    let hasItem = true;
+    const changed = await this.#change(
+      id,
+      client,
+      (stored) => {
+        const items = stored.items.filter((item) => item.id !== itemId);
+        hasItem = items.length !== stored.items.length;
+        return { ...stored, items };
+      },
+      "item_id",
+    );
+    return changed !== undefined && !hasItem ? "no item" : changed;
+  }
+
+  async delete(id: string, client: string | null): Promise<boolean> {
+    return this.#serially(id, async () => {
+      if ((await this.get(id, client)) === undefined) return false;
+      try {
+        return await this.#rows.delete(id);
+      } catch (error) {
+        throw unreachable(error);
+      }
+    });
+  }
+
+  /** Reads, changes and writes one conversation, after any write of it already under way in this process. */
+  #change(
+    id: string,
+    client: string | null,
+    change: (stored: StoredConversation) => StoredConversation,
+    param: string,
+  ): Promise<StoredConversation | undefined> {
+    return this.#serially(id, async () => {
+      for (let attempt = 0; attempt < MAX_CHANGE_ATTEMPTS; attempt++) {
+        const read = await this.#read(id, client);
+        if (read === undefined) return undefined;
+        const changed = change(read.stored);
+        if (await this.#put(changed, param, read.json)) return changed;
+      }
+      throw new ServiceUnavailableError(
+        `Conversation '${id}' kept changing while this request changed it (other requests are writing to it); try again.`,
+      );
+    });
+  }
+
+  /** Writes a conversation; with `expectedJson`, only if it is unchanged since (false when it was changed). */
+  async #put(stored: StoredConversation, param: string, expectedJson?: string): Promise<boolean> {
+    const json = JSON.stringify(stored);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.#maxBytes) {
+      throw new InvalidRequestError(
+        `The conversation would take ${bytes} bytes, over the gateway's bound of ${this.#maxBytes} bytes per conversation: start a new conversation (or delete items).`,
+        { param, code: "invalid_value" },
+      );
+    }
+    const row = { id: stored.id, json, itemIds: [] };
+    try {
+      if (expectedJson !== undefined && this.#rows.putIfUnchanged !== undefined) {
+        return await this.#rows.putIfUnchanged(row, expectedJson);
+      }
+      await this.#rows.put(row);
+      return true;
+    } catch (error) {
+      throw unreachable(error);
+    }
+  }
+
+  async #serially<T>(id: string, operation: () => Promise<T>): Promise<T> {
+    const before = this.#writes.get(id) ?? Promise.resolve();
+    const result = before.then(operation, operation);
+    const settled = result.then(
+      () => {},
+      () => {},
+    );
+    this.#writes.set(id, settled);
+    try {
+      return await result;
+    } finally {
+      if (this.#writes.get(id) === settled) this.#writes.delete(id);
+    }
+  }
+}
+
+/**
+ * Conversation rows in this process's memory (`state.path: ":memory:"`, and a server built without a store): bounded
+ * by count, total bytes and age like the persistent stores, oldest write evicted first.
+ */
+export class ConversationRowsInMemory implements ConversationRows {
+  readonly #limits: { readonly maxEntries: number; readonly maxBytes: number; readonly maxAgeMs: number };
+  readonly #clock: Clock;
+  /** Insertion order is write order: a Map iterates oldest first, and a put moves a row last. */
+  readonly #rows = new Map<string, { json: string; bytes: number; storedAtMs: number }>();
+  #bytes = 0;
+
+  constructor(limits: { maxEntries: number; maxBytes: number; maxAgeMs: number }, clock: Clock) {
+    this.#limits = limits;
+    this.#clock = clock;
+  }
+
+  async put(row: KeptResponseRow): Promise<void> {
+    this.#remove(row.id);
+    const bytes = Buffer.byteLength(row.json);
+    if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) return;
+    this.#rows.set(row.id, { json: row.json, bytes, storedAtMs: this.#clock.now() });
+    this.#bytes += bytes;
+    this.#expire();
+    for (const id of this.#rows.keys()) {
+      if (this.#rows.size <= this.#limits.maxEntries && this.#bytes <= this.#limits.maxBytes) break;
+      this.#remove(id);
+    }
+  }
+
+  async get(id: string): Promise<string | undefined> {
+    this.#expire();
+    return this.#rows.get(id)?.json;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    this.#expire();
+    return this.#remove(id);
+  }
+
+  #remove(id: string): boolean {
+    const row = this.#rows.get(id);
+    if (row === undefined) return false;
+    this.#rows.delete(id);
+    this.#bytes -= row.bytes;
+    return true;
+  }
+
+  #expire(): void {
+    const oldestKeptMs = this.#clock.now() - this.#limits.maxAgeMs;
+    for (const [id, row] of this.#rows) {
+      if (row.storedAtMs > oldestKeptMs) break;
+      this.#remove(id);
+    }
+  }
+}
