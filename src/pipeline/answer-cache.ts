@@ -308,7 +308,8 @@ export class SharedAnswerCache implements AnswerStore {
   put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, _nowMs: number): void {
     const bytes = Buffer.byteLength(answer.bodyText);
     if (settings.maxEntries <= 0 || bytes > settings.maxBytes / 10) return;
-    this.#rows.put(key, JSON.stringify({ ...answer, bytes }), answer.storedAtMs, settings).then(
+    const keptUntilMs = answer.keptForMs === undefined ? undefined : answer.storedAtMs + answer.keptForMs;
+    this.#rows.put(key, JSON.stringify({ ...answer, bytes }), answer.storedAtMs, settings, keptUntilMs).then(
       (kept) => {
         this.#entries = kept.entries;
         this.#bytes = kept.bytes;
