@@ -78,6 +78,30 @@ describe("AnswerCache", () => {
     assert.equal(cache.get("long", SETTINGS, 100)?.bodyText, "l", "the others keep the cache's time to live");
     assert.equal(cache.summary.entries, 1, "the expired one's memory is freed at its lookup");
   });
+
+  test("an answer past its own time to live is dropped before a live one is evicted for room", () => {
+    const cache = new AnswerCache();
+    cache.put("live", answer("l", 0), SETTINGS, 0);
+    for (const key of ["s1", "s2"]) cache.put(key, { ...answer(key, 1), keptForMs: 10 }, SETTINGS, 1);
+    // At max_entries (3), with two answers no request may get any more: they make the room, not the live one.
+    cache.put("new", answer("n", 50), SETTINGS, 50);
+    assert.equal(cache.get("live", SETTINGS, 50)?.bodyText, "l");
+    assert.equal(cache.get("new", SETTINGS, 50)?.bodyText, "n");
+    assert.equal(cache.summary.entries, 2, "freed at the put after their time, not held until ttl_ms");
+    // Replaced before its own time: the replacement (kept for the whole ttl_ms) is not dropped at the old time.
+    cache.put("r", { ...answer("old", 60), keptForMs: 10 }, SETTINGS, 60);
+    cache.put("r", answer("new", 61), SETTINGS, 61);
+    cache.put("x", answer("x", 80), SETTINGS, 80);
+    assert.equal(cache.get("r", SETTINGS, 80)?.bodyText, "new");
+    // A key replaced again and again, each kept for less: still one answer, the latest, until its own time.
+    const many = new AnswerCache();
+    for (let index = 0; index < 500; index++) {
+      many.put("k", { ...answer(`v${index}`, index), keptForMs: 900 }, SETTINGS, index);
+    }
+    assert.equal(many.get("k", SETTINGS, 1_398)?.bodyText, "v499");
+    assert.equal(many.get("k", SETTINGS, 1_399), undefined);
+    assert.deepEqual([many.summary.entries, many.summary.bytes], [0, 0]);
+  });
 });
 
 describe("SharedAnswerCache figures", () => {

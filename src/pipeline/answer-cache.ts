@@ -36,7 +36,7 @@ export interface CachedAnswer {
   readonly storedAtMs: number;
   /**
    * The request's own time to live (`x-gateway-cache-ttl`), in ms, when shorter than `cache.ttl_ms`: the answer is
-   * not given after it. Such an answer's memory is freed at lookup or when it ages out under `ttl_ms`.
+   * not given after it, and freed at the next lookup or put after it (AnswerCache `#ownExpiries`).
    */
   readonly keptForMs?: number;
   readonly bytes: number;
@@ -135,9 +135,17 @@ export class AnswerCache implements AnswerStore {
   readonly isShared = false;
   /**
    * Insertion order is age order: a Map iterates oldest first, so answers past `ttl_ms` go from the front. An answer
-   * kept for less (`keptForMs`) is not given after its own time and freed when looked up, or with those past `ttl_ms`.
+   * kept for less (`keptForMs`) is not given after its own time and freed at the next lookup or put after it
+   * (`#ownExpiries`).
    */
   readonly #entries = new Map<string, CachedAnswer>();
+  /**
+   * The answers kept for less than `ttl_ms`, soonest end first (a binary min-heap). Without it such an answer held
+   * its place until `ttl_ms`, and a full cache made room by evicting the oldest live answers first (a client sending
+   * `x-gateway-cache-ttl: 1` pushed every other answer out for nothing). An entry whose key was replaced or dropped
+   * since is skipped when it comes up; each leaves within `ttl_ms`.
+   */
+  readonly #ownExpiries: OwnExpiry[] = [];
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -170,8 +178,10 @@ export class AnswerCache implements AnswerStore {
     this.#delete(key);
     const bytes = Buffer.byteLength(answer.bodyText);
     if (settings.maxEntries <= 0 || bytes > settings.maxBytes / 10) return false;
-    this.#entries.set(key, { ...answer, bytes });
+    const kept: CachedAnswer = { ...answer, bytes };
+    this.#entries.set(key, kept);
     this.#bytes += bytes;
+    if (kept.keptForMs !== undefined) this.#expiresOwn(key, kept, kept.keptForMs);
     this.#expire(settings, nowMs);
     for (const [oldest] of this.#entries) {
       if (this.#entries.size <= settings.maxEntries && this.#bytes <= settings.maxBytes) break;
@@ -186,12 +196,33 @@ export class AnswerCache implements AnswerStore {
     return dropped;
   }
 
+  /**
+   * Notes when an answer kept for less than `ttl_ms` ends. An entry of a replaced or dropped answer would hold that
+   * answer's memory until its own end: past twice the answers kept (plus a few), the heap keeps only current ones,
+   * so it stays within about twice `max_entries` however often a key is replaced (amortised: one rebuild per as many
+   * puts as it holds).
+   */
+  #expiresOwn(key: string, kept: CachedAnswer, keptForMs: number): void {
+    const expiries = this.#ownExpiries;
+    pushExpiry(expiries, { atMs: kept.storedAtMs + keptForMs, key, kept });
+    if (expiries.length <= 2 * this.#entries.size + 64) return;
+    const current = expiries.filter((entry) => this.#entries.get(entry.key) === entry.kept);
+    expiries.length = 0;
+    for (const entry of current) pushExpiry(expiries, entry);
+  }
+
   reset(): void {
     this.#entries.clear();
+    this.#ownExpiries.length = 0;
     this.#bytes = 0;
   }
 
   #expire(settings: CacheSettings, nowMs: number): void {
+    const expiries = this.#ownExpiries;
+    while (expiries.length > 0 && (expiries[0] as OwnExpiry).atMs <= nowMs) {
+      const { key, kept } = popExpiry(expiries);
+      if (this.#entries.get(key) === kept) this.#delete(key);
+    }
     for (const [key, answer] of this.#entries) {
       if (answer.storedAtMs + settings.ttlMs > nowMs) break;
       this.#delete(key);
@@ -273,7 +304,8 @@ export class SharedAnswerCache implements AnswerStore {
   put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, _nowMs: number): void {
     const bytes = Buffer.byteLength(answer.bodyText);
     if (settings.maxEntries <= 0 || bytes > settings.maxBytes / 10) return;
-    this.#rows.put(key, JSON.stringify({ ...answer, bytes }), answer.storedAtMs, settings).then(
+    const keptUntilMs = answer.keptForMs === undefined ? undefined : answer.storedAtMs + answer.keptForMs;
+    this.#rows.put(key, JSON.stringify({ ...answer, bytes }), answer.storedAtMs, settings, keptUntilMs).then(
       (kept) => {
         this.#entries = kept.entries;
         this.#bytes = kept.bytes;
@@ -292,6 +324,44 @@ export class SharedAnswerCache implements AnswerStore {
   }
 
   reset(): void {}
+}
+
+/** When an answer kept for less than `ttl_ms` ends, and which one (its key may hold another answer by then). */
+interface OwnExpiry {
+  readonly atMs: number;
+  readonly key: string;
+  readonly kept: CachedAnswer;
+}
+
+function pushExpiry(heap: OwnExpiry[], entry: OwnExpiry): void {
+  let index = heap.push(entry) - 1;
+  while (index > 0) {
+    const parent = (index - 1) >> 1;
+    if ((heap[parent] as OwnExpiry).atMs <= entry.atMs) break;
+    heap[index] = heap[parent] as OwnExpiry;
+    index = parent;
+  }
+  heap[index] = entry;
+}
+
+/** Removes and returns the soonest end (the heap is not empty). */
+function popExpiry(heap: OwnExpiry[]): OwnExpiry {
+  const top = heap[0] as OwnExpiry;
+  const last = heap.pop() as OwnExpiry;
+  if (heap.length === 0) return top;
+  let index = 0;
+  for (;;) {
+    const left = 2 * index + 1;
+    if (left >= heap.length) break;
+    const right = left + 1;
+    const child =
+      right < heap.length && (heap[right] as OwnExpiry).atMs < (heap[left] as OwnExpiry).atMs ? right : left;
+    if ((heap[child] as OwnExpiry).atMs >= last.atMs) break;
+    heap[index] = heap[child] as OwnExpiry;
+    index = child;
+  }
+  heap[index] = last;
+  return top;
 }
 
 /** Kept for less than the cache's time to live by its request (`x-gateway-cache-ttl`), and that time is past. */

@@ -47,6 +47,19 @@ async function runScript(rows: RedisAnswerRows): Promise<void> {
   assert.equal(await rows.get("f", 0), undefined);
   assert.deepEqual(await rows.count(), { entries: 0, bytes: 0 });
   assert.deepEqual(await rows.put("g", "g", 70_000, LIMITS), { entries: 1, bytes: 1 });
+  // Rows their requests kept for 10 ms (x-gateway-cache-ttl): a miss after that, swept by the next put as expired,
+  // and at max_entries they make the room, not the live row kept before them.
+  await rows.put("s1", "s", 70_001, LIMITS, 70_011);
+  await rows.put("s2", "s", 70_001, LIMITS, 70_011);
+  assert.equal(await rows.get("s1", 70_010 - LIMITS.ttlMs), "s");
+  assert.equal(await rows.get("s1", 70_011 - LIMITS.ttlMs), undefined, "past its own end");
+  assert.deepEqual(await rows.put("h", "h", 70_100, LIMITS), { entries: 2, bytes: 2 }, "both short ones went");
+  assert.equal(await rows.get("g", 70_100 - LIMITS.ttlMs), "g", "the live row kept before them stays");
+  assert.equal(await rows.get("h", 70_100 - LIMITS.ttlMs), "h");
+  await rows.put("s3", "s", 70_101, LIMITS, 80_000);
+  await rows.put("i", "i", 70_102, LIMITS);
+  assert.equal(await rows.get("g", 70_102 - LIMITS.ttlMs), "g", "full: the short one, not the oldest live one, went");
+  assert.equal(await rows.get("s3", 70_102 - LIMITS.ttlMs), undefined);
 }
 
 describe("RedisAnswerRows", () => {

@@ -93,20 +93,26 @@ export class RedisAnswerRows implements AnswerRows {
     return Number(storedAtMs) > oldestKeptMs ? json : undefined;
   }
 
-  /** Keeps a row and evicts past the limits; the rows and bytes kept after it, fleet-wide. */
+  /**
+   * Keeps a row and evicts past the limits; the rows and bytes kept after it, fleet-wide. `keptUntilMs`: a row its
+   * request kept for less than the time to live is indexed as if kept that much earlier, so that it expires (for
+   * lookups and the puts' sweep) at its own end, and a full cache evicts it before rows that are still live.
+   */
   async put(
     key: string,
     json: string,
     storedAtMs: number,
     limits: AnswerRowLimits,
+    keptUntilMs?: number,
   ): Promise<{ entries: number; bytes: number }> {
+    const indexedAtMs = keptUntilMs === undefined ? storedAtMs : Math.min(storedAtMs, keptUntilMs - limits.ttlMs);
     const reply = await this.#redis.eval(
       PUT_LUA,
       this.#keys.length,
       ...this.#keys,
       key,
       json,
-      storedAtMs,
+      indexedAtMs,
       storedAtMs - limits.ttlMs,
       limits.maxEntries,
       limits.maxBytes,

@@ -19,6 +19,8 @@ export interface AnswerRows {
     json: string,
     storedAtMs: number,
     limits: { readonly ttlMs: number; readonly maxEntries: number; readonly maxBytes: number },
+    /** When a row its request kept for less than `ttlMs` ends (`x-gateway-cache-ttl`). */
+    keptUntilMs?: number,
   ): Promise<{ entries: number; bytes: number }>;
   clear(): Promise<number>;
   /** The rows and their bytes held now, fleet-wide (expired ones included until the next put drops them). */
