@@ -142,6 +142,7 @@ export const IMAGES_ENDPOINT: EndpointSpec = {
   supportsStream: false,
   isContinuable: false,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
+  promptParam: "prompt",
 };
 
 /**

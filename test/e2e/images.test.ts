@@ -285,6 +285,26 @@ describe("image generation", () => {
     assert.equal(short.response.headers.get("x-gateway-provider"), "first");
   });
 
+  test("a prompt no image model's context holds is refused naming `prompt`, not chat's `messages`", async (t) => {
+    const first = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    models:
+      dall-e-3: { context: 40 }
+`,
+    );
+    const answer = await send(gateway, "POST", "/v1/images/generations", {
+      body: { model: "dall-e-3", prompt: "A very detailed scene with many parts. ".repeat(40) },
+    });
+    assert.equal(answer.status, 400);
+    assert.equal(errorOf(answer).param, "prompt");
+    assert.equal(imageRequests(first).length, 0);
+  });
+
   test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {
     const { first, second, gateway } = await twoProviders(t);
     const post = (body: unknown) => send(gateway, "POST", "/v1/images/generations", { body });
