@@ -113,6 +113,9 @@ export function keepingStream(request: PipelineRequest, answer: StreamAnswer, re
     request.context.cacheDirective?.mode === "no-cache"
       ? answer.headers
       : { ...answer.headers, "x-gateway-cache": "miss" };
+  // `x-gateway-cache-ttl: 0`: nothing will be kept, so the chunks are not collected either (up to a tenth of the
+  // cache's bytes per stream, for nothing).
+  if (request.context.cacheDirective?.storeTtlMs === 0) return { ...answer, headers };
   const maxChars = snapshot.config.cache.maxBytes / 10;
   const inner = answer.events;
   async function* keeping(cacheKey: string): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {

@@ -194,6 +194,8 @@ export function buildCatalog(
     const runtime = providerRuntime(settings);
     runtimes.push(runtime);
     const seen = new Set<string>();
+    // One provider's completions rules, shared by all its chat models (a catalog can list hundreds).
+    const completionsRules = providerRulesForCompletions(settings.body);
     const add = (model: ModelSettings, isDiscovered: boolean, contextTokens: number | undefined) => {
       const key = `${settings.name}/${model.publicName}`;
       if (seen.has(key)) return;
@@ -220,10 +222,7 @@ export function buildCatalog(
         capabilities: enriched.capabilities,
         cost: costClassOf(model, settings),
         body: mergeBodyRules(bodyLevels, { generatesText: kind === "chat" }),
-        completionsBody:
-          kind === "chat"
-            ? mergeBodyRules([providerRulesForCompletions(settings.body), ...bodyLevels.slice(1)])
-            : undefined,
+        completionsBody: kind === "chat" ? mergeBodyRules([completionsRules, ...bodyLevels.slice(1)]) : undefined,
       });
     };
     if (settings.models !== undefined) {
