@@ -24,9 +24,10 @@ import type { StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
-import { answerFingerprint } from "./answer-fingerprint.ts";
+import { hasNewFingerprint } from "./answer-fingerprint.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
+import { GatewaySecrets } from "./logged-secrets.ts";
 import { OpenRequests } from "./open-requests.ts";
 import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
@@ -73,6 +74,8 @@ export class GatewayRuntime {
   readonly inFlight = new InFlightGates();
   /** The requests the server has open: what an exit that cannot wait for them ends (open-requests.ts). */
   readonly openRequests = new OpenRequests();
+  /** The one redaction of all the gateway shows, logs, records, exports or stores (logged-secrets.ts). */
+  readonly secrets = new GatewaySecrets(() => this.#snapshot);
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */
@@ -350,6 +353,7 @@ export class GatewayRuntime {
         }),
       attemptSent: (reservation) => this.recorder.attemptSent(reservation),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan, { request, snapshot }),
+      redact: this.secrets.redactor,
     });
   }
 
@@ -392,8 +396,4 @@ export class GatewayRuntime {
     await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }
-}
-
-function hasNewFingerprint(before: GatewaySnapshot, after: GatewaySnapshot): boolean {
-  return answerFingerprint(before) !== answerFingerprint(after);
 }

@@ -18,7 +18,6 @@ import {
   TRANSLATIONS_ENDPOINT,
 } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { redactLogLine } from "../pipeline/logged-secrets.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
@@ -135,7 +134,7 @@ function createFastify(
             // Nor any configured key (provider, client, admin; the serving config's and those a reload retired), at
             // any level, wherever it hides in a line (an upstream's error text quoted in a message, a reason, an
             // error's cause, a request quoted by a debug line): every line is redacted whole, just before it is written.
-            hooks: { streamWrite: (line: string) => redactLogLine(runtime, line) },
+            hooks: { streamWrite: (line: string) => runtime.secrets.redact(line) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import { loggedSecrets } from "../../src/pipeline/logged-secrets.ts";
 import { CHAT_ROUTE, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
@@ -144,7 +143,7 @@ providers:
       m: {}
 `,
   );
-  const secrets = loggedSecrets(gateway.runtime);
+  const secrets = gateway.runtime.secrets.list();
   assert.ok(secrets.includes("LongEnough8") && secrets.includes("AdminLong9"), secrets.join(" "));
   assert.ok(!secrets.includes("1234") && !secrets.includes("test"), secrets.join(" "));
   assert.ok(secrets.includes("sk-alpha-provider-key-000000"), "the provider keys are there too");
