@@ -65,10 +65,7 @@ export class GatewayRuntime {
   readonly scores: LiveScores;
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
-  /**
-   * `cache.enabled`: answers given again to the same request (answer-cache.ts), keyed by the config's fingerprint
-   * (answer-fingerprint.ts); in memory, emptied by a reload that changes it.
-   */
+  /** `cache.enabled`: answers given again to the same request (answer-cache.ts); a reload may empty it. */
   readonly answers: AnswerStore;
   /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
   readonly inFlight = new InFlightGates();
@@ -238,6 +235,7 @@ export class GatewayRuntime {
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
+    this.secrets.retire(previous);
     for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
     pruneUnconfiguredScopes(this.state, snapshot, this.clock.now());
     this.#reloads += 1;

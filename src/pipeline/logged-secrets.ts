@@ -10,9 +10,10 @@ import { redactSecrets } from "../errors/redact.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 
 /**
- * Keys of configs replaced by a reload, still redacted: a revoked client key may still be sent (and quoted), and a
- * rotated provider key may still be echoed by a request in flight. Bounded for a process reloaded without end; the
- * oldest go first.
+ * Secrets of configs replaced by a reload, still redacted: a revoked client key may still be sent (and quoted), and a
+ * rotated provider key may still be echoed by a request in flight or a late upstream error. Bounded by count, not by
+ * time (a revoked key may be sent again at any time), for a process reloaded without end: the 1,000 most recently
+ * retired strings (a key counts once, twice when its JSON-escaped form differs); the longest retired go first.
  */
 const MAX_RETIRED_SECRETS = 1_000;
 
@@ -65,11 +66,16 @@ export function snapshotSecrets(snapshot: GatewaySnapshot): readonly string[] {
   return secrets;
 }
 
-/** Per runtime: the serving snapshot's secrets, and those of the ones before it. */
+/**
+ * Per runtime: the serving snapshot's secrets, and those of every snapshot a reload replaced (`retire`, told by the
+ * runtime at each swap: a snapshot replaced before anything was redacted under it still retires its keys).
+ */
 export class GatewaySecrets {
   readonly #snapshotOf: () => GatewaySnapshot;
+  /** The snapshot `#secrets` was built for. */
   #snapshot: GatewaySnapshot | undefined;
   #secrets: readonly string[] = [];
+  /** Oldest retired first (a secret retired again moves to the end). */
   readonly #retired = new Set<string>();
 
   /** `snapshotOf`: the serving snapshot, read at every use. */
@@ -77,24 +83,28 @@ export class GatewaySecrets {
     this.#snapshotOf = snapshotOf;
   }
 
-  /**
-   * The serving snapshot's secrets and the retired ones. A snapshot is seen unless it was replaced before any text
-   * was redacted under it (then no request of its own reached an output).
-   */
+  /** A reload replaced `previous`: its secrets stay redacted (the MAX_RETIRED_SECRETS most recently retired). */
+  retire(previous: GatewaySnapshot): void {
+    for (const secret of snapshotSecrets(previous)) {
+      this.#retired.delete(secret);
+      this.#retired.add(secret);
+    }
+    for (const secret of this.#retired) {
+      if (this.#retired.size <= MAX_RETIRED_SECRETS) break;
+      this.#retired.delete(secret);
+    }
+    this.#snapshot = undefined;
+  }
+
+  /** The serving snapshot's secrets and the retired ones. */
   list(): readonly string[] {
     const snapshot = this.#snapshotOf();
     if (snapshot === this.#snapshot) return this.#secrets;
     const current = snapshotSecrets(snapshot);
-    if (this.#snapshot !== undefined) {
-      for (const secret of snapshotSecrets(this.#snapshot)) this.#retired.add(secret);
-      for (const secret of current) this.#retired.delete(secret);
-      for (const secret of this.#retired) {
-        if (this.#retired.size <= MAX_RETIRED_SECRETS) break;
-        this.#retired.delete(secret);
-      }
-    }
+    const serving = new Set(current);
+    const retired = [...this.#retired].filter((secret) => !serving.has(secret));
     this.#snapshot = snapshot;
-    this.#secrets = this.#retired.size === 0 ? current : [...current, ...this.#retired];
+    this.#secrets = retired.length === 0 ? current : [...current, ...retired];
     return this.#secrets;
   }
 
