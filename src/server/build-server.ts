@@ -38,7 +38,7 @@ import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
-import { isMessagesRoute } from "./protocol-paths.ts";
+import { isMessagesRoute, MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
@@ -102,8 +102,19 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   if (options.observers !== undefined) {
     registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
   }
-  registerResponseHooks(app);
+  registerResponseHooks(app, runtime);
   return app;
+}
+
+/** The front doors' routes (and those under them: kept responses, token counts), whose answers are model output. */
+const MODEL_OUTPUT_PATHS: readonly string[] = [
+  ...ENDPOINTS.flatMap((endpoint) => endpoint.paths),
+  ...RESPONSES_PATHS,
+  ...MESSAGES_PATHS,
+];
+
+function isModelOutputRoute(route: string): boolean {
+  return MODEL_OUTPUT_PATHS.some((path) => route === path || route.startsWith(`${path}/`));
 }
 
 /** A route that declares a schema fails at registration: the gateway validates with zod, not ajv. */
@@ -231,7 +242,19 @@ function registerErrorHandlers(app: FastifyInstance, bodyLimitBytes: number): vo
   });
 }
 
-function registerResponseHooks(app: FastifyInstance): void {
+function registerResponseHooks(app: FastifyInstance, runtime: GatewayRuntime): void {
+  // Safety net: every body the gateway writes of its own (/health, /stats, route explanations, /v1/models, the request
+  // log, the dashboard's data, /metrics, /admin/*) and every error body, through the one redaction every upstream
+  // text got where it entered (GatewayRuntime.secrets): what reached the books otherwise (a state file an earlier
+  // version wrote, a Redis another replica shares) or a route added later is shown redacted too. Not a success of a
+  // front door: model output passes as generated (a model may write a key-shaped string); streams write themselves.
+  app.addHook("onSend", (request, reply, payload, done) => {
+    const isShown =
+      typeof payload === "string" &&
+      (reply.statusCode >= 400 || !isModelOutputRoute(request.routeOptions.url ?? "")) &&
+      /^(application\/json|text\/plain)/.test(String(reply.getHeader("content-type") ?? ""));
+    done(null, isShown ? runtime.secrets.redact(payload) : payload);
+  });
   // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
   // id from discovery, a client's name echoed back). Streams write their headers themselves and must call
   // toHeaderValue where they set them.

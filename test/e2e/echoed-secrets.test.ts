@@ -316,3 +316,76 @@ describe("secrets an upstream echoes (client, admin, body-rule and provider keys
     for (const line of scene.logLines) assertClean("a log line", line);
   });
 });
+
+test("reasons that reached the books unredacted (a state file an earlier version wrote) are shown redacted", async () => {
+  const mock = await startMockUpstream();
+  const stateDir = mkdtempSync(join(tmpdir(), "llm-gateway-echoed-"));
+  const gateway = await startTestGateway(
+    `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+  admin_keys: [${ADMIN_KEY}]
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${PROVIDER_KEY}
+    body:
+      override: { user: "\${TENANT_TOKEN}" }
+    models:
+      gone: { id: alpha-gone }
+      tools: { id: alpha-tools }
+state:
+  path: ${JSON.stringify(join(stateDir, "state.db"))}
+  flush_interval_ms: 50
+`,
+    { env: { TENANT_TOKEN } },
+  );
+  try {
+    // What an earlier version kept (its reasons were redacted of the answering provider's keys only).
+    const { availability, refusedFeatures, clock } = gateway.runtime;
+    availability.recordModelUnavailable("alpha/gone", `HTTP 404: does not serve the model: ${ECHO}`);
+    refusedFeatures.learn("alpha/tools", "tools", `HTTP 400: no tools, ${ECHO}`, clock.now());
+    const shown: [string, RawResponse][] = [
+      ["/stats", await send(gateway, "GET", "/stats", { headers: asClient })],
+      ["/health", await send(gateway, "GET", "/health", { headers: asClient })],
+      ["/v1/gateway/route", await send(gateway, "GET", "/v1/gateway/route?model=gone", { headers: asClient })],
+      [
+        "/v1/gateway/route tools",
+        await send(gateway, "GET", "/v1/gateway/route?model=tools&tools=true", { headers: asClient }),
+      ],
+      ["the dashboard's state", await send(gateway, "GET", "/dashboard/api/state", { headers: asAdmin })],
+    ];
+    for (const [name, answer] of shown) {
+      assert.equal(answer.status, 200, `${name}: ${answer.text}`);
+      assertAnswerClean(name, answer);
+    }
+    assert.match(shown[0]?.[1].text ?? "", /echo: sent \[redacted\]/, "the reason is shown, redacted");
+    assert.match(shown[3]?.[1].text ?? "", /no tools, echo: sent \[redacted\]/, "the refusal is shown, redacted");
+    // `route` reads them from the state file.
+    await waitUntil(
+      () =>
+        readdirSync(stateDir).some((file) =>
+          readFileSync(join(stateDir, file)).toString("latin1").includes("no tools, echo"),
+        ),
+      "the books to be written to the state file",
+      5_000,
+    );
+    for (const args of [
+      ["route", "gone", "--explain"],
+      ["route", "gone", "--json"],
+    ]) {
+      const explained = await runCli([...args, "--config", gateway.configPath], {
+        cwd: dirname(gateway.configPath),
+        env: { TENANT_TOKEN },
+      });
+      assert.equal(explained.code, 0, explained.stderr);
+      assert.match(explained.stdout, /echo: sent \[redacted\]/, `${args.join(" ")}: ${explained.stdout}`);
+      assertClean(args.join(" "), `${explained.stdout}${explained.stderr}`);
+    }
+  } finally {
+    await gateway.close();
+    await mock.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
