@@ -16,7 +16,7 @@ import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig } from "./gateway-config.ts";
 import { noProviderMessage, noProviderProblem } from "./no-provider.ts";
-import { type Output, paint, table } from "./output.ts";
+import { type Output, paint, redactingOutput, table } from "./output.ts";
 import type { ProbeStatus } from "./provider-probe.ts";
 import { writeRecognisedPresets } from "./recognised-presets.ts";
 import { writeRouteTable } from "./route-output.ts";
@@ -302,22 +302,23 @@ export async function route(
   // The books a request would meet, read from the state file without creating, locking, writing or moving it:
   // a gateway may be serving from it (and checks that lock to tell whether another gateway shares the file).
   const runtime = await GatewayRuntime.create(result.loaded.config, { isStateReadOnly: true });
+  const output = redactingOutput(options.output, runtime.secrets.redactor);
   try {
-    writeCatalogWarnings(options.output, runtime.snapshot);
+    writeCatalogWarnings(output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;
     try {
       explanation = explainServedKind(runtime, options.model);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      if (options.isJson) writeJson(options.output, { error: message });
-      else options.output.error(`${message}\n`);
+      if (options.isJson) writeJson(output, { error: message });
+      else output.error(`${message}\n`);
       return EXIT_NOT_OK;
     }
     if (options.isJson) {
-      writeJson(options.output, explanation);
+      writeJson(output, explanation);
       return EXIT_OK;
     }
-    writeRouteTable(options.output, explanation, options.isExplain, result.loaded.config.routing.paid);
+    writeRouteTable(output, explanation, options.isExplain, result.loaded.config.routing.paid);
     return EXIT_OK;
   } finally {
     await runtime.close();

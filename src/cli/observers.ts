@@ -9,7 +9,6 @@ import { otlpSettings } from "../observability/otlp-settings.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
 import { RequestLogFile } from "../observability/request-log-file.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
-import { loggedSecrets } from "../pipeline/logged-secrets.ts";
 import { GATEWAY_VERSION } from "../server/info-routes.ts";
 import { runtimeLiveState } from "./live-state-source.ts";
 
@@ -21,7 +20,7 @@ export async function createObservers(
 ): Promise<Observers> {
   const extra: RecordObserver[] = [];
   // Client and admin keys too: a record may hold what a client sent (`log.content: true`), its key pasted in a prompt.
-  const secrets = (): readonly string[] => loggedSecrets(runtime);
+  const secrets = (): readonly string[] => runtime.secrets.list();
   // The loaded env, not process.env: OTEL_* variables set in .env count like the config's other variables.
   const otlp = otlpSettings(config.traces.otlpEndpoint, env);
   if (otlp !== undefined) {
@@ -33,6 +32,7 @@ export async function createObservers(
         headers: otlp.headers,
         serviceName: otlp.serviceName,
         serviceVersion: GATEWAY_VERSION,
+        secrets,
         onError: (error) =>
           logger.warn(
             { url: otlp.tracesUrl, error: error instanceof Error ? error.message : String(error) },

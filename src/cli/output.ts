@@ -6,6 +6,19 @@ export interface Output {
   error(text: string): void;
 }
 
+/**
+ * `output` with every text passed through `redact` first (GatewayRuntime.secrets): for commands that print what the
+ * books learned from upstreams (`route` reads the cooldown and refusal reasons a serving gateway stored), whoever
+ * wrote them. A redacted table cell may leave its column a little narrower than the others: that beats a key.
+ */
+export function redactingOutput(output: Output, redact: (text: string) => string): Output {
+  return {
+    isColor: output.isColor,
+    write: (text) => output.write(redact(text)),
+    error: (text) => output.error(redact(text)),
+  };
+}
+
 export function terminalOutput(): Output {
   const isStdoutOpen = whileReaderListens(process.stdout);
   const isStderrOpen = whileReaderListens(process.stderr);

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:http";
 import { test } from "node:test";
 import { attempt, record } from "../../test/helpers/records.ts";
 import { otlpSettings } from "./otlp-settings.ts";
-import { spansOf, unixNano } from "./otlp-traces.ts";
+import { OtlpTraceExporter, spansOf, unixNano } from "./otlp-traces.ts";
 
 test("unixNano keeps sub-millisecond precision without float overflow", () => {
   assert.equal(unixNano(1_767_225_600_000), "1767225600000000000");
@@ -102,4 +104,53 @@ test("OTEL_EXPORTER_OTLP_HEADERS: percent-encoded values decode; a literal `%` t
     OTEL_EXPORTER_OTLP_HEADERS: "x-token=abc%20def,x-raw=50%off,x%zz=1",
   });
   assert.deepEqual(settings?.headers, { "x-token": "abc def", "x-raw": "50%off", "x%zz": "1" });
+});
+
+test("an export is redacted of the gateway's secrets (read at each export), whatever record text carries them", async (t) => {
+  const bodies: string[] = [];
+  const server = createServer((request, response) => {
+    let text = "";
+    request.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    request.on("end", () => {
+      bodies.push(text);
+      response.end("{}");
+    });
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => new Promise<void>((resolveClose) => server.close(() => resolveClose())));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  // Not key-shaped: only the list says they are secrets. One with a quote, as a JSON string escapes it.
+  let secrets = ["ClientKey8Zq7RkP2mWx9", 'Quoted"Key4Lt9Bv2Nc8', 'Quoted\\"Key4Lt9Bv2Nc8'];
+  const exporter = new OtlpTraceExporter({
+    url: `http://127.0.0.1:${port}/v1/traces`,
+    serviceName: "test",
+    serviceVersion: "0",
+    flushIntervalMs: 60_000,
+    secrets: () => secrets,
+  });
+  t.after(() => exporter.close());
+  const echoed = 'upstream said ClientKey8Zq7RkP2mWx9 and Quoted"Key4Lt9Bv2Nc8';
+  exporter.observe(
+    record({ attempts: [attempt({ provider: "alpha", outcome: "server_error", status: 500, reason: echoed })] }),
+  );
+  await exporter.flush();
+  // A key a reload brought in after the record was made is redacted too: the list is read at the export.
+  secrets = [...secrets, "LaterKey3Wq5As4Df3Gh"];
+  exporter.observe(
+    record({
+      attempts: [attempt({ provider: "alpha", outcome: "server_error", status: 500, reason: "LaterKey3Wq5As4Df3Gh" })],
+    }),
+  );
+  await exporter.flush();
+  assert.equal(bodies.length, 2);
+  const sent = bodies.join("\n");
+  assert.match(sent, /upstream said \[redacted\] and \[redacted\]/);
+  for (const secret of ["ClientKey8Zq7RkP2mWx9", "Key4Lt9Bv2Nc8", "LaterKey3Wq5As4Df3Gh"]) {
+    assert.ok(!sent.includes(secret), `an export leaks ${secret}: ${sent}`);
+  }
+  assert.doesNotThrow(() => bodies.map((body) => JSON.parse(body)), "each export is still JSON");
 });

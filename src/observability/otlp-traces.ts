@@ -5,6 +5,7 @@
 // batches off the request path; a collector that is down loses spans, never a request.
 import { randomBytes } from "node:crypto";
 import { traitsOf } from "../errors/outcomes.ts";
+import { redactSecrets } from "../errors/redact.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
 
@@ -47,6 +48,11 @@ export interface OtlpExporterOptions {
   readonly maxBatchSpans?: number;
   /** Told once per failing streak. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * What every export is redacted of (the gateway's secrets, pipeline/logged-secrets.ts), read at each export: spans
+   * carry upstream error text (an attempt's reason), and a collector is one more place a key must not reach.
+   */
+  readonly secrets?: () => readonly string[];
 }
 
 export class OtlpTraceExporter {
@@ -81,7 +87,7 @@ export class OtlpTraceExporter {
         const response = await fetch(this.#options.url, {
           method: "POST",
           headers: { "content-type": "application/json", ...this.#options.headers },
-          body: JSON.stringify(this.#payload(spans)),
+          body: redactSecrets(JSON.stringify(this.#payload(spans)), this.#options.secrets?.() ?? []),
           signal: AbortSignal.timeout(EXPORT_TIMEOUT_MS),
         });
         await response.arrayBuffer();

@@ -69,3 +69,8 @@ function deploymentIdentity(deployment: Deployment): string {
     body === undefined ? null : [body.defaults, body.override, body.drop],
   ]);
 }
+
+/** Whether answers kept under `before` are never given again under `after` (their keys carry its fingerprint). */
+export function hasNewFingerprint(before: GatewaySnapshot, after: GatewaySnapshot): boolean {
+  return answerFingerprint(before) !== answerFingerprint(after);
+}

@@ -24,9 +24,10 @@ import type { StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
-import { answerFingerprint } from "./answer-fingerprint.ts";
+import { hasNewFingerprint } from "./answer-fingerprint.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
+import { GatewaySecrets } from "./logged-secrets.ts";
 import { OpenRequests } from "./open-requests.ts";
 import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
@@ -64,15 +65,14 @@ export class GatewayRuntime {
   readonly scores: LiveScores;
   readonly recorder: Recorder;
   readonly sticky: StickySessions;
-  /**
-   * `cache.enabled`: answers given again to the same request (answer-cache.ts), keyed by the config's fingerprint
-   * (answer-fingerprint.ts); in memory, emptied by a reload that changes it.
-   */
+  /** `cache.enabled`: answers given again to the same request (answer-cache.ts); a reload may empty it. */
   readonly answers: AnswerStore;
   /** `providers[].max_in_flight`: upstream requests in flight per provider, and those waiting for a slot. */
   readonly inFlight = new InFlightGates();
   /** The requests the server has open: what an exit that cannot wait for them ends (open-requests.ts). */
   readonly openRequests = new OpenRequests();
+  /** The one redaction of all the gateway shows, logs, records, exports or stores (logged-secrets.ts). */
+  readonly secrets = new GatewaySecrets(() => this.#snapshot);
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */
@@ -234,6 +234,7 @@ export class GatewayRuntime {
     if (previous.config.cache.enabled && (!config.cache.enabled || hasNewFingerprint(previous, snapshot))) {
       this.answers.reset();
     }
+    this.secrets.retire(previous);
     for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
     pruneUnconfiguredScopes(this.state, snapshot, this.clock.now());
     this.#reloads += 1;
@@ -349,6 +350,7 @@ export class GatewayRuntime {
         }),
       attemptSent: (reservation) => this.recorder.attemptSent(reservation),
       soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan, { request, snapshot }),
+      redact: this.secrets.redactor,
     });
   }
 
@@ -391,8 +393,4 @@ export class GatewayRuntime {
     await this.state.close();
     if (this.#ownsDispatcher) await this.dispatcher.close();
   }
-}
-
-function hasNewFingerprint(before: GatewaySnapshot, after: GatewaySnapshot): boolean {
-  return answerFingerprint(before) !== answerFingerprint(after);
 }

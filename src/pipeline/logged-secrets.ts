@@ -1,15 +1,19 @@
-// What every log line and every stored request record is redacted of: the provider secrets, and the client and admin
-// keys too. No line is meant to carry a client's key, but one could (a debug line quoting a request, a client pasting
-// its key into a prompt kept with `log.content: true`), and a client key opens the gateway as surely as a provider
-// key opens the provider.
+// The gateway's one redaction of what it shows, logs, records, exports or stores: every configured secret (provider
+// keys and credential headers, body-rule `${VAR}` values, client and admin keys, and those of configs a reload
+// retired) and anything shaped like a key. Upstream-derived text passes through `GatewaySecrets.redact` where it
+// enters the gateway (an attempt's reason and lessons, a rejected request's error, a stream's error event), and every
+// output that serialises whole records or lines (log lines, the request log, the dashboard's memory, OTLP spans)
+// passes through it again: an upstream echoes what it was sent (the request, the Authorization header), and a client
+// key opens the gateway as surely as a provider key opens the provider.
+import { providerSecretsOf } from "../config/provider-secrets.ts";
 import { redactSecrets } from "../errors/redact.ts";
-import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
-import { providerSecrets } from "./pipeline-types.ts";
+import type { GatewaySnapshot } from "./snapshot.ts";
 
 /**
- * Keys of configs replaced by a reload, still redacted: a revoked client key may still be sent (and quoted), and a
- * rotated provider key may still be echoed by a request in flight. Bounded for a process reloaded without end; the
- * oldest go first.
+ * Secrets of configs replaced by a reload, still redacted: a revoked client key may still be sent (and quoted), and a
+ * rotated provider key may still be echoed by a request in flight or a late upstream error. Bounded by count, not by
+ * time (a revoked key may be sent again at any time), for a process reloaded without end: the 1,000 most recently
+ * retired strings (a key counts once, twice when its JSON-escaped form differs); the longest retired go first.
  */
 const MAX_RETIRED_SECRETS = 1_000;
 
@@ -21,9 +25,31 @@ const MAX_RETIRED_SECRETS = 1_000;
  */
 const MIN_CLIENT_SECRET_CHARS = 8;
 
+const providerSecretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
+
+/**
+ * Every provider secret of a snapshot (provider-secrets.ts: keys, credential headers and query parameters, body-rule
+ * variables), also as it appears inside a JSON string (escaped). Computed once per snapshot.
+ */
+export function providerSecrets(snapshot: GatewaySnapshot): readonly string[] {
+  let secrets = providerSecretsBySnapshot.get(snapshot);
+  if (secrets === undefined) {
+    const found = new Set<string>();
+    for (const provider of snapshot.config.providers) {
+      for (const key of providerSecretsOf(provider)) {
+        found.add(key);
+        found.add(JSON.stringify(key).slice(1, -1));
+      }
+    }
+    secrets = [...found];
+    providerSecretsBySnapshot.set(snapshot, secrets);
+  }
+  return secrets;
+}
+
 const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
 
-/** A snapshot's secrets: its providers' (pipeline-types.ts) and its client and admin keys, also JSON-escaped. */
+/** A snapshot's secrets: its providers' and its client and admin keys, also JSON-escaped. */
 export function snapshotSecrets(snapshot: GatewaySnapshot): readonly string[] {
   let secrets = secretsBySnapshot.get(snapshot);
   if (secrets === undefined) {
@@ -40,46 +66,53 @@ export function snapshotSecrets(snapshot: GatewaySnapshot): readonly string[] {
   return secrets;
 }
 
-/** Per runtime: the snapshot last seen, and the secrets of the ones before it. */
-class SecretsTracker {
+/**
+ * Per runtime: the serving snapshot's secrets, and those of every snapshot a reload replaced (`retire`, told by the
+ * runtime at each swap: a snapshot replaced before anything was redacted under it still retires its keys).
+ */
+export class GatewaySecrets {
+  readonly #snapshotOf: () => GatewaySnapshot;
+  /** The snapshot `#secrets` was built for. */
   #snapshot: GatewaySnapshot | undefined;
   #secrets: readonly string[] = [];
+  /** Oldest retired first (a secret retired again moves to the end). */
   readonly #retired = new Set<string>();
 
-  /**
-   * The serving snapshot's secrets and the retired ones. Read at every line and record, so a snapshot is seen
-   * unless it was replaced before any line or record was written under it (then no request of its own reached one).
-   */
-  secretsOf(snapshot: GatewaySnapshot): readonly string[] {
+  /** `snapshotOf`: the serving snapshot, read at every use. */
+  constructor(snapshotOf: () => GatewaySnapshot) {
+    this.#snapshotOf = snapshotOf;
+  }
+
+  /** A reload replaced `previous`: its secrets stay redacted (the MAX_RETIRED_SECRETS most recently retired). */
+  retire(previous: GatewaySnapshot): void {
+    for (const secret of snapshotSecrets(previous)) {
+      this.#retired.delete(secret);
+      this.#retired.add(secret);
+    }
+    for (const secret of this.#retired) {
+      if (this.#retired.size <= MAX_RETIRED_SECRETS) break;
+      this.#retired.delete(secret);
+    }
+    this.#snapshot = undefined;
+  }
+
+  /** The serving snapshot's secrets and the retired ones. */
+  list(): readonly string[] {
+    const snapshot = this.#snapshotOf();
     if (snapshot === this.#snapshot) return this.#secrets;
     const current = snapshotSecrets(snapshot);
-    if (this.#snapshot !== undefined) {
-      for (const secret of snapshotSecrets(this.#snapshot)) this.#retired.add(secret);
-      for (const secret of current) this.#retired.delete(secret);
-      for (const secret of this.#retired) {
-        if (this.#retired.size <= MAX_RETIRED_SECRETS) break;
-        this.#retired.delete(secret);
-      }
-    }
+    const serving = new Set(current);
+    const retired = [...this.#retired].filter((secret) => !serving.has(secret));
     this.#snapshot = snapshot;
-    this.#secrets = this.#retired.size === 0 ? current : [...current, ...this.#retired];
+    this.#secrets = retired.length === 0 ? current : [...current, ...retired];
     return this.#secrets;
   }
-}
 
-const trackers = new WeakMap<GatewayRuntime, SecretsTracker>();
-
-/** What a log line or a stored record of this runtime is redacted of, now. */
-export function loggedSecrets(runtime: GatewayRuntime): readonly string[] {
-  let tracker = trackers.get(runtime);
-  if (tracker === undefined) {
-    tracker = new SecretsTracker();
-    trackers.set(runtime, tracker);
+  /** The one redaction of anything shown, logged, recorded, exported or stored: `list()` and anything key-shaped. */
+  redact(text: string): string {
+    return redactSecrets(text, this.list());
   }
-  return tracker.secretsOf(runtime.snapshot);
-}
 
-/** A log line as written: every secret of loggedSecrets and anything key-shaped redacted. */
-export function redactLogLine(runtime: GatewayRuntime, line: string): string {
-  return redactSecrets(line, loggedSecrets(runtime));
+  /** `redact`, bound: for options that take a function. */
+  readonly redactor = (text: string): string => this.redact(text);
 }

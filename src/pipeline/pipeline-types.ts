@@ -1,9 +1,7 @@
 // What the pipeline's steps share: the request context an adapter passes in, the result it gets back, and the
 // validated request as it moves through planning, forwarding and the relay.
-import { providerSecretsOf } from "../config/provider-secrets.ts";
 import type { GatewayError } from "../errors/gateway-error.ts";
 import type { Outcome } from "../errors/outcomes.ts";
-import { redactSecrets } from "../errors/redact.ts";
 import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { RequestFeature } from "../router/request-features.ts";
@@ -104,32 +102,4 @@ export function publish(request: PipelineRequest, status: number, outcome: Outco
   if (record === undefined) return;
   settleClientCharge(request.runtime, request.clientCharge, record);
   request.runtime.recorder.publish(record);
-}
-
-const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
-
-/**
- * Every provider key of a snapshot, also as it appears inside a JSON string (escaped): what texts that mix upstreams
- * are redacted of (log lines and stored records are redacted of these and the client and admin keys:
- * logged-secrets.ts). Computed once per snapshot (a reload brings a new one).
- */
-export function providerSecrets(snapshot: GatewaySnapshot): readonly string[] {
-  let secrets = secretsBySnapshot.get(snapshot);
-  if (secrets === undefined) {
-    const found = new Set<string>();
-    for (const provider of snapshot.config.providers) {
-      for (const key of providerSecretsOf(provider)) {
-        found.add(key);
-        found.add(JSON.stringify(key).slice(1, -1));
-      }
-    }
-    secrets = [...found];
-    secretsBySnapshot.set(snapshot, secrets);
-  }
-  return secrets;
-}
-
-/** Secrets of every provider in a snapshot, for text that mixes upstreams (stream errors after continuations). */
-export function redactAll(snapshot: GatewaySnapshot, text: string): string {
-  return redactSecrets(text, providerSecrets(snapshot));
 }

@@ -3,9 +3,7 @@
 // here; the relay reports each stream segment's end here; finished request records go out to subscribers.
 // Nothing else mutates these books (a test subscribes to records and checks it).
 import type { Clock } from "../clock.ts";
-import { providerSecretsOf } from "../config/provider-secrets.ts";
 import { traitsOf } from "../errors/outcomes.ts";
-import { redactSecrets } from "../errors/redact.ts";
 import { type AvailabilityBook, isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
 import {
   type BudgetLedger,
@@ -277,27 +275,27 @@ export class Recorder {
     const { availability, budgets, clock } = this.#books;
     const settings = deployment.provider.settings;
     const key = deployment.key;
-    // Reasons quote the upstream, which often echoes the key; /health and /stats show them.
-    const redact = (text: string): string => redactSecrets(text, providerSecretsOf(settings));
+    // Reasons quote the upstream, which may echo any secret it was sent; /health, /stats, route explanations and the
+    // state file show them. They arrive redacted by the gateway's one redaction (FailoverServices.redact, failover.ts).
     for (const effect of effects) {
       switch (effect.kind) {
         case "circuit_failure":
           availability.recordFailure(key, sentAt);
           break;
         case "cool_down":
-          availability.recordRateLimited(key, effect.hint, effect.cause, redact(effect.reason), sentAt);
+          availability.recordRateLimited(key, effect.hint, effect.cause, effect.reason, sentAt);
           break;
         case "park":
-          availability.park(key, effect.untilMs, effect.cause, redact(effect.reason), effect.source);
+          availability.park(key, effect.untilMs, effect.cause, effect.reason, effect.source);
           break;
         case "model_unavailable":
-          availability.recordModelUnavailable(key, redact(effect.reason));
+          availability.recordModelUnavailable(key, effect.reason);
           break;
         case "park_key":
           // The key this request sent: after a reload to another key, a late 401 parks the old key only.
           availability.recordInvalidKey(
             settings.name,
-            redact(effect.reason),
+            effect.reason,
             effect.cause,
             keyFingerprint(settings.apiKeys[0]),
           );
@@ -306,7 +304,7 @@ export class Recorder {
           // The pool cools exactly as long as the deployment that hit it (set by the effect before this one).
           const own = availability.cooldownOf(key, settings.name);
           if (own !== undefined) {
-            availability.coolPool(settings.name, { ...own, reason: `account-wide limit: ${redact(effect.reason)}` });
+            availability.coolPool(settings.name, { ...own, reason: `account-wide limit: ${effect.reason}` });
           }
           break;
         }
@@ -317,7 +315,7 @@ export class Recorder {
           break;
         }
         case "refused_feature":
-          this.#books.refusedFeatures.learn(key, effect.feature, redact(effect.reason), clock.now());
+          this.#books.refusedFeatures.learn(key, effect.feature, effect.reason, clock.now());
           break;
         case "accepted_features":
           this.#books.refusedFeatures.unlearn(key, effect.features);

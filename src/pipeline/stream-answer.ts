@@ -9,7 +9,7 @@ import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../stre
 import type { StreamResult } from "../upstream/forward-types.ts";
 import { createContinuationSource } from "./continuation-source.ts";
 import { cutReason } from "./open-requests.ts";
-import { type PipelineRequest, publish, redactAll, type StreamAnswer, type StreamEnding } from "./pipeline-types.ts";
+import { type PipelineRequest, publish, type StreamAnswer, type StreamEnding } from "./pipeline-types.ts";
 import { estimatedSegmentUsage } from "./segment-usage.ts";
 
 /** Malformed events skipped in one stream before it counts as broken. */
@@ -85,7 +85,7 @@ async function* relayEvents(
     ? undefined
     : relayed.isClientGone
       ? cutReason(request.context.signal)
-      : streamError(relayed.outcome, redactAll(request.snapshot, relayed.reason));
+      : streamError(relayed.outcome, request.runtime.secrets.redact(relayed.reason));
   return { isSuccess: relayed.isSuccess, error, usage: relayed.usage };
 }
 
@@ -117,7 +117,7 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
             provider: deployment.provider.settings.name,
             model: deployment.model.id,
             end: end.outcome,
-            reason: redactAll(request.snapshot, end.reason),
+            reason: runtime.secrets.redact(end.reason),
           },
           "stream ended with an error",
         );
@@ -140,7 +140,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     signal: context.signal,
     promptTokens: prompt.promptTokens,
     countTokens: countTextTokens,
-    redact: (text: string) => redactAll(snapshot, text),
+    redact: runtime.secrets.redactor,
     ...(isContinuable
       ? {
           continuation: createContinuationSource({

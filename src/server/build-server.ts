@@ -9,7 +9,6 @@ import { pathsOf } from "../front-doors.ts";
 import type { Observers } from "../observability/observers.ts";
 import { ENDPOINTS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { redactLogLine } from "../pipeline/logged-secrets.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
@@ -31,7 +30,13 @@ import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
 import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
-import { isMessagesRoute, PROTOCOL_DOORS } from "./protocol-paths.ts";
+import {
+  CONVERSATIONS_PATHS,
+  isMessagesRoute,
+  MESSAGES_PATHS,
+  PROTOCOL_DOORS,
+  RESPONSES_PATHS,
+} from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
 /** Routes that answer without a client key (load-balancer liveness). */
@@ -88,8 +93,29 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   if (options.observers !== undefined) {
     registerObservabilityRoutes(app, options.observers, { client: clientKeys, admin: adminKeys });
   }
-  registerResponseHooks(app);
+  registerResponseHooks(app, runtime);
   return app;
+}
+
+/** The front doors' routes (and those under them: kept responses, token counts), whose answers are model output. */
+const MODEL_OUTPUT_PATHS: readonly string[] = [
+  ...ENDPOINTS.flatMap((endpoint) => pathsOf(endpoint)),
+  ...RESPONSES_PATHS,
+  ...MESSAGES_PATHS,
+  // Conversation items are what clients and models wrote, kept as they were sent.
+  ...CONVERSATIONS_PATHS,
+];
+
+/** By registered route (a bounded set: Fastify's route pattern, not the request's URL), so the scan runs once each. */
+const modelOutputRoutes = new Map<string, boolean>();
+
+function isModelOutputRoute(route: string): boolean {
+  let isOutput = modelOutputRoutes.get(route);
+  if (isOutput === undefined) {
+    isOutput = MODEL_OUTPUT_PATHS.some((path) => route === path || route.startsWith(`${path}/`));
+    modelOutputRoutes.set(route, isOutput);
+  }
+  return isOutput;
 }
 
 /** A route that declares a schema fails at registration: the gateway validates with zod, not ajv. */
@@ -120,7 +146,7 @@ function createFastify(
             // Nor any configured key (provider, client, admin; the serving config's and those a reload retired), at
             // any level, wherever it hides in a line (an upstream's error text quoted in a message, a reason, an
             // error's cause, a request quoted by a debug line): every line is redacted whole, just before it is written.
-            hooks: { streamWrite: (line: string) => redactLogLine(runtime, line) },
+            hooks: { streamWrite: (line: string) => runtime.secrets.redact(line) },
           },
     bodyLimit: settings.bodyLimitBytes,
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
@@ -217,17 +243,26 @@ function registerErrorHandlers(app: FastifyInstance, bodyLimitBytes: number): vo
   });
 }
 
-function registerResponseHooks(app: FastifyInstance): void {
-  // Safety net: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
+function registerResponseHooks(app: FastifyInstance, runtime: GatewayRuntime): void {
+  // Safety net: every body the gateway writes of its own (/health, /stats, route explanations, /v1/models, the request
+  // log, the dashboard's data, /metrics, /admin/*) and every error body, through the one redaction every upstream
+  // text got where it entered (GatewayRuntime.secrets): what reached the books otherwise (a state file an earlier
+  // version wrote, a Redis another replica shares) or a route added later is shown redacted too. Not a success of a
+  // front door: model output passes as generated (a model may write a key-shaped string); streams write themselves.
+  // Safety net too: no header value set through Fastify can make the response throw (`ERR_INVALID_CHAR` on a model
   // id from discovery, a client's name echoed back). Streams write their headers themselves and must call
-  // toHeaderValue where they set them.
-  app.addHook("onSend", (_request, reply, payload, done) => {
+  // toHeaderValue where they set them. One hook for both: a hook is a step of Fastify's runner on every answer.
+  app.addHook("onSend", (request, reply, payload, done) => {
     const headers = reply.getHeaders();
     for (const name in headers) {
       const value = headers[name];
       if (typeof value === "string" && !isPlainHeaderValue(value)) reply.header(name, toHeaderValue(value));
     }
-    done(null, payload);
+    const isShown =
+      typeof payload === "string" &&
+      (reply.statusCode >= 400 || !isModelOutputRoute(request.routeOptions.url ?? "")) &&
+      /^(application\/json|text\/plain)/.test(String(headers["content-type"] ?? ""));
+    done(null, isShown ? runtime.secrets.redact(payload) : payload);
   });
   // The level is fixed for the process (a reload does not change it): without debug lines, no hook at all.
   if (app.log.level !== "debug" && app.log.level !== "trace") return;

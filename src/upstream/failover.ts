@@ -6,10 +6,8 @@
 // `timeout_ms` capped by what is left of `routing.totalTimeoutMs`; a timed-out candidate is never retried in the
 // same request (a silent upstream stays silent); the whole request, waits included, ends by the deadline, which
 // counts from the request's arrival (`receivedAtMs`): time spent in the queue is part of it.
-import { providerSecretsOf } from "../config/provider-secrets.ts";
 import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
-import { redactSecrets } from "../errors/redact.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -36,7 +34,6 @@ interface LoopState {
     | {
         readonly verdict: Verdict & { kind: "rejected" };
         readonly report: AttemptReport;
-        readonly secrets: readonly string[];
       }
     | undefined;
 }
@@ -85,7 +82,7 @@ export async function forward(
   // A provider that does not serve the model, or refuses a parameter, and no other candidate answered: the client
   // gets that refusal as it came (as before such refusals failed over), not a gateway error about the others.
   const refusal = state.firstRefusal;
-  if (refusal !== undefined) throw rejectedError(refusal.verdict, refusal.report, refusal.secrets);
+  if (refusal !== undefined) throw rejectedError(refusal.verdict, refusal.report, services.redact);
   const nowMs = clock.now();
   throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs);
 }
@@ -176,6 +173,7 @@ async function tryCandidate(
       clock.now() - startedAtMs,
       admission.reservation,
       mayClearRefusals ? request.features : undefined,
+      services.redact,
     );
     attempts.push(report);
     services.attemptEnded(
@@ -191,9 +189,8 @@ async function tryCandidate(
     const traits = traitsOf(report.outcome);
     if (report.outcome === "client_aborted") throw new ClientAbortedError();
     if (result.verdict?.kind === "rejected") {
-      if (result.verdict.refusal === "request")
-        throw rejectedError(result.verdict, report, providerSecretsOf(settings));
-      state.firstRefusal ??= { verdict: result.verdict, report, secrets: providerSecretsOf(settings) };
+      if (result.verdict.refusal === "request") throw rejectedError(result.verdict, report, services.redact);
+      state.firstRefusal ??= { verdict: result.verdict, report };
       return undefined;
     }
     if (result.verdict?.kind === "context_length") {
@@ -213,6 +210,7 @@ function reportOf(
   reservation: Reservation,
   /** The request's features, when a success should clear what the deployment refused of them. */
   features: readonly RequestFeature[] | undefined,
+  redact: (text: string) => string,
 ): AttemptReport {
   const settings = deployment.provider.settings;
   const base = {
@@ -243,12 +241,16 @@ function reportOf(
     ...base,
     status: result.status,
     outcome: result.lesson.outcome,
-    reason: redactSecrets(result.lesson.reason, providerSecretsOf(settings)),
+    reason: redact(result.lesson.reason),
     ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
     ...(result.verdict?.kind === "rate_limited" && result.verdict.isRequestTooLarge === true
       ? { isRequestTooLarge: true }
       : {}),
-    effects: result.lesson.effects,
+    // Applied to the books (cooldowns, parked keys, refused features) with their reasons, which /health, /stats, route
+    // explanations and the state file show: redacted here, where they leave the upstream's answer.
+    effects: result.lesson.effects.map((effect) =>
+      "reason" in effect ? { ...effect, reason: redact(effect.reason) } : effect,
+    ),
   };
 }
 

@@ -15,7 +15,6 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
-import { redactSecrets } from "../errors/redact.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import {
   CLIENT_PAID_NEVER_REASON,
@@ -186,12 +185,12 @@ export function rejectedError(
   verdict: Verdict & { kind: "rejected" },
   /** The attempt that was refused: where the refusal came from (`error.metadata`). */
   attempt: AttemptReport | undefined,
-  secrets: readonly string[],
+  /** The gateway's one redaction (FailoverServices.redact). */
+  redact: (text: string) => string,
 ): UpstreamRequestError {
   // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."), in any field; every one of them
   // goes to the client. Otherwise the message is the upstream's own, unchanged (clients match these messages);
   // where it came from goes in `error.metadata` and the x-gateway-provider / x-gateway-model headers.
-  const redact = (text: string): string => redactSecrets(text, secrets);
   const message = redact(verdict.error.message);
   const details: { status: number; type?: string; code?: string } = { status: verdict.status };
   if (verdict.error.type !== undefined) details.type = redact(verdict.error.type);

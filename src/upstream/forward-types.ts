@@ -79,7 +79,7 @@ export interface ForwardRequest {
   readonly trace: ForwardTrace;
 }
 
-/** One upstream attempt as it happened. `reason` never contains a key. */
+/** One upstream attempt as it happened. Its `reason` and its effects' reasons never contain a secret (`redact`). */
 export interface AttemptReport {
   readonly provider: string;
   /** Upstream model id. */
@@ -210,4 +210,11 @@ export interface FailoverServices {
   attemptSent(reservation: Reservation): void;
   /** Time until a cooling deployment is available again (for 429 retry-after). */
   soonestAvailableMs(plan: RoutePlan): number | undefined;
+  /**
+   * The gateway's one redaction of upstream-derived text (pipeline/logged-secrets.ts): every configured secret, not
+   * only this provider's. An upstream echoes what it was sent, and what a request carries (a body rule's value, a
+   * client key quoted in a prompt) or what a proxy in between adds is no less secret than the key. Attempt reasons
+   * and a rejected request's error pass through it before anyone sees them.
+   */
+  redact(text: string): string;
 }

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import { loggedSecrets } from "../../src/pipeline/logged-secrets.ts";
 import { CHAT_ROUTE, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
@@ -144,8 +143,56 @@ providers:
       m: {}
 `,
   );
-  const secrets = loggedSecrets(gateway.runtime);
+  const secrets = gateway.runtime.secrets.list();
   assert.ok(secrets.includes("LongEnough8") && secrets.includes("AdminLong9"), secrets.join(" "));
   assert.ok(!secrets.includes("1234") && !secrets.includes("test"), secrets.join(" "));
   assert.ok(secrets.includes("sk-alpha-provider-key-000000"), "the provider keys are there too");
+});
+
+test("keys replaced by two reloads with nothing redacted in between (A -> B -> C) are still redacted, A's too", async (t) => {
+  // No known key shape: only the configured values say they are secrets.
+  const keys = ["ClientAq1Wz3Xc5Lk2Jh4Gf6D", "ClientBq9Rt3Yu5Io7Pa2Sd4F", "ClientCm8Nb6Vc4Xz2Lk9Jh7G"];
+  const providerKeys = ["ProviderAx7Kp2Wq9Lm4Zt6R", "ProviderBv3Hs8Dn1Fg5Qy2E", "ProviderCj6Tu4Yr9Wm2Ne8P"];
+  const adminKey = "AdminPo9Iu8Yt7Re6Wq5As4Df3Gh";
+  const mock = await useMock(t);
+  // A late upstream error quoting every key the gateway ever held (a request in flight across the reloads).
+  const echo = `seen ${[...keys, ...providerKeys].join(" ")}`;
+  mock.setDefault(CHAT_ROUTE, {
+    kind: "json",
+    status: 400,
+    body: { error: { message: echo, type: "invalid_request_error" } },
+  });
+  const config = (index: number) => `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${keys[index]}]
+  admin_keys: [${adminKey}]
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${providerKeys[index]}
+    retries: 0
+    models:
+      m: {}
+`;
+  // Silent: no log line runs the redaction between the reloads, and no request is made under A or B.
+  const gateway = await useGateway(t, config(0));
+  const stateText = readFileSync(gateway.configPath, "utf8").slice(config(0).length);
+  for (const index of [1, 2]) {
+    writeFileSync(gateway.configPath, `${config(index)}${stateText}`);
+    const reload = await send(gateway, "POST", "/admin/reload", { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(reload.status, 200, reload.text);
+  }
+  const refused = await send(gateway, "POST", "/v1/chat/completions", {
+    headers: { authorization: `Bearer ${keys[2]}` },
+    body: { model: "m", messages: [{ role: "user", content: "hi" }] },
+  });
+  assert.equal(refused.status, 400, refused.text);
+  assert.equal(mock.requests.at(-1)?.headers.authorization, `Bearer ${providerKeys[2]}`, "C serves");
+  assert.match(refused.text, /seen( \[redacted\]){6}/, refused.text);
+  const record = await recordOf(gateway, refused.headers["x-request-id"] ?? "", keys[2] ?? "");
+  for (const key of [...keys, ...providerKeys]) {
+    assert.ok(!refused.text.includes(key), `the client's error leaks ${key}`);
+    assert.ok(!record.text.includes(key), `the record leaks ${key}`);
+  }
 });
