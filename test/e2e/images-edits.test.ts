@@ -329,6 +329,30 @@ describe("image edits", () => {
     assert.equal(editRequests(first).length + editRequests(second).length, 0);
   });
 
+  test("a text part then a file part under one file field is one clear 400 at once, not a list of its characters", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    for (const [path, name] of [
+      ["/v1/images/edits", "image[]"],
+      ["/v1/images/edits", "image"],
+      ["/v1/images/variations", "image"],
+    ] as const) {
+      const form = new FormData();
+      form.append("model", "image-editor");
+      form.append("prompt", "Edit.");
+      // 1 MB of text: spread as a list it was a million elements, each a schema issue (9 s and 800 MB).
+      form.append(name, "x".repeat(1_000_000));
+      form.append(name, new Blob([PHOTO], { type: "image/png" }), "a.png");
+      const startedMs = performance.now();
+      const refused = await postForm(gateway, path, form);
+      const tookMs = performance.now() - startedMs;
+      assert.equal(refused.status, 400, `${path} ${name}`);
+      assert.equal(errorOf(refused).param, name);
+      assert.match(errorOf(refused).message, /came as a text part and as a file part/);
+      assert.ok(tookMs < 3_000, `${path} ${name}: refused in ${Math.round(tookMs)} ms`);
+    }
+    assert.equal(first.requests.length + second.requests.length, 0);
+  });
+
   test("/v1/models lists the image model with the edit route; the route explanation plans it; never cached", async (t) => {
     const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
     await assertServedAs(gateway, "image-editor", {
