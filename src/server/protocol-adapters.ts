@@ -4,13 +4,7 @@
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Clock } from "../clock.ts";
-import {
-  ClientAbortedError,
-  type GatewayError,
-  InvalidRequestError,
-  UpstreamUnavailableError,
-} from "../errors/gateway-error.ts";
-import { isRecord } from "../is-record.ts";
+import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
@@ -23,7 +17,7 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
-import { itemsFromInput, itemsFromOutput } from "../protocols/responses/conversation-items.ts";
+import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
 import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
 import {
@@ -366,32 +360,6 @@ export function responsesAdapter(
       return { ...exchange, background };
     },
   };
-}
-
-/**
- * With `conversation`: what adds the request's input items and the answer's output items to the conversation once
- * the answer is made (kept whatever `store` says, as OpenAI does). The input is made into items now, so a
- * conversation that could not take it is a 400 before anything goes upstream.
- */
-function conversationAppender(
-  conversations: Conversations,
-  client: string | null,
-  conversationId: string | undefined,
-  body: unknown,
-  lookup: Awaited<ReturnType<typeof prefetch>>,
-): ((response: ResponseObject) => Promise<void>) | undefined {
-  const conversation = lookup.conversation;
-  if (conversationId === undefined || conversation === undefined) return undefined;
-  const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
-  const bytes = Buffer.byteLength(JSON.stringify({ ...conversation, items: [...conversation.items, ...input] }));
-  if (bytes > conversations.maxBytes) {
-    throw new InvalidRequestError(
-      `Conversation '${conversationId}' with this input would take ${bytes} bytes, over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,
-      { param: "conversation", code: "invalid_value" },
-    );
-  }
-  return (response) =>
-    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)]);
 }
 
 /** Anthropic Messages (`POST /v1/messages`). */
