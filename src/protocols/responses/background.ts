@@ -1,9 +1,10 @@
 // Responses background mode (`background: true`), the protocol's side: the queued answer, the stream events kept
 // for a reconnecting client (`GET /v1/responses/{id}?stream=true&starting_after=N`), and how a kept response whose
 // run stopped without an end (its process gone) reads. The run itself is the server's (background-responses.ts).
+import { InternalError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import { namedEvent } from "../sse.ts";
-import type { ResponseObject, ResponseStatus } from "./response-object.ts";
+import { type ResponseObject, type ResponseStatus, responseErrorOf } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 
 /**
@@ -56,10 +57,11 @@ export function backgroundView(stored: StoredResponse, isRunHere: boolean, nowMs
   return {
     ...response,
     status: "failed",
-    error: {
-      code: "server_error",
-      message:
+    // OpenAI's code for it (responseErrorOf): `server_error`.
+    error: responseErrorOf(
+      new InternalError(
         "The gateway instance running this background response stopped before it finished (it was restarted or killed); create it again.",
-    },
+      ),
+    ),
   };
 }
