@@ -176,8 +176,9 @@ async function runBackground(
   };
   const beat = async (): Promise<void> => {
     const kept = await background.read();
-    // Cancelled on another replica (cancel wrote it to the store): end the run here.
-    if (kept?.response.status === "cancelled") {
+    // Cancelled on another replica (cancel wrote it to the store), or deleted there (or gone from the bounded
+    // store): end the run here; writing it again would bring back what the client deleted.
+    if (kept === undefined || kept.response.status === "cancelled") {
       controller.abort(new BackgroundCancel());
       return;
     }
@@ -205,7 +206,9 @@ async function runBackground(
   await enqueue(async () => {
     // A cancel written by another replica after the run ended stays: the client was told it is cancelled.
     const kept = await background.read();
-    const response = kept?.response.status === "cancelled" ? { ...finished, status: "cancelled" as const } : finished;
+    // Deleted meanwhile (on another replica): it stays deleted.
+    if (kept === undefined) return;
+    const response = kept.response.status === "cancelled" ? { ...finished, status: "cancelled" as const } : finished;
     await background.keep(response, streamEvents(), true);
   });
   runs.finish(id);

@@ -158,6 +158,15 @@ describe("Responses background mode", () => {
     assert.equal(again.status, "completed");
     assert.equal(again.output_text, "Done.");
     assert.equal(gateway.runtime.openRequests.size, 0);
+    // DELETE of a running one cancels it first: its run does not write it back.
+    const deleting = hangingStep();
+    mock.enqueue(CHAT_ROUTE, deleting.step);
+    const doomed = await sdk.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 3, "the upstream call");
+    await sdk.responses.delete(doomed.id);
+    await deleting.closed;
+    await sleep(1_200); // past a heartbeat
+    await assert.rejects(sdk.responses.retrieve(doomed.id), OpenAI.NotFoundError);
   });
 
   test("stream: events come live and are kept; a dropped stream resumes with starting_after and follows to the end", async (t) => {
@@ -353,6 +362,15 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     await hanging.closed;
     await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
     assert.equal((await one.responses.retrieve(created.id)).status, "cancelled");
+    // Deleted on the other gateway while it runs: the run ends and does not write it back.
+    const deleting = hangingStep();
+    mock.enqueue(CHAT_ROUTE, deleting.step);
+    const doomed = await one.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 2, "the second upstream call");
+    await other.responses.delete(doomed.id);
+    await deleting.closed;
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the second run to end");
+    await assert.rejects(one.responses.retrieve(doomed.id), OpenAI.NotFoundError);
   });
 
   test("a Responses answer stays an open request until its Redis save ends (a second signal waits for it)", {
