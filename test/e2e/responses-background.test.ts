@@ -398,3 +398,61 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     await waitFor(() => gateway.runtime.openRequests.size === 0, "the request to close");
   });
 });
+
+describe("Responses background mode: SIGTERM of a gateway process", () => {
+  async function exited(pid: number | undefined): Promise<void> {
+    assert.ok(pid !== undefined);
+    await waitFor(
+      () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      "the process to exit",
+      15_000,
+    );
+  }
+
+  test("finished within the grace if it can be, else kept as failed with the exit's error (never in_progress)", async (t) => {
+    const mock = await useMock(t);
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
+    const statePath = join(mkdtempSync(join(tmpdir(), "bg-sigterm-")), "state.db");
+    const yaml = (graceMs: number): string =>
+      `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n  shutdown_timeout_ms: ${graceMs}\n${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+
+    // Within the grace: finished, then the process exits.
+    const patient = await startGatewayProcess(t, yaml(10_000));
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Made it.", UPSTREAM_ID), delayMs: 500 });
+    const sdkPatient = new OpenAI({ baseURL: `${patient.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const finishedOne = await sdkPatient.responses.create({ model: "m", input: "x", background: true });
+    process.kill(patient.pid ?? 0, "SIGTERM");
+    await exited(patient.pid);
+
+    // Past the grace: ended by the shutdown timeout, kept as failed.
+    const hurried = await startGatewayProcess(t, yaml(300));
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const sdkHurried = new OpenAI({ baseURL: `${hurried.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const endedOne = await sdkHurried.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 2, "the upstream call");
+    process.kill(hurried.pid ?? 0, "SIGTERM");
+    await exited(hurried.pid);
+    await hanging.closed;
+
+    const after = openAiClient(
+      await useGateway(t, `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`),
+    );
+    const done = await after.responses.retrieve(finishedOne.id);
+    assert.equal(done.status, "completed");
+    assert.equal(done.output_text, "Made it.");
+    const ended = await after.responses.retrieve(endedOne.id);
+    assert.equal(ended.status, "failed");
+    assert.match(ended.error?.message ?? "", /shutting down/);
+  });
+});
