@@ -6,7 +6,8 @@
 /** Why a background run was aborted by a cancel (not by its client, which it does not have, nor by the exit). */
 export class BackgroundCancel extends Error {
   constructor() {
-    super("cancelled");
+    // The attempt's reason in the request record (abortReasonText).
+    super("background response cancelled (POST /v1/responses/{id}/cancel)");
     this.name = "BackgroundCancel";
   }
 }

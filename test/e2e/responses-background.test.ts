@@ -9,7 +9,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import type { Response as SdkResponse } from "openai/resources/responses/responses";
-import { CHAT_ROUTE, chatRequests, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { startTwoProviders } from "../helpers/two-providers.ts";
@@ -148,6 +148,11 @@ describe("Responses background mode", () => {
     const cancelled = await sdk.responses.cancel(created.id);
     assert.equal(cancelled.status, "cancelled");
     await hanging.closed; // the upstream connection was closed by the cancel
+    // One record, as any request: the attempt ended by the cancel, and says so.
+    await waitFor(() => gateway.runtime.openRequests.size === 0, "the request to be settled");
+    const { records } = await recordsOf(gateway, "responses");
+    assert.equal(records[0]?.attempts[0]?.outcome, "client_aborted");
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /cancelled/);
     assert.equal((await sdk.responses.retrieve(created.id)).status, "cancelled");
     assert.equal((await sdk.responses.cancel(created.id)).status, "cancelled");
     // A finished one is returned as it is.
