@@ -282,7 +282,7 @@ ${providersYaml(mock)}`,
     await hanging.closed;
   });
 
-  test("the exit: close() waits for a running background response; one ended at the exit is failed, not in_progress", async (t) => {
+  test("the exit: a background response ended by it (shutdown timeout, second signal) is kept failed, not in_progress", async (t) => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, providersYaml(mock));
     const sdk = openAiClient(gateway);
