@@ -133,6 +133,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       const idleSweep = setInterval(() => instance.server.closeIdleConnections(), IDLE_SWEEP_INTERVAL_MS);
       try {
         await instance.close();
+        // Background responses have no connection that close() waits for: they finish within the same grace (the
+        // shutdown timeout ends them, failed, like any request still in flight) before their store closes.
+        await runtime.backgroundRuns.settled();
       } finally {
         clearInterval(idleSweep);
       }

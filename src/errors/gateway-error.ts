@@ -251,11 +251,15 @@ export class InternalError extends GatewayError {
 }
 
 /**
- * Why a request's signal aborted, for its attempt's reason: the client left, or the gateway ended the request with an
- * error of its own (its exit: pipeline/open-requests.ts).
+ * Why a request's signal aborted, for its attempt's reason: the client left, the gateway ended the request with an
+ * error of its own (its exit: pipeline/open-requests.ts), or a background response was cancelled.
  */
 export function abortReasonText(signal: AbortSignal): string {
-  return signal.reason instanceof GatewayError ? signal.reason.message : "client disconnected";
+  const { reason } = signal;
+  if (reason instanceof GatewayError) return reason.message;
+  // A reason of the gateway's own that is not an error to answer with: a background response's cancel
+  // (pipeline/background-runs.ts). A plain abort() is a DOMException named AbortError: the client left.
+  return reason instanceof Error && reason.name !== "AbortError" ? reason.message : "client disconnected";
 }
 
 /**

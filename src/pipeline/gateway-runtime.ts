@@ -25,6 +25,7 @@ import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
 import { hasNewFingerprint } from "./answer-fingerprint.ts";
+import { BackgroundRuns } from "./background-runs.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { GatewaySecrets } from "./logged-secrets.ts";
@@ -71,6 +72,8 @@ export class GatewayRuntime {
   readonly inFlight = new InFlightGates();
   /** The requests the server has open: what an exit that cannot wait for them ends (open-requests.ts). */
   readonly openRequests = new OpenRequests();
+  /** Responses requests with `background: true` running in this process (background-runs.ts). */
+  readonly backgroundRuns = new BackgroundRuns();
   /** The one redaction of all the gateway shows, logs, records, exports or stores (logged-secrets.ts). */
   readonly secrets = new GatewaySecrets(() => this.#snapshot);
   readonly startedAtMs: number;

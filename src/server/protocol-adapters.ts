@@ -4,13 +4,7 @@
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Clock } from "../clock.ts";
-import {
-  ClientAbortedError,
-  type GatewayError,
-  InvalidRequestError,
-  UpstreamUnavailableError,
-} from "../errors/gateway-error.ts";
-import { isRecord } from "../is-record.ts";
+import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
@@ -23,7 +17,7 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
-import { itemsFromInput, itemsFromOutput } from "../protocols/responses/conversation-items.ts";
+import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
 import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
 import {
@@ -34,9 +28,10 @@ import {
 } from "../protocols/responses/native.ts";
 import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
-import type { ResponseObject } from "../protocols/responses/response-object.ts";
+import { buildResponse, type ResponseObject } from "../protocols/responses/response-object.ts";
 import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
@@ -64,6 +59,8 @@ interface Exchange {
   streamEnded?(isSuccess: boolean): Promise<void>;
   /** After a JSON answer was made, before it is sent: to keep it. */
   answered?(answer: object): Promise<void>;
+  /** `background: true` (Responses): answered at once, served in the gateway (background-responses.ts). */
+  readonly background?: BackgroundExchange | undefined;
 }
 
 export interface ProtocolAdapter {
@@ -103,6 +100,19 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       clientGone.stop();
       throw refusal;
     }
+    if (exchange.background !== undefined) {
+      // Its own open request from here on (no client socket ends it); this one is settled.
+      const controller = runtime.openRequests.open();
+      clientGone.stop();
+      const call = {
+        endpoint: adapter.endpoint,
+        chatBody: exchange.chatBody,
+        native: exchange.native,
+        receivedAtMs,
+      };
+      await answerInBackground(runtime, request, reply, call, exchange.background, controller);
+      return;
+    }
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {
@@ -131,9 +141,15 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         ? result.headers
         : { ...result.headers, ...exchange.headers };
     if (result.kind === "json") {
-      clientGone.stop();
-      const answer = exchange.answer(parseCompletion(result.bodyText), servedModel, result.api);
-      await exchange.answered?.(answer);
+      let answer: object;
+      try {
+        answer = exchange.answer(parseCompletion(result.bodyText), servedModel, result.api);
+        // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
+        // instead of exiting under it.
+        await exchange.answered?.(answer);
+      } finally {
+        clientGone.stop();
+      }
       reply.code(result.status).headers(answerHeaders).type("application/json").send(answer);
       return;
     }
@@ -163,11 +179,13 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         return text;
       });
     } finally {
-      try {
-        // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
-        if (ending === undefined) await result.cancel();
-      } finally {
-        clientGone.stop();
+      // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
+      if (ending === undefined) {
+        try {
+          await result.cancel();
+        } finally {
+          clientGone.stop();
+        }
       }
     }
     let tail: string;
@@ -179,6 +197,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       // The reply is hijacked: nothing else would end it, and the client would wait for its own timeout.
       reply.raw.destroy();
       throw error;
+    } finally {
+      // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save.
+      clientGone.stop();
     }
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
@@ -239,8 +260,12 @@ export function responsesAdapter(
       const native: NativeCall | undefined = hasNativeProviders()
         ? { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: toNativeBody(body, lookup) }
         : undefined;
+      // A background response is known by its id before anything is served: the answer keeps it.
+      const backgroundId = translated.isBackground ? randomIds("resp_") : undefined;
+      const ids = (prefix: string): string =>
+        prefix === "resp_" && backgroundId !== undefined ? backgroundId : randomIds(prefix);
       const nativeContext = (servedModel: string): NativeContext => ({
-        id: randomIds("resp_"),
+        id: ids("resp_"),
         echo: translated.echo,
         createdAtSeconds: nowSeconds(clock),
         fallbackModel: servedModel,
@@ -258,7 +283,7 @@ export function responsesAdapter(
       };
       let translator: ResponsesStreamTranslator | NativeResponsesRelay | undefined;
       let latest: ResponseObject | undefined;
-      return {
+      const exchange: Exchange = {
         chatBody: translated.chatBody,
         // Said on the answer: the model answered without them, and the client would not know it otherwise.
         headers:
@@ -271,7 +296,7 @@ export function responsesAdapter(
             api === "chat"
               ? toResponseObject(upstreamAnswer, {
                   echo: translated.echo,
-                  ids: randomIds,
+                  ids,
                   createdAtSeconds: nowSeconds(clock),
                   fallbackModel: servedModel,
                 })
@@ -284,7 +309,7 @@ export function responsesAdapter(
             api === "chat"
               ? new ResponsesStreamTranslator({
                   echo: translated.echo,
-                  ids: randomIds,
+                  ids,
                   createdAtSeconds: nowSeconds(clock),
                   fallbackModel: servedModel,
                 })
@@ -295,34 +320,46 @@ export function responsesAdapter(
         // A failed stream leaves nothing to continue from.
         streamEnded: (isSuccess) => (isSuccess ? keep(translator?.result) : Promise.resolve()),
       };
+      if (backgroundId === undefined) return exchange;
+      const background: BackgroundExchange = {
+        id: backgroundId,
+        queued: {
+          ...buildResponse(translated.echo, {
+            id: backgroundId,
+            createdAtSeconds: nowSeconds(clock),
+            status: "queued",
+            model: translated.chatBody.model,
+            output: [],
+            usage: undefined,
+          }),
+          background: true,
+        },
+        isStream: translated.isStream,
+        answer: (upstreamAnswer, servedModel, api) =>
+          exchange.answer(upstreamAnswer, servedModel, api) as ResponseObject,
+        stream: (servedModel, api) => {
+          exchange.stream(servedModel, api);
+          if (translator === undefined) throw new Error("the Responses door made no stream translator");
+          return translator;
+        },
+        keep: async (response, events, isFinal) => {
+          const isAnswer = response.status === "completed" || response.status === "incomplete";
+          if (isFinal && isAnswer) await addToConversation?.(response);
+          await kept.put({
+            response,
+            // What a continuation from it sends: its output only once it has one to continue from.
+            conversation: isAnswer
+              ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
+              : translated.conversation,
+            ...(events === undefined ? {} : { events }),
+            ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
+          });
+        },
+        read: () => kept.get(backgroundId),
+      };
+      return { ...exchange, background };
     },
   };
-}
-
-/**
- * With `conversation`: what adds the request's input items and the answer's output items to the conversation once
- * the answer is made (kept whatever `store` says, as OpenAI does). The input is made into items now, so a
- * conversation that could not take it is a 400 before anything goes upstream.
- */
-function conversationAppender(
-  conversations: Conversations,
-  client: string | null,
-  conversationId: string | undefined,
-  body: unknown,
-  lookup: Awaited<ReturnType<typeof prefetch>>,
-): ((response: ResponseObject) => Promise<void>) | undefined {
-  const conversation = lookup.conversation;
-  if (conversationId === undefined || conversation === undefined) return undefined;
-  const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
-  const bytes = Buffer.byteLength(JSON.stringify({ ...conversation, items: [...conversation.items, ...input] }));
-  if (bytes > conversations.maxBytes) {
-    throw new InvalidRequestError(
-      `Conversation '${conversationId}' with this input would take ${bytes} bytes, over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,
-      { param: "conversation", code: "invalid_value" },
-    );
-  }
-  return (response) =>
-    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)]);
 }
 
 /** Anthropic Messages (`POST /v1/messages`). */

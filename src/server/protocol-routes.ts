@@ -1,8 +1,9 @@
 // The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
 // call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items), conversations (/v1/conversations,
-// conversation-routes.ts) and the token counts of both doors.
+// conversation-routes.ts), the cancel of a background response (background-responses.ts) and the token counts of
+// both doors.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
+import { InvalidRequestError, PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
@@ -13,6 +14,7 @@ import { forClient, inMemory, type KeptResponses, prefetch } from "../protocols/
 import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-responses.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
 import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
@@ -44,19 +46,42 @@ export function registerProtocolRoutes(
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, messagesAdapter());
   for (const path of MESSAGES_PATHS) app.post(path, messages);
-  registerKeptResponseRoutes(app, store);
+  registerKeptResponseRoutes(app, runtime, store);
   registerConversationRoutes(app, conversations);
   registerCountTokensRoute(app, runtime);
   registerInputTokensRoute(app, runtime, store, conversations);
 }
 
-function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses): void {
+function registerKeptResponseRoutes(app: FastifyInstance, runtime: GatewayRuntime, store: KeptResponses): void {
   for (const base of RESPONSES_PATHS) {
-    app.get(`${base}/:id`, async (request) => {
+    app.get(`${base}/:id`, async (request, reply) => {
       const id = idOf(request);
-      const stored = await forClient(store, request.clientName).get(id);
+      const kept = forClient(store, request.clientName);
+      const stored = await kept.get(id);
       if (stored === undefined) throw notKept(id);
-      return stored.response;
+      const query = request.query as { stream?: string; starting_after?: string };
+      if (query.stream !== "true") return viewOf(runtime, stored);
+      // Resuming a background stream: the events after `starting_after` (a sequence number), then the live ones.
+      if (stored.events === undefined) throw notReplayable(id);
+      const from = startingAfter(query.starting_after) + 1;
+      const followed = new AbortController();
+      const events =
+        runtime.backgroundRuns.follow(id, from, followed.signal) ??
+        followKept(
+          () => kept.get(id),
+          from,
+          () => runtime.clock.now(),
+          followed.signal,
+        );
+      await writeEvents(request, reply, events, followed);
+      return reply;
+    });
+    app.post(`${base}/:id/cancel`, async (request) => {
+      const id = idOf(request);
+      const kept = forClient(store, request.clientName);
+      const stored = await kept.get(id);
+      if (stored === undefined) throw notKept(id);
+      return cancelBackground(runtime, kept, stored);
     });
     app.get(`${base}/:id/input_items`, async (request) => {
       const id = idOf(request);
@@ -66,10 +91,26 @@ function registerKeptResponseRoutes(app: FastifyInstance, store: KeptResponses):
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);
-      if (!(await forClient(store, request.clientName).delete(id))) throw notKept(id);
+      const kept = forClient(store, request.clientName);
+      // A background response still running here is cancelled first: its run would keep it again when it ends.
+      if ((await kept.get(id)) !== undefined) await runtime.backgroundRuns.cancel(id);
+      if (!(await kept.delete(id))) throw notKept(id);
       return { id, object: "response", deleted: true };
     });
   }
+}
+
+/** `starting_after`: a sequence number (-1, or absent: from the first event). */
+function startingAfter(value: string | undefined): number {
+  if (value === undefined || value === "") return -1;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < -1) {
+    throw new InvalidRequestError("`starting_after` must be an integer sequence number (-1 or more).", {
+      param: "starting_after",
+      code: "invalid_value",
+    });
+  }
+  return number;
 }
 
 function idOf(request: FastifyRequest): string {

@@ -90,6 +90,34 @@ async function lastRecord(gateway: { baseUrl: string }) {
 }
 
 describe("native Responses providers", () => {
+  test("background: a native provider is called without background; the stream it relays is kept under the gateway's id", async (t) => {
+    const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: nativeStream(["Hello ", "there."]) });
+    const stream = await client.responses.create({ model: MODEL, input: "Hi", background: true, stream: true });
+    let id = "";
+    let text = "";
+    for await (const event of stream) {
+      if (event.type === "response.created") {
+        id = event.response.id;
+        assert.equal(event.response.background, true);
+      }
+      if (event.type === "response.output_text.delta") text += event.delta;
+    }
+    assert.equal(text, "Hello there.");
+    assert.notEqual(id, "resp_upstream_1");
+    const sent = responsesBodies(primary)[0];
+    assert.equal(sent?.background, undefined, "the provider answers while the gateway waits");
+    assert.equal(sent?.stream, true);
+    for (;;) {
+      const kept = await client.responses.retrieve(id);
+      if (kept.status === "in_progress" || kept.status === "queued") continue;
+      assert.equal(kept.status, "completed");
+      assert.equal(kept.output_text, "Hello there.");
+      assert.equal(kept.background, true);
+      break;
+    }
+  });
+
   test("JSON: the body goes to /responses as the client sent it; the answer is kept under the gateway's id", async (t) => {
     const { primary, backup, gateway, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
     primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: nativeResponse("Hello natively.") });

@@ -35,6 +35,8 @@ function asObject(value: unknown): JsonObject | undefined {
 export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject {
   const {
     models: _fallbacks,
+    // The gateway runs a background request itself: the provider is called while it waits, as for any other.
+    background: _background,
     previous_response_id: previousId,
     conversation,
     input,

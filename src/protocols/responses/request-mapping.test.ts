@@ -234,8 +234,8 @@ test("responses request: refused fields and values name the field in `param` and
     { status: 400, code: "invalid_value", param: "tools[0].tools" },
   );
   rejects(
-    { model: "m", input: "x", background: true },
-    { status: 400, code: "unsupported_parameter", param: "background" },
+    { model: "m", input: "x", background: true, store: false },
+    { status: 400, code: "invalid_value", param: "store" },
   );
   rejects(
     { model: "m", input: "x", prompt: { id: "p" } },

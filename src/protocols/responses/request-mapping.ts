@@ -44,6 +44,8 @@ export interface TranslatedResponsesRequest {
   readonly isStream: boolean;
   /** `store` (default true): keep the answer for `previous_response_id` and GET /v1/responses/{id}. */
   readonly shouldStore: boolean;
+  /** `background: true`: answered at once (queued), served in the gateway, read back by GET /v1/responses/{id}. */
+  readonly isBackground: boolean;
   /** The conversation sent, without `instructions` (not carried over, as OpenAI does); kept with the answer. */
   readonly conversation: ChatMessage[];
   /** Types of the hosted tools (`web_search`, ...) left out: nothing behind a chat provider can run them. */
@@ -62,10 +64,12 @@ function unsupportedField(message: string, field: string): InvalidRequestError {
 
 export function toChatRequest(body: unknown, lookup: ResponseLookup): TranslatedResponsesRequest {
   const request = validateBody(responsesRequestSchema, body);
-  if (request.background === true) {
-    throw unsupportedField(
-      "`background: true` is not supported: the gateway answers while the request is open (use `stream: true` for long answers).",
-      "background",
+  const isBackground = request.background === true;
+  // As OpenAI: a background response is read back by its id, so it must be kept.
+  if (isBackground && request.store === false) {
+    throw new InvalidRequestError(
+      "`background: true` requires `store` to be true (or left out): a background response is read back by its id.",
+      { param: "store", code: "invalid_value" },
     );
   }
   refuseStatefulFields(request);
@@ -109,6 +113,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     echo: echoOf(request),
     isStream,
     shouldStore: request.store !== false,
+    isBackground,
     conversation,
     droppedTools: dropped,
     toolNames,

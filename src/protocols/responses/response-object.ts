@@ -72,7 +72,7 @@ export interface ResponseUsage {
   total_tokens: number;
 }
 
-export type ResponseStatus = "in_progress" | "completed" | "incomplete" | "failed";
+export type ResponseStatus = "queued" | "in_progress" | "completed" | "incomplete" | "failed" | "cancelled";
 
 /** The request fields a response object repeats back, fixed when the request is translated. */
 export interface ResponseEcho {
@@ -99,7 +99,8 @@ export interface ResponseObject extends ResponseEcho {
   object: "response";
   created_at: number;
   status: ResponseStatus;
-  background: false;
+  /** True for a response created with `background: true` (then read back by its id, and cancellable). */
+  background: boolean;
   error: { code: string; message: string } | null;
   incomplete_details: { reason: string } | null;
   model: string;

@@ -12,6 +12,10 @@ export interface StoredResponse {
   readonly client?: string;
   /** The conversation up to and including this response's output, as chat messages, without `instructions`. */
   readonly conversation: readonly ChatMessage[];
+  /** A background streamed response (`background` and `stream`): its SSE events so far, replayed to a reconnect. */
+  readonly events?: readonly string[];
+  /** A background response still running: when its run last wrote it (ms); see background.ts. */
+  readonly heartbeatAtMs?: number;
 }
 
 export interface ResponseStoreLimits {

@@ -1,0 +1,67 @@
+// Responses background mode (`background: true`), the protocol's side: the queued answer, the stream events kept
+// for a reconnecting client (`GET /v1/responses/{id}?stream=true&starting_after=N`), and how a kept response whose
+// run stopped without an end (its process gone) reads. The run itself is the server's (background-responses.ts).
+import { InternalError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
+import { namedEvent } from "../sse.ts";
+import { type ResponseObject, type ResponseStatus, responseErrorOf } from "./response-object.ts";
+import type { StoredResponse } from "./response-store.ts";
+
+/**
+ * ms between the writes a running background response makes of its state (its events so far, and that it is still
+ * running): what another replica reads when it is asked for it, and how a cancel made there reaches the run.
+ */
+export const BACKGROUND_HEARTBEAT_MS = 1_000;
+/**
+ * ms after its last heartbeat a kept `queued`/`in_progress` response whose run is not in this process is shown as
+ * failed: the process that ran it is gone (a crash, a kill); a live run writes every BACKGROUND_HEARTBEAT_MS.
+ */
+export const BACKGROUND_STALE_MS = 15_000;
+
+export function isTerminal(status: ResponseStatus): boolean {
+  return status !== "queued" && status !== "in_progress";
+}
+
+/** SSE text (one or more `event:`/`data:` blocks) as single events, their response snapshots marked `background`. */
+export function backgroundEvents(text: string): string[] {
+  const events: string[] = [];
+  for (const block of text.split("\n\n")) {
+    if (block.trim() === "") continue;
+    events.push(markBackground(block));
+  }
+  return events;
+}
+
+function markBackground(block: string): string {
+  const name = /^event: (.*)$/m.exec(block)?.[1];
+  const data = /^data: (.*)$/m.exec(block)?.[1];
+  if (name === undefined || data === undefined) return `${block}\n\n`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return `${block}\n\n`;
+  }
+  if (!isRecord(parsed) || !isRecord(parsed.response)) return `${block}\n\n`;
+  return namedEvent(name, { ...parsed, response: { ...parsed.response, background: true } });
+}
+
+/**
+ * The kept response as a reader sees it: one still `queued`/`in_progress` that no process here runs and whose
+ * heartbeat is older than BACKGROUND_STALE_MS is failed (never `in_progress` forever after a crash or restart).
+ */
+export function backgroundView(stored: StoredResponse, isRunHere: boolean, nowMs: number): ResponseObject {
+  const { response } = stored;
+  if (response.background !== true || isTerminal(response.status) || isRunHere) return response;
+  if (nowMs - (stored.heartbeatAtMs ?? 0) <= BACKGROUND_STALE_MS) return response;
+  return {
+    ...response,
+    status: "failed",
+    // OpenAI's code for it (responseErrorOf): `server_error`.
+    error: responseErrorOf(
+      new InternalError(
+        "The gateway instance running this background response stopped before it finished (it was restarted or killed); create it again.",
+      ),
+    ),
+  };
+}

@@ -1,0 +1,36 @@
+// What adds a Responses request's input and its answer's output items to the conversation it names
+// (`conversation`), made when the request is translated so that an input the conversation cannot take is a 400 before
+// anything goes upstream.
+import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
+import { randomIds } from "../ids.ts";
+import { itemsFromInput, itemsFromOutput } from "./conversation-items.ts";
+import type { Conversations } from "./conversations.ts";
+import type { prefetch } from "./kept-responses.ts";
+import type { ResponseObject } from "./response-object.ts";
+
+/**
+ * With `conversation`: what adds the request's input items and the answer's output items to the conversation once
+ * the answer is made (kept whatever `store` says, as OpenAI does). The input is made into items now, so a
+ * conversation that could not take it is a 400 before anything goes upstream.
+ */
+export function conversationAppender(
+  conversations: Conversations,
+  client: string | null,
+  conversationId: string | undefined,
+  body: unknown,
+  lookup: Awaited<ReturnType<typeof prefetch>>,
+): ((response: ResponseObject) => Promise<void>) | undefined {
+  const conversation = lookup.conversation;
+  if (conversationId === undefined || conversation === undefined) return undefined;
+  const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
+  const bytes = Buffer.byteLength(JSON.stringify({ ...conversation, items: [...conversation.items, ...input] }));
+  if (bytes > conversations.maxBytes) {
+    throw new InvalidRequestError(
+      `Conversation '${conversationId}' with this input would take ${bytes} bytes, over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,
+      { param: "conversation", code: "invalid_value" },
+    );
+  }
+  return (response) =>
+    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)]);
+}

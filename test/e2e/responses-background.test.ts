@@ -1,0 +1,463 @@
+// Responses background mode (`background: true`), driven by the official SDK over loopback: answered at once
+// (queued), served in the gateway through the one pipeline (failover included), polled with `responses.retrieve`,
+// cancelled with `responses.cancel` (the upstream connection is closed), a streamed one resumed with
+// `responses.retrieve(id, { stream: true, starting_after })`, per-named-client isolation, the gateway's exit, and
+// the Redis variant (two gateways sharing only Redis: one runs it, the other reads, follows and cancels it).
+import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import OpenAI from "openai";
+import type { Response as SdkResponse } from "openai/resources/responses/responses";
+import { CHAT_ROUTE, chatRequests, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import { startTwoProviders } from "../helpers/two-providers.ts";
+
+const UPSTREAM_ID = "vendor/m-instruct";
+
+function providersYaml(mock: MockUpstream): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: ${UPSTREAM_ID} }
+`;
+}
+
+/** Polls until the response leaves queued / in_progress (bounded). */
+async function finished(sdk: OpenAI, id: string, timeoutMs = 10_000): Promise<SdkResponse> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await sdk.responses.retrieve(id);
+    if (response.status !== "queued" && response.status !== "in_progress") return response;
+    if (Date.now() > deadline) assert.fail(`response ${id} still ${response.status} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** A step that never answers and resolves `closed` once the gateway hangs up on it. */
+function hangingStep(): {
+  step: { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
+  closed: Promise<void>;
+} {
+  let onClosed = (): void => {};
+  const closed = new Promise<void>((resolve) => {
+    onClosed = resolve;
+  });
+  return {
+    step: {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.on("close", onClosed);
+      },
+    },
+    closed,
+  };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe("Responses background mode", () => {
+  test("answered at once as queued, served in the gateway, then completed; GET shows each state", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Otters float.", UPSTREAM_ID), delayMs: 400 });
+    const startedMs = Date.now();
+    const created = await sdk.responses.create({ model: "m", input: "Tell me about otters.", background: true });
+    assert.ok(Date.now() - startedMs < 350, "answered before the upstream did");
+    assert.match(created.id, /^resp_/);
+    assert.equal(created.status, "queued");
+    assert.equal(created.background, true);
+    assert.equal(created.output.length, 0);
+    const running = await sdk.responses.retrieve(created.id);
+    assert.ok(running.status === "queued" || running.status === "in_progress", running.status);
+    const done = await finished(sdk, created.id);
+    assert.equal(done.status, "completed");
+    assert.equal(done.id, created.id);
+    assert.equal(done.background, true);
+    assert.equal(done.output_text, "Otters float.");
+    assert.equal(chatRequests(mock).length, 1);
+    assert.equal((chatRequests(mock)[0]?.body as { background?: unknown } | undefined)?.background, undefined);
+    // It is kept as any answer: a continuation sends it as history.
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Yes.", UPSTREAM_ID) });
+    await sdk.responses.create({ model: "m", previous_response_id: created.id, input: "Really?" });
+    assert.deepEqual((chatRequests(mock)[1]?.body as { messages: unknown } | undefined)?.messages, [
+      { role: "user", content: "Tell me about otters." },
+      { role: "assistant", content: "Otters float." },
+      { role: "user", content: "Really?" },
+    ]);
+  });
+
+  test("background with store false is a 400 naming store; a synchronous response cannot be cancelled", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    await assert.rejects(sdk.responses.create({ model: "m", input: "x", background: true, store: false }), (error) => {
+      assert.ok(error instanceof OpenAI.BadRequestError);
+      assert.equal(error.param, "store");
+      return true;
+    });
+    assert.equal(chatRequests(mock).length, 0);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Hi.", UPSTREAM_ID) });
+    const plain = await sdk.responses.create({ model: "m", input: "x" });
+    await assert.rejects(sdk.responses.cancel(plain.id), (error) => {
+      assert.ok(error instanceof OpenAI.BadRequestError);
+      assert.match(error.message, /Cannot cancel a synchronous response/);
+      return true;
+    });
+    await assert.rejects(sdk.responses.cancel("resp_unknown"), OpenAI.NotFoundError);
+  });
+
+  test("fails over in background; when every attempt fails the response is failed with an error", async (t) => {
+    const scene = await startTwoProviders(t);
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("From beta.", "m"), delayMs: 100 });
+    const created = await scene.client.responses.create({ model: "m", input: "x", background: true });
+    const done = await finished(scene.client, created.id);
+    assert.equal(done.status, "completed");
+    assert.equal(done.output_text, "From beta.");
+    assert.equal(chatRequests(scene.primary).length, 1);
+    assert.equal(chatRequests(scene.backup).length, 1);
+
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    const doomed = await scene.client.responses.create({ model: "m", input: "x", background: true });
+    const failed = await finished(scene.client, doomed.id);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error?.code, "server_error");
+    assert.ok((failed.error?.message ?? "").length > 0);
+  });
+
+  test("cancel: the upstream call is hung up on, the response is cancelled; cancelling again returns it unchanged", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const created = await sdk.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    const cancelled = await sdk.responses.cancel(created.id);
+    assert.equal(cancelled.status, "cancelled");
+    await hanging.closed; // the upstream connection was closed by the cancel
+    // One record, as any request: the attempt ended by the cancel, and says so.
+    await waitFor(() => gateway.runtime.openRequests.size === 0, "the request to be settled");
+    const { records } = await recordsOf(gateway, "responses");
+    assert.equal(records[0]?.attempts[0]?.outcome, "client_aborted");
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /cancelled/);
+    assert.equal((await sdk.responses.retrieve(created.id)).status, "cancelled");
+    assert.equal((await sdk.responses.cancel(created.id)).status, "cancelled");
+    // A finished one is returned as it is.
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Done.", UPSTREAM_ID) });
+    const other = await sdk.responses.create({ model: "m", input: "x", background: true });
+    await finished(sdk, other.id);
+    const again = await sdk.responses.cancel(other.id);
+    assert.equal(again.status, "completed");
+    assert.equal(again.output_text, "Done.");
+    assert.equal(gateway.runtime.openRequests.size, 0);
+    // DELETE of a running one cancels it first: its run does not write it back.
+    const deleting = hangingStep();
+    mock.enqueue(CHAT_ROUTE, deleting.step);
+    const doomed = await sdk.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 3, "the upstream call");
+    await sdk.responses.delete(doomed.id);
+    await deleting.closed;
+    await sleep(1_200); // past a heartbeat
+    await assert.rejects(sdk.responses.retrieve(doomed.id), OpenAI.NotFoundError);
+  });
+
+  test("stream: events come live and are kept; a dropped stream resumes with starting_after and follows to the end", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    const words = ["One ", "two ", "three ", "four ", "five ", "six."];
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 120, usage: true }) });
+    const stream = await sdk.responses.create({ model: "m", input: "Count.", background: true, stream: true });
+    let id = "";
+    let lastSeen = -1;
+    let textBefore = "";
+    for await (const event of stream) {
+      lastSeen = event.sequence_number;
+      if (event.type === "response.created") {
+        id = event.response.id;
+        assert.equal(event.response.background, true);
+      }
+      if (event.type === "response.output_text.delta") textBefore += event.delta;
+      if (textBefore.length > 0) break; // the client drops the stream after the first delta
+    }
+    assert.match(id, /^resp_/);
+    const resumed = await sdk.responses.retrieve(id, { stream: true, starting_after: lastSeen });
+    const sequence: number[] = [];
+    let textAfter = "";
+    let last: SdkResponse | undefined;
+    for await (const event of resumed) {
+      sequence.push(event.sequence_number);
+      if (event.type === "response.output_text.delta") textAfter += event.delta;
+      if (event.type === "response.completed") last = event.response;
+    }
+    assert.equal(sequence[0], lastSeen + 1, "resumed right after the last event seen");
+    assert.deepEqual(
+      sequence,
+      sequence.map((_, index) => lastSeen + 1 + index),
+    );
+    assert.equal(textBefore + textAfter, words.join(""));
+    assert.equal(last?.status, "completed");
+    assert.equal(last?.output_text, words.join(""));
+    // Finished: replayable from the start, and GET shows the same response.
+    const replay = await sdk.responses.retrieve(id, { stream: true, starting_after: -1 });
+    const types: string[] = [];
+    for await (const event of replay) types.push(event.type);
+    assert.equal(types[0], "response.created");
+    assert.equal(types.at(-1), "response.completed");
+    assert.equal((await sdk.responses.retrieve(id)).output_text, words.join(""));
+    assert.equal(chatRequests(mock).length, 1);
+  });
+
+  test("cancel mid-stream: the upstream stream is hung up on, the followers end, the response is cancelled", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    let onClosed = (): void => {};
+    const closed = new Promise<void>((resolve) => {
+      onClosed = resolve;
+    });
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.on("close", onClosed);
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (const event of chatStream(["Hello "], UPSTREAM_ID).slice(0, 2)) {
+          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+        }
+        // then nothing more: a slow model
+      },
+    });
+    const stream = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    const seen: string[] = [];
+    for await (const event of stream) {
+      seen.push(event.type);
+      if (event.type === "response.created") id = event.response.id;
+      if (event.type === "response.output_text.delta") {
+        assert.equal((await sdk.responses.cancel(id)).status, "cancelled");
+      }
+    }
+    await closed;
+    assert.ok(seen.includes("response.output_text.delta"));
+    assert.equal((await sdk.responses.retrieve(id)).status, "cancelled");
+    assert.equal(gateway.runtime.backgroundRuns.size, 0);
+  });
+
+  test("a named client reads, follows, cancels and deletes only its own background responses", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: sk-ci-key-0123456789, name: ci }
+    - { key: sk-team-key-0123456789, name: team }
+${providersYaml(mock)}`,
+    );
+    const ci = openAiClient(gateway, "sk-ci-key-0123456789");
+    const team = openAiClient(gateway, "sk-team-key-0123456789");
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const created = await ci.responses.create({ model: "m", input: "x", background: true, stream: false });
+    await assert.rejects(team.responses.retrieve(created.id), OpenAI.NotFoundError);
+    await assert.rejects(team.responses.cancel(created.id), OpenAI.NotFoundError);
+    await assert.rejects(team.responses.retrieve(created.id, { stream: true }), OpenAI.NotFoundError);
+    await assert.rejects(team.responses.delete(created.id), OpenAI.NotFoundError);
+    assert.equal((await ci.responses.retrieve(created.id)).status === "cancelled", false, "untouched by team");
+    assert.equal((await ci.responses.cancel(created.id)).status, "cancelled");
+    await hanging.closed;
+  });
+
+  test("the exit: a background response ended by it (shutdown timeout, second signal) is kept failed, not in_progress", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const created = await sdk.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    // What the shutdown timeout and a second signal do: end every request in flight through its pipeline.
+    await gateway.endInFlight(2_000);
+    const ended = await sdk.responses.retrieve(created.id);
+    assert.equal(ended.status, "failed");
+    assert.match(ended.error?.message ?? "", /shutting down/);
+    await hanging.closed;
+  });
+});
+
+describe("Responses background mode: graceful close", () => {
+  test("a background response running at close() is finished before the store closes (seen after a restart)", async (t) => {
+    const mock = await useMock(t);
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { startTestGateway } = await import("../helpers/gateway.ts");
+    const statePath = join(mkdtempSync(join(tmpdir(), "bg-close-")), "state.db");
+    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+    const before = await startTestGateway(yaml);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Finished anyway.", UPSTREAM_ID), delayMs: 300 });
+    const created = await openAiClient(before).responses.create({ model: "m", input: "x", background: true });
+    await before.close();
+    const after = await useGateway(t, yaml);
+    const kept = await openAiClient(after).responses.retrieve(created.id);
+    assert.equal(kept.status, "completed");
+    assert.equal(kept.output_text, "Finished anyway.");
+  });
+});
+
+describe("Responses background mode with Redis (two gateways sharing only Redis)", () => {
+  const skip = isRedisInstalled() ? false : REDIS_MISSING;
+
+  test("started on one, read, followed live and replayed on the other", { skip }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-e2e:"\n`;
+    const one = openAiClient(await useGateway(t, yaml));
+    const other = openAiClient(await useGateway(t, yaml));
+    const words = ["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h."];
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 250, usage: true }) });
+    const stream = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    for await (const event of stream) {
+      if (event.type === "response.created") id = event.response.id;
+      if (event.type === "response.output_text.delta") break;
+    }
+    const seenThere = await other.responses.retrieve(id);
+    assert.ok(seenThere.status === "queued" || seenThere.status === "in_progress", seenThere.status);
+    assert.equal(seenThere.background, true);
+    // Followed on the other gateway from the start until the end.
+    const followed = await other.responses.retrieve(id, { stream: true, starting_after: -1 });
+    let text = "";
+    let lastType = "";
+    for await (const event of followed) {
+      if (event.type === "response.output_text.delta") text += event.delta;
+      lastType = event.type;
+    }
+    assert.equal(text, words.join(""));
+    assert.equal(lastType, "response.completed");
+    assert.equal((await other.responses.retrieve(id)).output_text, words.join(""));
+  });
+
+  test("cancelled on the other gateway: the run ends and its upstream call is hung up on", { skip }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-cancel:"\n`;
+    const runner = await useGateway(t, yaml);
+    const one = openAiClient(runner);
+    const other = openAiClient(await useGateway(t, yaml));
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const created = await one.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    assert.equal((await other.responses.cancel(created.id)).status, "cancelled");
+    await hanging.closed;
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    assert.equal((await one.responses.retrieve(created.id)).status, "cancelled");
+    // Deleted on the other gateway while it runs: the run ends and does not write it back.
+    const deleting = hangingStep();
+    mock.enqueue(CHAT_ROUTE, deleting.step);
+    const doomed = await one.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 2, "the second upstream call");
+    await other.responses.delete(doomed.id);
+    await deleting.closed;
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the second run to end");
+    await assert.rejects(one.responses.retrieve(doomed.id), OpenAI.NotFoundError);
+  });
+
+  test("a Responses answer stays an open request until its Redis save ends (a second signal waits for it)", {
+    skip,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-open:"\n`;
+    const gateway = await useGateway(t, yaml);
+    const sdk = openAiClient(gateway);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Kept.", UPSTREAM_ID) });
+    redis.pause();
+    let isResumed = false;
+    t.after(() => {
+      if (!isResumed) redis.resume();
+    });
+    const answer = sdk.responses.create({ model: "m", input: "x" });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    await sleep(200); // the answer is made; its save waits for the stopped Redis
+    assert.equal(gateway.runtime.openRequests.size, 1, "still open while it is being kept");
+    redis.resume();
+    isResumed = true;
+    const response = await answer;
+    assert.equal(response.output_text, "Kept.");
+    await waitFor(() => gateway.runtime.openRequests.size === 0, "the request to close");
+  });
+});
+
+describe("Responses background mode: SIGTERM of a gateway process", () => {
+  async function exited(pid: number | undefined): Promise<void> {
+    assert.ok(pid !== undefined);
+    await waitFor(
+      () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      "the process to exit",
+      15_000,
+    );
+  }
+
+  test("finished within the grace if it can be, else kept as failed with the exit's error (never in_progress)", async (t) => {
+    const mock = await useMock(t);
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
+    const statePath = join(mkdtempSync(join(tmpdir(), "bg-sigterm-")), "state.db");
+    const yaml = (graceMs: number): string =>
+      `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n  shutdown_timeout_ms: ${graceMs}\n${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+
+    // Within the grace: finished, then the process exits.
+    const patient = await startGatewayProcess(t, yaml(10_000));
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Made it.", UPSTREAM_ID), delayMs: 500 });
+    const sdkPatient = new OpenAI({ baseURL: `${patient.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const finishedOne = await sdkPatient.responses.create({ model: "m", input: "x", background: true });
+    process.kill(patient.pid ?? 0, "SIGTERM");
+    await exited(patient.pid);
+
+    // Past the grace: ended by the shutdown timeout, kept as failed.
+    const hurried = await startGatewayProcess(t, yaml(300));
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const sdkHurried = new OpenAI({ baseURL: `${hurried.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const endedOne = await sdkHurried.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 2, "the upstream call");
+    process.kill(hurried.pid ?? 0, "SIGTERM");
+    await exited(hurried.pid);
+    await hanging.closed;
+
+    const after = openAiClient(
+      await useGateway(t, `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`),
+    );
+    const done = await after.responses.retrieve(finishedOne.id);
+    assert.equal(done.status, "completed");
+    assert.equal(done.output_text, "Made it.");
+    const ended = await after.responses.retrieve(endedOne.id);
+    assert.equal(ended.status, "failed");
+    assert.match(ended.error?.message ?? "", /shutting down/);
+  });
+});
