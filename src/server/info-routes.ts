@@ -6,6 +6,7 @@ import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
+import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import { clientRules, hasClientRules } from "../pipeline/client-rules.ts";
 import { ENDPOINTS, explainedPathOf, hasContextFit, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -249,6 +250,10 @@ export function describeStats(runtime: GatewayRuntime, viewer: string | null = n
         reason: refusal.reason,
         until: isoTime(refusal.untilMs),
       })),
+      // The endpoints its provider has no route for, learned from a 405 or a "no such path" 404 (routing.md).
+      unserved_endpoints: runtime.refusedFeatures
+        .refusalsOf(unservedEndpointsKey(deployment.provider.settings.name), nowMs)
+        .map((lesson) => ({ path: lesson.feature, reason: lesson.reason, until: isoTime(lesson.untilMs) })),
       latency_ms:
         calls === 0 || stats === undefined
           ? null

@@ -128,6 +128,14 @@ describe("a provider without a route for an endpoint", () => {
     assert.equal(explained?.cause, "endpoint");
     assert.match(explained?.reason ?? "", /has no \/images\/generations route/);
     assert.ok(explained?.until !== null && Date.parse(explained?.until ?? "") > Date.now() + 23 * 3_600_000);
+    // `/stats` lists the lesson on each deployment of the provider.
+    const stats = await send(gateway, "GET", "/stats");
+    const deployments = (stats.json as { deployments: { provider: string; unserved_endpoints: { path: string }[] }[] })
+      .deployments;
+    for (const deployment of deployments) {
+      const paths = deployment.unserved_endpoints.map((lesson) => lesson.path);
+      assert.deepEqual(paths, deployment.provider === "first" ? ["/images/generations"] : []);
+    }
     const chatRoute = await explain(gateway, "model=chatty");
     assert.deepEqual(
       chatRoute.candidates.map((candidate) => candidate.provider),
