@@ -3,10 +3,14 @@
 // endpoints (chat) untouched; a 404 naming the model keeps its own handling (the deployment cools). Also the
 // declared side: a provider's `served_paths`. docs/routing.md "Unserved endpoints".
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { chatRequests, openAiClient, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const IMAGES = "POST /v1/images/generations";
 const ADMIN_KEY = "admin-secret";
@@ -32,8 +36,16 @@ function imageRequests(mock: MockUpstream): number {
   return mock.requests.filter((recorded) => recorded.path === "/v1/images/generations").length;
 }
 
-function configYaml(first: MockUpstream, second: MockUpstream, firstKey = "sk-first-key", firstExtra = ""): string {
+function configYaml(
+  first: MockUpstream,
+  second: MockUpstream,
+  firstKey = "sk-first-key",
+  firstExtra = "",
+  tail = "",
+): string {
   return `server:
+  port: 0
+  host: 127.0.0.1
   admin_keys: [${ADMIN_KEY}]
 providers:
   - name: first
@@ -51,7 +63,25 @@ ${firstExtra}    models:
       flux: { id: flux-schnell, kind: image }
 request_log:
   enabled: true
-`;
+${tail}`;
+}
+
+/** The endpoint paths `/stats` lists as unserved by `first` (on its deployment `first/flux`). */
+async function unservedOf(gateway: Parameters<typeof send>[0]): Promise<string[]> {
+  const stats = await send(gateway, "GET", "/stats");
+  const deployments = (
+    stats.json as { deployments: { provider: string; model: string; unserved_endpoints: { path: string }[] }[] }
+  ).deployments;
+  const row = deployments.find((deployment) => deployment.provider === "first" && deployment.model === "flux");
+  return row?.unserved_endpoints.map((lesson) => lesson.path) ?? [];
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
 }
 
 interface Explained {
@@ -231,5 +261,52 @@ describe("a provider without a route for an endpoint", () => {
     const route = await send(gateway, "GET", "/v1/gateway/route?model=flux&endpoint=imagez");
     assert.equal(route.status, 400);
     assert.equal((route.json as { error: { param: string } }).error.param, "endpoint");
+  });
+});
+
+describe("an unserved endpoint outlives the process and the replica", () => {
+  test("kept in the embedded state file: a restarted gateway does not ask the provider again", async (t) => {
+    const directory = mkdtempSync(join(tmpdir(), "unserved-"));
+    t.after(() => rmSync(directory, { recursive: true, force: true }));
+    const state = `state:\n  path: ${JSON.stringify(join(directory, "state.db"))}\n  flush_interval_ms: 60000\n`;
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const yaml = configYaml(first, second, "sk-first-key", "", state);
+    first.setDefault(IMAGES, NO_SUCH_PATH);
+    second.setDefault(IMAGES, IMAGE_ANSWER);
+    const gateway = await useGateway(t, yaml);
+    await openAiClient(gateway).images.generate({ model: "flux", prompt: "A fox." });
+    assert.deepEqual(await unservedOf(gateway), ["/images/generations"]);
+    await gateway.close();
+
+    const restarted = await useGateway(t, yaml);
+    assert.deepEqual(await unservedOf(restarted), ["/images/generations"]);
+    const again = await openAiClient(restarted).images.generate({ model: "flux", prompt: "Again." }).withResponse();
+    assert.equal(again.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(imageRequests(first), 1, "the restarted gateway asked first again");
+  });
+
+  test("shared through Redis: replica B, and one started later, skip the provider without asking it", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const tail = `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "e2e-unserved:"\n  redis_command_timeout_ms: 2000\n`;
+    const yaml = configYaml(first, second, "sk-first-key", "", tail);
+    first.setDefault(IMAGES, NO_SUCH_PATH);
+    second.setDefault(IMAGES, IMAGE_ANSWER);
+    const a = await useGateway(t, yaml);
+    const b = await useGateway(t, yaml);
+    await openAiClient(a).images.generate({ model: "flux", prompt: "A fox." });
+    assert.equal(imageRequests(first), 1);
+    await waitFor(async () => (await unservedOf(b)).length === 1, "B to hear A's lesson");
+    const onB = await openAiClient(b).images.generate({ model: "flux", prompt: "On B." }).withResponse();
+    assert.equal(onB.response.headers.get("x-gateway-provider"), "second");
+    const late = await useGateway(t, yaml);
+    await waitFor(async () => (await unservedOf(late)).length === 1, "the late replica to load A's lesson");
+    const onLate = await openAiClient(late).images.generate({ model: "flux", prompt: "Late." }).withResponse();
+    assert.equal(onLate.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(imageRequests(first), 1, "a replica paid the 404 of its own");
   });
 });
