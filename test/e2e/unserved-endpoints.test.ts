@@ -174,6 +174,32 @@ describe("a provider without a route for an endpoint", () => {
     assert.deepEqual(chatRoute.skipped, []);
   });
 
+  test("within the request that meets the 404, the provider's other candidates are passed over too", async (t) => {
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      configYaml(first, second)
+        .replace(
+          "      chatty: { id: chat-model }\n",
+          "      chatty: { id: chat-model }\n      flux-pro: { id: black-forest-labs/flux-pro, kind: image }\n",
+        )
+        .replace("      flux: { id: flux-schnell, kind: image }\n", "      flux-pro: { id: flux-pro, kind: image }\n"),
+    );
+    first.setDefault(IMAGES, NO_SUCH_PATH);
+    second.setDefault(IMAGES, IMAGE_ANSWER);
+    // Planned: first/flux, then first/flux-pro (base_priority 10), then second/flux-pro.
+    const answer = await openAiClient(gateway)
+      .images.generate({ model: "flux,flux-pro", prompt: "A fox." })
+      .withResponse();
+    assert.equal(answer.response.headers.get("x-gateway-provider"), "second");
+    assert.equal(imageRequests(first), 1, "first/flux-pro was asked after first/flux had said the path is missing");
+    const [record] = await imageRecords(gateway);
+    const passed = record?.skips?.find((entry) => entry.phase === "attempt");
+    assert.equal(passed?.provider, "first");
+    assert.match(passed?.reason ?? "", /has no \/images\/generations route \(answered in this request\)/);
+  });
+
   test("a 405 teaches the same", async (t) => {
     const first = await useMock(t);
     const second = await useMock(t);
