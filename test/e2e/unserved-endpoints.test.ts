@@ -166,6 +166,17 @@ describe("a provider without a route for an endpoint", () => {
       const paths = deployment.unserved_endpoints.map((lesson) => lesson.path);
       assert.deepEqual(paths, deployment.provider === "first" ? ["/images/generations"] : []);
     }
+    // The dashboard's state carries it on every deployment of the provider, and the page shows it.
+    const dashboard = await send(gateway, "GET", "/dashboard/api/state", {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    assert.equal(dashboard.status, 200, dashboard.text);
+    const live = (dashboard.json as { deployments: { deploymentKey: string; unservedPaths?: string[] }[] }).deployments;
+    assert.deepEqual(
+      Object.fromEntries(live.map((deployment) => [deployment.deploymentKey, deployment.unservedPaths])),
+      { "first/flux": ["/images/generations"], "first/chatty": ["/images/generations"], "second/flux": [] },
+    );
+    assert.match((await send(gateway, "GET", "/dashboard")).text, /no route: \$\{d\.unservedPaths/);
     const chatRoute = await explain(gateway, "model=chatty");
     assert.deepEqual(
       chatRoute.candidates.map((candidate) => candidate.provider),
