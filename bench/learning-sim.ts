@@ -367,6 +367,7 @@ function simulate(
     invalidKeyMs: 3_600_000,
     modelUnavailableMs: 900_000,
     unsupportedFeatureMs: 21_600_000,
+    unservedEndpointMs: 86_400_000,
     failureThreshold: 3,
     suspectSingleFlight: true,
     failureWindowMs: 10_000,

@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../confi
 import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
-import { SERVED_KINDS } from "../pipeline/endpoints.ts";
+import { explainedPathOf, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { buildCatalog, metadataProviderName } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -274,19 +274,25 @@ export async function models(options: CommandOptions): Promise<number> {
  */
 function explainServedKind(runtime: GatewayRuntime, model: string): ReturnType<typeof explainRoute> {
   try {
-    return explainRoute(runtime, model);
+    return explainRoute(runtime, model, pathOption("chat"));
   } catch (error) {
     if (!(error instanceof InvalidRequestError && error.code === "model_not_supported")) throw error;
     for (const kind of SERVED_KINDS) {
       if (kind === "chat") continue;
       try {
-        return explainRoute(runtime, model, { kind });
+        return explainRoute(runtime, model, { kind, ...pathOption(kind) });
       } catch {
         // Not this kind either.
       }
     }
     throw error;
   }
+}
+
+/** The kind's first door's upstream path: a provider without that route is shown skipped (served_paths, learned). */
+function pathOption(kind: (typeof SERVED_KINDS)[number]): { endpointPath?: string } {
+  const endpointPath = explainedPathOf(kind);
+  return endpointPath === undefined ? {} : { endpointPath };
 }
 
 /** `route MODEL [--explain]`: the candidates a request would get now, best first, and why others are skipped. */

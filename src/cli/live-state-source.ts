@@ -1,6 +1,7 @@
 // The live state observers read (src/observability/live-state.ts), implemented over the gateway runtime's books:
 // cooldowns and circuits (availability), budgets (ledger), scores, the wait queue.
 import type { BudgetScope } from "../limits/budgets.ts";
+import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import type { KnownNames, LiveBudgetWindow, LiveDeployment, LiveStateSource } from "../observability/live-state.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
@@ -64,6 +65,9 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
           circuit: runtime.availability.circuitState(deployment.key),
           isSuspect: runtime.availability.recoveryOf(deployment.key).isSuspect,
           isKeyInvalid: providerCooldown?.cause === "invalid_key" || providerCooldown?.cause === "credits_exhausted",
+          unservedPaths: runtime.refusedFeatures
+            .refusalsOf(unservedEndpointsKey(provider), nowMs)
+            .map((lesson) => lesson.feature),
           budgets: runtime.scopesOf(deployment, snapshot).flatMap((scope) => liveWindows(runtime, scope, nowMs)),
           inFlight: runtime
             .scopesOf(deployment, snapshot)

@@ -17,6 +17,7 @@ import {
   timerMs,
 } from "./schema-helpers.ts";
 import { ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
+import { UPSTREAM_PATHS } from "./upstream-paths.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // A provider entry as written (in the config file or a preset file).
@@ -266,6 +267,11 @@ export const providerSchema = z.strictObject({
   free_models: idPatterns.optional(),
   /** `account`: any 429 cools every model of this key at once (one shared pool); `model`: only the model. */
   rate_limit_scope: z.enum(["model", "account"]).optional(),
+  /**
+   * The endpoints (paths below base_url) the provider's API has: a request to any other is never sent to it (an
+   * aggregator listing image models it has no `/images/generations` for). Unset: every path.
+   */
+  served_paths: z.array(z.enum(UPSTREAM_PATHS)).min(1).optional(),
   day_reset: dayResetText.optional(),
   inject_stream_usage: z.boolean().optional(),
   /** `native`: Responses API requests are sent to `<base_url>/responses` as they are (docs/protocols.md "Native"). */
@@ -348,6 +354,7 @@ export const providerSettingsSchema = z
     cost: raw.cost.default("paid"), // a provider nobody said is free is treated as paid (routing.paid)
     free_models: raw.free_models.transform(asList), // upstream id patterns that are free; empty = none
     rate_limit_scope: raw.rate_limit_scope.default("model"), // what one 429 cools: the model, or the key's whole pool
+    served_paths: raw.served_paths, // unset: every endpoint path may be sent to it
     day_reset: dayResetText.optional().transform((text) => (text === undefined ? UTC_MIDNIGHT : parseDayReset(text))), // default 00:00 UTC
     inject_stream_usage: raw.inject_stream_usage.default(true), // ask for a usage chunk on streams
     responses_api: raw.responses_api.default("translate"), // how /v1/responses reaches it: as chat, or natively

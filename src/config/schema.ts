@@ -211,6 +211,9 @@ const cooldownsSchema = z
     // ms a deployment that refused a feature as not supported (tools, images, a parameter) is ranked last for
     // requests carrying it: 6 h
     unsupported_feature_ms: positiveInt.default(21_600_000),
+    // ms a provider that answered an endpoint with a 405 or a router's 404 ("no such path") is left out for that
+    // endpoint: 24 h (an API's set of routes changes with its releases, not by the minute)
+    unserved_endpoint_ms: positiveInt.default(86_400_000),
     failure_threshold: positiveInt.default(3), // failures in the window that open a candidate's circuit (see below)
     failure_window_ms: positiveInt.default(60_000), // ms window those failures must fall in
     // fraction 0..1: failure_threshold failures in the window open the circuit, successes between them or not, when

@@ -42,6 +42,11 @@ export const OUTCOMES = Object.freeze({
   rejected: traits(false, false, false, "none", false, false),
   /** This provider does not serve the model (a 404, "does not exist", decommissioned): parked a while, fail over. */
   model_unavailable: traits(false, true, false, "deployment", false, false),
+  /**
+   * This provider has no route for the request's endpoint at all (a 405, or a 404 from its web server's router): fail
+   * over; the provider is left out for that endpoint only (limits/unserved-endpoints.ts), none of its models blamed.
+   */
+  unserved_endpoint: traits(false, true, false, "none", false, false),
   /** This candidate refuses a parameter or feature of the request that another may take: fail over, nothing parked. */
   unsupported: traits(false, true, false, "none", false, false),
   /** 5xx, or an error answered as a 200. */

@@ -12,6 +12,7 @@ const SETTINGS: CooldownSettings = {
   invalidKeyMs: 3_600_000,
   modelUnavailableMs: 900_000,
   unsupportedFeatureMs: 21_600_000,
+  unservedEndpointMs: 86_400_000,
   failureThreshold: 3,
   failureWindowMs: 10_000,
   failureRateThreshold: 0.5,

@@ -9,6 +9,10 @@
 // through `adopt` and `adoptAccepted`, which tell no one). A capability a provider adds later is picked up when the
 // lesson ends (`cooldowns.unsupported_feature_ms`), when the candidate serves a request with that feature anyway, on
 // `POST /admin/cooldowns/reset`, or when a reload points the name at another upstream.
+//
+// It also keeps, under a provider's key (`provider:NAME`, which no deployment key can be: deployment keys hold a
+// `/`, provider names cannot), the endpoints the provider has no route for (unserved-endpoints.ts): the same
+// lifetime per lesson, state file, Redis sharing, reset and forgetting serve them without a second book.
 
 import { isRecord } from "../is-record.ts";
 import { DirtyTracked } from "./dirty-tracked.ts";
@@ -61,8 +65,9 @@ export class RefusedFeatures extends DirtyTracked {
     this.#onChange = listener;
   }
 
-  learn(deploymentKey: string, feature: string, reason: string, nowMs: number): void {
-    const refusal = { feature, reason, atMs: nowMs, untilMs: nowMs + this.#lifetimeMs };
+  /** `lifetimeMs`: the lesson's own, when it is not a feature's (a provider's unserved endpoint, unserved-endpoints.ts). */
+  learn(deploymentKey: string, feature: string, reason: string, nowMs: number, lifetimeMs = this.#lifetimeMs): void {
+    const refusal = { feature, reason, atMs: nowMs, untilMs: nowMs + lifetimeMs };
     this.#keep(deploymentKey, refusal, nowMs);
     this.markDirty();
     this.#onChange?.({ kind: "learned", deploymentKey, refusal });

@@ -57,6 +57,11 @@ export interface LiveDeployment {
   readonly isSuspect?: boolean;
   /** The provider's key was refused (401/403) or its credits are gone. */
   readonly isKeyInvalid: boolean;
+  /**
+   * The endpoint paths its provider has no route for, learned from a 405 or a "no such path" 404 (docs/routing.md
+   * "Unserved endpoints"): requests to them skip it, its other endpoints do not.
+   */
+  readonly unservedPaths?: readonly string[];
   readonly budgets: readonly LiveBudgetWindow[];
   readonly inFlight: number;
 }

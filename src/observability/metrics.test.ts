@@ -133,6 +133,7 @@ describe("GatewayMetrics", () => {
       json_schema: true,
       kind: true,
       paid: true,
+      endpoint: true,
     } satisfies Record<SkipCause, true>);
     metrics.observe(
       record({

@@ -31,6 +31,7 @@ const PLAN_SKIP_CAUSES = new Set([
   "kind",
   "budget",
   "paid",
+  "endpoint",
 ]);
 
 /** Seconds; from a fast cached answer to a long stream. */

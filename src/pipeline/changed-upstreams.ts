@@ -11,6 +11,7 @@ import type { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger } from "../limits/budget-types.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
+import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
@@ -155,7 +156,11 @@ export function forgetChanged(
     books.promptCalibration.forget(key);
   }
   for (const key of changed.bodyChangedKeys ?? []) books.refusedFeatures.forget(key);
-  for (const name of changed.providerNames) books.availability.forgetProvider(name);
+  for (const name of changed.providerNames) {
+    books.availability.forgetProvider(name);
+    // The routes it lacked were the old upstream's: another host (or key) may have them.
+    books.refusedFeatures.forget(unservedEndpointsKey(name));
+  }
   for (const scopeId of changed.budgetScopeIds) books.budgets.forget(scopeId);
   for (const [name, scope] of previous.clientScopes) {
     if (!next.clientScopes.has(name)) books.budgets.forget(scope.id);

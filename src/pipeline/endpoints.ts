@@ -220,6 +220,16 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
  */
 export const SERVED_KINDS: readonly ModelKind[] = [...new Set(ENDPOINTS.map((endpoint) => endpoint.kind))];
 
+/**
+ * The upstream path a route of this kind is explained for (`/v1/gateway/route`, `llm-gateway route`): the named
+ * door's when it is one of the kind's, else the kind's first door's (chat's `/chat/completions`, images'
+ * `/images/generations`). A provider without that route (`served_paths`, or learned) is shown skipped.
+ */
+export function explainedPathOf(kind: ModelKind, doorName?: string): string | undefined {
+  const doors = ENDPOINTS.filter((endpoint) => endpoint.kind === kind);
+  return (doors.find((endpoint) => endpoint.name === doorName) ?? doors[0])?.upstreamPath;
+}
+
 /** Whether requests of this kind are checked against a model's context window (EndpointSpec.hasContextFit). */
 export function hasContextFit(kind: ModelKind): boolean {
   return ENDPOINTS.some((endpoint) => endpoint.kind === kind && endpoint.hasContextFit !== false);

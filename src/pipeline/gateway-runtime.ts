@@ -127,6 +127,7 @@ export class GatewayRuntime {
       promptCalibration,
       refusedFeatures: this.refusedFeatures,
       isKnownAs: (deployment) => this.#upstreams.isKnownAs(deployment),
+      unservedEndpointMs: () => this.#snapshot.config.cooldowns.unservedEndpointMs,
     });
     this.startedAtMs = clock.now();
     this.#snapshot = snapshot;

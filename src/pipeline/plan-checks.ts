@@ -5,6 +5,7 @@ import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
+import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { RouteRequest, RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
@@ -43,6 +44,8 @@ export function routerContextOf(
     budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot.budgetScopes, request, nowMs),
     coolingPool: coolingPoolOf(availability),
     refusedFeature: (deployment, features) => refusedFeatures.refusalOf(deployment.key, features, nowMs),
+    unservedEndpoint: (deployment, path) =>
+      unservedEndpointOf(refusedFeatures, deployment.provider.settings.name, path, nowMs),
   };
 }
 

@@ -18,6 +18,7 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
         model: body.model,
         fallbackModels: body.models ?? [],
         kind: endpoint.kind,
+        endpointPath: endpoint.upstreamPath,
         needsTools: Array.isArray(body.tools) && body.tools.length > 0,
         needsVision: prompt.hasImages,
         needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,

@@ -15,6 +15,7 @@ import {
 } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
+import { learnUnservedEndpoint } from "../limits/unserved-endpoints.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -39,6 +40,8 @@ export interface RecorderBooks {
    * and its end must not hand back a probe or an attempt count the new one's requests hold.
    */
   readonly isKnownAs: (deployment: Deployment) => boolean;
+  /** `cooldowns.unserved_endpoint_ms` of the serving config: how long a provider's missing route is remembered. */
+  readonly unservedEndpointMs: () => number;
 }
 
 /** How a stream segment is settled. */
@@ -316,6 +319,17 @@ export class Recorder {
         }
         case "refused_feature":
           this.#books.refusedFeatures.learn(key, effect.feature, effect.reason, clock.now());
+          break;
+        case "unserved_endpoint":
+          // The provider's, not the deployment's: each of its models is left out for this endpoint (and only this one).
+          learnUnservedEndpoint(
+            this.#books.refusedFeatures,
+            settings.name,
+            effect.endpointPath,
+            effect.reason,
+            clock.now(),
+            this.#books.unservedEndpointMs(),
+          );
           break;
         case "accepted_features":
           this.#books.refusedFeatures.unlearn(key, effect.features);

@@ -126,6 +126,8 @@ export function explainRoute(
   model: string,
   options: {
     kind?: ModelKind;
+    /** The endpoint's upstream path (RouteRequest.endpointPath): a provider without that route is shown skipped. */
+    endpointPath?: string;
     promptTokens?: number;
     /** The tokens fitted into a window when not `promptTokens` (RouteRequest.contextTokens): 0 for a rerank. */
     contextTokens?: number;
@@ -147,6 +149,7 @@ export function explainRoute(
     model,
     fallbackModels: [],
     kind,
+    ...(options.endpointPath === undefined ? {} : { endpointPath: options.endpointPath }),
     ...(options.promptTokens === undefined ? {} : { promptTokens: options.promptTokens }),
     ...(options.contextTokens === undefined ? {} : { contextTokens: options.contextTokens }),
     // The query's `max_tokens` is a limit under that name: a rule overriding it counts instead (body-rules.ts).

@@ -15,6 +15,7 @@ import { allowedDeployments } from "./client-models.ts";
 import { type ContextFit, contextFit } from "./context-fit.ts";
 import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest, RouterContext, RouteSkip } from "./route-types.ts";
+import { unservedSkip } from "./unserved-skip.ts";
 
 export { PRIORITY_AUTO } from "./resolve-names.ts";
 
@@ -116,7 +117,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         paidSkips.push(skip);
         continue;
       }
-      const misfit = checkFit(request, deployment, score, context);
+      const misfit = unservedSkip(request, deployment, score, context) ?? checkFit(request, deployment, score, context);
       if (misfit !== undefined) {
         const skip = { ...misfit, board };
         skipped.push(skip);
@@ -350,6 +351,10 @@ function noFitMessage(request: RouteRequest, failures: readonly RouteSkip[], con
     );
     const fit = contextFitOf(request, largest.deployment, context);
     return `No configured model for \`${request.model}\` has a context window large enough for this request (the largest is ${largest.deployment.contextTokens ?? 0}: ${largest.deployment.key} ${fit?.description ?? "has an unknown context"}).`;
+  }
+  if (first?.cause === "endpoint") {
+    const providers = [...new Set(failures.map((failure) => failure.deployment.provider.settings.name))];
+    return `No provider of \`${request.model}\` serves ${request.endpointPath ?? "this endpoint"} (${providers.join(", ")}: ${first.reason}).`;
   }
   const what =
     first?.cause === "tools"

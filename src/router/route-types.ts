@@ -16,6 +16,12 @@ export interface RouteRequest {
   /** Which family of models the endpoint needs. */
   readonly kind: ModelKind;
   /**
+   * The endpoint's path below a provider's base URL (EndpointSpec `upstreamPath`, e.g. `/images/generations`): a
+   * provider that does not serve it (its `served_paths`, or a route refusal learned, RouterContext.unservedEndpoint)
+   * is left out. Undefined: not checked.
+   */
+  readonly endpointPath?: string | undefined;
+  /**
    * The prompt's estimated tokens (token-estimate.ts), before any deployment's calibration; undefined when
    * unknown (no context or token budget check then).
    */
@@ -47,7 +53,17 @@ export interface RouteRequest {
   readonly allowedModels?: readonly string[] | undefined;
 }
 
-export type SkipCause = "cooldown" | "context" | "tools" | "vision" | "json_schema" | "kind" | "budget" | "paid";
+export type SkipCause =
+  | "cooldown"
+  | "context"
+  | "tools"
+  | "vision"
+  | "json_schema"
+  | "kind"
+  | "budget"
+  | "paid"
+  /** The provider has no route for the request's endpoint: declared (`served_paths`) or learned from a 404/405. */
+  | "endpoint";
 
 export interface RouteCandidate {
   readonly deployment: Deployment;
@@ -128,6 +144,11 @@ export interface RouterContext {
    * undefined: nothing. Side-effect free. Default: nothing learned.
    */
   refusedFeature?(deployment: Deployment, features: readonly RequestFeature[]): FeatureRefusal | undefined;
+  /**
+   * The lesson that this provider has no route for `endpointPath` (a 405 or a router's 404 not long ago,
+   * limits/unserved-endpoints.ts); undefined: none. Side-effect free. Default: nothing learned.
+   */
+  unservedEndpoint?(deployment: Deployment, endpointPath: string): FeatureRefusal | undefined;
   /** Side-effect free availability check. */
   availability(deployment: Deployment): Availability;
   /**

@@ -6,8 +6,9 @@ import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
+import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import { clientRules, hasClientRules } from "../pipeline/client-rules.ts";
-import { hasContextFit, SERVED_KINDS } from "../pipeline/endpoints.ts";
+import { ENDPOINTS, explainedPathOf, hasContextFit, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
@@ -106,7 +107,17 @@ export function registerInfoRoutes(
         code: "invalid_value",
       });
     }
-    const kind = isServedKind(query.kind) ? query.kind : "chat";
+    const door =
+      query.endpoint === undefined ? undefined : ENDPOINTS.find((endpoint) => endpoint.name === query.endpoint);
+    if (query.endpoint !== undefined && door === undefined) {
+      throw new InvalidRequestError(
+        `Query parameter \`endpoint\` names no endpoint; one of: ${ENDPOINTS.map((endpoint) => endpoint.name).join(", ")}`,
+        { param: "endpoint", code: "invalid_value" },
+      );
+    }
+    // `endpoint=images` explains that door's route (its kind, its upstream path); else `kind=`'s first door's.
+    const kind = door?.kind ?? (isServedKind(query.kind) ? query.kind : "chat");
+    const endpointPath = door?.upstreamPath ?? explainedPathOf(kind);
     const promptTokens = query.tokens === undefined ? undefined : Number(query.tokens);
     if (promptTokens !== undefined && !(Number.isInteger(promptTokens) && promptTokens >= 0)) {
       throw new InvalidRequestError("Query parameter `tokens` must be a whole number of tokens, e.g. tokens=20000", {
@@ -127,6 +138,7 @@ export function registerInfoRoutes(
     // The route the asking client's requests would take: its own `paid` and `models` apply (client-rules.ts).
     return explainRoute(runtime, model, {
       kind,
+      ...(endpointPath === undefined ? {} : { endpointPath }),
       ...clientRules(runtime.snapshot.config.server, request.clientName),
       ...(promptTokens === undefined ? {} : { promptTokens }),
       // A kind planned without a context fit (a rerank, endpoints.ts hasContextFit): `tokens` counts against its
@@ -238,6 +250,10 @@ export function describeStats(runtime: GatewayRuntime, viewer: string | null = n
         reason: refusal.reason,
         until: isoTime(refusal.untilMs),
       })),
+      // The endpoints its provider has no route for, learned from a 405 or a "no such path" 404 (routing.md).
+      unserved_endpoints: runtime.refusedFeatures
+        .refusalsOf(unservedEndpointsKey(deployment.provider.settings.name), nowMs)
+        .map((lesson) => ({ path: lesson.feature, reason: lesson.reason, until: isoTime(lesson.untilMs) })),
       latency_ms:
         calls === 0 || stats === undefined
           ? null

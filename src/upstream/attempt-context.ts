@@ -120,6 +120,9 @@ export function errorStatusFailure(
     clock.now(),
     { headers, bodyText },
     context.request.features,
+    // A native call went to another path (`/responses`) than the one the plan is made for: its route refusal is
+    // recorded but teaches nothing about the planned endpoint.
+    context.native === undefined ? context.request.endpointPath : undefined,
   );
   return failed(lesson, statusCode, verdict, headersMs);
 }

@@ -6,7 +6,14 @@ describe("refusalOf: whose fault a 4xx is", () => {
   const cases: [number, string, string | undefined, ReturnType<typeof refusalOf>][] = [
     // This provider does not serve the model: another may.
     [404, "The model `gpt-x` does not exist or you do not have access to it.", "model_not_found", "model_unavailable"],
-    [404, "Not Found", undefined, "model_unavailable"],
+    // A 404 that names the model, or says nothing of what is missing: the model's, as before.
+    [404, "No endpoints found for meta-llama/llama-9b:free.", undefined, "model_unavailable"],
+    [404, "upstream answered HTTP 404", undefined, "model_unavailable"],
+    // A router's "no such path" (FastAPI's `{"detail":"Not Found"}`, OpenAI's, Fastify's) or a 405: the provider's.
+    [404, "Not Found", undefined, "unserved_endpoint"],
+    [404, "Invalid URL (POST /v1/images/generations)", undefined, "unserved_endpoint"],
+    [404, "Route POST:/v1/rerank not found", undefined, "unserved_endpoint"],
+    [405, "Method Not Allowed", undefined, "unserved_endpoint"],
     [
       400,
       "The model `llama3-70b-8192` has been decommissioned and is no longer supported.",
@@ -45,6 +52,53 @@ describe("refusalOf: whose fault a 4xx is", () => {
       assert.equal(refusalOf(status, code === undefined ? { message } : { message, code }), expected);
     });
   }
+});
+
+describe("a 404 for the path (a route the provider lacks) against one for the model", () => {
+  // Bodies as real servers send them for an unknown path, and for an unknown model on a path they have.
+  const routeGone: [string, string][] = [
+    [
+      "OpenAI",
+      '{"error":{"message":"Invalid URL (POST /v1/images/generations)","type":"invalid_request_error","param":null,"code":null}}',
+    ],
+    ["FastAPI (vLLM, LiteLLM, SGLang)", '{"detail":"Not Found"}'],
+    ["Fastify", '{"message":"Route POST:/v1/rerank not found","error":"Not Found","statusCode":404}'],
+    ["Go net/http, gin (Ollama)", "404 page not found"],
+    ["Express", "<!DOCTYPE html><html><body><pre>Cannot POST /v1/audio/speech</pre></body></html>"],
+    [
+      "a web app's page (OpenRouter's site)",
+      "<!DOCTYPE html><html><head><title>404: This page could not be found.</title></head></html>",
+    ],
+  ];
+  for (const [server, body] of routeGone) {
+    test(`${server}: the provider has no such route`, () => {
+      const verdict = classifyResponse(404, {}, body, 0);
+      assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "unserved_endpoint");
+    });
+  }
+  const modelGone: [string, string][] = [
+    [
+      "OpenAI",
+      '{"error":{"message":"The model `dall-e-9` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}',
+    ],
+    [
+      "vLLM",
+      '{"object":"error","message":"The model `flux` does not exist.","type":"NotFoundError","param":null,"code":404}',
+    ],
+    ["OpenRouter", '{"error":{"message":"No endpoints found for black-forest-labs/flux.","code":404}}'],
+    ["Ollama", '{"error":"model \\"llava\\" not found, try pulling it first"}'],
+    ["an empty 404", ""],
+  ];
+  for (const [server, body] of modelGone) {
+    test(`${server}: the model is not served (as before)`, () => {
+      const verdict = classifyResponse(404, {}, body, 0);
+      assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "model_unavailable");
+    });
+  }
+  test("a 405 is the provider's whatever its body", () => {
+    const verdict = classifyResponse(405, {}, '{"detail":"Method Not Allowed"}', 0);
+    assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "unserved_endpoint");
+  });
 });
 
 describe("upstream errors in FastAPI / pydantic's shape", () => {

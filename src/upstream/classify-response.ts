@@ -24,11 +24,13 @@ export type Verdict =
   /** 408, 5xx, an error inside a 200: retry or fail over. */
   | { readonly kind: "transient"; readonly reason: string }
   /**
-   * 400/404/422 and other 4xx. `refusal` says whose the fault is: `request`, the request itself is wrong (returned
-   * to the client as is); `model_unavailable`, this provider does not serve the model (any 404; a 400/422 saying the
-   * model does not exist or was decommissioned: another provider may); `unsupported`, this candidate refuses a
-   * parameter or feature of the request that another may take. The last two fail over; when no candidate answers,
-   * the first of them is returned as is.
+   * 400/404/405/422 and other 4xx. `refusal` says whose the fault is: `request`, the request itself is wrong
+   * (returned to the client as is); `model_unavailable`, this provider does not serve the model (a 404 naming the
+   * model or not saying what is missing; a 400/422 saying the model does not exist or was decommissioned: another
+   * provider may); `unserved_endpoint`, this provider has no such route at all (a 405, or a 404 whose body is a
+   * router's "no such path": every model of it is left out for this endpoint); `unsupported`, this candidate refuses
+   * a parameter or feature of the request that another may take. The last three fail over; when no candidate
+   * answers, the first of them is returned as is.
    */
   | {
       readonly kind: "rejected";
@@ -39,7 +41,7 @@ export type Verdict =
       readonly raw: string;
     };
 
-export type Refusal = "request" | "model_unavailable" | "unsupported";
+export type Refusal = "request" | "model_unavailable" | "unserved_endpoint" | "unsupported";
 
 export interface UpstreamErrorFields {
   readonly message: string;
@@ -65,6 +67,16 @@ const MODEL_GONE =
 // candidate refuses still reaches the client as the first refusal, word for word.
 const UNSUPPORTED =
   /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)|not enabled for this model|--enable-auto-tool-choice/i;
+
+// A 404 (or a 200-less 405) from the web server's router rather than from the API: the PATH does not exist, whatever
+// the model. As real servers word it: OpenAI's "Invalid URL (POST /v1/x)", FastAPI's (vLLM, LiteLLM, SGLang)
+// `{"detail":"Not Found"}`, Fastify's "Route POST:/v1/x not found", Express's "Cannot POST /v1/x", Go's net/http
+// and gin's "404 page not found" (Ollama), nginx's or a web app's HTML page (OpenRouter answers an unknown
+// `/api/v1/...` path with its site's HTML 404). Matched against the whole message, so that a model error that
+// happens to say "not found" ("model not found", "No endpoints found for x") is never taken for one: those name
+// the model and are tested first (refusalOf).
+const ROUTE_GONE =
+  /^(?:not found\.?|404:? (?:page )?not found\.?|page not found\.?|invalid url\b.*|cannot (?:post|get|put) \/.*|route \S+ not found\.?|no route\b.*|(?:unknown|unrecognized) (?:url|path|route|endpoint)\b.*|(?:path|endpoint|route) not found\b.*|no such (?:route|path|endpoint)\b.*)$/i;
 
 const MAX_REASON_CHARS = 300;
 /** An upstream error message is passed on word for word up to this length (clients match these messages). */
@@ -110,7 +122,7 @@ export function classifyResponse(status: number, headers: HeaderMap, bodyText: s
   }
   return {
     kind: "rejected",
-    refusal: refusalOf(status, error),
+    refusal: refusalOf(status, error, bodyText),
     status,
     error,
     raw: bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText,
@@ -136,15 +148,33 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
   return { kind: "transient", reason: `error in a 200 answer: ${summarise(fields.message)}` };
 }
 
-/** Whose fault a 4xx (other than a rate limit, a bad key or a context length) is: see the verdict's `refusal`. */
-export function refusalOf(status: number, error: UpstreamErrorFields): Refusal {
-  if (status === 404) return "model_unavailable";
-  if (status !== 400 && status !== 422) return "request";
+/**
+ * Whose fault a 4xx (other than a rate limit, a bad key or a context length) is: see the verdict's `refusal`.
+ * `bodyText`: the answer as it came, for a 404 whose HTML page readUpstreamError reduced to "upstream answered".
+ */
+export function refusalOf(status: number, error: UpstreamErrorFields, bodyText = ""): Refusal {
+  // 405: the path exists for another method only (a read-only mirror, a proxy exposing GET /models): no model of
+  // the provider is served there, whatever the body says.
+  if (status === 405) return "unserved_endpoint";
   const code = error.code?.toLowerCase();
-  if (code !== undefined && MODEL_GONE_CODES.has(code)) return "model_unavailable";
-  if (/model/i.test(error.message) && MODEL_GONE.test(error.message)) return "model_unavailable";
+  const isModelNamed =
+    (code !== undefined && MODEL_GONE_CODES.has(code)) ||
+    (/model/i.test(error.message) && MODEL_GONE.test(error.message));
+  if (status === 404) return !isModelNamed && isRouteGone(error, bodyText) ? "unserved_endpoint" : "model_unavailable";
+  if (status !== 400 && status !== 422) return "request";
+  if (isModelNamed) return "model_unavailable";
   if (UNSUPPORTED.test(error.message)) return "unsupported";
   return "request";
+}
+
+/**
+ * Whether a 404 says the path does not exist (ROUTE_GONE, or a web page: an API answers its own errors in JSON or
+ * text, a page is the site's). An empty 404 says nothing either way: kept as the model's, as before.
+ */
+function isRouteGone(error: UpstreamErrorFields, bodyText: string): boolean {
+  const text = bodyText.trim();
+  if (text.startsWith("<")) return true;
+  return ROUTE_GONE.test(error.message.trim()) || (text !== "" && !text.startsWith("{") && ROUTE_GONE.test(text));
 }
 
 function isContextLengthError(error: UpstreamErrorFields): boolean {

@@ -27,6 +27,11 @@ interface LoopState {
   lastContextError: Verdict | undefined;
   isOutOfAttempts: boolean;
   /**
+   * Providers that answered this request with a route refusal (`unserved_endpoint`): their other candidates in the
+   * plan (another model, a fallback name) would get the same 404, so they are passed over (later plans skip them).
+   */
+  readonly unservedProviders: Set<string>;
+  /**
    * The first refusal of a candidate that does not serve the model or refuses a parameter another may take: what the
    * client gets, as it came, when no other candidate answers (rejectedError).
    */
@@ -49,6 +54,7 @@ export async function forward(
     contextFloorTokens: undefined,
     lastContextError: undefined,
     isOutOfAttempts: false,
+    unservedProviders: new Set(),
     firstRefusal: undefined,
   };
   const queue: { candidate: RouteCandidate; waitUntilMs: number }[] = [];
@@ -61,6 +67,13 @@ export async function forward(
       services.servingAs === undefined ? candidate.deployment : services.servingAs(candidate.deployment);
     if (deployment === undefined) {
       request.trace.skips.push({ deploymentKey: candidate.deployment.key, reason: "removed by a config reload" });
+      continue;
+    }
+    if (state.unservedProviders.has(deployment.provider.settings.name)) {
+      request.trace.skips.push({
+        deploymentKey: deployment.key,
+        reason: `provider ${deployment.provider.settings.name} has no ${request.endpointPath} route (answered in this request)`,
+      });
       continue;
     }
     const floor = state.contextFloorTokens;
@@ -190,6 +203,12 @@ async function tryCandidate(
     if (report.outcome === "client_aborted") throw new ClientAbortedError();
     if (result.verdict?.kind === "rejected") {
       if (result.verdict.refusal === "request") throw rejectedError(result.verdict, report, services.redact);
+      // Only a refusal of the planned path: a native call's went elsewhere (lessons.ts learns nothing from it either).
+      if (
+        report.outcome === "unserved_endpoint" &&
+        report.effects.some((effect) => effect.kind === "unserved_endpoint")
+      )
+        state.unservedProviders.add(settings.name);
       state.firstRefusal ??= { verdict: result.verdict, report };
       return undefined;
     }

@@ -102,7 +102,15 @@ export function finalError(
 }
 
 /** Skip causes that no wait changes: the candidate does not fit the request itself, or is never to be used. */
-const PERMANENT_CAUSES: ReadonlySet<SkipCause> = new Set(["context", "tools", "vision", "json_schema", "kind", "paid"]);
+const PERMANENT_CAUSES: ReadonlySet<SkipCause> = new Set([
+  "context",
+  "tools",
+  "vision",
+  "json_schema",
+  "kind",
+  "paid",
+  "endpoint",
+]);
 
 function isNeverFitSkip(skip: RouteSkip): boolean {
   return skip.cause === "budget" && isNeverFit(skip.untilMs);

@@ -115,3 +115,31 @@ describe("an unsupported refusal teaches the feature it names", () => {
     );
   });
 });
+
+describe("a route refusal teaches the provider's endpoint, not the deployment's model", () => {
+  const verdict: Verdict = {
+    kind: "rejected",
+    refusal: "unserved_endpoint",
+    status: 404,
+    error: { message: "Not Found" },
+    raw: '{"detail":"Not Found"}',
+  };
+
+  it("names the path it was sent to; no cooldown, no circuit", () => {
+    const lesson = lessonFromVerdict(verdict, settings(), NOW_MS, undefined, [], "/images/generations");
+    assert.equal(lesson.outcome, "unserved_endpoint");
+    assert.deepEqual(lesson.effects, [
+      {
+        kind: "unserved_endpoint",
+        endpointPath: "/images/generations",
+        reason: "HTTP 404: this provider has no /images/generations route: Not Found",
+      },
+    ]);
+  });
+
+  it("without the planned path (a native call went elsewhere): the outcome only, nothing learned", () => {
+    const lesson = lessonFromVerdict(verdict, settings(), NOW_MS);
+    assert.equal(lesson.outcome, "unserved_endpoint");
+    assert.deepEqual(lesson.effects, []);
+  });
+});

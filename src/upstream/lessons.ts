@@ -40,6 +40,12 @@ export type Effect =
    * back at the provider (OpenRouter's "No endpoints found" while its hosts are down) is tried again soon.
    */
   | { readonly kind: "model_unavailable"; readonly reason: string }
+  /**
+   * The provider has no route for this endpoint (a 405, or a 404 from its router): every deployment of the provider is
+   * left out for requests to `endpointPath` for `cooldowns.unserved_endpoint_ms` (limits/unserved-endpoints.ts);
+   * nothing else of it (its chat, its models' health) is touched.
+   */
+  | { readonly kind: "unserved_endpoint"; readonly endpointPath: string; readonly reason: string }
   /** The key is bad or out of credits: every model of the provider cools down. */
   | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
   /**
@@ -107,6 +113,8 @@ export function lessonFromVerdict(
   nowMs: number,
   answer?: RefusedAnswer,
   features: readonly RequestFeature[] = [],
+  /** The endpoint's path below the base URL (EndpointSpec `upstreamPath`), which a route refusal is about. */
+  endpointPath?: string,
 ): Lesson {
   switch (verdict.kind) {
     case "success":
@@ -157,12 +165,18 @@ export function lessonFromVerdict(
         const reason = `HTTP ${verdict.status}: this provider does not serve the model: ${verdict.error.message}`;
         return { outcome: "model_unavailable", reason, effects: [{ kind: "model_unavailable", reason }] };
       }
+      if (verdict.refusal === "unserved_endpoint") {
+        const reason = `HTTP ${verdict.status}: this provider has no ${endpointPath ?? "such"} route: ${gistOf(verdict.error.message)}`;
+        return {
+          outcome: "unserved_endpoint",
+          reason,
+          effects: endpointPath === undefined ? [] : [{ kind: "unserved_endpoint", endpointPath, reason }],
+        };
+      }
       if (verdict.refusal === "unsupported") {
         const feature = refusedFeature(verdict.error, features);
         const reason = verdict.error.message;
-        // Kept for hours and shown in /stats and route explanations: the refusal's gist, not a whole 8 KB message.
-        const gist =
-          reason.length > MAX_LESSON_REASON_CHARS ? `${reason.slice(0, MAX_LESSON_REASON_CHARS - 1)}…` : reason;
+        const gist = gistOf(reason);
         return {
           outcome: "unsupported",
           reason,
@@ -174,6 +188,11 @@ export function lessonFromVerdict(
       }
       return { outcome: "rejected", reason: verdict.error.message, effects: [] };
   }
+}
+
+/** Kept for hours and shown in /stats and route explanations: a refusal's gist, not a whole 8 KB message. */
+function gistOf(message: string): string {
+  return message.length > MAX_LESSON_REASON_CHARS ? `${message.slice(0, MAX_LESSON_REASON_CHARS - 1)}…` : message;
 }
 
 /**

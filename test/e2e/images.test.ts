@@ -237,9 +237,10 @@ describe("image generation", () => {
     }
   });
 
-  test("a provider without an images route (404) is taken as not serving the model; the next one answers", async (t) => {
+  test("a 404 that does not say the path is missing is taken as not serving the model; the next one answers", async (t) => {
     const { first, second, gateway, client } = await twoProviders(t);
-    // Nothing queued: the mock answers 404 for a route it does not serve, as a chat-only host does.
+    // Nothing queued: the mock answers 404 in its own words ("mock upstream: no route ..."), which no real router
+    // writes: kept as the model's. A real router's "no such path" is test/e2e/unserved-endpoints.test.ts's.
     second.enqueue(IMAGES, imageAnswer([{ b64_json: PIXEL_PNG }]).step);
     const generated = await client.images.generate({ model: "flux-schnell", prompt: "Anywhere." }).withResponse();
     assert.equal(generated.data.data?.[0]?.b64_json, PIXEL_PNG);
