@@ -74,3 +74,12 @@ function deploymentIdentity(deployment: Deployment): string {
 export function hasNewFingerprint(before: GatewaySnapshot, after: GatewaySnapshot): boolean {
   return answerFingerprint(before) !== answerFingerprint(after);
 }
+
+/**
+ * Whether the answers kept in memory before a config swap can no longer be reached: the cache was turned off, or they
+ * are kept under another fingerprint (a reload, a discovery refresh with other models). cached-answers.ts
+ * isWorthKeeping drops an answer still on its way across such a swap.
+ */
+export function hasOutdatedCache(before: GatewaySnapshot, after: GatewaySnapshot): boolean {
+  return before.config.cache.enabled && (!after.config.cache.enabled || hasNewFingerprint(before, after));
+}

@@ -24,7 +24,7 @@ import type { StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
-import { hasNewFingerprint } from "./answer-fingerprint.ts";
+import { hasOutdatedCache } from "./answer-fingerprint.ts";
 import { BackgroundRuns } from "./background-runs.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
@@ -233,11 +233,8 @@ export class GatewayRuntime {
     this.scores.setHalfLife(snapshot.scoring.healthHalfLifeMs);
     this.scores.setFailureMemory(config.cooldowns.failureWindowMs);
     this.#snapshot = snapshot;
-    // Answers kept under another fingerprint (a reload, a discovery refresh with other models) are unreachable: their
-    // memory is freed now, not per request or as they age; shared rows stay (reset). cached-answers.ts isWorthKeeping.
-    if (previous.config.cache.enabled && (!config.cache.enabled || hasNewFingerprint(previous, snapshot))) {
-      this.answers.reset();
-    }
+    // Unreachable answers' memory is freed now, not per request or as they age; shared rows stay (reset).
+    if (hasOutdatedCache(previous, snapshot)) this.answers.reset();
     this.secrets.retire(previous);
     for (const deployment of snapshot.catalog.deployments) this.#snapshotOf.set(deployment, snapshot);
     pruneUnconfiguredScopes(this.state, snapshot, this.clock.now());
