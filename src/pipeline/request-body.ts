@@ -2,10 +2,14 @@
 // (tools, response_format, stream_options, ...) passes through untouched, as the upstream may know it.
 import { z } from "zod";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { arrayOf, parseElements } from "../protocols/validate.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 
 const modelField = z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty");
-const fallbackModels = z.array(z.string().min(1), { error: "`models` must be an array of model names" }).optional();
+const fallbackModels = arrayOf(
+  z.string().min(1),
+  z.array(z.unknown(), { error: "`models` must be an array of model names" }),
+).optional();
 // The OpenAI API (and its SDK's types: `stream?: false | null`) takes null for "not streamed". Null is dropped
 // here, so every reader sees true, false or nothing, and no upstream that only takes a boolean is sent null.
 const streamField = z
@@ -21,9 +25,12 @@ const message = z.looseObject({
 export const chatBodySchema = z.looseObject({
   model: modelField,
   models: fallbackModels,
-  messages: z
-    .array(message, { error: "`messages` is required and must be an array" })
-    .min(1, "`messages` must not be empty"),
+  messages: arrayOf(
+    message,
+    z
+      .array(z.unknown(), { error: "`messages` is required and must be an array" })
+      .min(1, "`messages` must not be empty"),
+  ),
   stream: streamField,
   max_tokens: z.number().int().positive().nullable().optional(),
   max_completion_tokens: z.number().int().positive().nullable().optional(),
@@ -44,10 +51,23 @@ export const completionBodySchema = z.looseObject({
   max_tokens: z.number().int().positive().nullable().optional(),
 });
 
+/**
+ * One item of an embeddings `input` list: a text, a token id, a list of token ids (each item is embedded alone), or an
+ * object (the multimodal inputs some providers take, `{ "text" }`, `{ "image" }`), which goes to them as it came. A
+ * token-id list may be long, so it too stops at its first bad id.
+ */
+const embeddingInputItem = z.union([z.string(), z.number(), arrayOf(z.number()), z.looseObject({})], {
+  error: "each `input` item must be a string, a token id, a list of token ids or an object",
+});
+
 export const embeddingBodySchema = z.looseObject({
   model: modelField,
   models: fallbackModels,
-  input: z.union([z.string(), z.array(z.unknown())], { error: "`input` is required: a string or an array" }),
+  input: z
+    .union([z.string(), z.array(z.unknown())], { error: "`input` is required: a string or an array" })
+    .check((check) => {
+      if (Array.isArray(check.value)) parseElements(embeddingInputItem, check.value, check);
+    }),
   // Embeddings are one JSON answer: `stream: true` would be sent upstream, refused there or answered with a stream
   // the gateway cannot pass on (a 502). Said at once instead.
   stream: z
@@ -140,11 +160,14 @@ export const imageEditBodySchema = z
     model: modelField,
     models: fallbackModels,
     image: z
-      .union([uploadedImage, z.array(uploadedImage)], {
+      .union([uploadedImage, arrayOf(uploadedImage)], {
         error: "`image` must be a file part: the image to edit, sent as a multipart/form-data file",
       })
       .optional(),
-    "image[]": z.array(uploadedImage, { error: "`image[]` must be file parts: the images to edit" }).optional(),
+    "image[]": arrayOf(
+      uploadedImage,
+      z.array(z.unknown(), { error: "`image[]` must be file parts: the images to edit" }),
+    ).optional(),
     mask: z
       .instanceof(UploadedFile, { error: "`mask` must be a file part: a PNG whose transparent areas are edited" })
       .optional(),
@@ -202,10 +225,13 @@ export const rerankBodySchema = z.looseObject({
   query: z
     .string({ error: "`query` is required: the text to rank the documents against, as a string" })
     .min(1, "`query` must not be empty: the text to rank the documents against"),
-  documents: z
-    .array(rerankDocument, { error: "`documents` is required: an array of strings or of objects with a `text`" })
-    .min(1, "`documents` must not be empty: give at least one document to rank")
-    .max(MAX_RERANK_DOCUMENTS, `\`documents\` holds at most ${MAX_RERANK_DOCUMENTS} documents per request`),
+  documents: arrayOf(
+    rerankDocument,
+    z
+      .array(z.unknown(), { error: "`documents` is required: an array of strings or of objects with a `text`" })
+      .min(1, "`documents` must not be empty: give at least one document to rank")
+      .max(MAX_RERANK_DOCUMENTS, `\`documents\` holds at most ${MAX_RERANK_DOCUMENTS} documents per request`),
+  ),
   top_n: z
     .number({ error: "`top_n` must be a positive whole number" })
     .int("`top_n` must be a positive whole number")
