@@ -2,7 +2,8 @@
 // (tools, response_format, stream_options, ...) passes through untouched, as the upstream may know it.
 import { z } from "zod";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
-import { arrayOf, parseElements } from "../protocols/validate.ts";
+import { isRecord } from "../is-record.ts";
+import { arrayOf } from "../protocols/validate.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 
 const modelField = z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty");
@@ -53,20 +54,35 @@ export const completionBodySchema = z.looseObject({
 
 /**
  * One item of an embeddings `input` list: a text, a token id, a list of token ids (each item is embedded alone), or an
- * object (the multimodal inputs some providers take, `{ "text" }`, `{ "image" }`), which goes to them as it came. A
- * token-id list may be long, so it too stops at its first bad id.
+ * object (the multimodal inputs some providers take, `{ "text" }`, `{ "image" }`), which goes to them as it came.
  */
-const embeddingInputItem = z.union([z.string(), z.number(), arrayOf(z.number()), z.looseObject({})], {
-  error: "each `input` item must be a string, a token id, a list of token ids or an object",
-});
+function isEmbeddingInputItem(item: unknown): boolean {
+  return (
+    typeof item === "string" ||
+    typeof item === "number" ||
+    isRecord(item) ||
+    (Array.isArray(item) && item.every((id) => typeof id === "number"))
+  );
+}
 
 export const embeddingBodySchema = z.looseObject({
   model: modelField,
   models: fallbackModels,
   input: z
     .union([z.string(), z.array(z.unknown())], { error: "`input` is required: a string or an array" })
+    // The first bad item only, as `arrayOf` does (a union's own error would hide it), and a plain test rather than a
+    // zod schema per item: a million token ids took 0.5 s through one (0.1 s unchecked); `every` stops at a token
+    // list's first bad id.
     .check((check) => {
-      if (Array.isArray(check.value)) parseElements(embeddingInputItem, check.value, check);
+      if (!Array.isArray(check.value)) return;
+      const index = check.value.findIndex((item) => !isEmbeddingInputItem(item));
+      if (index === -1) return;
+      check.issues.push({
+        code: "custom",
+        message: "each `input` item must be a string, a token id, a list of token ids or an object",
+        path: [index],
+        input: check.value[index],
+      });
     }),
   // Embeddings are one JSON answer: `stream: true` would be sent upstream, refused there or answered with a stream
   // the gateway cannot pass on (a 502). Said at once instead.

@@ -44,30 +44,20 @@ export function formatPath(path: readonly PropertyKey[]): string {
  * checks (its type error, `.min`, `.max`), made on `z.array(z.unknown())` and run before any element is looked at.
  */
 export function arrayOf<T extends z.ZodType>(element: T, bounds: z.ZodArray<z.ZodUnknown> = z.array(z.unknown())) {
-  return bounds.transform((items, context): z.output<T>[] => parseElements(element, items, context) ?? z.NEVER);
-}
-
-/**
- * Parses `items` with `element` one by one: their parsed values, or undefined once one is bad, its issues (under its
- * index) added to `context`. For an array inside a union, whose own error would hide the element's (embeddings'
- * `input`: a string or an array); everywhere else `arrayOf`.
- */
-export function parseElements<T extends z.ZodType>(
-  element: T,
-  items: readonly unknown[],
-  context: { readonly issues: z.core.$ZodRawIssue[] },
-): z.output<T>[] | undefined {
-  const parsed: z.output<T>[] = [];
-  for (let index = 0; index < items.length; index++) {
-    const result = element.safeParse(items[index]);
-    if (!result.success) {
-      // A finished issue is a raw one whose message is already made: zod keeps the message as it is.
-      for (const issue of result.error.issues) {
-        context.issues.push({ ...issue, path: [index, ...issue.path] } as z.core.$ZodRawIssue);
+  return bounds.transform((items, context): z.output<T>[] => {
+    const parsed: z.output<T>[] = [];
+    for (let index = 0; index < items.length; index++) {
+      // zod's own array runs its element this way (core's `_zod.run`, which `safeParse` wraps): the raw issues are
+      // finished (messages made, error maps applied) by the top-level parse as if zod's array had found them, and no
+      // result or error object is made per element (`safeParse` per element was 2 to 4 times slower).
+      const result = element._zod.run({ value: items[index], issues: [] }, {});
+      if (result instanceof Promise) throw new Error("arrayOf: an asynchronous element schema cannot be checked here");
+      if (result.issues.length > 0) {
+        for (const issue of result.issues) context.issues.push({ ...issue, path: [index, ...(issue.path ?? [])] });
+        return z.NEVER;
       }
-      return undefined;
+      parsed.push(result.value as z.output<T>);
     }
-    parsed.push(result.data);
-  }
-  return parsed;
+    return parsed;
+  });
 }
