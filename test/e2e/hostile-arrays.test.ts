@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { errorOf, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 const ELEMENTS = 1_000_000;
 /** Generous for CI: after the fix about 0.4 s on a laptop (under 1 s on a busy 2-core box), before it 4.5 to 16 s. */
@@ -14,8 +15,12 @@ const MAX_HELD_MS = 2_000;
 const MAX_GROWTH_BYTES = 300 * 1024 * 1024;
 
 async function scene(t: TestContext): Promise<TestGateway> {
+  return (await sceneWithMock(t)).gateway;
+}
+
+async function sceneWithMock(t: TestContext): Promise<{ alpha: MockUpstream; gateway: TestGateway }> {
   const alpha = await useMock(t);
-  return useGateway(
+  const gateway = await useGateway(
     t,
     `providers:
   - name: alpha
@@ -26,6 +31,7 @@ async function scene(t: TestContext): Promise<TestGateway> {
       embed-model: { kind: embedding, context: 4000000 }
 `,
   );
+  return { alpha, gateway };
 }
 
 /** `[first..., bad, bad, ...]`: `ELEMENTS` bad elements after the given ones, as JSON text. */
@@ -177,5 +183,16 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
       `{"model":"embed-model","input":[${arrayText([1, 2], `"x"`)}]}`,
     );
     assert.equal(errorOf(ids).param, "input.0");
+  });
+
+  test("a long valid array still passes: one input of a million token ids is embedded, sent on whole", async (t) => {
+    const { alpha, gateway } = await sceneWithMock(t);
+    const ids = Array.from({ length: ELEMENTS }, (_, index) => index % 50_000);
+    const started = performance.now();
+    const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed-model", input: [ids] } });
+    assert.equal(response.status, 200, response.text.slice(0, 300));
+    assert.ok(performance.now() - started < MAX_HELD_MS * 2, "a valid request took too long");
+    const forwarded = alpha.requests.find((recorded) => recorded.path === "/v1/embeddings");
+    assert.deepEqual((forwarded?.body as { input?: unknown[][] } | undefined)?.input?.[0]?.length, ELEMENTS);
   });
 });
