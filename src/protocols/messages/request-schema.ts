@@ -1,32 +1,36 @@
 // zod schemas for the Anthropic Messages request: the top level here, and one schema per content block type,
 // which request-mapping.ts applies after choosing by `type` (so an unsupported block gets its own clear error).
 import { z } from "zod";
+import { arrayOf } from "../validate.ts";
 
 const block = z.looseObject({ type: z.string({ error: "each content block needs a string `type`" }) });
-const content = z.union([z.string(), z.array(block)], { error: "`content` must be a string or an array of blocks" });
+const content = z.union([z.string(), arrayOf(block)], { error: "`content` must be a string or an array of blocks" });
 
 export const messagesRequestSchema = z.looseObject({
   model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
   /** Gateway extension, as on chat: fallback models tried after `model`. */
-  models: z.array(z.string().min(1), { error: "`models` must be an array of model names" }).optional(),
+  models: arrayOf(
+    z.string().min(1),
+    z.array(z.unknown(), { error: "`models` must be an array of model names" }),
+  ).optional(),
   max_tokens: z
     .number({ error: "`max_tokens` is required: a positive integer (the Messages API has no default)" })
     .int("`max_tokens` must be an integer")
     .positive("`max_tokens` must be positive"),
   system: z
-    .union([z.string(), z.array(block)], { error: "`system` must be a string or an array of text blocks" })
+    .union([z.string(), arrayOf(block)], { error: "`system` must be a string or an array of text blocks" })
     .optional(),
-  messages: z
-    .array(
-      z.looseObject({
-        // `system` turns inside `messages` are in the SDK's MessageParam (SystemMessageParam: text only).
-        role: z.enum(["user", "assistant", "system"], { error: "`role` must be `user`, `assistant` or `system`" }),
-        content,
-      }),
-      { error: "`messages` is required and must be an array" },
-    )
-    .min(1, "`messages` must not be empty"),
-  tools: z.array(z.looseObject({ name: z.string().min(1), type: z.string().nullish() })).optional(),
+  messages: arrayOf(
+    z.looseObject({
+      // `system` turns inside `messages` are in the SDK's MessageParam (SystemMessageParam: text only).
+      role: z.enum(["user", "assistant", "system"], { error: "`role` must be `user`, `assistant` or `system`" }),
+      content,
+    }),
+    z
+      .array(z.unknown(), { error: "`messages` is required and must be an array" })
+      .min(1, "`messages` must not be empty"),
+  ),
+  tools: arrayOf(z.looseObject({ name: z.string().min(1), type: z.string().nullish() })).optional(),
   tool_choice: z
     .looseObject({
       type: z.enum(["auto", "any", "tool", "none"], { error: "`tool_choice.type` must be auto, any, tool or none" }),
@@ -34,7 +38,7 @@ export const messagesRequestSchema = z.looseObject({
       disable_parallel_tool_use: z.boolean().optional(),
     })
     .optional(),
-  stop_sequences: z.array(z.string()).optional(),
+  stop_sequences: arrayOf(z.string()).optional(),
   temperature: z.number().min(0).max(1).optional(),
   top_p: z.number().min(0).max(1).optional(),
   top_k: z.number().int().nonnegative().optional(),
@@ -87,7 +91,7 @@ export const toolUseBlockSchema = z.looseObject({
 export const toolResultBlockSchema = z.looseObject({
   type: z.literal("tool_result"),
   tool_use_id: z.string().min(1),
-  content: z.union([z.string(), z.array(block)]).optional(),
+  content: z.union([z.string(), arrayOf(block)]).optional(),
   is_error: z.boolean().optional(),
 });
 

@@ -2,6 +2,7 @@
 // tool type, which request-mapping.ts applies after choosing by `type` (so an unsupported type gets its own clear
 // error instead of a union's "invalid input").
 import { z } from "zod";
+import { arrayOf } from "../validate.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
@@ -19,14 +20,15 @@ const namespaceName = nonEmpty.max(
 export const responsesRequestSchema = z.looseObject({
   model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
   /** Gateway extension, as on chat: fallback models tried after `model`. */
-  models: z.array(nonEmpty, { error: "`models` must be an array of model names" }).optional(),
+  models: arrayOf(nonEmpty, z.array(z.unknown(), { error: "`models` must be an array of model names" })).optional(),
   input: z
     .union([z.string(), z.array(z.unknown())], { error: "`input` must be a string or an array of items" })
     .optional(),
   instructions: z.string({ error: "`instructions` must be a string" }).nullish(),
-  tools: z
-    .array(z.looseObject({ type: z.string() }), { error: "`tools` must be an array of tools with a `type`" })
-    .optional(),
+  tools: arrayOf(
+    z.looseObject({ type: z.string() }),
+    z.array(z.unknown(), { error: "`tools` must be an array of tools with a `type`" }),
+  ).optional(),
   tool_choice: z.union([z.string(), z.looseObject({ type: z.string() })]).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   text: z.looseObject({ format: z.unknown().optional() }).nullish(),
@@ -75,7 +77,7 @@ export const refusalSchema = z.looseObject({ type: z.literal("refusal"), refusal
 export const messageItemSchema = z.looseObject({
   type: z.literal("message").optional(),
   role: z.enum(["user", "assistant", "system", "developer"]),
-  content: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]),
+  content: z.union([z.string(), arrayOf(z.looseObject({ type: z.string() }))]),
 });
 
 /** The `namespace` tool a called function or custom tool belongs to (tool-names.ts). */
@@ -92,7 +94,7 @@ export const functionCallItemSchema = z.looseObject({
 export const functionCallOutputItemSchema = z.looseObject({
   type: z.literal("function_call_output"),
   call_id: nonEmpty,
-  output: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]),
+  output: z.union([z.string(), arrayOf(z.looseObject({ type: z.string() }))]),
 });
 
 export const itemReferenceSchema = z.looseObject({ type: z.literal("item_reference"), id: nonEmpty });
@@ -130,9 +132,12 @@ export const namespaceToolSchema = z.looseObject({
   type: z.literal("namespace"),
   name: namespaceName,
   description: z.string().nullish(),
-  tools: z.array(z.looseObject({ type: z.string() }), {
-    error: "`tools` must be an array of the namespace's function and custom tools, each with a `type`",
-  }),
+  tools: arrayOf(
+    z.looseObject({ type: z.string() }),
+    z.array(z.unknown(), {
+      error: "`tools` must be an array of the namespace's function and custom tools, each with a `type`",
+    }),
+  ),
 });
 
 export const customToolCallItemSchema = z.looseObject({
@@ -146,7 +151,7 @@ export const customToolCallItemSchema = z.looseObject({
 export const customToolCallOutputItemSchema = z.looseObject({
   type: z.literal("custom_tool_call_output"),
   call_id: nonEmpty,
-  output: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]),
+  output: z.union([z.string(), arrayOf(z.looseObject({ type: z.string() }))]),
 });
 
 export const textFormatSchema = z.discriminatedUnion(
@@ -173,5 +178,5 @@ export const functionToolChoiceSchema = z.looseObject({
 export const allowedToolsChoiceSchema = z.looseObject({
   type: z.literal("allowed_tools"),
   mode: z.enum(["auto", "required"]),
-  tools: z.array(z.looseObject({ type: z.string(), name: z.string().optional(), namespace: z.string().nullish() })),
+  tools: arrayOf(z.looseObject({ type: z.string(), name: z.string().optional(), namespace: z.string().nullish() })),
 });

@@ -1,0 +1,198 @@
+// One request with a million bad array elements (a 2 MB body) must not hold the gateway: zod's arrays reported an
+// issue for every bad element, so 1,000,000 bad `messages` held the event loop for 4.5 s and more and took 700 MB
+// (src/protocols/validate.ts `arrayOf` stops at the first). Each door gets its own 400 naming the first bad element,
+// as it did for one bad element, and /health answers meanwhile.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { errorOf, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
+
+const ELEMENTS = 1_000_000;
+/** Generous for CI: after the fix about 0.4 s on a laptop (under 1 s on a busy 2-core box), before it 4.5 to 16 s. */
+const MAX_HELD_MS = 2_000;
+/** Peak growth of this process's memory: about 70 MB after the fix, 500 to 730 MB before it. */
+const MAX_GROWTH_BYTES = 300 * 1024 * 1024;
+
+async function scene(t: TestContext): Promise<TestGateway> {
+  return (await sceneWithMock(t)).gateway;
+}
+
+async function sceneWithMock(t: TestContext): Promise<{ alpha: MockUpstream; gateway: TestGateway }> {
+  const alpha = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha
+    models:
+      chat-model: { id: alpha-chat-v1, context: 4000000 }
+      embed-model: { kind: embedding, context: 4000000 }
+`,
+  );
+  return { alpha, gateway };
+}
+
+/** `[first..., bad, bad, ...]`: `ELEMENTS` bad elements after the given ones, as JSON text. */
+function arrayText(good: readonly unknown[], bad: string): string {
+  return `[${[...good.map((item) => JSON.stringify(item)), ...Array<string>(ELEMENTS).fill(bad)].join(",")}]`;
+}
+
+/**
+ * Sends `body` to `path` with /health asked right after it; asserts the 400 came within MAX_HELD_MS, the event loop
+ * (the gateway runs in this process) was never held longer, memory did not grow by hundreds of MB, and /health
+ * answered 200 within the same time.
+ */
+async function sendHostile(gateway: TestGateway, path: string, body: string): Promise<RawResponse> {
+  const baseRss = process.memoryUsage().rss;
+  let peakRss = baseRss;
+  let heldMs = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    heldMs = Math.max(heldMs, now - last);
+    last = now;
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 1);
+  const started = performance.now();
+  const timed = async (request: Promise<RawResponse>) => {
+    const response = await request;
+    return { response, elapsedMs: performance.now() - started };
+  };
+  const [hostile, health] = await Promise.all([
+    timed(send(gateway, "POST", path, { body })),
+    timed(send(gateway, "GET", "/health")),
+  ]);
+  clearInterval(ticker);
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  assert.equal(hostile.response.status, 400, hostile.response.text.slice(0, 300));
+  assert.ok(hostile.elapsedMs < MAX_HELD_MS, `the 400 took ${Math.round(hostile.elapsedMs)} ms`);
+  assert.ok(heldMs < MAX_HELD_MS, `the event loop was held ${Math.round(heldMs)} ms`);
+  assert.ok(peakRss - baseRss < MAX_GROWTH_BYTES, `memory grew by ${Math.round((peakRss - baseRss) / 1024 / 1024)} MB`);
+  assert.equal(health.response.status, 200, health.response.text.slice(0, 300));
+  assert.ok(health.elapsedMs < MAX_HELD_MS, `/health took ${Math.round(health.elapsedMs)} ms`);
+  return hostile.response;
+}
+
+/** The Messages door's error shape (Anthropic's): `{"type":"error","error":{"type","message"}}`. */
+function messagesErrorOf(response: RawResponse): { type: string; message: string } {
+  const body = response.json as { type?: string; error?: { type: string; message: string } } | undefined;
+  assert.equal(body?.type, "error", response.text.slice(0, 300));
+  assert.ok(body.error !== undefined);
+  assert.equal(body.error.type, "invalid_request_error");
+  return body.error;
+}
+
+describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the first, the gateway free`, () => {
+  test("chat `messages`: OpenAI's shape, `messages.2.role`", async (t) => {
+    const gateway = await scene(t);
+    // The first bad one lacks its role; a million numbers follow (objects would make JSON.parse alone the cost).
+    const first = [{ role: "system", content: "be brief" }, { role: "user", content: "hi" }, { content: "x" }];
+    const response = await sendHostile(
+      gateway,
+      "/v1/chat/completions",
+      `{"model":"chat-model","messages":${arrayText(first, "1")}}`,
+    );
+    const error = errorOf(response);
+    assert.equal(error.param, "messages.2.role");
+    assert.equal(error.message, "each message needs a string `role`");
+    assert.equal(error.code, "invalid_value");
+  });
+
+  test("chat `models`: the first bad fallback name", async (t) => {
+    const gateway = await scene(t);
+    const response = await sendHostile(
+      gateway,
+      "/v1/chat/completions",
+      `{"model":"chat-model","models":${arrayText(["chat-model"], "1")},"messages":[{"role":"user","content":"hi"}]}`,
+    );
+    const error = errorOf(response);
+    assert.equal(error.param, "models.1");
+    assert.equal(error.message, "Invalid `models.1`: Invalid input: expected string, received number");
+  });
+
+  test("Responses `tools` and a message's `content` parts: OpenAI's shape, `tools[1]`", async (t) => {
+    const gateway = await scene(t);
+    const tool = { type: "function", name: "f", parameters: { type: "object" } };
+    const tools = await sendHostile(
+      gateway,
+      "/v1/responses",
+      `{"model":"chat-model","input":"hi","tools":${arrayText([tool], "1")}}`,
+    );
+    const error = errorOf(tools);
+    assert.equal(error.param, "tools[1]");
+    assert.equal(error.message, "Invalid `tools[1]`: Invalid input: expected object, received number");
+
+    // Nested: the parts of one input message (a union of a string and an array, whose error names the content).
+    const content = await sendHostile(
+      gateway,
+      "/v1/responses",
+      `{"model":"chat-model","input":[{"role":"user","content":${arrayText([{ type: "input_text", text: "hi" }], "1")}}]}`,
+    );
+    assert.equal(errorOf(content).param, "input[0].content");
+  });
+
+  test("Messages `messages`, `stop_sequences` and content blocks: Anthropic's shape", async (t) => {
+    const gateway = await scene(t);
+    const head = `{"model":"chat-model","max_tokens":10`;
+    const messages = await sendHostile(
+      gateway,
+      "/v1/messages",
+      `${head},"messages":${arrayText([{ role: "user", content: "hi" }], "1")}}`,
+    );
+    assert.equal(
+      messagesErrorOf(messages).message,
+      "Invalid `messages[1]`: Invalid input: expected object, received number",
+    );
+
+    const stops = await sendHostile(
+      gateway,
+      "/v1/messages",
+      `${head},"stop_sequences":${arrayText(["END"], "1")},"messages":[{"role":"user","content":"hi"}]}`,
+    );
+    assert.equal(
+      messagesErrorOf(stops).message,
+      "Invalid `stop_sequences[1]`: Invalid input: expected string, received number",
+    );
+
+    // Nested: the blocks of one message (a union of a string and an array of blocks: the union's message).
+    const blocks = await sendHostile(
+      gateway,
+      "/v1/messages",
+      `${head},"messages":[{"role":"user","content":${arrayText([{ type: "text", text: "hi" }], "1")}}]}`,
+    );
+    assert.equal(messagesErrorOf(blocks).message, "`content` must be a string or an array of blocks");
+  });
+
+  test("embeddings `input`: OpenAI's shape, `input.2` (strings, token ids and token-id lists are items)", async (t) => {
+    const gateway = await scene(t);
+    const response = await sendHostile(
+      gateway,
+      "/v1/embeddings",
+      `{"model":"embed-model","input":${arrayText(["one", [1, 2, 3]], "true")}}`,
+    );
+    const error = errorOf(response);
+    assert.equal(error.param, "input.2");
+    assert.equal(error.message, "each `input` item must be a string, a token id, a list of token ids or an object");
+
+    // A long token-id list with one bad id: the item is named (the list stops at its first bad id).
+    const ids = await sendHostile(
+      gateway,
+      "/v1/embeddings",
+      `{"model":"embed-model","input":[${arrayText([1, 2], `"x"`)}]}`,
+    );
+    assert.equal(errorOf(ids).param, "input.0");
+  });
+
+  test("a long valid array still passes: one input of a million token ids is embedded, sent on whole", async (t) => {
+    const { alpha, gateway } = await sceneWithMock(t);
+    const ids = Array.from({ length: ELEMENTS }, (_, index) => index % 50_000);
+    const started = performance.now();
+    const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed-model", input: [ids] } });
+    assert.equal(response.status, 200, response.text.slice(0, 300));
+    assert.ok(performance.now() - started < MAX_HELD_MS * 2, "a valid request took too long");
+    const forwarded = alpha.requests.find((recorded) => recorded.path === "/v1/embeddings");
+    assert.deepEqual((forwarded?.body as { input?: unknown[][] } | undefined)?.input?.[0]?.length, ELEMENTS);
+  });
+});
