@@ -2,9 +2,8 @@
 // (node:sqlite), in tables of their own next to the state tables, so a conversation survives a gateway restart.
 // Rows are opaque JSON: the row and limit shapes match protocols' KeptResponseRows (state/ does not import
 // protocols). Bounded by count, total bytes and age; the oldest rows go first. Writes are small and synchronous
-// (one transaction per kept answer), like the state store's flush. Over a bound, the oldest row of the owner (named
-// client; '' for an unnamed key) holding the most of that bound goes first, as in the in-memory stores
-// (protocols/responses/owner-shares.ts says why): one client's flood evicts its own rows, not another client's.
+// (one transaction per kept answer), like the state store's flush. Over a bound, the owner (client) holding the most
+// loses its oldest row first (kept-rows-eviction.ts): one client's flood evicts its own rows, not another client's.
 //
 // node:sqlite is synchronous: a write that waited for a write lock another process holds on the file (SQLite's
 // busy timeout, 2 s) stalled every request of the gateway for that long. A put therefore never waits: when the
@@ -14,6 +13,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile } from "../sqlite-file.ts";
+import { evictByOwner } from "./kept-rows-eviction.ts";
 
 /** ms a read may wait for a lock another connection holds (short: it stalls the event loop). */
 const READ_BUSY_TIMEOUT_MS = 100;
@@ -32,12 +32,8 @@ export interface KeptResponseRow {
   readonly id: string;
   readonly json: string;
   readonly itemIds: readonly string[];
-  /** The named client that wrote it (absent: an unnamed key): over a bound, the owner holding the most loses first. */
-  readonly owner?: string;
+  readonly owner?: string; // the named client that wrote it (absent: an unnamed key)
 }
-
-/** The owner column of a row written by an unnamed key (a client name is never empty), and of rows from before it. */
-const UNNAMED_OWNER = "";
 
 export interface KeptResponseLimits {
   /** Most responses kept (count). */
@@ -74,10 +70,7 @@ export const KEPT_CONVERSATIONS: KeptRowsKind = {
   rows: "conversations",
 };
 
-/**
- * A table from a version before owners gets the column (its rows count as the unnamed owner's), then the index the
- * eviction reads an owner's oldest row by.
- */
+/** A table of an earlier version gets the owner column (its rows count as an unnamed key's, ''), then its index. */
 function addOwnerColumn(db: DatabaseSync, table: string): void {
   const columns = db.prepare(`PRAGMA table_info(${table})`).all();
   if (!columns.some((column) => column.name === "owner")) {
@@ -307,7 +300,7 @@ export class EmbeddedKeptResponses {
         for (const { row, storedAtMs, bytes } of entries) {
           this.#deleteRow(row.id);
           if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
-            this.#insert.run(row.id, storedAtMs, bytes, row.json, row.owner ?? UNNAMED_OWNER);
+            this.#insert.run(row.id, storedAtMs, bytes, row.json, row.owner ?? "");
             for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
           }
         }
@@ -389,41 +382,16 @@ export class EmbeddedKeptResponses {
   #evict(): void {
     this.#expireItems.run(this.#oldestKeptMs());
     this.#expire.run(this.#oldestKeptMs());
-    let { count, bytes } = this.totals();
-    if (count <= this.#limits.maxEntries && bytes <= this.#limits.maxBytes) return;
-    // What each owner holds, read once; then, row by row, the oldest of the owner holding the most of the bound that
-    // is exceeded (ties: the owner with the older row) goes, and the tallies follow in memory.
-    const holders = this.#holders.all().map((row) => ({
-      owner: String(row.owner),
-      count: Number(row.count),
-      bytes: Number(row.bytes),
-      oldest: Number(row.oldest),
-    }));
-    while (count > this.#limits.maxEntries || bytes > this.#limits.maxBytes) {
-      const measure = count > this.#limits.maxEntries ? "count" : "bytes";
-      let holder: (typeof holders)[number] | undefined;
-      for (const candidate of holders) {
-        if (candidate.count === 0) continue;
-        if (
-          holder === undefined ||
-          candidate[measure] > holder[measure] ||
-          (candidate[measure] === holder[measure] && candidate.oldest < holder.oldest)
-        ) {
-          holder = candidate;
-        }
-      }
-      if (holder === undefined) return;
-      const [oldest, next] = this.#oldestOf.all(holder.owner);
-      if (oldest === undefined) {
-        holder.count = 0;
-        continue;
-      }
+    const totals = this.totals();
+    if (totals.count <= this.#limits.maxEntries && totals.bytes <= this.#limits.maxBytes) return;
+    const holders = this.#holders.all().map(({ owner, count, bytes, oldest }) => {
+      return { owner: String(owner), count: Number(count), bytes: Number(bytes), oldest: Number(oldest) };
+    });
+    evictByOwner(totals, this.#limits, holders, (owner) => {
+      const [oldest, next] = this.#oldestOf.all(owner);
+      if (oldest === undefined) return undefined;
       this.#deleteRow(String(oldest.id));
-      count--;
-      bytes -= Number(oldest.bytes);
-      holder.count--;
-      holder.bytes -= Number(oldest.bytes);
-      holder.oldest = next === undefined ? Number.POSITIVE_INFINITY : Number(next.seq);
-    }
+      return { bytes: Number(oldest.bytes), nextOldest: next === undefined ? undefined : Number(next.seq) };
+    });
   }
 }
