@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
+import { Redis } from "ioredis";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock } from "../clock.ts";
@@ -255,6 +256,29 @@ test("redis: two stores on one Redis and prefix see each other's rows", {
   assert.equal(await two.getByItem("msg_a"), row("resp_a").json);
   assert.equal(await two.delete("resp_a"), true);
   assert.equal(await one.get("resp_a"), undefined);
+});
+
+test("redis: a by-owner entry whose row is gone (keys changed by hand) does not stall eviction", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const server = await useRedisServer(t);
+  const clock = new ManualClock();
+  const store = new RedisKeptResponses(server.url, "stale:", false, { ...LIMITS, maxEntries: 2 }, clock);
+  await store.connect();
+  const admin = new Redis(server.url, { lazyConnect: true });
+  await admin.connect();
+  t.after(() => Promise.all([store.close(), admin.quit()]));
+  await store.put(row("a1", [], "", "team-a"));
+  clock.advance(1);
+  await store.put(row("a2", [], "", "team-a"));
+  await admin.zrem("stale:{responses}", "a1"); // the row's index entry is gone; its by-owner entry stays
+  await admin.zadd("stale:{responses}", clock.now(), "x1"); // and a row the tallies do not know, to stay over the cap
+  for (const id of ["a3", "a4"]) {
+    clock.advance(1);
+    await store.put(row(id, [], "", "team-a"));
+  }
+  assert.equal(await store.get("a4"), row("a4").json);
+  assert.equal(await admin.zcard("stale:{responses}"), 2);
 });
 
 test("redis cluster: rows, items, eviction and the delete script work across a 3-master cluster (one hash tag)", {

@@ -24,6 +24,8 @@ import { closeClient, createCommandClient, type RedisConnection } from "./redis-
 const COMMAND_TIMEOUT_MS = 1_000;
 /** Rows one eviction script removes at most before it answers (the caller runs it again): a short script. */
 const EVICT_BATCH = 100;
+/** Eviction scripts one write runs at most (a million rows); the next write goes on. */
+const MAX_EVICT_ROUNDS = 10_000;
 
 /**
  * Lua shared by the scripts. KEYS: index, rows, meta, items, bytes, owners, owner-bytes, by-owner.
@@ -112,20 +114,28 @@ for _ = 1, batch do
     return 0
   end
   local held = redis.call('HGETALL', tallies)
-  local victim, most, mostOldest
+  local victim, member, victimOwner, most, mostOldest
   for i = 1, #held, 2 do
     local owner, amount = held[i], tonumber(held[i + 1])
     local first = redis.call('ZRANGEBYLEX', KEYS[8], '[' .. owner .. '\\0', '(' .. owner .. '\\1', 'LIMIT', 0, 1)[1]
     if first then
       local oldest = string.sub(first, #owner + 2, #owner + 16)
       if most == nil or amount > most or (amount == most and oldest < mostOldest) then
-        most, mostOldest, victim = amount, oldest, string.sub(first, #owner + 18)
+        most, mostOldest, member, victimOwner = amount, oldest, first, owner
+        victim = string.sub(first, #owner + 18)
       end
     end
   end
   if victim == nil then victim = redis.call('ZRANGE', KEYS[1], 0, 0)[1] end
   if victim == nil then return 0 end
-  remove(victim)
+  if remove(victim) == 0 and member then
+    -- A member whose row is gone (keys changed by hand, or evicted by Redis' maxmemory): dropped, so the loop moves on.
+    redis.call('ZREM', KEYS[8], member)
+    if redis.call('HINCRBY', KEYS[6], victimOwner, -1) <= 0 then
+      redis.call('HDEL', KEYS[6], victimOwner)
+      redis.call('HDEL', KEYS[7], victimOwner)
+    end
+  end
 end
 return 1
 `;
@@ -263,10 +273,10 @@ export class RedisKeptResponses {
 
   async #evict(): Promise<void> {
     const limits = [String(this.#oldestKeptMs()), String(this.#limits.maxEntries), String(this.#limits.maxBytes)];
-    while (
-      (await this.#redis.eval(EVICT_LUA, this.#keys.length, ...this.#keys, ...limits, String(EVICT_BATCH))) === 1
-    ) {
-      // more to evict: another short script, so other commands are served in between
+    // More to evict: another short script, so other commands are served in between (bounded, whatever the data).
+    for (let round = 0; round < MAX_EVICT_ROUNDS; round++) {
+      const more = await this.#redis.eval(EVICT_LUA, this.#keys.length, ...this.#keys, ...limits, String(EVICT_BATCH));
+      if (more !== 1) return;
     }
   }
 }
