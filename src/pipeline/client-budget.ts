@@ -58,3 +58,23 @@ export function settleClientCharge(runtime: GatewayRuntime, charge: ClientCharge
   charge.reservation = undefined;
   runtime.recorder.clientRequestEnded(reservation, record);
 }
+
+/**
+ * A write to the store of conversations (a create, added items: no upstream call, nothing routed) counted as one
+ * request of its client's budgets, with no tokens: a named client with `rpm` cannot create conversations faster
+ * than it may send requests (each create was free, and grew the store every client shares). Its concurrency slot is
+ * held while `write` runs. Throws the client's refusal (429) before writing; no budgets, no charge.
+ */
+export async function asClientRequest<T>(
+  runtime: GatewayRuntime,
+  client: string | null,
+  write: () => Promise<T>,
+): Promise<T> {
+  const charge: ClientCharge = { reservation: undefined };
+  await chargeClient(runtime, runtime.snapshot, client ?? undefined, 0, charge);
+  try {
+    return await write();
+  } finally {
+    if (charge.reservation !== undefined) runtime.recorder.clientWriteEnded(charge.reservation);
+  }
+}

@@ -249,6 +249,11 @@ export class Recorder {
     budgets.release(reservation);
   }
 
+  /** A conversation write charged as its client's request (client-budget.ts `asClientRequest`) ended: its slot is free. */
+  clientWriteEnded(reservation: Reservation): void {
+    this.#books.budgets.release(reservation);
+  }
+
   onRecord(listener: RecordListener): () => void {
     this.#listeners.push(listener);
     return () => {

@@ -1,9 +1,13 @@
 // OpenAI's Conversations API (`/v1/conversations`, the routes `client.conversations.*` of the OpenAI SDKs call): kept
 // conversations whose items a Responses request with `conversation` reads and adds to. No upstream call; a named
-// client reaches only its own conversations (404 for another's, as for its kept responses).
+// client reaches only its own conversations (404 for another's, as for its kept responses). A create and added
+// items count as one request of a named client's own budgets (`limits`, pipeline/client-budget.ts): they cost no
+// upstream call but grow the store every client shares.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { InvalidRequestError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
+import { asClientRequest } from "../pipeline/client-budget.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { type ItemListQuery, itemsFromRequest, listItems, listOf } from "../protocols/responses/conversation-items.ts";
 import {
@@ -17,12 +21,19 @@ import {
 import { conversationNotFound } from "../protocols/responses/request-mapping.ts";
 import { CONVERSATIONS_PATHS } from "./protocol-paths.ts";
 
-export function registerConversationRoutes(app: FastifyInstance, conversations: Conversations): void {
+export function registerConversationRoutes(
+  app: FastifyInstance,
+  conversations: Conversations,
+  runtime: GatewayRuntime,
+): void {
   for (const base of CONVERSATIONS_PATHS) {
     app.post(base, async (request) => {
       const body = bodyOf(request);
       const items = body.items === undefined || body.items === null ? [] : itemsFromRequest(body.items, randomIds);
-      const created = await conversations.create(request.clientName, readMetadata(body.metadata), items);
+      const metadata = readMetadata(body.metadata);
+      const created = await asClientRequest(runtime, request.clientName, () =>
+        conversations.create(request.clientName, metadata, items),
+      );
       return toConversationObject(created);
     });
     app.get(`${base}/:id`, async (request) => toConversationObject(await found(conversations, request)));
@@ -50,7 +61,10 @@ export function registerConversationRoutes(app: FastifyInstance, conversations: 
     app.post(`${base}/:id/items`, async (request) => {
       const id = conversationIdOf(request);
       const items = itemsFromRequest(bodyOf(request).items, randomIds);
-      if ((await conversations.append(id, request.clientName, items)) === undefined) {
+      const appended = await asClientRequest(runtime, request.clientName, () =>
+        conversations.append(id, request.clientName, items),
+      );
+      if (appended === undefined) {
         throw conversationNotFound(id, "conversation_id");
       }
       return listOf(items);

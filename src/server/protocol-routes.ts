@@ -47,7 +47,7 @@ export function registerProtocolRoutes(
   const messages = protocolHandler(runtime, messagesAdapter());
   for (const path of MESSAGES_PATHS) app.post(path, messages);
   registerKeptResponseRoutes(app, runtime, store);
-  registerConversationRoutes(app, conversations);
+  registerConversationRoutes(app, conversations, runtime);
   registerCountTokensRoute(app, runtime);
   registerInputTokensRoute(app, runtime, store, conversations);
 }

@@ -2,7 +2,8 @@
 // (node:sqlite), in tables of their own next to the state tables, so a conversation survives a gateway restart.
 // Rows are opaque JSON: the row and limit shapes match protocols' KeptResponseRows (state/ does not import
 // protocols). Bounded by count, total bytes and age; the oldest rows go first. Writes are small and synchronous
-// (one transaction per kept answer), like the state store's flush.
+// (one transaction per kept answer), like the state store's flush. Over a bound, the owner (client) holding the most
+// loses its oldest row first (kept-rows-eviction.ts): one client's flood evicts its own rows, not another client's.
 //
 // node:sqlite is synchronous: a write that waited for a write lock another process holds on the file (SQLite's
 // busy timeout, 2 s) stalled every request of the gateway for that long. A put therefore never waits: when the
@@ -12,6 +13,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile } from "../sqlite-file.ts";
+import { evictByOwner } from "./kept-rows-eviction.ts";
 
 /** ms a read may wait for a lock another connection holds (short: it stalls the event loop). */
 const READ_BUSY_TIMEOUT_MS = 100;
@@ -30,6 +32,7 @@ export interface KeptResponseRow {
   readonly id: string;
   readonly json: string;
   readonly itemIds: readonly string[];
+  readonly owner?: string; // the named client that wrote it (absent: an unnamed key)
 }
 
 export interface KeptResponseLimits {
@@ -67,6 +70,15 @@ export const KEPT_CONVERSATIONS: KeptRowsKind = {
   rows: "conversations",
 };
 
+/** A table of an earlier version gets the owner column (its rows count as an unnamed key's, ''), then its index. */
+function addOwnerColumn(db: DatabaseSync, table: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all();
+  if (!columns.some((column) => column.name === "owner")) {
+    db.exec(`ALTER TABLE ${table} ADD COLUMN owner TEXT NOT NULL DEFAULT ''`);
+  }
+  db.exec(`CREATE INDEX IF NOT EXISTS ${table}_owner ON ${table} (owner, seq)`);
+}
+
 function schemaOf({ table, itemTable }: KeptRowsKind): string {
   return `
   CREATE TABLE IF NOT EXISTS ${table} (
@@ -74,7 +86,8 @@ function schemaOf({ table, itemTable }: KeptRowsKind): string {
     id TEXT NOT NULL UNIQUE,
     stored_at_ms INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    json TEXT NOT NULL
+    json TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT ''
   );
   CREATE INDEX IF NOT EXISTS ${table}_stored ON ${table} (stored_at_ms);
   CREATE TABLE IF NOT EXISTS ${itemTable} (item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL);
@@ -105,7 +118,8 @@ export class EmbeddedKeptResponses {
   readonly #expire: StatementSync;
   readonly #expireItems: StatementSync;
   readonly #totals: StatementSync;
-  readonly #oldest: StatementSync;
+  readonly #holders: StatementSync;
+  readonly #oldestOf: StatementSync;
   /** Answers the file's write lock kept out, oldest first (a Map keeps insertion order; a put again moves one last). */
   readonly #waiting = new Map<string, WaitingRow>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -124,13 +138,16 @@ export class EmbeddedKeptResponses {
     this.#logger = logger;
     try {
       this.#db.exec(schemaOf(kind));
+      addOwnerColumn(this.#db, kind.table);
       this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_TIMEOUT_MS}`);
     } catch (error) {
       this.#db.close(); // a damaged file is set aside by the caller: no handle may stay open on it
       throw error;
     }
     const { table, itemTable } = kind;
-    this.#insert = this.#db.prepare(`INSERT INTO ${table} (id, stored_at_ms, bytes, json) VALUES (?, ?, ?, ?)`);
+    this.#insert = this.#db.prepare(
+      `INSERT INTO ${table} (id, stored_at_ms, bytes, json, owner) VALUES (?, ?, ?, ?, ?)`,
+    );
     this.#insertItem = this.#db.prepare(`INSERT OR REPLACE INTO ${itemTable} (item_id, response_id) VALUES (?, ?)`);
     this.#select = this.#db.prepare(`SELECT json FROM ${table} WHERE id = ? AND stored_at_ms > ?`);
     this.#selectByItem = this.#db.prepare(
@@ -143,7 +160,10 @@ export class EmbeddedKeptResponses {
       `DELETE FROM ${itemTable} WHERE response_id IN (SELECT id FROM ${table} WHERE stored_at_ms <= ?)`,
     );
     this.#totals = this.#db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM ${table}`);
-    this.#oldest = this.#db.prepare(`SELECT id, bytes FROM ${table} ORDER BY seq LIMIT ?`);
+    this.#holders = this.#db.prepare(
+      `SELECT owner, COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes, MIN(seq) AS oldest FROM ${table} GROUP BY owner`,
+    );
+    this.#oldestOf = this.#db.prepare(`SELECT id, bytes, seq FROM ${table} WHERE owner = ? ORDER BY seq LIMIT 2`);
   }
 
   /**
@@ -280,7 +300,7 @@ export class EmbeddedKeptResponses {
         for (const { row, storedAtMs, bytes } of entries) {
           this.#deleteRow(row.id);
           if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
-            this.#insert.run(row.id, storedAtMs, bytes, row.json);
+            this.#insert.run(row.id, storedAtMs, bytes, row.json, row.owner ?? "");
             for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
           }
         }
@@ -362,16 +382,16 @@ export class EmbeddedKeptResponses {
   #evict(): void {
     this.#expireItems.run(this.#oldestKeptMs());
     this.#expire.run(this.#oldestKeptMs());
-    let { count, bytes } = this.totals();
-    const excess = count - this.#limits.maxEntries;
-    if (excess > 0 || bytes > this.#limits.maxBytes) {
-      // Oldest first; at most every row is read once (a cap far below the data means evicting most of it).
-      for (const row of this.#oldest.all(count)) {
-        if (count <= this.#limits.maxEntries && bytes <= this.#limits.maxBytes) break;
-        this.#deleteRow(String(row.id));
-        count--;
-        bytes -= Number(row.bytes);
-      }
-    }
+    const totals = this.totals();
+    if (totals.count <= this.#limits.maxEntries && totals.bytes <= this.#limits.maxBytes) return;
+    const holders = this.#holders.all().map(({ owner, count, bytes, oldest }) => {
+      return { owner: String(owner), count: Number(count), bytes: Number(bytes), oldest: Number(oldest) };
+    });
+    evictByOwner(totals, this.#limits, holders, (owner) => {
+      const [oldest, next] = this.#oldestOf.all(owner);
+      if (oldest === undefined) return undefined;
+      this.#deleteRow(String(oldest.id));
+      return { bytes: Number(oldest.bytes), nextOldest: next === undefined ? undefined : Number(next.seq) };
+    });
   }
 }

@@ -1,11 +1,13 @@
 // The two persistent stores of kept Responses API answers (embedded SQLite, Redis) run the same script: rows by
-// id and by output item, replacing, deleting, and the three bounds (count, bytes, age), oldest first.
+// id and by output item, replacing, deleting, and the three bounds (count, bytes, age), oldest first; with rows of
+// several owners (named clients), the owner holding the most loses its oldest first.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
+import { Redis } from "ioredis";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock } from "../clock.ts";
@@ -38,8 +40,8 @@ const BACKENDS: Record<string, (t: TestContext, limits: KeptResponseLimits, cloc
   },
 };
 
-function row(id: string, itemIds: readonly string[] = [], padding = ""): KeptResponseRow {
-  return { id, json: JSON.stringify({ id, padding }), itemIds };
+function row(id: string, itemIds: readonly string[] = [], padding = "", owner?: string): KeptResponseRow {
+  return { id, json: JSON.stringify({ id, padding }), itemIds, ...(owner === undefined ? {} : { owner }) };
 }
 
 for (const [name, open] of Object.entries(BACKENDS)) {
@@ -93,6 +95,45 @@ for (const [name, open] of Object.entries(BACKENDS)) {
       await store.put(row("huge", [], "x".repeat(2_000)));
       assert.equal(await store.get("huge"), undefined);
       assert.notEqual(await store.get("r3"), undefined, "a refused row evicts nothing it would not have");
+    });
+
+    test("fair by count: a client writing past the cap evicts its own oldest rows, not another client's", async (t) => {
+      const clock = new ManualClock();
+      const store = await open(t, LIMITS, clock);
+      await store.put(row("b1", ["msg_b1"], "", "team-b"));
+      clock.advance(1);
+      await store.put(row("u1", [], "")); // an unnamed key's row: an owner of its own
+      clock.advance(1);
+      for (let i = 1; i <= 8; i++) {
+        await store.put(row(`a${i}`, [`msg_a${i}`], "", "team-a"));
+        clock.advance(1);
+      }
+      assert.equal(await store.get("b1"), row("b1").json, "the flood evicted another client's older row");
+      assert.equal(await store.getByItem("msg_b1"), row("b1").json);
+      assert.equal(await store.get("u1"), row("u1").json);
+      assert.equal(await store.get("a8"), row("a8").json, "the newest row of the flooding client is kept");
+      for (let i = 1; i <= 7; i++) assert.equal(await store.get(`a${i}`), undefined, `a${i}`);
+      // Holding as many rows as another, a client loses its older row first (here team-b's b1, older than a8).
+      await store.put(row("b2", [], "", "team-b"));
+      assert.equal(await store.get("b1"), undefined);
+      for (const id of ["u1", "a8", "b2"]) assert.notEqual(await store.get(id), undefined, id);
+    });
+
+    test("fair by bytes: the client holding the most bytes loses its oldest first", async (t) => {
+      const clock = new ManualClock();
+      const store = await open(t, { ...LIMITS, maxEntries: 100 }, clock);
+      await store.put(row("b1", [], "x".repeat(300), "team-b"));
+      clock.advance(1);
+      for (let i = 1; i <= 4; i++) {
+        await store.put(row(`a${i}`, [], "x".repeat(250), "team-a"));
+        clock.advance(1);
+      }
+      // ~320 + 4 × ~270 bytes > 1,000: team-a holds the most bytes, so its oldest go until the rest fit.
+      assert.notEqual(await store.get("b1"), undefined, "the flood evicted another client's row");
+      assert.equal(await store.get("a1"), undefined);
+      assert.equal(await store.get("a2"), undefined);
+      assert.notEqual(await store.get("a3"), undefined);
+      assert.notEqual(await store.get("a4"), undefined);
     });
 
     test("bounded by age: an expired row is gone at once, and evicted on the next put", async (t) => {
@@ -217,6 +258,29 @@ test("redis: two stores on one Redis and prefix see each other's rows", {
   assert.equal(await one.get("resp_a"), undefined);
 });
 
+test("redis: a by-owner entry whose row is gone (keys changed by hand) does not stall eviction", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const server = await useRedisServer(t);
+  const clock = new ManualClock();
+  const store = new RedisKeptResponses(server.url, "stale:", false, { ...LIMITS, maxEntries: 2 }, clock);
+  await store.connect();
+  const admin = new Redis(server.url, { lazyConnect: true });
+  await admin.connect();
+  t.after(() => Promise.all([store.close(), admin.quit()]));
+  await store.put(row("a1", [], "", "team-a"));
+  clock.advance(1);
+  await store.put(row("a2", [], "", "team-a"));
+  await admin.zrem("stale:{responses}", "a1"); // the row's index entry is gone; its by-owner entry stays
+  await admin.zadd("stale:{responses}", clock.now(), "x1"); // and a row the tallies do not know, to stay over the cap
+  for (const id of ["a3", "a4"]) {
+    clock.advance(1);
+    await store.put(row(id, [], "", "team-a"));
+  }
+  assert.equal(await store.get("a4"), row("a4").json);
+  assert.equal(await admin.zcard("stale:{responses}"), 2);
+});
+
 test("redis cluster: rows, items, eviction and the delete script work across a 3-master cluster (one hash tag)", {
   skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
 }, async (t) => {
@@ -233,4 +297,40 @@ test("redis cluster: rows, items, eviction and the delete script work across a 3
   assert.equal(await store.getByItem("msg_r3"), row("r3").json);
   assert.equal(await store.delete("r3"), true);
   assert.equal(await store.getByItem("msg_r3"), undefined);
+  // The owners' tallies and by-owner set share the hash tag: a flood by one client evicts its own rows.
+  await store.put(row("b1", [], "", "team-b"));
+  for (const id of ["a1", "a2", "a3"]) {
+    clock.advance(1);
+    await store.put(row(id, [], "", "team-a"));
+  }
+  assert.equal(await store.get("b1"), row("b1").json);
+  assert.equal(await store.get("a3"), row("a3").json);
+  assert.equal(await store.get("a2"), undefined);
+});
+
+test("embedded: a file from before owners is read as it is; its rows count as an unnamed key's", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
+  const clock = new ManualClock();
+  const old = new DatabaseSync(path);
+  old.exec(`
+    CREATE TABLE kept_responses (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+      stored_at_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, json TEXT NOT NULL);
+    CREATE TABLE kept_response_items (item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL);
+  `);
+  old
+    .prepare("INSERT INTO kept_responses (id, stored_at_ms, bytes, json) VALUES (?, ?, ?, ?)")
+    .run("old1", clock.now(), row("old1").json.length, row("old1").json);
+  old.close();
+  const store = new EmbeddedKeptResponses(path, LIMITS, clock);
+  try {
+    assert.equal(await store.get("old1"), row("old1").json);
+    for (const id of ["a1", "a2", "a3"]) {
+      clock.advance(1);
+      await store.put(row(id, [], "", "team-a"));
+    }
+    assert.equal(await store.get("old1"), row("old1").json, "team-a holds the most: its oldest went");
+    assert.equal(await store.get("a1"), undefined);
+  } finally {
+    store.close();
+  }
 });

@@ -6,60 +6,158 @@
 //   {responses}:meta   hash: response id -> {"bytes":N,"itemIds":[...]}
 //   {responses}:items  hash: output item id -> response id
 //   {responses}:bytes  string: total bytes of the rows
+//   {responses}:owners       hash: owner -> rows it holds (owner: the named client that wrote the row, '' unnamed)
+//   {responses}:owner-bytes  hash: owner -> bytes it holds
+//   {responses}:by-owner     sorted set, by lex: "owner\0<ms, 15 digits>\0id", an owner's rows oldest first
 // Conversations (OpenAI's Conversations API) are rows of the same shape under `{conversations}`, bounded alike.
-// Bounded by count, total bytes and age: every put evicts expired rows, then the oldest ones past the caps; a
-// read ignores a row older than the age cap. The row and limit shapes match protocols' KeptResponseRows.
+// Bounded by count, total bytes and age: every put evicts expired rows, then, past a cap, the oldest row of the
+// owner holding the most of that cap (rows or bytes; ties: the owner with the older row), so that one client's flood
+// evicts its own rows and not another's (protocols/responses/owner-shares.ts says why); with one owner that is the
+// oldest row, as before. Rows written before owners were tallied (no `member` in their meta) are evicted only when
+// no tallied owner is left, oldest first, or when they expire. Every write and eviction is one Lua script over keys
+// of one hash tag (atomic, and Redis Cluster-safe: every key is declared). A read ignores a row older than the age cap. The row and limit shapes match protocols' KeptResponseRows.
 import type { Clock } from "../clock.ts";
 import type { KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
 import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
 
 /** ms a command may take: a continuation waits for its history, so this is longer than the budget checks'. */
 const COMMAND_TIMEOUT_MS = 1_000;
-/** Oldest rows read per round trip while evicting. */
+/** Rows one eviction script removes at most before it answers (the caller runs it again): a short script. */
 const EVICT_BATCH = 100;
+/** Eviction scripts one write runs at most (a million rows); the next write goes on. */
+const MAX_EVICT_ROUNDS = 10_000;
 
 /**
- * Deletes one row and what points at it, once: two processes evicting the same row must not subtract its bytes
- * twice. KEYS: index, rows, meta, items, bytes. ARGV: id. Returns 1 when the row was there.
+ * Lua shared by the scripts. KEYS: index, rows, meta, items, bytes, owners, owner-bytes, by-owner.
+ * `remove(id)`: deletes one row and what points at it, once (two processes evicting the same row must not subtract
+ * its bytes twice); 1 when the row was there. `add(...)`: writes a row (already removed) and its owner's tallies.
  */
-const DELETE_LUA = `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-local meta = redis.call('HGET', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-if meta then
-  local decoded = cjson.decode(meta)
-  redis.call('DECRBY', KEYS[5], decoded.bytes)
-  for _, item in ipairs(decoded.itemIds) do
-    if redis.call('HGET', KEYS[4], item) == ARGV[1] then redis.call('HDEL', KEYS[4], item) end
+const ROW_FUNCTIONS = `
+local function remove(id)
+  if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
+  redis.call('HDEL', KEYS[2], id)
+  local meta = redis.call('HGET', KEYS[3], id)
+  redis.call('HDEL', KEYS[3], id)
+  if meta then
+    local decoded = cjson.decode(meta)
+    redis.call('DECRBY', KEYS[5], decoded.bytes)
+    for _, item in ipairs(decoded.itemIds) do
+      if redis.call('HGET', KEYS[4], item) == id then redis.call('HDEL', KEYS[4], item) end
+    end
+    if decoded.member then
+      redis.call('ZREM', KEYS[8], decoded.member)
+      if redis.call('HINCRBY', KEYS[6], decoded.owner, -1) <= 0 then
+        redis.call('HDEL', KEYS[6], decoded.owner)
+        redis.call('HDEL', KEYS[7], decoded.owner)
+      else
+        redis.call('HINCRBY', KEYS[7], decoded.owner, -decoded.bytes)
+      end
+    end
   end
+  return 1
 end
+local function add(id, json, now, bytes, meta, owner, member)
+  redis.call('ZADD', KEYS[1], now, id)
+  redis.call('HSET', KEYS[2], id, json)
+  redis.call('HSET', KEYS[3], id, meta)
+  redis.call('INCRBY', KEYS[5], bytes)
+  redis.call('ZADD', KEYS[8], 0, member)
+  redis.call('HINCRBY', KEYS[6], owner, 1)
+  redis.call('HINCRBY', KEYS[7], owner, bytes)
+end
+`;
+
+/** ARGV: id. Returns 1 when the row was there. */
+const DELETE_LUA = `${ROW_FUNCTIONS}
+return remove(ARGV[1])
+`;
+
+/** Replaces a row. ARGV: id, JSON, now (ms), bytes, meta, owner, member, then the row's item ids. */
+const PUT_LUA = `${ROW_FUNCTIONS}
+remove(ARGV[1])
+add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+for i = 8, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
 return 1
 `;
 
 /**
  * Replaces a row only if it is still the JSON the caller read (compare and set), for rows without items (a
  * conversation): two gateway processes adding to one conversation at once must not each write back their own copy.
- * KEYS: index, rows, meta, items, bytes. ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta.
+ * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member.
  * Returns 1 when written, 0 when the row changed (or is gone) since it was read.
  */
-const PUT_IF_UNCHANGED_LUA = `
+const PUT_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-local meta = redis.call('HGET', KEYS[3], ARGV[1])
-if meta then redis.call('DECRBY', KEYS[5], cjson.decode(meta).bytes) end
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
-redis.call('INCRBY', KEYS[5], ARGV[5])
+remove(ARGV[1])
+add(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 return 1
 `;
+
+/**
+ * Evicts expired rows, then rows past the caps: the oldest of the owner holding the most (see the file's header).
+ * ARGV: oldest score kept (ms), max entries, max bytes, most rows removed. Returns 1 when more may be left to evict.
+ */
+const EVICT_LUA = `${ROW_FUNCTIONS}
+local batch = tonumber(ARGV[4])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, batch)
+for _, id in ipairs(expired) do remove(id) end
+if #expired >= batch then return 1 end
+local maxEntries = tonumber(ARGV[2])
+local maxBytes = tonumber(ARGV[3])
+for _ = 1, batch do
+  local tallies
+  if redis.call('ZCARD', KEYS[1]) > maxEntries then
+    tallies = KEYS[6]
+  elseif tonumber(redis.call('GET', KEYS[5]) or '0') > maxBytes then
+    tallies = KEYS[7]
+  else
+    return 0
+  end
+  local held = redis.call('HGETALL', tallies)
+  local victim, member, victimOwner, most, mostOldest
+  for i = 1, #held, 2 do
+    local owner, amount = held[i], tonumber(held[i + 1])
+    local first = redis.call('ZRANGEBYLEX', KEYS[8], '[' .. owner .. '\\0', '(' .. owner .. '\\1', 'LIMIT', 0, 1)[1]
+    if first then
+      local oldest = string.sub(first, #owner + 2, #owner + 16)
+      if most == nil or amount > most or (amount == most and oldest < mostOldest) then
+        most, mostOldest, member, victimOwner = amount, oldest, first, owner
+        victim = string.sub(first, #owner + 18)
+      end
+    end
+  end
+  if victim == nil then victim = redis.call('ZRANGE', KEYS[1], 0, 0)[1] end
+  if victim == nil then return 0 end
+  if remove(victim) == 0 and member then
+    -- A member whose row is gone (keys changed by hand, or evicted by Redis' maxmemory): dropped, so the loop moves on.
+    redis.call('ZREM', KEYS[8], member)
+    if redis.call('HINCRBY', KEYS[6], victimOwner, -1) <= 0 then
+      redis.call('HDEL', KEYS[6], victimOwner)
+      redis.call('HDEL', KEYS[7], victimOwner)
+    end
+  end
+end
+return 1
+`;
+
+/** The owner tallied for a row written by an unnamed key (a client name is never empty). */
+const UNNAMED_OWNER = "";
 
 export class RedisKeptResponses {
   readonly kind = "redis";
   readonly #redis: RedisConnection;
   readonly #limits: KeptResponseLimits;
   readonly #clock: Clock;
-  readonly #keys: readonly [index: string, rows: string, meta: string, items: string, bytes: string];
+  readonly #keys: readonly [
+    index: string,
+    rows: string,
+    meta: string,
+    items: string,
+    bytes: string,
+    owners: string,
+    ownerBytes: string,
+    byOwner: string,
+  ];
 
   /** `tag`: the keys' hash tag, `responses` or `conversations` (each kind of row in keys of its own). */
   constructor(
@@ -76,7 +174,16 @@ export class RedisKeptResponses {
     this.#limits = limits;
     this.#clock = clock;
     const base = `${keyPrefix}{${tag}}`;
-    this.#keys = [base, `${base}:rows`, `${base}:meta`, `${base}:items`, `${base}:bytes`];
+    this.#keys = [
+      base,
+      `${base}:rows`,
+      `${base}:meta`,
+      `${base}:items`,
+      `${base}:bytes`,
+      `${base}:owners`,
+      `${base}:owner-bytes`,
+      `${base}:by-owner`,
+    ];
   }
 
   /** Connects (the caller decides whether to wait). Never rejects. */
@@ -90,17 +197,11 @@ export class RedisKeptResponses {
 
   async put(row: KeptResponseRow): Promise<void> {
     const bytes = Buffer.byteLength(row.json);
-    await this.#deleteRow(row.id);
     if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
-      const [index, rows, meta, items, total] = this.#keys;
-      const multi = this.#redis
-        .multi()
-        .zadd(index, this.#clock.now(), row.id)
-        .hset(rows, row.id, row.json)
-        .hset(meta, row.id, JSON.stringify({ bytes, itemIds: row.itemIds }))
-        .incrby(total, bytes);
-      for (const itemId of row.itemIds) multi.hset(items, itemId, row.id);
-      await multi.exec();
+      const written = this.#written(row, bytes);
+      await this.#redis.eval(PUT_LUA, this.#keys.length, ...this.#keys, row.id, row.json, ...written, ...row.itemIds);
+    } else {
+      await this.#deleteRow(row.id);
     }
     await this.#evict();
   }
@@ -114,7 +215,6 @@ export class RedisKeptResponses {
     if (row.itemIds.length > 0 || bytes > this.#limits.maxBytes) {
       throw new Error("putIfUnchanged takes rows without items, within max_bytes");
     }
-    const meta = JSON.stringify({ bytes, itemIds: [] });
     const written = await this.#redis.eval(
       PUT_IF_UNCHANGED_LUA,
       this.#keys.length,
@@ -122,13 +222,21 @@ export class RedisKeptResponses {
       row.id,
       expectedJson,
       row.json,
-      String(this.#clock.now()),
-      String(bytes),
-      meta,
+      ...this.#written(row, bytes),
     );
     if (written !== 1) return false;
     await this.#evict();
     return true;
+  }
+
+  /** The scripts' arguments after the JSON: now (ms), bytes, meta, owner, by-owner member. */
+  #written(row: KeptResponseRow, bytes: number): [string, string, string, string, string] {
+    const now = this.#clock.now();
+    const owner = row.owner ?? UNNAMED_OWNER;
+    // Sorted by lex within the owner: the 15-digit time orders its rows oldest first.
+    const member = `${owner}\u0000${String(Math.max(0, Math.floor(now))).padStart(15, "0")}\u0000${row.id}`;
+    const meta = JSON.stringify({ bytes, itemIds: row.itemIds, owner, member });
+    return [String(now), String(bytes), meta, owner, member];
   }
 
   async get(id: string): Promise<string | undefined> {
@@ -164,17 +272,11 @@ export class RedisKeptResponses {
   }
 
   async #evict(): Promise<void> {
-    const [index, , , , total] = this.#keys;
-    const expired = await this.#redis.zrangebyscore(index, "-inf", this.#oldestKeptMs());
-    for (const id of expired) await this.#deleteRow(id);
-    for (;;) {
-      const [count, bytes] = await Promise.all([this.#redis.zcard(index), this.#redis.get(total)]);
-      const excess = count - this.#limits.maxEntries;
-      const isOverBytes = Number(bytes ?? 0) > this.#limits.maxBytes;
-      if (excess <= 0 && !isOverBytes) return;
-      const oldest = await this.#redis.zrange(index, "0", String(Math.max(excess, 1) - 1));
-      if (oldest.length === 0) return;
-      for (const id of oldest.slice(0, EVICT_BATCH)) await this.#deleteRow(id);
+    const limits = [String(this.#oldestKeptMs()), String(this.#limits.maxEntries), String(this.#limits.maxBytes)];
+    // More to evict: another short script, so other commands are served in between (bounded, whatever the data).
+    for (let round = 0; round < MAX_EVICT_ROUNDS; round++) {
+      const more = await this.#redis.eval(EVICT_LUA, this.#keys.length, ...this.#keys, ...limits, String(EVICT_BATCH));
+      if (more !== 1) return;
     }
   }
 }

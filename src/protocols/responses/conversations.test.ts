@@ -116,6 +116,32 @@ for (const [name, open] of Object.entries(BACKENDS)) {
       );
       assert.equal((await store.get(created.id, null))?.items.length, 5);
     });
+
+    test("one client creating past max_entries and max_bytes evicts its own oldest conversations, not another's", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const store = new Conversations(await open(t, clock), LIMITS.maxBytes, clock, ids, () => {});
+      const bobs = await store.create("bob", {}, itemsFromRequest(userItems("bob's"), ids));
+      clock.advance(1);
+      await store.append(bobs.id, "bob", itemsFromRequest(userItems("more"), ids)); // a compare-and-set write on Redis
+      const unnamed = await store.create(null, {}, []);
+      const alices: string[] = [];
+      for (let i = 0; i < 3 * LIMITS.maxEntries; i++) {
+        clock.advance(1);
+        alices.push((await store.create("alice", {}, [])).id);
+      }
+      assert.equal((await store.get(bobs.id, "bob"))?.items.length, 2, "alice's creates evicted bob's conversation");
+      assert.notEqual(await store.get(unnamed.id, null), undefined, "alice's creates evicted an unnamed key's");
+      assert.notEqual(await store.get(alices.at(-1) ?? "", "alice"), undefined);
+      assert.equal(await store.get(alices[0] ?? "", "alice"), undefined, "alice's oldest went");
+      // By bytes: alice's large conversations push out only alice's.
+      for (let i = 0; i < 4; i++) {
+        clock.advance(1);
+        await store.create("alice", {}, itemsFromRequest(userItems("x".repeat(1_500)), ids));
+      }
+      assert.equal((await store.get(bobs.id, "bob"))?.items.length, 2, "alice's large conversations evicted bob's");
+      assert.notEqual(await store.get(unnamed.id, null), undefined);
+    });
   });
 }
 

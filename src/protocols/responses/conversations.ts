@@ -11,6 +11,7 @@ import type { Clock } from "../../clock.ts";
 import { InvalidRequestError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import type { IdSource } from "../ids.ts";
+import { OwnerShares, UNNAMED_OWNER } from "./owner-shares.ts";
 
 /** One item of a conversation: a Responses input or output item with its `id` (conversation-items.ts makes them). */
 export type ConversationItem = Readonly<Record<string, unknown>> & { readonly id: string; readonly type: string };
@@ -37,6 +38,8 @@ export interface KeptResponseRow {
   readonly id: string;
   readonly json: string;
   readonly itemIds: readonly string[];
+  /** The named client that wrote it (absent: an unnamed key): over a bound, the owner holding the most loses first. */
+  readonly owner?: string;
 }
 
 /** Where conversation rows live: the kept responses' row stores, in tables or keys of their own. */
@@ -273,7 +276,7 @@ export class Conversations {
         { param, code: "invalid_value" },
       );
     }
-    const row = { id: stored.id, json, itemIds: [] };
+    const row = { id: stored.id, json, itemIds: [], ...(stored.client === undefined ? {} : { owner: stored.client }) };
     try {
       if (expectedJson !== undefined && this.#rows.putIfUnchanged !== undefined) {
         return await this.#rows.putIfUnchanged(row, expectedJson);
@@ -303,13 +306,15 @@ export class Conversations {
 
 /**
  * Conversation rows in this process's memory (`state.path: ":memory:"`, and a server built without a store): bounded
- * by count, total bytes and age like the persistent stores, oldest write evicted first.
+ * by count, total bytes and age like the persistent stores; over a bound, the oldest write of the owner holding the
+ * most goes first (owner-shares.ts).
  */
 export class ConversationRowsInMemory implements ConversationRows {
   readonly #limits: { readonly maxEntries: number; readonly maxBytes: number; readonly maxAgeMs: number };
   readonly #clock: Clock;
   /** Insertion order is write order: a Map iterates oldest first, and a put moves a row last. */
-  readonly #rows = new Map<string, { json: string; bytes: number; storedAtMs: number }>();
+  readonly #rows = new Map<string, { json: string; bytes: number; storedAtMs: number; owner: string }>();
+  readonly #owners = new OwnerShares();
   #bytes = 0;
 
   constructor(limits: { maxEntries: number; maxBytes: number; maxAgeMs: number }, clock: Clock) {
@@ -321,12 +326,17 @@ export class ConversationRowsInMemory implements ConversationRows {
     this.#remove(row.id);
     const bytes = Buffer.byteLength(row.json);
     if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) return;
-    this.#rows.set(row.id, { json: row.json, bytes, storedAtMs: this.#clock.now() });
+    const owner = row.owner ?? UNNAMED_OWNER;
+    this.#rows.set(row.id, { json: row.json, bytes, storedAtMs: this.#clock.now(), owner });
     this.#bytes += bytes;
+    this.#owners.add(owner, row.id, bytes);
     this.#expire();
-    for (const id of this.#rows.keys()) {
-      if (this.#rows.size <= this.#limits.maxEntries && this.#bytes <= this.#limits.maxBytes) break;
-      this.#remove(id);
+    for (;;) {
+      const measure =
+        this.#rows.size > this.#limits.maxEntries ? "count" : this.#bytes > this.#limits.maxBytes ? "bytes" : undefined;
+      const victim = measure === undefined ? undefined : this.#owners.victim(measure);
+      if (victim === undefined) return;
+      this.#remove(victim);
     }
   }
 
@@ -345,6 +355,7 @@ export class ConversationRowsInMemory implements ConversationRows {
     if (row === undefined) return false;
     this.#rows.delete(id);
     this.#bytes -= row.bytes;
+    this.#owners.remove(row.owner, id, row.bytes);
     return true;
   }
 

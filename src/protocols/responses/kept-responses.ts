@@ -40,6 +40,8 @@ export interface KeptResponseRow {
   readonly id: string;
   readonly json: string;
   readonly itemIds: readonly string[];
+  /** The named client that kept it (absent: an unnamed key): over a bound, the owner holding the most loses first. */
+  readonly owner?: string;
 }
 
 export interface KeptResponseRows {
@@ -82,6 +84,7 @@ export function inRows(
           id: stored.response.id,
           json: JSON.stringify(stored),
           itemIds: stored.response.output.map((item) => item.id),
+          ...(stored.client === undefined ? {} : { owner: stored.client }),
         });
       } catch (error) {
         onPutError(error);

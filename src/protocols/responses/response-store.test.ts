@@ -27,6 +27,26 @@ function stored(id: string, text = "hi"): StoredResponse {
   return { response, conversation: [{ role: "assistant", content: text }] };
 }
 
+test("response store: a client keeping past the caps evicts its own oldest, not another client's", () => {
+  const store = new ResponseStore({ maxEntries: 3, maxBytes: 1_000_000, maxAgeMs: 60_000 }, new ManualClock());
+  store.put({ ...stored("b1"), client: "bob" });
+  store.put(stored("u1")); // an unnamed key's: an owner of its own
+  for (let i = 1; i <= 6; i++) store.put({ ...stored(`a${i}`), client: "alice" });
+  assert.equal(store.get("b1")?.client, "bob");
+  assert.equal(store.findItem("msg_b1")?.id, "msg_b1");
+  assert.equal(store.get("u1")?.response.id, "u1");
+  assert.equal(store.get("a6")?.response.id, "a6");
+  assert.equal(store.get("a5"), undefined);
+  assert.equal(store.findItem("msg_a1"), undefined);
+  // By bytes: alice's large answers push out alice's older ones only.
+  const bytes = new ResponseStore({ maxEntries: 100, maxBytes: 6_000, maxAgeMs: 60_000 }, new ManualClock());
+  bytes.put({ ...stored("b1", "x".repeat(300)), client: "bob" });
+  for (let i = 1; i <= 4; i++) bytes.put({ ...stored(`a${i}`, "x".repeat(500)), client: "alice" });
+  assert.equal(bytes.get("b1")?.client, "bob");
+  assert.equal(bytes.get("a1"), undefined);
+  assert.equal(bytes.get("a4")?.client, "alice");
+});
+
 test("response store: evicts the oldest past the count cap, with its items", () => {
   const store = new ResponseStore({ maxEntries: 2, maxBytes: 1_000_000, maxAgeMs: 60_000 }, new ManualClock());
   store.put(stored("a"));

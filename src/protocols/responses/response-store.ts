@@ -1,9 +1,11 @@
 // Kept responses for `previous_response_id`, `item_reference` and GET/DELETE /v1/responses/{id}: in memory,
 // bounded by count, by total size and by age (oldest evicted first). Each entry holds the whole conversation up
 // to and including its answer, so a continuation never needs an older entry that may already be gone; the byte
-// cap is what keeps that from growing without bound.
+// cap is what keeps that from growing without bound. Over a bound, the owner (client) holding the most loses its
+// oldest first (owner-shares.ts): one client's flood does not evict another's responses.
 import type { Clock } from "../../clock.ts";
 import type { ChatMessage } from "../chat-completions.ts";
+import { OwnerShares, UNNAMED_OWNER } from "./owner-shares.ts";
 import type { OutputItem, ResponseObject } from "./response-object.ts";
 
 export interface StoredResponse {
@@ -39,6 +41,7 @@ export class ResponseStore {
   /** Insertion order is age order: a Map iterates oldest first. */
   readonly #entries = new Map<string, Entry>();
   readonly #items = new Map<string, { responseId: string; item: OutputItem }>();
+  readonly #owners = new OwnerShares();
   #bytes = 0;
 
   constructor(limits: ResponseStoreLimits, clock: Clock) {
@@ -61,6 +64,7 @@ export class ResponseStore {
     if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) return false;
     this.#entries.set(stored.response.id, { stored, bytes, storedAtMs: this.#clock.now() });
     this.#bytes += bytes;
+    this.#owners.add(stored.client ?? UNNAMED_OWNER, stored.response.id, bytes);
     for (const item of stored.response.output) this.#items.set(item.id, { responseId: stored.response.id, item });
     this.#evict();
     return true;
@@ -89,6 +93,7 @@ export class ResponseStore {
     if (entry === undefined) return false;
     this.#entries.delete(id);
     this.#bytes -= entry.bytes;
+    this.#owners.remove(entry.stored.client ?? UNNAMED_OWNER, id, entry.bytes);
     for (const item of entry.stored.response.output) {
       if (this.#items.get(item.id)?.responseId === id) this.#items.delete(item.id);
     }
@@ -97,9 +102,16 @@ export class ResponseStore {
 
   #evict(): void {
     this.#expire();
-    for (const id of this.#entries.keys()) {
-      if (this.#entries.size <= this.#limits.maxEntries && this.#bytes <= this.#limits.maxBytes) break;
-      this.delete(id);
+    for (;;) {
+      const measure =
+        this.#entries.size > this.#limits.maxEntries
+          ? "count"
+          : this.#bytes > this.#limits.maxBytes
+            ? "bytes"
+            : undefined;
+      const victim = measure === undefined ? undefined : this.#owners.victim(measure);
+      if (victim === undefined) return;
+      this.delete(victim);
     }
   }
 
