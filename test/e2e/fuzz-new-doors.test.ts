@@ -11,9 +11,10 @@
 //
 // Deterministic: the cases come from FUZZ_SEED only; a failure names its case `<phase>#<index>`, replayed alone by
 //   FUZZ_SEED=<seed> FUZZ_CASE=<phase>#<index> node --test test/e2e/fuzz-new-doors.test.ts
-// FUZZ_SCALE=<n> runs n times as many cases.
+// FUZZ_SCALE=<n> runs n times as many cases; FUZZ_SHOW=<status> prints every case answered with that status.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { Writable } from "node:stream";
 import { after, before, describe, type TestContext, test } from "node:test";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
@@ -46,6 +47,7 @@ let gateway: TestGateway;
 let upstream: MockUpstream;
 const agent = new Agent({ connections: 4, headersTimeout: ANSWER_TIMEOUT_MS, bodyTimeout: ANSWER_TIMEOUT_MS });
 const unhandled: unknown[] = [];
+const logLines: string[] = [];
 const onUnhandled = (reason: unknown): void => {
   unhandled.push(reason);
 };
@@ -94,7 +96,20 @@ before(async () => {
       ],
       routing: { total_timeout_ms: 3_000, max_attempts: 2 },
       cooldowns: { failure_threshold: 100_000 },
+      // The answer cache fingerprints hostile bodies (rerank is cacheable); the request log keeps their content.
+      cache: { enabled: true },
+      log: { content: true },
     }),
+    {
+      // Debug: the most the gateway ever logs, every line of it checked for keys.
+      logLevel: "debug",
+      logStream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logLines.push(chunk.toString("utf8"));
+          done();
+        },
+      }),
+    },
   );
 });
 
@@ -237,7 +252,11 @@ async function sendAndCheck(
     findings.add(caseName, sent, undefined, [`no answer: ${code ?? String(error)}`], note);
     return undefined;
   }
-  findings.add(caseName, sent, answer, problemsOf(answer, takeUpstreamCalls()), note);
+  const upstreamCalls = takeUpstreamCalls();
+  if (process.env.FUZZ_SHOW === String(answer.status)) {
+    console.log("SHOW", caseName, sent.method, sent.path.slice(0, 80), note.slice(0, 120), answer.text.slice(0, 160));
+  }
+  findings.add(caseName, sent, answer, problemsOf(answer, upstreamCalls), note);
   if (answer.status === 429 || answer.status === 503) await gateway.runtime.resetLimits();
   return answer;
 }
@@ -794,6 +813,51 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
     findings.assertNone(t, [200, 400, 404]);
   });
 
+  test("conversations made of broken items, then continued by Responses requests (JSON and streamed) and listed", async (t) => {
+    const findings = new Findings();
+    await runCases("kept-items", 90, async (random, caseName) => {
+      const body = JSON_DOORS.find((door) => door.name === "conversation-create")?.body() ?? {};
+      const what = mutate(random, body);
+      const created = await sendAndCheck(
+        findings,
+        caseName,
+        {
+          method: "POST",
+          path: "/v1/conversations",
+          headers: { "content-type": "application/json" },
+          body: toJsonText(body),
+        },
+        `create: ${what}`,
+      );
+      const id = created?.status === 200 ? (parsed(created.text) as { id?: unknown }).id : undefined;
+      if (typeof id !== "string") return;
+      const isStream = random.chance(0.5);
+      const responses: Sent = {
+        method: "POST",
+        path: "/v1/responses",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "m",
+          conversation: random.chance(0.5) ? id : { id },
+          input: "And?",
+          stream: isStream,
+        }),
+      };
+      const answer = await sendAndCheck(findings, `${caseName}/responses`, responses, `${what}, stream ${isStream}`);
+      if (isStream && answer?.status === 200 && !/"type":"response\.(completed|incomplete|failed)"/.test(answer.text)) {
+        findings.add(`${caseName}/responses`, responses, answer, ["a stream without its last event"], what);
+      }
+      const query = oddQuery(random, ["after", "limit", "order", "include"]);
+      await sendAndCheck(
+        findings,
+        `${caseName}/items`,
+        { method: "GET", path: `/v1/conversations/${id}/items${query}`, headers: {} },
+        what,
+      );
+    });
+    findings.assertNone(t, [200, 400]);
+  });
+
   test("uploads (transcriptions, translations, image edits and variations): broken multipart bodies", async (t) => {
     const findings = new Findings();
     await runCases("uploads", 200, async (random, caseName) => {
@@ -817,9 +881,16 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
     findings.assertNone(t, [200, 400]);
   });
 
-  test("afterwards: the gateway answers /health and nothing was unhandled", async () => {
+  test("afterwards: the gateway answers /health and its request log, nothing was unhandled, no key was logged", async () => {
     const health = await send({ method: "GET", path: "/health", headers: {} });
     assert.equal(health.status, 200, health.text);
+    const records = await send({ method: "GET", path: "/v1/gateway/requests?limit=50", headers: {} });
+    assert.equal(records.status, 200, records.text.slice(0, 300));
     assert.deepEqual(unhandled, []);
+    assert.ok(logLines.length > 100, "the gateway logged at debug level");
+    for (const secret of SECRETS) {
+      const line = logLines.find((text) => text.includes(secret));
+      assert.equal(line, undefined, `a key in a log line: ${line?.slice(0, 300)}`);
+    }
   });
 });
