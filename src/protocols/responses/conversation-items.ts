@@ -90,7 +90,18 @@ function withId(item: Record<string, unknown>, ids: IdSource): ConversationItem 
             : { type: "input_text", text: rest.content },
         ]
       : rest.content;
-  return { id, type: "message", status: "completed", ...rest, content };
+  return { id, type: "message", ...rest, status: messageStatus(rest.status), content };
+}
+
+/** The statuses OpenAI lists a message item with (its SDKs type `status` as one of them). */
+const MESSAGE_STATUSES: ReadonlySet<unknown> = new Set(["in_progress", "completed", "incomplete"]);
+
+/**
+ * A message's status as the client sent it when it is one of OpenAI's, else `completed`: the input checks read no
+ * `status`, and `status: 5` (or an object) was kept and listed as it came, a shape no SDK reads.
+ */
+function messageStatus(status: unknown): string {
+  return MESSAGE_STATUSES.has(status) ? (status as string) : "completed";
 }
 
 export interface ItemListQuery {

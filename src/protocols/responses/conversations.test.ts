@@ -119,6 +119,18 @@ for (const [name, open] of Object.entries(BACKENDS)) {
   });
 }
 
+test("a message item's status is one of OpenAI's whatever the client sent: its own when valid, else completed", () => {
+  const statuses = [5, { a: 1 }, "done", null, "in_progress", "incomplete", "completed", undefined];
+  const items = itemsFromRequest(
+    statuses.map((status) => ({ role: "user", content: "hi", ...(status === undefined ? {} : { status }) })),
+    sequentialIds(),
+  );
+  assert.deepEqual(
+    items.map((item) => item.status),
+    ["completed", "completed", "completed", "completed", "in_progress", "incomplete", "completed", "completed"],
+  );
+});
+
 test("conversations and kept responses are apart in one state file: neither finds the other's rows", async (t) => {
   const path = join(mkdtempSync(join(tmpdir(), "conv-apart-")), "state.db");
   const clock = new ManualClock();
