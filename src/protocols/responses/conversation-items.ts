@@ -130,7 +130,8 @@ export function listItems(items: readonly ConversationItem[], query: ItemListQue
   if (query.after !== undefined) {
     if (typeof query.after !== "string") throw invalid("`after` must be an item id.", "after");
     const index = ordered.findIndex((item) => item.id === query.after);
-    if (index === -1) throw invalid(`No item with id '${query.after}' in this conversation.`, "after");
+    // Cut as the other ids a message names: a query may carry kilobytes of it, echoed whole.
+    if (index === -1) throw invalid(`No item with id '${query.after.slice(0, 64)}' in this conversation.`, "after");
     start = index + 1;
   }
   return listOf(ordered.slice(start, start + limit), start + limit < ordered.length);

@@ -11,7 +11,7 @@ import { ManualClock } from "../../clock.ts";
 import { EmbeddedKeptResponses, KEPT_CONVERSATIONS, KEPT_RESPONSES } from "../../state/embedded-kept-responses.ts";
 import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
 import { sequentialIds } from "../ids.ts";
-import { itemsFromRequest } from "./conversation-items.ts";
+import { itemsFromRequest, listItems } from "./conversation-items.ts";
 import { type ConversationRows, ConversationRowsInMemory, Conversations } from "./conversations.ts";
 
 const LIMITS = { maxEntries: 10, maxBytes: 4_000, maxAgeMs: 60_000 };
@@ -128,6 +128,18 @@ test("a message item's status is one of OpenAI's whatever the client sent: its o
   assert.deepEqual(
     items.map((item) => item.status),
     ["completed", "completed", "completed", "completed", "in_progress", "incomplete", "completed", "completed"],
+  );
+});
+
+test("an unknown `after` is a 400 naming it, its value cut in the message (a query may carry kilobytes of it)", () => {
+  const items = itemsFromRequest([{ role: "user", content: "hi" }], sequentialIds());
+  assert.throws(
+    () => listItems(items, { after: `msg_${"x".repeat(10_000)}` }),
+    (error: Error & { param?: string }) => {
+      assert.equal(error.param, "after");
+      assert.ok(error.message.length < 200, `a ${error.message.length}-character message`);
+      return true;
+    },
   );
 });
 
