@@ -180,6 +180,8 @@ function problemsOf(answer: Answer, upstreamCalls: number): string[] {
     problems.push("no `error` object");
   } else {
     if (typeof error.message !== "string" || error.message === "") problems.push("no error.message");
+    // A clear error names what was wrong; it does not echo kilobytes of the request back.
+    else if (error.message.length > 1_000) problems.push(`a ${error.message.length}-character error.message`);
     if (typeof error.type !== "string") problems.push("no error.type");
     for (const field of ["code", "param"]) {
       const value = error[field];
