@@ -5,9 +5,11 @@
 // the front doors' fuzzer), and the multipart uploads (transcriptions, translations, image edits and variations)
 // broken as uploads are: no boundary, the boundary inside a file, a part without a name, many tiny parts, a file in a
 // text field and text in a file field, empty files, a cut body, `Content-Length` lies, very long part headers.
-// Every answer must be sound: a 4xx in the OpenAI error shape with a message (a 5xx only as an upstream failure),
-// no configured key in it, nothing sent upstream for a refused request, no hang (undici's timeouts), and the
-// gateway still answers /health afterwards with nothing unhandled.
+// Conversations are also made of broken items and then continued by Responses requests (JSON and streamed) and
+// listed. Every answer must be sound: a 4xx in the OpenAI error shape with a message of at most 1,000 characters (a
+// 5xx only as an upstream failure), no configured key in it, nothing sent upstream for a refused request, an empty
+// file refused, listed items with a string id and type and a status OpenAI's SDKs know, no hang (undici's timeouts),
+// and afterwards the gateway answers /health and its request log, with nothing unhandled and no key in a log line.
 //
 // Deterministic: the cases come from FUZZ_SEED only; a failure names its case `<phase>#<index>`, replayed alone by
 //   FUZZ_SEED=<seed> FUZZ_CASE=<phase>#<index> node --test test/e2e/fuzz-new-doors.test.ts
