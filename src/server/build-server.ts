@@ -152,7 +152,7 @@ function createFastify(
     // The longest path parameter the router takes (Fastify's default is 100): above every id a route itself accepts
     // (a conversation item id up to 200 characters, conversations.ts), so such an id reaches its route's own check and
     // lookup rather than a router refusal; a longer one is refused with MAX_PATH_PARAM_CHARS named (error-handler.ts).
-    maxParamLength: MAX_PATH_PARAM_CHARS,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
     logController: new LogController({ disableRequestLogging: true }),
     // Our own onRequest hook answers 503 in the OpenAI error shape while shutting down.
