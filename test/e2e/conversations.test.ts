@@ -340,6 +340,26 @@ describe("Conversations API with the openai SDK", () => {
     }
   });
 
+  test("an unknown type of kilobytes is named cut in its 400 (items, input, content parts, tools, Messages blocks)", async (t) => {
+    const { gateway } = await oneProviderScene(t);
+    const big = "x".repeat(5_000);
+    const cases: [string, unknown][] = [
+      ["/v1/conversations", { items: [{ type: big, role: "user", content: "x" }] }],
+      ["/v1/conversations", { items: [{ role: "user", content: [{ type: big }] }] }],
+      ["/v1/conversations", { items: [{ role: "assistant", content: [{ type: big, text: "t" }] }] }],
+      ["/v1/responses", { model: "m", input: [{ type: big, role: "user", content: "x" }] }],
+      ["/v1/responses", { model: "m", input: "hi", tools: [{ type: big }] }],
+      ["/v1/responses", { model: "m", input: "hi", tools: [{ type: "namespace", name: "n", tools: [{ type: big }] }] }],
+      ["/v1/messages", { model: "m", max_tokens: 5, messages: [{ role: "user", content: [{ type: big }] }] }],
+      ["/v1/messages", { model: "m", max_tokens: 5, messages: [{ role: "assistant", content: [{ type: big }] }] }],
+    ];
+    for (const [path, body] of cases) {
+      const response = await send(gateway, "POST", path, { body });
+      assert.equal(response.status, 400, `${path}: ${response.text.slice(0, 200)}`);
+      assert.ok(response.text.length < 600, `${path}: a ${response.text.length}-character answer`);
+    }
+  });
+
   test("a conversation is bounded in bytes: an input that would pass the bound is a 400 before anything goes upstream", async (t) => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, `${providersYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);

@@ -208,7 +208,9 @@ class Findings {
   add(caseName: string, sent: Sent, answer: Answer | undefined, problems: readonly string[], note: string): void {
     if (answer !== undefined) this.statuses.set(answer.status, (this.statuses.get(answer.status) ?? 0) + 1);
     if (problems.length === 0) return;
-    const shown = answer === undefined ? "no answer" : `${answer.status} ${answer.text.slice(0, 200)}`;
+    const text = answer?.text ?? "";
+    const cut = text.length > 300 ? `${text.slice(0, 200)}…${text.slice(-100)}` : text;
+    const shown = answer === undefined ? "no answer" : `${answer.status} ${cut}`;
     this.#lines.push(
       `${caseName} ${sent.method} ${sent.path.slice(0, 120)} ${note}\n    ${problems.join("; ")}\n    -> ${shown}`,
     );
