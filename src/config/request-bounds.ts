@@ -25,6 +25,13 @@ export const MAX_UPLOAD_PARTS = 64;
  */
 export const MAX_UPLOAD_PART_HEADER_BYTES = 16 * 1024;
 
+/**
+ * Characters of one path parameter (`/v1/conversations/{id}/items/{item_id}`, `/v1/responses/{id}`): above every id a
+ * route accepts (item ids up to 200). Fastify's default of 100 refused a valid 133-character conversation id with its
+ * own message, which quoted the whole path.
+ */
+export const MAX_PATH_PARAM_CHARS = 256;
+
 /** Model names in one request: the comma-separated `model` plus the `models` fallback array, after dedup. */
 export const MAX_REQUESTED_MODELS = 64;
 

@@ -2,7 +2,7 @@
 import { randomFillSync } from "node:crypto";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { redactedRequestTarget } from "../config/provider-secrets.ts";
-import { MAX_CLIENT_REQUEST_ID_CHARS } from "../config/request-bounds.ts";
+import { MAX_CLIENT_REQUEST_ID_CHARS, MAX_PATH_PARAM_CHARS } from "../config/request-bounds.ts";
 import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
 import { pathsOf } from "../front-doors.ts";
@@ -149,6 +149,10 @@ function createFastify(
             hooks: { streamWrite: (line: string) => runtime.secrets.redact(line) },
           },
     bodyLimit: settings.bodyLimitBytes,
+    // The longest path parameter the router takes (Fastify's default is 100): above every id a route itself accepts
+    // (a conversation item id up to 200 characters, conversations.ts), so such an id reaches its route's own check and
+    // lookup rather than a router refusal; a longer one is refused with MAX_PATH_PARAM_CHARS named (error-handler.ts).
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
     // One `routed` line per request is written by us, with the routing decision; Fastify's own are off.
     logController: new LogController({ disableRequestLogging: true }),
     // Our own onRequest hook answers 503 in the OpenAI error shape while shutting down.

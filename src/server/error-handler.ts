@@ -5,6 +5,7 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { MAX_PATH_PARAM_CHARS } from "../config/request-bounds.ts";
 import {
   ExpectationFailedError,
   type GatewayError,
@@ -46,6 +47,12 @@ export function fromFastifyError(
       return new InvalidRequestError("The request body is empty; a JSON object is required.", { code: "invalid_body" });
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return new InvalidRequestError("The Content-Length header does not match the body.", { code: "invalid_body" });
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      // Fastify's own message quotes the whole path, kilobytes of it.
+      return new InvalidRequestError(
+        `A path segment of the URL is longer than ${MAX_PATH_PARAM_CHARS} characters: no id the gateway serves is that long.`,
+        { code: "invalid_request" },
+      );
     case "FST_ERR_BAD_URL":
       return new InvalidRequestError("The request URL is not valid (a malformed %-escape?).", {
         code: "invalid_request",

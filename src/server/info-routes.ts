@@ -2,6 +2,7 @@
 
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isoTime } from "../clock.ts";
+import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
@@ -75,9 +76,14 @@ export function registerInfoRoutes(
     const id = (request.params as Record<string, string | undefined>)["*"] ?? "";
     const found = modelEntries(request).find((model) => model.id === id);
     if (found === undefined) {
-      throw new ModelNotFoundError(`The model \`${id}\` does not exist on this gateway; GET /v1/models lists them.`, {
-        param: "model",
-      });
+      // No model name is longer than MAX_MODEL_NAME_CHARS: a longer path is not quoted whole (kilobytes of it).
+      const shown = id.length > MAX_MODEL_NAME_CHARS ? `${id.slice(0, 64)}…` : id;
+      throw new ModelNotFoundError(
+        `The model \`${shown}\` does not exist on this gateway; GET /v1/models lists them.`,
+        {
+          param: "model",
+        },
+      );
     }
     return found;
   };

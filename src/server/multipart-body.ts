@@ -155,6 +155,14 @@ async function addFile(fields: Record<string, unknown>, name: string, part: File
   if (field === undefined || (!field.isList && earlier !== undefined)) {
     throw new InvalidRequestError(`\`${param}\` is a file part: ${takesFiles(door)}.`, { code: "invalid_body", param });
   }
+  // An empty file is nothing any provider can transcribe or edit: refused here rather than spending one of the
+  // provider's requests (a free tier's budget) on its certain 400.
+  if (part.size === 0) {
+    throw new InvalidRequestError(`\`${name.slice(0, 100)}\` is an empty file: send the file's bytes.`, {
+      code: "invalid_value",
+      param: name.slice(0, 100),
+    });
+  }
   const file = new UploadedFile(part.name || field.unnamedAs, part.type, Buffer.from(await part.arrayBuffer()));
   if (name.endsWith("[]")) fields[name] = [...earlierFiles, file];
   else fields[name] = earlier === undefined ? file : [...earlierFiles, file];

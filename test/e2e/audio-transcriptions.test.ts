@@ -538,4 +538,22 @@ ${mocks
 
     assert.equal(audioRequests(first).length + audioRequests(second).length, 0);
   });
+
+  test("an empty file is a 400 naming its field, and spends no provider's request on it", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    for (const path of ["/v1/audio/transcriptions", "/v1/audio/translations"]) {
+      const form = new FormData();
+      form.append("model", "whisper-large-v3");
+      form.append("file", new Blob([]), "silence.wav");
+      const response = await request(`${gateway.url}${path}`, { method: "POST", ...(await encoded(form)) });
+      const answer = JSON.parse(await response.body.text()) as {
+        error: { code: string; message: string; param: string };
+      };
+      assert.equal(response.statusCode, 400, path);
+      assert.equal(answer.error.param, "file");
+      assert.equal(answer.error.code, "invalid_value");
+      assert.match(answer.error.message, /`file` is an empty file/);
+      assert.equal(audioRequests(first, path).length + audioRequests(second, path).length, 0, path);
+    }
+  });
 });

@@ -95,6 +95,10 @@ describe("GET /v1/models/{id}", () => {
     const error = errorOf(unknown);
     assert.equal(error.code, "model_not_found");
     assert.match(error.message, /nope\/missing/);
+    // A path of kilobytes is not quoted whole (no model name is longer than 256 characters).
+    const long = await send(gateway, "GET", `/v1/models/org/${"x".repeat(8_000)}`);
+    assert.equal(long.status, 404);
+    assert.ok(errorOf(long).message.length < 200, `a ${errorOf(long).message.length}-character message`);
   });
 
   test("the id is decoded once: ids with `%` are retrieved as the SDK sends them; a stray `%` is never a 500", async (t) => {

@@ -321,6 +321,45 @@ describe("Conversations API with the openai SDK", () => {
     assert.equal(errorOf(gone).code, "item_not_found");
   });
 
+  test("ids as long as the routes take reach their route; a longer path segment is a short 400 that does not quote it", async (t) => {
+    const { gateway, client } = await oneProviderScene(t);
+    const { id } = await client.conversations.create();
+    // Fastify's default longest parameter (100) refused these valid ids with its own message, quoting the path.
+    const longest = `conv_${"a".repeat(128)}`;
+    const unknown = await send(gateway, "GET", `/v1/conversations/${longest}`);
+    assert.equal(unknown.status, 404, unknown.text);
+    assert.equal(errorOf(unknown).code, "conversation_not_found");
+    const item = await send(gateway, "GET", `/v1/conversations/${id}/items/${"i".repeat(200)}`);
+    assert.equal(item.status, 404, item.text);
+    assert.equal(errorOf(item).code, "item_not_found");
+    for (const path of [`/v1/conversations/conv_${"b".repeat(5_000)}`, `/v1/responses/resp_${"b".repeat(5_000)}`]) {
+      const refused = await send(gateway, "GET", path);
+      assert.equal(refused.status, 400, refused.text.slice(0, 200));
+      assert.ok(refused.text.length < 400, `a ${refused.text.length}-character answer`);
+      assert.match(errorOf(refused).message, /longer than 256 characters/);
+    }
+  });
+
+  test("an unknown type of kilobytes is named cut in its 400 (items, input, content parts, tools, Messages blocks)", async (t) => {
+    const { gateway } = await oneProviderScene(t);
+    const big = "x".repeat(5_000);
+    const cases: [string, unknown][] = [
+      ["/v1/conversations", { items: [{ type: big, role: "user", content: "x" }] }],
+      ["/v1/conversations", { items: [{ role: "user", content: [{ type: big }] }] }],
+      ["/v1/conversations", { items: [{ role: "assistant", content: [{ type: big, text: "t" }] }] }],
+      ["/v1/responses", { model: "m", input: [{ type: big, role: "user", content: "x" }] }],
+      ["/v1/responses", { model: "m", input: "hi", tools: [{ type: big }] }],
+      ["/v1/responses", { model: "m", input: "hi", tools: [{ type: "namespace", name: "n", tools: [{ type: big }] }] }],
+      ["/v1/messages", { model: "m", max_tokens: 5, messages: [{ role: "user", content: [{ type: big }] }] }],
+      ["/v1/messages", { model: "m", max_tokens: 5, messages: [{ role: "assistant", content: [{ type: big }] }] }],
+    ];
+    for (const [path, body] of cases) {
+      const response = await send(gateway, "POST", path, { body });
+      assert.equal(response.status, 400, `${path}: ${response.text.slice(0, 200)}`);
+      assert.ok(response.text.length < 600, `${path}: a ${response.text.length}-character answer`);
+    }
+  });
+
   test("a conversation is bounded in bytes: an input that would pass the bound is a 400 before anything goes upstream", async (t) => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, `${providersYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);

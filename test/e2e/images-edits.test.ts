@@ -353,6 +353,40 @@ describe("image edits", () => {
     assert.equal(first.requests.length + second.requests.length, 0);
   });
 
+  test("an empty image, `image[]` or mask is a 400 naming its field, and reaches no provider", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    const photo = () => new Blob([PHOTO], { type: "image/png" });
+    const empty = () => new Blob([], { type: "image/png" });
+    const cases: [string, [string, Blob][]][] = [
+      ["image", [["image", empty()]]],
+      [
+        "image[]",
+        [
+          ["image[]", photo()],
+          ["image[]", empty()],
+        ],
+      ],
+      [
+        "mask",
+        [
+          ["image", photo()],
+          ["mask", empty()],
+        ],
+      ],
+    ];
+    for (const [field, files] of cases) {
+      const form = new FormData();
+      form.append("model", "image-editor");
+      form.append("prompt", "Edit.");
+      for (const [name, file] of files) form.append(name, file, `${name.replace("[]", "")}.png`);
+      const answer = await postForm(gateway, "/v1/images/edits", form);
+      assert.equal(answer.status, 400, field);
+      assert.equal(errorOf(answer).param, field);
+      assert.match(errorOf(answer).message, /is an empty file/, field);
+    }
+    assert.equal(editRequests(first).length + editRequests(second).length, 0);
+  });
+
   test("/v1/models lists the image model with the edit route; the route explanation plans it; never cached", async (t) => {
     const { first, gateway, client } = await twoProviders(t, "cache:\n  enabled: true\n");
     await assertServedAs(gateway, "image-editor", {

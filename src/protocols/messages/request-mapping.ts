@@ -175,7 +175,7 @@ function assistantMessage(content: string | Block[], path: Path): Extract<ChatMe
         break;
       default:
         throw unsupported(
-          `Assistant content blocks of type \`${block.type}\` are not supported; use \`text\` and \`tool_use\`.`,
+          `Assistant content blocks of type \`${String(block.type).slice(0, 64)}\` are not supported; use \`text\` and \`tool_use\`.`,
           [...blockPath, "type"],
         );
     }
@@ -270,7 +270,7 @@ function toChatPart(block: Block, path: Path): ChatContentPart | undefined {
       return undefined;
     default:
       throw unsupported(
-        `Content blocks of type \`${block.type}\` are not supported; use \`text\`, \`image\`, \`document\` and \`tool_result\`.`,
+        `Content blocks of type \`${String(block.type).slice(0, 64)}\` are not supported; use \`text\`, \`image\`, \`document\` and \`tool_result\`.`,
         [...path, "type"],
       );
   }

@@ -43,7 +43,7 @@ function contentText(content: string | { type: string }[], path: Path, allowed: 
       const partPath = [...path, index];
       if (!allowed.includes(part.type)) {
         throw unsupportedAt(
-          `\`${part.type}\` content is not supported here; use ${allowed.map((t) => `\`${t}\``).join(" or ")}.`,
+          `\`${String(part.type).slice(0, 64)}\` content is not supported here; use ${allowed.map((t) => `\`${t}\``).join(" or ")}.`,
           [...partPath, "type"],
         );
       }
@@ -89,7 +89,7 @@ function toChatPart(part: { type: string }, path: Path): ChatContentPart {
     }
     default:
       throw unsupportedAt(
-        `Content parts of type \`${part.type}\` are not supported; use \`input_text\`, \`input_image\` or \`input_file\`.`,
+        `Content parts of type \`${String(part.type).slice(0, 64)}\` are not supported; use \`input_text\`, \`input_image\` or \`input_file\`.`,
         [...path, "type"],
       );
   }

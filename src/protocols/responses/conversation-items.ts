@@ -90,7 +90,18 @@ function withId(item: Record<string, unknown>, ids: IdSource): ConversationItem 
             : { type: "input_text", text: rest.content },
         ]
       : rest.content;
-  return { id, type: "message", status: "completed", ...rest, content };
+  return { id, type: "message", ...rest, status: messageStatus(rest.status), content };
+}
+
+/** The statuses OpenAI lists a message item with (its SDKs type `status` as one of them). */
+const MESSAGE_STATUSES: ReadonlySet<unknown> = new Set(["in_progress", "completed", "incomplete"]);
+
+/**
+ * A message's status as the client sent it when it is one of OpenAI's, else `completed`: the input checks read no
+ * `status`, and `status: 5` (or an object) was kept and listed as it came, a shape no SDK reads.
+ */
+function messageStatus(status: unknown): string {
+  return MESSAGE_STATUSES.has(status) ? (status as string) : "completed";
 }
 
 export interface ItemListQuery {
@@ -119,7 +130,8 @@ export function listItems(items: readonly ConversationItem[], query: ItemListQue
   if (query.after !== undefined) {
     if (typeof query.after !== "string") throw invalid("`after` must be an item id.", "after");
     const index = ordered.findIndex((item) => item.id === query.after);
-    if (index === -1) throw invalid(`No item with id '${query.after}' in this conversation.`, "after");
+    // Cut as the other ids a message names: a query may carry kilobytes of it, echoed whole.
+    if (index === -1) throw invalid(`No item with id '${query.after.slice(0, 64)}' in this conversation.`, "after");
     start = index + 1;
   }
   return listOf(ordered.slice(start, start + limit), start + limit < ordered.length);

@@ -11,7 +11,7 @@ import { ManualClock } from "../../clock.ts";
 import { EmbeddedKeptResponses, KEPT_CONVERSATIONS, KEPT_RESPONSES } from "../../state/embedded-kept-responses.ts";
 import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
 import { sequentialIds } from "../ids.ts";
-import { itemsFromRequest } from "./conversation-items.ts";
+import { itemsFromRequest, listItems } from "./conversation-items.ts";
 import { type ConversationRows, ConversationRowsInMemory, Conversations } from "./conversations.ts";
 
 const LIMITS = { maxEntries: 10, maxBytes: 4_000, maxAgeMs: 60_000 };
@@ -144,6 +144,30 @@ for (const [name, open] of Object.entries(BACKENDS)) {
     });
   });
 }
+
+test("a message item's status is one of OpenAI's whatever the client sent: its own when valid, else completed", () => {
+  const statuses = [5, { a: 1 }, "done", null, "in_progress", "incomplete", "completed", undefined];
+  const items = itemsFromRequest(
+    statuses.map((status) => ({ role: "user", content: "hi", ...(status === undefined ? {} : { status }) })),
+    sequentialIds(),
+  );
+  assert.deepEqual(
+    items.map((item) => item.status),
+    ["completed", "completed", "completed", "completed", "in_progress", "incomplete", "completed", "completed"],
+  );
+});
+
+test("an unknown `after` is a 400 naming it, its value cut in the message (a query may carry kilobytes of it)", () => {
+  const items = itemsFromRequest([{ role: "user", content: "hi" }], sequentialIds());
+  assert.throws(
+    () => listItems(items, { after: `msg_${"x".repeat(10_000)}` }),
+    (error: Error & { param?: string }) => {
+      assert.equal(error.param, "after");
+      assert.ok(error.message.length < 200, `a ${error.message.length}-character message`);
+      return true;
+    },
+  );
+});
 
 test("conversations and kept responses are apart in one state file: neither finds the other's rows", async (t) => {
   const path = join(mkdtempSync(join(tmpdir(), "conv-apart-")), "state.db");

@@ -287,7 +287,7 @@ export function inputMessages(
         break;
       default:
         throw unsupportedAt(
-          `Input items of type \`${type}\` are not supported: chat providers only take messages, function and custom tool calls and their outputs.`,
+          `Input items of type \`${String(type).slice(0, 64)}\` are not supported: chat providers only take messages, function and custom tool calls and their outputs.`,
           [...path, "type"],
         );
     }

@@ -127,7 +127,7 @@ function namespaceAsFunctions(tool: unknown, path: readonly PropertyKey[], names
     const memberPath = [...path, "tools", index];
     if (member.type !== "function" && member.type !== "custom") {
       throw unsupportedAt(
-        `A \`namespace\` tool groups \`function\` and \`custom\` tools; a member of type \`${member.type}\` is not supported.`,
+        `A \`namespace\` tool groups \`function\` and \`custom\` tools; a member of type \`${String(member.type).slice(0, 64)}\` is not supported.`,
         [...memberPath, "type"],
       );
     }
@@ -173,7 +173,7 @@ function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatT
   if (tool.type === "custom") return customToolAsFunction(tool, path);
   if (tool.type !== "function") {
     throw unsupportedAt(
-      `Tools of type \`${tool.type}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\`, \`custom\` and \`namespace\` tools are supported.`,
+      `Tools of type \`${String(tool.type).slice(0, 64)}\` are built into OpenAI's service and cannot run behind a chat provider; only \`function\`, \`custom\` and \`namespace\` tools are supported.`,
       [...path, "type"],
     );
   }
