@@ -77,5 +77,11 @@ describe("Responses API corners", () => {
     const bad = await send(gateway, "GET", `/v1/responses/${second.id}/input_items?limit=0`);
     assert.equal(bad.status, 400);
     assert.equal((bad.json as { error: { param: string } }).error.param, "limit");
+    // An unknown cursor is quoted cut, as a conversation's: a query can carry kilobytes of it.
+    const unknown = await send(gateway, "GET", `/v1/responses/${second.id}/input_items?after=${"x".repeat(6_000)}`);
+    assert.equal(unknown.status, 400);
+    const error = (unknown.json as { error: { param: string; message: string } }).error;
+    assert.equal(error.param, "after");
+    assert.ok(error.message.length < 200, error.message);
   });
 });

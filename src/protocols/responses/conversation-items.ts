@@ -7,6 +7,7 @@ import { isRecord } from "../../is-record.ts";
 import type { IdSource } from "../ids.ts";
 import { unsupportedAt } from "../validate.ts";
 import type { ConversationItem } from "./conversations.ts";
+import { type CursorList, type CursorQuery, cursorPage, listOf } from "./cursor-page.ts";
 import { inputMessages, type ResponseLookup } from "./request-mapping.ts";
 import type { OutputItem } from "./response-object.ts";
 import { ToolNames } from "./tool-names.ts";
@@ -104,58 +105,12 @@ function messageStatus(status: unknown): string {
   return MESSAGE_STATUSES.has(status) ? (status as string) : "completed";
 }
 
-export interface ItemListQuery {
-  readonly limit?: unknown;
-  readonly order?: unknown;
-  readonly after?: unknown;
-}
-
-export interface ItemList {
-  readonly object: "list";
-  readonly data: ConversationItem[];
-  readonly first_id: string | null;
-  readonly last_id: string | null;
-  readonly has_more: boolean;
-}
-
-const DEFAULT_LIMIT = 20;
-const MAX_LIMIT = 100;
+export type ItemListQuery = CursorQuery;
+export type ItemList = CursorList<ConversationItem>;
 
 /** `GET /v1/conversations/{id}/items`: newest first by default, `limit` / `after` / `order` paging. */
 export function listItems(items: readonly ConversationItem[], query: ItemListQuery): ItemList {
-  const limit = readLimit(query.limit);
-  const order = readOrder(query.order);
-  const ordered = order === "asc" ? items : [...items].reverse();
-  let start = 0;
-  if (query.after !== undefined) {
-    if (typeof query.after !== "string") throw invalid("`after` must be an item id.", "after");
-    const index = ordered.findIndex((item) => item.id === query.after);
-    // Cut as the other ids a message names: a query may carry kilobytes of it, echoed whole.
-    if (index === -1) throw invalid(`No item with id '${query.after.slice(0, 64)}' in this conversation.`, "after");
-    start = index + 1;
-  }
-  return listOf(ordered.slice(start, start + limit), start + limit < ordered.length);
+  return cursorPage(items, query, (id) => `No item with id '${id}' in this conversation.`);
 }
 
-export function listOf(data: ConversationItem[], hasMore = false): ItemList {
-  return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
-}
-
-function readLimit(value: unknown): number {
-  if (value === undefined) return DEFAULT_LIMIT;
-  const limit = Number(value);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-    throw invalid(`\`limit\` must be an integer from 1 to ${MAX_LIMIT}.`, "limit");
-  }
-  return limit;
-}
-
-function readOrder(value: unknown): "asc" | "desc" {
-  if (value === undefined) return "desc";
-  if (value === "asc" || value === "desc") return value;
-  throw invalid("`order` must be `asc` or `desc`.", "order");
-}
-
-function invalid(message: string, param: string): InvalidRequestError {
-  return new InvalidRequestError(message, { param, code: "invalid_value" });
-}
+export { listOf };
