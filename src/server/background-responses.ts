@@ -144,12 +144,18 @@ export async function* followKept(
       if (event !== undefined) yield event;
     }
     if (isTerminal(backgroundView(stored, false, nowMs()).status) || signal.aborted) return;
+    // The abort listener goes with its round: one added per heartbeat and never removed piled up on the reader's
+    // signal (Node's "possible EventTarget memory leak" warning after 11 s of following another replica's run).
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, BACKGROUND_HEARTBEAT_MS);
-      signal.addEventListener("abort", () => {
+      const onAbort = (): void => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, BACKGROUND_HEARTBEAT_MS);
+      signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 }

@@ -97,6 +97,9 @@ const DAILY_HINT_TRUST_MS = 3_600_000;
 /** A refused feature's reason is kept to this many characters of the upstream's message. */
 const MAX_LESSON_REASON_CHARS = 300;
 
+/** The chat door's upstream path (EndpointSpec `upstreamPath`). */
+const CHAT_PATH = "/chat/completions";
+
 const CIRCUIT_FAILURE: Effect = Object.freeze({ kind: "circuit_failure" });
 
 export function failureLesson(outcome: Outcome, reason: string): Lesson {
@@ -161,7 +164,15 @@ export function lessonFromVerdict(
     case "transient":
       return failureLesson("server_error", verdict.reason);
     case "rejected":
-      if (verdict.refusal === "model_unavailable") {
+      if (
+        verdict.refusal === "model_unavailable" ||
+        (verdict.refusal === "unserved_endpoint" && verdict.status === 404 && endpointPath === CHAT_PATH)
+      ) {
+        // A router's 404 on the chat route is not taken for "no chat route": every provider is there for chat, and a
+        // reverse proxy answers its "404 page not found" while the server behind it is down (Traefik drops a
+        // Kubernetes service's route while it has no ready endpoint: traefik/traefik#9242). Learned, it would leave
+        // the whole provider out of every chat request for `unserved_endpoint_ms` (a day), kept across restarts; as
+        // the model's 404 only this deployment cools. A 405 or `served_paths` still says so.
         const reason = `HTTP ${verdict.status}: this provider does not serve the model: ${verdict.error.message}`;
         return { outcome: "model_unavailable", reason, effects: [{ kind: "model_unavailable", reason }] };
       }

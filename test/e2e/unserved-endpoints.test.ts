@@ -248,6 +248,27 @@ describe("a provider without a route for an endpoint", () => {
     assert.match(explained?.reason ?? "", /does not serve the model/);
   });
 
+  test("a router's 404 on the chat route cools the deployment only: a proxy's 404 while its server is down teaches no 'no chat route'", async (t) => {
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const gateway = await useGateway(t, configYaml(first, second));
+    // Traefik's answer while the service behind it has no ready endpoint (traefik/traefik#9242).
+    first.enqueue("POST /v1/chat/completions", { kind: "text", status: 404, body: "404 page not found\n" });
+    const chat = await postChat(gateway, { model: "chatty" });
+    assert.notEqual(chat.status, 200, chat.text);
+    const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=5");
+    const [record] = (listed.json as { data: RecordWithSkips[] }).data.filter((entry) => entry.endpoint === "chat");
+    assert.deepEqual(
+      record?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [["first", "model_unavailable"]],
+    );
+    // The provider keeps its chat route: no lesson on any of its deployments, and its chat is not skipped for one.
+    assert.deepEqual(await unservedOf(gateway), []);
+    const route = await explain(gateway, "model=chatty");
+    const skipped = route.skipped.find((entry) => entry.provider === "first");
+    assert.equal(skipped?.cause, "cooldown");
+  });
+
   test("a reload that points the provider at another key forgets the lesson", async (t) => {
     const first = await useMock(t);
     const second = await useMock(t);
