@@ -192,34 +192,39 @@ async function runBackground(
   };
   void enqueue(() => background.keep(running, streamEvents(), false));
   const heartbeat = setInterval(() => void enqueue(beat), BACKGROUND_HEARTBEAT_MS);
-  let final: ResponseObject;
+  // Whatever throws on the way (a translator's failure events, say), the run ends: followers and a waiting cancel are
+  // released and the exit does not wait out its grace for it.
   try {
-    final = await servedResponse(runtime, request, call, background, controller.signal);
-  } catch (error) {
-    final = endedResponse(background, error, controller.signal);
-    if (background.isStream && final.status === "failed") {
-      // A follower gets the failure as the stream it reads would end: `error`, then `response.failed`.
-      const translator = background.stream(background.queued.model, "chat");
-      for (const event of backgroundEvents(translator.fail(asGatewayError(error, controller.signal)))) {
-        runs.append(id, event);
+    let final: ResponseObject;
+    try {
+      final = await servedResponse(runtime, request, call, background, controller.signal);
+    } catch (error) {
+      final = endedResponse(background, error, controller.signal);
+      if (background.isStream && final.status === "failed") {
+        // A follower gets the failure as the stream it reads would end: `error`, then `response.failed`.
+        const translator = background.stream(background.queued.model, "chat");
+        for (const event of backgroundEvents(translator.fail(asGatewayError(error, controller.signal)))) {
+          runs.append(id, event);
+        }
       }
+    } finally {
+      clearInterval(heartbeat);
     }
+    runs.endEvents(id);
+    const finished: ResponseObject = { ...final, background: true };
+    await enqueue(async () => {
+      // A cancel written by another replica after the run ended stays: the client was told it is cancelled.
+      const kept = await background.read();
+      // Deleted meanwhile (on another replica): it stays deleted.
+      if (kept === undefined) return;
+      const response = kept.response.status === "cancelled" ? { ...finished, status: "cancelled" as const } : finished;
+      await background.keep(response, streamEvents(), true);
+    });
   } finally {
-    clearInterval(heartbeat);
+    runs.finish(id);
+    // Only now: an exit waits for the final state's write (a Redis write is asynchronous).
+    runtime.openRequests.close(controller);
   }
-  runs.endEvents(id);
-  const finished: ResponseObject = { ...final, background: true };
-  await enqueue(async () => {
-    // A cancel written by another replica after the run ended stays: the client was told it is cancelled.
-    const kept = await background.read();
-    // Deleted meanwhile (on another replica): it stays deleted.
-    if (kept === undefined) return;
-    const response = kept.response.status === "cancelled" ? { ...finished, status: "cancelled" as const } : finished;
-    await background.keep(response, streamEvents(), true);
-  });
-  runs.finish(id);
-  // Only now: an exit waits for the final state's write (a Redis write is asynchronous).
-  runtime.openRequests.close(controller);
 }
 
 /** The pipeline's answer as a finished response; throws when the pipeline ended without one. */
