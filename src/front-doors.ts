@@ -13,6 +13,7 @@ export type ClientProtocol =
   | "openai-audio"
   | "openai-images"
   | "rerank"
+  | "openai-moderations"
   | "openai-responses"
   | "anthropic-messages";
 
@@ -26,8 +27,8 @@ export interface FrontDoor {
   readonly protocol: ClientProtocol;
   /**
    * The trace spans' `gen_ai.operation.name`: GenAI's name where the semantic conventions have one (the Responses and
-   * Messages doors are chat too), else the door's name (they name no speech-to-text, text-to-speech, image or rerank
-   * operation; `generate_content` is a Gemini-style multimodal chat call, not the Images API).
+   * Messages doors are chat too), else the door's name (they name no speech-to-text, text-to-speech, image, rerank or
+   * moderation operation; `generate_content` is a Gemini-style multimodal chat call, not the Images API).
    */
   readonly operation: string;
   /** Its JSON answers are kept by the answer cache (pipeline/answer-cache.ts says which are not and why). */
@@ -121,6 +122,13 @@ export const FRONT_DOORS = {
     files: [{ name: "image", isList: false, unnamedAs: "image" }],
   }),
   rerank: door({ name: "rerank", kind: "rerank", path: "/v1/rerank", protocol: "rerank", isCacheable: true }),
+  moderations: door({
+    name: "moderations",
+    kind: "moderation",
+    path: "/v1/moderations",
+    protocol: "openai-moderations",
+    isCacheable: true,
+  }),
 } as const satisfies Readonly<Record<string, FrontDoor>>;
 
 export const ALL_FRONT_DOORS: readonly FrontDoor[] = Object.values(FRONT_DOORS);

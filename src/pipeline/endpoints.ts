@@ -16,6 +16,7 @@ import {
   imageBodySchema,
   imageEditBodySchema,
   imageVariationBodySchema,
+  moderationBodySchema,
   rerankBodySchema,
   speechBodySchema,
   transcriptionBodySchema,
@@ -45,6 +46,12 @@ export interface EndpointSpec extends FrontDoor {
    * (upstream/rerank-dialect.ts).
    */
   readonly isRerank?: boolean;
+  /**
+   * A moderation request: each candidate is called natively (`/moderations`) or, a Llama Guard model, through chat
+   * completions once per input, and its answer read back into OpenAI's moderation object
+   * (upstream/moderation-dialect.ts).
+   */
+  readonly isModeration?: boolean;
   /**
    * False: no context-fit check (a reranker's window holds one query-document pair, and providers cut long documents
    * themselves): its requests are planned, and explained (`/v1/gateway/route`), with 0 tokens to fit.
@@ -198,6 +205,39 @@ function rerankTexts(body: Record<string, unknown>): string[] {
   return texts;
 }
 
+/**
+ * Moderations (`/v1/moderations`): texts (or text and image parts) classified by moderation models, one result per
+ * input, never streamed. Each input is classified alone, so the fit is the longest input's; the budgets count them all.
+ */
+export const MODERATIONS_ENDPOINT: EndpointSpec = {
+  ...FRONT_DOORS.moderations,
+  upstreamPath: "/moderations",
+  schema: moderationBodySchema,
+  supportsStream: false,
+  isContinuable: false,
+  isModeration: true,
+  estimate: (body) => {
+    const tokens = estimateTextInputs(moderationTexts(body.input));
+    return { promptTokens: tokens.total, hasImages: false, fitTokens: tokens.longest };
+  },
+  promptParam: "input",
+};
+
+/**
+ * The texts of a moderation `input`: itself, its strings, or (multimodal parts: one input) its text parts joined.
+ * An image part counts nothing: the estimate has no size for an image it does not fetch.
+ */
+function moderationTexts(input: unknown): string[] {
+  if (typeof input === "string") return [input];
+  const items = input as readonly (string | { type: string; text?: string })[];
+  if (typeof items[0] === "string") return items as string[];
+  const texts: string[] = [];
+  for (const part of items as readonly { type: string; text?: string }[]) {
+    if (part.type === "text" && part.text !== undefined) texts.push(part.text);
+  }
+  return [texts.join("\n")];
+}
+
 /** Every endpoint, in front-doors.ts's order (a test keeps them one to one). */
 export const ENDPOINTS: readonly EndpointSpec[] = [
   CHAT_ENDPOINT,
@@ -212,6 +252,7 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
   IMAGE_EDITS_ENDPOINT,
   IMAGE_VARIATIONS_ENDPOINT,
   RERANK_ENDPOINT,
+  MODERATIONS_ENDPOINT,
 ];
 
 /**

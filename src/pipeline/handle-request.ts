@@ -102,6 +102,7 @@ export async function handleRequest(
           isLegacyCompletion: endpoint.isLegacyCompletion,
           isBinaryAnswer: endpoint.isBinaryAnswer,
           isRerank: endpoint.isRerank,
+          isModeration: endpoint.isModeration,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,

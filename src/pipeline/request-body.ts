@@ -5,6 +5,7 @@ import { ZOD_CUSTOM_ISSUE } from "../config/scoring-schema.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 import { arrayOf } from "../protocols/validate.ts";
+import { PRIORITY_AUTO } from "../router/plan-route.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 
 const modelField = z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty");
@@ -264,6 +265,90 @@ export const rerankBodySchema = z.looseObject({
   // One JSON answer: no rerank API streams.
   stream: z
     .union([z.literal(false), z.null()], { error: "`stream` is not supported for rerank: leave it out" })
+    .optional(),
+});
+
+/**
+ * Most inputs one moderation request may carry. OpenAI documents no bound; a Llama Guard candidate is sent one chat
+ * call per input (upstream/moderation-dialect.ts), so a list of thousands would hold one attempt for minutes.
+ */
+export const MAX_MODERATION_INPUTS = 100;
+
+const moderationText = z.string({
+  error: "each item of `input` must be a string when the first is: an array of texts, or of text and image_url parts",
+});
+const moderationPart = z.discriminatedUnion(
+  "type",
+  [
+    z.looseObject({
+      type: z.literal("text"),
+      text: z.string({ error: "`text` must be a string: the text part's text" }),
+    }),
+    z.looseObject({
+      type: z.literal("image_url"),
+      image_url: z.looseObject(
+        {
+          url: z
+            .string({ error: "`url` must be a string: the image's URL or data URL" })
+            .min(1, "`url` must not be empty: the image's URL or data URL"),
+        },
+        { error: "`image_url` must be an object with a `url`" },
+      ),
+    }),
+  ],
+  {
+    error:
+      'each item of `input` must be a text part ({"type":"text","text":...}) or an image part ({"type":"image_url","image_url":{"url":...}}) when the first is a part',
+  },
+);
+const moderationInputBounds = z
+  .array(z.unknown())
+  .min(1, "`input` must not be empty: give at least one text (or part) to classify")
+  .max(MAX_MODERATION_INPUTS, `\`input\` holds at most ${MAX_MODERATION_INPUTS} items per request`);
+/** An array of texts (one result each), or OpenAI's multimodal parts (one input: one result). */
+const moderationTexts = arrayOf(moderationText, moderationInputBounds);
+const moderationParts = arrayOf(moderationPart, moderationInputBounds);
+
+/**
+ * Moderations (`/v1/moderations`, OpenAI's). `model` may be left out, as OpenAI's SDK allows: the request then asks for
+ * `priority-auto`, the best moderation model. `input` is a text, an array of texts, or an array of text and image
+ * parts; which array it is, its first item says, and every item must be of that form. The rest goes to a native
+ * moderation endpoint as it came.
+ */
+export const moderationBodySchema = z.looseObject({
+  model: modelField.optional().transform((model) => model ?? PRIORITY_AUTO),
+  models: fallbackModels,
+  input: z
+    .union([z.string(), z.array(z.unknown())], {
+      error: "`input` is required: a string, an array of strings, or an array of text and image_url parts",
+    })
+    // The array's form is read from its first item, then checked by arrayOf, which stops at the first bad item (a
+    // union of both array forms would check a huge bad array twice and hide which item is wrong).
+    .transform((input, context) => {
+      if (typeof input === "string") {
+        if (input !== "") return input;
+        context.addIssue({
+          code: ZOD_CUSTOM_ISSUE,
+          message: "`input` must not be empty: give the text to classify",
+          input,
+        });
+        return z.NEVER;
+      }
+      const form = typeof input[0] === "string" ? moderationTexts : moderationParts;
+      const checked = form.safeParse(input);
+      if (checked.success) return checked.data;
+      const issue = checked.error.issues[0];
+      context.addIssue({
+        code: ZOD_CUSTOM_ISSUE,
+        message: issue?.message ?? "`input` is not a moderation input",
+        path: issue?.path.filter((key) => typeof key !== "symbol") ?? [],
+        input,
+      });
+      return z.NEVER;
+    }),
+  // One JSON answer: no moderation API streams.
+  stream: z
+    .union([z.literal(false), z.null()], { error: "`stream` is not supported for moderations: leave it out" })
     .optional(),
 });
 

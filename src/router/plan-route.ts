@@ -13,7 +13,7 @@ import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { allowedDeployments } from "./client-models.ts";
 import { type ContextFit, contextFit } from "./context-fit.ts";
-import { metaModelNamed, resolveName, splitRequestedNames } from "./resolve-names.ts";
+import { metaModelNamed, noModelOfKind, PRIORITY_AUTO, resolveName, splitRequestedNames } from "./resolve-names.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest, RouterContext, RouteSkip } from "./route-types.ts";
 import { unservedSkip } from "./unserved-skip.ts";
 
@@ -74,6 +74,8 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
         { param: "model" },
       );
     }
+    // `priority-auto` (a moderation request without `model`) is every model, not "a chat model": none is of this kind.
+    if (request.model === PRIORITY_AUTO && request.fallbackModels.length === 0) throw noModelOfKind(request.kind);
     if (matchedOtherKind !== undefined) {
       throw new InvalidRequestError(
         `The model \`${request.model}\` is ${withArticle(matchedOtherKind.kind)} model and cannot serve this ${request.kind} endpoint.`,

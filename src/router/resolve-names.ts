@@ -179,3 +179,9 @@ export function unservedMetaModels(context: NameContext): string[] {
   }
   return warnings;
 }
+
+/** `priority-auto` found no model of the endpoint's kind: none is configured (a 404 saying so, not "a chat model"). */
+export function noModelOfKind(kind: string): ModelNotFoundError {
+  const message = `No ${kind} model is configured: \`${PRIORITY_AUTO}\` (the best model of this endpoint's kind) found none on any enabled provider. Add a model of kind ${kind} (GET /v1/models shows each model's kind).`;
+  return new ModelNotFoundError(message, { param: "model" });
+}

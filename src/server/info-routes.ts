@@ -19,9 +19,9 @@ import { budgetWindows, deploymentState, describeHealth, type KeptResponsesStatu
 export { GATEWAY_VERSION } from "./health-state.ts";
 
 /**
- * The routes a model can be used on, as the model list shows them, by kind. Other audio (music, audio chat), video,
- * OCR and moderation models are known (discovery finds them, a config may name them) but no route serves them: listed
- * with no endpoint rather than with the chat routes, which would refuse them.
+ * The routes a model can be used on, as the model list shows them, by kind. Other audio (music, audio chat), video and
+ * OCR models are known (discovery finds them, a config may name them) but no route serves them: listed with no
+ * endpoint rather than with the chat routes, which would refuse them.
  */
 const ENDPOINTS_OF_KIND: ReadonlyMap<string, readonly string[]> = routesByKind();
 

@@ -23,6 +23,7 @@ import {
 import type { ForwardRequest, NativeCall } from "./forward-types.ts";
 import { jsonAttempt } from "./json-attempt.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
+import { moderationAttempt } from "./moderation-attempt.ts";
 import { openStream } from "./open-stream.ts";
 import { type BoundedBody, readBodyBounded } from "./read-body.ts";
 import { rerankCall } from "./rerank-dialect.ts";
@@ -108,6 +109,8 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     payload:
       multipart?.payload ??
       rerank?.payload ??
+      // A moderation attempt builds its own calls (moderation-attempt.ts).
+      (request.isModeration === true ? "" : undefined) ??
       buildPayload(native?.body ?? request.body, {
         upstreamModelId: deployment.model.id,
         shouldAskForUsage: isUsageInjected,
@@ -127,6 +130,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     bodyTimeoutMs: request.isStream ? 0 : Math.max(1, Math.min(settings.streamIdleTimeoutMs, remainingMs)),
     signal: context.controller.signal,
   };
+  if (request.isModeration === true) return moderationAttempt(context, call, headersTimeoutMs);
   if (!request.isStream) return jsonAttempt(context, call, headersTimeoutMs);
   return streamAttempt(context, call, headersTimeoutMs, isUsageInjected);
 }

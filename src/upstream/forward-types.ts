@@ -47,6 +47,8 @@ export interface ForwardRequest {
   readonly isBinaryAnswer?: boolean | undefined;
   /** A rerank request: sent and read in each candidate's rerank dialect (rerank-dialect.ts). */
   readonly isRerank?: boolean | undefined;
+  /** A moderation request: sent and read in each candidate's way (moderation-dialect.ts). */
+  readonly isModeration?: boolean | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   readonly isStream: boolean;

@@ -1,0 +1,34 @@
+// How a moderation model is called (`/v1/moderations`), read from its id: a native moderation endpoint, or Llama
+// Guard's verdict through chat completions. A safety classifier that answers in neither way is not served.
+/**
+ * `native`: the provider's own `/moderations` (OpenAI's `omni-moderation-*`, Mistral's `mistral-moderation-*`, any
+ * host of that API). `llama_guard`: Llama Guard 3 or 4 through `/chat/completions` (Groq, Cloudflare, Together,
+ * DeepInfra, ...), whose `safe` / `unsafe\nS1,S10` verdict the gateway translates.
+ */
+export type ModerationApi = "native" | "llama_guard";
+
+/**
+ * Llama Guard and its version: `meta-llama/llama-guard-4-12b`, `@cf/meta/llama-guard-3-8b`,
+ * `meta-llama/Meta-Llama-Guard-3-8B`, `meta-llama/LlamaGuard-2-8b`, `Llama-Guard-3-11B-Vision`; a number followed
+ * by `b` is a size, not a version (`LlamaGuard-7b` is the first Llama Guard).
+ */
+const LLAMA_GUARD = /llama[-_ ]?guard(?:[-_ ]?(\d+)(?![\d.]*b))?/i;
+
+/**
+ * Safety classifiers that take chat messages but answer otherwise: Prompt Guard (a jailbreak score), gpt-oss-safeguard
+ * (a verdict under a policy the caller writes), ShieldGemma (a yes/no per policy), Granite Guardian (yes/no).
+ */
+const OTHER_CLASSIFIERS = /prompt[-_ ]?guard|safeguard|shieldgemma|granite[-_ ]?guardian/i;
+
+/**
+ * The way this model is called, or undefined: none the gateway speaks. Llama Guard 1 and 2 answer in their own
+ * taxonomies (O1-O6; S1-S11, numbered otherwise than MLCommons' S1-S14), which would be mapped to the wrong
+ * categories: not served. Any other moderation model (a configured `kind: moderation`) is taken to be native.
+ */
+export function moderationApiOf(modelId: string): ModerationApi | undefined {
+  if (OTHER_CLASSIFIERS.test(modelId)) return undefined;
+  const guard = LLAMA_GUARD.exec(modelId);
+  if (guard === null) return "native";
+  const version = guard[1] === undefined ? undefined : Number(guard[1]);
+  return version !== undefined && version >= 3 ? "llama_guard" : undefined;
+}
