@@ -17,7 +17,7 @@ export interface FakeProviderBehaviour {
 }
 
 // Kept whole: one small scripted HTTP server whose routes (models, transcriptions, speech, images, image uploads,
-// rerank, chat JSON, chat stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
+// rerank, moderations, a Llama Guard verdict, chat JSON, chat stream, 429 every n-th) read best side by side; it is demo scaffolding, not the request path.
 export async function startFakeProvider(name: string, behaviour: FakeProviderBehaviour): Promise<FakeProvider> {
   let chatRequests = 0;
   const server: Server = createServer((request, response) => {
@@ -38,6 +38,8 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
           { id: "demo-tts" },
           { id: "demo-image" },
           { id: "demo-rerank" },
+          { id: "demo-moderation" },
+          { id: "demo-llama-guard-3" },
         ],
       });
     }
@@ -82,6 +84,18 @@ export async function startFakeProvider(name: string, behaviour: FakeProviderBeh
       });
     }
     if (request.url?.endsWith("/rerank")) return json(response, 200, { model, ...rankBySharedWords(body) });
+    if (request.url?.endsWith("/moderations")) return json(response, 200, { model, ...moderate(body.input) });
+    if (model.includes("llama-guard")) {
+      // Llama Guard's verdict on the user's message (the gateway's /v1/moderations sends one per input).
+      const codes = hazardsOf(body.messages?.[0]?.content);
+      const verdict = codes.length === 0 ? "safe" : `unsafe\n${codes.join(",")}`;
+      return json(response, 200, {
+        id: `chatcmpl-guard-${Date.now()}`,
+        object: "chat.completion",
+        model,
+        choices: [{ index: 0, message: { role: "assistant", content: verdict }, finish_reason: "stop" }],
+      });
+    }
     if (request.url?.endsWith("/embeddings")) {
       return json(response, 200, {
         object: "list",
@@ -186,6 +200,42 @@ function rankBySharedWords(body: {
     .slice(0, typeof body.top_n === "number" ? body.top_n : texts.length);
   const tokens = [String(body.query ?? ""), ...texts].join(" ").split(/\s+/).length;
   return { results, usage: { total_tokens: tokens } };
+}
+
+/** The demo's idea of harm: a few words, each a Llama Guard hazard code and the OpenAI category it maps to. */
+const DEMO_HAZARDS: Readonly<Record<string, { code: string; category: string }>> = {
+  kill: { code: "S1", category: "violence" },
+  hurt: { code: "S1", category: "violence" },
+  steal: { code: "S2", category: "illicit" },
+  hate: { code: "S10", category: "hate" },
+};
+
+/** The hazard codes of a text (or of a list of parts' texts), in the order of DEMO_HAZARDS. */
+function hazardsOf(content: unknown): string[] {
+  const text = typeof content === "string" ? content : JSON.stringify(content ?? "");
+  const words = new Set(text.toLowerCase().match(/\p{L}+/gu) ?? []);
+  return [...new Set(Object.entries(DEMO_HAZARDS).flatMap(([word, hazard]) => (words.has(word) ? [hazard.code] : [])))];
+}
+
+/** A native moderation answer (OpenAI's shape): one result per text, flagged for the demo's words. */
+function moderate(input: unknown): object {
+  const inputs = Array.isArray(input) && typeof input[0] === "string" ? (input as unknown[]) : [input];
+  const categories = [...new Set(Object.values(DEMO_HAZARDS).map((hazard) => hazard.category))];
+  const results = inputs.map((each) => {
+    const found = new Set(
+      hazardsOf(each).flatMap((code) =>
+        Object.values(DEMO_HAZARDS)
+          .filter((hazard) => hazard.code === code)
+          .map((hazard) => hazard.category),
+      ),
+    );
+    return {
+      flagged: found.size > 0,
+      categories: Object.fromEntries(categories.map((category) => [category, found.has(category)])),
+      category_scores: Object.fromEntries(categories.map((category) => [category, found.has(category) ? 0.9 : 0.01])),
+    };
+  });
+  return { id: `modr-demo-${Date.now()}`, results };
 }
 
 /** `seconds` of silence as a WAV file: 8 kHz, 8-bit mono PCM (128 is silence at 8 bits). */

@@ -54,6 +54,9 @@ LLM Gateway demo: two fake providers ("swift" answers 429 to every 3rd request; 
   curl -s ${base}/rerank -H 'content-type: application/json' \\
     -d '{"model":"demo-rerank","query":"fast cheap models","documents":["Cheap and fast models","Slow big models","Weather"]}'
 
+  curl -s ${base}/moderations -H 'content-type: application/json' \\
+    -d '{"input":["Have a nice day","I will hurt you"]}'
+
   curl -s ${base}/models ; curl -s ${gateway.url}/stats ; curl -s ${gateway.url}/health
 
 Live dashboard: ${gateway.url}/dashboard   Metrics: ${gateway.url}/metrics
@@ -101,6 +104,8 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-tts": { kind: "speech" },
             "demo-image": { kind: "image" },
             "demo-rerank": { kind: "rerank" },
+            // A native /moderations model here, a Llama Guard chat model on steady: the door translates its verdict.
+            "demo-moderation": { kind: "moderation" },
           },
         },
         {
@@ -115,6 +120,7 @@ function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfi
             "demo-tts": { kind: "speech" },
             "demo-image": { kind: "image" },
             "demo-rerank": { kind: "rerank" },
+            "demo-moderation": { id: "demo-llama-guard-3", kind: "moderation" },
           },
         },
       ],

@@ -15,4 +15,5 @@ export const UPSTREAM_PATHS = [
   "/images/edits",
   "/images/variations",
   "/rerank",
+  "/moderations",
 ] as const;

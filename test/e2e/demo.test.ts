@@ -1,6 +1,6 @@
 // `npm run demo` (`llm-gateway demo`): the README's no-key first run. Started as users start it, on a free port; what
 // its banner promises must answer: a chat request through the "best" meta model with failover on the fake 429, a
-// stream, an audio upload, speech, an image, a rerank, the model list; Ctrl-C ends it.
+// stream, an audio upload, speech, an image, a rerank, a moderation, the model list; Ctrl-C ends it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -151,6 +151,29 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
     ],
   );
 
+  assert.ok(stdout.includes(`${base}/moderations`), "the banner shows the moderations request");
+  // Both providers' moderation models (swift's native one, steady's Llama Guard) flag the same words the same way.
+  for (const model of ["swift/demo-moderation", "steady/demo-moderation"]) {
+    const moderated = await request(`${base}/moderations`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, input: ["Have a nice day", "I will hurt you"] }),
+    });
+    assert.equal(moderated.statusCode, 200);
+    const verdicts = (await moderated.body.json()) as {
+      model: string;
+      results: { flagged: boolean; categories: Record<string, boolean> }[];
+    };
+    assert.equal(verdicts.model, model.startsWith("swift") ? "demo-moderation" : "demo-llama-guard-3");
+    assert.deepEqual(
+      verdicts.results.map((result) => [result.flagged, result.categories.violence]),
+      [
+        [false, false],
+        [true, true],
+      ],
+    );
+  }
+
   const models = (await (await request(`${base}/models`)).body.json()) as {
     data: { id: string; endpoints: string[] }[];
   };
@@ -162,6 +185,7 @@ test("the demo answers what its banner shows, with failover, and stops on SIGINT
     "/v1/images/variations",
   ]);
   assert.deepEqual(models.data.find((model) => model.id === "demo-rerank")?.endpoints, ["/v1/rerank"]);
+  assert.deepEqual(models.data.find((model) => model.id === "demo-moderation")?.endpoints, ["/v1/moderations"]);
 
   child.kill("SIGINT");
   const [code] = (await once(child, "exit")) as [number | null];

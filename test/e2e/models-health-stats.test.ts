@@ -127,7 +127,7 @@ meta_models:
   });
 });
 
-test("a model of a kind no route serves (audio chat, video, OCR) is listed without endpoints, not with the chat routes; transcription, speech, image and rerank models with their routes", async (t) => {
+test("a model of a kind no route serves (audio chat, video, OCR) is listed without endpoints, not with the chat routes; transcription, speech, image, rerank and moderation models with their routes", async (t) => {
   const alpha = await useMock(t);
   const gateway = await useGateway(
     t,
@@ -144,6 +144,7 @@ test("a model of a kind no route serves (audio chat, video, OCR) is listed witho
       dall-e-3: {}
       veo-3.0-generate-001: {}
       mistral-ocr-latest: {}
+      omni-moderation-latest: {}
 `,
   );
   const models = (await openAiClient(gateway).models.list()).data as unknown as (ModelEntry & {
@@ -168,6 +169,9 @@ test("a model of a kind no route serves (audio chat, video, OCR) is listed witho
   assert.deepEqual(byId.get("veo-3.0-generate-001")?.endpoints, []);
   assert.equal(byId.get("mistral-ocr-latest")?.kind, "ocr");
   assert.deepEqual(byId.get("mistral-ocr-latest")?.endpoints, []);
+  // Moderation models were listed without endpoints while no route served them.
+  assert.equal(byId.get("omni-moderation-latest")?.kind, "moderation");
+  assert.deepEqual(byId.get("omni-moderation-latest")?.endpoints, ["/v1/moderations"]);
   assert.equal(byId.get("chat-model")?.endpoints.includes("/v1/chat/completions"), true);
 });
 
