@@ -72,11 +72,13 @@ test("audio and image requests, which GenAI's conventions name no operation for,
   ]);
 });
 
-test("a rerank request, which GenAI's conventions name no operation for, is named by its endpoint (not chat)", () => {
-  const span = spansOf(record({ endpoint: "rerank", attempts: [] }))[0];
-  assert.equal(span?.name.split(" ")[0], "rerank");
-  const operation = span?.attributes.find((item) => item.key === "gen_ai.operation.name")?.value;
-  assert.deepEqual(operation, { stringValue: "rerank" });
+test("a rerank or moderation request, which GenAI's conventions name no operation for, is named by its endpoint (not chat)", () => {
+  for (const endpoint of ["rerank", "moderations"]) {
+    const span = spansOf(record({ endpoint, attempts: [] }))[0];
+    assert.equal(span?.name.split(" ")[0], endpoint);
+    const operation = span?.attributes.find((item) => item.key === "gen_ai.operation.name")?.value;
+    assert.deepEqual(operation, { stringValue: endpoint });
+  }
 });
 
 test("the OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, the traces endpoint, or the config", () => {
