@@ -10,6 +10,12 @@ test("Llama Guard's verdicts: safe, unsafe with its codes (as written by the mod
   assert.deepEqual(readLlamaGuardVerdict("unsafe\nS14"), { ok: true, codes: ["S14"] });
   // One line, spaces after the commas, lower case, a code twice: the same verdict.
   assert.deepEqual(readLlamaGuardVerdict("unsafe s2, S2 ,S9"), { ok: true, codes: ["S2", "S9"] });
+  // Cloudflare Workers AI's own form.
+  assert.deepEqual(readLlamaGuardVerdict('{"safe":true,"categories":[]}'), { ok: true, codes: [] });
+  assert.deepEqual(readLlamaGuardVerdict('{"safe":false,"categories":["S1","S12"]}'), {
+    ok: true,
+    codes: ["S1", "S12"],
+  });
 });
 
 test("anything else is no verdict: the candidate failed", () => {
@@ -25,6 +31,10 @@ test("anything else is no verdict: the candidate failed", () => {
     "unsafe\nO3",
     "unsafe\nviolence",
     "unsafely",
+    '{"safe":false,"categories":[]}',
+    '{"safe":false,"categories":["S99"]}',
+    '{"safe":"no"}',
+    "{not json",
     null,
     42,
     [{ type: "text", text: "safe" }],

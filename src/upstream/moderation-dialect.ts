@@ -175,11 +175,14 @@ export type LlamaGuardVerdict =
   | { readonly ok: false; readonly missing: string };
 
 /**
- * Llama Guard's answer: `safe`, or `unsafe` and the hazard codes on the next line (`unsafe\nS1,S10`). Anything else
+ * Llama Guard's answer: `safe`, or `unsafe` and the hazard codes on the next line (`unsafe\nS1,S10`), or the same as
+ * Cloudflare's JSON (structuredVerdict). Anything else
  * (an empty answer, a sentence, a code outside S1-S14, `unsafe` naming none) is no verdict: the candidate failed.
  */
 export function readLlamaGuardVerdict(content: unknown): LlamaGuardVerdict {
   if (typeof content !== "string") return { ok: false, missing: "no text in choice 0's message" };
+  const structured = structuredVerdict(content);
+  if (structured !== undefined) return structured;
   const match = /^(safe|unsafe)(?![a-z])([\s\S]*)$/i.exec(content.trim());
   const shown = JSON.stringify(content.slice(0, 64));
   if (match === null) return { ok: false, missing: `an answer that is not Llama Guard's verdict: ${shown}` };
@@ -193,6 +196,23 @@ export function readLlamaGuardVerdict(content: unknown): LlamaGuardVerdict {
   const unknown = normalized.find((code) => HAZARD_CATEGORIES[code] === undefined);
   if (unknown !== undefined) return { ok: false, missing: `a hazard code outside S1-S14: ${shown}` };
   return { ok: true, codes: [...new Set(normalized)] };
+}
+
+/**
+ * Cloudflare's Workers AI answers its Llama Guard in JSON (`{"safe": false, "categories": ["S1"]}`): read as the same
+ * verdict, when the text is such an object. Undefined: not that form.
+ */
+function structuredVerdict(content: string): LlamaGuardVerdict | undefined {
+  if (!content.trimStart().startsWith("{")) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(content);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(json) || typeof json.safe !== "boolean") return undefined;
+  if (json.safe) return { ok: true, codes: [] };
+  return readLlamaGuardVerdict(`unsafe\n${Array.isArray(json.categories) ? json.categories.join(",") : ""}`);
 }
 
 /** Llama Guard's verdicts, one per input, as OpenAI's moderation object. */
