@@ -1,8 +1,8 @@
 // Seeded structural fuzzing of the newer routes, beside test/e2e/fuzz-front-doors.test.ts (its own seeds and
 // gateway, so that adding these routes did not reshuffle that file's cases): the Conversations API (CRUD and
 // `/items`, odd path ids and `after`/`limit`/`order`/`include` queries), the Responses door's `conversation`, the
-// JSON doors speech, image generation and rerank (a valid body broken a field at a time, with the same mutations as
-// the front doors' fuzzer), and the multipart uploads (transcriptions, translations, image edits and variations)
+// JSON doors speech, image generation, rerank and moderations (a valid body broken a field at a time, with the same
+// mutations as the front doors' fuzzer), and the multipart uploads (transcriptions, translations, image edits and variations)
 // broken as uploads are: no boundary, the boundary inside a file, a part without a name, many tiny parts, a file in a
 // text field and text in a file field, empty files, a cut body, `Content-Length` lies, very long part headers.
 // Conversations are also made of broken items and then continued by Responses requests (JSON and streamed) and
@@ -77,6 +77,13 @@ before(async () => {
   upstream.setDefault("POST /v1/images/edits", image);
   upstream.setDefault("POST /v1/images/variations", image);
   upstream.setDefault("POST /v1/rerank", json({ results: [{ index: 0, relevance_score: 0.9 }] }));
+  // One result per input, as a moderation model answers (a text, each text of a list, a list of parts: one).
+  upstream.setDefault("POST /v1/moderations", (request) => {
+    const input = (request.body as { input?: unknown } | undefined)?.input;
+    const count = Array.isArray(input) && typeof input[0] === "string" ? input.length : 1;
+    const result = { flagged: false, categories: { hate: false }, category_scores: { hate: 0.01 } };
+    return json({ id: "modr-fuzz", model: "alpha-moderation", results: Array(count).fill(result) });
+  });
   gateway = await startTestGateway(
     stringify({
       server: { port: 0, host: "127.0.0.1", api_keys: [CLIENT_KEY], body_limit_bytes: BODY_LIMIT_BYTES },
@@ -93,6 +100,7 @@ before(async () => {
             tts: { id: "alpha-tts", kind: "speech" },
             img: { id: "alpha-img", kind: "image" },
             rr: { id: "alpha-rr", kind: "rerank" },
+            mod: { id: "alpha-moderation", kind: "moderation" },
           },
         },
       ],
@@ -310,6 +318,21 @@ const JSON_DOORS: readonly { name: string; path: string; body: () => Record<stri
     name: "rerank",
     path: "/v1/rerank",
     body: () => ({ model: "rr", query: "fox", documents: ["a fox", "a dog"], top_n: 1, return_documents: true }),
+  },
+  {
+    name: "moderations",
+    path: "/v1/moderations",
+    body: () => ({ model: "mod", input: ["a fox", "a dog"] }),
+  },
+  {
+    name: "moderations-parts",
+    path: "/v1/moderations",
+    body: () => ({
+      input: [
+        { type: "text", text: "a fox" },
+        { type: "image_url", image_url: { url: "data:image/png;base64,aGk=" } },
+      ],
+    }),
   },
   {
     name: "responses-conversation",
@@ -758,7 +781,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
     assert.ok(known.items.length >= 4);
   });
 
-  test("JSON doors (speech, images, rerank, conversations, Responses' conversation): broken a field at a time", async (t) => {
+  test("JSON doors (speech, images, rerank, moderations, conversations, Responses' conversation): broken a field at a time", async (t) => {
     const findings = new Findings();
     await runCases("json", 260, async (random, caseName) => {
       const door = random.pick(JSON_DOORS);

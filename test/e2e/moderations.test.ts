@@ -253,6 +253,46 @@ describe("moderations", () => {
     assert.equal(answer.results[0]?.categories["self-harm"], true);
   });
 
+  test("a Llama Guard call refused mid-list (a 429 on the second input) fails the attempt as a 429: the candidate cools, the next answers every input", async (t) => {
+    const { gateway, client, mocks } = await scene(t, [
+      { guard: "meta-llama/llama-guard-4-12b" },
+      { guard: "omni-moderation-latest" },
+    ]);
+    const [first, second] = [mockAt(mocks, 0), mockAt(mocks, 1)];
+    first.enqueue(
+      CHAT,
+      { kind: "json", body: chatCompletion("safe", "meta-llama/llama-guard-4-12b") },
+      {
+        kind: "json",
+        status: 429,
+        headers: { "retry-after": "30" },
+        body: { error: { message: "Rate limit reached", type: "rate_limit_error" } },
+      },
+    );
+    second.enqueue(MODERATIONS, {
+      kind: "json",
+      body: { id: "modr-2", model: "omni-moderation-latest", results: [openAiResult(), openAiResult(["hate"])] },
+    });
+    const answer = await client.moderations.create({ model: "guard", input: ["fine", "hateful"] });
+    assert.equal(answer.id, "modr-2");
+    assert.equal(requestsTo(first, "/v1/chat/completions").length, 2);
+    const { records } = await recordsOf(gateway, "moderations");
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["p0", "rate_limited"],
+        ["p1", "success"],
+      ],
+    );
+    // Cooling: the next request goes to the second provider at once, the first gets nothing.
+    second.enqueue(MODERATIONS, {
+      kind: "json",
+      body: { id: "modr-3", model: "omni-moderation-latest", results: [openAiResult()] },
+    });
+    assert.equal((await client.moderations.create({ model: "guard", input: "again" })).id, "modr-3");
+    assert.equal(requestsTo(first, "/v1/chat/completions").length, 2);
+  });
+
   test("without `model`, the best moderation model answers; a chat model is not one", async (t) => {
     const { client, mocks } = await scene(t, [{ chat: "llama-3.1-8b-instant", guard: "meta-llama/llama-guard-4-12b" }]);
     const mock = mockAt(mocks, 0);
