@@ -148,12 +148,20 @@ export function providerRulesForCompletions(level: RawBodyRules | undefined): Ra
   return { defaults: keep(level.defaults), override: keep(level.override), drop: level.drop };
 }
 
+/**
+ * A moderation request takes nothing besides `model` and `input` (OpenAI's, Mistral's); a Llama Guard model is sent
+ * no rule at all (upstream/moderation-dialect.ts). A provider's chat `defaults` reaching `/moderations` would be
+ * refused there.
+ */
+const MODERATION_FIELDS: ReadonlySet<string> = new Set();
+
 const FIELDS_OF_KIND = {
   embedding: EMBEDDING_FIELDS,
   transcription: TRANSCRIPTION_FIELDS,
   speech: SPEECH_FIELDS,
   image: IMAGE_FIELDS,
   rerank: RERANK_FIELDS,
+  moderation: MODERATION_FIELDS,
 } as const;
 
 /**

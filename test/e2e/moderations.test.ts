@@ -55,6 +55,8 @@ interface Scene {
 async function scene(
   t: Parameters<typeof useMock>[0],
   providers: readonly Readonly<Record<string, string>>[],
+  /** More YAML for every provider's entry (`body:` rules), indented as its keys. */
+  providerExtra = "",
 ): Promise<Scene> {
   const mocks: MockUpstream[] = [];
   let yaml = "providers:\n";
@@ -62,6 +64,7 @@ async function scene(
     const mock = await useMock(t);
     mocks.push(mock);
     yaml += `  - name: p${index}\n    base_url: ${mock.baseUrl}\n    api_key: sk-p${index}-secret\n    retries: 0\n`;
+    yaml += providerExtra;
     yaml += "    models:\n";
     // The providers' order is their preference: the first is tried first.
     for (const [name, id] of Object.entries(models)) {
@@ -81,7 +84,12 @@ function mockAt(mocks: readonly MockUpstream[], index: number): MockUpstream {
 
 describe("moderations", () => {
   test("a native moderation model: the client's body with the upstream id goes to /moderations, the answer comes back as it came", async (t) => {
-    const { client, mocks } = await scene(t, [{ "omni-moderation-latest": "omni-moderation-2024-09-26", chat: "c1" }]);
+    // The provider's rules are its chat models': neither a chat field nor an embeddings one reaches /moderations.
+    const { client, mocks } = await scene(
+      t,
+      [{ "omni-moderation-latest": "omni-moderation-2024-09-26", chat: "c1" }],
+      "    body:\n      defaults: { temperature: 0.2, encoding_format: float, dimensions: 8 }\n",
+    );
     const mock = mockAt(mocks, 0);
     const upstreamAnswer = {
       id: "modr-upstream-1",
