@@ -7,7 +7,7 @@ import { isRecord } from "../is-record.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
 import { jsonAttempt } from "./json-attempt.ts";
-import { type Effect, failureLesson } from "./lessons.ts";
+import { failureLesson } from "./lessons.ts";
 import {
   llamaGuardAnswer,
   type ModerationCall,
@@ -16,6 +16,8 @@ import {
   readNativeModeration,
 } from "./moderation-dialect.ts";
 import type { UpstreamCall } from "./upstream-request.ts";
+
+type Answered = Extract<AttemptResult, { ok: true }>;
 
 /** `call`: the attempt's call as built for the endpoint; its path and payload are replaced by each moderation call. */
 export async function moderationAttempt(
@@ -80,43 +82,37 @@ async function llamaGuardAttempt(
     request: { ...context.request, endpointPath: "/chat/completions" },
   };
   const verdicts: (readonly string[])[] = [];
-  const effects: Effect[] = [];
-  const usage: { promptTokens: number; completionTokens: number } = { promptTokens: 0, completionTokens: 0 };
-  let first: AttemptResult | undefined;
-  let last: AttemptResult | undefined;
+  const answers: Answered[] = [];
   for (const [index, each] of calls.entries()) {
     const result = await jsonAttempt(chatContext, { ...call, ...each }, headersTimeoutMs);
     if (!result.ok || result.json === undefined) return result;
-    first ??= result;
-    last = result;
-    effects.push(...result.effects);
-    usage.promptTokens += result.usage?.promptTokens ?? 0;
-    usage.completionTokens += result.usage?.completionTokens ?? 0;
     const verdict = readLlamaGuardVerdict(contentOf(result.json.bodyText));
     if (!verdict.ok) {
       const which = calls.length > 1 ? ` (input ${index})` : "";
-      return failed(
-        failureLesson(
-          "bad_response",
-          `HTTP ${result.status} without a Llama Guard verdict${which}: ${verdict.missing}`,
-        ),
-        result.status,
-      );
+      const reason = `HTTP ${result.status} without a Llama Guard verdict${which}: ${verdict.missing}`;
+      return failed(failureLesson("bad_response", reason), result.status);
     }
+    answers.push(result);
     verdicts.push(verdict.codes);
   }
-  if (first === undefined || !first.ok || last === undefined || !last.ok || last.json === undefined) {
+  const [first] = answers;
+  const last = answers.at(-1);
+  if (first === undefined || last?.json === undefined) {
     return failed(failureLesson("bad_response", "no moderation call was built"));
   }
-  const bodyText = llamaGuardAnswer(verdicts, context.request.body, context.deployment);
-  const counted: TokenUsage | undefined = usage.promptTokens + usage.completionTokens > 0 ? usage : undefined;
+  const usage: TokenUsage = {
+    promptTokens: answers.reduce((sum, answer) => sum + (answer.usage?.promptTokens ?? 0), 0),
+    completionTokens: answers.reduce((sum, answer) => sum + (answer.usage?.completionTokens ?? 0), 0),
+  };
   return {
     ok: true,
-    json: { ...last.json, bodyText },
+    json: { ...last.json, bodyText: llamaGuardAnswer(verdicts, context.request.body, context.deployment) },
     status: last.status,
-    effects,
+    // What every call's headers taught (the rate-limit headers of each).
+    effects: answers.flatMap((answer) => answer.effects),
     headersMs: first.headersMs,
-    ...(counted === undefined ? {} : { usage: counted }),
+    // None reported: the reservation keeps its estimate.
+    ...(usage.promptTokens + usage.completionTokens > 0 ? { usage } : {}),
   };
 }
 

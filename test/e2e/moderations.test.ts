@@ -194,10 +194,11 @@ describe("moderations", () => {
     assert.equal(defamation?.flagged, true);
     assert.deepEqual(flaggedOf(defamation), []);
     assert.deepEqual((defamation as unknown as { x_gateway_hazard_codes: string[] }).x_gateway_hazard_codes, ["S5"]);
-    // The three calls' usage is the record's.
+    // The three calls are one attempt, whose usage is their sum (30 + 10 + 10 prompt tokens).
     const { records } = await recordsOf(gateway, "moderations");
     assert.equal(records[0]?.status, 200);
     assert.equal(records[0]?.attempts.length, 1);
+    assert.equal(records[0]?.tokensIn, 50);
   });
 
   test("Llama Guard, a multimodal input: the parts go as the user's content, one result says text and image", async (t) => {
