@@ -57,6 +57,8 @@ async function scene(
   providers: readonly Readonly<Record<string, string>>[],
   /** More YAML for every provider's entry (`body:` rules), indented as its keys. */
   providerExtra = "",
+  /** More top-level YAML (`cache:`). */
+  extra = "",
 ): Promise<Scene> {
   const mocks: MockUpstream[] = [];
   let yaml = "providers:\n";
@@ -71,7 +73,7 @@ async function scene(
       yaml += `      ${name}: { id: "${id}", priority: ${100 - index * 10} }\n`;
     }
   }
-  yaml += "request_log:\n  enabled: true\n";
+  yaml += `request_log:\n  enabled: true\n${extra}`;
   const gateway = await useGateway(t, yaml);
   return { gateway, client: openAiClient(gateway), mocks };
 }
@@ -378,6 +380,29 @@ describe("moderations", () => {
     const health = await send(gateway, "GET", "/ok");
     assert.equal(health.status, 200);
     assert.equal(mockAt(mocks, 0).requests.filter((recorded) => recorded.method === "POST").length, 0);
+  });
+
+  test("a Llama Guard translation is cached as one answer: the same request again asks no upstream", async (t) => {
+    const { gateway, mocks } = await scene(
+      t,
+      [{ guard: "meta-llama/llama-guard-4-12b" }],
+      "",
+      "cache:\n  enabled: true\n",
+    );
+    const mock = mockAt(mocks, 0);
+    mock.enqueue(
+      CHAT,
+      { kind: "json", body: chatCompletion("safe", "meta-llama/llama-guard-4-12b") },
+      { kind: "json", body: chatCompletion("unsafe\nS10", "meta-llama/llama-guard-4-12b") },
+    );
+    const body = { model: "guard", input: ["fine", "hateful"] };
+    const once = await send(gateway, "POST", "/v1/moderations", { body });
+    assert.equal(once.status, 200, once.text);
+    assert.equal(once.headers["x-gateway-cache"], "miss");
+    const twice = await send(gateway, "POST", "/v1/moderations", { body });
+    assert.equal(twice.headers["x-gateway-cache"], "hit");
+    assert.deepEqual(twice.json, once.json);
+    assert.equal(requestsTo(mock, "/v1/chat/completions").length, 2);
   });
 
   test("records and metrics name the door: endpoint `moderations`, protocol `openai-moderations`; /v1/models lists its route", async (t) => {
