@@ -382,6 +382,27 @@ describe("moderations", () => {
     assert.equal(mockAt(mocks, 0).requests.filter((recorded) => recorded.method === "POST").length, 0);
   });
 
+  test("a provider that serves only chat (`served_paths`) serves its Llama Guard models, not its native moderation models", async (t) => {
+    const { gateway, client, mocks } = await scene(
+      t,
+      [{ guard: "meta-llama/llama-guard-4-12b", native: "omni-moderation-latest" }],
+      "    served_paths: [/chat/completions]\n",
+    );
+    const route = await send(gateway, "GET", "/v1/gateway/route?model=priority-auto&kind=moderation");
+    assert.equal(route.status, 200, route.text);
+    const plan = route.json as { candidates: { upstream_id: string }[]; skipped: { model: string; reason: string }[] };
+    assert.deepEqual(
+      plan.candidates.map((candidate) => candidate.upstream_id),
+      ["meta-llama/llama-guard-4-12b"],
+    );
+    assert.match(plan.skipped.find((skip) => skip.model === "native")?.reason ?? "", /\/moderations/);
+    mockAt(mocks, 0).enqueue(CHAT, { kind: "json", body: chatCompletion("safe", "meta-llama/llama-guard-4-12b") });
+    assert.equal((await client.moderations.create({ input: "hi" })).model, "meta-llama/llama-guard-4-12b");
+    const native = await send(gateway, "POST", "/v1/moderations", { body: { model: "native", input: "hi" } });
+    assert.equal(native.status, 400, native.text);
+    assert.match(errorOf(native).message, /does not serve \/moderations/);
+  });
+
   test("a Llama Guard translation is cached as one answer: the same request again asks no upstream", async (t) => {
     const { gateway, mocks } = await scene(
       t,
