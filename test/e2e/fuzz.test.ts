@@ -41,6 +41,7 @@ const ROUTES = [
   "/v1/images/generations",
   "/v1/audio/speech",
   "/v1/rerank",
+  "/v1/moderations",
   "/v1/models",
   "/models",
   "/health",
@@ -88,6 +89,7 @@ before(async () => {
       i: { id: `${name}-i`, kind: "image" },
       s: { id: `${name}-s`, kind: "speech" },
       r: { id: `${name}-r`, kind: "rerank" },
+      g: { id: `${name}-llama-guard-4`, kind: "moderation" },
     },
   });
   gateway = await startTestGateway(
@@ -190,7 +192,7 @@ const chatishBody = fc
   .record(
     {
       model: fc.oneof(
-        fc.constantFrom("m", "e", "i", "s", "r", "alpha/m", "m,e", "priority-auto", "", "nope"),
+        fc.constantFrom("m", "e", "i", "s", "r", "g", "alpha/m", "m,e", "priority-auto", "", "nope"),
         fc.string(),
         jsonLeaf,
       ),
