@@ -224,14 +224,8 @@ export class GatewayRuntime {
    */
   async #swap(config: GatewayConfig, isDiscoveryForced: boolean): Promise<void> {
     const previous = this.#snapshot;
-    const snapshot = await buildSnapshot(
-      config,
-      this.dispatcher,
-      this.clock,
-      this.#logger,
-      isDiscoveryForced,
-      new Set(previous.catalog.ruleWarnings),
-    );
+    const warned = new Set(previous.catalog.ruleWarnings);
+    const snapshot = await buildSnapshot(config, this.dispatcher, this.clock, this.#logger, isDiscoveryForced, warned);
     forgetChanged(this.#upstreams.apply(snapshot), previous, snapshot, this);
     this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);
