@@ -306,7 +306,7 @@ function contextFitOf(
   return contextFit(
     context.contextLimitsFor?.(deployment) ?? deployment,
     prompt,
-    outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName),
+    outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion),
   );
 }
 
