@@ -25,6 +25,7 @@ providers:
     api_key: sk-alpha
     models:
       m: { id: vendor-m }
+      whisper-large-v3: { id: whisper-vendor }
 `,
   );
   return { mock, gateway };
@@ -127,6 +128,32 @@ test("a corrupt stream is a 400 invalid_body, an unknown coding a 415 unsupporte
   assert.equal(chatRequests(mock).length, 1, "only the good gzip went upstream");
 });
 
+test("a gzipped multipart upload (a transcription) is decoded before the form is parsed: the file arrives intact", async (t) => {
+  const { mock, gateway } = await scene(t);
+  mock.enqueue("POST /v1/audio/transcriptions", { kind: "json", body: { text: "heard" } });
+  const audio = Buffer.from(Array.from({ length: 512 }, (_, index) => index % 256));
+  const form = new FormData();
+  form.set("model", "whisper-large-v3");
+  form.set("file", new Blob([audio], { type: "audio/mpeg" }), "clip.mp3");
+  const encoder = new Request("http://localhost/", { method: "POST", body: form });
+  const response = await request(`${gateway.url}/v1/audio/transcriptions`, {
+    method: "POST",
+    headers: { "content-type": encoder.headers.get("content-type") ?? "", "content-encoding": "gzip" },
+    body: gzipSync(Buffer.from(await encoder.arrayBuffer())),
+  });
+  const text = await response.body.text();
+  assert.equal(response.statusCode, 200, text);
+  assert.deepEqual(JSON.parse(text), { text: "heard" });
+  const upstream = mock.requests.find((recorded) => recorded.path === "/v1/audio/transcriptions");
+  assert.ok(upstream !== undefined, "the upload went upstream");
+  const parts = await new Response(upstream.bodyBytes, {
+    headers: { "content-type": String(upstream.headers["content-type"]) },
+  }).formData();
+  const file = parts.get("file");
+  assert.ok(file instanceof Blob);
+  assert.ok(Buffer.from(await file.arrayBuffer()).equals(audio), "the file's bytes are unchanged");
+});
+
 /** 10 GiB of zeros as gzip members of 1 MiB each (about 1 KB apiece; gzip readers take concatenated members). */
 async function* gzipBomb(): AsyncIterable<Buffer> {
   const member = gzipSync(Buffer.alloc(1024 * 1024), { level: 9 });
@@ -161,7 +188,7 @@ test("bombs (gzip, zstd, br) are a 413 at the decoded bound, without the process
   assert.match(gzipAnswer.text, new RegExp(`limit of ${LIMIT_BYTES} bytes`));
   assert.equal((answers[2]?.json as { error?: { type?: unknown } } | undefined)?.error?.type, "request_too_large");
   assert.ok(grownBytes < 256 * 1024 * 1024, `RSS grew by ${Math.round(grownBytes / 1024 / 1024)} MiB`);
-  assert.ok(elapsedMs < 20_000, `the bombs took ${Math.round(elapsedMs)} ms`);
+  assert.ok(elapsedMs < 60_000, `the bombs took ${Math.round(elapsedMs)} ms`);
   assert.equal(chatRequests(mock).length, 0, "nothing went upstream");
   // And the gateway still serves.
   const after = await post(gateway, "/v1/chat/completions", gzipSync(CHAT), "gzip");
