@@ -66,6 +66,17 @@ cache:
   assert.equal(requests, 1, "the dashboard counts the request");
   assert.equal(errors, 0, "the dashboard does not count it as an error");
 
+  // /stats: the cache's miss, and no failure on any deployment (nothing was attempted).
+  const stats = (await send(gateway, "GET", "/stats", { headers: viewer })).json as {
+    deployments: { failures: number }[];
+    cache?: { misses?: number };
+  };
+  assert.equal(stats.cache?.misses, 1);
+  assert.deepEqual(
+    stats.deployments.map((deployment) => deployment.failures),
+    [0],
+  );
+
   // A real failure still counts as one: the upstream's 500 is a 5xx and an error.
   mock.setDefault("POST /v1/chat/completions", { kind: "json", status: 500, body: { error: { message: "boom" } } });
   const failed = await postChat(gateway, { model: "m", messages: HELLO }, auth);
