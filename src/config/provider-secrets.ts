@@ -3,7 +3,8 @@
 // `cf-aig-authorization`, a proxy's `x-portkey-api-key`), and such parameters of its URLs' query strings (Google's
 // `?key=` on a `model_url`), and what the environment put into its body rules (`user: ${TENANT_TOKEN}`): an upstream
 // or a proxy echoes those as readily as the key.
-import { type Env, substitutedValues, valueAt } from "./env.ts";
+import { redactKeyShaped } from "../errors/redact.ts";
+import { type Env, interpolateDeep, substitutedValues, valueAt } from "./env.ts";
 import type { RawProvider } from "./schema.ts";
 import type { ProviderSettings } from "./types.ts";
 
@@ -100,8 +101,11 @@ export function bodyRuleSecrets(
 }
 
 /**
- * What the environment put into a preset's body rules: a `${VAR}` in its file, or the whole value of an
- * `LLM_GATEWAY_PRESET_<PRESET>_BODY` (`_MODELS`, `_KNOWN_MODELS`) variable, which replaces the file's field.
+ * What the environment put into a preset's body rules: a `${VAR}` in its file or in an `LLM_GATEWAY_PRESET_<PRESET>_BODY`
+ * (`_MODELS`, `_KNOWN_MODELS`) variable, which replaces the file's field, as for the config file; and of the values
+ * that variable writes out, those that look like a credential (looksLikeCredential). Not every value it holds: it
+ * is a whole rule written in a variable, and its other values are settings (a `stop` sequence, a prompt prefix)
+ * which, redacted, were cut out of every error, record and log line that quoted them.
  */
 export function presetBodySecrets(
   provider: Pick<RawProvider, "models" | "known_models">,
@@ -111,8 +115,13 @@ export function presetBodySecrets(
 ): readonly string[] {
   return bodyRuleSecrets(provider, (path) => {
     const [field] = path;
-    if (overrides !== undefined && typeof field === "string" && Object.hasOwn(overrides, field))
-      return stringsIn(valueAt(overrides, path));
+    if (overrides !== undefined && typeof field === "string" && Object.hasOwn(overrides, field)) {
+      const overridden = valueAt(overrides, path);
+      return [
+        ...substitutedValues(overridden, env),
+        ...stringsIn(interpolateDeep(overridden, env)).filter(looksLikeCredential),
+      ];
+    }
     return substitutedValues(valueAt(written, path), env);
   });
 }
@@ -121,6 +130,16 @@ function stringsIn(value: unknown): string[] {
   if (typeof value === "string") return value === "" ? [] : [value];
   if (value !== null && typeof value === "object") return Object.values(value).flatMap(stringsIn);
   return [];
+}
+
+/**
+ * A value written out (not from a `${VAR}`) that reads as a credential: key-shaped (errors/redact.ts), or one token of
+ * letters and digits both, not a setting (`9f3e1c7a55b2d4e8`, `acct-7Hq2Zp9L`). A stop sequence (`Observation:`,
+ * `<|im_end|>`), a word or a sentence is not.
+ */
+function looksLikeCredential(value: string): boolean {
+  if (isSetting(value)) return false;
+  return redactKeyShaped(value) !== value || (/^\S+$/.test(value) && /\d/.test(value) && /[A-Za-z]/.test(value));
 }
 
 function isSetting(value: string): boolean {

@@ -34,6 +34,7 @@ export const ERROR_CODES = Object.freeze({
   request_not_found: { status: 404, type: "invalid_request_error" },
   payload_too_large: { status: 413, type: "invalid_request_error" },
   request_too_large: { status: 413, type: "invalid_request_error" },
+  unsupported_media_type: { status: 415, type: "invalid_request_error" },
   expectation_failed: { status: 417, type: "invalid_request_error" },
   headers_too_large: { status: 431, type: "invalid_request_error" },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },

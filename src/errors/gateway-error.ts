@@ -161,6 +161,13 @@ export class ExpectationFailedError extends GatewayError {
   readonly code: ErrorCode = "expectation_failed";
 }
 
+/** A request body in a `Content-Encoding` the gateway does not decode (it decodes gzip, deflate, br and zstd). */
+export class UnsupportedMediaTypeError extends GatewayError {
+  readonly status = 415;
+  readonly type = "invalid_request_error";
+  readonly code: ErrorCode = "unsupported_media_type";
+}
+
 /** The request headers are larger than Node's limit (16 KB by default, `--max-http-header-size`). */
 export class HeadersTooLargeError extends GatewayError {
   readonly status = 431;
@@ -297,6 +304,7 @@ export const ERROR_CLASSES = {
   RequestTooLargeError,
   RequestTimeoutError,
   ExpectationFailedError,
+  UnsupportedMediaTypeError,
   HeadersTooLargeError,
   RateLimitedError,
   UpstreamRequestError,

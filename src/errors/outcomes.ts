@@ -17,6 +17,11 @@ export interface OutcomeTraits {
   readonly countsForHealth: boolean;
   /** A stream that ended this way after it started may be continued by another candidate. */
   readonly mayContinueStream: boolean;
+  /**
+   * The request ended as its client asked, whatever its HTTP status: no failure of the gateway or of an upstream.
+   * Counted apart from the 4xx/5xx classes and from errors (metrics, dashboard, traces), so alerts on those stay quiet.
+   */
+  readonly isClientsChoice: boolean;
 }
 
 const traits = (
@@ -26,8 +31,17 @@ const traits = (
   blames: Blame,
   countsForHealth: boolean,
   mayContinueStream: boolean,
+  isClientsChoice = false,
 ): OutcomeTraits =>
-  Object.freeze({ isSuccess, isRetryable, isRetryableOnSameCandidate, blames, countsForHealth, mayContinueStream });
+  Object.freeze({
+    isSuccess,
+    isRetryable,
+    isRetryableOnSameCandidate,
+    blames,
+    countsForHealth,
+    mayContinueStream,
+    isClientsChoice,
+  });
 
 export const OUTCOMES = Object.freeze({
   /** The upstream answered (JSON 2xx, or a stream that finished). */
@@ -40,6 +54,11 @@ export const OUTCOMES = Object.freeze({
   context_length: traits(false, true, false, "none", false, false),
   /** A 4xx about the request itself: every candidate would refuse it; the client gets it. */
   rejected: traits(false, false, false, "none", false, false),
+  /**
+   * `Cache-Control: only-if-cached` and no kept answer: the 504 `not_cached` the client asked for rather than an
+   * upstream call (RFC 9111 5.2.1.7). Never attempted upstream: a request outcome only, and not an error.
+   */
+  not_cached: traits(false, false, false, "none", false, false, true),
   /** This provider does not serve the model (a 404, "does not exist", decommissioned): parked a while, fail over. */
   model_unavailable: traits(false, true, false, "deployment", false, false),
   /**

@@ -210,6 +210,7 @@ export class GatewayMetrics {
     const served = record.servedBy;
     const provider = served === undefined ? NONE : oneOf(served.provider, names.providers);
     const upstreamModel = served === undefined ? NONE : oneOf(served.model, names.upstreamModels);
+    const recordClass = statusClassOf(record);
     // Label values in the order of each metric's label names (see the constructor).
     this.#requests.inc([
       endpoint,
@@ -217,7 +218,7 @@ export class GatewayMetrics {
       oneOf(record.requestedModel, names.models),
       provider,
       upstreamModel,
-      statusClass(record.status),
+      recordClass,
     ]);
     this.#observeAttempts(record.attempts, names);
     for (const skip of record.skips) this.#skips.inc([skipCause(skip)]);
@@ -230,7 +231,7 @@ export class GatewayMetrics {
     }
     if (record.cache !== undefined) this.#cacheLookups.inc([record.cache]);
     const client = record.client ?? NONE;
-    this.#clientRequests.inc([client, statusClass(record.status)]);
+    this.#clientRequests.inc([client, recordClass]);
     // Per attempt when an answer's tokens are not all the answering deployment's reported usage: a continued stream
     // (each segment's own), and a stream that broke without a report (the client was told no usage, the record's
     // totals are 0, yet its provider billed the estimate its attempt carries).
@@ -318,6 +319,14 @@ const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 export function statusClass(status: number): string {
   if (status >= 100 && status < 600) return STATUS_CLASSES[Math.floor(status / 100) - 1] ?? OTHER;
   return OTHER;
+}
+
+/**
+ * A record's `status_class`: its status's class, or the outcome of a request that ended as its client asked
+ * (`not_cached`: an `only-if-cached` miss is a 504 no dashboard or alert on 5xx should count).
+ */
+export function statusClassOf(record: RequestRecord): string {
+  return traitsOf(record.outcome).isClientsChoice ? record.outcome : statusClass(record.status);
 }
 
 /**

@@ -130,7 +130,7 @@ export function spansOf(record: RequestRecord, newId: (bytes: number) => string 
   const spanId = newId(8);
   // GenAI's operation name, or the door's own (front-doors.ts FrontDoor.operation).
   const operation = OPERATIONS.get(record.endpoint) ?? "chat";
-  const isError = record.status >= 500;
+  const isError = record.status >= 500 && !traitsOf(record.outcome).isClientsChoice;
   const root: OtlpSpan = {
     traceId,
     spanId,

@@ -129,7 +129,8 @@ export class RecentActivity {
     if (this.#records.length > this.#capacity) this.#records.shift();
     const atMs = Math.floor(this.#clock.now() / MINUTE_MS) * MINUTE_MS;
     const increment: MinuteIncrement = {
-      isError: record.status >= 400,
+      // An `only-if-cached` miss is the client's choice, not an error (OutcomeTraits.isClientsChoice).
+      isError: record.status >= 400 && !traitsOf(record.outcome).isClientsChoice,
       failovers: countFailovers(record),
       rateLimitsAvoided: record.skips.filter(isAvoidedRateLimit).length,
       durationMs: record.durationMs,

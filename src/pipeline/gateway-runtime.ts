@@ -223,8 +223,9 @@ export class GatewayRuntime {
    * Called in turn only (#inTurn).
    */
   async #swap(config: GatewayConfig, isDiscoveryForced: boolean): Promise<void> {
-    const snapshot = await buildSnapshot(config, this.dispatcher, this.clock, this.#logger, isDiscoveryForced);
     const previous = this.#snapshot;
+    const warned = new Set(previous.catalog.ruleWarnings);
+    const snapshot = await buildSnapshot(config, this.dispatcher, this.clock, this.#logger, isDiscoveryForced, warned);
     forgetChanged(this.#upstreams.apply(snapshot), previous, snapshot, this);
     this.availability.setProviderKeys(config.providers);
     this.availability.updateSettings(config.cooldowns);

@@ -58,12 +58,17 @@ export function budgetCheckOf(
   promptCalibration: PromptCalibration,
   /** Each deployment's budget scopes, by its index (the snapshot's). */
   budgetScopes: readonly (readonly BudgetScope[] | undefined)[],
-  request: Pick<RouteRequest, "promptTokens" | "maxOutputTokens" | "outputLimitName">,
+  request: Pick<RouteRequest, "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion">,
   nowMs: number,
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
     const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
-    const output = outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName);
+    const output = outputTokensFor(
+      deployment,
+      request.maxOutputTokens ?? 0,
+      request.outputLimitName,
+      request.isLegacyCompletion,
+    );
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
     const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens }, nowMs);
     if (verdict.isAllowed) return undefined;

@@ -29,6 +29,7 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
         promptParam: endpoint.promptParam,
         maxOutputTokens,
         outputLimitName: outputLimitNameOf(body),
+        isLegacyCompletion: endpoint.isLegacyCompletion,
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
         // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
         client: request.context.client,

@@ -3,7 +3,7 @@
 // protocol, the model asked for when the body named one, and its duration; no candidates and no attempts. The
 // record is only published: a refusal touches no availability, health, budget or stats (the recorder's books).
 
-import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, type GatewayError, NotCachedError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
@@ -56,18 +56,19 @@ export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest,
 
 /**
  * How a refusal ends its record, before planning or at it: the error's status; `client_aborted` without a code for
- * a client that left, else `rejected` with the error's code.
+ * a client that left, `not_cached` for an `only-if-cached` miss (the client's choice, not an error), else `rejected`
+ * with the error's code.
  */
 export function refusalEnding(error: unknown): {
   readonly error: GatewayError;
-  readonly outcome: "client_aborted" | "rejected";
+  readonly outcome: "client_aborted" | "not_cached" | "rejected";
   readonly code: string | undefined;
 } {
   const gatewayError = toGatewayError(error);
   const isAborted = gatewayError instanceof ClientAbortedError;
   return {
     error: gatewayError,
-    outcome: isAborted ? "client_aborted" : "rejected",
+    outcome: isAborted ? "client_aborted" : gatewayError instanceof NotCachedError ? "not_cached" : "rejected",
     code: isAborted ? undefined : gatewayError.code,
   };
 }

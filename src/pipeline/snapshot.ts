@@ -58,6 +58,7 @@ export async function buildSnapshot(
   clock: Clock,
   logger: Logger | undefined,
   isDiscoveryForced: boolean,
+  warnedRules: ReadonlySet<string> = new Set(),
 ): Promise<GatewaySnapshot> {
   const discovered = new Map<string, readonly DiscoveredModel[]>();
   const discovery = new Map<string, { source: string; warning?: string | undefined; count: number }>();
@@ -125,7 +126,10 @@ export async function buildSnapshot(
     ...unservedMetaModels(nameContext),
     ...unservedClientModels(config.server.clientModels, nameContext),
   ];
-  for (const warning of [...catalog.ruleWarnings, ...metaModelWarnings]) logger?.warn({}, warning);
+  // A rule left out is told once, when a config first has it: the snapshot is rebuilt at every reload and discovery
+  // refresh, and the same line every time buried the other warnings (`warnedRules`: the serving snapshot's).
+  for (const warning of catalog.ruleWarnings) if (!warnedRules.has(warning)) logger?.warn({}, warning);
+  for (const warning of metaModelWarnings) logger?.warn({}, warning);
   return {
     config,
     catalog,

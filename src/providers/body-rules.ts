@@ -181,6 +181,22 @@ export function outputLimitNameOf(body: Readonly<Record<string, unknown>>): Outp
   return hasCompletion ? "max_completion_tokens" : "max_tokens";
 }
 
+/** What holds a deployment's body rules: its own, and (a chat model) those of legacy `/v1/completions` bodies. */
+export interface RulesHolder {
+  readonly body?: BodyRules | undefined;
+  readonly completionsBody?: BodyRules | undefined;
+}
+
+/**
+ * The rules a request's body is sent with to a deployment: a legacy completion's (catalog.ts `completionsBody`, its
+ * provider's rules for that body), else the deployment's own. Planning (context fit, budget reserve, route
+ * explanation) and sending must read the same: planning read the chat rules for a completion while failover sent it
+ * with the completions rules, so a rule capping `max_tokens` for one only was counted for the other.
+ */
+export function sentRulesOf(deployment: RulesHolder, isLegacyCompletion: boolean | undefined): BodyRules | undefined {
+  return isLegacyCompletion === true ? deployment.completionsBody : deployment.body;
+}
+
 /**
  * The output tokens a request asking for `requested` (0: none) may get from this deployment, its rules applied.
  * With the name the client's limit is under (`name`), exactly what the rules leave: an override of that name
@@ -188,11 +204,12 @@ export function outputLimitNameOf(body: Readonly<Record<string, unknown>>): Outp
  * Without, conservatively (BodyRules.outputTokens).
  */
 export function outputTokensFor(
-  deployment: { readonly body?: BodyRules | undefined },
+  deployment: RulesHolder,
   requested: number,
   name?: OutputLimitName,
+  isLegacyCompletion?: boolean,
 ): number {
-  const rules = deployment.body;
+  const rules = sentRulesOf(deployment, isLegacyCompletion);
   if (rules === undefined) return requested;
   if (name === undefined || requested <= 0) return rules.outputTokens(requested);
   const body: Record<string, unknown> = { [name]: requested };

@@ -113,7 +113,9 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
   for (const presetFile of files) {
     const fields = (values: Env) => {
       const interpolated = interpolateDeep(presetFile.data, values) as Record<string, unknown>;
-      return presetFileSchema.safeParse({ ...interpolated, ...overrides.get(presetFile.name) });
+      // An override's `${VAR}` too, as the file's: a rule written in a variable may take a secret from another one.
+      const overridden = interpolateDeep(overrides.get(presetFile.name) ?? {}, values) as Record<string, unknown>;
+      return presetFileSchema.safeParse({ ...interpolated, ...overridden });
     };
     if (presetFile.name === NO_PRESET) {
       issues.push({ location: presetFile.file, path: "", message: `"${NO_PRESET}" means no preset: rename the file` });

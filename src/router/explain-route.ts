@@ -133,6 +133,8 @@ export function explainRoute(
     contextTokens?: number;
     /** The request's `max_tokens`: counted with the prompt where the output shares the context window. */
     maxOutputTokens?: number;
+    /** A legacy `/v1/completions` request (`endpoint=completions`): `max_tokens` under the completions rules. */
+    isLegacyCompletion?: boolean;
     needsTools?: boolean;
     needsVision?: boolean;
     needsJsonSchema?: boolean;
@@ -156,6 +158,7 @@ export function explainRoute(
     ...(options.maxOutputTokens === undefined
       ? {}
       : { maxOutputTokens: options.maxOutputTokens, outputLimitName: "max_tokens" as const }),
+    ...(options.isLegacyCompletion === true ? { isLegacyCompletion: true } : {}),
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
@@ -172,8 +175,11 @@ export function explainRoute(
     if (fitted === undefined || options.contextTokens === 0) return null;
     const prompt = runtime.promptCalibration?.promptTokensFor(deployment, fitted) ?? fitted;
     return (
-      contextFit(limitsOf(deployment), prompt, outputTokensFor(deployment, options.maxOutputTokens ?? 0, "max_tokens"))
-        ?.description ?? null
+      contextFit(
+        limitsOf(deployment),
+        prompt,
+        outputTokensFor(deployment, options.maxOutputTokens ?? 0, "max_tokens", options.isLegacyCompletion),
+      )?.description ?? null
     );
   };
   const describe = (candidate: RouteCandidate, rank: number): ExplainedCandidate => {

@@ -308,7 +308,7 @@ function contextFitOf(
   return contextFit(
     context.contextLimitsFor?.(deployment) ?? deployment,
     prompt,
-    outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName),
+    outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion),
   );
 }
 

@@ -47,6 +47,8 @@ export interface RouteRequest {
   readonly maxOutputTokens?: number;
   /** The name the client's output limit is under (body-rules.ts `outputLimitNameOf`): counted exactly under rules. */
   readonly outputLimitName?: OutputLimitName | undefined;
+  /** A legacy `/v1/completions` request: its output is counted under the rules it is sent with (body-rules.ts sentRulesOf). */
+  readonly isLegacyCompletion?: boolean | undefined;
   /** When paid models may serve this request, if not `routing.paid`: its client's `paid` (`server.api_keys`). */
   readonly paid?: RoutingSettings["paid"] | undefined;
   /** The model names the request's client may use (its `models` in `server.api_keys`); undefined: every model. */

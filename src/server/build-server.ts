@@ -14,6 +14,7 @@ import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { clientKeyRefused, currentKeyRing, type KeyRing } from "./auth.ts";
+import { registerCompressedBodies } from "./compressed-body.ts";
 import { registerCors } from "./cors.ts";
 import {
   clientErrorHandler,
@@ -66,6 +67,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   const app = createFastify(runtime, options, messagesSockets);
   // Set by the key check (registerRequestGuards); a primitive default, so Fastify keeps the request's shape fixed.
   app.decorateRequest("clientName", null);
+  registerCompressedBodies(app, runtime.snapshot.config.server.bodyLimitBytes);
   registerJsonBodyParser(app);
   registerMultipartBodyParser(app);
   // Before the key check: browsers send preflights without credentials.

@@ -151,6 +151,7 @@ export function registerInfoRoutes(
       // token budgets but fits in any window, as its requests are planned.
       ...(hasContextFit(kind) ? {} : { contextTokens: 0 }),
       ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
+      ...(door?.isLegacyCompletion === true ? { isLegacyCompletion: true } : {}),
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),
       ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),

@@ -6,6 +6,7 @@ import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
+import { sentRulesOf } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import {
@@ -115,7 +116,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
         upstreamModelId: deployment.model.id,
         shouldAskForUsage: isUsageInjected,
         supportsReasoning: deployment.capabilities.reasoning === true,
-        bodyRules: request.isLegacyCompletion === true ? deployment.completionsBody : deployment.body,
+        bodyRules: sentRulesOf(deployment, request.isLegacyCompletion),
         api: context.api,
         spentOutputTokens: request.spentOutputTokens,
       }),

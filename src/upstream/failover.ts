@@ -144,11 +144,12 @@ async function tryCandidate(
     }
     const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
     // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens).
-    const rules = request.isLegacyCompletion === true ? deployment.completionsBody : deployment.body;
-    const maxOutputTokens =
-      rules === undefined
-        ? request.maxOutputTokens
-        : outputTokensFor({ body: rules }, request.maxOutputTokens, outputLimitNameOf(request.body));
+    const maxOutputTokens = outputTokensFor(
+      deployment,
+      request.maxOutputTokens,
+      outputLimitNameOf(request.body),
+      request.isLegacyCompletion,
+    );
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {

@@ -322,6 +322,46 @@ describe("text to speech", () => {
     assert.match(checked.stdout, /solo\/tts-1: the body rule `defaults\.stream_format: "sse"` is left out/);
   });
 
+  test("the `stream_format` warning is logged once per rule, not again at each reload that keeps the rule", async (t) => {
+    const mock = await useMock(t);
+    const logLines: string[] = [];
+    const yamlText = (extraModels: string) => `server:
+  admin_keys: [speech-admin-key]
+providers:
+  - name: solo
+    base_url: ${mock.baseUrl}
+    api_key: sk-solo-key
+    models:
+      my-voice: { id: custom-voice, kind: speech, body: { override: { stream_format: sse } } }
+${extraModels}`;
+    const gateway = await useGateway(t, yamlText(""), {
+      logLevel: "warn",
+      logStream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logLines.push(chunk.toString("utf8"));
+          done();
+        },
+      }),
+    });
+    const reload = async (extraModels: string) => {
+      writeFileSync(gateway.configPath, yamlText(extraModels));
+      const reloaded = await send(gateway, "POST", "/admin/reload", {
+        headers: { authorization: "Bearer speech-admin-key" },
+      });
+      assert.equal(reloaded.status, 200, reloaded.text);
+    };
+    const warningsOf = (key: string) => logLines.filter((line) => line.includes(`${key}: the body rule`));
+    assert.equal(warningsOf("solo/my-voice").length, 1, "told at start");
+    // Two reloads with unrelated changes (another model added, then its priority changed): nothing new to tell.
+    await reload("      other: { id: other-voice, kind: speech }\n");
+    await reload("      other: { id: other-voice, kind: speech, priority: 3 }\n");
+    assert.equal(warningsOf("solo/my-voice").length, 1, logLines.join(""));
+    // A reload that brings a new such rule tells that one, and that one only.
+    await reload("      other: { id: other-voice, kind: speech, body: { defaults: { stream_format: sse } } }\n");
+    assert.equal(warningsOf("solo/other").length, 1, logLines.join(""));
+    assert.equal(warningsOf("solo/my-voice").length, 1, logLines.join(""));
+  });
+
   test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {
     const { first, second, gateway } = await twoProviders(t);
     const post = (body: unknown) => send(gateway, "POST", "/v1/audio/speech", { body });

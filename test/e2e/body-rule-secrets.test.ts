@@ -222,3 +222,72 @@ async function waitForRecord(gateway: Parameters<typeof send>[0], id: string): P
   }
   assert.fail(`no record for ${id}`);
 }
+
+test("an override variable's rule: its value from a variable is redacted, its stop sequence is not", async (t) => {
+  const mock = await useMock(t);
+  const presetsDir = tempDir(t);
+  writeFileSync(
+    join(presetsDir, "tenantcloud.yaml"),
+    `description: A host that bills a tenant named in every body
+signup_url: https://example.com/keys
+base_url: ${mock.baseUrl}
+api_key_env_var: TENANTCLOUD_API_KEY
+sources:
+  - { url: "https://example.com/docs", date: "2026-12-06", covers: "test" }
+`,
+  );
+  const STOP = "Observation:";
+  const logLines: string[] = [];
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - preset: tenantcloud
+    retries: 0
+    models:
+      m: { id: alpha-m }
+request_log:
+  enabled: true
+cooldowns:
+  failure_threshold: 100
+`,
+    {
+      env: {
+        TENANT_TOKEN,
+        TENANTCLOUD_API_KEY: "sk-tenantcloud",
+        // The variable's text as a shell passes it in single quotes: `${TENANT_TOKEN}` is the gateway's to read.
+        LLM_GATEWAY_PRESET_TENANTCLOUD_BODY: `{ override: { user: "\${TENANT_TOKEN}", stop: ["${STOP}"] } }`,
+      },
+      presetsDir,
+      logLevel: "trace",
+      logStream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logLines.push(chunk.toString("utf8"));
+          done();
+        },
+      }),
+    },
+  );
+  mock.setDefault(CHAT_ROUTE, (recorded) => {
+    const sent = recorded.body as { user?: string; stop?: string[] };
+    const message = `invalid user ${sent.user} with stop ${sent.stop?.join(",")}`;
+    return { kind: "json", status: 400, body: { error: { message, type: "invalid_request_error", param: null } } };
+  });
+  const refused = await send(gateway, "POST", "/v1/chat/completions", {
+    body: { model: "m", messages: HELLO },
+    headers: { "x-request-id": "override-stop" },
+  });
+  assert.equal(refused.status, 400, refused.text);
+  const sent = chatRequests(mock)[0]?.body as { user?: unknown; stop?: unknown } | undefined;
+  assert.equal(sent?.user, TENANT_TOKEN, "the override's variable reference was read from the environment");
+  assert.deepEqual(sent?.stop, [STOP]);
+  assert.match(refused.text, new RegExp(`invalid user \\[redacted\\] with stop ${STOP}`), refused.text);
+  assertNoSecret(refused, TENANT_TOKEN);
+  const record = await waitForRecord(gateway, "override-stop");
+  assert.ok(record.includes(`with stop ${STOP}`), `the request log shows the stop sequence: ${record}`);
+  assert.ok(!record.includes(TENANT_TOKEN), `the request log holds the token: ${record}`);
+  assert.deepEqual(
+    logLines.filter((line) => line.includes(TENANT_TOKEN)),
+    [],
+    "no log line holds the override's secret",
+  );
+});
