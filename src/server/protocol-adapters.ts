@@ -342,18 +342,23 @@ export function responsesAdapter(
           if (translator === undefined) throw new Error("the Responses door made no stream translator");
           return translator;
         },
-        keep: async (response, events, isFinal) => {
+        keep: async (response, events, isFinal, expected) => {
           const isAnswer = response.status === "completed" || response.status === "incomplete";
-          if (isFinal && isAnswer) await addToConversation?.(response);
-          await kept.put({
-            response,
-            // What a continuation from it sends: its output only once it has one to continue from.
-            conversation: isAnswer
-              ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
-              : translated.conversation,
-            ...(events === undefined ? {} : { events }),
-            ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
-          });
+          const written = await kept.putIfUnchanged(
+            {
+              response,
+              // What a continuation from it sends: its output only once it has one to continue from.
+              conversation: isAnswer
+                ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
+                : translated.conversation,
+              ...(events === undefined ? {} : { events }),
+              ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
+            },
+            expected,
+          );
+          // Only an answer that was kept joins its conversation (one cancelled or deleted meanwhile does not).
+          if (written !== undefined && isFinal && isAnswer) await addToConversation?.(response);
+          return written;
         },
         read: () => kept.get(backgroundId),
       };

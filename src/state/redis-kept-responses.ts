@@ -81,16 +81,24 @@ return 1
 `;
 
 /**
- * Replaces a row only if it is still the JSON the caller read (compare and set), for rows without items (a
- * conversation): two gateway processes adding to one conversation at once must not each write back their own copy.
- * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member.
+ * Replaces a row only if it is still the JSON the caller read (compare and set): two gateway processes adding to one
+ * conversation at once must not each write back their own copy, and a background response's heartbeat must not
+ * write over a cancel or bring back a DELETE made on another replica since its last write.
+ * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, then the row's item ids.
  * Returns 1 when written, 0 when the row changed (or is gone) since it was read.
  */
 const PUT_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 remove(ARGV[1])
 add(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+for i = 9, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
 return 1
+`;
+
+/** Deletes a row only if it is still the JSON the caller read. ARGV: id, expected JSON. Returns 1 when deleted. */
+const DELETE_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+return remove(ARGV[1])
 `;
 
 /**
@@ -207,13 +215,15 @@ export class RedisKeptResponses {
   }
 
   /**
-   * Writes `row` (which has no items) only if the kept row is still `expectedJson`; false when another writer
-   * changed or deleted it meanwhile (the caller reads it again). Then evicts, as `put` does.
+   * Writes `row` only if the kept row is still `expectedJson`; false when another writer changed or deleted it
+   * meanwhile (the caller reads it again). A row over the bounds is not kept, as `put` does: the unchanged row is
+   * deleted and the answer is false. Then evicts, as `put` does.
    */
   async putIfUnchanged(row: KeptResponseRow, expectedJson: string): Promise<boolean> {
     const bytes = Buffer.byteLength(row.json);
-    if (row.itemIds.length > 0 || bytes > this.#limits.maxBytes) {
-      throw new Error("putIfUnchanged takes rows without items, within max_bytes");
+    if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
+      await this.#redis.eval(DELETE_IF_UNCHANGED_LUA, this.#keys.length, ...this.#keys, row.id, expectedJson);
+      return false;
     }
     const written = await this.#redis.eval(
       PUT_IF_UNCHANGED_LUA,
@@ -223,6 +233,7 @@ export class RedisKeptResponses {
       expectedJson,
       row.json,
       ...this.#written(row, bytes),
+      ...row.itemIds,
     );
     if (written !== 1) return false;
     await this.#evict();

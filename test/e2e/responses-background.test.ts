@@ -243,16 +243,35 @@ describe("Responses background mode", () => {
     const stream = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
     let id = "";
     const seen: string[] = [];
+    let last: SdkResponse | undefined;
     for await (const event of stream) {
       seen.push(event.type);
       if (event.type === "response.created") id = event.response.id;
       if (event.type === "response.output_text.delta") {
-        assert.equal((await sdk.responses.cancel(id)).status, "cancelled");
+        const cancelled = await sdk.responses.cancel(id);
+        assert.equal(cancelled.status, "cancelled");
+        // As OpenAI: what was generated before the cancel stays in the cancelled response.
+        assert.equal(cancelled.output_text, "Hello ");
       }
+      if (event.type === "response.incomplete") last = event.response;
     }
     await closed;
     assert.ok(seen.includes("response.output_text.delta"));
-    assert.equal((await sdk.responses.retrieve(id)).status, "cancelled");
+    // The stream ends with a last response event (OpenAI has no `response.cancelled`): `response.incomplete`
+    // carrying the cancelled response and its output; the open message is closed first.
+    assert.equal(seen.at(-1), "response.incomplete");
+    assert.ok(seen.includes("response.output_item.done"));
+    assert.equal(last?.status, "cancelled");
+    assert.equal(last?.output_text, "Hello ");
+    const kept = await sdk.responses.retrieve(id);
+    assert.equal(kept.status, "cancelled");
+    assert.equal(kept.output_text, "Hello ");
+    // A follower after the end replays the same last event.
+    const replayed: string[] = [];
+    for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: -1 })) {
+      replayed.push(event.type);
+    }
+    assert.equal(replayed.at(-1), "response.incomplete");
     assert.equal(gateway.runtime.backgroundRuns.size, 0);
   });
 
@@ -376,6 +395,83 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     await deleting.closed;
     await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the second run to end");
     await assert.rejects(one.responses.retrieve(doomed.id), OpenAI.NotFoundError);
+  });
+
+  test("a cancel from the other gateway landing between the heartbeat's read and write wins: the run stops", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-race:"\n`;
+    const runner = await useGateway(t, yaml);
+    const one = openAiClient(runner);
+    const other = openAiClient(await useGateway(t, yaml));
+    // monitor() opens a connection of its own: `admin` is closed too.
+    const admin = new Redis(redis.url);
+    const monitor = await admin.monitor();
+    t.after(() => {
+      monitor.disconnect();
+      admin.disconnect();
+    });
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const created = await one.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    // The runner's heartbeat writes once a second: seen here as the script that writes the row in_progress.
+    const written = (): Promise<void> =>
+      new Promise((resolve) => {
+        const onCommand = (_time: string, args: string[]): void => {
+          if (args[0]?.toLowerCase() !== "eval" || !args.some((arg) => arg.includes(created.id))) return;
+          if (!args.some((arg) => arg.includes('"status":"in_progress"'))) return;
+          monitor.off("monitor", onCommand);
+          resolve();
+        };
+        monitor.on("monitor", onCommand);
+      });
+    await written();
+    // Writes wait (reads go on) from 400 ms after that heartbeat to past the next one: the cancel made on the other
+    // gateway reads in_progress and its write waits first, then the heartbeat reads in_progress and its write waits
+    // behind it. Released in that order, the cancel lands between the heartbeat's read and its write.
+    await sleep(400);
+    await admin.call("CLIENT", "PAUSE", "900", "WRITE");
+    await sleep(50);
+    const cancel = other.responses.cancel(created.id).catch(() => undefined);
+    await cancel;
+    // The heartbeat that read before the cancel landed must not write it back as in_progress: the run stops.
+    const closedInTime = await Promise.race([hanging.closed.then(() => true), sleep(4_000).then(() => false)]);
+    assert.equal(closedInTime, true, "the run went on: the cancel was overwritten by the heartbeat");
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    assert.equal((await other.responses.retrieve(created.id)).status, "cancelled");
+    assert.equal((await one.responses.retrieve(created.id)).status, "cancelled");
+  });
+
+  test("a background response whose first save fails is an error, not a 200 with an id a GET cannot find", {
+    skip,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-save:"\n`;
+    const gateway = await useGateway(t, yaml);
+    const sdk = openAiClient(gateway);
+    redis.pause();
+    let isResumed = false;
+    t.after(() => {
+      if (!isResumed) redis.resume();
+    });
+    const error = await sdk.responses.create({ model: "m", input: "x", background: true }).then(
+      () => assert.fail("answered 200 though the response was not kept"),
+      (caught: unknown) => caught,
+    );
+    redis.resume();
+    isResumed = true;
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.ok((error.status ?? 0) >= 500, `status ${error.status}`);
+    assert.equal((error.error as { type?: string } | undefined)?.type !== undefined, true, "OpenAI's error shape");
+    await sleep(300);
+    assert.equal(chatRequests(mock).length, 0, "nothing was started");
+    assert.equal(gateway.runtime.backgroundRuns.size, 0);
+    await waitFor(() => gateway.runtime.openRequests.size === 0, "the request to close");
   });
 
   test("a Responses answer stays an open request until its Redis save ends (a second signal waits for it)", {

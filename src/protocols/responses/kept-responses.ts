@@ -16,7 +16,21 @@ export interface KeptResponses {
   /** The kept response one of whose output items has this id (whose item it is). */
   responseWithItem(id: string): Promise<StoredResponse | undefined>;
   put(stored: StoredResponse): Promise<void>;
+  /**
+   * Compare and set, for a background run's writes (several replicas write one kept response: the run's heartbeat,
+   * a cancel or a DELETE elsewhere): writes `stored` only if the kept response is still the one whose token is
+   * `expected` (`keptToken` of what was read, or what the previous write returned); `expected` undefined writes
+   * unconditionally. Returns the written response's token, or undefined when another writer changed or deleted it
+   * meanwhile (or it alone is over the store's bounds: not kept). Unlike `put`, a store that cannot be written
+   * throws (a 503): the caller must know its write did not land.
+   */
+  putIfUnchanged(stored: StoredResponse, expected: string | undefined): Promise<string | undefined>;
   delete(id: string): Promise<boolean>;
+}
+
+/** What `putIfUnchanged` compares: the kept response's JSON as written (a read's parse stringifies back to it). */
+export function keptToken(stored: StoredResponse): string {
+  return JSON.stringify(stored);
 }
 
 export function inMemory(store: ResponseStore): KeptResponses {
@@ -26,6 +40,12 @@ export function inMemory(store: ResponseStore): KeptResponses {
     responseWithItem: async (id) => store.responseWithItem(id),
     put: async (stored) => {
       store.put(stored);
+    },
+    putIfUnchanged: async (stored, expected) => {
+      // One process, no await between the read and the write: nothing can land in between.
+      const current = store.get(stored.response.id);
+      if (expected !== undefined && (current === undefined || keptToken(current) !== expected)) return undefined;
+      return store.put(stored) ? keptToken(stored) : undefined;
     },
     delete: async (id) => store.delete(id),
   };
@@ -46,6 +66,12 @@ export interface KeptResponseRow {
 
 export interface KeptResponseRows {
   put(row: KeptResponseRow): Promise<void>;
+  /**
+   * A store shared by several gateway processes (Redis) writes the row only if it is still `expectedJson`, in one
+   * atomic step (false: changed or deleted meanwhile, or over the bounds). A store of one process leaves it out: the
+   * read-compare-write is then done here, and this process's writes of one background response are serialized.
+   */
+  putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
   /** The JSON of a kept response that has not expired. */
   get(id: string): Promise<string | undefined>;
   /** The JSON of the kept response one of whose output items has this id. */
@@ -74,18 +100,36 @@ export function inRows(
     }
     return json === undefined ? undefined : (JSON.parse(json) as StoredResponse);
   };
+  const rowOf = (stored: StoredResponse): KeptResponseRow => ({
+    id: stored.response.id,
+    json: keptToken(stored),
+    itemIds: stored.response.output.map((item) => item.id),
+    ...(stored.client === undefined ? {} : { owner: stored.client }),
+  });
+  const unreachable = (error: unknown): ServiceUnavailableError =>
+    new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", { cause: error });
   return {
     get: (id) => read(rows.get(id)),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
+    putIfUnchanged: async (stored, expected) => {
+      const row = rowOf(stored);
+      try {
+        if (expected !== undefined) {
+          if (rows.putIfUnchanged !== undefined)
+            return (await rows.putIfUnchanged(row, expected)) ? row.json : undefined;
+          if ((await rows.get(row.id)) !== expected) return undefined;
+        }
+        await rows.put(row);
+        // A row over the bounds is not kept (put deletes it): the caller must not believe it was.
+        return (await rows.get(row.id)) === row.json ? row.json : undefined;
+      } catch (error) {
+        throw unreachable(error);
+      }
+    },
     put: async (stored) => {
       try {
-        await rows.put({
-          id: stored.response.id,
-          json: JSON.stringify(stored),
-          itemIds: stored.response.output.map((item) => item.id),
-          ...(stored.client === undefined ? {} : { owner: stored.client }),
-        });
+        await rows.put(rowOf(stored));
       } catch (error) {
         onPutError(error);
         return;
@@ -131,6 +175,7 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
     put: (stored) => kept.put({ ...stored, client }),
+    putIfUnchanged: (stored, expected) => kept.putIfUnchanged({ ...stored, client }, expected),
     delete: async (id) => (own(await kept.get(id)) === undefined ? false : kept.delete(id)),
   };
 }
