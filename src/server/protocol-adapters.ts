@@ -17,6 +17,7 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
+import { backgroundView } from "../protocols/responses/background.ts";
 import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
 import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
@@ -254,7 +255,15 @@ export function responsesAdapter(
     async begin(body, client) {
       // A named client continues from, refers to and keeps only responses (and conversations) of its own.
       const kept = forClient(allKept, client);
-      const lookup = await prefetch(kept, body, (id) => conversations.get(id, client));
+      const prefetched = await prefetch(kept, body, (id) => conversations.get(id, client));
+      // A kept background response as GET shows it: one whose run stopped without an end reads failed, not running.
+      const lookup: typeof prefetched = {
+        ...prefetched,
+        get: (id) => {
+          const stored = prefetched.get(id);
+          return stored === undefined ? undefined : { ...stored, response: backgroundView(stored, false, clock.now()) };
+        },
+      };
       const translated = responsesToChat(body, lookup);
       const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const native: NativeCall | undefined = hasNativeProviders()

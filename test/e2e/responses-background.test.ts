@@ -174,6 +174,31 @@ describe("Responses background mode", () => {
     await assert.rejects(sdk.responses.retrieve(doomed.id), OpenAI.NotFoundError);
   });
 
+  test("previous_response_id naming a response still running is a 400 naming it; nothing goes upstream", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const running = await sdk.responses.create({ model: "m", input: "First question.", background: true });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    const error = await sdk.responses.create({ model: "m", previous_response_id: running.id, input: "And then?" }).then(
+      () => assert.fail("continued from a response that has no answer yet"),
+      (caught: unknown) => caught,
+    );
+    assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+    assert.equal(error.param, "previous_response_id");
+    assert.equal(error.code, "invalid_value");
+    assert.match(error.message, /still (queued|in_progress)/);
+    assert.equal(chatRequests(mock).length, 1, "nothing went upstream");
+    // Once it has ended (here: cancelled), it can be continued from, as any kept response.
+    await sdk.responses.cancel(running.id);
+    await hanging.closed;
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Next.", UPSTREAM_ID) });
+    const next = await sdk.responses.create({ model: "m", previous_response_id: running.id, input: "And then?" });
+    assert.equal(next.output_text, "Next.");
+  });
+
   test("stream: events come live and are kept; a dropped stream resumes with starting_after and follows to the end", async (t) => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, providersYaml(mock));
