@@ -582,3 +582,60 @@ describe("Responses background mode: SIGTERM of a gateway process", () => {
     assert.match(ended.error?.message ?? "", /shutting down/);
   });
 });
+
+describe("Responses background mode: a gateway process killed mid-run (SIGKILL)", () => {
+  test("its kept response reads in_progress within the 15 s window, then failed; a follower on another gateway ends", async (t) => {
+    const mock = await useMock(t);
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
+    const statePath = join(mkdtempSync(join(tmpdir(), "bg-sigkill-")), "state.db");
+    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+    const doomed = await startGatewayProcess(t, yaml);
+    let isUpstreamClosed = false;
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.on("close", () => {
+          isUpstreamClosed = true;
+        });
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (const event of chatStream(["Half "], UPSTREAM_ID).slice(0, 2)) {
+          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+        }
+        // then nothing more: the process is killed while it waits
+      },
+    });
+    const sdkDoomed = new OpenAI({ baseURL: `${doomed.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const stream = await sdkDoomed.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    for await (const event of stream) {
+      if (event.type === "response.created") id = event.response.id;
+      if (event.type === "response.output_text.delta") break;
+    }
+    await sleep(1_300); // past a heartbeat: the delta is in the state file
+    process.kill(doomed.pid ?? 0, "SIGKILL");
+    const killedAtMs = Date.now();
+    await waitFor(() => isUpstreamClosed, "the killed process's upstream connection to close");
+    // Another gateway on the same state file (as after a restart): no run of it there, a recent heartbeat.
+    const after = openAiClient(await useGateway(t, yaml));
+    const seen = await after.responses.retrieve(id);
+    assert.equal(seen.status, "in_progress", "within the window it may still be running elsewhere");
+    // A follower reads the kept events, then ends once the run is known stale (not after its own timeout).
+    let text = "";
+    let lastType = "";
+    for await (const event of await after.responses.retrieve(id, { stream: true, starting_after: -1 })) {
+      if (event.type === "response.output_text.delta") text += event.delta;
+      lastType = event.type;
+    }
+    const endedAfterMs = Date.now() - killedAtMs;
+    assert.equal(text, "Half ");
+    assert.equal(lastType, "response.output_text.delta", "no end was kept: the stream just stops");
+    assert.ok(endedAfterMs >= 13_000 && endedAfterMs < 20_000, `the follower ended ${endedAfterMs} ms after the kill`);
+    const failed = await after.responses.retrieve(id);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error?.code, "server_error");
+    assert.match(failed.error?.message ?? "", /stopped before it finished/);
+  });
+});
