@@ -67,9 +67,15 @@ local function add(id, json, now, bytes, meta, owner, member)
 end
 `;
 
-/** ARGV: id. Returns 1 when the row was there. */
+/**
+ * ARGV: id, then (optional) the oldest score still kept (ms). Returns 1 when the row was there (and, with the score,
+ * not expired): one step, so a write landing between a read and the delete cannot make the answer wrong.
+ */
 const DELETE_LUA = `${ROW_FUNCTIONS}
-return remove(ARGV[1])
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local removed = remove(ARGV[1])
+if removed == 1 and ARGV[2] and tonumber(score) <= tonumber(ARGV[2]) then return 0 end
+return removed
 `;
 
 /** Replaces a row. ARGV: id, JSON, now (ms), bytes, meta, owner, member, then the row's item ids. */
@@ -264,10 +270,16 @@ export class RedisKeptResponses {
     return responseId === null ? undefined : this.get(responseId);
   }
 
+  /** True when a row that had not expired was deleted (decided in the script: no read before it). */
   async delete(id: string): Promise<boolean> {
-    const isKept = (await this.get(id)) !== undefined;
-    await this.#deleteRow(id);
-    return isKept;
+    const deleted = await this.#redis.eval(
+      DELETE_LUA,
+      this.#keys.length,
+      ...this.#keys,
+      id,
+      String(this.#oldestKeptMs()),
+    );
+    return deleted === 1;
   }
 
   async close(): Promise<void> {
