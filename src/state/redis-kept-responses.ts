@@ -9,6 +9,8 @@
 //   {responses}:owners       hash: owner -> rows it holds (owner: the named client that wrote the row, '' unnamed)
 //   {responses}:owner-bytes  hash: owner -> bytes it holds
 //   {responses}:by-owner     sorted set, by lex: "owner\0<ms, 15 digits>\0id", an owner's rows oldest first
+//   {responses}:events:<id>  list: a streamed background response's events, appended (the one key a script names
+//                            without declaring it: built from the tag's key, so in the same Cluster slot)
 // Conversations (OpenAI's Conversations API) are rows of the same shape under `{conversations}`, bounded alike.
 // Bounded by count, total bytes and age: every put evicts expired rows, then, past a cap, the oldest row of the
 // owner holding the most of that cap (rows or bytes; ties: the owner with the older row), so that one client's flood
@@ -33,9 +35,10 @@ const MAX_EVICT_ROUNDS = 10_000;
  * its bytes twice); 1 when the row was there. `add(...)`: writes a row (already removed) and its owner's tallies.
  */
 const ROW_FUNCTIONS = `
-local function remove(id)
+local function remove(id, isReplaced)
   if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
   redis.call('HDEL', KEYS[2], id)
+  if not isReplaced then redis.call('DEL', KEYS[1] .. ':events:' .. id) end
   local meta = redis.call('HGET', KEYS[3], id)
   redis.call('HDEL', KEYS[3], id)
   if meta then
@@ -55,6 +58,12 @@ local function remove(id)
     end
   end
   return 1
+end
+-- The bytes of a row's appended events (the row's own meta counts them), carried over when the row is replaced.
+local function eventBytes(id)
+  local meta = redis.call('HGET', KEYS[3], id)
+  if not meta then return 0 end
+  return cjson.decode(meta).eventBytes or 0
 end
 local function add(id, json, now, bytes, meta, owner, member)
   redis.call('ZADD', KEYS[1], now, id)
@@ -78,7 +87,7 @@ if removed == 1 and ARGV[2] and tonumber(score) <= tonumber(ARGV[2]) then return
 return removed
 `;
 
-/** Replaces a row. ARGV: id, JSON, now (ms), bytes, meta, owner, member, then the row's item ids. */
+/** Replaces a row (its appended events go). ARGV: id, JSON, now (ms), bytes, meta, owner, member, then item ids. */
 const PUT_LUA = `${ROW_FUNCTIONS}
 remove(ARGV[1])
 add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
@@ -95,9 +104,37 @@ return 1
  */
 const PUT_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-remove(ARGV[1])
-add(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+local carried = eventBytes(ARGV[1])
+remove(ARGV[1], true)
+local meta = cjson.decode(ARGV[6])
+meta.bytes = meta.bytes + carried
+meta.eventBytes = carried
+add(ARGV[1], ARGV[3], ARGV[4], tostring(meta.bytes), cjson.encode(meta), ARGV[7], ARGV[8])
 for i = 9, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
+return 1
+`;
+
+/**
+ * Appends a background response's stream events (append-only: a heartbeat sends only the new ones), counted in its
+ * row's bytes and its owner's. ARGV: id, the count already kept (the append is skipped when it differs: a retry of an
+ * append that landed), then the events. Returns 1 when appended, 0 when the row is gone or the count differs.
+ */
+const APPEND_EVENTS_LUA = `${ROW_FUNCTIONS}
+local meta = redis.call('HGET', KEYS[3], ARGV[1])
+if not meta then return 0 end
+local list = KEYS[1] .. ':events:' .. ARGV[1]
+if redis.call('LLEN', list) ~= tonumber(ARGV[2]) then return 0 end
+local bytes = 0
+for i = 3, #ARGV do
+  redis.call('RPUSH', list, ARGV[i])
+  bytes = bytes + #ARGV[i]
+end
+local decoded = cjson.decode(meta)
+decoded.bytes = decoded.bytes + bytes
+decoded.eventBytes = (decoded.eventBytes or 0) + bytes
+redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(decoded))
+redis.call('INCRBY', KEYS[5], bytes)
+if decoded.member then redis.call('HINCRBY', KEYS[7], decoded.owner, bytes) end
 return 1
 `;
 
@@ -254,6 +291,26 @@ export class RedisKeptResponses {
     const member = `${owner}\u0000${String(Math.max(0, Math.floor(now))).padStart(15, "0")}\u0000${row.id}`;
     const meta = JSON.stringify({ bytes, itemIds: row.itemIds, owner, member });
     return [String(now), String(bytes), meta, owner, member];
+  }
+
+  /** See APPEND_EVENTS_LUA: false when the row is gone or `keptCount` is not the count kept. Then evicts. */
+  async appendEvents(id: string, keptCount: number, events: readonly string[]): Promise<boolean> {
+    if (events.length === 0) return true;
+    const appended = await this.#redis.eval(
+      APPEND_EVENTS_LUA,
+      this.#keys.length,
+      ...this.#keys,
+      id,
+      String(keptCount),
+      ...events,
+    );
+    await this.#evict();
+    return appended === 1;
+  }
+
+  /** A row's appended events from index `from` on (none: an empty list). */
+  async getEvents(id: string, from: number): Promise<string[]> {
+    return this.#redis.lrange(`${this.#keys[0]}:events:${id}`, from, -1);
   }
 
   async get(id: string): Promise<string | undefined> {

@@ -499,6 +499,46 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     await waitFor(() => gateway.runtime.openRequests.size === 0, "the request to close");
   });
 
+  test("a long streamed run writes its events to Redis once each (append-only), not the whole list every second", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-bytes:"\n`;
+    const one = openAiClient(await useGateway(t, yaml));
+    const other = openAiClient(await useGateway(t, yaml));
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const inputBytes = async (): Promise<number> =>
+      Number(/total_net_input_bytes:(\d+)/.exec(await admin.info("stats"))?.[1] ?? Number.NaN);
+    // ~2,000 events over ~5 s: several heartbeats while the list grows.
+    const words = Array.from({ length: 2_000 }, (_, index) => `w${index} `);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 2.5, usage: true }) });
+    const before = await inputBytes();
+    const created = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    let count = 0;
+    for await (const event of created) {
+      if (event.type === "response.created") id = event.response.id;
+      count += 1;
+    }
+    const written = (await inputBytes()) - before;
+    t.diagnostic(`${count} events; ${written} bytes written to Redis`);
+    assert.ok(count >= 2_000, `${count} events`);
+    // The events themselves are ~0.6 MB: each written once, plus a small row each second. Rewriting the whole list
+    // every second wrote 4.5 MB for 2,000 events (and grows as the square of the run's length).
+    assert.ok(written < 1_500_000, `${written} bytes written to Redis for ${count} events`);
+    // Replayed on the other gateway from the middle: every event after it, once, in order.
+    const replayed: number[] = [];
+    for await (const event of await other.responses.retrieve(id, { stream: true, starting_after: 999 })) {
+      replayed.push(event.sequence_number);
+    }
+    assert.equal(replayed[0], 1_000);
+    assert.equal(replayed.length, count - 1_000);
+    assert.equal((await other.responses.retrieve(id)).status, "completed");
+  });
+
   test("a Responses answer stays an open request until its Redis save ends (a second signal waits for it)", {
     skip,
   }, async (t) => {

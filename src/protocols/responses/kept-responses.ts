@@ -28,9 +28,13 @@ export interface KeptResponses {
   delete(id: string): Promise<boolean>;
 }
 
-/** What `putIfUnchanged` compares: the kept response's JSON as written (a read's parse stringifies back to it). */
+/**
+ * What `putIfUnchanged` compares: the kept response's JSON without its stream events (a read's parse stringifies back
+ * to it). Only the run writes events, and a store that appends them keeps them beside the row, not in it.
+ */
 export function keptToken(stored: StoredResponse): string {
-  return JSON.stringify(stored);
+  const { events: _events, ...row } = stored;
+  return JSON.stringify(row);
 }
 
 export function inMemory(store: ResponseStore): KeptResponses {
@@ -72,6 +76,13 @@ export interface KeptResponseRows {
    * read-compare-write is then done here, and this process's writes of one background response are serialized.
    */
   putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
+  /**
+   * A store that keeps a streamed background response's events beside its row, appended (Redis): a heartbeat writes
+   * only the new ones, not the whole list again. `keptCount`: how many are kept (false, nothing appended, when that
+   * is not so or the row is gone). A store without it keeps the events in the row's JSON.
+   */
+  appendEvents?(id: string, keptCount: number, events: readonly string[]): Promise<boolean>;
+  getEvents?(id: string, from: number): Promise<string[]>;
   /** The JSON of a kept response that has not expired. */
   get(id: string): Promise<string | undefined>;
   /** The JSON of the kept response one of whose output items has this id. */
@@ -89,6 +100,8 @@ export function inRows(
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
 ): KeptResponses {
+  const unreachable = (error: unknown): ServiceUnavailableError =>
+    new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", { cause: error });
   const read = async (what: Promise<string | undefined>): Promise<StoredResponse | undefined> => {
     let json: string | undefined;
     try {
@@ -98,38 +111,81 @@ export function inRows(
         cause: error,
       });
     }
-    return json === undefined ? undefined : (JSON.parse(json) as StoredResponse);
+    if (json === undefined) return undefined;
+    const stored = JSON.parse(json) as StoredResponse;
+    if (stored.eventsAppended !== true || rows.getEvents === undefined) return stored;
+    // Read after the row: the run appends before it writes the row, so a finished row's events are all there.
+    try {
+      return { ...stored, events: await rows.getEvents(stored.response.id, 0) };
+    } catch (error) {
+      throw unreachable(error);
+    }
   };
-  const rowOf = (stored: StoredResponse): KeptResponseRow => ({
-    id: stored.response.id,
-    json: keptToken(stored),
-    itemIds: stored.response.output.map((item) => item.id),
-    ...(stored.client === undefined ? {} : { owner: stored.client }),
-  });
-  const unreachable = (error: unknown): ServiceUnavailableError =>
-    new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", { cause: error });
+  const isAppending = rows.appendEvents !== undefined && rows.getEvents !== undefined;
+  /** Per background response this process runs: how many of its events the store holds (only the run appends). */
+  const appendedCounts = new Map<string, number>();
+  /**
+   * The row as the store keeps it, and its token (keptToken of what a read returns): with an appending store, a
+   * streamed response's row holds a marker instead of its events; otherwise the events are in the row.
+   */
+  const rowOf = (stored: StoredResponse): { row: KeptResponseRow; token: string } => {
+    const { events, ...rest } = stored;
+    const isAppended = events !== undefined && isAppending;
+    const json = isAppended ? JSON.stringify({ ...rest, eventsAppended: true }) : JSON.stringify(stored);
+    return {
+      row: {
+        id: stored.response.id,
+        json,
+        itemIds: stored.response.output.map((item) => item.id),
+        ...(stored.client === undefined ? {} : { owner: stored.client }),
+      },
+      token: isAppended ? json : keptToken(stored),
+    };
+  };
+  /** The run's events not yet in the store, appended; false when the row is gone (deleted or evicted meanwhile). */
+  const appendNew = async (stored: StoredResponse): Promise<boolean> => {
+    const id = stored.response.id;
+    const keptCount = appendedCounts.get(id);
+    if (stored.events === undefined || rows.appendEvents === undefined || keptCount === undefined) return true;
+    if (stored.events.length <= keptCount) return true;
+    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount)))) return false;
+    appendedCounts.set(id, stored.events.length);
+    return true;
+  };
+  const putIfUnchanged = async (stored: StoredResponse, expected: string | undefined): Promise<string | undefined> => {
+    const { row, token } = rowOf(stored);
+    if (expected !== undefined) {
+      // Events first, then the row: a reader that sees the row finished finds every event.
+      if (!(await appendNew(stored))) return undefined;
+      if (rows.putIfUnchanged !== undefined) return (await rows.putIfUnchanged(row, expected)) ? token : undefined;
+      const current = await rows.get(row.id);
+      if (current === undefined || keptToken(JSON.parse(current) as StoredResponse) !== expected) return undefined;
+    }
+    await rows.put(row);
+    // A row over the bounds is not kept (put deletes it): the caller must not believe it was.
+    if ((await rows.get(row.id)) !== row.json) return undefined;
+    // The run's first write: from here its events are appended.
+    if (expected === undefined && stored.events !== undefined && isAppending) appendedCounts.set(row.id, 0);
+    return token;
+  };
   return {
     get: (id) => read(rows.get(id)),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
     putIfUnchanged: async (stored, expected) => {
-      const row = rowOf(stored);
+      let token: string | undefined;
       try {
-        if (expected !== undefined) {
-          if (rows.putIfUnchanged !== undefined)
-            return (await rows.putIfUnchanged(row, expected)) ? row.json : undefined;
-          if ((await rows.get(row.id)) !== expected) return undefined;
-        }
-        await rows.put(row);
-        // A row over the bounds is not kept (put deletes it): the caller must not believe it was.
-        return (await rows.get(row.id)) === row.json ? row.json : undefined;
+        token = await putIfUnchanged(stored, expected);
       } catch (error) {
         throw unreachable(error);
       }
+      // The run's last write (no heartbeat) landed, or the response is gone: its events are no longer counted here.
+      if (stored.heartbeatAtMs === undefined && token !== undefined) appendedCounts.delete(stored.response.id);
+      return token;
     },
     put: async (stored) => {
       try {
-        await rows.put(rowOf(stored));
+        await rows.put(rowOf(stored).row);
       } catch (error) {
         onPutError(error);
         return;
