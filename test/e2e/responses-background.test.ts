@@ -539,6 +539,53 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     assert.equal((await other.responses.retrieve(id)).status, "completed");
   });
 
+  test("a streamed run cancelled on the other gateway: its follower there ends with the cancelled response and its output", {
+    skip,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-stream-cancel:"\n`;
+    const runner = await useGateway(t, yaml);
+    const one = openAiClient(runner);
+    const other = openAiClient(await useGateway(t, yaml));
+    let onClosed = (): void => {};
+    const closed = new Promise<void>((resolve) => {
+      onClosed = resolve;
+    });
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.on("close", onClosed);
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (const event of chatStream(["Partial "], UPSTREAM_ID).slice(0, 2)) {
+          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+        }
+      },
+    });
+    const stream = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    for await (const event of stream) {
+      if (event.type === "response.created") id = event.response.id;
+      if (event.type === "response.output_text.delta") break;
+    }
+    await sleep(1_200); // past a heartbeat: the delta is in Redis
+    assert.equal((await other.responses.cancel(id)).status, "cancelled");
+    await closed;
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    const types: string[] = [];
+    let last: SdkResponse | undefined;
+    for await (const event of await other.responses.retrieve(id, { stream: true, starting_after: -1 })) {
+      types.push(event.type);
+      if (event.type === "response.incomplete") last = event.response;
+    }
+    assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
+    assert.equal(types.at(-1), "response.incomplete");
+    assert.equal(last?.status, "cancelled");
+    const kept = await other.responses.retrieve(id);
+    assert.equal(kept.status, "cancelled");
+    assert.equal(kept.output_text, "Partial ");
+  });
+
   test("a Responses answer stays an open request until its Redis save ends (a second signal waits for it)", {
     skip,
   }, async (t) => {
