@@ -148,7 +148,11 @@ export function inRows(
     const keptCount = appendedCounts.get(id);
     if (stored.events === undefined || rows.appendEvents === undefined || keptCount === undefined) return true;
     if (stored.events.length <= keptCount) return true;
-    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount)))) return false;
+    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount)))) {
+      // Gone (deleted or evicted): nothing more is appended to it.
+      appendedCounts.delete(id);
+      return false;
+    }
     appendedCounts.set(id, stored.events.length);
     return true;
   };
@@ -179,8 +183,9 @@ export function inRows(
       } catch (error) {
         throw unreachable(error);
       }
-      // The run's last write (no heartbeat) landed, or the response is gone: its events are no longer counted here.
-      if (stored.heartbeatAtMs === undefined && token !== undefined) appendedCounts.delete(stored.response.id);
+      // The run's last write (no heartbeat): its events were appended first, whether the row's write landed or not (a
+      // retry writes the same events), so they are no longer counted here.
+      if (stored.heartbeatAtMs === undefined) appendedCounts.delete(stored.response.id);
       return token;
     },
     put: async (stored) => {
