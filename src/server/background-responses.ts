@@ -4,39 +4,30 @@
 // cancel does (POST /v1/responses/{id}/cancel), and so does the gateway's exit (it is among the open requests).
 // Its state is kept in the kept-responses store (queued -> in_progress -> completed / incomplete / failed /
 // cancelled), rewritten every BACKGROUND_HEARTBEAT_MS while it runs, so another replica reading the same store
-// sees it, replays its events and passes a cancel on.
+// sees it, replays its events and passes a cancel on (background-readers.ts: what those readers use).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import {
-  ClientAbortedError,
-  GatewayError,
-  InternalError,
-  InvalidRequestError,
-  UpstreamUnavailableError,
-} from "../errors/gateway-error.ts";
-import { BackgroundCancel } from "../pipeline/background-runs.ts";
+import { ClientAbortedError, GatewayError, InternalError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { BackgroundCancel, type BackgroundRuns } from "../pipeline/background-runs.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
-import {
-  BACKGROUND_HEARTBEAT_MS,
-  backgroundEvents,
-  backgroundView,
-  isTerminal,
-} from "../protocols/responses/background.ts";
-import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { BACKGROUND_HEARTBEAT_MS, backgroundEvents } from "../protocols/responses/background.ts";
+import { keptToken } from "../protocols/responses/kept-responses.ts";
 import { type ResponseObject, responseErrorOf } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
-import { sseHeaders } from "./write-stream.ts";
+import { writeEvents } from "./background-readers.ts";
 
 /** A translator of the Responses door (chat chunks or a native provider's events -> SSE text). */
 interface ResponsesTranslator {
   push(chunk: unknown): string;
   finish(): string;
   fail(error: GatewayError): string;
+  /** A cancel: the output so far, ended as `cancelled` (stream-mapping.ts says which event). */
+  cancel(): string;
   readonly result: ResponseObject | undefined;
 }
 
@@ -48,8 +39,17 @@ export interface BackgroundExchange {
   readonly isStream: boolean;
   answer(upstreamAnswer: unknown, servedModel: string, api: UpstreamApi): ResponseObject;
   stream(servedModel: string, api: UpstreamApi): ResponsesTranslator;
-  /** Writes the response's state to the kept store; `isFinal`: its end (then it joins its conversation). */
-  keep(response: ResponseObject, events: readonly string[] | undefined, isFinal: boolean): Promise<void>;
+  /**
+   * Writes the response's state to the kept store if it is still `expected` (kept-responses.ts `putIfUnchanged`;
+   * undefined: whatever is kept); `isFinal`: its end (then it joins its conversation). The written state's token, or
+   * undefined when it changed meanwhile (cancelled or deleted on another replica). Throws when the store fails.
+   */
+  keep(
+    response: ResponseObject,
+    events: readonly string[] | undefined,
+    isFinal: boolean,
+    expected: string | undefined,
+  ): Promise<string | undefined>;
   /** The kept state (to see a cancel another replica wrote). */
   read(): Promise<StoredResponse | undefined>;
 }
@@ -75,15 +75,22 @@ export async function answerInBackground(
   background: BackgroundExchange,
   controller: AbortController,
 ): Promise<void> {
+  let token: string | undefined;
   try {
-    // Kept before it is answered: the client's first GET must find it.
-    await background.keep(background.queued, background.isStream ? [] : undefined, false);
+    // Kept before it is answered: the client's first GET must find it. A store that cannot keep it is an error
+    // answered now, and nothing runs: a 200 with an id that later GETs answer 404 for would lose the response.
+    token = await background.keep(background.queued, background.isStream ? [] : undefined, false, undefined);
+    if (token === undefined) {
+      throw new InternalError(
+        "The background response could not be kept (it is larger than responses.store allows); nothing was started.",
+      );
+    }
   } catch (error) {
     runtime.openRequests.close(controller);
     throw error;
   }
   runtime.backgroundRuns.start(background.id, controller);
-  runBackground(runtime, request, call, background, controller).catch((error: unknown) => {
+  runBackground(runtime, request, call, background, controller, token).catch((error: unknown) => {
     request.log.error({ err: error, responseId: background.id }, "background response: the run failed");
   });
   if (!background.isStream) {
@@ -97,69 +104,6 @@ export async function answerInBackground(
 
 async function* emptyEvents(): AsyncGenerator<string> {}
 
-/**
- * Writes followed events as an SSE answer until they end or the reader leaves (then `followed` aborts, which ends
- * the following; the run goes on: a background response outlives its client).
- */
-export async function writeEvents(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  events: AsyncGenerator<string>,
-  followed: AbortController,
-): Promise<void> {
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, { ...sseHeaders(request.headers.connection), "x-request-id": request.id });
-  const onClose = (): void => followed.abort();
-  raw.on("close", onClose);
-  try {
-    for await (const event of events) {
-      if (raw.destroyed) break;
-      if (!raw.write(event)) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
-    }
-  } finally {
-    raw.off("close", onClose);
-    if (!raw.destroyed) raw.end();
-  }
-}
-
-/**
- * The kept events of a response run elsewhere (another replica), from index `from` on: read again every
- * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale, or the reader left.
- */
-export async function* followKept(
-  read: () => Promise<StoredResponse | undefined>,
-  from: number,
-  nowMs: () => number,
-  signal: AbortSignal,
-): AsyncGenerator<string> {
-  let next = from;
-  for (;;) {
-    const stored = await read();
-    if (stored === undefined) return;
-    const events = stored.events ?? [];
-    while (next < events.length) {
-      const event = events[next];
-      next += 1;
-      if (event !== undefined) yield event;
-    }
-    if (isTerminal(backgroundView(stored, false, nowMs()).status) || signal.aborted) return;
-    // The abort listener goes with its round: one added per heartbeat and never removed piled up on the reader's
-    // signal (Node's "possible EventTarget memory leak" warning after 11 s of following another replica's run).
-    await new Promise<void>((resolve) => {
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      }, BACKGROUND_HEARTBEAT_MS);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-}
-
 /** One background run, from the pipeline to its final state kept. Long: its steps share the writes' order. */
 async function runBackground(
   runtime: GatewayRuntime,
@@ -167,11 +111,16 @@ async function runBackground(
   call: BackgroundPipelineCall,
   background: BackgroundExchange,
   controller: AbortController,
+  firstToken: string,
 ): Promise<void> {
   const runs = runtime.backgroundRuns;
   const { id } = background;
   const streamEvents = (): readonly string[] | undefined => (background.isStream ? runs.events(id) : undefined);
   const running: ResponseObject = { ...background.queued, status: "in_progress" };
+  // The kept state as this run last wrote it. Every write is a compare and set against it: a cancel or DELETE made on
+  // another replica since (a write this run did not make) makes the write fail, and that ends the run; a plain
+  // read-then-write let a heartbeat landing after the cancel write the response back as in_progress.
+  let token: string | undefined = firstToken;
   // Every write of the state goes through this chain: a heartbeat never lands after the final state.
   let writes: Promise<void> = Promise.resolve();
   const enqueue = (write: () => Promise<void>): Promise<void> => {
@@ -181,25 +130,28 @@ async function runBackground(
     return writes;
   };
   const beat = async (): Promise<void> => {
-    const kept = await background.read();
-    // Cancelled on another replica (cancel wrote it to the store), or deleted there (or gone from the bounded
-    // store): end the run here; writing it again would bring back what the client deleted.
-    if (kept === undefined || kept.response.status === "cancelled") {
-      controller.abort(new BackgroundCancel());
+    if (token === undefined) return;
+    const written = await background.keep(running, streamEvents(), false, token);
+    if (written !== undefined) {
+      token = written;
       return;
     }
-    await background.keep(running, streamEvents(), false);
+    // Cancelled or deleted on another replica (or evicted from the bounded store): end the run here, through the
+    // pipeline's abort path; the final write below sees which.
+    token = undefined;
+    controller.abort(new BackgroundCancel());
   };
-  void enqueue(() => background.keep(running, streamEvents(), false));
+  void enqueue(beat);
   const heartbeat = setInterval(() => void enqueue(beat), BACKGROUND_HEARTBEAT_MS);
+  const served: { translator?: ResponsesTranslator } = {};
   // Whatever throws on the way (a translator's failure events, say), the run ends: followers and a waiting cancel are
   // released and the exit does not wait out its grace for it.
   try {
     let final: ResponseObject;
     try {
-      final = await servedResponse(runtime, request, call, background, controller.signal);
+      final = await servedResponse(runtime, request, call, background, controller.signal, served);
     } catch (error) {
-      final = endedResponse(background, error, controller.signal);
+      final = endedResponse(background, error, controller.signal, served, runs);
       if (background.isStream && final.status === "failed") {
         // A follower gets the failure as the stream it reads would end: `error`, then `response.failed`.
         const translator = background.stream(background.queued.model, "chat");
@@ -212,18 +164,38 @@ async function runBackground(
     }
     runs.endEvents(id);
     const finished: ResponseObject = { ...final, background: true };
-    await enqueue(async () => {
-      // A cancel written by another replica after the run ended stays: the client was told it is cancelled.
-      const kept = await background.read();
-      // Deleted meanwhile (on another replica): it stays deleted.
-      if (kept === undefined) return;
-      const response = kept.response.status === "cancelled" ? { ...finished, status: "cancelled" as const } : finished;
-      await background.keep(response, streamEvents(), true);
-    });
+    await enqueue(() => keepFinal(background, finished, streamEvents(), token));
   } finally {
     runs.finish(id);
     // Only now: an exit waits for the final state's write (a Redis write is asynchronous).
     runtime.openRequests.close(controller);
+  }
+}
+
+/** Times the final write reads the kept state again when another replica changed it meanwhile. */
+const MAX_FINAL_ATTEMPTS = 5;
+
+/**
+ * The run's final write, against what it last wrote (`token`; undefined: its heartbeat already found it changed).
+ * Changed meanwhile: deleted stays deleted; cancelled stays cancelled (the client was told so), with the output
+ * made; anything else (an eviction and a new write cannot happen to a running response) is written over.
+ */
+async function keepFinal(
+  background: BackgroundExchange,
+  finished: ResponseObject,
+  events: readonly string[] | undefined,
+  token: string | undefined,
+): Promise<void> {
+  let expected = token;
+  for (let attempt = 0; attempt < MAX_FINAL_ATTEMPTS; attempt++) {
+    if (expected !== undefined && (await background.keep(finished, events, true, expected)) !== undefined) return;
+    const kept = await background.read();
+    if (kept === undefined) return;
+    if (kept.response.status === "cancelled") {
+      const cancelled: ResponseObject = { ...finished, status: "cancelled" };
+      if ((await background.keep(cancelled, events, true, keptToken(kept))) !== undefined) return;
+    }
+    expected = keptToken(kept);
   }
 }
 
@@ -234,6 +206,7 @@ async function servedResponse(
   call: BackgroundPipelineCall,
   background: BackgroundExchange,
   signal: AbortSignal,
+  served: { translator?: ResponsesTranslator },
 ): Promise<ResponseObject> {
   const sessionId = request.headers["x-session-id"];
   const result: PipelineResult = await handleRequest(runtime, call.endpoint, call.chatBody, {
@@ -258,6 +231,7 @@ async function servedResponse(
     return background.answer(parsed, servedModel, result.api);
   }
   const translator = background.stream(servedModel, result.api);
+  served.translator = translator;
   const runs = runtime.backgroundRuns;
   let isDone = false;
   try {
@@ -285,9 +259,24 @@ async function servedResponse(
   }
 }
 
-/** The state a run ended in without an answer: cancelled, ended by the exit, or failed. */
-function endedResponse(background: BackgroundExchange, error: unknown, signal: AbortSignal): ResponseObject {
-  if (signal.aborted && signal.reason instanceof BackgroundCancel) return { ...background.queued, status: "cancelled" };
+/**
+ * The state a run ended in without an answer: cancelled (with the output made so far, as OpenAI keeps it; a streamed
+ * one's followers get the last event of it), ended by the exit, or failed.
+ */
+function endedResponse(
+  background: BackgroundExchange,
+  error: unknown,
+  signal: AbortSignal,
+  served: { translator?: ResponsesTranslator },
+  runs: BackgroundRuns,
+): ResponseObject {
+  if (signal.aborted && signal.reason instanceof BackgroundCancel) {
+    if (!background.isStream) return { ...background.queued, status: "cancelled" };
+    // Cancelled before anything came: the stream still says it began and ended.
+    const translator = served.translator ?? background.stream(background.queued.model, "chat");
+    for (const event of backgroundEvents(translator.cancel())) runs.append(background.id, event);
+    return translator.result ?? { ...background.queued, status: "cancelled" };
+  }
   return {
     ...background.queued,
     status: "failed",
@@ -300,46 +289,4 @@ function asGatewayError(error: unknown, signal: AbortSignal): GatewayError {
   if (cut !== undefined) return cut;
   if (error instanceof GatewayError) return error;
   return new InternalError("The background response failed inside the gateway.", { cause: error });
-}
-
-/** `GET /v1/responses/{id}?stream=true`: only a background response created with `stream: true` has events. */
-export function notReplayable(id: string): InvalidRequestError {
-  return new InvalidRequestError(
-    `Response '${id}' cannot be streamed: only a response created with \`background: true\` and \`stream: true\` keeps its events.`,
-    { param: "stream", code: "invalid_value" },
-  );
-}
-
-/** What a reader of a kept response sees (a stale run is failed: background.ts). */
-export function viewOf(runtime: GatewayRuntime, stored: StoredResponse): ResponseObject {
-  return backgroundView(stored, runtime.backgroundRuns.has(stored.response.id), runtime.clock.now());
-}
-
-/**
- * `POST /v1/responses/{id}/cancel`. As OpenAI: a response not created in background is refused; a finished one is
- * answered as it is (cancelling twice changes nothing); a running one is cancelled here when this process runs it
- * (its upstream call aborted through the pipeline), otherwise marked cancelled in the store, which its run reads
- * within BACKGROUND_HEARTBEAT_MS and ends on.
- */
-export async function cancelBackground(
-  runtime: GatewayRuntime,
-  kept: KeptResponses,
-  stored: StoredResponse,
-): Promise<ResponseObject> {
-  const id = stored.response.id;
-  if (stored.response.background !== true) {
-    throw new InvalidRequestError(
-      `Cannot cancel a synchronous response: '${id}' was not created with \`background: true\`.`,
-      { param: "response_id", code: "invalid_value" },
-    );
-  }
-  const view = viewOf(runtime, stored);
-  if (isTerminal(view.status)) return view;
-  if (await runtime.backgroundRuns.cancel(id)) {
-    const after = await kept.get(id);
-    return after === undefined ? { ...view, status: "cancelled" } : viewOf(runtime, after);
-  }
-  const cancelled: ResponseObject = { ...stored.response, status: "cancelled" };
-  await kept.put({ ...stored, response: cancelled, heartbeatAtMs: runtime.clock.now() });
-  return cancelled;
 }

@@ -55,9 +55,10 @@ export function registerConversationRoutes(
       if (!(await conversations.delete(id, request.clientName))) throw conversationNotFound(id, "conversation_id");
       return { id, object: "conversation.deleted", deleted: true };
     });
-    app.get(`${base}/:id/items`, async (request) =>
-      listItems((await found(conversations, request)).items, request.query as ItemListQuery),
-    );
+    app.get(`${base}/:id/items`, async (request) => {
+      const stored = await found(conversations, request);
+      return listItems(stored.items, request.query as ItemListQuery, stored.deleted);
+    });
     app.post(`${base}/:id/items`, async (request) => {
       const id = conversationIdOf(request);
       const items = itemsFromRequest(bodyOf(request).items, randomIds);

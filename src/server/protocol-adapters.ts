@@ -3,11 +3,10 @@
 // answer translated back: JSON at once, or stream chunks through the protocol's stream translator. A Responses
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { Clock } from "../clock.ts";
 import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
-import { type EndpointSpec, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
+import { type EndpointSpec, MESSAGES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
@@ -17,19 +16,6 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
-import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
-import type { Conversations } from "../protocols/responses/conversations.ts";
-import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
-import {
-  fromNativeResponse,
-  type NativeContext,
-  NativeResponsesRelay,
-  toNativeBody,
-} from "../protocols/responses/native.ts";
-import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
-import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
-import { buildResponse, type ResponseObject } from "../protocols/responses/response-object.ts";
-import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
 import { toHeaderValue } from "./header-value.ts";
@@ -43,7 +29,7 @@ interface StreamTranslator {
 }
 
 /** One request of a protocol, translated: the chat body to serve, and how to answer in the protocol. */
-interface Exchange {
+export interface Exchange {
   readonly chatBody: ChatRequestBody;
   /** Headers of the door's own for an answer translated from chat (beside the pipeline's `x-gateway-*`). */
   readonly headers?: Readonly<Record<string, string>> | undefined;
@@ -55,10 +41,13 @@ interface Exchange {
    */
   answer(upstreamAnswer: unknown, servedModel: string, api: UpstreamApi): object;
   stream(servedModel: string, api: UpstreamApi): StreamTranslator;
-  /** After a stream ended (its translator finished or failed), before its last events are written: to keep it. */
-  streamEnded?(isSuccess: boolean): Promise<void>;
-  /** After a JSON answer was made, before it is sent: to keep it. */
-  answered?(answer: object): Promise<void>;
+  /**
+   * After a stream ended (its translator finished or failed), before its last events are written: to keep it. What
+   * it returns is written before them (an SSE comment saying what could not be kept, or nothing).
+   */
+  streamEnded?(isSuccess: boolean): Promise<string>;
+  /** After a JSON answer was made, before it is sent: to keep it. Headers it returns go on the answer. */
+  answered?(answer: object): Promise<Readonly<Record<string, string>> | undefined>;
   /** `background: true` (Responses): answered at once, served in the gateway (background-responses.ts). */
   readonly background?: BackgroundExchange | undefined;
 }
@@ -136,7 +125,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     const servedModel = result.headers["x-gateway-model"] ?? "";
     // A native provider got the request as it came: the door's notes about its translation do not apply.
-    const answerHeaders =
+    let answerHeaders =
       exchange.headers === undefined || result.api !== "chat"
         ? result.headers
         : { ...result.headers, ...exchange.headers };
@@ -146,7 +135,8 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         answer = exchange.answer(parseCompletion(result.bodyText), servedModel, result.api);
         // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
         // instead of exiting under it.
-        await exchange.answered?.(answer);
+        const keptHeaders = await exchange.answered?.(answer);
+        if (keptHeaders !== undefined) answerHeaders = { ...answerHeaders, ...keptHeaders };
       } finally {
         clientGone.stop();
       }
@@ -192,7 +182,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     try {
       tail = ending.isSuccess ? translator.finish() : ending.error !== undefined ? translator.fail(ending.error) : "";
       // Kept before the client reads `response.completed`, so a follow-up request finds it.
-      await exchange.streamEnded?.(ending.isSuccess);
+      tail = ((await exchange.streamEnded?.(ending.isSuccess)) ?? "") + tail;
     } catch (error) {
       // The reply is hijacked: nothing else would end it, and the client would wait for its own timeout.
       reply.raw.destroy();
@@ -224,142 +214,12 @@ function unlessCut(begun: Exchange | Promise<Exchange>, signal: AbortSignal): Pr
   });
 }
 
-/** Below a native provider's base URL. */
-const RESPONSES_UPSTREAM_PATH = "/responses";
-
 function parseCompletion(bodyText: string): unknown {
   try {
     return JSON.parse(bodyText) as unknown;
   } catch (error) {
     throw new UpstreamUnavailableError("The upstream answer is not JSON.", { cause: error });
   }
-}
-
-function nowSeconds(clock: Clock): number {
-  return Math.floor(clock.now() / 1000);
-}
-
-/**
- * OpenAI Responses (`POST /v1/responses`), kept unless the request says `store: false`. `hasNativeProviders`: some
- * provider is marked `responses_api: native` (only then is the native body built).
- */
-export function responsesAdapter(
-  allKept: KeptResponses,
-  conversations: Conversations,
-  clock: Clock,
-  hasNativeProviders: () => boolean,
-): ProtocolAdapter {
-  return {
-    endpoint: RESPONSES_ENDPOINT,
-    async begin(body, client) {
-      // A named client continues from, refers to and keeps only responses (and conversations) of its own.
-      const kept = forClient(allKept, client);
-      const lookup = await prefetch(kept, body, (id) => conversations.get(id, client));
-      const translated = responsesToChat(body, lookup);
-      const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
-      const native: NativeCall | undefined = hasNativeProviders()
-        ? { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: toNativeBody(body, lookup) }
-        : undefined;
-      // A background response is known by its id before anything is served: the answer keeps it.
-      const backgroundId = translated.isBackground ? randomIds("resp_") : undefined;
-      const ids = (prefix: string): string =>
-        prefix === "resp_" && backgroundId !== undefined ? backgroundId : randomIds(prefix);
-      const nativeContext = (servedModel: string): NativeContext => ({
-        id: ids("resp_"),
-        echo: translated.echo,
-        createdAtSeconds: nowSeconds(clock),
-        fallbackModel: servedModel,
-      });
-      const keep = async (response: ResponseObject | undefined): Promise<void> => {
-        // A failed answer (the upstream failed it inside a stream that still ended cleanly) is nothing to continue
-        // from.
-        if (response === undefined || response.status === "failed") return;
-        await addToConversation?.(response);
-        if (!translated.shouldStore) return;
-        await kept.put({
-          response,
-          conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
-        });
-      };
-      let translator: ResponsesStreamTranslator | NativeResponsesRelay | undefined;
-      let latest: ResponseObject | undefined;
-      const exchange: Exchange = {
-        chatBody: translated.chatBody,
-        // Said on the answer: the model answered without them, and the client would not know it otherwise.
-        headers:
-          translated.droppedTools.length === 0
-            ? undefined
-            : { "x-gateway-dropped-tools": translated.droppedTools.join(", ") },
-        native,
-        answer(upstreamAnswer, servedModel, api) {
-          const response =
-            api === "chat"
-              ? toResponseObject(upstreamAnswer, {
-                  echo: translated.echo,
-                  ids,
-                  createdAtSeconds: nowSeconds(clock),
-                  fallbackModel: servedModel,
-                })
-              : fromNativeResponse(upstreamAnswer, nativeContext(servedModel));
-          latest = response;
-          return response;
-        },
-        stream(servedModel, api) {
-          translator =
-            api === "chat"
-              ? new ResponsesStreamTranslator({
-                  echo: translated.echo,
-                  ids,
-                  createdAtSeconds: nowSeconds(clock),
-                  fallbackModel: servedModel,
-                })
-              : new NativeResponsesRelay(nativeContext(servedModel));
-          return translator;
-        },
-        answered: () => keep(latest),
-        // A failed stream leaves nothing to continue from.
-        streamEnded: (isSuccess) => (isSuccess ? keep(translator?.result) : Promise.resolve()),
-      };
-      if (backgroundId === undefined) return exchange;
-      const background: BackgroundExchange = {
-        id: backgroundId,
-        queued: {
-          ...buildResponse(translated.echo, {
-            id: backgroundId,
-            createdAtSeconds: nowSeconds(clock),
-            status: "queued",
-            model: translated.chatBody.model,
-            output: [],
-            usage: undefined,
-          }),
-          background: true,
-        },
-        isStream: translated.isStream,
-        answer: (upstreamAnswer, servedModel, api) =>
-          exchange.answer(upstreamAnswer, servedModel, api) as ResponseObject,
-        stream: (servedModel, api) => {
-          exchange.stream(servedModel, api);
-          if (translator === undefined) throw new Error("the Responses door made no stream translator");
-          return translator;
-        },
-        keep: async (response, events, isFinal) => {
-          const isAnswer = response.status === "completed" || response.status === "incomplete";
-          if (isFinal && isAnswer) await addToConversation?.(response);
-          await kept.put({
-            response,
-            // What a continuation from it sends: its output only once it has one to continue from.
-            conversation: isAnswer
-              ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
-              : translated.conversation,
-            ...(events === undefined ? {} : { events }),
-            ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
-          });
-        },
-        read: () => kept.get(backgroundId),
-      };
-      return { ...exchange, background };
-    },
-  };
 }
 
 /** Anthropic Messages (`POST /v1/messages`). */

@@ -1,6 +1,6 @@
 // The Responses and Messages routes: the POST front doors (protocol-adapters.ts) and those that need no upstream
 // call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items), conversations (/v1/conversations,
-// conversation-routes.ts), the cancel of a background response (background-responses.ts) and the token counts of
+// conversation-routes.ts), the cancel of a background response (background-readers.ts) and the token counts of
 // both doors.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { InvalidRequestError, PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
@@ -14,10 +14,11 @@ import { forClient, inMemory, type KeptResponses, prefetch } from "../protocols/
 import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-responses.ts";
+import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
-import { messagesAdapter, protocolHandler, responsesAdapter } from "./protocol-adapters.ts";
+import { messagesAdapter, protocolHandler } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
+import { responsesAdapter } from "./responses-adapter.ts";
 
 /**
  * `kept`: where kept responses live (a shared store from the composition root); by default in this process's

@@ -9,6 +9,8 @@
 //   {responses}:owners       hash: owner -> rows it holds (owner: the named client that wrote the row, '' unnamed)
 //   {responses}:owner-bytes  hash: owner -> bytes it holds
 //   {responses}:by-owner     sorted set, by lex: "owner\0<ms, 15 digits>\0id", an owner's rows oldest first
+//   {responses}:events:<id>  list: a streamed background response's events, appended (the one key a script names
+//                            without declaring it: built from the tag's key, so in the same Cluster slot)
 // Conversations (OpenAI's Conversations API) are rows of the same shape under `{conversations}`, bounded alike.
 // Bounded by count, total bytes and age: every put evicts expired rows, then, past a cap, the oldest row of the
 // owner holding the most of that cap (rows or bytes; ties: the owner with the older row), so that one client's flood
@@ -33,9 +35,10 @@ const MAX_EVICT_ROUNDS = 10_000;
  * its bytes twice); 1 when the row was there. `add(...)`: writes a row (already removed) and its owner's tallies.
  */
 const ROW_FUNCTIONS = `
-local function remove(id)
+local function remove(id, isReplaced)
   if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
   redis.call('HDEL', KEYS[2], id)
+  if not isReplaced then redis.call('DEL', KEYS[1] .. ':events:' .. id) end
   local meta = redis.call('HGET', KEYS[3], id)
   redis.call('HDEL', KEYS[3], id)
   if meta then
@@ -56,6 +59,12 @@ local function remove(id)
   end
   return 1
 end
+-- The bytes of a row's appended events (the row's own meta counts them), carried over when the row is replaced.
+local function eventBytes(id)
+  local meta = redis.call('HGET', KEYS[3], id)
+  if not meta then return 0 end
+  return cjson.decode(meta).eventBytes or 0
+end
 local function add(id, json, now, bytes, meta, owner, member)
   redis.call('ZADD', KEYS[1], now, id)
   redis.call('HSET', KEYS[2], id, json)
@@ -67,12 +76,18 @@ local function add(id, json, now, bytes, meta, owner, member)
 end
 `;
 
-/** ARGV: id. Returns 1 when the row was there. */
+/**
+ * ARGV: id, then (optional) the oldest score still kept (ms). Returns 1 when the row was there (and, with the score,
+ * not expired): one step, so a write landing between a read and the delete cannot make the answer wrong.
+ */
 const DELETE_LUA = `${ROW_FUNCTIONS}
-return remove(ARGV[1])
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local removed = remove(ARGV[1])
+if removed == 1 and ARGV[2] and tonumber(score) <= tonumber(ARGV[2]) then return 0 end
+return removed
 `;
 
-/** Replaces a row. ARGV: id, JSON, now (ms), bytes, meta, owner, member, then the row's item ids. */
+/** Replaces a row (its appended events go). ARGV: id, JSON, now (ms), bytes, meta, owner, member, then item ids. */
 const PUT_LUA = `${ROW_FUNCTIONS}
 remove(ARGV[1])
 add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
@@ -81,16 +96,52 @@ return 1
 `;
 
 /**
- * Replaces a row only if it is still the JSON the caller read (compare and set), for rows without items (a
- * conversation): two gateway processes adding to one conversation at once must not each write back their own copy.
- * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member.
+ * Replaces a row only if it is still the JSON the caller read (compare and set): two gateway processes adding to one
+ * conversation at once must not each write back their own copy, and a background response's heartbeat must not
+ * write over a cancel or bring back a DELETE made on another replica since its last write.
+ * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, then the row's item ids.
  * Returns 1 when written, 0 when the row changed (or is gone) since it was read.
  */
 const PUT_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-remove(ARGV[1])
-add(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+local carried = eventBytes(ARGV[1])
+remove(ARGV[1], true)
+local meta = cjson.decode(ARGV[6])
+meta.bytes = meta.bytes + carried
+meta.eventBytes = carried
+add(ARGV[1], ARGV[3], ARGV[4], tostring(meta.bytes), cjson.encode(meta), ARGV[7], ARGV[8])
+for i = 9, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
 return 1
+`;
+
+/**
+ * Appends a background response's stream events (append-only: a heartbeat sends only the new ones), counted in its
+ * row's bytes and its owner's. ARGV: id, the count already kept (the append is skipped when it differs: a retry of an
+ * append that landed), then the events. Returns 1 when appended, 0 when the row is gone or the count differs.
+ */
+const APPEND_EVENTS_LUA = `${ROW_FUNCTIONS}
+local meta = redis.call('HGET', KEYS[3], ARGV[1])
+if not meta then return 0 end
+local list = KEYS[1] .. ':events:' .. ARGV[1]
+if redis.call('LLEN', list) ~= tonumber(ARGV[2]) then return 0 end
+local bytes = 0
+for i = 3, #ARGV do
+  redis.call('RPUSH', list, ARGV[i])
+  bytes = bytes + #ARGV[i]
+end
+local decoded = cjson.decode(meta)
+decoded.bytes = decoded.bytes + bytes
+decoded.eventBytes = (decoded.eventBytes or 0) + bytes
+redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(decoded))
+redis.call('INCRBY', KEYS[5], bytes)
+if decoded.member then redis.call('HINCRBY', KEYS[7], decoded.owner, bytes) end
+return 1
+`;
+
+/** Deletes a row only if it is still the JSON the caller read. ARGV: id, expected JSON. Returns 1 when deleted. */
+const DELETE_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+return remove(ARGV[1])
 `;
 
 /**
@@ -207,13 +258,15 @@ export class RedisKeptResponses {
   }
 
   /**
-   * Writes `row` (which has no items) only if the kept row is still `expectedJson`; false when another writer
-   * changed or deleted it meanwhile (the caller reads it again). Then evicts, as `put` does.
+   * Writes `row` only if the kept row is still `expectedJson`; false when another writer changed or deleted it
+   * meanwhile (the caller reads it again). A row over the bounds is not kept, as `put` does: the unchanged row is
+   * deleted and the answer is false. Then evicts, as `put` does.
    */
   async putIfUnchanged(row: KeptResponseRow, expectedJson: string): Promise<boolean> {
     const bytes = Buffer.byteLength(row.json);
-    if (row.itemIds.length > 0 || bytes > this.#limits.maxBytes) {
-      throw new Error("putIfUnchanged takes rows without items, within max_bytes");
+    if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
+      await this.#redis.eval(DELETE_IF_UNCHANGED_LUA, this.#keys.length, ...this.#keys, row.id, expectedJson);
+      return false;
     }
     const written = await this.#redis.eval(
       PUT_IF_UNCHANGED_LUA,
@@ -223,6 +276,7 @@ export class RedisKeptResponses {
       expectedJson,
       row.json,
       ...this.#written(row, bytes),
+      ...row.itemIds,
     );
     if (written !== 1) return false;
     await this.#evict();
@@ -239,6 +293,26 @@ export class RedisKeptResponses {
     return [String(now), String(bytes), meta, owner, member];
   }
 
+  /** See APPEND_EVENTS_LUA: false when the row is gone or `keptCount` is not the count kept. Then evicts. */
+  async appendEvents(id: string, keptCount: number, events: readonly string[]): Promise<boolean> {
+    if (events.length === 0) return true;
+    const appended = await this.#redis.eval(
+      APPEND_EVENTS_LUA,
+      this.#keys.length,
+      ...this.#keys,
+      id,
+      String(keptCount),
+      ...events,
+    );
+    await this.#evict();
+    return appended === 1;
+  }
+
+  /** A row's appended events from index `from` on (none: an empty list). */
+  async getEvents(id: string, from: number): Promise<string[]> {
+    return this.#redis.lrange(`${this.#keys[0]}:events:${id}`, from, -1);
+  }
+
   async get(id: string): Promise<string | undefined> {
     const [index, rows] = this.#keys;
     const replies = await this.#redis.multi().zscore(index, id).hget(rows, id).exec();
@@ -253,10 +327,16 @@ export class RedisKeptResponses {
     return responseId === null ? undefined : this.get(responseId);
   }
 
+  /** True when a row that had not expired was deleted (decided in the script: no read before it). */
   async delete(id: string): Promise<boolean> {
-    const isKept = (await this.get(id)) !== undefined;
-    await this.#deleteRow(id);
-    return isKept;
+    const deleted = await this.#redis.eval(
+      DELETE_LUA,
+      this.#keys.length,
+      ...this.#keys,
+      id,
+      String(this.#oldestKeptMs()),
+    );
+    return deleted === 1;
   }
 
   async close(): Promise<void> {

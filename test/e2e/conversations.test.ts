@@ -378,6 +378,68 @@ describe("Conversations API with the openai SDK", () => {
   });
 });
 
+describe("paging with `after` while items are deleted", () => {
+  test("`after` naming an item deleted meanwhile pages on from where it was (both orders); an unknown id is a 400", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const client = openAiClient(gateway);
+    const { id } = await client.conversations.create({
+      items: ["a", "b", "c", "d", "e"].map((text) => ({ role: "user" as const, content: text })),
+    });
+    const texts = (page: { data: unknown[] }): string[] =>
+      page.data.map((item) => (item as { content: { text: string }[] }).content[0]?.text ?? "?");
+    const first = await client.conversations.items.list(id, { order: "asc", limit: 2 });
+    assert.deepEqual(texts(first), ["a", "b"]);
+    const [a, b] = first.data as { id: string }[];
+    assert.ok(a !== undefined && b !== undefined);
+    // The cursor and the item before it are both deleted: the next page still starts after where they were.
+    await client.conversations.items.delete(b.id, { conversation_id: id });
+    await client.conversations.items.delete(a.id, { conversation_id: id });
+    const next = await client.conversations.items.list(id, { order: "asc", limit: 2, after: b.id });
+    assert.deepEqual(texts(next), ["c", "d"]);
+    const newest = await client.conversations.items.list(id, { order: "desc", limit: 1 });
+    assert.deepEqual(texts(newest), ["e"]);
+    const e = newest.data[0] as { id: string };
+    await client.conversations.items.delete(e.id, { conversation_id: id });
+    const older = await client.conversations.items.list(id, { order: "desc", after: e.id });
+    assert.deepEqual(texts(older), ["d", "c"]);
+    const unknown = await send(gateway, "GET", `/v1/conversations/${id}/items?after=msg_never_there`);
+    assert.equal(unknown.status, 400);
+    assert.equal(errorOf(unknown).param, "after");
+  });
+});
+
+describe("an answer that would push its conversation past the bound", () => {
+  test("is sent, not added, and the client is told: a header on JSON, an SSE comment before the last event", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, `${providersYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);
+    const client = openAiClient(gateway);
+    const { id } = await client.conversations.create({ items: [{ role: "user", content: "x".repeat(9_000) }] });
+    const long = "y".repeat(12_000);
+    // The input fits, so it goes upstream; the answer does not.
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion(long, UPSTREAM_ID) });
+    const json = await send(gateway, "POST", "/v1/responses", { body: { model: "m", conversation: id, input: "Go." } });
+    assert.equal(json.status, 200);
+    assert.equal((json.json as { output_text?: string }).output_text, long, "the answer is sent whole");
+    assert.equal(json.headers["x-gateway-conversation-not-updated"], "too_large");
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([long], UPSTREAM_ID, { usage: true }) });
+    const streamed = await send(gateway, "POST", "/v1/responses", {
+      body: { model: "m", conversation: id, input: "Again.", stream: true },
+    });
+    assert.equal(streamed.status, 200);
+    // An SSE comment (skipped by SDKs) among the last events, before `response.completed`.
+    const note = streamed.text.indexOf("\n\n: x-gateway-conversation-not-updated: too_large\n\n");
+    assert.ok(note > 0, "the stream says the conversation was not updated");
+    assert.ok(note < streamed.text.indexOf("event: response.completed\n"), "before the last event");
+    assert.equal((await allItems(client, id)).length, 1, "neither answer was added");
+    // An answer that fits adds its items and says nothing.
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Short.", UPSTREAM_ID) });
+    const fits = await send(gateway, "POST", "/v1/responses", { body: { model: "m", conversation: id, input: "Hi." } });
+    assert.equal(fits.headers["x-gateway-conversation-not-updated"], undefined);
+    assert.equal((await allItems(client, id)).length, 3);
+  });
+});
+
 describe("named clients and conversations", () => {
   test("one named client never reaches another's conversation; an unnamed key reaches all", async (t) => {
     const mock = await useMock(t);

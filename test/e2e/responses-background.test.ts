@@ -174,6 +174,31 @@ describe("Responses background mode", () => {
     await assert.rejects(sdk.responses.retrieve(doomed.id), OpenAI.NotFoundError);
   });
 
+  test("previous_response_id naming a response still running is a 400 naming it; nothing goes upstream", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const sdk = openAiClient(gateway);
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const running = await sdk.responses.create({ model: "m", input: "First question.", background: true });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    const error = await sdk.responses.create({ model: "m", previous_response_id: running.id, input: "And then?" }).then(
+      () => assert.fail("continued from a response that has no answer yet"),
+      (caught: unknown) => caught,
+    );
+    assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+    assert.equal(error.param, "previous_response_id");
+    assert.equal(error.code, "invalid_value");
+    assert.match(error.message, /still (queued|in_progress)/);
+    assert.equal(chatRequests(mock).length, 1, "nothing went upstream");
+    // Once it has ended (here: cancelled), it can be continued from, as any kept response.
+    await sdk.responses.cancel(running.id);
+    await hanging.closed;
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Next.", UPSTREAM_ID) });
+    const next = await sdk.responses.create({ model: "m", previous_response_id: running.id, input: "And then?" });
+    assert.equal(next.output_text, "Next.");
+  });
+
   test("stream: events come live and are kept; a dropped stream resumes with starting_after and follows to the end", async (t) => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, providersYaml(mock));
@@ -243,16 +268,35 @@ describe("Responses background mode", () => {
     const stream = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
     let id = "";
     const seen: string[] = [];
+    let last: SdkResponse | undefined;
     for await (const event of stream) {
       seen.push(event.type);
       if (event.type === "response.created") id = event.response.id;
       if (event.type === "response.output_text.delta") {
-        assert.equal((await sdk.responses.cancel(id)).status, "cancelled");
+        const cancelled = await sdk.responses.cancel(id);
+        assert.equal(cancelled.status, "cancelled");
+        // As OpenAI: what was generated before the cancel stays in the cancelled response.
+        assert.equal(cancelled.output_text, "Hello ");
       }
+      if (event.type === "response.incomplete") last = event.response;
     }
     await closed;
     assert.ok(seen.includes("response.output_text.delta"));
-    assert.equal((await sdk.responses.retrieve(id)).status, "cancelled");
+    // The stream ends with a last response event (OpenAI has no `response.cancelled`): `response.incomplete`
+    // carrying the cancelled response and its output; the open message is closed first.
+    assert.equal(seen.at(-1), "response.incomplete");
+    assert.ok(seen.includes("response.output_item.done"));
+    assert.equal(last?.status, "cancelled");
+    assert.equal(last?.output_text, "Hello ");
+    const kept = await sdk.responses.retrieve(id);
+    assert.equal(kept.status, "cancelled");
+    assert.equal(kept.output_text, "Hello ");
+    // A follower after the end replays the same last event.
+    const replayed: string[] = [];
+    for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: -1 })) {
+      replayed.push(event.type);
+    }
+    assert.equal(replayed.at(-1), "response.incomplete");
     assert.equal(gateway.runtime.backgroundRuns.size, 0);
   });
 
@@ -378,6 +422,170 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     await assert.rejects(one.responses.retrieve(doomed.id), OpenAI.NotFoundError);
   });
 
+  test("a cancel from the other gateway landing between the heartbeat's read and write wins: the run stops", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-race:"\n`;
+    const runner = await useGateway(t, yaml);
+    const one = openAiClient(runner);
+    const other = openAiClient(await useGateway(t, yaml));
+    // monitor() opens a connection of its own: `admin` is closed too.
+    const admin = new Redis(redis.url);
+    const monitor = await admin.monitor();
+    t.after(() => {
+      monitor.disconnect();
+      admin.disconnect();
+    });
+    const hanging = hangingStep();
+    mock.enqueue(CHAT_ROUTE, hanging.step);
+    const created = await one.responses.create({ model: "m", input: "x", background: true });
+    await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
+    // The runner's heartbeat writes once a second: seen here as the script that writes the row in_progress.
+    const written = (): Promise<void> =>
+      new Promise((resolve) => {
+        const onCommand = (_time: string, args: string[]): void => {
+          if (args[0]?.toLowerCase() !== "eval" || !args.some((arg) => arg.includes(created.id))) return;
+          if (!args.some((arg) => arg.includes('"status":"in_progress"'))) return;
+          monitor.off("monitor", onCommand);
+          resolve();
+        };
+        monitor.on("monitor", onCommand);
+      });
+    await written();
+    // Writes wait (reads go on) from 400 ms after that heartbeat to past the next one: the cancel made on the other
+    // gateway reads in_progress and its write waits first, then the heartbeat reads in_progress and its write waits
+    // behind it. Released in that order, the cancel lands between the heartbeat's read and its write.
+    await sleep(400);
+    await admin.call("CLIENT", "PAUSE", "900", "WRITE");
+    await sleep(50);
+    const cancel = other.responses.cancel(created.id).catch(() => undefined);
+    await cancel;
+    // The heartbeat that read before the cancel landed must not write it back as in_progress: the run stops.
+    const closedInTime = await Promise.race([hanging.closed.then(() => true), sleep(4_000).then(() => false)]);
+    assert.equal(closedInTime, true, "the run went on: the cancel was overwritten by the heartbeat");
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    assert.equal((await other.responses.retrieve(created.id)).status, "cancelled");
+    assert.equal((await one.responses.retrieve(created.id)).status, "cancelled");
+  });
+
+  test("a background response whose first save fails is an error, not a 200 with an id a GET cannot find", {
+    skip,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-save:"\n`;
+    const gateway = await useGateway(t, yaml);
+    const sdk = openAiClient(gateway);
+    redis.pause();
+    let isResumed = false;
+    t.after(() => {
+      if (!isResumed) redis.resume();
+    });
+    const error = await sdk.responses.create({ model: "m", input: "x", background: true }).then(
+      () => assert.fail("answered 200 though the response was not kept"),
+      (caught: unknown) => caught,
+    );
+    redis.resume();
+    isResumed = true;
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.ok((error.status ?? 0) >= 500, `status ${error.status}`);
+    assert.equal((error.error as { type?: string } | undefined)?.type !== undefined, true, "OpenAI's error shape");
+    await sleep(300);
+    assert.equal(chatRequests(mock).length, 0, "nothing was started");
+    assert.equal(gateway.runtime.backgroundRuns.size, 0);
+    await waitFor(() => gateway.runtime.openRequests.size === 0, "the request to close");
+  });
+
+  test("a long streamed run writes its events to Redis once each (append-only), not the whole list every second", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-bytes:"\n`;
+    const one = openAiClient(await useGateway(t, yaml));
+    const other = openAiClient(await useGateway(t, yaml));
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const inputBytes = async (): Promise<number> =>
+      Number(/total_net_input_bytes:(\d+)/.exec(await admin.info("stats"))?.[1] ?? Number.NaN);
+    // ~2,000 events over ~5 s: several heartbeats while the list grows.
+    const words = Array.from({ length: 2_000 }, (_, index) => `w${index} `);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 2.5, usage: true }) });
+    const before = await inputBytes();
+    const created = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    let count = 0;
+    for await (const event of created) {
+      if (event.type === "response.created") id = event.response.id;
+      count += 1;
+    }
+    const written = (await inputBytes()) - before;
+    t.diagnostic(`${count} events; ${written} bytes written to Redis`);
+    assert.ok(count >= 2_000, `${count} events`);
+    // The events themselves are ~0.6 MB: each written once, plus a small row each second. Rewriting the whole list
+    // every second wrote 4.5 MB for 2,000 events (and grows as the square of the run's length).
+    assert.ok(written < 1_500_000, `${written} bytes written to Redis for ${count} events`);
+    // Replayed on the other gateway from the middle: every event after it, once, in order.
+    const replayed: number[] = [];
+    for await (const event of await other.responses.retrieve(id, { stream: true, starting_after: 999 })) {
+      replayed.push(event.sequence_number);
+    }
+    assert.equal(replayed[0], 1_000);
+    assert.equal(replayed.length, count - 1_000);
+    assert.equal((await other.responses.retrieve(id)).status, "completed");
+  });
+
+  test("a streamed run cancelled on the other gateway: its follower there ends with the cancelled response and its output", {
+    skip,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-stream-cancel:"\n`;
+    const runner = await useGateway(t, yaml);
+    const one = openAiClient(runner);
+    const other = openAiClient(await useGateway(t, yaml));
+    let onClosed = (): void => {};
+    const closed = new Promise<void>((resolve) => {
+      onClosed = resolve;
+    });
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.on("close", onClosed);
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (const event of chatStream(["Partial "], UPSTREAM_ID).slice(0, 2)) {
+          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+        }
+      },
+    });
+    const stream = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    for await (const event of stream) {
+      if (event.type === "response.created") id = event.response.id;
+      if (event.type === "response.output_text.delta") break;
+    }
+    await sleep(1_200); // past a heartbeat: the delta is in Redis
+    assert.equal((await other.responses.cancel(id)).status, "cancelled");
+    await closed;
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    const types: string[] = [];
+    let last: SdkResponse | undefined;
+    for await (const event of await other.responses.retrieve(id, { stream: true, starting_after: -1 })) {
+      types.push(event.type);
+      if (event.type === "response.incomplete") last = event.response;
+    }
+    assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
+    assert.equal(types.at(-1), "response.incomplete");
+    assert.equal(last?.status, "cancelled");
+    const kept = await other.responses.retrieve(id);
+    assert.equal(kept.status, "cancelled");
+    assert.equal(kept.output_text, "Partial ");
+  });
+
   test("a Responses answer stays an open request until its Redis save ends (a second signal waits for it)", {
     skip,
   }, async (t) => {
@@ -459,5 +667,62 @@ describe("Responses background mode: SIGTERM of a gateway process", () => {
     const ended = await after.responses.retrieve(endedOne.id);
     assert.equal(ended.status, "failed");
     assert.match(ended.error?.message ?? "", /shutting down/);
+  });
+});
+
+describe("Responses background mode: a gateway process killed mid-run (SIGKILL)", () => {
+  test("its kept response reads in_progress within the 15 s window, then failed; a follower on another gateway ends", async (t) => {
+    const mock = await useMock(t);
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
+    const statePath = join(mkdtempSync(join(tmpdir(), "bg-sigkill-")), "state.db");
+    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+    const doomed = await startGatewayProcess(t, yaml);
+    let isUpstreamClosed = false;
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.on("close", () => {
+          isUpstreamClosed = true;
+        });
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (const event of chatStream(["Half "], UPSTREAM_ID).slice(0, 2)) {
+          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+        }
+        // then nothing more: the process is killed while it waits
+      },
+    });
+    const sdkDoomed = new OpenAI({ baseURL: `${doomed.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const stream = await sdkDoomed.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    for await (const event of stream) {
+      if (event.type === "response.created") id = event.response.id;
+      if (event.type === "response.output_text.delta") break;
+    }
+    await sleep(1_300); // past a heartbeat: the delta is in the state file
+    process.kill(doomed.pid ?? 0, "SIGKILL");
+    const killedAtMs = Date.now();
+    await waitFor(() => isUpstreamClosed, "the killed process's upstream connection to close");
+    // Another gateway on the same state file (as after a restart): no run of it there, a recent heartbeat.
+    const after = openAiClient(await useGateway(t, yaml));
+    const seen = await after.responses.retrieve(id);
+    assert.equal(seen.status, "in_progress", "within the window it may still be running elsewhere");
+    // A follower reads the kept events, then ends once the run is known stale (not after its own timeout).
+    let text = "";
+    let lastType = "";
+    for await (const event of await after.responses.retrieve(id, { stream: true, starting_after: -1 })) {
+      if (event.type === "response.output_text.delta") text += event.delta;
+      lastType = event.type;
+    }
+    const endedAfterMs = Date.now() - killedAtMs;
+    assert.equal(text, "Half ");
+    assert.equal(lastType, "response.output_text.delta", "no end was kept: the stream just stops");
+    assert.ok(endedAfterMs >= 13_000 && endedAfterMs < 20_000, `the follower ended ${endedAfterMs} ms after the kill`);
+    const failed = await after.responses.retrieve(id);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error?.code, "server_error");
+    assert.match(failed.error?.message ?? "", /stopped before it finished/);
   });
 });

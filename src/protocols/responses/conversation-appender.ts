@@ -5,7 +5,7 @@ import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import { randomIds } from "../ids.ts";
 import { itemsFromInput, itemsFromOutput } from "./conversation-items.ts";
-import type { Conversations } from "./conversations.ts";
+import type { Conversations, ConversationUpdate } from "./conversations.ts";
 import type { prefetch } from "./kept-responses.ts";
 import type { ResponseObject } from "./response-object.ts";
 
@@ -20,7 +20,7 @@ export function conversationAppender(
   conversationId: string | undefined,
   body: unknown,
   lookup: Awaited<ReturnType<typeof prefetch>>,
-): ((response: ResponseObject) => Promise<void>) | undefined {
+): ((response: ResponseObject) => Promise<ConversationUpdate>) | undefined {
   const conversation = lookup.conversation;
   if (conversationId === undefined || conversation === undefined) return undefined;
   const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);

@@ -6,7 +6,7 @@ import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import type { IdSource } from "../ids.ts";
 import { unsupportedAt } from "../validate.ts";
-import type { ConversationItem } from "./conversations.ts";
+import type { ConversationItem, DeletedItem } from "./conversations.ts";
 import { type CursorList, type CursorQuery, cursorPage, listOf } from "./cursor-page.ts";
 import { inputMessages, type ResponseLookup } from "./request-mapping.ts";
 import type { OutputItem } from "./response-object.ts";
@@ -108,9 +108,48 @@ function messageStatus(status: unknown): string {
 export type ItemListQuery = CursorQuery;
 export type ItemList = CursorList<ConversationItem>;
 
-/** `GET /v1/conversations/{id}/items`: newest first by default, `limit` / `after` / `order` paging. */
-export function listItems(items: readonly ConversationItem[], query: ItemListQuery): ItemList {
-  return cursorPage(items, query, (id) => `No item with id '${id}' in this conversation.`);
+/**
+ * `GET /v1/conversations/{id}/items`: newest first by default, `limit` / `after` / `order` paging. An `after` naming an
+ * item deleted meanwhile (one of the conversation's last deleted) pages on from where that item was, as a cursor
+ * should: a client paging through a conversation while another deletes from it neither fails nor skips items.
+ */
+export function listItems(
+  items: readonly ConversationItem[],
+  query: ItemListQuery,
+  deleted: readonly DeletedItem[] = [],
+): ItemList {
+  return cursorPage(
+    items,
+    query,
+    (id) => `No item with id '${id}' in this conversation.`,
+    (id, order, ordered) => startAfterDeleted(id, order, ordered, deleted),
+  );
+}
+
+/**
+ * The page start after a deleted item: found by the item that was before it (items are only ever added at the end),
+ * followed back through items deleted since; undefined when `id` was never one of the remembered deleted items.
+ */
+function startAfterDeleted(
+  id: string,
+  order: "asc" | "desc",
+  ordered: readonly ConversationItem[],
+  deleted: readonly DeletedItem[],
+): number | undefined {
+  const previousOf = new Map(deleted.map((item) => [item.id, item.previousId]));
+  if (!previousOf.has(id)) return undefined;
+  let previous = previousOf.get(id) ?? null;
+  // Each step moves to an earlier item: a chain ends within the deleted list's length.
+  for (let step = 0; previous !== null && step <= deleted.length; step++) {
+    const index = ordered.findIndex((item) => item.id === previous);
+    // Ascending: the items after the one before it; descending: that one and the older ones.
+    if (index !== -1) return order === "asc" ? index + 1 : index;
+    // Gone, and no longer remembered: where it was is not known (an unknown `after`).
+    if (!previousOf.has(previous)) return undefined;
+    previous = previousOf.get(previous) ?? null;
+  }
+  // It was first (or everything before it is gone too): ascending, from the start; descending, nothing older.
+  return order === "asc" ? 0 : ordered.length;
 }
 
 export { listOf };

@@ -23,7 +23,21 @@ export interface StoredConversation {
   /** The named client that created it: only it, or an unnamed key, reaches it. */
   readonly client?: string;
   readonly items: readonly ConversationItem[];
+  /**
+   * The last items deleted (at most MAX_DELETED_ITEMS, oldest first), each with the id of the item before it when it
+   * was deleted (null: it was first): a client paging with `after` = an item deleted meanwhile goes on from where it
+   * was instead of failing (conversation-items.ts `listItems`).
+   */
+  readonly deleted?: readonly DeletedItem[];
 }
+
+export interface DeletedItem {
+  readonly id: string;
+  readonly previousId: string | null;
+}
+
+/** Deleted items remembered per conversation for `after` (a few bytes each; older ones are a 400 as an unknown id). */
+export const MAX_DELETED_ITEMS = 100;
 
 /** The conversation object the API answers with (its items are listed apart). */
 export interface ConversationObject {
@@ -53,6 +67,13 @@ export interface ConversationRows {
    */
   putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
 }
+
+/**
+ * What became of an answer's items: `added`; `too_large` (they would have pushed the conversation past its bound);
+ * `deleted` (the conversation was deleted meanwhile); `store_unavailable` (the store failed, or others kept changing
+ * it). The Responses door tells a client any but `added` (`x-gateway-conversation-not-updated`).
+ */
+export type ConversationUpdate = "added" | "too_large" | "deleted" | "store_unavailable";
 
 /** Times a change is read and tried again when another process changed the conversation meanwhile. */
 const MAX_CHANGE_ATTEMPTS = 10;
@@ -204,14 +225,20 @@ export class Conversations {
   }
 
   /**
-   * After an answer: its input and output items are added; a failure is reported, not thrown (the answer is
-   * already made, and a client reading it must get it). A conversation deleted meanwhile stays deleted.
+   * After an answer: its input and output items are added; a failure is reported and returned, not thrown (the
+   * answer is already made, and a client reading it must get it; the door tells it the conversation was not
+   * updated). A conversation deleted meanwhile stays deleted.
    */
-  async appendAfterAnswer(id: string, client: string | null, items: readonly ConversationItem[]): Promise<void> {
+  async appendAfterAnswer(
+    id: string,
+    client: string | null,
+    items: readonly ConversationItem[],
+  ): Promise<ConversationUpdate> {
     try {
-      await this.append(id, client, items, "conversation");
+      return (await this.append(id, client, items, "conversation")) === undefined ? "deleted" : "added";
     } catch (error) {
       this.#onAppendError(error);
+      return error instanceof InvalidRequestError ? "too_large" : "store_unavailable";
     }
   }
 
@@ -226,9 +253,12 @@ export class Conversations {
       id,
       client,
       (stored) => {
-        const items = stored.items.filter((item) => item.id !== itemId);
-        hasItem = items.length !== stored.items.length;
-        return { ...stored, items };
+        const index = stored.items.findIndex((item) => item.id === itemId);
+        hasItem = index !== -1;
+        if (!hasItem) return stored;
+        const previousId = index === 0 ? null : (stored.items[index - 1]?.id ?? null);
+        const deleted = [...(stored.deleted ?? []), { id: itemId, previousId }].slice(-MAX_DELETED_ITEMS);
+        return { ...stored, items: stored.items.filter((item) => item.id !== itemId), deleted };
       },
       "item_id",
     );

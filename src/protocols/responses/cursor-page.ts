@@ -29,17 +29,21 @@ export function cursorPage<T extends { readonly id?: unknown }>(
   items: readonly T[],
   query: CursorQuery,
   unknownAfter: (quotedId: string) => string,
+  startAfterGone?: (id: string, order: "asc" | "desc", ordered: readonly T[]) => number | undefined,
 ): CursorList<T> {
   const limit = readLimit(query.limit);
-  const ordered = readOrder(query.order) === "asc" ? items : [...items].reverse();
+  const order = readOrder(query.order);
+  const ordered = order === "asc" ? items : [...items].reverse();
   let start = 0;
   if (query.after !== undefined) {
     if (typeof query.after !== "string") throw invalid("`after` must be an item id.", "after");
     const index = ordered.findIndex((item) => item.id === query.after);
-    if (index === -1) {
+    // `startAfterGone`: where the page after an item that was there and is gone begins (undefined: never there).
+    const gone = index === -1 ? startAfterGone?.(query.after, order, ordered) : undefined;
+    if (index === -1 && gone === undefined) {
       throw invalid(unknownAfter(query.after.slice(0, QUOTED_ID_CHARS)), "after");
     }
-    start = index + 1;
+    start = gone ?? index + 1;
   }
   return listOf(ordered.slice(start, start + limit), start + limit < ordered.length);
 }

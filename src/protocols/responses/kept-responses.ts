@@ -16,7 +16,25 @@ export interface KeptResponses {
   /** The kept response one of whose output items has this id (whose item it is). */
   responseWithItem(id: string): Promise<StoredResponse | undefined>;
   put(stored: StoredResponse): Promise<void>;
+  /**
+   * Compare and set, for a background run's writes (several replicas write one kept response: the run's heartbeat,
+   * a cancel or a DELETE elsewhere): writes `stored` only if the kept response is still the one whose token is
+   * `expected` (`keptToken` of what was read, or what the previous write returned); `expected` undefined writes
+   * unconditionally. Returns the written response's token, or undefined when another writer changed or deleted it
+   * meanwhile (or it alone is over the store's bounds: not kept). Unlike `put`, a store that cannot be written
+   * throws (a 503): the caller must know its write did not land.
+   */
+  putIfUnchanged(stored: StoredResponse, expected: string | undefined): Promise<string | undefined>;
   delete(id: string): Promise<boolean>;
+}
+
+/**
+ * What `putIfUnchanged` compares: the kept response's JSON without its stream events (a read's parse stringifies back
+ * to it). Only the run writes events, and a store that appends them keeps them beside the row, not in it.
+ */
+export function keptToken(stored: StoredResponse): string {
+  const { events: _events, ...row } = stored;
+  return JSON.stringify(row);
 }
 
 export function inMemory(store: ResponseStore): KeptResponses {
@@ -26,6 +44,12 @@ export function inMemory(store: ResponseStore): KeptResponses {
     responseWithItem: async (id) => store.responseWithItem(id),
     put: async (stored) => {
       store.put(stored);
+    },
+    putIfUnchanged: async (stored, expected) => {
+      // One process, no await between the read and the write: nothing can land in between.
+      const current = store.get(stored.response.id);
+      if (expected !== undefined && (current === undefined || keptToken(current) !== expected)) return undefined;
+      return store.put(stored) ? keptToken(stored) : undefined;
     },
     delete: async (id) => store.delete(id),
   };
@@ -46,6 +70,19 @@ export interface KeptResponseRow {
 
 export interface KeptResponseRows {
   put(row: KeptResponseRow): Promise<void>;
+  /**
+   * A store shared by several gateway processes (Redis) writes the row only if it is still `expectedJson`, in one
+   * atomic step (false: changed or deleted meanwhile, or over the bounds). A store of one process leaves it out: the
+   * read-compare-write is then done here, and this process's writes of one background response are serialized.
+   */
+  putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
+  /**
+   * A store that keeps a streamed background response's events beside its row, appended (Redis): a heartbeat writes
+   * only the new ones, not the whole list again. `keptCount`: how many are kept (false, nothing appended, when that
+   * is not so or the row is gone). A store without it keeps the events in the row's JSON.
+   */
+  appendEvents?(id: string, keptCount: number, events: readonly string[]): Promise<boolean>;
+  getEvents?(id: string, from: number): Promise<string[]>;
   /** The JSON of a kept response that has not expired. */
   get(id: string): Promise<string | undefined>;
   /** The JSON of the kept response one of whose output items has this id. */
@@ -63,6 +100,8 @@ export function inRows(
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
 ): KeptResponses {
+  const unreachable = (error: unknown): ServiceUnavailableError =>
+    new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", { cause: error });
   const read = async (what: Promise<string | undefined>): Promise<StoredResponse | undefined> => {
     let json: string | undefined;
     try {
@@ -72,20 +111,86 @@ export function inRows(
         cause: error,
       });
     }
-    return json === undefined ? undefined : (JSON.parse(json) as StoredResponse);
+    if (json === undefined) return undefined;
+    const stored = JSON.parse(json) as StoredResponse;
+    if (stored.eventsAppended !== true || rows.getEvents === undefined) return stored;
+    // Read after the row: the run appends before it writes the row, so a finished row's events are all there.
+    try {
+      return { ...stored, events: await rows.getEvents(stored.response.id, 0) };
+    } catch (error) {
+      throw unreachable(error);
+    }
+  };
+  const isAppending = rows.appendEvents !== undefined && rows.getEvents !== undefined;
+  /** Per background response this process runs: how many of its events the store holds (only the run appends). */
+  const appendedCounts = new Map<string, number>();
+  /**
+   * The row as the store keeps it, and its token (keptToken of what a read returns): with an appending store, a
+   * streamed response's row holds a marker instead of its events; otherwise the events are in the row.
+   */
+  const rowOf = (stored: StoredResponse): { row: KeptResponseRow; token: string } => {
+    const { events, ...rest } = stored;
+    const isAppended = events !== undefined && isAppending;
+    const json = isAppended ? JSON.stringify({ ...rest, eventsAppended: true }) : JSON.stringify(stored);
+    return {
+      row: {
+        id: stored.response.id,
+        json,
+        itemIds: stored.response.output.map((item) => item.id),
+        ...(stored.client === undefined ? {} : { owner: stored.client }),
+      },
+      token: isAppended ? json : keptToken(stored),
+    };
+  };
+  /** The run's events not yet in the store, appended; false when the row is gone (deleted or evicted meanwhile). */
+  const appendNew = async (stored: StoredResponse): Promise<boolean> => {
+    const id = stored.response.id;
+    const keptCount = appendedCounts.get(id);
+    if (stored.events === undefined || rows.appendEvents === undefined || keptCount === undefined) return true;
+    if (stored.events.length <= keptCount) return true;
+    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount)))) {
+      // Gone (deleted or evicted): nothing more is appended to it.
+      appendedCounts.delete(id);
+      return false;
+    }
+    appendedCounts.set(id, stored.events.length);
+    return true;
+  };
+  const putIfUnchanged = async (stored: StoredResponse, expected: string | undefined): Promise<string | undefined> => {
+    const { row, token } = rowOf(stored);
+    if (expected !== undefined) {
+      // Events first, then the row: a reader that sees the row finished finds every event.
+      if (!(await appendNew(stored))) return undefined;
+      if (rows.putIfUnchanged !== undefined) return (await rows.putIfUnchanged(row, expected)) ? token : undefined;
+      const current = await rows.get(row.id);
+      if (current === undefined || keptToken(JSON.parse(current) as StoredResponse) !== expected) return undefined;
+    }
+    await rows.put(row);
+    // A row over the bounds is not kept (put deletes it): the caller must not believe it was.
+    if ((await rows.get(row.id)) !== row.json) return undefined;
+    // The run's first write: from here its events are appended.
+    if (expected === undefined && stored.events !== undefined && isAppending) appendedCounts.set(row.id, 0);
+    return token;
   };
   return {
     get: (id) => read(rows.get(id)),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
+    putIfUnchanged: async (stored, expected) => {
+      let token: string | undefined;
+      try {
+        token = await putIfUnchanged(stored, expected);
+      } catch (error) {
+        throw unreachable(error);
+      }
+      // The run's last write (no heartbeat): its events were appended first, whether the row's write landed or not (a
+      // retry writes the same events), so they are no longer counted here.
+      if (stored.heartbeatAtMs === undefined) appendedCounts.delete(stored.response.id);
+      return token;
+    },
     put: async (stored) => {
       try {
-        await rows.put({
-          id: stored.response.id,
-          json: JSON.stringify(stored),
-          itemIds: stored.response.output.map((item) => item.id),
-          ...(stored.client === undefined ? {} : { owner: stored.client }),
-        });
+        await rows.put(rowOf(stored).row);
       } catch (error) {
         onPutError(error);
         return;
@@ -131,6 +236,7 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
     put: (stored) => kept.put({ ...stored, client }),
+    putIfUnchanged: (stored, expected) => kept.putIfUnchanged({ ...stored, client }, expected),
     delete: async (id) => (own(await kept.get(id)) === undefined ? false : kept.delete(id)),
   };
 }

@@ -226,6 +226,15 @@ export class NativeResponsesRelay {
     );
   }
 
+  /** A background response cancelled mid-stream: as ResponsesStreamTranslator.cancel, with the items done so far. */
+  cancel(): string {
+    if (this.#isEnded) return "";
+    this.#isEnded = true;
+    const response = { ...this.#snapshot(), status: "cancelled" } as ResponseObject;
+    this.#final = response;
+    return this.#event("response.incomplete", { type: "response.incomplete", response });
+  }
+
   #snapshot(): JsonObject {
     const base =
       this.#latest ??

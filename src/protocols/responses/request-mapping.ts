@@ -210,6 +210,15 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
       { param: "previous_response_id", code: "previous_response_not_found" },
     );
   }
+  // A background response still running has no answer yet: continuing from it would send its input alone, and the
+  // model would answer that turn again. Refused, as OpenAI refuses a previous response that is not finished.
+  const { status } = stored.response;
+  if (status === "queued" || status === "in_progress") {
+    throw new InvalidRequestError(
+      `Previous response with id '${id}' is still ${status}: continue from it once it has finished (poll GET /v1/responses/${id}).`,
+      { param: "previous_response_id", code: "invalid_value" },
+    );
+  }
   return [...stored.conversation];
 }
 

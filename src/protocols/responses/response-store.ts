@@ -16,6 +16,8 @@ export interface StoredResponse {
   readonly conversation: readonly ChatMessage[];
   /** A background streamed response (`background` and `stream`): its SSE events so far, replayed to a reconnect. */
   readonly events?: readonly string[];
+  /** Its events are kept beside the row, appended (a store that does so: Redis); `events` is read from there. */
+  readonly eventsAppended?: true;
   /** A background response still running: when its run last wrote it (ms); see background.ts. */
   readonly heartbeatAtMs?: number;
 }

@@ -151,6 +151,26 @@ export class ResponsesStreamTranslator {
     return text + this.#event("response.failed", { response });
   }
 
+  /**
+   * A background response cancelled mid-stream: its open items end `incomplete` with what came, and the stream ends
+   * with `response.incomplete` carrying the response as `status: "cancelled"` with that output (OpenAI documents no
+   * `response.cancelled` event; `response.incomplete` is the documented last event of a response ended before its
+   * answer was complete, and the SDKs' accumulators take its response as the final one).
+   */
+  cancel(): string {
+    if (this.#isEnded) return "";
+    let text = this.#start();
+    text += this.#closeReasoning("incomplete");
+    text += this.#closeMessage("incomplete");
+    for (const state of [...this.#toolCalls.all].sort((a, b) => a.outputIndex - b.outputIndex)) {
+      text += this.#closeToolCall(state, "incomplete");
+    }
+    this.#isEnded = true;
+    const response = this.#snapshot("cancelled", undefined);
+    this.#final = response;
+    return text + this.#event("response.incomplete", { response });
+  }
+
   #start(): string {
     if (this.#isStarted) return "";
     this.#isStarted = true;

@@ -3,7 +3,7 @@ import { getEventListeners } from "node:events";
 import { test } from "node:test";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
-import { followKept } from "./background-responses.ts";
+import { followKept } from "./background-readers.ts";
 
 test("following another replica's run removes each heartbeat round's abort listener from the reader's signal (none pile up)", async () => {
   const response = { id: "resp_1", status: "in_progress", background: true } as unknown as ResponseObject;

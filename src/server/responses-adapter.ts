@@ -1,0 +1,182 @@
+// The OpenAI Responses door (`POST /v1/responses`): the request translated into chat (with what it continues from:
+// `previous_response_id`, `item_reference`, `conversation`), the answer translated back and kept, and a background
+// request handed to background-responses.ts. The generic handler it plugs into is protocol-adapters.ts.
+import type { Clock } from "../clock.ts";
+import { RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
+import { randomIds } from "../protocols/ids.ts";
+import { backgroundView } from "../protocols/responses/background.ts";
+import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
+import type { Conversations, ConversationUpdate } from "../protocols/responses/conversations.ts";
+import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
+import {
+  fromNativeResponse,
+  type NativeContext,
+  NativeResponsesRelay,
+  toNativeBody,
+} from "../protocols/responses/native.ts";
+import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
+import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
+import { buildResponse, type ResponseObject } from "../protocols/responses/response-object.ts";
+import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
+import type { NativeCall } from "../upstream/forward-types.ts";
+import type { BackgroundExchange } from "./background-responses.ts";
+import type { Exchange, ProtocolAdapter } from "./protocol-adapters.ts";
+
+/** Said on an answer whose items were not added to the conversation it named (conversations.ts ConversationUpdate). */
+const CONVERSATION_NOT_UPDATED_HEADER = "x-gateway-conversation-not-updated";
+
+/** Below a native provider's base URL. */
+const RESPONSES_UPSTREAM_PATH = "/responses";
+
+function nowSeconds(clock: Clock): number {
+  return Math.floor(clock.now() / 1000);
+}
+
+/**
+ * OpenAI Responses (`POST /v1/responses`), kept unless the request says `store: false`. `hasNativeProviders`: some
+ * provider is marked `responses_api: native` (only then is the native body built).
+ */
+export function responsesAdapter(
+  allKept: KeptResponses,
+  conversations: Conversations,
+  clock: Clock,
+  hasNativeProviders: () => boolean,
+): ProtocolAdapter {
+  return {
+    endpoint: RESPONSES_ENDPOINT,
+    async begin(body, client) {
+      // A named client continues from, refers to and keeps only responses (and conversations) of its own.
+      const kept = forClient(allKept, client);
+      const prefetched = await prefetch(kept, body, (id) => conversations.get(id, client));
+      // A kept background response as GET shows it: one whose run stopped without an end reads failed, not running.
+      const lookup: typeof prefetched = {
+        ...prefetched,
+        get: (id) => {
+          const stored = prefetched.get(id);
+          return stored === undefined ? undefined : { ...stored, response: backgroundView(stored, false, clock.now()) };
+        },
+      };
+      const translated = responsesToChat(body, lookup);
+      const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
+      const native: NativeCall | undefined = hasNativeProviders()
+        ? { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: toNativeBody(body, lookup) }
+        : undefined;
+      // A background response is known by its id before anything is served: the answer keeps it.
+      const backgroundId = translated.isBackground ? randomIds("resp_") : undefined;
+      const ids = (prefix: string): string =>
+        prefix === "resp_" && backgroundId !== undefined ? backgroundId : randomIds(prefix);
+      const nativeContext = (servedModel: string): NativeContext => ({
+        id: ids("resp_"),
+        echo: translated.echo,
+        createdAtSeconds: nowSeconds(clock),
+        fallbackModel: servedModel,
+      });
+      /** Keeps the answer; what became of its conversation when it was not updated (else undefined). */
+      const keep = async (response: ResponseObject | undefined): Promise<ConversationUpdate | undefined> => {
+        // A failed answer (the upstream failed it inside a stream that still ended cleanly) is nothing to continue
+        // from.
+        if (response === undefined || response.status === "failed") return undefined;
+        const update = await addToConversation?.(response);
+        if (translated.shouldStore) {
+          await kept.put({
+            response,
+            conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
+          });
+        }
+        return update === undefined || update === "added" ? undefined : update;
+      };
+      let translator: ResponsesStreamTranslator | NativeResponsesRelay | undefined;
+      let latest: ResponseObject | undefined;
+      const exchange: Exchange = {
+        chatBody: translated.chatBody,
+        // Said on the answer: the model answered without them, and the client would not know it otherwise.
+        headers:
+          translated.droppedTools.length === 0
+            ? undefined
+            : { "x-gateway-dropped-tools": translated.droppedTools.join(", ") },
+        native,
+        answer(upstreamAnswer, servedModel, api) {
+          const response =
+            api === "chat"
+              ? toResponseObject(upstreamAnswer, {
+                  echo: translated.echo,
+                  ids,
+                  createdAtSeconds: nowSeconds(clock),
+                  fallbackModel: servedModel,
+                })
+              : fromNativeResponse(upstreamAnswer, nativeContext(servedModel));
+          latest = response;
+          return response;
+        },
+        stream(servedModel, api) {
+          translator =
+            api === "chat"
+              ? new ResponsesStreamTranslator({
+                  echo: translated.echo,
+                  ids,
+                  createdAtSeconds: nowSeconds(clock),
+                  fallbackModel: servedModel,
+                })
+              : new NativeResponsesRelay(nativeContext(servedModel));
+          return translator;
+        },
+        // The answer was sent, its items not added to its conversation: the client is told, or it would believe the
+        // next turn continues from this one.
+        answered: async () => {
+          const update = await keep(latest);
+          return update === undefined ? undefined : { [CONVERSATION_NOT_UPDATED_HEADER]: update };
+        },
+        // A failed stream leaves nothing to continue from. Its headers are sent: an SSE comment says it instead
+        // (clients and SDKs skip comments; the events stay OpenAI's).
+        streamEnded: async (isSuccess) => {
+          if (!isSuccess) return "";
+          const update = await keep(translator?.result);
+          return update === undefined ? "" : `: ${CONVERSATION_NOT_UPDATED_HEADER}: ${update}\n\n`;
+        },
+      };
+      if (backgroundId === undefined) return exchange;
+      const background: BackgroundExchange = {
+        id: backgroundId,
+        queued: {
+          ...buildResponse(translated.echo, {
+            id: backgroundId,
+            createdAtSeconds: nowSeconds(clock),
+            status: "queued",
+            model: translated.chatBody.model,
+            output: [],
+            usage: undefined,
+          }),
+          background: true,
+        },
+        isStream: translated.isStream,
+        answer: (upstreamAnswer, servedModel, api) =>
+          exchange.answer(upstreamAnswer, servedModel, api) as ResponseObject,
+        stream: (servedModel, api) => {
+          exchange.stream(servedModel, api);
+          if (translator === undefined) throw new Error("the Responses door made no stream translator");
+          return translator;
+        },
+        keep: async (response, events, isFinal, expected) => {
+          const isAnswer = response.status === "completed" || response.status === "incomplete";
+          const written = await kept.putIfUnchanged(
+            {
+              response,
+              // What a continuation from it sends: its output only once it has one to continue from.
+              conversation: isAnswer
+                ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
+                : translated.conversation,
+              ...(events === undefined ? {} : { events }),
+              ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
+            },
+            expected,
+          );
+          // Only an answer that was kept joins its conversation (one cancelled or deleted meanwhile does not).
+          if (written !== undefined && isFinal && isAnswer) await addToConversation?.(response);
+          return written;
+        },
+        read: () => kept.get(backgroundId),
+      };
+      return { ...exchange, background };
+    },
+  };
+}
