@@ -70,10 +70,10 @@ describe("Responses background mode", () => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, providersYaml(mock));
     const sdk = openAiClient(gateway);
-    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Otters float.", UPSTREAM_ID), delayMs: 400 });
-    const startedMs = Date.now();
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Otters float.", UPSTREAM_ID), delayMs: 1_500 });
+    // Answered before the upstream did: `queued` with no output (a gateway that waited would answer `completed`).
+    // No wall-clock bound: on a loaded machine that read as flaky.
     const created = await sdk.responses.create({ model: "m", input: "Tell me about otters.", background: true });
-    assert.ok(Date.now() - startedMs < 350, "answered before the upstream did");
     assert.match(created.id, /^resp_/);
     assert.equal(created.status, "queued");
     assert.equal(created.background, true);
