@@ -219,8 +219,11 @@ export async function models(options: CommandOptions): Promise<number> {
     ...result.loaded.config,
     state: { ...result.loaded.config.state, path: ":memory:" },
   });
+  // Model ids and warnings come from upstreams' GET /models lists, which may echo what they were sent (a key in an
+  // id, in an error text): printed through the same redaction as `route` and every log line.
+  const output = redactingOutput(options.output, runtime.secrets.redactor);
   try {
-    writeCatalogWarnings(options.output, runtime.snapshot);
+    writeCatalogWarnings(output, runtime.snapshot);
     const { catalog, profiles } = runtime.snapshot;
     const rows = catalog.deployments.map((deployment) => {
       const breakdown = runtime.explainScore(deployment);
@@ -242,9 +245,9 @@ export async function models(options: CommandOptions): Promise<number> {
     });
     rows.sort((a, b) => a.model.localeCompare(b.model) || b.score - a.score);
     if (options.isJson) {
-      writeJson(options.output, { models: rows });
+      writeJson(output, { models: rows });
     } else {
-      options.output.write(
+      output.write(
         table(
           ["model", "provider", "upstream id", "kind", "context", "params", "quality", "score"],
           rows.map((row) => [
