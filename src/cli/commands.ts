@@ -7,6 +7,7 @@ import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../confi
 import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { reportProcessFaultsWith } from "../observability/process-faults.ts";
 import { explainedPathOf, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { buildCatalog, metadataProviderName } from "../providers/catalog.ts";
@@ -222,6 +223,7 @@ export async function models(options: CommandOptions): Promise<number> {
   // Model ids and warnings come from upstreams' GET /models lists, which may echo what they were sent (a key in an
   // id, in an error text): printed through the same redaction as `route` and every log line.
   const output = redactingOutput(options.output, runtime.secrets.redactor);
+  reportProcessFaultsWith({ redact: runtime.secrets.redactor });
   try {
     writeCatalogWarnings(output, runtime.snapshot);
     const { catalog, profiles } = runtime.snapshot;
@@ -312,6 +314,7 @@ export async function route(
   // a gateway may be serving from it (and checks that lock to tell whether another gateway shares the file).
   const runtime = await GatewayRuntime.create(result.loaded.config, { isStateReadOnly: true });
   const output = redactingOutput(options.output, runtime.secrets.redactor);
+  reportProcessFaultsWith({ redact: runtime.secrets.redactor });
   try {
     writeCatalogWarnings(output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;
