@@ -11,7 +11,19 @@ import type {
   ChatToolCall,
   ChatToolChoice,
 } from "../chat-completions.ts";
-import { formatPath, openAiProblemText, type ProblemText, validateAt, validateBody } from "../validate.ts";
+import { formatPath, validateAt, validateBody } from "../validate.ts";
+import {
+  ASSISTANT_BLOCKS,
+  anthropicPath,
+  anthropicProblemText,
+  type Block,
+  blockAt,
+  invalidBlock,
+  TEXT_BLOCKS,
+  TOOL_RESULT_BLOCKS,
+  USER_BLOCKS,
+  unsupportedBlock,
+} from "./content-blocks.ts";
 import {
   countTokensRequestSchema,
   customToolSchema,
@@ -69,76 +81,13 @@ const outputConfigSchema = z.looseObject({
 const OUTPUT_SCHEMA_NAME = "output";
 
 type Path = readonly PropertyKey[];
-type Block = { readonly type: string; readonly [field: string]: unknown };
 
 function unsupported(message: string, path: Path): InvalidRequestError {
   return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
 }
 
-/** Anthropic's position of a field: `messages.3.content.2` (its API's errors start with it). */
-function anthropicPath(path: Path): string {
-  return path.map(String).join(".");
-}
-
-/**
- * A problem inside the body's structure (a message, a block, a tool) reads as Anthropic's do, the position first:
- * `messages.3.content.2.source: ...`. Top-level fields keep the gateway's own wording (`max_tokens` is required ...).
- */
-const anthropicProblemText: ProblemText = (param, path, detail) =>
-  path.length >= 2 ? `${anthropicPath(path)}: ${detail}` : openAiProblemText(param, path, detail);
-
 function check<T extends z.ZodType>(schema: T, value: unknown, path: Path): z.infer<T> {
   return validateAt(schema, value, path, anthropicProblemText);
-}
-
-/** The block types each place takes, as they are listed to a client who sent another. */
-const USER_BLOCKS = ["text", "image", "document", "tool_result"] as const;
-const ASSISTANT_BLOCKS = ["text", "tool_use"] as const;
-const TEXT_BLOCKS = ["text"] as const;
-const TOOL_RESULT_BLOCKS = ["text", "image", "document"] as const;
-
-function typeList(types: readonly string[]): string {
-  const quoted = types.map((type) => `\`${type}\``);
-  return quoted.length === 1 ? (quoted[0] ?? "") : `${quoted.slice(0, -1).join(", ")} or ${quoted.at(-1)}`;
-}
-
-/**
- * `value`, the block at `path`, if it is an object with a string `type`; else a 400 naming its position and the types
- * accepted there. (Whether that type is one of them is the caller's `switch`.)
- */
-function blockAt(value: unknown, path: Path, accepted: readonly string[]): Block {
-  const expected = `a content block is an object whose \`type\` is ${typeList(accepted)}.`;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw invalidBlock(`${anthropicPath(path)}: Input should be an object: ${expected}`, path);
-  }
-  const { type } = value as { type?: unknown };
-  if (type === undefined) {
-    throw invalidBlock(`${anthropicPath(path)}: Unable to extract tag using discriminator 'type': ${expected}`, path);
-  }
-  if (typeof type !== "string") {
-    throw invalidBlock(`${anthropicPath([...path, "type"])}: Input should be a valid string: ${expected}`, [
-      ...path,
-      "type",
-    ]);
-  }
-  return value as Block;
-}
-
-function invalidBlock(message: string, path: Path): InvalidRequestError {
-  return new InvalidRequestError(message, { param: formatPath(path), code: "invalid_value" });
-}
-
-/** A block whose type is not taken at `path` (its switch's default). */
-function unsupportedBlock(
-  block: Block,
-  path: Path,
-  accepted: readonly string[],
-  what = "Content blocks",
-): InvalidRequestError {
-  return unsupported(
-    `${anthropicPath(path)}: ${what} of type \`${block.type.slice(0, 64)}\` are not supported; use ${typeList(accepted)}.`,
-    [...path, "type"],
-  );
 }
 
 /** `count`: the body of `count_tokens`, where `max_tokens` is not required. */
