@@ -113,6 +113,11 @@ describe("redactSecrets", () => {
     const startedAt = performance.now();
     redactSecrets(hostile, ["sk-configured-key-0123456789"]);
     assert.ok(performance.now() - startedAt < 500, `took ${performance.now() - startedAt} ms`);
+    // Long runs of backslashes after the beginning of a key whose escaped forms take runs of them (bounded runs).
+    const runs = `${"Qk\\".repeat(1)}${"\\".repeat(5_000)}x`.repeat(200);
+    const runsStartedAt = performance.now();
+    redactSecrets(runs, ['Qk\\"7Xw4Pz9-Lm2Vn8Tb']);
+    assert.ok(performance.now() - runsStartedAt < 500, `took ${performance.now() - runsStartedAt} ms`);
   });
 
   test("a long list (every provider and client key, and their escaped forms) is redacted as one by one would", () => {

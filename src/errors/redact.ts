@@ -103,9 +103,9 @@ const PLAIN = /^[A-Za-z0-9_.~-]*$/;
  * (the Authorization header) inside error messages that may themselves be JSON bodies kept as strings (the key then
  * JSON-escaped twice, and again in a record or a log line), by encoders that escape more than JSON must (PHP's
  * `\/`; .NET's `\u002B` for `+`, `\u0022` for `"`; Go's `\u003c`), or in a URL they quote (`%2B`, `%2F`, `%3D`:
- * base64 keys hold `+`, `/`, `=`). Every other character than PLAIN's may be: preceded by any run of backslashes (a
- * JSON escape at any depth; a backslash itself is one or more), written as `\u00XX` (hex in either case, after any
- * run of backslashes), or percent-encoded. Each alternative of a character is short and fixed, so matching stays
+ * base64 keys hold `+`, `/`, `=`). Every other character than PLAIN's may be: preceded by a run of backslashes (a
+ * JSON escape up to four deep; a backslash itself is one or more), written as `\u00XX` (hex in either case, after
+ * such a run), or percent-encoded. Each alternative of a character is short and fixed, so matching stays
  * linear in the text; a secret whose characters are all PLAIN is its plain literal, as before.
  */
 function echoedForms(secret: string): string {
@@ -116,13 +116,20 @@ function echoedForms(secret: string): string {
       continue;
     }
     const code = character.codePointAt(0) ?? 0;
-    const forms = character === "\\" ? ["\\\\+"] : [`\\\\*${escapeRegExp(character)}`];
-    if (code <= 0xffff) forms.push(`\\\\*u${anyCaseHex(code.toString(16).padStart(4, "0"))}`);
+    const forms = character === "\\" ? [`\\\\{1,${MAX_ESCAPE_RUN + 1}}`] : [`${ESCAPE_RUN}${escapeRegExp(character)}`];
+    if (code <= 0xffff) forms.push(`${ESCAPE_RUN}u${anyCaseHex(code.toString(16).padStart(4, "0"))}`);
     if (code < 0x80) forms.push(`%${anyCaseHex(code.toString(16).padStart(2, "0"))}`);
     source += `(?:${forms.join("|")})`;
   }
   return source;
 }
+
+/**
+ * Backslashes an escape at four depths of JSON puts before a character (1, 3, 7, 15): a bound, so that a long run of
+ * backslashes after a secret's beginning costs a few steps, not a search back through the run for each character.
+ */
+const MAX_ESCAPE_RUN = 15;
+const ESCAPE_RUN = `\\\\{0,${MAX_ESCAPE_RUN}}`;
 
 /** Hex digits as a pattern that takes either case (`2b` -> `2[bB]`). */
 function anyCaseHex(hex: string): string {
