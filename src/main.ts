@@ -1,6 +1,7 @@
 // Composition root and command dispatch. No logic of its own.
 import { parseArgs } from "node:util";
 import { EXIT_USAGE } from "./cli/exit-codes.ts";
+import { exitOnUncaughtExceptions, lastResortText } from "./cli/uncaught-exceptions.ts";
 import { VERSION } from "./cli/version.ts";
 
 const USAGE = `Usage: llm-gateway [command] [options]
@@ -82,13 +83,15 @@ function parse(argv: string[]) {
   });
 }
 
+// Before anything else runs: Node's own print of an uncaught exception would show a key its message quotes.
+exitOnUncaughtExceptions();
 main(process.argv.slice(2)).then(
   (code) => {
     // serve/demo keep running (their servers hold the event loop); other commands end here.
     if (code !== 0) process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`llm-gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(lastResortText(error));
     process.exit(1);
   },
 );

@@ -7,6 +7,7 @@ import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../confi
 import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { reportProcessFaultsWith } from "../observability/process-faults.ts";
 import { explainedPathOf, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
 import { buildCatalog, metadataProviderName } from "../providers/catalog.ts";
@@ -219,8 +220,12 @@ export async function models(options: CommandOptions): Promise<number> {
     ...result.loaded.config,
     state: { ...result.loaded.config.state, path: ":memory:" },
   });
+  // Model ids and warnings come from upstreams' GET /models lists, which may echo what they were sent (a key in an
+  // id, in an error text): printed through the same redaction as `route` and every log line.
+  const output = redactingOutput(options.output, runtime.secrets.redactor);
+  reportProcessFaultsWith({ redact: runtime.secrets.redactor });
   try {
-    writeCatalogWarnings(options.output, runtime.snapshot);
+    writeCatalogWarnings(output, runtime.snapshot);
     const { catalog, profiles } = runtime.snapshot;
     const rows = catalog.deployments.map((deployment) => {
       const breakdown = runtime.explainScore(deployment);
@@ -242,9 +247,9 @@ export async function models(options: CommandOptions): Promise<number> {
     });
     rows.sort((a, b) => a.model.localeCompare(b.model) || b.score - a.score);
     if (options.isJson) {
-      writeJson(options.output, { models: rows });
+      writeJson(output, { models: rows });
     } else {
-      options.output.write(
+      output.write(
         table(
           ["model", "provider", "upstream id", "kind", "context", "params", "quality", "score"],
           rows.map((row) => [
@@ -309,6 +314,7 @@ export async function route(
   // a gateway may be serving from it (and checks that lock to tell whether another gateway shares the file).
   const runtime = await GatewayRuntime.create(result.loaded.config, { isStateReadOnly: true });
   const output = redactingOutput(options.output, runtime.secrets.redactor);
+  reportProcessFaultsWith({ redact: runtime.secrets.redactor });
   try {
     writeCatalogWarnings(output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;

@@ -6,7 +6,13 @@ import type { GatewayConfig } from "../config/types.ts";
 import { startFakeProvider } from "./demo-providers.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { startFailure } from "./start-failure.ts";
-import { handleShutdownSignals, logUnhandledRejections, type RunningGateway, startGateway } from "./start-gateway.ts";
+import {
+  handleShutdownSignals,
+  logUnhandledRejections,
+  type RunningGateway,
+  reportFaultsThrough,
+  startGateway,
+} from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
 
@@ -75,6 +81,7 @@ Watch the x-gateway-provider header switch from swift to steady on a 429. Ctrl-C
     config.server.shutdownTimeoutMs,
     (code) => process.exit(code),
   );
+  reportFaultsThrough(gateway);
   logUnhandledRejections(gateway);
   capYoungGeneration();
   releaseOptimizingCompilersOnFirstRequest(gateway.app.server);

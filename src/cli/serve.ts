@@ -8,6 +8,9 @@ import { loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import { recognisedPresetText } from "../config/resolve-providers.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { redactSecrets } from "../errors/redact.ts";
+import { reportProcessFaultsWith } from "../observability/process-faults.ts";
+import { configSecrets } from "../pipeline/logged-secrets.ts";
 import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig, type GatewayConfigSource, loadChosenConfig } from "./gateway-config.ts";
@@ -15,7 +18,7 @@ import { holdSighupDuringStart, reloadOnSighup, watchConfigFiles } from "./hot-r
 import { isEmptyFile, noProviderMessage } from "./no-provider.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { configErrorText, startFailure } from "./start-failure.ts";
-import { handleShutdownSignals, logUnhandledRejections, startGateway } from "./start-gateway.ts";
+import { handleShutdownSignals, logUnhandledRejections, reportFaultsThrough, startGateway } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
 
@@ -42,6 +45,9 @@ export async function serve(options: { configPath: string | undefined }): Promis
     );
     return EXIT_USAGE;
   }
+  // Until the runtime exists (then reportFaultsThrough): a fault while starting is printed without the config's keys.
+  const startSecrets = configSecrets(loaded.config);
+  reportProcessFaultsWith({ redact: (text) => redactSecrets(text, startSecrets) });
   const logger = terminalLogger(loaded.config);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
@@ -114,6 +120,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
     gateway.app.log,
   );
   handleShutdownSignals(gateway, loaded.config.server.shutdownTimeoutMs, (code) => process.exit(code));
+  reportFaultsThrough(gateway);
   logUnhandledRejections(gateway);
   capYoungGeneration();
   releaseOptimizingCompilersOnFirstRequest(gateway.app.server);

@@ -8,7 +8,7 @@ import { ConfigError } from "../config/config-error.ts";
 import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { ServiceUnavailableError } from "../errors/gateway-error.ts";
-import { countUnhandledRejection } from "../observability/process-faults.ts";
+import { countUnhandledRejection, reportProcessFaultsWith } from "../observability/process-faults.ts";
 import { routedLogLine } from "../observability/routed-log.ts";
 import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
@@ -289,11 +289,22 @@ export function handleShutdownSignals(
 }
 
 /**
+ * Faults of the process from now on (process-faults.ts): an uncaught exception is logged (fatal) by the gateway's
+ * logger and printed redacted with every secret the runtime knows, then ends the process as Node's default does.
+ */
+export function reportFaultsThrough(gateway: RunningGateway): void {
+  reportProcessFaultsWith({
+    redact: gateway.runtime.secrets.redactor,
+    log: (error, message) => gateway.app.log.fatal({ err: error }, message),
+  });
+}
+
+/**
  * A promise rejected with nobody to handle it (a library's internal command, as ioredis's re-SUBSCRIBE was) would
  * end the process by Node's default, and every request in flight with it. A gateway keeps serving: the rejection is
  * logged as an error (redacted like every line), at most once a minute per message, and counted
- * (`llm_gateway_unhandled_rejections_total`). Thrown exceptions still end the process: the state they leave may be
- * half-changed.
+ * (`llm_gateway_unhandled_rejections_total`). Thrown exceptions still end the process (the state they leave may be
+ * half-changed), redacted: `reportFaultsThrough`.
  */
 export function logUnhandledRejections(gateway: RunningGateway): void {
   const lastLoggedMs = new Map<string, number>();

@@ -65,11 +65,59 @@ describe("redactSecrets", () => {
     assert.equal(redactKeyShaped("Incorrect API key provided: sk-proj-abc"), "Incorrect API key provided: sk-proj-abc");
   });
 
+  test("a key with characters encoders change is found in each form an echo gives it, in a short list and a long one", () => {
+    const base64 = "Zq3+Lk8/Wm2xNp7+Rt5/Vb9yHc4=";
+    const quoted = 'Qk7"Xw4\\Pz9-Lm2Vn8Tb';
+    const forms = [
+      // JSON once and twice (an error message that is a JSON body), and in a record's JSON again
+      JSON.stringify(quoted).slice(1, -1),
+      JSON.stringify(JSON.stringify(quoted).slice(1, -1)).slice(1, -1),
+      JSON.stringify(JSON.stringify(JSON.stringify(quoted).slice(1, -1)).slice(1, -1)).slice(1, -1),
+      // PHP's `\/`, once and twice
+      base64.replaceAll("/", "\\/"),
+      base64.replaceAll("/", "\\\\\\/"),
+      // .NET's `\u002B` (upper-case hex) and `\u0022`; lower-case hex; twice escaped
+      base64.replaceAll("+", "\\u002B"),
+      base64.replaceAll("+", "\\u002b").replaceAll("=", "\\u003d"),
+      base64.replaceAll("+", "\\\\u002B").replaceAll("/", "\\\\\\/"),
+      quoted.replace('"', "\\u0022").replace("\\", "\\\\"),
+      // a URL quoting it
+      encodeURIComponent(base64),
+      encodeURIComponent(base64).replace(/%[0-9A-F]{2}/g, (byte) => byte.toLowerCase()),
+    ];
+    const short = [base64, quoted];
+    const long = [...short, ...Array.from({ length: 20 }, (_, index) => `team-key-${index}-${"q".repeat(12)}`)];
+    for (const form of forms) {
+      for (const list of [short, long]) {
+        assert.equal(
+          redactSecrets(`{"message":"Bearer ${form} was refused"}`, list),
+          '{"message":"Bearer [redacted] was refused"}',
+          form,
+        );
+      }
+    }
+    // Escapes that merely look alike are not the key.
+    assert.equal(redactSecrets("Zq3+Lk8\\/Wm2 \\u002B", short), "Zq3+Lk8\\/Wm2 \\u002B");
+  });
+
+  test("a bearer token with `\\/` or `\\u` escapes is redacted whole; a backslash escaping a quote stays", () => {
+    assert.equal(redactKeyShaped("Bearer AbCdEf\\/GhIj\\u002BKl=="), "Bearer [redacted]");
+    assert.equal(redactKeyShaped('{"h":"Bearer AbCdEf\\\\\\/GhIj=="}'), '{"h":"Bearer [redacted]"}');
+    // The token ends before the `\"` that ends its JSON string: the text stays JSON.
+    const line = JSON.stringify({ message: JSON.stringify({ auth: "Bearer AbCdEfGh12345678" }) });
+    assert.equal(JSON.parse(redactKeyShaped(line)).message, '{"auth":"Bearer [redacted]"}');
+  });
+
   test("linear time on hostile input (no backtracking blow-up)", () => {
     const hostile = `${"sk-".repeat(200_000)}${"Bearer ".repeat(100_000)}${"a-".repeat(200_000)}`;
     const startedAt = performance.now();
     redactSecrets(hostile, ["sk-configured-key-0123456789"]);
     assert.ok(performance.now() - startedAt < 500, `took ${performance.now() - startedAt} ms`);
+    // Long runs of backslashes after the beginning of a key whose escaped forms take runs of them (bounded runs).
+    const runs = `${"Qk\\".repeat(1)}${"\\".repeat(5_000)}x`.repeat(200);
+    const runsStartedAt = performance.now();
+    redactSecrets(runs, ['Qk\\"7Xw4Pz9-Lm2Vn8Tb']);
+    assert.ok(performance.now() - runsStartedAt < 500, `took ${performance.now() - runsStartedAt} ms`);
   });
 
   test("a long list (every provider and client key, and their escaped forms) is redacted as one by one would", () => {

@@ -14,8 +14,13 @@ const MIN_SECRET_CHARS = 4;
 // `hf_`, NVIDIA `nvapi-`, Google `AIza`, GitHub `ghp_`/`github_pat_`, xAI `xai-`, Cerebras `csk-`.
 const KEY_SHAPED =
   /\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}|\bgsk_[A-Za-z0-9]{16,}|\bhf_[A-Za-z0-9]{16,}|\bnvapi-[A-Za-z0-9_-]{16,}|\bAIza[0-9A-Za-z_-]{30,}|\bgh[pousr]_[A-Za-z0-9]{16,}|\bgithub_pat_[A-Za-z0-9_]{16,}|\bxai-[A-Za-z0-9]{16,}|\bcsk-[A-Za-z0-9]{16,}/g;
-/** `Bearer <token>` anywhere (an echoed Authorization header); the word stays, the token goes. */
-const BEARER_TOKEN = /\b(Bearer)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
+/**
+ * `Bearer <token>` anywhere (an echoed Authorization header); the word stays, the token goes. A base64 token's `/`
+ * escaped as `\/`, or a character as `\u002B`, at any depth of JSON, is part of it (else the rest went out): a run of
+ * backslashes before `/` or `u`, never one before anything else (it may escape the quote that ends a JSON string).
+ * The two alternatives share no character, so matching stays linear.
+ */
+const BEARER_TOKEN = /\b(Bearer)\s+(?:[A-Za-z0-9._~+/=-]|\\+(?=[/u])){8,}/gi;
 
 /**
  * Replaces every occurrence of a configured secret, and anything shaped like an API key or a bearer token, in a
@@ -31,6 +36,9 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
     const pattern = anySecretPattern(secrets);
     if (pattern !== undefined) result = result.replace(pattern, REDACTED);
   }
+  // Only a text with an escape other than JSON's once-escaped quote (most have none) is searched a second time.
+  const echoed = echoedSecretsPattern(secrets);
+  if (echoed !== undefined && MAY_HOLD_ESCAPED.test(result)) result = result.replace(echoed, REDACTED);
   return redactKeyShaped(redactCutSecret(result, secrets));
 }
 
@@ -49,14 +57,83 @@ const patterns = new WeakMap<readonly string[], RegExp | null>();
 function anySecretPattern(secrets: readonly string[]): RegExp | undefined {
   let pattern = patterns.get(secrets);
   if (pattern === undefined) {
-    // Longest first: a secret that begins another is not matched in its place, leaving the rest of the longer one.
-    const searched = [...new Set(secrets.filter((secret) => secret.length >= MIN_SECRET_CHARS))].sort(
-      (a, b) => b.length - a.length,
-    );
+    const searched = longestFirst(secrets);
     pattern = searched.length === 0 ? null : new RegExp(searched.map(escapeRegExp).join("|"), "g");
     patterns.set(secrets, pattern);
   }
   return pattern ?? undefined;
+}
+
+/** Longest first: a secret that begins another is not matched in its place, leaving the rest of the longer one. */
+function longestFirst(secrets: readonly string[]): string[] {
+  return [...new Set(secrets.filter((secret) => secret.length >= MIN_SECRET_CHARS))].sort(
+    (a, b) => b.length - a.length,
+  );
+}
+
+/** By list: the secrets that are not PLAIN, each in every form an echo may give it (`echoedForms`); compiled once. */
+const echoedPatterns = new WeakMap<readonly string[], RegExp | null>();
+
+function echoedSecretsPattern(secrets: readonly string[]): RegExp | undefined {
+  let pattern = echoedPatterns.get(secrets);
+  if (pattern === undefined) {
+    const searched = longestFirst(secrets).filter((secret) => !PLAIN.test(secret));
+    pattern = searched.length === 0 ? null : new RegExp(searched.map(echoedForms).join("|"), "g");
+    echoedPatterns.set(secrets, pattern);
+  }
+  return pattern ?? undefined;
+}
+
+/**
+ * What a text holds when a secret in it may be in a form the literal search misses: an escaped backslash (JSON
+ * escaped twice), `\/`, a `\u` escape, a percent-encoded byte. A record or a log line holds `\"` often and these
+ * rarely, so the second search (over the secrets that are not PLAIN only: most lists have none) is rare too: the
+ * literal search of every secret stays the one pass most texts get (bench/README.md section 19).
+ */
+const MAY_HOLD_ESCAPED = /\\[\\/u]|%[0-9A-Fa-f]{2}/;
+
+/**
+ * Characters no encoding an echo goes through changes: JSON (any depth), `\u` escapes, percent-encoding. A key of
+ * only these is found as written (most are: `sk-...`, `gsk_...`).
+ */
+const PLAIN = /^[A-Za-z0-9_.~-]*$/;
+
+/**
+ * A secret as a pattern source matching it as written and as echoes encode it. Upstreams echo what they were sent
+ * (the Authorization header) inside error messages that may themselves be JSON bodies kept as strings (the key then
+ * JSON-escaped twice, and again in a record or a log line), by encoders that escape more than JSON must (PHP's
+ * `\/`; .NET's `\u002B` for `+`, `\u0022` for `"`; Go's `\u003c`), or in a URL they quote (`%2B`, `%2F`, `%3D`:
+ * base64 keys hold `+`, `/`, `=`). Every other character than PLAIN's may be: preceded by a run of backslashes (a
+ * JSON escape up to four deep; a backslash itself is one or more), written as `\u00XX` (hex in either case, after
+ * such a run), or percent-encoded. Each alternative of a character is short and fixed, so matching stays
+ * linear in the text; a secret whose characters are all PLAIN is its plain literal, as before.
+ */
+function echoedForms(secret: string): string {
+  let source = "";
+  for (const character of secret) {
+    if (PLAIN.test(character)) {
+      source += character;
+      continue;
+    }
+    const code = character.codePointAt(0) ?? 0;
+    const forms = character === "\\" ? [`\\\\{1,${MAX_ESCAPE_RUN + 1}}`] : [`${ESCAPE_RUN}${escapeRegExp(character)}`];
+    if (code <= 0xffff) forms.push(`${ESCAPE_RUN}u${anyCaseHex(code.toString(16).padStart(4, "0"))}`);
+    if (code < 0x80) forms.push(`%${anyCaseHex(code.toString(16).padStart(2, "0"))}`);
+    source += `(?:${forms.join("|")})`;
+  }
+  return source;
+}
+
+/**
+ * Backslashes an escape at four depths of JSON puts before a character (1, 3, 7, 15): a bound, so that a long run of
+ * backslashes after a secret's beginning costs a few steps, not a search back through the run for each character.
+ */
+const MAX_ESCAPE_RUN = 15;
+const ESCAPE_RUN = `\\\\{0,${MAX_ESCAPE_RUN}}`;
+
+/** Hex digits as a pattern that takes either case (`2b` -> `2[bB]`). */
+function anyCaseHex(hex: string): string {
+  return hex.replace(/[a-f]/g, (digit) => `[${digit}${digit.toUpperCase()}]`);
 }
 
 function escapeRegExp(text: string): string {

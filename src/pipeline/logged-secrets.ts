@@ -6,6 +6,7 @@
 // passes through it again: an upstream echoes what it was sent (the request, the Authorization header), and a client
 // key opens the gateway as surely as a provider key opens the provider.
 import { providerSecretsOf } from "../config/provider-secrets.ts";
+import type { GatewayConfig } from "../config/types.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 
@@ -34,17 +35,21 @@ const providerSecretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]
 export function providerSecrets(snapshot: GatewaySnapshot): readonly string[] {
   let secrets = providerSecretsBySnapshot.get(snapshot);
   if (secrets === undefined) {
-    const found = new Set<string>();
-    for (const provider of snapshot.config.providers) {
-      for (const key of providerSecretsOf(provider)) {
-        found.add(key);
-        found.add(JSON.stringify(key).slice(1, -1));
-      }
-    }
-    secrets = [...found];
+    secrets = [...providerSecretsOfConfig(snapshot.config)];
     providerSecretsBySnapshot.set(snapshot, secrets);
   }
   return secrets;
+}
+
+function providerSecretsOfConfig(config: GatewayConfig): Set<string> {
+  const found = new Set<string>();
+  for (const provider of config.providers) {
+    for (const key of providerSecretsOf(provider)) {
+      found.add(key);
+      found.add(JSON.stringify(key).slice(1, -1));
+    }
+  }
+  return found;
 }
 
 const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
@@ -53,17 +58,28 @@ const secretsBySnapshot = new WeakMap<GatewaySnapshot, readonly string[]>();
 export function snapshotSecrets(snapshot: GatewaySnapshot): readonly string[] {
   let secrets = secretsBySnapshot.get(snapshot);
   if (secrets === undefined) {
-    const { apiKeys, adminKeys } = snapshot.config.server;
-    const found = new Set(providerSecrets(snapshot));
-    for (const key of [...apiKeys, ...adminKeys]) {
-      if (key.length < MIN_CLIENT_SECRET_CHARS) continue;
-      found.add(key);
-      found.add(JSON.stringify(key).slice(1, -1));
-    }
-    secrets = [...found];
+    secrets = configSecrets(snapshot.config, providerSecrets(snapshot));
     secretsBySnapshot.set(snapshot, secrets);
   }
   return secrets;
+}
+
+/**
+ * A config's secrets, as `snapshotSecrets` gives them: for what must be redacted before a runtime exists (a fault
+ * while the gateway starts). `providers`: its providers' secrets, when already known.
+ */
+export function configSecrets(
+  config: GatewayConfig,
+  providers: Iterable<string> = providerSecretsOfConfig(config),
+): readonly string[] {
+  const { apiKeys, adminKeys } = config.server;
+  const found = new Set(providers);
+  for (const key of [...apiKeys, ...adminKeys]) {
+    if (key.length < MIN_CLIENT_SECRET_CHARS) continue;
+    found.add(key);
+    found.add(JSON.stringify(key).slice(1, -1));
+  }
+  return [...found];
 }
 
 /**

@@ -3,22 +3,43 @@
 import { z } from "zod";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 
-export function validateBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+/**
+ * How a problem found at `path` reads. OpenAI's doors: ``Invalid `input[2].content`: <detail>`` (`param` names the
+ * field too); the Messages door gives Anthropic's dotted position instead (request-mapping.ts).
+ */
+export type ProblemText = (param: string, path: readonly PropertyKey[], detail: string) => string;
+
+export const openAiProblemText: ProblemText = (param, _path, detail) =>
+  detail.startsWith("`") || param === "" ? detail : `Invalid \`${param}\`: ${detail}`;
+
+export function validateBody<T extends z.ZodType>(
+  schema: T,
+  body: unknown,
+  problemText: ProblemText = openAiProblemText,
+): z.infer<T> {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new InvalidRequestError("The request body must be a JSON object.", { code: "invalid_body" });
   }
-  return validateAt(schema, body, []);
+  return validateAt(schema, body, [], problemText);
 }
 
 /** Validates `value`, found at `path` in the request body. */
-export function validateAt<T extends z.ZodType>(schema: T, value: unknown, path: readonly PropertyKey[]): z.infer<T> {
+export function validateAt<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  path: readonly PropertyKey[],
+  problemText: ProblemText = openAiProblemText,
+): z.infer<T> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const param = formatPath([...path, ...(issue?.path ?? [])]);
+  const fullPath = [...path, ...(issue?.path ?? [])];
+  const param = formatPath(fullPath);
   const detail = issue?.message ?? "Invalid request body.";
-  const message = detail.startsWith("`") || param === "" ? detail : `Invalid \`${param}\`: ${detail}`;
-  throw new InvalidRequestError(message, { param: param === "" ? null : param, code: "invalid_value" });
+  throw new InvalidRequestError(problemText(param, fullPath, detail), {
+    param: param === "" ? null : param,
+    code: "invalid_value",
+  });
 }
 
 /** A value chat providers cannot serve (a built-in tool, an input item type), at `path` in the request body. */

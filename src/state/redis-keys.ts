@@ -84,22 +84,12 @@ export function learnedConcurrencyKey(prefix: string, scopeId: string): string {
   return `${budgetKeyBase(prefix, scopeId)}:learned-concurrency`;
 }
 
-/** What a SCAN for every scope's learned concurrency matches (the prefix's glob characters escaped). */
-export function learnedConcurrencyPattern(prefix: string): string {
-  return `${keysStartingWith(`${prefix}budget:`)}:learned-concurrency`;
-}
-
 /**
  * A rate limit the provider stated for a scope (redis-learned-facts.ts), one key per unit and window (`requests`,
  * `minute`), beside the scope's budget keys (same hash tag; an admin reset of the budgets deletes it with them).
  */
 export function learnedRateKey(prefix: string, scopeId: string, unit: string, window: string): string {
   return `${budgetKeyBase(prefix, scopeId)}:learned-rate:${unit}:${window}`;
-}
-
-/** What a SCAN for every scope's stated rate limits matches (the prefix's glob characters escaped). */
-export function learnedRatePattern(prefix: string): string {
-  return `${keysStartingWith(`${prefix}budget:`)}:learned-rate:*`;
 }
 
 /**
@@ -111,9 +101,13 @@ export function forgottenLimitsKey(prefix: string, scopeId: string): string {
   return `${budgetKeyBase(prefix, scopeId)}:forgotten-limits`;
 }
 
-/** What a SCAN for every scope's forget marker matches (the prefix's glob characters escaped). */
-export function forgottenLimitsPattern(prefix: string): string {
-  return `${keysStartingWith(`${prefix}budget:`)}:forgotten-limits`;
+/**
+ * One SCAN for every scope's forget marker and stated limits (learned-concurrency, learned-rate:*, forgotten-limits):
+ * budget keys with a segment starting `lear` or `forg` (not `leases`). It also matches a scope's `learned` hash, and a scope id with
+ * such a segment; redis-learned-facts.ts picks the exact names.
+ */
+export function sharedLimitsPattern(prefix: string): string {
+  return `${keysStartingWith(`${prefix}budget:`)}:[lf][eo][ar][rg]*`;
 }
 
 /**

@@ -15,12 +15,13 @@
 // each then publishes the forget, so every replica drops its copy. A forget whose PUBLISH failed is published again;
 // one a replica missed (its subscription away) reaches it at its next load: through the scope's forget marker for
 // stated limits (`#loadForgets`), by what is no longer stored for a calibration (CalibrationSharing.reconcile, `load`).
-// The file stays whole (about 490 lines): a lesson's write, a forget's delete and publish, and a load race on the same
+// The file stays whole (about 520 lines): a lesson's write, a forget's delete and publish, and a load race on the same
 // pending sets (`#unshared`, `#writing`, `#forgotten`, the known forgets), which one class keeps consistent.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
+import { KnownForgets } from "./known-forgets.ts";
 import {
   type ForgottenLimits,
   forgottenLimitsOf,
@@ -32,21 +33,20 @@ import {
   UNITS,
   WINDOWS,
 } from "./learned-fact-shapes.ts";
-import { getMany, type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
+import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
 import {
   calibrationKey,
   cooldownChannel,
   forgottenLimitsKey,
-  forgottenLimitsPattern,
   keysStartingWith,
   learnedConcurrencyKey,
-  learnedConcurrencyPattern,
   learnedRateKey,
-  learnedRatePattern,
+  sharedLimitsPattern,
   sharedWindowKey,
   sharedWindowStart,
 } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
+import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 
 /**
  * ms a stated limit (on requests in flight, or a rate) is kept in Redis after it was learned: processes that start
@@ -82,8 +82,12 @@ export class LearnedFactSharing {
   readonly #unshared = new Map<string, LearnedFact>();
   /** When the stated rate limit in force here for a scope's unit and window was learned: scope id -> window -> ms. */
   readonly #rateLearnedAtMs = new Map<string, Map<string, number>>();
-  /** Scopes forgotten while Redis was unreachable, or whose delete failed: deleted when it is back. */
-  readonly #forgotten = new Set<string>();
+  /**
+   * Scopes forgotten while Redis was unreachable, or whose delete failed, with the forget's id: deleted when it is
+   * back. The id stays the same at every retry, so a send that ran although it failed here is not run again
+   * (FORGET_LIMITS_LUA).
+   */
+  readonly #forgotten = new Map<string, string>();
   /** Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet. */
   readonly #forgottenDeployments = new Set<string>();
   /**
@@ -98,11 +102,8 @@ export class LearnedFactSharing {
    */
   readonly #windowTouchedAt = new Map<string, number>();
   #windowStep = 0;
-  /**
-   * The forget of each scope this process made, heard, or read from its marker (scope id -> forget id): a load applies
-   * only a marker it does not know. One entry per scope ever forgotten (scopes come from the config), never pruned.
-   */
-  readonly #knownForgets = new Map<string, string>();
+  /** The forget of each scope this process made, heard, or read from its marker: a load applies only one it does not know. */
+  readonly #knownForgets: KnownForgets;
   /** Stated-limit writes under way (sent, not answered yet), by scope: a load's forget must not drop them. */
   readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -110,6 +111,7 @@ export class LearnedFactSharing {
 
   constructor(options: LearnedFactSharingOptions) {
     this.#options = options;
+    this.#knownForgets = new KnownForgets(options.clock, LEARNED_LIMIT_KEEP_MS);
   }
 
   /** A fact this process learned: stored and published now, or once Redis is back. */
@@ -188,7 +190,7 @@ export class LearnedFactSharing {
     }
     this.#rateLearnedAtMs.delete(scopeId);
     this.#unannounced.delete(`limits ${scopeId}`);
-    this.#forgotten.add(scopeId);
+    this.#forgotten.set(scopeId, randomBytes(6).toString("hex"));
     if (this.#options.link.isUp) this.#sendDeletes();
   }
 
@@ -222,7 +224,7 @@ export class LearnedFactSharing {
    * stays to be deleted, or (the delete done) to be published (`#unannounced`).
    */
   async #deleteForgotten(): Promise<void> {
-    const scopeIds = [...this.#forgotten];
+    const scopes = [...this.#forgotten];
     this.#forgotten.clear();
     const deploymentKeys = [...this.#forgottenDeployments];
     this.#forgottenDeployments.clear();
@@ -231,18 +233,20 @@ export class LearnedFactSharing {
     const { redis, keyPrefix } = this.#options;
     await Promise.all([
       ...unannounced.map((fact) => this.#announce(fact)),
-      ...scopeIds.map(async (scopeId) => {
-        const forgetId = randomBytes(6).toString("hex");
+      ...scopes.map(async ([scopeId, forgetId]) => {
+        // The marker and the delete in one script: a replica that loads between the two would drop the limits, then
+        // adopt them again; and a retry must not delete again (FORGET_LIMITS_LUA). All of a scope's keys share its
+        // hash tag (one Cluster slot).
+        const marker = JSON.stringify({ scopeId, forgetId });
+        const keys = [forgottenLimitsKey(keyPrefix, scopeId), ...storedKeysOf(keyPrefix, scopeId)];
         try {
-          await unlinkMany(redis, storedKeysOf(keyPrefix, scopeId));
-          // After the delete: a replica that loads between the two must not drop the limits, then adopt them again.
-          const marker = JSON.stringify({ scopeId, forgetId });
-          await redis.set(forgottenLimitsKey(keyPrefix, scopeId), marker, "PX", LEARNED_LIMIT_KEEP_MS);
+          await redis.eval(FORGET_LIMITS_LUA, keys.length, ...keys, marker, LEARNED_LIMIT_KEEP_MS);
         } catch (error) {
-          this.#forgotten.add(scopeId);
+          // Unless the scope was forgotten again meanwhile (that forget is the one to send).
+          if (!this.#forgotten.has(scopeId)) this.#forgotten.set(scopeId, forgetId);
           throw error;
         }
-        this.#knownForgets.set(scopeId, forgetId);
+        this.#knownForgets.note(scopeId, forgetId);
         await this.#announce({ kind: "forgotten-limits", scopeId, forgetId });
       }),
       ...deploymentKeys.map(async (deploymentKey) => {
@@ -326,23 +330,24 @@ export class LearnedFactSharing {
     const onNodeFailed = (error: unknown): void => {
       failure ??= { error };
     };
-    await this.#loadForgets(isReplacing, onNodeFailed);
-    const patterns = [
-      learnedConcurrencyPattern(keyPrefix),
-      learnedRatePattern(keyPrefix),
-      keysStartingWith(sharedWindowStart(keyPrefix)),
-    ];
-    for (const pattern of patterns) {
-      for await (const keys of scanKeys(redis, pattern, onNodeFailed)) {
-        const values = await getMany(redis, keys);
-        for (const text of values) {
-          const fact = parseStored(text);
-          if (fact === undefined) continue;
-          if (fact.kind === "context" && fact.lesson.isSharedWindow) storedWindows.add(fact.lesson.deploymentKey);
-          this.#apply(fact);
-          loaded++;
-        }
+    // One SCAN for the scopes' forget markers and stated limits (they share a key space: every scope's budget keys),
+    // one for the shared windows: each SCAN walks the whole key space, and every reload and resubscription loads.
+    const { markers, limits } = await this.#scanScopeKeys(onNodeFailed);
+    await this.#loadForgets(markers, isReplacing);
+    const apply = (values: readonly (string | null)[]): void => {
+      for (const text of values) {
+        const fact = parseStored(text);
+        if (fact === undefined) continue;
+        if (fact.kind === "context" && fact.lesson.isSharedWindow) storedWindows.add(fact.lesson.deploymentKey);
+        this.#apply(fact);
+        loaded++;
       }
+    };
+    for (let start = 0; start < limits.length; start += GET_BATCH) {
+      apply(await getMany(redis, limits.slice(start, start + GET_BATCH)));
+    }
+    for await (const keys of scanKeys(redis, keysStartingWith(sharedWindowStart(keyPrefix)), onNodeFailed)) {
+      apply(await getMany(redis, keys));
     }
     if (failure !== undefined) throw failure.error;
     if (!isReplacing) return loaded;
@@ -361,16 +366,34 @@ export class LearnedFactSharing {
    * loaded: one stored since the forget (the new key's) is adopted again. Not a scope whose stated limit this process
    * is writing or has still to write: learned since the forget, perhaps not stored yet, it would be lost here.
    */
-  async #loadForgets(isReplacing: boolean, onNodeFailed: (error: unknown) => void): Promise<void> {
-    const { redis, keyPrefix } = this.#options;
-    for await (const keys of scanKeys(redis, forgottenLimitsPattern(keyPrefix), onNodeFailed)) {
-      for (const text of await getMany(redis, keys)) {
+  async #loadForgets(markerKeys: readonly string[], isReplacing: boolean): Promise<void> {
+    const { redis } = this.#options;
+    for (let start = 0; start < markerKeys.length; start += GET_BATCH) {
+      for (const text of await getMany(redis, markerKeys.slice(start, start + GET_BATCH))) {
         const marker = parseMarker(text);
-        if (marker?.forgetId === undefined || this.#knownForgets.get(marker.scopeId) === marker.forgetId) continue;
-        this.#knownForgets.set(marker.scopeId, marker.forgetId);
+        if (marker?.forgetId === undefined || this.#knownForgets.isKnown(marker.scopeId, marker.forgetId)) continue;
+        this.#knownForgets.note(marker.scopeId, marker.forgetId);
         if (isReplacing && !this.#isWritingLimits(marker.scopeId)) this.#adoptForgottenLimits(marker.scopeId);
       }
     }
+  }
+
+  /**
+   * The keys of every scope's forget marker and stated limits, in one SCAN (sharedLimitsPattern also matches a few
+   * other budget keys; the exact names are picked here). A scope has at most a handful of them: collected whole, so
+   * that the markers are applied before any limit is loaded.
+   */
+  async #scanScopeKeys(onNodeFailed: (error: unknown) => void): Promise<{ markers: string[]; limits: string[] }> {
+    const { redis, keyPrefix } = this.#options;
+    const markers: string[] = [];
+    const limits: string[] = [];
+    for await (const keys of scanKeys(redis, sharedLimitsPattern(keyPrefix), onNodeFailed)) {
+      for (const key of keys) {
+        if (key.endsWith(FORGET_MARKER_SUFFIX)) markers.push(key);
+        else if (STATED_LIMIT_SUFFIX.test(key)) limits.push(key);
+      }
+    }
+    return { markers, limits };
   }
 
   #isWritingLimits(scopeId: string): boolean {
@@ -403,7 +426,7 @@ export class LearnedFactSharing {
     else if (fact.kind === "rate") this.#adoptRate(fact);
     else if (fact.kind === "forgotten-calibration") this.#options.calibration?.adoptForgotten(fact.deploymentKey);
     else if (fact.kind === "forgotten-limits") {
-      if (fact.forgetId !== undefined) this.#knownForgets.set(fact.scopeId, fact.forgetId);
+      if (fact.forgetId !== undefined) this.#knownForgets.note(fact.scopeId, fact.forgetId);
       this.#adoptForgottenLimits(fact.scopeId);
     } else this.#options.calibration?.adopt(fact.lesson);
   }
@@ -467,6 +490,12 @@ export class LearnedFactSharing {
     await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
   }
 }
+
+/** Keys read per MGET while loading. */
+const GET_BATCH = 500;
+/** The ends of the key names sharedLimitsPattern finds that are a forget marker or a stated limit (redis-keys.ts). */
+const FORGET_MARKER_SUFFIX = ":forgotten-limits";
+const STATED_LIMIT_SUFFIX = /:(?:learned-concurrency|learned-rate:[^:]+:[^:]+)$/;
 
 function parseMarker(text: string | null | undefined): ForgottenLimits | undefined {
   if (text === null || text === undefined) return undefined;

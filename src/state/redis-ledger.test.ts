@@ -3,11 +3,10 @@
 // release, learned limits and cooldowns shared, and an unreachable or hung Redis that never fails a reserve.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
-import { connect, createServer } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
 import {
   isRedisInstalled,
   REDIS_MISSING,
@@ -96,49 +95,6 @@ async function useAclUser(
   return {
     url: `redis://gateway:secret-pass@127.0.0.1:${port}`,
     grant: (...more) => admin.call("ACL", "SETUSER", "gateway", ...more),
-  };
-}
-
-/**
- * A loopback TCP proxy to Redis. Each chunk a client sends goes on once `delay` (given the chunk as lower-case
- * text) settles, in order per connection; `dropConnections` closes every connection through it, as a blip would.
- */
-async function useRedisProxy(
-  t: TestContext,
-  redisPort: number,
-  delay: (text: string) => Promise<void> | undefined,
-): Promise<{ readonly url: string; dropConnections(): void }> {
-  const connections = new Set<() => void>();
-  const proxy = createServer((client) => {
-    const upstream = connect(redisPort, "127.0.0.1");
-    let sending = Promise.resolve();
-    client.on("data", (chunk: Buffer) => {
-      const held = delay(chunk.toString("latin1").toLowerCase());
-      sending = sending.then(async () => {
-        await held;
-        upstream.write(chunk);
-      });
-    });
-    upstream.on("data", (chunk: Buffer) => client.write(chunk));
-    const closeBoth = () => {
-      connections.delete(closeBoth);
-      client.destroy();
-      upstream.destroy();
-    };
-    connections.add(closeBoth);
-    client.on("close", closeBoth).on("error", closeBoth);
-    upstream.on("close", closeBoth).on("error", closeBoth);
-  });
-  proxy.listen(0, "127.0.0.1");
-  await once(proxy, "listening");
-  t.after(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
-  const address = proxy.address();
-  assert.ok(address !== null && typeof address === "object");
-  return {
-    url: `redis://127.0.0.1:${address.port}`,
-    dropConnections: () => {
-      for (const close of [...connections]) close();
-    },
   };
 }
 

@@ -182,3 +182,17 @@ for i = first, #kept do latest = math.max(latest, kept[i][3]) end
 if latest > now then redis.call('PEXPIRE', KEYS[1], math.ceil(latest - now)) end
 return #kept - first + 1
 `;
+
+/**
+ * A reload's forget of a scope's stated limits (redis-learned-facts.ts `forget`): sets the scope's forget marker
+ * (KEYS[1], to ARGV[1] for ARGV[2] ms) and deletes its stored limits (KEYS[2..]), as one step, at most once per
+ * forget. Apart, a marker SET that failed after the delete left the forget to be sent again, and that delete dropped
+ * a limit of the new key stored in between; a send that timed out after it ran (the usual timeout) did the same. A
+ * marker that already names this forget means an earlier send ran: nothing is deleted again, and it returns 0.
+ */
+export const FORGET_LIMITS_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 2, #KEYS do redis.call('UNLINK', KEYS[i]) end
+return 1
+`;

@@ -545,6 +545,40 @@ describe("models", () => {
   });
 });
 
+describe("models: what upstreams listed is redacted", () => {
+  test("a key an upstream echoed inside a listed model id is not printed, as text or as JSON", async (t) => {
+    // Not shaped like a key: only the configured secret's own redaction catches it.
+    const key = "plainKEYforModels0123";
+    const echoing = await useMock(t, { models: [{ id: `echo-${key}-chat` }, { id: "clean-model" }] });
+    const { dir, path } = configIn(
+      t,
+      `providers:
+  - name: echoing
+    base_url: ${echoing.baseUrl}
+    api_key: ${key}
+discovery:
+  cache_dir: ${JSON.stringify(join(tempDir(t), "cache"))}
+state:
+  path: ":memory:"
+`,
+    );
+    const text = await runCli(["models", "--config", path], { cwd: dir });
+    assert.equal(text.code, 0, text.stderr);
+    assert.equal(tableRow(text.stdout, "clean-model")?.[1], "echoing", text.stdout);
+    assert.match(text.stdout, /echo-\[redacted\]-chat/);
+    assert.ok(!`${text.stdout}${text.stderr}`.includes(key), text.stdout);
+    const json = await runCli(["models", "--config", path, "--json"], { cwd: dir });
+    assert.equal(json.code, 0, json.stderr);
+    assert.ok(!`${json.stdout}${json.stderr}`.includes(key), json.stdout);
+    assert.deepEqual(
+      parseJson<{ models: { upstream_id: string }[] }>(json)
+        .models.map((row) => row.upstream_id)
+        .sort(),
+      ["clean-model", "echo-[redacted]-chat"],
+    );
+  });
+});
+
 describe("a catalog with gaps", () => {
   test("`models` and `route` say why a provider serves nothing and a meta model is missing, on stderr", async (t) => {
     const port = await closedPort();

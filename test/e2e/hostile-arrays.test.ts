@@ -141,28 +141,26 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
       "/v1/messages",
       `${head},"messages":${arrayText([{ role: "user", content: "hi" }], "1")}}`,
     );
-    assert.equal(
-      messagesErrorOf(messages).message,
-      "Invalid `messages[1]`: Invalid input: expected object, received number",
-    );
+    // Anthropic's position, dotted, first.
+    assert.equal(messagesErrorOf(messages).message, "messages.1: Invalid input: expected object, received number");
 
     const stops = await sendHostile(
       gateway,
       "/v1/messages",
       `${head},"stop_sequences":${arrayText(["END"], "1")},"messages":[{"role":"user","content":"hi"}]}`,
     );
-    assert.equal(
-      messagesErrorOf(stops).message,
-      "Invalid `stop_sequences[1]`: Invalid input: expected string, received number",
-    );
+    assert.equal(messagesErrorOf(stops).message, "stop_sequences.1: Invalid input: expected string, received number");
 
-    // Nested: the blocks of one message (a union of a string and an array of blocks: the union's message).
+    // Nested: the blocks of one message, the first bad one by its position, with the types a user turn takes.
     const blocks = await sendHostile(
       gateway,
       "/v1/messages",
       `${head},"messages":[{"role":"user","content":${arrayText([{ type: "text", text: "hi" }], "1")}}]}`,
     );
-    assert.equal(messagesErrorOf(blocks).message, "`content` must be a string or an array of blocks");
+    assert.equal(
+      messagesErrorOf(blocks).message,
+      "messages.0.content.1: Input should be an object: a content block is an object whose `type` is `text`, `image`, `document` or `tool_result`.",
+    );
   });
 
   test("embeddings `input`: OpenAI's shape, `input.2` (strings, token ids and token-id lists are items)", async (t) => {

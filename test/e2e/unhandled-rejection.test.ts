@@ -43,3 +43,32 @@ test("an unhandled rejection is logged as an error, without the key, and counted
   const metrics = await (await request(`${gateway.url}/metrics`)).body.text();
   assert.match(metrics, /^llm_gateway_unhandled_rejections_total 1$/m);
 });
+
+const INJECT_UNCAUGHT = resolve(import.meta.dirname, "../helpers/inject-uncaught-exception.ts");
+
+test("an uncaught exception quoting the key: printed with its stack and logged as fatal, both redacted; exit code 1 as Node's", async (t) => {
+  const alpha = await useMock(t);
+  const key = "plainKEYuncaught0123";
+  const gateway = await startGatewayProcess(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: ${key}
+    models:
+      chat-model: { id: alpha-chat-v1 }
+`,
+    { preload: INJECT_UNCAUGHT },
+  );
+  const code = await gateway.exited;
+  assert.equal(code, 1, "Node's exit code for an uncaught exception");
+  const stderr = gateway.stderr();
+  assert.ok(!stderr.includes(key), stderr);
+  assert.match(stderr, /Error: injected by the test: the upstream said Incorrect API key \[redacted\]/);
+  assert.match(stderr, /\n {4}at .*inject-uncaught-exception\.ts/, "the stack trace is kept");
+  assert.match(stderr, /\[cause\]: Error: upstream body \{"error":"bad key \[redacted\]"\}/, "and the cause");
+  const fatal = gateway.logs.find((line) => line.msg.startsWith("uncaught exception"));
+  assert.equal(fatal?.level, 60, "logged at fatal level");
+  assert.match(fatal?.msg ?? "", /injected by the test/);
+  assert.ok(!JSON.stringify(gateway.logs).includes(key));
+});

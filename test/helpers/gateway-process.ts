@@ -28,6 +28,10 @@ export interface GatewayProcess {
   readonly logs: LogLine[];
   /** The config file the process was started with (a test may rewrite it and send SIGHUP). */
   readonly configPath: string;
+  /** What the process wrote on stderr so far. */
+  stderr(): string;
+  /** Resolves with the exit code (null when a signal ended it) once the process has exited. */
+  readonly exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -106,11 +110,12 @@ export async function startGatewayProcess(
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
+  const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)));
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, "exit");
+    const killed = once(child, "exit");
     child.kill("SIGKILL");
-    await exited;
+    await killed;
   };
   t.after(stop);
   const url = await new Promise<string>((resolveUrl, reject) => {
@@ -126,5 +131,5 @@ export async function startGatewayProcess(
       reject(new Error(`gateway exited with ${code} before listening: ${stderr}`));
     });
   });
-  return { url, pid: child.pid, logs, configPath, stop };
+  return { url, pid: child.pid, logs, configPath, stderr: () => stderr, exited, stop };
 }

@@ -13,6 +13,18 @@ import type {
 } from "../chat-completions.ts";
 import { formatPath, validateAt, validateBody } from "../validate.ts";
 import {
+  ASSISTANT_BLOCKS,
+  anthropicPath,
+  anthropicProblemText,
+  type Block,
+  blockAt,
+  invalidBlock,
+  TEXT_BLOCKS,
+  TOOL_RESULT_BLOCKS,
+  USER_BLOCKS,
+  unsupportedBlock,
+} from "./content-blocks.ts";
+import {
   countTokensRequestSchema,
   customToolSchema,
   documentBlockSchema,
@@ -69,15 +81,22 @@ const outputConfigSchema = z.looseObject({
 const OUTPUT_SCHEMA_NAME = "output";
 
 type Path = readonly PropertyKey[];
-type Block = { type: string };
 
 function unsupported(message: string, path: Path): InvalidRequestError {
   return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
 }
 
+function check<T extends z.ZodType>(schema: T, value: unknown, path: Path): z.infer<T> {
+  return validateAt(schema, value, path, anthropicProblemText);
+}
+
 /** `count`: the body of `count_tokens`, where `max_tokens` is not required. */
 export function toChatRequest(body: unknown, purpose: "create" | "count" = "create"): TranslatedMessagesRequest {
-  const request = validateBody(purpose === "count" ? countTokensRequestSchema : messagesRequestSchema, body);
+  const request = validateBody(
+    purpose === "count" ? countTokensRequestSchema : messagesRequestSchema,
+    body,
+    anthropicProblemText,
+  );
   const messages: ChatMessage[] = [];
   const system = systemText(request.system);
   if (system !== "") messages.push({ role: "system", content: system });
@@ -130,7 +149,7 @@ function applyOutputConfig(
   chatBody: ChatRequestBody,
 ): void {
   const outputConfig = isGiven(request.output_config)
-    ? validateAt(outputConfigSchema, request.output_config, ["output_config"])
+    ? check(outputConfigSchema, request.output_config, ["output_config"])
     : undefined;
   const responseFormat = isGiven(outputConfig?.format)
     ? toResponseFormat(outputConfig?.format, ["output_config", "format"])
@@ -147,21 +166,38 @@ function systemText(system: MessagesRequest["system"]): string {
 /** Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks. */
 function textOf(content: string | readonly unknown[], path: Path): string {
   if (typeof content === "string") return content;
-  return content.map((block, index) => validateAt(textBlockSchema, block, [...path, index]).text).join("\n");
+  return content
+    .map((value, index) => {
+      const blockPath = [...path, index];
+      const block = blockAt(value, blockPath, TEXT_BLOCKS);
+      // Anthropic refuses these too (its wording): invalid, not a gap of the gateway's.
+      if (block.type !== "text") {
+        throw invalidBlock(
+          `${anthropicPath(blockPath)}: Input tag '${block.type.slice(0, 64)}' found using 'type' does not match any of the expected tags: 'text'`,
+          [...blockPath, "type"],
+        );
+      }
+      return check(textBlockSchema, block, blockPath).text;
+    })
+    .join("\n");
 }
 
-function assistantMessage(content: string | Block[], path: Path): Extract<ChatMessage, { role: "assistant" }> {
+function assistantMessage(
+  content: string | readonly unknown[],
+  path: Path,
+): Extract<ChatMessage, { role: "assistant" }> {
   if (typeof content === "string") return { role: "assistant", content };
   let text = "";
   const toolCalls: ChatToolCall[] = [];
-  for (const [index, block] of content.entries()) {
+  for (const [index, value] of content.entries()) {
     const blockPath = [...path, index];
+    const block = blockAt(value, blockPath, ASSISTANT_BLOCKS);
     switch (block.type) {
       case "text":
-        text += validateAt(textBlockSchema, block, blockPath).text;
+        text += check(textBlockSchema, block, blockPath).text;
         break;
       case "tool_use": {
-        const use = validateAt(toolUseBlockSchema, block, blockPath);
+        const use = check(toolUseBlockSchema, block, blockPath);
         toolCalls.push({
           id: use.id,
           type: "function",
@@ -174,10 +210,7 @@ function assistantMessage(content: string | Block[], path: Path): Extract<ChatMe
         // Chat providers take no thinking back; the answer it led to is in the other blocks.
         break;
       default:
-        throw unsupported(
-          `Assistant content blocks of type \`${String(block.type).slice(0, 64)}\` are not supported; use \`text\` and \`tool_use\`.`,
-          [...blockPath, "type"],
-        );
+        throw unsupportedBlock(block, blockPath, ASSISTANT_BLOCKS, "Assistant content blocks");
     }
   }
   if (toolCalls.length === 0) return { role: "assistant", content: text };
@@ -207,15 +240,16 @@ function pushAssistant(messages: ChatMessage[], message: Extract<ChatMessage, { 
  * the assistant's calls directly), then the rest is one user message. Images inside a tool result cannot go in a
  * `tool` message, so they open that user message.
  */
-function userMessages(content: string | Block[], path: Path): ChatMessage[] {
+function userMessages(content: string | readonly unknown[], path: Path): ChatMessage[] {
   if (typeof content === "string") return [{ role: "user", content }];
   const toolMessages: ChatMessage[] = [];
   const resultImages: ChatContentPart[] = [];
   const parts: ChatContentPart[] = [];
-  for (const [index, block] of content.entries()) {
+  for (const [index, value] of content.entries()) {
     const blockPath = [...path, index];
+    const block = blockAt(value, blockPath, USER_BLOCKS);
     if (block.type === "tool_result") {
-      const result = validateAt(toolResultBlockSchema, block, blockPath);
+      const result = check(toolResultBlockSchema, block, blockPath);
       const { text, images } = toolResultContent(result.content, [...blockPath, "content"]);
       // Chat has no error flag on tool results; the model reads it from the text.
       toolMessages.push({
@@ -225,7 +259,7 @@ function userMessages(content: string | Block[], path: Path): ChatMessage[] {
       });
       resultImages.push(...images);
     } else {
-      const part = toChatPart(block, blockPath);
+      const part = toChatPart(block, blockPath, USER_BLOCKS);
       if (part !== undefined) parts.push(part);
     }
   }
@@ -249,17 +283,18 @@ function userMessages(content: string | Block[], path: Path): ChatMessage[] {
   return [...toolMessages, user];
 }
 
-function toChatPart(block: Block, path: Path): ChatContentPart | undefined {
+/** `accepted`: the types taken where the block is (a user turn's, a tool result's), as a refusal lists them. */
+function toChatPart(block: Block, path: Path, accepted: readonly string[]): ChatContentPart | undefined {
   switch (block.type) {
     case "text":
-      return { type: "text", text: validateAt(textBlockSchema, block, path).text };
+      return { type: "text", text: check(textBlockSchema, block, path).text };
     case "image": {
-      const { source } = validateAt(imageBlockSchema, block, path);
+      const { source } = check(imageBlockSchema, block, path);
       const url = source.type === "base64" ? `data:${source.media_type};base64,${source.data}` : source.url;
       return { type: "image_url", image_url: { url } };
     }
     case "document": {
-      const document = validateAt(documentBlockSchema, block, path);
+      const document = check(documentBlockSchema, block, path);
       const { source } = document;
       if (source.type === "text") return { type: "text", text: source.data };
       const filename = typeof document.title === "string" ? { filename: document.title } : {};
@@ -269,23 +304,21 @@ function toChatPart(block: Block, path: Path): ChatContentPart | undefined {
     case "redacted_thinking":
       return undefined;
     default:
-      throw unsupported(
-        `Content blocks of type \`${String(block.type).slice(0, 64)}\` are not supported; use \`text\`, \`image\`, \`document\` and \`tool_result\`.`,
-        [...path, "type"],
-      );
+      throw unsupportedBlock(block, path, accepted);
   }
 }
 
 function toolResultContent(
-  content: string | Block[] | undefined,
+  content: string | readonly unknown[] | undefined,
   path: Path,
 ): { text: string; images: ChatContentPart[] } {
   if (content === undefined) return { text: "", images: [] };
   if (typeof content === "string") return { text: content, images: [] };
   const texts: string[] = [];
   const images: ChatContentPart[] = [];
-  for (const [index, block] of content.entries()) {
-    const part = toChatPart(block, [...path, index]);
+  for (const [index, value] of content.entries()) {
+    const blockPath = [...path, index];
+    const part = toChatPart(blockAt(value, blockPath, TOOL_RESULT_BLOCKS), blockPath, TOOL_RESULT_BLOCKS);
     if (part === undefined) continue;
     if (part.type === "text") texts.push(part.text);
     else images.push(part);
@@ -300,7 +333,7 @@ function toChatTool(tool: { name: string; type?: string | null | undefined }, pa
       [...path, "type"],
     );
   }
-  const parsed = validateAt(customToolSchema, tool, path);
+  const parsed = check(customToolSchema, tool, path);
   const chatTool: ChatTool = { type: "function", function: { name: parsed.name, parameters: parsed.input_schema } };
   if (parsed.description !== undefined) chatTool.function.description = parsed.description;
   // `strict: false` is the chat default; sending it only when true keeps the body valid for strict providers.
@@ -314,7 +347,7 @@ function isGiven(value: unknown): boolean {
 
 function toResponseFormat(format: unknown, path: Path): ChatResponseFormat | undefined {
   if (!isGiven(format)) return undefined;
-  const { schema } = validateAt(outputFormatSchema, format, path);
+  const { schema } = check(outputFormatSchema, format, path);
   return { type: "json_schema", json_schema: { name: OUTPUT_SCHEMA_NAME, schema } };
 }
 

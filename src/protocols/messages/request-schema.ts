@@ -3,8 +3,12 @@
 import { z } from "zod";
 import { arrayOf } from "../validate.ts";
 
-const block = z.looseObject({ type: z.string({ error: "each content block needs a string `type`" }) });
-const content = z.union([z.string(), arrayOf(block)], { error: "`content` must be a string or an array of blocks" });
+// Blocks are checked one by one where the turn's role says which types it takes (request-mapping.ts `blockAt`), so a
+// bad one is named by its position (`messages.3.content.2`) and told the accepted types: inside zod's union of a
+// string and an array of blocks, a bad block failed the union, reported as a bad `content` without its position.
+// The array's elements are not looked at here (no issue per element: see `arrayOf`).
+const blocks = z.array(z.unknown());
+const content = z.union([z.string(), blocks], { error: "`content` must be a string or an array of blocks" });
 
 export const messagesRequestSchema = z.looseObject({
   model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
@@ -17,9 +21,7 @@ export const messagesRequestSchema = z.looseObject({
     .number({ error: "`max_tokens` is required: a positive integer (the Messages API has no default)" })
     .int("`max_tokens` must be an integer")
     .positive("`max_tokens` must be positive"),
-  system: z
-    .union([z.string(), arrayOf(block)], { error: "`system` must be a string or an array of text blocks" })
-    .optional(),
+  system: z.union([z.string(), blocks], { error: "`system` must be a string or an array of text blocks" }).optional(),
   messages: arrayOf(
     z.looseObject({
       // `system` turns inside `messages` are in the SDK's MessageParam (SystemMessageParam: text only).
@@ -91,7 +93,7 @@ export const toolUseBlockSchema = z.looseObject({
 export const toolResultBlockSchema = z.looseObject({
   type: z.literal("tool_result"),
   tool_use_id: z.string().min(1),
-  content: z.union([z.string(), arrayOf(block)]).optional(),
+  content: z.union([z.string(), blocks], { error: "`content` must be a string or an array of blocks" }).optional(),
   is_error: z.boolean().optional(),
 });
 
