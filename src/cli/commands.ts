@@ -7,9 +7,11 @@ import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../confi
 import { redactedUrl } from "../config/provider-secrets.ts";
 import { skippedProviderWarning } from "../config/resolve-providers.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
+import { redactSecrets } from "../errors/redact.ts";
 import { reportProcessFaultsWith } from "../observability/process-faults.ts";
 import { explainedPathOf, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtime.ts";
+import { configSecrets } from "../pipeline/logged-secrets.ts";
 import { buildCatalog, metadataProviderName } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
@@ -172,7 +174,10 @@ export async function providers(options: CommandOptions): Promise<number> {
   const result = await load(options);
   if (typeof result === "number") return result;
   const { config } = result.loaded;
-  const { output } = options;
+  // A probe's detail may quote an upstream's or a socket's error text, which can echo the key it was sent: printed
+  // through the same redaction as `models`, `route` and every log line.
+  const secrets = configSecrets(config);
+  const output = redactingOutput(options.output, (text) => redactSecrets(text, secrets));
   let done = 0;
   const showProgress = !options.isJson && process.stderr.isTTY === true;
   // Loaded for this command only: its HTTP client costs every other command ~80 ms of start.
