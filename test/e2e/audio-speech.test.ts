@@ -5,10 +5,19 @@ import { writeFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { request } from "undici";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
-import { assertServedAs, errorOf, openAiClient, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  assertServedAs,
+  errorOf,
+  openAiClient,
+  recordsOf,
+  send,
+  twoProviderScene,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -33,31 +42,14 @@ function speechRequests(mock: MockUpstream): RecordedRequest[] {
   return mock.requests.filter((recorded) => recorded.path === "/v1/audio/speech");
 }
 
-async function twoProviders(t: Parameters<typeof useMock>[0], extra = "") {
-  const first = await useMock(t);
-  const second = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    retries: 0
-    body:
-      defaults: { temperature: 0.2, voice: tara }
-    models:
-      gpt-4o-mini-tts: { id: tts-first }
-      chatty: { id: chat-model }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      gpt-4o-mini-tts: { id: tts-second }
-request_log:
-  enabled: true
-${extra}`,
-  );
-  return { first, second, gateway, client: openAiClient(gateway) };
+function twoProviders(t: TestContext, extra = "") {
+  return twoProviderScene(t, {
+    model: "gpt-4o-mini-tts",
+    firstModel: "{ id: tts-first }",
+    secondModel: "{ id: tts-second }",
+    firstKeys: "retries: 0\nbody:\n  defaults: { temperature: 0.2, voice: tara }",
+    extra,
+  });
 }
 
 describe("text to speech", () => {

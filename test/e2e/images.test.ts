@@ -2,7 +2,7 @@
 // URLs or base64 images) passed on as it came. The real `openai` SDK is the client.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import {
   assertServedAs,
   errorOf,
@@ -12,6 +12,7 @@ import {
   rowOf,
   send,
   statsOf,
+  twoProviderScene,
   useGateway,
   useMock,
 } from "../helpers/e2e.ts";
@@ -32,31 +33,14 @@ function imageRequests(mock: MockUpstream): RecordedRequest[] {
   return mock.requests.filter((recorded) => recorded.path === "/v1/images/generations");
 }
 
-async function twoProviders(t: Parameters<typeof useMock>[0], extra = "") {
-  const first = await useMock(t);
-  const second = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    retries: 0
-    body:
-      defaults: { temperature: 0.2, reasoning_effort: low, size: 512x512, steps: 4 }
-    models:
-      flux-schnell: { id: black-forest-labs/FLUX.1-schnell }
-      chatty: { id: chat-model }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      flux-schnell: { id: black-forest-labs/flux-schnell }
-request_log:
-  enabled: true
-${extra}`,
-  );
-  return { first, second, gateway, client: openAiClient(gateway) };
+function twoProviders(t: TestContext, extra = "") {
+  return twoProviderScene(t, {
+    model: "flux-schnell",
+    firstModel: "{ id: black-forest-labs/FLUX.1-schnell }",
+    secondModel: "{ id: black-forest-labs/flux-schnell }",
+    firstKeys: "retries: 0\nbody:\n  defaults: { temperature: 0.2, reasoning_effort: low, size: 512x512, steps: 4 }",
+    extra,
+  });
 }
 
 describe("image generation", () => {

@@ -2,8 +2,8 @@
 // Together and vLLM share. No official SDK has a rerank call: the client is plain HTTP, as curl users send it.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { describe, test } from "node:test";
-import { assertServedAs, errorOf, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { describe, type TestContext, test } from "node:test";
+import { assertServedAs, errorOf, recordsOf, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -37,32 +37,16 @@ function rerankRequests(mock: MockUpstream, path = "/v1/rerank"): RecordedReques
   return mock.requests.filter((recorded) => recorded.path === path);
 }
 
-async function twoProviders(t: Parameters<typeof useMock>[0], extra = "", second = "") {
-  const first = await useMock(t);
-  const secondMock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    retries: 0
-    body:
-      defaults: { temperature: 0.2, max_tokens_per_doc: 512 }
-    models:
-      reranker: { id: bge-reranker-first }
-      chatty: { id: chat-model }
-  - name: second
-    base_url: ${secondMock.baseUrl}
-    api_key: sk-second-key
-${second}    models:
-      reranker: { id: rerank-second }
-request_log:
-  enabled: true
-${extra}`,
-  );
+async function twoProviders(t: TestContext, extra = "") {
+  const { first, second, gateway } = await twoProviderScene(t, {
+    model: "reranker",
+    firstModel: "{ id: bge-reranker-first }",
+    secondModel: "{ id: rerank-second }",
+    firstKeys: "retries: 0\nbody:\n  defaults: { temperature: 0.2, max_tokens_per_doc: 512 }",
+    extra,
+  });
   const post = (body: unknown, path = "/v1/rerank") => send(gateway, "POST", path, { body });
-  return { first, second: secondMock, gateway, post };
+  return { first, second, gateway, post };
 }
 
 describe("rerank", () => {

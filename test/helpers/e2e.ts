@@ -58,6 +58,56 @@ export async function oneProviderScene(
   return { mock, gateway, client: openAiClient(gateway) };
 }
 
+export interface TwoProviderSceneOptions {
+  /** The public model both providers serve. */
+  readonly model: string;
+  /** Provider `first`'s entry for `model`, a YAML flow map (e.g. `{ id: tts-first }`). */
+  readonly firstModel: string;
+  /** Provider `second`'s entry for `model`. */
+  readonly secondModel: string;
+  /** More keys of provider `first`, YAML at the provider's level (e.g. `retries: 0\nbody:\n  defaults: {...}`). */
+  readonly firstKeys?: string;
+  /** Top-level YAML after the rest (e.g. `cache:\n  enabled: true\n`). */
+  readonly extra?: string;
+}
+
+/**
+ * The endpoint doors' failover scene: two mock providers, `first` (tried first; it also serves a chat model
+ * `chatty`, for the "not this kind of model" cases) and `second`, both serving `options.model`, the request log
+ * on, the gateway in front of them and an OpenAI client.
+ */
+export async function twoProviderScene(
+  t: TestContext,
+  options: TwoProviderSceneOptions,
+): Promise<{ first: MockUpstream; second: MockUpstream; gateway: TestGateway; client: OpenAI }> {
+  const first = await useMock(t);
+  const second = await useMock(t);
+  const firstKeys = (options.firstKeys ?? "")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => `    ${line}\n`)
+    .join("");
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+${firstKeys}    models:
+      ${options.model}: ${options.firstModel}
+      chatty: { id: chat-model }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      ${options.model}: ${options.secondModel}
+request_log:
+  enabled: true
+${options.extra ?? ""}`,
+  );
+  return { first, second, gateway, client: openAiClient(gateway) };
+}
+
 export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
