@@ -364,7 +364,10 @@ request_log:
 
   test("a reload that changes a provider's rerank_api retires its cached answers: the next one is asked in the new dialect", async (t) => {
     const mock = await useMock(t);
+    // Port 0: a `server:` block without a port listens on the default 12345, which another process may hold.
     const config = (api: string) => `server:
+  port: 0
+  host: 127.0.0.1
   admin_keys: [rerank-admin-key-1]
 providers:
   - name: host
