@@ -8,16 +8,7 @@ import { Writable } from "node:stream";
 import { describe, type TestContext, test } from "node:test";
 import { request } from "undici";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
-import {
-  assertServedAs,
-  errorOf,
-  openAiClient,
-  recordsOf,
-  send,
-  twoProviderScene,
-  useGateway,
-  useMock,
-} from "../helpers/e2e.ts";
+import { assertServedAs, errorOf, recordsOf, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -229,24 +220,13 @@ describe("text to speech", () => {
   });
 
   test("the text to speak counts against a token budget: a long input skips the provider whose tpm it exceeds", async (t) => {
-    const first = await useMock(t);
-    const second = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    models:
-      playai-tts: { limits: { tpm: 40 } }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      playai-tts: {}
-`,
-    );
-    const client = openAiClient(gateway);
+    const { first, second, client } = await twoProviderScene(t, {
+      model: "playai-tts",
+      firstModel: "{ limits: { tpm: 40 } }",
+      secondModel: "{}",
+      hasChatModel: false,
+      keepsRequestLog: false,
+    });
     second.enqueue(SPEECH, audioStep());
     const long = await client.audio.speech
       .create({ model: "playai-tts", input: "A sentence to read aloud. ".repeat(20), voice: "Fritz-PlayAI" })

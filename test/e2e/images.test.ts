@@ -7,7 +7,6 @@ import {
   assertServedAs,
   errorOf,
   modelOf,
-  openAiClient,
   recordsOf,
   rowOf,
   send,
@@ -241,24 +240,13 @@ describe("image generation", () => {
   });
 
   test("the prompt counts against a token budget: a long prompt skips the provider whose tpm it exceeds", async (t) => {
-    const first = await useMock(t);
-    const second = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    models:
-      dall-e-3: { limits: { tpm: 40 } }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      dall-e-3: {}
-`,
-    );
-    const client = openAiClient(gateway);
+    const { first, second, client } = await twoProviderScene(t, {
+      model: "dall-e-3",
+      firstModel: "{ limits: { tpm: 40 } }",
+      secondModel: "{}",
+      hasChatModel: false,
+      keepsRequestLog: false,
+    });
     second.enqueue(IMAGES, imageAnswer([{ url: "https://images.example/long.png" }]).step);
     const long = await client.images
       .generate({ model: "dall-e-3", prompt: "A very detailed scene with many parts. ".repeat(20) })

@@ -425,23 +425,13 @@ cache:
   });
 
   test("the query and the documents count against a token budget: long documents skip the provider whose tpm they exceed", async (t) => {
-    const first = await useMock(t);
-    const second = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    models:
-      reranker: { id: rerank-first, limits: { tpm: 60 } }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      reranker: { id: rerank-second }
-`,
-    );
+    const { first, second, gateway } = await twoProviderScene(t, {
+      model: "reranker",
+      firstModel: "{ id: rerank-first, limits: { tpm: 60 } }",
+      secondModel: "{ id: rerank-second }",
+      hasChatModel: false,
+      keepsRequestLog: false,
+    });
     const post = (body: unknown) => send(gateway, "POST", "/v1/rerank", { body });
     second.enqueue(RERANK, resultsStep());
     // A short query, but the documents hold far more than 60 tokens between them.

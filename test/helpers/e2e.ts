@@ -67,14 +67,17 @@ export interface TwoProviderSceneOptions {
   readonly secondModel: string;
   /** More keys of provider `first`, YAML at the provider's level (e.g. `retries: 0\nbody:\n  defaults: {...}`). */
   readonly firstKeys?: string;
+  /** Provider `first` also serves a chat model `chatty`, for the "not this kind of model" cases (default true). */
+  readonly hasChatModel?: boolean;
+  /** The request log is on (default true). */
+  readonly keepsRequestLog?: boolean;
   /** Top-level YAML after the rest (e.g. `cache:\n  enabled: true\n`). */
   readonly extra?: string;
 }
 
 /**
- * The endpoint doors' failover scene: two mock providers, `first` (tried first; it also serves a chat model
- * `chatty`, for the "not this kind of model" cases) and `second`, both serving `options.model`, the request log
- * on, the gateway in front of them and an OpenAI client.
+ * The endpoint doors' failover scene: two mock providers, `first` (tried first) and `second`, both serving
+ * `options.model`, the gateway in front of them and an OpenAI client.
  */
 export async function twoProviderScene(
   t: TestContext,
@@ -95,15 +98,12 @@ export async function twoProviderScene(
     api_key: sk-first-key
 ${firstKeys}    models:
       ${options.model}: ${options.firstModel}
-      chatty: { id: chat-model }
-  - name: second
+${options.hasChatModel === false ? "" : "      chatty: { id: chat-model }\n"}  - name: second
     base_url: ${second.baseUrl}
     api_key: sk-second-key
     models:
       ${options.model}: ${options.secondModel}
-request_log:
-  enabled: true
-${options.extra ?? ""}`,
+${options.keepsRequestLog === false ? "" : "request_log:\n  enabled: true\n"}${options.extra ?? ""}`,
   );
   return { first, second, gateway, client: openAiClient(gateway) };
 }
