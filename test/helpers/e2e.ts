@@ -277,3 +277,26 @@ export async function recordsOf(
   const records = (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === endpoint);
   return { records, text: listed.text };
 }
+
+/**
+ * The first record at `endpoint` of a request that failed over: the first provider answered 429, the second served
+ * it, through the front door `clientProtocol`. Returns it with the request log's text, for the caller's checks.
+ */
+export async function failedOverRecord(
+  gateway: TestGateway,
+  endpoint: string,
+  clientProtocol: string,
+): Promise<{ record: ListedRecord; text: string }> {
+  const { records, text } = await recordsOf(gateway, endpoint);
+  const record = records[0];
+  assert.ok(record, `no record of the ${endpoint} request`);
+  assert.equal(record.clientProtocol, clientProtocol);
+  assert.deepEqual(
+    record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+    [
+      ["first", "rate_limited"],
+      ["second", "success"],
+    ],
+  );
+  return { record, text };
+}
