@@ -32,7 +32,7 @@ import {
   preview,
   Random,
   RawJson,
-  seededRandom,
+  runSeededCases,
   toJsonText,
 } from "../helpers/structural-fuzz.ts";
 
@@ -41,6 +41,7 @@ const SEED = process.env.FUZZ_SEED === undefined ? DEFAULT_SEED : Number(process
 const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
 /** `phase#index`: run only that case (replaying a failure). */
 const ONLY_CASE = process.env.FUZZ_CASE;
+const FUZZ_RUN = { seed: SEED, scale: SCALE, onlyCase: ONLY_CASE };
 
 const CLIENT_KEY = "fuzz-doors-client-key-3c9e";
 const ADMIN_KEY = "fuzz-doors-admin-key-b8d2";
@@ -51,11 +52,6 @@ const ANSWER_TIMEOUT_MS = 6_000;
 const BODY_LIMIT_BYTES = 400_000;
 /** Error codes a 5xx may carry: the upstream failed, not the gateway. */
 const UPSTREAM_FAILURE_CODES = new Set(["upstream_unavailable", "upstream_timeout", "stream_interrupted"]);
-
-/** One generator per case, from the seed and the case's name: any case replays alone. */
-function randomFor(phase: string, index: number): Random {
-  return seededRandom(SEED, phase, index);
-}
 
 // ---- the valid requests each mutation starts from ----
 
@@ -476,15 +472,6 @@ class Findings {
       0,
       `${this.#lines.length} unsound answers (FUZZ_SEED=${SEED}):\n${this.#lines.slice(0, 25).join("\n")}`,
     );
-  }
-}
-
-/** Runs `count` cases of a phase (or the one named by FUZZ_CASE). */
-async function runCases(phase: string, count: number, run: (random: Random, caseName: string) => Promise<void>) {
-  for (let index = 0; index < Math.round(count * SCALE); index++) {
-    const caseName = `${phase}#${index}`;
-    if (ONLY_CASE !== undefined && ONLY_CASE !== caseName) continue;
-    await run(randomFor(phase, index), caseName);
   }
 }
 
@@ -1176,7 +1163,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
   test("valid requests of every protocol, broken one field at a time", async (t) => {
     const findings = new Findings();
     answerSoundly();
-    await runCases("request", 700, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "request", 700, async (random, caseName) => {
       const door = random.pick(FRONT_DOORS);
       const isStream = door.canStream && random.chance(0.4);
       const body: unknown = structuredClone(door.body(isStream, random));
@@ -1197,7 +1184,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
   test("GET and DELETE routes: odd query strings, path ids and headers", async (t) => {
     const findings = new Findings();
     answerSoundly();
-    await runCases("read", 350, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "read", 350, async (random, caseName) => {
       const route = readRoute(random);
       const headers: Headers = { ...authorizationHeaders(random, route.key), ...oddHeaders(random) };
       await sendAndCheck(findings, caseName, { method: route.method, path: route.path, headers });
@@ -1207,7 +1194,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("admin routes: odd keys and bodies", async (t) => {
     const findings = new Findings();
-    await runCases("admin", 20, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "admin", 20, async (random, caseName) => {
       const path = random.pick(["/admin/cooldowns/reset", "/admin/models/refresh", "/admin/reload", "/admin/nope"]);
       const key = random.pick([ADMIN_KEY, ADMIN_KEY, CLIENT_KEY, "nope"]);
       const headers: Headers = { ...authorizationHeaders(random, key), ...oddHeaders(random) };
@@ -1227,7 +1214,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
   test("upstream answers with fields of the wrong type, through every front door, JSON and stream", async (t) => {
     const findings = new Findings();
     const doors = FRONT_DOORS.filter((door) => door.name !== "count_tokens");
-    await runCases("upstream", 320, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "upstream", 320, async (random, caseName) => {
       const door = random.pick(doors);
       const isStream = door.canStream && random.chance(0.5);
       const route = door.name === "completions" ? "completions" : door.name === "embeddings" ? "embeddings" : "chat";
@@ -1293,7 +1280,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
   test("upstream errors with fields of the wrong type: the caller's error shape, JSON and stream", async (t) => {
     const findings = new Findings();
     const doors = FRONT_DOORS.filter((door) => door.name !== "count_tokens");
-    await runCases("upstream-error", 160, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "upstream-error", 160, async (random, caseName) => {
       const door = random.pick(doors);
       const isStream = door.canStream && random.chance(0.5);
       const route = door.name === "completions" ? "completions" : door.name === "embeddings" ? "embeddings" : "chat";

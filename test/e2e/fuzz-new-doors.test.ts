@@ -24,7 +24,7 @@ import {
   mutate,
   preview,
   type Random,
-  seededRandom,
+  runSeededCases,
   toJsonText,
 } from "../helpers/structural-fuzz.ts";
 
@@ -32,6 +32,7 @@ const DEFAULT_SEED = 20_261_206;
 const SEED = process.env.FUZZ_SEED === undefined ? DEFAULT_SEED : Number(process.env.FUZZ_SEED);
 const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
 const ONLY_CASE = process.env.FUZZ_CASE;
+const FUZZ_RUN = { seed: SEED, scale: SCALE, onlyCase: ONLY_CASE };
 
 const CLIENT_KEY = "fuzz-new-client-key-5d1a";
 const UPSTREAM_KEY = "sk-fuzz-new-upstream-8e3b27c4";
@@ -152,14 +153,6 @@ class Findings {
       0,
       `${this.#lines.length} unsound answers (FUZZ_SEED=${SEED}):\n${this.#lines.slice(0, 25).join("\n")}`,
     );
-  }
-}
-
-async function runCases(phase: string, count: number, run: (random: Random, caseName: string) => Promise<void>) {
-  for (let index = 0; index < Math.round(count * SCALE); index++) {
-    const caseName = `${phase}#${index}`;
-    if (ONLY_CASE !== undefined && ONLY_CASE !== caseName) continue;
-    await run(seededRandom(SEED, phase, index), caseName);
   }
 }
 
@@ -686,7 +679,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("JSON doors (speech, images, rerank, conversations, Responses' conversation): broken a field at a time", async (t) => {
     const findings = new Findings();
-    await runCases("json", 260, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "json", 260, async (random, caseName) => {
       const door = random.pick(JSON_DOORS);
       const body = door.body();
       let what: string;
@@ -711,7 +704,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("conversations: odd path ids, queries and update/items bodies", async (t) => {
     const findings = new Findings();
-    await runCases("conversations", 220, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "conversations", 220, async (random, caseName) => {
       const id = oddId(random, known.conversations);
       const itemId = oddId(random, known.items);
       const base = random.chance(0.85) ? "/v1/conversations" : "/conversations";
@@ -759,7 +752,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("conversations made of broken items, then continued by Responses requests (JSON and streamed) and listed", async (t) => {
     const findings = new Findings();
-    await runCases("kept-items", 90, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "kept-items", 90, async (random, caseName) => {
       const body = JSON_DOORS.find((door) => door.name === "conversation-create")?.body() ?? {};
       const what = mutate(random, body);
       const created = await sendAndCheck(
@@ -810,7 +803,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("uploads (transcriptions, translations, image edits and variations): broken multipart bodies", async (t) => {
     const findings = new Findings();
-    await runCases("uploads", 200, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "uploads", 200, async (random, caseName) => {
       const door = random.pick(UPLOAD_DOORS);
       const upload = brokenUpload(random, door);
       const path = random.chance(0.8) ? door.path : door.path.slice(3);
