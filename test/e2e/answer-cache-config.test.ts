@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
+import { contentOf, HELLO_CHAT, waitUntil } from "../helpers/answer-cache-scene.ts";
 import { CHAT_ROUTE, chatRequests, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -41,17 +42,11 @@ function numberedAnswers(mock: MockUpstream, firstDelayMs = 0): void {
   });
 }
 
-const HELLO = { model: "m", messages: [{ role: "user", content: "Say hello" }] };
-
 function chat(gateway: { url: string }): Promise<RawResponse> {
   return send(gateway as never, "POST", "/v1/chat/completions", {
-    body: HELLO,
+    body: HELLO_CHAT,
     headers: { authorization: `Bearer ${KEY}` },
   });
-}
-
-function contentOf(response: RawResponse): unknown {
-  return (response.json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
 }
 
 /** A field of the body the mock got in its `index`th chat request. */
@@ -255,12 +250,4 @@ async function watchRedis(t: TestContext, port: number): Promise<{ lines(): stri
   // MONITOR answers OK once it watches.
   await waitUntil(async () => output.startsWith("OK"));
   return { lines: () => output.split("\n") };
-}
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -8,6 +8,13 @@ import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import {
+  cacheClientsConfig,
+  contentOf,
+  HELLO_CHAT,
+  numberedChatAnswers,
+  waitUntil,
+} from "../helpers/answer-cache-scene.ts";
+import {
   CHAT_ROUTE,
   chatRequests,
   errorOf,
@@ -17,7 +24,7 @@ import {
   useGateway,
   useMock,
 } from "../helpers/e2e.ts";
-import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const ADMIN_KEY = "cache-controls-admin-key";
@@ -25,44 +32,25 @@ const PLAIN_KEY = "cache-controls-plain-key";
 const TEAM_A_KEY = "cache-controls-team-a-key";
 const TEAM_B_KEY = "cache-controls-team-b-key";
 const RERANK = "POST /v1/rerank";
+const KEYS = { admin: ADMIN_KEY, plain: PLAIN_KEY, teamA: TEAM_A_KEY, teamB: TEAM_B_KEY };
 
 function configText(mock: MockUpstream, cache = "cache:\n  enabled: true\n"): string {
-  return `server:
-  port: 0
-  host: 127.0.0.1
-  admin_keys: [${ADMIN_KEY}]
-  api_keys:
-    - ${PLAIN_KEY}
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: ${TEAM_B_KEY}, name: team-b }
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha-cache-controls
-    models:
-      m: { id: alpha-m }
-      e: { id: alpha-embed, kind: embedding }
-      r: { id: bge-reranker-alpha }
-${cache}`;
+  return cacheClientsConfig(mock, {
+    keys: KEYS,
+    providerKey: "sk-alpha-cache-controls",
+    moreModels: ["r: { id: bge-reranker-alpha }"],
+    cache,
+  });
 }
 
 /** Every chat answer is numbered, so a kept answer is told apart from a fresh one; rerank answers one list. */
 function numberedAnswers(mock: MockUpstream): void {
-  let served = 0;
-  mock.setDefault(CHAT_ROUTE, (request) => {
-    served += 1;
-    if ((request.body as { stream?: boolean }).stream === true) {
-      return { kind: "sse", events: chatStream(["fresh ", `stream ${served}`], "alpha-m") };
-    }
-    return { kind: "json", body: chatCompletion(`answer ${served}`, "alpha-m") };
-  });
+  numberedChatAnswers(mock);
   mock.setDefault(RERANK, {
     kind: "json",
     body: { id: "rr-1", results: [{ index: 0, relevance_score: 0.9 }], usage: { total_tokens: 5 } },
   });
 }
-
-const HELLO = { model: "m", messages: [{ role: "user", content: "Say hello" }] };
 
 function post(
   gateway: { url: string },
@@ -74,12 +62,13 @@ function post(
   return send(gateway as never, "POST", path, { body, headers: { authorization: `Bearer ${key}`, ...headers } });
 }
 
-function chat(gateway: { url: string }, headers: Record<string, string> = {}, key = PLAIN_KEY, body: object = HELLO) {
+function chat(
+  gateway: { url: string },
+  headers: Record<string, string> = {},
+  key = PLAIN_KEY,
+  body: object = HELLO_CHAT,
+) {
   return post(gateway, "/v1/chat/completions", body, headers, key);
-}
-
-function contentOf(response: RawResponse): unknown {
-  return (response.json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
 }
 
 /** Every request a mock got other than discovery's model list. */
@@ -104,12 +93,12 @@ describe("Cache-Control: only-if-cached", () => {
     numberedAnswers(mock);
     const gateway = await useGateway(t, configText(mock));
     const doors: [string, object][] = [
-      ["/v1/chat/completions", HELLO],
+      ["/v1/chat/completions", HELLO_CHAT],
       ["/v1/completions", { model: "m", prompt: "Say hello" }],
       ["/v1/embeddings", { model: "e", input: ["one", "two"] }],
       ["/v1/rerank", { model: "r", query: "capital of France", documents: ["Paris", "Bananas"] }],
       ["/v1/responses", { model: "m", input: "Say hello" }],
-      ["/v1/chat/completions", { ...HELLO, stream: true }],
+      ["/v1/chat/completions", { ...HELLO_CHAT, stream: true }],
     ];
     for (const [path, body] of doors) assertNotCached(await post(gateway, path, body, ONLY_IF_CACHED), path);
 
@@ -187,7 +176,7 @@ describe("x-gateway-cache-ttl", () => {
     assert.equal(contentOf(await chat(gateway)), "answer 4", "ttl_ms bounds a request's own time to live");
 
     // 0: this answer is not kept (the kept one is still given to a lookup).
-    const other = { ...HELLO, temperature: 0.5 };
+    const other = { ...HELLO_CHAT, temperature: 0.5 };
     assert.equal(contentOf(await chat(gateway, { "x-gateway-cache-ttl": "0" }, PLAIN_KEY, other)), "answer 5");
     assert.equal((await chat(gateway, {}, PLAIN_KEY, other)).headers["x-gateway-cache"], "miss", "nothing was kept");
     assert.equal((await chat(gateway, { "x-gateway-cache-ttl": "0" })).headers["x-gateway-cache"], "hit");
@@ -213,7 +202,7 @@ describe("x-gateway-cache-ttl", () => {
     numberedAnswers(mock);
     const clock = new ManualClock(Date.now());
     const gateway = await useGateway(t, configText(mock), { clock });
-    const streamed = { ...HELLO, stream: true };
+    const streamed = { ...HELLO_CHAT, stream: true };
     await chat(gateway, { "x-gateway-cache-ttl": "5" }, PLAIN_KEY, streamed);
     clock.advance(4_000);
     assert.equal((await chat(gateway, {}, PLAIN_KEY, streamed)).headers["x-gateway-cache"], "hit");
@@ -291,7 +280,7 @@ cache:
   enabled: true
 `,
     );
-    const ask = () => chat(gateway, {}, PLAIN_KEY, { model: "alpha-m", messages: HELLO.messages });
+    const ask = () => chat(gateway, {}, PLAIN_KEY, { model: "alpha-m", messages: HELLO_CHAT.messages });
     const entries = async () =>
       (
         (await send(gateway, "GET", "/stats", { headers: { authorization: `Bearer ${PLAIN_KEY}` } })).json as {
@@ -340,7 +329,7 @@ cache:
     assert.equal(gateway.runtime.answers.summary.entries, 1);
 
     // A reload that turns the cache off while an answer is on its way: nothing would ever look it up or expire it.
-    const slow = chat(gateway, {}, PLAIN_KEY, { ...HELLO, temperature: 0.7 });
+    const slow = chat(gateway, {}, PLAIN_KEY, { ...HELLO_CHAT, temperature: 0.7 });
     await mock.waitForRequests(3);
     const off = configText(mock, "cache:\n  enabled: false\n").replace("{ id: alpha-m }", "{ id: alpha-m-2 }");
     writeFileSync(gateway.configPath, off);
@@ -381,11 +370,3 @@ describe("per-request controls with the cache shared through Redis", {
     assert.equal(upstreamCalls(mock), 1);
   });
 });
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -5,8 +5,9 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
-import { CHAT_ROUTE, chatRequests, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { contentOf, HELLO_CHAT, numberedChatAnswers } from "../helpers/answer-cache-scene.ts";
+import { chatRequests, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const KEY = "cache-freshness-key";
@@ -30,27 +31,15 @@ cache:
 ${rest}`;
 }
 
+/** Numbered answers (numberedChatAnswers) whose streams say only `stream N`. */
 function numberedAnswers(mock: MockUpstream): void {
-  let served = 0;
-  mock.setDefault(CHAT_ROUTE, (request) => {
-    served += 1;
-    if ((request.body as { stream?: unknown }).stream === true) {
-      return { kind: "sse", events: chatStream([`stream ${served}`], "alpha-m") };
-    }
-    return { kind: "json", body: chatCompletion(`answer ${served}`, "alpha-m") };
-  });
+  numberedChatAnswers(mock, (served) => [`stream ${served}`]);
 }
-
-const HELLO = { model: "m", messages: [{ role: "user", content: "Say hello" }] };
 
 function chat(gateway: { url: string }, cacheControl?: string): Promise<RawResponse> {
   const headers: Record<string, string> = { authorization: `Bearer ${KEY}` };
   if (cacheControl !== undefined) headers["cache-control"] = cacheControl;
-  return send(gateway as never, "POST", "/v1/chat/completions", { body: HELLO, headers });
-}
-
-function contentOf(response: RawResponse): unknown {
-  return (response.json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
+  return send(gateway as never, "POST", "/v1/chat/completions", { body: HELLO_CHAT, headers });
 }
 
 describe("Cache-Control: max-age on a request", () => {
@@ -147,12 +136,12 @@ describe("what a hit costs", () => {
     assert.equal(hit.headers["x-gateway-provider"], "alpha", "who first answered is still named");
 
     const streamFirst = await send(gateway, "POST", "/v1/chat/completions", {
-      body: { ...HELLO, stream: true },
+      body: { ...HELLO_CHAT, stream: true },
       headers: { authorization: `Bearer ${KEY}` },
     });
     assert.equal(streamFirst.headers["x-gateway-cost"], "paid");
     const streamHit = await send(gateway, "POST", "/v1/chat/completions", {
-      body: { ...HELLO, stream: true },
+      body: { ...HELLO_CHAT, stream: true },
       headers: { authorization: `Bearer ${KEY}` },
     });
     assert.equal(streamHit.headers["x-gateway-cache"], "hit");

@@ -7,7 +7,14 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
-import { CHAT_ROUTE, chatRequests, type RawResponse, send, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  cacheClientsConfig,
+  contentOf,
+  HELLO_CHAT,
+  numberedChatAnswers,
+  waitUntil,
+} from "../helpers/answer-cache-scene.ts";
+import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -16,38 +23,13 @@ const ADMIN_KEY = "cache-admin-key-1";
 const TEAM_A_KEY = "cache-team-a-key";
 const TEAM_B_KEY = "cache-team-b-key";
 const PLAIN_KEY = "cache-plain-key";
+const KEYS = { admin: ADMIN_KEY, plain: PLAIN_KEY, teamA: TEAM_A_KEY, teamB: TEAM_B_KEY };
 
 function configText(mock: MockUpstream, cache: string): string {
-  return `server:
-  port: 0
-  host: 127.0.0.1
-  admin_keys: [${ADMIN_KEY}]
-  api_keys:
-    - ${PLAIN_KEY}
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: ${TEAM_B_KEY}, name: team-b }
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha-cache-secret
-    models:
-      m: { id: alpha-m }
-      e: { id: alpha-embed, kind: embedding }
-${cache}`;
+  return cacheClientsConfig(mock, { keys: KEYS, providerKey: "sk-alpha-cache-secret", cache });
 }
 
 const ON = "cache:\n  enabled: true\n";
-
-/** Every chat answer of the mock is numbered, so a kept answer is told apart from a fresh one. */
-function numberedAnswers(mock: MockUpstream): void {
-  let served = 0;
-  mock.setDefault(CHAT_ROUTE, (request) => {
-    const body = request.body as { stream?: boolean };
-    served += 1;
-    if (body.stream === true) return { kind: "sse", events: chatStream(["fresh ", `stream ${served}`], "alpha-m") };
-    return { kind: "json", body: chatCompletion(`answer ${served}`, "alpha-m") };
-  });
-}
 
 function chat(gateway: { url: string }, body: object, headers: Record<string, string> = {}, key = PLAIN_KEY) {
   return send(gateway as never, "POST", "/v1/chat/completions", {
@@ -56,22 +38,16 @@ function chat(gateway: { url: string }, body: object, headers: Record<string, st
   });
 }
 
-function contentOf(response: RawResponse): unknown {
-  return (response.json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
-}
-
-const HELLO = { model: "m", messages: [{ role: "user", content: "Say hello" }] };
-
 describe("answer cache", () => {
   test("a repeated JSON chat request gets the kept answer, marked, without an upstream call; another body, a stream or the cache off do not", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const gateway = await useGateway(t, configText(mock, ON));
 
-    const first = await chat(gateway, HELLO);
+    const first = await chat(gateway, HELLO_CHAT);
     assert.equal(first.status, 200);
     assert.equal(first.headers["x-gateway-cache"], "miss");
-    const second = await chat(gateway, HELLO);
+    const second = await chat(gateway, HELLO_CHAT);
     assert.equal(second.status, 200);
     assert.equal(second.headers["x-gateway-cache"], "hit");
     assert.equal(second.headers["x-gateway-attempts"], "0");
@@ -83,16 +59,16 @@ describe("answer cache", () => {
 
     // Spacing is not part of the request; every field is.
     const spaced = await send(gateway, "POST", "/v1/chat/completions", {
-      body: JSON.stringify(HELLO, null, 2),
+      body: JSON.stringify(HELLO_CHAT, null, 2),
       headers: { authorization: `Bearer ${PLAIN_KEY}` },
     });
     assert.equal(spaced.headers["x-gateway-cache"], "hit");
-    const warmer = await chat(gateway, { ...HELLO, temperature: 0.5 });
+    const warmer = await chat(gateway, { ...HELLO_CHAT, temperature: 0.5 });
     assert.equal(warmer.headers["x-gateway-cache"], "miss");
     assert.equal(contentOf(warmer), "answer 2");
 
     // A stream is another request (its body says stream: true): it is kept apart from the JSON answer.
-    const streamed = await chat(gateway, { ...HELLO, stream: true });
+    const streamed = await chat(gateway, { ...HELLO_CHAT, stream: true });
     assert.equal(streamed.status, 200);
     assert.match(streamed.text, /stream 3/);
     assert.equal(streamed.headers["x-gateway-cache"], "miss");
@@ -122,9 +98,9 @@ describe("answer cache", () => {
 
   test("a repeated stream gets the kept chunks, as first sent; a stream cut short, or continued on another upstream, is not kept", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const gateway = await useGateway(t, configText(mock, ON));
-    const body = { ...HELLO, stream: true, stream_options: { include_usage: true } };
+    const body = { ...HELLO_CHAT, stream: true, stream_options: { include_usage: true } };
     const first = await chat(gateway, body);
     assert.equal(first.headers["x-gateway-cache"], "miss");
     assert.match(first.text, /stream 1/);
@@ -153,7 +129,7 @@ describe("answer cache", () => {
 
     // A stream the upstream cuts (and no other candidate continues) is not kept: the next one goes upstream.
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["half "], "alpha-m").slice(0, 2), end: "destroy" });
-    const cutBody = { ...HELLO, stream: true, temperature: 0.9 };
+    const cutBody = { ...HELLO_CHAT, stream: true, temperature: 0.9 };
     await chat(gateway, cutBody);
     const upstreamCalls = chatRequests(mock).length;
     assert.ok(upstreamCalls >= 4, "the cut stream reached the upstream");
@@ -164,10 +140,10 @@ describe("answer cache", () => {
 
   test("off by default: the same request twice reaches the provider twice, and no cache header is sent", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const gateway = await useGateway(t, configText(mock, ""));
-    const first = await chat(gateway, HELLO);
-    const second = await chat(gateway, HELLO);
+    const first = await chat(gateway, HELLO_CHAT);
+    const second = await chat(gateway, HELLO_CHAT);
     assert.equal(contentOf(first), "answer 1");
     assert.equal(contentOf(second), "answer 2");
     assert.equal(first.headers["x-gateway-cache"], undefined);
@@ -177,29 +153,29 @@ describe("answer cache", () => {
 
   test("Cache-Control: no-cache asks for a fresh answer (kept for the next); no-store leaves the cache out", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const gateway = await useGateway(t, configText(mock, ON));
-    await chat(gateway, HELLO);
-    const fresh = await chat(gateway, HELLO, { "cache-control": "no-cache" });
+    await chat(gateway, HELLO_CHAT);
+    const fresh = await chat(gateway, HELLO_CHAT, { "cache-control": "no-cache" });
     assert.equal(contentOf(fresh), "answer 2");
     assert.equal(fresh.headers["x-gateway-cache"], undefined);
-    const next = await chat(gateway, HELLO);
+    const next = await chat(gateway, HELLO_CHAT);
     assert.equal(next.headers["x-gateway-cache"], "hit");
     assert.equal(contentOf(next), "answer 2", "the fresh answer replaced the older one");
-    const unstored = await chat(gateway, HELLO, { "cache-control": "no-store" });
+    const unstored = await chat(gateway, HELLO_CHAT, { "cache-control": "no-store" });
     assert.equal(contentOf(unstored), "answer 3");
-    const after = await chat(gateway, HELLO);
+    const after = await chat(gateway, HELLO_CHAT);
     assert.equal(contentOf(after), "answer 2", "a no-store answer is not kept");
     assert.equal(chatRequests(mock).length, 3);
   });
 
   test("one named client never gets another's kept answer; the same client does", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const gateway = await useGateway(t, configText(mock, ON));
-    const a1 = await chat(gateway, HELLO, {}, TEAM_A_KEY);
-    const b1 = await chat(gateway, HELLO, {}, TEAM_B_KEY);
-    const a2 = await chat(gateway, HELLO, {}, TEAM_A_KEY);
+    const a1 = await chat(gateway, HELLO_CHAT, {}, TEAM_A_KEY);
+    const b1 = await chat(gateway, HELLO_CHAT, {}, TEAM_B_KEY);
+    const a2 = await chat(gateway, HELLO_CHAT, {}, TEAM_A_KEY);
     assert.equal(contentOf(a1), "answer 1");
     assert.equal(b1.headers["x-gateway-cache"], "miss");
     assert.equal(contentOf(b1), "answer 2");
@@ -215,10 +191,10 @@ describe("answer cache", () => {
       status: 400,
       body: { error: { message: "bad request", type: "invalid_request_error", param: null, code: null } },
     });
-    const failed = await chat(gateway, HELLO);
+    const failed = await chat(gateway, HELLO_CHAT);
     assert.equal(failed.status, 400);
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("recovered", "alpha-m") });
-    const retried = await chat(gateway, HELLO);
+    const retried = await chat(gateway, HELLO_CHAT);
     assert.equal(retried.status, 200);
     assert.equal(contentOf(retried), "recovered");
     assert.equal(retried.headers["x-gateway-cache"], "miss");
@@ -226,26 +202,26 @@ describe("answer cache", () => {
 
   test("answers expire after ttl_ms; the oldest go first past max_entries", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const clock = new ManualClock(Date.now());
     const gateway = await useGateway(t, configText(mock, `${ON}  ttl_ms: 60000\n  max_entries: 2\n`), { clock });
-    await chat(gateway, HELLO);
+    await chat(gateway, HELLO_CHAT);
     clock.advance(59_000);
-    assert.equal((await chat(gateway, HELLO)).headers["x-gateway-cache"], "hit");
+    assert.equal((await chat(gateway, HELLO_CHAT)).headers["x-gateway-cache"], "hit");
     clock.advance(1_000);
-    const expired = await chat(gateway, HELLO);
+    const expired = await chat(gateway, HELLO_CHAT);
     assert.equal(expired.headers["x-gateway-cache"], "miss");
     assert.equal(contentOf(expired), "answer 2");
     // Two more bodies: the first one is the oldest of three and is dropped.
-    await chat(gateway, { ...HELLO, temperature: 0.1 });
-    await chat(gateway, { ...HELLO, temperature: 0.2 });
-    assert.equal((await chat(gateway, HELLO)).headers["x-gateway-cache"], "miss");
-    assert.equal((await chat(gateway, { ...HELLO, temperature: 0.2 })).headers["x-gateway-cache"], "hit");
+    await chat(gateway, { ...HELLO_CHAT, temperature: 0.1 });
+    await chat(gateway, { ...HELLO_CHAT, temperature: 0.2 });
+    assert.equal((await chat(gateway, HELLO_CHAT)).headers["x-gateway-cache"], "miss");
+    assert.equal((await chat(gateway, { ...HELLO_CHAT, temperature: 0.2 })).headers["x-gateway-cache"], "hit");
   });
 
   test("embeddings, the Responses API and Anthropic Messages get kept answers too, each in its own protocol", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const gateway = await useGateway(t, configText(mock, ON));
     const openai = new OpenAI({ baseURL: gateway.baseUrl, apiKey: PLAIN_KEY, maxRetries: 0 });
 
@@ -285,10 +261,10 @@ describe("answer cache", () => {
 
   test("POST /admin/cache/clear empties it; a reload to enabled: false drops what it kept and stops keeping", async (t) => {
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const gateway = await useGateway(t, configText(mock, ON));
-    await chat(gateway, HELLO);
-    assert.equal((await chat(gateway, HELLO)).headers["x-gateway-cache"], "hit");
+    await chat(gateway, HELLO_CHAT);
+    assert.equal((await chat(gateway, HELLO_CHAT)).headers["x-gateway-cache"], "hit");
     const refused = await send(gateway, "POST", "/admin/cache/clear", {
       headers: { authorization: `Bearer ${PLAIN_KEY}` },
     });
@@ -297,12 +273,12 @@ describe("answer cache", () => {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
     assert.deepEqual(cleared.json, { status: "ok", dropped: 1 });
-    assert.equal((await chat(gateway, HELLO)).headers["x-gateway-cache"], "miss");
+    assert.equal((await chat(gateway, HELLO_CHAT)).headers["x-gateway-cache"], "miss");
 
     writeFileSync(gateway.configPath, configText(mock, "cache:\n  enabled: false\n"));
     const reload = await send(gateway, "POST", "/admin/reload", { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     assert.equal(reload.status, 200);
-    const after = await chat(gateway, HELLO);
+    const after = await chat(gateway, HELLO_CHAT);
     assert.equal(after.headers["x-gateway-cache"], undefined);
     assert.equal(contentOf(after), "answer 3");
     assert.equal(gateway.runtime.answers.summary.entries, 0);
@@ -313,12 +289,12 @@ describe("answer cache shared through Redis", { skip: isRedisInstalled() ? false
   test("an answer kept by one replica is given by another; a stopped Redis makes lookups miss, never fail", async (t) => {
     const redis = await useRedisServer(t);
     const mock = await useMock(t);
-    numberedAnswers(mock);
+    numberedChatAnswers(mock);
     const shared = `${ON}state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "answer-cache:"\n`;
     const first = await useGateway(t, configText(mock, shared));
     const second = await useGateway(t, configText(mock, shared));
 
-    const kept = await chat(first, HELLO);
+    const kept = await chat(first, HELLO_CHAT);
     assert.equal(kept.headers["x-gateway-cache"], "miss");
     // The put is not waited for by the request: give it its round trip.
     await waitUntil(async () => first.runtime.answers.summary.entries === 1);
@@ -335,7 +311,7 @@ describe("answer cache shared through Redis", { skip: isRedisInstalled() ? false
       });
       assert.equal(reloaded.status, 200, reloaded.text);
     }
-    const given = await chat(second, HELLO);
+    const given = await chat(second, HELLO_CHAT);
     assert.equal(given.headers["x-gateway-cache"], "hit");
     assert.equal(given.text, kept.text);
     assert.equal(chatRequests(mock).length, 1);
@@ -350,19 +326,11 @@ describe("answer cache shared through Redis", { skip: isRedisInstalled() ? false
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
     assert.deepEqual(cleared.json, { status: "ok", dropped: 1 });
-    assert.equal((await chat(second, HELLO)).headers["x-gateway-cache"], "miss");
+    assert.equal((await chat(second, HELLO_CHAT)).headers["x-gateway-cache"], "miss");
 
     await redis.kill();
-    const unreachable = await chat(first, { ...HELLO, temperature: 0.3 });
+    const unreachable = await chat(first, { ...HELLO_CHAT, temperature: 0.3 });
     assert.equal(unreachable.status, 200, "the cache is left out, the provider answers");
     assert.equal(unreachable.headers["x-gateway-cache"], "miss");
   });
 });
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -3,10 +3,10 @@
 // `openai` SDK is the client.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { toFile } from "openai";
 import { request } from "undici";
-import { assertServedAs, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { assertServedAs, errorOf, openAiClient, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const TRANSCRIBE = "POST /v1/audio/transcriptions";
@@ -43,28 +43,12 @@ function audioRequests(mock: MockUpstream, path = "/v1/audio/transcriptions"): R
   return mock.requests.filter((recorded) => recorded.path === path);
 }
 
-async function twoProviders(t: Parameters<typeof useMock>[0]) {
-  const first = await useMock(t);
-  const second = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    models:
-      whisper-large-v3: { id: whisper-large-v3-first }
-      chatty: { id: chat-model }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      whisper-large-v3: { id: whisper-large-v3-second }
-request_log:
-  enabled: true
-`,
-  );
-  return { first, second, gateway, client: openAiClient(gateway) };
+function twoProviders(t: TestContext) {
+  return twoProviderScene(t, {
+    model: "whisper-large-v3",
+    firstModel: "{ id: whisper-large-v3-first }",
+    secondModel: "{ id: whisper-large-v3-second }",
+  });
 }
 
 describe("audio transcriptions and translations", () => {

@@ -10,7 +10,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockStep, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 
 const ADMIN_KEY = "admin-key-123";
 
@@ -81,6 +81,44 @@ function bodyOf(request: { body?: unknown } | undefined): Record<string, unknown
   const body = request?.body;
   assert.ok(body !== null && typeof body === "object" && !Array.isArray(body), "an upstream request with a JSON body");
   return body as Record<string, unknown>;
+}
+
+/** OpenAI's 400 for a parameter its API does not take. */
+function unknownParameter(name: string): MockStep {
+  const error = { message: `Unknown parameter: '${name}'.`, type: "invalid_request_error", param: name };
+  return { kind: "json", status: 400, body: { error } };
+}
+
+/**
+ * A mock provider whose /responses is as strict as OpenAI's: a body with one of `refused` (names only chat takes)
+ * gets the 400 naming it, any other the native answer `native here`; its chat route answers `chat here`.
+ */
+async function strictResponsesMock(t: TestContext, refused: readonly string[]): Promise<MockUpstream> {
+  const alpha = await useMock(t);
+  alpha.setDefault("POST /v1/responses", (request) => {
+    const unknown = refused.find((name) => name in bodyOf(request));
+    if (unknown !== undefined) return unknownParameter(unknown);
+    return { kind: "json", status: 200, body: nativeResponse("native here") };
+  });
+  alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("chat here", "alpha-m") });
+  return alpha;
+}
+
+/** Provider alpha on the native Responses API with these body rules (YAML under `body:`) and model `m`'s entry. */
+function nativeAlphaConfig(alpha: MockUpstream, bodyRules: string, model: string): string {
+  return `server:
+  port: 0
+  host: 127.0.0.1
+providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: sk-alpha-secret
+    retries: 0
+    responses_api: native
+    body:
+${bodyRules}    models:
+      m: ${model}
+`;
 }
 
 async function scene(t: TestContext, alphaRules: string, alphaModel?: string) {
@@ -198,8 +236,7 @@ describe("body rules change what one deployment is sent", () => {
     alpha.setDefault("POST /v1/embeddings", (request) => {
       const unknown = Object.keys(bodyOf(request)).find((name) => !embeddingFields.includes(name));
       if (unknown === undefined) return { kind: "json", status: 200, body: embeddingAnswer() };
-      const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
-      return { kind: "json", status: 400, body: { error } };
+      return unknownParameter(unknown);
     });
     const gateway = await useGateway(
       t,
@@ -293,34 +330,15 @@ providers:
   });
 
   test("a native Responses provider gets the rules' output limit as max_output_tokens, not a chat name it refuses", async (t) => {
-    const alpha = await useMock(t);
     // As OpenAI's /responses answers a chat-only name: a 400 (before, every native request without a limit got one).
-    alpha.setDefault("POST /v1/responses", (request) => {
-      const body = request.body as Record<string, unknown>;
-      const unknown = ["max_tokens", "max_completion_tokens"].find((name) => name in body);
-      if (unknown !== undefined) {
-        const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
-        return { kind: "json", status: 400, body: { error } };
-      }
-      return { kind: "json", status: 200, body: nativeResponse("native here") };
-    });
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("chat here", "alpha-m") });
+    const alpha = await strictResponsesMock(t, ["max_tokens", "max_completion_tokens"]);
     const gateway = await useGateway(
       t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: sk-alpha-secret
-    retries: 0
-    responses_api: native
-    body:
-      defaults: { max_tokens: 4000, temperature: 0.6 }
-    models:
-      m: { id: alpha-m, context: 100000 }
-`,
+      nativeAlphaConfig(
+        alpha,
+        "      defaults: { max_tokens: 4000, temperature: 0.6 }\n",
+        "{ id: alpha-m, context: 100000 }",
+      ),
     );
     const client = openAiClientFor(gateway);
     const answer = await client.responses.create({ model: "m", input: "hi" });
@@ -338,41 +356,24 @@ providers:
   });
 
   test("a native Responses provider gets reasoning_effort as reasoning.effort, response_format as text.format and no chat-only field", async (t) => {
-    const alpha = await useMock(t);
     // As OpenAI's /responses answers a field it does not know: a 400 naming it.
     const chatOnly = [
       ...["reasoning_effort", "logprobs", "n", "stop", "presence_penalty", "frequency_penalty", "seed"],
       "response_format",
     ];
-    alpha.setDefault("POST /v1/responses", (request) => {
-      const unknown = chatOnly.find((name) => name in bodyOf(request));
-      if (unknown !== undefined) {
-        const error = { message: `Unknown parameter: '${unknown}'.`, type: "invalid_request_error", param: unknown };
-        return { kind: "json", status: 400, body: { error } };
-      }
-      return { kind: "json", status: 200, body: nativeResponse("native here") };
-    });
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", status: 200, body: chatCompletion("chat here", "alpha-m") });
+    const alpha = await strictResponsesMock(t, chatOnly);
     const gateway = await useGateway(
       t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: sk-alpha-secret
-    retries: 0
-    responses_api: native
-    body:
-      defaults: { reasoning_effort: high, top_logprobs: 2, logprobs: true, n: 1, stop: [END], seed: 7 }
+      nativeAlphaConfig(
+        alpha,
+        `      defaults: { reasoning_effort: high, top_logprobs: 2, logprobs: true, n: 1, stop: [END], seed: 7 }
       override:
         presence_penalty: 0.2
         frequency_penalty: 0.1
         response_format: { type: json_schema, json_schema: { name: answer, strict: true, schema: { type: object } } }
-    models:
-      m: { id: alpha-m, context: 100000, reasoning: true }
 `,
+        "{ id: alpha-m, context: 100000, reasoning: true }",
+      ),
     );
     const client = openAiClientFor(gateway);
     const responsesSent = () => alpha.requests.filter((request) => request.path === "/v1/responses").map(bodyOf);

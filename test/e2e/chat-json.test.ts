@@ -1,7 +1,7 @@
 // Non-streaming requests end to end: what reaches the upstream (key, model id, untouched fields), what comes
 // back (body, gateway headers), every proxied endpoint, and every form of the `model` field.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import {
   CHAT_ROUTE,
   chatRequests,
@@ -13,11 +13,30 @@ import {
   useGateway,
   useMock,
 } from "../helpers/e2e.ts";
-import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import { chatCompletion, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 
 const ALPHA_KEY = "sk-secret-alpha-123";
 const BETA_KEY = "sk-secret-beta-456";
 const CLIENT_KEY = "client-key-789";
+
+/** One mock provider `alpha` (ALPHA_KEY) serving `models` (its entries, YAML, one a line), the gateway in front. */
+async function alphaScene(
+  t: TestContext,
+  models: readonly string[] = ["small-model: { id: vendor/small-model-v1 }"],
+): Promise<{ alpha: MockUpstream; gateway: TestGateway }> {
+  const alpha = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${alpha.baseUrl}
+    api_key: ${ALPHA_KEY}
+    models:
+${models.map((entry) => `      ${entry}\n`).join("")}`,
+  );
+  return { alpha, gateway };
+}
 
 describe("chat completions (JSON)", () => {
   test("the upstream gets the provider's key and the upstream id; the client gets the answer and gateway headers", async (t) => {
@@ -62,17 +81,7 @@ providers:
   });
 
   test("/chat/completions without the /v1 prefix is the same endpoint", async (t) => {
-    const alpha = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: ${ALPHA_KEY}
-    models:
-      small-model: { id: vendor/small-model-v1 }
-`,
-    );
+    const { alpha, gateway } = await alphaScene(t);
     const response = await send(gateway, "POST", "/chat/completions", {
       body: { model: "small-model", messages: HELLO },
     });
@@ -83,17 +92,7 @@ providers:
   });
 
   test("unknown request fields reach the upstream untouched; only `model` is rewritten and `models` dropped", async (t) => {
-    const alpha = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: ${ALPHA_KEY}
-    models:
-      small-model: { id: vendor/small-model-v1 }
-`,
-    );
+    const { alpha, gateway } = await alphaScene(t);
     const passThrough = {
       messages: [
         { role: "system", content: "Be brief." },
@@ -129,19 +128,9 @@ providers:
   });
 
   test("the response's `model` names the upstream model when the upstream left it out", async (t) => {
-    const alpha = await useMock(t);
+    const { alpha, gateway } = await alphaScene(t);
     const { model: _dropped, ...withoutModel } = chatCompletion("hi", "ignored");
     alpha.enqueue(CHAT_ROUTE, { kind: "json", body: withoutModel });
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: ${ALPHA_KEY}
-    models:
-      small-model: { id: vendor/small-model-v1 }
-`,
-    );
     const completion = await openAiClient(gateway).chat.completions.create({ model: "small-model", messages: HELLO });
     assert.equal(completion.model, "vendor/small-model-v1");
     assert.equal(completion.choices[0]?.message.content, "hi");
@@ -150,17 +139,7 @@ providers:
 
 describe("other endpoints", () => {
   test("/v1/completions is forwarded to the upstream's /completions with the upstream id", async (t) => {
-    const alpha = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: ${ALPHA_KEY}
-    models:
-      small-model: { id: vendor/small-model-v1 }
-`,
-    );
+    const { alpha, gateway } = await alphaScene(t);
     const { data, response } = await openAiClient(gateway)
       .completions.create({ model: "small-model", prompt: "Once upon a time" })
       .withResponse();
@@ -173,18 +152,10 @@ describe("other endpoints", () => {
   });
 
   test("/completions and /embeddings without the /v1 prefix are the same endpoints", async (t) => {
-    const alpha = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: ${ALPHA_KEY}
-    models:
-      small-model: { id: vendor/small-model-v1 }
-      text-embedding-3-small: {}
-`,
-    );
+    const { alpha, gateway } = await alphaScene(t, [
+      "small-model: { id: vendor/small-model-v1 }",
+      "text-embedding-3-small: {}",
+    ]);
     const completion = await send(gateway, "POST", "/completions", { body: { model: "small-model", prompt: "Once" } });
     assert.equal(completion.status, 200, completion.text);
     assert.equal((completion.json as { object: string }).object, "text_completion");
@@ -200,17 +171,7 @@ describe("other endpoints", () => {
   });
 
   test("`stream: null` (the SDK's types allow it) is a JSON answer on chat and completions; no null goes upstream", async (t) => {
-    const alpha = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: ${ALPHA_KEY}
-    models:
-      small-model: { id: vendor/small-model-v1 }
-`,
-    );
+    const { alpha, gateway } = await alphaScene(t);
     const client = openAiClient(gateway);
     const chat = await client.chat.completions.create({ model: "small-model", messages: HELLO, stream: null });
     assert.equal(chat.object, "chat.completion");
@@ -226,18 +187,10 @@ describe("other endpoints", () => {
   });
 
   test("/v1/embeddings is served by embedding models only, which chat routing never uses", async (t) => {
-    const alpha = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key: ${ALPHA_KEY}
-    models:
-      text-embedding-3-small: { priority: 100 }
-      small-model: { id: vendor/small-model-v1, priority: 1 }
-`,
-    );
+    const { alpha, gateway } = await alphaScene(t, [
+      "text-embedding-3-small: { priority: 100 }",
+      "small-model: { id: vendor/small-model-v1, priority: 1 }",
+    ]);
     const client = openAiClient(gateway);
     const { data, response } = await client.embeddings
       .create({ model: "text-embedding-3-small", input: ["one", "two"], encoding_format: "float" })

@@ -3,9 +3,10 @@
 // never called for that client, whatever the free one does; another client falls back to it as usual.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import { chatCompletion, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const CI_KEY = "ci-secret-key";
@@ -13,37 +14,62 @@ const TEAM_KEY = "team-secret-key";
 const ADMIN_KEY = "admin-secret-key";
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
-describe("a client's own paid policy", () => {
-  test("paid: never for one client: its requests never reach a paid upstream; other clients fall back to it", async (t) => {
-    const free = await useMock(t);
-    const paid = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
+interface FreeAndPaidOptions {
+  /** With an admin key (ADMIN_KEY). */
+  readonly adminKey?: string;
+  /** The team client (TEAM_KEY) besides the CI client (CI_KEY, `paid: never`); default true. */
+  readonly hasTeam?: boolean;
+  /** The free provider retries (default true; false writes `retries: 0`). */
+  readonly isFreeRetried?: boolean;
+  readonly freePriority?: number;
+  readonly paidPriority?: number;
+  /** The paid provider also serves `only-paid`, which no free model serves. */
+  readonly hasPaidOnlyModel?: boolean;
+  /** Top-level YAML after the providers (`routing:` ...). */
+  readonly rest: string;
+}
+
+/** A free and a paid provider, both serving `m` (`free-m`, `paid-m`), and the gateway with the CI client. */
+async function freeAndPaidScene(
+  t: TestContext,
+  options: FreeAndPaidOptions,
+): Promise<{ free: MockUpstream; paid: MockUpstream; gateway: TestGateway }> {
+  const free = await useMock(t);
+  const paid = await useMock(t);
+  const priority = (value: number | undefined) => (value === undefined ? "" : `, priority: ${value}`);
+  const gateway = await useGateway(
+    t,
+    `server:
   port: 0
   host: 127.0.0.1
-  api_keys:
+${options.adminKey === undefined ? "" : `  admin_keys: [${options.adminKey}]\n`}  api_keys:
     - { key: ${CI_KEY}, name: ci, paid: never }
-    - { key: ${TEAM_KEY}, name: team }
-providers:
+${options.hasTeam === false ? "" : `    - { key: ${TEAM_KEY}, name: team }\n`}providers:
   - name: free
     base_url: ${free.baseUrl}
     api_key: sk-free-secret
     cost: free
-    retries: 0
-    models:
-      m: { id: free-m, priority: 10 }
+${options.isFreeRetried === false ? "    retries: 0\n" : ""}    models:
+      m: { id: free-m${priority(options.freePriority)} }
   - name: paid
     base_url: ${paid.baseUrl}
     api_key: sk-paid-secret
     cost: paid
     models:
-      m: { id: paid-m }
-      only-paid: { id: paid-only }
-routing:
-  max_wait_for_better_ms: 0
-`,
-    );
+      m: { id: paid-m${priority(options.paidPriority)} }
+${options.hasPaidOnlyModel === true ? "      only-paid: { id: paid-only }\n" : ""}${options.rest}`,
+  );
+  return { free, paid, gateway };
+}
+
+describe("a client's own paid policy", () => {
+  test("paid: never for one client: its requests never reach a paid upstream; other clients fall back to it", async (t) => {
+    const { free, paid, gateway } = await freeAndPaidScene(t, {
+      isFreeRetried: false,
+      freePriority: 10,
+      hasPaidOnlyModel: true,
+      rest: `routing:\n  max_wait_for_better_ms: 0\n`,
+    });
     free.enqueue(CHAT, rateLimited({ retryAfter: "30" }));
     const refused = await postChat(gateway, { model: "m" }, as(CI_KEY));
     assert.equal(refused.status, 429, refused.text);
@@ -66,36 +92,11 @@ routing:
   });
 
   test("queueing: a paid: never client waiting for the cooling free model holds up no other client's request", async (t) => {
-    const free = await useMock(t);
-    const paid = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${CI_KEY}, name: ci, paid: never }
-    - { key: ${TEAM_KEY}, name: team }
-providers:
-  - name: free
-    base_url: ${free.baseUrl}
-    api_key: sk-free-secret
-    cost: free
-    retries: 0
-    models:
-      m: { id: free-m, priority: 10 }
-  - name: paid
-    base_url: ${paid.baseUrl}
-    api_key: sk-paid-secret
-    cost: paid
-    models:
-      m: { id: paid-m }
-routing:
-  paid: last_resort
-  max_wait_for_better_ms: 0
-  queue_timeout_ms: 5000
-`,
-    );
+    const { free, paid, gateway } = await freeAndPaidScene(t, {
+      isFreeRetried: false,
+      freePriority: 10,
+      rest: `routing:\n  paid: last_resort\n  max_wait_for_better_ms: 0\n  queue_timeout_ms: 5000\n`,
+    });
     // The free model cools for 2 s after a 429; the team's request goes on to the paid one.
     free.enqueue(CHAT, rateLimited({ retryAfter: "2" }));
     paid.enqueue(CHAT, { kind: "json", body: chatCompletion("paid answer", "paid-m") });
@@ -124,36 +125,10 @@ routing:
   });
 
   test("GET /v1/gateway/route and /v1/models answer with the asking client's own paid rule", async (t) => {
-    const free = await useMock(t);
-    const paid = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${CI_KEY}, name: ci, paid: never }
-    - { key: ${TEAM_KEY}, name: team }
-providers:
-  - name: free
-    base_url: ${free.baseUrl}
-    api_key: sk-free-secret
-    cost: free
-    models:
-      m: { id: free-m }
-  - name: paid
-    base_url: ${paid.baseUrl}
-    api_key: sk-paid-secret
-    cost: paid
-    models:
-      m: { id: paid-m }
-      only-paid: { id: paid-only }
-meta_models:
-  paid-meta: [only-paid]
-routing:
-  paid: allowed
-`,
-    );
+    const { gateway } = await freeAndPaidScene(t, {
+      hasPaidOnlyModel: true,
+      rest: `meta_models:\n  paid-meta: [only-paid]\nrouting:\n  paid: allowed\n`,
+    });
     type Explanation = { candidates: { provider: string }[]; skipped: { provider: string; cause: string }[] };
     const route = async (key: string) => {
       const answer = await send(gateway, "GET", "/v1/gateway/route?model=m", { headers: as(key) });
@@ -186,36 +161,14 @@ routing:
   });
 
   test("a request queued across a reload is planned with the client's paid rule of the new config", async (t) => {
-    const free = await useMock(t);
-    const paid = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  admin_keys: [${ADMIN_KEY}]
-  api_keys:
-    - { key: ${CI_KEY}, name: ci, paid: never }
-providers:
-  - name: free
-    base_url: ${free.baseUrl}
-    api_key: sk-free-secret
-    cost: free
-    retries: 0
-    models:
-      m: { id: free-m, priority: 1 }
-  - name: paid
-    base_url: ${paid.baseUrl}
-    api_key: sk-paid-secret
-    cost: paid
-    models:
-      m: { id: paid-m, priority: 10 }
-routing:
-  paid: allowed
-  max_wait_for_better_ms: 0
-  queue_timeout_ms: 5000
-`,
-    );
+    const { free, paid, gateway } = await freeAndPaidScene(t, {
+      adminKey: ADMIN_KEY,
+      hasTeam: false,
+      isFreeRetried: false,
+      freePriority: 1,
+      paidPriority: 10,
+      rest: `routing:\n  paid: allowed\n  max_wait_for_better_ms: 0\n  queue_timeout_ms: 5000\n`,
+    });
     // The free model answers 429 and cools for 2 s: the CI client's next request waits in the queue for it.
     free.enqueue(CHAT, rateLimited({ retryAfter: "2" }));
     const refused = await postChat(gateway, { model: "m" }, as(CI_KEY));

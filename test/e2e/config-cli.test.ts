@@ -10,18 +10,17 @@ import { describe, type TestContext, test } from "node:test";
 import { request } from "undici";
 import { type CliResult, MAIN, REPO_ROOT, runCli } from "../helpers/cli-process.ts";
 import { chatRequests, HELLO, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 const EXIT_WITH_PARENT = join(REPO_ROOT, "test", "helpers", "exit-with-parent.ts");
 const CHILD_TIMEOUT_MS = 20_000;
 
-describe("keys in the config", () => {
-  test("api_key_env_var and an interpolated api_key both resolve; a provider whose key is unset is skipped with a warning", async (t) => {
-    const alpha = await useMock(t);
-    const beta = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
+/**
+ * Providers whose keys come from the environment: alpha by `api_key_env_var`, beta by `${BETA_API_KEY}`, gamma by
+ * an `api_key_env_var` the tests leave unset (skipped with a warning).
+ */
+function keyedProviders(alpha: MockUpstream, beta: MockUpstream): string {
+  return `  - name: alpha
     base_url: ${alpha.baseUrl}
     api_key_env_var: ALPHA_API_KEY
     models:
@@ -36,12 +35,25 @@ describe("keys in the config", () => {
     api_key_env_var: GAMMA_API_KEY
     models:
       gamma-model: {}
-  - name: delta
+`;
+}
+
+/** A provider whose `${DELTA_API_KEY}` the tests leave unset. */
+const DELTA_UNSET = `  - name: delta
     base_url: http://127.0.0.1:9/v1
     api_key: \${DELTA_API_KEY}
     models:
       delta-model: {}
-`,
+`;
+
+describe("keys in the config", () => {
+  test("api_key_env_var and an interpolated api_key both resolve; a provider whose key is unset is skipped with a warning", async (t) => {
+    const alpha = await useMock(t);
+    const beta = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+${keyedProviders(alpha, beta)}${DELTA_UNSET}`,
       { env: { ALPHA_API_KEY: "sk-from-env-alpha", BETA_API_KEY: "sk-from-env-beta" } },
     );
 
@@ -278,22 +290,7 @@ describe("`serve` as a process", () => {
   host: 127.0.0.1
   log_level: info
 providers:
-  - name: alpha
-    base_url: ${alpha.baseUrl}
-    api_key_env_var: ALPHA_API_KEY
-    models:
-      alpha-model: {}
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: \${BETA_API_KEY}
-    models:
-      beta-model: {}
-  - name: gamma
-    base_url: http://127.0.0.1:9/v1
-    api_key_env_var: GAMMA_API_KEY
-    models:
-      gamma-model: {}
-discovery:
+${keyedProviders(alpha, beta)}discovery:
   cache_dir: ${JSON.stringify(join(dir, "cache"))}
 state:
   path: ${JSON.stringify(join(dir, "state.db"))}

@@ -110,6 +110,60 @@ function assertAnswerClean(name: string, answer: RawResponse): void {
   for (const [header, value] of Object.entries(answer.headers)) assertClean(`${name}'s header ${header}`, value);
 }
 
+/**
+ * The gateway's config: the client and admin keys; provider `alpha` with the provider key, the body rule that sends
+ * TENANT_TOKEN, `alphaKeys` (YAML lines at the provider's level) and `alphaModels` (YAML lines at the models'
+ * level); `rest` (more providers and sections); the state file in `stateDir`, flushed every 50 ms.
+ */
+function configText(
+  mock: MockUpstream,
+  stateDir: string,
+  alpha: { readonly keys?: string; readonly models: string },
+  rest = "",
+): string {
+  return `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+  admin_keys: [${ADMIN_KEY}]
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${PROVIDER_KEY}
+${alpha.keys ?? ""}    body:
+      override: { user: "\${TENANT_TOKEN}" }
+    models:
+${alpha.models}${rest}state:
+  path: ${JSON.stringify(join(stateDir, "state.db"))}
+  flush_interval_ms: 50
+`;
+}
+
+/** The state files (not their locks). */
+function stateFiles(stateDir: string): string[] {
+  return readdirSync(stateDir).filter((file) => !file.endsWith(".lock"));
+}
+
+/** Waits until a state file holds `text` (the books are written every 50 ms). */
+async function waitForStateText(stateDir: string, text: string, what: string): Promise<void> {
+  await waitUntil(
+    () => stateFiles(stateDir).some((file) => readFileSync(join(stateDir, file)).toString("latin1").includes(text)),
+    what,
+    5_000,
+  );
+}
+
+/** `route ARGS` read from the gateway's config and state file: it succeeds, shows the reason, and no secret. */
+async function assertRouteShowsClean(gateway: TestGateway, args: readonly string[], reason: RegExp): Promise<void> {
+  const explained = await runCli([...args, "--config", gateway.configPath], {
+    cwd: dirname(gateway.configPath),
+    env: { TENANT_TOKEN },
+  });
+  assert.equal(explained.code, 0, explained.stderr);
+  assert.match(explained.stdout, reason, `${args.join(" ")} shows the reason: ${explained.stdout}`);
+  assertClean(args.join(" "), `${explained.stdout}${explained.stderr}`);
+}
+
 interface Scene {
   readonly mock: MockUpstream;
   readonly gateway: TestGateway;
@@ -131,25 +185,19 @@ async function startScene(): Promise<Scene> {
   const stateDir = mkdtempSync(join(tmpdir(), "llm-gateway-echoed-"));
   const logLines: string[] = [];
   const gateway = await startTestGateway(
-    `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys: [${CLIENT_KEY}]
-  admin_keys: [${ADMIN_KEY}]
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${PROVIDER_KEY}
-    retries: 0
-    body:
-      override: { user: "\${TENANT_TOKEN}" }
-    models:
-      gone: { id: alpha-gone }
+    configText(
+      mock,
+      stateDir,
+      {
+        keys: "    retries: 0\n",
+        models: `      gone: { id: alpha-gone }
       tools: { id: alpha-tools }
       rejected: { id: alpha-rejected }
       broken: { id: alpha-broken }
       stream: { id: alpha-stream }
-  - name: beta
+`,
+      },
+      `  - name: beta
     base_url: ${mock.baseUrl}
     api_key: beta-key-not-echoed-0000
     retries: 0
@@ -161,10 +209,8 @@ routing:
   max_wait_for_better_ms: 0
 traces:
   otlp_endpoint: ${receiver.url}
-state:
-  path: ${JSON.stringify(join(stateDir, "state.db"))}
-  flush_interval_ms: 50
 `,
+    ),
     {
       env: { TENANT_TOKEN },
       logLevel: "trace",
@@ -269,26 +315,11 @@ describe("secrets an upstream echoes (client, admin, body-rule and provider keys
 
   test("the state file, and `route` reading it", async () => {
     const { stateDir, gateway } = scene;
-    const files = () => readdirSync(stateDir).filter((file) => !file.endsWith(".lock"));
-    await waitUntil(
-      () => files().some((file) => readFileSync(join(stateDir, file)).toString("latin1").includes("invalid key, echo")),
-      "the parked key to be written to the state file",
-      5_000,
-    );
-    for (const file of files())
+    await waitForStateText(stateDir, "invalid key, echo", "the parked key to be written to the state file");
+    for (const file of stateFiles(stateDir))
       assertClean(`the state file ${file}`, readFileSync(join(stateDir, file)).toString("latin1"));
-    for (const args of [
-      ["route", "gone", "--explain"],
-      ["route", "parked", "--json"],
-    ]) {
-      const explained = await runCli([...args, "--config", gateway.configPath], {
-        cwd: dirname(gateway.configPath),
-        env: { TENANT_TOKEN },
-      });
-      assert.equal(explained.code, 0, explained.stderr);
-      assert.match(explained.stdout, /echo: sent/, `${args.join(" ")} shows the reason: ${explained.stdout}`);
-      assertClean(args.join(" "), `${explained.stdout}${explained.stderr}`);
-    }
+    await assertRouteShowsClean(gateway, ["route", "gone", "--explain"], /echo: sent/);
+    await assertRouteShowsClean(gateway, ["route", "parked", "--json"], /echo: sent/);
   });
 
   test("OTLP spans (each failed attempt's reason)", async () => {
@@ -321,24 +352,7 @@ test("reasons that reached the books unredacted (a state file an earlier version
   const mock = await startMockUpstream();
   const stateDir = mkdtempSync(join(tmpdir(), "llm-gateway-echoed-"));
   const gateway = await startTestGateway(
-    `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys: [${CLIENT_KEY}]
-  admin_keys: [${ADMIN_KEY}]
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${PROVIDER_KEY}
-    body:
-      override: { user: "\${TENANT_TOKEN}" }
-    models:
-      gone: { id: alpha-gone }
-      tools: { id: alpha-tools }
-state:
-  path: ${JSON.stringify(join(stateDir, "state.db"))}
-  flush_interval_ms: 50
-`,
+    configText(mock, stateDir, { models: "      gone: { id: alpha-gone }\n      tools: { id: alpha-tools }\n" }),
     { env: { TENANT_TOKEN } },
   );
   try {
@@ -363,26 +377,9 @@ state:
     assert.match(shown[0]?.[1].text ?? "", /echo: sent \[redacted\]/, "the reason is shown, redacted");
     assert.match(shown[3]?.[1].text ?? "", /no tools, echo: sent \[redacted\]/, "the refusal is shown, redacted");
     // `route` reads them from the state file.
-    await waitUntil(
-      () =>
-        readdirSync(stateDir).some((file) =>
-          readFileSync(join(stateDir, file)).toString("latin1").includes("no tools, echo"),
-        ),
-      "the books to be written to the state file",
-      5_000,
-    );
-    for (const args of [
-      ["route", "gone", "--explain"],
-      ["route", "gone", "--json"],
-    ]) {
-      const explained = await runCli([...args, "--config", gateway.configPath], {
-        cwd: dirname(gateway.configPath),
-        env: { TENANT_TOKEN },
-      });
-      assert.equal(explained.code, 0, explained.stderr);
-      assert.match(explained.stdout, /echo: sent \[redacted\]/, `${args.join(" ")}: ${explained.stdout}`);
-      assertClean(args.join(" "), `${explained.stdout}${explained.stderr}`);
-    }
+    await waitForStateText(stateDir, "no tools, echo", "the books to be written to the state file");
+    await assertRouteShowsClean(gateway, ["route", "gone", "--explain"], /echo: sent \[redacted\]/);
+    await assertRouteShowsClean(gateway, ["route", "gone", "--json"], /echo: sent \[redacted\]/);
   } finally {
     await gateway.close();
     await mock.close();

@@ -21,13 +21,9 @@
 // FUZZ_SHOW=<status> prints every case answered with that status, FUZZ_SLOW_MS=<ms> every case slower than that.
 import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
-import { Writable } from "node:stream";
-import { after, before, describe, type TestContext, test } from "node:test";
-import { Agent, request } from "undici";
-import { stringify } from "yaml";
-import type { TestGateway } from "../helpers/gateway.ts";
-import { startTestGateway } from "../helpers/gateway.ts";
-import { type MockUpstream, type RecordedRequest, startMockUpstream } from "../helpers/mock-upstream.ts";
+import { describe, type TestContext, test } from "node:test";
+import { type Answer, type Headers, leakProblems, parsed, type Sent, useFuzzGateway } from "../helpers/fuzz-gateway.ts";
+import type { RecordedRequest } from "../helpers/mock-upstream.ts";
 import {
   hostileValue,
   isObject,
@@ -36,7 +32,7 @@ import {
   preview,
   Random,
   RawJson,
-  seededRandom,
+  runSeededCases,
   toJsonText,
 } from "../helpers/structural-fuzz.ts";
 
@@ -45,6 +41,7 @@ const SEED = process.env.FUZZ_SEED === undefined ? DEFAULT_SEED : Number(process
 const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
 /** `phase#index`: run only that case (replaying a failure). */
 const ONLY_CASE = process.env.FUZZ_CASE;
+const FUZZ_RUN = { seed: SEED, scale: SCALE, onlyCase: ONLY_CASE };
 
 const CLIENT_KEY = "fuzz-doors-client-key-3c9e";
 const ADMIN_KEY = "fuzz-doors-admin-key-b8d2";
@@ -55,11 +52,6 @@ const ANSWER_TIMEOUT_MS = 6_000;
 const BODY_LIMIT_BYTES = 400_000;
 /** Error codes a 5xx may carry: the upstream failed, not the gateway. */
 const UPSTREAM_FAILURE_CODES = new Set(["upstream_unavailable", "upstream_timeout", "stream_interrupted"]);
-
-/** One generator per case, from the seed and the case's name: any case replays alone. */
-function randomFor(phase: string, index: number): Random {
-  return seededRandom(SEED, phase, index);
-}
 
 // ---- the valid requests each mutation starts from ----
 
@@ -231,8 +223,6 @@ function someOf(random: Random | undefined, fields: Record<string, unknown>): Re
 
 // ---- headers ----
 
-type Headers = Record<string, string | string[]>;
-
 function authorizationHeaders(random: Random, key: string): Headers {
   // Mostly the plain header, so that most cases get past the key check to the code under test.
   switch (random.int(30)) {
@@ -297,94 +287,37 @@ function oddHeaders(random: Random): Headers {
 
 // ---- the gateway and its upstream ----
 
-let gateway: TestGateway;
-let upstream: MockUpstream;
-const logLines: string[] = [];
-const agent = new Agent({ connections: 8, headersTimeout: ANSWER_TIMEOUT_MS, bodyTimeout: ANSWER_TIMEOUT_MS });
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
+const fuzz = useFuzzGateway({
+  upstreamModels: [{ id: "alpha-m" }, { id: "alpha-e" }],
+  config: (upstreamBaseUrl) => ({
+    server: {
+      port: 0,
+      host: "127.0.0.1",
+      api_keys: [CLIENT_KEY],
+      admin_keys: [ADMIN_KEY],
+      body_limit_bytes: BODY_LIMIT_BYTES,
+    },
+    providers: [
+      {
+        name: "alpha",
+        base_url: upstreamBaseUrl,
+        api_key: UPSTREAM_KEY,
+        retries: 0,
+        timeout_ms: 2_000,
+        first_token_timeout_ms: 1_500,
+        stream_idle_timeout_ms: 1_500,
+        models: { m: { id: "alpha-m" }, e: { id: "alpha-e", kind: "embedding" } },
+      },
+    ],
+    routing: { total_timeout_ms: 3_000, max_attempts: 2 },
+    cooldowns: { failure_threshold: 100_000 },
+  }),
+  connections: 8,
+  answerTimeoutMs: ANSWER_TIMEOUT_MS,
+});
+const send = fuzz.send;
 /** Ids the GET routes can look up: kept responses and recorded requests. */
 const knownIds = { responses: [] as string[], requests: [] as string[] };
-
-before(async () => {
-  process.on("unhandledRejection", onUnhandled);
-  process.on("uncaughtException", onUnhandled);
-  upstream = await startMockUpstream({ models: [{ id: "alpha-m" }, { id: "alpha-e" }] });
-  gateway = await startTestGateway(
-    stringify({
-      server: {
-        port: 0,
-        host: "127.0.0.1",
-        api_keys: [CLIENT_KEY],
-        admin_keys: [ADMIN_KEY],
-        body_limit_bytes: BODY_LIMIT_BYTES,
-      },
-      providers: [
-        {
-          name: "alpha",
-          base_url: upstream.baseUrl,
-          api_key: UPSTREAM_KEY,
-          retries: 0,
-          timeout_ms: 2_000,
-          first_token_timeout_ms: 1_500,
-          stream_idle_timeout_ms: 1_500,
-          models: { m: { id: "alpha-m" }, e: { id: "alpha-e", kind: "embedding" } },
-        },
-      ],
-      routing: { total_timeout_ms: 3_000, max_attempts: 2 },
-      cooldowns: { failure_threshold: 100_000 },
-    }),
-    {
-      // Debug: the most the gateway ever logs, every line of it checked for keys.
-      logLevel: "debug",
-      logStream: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          logLines.push(chunk.toString("utf8"));
-          done();
-        },
-      }),
-    },
-  );
-});
-
-after(async () => {
-  await agent.close();
-  await gateway?.close();
-  await upstream?.close();
-  process.off("unhandledRejection", onUnhandled);
-  process.off("uncaughtException", onUnhandled);
-});
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly text: string;
-}
-
-interface Sent {
-  readonly method: "GET" | "POST" | "DELETE";
-  readonly path: string;
-  readonly headers: Headers;
-  readonly body?: string | Buffer;
-}
-
-/** Sends one request; a hang shows as undici's headers or body timeout, thrown. */
-async function send(sent: Sent): Promise<Answer> {
-  const response = await request(`${gateway.url}${sent.path}`, {
-    method: sent.method,
-    headers: sent.headers,
-    dispatcher: agent,
-    ...(sent.body === undefined ? {} : { body: sent.body }),
-  });
-  const text = await response.body.text();
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  return { status: response.statusCode, headers, text };
-}
 
 function isAnthropicPath(path: string): boolean {
   return /^\/(v1\/)?messages(\/|\?|$)/.test(path);
@@ -392,14 +325,7 @@ function isAnthropicPath(path: string): boolean {
 
 /** Problems with one answer, as sentences (empty when it is sound). */
 function problemsOf(sent: Sent, answer: Answer): string[] {
-  const problems: string[] = [];
-  for (const secret of SECRETS) {
-    if (answer.text.includes(secret)) problems.push(`a key in the body (${secret.slice(0, 12)}…)`);
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value.includes(secret)) problems.push(`a key in header ${name}`);
-    }
-  }
-  if (/\n\s+at |node:internal|\.ts:\d+:\d+/.test(answer.text)) problems.push("a stack trace in the body");
+  const problems = leakProblems(answer, SECRETS);
   // As it went on the wire: the URL parser resolves dot segments (`/v1/messages/..` is `/v1/`).
   const path = new URL(sent.path, "http://gateway").pathname;
   const contentType = answer.headers["content-type"] ?? "";
@@ -432,14 +358,6 @@ function problemsOf(sent: Sent, answer: Answer): string[] {
   if (!contentType.startsWith("application/json")) problems.push(`a ${answer.status} as ${contentType || "no type"}`);
   else if (parsed(answer.text) === undefined) problems.push("a JSON answer that does not parse");
   return problems;
-}
-
-function parsed(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 function errorShapeProblems(path: string, answer: Answer): string[] {
@@ -512,7 +430,7 @@ function streamProblems(path: string, text: string): string[] {
 /** The gateway's own keys (client, admin) must never go upstream: only the provider's key does. */
 function keysSentUpstream(): string[] {
   const problems: string[] = [];
-  for (const recorded of upstream.requests.splice(0)) {
+  for (const recorded of fuzz.upstream.requests.splice(0)) {
     const text = `${JSON.stringify(recorded.headers)} ${recorded.url}`;
     for (const secret of [CLIENT_KEY, ADMIN_KEY]) {
       if (text.includes(secret)) problems.push(`a gateway key sent upstream (${secret.slice(0, 12)}…)`);
@@ -557,15 +475,6 @@ class Findings {
   }
 }
 
-/** Runs `count` cases of a phase (or the one named by FUZZ_CASE). */
-async function runCases(phase: string, count: number, run: (random: Random, caseName: string) => Promise<void>) {
-  for (let index = 0; index < Math.round(count * SCALE); index++) {
-    const caseName = `${phase}#${index}`;
-    if (ONLY_CASE !== undefined && ONLY_CASE !== caseName) continue;
-    await run(randomFor(phase, index), caseName);
-  }
-}
-
 async function sendAndCheck(findings: Findings, caseName: string, sent: Sent, note = ""): Promise<Answer | undefined> {
   let answer: Answer;
   const startedAtMs = performance.now();
@@ -584,7 +493,7 @@ async function sendAndCheck(findings: Findings, caseName: string, sent: Sent, no
   if (process.env.FUZZ_SHOW === String(answer.status)) console.log("SHOW", caseName, note, answer.text.slice(0, 400));
   findings.add(caseName, sent, answer, [...problemsOf(sent, answer), ...keysSentUpstream()], note);
   // Learned limits would turn the next cases into 429s/503s that never reach the code under test.
-  if (answer.status === 429 || answer.status === 503) await gateway.runtime.resetLimits();
+  if (answer.status === 429 || answer.status === 503) await fuzz.gateway.runtime.resetLimits();
   return answer;
 }
 
@@ -975,16 +884,19 @@ function answering(
  */
 function answerSoundly(): void {
   const random = new Random(SEED);
-  upstream.reset();
-  upstream.setDefault(UPSTREAM_ROUTES.chat, {
+  fuzz.upstream.reset();
+  fuzz.upstream.setDefault(UPSTREAM_ROUTES.chat, {
     kind: "handler",
     handle: answering(chatAnswer(random), chatChunks(random), true),
   });
-  upstream.setDefault(UPSTREAM_ROUTES.completions, {
+  fuzz.upstream.setDefault(UPSTREAM_ROUTES.completions, {
     kind: "handler",
     handle: answering(completionAnswer(), completionChunks(), true),
   });
-  upstream.setDefault(UPSTREAM_ROUTES.embeddings, { kind: "handler", handle: answering(embeddingAnswer(), [], true) });
+  fuzz.upstream.setDefault(UPSTREAM_ROUTES.embeddings, {
+    kind: "handler",
+    handle: answering(embeddingAnswer(), [], true),
+  });
 }
 
 /**
@@ -1251,7 +1163,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
   test("valid requests of every protocol, broken one field at a time", async (t) => {
     const findings = new Findings();
     answerSoundly();
-    await runCases("request", 700, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "request", 700, async (random, caseName) => {
       const door = random.pick(FRONT_DOORS);
       const isStream = door.canStream && random.chance(0.4);
       const body: unknown = structuredClone(door.body(isStream, random));
@@ -1272,7 +1184,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
   test("GET and DELETE routes: odd query strings, path ids and headers", async (t) => {
     const findings = new Findings();
     answerSoundly();
-    await runCases("read", 350, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "read", 350, async (random, caseName) => {
       const route = readRoute(random);
       const headers: Headers = { ...authorizationHeaders(random, route.key), ...oddHeaders(random) };
       await sendAndCheck(findings, caseName, { method: route.method, path: route.path, headers });
@@ -1282,7 +1194,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("admin routes: odd keys and bodies", async (t) => {
     const findings = new Findings();
-    await runCases("admin", 20, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "admin", 20, async (random, caseName) => {
       const path = random.pick(["/admin/cooldowns/reset", "/admin/models/refresh", "/admin/reload", "/admin/nope"]);
       const key = random.pick([ADMIN_KEY, ADMIN_KEY, CLIENT_KEY, "nope"]);
       const headers: Headers = { ...authorizationHeaders(random, key), ...oddHeaders(random) };
@@ -1302,13 +1214,13 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
   test("upstream answers with fields of the wrong type, through every front door, JSON and stream", async (t) => {
     const findings = new Findings();
     const doors = FRONT_DOORS.filter((door) => door.name !== "count_tokens");
-    await runCases("upstream", 320, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "upstream", 320, async (random, caseName) => {
       const door = random.pick(doors);
       const isStream = door.canStream && random.chance(0.5);
       const route = door.name === "completions" ? "completions" : door.name === "embeddings" ? "embeddings" : "chat";
       const broken = brokenUpstreamAnswer(random, route);
-      upstream.reset();
-      upstream.setDefault(UPSTREAM_ROUTES[route], { kind: "handler", handle: broken.handle });
+      fuzz.upstream.reset();
+      fuzz.upstream.setDefault(UPSTREAM_ROUTES[route], { kind: "handler", handle: broken.handle });
       const sent: Sent = {
         method: "POST",
         path: random.pick(door.paths),
@@ -1325,7 +1237,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
         findings.add(caseName, sent, answer, streamShapeProblems(door, answer.text), note);
       }
     });
-    upstream.reset();
+    fuzz.upstream.reset();
     findings.assertNone(t, ["2xx", "5xx"]);
   });
 
@@ -1339,8 +1251,11 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
           const caseName = `named#${index++}`;
           if (ONLY_CASE !== undefined && ONLY_CASE !== caseName) continue;
           const withTools = index % 2 === 0;
-          upstream.reset();
-          upstream.setDefault(UPSTREAM_ROUTES.chat, { kind: "handler", handle: namedFaultAnswer(fault, withTools) });
+          fuzz.upstream.reset();
+          fuzz.upstream.setDefault(UPSTREAM_ROUTES.chat, {
+            kind: "handler",
+            handle: namedFaultAnswer(fault, withTools),
+          });
           const sent: Sent = {
             method: "POST",
             path: door.paths[0] ?? "",
@@ -1358,20 +1273,20 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
         }
       }
     }
-    upstream.reset();
+    fuzz.upstream.reset();
     findings.assertNone(t, ["2xx", "5xx"]);
   });
 
   test("upstream errors with fields of the wrong type: the caller's error shape, JSON and stream", async (t) => {
     const findings = new Findings();
     const doors = FRONT_DOORS.filter((door) => door.name !== "count_tokens");
-    await runCases("upstream-error", 160, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "upstream-error", 160, async (random, caseName) => {
       const door = random.pick(doors);
       const isStream = door.canStream && random.chance(0.5);
       const route = door.name === "completions" ? "completions" : door.name === "embeddings" ? "embeddings" : "chat";
       const broken = brokenUpstreamError(random);
-      upstream.reset();
-      upstream.setDefault(UPSTREAM_ROUTES[route], { kind: "handler", handle: broken.handle });
+      fuzz.upstream.reset();
+      fuzz.upstream.setDefault(UPSTREAM_ROUTES[route], { kind: "handler", handle: broken.handle });
       const sent: Sent = {
         method: "POST",
         path: random.pick(door.paths),
@@ -1380,7 +1295,7 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
       };
       await sendAndCheck(findings, caseName, sent, `${door.name} ${isStream ? "stream" : "json"} | ${broken.note}`);
     });
-    upstream.reset();
+    fuzz.upstream.reset();
     findings.assertNone(t, ["4xx", "5xx"]);
   });
 
@@ -1405,13 +1320,13 @@ describe(`front doors fuzz (FUZZ_SEED=${SEED})`, () => {
         );
       }
     }
-    assert.deepEqual(unhandled, [], "no unhandled rejection or uncaught exception");
-    const leaks = logLines.filter((line) => SECRETS.some((secret) => line.includes(secret)));
+    assert.deepEqual(fuzz.unhandled, [], "no unhandled rejection or uncaught exception");
+    const leaks = fuzz.logLines.filter((line) => SECRETS.some((secret) => line.includes(secret)));
     assert.deepEqual(
       leaks.map((line) => line.slice(0, 300)),
       [],
       "a key in a log line",
     );
-    assert.ok(logLines.length > 0, "the log was captured");
+    assert.ok(fuzz.logLines.length > 0, "the log was captured");
   });
 });

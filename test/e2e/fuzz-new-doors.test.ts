@@ -16,20 +16,15 @@
 // FUZZ_SCALE=<n> runs n times as many cases; FUZZ_SHOW=<status> prints every case answered with that status.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { Writable } from "node:stream";
-import { after, before, describe, type TestContext, test } from "node:test";
-import { Agent, request } from "undici";
-import { stringify } from "yaml";
-import type { TestGateway } from "../helpers/gateway.ts";
-import { startTestGateway } from "../helpers/gateway.ts";
-import { type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
+import { describe, type TestContext, test } from "node:test";
+import { type Answer, type Headers, leakProblems, parsed, type Sent, useFuzzGateway } from "../helpers/fuzz-gateway.ts";
 import {
   hostileValue,
   isObject,
   mutate,
   preview,
   type Random,
-  seededRandom,
+  runSeededCases,
   toJsonText,
 } from "../helpers/structural-fuzz.ts";
 
@@ -37,6 +32,7 @@ const DEFAULT_SEED = 20_261_206;
 const SEED = process.env.FUZZ_SEED === undefined ? DEFAULT_SEED : Number(process.env.FUZZ_SEED);
 const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
 const ONLY_CASE = process.env.FUZZ_CASE;
+const FUZZ_RUN = { seed: SEED, scale: SCALE, onlyCase: ONLY_CASE };
 
 const CLIENT_KEY = "fuzz-new-client-key-5d1a";
 const UPSTREAM_KEY = "sk-fuzz-new-upstream-8e3b27c4";
@@ -45,142 +41,73 @@ const ANSWER_TIMEOUT_MS = 6_000;
 const BODY_LIMIT_BYTES = 300_000;
 const UPSTREAM_FAILURE_CODES = new Set(["upstream_unavailable", "upstream_timeout"]);
 
-let gateway: TestGateway;
-let upstream: MockUpstream;
-const agent = new Agent({ connections: 4, headersTimeout: ANSWER_TIMEOUT_MS, bodyTimeout: ANSWER_TIMEOUT_MS });
-const unhandled: unknown[] = [];
-const logLines: string[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
 /** Conversations and items the id and query cases can find. */
 const known = { conversations: [] as string[], items: [] as string[] };
 
 const PNG = Buffer.concat([Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), Buffer.alloc(200, 7)]);
 const WAV = Buffer.concat([Buffer.from("RIFF", "latin1"), Buffer.alloc(300, 3)]);
 
-before(async () => {
-  process.on("unhandledRejection", onUnhandled);
-  process.on("uncaughtException", onUnhandled);
-  upstream = await startMockUpstream({ models: [] });
-  const json = (body: unknown) => ({ kind: "json" as const, body });
-  upstream.setDefault("POST /v1/audio/transcriptions", json({ text: "words" }));
-  upstream.setDefault("POST /v1/audio/translations", json({ text: "words" }));
-  upstream.setDefault("POST /v1/audio/speech", {
-    kind: "text",
-    status: 200,
-    body: "ID3-audio-bytes",
-    headers: { "content-type": "audio/mpeg" },
-  });
-  const image = json({ created: 1_733_443_200, data: [{ b64_json: "aGk=" }] });
-  upstream.setDefault("POST /v1/images/generations", image);
-  upstream.setDefault("POST /v1/images/edits", image);
-  upstream.setDefault("POST /v1/images/variations", image);
-  upstream.setDefault("POST /v1/rerank", json({ results: [{ index: 0, relevance_score: 0.9 }] }));
-  // One result per input, as a moderation model answers (a text, each text of a list, a list of parts: one).
-  upstream.setDefault("POST /v1/moderations", (request) => {
-    const input = (request.body as { input?: unknown } | undefined)?.input;
-    const count = Array.isArray(input) && typeof input[0] === "string" ? input.length : 1;
-    const result = { flagged: false, categories: { hate: false }, category_scores: { hate: 0.01 } };
-    return json({ id: "modr-fuzz", model: "alpha-moderation", results: Array(count).fill(result) });
-  });
-  gateway = await startTestGateway(
-    stringify({
-      server: { port: 0, host: "127.0.0.1", api_keys: [CLIENT_KEY], body_limit_bytes: BODY_LIMIT_BYTES },
-      providers: [
-        {
-          name: "alpha",
-          base_url: upstream.baseUrl,
-          api_key: UPSTREAM_KEY,
-          retries: 0,
-          timeout_ms: 2_000,
-          models: {
-            m: { id: "alpha-m" },
-            stt: { id: "alpha-stt", kind: "transcription" },
-            tts: { id: "alpha-tts", kind: "speech" },
-            img: { id: "alpha-img", kind: "image" },
-            rr: { id: "alpha-rr", kind: "rerank" },
-            mod: { id: "alpha-moderation", kind: "moderation" },
-          },
+const fuzz = useFuzzGateway({
+  upstreamModels: [],
+  scriptUpstream: (upstream) => {
+    const json = (body: unknown) => ({ kind: "json" as const, body });
+    upstream.setDefault("POST /v1/audio/transcriptions", json({ text: "words" }));
+    upstream.setDefault("POST /v1/audio/translations", json({ text: "words" }));
+    upstream.setDefault("POST /v1/audio/speech", {
+      kind: "text",
+      status: 200,
+      body: "ID3-audio-bytes",
+      headers: { "content-type": "audio/mpeg" },
+    });
+    const image = json({ created: 1_733_443_200, data: [{ b64_json: "aGk=" }] });
+    upstream.setDefault("POST /v1/images/generations", image);
+    upstream.setDefault("POST /v1/images/edits", image);
+    upstream.setDefault("POST /v1/images/variations", image);
+    upstream.setDefault("POST /v1/rerank", json({ results: [{ index: 0, relevance_score: 0.9 }] }));
+    // One result per input, as a moderation model answers (a text, each text of a list, a list of parts: one).
+    upstream.setDefault("POST /v1/moderations", (request) => {
+      const input = (request.body as { input?: unknown } | undefined)?.input;
+      const count = Array.isArray(input) && typeof input[0] === "string" ? input.length : 1;
+      const result = { flagged: false, categories: { hate: false }, category_scores: { hate: 0.01 } };
+      return json({ id: "modr-fuzz", model: "alpha-moderation", results: Array(count).fill(result) });
+    });
+  },
+  config: (upstreamBaseUrl) => ({
+    server: { port: 0, host: "127.0.0.1", api_keys: [CLIENT_KEY], body_limit_bytes: BODY_LIMIT_BYTES },
+    providers: [
+      {
+        name: "alpha",
+        base_url: upstreamBaseUrl,
+        api_key: UPSTREAM_KEY,
+        retries: 0,
+        timeout_ms: 2_000,
+        models: {
+          m: { id: "alpha-m" },
+          stt: { id: "alpha-stt", kind: "transcription" },
+          tts: { id: "alpha-tts", kind: "speech" },
+          img: { id: "alpha-img", kind: "image" },
+          rr: { id: "alpha-rr", kind: "rerank" },
+          mod: { id: "alpha-moderation", kind: "moderation" },
         },
-      ],
-      routing: { total_timeout_ms: 3_000, max_attempts: 2 },
-      cooldowns: { failure_threshold: 100_000 },
-      // The answer cache fingerprints hostile bodies (rerank is cacheable); the request log keeps their content.
-      cache: { enabled: true },
-      log: { content: true },
-    }),
-    {
-      // Debug: the most the gateway ever logs, every line of it checked for keys.
-      logLevel: "debug",
-      logStream: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          logLines.push(chunk.toString("utf8"));
-          done();
-        },
-      }),
-    },
-  );
+      },
+    ],
+    routing: { total_timeout_ms: 3_000, max_attempts: 2 },
+    cooldowns: { failure_threshold: 100_000 },
+    // The answer cache fingerprints hostile bodies (rerank is cacheable); the request log keeps their content.
+    cache: { enabled: true },
+    log: { content: true },
+  }),
+  connections: 4,
+  answerTimeoutMs: ANSWER_TIMEOUT_MS,
+  defaultHeaders: { authorization: `Bearer ${CLIENT_KEY}` },
 });
-
-after(async () => {
-  await agent.close();
-  await gateway?.close();
-  await upstream?.close();
-  process.off("unhandledRejection", onUnhandled);
-  process.off("uncaughtException", onUnhandled);
-});
+const send = fuzz.send;
 
 // ---- sending and judging ----
 
-type Headers = Record<string, string | string[]>;
-
-interface Sent {
-  readonly method: "GET" | "POST" | "DELETE";
-  readonly path: string;
-  readonly headers: Headers;
-  readonly body?: string | Buffer;
-}
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly text: string;
-}
-
-async function send(sent: Sent): Promise<Answer> {
-  const response = await request(`${gateway.url}${sent.path}`, {
-    method: sent.method,
-    headers: { authorization: `Bearer ${CLIENT_KEY}`, ...sent.headers },
-    dispatcher: agent,
-    ...(sent.body === undefined ? {} : { body: sent.body }),
-  });
-  const text = await response.body.text();
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  return { status: response.statusCode, headers, text };
-}
-
-function parsed(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Problems with one answer, as sentences; `upstreamCalls` is how many requests the mock got for it. */
 function problemsOf(answer: Answer, upstreamCalls: number): string[] {
-  const problems: string[] = [];
-  for (const secret of SECRETS) {
-    if (answer.text.includes(secret)) problems.push(`a key in the body (${secret.slice(0, 12)}…)`);
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value.includes(secret)) problems.push(`a key in header ${name}`);
-    }
-  }
-  if (/\n\s+at |node:internal|\.ts:\d+:\d+/.test(answer.text)) problems.push("a stack trace in the body");
+  const problems = leakProblems(answer, SECRETS);
   if (answer.status < 400) return problems;
   const contentType = answer.headers["content-type"] ?? "";
   if (!contentType.startsWith("application/json")) problems.push(`an error as ${contentType || "no type"}`);
@@ -237,17 +164,9 @@ class Findings {
   }
 }
 
-async function runCases(phase: string, count: number, run: (random: Random, caseName: string) => Promise<void>) {
-  for (let index = 0; index < Math.round(count * SCALE); index++) {
-    const caseName = `${phase}#${index}`;
-    if (ONLY_CASE !== undefined && ONLY_CASE !== caseName) continue;
-    await run(seededRandom(SEED, phase, index), caseName);
-  }
-}
-
 /** Upstream requests other than the model listing, taken from the mock's record. */
 function takeUpstreamCalls(): number {
-  return upstream.requests.splice(0).filter((recorded) => recorded.path !== "/v1/models").length;
+  return fuzz.upstream.requests.splice(0).filter((recorded) => recorded.path !== "/v1/models").length;
 }
 
 async function sendAndCheck(
@@ -271,7 +190,7 @@ async function sendAndCheck(
     console.log("SHOW", caseName, sent.method, sent.path.slice(0, 80), note.slice(0, 120), answer.text.slice(0, 160));
   }
   findings.add(caseName, sent, answer, problemsOf(answer, upstreamCalls), note);
-  if (answer.status === 429 || answer.status === 503) await gateway.runtime.resetLimits();
+  if (answer.status === 429 || answer.status === 503) await fuzz.gateway.runtime.resetLimits();
   return answer;
 }
 
@@ -727,7 +646,7 @@ function brokenUpload(
  * if any, is a 4xx, and the gateway keeps serving.
  */
 async function sendLying(path: string, contentType: string, body: Buffer, lie: "longer" | "shorter"): Promise<string> {
-  const url = new URL(gateway.url);
+  const url = new URL(fuzz.gateway.url);
   const length = lie === "longer" ? body.length + 1_000 : Math.floor(body.length / 2);
   const socket = connect(Number(url.port), url.hostname);
   const chunks: Buffer[] = [];
@@ -783,7 +702,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("JSON doors (speech, images, rerank, moderations, conversations, Responses' conversation): broken a field at a time", async (t) => {
     const findings = new Findings();
-    await runCases("json", 260, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "json", 260, async (random, caseName) => {
       const door = random.pick(JSON_DOORS);
       const body = door.body();
       let what: string;
@@ -808,7 +727,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("conversations: odd path ids, queries and update/items bodies", async (t) => {
     const findings = new Findings();
-    await runCases("conversations", 220, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "conversations", 220, async (random, caseName) => {
       const id = oddId(random, known.conversations);
       const itemId = oddId(random, known.items);
       const base = random.chance(0.85) ? "/v1/conversations" : "/conversations";
@@ -856,7 +775,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("conversations made of broken items, then continued by Responses requests (JSON and streamed) and listed", async (t) => {
     const findings = new Findings();
-    await runCases("kept-items", 90, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "kept-items", 90, async (random, caseName) => {
       const body = JSON_DOORS.find((door) => door.name === "conversation-create")?.body() ?? {};
       const what = mutate(random, body);
       const created = await sendAndCheck(
@@ -907,7 +826,7 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
 
   test("uploads (transcriptions, translations, image edits and variations): broken multipart bodies", async (t) => {
     const findings = new Findings();
-    await runCases("uploads", 200, async (random, caseName) => {
+    await runSeededCases(FUZZ_RUN, "uploads", 200, async (random, caseName) => {
       const door = random.pick(UPLOAD_DOORS);
       const upload = brokenUpload(random, door);
       const path = random.chance(0.8) ? door.path : door.path.slice(3);
@@ -938,10 +857,10 @@ describe(`new doors fuzz (FUZZ_SEED=${SEED})`, () => {
     assert.equal(health.status, 200, health.text);
     const records = await send({ method: "GET", path: "/v1/gateway/requests?limit=50", headers: {} });
     assert.equal(records.status, 200, records.text.slice(0, 300));
-    assert.deepEqual(unhandled, []);
-    assert.ok(logLines.length > 100, "the gateway logged at debug level");
+    assert.deepEqual(fuzz.unhandled, []);
+    assert.ok(fuzz.logLines.length > 100, "the gateway logged at debug level");
     for (const secret of SECRETS) {
-      const line = logLines.find((text) => text.includes(secret));
+      const line = fuzz.logLines.find((text) => text.includes(secret));
       assert.equal(line, undefined, `a key in a log line: ${line?.slice(0, 300)}`);
     }
   });

@@ -20,10 +20,11 @@ import {
   chatChunk,
   chatCompletion,
   chatStream,
+  type MockStep,
   type MockUpstream,
   startMockUpstream,
 } from "../helpers/mock-upstream.ts";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
 import { postJson, strictSseData, waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -137,26 +138,57 @@ async function startGatewayProcess(
   return { child, port, baseUrl: `http://127.0.0.1:${port}`, exited, dir, output: () => output };
 }
 
-async function setUp(
-  t: TestContext,
-  shutdownTimeoutMs: number,
-  words: number,
-  extra: Parameters<typeof startGatewayProcess>[3] = {},
-) {
+/** A mock upstream and a connection pool of the test's own, both closed when the test ends. */
+async function useMockWithAgent(t: TestContext): Promise<{ mock: MockUpstream; agent: Agent }> {
   const mock = await startMockUpstream();
   const agent = new Agent();
   t.after(async () => {
     await agent.destroy();
     await mock.close();
   });
-  mock.enqueue(CHAT_ROUTE, {
+  return { mock, agent };
+}
+
+/** Long words: the text delivered before a cut is worth far more tokens than the prompt. */
+function longWord(index: number): string {
+  return ` w${index}-${"lorem ipsum dolor sit amet ".repeat(10)}`;
+}
+
+/** A chat stream of `count` words (` w0`, ` w1`, ...), one every 150 ms: still running when the signal comes. */
+function slowWords(count: number, word = (index: number) => ` w${index}`): MockStep {
+  return {
     kind: "sse",
     events: chatStream(
-      Array.from({ length: words }, (_, index) => ` w${index}`),
+      Array.from({ length: count }, (_, index) => word(index)),
       "m",
       { delayMs: 150 },
     ),
-  });
+  };
+}
+
+/** Reads an answer's body in the background: `text()` is what came so far, `done` settles at its end. */
+function readInBackground(body: AsyncIterable<unknown>): { text: () => string; done: Promise<void> } {
+  let text = "";
+  const done = (async () => {
+    for await (const chunk of body) text += (chunk as Buffer).toString("utf8");
+  })();
+  return { text: () => text, done };
+}
+
+/** The first signal (SIGTERM), once the process says its shutdown began: the next signal is a second one. */
+async function beginShutdown(gateway: GatewayProcess): Promise<void> {
+  gateway.child.kill("SIGTERM");
+  await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+}
+
+async function setUp(
+  t: TestContext,
+  shutdownTimeoutMs: number,
+  words: number,
+  extra: Parameters<typeof startGatewayProcess>[3] = {},
+) {
+  const { mock, agent } = await useMockWithAgent(t);
+  mock.enqueue(CHAT_ROUTE, slowWords(words));
   const gateway = await startGatewayProcess(t, mock, shutdownTimeoutMs, extra);
   const answer = await postJson(
     `${gateway.baseUrl}/v1/chat/completions`,
@@ -286,8 +318,7 @@ describe("graceful shutdown", () => {
 
   test("a second signal exits at once with code 1", async (t) => {
     const { gateway } = await setUp(t, 10_000, 40);
-    gateway.child.kill("SIGTERM");
-    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    await beginShutdown(gateway);
     const signalledAtMs = performance.now();
     gateway.child.kill("SIGTERM");
     const exit = await gateway.exited;
@@ -310,8 +341,7 @@ describe("graceful shutdown", () => {
       assert.equal(answer.statusCode, 200);
       await answer.body.dump();
     }
-    gateway.child.kill("SIGTERM");
-    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    await beginShutdown(gateway);
     const signalledAtMs = performance.now();
     gateway.child.kill("SIGINT");
     const exit = await gateway.exited;
@@ -327,22 +357,8 @@ describe("graceful shutdown", () => {
   });
 
   test("a second signal ends the stream in flight through the pipeline: error event, record, reservation settled", async (t) => {
-    const mock = await startMockUpstream();
-    const agent = new Agent();
-    t.after(async () => {
-      await agent.destroy();
-      await mock.close();
-    });
-    // Long words: the text delivered before the cut is worth far more tokens than the prompt.
-    const word = (index: number) => ` w${index}-${"lorem ipsum dolor sit amet ".repeat(10)}`;
-    mock.enqueue(CHAT_ROUTE, {
-      kind: "sse",
-      events: chatStream(
-        Array.from({ length: 40 }, (_, index) => word(index)),
-        "m",
-        { delayMs: 150 },
-      ),
-    });
+    const { mock, agent } = await useMockWithAgent(t);
+    mock.enqueue(CHAT_ROUTE, slowWords(40, longWord));
     // A day's token budget, charged only the prompt up front (count_max_tokens: false). A stream that breaks
     // without a usage report is settled at the prompt plus the text it delivered (docs/limits.md "Streams"): only
     // that settlement puts the delivered text in the count. No timed flush: only the exit's write fills the file.
@@ -358,26 +374,23 @@ describe("graceful shutdown", () => {
       dispatcher: agent,
     });
     assert.equal(answer.statusCode, 200);
-    let text = "";
+    const read = readInBackground(answer.body);
     // A stream cut with its socket (the old exit) rejects: what matters is the text read until then.
-    const read = (async () => {
-      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
-    })().catch(() => {});
-    await waitUntil(() => text.includes(" w1-"), "the first content chunks");
-    gateway.child.kill("SIGTERM");
-    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    const readEnd = read.done.catch(() => {});
+    await waitUntil(() => read.text().includes(" w1-"), "the first content chunks");
+    await beginShutdown(gateway);
     const signalledAtMs = performance.now();
     gateway.child.kill("SIGINT");
     const exit = await gateway.exited;
     assert.equal(exit.code, 1, gateway.output());
     assert.ok(exit.atMs - signalledAtMs < 2000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
-    await read;
+    await readEnd;
 
     // The client still reading was told, in its protocol, why its stream ends here.
-    const data = strictSseData(text);
+    const data = strictSseData(read.text());
     assert.ok(!data.includes("[DONE]"), "a cut stream must not look complete");
     const last = JSON.parse(data.at(-1) ?? "{}") as { error?: { code?: string; message?: string } };
-    assert.equal(last.error?.code, "service_unavailable", text);
+    assert.equal(last.error?.code, "service_unavailable", read.text());
     assert.match(last.error?.message ?? "", /shutting down/);
 
     // Its record reached the request log before the exit, with what happened.
@@ -411,14 +424,7 @@ describe("graceful shutdown", () => {
     // In process: the records are read from the runtime, the signals come from an emitter of the test's own.
     const mock = await startMockUpstream();
     t.after(() => mock.close());
-    mock.enqueue(CHAT_ROUTE, {
-      kind: "sse",
-      events: chatStream(
-        Array.from({ length: 40 }, (_, index) => ` w${index}`),
-        "m",
-        { delayMs: 150 },
-      ),
-    });
+    mock.enqueue(CHAT_ROUTE, slowWords(40));
     mock.enqueue(CHAT_ROUTE, { kind: "hang" });
     const gateway = await startTestGateway(
       `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    retries: 0\n    models: { m: null }\nstate:\n  path: ":memory:"\n`,
@@ -682,8 +688,7 @@ describe("graceful shutdown", () => {
       other.exec("ROLLBACK");
       other.close();
     });
-    gateway.child.kill("SIGTERM");
-    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    await beginShutdown(gateway);
     const signalledAtMs = performance.now();
     gateway.child.kill("SIGTERM");
     const exit = await gateway.exited;
@@ -698,6 +703,14 @@ describe("graceful shutdown", () => {
  * What Redis counts today for the deployment `alpha/m` (its day window's hash, summed over the day keys: one unless
  * the test crosses a day reset), as another replica sharing the Redis reads it.
  */
+/** A Redis server and a connection of the test's own to read what it holds, closed when the test ends. */
+async function useRedisWithAdmin(t: TestContext): Promise<{ redis: RedisServer; admin: Redis }> {
+  const redis = await useRedisServer(t);
+  const admin = new Redis(redis.url);
+  t.after(() => admin.disconnect());
+  return { redis, admin };
+}
+
 async function sharedDayCount(admin: Redis, prefix: string): Promise<{ requests: number; tokens: number }> {
   const keys = await admin.keys(`${prefix}budget:{alpha}:deployment:alpha/m:day:*`);
   let requests = 0;
@@ -716,15 +729,8 @@ describe("graceful shutdown with Redis", { skip: isRedisInstalled() ? false : RE
   const limited = { model: { limits: { tpd: 1_000_000 } }, provider: { count_max_tokens: false } };
 
   test("SIGTERM with a stream in flight: its reconcile reaches Redis before the process exits", async (t) => {
-    const redis = await useRedisServer(t);
-    const admin = new Redis(redis.url);
-    t.after(() => admin.disconnect());
-    const mock = await startMockUpstream();
-    const agent = new Agent();
-    t.after(async () => {
-      await agent.destroy();
-      await mock.close();
-    });
+    const { redis, admin } = await useRedisWithAdmin(t);
+    const { mock, agent } = await useMockWithAgent(t);
     const usage = { prompt_tokens: 1_000, completion_tokens: 2_345 };
     mock.enqueue(CHAT_ROUTE, {
       kind: "sse",
@@ -740,24 +746,19 @@ describe("graceful shutdown with Redis", { skip: isRedisInstalled() ? false : RE
       { dispatcher: agent },
     );
     assert.equal(answer.statusCode, 200);
-    let text = "";
-    const read = (async () => {
-      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
-    })();
-    await waitUntil(() => text.includes('"a"'), "the first content chunk");
+    const read = readInBackground(answer.body);
+    await waitUntil(() => read.text().includes('"a"'), "the first content chunk");
     gateway.child.kill("SIGTERM");
     const exit = await gateway.exited;
-    await read;
+    await read.done;
     assert.equal(exit.code, 0, gateway.output());
-    assert.ok(text.includes("[DONE]"), "the stream in flight did not complete");
+    assert.ok(read.text().includes("[DONE]"), "the stream in flight did not complete");
     // The fleet's count holds what the provider reported, not the prompt estimate the reserve charged.
     assert.deepEqual(await sharedDayCount(admin, "shutdown:"), { requests: 1, tokens: 3_345 });
   });
 
   test("SIGTERM while a budget lease lives: its unused part is given back before the process exits", async (t) => {
-    const redis = await useRedisServer(t);
-    const admin = new Redis(redis.url);
-    t.after(() => admin.disconnect());
+    const { redis, admin } = await useRedisWithAdmin(t);
     const mock = await startMockUpstream();
     t.after(() => mock.close());
     mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("hello", "m") });
@@ -789,25 +790,9 @@ describe("graceful shutdown with Redis", { skip: isRedisInstalled() ? false : RE
   });
 
   test("a second signal: the reconcile of the stream it ends reaches Redis before the process exits", async (t) => {
-    const redis = await useRedisServer(t);
-    const admin = new Redis(redis.url);
-    t.after(() => admin.disconnect());
-    const mock = await startMockUpstream();
-    const agent = new Agent();
-    t.after(async () => {
-      await agent.destroy();
-      await mock.close();
-    });
-    // Long words: the text delivered before the cut is worth far more tokens than the prompt.
-    const word = (index: number) => ` w${index}-${"lorem ipsum dolor sit amet ".repeat(10)}`;
-    mock.enqueue(CHAT_ROUTE, {
-      kind: "sse",
-      events: chatStream(
-        Array.from({ length: 40 }, (_, index) => word(index)),
-        "m",
-        { delayMs: 150 },
-      ),
-    });
+    const { redis, admin } = await useRedisWithAdmin(t);
+    const { mock, agent } = await useMockWithAgent(t);
+    mock.enqueue(CHAT_ROUTE, slowWords(40, longWord));
     // And a high daily request limit: the reserve takes a lease (it lives up to 1 s), to be given back at the exit.
     const gateway = await startGatewayProcess(t, mock, 10_000, {
       ...limited,
@@ -820,17 +805,14 @@ describe("graceful shutdown with Redis", { skip: isRedisInstalled() ? false : RE
       { dispatcher: agent },
     );
     assert.equal(answer.statusCode, 200);
-    let text = "";
-    const read = (async () => {
-      for await (const chunk of answer.body) text += (chunk as Buffer).toString("utf8");
-    })().catch(() => {});
-    await waitUntil(() => text.includes(" w1-"), "the first content chunks");
+    const read = readInBackground(answer.body);
+    const readEnd = read.done.catch(() => {});
+    await waitUntil(() => read.text().includes(" w1-"), "the first content chunks");
     // The lease is live here unless the machine is slow (it lives 1 s): the SIGTERM test above proves the give-back.
-    gateway.child.kill("SIGTERM");
-    await waitUntil(() => gateway.output().includes("shutting down"), "the shutdown to start");
+    await beginShutdown(gateway);
     gateway.child.kill("SIGINT");
     const exit = await gateway.exited;
-    await read;
+    await readEnd;
     assert.equal(exit.code, 1, gateway.output());
     // Settled at the prompt plus the text it delivered (at least two long words, ~60 tokens each), in Redis; the
     // lease's unused requests given back.

@@ -40,6 +40,24 @@ function oneProvider(mock: MockUpstream, extra = ""): string {
 ${extra}`;
 }
 
+/** alpha (preferred; `alphaKeys`, YAML, one a line) and beta (the fallback) serving MODEL; `extra` after them. */
+function twoProviders(primary: MockUpstream, backup: MockUpstream, extra: string, alphaKeys: readonly string[] = []) {
+  return `providers:
+  - name: alpha
+    base_url: ${primary.baseUrl}
+    api_key: ${KEY}
+    retries: 0
+${alphaKeys.map((line) => `    ${line}\n`).join("")}    models:
+      ${MODEL}: { priority: 10 }
+  - name: beta
+    base_url: ${backup.baseUrl}
+    api_key: sk-beta-0123456789abcdef
+    retries: 0
+    models:
+      ${MODEL}: { priority: 1 }
+${extra}`;
+}
+
 /** Writes `piece` until the client hangs up (respecting backpressure), or `maxBytes` went out. */
 async function writeUntilClosed(response: ServerResponse, piece: string, maxBytes = Number.POSITIVE_INFINITY) {
   let sent = 0;
@@ -251,22 +269,7 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     });
     const gateway = await useGateway(
       t,
-      `providers:
-  - name: alpha
-    base_url: ${primary.baseUrl}
-    api_key: ${KEY}
-    retries: 0
-    models:
-      ${MODEL}: { priority: 10 }
-  - name: beta
-    base_url: ${backup.baseUrl}
-    api_key: sk-beta-0123456789abcdef
-    retries: 0
-    models:
-      ${MODEL}: { priority: 1 }
-upstream_limits:
-  max_retained_stream_chars: 100
-`,
+      twoProviders(primary, backup, "upstream_limits:\n  max_retained_stream_chars: 100\n"),
     );
     const answer = await postJson(`${gateway.baseUrl}/chat/completions`, {
       model: MODEL,
@@ -296,23 +299,9 @@ upstream_limits:
     });
     const gateway = await useGateway(
       t,
-      `providers:
-  - name: alpha
-    base_url: ${primary.baseUrl}
-    api_key: ${KEY}
-    retries: 0
-    first_token_timeout_ms: 60000
-    models:
-      ${MODEL}: { priority: 10 }
-  - name: beta
-    base_url: ${backup.baseUrl}
-    api_key: sk-beta-0123456789abcdef
-    retries: 0
-    models:
-      ${MODEL}: { priority: 1 }
-upstream_limits:
-  max_stream_event_chars: 100000
-`,
+      twoProviders(primary, backup, "upstream_limits:\n  max_stream_event_chars: 100000\n", [
+        "first_token_timeout_ms: 60000",
+      ]),
     );
     const startedAt = performance.now();
     const answer = await postChat(gateway, { model: MODEL, stream: true });

@@ -15,6 +15,18 @@ import { postJson, readTimed, strictSseData, waitUntil } from "../helpers/sse-cl
 
 const KEY = "sk-alpha-slots-0123456789abcdef";
 
+/** Provider alpha (no retries; `alphaKeys`, YAML, one a line) serving one `model` entry; `extra` after it. */
+function alphaConfig(mock: MockUpstream, alphaKeys: readonly string[], model = "m: {}", extra = ""): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${KEY}
+    retries: 0
+${alphaKeys.map((line) => `    ${line}\n`).join("")}    models:
+      ${model}
+${extra}`;
+}
+
 interface BudgetRow {
   scope: string;
   in_flight: number;
@@ -49,17 +61,7 @@ describe("a slow-reading client is never blamed on the provider (finding 5)", ()
     });
     const gateway = await useGateway(
       t,
-      `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${KEY}
-    retries: 0
-    stream_idle_timeout_ms: 300
-    models:
-      m: {}
-cooldowns:
-  failure_threshold: 1
-`,
+      alphaConfig(mock, ["stream_idle_timeout_ms: 300"], undefined, "cooldowns:\n  failure_threshold: 1\n"),
     );
     const answer = await postJson(`${gateway.baseUrl}/chat/completions`, {
       model: "m",
@@ -99,15 +101,7 @@ describe("every concurrency slot is released whatever the adapter does (finding 
     });
     const gateway = await useGateway(
       t,
-      `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${KEY}
-    retries: 0
-    limits: { concurrency: 2 }
-    models:
-      uni: { id: "模型-unicode" }
-`,
+      alphaConfig(mock, ["limits: { concurrency: 2 }"], 'uni: { id: "模型-unicode" }'),
     );
     // More requests than the concurrency limit: a leaked slot would turn the third into a 429.
     for (let index = 0; index < 4; index++) {
@@ -127,19 +121,7 @@ describe("every concurrency slot is released whatever the adapter does (finding 
   test("StreamAnswer.cancel() before the stream was ever pulled settles it: slot freed, upstream aborted, record published", async (t) => {
     const mock = await useMock(t);
     mock.setDefault(CHAT_ROUTE, { kind: "sse", events: [{ data: chatChunk("Hi", "m", { role: true }) }], end: "hang" });
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${KEY}
-    retries: 0
-    max_in_flight: 1
-    limits: { concurrency: 1 }
-    models:
-      m: {}
-`,
-    );
+    const gateway = await useGateway(t, alphaConfig(mock, ["max_in_flight: 1", "limits: { concurrency: 1 }"]));
     const records: string[] = [];
     gateway.runtime.onRecord((record) => records.push(record.outcome));
     const controller = new AbortController();
@@ -170,18 +152,7 @@ describe("every concurrency slot is released whatever the adapter does (finding 
 test("an adapter whose rendering throws mid-stream: pumpStream closes the stream, the slots are freed, the response cut", async (t) => {
   const mock = await useMock(t);
   mock.setDefault(CHAT_ROUTE, { kind: "sse", events: [{ data: chatChunk("Hi", "m", { role: true }) }], end: "hang" });
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${KEY}
-    retries: 0
-    limits: { concurrency: 1 }
-    models:
-      m: {}
-`,
-  );
+  const gateway = await useGateway(t, alphaConfig(mock, ["limits: { concurrency: 1 }"]));
   const server = createServer(async (_request, response) => {
     const result = await handleRequest(
       gateway.runtime,
@@ -226,16 +197,7 @@ describe("providers[].max_in_flight (finding 9)", () => {
     });
     const gateway = await useGateway(
       t,
-      `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${KEY}
-    retries: 0
-    timeout_ms: ${timeoutMs}
-    max_in_flight: 2
-    models:
-      m: {}
-${extra}`,
+      alphaConfig(mock, [`timeout_ms: ${timeoutMs}`, "max_in_flight: 2"], undefined, extra),
     );
     return { mock, gateway, maxActive: () => maxActive };
   }

@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
@@ -24,6 +24,18 @@ const EXIT_WITH_PARENT = join(REPO_ROOT, "test", "helpers", "exit-with-parent.ts
 
 function provider(name: string, mock: MockUpstream, models: Record<string, unknown>): Record<string, unknown> {
   return { name, base_url: mock.baseUrl, api_key: `sk-${name}-secret`, retries: 0, timeout_ms: 5_000, models };
+}
+
+/** A mock provider whose chat answers say `name` (as the model `${name}-m`), closed when the test ends. */
+async function answeringMock(t: TestContext, name: string): Promise<MockUpstream> {
+  const mock = await useMock(t);
+  mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion(name, `${name}-m`) });
+  return mock;
+}
+
+/** A config with provider `name` alone, serving `m` as `${name}-m`. */
+function onlyProviderYaml(name: string, mock: MockUpstream): string {
+  return stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
 }
 
 function configYaml(providers: Record<string, unknown>[], extra: Record<string, unknown> = {}): string {
@@ -154,8 +166,7 @@ describe("hot reload", () => {
   });
 
   test("budgets carry over a reload that keeps the key; another key (another account) starts afresh", async (t) => {
-    const alpha = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const alpha = await answeringMock(t, "alpha");
     const limited = (apiKey: string, timeoutMs = 5_000) =>
       configYaml([
         {
@@ -331,10 +342,8 @@ describe("hot reload", () => {
   });
 
   test("a change of the config file reloads it (debounced)", async (t) => {
-    const alpha = await useMock(t);
-    const beta = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
-    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const alpha = await answeringMock(t, "alpha");
+    const beta = await answeringMock(t, "beta");
     const gateway = await useGateway(t, configYaml([provider("alpha", alpha, { m: { id: "alpha-m" } })]), {
       watchFiles: true,
       watchDebounceMs: 100,
@@ -353,13 +362,9 @@ describe("hot reload", () => {
 
   test("SIGHUP reloads the config of a running process and does not stop it", async (t) => {
     if (process.platform === "win32") return;
-    const alpha = await useMock(t);
-    const beta = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
-    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
-    const yaml = (name: string, mock: MockUpstream) =>
-      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
-    const gateway = await startGatewayProcess(t, yaml("alpha", alpha));
+    const alpha = await answeringMock(t, "alpha");
+    const beta = await answeringMock(t, "beta");
+    const gateway = await startGatewayProcess(t, onlyProviderYaml("alpha", alpha));
     const health = async (): Promise<HealthConfig["config"]> => {
       const response = await fetch(`${gateway.url}/health`);
       return ((await response.json()) as HealthConfig).config;
@@ -367,7 +372,7 @@ describe("hot reload", () => {
     const before = await health();
     const text = readFileSync(gateway.configPath, "utf8").replace(
       /^providers:[\s\S]*?(?=^discovery:)/m,
-      yaml("beta", beta),
+      onlyProviderYaml("beta", beta),
     );
     writeFileSync(gateway.configPath, text);
     assert.ok(gateway.pid !== undefined);
@@ -414,13 +419,9 @@ describe("a config file reached through a symlink is watched", () => {
   }
 
   async function mocks(t: Parameters<typeof startGatewayProcess>[0]) {
-    const alpha = await useMock(t);
-    const beta = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
-    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
-    const yaml = (name: string, mock: MockUpstream) =>
-      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
-    return { alpha, beta, yaml };
+    const alpha = await answeringMock(t, "alpha");
+    const beta = await answeringMock(t, "beta");
+    return { alpha, beta, yaml: onlyProviderYaml };
   }
 
   test("a Kubernetes ConfigMap update (the ..data symlink swapped to a new folder) reloads", async (t) => {
@@ -544,8 +545,7 @@ function variable(name: string): string {
 describe("a reload that would leave the gateway unusable or open is refused", () => {
   test("no provider left (.env emptied) and client keys gone: refused, the old config keeps serving", async (t) => {
     if (process.platform === "win32") return;
-    const alpha = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const alpha = await answeringMock(t, "alpha");
     const gateway = await startGatewayProcess(
       t,
       stringify({
@@ -592,13 +592,9 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
 
   test("the file emptied by an editor mid-save: refused as empty, then the finished save is applied", async (t) => {
     if (process.platform === "win32") return;
-    const alpha = await useMock(t);
-    const beta = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
-    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
-    const yaml = (name: string, mock: MockUpstream) =>
-      stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })] });
-    const gateway = await startGatewayProcess(t, yaml("alpha", alpha));
+    const alpha = await answeringMock(t, "alpha");
+    const beta = await answeringMock(t, "beta");
+    const gateway = await startGatewayProcess(t, onlyProviderYaml("alpha", alpha));
     const full = readFileSync(gateway.configPath, "utf8");
     const logged = async (message: RegExp): Promise<string> => {
       const deadline = Date.now() + 5_000;
@@ -613,7 +609,10 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
     assert.ok(gateway.pid !== undefined);
     process.kill(gateway.pid, "SIGHUP");
     assert.match(await logged(/^config reload refused/), /config\.yaml is empty \(a save under way\?\)/);
-    writeFileSync(gateway.configPath, full.replace(/^providers:[\s\S]*?(?=^discovery:)/m, yaml("beta", beta)));
+    writeFileSync(
+      gateway.configPath,
+      full.replace(/^providers:[\s\S]*?(?=^discovery:)/m, onlyProviderYaml("beta", beta)),
+    );
     process.kill(gateway.pid, "SIGHUP");
     await logged(/^config reloaded/);
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
@@ -626,10 +625,8 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
 
   test("one provider's key gone from .env: applied without it, and the log says why it went", async (t) => {
     if (process.platform === "win32") return;
-    const alpha = await useMock(t);
-    const beta = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
-    beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+    const alpha = await answeringMock(t, "alpha");
+    const beta = await answeringMock(t, "beta");
     const gateway = await startGatewayProcess(
       t,
       stringify({
@@ -664,8 +661,7 @@ describe("a reload reads the config file chosen at start", () => {
     t: Parameters<typeof startGatewayProcess>[0],
     placement: { configFile: string; dotEnvExtra: string },
   ) {
-    const alpha = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const alpha = await answeringMock(t, "alpha");
     // A preset key too: without the file, the no-config mode would have a provider to enable.
     const dotEnv = `GROQ_API_KEY=gsk-test\nLLM_GATEWAY_PRESET_GROQ_BASE_URL=${alpha.baseUrl}\n${placement.dotEnvExtra}`;
     const gateway = await startGatewayProcess(
@@ -704,8 +700,7 @@ describe("a reload reads the config file chosen at start", () => {
 
   test("started without a config file: one created at the default path is noticed and said to wait for a restart", async (t) => {
     if (process.platform === "win32") return;
-    const alpha = await useMock(t);
-    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
+    const alpha = await answeringMock(t, "alpha");
     // The config the helper writes is not where the gateway looks: it starts in the no-config mode (presets).
     const gateway = await startGatewayProcess(t, stringify({ providers: [] }), {
       dotEnv: `GROQ_API_KEY=gsk-test\nLLM_GATEWAY_PRESET_GROQ_BASE_URL=${alpha.baseUrl}\n`,
@@ -762,10 +757,8 @@ describe("a reload reads the config file chosen at start", () => {
 
 test("a reload that changes a setting read only at start applies the rest and says which settings wait for a restart", async (t) => {
   if (process.platform === "win32") return;
-  const alpha = await useMock(t);
-  const beta = await useMock(t);
-  alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha", "alpha-m") });
-  beta.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("beta", "beta-m") });
+  const alpha = await answeringMock(t, "alpha");
+  const beta = await answeringMock(t, "beta");
   const yaml = (name: string, mock: MockUpstream, extra: Record<string, unknown> = {}) =>
     stringify({ providers: [provider(name, mock, { m: { id: `${name}-m` } })], ...extra });
   const gateway = await startGatewayProcess(t, yaml("alpha", alpha));

@@ -3,18 +3,17 @@
 // real `openai` SDK is the client where it can be; malformed uploads are written by hand.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { toFile } from "openai";
 import { request } from "undici";
 import {
   assertServedAs,
   errorOf,
-  openAiClient,
+  failedOverRecord,
   type RawResponse,
   recordsOf,
   send,
-  useGateway,
-  useMock,
+  twoProviderScene,
 } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
@@ -73,31 +72,14 @@ async function postForm(gateway: TestGateway, path: string, form: FormData): Pro
   return { status: response.statusCode, headers, text, json };
 }
 
-async function twoProviders(t: Parameters<typeof useMock>[0], extra = "") {
-  const first = await useMock(t);
-  const second = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    retries: 0
-    body:
-      defaults: { temperature: 0.2, quality: medium }
-    models:
-      image-editor: { id: gpt-image-1-first, kind: image }
-      chatty: { id: chat-model }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      image-editor: { id: flux-kontext-second, kind: image }
-request_log:
-  enabled: true
-${extra}`,
-  );
-  return { first, second, gateway, client: openAiClient(gateway) };
+function twoProviders(t: TestContext, extra = "") {
+  return twoProviderScene(t, {
+    model: "image-editor",
+    firstModel: "{ id: gpt-image-1-first, kind: image }",
+    secondModel: "{ id: flux-kontext-second, kind: image }",
+    firstKeys: "retries: 0\nbody:\n  defaults: { temperature: 0.2, quality: medium }",
+    extra,
+  });
 }
 
 describe("image edits", () => {
@@ -190,18 +172,8 @@ describe("image edits", () => {
     assert.equal(form.get("model"), "flux-kontext-second");
     assert.ok((await bytesOf(form.get("image"))).equals(PHOTO));
 
-    const { records, text } = await recordsOf(gateway, "image_edits");
-    const record = records[0];
-    assert.ok(record, "no record of the image edit");
-    assert.equal(record.clientProtocol, "openai-images");
+    const { record, text } = await failedOverRecord(gateway, "image_edits", "openai-images");
     assert.equal(record.status, 200);
-    assert.deepEqual(
-      record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
-      [
-        ["first", "rate_limited"],
-        ["second", "success"],
-      ],
-    );
     // `log.content` keeps the prompt; neither the uploaded image nor the answer's is in any record.
     assert.equal(record.content?.request, "Failover, please.");
     assert.equal(record.content?.responseText, undefined);

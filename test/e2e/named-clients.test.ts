@@ -1,11 +1,12 @@
 // Named client keys: `server.api_keys` entries written `{ key, name }` put the client's name on the records of its
 // requests (request log, refused ones too), and on the per-client metrics; the key itself is recorded nowhere.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion } from "../helpers/mock-upstream.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
@@ -13,6 +14,37 @@ const CHAT = "POST /v1/chat/completions";
 const TEAM_A_KEY = "team-a-secret-key-1";
 const TEAM_A_NEW_KEY = "team-a-secret-key-2";
 const PLAIN_KEY = "plain-secret-key";
+
+/** Two named clients and an unnamed key, as `server.api_keys` entries. */
+const TEAMS_AND_PLAIN = [`{ key: ${TEAM_A_KEY}, name: team-a }`, `{ key: ${TEAM_A_NEW_KEY}, name: team-b }`, PLAIN_KEY];
+
+/**
+ * The gateway with these `server.api_keys` entries (YAML, one an entry) and `adminKeys`, in front of one mock
+ * provider `alpha` serving `m`; `rest` is YAML after the providers.
+ */
+async function namedClientsScene(
+  t: TestContext,
+  apiKeys: readonly string[],
+  options: { readonly adminKeys?: readonly string[]; readonly rest?: string } = {},
+): Promise<{ upstream: MockUpstream; gateway: TestGateway }> {
+  const upstream = await useMock(t);
+  const adminKeys = options.adminKeys === undefined ? "" : `  admin_keys: [${options.adminKeys.join(", ")}]\n`;
+  const gateway = await useGateway(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+${adminKeys}  api_keys:
+${apiKeys.map((entry) => `    - ${entry}\n`).join("")}providers:
+  - name: alpha
+    base_url: ${upstream.baseUrl}
+    api_key: sk-alpha-secret-key
+    models:
+      m: { id: alpha-m }
+${options.rest ?? ""}`,
+  );
+  return { upstream, gateway };
+}
 
 interface ListedRecord {
   readonly id: string;
@@ -35,25 +67,10 @@ describe("named client keys", () => {
         backend.state === "redis"
           ? `state:\n  redis_url: ${(await useRedisServer(t)).url}\n  redis_key_prefix: "named-clients:"\n`
           : backend.state;
-      const upstream = await useMock(t);
-      const gateway = await useGateway(
+      const { upstream, gateway } = await namedClientsScene(
         t,
-        `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: ${TEAM_A_NEW_KEY}, name: team-a }
-    - ${PLAIN_KEY}
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-log:
-  content: true
-${state}`,
+        [`{ key: ${TEAM_A_KEY}, name: team-a }`, `{ key: ${TEAM_A_NEW_KEY}, name: team-a }`, PLAIN_KEY],
+        { rest: `log:\n  content: true\n${state}` },
       );
       for (let index = 0; index < 3; index++) {
         upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
@@ -112,24 +129,7 @@ ${state}`,
   }
 
   test("a named client sees its own requests only: request log, a record by id, the dashboard's feed and routes", async (t) => {
-    const upstream = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: ${TEAM_A_NEW_KEY}, name: team-b }
-    - ${PLAIN_KEY}
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-`,
-    );
+    const { upstream, gateway } = await namedClientsScene(t, TEAMS_AND_PLAIN);
     for (let index = 0; index < 2; index++) {
       upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     }
@@ -185,23 +185,10 @@ providers:
           : backend.state === "off"
             ? "request_log:\n  enabled: false\n"
             : backend.state;
-      const upstream = await useMock(t);
-      const gateway = await useGateway(
+      const { upstream, gateway } = await namedClientsScene(
         t,
-        `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: team-b-secret-key, name: team-b }
-    - ${PLAIN_KEY}
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-${state}`,
+        [`{ key: ${TEAM_A_KEY}, name: team-a }`, "{ key: team-b-secret-key, name: team-b }", PLAIN_KEY],
+        { rest: state },
       );
       upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
       const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
@@ -245,24 +232,7 @@ ${state}`,
   }
 
   test("the dashboard: a busy client does not push another's requests out of its feed; each one's charts count its own", async (t) => {
-    const upstream = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: ${TEAM_A_NEW_KEY}, name: team-b }
-    - ${PLAIN_KEY}
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-`,
-    );
+    const { upstream, gateway } = await namedClientsScene(t, TEAMS_AND_PLAIN);
     upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
     const asB = { authorization: `Bearer ${TEAM_A_NEW_KEY}` };
@@ -304,25 +274,15 @@ providers:
   });
 
   test("/stats shows a named client its own budgets only; /metrics, which names every client, is for unnamed and admin keys", async (t) => {
-    const upstream = await useMock(t);
     const adminKey = "admin-secret-key-1";
-    const gateway = await useGateway(
+    const { upstream, gateway } = await namedClientsScene(
       t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  admin_keys: [${adminKey}]
-  api_keys:
-    - { key: ${TEAM_A_KEY}, name: team-a, limits: { rpm: 5 } }
-    - { key: ${TEAM_A_NEW_KEY}, name: team-b, limits: { rpm: 7 } }
-    - ${PLAIN_KEY}
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-`,
+      [
+        `{ key: ${TEAM_A_KEY}, name: team-a, limits: { rpm: 5 } }`,
+        `{ key: ${TEAM_A_NEW_KEY}, name: team-b, limits: { rpm: 7 } }`,
+        PLAIN_KEY,
+      ],
+      { adminKeys: [adminKey] },
     );
     upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
@@ -369,24 +329,7 @@ providers:
   });
 
   test("kept Responses answers are their client's: another named client cannot read, continue from or delete them", async (t) => {
-    const upstream = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: ${TEAM_A_NEW_KEY}, name: team-b }
-    - ${PLAIN_KEY}
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-`,
-    );
+    const { upstream, gateway } = await namedClientsScene(t, TEAMS_AND_PLAIN);
     upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     const sdk = (key: string) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: key, maxRetries: 0 });
     const teamA = sdk(TEAM_A_KEY);
@@ -418,21 +361,7 @@ providers:
   });
 
   test("the Messages door records the client too; a wrong key is still refused", async (t) => {
-    const upstream = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys: [{ key: ${TEAM_A_KEY}, name: team-a }]
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-`,
-    );
+    const { upstream, gateway } = await namedClientsScene(t, [`{ key: ${TEAM_A_KEY}, name: team-a }`]);
     upstream.enqueue(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     const anthropic = new Anthropic({
       baseURL: gateway.baseUrl.replace(/\/v1$/, ""),
@@ -459,23 +388,10 @@ providers:
   });
 
   test("a client cannot guess the id another client's request gets, nor shadow that request's record with it", async (t) => {
-    const upstream = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: ${TEAM_A_KEY}, name: team-a }
-    - { key: team-b-secret-key, name: team-b }
-providers:
-  - name: alpha
-    base_url: ${upstream.baseUrl}
-    api_key: sk-alpha-secret-key
-    models:
-      m: { id: alpha-m }
-`,
-    );
+    const { upstream, gateway } = await namedClientsScene(t, [
+      `{ key: ${TEAM_A_KEY}, name: team-a }`,
+      "{ key: team-b-secret-key, name: team-b }",
+    ]);
     const asA = { authorization: `Bearer ${TEAM_A_KEY}` };
     const asB = { authorization: "Bearer team-b-secret-key" };
     upstream.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });

@@ -2,8 +2,17 @@
 // Together and vLLM share. No official SDK has a rerank call: the client is plain HTTP, as curl users send it.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { describe, test } from "node:test";
-import { assertServedAs, errorOf, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { describe, type TestContext, test } from "node:test";
+import {
+  assertServedAs,
+  errorOf,
+  failedOverRecord,
+  recordsOf,
+  send,
+  twoProviderScene,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
@@ -37,32 +46,16 @@ function rerankRequests(mock: MockUpstream, path = "/v1/rerank"): RecordedReques
   return mock.requests.filter((recorded) => recorded.path === path);
 }
 
-async function twoProviders(t: Parameters<typeof useMock>[0], extra = "", second = "") {
-  const first = await useMock(t);
-  const secondMock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    retries: 0
-    body:
-      defaults: { temperature: 0.2, max_tokens_per_doc: 512 }
-    models:
-      reranker: { id: bge-reranker-first }
-      chatty: { id: chat-model }
-  - name: second
-    base_url: ${secondMock.baseUrl}
-    api_key: sk-second-key
-${second}    models:
-      reranker: { id: rerank-second }
-request_log:
-  enabled: true
-${extra}`,
-  );
+async function twoProviders(t: TestContext, extra = "") {
+  const { first, second, gateway } = await twoProviderScene(t, {
+    model: "reranker",
+    firstModel: "{ id: bge-reranker-first }",
+    secondModel: "{ id: rerank-second }",
+    firstKeys: "retries: 0\nbody:\n  defaults: { temperature: 0.2, max_tokens_per_doc: 512 }",
+    extra,
+  });
   const post = (body: unknown, path = "/v1/rerank") => send(gateway, "POST", path, { body });
-  return { first, second: secondMock, gateway, post };
+  return { first, second, gateway, post };
 }
 
 describe("rerank", () => {
@@ -137,16 +130,7 @@ describe("rerank", () => {
     assert.equal((answer.json as RerankAnswer).results.length, 2);
     assert.equal((rerankRequests(second)[0]?.body as { model?: string } | undefined)?.model, "rerank-second");
 
-    const record = (await (await recordsOf(gateway, "rerank")).records)[0];
-    assert.ok(record, "no record of the rerank request");
-    assert.equal(record.clientProtocol, "rerank");
-    assert.deepEqual(
-      record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
-      [
-        ["first", "rate_limited"],
-        ["second", "success"],
-      ],
-    );
+    const { record } = await failedOverRecord(gateway, "rerank", "rerank");
     // The provider's token count is the request's (its `usage.total_tokens`).
     assert.equal(record.tokensIn, 37);
     assert.deepEqual(record.content?.request, { query: "capital of France", documents: DOCUMENTS });
@@ -380,7 +364,10 @@ request_log:
 
   test("a reload that changes a provider's rerank_api retires its cached answers: the next one is asked in the new dialect", async (t) => {
     const mock = await useMock(t);
+    // Port 0: a `server:` block without a port listens on the default 12345, which another process may hold.
     const config = (api: string) => `server:
+  port: 0
+  host: 127.0.0.1
   admin_keys: [rerank-admin-key-1]
 providers:
   - name: host
@@ -438,23 +425,13 @@ cache:
   });
 
   test("the query and the documents count against a token budget: long documents skip the provider whose tpm they exceed", async (t) => {
-    const first = await useMock(t);
-    const second = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    models:
-      reranker: { id: rerank-first, limits: { tpm: 60 } }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      reranker: { id: rerank-second }
-`,
-    );
+    const { first, second, gateway } = await twoProviderScene(t, {
+      model: "reranker",
+      firstModel: "{ id: rerank-first, limits: { tpm: 60 } }",
+      secondModel: "{ id: rerank-second }",
+      hasChatModel: false,
+      keepsRequestLog: false,
+    });
     const post = (body: unknown) => send(gateway, "POST", "/v1/rerank", { body });
     second.enqueue(RERANK, resultsStep());
     // A short query, but the documents hold far more than 60 tokens between them.

@@ -58,6 +58,56 @@ export async function oneProviderScene(
   return { mock, gateway, client: openAiClient(gateway) };
 }
 
+export interface TwoProviderSceneOptions {
+  /** The public model both providers serve. */
+  readonly model: string;
+  /** Provider `first`'s entry for `model`, a YAML flow map (e.g. `{ id: tts-first }`). */
+  readonly firstModel: string;
+  /** Provider `second`'s entry for `model`. */
+  readonly secondModel: string;
+  /** More keys of provider `first`, YAML at the provider's level (e.g. `retries: 0\nbody:\n  defaults: {...}`). */
+  readonly firstKeys?: string;
+  /** Provider `first` also serves a chat model `chatty`, for the "not this kind of model" cases (default true). */
+  readonly hasChatModel?: boolean;
+  /** The request log is on (default true). */
+  readonly keepsRequestLog?: boolean;
+  /** Top-level YAML after the rest (e.g. `cache:\n  enabled: true\n`). */
+  readonly extra?: string;
+}
+
+/**
+ * The endpoint doors' failover scene: two mock providers, `first` (tried first) and `second`, both serving
+ * `options.model`, the gateway in front of them and an OpenAI client.
+ */
+export async function twoProviderScene(
+  t: TestContext,
+  options: TwoProviderSceneOptions,
+): Promise<{ first: MockUpstream; second: MockUpstream; gateway: TestGateway; client: OpenAI }> {
+  const first = await useMock(t);
+  const second = await useMock(t);
+  const firstKeys = (options.firstKeys ?? "")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => `    ${line}\n`)
+    .join("");
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+${firstKeys}    models:
+      ${options.model}: ${options.firstModel}
+${options.hasChatModel === false ? "" : "      chatty: { id: chat-model }\n"}  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      ${options.model}: ${options.secondModel}
+${options.keepsRequestLog === false ? "" : "request_log:\n  enabled: true\n"}${options.extra ?? ""}`,
+  );
+  return { first, second, gateway, client: openAiClient(gateway) };
+}
+
 export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
@@ -226,4 +276,27 @@ export async function recordsOf(
   const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20");
   const records = (listed.json as { data: ListedRecord[] }).data.filter((record) => record.endpoint === endpoint);
   return { records, text: listed.text };
+}
+
+/**
+ * The first record at `endpoint` of a request that failed over: the first provider answered 429, the second served
+ * it, through the front door `clientProtocol`. Returns it with the request log's text, for the caller's checks.
+ */
+export async function failedOverRecord(
+  gateway: TestGateway,
+  endpoint: string,
+  clientProtocol: string,
+): Promise<{ record: ListedRecord; text: string }> {
+  const { records, text } = await recordsOf(gateway, endpoint);
+  const record = records[0];
+  assert.ok(record, `no record of the ${endpoint} request`);
+  assert.equal(record.clientProtocol, clientProtocol);
+  assert.deepEqual(
+    record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+    [
+      ["first", "rate_limited"],
+      ["second", "success"],
+    ],
+  );
+  return { record, text };
 }

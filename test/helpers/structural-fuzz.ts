@@ -40,6 +40,28 @@ export function seededRandom(seed: number, phase: string, index: number): Random
   return new Random(hash);
 }
 
+/** Which cases a fuzzer runs: those of `seed`, `scale` times as many, or only the one named `onlyCase`. */
+export interface FuzzRun {
+  readonly seed: number;
+  readonly scale: number;
+  /** `phase#index`: run only that case (replaying a failure). */
+  readonly onlyCase: string | undefined;
+}
+
+/** Runs `count` cases of a phase (times the scale), or only `onlyCase`, each with its own generator. */
+export async function runSeededCases(
+  fuzzRun: FuzzRun,
+  phase: string,
+  count: number,
+  run: (random: Random, caseName: string) => Promise<void>,
+): Promise<void> {
+  for (let index = 0; index < Math.round(count * fuzzRun.scale); index++) {
+    const caseName = `${phase}#${index}`;
+    if (fuzzRun.onlyCase !== undefined && fuzzRun.onlyCase !== caseName) continue;
+    await run(seededRandom(fuzzRun.seed, phase, index), caseName);
+  }
+}
+
 // ---- JSON that JSON.stringify cannot write: raw number text, duplicated keys, `__proto__` keys ----
 
 /** Written as it is: `1e999`, 30-digit integers, `-0`. */
