@@ -15,6 +15,7 @@ import type { Batch } from "openai/resources/batches";
 import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
 
@@ -535,5 +536,155 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     assert.ok(contents.length <= ids.length + 1, `sent ${contents.length}: ${contents}`);
     assert.ok(sentBefore >= 3);
     for (const id of ["1", "2"]) assert.equal(contents.filter((content) => content === `line ${id}`).length, 1);
+  });
+});
+
+describe("Batch API: other endpoints, live traffic first, Redis", () => {
+  test("/v1/responses lines are translated as the Responses door does; /v1/embeddings lines are served as is", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    mock.setDefault("POST /v1/embeddings", {
+      kind: "json",
+      body: {
+        object: "list",
+        data: [{ object: "embedding", index: 0, embedding: [0.5, 0.25] }],
+        model: "e",
+        usage: { prompt_tokens: 3, total_tokens: 3 },
+      },
+    });
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: ${UPSTREAM_ID} }
+      e: { kind: embedding }
+`,
+    );
+    const client = openAiClient(gateway);
+    const responsesFile = await upload(
+      client,
+      [
+        JSON.stringify({ custom_id: "r1", method: "POST", url: "/v1/responses", body: { model: "m", input: "first" } }),
+        JSON.stringify({
+          custom_id: "r2",
+          method: "POST",
+          url: "/v1/responses",
+          body: { model: "m", input: "second", stream: true },
+        }),
+      ].join("\n"),
+    );
+    const responses = await client.batches.create({
+      input_file_id: responsesFile.id,
+      endpoint: "/v1/responses",
+      completion_window: "24h",
+    });
+    const embeddingsFile = await upload(
+      client,
+      JSON.stringify({ custom_id: "e1", method: "POST", url: "/v1/embeddings", body: { model: "e", input: "text" } }),
+    );
+    const embeddings = await client.batches.create({
+      input_file_id: embeddingsFile.id,
+      endpoint: "/v1/embeddings",
+      completion_window: "24h",
+    });
+    const responsesDone = await waitForBatch(client, responses.id, isFinished);
+    assert.equal(responsesDone.status, "completed", JSON.stringify(responsesDone));
+    const answers = new Map(
+      (await linesOf(client, responsesDone.output_file_id)).map((line) => [
+        line.custom_id,
+        (line.response as { body: { object: string; output_text?: string; output: { content: { text: string }[] }[] } })
+          .body,
+      ]),
+    );
+    assert.equal(answers.get("r1")?.object, "response");
+    assert.equal(answers.get("r1")?.output[0]?.content[0]?.text, "echo: first");
+    assert.equal(answers.get("r2")?.output[0]?.content[0]?.text, "echo: second");
+    // The upstream got chat requests, not streamed.
+    for (const request of chatCalls(mock)) assert.notEqual((request.body as { stream?: boolean }).stream, true);
+    const embeddingsDone = await waitForBatch(client, embeddings.id, isFinished);
+    assert.equal(embeddingsDone.status, "completed");
+    const [embedded] = await linesOf(client, embeddingsDone.output_file_id);
+    assert.deepEqual(
+      (embedded?.response as { body: { data: { embedding: number[] }[] } }).body.data[0]?.embedding,
+      [0.5, 0.25],
+    );
+    assert.equal(embeddingsDone.usage?.input_tokens, 3);
+  });
+
+  test("live traffic first: a live request waiting in the route queue is served before the next batch line", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    // One provider-wide budget of 1 request a second, shared by the live request's model and the batch's: the
+    // batch's lines wait in no queue of the live model, only the runner's own rule keeps them behind it.
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    limits: { rps: 1 }
+    models:
+      m: { id: ${UPSTREAM_ID} }
+      other: { id: vendor/other }
+routing:
+  queue_timeout_ms: 10000
+batches:
+  concurrency: 1
+`,
+    );
+    const client = openAiClient(gateway);
+    const file = await upload(
+      client,
+      ["1", "2", "3", "4"].map((id) => chatLine(`l-${id}`, `batch ${id}`, "other")).join("\n"),
+    );
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await mock.waitForRequests(1, 5_000);
+    await sleep(100);
+    // The budget is spent for this second: the live request queues for it, the batch's next line waits behind it.
+    const live = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "live" }] });
+    assert.equal(live.choices[0]?.message.content, "echo: live");
+    const done = await waitForBatch(client, batch.id, isFinished, 20_000);
+    assert.equal(done.status, "completed");
+    assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
+    const order = chatCalls(mock).map(
+      (request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content,
+    );
+    assert.equal(order[0], "batch 1");
+    assert.equal(order[1], "live", `served in the order ${order}`);
+  });
+
+  test("with state.redis_url the Files and Batch routes answer 501 in OpenAI's shape, saying why", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "batches-e2e:"\n`,
+    );
+    const client = openAiClient(gateway);
+    try {
+      await upload(client, chatLine("a", "b"));
+      assert.fail("expected a refusal");
+    } catch (error) {
+      assert.ok(error instanceof OpenAI.APIError);
+      assert.equal(error.status, 501);
+      assert.equal(error.code, "not_implemented");
+      assert.match(error.message, /state\.redis_url/);
+    }
+    const listed = await send(gateway, "GET", "/v1/batches");
+    assert.equal(listed.status, 501);
+    assert.equal(errorOf(listed).code, "not_implemented");
+    const created = await send(gateway, "POST", "/v1/batches", {
+      body: { input_file_id: "file-x", endpoint: "/v1/chat/completions", completion_window: "24h" },
+    });
+    assert.equal(created.status, 501);
   });
 });
