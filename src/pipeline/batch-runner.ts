@@ -196,6 +196,11 @@ export class BatchRunner {
       controller: new AbortController(),
     };
     if (active.isCancelling) active.pending.length = 0;
+    // Resumed after its window ended (the gateway was down meanwhile): no line starts, it expires at once.
+    if (!active.isCancelling && batch.expires_at <= this.#nowSeconds()) {
+      active.isExpiring = true;
+      active.pending.length = 0;
+    }
     if (batch.status === "validating") {
       this.#books.putBatch({
         owner,

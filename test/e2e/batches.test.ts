@@ -607,8 +607,9 @@ describe("Batch API: other endpoints, live traffic first, Redis", () => {
     const embeddingsDone = await waitForBatch(client, embeddings.id, isFinished);
     assert.equal(embeddingsDone.status, "completed");
     const [embedded] = await linesOf(client, embeddingsDone.output_file_id);
+    assert.ok(embedded !== undefined);
     assert.deepEqual(
-      (embedded?.response as { body: { data: { embedding: number[] }[] } }).body.data[0]?.embedding,
+      (embedded.response as { body: { data: { embedding: number[] }[] } }).body.data[0]?.embedding,
       [0.5, 0.25],
     );
     assert.equal(embeddingsDone.usage?.input_tokens, 3);
