@@ -14,6 +14,7 @@ import OpenAI, { toFile } from "openai";
 import type { Batch } from "openai/resources/batches";
 import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
@@ -536,6 +537,43 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     assert.ok(contents.length <= ids.length + 1, `sent ${contents.length}: ${contents}`);
     assert.ok(sentBefore >= 3);
     for (const id of ["1", "2"]) assert.equal(contents.filter((content) => content === `line ${id}`).length, 1);
+  });
+});
+
+describe("Batch API: a gateway process killed mid-batch", () => {
+  test("SIGKILL mid-batch, start again on the same state file: it completes with each custom_id exactly once", async (t) => {
+    const mock = await useMock(t);
+    slowEcho(mock, 300);
+    const dir = mkdtempSync(join(tmpdir(), "llm-gateway-batches-kill-"));
+    const yaml = `${providersYaml(mock)}batches:\n  concurrency: 1\nstate:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
+    const first = await startGatewayProcess(t, yaml);
+    const clientOf = (url: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0 });
+    const ids = ["1", "2", "3", "4", "5", "6"];
+    const file = await upload(clientOf(first.url), ids.map((id) => chatLine(`k-${id}`, `line ${id}`)).join("\n"));
+    const batch = await clientOf(first.url).batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await mock.waitForRequests(3, 10_000);
+    await first.stop(); // SIGKILL: no shutdown at all
+    const second = await startGatewayProcess(t, yaml);
+    const client = clientOf(second.url);
+    const done = await waitForBatch(client, batch.id, isFinished, 20_000);
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    const output = await linesOf(client, done.output_file_id);
+    assert.deepEqual(
+      output.map((line) => line.custom_id).sort(),
+      ids.map((id) => `k-${id}`),
+    );
+    // The file uploaded before the kill is still there, and what finished before it was not sent again.
+    assert.equal((await client.files.retrieve(file.id)).id, file.id);
+    const contents = chatCalls(mock).map(
+      (request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content,
+    );
+    for (const id of ["1", "2"]) assert.equal(contents.filter((content) => content === `line ${id}`).length, 1);
+    assert.ok(contents.length <= ids.length + 1, `sent ${contents.length}: ${contents}`);
   });
 });
 
