@@ -70,6 +70,8 @@ interface ActiveBatch {
   usage: MutableUsage;
   /** Aborted by the gateway's exit: the lines in flight are not written and run again after a restart. */
   readonly controller: AbortController;
+  /** Aborted by a cancel or the window's end: lines waiting for a limit stop waiting (those sent finish). */
+  readonly wake: AbortController;
 }
 
 export class BatchRunner {
@@ -138,6 +140,7 @@ export class BatchRunner {
     } else {
       active.isCancelling = true;
       active.pending.length = 0;
+      active.wake.abort();
       this.#settleIfDone(active);
     }
     return this.#books.batch(id)?.batch;
@@ -149,6 +152,11 @@ export class BatchRunner {
     if (this.#expiryTimer !== undefined) clearInterval(this.#expiryTimer);
     for (const active of this.#active.values()) active.controller.abort();
     await Promise.allSettled([...this.#settling]);
+  }
+
+  /** The gateway's exit began (its shutdown, then this runner's close). */
+  #isStopping(): boolean {
+    return this.#closing.signal.aborted || this.#runtime.isShuttingDown;
   }
 
   #nowSeconds(): number {
@@ -194,6 +202,7 @@ export class BatchRunner {
       failed: results.filter((result) => result.isError).length,
       usage: { input: 0, output: 0, cached: 0, reasoning: 0 },
       controller: new AbortController(),
+      wake: new AbortController(),
     };
     if (active.isCancelling) active.pending.length = 0;
     // Resumed after its window ended (the gateway was down meanwhile): no line starts, it expires at once.
@@ -232,7 +241,7 @@ export class BatchRunner {
   #pump(): void {
     const concurrency = this.#runtime.snapshot.config.batches.concurrency;
     for (const active of this.#active.values()) {
-      while (this.#inFlight < concurrency && active.pending.length > 0 && !this.#closing.signal.aborted) {
+      while (this.#inFlight < concurrency && active.pending.length > 0 && !this.#isStopping()) {
         const index = active.pending.shift() as number;
         const line = active.lines[index];
         if (line === undefined) continue;
@@ -256,21 +265,23 @@ export class BatchRunner {
   async #runLine(active: ActiveBatch, line: BatchLine): Promise<void> {
     const executor = this.#executors.get(active.endpoint);
     const signal = active.controller.signal;
+    // A wait ends on the exit, a cancel or the window's end; a request sent is ended only by the exit.
+    const waiting = AbortSignal.any([signal, active.wake.signal]);
     let serverErrors = 0;
     for (;;) {
-      if (signal.aborted) return;
+      if (signal.aborted || this.#runtime.isShuttingDown) return;
       if (active.isCancelling || active.isExpiring) {
         // Not started: the line stays unanswered (an expired batch names it in its error file).
         return;
       }
       // Live traffic first: a live request waiting in the route queue gets the next free slot, not this line.
       if (this.#runtime.queuedRequests > 0) {
-        await sleep(LIVE_FIRST_POLL_MS, signal);
+        await sleep(LIVE_FIRST_POLL_MS, waiting);
         continue;
       }
       const waitMs = this.#waitBeforeSending(active, line);
       if (waitMs > 0) {
-        await sleep(Math.min(waitMs, MAX_PACING_SLEEP_MS), signal);
+        await sleep(Math.min(waitMs, MAX_PACING_SLEEP_MS), waiting);
         continue;
       }
       const requestId = randomIds("batch_req_");
@@ -286,14 +297,15 @@ export class BatchRunner {
           log: this.#log,
         });
       } catch (error) {
-        if (signal.aborted) return;
+        // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
+        if (signal.aborted || this.#runtime.isShuttingDown) return;
         const gatewayError = toGatewayError(error);
         if (gatewayError.status === 429) {
-          await sleep(Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS, MAX_PACING_SLEEP_MS), signal);
+          await sleep(Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS, MAX_PACING_SLEEP_MS), waiting);
           continue;
         }
         if (gatewayError.status >= 500 && ++serverErrors < MAX_SERVER_ERROR_TRIES) {
-          await sleep(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS * serverErrors, signal);
+          await sleep(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS * serverErrors, waiting);
           continue;
         }
         this.#written(active, {
@@ -360,13 +372,15 @@ export class BatchRunner {
       if (stored.batch.expires_at > nowSeconds) continue;
       active.isExpiring = true;
       active.pending.length = 0;
+      active.wake.abort();
       this.#settleIfDone(active);
     }
   }
 
   /** The batch's end once nothing is in flight: completed, cancelled or expired, with its files written. */
   #settleIfDone(active: ActiveBatch): void {
-    if (active.inFlight > 0 || this.#closing.signal.aborted) return;
+    // Stopping: the lines that returned unwritten are not done; the batch resumes after a restart, never ends here.
+    if (active.inFlight > 0 || this.#isStopping()) return;
     if (active.isExpiring) {
       this.#active.delete(active.id);
       this.#finish(active.id, "expired", active.lines, active);

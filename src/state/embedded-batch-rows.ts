@@ -119,7 +119,12 @@ export class EmbeddedBatchRows implements BatchRows {
     }));
   }
 
+  #isClosed = false;
+
+  /** Idempotent: a gateway closed twice (its exit, then a test's cleanup) closes the file once. */
   close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
     this.#db.close();
   }
 }

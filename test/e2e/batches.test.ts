@@ -457,6 +457,28 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     assert.equal((await client.batches.cancel(batch.id)).status, "cancelled");
   });
 
+  test("cancel while lines wait for a limit: they stop waiting, cancelled at once", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(t, `${providersYaml(mock, ", limits: { rpm: 1 }")}batches:\n  concurrency: 2\n`);
+    const client = openAiClient(gateway);
+    const file = await upload(client, ["1", "2", "3"].map((id) => chatLine(`w-${id}`, `line ${id}`)).join("\n"));
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await waitForBatch(client, batch.id, (current) => (current.request_counts?.completed ?? 0) === 1);
+    await sleep(200);
+    const cancelledAt = Date.now();
+    await client.batches.cancel(batch.id);
+    const done = await waitForBatch(client, batch.id, isFinished);
+    assert.equal(done.status, "cancelled");
+    assert.ok(Date.now() - cancelledAt < 2_000, `cancelled after ${Date.now() - cancelledAt} ms`);
+    assert.deepEqual(done.request_counts, { total: 3, completed: 1, failed: 0 });
+    assert.equal(chatCalls(mock).length, 1, "the waiting lines were never sent");
+  });
+
   test("completion window elapsed: expired, the lines not run in the error file as batch_expired", async (t) => {
     const mock = await useMock(t);
     slowEcho(mock, 600);
