@@ -34,8 +34,8 @@ export class EmbeddedBatchRows implements BatchRows {
   readonly #statements: Record<string, StatementSync>;
 
   constructor(statePath: string) {
+    // Made at the first upload: a gateway that never serves a batch leaves no folder next to its state file.
     this.#folder = `${statePath}.files`;
-    mkdirSync(this.#folder, { recursive: true, mode: FOLDER_MODE });
     this.#db = openSqliteFile(statePath);
     this.#db.exec(SCHEMA);
     const prepare = (sql: string): StatementSync => this.#db.prepare(sql);
@@ -62,6 +62,7 @@ export class EmbeddedBatchRows implements BatchRows {
   }
 
   putFile(row: FileRow, content: Buffer): void {
+    mkdirSync(this.#folder, { recursive: true, mode: FOLDER_MODE });
     // The bytes first: a row never names a file that is not there.
     writeFileSync(this.#path(row.id), content, { mode: FILE_MODE });
     this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json);

@@ -425,6 +425,37 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     assert.ok(Date.now() - startedAt >= 1_900);
   });
 
+  test("a named client's own budget paces its batch lines too: all served, none failed", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: sk-slow, name: slow, limits: { rps: 1 } }
+${providersYaml(mock)}batches:
+  concurrency: 2
+`,
+    );
+    const client = openAiClient(gateway, "sk-slow");
+    const ids = ["1", "2", "3"];
+    const file = await upload(client, ids.map((id) => chatLine(`b-${id}`, `line ${id}`)).join("\n"));
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitForBatch(client, batch.id, isFinished, 20_000);
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    assert.deepEqual(done.request_counts, { total: 3, completed: 3, failed: 0 });
+    const times = chatCalls(mock).map((request) => request.receivedAtMs);
+    assert.equal(times.length, 3, "the client's refusals never reached the upstream");
+    // Three requests at 1 a second (counted from each charge, before the upstream call): two seconds from first to last.
+    assert.ok((times[2] ?? 0) - (times[0] ?? 0) >= 1_500, `requests too close: ${times}`);
+  });
+
   test("cancel: cancelling at once, the line in flight finishes, then cancelled with what finished", async (t) => {
     const mock = await useMock(t);
     slowEcho(mock, 500);
