@@ -300,12 +300,17 @@ export class BatchRunner {
         // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
         if (signal.aborted || this.#runtime.isShuttingDown) return;
         const gatewayError = toGatewayError(error);
-        if (gatewayError.status === 429) {
+        // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an
+        // open circuit's probe, a parked key): waited for, as a line that could be served later.
+        if (gatewayError.status === 429 || (gatewayError.status === 503 && gatewayError.retryAfterMs !== undefined)) {
           await sleep(Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS, MAX_PACING_SLEEP_MS), waiting);
           continue;
         }
         if (gatewayError.status >= 500 && ++serverErrors < MAX_SERVER_ERROR_TRIES) {
-          await sleep(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS * serverErrors, waiting);
+          await sleep(
+            Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS * serverErrors, MAX_PACING_SLEEP_MS),
+            waiting,
+          );
           continue;
         }
         this.#written(active, {
