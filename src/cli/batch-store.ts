@@ -4,8 +4,10 @@
 // yet hands a batch to another replica (docs/protocols.md "Batches").
 import type { Clock } from "../clock.ts";
 import type { BatchSettings, GatewayConfig } from "../config/types.ts";
+import type { Logger } from "../logger.ts";
 import { BatchBooks } from "../pipeline/batch-books.ts";
 import type { BatchSetup } from "../server/batch-routes.ts";
+import { isDamagedFileError } from "../sqlite-file.ts";
 import { type BatchRows, MemoryBatchRows } from "../state/batch-rows.ts";
 import { EmbeddedBatchRows } from "../state/embedded-batch-rows.ts";
 
@@ -15,7 +17,12 @@ export interface BatchStore {
 }
 
 /** `settings`: the serving config's bounds (a reload changes them). */
-export function createBatchStore(config: GatewayConfig, clock: Clock, settings: () => BatchSettings): BatchStore {
+export function createBatchStore(
+  config: GatewayConfig,
+  clock: Clock,
+  settings: () => BatchSettings,
+  logger: Logger,
+): BatchStore {
   const { state } = config;
   if (state.redisUrl !== undefined) {
     return {
@@ -27,7 +34,24 @@ export function createBatchStore(config: GatewayConfig, clock: Clock, settings: 
     };
   }
   const rows: BatchRows =
-    state.path === "" || state.path === ":memory:" ? new MemoryBatchRows() : new EmbeddedBatchRows(state.path);
+    state.path === "" || state.path === ":memory:" ? new MemoryBatchRows() : embeddedOrMemory(state.path, logger);
   const books = new BatchBooks(rows, clock, settings);
   return { setup: { books }, close: () => books.close() };
+}
+
+/**
+ * The state file's batch tables; damage found when they are created (the file's free-page list, as the kept answers
+ * find it) keeps files and batches in memory until a restart, with a warning, rather than stopping the start.
+ */
+function embeddedOrMemory(path: string, logger: Logger): BatchRows {
+  try {
+    return new EmbeddedBatchRows(path);
+  } catch (error) {
+    if (!isDamagedFileError(error)) throw error;
+    logger.warn(
+      { path, error: error instanceof Error ? error.message : String(error) },
+      `batches: the state file ${path} is damaged; files and batches are kept in this process's memory until a restart (move the file aside, or rebuild it with sqlite3's .recover)`,
+    );
+    return new MemoryBatchRows();
+  }
 }

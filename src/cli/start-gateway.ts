@@ -96,7 +96,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   let batchStore: BatchStore;
   try {
     batchStore = await openingStatePath(config, async () =>
-      createBatchStore(config, runtime.clock, () => runtime.snapshot.config.batches),
+      createBatchStore(config, runtime.clock, () => runtime.snapshot.config.batches, runtimeLogger),
     );
   } catch (error) {
     await observers.close();
