@@ -14,6 +14,7 @@ import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
 import type { GatewayServer } from "../server/build-server.ts";
 import { buildServer } from "../server/build-server.ts";
+import { type BatchStore, createBatchStore } from "./batch-store.ts";
 import { createKeptResponsesStore } from "./kept-responses-store.ts";
 import { createObservers } from "./observers.ts";
 
@@ -92,8 +93,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await runtime.close();
     throw error;
   }
+  let batchStore: BatchStore;
+  try {
+    batchStore = await openingStatePath(config, async () =>
+      createBatchStore(config, runtime.clock, () => runtime.snapshot.config.batches, runtimeLogger),
+    );
+  } catch (error) {
+    await observers.close();
+    await keptResponses.close();
+    await runtime.close();
+    throw error;
+  }
   const serverOptions = {
     observers,
+    batches: batchStore.setup,
     keptResponses: keptResponses.kept,
     conversations: keptResponses.conversations,
     keptResponsesStatus: () => keptResponses.status(),
@@ -111,6 +124,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await app.close();
     await observers.close();
     await keptResponses.close();
+    batchStore.close();
     await runtime.close();
     throw error;
   }
@@ -141,6 +155,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       }
       await observers.close();
       await keptResponses.close();
+      batchStore.close();
       await runtime.close();
     },
     endInFlight: (maxWaitMs) => {

@@ -275,6 +275,23 @@ const responsesSchema = z
   })
   .prefault({});
 
+/**
+ * The Files and Batch APIs run by the gateway (pipeline/batch-runner.ts): bounds of what is stored and how many batch
+ * lines run at once. Where files and batches live follows `state` (docs/protocols.md "Batches").
+ */
+const batchesSchema = z
+  .strictObject({
+    concurrency: positiveInt.default(2), // batch lines in flight at once, across all batches (live requests come first)
+    max_file_bytes: positiveInt.default(100 * 1024 * 1024), // bytes of one uploaded file: 100 MiB (OpenAI: 200 MB)
+    max_lines: positiveInt.default(50_000), // requests in one batch's input file (OpenAI's bound)
+    max_files: positiveInt.default(1_000), // files kept (uploads and batch output/error files); the oldest expire first
+    max_batches: positiveInt.default(1_000), // batches kept; a finished one is removed, oldest first, to make room
+    retention_ms: positiveInt.default(30 * 24 * 3_600_000), // ms a file or finished batch is kept: 30 days
+    completion_window_ms: positiveInt.default(24 * 3_600_000), // ms a batch has to finish (`completion_window: 24h`)
+  })
+  .prefault({})
+  .transform(camelKeys);
+
 /** The exact-match answer cache (pipeline/answer-cache.ts); off unless asked for. */
 const cacheSchema = z
   .strictObject({
@@ -330,6 +347,7 @@ export const configSchema = z
     state: stateSchema,
     upstream_limits: upstreamLimitsSchema,
     responses: responsesSchema,
+    batches: batchesSchema,
     cache: cacheSchema,
     log: logSchema,
     request_log: requestLogSchema,

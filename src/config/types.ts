@@ -24,6 +24,8 @@ export type RoutingSettings = DeepReadonly<ParsedConfig["routing"]>;
 export type CooldownSettings = DeepReadonly<ParsedConfig["cooldowns"]>;
 export type DiscoverySettings = DeepReadonly<ParsedConfig["discovery"]>;
 export type StateSettings = DeepReadonly<ParsedConfig["state"]>;
+/** The Files and Batch APIs' bounds (docs/protocols.md "Batches"). */
+export type BatchSettings = DeepReadonly<ParsedConfig["batches"]>;
 /** Bounds on what an upstream may send (docs/streaming.md, "Upstream limits"). */
 export type UpstreamLimits = DeepReadonly<ParsedConfig["upstreamLimits"]>;
 export type ScoringConfig = DeepReadonly<z.output<typeof scoringSchema>>;

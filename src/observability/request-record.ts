@@ -105,6 +105,8 @@ export interface RequestRecord {
   /** The name of the client whose key the request carried (`server.api_keys`); absent: unnamed, or no key. */
   readonly client?: string;
   readonly isStream: boolean;
+  /** The batch (`/v1/batches`) this request is a line of; absent for a live request. */
+  readonly batchId?: string;
   readonly candidates: readonly RecordedCandidate[];
   readonly skips: readonly RecordedSkip[];
   readonly attempts: readonly RecordedAttempt[];

@@ -57,6 +57,7 @@ export async function handleRequest(
   const startedAtMs = context.receivedAtMs ?? runtime.clock.now();
   const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
   const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
+  if (context.batchId !== undefined) prepared.record.inBatch(context.batchId);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
   if (context.client !== undefined) {
     // Awaited only when the ledger answers later (Redis): a named client without budgets costs no extra turn.

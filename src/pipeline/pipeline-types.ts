@@ -31,6 +31,8 @@ export interface RequestContext {
   readonly log: RequestLog;
   /** The request in the client's own protocol, for candidates that speak it natively (Responses pass-through). */
   readonly native?: NativeCall | undefined;
+  /** The batch the request is a line of (batch-runner.ts): its record says so. */
+  readonly batchId?: string | undefined;
   /** The request's `Cache-Control`, for the answer cache (`cache.enabled`). */
   readonly cacheDirective?: CacheDirective | undefined;
 }

@@ -50,9 +50,17 @@ export class RecordBuilder {
   #content: RecordedContent | undefined;
   #cache: RequestRecord["cache"];
 
+  /** The batch the request is a line of (pipeline/batch-runner.ts); absent for a live request. */
+  #batchId: string | undefined;
+
   constructor(clock: Clock, start: RecordStart) {
     this.#clock = clock;
     this.#start = { ...start, requestedModel: start.requestedModel.slice(0, MAX_RECORDED_NAME_CHARS) };
+  }
+
+  /** Marks the record as a line of a batch (`batchId` in the record). */
+  inBatch(batchId: string): void {
+    this.#batchId = batchId;
   }
 
   get startedAtMs(): number {
@@ -212,6 +220,7 @@ export class RecordBuilder {
       // Not between `client` and `candidates`: the file request log finds a client's records by that pair.
       ...(this.#cache === undefined ? {} : { cache: this.#cache }),
       ...(this.#servedBy === undefined ? {} : { servedBy: this.#servedBy }),
+      ...(this.#batchId === undefined ? {} : { batchId: this.#batchId }),
       tokensIn: this.#usage?.promptTokens ?? 0,
       tokensOut: this.#usage?.completionTokens ?? 0,
       status,

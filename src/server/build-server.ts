@@ -7,13 +7,16 @@ import { HostNotAllowedError, RouteNotFoundError, ServiceUnavailableError } from
 import { renderError } from "../errors/render-error.ts";
 import { pathsOf } from "../front-doors.ts";
 import type { Observers } from "../observability/observers.ts";
+import { BatchBooks } from "../pipeline/batch-books.ts";
 import { ENDPOINTS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { MemoryBatchRows } from "../state/batch-rows.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { clientKeyRefused, currentKeyRing, type KeyRing } from "./auth.ts";
+import { type BatchSetup, registerBatchRoutes } from "./batch-routes.ts";
 import { registerCompressedBodies } from "./compressed-body.ts";
 import { registerCors } from "./cors.ts";
 import {
@@ -32,7 +35,9 @@ import { registerJsonBodyParser } from "./json-body.ts";
 import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
 import {
+  BATCHES_PATHS,
   CONVERSATIONS_PATHS,
+  FILES_PATHS,
   isMessagesRoute,
   MESSAGES_PATHS,
   PROTOCOL_DOORS,
@@ -52,6 +57,8 @@ export interface ServerOptions {
   readonly keptResponses?: KeptResponses;
   /** Where kept conversations live (the same choice of store); default: this process's memory. */
   readonly conversations?: Conversations;
+  /** Where files and batches live (the same choice of store), or why they are refused; default: this process's memory. */
+  readonly batches?: BatchSetup;
   /** How that store is doing, for /health (`kept_responses`); unset: not shown. */
   readonly keptResponsesStatus?: () => KeptResponsesStatus;
 }
@@ -89,7 +96,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint, runtime);
     for (const path of pathsOf(endpoint)) app.post(path, handler);
   }
-  registerProtocolRoutes(app, runtime, options.keptResponses, options.conversations);
+  const responses = registerProtocolRoutes(app, runtime, options.keptResponses, options.conversations);
+  registerBatchRoutes(app, runtime, options.batches ?? inMemoryBatches(runtime), responses);
   registerInfoRoutes(app, runtime, options.keptResponsesStatus);
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {
@@ -106,7 +114,15 @@ const MODEL_OUTPUT_PATHS: readonly string[] = [
   ...MESSAGES_PATHS,
   // Conversation items are what clients and models wrote, kept as they were sent.
   ...CONVERSATIONS_PATHS,
+  // Uploaded requests and batch output files: what clients and models wrote.
+  ...FILES_PATHS,
+  ...BATCHES_PATHS,
 ];
+
+/** Files and batches in this process's memory (a server built without a composition root's store). */
+function inMemoryBatches(runtime: GatewayRuntime): BatchSetup {
+  return { books: new BatchBooks(new MemoryBatchRows(), runtime.clock, () => runtime.snapshot.config.batches) };
+}
 
 /** By registered route (a bounded set: Fastify's route pattern, not the request's URL), so the scan runs once each. */
 const modelOutputRoutes = new Map<string, boolean>();

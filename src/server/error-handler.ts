@@ -16,9 +16,8 @@ import {
   RouteNotFoundError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
-import type { FrontDoor } from "../front-doors.ts";
 import { renderAnthropicError } from "../protocols/messages/render-error.ts";
-import { UPLOAD_DOORS, uploadExpected } from "./multipart-body.ts";
+import { UPLOAD_DOORS, type UploadDoor, uploadExpected } from "./multipart-body.ts";
 import { isMessagesRoute } from "./protocol-paths.ts";
 
 // Not `import { STATUS_CODES } from "node:http"`: an ES import of node:http builds its whole namespace, whose lazy
@@ -29,7 +28,7 @@ const { STATUS_CODES } = process.getBuiltinModule("node:http");
 export function fromFastifyError(
   error: FastifyError | Error,
   bodyLimitBytes: number,
-  uploadDoor?: FrontDoor,
+  uploadDoor?: UploadDoor,
 ): GatewayError {
   const code = (error as FastifyError).code;
   const statusCode = (error as FastifyError).statusCode;
@@ -231,7 +230,9 @@ export function expectationFailed(): GatewayError {
 
 export function errorHandler(bodyLimitBytes: number) {
   return function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
-    const gatewayError = fromFastifyError(error, bodyLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
+    // A route's own limit when it has one (`POST /v1/files`: `batches.max_file_bytes`).
+    const routeLimitBytes = request.routeOptions.bodyLimit ?? bodyLimitBytes;
+    const gatewayError = fromFastifyError(error, routeLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
     if (gatewayError.status >= 500) {
       // Internal details go to the log (with the request id), never to the client.
       request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);

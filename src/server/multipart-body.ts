@@ -10,11 +10,21 @@ import { MAX_UPLOAD_PART_HEADER_BYTES, MAX_UPLOAD_PARTS } from "../config/reques
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS, type FrontDoor, pathsOf } from "../front-doors.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
+import { FILES_PATHS } from "./protocol-paths.ts";
+
+/** What the parser needs of an upload route: its file fields. */
+export type UploadDoor = Pick<FrontDoor, "files">;
+
+/** `POST /v1/files` (the Files API, batch-routes.ts): one `file` and text fields (`purpose`). */
+const FILES_UPLOAD: UploadDoor = { files: [{ name: "file", isList: false, unnamedAs: "upload.jsonl" }] };
 
 /** The routes whose body is a file upload, and their doors (which file fields each takes). */
-export const UPLOAD_DOORS: ReadonlyMap<string, FrontDoor> = new Map(
-  ALL_FRONT_DOORS.filter((door) => door.isMultipart).flatMap((door) => pathsOf(door).map((path) => [path, door])),
-);
+export const UPLOAD_DOORS: ReadonlyMap<string, UploadDoor> = new Map<string, UploadDoor>([
+  ...ALL_FRONT_DOORS.filter((door) => door.isMultipart).flatMap((door) =>
+    pathsOf(door).map((path): [string, UploadDoor] => [path, door]),
+  ),
+  ...FILES_PATHS.map((path): [string, UploadDoor] => [path, FILES_UPLOAD]),
+]);
 
 /**
  * The gateway's fallback list (`models`, as on chat) is always a list here: one field is one name, and the SDKs send an
@@ -24,7 +34,7 @@ export const UPLOAD_DOORS: ReadonlyMap<string, FrontDoor> = new Map(
 const FALLBACKS = "models";
 
 /** A body of another type sent to an upload route: what to send instead (error-handler.ts, forwarding-route.ts). */
-export function uploadExpected(door: FrontDoor): string {
+export function uploadExpected(door: UploadDoor): string {
   const [first] = door.files;
   const where = first === undefined ? "" : `, the ${first.isList ? "files" : "file"} in the \`${first.name}\` field`;
   return `Unsupported Content-Type: send a \`multipart/form-data\` upload${where}.`;
@@ -101,7 +111,7 @@ export function isMultipartRequest(request: FastifyRequest): boolean {
   return /^multipart\/form-data\s*;/i.test(request.headers["content-type"] ?? "");
 }
 
-async function parseUpload(request: FastifyRequest, bytes: Buffer, door: FrontDoor): Promise<Record<string, unknown>> {
+async function parseUpload(request: FastifyRequest, bytes: Buffer, door: UploadDoor): Promise<Record<string, unknown>> {
   const contentType = request.headers["content-type"] ?? "";
   refuseCostlyShape(bytes, contentType);
   let form: FormData;
@@ -139,7 +149,7 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer, door: FrontDo
  * Adds a file part under the name it came as (`image` or `image[]`: sent on under it), refused unless the door takes
  * a file there: a field of one file takes one, a list field (`image`) several, one file staying a file and more a list.
  */
-async function addFile(fields: Record<string, unknown>, name: string, part: File, door: FrontDoor): Promise<void> {
+async function addFile(fields: Record<string, unknown>, name: string, part: File, door: UploadDoor): Promise<void> {
   const field = door.files.find((known) => known.name === name || (known.isList && `${known.name}[]` === name));
   const param = name.slice(0, 100);
   const earlier = fields[name];
@@ -169,7 +179,7 @@ async function addFile(fields: Record<string, unknown>, name: string, part: File
 }
 
 /** Which fields of the door take files: "only `file` takes a file, and only one". */
-function takesFiles(door: FrontDoor): string {
+function takesFiles(door: UploadDoor): string {
   const described = door.files.map((field) =>
     field.isList ? `\`${field.name}\` (one or several, or \`${field.name}[]\`)` : `\`${field.name}\` (only one)`,
   );

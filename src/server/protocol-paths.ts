@@ -5,6 +5,10 @@ import { FRONT_DOORS, pathsOf } from "../front-doors.ts";
 export const RESPONSES_PATHS = pathsOf(FRONT_DOORS.responses);
 // The Conversations API is no front door of the pipeline (it stores items, it forwards nothing): its paths only.
 export const CONVERSATIONS_PATHS = ["/v1/conversations", "/conversations"] as const;
+// The Files and Batch APIs (batch-routes.ts): management routes, no door of their own (a batch's lines go through the
+// doors' pipeline).
+export const FILES_PATHS = ["/v1/files", "/files"] as const;
+export const BATCHES_PATHS = ["/v1/batches", "/batches"] as const;
 export const MESSAGES_PATHS = pathsOf(FRONT_DOORS.messages);
 
 /** The doors whose POST routes protocol-routes.ts registers with their own adapters (not the forwarding handler). */

@@ -16,7 +16,7 @@ import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
-import { messagesAdapter, protocolHandler } from "./protocol-adapters.ts";
+import { messagesAdapter, type ProtocolAdapter, protocolHandler } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 import { responsesAdapter } from "./responses-adapter.ts";
 
@@ -29,7 +29,7 @@ export function registerProtocolRoutes(
   runtime: GatewayRuntime,
   kept?: KeptResponses,
   keptConversations?: Conversations,
-): void {
+): ProtocolAdapter {
   const limits = runtime.snapshot.config.responses.store;
   const store = kept ?? inMemory(new ResponseStore(limits, runtime.clock));
   const conversations =
@@ -43,7 +43,8 @@ export function registerProtocolRoutes(
     );
   const hasNativeProviders = (): boolean =>
     runtime.snapshot.config.providers.some((provider) => provider.responsesApi === "native");
-  const responses = protocolHandler(runtime, responsesAdapter(store, conversations, runtime.clock, hasNativeProviders));
+  const responsesDoor = responsesAdapter(store, conversations, runtime.clock, hasNativeProviders);
+  const responses = protocolHandler(runtime, responsesDoor);
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, messagesAdapter());
   for (const path of MESSAGES_PATHS) app.post(path, messages);
@@ -51,6 +52,8 @@ export function registerProtocolRoutes(
   registerConversationRoutes(app, conversations, runtime);
   registerCountTokensRoute(app, runtime);
   registerInputTokensRoute(app, runtime, store, conversations);
+  // The batch runner serves `/v1/responses` lines through the same adapter (batch-routes.ts).
+  return responsesDoor;
 }
 
 function registerKeptResponseRoutes(app: FastifyInstance, runtime: GatewayRuntime, store: KeptResponses): void {

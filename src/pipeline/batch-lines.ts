@@ -1,0 +1,116 @@
+// A batch line's pieces (batch-runner.ts): how a line is served by a door the pipeline serves as is, and what its
+// answer adds to the batch's usage.
+import { InternalError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import type { Logger } from "../logger.ts";
+import type { BatchUsage } from "../protocols/batches/batch-objects.ts";
+import type { EndpointSpec } from "./endpoints.ts";
+import type { GatewayRuntime } from "./gateway-runtime.ts";
+import { handleRequest } from "./handle-request.ts";
+
+/** One line as the pipeline gets it. */
+export interface LineCall {
+  readonly body: Record<string, unknown>;
+  readonly client: string | undefined;
+  readonly requestId: string;
+  readonly batchId: string;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+/** A line's answer: the status and JSON body the front door would have answered with. */
+export interface LineAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** Serves one line as its front door would; throws a GatewayError when the door would answer with an error. */
+export type LineExecutor = (call: LineCall) => Promise<LineAnswer>;
+
+export interface MutableUsage {
+  input: number;
+  output: number;
+  cached: number;
+  reasoning: number;
+}
+
+/** A door served by the pipeline as is (chat, completions, embeddings): the line's body is the request's. */
+export function pipelineExecutor(runtime: GatewayRuntime, endpoint: EndpointSpec): LineExecutor {
+  return async (call) => {
+    const result = await handleRequest(runtime, endpoint, unstreamed(call.body), {
+      requestId: call.requestId,
+      clientProtocol: endpoint.protocol,
+      signal: call.signal,
+      client: call.client,
+      log: call.log,
+      batchId: call.batchId,
+    });
+    if (result.kind === "stream") {
+      await result.cancel();
+      throw new InternalError("A batch line was answered with a stream.");
+    }
+    return { status: result.status, body: parseAnswer(result.bodyText) };
+  };
+}
+
+/** A batch line's answer is one JSON body: `stream` is dropped (OpenAI's batches do not stream either). */
+export function unstreamed(body: Record<string, unknown>): Record<string, unknown> {
+  const { stream: _stream, stream_options: _options, ...rest } = body;
+  return rest;
+}
+
+export function parseAnswer(bodyText: string): unknown {
+  try {
+    return JSON.parse(bodyText) as unknown;
+  } catch (error) {
+    throw new UpstreamUnavailableError("The upstream answer is not JSON.", { cause: error });
+  }
+}
+
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      },
+      Math.max(1, ms),
+    );
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Chat's `usage` (prompt/completion tokens) or the Responses API's (input/output tokens). */
+export function addUsage(into: MutableUsage, body: unknown): void {
+  if (typeof body !== "object" || body === null) return;
+  const usage = (body as { usage?: unknown }).usage;
+  if (typeof usage !== "object" || usage === null) return;
+  const fields = usage as Record<string, unknown>;
+  const number = (value: unknown): number => (typeof value === "number" && Number.isFinite(value) ? value : 0);
+  into.input += number(fields.prompt_tokens ?? fields.input_tokens);
+  into.output += number(fields.completion_tokens ?? fields.output_tokens);
+  const promptDetails = (fields.prompt_tokens_details ?? fields.input_tokens_details) as
+    | Record<string, unknown>
+    | undefined;
+  const outputDetails = (fields.completion_tokens_details ?? fields.output_tokens_details) as
+    | Record<string, unknown>
+    | undefined;
+  into.cached += number(promptDetails?.cached_tokens);
+  into.reasoning += number(outputDetails?.reasoning_tokens);
+}
+
+export function usageOf(before: BatchUsage, added: MutableUsage): BatchUsage {
+  const input = before.input_tokens + added.input;
+  const output = before.output_tokens + added.output;
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: before.input_tokens_details.cached_tokens + added.cached },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: before.output_tokens_details.reasoning_tokens + added.reasoning },
+    total_tokens: input + output,
+  };
+}

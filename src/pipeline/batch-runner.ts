@@ -1,0 +1,469 @@
+// Runs the gateway's own batches (`/v1/batches`): each line of an input file goes through the one pipeline as the
+// matching front door's request would (plan, budgets, failover, one record, marked with the batch id), at most
+// `batches.concurrency` lines at once across all batches.
+//
+// Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling
+// down) is not failed: it waits until the soonest candidate frees (what the plan and the limits know), without
+// sending anything, then tries again; an upstream 429 from every candidate waits its retry time the same way. A line
+// refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
+// route queue (`routing.queue_timeout_ms`), no batch line is sent, so a batch never takes the budget a live request is
+// waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
+// lines not written, and no written line runs again. The module stays whole: scheduling, pacing and a batch's end
+// share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
+import { InternalError } from "../errors/gateway-error.ts";
+import { renderError, toGatewayError } from "../errors/render-error.ts";
+import type { Logger } from "../logger.ts";
+import {
+  answeredLine,
+  BATCH_EXPIRED_CODE,
+  BATCH_EXPIRED_MESSAGE,
+  type BatchEndpoint,
+  type BatchErrorEntry,
+  type BatchLine,
+  type BatchObject,
+  checkBatchInput,
+  isFinished,
+  type StoredBatch,
+  type StoredFile,
+  unansweredLine,
+} from "../protocols/batches/batch-objects.ts";
+import { randomIds } from "../protocols/ids.ts";
+import type { ResultRow } from "../state/batch-rows.ts";
+import type { BatchBooks } from "./batch-books.ts";
+import {
+  addUsage,
+  type LineAnswer,
+  type LineExecutor,
+  type MutableUsage,
+  pipelineExecutor,
+  sleep,
+  usageOf,
+} from "./batch-lines.ts";
+import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT } from "./endpoints.ts";
+import type { GatewayRuntime } from "./gateway-runtime.ts";
+
+/** The error entry of a batch whose input file was deleted before it ran. */
+const INPUT_FILE_GONE = "invalid_file";
+/** ms between looks at the route queue while live requests wait in it. */
+const LIVE_FIRST_POLL_MS = 50;
+/** Longest single sleep while waiting for a limit (the plan is made again after it: a reload, a freed slot). */
+const MAX_PACING_SLEEP_MS = 5_000;
+/** A sleep after a 429 that named no time. */
+const DEFAULT_RETRY_MS = 1_000;
+/** Tries of a line that failed with a 5xx (every candidate failing now) before it goes to the error file. */
+const MAX_SERVER_ERROR_TRIES = 3;
+/** ms between checks of running batches' windows (`completion_window`). */
+const EXPIRY_CHECK_MS = 1_000;
+
+interface ActiveBatch {
+  readonly id: string;
+  readonly owner: string;
+  readonly endpoint: BatchEndpoint;
+  readonly lines: readonly BatchLine[];
+  /** Indexes not yet taken by a worker, in order. */
+  readonly pending: number[];
+  inFlight: number;
+  isCancelling: boolean;
+  isExpiring: boolean;
+  completed: number;
+  failed: number;
+  usage: MutableUsage;
+  /** Aborted by the gateway's exit: the lines in flight are not written and run again after a restart. */
+  readonly controller: AbortController;
+  /** Aborted by a cancel or the window's end: lines waiting for a limit stop waiting (those sent finish). */
+  readonly wake: AbortController;
+}
+
+export class BatchRunner {
+  readonly #runtime: GatewayRuntime;
+  readonly #books: BatchBooks;
+  readonly #log: Logger;
+  readonly #executors = new Map<BatchEndpoint, LineExecutor>();
+  readonly #active = new Map<string, ActiveBatch>();
+  readonly #settling = new Set<Promise<void>>();
+  readonly #closing = new AbortController();
+  #inFlight = 0;
+  #expiryTimer: NodeJS.Timeout | undefined;
+
+  constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
+    this.#runtime = runtime;
+    this.#books = books;
+    this.#log = log;
+    this.#executors.set("/v1/chat/completions", pipelineExecutor(runtime, CHAT_ENDPOINT));
+    this.#executors.set("/v1/completions", pipelineExecutor(runtime, COMPLETIONS_ENDPOINT));
+    this.#executors.set("/v1/embeddings", pipelineExecutor(runtime, EMBEDDINGS_ENDPOINT));
+  }
+
+  get books(): BatchBooks {
+    return this.#books;
+  }
+
+  /** A door whose adapter lives above the pipeline (the Responses door's translation, server/). */
+  setExecutor(endpoint: BatchEndpoint, executor: LineExecutor): void {
+    this.#executors.set(endpoint, executor);
+  }
+
+  /** Resumes every batch the books hold unfinished (a restart), and watches windows. */
+  start(): void {
+    for (const stored of this.#books.batches()) {
+      if (!isFinished(stored.batch.status)) this.submit(stored.batch.id);
+    }
+    this.#expiryTimer = setInterval(() => this.#checkExpiry(), EXPIRY_CHECK_MS);
+    this.#expiryTimer.unref();
+  }
+
+  /** A batch to run (new: `validating`; after a restart: wherever it was). */
+  submit(id: string): void {
+    if (this.#active.has(id) || this.#closing.signal.aborted) return;
+    const stored = this.#books.batch(id);
+    if (stored === undefined || isFinished(stored.batch.status)) return;
+    const active = this.#activate(stored);
+    if (active === undefined) return;
+    this.#active.set(id, active);
+    this.#settleIfDone(active);
+    this.#pump();
+  }
+
+  /**
+   * `POST /v1/batches/{id}/cancel`: `cancelling` at once; no new line starts, the lines in flight finish, then
+   * `cancelled` with what finished in its files. Returns the batch as it is now.
+   */
+  cancel(id: string): BatchObject | undefined {
+    const stored = this.#books.batch(id);
+    if (stored === undefined) return undefined;
+    if (isFinished(stored.batch.status) || stored.batch.status === "cancelling") return stored.batch;
+    const cancelling: BatchObject = { ...stored.batch, status: "cancelling", cancelling_at: this.#nowSeconds() };
+    this.#books.putBatch({ ...stored, batch: cancelling });
+    const active = this.#active.get(id);
+    if (active === undefined) {
+      this.#finish(id, "cancelled", [], undefined);
+    } else {
+      active.isCancelling = true;
+      active.pending.length = 0;
+      active.wake.abort();
+      this.#settleIfDone(active);
+    }
+    return this.#books.batch(id)?.batch;
+  }
+
+  /** The gateway's exit: lines in flight are aborted (not written: they run again after a restart). */
+  async close(): Promise<void> {
+    this.#closing.abort();
+    if (this.#expiryTimer !== undefined) clearInterval(this.#expiryTimer);
+    for (const active of this.#active.values()) active.controller.abort();
+    await Promise.allSettled([...this.#settling]);
+  }
+
+  /** The gateway's exit began (its shutdown, then this runner's close). */
+  #isStopping(): boolean {
+    return this.#closing.signal.aborted || this.#runtime.isShuttingDown;
+  }
+
+  #nowSeconds(): number {
+    return Math.floor(this.#runtime.clock.now() / 1000);
+  }
+
+  /** The batch's lines from its input file, checked (OpenAI's validation); undefined when it ended here. */
+  #activate(stored: StoredBatch): ActiveBatch | undefined {
+    const { batch, owner } = stored;
+    const input = this.#books.fileContent(batch.input_file_id, owner === "" ? null : owner);
+    if (input === undefined) {
+      this.#fail(stored, [
+        {
+          code: INPUT_FILE_GONE,
+          message: `The input file '${batch.input_file_id}' is gone.`,
+          param: "input_file_id",
+          line: null,
+        },
+      ]);
+      return undefined;
+    }
+    const checked = checkBatchInput(
+      input.toString("utf8"),
+      batch.endpoint,
+      this.#runtime.snapshot.config.batches.maxLines,
+    );
+    if (!checked.isValid) {
+      this.#fail(stored, checked.errors);
+      return undefined;
+    }
+    const done = new Set(this.#books.results(batch.id).map((result) => result.index));
+    const results = this.#books.results(batch.id);
+    const active: ActiveBatch = {
+      id: batch.id,
+      owner,
+      endpoint: batch.endpoint,
+      lines: checked.lines,
+      pending: checked.lines.filter((line) => !done.has(line.index)).map((line) => line.index),
+      inFlight: 0,
+      isCancelling: batch.status === "cancelling",
+      isExpiring: false,
+      completed: results.filter((result) => !result.isError).length,
+      failed: results.filter((result) => result.isError).length,
+      usage: { input: 0, output: 0, cached: 0, reasoning: 0 },
+      controller: new AbortController(),
+      wake: new AbortController(),
+    };
+    if (active.isCancelling) active.pending.length = 0;
+    // Resumed after its window ended (the gateway was down meanwhile): no line starts, it expires at once.
+    if (!active.isCancelling && batch.expires_at <= this.#nowSeconds()) {
+      active.isExpiring = true;
+      active.pending.length = 0;
+    }
+    if (batch.status === "validating") {
+      this.#books.putBatch({
+        owner,
+        batch: {
+          ...batch,
+          status: "in_progress",
+          in_progress_at: this.#nowSeconds(),
+          model: checked.model,
+          request_counts: { total: checked.lines.length, completed: 0, failed: 0 },
+        },
+      });
+    }
+    return active;
+  }
+
+  #fail(stored: StoredBatch, errors: readonly BatchErrorEntry[]): void {
+    this.#books.putBatch({
+      ...stored,
+      batch: {
+        ...stored.batch,
+        status: "failed",
+        failed_at: this.#nowSeconds(),
+        errors: { object: "list", data: errors },
+      },
+    });
+  }
+
+  /** Starts lines while slots are free: the oldest batch's next line first. */
+  #pump(): void {
+    const concurrency = this.#runtime.snapshot.config.batches.concurrency;
+    for (const active of this.#active.values()) {
+      while (this.#inFlight < concurrency && active.pending.length > 0 && !this.#isStopping()) {
+        const index = active.pending.shift() as number;
+        const line = active.lines[index];
+        if (line === undefined) continue;
+        this.#inFlight += 1;
+        active.inFlight += 1;
+        const running = this.#runLine(active, line)
+          .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
+          .finally(() => {
+            this.#settling.delete(running);
+            this.#inFlight -= 1;
+            active.inFlight -= 1;
+            this.#settleIfDone(active);
+            this.#pump();
+          });
+        this.#settling.add(running);
+      }
+    }
+  }
+
+  /** One line, from waiting for a candidate to its result written. */
+  async #runLine(active: ActiveBatch, line: BatchLine): Promise<void> {
+    const executor = this.#executors.get(active.endpoint);
+    const signal = active.controller.signal;
+    // A wait ends on the exit, a cancel or the window's end; a request sent is ended only by the exit.
+    const waiting = AbortSignal.any([signal, active.wake.signal]);
+    let serverErrors = 0;
+    for (;;) {
+      if (signal.aborted || this.#runtime.isShuttingDown) return;
+      if (active.isCancelling || active.isExpiring) {
+        // Not started: the line stays unanswered (an expired batch names it in its error file).
+        return;
+      }
+      // Live traffic first: a live request waiting in the route queue gets the next free slot, not this line.
+      if (this.#runtime.queuedRequests > 0) {
+        await sleep(LIVE_FIRST_POLL_MS, waiting);
+        continue;
+      }
+      const waitMs = this.#waitBeforeSending(active, line);
+      if (waitMs > 0) {
+        await sleep(Math.min(waitMs, MAX_PACING_SLEEP_MS), waiting);
+        continue;
+      }
+      const requestId = randomIds("batch_req_");
+      let answer: LineAnswer;
+      try {
+        if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
+        answer = await executor({
+          body: line.body,
+          client: active.owner === "" ? undefined : active.owner,
+          requestId,
+          batchId: active.id,
+          signal,
+          log: this.#log,
+        });
+      } catch (error) {
+        // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
+        if (signal.aborted || this.#runtime.isShuttingDown) return;
+        const gatewayError = toGatewayError(error);
+        // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an
+        // open circuit's probe, a parked key): waited for, as a line that could be served later.
+        if (gatewayError.status === 429 || (gatewayError.status === 503 && gatewayError.retryAfterMs !== undefined)) {
+          await sleep(Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS, MAX_PACING_SLEEP_MS), waiting);
+          continue;
+        }
+        if (gatewayError.status >= 500 && ++serverErrors < MAX_SERVER_ERROR_TRIES) {
+          await sleep(
+            Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS * serverErrors, MAX_PACING_SLEEP_MS),
+            waiting,
+          );
+          continue;
+        }
+        this.#written(active, {
+          index: line.index,
+          isError: true,
+          line: answeredLine(requestId, line.customId, gatewayError.status, requestId, renderError(gatewayError)),
+        });
+        return;
+      }
+      addUsage(active.usage, answer.body);
+      this.#written(active, {
+        index: line.index,
+        isError: answer.status >= 400,
+        line: answeredLine(requestId, line.customId, answer.status, requestId, answer.body),
+      });
+      return;
+    }
+  }
+
+  /**
+   * ms to wait before sending the line: 0 when a candidate is ready now (or the plan cannot say: the pipeline then
+   * answers); else until the soonest candidate frees up.
+   */
+  #waitBeforeSending(active: ActiveBatch, line: BatchLine): number {
+    const { model, models } = line.body;
+    if (typeof model !== "string") return 0;
+    const kind = active.endpoint === "/v1/embeddings" ? "embedding" : "chat";
+    try {
+      const plan = this.#runtime.plan({
+        model,
+        fallbackModels: Array.isArray(models) ? models.filter((name): name is string => typeof name === "string") : [],
+        kind,
+        client: active.owner === "" ? null : active.owner,
+      });
+      if (plan.candidates.length > 0) return 0;
+      return this.#runtime.soonestAvailableMs(plan) ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  #written(active: ActiveBatch, result: ResultRow): void {
+    this.#books.putResult(active.id, result);
+    if (result.isError) active.failed += 1;
+    else active.completed += 1;
+    const stored = this.#books.batch(active.id);
+    if (stored === undefined || isFinished(stored.batch.status)) return;
+    this.#books.putBatch({
+      ...stored,
+      batch: {
+        ...stored.batch,
+        request_counts: { total: active.lines.length, completed: active.completed, failed: active.failed },
+        usage: usageOf(stored.batch.usage, active.usage),
+      },
+    });
+    active.usage = { input: 0, output: 0, cached: 0, reasoning: 0 };
+  }
+
+  #checkExpiry(): void {
+    const nowSeconds = this.#nowSeconds();
+    for (const active of this.#active.values()) {
+      const stored = this.#books.batch(active.id);
+      if (stored === undefined || active.isExpiring || active.isCancelling) continue;
+      if (stored.batch.expires_at > nowSeconds) continue;
+      active.isExpiring = true;
+      active.pending.length = 0;
+      active.wake.abort();
+      this.#settleIfDone(active);
+    }
+  }
+
+  /** The batch's end once nothing is in flight: completed, cancelled or expired, with its files written. */
+  #settleIfDone(active: ActiveBatch): void {
+    // Stopping: the lines that returned unwritten are not done; the batch resumes after a restart, never ends here.
+    if (active.inFlight > 0 || this.#isStopping()) return;
+    if (active.isExpiring) {
+      this.#active.delete(active.id);
+      this.#finish(active.id, "expired", active.lines, active);
+      return;
+    }
+    if (active.isCancelling) {
+      this.#active.delete(active.id);
+      this.#finish(active.id, "cancelled", [], active);
+      return;
+    }
+    if (active.pending.length > 0) return;
+    this.#active.delete(active.id);
+    this.#finish(active.id, "completed", [], active);
+  }
+
+  /**
+   * Writes the output and error files from the lines' results and the batch's final state. `expiredLines`: every
+   * line; those without a result get `batch_expired` lines in the error file.
+   */
+  #finish(
+    id: string,
+    status: "completed" | "cancelled" | "expired",
+    expiredLines: readonly BatchLine[],
+    active: ActiveBatch | undefined,
+  ): void {
+    const stored = this.#books.batch(id);
+    if (stored === undefined || isFinished(stored.batch.status)) return;
+    const now = this.#nowSeconds();
+    if (status === "completed") {
+      this.#books.putBatch({ ...stored, batch: { ...stored.batch, status: "finalizing", finalizing_at: now } });
+    }
+    const results = this.#books.results(id);
+    const answered = new Set(results.map((result) => result.index));
+    const outputLines = results.filter((result) => !result.isError).map((result) => result.line);
+    const errorLines = results.filter((result) => result.isError).map((result) => result.line);
+    for (const line of expiredLines) {
+      if (answered.has(line.index)) continue;
+      errorLines.push(
+        unansweredLine(randomIds("batch_req_"), line.customId, BATCH_EXPIRED_CODE, BATCH_EXPIRED_MESSAGE),
+      );
+    }
+    const outputFileId = this.#writeFile(stored, outputLines, "output");
+    const errorFileId = this.#writeFile(stored, errorLines, "error");
+    const total = active?.lines.length ?? stored.batch.request_counts.total;
+    const final: BatchObject = {
+      ...stored.batch,
+      status,
+      output_file_id: outputFileId,
+      error_file_id: errorFileId,
+      request_counts: {
+        total,
+        completed: outputLines.length,
+        // An expired line counts as failed: it is in the error file.
+        failed: errorLines.length,
+      },
+      usage: active === undefined ? stored.batch.usage : usageOf(stored.batch.usage, active.usage),
+      ...(status === "completed" ? { completed_at: now, finalizing_at: now } : {}),
+      ...(status === "cancelled" ? { cancelled_at: now } : {}),
+      ...(status === "expired" ? { expired_at: now } : {}),
+    };
+    this.#books.putBatch({ ...stored, batch: final });
+  }
+
+  /** A `batch_output` file of the batch's owner (none for no lines, as OpenAI's `error_file_id` is then null). */
+  #writeFile(stored: StoredBatch, lines: readonly string[], kind: "output" | "error"): string | null {
+    if (lines.length === 0) return null;
+    const content = Buffer.from(`${lines.join("\n")}\n`);
+    const createdAt = this.#nowSeconds();
+    const file: StoredFile = {
+      id: randomIds("file-"),
+      owner: stored.owner,
+      bytes: content.length,
+      createdAt,
+      expiresAt: createdAt + Math.floor(this.#runtime.snapshot.config.batches.retentionMs / 1000),
+      filename: `${stored.batch.id}_${kind}.jsonl`,
+      purpose: "batch_output",
+    };
+    this.#books.addFile(file, content);
+    return file.id;
+  }
+}

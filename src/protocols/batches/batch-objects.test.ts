@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { checkBatchInput, pageOf } from "./batch-objects.ts";
+
+const line = (customId: string, extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model: "m", messages: [] },
+    ...extra,
+  });
+
+test("a valid file: its lines in order, blank lines skipped, the one model named", () => {
+  const checked = checkBatchInput(`${line("a")}\n\n${line("b")}\r\n`, "/v1/chat/completions", 10);
+  assert.ok(checked.isValid);
+  assert.deepEqual(
+    checked.lines.map((entry) => [entry.index, entry.customId]),
+    [
+      [0, "a"],
+      [1, "b"],
+    ],
+  );
+  assert.equal(checked.model, "m");
+});
+
+test("every bad line is named with its 1-based line number, as OpenAI's validation", () => {
+  const checked = checkBatchInput(
+    [line("a"), "[1]", line("", {}), line("a"), line("c", { url: "/v1/embeddings" }), line("d", { body: "x" })].join(
+      "\n",
+    ),
+    "/v1/chat/completions",
+    10,
+  );
+  assert.ok(!checked.isValid);
+  assert.deepEqual(
+    checked.errors.map((entry) => [entry.line, entry.code]),
+    [
+      [2, "invalid_json_line"],
+      [3, "missing_required_parameter"],
+      [4, "duplicate_custom_id"],
+      [5, "mismatched_url"],
+      [6, "invalid_request"],
+    ],
+  );
+});
+
+test("an empty file and a file over max_lines fail", () => {
+  const empty = checkBatchInput("\n\n", "/v1/chat/completions", 10);
+  assert.ok(!empty.isValid);
+  assert.equal(empty.errors[0]?.code, "empty_file");
+  const many = checkBatchInput([line("a"), line("b"), line("c")].join("\n"), "/v1/chat/completions", 2);
+  assert.ok(!many.isValid);
+  assert.equal(many.errors[0]?.code, "too_many_requests");
+});
+
+test("at most 10 problems are listed for a file of bad lines", () => {
+  const checked = checkBatchInput(Array.from({ length: 50 }, () => "nope").join("\n"), "/v1/chat/completions", 100);
+  assert.ok(!checked.isValid);
+  assert.equal(checked.errors.length, 10);
+});
+
+test("pages: after an id, limit, has_more", () => {
+  const items = ["a", "b", "c", "d"].map((id) => ({ id }));
+  assert.deepEqual(pageOf(items, undefined, 2), {
+    object: "list",
+    data: [{ id: "a" }, { id: "b" }],
+    first_id: "a",
+    last_id: "b",
+    has_more: true,
+  });
+  const last = pageOf(items, "b", 2);
+  assert.deepEqual(last.data, [{ id: "c" }, { id: "d" }]);
+  assert.equal(last.has_more, false);
+  assert.deepEqual(pageOf(items, "unknown", 2).data, []);
+});

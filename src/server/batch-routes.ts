@@ -1,0 +1,328 @@
+// OpenAI's Files and Batch APIs (`/v1/files`, `/v1/batches`: `client.files.*` and `client.batches.*` of the SDKs), run
+// by the gateway itself: an uploaded JSONL file of requests becomes a batch whose lines the batch runner
+// (pipeline/batch-runner.ts) sends through the one pipeline, paced by the limits, into an output and an error file.
+// Management routes (like conversations), no door of their own. A named client reaches only its own files and batches
+// (404 for another's). With `state.redis_url` the uploads and batches are refused (501): they are not shared between
+// replicas, and half-working across them would lose batches.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import {
+  InvalidRequestError,
+  NotImplementedError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  ResourceNotFoundError,
+} from "../errors/gateway-error.ts";
+import { isRecord } from "../is-record.ts";
+import { type BatchBooks, ownerOf } from "../pipeline/batch-books.ts";
+import { type LineExecutor, parseAnswer, unstreamed } from "../pipeline/batch-lines.ts";
+import { BatchRunner } from "../pipeline/batch-runner.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { handleRequest } from "../pipeline/handle-request.ts";
+import { publishRefusal } from "../pipeline/refusal.ts";
+import {
+  BATCH_ENDPOINTS,
+  type BatchEndpoint,
+  newBatch,
+  pageOf,
+  type StoredFile,
+  toFileObject,
+} from "../protocols/batches/batch-objects.ts";
+import { randomIds } from "../protocols/ids.ts";
+import { readMetadata } from "../protocols/responses/conversations.ts";
+import { UploadedFile } from "../upstream/multipart-payload.ts";
+import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
+import type { ProtocolAdapter } from "./protocol-adapters.ts";
+import { BATCHES_PATHS, FILES_PATHS } from "./protocol-paths.ts";
+
+/** Where the batches live: books to run them from, or why this gateway refuses them. */
+export type BatchSetup = { readonly books: BatchBooks } | { readonly refusal: string };
+
+/** Bytes of an upload beyond its file (the multipart framing, `purpose`). */
+const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
+/** OpenAI's largest page of files, and its default. */
+const MAX_FILES_PAGE = 10_000;
+/** OpenAI's page of batches: 20 by default, at most 100. */
+const DEFAULT_BATCHES_PAGE = 20;
+const MAX_BATCHES_PAGE = 100;
+
+/**
+ * Registers the routes and returns the runner (already started: it resumes the batches the books hold unfinished),
+ * or undefined when batches are refused. `responses`: the Responses door's adapter, for `/v1/responses` lines.
+ */
+export function registerBatchRoutes(
+  app: FastifyInstance,
+  runtime: GatewayRuntime,
+  setup: BatchSetup,
+  responses: ProtocolAdapter,
+): BatchRunner | undefined {
+  const refused = "refusal" in setup ? new NotImplementedError(setup.refusal) : undefined;
+  const runner = "books" in setup ? new BatchRunner(runtime, setup.books, app.log) : undefined;
+  if (runner !== undefined) {
+    runner.setExecutor("/v1/responses", adapterExecutor(runtime, responses));
+    runner.start();
+    app.addHook("onClose", async () => runner.close());
+  }
+  const books = (): BatchBooks => {
+    if (runner === undefined) throw refused ?? new NotImplementedError("Batches are not available.");
+    return runner.books;
+  };
+  const settings = () => runtime.snapshot.config.batches;
+  // Read once at startup, as Fastify fixes a route's body limit when it registers it.
+  const uploadLimitBytes = settings().maxFileBytes + UPLOAD_OVERHEAD_BYTES;
+  for (const base of FILES_PATHS) {
+    app.post(base, { bodyLimit: uploadLimitBytes }, async (request) => {
+      const file = uploadedFile(request, settings().maxFileBytes);
+      const nowSeconds = Math.floor(runtime.clock.now() / 1000);
+      const stored: StoredFile = {
+        id: randomIds("file-"),
+        owner: ownerOf(request.clientName),
+        bytes: file.bytes.length,
+        createdAt: nowSeconds,
+        expiresAt: nowSeconds + Math.floor(settings().retentionMs / 1000),
+        filename: file.filename.slice(0, 256),
+        purpose: "batch",
+      };
+      books().addFile(stored, file.bytes);
+      return toFileObject(stored);
+    });
+    app.get(base, async (request) => {
+      const query = queryOf(request);
+      const limit = limitOf(query.limit, MAX_FILES_PAGE, MAX_FILES_PAGE);
+      const order = query.order ?? "desc";
+      if (order !== "asc" && order !== "desc") {
+        throw new InvalidRequestError("`order` must be `asc` or `desc`.", { param: "order", code: "invalid_value" });
+      }
+      let files = books()
+        .files(request.clientName)
+        .filter((file) => query.purpose === undefined || file.purpose === query.purpose)
+        .map(toFileObject);
+      if (order === "desc") files = files.reverse();
+      return pageOf(files, query.after, limit);
+    });
+    app.get(`${base}/:id`, async (request) => toFileObject(foundFile(books(), request)));
+    app.get(`${base}/:id/content`, async (request, reply: FastifyReply) => {
+      const file = foundFile(books(), request);
+      const content = books().fileContent(file.id, request.clientName);
+      if (content === undefined) throw fileNotFound(file.id);
+      return reply.type("application/octet-stream").send(content);
+    });
+    app.delete(`${base}/:id`, async (request) => {
+      const id = idOf(request);
+      if (!books().deleteFile(id, request.clientName)) throw fileNotFound(id);
+      return { id, object: "file", deleted: true };
+    });
+  }
+  for (const base of BATCHES_PATHS) {
+    app.post(base, async (request) => {
+      const body = bodyOf(request);
+      const inputFileId = body.input_file_id;
+      if (typeof inputFileId !== "string" || inputFileId === "") {
+        throw new InvalidRequestError("`input_file_id` is required: the id of an uploaded file (purpose `batch`).", {
+          param: "input_file_id",
+          code: "invalid_value",
+        });
+      }
+      const endpoint = body.endpoint;
+      if (!BATCH_ENDPOINTS.includes(endpoint as BatchEndpoint)) {
+        throw new InvalidRequestError(`\`endpoint\` must be one of ${BATCH_ENDPOINTS.join(", ")}.`, {
+          param: "endpoint",
+          code: "invalid_value",
+        });
+      }
+      if (body.completion_window !== "24h") {
+        throw new InvalidRequestError('`completion_window` must be "24h".', {
+          param: "completion_window",
+          code: "invalid_value",
+        });
+      }
+      const metadata = body.metadata === undefined || body.metadata === null ? null : readMetadata(body.metadata);
+      const own = books();
+      const input = own.file(inputFileId, request.clientName);
+      if (input === undefined) throw fileNotFound(inputFileId, "input_file_id");
+      if (input.purpose !== "batch") {
+        throw new InvalidRequestError(
+          `File '${inputFileId}' is not a batch input file (its purpose is ${input.purpose}).`,
+          {
+            param: "input_file_id",
+            code: "invalid_value",
+          },
+        );
+      }
+      const batch = newBatch(
+        randomIds("batch_"),
+        inputFileId,
+        endpoint as BatchEndpoint,
+        metadata,
+        Math.floor(runtime.clock.now() / 1000),
+        Math.floor(settings().completionWindowMs / 1000),
+      );
+      if (!own.addBatch({ batch, owner: ownerOf(request.clientName) })) {
+        throw new RateLimitedError(
+          `Too many batches running (batches.max_batches: ${settings().maxBatches}); retry once one has finished.`,
+        );
+      }
+      runner?.submit(batch.id);
+      return own.batch(batch.id)?.batch ?? batch;
+    });
+    app.get(base, async (request) => {
+      const query = queryOf(request);
+      const limit = limitOf(query.limit, DEFAULT_BATCHES_PAGE, MAX_BATCHES_PAGE);
+      const batches = books()
+        .batches(request.clientName)
+        .map((stored) => stored.batch)
+        .reverse();
+      return pageOf(batches, query.after, limit);
+    });
+    app.get(`${base}/:id`, async (request) => {
+      const id = idOf(request);
+      const stored = books().batch(id, request.clientName);
+      if (stored === undefined) throw batchNotFound(id);
+      return stored.batch;
+    });
+    app.post(`${base}/:id/cancel`, async (request) => {
+      const id = idOf(request);
+      if (books().batch(id, request.clientName) === undefined) throw batchNotFound(id);
+      const batch = runner?.cancel(id);
+      if (batch === undefined) throw batchNotFound(id);
+      return batch;
+    });
+  }
+  return runner;
+}
+
+/** The upload's file, checked: a `batch` purpose, a UTF-8 text within `batches.max_file_bytes`. */
+function uploadedFile(request: FastifyRequest, maxFileBytes: number): UploadedFile {
+  if (!isMultipartRequest(request)) {
+    throw new InvalidRequestError(uploadExpected({ files: [{ name: "file", isList: false, unnamedAs: "" }] }), {
+      code: "invalid_content_type",
+    });
+  }
+  const fields = isRecord(request.body) ? request.body : {};
+  const purpose = fields.purpose;
+  if (purpose !== "batch") {
+    throw new InvalidRequestError(
+      `\`purpose\` must be "batch": this gateway keeps files for its Batch API only (got ${typeof purpose === "string" ? `"${purpose.slice(0, 50)}"` : "none"}).`,
+      { param: "purpose", code: "invalid_value" },
+    );
+  }
+  const file = fields.file;
+  if (!(file instanceof UploadedFile)) {
+    throw new InvalidRequestError("`file` is required: the JSONL file, as a file part.", {
+      param: "file",
+      code: "invalid_value",
+    });
+  }
+  if (file.bytes.length > maxFileBytes) {
+    throw new PayloadTooLargeError(
+      `The file is larger than the limit of ${maxFileBytes} bytes (batches.max_file_bytes).`,
+      { param: "file" },
+    );
+  }
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(file.bytes);
+  } catch {
+    throw new InvalidRequestError("`file` must be a JSONL text file (UTF-8): one JSON request per line.", {
+      param: "file",
+      code: "invalid_value",
+    });
+  }
+  return file;
+}
+
+/**
+ * A door with a protocol adapter (Responses): the line translated as its door translates a request, served by the
+ * pipeline, its answer translated back (and kept, as a Responses request with `store` is).
+ */
+function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): LineExecutor {
+  return async (call) => {
+    const { background: _background, ...body } = unstreamed(call.body);
+    const startedAtMs = runtime.clock.now();
+    let exchange: Awaited<ReturnType<ProtocolAdapter["begin"]>>;
+    try {
+      exchange = await adapter.begin(body, call.client ?? null);
+    } catch (error) {
+      throw publishRefusal(
+        runtime,
+        {
+          requestId: call.requestId,
+          endpoint: adapter.endpoint.name,
+          clientProtocol: adapter.endpoint.protocol,
+          startedAtMs,
+          body,
+          supportsStream: false,
+          client: call.client,
+        },
+        error,
+      );
+    }
+    const result = await handleRequest(runtime, adapter.endpoint, exchange.chatBody, {
+      requestId: call.requestId,
+      clientProtocol: adapter.endpoint.protocol,
+      receivedAtMs: startedAtMs,
+      signal: call.signal,
+      client: call.client,
+      log: call.log,
+      batchId: call.batchId,
+      native: exchange.native,
+    });
+    if (result.kind === "stream") {
+      await result.cancel();
+      throw new InvalidRequestError("A batch line was answered with a stream.");
+    }
+    const answer = exchange.answer(parseAnswer(result.bodyText), result.headers["x-gateway-model"] ?? "", result.api);
+    await exchange.answered?.(answer);
+    return { status: result.status, body: answer };
+  };
+}
+
+interface ListQuery {
+  readonly limit?: string;
+  readonly after?: string;
+  readonly order?: string;
+  readonly purpose?: string;
+}
+
+function queryOf(request: FastifyRequest): ListQuery {
+  return isRecord(request.query) ? (request.query as ListQuery) : {};
+}
+
+function limitOf(value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const limit = Number(value);
+  if (!Number.isInteger(limit) || limit < 1 || limit > max) {
+    throw new InvalidRequestError(`\`limit\` must be an integer from 1 to ${max}.`, {
+      param: "limit",
+      code: "invalid_value",
+    });
+  }
+  return limit;
+}
+
+function foundFile(books: BatchBooks, request: FastifyRequest): StoredFile {
+  const id = idOf(request);
+  const file = books.file(id, request.clientName);
+  if (file === undefined) throw fileNotFound(id);
+  return file;
+}
+
+function idOf(request: FastifyRequest): string {
+  return (request.params as { id: string }).id;
+}
+
+function bodyOf(request: FastifyRequest): Record<string, unknown> {
+  if (!isRecord(request.body)) {
+    throw new InvalidRequestError("The request body must be a JSON object.", { code: "invalid_body" });
+  }
+  return request.body;
+}
+
+function fileNotFound(id: string, param = "file_id"): ResourceNotFoundError {
+  return new ResourceNotFoundError(`No such File object: ${id.slice(0, 200)}`, { param, code: "file_not_found" });
+}
+
+function batchNotFound(id: string): ResourceNotFoundError {
+  return new ResourceNotFoundError(`No such Batch object: ${id.slice(0, 200)}`, {
+    param: "batch_id",
+    code: "batch_not_found",
+  });
+}

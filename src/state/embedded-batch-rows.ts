@@ -1,0 +1,141 @@
+// The Files and Batch APIs' rows in the embedded state file (`state.path`, node:sqlite), in tables of their own, and
+// the files' bytes in a folder next to it (`<state.path>.files/`, owner-only): a batch in progress resumes after a
+// restart from the lines not yet written here (each line's result is one row, written when it finishes).
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqliteFile } from "../sqlite-file.ts";
+import type { BatchRow, BatchRows, FileRow, ResultRow } from "./batch-rows.ts";
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS batch_files (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at_ms INTEGER NOT NULL, json TEXT NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at_ms INTEGER NOT NULL, json TEXT NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS batch_results (
+    batch_id TEXT NOT NULL, line_index INTEGER NOT NULL, is_error INTEGER NOT NULL, line TEXT NOT NULL,
+    PRIMARY KEY (batch_id, line_index)
+  );
+`;
+
+/** Only the gateway's user may read uploaded prompts and their answers. */
+const FOLDER_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+/** File ids are the gateway's own (`file-` and hex): anything else never names a path. */
+const SAFE_ID = /^file-[0-9a-f]+$/;
+
+export class EmbeddedBatchRows implements BatchRows {
+  readonly kind = "embedded";
+  readonly #db: DatabaseSync;
+  readonly #folder: string;
+  readonly #statements: Record<string, StatementSync>;
+
+  constructor(statePath: string) {
+    // Made at the first upload: a gateway that never serves a batch leaves no folder next to its state file.
+    this.#folder = `${statePath}.files`;
+    this.#db = openSqliteFile(statePath);
+    this.#db.exec(SCHEMA);
+    const prepare = (sql: string): StatementSync => this.#db.prepare(sql);
+    this.#statements = {
+      putFile: prepare("INSERT OR REPLACE INTO batch_files (id, owner, created_at_ms, json) VALUES (?, ?, ?, ?)"),
+      file: prepare("SELECT id, owner, created_at_ms, json FROM batch_files WHERE id = ?"),
+      files: prepare("SELECT id, owner, created_at_ms, json FROM batch_files ORDER BY created_at_ms, rowid"),
+      deleteFile: prepare("DELETE FROM batch_files WHERE id = ?"),
+      putBatch: prepare("INSERT OR REPLACE INTO batches (id, owner, created_at_ms, json) VALUES (?, ?, ?, ?)"),
+      batch: prepare("SELECT id, owner, created_at_ms, json FROM batches WHERE id = ?"),
+      batches: prepare("SELECT id, owner, created_at_ms, json FROM batches ORDER BY created_at_ms, rowid"),
+      deleteBatch: prepare("DELETE FROM batches WHERE id = ?"),
+      deleteResults: prepare("DELETE FROM batch_results WHERE batch_id = ?"),
+      putResult: prepare(
+        "INSERT OR IGNORE INTO batch_results (batch_id, line_index, is_error, line) VALUES (?, ?, ?, ?)",
+      ),
+      results: prepare("SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? ORDER BY line_index"),
+    };
+  }
+
+  #path(id: string): string {
+    if (!SAFE_ID.test(id)) throw new Error(`not a file id: ${id.slice(0, 100)}`);
+    return join(this.#folder, id);
+  }
+
+  putFile(row: FileRow, content: Buffer): void {
+    mkdirSync(this.#folder, { recursive: true, mode: FOLDER_MODE });
+    // The bytes first: a row never names a file that is not there.
+    writeFileSync(this.#path(row.id), content, { mode: FILE_MODE });
+    this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json);
+  }
+
+  file(id: string): FileRow | undefined {
+    return toRow(this.#statements.file?.get(id));
+  }
+
+  fileContent(id: string): Buffer | undefined {
+    if (this.file(id) === undefined) return undefined;
+    try {
+      return readFileSync(this.#path(id));
+    } catch {
+      return undefined;
+    }
+  }
+
+  files(): readonly FileRow[] {
+    return (this.#statements.files?.all() ?? []).flatMap((row) => toRow(row) ?? []);
+  }
+
+  deleteFile(id: string): boolean {
+    const changes = Number(this.#statements.deleteFile?.run(id).changes ?? 0);
+    if (SAFE_ID.test(id)) rmSync(join(this.#folder, id), { force: true });
+    return changes > 0;
+  }
+
+  putBatch(row: BatchRow): void {
+    this.#statements.putBatch?.run(row.id, row.owner, row.createdAtMs, row.json);
+  }
+
+  batch(id: string): BatchRow | undefined {
+    return toRow(this.#statements.batch?.get(id));
+  }
+
+  batches(): readonly BatchRow[] {
+    return (this.#statements.batches?.all() ?? []).flatMap((row) => toRow(row) ?? []);
+  }
+
+  deleteBatch(id: string): boolean {
+    this.#statements.deleteResults?.run(id);
+    return Number(this.#statements.deleteBatch?.run(id).changes ?? 0) > 0;
+  }
+
+  putResult(batchId: string, result: ResultRow): void {
+    this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line);
+  }
+
+  results(batchId: string): readonly ResultRow[] {
+    return (this.#statements.results?.all(batchId) ?? []).map((row) => ({
+      index: Number(row.line_index),
+      isError: Number(row.is_error) === 1,
+      line: String(row.line),
+    }));
+  }
+
+  #isClosed = false;
+
+  /** Idempotent: a gateway closed twice (its exit, then a test's cleanup) closes the file once. */
+  close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#db.close();
+  }
+}
+
+function toRow(row: Record<string, unknown> | undefined): FileRow | undefined {
+  if (row === undefined) return undefined;
+  return {
+    id: String(row.id),
+    owner: String(row.owner),
+    createdAtMs: Number(row.created_at_ms),
+    json: String(row.json),
+  };
+}
