@@ -244,6 +244,48 @@ describe("Anthropic SDK: content blocks and errors", () => {
   });
 });
 
+describe("Anthropic SDK: the model list", () => {
+  test("models.list() and retrieve() get Anthropic's shape and pages; an unknown model is its typed 404; OpenAI's list is unchanged", async (t) => {
+    const { gateway, client: openai } = await oneProviderScene(t);
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const page = await client.models.list();
+    assert.deepEqual(
+      page.data.map((model) => [model.type, model.id, model.display_name]),
+      [
+        ["model", "m", "m"],
+        ["model", "priority-auto", "priority-auto"],
+      ],
+    );
+    assert.ok(!Number.isNaN(Date.parse(page.data[0]?.created_at ?? "")), JSON.stringify(page.data[0]));
+    assert.equal(page.has_more, false);
+    assert.equal(page.last_id, "priority-auto");
+    // Auto-pagination follows `last_id` while `has_more`: one model per page here.
+    const ids: string[] = [];
+    for await (const model of client.models.list({ limit: 1 })) ids.push(model.id);
+    assert.deepEqual(ids, ["m", "priority-auto"]);
+
+    const model = await client.models.retrieve("m").withResponse();
+    assert.equal(model.data.type, "model");
+    assert.equal(model.data.display_name, "m");
+    assert.equal(model.response.headers.get("request-id"), model.response.headers.get("x-request-id"));
+    await assert.rejects(client.models.retrieve("no-such-model"), (error: unknown) => {
+      assert.ok(error instanceof Anthropic.NotFoundError, String(error));
+      assert.equal((error.error as { error?: { type?: string } }).error?.type, "not_found_error");
+      return true;
+    });
+    await assert.rejects(client.models.list({ limit: 0 }), Anthropic.BadRequestError);
+
+    const listed = await openai.models.list();
+    assert.deepEqual(
+      listed.data.map((entry) => [entry.object, entry.id]),
+      [
+        ["model", "m"],
+        ["model", "priority-auto"],
+      ],
+    );
+  });
+});
+
 describe("token log probabilities through the Responses door", () => {
   /** A chat answer "Hi there" whose tokens carry log probabilities, JSON and streamed one token per chunk. */
   function answerWithLogprobs(): unknown {
