@@ -8,8 +8,9 @@ import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { ChatOpenAI } from "@langchain/openai";
 import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
-import { generateObject, streamObject, streamText } from "ai";
+import { generateObject, streamObject, streamText, tool } from "ai";
 import { z } from "zod";
+import { readChatChunks } from "../../src/protocols/__fixtures__/fixtures.ts";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import {
@@ -281,6 +282,70 @@ describe("Anthropic SDK: the model list", () => {
       [
         ["model", "m"],
         ["model", "priority-auto"],
+      ],
+    );
+  });
+});
+
+describe("chat streams whose tool calls lack OpenAI's per-call index or `type`", () => {
+  /** Gemini's OpenAI-compatible stream: each call whole in its own chunk, no `tool_calls[].index`. */
+  const indexless = () => readChatChunks("indexless-tool-calls").map((data) => ({ data }));
+  /** A provider numbering every call 0, each call's id in its first delta (without `type`) and its arguments after. */
+  function allIndexZero(): SseScript[] {
+    const chunk = (delta: unknown, finishReason: string | null = null) => ({
+      data: { model: UPSTREAM_ID, choices: [{ index: 0, delta, finish_reason: finishReason }] },
+    });
+    return [
+      chunk({ role: "assistant", tool_calls: [{ index: 0, id: "call_1", function: { name: "get_weather" } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":"Paris"}' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: "call_2", function: { name: "get_weather" } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":"Rome"}' } }] }),
+      chunk({}, "tool_calls"),
+    ];
+  }
+  const expectedCalls = [
+    ["call_1", "get_weather", '{"city":"Paris"}'],
+    ["call_2", "get_weather", '{"city":"Rome"}'],
+  ];
+
+  test("the openai SDK's chat.completions.stream() helper gets every call, each with its own arguments", async (t) => {
+    const { mock, client } = await oneProviderScene(t);
+    for (const events of [indexless(), allIndexZero()]) {
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events });
+      const stream = client.chat.completions.stream({ model: "m", messages: [{ role: "user", content: "Weather?" }] });
+      const final = await stream.finalChatCompletion();
+      assert.deepEqual(
+        final.choices[0]?.message.tool_calls?.map((call) =>
+          call.type === "function" ? [call.id, call.function.name, call.function.arguments] : [],
+        ),
+        expectedCalls,
+      );
+    }
+  });
+
+  test("the AI SDK's chat provider reads the stream (its schema requires the index) and gets both calls", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const openai = createOpenAI({ baseURL: gateway.baseUrl, apiKey: "x" });
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: indexless() });
+    const result = streamText({
+      model: openai.chat("m"),
+      prompt: "Weather?",
+      tools: {
+        get_weather: tool({
+          description: "Current weather for a city",
+          inputSchema: z.object({ city: z.string() }),
+          execute: async ({ city }) => `sunny in ${city}`,
+        }),
+      },
+    });
+    const errors: unknown[] = [];
+    for await (const part of result.fullStream) if (part.type === "error") errors.push(part.error);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(
+      (await result.toolCalls).map((call) => [call.toolCallId, call.input]),
+      [
+        ["call_1", { city: "Paris" }],
+        ["call_2", { city: "Rome" }],
       ],
     );
   });
