@@ -83,3 +83,10 @@ test("a call's first delta gets the `type` and the `arguments` string OpenAI's h
   assert.equal(indexer.normalize({ choices: [{ index: 0, delta: { tool_calls: [later] } }] }), false);
   assert.deepEqual(later, { index: 0, function: { arguments: "{}" } });
 });
+
+test("arguments sent as the object itself become its JSON string, in any delta", () => {
+  const indexer = new ToolCallDeltas();
+  const call = { index: 0, id: "a", type: "function", function: { name: "f", arguments: { city: "Paris" } } };
+  assert.equal(indexer.normalize({ choices: [{ index: 0, delta: { tool_calls: [call] } }] }), true);
+  assert.equal(call.function.arguments, '{"city":"Paris"}');
+});

@@ -9,6 +9,8 @@
 // tell such calls apart the same way (protocols/streamed-tool-calls.ts, which streaming/ may not import): an id
 // that differs from its call's is a new call; without ids, an indexless delta naming a function after a named one.
 
+import { isRecord } from "../is-record.ts";
+
 interface ChoiceCalls {
   /** Calls seen so far in this choice (the next new call's index). */
   count: number;
@@ -22,10 +24,6 @@ interface CallSeen {
   readonly index: number;
   id: string | undefined;
   name: string | undefined;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function stringOf(value: unknown): string | undefined {
@@ -44,7 +42,7 @@ export class ToolCallDeltas {
     if (!Array.isArray(choices)) return false;
     let isChanged = false;
     for (const [position, choice] of choices.entries()) {
-      if (!isObject(choice) || !isObject(choice.delta) || !Array.isArray(choice.delta.tool_calls)) continue;
+      if (!isRecord(choice) || !isRecord(choice.delta) || !Array.isArray(choice.delta.tool_calls)) continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : position;
       let calls = this.#choices.get(choiceIndex);
       if (calls === undefined) {
@@ -52,7 +50,7 @@ export class ToolCallDeltas {
         this.#choices.set(choiceIndex, calls);
       }
       for (const call of choice.delta.tool_calls) {
-        if (isObject(call) && normalizeCall(calls, call)) isChanged = true;
+        if (isRecord(call) && normalizeCall(calls, call)) isChanged = true;
       }
     }
     return isChanged;
@@ -65,9 +63,9 @@ export class ToolCallDeltas {
  */
 function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boolean {
   const id = stringOf(call.id);
-  const name = isObject(call.function) ? stringOf(call.function.name) : undefined;
+  const name = isRecord(call.function) ? stringOf(call.function.name) : undefined;
   const upstreamIndex = typeof call.index === "number" && Number.isInteger(call.index) ? call.index : undefined;
-  let isChanged = false;
+  let isChanged = stringifyArguments(call);
   let seen = upstreamIndex === undefined ? calls.latest : calls.byUpstreamIndex.get(upstreamIndex);
   const isNew =
     seen === undefined ||
@@ -81,7 +79,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
         : calls.count;
     seen = { index, id, name };
     calls.count = Math.max(calls.count, index + 1);
-    isChanged = completeFirstDelta(call);
+    if (completeFirstDelta(call)) isChanged = true;
   } else {
     seen.id ??= id;
     seen.name ??= name;
@@ -99,12 +97,17 @@ function completeFirstDelta(call: Record<string, unknown>): boolean {
     call.type = "function";
     isChanged = true;
   }
-  if (isObject(call.function) && typeof call.function.arguments !== "string") {
-    // A provider that sends the arguments as an object (a few do) is left to the client: this is only the gap.
-    if (call.function.arguments === undefined || call.function.arguments === null) {
-      call.function.arguments = "";
-      isChanged = true;
-    }
+  if (isRecord(call.function) && (call.function.arguments === undefined || call.function.arguments === null)) {
+    call.function.arguments = "";
+    isChanged = true;
   }
   return isChanged;
+}
+
+/** Arguments sent as the object itself (a few providers do) become the JSON string every client expects. */
+function stringifyArguments(call: Record<string, unknown>): boolean {
+  const fn = call.function;
+  if (!isRecord(fn) || fn.arguments === null || typeof fn.arguments !== "object") return false;
+  fn.arguments = JSON.stringify(fn.arguments);
+  return true;
 }

@@ -8,7 +8,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { ChatOpenAI } from "@langchain/openai";
 import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
-import { generateObject, streamObject, streamText, tool } from "ai";
+import { generateObject, generateText, streamObject, streamText, tool } from "ai";
 import { z } from "zod";
 import { readChatChunks } from "../../src/protocols/__fixtures__/fixtures.ts";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
@@ -348,6 +348,47 @@ describe("chat streams whose tool calls lack OpenAI's per-call index or `type`",
         ["call_2", { city: "Rome" }],
       ],
     );
+  });
+});
+
+describe("chat answers whose tool calls lack `type` or carry their arguments as an object", () => {
+  /** A JSON answer as some providers write it: no `type` on the call, the arguments the object itself. */
+  function quirkyAnswer(): unknown {
+    const body = toolCallCompletion(UPSTREAM_ID, [{ id: "call_q1", name: "get_weather", arguments: "" }]) as {
+      choices: { message: { tool_calls: Record<string, unknown>[] } }[];
+    };
+    body.choices[0]?.message.tool_calls.splice(0, 1, {
+      id: "call_q1",
+      function: { name: "get_weather", arguments: { city: "Quito" } },
+    });
+    return body;
+  }
+
+  test("the AI SDK's chat provider (its schema requires both) and the openai SDK get OpenAI's form", async (t) => {
+    const { mock, gateway, client } = await oneProviderScene(t);
+    const openai = createOpenAI({ baseURL: gateway.baseUrl, apiKey: "x" });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: quirkyAnswer() });
+    const result = await generateText({
+      model: openai.chat("m"),
+      prompt: "Weather in Quito?",
+      tools: {
+        get_weather: tool({
+          description: "Current weather for a city",
+          inputSchema: z.object({ city: z.string() }),
+          execute: async ({ city }) => `sunny in ${city}`,
+        }),
+      },
+    });
+    assert.deepEqual(
+      result.toolCalls.map((call) => [call.toolCallId, call.input]),
+      [["call_q1", { city: "Quito" }]],
+    );
+
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: quirkyAnswer() });
+    const completion = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "?" }] });
+    assert.deepEqual(completion.choices[0]?.message.tool_calls, [
+      { id: "call_q1", type: "function", function: { name: "get_weather", arguments: '{"city":"Quito"}' } },
+    ]);
   });
 });
 
