@@ -392,6 +392,22 @@ describe("chat answers whose tool calls lack `type` or carry their arguments as 
   });
 });
 
+describe("a chat stream that never names its role", () => {
+  test("the openai SDK's finalChatCompletion() gets the answer (it threw 'missing role for choice 0')", async (t) => {
+    const { mock, client } = await oneProviderScene(t);
+    const events = chatStream(["Hi", " there"], UPSTREAM_ID, { usage: true });
+    const roleChunk = events[0] as { data: { choices: { delta: Record<string, unknown> }[] } };
+    // The role chunk without its role: the first delta is an empty content one, as some servers send.
+    delete roleChunk.data.choices[0]?.delta.role;
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events });
+    const final = await client.chat.completions
+      .stream({ model: "m", messages: [{ role: "user", content: "Say hi" }] })
+      .finalChatCompletion();
+    assert.equal(final.choices[0]?.message.role, "assistant");
+    assert.equal(final.choices[0]?.message.content, "Hi there");
+  });
+});
+
 describe("token log probabilities through the Responses door", () => {
   /** A chat answer "Hi there" whose tokens carry log probabilities, JSON and streamed one token per chunk. */
   function answerWithLogprobs(): unknown {
