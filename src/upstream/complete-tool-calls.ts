@@ -29,3 +29,9 @@ export function completeToolCalls(answer: Record<string, unknown>): boolean {
   }
   return isChanged;
 }
+
+/** A chat answer's body with its tool calls completed: `bodyText` itself unless a call needed it. */
+export function withCompleteToolCalls(answer: unknown, bodyText: string, endpointPath: string): string {
+  if (endpointPath !== "/chat/completions" || !isRecord(answer)) return bodyText;
+  return completeToolCalls(answer) ? JSON.stringify(answer) : bodyText;
+}
