@@ -1,7 +1,8 @@
 // The real client libraries' less common features through the gateway, the mock upstream speaking only Chat
 // Completions: the AI SDK's structured outputs (generateObject on chat, streamObject on Responses), the Agents
 // SDK's handoffs, structured output and tool errors over Responses streaming, LangChain's tools and structured
-// output over Responses, the Anthropic SDK's image and cache_control blocks and its error classes.
+// output over Responses, the Anthropic SDK's image and cache_control blocks and its model list; chat streams and
+// answers whose tool calls or role break the SDKs' accumulators; token log probabilities through Responses.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createOpenAI } from "@ai-sdk/openai";
@@ -217,7 +218,7 @@ describe("LangChain ChatOpenAI over Responses: tools and structured output", () 
   });
 });
 
-describe("Anthropic SDK: content blocks and errors", () => {
+describe("Anthropic SDK: content blocks", () => {
   test("system blocks with cache_control and a base64 image block reach the upstream as chat content", async (t) => {
     const { mock, gateway } = await oneProviderScene(t);
     const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
