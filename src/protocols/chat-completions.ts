@@ -49,6 +49,10 @@ export interface ChatRequestBody {
   top_p?: number;
   stop?: string[];
   user?: string;
+  /** Token log probabilities on the answer's text (`choices[].logprobs.content`). */
+  logprobs?: boolean;
+  /** Alternatives per token (0-20); only sent with `logprobs: true`, which OpenAI requires for it. */
+  top_logprobs?: number;
   stream?: boolean;
   stream_options?: { include_usage: boolean };
   /**
@@ -72,6 +76,19 @@ export interface ChatUsage {
   reasoningTokens: number;
 }
 
+/** One alternative at a token's position, as both Chat Completions and the Responses API write it. */
+export interface TokenAlternative {
+  token: string;
+  logprob: number;
+  /** The token's UTF-8 bytes; the Responses API requires them, chat may send `null`: then made from `token`. */
+  bytes: number[];
+}
+
+/** The log probability of one text token of the answer, with its most likely alternatives. */
+export interface TokenLogprob extends TokenAlternative {
+  top_logprobs: TokenAlternative[];
+}
+
 /** The first choice of a Chat Completions answer. */
 export interface ChatCompletionView {
   model: string;
@@ -84,6 +101,8 @@ export interface ChatCompletionView {
   /** The stop string that ended the answer, where the provider says so (vLLM-style `stop_reason`). */
   matchedStop: string | undefined;
   usage: ChatUsage | undefined;
+  /** The text's token log probabilities (`choices[0].logprobs.content`); empty when not asked for or not sent. */
+  logprobs: TokenLogprob[];
 }
 
 export interface ToolCallDelta {
@@ -104,6 +123,8 @@ export interface ChatChunkView {
   finishReason: string | undefined;
   matchedStop: string | undefined;
   usage: ChatUsage | undefined;
+  /** The log probabilities of this chunk's text tokens. */
+  logprobs: TokenLogprob[];
   /**
    * Why the upstream failed the answer inside this chunk, if it did: an `error` object next to `choices`, or
    * `finish_reason: "error"` (OpenRouter's documented mid-stream failure, after which the stream ends normally).
@@ -195,7 +216,42 @@ export function readChatCompletion(json: unknown): ChatCompletionView {
     finishReason: asString(choice?.finish_reason),
     matchedStop: asString(choice?.stop_reason),
     usage: readUsage(body.usage),
+    logprobs: readLogprobs(choice?.logprobs),
   };
+}
+
+/**
+ * `choices[].logprobs.content` (the text's tokens; `refusal` tokens are left out, as the Responses API has no place
+ * for them). An entry without a string token and a finite logprob is dropped rather than passed on half-formed.
+ */
+function readLogprobs(value: unknown): TokenLogprob[] {
+  const content = asObject(value)?.content;
+  if (!Array.isArray(content)) return [];
+  const logprobs: TokenLogprob[] = [];
+  for (const entry of content) {
+    const token = readAlternative(entry);
+    if (token === undefined) continue;
+    const alternatives = asObject(entry)?.top_logprobs;
+    const top: TokenAlternative[] = [];
+    for (const alternative of Array.isArray(alternatives) ? alternatives : []) {
+      const read = readAlternative(alternative);
+      if (read !== undefined) top.push(read);
+    }
+    logprobs.push({ ...token, top_logprobs: top });
+  }
+  return logprobs;
+}
+
+const UTF8 = new TextEncoder();
+
+function readAlternative(value: unknown): TokenAlternative | undefined {
+  const entry = asObject(value);
+  const token = asString(entry?.token);
+  const logprob = entry?.logprob;
+  if (token === undefined || typeof logprob !== "number" || !Number.isFinite(logprob)) return undefined;
+  const bytes = entry?.bytes;
+  const isByteList = Array.isArray(bytes) && bytes.every((byte) => Number.isInteger(byte) && byte >= 0 && byte <= 255);
+  return { token, logprob, bytes: isByteList ? (bytes as number[]) : [...UTF8.encode(token)] };
 }
 
 /** Arguments are a JSON string; a few providers send the object itself. */
@@ -231,6 +287,7 @@ export function readChatChunk(json: unknown): ChatChunkView {
     finishReason: asString(choice?.finish_reason),
     matchedStop: asString(choice?.stop_reason),
     usage: readUsage(body.usage),
+    logprobs: readLogprobs(choice?.logprobs),
     failure: readFailure(body.error, asString(choice?.finish_reason)),
   };
 }

@@ -42,6 +42,7 @@ import {
   MESSAGES_PATHS,
   PROTOCOL_DOORS,
   RESPONSES_PATHS,
+  speaksAnthropic,
 } from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
@@ -224,11 +225,13 @@ function registerRequestGuards(
     // its declared type. Fastify's headers, not the raw response's: a header set on the raw response sends Node's
     // writeHead down its merging path on every answer; streams, written after hijack(), carry it in sseHeaders().
     reply.header("x-content-type-options", "nosniff");
-    // Anthropic's SDK reads the id from `request-id` (`message._request_id`, `APIError.requestID`). Only on the
-    // Messages routes: OpenAI's SDKs read `x-request-id`, and no other client looks for this name.
+    // Anthropic's SDK reads the id from `request-id` (`message._request_id`, `APIError.requestID`). Only where
+    // Anthropic's clients are answered: OpenAI's SDKs read `x-request-id`, and no other client looks for this name.
     if (isMessagesRoute(request.url)) {
       reply.header("request-id", request.id);
       messagesSockets.track(request.raw.socket, request.id, reply.raw);
+    } else if (speaksAnthropic(request.url, request.headers)) {
+      reply.header("request-id", request.id);
     }
     if (!isHostAllowed(allowedHosts, request.headers.host)) {
       throw new HostNotAllowedError(

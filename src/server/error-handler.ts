@@ -18,7 +18,7 @@ import {
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
 import { renderAnthropicError } from "../protocols/messages/render-error.ts";
 import { UPLOAD_DOORS, type UploadDoor, uploadExpected } from "./multipart-body.ts";
-import { isMessagesRoute } from "./protocol-paths.ts";
+import { isMessagesRoute, speaksAnthropic } from "./protocol-paths.ts";
 
 // Not `import { STATUS_CODES } from "node:http"`: an ES import of node:http builds its whole namespace, whose lazy
 // exports (WebSocket, ...) load Node's bundled undici: ~40 ms of CPU and ~13 MB at every start, for a table.
@@ -100,7 +100,9 @@ export function sendError(reply: FastifyReply, error: GatewayError): void {
     closeAfterDiscardingBody(reply.request.raw);
   }
   // Anthropic clients parse errors in Anthropic's shape (their SDK reads `error.type`).
-  const body = isMessagesRoute(reply.request.url) ? renderAnthropicError(error, reply.request.id) : renderError(error);
+  const body = speaksAnthropic(reply.request.url, reply.request.headers)
+    ? renderAnthropicError(error, reply.request.id)
+    : renderError(error);
   reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(body);
 }
 

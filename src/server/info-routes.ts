@@ -11,10 +11,12 @@ import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import { clientRules, hasClientRules } from "../pipeline/client-rules.ts";
 import { ENDPOINTS, explainedPathOf, hasContextFit, SERVED_KINDS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { anthropicModelPage, toAnthropicModel } from "../protocols/messages/model-list.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
 import { budgetWindows, deploymentState, describeHealth, type KeptResponsesStatus } from "./health-state.ts";
+import { MODELS_PATHS, speaksAnthropic } from "./protocol-paths.ts";
 
 export { GATEWAY_VERSION } from "./health-state.ts";
 
@@ -66,9 +68,11 @@ export function registerInfoRoutes(
     }
     return data;
   };
-  const listModels = async (request: FastifyRequest) => ({ object: "list", data: modelEntries(request) });
-  app.get("/v1/models", listModels);
-  app.get("/models", listModels);
+  const listModels = async (request: FastifyRequest) =>
+    speaksAnthropic(request.url, request.headers)
+      ? anthropicModelPage(modelEntries(request), singleValues(request.query))
+      : { object: "list", data: modelEntries(request) };
+  for (const path of MODELS_PATHS) app.get(path, listModels);
   // Model ids may contain `/` (`meta-llama/Llama-3.3-70B-Instruct`): the id is the rest of the path. The router
   // has already percent-decoded it (`%2F` included; a malformed escape is its 400 `invalid_request`): decoding
   // again would turn the id `m%20x` into `m x` and throw on a literal `%` (`50%25off`).
@@ -85,10 +89,9 @@ export function registerInfoRoutes(
         },
       );
     }
-    return found;
+    return speaksAnthropic(request.url, request.headers) ? toAnthropicModel(found) : found;
   };
-  app.get("/v1/models/*", retrieveModel);
-  app.get("/models/*", retrieveModel);
+  for (const path of MODELS_PATHS) app.get(`${path}/*`, retrieveModel);
 
   app.get("/health", async (_request, reply) => {
     const health = describeHealth(runtime, keptResponsesStatus?.());

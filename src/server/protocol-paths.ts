@@ -19,3 +19,17 @@ export function isMessagesRoute(url: string): boolean {
   const path = url.split("?")[0] ?? "";
   return MESSAGES_PATHS.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
 }
+
+/** The model list and retrieval, which answer Anthropic's clients in Anthropic's shape (`speaksAnthropic`). */
+export const MODELS_PATHS = ["/v1/models", "/models"] as const;
+
+/**
+ * Whether a request is answered in Anthropic's shape (its errors too): the Messages routes, and the model routes
+ * when the client sends `anthropic-version`, as the Anthropic SDKs always do and OpenAI's never do.
+ */
+export function speaksAnthropic(url: string, headers: Readonly<Record<string, unknown>>): boolean {
+  if (isMessagesRoute(url)) return true;
+  if (typeof headers["anthropic-version"] !== "string") return false;
+  const path = url.split("?")[0] ?? "";
+  return MODELS_PATHS.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+}

@@ -16,10 +16,12 @@ import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
+import { MissingRoles } from "./missing-roles.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
 import { type SseEvent, SseLimitError } from "./sse-parser.ts";
 import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
+import { ToolCallDeltas } from "./tool-call-deltas.ts";
 
 export interface SegmentOptions {
   /** What is left of `max_stream_duration_ms` for this segment. */
@@ -165,6 +167,9 @@ function renderer(
 ): (events: SseEvent[]) => StreamChunk[] {
   const replay = continuation?.mode === "replay" ? new ReplayMatcher(continuation.repeatsText) : undefined;
   const echo = continuation?.mode === "prefill" ? new PrefillEchoGuard(state.deliveredText()) : undefined;
+  const toolCallDeltas = new ToolCallDeltas();
+  // A continuation's chunks join a stream whose role the client already has.
+  const missingRoles = continuation === undefined ? new MissingRoles() : undefined;
   return (events) => {
     const out: StreamChunk[] = [];
     for (let index = 0; index < events.length; index++) {
@@ -223,6 +228,8 @@ function renderer(
 
       // From here on the event is part of the client's answer.
       progress.hasAdded = true;
+      const isToolCallChanged = info.hasToolCall && toolCallDeltas.normalize(json);
+      if ((missingRoles?.fill(json) ?? false) || isToolCallChanged) event.data = JSON.stringify(json);
       // `finish_reason: "error"` on a chunk that also carries output (OpenRouter fails a stream in place): the output
       // is the client's, the failure ends the segment as an error event would (continued, or the final error event);
       // it is not the answer's finish, which the client would otherwise take for a whole answer.

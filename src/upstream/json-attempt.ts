@@ -23,6 +23,7 @@ import {
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
+import { withCompleteToolCalls } from "./complete-tool-calls.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
@@ -246,12 +247,10 @@ function jsonAnswer(
     // A 200 without the answer (`"message": null`, no choice 0): no client can use it, the next candidate may.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
-  const answer = {
-    // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
-    bodyText: isAudioPath(endpointPath) ? bodyText : ensureModelField(json, bodyText, deployment, endpointPath),
-    bytes: undefined,
-    contentType: undefined,
-  };
+  const text = withCompleteToolCalls(json, bodyText, endpointPath);
+  // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
+  const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
+  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined };
   return answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
 }
 

@@ -279,15 +279,19 @@ describe("a client that reads slowly", () => {
     const eventCount = 1024;
     const filler = "x".repeat(64 * 1024);
     const frame = `data: ${JSON.stringify(chatChunk(filler, MODEL))}\n\n`;
-    const totalBytes = eventCount * Buffer.byteLength(frame);
+    // The first names the role, as OpenAI's does (a stream without one gets it added: streaming.md): every byte
+    // the upstream writes is then relayed as it is, so the client's count is exact.
+    const firstFrame = `data: ${JSON.stringify(chatChunk(filler, MODEL, { role: true }))}\n\n`;
+    const totalBytes = Buffer.byteLength(firstFrame) + (eventCount - 1) * Buffer.byteLength(frame);
     const progress = { writtenBytes: 0, isFinished: false };
     scene.primary.enqueue(CHAT_ROUTE, {
       kind: "handler",
       handle: async (_request, response) => {
         response.writeHead(200, { "content-type": "text/event-stream" });
         for (let index = 0; index < eventCount; index++) {
-          progress.writtenBytes += Buffer.byteLength(frame);
-          if (!response.write(frame)) {
+          const written = index === 0 ? firstFrame : frame;
+          progress.writtenBytes += Buffer.byteLength(written);
+          if (!response.write(written)) {
             const isOpen = await new Promise<boolean>((resolve) => {
               const settle = (value: boolean) => () => {
                 response.off("drain", onDrain);

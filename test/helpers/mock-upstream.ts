@@ -209,6 +209,28 @@ export function chatStream(
   );
 }
 
+/**
+ * `choices[].logprobs` as OpenAI's chat sends it for `logprobs: true, top_logprobs: 1`: one entry per token, the
+ * token its own best alternative, a second alternative `" x"`, log probabilities -0.1, -0.2, ... in order.
+ */
+export function chatLogprobs(tokens: readonly string[], firstLogprob = -0.1): { content: unknown[] } {
+  return {
+    content: tokens.map((token, index) => {
+      const logprob = Math.round((firstLogprob - index * 0.1) * 10) / 10;
+      const bytes = [...Buffer.from(token, "utf8")];
+      return {
+        token,
+        logprob,
+        bytes,
+        top_logprobs: [
+          { token, logprob, bytes },
+          { token: " x", logprob: -5, bytes: [32, 120] },
+        ],
+      };
+    }),
+  };
+}
+
 /** A 429 in OpenAI's shape; `retryAfter` becomes the `retry-after` header, `headers` are added as given. */
 export function rateLimited(
   options: { retryAfter?: string; headers?: Record<string, string>; body?: unknown } = {},

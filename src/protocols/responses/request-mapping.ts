@@ -98,6 +98,10 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   if (typeof request.temperature === "number") chatBody.temperature = request.temperature;
   if (typeof request.top_p === "number") chatBody.top_p = request.top_p;
   if (typeof request.user === "string") chatBody.user = request.user;
+  if (asksForLogprobs(request)) {
+    chatBody.logprobs = true;
+    if (typeof request.top_logprobs === "number") chatBody.top_logprobs = request.top_logprobs;
+  }
   // Sent as `reasoning_effort` only to candidates that take it (a provider that does not may reject it).
   const effort = request.reasoning?.effort;
   if (typeof effort === "string" && effort !== "") chatBody.x_gateway_reasoning_effort = effort;
@@ -119,6 +123,18 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     toolNames,
     conversationId: conversationIdOf(request.conversation),
   };
+}
+
+/** Where the Responses API returns token log probabilities: on each `output_text` part, when included. */
+const LOGPROBS_INCLUDE = "message.output_text.logprobs";
+
+/**
+ * Log probabilities are asked for by `include` (as OpenAI documents it), or by a positive `top_logprobs`, which
+ * asks for alternatives to them: either way the client wants them, and without `logprobs: true` a chat provider
+ * would refuse `top_logprobs` (OpenAI does).
+ */
+function asksForLogprobs(request: ResponsesRequest): boolean {
+  return (request.include ?? []).includes(LOGPROBS_INCLUDE) || (request.top_logprobs ?? 0) > 0;
 }
 
 /** The prompt a Responses request would send, as `POST /v1/responses/input_tokens` counts it. */

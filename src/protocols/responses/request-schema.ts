@@ -48,6 +48,8 @@ export const responsesRequestSchema = z.looseObject({
   stream: z.boolean().nullish(),
   background: z.boolean().nullish(),
   truncation: z.enum(["auto", "disabled"]).nullish(),
+  include: z.array(z.string(), { error: "`include` must be an array of strings" }).nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
 });
 
 export type ResponsesRequest = z.infer<typeof responsesRequestSchema>;

@@ -41,7 +41,7 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
       content: [],
     };
     if (answer.text !== "")
-      message.content.push({ type: "output_text", text: answer.text, annotations: [], logprobs: [] });
+      message.content.push({ type: "output_text", text: answer.text, annotations: [], logprobs: answer.logprobs });
     if (answer.refusal !== undefined) message.content.push({ type: "refusal", refusal: answer.refusal });
     output.push(message);
   }

@@ -1,12 +1,13 @@
 // The Responses API `response` object and its output items, as the gateway returns them (JSON answer, stream
 // snapshots, kept responses). Only what a chat provider's answer can fill is modelled.
-import type { ChatUsage } from "../chat-completions.ts";
+import type { ChatUsage, TokenLogprob } from "../chat-completions.ts";
 
 export interface OutputTextPart {
   type: "output_text";
   text: string;
   annotations: never[];
-  logprobs: never[];
+  /** Filled when the request included `message.output_text.logprobs` and the provider sent them. */
+  logprobs: TokenLogprob[];
 }
 
 export interface RefusalPart {

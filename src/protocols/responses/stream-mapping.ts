@@ -16,7 +16,13 @@
 // The translator stays whole (about 420 lines): its items close one another (a tool call closes the message, text
 // reopens one) in the order the SDKs' accumulators check, so every part reads and writes the same open state.
 import type { GatewayError } from "../../errors/gateway-error.ts";
-import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
+import {
+  type ChatUsage,
+  chunkFailureError,
+  readChatChunk,
+  type TokenLogprob,
+  type ToolCallDelta,
+} from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
@@ -107,7 +113,7 @@ export class ResponsesStreamTranslator {
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
     if (view.reasoning !== "") text += this.#appendReasoning(view.reasoning);
-    if (view.text !== "") text += this.#appendText(view.text);
+    if (view.text !== "") text += this.#appendText(view.text, view.logprobs);
     if (view.refusal !== "") text += this.#appendRefusal(view.refusal);
     for (const delta of view.toolCalls) text += this.#appendToolCall(delta);
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
@@ -257,7 +263,8 @@ export class ResponsesStreamTranslator {
     return { text, contentIndex };
   }
 
-  #appendText(delta: string): string {
+  /** `logprobs`: the delta's tokens' (chat sends them in the chunk that carries the text). */
+  #appendText(delta: string, logprobs: readonly TokenLogprob[]): string {
     const opened = this.#openMessage();
     let text = opened.text;
     const message = opened.message;
@@ -268,6 +275,8 @@ export class ResponsesStreamTranslator {
       message.text = { part, contentIndex: added.contentIndex };
     }
     message.text.part.text += delta;
+    // One by one: a spread of a hostile upstream's 200,000-entry chunk would overflow the call stack.
+    for (const logprob of logprobs) message.text.part.logprobs.push(logprob);
     return (
       text +
       this.#event("response.output_text.delta", {
@@ -275,7 +284,7 @@ export class ResponsesStreamTranslator {
         output_index: message.outputIndex,
         content_index: message.text.contentIndex,
         delta,
-        logprobs: [],
+        logprobs,
       })
     );
   }
@@ -316,7 +325,7 @@ export class ResponsesStreamTranslator {
       parts.push({
         contentIndex,
         text:
-          this.#event("response.output_text.done", { ...at(contentIndex), text: part.text, logprobs: [] }) +
+          this.#event("response.output_text.done", { ...at(contentIndex), text: part.text, logprobs: part.logprobs }) +
           this.#event("response.content_part.done", { ...at(contentIndex), part }),
       });
     }

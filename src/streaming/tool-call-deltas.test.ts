@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ToolCallDeltas } from "./tool-call-deltas.ts";
+
+type Delta = { index?: number; id?: string; type?: string; function?: { name?: string; arguments?: string } };
+
+/** Feeds one chunk per delta list; returns each chunk's indexes after numbering and whether it was changed. */
+function numbered(chunks: Delta[][]): { indexes: (number | undefined)[][]; changed: boolean[] } {
+  const indexer = new ToolCallDeltas();
+  const indexes: (number | undefined)[][] = [];
+  const changed: boolean[] = [];
+  for (const calls of chunks) {
+    const json = { choices: [{ index: 0, delta: { tool_calls: calls.map((call) => ({ ...call })) } }] };
+    changed.push(indexer.normalize(json));
+    indexes.push(json.choices[0]?.delta.tool_calls.map((call) => (call as Delta).index) ?? []);
+  }
+  return { indexes, changed };
+}
+
+test("an OpenAI stream (interleaved parallel calls) is left as it is", () => {
+  const result = numbered([
+    [{ index: 0, id: "a", type: "function", function: { name: "f", arguments: "" } }],
+    [{ index: 1, id: "b", type: "function", function: { name: "g", arguments: "" } }],
+    [{ index: 0, function: { arguments: "{}" } }],
+    [{ index: 1, function: { arguments: "{}" } }],
+  ]);
+  assert.deepEqual(result.indexes, [[0], [1], [0], [1]]);
+  assert.deepEqual(result.changed, [false, false, false, false]);
+});
+
+test("indexless calls (Gemini: each whole in its own chunk, or the id first and arguments after) are numbered", () => {
+  assert.deepEqual(
+    numbered([
+      [{ id: "call_1", function: { name: "f", arguments: '{"x":1}' } }],
+      [{ id: "call_2", function: { name: "f", arguments: '{"x":2}' } }],
+    ]).indexes,
+    [[0], [1]],
+  );
+  assert.deepEqual(
+    numbered([
+      [{ id: "call_1", function: { name: "f" } }],
+      [{ function: { arguments: "{}" } }],
+      [{ function: { name: "g", arguments: "{}" } }],
+    ]).indexes,
+    [[0], [0], [1]],
+  );
+});
+
+test("a provider numbering every call 0: a new id is a new index, and its later deltas follow it", () => {
+  const result = numbered([
+    [{ index: 0, id: "a", type: "function", function: { name: "f", arguments: "{" } }],
+    [{ index: 0, function: { arguments: "}" } }],
+    [{ index: 0, id: "b", type: "function", function: { name: "g", arguments: "{" } }],
+    [{ index: 0, function: { arguments: "}" } }],
+  ]);
+  assert.deepEqual(result.indexes, [[0], [0], [1], [1]]);
+  assert.deepEqual(result.changed, [false, false, true, true]);
+});
+
+test("choices are numbered apart (n > 1); chunks without tool calls are not touched", () => {
+  const indexer = new ToolCallDeltas();
+  const chunk = {
+    choices: [
+      { index: 0, delta: { tool_calls: [{ id: "a", function: { name: "f" } }] } },
+      { index: 1, delta: { tool_calls: [{ id: "b", function: { name: "f" } }] } },
+    ],
+  };
+  assert.equal(indexer.normalize(chunk), true);
+  assert.deepEqual(
+    chunk.choices.map((choice) => (choice.delta.tool_calls[0] as Delta).index),
+    [0, 0],
+  );
+  assert.equal(indexer.normalize({ choices: [{ index: 0, delta: { content: "hi" } }] }), false);
+  assert.equal(indexer.normalize({ choices: "nonsense" }), false);
+});
+
+test("a call's first delta gets the `type` and the `arguments` string OpenAI's has; later deltas are left alone", () => {
+  const indexer = new ToolCallDeltas();
+  const first = { index: 0, id: "a", function: { name: "f" } };
+  const later = { index: 0, function: { arguments: "{}" } };
+  assert.equal(indexer.normalize({ choices: [{ index: 0, delta: { tool_calls: [first] } }] }), true);
+  assert.deepEqual(first, { index: 0, id: "a", type: "function", function: { name: "f", arguments: "" } });
+  assert.equal(indexer.normalize({ choices: [{ index: 0, delta: { tool_calls: [later] } }] }), false);
+  assert.deepEqual(later, { index: 0, function: { arguments: "{}" } });
+});
+
+test("arguments sent as the object itself become its JSON string, in any delta", () => {
+  const indexer = new ToolCallDeltas();
+  const call = { index: 0, id: "a", type: "function", function: { name: "f", arguments: { city: "Paris" } } };
+  assert.equal(indexer.normalize({ choices: [{ index: 0, delta: { tool_calls: [call] } }] }), true);
+  assert.equal(call.function.arguments, '{"city":"Paris"}');
+});

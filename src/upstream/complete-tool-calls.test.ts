@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { completeToolCalls } from "./complete-tool-calls.ts";
+
+test("a call without type or with object arguments is completed; OpenAI's answer is left as it is", () => {
+  const answer = {
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: "assistant",
+          tool_calls: [
+            { id: "a", function: { name: "f", arguments: { city: "Paris" } } },
+            { id: "b", type: "function", function: { name: "g" } },
+          ],
+        },
+      },
+    ],
+  };
+  assert.equal(completeToolCalls(answer), true);
+  assert.deepEqual(answer.choices[0]?.message.tool_calls, [
+    { id: "a", type: "function", function: { name: "f", arguments: '{"city":"Paris"}' } },
+    { id: "b", type: "function", function: { name: "g", arguments: "{}" } },
+  ]);
+  const openAi = {
+    choices: [{ message: { tool_calls: [{ id: "a", type: "function", function: { name: "f", arguments: "{}" } }] } }],
+  };
+  assert.equal(completeToolCalls(openAi), false);
+  assert.equal(completeToolCalls({ choices: [{ message: { content: "hi" } }] }), false);
+  assert.equal(completeToolCalls({ choices: null }), false);
+});

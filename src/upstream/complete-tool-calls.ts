@@ -1,0 +1,37 @@
+// A chat answer's tool calls as OpenAI writes them, which the SDKs' schemas require: `type: "function"` and
+// `function.arguments` a JSON string. A few providers leave `type` out or send the arguments as the object itself:
+// passed on as they came, the AI SDK's chat provider refused the answer on its schema and the `openai` SDK's
+// `runTools()` failed to parse the arguments. (Streamed calls: streaming/tool-call-deltas.ts; the Responses and
+// Messages doors read either form.)
+
+import { isRecord } from "../is-record.ts";
+
+/** Completes the answer's tool calls in place; returns whether anything changed (then the body is written again). */
+export function completeToolCalls(answer: Record<string, unknown>): boolean {
+  const choices = answer.choices;
+  if (!Array.isArray(choices)) return false;
+  let isChanged = false;
+  for (const choice of choices) {
+    const calls = isRecord(choice) && isRecord(choice.message) ? choice.message.tool_calls : undefined;
+    if (!Array.isArray(calls)) continue;
+    for (const call of calls) {
+      if (!isRecord(call)) continue;
+      if (call.type === undefined || call.type === null) {
+        call.type = "function";
+        isChanged = true;
+      }
+      const fn = call.function;
+      if (!isRecord(fn) || typeof fn.arguments === "string") continue;
+      // No arguments at all is a call without any: `{}`, what a client's JSON.parse can read.
+      fn.arguments = fn.arguments === undefined || fn.arguments === null ? "{}" : JSON.stringify(fn.arguments);
+      isChanged = true;
+    }
+  }
+  return isChanged;
+}
+
+/** A chat answer's body with its tool calls completed: `bodyText` itself unless a call needed it. */
+export function withCompleteToolCalls(answer: unknown, bodyText: string, endpointPath: string): string {
+  if (endpointPath !== "/chat/completions" || !isRecord(answer)) return bodyText;
+  return completeToolCalls(answer) ? JSON.stringify(answer) : bodyText;
+}
