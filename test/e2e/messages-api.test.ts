@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { readChatChunks } from "../../src/protocols/__fixtures__/fixtures.ts";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderScene, send, type useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, chatStream, rateLimited } from "../helpers/mock-upstream.ts";
 import { MODEL, sentBody, startTwoProviders } from "../helpers/two-providers.ts";
@@ -19,21 +19,7 @@ function anthropicClient(gateway: TestGateway, apiKey = CLIENT_KEY): Anthropic {
 }
 
 async function scene(t: Parameters<typeof useMock>[0]) {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys: [${CLIENT_KEY}]
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`,
-  );
+  const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID }, CLIENT_KEY);
   return { mock, gateway, client: anthropicClient(gateway) };
 }
 

@@ -6,26 +6,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import { chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatRequests, oneProviderScene, type useMock } from "../helpers/e2e.ts";
 
 const CLIENT_KEY = "client-key-anthropic";
 
 async function scene(t: Parameters<typeof useMock>[0]) {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys: [${CLIENT_KEY}]
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: vendor/m-instruct }
-`,
-  );
+  const { mock, gateway } = await oneProviderScene(t, {}, CLIENT_KEY);
   return { mock, client: new Anthropic({ baseURL: gateway.url, apiKey: CLIENT_KEY, maxRetries: 0 }) };
 }
 

@@ -4,28 +4,21 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import { CHAT_ROUTE, chatRequests, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  errorOf,
+  oneProviderScene,
+  openAiClient,
+  send,
+  type useMock,
+} from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 
 const CLIENT_KEY = "client-key-counting";
 
 async function scene(t: Parameters<typeof useMock>[0]) {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys: [${CLIENT_KEY}]
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: vendor/m-instruct }
-`,
-  );
-  return { mock, gateway, client: openAiClient(gateway, CLIENT_KEY) };
+  return oneProviderScene(t, {}, CLIENT_KEY);
 }
 
 const weatherTool = {

@@ -38,16 +38,19 @@ export const VENDOR_MODEL_ID = "vendor/m-instruct";
 
 /**
  * One mock provider `alpha` serving `m` (as VENDOR_MODEL_ID unless `model.id` says otherwise; `model.keys` are
- * more keys of its entry, e.g. `, reasoning: true`), the gateway in front of it, and an OpenAI client.
+ * more keys of its entry, e.g. `, reasoning: true`), the gateway in front of it, and an OpenAI client. With
+ * `clientKey`, the gateway asks for that client key (`server.api_keys`) and the client sends it.
  */
 export async function oneProviderScene(
   t: TestContext,
   model: { readonly id?: string; readonly keys?: string } = {},
+  clientKey?: string,
 ): Promise<{ mock: MockUpstream; gateway: TestGateway; client: OpenAI }> {
   const mock = await useMock(t);
+  const server = clientKey === undefined ? "" : `server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [${clientKey}]\n`;
   const gateway = await useGateway(
     t,
-    `providers:
+    `${server}providers:
   - name: alpha
     base_url: ${mock.baseUrl}
     api_key: sk-alpha
@@ -55,7 +58,7 @@ export async function oneProviderScene(
       m: { id: ${model.id ?? VENDOR_MODEL_ID}${model.keys ?? ""} }
 `,
   );
-  return { mock, gateway, client: openAiClient(gateway) };
+  return { mock, gateway, client: openAiClient(gateway, clientKey) };
 }
 
 export interface TwoProviderSceneOptions {
