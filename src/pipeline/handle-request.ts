@@ -5,6 +5,7 @@
 import {
   ClientAbortedError,
   type GatewayError,
+  InternalError,
   InvalidRequestError,
   RateLimitedError,
 } from "../errors/gateway-error.ts";
@@ -16,6 +17,7 @@ import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { answerText } from "./answer-text.ts";
+import { audioAnswer } from "./audio-answer.ts";
 import {
   answerCacheKey,
   cachedAnswer,
@@ -35,6 +37,7 @@ import {
   type PipelineResult,
   publish,
   type RequestContext,
+  type StreamAnswer,
 } from "./pipeline-types.ts";
 import { planRequest } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
@@ -42,7 +45,14 @@ import { publishRefusal, refusalEnding } from "./refusal.ts";
 import { parseBody } from "./request-body.ts";
 import { streamAnswer } from "./stream-answer.ts";
 
-export type { JsonAnswer, PipelineResult, RequestContext, StreamAnswer, StreamEnding } from "./pipeline-types.ts";
+export type {
+  AudioAnswer,
+  JsonAnswer,
+  PipelineResult,
+  RequestContext,
+  StreamAnswer,
+  StreamEnding,
+} from "./pipeline-types.ts";
 
 /**
  * Serves one request. Throws a GatewayError when no answer can be given (the adapter renders it in its
@@ -137,8 +147,25 @@ export async function handleRequest(
     "x-gateway-cost": deployment.cost,
   };
   if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
+  if (result.kind === "audio") return audioAnswer(request, result, headers);
   const answer = streamAnswer(request, plan, result, headers);
   return keepingStream(request, answer, result);
+}
+
+/** What a chat door's request (Responses, Messages) is answered with: JSON or events, never relayed audio. */
+export type ChatPipelineResult = JsonAnswer | StreamAnswer;
+
+/** handleRequest for a door whose endpoint is chat's: its answer is never audio (only speech's is). */
+export async function handleChatRequest(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  rawBody: unknown,
+  context: RequestContext,
+): Promise<ChatPipelineResult> {
+  const result = await handleRequest(runtime, endpoint, rawBody, context);
+  if (result.kind !== "audio") return result;
+  await result.cancel();
+  throw new InternalError(`the ${endpoint.name} door got an audio answer`);
 }
 
 /**

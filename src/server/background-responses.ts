@@ -17,7 +17,7 @@ import { BackgroundCancel } from "../pipeline/background-runs.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleRequest, type PipelineResult } from "../pipeline/handle-request.ts";
+import { type ChatPipelineResult, handleChatRequest } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import {
@@ -236,7 +236,7 @@ async function servedResponse(
   signal: AbortSignal,
 ): Promise<ResponseObject> {
   const sessionId = request.headers["x-session-id"];
-  const result: PipelineResult = await handleRequest(runtime, call.endpoint, call.chatBody, {
+  const result: ChatPipelineResult = await handleChatRequest(runtime, call.endpoint, call.chatBody, {
     requestId: request.id,
     clientProtocol: call.endpoint.protocol,
     receivedAtMs: call.receivedAtMs,

@@ -21,6 +21,7 @@ import {
   sendFailure,
   startHeadersTimer,
 } from "./attempt-context.ts";
+import { audioAttempt } from "./audio-attempt.ts";
 import type { ForwardRequest, NativeCall } from "./forward-types.ts";
 import { jsonAttempt } from "./json-attempt.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
@@ -128,10 +129,15 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
     // A JSON body gets the provider's idle bound (undici's bodyTimeout is restarted by every chunk): an upstream
     // that sends headers and then nothing once held the call for the whole total_timeout_ms, with no failover.
-    bodyTimeoutMs: request.isStream ? 0 : Math.max(1, Math.min(settings.streamIdleTimeoutMs, remainingMs)),
+    // Relayed audio has its own idle timer too, which does not count the time a slow client takes (backpressure).
+    bodyTimeoutMs:
+      request.isStream || isRelayedAudio(request)
+        ? 0
+        : Math.max(1, Math.min(settings.streamIdleTimeoutMs, remainingMs)),
     signal: context.controller.signal,
   };
   if (request.isModeration === true) return moderationAttempt(context, call, headersTimeoutMs);
+  if (isRelayedAudio(request)) return audioAttempt(context, call, headersTimeoutMs);
   if (!request.isStream) return jsonAttempt(context, call, headersTimeoutMs);
   return streamAttempt(context, call, headersTimeoutMs, isUsageInjected);
 }
@@ -233,6 +239,11 @@ async function streamAnswer(
         ? "timeout"
         : "bad_response";
   return failed(failureLesson(outcome, opened.reason), response.statusCode, undefined, headersMs);
+}
+
+/** Text to speech answered with the audio's bytes (not `stream_format: sse`): relayed as they come. */
+function isRelayedAudio(request: ForwardRequest): boolean {
+  return request.isBinaryAnswer === true && !request.isStream;
 }
 
 function once(action: () => void): () => void {
