@@ -12,7 +12,7 @@ import {
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
-import { requestFeatures } from "../router/request-features.ts";
+import { type RequestFeature, requestFeatures, STREAM_FEATURE } from "../router/request-features.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
@@ -240,7 +240,7 @@ function prepare(
   startedAtMs: number,
 ): PipelineRequest {
   const snapshot = runtime.snapshot;
-  const isStream = endpoint.supportsStream && body.stream === true;
+  const isStream = endpoint.supportsStream && (endpoint.isStreamAsked?.(body) ?? body.stream === true);
   const stickyTtlMs = snapshot.config.routing.stickyTtlMs;
   const session =
     stickyTtlMs <= 0
@@ -259,7 +259,7 @@ function prepare(
     body,
     context,
     prompt,
-    features: requestFeatures(body, prompt.hasImages),
+    features: featuresOf(endpoint, body, prompt.hasImages, isStream),
     maxOutputTokens: requestedOutputTokens(body),
     isStream,
     sessionKey,
@@ -375,6 +375,20 @@ function cutOf(request: PipelineRequest, error: unknown): GatewayError | undefin
   const cut = error instanceof ClientAbortedError ? cutReason(request.context.signal) : undefined;
   if (cut !== undefined) publish(request, cut.status, "client_aborted", cut.code);
   return cut;
+}
+
+/**
+ * The request's features; a streamed transcription's also `stream`, which is no feature elsewhere (every chat
+ * request may stream): a provider that refuses to stream a transcription is ranked after the others for the next.
+ */
+function featuresOf(
+  endpoint: EndpointSpec,
+  body: Record<string, unknown>,
+  hasImages: boolean,
+  isStream: boolean,
+): readonly RequestFeature[] {
+  const features = requestFeatures(body, hasImages);
+  return isStream && endpoint.kind === "transcription" ? [...features, STREAM_FEATURE] : features;
 }
 
 function requestedOutputTokens(body: Record<string, unknown>): number {
