@@ -246,15 +246,21 @@ export function inspectAudioEvent(event: SseEvent): StreamEventInfo {
     isError,
     finishReason: isFinal ? "stop" : undefined,
     text: type === "transcript.text.delta" && typeof json.delta === "string" ? json.delta : "",
-    usage:
-      usageValue === undefined || usageValue === null || typeof usageValue !== "object"
-        ? undefined
-        : {
-            promptTokens: tokenCount(usageValue.input_tokens) ?? 0,
-            completionTokens: tokenCount(usageValue.output_tokens) ?? 0,
-          },
+    usage: audioUsage(usageValue),
     isFinal,
   };
+}
+
+/**
+ * A `done` event's token usage; undefined for none, and for a usage in seconds (`{type: "duration"}`, a per-minute
+ * billed model): zero tokens made up from it would settle the budgets below the estimate they reserved.
+ */
+function audioUsage(usage: { input_tokens?: unknown; output_tokens?: unknown } | null | undefined) {
+  if (usage === undefined || usage === null || typeof usage !== "object") return undefined;
+  const promptTokens = tokenCount(usage.input_tokens);
+  const completionTokens = tokenCount(usage.output_tokens);
+  if (promptTokens === undefined && completionTokens === undefined) return undefined;
+  return { promptTokens: promptTokens ?? 0, completionTokens: completionTokens ?? 0 };
 }
 
 /** The audio events that are the answer (a `transcript.text.segment` of a diarizing model is one too). */
