@@ -53,6 +53,7 @@ async function* relayChunks(
   });
   let ended: AudioRelayEnd = { outcome: "client_aborted", reason: "the response was not written", deliveredBytes: 0 };
   let isDone = false;
+  let handedBytes = 0;
   try {
     for (;;) {
       const next = await relay.next();
@@ -62,13 +63,14 @@ async function* relayChunks(
         break;
       }
       request.record.firstTokenSent();
+      handedBytes += next.value.byteLength;
       yield next.value;
     }
   } finally {
     // The consumer stopped early (the response could not be written): the relay's finally hangs up on the upstream.
     if (!isDone) {
-      const closed = await relay.return(undefined as never);
-      if (closed.done === true && closed.value !== undefined) ended = closed.value;
+      await relay.return(undefined as never);
+      ended = { ...ended, deliveredBytes: handedBytes };
     }
     lifecycle.hasEnded = true;
     settle(request, result, ended);
@@ -79,7 +81,8 @@ async function* relayChunks(
 function settle(request: PipelineRequest, result: AudioResult, ended: AudioRelayEnd): void {
   const { runtime, prompt, context } = request;
   const deployment = result.deployment;
-  const end = { outcome: ended.outcome, reason: ended.reason, usage: undefined, text: "" };
+  // The reason quotes the network's error text, which may echo what the upstream sent: redacted as attempt reasons are.
+  const end = { outcome: ended.outcome, reason: runtime.secrets.redact(ended.reason), usage: undefined, text: "" };
   // The provider reports no usage for speech: the reservation keeps the estimate of `input`, as a buffered answer did.
   runtime.recorder.segmentEnded(deployment, result.reservation, end, {
     isFirst: true,
@@ -97,7 +100,7 @@ function settle(request: PipelineRequest, result: AudioResult, ended: AudioRelay
         model: deployment.model.id,
         end: ended.outcome,
         bytes: ended.deliveredBytes,
-        reason: runtime.secrets.redact(ended.reason),
+        reason: end.reason,
       },
       "audio ended with an error",
     );
