@@ -137,8 +137,10 @@ export interface RequestRecord {
   readonly outcome: Outcome;
   /** Client side: from the request's arrival to the response headers (JSON: to the whole answer). */
   readonly timeToHeadersMs?: number;
-  /** Streams, client side: from arrival to the first content event written. */
+  /** Streams (and speech's audio), client side: from arrival to the first content event (or audio byte) written. */
   readonly timeToFirstTokenMs?: number;
+  /** Speech relayed as it came: the audio's bytes written to the client (all of them, or up to a cut). */
+  readonly responseBytes?: number;
   readonly durationMs: number;
   /** Message content, when the pipeline keeps it; stored by the request log only with `log.content: true`. */
   readonly content?: RecordedContent;

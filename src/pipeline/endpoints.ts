@@ -20,6 +20,7 @@ import {
   rerankBodySchema,
   speechBodySchema,
   transcriptionBodySchema,
+  translationBodySchema,
 } from "./request-body.ts";
 
 /** A front door (front-doors.ts: name, kind, paths, protocol, ...) and how the pipeline serves it. */
@@ -28,6 +29,8 @@ export interface EndpointSpec extends FrontDoor {
   readonly upstreamPath: string;
   readonly schema: z.ZodType;
   readonly supportsStream: boolean;
+  /** Whether a body asks for a stream: `stream: true` unless said (speech's `stream_format: sse`, a form's `"true"`). */
+  readonly isStreamAsked?: (body: Record<string, unknown>) => boolean;
   /** A broken stream of this endpoint may be continued on another upstream (chat only: it has messages). */
   readonly isContinuable: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
@@ -103,14 +106,17 @@ export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
 
 /**
  * Speech to text (`/v1/audio/transcriptions`) and to English text (`/v1/audio/translations`): a multipart upload,
- * served by transcription models (`whisper-*`, `*-transcribe`), one answer (JSON or plain text), never streamed. The
- * only text the gateway can count is the optional `prompt`: the audio's tokens are the provider's to count.
+ * served by transcription models (`whisper-*`, `*-transcribe`), one answer (JSON or plain text), or for a
+ * transcription with `stream: true` its `transcript.text.*` events. The only text the gateway can count is the
+ * optional `prompt`: the audio's tokens are the provider's to count.
  */
 export const TRANSCRIPTIONS_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.transcriptions,
   upstreamPath: "/audio/transcriptions",
   schema: transcriptionBodySchema,
-  supportsStream: false,
+  supportsStream: true,
+  // A form's fields are text: `stream=true`.
+  isStreamAsked: (body) => body.stream === true || body.stream === "true",
   isContinuable: false,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt ?? ""), hasImages: false }),
 };
@@ -119,18 +125,22 @@ export const TRANSLATIONS_ENDPOINT: EndpointSpec = {
   ...TRANSCRIPTIONS_ENDPOINT,
   ...FRONT_DOORS.translations,
   upstreamPath: "/audio/translations",
+  schema: translationBodySchema,
+  supportsStream: false,
 };
 
 /**
  * Text to speech (`/v1/audio/speech`): a JSON body, served by speech models (`tts-1`, `gpt-4o-mini-tts`,
- * `playai-tts`, Orpheus), answered with the audio's bytes in the format asked for, never streamed. The text to speak
- * is the prompt the budgets count.
+ * `playai-tts`, Orpheus), answered with the audio's bytes in the format asked for, relayed as they come
+ * (streaming/relay-audio.ts), or with `speech.audio.*` events for `stream_format: sse`. The text to speak is the
+ * prompt the budgets count.
  */
 export const SPEECH_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.speech,
   upstreamPath: "/audio/speech",
   schema: speechBodySchema,
-  supportsStream: false,
+  supportsStream: true,
+  isStreamAsked: (body) => body.stream_format === "sse",
   isContinuable: false,
   isBinaryAnswer: true,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.input), hasImages: false }),

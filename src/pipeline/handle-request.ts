@@ -5,17 +5,19 @@
 import {
   ClientAbortedError,
   type GatewayError,
+  InternalError,
   InvalidRequestError,
   RateLimitedError,
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
-import { requestFeatures } from "../router/request-features.ts";
+import { type RequestFeature, requestFeatures, STREAM_FEATURE } from "../router/request-features.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { answerText } from "./answer-text.ts";
+import { audioAnswer } from "./audio-answer.ts";
 import {
   answerCacheKey,
   cachedAnswer,
@@ -35,6 +37,7 @@ import {
   type PipelineResult,
   publish,
   type RequestContext,
+  type StreamAnswer,
 } from "./pipeline-types.ts";
 import { planRequest } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
@@ -42,7 +45,14 @@ import { publishRefusal, refusalEnding } from "./refusal.ts";
 import { parseBody } from "./request-body.ts";
 import { streamAnswer } from "./stream-answer.ts";
 
-export type { JsonAnswer, PipelineResult, RequestContext, StreamAnswer, StreamEnding } from "./pipeline-types.ts";
+export type {
+  AudioAnswer,
+  JsonAnswer,
+  PipelineResult,
+  RequestContext,
+  StreamAnswer,
+  StreamEnding,
+} from "./pipeline-types.ts";
 
 /**
  * Serves one request. Throws a GatewayError when no answer can be given (the adapter renders it in its
@@ -138,8 +148,25 @@ export async function handleRequest(
     "x-gateway-cost": deployment.cost,
   };
   if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
+  if (result.kind === "audio") return audioAnswer(request, result, headers);
   const answer = streamAnswer(request, plan, result, headers);
   return keepingStream(request, answer, result);
+}
+
+/** What a chat door's request (Responses, Messages) is answered with: JSON or events, never relayed audio. */
+export type ChatPipelineResult = JsonAnswer | StreamAnswer;
+
+/** handleRequest for a door whose endpoint is chat's: its answer is never audio (only speech's is). */
+export async function handleChatRequest(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  rawBody: unknown,
+  context: RequestContext,
+): Promise<ChatPipelineResult> {
+  const result = await handleRequest(runtime, endpoint, rawBody, context);
+  if (result.kind !== "audio") return result;
+  await result.cancel();
+  throw new InternalError(`the ${endpoint.name} door got an audio answer`);
 }
 
 /**
@@ -214,7 +241,7 @@ function prepare(
   startedAtMs: number,
 ): PipelineRequest {
   const snapshot = runtime.snapshot;
-  const isStream = endpoint.supportsStream && body.stream === true;
+  const isStream = endpoint.supportsStream && (endpoint.isStreamAsked?.(body) ?? body.stream === true);
   const stickyTtlMs = snapshot.config.routing.stickyTtlMs;
   const session =
     stickyTtlMs <= 0
@@ -233,7 +260,7 @@ function prepare(
     body,
     context,
     prompt,
-    features: requestFeatures(body, prompt.hasImages),
+    features: featuresOf(endpoint, body, prompt.hasImages, isStream),
     maxOutputTokens: requestedOutputTokens(body),
     isStream,
     sessionKey,
@@ -349,6 +376,20 @@ function cutOf(request: PipelineRequest, error: unknown): GatewayError | undefin
   const cut = error instanceof ClientAbortedError ? cutReason(request.context.signal) : undefined;
   if (cut !== undefined) publish(request, cut.status, "client_aborted", cut.code);
   return cut;
+}
+
+/**
+ * The request's features; a streamed transcription's also `stream`, which is no feature elsewhere (every chat
+ * request may stream): a provider that refuses to stream a transcription is ranked after the others for the next.
+ */
+function featuresOf(
+  endpoint: EndpointSpec,
+  body: Record<string, unknown>,
+  hasImages: boolean,
+  isStream: boolean,
+): readonly RequestFeature[] {
+  const features = requestFeatures(body, hasImages);
+  return isStream && endpoint.kind === "transcription" ? [...features, STREAM_FEATURE] : features;
 }
 
 function requestedOutputTokens(body: Record<string, unknown>): number {

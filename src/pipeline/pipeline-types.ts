@@ -5,6 +5,7 @@ import type { Outcome } from "../errors/outcomes.ts";
 import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
 import type { RequestFeature } from "../router/request-features.ts";
+import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import type { CacheDirective } from "./cache-control.ts";
@@ -77,7 +78,20 @@ export interface StreamAnswer {
   cancel(): Promise<void>;
 }
 
-export type PipelineResult = JsonAnswer | StreamAnswer;
+/** Speech's audio, relayed as it comes: write each chunk before pulling the next (backpressure). */
+export interface AudioAnswer {
+  readonly kind: "audio";
+  readonly status: number;
+  /** The provider's audio type (`audio/mpeg`), `application/octet-stream` when it named none. */
+  readonly contentType: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The audio's chunks; returns how the relay ended (a failure after the first byte is a cut response). */
+  readonly chunks: AsyncGenerator<Uint8Array, AudioRelayEnd, void>;
+  /** As StreamAnswer.cancel: settles the relay when the adapter will not drive `chunks` to its end. */
+  cancel(): Promise<void>;
+}
+
+export type PipelineResult = JsonAnswer | StreamAnswer | AudioAnswer;
 
 /** A validated request on its way: what every step after validation reads. */
 export interface PipelineRequest {

@@ -46,6 +46,7 @@ export class RecordBuilder {
   #usage: TokenUsage | undefined;
   #timeToHeadersMs: number | undefined;
   #timeToFirstTokenMs: number | undefined;
+  #responseBytes: number | undefined;
   #isPublished = false;
   #content: RecordedContent | undefined;
   #cache: RequestRecord["cache"];
@@ -187,6 +188,11 @@ export class RecordBuilder {
     this.#timeToFirstTokenMs ??= this.#clock.now() - this.#start.startedAtMs;
   }
 
+  /** Relayed audio: how many of its bytes were written to the client. */
+  responseBytes(bytes: number): void {
+    this.#responseBytes = bytes;
+  }
+
   usage(usage: TokenUsage | undefined): void {
     if (usage !== undefined) this.#usage = usage;
   }
@@ -228,6 +234,7 @@ export class RecordBuilder {
       outcome,
       ...(this.#timeToHeadersMs === undefined ? {} : { timeToHeadersMs: this.#timeToHeadersMs }),
       ...(this.#timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs: this.#timeToFirstTokenMs }),
+      ...(this.#responseBytes === undefined ? {} : { responseBytes: this.#responseBytes }),
       durationMs: this.#clock.now() - start.startedAtMs,
       ...(this.#content === undefined ? {} : { content: this.#content }),
     };

@@ -96,7 +96,7 @@ export const embeddingBodySchema = z.looseObject({
 /**
  * An audio upload, as server/multipart-body.ts parsed it: every field is text (a repeated one a list), the file an
  * UploadedFile, `models` a list. Only `model`, `models`, `file` and `stream` are read; the rest goes to the provider
- * as it came.
+ * as it came. `stream: true` (`gpt-4o-transcribe`) is relayed as `transcript.text.*` events (docs/streaming.md).
  */
 export const transcriptionBodySchema = z.looseObject({
   model: modelField,
@@ -104,17 +104,27 @@ export const transcriptionBodySchema = z.looseObject({
   file: z.instanceof(UploadedFile, {
     error: "`file` is required: the audio file, sent as a multipart/form-data file part",
   }),
-  // A streamed transcription (`gpt-4o-transcribe`) answers with events the gateway does not relay: said at once
-  // rather than refused by the relay as "an event stream to a non-stream request" after the upload.
+  stream: z
+    .union([z.literal("false"), z.literal(false), z.literal("true"), z.literal(true)], {
+      error: "`stream` must be `true` or `false`",
+    })
+    .optional(),
+});
+
+/** A translation upload: as a transcription's, but OpenAI's translations have no streamed form. */
+export const translationBodySchema = transcriptionBodySchema.extend({
+  // A streamed answer would be refused by the relay as "an event stream to a non-stream request" after the upload:
+  // said at once instead.
   stream: z
     .union([z.literal("false"), z.literal(false)], {
-      error: "`stream` is not supported for transcriptions and translations: leave it out",
+      error: "`stream` is not supported for translations: leave it out",
     })
     .optional(),
 });
 
 /**
- * Text to speech (`/v1/audio/speech`), answered with the audio's bytes. Only `model`, `input` and `stream_format`
+ * Text to speech (`/v1/audio/speech`), answered with the audio's bytes (relayed as they come), or with
+ * `speech.audio.*` events (`stream_format: sse`, docs/streaming.md). Only `model`, `input` and `stream_format`
  * are read; `voice`, `response_format`, `speed`, `instructions` go to the provider as they came (it knows its voices).
  * `input` has no length bound here (OpenAI's is 4,096 characters, other hosts' differ): a longer one is the
  * provider's to refuse, and its tokens count against the budgets like any prompt's.
@@ -125,11 +135,9 @@ export const speechBodySchema = z.looseObject({
   input: z
     .string({ error: "`input` is required: the text to speak, as a string" })
     .min(1, "`input` must not be empty: the text to speak"),
-  // `sse` answers with `speech.audio.delta` events carrying base64 audio: one JSON answer (the audio's bytes) is what
-  // the gateway relays, so it is said at once rather than failed by every candidate after the call.
   stream_format: z
-    .literal("audio", {
-      error: "`stream_format` `sse` is not supported: leave it out (or `audio`) to get the audio's bytes",
+    .enum(["audio", "sse"], {
+      error: "`stream_format` must be `audio` (the audio's bytes) or `sse` (`speech.audio.delta` events)",
     })
     .optional(),
   stream: z

@@ -43,8 +43,8 @@ const TRANSCRIPTION_FIELDS: ReadonlySet<string> = new Set([
 
 /**
  * The fields a text-to-speech request takes (`/audio/speech`: OpenAI's `voice`, `response_format`, `speed`,
- * `instructions`; Groq's `sample_rate`). Not `stream_format`: the gateway relays no event stream of audio
- * (`sse`), and `audio` is the default.
+ * `instructions`; Groq's `sample_rate`). Not `stream_format`: whether the answer is the audio's bytes or `sse` events
+ * is the client's choice (its SDK reads one or the other), and `audio` is the default.
  */
 const SPEECH_FIELDS: ReadonlySet<string> = new Set([
   "voice",
@@ -200,8 +200,10 @@ export function providerRulesForKind(level: RawBodyRules | undefined, kind: Mode
 
 /**
  * A speech model's rules without a `stream_format` other than `audio` in `defaults` or `override` (`onDropped` is told
- * each one, as `override.stream_format: sse`). `/v1/audio/speech` relays the audio's bytes, not an event stream
- * of base64 chunks: with such a rule every attempt came back as a `bad_response`, and the model never answered.
+ * each one, as `override.stream_format: sse`). The answer's form is the client's choice: with such a rule a client that
+ * asked for the audio's bytes would be sent `speech.audio.delta` events its SDK cannot read (the gateway refuses them
+ * as no audio, so the model never answered such a client). An `override` of `audio` is kept (the default form), but a
+ * client asking for `sse` then finds the model not streaming: it is tried after the others (docs/protocols.md).
  * Left out with a warning (at start, on reload, in `check`) rather than refused as a config error: which models are
  * speech models is known only once the catalog is built (a `kind:`, a guess from the id, a provider's model list),
  * and one model's rule should not stop the gateway; the rule asks for something the gateway cannot do in any case.
@@ -226,7 +228,7 @@ const STREAM_FORMAT = "stream_format";
 /** The warning for a rule withoutStreamedSpeech left out of the deployment `key` (`provider/model`). */
 export function streamedSpeechWarning(key: string, rule: string): string {
   return (
-    `${key}: the body rule \`${rule}\` is left out: /v1/audio/speech answers with the audio's bytes, not an event ` +
-    "stream (`stream_format` `sse`); remove the rule"
+    `${key}: the body rule \`${rule}\` is left out: /v1/audio/speech answers with the audio's bytes unless the ` +
+    "client asks for events (`stream_format` `sse`); remove the rule"
   );
 }

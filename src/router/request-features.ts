@@ -10,6 +10,8 @@ export type RequestFeature = string;
 export const IMAGES_FEATURE = "images";
 /** `response_format: { type: "json_schema" }` */
 export const JSON_SCHEMA_FEATURE = "json_schema";
+/** A streamed transcription (`stream: true`): not every transcription model streams (pipeline/handle-request.ts). */
+export const STREAM_FEATURE = "stream";
 /** `response_format: { type: "json_object" }` (JSON mode) */
 export const JSON_OBJECT_FEATURE = "json_object";
 

@@ -11,7 +11,7 @@ import { BackgroundCancel, type BackgroundRuns } from "../pipeline/background-ru
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleRequest, type PipelineResult } from "../pipeline/handle-request.ts";
+import { type ChatPipelineResult, handleChatRequest } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import { BACKGROUND_HEARTBEAT_MS, backgroundEvents } from "../protocols/responses/background.ts";
@@ -209,7 +209,7 @@ async function servedResponse(
   served: { translator?: ResponsesTranslator },
 ): Promise<ResponseObject> {
   const sessionId = request.headers["x-session-id"];
-  const result: PipelineResult = await handleRequest(runtime, call.endpoint, call.chatBody, {
+  const result: ChatPipelineResult = await handleChatRequest(runtime, call.endpoint, call.chatBody, {
     requestId: request.id,
     clientProtocol: call.endpoint.protocol,
     receivedAtMs: call.receivedAtMs,

@@ -9,7 +9,8 @@ import { renderError } from "../errors/render-error.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
+import { type AudioAnswer, handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
+import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
@@ -50,6 +51,10 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         .send(result.bytes ?? result.bodyText);
       return;
     }
+    if (result.kind === "audio") {
+      await writeAudio(request, reply, result, clientGone.stop);
+      return;
+    }
     let ending: StreamEnding | undefined;
     try {
       // Before hijacking: if the head cannot be written (a header value Node refuses), nothing was sent and
@@ -78,6 +83,40 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     else if (ending.error !== undefined) reply.raw.end(sseData(renderError(ending.error)));
     else reply.raw.end();
   };
+}
+
+/**
+ * Speech's audio as it comes, with backpressure (pumpStream). After the first byte there is no failover: a relay that
+ * ends in a failure ends the response without the end of its chunked encoding, which every HTTP client reports as a
+ * cut body (there is no in-band error in raw audio).
+ */
+async function writeAudio(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: AudioAnswer,
+  stopClientGone: () => void,
+): Promise<void> {
+  let ending: AudioRelayEnd | undefined;
+  try {
+    // Before hijacking: if the head cannot be written, Fastify's error handler still answers; `finally` settles.
+    reply.raw.writeHead(result.status, {
+      "content-type": toHeaderValue(result.contentType),
+      "x-content-type-options": "nosniff",
+      "x-request-id": request.id,
+      ...safeHeaders(result.headers),
+    });
+    reply.hijack();
+    ending = await pumpStream(reply.raw, result.chunks, (chunk) => chunk);
+  } finally {
+    try {
+      if (ending === undefined) await result.cancel();
+    } finally {
+      stopClientGone();
+    }
+  }
+  if (reply.raw.destroyed) return;
+  if (ending.outcome === "success") reply.raw.end();
+  else reply.raw.destroy();
 }
 
 /** Upstream-derived values (a model id outside Latin-1) must never make writing the headers throw. */

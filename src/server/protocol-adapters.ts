@@ -8,7 +8,7 @@ import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
+import { type ChatPipelineResult, handleChatRequest, type StreamEnding } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
@@ -103,9 +103,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       return;
     }
     const sessionId = request.headers["x-session-id"];
-    let result: PipelineResult;
+    let result: ChatPipelineResult;
     try {
-      result = await handleRequest(runtime, adapter.endpoint, exchange.chatBody, {
+      result = await handleChatRequest(runtime, adapter.endpoint, exchange.chatBody, {
         requestId: request.id,
         clientProtocol: adapter.endpoint.protocol,
         receivedAtMs,

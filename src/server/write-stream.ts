@@ -27,10 +27,10 @@ export function sseHeaders(connection: string | undefined): Readonly<Record<stri
  * If `render` or a write throws, the generator is closed (which settles the stream: upstream hung up on, slots
  * freed, record published) and the half-written response is cut, before the error goes on.
  */
-export async function pumpStream<T>(
+export async function pumpStream<T, B = readonly StreamChunk[]>(
   response: ServerResponse,
-  events: AsyncGenerator<readonly StreamChunk[], T, void>,
-  render: (chunks: readonly StreamChunk[]) => string,
+  events: AsyncGenerator<B, T, void>,
+  render: (batch: B) => string | Uint8Array,
 ): Promise<T> {
   let isDone = false;
   try {
@@ -43,7 +43,7 @@ export async function pumpStream<T>(
       // A gone client: keep pulling so the relay notices the abort and settles; nothing is written.
       if (response.destroyed) continue;
       const text = render(next.value);
-      if (text !== "" && !response.write(text)) await drained(response);
+      if (text.length > 0 && !response.write(text)) await drained(response);
     }
   } finally {
     if (!isDone) {

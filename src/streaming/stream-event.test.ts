@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { inspectEvent, inspectResponsesEvent } from "./stream-event.ts";
+import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "./stream-event.ts";
 
 const event = (data: unknown) => ({ data: typeof data === "string" ? data : JSON.stringify(data) });
 
@@ -46,4 +46,27 @@ test("an event named `error` is an error event whatever its data, with the error
   // Unnamed, the same data is no error: a chunk without choices, or a malformed event.
   assert.equal(inspectEvent(event({ message: "boom" })).isError, false);
   assert.equal(inspectEvent(event("upstream overloaded")).isMalformed, true);
+});
+
+test("audio events: deltas are content (a transcript's text counted), done is final with its usage, errors are errors", () => {
+  const audio = inspectAudioEvent(event({ type: "speech.audio.delta", audio: "AAEC" }));
+  assert.deepEqual([audio.hasContent, audio.isFinal, audio.text], [true, false, ""]);
+  const text = inspectAudioEvent(event({ type: "transcript.text.delta", delta: "Hel" }));
+  assert.deepEqual([text.hasContent, text.text], [true, "Hel"]);
+  const spoken = inspectAudioEvent(
+    event({ type: "speech.audio.done", usage: { input_tokens: 7, output_tokens: 40, total_tokens: 47 } }),
+  );
+  assert.deepEqual([spoken.isFinal, spoken.usage], [true, { promptTokens: 7, completionTokens: 40 }]);
+  // A per-minute model's usage is in seconds, not tokens: no token counts are made up from it.
+  const transcribed = inspectAudioEvent(
+    event({ type: "transcript.text.done", text: "Hello", usage: { type: "duration", seconds: 3 } }),
+  );
+  assert.deepEqual([transcribed.isFinal, transcribed.usage], [true, undefined]);
+  for (const data of [{ type: "error", error: { message: "overloaded" } }, { error: { message: "bad" } }]) {
+    const failed = inspectAudioEvent(event(data));
+    assert.deepEqual([failed.isError, failed.hasContent], [true, false]);
+  }
+  assert.equal(inspectAudioEvent(event({ type: "speech.audio.unknown" })).hasContent, false);
+  assert.equal(inspectAudioEvent(event("[DONE]")).isDone, true);
+  assert.equal(inspectAudioEvent(event("{not json")).isMalformed, true);
 });

@@ -215,3 +215,59 @@ export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
 export function tokenCount(value: unknown): number | undefined {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }
+
+/**
+ * An audio stream's events (OpenAI's, relayed as they came): text to speech's `speech.audio.delta` (base64 `audio`)
+ * and `speech.audio.done` (`usage`), a streamed transcription's `transcript.text.delta` (`delta`) and
+ * `transcript.text.done` (`text`, `usage`). The `done` event is the answer's last: after it the stream is a success.
+ */
+export function inspectAudioEvent(event: SseEvent): StreamEventInfo {
+  if (event.data === "[DONE]") return DONE;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(event.data);
+  } catch {
+    return MALFORMED;
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return MALFORMED;
+  const json = parsed as Record<string, unknown>;
+  const type = typeof json.type === "string" ? json.type : "";
+  const isError = type === "error" || event.event === "error" || (type === "" && json.error !== undefined);
+  const isFinal = type === "speech.audio.done" || type === "transcript.text.done";
+  const usageValue = isFinal ? (json.usage as { input_tokens?: unknown; output_tokens?: unknown } | null) : undefined;
+  return {
+    isDone: false,
+    json,
+    isMalformed: false,
+    hasContent: !isError && AUDIO_CONTENT_EVENTS.has(type),
+    hasToolCall: false,
+    hasReasoning: false,
+    hasRefusal: false,
+    isError,
+    finishReason: isFinal ? "stop" : undefined,
+    text: type === "transcript.text.delta" && typeof json.delta === "string" ? json.delta : "",
+    usage: audioUsage(usageValue),
+    isFinal,
+  };
+}
+
+/**
+ * A `done` event's token usage; undefined for none, and for a usage in seconds (`{type: "duration"}`, a per-minute
+ * billed model): zero tokens made up from it would settle the budgets below the estimate they reserved.
+ */
+function audioUsage(usage: { input_tokens?: unknown; output_tokens?: unknown } | null | undefined) {
+  if (usage === undefined || usage === null || typeof usage !== "object") return undefined;
+  const promptTokens = tokenCount(usage.input_tokens);
+  const completionTokens = tokenCount(usage.output_tokens);
+  if (promptTokens === undefined && completionTokens === undefined) return undefined;
+  return { promptTokens: promptTokens ?? 0, completionTokens: completionTokens ?? 0 };
+}
+
+/** The audio events that are the answer (a `transcript.text.segment` of a diarizing model is one too). */
+const AUDIO_CONTENT_EVENTS = new Set([
+  "speech.audio.delta",
+  "speech.audio.done",
+  "transcript.text.delta",
+  "transcript.text.segment",
+  "transcript.text.done",
+]);

@@ -7,6 +7,7 @@ import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
+import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { Verdict } from "./classify-response.ts";
 import { classifyResponse } from "./classify-response.ts";
@@ -19,6 +20,8 @@ export type AttemptResult =
       readonly ok: true;
       readonly json?: JsonResult;
       readonly stream?: { readonly opened: OpenedStream; readonly isUsageInjected: boolean; readonly api: UpstreamApi };
+      /** Speech's audio, committed to after its first bytes and relayed as it comes (audio-attempt.ts). */
+      readonly audio?: OpenedAudio;
       readonly status: number;
       readonly effects: readonly Effect[];
       readonly usage?: TokenUsage;

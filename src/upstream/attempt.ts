@@ -8,7 +8,8 @@ import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { sentRulesOf } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
+import { STREAM_FEATURE } from "../router/request-features.ts";
+import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -21,9 +22,10 @@ import {
   sendFailure,
   startHeadersTimer,
 } from "./attempt-context.ts";
+import { audioAttempt } from "./audio-attempt.ts";
 import type { ForwardRequest, NativeCall } from "./forward-types.ts";
 import { jsonAttempt } from "./json-attempt.ts";
-import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
+import { type Effect, failureLesson, type Lesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { moderationAttempt } from "./moderation-attempt.ts";
 import { openStream } from "./open-stream.ts";
 import { type BoundedBody, readBodyBounded } from "./read-body.ts";
@@ -97,8 +99,13 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
   const headersTimeoutMs = Math.min(settings.timeoutMs, remainingMs);
   const { native } = context;
   // A native call is the client's own protocol, which has no `stream_options.include_usage` to add.
+  // Nor has an audio stream (speech's `stream_format: sse`, a streamed transcription): its `done` event has the usage.
   const isUsageInjected =
-    native === undefined && request.isStream && settings.injectStreamUsage && !clientAskedForUsage(request.body);
+    native === undefined &&
+    request.isStream &&
+    settings.injectStreamUsage &&
+    !isAudioPath(request.endpointPath) &&
+    !clientAskedForUsage(request.body);
   const multipart =
     request.isMultipart === true
       ? buildMultipartPayload(request.body, { upstreamModelId: deployment.model.id, bodyRules: deployment.body })
@@ -128,10 +135,15 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     // Streams use their own first-token and idle timers (exact, and distinguishable in reasons); 0 disables undici's.
     // A JSON body gets the provider's idle bound (undici's bodyTimeout is restarted by every chunk): an upstream
     // that sends headers and then nothing once held the call for the whole total_timeout_ms, with no failover.
-    bodyTimeoutMs: request.isStream ? 0 : Math.max(1, Math.min(settings.streamIdleTimeoutMs, remainingMs)),
+    // Relayed audio has its own idle timer too, which does not count the time a slow client takes (backpressure).
+    bodyTimeoutMs:
+      request.isStream || isRelayedAudio(request)
+        ? 0
+        : Math.max(1, Math.min(settings.streamIdleTimeoutMs, remainingMs)),
     signal: context.controller.signal,
   };
   if (request.isModeration === true) return moderationAttempt(context, call, headersTimeoutMs);
+  if (isRelayedAudio(request)) return audioAttempt(context, call, headersTimeoutMs);
   if (!request.isStream) return jsonAttempt(context, call, headersTimeoutMs);
   return streamAttempt(context, call, headersTimeoutMs, isUsageInjected);
 }
@@ -199,7 +211,11 @@ async function streamAnswer(
     streamIdleTimeoutMs: settings.streamIdleTimeoutMs,
     maxEventChars: context.limits.maxStreamEventChars,
     maxErrorBodyBytes: context.limits.maxErrorBodyBytes,
-    inspect: context.api === "chat" ? inspectEvent : inspectResponsesEvent,
+    inspect: isAudioPath(request.endpointPath)
+      ? inspectAudioEvent
+      : context.api === "chat"
+        ? inspectEvent
+        : inspectResponsesEvent,
     nowMs: () => clock.now(),
   });
   if (opened.ok) {
@@ -223,6 +239,9 @@ async function streamAnswer(
       headersMs,
     );
   }
+  if (opened.failure === "not_a_stream" && isAudioPath(request.endpointPath)) {
+    return failed(notAnAudioStream(request, opened.reason), response.statusCode, undefined, headersMs);
+  }
   if (opened.failure === "too_large") {
     return failed(failureLesson("bad_response", opened.reason), response.statusCode, undefined, headersMs);
   }
@@ -233,6 +252,33 @@ async function streamAnswer(
         ? "timeout"
         : "bad_response";
   return failed(failureLesson(outcome, opened.reason), response.statusCode, undefined, headersMs);
+}
+
+/** `/audio/speech`, `/audio/transcriptions`: their streams are `speech.audio.*` and `transcript.text.*` events. */
+function isAudioPath(endpointPath: string): boolean {
+  return endpointPath.startsWith("/audio/");
+}
+
+/**
+ * An audio model that answered a stream request with its whole answer (audio, or a transcription's JSON): it does not
+ * stream, which is no fault of the upstream (nothing blamed), and is learned as a refusal of the streaming parameter
+ * (`stream_format` for speech, `stream` for a transcription), so it is tried after the others next time. Not converted
+ * into events: the next candidate may stream, and a client that asked for events is never handed anything else.
+ */
+function notAnAudioStream(request: ForwardRequest, reason: string): Lesson {
+  const feature = request.endpointPath === "/audio/speech" ? "stream_format" : STREAM_FEATURE;
+  const why = `${reason}: the model does not stream`;
+  const isAsked = request.features?.includes(feature) === true;
+  return {
+    outcome: "unsupported",
+    reason: why,
+    effects: isAsked ? [{ kind: "refused_feature", feature, reason: why }] : [],
+  };
+}
+
+/** Text to speech answered with the audio's bytes (not `stream_format: sse`): relayed as they come. */
+function isRelayedAudio(request: ForwardRequest): boolean {
+  return request.isBinaryAnswer === true && !request.isStream;
 }
 
 function once(action: () => void): () => void {

@@ -194,7 +194,7 @@ async function tryCandidate(
       deployment,
       report,
       admission.reservation,
-      result.ok && result.stream !== undefined,
+      result.ok && (result.stream !== undefined || result.audio !== undefined),
       request.calibratingPromptTokens === undefined
         ? undefined
         : { estimate: request.calibratingPromptTokens, maxOutputTokens },
@@ -280,6 +280,17 @@ function answerOf(
   reservation: Reservation,
   report: AttemptReport,
 ): ForwardOutcome["result"] {
+  if (result.audio !== undefined) {
+    return {
+      kind: "audio",
+      status: result.status,
+      audio: result.audio,
+      deployment,
+      api: "chat",
+      reservation,
+      attempt: report,
+    };
+  }
   if (result.stream === undefined) {
     if (result.json === undefined) throw new Error("an attempt succeeded with neither JSON nor a stream");
     return result.json;

@@ -11,6 +11,7 @@ import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
+import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { Effect } from "./lessons.ts";
 
@@ -147,8 +148,19 @@ export interface StreamResult {
   readonly attempt: AttemptReport;
 }
 
+/** Speech's audio, relayed as it comes (streaming/relay-audio.ts): its reservation is held until the relay ends. */
+export interface AudioResult {
+  readonly kind: "audio";
+  readonly status: number;
+  readonly audio: OpenedAudio;
+  readonly deployment: Deployment;
+  readonly api: UpstreamApi;
+  readonly reservation: Reservation;
+  readonly attempt: AttemptReport;
+}
+
 export interface ForwardOutcome {
-  readonly result: JsonResult | StreamResult;
+  readonly result: JsonResult | StreamResult | AudioResult;
   readonly attempts: readonly AttemptReport[];
   readonly skips: readonly AttemptSkip[];
 }

@@ -148,7 +148,7 @@ function utf8ContentType(contentType: string): string {
  * origin under that type (a browser runs its scripts). An empty body is none either. Either way the next candidate
  * is tried. No usage: the provider reports none, and the reservation keeps the estimate of `input`.
  */
-function binaryAnswer(
+export function binaryAnswer(
   context: AttemptContext,
   statusCode: number,
   headers: HeaderMap,
@@ -182,7 +182,7 @@ function binaryAnswer(
 }
 
 /** The media types an audio answer comes with: any `audio/*`, Ogg's, raw bytes, or none (sent as raw bytes). */
-function isAudioType(mediaType: string): boolean {
+export function isAudioType(mediaType: string): boolean {
   return (
     mediaType === "" ||
     mediaType.startsWith("audio/") ||

@@ -461,13 +461,24 @@ ${mocks
     assert.equal(wrongKind.status, 400);
     assert.equal(wrongKind.json.error.code, "model_not_supported");
 
+    // A streamed transcription is relayed (audio-streams.test.ts); a translation has no streamed form.
     const streamed = new FormData();
     streamed.append("model", "whisper-large-v3");
     streamed.append("stream", "true");
     streamed.append("file", new Blob([AUDIO]), "a.wav");
-    const stream = await post(streamed);
+    const streamedTranslation = await request(`${gateway.url}/v1/audio/translations`, {
+      method: "POST",
+      ...(await encoded(streamed)),
+    });
+    assert.equal(streamedTranslation.statusCode, 400);
+    assert.match(await streamedTranslation.body.text(), /`stream` is not supported for translations/);
+    const notBoolean = new FormData();
+    notBoolean.append("model", "whisper-large-v3");
+    notBoolean.append("stream", "yes");
+    notBoolean.append("file", new Blob([AUDIO]), "a.wav");
+    const stream = await post(notBoolean);
     assert.equal(stream.status, 400);
-    assert.match(stream.json.error.message, /`stream` is not supported/);
+    assert.equal(stream.json.error.param, "stream");
 
     const twoFiles = new FormData();
     twoFiles.append("model", "whisper-large-v3");

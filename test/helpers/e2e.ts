@@ -266,7 +266,10 @@ export interface ListedRecord {
   endpoint: string;
   clientProtocol?: string;
   status: number;
+  outcome?: string;
+  isStream?: boolean;
   tokensIn?: number;
+  tokensOut?: number;
   attempts: { provider: string; outcome: string; reason?: string }[];
   content?: { request?: unknown; responseText?: string };
 }

@@ -1,0 +1,140 @@
+// A text-to-speech attempt whose audio is relayed as it arrives (streaming/relay-audio.ts): the answer is judged
+// from its status, its content type and its first bytes, before anything is sent to the client, so that failover
+// stays possible until then; from the first byte on, the body belongs to the relay.
+import type { Dispatcher } from "undici";
+import type { HeaderMap } from "../limits/header-map.ts";
+import { IdleTimeoutError, nextChunkWithin, type OpenedAudio } from "../streaming/relay-audio.ts";
+import {
+  type AttemptContext,
+  type AttemptResult,
+  errorStatusFailure,
+  failed,
+  isRedirect,
+  isSuccess,
+  networkFailure,
+  redirectFailure,
+  sendFailure,
+  startHeadersTimer,
+} from "./attempt-context.ts";
+import { binaryAnswer, isAudioType } from "./json-attempt.ts";
+import { failureLesson, lessonsFromHeaders } from "./lessons.ts";
+import { type BoundedBody, readBodyBounded } from "./read-body.ts";
+import { sendUpstream, type UpstreamCall } from "./upstream-request.ts";
+
+export async function audioAttempt(
+  context: AttemptContext,
+  call: UpstreamCall,
+  headersTimeoutMs: number,
+): Promise<AttemptResult> {
+  const { deployment, clock, controller, limits } = context;
+  const sentAtMs = clock.now();
+  let response: Dispatcher.ResponseData;
+  const headersTimer = startHeadersTimer(context, headersTimeoutMs);
+  try {
+    response = await sendUpstream(context.dispatcher, call, context.onSent);
+  } catch (error) {
+    context.releaseSlot();
+    return sendFailure(error, context, headersTimer, headersTimeoutMs);
+  } finally {
+    headersTimer.stop();
+  }
+  // The body closes when it was read to its end or aborted: the connection is free again.
+  response.body.once("close", context.releaseSlot);
+  if (response.body.destroyed) context.releaseSlot();
+  const headersMs = clock.now() - sentAtMs;
+  const { statusCode } = response;
+  const headers = response.headers as HeaderMap;
+  if (isRedirect(statusCode)) {
+    controller.abort();
+    return redirectFailure(statusCode, headersMs);
+  }
+  if (!isSuccess(statusCode)) {
+    const read = await readBounded(response, limits.maxErrorBodyBytes, context);
+    if (!read.ok) return read.failure;
+    return errorStatusFailure(context, statusCode, headers, read.body.text, headersMs);
+  }
+  const contentType = headers["content-type"] === undefined ? "" : String(headers["content-type"]);
+  const mediaType = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
+  if (contentType.includes("json")) {
+    // Said to be JSON: an error in a 200, or no answer at all; read whole (bounded) and judged as before.
+    const read = await readBounded(response, limits.maxErrorBodyBytes, context);
+    if (!read.ok) return read.failure;
+    const effects = lessonsFromHeaders(headers, deployment.provider.settings, sentAtMs);
+    return binaryAnswer(context, statusCode, headers, Buffer.from(read.body.text), effects, headersMs, call);
+  }
+  if (!isAudioType(mediaType)) {
+    controller.abort();
+    return failed(
+      failureLesson("bad_response", `HTTP ${statusCode} with a ${mediaType} body instead of audio`),
+      statusCode,
+    );
+  }
+  const iterator = (response.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const idleMs = deployment.provider.settings.streamIdleTimeoutMs;
+  const held: Uint8Array[] = [];
+  let heldBytes = 0;
+  try {
+    // A body that starts with `{` may be a JSON error labelled as audio (or untyped): held until it either ends
+    // within `max_error_body_bytes` (then judged whole, as a buffered answer was) or outgrows it (raw `pcm` may
+    // start with `{`: it is audio after all). Any other first byte commits at once.
+    for (;;) {
+      const chunk = await nextChunkWithin(iterator, idleMs, controller);
+      if (chunk === undefined) break;
+      held.push(chunk);
+      heldBytes += chunk.byteLength;
+      if (held[0]?.[0] !== 0x7b || heldBytes > limits.maxErrorBodyBytes) {
+        return committed(context, statusCode, headers, contentType, { iterator, held, sentAtMs, headersMs });
+      }
+    }
+  } catch (error) {
+    if (error instanceof IdleTimeoutError && !context.request.signal.aborted) {
+      return failed(failureLesson("timeout", error.message), statusCode, undefined, headersMs);
+    }
+    return networkFailure(error, context);
+  }
+  // The whole body came within the bound (or none came): judged as a buffered answer (empty, JSON, or short audio).
+  const effects = lessonsFromHeaders(headers, deployment.provider.settings, sentAtMs);
+  const whole = Buffer.concat(held, heldBytes);
+  return binaryAnswer(context, statusCode, headers, whole, effects, headersMs, call);
+}
+
+function committed(
+  context: AttemptContext,
+  statusCode: number,
+  headers: HeaderMap,
+  contentType: string,
+  read: { iterator: AsyncIterator<Uint8Array>; held: Uint8Array[]; sentAtMs: number; headersMs: number },
+): AttemptResult {
+  const { deployment, clock } = context;
+  const audio: OpenedAudio = {
+    iterator: read.iterator,
+    heldChunks: read.held,
+    contentType: contentType === "" ? "application/octet-stream" : contentType,
+    controller: context.controller,
+    streamIdleTimeoutMs: deployment.provider.settings.streamIdleTimeoutMs,
+    startedAtMs: read.sentAtMs,
+  };
+  return {
+    ok: true,
+    audio,
+    status: statusCode,
+    effects: lessonsFromHeaders(headers, deployment.provider.settings, read.sentAtMs),
+    headersMs: read.headersMs,
+    firstTokenMs: clock.now() - read.sentAtMs,
+  };
+}
+
+async function readBounded(
+  response: Dispatcher.ResponseData,
+  maxBytes: number,
+  context: AttemptContext,
+): Promise<{ ok: true; body: BoundedBody } | { ok: false; failure: AttemptResult }> {
+  try {
+    const body = await readBodyBounded(response.body, maxBytes);
+    // Enough to judge; the rest of a huge body is never read (the connection is closed).
+    if (body.isTruncated) context.controller.abort();
+    return { ok: true, body };
+  } catch (error) {
+    return { ok: false, failure: networkFailure(error, context) };
+  }
+}
