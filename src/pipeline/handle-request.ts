@@ -15,6 +15,7 @@ import { requestFeatures } from "../router/request-features.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import { answerText } from "./answer-text.ts";
 import {
   answerCacheKey,
@@ -103,6 +104,7 @@ export async function handleRequest(
           isBinaryAnswer: endpoint.isBinaryAnswer,
           isRerank: endpoint.isRerank,
           isModeration: endpoint.isModeration,
+          moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,

@@ -32,3 +32,13 @@ export function moderationApiOf(modelId: string): ModerationApi | undefined {
   const version = guard[1] === undefined ? undefined : Number(guard[1]);
   return version !== undefined && version >= 3 ? "llama_guard" : undefined;
 }
+
+/**
+ * The upstream calls a request makes of this model: a Llama Guard moderation one chat call per input, anything else
+ * one. The request budgets count each (limits/budget-types.ts BudgetCost.requests), as the provider does.
+ * `moderationInputs`: a moderation request's inputs; undefined for every other request.
+ */
+export function upstreamCallsOf(modelId: string, moderationInputs: number | undefined): number {
+  if (moderationInputs === undefined || moderationInputs <= 1) return 1;
+  return moderationApiOf(modelId) === "llama_guard" ? moderationInputs : 1;
+}
