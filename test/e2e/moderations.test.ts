@@ -147,6 +147,28 @@ describe("moderations", () => {
     assert.deepEqual(answer.results[1]?.category_scores, { violence_and_threats: 0.97 });
   });
 
+  test("a native result whose `flagged` is no boolean (a string, null) gets `flagged` from its categories: the client never sees another type", async (t) => {
+    const { client, mocks } = await scene(t, [{ mod: "omni-moderation-latest" }]);
+    mockAt(mocks, 0).enqueue(MODERATIONS, {
+      kind: "json",
+      body: {
+        id: "modr-odd",
+        model: "omni-moderation-latest",
+        results: [
+          { ...openAiResult(["hate"]), flagged: "true" },
+          { ...openAiResult(), flagged: "false" },
+          { ...openAiResult(["violence"]), flagged: null },
+        ],
+      },
+    });
+    const answer = await client.moderations.create({ model: "mod", input: ["a", "b", "c"] });
+    assert.deepEqual(
+      answer.results.map((result) => result.flagged),
+      [true, false, true],
+    );
+    assert.equal(answer.id, "modr-odd");
+  });
+
   test("Llama Guard: one chat call per input with the input as the user's message; safe and unsafe verdicts become OpenAI's categories", async (t) => {
     const { gateway, client, mocks } = await scene(t, [{ guard: "meta-llama/llama-guard-4-12b" }]);
     const mock = mockAt(mocks, 0);
