@@ -105,6 +105,36 @@ describe("moderation budgets", () => {
     assert.equal(chatCalls(guardMock), 0);
   });
 
+  test("with a queue, a Llama Guard moderation whose calls do not fit yet waits until they all do (rps: 5, 3 spent, 3 more)", async (t) => {
+    const guardMock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `routing:
+  queue_timeout_ms: 5000
+providers:
+  - name: p0
+    base_url: ${guardMock.baseUrl}
+    api_key: sk-p0-secret
+    models:
+      guard: { id: "${GUARD}", limits: { rps: 5 } }
+`,
+    );
+    guardMock.enqueue(
+      CHAT,
+      ...Array.from({ length: 6 }, () => ({ kind: "json" as const, body: chatCompletion("safe", GUARD) })),
+    );
+    const first = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b", "c"] } });
+    assert.equal(first.status, 200, first.text);
+    const second = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["d", "e", "f"] } });
+    assert.equal(second.status, 200, second.text);
+    assert.equal(chatCalls(guardMock), 6);
+    // Queued until the first three left the second's window: never 6 calls within one second.
+    const times = guardMock.requests.map((recorded) => recorded.receivedAtMs);
+    const [firstCall, fourthCall] = [times[0], times[3]];
+    assert.ok(firstCall !== undefined && fourthCall !== undefined);
+    assert.ok(fourthCall - firstCall >= 900, `the 4th call came ${fourthCall - firstCall} ms after the 1st`);
+  });
+
   test("a later call's failure keeps the earlier calls' tokens: the record's attempt and /stats count them", async (t) => {
     // One call at a time (a `concurrency` limit), so the failing call is the third.
     const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { concurrency: 1 }");
