@@ -11,6 +11,7 @@ import {
   type GatewayError,
   HeadersTooLargeError,
   InvalidRequestError,
+  NotCachedError,
   PayloadTooLargeError,
   RequestTimeoutError,
   RouteNotFoundError,
@@ -232,7 +233,8 @@ export function expectationFailed(): GatewayError {
 export function errorHandler(bodyLimitBytes: number) {
   return function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
     const gatewayError = fromFastifyError(error, bodyLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
-    if (gatewayError.status >= 500) {
+    // An only-if-cached miss is a 504 the client asked for (outcome not_cached), no failure: no error line, no stack.
+    if (gatewayError.status >= 500 && !(gatewayError instanceof NotCachedError)) {
       // Internal details go to the log (with the request id), never to the client.
       request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);
     } else {
