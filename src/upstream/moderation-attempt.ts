@@ -103,9 +103,11 @@ async function llamaGuardAttempt(
   const runCalls = async (): Promise<void> => {
     while (failure === undefined && next < calls.length) {
       const index = next++;
-      const end = await llamaGuardCall(chatContext, { ...call, ...(calls[index] as ModerationCall) }, headersTimeoutMs);
+      const which = calls.length > 1 ? ` (input ${index})` : "";
+      const each = { ...call, ...(calls[index] as ModerationCall) };
+      const end = await llamaGuardCall(chatContext, each, headersTimeoutMs, which);
       ends[index] = end;
-      if (!end.ok) failure ??= withInputIndex(end.result, index, calls.length);
+      if (!end.ok) failure ??= end.result;
     }
   };
   const parallel = Math.min(llamaGuardParallelism(context.deployment), calls.length);
@@ -132,28 +134,24 @@ async function llamaGuardAttempt(
   };
 }
 
-async function llamaGuardCall(context: AttemptContext, call: UpstreamCall, headersTimeoutMs: number): Promise<CallEnd> {
+/** `which`: the input it classifies, named in a failure's reason (` (input 3)`; "" for a single input). */
+async function llamaGuardCall(
+  context: AttemptContext,
+  call: UpstreamCall,
+  headersTimeoutMs: number,
+  which: string,
+): Promise<CallEnd> {
   const result = await jsonAttempt(context, call, headersTimeoutMs);
   if (!result.ok || result.json === undefined) return { ok: false, result };
   const verdict = readLlamaGuardVerdict(contentOf(result.json.bodyText));
   if (verdict.ok) return { ok: true, answer: result, codes: verdict.codes };
-  const reason = `HTTP ${result.status} without a Llama Guard verdict: ${verdict.missing}`;
+  const reason = `HTTP ${result.status} without a Llama Guard verdict${which}: ${verdict.missing}`;
   // The call answered (and was billed) even though its answer is no verdict.
   return { ok: false, result: withUsage(failed(failureLesson("bad_response", reason), result.status), result.usage) };
 }
 
 function withUsage(result: AttemptResult, usage: TokenUsage | undefined): AttemptResult {
   return result.ok || usage === undefined ? result : { ...result, usage };
-}
-
-/** Names the input whose call failed, in a list of more than one. */
-function withInputIndex(result: AttemptResult, index: number, count: number): AttemptResult {
-  if (result.ok || count <= 1) return result;
-  const reason = result.lesson.reason.replace(
-    /^HTTP (\d+) without a Llama Guard verdict:/,
-    `HTTP $1 without a Llama Guard verdict (input ${index}):`,
-  );
-  return reason === result.lesson.reason ? result : { ...result, lesson: { ...result.lesson, reason } };
 }
 
 /** One at a time where the provider counts calls in flight (a configured `concurrency`), else a few. */
