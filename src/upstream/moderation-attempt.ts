@@ -154,12 +154,15 @@ function withUsage(result: AttemptResult, usage: TokenUsage | undefined): Attemp
   return result.ok || usage === undefined ? result : { ...result, usage };
 }
 
-/** One at a time where the provider counts calls in flight (a configured `concurrency`), else a few. */
+/**
+ * One at a time where the provider counts calls in flight (a configured `concurrency`), else a few, never more than
+ * the provider's `max_in_flight` (the attempt holds one of its slots for all of its calls).
+ */
 function llamaGuardParallelism(deployment: Deployment): number {
+  const settings = deployment.provider.settings;
   const isCountedInFlight =
-    deployment.model.limits?.concurrency !== undefined ||
-    deployment.provider.settings.limits?.concurrency !== undefined;
-  return isCountedInFlight ? 1 : LLAMA_GUARD_PARALLEL_CALLS;
+    deployment.model.limits?.concurrency !== undefined || settings.limits?.concurrency !== undefined;
+  return isCountedInFlight ? 1 : Math.max(1, Math.min(LLAMA_GUARD_PARALLEL_CALLS, settings.maxInFlight));
 }
 
 /** The calls' usage summed; undefined when none reported any. */

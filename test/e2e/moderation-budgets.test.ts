@@ -162,7 +162,7 @@ providers:
     assert.equal(row.tokens_out, 4);
   });
 
-  test("20 inputs against a 50 ms upstream take a few rounds, not 20 in turn; a `concurrency: 1` model gets one at a time", async (t) => {
+  test("20 inputs against a 50 ms upstream take a few rounds, not 20 in turn; a `concurrency: 1` model gets one at a time, max_in_flight: 2 two", async (t) => {
     const { gateway, guardMock } = await scene(t, "");
     let inFlight = 0;
     let maxInFlight = 0;
@@ -198,5 +198,16 @@ providers:
     });
     assert.equal(one.status, 200, one.text);
     assert.equal(maxInFlight, 1);
+
+    // A provider's max_in_flight bounds them too (the attempt holds one of its slots for all of its calls).
+    const capped = await scene(t, "", "    max_in_flight: 2\n");
+    inFlight = 0;
+    maxInFlight = 0;
+    capped.guardMock.enqueue(CHAT, ...inputs.slice(0, 6).map(() => slow));
+    const two = await send(capped.gateway, "POST", "/v1/moderations", {
+      body: { model: "guard", input: inputs.slice(0, 6) },
+    });
+    assert.equal(two.status, 200, two.text);
+    assert.equal(maxInFlight, 2);
   });
 });
