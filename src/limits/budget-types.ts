@@ -88,6 +88,11 @@ export interface BudgetScope {
 export interface BudgetCost {
   /** Estimated tokens charged up front (prompt + reserved output); reconciled with usage later. */
   readonly tokens: number;
+  /**
+   * Upstream calls the request makes, each counted by the request budgets (rps/rpm/rph/rpd) as the provider counts
+   * it: a Llama Guard moderation of N inputs is N chat calls (upstream/moderation-dialect.ts). Default 1.
+   */
+  readonly requests?: number;
 }
 
 /**
@@ -115,6 +120,8 @@ export interface Reservation {
   readonly scopes: readonly BudgetScope[];
   readonly atMs: number;
   tokens: number;
+  /** Requests charged (BudgetCost.requests); absent: one. */
+  readonly requests?: number;
   isReleased: boolean;
 }
 

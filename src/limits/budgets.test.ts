@@ -776,3 +776,42 @@ describe("pruning scopes no longer configured", () => {
     assert.notEqual(book.exportScope(kept.id), undefined);
   });
 });
+
+describe("a reservation of several upstream calls (BudgetCost.requests)", () => {
+  // A Llama Guard moderation of N inputs is N chat calls: each window counts all of them, whatever its algorithm.
+  for (const window of ["sliding", "fixed", "bucket"] as const) {
+    it(`counts every call in an rpm ${window} window, and refuses a reservation that would go past it`, () => {
+      const book = new BudgetBook();
+      const scope = scopeOf({ rpm: 5, rpd: 100, window });
+      const first = book.reserve([scope], { tokens: 10, requests: 3 }, T0);
+      assert.ok(isReservation(first));
+      const usage = book.usage(scope, T0);
+      assert.deepEqual(
+        usage.map((entry) => [entry.window, entry.used]),
+        [
+          ["minute", 3],
+          ["day", 3],
+        ],
+      );
+      const over = denied(book.reserve([scope], { tokens: 10, requests: 3 }, T0 + 1_000));
+      assert.match(over.reason, /over its rpm budget \(3\/5, needs 3\)/);
+      assert.ok(!isNeverFit(over.retryAtMs));
+      // Two more fit exactly; six never do.
+      assert.ok(isReservation(book.reserve([scope], { tokens: 10, requests: 2 }, T0 + 1_000)));
+      const never = denied(book.check([scope], { tokens: 10, requests: 6 }, T0 + 2 * MINUTE_MS));
+      assert.ok(isNeverFit(never.retryAtMs));
+      // A whole minute later (a bucket refills by then), three fit again.
+      assert.ok(isReservation(book.reserve([scope], { tokens: 10, requests: 3 }, T0 + 2 * MINUTE_MS)));
+    });
+  }
+
+  it("a reservation sent later (markSent) still counts all its calls", () => {
+    const book = new BudgetBook();
+    const scope = scopeOf({ rpm: 5 });
+    reserveOk(book, [scope], 0, T0);
+    const several = book.reserve([scope], { tokens: 0, requests: 4 }, T0);
+    assert.ok(isReservation(several));
+    book.markSent(several, T0 + 30_000);
+    assert.equal(book.usage(scope, T0 + 61_000)[0]?.used, 4, "the first left the window; the four sent later stay");
+  });
+});

@@ -171,11 +171,13 @@ export class BudgetBook implements BudgetLedger {
   ): Reservation | (BudgetVerdict & { isAllowed: false }) {
     const verdict = this.check(scopes, cost, nowMs);
     if (!verdict.isAllowed) return verdict;
+    const requests = cost.requests ?? 1;
     const reservation: Reservation = {
       id: this.#nextReservationId++,
       scopes,
       atMs: nowMs,
       tokens: cost.tokens,
+      ...(requests === 1 ? {} : { requests }),
       isReleased: false,
     };
     let runs: { readonly window: SlidingWindow; readonly run: SlidingRun }[] | undefined;
@@ -184,21 +186,23 @@ export class BudgetBook implements BudgetLedger {
       const state = this.#state(scope, nowMs);
       states.push(state);
       const rules = this.#rulesOf(scope, state);
-      this.#chargeCounters(reservation, state, rules, cost.tokens, nowMs);
+      this.#chargeCounters(reservation, state, rules, cost.tokens, nowMs, requests);
       recordSend(state, nowMs);
       recordCharge(state, reservation);
       for (const windowMs of slidingWindowsOf(rules)) {
         const window = slidingWindow(state, windowMs);
-        const run = window.charge(nowMs, cost.tokens, nowMs);
+        const run = window.charge(nowMs, cost.tokens, nowMs, requests);
         if (run === undefined) continue;
         runs ??= [];
         runs.push({ window, run });
       }
-      state.day.requests += 1;
+      state.day.requests += requests;
       state.day.tokens += cost.tokens;
-      state.month.requests += 1;
+      state.month.requests += requests;
       state.month.tokens += cost.tokens;
-      for (const [key, learned] of state.learned) learned.spentSince += key.startsWith("tokens") ? cost.tokens : 1;
+      for (const [key, learned] of state.learned) {
+        learned.spentSince += key.startsWith("tokens") ? cost.tokens : requests;
+      }
       state.inFlight += 1;
       this.#dirty.add(scope.id);
     }
@@ -249,7 +253,7 @@ export class BudgetBook implements BudgetLedger {
     if (runs === undefined) return;
     for (let index = 0; index < runs.length; index++) {
       const charged = runs[index] as { readonly window: SlidingWindow; readonly run: SlidingRun };
-      const run = charged.window.retime(charged.run, reservation.tokens, atMs, atMs);
+      const run = charged.window.retime(charged.run, reservation.tokens, atMs, atMs, reservation.requests);
       if (run !== charged.run) {
         if (run === undefined) runs.splice(index--, 1);
         else runs[index] = { window: charged.window, run };
@@ -733,7 +737,7 @@ export class BudgetBook implements BudgetLedger {
       });
     }
     for (const rule of this.#rulesOf(scope, state)) {
-      const amount = rule.unit === "requests" ? 1 : cost.tokens;
+      const amount = rule.unit === "requests" ? (cost.requests ?? 1) : cost.tokens;
       const { used, resetsAtMs } = this.#used(state, rule, nowMs);
       if (used + amount <= rule.limit) continue;
       // A single request larger than a whole token budget can never fit: no retry time (the final error turns it
@@ -754,7 +758,7 @@ export class BudgetBook implements BudgetLedger {
       }
       const isTokens = key.startsWith("tokens");
       const left = learned.remaining - learned.spentSince;
-      if (left < (isTokens ? Math.max(1, cost.tokens) : 1)) {
+      if (left < (isTokens ? Math.max(1, cost.tokens) : (cost.requests ?? 1))) {
         denied = laterDenial(denied, {
           isAllowed: false,
           scopeId: scope.id,
@@ -962,6 +966,7 @@ export class BudgetBook implements BudgetLedger {
     rules: readonly BudgetRule[],
     tokens: number,
     nowMs: number,
+    requests = 1,
   ): void {
     let charged: ChargedCounters | undefined;
     for (const rule of rules) {
@@ -977,7 +982,7 @@ export class BudgetBook implements BudgetLedger {
           state.fixed.set(key, counter);
         }
         if (charged.fixed.includes(counter)) continue;
-        counter.requests += 1;
+        counter.requests += requests;
         counter.tokens += tokens;
         charged.fixed.push(counter);
         continue;
@@ -985,7 +990,7 @@ export class BudgetBook implements BudgetLedger {
       const key = bucketKey(rule);
       const previous = state.buckets.get(key);
       const used = previous === undefined ? 0 : bucketUsed(previous, rule.limit, windowMs, nowMs);
-      const level = { used: used + (rule.unit === "requests" ? 1 : tokens), atMs: nowMs };
+      const level = { used: used + (rule.unit === "requests" ? requests : tokens), atMs: nowMs };
       state.buckets.set(key, level);
       if (rule.unit === "tokens") charged.buckets.push({ levels: state.buckets, key });
     }
@@ -1076,7 +1081,9 @@ export function ruleName(rule: BudgetRule): string {
 
 /** Why a rule refuses a request: names the config key, or says the limit was learned and from what. */
 export function denialReason(rule: BudgetRule, used: number, amount: number): string {
-  const counts = `${used}/${rule.limit}${rule.unit === "tokens" ? ` tokens, needs ${amount}` : ""}`;
+  // A request of several upstream calls (BudgetCost.requests) says how many it needs, as a large prompt does.
+  const needs = rule.unit === "tokens" ? ` tokens, needs ${amount}` : amount > 1 ? `, needs ${amount}` : "";
+  const counts = `${used}/${rule.limit}${needs}`;
   if (rule.learnedFrom !== undefined)
     return `over its learned ${ruleName(rule)} limit (${counts}; ${rule.learnedFrom})`;
   return `over its ${ruleName(rule)} budget (${counts})`;

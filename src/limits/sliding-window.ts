@@ -86,10 +86,10 @@ export class SlidingWindow {
    * Counts a charge made at `atMs` (normally now; earlier for a replay). Returns the run it went into, or
    * undefined when the charge has already left the window. Call `expire(nowMs)` first.
    */
-  charge(atMs: number, tokens: number, nowMs: number): SlidingRun | undefined {
+  charge(atMs: number, tokens: number, nowMs: number, requests = 1): SlidingRun | undefined {
     if (atMs + this.windowMs <= nowMs) return undefined;
     const runs = this.#runs;
-    this.#requests += 1;
+    this.#requests += requests;
     this.#tokens += tokens;
     this.#work += 1;
     const newest = runs[runs.length - 1];
@@ -98,13 +98,13 @@ export class SlidingWindow {
       runs.length >= MAX_EXACT_RUNS &&
       atMs - newest.firstMs < this.windowMs / MAX_EXACT_RUNS
     ) {
-      newest.requests += 1;
+      newest.requests += requests;
       newest.tokens += tokens;
       newest.firstMs = Math.min(newest.firstMs, atMs);
       newest.lastMs = Math.max(newest.lastMs, atMs);
       return newest;
     }
-    const run: SlidingRun = { firstMs: atMs, lastMs: atMs, requests: 1, tokens, isExpired: false };
+    const run: SlidingRun = { firstMs: atMs, lastMs: atMs, requests, tokens, isExpired: false };
     // Ordered by leaving time; a charge older than the newest run (a replay, a clock step back) is rare.
     let index = runs.length;
     while (index > 0 && (runs[index - 1] as SlidingRun).lastMs > atMs) {
@@ -123,8 +123,8 @@ export class SlidingWindow {
    * less than the provider would). A run that already left the window is charged anew. Returns the run the
    * charge now counts in. O(runs) at worst, which is bounded; the run is nearly always the newest.
    */
-  retime(run: SlidingRun, tokens: number, atMs: number, nowMs: number): SlidingRun | undefined {
-    if (run.isExpired) return this.charge(atMs, tokens, nowMs);
+  retime(run: SlidingRun, tokens: number, atMs: number, nowMs: number, requests = 1): SlidingRun | undefined {
+    if (run.isExpired) return this.charge(atMs, tokens, nowMs, requests);
     if (atMs <= run.lastMs) return run;
     run.lastMs = atMs;
     // Keep the runs ordered by leaving time: move it past those that now leave before it.

@@ -3,6 +3,7 @@
 import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
 import { FRONT_DOORS, type FrontDoor } from "../front-doors.ts";
+import { isRecord } from "../is-record.ts";
 import {
   estimateChatPrompt,
   estimateTextInput,
@@ -99,7 +100,10 @@ export const EMBEDDINGS_ENDPOINT: EndpointSpec = {
   isContinuable: false,
   estimate: (body) => {
     const tokens = estimateTextInputs(body.input);
-    return { promptTokens: tokens.total, hasImages: false, fitTokens: tokens.longest };
+    // Image parts: the plan leaves out a moderation model that reads text only (router/plan-route.ts acceptsImages).
+    const hasImages =
+      Array.isArray(body.input) && body.input.some((part) => isRecord(part) && part.type === "image_url");
+    return { promptTokens: tokens.total, hasImages, fitTokens: tokens.longest };
   },
   promptParam: "input",
 };
@@ -228,7 +232,10 @@ export const MODERATIONS_ENDPOINT: EndpointSpec = {
   isModeration: true,
   estimate: (body) => {
     const tokens = estimateTextInputs(moderationTexts(body.input));
-    return { promptTokens: tokens.total, hasImages: false, fitTokens: tokens.longest };
+    // Image parts: the plan leaves out a moderation model that reads text only (router/plan-route.ts acceptsImages).
+    const hasImages =
+      Array.isArray(body.input) && body.input.some((part) => isRecord(part) && part.type === "image_url");
+    return { promptTokens: tokens.total, hasImages, fitTokens: tokens.longest };
   },
   promptParam: "input",
 };

@@ -340,10 +340,10 @@ export class GatewayRuntime {
       // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.
       servingAs: (deployment) => this.#upstreams.servingAs(deployment),
       hasRefusedFeatures: (deployment) => this.refusedFeatures.knows(deployment.key),
-      admit: (deployment, tokens) =>
+      admit: (deployment, tokens, requests) =>
         // Checked again: a reload may come while the attempt waited for a slot.
         this.isServing(deployment)
-          ? this.recorder.admit(deployment, scopesOf(deployment), tokens)
+          ? this.recorder.admit(deployment, scopesOf(deployment), tokens, requests)
           : { isAdmitted: false, reason: "removed or changed by a config reload", isLimit: false },
       attemptEnded: (deployment, report, reservation, isStreamOpen, prompt) =>
         this.recorder.attemptEnded(deployment, scopesOf(deployment), report, reservation, {

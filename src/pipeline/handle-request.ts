@@ -16,6 +16,7 @@ import { type RequestFeature, requestFeatures, STREAM_FEATURE } from "../router/
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import { answerText } from "./answer-text.ts";
 import { audioAnswer } from "./audio-answer.ts";
 import {
@@ -114,6 +115,7 @@ export async function handleRequest(
           isBinaryAnswer: endpoint.isBinaryAnswer,
           isRerank: endpoint.isRerank,
           isModeration: endpoint.isModeration,
+          moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,

@@ -7,6 +7,7 @@ import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
+import { upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteRequest, RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
@@ -58,7 +59,10 @@ export function budgetCheckOf(
   promptCalibration: PromptCalibration,
   /** Each deployment's budget scopes, by its index (the snapshot's). */
   budgetScopes: readonly (readonly BudgetScope[] | undefined)[],
-  request: Pick<RouteRequest, "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion">,
+  request: Pick<
+    RouteRequest,
+    "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion" | "moderationInputs"
+  >,
   nowMs: number,
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
@@ -70,7 +74,8 @@ export function budgetCheckOf(
       request.isLegacyCompletion,
     );
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
-    const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens }, nowMs);
+    const requests = upstreamCallsOf(deployment.model.id, request.moderationInputs);
+    const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
     return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };

@@ -3,6 +3,7 @@
 import { ClientAbortedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { outputLimitNameOf } from "../providers/body-rules.ts";
 import { JSON_SCHEMA_FEATURE, responseFormatFeature } from "../router/request-features.ts";
+import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import type { PlannedRoute } from "./gateway-runtime.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 
@@ -30,6 +31,7 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
         maxOutputTokens,
         outputLimitName: outputLimitNameOf(body),
         isLegacyCompletion: endpoint.isLegacyCompletion,
+        moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
         stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
         // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
         client: request.context.client,

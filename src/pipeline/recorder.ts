@@ -75,7 +75,12 @@ export class Recorder {
   /** Right before an attempt: claims a half-open probe if that is what makes it available, and reserves budget. */
   // Synchronous whenever the ledger is (the embedded one): a waiter woken from the queue must claim its slot in
   // the same tick, before the next waiter looks, or arrival order breaks.
-  admit(deployment: Deployment, scopes: readonly BudgetScope[], tokens: number): Admission | Promise<Admission> {
+  admit(
+    deployment: Deployment,
+    scopes: readonly BudgetScope[],
+    tokens: number,
+    requests = 1,
+  ): Admission | Promise<Admission> {
     const { availability, budgets, clock } = this.#books;
     const providerName = deployment.provider.settings.name;
     const availabilityNow = availability.acquire(deployment.key, providerName);
@@ -95,7 +100,7 @@ export class Recorder {
       availability.releaseProbe(deployment.key);
       return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs, isLimit: true };
     };
-    const reserved = budgets.reserve(scopes, { tokens }, clock.now());
+    const reserved = budgets.reserve(scopes, requests === 1 ? { tokens } : { tokens, requests }, clock.now());
     return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
   }
 
@@ -150,8 +155,11 @@ export class Recorder {
     }
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
     if (report.outcome !== "client_aborted") stats.recordFailure(key);
-    // The request reached the provider and counts; a failed attempt consumed no tokens.
-    budgets.reconcile(reservation, 0, clock.now());
+    // The request reached the provider and counts; a failed attempt consumed no tokens, but for what its calls that
+    // answered before one failed spent (a Llama Guard moderation's earlier inputs).
+    const spent = report.usage;
+    if (spent !== undefined) stats.recordTokens(key, spent.promptTokens, spent.completionTokens);
+    budgets.reconcile(reservation, (spent?.promptTokens ?? 0) + (spent?.completionTokens ?? 0), clock.now());
     budgets.release(reservation);
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);

@@ -1,5 +1,7 @@
 // How a moderation model is called (`/v1/moderations`), read from its id: a native moderation endpoint, or Llama
 // Guard's verdict through chat completions. A safety classifier that answers in neither way is not served.
+import type { Deployment } from "./catalog.ts";
+
 /**
  * `native`: the provider's own `/moderations` (OpenAI's `omni-moderation-*`, Mistral's `mistral-moderation-*`, any
  * host of that API). `llama_guard`: Llama Guard 3 or 4 through `/chat/completions` (Groq, Cloudflare, Together,
@@ -31,4 +33,34 @@ export function moderationApiOf(modelId: string): ModerationApi | undefined {
   if (guard === null) return "native";
   const version = guard[1] === undefined ? undefined : Number(guard[1]);
   return version !== undefined && version >= 3 ? "llama_guard" : undefined;
+}
+
+/**
+ * The upstream calls a request makes of this model: a Llama Guard moderation one chat call per input, anything else
+ * one. The request budgets count each (limits/budget-types.ts BudgetCost.requests), as the provider does.
+ * `moderationInputs`: a moderation request's inputs; undefined for every other request.
+ */
+export function upstreamCallsOf(modelId: string, moderationInputs: number | undefined): number {
+  if (moderationInputs === undefined || moderationInputs <= 1) return 1;
+  return moderationApiOf(modelId) === "llama_guard" ? moderationInputs : 1;
+}
+
+/**
+ * Whether a moderation model may be sent an image part. Llama Guard 3 reads text only, but for its 11B Vision model;
+ * Llama Guard 4 reads images. A native model is taken to (omni-moderation does; one that does not answers with an error
+ * and the next candidate is tried). Used when the model's `vision` is not configured.
+ */
+export function moderationTakesImages(modelId: string): boolean {
+  if (moderationApiOf(modelId) !== "llama_guard") return true;
+  const version = Number(LLAMA_GUARD.exec(modelId)?.[1]);
+  return version >= 4 || /vision/i.test(modelId);
+}
+
+/**
+ * Whether a deployment may be sent image parts: its `vision`, not false. A moderation model's is its configured one,
+ * else what its id says (moderationTakesImages; the metadata table states none for Llama Guard, which reads as false).
+ */
+export function acceptsImages(deployment: Deployment): boolean {
+  if (deployment.kind !== "moderation") return deployment.capabilities.vision !== false;
+  return deployment.model.vision ?? moderationTakesImages(deployment.model.id);
 }

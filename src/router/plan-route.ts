@@ -11,6 +11,7 @@ import { isLimitCause } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { acceptsImages } from "../providers/moderation-api.ts";
 import { allowedDeployments } from "./client-models.ts";
 import { type ContextFit, contextFit } from "./context-fit.ts";
 import { metaModelNamed, noModelOfKind, PRIORITY_AUTO, resolveName, splitRequestedNames } from "./resolve-names.ts";
@@ -324,7 +325,7 @@ function checkFit(
   if (request.needsTools === true && capabilities.tools === false) {
     return { deployment, cause: "tools", score, reason: "does not support tools" };
   }
-  if (request.needsVision === true && capabilities.vision === false) {
+  if (request.needsVision === true && !acceptsImages(deployment)) {
     return { deployment, cause: "vision", score, reason: "does not accept images" };
   }
   if (request.needsJsonSchema === true && capabilities.jsonSchema === false) {

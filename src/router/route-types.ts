@@ -49,6 +49,11 @@ export interface RouteRequest {
   readonly outputLimitName?: OutputLimitName | undefined;
   /** A legacy `/v1/completions` request: its output is counted under the rules it is sent with (body-rules.ts sentRulesOf). */
   readonly isLegacyCompletion?: boolean | undefined;
+  /**
+   * A moderation request's inputs: a Llama Guard candidate is called once per input, and each call counts against its
+   * request budgets (providers/moderation-api.ts upstreamCallsOf). Undefined: any other request (one call).
+   */
+  readonly moderationInputs?: number | undefined;
   /** When paid models may serve this request, if not `routing.paid`: its client's `paid` (`server.api_keys`). */
   readonly paid?: RoutingSettings["paid"] | undefined;
   /** The model names the request's client may use (its `models` in `server.api_keys`); undefined: every model. */

@@ -119,12 +119,21 @@ function decodedBody(raw: IncomingMessage, coding: Coding, limitBytes: number): 
   return body;
 }
 
+/** Whether bytes follow the headers: a `Content-Length` above 0, or a chunked body (RFC 9112 6.3). */
+function hasBody(raw: IncomingMessage): boolean {
+  if (raw.headers["transfer-encoding"] !== undefined) return true;
+  const length = raw.headers["content-length"];
+  return length !== undefined && Number(length) > 0;
+}
+
 /** Decodes compressed request bodies (see the header); a coding it does not know is a 415. */
 export function registerCompressedBodies(app: FastifyInstance, limitBytes: number): void {
   app.addHook("preParsing", (request, _reply, payload, done) => {
     const coding = codingOf(request.headers["content-encoding"]);
-    // GET and HEAD bodies are never read (Fastify parses none).
-    if (coding === "identity" || request.method === "GET" || request.method === "HEAD") {
+    // GET and HEAD bodies are never read (Fastify parses none). A request without a body (a DELETE, an empty POST)
+    // has nothing encoded: a 415 for its header, or gzip's "unexpected end of file", would refuse a request the route
+    // serves (a proxy may add the header to every request).
+    if (coding === "identity" || request.method === "GET" || request.method === "HEAD" || !hasBody(request.raw)) {
       done(null, payload);
       return;
     }

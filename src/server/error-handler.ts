@@ -11,6 +11,7 @@ import {
   type GatewayError,
   HeadersTooLargeError,
   InvalidRequestError,
+  NotCachedError,
   PayloadTooLargeError,
   RequestTimeoutError,
   RouteNotFoundError,
@@ -235,7 +236,8 @@ export function errorHandler(bodyLimitBytes: number) {
     // A route's own limit when it has one (`POST /v1/files`: `batches.max_file_bytes`).
     const routeLimitBytes = request.routeOptions.bodyLimit ?? bodyLimitBytes;
     const gatewayError = fromFastifyError(error, routeLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
-    if (gatewayError.status >= 500) {
+    // An only-if-cached miss is a 504 the client asked for (outcome not_cached), no failure: no error line, no stack.
+    if (gatewayError.status >= 500 && !(gatewayError instanceof NotCachedError)) {
       // Internal details go to the log (with the request id), never to the client.
       request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);
     } else {

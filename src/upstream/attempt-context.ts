@@ -34,6 +34,11 @@ export type AttemptResult =
       readonly status: number | undefined;
       readonly verdict?: Verdict;
       readonly headersMs?: number;
+      /**
+       * Tokens the attempt's earlier calls spent before one failed (a Llama Guard moderation's answered inputs): the
+       * provider billed them, so the budgets and stats count them.
+       */
+      readonly usage?: TokenUsage;
     };
 
 export interface AttemptContext {

@@ -11,6 +11,7 @@ import { traitsOf } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import { type AttemptResult, attemptOnce } from "./attempt.ts";
@@ -153,7 +154,13 @@ async function tryCandidate(
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {
-      const admitted = services.admit(deployment, tokens);
+      // Every upstream call of the attempt is reserved up front: a Llama Guard moderation of 20 inputs is 20 requests
+      // of the deployment's rpm, refused (skipped, queued) when they do not all fit, never 20 calls against `rpm: 5`.
+      const admitted = services.admit(
+        deployment,
+        tokens,
+        upstreamCallsOf(deployment.model.id, request.moderationInputs),
+      );
       admission = admitted instanceof Promise ? await admitted : admitted;
     } catch (error) {
       releaseSlot();
@@ -263,6 +270,7 @@ function reportOf(
     outcome: result.lesson.outcome,
     reason: redact(result.lesson.reason),
     ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
+    ...(result.usage === undefined ? {} : { usage: result.usage }),
     ...(result.verdict?.kind === "rate_limited" && result.verdict.isRequestTooLarge === true
       ? { isRequestTooLarge: true }
       : {}),

@@ -50,6 +50,8 @@ export interface ForwardRequest {
   readonly isRerank?: boolean | undefined;
   /** A moderation request: sent and read in each candidate's way (moderation-dialect.ts). */
   readonly isModeration?: boolean | undefined;
+  /** A moderation request's inputs (RouteRequest.moderationInputs): a Llama Guard candidate makes one call per input. */
+  readonly moderationInputs?: number | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   readonly isStream: boolean;
@@ -97,7 +99,7 @@ export interface AttemptReport {
   readonly durationMs: number;
   /** What the answer taught (cooldowns, circuit, learned windows), for the recorder to apply. */
   readonly effects: readonly Effect[];
-  /** A JSON success's reported usage. */
+  /** A JSON success's reported usage; a failed attempt's, what its calls that answered spent (AttemptResult). */
   readonly usage?: TokenUsage;
   /** The provider refused the request as larger than a whole window (Verdict.isRequestTooLarge). */
   readonly isRequestTooLarge?: true;
@@ -204,7 +206,8 @@ export interface FailoverServices {
    */
   hasRefusedFeatures?(deployment: Deployment): boolean;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
-  admit(deployment: Deployment, tokens: number): Admission | Promise<Admission>;
+  /** `requests`: the upstream calls the attempt makes (a Llama Guard moderation's one per input), each counted. */
+  admit(deployment: Deployment, tokens: number, requests: number): Admission | Promise<Admission>;
   /**
    * Every attempt's end, whatever it was. `isStreamOpen`: a stream that started and is handed to the relay
    * (its reservation stays held until the relay settles it). `prompt`: what a reported usage or a context-length

@@ -157,12 +157,13 @@ export function readNativeModeration(
     ...json,
     id: typeof json.id === "string" ? json.id : moderationId(),
     model: typeof json.model === "string" && json.model !== "" ? json.model : deployment.model.id,
+    // A `flagged` of another type (`"true"`, null) is replaced, not kept: spread after the computed one, it won.
     results: results.map((result: Record<string, unknown>) =>
       typeof result.flagged === "boolean"
         ? result
         : {
-            flagged: Object.values(result.categories as Record<string, unknown>).some((value) => value === true),
             ...result,
+            flagged: Object.values(result.categories as Record<string, unknown>).some((value) => value === true),
           },
     ),
   };

@@ -128,6 +128,26 @@ test("a corrupt stream is a 400 invalid_body, an unknown coding a 415 unsupporte
   assert.equal(chatRequests(mock).length, 1, "only the good gzip went upstream");
 });
 
+test("a Content-Encoding on a request without a body (a DELETE, an empty POST) is no 415 and no gzip error: there is nothing to decode", async (t) => {
+  const { gateway } = await scene(t);
+  for (const encoding of ["compress", "gzip"]) {
+    const deleted = await request(`${gateway.url}/v1/responses/resp_unknown`, {
+      method: "DELETE",
+      headers: { "content-encoding": encoding },
+    });
+    const text = await deleted.body.text();
+    // The route's own answer: no kept response of that id.
+    assert.equal(deleted.statusCode, 404, text);
+    assert.match(text, /response_not_found/);
+  }
+  const empty = await post(gateway, "/v1/chat/completions", Buffer.alloc(0), "gzip");
+  const plain = await post(gateway, "/v1/chat/completions", Buffer.alloc(0), "identity");
+  // The same answer as the same empty body sent plain: the encoding changes nothing when nothing was encoded.
+  assert.equal(empty.status, plain.status, empty.text);
+  assert.equal(errorOf(empty).code, errorOf(plain).code);
+  assert.doesNotMatch(empty.text, /gzip/);
+});
+
 test("a gzipped multipart upload (a transcription) is decoded before the form is parsed: the file arrives intact", async (t) => {
   const { mock, gateway } = await scene(t);
   mock.enqueue("POST /v1/audio/transcriptions", { kind: "json", body: { text: "heard" } });

@@ -147,6 +147,28 @@ describe("moderations", () => {
     assert.deepEqual(answer.results[1]?.category_scores, { violence_and_threats: 0.97 });
   });
 
+  test("a native result whose `flagged` is no boolean (a string, null) gets `flagged` from its categories: the client never sees another type", async (t) => {
+    const { client, mocks } = await scene(t, [{ mod: "omni-moderation-latest" }]);
+    mockAt(mocks, 0).enqueue(MODERATIONS, {
+      kind: "json",
+      body: {
+        id: "modr-odd",
+        model: "omni-moderation-latest",
+        results: [
+          { ...openAiResult(["hate"]), flagged: "true" },
+          { ...openAiResult(), flagged: "false" },
+          { ...openAiResult(["violence"]), flagged: null },
+        ],
+      },
+    });
+    const answer = await client.moderations.create({ model: "mod", input: ["a", "b", "c"] });
+    assert.deepEqual(
+      answer.results.map((result) => result.flagged),
+      [true, false, true],
+    );
+    assert.equal(answer.id, "modr-odd");
+  });
+
   test("Llama Guard: one chat call per input with the input as the user's message; safe and unsafe verdicts become OpenAI's categories", async (t) => {
     const { gateway, client, mocks } = await scene(t, [{ guard: "meta-llama/llama-guard-4-12b" }]);
     const mock = mockAt(mocks, 0);
@@ -219,6 +241,31 @@ describe("moderations", () => {
       (requestsTo(mock, "/v1/chat/completions")[0]?.body as { messages?: unknown } | undefined)?.messages,
       [{ role: "user", content: input }],
     );
+  });
+
+  test("an image input is not sent to a text-only Llama Guard 3: the Llama Guard 4 candidate serves it; alone, a 400 saying no model accepts images", async (t) => {
+    const { client, mocks } = await scene(t, [
+      { guard: "@cf/meta/llama-guard-3-8b" },
+      { guard: "meta-llama/llama-guard-4-12b" },
+    ]);
+    const [text, vision] = [mockAt(mocks, 0), mockAt(mocks, 1)];
+    vision.enqueue(CHAT, { kind: "json", body: chatCompletion("safe", "meta-llama/llama-guard-4-12b") });
+    const input = [
+      { type: "text" as const, text: "what is this?" },
+      { type: "image_url" as const, image_url: { url: "https://example.com/a.png" } },
+    ];
+    const answer = await client.moderations.create({ model: "guard", input });
+    assert.equal(answer.model, "meta-llama/llama-guard-4-12b");
+    assert.equal(requestsTo(text, "/v1/chat/completions").length, 0);
+    // Text alone still goes to the first.
+    text.enqueue(CHAT, { kind: "json", body: chatCompletion("safe", "@cf/meta/llama-guard-3-8b") });
+    assert.equal((await client.moderations.create({ model: "guard", input: "hi" })).model, "@cf/meta/llama-guard-3-8b");
+
+    const only = await scene(t, [{ guard3: "meta-llama/Llama-Guard-3-8B" }]);
+    const refused = await send(only.gateway, "POST", "/v1/moderations", { body: { model: "guard3", input } });
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(errorOf(refused).message, /accepts images/);
+    assert.equal(requestsTo(mockAt(only.mocks, 0), "/v1/chat/completions").length, 0);
   });
 
   test("a Llama Guard answer that is no verdict fails over to the next candidate (and so does a wrong native answer)", async (t) => {

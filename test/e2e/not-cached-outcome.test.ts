@@ -3,6 +3,7 @@
 // the request log count it apart from errors, so alerts on 5xx or error rates do not fire (docs/metrics.md). Before,
 // it was a `rejected` record counted in status_class="5xx" and in the dashboard's errors.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { test } from "node:test";
 import { chatRequests, errorOf, HELLO, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { parsePrometheusText, type Sample } from "../helpers/prometheus-text.ts";
@@ -83,4 +84,41 @@ cache:
   assert.ok(failed.status >= 500, failed.text);
   const after = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: viewer })).text).samples;
   assert.equal(sumOf(after, "llm_gateway_requests_total", { status_class: "5xx" }), 1);
+});
+
+test("an only-if-cached miss is logged as the client's answer (info), not as an internal error with a stack (error)", async (t) => {
+  const mock = await useMock(t);
+  const lines: { level: number; code?: string; msg?: string }[] = [];
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: alpha-m }
+cache:
+  enabled: true
+`,
+    {
+      logLevel: "info",
+      logStream: new Writable({
+        write(chunk, _encoding, callback) {
+          for (const line of String(chunk)
+            .split("\n")
+            .filter((text) => text !== ""))
+            lines.push(JSON.parse(line));
+          callback();
+        },
+      }),
+    },
+  );
+  const miss = await postChat(gateway, { model: "m", messages: HELLO }, { "cache-control": "only-if-cached" });
+  assert.equal(miss.status, 504, miss.text);
+  assert.deepEqual(
+    lines.filter((line) => line.level >= 50),
+    [],
+    "no error-level line: alerts on the error log must not fire for the client's choice",
+  );
+  assert.ok(lines.some((line) => line.level === 30 && line.code === "not_cached"));
 });

@@ -1,0 +1,213 @@
+// A Llama Guard moderation of N inputs is N upstream chat calls: the deployment's request budgets count each of them
+// (reserved up front, so a model with `rpm: 5` is never asked for more than five calls a minute), the tokens of the
+// calls that answered are counted even when a later one fails, and the calls run a few at a time within the budgets.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { recordsOf, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+
+const CHAT = "POST /v1/chat/completions";
+const MODERATIONS = "POST /v1/moderations";
+const GUARD = "meta-llama/llama-guard-4-12b";
+
+function chatCalls(mock: MockUpstream): number {
+  return mock.requests.filter((recorded) => recorded.path === "/v1/chat/completions").length;
+}
+
+/** `guard` on p0 (Llama Guard, with `guardExtra` in its model entry), and on p1 a native moderation model. */
+async function scene(t: Parameters<typeof useMock>[0], guardExtra: string, providerExtra = "") {
+  const guardMock = await useMock(t);
+  const nativeMock = await useMock(t);
+  const yaml = `providers:
+  - name: p0
+    base_url: ${guardMock.baseUrl}
+    api_key: sk-p0-secret
+    retries: 0
+${providerExtra}    models:
+      guard: { id: "${GUARD}", priority: 100${guardExtra} }
+  - name: p1
+    base_url: ${nativeMock.baseUrl}
+    api_key: sk-p1-secret
+    retries: 0
+    models:
+      guard: { id: "omni-moderation-latest", priority: 10 }
+request_log:
+  enabled: true
+`;
+  const gateway = await useGateway(t, yaml);
+  return { gateway, guardMock, nativeMock };
+}
+
+function nativeAnswer(count: number) {
+  const result = { flagged: false, categories: { hate: false }, category_scores: { hate: 0.01 } };
+  return { id: "modr-native", model: "omni-moderation-latest", results: Array.from({ length: count }, () => result) };
+}
+
+describe("moderation budgets", () => {
+  test("rpm: 5 counts every Llama Guard call: 3 inputs fit, the next 3 do not (they go to the next candidate), 6 never fit", async (t) => {
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { rpm: 5 }");
+    guardMock.enqueue(
+      CHAT,
+      ...Array.from({ length: 3 }, () => ({ kind: "json" as const, body: chatCompletion("safe", GUARD) })),
+    );
+    const first = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b", "c"] } });
+    assert.equal(first.status, 200, first.text);
+    assert.equal((first.json as { model: string }).model, GUARD);
+    assert.equal(chatCalls(guardMock), 3);
+
+    // 3 of 5 spent: three more calls would be 6 in the minute. The request fails over before any is sent.
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(3) });
+    const second = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["d", "e", "f"] } });
+    assert.equal(second.status, 200, second.text);
+    assert.equal((second.json as { model: string }).model, "omni-moderation-latest");
+    assert.equal(chatCalls(guardMock), 3);
+
+    // Six inputs never fit a budget of five a minute: the Llama Guard candidate is passed over for good.
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(6) });
+    const six = await send(gateway, "POST", "/v1/moderations", {
+      body: { model: "guard", input: ["1", "2", "3", "4", "5", "6"] },
+    });
+    assert.equal(six.status, 200, six.text);
+    assert.equal((six.json as { model: string }).model, "omni-moderation-latest");
+    assert.equal(chatCalls(guardMock), 3);
+
+    // /stats shows the three calls in the deployment's minute.
+    const stats = (await send(gateway, "GET", "/stats")).json as {
+      deployments: {
+        provider: string;
+        budgets: { scope: string; windows: { unit: string; window: string; used: number }[] }[];
+      }[];
+    };
+    const windows = stats.deployments.find((row) => row.provider === "p0")?.budgets.flatMap((scope) => scope.windows);
+    assert.deepEqual(
+      windows?.filter((window) => window.unit === "requests").map((window) => [window.window, window.used]),
+      [["minute", 3]],
+    );
+  });
+
+  test("a Llama Guard moderation that needs more calls than the only candidate's rpm allows is refused with the reason, nothing sent", async (t) => {
+    const guardMock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: p0
+    base_url: ${guardMock.baseUrl}
+    api_key: sk-p0-secret
+    models:
+      guard: { id: "${GUARD}", limits: { rpm: 2 } }
+`,
+    );
+    const refused = await send(gateway, "POST", "/v1/moderations", {
+      body: { model: "guard", input: ["a", "b", "c"] },
+    });
+    assert.ok(refused.status === 413 || refused.status === 429, refused.text);
+    assert.match(refused.text, /needs 3/);
+    assert.equal(chatCalls(guardMock), 0);
+  });
+
+  test("with a queue, a Llama Guard moderation whose calls do not fit yet waits until they all do (rps: 5, 3 spent, 3 more)", async (t) => {
+    const guardMock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `routing:
+  queue_timeout_ms: 5000
+providers:
+  - name: p0
+    base_url: ${guardMock.baseUrl}
+    api_key: sk-p0-secret
+    models:
+      guard: { id: "${GUARD}", limits: { rps: 5 } }
+`,
+    );
+    guardMock.enqueue(
+      CHAT,
+      ...Array.from({ length: 6 }, () => ({ kind: "json" as const, body: chatCompletion("safe", GUARD) })),
+    );
+    const first = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b", "c"] } });
+    assert.equal(first.status, 200, first.text);
+    const second = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["d", "e", "f"] } });
+    assert.equal(second.status, 200, second.text);
+    assert.equal(chatCalls(guardMock), 6);
+    // Queued until the first three left the second's window: never 6 calls within one second.
+    const times = guardMock.requests.map((recorded) => recorded.receivedAtMs);
+    const [firstCall, fourthCall] = [times[0], times[3]];
+    assert.ok(firstCall !== undefined && fourthCall !== undefined);
+    assert.ok(fourthCall - firstCall >= 900, `the 4th call came ${fourthCall - firstCall} ms after the 1st`);
+  });
+
+  test("a later call's failure keeps the earlier calls' tokens: the record's attempt and /stats count them", async (t) => {
+    // One call at a time (a `concurrency` limit), so the failing call is the third.
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { concurrency: 1 }");
+    guardMock.enqueue(
+      CHAT,
+      { kind: "json", body: chatCompletion("safe", GUARD, { prompt_tokens: 40, completion_tokens: 2 }) },
+      { kind: "json", body: chatCompletion("safe", GUARD, { prompt_tokens: 30, completion_tokens: 2 }) },
+      { kind: "json", status: 500, body: { error: { message: "boom", type: "server_error" } } },
+    );
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(3) });
+    const answer = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b", "c"] } });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(chatCalls(guardMock), 3);
+    const { records } = await recordsOf(gateway, "moderations");
+    const attempts = (records[0]?.attempts ?? []) as { provider: string; outcome: string; tokensIn?: number }[];
+    assert.deepEqual(
+      attempts.map((attempt) => [attempt.provider, attempt.outcome, attempt.tokensIn]),
+      [
+        ["p0", "server_error", 70],
+        ["p1", "success", undefined],
+      ],
+    );
+    const row = rowOf(await statsOf(gateway), "p0/guard");
+    assert.equal(row.tokens_in, 70);
+    assert.equal(row.tokens_out, 4);
+  });
+
+  test("20 inputs against a 50 ms upstream take a few rounds, not 20 in turn; a `concurrency: 1` model gets one at a time, max_in_flight: 2 two", async (t) => {
+    const { gateway, guardMock } = await scene(t, "");
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const slow = {
+      kind: "handler" as const,
+      handle: async (_request: unknown, response: import("node:http").ServerResponse) => {
+        inFlight += 1;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        inFlight -= 1;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(chatCompletion("safe", GUARD)));
+      },
+    };
+    const inputs = Array.from({ length: 20 }, (_, index) => `input ${index}`);
+    guardMock.enqueue(CHAT, ...inputs.map(() => slow));
+    const startedAtMs = performance.now();
+    const answer = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: inputs } });
+    const elapsedMs = performance.now() - startedAtMs;
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal((answer.json as { results: unknown[] }).results.length, 20);
+    assert.equal(maxInFlight, 4);
+    // In turn: 20 x 50 ms = 1 s at least. Four at a time: 5 rounds (~250 ms), with room for a loaded machine.
+    assert.ok(elapsedMs < 900, `took ${elapsedMs} ms`);
+    t.diagnostic(`20 Llama Guard calls of 50 ms: ${Math.round(elapsedMs)} ms`);
+
+    const serial = await scene(t, ", limits: { concurrency: 1 }");
+    inFlight = 0;
+    maxInFlight = 0;
+    serial.guardMock.enqueue(CHAT, ...inputs.slice(0, 5).map(() => slow));
+    const one = await send(serial.gateway, "POST", "/v1/moderations", {
+      body: { model: "guard", input: inputs.slice(0, 5) },
+    });
+    assert.equal(one.status, 200, one.text);
+    assert.equal(maxInFlight, 1);
+
+    // A provider's max_in_flight bounds them too (the attempt holds one of its slots for all of its calls).
+    const capped = await scene(t, "", "    max_in_flight: 2\n");
+    inFlight = 0;
+    maxInFlight = 0;
+    capped.guardMock.enqueue(CHAT, ...inputs.slice(0, 6).map(() => slow));
+    const two = await send(capped.gateway, "POST", "/v1/moderations", {
+      body: { model: "guard", input: inputs.slice(0, 6) },
+    });
+    assert.equal(two.status, 200, two.text);
+    assert.equal(maxInFlight, 2);
+  });
+});
