@@ -5,7 +5,7 @@ import type { Logger } from "../logger.ts";
 import type { BatchUsage } from "../protocols/batches/batch-objects.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
-import { handleRequest } from "./handle-request.ts";
+import { handleChatRequest } from "./handle-request.ts";
 
 /** One line as the pipeline gets it. */
 export interface LineCall {
@@ -36,7 +36,7 @@ export interface MutableUsage {
 /** A door served by the pipeline as is (chat, completions, embeddings): the line's body is the request's. */
 export function pipelineExecutor(runtime: GatewayRuntime, endpoint: EndpointSpec): LineExecutor {
   return async (call) => {
-    const result = await handleRequest(runtime, endpoint, unstreamed(call.body), {
+    const result = await handleChatRequest(runtime, endpoint, unstreamed(call.body), {
       requestId: call.requestId,
       clientProtocol: endpoint.protocol,
       signal: call.signal,

@@ -17,7 +17,7 @@ import { type BatchBooks, ownerOf } from "../pipeline/batch-books.ts";
 import { type LineExecutor, parseAnswer, unstreamed } from "../pipeline/batch-lines.ts";
 import { BatchRunner } from "../pipeline/batch-runner.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleRequest } from "../pipeline/handle-request.ts";
+import { handleChatRequest } from "../pipeline/handle-request.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import {
   BATCH_ENDPOINTS,
@@ -255,7 +255,7 @@ function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): Lin
         error,
       );
     }
-    const result = await handleRequest(runtime, adapter.endpoint, exchange.chatBody, {
+    const result = await handleChatRequest(runtime, adapter.endpoint, exchange.chatBody, {
       requestId: call.requestId,
       clientProtocol: adapter.endpoint.protocol,
       receivedAtMs: startedAtMs,
