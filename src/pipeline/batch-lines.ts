@@ -3,9 +3,9 @@
 import { InternalError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import type { Logger } from "../logger.ts";
 import type { BatchUsage } from "../protocols/batches/batch-objects.ts";
+import { handleChatRequest } from "./chat-request.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
-import { handleChatRequest } from "./handle-request.ts";
 
 /** One line as the pipeline gets it. */
 export interface LineCall {

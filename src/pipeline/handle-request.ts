@@ -5,7 +5,6 @@
 import {
   ClientAbortedError,
   type GatewayError,
-  InternalError,
   InvalidRequestError,
   RateLimitedError,
 } from "../errors/gateway-error.ts";
@@ -38,7 +37,6 @@ import {
   type PipelineResult,
   publish,
   type RequestContext,
-  type StreamAnswer,
 } from "./pipeline-types.ts";
 import { planRequest } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
@@ -153,22 +151,6 @@ export async function handleRequest(
   if (result.kind === "audio") return audioAnswer(request, result, headers);
   const answer = streamAnswer(request, plan, result, headers);
   return keepingStream(request, answer, result);
-}
-
-/** What a chat door's request (Responses, Messages) is answered with: JSON or events, never relayed audio. */
-export type ChatPipelineResult = JsonAnswer | StreamAnswer;
-
-/** handleRequest for a door whose endpoint is chat's: its answer is never audio (only speech's is). */
-export async function handleChatRequest(
-  runtime: GatewayRuntime,
-  endpoint: EndpointSpec,
-  rawBody: unknown,
-  context: RequestContext,
-): Promise<ChatPipelineResult> {
-  const result = await handleRequest(runtime, endpoint, rawBody, context);
-  if (result.kind !== "audio") return result;
-  await result.cancel();
-  throw new InternalError(`the ${endpoint.name} door got an audio answer`);
 }
 
 /**

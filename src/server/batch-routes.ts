@@ -16,8 +16,8 @@ import { isRecord } from "../is-record.ts";
 import { type BatchBooks, ownerOf } from "../pipeline/batch-books.ts";
 import { type LineExecutor, parseAnswer, unstreamed } from "../pipeline/batch-lines.ts";
 import { BatchRunner } from "../pipeline/batch-runner.ts";
+import { handleChatRequest } from "../pipeline/chat-request.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { handleChatRequest } from "../pipeline/handle-request.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import {
   BATCH_ENDPOINTS,
