@@ -127,10 +127,9 @@ export function hasManyChoices(json: Record<string, unknown> | undefined): boole
 export class ChoiceTracker {
   readonly #seen = new Set<number>();
   readonly #finished = new Set<number>();
-  /** Chat choices (they stream `delta`s) and those of them that made a tool call: for `closingChunk()`. */
-  readonly #chat = new Set<number>();
+  /** The chat choices (they stream `delta`s) that made a tool call: for `closingChunk()`. */
   readonly #toolCalling = new Set<number>();
-  /** The latest chat chunk: the closing chunk takes its id, created and model. */
+  /** The latest chat chunk (undefined: not a chat stream): the closing chunk takes its id, created and model. */
   #lastChat: Record<string, unknown> | undefined;
 
   note(json: Record<string, unknown>): void {
@@ -143,7 +142,6 @@ export class ChoiceTracker {
       if (typeof choice.finish_reason === "string") this.#finished.add(index);
       const delta = choice.delta as { tool_calls?: unknown } | undefined;
       if (delta === null || typeof delta !== "object") continue;
-      this.#chat.add(index);
       this.#lastChat = json;
       if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) this.#toolCalling.add(index);
     }
@@ -161,9 +159,9 @@ export class ChoiceTracker {
    */
   closingChunk(streamId: string | undefined): Record<string, unknown> | undefined {
     const last = this.#lastChat;
-    if (last === undefined || this.#finished.size >= this.#chat.size) return undefined;
+    if (last === undefined || this.isAnswerFinished) return undefined;
     const choices: Record<string, unknown>[] = [];
-    for (const index of [...this.#chat].sort((a, b) => a - b)) {
+    for (const index of [...this.#seen].sort((a, b) => a - b)) {
       if (this.#finished.has(index)) continue;
       const reason = this.#toolCalling.has(index) ? "tool_calls" : "stop";
       choices.push({ index, delta: {}, logprobs: null, finish_reason: reason });
