@@ -89,8 +89,9 @@ export interface KeptResponseRows {
   putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
   /**
    * A store that keeps a streamed background response's events beside its row, appended (Redis): a heartbeat writes
-   * only the new ones, not the whole list again. `keptCount`: how many are kept (false, nothing appended, when that
-   * is not so or the row is gone). A store without it keeps the events in the row's JSON.
+   * only the new ones, not the whole list again. `keptCount`: how many are kept as far as the caller knows (more, by
+   * at most `events.length`: an append that landed unanswered; only the rest is appended); false, nothing appended,
+   * when the row is gone or the list cannot be so. A store without it keeps the events in the row's JSON.
    */
   appendEvents?(id: string, keptCount: number, events: readonly string[]): Promise<boolean>;
   getEvents?(id: string, from: number): Promise<string[]>;
