@@ -334,3 +334,29 @@ test("embedded: a file from before owners is read as it is; its rows count as an
     store.close();
   }
 });
+
+test("redis: an append retried after its reply was lost (it landed) adds only what is new, counted once", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const server = await useRedisServer(t);
+  const store = new RedisKeptResponses(server.url, "append-retry:", false, LIMITS, new ManualClock());
+  await store.connect();
+  t.after(() => store.close());
+  const admin = new Redis(server.url);
+  t.after(() => admin.disconnect());
+  await store.put(row("resp_a"));
+  const bytesOf = async (): Promise<number> => Number(await admin.get("append-retry:{responses}:bytes"));
+  const rowBytes = await bytesOf();
+  assert.equal(await store.appendEvents("resp_a", 0, ["e0", "e1"]), true);
+  // The heartbeat that sent e0 and e1 timed out after they landed: the next one sends them again, from 0, with e2.
+  assert.equal(await store.appendEvents("resp_a", 0, ["e0", "e1", "e2"]), true);
+  assert.deepEqual(await store.getEvents("resp_a", 0), ["e0", "e1", "e2"]);
+  assert.equal(await bytesOf(), rowBytes + 6);
+  // A count the list cannot have come from (more than this run sent, or fewer kept than it knows) is refused.
+  assert.equal(await store.appendEvents("resp_a", 5, ["e5"]), false);
+  assert.equal(await store.appendEvents("resp_a", 0, ["e0"]), false);
+  assert.deepEqual(await store.getEvents("resp_a", 0), ["e0", "e1", "e2"]);
+  await store.delete("resp_a");
+  assert.equal(await store.appendEvents("resp_a", 3, ["e3"]), false, "the row is gone");
+  assert.equal(await admin.exists("append-retry:{responses}:events:resp_a"), 0);
+});

@@ -116,16 +116,21 @@ return 1
 
 /**
  * Appends a background response's stream events (append-only: a heartbeat sends only the new ones), counted in its
- * row's bytes and its owner's. ARGV: id, the count already kept (the append is skipped when it differs: a retry of an
- * append that landed), then the events. Returns 1 when appended, 0 when the row is gone or the count differs.
+ * row's bytes and its owner's. ARGV: id, the count the caller knows kept, then the events from there on. Only the run
+ * appends, so a list longer than that by at most the events sent holds the first of them already: an append that
+ * landed after its reply was lost (a command timeout), sent again by the next heartbeat with the events since; only
+ * the rest is appended (refusing it made the run take the retry for a cancel and end). Returns 1 when the list holds
+ * every event sent, 0 when the row is gone or the list cannot have come from these events.
  */
 const APPEND_EVENTS_LUA = `${ROW_FUNCTIONS}
 local meta = redis.call('HGET', KEYS[3], ARGV[1])
 if not meta then return 0 end
 local list = KEYS[1] .. ':events:' .. ARGV[1]
-if redis.call('LLEN', list) ~= tonumber(ARGV[2]) then return 0 end
+local kept = tonumber(ARGV[2])
+local landed = redis.call('LLEN', list) - kept
+if landed < 0 or landed > #ARGV - 2 then return 0 end
 local bytes = 0
-for i = 3, #ARGV do
+for i = 3 + landed, #ARGV do
   redis.call('RPUSH', list, ARGV[i])
   bytes = bytes + #ARGV[i]
 end
@@ -293,7 +298,7 @@ export class RedisKeptResponses {
     return [String(now), String(bytes), meta, owner, member];
   }
 
-  /** See APPEND_EVENTS_LUA: false when the row is gone or `keptCount` is not the count kept. Then evicts. */
+  /** See APPEND_EVENTS_LUA: false when the row is gone or the list cannot have come from these events. Then evicts. */
   async appendEvents(id: string, keptCount: number, events: readonly string[]): Promise<boolean> {
     if (events.length === 0) return true;
     const appended = await this.#redis.eval(

@@ -127,19 +127,52 @@ export function hasManyChoices(json: Record<string, unknown> | undefined): boole
 export class ChoiceTracker {
   readonly #seen = new Set<number>();
   readonly #finished = new Set<number>();
+  /** The chat choices (they stream `delta`s) that made a tool call: for `closingChunk()`. */
+  readonly #toolCalling = new Set<number>();
+  /** The latest chat chunk (undefined: not a chat stream): the closing chunk takes its id, created and model. */
+  #lastChat: Record<string, unknown> | undefined;
 
   note(json: Record<string, unknown>): void {
     const choices = json.choices;
     if (!Array.isArray(choices)) return;
-    for (const choice of choices as { index?: unknown; finish_reason?: unknown }[]) {
+    for (const choice of choices as { index?: unknown; finish_reason?: unknown; delta?: unknown }[]) {
       if (choice === null || typeof choice !== "object") continue;
       const index = typeof choice.index === "number" ? choice.index : 0;
       this.#seen.add(index);
       if (typeof choice.finish_reason === "string") this.#finished.add(index);
+      const delta = choice.delta as { tool_calls?: unknown } | undefined;
+      if (delta === null || typeof delta !== "object") continue;
+      this.#lastChat = json;
+      if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) this.#toolCalling.add(index);
     }
   }
 
   get isAnswerFinished(): boolean {
     return this.#seen.size > 0 && this.#finished.size === this.#seen.size;
+  }
+
+  /**
+   * The chunk that finishes the chat choices an upstream left without a finish_reason although it ended the
+   * stream with `[DONE]`: `"tool_calls"` for a choice that made one, else `"stop"`. OpenAI always sends one; the
+   * `openai` SDK's `finalChatCompletion()` throws without it and the AI SDK reports `other`. Undefined when every
+   * choice has its finish (or the stream has no chat choices).
+   */
+  closingChunk(streamId: string | undefined): Record<string, unknown> | undefined {
+    const last = this.#lastChat;
+    if (last === undefined || this.isAnswerFinished) return undefined;
+    const choices: Record<string, unknown>[] = [];
+    for (const index of [...this.#seen].sort((a, b) => a - b)) {
+      if (this.#finished.has(index)) continue;
+      const reason = this.#toolCalling.has(index) ? "tool_calls" : "stop";
+      choices.push({ index, delta: {}, logprobs: null, finish_reason: reason });
+    }
+    if (choices.length === 0) return undefined;
+    return {
+      id: streamId ?? last.id,
+      object: "chat.completion.chunk",
+      created: last.created,
+      model: last.model,
+      choices,
+    };
   }
 }

@@ -176,6 +176,13 @@ function renderer(
       const event = events[index] as SseEvent;
       const info = inspect(event);
       if (info.isDone) {
+        // `[DONE]` after an answer whose chat choices never got a finish_reason: the upstream says it is whole,
+        // so the client gets the finish OpenAI would have sent (a stream judged cut never reaches here).
+        const closing = state.choices.closingChunk(state.streamId);
+        if (closing !== undefined) {
+          state.choices.note(closing);
+          out.push({ data: JSON.stringify(closing), json: closing });
+        }
         progress.end("success", "");
         break;
       }

@@ -90,3 +90,16 @@ test("arguments sent as the object itself become its JSON string, in any delta",
   assert.equal(indexer.normalize({ choices: [{ index: 0, delta: { tool_calls: [call] } }] }), true);
   assert.equal(call.function.arguments, '{"city":"Paris"}');
 });
+
+test("well-indexed calls that start out of order (index 1 before 0, in one chunk or two) keep their numbers", () => {
+  const first = (index: number, id: string) => ({
+    index,
+    id,
+    type: "function",
+    function: { name: "f", arguments: "" },
+  });
+  const result = numbered([[first(1, "b")], [first(0, "a")], [{ index: 0, function: { arguments: "{}" } }]]);
+  assert.deepEqual(result.indexes, [[1], [0], [0]]);
+  assert.deepEqual(result.changed, [false, false, false]);
+  assert.deepEqual(numbered([[first(1, "b"), first(0, "a")]]).indexes, [[1, 0]]);
+});

@@ -12,8 +12,10 @@
 import { isRecord } from "../is-record.ts";
 
 interface ChoiceCalls {
-  /** Calls seen so far in this choice (the next new call's index). */
+  /** One past the highest index the client has seen in this choice (a renumbered call's index). */
   count: number;
+  /** The indexes the client has seen in this choice: an upstream index stays its own while it is not taken. */
+  readonly taken: Set<number>;
   /** The upstream's index -> the index the client sees, and the id and name of the call each names now. */
   readonly byUpstreamIndex: Map<number, CallSeen>;
   /** The call the latest delta belonged to (an indexless delta continues it). */
@@ -46,7 +48,7 @@ export class ToolCallDeltas {
       const choiceIndex = typeof choice.index === "number" ? choice.index : position;
       let calls = this.#choices.get(choiceIndex);
       if (calls === undefined) {
-        calls = { count: 0, byUpstreamIndex: new Map(), latest: undefined };
+        calls = { count: 0, taken: new Set(), byUpstreamIndex: new Map(), latest: undefined };
         this.#choices.set(choiceIndex, calls);
       }
       for (const call of choice.delta.tool_calls) {
@@ -72,12 +74,17 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
     (id !== undefined && seen.id !== undefined && id !== seen.id) ||
     (upstreamIndex === undefined && id === undefined && name !== undefined && seen.name !== undefined);
   if (seen === undefined || isNew) {
-    // The upstream's own index while it is free (an OpenAI stream keeps its numbers), else the next one.
+    // The upstream's own index while no call has it (an OpenAI stream keeps its numbers, also when parallel calls
+    // start out of order), else one past the highest.
     const index =
-      upstreamIndex !== undefined && upstreamIndex >= calls.count && !calls.byUpstreamIndex.has(upstreamIndex)
+      upstreamIndex !== undefined &&
+      upstreamIndex >= 0 &&
+      !calls.taken.has(upstreamIndex) &&
+      !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
     seen = { index, id, name };
+    calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
     if (completeFirstDelta(call)) isChanged = true;
   } else {

@@ -409,6 +409,78 @@ describe("a chat stream that never names its role", () => {
   });
 });
 
+describe("a chat stream that ends with [DONE] but never gives a finish_reason", () => {
+  /** Sets every choice's finish_reason to null: some OpenAI-compatible servers never send one. */
+  function withoutFinish(events: SseScript[]): SseScript[] {
+    for (const event of events) {
+      if (!("data" in event)) continue;
+      const choices = (event.data as { choices?: { finish_reason?: unknown }[] }).choices ?? [];
+      for (const choice of choices) choice.finish_reason = null;
+    }
+    return events;
+  }
+  const textStream = () => withoutFinish(chatStream(["Hi", " there"], UPSTREAM_ID, { usage: true }));
+  const toolStream = () =>
+    withoutFinish(toolCallStream(UPSTREAM_ID, [{ id: "call_w", name: "get_weather", arguments: '{"city":"Oslo"}' }]));
+  const weatherTool = {
+    get_weather: tool({
+      description: "Current weather for a city",
+      inputSchema: z.object({ city: z.string() }),
+      execute: async ({ city }) => `sunny in ${city}`,
+    }),
+  };
+
+  test("the openai SDK's finalChatCompletion() gets stop, or tool_calls after a tool call (it threw)", async (t) => {
+    const { mock, client } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: textStream() });
+    const text = await client.chat.completions
+      .stream({ model: "m", messages: [{ role: "user", content: "Say hi" }], stream_options: { include_usage: true } })
+      .finalChatCompletion();
+    assert.equal(text.choices[0]?.finish_reason, "stop");
+    assert.equal(text.choices[0]?.message.content, "Hi there");
+    assert.equal(text.usage?.completion_tokens, 2);
+
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolStream() });
+    const calls = await client.chat.completions
+      .stream({ model: "m", messages: [{ role: "user", content: "Weather?" }] })
+      .finalChatCompletion();
+    assert.equal(calls.choices[0]?.finish_reason, "tool_calls");
+    assert.equal(calls.choices[0]?.message.tool_calls?.length, 1);
+  });
+
+  test("the AI SDK's chat provider reports stop and tool-calls (it reported other)", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const openai = createOpenAI({ baseURL: gateway.baseUrl, apiKey: "x" });
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: textStream() });
+    const text = streamText({ model: openai.chat("m"), prompt: "Say hi" });
+    assert.equal(await text.text, "Hi there");
+    assert.equal(await text.finishReason, "stop");
+
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolStream() });
+    const calls = streamText({ model: openai.chat("m"), prompt: "Weather?", tools: weatherTool });
+    assert.deepEqual(
+      (await calls.toolCalls).map((call) => [call.toolCallId, call.input]),
+      [["call_w", { city: "Oslo" }]],
+    );
+    assert.equal(await calls.finishReason, "tool-calls");
+  });
+
+  test("a stream that closes without [DONE] and without a finish_reason still ends in the stream error", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    // A tool call is not continued: the cut stream is the client's to see.
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolStream().slice(0, 3), end: "close-without-done" });
+    const response = await fetch(`${gateway.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer x" },
+      body: JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "Say hi" }] }),
+    });
+    const body = await response.text();
+    assert.doesNotMatch(body, /"finish_reason":"(stop|tool_calls)"/);
+    assert.match(body, /"error":\{[^}]*"code":"stream_interrupted"/);
+    assert.doesNotMatch(body, /\[DONE\]/);
+  });
+});
+
 describe("token log probabilities through the Responses door", () => {
   /** A chat answer "Hi there" whose tokens carry log probabilities, JSON and streamed one token per chunk. */
   function answerWithLogprobs(): unknown {

@@ -332,7 +332,7 @@ function problemsOf(sent: Sent, answer: Answer): string[] {
   if (answer.status >= 300 && answer.status < 400) return problems;
   if (path === "/health" && answer.status === 503) return problems;
   if (answer.status >= 400) {
-    problems.push(...errorShapeProblems(path, answer));
+    problems.push(...errorShapeProblems(path, answer, isAnthropicModelList(sent, path)));
     if (answer.status >= 500) {
       const code = (parsed(answer.text) as { error?: { code?: unknown } } | undefined)?.error?.code;
       const isUpstreamFailure =
@@ -360,7 +360,12 @@ function problemsOf(sent: Sent, answer: Answer): string[] {
   return problems;
 }
 
-function errorShapeProblems(path: string, answer: Answer): string[] {
+/** The model list asked by Anthropic's clients (an `anthropic-version` header) answers, errors too, in its shape. */
+function isAnthropicModelList(sent: Sent, path: string): boolean {
+  return typeof sent.headers["anthropic-version"] === "string" && /^\/(v1\/)?models(\/|$)/.test(path);
+}
+
+function errorShapeProblems(path: string, answer: Answer, isAnthropicShaped = false): string[] {
   const problems: string[] = [];
   if (!(answer.headers["content-type"] ?? "").startsWith("application/json")) {
     problems.push(`an error as ${answer.headers["content-type"] ?? "no type"}`);
@@ -370,7 +375,7 @@ function errorShapeProblems(path: string, answer: Answer): string[] {
   const error = body.error;
   if (!isObject(error)) return [...problems, "no `error` object"];
   if (typeof error.message !== "string" || typeof error.type !== "string") problems.push("error.message/type");
-  if (isAnthropicPath(path)) {
+  if (isAnthropicPath(path) || isAnthropicShaped) {
     if (body.type !== "error") problems.push("not Anthropic-shaped (type: error)");
   } else if (!("code" in error && "param" in error)) {
     problems.push("error.code and error.param missing");

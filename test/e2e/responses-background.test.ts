@@ -471,6 +471,44 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     assert.equal((await one.responses.retrieve(created.id)).status, "cancelled");
   });
 
+  test("rolling upgrade: a streamed run's row as the previous version kept it (events inside) is read, replayed and cancelled", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-legacy:"\n`;
+    const sdk = openAiClient(await useGateway(t, yaml));
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Hel", "lo"], UPSTREAM_ID) });
+    const stream = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    for await (const event of stream) if (event.type === "response.created") id = event.response.id;
+    await finished(sdk, id);
+    // The row as a gateway of the previous version keeps a run it is still streaming: its events inside the row (no
+    // appended list, no marker), in_progress, its heartbeat fresh; that gateway runs it, this one does not.
+    const rows = "bg-legacy:{responses}:rows";
+    const list = `bg-legacy:{responses}:events:${id}`;
+    const events = await admin.lrange(list, 0, -1);
+    const { eventsAppended: _marker, ...row } = JSON.parse((await admin.hget(rows, id)) ?? "{}") as Record<
+      string,
+      unknown
+    >;
+    const response = { ...(row.response as Record<string, unknown>), status: "in_progress" };
+    await admin.hset(rows, id, JSON.stringify({ ...row, response, events, heartbeatAtMs: Date.now() }));
+    await admin.del(list);
+    assert.ok(events.length > 3, String(events.length));
+    assert.equal((await sdk.responses.retrieve(id)).status, "in_progress");
+    // Cancelled here (its run is elsewhere): the compare-and-set must match the row the old version wrote.
+    assert.equal((await sdk.responses.cancel(id)).status, "cancelled");
+    assert.equal((await sdk.responses.retrieve(id)).status, "cancelled");
+    // Its events are still there to replay.
+    let replayed = 0;
+    for await (const _event of await sdk.responses.retrieve(id, { stream: true, starting_after: -1 })) replayed += 1;
+    assert.equal(replayed, events.length);
+  });
+
   test("a background response whose first save fails is an error, not a 200 with an id a GET cannot find", {
     skip,
   }, async (t) => {

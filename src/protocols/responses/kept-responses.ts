@@ -37,6 +37,17 @@ export function keptToken(stored: StoredResponse): string {
   return JSON.stringify(row);
 }
 
+/** The marker `rowOf` puts last in an appended row's JSON: a token that ends with it is of a row in that form. */
+const APPENDED_MARKER_END = ',"eventsAppended":true}';
+
+/**
+ * A token of a row kept in the appended form (a read's keptToken keeps the marker where the row had it: last). A
+ * string test, not a parse: it runs on every heartbeat of a run, and a row holds a whole conversation.
+ */
+function isAppendedToken(token: string): boolean {
+  return token.endsWith(APPENDED_MARKER_END);
+}
+
 export function inMemory(store: ResponseStore): KeptResponses {
   return {
     get: async (id) => store.get(id),
@@ -78,8 +89,9 @@ export interface KeptResponseRows {
   putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
   /**
    * A store that keeps a streamed background response's events beside its row, appended (Redis): a heartbeat writes
-   * only the new ones, not the whole list again. `keptCount`: how many are kept (false, nothing appended, when that
-   * is not so or the row is gone). A store without it keeps the events in the row's JSON.
+   * only the new ones, not the whole list again. `keptCount`: how many are kept as far as the caller knows (more, by
+   * at most `events.length`: an append that landed unanswered; only the rest is appended); false, nothing appended,
+   * when the row is gone or the list cannot be so. A store without it keeps the events in the row's JSON.
    */
   appendEvents?(id: string, keptCount: number, events: readonly string[]): Promise<boolean>;
   getEvents?(id: string, from: number): Promise<string[]>;
@@ -126,11 +138,13 @@ export function inRows(
   const appendedCounts = new Map<string, number>();
   /**
    * The row as the store keeps it, and its token (keptToken of what a read returns): with an appending store, a
-   * streamed response's row holds a marker instead of its events; otherwise the events are in the row.
+   * streamed response's row holds a marker instead of its events; otherwise the events are in the row. A row the
+   * previous version kept (its events inside, `expected` without the marker: a run on a gateway not yet upgraded)
+   * stays so: written with a marker, its events, which are in no list, would be lost.
    */
-  const rowOf = (stored: StoredResponse): { row: KeptResponseRow; token: string } => {
+  const rowOf = (stored: StoredResponse, expected: string | undefined): { row: KeptResponseRow; token: string } => {
     const { events, ...rest } = stored;
-    const isAppended = events !== undefined && isAppending;
+    const isAppended = events !== undefined && isAppending && (expected === undefined || isAppendedToken(expected));
     const json = isAppended ? JSON.stringify({ ...rest, eventsAppended: true }) : JSON.stringify(stored);
     return {
       row: {
@@ -156,12 +170,32 @@ export function inRows(
     appendedCounts.set(id, stored.events.length);
     return true;
   };
+  /**
+   * The store's compare and set, which compares the row's JSON as kept. A row with its events inside (the previous
+   * version's, of an appending store) is kept with them, and `expected` (keptToken) has none: when the kept row is
+   * the expected one with its events, the write is made against it as it is (still one atomic compare and set).
+   */
+  const storePutIfUnchanged = async (
+    putIfUnchangedRow: (row: KeptResponseRow, expectedJson: string) => Promise<boolean>,
+    row: KeptResponseRow,
+    expected: string,
+  ): Promise<boolean> => {
+    if (await putIfUnchangedRow(row, expected)) return true;
+    if (!isAppending || isAppendedToken(expected)) return false;
+    const current = await rows.get(row.id);
+    if (current === undefined || current === expected) return false;
+    if (keptToken(JSON.parse(current) as StoredResponse) !== expected) return false;
+    return putIfUnchangedRow(row, current);
+  };
   const putIfUnchanged = async (stored: StoredResponse, expected: string | undefined): Promise<string | undefined> => {
-    const { row, token } = rowOf(stored);
+    const { row, token } = rowOf(stored, expected);
     if (expected !== undefined) {
       // Events first, then the row: a reader that sees the row finished finds every event.
       if (!(await appendNew(stored))) return undefined;
-      if (rows.putIfUnchanged !== undefined) return (await rows.putIfUnchanged(row, expected)) ? token : undefined;
+      if (rows.putIfUnchanged !== undefined) {
+        const putIfUnchangedRow = rows.putIfUnchanged.bind(rows);
+        return (await storePutIfUnchanged(putIfUnchangedRow, row, expected)) ? token : undefined;
+      }
       const current = await rows.get(row.id);
       if (current === undefined || keptToken(JSON.parse(current) as StoredResponse) !== expected) return undefined;
     }
@@ -190,7 +224,7 @@ export function inRows(
     },
     put: async (stored) => {
       try {
-        await rows.put(rowOf(stored).row);
+        await rows.put(rowOf(stored, undefined).row);
       } catch (error) {
         onPutError(error);
         return;
