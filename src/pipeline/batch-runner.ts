@@ -97,6 +97,8 @@ export class BatchRunner {
   #inFlight = 0;
   #expiryTimer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
+  #isStepFailing = false;
+  #leaseMsAtStart: number | undefined;
 
   constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
     this.#runtime = runtime;
@@ -190,15 +192,30 @@ export class BatchRunner {
     await Promise.allSettled(running.map((id) => this.#books.dropLease(id, this.#holder)));
   }
 
+  /**
+   * Read once, at the start: the renewals' period is fixed then, and a lease made shorter by a reload than a third of
+   * it would lapse between two renewals (and the replicas would take a batch from each other).
+   */
   #leaseMs(): number {
-    return this.#runtime.snapshot.config.batches.leaseMs;
+    this.#leaseMsAtStart ??= this.#runtime.snapshot.config.batches.leaseMs;
+    return this.#leaseMsAtStart;
   }
 
-  /** Runs `work` in the background, waited for at the exit; a failure (Redis away) is logged, never thrown. */
+  /**
+   * Runs `work` in the background, waited for at the exit; a failure (Redis away) is logged, never thrown: once until
+   * a step works again, not at every look (every third of `lease_ms` while Redis is down).
+   */
   #track(work: Promise<unknown>): void {
     const settled: Promise<void> = work
-      .then(() => {})
-      .catch((error: unknown) => this.#log.warn({ err: error }, "batch: a batch step failed"))
+      .then(() => {
+        this.#isStepFailing = false;
+      })
+      .catch((error: unknown) => {
+        if (!this.#isStepFailing) {
+          this.#log.warn({ err: error }, "batch: a batch step failed (said once until one works again)");
+        }
+        this.#isStepFailing = true;
+      })
       .finally(() => this.#settling.delete(settled));
     this.#settling.add(settled);
   }
