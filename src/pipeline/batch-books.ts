@@ -6,6 +6,7 @@ import type { Clock } from "../clock.ts";
 import type { BatchSettings } from "../config/types.ts";
 import { type BatchObject, isFinished, type StoredBatch, type StoredFile } from "../protocols/batches/batch-objects.ts";
 import type { BatchRows, ResultRow } from "../state/batch-rows.ts";
+import { unavailableOnFailure } from "./unavailable-batch-rows.ts";
 
 /** The owner column of a key without a name (or no key): "". */
 export function ownerOf(client: string | null | undefined): string {
@@ -18,7 +19,7 @@ export class BatchBooks {
   #settings: () => BatchSettings;
 
   constructor(rows: BatchRows, clock: Clock, settings: () => BatchSettings) {
-    this.#rows = rows;
+    this.#rows = rows.isShared ? unavailableOnFailure(rows) : rows;
     this.#clock = clock;
     this.#settings = settings;
   }

@@ -183,6 +183,36 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     },
   );
 
+  test(
+    "Redis unreachable: the routes answer 503 service_unavailable without the store's words, and work again after",
+    skipWithoutRedis,
+    async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 20);
+      const redis = await useRedisServer(t);
+      const gateway = await useGateway(t, yamlFor(mock, redis.url));
+      await redis.kill();
+      const response = await fetch(`${gateway.baseUrl}/batches`);
+      assert.equal(response.status, 503);
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, "service_unavailable");
+      assert.doesNotMatch(body.error.message, new RegExp(String(redis.port)));
+      await redis.restart();
+      const client = clientOf(gateway.baseUrl.replace(/\/v1$/, ""));
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        try {
+          const file = await upload(client, chatLine("a", "b"));
+          assert.equal((await client.files.retrieve(file.id)).id, file.id);
+          break;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await sleep(200);
+        }
+      }
+    },
+  );
+
   test("Redis Cluster (3 masters): upload on A, create on B, read the results on A", {
     skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
   }, async (t) => {
