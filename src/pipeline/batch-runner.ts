@@ -92,6 +92,8 @@ export class BatchRunner {
   readonly #closing = new AbortController();
   /** Batches being taken (lease, input read): not taken twice by two polls. */
   readonly #starting = new Set<string>();
+  /** Batches whose end is being written here: a poll meanwhile (still unfinished in the books) must not run them again. */
+  readonly #finishing = new Set<string>();
   /** This process's name on the leases it holds. */
   readonly #holder = randomIds("runner_");
   #inFlight = 0;
@@ -138,7 +140,7 @@ export class BatchRunner {
    * (or another replica holds it, or it ended at once).
    */
   async submit(id: string): Promise<void> {
-    if (this.#active.has(id) || this.#starting.has(id) || this.#isStopping()) return;
+    if (this.#active.has(id) || this.#starting.has(id) || this.#finishing.has(id) || this.#isStopping()) return;
     this.#starting.add(id);
     try {
       if (!(await this.#books.takeLease(id, this.#holder, this.#leaseMs()))) return;
@@ -521,10 +523,12 @@ export class BatchRunner {
     else status = "completed";
     active.isSettled = true;
     this.#active.delete(active.id);
+    this.#finishing.add(active.id);
     this.#track(
-      this.#finish(active.id, status, status === "expired" ? active.lines : [], active).finally(() =>
-        this.#books.dropLease(active.id, this.#holder),
-      ),
+      this.#finish(active.id, status, status === "expired" ? active.lines : [], active).finally(async () => {
+        this.#finishing.delete(active.id);
+        await this.#books.dropLease(active.id, this.#holder);
+      }),
     );
   }
 
