@@ -156,6 +156,34 @@ describe("Batch API with Redis: replicas share files and batches", () => {
   );
 
   test(
+    "the running replica killed, the window ends while the other runs it: expired, each custom_id once in one file",
+    skipWithoutRedis,
+    async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 300);
+      const redis = await useRedisServer(t);
+      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n  completion_window_ms: 3000\n");
+      const runner = await startGatewayProcess(t, yaml);
+      const other = await startGatewayProcess(t, yaml);
+      const ids = Array.from({ length: 30 }, (_, index) => String(index + 1));
+      const file = await upload(clientOf(other.url), ids.map((id) => chatLine(`e-${id}`, `line ${id}`)).join("\n"));
+      const batch = await create(clientOf(runner.url), file.id);
+      await mock.waitForRequests(2, 10_000);
+      await runner.stop(); // SIGKILL
+      const client = clientOf(other.url);
+      const done = await waitForBatch(client, batch.id, isFinished);
+      assert.equal(done.status, "expired", JSON.stringify(done));
+      const output = await linesOf(client, done.output_file_id);
+      const errors = await linesOf(client, done.error_file_id);
+      assert.ok(output.length >= 1, "the lines written before the kill are in the output");
+      assert.ok(errors.length >= 1, "the lines not run are in the error file");
+      for (const line of errors) assert.equal((line.error as { code: string }).code, "batch_expired");
+      assert.deepEqual([...output, ...errors].map((line) => line.custom_id).sort(), ids.map((id) => `e-${id}`).sort());
+      assert.deepEqual(done.request_counts, { total: 30, completed: output.length, failed: errors.length });
+    },
+  );
+
+  test(
     "cancel on the replica that does not run the batch stops it: cancelled, the lines not run never sent",
     skipWithoutRedis,
     async (t) => {
