@@ -124,7 +124,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await app.close();
     await observers.close();
     await keptResponses.close();
-    batchStore.close();
+    await batchStore.close();
     await runtime.close();
     throw error;
   }
@@ -155,7 +155,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       }
       await observers.close();
       await keptResponses.close();
-      batchStore.close();
+      await batchStore.close();
       await runtime.close();
     },
     endInFlight: (maxWaitMs) => {

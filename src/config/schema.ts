@@ -288,6 +288,7 @@ const batchesSchema = z
     max_batches: positiveInt.default(1_000), // batches kept; a finished one is removed, oldest first, to make room
     retention_ms: positiveInt.default(30 * 24 * 3_600_000), // ms a file or finished batch is kept: 30 days
     completion_window_ms: positiveInt.default(24 * 3_600_000), // ms a batch has to finish (`completion_window: 24h`)
+    lease_ms: positiveInt.min(300).default(30_000), // ms a replica's hold on a batch it runs lasts unrenewed (state.redis_url)
   })
   .prefault({})
   .transform(camelKeys);

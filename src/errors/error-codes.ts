@@ -45,7 +45,6 @@ export const ERROR_CODES = Object.freeze({
   internal_error: { status: 500, type: "server_error" },
   upstream_unavailable: { status: [502, 503], type: "upstream_error" },
   stream_interrupted: { status: 502, type: "upstream_error" },
-  not_implemented: { status: 501, type: "invalid_request_error" },
   service_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "upstream_error" },
   not_cached: { status: 504, type: "invalid_request_error" },

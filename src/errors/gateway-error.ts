@@ -251,20 +251,6 @@ export class ServiceUnavailableError extends GatewayError {
   readonly code: ErrorCode = "service_unavailable";
 }
 
-/**
- * A feature this gateway's setup cannot serve (the Files and Batch APIs with `state.redis_url`: batches are not shared
- * between replicas yet); retrying does not help, another setup would.
- */
-export class NotImplementedError extends GatewayError {
-  readonly status = 501;
-  readonly type = "invalid_request_error";
-  readonly code: ErrorCode = "not_implemented";
-
-  override get isRetryable(): boolean {
-    return false;
-  }
-}
-
 export class InternalError extends GatewayError {
   readonly status = 500;
   readonly type = "server_error";

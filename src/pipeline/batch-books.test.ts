@@ -17,6 +17,7 @@ function settings(overrides: Partial<BatchSettings> = {}): BatchSettings {
     maxBatches: 2,
     retentionMs: 30 * DAY_MS,
     completionWindowMs: DAY_MS,
+    leaseMs: 30_000,
     ...overrides,
   };
 }
@@ -34,51 +35,51 @@ function fileAt(id: string, clock: ManualClock, owner = "", retentionMs = 30 * D
   };
 }
 
-test("files: each owner sees its own; past max_files the oldest goes, never a running batch's input", () => {
+test("files: each owner sees its own; past max_files the oldest goes, never a running batch's input", async () => {
   const clock = new ManualClock();
   const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings());
-  books.addFile(fileAt("file-a", clock), Buffer.from("a"));
+  await books.addFile(fileAt("file-a", clock), Buffer.from("a"));
   clock.advance(1_000);
-  books.addFile(fileAt("file-b", clock, "team"), Buffer.from("b"));
-  assert.equal(books.file("file-b", null), undefined);
-  assert.equal(books.file("file-b", "team")?.id, "file-b");
-  assert.equal(books.fileContent("file-a", "team"), undefined);
+  await books.addFile(fileAt("file-b", clock, "team"), Buffer.from("b"));
+  assert.equal(await books.file("file-b", null), undefined);
+  assert.equal((await books.file("file-b", "team"))?.id, "file-b");
+  assert.equal(await books.fileContent("file-a", "team"), undefined);
   // file-a is the input of a running batch: kept when the bound is passed.
-  books.addBatch({ owner: "", batch: newBatch("batch_1", "file-a", "/v1/chat/completions", null, 0, 86_400) });
+  await books.addBatch({ owner: "", batch: newBatch("batch_1", "file-a", "/v1/chat/completions", null, 0, 86_400) });
   clock.advance(1_000);
-  books.addFile(fileAt("file-c", clock), Buffer.from("c"));
+  await books.addFile(fileAt("file-c", clock), Buffer.from("c"));
   clock.advance(1_000);
-  books.addFile(fileAt("file-d", clock), Buffer.from("d"));
-  assert.ok(books.file("file-a", null) !== undefined, "a running batch's input stays");
-  assert.equal(books.file("file-b", "team"), undefined, "the oldest other file went");
+  await books.addFile(fileAt("file-d", clock), Buffer.from("d"));
+  assert.ok((await books.file("file-a", null)) !== undefined, "a running batch's input stays");
+  assert.equal(await books.file("file-b", "team"), undefined, "the oldest other file went");
   assert.deepEqual(
-    books.files(null).map((file) => file.id),
+    (await books.files(null)).map((file) => file.id),
     ["file-a", "file-c", "file-d"],
   );
 });
 
-test("retention: expired files are not found and are removed; finished batches go after retention_ms", () => {
+test("retention: expired files are not found and are removed; finished batches go after retention_ms", async () => {
   const clock = new ManualClock();
   const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings({ retentionMs: DAY_MS }));
-  books.addFile(fileAt("file-a", clock, "", DAY_MS), Buffer.from("a"));
+  await books.addFile(fileAt("file-a", clock, "", DAY_MS), Buffer.from("a"));
   const batch = newBatch("batch_1", "file-a", "/v1/chat/completions", null, Math.floor(clock.now() / 1000), 86_400);
-  books.addBatch({ owner: "", batch: { ...batch, status: "completed" } });
+  await books.addBatch({ owner: "", batch: { ...batch, status: "completed" } });
   clock.advance(DAY_MS + 1);
-  assert.equal(books.file("file-a", null), undefined);
-  books.prune();
-  assert.equal(books.batch("batch_1"), undefined);
-  assert.deepEqual(books.files(null), []);
+  assert.equal(await books.file("file-a", null), undefined);
+  await books.prune();
+  assert.equal(await books.batch("batch_1"), undefined);
+  assert.deepEqual(await books.files(null), []);
 });
 
-test("max_batches: the oldest finished batch makes room; with every kept batch running a new one is refused", () => {
+test("max_batches: the oldest finished batch makes room; with every kept batch running a new one is refused", async () => {
   const clock = new ManualClock();
   const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings());
   const at = (id: string) =>
     newBatch(id, "file-a", "/v1/chat/completions", null, Math.floor(clock.now() / 1000), 86_400);
-  assert.ok(books.addBatch({ owner: "", batch: { ...at("batch_1"), status: "completed" } }));
-  assert.ok(books.addBatch({ owner: "", batch: at("batch_2") }));
-  assert.ok(books.addBatch({ owner: "", batch: at("batch_3") }));
-  assert.equal(books.batch("batch_1"), undefined);
-  assert.equal(books.addBatch({ owner: "", batch: at("batch_4") }), false);
-  assert.equal(books.batch("batch_2", "other"), undefined, "another client's batch is not found");
+  assert.ok(await books.addBatch({ owner: "", batch: { ...at("batch_1"), status: "completed" } }));
+  assert.ok(await books.addBatch({ owner: "", batch: at("batch_2") }));
+  assert.ok(await books.addBatch({ owner: "", batch: at("batch_3") }));
+  assert.equal(await books.batch("batch_1"), undefined);
+  assert.equal(await books.addBatch({ owner: "", batch: at("batch_4") }), false);
+  assert.equal(await books.batch("batch_2", "other"), undefined, "another client's batch is not found");
 });

@@ -6,6 +6,7 @@ import type { Clock } from "../clock.ts";
 import type { BatchSettings } from "../config/types.ts";
 import { type BatchObject, isFinished, type StoredBatch, type StoredFile } from "../protocols/batches/batch-objects.ts";
 import type { BatchRows, ResultRow } from "../state/batch-rows.ts";
+import { unavailableOnFailure } from "./unavailable-batch-rows.ts";
 
 /** The owner column of a key without a name (or no key): "". */
 export function ownerOf(client: string | null | undefined): string {
@@ -18,7 +19,7 @@ export class BatchBooks {
   #settings: () => BatchSettings;
 
   constructor(rows: BatchRows, clock: Clock, settings: () => BatchSettings) {
-    this.#rows = rows;
+    this.#rows = rows.isShared ? unavailableOnFailure(rows) : rows;
     this.#clock = clock;
     this.#settings = settings;
   }
@@ -27,126 +28,165 @@ export class BatchBooks {
     return this.#rows.kind;
   }
 
-  addFile(file: StoredFile, content: Buffer): void {
-    this.prune();
-    const files = this.#rows.files();
-    let over = files.length + 1 - this.#settings().maxFiles;
-    const inUse = this.#filesInUse();
-    for (const row of files) {
-      if (over <= 0) break;
-      if (inUse.has(row.id)) continue;
-      this.#rows.deleteFile(row.id);
-      over -= 1;
-    }
-    this.#rows.putFile(
-      { id: file.id, owner: file.owner, createdAtMs: file.createdAt * 1000, json: JSON.stringify(file) },
-      content,
-    );
+  /** Other gateway processes share these books (Redis): batches run under a lease (batch-runner.ts). */
+  get isShared(): boolean {
+    return this.#rows.isShared;
+  }
+
+  /** One writer at a time across the replicas: the bound is read, then rows deleted and added. */
+  addFile(file: StoredFile, content: Buffer): Promise<void> {
+    return this.#rows.exclusive(async () => {
+      await this.#prune();
+      const files = await this.#rows.files();
+      let over = files.length + 1 - this.#settings().maxFiles;
+      const inUse = await this.#filesInUse();
+      for (const row of files) {
+        if (over <= 0) break;
+        if (inUse.has(row.id)) continue;
+        await this.#rows.deleteFile(row.id);
+        over -= 1;
+      }
+      await this.#rows.putFile(
+        { id: file.id, owner: file.owner, createdAtMs: file.createdAt * 1000, json: JSON.stringify(file) },
+        content,
+      );
+    });
   }
 
   /** The file when `client` may see it. */
-  file(id: string, client: string | null | undefined): StoredFile | undefined {
-    const row = this.#rows.file(id);
+  async file(id: string, client: string | null | undefined): Promise<StoredFile | undefined> {
+    const row = await this.#rows.file(id);
     if (row === undefined || row.owner !== ownerOf(client)) return undefined;
     const file = JSON.parse(row.json) as StoredFile;
     return file.expiresAt * 1000 <= this.#clock.now() ? undefined : file;
   }
 
-  fileContent(id: string, client: string | null | undefined): Buffer | undefined {
-    return this.file(id, client) === undefined ? undefined : this.#rows.fileContent(id);
+  async fileContent(id: string, client: string | null | undefined): Promise<Buffer | undefined> {
+    return (await this.file(id, client)) === undefined ? undefined : this.#rows.fileContent(id);
   }
 
   /** The client's files, oldest first. */
-  files(client: string | null | undefined): readonly StoredFile[] {
+  async files(client: string | null | undefined): Promise<readonly StoredFile[]> {
     const owner = ownerOf(client);
     const nowMs = this.#clock.now();
-    return this.#rows
-      .files()
+    return (await this.#rows.files())
       .filter((row) => row.owner === owner)
       .map((row) => JSON.parse(row.json) as StoredFile)
       .filter((file) => file.expiresAt * 1000 > nowMs);
   }
 
-  deleteFile(id: string, client: string | null | undefined): boolean {
-    if (this.file(id, client) === undefined) return false;
+  async deleteFile(id: string, client: string | null | undefined): Promise<boolean> {
+    if ((await this.file(id, client)) === undefined) return false;
     return this.#rows.deleteFile(id);
   }
 
-  putBatch(stored: StoredBatch): void {
-    this.#rows.putBatch({
-      id: stored.batch.id,
-      owner: stored.owner,
-      createdAtMs: stored.batch.created_at * 1000,
-      json: JSON.stringify(stored.batch),
-    });
+  putBatch(stored: StoredBatch): Promise<void> {
+    return this.#rows.putBatch(batchRow(stored));
+  }
+
+  /**
+   * Writes `stored` only if the kept batch is still `expected` (compare and set, batch-rows.ts `replaceBatch`); false
+   * when another writer (a cancel on another replica) changed it since it was read.
+   */
+  replaceBatch(stored: StoredBatch, expected: BatchObject): Promise<boolean> {
+    return this.#rows.replaceBatch(batchRow(stored), JSON.stringify(expected));
   }
 
   /** A new batch: the oldest finished ones go first when the books are full; refused (false) when all are running. */
-  addBatch(stored: StoredBatch): boolean {
-    this.prune();
-    const rows = this.#rows.batches();
-    let over = rows.length + 1 - this.#settings().maxBatches;
-    for (const row of rows) {
-      if (over <= 0) break;
-      if (!isFinished((JSON.parse(row.json) as BatchObject).status)) continue;
-      this.#rows.deleteBatch(row.id);
-      over -= 1;
-    }
-    if (over > 0) return false;
-    this.putBatch(stored);
-    return true;
+  addBatch(stored: StoredBatch): Promise<boolean> {
+    return this.#rows.exclusive(async () => {
+      await this.#prune();
+      const rows = await this.#rows.batches();
+      let over = rows.length + 1 - this.#settings().maxBatches;
+      for (const row of rows) {
+        if (over <= 0) break;
+        if (!isFinished((JSON.parse(row.json) as BatchObject).status)) continue;
+        await this.#rows.deleteBatch(row.id);
+        over -= 1;
+      }
+      if (over > 0) return false;
+      await this.putBatch(stored);
+      return true;
+    });
   }
 
   /** The batch when `client` may see it; `undefined` client: any owner's (the runner's own reads). */
-  batch(id: string, client?: string | null): StoredBatch | undefined {
-    const row = this.#rows.batch(id);
+  async batch(id: string, client?: string | null): Promise<StoredBatch | undefined> {
+    const row = await this.#rows.batch(id);
     if (row === undefined) return undefined;
     if (client !== undefined && row.owner !== ownerOf(client)) return undefined;
     return { batch: JSON.parse(row.json) as BatchObject, owner: row.owner };
   }
 
   /** Every batch (oldest first); with `client`, only its own. */
-  batches(client?: string | null): readonly StoredBatch[] {
-    return this.#rows
-      .batches()
+  async batches(client?: string | null): Promise<readonly StoredBatch[]> {
+    return (await this.#rows.batches())
       .filter((row) => client === undefined || row.owner === ownerOf(client))
       .map((row) => ({ batch: JSON.parse(row.json) as BatchObject, owner: row.owner }));
   }
 
-  putResult(batchId: string, result: ResultRow): void {
-    this.#rows.putResult(batchId, result);
+  /** Ids of the batches not finished, whoever runs them (a replica's look for batches to take over). */
+  async runnableIds(): Promise<readonly string[]> {
+    if (this.#rows.runnableBatchIds !== undefined) return this.#rows.runnableBatchIds();
+    return (await this.batches()).filter((stored) => !isFinished(stored.batch.status)).map((stored) => stored.batch.id);
   }
 
-  results(batchId: string): readonly ResultRow[] {
+  /** True when this call wrote the line's result (a line has one, whoever wrote it first). */
+  putResult(batchId: string, result: ResultRow): Promise<boolean> {
+    return this.#rows.putResult(batchId, result);
+  }
+
+  results(batchId: string): Promise<readonly ResultRow[]> {
     return this.#rows.results(batchId);
   }
 
+  takeLease(batchId: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.#rows.takeLease(batchId, holder, ttlMs);
+  }
+
+  dropLease(batchId: string, holder: string): Promise<void> {
+    return this.#rows.dropLease(batchId, holder);
+  }
+
   /** Removes what is older than `batches.retention_ms` (a file past its `expires_at`; a finished batch). */
-  prune(): void {
+  prune(): Promise<void> {
+    return this.#rows.exclusive(() => this.#prune());
+  }
+
+  async #prune(): Promise<void> {
     const nowMs = this.#clock.now();
     const retentionMs = this.#settings().retentionMs;
-    for (const row of this.#rows.batches()) {
+    for (const row of await this.#rows.batches()) {
       const batch = JSON.parse(row.json) as BatchObject;
-      if (isFinished(batch.status) && row.createdAtMs + retentionMs <= nowMs) this.#rows.deleteBatch(row.id);
+      if (isFinished(batch.status) && row.createdAtMs + retentionMs <= nowMs) await this.#rows.deleteBatch(row.id);
     }
-    const inUse = this.#filesInUse();
-    for (const row of this.#rows.files()) {
+    const inUse = await this.#filesInUse();
+    for (const row of await this.#rows.files()) {
       const file = JSON.parse(row.json) as StoredFile;
-      if (file.expiresAt * 1000 <= nowMs && !inUse.has(row.id)) this.#rows.deleteFile(row.id);
+      if (file.expiresAt * 1000 <= nowMs && !inUse.has(row.id)) await this.#rows.deleteFile(row.id);
     }
   }
 
   /** Input files of batches still running: never evicted under them. */
-  #filesInUse(): Set<string> {
+  async #filesInUse(): Promise<Set<string>> {
     const inUse = new Set<string>();
-    for (const row of this.#rows.batches()) {
+    for (const row of await this.#rows.batches()) {
       const batch = JSON.parse(row.json) as BatchObject;
       if (!isFinished(batch.status)) inUse.add(batch.input_file_id);
     }
     return inUse;
   }
 
-  close(): void {
-    this.#rows.close();
+  close(): Promise<void> {
+    return this.#rows.close();
   }
+}
+
+function batchRow(stored: StoredBatch) {
+  return {
+    id: stored.batch.id,
+    owner: stored.owner,
+    createdAtMs: stored.batch.created_at * 1000,
+    json: JSON.stringify(stored.batch),
+  };
 }

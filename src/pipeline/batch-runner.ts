@@ -8,7 +8,11 @@
 // refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
 // route queue (`routing.queue_timeout_ms`), no batch line is sent, so a batch never takes the budget a live request is
 // waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
-// lines not written, and no written line runs again. The module stays whole: scheduling, pacing and a batch's end
+// lines not written, and no written line runs again. Shared books (Redis): a batch is run by the replica holding its
+// lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
+// `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written; a line in
+// flight when that runner died runs twice at most, and its result is kept once. A cancel or the window's end is seen
+// through the batch's status, read again at each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end
 // share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
 import { InternalError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
@@ -52,8 +56,10 @@ const MAX_PACING_SLEEP_MS = 5_000;
 const DEFAULT_RETRY_MS = 1_000;
 /** Tries of a line that failed with a 5xx (every candidate failing now) before it goes to the error file. */
 const MAX_SERVER_ERROR_TRIES = 3;
-/** ms between checks of running batches' windows (`completion_window`). */
+/** ms between checks of running batches' windows (`completion_window`) and of their status (a cancel elsewhere). */
 const EXPIRY_CHECK_MS = 1_000;
+/** Tries of a compare-and-set write of a batch that others keep changing (a cancel, a count update) before it gives up. */
+const MAX_WRITE_TRIES = 10;
 
 interface ActiveBatch {
   readonly id: string;
@@ -72,6 +78,8 @@ interface ActiveBatch {
   readonly controller: AbortController;
   /** Aborted by a cancel or the window's end: lines waiting for a limit stop waiting (those sent finish). */
   readonly wake: AbortController;
+  /** Its end is being written (once). */
+  isSettled: boolean;
 }
 
 export class BatchRunner {
@@ -82,8 +90,17 @@ export class BatchRunner {
   readonly #active = new Map<string, ActiveBatch>();
   readonly #settling = new Set<Promise<void>>();
   readonly #closing = new AbortController();
+  /** Batches being taken (lease, input read): not taken twice by two polls. */
+  readonly #starting = new Set<string>();
+  /** Batches whose end is being written here: a poll meanwhile (still unfinished in the books) must not run them again. */
+  readonly #finishing = new Set<string>();
+  /** This process's name on the leases it holds. */
+  readonly #holder = randomIds("runner_");
   #inFlight = 0;
   #expiryTimer: NodeJS.Timeout | undefined;
+  #leaseTimer: NodeJS.Timeout | undefined;
+  #isStepFailing = false;
+  #leaseMsAtStart: number | undefined;
 
   constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
     this.#runtime = runtime;
@@ -103,55 +120,157 @@ export class BatchRunner {
     this.#executors.set(endpoint, executor);
   }
 
-  /** Resumes every batch the books hold unfinished (a restart), and watches windows. */
+  /**
+   * Resumes every batch the books hold unfinished (a restart), and watches windows; with shared books, looks for
+   * batches to take over every third of `batches.lease_ms`, and renews the leases of those it runs as often.
+   */
   start(): void {
-    for (const stored of this.#books.batches()) {
-      if (!isFinished(stored.batch.status)) this.submit(stored.batch.id);
-    }
-    this.#expiryTimer = setInterval(() => this.#checkExpiry(), EXPIRY_CHECK_MS);
+    this.#track(this.#takeRunnable());
+    this.#expiryTimer = setInterval(() => this.#track(this.#checkExpiry()), EXPIRY_CHECK_MS);
     this.#expiryTimer.unref();
+    if (this.#books.isShared) {
+      const everyMs = Math.max(100, Math.floor(this.#leaseMs() / 3));
+      this.#leaseTimer = setInterval(() => this.#track(this.#renewAndTake()), everyMs);
+      this.#leaseTimer.unref();
+    }
   }
 
-  /** A batch to run (new: `validating`; after a restart: wherever it was). */
-  submit(id: string): void {
-    if (this.#active.has(id) || this.#closing.signal.aborted) return;
-    const stored = this.#books.batch(id);
-    if (stored === undefined || isFinished(stored.batch.status)) return;
-    const active = this.#activate(stored);
+  /**
+   * A batch to run (new: `validating`; after a restart or a lapsed lease: wherever it was). Resolves once it is taken
+   * (or another replica holds it, or it ended at once).
+   */
+  async submit(id: string): Promise<void> {
+    if (this.#active.has(id) || this.#starting.has(id) || this.#finishing.has(id) || this.#isStopping()) return;
+    this.#starting.add(id);
+    try {
+      if (!(await this.#books.takeLease(id, this.#holder, this.#leaseMs()))) return;
+      const stored = await this.#books.batch(id);
+      const active = stored === undefined || isFinished(stored.batch.status) ? undefined : await this.#activate(stored);
+      if (active === undefined || this.#isStopping()) {
+        await this.#books.dropLease(id, this.#holder);
+        return;
+      }
+      this.#active.set(id, active);
+    } finally {
+      this.#starting.delete(id);
+    }
+    const active = this.#active.get(id);
     if (active === undefined) return;
-    this.#active.set(id, active);
     this.#settleIfDone(active);
     this.#pump();
   }
 
   /**
    * `POST /v1/batches/{id}/cancel`: `cancelling` at once; no new line starts, the lines in flight finish, then
-   * `cancelled` with what finished in its files. Returns the batch as it is now.
+   * `cancelled` with what finished in its files. Returns the batch as it is now. On a replica that does not run the
+   * batch, the one that does sees the status at its next look (at most a second); a batch no one runs is taken here
+   * and ends at once.
    */
-  cancel(id: string): BatchObject | undefined {
-    const stored = this.#books.batch(id);
-    if (stored === undefined) return undefined;
-    if (isFinished(stored.batch.status) || stored.batch.status === "cancelling") return stored.batch;
-    const cancelling: BatchObject = { ...stored.batch, status: "cancelling", cancelling_at: this.#nowSeconds() };
-    this.#books.putBatch({ ...stored, batch: cancelling });
-    const active = this.#active.get(id);
-    if (active === undefined) {
-      this.#finish(id, "cancelled", [], undefined);
-    } else {
-      active.isCancelling = true;
-      active.pending.length = 0;
-      active.wake.abort();
-      this.#settleIfDone(active);
+  async cancel(id: string): Promise<BatchObject | undefined> {
+    const cancelled = await this.#update(id, (batch) =>
+      isFinished(batch.status) || batch.status === "cancelling"
+        ? undefined
+        : { ...batch, status: "cancelling", cancelling_at: this.#nowSeconds() },
+    );
+    if (cancelled !== undefined) {
+      const active = this.#active.get(id);
+      if (active === undefined) await this.submit(id);
+      else this.#cancelled(active);
     }
-    return this.#books.batch(id)?.batch;
+    return (await this.#books.batch(id))?.batch;
   }
 
-  /** The gateway's exit: lines in flight are aborted (not written: they run again after a restart). */
+  /**
+   * The gateway's exit: lines in flight are aborted (not written: they run again after a restart, or on another
+   * replica at once: the leases are given up).
+   */
   async close(): Promise<void> {
     this.#closing.abort();
     if (this.#expiryTimer !== undefined) clearInterval(this.#expiryTimer);
+    if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer);
+    const running = [...this.#active.keys()];
     for (const active of this.#active.values()) active.controller.abort();
     await Promise.allSettled([...this.#settling]);
+    await Promise.allSettled(running.map((id) => this.#books.dropLease(id, this.#holder)));
+  }
+
+  /**
+   * Read once, at the start: the renewals' period is fixed then, and a lease made shorter by a reload than a third of
+   * it would lapse between two renewals (and the replicas would take a batch from each other).
+   */
+  #leaseMs(): number {
+    this.#leaseMsAtStart ??= this.#runtime.snapshot.config.batches.leaseMs;
+    return this.#leaseMsAtStart;
+  }
+
+  /**
+   * Runs `work` in the background, waited for at the exit; a failure (Redis away) is logged, never thrown: once until
+   * a step works again, not at every look (every third of `lease_ms` while Redis is down).
+   */
+  #track(work: Promise<unknown>): void {
+    const settled: Promise<void> = work
+      .then(() => {
+        this.#isStepFailing = false;
+      })
+      .catch((error: unknown) => {
+        if (!this.#isStepFailing) {
+          this.#log.warn({ err: error }, "batch: a batch step failed (said once until one works again)");
+        }
+        this.#isStepFailing = true;
+      })
+      .finally(() => this.#settling.delete(settled));
+    this.#settling.add(settled);
+  }
+
+  /** Every unfinished batch no one else runs. */
+  async #takeRunnable(): Promise<void> {
+    for (const id of await this.#books.runnableIds()) {
+      if (this.#isStopping()) return;
+      await this.submit(id);
+    }
+  }
+
+  /**
+   * Renews the leases of the batches running here; one this replica lost (it was away longer than the lease, and
+   * another took the batch) stops here at once, its lines in flight not written. Then takes what lapsed elsewhere.
+   */
+  async #renewAndTake(): Promise<void> {
+    for (const active of [...this.#active.values()]) {
+      if (active.isSettled) continue;
+      if (await this.#books.takeLease(active.id, this.#holder, this.#leaseMs())) continue;
+      this.#log.warn({ batchId: active.id }, "batch: its lease lapsed and another replica runs it; stopped here");
+      this.#active.delete(active.id);
+      active.isSettled = true;
+      active.pending.length = 0;
+      active.controller.abort();
+    }
+    await this.#takeRunnable();
+  }
+
+  #cancelled(active: ActiveBatch): void {
+    if (active.isCancelling) return;
+    active.isCancelling = true;
+    active.pending.length = 0;
+    active.wake.abort();
+    this.#settleIfDone(active);
+  }
+
+  /**
+   * Changes the kept batch with `change` (undefined: no change) by compare and set, read again when another writer
+   * changed it meanwhile; a status one reads there (a cancel from another replica) reaches the batch running here.
+   * Returns the batch written, or undefined when nothing was.
+   */
+  async #update(id: string, change: (batch: BatchObject) => BatchObject | undefined): Promise<BatchObject | undefined> {
+    for (let tries = 0; tries < MAX_WRITE_TRIES; tries++) {
+      const stored = await this.#books.batch(id);
+      if (stored === undefined) return undefined;
+      const active = this.#active.get(id);
+      if (active !== undefined && stored.batch.status === "cancelling") this.#cancelled(active);
+      const changed = change(stored.batch);
+      if (changed === undefined) return undefined;
+      if (await this.#books.replaceBatch({ ...stored, batch: changed }, stored.batch)) return changed;
+    }
+    throw new InternalError(`Batch ${id} kept changing while it was written.`);
   }
 
   /** The gateway's exit began (its shutdown, then this runner's close). */
@@ -164,11 +283,11 @@ export class BatchRunner {
   }
 
   /** The batch's lines from its input file, checked (OpenAI's validation); undefined when it ended here. */
-  #activate(stored: StoredBatch): ActiveBatch | undefined {
+  async #activate(stored: StoredBatch): Promise<ActiveBatch | undefined> {
     const { batch, owner } = stored;
-    const input = this.#books.fileContent(batch.input_file_id, owner === "" ? null : owner);
+    const input = await this.#books.fileContent(batch.input_file_id, owner === "" ? null : owner);
     if (input === undefined) {
-      this.#fail(stored, [
+      await this.#fail(stored, [
         {
           code: INPUT_FILE_GONE,
           message: `The input file '${batch.input_file_id}' is gone.`,
@@ -184,11 +303,11 @@ export class BatchRunner {
       this.#runtime.snapshot.config.batches.maxLines,
     );
     if (!checked.isValid) {
-      this.#fail(stored, checked.errors);
+      await this.#fail(stored, checked.errors);
       return undefined;
     }
-    const done = new Set(this.#books.results(batch.id).map((result) => result.index));
-    const results = this.#books.results(batch.id);
+    const results = await this.#books.results(batch.id);
+    const done = new Set(results.map((result) => result.index));
     const active: ActiveBatch = {
       id: batch.id,
       owner,
@@ -203,6 +322,7 @@ export class BatchRunner {
       usage: { input: 0, output: 0, cached: 0, reasoning: 0 },
       controller: new AbortController(),
       wake: new AbortController(),
+      isSettled: false,
     };
     if (active.isCancelling) active.pending.length = 0;
     // Resumed after its window ended (the gateway was down meanwhile): no line starts, it expires at once.
@@ -211,30 +331,32 @@ export class BatchRunner {
       active.pending.length = 0;
     }
     if (batch.status === "validating") {
-      this.#books.putBatch({
-        owner,
-        batch: {
-          ...batch,
-          status: "in_progress",
-          in_progress_at: this.#nowSeconds(),
-          model: checked.model,
-          request_counts: { total: checked.lines.length, completed: 0, failed: 0 },
-        },
-      });
+      const started = await this.#update(batch.id, (kept) =>
+        kept.status !== "validating"
+          ? undefined
+          : {
+              ...kept,
+              status: "in_progress",
+              in_progress_at: this.#nowSeconds(),
+              model: checked.model,
+              request_counts: { total: checked.lines.length, completed: 0, failed: 0 },
+            },
+      );
+      // Cancelled meanwhile (on another replica): it ends at once, as cancelled.
+      if (started === undefined && (await this.#books.batch(batch.id))?.batch.status === "cancelling") {
+        active.isCancelling = true;
+        active.pending.length = 0;
+      }
     }
     return active;
   }
 
-  #fail(stored: StoredBatch, errors: readonly BatchErrorEntry[]): void {
-    this.#books.putBatch({
-      ...stored,
-      batch: {
-        ...stored.batch,
-        status: "failed",
-        failed_at: this.#nowSeconds(),
-        errors: { object: "list", data: errors },
-      },
-    });
+  async #fail(stored: StoredBatch, errors: readonly BatchErrorEntry[]): Promise<void> {
+    await this.#update(stored.batch.id, (batch) =>
+      isFinished(batch.status)
+        ? undefined
+        : { ...batch, status: "failed", failed_at: this.#nowSeconds(), errors: { object: "list", data: errors } },
+    );
   }
 
   /** Starts lines while slots are free: the oldest batch's next line first. */
@@ -313,19 +435,22 @@ export class BatchRunner {
           );
           continue;
         }
-        this.#written(active, {
+        await this.#written(active, {
           index: line.index,
           isError: true,
           line: answeredLine(requestId, line.customId, gatewayError.status, requestId, renderError(gatewayError)),
         });
         return;
       }
-      addUsage(active.usage, answer.body);
-      this.#written(active, {
-        index: line.index,
-        isError: answer.status >= 400,
-        line: answeredLine(requestId, line.customId, answer.status, requestId, answer.body),
-      });
+      await this.#written(
+        active,
+        {
+          index: line.index,
+          isError: answer.status >= 400,
+          line: answeredLine(requestId, line.customId, answer.status, requestId, answer.body),
+        },
+        answer.body,
+      );
       return;
     }
   }
@@ -352,28 +477,33 @@ export class BatchRunner {
     }
   }
 
-  #written(active: ActiveBatch, result: ResultRow): void {
-    this.#books.putResult(active.id, result);
+  /**
+   * The line's result, then the batch's counts and usage. A line whose result was already written (by a replica whose
+   * lease lapsed while this line ran) counts once: its usage and count are not added again.
+   */
+  async #written(active: ActiveBatch, result: ResultRow, answer?: unknown): Promise<void> {
+    if (!(await this.#books.putResult(active.id, result))) return;
     if (result.isError) active.failed += 1;
     else active.completed += 1;
-    const stored = this.#books.batch(active.id);
-    if (stored === undefined || isFinished(stored.batch.status)) return;
-    this.#books.putBatch({
-      ...stored,
-      batch: {
-        ...stored.batch,
-        request_counts: { total: active.lines.length, completed: active.completed, failed: active.failed },
-        usage: usageOf(stored.batch.usage, active.usage),
-      },
-    });
+    addUsage(active.usage, answer);
+    const added = active.usage;
     active.usage = { input: 0, output: 0, cached: 0, reasoning: 0 };
+    const counts = { total: active.lines.length, completed: active.completed, failed: active.failed };
+    await this.#update(active.id, (batch) =>
+      isFinished(batch.status) ? undefined : { ...batch, request_counts: counts, usage: usageOf(batch.usage, added) },
+    );
   }
 
-  #checkExpiry(): void {
+  /** Each running batch's window, and its status (a cancel made on another replica). */
+  async #checkExpiry(): Promise<void> {
     const nowSeconds = this.#nowSeconds();
-    for (const active of this.#active.values()) {
-      const stored = this.#books.batch(active.id);
+    for (const active of [...this.#active.values()]) {
+      const stored = await this.#books.batch(active.id);
       if (stored === undefined || active.isExpiring || active.isCancelling) continue;
+      if (stored.batch.status === "cancelling") {
+        this.#cancelled(active);
+        continue;
+      }
       if (stored.batch.expires_at > nowSeconds) continue;
       active.isExpiring = true;
       active.pending.length = 0;
@@ -385,39 +515,42 @@ export class BatchRunner {
   /** The batch's end once nothing is in flight: completed, cancelled or expired, with its files written. */
   #settleIfDone(active: ActiveBatch): void {
     // Stopping: the lines that returned unwritten are not done; the batch resumes after a restart, never ends here.
-    if (active.inFlight > 0 || this.#isStopping()) return;
-    if (active.isExpiring) {
-      this.#active.delete(active.id);
-      this.#finish(active.id, "expired", active.lines, active);
-      return;
-    }
-    if (active.isCancelling) {
-      this.#active.delete(active.id);
-      this.#finish(active.id, "cancelled", [], active);
-      return;
-    }
-    if (active.pending.length > 0) return;
+    if (active.inFlight > 0 || this.#isStopping() || active.isSettled) return;
+    let status: "completed" | "cancelled" | "expired";
+    if (active.isExpiring) status = "expired";
+    else if (active.isCancelling) status = "cancelled";
+    else if (active.pending.length > 0) return;
+    else status = "completed";
+    active.isSettled = true;
     this.#active.delete(active.id);
-    this.#finish(active.id, "completed", [], active);
+    this.#finishing.add(active.id);
+    this.#track(
+      this.#finish(active.id, status, status === "expired" ? active.lines : [], active).finally(async () => {
+        this.#finishing.delete(active.id);
+        await this.#books.dropLease(active.id, this.#holder);
+      }),
+    );
   }
 
   /**
    * Writes the output and error files from the lines' results and the batch's final state. `expiredLines`: every
    * line; those without a result get `batch_expired` lines in the error file.
    */
-  #finish(
+  async #finish(
     id: string,
     status: "completed" | "cancelled" | "expired",
     expiredLines: readonly BatchLine[],
-    active: ActiveBatch | undefined,
-  ): void {
-    const stored = this.#books.batch(id);
-    if (stored === undefined || isFinished(stored.batch.status)) return;
+    active: ActiveBatch,
+  ): Promise<void> {
     const now = this.#nowSeconds();
     if (status === "completed") {
-      this.#books.putBatch({ ...stored, batch: { ...stored.batch, status: "finalizing", finalizing_at: now } });
+      await this.#update(id, (batch) =>
+        isFinished(batch.status) ? undefined : { ...batch, status: "finalizing", finalizing_at: now },
+      );
     }
-    const results = this.#books.results(id);
+    const stored = await this.#books.batch(id);
+    if (stored === undefined || isFinished(stored.batch.status)) return;
+    const results = await this.#books.results(id);
     const answered = new Set(results.map((result) => result.index));
     const outputLines = results.filter((result) => !result.isError).map((result) => result.line);
     const errorLines = results.filter((result) => result.isError).map((result) => result.line);
@@ -427,11 +560,12 @@ export class BatchRunner {
         unansweredLine(randomIds("batch_req_"), line.customId, BATCH_EXPIRED_CODE, BATCH_EXPIRED_MESSAGE),
       );
     }
-    const outputFileId = this.#writeFile(stored, outputLines, "output");
-    const errorFileId = this.#writeFile(stored, errorLines, "error");
-    const total = active?.lines.length ?? stored.batch.request_counts.total;
-    const final: BatchObject = {
-      ...stored.batch,
+    const outputFileId = await this.#writeFile(stored, outputLines, "output");
+    const errorFileId = await this.#writeFile(stored, errorLines, "error");
+    const total = active.lines.length;
+    const usage = active.usage;
+    const final = (batch: BatchObject): BatchObject => ({
+      ...batch,
       status,
       output_file_id: outputFileId,
       error_file_id: errorFileId,
@@ -441,16 +575,23 @@ export class BatchRunner {
         // An expired line counts as failed: it is in the error file.
         failed: errorLines.length,
       },
-      usage: active === undefined ? stored.batch.usage : usageOf(stored.batch.usage, active.usage),
+      usage: usageOf(batch.usage, usage),
       ...(status === "completed" ? { completed_at: now, finalizing_at: now } : {}),
       ...(status === "cancelled" ? { cancelled_at: now } : {}),
       ...(status === "expired" ? { expired_at: now } : {}),
-    };
-    this.#books.putBatch({ ...stored, batch: final });
+    });
+    const written = await this.#update(id, (batch) => (isFinished(batch.status) ? undefined : final(batch)));
+    // Ended meanwhile by another writer (a replica that took over after this one's lease lapsed): these files are
+    // no batch's, and go.
+    if (written === undefined) {
+      for (const fileId of [outputFileId, errorFileId]) {
+        if (fileId !== null) await this.#books.deleteFile(fileId, stored.owner === "" ? null : stored.owner);
+      }
+    }
   }
 
   /** A `batch_output` file of the batch's owner (none for no lines, as OpenAI's `error_file_id` is then null). */
-  #writeFile(stored: StoredBatch, lines: readonly string[], kind: "output" | "error"): string | null {
+  async #writeFile(stored: StoredBatch, lines: readonly string[], kind: "output" | "error"): Promise<string | null> {
     if (lines.length === 0) return null;
     const content = Buffer.from(`${lines.join("\n")}\n`);
     const createdAt = this.#nowSeconds();
@@ -463,7 +604,7 @@ export class BatchRunner {
       filename: `${stored.batch.id}_${kind}.jsonl`,
       purpose: "batch_output",
     };
-    this.#books.addFile(file, content);
+    await this.#books.addFile(file, content);
     return file.id;
   }
 }

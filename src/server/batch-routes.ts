@@ -2,12 +2,10 @@
 // by the gateway itself: an uploaded JSONL file of requests becomes a batch whose lines the batch runner
 // (pipeline/batch-runner.ts) sends through the one pipeline, paced by the limits, into an output and an error file.
 // Management routes (like conversations), no door of their own. A named client reaches only its own files and batches
-// (404 for another's). With `state.redis_url` the uploads and batches are refused (501): they are not shared between
-// replicas, and half-working across them would lose batches.
+// (404 for another's). With `state.redis_url` files and batches are shared by every replica on that Redis.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import {
   InvalidRequestError,
-  NotImplementedError,
   PayloadTooLargeError,
   RateLimitedError,
   ResourceNotFoundError,
@@ -34,8 +32,10 @@ import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
 import type { ProtocolAdapter } from "./protocol-adapters.ts";
 import { BATCHES_PATHS, FILES_PATHS } from "./protocol-paths.ts";
 
-/** Where the batches live: books to run them from, or why this gateway refuses them. */
-export type BatchSetup = { readonly books: BatchBooks } | { readonly refusal: string };
+/** Where the batches live: the books to run them from. */
+export interface BatchSetup {
+  readonly books: BatchBooks;
+}
 
 /** Bytes of an upload beyond its file (the multipart framing, `purpose`). */
 const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
@@ -46,26 +46,20 @@ const DEFAULT_BATCHES_PAGE = 20;
 const MAX_BATCHES_PAGE = 100;
 
 /**
- * Registers the routes and returns the runner (already started: it resumes the batches the books hold unfinished),
- * or undefined when batches are refused. `responses`: the Responses door's adapter, for `/v1/responses` lines.
+ * Registers the routes and returns the runner (already started: it resumes the batches the books hold unfinished).
+ * `responses`: the Responses door's adapter, for `/v1/responses` lines.
  */
 export function registerBatchRoutes(
   app: FastifyInstance,
   runtime: GatewayRuntime,
   setup: BatchSetup,
   responses: ProtocolAdapter,
-): BatchRunner | undefined {
-  const refused = "refusal" in setup ? new NotImplementedError(setup.refusal) : undefined;
-  const runner = "books" in setup ? new BatchRunner(runtime, setup.books, app.log) : undefined;
-  if (runner !== undefined) {
-    runner.setExecutor("/v1/responses", adapterExecutor(runtime, responses));
-    runner.start();
-    app.addHook("onClose", async () => runner.close());
-  }
-  const books = (): BatchBooks => {
-    if (runner === undefined) throw refused ?? new NotImplementedError("Batches are not available.");
-    return runner.books;
-  };
+): BatchRunner {
+  const runner = new BatchRunner(runtime, setup.books, app.log);
+  runner.setExecutor("/v1/responses", adapterExecutor(runtime, responses));
+  runner.start();
+  app.addHook("onClose", async () => runner.close());
+  const books = (): BatchBooks => runner.books;
   const settings = () => runtime.snapshot.config.batches;
   // Read once at startup, as Fastify fixes a route's body limit when it registers it.
   const uploadLimitBytes = settings().maxFileBytes + UPLOAD_OVERHEAD_BYTES;
@@ -82,7 +76,7 @@ export function registerBatchRoutes(
         filename: file.filename.slice(0, 256),
         purpose: "batch",
       };
-      books().addFile(stored, file.bytes);
+      await books().addFile(stored, file.bytes);
       return toFileObject(stored);
     });
     app.get(base, async (request) => {
@@ -92,23 +86,22 @@ export function registerBatchRoutes(
       if (order !== "asc" && order !== "desc") {
         throw new InvalidRequestError("`order` must be `asc` or `desc`.", { param: "order", code: "invalid_value" });
       }
-      let files = books()
-        .files(request.clientName)
+      let files = (await books().files(request.clientName))
         .filter((file) => query.purpose === undefined || file.purpose === query.purpose)
         .map(toFileObject);
       if (order === "desc") files = files.reverse();
       return pageOf(files, query.after, limit);
     });
-    app.get(`${base}/:id`, async (request) => toFileObject(foundFile(books(), request)));
+    app.get(`${base}/:id`, async (request) => toFileObject(await foundFile(books(), request)));
     app.get(`${base}/:id/content`, async (request, reply: FastifyReply) => {
-      const file = foundFile(books(), request);
-      const content = books().fileContent(file.id, request.clientName);
+      const file = await foundFile(books(), request);
+      const content = await books().fileContent(file.id, request.clientName);
       if (content === undefined) throw fileNotFound(file.id);
       return reply.type("application/octet-stream").send(content);
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);
-      if (!books().deleteFile(id, request.clientName)) throw fileNotFound(id);
+      if (!(await books().deleteFile(id, request.clientName))) throw fileNotFound(id);
       return { id, object: "file", deleted: true };
     });
   }
@@ -137,7 +130,7 @@ export function registerBatchRoutes(
       }
       const metadata = body.metadata === undefined || body.metadata === null ? null : readMetadata(body.metadata);
       const own = books();
-      const input = own.file(inputFileId, request.clientName);
+      const input = await own.file(inputFileId, request.clientName);
       if (input === undefined) throw fileNotFound(inputFileId, "input_file_id");
       if (input.purpose !== "batch") {
         throw new InvalidRequestError(
@@ -156,33 +149,30 @@ export function registerBatchRoutes(
         Math.floor(runtime.clock.now() / 1000),
         Math.floor(settings().completionWindowMs / 1000),
       );
-      if (!own.addBatch({ batch, owner: ownerOf(request.clientName) })) {
+      if (!(await own.addBatch({ batch, owner: ownerOf(request.clientName) }))) {
         throw new RateLimitedError(
           `Too many batches running (batches.max_batches: ${settings().maxBatches}); retry once one has finished.`,
         );
       }
-      runner?.submit(batch.id);
-      return own.batch(batch.id)?.batch ?? batch;
+      await runner.submit(batch.id);
+      return (await own.batch(batch.id))?.batch ?? batch;
     });
     app.get(base, async (request) => {
       const query = queryOf(request);
       const limit = limitOf(query.limit, DEFAULT_BATCHES_PAGE, MAX_BATCHES_PAGE);
-      const batches = books()
-        .batches(request.clientName)
-        .map((stored) => stored.batch)
-        .reverse();
+      const batches = (await books().batches(request.clientName)).map((stored) => stored.batch).reverse();
       return pageOf(batches, query.after, limit);
     });
     app.get(`${base}/:id`, async (request) => {
       const id = idOf(request);
-      const stored = books().batch(id, request.clientName);
+      const stored = await books().batch(id, request.clientName);
       if (stored === undefined) throw batchNotFound(id);
       return stored.batch;
     });
     app.post(`${base}/:id/cancel`, async (request) => {
       const id = idOf(request);
-      if (books().batch(id, request.clientName) === undefined) throw batchNotFound(id);
-      const batch = runner?.cancel(id);
+      if ((await books().batch(id, request.clientName)) === undefined) throw batchNotFound(id);
+      const batch = await runner.cancel(id);
       if (batch === undefined) throw batchNotFound(id);
       return batch;
     });
@@ -298,9 +288,9 @@ function limitOf(value: string | undefined, fallback: number, max: number): numb
   return limit;
 }
 
-function foundFile(books: BatchBooks, request: FastifyRequest): StoredFile {
+async function foundFile(books: BatchBooks, request: FastifyRequest): Promise<StoredFile> {
   const id = idOf(request);
-  const file = books.file(id, request.clientName);
+  const file = await books.file(id, request.clientName);
   if (file === undefined) throw fileNotFound(id);
   return file;
 }

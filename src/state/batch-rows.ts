@@ -1,6 +1,7 @@
 // Where the Files and Batch APIs keep their rows: files (facts and bytes), batches, and each batch's finished lines.
 // Rows are opaque JSON here (state/ does not import protocols/); pipeline/batch-books.ts gives them their types and
-// bounds. In memory, or in the embedded state file (embedded-batch-rows.ts) so a batch survives a restart.
+// bounds. In memory, in the embedded state file (embedded-batch-rows.ts) so a batch survives a restart, or in Redis
+// (redis-batch-rows.ts) shared by every replica, which then run each batch under a lease.
 
 export interface FileRow {
   readonly id: string;
@@ -24,67 +25,121 @@ export interface ResultRow {
 }
 
 export interface BatchRows {
-  readonly kind: "memory" | "embedded";
-  putFile(row: FileRow, content: Buffer): void;
-  file(id: string): FileRow | undefined;
-  fileContent(id: string): Buffer | undefined;
+  readonly kind: "memory" | "embedded" | "redis";
+  /**
+   * True when other gateway processes share these rows (Redis): a batch is run by the replica holding its lease,
+   * and the runner looks for batches it should take over.
+   */
+  readonly isShared: boolean;
+  putFile(row: FileRow, content: Buffer): Promise<void>;
+  file(id: string): Promise<FileRow | undefined>;
+  fileContent(id: string): Promise<Buffer | undefined>;
   /** Oldest first. */
-  files(): readonly FileRow[];
-  deleteFile(id: string): boolean;
-  putBatch(row: BatchRow): void;
-  batch(id: string): BatchRow | undefined;
+  files(): Promise<readonly FileRow[]>;
+  deleteFile(id: string): Promise<boolean>;
+  putBatch(row: BatchRow): Promise<void>;
+  /**
+   * Writes `row` only if the kept batch's JSON is still `expectedJson` (compare and set): a cancel made on another
+   * replica is never written over by the runner's count update; false when it changed or is gone.
+   */
+  replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean>;
+  batch(id: string): Promise<BatchRow | undefined>;
   /** Oldest first. */
-  batches(): readonly BatchRow[];
+  batches(): Promise<readonly BatchRow[]>;
+  /** Ids of the batches not finished (what a replica may have to take over); undefined: read `batches()`. */
+  runnableBatchIds?(): Promise<readonly string[]>;
   /** The batch and its results. */
-  deleteBatch(id: string): boolean;
-  /** Written once per line: a line kept again (a restart racing its write) keeps its first result. */
-  putResult(batchId: string, result: ResultRow): void;
+  deleteBatch(id: string): Promise<boolean>;
+  /**
+   * Written once per line: a line kept again (a restart racing its write, two replicas after a lapsed lease) keeps its
+   * first result. True when this call wrote it.
+   */
+  putResult(batchId: string, result: ResultRow): Promise<boolean>;
   /** In line order. */
-  results(batchId: string): readonly ResultRow[];
-  close(): void;
+  results(batchId: string): Promise<readonly ResultRow[]>;
+  /**
+   * Runs `work` alone among the writers of these rows (every replica's, with Redis): the count bounds read the rows,
+   * then delete and add, which two writers at once would overshoot or double.
+   */
+  exclusive<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * The right to run a batch for `ttlMs`: taken when no one holds it, renewed when `holder` does; false when another
+   * holds it. Without sharing, always true (the one process runs its batches).
+   */
+  takeLease(batchId: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Given up (a batch finished, a graceful exit): another replica may take it at once. */
+  dropLease(batchId: string, holder: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One writer at a time in this process: the rest wait their turn, in order. */
+export class LocalMutex {
+  #tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(work, work);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
 }
 
 export class MemoryBatchRows implements BatchRows {
   readonly kind = "memory";
+  readonly isShared = false;
   readonly #files = new Map<string, { row: FileRow; content: Buffer }>();
   readonly #batches = new Map<string, BatchRow>();
   readonly #results = new Map<string, Map<number, ResultRow>>();
+  readonly #mutex = new LocalMutex();
 
-  putFile(row: FileRow, content: Buffer): void {
+  async putFile(row: FileRow, content: Buffer): Promise<void> {
     this.#files.set(row.id, { row, content });
   }
-  file(id: string): FileRow | undefined {
+  async file(id: string): Promise<FileRow | undefined> {
     return this.#files.get(id)?.row;
   }
-  fileContent(id: string): Buffer | undefined {
+  async fileContent(id: string): Promise<Buffer | undefined> {
     return this.#files.get(id)?.content;
   }
-  files(): readonly FileRow[] {
+  async files(): Promise<readonly FileRow[]> {
     return [...this.#files.values()].map((entry) => entry.row);
   }
-  deleteFile(id: string): boolean {
+  async deleteFile(id: string): Promise<boolean> {
     return this.#files.delete(id);
   }
-  putBatch(row: BatchRow): void {
+  async putBatch(row: BatchRow): Promise<void> {
     this.#batches.set(row.id, row);
   }
-  batch(id: string): BatchRow | undefined {
+  async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
+    if (this.#batches.get(row.id)?.json !== expectedJson) return false;
+    this.#batches.set(row.id, row);
+    return true;
+  }
+  async batch(id: string): Promise<BatchRow | undefined> {
     return this.#batches.get(id);
   }
-  batches(): readonly BatchRow[] {
+  async batches(): Promise<readonly BatchRow[]> {
     return [...this.#batches.values()];
   }
-  deleteBatch(id: string): boolean {
+  async deleteBatch(id: string): Promise<boolean> {
     this.#results.delete(id);
     return this.#batches.delete(id);
   }
-  putResult(batchId: string, result: ResultRow): void {
+  async putResult(batchId: string, result: ResultRow): Promise<boolean> {
     const results = this.#results.get(batchId) ?? new Map<number, ResultRow>();
     this.#results.set(batchId, results);
-    if (!results.has(result.index)) results.set(result.index, result);
+    if (results.has(result.index)) return false;
+    results.set(result.index, result);
+    return true;
   }
-  results(batchId: string): readonly ResultRow[] {
+  async results(batchId: string): Promise<readonly ResultRow[]> {
     return [...(this.#results.get(batchId)?.values() ?? [])].sort((a, b) => a.index - b.index);
   }
-  close(): void {}
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return this.#mutex.run(work);
+  }
+  async takeLease(): Promise<boolean> {
+    return true;
+  }
+  async dropLease(): Promise<void> {}
+  async close(): Promise<void> {}
 }

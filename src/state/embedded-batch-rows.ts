@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { openSqliteFile } from "../sqlite-file.ts";
-import type { BatchRow, BatchRows, FileRow, ResultRow } from "./batch-rows.ts";
+import { type BatchRow, type BatchRows, type FileRow, LocalMutex, type ResultRow } from "./batch-rows.ts";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS batch_files (
@@ -29,6 +29,8 @@ const SAFE_ID = /^file-[0-9a-f]+$/;
 
 export class EmbeddedBatchRows implements BatchRows {
   readonly kind = "embedded";
+  readonly isShared = false;
+  readonly #mutex = new LocalMutex();
   readonly #db: DatabaseSync;
   readonly #folder: string;
   readonly #statements: Record<string, StatementSync>;
@@ -47,6 +49,7 @@ export class EmbeddedBatchRows implements BatchRows {
       putBatch: prepare("INSERT OR REPLACE INTO batches (id, owner, created_at_ms, json) VALUES (?, ?, ?, ?)"),
       batch: prepare("SELECT id, owner, created_at_ms, json FROM batches WHERE id = ?"),
       batches: prepare("SELECT id, owner, created_at_ms, json FROM batches ORDER BY created_at_ms, rowid"),
+      replaceBatch: prepare("UPDATE batches SET json = ? WHERE id = ? AND json = ?"),
       deleteBatch: prepare("DELETE FROM batches WHERE id = ?"),
       deleteResults: prepare("DELETE FROM batch_results WHERE batch_id = ?"),
       putResult: prepare(
@@ -61,19 +64,19 @@ export class EmbeddedBatchRows implements BatchRows {
     return join(this.#folder, id);
   }
 
-  putFile(row: FileRow, content: Buffer): void {
+  async putFile(row: FileRow, content: Buffer): Promise<void> {
     mkdirSync(this.#folder, { recursive: true, mode: FOLDER_MODE });
     // The bytes first: a row never names a file that is not there.
     writeFileSync(this.#path(row.id), content, { mode: FILE_MODE });
     this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json);
   }
 
-  file(id: string): FileRow | undefined {
+  async file(id: string): Promise<FileRow | undefined> {
     return toRow(this.#statements.file?.get(id));
   }
 
-  fileContent(id: string): Buffer | undefined {
-    if (this.file(id) === undefined) return undefined;
+  async fileContent(id: string): Promise<Buffer | undefined> {
+    if ((await this.file(id)) === undefined) return undefined;
     try {
       return readFileSync(this.#path(id));
     } catch {
@@ -81,38 +84,53 @@ export class EmbeddedBatchRows implements BatchRows {
     }
   }
 
-  files(): readonly FileRow[] {
+  async files(): Promise<readonly FileRow[]> {
     return (this.#statements.files?.all() ?? []).flatMap((row) => toRow(row) ?? []);
   }
 
-  deleteFile(id: string): boolean {
+  async deleteFile(id: string): Promise<boolean> {
     const changes = Number(this.#statements.deleteFile?.run(id).changes ?? 0);
     if (SAFE_ID.test(id)) rmSync(join(this.#folder, id), { force: true });
     return changes > 0;
   }
 
-  putBatch(row: BatchRow): void {
+  async putBatch(row: BatchRow): Promise<void> {
     this.#statements.putBatch?.run(row.id, row.owner, row.createdAtMs, row.json);
   }
 
-  batch(id: string): BatchRow | undefined {
+  async batch(id: string): Promise<BatchRow | undefined> {
     return toRow(this.#statements.batch?.get(id));
   }
 
-  batches(): readonly BatchRow[] {
+  async batches(): Promise<readonly BatchRow[]> {
     return (this.#statements.batches?.all() ?? []).flatMap((row) => toRow(row) ?? []);
   }
 
-  deleteBatch(id: string): boolean {
+  async deleteBatch(id: string): Promise<boolean> {
     this.#statements.deleteResults?.run(id);
     return Number(this.#statements.deleteBatch?.run(id).changes ?? 0) > 0;
   }
 
-  putResult(batchId: string, result: ResultRow): void {
-    this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line);
+  async putResult(batchId: string, result: ResultRow): Promise<boolean> {
+    const run = this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line);
+    return Number(run?.changes ?? 0) > 0;
   }
 
-  results(batchId: string): readonly ResultRow[] {
+  async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
+    return Number(this.#statements.replaceBatch?.run(row.json, row.id, expectedJson).changes ?? 0) > 0;
+  }
+
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return this.#mutex.run(work);
+  }
+
+  async takeLease(): Promise<boolean> {
+    return true;
+  }
+
+  async dropLease(): Promise<void> {}
+
+  async results(batchId: string): Promise<readonly ResultRow[]> {
     return (this.#statements.results?.all(batchId) ?? []).map((row) => ({
       index: Number(row.line_index),
       isError: Number(row.is_error) === 1,
@@ -123,7 +141,7 @@ export class EmbeddedBatchRows implements BatchRows {
   #isClosed = false;
 
   /** Idempotent: a gateway closed twice (its exit, then a test's cleanup) closes the file once. */
-  close(): void {
+  async close(): Promise<void> {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.#db.close();

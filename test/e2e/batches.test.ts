@@ -16,7 +16,6 @@ import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "..
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
 
@@ -630,7 +629,7 @@ describe("Batch API: a gateway process killed mid-batch", () => {
   });
 });
 
-describe("Batch API: other endpoints, live traffic first, Redis", () => {
+describe("Batch API: other endpoints, live traffic first", () => {
   test("/v1/responses lines are translated as the Responses door does; /v1/embeddings lines are served as is", async (t) => {
     const mock = await useMock(t);
     echoing(mock);
@@ -750,33 +749,5 @@ batches:
     );
     assert.equal(order[0], "batch 1");
     assert.equal(order[1], "live", `served in the order ${order}`);
-  });
-
-  test("with state.redis_url the Files and Batch routes answer 501 in OpenAI's shape, saying why", {
-    skip: isRedisInstalled() ? false : REDIS_MISSING,
-  }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const gateway = await useGateway(
-      t,
-      `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "batches-e2e:"\n`,
-    );
-    const client = openAiClient(gateway);
-    try {
-      await upload(client, chatLine("a", "b"));
-      assert.fail("expected a refusal");
-    } catch (error) {
-      assert.ok(error instanceof OpenAI.APIError);
-      assert.equal(error.status, 501);
-      assert.equal(error.code, "not_implemented");
-      assert.match(error.message, /state\.redis_url/);
-    }
-    const listed = await send(gateway, "GET", "/v1/batches");
-    assert.equal(listed.status, 501);
-    assert.equal(errorOf(listed).code, "not_implemented");
-    const created = await send(gateway, "POST", "/v1/batches", {
-      body: { input_file_id: "file-x", endpoint: "/v1/chat/completions", completion_window: "24h" },
-    });
-    assert.equal(created.status, 501);
   });
 });

@@ -1,0 +1,104 @@
+// The batch rows in a real Redis (test/helpers/redis-server.ts): what two replicas sharing them rely on. A line's
+// result is kept once whoever writes it; a batch's compare-and-set refuses a stale writer; a lease is one replica's
+// until it lapses or is dropped; the count bounds hold with two books adding at once (the lock); a file's bytes come
+// back whole across chunks.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { systemClock } from "../clock.ts";
+import type { BatchSettings } from "../config/types.ts";
+import { BatchBooks } from "../pipeline/batch-books.ts";
+import type { StoredFile } from "../protocols/batches/batch-objects.ts";
+import { RedisBatchRows } from "./redis-batch-rows.ts";
+
+const skip = { skip: isRedisInstalled() ? false : REDIS_MISSING };
+
+async function rowsOn(url: string, t: { after: (fn: () => Promise<void>) => void }): Promise<RedisBatchRows> {
+  const rows = new RedisBatchRows(url, "rows-test:", false, (json) => !json.includes('"done"'));
+  await rows.connect();
+  t.after(() => rows.close());
+  return rows;
+}
+
+const row = (id: string, json: string) => ({ id, owner: "", createdAtMs: 0, json });
+
+test("a line's result is appended once; results come back in line order", skip, async (t) => {
+  const redis = await useRedisServer(t);
+  const [a, b] = [await rowsOn(redis.url, t), await rowsOn(redis.url, t)];
+  assert.equal(await a.putResult("batch_1", { index: 2, isError: false, line: "two" }), true);
+  assert.equal(await b.putResult("batch_1", { index: 2, isError: true, line: "two again" }), false);
+  assert.equal(await b.putResult("batch_1", { index: 0, isError: false, line: "zero" }), true);
+  assert.deepEqual(
+    (await a.results("batch_1")).map((result) => result.line),
+    ["zero", "two"],
+  );
+});
+
+test("replaceBatch: written only over the JSON read; the runnable set follows the status", skip, async (t) => {
+  const redis = await useRedisServer(t);
+  const [a, b] = [await rowsOn(redis.url, t), await rowsOn(redis.url, t)];
+  await a.putBatch(row("batch_1", '{"status":"in_progress"}'));
+  assert.deepEqual(await b.runnableBatchIds(), ["batch_1"]);
+  assert.equal(await b.replaceBatch(row("batch_1", '{"status":"cancelling"}'), '{"status":"in_progress"}'), true);
+  // A's view is stale: its write is refused, the cancel stays.
+  assert.equal(
+    await a.replaceBatch(row("batch_1", '{"status":"in_progress","n":1}'), '{"status":"in_progress"}'),
+    false,
+  );
+  assert.equal((await a.batch("batch_1"))?.json, '{"status":"cancelling"}');
+  assert.equal(await a.replaceBatch(row("batch_1", '{"status":"done"}'), '{"status":"cancelling"}'), true);
+  assert.deepEqual(await b.runnableBatchIds(), []);
+});
+
+test("a lease is one holder's: renewed by it, refused to another until it lapses or is dropped", skip, async (t) => {
+  const redis = await useRedisServer(t);
+  const [a, b] = [await rowsOn(redis.url, t), await rowsOn(redis.url, t)];
+  assert.equal(await a.takeLease("batch_1", "runner_a", 300), true);
+  assert.equal(await b.takeLease("batch_1", "runner_b", 300), false);
+  assert.equal(await a.takeLease("batch_1", "runner_a", 300), true, "renewed");
+  await b.dropLease("batch_1", "runner_b");
+  assert.equal(await b.takeLease("batch_1", "runner_b", 300), false, "another's drop does not free it");
+  await sleep(400);
+  assert.equal(await b.takeLease("batch_1", "runner_b", 300), true, "lapsed: taken over");
+  assert.equal(await a.takeLease("batch_1", "runner_a", 300), false, "the old holder has lost it");
+  await b.dropLease("batch_1", "runner_b");
+  assert.equal(await a.takeLease("batch_1", "runner_a", 300), true);
+});
+
+test(
+  "two books on one Redis adding files at once never keep more than max_files; bytes come back whole",
+  skip,
+  async (t) => {
+    const redis = await useRedisServer(t);
+    const settings = (): BatchSettings => ({
+      concurrency: 1,
+      maxFileBytes: 4 * 1024 * 1024,
+      maxLines: 10,
+      maxFiles: 3,
+      maxBatches: 3,
+      retentionMs: 3_600_000,
+      completionWindowMs: 3_600_000,
+      leaseMs: 30_000,
+    });
+    const books = [
+      new BatchBooks(await rowsOn(redis.url, t), systemClock, settings),
+      new BatchBooks(await rowsOn(redis.url, t), systemClock, settings),
+    ];
+    const fileOf = (id: string, bytes: number): StoredFile => {
+      const createdAt = Math.floor(Date.now() / 1000);
+      return { id, owner: "", bytes, createdAt, expiresAt: createdAt + 3600, filename: "x", purpose: "batch" };
+    };
+    await Promise.all(
+      Array.from({ length: 10 }, (_, index) =>
+        books[index % 2]?.addFile(fileOf(`file-${index}`, 1), Buffer.from(String(index))),
+      ),
+    );
+    assert.equal((await books[0]?.files(null))?.length, 3);
+    // 2.5 MiB: three chunks, read back on the other books.
+    const big = Buffer.alloc(2.5 * 1024 * 1024, 7);
+    big[big.length - 1] = 9;
+    await books[0]?.addFile(fileOf("file-big", big.length), big);
+    assert.deepEqual(await books[1]?.fileContent("file-big", null), big);
+  },
+);

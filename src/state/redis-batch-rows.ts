@@ -1,0 +1,255 @@
+// The Files and Batch APIs' rows in Redis, shared by every gateway process on the same Redis and key prefix, so that
+// a file uploaded on one replica feeds a batch created on another, and any replica can take over a batch whose runner
+// died. Keys (one hash tag, `{batches}`, so a Redis Cluster keeps them in one slot and every script and MULTI works
+// there too):
+//   {batches}:seq            string: a counter ordering rows as they were added (oldest first, as the state file's rowid)
+//   {batches}:files          sorted set: file id, scored by its seq
+//   {batches}:file-rows      hash: file id -> row JSON ({id, owner, createdAtMs, json})
+//   {batches}:content:<id>   list: the file's bytes in chunks of CONTENT_CHUNK_BYTES
+//   {batches}:batches        sorted set: batch id, scored by its seq
+//   {batches}:batch-rows     hash: batch id -> row JSON
+//   {batches}:runnable       set: ids of the batches not finished (what the replicas poll to take over)
+//   {batches}:results:<id>   list: the batch's finished lines, appended as they finish (RPUSH, never rewritten)
+//   {batches}:done:<id>      hash: line index -> 1, so a line's result is appended once whoever writes it
+//   {batches}:lease:<id>     string: the replica running the batch (SET NX PX, renewed while it runs)
+//   {batches}:lock           string: the writer holding the books' count bounds (see `exclusive`)
+// Keys named from an id are built in the scripts from a declared key of the same tag: the same Cluster slot.
+// Memory: every file's bytes (uploads, output and error files) live in Redis until deleted, expired or evicted, so
+// Redis needs up to about batches.max_files x batches.max_file_bytes for them (docs/configuration.md "batches").
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { BatchRow, BatchRows, FileRow, ResultRow } from "./batch-rows.ts";
+import { LocalMutex } from "./batch-rows.ts";
+import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
+
+/** ms a command may take: a file's content is up to `batches.max_file_bytes` in one read. */
+const COMMAND_TIMEOUT_MS = 10_000;
+/** A file's bytes are stored in pieces of this size: no single Redis value (or reply bulk) holds a whole upload. */
+const CONTENT_CHUNK_BYTES = 1024 * 1024;
+/** ms the books' lock is held at most (a writer that died lets go after it). */
+const LOCK_TTL_MS = 10_000;
+/** ms between tries of a taken lock, and how long a writer waits for it before its request fails. */
+const LOCK_RETRY_MS = 20;
+const LOCK_WAIT_MS = 15_000;
+
+/** ARGV: id, index, line JSON. KEYS: results, done. 1 when appended; 0 when the line already had its result. */
+const PUT_RESULT_LUA = `
+if redis.call('HSETNX', KEYS[2], ARGV[1], '1') == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+return 1
+`;
+
+/** KEYS: batch-rows, runnable. ARGV: id, expected row JSON, new row JSON, 1 when runnable. 1 when written. */
+const REPLACE_BATCH_LUA = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[1]) else redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+`;
+
+/** KEYS: lease. ARGV: holder, ttl ms. Taken when free, renewed when the holder's; 0 when another holds it. */
+const TAKE_LEASE_LUA = `
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/** KEYS: a lease or the lock. ARGV: holder. Deleted only when still the holder's (a lapsed one may be another's). */
+const DROP_IF_HELD_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+export class RedisBatchRows implements BatchRows {
+  readonly kind = "redis";
+  readonly isShared = true;
+  readonly #redis: RedisConnection;
+  readonly #base: string;
+  /** Whether a batch's JSON is one not finished (the caller knows the shape; state/ does not). */
+  readonly #isRunnable: (json: string) => boolean;
+  readonly #mutex = new LocalMutex();
+
+  constructor(url: string, keyPrefix: string, isCluster: boolean, isRunnable: (json: string) => boolean) {
+    this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
+    // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
+    this.#redis.on("error", () => {});
+    this.#base = `${keyPrefix}{batches}`;
+    this.#isRunnable = isRunnable;
+  }
+
+  /** Connects (the caller decides whether to wait). Never rejects. */
+  async connect(): Promise<void> {
+    try {
+      await this.#redis.connect();
+    } catch {
+      // reconnects in the background; commands fail at once until then
+    }
+  }
+
+  #key(name: string): string {
+    return `${this.#base}:${name}`;
+  }
+
+  async putFile(row: FileRow, content: Buffer): Promise<void> {
+    const seq = await this.#redis.incr(this.#key("seq"));
+    const contentKey = this.#key(`content:${row.id}`);
+    const chunks: Buffer[] = [];
+    for (let offset = 0; offset < content.length; offset += CONTENT_CHUNK_BYTES) {
+      chunks.push(content.subarray(offset, offset + CONTENT_CHUNK_BYTES));
+    }
+    // One MULTI: the row never names bytes that are not there (an empty file is a row with no content list).
+    const multi = this.#redis.multi().del(contentKey);
+    if (chunks.length > 0) multi.rpush(contentKey, ...chunks);
+    await multi.hset(this.#key("file-rows"), row.id, encodeRow(row)).zadd(this.#key("files"), seq, row.id).exec();
+  }
+
+  async file(id: string): Promise<FileRow | undefined> {
+    return decodeRow(await this.#redis.hget(this.#key("file-rows"), id));
+  }
+
+  async fileContent(id: string): Promise<Buffer | undefined> {
+    const replies = await this.#redis
+      .multi()
+      .hexists(this.#key("file-rows"), id)
+      .lrangeBuffer(this.#key(`content:${id}`), 0, -1)
+      .exec();
+    if (replies?.[0]?.[1] !== 1) return undefined;
+    const chunks = replies[1]?.[1];
+    return Array.isArray(chunks) ? Buffer.concat(chunks as Buffer[]) : Buffer.alloc(0);
+  }
+
+  async files(): Promise<readonly FileRow[]> {
+    return this.#ordered("files", "file-rows");
+  }
+
+  async deleteFile(id: string): Promise<boolean> {
+    const replies = await this.#redis
+      .multi()
+      .zrem(this.#key("files"), id)
+      .hdel(this.#key("file-rows"), id)
+      .del(this.#key(`content:${id}`))
+      .exec();
+    return replies?.[1]?.[1] === 1;
+  }
+
+  async putBatch(row: BatchRow): Promise<void> {
+    const seq = await this.#redis.incr(this.#key("seq"));
+    const multi = this.#redis.multi().hset(this.#key("batch-rows"), row.id, encodeRow(row));
+    if (this.#isRunnable(row.json)) multi.sadd(this.#key("runnable"), row.id);
+    else multi.srem(this.#key("runnable"), row.id);
+    // NX: a batch written again keeps its place among the oldest.
+    await multi.zadd(this.#key("batches"), "NX", seq, row.id).exec();
+  }
+
+  async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
+    const written = await this.#redis.eval(
+      REPLACE_BATCH_LUA,
+      2,
+      this.#key("batch-rows"),
+      this.#key("runnable"),
+      row.id,
+      encodeRow({ ...row, json: expectedJson }),
+      encodeRow(row),
+      this.#isRunnable(row.json) ? "1" : "0",
+    );
+    return written === 1;
+  }
+
+  async batch(id: string): Promise<BatchRow | undefined> {
+    return decodeRow(await this.#redis.hget(this.#key("batch-rows"), id));
+  }
+
+  async batches(): Promise<readonly BatchRow[]> {
+    return this.#ordered("batches", "batch-rows");
+  }
+
+  async runnableBatchIds(): Promise<readonly string[]> {
+    return this.#redis.smembers(this.#key("runnable"));
+  }
+
+  async deleteBatch(id: string): Promise<boolean> {
+    const replies = await this.#redis
+      .multi()
+      .zrem(this.#key("batches"), id)
+      .hdel(this.#key("batch-rows"), id)
+      .srem(this.#key("runnable"), id)
+      .del(this.#key(`results:${id}`), this.#key(`done:${id}`))
+      .exec();
+    return replies?.[1]?.[1] === 1;
+  }
+
+  async putResult(batchId: string, result: ResultRow): Promise<boolean> {
+    const written = await this.#redis.eval(
+      PUT_RESULT_LUA,
+      2,
+      this.#key(`results:${batchId}`),
+      this.#key(`done:${batchId}`),
+      String(result.index),
+      JSON.stringify(result),
+    );
+    return written === 1;
+  }
+
+  async results(batchId: string): Promise<readonly ResultRow[]> {
+    const lines = await this.#redis.lrange(this.#key(`results:${batchId}`), 0, -1);
+    return lines.map((line) => JSON.parse(line) as ResultRow).sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * One writer across the replicas: a lock key (SET NX PX with this call's token, dropped only by its holder), so the
+   * count bounds' read-then-write (batch-books.ts) is never interleaved with another replica's. Waits its turn; after
+   * LOCK_WAIT_MS the call fails (a Redis that does not answer).
+   */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return this.#mutex.run(async () => {
+      const token = randomBytes(12).toString("hex");
+      const lock = this.#key("lock");
+      const deadline = Date.now() + LOCK_WAIT_MS;
+      while ((await this.#redis.set(lock, token, "PX", LOCK_TTL_MS, "NX")) !== "OK") {
+        if (Date.now() > deadline) throw new Error("the batches' lock in Redis stayed taken");
+        await sleep(LOCK_RETRY_MS);
+      }
+      try {
+        return await work();
+      } finally {
+        await this.#redis.eval(DROP_IF_HELD_LUA, 1, lock, token).catch(() => {});
+      }
+    });
+  }
+
+  async takeLease(batchId: string, holder: string, ttlMs: number): Promise<boolean> {
+    const taken = await this.#redis.eval(TAKE_LEASE_LUA, 1, this.#key(`lease:${batchId}`), holder, String(ttlMs));
+    return taken === 1;
+  }
+
+  async dropLease(batchId: string, holder: string): Promise<void> {
+    await this.#redis.eval(DROP_IF_HELD_LUA, 1, this.#key(`lease:${batchId}`), holder);
+  }
+
+  async close(): Promise<void> {
+    await closeClient(this.#redis);
+  }
+
+  async #ordered(index: string, rows: string): Promise<readonly FileRow[]> {
+    const ids: string[] = await this.#redis.zrange(this.#key(index), "0", "-1");
+    if (ids.length === 0) return [];
+    const values = await this.#redis.hmget(this.#key(rows), ...ids);
+    return values.flatMap((value) => decodeRow(value) ?? []);
+  }
+}
+
+function encodeRow(row: FileRow): string {
+  return JSON.stringify({ id: row.id, owner: row.owner, createdAtMs: row.createdAtMs, json: row.json });
+}
+
+function decodeRow(value: string | null | undefined): FileRow | undefined {
+  if (value === null || value === undefined) return undefined;
+  return JSON.parse(value) as FileRow;
+}

@@ -1,0 +1,255 @@
+// The Files and Batch APIs with `state.redis_url`: replicas on one Redis share files and batches. A file uploaded on
+// one gateway feeds a batch created on another, whose results any of them reads; a batch whose running replica is
+// killed (SIGKILL) is taken over by another once its lease lapses, with each custom_id exactly once in the output;
+// a cancel on a replica that does not run the batch stops it; and the same basic flow on a 3-master Redis Cluster.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import OpenAI, { toFile } from "openai";
+import type { Batch } from "openai/resources/batches";
+import { CHAT_ROUTE, useGateway, useMock } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const UPSTREAM_ID = "vendor/m-instruct";
+const skipWithoutRedis = { skip: isRedisInstalled() ? false : REDIS_MISSING };
+
+/** Answers each chat request with "echo: <last user message>" after `delayMs`, so a result shows which line it is. */
+function slowEcho(mock: MockUpstream, delayMs: number): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+    const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+    return { kind: "json", body: chatCompletion(`echo: ${content}`, UPSTREAM_ID), delayMs };
+  });
+}
+
+function yamlFor(mock: MockUpstream, redisUrl: string, extra = "", batches = ""): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: ${UPSTREAM_ID} }
+state:
+  path: ":memory:"
+  redis_url: ${redisUrl}
+  redis_key_prefix: "batches-redis-e2e:"
+${extra}batches:
+  lease_ms: 1500
+${batches}`;
+}
+
+function chatLine(customId: string, content: string): string {
+  return JSON.stringify({
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model: "m", messages: [{ role: "user", content }] },
+  });
+}
+
+const clientOf = (url: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0 });
+
+async function upload(client: OpenAI, text: string) {
+  return client.files.create({ file: await toFile(Buffer.from(text), "input.jsonl"), purpose: "batch" });
+}
+
+async function create(client: OpenAI, inputFileId: string) {
+  return client.batches.create({
+    input_file_id: inputFileId,
+    endpoint: "/v1/chat/completions",
+    completion_window: "24h",
+  });
+}
+
+async function waitForBatch(client: OpenAI, id: string, isDone: (batch: Batch) => boolean, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const batch = await client.batches.retrieve(id);
+    if (isDone(batch)) return batch;
+    if (Date.now() > deadline) assert.fail(`batch ${id} still ${batch.status}: ${JSON.stringify(batch)}`);
+    await sleep(50);
+  }
+}
+
+const isFinished = (batch: Batch): boolean => ["completed", "failed", "expired", "cancelled"].includes(batch.status);
+
+async function linesOf(client: OpenAI, fileId: string | null | undefined): Promise<Record<string, unknown>[]> {
+  if (fileId === null || fileId === undefined) return [];
+  const text = await (await client.files.content(fileId)).text();
+  return text
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+function sentContents(mock: MockUpstream): (string | undefined)[] {
+  return mock.requests
+    .filter((request) => request.path === "/v1/chat/completions")
+    .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content);
+}
+
+/** Upload on `a`, create on `b`, poll and read the results on `a`: every custom_id once, with its answer. */
+async function basicFlow(a: OpenAI, b: OpenAI): Promise<void> {
+  const ids = ["1", "2", "3", "4"];
+  const file = await upload(a, ids.map((id) => chatLine(`r-${id}`, `line ${id}`)).join("\n"));
+  assert.equal((await b.files.retrieve(file.id)).bytes, file.bytes, "the file uploaded on A is found on B");
+  const batch = await create(b, file.id);
+  const done = await waitForBatch(a, batch.id, isFinished);
+  assert.equal(done.status, "completed", JSON.stringify(done));
+  assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
+  const output = await linesOf(a, done.output_file_id);
+  assert.deepEqual(
+    output.map((line) => line.custom_id).sort(),
+    ids.map((id) => `r-${id}`),
+  );
+  for (const line of output) {
+    const body = (line.response as { body: { choices: { message: { content: string } }[] } }).body;
+    assert.equal(body.choices[0]?.message.content, `echo: line ${String(line.custom_id).slice(2)}`);
+  }
+  // B lists the batch and reads the same output file.
+  assert.ok((await b.batches.list()).data.some((listed) => listed.id === batch.id));
+  assert.equal((await linesOf(b, done.output_file_id)).length, 4);
+}
+
+describe("Batch API with Redis: replicas share files and batches", () => {
+  test("upload on A, create on B, read the results on A: every custom_id once", skipWithoutRedis, async (t) => {
+    const mock = await useMock(t);
+    slowEcho(mock, 20);
+    const redis = await useRedisServer(t);
+    const a = await useGateway(t, yamlFor(mock, redis.url));
+    const b = await useGateway(t, yamlFor(mock, redis.url));
+    await basicFlow(clientOf(a.baseUrl.replace(/\/v1$/, "")), clientOf(b.baseUrl.replace(/\/v1$/, "")));
+  });
+
+  test(
+    "the running replica killed (SIGKILL) mid-batch: the other takes it over, each custom_id exactly once",
+    skipWithoutRedis,
+    async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 300);
+      const redis = await useRedisServer(t);
+      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n");
+      const runner = await startGatewayProcess(t, yaml);
+      const other = await startGatewayProcess(t, yaml);
+      const ids = ["1", "2", "3", "4", "5", "6"];
+      const file = await upload(clientOf(other.url), ids.map((id) => chatLine(`k-${id}`, `line ${id}`)).join("\n"));
+      // Created on `runner`: it takes the batch's lease at once, so `other` only watches until it lapses.
+      const batch = await create(clientOf(runner.url), file.id);
+      await mock.waitForRequests(3, 10_000);
+      await runner.stop(); // SIGKILL: no shutdown, the lease is not given up
+      const client = clientOf(other.url);
+      const done = await waitForBatch(client, batch.id, isFinished);
+      assert.equal(done.status, "completed", JSON.stringify(done));
+      assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+      const output = await linesOf(client, done.output_file_id);
+      assert.deepEqual(
+        output.map((line) => line.custom_id).sort(),
+        ids.map((id) => `k-${id}`),
+      );
+      // What finished before the kill was not sent again; the line in flight at the kill at most twice.
+      const contents = sentContents(mock);
+      for (const id of ["1", "2"]) assert.equal(contents.filter((content) => content === `line ${id}`).length, 1);
+      assert.ok(contents.length <= ids.length + 1, `sent ${contents.length}: ${contents}`);
+    },
+  );
+
+  test(
+    "the running replica killed, the window ends while the other runs it: expired, each custom_id once in one file",
+    skipWithoutRedis,
+    async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 300);
+      const redis = await useRedisServer(t);
+      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n  completion_window_ms: 3000\n");
+      const runner = await startGatewayProcess(t, yaml);
+      const other = await startGatewayProcess(t, yaml);
+      const ids = Array.from({ length: 30 }, (_, index) => String(index + 1));
+      const file = await upload(clientOf(other.url), ids.map((id) => chatLine(`e-${id}`, `line ${id}`)).join("\n"));
+      const batch = await create(clientOf(runner.url), file.id);
+      await mock.waitForRequests(2, 10_000);
+      await runner.stop(); // SIGKILL
+      const client = clientOf(other.url);
+      const done = await waitForBatch(client, batch.id, isFinished);
+      assert.equal(done.status, "expired", JSON.stringify(done));
+      const output = await linesOf(client, done.output_file_id);
+      const errors = await linesOf(client, done.error_file_id);
+      assert.ok(output.length >= 1, "the lines written before the kill are in the output");
+      assert.ok(errors.length >= 1, "the lines not run are in the error file");
+      for (const line of errors) assert.equal((line.error as { code: string }).code, "batch_expired");
+      assert.deepEqual([...output, ...errors].map((line) => line.custom_id).sort(), ids.map((id) => `e-${id}`).sort());
+      assert.deepEqual(done.request_counts, { total: 30, completed: output.length, failed: errors.length });
+    },
+  );
+
+  test(
+    "cancel on the replica that does not run the batch stops it: cancelled, the lines not run never sent",
+    skipWithoutRedis,
+    async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 400);
+      const redis = await useRedisServer(t);
+      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n");
+      const runner = clientOf((await useGateway(t, yaml)).baseUrl.replace(/\/v1$/, ""));
+      const other = clientOf((await useGateway(t, yaml)).baseUrl.replace(/\/v1$/, ""));
+      const ids = ["1", "2", "3", "4", "5", "6", "7", "8"];
+      const file = await upload(other, ids.map((id) => chatLine(`c-${id}`, `line ${id}`)).join("\n"));
+      const batch = await create(runner, file.id);
+      await mock.waitForRequests(1, 10_000);
+      const cancelling = await other.batches.cancel(batch.id);
+      assert.equal(cancelling.status, "cancelling");
+      const done = await waitForBatch(other, batch.id, isFinished, 10_000);
+      assert.equal(done.status, "cancelled", JSON.stringify(done));
+      const sentAtEnd = sentContents(mock).length;
+      assert.ok(sentAtEnd < ids.length, `every line was sent (${sentAtEnd}): the cancel did not reach the runner`);
+      const output = await linesOf(other, done.output_file_id);
+      assert.equal(output.length, done.request_counts?.completed);
+      // Nothing more is sent after the batch ended.
+      await sleep(1_000);
+      assert.equal(sentContents(mock).length, sentAtEnd);
+    },
+  );
+
+  test(
+    "Redis unreachable: the routes answer 503 service_unavailable without the store's words, and work again after",
+    skipWithoutRedis,
+    async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 20);
+      const redis = await useRedisServer(t);
+      const gateway = await useGateway(t, yamlFor(mock, redis.url));
+      await redis.kill();
+      const response = await fetch(`${gateway.baseUrl}/batches`);
+      assert.equal(response.status, 503);
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, "service_unavailable");
+      assert.doesNotMatch(body.error.message, new RegExp(String(redis.port)));
+      await redis.restart();
+      const client = clientOf(gateway.baseUrl.replace(/\/v1$/, ""));
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        try {
+          const file = await upload(client, chatLine("a", "b"));
+          assert.equal((await client.files.retrieve(file.id)).id, file.id);
+          break;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await sleep(200);
+        }
+      }
+    },
+  );
+
+  test("Redis Cluster (3 masters): upload on A, create on B, read the results on A", {
+    skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    slowEcho(mock, 20);
+    const cluster = await useRedisCluster(t);
+    const yaml = yamlFor(mock, cluster.url, "  redis_cluster: true\n");
+    const a = await useGateway(t, yaml);
+    const b = await useGateway(t, yaml);
+    await basicFlow(clientOf(a.baseUrl.replace(/\/v1$/, "")), clientOf(b.baseUrl.replace(/\/v1$/, "")));
+  });
+});
