@@ -21,7 +21,8 @@ import {
   type BatchErrorEntry,
   type BatchLine,
   type BatchObject,
-  checkBatchInput,
+  checkingBatchInput,
+  type InputCheck,
   isFinished,
   type StoredBatch,
   type StoredFile,
@@ -81,6 +82,8 @@ export class BatchRunner {
   readonly #executors = new Map<BatchEndpoint, LineExecutor>();
   readonly #active = new Map<string, ActiveBatch>();
   readonly #settling = new Set<Promise<void>>();
+  /** Batches whose input is being checked (submitted, not yet active). */
+  readonly #starting = new Set<string>();
   readonly #closing = new AbortController();
   #inFlight = 0;
   #expiryTimer: NodeJS.Timeout | undefined;
@@ -114,14 +117,23 @@ export class BatchRunner {
 
   /** A batch to run (new: `validating`; after a restart: wherever it was). */
   submit(id: string): void {
-    if (this.#active.has(id) || this.#closing.signal.aborted) return;
+    if (this.#active.has(id) || this.#starting.has(id) || this.#closing.signal.aborted) return;
     const stored = this.#books.batch(id);
     if (stored === undefined || isFinished(stored.batch.status)) return;
-    const active = this.#activate(stored);
-    if (active === undefined) return;
-    this.#active.set(id, active);
-    this.#settleIfDone(active);
-    this.#pump();
+    this.#starting.add(id);
+    const starting = this.#activate(stored)
+      .then((active) => {
+        if (active === undefined) return;
+        this.#active.set(id, active);
+        this.#settleIfDone(active);
+        this.#pump();
+      })
+      .catch((error: unknown) => this.#log.warn({ err: error, batchId: id }, "batch: its start failed"))
+      .finally(() => {
+        this.#starting.delete(id);
+        this.#settling.delete(starting);
+      });
+    this.#settling.add(starting);
   }
 
   /**
@@ -163,26 +175,29 @@ export class BatchRunner {
     return Math.floor(this.#runtime.clock.now() / 1000);
   }
 
-  /** The batch's lines from its input file, checked (OpenAI's validation); undefined when it ended here. */
-  #activate(stored: StoredBatch): ActiveBatch | undefined {
-    const { batch, owner } = stored;
-    const input = this.#books.fileContent(batch.input_file_id, owner === "" ? null : owner);
+  /**
+   * The batch's lines from its input file, checked (OpenAI's validation) in steps that let live requests through;
+   * undefined when it ended here, or meanwhile (cancelled while it was checked, the gateway stopping).
+   */
+  async #activate(submitted: StoredBatch): Promise<ActiveBatch | undefined> {
+    const { owner } = submitted;
+    const input = this.#books.fileContent(submitted.batch.input_file_id, owner === "" ? null : owner);
     if (input === undefined) {
-      this.#fail(stored, [
+      this.#fail(submitted, [
         {
           code: INPUT_FILE_GONE,
-          message: `The input file '${batch.input_file_id}' is gone.`,
+          message: `The input file '${submitted.batch.input_file_id}' is gone.`,
           param: "input_file_id",
           line: null,
         },
       ]);
       return undefined;
     }
-    const checked = checkBatchInput(
-      input.toString("utf8"),
-      batch.endpoint,
-      this.#runtime.snapshot.config.batches.maxLines,
-    );
+    const checked = await this.#checkInput(input, submitted.batch.endpoint);
+    // Checked over several turns of the event loop: the batch may have been cancelled (and ended) meanwhile.
+    const stored = this.#books.batch(submitted.batch.id);
+    if (checked === undefined || stored === undefined || isFinished(stored.batch.status)) return undefined;
+    const { batch } = stored;
     if (!checked.isValid) {
       this.#fail(stored, checked.errors);
       return undefined;
@@ -223,6 +238,17 @@ export class BatchRunner {
       });
     }
     return active;
+  }
+
+  /** checkingBatchInput, its steps spread over turns of the event loop; undefined when the gateway stops meanwhile. */
+  async #checkInput(input: Buffer, endpoint: BatchEndpoint): Promise<InputCheck | undefined> {
+    const steps = checkingBatchInput(input, endpoint, this.#runtime.snapshot.config.batches.maxLines);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#isStopping()) return undefined;
+    }
   }
 
   #fail(stored: StoredBatch, errors: readonly BatchErrorEntry[]): void {

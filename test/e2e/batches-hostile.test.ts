@@ -1,0 +1,100 @@
+// The Files and Batch APIs against a hostile client, an unlucky upstream and an operator's bad day (an adversarial
+// review of the batches): each test here failed on the code as first merged, or guards what the review found holding.
+import assert from "node:assert/strict";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type OpenAI from "openai";
+import { toFile } from "openai";
+import type { Batch } from "openai/resources/batches";
+import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+
+const UPSTREAM_ID = "vendor/m-instruct";
+const KEY = "sk-alpha-0123456789abcdefghijklmnop";
+
+function providersYaml(mock: MockUpstream): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${KEY}
+    models:
+      m: { id: ${UPSTREAM_ID} }
+`;
+}
+function chatLine(customId: string, content: string, model = "m"): string {
+  return JSON.stringify({
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model, messages: [{ role: "user", content }] },
+  });
+}
+async function upload(client: OpenAI, text: string) {
+  return client.files.create({ file: await toFile(Buffer.from(text), "in.jsonl"), purpose: "batch" });
+}
+async function waitFor(client: OpenAI, id: string, timeoutMs = 15_000): Promise<Batch> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const batch = await client.batches.retrieve(id);
+    if (["completed", "failed", "expired", "cancelled"].includes(batch.status)) return batch;
+    if (Date.now() > deadline) assert.fail(JSON.stringify(batch));
+    await sleep(50);
+  }
+}
+
+describe("Batch API: what an upstream echoes", () => {
+  test("an upstream echoing the key in a 400, a 500 and a 422: the error file has it redacted", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+      const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+      const auth = String(request.headers.authorization ?? "");
+      if (content === "400")
+        return {
+          kind: "json",
+          status: 400,
+          body: { error: { message: `bad ${auth}`, type: `t ${auth}`, code: auth, param: auth }, echo: auth },
+        };
+      if (content === "500")
+        return { kind: "json", status: 500, body: { error: { message: `boom ${auth}` }, echo: auth } };
+      if (content === "422") return { kind: "json", status: 422, body: { detail: `d ${auth}` } };
+      return { kind: "json", body: chatCompletion(`echo ${auth}`, UPSTREAM_ID) };
+    });
+    const gateway = await useGateway(t, providersYaml(mock));
+    const client = openAiClient(gateway);
+    const file = await upload(client, [chatLine("a", "400"), chatLine("b", "500"), chatLine("c", "422")].join("\n"));
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitFor(client, batch.id, 30_000);
+    const text = await (await client.files.content(done.error_file_id ?? "")).text();
+    assert.ok(!text.includes("0123456789abcdef"), text);
+  });
+});
+
+describe("Batch API: hostile input files", () => {
+  test("a file of 300,000 tiny lines past max_lines: refused without blocking live requests", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, `${providersYaml(mock)}batches:\n  max_lines: 10\n`);
+    const client = openAiClient(gateway);
+    const count = 300_000;
+    const text = Array.from({ length: count }, (_, at) => chatLine(`t${at}`, "x")).join("\n");
+    const file = await upload(client, text);
+    // The gateway runs in this process: the event loop's longest stall is what a live request would have waited.
+    const delays = monitorEventLoopDelay({ resolution: 10 });
+    delays.enable();
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitFor(client, batch.id);
+    delays.disable();
+    const stalledMs = delays.max / 1e6;
+    assert.equal(done.status, "failed");
+    assert.equal(done.errors?.data?.[0]?.code, "too_many_requests");
+    assert.ok(stalledMs < 1_000, `the event loop stalled ${stalledMs} ms`);
+  });
+});
