@@ -86,6 +86,9 @@ export class BatchRunner {
   readonly #starting = new Set<string>();
   readonly #closing = new AbortController();
   #inFlight = 0;
+  /** The turn of nextBatch: the owner served last, and each owner's batch served last. */
+  #lastOwner: string | undefined;
+  readonly #lastBatchOf = new Map<string, string>();
   #expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
@@ -263,28 +266,60 @@ export class BatchRunner {
     });
   }
 
-  /** Starts lines while slots are free: the oldest batch's next line first. */
+  /** Starts lines while slots are free, in turn (nextBatch). */
   #pump(): void {
     const concurrency = this.#runtime.snapshot.config.batches.concurrency;
-    for (const active of this.#active.values()) {
-      while (this.#inFlight < concurrency && active.pending.length > 0 && !this.#isStopping()) {
-        const index = active.pending.shift() as number;
-        const line = active.lines[index];
-        if (line === undefined) continue;
-        this.#inFlight += 1;
-        active.inFlight += 1;
-        const running = this.#runLine(active, line)
-          .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
-          .finally(() => {
-            this.#settling.delete(running);
-            this.#inFlight -= 1;
-            active.inFlight -= 1;
-            this.#settleIfDone(active);
-            this.#pump();
-          });
-        this.#settling.add(running);
-      }
+    while (this.#inFlight < concurrency && !this.#isStopping()) {
+      const active = this.#nextBatch();
+      const index = active?.pending.shift();
+      if (active === undefined || index === undefined) return;
+      const line = active.lines[index];
+      if (line === undefined) continue;
+      this.#inFlight += 1;
+      active.inFlight += 1;
+      const running = this.#runLine(active, line)
+        .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
+        .finally(() => {
+          this.#settling.delete(running);
+          this.#inFlight -= 1;
+          active.inFlight -= 1;
+          this.#settleIfDone(active);
+          this.#pump();
+        });
+      this.#settling.add(running);
     }
+  }
+
+  /**
+   * Whose line goes next: the clients (named keys; "" for the unnamed) take turns, and a client's batches take turns
+   * among themselves, one line each. Oldest first instead let one 50,000-line batch hold every slot for hours while a
+   * 1-line batch (of another client, or the same one) waited behind it, up to its window's end.
+   */
+  #nextBatch(): ActiveBatch | undefined {
+    const byOwner = new Map<string, ActiveBatch[]>();
+    for (const active of this.#active.values()) {
+      const owned = byOwner.get(active.owner) ?? [];
+      owned.push(active);
+      byOwner.set(active.owner, owned);
+    }
+    const hasPending = (active: ActiveBatch): boolean => active.pending.length > 0;
+    const owner = nextInTurn(
+      [...byOwner.keys()],
+      this.#lastOwner,
+      (name) => byOwner.get(name)?.some(hasPending) ?? false,
+    );
+    if (owner === undefined) return undefined;
+    const owned = byOwner.get(owner) ?? [];
+    const batchId = nextInTurn(
+      owned.map((active) => active.id),
+      this.#lastBatchOf.get(owner),
+      (id) => owned.some((active) => active.id === id && hasPending(active)),
+    );
+    const active = owned.find((candidate) => candidate.id === batchId);
+    if (active === undefined) return undefined;
+    this.#lastOwner = owner;
+    this.#lastBatchOf.set(owner, active.id);
+    return active;
   }
 
   /** One line, from waiting for a candidate to its result written. */
@@ -492,4 +527,18 @@ export class BatchRunner {
     this.#books.addFile(file, content);
     return file.id;
   }
+}
+
+/** The first ready name after `last` in `order` (from the start again at its end; from the start when `last` is gone). */
+function nextInTurn(
+  order: readonly string[],
+  last: string | undefined,
+  isReady: (name: string) => boolean,
+): string | undefined {
+  const from = last === undefined ? -1 : order.indexOf(last);
+  for (let step = 1; step <= order.length; step++) {
+    const name = order[(from + step) % order.length];
+    if (name !== undefined && isReady(name)) return name;
+  }
+  return undefined;
 }

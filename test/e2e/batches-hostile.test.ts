@@ -98,3 +98,64 @@ describe("Batch API: hostile input files", () => {
     assert.ok(stalledMs < 1_000, `the event loop stalled ${stalledMs} ms`);
   });
 });
+
+/** The mock answers each chat request with its echo after `delayMs`. */
+function slowEcho(mock: MockUpstream, delayMs: number): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+    const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+    return { kind: "json", body: chatCompletion(`echo: ${content}`, UPSTREAM_ID), delayMs };
+  });
+}
+
+function sentContents(mock: MockUpstream): (string | undefined)[] {
+  return mock.requests
+    .filter((request) => request.path === "/v1/chat/completions")
+    .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content);
+}
+
+describe("Batch API: fairness between batches", () => {
+  for (const scene of ["another client's", "the same client's"] as const) {
+    test(`a 1-line batch created behind a long one (${scene}) is served in its turn, not after the long one`, async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 150);
+      const gateway = await useGateway(
+        t,
+        `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: sk-team-a, name: team-a }
+    - { key: sk-team-b, name: team-b }
+${providersYaml(mock)}batches:
+  concurrency: 1
+`,
+      );
+      const big = openAiClient(gateway, "sk-team-a");
+      const small = openAiClient(gateway, scene === "the same client's" ? "sk-team-a" : "sk-team-b");
+      const bigFile = await upload(
+        big,
+        Array.from({ length: 8 }, (_, at) => chatLine(`big-${at}`, `big ${at}`)).join("\n"),
+      );
+      const bigBatch = await big.batches.create({
+        input_file_id: bigFile.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      await mock.waitForRequests(1, 5_000);
+      const smallFile = await upload(small, chatLine("small", "small"));
+      const smallBatch = await small.batches.create({
+        input_file_id: smallFile.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      const smallDone = await waitFor(small, smallBatch.id);
+      assert.equal(smallDone.status, "completed");
+      // One line each in turn: the small batch's line went at most after the big one's second, not after its eighth.
+      const order = sentContents(mock);
+      assert.ok(order.indexOf("small") >= 1 && order.indexOf("small") <= 2, `sent in the order ${order}`);
+      assert.notEqual((await big.batches.retrieve(bigBatch.id)).status, "completed");
+      const bigDone = await waitFor(big, bigBatch.id);
+      assert.deepEqual(bigDone.request_counts, { total: 8, completed: 8, failed: 0 });
+    });
+  }
+});
