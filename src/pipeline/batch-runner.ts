@@ -184,7 +184,7 @@ export class BatchRunner {
    */
   async #activate(submitted: StoredBatch): Promise<ActiveBatch | undefined> {
     const { owner } = submitted;
-    const input = this.#books.fileContent(submitted.batch.input_file_id, owner === "" ? null : owner);
+    const input = this.#books.inputContent(submitted.batch.input_file_id, owner);
     if (input === undefined) {
       this.#fail(submitted, [
         {

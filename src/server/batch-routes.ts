@@ -108,6 +108,14 @@ export function registerBatchRoutes(
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);
+      // Its batch reads it again after a restart: deleted under it, the batch would fail with the lines it had done.
+      const running = books().file(id, request.clientName) === undefined ? undefined : books().runningBatchOf(id);
+      if (running !== undefined) {
+        throw new InvalidRequestError(
+          `File '${id}' is the input of batch '${running}', still running: delete it once the batch has ended (or cancel it).`,
+          { param: "file_id", code: "invalid_request" },
+        );
+      }
       if (!books().deleteFile(id, request.clientName)) throw fileNotFound(id);
       return { id, object: "file", deleted: true };
     });

@@ -1,13 +1,16 @@
 // The Files and Batch APIs against a hostile client, an unlucky upstream and an operator's bad day (an adversarial
 // review of the batches): each test here failed on the code as first merged, or guards what the review found holding.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type OpenAI from "openai";
-import { toFile } from "openai";
+import OpenAI, { toFile } from "openai";
 import type { Batch } from "openai/resources/batches";
 import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { startTestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
@@ -158,4 +161,70 @@ ${providersYaml(mock)}batches:
       assert.deepEqual(bigDone.request_counts, { total: 8, completed: 8, failed: 0 });
     });
   }
+});
+
+describe("Batch API: a running batch's input file, across a restart", () => {
+  /**
+   * A batch of 10 slow lines (0.4 s each) on a state file; `during` runs once 2 lines were sent; then the gateway stops and starts
+   * again on the same file, and the batch is awaited there.
+   */
+  async function restartMidBatch(
+    t: import("node:test").TestContext,
+    batchesYaml: string,
+    during: (client: OpenAI, fileId: string) => Promise<void>,
+  ): Promise<{ done: Batch; mock: MockUpstream }> {
+    const mock = await useMock(t);
+    slowEcho(mock, 400);
+    const dir = mkdtempSync(join(tmpdir(), "llm-gateway-batches-hostile-"));
+    const yaml = `${providersYaml(mock)}batches:\n  concurrency: 1\n${batchesYaml}state:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
+    const first = await startTestGateway(yaml);
+    let isFirstClosed = false;
+    t.after(async () => {
+      if (!isFirstClosed) await first.close();
+    });
+    const firstClient = openAiClient(first);
+    const file = await upload(
+      firstClient,
+      Array.from({ length: 10 }, (_, at) => chatLine(`d-${at}`, `line ${at}`)).join("\n"),
+    );
+    const batch = await firstClient.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await mock.waitForRequests(2, 10_000);
+    await during(firstClient, file.id);
+    await first.close();
+    isFirstClosed = true;
+    const second = await useGateway(t, yaml);
+    return { done: await waitFor(openAiClient(second), batch.id), mock };
+  }
+
+  test("deleting it while its batch runs is refused (400 naming the batch); the batch completes after a restart", async (t) => {
+    const { done } = await restartMidBatch(t, "", async (client, fileId) => {
+      try {
+        await client.files.delete(fileId);
+        assert.fail("the delete was accepted");
+      } catch (error) {
+        assert.ok(error instanceof OpenAI.APIError, String(error));
+        assert.equal(error.status, 400);
+        assert.equal((error.error as { param?: string }).param, "file_id");
+        assert.match(error.message, /still running/);
+      }
+      assert.equal((await client.files.retrieve(fileId)).id, fileId);
+    });
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    assert.deepEqual(done.request_counts, { total: 10, completed: 10, failed: 0 });
+  });
+
+  test("past its expires_at (retention_ms shorter than the window) it is still read after a restart", async (t) => {
+    const { done } = await restartMidBatch(t, "  retention_ms: 2000\n", async (client, fileId) => {
+      // Its expires_at is 1 to 2 s after its upload (whole seconds).
+      await sleep(2_100);
+      assert.equal((await client.batches.list()).data[0]?.status, "in_progress");
+      await assert.rejects(client.files.retrieve(fileId), /404/);
+    });
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    assert.deepEqual(done.request_counts, { total: 10, completed: 10, failed: 0 });
+  });
 });
