@@ -10,7 +10,7 @@
 // waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
 // lines not written, and no written line runs again. The module stays whole: scheduling, pacing and a batch's end
 // share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
-import { InternalError } from "../errors/gateway-error.ts";
+import { InternalError, PayloadTooLargeError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import type { Logger } from "../logger.ts";
 import {
@@ -329,6 +329,20 @@ export class BatchRunner {
     // A wait ends on the exit, a cancel or the window's end; a request sent is ended only by the exit.
     const waiting = AbortSignal.any([signal, active.wake.signal]);
     let serverErrors = 0;
+    // The door's own body limit holds for a line too: a live request this large is refused before it is read.
+    const bodyLimitBytes = this.#runtime.snapshot.config.server.bodyLimitBytes;
+    if (Buffer.byteLength(JSON.stringify(line.body)) > bodyLimitBytes) {
+      const requestId = randomIds("batch_req_");
+      const tooLarge = new PayloadTooLargeError(
+        `The request body is larger than the limit of ${bodyLimitBytes} bytes (server.body_limit_bytes).`,
+      );
+      this.#written(active, {
+        index: line.index,
+        isError: true,
+        line: answeredLine(requestId, line.customId, tooLarge.status, requestId, renderError(tooLarge)),
+      });
+      return;
+    }
     for (;;) {
       if (signal.aborted || this.#runtime.isShuttingDown) return;
       if (active.isCancelling || active.isExpiring) {

@@ -228,3 +228,32 @@ describe("Batch API: a running batch's input file, across a restart", () => {
     assert.deepEqual(done.request_counts, { total: 10, completed: 10, failed: 0 });
   });
 });
+
+describe("Batch API: a line over the door's own limits", () => {
+  test("a line whose body is over server.body_limit_bytes goes to the error file as a 413, never upstream", async (t) => {
+    const mock = await useMock(t);
+    slowEcho(mock, 0);
+    const gateway = await useGateway(t, `server:\n  body_limit_bytes: 4000\n${providersYaml(mock)}`);
+    const client = openAiClient(gateway);
+    const file = await upload(client, [chatLine("small", "hello"), chatLine("large", "x".repeat(10_000))].join("\n"));
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitFor(client, batch.id);
+    assert.equal(done.status, "completed");
+    assert.deepEqual(done.request_counts, { total: 2, completed: 1, failed: 1 });
+    const errors = (await (await client.files.content(done.error_file_id ?? "")).text()).trim().split("\n");
+    assert.equal(errors.length, 1);
+    const line = JSON.parse(errors[0] ?? "") as {
+      custom_id: string;
+      response: { status_code: number; body: { error: { code: string; message: string } } };
+    };
+    assert.equal(line.custom_id, "large");
+    assert.equal(line.response.status_code, 413);
+    assert.equal(line.response.body.error.code, "payload_too_large");
+    assert.match(line.response.body.error.message, /server\.body_limit_bytes/);
+    assert.deepEqual(sentContents(mock), ["hello"]);
+  });
+});
