@@ -24,6 +24,7 @@ import {
   checkingBatchInput,
   type InputCheck,
   isFinished,
+  lineBody,
   type StoredBatch,
   type StoredFile,
   unansweredLine,
@@ -60,6 +61,9 @@ interface ActiveBatch {
   readonly id: string;
   readonly owner: string;
   readonly endpoint: BatchEndpoint;
+  readonly inputFileId: string;
+  /** The input file's bytes (one Buffer for every batch of the same file: activate shares it). */
+  readonly input: Buffer;
   readonly lines: readonly BatchLine[];
   /** Indexes not yet taken by a worker, in order. */
   readonly pending: number[];
@@ -184,7 +188,10 @@ export class BatchRunner {
    */
   async #activate(submitted: StoredBatch): Promise<ActiveBatch | undefined> {
     const { owner } = submitted;
-    const input = this.#books.inputContent(submitted.batch.input_file_id, owner);
+    // Several batches of one file share its bytes (the rows would read a copy of it for each).
+    const input =
+      [...this.#active.values()].find((active) => active.inputFileId === submitted.batch.input_file_id)?.input ??
+      this.#books.inputContent(submitted.batch.input_file_id, owner);
     if (input === undefined) {
       this.#fail(submitted, [
         {
@@ -211,6 +218,8 @@ export class BatchRunner {
       id: batch.id,
       owner,
       endpoint: batch.endpoint,
+      inputFileId: batch.input_file_id,
+      input,
       lines: checked.lines,
       pending: checked.lines.filter((line) => !done.has(line.index)).map((line) => line.index),
       inFlight: 0,
@@ -329,9 +338,10 @@ export class BatchRunner {
     // A wait ends on the exit, a cancel or the window's end; a request sent is ended only by the exit.
     const waiting = AbortSignal.any([signal, active.wake.signal]);
     let serverErrors = 0;
+    const body = lineBody(active.input, line);
     // The door's own body limit holds for a line too: a live request this large is refused before it is read.
     const bodyLimitBytes = this.#runtime.snapshot.config.server.bodyLimitBytes;
-    if (Buffer.byteLength(JSON.stringify(line.body)) > bodyLimitBytes) {
+    if (Buffer.byteLength(JSON.stringify(body)) > bodyLimitBytes) {
       const requestId = randomIds("batch_req_");
       const tooLarge = new PayloadTooLargeError(
         `The request body is larger than the limit of ${bodyLimitBytes} bytes (server.body_limit_bytes).`,
@@ -354,7 +364,7 @@ export class BatchRunner {
         await sleep(LIVE_FIRST_POLL_MS, waiting);
         continue;
       }
-      const waitMs = this.#waitBeforeSending(active, line);
+      const waitMs = this.#waitBeforeSending(active, body);
       if (waitMs > 0) {
         await sleep(Math.min(waitMs, MAX_PACING_SLEEP_MS), waiting);
         continue;
@@ -364,7 +374,7 @@ export class BatchRunner {
       try {
         if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
         answer = await executor({
-          body: line.body,
+          body,
           client: active.owner === "" ? undefined : active.owner,
           requestId,
           batchId: active.id,
@@ -409,8 +419,8 @@ export class BatchRunner {
    * ms to wait before sending the line: 0 when a candidate is ready now (or the plan cannot say: the pipeline then
    * answers); else until the soonest candidate frees up.
    */
-  #waitBeforeSending(active: ActiveBatch, line: BatchLine): number {
-    const { model, models } = line.body;
+  #waitBeforeSending(active: ActiveBatch, body: Record<string, unknown>): number {
+    const { model, models } = body;
     if (typeof model !== "string") return 0;
     const kind = active.endpoint === "/v1/embeddings" ? "embedding" : "chat";
     try {

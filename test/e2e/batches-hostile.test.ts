@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import OpenAI, { toFile } from "openai";
 import type { Batch } from "openai/resources/batches";
 import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
@@ -255,5 +257,43 @@ describe("Batch API: a line over the door's own limits", () => {
     assert.equal(line.response.body.error.code, "payload_too_large");
     assert.match(line.response.body.error.message, /server\.body_limit_bytes/);
     assert.deepEqual(sentContents(mock), ["hello"]);
+  });
+});
+
+describe("Batch API: memory of running batches", () => {
+  test("five batches of one 20 MB input file running at once hold its bytes once, not a parsed copy each", async (t) => {
+    setFlagsFromString("--expose-gc");
+    const collect = runInNewContext("gc") as () => void;
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, { kind: "hang" });
+    const gateway = await useGateway(t, `${providersYaml(mock)}batches:\n  concurrency: 1\n`);
+    const client = openAiClient(gateway);
+    const filler = "word ".repeat(400);
+    const text = Array.from({ length: 10_000 }, (_, at) => chatLine(`r${at}`, `${filler}${at}`)).join("\n");
+    const file = await upload(client, text);
+    collect();
+    const before = process.memoryUsage().heapUsed;
+    for (let at = 0; at < 5; at++) {
+      const batch = await client.batches.create({
+        input_file_id: file.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      for (;;) {
+        const current = await client.batches.retrieve(batch.id);
+        if (current.status !== "validating") {
+          assert.equal(current.status, "in_progress");
+          break;
+        }
+        await sleep(20);
+      }
+    }
+    collect();
+    const grownBytes = process.memoryUsage().heapUsed - before;
+    // Parsed bodies cost about the file's size each (5 x 20 MB); offsets into one shared Buffer, a few MB in all.
+    assert.ok(
+      grownBytes < file.bytes,
+      `the heap grew ${Math.round(grownBytes / 1e6)} MB for a ${file.bytes / 1e6} MB file`,
+    );
   });
 });

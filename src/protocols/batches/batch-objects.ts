@@ -152,12 +152,24 @@ export function newBatch(
   };
 }
 
-/** One request of a batch's input file. */
+/**
+ * One request of a batch's input file: where it is, not its body (read again by lineBody when it runs): a running
+ * batch's parsed bodies cost about its file's size in heap each time, and one 100 MB file could be the input of many
+ * batches at once.
+ */
 export interface BatchLine {
   /** 0-based; error entries name it 1-based, as OpenAI's `line`. */
   readonly index: number;
   readonly customId: string;
-  readonly body: Record<string, unknown>;
+  /** Its bytes in the input file: [start, end). */
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The checked line's `body` (checkBatchInput found it a JSON object there). */
+export function lineBody(input: Buffer, line: BatchLine): Record<string, unknown> {
+  const parsed = JSON.parse(input.toString("utf8", line.start, line.end)) as { body: Record<string, unknown> };
+  return parsed.body;
 }
 
 export type InputCheck =
@@ -208,6 +220,7 @@ export function* checkingBatchInput(
     if (at > 0 && at % LINES_PER_CHECK_STEP === 0) yield;
     const end = nextLineEnd(input, start);
     const source = input.toString("utf8", start, end).trim();
+    const lineStart = start;
     start = end + 1;
     if (source === "") continue;
     requests += 1;
@@ -262,7 +275,7 @@ export function* checkingBatchInput(
       continue;
     }
     if (typeof parsed.body.model === "string") models.add(parsed.body.model);
-    lines.push({ index: lines.length, customId, body: parsed.body });
+    lines.push({ index: lines.length, customId, start: lineStart, end });
   }
   if (lines.length + errors.length === 0) {
     problem(1, "empty_file", "The input file has no requests.", null);
