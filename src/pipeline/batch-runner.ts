@@ -61,8 +61,7 @@ interface ActiveBatch {
   readonly id: string;
   readonly owner: string;
   readonly endpoint: BatchEndpoint;
-  readonly inputFileId: string;
-  /** The input file's bytes (one Buffer for every batch of the same file: activate shares it). */
+  /** The input file's bytes (one Buffer for every batch of the same file: inputOf shares it). */
   readonly input: Buffer;
   readonly lines: readonly BatchLine[];
   /** Indexes not yet taken by a worker, in order. */
@@ -88,6 +87,8 @@ export class BatchRunner {
   readonly #settling = new Set<Promise<void>>();
   /** Batches whose input is being checked (submitted, not yet active). */
   readonly #starting = new Set<string>();
+  /** Input files' bytes while a batch holds them (inputOf); an id whose Buffer was collected is read again. */
+  readonly #inputs = new Map<string, WeakRef<Buffer>>();
   readonly #closing = new AbortController();
   #inFlight = 0;
   /** The turn of nextBatch: the owner served last, and each owner's batch served last. */
@@ -188,10 +189,7 @@ export class BatchRunner {
    */
   async #activate(submitted: StoredBatch): Promise<ActiveBatch | undefined> {
     const { owner } = submitted;
-    // Several batches of one file share its bytes (the rows would read a copy of it for each).
-    const input =
-      [...this.#active.values()].find((active) => active.inputFileId === submitted.batch.input_file_id)?.input ??
-      this.#books.inputContent(submitted.batch.input_file_id, owner);
+    const input = this.#inputOf(submitted.batch.input_file_id, owner);
     if (input === undefined) {
       this.#fail(submitted, [
         {
@@ -218,7 +216,6 @@ export class BatchRunner {
       id: batch.id,
       owner,
       endpoint: batch.endpoint,
-      inputFileId: batch.input_file_id,
       input,
       lines: checked.lines,
       pending: checked.lines.filter((line) => !done.has(line.index)).map((line) => line.index),
@@ -250,6 +247,20 @@ export class BatchRunner {
       });
     }
     return active;
+  }
+
+  /**
+   * The input file's bytes, one Buffer for every batch of the file while any holds it (the embedded rows read a copy
+   * at each call: batches of one file created together, or resumed together after a restart, held one each).
+   */
+  #inputOf(fileId: string, owner: string): Buffer | undefined {
+    const held = this.#inputs.get(fileId)?.deref();
+    if (held !== undefined) return held;
+    for (const [id, ref] of this.#inputs) if (ref.deref() === undefined) this.#inputs.delete(id);
+    const read = this.#books.inputContent(fileId, owner);
+    if (read === undefined) this.#inputs.delete(fileId);
+    else this.#inputs.set(fileId, new WeakRef(read));
+    return read;
   }
 
   /** checkingBatchInput, its steps spread over turns of the event loop; undefined when the gateway stops meanwhile. */
