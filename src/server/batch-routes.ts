@@ -209,7 +209,7 @@ function uploadedFile(request: FastifyRequest, maxFileBytes: number): UploadedFi
   const purpose = fields.purpose;
   if (purpose !== "batch") {
     throw new InvalidRequestError(
-      `\`purpose\` must be "batch": this gateway keeps files for its Batch API only (got ${typeof purpose === "string" ? `"${purpose.slice(0, 50)}"` : "none"}).`,
+      `\`purpose\` must be "batch": this gateway keeps files for its Batch API only (got ${describePurpose(purpose)}).`,
       { param: "purpose", code: "invalid_value" },
     );
   }
@@ -235,6 +235,12 @@ function uploadedFile(request: FastifyRequest, maxFileBytes: number): UploadedFi
     });
   }
   return file;
+}
+
+/** What came as `purpose`, for its error: a field sent twice is a list, not "none". */
+function describePurpose(purpose: unknown): string {
+  if (typeof purpose === "string") return `"${purpose.slice(0, 50)}"`;
+  return Array.isArray(purpose) ? "the field more than once" : "none";
 }
 
 /**

@@ -307,3 +307,46 @@ describe("Batch API: memory of running batches", () => {
     });
   }
 });
+
+describe("Batch API: hostile uploads", () => {
+  test("two files, `purpose` twice, a file as a text field, a hostile filename: clear errors, the name kept as data only", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const post = async (fill: (form: FormData) => void): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const form = new FormData();
+      fill(form);
+      const response = await fetch(`${gateway.url}/v1/files`, { method: "POST", body: form });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const errorOfBody = (body: Record<string, unknown>) => body.error as { message: string; param: string | null };
+    const twoFiles = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("file", new Blob(["{}"]), "a.jsonl");
+      form.append("file", new Blob(["{}"]), "b.jsonl");
+    });
+    assert.equal(twoFiles.status, 400);
+    assert.equal(errorOfBody(twoFiles.body).param, "file");
+    const twoPurposes = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("purpose", "batch");
+      form.append("file", new Blob(["{}"]), "a.jsonl");
+    });
+    assert.equal(twoPurposes.status, 400);
+    assert.equal(errorOfBody(twoPurposes.body).param, "purpose");
+    assert.match(errorOfBody(twoPurposes.body).message, /more than once/);
+    const textFile = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("file", "just text");
+    });
+    assert.equal(textFile.status, 400);
+    assert.equal(errorOfBody(textFile.body).param, "file");
+    const hostileName = `../../etc/pa\u0000ss${"x".repeat(10_000)}`;
+    const named = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("file", new Blob([chatLine("a", "b")]), hostileName);
+    });
+    assert.equal(named.status, 200);
+    assert.equal(named.body.filename, hostileName.slice(0, 256));
+    assert.match(String(named.body.id), /^file-[0-9a-f]+$/);
+  });
+});
