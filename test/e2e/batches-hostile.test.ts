@@ -1,7 +1,7 @@
 // The Files and Batch APIs against a hostile client, an unlucky upstream and an operator's bad day (an adversarial
 // review of the batches): each test here failed on the code as first merged, or guards what the review found holding.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -11,7 +11,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import OpenAI, { toFile } from "openai";
 import type { Batch } from "openai/resources/batches";
-import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
@@ -348,5 +348,45 @@ describe("Batch API: hostile uploads", () => {
     assert.equal(named.status, 200);
     assert.equal(named.body.filename, hostileName.slice(0, 256));
     assert.match(String(named.body.id), /^file-[0-9a-f]+$/);
+  });
+});
+
+describe("Batch API: a config reload mid-batch", () => {
+  test("the batch's model removed by a reload: the lines after it go to the error file as model_not_found, the counts add up", async (t) => {
+    const mock = await useMock(t);
+    slowEcho(mock, 300);
+    const head = "server:\n  port: 0\n  host: 127.0.0.1\n  admin_keys: [sk-admin-batches-0123456789]\n";
+    const gateway = await useGateway(t, `${head}${providersYaml(mock)}batches:\n  concurrency: 1\n`);
+    const client = openAiClient(gateway);
+    const file = await upload(
+      client,
+      Array.from({ length: 6 }, (_, at) => chatLine(`h-${at}`, `line ${at}`)).join("\n"),
+    );
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await mock.waitForRequests(2, 10_000);
+    const text = readFileSync(gateway.configPath, "utf8");
+    writeFileSync(gateway.configPath, text.replace(`m: { id: ${UPSTREAM_ID} }`, "other: { id: vendor/other }"));
+    const reloaded = await send(gateway, "POST", "/admin/reload", {
+      headers: { authorization: "Bearer sk-admin-batches-0123456789" },
+    });
+    assert.equal(reloaded.status, 200, reloaded.text);
+    const done = await waitFor(client, batch.id);
+    assert.equal(done.status, "completed");
+    const counts = done.request_counts ?? { total: 0, completed: 0, failed: 0 };
+    assert.equal(counts.total, 6);
+    assert.equal(counts.completed + counts.failed, 6);
+    assert.ok(counts.completed >= 2 && counts.failed >= 1, JSON.stringify(counts));
+    const errors = (await (await client.files.content(done.error_file_id ?? "")).text()).trim().split("\n");
+    assert.equal(errors.length, counts.failed);
+    for (const line of errors) {
+      const parsed = JSON.parse(line) as { response: { status_code: number; body: { error: { code: string } } } };
+      assert.equal(parsed.response.status_code, 404);
+      assert.equal(parsed.response.body.error.code, "model_not_found");
+    }
+    assert.equal(sentContents(mock).length, counts.completed);
   });
 });
