@@ -75,6 +75,24 @@ export class BatchBooks {
       .filter((file) => file.expiresAt * 1000 > nowMs);
   }
 
+  /**
+   * A batch's input file, for its runner: expired or not (its `expires_at` passed while the batch ran, with a
+   * `retention_ms` shorter than the window: prune keeps it, and a restart must still read it).
+   */
+  async inputContent(id: string, owner: string): Promise<Buffer | undefined> {
+    const row = await this.#rows.file(id);
+    return row === undefined || row.owner !== owner ? undefined : this.#rows.fileContent(id);
+  }
+
+  /** The id of a batch not finished whose input the file is (it may not be deleted under it). */
+  async runningBatchOf(fileId: string): Promise<string | undefined> {
+    for (const row of await this.#rows.batches()) {
+      const batch = JSON.parse(row.json) as BatchObject;
+      if (!isFinished(batch.status) && batch.input_file_id === fileId) return batch.id;
+    }
+    return undefined;
+  }
+
   async deleteFile(id: string, client: string | null | undefined): Promise<boolean> {
     if ((await this.file(id, client)) === undefined) return false;
     return this.#rows.deleteFile(id);

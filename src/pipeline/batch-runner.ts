@@ -14,7 +14,7 @@
 // flight when that runner died runs twice at most, and its result is kept once. A cancel or the window's end is seen
 // through the batch's status, read again at each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end
 // share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
-import { InternalError } from "../errors/gateway-error.ts";
+import { InternalError, PayloadTooLargeError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import type { Logger } from "../logger.ts";
 import {
@@ -25,8 +25,10 @@ import {
   type BatchErrorEntry,
   type BatchLine,
   type BatchObject,
-  checkBatchInput,
+  checkingBatchInput,
+  type InputCheck,
   isFinished,
+  lineBody,
   type StoredBatch,
   type StoredFile,
   unansweredLine,
@@ -65,6 +67,8 @@ interface ActiveBatch {
   readonly id: string;
   readonly owner: string;
   readonly endpoint: BatchEndpoint;
+  /** The input file's bytes (one Buffer for every batch of the same file: inputOf shares it). */
+  readonly input: Buffer;
   readonly lines: readonly BatchLine[];
   /** Indexes not yet taken by a worker, in order. */
   readonly pending: number[];
@@ -89,6 +93,10 @@ export class BatchRunner {
   readonly #executors = new Map<BatchEndpoint, LineExecutor>();
   readonly #active = new Map<string, ActiveBatch>();
   readonly #settling = new Set<Promise<void>>();
+  /** Input files' bytes while a batch holds them (inputOf); an id whose Buffer was collected is read again. */
+  readonly #inputs = new Map<string, WeakRef<Buffer>>();
+  /** Input files being read (inputOf): batches of one file submitted together share the read. */
+  readonly #reading = new Map<string, Promise<Buffer | undefined>>();
   readonly #closing = new AbortController();
   /** Batches being taken (lease, input read): not taken twice by two polls. */
   readonly #starting = new Set<string>();
@@ -97,6 +105,9 @@ export class BatchRunner {
   /** This process's name on the leases it holds. */
   readonly #holder = randomIds("runner_");
   #inFlight = 0;
+  /** The turn of nextBatch: the owner served last, and each owner's batch served last. */
+  #lastOwner: string | undefined;
+  readonly #lastBatchOf = new Map<string, string>();
   #expiryTimer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
   #isStepFailing = false;
@@ -158,6 +169,14 @@ export class BatchRunner {
     if (active === undefined) return;
     this.#settleIfDone(active);
     this.#pump();
+  }
+
+  /**
+   * A batch just created: taken and its input checked in the background (a file of 700,000 lines takes seconds to
+   * check), so that its create answers `validating` at once, as OpenAI's does.
+   */
+  submitLater(id: string): void {
+    this.#track(this.submit(id));
   }
 
   /**
@@ -282,26 +301,29 @@ export class BatchRunner {
     return Math.floor(this.#runtime.clock.now() / 1000);
   }
 
-  /** The batch's lines from its input file, checked (OpenAI's validation); undefined when it ended here. */
-  async #activate(stored: StoredBatch): Promise<ActiveBatch | undefined> {
-    const { batch, owner } = stored;
-    const input = await this.#books.fileContent(batch.input_file_id, owner === "" ? null : owner);
+  /**
+   * The batch's lines from its input file, checked (OpenAI's validation) in steps that let live requests through;
+   * undefined when it ended here, or meanwhile (cancelled while it was checked, the gateway stopping).
+   */
+  async #activate(submitted: StoredBatch): Promise<ActiveBatch | undefined> {
+    const { owner } = submitted;
+    const input = await this.#inputOf(submitted.batch.input_file_id, owner);
     if (input === undefined) {
-      await this.#fail(stored, [
+      await this.#fail(submitted, [
         {
           code: INPUT_FILE_GONE,
-          message: `The input file '${batch.input_file_id}' is gone.`,
+          message: `The input file '${submitted.batch.input_file_id}' is gone.`,
           param: "input_file_id",
           line: null,
         },
       ]);
       return undefined;
     }
-    const checked = checkBatchInput(
-      input.toString("utf8"),
-      batch.endpoint,
-      this.#runtime.snapshot.config.batches.maxLines,
-    );
+    const checked = await this.#checkInput(input, submitted.batch.endpoint);
+    // Checked over several turns of the event loop: the batch may have been cancelled (and ended) meanwhile.
+    const stored = await this.#books.batch(submitted.batch.id);
+    if (checked === undefined || stored === undefined || isFinished(stored.batch.status)) return undefined;
+    const { batch } = stored;
     if (!checked.isValid) {
       await this.#fail(stored, checked.errors);
       return undefined;
@@ -312,6 +334,7 @@ export class BatchRunner {
       id: batch.id,
       owner,
       endpoint: batch.endpoint,
+      input,
       lines: checked.lines,
       pending: checked.lines.filter((line) => !done.has(line.index)).map((line) => line.index),
       inFlight: 0,
@@ -351,6 +374,37 @@ export class BatchRunner {
     return active;
   }
 
+  /**
+   * The input file's bytes, one Buffer for every batch of the file while any holds it (the rows read a copy at each
+   * call: batches of one file created together, or resumed together after a restart, held one each); a read under
+   * way is shared too.
+   */
+  #inputOf(fileId: string, owner: string): Promise<Buffer | undefined> {
+    const held = this.#inputs.get(fileId)?.deref();
+    if (held !== undefined) return Promise.resolve(held);
+    const reading = this.#reading.get(fileId);
+    if (reading !== undefined) return reading;
+    for (const [id, ref] of this.#inputs) if (ref.deref() === undefined) this.#inputs.delete(id);
+    const read = this.#books.inputContent(fileId, owner).then((content) => {
+      if (content === undefined) this.#inputs.delete(fileId);
+      else this.#inputs.set(fileId, new WeakRef(content));
+      return content;
+    });
+    this.#reading.set(fileId, read);
+    return read.finally(() => this.#reading.delete(fileId));
+  }
+
+  /** checkingBatchInput, its steps spread over turns of the event loop; undefined when the gateway stops meanwhile. */
+  async #checkInput(input: Buffer, endpoint: BatchEndpoint): Promise<InputCheck | undefined> {
+    const steps = checkingBatchInput(input, endpoint, this.#runtime.snapshot.config.batches.maxLines);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#isStopping()) return undefined;
+    }
+  }
+
   async #fail(stored: StoredBatch, errors: readonly BatchErrorEntry[]): Promise<void> {
     await this.#update(stored.batch.id, (batch) =>
       isFinished(batch.status)
@@ -359,28 +413,60 @@ export class BatchRunner {
     );
   }
 
-  /** Starts lines while slots are free: the oldest batch's next line first. */
+  /** Starts lines while slots are free, in turn (nextBatch). */
   #pump(): void {
     const concurrency = this.#runtime.snapshot.config.batches.concurrency;
-    for (const active of this.#active.values()) {
-      while (this.#inFlight < concurrency && active.pending.length > 0 && !this.#isStopping()) {
-        const index = active.pending.shift() as number;
-        const line = active.lines[index];
-        if (line === undefined) continue;
-        this.#inFlight += 1;
-        active.inFlight += 1;
-        const running = this.#runLine(active, line)
-          .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
-          .finally(() => {
-            this.#settling.delete(running);
-            this.#inFlight -= 1;
-            active.inFlight -= 1;
-            this.#settleIfDone(active);
-            this.#pump();
-          });
-        this.#settling.add(running);
-      }
+    while (this.#inFlight < concurrency && !this.#isStopping()) {
+      const active = this.#nextBatch();
+      const index = active?.pending.shift();
+      if (active === undefined || index === undefined) return;
+      const line = active.lines[index];
+      if (line === undefined) continue;
+      this.#inFlight += 1;
+      active.inFlight += 1;
+      const running = this.#runLine(active, line)
+        .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
+        .finally(() => {
+          this.#settling.delete(running);
+          this.#inFlight -= 1;
+          active.inFlight -= 1;
+          this.#settleIfDone(active);
+          this.#pump();
+        });
+      this.#settling.add(running);
     }
+  }
+
+  /**
+   * Whose line goes next: the clients (named keys; "" for the unnamed) take turns, and a client's batches take turns
+   * among themselves, one line each. Oldest first instead let one 50,000-line batch hold every slot for hours while a
+   * 1-line batch (of another client, or the same one) waited behind it, up to its window's end.
+   */
+  #nextBatch(): ActiveBatch | undefined {
+    const byOwner = new Map<string, ActiveBatch[]>();
+    for (const active of this.#active.values()) {
+      const owned = byOwner.get(active.owner) ?? [];
+      owned.push(active);
+      byOwner.set(active.owner, owned);
+    }
+    const hasPending = (active: ActiveBatch): boolean => active.pending.length > 0;
+    const owner = nextInTurn(
+      [...byOwner.keys()],
+      this.#lastOwner,
+      (name) => byOwner.get(name)?.some(hasPending) ?? false,
+    );
+    if (owner === undefined) return undefined;
+    const owned = byOwner.get(owner) ?? [];
+    const batchId = nextInTurn(
+      owned.map((active) => active.id),
+      this.#lastBatchOf.get(owner),
+      (id) => owned.some((active) => active.id === id && hasPending(active)),
+    );
+    const active = owned.find((candidate) => candidate.id === batchId);
+    if (active === undefined) return undefined;
+    this.#lastOwner = owner;
+    this.#lastBatchOf.set(owner, active.id);
+    return active;
   }
 
   /** One line, from waiting for a candidate to its result written. */
@@ -390,6 +476,21 @@ export class BatchRunner {
     // A wait ends on the exit, a cancel or the window's end; a request sent is ended only by the exit.
     const waiting = AbortSignal.any([signal, active.wake.signal]);
     let serverErrors = 0;
+    const body = lineBody(active.input, line);
+    // The door's own body limit holds for a line too: a live request this large is refused before it is read.
+    const bodyLimitBytes = this.#runtime.snapshot.config.server.bodyLimitBytes;
+    if (Buffer.byteLength(JSON.stringify(body)) > bodyLimitBytes) {
+      const requestId = randomIds("batch_req_");
+      const tooLarge = new PayloadTooLargeError(
+        `The request body is larger than the limit of ${bodyLimitBytes} bytes (server.body_limit_bytes).`,
+      );
+      await this.#written(active, {
+        index: line.index,
+        isError: true,
+        line: answeredLine(requestId, line.customId, tooLarge.status, requestId, renderError(tooLarge)),
+      });
+      return;
+    }
     for (;;) {
       if (signal.aborted || this.#runtime.isShuttingDown) return;
       if (active.isCancelling || active.isExpiring) {
@@ -401,7 +502,7 @@ export class BatchRunner {
         await sleep(LIVE_FIRST_POLL_MS, waiting);
         continue;
       }
-      const waitMs = this.#waitBeforeSending(active, line);
+      const waitMs = this.#waitBeforeSending(active, body);
       if (waitMs > 0) {
         await sleep(Math.min(waitMs, MAX_PACING_SLEEP_MS), waiting);
         continue;
@@ -411,7 +512,7 @@ export class BatchRunner {
       try {
         if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
         answer = await executor({
-          body: line.body,
+          body,
           client: active.owner === "" ? undefined : active.owner,
           requestId,
           batchId: active.id,
@@ -459,8 +560,8 @@ export class BatchRunner {
    * ms to wait before sending the line: 0 when a candidate is ready now (or the plan cannot say: the pipeline then
    * answers); else until the soonest candidate frees up.
    */
-  #waitBeforeSending(active: ActiveBatch, line: BatchLine): number {
-    const { model, models } = line.body;
+  #waitBeforeSending(active: ActiveBatch, body: Record<string, unknown>): number {
+    const { model, models } = body;
     if (typeof model !== "string") return 0;
     const kind = active.endpoint === "/v1/embeddings" ? "embedding" : "chat";
     try {
@@ -607,4 +708,18 @@ export class BatchRunner {
     await this.#books.addFile(file, content);
     return file.id;
   }
+}
+
+/** The first ready name after `last` in `order` (from the start again at its end; from the start when `last` is gone). */
+function nextInTurn(
+  order: readonly string[],
+  last: string | undefined,
+  isReady: (name: string) => boolean,
+): string | undefined {
+  const from = last === undefined ? -1 : order.indexOf(last);
+  for (let step = 1; step <= order.length; step++) {
+    const name = order[(from + step) % order.length];
+    if (name !== undefined && isReady(name)) return name;
+  }
+  return undefined;
 }

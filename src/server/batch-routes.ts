@@ -101,6 +101,15 @@ export function registerBatchRoutes(
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);
+      // Its batch reads it again after a restart: deleted under it, the batch would fail with the lines it had done.
+      const running =
+        (await books().file(id, request.clientName)) === undefined ? undefined : await books().runningBatchOf(id);
+      if (running !== undefined) {
+        throw new InvalidRequestError(
+          `File '${id}' is the input of batch '${running}', still running: delete it once the batch has ended (or cancel it).`,
+          { param: "file_id", code: "invalid_request" },
+        );
+      }
       if (!(await books().deleteFile(id, request.clientName))) throw fileNotFound(id);
       return { id, object: "file", deleted: true };
     });
@@ -154,7 +163,7 @@ export function registerBatchRoutes(
           `Too many batches running (batches.max_batches: ${settings().maxBatches}); retry once one has finished.`,
         );
       }
-      await runner.submit(batch.id);
+      runner.submitLater(batch.id);
       return (await own.batch(batch.id))?.batch ?? batch;
     });
     app.get(base, async (request) => {
@@ -191,7 +200,7 @@ function uploadedFile(request: FastifyRequest, maxFileBytes: number): UploadedFi
   const purpose = fields.purpose;
   if (purpose !== "batch") {
     throw new InvalidRequestError(
-      `\`purpose\` must be "batch": this gateway keeps files for its Batch API only (got ${typeof purpose === "string" ? `"${purpose.slice(0, 50)}"` : "none"}).`,
+      `\`purpose\` must be "batch": this gateway keeps files for its Batch API only (got ${describePurpose(purpose)}).`,
       { param: "purpose", code: "invalid_value" },
     );
   }
@@ -217,6 +226,12 @@ function uploadedFile(request: FastifyRequest, maxFileBytes: number): UploadedFi
     });
   }
   return file;
+}
+
+/** What came as `purpose`, for its error: a field sent twice is a list, not "none". */
+function describePurpose(purpose: unknown): string {
+  if (typeof purpose === "string") return `"${purpose.slice(0, 50)}"`;
+  return Array.isArray(purpose) ? "the field more than once" : "none";
 }
 
 /**

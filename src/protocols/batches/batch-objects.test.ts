@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkBatchInput, pageOf } from "./batch-objects.ts";
+import { checkBatchInput, checkingBatchInput, LINES_PER_CHECK_STEP, pageOf } from "./batch-objects.ts";
 
 const line = (customId: string, extra: Record<string, unknown> = {}): string =>
   JSON.stringify({
@@ -73,4 +73,32 @@ test("pages: after an id, limit, has_more", () => {
   assert.deepEqual(last.data, [{ id: "c" }, { id: "d" }]);
   assert.equal(last.has_more, false);
   assert.deepEqual(pageOf(items, "unknown", 2).data, []);
+});
+
+test("checked in steps: a yield every LINES_PER_CHECK_STEP lines; past max_lines nothing more is parsed, only counted", () => {
+  const text = Array.from({ length: 3 * LINES_PER_CHECK_STEP }, (_, at) => line(`l${at}`)).join("\n");
+  const steps = checkingBatchInput(Buffer.from(text), "/v1/chat/completions", 10_000);
+  let yields = 0;
+  let step = steps.next();
+  for (; step.done !== true; step = steps.next()) yields += 1;
+  assert.equal(yields, 2);
+  assert.ok(step.value.isValid);
+  assert.equal(step.value.lines.length, 3 * LINES_PER_CHECK_STEP);
+  // Lines past the bound are not parsed: a broken one there is not named, the count is.
+  const over = checkBatchInput([line("a"), line("b"), "{broken", line("c")].join("\n"), "/v1/chat/completions", 2);
+  assert.ok(!over.isValid);
+  assert.deepEqual(
+    over.errors.map((entry) => entry.code),
+    ["too_many_requests"],
+  );
+  assert.match(over.errors[0]?.message ?? "", /has 4 requests/);
+});
+
+test("a BOM, CRLF line ends and a last line without its newline are read as OpenAI reads them", () => {
+  const checked = checkBatchInput(`\uFEFF${line("a")}\r\n${line("b")}\r\n\r\n${line("c")}`, "/v1/chat/completions", 10);
+  assert.ok(checked.isValid, JSON.stringify(checked));
+  assert.deepEqual(
+    checked.lines.map((entry) => entry.customId),
+    ["a", "b", "c"],
+  );
 });

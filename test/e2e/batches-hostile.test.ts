@@ -1,0 +1,392 @@
+// The Files and Batch APIs against a hostile client, an unlucky upstream and an operator's bad day (an adversarial
+// review of the batches): each test here failed on the code as first merged, or guards what the review found holding.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import OpenAI, { toFile } from "openai";
+import type { Batch } from "openai/resources/batches";
+import { CHAT_ROUTE, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { startTestGateway } from "../helpers/gateway.ts";
+import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+
+const UPSTREAM_ID = "vendor/m-instruct";
+const KEY = "sk-alpha-0123456789abcdefghijklmnop";
+
+function providersYaml(mock: MockUpstream): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${KEY}
+    models:
+      m: { id: ${UPSTREAM_ID} }
+`;
+}
+function chatLine(customId: string, content: string, model = "m"): string {
+  return JSON.stringify({
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model, messages: [{ role: "user", content }] },
+  });
+}
+async function upload(client: OpenAI, text: string) {
+  return client.files.create({ file: await toFile(Buffer.from(text), "in.jsonl"), purpose: "batch" });
+}
+async function waitFor(client: OpenAI, id: string, timeoutMs = 15_000): Promise<Batch> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const batch = await client.batches.retrieve(id);
+    if (["completed", "failed", "expired", "cancelled"].includes(batch.status)) return batch;
+    if (Date.now() > deadline) assert.fail(JSON.stringify(batch));
+    await sleep(50);
+  }
+}
+
+describe("Batch API: what an upstream echoes", () => {
+  test("an upstream echoing the key in a 400, a 500 and a 422: the error file has it redacted", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+      const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+      const auth = String(request.headers.authorization ?? "");
+      if (content === "400")
+        return {
+          kind: "json",
+          status: 400,
+          body: { error: { message: `bad ${auth}`, type: `t ${auth}`, code: auth, param: auth }, echo: auth },
+        };
+      if (content === "500")
+        return { kind: "json", status: 500, body: { error: { message: `boom ${auth}` }, echo: auth } };
+      if (content === "422") return { kind: "json", status: 422, body: { detail: `d ${auth}` } };
+      return { kind: "json", body: chatCompletion(`echo ${auth}`, UPSTREAM_ID) };
+    });
+    const gateway = await useGateway(t, providersYaml(mock));
+    const client = openAiClient(gateway);
+    const file = await upload(client, [chatLine("a", "400"), chatLine("b", "500"), chatLine("c", "422")].join("\n"));
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitFor(client, batch.id, 30_000);
+    const text = await (await client.files.content(done.error_file_id ?? "")).text();
+    assert.ok(!text.includes("0123456789abcdef"), text);
+  });
+});
+
+describe("Batch API: hostile input files", () => {
+  test("a file of 300,000 tiny lines past max_lines: refused without blocking live requests", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, `${providersYaml(mock)}batches:\n  max_lines: 10\n`);
+    const client = openAiClient(gateway);
+    const count = 300_000;
+    const text = Array.from({ length: count }, (_, at) => chatLine(`t${at}`, "x")).join("\n");
+    const file = await upload(client, text);
+    // The gateway runs in this process: the event loop's longest stall is what a live request would have waited.
+    const delays = monitorEventLoopDelay({ resolution: 10 });
+    delays.enable();
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitFor(client, batch.id);
+    delays.disable();
+    const stalledMs = delays.max / 1e6;
+    assert.equal(done.status, "failed");
+    assert.equal(done.errors?.data?.[0]?.code, "too_many_requests");
+    assert.ok(stalledMs < 1_000, `the event loop stalled ${stalledMs} ms`);
+  });
+});
+
+/** The mock answers each chat request with its echo after `delayMs`. */
+function slowEcho(mock: MockUpstream, delayMs: number): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+    const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+    return { kind: "json", body: chatCompletion(`echo: ${content}`, UPSTREAM_ID), delayMs };
+  });
+}
+
+function sentContents(mock: MockUpstream): (string | undefined)[] {
+  return mock.requests
+    .filter((request) => request.path === "/v1/chat/completions")
+    .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content);
+}
+
+describe("Batch API: fairness between batches", () => {
+  for (const scene of ["another client's", "the same client's"] as const) {
+    test(`a 1-line batch created behind a long one (${scene}) is served in its turn, not after the long one`, async (t) => {
+      const mock = await useMock(t);
+      slowEcho(mock, 150);
+      const gateway = await useGateway(
+        t,
+        `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: sk-team-a, name: team-a }
+    - { key: sk-team-b, name: team-b }
+${providersYaml(mock)}batches:
+  concurrency: 1
+`,
+      );
+      const big = openAiClient(gateway, "sk-team-a");
+      const small = openAiClient(gateway, scene === "the same client's" ? "sk-team-a" : "sk-team-b");
+      const bigFile = await upload(
+        big,
+        Array.from({ length: 8 }, (_, at) => chatLine(`big-${at}`, `big ${at}`)).join("\n"),
+      );
+      const bigBatch = await big.batches.create({
+        input_file_id: bigFile.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      await mock.waitForRequests(1, 5_000);
+      const smallFile = await upload(small, chatLine("small", "small"));
+      const smallBatch = await small.batches.create({
+        input_file_id: smallFile.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      const smallDone = await waitFor(small, smallBatch.id);
+      assert.equal(smallDone.status, "completed");
+      // One line each in turn: the small batch's line went at most after the big one's second, not after its eighth.
+      const order = sentContents(mock);
+      assert.ok(order.indexOf("small") >= 1 && order.indexOf("small") <= 2, `sent in the order ${order}`);
+      assert.notEqual((await big.batches.retrieve(bigBatch.id)).status, "completed");
+      const bigDone = await waitFor(big, bigBatch.id);
+      assert.deepEqual(bigDone.request_counts, { total: 8, completed: 8, failed: 0 });
+    });
+  }
+});
+
+describe("Batch API: a running batch's input file, across a restart", () => {
+  /**
+   * A batch of 10 slow lines (0.4 s each) on a state file; `during` runs once 2 lines were sent; then the gateway stops and starts
+   * again on the same file, and the batch is awaited there.
+   */
+  async function restartMidBatch(
+    t: import("node:test").TestContext,
+    batchesYaml: string,
+    during: (client: OpenAI, fileId: string) => Promise<void>,
+  ): Promise<{ done: Batch; mock: MockUpstream }> {
+    const mock = await useMock(t);
+    slowEcho(mock, 400);
+    const dir = mkdtempSync(join(tmpdir(), "llm-gateway-batches-hostile-"));
+    const yaml = `${providersYaml(mock)}batches:\n  concurrency: 1\n${batchesYaml}state:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
+    const first = await startTestGateway(yaml);
+    let isFirstClosed = false;
+    t.after(async () => {
+      if (!isFirstClosed) await first.close();
+    });
+    const firstClient = openAiClient(first);
+    const file = await upload(
+      firstClient,
+      Array.from({ length: 10 }, (_, at) => chatLine(`d-${at}`, `line ${at}`)).join("\n"),
+    );
+    const batch = await firstClient.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await mock.waitForRequests(2, 10_000);
+    await during(firstClient, file.id);
+    await first.close();
+    isFirstClosed = true;
+    const second = await useGateway(t, yaml);
+    return { done: await waitFor(openAiClient(second), batch.id), mock };
+  }
+
+  test("deleting it while its batch runs is refused (400 naming the batch); the batch completes after a restart", async (t) => {
+    const { done } = await restartMidBatch(t, "", async (client, fileId) => {
+      try {
+        await client.files.delete(fileId);
+        assert.fail("the delete was accepted");
+      } catch (error) {
+        assert.ok(error instanceof OpenAI.APIError, String(error));
+        assert.equal(error.status, 400);
+        assert.equal((error.error as { param?: string }).param, "file_id");
+        assert.match(error.message, /still running/);
+      }
+      assert.equal((await client.files.retrieve(fileId)).id, fileId);
+    });
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    assert.deepEqual(done.request_counts, { total: 10, completed: 10, failed: 0 });
+  });
+
+  test("past its expires_at (retention_ms shorter than the window) it is still read after a restart", async (t) => {
+    const { done } = await restartMidBatch(t, "  retention_ms: 2000\n", async (client, fileId) => {
+      // Its expires_at is 1 to 2 s after its upload (whole seconds).
+      await sleep(2_100);
+      assert.equal((await client.batches.list()).data[0]?.status, "in_progress");
+      await assert.rejects(client.files.retrieve(fileId), /404/);
+    });
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    assert.deepEqual(done.request_counts, { total: 10, completed: 10, failed: 0 });
+  });
+});
+
+describe("Batch API: a line over the door's own limits", () => {
+  test("a line whose body is over server.body_limit_bytes goes to the error file as a 413, never upstream", async (t) => {
+    const mock = await useMock(t);
+    slowEcho(mock, 0);
+    const gateway = await useGateway(t, `server:\n  body_limit_bytes: 4000\n${providersYaml(mock)}`);
+    const client = openAiClient(gateway);
+    const file = await upload(client, [chatLine("small", "hello"), chatLine("large", "x".repeat(10_000))].join("\n"));
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitFor(client, batch.id);
+    assert.equal(done.status, "completed");
+    assert.deepEqual(done.request_counts, { total: 2, completed: 1, failed: 1 });
+    const errors = (await (await client.files.content(done.error_file_id ?? "")).text()).trim().split("\n");
+    assert.equal(errors.length, 1);
+    const line = JSON.parse(errors[0] ?? "") as {
+      custom_id: string;
+      response: { status_code: number; body: { error: { code: string; message: string } } };
+    };
+    assert.equal(line.custom_id, "large");
+    assert.equal(line.response.status_code, 413);
+    assert.equal(line.response.body.error.code, "payload_too_large");
+    assert.match(line.response.body.error.message, /server\.body_limit_bytes/);
+    assert.deepEqual(sentContents(mock), ["hello"]);
+  });
+});
+
+describe("Batch API: memory of running batches", () => {
+  for (const store of ["memory", "the state file"] as const) {
+    test(`five batches of one 20 MB input file, created at once, hold its bytes once, not a copy each (${store})`, async (t) => {
+      setFlagsFromString("--expose-gc");
+      const collect = runInNewContext("gc") as () => void;
+      const mock = await useMock(t);
+      mock.setDefault(CHAT_ROUTE, { kind: "hang" });
+      const statePath =
+        store === "memory"
+          ? '":memory:"'
+          : JSON.stringify(join(mkdtempSync(join(tmpdir(), "llm-gateway-batches-memory-")), "state.db"));
+      const gateway = await useGateway(
+        t,
+        `${providersYaml(mock)}batches:\n  concurrency: 1\nstate:\n  path: ${statePath}\n`,
+      );
+      const client = openAiClient(gateway);
+      const filler = "word ".repeat(400);
+      const text = Array.from({ length: 10_000 }, (_, at) => chatLine(`r${at}`, `${filler}${at}`)).join("\n");
+      const file = await upload(client, text);
+      collect();
+      const held = (): number => process.memoryUsage().heapUsed + process.memoryUsage().external;
+      const before = held();
+      const batches = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+        ),
+      );
+      for (const batch of batches) {
+        for (;;) {
+          const current = await client.batches.retrieve(batch.id);
+          if (current.status !== "validating") {
+            assert.equal(current.status, "in_progress");
+            break;
+          }
+          await sleep(20);
+        }
+      }
+      collect();
+      const grownBytes = held() - before;
+      // Parsed bodies cost about the file's size each, as does a copy of its bytes: 5 batches, 5 x 20 MB or more.
+      assert.ok(
+        grownBytes < 2 * file.bytes,
+        `the heap and buffers grew ${Math.round(grownBytes / 1e6)} MB for a ${file.bytes / 1e6} MB file`,
+      );
+    });
+  }
+});
+
+describe("Batch API: hostile uploads", () => {
+  test("two files, `purpose` twice, a file as a text field, a hostile filename: clear errors, the name kept as data only", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const post = async (fill: (form: FormData) => void): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const form = new FormData();
+      fill(form);
+      const response = await fetch(`${gateway.url}/v1/files`, { method: "POST", body: form });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const errorOfBody = (body: Record<string, unknown>) => body.error as { message: string; param: string | null };
+    const twoFiles = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("file", new Blob(["{}"]), "a.jsonl");
+      form.append("file", new Blob(["{}"]), "b.jsonl");
+    });
+    assert.equal(twoFiles.status, 400);
+    assert.equal(errorOfBody(twoFiles.body).param, "file");
+    const twoPurposes = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("purpose", "batch");
+      form.append("file", new Blob(["{}"]), "a.jsonl");
+    });
+    assert.equal(twoPurposes.status, 400);
+    assert.equal(errorOfBody(twoPurposes.body).param, "purpose");
+    assert.match(errorOfBody(twoPurposes.body).message, /more than once/);
+    const textFile = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("file", "just text");
+    });
+    assert.equal(textFile.status, 400);
+    assert.equal(errorOfBody(textFile.body).param, "file");
+    const hostileName = `../../etc/pa\u0000ss${"x".repeat(10_000)}`;
+    const named = await post((form) => {
+      form.append("purpose", "batch");
+      form.append("file", new Blob([chatLine("a", "b")]), hostileName);
+    });
+    assert.equal(named.status, 200);
+    assert.equal(named.body.filename, hostileName.slice(0, 256));
+    assert.match(String(named.body.id), /^file-[0-9a-f]+$/);
+  });
+});
+
+describe("Batch API: a config reload mid-batch", () => {
+  test("the batch's model removed by a reload: the lines after it go to the error file as model_not_found, the counts add up", async (t) => {
+    const mock = await useMock(t);
+    slowEcho(mock, 300);
+    const head = "server:\n  port: 0\n  host: 127.0.0.1\n  admin_keys: [sk-admin-batches-0123456789]\n";
+    const gateway = await useGateway(t, `${head}${providersYaml(mock)}batches:\n  concurrency: 1\n`);
+    const client = openAiClient(gateway);
+    const file = await upload(
+      client,
+      Array.from({ length: 6 }, (_, at) => chatLine(`h-${at}`, `line ${at}`)).join("\n"),
+    );
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await mock.waitForRequests(2, 10_000);
+    const text = readFileSync(gateway.configPath, "utf8");
+    writeFileSync(gateway.configPath, text.replace(`m: { id: ${UPSTREAM_ID} }`, "other: { id: vendor/other }"));
+    const reloaded = await send(gateway, "POST", "/admin/reload", {
+      headers: { authorization: "Bearer sk-admin-batches-0123456789" },
+    });
+    assert.equal(reloaded.status, 200, reloaded.text);
+    const done = await waitFor(client, batch.id);
+    assert.equal(done.status, "completed");
+    const counts = done.request_counts ?? { total: 0, completed: 0, failed: 0 };
+    assert.equal(counts.total, 6);
+    assert.equal(counts.completed + counts.failed, 6);
+    assert.ok(counts.completed >= 2 && counts.failed >= 1, JSON.stringify(counts));
+    const errors = (await (await client.files.content(done.error_file_id ?? "")).text()).trim().split("\n");
+    assert.equal(errors.length, counts.failed);
+    for (const line of errors) {
+      const parsed = JSON.parse(line) as { response: { status_code: number; body: { error: { code: string } } } };
+      assert.equal(parsed.response.status_code, 404);
+      assert.equal(parsed.response.body.error.code, "model_not_found");
+    }
+    assert.equal(sentContents(mock).length, counts.completed);
+  });
+});
