@@ -170,14 +170,8 @@ const RESPONSES_PREAMBLE = new Set(["response.created", "response.in_progress", 
  */
 export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
   if (event.data === "[DONE]") return DONE;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(event.data);
-  } catch {
-    return MALFORMED;
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return MALFORMED;
-  const json = parsed as Record<string, unknown>;
+  const json = typedEventObject(event);
+  if (json === undefined) return MALFORMED;
   const type = typeof json.type === "string" ? json.type : "";
   const isError = type === "error" || type === "response.failed";
   const isFinal = type === "response.completed" || type === "response.incomplete";
@@ -223,14 +217,8 @@ export function tokenCount(value: unknown): number | undefined {
  */
 export function inspectAudioEvent(event: SseEvent): StreamEventInfo {
   if (event.data === "[DONE]") return DONE;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(event.data);
-  } catch {
-    return MALFORMED;
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return MALFORMED;
-  const json = parsed as Record<string, unknown>;
+  const json = typedEventObject(event);
+  if (json === undefined) return MALFORMED;
   const type = typeof json.type === "string" ? json.type : "";
   const isError = type === "error" || event.event === "error" || (type === "" && json.error !== undefined);
   const isFinal = type === "speech.audio.done" || type === "transcript.text.done";
@@ -255,6 +243,19 @@ export function inspectAudioEvent(event: SseEvent): StreamEventInfo {
  * A `done` event's token usage; undefined for none, and for a usage in seconds (`{type: "duration"}`, a per-minute
  * billed model): zero tokens made up from it would settle the budgets below the estimate they reserved.
  */
+/** A typed event's JSON object (Responses', audio's); undefined when its data is not one. */
+function typedEventObject(event: SseEvent): Record<string, unknown> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(event.data);
+  } catch {
+    return undefined;
+  }
+  return parsed === null || typeof parsed !== "object" || Array.isArray(parsed)
+    ? undefined
+    : (parsed as Record<string, unknown>);
+}
+
 function audioUsage(usage: { input_tokens?: unknown; output_tokens?: unknown } | null | undefined) {
   if (usage === undefined || usage === null || typeof usage !== "object") return undefined;
   const promptTokens = tokenCount(usage.input_tokens);
