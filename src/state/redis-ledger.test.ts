@@ -416,6 +416,45 @@ describe("RedisLedger", { skip }, () => {
     assert.equal(denied.retryAtMs, nowMs + 60_000);
   });
 
+  test("a request of several upstream calls (a Llama Guard moderation's N) is N requests of the shared windows", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url, { prefix: "calls:" });
+    const second = await startBackend(t, server.url, { prefix: "calls:" });
+    const limited = scope("deployment:guard/llama-guard-4", { rpm: 5, rpd: 100, tpm: 100_000 });
+    const book = new BudgetBook();
+    const nowMs = Date.now();
+    const three = { tokens: 40, requests: 3 };
+    const reserved = await first.state.ledger.reserve([limited], three, nowMs);
+    assert.ok(isReservation(reserved));
+    assert.equal(reserved.requests, 3);
+    assert.ok(isReservation(book.reserve([limited], three, nowMs)));
+    const admin = new Redis(server.url, { lazyConnect: true });
+    t.after(() => admin.disconnect());
+    await admin.connect();
+    const base = budgetKeyBase("calls:", limited.id);
+    assert.equal(await admin.hget(`${base}:win:60000:runs`, "r"), "3", "the minute counts the three calls");
+    const dayKeys = await admin.keys(`${base}:day:*`);
+    assert.equal(dayKeys.length, 1);
+    assert.equal(await admin.hget(dayKeys[0] as string, "requests"), "3", "the day counts the three calls");
+    // The other process's three calls do not fit the two left, with BudgetBook's reason and retry time.
+    const refused = await second.state.ledger.reserve([limited], three, nowMs + 10);
+    assert.ok(!isReservation(refused) && !refused.isAllowed, "a second 3-call reserve against rpm 5 is refused");
+    assert.deepEqual(describeVerdict(refused), describeVerdict(book.reserve([limited], three, nowMs + 10)));
+    assert.match(refused.reason, /over its rpm budget \(3\/5, needs 3\)/);
+    assert.equal(refused.retryAtMs, nowMs + 60_000);
+    // That refusal of three calls is not remembered against a single call: two are still left.
+    assert.ok(second.state.ledger.check([limited], { tokens: 40 }, nowMs + 10).isAllowed);
+    const two = await second.state.ledger.reserve([limited], { tokens: 40, requests: 2 }, nowMs + 20);
+    assert.ok(isReservation(two), "two calls fit the two left");
+    const sixth = await first.state.ledger.reserve([limited], { tokens: 1 }, nowMs + 30);
+    assert.ok(!isReservation(sixth) && !sixth.isAllowed, "a sixth call within the minute");
+    assert.match(sixth.reason, /over its rpm budget \(5\/5\)/);
+    // Settled with fewer tokens than estimated: the tokens go back, the calls made stay counted.
+    first.state.ledger.reconcile(reserved, 10, nowMs + 40);
+    await waitFor(async () => (await admin.hget(`${base}:win:60000:runs`, "t")) === "50", 5_000, "the reconcile");
+    assert.equal(await admin.hget(`${base}:win:60000:runs`, "r"), "5");
+  });
+
   test("a request sent later than it was reserved counts from its send in every process (markSent)", async (t) => {
     const server = await useRedisServer(t);
     const first = await startBackend(t, server.url);
