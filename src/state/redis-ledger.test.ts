@@ -776,6 +776,25 @@ describe("RedisLedger", { skip }, () => {
     assert.match(third.reason, /over its rpm budget \(2\/2\)/);
   });
 
+  test("a request of several calls reserved while Redis was down is replayed as that many requests", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url, { prefix: "replay-calls:" });
+    const limited = scope("deployment:replay/llama-guard-4", { rpm: 5 });
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, 2_000, "degraded status");
+    const local = await first.state.ledger.reserve([limited], { tokens: 0, requests: 3 }, Date.now());
+    assert.ok(isReservation(local), "served locally while Redis is down");
+    await server.restart();
+    await waitFor(() => !first.state.status().isDegraded, 5_000, "Redis back");
+    await waitFor(() => first.state.ledger.unsyncedCount === 0, 2_000, "the replay");
+    // The replay told the restarted Redis about the three calls: two more fit, not three.
+    const second = await startBackend(t, server.url, { prefix: "replay-calls:" });
+    const three = await second.state.ledger.reserve([limited], { tokens: 0, requests: 3 }, Date.now());
+    assert.ok(!isReservation(three) && !three.isAllowed);
+    assert.match(three.reason, /over its rpm budget \(3\/5, needs 3\)/);
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 0, requests: 2 }, Date.now())));
+  });
+
   test("Redis restarted: back to shared state, and what was sent meanwhile is replayed into it", async (t) => {
     const server = await useRedisServer(t);
     const first = await startBackend(t, server.url, { prefix: "replay:" });
