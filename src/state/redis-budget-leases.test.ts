@@ -156,6 +156,41 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     }
   });
 
+  test("reserves of several upstream calls spend that many from a lease; its end gives back only the unused", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const ledger = await ledgerOf(t, server.url, clock, "lease-calls:");
+    const scopes = [scopeOf("provider:p", { rpm: 100_000, tpm: 100_000_000 })];
+    const admin = new Redis(server.url, { lazyConnect: true });
+    t.after(() => admin.disconnect());
+    await admin.connect();
+    const minute = `${budgetKeyBase("lease-calls:", "provider:p")}:win:60000:runs`;
+    const counted = async (): Promise<number> => Number(await admin.hget(minute, "r"));
+    const cost = { tokens: 10, requests: 20 };
+    assert.ok(isReservation(await ledger.reserve(scopes, cost, T0)));
+    assert.equal(ledger.leaseCount, 1, "the first reserve took a lease");
+    // 100 000 / 64 = 1 562 requests leased beside the first reserve's own 20.
+    const leased = (await counted()) - 20;
+    assert.ok(leased >= 1_000, `the lease's units are counted in Redis (${leased})`);
+    let spent = 0;
+    for (; spent < 10; spent++) {
+      clock.advance(1);
+      const result = ledger.reserve(scopes, cost, clock.now());
+      assert.ok(!(result instanceof Promise), `reserve ${spent} was spent from the lease`);
+      assert.ok(isReservation(result));
+    }
+    await ledger.returnLeases();
+    // Each spend took 20 of the lease: 1 + 10 reserves of 20 calls stay counted, nothing else.
+    assert.equal(await counted(), 11 * 20);
+    // A lease with fewer requests left than a reserve's calls is not spent from: Redis decides.
+    const few = [scopeOf("provider:q", { rpm: 300 })];
+    assert.ok(isReservation(await ledger.reserve(few, { tokens: 1 }, clock.now())));
+    assert.equal(ledger.leaseCount, 1, "rpm 300 leases 4 requests");
+    const many = ledger.reserve(few, { tokens: 1, requests: 5 }, clock.now());
+    assert.ok(many instanceof Promise, "five calls do not fit a lease of four");
+    assert.ok(isReservation(await many));
+  });
+
   test("a blip (connections dropped, Redis kept its data): the lease's sliding-window units are given back", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);

@@ -127,13 +127,14 @@ export class BudgetLeases {
   }
 
   /**
-   * Takes one request of `tokens` from the lease if it is live and has room; an ended or exhausted lease is ended
-   * (given back). A time before the lease's start (a clock stepped back) spends nothing from it.
+   * Takes one request of `tokens` and `requests` upstream calls (a Llama Guard moderation's N, each counted as the
+   * provider counts it) from the lease if it is live and has room; an ended or exhausted lease is ended (given
+   * back). A time before the lease's start (a clock stepped back) spends nothing from it.
    */
-  spend(lease: BudgetLease, tokens: number, nowMs: number): boolean {
+  spend(lease: BudgetLease, tokens: number, requests: number, nowMs: number): boolean {
     if (nowMs < lease.startMs) return false;
-    if (!lease.isEnded && nowMs < lease.endMs && lease.requestsLeft >= 1 && lease.tokensLeft >= tokens) {
-      lease.requestsLeft -= 1;
+    if (!lease.isEnded && nowMs < lease.endMs && lease.requestsLeft >= requests && lease.tokensLeft >= tokens) {
+      lease.requestsLeft -= requests;
       lease.tokensLeft -= tokens;
       return true;
     }

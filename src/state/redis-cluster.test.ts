@@ -166,6 +166,24 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     assert.deepEqual(first.warnings, []);
   });
 
+  test("a request of several upstream calls counts them all on the provider's node (pool and model in one slot)", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster);
+    const second = await startBackend(t, cluster);
+    const nowMs = Date.now();
+    for (const provider of PROVIDERS.slice(0, 3)) {
+      const pool = scope(`provider:${provider}-guard`, { rpm: 5 });
+      const own = scope(`deployment:${provider}-guard/llama-guard-4`, { rpd: 100 });
+      assert.ok(isReservation(await first.state.ledger.reserve([pool, own], { tokens: 1, requests: 3 }, nowMs)));
+      const three = await second.state.ledger.reserve([pool, own], { tokens: 1, requests: 3 }, nowMs + 1);
+      assert.ok(!isReservation(three) && !three.isAllowed, provider);
+      assert.equal(three.reason, "over its rpm budget (3/5, needs 3)");
+      assert.ok(isReservation(await second.state.ledger.reserve([pool, own], { tokens: 1, requests: 2 }, nowMs + 2)));
+    }
+    assert.deepEqual(first.warnings, []);
+    assert.deepEqual(second.warnings, []);
+  });
+
   test("a reconcile moves the shared token count (the script finds the run on the provider's node)", async (t) => {
     const cluster = await useRedisCluster(t);
     const first = await startBackend(t, cluster);

@@ -264,13 +264,17 @@ describe("RedisLedger", { skip }, () => {
       const tokenReportAt = new Map<string, number>();
       const next = random(seed);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+      // Some requests make several upstream calls (a Llama Guard moderation's N): drawn apart, so that the rest of
+      // the history's draws stay as they were.
+      const nextCalls = random(seed + 1);
       for (let step = 0; step < 800; step++) {
         clock.advance(next() < 0.04 ? pick(longSteps) : pick(shortSteps));
         const nowMs = clock.now();
         const roll = next();
         if (roll < 0.5) {
           const scopes = pick(scopeSets);
-          const cost = { tokens: pick(costs) };
+          const requests = [1, 1, 1, 1, 2, 3][Math.floor(nextCalls() * 6)] ?? 1;
+          const cost = requests === 1 ? { tokens: pick(costs) } : { tokens: pick(costs), requests };
           const expected = book.reserve(scopes, cost, nowMs);
           const actual = await state.ledger.reserve(scopes, cost, nowMs);
           assert.deepEqual(describeVerdict(actual), describeVerdict(expected), `seed ${seed}, step ${step}`);
@@ -414,6 +418,45 @@ describe("RedisLedger", { skip }, () => {
     assert.match(denied.reason, /over its rpm budget \(25\/25\)/);
     // Exactly 60 s after the first request counted, the window has room again.
     assert.equal(denied.retryAtMs, nowMs + 60_000);
+  });
+
+  test("a request of several upstream calls (a Llama Guard moderation's N) is N requests of the shared windows", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url, { prefix: "calls:" });
+    const second = await startBackend(t, server.url, { prefix: "calls:" });
+    const limited = scope("deployment:guard/llama-guard-4", { rpm: 5, rpd: 100, tpm: 100_000 });
+    const book = new BudgetBook();
+    const nowMs = Date.now();
+    const three = { tokens: 40, requests: 3 };
+    const reserved = await first.state.ledger.reserve([limited], three, nowMs);
+    assert.ok(isReservation(reserved));
+    assert.equal(reserved.requests, 3);
+    assert.ok(isReservation(book.reserve([limited], three, nowMs)));
+    const admin = new Redis(server.url, { lazyConnect: true });
+    t.after(() => admin.disconnect());
+    await admin.connect();
+    const base = budgetKeyBase("calls:", limited.id);
+    assert.equal(await admin.hget(`${base}:win:60000:runs`, "r"), "3", "the minute counts the three calls");
+    const dayKeys = await admin.keys(`${base}:day:*`);
+    assert.equal(dayKeys.length, 1);
+    assert.equal(await admin.hget(dayKeys[0] as string, "requests"), "3", "the day counts the three calls");
+    // The other process's three calls do not fit the two left, with BudgetBook's reason and retry time.
+    const refused = await second.state.ledger.reserve([limited], three, nowMs + 10);
+    assert.ok(!isReservation(refused) && !refused.isAllowed, "a second 3-call reserve against rpm 5 is refused");
+    assert.deepEqual(describeVerdict(refused), describeVerdict(book.reserve([limited], three, nowMs + 10)));
+    assert.match(refused.reason, /over its rpm budget \(3\/5, needs 3\)/);
+    assert.equal(refused.retryAtMs, nowMs + 60_000);
+    // That refusal of three calls is not remembered against a single call: two are still left.
+    assert.ok(second.state.ledger.check([limited], { tokens: 40 }, nowMs + 10).isAllowed);
+    const two = await second.state.ledger.reserve([limited], { tokens: 40, requests: 2 }, nowMs + 20);
+    assert.ok(isReservation(two), "two calls fit the two left");
+    const sixth = await first.state.ledger.reserve([limited], { tokens: 1 }, nowMs + 30);
+    assert.ok(!isReservation(sixth) && !sixth.isAllowed, "a sixth call within the minute");
+    assert.match(sixth.reason, /over its rpm budget \(5\/5\)/);
+    // Settled with fewer tokens than estimated: the tokens go back, the calls made stay counted.
+    first.state.ledger.reconcile(reserved, 10, nowMs + 40);
+    await waitFor(async () => (await admin.hget(`${base}:win:60000:runs`, "t")) === "50", 5_000, "the reconcile");
+    assert.equal(await admin.hget(`${base}:win:60000:runs`, "r"), "5");
   });
 
   test("a request sent later than it was reserved counts from its send in every process (markSent)", async (t) => {
@@ -735,6 +778,25 @@ describe("RedisLedger", { skip }, () => {
     const third = await state.ledger.reserve([limited], { tokens: 0 }, nowMs);
     assert.ok(!isReservation(third));
     assert.match(third.reason, /over its rpm budget \(2\/2\)/);
+  });
+
+  test("a request of several calls reserved while Redis was down is replayed as that many requests", async (t) => {
+    const server = await useRedisServer(t);
+    const first = await startBackend(t, server.url, { prefix: "replay-calls:" });
+    const limited = scope("deployment:replay/llama-guard-4", { rpm: 5 });
+    await server.kill();
+    await waitFor(() => first.state.status().isDegraded, 2_000, "degraded status");
+    const local = await first.state.ledger.reserve([limited], { tokens: 0, requests: 3 }, Date.now());
+    assert.ok(isReservation(local), "served locally while Redis is down");
+    await server.restart();
+    await waitFor(() => !first.state.status().isDegraded, 5_000, "Redis back");
+    await waitFor(() => first.state.ledger.unsyncedCount === 0, 2_000, "the replay");
+    // The replay told the restarted Redis about the three calls: two more fit, not three.
+    const second = await startBackend(t, server.url, { prefix: "replay-calls:" });
+    const three = await second.state.ledger.reserve([limited], { tokens: 0, requests: 3 }, Date.now());
+    assert.ok(!isReservation(three) && !three.isAllowed);
+    assert.match(three.reason, /over its rpm budget \(3\/5, needs 3\)/);
+    assert.ok(isReservation(await second.state.ledger.reserve([limited], { tokens: 0, requests: 2 }, Date.now())));
   });
 
   test("Redis restarted: back to shared state, and what was sent meanwhile is replayed into it", async (t) => {

@@ -514,7 +514,16 @@ export class RedisLedger implements BudgetLedger {
     const scopes = detail.sharedScopes;
     // Still in flight: its concurrency lease is renewed; ended: a lease the late reserve took is removed.
     const leaseUntilMs = this.#leased.has(reservation) ? this.#clock.now() + this.#leaseTtlMs : 0;
-    const { keys, args } = this.#scriptArguments(scopes, tokens, reservation.atMs, detail.member, leaseUntilMs, false);
+    // All of its upstream calls, as its reserve would have charged them (a Llama Guard moderation's N).
+    const { keys, args } = this.#scriptArguments(
+      scopes,
+      tokens,
+      reservation.requests ?? 1,
+      reservation.atMs,
+      detail.member,
+      leaseUntilMs,
+      false,
+    );
     const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     const wasCharged = Array.isArray(reply) && reply[0] === 2;
     detail.isShared = true;
@@ -540,10 +549,11 @@ export class RedisLedger implements BudgetLedger {
     const lease = this.#leases.current(this.#leases.keyOf(scopes));
     if (lease === undefined) return undefined;
     const tokens = roundTokens(cost.tokens);
-    if (!this.#leases.spend(lease, tokens, spendAtMs)) return undefined;
+    const requests = requestsOf(cost);
+    if (!this.#leases.spend(lease, tokens, requests, spendAtMs)) return undefined;
     const mirrored = this.#local.reserve(scopes, cost, nowMs);
     if (!isReservation(mirrored)) {
-      lease.requestsLeft += 1;
+      lease.requestsLeft += requests;
       lease.tokensLeft += tokens;
       return undefined;
     }
@@ -585,7 +595,15 @@ export class RedisLedger implements BudgetLedger {
     // bucket); those inferred from this process's own sends stay local (`learnLimits`).
     const shared = scopes.map((scope) => this.#local.sharedScope(scope, nowMs));
     const wantsLease = pending === undefined && this.#leases.mayLease(shared);
-    const { keys, args } = this.#scriptArguments(shared, tokens, nowMs, member, undefined, wantsLease);
+    const { keys, args } = this.#scriptArguments(
+      shared,
+      tokens,
+      requestsOf(cost),
+      nowMs,
+      member,
+      undefined,
+      wantsLease,
+    );
     const settled = wantsLease ? this.#leases.begin(key) : undefined;
     let reply: unknown;
     try {
@@ -684,7 +702,15 @@ export class RedisLedger implements BudgetLedger {
     tokensInRedis: number | undefined,
     shared: readonly BudgetScope[] = scopes,
   ): Reservation {
-    const reservation: Reservation = { id, scopes, atMs: nowMs, tokens: cost.tokens, isReleased: false };
+    const requests = requestsOf(cost);
+    const reservation: Reservation = {
+      id,
+      scopes,
+      atMs: nowMs,
+      tokens: cost.tokens,
+      ...(requests === 1 ? {} : { requests }),
+      isReleased: false,
+    };
     this.#details.set(reservation, {
       member: this.#memberOf(id),
       mirror,
@@ -717,6 +743,8 @@ export class RedisLedger implements BudgetLedger {
   #scriptArguments(
     scopes: readonly BudgetScope[],
     tokens: number,
+    /** The request's upstream calls (BudgetCost.requests): the script counts each in the request rules. */
+    requests: number,
     nowMs: number,
     member: string,
     /** Undefined: a reserve (checked). A number: a replay (charged without a check) and its lease_until. */
@@ -755,6 +783,7 @@ export class RedisLedger implements BudgetLedger {
         isForced ? "1" : "0",
         scopes.length,
         wantsLease ? this.#leaseFloorMs() : 0,
+        requests,
         ...perScope,
       ],
     };
@@ -783,7 +812,9 @@ export class RedisLedger implements BudgetLedger {
         this.#denials.delete(scope.id);
         continue;
       }
-      if (cost.tokens >= cached.minTokens) denied = laterDenial(denied, cached.verdict);
+      if (cost.tokens >= cached.minTokens && requestsOf(cost) >= cached.minRequests) {
+        denied = laterDenial(denied, cached.verdict);
+      }
     }
     return denied;
   }
@@ -793,6 +824,11 @@ export class RedisLedger implements BudgetLedger {
     const cached = this.#cachedDenial(scopes, cost, nowMs);
     return cached === undefined ? verdict : laterDenial(verdict, cached);
   }
+}
+
+/** The upstream calls a cost counts in the request rules (a Llama Guard moderation's N; one otherwise). */
+function requestsOf(cost: BudgetCost): number {
+  return Math.max(1, Math.round(cost.requests ?? 1));
 }
 
 /** Redis counters are integers; token estimates are too, this only guards against a stray fraction. */

@@ -45,7 +45,9 @@ import {
  * flight), lease_ttl_ms, is_forced ("1": charge without checking, for replaying requests sent while Redis was
  * unreachable or a reserve timed out; `now` is then when it was sent),
  * scope_count, lease_floor ("0": no budget lease; else take one if it fits, see below, living at least this
- * many ms where a window allows it), then per scope: concurrency
+ * many ms where a window allows it), requests (the upstream calls the request makes, each counted by the request
+ * rules as the provider counts it: a Llama Guard moderation of N inputs is N; BudgetCost.requests), then per scope:
+ * concurrency
  * (-1: none), day_end, month_end, rule_count, then per rule: unit ("r" or "t"), window (ms of a
  * second/minute/hour window; 0: day; -1: month), limit, algorithm ("s" sliding, "f" fixed, "b" bucket; day and
  * month are "s" and count on their wall-clock counters), offset (ms, for "f").
@@ -82,6 +84,8 @@ local scope_count = tonumber(ARGV[7])
 -- 0: no budget lease; otherwise the shortest life (ms) a lease may need to be of use at all (redis-lease-terms.ts).
 local lease_floor = tonumber(ARGV[8]) or 0
 local wants_budget_lease = lease_floor > 0
+-- The request's upstream calls (BudgetCost.requests): every request rule, day and learned window counts all of them.
+local requests = math.max(1, tonumber(ARGV[9]) or 1)
 -- Counters outlive their window by a minute so that a late reconcile still finds them.
 local KEEP_MS = ${BUDGET_KEEP_MS}
 -- The longest a charge marker is kept (15 minutes; see the marker below).
@@ -99,7 +103,7 @@ local WINDOWS = { 1000, 60000, 3600000 }
 local function fmt(number) return string.format('%.17g', number) end
 
 local scopes = {}
-local a = 9
+local a = 10
 for s = 1, scope_count do
   local k = (s - 1) * 11
   local scope = {
@@ -306,7 +310,7 @@ local function check_scope(s, scope)
   for r = 1, #scope.rules do
     local rule = scope.rules[r]
     local is_requests = rule.unit == 'r'
-    local amount = is_requests and 1 or tokens
+    local amount = is_requests and requests or tokens
     local used, retry_of
     if rule.window > 0 then
       used, retry_of = window_used(scope, rule, is_requests, amount, used_requests, used_tokens)
@@ -341,12 +345,12 @@ local function check_scope(s, scope)
     else
       local is_tokens = string.sub(field, 1, 7) == 'tokens:'
       local left = (tonumber(remaining) or 0) - (tonumber(spent) or 0)
-      if left < (is_tokens and math.max(1, tokens) or 1) then
+      if left < (is_tokens and math.max(1, tokens) or requests) then
         denied = later(denied, reset_at, { s - 1, 'learned', field, left, reset_at })
       else
         scope.learned_live[#scope.learned_live + 1] = {
           field = field, remaining = remaining, reset_at = reset_at, limit = limit, is_tokens = is_tokens,
-          spent = (tonumber(spent) or 0) + (is_tokens and tokens or 1)
+          spent = (tonumber(spent) or 0) + (is_tokens and tokens or requests)
         }
       end
     end
@@ -383,7 +387,7 @@ end
 -- The budget lease that fits every scope now: extra requests and tokens (-1: no rule bounds them) and its end;
 -- nil when none may be taken. Call after every check_scope passed (it reads each rule's used).
 local function lease_terms()
-  local requests, lease_tokens, lease_end = -1, -1, now + MAX_LEASE_MS
+  local lease_requests, lease_tokens, lease_end = -1, -1, now + MAX_LEASE_MS
   for s = 1, scope_count do
     local scope = scopes[s]
     if scope.concurrency >= 0 then return nil end
@@ -395,8 +399,8 @@ local function lease_terms()
       local share = math.floor(math.min(base / LEASE_LIMIT_SHARE, left / LEASE_HEADROOM_SHARE))
       if learned.is_tokens then
         if lease_tokens < 0 or share < lease_tokens then lease_tokens = share end
-      elseif requests < 0 or share < requests then
-        requests = share
+      elseif lease_requests < 0 or share < lease_requests then
+        lease_requests = share
       end
       lease_end = math.min(lease_end, learned.reset_at)
     end
@@ -404,10 +408,10 @@ local function lease_terms()
       local rule = scope.rules[r]
       if rule.algorithm == 'b' then return nil end
       local is_requests = rule.unit == 'r'
-      local headroom = rule.limit - rule.used - (is_requests and 1 or tokens)
+      local headroom = rule.limit - rule.used - (is_requests and requests or tokens)
       local share = math.floor(math.min(rule.limit / LEASE_LIMIT_SHARE, headroom / LEASE_HEADROOM_SHARE))
       if is_requests then
-        if requests < 0 or share < requests then requests = share end
+        if lease_requests < 0 or share < lease_requests then lease_requests = share end
       elseif lease_tokens < 0 or share < lease_tokens then
         lease_tokens = share
       end
@@ -425,10 +429,11 @@ local function lease_terms()
       end
     end
   end
-  if requests >= 0 and requests < MIN_LEASE_REQUESTS then return nil end
+  -- At least MIN_LEASE_REQUESTS requests like this one (a Llama Guard moderation's N calls each), as for tokens.
+  if lease_requests >= 0 and lease_requests < MIN_LEASE_REQUESTS * requests then return nil end
   if lease_tokens >= 0 and lease_tokens < MIN_LEASE_REQUESTS * math.max(1, tokens) then return nil end
   if lease_end <= now then return nil end
-  return requests, lease_tokens, lease_end
+  return lease_requests, lease_tokens, lease_end
 end
 
 -- This request's charge marker: the run ids it went into, while a replay could still count it (see "Charged
@@ -475,7 +480,7 @@ if not is_forced then
 end
 
 -- What this call charges: the request, plus the lease's units (those no rule bounds are not charged).
-local charge_requests = 1 + (lease_requests and math.max(0, lease_requests) or 0)
+local charge_requests = requests + (lease_requests and math.max(0, lease_requests) or 0)
 local charge_tokens = tokens + (lease_tokens and math.max(0, lease_tokens) or 0)
 local charge_last = lease_end or now
 local lease_recorded = 0
@@ -510,14 +515,14 @@ for s = 1, scope_count do
     redis.call('PEXPIRE', scope.month, scope.month_end - now + KEEP_MS)
   end
   for _, learned in ipairs(scope.learned_live) do
-    local spent = learned.spent + (learned.is_tokens and charge_tokens - tokens or charge_requests - 1)
+    local spent = learned.spent + (learned.is_tokens and charge_tokens - tokens or charge_requests - requests)
     redis.call('HSET', scope.learned, learned.field,
       learned.remaining .. ',' .. fmt(learned.reset_at) .. ',' .. learned.limit .. ',' .. fmt(spent))
   end
   if lease_end and #scope.learned_live > 0 then
     -- A new report of these windows must count this lease until it ends: the provider does not see it yet.
     redis.call('HSET', scope.learned, 'lease:' .. member,
-      fmt(charge_requests - 1) .. ',' .. fmt(charge_tokens - tokens) .. ',' .. fmt(lease_end))
+      fmt(charge_requests - requests) .. ',' .. fmt(charge_tokens - tokens) .. ',' .. fmt(lease_end))
     lease_recorded = 1
   end
   if scope.concurrency >= 0 and lease_until > 0 then

@@ -47,10 +47,14 @@ export interface WallClockWindows {
   readonly monthEndMs: number;
 }
 
-/** A denial remembered for its scope: it applies to costs of at least `minTokens` tokens (0: every cost). */
+/**
+ * A denial remembered for its scope: it applies to costs of at least `minTokens` tokens and `minRequests` upstream
+ * calls (0: every cost). A request rule that refused a Llama Guard moderation's 3 calls may still fit a single call.
+ */
 export interface CachedDenial {
   readonly verdict: Denied;
   readonly minTokens: number;
+  readonly minRequests: number;
 }
 
 export class ScriptShapes {
@@ -231,6 +235,7 @@ function refusalOf(
           retryAtMs: nowMs + CONCURRENCY_RETRY_MS,
         },
         minTokens: 0,
+        minRequests: 0,
       };
     case "rule": {
       const rule = scope.rules[Number(values[2])];
@@ -245,6 +250,7 @@ function refusalOf(
         },
         // A token refusal holds for costs at least as large; a request or slot refusal for any cost.
         minTokens: rule.unit === "tokens" ? cost.tokens : 0,
+        minRequests: rule.unit === "requests" ? (cost.requests ?? 1) : 0,
       };
     }
     case "learned": {
@@ -258,6 +264,7 @@ function refusalOf(
           retryAtMs: Number(values[4]),
         },
         minTokens: isTokens ? cost.tokens : 0,
+        minRequests: isTokens ? 0 : (cost.requests ?? 1),
       };
     }
     default:

@@ -275,8 +275,10 @@ function reportOf(
       ? { isRequestTooLarge: true }
       : {}),
     // Applied to the books (cooldowns, parked keys, refused features) with their reasons, which /health, /stats, route
-    // explanations and the state file show: redacted here, where they leave the upstream's answer.
-    effects: result.lesson.effects.map((effect) =>
+    // explanations and the state file show: redacted here, where they leave the upstream's answer. Rate-limit windows
+    // a failure carries (those of a Llama Guard attempt's calls that answered before one failed) are anchored to the
+    // reservation, as a success's are.
+    effects: reportedAsOf(result.lesson.effects, reservation).map((effect) =>
       "reason" in effect ? { ...effect, reason: redact(effect.reason) } : effect,
     ),
   };

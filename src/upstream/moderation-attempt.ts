@@ -115,7 +115,8 @@ async function llamaGuardAttempt(
   const answers = ends.flatMap((end) => (end?.ok === true ? [end.answer] : []));
   // Every call that answered, a verdict or not, was billed.
   const usage = summedUsage(ends.map((end) => (end === undefined ? {} : end.ok ? end.answer : end.result)));
-  if (failure !== undefined) return withUsage(failure, usage);
+  // And told what the provider has left: their rate-limit headers are news whether or not a later call failed.
+  if (failure !== undefined) return withUsage(withEffectsFirst(failure, answers), usage);
   const [first] = answers;
   const last = answers.at(-1);
   if (first === undefined || last?.json === undefined || answers.length !== calls.length) {
@@ -146,8 +147,19 @@ async function llamaGuardCall(
   const verdict = readLlamaGuardVerdict(contentOf(result.json.bodyText));
   if (verdict.ok) return { ok: true, answer: result, codes: verdict.codes };
   const reason = `HTTP ${result.status} without a Llama Guard verdict${which}: ${verdict.missing}`;
-  // The call answered (and was billed) even though its answer is no verdict.
-  return { ok: false, result: withUsage(failed(failureLesson("bad_response", reason), result.status), result.usage) };
+  // The call answered (and was billed) even though its answer is no verdict; its headers still count.
+  const failure = withEffectsFirst(failed(failureLesson("bad_response", reason), result.status), [result]);
+  return { ok: false, result: withUsage(failure, result.usage) };
+}
+
+/**
+ * A failure carrying, before its own effects, those of calls that answered (their rate-limit headers: windows to
+ * learn, a park for one the provider says is empty). Its own come last: they are the failure's verdict.
+ */
+function withEffectsFirst(result: AttemptResult, answered: readonly Answered[]): AttemptResult {
+  const effects = answered.flatMap((answer) => answer.effects);
+  if (result.ok || effects.length === 0) return result;
+  return { ...result, lesson: { ...result.lesson, effects: [...effects, ...result.lesson.effects] } };
 }
 
 function withUsage(result: AttemptResult, usage: TokenUsage | undefined): AttemptResult {

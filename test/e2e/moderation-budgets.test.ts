@@ -162,6 +162,37 @@ providers:
     assert.equal(row.tokens_out, 4);
   });
 
+  test("a later call's failure keeps what the earlier calls' rate-limit headers said: 0 requests left parks the model", async (t) => {
+    // One call at a time, so the call that fails comes after the one that answered.
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { concurrency: 1 }");
+    guardMock.enqueue(
+      CHAT,
+      {
+        kind: "json",
+        body: chatCompletion("safe", GUARD),
+        headers: {
+          "x-ratelimit-limit-requests": "30",
+          "x-ratelimit-remaining-requests": "0",
+          "x-ratelimit-reset-requests": "20s",
+        },
+      },
+      { kind: "json", status: 500, body: { error: { message: "boom", type: "server_error" } } },
+    );
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(2) }, { kind: "json", body: nativeAnswer(2) });
+    const first = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b"] } });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(chatCalls(guardMock), 2);
+    // The provider said none are left for 20 s: the Llama Guard model waits that long, whatever the 500 said.
+    const cooldown = rowOf(await statsOf(gateway), "p0/guard").cooldown;
+    assert.ok(cooldown !== null, "the answered call's '0 requests left' parks the model");
+    assert.equal(cooldown.source, "provider");
+    assert.ok(cooldown.remaining_ms > 15_000 && cooldown.remaining_ms <= 20_000, String(cooldown.remaining_ms));
+    const second = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["c", "d"] } });
+    assert.equal(second.status, 200, second.text);
+    assert.equal((second.json as { model: string }).model, "omni-moderation-latest");
+    assert.equal(chatCalls(guardMock), 2, "nothing more is sent to the model the provider says is spent");
+  });
+
   test("20 inputs against a 50 ms upstream take a few rounds, not 20 in turn; a `concurrency: 1` model gets one at a time, max_in_flight: 2 two", async (t) => {
     const { gateway, guardMock } = await scene(t, "");
     let inFlight = 0;

@@ -38,6 +38,18 @@ async function chat(gateway: GatewayProcess): Promise<Answer> {
   return { status: response.statusCode, headers: response.headers, json: JSON.parse(text) as unknown };
 }
 
+const GUARD = "meta-llama/llama-guard-4-12b";
+
+async function moderate(gateway: GatewayProcess, input: readonly string[]): Promise<Answer> {
+  const response = await request(`${gateway.url}/v1/moderations`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "guard", input }),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, headers: response.headers, json: JSON.parse(text) as unknown };
+}
+
 async function getJson(gateway: GatewayProcess, path: string): Promise<unknown> {
   const response = await request(`${gateway.url}${path}`);
   return JSON.parse(await response.body.text()) as unknown;
@@ -126,6 +138,53 @@ describe("shared state through Redis, across gateway processes", { skip }, () =>
       assert.match(String(answer.headers["retry-after"]), /^\d+$/, "a 429 says when to retry");
       assert.equal((answer.json as { error: { code: string } }).error.code, "rate_limit_exceeded");
     }
+  });
+
+  test("a Llama Guard model's rpm: 5 shared by two processes counts every call: never more than 5 calls a minute", async (t) => {
+    const redis = await useRedisServer(t);
+    const guard = await useMock(t);
+    // A Llama Guard verdict for every call: the moderation of N inputs is N chat calls.
+    guard.setDefault("POST /v1/chat/completions", { kind: "json", body: chatCompletion("safe", GUARD) });
+    const yaml = `providers:
+  - name: guardian
+    base_url: ${guard.baseUrl}
+    api_key: sk-guardian
+    retries: 0
+    models:
+      guard: { id: "${GUARD}", limits: { rpm: 5 } }
+routing:
+  max_wait_for_better_ms: 0
+state:
+  redis_url: ${redis.url}
+  redis_key_prefix: "${PREFIX}"
+  redis_command_timeout_ms: 2000
+`;
+    const gateways = await startGateways(t, 2, yaml);
+    // Three moderations of two inputs from each process: 12 calls asked for. Each process alone sees 2 requests
+    // (4 calls) fit its own count; counted one per request in Redis, 4 of the 6 passed (8 calls).
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, index) =>
+        moderate(gateways[index % 2] as GatewayProcess, [`a${index}`, `b${index}`]),
+      ),
+    );
+    const served = answers.filter((answer) => answer.status === 200);
+    assert.equal(chatRequests(guard).length, 4, "two moderations of two calls; a third would be the sixth call");
+    assert.equal(served.length, 2);
+    for (const answer of served) assert.equal((answer.json as { results: unknown[] }).results.length, 2);
+    for (const answer of answers.filter((answer) => answer.status !== 200)) {
+      assert.equal(answer.status, 429, JSON.stringify(answer.json));
+      assert.equal((answer.json as { error: { code: string } }).error.code, "rate_limit_exceeded");
+      assert.match(String(answer.headers["retry-after"]), /^\d+$/, "a 429 says when to retry");
+    }
+    // Redis's minute counts the calls, not the requests; a single input (one call) still fits the fifth.
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    const counted = await admin.hget(minuteRunsKey("deployment:guardian/guard"), "r");
+    admin.disconnect();
+    assert.equal(counted, "4");
+    const fifth = await moderate(gateways[1] as GatewayProcess, ["c"]);
+    assert.equal(fifth.status, 200, JSON.stringify(fifth.json));
+    assert.equal(chatRequests(guard).length, 5);
   });
 
   test("rpm 10 shared by three processes, with an unlimited second provider: 10 to alpha, 20 to beta", async (t) => {
