@@ -22,6 +22,7 @@ export function audioAnswer(
     contentType: result.audio.contentType,
     headers,
     chunks,
+    stopped: result.audio.controller.signal,
     async cancel() {
       if (lifecycle.hasEnded) return;
       if (lifecycle.hasStarted) {

@@ -87,6 +87,11 @@ export interface AudioAnswer {
   readonly headers: Readonly<Record<string, string>>;
   /** The audio's chunks; returns how the relay ended (a failure after the first byte is a cut response). */
   readonly chunks: AsyncGenerator<Uint8Array, AudioRelayEnd, void>;
+  /**
+   * Aborted when the relay has stopped (duration cap, stall, client gone, the gateway's exit): a writer waiting for a
+   * client that reads nothing must stop waiting then, or the response, its record and its reservation stay open.
+   */
+  readonly stopped: AbortSignal;
   /** As StreamAnswer.cancel: settles the relay when the adapter will not drive `chunks` to its end. */
   cancel(): Promise<void>;
 }

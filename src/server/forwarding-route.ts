@@ -106,7 +106,7 @@ async function writeAudio(
       ...safeHeaders(result.headers),
     });
     reply.hijack();
-    ending = await pumpStream(reply.raw, result.chunks, (chunk) => chunk);
+    ending = await pumpStream(reply.raw, result.chunks, (chunk) => chunk, result.stopped);
   } finally {
     try {
       if (ending === undefined) await result.cancel();
