@@ -20,6 +20,7 @@ export function audioAnswer(
     kind: "audio",
     status: result.status,
     contentType: result.audio.contentType,
+    contentEncoding: result.audio.contentEncoding,
     headers,
     chunks,
     stopped: result.audio.controller.signal,

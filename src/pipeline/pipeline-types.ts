@@ -84,6 +84,8 @@ export interface AudioAnswer {
   readonly status: number;
   /** The provider's audio type (`audio/mpeg`), `application/octet-stream` when it named none. */
   readonly contentType: string;
+  /** The provider's `content-encoding`, when it compressed the audio (its bytes are relayed as they came). */
+  readonly contentEncoding: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
   /** The audio's chunks; returns how the relay ended (a failure after the first byte is a cut response). */
   readonly chunks: AsyncGenerator<Uint8Array, AudioRelayEnd, void>;

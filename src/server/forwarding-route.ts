@@ -103,6 +103,7 @@ async function writeAudio(
       "content-type": toHeaderValue(result.contentType),
       "x-content-type-options": "nosniff",
       "x-request-id": request.id,
+      ...(result.contentEncoding === undefined ? {} : { "content-encoding": toHeaderValue(result.contentEncoding) }),
       ...safeHeaders(result.headers),
     });
     reply.hijack();

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { request } from "undici";
 import { recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 
@@ -105,5 +106,36 @@ request_log:
     // The response is cut, not left open for a client that may never read again.
     response.body.resume();
     await within(clientCut.promise, 5000, "the response was not ended");
+  });
+
+  test("gzip-encoded audio from the provider keeps its content-encoding: the client can decode what it is given", async (t) => {
+    const upstream = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: only
+    base_url: ${upstream.baseUrl}
+    api_key: sk-only-key
+    models:
+      tts-1: { id: tts-only }
+`,
+    );
+    const audio = Buffer.from(Array.from({ length: 20_000 }, (_, index) => (index * 13) % 256));
+    upstream.enqueue(SPEECH, {
+      kind: "handler",
+      handle: (_request, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "audio/mpeg", "content-encoding": "gzip" });
+        response.end(gzipSync(audio));
+      },
+    });
+    const response = await request(`${gateway.url}/v1/audio/speech`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
+    });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.headers["content-encoding"], "gzip");
+    const body = Buffer.from(await response.body.arrayBuffer());
+    assert.ok(gunzipSync(body).equals(audio), "the client's bytes are not the provider's gzip of the audio");
   });
 });
