@@ -20,8 +20,10 @@ export function audioAnswer(
     kind: "audio",
     status: result.status,
     contentType: result.audio.contentType,
+    contentEncoding: result.audio.contentEncoding,
     headers,
     chunks,
+    stopped: result.audio.controller.signal,
     async cancel() {
       if (lifecycle.hasEnded) return;
       if (lifecycle.hasStarted) {

@@ -84,9 +84,16 @@ export interface AudioAnswer {
   readonly status: number;
   /** The provider's audio type (`audio/mpeg`), `application/octet-stream` when it named none. */
   readonly contentType: string;
+  /** The provider's `content-encoding`, when it compressed the audio (its bytes are relayed as they came). */
+  readonly contentEncoding: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
   /** The audio's chunks; returns how the relay ended (a failure after the first byte is a cut response). */
   readonly chunks: AsyncGenerator<Uint8Array, AudioRelayEnd, void>;
+  /**
+   * Aborted when the relay has stopped (duration cap, stall, client gone, the gateway's exit): a writer waiting for a
+   * client that reads nothing must stop waiting then, or the response, its record and its reservation stay open.
+   */
+  readonly stopped: AbortSignal;
   /** As StreamAnswer.cancel: settles the relay when the adapter will not drive `chunks` to its end. */
   cancel(): Promise<void>;
 }

@@ -103,10 +103,11 @@ async function writeAudio(
       "content-type": toHeaderValue(result.contentType),
       "x-content-type-options": "nosniff",
       "x-request-id": request.id,
+      ...(result.contentEncoding === undefined ? {} : { "content-encoding": toHeaderValue(result.contentEncoding) }),
       ...safeHeaders(result.headers),
     });
     reply.hijack();
-    ending = await pumpStream(reply.raw, result.chunks, (chunk) => chunk);
+    ending = await pumpStream(reply.raw, result.chunks, (chunk) => chunk, result.stopped);
   } finally {
     try {
       if (ending === undefined) await result.cancel();

@@ -31,6 +31,7 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
   response: ServerResponse,
   events: AsyncGenerator<B, T, void>,
   render: (batch: B) => string | Uint8Array,
+  stopped?: AbortSignal,
 ): Promise<T> {
   let isDone = false;
   try {
@@ -43,7 +44,7 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
       // A gone client: keep pulling so the relay notices the abort and settles; nothing is written.
       if (response.destroyed) continue;
       const text = render(next.value);
-      if (text.length > 0 && !response.write(text)) await drained(response);
+      if (text.length > 0 && !response.write(text)) await drained(response, stopped);
     }
   } finally {
     if (!isDone) {
@@ -76,14 +77,25 @@ export function clientGoneSignal(
   };
 }
 
-function drained(response: ServerResponse): Promise<void> {
+/**
+ * Resolves when the client took the buffered bytes, left, or the producer stopped (`stopped`): a client that reads
+ * nothing otherwise holds the writer here forever, and the producer's own bounds (max_stream_duration_ms) are only
+ * noticed on its next pull.
+ */
+function drained(response: ServerResponse, stopped: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       response.off("drain", done);
       response.off("close", done);
+      stopped?.removeEventListener("abort", done);
       resolve();
     };
+    if (stopped?.aborted === true) {
+      resolve();
+      return;
+    }
     response.on("drain", done);
     response.on("close", done);
+    stopped?.addEventListener("abort", done, { once: true });
   });
 }

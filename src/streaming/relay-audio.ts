@@ -12,6 +12,11 @@ export interface OpenedAudio {
   readonly heldChunks: readonly Uint8Array[];
   /** The provider's content type (`audio/mpeg`), or `application/octet-stream` when it named none. */
   readonly contentType: string;
+  /**
+   * The provider's `content-encoding` (`gzip`), passed on with the bytes, which are relayed as they came: without it
+   * the client would take compressed bytes for the audio itself. Undefined when none.
+   */
+  readonly contentEncoding?: string | undefined;
   /** Aborts the upstream request (client gone, stall, duration cap). */
   readonly controller: AbortController;
   readonly streamIdleTimeoutMs: number;

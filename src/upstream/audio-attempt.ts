@@ -110,6 +110,7 @@ function committed(
     iterator: read.iterator,
     heldChunks: read.held,
     contentType: contentType === "" ? "application/octet-stream" : contentType,
+    contentEncoding: headers["content-encoding"] === undefined ? undefined : String(headers["content-encoding"]),
     controller: context.controller,
     streamIdleTimeoutMs: deployment.provider.settings.streamIdleTimeoutMs,
     startedAtMs: read.sentAtMs,
