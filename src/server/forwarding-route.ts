@@ -65,11 +65,17 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         ...safeHeaders(result.headers),
       });
       reply.hijack();
-      ending = await pumpStream(reply.raw, result.events, (chunks) => {
-        let text = "";
-        for (const chunk of chunks) text += sseData(chunk.data);
-        return text;
-      });
+      ending = await pumpStream(
+        reply.raw,
+        result.events,
+        (chunks) => {
+          let text = "";
+          for (const chunk of chunks) text += sseData(chunk.data);
+          return text;
+        },
+        undefined,
+        runtime.snapshot.config.routing.maxStreamDurationMs,
+      );
     } finally {
       try {
         // Whatever happened above, the stream is settled and its concurrency slot freed.

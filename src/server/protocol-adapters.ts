@@ -164,11 +164,17 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         ...(anthropicRequestId === undefined ? {} : { "request-id": anthropicRequestId }),
         ...gatewayHeaders,
       });
-      ending = await pumpStream(reply.raw, result.events, (chunks) => {
-        let text = "";
-        for (const chunk of chunks) text += streamTranslator.push(chunk.json);
-        return text;
-      });
+      ending = await pumpStream(
+        reply.raw,
+        result.events,
+        (chunks) => {
+          let text = "";
+          for (const chunk of chunks) text += streamTranslator.push(chunk.json);
+          return text;
+        },
+        undefined,
+        runtime.snapshot.config.routing.maxStreamDurationMs,
+      );
     } finally {
       // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
       if (ending === undefined) {

@@ -25,14 +25,18 @@ export function sseHeaders(connection: string | undefined): Readonly<Record<stri
 /**
  * Drives `events` to its end (the pipeline settles the request there), writing each batch as `render` says.
  * If `render` or a write throws, the generator is closed (which settles the stream: upstream hung up on, slots
- * freed, record published) and the half-written response is cut, before the error goes on.
+ * freed, record published) and the half-written response is cut, before the error goes on. `maxDurationMs`
+ * (`routing.max_stream_duration_ms`): a client still not taking what was written by then is cut, as gone (the relay
+ * cannot end the stream itself while nobody pulls, and the request would hold its record and budget reservation).
  */
 export async function pumpStream<T, B = readonly StreamChunk[]>(
   response: ServerResponse,
   events: AsyncGenerator<B, T, void>,
   render: (batch: B) => string | Uint8Array,
   stopped?: AbortSignal,
+  maxDurationMs?: number,
 ): Promise<T> {
+  const deadlineMs = maxDurationMs === undefined ? undefined : Date.now() + maxDurationMs;
   let isDone = false;
   try {
     for (;;) {
@@ -44,7 +48,7 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
       // A gone client: keep pulling so the relay notices the abort and settles; nothing is written.
       if (response.destroyed) continue;
       const text = render(next.value);
-      if (text.length > 0 && !response.write(text)) await drained(response, stopped);
+      if (text.length > 0 && !response.write(text)) await drained(response, stopped, deadlineMs);
     }
   } finally {
     if (!isDone) {
@@ -80,14 +84,17 @@ export function clientGoneSignal(
 /**
  * Resolves when the client took the buffered bytes, left, or the producer stopped (`stopped`): a client that reads
  * nothing otherwise holds the writer here forever, and the producer's own bounds (max_stream_duration_ms) are only
- * noticed on its next pull.
+ * noticed on its next pull. Past `deadlineMs` the response is destroyed (its `close` ends the wait and tells the
+ * pipeline the client is gone). The timer exists only while a write waits, not for every stream.
  */
-function drained(response: ServerResponse, stopped: AbortSignal | undefined): Promise<void> {
+function drained(response: ServerResponse, stopped: AbortSignal | undefined, deadlineMs?: number): Promise<void> {
   return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
     const done = (): void => {
       response.off("drain", done);
       response.off("close", done);
       stopped?.removeEventListener("abort", done);
+      if (timer !== undefined) clearTimeout(timer);
       resolve();
     };
     if (stopped?.aborted === true) {
@@ -97,5 +104,9 @@ function drained(response: ServerResponse, stopped: AbortSignal | undefined): Pr
     response.on("drain", done);
     response.on("close", done);
     stopped?.addEventListener("abort", done, { once: true });
+    if (deadlineMs !== undefined) {
+      timer = setTimeout(() => response.destroy(), Math.max(0, deadlineMs - Date.now()));
+      timer.unref();
+    }
   });
 }
