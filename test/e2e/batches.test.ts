@@ -11,65 +11,21 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI, { toFile } from "openai";
 
-import type { Batch } from "openai/resources/batches";
+import {
+  chatLine,
+  createBatch,
+  echoing,
+  isFinished,
+  linesOf,
+  providersYaml,
+  UPSTREAM_ID,
+  upload,
+  waitForBatch,
+} from "../helpers/batches-scene.ts";
 import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
-
-const UPSTREAM_ID = "vendor/m-instruct";
-
-/** The mock answers each chat request with "echo: <last user message>", so a result shows which line it is. */
-function echoing(mock: MockUpstream): void {
-  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
-    const messages = (request.body as { messages: { content: string }[] }).messages;
-    return { kind: "json", body: chatCompletion(`echo: ${messages.at(-1)?.content ?? ""}`, UPSTREAM_ID) };
-  });
-}
-
-function providersYaml(mock: MockUpstream, modelKeys = ""): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID}${modelKeys} }
-`;
-}
-
-function chatLine(customId: string, content: string, model = "m"): string {
-  return JSON.stringify({
-    custom_id: customId,
-    method: "POST",
-    url: "/v1/chat/completions",
-    body: { model, messages: [{ role: "user", content }] },
-  });
-}
-
-async function upload(client: OpenAI, text: string, name = "input.jsonl") {
-  return client.files.create({ file: await toFile(Buffer.from(text), name), purpose: "batch" });
-}
-
-async function waitForBatch(client: OpenAI, id: string, isDone: (batch: Batch) => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const batch = await client.batches.retrieve(id);
-    if (isDone(batch)) return batch;
-    if (Date.now() > deadline) assert.fail(`batch ${id} still ${batch.status}: ${JSON.stringify(batch)}`);
-    await sleep(50);
-  }
-}
-
-const isFinished = (batch: Batch): boolean => ["completed", "failed", "expired", "cancelled"].includes(batch.status);
-
-async function linesOf(client: OpenAI, fileId: string | null | undefined): Promise<Record<string, unknown>[]> {
-  if (fileId === null || fileId === undefined) return [];
-  const text = await (await client.files.content(fileId)).text();
-  return text
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 describe("Batch API with the openai SDK", () => {
   test("upload, create, poll to completed, read the output file: every custom_id with the mock's answer", async (t) => {
@@ -169,11 +125,7 @@ describe("Batch API: failures, validation and bad input", () => {
         chatLine("ok-2", "again"),
       ].join("\n"),
     );
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "completed");
     assert.deepEqual(done.request_counts, { total: 4, completed: 2, failed: 2 });
@@ -205,11 +157,7 @@ describe("Batch API: failures, validation and bad input", () => {
       JSON.stringify({ custom_id: "g", method: "GET", url: "/v1/chat/completions", body: { model: "m" } }),
     ].join("\n");
     const file = await upload(client, text);
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "failed");
     assert.equal(typeof done.failed_at, "number");
@@ -332,11 +280,7 @@ ${providersYaml(mock)}state:
     const teamA = openAiClient(gateway, "sk-team-a");
     const teamB = openAiClient(gateway, "sk-team-b");
     const file = await upload(teamA, chatLine("a", "for team a"));
-    const batch = await teamA.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(teamA, file.id);
     const done = await waitForBatch(teamA, batch.id, isFinished);
     assert.equal(done.status, "completed");
     const notFound = async (call: () => Promise<unknown>): Promise<number | undefined> => {
@@ -394,16 +338,15 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
   test("a model limited to 2 requests a second serves every line at that pace, none failed", async (t) => {
     const mock = await useMock(t);
     echoing(mock);
-    const gateway = await useGateway(t, `${providersYaml(mock, ", limits: { rps: 2 }")}batches:\n  concurrency: 4\n`);
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock, { modelKeys: ", limits: { rps: 2 }" })}batches:\n  concurrency: 4\n`,
+    );
     const client = openAiClient(gateway);
     const ids = ["1", "2", "3", "4", "5", "6"];
     const file = await upload(client, ids.map((id) => chatLine(`p-${id}`, `line ${id}`)).join("\n"));
     const startedAt = Date.now();
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     const done = await waitForBatch(client, batch.id, isFinished, 30_000);
     assert.equal(done.status, "completed", JSON.stringify(done));
     assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
@@ -441,11 +384,7 @@ ${providersYaml(mock)}batches:
     const client = openAiClient(gateway, "sk-slow");
     const ids = ["1", "2", "3"];
     const file = await upload(client, ids.map((id) => chatLine(`b-${id}`, `line ${id}`)).join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     const done = await waitForBatch(client, batch.id, isFinished, 20_000);
     assert.equal(done.status, "completed", JSON.stringify(done));
     assert.deepEqual(done.request_counts, { total: 3, completed: 3, failed: 0 });
@@ -464,11 +403,7 @@ ${providersYaml(mock)}batches:
       client,
       ["1", "2", "3", "4", "5"].map((id) => chatLine(`c-${id}`, `line ${id}`)).join("\n"),
     );
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     await mock.waitForRequests(1, 5_000);
     const cancelling = await client.batches.cancel(batch.id);
     assert.equal(cancelling.status, "cancelling");
@@ -490,14 +425,13 @@ ${providersYaml(mock)}batches:
   test("cancel while lines wait for a limit: they stop waiting, cancelled at once", async (t) => {
     const mock = await useMock(t);
     echoing(mock);
-    const gateway = await useGateway(t, `${providersYaml(mock, ", limits: { rpm: 1 }")}batches:\n  concurrency: 2\n`);
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock, { modelKeys: ", limits: { rpm: 1 }" })}batches:\n  concurrency: 2\n`,
+    );
     const client = openAiClient(gateway);
     const file = await upload(client, ["1", "2", "3"].map((id) => chatLine(`w-${id}`, `line ${id}`)).join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     await waitForBatch(client, batch.id, (current) => (current.request_counts?.completed ?? 0) === 1);
     await sleep(200);
     const cancelledAt = Date.now();
@@ -519,11 +453,7 @@ ${providersYaml(mock)}batches:
     const client = openAiClient(gateway);
     const ids = ["1", "2", "3", "4", "5", "6", "7", "8"];
     const file = await upload(client, ids.map((id) => chatLine(`x-${id}`, `line ${id}`)).join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     assert.equal(batch.expires_at, (batch.created_at ?? 0) + 1);
     const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "expired");
@@ -560,11 +490,7 @@ ${providersYaml(mock)}batches:
     const ids = ["1", "2", "3", "4", "5", "6"];
     const firstClient = openAiClient(first);
     const file = await upload(firstClient, ids.map((id) => chatLine(`r-${id}`, `line ${id}`)).join("\n"));
-    const batch = await firstClient.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(firstClient, file.id);
     await mock.waitForRequests(3, 10_000);
     const before = await firstClient.batches.retrieve(batch.id);
     assert.equal(before.status, "in_progress");
@@ -731,11 +657,7 @@ batches:
       client,
       ["1", "2", "3", "4"].map((id) => chatLine(`l-${id}`, `batch ${id}`, "other")).join("\n"),
     );
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     await mock.waitForRequests(1, 5_000);
     await sleep(100);
     // The budget is spent for this second: the live request queues for it, the batch's next line waits behind it.
