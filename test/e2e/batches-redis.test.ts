@@ -16,6 +16,7 @@ import {
   sentContents,
   upload,
   waitForBatch,
+  waitForCompleted,
 } from "../helpers/batches-scene.ts";
 import { useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
@@ -43,9 +44,7 @@ async function basicFlow(a: OpenAI, b: OpenAI): Promise<void> {
   const file = await upload(a, ids.map((id) => chatLine(`r-${id}`, `line ${id}`)).join("\n"));
   assert.equal((await b.files.retrieve(file.id)).bytes, file.bytes, "the file uploaded on A is found on B");
   const batch = await createBatch(b, file.id);
-  const done = await waitForBatch(a, batch.id, isFinished);
-  assert.equal(done.status, "completed", JSON.stringify(done));
-  assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
+  const done = await waitForCompleted(a, batch.id, 4);
   const output = await linesOf(a, done.output_file_id);
   assert.deepEqual(
     output.map((line) => line.custom_id).sort(),
@@ -87,9 +86,7 @@ describe("Batch API with Redis: replicas share files and batches", () => {
       await mock.waitForRequests(3, 10_000);
       await runner.stop(); // SIGKILL: no shutdown, the lease is not given up
       const client = clientOf(other.url);
-      const done = await waitForBatch(client, batch.id, isFinished);
-      assert.equal(done.status, "completed", JSON.stringify(done));
-      assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+      const done = await waitForCompleted(client, batch.id, 6);
       const output = await linesOf(client, done.output_file_id);
       assert.deepEqual(
         output.map((line) => line.custom_id).sort(),

@@ -21,6 +21,7 @@ import {
   UPSTREAM_ID,
   upload,
   waitForBatch,
+  waitForCompleted,
 } from "../helpers/batches-scene.ts";
 import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
@@ -59,9 +60,7 @@ describe("Batch API with the openai SDK", () => {
     assert.equal(created.completion_window, "24h");
     assert.deepEqual(created.metadata, { job: "nightly" });
     assert.equal(created.expires_at, (created.created_at ?? 0) + 24 * 3600);
-    const done = await waitForBatch(client, created.id, isFinished);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 5, completed: 5, failed: 0 });
+    const done = await waitForCompleted(client, created.id, 5);
     assert.equal(done.error_file_id, null);
     assert.equal(typeof done.completed_at, "number");
     assert.equal(typeof done.in_progress_at, "number");
@@ -347,9 +346,7 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     const file = await upload(client, ids.map((id) => chatLine(`p-${id}`, `line ${id}`)).join("\n"));
     const startedAt = Date.now();
     const batch = await createBatch(client, file.id);
-    const done = await waitForBatch(client, batch.id, isFinished, 30_000);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    const done = await waitForCompleted(client, batch.id, 6, 30_000);
     assert.equal(done.error_file_id, null);
     assert.deepEqual(
       (await linesOf(client, done.output_file_id)).map((line) => line.custom_id).sort(),
@@ -385,9 +382,7 @@ ${providersYaml(mock)}batches:
     const ids = ["1", "2", "3"];
     const file = await upload(client, ids.map((id) => chatLine(`b-${id}`, `line ${id}`)).join("\n"));
     const batch = await createBatch(client, file.id);
-    const done = await waitForBatch(client, batch.id, isFinished, 20_000);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 3, completed: 3, failed: 0 });
+    await waitForCompleted(client, batch.id, 3, 20_000);
     const times = chatCalls(mock).map((request) => request.receivedAtMs);
     assert.equal(times.length, 3, "the client's refusals never reached the upstream");
     // Three requests at 1 a second (counted from each charge, before the upstream call): two seconds from first to last.
@@ -500,9 +495,7 @@ ${providersYaml(mock)}batches:
 
     const second = await useGateway(t, yaml);
     const client = openAiClient(second);
-    const done = await waitForBatch(client, batch.id, isFinished);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    const done = await waitForCompleted(client, batch.id, 6);
     const output = await linesOf(client, done.output_file_id);
     assert.deepEqual(
       output.map((line) => line.custom_id).sort(),
@@ -537,9 +530,7 @@ describe("Batch API: a gateway process killed mid-batch", () => {
     await first.stop(); // SIGKILL: no shutdown at all
     const second = await startGatewayProcess(t, yaml);
     const client = clientOf(second.url);
-    const done = await waitForBatch(client, batch.id, isFinished, 20_000);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    const done = await waitForCompleted(client, batch.id, 6, 20_000);
     const output = await linesOf(client, done.output_file_id);
     assert.deepEqual(
       output.map((line) => line.custom_id).sort(),

@@ -89,3 +89,11 @@ export function sentContents(mock: MockUpstream): (string | undefined)[] {
     .filter((request) => request.path === "/v1/chat/completions")
     .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content);
 }
+
+/** Waits for the batch to finish and asserts it completed with each of its `total` lines served, none failed. */
+export async function waitForCompleted(client: OpenAI, id: string, total: number, timeoutMs = 15_000): Promise<Batch> {
+  const done = await waitForBatch(client, id, isFinished, timeoutMs);
+  assert.equal(done.status, "completed", JSON.stringify(done));
+  assert.deepEqual(done.request_counts, { total, completed: total, failed: 0 });
+  return done;
+}
