@@ -37,9 +37,14 @@ async function finished(sdk: OpenAI, id: string, timeoutMs = 10_000): Promise<Sd
   }
 }
 
-/** A step that never answers and resolves `closed` once the gateway hangs up on it. */
-function hangingStep(): {
-  step: { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
+type HandlerStep = { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
+
+/**
+ * A step that writes `start` (nothing by default), then never ends; `closed` resolves once the gateway hangs up on
+ * it.
+ */
+function hangingStep(start: (response: ServerResponse) => void = () => {}): {
+  step: HandlerStep;
   closed: Promise<void>;
 } {
   let onClosed = (): void => {};
@@ -51,37 +56,21 @@ function hangingStep(): {
       kind: "handler",
       handle: (_request, response) => {
         response.on("close", onClosed);
+        start(response);
       },
     },
     closed,
   };
 }
 
-/**
- * A step that starts a chat stream (its first chunks carrying `text`), then sends nothing more, as a slow model;
- * `closed` resolves once the gateway hangs up on it.
- */
-function slowStreamStep(text: string): {
-  step: { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
-  closed: Promise<void>;
-} {
-  let onClosed = (): void => {};
-  const closed = new Promise<void>((resolve) => {
-    onClosed = resolve;
+/** A chat stream started (its first chunks carrying `text`), then nothing more, as a slow model. */
+function slowStreamStep(text: string): { step: HandlerStep; closed: Promise<void> } {
+  return hangingStep((response) => {
+    response.writeHead(200, { "content-type": "text/event-stream" });
+    for (const event of chatStream([text], UPSTREAM_ID).slice(0, 2)) {
+      if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+    }
   });
-  return {
-    step: {
-      kind: "handler",
-      handle: (_request, response) => {
-        response.on("close", onClosed);
-        response.writeHead(200, { "content-type": "text/event-stream" });
-        for (const event of chatStream([text], UPSTREAM_ID).slice(0, 2)) {
-          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
-        }
-      },
-    },
-    closed,
-  };
 }
 
 /** Reads a background stream up to its first text delta, then drops it (as a client would); returns the id. */
