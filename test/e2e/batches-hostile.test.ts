@@ -18,6 +18,7 @@ import {
   isFinished,
   providersYaml,
   sentContents,
+  TWO_TEAMS_YAML,
   UPSTREAM_ID,
   upload,
   waitForBatch,
@@ -83,13 +84,7 @@ describe("Batch API: fairness between batches", () => {
       echoing(mock, 150);
       const gateway = await useGateway(
         t,
-        `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: sk-team-a, name: team-a }
-    - { key: sk-team-b, name: team-b }
-${providersYaml(mock, { apiKey: KEY })}batches:
+        `${TWO_TEAMS_YAML}${providersYaml(mock, { apiKey: KEY })}batches:
   concurrency: 1
 `,
       );

@@ -18,6 +18,8 @@ import {
   isFinished,
   linesOf,
   providersYaml,
+  serverWithKeys,
+  TWO_TEAMS_YAML,
   UPSTREAM_ID,
   upload,
   waitForBatch,
@@ -266,13 +268,7 @@ describe("Batch API: failures, validation and bad input", () => {
     echoing(mock);
     const gateway = await useGateway(
       t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: sk-team-a, name: team-a }
-    - { key: sk-team-b, name: team-b }
-${providersYaml(mock)}state:
+      `${TWO_TEAMS_YAML}${providersYaml(mock)}state:
   path: ":memory:"
 `,
     );
@@ -369,12 +365,7 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     echoing(mock);
     const gateway = await useGateway(
       t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: sk-slow, name: slow, limits: { rps: 1 } }
-${providersYaml(mock)}batches:
+      `${serverWithKeys("{ key: sk-slow, name: slow, limits: { rps: 1 } }")}${providersYaml(mock)}batches:
   concurrency: 2
 `,
     );

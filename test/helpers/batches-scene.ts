@@ -97,3 +97,15 @@ export async function waitForCompleted(client: OpenAI, id: string, total: number
   assert.deepEqual(done.request_counts, { total, completed: total, failed: 0 });
   return done;
 }
+
+/** The `server:` section with the given `api_keys` entries (flow mappings): named clients, each key its own. */
+export function serverWithKeys(...keys: string[]): string {
+  return `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+${keys.map((key) => `    - ${key}\n`).join("")}`;
+}
+
+/** Two named clients: `team-a` (key sk-team-a) and `team-b` (key sk-team-b). */
+export const TWO_TEAMS_YAML = serverWithKeys("{ key: sk-team-a, name: team-a }", "{ key: sk-team-b, name: team-b }");
