@@ -3,7 +3,7 @@
 // killed (SIGKILL) is taken over by another once its lease lapses, with each custom_id exactly once in the output;
 // a cancel on a replica that does not run the batch stops it; and the same basic flow on a 3-master Redis Cluster.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import {
@@ -59,6 +59,30 @@ async function basicFlow(a: OpenAI, b: OpenAI): Promise<void> {
   assert.equal((await linesOf(b, done.output_file_id)).length, 4);
 }
 
+/**
+ * Two gateway processes on one Redis: a batch of `ids` (custom_id `<customIdPrefix>-<id>`) uploaded on `other` and
+ * created on `runner`, then `runner` killed (SIGKILL: no shutdown, the lease is not given up) once the mock got
+ * `requestsBeforeKill` lines; `client` reads on `other`.
+ */
+async function killRunnerMidBatch(
+  t: TestContext,
+  options: { ids: string[]; customIdPrefix: string; batchesYaml: string; requestsBeforeKill: number },
+) {
+  const mock = await useMock(t);
+  echoing(mock, 300);
+  const redis = await useRedisServer(t);
+  const yaml = yamlFor(mock, redis.url, "", options.batchesYaml);
+  const runner = await startGatewayProcess(t, yaml);
+  const other = await startGatewayProcess(t, yaml);
+  const lines = options.ids.map((id) => chatLine(`${options.customIdPrefix}-${id}`, `line ${id}`));
+  const file = await upload(clientOf(other.url), lines.join("\n"));
+  // Created on `runner`: it takes the batch's lease at once, so `other` only watches until it lapses.
+  const batch = await createBatch(clientOf(runner.url), file.id);
+  await mock.waitForRequests(options.requestsBeforeKill, 10_000);
+  await runner.stop();
+  return { mock, batch, client: clientOf(other.url) };
+}
+
 describe("Batch API with Redis: replicas share files and batches", () => {
   test("upload on A, create on B, read the results on A: every custom_id once", skipWithoutRedis, async (t) => {
     const mock = await useMock(t);
@@ -73,19 +97,13 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     "the running replica killed (SIGKILL) mid-batch: the other takes it over, each custom_id exactly once",
     skipWithoutRedis,
     async (t) => {
-      const mock = await useMock(t);
-      echoing(mock, 300);
-      const redis = await useRedisServer(t);
-      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n");
-      const runner = await startGatewayProcess(t, yaml);
-      const other = await startGatewayProcess(t, yaml);
       const ids = ["1", "2", "3", "4", "5", "6"];
-      const file = await upload(clientOf(other.url), ids.map((id) => chatLine(`k-${id}`, `line ${id}`)).join("\n"));
-      // Created on `runner`: it takes the batch's lease at once, so `other` only watches until it lapses.
-      const batch = await createBatch(clientOf(runner.url), file.id);
-      await mock.waitForRequests(3, 10_000);
-      await runner.stop(); // SIGKILL: no shutdown, the lease is not given up
-      const client = clientOf(other.url);
+      const { mock, batch, client } = await killRunnerMidBatch(t, {
+        ids,
+        customIdPrefix: "k",
+        batchesYaml: "  concurrency: 1\n",
+        requestsBeforeKill: 3,
+      });
       const done = await waitForCompleted(client, batch.id, 6);
       const output = await linesOf(client, done.output_file_id);
       assert.deepEqual(
@@ -103,18 +121,13 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     "the running replica killed, the window ends while the other runs it: expired, each custom_id once in one file",
     skipWithoutRedis,
     async (t) => {
-      const mock = await useMock(t);
-      echoing(mock, 300);
-      const redis = await useRedisServer(t);
-      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n  completion_window_ms: 3000\n");
-      const runner = await startGatewayProcess(t, yaml);
-      const other = await startGatewayProcess(t, yaml);
       const ids = Array.from({ length: 30 }, (_, index) => String(index + 1));
-      const file = await upload(clientOf(other.url), ids.map((id) => chatLine(`e-${id}`, `line ${id}`)).join("\n"));
-      const batch = await createBatch(clientOf(runner.url), file.id);
-      await mock.waitForRequests(2, 10_000);
-      await runner.stop(); // SIGKILL
-      const client = clientOf(other.url);
+      const { batch, client } = await killRunnerMidBatch(t, {
+        ids,
+        customIdPrefix: "e",
+        batchesYaml: "  concurrency: 1\n  completion_window_ms: 3000\n",
+        requestsBeforeKill: 2,
+      });
       const done = await waitForBatch(client, batch.id, isFinished);
       assert.equal(done.status, "expired", JSON.stringify(done));
       const output = await linesOf(client, done.output_file_id);
