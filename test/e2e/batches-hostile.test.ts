@@ -9,44 +9,25 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import OpenAI, { toFile } from "openai";
+import OpenAI from "openai";
 import type { Batch } from "openai/resources/batches";
+import {
+  chatLine,
+  createBatch,
+  echoing,
+  isFinished,
+  providersYaml,
+  sentContents,
+  TWO_TEAMS_YAML,
+  UPSTREAM_ID,
+  upload,
+  waitForBatch,
+} from "../helpers/batches-scene.ts";
 import { CHAT_ROUTE, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
-const UPSTREAM_ID = "vendor/m-instruct";
 const KEY = "sk-alpha-0123456789abcdefghijklmnop";
-
-function providersYaml(mock: MockUpstream): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: ${KEY}
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`;
-}
-function chatLine(customId: string, content: string, model = "m"): string {
-  return JSON.stringify({
-    custom_id: customId,
-    method: "POST",
-    url: "/v1/chat/completions",
-    body: { model, messages: [{ role: "user", content }] },
-  });
-}
-async function upload(client: OpenAI, text: string) {
-  return client.files.create({ file: await toFile(Buffer.from(text), "in.jsonl"), purpose: "batch" });
-}
-async function waitFor(client: OpenAI, id: string, timeoutMs = 15_000): Promise<Batch> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const batch = await client.batches.retrieve(id);
-    if (["completed", "failed", "expired", "cancelled"].includes(batch.status)) return batch;
-    if (Date.now() > deadline) assert.fail(JSON.stringify(batch));
-    await sleep(50);
-  }
-}
 
 describe("Batch API: what an upstream echoes", () => {
   test("an upstream echoing the key in a 400, a 500 and a 422: the error file has it redacted", async (t) => {
@@ -65,15 +46,11 @@ describe("Batch API: what an upstream echoes", () => {
       if (content === "422") return { kind: "json", status: 422, body: { detail: `d ${auth}` } };
       return { kind: "json", body: chatCompletion(`echo ${auth}`, UPSTREAM_ID) };
     });
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, providersYaml(mock, { apiKey: KEY }));
     const client = openAiClient(gateway);
     const file = await upload(client, [chatLine("a", "400"), chatLine("b", "500"), chatLine("c", "422")].join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
-    const done = await waitFor(client, batch.id, 30_000);
+    const batch = await createBatch(client, file.id);
+    const done = await waitForBatch(client, batch.id, isFinished, 30_000);
     const text = await (await client.files.content(done.error_file_id ?? "")).text();
     assert.ok(!text.includes("0123456789abcdef"), text);
   });
@@ -82,7 +59,7 @@ describe("Batch API: what an upstream echoes", () => {
 describe("Batch API: hostile input files", () => {
   test("a file of 300,000 tiny lines past max_lines: refused without blocking live requests", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, `${providersYaml(mock)}batches:\n  max_lines: 10\n`);
+    const gateway = await useGateway(t, `${providersYaml(mock, { apiKey: KEY })}batches:\n  max_lines: 10\n`);
     const client = openAiClient(gateway);
     const count = 300_000;
     const text = Array.from({ length: count }, (_, at) => chatLine(`t${at}`, "x")).join("\n");
@@ -90,12 +67,8 @@ describe("Batch API: hostile input files", () => {
     // The gateway runs in this process: the event loop's longest stall is what a live request would have waited.
     const delays = monitorEventLoopDelay({ resolution: 10 });
     delays.enable();
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
-    const done = await waitFor(client, batch.id);
+    const batch = await createBatch(client, file.id);
+    const done = await waitForBatch(client, batch.id, isFinished);
     delays.disable();
     const stalledMs = delays.max / 1e6;
     assert.equal(done.status, "failed");
@@ -104,34 +77,14 @@ describe("Batch API: hostile input files", () => {
   });
 });
 
-/** The mock answers each chat request with its echo after `delayMs`. */
-function slowEcho(mock: MockUpstream, delayMs: number): void {
-  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
-    const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
-    return { kind: "json", body: chatCompletion(`echo: ${content}`, UPSTREAM_ID), delayMs };
-  });
-}
-
-function sentContents(mock: MockUpstream): (string | undefined)[] {
-  return mock.requests
-    .filter((request) => request.path === "/v1/chat/completions")
-    .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content);
-}
-
 describe("Batch API: fairness between batches", () => {
   for (const scene of ["another client's", "the same client's"] as const) {
     test(`a 1-line batch created behind a long one (${scene}) is served in its turn, not after the long one`, async (t) => {
       const mock = await useMock(t);
-      slowEcho(mock, 150);
+      echoing(mock, 150);
       const gateway = await useGateway(
         t,
-        `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: sk-team-a, name: team-a }
-    - { key: sk-team-b, name: team-b }
-${providersYaml(mock)}batches:
+        `${TWO_TEAMS_YAML}${providersYaml(mock, { apiKey: KEY })}batches:
   concurrency: 1
 `,
       );
@@ -141,25 +94,17 @@ ${providersYaml(mock)}batches:
         big,
         Array.from({ length: 8 }, (_, at) => chatLine(`big-${at}`, `big ${at}`)).join("\n"),
       );
-      const bigBatch = await big.batches.create({
-        input_file_id: bigFile.id,
-        endpoint: "/v1/chat/completions",
-        completion_window: "24h",
-      });
+      const bigBatch = await createBatch(big, bigFile.id);
       await mock.waitForRequests(1, 5_000);
       const smallFile = await upload(small, chatLine("small", "small"));
-      const smallBatch = await small.batches.create({
-        input_file_id: smallFile.id,
-        endpoint: "/v1/chat/completions",
-        completion_window: "24h",
-      });
-      const smallDone = await waitFor(small, smallBatch.id);
+      const smallBatch = await createBatch(small, smallFile.id);
+      const smallDone = await waitForBatch(small, smallBatch.id, isFinished);
       assert.equal(smallDone.status, "completed");
       // One line each in turn: the small batch's line went at most after the big one's second, not after its eighth.
       const order = sentContents(mock);
       assert.ok(order.indexOf("small") >= 1 && order.indexOf("small") <= 2, `sent in the order ${order}`);
       assert.notEqual((await big.batches.retrieve(bigBatch.id)).status, "completed");
-      const bigDone = await waitFor(big, bigBatch.id);
+      const bigDone = await waitForBatch(big, bigBatch.id, isFinished);
       assert.deepEqual(bigDone.request_counts, { total: 8, completed: 8, failed: 0 });
     });
   }
@@ -176,9 +121,9 @@ describe("Batch API: a running batch's input file, across a restart", () => {
     during: (client: OpenAI, fileId: string) => Promise<void>,
   ): Promise<{ done: Batch; mock: MockUpstream }> {
     const mock = await useMock(t);
-    slowEcho(mock, 400);
+    echoing(mock, 400);
     const dir = mkdtempSync(join(tmpdir(), "llm-gateway-batches-hostile-"));
-    const yaml = `${providersYaml(mock)}batches:\n  concurrency: 1\n${batchesYaml}state:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
+    const yaml = `${providersYaml(mock, { apiKey: KEY })}batches:\n  concurrency: 1\n${batchesYaml}state:\n  path: ${JSON.stringify(join(dir, "state.db"))}\n`;
     const first = await startTestGateway(yaml);
     let isFirstClosed = false;
     t.after(async () => {
@@ -189,17 +134,13 @@ describe("Batch API: a running batch's input file, across a restart", () => {
       firstClient,
       Array.from({ length: 10 }, (_, at) => chatLine(`d-${at}`, `line ${at}`)).join("\n"),
     );
-    const batch = await firstClient.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(firstClient, file.id);
     await mock.waitForRequests(2, 10_000);
     await during(firstClient, file.id);
     await first.close();
     isFirstClosed = true;
     const second = await useGateway(t, yaml);
-    return { done: await waitFor(openAiClient(second), batch.id), mock };
+    return { done: await waitForBatch(openAiClient(second), batch.id, isFinished), mock };
   }
 
   test("deleting it while its batch runs is refused (400 naming the batch); the batch completes after a restart", async (t) => {
@@ -234,16 +175,12 @@ describe("Batch API: a running batch's input file, across a restart", () => {
 describe("Batch API: a line over the door's own limits", () => {
   test("a line whose body is over server.body_limit_bytes goes to the error file as a 413, never upstream", async (t) => {
     const mock = await useMock(t);
-    slowEcho(mock, 0);
-    const gateway = await useGateway(t, `server:\n  body_limit_bytes: 4000\n${providersYaml(mock)}`);
+    echoing(mock, 0);
+    const gateway = await useGateway(t, `server:\n  body_limit_bytes: 4000\n${providersYaml(mock, { apiKey: KEY })}`);
     const client = openAiClient(gateway);
     const file = await upload(client, [chatLine("small", "hello"), chatLine("large", "x".repeat(10_000))].join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
-    const done = await waitFor(client, batch.id);
+    const batch = await createBatch(client, file.id);
+    const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "completed");
     assert.deepEqual(done.request_counts, { total: 2, completed: 1, failed: 1 });
     const errors = (await (await client.files.content(done.error_file_id ?? "")).text()).trim().split("\n");
@@ -273,7 +210,7 @@ describe("Batch API: memory of running batches", () => {
           : JSON.stringify(join(mkdtempSync(join(tmpdir(), "llm-gateway-batches-memory-")), "state.db"));
       const gateway = await useGateway(
         t,
-        `${providersYaml(mock)}batches:\n  concurrency: 1\nstate:\n  path: ${statePath}\n`,
+        `${providersYaml(mock, { apiKey: KEY })}batches:\n  concurrency: 1\nstate:\n  path: ${statePath}\n`,
       );
       const client = openAiClient(gateway);
       const filler = "word ".repeat(400);
@@ -311,7 +248,7 @@ describe("Batch API: memory of running batches", () => {
 describe("Batch API: hostile uploads", () => {
   test("two files, `purpose` twice, a file as a text field, a hostile filename: clear errors, the name kept as data only", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, providersYaml(mock, { apiKey: KEY }));
     const post = async (fill: (form: FormData) => void): Promise<{ status: number; body: Record<string, unknown> }> => {
       const form = new FormData();
       fill(form);
@@ -354,19 +291,15 @@ describe("Batch API: hostile uploads", () => {
 describe("Batch API: a config reload mid-batch", () => {
   test("the batch's model removed by a reload: the lines after it go to the error file as model_not_found, the counts add up", async (t) => {
     const mock = await useMock(t);
-    slowEcho(mock, 300);
+    echoing(mock, 300);
     const head = "server:\n  port: 0\n  host: 127.0.0.1\n  admin_keys: [sk-admin-batches-0123456789]\n";
-    const gateway = await useGateway(t, `${head}${providersYaml(mock)}batches:\n  concurrency: 1\n`);
+    const gateway = await useGateway(t, `${head}${providersYaml(mock, { apiKey: KEY })}batches:\n  concurrency: 1\n`);
     const client = openAiClient(gateway);
     const file = await upload(
       client,
       Array.from({ length: 6 }, (_, at) => chatLine(`h-${at}`, `line ${at}`)).join("\n"),
     );
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     await mock.waitForRequests(2, 10_000);
     const text = readFileSync(gateway.configPath, "utf8");
     writeFileSync(gateway.configPath, text.replace(`m: { id: ${UPSTREAM_ID} }`, "other: { id: vendor/other }"));
@@ -374,7 +307,7 @@ describe("Batch API: a config reload mid-batch", () => {
       headers: { authorization: "Bearer sk-admin-batches-0123456789" },
     });
     assert.equal(reloaded.status, 200, reloaded.text);
-    const done = await waitFor(client, batch.id);
+    const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "completed");
     const counts = done.request_counts ?? { total: 0, completed: 0, failed: 0 };
     assert.equal(counts.total, 6);

@@ -3,35 +3,31 @@
 // killed (SIGKILL) is taken over by another once its lease lapses, with each custom_id exactly once in the output;
 // a cancel on a replica that does not run the batch stops it; and the same basic flow on a 3-master Redis Cluster.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import OpenAI, { toFile } from "openai";
-import type { Batch } from "openai/resources/batches";
-import { CHAT_ROUTE, useGateway, useMock } from "../helpers/e2e.ts";
+import OpenAI from "openai";
+import {
+  chatLine,
+  createBatch,
+  echoing,
+  isFinished,
+  linesOf,
+  providersYaml,
+  sentContents,
+  upload,
+  waitForBatch,
+  waitForCompleted,
+} from "../helpers/batches-scene.ts";
+import { useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
-import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
-const UPSTREAM_ID = "vendor/m-instruct";
 const skipWithoutRedis = { skip: isRedisInstalled() ? false : REDIS_MISSING };
 
-/** Answers each chat request with "echo: <last user message>" after `delayMs`, so a result shows which line it is. */
-function slowEcho(mock: MockUpstream, delayMs: number): void {
-  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
-    const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
-    return { kind: "json", body: chatCompletion(`echo: ${content}`, UPSTREAM_ID), delayMs };
-  });
-}
-
 function yamlFor(mock: MockUpstream, redisUrl: string, extra = "", batches = ""): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-state:
+  return `${providersYaml(mock)}state:
   path: ":memory:"
   redis_url: ${redisUrl}
   redis_key_prefix: "batches-redis-e2e:"
@@ -40,65 +36,15 @@ ${extra}batches:
 ${batches}`;
 }
 
-function chatLine(customId: string, content: string): string {
-  return JSON.stringify({
-    custom_id: customId,
-    method: "POST",
-    url: "/v1/chat/completions",
-    body: { model: "m", messages: [{ role: "user", content }] },
-  });
-}
-
 const clientOf = (url: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0 });
-
-async function upload(client: OpenAI, text: string) {
-  return client.files.create({ file: await toFile(Buffer.from(text), "input.jsonl"), purpose: "batch" });
-}
-
-async function create(client: OpenAI, inputFileId: string) {
-  return client.batches.create({
-    input_file_id: inputFileId,
-    endpoint: "/v1/chat/completions",
-    completion_window: "24h",
-  });
-}
-
-async function waitForBatch(client: OpenAI, id: string, isDone: (batch: Batch) => boolean, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const batch = await client.batches.retrieve(id);
-    if (isDone(batch)) return batch;
-    if (Date.now() > deadline) assert.fail(`batch ${id} still ${batch.status}: ${JSON.stringify(batch)}`);
-    await sleep(50);
-  }
-}
-
-const isFinished = (batch: Batch): boolean => ["completed", "failed", "expired", "cancelled"].includes(batch.status);
-
-async function linesOf(client: OpenAI, fileId: string | null | undefined): Promise<Record<string, unknown>[]> {
-  if (fileId === null || fileId === undefined) return [];
-  const text = await (await client.files.content(fileId)).text();
-  return text
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
-function sentContents(mock: MockUpstream): (string | undefined)[] {
-  return mock.requests
-    .filter((request) => request.path === "/v1/chat/completions")
-    .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content);
-}
 
 /** Upload on `a`, create on `b`, poll and read the results on `a`: every custom_id once, with its answer. */
 async function basicFlow(a: OpenAI, b: OpenAI): Promise<void> {
   const ids = ["1", "2", "3", "4"];
   const file = await upload(a, ids.map((id) => chatLine(`r-${id}`, `line ${id}`)).join("\n"));
   assert.equal((await b.files.retrieve(file.id)).bytes, file.bytes, "the file uploaded on A is found on B");
-  const batch = await create(b, file.id);
-  const done = await waitForBatch(a, batch.id, isFinished);
-  assert.equal(done.status, "completed", JSON.stringify(done));
-  assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
+  const batch = await createBatch(b, file.id);
+  const done = await waitForCompleted(a, batch.id, 4);
   const output = await linesOf(a, done.output_file_id);
   assert.deepEqual(
     output.map((line) => line.custom_id).sort(),
@@ -113,10 +59,34 @@ async function basicFlow(a: OpenAI, b: OpenAI): Promise<void> {
   assert.equal((await linesOf(b, done.output_file_id)).length, 4);
 }
 
+/**
+ * Two gateway processes on one Redis: a batch of `ids` (custom_id `<customIdPrefix>-<id>`) uploaded on `other` and
+ * created on `runner`, then `runner` killed (SIGKILL: no shutdown, the lease is not given up) once the mock got
+ * `requestsBeforeKill` lines; `client` reads on `other`.
+ */
+async function killRunnerMidBatch(
+  t: TestContext,
+  options: { ids: string[]; customIdPrefix: string; batchesYaml: string; requestsBeforeKill: number },
+) {
+  const mock = await useMock(t);
+  echoing(mock, 300);
+  const redis = await useRedisServer(t);
+  const yaml = yamlFor(mock, redis.url, "", options.batchesYaml);
+  const runner = await startGatewayProcess(t, yaml);
+  const other = await startGatewayProcess(t, yaml);
+  const lines = options.ids.map((id) => chatLine(`${options.customIdPrefix}-${id}`, `line ${id}`));
+  const file = await upload(clientOf(other.url), lines.join("\n"));
+  // Created on `runner`: it takes the batch's lease at once, so `other` only watches until it lapses.
+  const batch = await createBatch(clientOf(runner.url), file.id);
+  await mock.waitForRequests(options.requestsBeforeKill, 10_000);
+  await runner.stop();
+  return { mock, batch, client: clientOf(other.url) };
+}
+
 describe("Batch API with Redis: replicas share files and batches", () => {
   test("upload on A, create on B, read the results on A: every custom_id once", skipWithoutRedis, async (t) => {
     const mock = await useMock(t);
-    slowEcho(mock, 20);
+    echoing(mock, 20);
     const redis = await useRedisServer(t);
     const a = await useGateway(t, yamlFor(mock, redis.url));
     const b = await useGateway(t, yamlFor(mock, redis.url));
@@ -127,22 +97,14 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     "the running replica killed (SIGKILL) mid-batch: the other takes it over, each custom_id exactly once",
     skipWithoutRedis,
     async (t) => {
-      const mock = await useMock(t);
-      slowEcho(mock, 300);
-      const redis = await useRedisServer(t);
-      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n");
-      const runner = await startGatewayProcess(t, yaml);
-      const other = await startGatewayProcess(t, yaml);
       const ids = ["1", "2", "3", "4", "5", "6"];
-      const file = await upload(clientOf(other.url), ids.map((id) => chatLine(`k-${id}`, `line ${id}`)).join("\n"));
-      // Created on `runner`: it takes the batch's lease at once, so `other` only watches until it lapses.
-      const batch = await create(clientOf(runner.url), file.id);
-      await mock.waitForRequests(3, 10_000);
-      await runner.stop(); // SIGKILL: no shutdown, the lease is not given up
-      const client = clientOf(other.url);
-      const done = await waitForBatch(client, batch.id, isFinished);
-      assert.equal(done.status, "completed", JSON.stringify(done));
-      assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+      const { mock, batch, client } = await killRunnerMidBatch(t, {
+        ids,
+        customIdPrefix: "k",
+        batchesYaml: "  concurrency: 1\n",
+        requestsBeforeKill: 3,
+      });
+      const done = await waitForCompleted(client, batch.id, 6);
       const output = await linesOf(client, done.output_file_id);
       assert.deepEqual(
         output.map((line) => line.custom_id).sort(),
@@ -159,18 +121,13 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     "the running replica killed, the window ends while the other runs it: expired, each custom_id once in one file",
     skipWithoutRedis,
     async (t) => {
-      const mock = await useMock(t);
-      slowEcho(mock, 300);
-      const redis = await useRedisServer(t);
-      const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n  completion_window_ms: 3000\n");
-      const runner = await startGatewayProcess(t, yaml);
-      const other = await startGatewayProcess(t, yaml);
       const ids = Array.from({ length: 30 }, (_, index) => String(index + 1));
-      const file = await upload(clientOf(other.url), ids.map((id) => chatLine(`e-${id}`, `line ${id}`)).join("\n"));
-      const batch = await create(clientOf(runner.url), file.id);
-      await mock.waitForRequests(2, 10_000);
-      await runner.stop(); // SIGKILL
-      const client = clientOf(other.url);
+      const { batch, client } = await killRunnerMidBatch(t, {
+        ids,
+        customIdPrefix: "e",
+        batchesYaml: "  concurrency: 1\n  completion_window_ms: 3000\n",
+        requestsBeforeKill: 2,
+      });
       const done = await waitForBatch(client, batch.id, isFinished);
       assert.equal(done.status, "expired", JSON.stringify(done));
       const output = await linesOf(client, done.output_file_id);
@@ -188,14 +145,14 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     skipWithoutRedis,
     async (t) => {
       const mock = await useMock(t);
-      slowEcho(mock, 400);
+      echoing(mock, 400);
       const redis = await useRedisServer(t);
       const yaml = yamlFor(mock, redis.url, "", "  concurrency: 1\n");
       const runner = clientOf((await useGateway(t, yaml)).baseUrl.replace(/\/v1$/, ""));
       const other = clientOf((await useGateway(t, yaml)).baseUrl.replace(/\/v1$/, ""));
       const ids = ["1", "2", "3", "4", "5", "6", "7", "8"];
       const file = await upload(other, ids.map((id) => chatLine(`c-${id}`, `line ${id}`)).join("\n"));
-      const batch = await create(runner, file.id);
+      const batch = await createBatch(runner, file.id);
       await mock.waitForRequests(1, 10_000);
       const cancelling = await other.batches.cancel(batch.id);
       assert.equal(cancelling.status, "cancelling");
@@ -216,7 +173,7 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     skipWithoutRedis,
     async (t) => {
       const mock = await useMock(t);
-      slowEcho(mock, 20);
+      echoing(mock, 20);
       const redis = await useRedisServer(t);
       const gateway = await useGateway(t, yamlFor(mock, redis.url));
       await redis.kill();
@@ -245,7 +202,7 @@ describe("Batch API with Redis: replicas share files and batches", () => {
     skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
   }, async (t) => {
     const mock = await useMock(t);
-    slowEcho(mock, 20);
+    echoing(mock, 20);
     const cluster = await useRedisCluster(t);
     const yaml = yamlFor(mock, cluster.url, "  redis_cluster: true\n");
     const a = await useGateway(t, yaml);

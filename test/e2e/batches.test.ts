@@ -11,65 +11,24 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI, { toFile } from "openai";
 
-import type { Batch } from "openai/resources/batches";
+import {
+  chatLine,
+  createBatch,
+  echoing,
+  isFinished,
+  linesOf,
+  providersYaml,
+  serverWithKeys,
+  TWO_TEAMS_YAML,
+  UPSTREAM_ID,
+  upload,
+  waitForBatch,
+  waitForCompleted,
+} from "../helpers/batches-scene.ts";
 import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
-
-const UPSTREAM_ID = "vendor/m-instruct";
-
-/** The mock answers each chat request with "echo: <last user message>", so a result shows which line it is. */
-function echoing(mock: MockUpstream): void {
-  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
-    const messages = (request.body as { messages: { content: string }[] }).messages;
-    return { kind: "json", body: chatCompletion(`echo: ${messages.at(-1)?.content ?? ""}`, UPSTREAM_ID) };
-  });
-}
-
-function providersYaml(mock: MockUpstream, modelKeys = ""): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID}${modelKeys} }
-`;
-}
-
-function chatLine(customId: string, content: string, model = "m"): string {
-  return JSON.stringify({
-    custom_id: customId,
-    method: "POST",
-    url: "/v1/chat/completions",
-    body: { model, messages: [{ role: "user", content }] },
-  });
-}
-
-async function upload(client: OpenAI, text: string, name = "input.jsonl") {
-  return client.files.create({ file: await toFile(Buffer.from(text), name), purpose: "batch" });
-}
-
-async function waitForBatch(client: OpenAI, id: string, isDone: (batch: Batch) => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const batch = await client.batches.retrieve(id);
-    if (isDone(batch)) return batch;
-    if (Date.now() > deadline) assert.fail(`batch ${id} still ${batch.status}: ${JSON.stringify(batch)}`);
-    await sleep(50);
-  }
-}
-
-const isFinished = (batch: Batch): boolean => ["completed", "failed", "expired", "cancelled"].includes(batch.status);
-
-async function linesOf(client: OpenAI, fileId: string | null | undefined): Promise<Record<string, unknown>[]> {
-  if (fileId === null || fileId === undefined) return [];
-  const text = await (await client.files.content(fileId)).text();
-  return text
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 describe("Batch API with the openai SDK", () => {
   test("upload, create, poll to completed, read the output file: every custom_id with the mock's answer", async (t) => {
@@ -103,9 +62,7 @@ describe("Batch API with the openai SDK", () => {
     assert.equal(created.completion_window, "24h");
     assert.deepEqual(created.metadata, { job: "nightly" });
     assert.equal(created.expires_at, (created.created_at ?? 0) + 24 * 3600);
-    const done = await waitForBatch(client, created.id, isFinished);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 5, completed: 5, failed: 0 });
+    const done = await waitForCompleted(client, created.id, 5);
     assert.equal(done.error_file_id, null);
     assert.equal(typeof done.completed_at, "number");
     assert.equal(typeof done.in_progress_at, "number");
@@ -169,11 +126,7 @@ describe("Batch API: failures, validation and bad input", () => {
         chatLine("ok-2", "again"),
       ].join("\n"),
     );
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "completed");
     assert.deepEqual(done.request_counts, { total: 4, completed: 2, failed: 2 });
@@ -205,11 +158,7 @@ describe("Batch API: failures, validation and bad input", () => {
       JSON.stringify({ custom_id: "g", method: "GET", url: "/v1/chat/completions", body: { model: "m" } }),
     ].join("\n");
     const file = await upload(client, text);
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "failed");
     assert.equal(typeof done.failed_at, "number");
@@ -319,24 +268,14 @@ describe("Batch API: failures, validation and bad input", () => {
     echoing(mock);
     const gateway = await useGateway(
       t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: sk-team-a, name: team-a }
-    - { key: sk-team-b, name: team-b }
-${providersYaml(mock)}state:
+      `${TWO_TEAMS_YAML}${providersYaml(mock)}state:
   path: ":memory:"
 `,
     );
     const teamA = openAiClient(gateway, "sk-team-a");
     const teamB = openAiClient(gateway, "sk-team-b");
     const file = await upload(teamA, chatLine("a", "for team a"));
-    const batch = await teamA.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(teamA, file.id);
     const done = await waitForBatch(teamA, batch.id, isFinished);
     assert.equal(done.status, "completed");
     const notFound = async (call: () => Promise<unknown>): Promise<number | undefined> => {
@@ -394,19 +333,16 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
   test("a model limited to 2 requests a second serves every line at that pace, none failed", async (t) => {
     const mock = await useMock(t);
     echoing(mock);
-    const gateway = await useGateway(t, `${providersYaml(mock, ", limits: { rps: 2 }")}batches:\n  concurrency: 4\n`);
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock, { modelKeys: ", limits: { rps: 2 }" })}batches:\n  concurrency: 4\n`,
+    );
     const client = openAiClient(gateway);
     const ids = ["1", "2", "3", "4", "5", "6"];
     const file = await upload(client, ids.map((id) => chatLine(`p-${id}`, `line ${id}`)).join("\n"));
     const startedAt = Date.now();
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
-    const done = await waitForBatch(client, batch.id, isFinished, 30_000);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    const batch = await createBatch(client, file.id);
+    const done = await waitForCompleted(client, batch.id, 6, 30_000);
     assert.equal(done.error_file_id, null);
     assert.deepEqual(
       (await linesOf(client, done.output_file_id)).map((line) => line.custom_id).sort(),
@@ -429,26 +365,15 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     echoing(mock);
     const gateway = await useGateway(
       t,
-      `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - { key: sk-slow, name: slow, limits: { rps: 1 } }
-${providersYaml(mock)}batches:
+      `${serverWithKeys("{ key: sk-slow, name: slow, limits: { rps: 1 } }")}${providersYaml(mock)}batches:
   concurrency: 2
 `,
     );
     const client = openAiClient(gateway, "sk-slow");
     const ids = ["1", "2", "3"];
     const file = await upload(client, ids.map((id) => chatLine(`b-${id}`, `line ${id}`)).join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
-    const done = await waitForBatch(client, batch.id, isFinished, 20_000);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 3, completed: 3, failed: 0 });
+    const batch = await createBatch(client, file.id);
+    await waitForCompleted(client, batch.id, 3, 20_000);
     const times = chatCalls(mock).map((request) => request.receivedAtMs);
     assert.equal(times.length, 3, "the client's refusals never reached the upstream");
     // Three requests at 1 a second (counted from each charge, before the upstream call): two seconds from first to last.
@@ -464,11 +389,7 @@ ${providersYaml(mock)}batches:
       client,
       ["1", "2", "3", "4", "5"].map((id) => chatLine(`c-${id}`, `line ${id}`)).join("\n"),
     );
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     await mock.waitForRequests(1, 5_000);
     const cancelling = await client.batches.cancel(batch.id);
     assert.equal(cancelling.status, "cancelling");
@@ -490,14 +411,13 @@ ${providersYaml(mock)}batches:
   test("cancel while lines wait for a limit: they stop waiting, cancelled at once", async (t) => {
     const mock = await useMock(t);
     echoing(mock);
-    const gateway = await useGateway(t, `${providersYaml(mock, ", limits: { rpm: 1 }")}batches:\n  concurrency: 2\n`);
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock, { modelKeys: ", limits: { rpm: 1 }" })}batches:\n  concurrency: 2\n`,
+    );
     const client = openAiClient(gateway);
     const file = await upload(client, ["1", "2", "3"].map((id) => chatLine(`w-${id}`, `line ${id}`)).join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     await waitForBatch(client, batch.id, (current) => (current.request_counts?.completed ?? 0) === 1);
     await sleep(200);
     const cancelledAt = Date.now();
@@ -519,11 +439,7 @@ ${providersYaml(mock)}batches:
     const client = openAiClient(gateway);
     const ids = ["1", "2", "3", "4", "5", "6", "7", "8"];
     const file = await upload(client, ids.map((id) => chatLine(`x-${id}`, `line ${id}`)).join("\n"));
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     assert.equal(batch.expires_at, (batch.created_at ?? 0) + 1);
     const done = await waitForBatch(client, batch.id, isFinished);
     assert.equal(done.status, "expired");
@@ -560,11 +476,7 @@ ${providersYaml(mock)}batches:
     const ids = ["1", "2", "3", "4", "5", "6"];
     const firstClient = openAiClient(first);
     const file = await upload(firstClient, ids.map((id) => chatLine(`r-${id}`, `line ${id}`)).join("\n"));
-    const batch = await firstClient.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(firstClient, file.id);
     await mock.waitForRequests(3, 10_000);
     const before = await firstClient.batches.retrieve(batch.id);
     assert.equal(before.status, "in_progress");
@@ -574,9 +486,7 @@ ${providersYaml(mock)}batches:
 
     const second = await useGateway(t, yaml);
     const client = openAiClient(second);
-    const done = await waitForBatch(client, batch.id, isFinished);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    const done = await waitForCompleted(client, batch.id, 6);
     const output = await linesOf(client, done.output_file_id);
     assert.deepEqual(
       output.map((line) => line.custom_id).sort(),
@@ -611,9 +521,7 @@ describe("Batch API: a gateway process killed mid-batch", () => {
     await first.stop(); // SIGKILL: no shutdown at all
     const second = await startGatewayProcess(t, yaml);
     const client = clientOf(second.url);
-    const done = await waitForBatch(client, batch.id, isFinished, 20_000);
-    assert.equal(done.status, "completed", JSON.stringify(done));
-    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    const done = await waitForCompleted(client, batch.id, 6, 20_000);
     const output = await linesOf(client, done.output_file_id);
     assert.deepEqual(
       output.map((line) => line.custom_id).sort(),
@@ -731,11 +639,7 @@ batches:
       client,
       ["1", "2", "3", "4"].map((id) => chatLine(`l-${id}`, `batch ${id}`, "other")).join("\n"),
     );
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-    });
+    const batch = await createBatch(client, file.id);
     await mock.waitForRequests(1, 5_000);
     await sleep(100);
     // The budget is spent for this second: the live request queues for it, the batch's next line waits behind it.

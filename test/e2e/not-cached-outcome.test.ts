@@ -6,7 +6,21 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { chatRequests, errorOf, HELLO, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, type Sample } from "../helpers/prometheus-text.ts";
+
+/** One provider and the answer cache on: `only-if-cached` is honoured (a miss is a 504 `not_cached`). */
+function cachedProviderYaml(mock: MockUpstream): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: alpha-m }
+cache:
+  enabled: true
+`;
+}
 
 function sumOf(samples: readonly Sample[], name: string, labels: Readonly<Record<string, string>>): number {
   return samples
@@ -24,15 +38,7 @@ test("an only-if-cached miss is counted as not_cached, not as a 5xx or an error"
   api_keys:
     - plain-key
     - { key: team-key, name: team }
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: alpha-m }
-cache:
-  enabled: true
-`,
+${cachedProviderYaml(mock)}`,
   );
   const auth = { authorization: "Bearer team-key" };
   // The gateway's views (an unnamed key): /metrics names every client, a named client may not read it.
@@ -89,30 +95,18 @@ cache:
 test("an only-if-cached miss is logged as the client's answer (info), not as an internal error with a stack (error)", async (t) => {
   const mock = await useMock(t);
   const lines: { level: number; code?: string; msg?: string }[] = [];
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: alpha-m }
-cache:
-  enabled: true
-`,
-    {
-      logLevel: "info",
-      logStream: new Writable({
-        write(chunk, _encoding, callback) {
-          for (const line of String(chunk)
-            .split("\n")
-            .filter((text) => text !== ""))
-            lines.push(JSON.parse(line));
-          callback();
-        },
-      }),
-    },
-  );
+  const gateway = await useGateway(t, cachedProviderYaml(mock), {
+    logLevel: "info",
+    logStream: new Writable({
+      write(chunk, _encoding, callback) {
+        for (const line of String(chunk)
+          .split("\n")
+          .filter((text) => text !== ""))
+          lines.push(JSON.parse(line));
+        callback();
+      },
+    }),
+  });
   const miss = await postChat(gateway, { model: "m", messages: HELLO }, { "cache-control": "only-if-cached" });
   assert.equal(miss.status, 504, miss.text);
   assert.deepEqual(

@@ -5,13 +5,13 @@
 // the Redis variant (two gateways sharing only Redis: one runs it, the other reads, follows and cancels it).
 import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
-import type { Response as SdkResponse } from "openai/resources/responses/responses";
+import type { ResponseStreamEvent, Response as SdkResponse } from "openai/resources/responses/responses";
 import { CHAT_ROUTE, chatRequests, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
 import { startTwoProviders } from "../helpers/two-providers.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
@@ -37,9 +37,14 @@ async function finished(sdk: OpenAI, id: string, timeoutMs = 10_000): Promise<Sd
   }
 }
 
-/** A step that never answers and resolves `closed` once the gateway hangs up on it. */
-function hangingStep(): {
-  step: { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
+type HandlerStep = { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
+
+/**
+ * A step that writes `start` (nothing by default), then never ends; `closed` resolves once the gateway hangs up on
+ * it.
+ */
+function hangingStep(start: (response: ServerResponse) => void = () => {}): {
+  step: HandlerStep;
   closed: Promise<void>;
 } {
   let onClosed = (): void => {};
@@ -51,10 +56,57 @@ function hangingStep(): {
       kind: "handler",
       handle: (_request, response) => {
         response.on("close", onClosed);
+        start(response);
       },
     },
     closed,
   };
+}
+
+/** A chat stream started (its first chunks carrying `text`), then nothing more, as a slow model. */
+function slowStreamStep(text: string): { step: HandlerStep; closed: Promise<void> } {
+  return hangingStep((response) => {
+    response.writeHead(200, { "content-type": "text/event-stream" });
+    for (const event of chatStream([text], UPSTREAM_ID).slice(0, 2)) {
+      if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+    }
+  });
+}
+
+/** Reads a background stream up to its first text delta, then drops it (as a client would); returns the id. */
+async function idAtFirstDelta(stream: AsyncIterable<ResponseStreamEvent>): Promise<string> {
+  let id = "";
+  for await (const event of stream) {
+    if (event.type === "response.created") id = event.response.id;
+    if (event.type === "response.output_text.delta") break;
+  }
+  return id;
+}
+
+/** Follows a stream to its end: the text of its deltas and the type of its last event. */
+async function followedText(stream: AsyncIterable<ResponseStreamEvent>): Promise<{ text: string; lastType: string }> {
+  let text = "";
+  let lastType = "";
+  for await (const event of stream) {
+    if (event.type === "response.output_text.delta") text += event.delta;
+    lastType = event.type;
+  }
+  return { text, lastType };
+}
+
+/** The gateway config with state kept only in Redis, under a prefix of its own per test. */
+function redisYaml(mock: MockUpstream, redis: RedisServer, prefix: string): string {
+  return `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}"\n`;
+}
+
+/** Two gateways sharing only one Redis: `runner` (whose client is `one`) and `other`, on one mock upstream. */
+async function twoGatewaysOnRedis(t: TestContext, prefix: string) {
+  const mock = await useMock(t);
+  const redis = await useRedisServer(t);
+  const yaml = redisYaml(mock, redis, prefix);
+  const runner = await useGateway(t, yaml);
+  const other = openAiClient(await useGateway(t, yaml));
+  return { mock, redis, runner, one: openAiClient(runner), other };
 }
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
@@ -250,21 +302,8 @@ describe("Responses background mode", () => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, providersYaml(mock));
     const sdk = openAiClient(gateway);
-    let onClosed = (): void => {};
-    const closed = new Promise<void>((resolve) => {
-      onClosed = resolve;
-    });
-    mock.enqueue(CHAT_ROUTE, {
-      kind: "handler",
-      handle: (_request, response) => {
-        response.on("close", onClosed);
-        response.writeHead(200, { "content-type": "text/event-stream" });
-        for (const event of chatStream(["Hello "], UPSTREAM_ID).slice(0, 2)) {
-          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
-        }
-        // then nothing more: a slow model
-      },
-    });
+    const slow = slowStreamStep("Hello ");
+    mock.enqueue(CHAT_ROUTE, slow.step);
     const stream = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
     let id = "";
     const seen: string[] = [];
@@ -280,7 +319,7 @@ describe("Responses background mode", () => {
       }
       if (event.type === "response.incomplete") last = event.response;
     }
-    await closed;
+    await slow.closed;
     assert.ok(seen.includes("response.output_text.delta"));
     // The stream ends with a last response event (OpenAI has no `response.cancelled`): `response.incomplete`
     // carrying the cancelled response and its output; the open message is closed first.
@@ -367,42 +406,26 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
   const skip = isRedisInstalled() ? false : REDIS_MISSING;
 
   test("started on one, read, followed live and replayed on the other", { skip }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-e2e:"\n`;
-    const one = openAiClient(await useGateway(t, yaml));
-    const other = openAiClient(await useGateway(t, yaml));
+    const { mock, one, other } = await twoGatewaysOnRedis(t, "bg-e2e:");
     const words = ["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h."];
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 250, usage: true }) });
-    const stream = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
-    let id = "";
-    for await (const event of stream) {
-      if (event.type === "response.created") id = event.response.id;
-      if (event.type === "response.output_text.delta") break;
-    }
+    const id = await idAtFirstDelta(
+      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
     const seenThere = await other.responses.retrieve(id);
     assert.ok(seenThere.status === "queued" || seenThere.status === "in_progress", seenThere.status);
     assert.equal(seenThere.background, true);
     // Followed on the other gateway from the start until the end.
-    const followed = await other.responses.retrieve(id, { stream: true, starting_after: -1 });
-    let text = "";
-    let lastType = "";
-    for await (const event of followed) {
-      if (event.type === "response.output_text.delta") text += event.delta;
-      lastType = event.type;
-    }
+    const { text, lastType } = await followedText(
+      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
     assert.equal(text, words.join(""));
     assert.equal(lastType, "response.completed");
     assert.equal((await other.responses.retrieve(id)).output_text, words.join(""));
   });
 
   test("cancelled on the other gateway: the run ends and its upstream call is hung up on", { skip }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-cancel:"\n`;
-    const runner = await useGateway(t, yaml);
-    const one = openAiClient(runner);
-    const other = openAiClient(await useGateway(t, yaml));
+    const { mock, runner, one, other } = await twoGatewaysOnRedis(t, "bg-cancel:");
     const hanging = hangingStep();
     mock.enqueue(CHAT_ROUTE, hanging.step);
     const created = await one.responses.create({ model: "m", input: "x", background: true });
@@ -426,12 +449,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     skip,
   }, async (t) => {
     const { Redis } = await import("ioredis");
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-race:"\n`;
-    const runner = await useGateway(t, yaml);
-    const one = openAiClient(runner);
-    const other = openAiClient(await useGateway(t, yaml));
+    const { mock, redis, runner, one, other } = await twoGatewaysOnRedis(t, "bg-race:");
     // monitor() opens a connection of its own: `admin` is closed too.
     const admin = new Redis(redis.url);
     const monitor = await admin.monitor();
@@ -477,7 +495,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     const { Redis } = await import("ioredis");
     const mock = await useMock(t);
     const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-legacy:"\n`;
+    const yaml = redisYaml(mock, redis, "bg-legacy:");
     const sdk = openAiClient(await useGateway(t, yaml));
     const admin = new Redis(redis.url);
     t.after(() => admin.disconnect());
@@ -514,7 +532,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
   }, async (t) => {
     const mock = await useMock(t);
     const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-save:"\n`;
+    const yaml = redisYaml(mock, redis, "bg-save:");
     const gateway = await useGateway(t, yaml);
     const sdk = openAiClient(gateway);
     redis.pause();
@@ -541,11 +559,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     skip,
   }, async (t) => {
     const { Redis } = await import("ioredis");
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-bytes:"\n`;
-    const one = openAiClient(await useGateway(t, yaml));
-    const other = openAiClient(await useGateway(t, yaml));
+    const { mock, redis, one, other } = await twoGatewaysOnRedis(t, "bg-bytes:");
     const admin = new Redis(redis.url);
     t.after(() => admin.disconnect());
     const inputBytes = async (): Promise<number> =>
@@ -580,35 +594,15 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
   test("a streamed run cancelled on the other gateway: its follower there ends with the cancelled response and its output", {
     skip,
   }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-stream-cancel:"\n`;
-    const runner = await useGateway(t, yaml);
-    const one = openAiClient(runner);
-    const other = openAiClient(await useGateway(t, yaml));
-    let onClosed = (): void => {};
-    const closed = new Promise<void>((resolve) => {
-      onClosed = resolve;
-    });
-    mock.enqueue(CHAT_ROUTE, {
-      kind: "handler",
-      handle: (_request, response) => {
-        response.on("close", onClosed);
-        response.writeHead(200, { "content-type": "text/event-stream" });
-        for (const event of chatStream(["Partial "], UPSTREAM_ID).slice(0, 2)) {
-          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
-        }
-      },
-    });
-    const stream = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
-    let id = "";
-    for await (const event of stream) {
-      if (event.type === "response.created") id = event.response.id;
-      if (event.type === "response.output_text.delta") break;
-    }
+    const { mock, runner, one, other } = await twoGatewaysOnRedis(t, "bg-stream-cancel:");
+    const slow = slowStreamStep("Partial ");
+    mock.enqueue(CHAT_ROUTE, slow.step);
+    const id = await idAtFirstDelta(
+      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
     await sleep(1_200); // past a heartbeat: the delta is in Redis
     assert.equal((await other.responses.cancel(id)).status, "cancelled");
-    await closed;
+    await slow.closed;
     await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
     const types: string[] = [];
     let last: SdkResponse | undefined;
@@ -629,7 +623,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
   }, async (t) => {
     const mock = await useMock(t);
     const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-open:"\n`;
+    const yaml = redisYaml(mock, redis, "bg-open:");
     const gateway = await useGateway(t, yaml);
     const sdk = openAiClient(gateway);
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Kept.", UPSTREAM_ID) });
@@ -718,27 +712,17 @@ describe("Responses background mode: a gateway process killed mid-run (SIGKILL)"
     const statePath = join(mkdtempSync(join(tmpdir(), "bg-sigkill-")), "state.db");
     const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
     const doomed = await startGatewayProcess(t, yaml);
+    // The process is killed while this step waits.
+    const slow = slowStreamStep("Half ");
     let isUpstreamClosed = false;
-    mock.enqueue(CHAT_ROUTE, {
-      kind: "handler",
-      handle: (_request, response) => {
-        response.on("close", () => {
-          isUpstreamClosed = true;
-        });
-        response.writeHead(200, { "content-type": "text/event-stream" });
-        for (const event of chatStream(["Half "], UPSTREAM_ID).slice(0, 2)) {
-          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
-        }
-        // then nothing more: the process is killed while it waits
-      },
+    void slow.closed.then(() => {
+      isUpstreamClosed = true;
     });
+    mock.enqueue(CHAT_ROUTE, slow.step);
     const sdkDoomed = new OpenAI({ baseURL: `${doomed.url}/v1`, apiKey: "x", maxRetries: 0 });
-    const stream = await sdkDoomed.responses.create({ model: "m", input: "x", background: true, stream: true });
-    let id = "";
-    for await (const event of stream) {
-      if (event.type === "response.created") id = event.response.id;
-      if (event.type === "response.output_text.delta") break;
-    }
+    const id = await idAtFirstDelta(
+      await sdkDoomed.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
     await sleep(1_300); // past a heartbeat: the delta is in the state file
     process.kill(doomed.pid ?? 0, "SIGKILL");
     const killedAtMs = Date.now();
@@ -748,12 +732,9 @@ describe("Responses background mode: a gateway process killed mid-run (SIGKILL)"
     const seen = await after.responses.retrieve(id);
     assert.equal(seen.status, "in_progress", "within the window it may still be running elsewhere");
     // A follower reads the kept events, then ends once the run is known stale (not after its own timeout).
-    let text = "";
-    let lastType = "";
-    for await (const event of await after.responses.retrieve(id, { stream: true, starting_after: -1 })) {
-      if (event.type === "response.output_text.delta") text += event.delta;
-      lastType = event.type;
-    }
+    const { text, lastType } = await followedText(
+      await after.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
     const endedAfterMs = Date.now() - killedAtMs;
     assert.equal(text, "Half ");
     assert.equal(lastType, "response.output_text.delta", "no end was kept: the stream just stops");

@@ -1,0 +1,111 @@
+// The Batch API tests' shared scene: the mock's echo answer, the provider config, an input file's lines, and the
+// upload -> create -> poll -> read steps driven through the real `openai` SDK.
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import type OpenAI from "openai";
+import { toFile } from "openai";
+import type { Batch } from "openai/resources/batches";
+import { CHAT_ROUTE } from "./e2e.ts";
+import { chatCompletion, type MockUpstream, type RecordedRequest } from "./mock-upstream.ts";
+
+export const UPSTREAM_ID = "vendor/m-instruct";
+
+/**
+ * The mock answers each chat request with "echo: <last user message>" (after `delayMs` when given), so a result
+ * shows which line it is.
+ */
+export function echoing(mock: MockUpstream, delayMs?: number): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+    const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+    const body = chatCompletion(`echo: ${content}`, UPSTREAM_ID);
+    return delayMs === undefined ? { kind: "json", body } : { kind: "json", body, delayMs };
+  });
+}
+
+/** One provider `alpha` serving model `m`; `modelKeys` is appended inside the model's flow mapping. */
+export function providersYaml(mock: MockUpstream, options: { apiKey?: string; modelKeys?: string } = {}): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: ${options.apiKey ?? "sk-alpha"}
+    models:
+      m: { id: ${UPSTREAM_ID}${options.modelKeys ?? ""} }
+`;
+}
+
+export function chatLine(customId: string, content: string, model = "m"): string {
+  return JSON.stringify({
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model, messages: [{ role: "user", content }] },
+  });
+}
+
+export async function upload(client: OpenAI, text: string, name = "input.jsonl") {
+  return client.files.create({ file: await toFile(Buffer.from(text), name), purpose: "batch" });
+}
+
+/** A chat-completions batch over the 24 h window (the only one there is). */
+export async function createBatch(client: OpenAI, inputFileId: string) {
+  return client.batches.create({
+    input_file_id: inputFileId,
+    endpoint: "/v1/chat/completions",
+    completion_window: "24h",
+  });
+}
+
+export async function waitForBatch(
+  client: OpenAI,
+  id: string,
+  isDone: (batch: Batch) => boolean,
+  timeoutMs = 15_000,
+): Promise<Batch> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const batch = await client.batches.retrieve(id);
+    if (isDone(batch)) return batch;
+    if (Date.now() > deadline) assert.fail(`batch ${id} still ${batch.status}: ${JSON.stringify(batch)}`);
+    await sleep(50);
+  }
+}
+
+export const isFinished = (batch: Batch): boolean =>
+  ["completed", "failed", "expired", "cancelled"].includes(batch.status);
+
+/** The JSON lines of an output or error file; none when the batch has no such file. */
+export async function linesOf(client: OpenAI, fileId: string | null | undefined): Promise<Record<string, unknown>[]> {
+  if (fileId === null || fileId === undefined) return [];
+  const text = await (await client.files.content(fileId)).text();
+  return text
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** The last user message of each chat request the mock got, in order: which lines were sent, and how often. */
+export function sentContents(mock: MockUpstream): (string | undefined)[] {
+  return mock.requests
+    .filter((request) => request.path === "/v1/chat/completions")
+    .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content);
+}
+
+/** Waits for the batch to finish and asserts it completed with each of its `total` lines served, none failed. */
+export async function waitForCompleted(client: OpenAI, id: string, total: number, timeoutMs = 15_000): Promise<Batch> {
+  const done = await waitForBatch(client, id, isFinished, timeoutMs);
+  assert.equal(done.status, "completed", JSON.stringify(done));
+  assert.deepEqual(done.request_counts, { total, completed: total, failed: 0 });
+  return done;
+}
+
+/** The `server:` section with the given `api_keys` entries (flow mappings): named clients, each key its own. */
+export function serverWithKeys(...keys: string[]): string {
+  return `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+${keys.map((key) => `    - ${key}\n`).join("")}`;
+}
+
+/** Two named clients: `team-a` (key sk-team-a) and `team-b` (key sk-team-b). */
+export const TWO_TEAMS_YAML = serverWithKeys("{ key: sk-team-a, name: team-a }", "{ key: sk-team-b, name: team-b }");
