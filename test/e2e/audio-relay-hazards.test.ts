@@ -7,24 +7,9 @@ import { describe, test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { request } from "undici";
 import { recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { drainedOrClosed, gate, within } from "../helpers/gates.ts";
 
 const SPEECH = "POST /v1/audio/speech";
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = (): void => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** An upstream that speaks until it is hung up on, as fast as the gateway takes it. */
 function endlessSpeech(upstreamClosed: { open: () => void }) {
@@ -36,15 +21,7 @@ function endlessSpeech(upstreamClosed: { open: () => void }) {
       const chunk = Buffer.alloc(64 * 1024, 7);
       while (!response.destroyed) {
         if (!response.write(chunk)) {
-          await new Promise<void>((resolve) => {
-            const done = (): void => {
-              response.off("drain", done);
-              response.off("close", done);
-              resolve();
-            };
-            response.on("drain", done);
-            response.on("close", done);
-          });
+          await drainedOrClosed(response);
         }
       }
     },

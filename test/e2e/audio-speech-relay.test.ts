@@ -6,29 +6,12 @@ import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { request } from "undici";
 import { recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { drainedOrClosed, gate, within } from "../helpers/gates.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 const SPEECH = "POST /v1/audio/speech";
 const FIRST = Buffer.from([0xff, 0xfb, 0x90, 0x64, ...Array.from({ length: 2000 }, (_, index) => index % 251)]);
 const REST = Buffer.from(Array.from({ length: 5000 }, (_, index) => (index * 7) % 256));
-
-/** A promise and its resolver: the test's events (the client got the first bytes) gate the mock's next step. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = (): void => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
-/** Rejects after `ms`: a gateway that buffers would otherwise deadlock the test instead of failing it. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 async function scene(t: Parameters<typeof useMock>[0]) {
   const first = await useMock(t);
@@ -246,15 +229,7 @@ describe("speech audio relayed as it arrives", () => {
           writtenBytes += chunk.byteLength;
           if (!response.write(chunk)) {
             upstreamBlocked.open();
-            await new Promise<void>((resolve) => {
-              const done = (): void => {
-                response.off("drain", done);
-                response.off("close", done);
-                resolve();
-              };
-              response.on("drain", done);
-              response.on("close", done);
-            });
+            await drainedOrClosed(response);
           }
         }
         response.end();

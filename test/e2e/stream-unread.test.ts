@@ -8,22 +8,7 @@ import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { request } from "undici";
 import { recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = (): void => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+import { drainedOrClosed, gate, within } from "../helpers/gates.ts";
 
 /** A chat stream that goes on until it is hung up on, as fast as the gateway takes it. */
 function endlessChatStream(upstreamClosed: { open: () => void }) {
@@ -44,15 +29,7 @@ function endlessChatStream(upstreamClosed: { open: () => void }) {
         };
         index += 1;
         if (!response.write(`data: ${JSON.stringify(chunk)}\n\n`)) {
-          await new Promise<void>((resolve) => {
-            const done = (): void => {
-              response.off("drain", done);
-              response.off("close", done);
-              resolve();
-            };
-            response.on("drain", done);
-            response.on("close", done);
-          });
+          await drainedOrClosed(response);
         }
       }
     },
