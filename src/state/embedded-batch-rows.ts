@@ -8,9 +8,9 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { ServiceUnavailableError } from "../errors/gateway-error.ts";
-import { isBusyError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
+import { openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { type BatchRow, type BatchRows, type FileRow, LocalMutex, type ResultRow } from "./batch-rows.ts";
+import { lockedAsUnavailable } from "./state-file-locked.ts";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS batch_files (
@@ -34,8 +34,6 @@ const FILE_MODE = 0o600;
  * it the call fails with a 503 (a route's client tries again; a batch line's result is written by its next run).
  */
 const LOCK_WAIT_MS = 5_000;
-/** ms a client refused for a locked file is told to wait. */
-const LOCKED_RETRY_AFTER_MS = 1_000;
 
 /** File ids are the gateway's own (`file-` and hex): anything else never names a path. */
 const SAFE_ID = /^file-[0-9a-f]+$/;
@@ -171,11 +169,7 @@ export class EmbeddedBatchRows implements BatchRows {
     try {
       return await whenUnlocked(work, LOCK_WAIT_MS);
     } catch (error) {
-      if (!isBusyError(error)) throw error;
-      throw new ServiceUnavailableError(
-        "The gateway's state file (state.path) is locked by another process; try again shortly.",
-        { cause: error, retryAfterMs: LOCKED_RETRY_AFTER_MS },
-      );
+      throw lockedAsUnavailable(error);
     }
   }
 

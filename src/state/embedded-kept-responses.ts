@@ -14,6 +14,7 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { evictByOwner } from "./kept-rows-eviction.ts";
+import { throwLockedAsUnavailable } from "./state-file-locked.ts";
 
 /**
  * SQLite's busy timeout outside the exit's last writes: none. Any wait inside a synchronous call holds the event
@@ -198,14 +199,16 @@ export class EmbeddedKeptResponses {
   async get(id: string): Promise<string | undefined> {
     const waiting = this.#waiting.get(id);
     if (waiting !== undefined) return this.#isUsable(waiting) ? waiting.row.json : undefined;
-    const row = await whenUnlocked(() => this.#select.get(id, this.#oldestKeptMs()), READ_WAIT_MS);
+    const read = () => this.#select.get(id, this.#oldestKeptMs());
+    const row = await whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
     return row === undefined ? undefined : String(row.json);
   }
 
   async getByItem(itemId: string): Promise<string | undefined> {
     const waiting = [...this.#waiting.values()].findLast((entry) => entry.row.itemIds.includes(itemId));
     if (waiting !== undefined && this.#isUsable(waiting)) return waiting.row.json;
-    const row = await whenUnlocked(() => this.#selectByItem.get(itemId, this.#oldestKeptMs()), READ_WAIT_MS);
+    const read = () => this.#selectByItem.get(itemId, this.#oldestKeptMs());
+    const row = await whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
     return row === undefined ? undefined : String(row.json);
   }
 
@@ -222,10 +225,10 @@ export class EmbeddedKeptResponses {
 
   /**
    * The row and its items in one transaction that waits for no lock: tried at once, then by a timer (other requests
-   * are served between the attempts) until DELETE_WAIT_MS have passed; then the busy error is thrown.
+   * are served between the attempts) until DELETE_WAIT_MS have passed; then a 503 saying the file is locked.
    */
   async #deleteUnblocking(id: string): Promise<void> {
-    await whenUnlocked(() => this.#deleteNow(id), DELETE_WAIT_MS);
+    await whenUnlocked(() => this.#deleteNow(id), DELETE_WAIT_MS).catch(throwLockedAsUnavailable);
   }
 
   #deleteNow(id: string): void {

@@ -162,7 +162,8 @@ describe("state file locked by another process while the gateway serves", () => 
     );
     delays.disable();
     assert.ok(refused instanceof OpenAI.APIError && refused.status === 503, String(refused));
-    assert.match(refused.message, /locked|busy|try again/i);
+    assert.match(refused.message, /state file \(state\.path\) is locked by another process; try again/);
+    assert.equal(refused.headers.get("retry-after"), "1");
     assert.ok(delays.max / 1e6 < MAX_STALL_MS, `the event loop stalled ${Math.round(delays.max / 1e6)} ms`);
     // Nothing changed: the answer is still there, in the file and for the gateway.
     assert.equal((await client.responses.retrieve(kept.id)).output_text, "echo: keep me");
