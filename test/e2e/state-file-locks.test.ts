@@ -4,12 +4,14 @@
 // the Files and Batch APIs' rows, the request log's first open) must try without waiting and come back later.
 // The gateway runs in this process so that its event loop's delays can be measured (monitorEventLoopDelay).
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DatabaseSync } from "node:sqlite";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { chatLine, createBatch, echoing, isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
@@ -46,6 +48,25 @@ function rowCount(path: string, sql: string, ...parameters: string[]): number {
   }
 }
 
+/**
+ * Another process takes the file's write lock and holds it `heldMs` (its own timer: a gateway stalled in SQLite's busy
+ * wait cannot delay the release, as it would a lock held in this process). Resolves once the lock is taken; the
+ * promise it returns settles when the process has let go.
+ */
+async function lockInAnotherProcess(t: TestContext, path: string, heldMs: number): Promise<{ done: Promise<void> }> {
+  const script = `
+    const { DatabaseSync } = require("node:sqlite");
+    const db = new DatabaseSync(process.argv[1]);
+    db.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    process.stdout.write("locked\\n");
+    setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, Number(process.argv[2]));`;
+  const child = spawn(process.execPath, ["-e", script, path, String(heldMs)], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => child.kill("SIGKILL"));
+  const exited = once(child, "exit");
+  await once(child.stdout, "data");
+  return { done: exited.then(() => undefined) };
+}
+
 async function until(isDone: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await isDone())) {
@@ -71,16 +92,10 @@ describe("state file locked by another process while the gateway serves", () => 
     const warmBatch = await createBatch(client, (await upload(client, `${chatLine("w", "warm")}\n`)).id);
     await waitForBatch(client, warmBatch.id, isFinished);
 
-    const other = new DatabaseSync(statePath);
-    t.after(() => {
-      if (other.isTransaction) other.exec("ROLLBACK");
-      other.close();
-    });
     const delays = monitorEventLoopDelay({ resolution: 5 });
-    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    const released = await lockInAnotherProcess(t, statePath, LOCK_HELD_MS);
     delays.enable();
     const lockedAtMs = performance.now();
-    const released = sleep(LOCK_HELD_MS).then(() => other.exec("ROLLBACK"));
 
     // Served while the file is locked: chats (the state flush), a kept answer and its continuation, reads of a kept
     // answer, a file upload and a batch over it (file, batch and result rows).
@@ -100,7 +115,7 @@ describe("state file locked by another process while the gateway serves", () => 
     const file = await upload(client, `${chatLine("a", "alpha")}\n${chatLine("b", "beta")}\n`);
     const batch = await createBatch(client, file.id);
 
-    await released;
+    await released.done;
     const done = await waitForBatch(client, batch.id, isFinished);
     delays.disable();
     const maxStallMs = delays.max / 1e6;
