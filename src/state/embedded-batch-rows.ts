@@ -31,7 +31,8 @@ const FILE_MODE = 0o600;
 
 /**
  * ms a statement is tried again while another process holds the file's lock (the event loop serves meanwhile); past
- * it the call fails with a 503 (a route's client tries again; a batch line's result is written by its next run).
+ * it the call fails with a 503 (a route's client tries again; a batch line's result that still cannot be written is
+ * logged by the runner and missing from the batch's files, as with any store failure).
  */
 const LOCK_WAIT_MS = 5_000;
 
