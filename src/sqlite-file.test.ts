@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { type TestContext, test } from "node:test";
-import { openSqliteFile } from "./sqlite-file.ts";
+import { isBusyError, openSqliteFile, whenUnlocked } from "./sqlite-file.ts";
 
 function tempPath(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "sqlite-file-"));
@@ -63,4 +63,52 @@ test("an existing file keeps the mode its owner gave it", (t) => {
   chmodSync(path, 0o640);
   openSqliteFile(path).close();
   assert.equal((statSync(path).mode & 0o777).toString(8), "640");
+});
+
+test("whenUnlocked: a write refused the lock is tried again by a timer, the event loop serving between tries", async (t) => {
+  const path = tempPath(t);
+  const db = openSqliteFile(path);
+  const other = new DatabaseSync(path);
+  t.after(() => {
+    other.close();
+    db.close();
+  });
+  db.exec("CREATE TABLE a (x); PRAGMA busy_timeout = 0");
+  other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+  // Freed by a timer: only tries that leave the event loop free let it run.
+  setTimeout(() => other.exec("ROLLBACK"), 60);
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 5);
+  let tries = 0;
+  const startedMs = performance.now();
+  await whenUnlocked(() => {
+    tries++;
+    db.exec("INSERT INTO a VALUES (1)");
+  }, 1_000);
+  clearInterval(ticker);
+  const elapsedMs = performance.now() - startedMs;
+  assert.ok(elapsedMs >= 55 && elapsedMs < 500, `written ${Math.round(elapsedMs)} ms after the first try`);
+  assert.ok(tries > 1 && ticks >= 5, `${tries} tries, ${ticks} 5 ms ticks meanwhile`);
+  assert.equal(pragma(db, "busy_timeout"), 0);
+  assert.equal(db.prepare("SELECT COUNT(*) AS count FROM a").get()?.count, 1);
+
+  // Held past the bound: the busy error, after about the bound; another error at once, not tried again.
+  other.exec("BEGIN IMMEDIATE");
+  const heldMs = performance.now();
+  await assert.rejects(
+    whenUnlocked(() => db.exec("INSERT INTO a VALUES (2)"), 150),
+    (error: unknown) => isBusyError(error),
+  );
+  const gaveUpMs = performance.now() - heldMs;
+  assert.ok(gaveUpMs >= 140 && gaveUpMs < 1_000, `gave up after ${Math.round(gaveUpMs)} ms`);
+  other.exec("ROLLBACK");
+  let otherTries = 0;
+  await assert.rejects(
+    whenUnlocked(() => {
+      otherTries++;
+      db.exec("INSERT INTO missing VALUES (1)");
+    }, 1_000),
+    /no such table/,
+  );
+  assert.equal(otherTries, 1);
 });

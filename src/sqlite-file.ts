@@ -4,6 +4,7 @@
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * The page size of a new file (SQLite fixes it when the file is created; an existing file keeps its own). With
@@ -24,7 +25,12 @@ const PAGE_SIZE_BYTES = 16_384;
 const NEW_FILE_MODE = 0o600;
 const NEW_FOLDER_MODE = 0o700;
 
-/** ms a statement waits for another connection's write lock on the file before SQLITE_BUSY. */
+/**
+ * ms a statement waits for another connection's write lock on the file before SQLITE_BUSY: only where waiting is
+ * allowed (opening at the start, the last writes of an exit). node:sqlite is synchronous, so this wait holds the
+ * event loop: the parts that write while the gateway serves set their connection's busy timeout to 0 and come back
+ * later instead (`whenUnlocked`, or a timer of their own).
+ */
 export const BUSY_TIMEOUT_MS = 2_000;
 
 export function openSqliteFile(path: string): DatabaseSync {
@@ -72,6 +78,30 @@ const SQLITE_BUSY = 5;
 export function isBusyError(error: unknown): boolean {
   const { errcode } = (typeof error === "object" && error !== null ? error : {}) as { errcode?: unknown };
   return typeof errcode === "number" && (errcode & 0xff) === SQLITE_BUSY;
+}
+
+/** ms before the first retry of a statement refused the lock (most writes of another process are short), doubled up to the cap. */
+const LOCK_RETRY_FIRST_MS = 5;
+const LOCK_RETRY_MAX_MS = 200;
+
+/**
+ * Runs `work` (synchronous statements on a connection whose busy timeout is 0) now and, while another connection
+ * holds the lock it needs, again by a timer (5, 10, 20 ... 200 ms apart) until `maxWaitMs` have passed; then the busy
+ * error is thrown. SQLite's own busy timeout would do the same waiting inside the synchronous call, holding the event
+ * loop (every request of the process) for all of it. `work` must leave nothing half done when it throws (one
+ * statement, or one transaction rolled back): it runs again from the start.
+ */
+export async function whenUnlocked<T>(work: () => T, maxWaitMs: number): Promise<T> {
+  const startedMs = performance.now();
+  for (let delayMs = LOCK_RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, LOCK_RETRY_MAX_MS)) {
+    try {
+      return work();
+    } catch (error) {
+      const leftMs = maxWaitMs - (performance.now() - startedMs);
+      if (!isBusyError(error) || leftMs <= 0) throw error;
+      await sleep(Math.min(delayMs, leftMs));
+    }
+  }
 }
 
 /** SQLite's primary result codes for a file that is not (or no longer) a readable database. */

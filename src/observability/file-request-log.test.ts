@@ -123,6 +123,25 @@ test("the request_records table of earlier versions is dropped from the state fi
   assert.equal(check.prepare("SELECT name FROM sqlite_master WHERE name = 'request_records'").get(), undefined);
 });
 
+test("a state file locked by another process: the first write does not wait for it; the table goes at a later write", async (t) => {
+  const path = statePath(t);
+  const other = new DatabaseSync(path);
+  t.after(() => other.close());
+  other.exec("PRAGMA journal_mode = WAL; CREATE TABLE request_records (id TEXT, record TEXT)");
+  other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+  const log = new FileRequestLogBackend(path);
+  t.after(() => log.close());
+  // SQLite's busy timeout (2 s) held the event loop here, every request of the gateway with it.
+  const startedMs = performance.now();
+  await log.append([row("a", 1)]);
+  const elapsedMs = performance.now() - startedMs;
+  assert.ok(elapsedMs < 100, `the append waited ${Math.round(elapsedMs)} ms for the lock`);
+  assert.deepEqual(ids(await log.query({ limit: 10 })), ["a"], "the line is written all the same");
+  other.exec("ROLLBACK");
+  await log.append([row("b", 2)]);
+  assert.equal(other.prepare("SELECT name FROM sqlite_master WHERE name = 'request_records'").get(), undefined);
+});
+
 test("a line damaged outside the gateway is left out of answers; the other requests are still found", async (t) => {
   const path = statePath(t);
   const clock = { now: () => 10_000 };

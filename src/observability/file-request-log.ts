@@ -25,7 +25,8 @@ import {
   write,
 } from "node:fs";
 import { dirname } from "node:path";
-import { openSqliteFile } from "../sqlite-file.ts";
+import { DatabaseSync } from "node:sqlite";
+import { isBusyError } from "../sqlite-file.ts";
 import {
   cleanField,
   clientMarker,
@@ -76,6 +77,7 @@ export class FileRequestLogBackend implements RequestLogBackend {
   }
 
   async append(rows: readonly StoredRequest[]): Promise<void> {
+    if (!this.#isEarlierTableDropped) this.#isEarlierTableDropped = dropEarlierTable(this.#statePath);
     const fd = this.#open();
     let latestStartMs = this.#latestStartMs ?? 0;
     let text = "";
@@ -178,10 +180,6 @@ export class FileRequestLogBackend implements RequestLogBackend {
     this.#fd = fd;
     this.#currentLines = lines;
     this.#latestStartMs ??= this.#lastLineLatestStartMs();
-    if (!this.#isEarlierTableDropped) {
-      this.#isEarlierTableDropped = true;
-      dropEarlierTable(this.#statePath);
-    }
     return fd;
   }
 
@@ -302,18 +300,23 @@ function unlinkQuietly(path: string): void {
 
 /**
  * Versions before the files kept the log in the state file's `request_records` table: dropped once, so that an
- * upgraded file does not keep its rows (the freed pages are reused by the state tables).
+ * upgraded file does not keep its rows (the freed pages are reused by the state tables). Done at the first append,
+ * while the gateway serves: it never waits for a lock another process holds on the file (node:sqlite is
+ * synchronous: SQLite's busy timeout, 2 s, held every request of the process); a locked file is tried again at the
+ * next append (a table that is not there needs no lock to be found missing). Returns whether it is done.
  */
-function dropEarlierTable(statePath: string): void {
-  if (!existsSync(statePath)) return;
+function dropEarlierTable(statePath: string): boolean {
+  if (!existsSync(statePath)) return true;
   try {
-    const db = openSqliteFile(statePath);
+    const db = new DatabaseSync(statePath);
     try {
-      db.exec("DROP TABLE IF EXISTS request_records; DROP TABLE IF EXISTS request_log;");
+      db.exec("PRAGMA busy_timeout = 0; DROP TABLE IF EXISTS request_records; DROP TABLE IF EXISTS request_log;");
     } finally {
       db.close();
     }
-  } catch {
-    // Best effort: a busy or unreadable state file only keeps the old rows.
+  } catch (error) {
+    // Best effort: an unreadable state file only keeps the old rows.
+    return !isBusyError(error);
   }
+  return true;
 }

@@ -39,6 +39,7 @@ import type { BatchBooks } from "./batch-books.ts";
 import {
   addUsage,
   type LineAnswer,
+  type LineCall,
   type LineExecutor,
   type MutableUsage,
   pipelineExecutor,
@@ -511,7 +512,7 @@ export class BatchRunner {
       let answer: LineAnswer;
       try {
         if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
-        answer = await executor({
+        answer = await this.#sent(executor, {
           body,
           client: active.owner === "" ? undefined : active.owner,
           requestId,
@@ -553,6 +554,21 @@ export class BatchRunner {
         answer.body,
       );
       return;
+    }
+  }
+
+  /**
+   * The line's request, among the gateway's open requests while the pipeline serves it: an exit that cannot wait for
+   * it (a second SIGTERM/SIGINT, the shutdown timeout) ends it through its pipeline as it ends a live request, so it
+   * leaves its record before the exit's writes (it was cut without one). Not written as a result: the exit is on,
+   * and the line runs again after a restart.
+   */
+  async #sent(executor: LineExecutor, call: LineCall): Promise<LineAnswer> {
+    const request = this.#runtime.openRequests.open();
+    try {
+      return await executor({ ...call, signal: AbortSignal.any([call.signal, request.signal]) });
+    } finally {
+      this.#runtime.openRequests.close(request);
     }
   }
 

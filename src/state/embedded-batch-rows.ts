@@ -1,11 +1,16 @@
 // The Files and Batch APIs' rows in the embedded state file (`state.path`, node:sqlite), in tables of their own, and
 // the files' bytes in a folder next to it (`<state.path>.files/`, owner-only): a batch in progress resumes after a
 // restart from the lines not yet written here (each line's result is one row, written when it finishes).
+//
+// node:sqlite is synchronous: a statement that waited for a lock another process holds on the file (SQLite's busy
+// timeout, 2 s) held the event loop, and every request of the gateway, for that long. Every statement here runs with
+// no busy wait and is tried again by a timer while the file is locked (`whenUnlocked`), up to LOCK_WAIT_MS.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqliteFile } from "../sqlite-file.ts";
+import { openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { type BatchRow, type BatchRows, type FileRow, LocalMutex, type ResultRow } from "./batch-rows.ts";
+import { lockedAsUnavailable } from "./state-file-locked.ts";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS batch_files (
@@ -24,6 +29,13 @@ const SCHEMA = `
 const FOLDER_MODE = 0o700;
 const FILE_MODE = 0o600;
 
+/**
+ * ms a statement is tried again while another process holds the file's lock (the event loop serves meanwhile); past
+ * it the call fails with a 503 (a route's client tries again; a batch line's result that still cannot be written is
+ * logged by the runner and missing from the batch's files, as with any store failure).
+ */
+const LOCK_WAIT_MS = 5_000;
+
 /** File ids are the gateway's own (`file-` and hex): anything else never names a path. */
 const SAFE_ID = /^file-[0-9a-f]+$/;
 
@@ -40,6 +52,8 @@ export class EmbeddedBatchRows implements BatchRows {
     this.#folder = `${statePath}.files`;
     this.#db = openSqliteFile(statePath);
     this.#db.exec(SCHEMA);
+    // After the schema (the start may wait for the lock): from here on nothing waits inside a call.
+    this.#db.exec("PRAGMA busy_timeout = 0");
     const prepare = (sql: string): StatementSync => this.#db.prepare(sql);
     this.#statements = {
       putFile: prepare("INSERT OR REPLACE INTO batch_files (id, owner, created_at_ms, json) VALUES (?, ?, ?, ?)"),
@@ -68,11 +82,16 @@ export class EmbeddedBatchRows implements BatchRows {
     mkdirSync(this.#folder, { recursive: true, mode: FOLDER_MODE });
     // The bytes first: a row never names a file that is not there.
     writeFileSync(this.#path(row.id), content, { mode: FILE_MODE });
-    this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json);
+    try {
+      await this.#unlocked(() => this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json));
+    } catch (error) {
+      rmSync(this.#path(row.id), { force: true }); // no row names it: nothing would ever delete it
+      throw error;
+    }
   }
 
   async file(id: string): Promise<FileRow | undefined> {
-    return toRow(this.#statements.file?.get(id));
+    return toRow(await this.#unlocked(() => this.#statements.file?.get(id)));
   }
 
   async fileContent(id: string): Promise<Buffer | undefined> {
@@ -85,39 +104,47 @@ export class EmbeddedBatchRows implements BatchRows {
   }
 
   async files(): Promise<readonly FileRow[]> {
-    return (this.#statements.files?.all() ?? []).flatMap((row) => toRow(row) ?? []);
+    return ((await this.#unlocked(() => this.#statements.files?.all())) ?? []).flatMap((row) => toRow(row) ?? []);
   }
 
   async deleteFile(id: string): Promise<boolean> {
-    const changes = Number(this.#statements.deleteFile?.run(id).changes ?? 0);
+    const changes = Number((await this.#unlocked(() => this.#statements.deleteFile?.run(id)))?.changes ?? 0);
     if (SAFE_ID.test(id)) rmSync(join(this.#folder, id), { force: true });
     return changes > 0;
   }
 
   async putBatch(row: BatchRow): Promise<void> {
-    this.#statements.putBatch?.run(row.id, row.owner, row.createdAtMs, row.json);
+    await this.#unlocked(() => this.#statements.putBatch?.run(row.id, row.owner, row.createdAtMs, row.json));
   }
 
   async batch(id: string): Promise<BatchRow | undefined> {
-    return toRow(this.#statements.batch?.get(id));
+    return toRow(await this.#unlocked(() => this.#statements.batch?.get(id)));
   }
 
   async batches(): Promise<readonly BatchRow[]> {
-    return (this.#statements.batches?.all() ?? []).flatMap((row) => toRow(row) ?? []);
+    return ((await this.#unlocked(() => this.#statements.batches?.all())) ?? []).flatMap((row) => toRow(row) ?? []);
   }
 
   async deleteBatch(id: string): Promise<boolean> {
-    this.#statements.deleteResults?.run(id);
-    return Number(this.#statements.deleteBatch?.run(id).changes ?? 0) > 0;
+    // One transaction: tried again whole while the file is locked, never with the results gone and the batch kept.
+    return this.#unlocked(() =>
+      this.#transaction(() => {
+        this.#statements.deleteResults?.run(id);
+        return Number(this.#statements.deleteBatch?.run(id).changes ?? 0) > 0;
+      }),
+    );
   }
 
   async putResult(batchId: string, result: ResultRow): Promise<boolean> {
-    const run = this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line);
+    const run = await this.#unlocked(() =>
+      this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line),
+    );
     return Number(run?.changes ?? 0) > 0;
   }
 
   async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
-    return Number(this.#statements.replaceBatch?.run(row.json, row.id, expectedJson).changes ?? 0) > 0;
+    const run = await this.#unlocked(() => this.#statements.replaceBatch?.run(row.json, row.id, expectedJson));
+    return Number(run?.changes ?? 0) > 0;
   }
 
   exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -131,11 +158,32 @@ export class EmbeddedBatchRows implements BatchRows {
   async dropLease(): Promise<void> {}
 
   async results(batchId: string): Promise<readonly ResultRow[]> {
-    return (this.#statements.results?.all(batchId) ?? []).map((row) => ({
+    return ((await this.#unlocked(() => this.#statements.results?.all(batchId))) ?? []).map((row) => ({
       index: Number(row.line_index),
       isError: Number(row.is_error) === 1,
       line: String(row.line),
     }));
+  }
+
+  /** `work` now or, while another process holds the file's lock, later (see the header); a 503 past LOCK_WAIT_MS. */
+  async #unlocked<T>(work: () => T): Promise<T> {
+    try {
+      return await whenUnlocked(work, LOCK_WAIT_MS);
+    } catch (error) {
+      throw lockedAsUnavailable(error);
+    }
+  }
+
+  #transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
   }
 
   #isClosed = false;

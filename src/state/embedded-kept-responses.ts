@@ -12,17 +12,23 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile } from "../sqlite-file.ts";
+import { BUSY_TIMEOUT_MS, isBusyError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { evictByOwner } from "./kept-rows-eviction.ts";
+import { throwLockedAsUnavailable } from "./state-file-locked.ts";
 
-/** ms a read may wait for a lock another connection holds (short: it stalls the event loop). */
-const READ_BUSY_TIMEOUT_MS = 100;
 /**
- * ms a delete tries, at most, to get the write lock another process holds, and between its attempts: each attempt
- * waits for nothing, and the event loop serves in between (a busy wait in SQLite stalled every request for it).
+ * SQLite's busy timeout outside the exit's last writes: none. Any wait inside a synchronous call holds the event
+ * loop (100 ms per read until 2026-12-06). A read needs no lock in WAL mode but for rare moments (another
+ * connection recovering the WAL after a crash, or holding the file in exclusive locking mode): it is tried again by
+ * a timer instead, for READ_WAIT_MS at most, then fails (the caller answers 503).
+ */
+const READ_BUSY_TIMEOUT_MS = 0;
+const READ_WAIT_MS = 1_000;
+/**
+ * ms a delete tries, at most, to get the write lock another process holds; each attempt waits for nothing, and the
+ * event loop serves in between (`whenUnlocked`).
  */
 const DELETE_WAIT_MS = 100;
-const DELETE_RETRY_MS = 10;
 /** ms between attempts to write the answers waiting for the file's write lock. */
 const RETRY_INTERVAL_MS = 250;
 /** Answers waiting for the lock beyond this many: the oldest waiting one is not kept (memory stays bounded). */
@@ -193,14 +199,16 @@ export class EmbeddedKeptResponses {
   async get(id: string): Promise<string | undefined> {
     const waiting = this.#waiting.get(id);
     if (waiting !== undefined) return this.#isUsable(waiting) ? waiting.row.json : undefined;
-    const row = this.#select.get(id, this.#oldestKeptMs());
+    const read = () => this.#select.get(id, this.#oldestKeptMs());
+    const row = await whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
     return row === undefined ? undefined : String(row.json);
   }
 
   async getByItem(itemId: string): Promise<string | undefined> {
     const waiting = [...this.#waiting.values()].findLast((entry) => entry.row.itemIds.includes(itemId));
     if (waiting !== undefined && this.#isUsable(waiting)) return waiting.row.json;
-    const row = this.#selectByItem.get(itemId, this.#oldestKeptMs());
+    const read = () => this.#selectByItem.get(itemId, this.#oldestKeptMs());
+    const row = await whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
     return row === undefined ? undefined : String(row.json);
   }
 
@@ -216,21 +224,11 @@ export class EmbeddedKeptResponses {
   }
 
   /**
-   * The row and its items in one transaction that waits for no lock: tried at once, then every DELETE_RETRY_MS (a
-   * timer, so other requests are served between the attempts) until DELETE_WAIT_MS have passed; then the busy error
-   * is thrown. (SQLite's own busy timeout would hold the event loop for all of it: node:sqlite is synchronous.)
+   * The row and its items in one transaction that waits for no lock: tried at once, then by a timer (other requests
+   * are served between the attempts) until DELETE_WAIT_MS have passed; then a 503 saying the file is locked.
    */
   async #deleteUnblocking(id: string): Promise<void> {
-    const startedMs = performance.now();
-    for (;;) {
-      try {
-        this.#deleteNow(id);
-        return;
-      } catch (error) {
-        if (!isBusyError(error) || performance.now() - startedMs >= DELETE_WAIT_MS) throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, DELETE_RETRY_MS));
-    }
+    await whenUnlocked(() => this.#deleteNow(id), DELETE_WAIT_MS).catch(throwLockedAsUnavailable);
   }
 
   #deleteNow(id: string): void {

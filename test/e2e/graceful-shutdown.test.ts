@@ -11,10 +11,12 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { Redis } from "ioredis";
+import OpenAI from "openai";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
 import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { chatLine, createBatch, upload } from "../helpers/batches-scene.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import {
   chatChunk,
@@ -696,6 +698,44 @@ describe("graceful shutdown", () => {
     assert.equal(exit.code, 1, gateway.output());
     // It waited for the lock (up to 1 s), then exited without hanging.
     assert.ok(elapsedMs >= 900 && elapsedMs < 3000, `exited ${Math.round(elapsedMs)} ms after the second signal`);
+  });
+
+  test("a second signal ends a batch's line in flight through the pipeline: its record is written before the exit", async (t) => {
+    const { mock, agent } = await useMockWithAgent(t);
+    // The live stream holds the first shutdown open; the batch's line waits on an upstream that never answers.
+    mock.enqueue(CHAT_ROUTE, slowWords(40));
+    mock.setDefault(CHAT_ROUTE, { kind: "hang" });
+    const gateway = await startGatewayProcess(t, mock, 10_000);
+    const stream = await postJson(
+      `${gateway.baseUrl}/v1/chat/completions`,
+      { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] },
+      { dispatcher: agent },
+    );
+    const read = readInBackground(stream.body);
+    const readEnd = read.done.catch(() => {});
+    await waitUntil(() => read.text().includes('" w0"'), "the first content chunk");
+    const client = new OpenAI({ baseURL: `${gateway.baseUrl}/v1`, apiKey: "x", maxRetries: 0 });
+    const file = await upload(client, `${chatLine("line-1", "hello")}\n`);
+    const batch = await createBatch(client, file.id);
+    await mock.waitForRequests(2);
+    await beginShutdown(gateway);
+    const signalledAtMs = performance.now();
+    gateway.child.kill("SIGINT");
+    const exit = await gateway.exited;
+    await readEnd;
+    assert.equal(exit.code, 1, gateway.output());
+    assert.ok(exit.atMs - signalledAtMs < 3_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
+
+    // The line's request left its record, as the live stream's did: cut by the exit, not answered.
+    const lines = readFileSync(join(gateway.dir, "data", "state.db.requests"), "utf8").split("\n");
+    const line = lines.find((entry) => entry.includes(`"batchId":"${batch.id}"`));
+    assert.ok(line !== undefined, `the batch's line left no record:\n${lines.join("\n")}`);
+    const record = JSON.parse(line.slice(line.indexOf("{"))) as { status: number; outcome: string };
+    assert.deepEqual([record.status, record.outcome], [503, "client_aborted"]);
+    // Its result was not written: it runs again after a restart.
+    const db = new DatabaseSync(join(gateway.dir, "data", "state.db"), { readOnly: true });
+    t.after(() => db.close());
+    assert.equal(db.prepare("SELECT COUNT(*) AS count FROM batch_results").get()?.count, 0);
   });
 });
 

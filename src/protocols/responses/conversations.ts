@@ -8,7 +8,7 @@
 // one after the other (a promise chain per id), and with a store several processes share (Redis) the write is a
 // compare and set: written only if the row is still what was read, else read and tried again.
 import type { Clock } from "../../clock.ts";
-import { InvalidRequestError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
+import { GatewayError, InvalidRequestError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import type { IdSource } from "../ids.ts";
 import { OwnerShares, UNNAMED_OWNER } from "./owner-shares.ts";
@@ -135,10 +135,10 @@ export function readMetadata(value: unknown): Record<string, string> {
   return Object.fromEntries(entries) as Record<string, string>;
 }
 
-function unreachable(error: unknown): ServiceUnavailableError {
-  return new ServiceUnavailableError("The store of conversations cannot be reached; try again shortly.", {
-    cause: error,
-  });
+function unreachable(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error; // the store's own answer (a locked state file's 503)
+  const message = "The store of conversations cannot be reached; try again shortly.";
+  return new ServiceUnavailableError(message, { cause: error });
 }
 
 export class Conversations {

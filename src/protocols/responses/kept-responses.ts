@@ -2,7 +2,7 @@
 // stand in for the in-memory one. The request mapping itself stays synchronous: the ids a request refers to are
 // read from its body first and fetched in one go (`prefetch`).
 
-import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
+import { GatewayError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import { isConversationId, type StoredConversation } from "./conversations.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
@@ -112,16 +112,19 @@ export function inRows(
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
 ): KeptResponses {
-  const unreachable = (error: unknown): ServiceUnavailableError =>
-    new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", { cause: error });
+  // A store's own answer (the state file locked by another process: a 503 saying so) is passed on as it is.
+  const unreachable = (error: unknown): GatewayError =>
+    error instanceof GatewayError
+      ? error
+      : new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", {
+          cause: error,
+        });
   const read = async (what: Promise<string | undefined>): Promise<StoredResponse | undefined> => {
     let json: string | undefined;
     try {
       json = await what;
     } catch (error) {
-      throw new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", {
-        cause: error,
-      });
+      throw unreachable(error);
     }
     if (json === undefined) return undefined;
     const stored = JSON.parse(json) as StoredResponse;
@@ -235,9 +238,7 @@ export function inRows(
       try {
         return await rows.delete(id);
       } catch (error) {
-        throw new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", {
-          cause: error,
-        });
+        throw unreachable(error);
       }
     },
   };

@@ -1,0 +1,190 @@
+// The embedded state file locked by another process (a backup, sqlite3 in a shell, a second gateway) while the
+// gateway serves: node:sqlite is synchronous, so any SQLite busy wait holds the event loop, and with it every
+// request of the process. Every part that writes the file while serving (the state flush, kept Responses answers,
+// the Files and Batch APIs' rows, the request log's first open) must try without waiting and come back later.
+// The gateway runs in this process so that its event loop's delays can be measured (monitorEventLoopDelay).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { DatabaseSync } from "node:sqlite";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import OpenAI from "openai";
+import { chatLine, createBatch, echoing, isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
+import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+
+/** How long the other connection holds the write lock. */
+const LOCK_HELD_MS = 1_500;
+/**
+ * The longest event-loop stall allowed while the lock is held. A busy wait is as long as the lock is held (up to
+ * SQLite's busy timeout, 2 s): the old code stalled ~1.5 s. The bound leaves room for a loaded test machine.
+ */
+const MAX_STALL_MS = 100;
+
+function yaml(baseUrl: string, statePath: string): string {
+  return `providers:
+  - name: alpha
+    base_url: ${baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: vendor/m-instruct, limits: { rpd: 1000 } }
+state:
+  path: ${JSON.stringify(statePath)}
+  flush_interval_ms: 50
+`;
+}
+
+/** Rows of the state file, read by a connection of the test's own (WAL: no lock needed). */
+function rowCount(path: string, sql: string, ...parameters: string[]): number {
+  const reader = new DatabaseSync(path, { readOnly: true });
+  try {
+    return Number(reader.prepare(sql).get(...parameters)?.count ?? 0);
+  } finally {
+    reader.close();
+  }
+}
+
+/**
+ * Another process takes the file's write lock and holds it `heldMs` (its own timer: a gateway stalled in SQLite's busy
+ * wait cannot delay the release, as it would a lock held in this process). Resolves once the lock is taken; the
+ * promise it returns settles when the process has let go.
+ */
+async function lockInAnotherProcess(t: TestContext, path: string, heldMs: number): Promise<{ done: Promise<void> }> {
+  const script = `
+    const { DatabaseSync } = require("node:sqlite");
+    const db = new DatabaseSync(process.argv[1]);
+    db.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    process.stdout.write("locked\\n");
+    setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, Number(process.argv[2]));`;
+  const child = spawn(process.execPath, ["-e", script, path, String(heldMs)], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => child.kill("SIGKILL"));
+  const exited = once(child, "exit");
+  await once(child.stdout, "data");
+  return { done: exited.then(() => undefined) };
+}
+
+async function until(isDone: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await isDone())) {
+    assert.ok(Date.now() < deadline, `${what} did not happen within ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+describe("state file locked by another process while the gateway serves", () => {
+  test("no event-loop stall over ~100 ms; budgets, kept answers, batch rows and request records land once it is free", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
+    const gateway = await useGateway(t, yaml(mock.baseUrl, statePath));
+    const client = openAiClient(gateway);
+    const chat = (content: string) =>
+      client.chat.completions.create({ model: "m", messages: [{ role: "user", content }] });
+
+    // Warm-up without the lock: the first use of each route compiles code, which is no lock wait.
+    await chat("warm");
+    const warm = await client.responses.create({ model: "m", input: "warm" });
+    await client.responses.retrieve(warm.id);
+    const warmBatch = await createBatch(client, (await upload(client, `${chatLine("w", "warm")}\n`)).id);
+    await waitForBatch(client, warmBatch.id, isFinished);
+
+    const delays = monitorEventLoopDelay({ resolution: 5 });
+    const released = await lockInAnotherProcess(t, statePath, LOCK_HELD_MS);
+    delays.enable();
+    const lockedAtMs = performance.now();
+
+    // Served while the file is locked: chats (the state flush), a kept answer and its continuation, reads of a kept
+    // answer, a file upload and a batch over it (file, batch and result rows).
+    const chats = await Promise.all([chat("one"), chat("two"), chat("three")]);
+    assert.deepEqual(
+      chats.map((answer) => answer.choices[0]?.message.content),
+      ["echo: one", "echo: two", "echo: three"],
+    );
+    const kept = await client.responses.create({ model: "m", input: "keep me" });
+    assert.equal((await client.responses.retrieve(kept.id)).output_text, "echo: keep me");
+    assert.equal((await client.responses.retrieve(warm.id)).output_text, "echo: warm");
+    assert.ok(
+      performance.now() - lockedAtMs < LOCK_HELD_MS,
+      "the requests were not all served while the lock was held",
+    );
+    // The upload's row waits (by a timer, not in SQLite) for the lock; the batch's rows and results follow.
+    const file = await upload(client, `${chatLine("a", "alpha")}\n${chatLine("b", "beta")}\n`);
+    const batch = await createBatch(client, file.id);
+
+    await released.done;
+    const done = await waitForBatch(client, batch.id, isFinished);
+    delays.disable();
+    const maxStallMs = delays.max / 1e6;
+    assert.ok(
+      maxStallMs < MAX_STALL_MS,
+      `the event loop stalled ${Math.round(maxStallMs)} ms while the file was locked`,
+    );
+
+    // Everything the locked time produced reaches the file once it is free.
+    assert.equal(done.status, "completed");
+    assert.deepEqual(
+      (await linesOf(client, done.output_file_id)).map((line) => line.custom_id),
+      ["a", "b"],
+    );
+    const batchRows = "SELECT COUNT(*) AS count FROM batches WHERE id = ?";
+    assert.equal(rowCount(statePath, batchRows, batch.id), 1);
+    assert.equal(rowCount(statePath, "SELECT COUNT(*) AS count FROM batch_files WHERE id = ?", file.id), 1);
+    await until(
+      () => rowCount(statePath, "SELECT COUNT(*) AS count FROM kept_responses WHERE id = ?", kept.id) === 1,
+      "the kept answer's write",
+    );
+    await until(() => {
+      const reader = new DatabaseSync(statePath, { readOnly: true });
+      try {
+        const row = reader.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/m");
+        // warm-up chat, responses and batch line, then three chats, one kept answer and two batch lines
+        return row !== undefined && (JSON.parse(String(row.state)) as { day: { requests: number } }).day.requests === 9;
+      } finally {
+        reader.close();
+      }
+    }, "the budget counts' write");
+    await until(async () => {
+      const records = await fetch(`${gateway.url}/v1/gateway/requests?limit=100`);
+      const body = (await records.json()) as { data: unknown[] };
+      return body.data.length >= 9;
+    }, "the request records");
+  });
+
+  test("DELETE of a kept answer while the file stays locked: a clear 503 in OpenAI's shape, no stall; deleted once free", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
+    const gateway = await useGateway(t, yaml(mock.baseUrl, statePath));
+    const client = openAiClient(gateway);
+    const kept = await client.responses.create({ model: "m", input: "keep me" });
+    await client.responses.retrieve(kept.id);
+
+    const other = new DatabaseSync(statePath);
+    t.after(() => {
+      if (other.isTransaction) other.exec("ROLLBACK");
+      other.close();
+    });
+    const delays = monitorEventLoopDelay({ resolution: 5 });
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    delays.enable();
+    const refused = await client.responses.delete(kept.id).then(
+      () => assert.fail("a DELETE that could not write answered as done"),
+      (error: unknown) => error,
+    );
+    delays.disable();
+    assert.ok(refused instanceof OpenAI.APIError && refused.status === 503, String(refused));
+    assert.match(refused.message, /state file \(state\.path\) is locked by another process; try again/);
+    assert.equal(refused.headers.get("retry-after"), "1");
+    assert.ok(delays.max / 1e6 < MAX_STALL_MS, `the event loop stalled ${Math.round(delays.max / 1e6)} ms`);
+    // Nothing changed: the answer is still there, in the file and for the gateway.
+    assert.equal((await client.responses.retrieve(kept.id)).output_text, "echo: keep me");
+    other.exec("ROLLBACK");
+    await client.responses.delete(kept.id);
+    await assert.rejects(client.responses.retrieve(kept.id), OpenAI.NotFoundError);
+    assert.equal(rowCount(statePath, "SELECT COUNT(*) AS count FROM kept_responses WHERE id = ?", kept.id), 0);
+  });
+});
