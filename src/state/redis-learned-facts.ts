@@ -74,6 +74,11 @@ export interface LearnedFactSharingOptions {
   readonly adoptRules: (scopeId: string, rules: readonly BudgetRule[]) => void;
   /** Where another process's forget of a scope goes (RedisLedger.adoptForgottenStated). */
   readonly adoptForgottenLimits?: (scopeId: string) => void;
+  /**
+   * Told of each deployment whose evidence is known stored: written here, or heard from the replica that stored it
+   * (it publishes after its HSET). CalibrationSharing.reconcile then drops it once it is no longer stored.
+   */
+  readonly onEvidenceStored?: (deploymentKey: string) => void;
 }
 
 export class LearnedFactSharing {
@@ -428,7 +433,10 @@ export class LearnedFactSharing {
     else if (fact.kind === "forgotten-limits") {
       if (fact.forgetId !== undefined) this.#knownForgets.note(fact.scopeId, fact.forgetId);
       this.#adoptForgottenLimits(fact.scopeId);
-    } else this.#options.calibration?.adopt(fact.lesson);
+    } else {
+      this.#options.calibration?.adopt(fact.lesson);
+      if (fact.lesson.evidence !== undefined) this.#options.onEvidenceStored?.(fact.lesson.deploymentKey);
+    }
   }
 
   /** Another process forgot the scope: a statement heard from now on is adopted whatever was known before. */
@@ -474,7 +482,10 @@ export class LearnedFactSharing {
       );
     } else {
       const { deploymentKey, evidence, isSharedWindow } = fact.lesson;
-      if (evidence !== undefined) await redis.hset(calibrationKey(keyPrefix), deploymentKey, JSON.stringify(evidence));
+      if (evidence !== undefined) {
+        await redis.hset(calibrationKey(keyPrefix), deploymentKey, JSON.stringify(evidence));
+        this.#options.onEvidenceStored?.(deploymentKey);
+      }
       if (isSharedWindow) {
         const stored = JSON.stringify({ kind: "shared-window", deploymentKey, learnedAtMs: clock.now() });
         await redis.set(sharedWindowKey(keyPrefix, deploymentKey), stored, "PX", SHARED_WINDOW_KEEP_MS);

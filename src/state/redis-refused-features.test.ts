@@ -333,6 +333,33 @@ describe("refused features in Redis", { skip }, () => {
     );
   });
 
+  test("evidence heard from another replica's refusal is dropped, once back, when its forget was missed, and not written back", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    // A context-length refusal on the first: evidence (2,000 estimated, at least 4,000 sent) stored and published.
+    first.calibration.learnTooLong("heard/m", 2_000, { contextTokens: 4_000, maxOutputTokens: undefined }, 0);
+    await waitFor(() => second.calibration.factorOf("heard/m") > 1, "the second to adopt the heard evidence");
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), "heard/m"), 1);
+
+    // Every subscription dropped: the first's reload forgets the deployment while nobody hears the channel.
+    const letSubscribersBack = await cutSubscribers(admin);
+    first.calibration.forget("heard/m");
+    await waitFor(async () => (await admin.hexists(calibrationKey(PREFIX), "heard/m")) === 0, "the evidence deleted");
+    await sleep(300);
+    assert.ok(second.calibration.factorOf("heard/m") > 1, "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    await waitFor(
+      () => second.calibration.factorOf("heard/m") === 1,
+      "the second to drop the heard evidence forgotten while it was not hearing",
+    );
+    // Its next flush (it learned of another deployment since) does not store the old upstream's evidence again.
+    for (let index = 0; index < 4; index++) second.calibration.learn("ollama/small", 3_000, 1_500);
+    await second.state.close();
+    assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
+  });
+
   test("a Redis that lost its data takes no lesson from a replica: each writes again what it holds", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);

@@ -86,6 +86,10 @@ export async function createRedisStateBackend(
   });
   // Learned facts (a context refusal's lesson, a stated concurrency or rate limit) are shared as they are learned, on
   // the cooldown channel (redis-learned-facts.ts).
+  const calibration =
+    options.calibration === undefined
+      ? undefined
+      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
   const facts = new LearnedFactSharing({
     redis,
     link,
@@ -96,6 +100,7 @@ export async function createRedisStateBackend(
     adoptConcurrency: (scopeId, learned) => ledger.adoptLearnedConcurrency(scopeId, learned),
     adoptRules: (scopeId, rules) => ledger.adoptStatedRules(scopeId, rules),
     adoptForgottenLimits: (scopeId) => ledger.adoptForgottenStated(scopeId),
+    onEvidenceStored: (deploymentKey) => calibration?.noteStored(deploymentKey),
   });
   ledger.onConcurrencyLearned = (scopeId, learned) => facts.share({ kind: "concurrency", scopeId, learned });
   ledger.onRulesLearned = (scopeId, rules) => {
@@ -106,10 +111,6 @@ export async function createRedisStateBackend(
   };
   ledger.onForget = (scopeId) => facts.forget(scopeId);
   options.calibration?.onLesson((lesson) => facts.share({ kind: "context", lesson }));
-  const calibration =
-    options.calibration === undefined
-      ? undefined
-      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
   options.calibration?.onForget((deploymentKey) => {
     calibration?.forgotten(deploymentKey);
     facts.forgetDeployment(deploymentKey);
