@@ -7,7 +7,7 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
@@ -102,6 +102,27 @@ describe("a reload's forget in Redis", { skip }, () => {
       (await admin.get(RATE_KEY))?.includes('"limit":5'),
       "the retry deleted the new key's limit, stored after the forget ran",
     );
+  });
+
+  test("Redis lost its data and a reload forgot a scope before a replica was back: that replica drops the stated limit", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    first.ledger.learnLimits(SCOPE, statedRpm(2, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.ledger) === 2, "the second to adopt the stated limit");
+
+    // Redis loses its data (FLUSHALL, the subscriptions kept away) and the first's reload forgets the scope before
+    // the second is back: its marker is the only trace of the forget in the new data set.
+    const letSubscribersBack = await cutSubscribers(admin);
+    await admin.flushall();
+    first.ledger.forget(SCOPE.id);
+    await waitFor(async () => (await admin.exists(forgottenLimitsKey(PREFIX, SCOPE.id))) === 1, "the marker set");
+    await sleep(300);
+    assert.equal(learnedRpm(second.ledger), 2, "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    await waitFor(() => learnedRpm(second.ledger) === undefined, "the second to drop the forgotten limit", 5_000);
   });
 
   test("a load walks the key space once for the scopes' forget markers and stated limits, once for shared windows", async (t) => {

@@ -16,6 +16,7 @@ import { AvailabilityBook } from "../limits/availability.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
 import { createCommandClient } from "./redis-client.ts";
+import { DeploymentForgets } from "./redis-deployment-forgets.ts";
 import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLink } from "./redis-link.ts";
@@ -392,6 +393,47 @@ describe("refused features in Redis", { skip }, () => {
     assert.ok(knowsAll(late), "a replica started after the restart did not load them");
   });
 
+  test("Redis lost its data and a reload forgot lessons before a replica was back: it drops them instead of storing them again", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    teachCalibrations(first.calibration);
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    first.refused.learn("ollama/small", "seed", "HTTP 400", Date.now());
+    await first.state.writeBeforeExit(1_000); // the calibrations' flush
+    const second = await startBackend(t, server.url);
+    const knowsForgotten = (backend: Backend) =>
+      refuses(backend.refused, "tools") ||
+      backend.calibration.sharesWindow("separate/m") ||
+      backend.calibration.factorOf(LLAMA) !== 1;
+    assert.ok(refuses(second.refused, "tools") && second.calibration.sharesWindow("separate/m"));
+    assert.ok(second.calibration.factorOf(LLAMA) < 1);
+
+    // Redis loses its data (a restart without persistence: FLUSHALL here, so that the subscriptions stay away until
+    // after the forget) and, before the second is back, the first's reload forgets the deployments: nothing was
+    // stored of them to delete, and nobody hears the forget.
+    const letSubscribersBack = await cutSubscribers(admin);
+    await admin.flushall();
+    first.refused.forget(LLAMA);
+    first.calibration.forget("separate/m");
+    first.calibration.forget(LLAMA);
+    await sleep(300);
+    assert.ok(refuses(second.refused, "tools"), "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    // The second writes again what it holds (Redis lost it), but not what was forgotten meanwhile.
+    await waitFor(
+      async () => (await admin.hexists(refusedFeaturesKey(PREFIX, "ollama/small"), "seed")) === 1,
+      "the second to write its lessons again",
+    );
+    await waitFor(() => !knowsForgotten(second), "the second to drop what was forgotten while it was away", 5_000);
+    await sleep(300);
+    assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, LLAMA)), 0, "a forgotten lesson stored again");
+    assert.equal(await admin.exists(sharedWindowKey(PREFIX, "separate/m")), 0, "a forgotten window stored again");
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), LLAMA), 0, "forgotten evidence stored again");
+    assert.equal(knowsForgotten(first), false, "the first adopted again what it forgot");
+    assert.ok(refuses(second.refused, "seed", "ollama/small"), "a lesson not forgotten was dropped");
+  });
+
   test("a reload of the shared lessons keeps what this replica has not written yet and what it learned or heard meanwhile", async (t) => {
     const server = await useRedisServer(t);
     const redis = createCommandClient(server.url);
@@ -407,6 +449,7 @@ describe("refused features in Redis", { skip }, () => {
       clock: systemClock,
       instanceId: "test",
       refusedFeatures: book,
+      forgets: new DeploymentForgets(redis, PREFIX, systemClock),
     });
     t.after(() => sharing.stop());
     const nowMs = Date.now();

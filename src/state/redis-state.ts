@@ -22,6 +22,7 @@ import {
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
 import { RedisDataEpoch } from "./redis-data-epoch.ts";
+import { DeploymentForgets } from "./redis-deployment-forgets.ts";
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
@@ -90,6 +91,7 @@ export async function createRedisStateBackend(
     options.calibration === undefined
       ? undefined
       : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
+  const forgets = new DeploymentForgets(redis, settings.redisKeyPrefix, clock);
   const facts = new LearnedFactSharing({
     redis,
     link,
@@ -97,6 +99,7 @@ export async function createRedisStateBackend(
     clock,
     instanceId,
     calibration: options.calibration,
+    forgets,
     adoptConcurrency: (scopeId, learned) => ledger.adoptLearnedConcurrency(scopeId, learned),
     adoptRules: (scopeId, rules) => ledger.adoptStatedRules(scopeId, rules),
     adoptForgottenLimits: (scopeId) => ledger.adoptForgottenStated(scopeId),
@@ -125,6 +128,7 @@ export async function createRedisStateBackend(
           clock,
           instanceId,
           refusedFeatures: options.refusedFeatures,
+          forgets,
         });
   const cooldowns = new CooldownSharing({
     redis,
@@ -159,12 +163,18 @@ export async function createRedisStateBackend(
   let lessonsLoaded: Promise<void> = Promise.resolve();
   const loadLessonsNow = async (): Promise<void> => {
     const dataSet = await epoch.check();
+    // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
+    // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
+    const isApplyingForgets = dataSet !== "first";
+    const unknownForgets = await forgets.unknown();
+    refusals?.applyForgets(unknownForgets.refusals, isApplyingForgets);
+    facts.applyDeploymentForgets(unknownForgets.calibration, isApplyingForgets);
     if (dataSet === "new") {
       facts.pushWindows();
       await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
     }
     const isReplacing = dataSet === "same";
-    await Promise.all([facts.load(isReplacing), refusals?.load(isReplacing)]);
+    await Promise.all([facts.load(isReplacing, isApplyingForgets), refusals?.load(isReplacing)]);
     if (isReplacing) await calibration?.reconcile();
   };
   const loadLessons = (): Promise<void> => {
