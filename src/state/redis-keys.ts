@@ -169,6 +169,14 @@ export function calibrationKey(prefix: string): string {
   return `${prefix}prompt-calibration`;
 }
 
+/**
+ * The id of the latest admin reset (redis-cooldowns.ts `resetShared`): a replica whose subscription was away when it
+ * was published applies it at its next load.
+ */
+export function resetMarkerKey(prefix: string): string {
+  return `${prefix}reset-id`;
+}
+
 /** A value set once per Redis data set (redis-data-epoch.ts): another one means Redis lost what it held. */
 export function dataEpochKey(prefix: string): string {
   return `${prefix}data-epoch`;

@@ -14,7 +14,7 @@ import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetScope } from "../limits/budgets.ts";
 import type { RefusalFacts } from "../limits/limit-learning.ts";
-import { forgottenLimitsKey, learnedRateKey } from "./redis-keys.ts";
+import { cooldownChannel, forgottenLimitsKey, learnedRateKey } from "./redis-keys.ts";
 import type { RedisLedger } from "./redis-ledger.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
@@ -24,7 +24,12 @@ const PREFIX = "forgets:";
 const SCOPE: BudgetScope = { id: "deployment:gh/gpt", rules: [], concurrency: undefined, dayReset: UTC_MIDNIGHT };
 const RATE_KEY = learnedRateKey(PREFIX, SCOPE.id, "requests", "minute");
 
-async function startBackend(t: TestContext, url: string, redisCommandTimeoutMs = 2_000) {
+async function startBackend(
+  t: TestContext,
+  url: string,
+  redisCommandTimeoutMs = 2_000,
+  availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
+) {
   const state = await createRedisStateBackend(
     {
       path: "",
@@ -34,7 +39,7 @@ async function startBackend(t: TestContext, url: string, redisCommandTimeoutMs =
       flushIntervalMs: 60_000,
       redisCommandTimeoutMs,
     },
-    new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
+    availability,
     systemClock,
     undefined,
   );
@@ -123,6 +128,43 @@ describe("a reload's forget in Redis", { skip }, () => {
     assert.equal(learnedRpm(second.ledger), 2, "the second heard the forget: the test proves nothing");
     await letSubscribersBack();
     await waitFor(() => learnedRpm(second.ledger) === undefined, "the second to drop the forgotten limit", 5_000);
+  });
+
+  test("an admin reset published while a replica's subscription was away reaches it once back: stated limits and cooldowns go", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const firstBook = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
+    const secondBook = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
+    const first = await startBackend(t, server.url, 2_000, firstBook);
+    const second = await startBackend(t, server.url, 2_000, secondBook);
+    first.ledger.learnLimits(SCOPE, statedRpm(2, Date.now()), Date.now());
+    firstBook.recordRateLimited("gh/gpt", { delayMs: 600_000 }, "rate_limited", "HTTP 429");
+    await waitFor(
+      () => learnedRpm(second.ledger) === 2 && secondBook.cooldownOf("gh/gpt", "gh") !== undefined,
+      "the second to adopt the stated limit and the cooldown",
+    );
+
+    // The first's admin reset while nobody hears the channel: it deletes what is stored and publishes to no one.
+    const letSubscribersBack = await cutSubscribers(admin);
+    await first.ledger.reset();
+    await sleep(300);
+    assert.equal(learnedRpm(second.ledger), 2, "the second heard the reset: the test proves nothing");
+    await letSubscribersBack();
+    await waitFor(
+      () => learnedRpm(second.ledger) === undefined && secondBook.cooldownOf("gh/gpt", "gh") === undefined,
+      "the second to apply the reset it missed",
+      5_000,
+    );
+    // Applied once: a limit stated after the reset is adopted and kept through the next loads.
+    first.ledger.learnLimits(SCOPE, statedRpm(3, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.ledger) === 3, "the second to adopt the limit stated since");
+    const again = await cutSubscribers(admin);
+    await again();
+    const subscribers = async () => Number((await admin.pubsub("NUMSUB", cooldownChannel(PREFIX)))[1]);
+    await waitFor(async () => (await subscribers()) === 2, "both subscribed again");
+    await sleep(300); // the loads that follow a resubscription
+    assert.equal(learnedRpm(second.ledger), 3, "a reset applied again at the next load");
   });
 
   test("a load walks the key space once for the scopes' forget markers and stated limits, once for shared windows", async (t) => {
