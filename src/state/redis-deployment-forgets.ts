@@ -62,16 +62,13 @@ export class DeploymentForgets {
 
   /**
    * Reads every marker; returns the deployments whose marker names a forget this process does not know, and notes
-   * them known (a marker is applied once). One SCAN per load for both kinds. On a Cluster with a master down, what
-   * that master holds is read at the next load: this one throws its error after noting the others.
+   * them known (a marker is applied once). One SCAN per load for both kinds. A node whose SCAN fails (a Cluster's
+   * master down) is reported to `onNodeFailed` and its markers are read at a later load: the caller goes on with the
+   * others, as its loads of the lessons do (stopping there would skip writing its lessons again after a loss of data).
    */
-  async unknown(): Promise<UnknownForgets> {
+  async unknown(onNodeFailed: (error: unknown) => void): Promise<UnknownForgets> {
     const start = deploymentForgetsStart(this.#prefix);
     const unknown: UnknownForgets = { refusals: [], calibration: [] };
-    let failure: { readonly error: unknown } | undefined;
-    const onNodeFailed = (error: unknown): void => {
-      failure ??= { error };
-    };
     for await (const keys of scanKeys(this.#redis, keysStartingWith(start), onNodeFailed)) {
       const forgetIds = await getMany(this.#redis, keys);
       keys.forEach((key, index) => {
@@ -87,7 +84,6 @@ export class DeploymentForgets {
         unknown[lessons].push(deploymentKey);
       });
     }
-    if (failure !== undefined) throw failure.error;
     return unknown;
   }
 }

@@ -166,7 +166,10 @@ export async function createRedisStateBackend(
     // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
     // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
     const isApplyingForgets = dataSet !== "first";
-    const unknownForgets = await forgets.unknown();
+    let forgetsFailure: { readonly error: unknown } | undefined;
+    const unknownForgets = await forgets.unknown((error) => {
+      forgetsFailure ??= { error };
+    });
     refusals?.applyForgets(unknownForgets.refusals, isApplyingForgets);
     facts.applyDeploymentForgets(unknownForgets.calibration, isApplyingForgets);
     if (dataSet === "new") {
@@ -176,6 +179,7 @@ export async function createRedisStateBackend(
     const isReplacing = dataSet === "same";
     await Promise.all([facts.load(isReplacing, isApplyingForgets), refusals?.load(isReplacing)]);
     if (isReplacing) await calibration?.reconcile();
+    if (forgetsFailure !== undefined) throw forgetsFailure.error;
   };
   const loadLessons = (): Promise<void> => {
     const loading = lessonsLoaded.then(loadLessonsNow, loadLessonsNow);
