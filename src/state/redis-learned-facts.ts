@@ -261,6 +261,8 @@ export class LearnedFactSharing {
       }),
       ...deployments.map(async ([deploymentKey, forgetId]) => {
         const { forgets } = this.#options;
+        // Known before it is sent: a SET that timed out after it ran leaves this process's own marker.
+        forgets?.note("calibration", deploymentKey, forgetId);
         try {
           // The marker first: a replica back after Redis lost its data and loading between the two drops its copy
           // rather than writing it again. (Setting it again at a retry changes nothing.)
@@ -270,7 +272,6 @@ export class LearnedFactSharing {
           if (!this.#forgottenDeployments.has(deploymentKey)) this.#forgottenDeployments.set(deploymentKey, forgetId);
           throw error;
         }
-        forgets?.note("calibration", deploymentKey, forgetId);
         // After the delete: a replica that hears it and loads finds nothing of it.
         await this.#announce({ kind: "forgotten-calibration", deploymentKey, forgetId });
       }),

@@ -1,7 +1,9 @@
 // A reload's forget of a scope's stated limits (redis-learned-facts.ts `forget`) and the loads that read the forget
 // markers, against a real redis-server: a forget whose send timed out after Redis ran it is not run again (its
 // retry would drop a limit of the new key stored in between), and each load walks the key space once for the
-// scopes' markers and limits together. (The known forgets' pruning: known-forgets.test.ts.)
+// scopes' markers and limits together; a replica away when Redis lost its data and a scope was forgotten after
+// applies the forget's marker once back; an admin reset a replica did not hear is applied from its marker (P reset-id)
+// once its subscription is back, once. (The known forgets' pruning: known-forgets.test.ts.)
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";

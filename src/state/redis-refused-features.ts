@@ -212,6 +212,8 @@ export class RefusalSharing {
       ...forgotten.map(async ([deploymentKey, forgetId]) => {
         // The marker (redis-deployment-forgets.ts) and the delete in one script, under the deployment's hash tag.
         const keys = [forgets.markerKey("refusals", deploymentKey), refusedFeaturesKey(keyPrefix, deploymentKey)];
+        // Known before it is sent: a send that timed out after it ran leaves this process's own marker.
+        forgets.note("refusals", deploymentKey, forgetId);
         try {
           await redis.eval(FORGET_LIMITS_LUA, keys.length, ...keys, forgetId, DEPLOYMENT_FORGET_KEEP_MS);
         } catch (error) {
@@ -219,7 +221,6 @@ export class RefusalSharing {
           if (!this.#forgotten.has(deploymentKey)) this.#forgotten.set(deploymentKey, forgetId);
           throw error;
         }
-        forgets.note("refusals", deploymentKey, forgetId);
         await this.#announceForgotten(deploymentKey, forgetId);
       }),
     ]);
