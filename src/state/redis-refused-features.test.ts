@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
 import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { buildConfig } from "../config/load.ts";
@@ -432,6 +433,38 @@ describe("refused features in Redis", { skip }, () => {
     assert.equal(await admin.hexists(calibrationKey(PREFIX), LLAMA), 0, "forgotten evidence stored again");
     assert.equal(knowsForgotten(first), false, "the first adopted again what it forgot");
     assert.ok(refuses(second.refused, "seed", "ollama/small"), "a lesson not forgotten was dropped");
+  });
+
+  test("redis-server restarted on its port, a lesson forgotten before a replica reached it again: that replica drops it", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    // The second reaches Redis through a proxy that holds everything it sends while `held` is pending.
+    let held: Promise<void> | undefined;
+    const proxy = await useRedisProxy(t, server.port, () => held);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, proxy.url);
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    second.refused.learn("ollama/small", "seed", "HTTP 400", Date.now());
+    await waitFor(() => refuses(second.refused, "tools"), "the second to adopt the lesson");
+
+    const release = Promise.withResolvers<void>();
+    held = release.promise;
+    await server.restart(); // empty: no persistence
+    await waitFor(() => !first.state.status().isDegraded, "the first back on the restarted Redis");
+    await waitFor(
+      async () => (await admin.hexists(refusedFeaturesKey(PREFIX, "ollama/small"), "seed").catch(() => 0)) === 1,
+      "the first to write again the lessons it holds",
+    );
+    first.refused.forget(LLAMA);
+    await sleep(300);
+    assert.ok(refuses(second.refused, "tools"), "the second heard the forget: the test proves nothing");
+    held = undefined;
+    release.resolve();
+    await waitFor(() => !second.state.status().isDegraded, "the second back on the restarted Redis");
+    await waitFor(() => !refuses(second.refused, "tools"), "the second to drop the forgotten lesson", 5_000);
+    await sleep(300);
+    assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, LLAMA)), 0, "the forgotten lesson stored again");
+    assert.equal(refuses(first.refused, "tools"), false, "the first adopted again what it forgot");
   });
 
   test("a reload of the shared lessons keeps what this replica has not written yet and what it learned or heard meanwhile", async (t) => {
