@@ -14,7 +14,8 @@
 // and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`);
 // each then publishes the forget, so every replica drops its copy. A forget whose PUBLISH failed is published again;
 // one a replica missed (its subscription away) reaches it at its next load: through the scope's forget marker for
-// stated limits (`#loadForgets`), by what is no longer stored for a calibration (CalibrationSharing.reconcile, `load`).
+// stated limits (`#loadForgets`), by what is no longer stored for a calibration (CalibrationSharing.reconcile, `load`),
+// and after Redis lost its data through the deployment's forget marker (redis-deployment-forgets.ts).
 // The file stays whole (about 560 lines): a lesson's write, a forget's delete and publish, and a load race on the same
 // pending sets (`#unshared`, `#writing`, `#forgotten`, the known forgets), which one class keeps consistent.
 import type { Clock } from "../clock.ts";

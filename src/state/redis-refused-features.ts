@@ -18,7 +18,8 @@
 // is written when it is back. A load (at start, when Redis is back, when the subscription is back) replaces this
 // replica's lessons by what is stored: one cleared, forgotten or reset elsewhere while this replica was not hearing
 // the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
-// again (`pushAll`, redis-data-epoch.ts).
+// again (`pushAll`, redis-data-epoch.ts), but not those of a deployment forgotten since by a replica this one did
+// not hear: the forget leaves a marker, applied before anything is written again (redis-deployment-forgets.ts).
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import {

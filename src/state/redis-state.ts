@@ -85,13 +85,13 @@ export async function createRedisStateBackend(
     instanceId,
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
   });
-  // Learned facts (a context refusal's lesson, a stated concurrency or rate limit) are shared as they are learned, on
-  // the cooldown channel (redis-learned-facts.ts).
   const calibration =
     options.calibration === undefined
       ? undefined
       : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
   const forgets = new DeploymentForgets(redis, settings.redisKeyPrefix, clock);
+  // Learned facts (a context refusal's lesson, a stated concurrency or rate limit) are shared as they are learned, on
+  // the cooldown channel (redis-learned-facts.ts).
   const facts = new LearnedFactSharing({
     redis,
     link,
