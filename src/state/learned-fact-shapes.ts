@@ -17,10 +17,17 @@ export type LearnedFact =
  * What travels on the channel: a fact, a deployment's calibration forgotten (`forgetDeployment`), or a scope's stated
  * limits forgotten (`forget`).
  */
-export type SharedFact =
-  | LearnedFact
-  | { readonly kind: "forgotten-calibration"; readonly deploymentKey: string }
-  | ForgottenLimits;
+export type SharedFact = LearnedFact | ForgottenCalibration | ForgottenLimits;
+
+/**
+ * A deployment's calibration forgotten (`forgetDeployment`). `forgetId` names the forget, as its marker in Redis does
+ * (redis-deployment-forgets.ts). (A process of an earlier version publishes none.)
+ */
+export interface ForgottenCalibration {
+  readonly kind: "forgotten-calibration";
+  readonly deploymentKey: string;
+  readonly forgetId?: string;
+}
 
 /**
  * A scope's stated limits forgotten (`forget`). `forgetId` names the forget, as its marker in Redis does
@@ -80,8 +87,11 @@ export function parseFact(value: unknown): SharedFact | undefined {
   }
   if (value.kind === "forgotten-limits") return forgottenLimitsOf(value);
   if (value.kind === "forgotten-calibration") {
-    const { deploymentKey } = value;
-    return typeof deploymentKey === "string" && deploymentKey !== "" ? { kind: value.kind, deploymentKey } : undefined;
+    const { deploymentKey, forgetId } = value;
+    if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
+    return typeof forgetId === "string" && forgetId !== ""
+      ? { kind: value.kind, deploymentKey, forgetId }
+      : { kind: value.kind, deploymentKey };
   }
   if (value.kind !== "context" || !isRecord(value.lesson)) return undefined;
   const { deploymentKey, evidence, isSharedWindow } = value.lesson;

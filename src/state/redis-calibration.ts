@@ -5,7 +5,8 @@
 // reports) and when it closes. Loss costs little: a process that could not load learns again from its first few
 // large prompts. A deployment forgotten by another replica's reload (redis-learned-facts.ts `forgetDeployment`) is
 // dropped when that is heard; one whose forget was not heard (the subscription was away) is dropped at the next
-// reload of what is shared (`reconcile`), so that this process's flush does not write it back.
+// reload of what is shared (`reconcile`), so that this process's flush does not write it back: evidence loaded,
+// flushed, or heard from another replica's context-length refusal alike.
 import type { PromptCalibration, PromptEvidence } from "../limits/prompt-calibration.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { calibrationKey } from "./redis-keys.ts";
@@ -20,9 +21,10 @@ export class CalibrationSharing {
   /** Learned since the last write that succeeded. */
   #isPending = false;
   /**
-   * Deployments whose evidence this process knows was stored (loaded at start, or written by its flush): one no
-   * longer stored was deleted by another replica's forget. (Evidence heard from another replica's context-length
-   * refusal is not listed: never dropped by `reconcile`, it is at worst kept, as before.)
+   * Deployments whose evidence this process knows was stored (loaded at start, written by its flush or its own
+   * context-length refusal, or heard from another replica's refusal: `noteStored`): one no longer stored was deleted
+   * by another replica's forget. Heard evidence counts too: left out, a replica whose subscription was away when it
+   * was forgotten kept the old upstream's factor, and its next flush stored it again for the whole fleet.
    */
   readonly #stored = new Set<string>();
 
@@ -76,6 +78,14 @@ export class CalibrationSharing {
     this.#stored.clear();
     this.#isPending = true;
     await this.flush();
+  }
+
+  /**
+   * The deployment's evidence is stored: this process's context-length refusal wrote it, or another replica's did and
+   * published it (after its HSET; redis-learned-facts.ts `onEvidenceStored`).
+   */
+  noteStored(deploymentKey: string): void {
+    this.#stored.add(deploymentKey);
   }
 
   /** This process forgot the deployment (a reload): what it learns of it from now on is not stored yet. */

@@ -6,7 +6,10 @@
 // A parked key is stored under its key's fingerprint (`cooldown:provider:<name>:key:<fingerprint>`), beside the
 // provider's other cooldowns: it parks only the replicas configured with that key (AvailabilityBook filters on
 // import), and it does not stand in the way of the fixed key's own cooldowns (a later end wins per Redis key).
+// The admin reset (`resetShared`) is published with an id it also leaves in `P reset-id`: a process that did not hear
+// it (its subscription away) applies it at its next load.
 
+import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import type {
@@ -17,7 +20,7 @@ import type {
   PersistedCooldowns,
 } from "../limits/availability.ts";
 import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
-import { cooldownChannel, cooldownKey, keysStartingWith } from "./redis-keys.ts";
+import { cooldownChannel, cooldownKey, keysStartingWith, resetMarkerKey } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
 
@@ -25,7 +28,7 @@ import type { RedisLink } from "./redis-link.ts";
 // resubscribe and reload rules, serves both; a process that does not know the type skips it.
 type SharedMessage =
   | { readonly origin: string; readonly type: "cooldown"; readonly change: CooldownChange }
-  | { readonly origin: string; readonly type: "reset" }
+  | { readonly origin: string; readonly type: "reset"; readonly resetId?: string }
   | { readonly origin: string; readonly type: "learned"; readonly fact: unknown };
 
 const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
@@ -80,6 +83,10 @@ export class CooldownSharing {
   /** Cooldowns whose store failed while Redis was up, by scope and key, stored again after STORE_RETRY_MS. */
   readonly #unshared = new Map<string, CooldownChange>();
   #retryTimer: NodeJS.Timeout | undefined;
+  /** The latest admin reset this process made, heard, or read from its marker (`P reset-id`). */
+  #knownResetId: string | undefined;
+  /** The first load only reads the marker: a process that starts holds nothing a reset before it would clear. */
+  #hasReadReset = false;
 
   constructor(options: CooldownSharingOptions) {
     this.#options = options;
@@ -121,8 +128,11 @@ export class CooldownSharing {
       // was published meanwhile.
       if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
         this.#hasLoadedUnsubscribed = false;
-        void this.#options.link.track(this.load());
-        if (this.#options.loadAlso !== undefined) void this.#options.link.track(this.#options.loadAlso());
+        // The lessons after the cooldowns: a missed reset the cooldowns' load applies would clear them otherwise.
+        const loading = this.load();
+        void this.#options.link.track(loading);
+        const { loadAlso } = this.#options;
+        if (loadAlso !== undefined) void this.#options.link.track(loading.then(loadAlso, loadAlso));
       }
       return;
     }
@@ -147,6 +157,7 @@ export class CooldownSharing {
   async load(): Promise<number> {
     const { redis, keyPrefix, availability } = this.#options;
     if (!this.#isSubscribed) this.#hasLoadedUnsubscribed = true;
+    await this.#applyMissedReset();
     const start = `${keyPrefix}cooldown:`;
     const deployments: [string, Cooldown][] = [];
     const providers: [string, Cooldown][] = [];
@@ -173,6 +184,27 @@ export class CooldownSharing {
     return deployments.length + providers.length;
   }
 
+  /**
+   * Applies an admin reset this process did not hear (its subscription was away when it was published), as if heard
+   * now: the reset deleted every shared cooldown, budget key (stated limits with them) and refused feature, and left
+   * its id in its marker; without this, the process kept the stated limits it had heard until it ended, and its
+   * cooldowns until they did. Before the stored cooldowns are imported (and, the caller's part, the lessons loaded):
+   * what was stored since the reset is adopted again.
+   */
+  async #applyMissedReset(): Promise<void> {
+    const resetId = await this.#options.redis.get(resetMarkerKey(this.#options.keyPrefix));
+    const isFirst = !this.#hasReadReset;
+    this.#hasReadReset = true;
+    if (resetId === null || resetId === this.#knownResetId) return;
+    this.#knownResetId = resetId;
+    if (!isFirst) this.#applyRemoteReset();
+  }
+
+  #applyRemoteReset(): void {
+    this.#options.availability.reset();
+    this.#options.onRemoteReset();
+  }
+
   /** Stores every active local cooldown (set while Redis was unreachable) in Redis. */
   async pushLocal(): Promise<void> {
     const persisted: PersistedCooldowns = this.#options.availability.exportCooldowns();
@@ -195,7 +227,11 @@ export class CooldownSharing {
   async resetShared(): Promise<void> {
     const { redis, keyPrefix, instanceId } = this.#options;
     await deleteKeysStartingWith(redis, `${keyPrefix}cooldown:`);
-    const message: SharedMessage = { origin: instanceId, type: "reset" };
+    // The marker after every delete (the caller's first): a replica that reads it and loads finds nothing stale.
+    const resetId = randomBytes(6).toString("hex");
+    this.#knownResetId = resetId;
+    await redis.set(resetMarkerKey(keyPrefix), resetId);
+    const message: SharedMessage = { origin: instanceId, type: "reset", resetId };
     await redis.publish(this.#channel, JSON.stringify(message));
   }
 
@@ -248,8 +284,10 @@ export class CooldownSharing {
     const message = parseMessage(text);
     if (message === undefined || message.origin === this.#options.instanceId) return;
     if (message.type === "reset") {
-      this.#options.availability.reset();
-      this.#options.onRemoteReset();
+      // Already applied from its marker by a load that ran before the message came.
+      if (message.resetId !== undefined && message.resetId === this.#knownResetId) return;
+      if (message.resetId !== undefined) this.#knownResetId = message.resetId;
+      this.#applyRemoteReset();
       return;
     }
     if (message.type === "learned") {
@@ -285,7 +323,12 @@ function parseMessage(text: string): SharedMessage | undefined {
     return undefined;
   }
   if (!isRecord(value) || typeof value.origin !== "string") return undefined;
-  if (value.type === "reset") return { origin: value.origin, type: "reset" };
+  if (value.type === "reset") {
+    const { resetId } = value;
+    return typeof resetId === "string" && resetId !== ""
+      ? { origin: value.origin, type: "reset", resetId }
+      : { origin: value.origin, type: "reset" };
+  }
   if (value.type === "learned") return { origin: value.origin, type: "learned", fact: value.fact };
   if (value.type !== "cooldown" || !isRecord(value.change)) return undefined;
   const { scope, key } = value.change;

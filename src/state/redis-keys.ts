@@ -136,9 +136,45 @@ export function refusedFeaturesStart(prefix: string): string {
   return `${prefix}refused-features:`;
 }
 
+/** What a deployment forget marker (redis-deployment-forgets.ts) is about. */
+export type ForgottenLessons = "refusals" | "calibration";
+
+/**
+ * A deployment whose refused features or prompt calibration a reload forgot (redis-deployment-forgets.ts): its
+ * forget's id, hash-tagged with its provider as the refused features' hash is (the forget's script sets the one and
+ * deletes the other in one slot).
+ */
+export function deploymentForgetKey(prefix: string, lessons: ForgottenLessons, deploymentKey: string): string {
+  return `${deploymentForgetsStart(prefix)}${lessons}:{${providerTag(`deployment:${deploymentKey}`)}}:${deploymentKey}`;
+}
+
+/** Every deployment forget marker starts with this. */
+export function deploymentForgetsStart(prefix: string): string {
+  return `${prefix}forgotten-deployment:`;
+}
+
+/**
+ * `{groq}:groq/llama` (a deployment's key after its start) -> `groq/llama`: the tag has no brace of its own
+ * (providerTag).
+ */
+export function deploymentKeyOf(rest: string): string | undefined {
+  const end = rest.indexOf("}:");
+  if (!rest.startsWith("{") || end < 0) return undefined;
+  const deploymentKey = rest.slice(end + 2);
+  return deploymentKey === "" ? undefined : deploymentKey;
+}
+
 /** The prompt calibrations' hash (redis-calibration.ts). */
 export function calibrationKey(prefix: string): string {
   return `${prefix}prompt-calibration`;
+}
+
+/**
+ * The id of the latest admin reset (redis-cooldowns.ts `resetShared`): a replica whose subscription was away when it
+ * was published applies it at its next load.
+ */
+export function resetMarkerKey(prefix: string): string {
+  return `${prefix}reset-id`;
 }
 
 /** A value set once per Redis data set (redis-data-epoch.ts): another one means Redis lost what it held. */

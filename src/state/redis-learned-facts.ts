@@ -14,10 +14,10 @@
 // and one that points a deployment's name elsewhere deletes its calibration and shared window (`forgetDeployment`);
 // each then publishes the forget, so every replica drops its copy. A forget whose PUBLISH failed is published again;
 // one a replica missed (its subscription away) reaches it at its next load: through the scope's forget marker for
-// stated limits (`#loadForgets`), by what is no longer stored for a calibration (CalibrationSharing.reconcile, `load`).
-// The file stays whole (about 520 lines): a lesson's write, a forget's delete and publish, and a load race on the same
+// stated limits (`#loadForgets`), by what is no longer stored for a calibration (CalibrationSharing.reconcile, `load`),
+// and after Redis lost its data through the deployment's forget marker (redis-deployment-forgets.ts).
+// The file stays whole (about 560 lines): a lesson's write, a forget's delete and publish, and a load race on the same
 // pending sets (`#unshared`, `#writing`, `#forgotten`, the known forgets), which one class keeps consistent.
-import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
@@ -34,6 +34,7 @@ import {
   WINDOWS,
 } from "./learned-fact-shapes.ts";
 import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
+import { type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
 import {
   calibrationKey,
   cooldownChannel,
@@ -74,6 +75,13 @@ export interface LearnedFactSharingOptions {
   readonly adoptRules: (scopeId: string, rules: readonly BudgetRule[]) => void;
   /** Where another process's forget of a scope goes (RedisLedger.adoptForgottenStated). */
   readonly adoptForgottenLimits?: (scopeId: string) => void;
+  /** The markers of the calibrations' forgets, shared with the refused features' (one SCAN reads both). */
+  readonly forgets?: DeploymentForgets;
+  /**
+   * Told of each deployment whose evidence is known stored: written here, or heard from the replica that stored it
+   * (it publishes after its HSET). CalibrationSharing.reconcile then drops it once it is no longer stored.
+   */
+  readonly onEvidenceStored?: (deploymentKey: string) => void;
 }
 
 export class LearnedFactSharing {
@@ -88,8 +96,11 @@ export class LearnedFactSharing {
    * (FORGET_LIMITS_LUA).
    */
   readonly #forgotten = new Map<string, string>();
-  /** Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet. */
-  readonly #forgottenDeployments = new Set<string>();
+  /**
+   * Deployments whose calibration was forgotten (`forgetDeployment`) and whose stored copy is not deleted yet, with
+   * the forget's id (its marker's: the same at every retry).
+   */
+  readonly #forgottenDeployments = new Map<string, string>();
   /**
    * Forgets whose delete is done and whose PUBLISH failed (Redis went away between the two, or refused it): published
    * again with the next retry or when Redis is back, not deleted again (a lesson stored since is the new key's). One
@@ -190,7 +201,7 @@ export class LearnedFactSharing {
     }
     this.#rateLearnedAtMs.delete(scopeId);
     this.#unannounced.delete(`limits ${scopeId}`);
-    this.#forgotten.set(scopeId, randomBytes(6).toString("hex"));
+    this.#forgotten.set(scopeId, newForgetId());
     if (this.#options.link.isUp) this.#sendDeletes();
   }
 
@@ -205,7 +216,7 @@ export class LearnedFactSharing {
   forgetDeployment(deploymentKey: string): void {
     this.#unshared.delete(`context ${deploymentKey}`);
     this.#unannounced.delete(`calibration ${deploymentKey}`);
-    this.#forgottenDeployments.add(deploymentKey);
+    this.#forgottenDeployments.set(deploymentKey, newForgetId());
     if (this.#options.link.isUp) this.#sendDeletes();
   }
 
@@ -226,7 +237,7 @@ export class LearnedFactSharing {
   async #deleteForgotten(): Promise<void> {
     const scopes = [...this.#forgotten];
     this.#forgotten.clear();
-    const deploymentKeys = [...this.#forgottenDeployments];
+    const deployments = [...this.#forgottenDeployments];
     this.#forgottenDeployments.clear();
     const unannounced = [...this.#unannounced.values()];
     this.#unannounced.clear();
@@ -249,15 +260,21 @@ export class LearnedFactSharing {
         this.#knownForgets.note(scopeId, forgetId);
         await this.#announce({ kind: "forgotten-limits", scopeId, forgetId });
       }),
-      ...deploymentKeys.map(async (deploymentKey) => {
+      ...deployments.map(async ([deploymentKey, forgetId]) => {
+        const { forgets } = this.#options;
+        // Known before it is sent: a SET that timed out after it ran leaves this process's own marker.
+        forgets?.note("calibration", deploymentKey, forgetId);
         try {
+          // The marker first: a replica back after Redis lost its data and loading between the two drops its copy
+          // rather than writing it again. (Setting it again at a retry changes nothing.)
+          await forgets?.mark("calibration", deploymentKey, forgetId);
           await this.#deleteCalibration(deploymentKey);
         } catch (error) {
-          this.#forgottenDeployments.add(deploymentKey);
+          if (!this.#forgottenDeployments.has(deploymentKey)) this.#forgottenDeployments.set(deploymentKey, forgetId);
           throw error;
         }
         // After the delete: a replica that hears it and loads finds nothing of it.
-        await this.#announce({ kind: "forgotten-calibration", deploymentKey });
+        await this.#announce({ kind: "forgotten-calibration", deploymentKey, forgetId });
       }),
     ]);
   }
@@ -318,9 +335,10 @@ export class LearnedFactSharing {
    *
    * The race: a window is dropped only if it was kept before the load began and was not learned, heard or written
    * since (a write lands after the SCAN may have passed its key), nor waits to be written (`#unshared`). With a node
-   * of a Cluster down, nothing is dropped.
+   * of a Cluster down, nothing is dropped. `isApplyingForgets`: the scopes' forget markers this process does not know
+   * are applied (every load but the first, also after Redis lost its data), not only recorded.
    */
-  async load(isReplacing: boolean): Promise<number> {
+  async load(isReplacing: boolean, isApplyingForgets = isReplacing): Promise<number> {
     const { redis, keyPrefix } = this.#options;
     const knownWindows = this.#options.calibration?.exportSharedWindows() ?? [];
     const loadBeganAt = this.#windowStep;
@@ -333,7 +351,7 @@ export class LearnedFactSharing {
     // One SCAN for the scopes' forget markers and stated limits (they share a key space: every scope's budget keys),
     // one for the shared windows: each SCAN walks the whole key space, and every reload and resubscription loads.
     const { markers, limits } = await this.#scanScopeKeys(onNodeFailed);
-    await this.#loadForgets(markers, isReplacing);
+    await this.#loadForgets(markers, isApplyingForgets);
     const apply = (values: readonly (string | null)[]): void => {
       for (const text of values) {
         const fact = parseStored(text);
@@ -360,20 +378,34 @@ export class LearnedFactSharing {
   }
 
   /**
+   * Drops the calibration (evidence and shared window) of each deployment whose forget this process did not hear
+   * (DeploymentForgets.unknown), unless a lesson of it waits to be written (learned since the forget). Called by every
+   * load before anything is written again; at the first (nothing is held yet) with `isApplying` false.
+   */
+  applyDeploymentForgets(deploymentKeys: readonly string[], isApplying: boolean): void {
+    if (!isApplying) return;
+    for (const deploymentKey of deploymentKeys) {
+      if (this.#unshared.has(`context ${deploymentKey}`)) continue;
+      this.#options.calibration?.adoptForgotten(deploymentKey);
+    }
+  }
+
+  /**
    * Applies the forget of every scope whose marker this process does not know (its subscription was away when the
    * forget was published: the replica kept the old key's stated limits, which do not lapse, until it ended); only
-   * records them at the first load (nothing is held yet) or after Redis lost its data. Before the stated limits are
+   * records them at the first load (nothing is held yet). After Redis lost its data too: a marker then is a forget
+   * made since, which this process did not hear. Before the stated limits are
    * loaded: one stored since the forget (the new key's) is adopted again. Not a scope whose stated limit this process
    * is writing or has still to write: learned since the forget, perhaps not stored yet, it would be lost here.
    */
-  async #loadForgets(markerKeys: readonly string[], isReplacing: boolean): Promise<void> {
+  async #loadForgets(markerKeys: readonly string[], isApplying: boolean): Promise<void> {
     const { redis } = this.#options;
     for (let start = 0; start < markerKeys.length; start += GET_BATCH) {
       for (const text of await getMany(redis, markerKeys.slice(start, start + GET_BATCH))) {
         const marker = parseMarker(text);
         if (marker?.forgetId === undefined || this.#knownForgets.isKnown(marker.scopeId, marker.forgetId)) continue;
         this.#knownForgets.note(marker.scopeId, marker.forgetId);
-        if (isReplacing && !this.#isWritingLimits(marker.scopeId)) this.#adoptForgottenLimits(marker.scopeId);
+        if (isApplying && !this.#isWritingLimits(marker.scopeId)) this.#adoptForgottenLimits(marker.scopeId);
       }
     }
   }
@@ -424,11 +456,16 @@ export class LearnedFactSharing {
     this.#touchWindow(fact);
     if (fact.kind === "concurrency") this.#options.adoptConcurrency(fact.scopeId, fact.learned);
     else if (fact.kind === "rate") this.#adoptRate(fact);
-    else if (fact.kind === "forgotten-calibration") this.#options.calibration?.adoptForgotten(fact.deploymentKey);
-    else if (fact.kind === "forgotten-limits") {
+    else if (fact.kind === "forgotten-calibration") {
+      this.#options.forgets?.note("calibration", fact.deploymentKey, fact.forgetId);
+      this.#options.calibration?.adoptForgotten(fact.deploymentKey);
+    } else if (fact.kind === "forgotten-limits") {
       if (fact.forgetId !== undefined) this.#knownForgets.note(fact.scopeId, fact.forgetId);
       this.#adoptForgottenLimits(fact.scopeId);
-    } else this.#options.calibration?.adopt(fact.lesson);
+    } else {
+      this.#options.calibration?.adopt(fact.lesson);
+      if (fact.lesson.evidence !== undefined) this.#options.onEvidenceStored?.(fact.lesson.deploymentKey);
+    }
   }
 
   /** Another process forgot the scope: a statement heard from now on is adopted whatever was known before. */
@@ -474,7 +511,10 @@ export class LearnedFactSharing {
       );
     } else {
       const { deploymentKey, evidence, isSharedWindow } = fact.lesson;
-      if (evidence !== undefined) await redis.hset(calibrationKey(keyPrefix), deploymentKey, JSON.stringify(evidence));
+      if (evidence !== undefined) {
+        await redis.hset(calibrationKey(keyPrefix), deploymentKey, JSON.stringify(evidence));
+        this.#options.onEvidenceStored?.(deploymentKey);
+      }
       if (isSharedWindow) {
         const stored = JSON.stringify({ kind: "shared-window", deploymentKey, learnedAtMs: clock.now() });
         await redis.set(sharedWindowKey(keyPrefix, deploymentKey), stored, "PX", SHARED_WINDOW_KEEP_MS);

@@ -1,20 +1,22 @@
 // A reload's forget of a scope's stated limits (redis-learned-facts.ts `forget`) and the loads that read the forget
 // markers, against a real redis-server: a forget whose send timed out after Redis ran it is not run again (its
 // retry would drop a limit of the new key stored in between), and each load walks the key space once for the
-// scopes' markers and limits together. (The known forgets' pruning: known-forgets.test.ts.)
+// scopes' markers and limits together; a replica away when Redis lost its data and a scope was forgotten after
+// applies the forget's marker once back; an admin reset a replica did not hear is applied from its marker (P reset-id)
+// once its subscription is back, once. (The known forgets' pruning: known-forgets.test.ts.)
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetScope } from "../limits/budgets.ts";
 import type { RefusalFacts } from "../limits/limit-learning.ts";
-import { forgottenLimitsKey, learnedRateKey } from "./redis-keys.ts";
+import { cooldownChannel, forgottenLimitsKey, learnedRateKey } from "./redis-keys.ts";
 import type { RedisLedger } from "./redis-ledger.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
@@ -24,7 +26,12 @@ const PREFIX = "forgets:";
 const SCOPE: BudgetScope = { id: "deployment:gh/gpt", rules: [], concurrency: undefined, dayReset: UTC_MIDNIGHT };
 const RATE_KEY = learnedRateKey(PREFIX, SCOPE.id, "requests", "minute");
 
-async function startBackend(t: TestContext, url: string, redisCommandTimeoutMs = 2_000) {
+async function startBackend(
+  t: TestContext,
+  url: string,
+  redisCommandTimeoutMs = 2_000,
+  availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
+) {
   const state = await createRedisStateBackend(
     {
       path: "",
@@ -34,7 +41,7 @@ async function startBackend(t: TestContext, url: string, redisCommandTimeoutMs =
       flushIntervalMs: 60_000,
       redisCommandTimeoutMs,
     },
-    new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
+    availability,
     systemClock,
     undefined,
   );
@@ -102,6 +109,64 @@ describe("a reload's forget in Redis", { skip }, () => {
       (await admin.get(RATE_KEY))?.includes('"limit":5'),
       "the retry deleted the new key's limit, stored after the forget ran",
     );
+  });
+
+  test("Redis lost its data and a reload forgot a scope before a replica was back: that replica drops the stated limit", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    first.ledger.learnLimits(SCOPE, statedRpm(2, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.ledger) === 2, "the second to adopt the stated limit");
+
+    // Redis loses its data (FLUSHALL, the subscriptions kept away) and the first's reload forgets the scope before
+    // the second is back: its marker is the only trace of the forget in the new data set.
+    const letSubscribersBack = await cutSubscribers(admin);
+    await admin.flushall();
+    first.ledger.forget(SCOPE.id);
+    await waitFor(async () => (await admin.exists(forgottenLimitsKey(PREFIX, SCOPE.id))) === 1, "the marker set");
+    await sleep(300);
+    assert.equal(learnedRpm(second.ledger), 2, "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    await waitFor(() => learnedRpm(second.ledger) === undefined, "the second to drop the forgotten limit", 5_000);
+  });
+
+  test("an admin reset published while a replica's subscription was away reaches it once back: stated limits and cooldowns go", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const firstBook = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
+    const secondBook = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
+    const first = await startBackend(t, server.url, 2_000, firstBook);
+    const second = await startBackend(t, server.url, 2_000, secondBook);
+    first.ledger.learnLimits(SCOPE, statedRpm(2, Date.now()), Date.now());
+    firstBook.recordRateLimited("gh/gpt", { delayMs: 600_000 }, "rate_limited", "HTTP 429");
+    await waitFor(
+      () => learnedRpm(second.ledger) === 2 && secondBook.cooldownOf("gh/gpt", "gh") !== undefined,
+      "the second to adopt the stated limit and the cooldown",
+    );
+
+    // The first's admin reset while nobody hears the channel: it deletes what is stored and publishes to no one.
+    const letSubscribersBack = await cutSubscribers(admin);
+    await first.ledger.reset();
+    await sleep(300);
+    assert.equal(learnedRpm(second.ledger), 2, "the second heard the reset: the test proves nothing");
+    await letSubscribersBack();
+    await waitFor(
+      () => learnedRpm(second.ledger) === undefined && secondBook.cooldownOf("gh/gpt", "gh") === undefined,
+      "the second to apply the reset it missed",
+      5_000,
+    );
+    // Applied once: a limit stated after the reset is adopted and kept through the next loads.
+    first.ledger.learnLimits(SCOPE, statedRpm(3, Date.now()), Date.now());
+    await waitFor(() => learnedRpm(second.ledger) === 3, "the second to adopt the limit stated since");
+    const again = await cutSubscribers(admin);
+    await again();
+    const subscribers = async () => Number((await admin.pubsub("NUMSUB", cooldownChannel(PREFIX)))[1]);
+    await waitFor(async () => (await subscribers()) === 2, "both subscribed again");
+    await sleep(300); // the loads that follow a resubscription
+    assert.equal(learnedRpm(second.ledger), 3, "a reset applied again at the next load");
   });
 
   test("a load walks the key space once for the scopes' forget markers and stated limits, once for shared windows", async (t) => {

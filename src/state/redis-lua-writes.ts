@@ -184,7 +184,8 @@ return #kept - first + 1
 `;
 
 /**
- * A reload's forget of a scope's stated limits (redis-learned-facts.ts `forget`): sets the scope's forget marker
+ * A reload's forget of a scope's stated limits (redis-learned-facts.ts `forget`), or of a deployment's refused
+ * features (redis-refused-features.ts, its marker redis-deployment-forgets.ts): sets the forget marker
  * (KEYS[1], to ARGV[1] for ARGV[2] ms) and deletes its stored limits (KEYS[2..]), as one step, at most once per
  * forget. Apart, a marker SET that failed after the delete left the forget to be sent again, and that delete dropped
  * a limit of the new key stored in between; a send that timed out after it ran (the usual timeout) did the same. A

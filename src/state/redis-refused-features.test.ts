@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
 import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { buildConfig } from "../config/load.ts";
@@ -16,6 +17,7 @@ import { AvailabilityBook } from "../limits/availability.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
 import { createCommandClient } from "./redis-client.ts";
+import { DeploymentForgets } from "./redis-deployment-forgets.ts";
 import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLink } from "./redis-link.ts";
@@ -333,6 +335,33 @@ describe("refused features in Redis", { skip }, () => {
     );
   });
 
+  test("evidence heard from another replica's refusal is dropped, once back, when its forget was missed, and not written back", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    // A context-length refusal on the first: evidence (2,000 estimated, at least 4,000 sent) stored and published.
+    first.calibration.learnTooLong("heard/m", 2_000, { contextTokens: 4_000, maxOutputTokens: undefined }, 0);
+    await waitFor(() => second.calibration.factorOf("heard/m") > 1, "the second to adopt the heard evidence");
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), "heard/m"), 1);
+
+    // Every subscription dropped: the first's reload forgets the deployment while nobody hears the channel.
+    const letSubscribersBack = await cutSubscribers(admin);
+    first.calibration.forget("heard/m");
+    await waitFor(async () => (await admin.hexists(calibrationKey(PREFIX), "heard/m")) === 0, "the evidence deleted");
+    await sleep(300);
+    assert.ok(second.calibration.factorOf("heard/m") > 1, "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    await waitFor(
+      () => second.calibration.factorOf("heard/m") === 1,
+      "the second to drop the heard evidence forgotten while it was not hearing",
+    );
+    // Its next flush (it learned of another deployment since) does not store the old upstream's evidence again.
+    for (let index = 0; index < 4; index++) second.calibration.learn("ollama/small", 3_000, 1_500);
+    await second.state.close();
+    assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
+  });
+
   test("a Redis that lost its data takes no lesson from a replica: each writes again what it holds", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
@@ -365,6 +394,79 @@ describe("refused features in Redis", { skip }, () => {
     assert.ok(knowsAll(late), "a replica started after the restart did not load them");
   });
 
+  test("Redis lost its data and a reload forgot lessons before a replica was back: it drops them instead of storing them again", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    teachCalibrations(first.calibration);
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    first.refused.learn("ollama/small", "seed", "HTTP 400", Date.now());
+    await first.state.writeBeforeExit(1_000); // the calibrations' flush
+    const second = await startBackend(t, server.url);
+    const knowsForgotten = (backend: Backend) =>
+      refuses(backend.refused, "tools") ||
+      backend.calibration.sharesWindow("separate/m") ||
+      backend.calibration.factorOf(LLAMA) !== 1;
+    assert.ok(refuses(second.refused, "tools") && second.calibration.sharesWindow("separate/m"));
+    assert.ok(second.calibration.factorOf(LLAMA) < 1);
+
+    // Redis loses its data (a restart without persistence: FLUSHALL here, so that the subscriptions stay away until
+    // after the forget) and, before the second is back, the first's reload forgets the deployments: nothing was
+    // stored of them to delete, and nobody hears the forget.
+    const letSubscribersBack = await cutSubscribers(admin);
+    await admin.flushall();
+    first.refused.forget(LLAMA);
+    first.calibration.forget("separate/m");
+    first.calibration.forget(LLAMA);
+    await sleep(300);
+    assert.ok(refuses(second.refused, "tools"), "the second heard the forget: the test proves nothing");
+    await letSubscribersBack();
+    // The second writes again what it holds (Redis lost it), but not what was forgotten meanwhile.
+    await waitFor(
+      async () => (await admin.hexists(refusedFeaturesKey(PREFIX, "ollama/small"), "seed")) === 1,
+      "the second to write its lessons again",
+    );
+    await waitFor(() => !knowsForgotten(second), "the second to drop what was forgotten while it was away", 5_000);
+    await sleep(300);
+    assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, LLAMA)), 0, "a forgotten lesson stored again");
+    assert.equal(await admin.exists(sharedWindowKey(PREFIX, "separate/m")), 0, "a forgotten window stored again");
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), LLAMA), 0, "forgotten evidence stored again");
+    assert.equal(knowsForgotten(first), false, "the first adopted again what it forgot");
+    assert.ok(refuses(second.refused, "seed", "ollama/small"), "a lesson not forgotten was dropped");
+  });
+
+  test("redis-server restarted on its port, a lesson forgotten before a replica reached it again: that replica drops it", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    // The second reaches Redis through a proxy that holds everything it sends while `held` is pending.
+    let held: Promise<void> | undefined;
+    const proxy = await useRedisProxy(t, server.port, () => held);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, proxy.url);
+    first.refused.learn(LLAMA, "tools", "HTTP 400", Date.now());
+    second.refused.learn("ollama/small", "seed", "HTTP 400", Date.now());
+    await waitFor(() => refuses(second.refused, "tools"), "the second to adopt the lesson");
+
+    const release = Promise.withResolvers<void>();
+    held = release.promise;
+    await server.restart(); // empty: no persistence
+    await waitFor(() => !first.state.status().isDegraded, "the first back on the restarted Redis");
+    await waitFor(
+      async () => (await admin.hexists(refusedFeaturesKey(PREFIX, "ollama/small"), "seed").catch(() => 0)) === 1,
+      "the first to write again the lessons it holds",
+    );
+    first.refused.forget(LLAMA);
+    await sleep(300);
+    assert.ok(refuses(second.refused, "tools"), "the second heard the forget: the test proves nothing");
+    held = undefined;
+    release.resolve();
+    await waitFor(() => !second.state.status().isDegraded, "the second back on the restarted Redis");
+    await waitFor(() => !refuses(second.refused, "tools"), "the second to drop the forgotten lesson", 5_000);
+    await sleep(300);
+    assert.equal(await admin.exists(refusedFeaturesKey(PREFIX, LLAMA)), 0, "the forgotten lesson stored again");
+    assert.equal(refuses(first.refused, "tools"), false, "the first adopted again what it forgot");
+  });
+
   test("a reload of the shared lessons keeps what this replica has not written yet and what it learned or heard meanwhile", async (t) => {
     const server = await useRedisServer(t);
     const redis = createCommandClient(server.url);
@@ -380,6 +482,7 @@ describe("refused features in Redis", { skip }, () => {
       clock: systemClock,
       instanceId: "test",
       refusedFeatures: book,
+      forgets: new DeploymentForgets(redis, PREFIX, systemClock),
     });
     t.after(() => sharing.stop());
     const nowMs = Date.now();

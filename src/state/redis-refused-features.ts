@@ -18,7 +18,8 @@
 // is written when it is back. A load (at start, when Redis is back, when the subscription is back) replaces this
 // replica's lessons by what is stored: one cleared, forgotten or reset elsewhere while this replica was not hearing
 // the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
-// again (`pushAll`, redis-data-epoch.ts).
+// again (`pushAll`, redis-data-epoch.ts), but not those of a deployment forgotten since by a replica this one did
+// not hear: the forget leaves a marker, applied before anything is written again (redis-deployment-forgets.ts).
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import {
@@ -30,9 +31,17 @@ import {
 } from "../limits/refused-features.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { scanKeys } from "./redis-client.ts";
-import { cooldownChannel, keysStartingWith, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
+import { DEPLOYMENT_FORGET_KEEP_MS, type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
+import {
+  cooldownChannel,
+  deploymentKeyOf,
+  keysStartingWith,
+  refusedFeaturesKey,
+  refusedFeaturesStart,
+} from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
+import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 
 /** ms before a change whose write failed while Redis was up is written again. */
 const WRITE_RETRY_MS = 250;
@@ -41,7 +50,7 @@ const WRITE_RETRY_MS = 250;
 export type RefusalFact =
   | { readonly kind: "refused-feature"; readonly deploymentKey: string; readonly refusal: FeatureRefusal }
   | { readonly kind: "accepted-features"; readonly deploymentKey: string; readonly features: readonly string[] }
-  | { readonly kind: "forgotten-refusals"; readonly deploymentKey: string };
+  | { readonly kind: "forgotten-refusals"; readonly deploymentKey: string; readonly forgetId?: string };
 
 export interface RefusalSharingOptions {
   readonly redis: SharedStateRedis;
@@ -50,6 +59,8 @@ export interface RefusalSharingOptions {
   readonly clock: Clock;
   readonly instanceId: string;
   readonly refusedFeatures: RefusedFeatures;
+  /** The forgets' markers, shared with the calibrations' forgets (one SCAN reads both). */
+  readonly forgets: DeploymentForgets;
 }
 
 /** Per feature of a deployment, what is to be written: its lesson, or null for a lesson a success cleared. */
@@ -59,14 +70,17 @@ export class RefusalSharing {
   readonly #options: RefusalSharingOptions;
   /** Changes made here that are not in Redis yet (made while it was unreachable, or the write failed), by deployment. */
   readonly #unshared = new Map<string, PendingChanges>();
-  /** Deployments forgotten (a reload) whose stored lessons are not deleted yet. */
-  readonly #forgotten = new Set<string>();
+  /**
+   * Deployments forgotten (a reload) whose stored lessons are not deleted yet, with the forget's id (the same at every
+   * retry: a send that ran is not run again, FORGET_LIMITS_LUA).
+   */
+  readonly #forgotten = new Map<string, string>();
   /**
    * Deployments forgotten whose lessons are deleted and whose forget's PUBLISH failed (Redis went away between the
    * two, or refused it): published again with the next retry or when Redis is back, not deleted again (a lesson
    * stored since is of what the name points at now). One per deployment: bounded however long Redis is away.
    */
-  readonly #unannounced = new Set<string>();
+  readonly #unannounced = new Map<string, string>();
   /** Writes under way (sent, not answered yet), by deployment: a load may not see them, and must not drop them. */
   readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -90,7 +104,7 @@ export class RefusalSharing {
     if (change.kind === "forgotten") {
       this.#unshared.delete(deploymentKey);
       this.#unannounced.delete(deploymentKey);
-      this.#forgotten.add(deploymentKey);
+      this.#forgotten.set(deploymentKey, newForgetId());
       if (this.#options.link.isUp) this.#send(() => this.#deleteForgotten());
       return;
     }
@@ -189,31 +203,36 @@ export class RefusalSharing {
    * failed stays to be deleted, or (the delete done) to be published.
    */
   async #deleteForgotten(): Promise<void> {
-    const deploymentKeys = [...this.#forgotten];
+    const forgotten = [...this.#forgotten];
     this.#forgotten.clear();
     const unannounced = [...this.#unannounced];
     this.#unannounced.clear();
-    const { redis, keyPrefix } = this.#options;
+    const { redis, keyPrefix, forgets } = this.#options;
     await Promise.all([
-      ...unannounced.map((deploymentKey) => this.#announceForgotten(deploymentKey)),
-      ...deploymentKeys.map(async (deploymentKey) => {
+      ...unannounced.map(([deploymentKey, forgetId]) => this.#announceForgotten(deploymentKey, forgetId)),
+      ...forgotten.map(async ([deploymentKey, forgetId]) => {
+        // The marker (redis-deployment-forgets.ts) and the delete in one script, under the deployment's hash tag.
+        const keys = [forgets.markerKey("refusals", deploymentKey), refusedFeaturesKey(keyPrefix, deploymentKey)];
+        // Known before it is sent: a send that timed out after it ran leaves this process's own marker.
+        forgets.note("refusals", deploymentKey, forgetId);
         try {
-          await redis.unlink(refusedFeaturesKey(keyPrefix, deploymentKey));
+          await redis.eval(FORGET_LIMITS_LUA, keys.length, ...keys, forgetId, DEPLOYMENT_FORGET_KEEP_MS);
         } catch (error) {
-          this.#forgotten.add(deploymentKey);
+          // Unless the deployment was forgotten again meanwhile (that forget is the one to send).
+          if (!this.#forgotten.has(deploymentKey)) this.#forgotten.set(deploymentKey, forgetId);
           throw error;
         }
-        await this.#announceForgotten(deploymentKey);
+        await this.#announceForgotten(deploymentKey, forgetId);
       }),
     ]);
   }
 
   /** A lost forget left every listening replica ranking the deployment by what the old upstream refused. */
-  async #announceForgotten(deploymentKey: string): Promise<void> {
+  async #announceForgotten(deploymentKey: string, forgetId: string): Promise<void> {
     try {
-      await this.#publish({ kind: "forgotten-refusals", deploymentKey });
+      await this.#publish({ kind: "forgotten-refusals", deploymentKey, forgetId });
     } catch (error) {
-      this.#unannounced.add(deploymentKey);
+      this.#unannounced.set(deploymentKey, forgetId);
       throw error;
     }
   }
@@ -258,7 +277,23 @@ export class RefusalSharing {
     const { refusedFeatures, clock } = this.#options;
     if (fact.kind === "refused-feature") refusedFeatures.adopt(fact.deploymentKey, fact.refusal, clock.now());
     else if (fact.kind === "accepted-features") refusedFeatures.adoptAccepted(fact.deploymentKey, fact.features);
-    else refusedFeatures.adoptForgotten(fact.deploymentKey);
+    else {
+      this.#options.forgets.note("refusals", fact.deploymentKey, fact.forgetId);
+      refusedFeatures.adoptForgotten(fact.deploymentKey);
+    }
+  }
+
+  /**
+   * Drops the lessons of each deployment whose forget this process did not hear (`DeploymentForgets.unknown`), unless
+   * it is writing one of them (learned since the forget, perhaps not stored yet). Called by every load before anything
+   * is written again; at the first (nothing is held yet) with `isApplying` false.
+   */
+  applyForgets(deploymentKeys: readonly string[], isApplying: boolean): void {
+    if (!isApplying) return;
+    for (const deploymentKey of deploymentKeys) {
+      if (this.#writing.has(deploymentKey) || this.#unshared.has(deploymentKey)) continue;
+      this.#options.refusedFeatures.adoptForgotten(deploymentKey);
+    }
   }
 
   /**
@@ -336,14 +371,6 @@ function lessonId(deploymentKey: string, feature: string): string {
   return `${deploymentKey}\n${feature}`;
 }
 
-/** `{groq}:groq/llama` (a stored key after its start) -> `groq/llama`: the tag has no brace of its own (providerTag). */
-function deploymentKeyOf(rest: string): string | undefined {
-  const end = rest.indexOf("}:");
-  if (!rest.startsWith("{") || end < 0) return undefined;
-  const deploymentKey = rest.slice(end + 2);
-  return deploymentKey === "" ? undefined : deploymentKey;
-}
-
 function parseStored(text: string): FeatureRefusal | undefined {
   try {
     return featureRefusalOf(JSON.parse(text));
@@ -356,7 +383,12 @@ function parseFact(value: unknown): RefusalFact | undefined {
   if (!isRecord(value)) return undefined;
   const { kind, deploymentKey } = value;
   if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
-  if (kind === "forgotten-refusals") return { kind, deploymentKey };
+  if (kind === "forgotten-refusals") {
+    const { forgetId } = value;
+    return typeof forgetId === "string" && forgetId !== ""
+      ? { kind, deploymentKey, forgetId }
+      : { kind, deploymentKey };
+  }
   if (kind === "refused-feature") {
     const refusal = featureRefusalOf(value.refusal);
     return refusal === undefined ? undefined : { kind, deploymentKey, refusal };

@@ -22,6 +22,7 @@ import {
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
 import { RedisDataEpoch } from "./redis-data-epoch.ts";
+import { DeploymentForgets } from "./redis-deployment-forgets.ts";
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
@@ -84,6 +85,11 @@ export async function createRedisStateBackend(
     instanceId,
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
   });
+  const calibration =
+    options.calibration === undefined
+      ? undefined
+      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
+  const forgets = new DeploymentForgets(redis, settings.redisKeyPrefix, clock);
   // Learned facts (a context refusal's lesson, a stated concurrency or rate limit) are shared as they are learned, on
   // the cooldown channel (redis-learned-facts.ts).
   const facts = new LearnedFactSharing({
@@ -93,9 +99,11 @@ export async function createRedisStateBackend(
     clock,
     instanceId,
     calibration: options.calibration,
+    forgets,
     adoptConcurrency: (scopeId, learned) => ledger.adoptLearnedConcurrency(scopeId, learned),
     adoptRules: (scopeId, rules) => ledger.adoptStatedRules(scopeId, rules),
     adoptForgottenLimits: (scopeId) => ledger.adoptForgottenStated(scopeId),
+    onEvidenceStored: (deploymentKey) => calibration?.noteStored(deploymentKey),
   });
   ledger.onConcurrencyLearned = (scopeId, learned) => facts.share({ kind: "concurrency", scopeId, learned });
   ledger.onRulesLearned = (scopeId, rules) => {
@@ -106,10 +114,6 @@ export async function createRedisStateBackend(
   };
   ledger.onForget = (scopeId) => facts.forget(scopeId);
   options.calibration?.onLesson((lesson) => facts.share({ kind: "context", lesson }));
-  const calibration =
-    options.calibration === undefined
-      ? undefined
-      : new CalibrationSharing(redis, link, settings.redisKeyPrefix, options.calibration);
   options.calibration?.onForget((deploymentKey) => {
     calibration?.forgotten(deploymentKey);
     facts.forgetDeployment(deploymentKey);
@@ -124,6 +128,7 @@ export async function createRedisStateBackend(
           clock,
           instanceId,
           refusedFeatures: options.refusedFeatures,
+          forgets,
         });
   const cooldowns = new CooldownSharing({
     redis,
@@ -158,13 +163,23 @@ export async function createRedisStateBackend(
   let lessonsLoaded: Promise<void> = Promise.resolve();
   const loadLessonsNow = async (): Promise<void> => {
     const dataSet = await epoch.check();
+    // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
+    // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
+    const isApplyingForgets = dataSet !== "first";
+    let forgetsFailure: { readonly error: unknown } | undefined;
+    const unknownForgets = await forgets.unknown((error) => {
+      forgetsFailure ??= { error };
+    });
+    refusals?.applyForgets(unknownForgets.refusals, isApplyingForgets);
+    facts.applyDeploymentForgets(unknownForgets.calibration, isApplyingForgets);
     if (dataSet === "new") {
       facts.pushWindows();
       await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
     }
     const isReplacing = dataSet === "same";
-    await Promise.all([facts.load(isReplacing), refusals?.load(isReplacing)]);
+    await Promise.all([facts.load(isReplacing, isApplyingForgets), refusals?.load(isReplacing)]);
     if (isReplacing) await calibration?.reconcile();
+    if (forgetsFailure !== undefined) throw forgetsFailure.error;
   };
   const loadLessons = (): Promise<void> => {
     const loading = lessonsLoaded.then(loadLessonsNow, loadLessonsNow);

@@ -1,0 +1,89 @@
+// Forget markers of a deployment's shared lessons (its refused features, its prompt calibration). A reload that points
+// a name elsewhere deletes what is stored of the deployment and publishes the forget (redis-refused-features.ts,
+// redis-learned-facts.ts `forgetDeployment`); a replica whose subscription was away drops its copy at its next load
+// all the same, by what is no longer stored, as long as Redis kept its data. After Redis lost its data (a restart
+// without persistence, a flush) that tells nothing: nothing is stored, and every replica writes again what it holds
+// (redis-data-epoch.ts), so a forget made since, which the replica did not hear, was undone for the whole fleet. The
+// forget also leaves a marker naming it, kept DEPLOYMENT_FORGET_KEEP_MS; each load, before anything is written again,
+// applies the markers this process does not know (it neither made nor heard that forget).
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../clock.ts";
+import { KnownForgets } from "./known-forgets.ts";
+import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
+import {
+  deploymentForgetKey,
+  deploymentForgetsStart,
+  deploymentKeyOf,
+  type ForgottenLessons,
+  keysStartingWith,
+} from "./redis-keys.ts";
+
+/**
+ * ms a marker is kept. It only matters to a replica that missed the forget across a loss of Redis's data, until it is
+ * back (seconds); a day covers a replica cut off far longer, and bounds what stays of a reload that churns names.
+ */
+export const DEPLOYMENT_FORGET_KEEP_MS = 24 * 3_600_000;
+
+/** A new forget's id: the same at every retry of its send, so that a send that ran is not run again. */
+export function newForgetId(): string {
+  return randomBytes(6).toString("hex");
+}
+
+/** Deployments whose forget this process did not know, by what was forgotten. */
+export type UnknownForgets = Record<ForgottenLessons, string[]>;
+
+export class DeploymentForgets {
+  readonly #redis: SharedStateRedis;
+  readonly #prefix: string;
+  readonly #known: Record<ForgottenLessons, KnownForgets>;
+
+  constructor(redis: SharedStateRedis, prefix: string, clock: Clock) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#known = {
+      refusals: new KnownForgets(clock, DEPLOYMENT_FORGET_KEEP_MS),
+      calibration: new KnownForgets(clock, DEPLOYMENT_FORGET_KEEP_MS),
+    };
+  }
+
+  markerKey(lessons: ForgottenLessons, deploymentKey: string): string {
+    return deploymentForgetKey(this.#prefix, lessons, deploymentKey);
+  }
+
+  /** A forget this process made or heard: its marker is not applied again. (One of an earlier version has no id.) */
+  note(lessons: ForgottenLessons, deploymentKey: string, forgetId: string | undefined): void {
+    if (forgetId !== undefined) this.#known[lessons].note(deploymentKey, forgetId);
+  }
+
+  /** Sets the marker of a calibration's forget (a refusal's is set by the forget's script with its delete). */
+  async mark(lessons: ForgottenLessons, deploymentKey: string, forgetId: string): Promise<void> {
+    await this.#redis.set(this.markerKey(lessons, deploymentKey), forgetId, "PX", DEPLOYMENT_FORGET_KEEP_MS);
+  }
+
+  /**
+   * Reads every marker; returns the deployments whose marker names a forget this process does not know, and notes
+   * them known (a marker is applied once). One SCAN per load for both kinds. A node whose SCAN fails (a Cluster's
+   * master down) is reported to `onNodeFailed` and its markers are read at a later load: the caller goes on with the
+   * others, as its loads of the lessons do (stopping there would skip writing its lessons again after a loss of data).
+   */
+  async unknown(onNodeFailed: (error: unknown) => void): Promise<UnknownForgets> {
+    const start = deploymentForgetsStart(this.#prefix);
+    const unknown: UnknownForgets = { refusals: [], calibration: [] };
+    for await (const keys of scanKeys(this.#redis, keysStartingWith(start), onNodeFailed)) {
+      const forgetIds = await getMany(this.#redis, keys);
+      keys.forEach((key, index) => {
+        const rest = key.slice(start.length);
+        const colon = rest.indexOf(":");
+        const lessons = rest.slice(0, colon);
+        const deploymentKey = deploymentKeyOf(rest.slice(colon + 1));
+        const forgetId = forgetIds[index];
+        if (lessons !== "refusals" && lessons !== "calibration") return;
+        if (deploymentKey === undefined || typeof forgetId !== "string" || forgetId === "") return;
+        if (this.#known[lessons].isKnown(deploymentKey, forgetId)) return;
+        this.#known[lessons].note(deploymentKey, forgetId);
+        unknown[lessons].push(deploymentKey);
+      });
+    }
+    return unknown;
+  }
+}
