@@ -71,24 +71,32 @@ export async function audioAttempt(
   }
   const iterator = (response.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const idleMs = deployment.provider.settings.streamIdleTimeoutMs;
+  // Until the commit the client gets nothing, so the whole wait (for the first byte, then for a held start to end or
+  // prove itself audio) is bounded by the silence the provider is allowed before its first byte: one deadline, not a
+  // timer restarted by every chunk, which an upstream trickling a byte at a time kept from ever firing.
+  const holdEndsAtMs = clock.now() + idleMs;
   const held: Uint8Array[] = [];
   let heldBytes = 0;
   try {
-    // A body that starts with `{` may be a JSON error labelled as audio (or untyped): held until it either ends
-    // within `max_error_body_bytes` (then judged whole, as a buffered answer was) or outgrows it (raw `pcm` may
-    // start with `{`: it is audio after all). Any other first byte commits at once.
+    // A body that starts with `{` may be a JSON error labelled as audio (or untyped): held until it ends within
+    // `max_error_body_bytes` (then judged whole, as a buffered answer was), outgrows it, or shows a byte that JSON
+    // text never has (raw `pcm` may start with `{`: it is audio after all). Any other first byte commits at once.
     for (;;) {
-      const chunk = await nextChunkWithin(iterator, idleMs, controller);
+      const chunk = await nextChunkWithin(iterator, Math.max(1, holdEndsAtMs - clock.now()), controller);
       if (chunk === undefined) break;
       held.push(chunk);
       heldBytes += chunk.byteLength;
-      if (held[0]?.[0] !== 0x7b || heldBytes > limits.maxErrorBodyBytes) {
+      if (held[0]?.[0] !== 0x7b || heldBytes > limits.maxErrorBodyBytes || !isJsonTextBytes(chunk)) {
         return committed(context, statusCode, headers, contentType, { iterator, held, sentAtMs, headersMs });
       }
     }
   } catch (error) {
     if (error instanceof IdleTimeoutError && !context.request.signal.aborted) {
-      return failed(failureLesson("timeout", error.message), statusCode, undefined, headersMs);
+      const reason =
+        heldBytes === 0
+          ? `no data for stream_idle_timeout_ms (${idleMs} ms)`
+          : `a body starting with \`{\` (${heldBytes} bytes) neither ended nor proved to be audio within stream_idle_timeout_ms (${idleMs} ms)`;
+      return failed(failureLesson("timeout", reason), statusCode, undefined, headersMs);
     }
     return networkFailure(error, context);
   }
@@ -123,6 +131,18 @@ function committed(
     headersMs: read.headersMs,
     firstTokenMs: clock.now() - read.sentAtMs,
   };
+}
+
+/**
+ * Whether these bytes may be part of JSON text: JSON has no raw control bytes but tab, line feed and carriage return
+ * (a string escapes the others), while raw audio samples are full of them. One pass over at most
+ * `max_error_body_bytes`, so a `pcm` answer that starts with `{` is relayed from its first chunk, not held.
+ */
+function isJsonTextBytes(chunk: Uint8Array): boolean {
+  for (const byte of chunk) {
+    if (byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) return false;
+  }
+  return true;
 }
 
 async function readBounded(
