@@ -1,58 +1,28 @@
 // A text-to-speech attempt whose audio is relayed as it arrives (streaming/relay-audio.ts): the answer is judged
 // from its status, its content type and its first bytes, before anything is sent to the client, so that failover
-// stays possible until then; from the first byte on, the body belongs to the relay.
+// stays possible until then; from the first byte on, the body belongs to the relay. The call and its status are
+// handled as a stream's are (responded-attempt.ts); this reads a 2xx answer.
 import type { Dispatcher } from "undici";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { IdleTimeoutError, nextChunkWithin, type OpenedAudio } from "../streaming/relay-audio.ts";
-import {
-  type AttemptContext,
-  type AttemptResult,
-  errorStatusFailure,
-  failed,
-  isRedirect,
-  isSuccess,
-  networkFailure,
-  redirectFailure,
-  sendFailure,
-  startHeadersTimer,
-} from "./attempt-context.ts";
+import { type AttemptContext, type AttemptResult, failed, networkFailure } from "./attempt-context.ts";
 import { binaryAnswer, isAudioType } from "./json-attempt.ts";
 import { failureLesson, lessonsFromHeaders } from "./lessons.ts";
 import { type BoundedBody, readBodyBounded } from "./read-body.ts";
-import { sendUpstream, type UpstreamCall } from "./upstream-request.ts";
+import type { UpstreamCall } from "./upstream-request.ts";
 
-export async function audioAttempt(
+/** Relayed speech's 2xx answer (responded-attempt.ts sent the call and judged its status). */
+export async function audioAnswer(
   context: AttemptContext,
+  response: Dispatcher.ResponseData,
   call: UpstreamCall,
-  headersTimeoutMs: number,
+  sentAtMs: number,
+  headersMs: number,
+  _extra: undefined,
 ): Promise<AttemptResult> {
   const { deployment, clock, controller, limits } = context;
-  const sentAtMs = clock.now();
-  let response: Dispatcher.ResponseData;
-  const headersTimer = startHeadersTimer(context, headersTimeoutMs);
-  try {
-    response = await sendUpstream(context.dispatcher, call, context.onSent);
-  } catch (error) {
-    context.releaseSlot();
-    return sendFailure(error, context, headersTimer, headersTimeoutMs);
-  } finally {
-    headersTimer.stop();
-  }
-  // The body closes when it was read to its end or aborted: the connection is free again.
-  response.body.once("close", context.releaseSlot);
-  if (response.body.destroyed) context.releaseSlot();
-  const headersMs = clock.now() - sentAtMs;
   const { statusCode } = response;
   const headers = response.headers as HeaderMap;
-  if (isRedirect(statusCode)) {
-    controller.abort();
-    return redirectFailure(statusCode, headersMs);
-  }
-  if (!isSuccess(statusCode)) {
-    const read = await readBounded(response, limits.maxErrorBodyBytes, context);
-    if (!read.ok) return read.failure;
-    return errorStatusFailure(context, statusCode, headers, read.body.text, headersMs);
-  }
   const contentType = headers["content-type"] === undefined ? "" : String(headers["content-type"]);
   const mediaType = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
   if (contentType.includes("json")) {
