@@ -3,6 +3,7 @@
 // stays possible until then; from the first byte on, the body belongs to the relay. The call and its status are
 // handled as a stream's are (responded-attempt.ts); this reads a 2xx answer.
 import type { Dispatcher } from "undici";
+import { isRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { IdleTimeoutError, nextChunkWithin, type OpenedAudio } from "../streaming/relay-audio.ts";
 import { type AttemptContext, type AttemptResult, failed, networkFailure } from "./attempt-context.ts";
@@ -62,6 +63,13 @@ export async function audioAnswer(
     }
   } catch (error) {
     if (error instanceof IdleTimeoutError && !context.request.signal.aborted) {
+      // A whole JSON object, on a connection the provider kept open: the error it is (a rate limit cools the
+      // deployment down as a 429 does), judged once at the cap, not blamed as a stall.
+      const whole = Buffer.concat(held, heldBytes);
+      if (heldBytes > 0 && isJsonObjectText(whole)) {
+        const effects = lessonsFromHeaders(headers, deployment.provider.settings, sentAtMs);
+        return binaryAnswer(context, statusCode, headers, whole, effects, headersMs, call);
+      }
       const reason =
         heldBytes === 0
           ? `no data for stream_idle_timeout_ms (${idleMs} ms)`
@@ -113,6 +121,15 @@ function isJsonTextBytes(chunk: Uint8Array): boolean {
     if (byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) return false;
   }
   return true;
+}
+
+/** Held bytes that are one whole JSON object (parsed once, at the hold's cap: at most `max_error_body_bytes`). */
+function isJsonObjectText(bytes: Buffer): boolean {
+  try {
+    return isRecord(JSON.parse(bytes.toString("utf8")));
+  } catch {
+    return false;
+  }
 }
 
 async function readBounded(

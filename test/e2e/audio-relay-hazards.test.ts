@@ -197,6 +197,45 @@ request_log:
     assert.match(record.attempts[0]?.reason ?? "", /stream_idle_timeout_ms \(400 ms\)/);
   });
 
+  test("a whole JSON error, then the connection held open: judged at the cap as the error it is (not a timeout), failover", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    first.enqueue(SPEECH, {
+      kind: "handler",
+      handle: (_request, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "audio/mpeg" });
+        // The body never ends: only the hold's cap (400 ms) ends the wait.
+        response.write(
+          JSON.stringify({ error: { message: "quota exceeded for the minute", type: "rate_limit_error" } }),
+        );
+      },
+    });
+    second.enqueue(SPEECH, {
+      kind: "handler",
+      handle: (_request, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "audio/mpeg" });
+        response.end(SECOND_AUDIO);
+      },
+    });
+    const response = await within(
+      request(`${gateway.url}/v1/audio/speech`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
+      }),
+      5000,
+      "the answer did not come",
+    );
+    assert.equal(response.headers["x-gateway-provider"], "second");
+    assert.ok(Buffer.from(await response.body.arrayBuffer()).equals(SECOND_AUDIO));
+    const record = (await waitForRecord(gateway, 5000)) as ListedAudioRecord & {
+      attempts: { provider: string; outcome: string; reason?: string }[];
+    };
+    assert.equal(record.attempts[0]?.provider, "first");
+    // Read as the rate limit it says it is (the deployment cools down as after a 429), not blamed as a stall.
+    assert.notEqual(record.attempts[0]?.outcome, "timeout");
+    assert.match(record.attempts[0]?.reason ?? "", /quota exceeded for the minute/);
+  });
+
   test("raw pcm that happens to start with `{` is relayed at once: a byte JSON text never has proves it audio", async (t) => {
     const { first, second, gateway } = await twoProviders(t);
     const clientGotFirst = gate();
