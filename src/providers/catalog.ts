@@ -207,7 +207,9 @@ export function buildCatalog(
       let bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
       if (kind === "speech") {
         bodyLevels = bodyLevels.map((level) =>
-          withoutStreamedSpeech(level, (rule) => ruleWarnings.push(streamedSpeechWarning(key, rule))),
+          withoutStreamedSpeech(level, (rule, treatment) =>
+            ruleWarnings.push(streamedSpeechWarning(key, rule, treatment)),
+          ),
         );
       }
       deployments.push({

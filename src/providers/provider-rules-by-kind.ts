@@ -199,34 +199,59 @@ export function providerRulesForKind(level: RawBodyRules | undefined, kind: Mode
 }
 
 /**
- * A speech model's rules without a `stream_format` other than `audio` in `defaults` or `override` (`onDropped` is told
- * each one, as `override.stream_format: sse`). The answer's form is the client's choice: with such a rule a client that
- * asked for the audio's bytes would be sent `speech.audio.delta` events its SDK cannot read (the gateway refuses them
- * as no audio, so the model never answered such a client). An `override` of `audio` is kept (the default form), but a
- * client asking for `sse` then finds the model not streaming: it is tried after the others (docs/protocols.md).
- * Left out with a warning (at start, on reload, in `check`) rather than refused as a config error: which models are
- * speech models is known only once the catalog is built (a `kind:`, a guess from the id, a provider's model list),
- * and one model's rule should not stop the gateway; the rule asks for something the gateway cannot do in any case.
+ * A speech model's rules with the answer's form left to the client. The form is the client's choice (its SDK reads the
+ * audio's bytes or `sse` events, never the other): a `stream_format` other than `audio` in `defaults` or `override` is
+ * left out (`onRule` is told each one, as `override.stream_format: sse`): with it a client that asked for the bytes
+ * would be sent `speech.audio.delta` events its SDK cannot read. An `override` of `audio` is applied as a default
+ * (`onRule` is told too): sent when the client names no form, as the rule says, but never over a client's `sse`, which
+ * it turned into a request for the bytes that every candidate so configured answered with audio, so the model never
+ * streamed (each attempt an `unsupported` refusal, docs/protocols.md). A `defaults` of `audio` is kept as it is.
+ * Warned (at start, on reload, in `check`) rather than refused as a config error: which models are speech models is
+ * known only once the catalog is built (a `kind:`, a guess from the id, a provider's model list), and one model's
+ * rule should not stop the gateway.
  */
 export function withoutStreamedSpeech(
   level: RawBodyRules | undefined,
-  onDropped: (rule: string) => void,
+  onRule: (rule: string, treatment: SpeechRuleTreatment) => void,
 ): RawBodyRules | undefined {
   if (level === undefined) return undefined;
-  const keep = (part: "defaults" | "override") => {
-    const values = level[part];
-    const value = values?.[STREAM_FORMAT];
-    if (values === undefined || value === undefined || value === "audio") return values;
-    onDropped(`${part}.${STREAM_FORMAT}: ${JSON.stringify(value)}`);
-    return Object.fromEntries(Object.entries(values).filter(([field]) => field !== STREAM_FORMAT));
-  };
-  return { defaults: keep("defaults"), override: keep("override"), drop: level.drop };
+  const streamFormatOf = (part: "defaults" | "override"): unknown => level[part]?.[STREAM_FORMAT];
+  const without = (values: Readonly<Record<string, unknown>> | undefined) =>
+    values === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(values).filter(([field]) => field !== STREAM_FORMAT));
+  const defaultsFormat = streamFormatOf("defaults");
+  const overrideFormat = streamFormatOf("override");
+  const isDefaultsKept = defaultsFormat === undefined || defaultsFormat === "audio";
+  if (isDefaultsKept && overrideFormat === undefined) return level;
+  let defaults = level.defaults;
+  if (!isDefaultsKept) {
+    onRule(`defaults.${STREAM_FORMAT}: ${JSON.stringify(defaultsFormat)}`, "left_out");
+    defaults = without(defaults);
+  }
+  let override = level.override;
+  if (overrideFormat !== undefined) {
+    const isAudio = overrideFormat === "audio";
+    onRule(`override.${STREAM_FORMAT}: ${JSON.stringify(overrideFormat)}`, isAudio ? "as_default" : "left_out");
+    override = without(override);
+    if (isAudio) defaults = { ...defaults, [STREAM_FORMAT]: "audio" };
+  }
+  return { defaults, override, drop: level.drop };
 }
+
+/** What withoutStreamedSpeech did with a speech model's `stream_format` rule. */
+export type SpeechRuleTreatment = "left_out" | "as_default";
 
 const STREAM_FORMAT = "stream_format";
 
-/** The warning for a rule withoutStreamedSpeech left out of the deployment `key` (`provider/model`). */
-export function streamedSpeechWarning(key: string, rule: string): string {
+/** The warning for a rule withoutStreamedSpeech left out of (or applied as a default to) the deployment `key`. */
+export function streamedSpeechWarning(key: string, rule: string, treatment: SpeechRuleTreatment): string {
+  if (treatment === "as_default") {
+    return (
+      `${key}: the body rule \`${rule}\` is applied as a default: the client chooses the answer's form, and one ` +
+      "asking for events (`stream_format` `sse`) gets them; move the rule to `defaults`"
+    );
+  }
   return (
     `${key}: the body rule \`${rule}\` is left out: /v1/audio/speech answers with the audio's bytes unless the ` +
     "client asks for events (`stream_format` `sse`); remove the rule"

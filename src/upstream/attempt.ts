@@ -1,6 +1,7 @@
 // One upstream attempt: send, wait for headers (bounded by `timeout_ms`), classify the answer, and for a stream
-// wait for its first content (open-stream.ts); a JSON answer is read whole by json-attempt.ts. It reports what
-// happened and what it taught; it changes no state.
+// wait for its first content (open-stream.ts); a JSON answer is read whole by json-attempt.ts. A stream and relayed
+// speech share their send and status handling (responded-attempt.ts). It reports what happened and what it taught;
+// it changes no state.
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
@@ -10,27 +11,16 @@ import { sentRulesOf } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
-import {
-  type AttemptContext,
-  type AttemptResult,
-  errorStatusFailure,
-  failed,
-  isRedirect,
-  isSuccess,
-  networkFailure,
-  redirectFailure,
-  sendFailure,
-  startHeadersTimer,
-} from "./attempt-context.ts";
-import { audioAttempt } from "./audio-attempt.ts";
+import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
+import { audioAnswer } from "./audio-attempt.ts";
 import type { ForwardRequest, NativeCall } from "./forward-types.ts";
 import { jsonAttempt } from "./json-attempt.ts";
-import { type Effect, failureLesson, type Lesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
+import { failureLesson, type Lesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { moderationAttempt } from "./moderation-attempt.ts";
 import { openStream } from "./open-stream.ts";
-import { type BoundedBody, readBodyBounded } from "./read-body.ts";
 import { rerankCall } from "./rerank-dialect.ts";
-import { buildMultipartPayload, buildPayload, sendUpstream, type UpstreamCall } from "./upstream-request.ts";
+import { respondedAttempt } from "./responded-attempt.ts";
+import { buildMultipartPayload, buildPayload, type UpstreamCall } from "./upstream-request.ts";
 
 export type { AttemptResult } from "./attempt-context.ts";
 
@@ -143,63 +133,23 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
     signal: context.controller.signal,
   };
   if (request.isModeration === true) return moderationAttempt(context, call, headersTimeoutMs);
-  if (isRelayedAudio(request)) return audioAttempt(context, call, headersTimeoutMs);
+  if (isRelayedAudio(request)) return respondedAttempt(context, call, headersTimeoutMs, audioAnswer, undefined);
   if (!request.isStream) return jsonAttempt(context, call, headersTimeoutMs);
-  return streamAttempt(context, call, headersTimeoutMs, isUsageInjected);
+  return respondedAttempt(context, call, headersTimeoutMs, streamAnswer, isUsageInjected);
 }
 
-async function streamAttempt(
-  context: AttemptContext,
-  call: UpstreamCall,
-  headersTimeoutMs: number,
-  isUsageInjected: boolean,
-): Promise<AttemptResult> {
-  const { deployment, clock, controller } = context;
-  const sentAtMs = clock.now();
-  let response: Dispatcher.ResponseData;
-  const headersTimer = startHeadersTimer(context, headersTimeoutMs);
-  try {
-    response = await sendUpstream(context.dispatcher, call, context.onSent);
-  } catch (error) {
-    context.releaseSlot();
-    return sendFailure(error, context, headersTimer, headersTimeoutMs);
-  } finally {
-    headersTimer.stop();
-  }
-  // The body closes when it was read to its end or aborted: the connection is free again.
-  response.body.once("close", context.releaseSlot);
-  if (response.body.destroyed) context.releaseSlot();
-  const headersMs = clock.now() - sentAtMs;
-  const headers = response.headers as HeaderMap;
-  if (isRedirect(response.statusCode)) {
-    controller.abort();
-    return redirectFailure(response.statusCode, headersMs);
-  }
-  if (!isSuccess(response.statusCode)) {
-    let read: BoundedBody;
-    try {
-      // Enough to classify the error; the rest of a huge error body is never read (the connection is closed).
-      read = await readBodyBounded(response.body, context.limits.maxErrorBodyBytes);
-      if (read.isTruncated) controller.abort();
-    } catch (error) {
-      return networkFailure(error, context);
-    }
-    return errorStatusFailure(context, response.statusCode, headers, read.text, headersMs);
-  }
-  const headerEffects = lessonsFromHeaders(headers, deployment.provider.settings, sentAtMs);
-  return streamAnswer(context, response, headerEffects, headersMs, isUsageInjected);
-}
-
+/** A stream's 2xx answer: wait for its first content (open-stream.ts) before it is handed to the relay. */
 async function streamAnswer(
   context: AttemptContext,
   response: Dispatcher.ResponseData,
-  headerEffects: readonly Effect[],
+  _call: UpstreamCall,
+  sentAtMs: number,
   headersMs: number,
   isUsageInjected: boolean,
 ): Promise<AttemptResult> {
   const { deployment, request, clock, remainingMs, controller } = context;
   const settings = deployment.provider.settings;
-  const sentAtMs = clock.now() - headersMs;
+  const headerEffects = lessonsFromHeaders(response.headers as HeaderMap, settings, sentAtMs);
   const opened = await openStream({
     body: response.body,
     headers: response.headers as HeaderMap,

@@ -116,3 +116,164 @@ request_log:
     assert.ok(gunzipSync(body).equals(audio), "the client's bytes are not the provider's gzip of the audio");
   });
 });
+
+describe("a speech answer that starts with `{` (held to tell a JSON error from raw pcm)", () => {
+  async function twoProviders(t: Parameters<typeof useMock>[0]) {
+    const first = await useMock(t);
+    const second = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first-key
+    retries: 0
+    stream_idle_timeout_ms: 400
+    models:
+      tts-1: { id: tts-first }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second-key
+    models:
+      tts-1: { id: tts-second }
+request_log:
+  enabled: true
+`,
+    );
+    return { first, second, gateway };
+  }
+
+  const SECOND_AUDIO = Buffer.from([0xff, 0xfb, 0x90, 0x64, 1, 2, 3, 4]);
+
+  test("`{` then a byte every 100 ms (never silent for stream_idle_timeout_ms): the hold is capped by it, the attempt fails over as a timeout", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    const upstreamClosed = gate();
+    first.enqueue(SPEECH, {
+      kind: "handler",
+      handle: async (_request, response: ServerResponse) => {
+        response.on("close", upstreamClosed.open);
+        response.writeHead(200, { "content-type": "audio/mpeg" });
+        response.write('{"error": ');
+        // Never silent for 400 ms, never ending, never past max_error_body_bytes: before the cap it was held until the
+        // request's total time (120 s) ran out, and the client waited all that time for nothing.
+        while (!response.destroyed) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          if (!response.destroyed) response.write(" ");
+        }
+      },
+    });
+    second.enqueue(SPEECH, {
+      kind: "handler",
+      handle: (_request, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "audio/mpeg" });
+        response.end(SECOND_AUDIO);
+      },
+    });
+    const startedAtMs = Date.now();
+    const response = await within(
+      request(`${gateway.url}/v1/audio/speech`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
+      }),
+      5000,
+      "the answer did not come",
+    );
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.headers["x-gateway-provider"], "second");
+    assert.ok(Buffer.from(await response.body.arrayBuffer()).equals(SECOND_AUDIO));
+    assert.ok(Date.now() - startedAtMs < 3000, "the hold lasted far longer than stream_idle_timeout_ms");
+    await within(upstreamClosed.promise, 5000, "the first provider was not hung up on");
+    const record = (await waitForRecord(gateway, 5000)) as ListedAudioRecord & {
+      attempts: { provider: string; outcome: string; reason?: string }[];
+    };
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["first", "timeout"],
+        ["second", "success"],
+      ],
+    );
+    assert.match(record.attempts[0]?.reason ?? "", /stream_idle_timeout_ms \(400 ms\)/);
+  });
+
+  test("a whole JSON error, then the connection held open: judged at the cap as the error it is (not a timeout), failover", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    first.enqueue(SPEECH, {
+      kind: "handler",
+      handle: (_request, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "audio/mpeg" });
+        // The body never ends: only the hold's cap (400 ms) ends the wait.
+        response.write(
+          JSON.stringify({ error: { message: "quota exceeded for the minute", type: "rate_limit_error" } }),
+        );
+      },
+    });
+    second.enqueue(SPEECH, {
+      kind: "handler",
+      handle: (_request, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "audio/mpeg" });
+        response.end(SECOND_AUDIO);
+      },
+    });
+    const response = await within(
+      request(`${gateway.url}/v1/audio/speech`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
+      }),
+      5000,
+      "the answer did not come",
+    );
+    assert.equal(response.headers["x-gateway-provider"], "second");
+    assert.ok(Buffer.from(await response.body.arrayBuffer()).equals(SECOND_AUDIO));
+    const record = (await waitForRecord(gateway, 5000)) as ListedAudioRecord & {
+      attempts: { provider: string; outcome: string; reason?: string }[];
+    };
+    assert.equal(record.attempts[0]?.provider, "first");
+    // Read as the rate limit it says it is (the deployment cools down as after a 429), not blamed as a stall.
+    assert.notEqual(record.attempts[0]?.outcome, "timeout");
+    assert.match(record.attempts[0]?.reason ?? "", /quota exceeded for the minute/);
+  });
+
+  test("raw pcm that happens to start with `{` is relayed at once: a byte JSON text never has proves it audio", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    const clientGotFirst = gate();
+    // Little-endian 16-bit samples whose first byte is 0x7b: control bytes follow, which JSON text cannot hold.
+    const head = Buffer.from([0x7b, 0x00, 0x10, 0x01, 0x7b, 0x02, 0x05, 0x00]);
+    const tail = Buffer.from([0x11, 0x00, 0x12, 0x00]);
+    first.enqueue(SPEECH, {
+      kind: "handler",
+      handle: async (_request, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "audio/pcm" });
+        response.write(head);
+        // Speaks on only once the client has the head: a gateway still holding it would wait here until its cap.
+        await clientGotFirst.promise;
+        response.end(tail);
+      },
+    });
+    const response = await request(`${gateway.url}/v1/audio/speech`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy", response_format: "pcm" }),
+    });
+    // Held, the head waited out stream_idle_timeout_ms (the provider waits for the client) and failed over.
+    assert.equal(response.headers["x-gateway-provider"], "first");
+    assert.equal(response.statusCode, 200);
+    const iterator = (response.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    const start = await within(iterator.next(), 300, "the pcm's head was held instead of relayed");
+    assert.ok(start.done !== true && head.equals(start.value));
+    clientGotFirst.open();
+    const rest: Buffer[] = [];
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done === true) break;
+      rest.push(next.value);
+    }
+    assert.ok(Buffer.concat(rest).equals(tail));
+    assert.equal(second.requests.length, 0);
+    const record = await waitForRecord(gateway, 5000);
+    assert.equal(record.outcome, "success");
+    assert.equal(record.responseBytes, head.byteLength + tail.byteLength);
+  });
+});

@@ -240,7 +240,7 @@ describe("text to speech", () => {
     assert.equal(short.response.headers.get("x-gateway-provider"), "first");
   });
 
-  test("a speech model's `stream_format: sse` rule is left out with a warning (at start and in `check`): the model still answers", async (t) => {
+  test("a speech model's `stream_format: sse` rule is left out with a warning (at start and in `check`), an `override` of `audio` applied as a default: the models still answer", async (t) => {
     const mock = await useMock(t);
     const logLines: string[] = [];
     const yamlText = `providers:
@@ -273,9 +273,14 @@ describe("text to speech", () => {
     assert.equal(plain?.voice, "nova");
     assert.equal(custom?.stream_format, undefined);
     assert.equal(custom?.speed, 1.5, "the rest of the model's rules still apply");
-    assert.equal(kept?.stream_format, "audio", "`audio` is the default format: kept");
+    assert.equal(kept?.stream_format, "audio", "`audio` is the default format: sent when the client names none");
     const warnings = logLines.filter((line) => line.includes("stream_format"));
-    assert.equal(warnings.length, 2, warnings.join("\n"));
+    assert.equal(warnings.length, 3, warnings.join("\n"));
+    assert.ok(
+      warnings.some((line) =>
+        line.includes('solo/kept: the body rule `override.stream_format: \\"audio\\"` is applied as a default'),
+      ),
+    );
     assert.ok(
       warnings.some((line) =>
         line.includes('solo/tts-1: the body rule `defaults.stream_format: \\"sse\\"` is left out'),

@@ -4,6 +4,7 @@
 // request with its whole answer (or a 400 about the parameter) does not stream: the next candidate is tried, the
 // refusal learned, and the client that asked for events never gets anything else. The real `openai` SDK is the client.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { toFile } from "openai";
 import { Stream } from "openai/streaming";
@@ -240,5 +241,74 @@ describe("audio streamed as events", () => {
         ["second", "success"],
       ],
     );
+  });
+});
+
+describe("a speech model's `override: { stream_format: audio }` rule", () => {
+  test("is applied as a default: a client asking sse gets events from that model, one naming no form gets the bytes", async (t) => {
+    const only = await useMock(t);
+    const logLines: string[] = [];
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: only
+    base_url: ${only.baseUrl}
+    api_key: sk-only-key
+    retries: 0
+    models:
+      gpt-4o-mini-tts: { id: tts-only, body: { override: { stream_format: audio, speed: 1.25 } } }
+request_log:
+  enabled: true
+`,
+      {
+        logLevel: "warn",
+        logStream: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            logLines.push(chunk.toString("utf8"));
+            done();
+          },
+        }),
+      },
+    );
+    const client = openAiClient(gateway);
+    // As a provider does: events when asked for `sse`, the bytes otherwise. As an override the rule turned every `sse`
+    // request into one for the bytes: the only candidate answered audio, which is no stream, and the client got an
+    // error instead of events.
+    const asProviderAnswers: MockStep = {
+      kind: "handler",
+      handle: (request, response) => {
+        if ((request.body as Record<string, unknown>).stream_format === "sse") {
+          response.writeHead(200, { "content-type": "text/event-stream" });
+          const delta = { type: "speech.audio.delta", audio: Buffer.concat(PIECES).toString("base64") };
+          const done = { type: "speech.audio.done", usage: { input_tokens: 2, output_tokens: 5, total_tokens: 7 } };
+          response.end(`data: ${JSON.stringify(delta)}\n\ndata: ${JSON.stringify(done)}\n\n`);
+          return;
+        }
+        response.writeHead(200, { "content-type": "audio/mpeg" });
+        response.end(Buffer.concat(PIECES));
+      },
+    };
+    only.enqueue(SPEECH, asProviderAnswers);
+    const { events, provider } = await speechEvents(client);
+    assert.equal(provider, "only");
+    assert.deepEqual(
+      events.map((event) => event.type),
+      ["speech.audio.delta", "speech.audio.done"],
+    );
+    only.enqueue(SPEECH, asProviderAnswers);
+    const bytes = await client.audio.speech.create({ model: "gpt-4o-mini-tts", input: "Bytes.", voice: "alloy" });
+    assert.ok(Buffer.from(await bytes.arrayBuffer()).equals(Buffer.concat(PIECES)));
+    const sent = requestsTo(only, "/v1/audio/speech").map((recorded) => recorded.body as Record<string, unknown>);
+    assert.deepEqual(
+      sent.map((body) => [body.stream_format, body.speed]),
+      [
+        ["sse", 1.25],
+        ["audio", 1.25],
+      ],
+      "the client's sse wins; with no form named the rule's audio is sent; the rest of the override applies",
+    );
+    const warnings = logLines.filter((line) => line.includes("only/gpt-4o-mini-tts: the body rule"));
+    assert.equal(warnings.length, 1, logLines.join(""));
+    assert.match(warnings[0] ?? "", /`override\.stream_format: \\"audio\\"` is applied as a default/);
   });
 });
