@@ -74,7 +74,7 @@ export function budgetCheckOf(
       request.isLegacyCompletion,
     );
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
-    const requests = upstreamCallsOf(deployment.model.id, request.moderationInputs);
+    const requests = upstreamCallsOf(deployment.model, request.moderationInputs);
     const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;

@@ -156,11 +156,7 @@ async function tryCandidate(
     try {
       // Every upstream call of the attempt is reserved up front: a Llama Guard moderation of 20 inputs is 20 requests
       // of the deployment's rpm, refused (skipped, queued) when they do not all fit, never 20 calls against `rpm: 5`.
-      const admitted = services.admit(
-        deployment,
-        tokens,
-        upstreamCallsOf(deployment.model.id, request.moderationInputs),
-      );
+      const admitted = services.admit(deployment, tokens, upstreamCallsOf(deployment.model, request.moderationInputs));
       admission = admitted instanceof Promise ? await admitted : admitted;
     } catch (error) {
       releaseSlot();

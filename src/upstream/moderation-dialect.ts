@@ -100,7 +100,7 @@ export function moderationCalls(
   body: Readonly<Record<string, unknown>>,
   deployment: Deployment,
 ): ModerationCalls | undefined {
-  const api = moderationApiOf(deployment.model.id);
+  const api = moderationApiOf(deployment.model);
   if (api === undefined) return undefined;
   if (api === "native") {
     // The gateway's own fields stay here, as buildPayload leaves them out.
