@@ -60,6 +60,26 @@ export function upstreamCallsOf(model: ModerationModel, moderationInputs: number
 }
 
 /**
+ * The `max_tokens` of each Llama Guard call (upstream/moderation-dialect.ts): its longest verdict (`unsafe` and all
+ * fourteen codes) is under 50 tokens.
+ */
+export const LLAMA_GUARD_MAX_TOKENS = 64;
+
+/**
+ * The output tokens a request's calls to this model ask for when the gateway sets them, or undefined: the request's own
+ * (`max_tokens` and the body rules; every request but a Llama Guard moderation). A Llama Guard moderation of N inputs
+ * is N calls of LLAMA_GUARD_MAX_TOKENS each: the token budgets reserve all of them, as they reserve any request's
+ * `max_tokens` (`count_max_tokens`), so that a `tpm` that holds one call's prompt and output does not let N through.
+ */
+export function gatewayOutputTokensOf(
+  model: ModerationModel,
+  moderationInputs: number | undefined,
+): number | undefined {
+  if (moderationInputs === undefined || moderationApiOf(model) !== "llama_guard") return undefined;
+  return Math.max(1, moderationInputs) * LLAMA_GUARD_MAX_TOKENS;
+}
+
+/**
  * Whether a moderation model may be sent an image part. Llama Guard 3 reads text only, but for its 11B Vision model;
  * Llama Guard 4 reads images; a Llama Guard whose id names no version (a configured `moderation_api: llama_guard`) is
  * taken to read text only. A native model is taken to (omni-moderation does; one that does not answers with an error

@@ -11,7 +11,7 @@ import { traitsOf } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { upstreamCallsOf } from "../providers/moderation-api.ts";
+import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import { type AttemptResult, attemptOnce } from "./attempt.ts";
@@ -144,13 +144,11 @@ async function tryCandidate(
       return undefined;
     }
     const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
-    // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens).
-    const maxOutputTokens = outputTokensFor(
-      deployment,
-      request.maxOutputTokens,
-      outputLimitNameOf(request.body),
-      request.isLegacyCompletion,
-    );
+    // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens), or what the
+    // gateway's own calls ask for (a Llama Guard moderation's N verdicts).
+    const maxOutputTokens =
+      gatewayOutputTokensOf(deployment.model, request.moderationInputs) ??
+      outputTokensFor(deployment, request.maxOutputTokens, outputLimitNameOf(request.body), request.isLegacyCompletion);
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {

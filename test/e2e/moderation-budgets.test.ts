@@ -85,6 +85,30 @@ describe("moderation budgets", () => {
     );
   });
 
+  test("tpm reserves every Llama Guard call's prompt and its max_tokens 64: `tpm: 100` holds one call, not three (those go to the next candidate)", async (t) => {
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { tpm: 100 }");
+    // Three one-token inputs: 3 + 3 x 64 = 195 tokens asked for, more than the minute's 100.
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(3) });
+    const three = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b", "c"] } });
+    assert.equal(three.status, 200, three.text);
+    assert.equal((three.json as { model: string }).model, "omni-moderation-latest");
+    assert.equal(chatCalls(guardMock), 0, "no Llama Guard call is sent when their outputs do not fit the tpm");
+    const { records } = await recordsOf(gateway, "moderations");
+    const skips = (records[0] as unknown as { skips: { provider: string; reason: string }[] }).skips;
+    const skip = skips.find((skipped) => skipped.provider === "p0");
+    assert.match(skip?.reason ?? "", /tpm budget \(0\/100 tokens, needs 195\)/);
+
+    // One input: 1 + 64 fits; the answer's usage then replaces the estimate.
+    guardMock.enqueue(CHAT, {
+      kind: "json",
+      body: chatCompletion("safe", GUARD, { prompt_tokens: 5, completion_tokens: 1 }),
+    });
+    const one = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: "a" } });
+    assert.equal(one.status, 200, one.text);
+    assert.equal((one.json as { model: string }).model, GUARD);
+    assert.equal(chatCalls(guardMock), 1);
+  });
+
   test("a Llama Guard moderation that needs more calls than the only candidate's rpm allows is refused with the reason, nothing sent", async (t) => {
     const guardMock = await useMock(t);
     const gateway = await useGateway(
