@@ -335,6 +335,19 @@ export class GatewayRuntime {
         const settings = deployment.provider.settings;
         return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
       },
+      anotherSlot: (deployment, signal) => {
+        // A concurrency the budgets count (configured, or learned from a provider's 429) counts an attempt's
+        // reservation as one request in flight: its calls go one at a time, never more in flight than the limit.
+        const nowMs = this.clock.now();
+        const isCountedInFlight = scopesOf(deployment).some(
+          (scope) => scope.concurrency !== undefined || this.budgets.learnedConcurrency(scope.id, nowMs) !== undefined,
+        );
+        if (isCountedInFlight) return undefined;
+        const settings = deployment.provider.settings;
+        // No wait: a request waiting for a slot gets the next one, the attempt goes on with the slots it has.
+        const slot = this.inFlight.acquire(settings.name, settings.maxInFlight, 0, signal);
+        return slot instanceof Promise ? undefined : slot;
+      },
       promptTokensFor: this.promptCalibration.promptTokensFor,
       // A request planned on an older snapshot (failing over, continuing a stream) sends its next attempt where the
       // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.

@@ -192,6 +192,11 @@ export interface FailoverServices {
     maxWaitMs: number,
     signal: AbortSignal,
   ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
+  /**
+   * One more slot among the provider's `max_in_flight` for a parallel call of an attempt (attempt.ts
+   * AttemptServices.anotherSlot), now or never; undefined where the budgets count the deployment's requests in flight.
+   */
+  anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined;
   /** The prompt estimate for one candidate, calibrated from its provider's past reports. Default: as it is. */
   promptTokensFor?(deployment: Deployment, estimatedTokens: number): number;
   /**
