@@ -26,6 +26,7 @@ import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.t
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
 import { hasOutdatedCache } from "./answer-fingerprint.ts";
 import { BackgroundRuns } from "./background-runs.ts";
+import { acquireSlotOf, anotherSlotOf } from "./call-slots.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { GatewaySecrets } from "./logged-secrets.ts";
@@ -331,23 +332,8 @@ export class GatewayRuntime {
       clock: this.clock,
       routing: snapshot.config.routing,
       limits: snapshot.config.upstreamLimits,
-      acquireSlot: (deployment, maxWaitMs, signal) => {
-        const settings = deployment.provider.settings;
-        return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
-      },
-      anotherSlot: (deployment, signal) => {
-        // A concurrency the budgets count (configured, or learned from a provider's 429) counts an attempt's
-        // reservation as one request in flight: its calls go one at a time, never more in flight than the limit.
-        const nowMs = this.clock.now();
-        const isCountedInFlight = scopesOf(deployment).some(
-          (scope) => scope.concurrency !== undefined || this.budgets.learnedConcurrency(scope.id, nowMs) !== undefined,
-        );
-        if (isCountedInFlight) return undefined;
-        const settings = deployment.provider.settings;
-        // No wait: a request waiting for a slot gets the next one, the attempt goes on with the slots it has.
-        const slot = this.inFlight.acquire(settings.name, settings.maxInFlight, 0, signal);
-        return slot instanceof Promise ? undefined : slot;
-      },
+      acquireSlot: acquireSlotOf(this.inFlight),
+      anotherSlot: anotherSlotOf(this.inFlight, this.budgets, this.clock, scopesOf),
       promptTokensFor: this.promptCalibration.promptTokensFor,
       // A request planned on an older snapshot (failing over, continuing a stream) sends its next attempt where the
       // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.
