@@ -40,6 +40,11 @@ export type AttemptResult =
        * provider billed them, so the budgets and stats count them.
        */
       readonly usage?: TokenUsage;
+      /**
+       * Of the calls the attempt's reservation counts (a Llama Guard moderation's one per input), those it never sent:
+       * it failed at an earlier one, or the client went away. The budgets give their requests back.
+       */
+      readonly unsentCalls?: number;
     };
 
 export interface AttemptContext {

@@ -265,6 +265,7 @@ function reportOf(
     reason: redact(result.lesson.reason),
     ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
     ...(result.usage === undefined ? {} : { usage: result.usage }),
+    ...(result.unsentCalls === undefined ? {} : { unsentCalls: result.unsentCalls }),
     ...(result.verdict?.kind === "rate_limited" && result.verdict.isRequestTooLarge === true
       ? { isRequestTooLarge: true }
       : {}),

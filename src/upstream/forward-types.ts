@@ -103,6 +103,8 @@ export interface AttemptReport {
   readonly usage?: TokenUsage;
   /** The provider refused the request as larger than a whole window (Verdict.isRequestTooLarge). */
   readonly isRequestTooLarge?: true;
+  /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
+  readonly unsentCalls?: number;
 }
 
 /** A candidate passed over at attempt time (cooling down since the plan was made, or too small a context). */

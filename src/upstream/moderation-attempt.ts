@@ -133,7 +133,9 @@ async function llamaGuardAttempt(
   // Every call that answered, a verdict or not, was billed.
   const usage = summedUsage(ends.map((end) => (end === undefined ? {} : end.ok ? end.answer : end.result)));
   // And told what the provider has left: their rate-limit headers are news whether or not a later call failed.
-  if (failure !== undefined) return withUsage(withEffectsFirst(failure, answers), usage);
+  // The calls never started were reserved and never sent: the budgets give them back (recorder.ts).
+  if (failure !== undefined)
+    return withUnsent(withUsage(withEffectsFirst(failure, answers), usage), calls.length - next);
   const [first] = answers;
   const last = answers.at(-1);
   if (first === undefined || last?.json === undefined || answers.length !== calls.length) {
@@ -177,6 +179,10 @@ function withEffectsFirst(result: AttemptResult, answered: readonly Answered[]):
   const effects = answered.flatMap((answer) => answer.effects);
   if (result.ok || effects.length === 0) return result;
   return { ...result, lesson: { ...result.lesson, effects: [...effects, ...result.lesson.effects] } };
+}
+
+function withUnsent(result: AttemptResult, unsentCalls: number): AttemptResult {
+  return result.ok || unsentCalls <= 0 ? result : { ...result, unsentCalls };
 }
 
 function withUsage(result: AttemptResult, usage: TokenUsage | undefined): AttemptResult {
