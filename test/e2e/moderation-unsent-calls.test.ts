@@ -31,7 +31,12 @@ function nativeAnswer(count: number) {
  * `guard` on p0 (Llama Guard, `rpm: 5`, one call at a time so that which call fails is known), a native moderation
  * model on p1; `state` is more top-level YAML (a Redis state store).
  */
-async function scene(t: TestContext, state = "") {
+async function scene(
+  t: TestContext,
+  state = "",
+  /** The guard model's limits, and more YAML for p0's entry (`max_in_flight: 1` makes the calls go one at a time). */
+  { limits = "{ rpm: 5, concurrency: 1 }", providerExtra = "" } = {},
+) {
   const guardMock = await useMock(t);
   const nativeMock = await useMock(t);
   const gateway = await useGateway(
@@ -41,8 +46,8 @@ async function scene(t: TestContext, state = "") {
     base_url: ${guardMock.baseUrl}
     api_key: sk-p0-secret
     retries: 0
-    models:
-      guard: { id: "${GUARD}", priority: 100, limits: { rpm: 5, concurrency: 1 } }
+${providerExtra}    models:
+      guard: { id: "${GUARD}", priority: 100, limits: ${limits} }
   - name: p1
     base_url: ${nativeMock.baseUrl}
     api_key: sk-p1-secret
@@ -90,6 +95,30 @@ async function failAtThirdInput(gateway: TestGateway, guardMock: MockUpstream, n
   );
 }
 
+function redisState(url: string): string {
+  return `state:\n  redis_url: ${url}\n  redis_key_prefix: "${PREFIX}"\n  redis_command_timeout_ms: 2000\n`;
+}
+
+/** p0/guard's minute in Redis: its `r` (the requests counted), and a wait until it reads `expected` (5 s at most). */
+async function sharedMinute(t: TestContext, url: string) {
+  const [, minuteRuns = ""] =
+    scopeKeys(PREFIX, "deployment:p0/guard", { dayStartMs: 0, monthStartMs: 0 }).sliding[1] ?? [];
+  const admin = new Redis(url, { lazyConnect: true });
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  const requests = () => admin.hget(minuteRuns, "r");
+  const once = async (expected: string): Promise<string | null> => {
+    const deadline = Date.now() + 5_000;
+    let counted = await requests();
+    while (counted !== expected && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      counted = await requests();
+    }
+    return counted;
+  };
+  return { requests, once };
+}
+
 describe("moderation calls never sent", () => {
   test("a failure at input 2 of 5 leaves the 3 calls sent counted, not 5: two more inputs still fit rpm: 5", async (t) => {
     const { gateway, guardMock, nativeMock } = await scene(t);
@@ -130,24 +159,29 @@ describe("moderation calls never sent", () => {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
   }, async (t) => {
     const redis = await useRedisServer(t);
-    const state = `state:\n  redis_url: ${redis.url}\n  redis_key_prefix: "${PREFIX}"\n  redis_command_timeout_ms: 2000\n`;
-    const { gateway, guardMock, nativeMock } = await scene(t, state);
+    const { gateway, guardMock, nativeMock } = await scene(t, redisState(redis.url));
     await failAtThirdInput(gateway, guardMock, nativeMock);
-    const [, minuteRuns] =
-      scopeKeys(PREFIX, "deployment:p0/guard", { dayStartMs: 0, monthStartMs: 0 }).sliding[1] ?? [];
-    const admin = new Redis(redis.url, { lazyConnect: true });
-    await admin.connect();
-    t.after(() => admin.disconnect());
+    const minute = await sharedMinute(t, redis.url);
     // The give-back is a write sent after the attempt: it lands within a few ms.
-    const deadline = Date.now() + 5_000;
-    let counted = await admin.hget(minuteRuns ?? "", "r");
-    while (counted !== "3" && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      counted = await admin.hget(minuteRuns ?? "", "r");
-    }
-    assert.equal(counted, "3", "Redis's minute counts the three calls sent");
+    assert.equal(await minute.once("3"), "3", "Redis's minute counts the three calls sent");
     guardMock.enqueue(CHAT, SAFE, SAFE);
     assert.equal(await moderate(gateway, ["f", "g"]), GUARD);
-    assert.equal(await admin.hget(minuteRuns ?? "", "r"), "5");
+    assert.equal(await minute.requests(), "5");
+  });
+
+  test("with Redis and a budget lease (rpm: 10000): the calls never sent go back to the lease, which gives them back to Redis", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    // No concurrency limit (a scope with one never leases): max_in_flight: 1 makes the calls go one at a time.
+    const { gateway, guardMock, nativeMock } = await scene(t, redisState(redis.url), {
+      limits: "{ rpm: 10000 }",
+      providerExtra: "    max_in_flight: 1\n",
+    });
+    await failAtThirdInput(gateway, guardMock, nativeMock);
+    // The reserve charged the five calls and a lease beside them; the lease ends within a second and gives back what
+    // it did not spend, the two calls never sent included.
+    const minute = await sharedMinute(t, redis.url);
+    assert.equal(await minute.once("3"), "3", "Redis's minute counts the three calls sent once the lease is over");
   });
 });
