@@ -19,10 +19,10 @@
 // script charges some requests and tokens beyond its own, which later reserves spend here without a round trip
 // (and reconciles adjust here) until the lease ends; what is left is then given back.
 //
-// The class stays whole (under 800 lines): reserve (from a budget lease or through the script), reconcile,
-// release, lease renewal and the replay all read and change the same private state (reservation details, the
-// local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial parsing, charged runs)
-// live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
+// The class stays whole (under 900 lines): reserve (from a budget lease or through the script), reconcile, the
+// give-back of calls never sent, release, lease renewal and the replay all read and change the same private state
+// (reservation details, the local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial
+// parsing, charged runs) live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import {
