@@ -366,6 +366,37 @@ scoring:
       },
     );
   });
+
+  test("`moderation_api` beside another `kind` is refused where it is written (a model's or a known model's)", () => {
+    const text = `providers:
+  - name: alpha
+    base_url: http://127.0.0.1:1/v1
+    api_key: k
+    known_models:
+      acme-embed: { kind: embedding, moderation_api: native }
+    models:
+      guard: { id: acme-safety, kind: chat, moderation_api: llama_guard }
+      fine: { id: acme-safety-2, kind: moderation, moderation_api: llama_guard }
+      lg: { id: acme-safety-3, moderation_api: guard }
+`;
+    assert.throws(
+      () => parseConfigText(text, "test.yaml", { env: {} }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(
+          error.message,
+          /^test\.yaml:6 providers\.0\.known_models\.acme-embed\.moderation_api: .*`kind: embedding`/m,
+        );
+        assert.match(error.message, /^test\.yaml:8 providers\.0\.models\.guard\.moderation_api: .*`kind: chat`/m);
+        assert.match(
+          error.message,
+          /^test\.yaml:10 providers\.0\.models\.lg\.moderation_api: .*"native".*"llama_guard"/m,
+        );
+        assert.doesNotMatch(error.message, /models\.fine/);
+        return true;
+      },
+    );
+  });
 });
 
 describe("problems found after the schema", () => {

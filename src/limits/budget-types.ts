@@ -120,8 +120,8 @@ export interface Reservation {
   readonly scopes: readonly BudgetScope[];
   readonly atMs: number;
   tokens: number;
-  /** Requests charged (BudgetCost.requests); absent: one. */
-  readonly requests?: number;
+  /** Requests charged (BudgetCost.requests), less the calls given back as never sent (releaseUnsentCalls); absent: one. */
+  requests?: number;
   isReleased: boolean;
 }
 
@@ -207,6 +207,12 @@ export interface BudgetLedger {
    */
   markSent(reservation: Reservation, atMs: number): void;
   release(reservation: Reservation): void;
+  /**
+   * Of the reservation's upstream calls (BudgetCost.requests), `calls` were never sent (a Llama Guard moderation that
+   * failed at an earlier input, or whose client went away): the request budgets stop counting them, in every window
+   * they were charged to. Its tokens are the reconcile's (what the calls that were sent spent).
+   */
+  releaseUnsentCalls(reservation: Reservation, calls: number, nowMs: number): void;
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void;
   /** Infers limits from a refusal (limit-learning.ts) and paces the scope to them from now on. */
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[];

@@ -805,6 +805,31 @@ describe("a reservation of several upstream calls (BudgetCost.requests)", () => 
     });
   }
 
+  // A moderation that failed at its second input sent 2 of 5 calls: the other 3 come back in every kind of window.
+  for (const window of ["sliding", "fixed", "bucket"] as const) {
+    it(`calls never sent come back out of an rpm ${window} window and the day's count (releaseUnsentCalls)`, () => {
+      const book = new BudgetBook();
+      const scope = scopeOf({ rpm: 5, rpd: 100, window });
+      const five = book.reserve([scope], { tokens: 10, requests: 5 }, T0);
+      assert.ok(isReservation(five));
+      assert.match(denied(book.check([scope], { tokens: 0 }, T0 + 1_000)).reason, /rpm budget \(5\/5/);
+      book.releaseUnsentCalls(five, 3, T0 + 1_000);
+      assert.equal(five.requests, 2);
+      assert.deepEqual(
+        book.usage(scope, T0 + 1_000).map((entry) => [entry.window, entry.used]),
+        [
+          ["minute", 2],
+          ["day", 2],
+        ],
+      );
+      assert.ok(isReservation(book.reserve([scope], { tokens: 10, requests: 3 }, T0 + 1_000)));
+      // Never more than it charged, whatever it is told.
+      book.releaseUnsentCalls(five, 10, T0 + 1_000);
+      assert.equal(five.requests, 0);
+      assert.equal(book.usage(scope, T0 + 1_000)[1]?.used, 3);
+    });
+  }
+
   it("a reservation sent later (markSent) still counts all its calls", () => {
     const book = new BudgetBook();
     const scope = scopeOf({ rpm: 5 });

@@ -274,6 +274,38 @@ export class BudgetBook implements BudgetLedger {
   }
 
   /**
+   * Gives back the requests of calls never sent, where the reserve charged them: sliding runs, fixed windows and
+   * request buckets, day and month counters (those still the ones it was charged in), and what a provider's report
+   * counts as sent since it (`spentSince`, for a report taken before the reservation).
+   */
+  releaseUnsentCalls(reservation: Reservation, calls: number, nowMs: number): void {
+    const charged = reservation.requests ?? 1;
+    const unsent = Math.min(Math.max(0, Math.floor(calls)), charged);
+    if (unsent === 0) return;
+    reservation.requests = charged - unsent;
+    for (const { window, run } of this.#runsOf.get(reservation) ?? []) window.adjust(run, 0, -unsent);
+    const counters = this.#countersOf.get(reservation);
+    if (counters !== undefined) {
+      for (const counter of counters.fixed) counter.requests = Math.max(0, counter.requests - unsent);
+      for (const { levels, key } of counters.requestBuckets) {
+        const level = levels.get(key);
+        if (level !== undefined) level.used = Math.max(0, level.used - unsent);
+      }
+    }
+    for (const state of this.#chargedStates(reservation, nowMs)) {
+      if (state.day.windowStartMs <= reservation.atMs) state.day.requests = Math.max(0, state.day.requests - unsent);
+      if (state.month.windowStartMs <= reservation.atMs) {
+        state.month.requests = Math.max(0, state.month.requests - unsent);
+      }
+      for (const [key, learned] of state.learned) {
+        if (key.startsWith("tokens") || (learned.asOfId ?? 0) >= reservation.id) continue;
+        learned.spentSince = Math.max(0, learned.spentSince - unsent);
+      }
+    }
+    for (const scope of reservation.scopes) this.#dirty.add(scope.id);
+  }
+
+  /**
    * Stores what the provider's rate-limit headers said about a scope. A report is the provider's count as of the
    * request that carried it (`window.asOf`; as of now without one): the requests sent to the scope after that one
    * are subtracted from it, and a report older than the one in force (an overlapping request's answer arriving
@@ -972,7 +1004,7 @@ export class BudgetBook implements BudgetLedger {
     for (const rule of rules) {
       const windowMs = SLIDING_WINDOW_MS[rule.window];
       if (windowMs === undefined || rule.algorithm === undefined || rule.algorithm === "sliding") continue;
-      charged ??= this.#countersOf.get(reservation) ?? { fixed: [], buckets: [] };
+      charged ??= this.#countersOf.get(reservation) ?? { fixed: [], buckets: [], requestBuckets: [] };
       if (rule.algorithm === "fixed") {
         const key = fixedKey(windowMs, rule.offsetMs ?? 0);
         const bounds = fixedWindowAt(windowMs, rule.offsetMs ?? 0, nowMs);
@@ -992,7 +1024,7 @@ export class BudgetBook implements BudgetLedger {
       const used = previous === undefined ? 0 : bucketUsed(previous, rule.limit, windowMs, nowMs);
       const level = { used: used + (rule.unit === "requests" ? requests : tokens), atMs: nowMs };
       state.buckets.set(key, level);
-      if (rule.unit === "tokens") charged.buckets.push({ levels: state.buckets, key });
+      (rule.unit === "tokens" ? charged.buckets : charged.requestBuckets).push({ levels: state.buckets, key });
     }
     if (charged !== undefined) this.#countersOf.set(reservation, charged);
   }
@@ -1024,7 +1056,10 @@ interface ChargedAfter {
 /** What a reservation charged besides sliding windows: fixed windows' counters, and token buckets (by key). */
 interface ChargedCounters {
   fixed: FixedWindowCounter[];
+  /** Token buckets (a reconcile moves them). */
   buckets: { readonly levels: Map<string, BucketLevel>; readonly key: string }[];
+  /** Request buckets (calls never sent are given back to them: releaseUnsentCalls). */
+  requestBuckets: { readonly levels: Map<string, BucketLevel>; readonly key: string }[];
 }
 
 /** A scope's durable state, version 2: sliding windows as runs. */

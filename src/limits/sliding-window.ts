@@ -139,12 +139,16 @@ export class SlidingWindow {
     return run;
   }
 
-  /** Moves a run's token count by `delta` (floored at 0), if the run still counts. */
-  adjust(run: SlidingRun, delta: number): void {
+  /** Moves a run's token count by `delta`, and its request count by `requestDelta` (each floored at 0), if it still counts. */
+  adjust(run: SlidingRun, delta: number, requestDelta = 0): void {
     if (run.isExpired) return;
     const tokens = Math.max(0, run.tokens + delta);
     this.#tokens += tokens - run.tokens;
     run.tokens = tokens;
+    if (requestDelta === 0) return;
+    const requests = Math.max(0, run.requests + requestDelta);
+    this.#requests += requests - run.requests;
+    run.requests = requests;
   }
 
   /**

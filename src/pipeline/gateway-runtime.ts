@@ -26,6 +26,7 @@ import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.t
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
 import { hasOutdatedCache } from "./answer-fingerprint.ts";
 import { BackgroundRuns } from "./background-runs.ts";
+import { acquireSlotOf, anotherSlotOf } from "./call-slots.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { GatewaySecrets } from "./logged-secrets.ts";
@@ -331,10 +332,8 @@ export class GatewayRuntime {
       clock: this.clock,
       routing: snapshot.config.routing,
       limits: snapshot.config.upstreamLimits,
-      acquireSlot: (deployment, maxWaitMs, signal) => {
-        const settings = deployment.provider.settings;
-        return this.inFlight.acquire(settings.name, settings.maxInFlight, maxWaitMs, signal);
-      },
+      acquireSlot: acquireSlotOf(this.inFlight),
+      anotherSlot: anotherSlotOf(this.inFlight, this.budgets, this.clock, scopesOf),
       promptTokensFor: this.promptCalibration.promptTokensFor,
       // A request planned on an older snapshot (failing over, continuing a stream) sends its next attempt where the
       // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.

@@ -7,7 +7,7 @@ import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
-import { upstreamCallsOf } from "../providers/moderation-api.ts";
+import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteRequest, RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
@@ -52,7 +52,7 @@ export function routerContextOf(
 
 /**
  * Would the request's estimated tokens (its prompt as this deployment counts it, plus `max_tokens` where the
- * provider counts those) fit every budget of the deployment now? `pool`: the account-wide scope that is empty.
+ * provider counts those: a Llama Guard moderation's N calls' `max_tokens` each) fit every budget of the deployment now? `pool`: the account-wide scope that is empty.
  */
 export function budgetCheckOf(
   budgets: BudgetLedger,
@@ -67,14 +67,11 @@ export function budgetCheckOf(
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
     const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
-    const output = outputTokensFor(
-      deployment,
-      request.maxOutputTokens ?? 0,
-      request.outputLimitName,
-      request.isLegacyCompletion,
-    );
+    const output =
+      gatewayOutputTokensOf(deployment.model, request.moderationInputs) ??
+      outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion);
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
-    const requests = upstreamCallsOf(deployment.model.id, request.moderationInputs);
+    const requests = upstreamCallsOf(deployment.model, request.moderationInputs);
     const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;

@@ -160,6 +160,8 @@ export class Recorder {
     const spent = report.usage;
     if (spent !== undefined) stats.recordTokens(key, spent.promptTokens, spent.completionTokens);
     budgets.reconcile(reservation, (spent?.promptTokens ?? 0) + (spent?.completionTokens ?? 0), clock.now());
+    // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
+    if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
     budgets.release(reservation);
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);
@@ -233,6 +235,7 @@ export class Recorder {
     if (report.outcome !== "success") {
       if (report.outcome !== "client_aborted") stats.recordFailure(deployment.key);
       budgets.reconcile(reservation, 0, clock.now());
+      if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
       budgets.release(reservation);
       return;
     }

@@ -201,7 +201,9 @@ export function buildCatalog(
       if (seen.has(key)) return;
       seen.add(key);
       const enriched = enrich(settings, model, contextTokens);
-      const kind = model.kind ?? modelKind(model.id);
+      // A `moderation_api` makes it a moderation model whatever its id or the provider's list says (the config refuses
+      // it beside another configured `kind`).
+      const kind = model.moderationApi === undefined ? (model.kind ?? modelKind(model.id)) : "moderation";
       // A model of another kind than chat gets of its provider's rules only what its requests take (provider-rules-by-kind.ts).
       const providerLevel = providerRulesForKind(settings.body, kind);
       let bodyLevels = [providerLevel, settings.knownModels[model.id.toLowerCase()]?.body, model.body];
@@ -262,6 +264,7 @@ function withKnownModel(model: ModelSettings, settings: ProviderSettings): Model
     reasoning: model.reasoning ?? known.reasoning,
     prefill: model.prefill ?? known.prefill,
     kind: model.kind ?? known.kind,
+    moderationApi: model.moderationApi ?? known.moderationApi,
     limits: known.limits === undefined ? model.limits : { ...known.limits, ...model.limits },
     cost: model.cost ?? known.cost,
   };
@@ -282,6 +285,7 @@ function discoveredModelSettings(found: DiscoveredModel): ModelSettings {
     reasoning: undefined,
     prefill: undefined,
     kind: found.kind,
+    moderationApi: undefined,
     limits: undefined,
     cost: undefined,
     body: undefined,

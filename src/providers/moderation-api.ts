@@ -1,5 +1,7 @@
-// How a moderation model is called (`/v1/moderations`), read from its id: a native moderation endpoint, or Llama
-// Guard's verdict through chat completions. A safety classifier that answers in neither way is not served.
+// How a moderation model is called (`/v1/moderations`): a native moderation endpoint, or Llama Guard's verdict through
+// chat completions; as its `moderation_api` says, else read from its id. A safety classifier that answers in neither
+// way is not served.
+import type { ModelSettings } from "../config/types.ts";
 import type { Deployment } from "./catalog.ts";
 
 /**
@@ -22,12 +24,24 @@ const LLAMA_GUARD = /llama[-_ ]?guard(?:[-_ ]?(\d+)(?![\d.]*b))?/i;
  */
 const OTHER_CLASSIFIERS = /prompt[-_ ]?guard|safeguard|shieldgemma|granite[-_ ]?guardian/i;
 
+/** What says how a model is called: its upstream id, and its configured `moderation_api` (or its known model's). */
+export type ModerationModel = Pick<ModelSettings, "id" | "moderationApi">;
+
 /**
- * The way this model is called, or undefined: none the gateway speaks. Llama Guard 1 and 2 answer in their own
- * taxonomies (O1-O6; S1-S11, numbered otherwise than MLCommons' S1-S14), which would be mapped to the wrong
- * categories: not served. Any other moderation model (a configured `kind: moderation`) is taken to be native.
+ * The way this model is called, or undefined: none the gateway speaks. A configured `moderation_api` wins: a provider's
+ * alias of Llama Guard (`acme-safety-v2`) or a native model whose id looks like another classifier is called as the
+ * config says. Else the id decides (moderationApiFromId).
  */
-export function moderationApiOf(modelId: string): ModerationApi | undefined {
+export function moderationApiOf(model: ModerationModel): ModerationApi | undefined {
+  return model.moderationApi ?? moderationApiFromId(model.id);
+}
+
+/**
+ * The way a model is called read from its id alone, or undefined: none the gateway speaks. Llama Guard 1 and 2 answer
+ * in their own taxonomies (O1-O6; S1-S11, numbered otherwise than MLCommons' S1-S14), which would be mapped to the
+ * wrong categories: not served. Any other moderation model (a configured `kind: moderation`) is taken to be native.
+ */
+export function moderationApiFromId(modelId: string): ModerationApi | undefined {
   if (OTHER_CLASSIFIERS.test(modelId)) return undefined;
   const guard = LLAMA_GUARD.exec(modelId);
   if (guard === null) return "native";
@@ -40,20 +54,41 @@ export function moderationApiOf(modelId: string): ModerationApi | undefined {
  * one. The request budgets count each (limits/budget-types.ts BudgetCost.requests), as the provider does.
  * `moderationInputs`: a moderation request's inputs; undefined for every other request.
  */
-export function upstreamCallsOf(modelId: string, moderationInputs: number | undefined): number {
+export function upstreamCallsOf(model: ModerationModel, moderationInputs: number | undefined): number {
   if (moderationInputs === undefined || moderationInputs <= 1) return 1;
-  return moderationApiOf(modelId) === "llama_guard" ? moderationInputs : 1;
+  return moderationApiOf(model) === "llama_guard" ? moderationInputs : 1;
+}
+
+/**
+ * The `max_tokens` of each Llama Guard call (upstream/moderation-dialect.ts): its longest verdict (`unsafe` and all
+ * fourteen codes) is under 50 tokens.
+ */
+export const LLAMA_GUARD_MAX_TOKENS = 64;
+
+/**
+ * The output tokens a request's calls to this model ask for when the gateway sets them, or undefined: the request's own
+ * (`max_tokens` and the body rules; every request but a Llama Guard moderation). A Llama Guard moderation of N inputs
+ * is N calls of LLAMA_GUARD_MAX_TOKENS each: the token budgets reserve all of them, as they reserve any request's
+ * `max_tokens` (`count_max_tokens`), so that a `tpm` that holds one call's prompt and output does not let N through.
+ */
+export function gatewayOutputTokensOf(
+  model: ModerationModel,
+  moderationInputs: number | undefined,
+): number | undefined {
+  if (moderationInputs === undefined || moderationApiOf(model) !== "llama_guard") return undefined;
+  return Math.max(1, moderationInputs) * LLAMA_GUARD_MAX_TOKENS;
 }
 
 /**
  * Whether a moderation model may be sent an image part. Llama Guard 3 reads text only, but for its 11B Vision model;
- * Llama Guard 4 reads images. A native model is taken to (omni-moderation does; one that does not answers with an error
+ * Llama Guard 4 reads images; a Llama Guard whose id names no version (a configured `moderation_api: llama_guard`) is
+ * taken to read text only. A native model is taken to (omni-moderation does; one that does not answers with an error
  * and the next candidate is tried). Used when the model's `vision` is not configured.
  */
-export function moderationTakesImages(modelId: string): boolean {
-  if (moderationApiOf(modelId) !== "llama_guard") return true;
-  const version = Number(LLAMA_GUARD.exec(modelId)?.[1]);
-  return version >= 4 || /vision/i.test(modelId);
+export function moderationTakesImages(model: ModerationModel): boolean {
+  if (moderationApiOf(model) !== "llama_guard") return true;
+  const version = Number(LLAMA_GUARD.exec(model.id)?.[1]);
+  return version >= 4 || /vision/i.test(model.id);
 }
 
 /**
@@ -62,5 +97,5 @@ export function moderationTakesImages(modelId: string): boolean {
  */
 export function acceptsImages(deployment: Deployment): boolean {
   if (deployment.kind !== "moderation") return deployment.capabilities.vision !== false;
-  return deployment.model.vision ?? moderationTakesImages(deployment.model.id);
+  return deployment.model.vision ?? moderationTakesImages(deployment.model);
 }

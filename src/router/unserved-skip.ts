@@ -18,13 +18,13 @@ export function unservedSkip(
   score: number,
   context: RouterContext,
 ): RouteSkip | undefined {
-  const moderationApi = request.kind === "moderation" ? moderationApiOf(deployment.model.id) : undefined;
+  const moderationApi = request.kind === "moderation" ? moderationApiOf(deployment.model) : undefined;
   if (request.kind === "moderation" && moderationApi === undefined) {
     return {
       deployment,
       cause: "endpoint",
       score,
-      reason: `${deployment.model.id} answers neither OpenAI's /moderations nor as Llama Guard 3 or 4 (a Prompt Guard, safeguard or older Llama Guard model): no moderation request can be sent to it`,
+      reason: `${deployment.model.id} answers neither OpenAI's /moderations nor as Llama Guard 3 or 4 (a Prompt Guard, safeguard or older Llama Guard model): no moderation request can be sent to it (a model that does answer so says it with \`moderation_api\`)`,
     };
   }
   // Llama Guard is called through chat completions: that is the route its provider must have.

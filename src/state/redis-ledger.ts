@@ -19,10 +19,10 @@
 // script charges some requests and tokens beyond its own, which later reserves spend here without a round trip
 // (and reconciles adjust here) until the lease ends; what is left is then given back.
 //
-// The class stays whole (under 800 lines): reserve (from a budget lease or through the script), reconcile,
-// release, lease renewal and the replay all read and change the same private state (reservation details, the
-// local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial parsing, charged runs)
-// live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
+// The class stays whole (under 900 lines): reserve (from a budget lease or through the script), reconcile, the
+// give-back of calls never sent, release, lease renewal and the replay all read and change the same private state
+// (reservation details, the local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial
+// parsing, charged runs) live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import {
@@ -52,6 +52,7 @@ import {
   type ChargedRun,
   chargedRuns,
   denialFromReply,
+  requestGiveBackArguments,
   retimeArguments,
   ScriptShapes,
   tokenCounterArguments,
@@ -327,6 +328,36 @@ export class RedisLedger implements BudgetLedger {
     for (const scope of detail.sharedScopes) {
       if (scope.concurrency === undefined) continue;
       void this.#link.track(this.#redis.zrem(leasesKey(this.#prefix, scope.id), detail.member));
+    }
+  }
+
+  releaseUnsentCalls(reservation: Reservation, calls: number, nowMs: number): void {
+    const detail = this.#details.get(reservation);
+    const charged = reservation.requests ?? 1;
+    const unsent = Math.min(Math.max(0, Math.floor(calls)), charged);
+    if (detail === undefined || unsent === 0) return;
+    reservation.requests = charged - unsent;
+    if (detail.mirror !== undefined) this.#local.releaseUnsentCalls(detail.mirror, unsent, nowMs);
+    // Not in Redis yet: the replay charges the calls that are left (reservation.requests).
+    if (!detail.isShared) return;
+    // Spent from a lease that still lives: the lease may spend them again (or gives them back when it ends).
+    const { lease } = detail;
+    if (lease !== undefined && !lease.isEnded && nowMs < lease.endMs) {
+      lease.requestsLeft += unsent;
+      return;
+    }
+    if (!this.#link.isUp) return;
+    const [scope] = detail.sharedScopes;
+    const write = requestGiveBackArguments(
+      this.#shapes,
+      this.#prefix,
+      detail.sharedScopes,
+      reservation.atMs,
+      detail.windowRuns,
+      unsent,
+    );
+    if (write !== undefined && scope !== undefined) {
+      void this.#writes.reconcile(this.#redis, scope.id, write.keys, write.args);
     }
   }
 

@@ -178,6 +178,36 @@ export function chargedRuns(
   return { runs, tokenRuns, next };
 }
 
+/**
+ * RECONCILE_LUA's keys and arguments (after its marker) giving back `requests` of a charge made at `atMs` on `scopes`
+ * (calls a reservation never sent: RedisLedger.releaseUnsentCalls): every sliding run it went into, the day and month
+ * counters of the scopes with a day or month rule, and every fixed window's counter (the script leaves one that has
+ * ended alone). A request bucket keeps them (the script moves a bucket's debt by tokens only). Undefined: nothing.
+ */
+export function requestGiveBackArguments(
+  shapes: ScriptShapes,
+  prefix: string,
+  scopes: readonly BudgetScope[],
+  atMs: number,
+  runs: readonly ChargedRun[],
+  requests: number,
+): { keys: string[]; args: (string | number)[] } | undefined {
+  const wallClock: string[] = [];
+  const counterKeys: string[] = [];
+  const counterArguments: string[] = [];
+  for (const scope of scopes) {
+    const shape = shapes.shapeOf(scope);
+    const scoped = scopeKeys(prefix, scope.id, shapes.wallClockWindowsAt(scope.dayReset, atMs));
+    if (shape.hasDay || shape.hasMonth) wallClock.push(scoped.day, scoped.month);
+    counterKeys.push(...shape.fixedCounters.map(() => scoped.counters));
+    counterArguments.push(...tokenCounterArguments(shape.fixedCounters, atMs));
+  }
+  const keys = [...runs.map((run) => run.hash), ...wallClock, ...counterKeys];
+  if (keys.length === 0 || requests <= 0) return undefined;
+  const runIds = runs.map((run) => run.id);
+  return { keys, args: [0, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments] };
+}
+
 /** RETIME_LUA's keys and arguments: the runs `runs` name count from `sentAtMs`. */
 export function retimeArguments(
   runs: readonly ChargedRun[],

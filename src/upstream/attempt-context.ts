@@ -5,6 +5,7 @@ import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
@@ -39,6 +40,11 @@ export type AttemptResult =
        * provider billed them, so the budgets and stats count them.
        */
       readonly usage?: TokenUsage;
+      /**
+       * Of the calls the attempt's reservation counts (a Llama Guard moderation's one per input), those it never sent:
+       * it failed at an earlier one, or the client went away. The budgets give their requests back.
+       */
+      readonly unsentCalls?: number;
     };
 
 export interface AttemptContext {
@@ -51,6 +57,12 @@ export interface AttemptContext {
   readonly releaseSlot: () => void;
   /** The request was handed to a connection, right before undici writes it (after a new connection's set-up). */
   readonly onSent: () => void;
+  /**
+   * Another in-flight slot for one more call of this attempt beside the ones it has (a Llama Guard moderation's
+   * parallel calls), now or never: undefined when the provider's `max_in_flight` has none free (or others wait for
+   * one), or when the budgets count the deployment's requests in flight (AttemptServices.anotherSlot).
+   */
+  readonly anotherSlot: () => ReleaseSlot | undefined;
   readonly remainingMs: number;
   readonly controller: AbortController;
   readonly deadline: AbortSignal;

@@ -7,6 +7,7 @@ import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import { sentRulesOf } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
@@ -28,6 +29,13 @@ export interface AttemptServices {
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
   readonly limits: UpstreamLimits;
+  /**
+   * One more in-flight slot of the deployment's provider for a call of an attempt that makes several at once (a Llama
+   * Guard moderation), without waiting: undefined when none is free, or when the deployment's budgets count requests
+   * in flight (a configured or learned concurrency: the attempt's one reservation is one request in flight, so its
+   * calls go one at a time). Default: none, every attempt makes one call at a time.
+   */
+  anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined;
 }
 
 /**
@@ -70,6 +78,7 @@ export async function attemptOnce(
       limits: services.limits,
       releaseSlot: once(releaseSlot),
       onSent,
+      anotherSlot: () => services.anotherSlot?.(deployment, request.signal),
       remainingMs,
       controller,
       deadline: deadline.signal,

@@ -11,7 +11,7 @@ import { traitsOf } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { upstreamCallsOf } from "../providers/moderation-api.ts";
+import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import { type AttemptResult, attemptOnce } from "./attempt.ts";
@@ -144,23 +144,17 @@ async function tryCandidate(
       return undefined;
     }
     const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
-    // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens).
-    const maxOutputTokens = outputTokensFor(
-      deployment,
-      request.maxOutputTokens,
-      outputLimitNameOf(request.body),
-      request.isLegacyCompletion,
-    );
+    // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens), or what the
+    // gateway's own calls ask for (a Llama Guard moderation's N verdicts).
+    const maxOutputTokens =
+      gatewayOutputTokensOf(deployment.model, request.moderationInputs) ??
+      outputTokensFor(deployment, request.maxOutputTokens, outputLimitNameOf(request.body), request.isLegacyCompletion);
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {
       // Every upstream call of the attempt is reserved up front: a Llama Guard moderation of 20 inputs is 20 requests
       // of the deployment's rpm, refused (skipped, queued) when they do not all fit, never 20 calls against `rpm: 5`.
-      const admitted = services.admit(
-        deployment,
-        tokens,
-        upstreamCallsOf(deployment.model.id, request.moderationInputs),
-      );
+      const admitted = services.admit(deployment, tokens, upstreamCallsOf(deployment.model, request.moderationInputs));
       admission = admitted instanceof Promise ? await admitted : admitted;
     } catch (error) {
       releaseSlot();
@@ -271,6 +265,7 @@ function reportOf(
     reason: redact(result.lesson.reason),
     ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
     ...(result.usage === undefined ? {} : { usage: result.usage }),
+    ...(result.unsentCalls === undefined ? {} : { unsentCalls: result.unsentCalls }),
     ...(result.verdict?.kind === "rate_limited" && result.verdict.isRequestTooLarge === true
       ? { isRequestTooLarge: true }
       : {}),

@@ -103,6 +103,8 @@ export interface AttemptReport {
   readonly usage?: TokenUsage;
   /** The provider refused the request as larger than a whole window (Verdict.isRequestTooLarge). */
   readonly isRequestTooLarge?: true;
+  /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
+  readonly unsentCalls?: number;
 }
 
 /** A candidate passed over at attempt time (cooling down since the plan was made, or too small a context). */
@@ -192,6 +194,11 @@ export interface FailoverServices {
     maxWaitMs: number,
     signal: AbortSignal,
   ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
+  /**
+   * One more slot among the provider's `max_in_flight` for a parallel call of an attempt (attempt.ts
+   * AttemptServices.anotherSlot), now or never; undefined where the budgets count the deployment's requests in flight.
+   */
+  anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined;
   /** The prompt estimate for one candidate, calibrated from its provider's past reports. Default: as it is. */
   promptTokensFor?(deployment: Deployment, estimatedTokens: number): number;
   /**

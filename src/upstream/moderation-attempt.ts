@@ -4,7 +4,7 @@
 // moderation result or no Llama Guard verdict is a `bad_response`: the next candidate is tried.
 import { firstChoice } from "../chat-choice.ts";
 import { isRecord } from "../is-record.ts";
-import type { Deployment } from "../providers/catalog.ts";
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
 import { jsonAttempt } from "./json-attempt.ts";
@@ -19,6 +19,9 @@ import {
 import type { UpstreamCall } from "./upstream-request.ts";
 
 type Answered = Extract<AttemptResult, { ok: true }>;
+
+/** The first runner's calls go in the attempt's own slot, which moderationAttempt gives back once all have ended. */
+const HELD_SLOT: ReleaseSlot = () => {};
 
 /** `call`: the attempt's call as built for the endpoint; its path and payload are replaced by each moderation call. */
 export async function moderationAttempt(
@@ -69,10 +72,12 @@ async function nativeAttempt(
 }
 
 /**
- * Calls of one Llama Guard attempt in flight at once. Its budgets were reserved for every call up front (failover.ts
- * admits the attempt as `upstreamCallsOf` requests), so running a few together spends no request or token the
- * reservation does not hold; 20 inputs at 50 ms each take about 250 ms instead of a second. A deployment with a
- * `concurrency` limit counts each call in flight: its calls go one at a time (llamaGuardParallelism).
+ * Most calls of one Llama Guard attempt in flight at once. Its budgets were reserved for every call up front
+ * (failover.ts admits the attempt as `upstreamCallsOf` requests), so running a few together spends no request or token
+ * the reservation does not hold; 20 inputs at 50 ms each take about 250 ms instead of a second. Each call beyond the
+ * first takes a slot of its own among the provider's `max_in_flight`, as any request does (AttemptContext.anotherSlot):
+ * never more in flight to the provider than its limit, whatever other requests hold. A deployment whose budgets count
+ * requests in flight (a configured or learned `concurrency`) gets no such slot: its calls go one at a time.
  */
 export const LLAMA_GUARD_PARALLEL_CALLS = 4;
 
@@ -86,6 +91,10 @@ type CallEnd =
  * the attempt as it failed: no call is started after it, the ones in flight are let finish, and what every call that
  * answered spent is kept on the failure (the provider billed them). Each call's route refusal is about
  * `/chat/completions`.
+ *
+ * One runner makes its calls in the attempt's own slot; each other runner takes a slot before each of its calls
+ * (AttemptContext.anotherSlot) and gives it back when the call has ended, so a request waiting for one of the
+ * provider's slots gets it between two calls. A runner that finds none stops: the calls left go to the others.
  */
 async function llamaGuardAttempt(
   context: AttemptContext,
@@ -100,23 +109,33 @@ async function llamaGuardAttempt(
   const ends: (CallEnd | undefined)[] = calls.map(() => undefined);
   let failure: AttemptResult | undefined;
   let next = 0;
-  const runCalls = async (): Promise<void> => {
+  const runCalls = async (takeSlot: () => ReleaseSlot | undefined): Promise<void> => {
     while (failure === undefined && next < calls.length) {
+      const releaseSlot = takeSlot();
+      if (releaseSlot === undefined) return;
       const index = next++;
       const which = calls.length > 1 ? ` (input ${index})` : "";
       const each = { ...call, ...(calls[index] as ModerationCall) };
-      const end = await llamaGuardCall(chatContext, each, headersTimeoutMs, which);
-      ends[index] = end;
-      if (!end.ok) failure ??= end.result;
+      try {
+        const end = await llamaGuardCall(chatContext, each, headersTimeoutMs, which);
+        ends[index] = end;
+        if (!end.ok) failure ??= end.result;
+      } finally {
+        releaseSlot();
+      }
     }
   };
-  const parallel = Math.min(llamaGuardParallelism(context.deployment), calls.length);
-  await Promise.all(Array.from({ length: parallel }, runCalls));
+  const runners = [runCalls(() => HELD_SLOT)];
+  const parallel = Math.min(LLAMA_GUARD_PARALLEL_CALLS, calls.length);
+  for (let runner = 1; runner < parallel; runner++) runners.push(runCalls(context.anotherSlot));
+  await Promise.all(runners);
   const answers = ends.flatMap((end) => (end?.ok === true ? [end.answer] : []));
   // Every call that answered, a verdict or not, was billed.
   const usage = summedUsage(ends.map((end) => (end === undefined ? {} : end.ok ? end.answer : end.result)));
   // And told what the provider has left: their rate-limit headers are news whether or not a later call failed.
-  if (failure !== undefined) return withUsage(withEffectsFirst(failure, answers), usage);
+  // The calls never started were reserved and never sent: the budgets give them back (recorder.ts).
+  if (failure !== undefined)
+    return withUnsent(withUsage(withEffectsFirst(failure, answers), usage), calls.length - next);
   const [first] = answers;
   const last = answers.at(-1);
   if (first === undefined || last?.json === undefined || answers.length !== calls.length) {
@@ -162,19 +181,12 @@ function withEffectsFirst(result: AttemptResult, answered: readonly Answered[]):
   return { ...result, lesson: { ...result.lesson, effects: [...effects, ...result.lesson.effects] } };
 }
 
-function withUsage(result: AttemptResult, usage: TokenUsage | undefined): AttemptResult {
-  return result.ok || usage === undefined ? result : { ...result, usage };
+function withUnsent(result: AttemptResult, unsentCalls: number): AttemptResult {
+  return result.ok || unsentCalls <= 0 ? result : { ...result, unsentCalls };
 }
 
-/**
- * One at a time where the provider counts calls in flight (a configured `concurrency`), else a few, never more than
- * the provider's `max_in_flight` (the attempt holds one of its slots for all of its calls).
- */
-function llamaGuardParallelism(deployment: Deployment): number {
-  const settings = deployment.provider.settings;
-  const isCountedInFlight =
-    deployment.model.limits?.concurrency !== undefined || settings.limits?.concurrency !== undefined;
-  return isCountedInFlight ? 1 : Math.max(1, Math.min(LLAMA_GUARD_PARALLEL_CALLS, settings.maxInFlight));
+function withUsage(result: AttemptResult, usage: TokenUsage | undefined): AttemptResult {
+  return result.ok || usage === undefined ? result : { ...result, usage };
 }
 
 /** The calls' usage summed; undefined when none reported any. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { moderationApiOf } from "../providers/moderation-api.ts";
+import { moderationApiFromId } from "../providers/moderation-api.ts";
 import { HAZARD_CATEGORIES, moderationInputs, OPENAI_CATEGORIES, readLlamaGuardVerdict } from "./moderation-dialect.ts";
 
 test("Llama Guard's verdicts: safe, unsafe with its codes (as written by the models and hosts seen)", () => {
@@ -81,5 +81,5 @@ test("which way a moderation model is called, from its id", () => {
     ["google/shieldgemma-2b", undefined],
     ["ibm-granite/granite-guardian-3.1-8b", undefined],
   ];
-  for (const [id, api] of cases) assert.equal(moderationApiOf(id), api, id);
+  for (const [id, api] of cases) assert.equal(moderationApiFromId(id), api, id);
 });

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { isRecord } from "../is-record.ts";
 import { applyBodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { type ModerationApi, moderationApiOf } from "../providers/moderation-api.ts";
+import { LLAMA_GUARD_MAX_TOKENS, type ModerationApi, moderationApiOf } from "../providers/moderation-api.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
 import { REASONING_EFFORT_FIELD } from "./upstream-request.ts";
@@ -69,9 +69,6 @@ export const HAZARD_CATEGORIES: Readonly<Record<string, readonly OpenAiCategory[
   S14: ["illicit"], // code interpreter abuse
 };
 
-/** Llama Guard's longest verdict (`unsafe` and all fourteen codes) is under 50 tokens. */
-const VERDICT_MAX_TOKENS = 64;
-
 /** One input as the client gave it: its text or its parts, and the kinds of content it holds. */
 interface ModerationInput {
   readonly content: string | readonly unknown[];
@@ -100,7 +97,7 @@ export function moderationCalls(
   body: Readonly<Record<string, unknown>>,
   deployment: Deployment,
 ): ModerationCalls | undefined {
-  const api = moderationApiOf(deployment.model.id);
+  const api = moderationApiOf(deployment.model);
   if (api === undefined) return undefined;
   if (api === "native") {
     // The gateway's own fields stay here, as buildPayload leaves them out.
@@ -117,7 +114,7 @@ export function moderationCalls(
       model: deployment.model.id,
       messages: [{ role: "user", content: input.content }],
       temperature: 0,
-      max_tokens: VERDICT_MAX_TOKENS,
+      max_tokens: LLAMA_GUARD_MAX_TOKENS,
     }),
   }));
   return { api, calls };

@@ -38,6 +38,23 @@ request_log:
   return { gateway, guardMock, nativeMock };
 }
 
+/** A Llama Guard answer after `delayMs`, counting the calls in flight at the mock (`peak`: the most at once). */
+function countingCalls(delayMs: number) {
+  const counter = { inFlight: 0, peak: 0 };
+  const step = {
+    kind: "handler" as const,
+    handle: async (_request: unknown, response: import("node:http").ServerResponse) => {
+      counter.inFlight += 1;
+      counter.peak = Math.max(counter.peak, counter.inFlight);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      counter.inFlight -= 1;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(chatCompletion("safe", GUARD)));
+    },
+  };
+  return { counter, step };
+}
+
 function nativeAnswer(count: number) {
   const result = { flagged: false, categories: { hate: false }, category_scores: { hate: 0.01 } };
   return { id: "modr-native", model: "omni-moderation-latest", results: Array.from({ length: count }, () => result) };
@@ -83,6 +100,30 @@ describe("moderation budgets", () => {
       windows?.filter((window) => window.unit === "requests").map((window) => [window.window, window.used]),
       [["minute", 3]],
     );
+  });
+
+  test("tpm reserves every Llama Guard call's prompt and its max_tokens 64: `tpm: 100` holds one call, not three (those go to the next candidate)", async (t) => {
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { tpm: 100 }");
+    // Three one-token inputs: 3 + 3 x 64 = 195 tokens asked for, more than the minute's 100.
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(3) });
+    const three = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b", "c"] } });
+    assert.equal(three.status, 200, three.text);
+    assert.equal((three.json as { model: string }).model, "omni-moderation-latest");
+    assert.equal(chatCalls(guardMock), 0, "no Llama Guard call is sent when their outputs do not fit the tpm");
+    const { records } = await recordsOf(gateway, "moderations");
+    const skips = (records[0] as unknown as { skips: { provider: string; reason: string }[] }).skips;
+    const skip = skips.find((skipped) => skipped.provider === "p0");
+    assert.match(skip?.reason ?? "", /tpm budget \(0\/100 tokens, needs 195\)/);
+
+    // One input: 1 + 64 fits; the answer's usage then replaces the estimate.
+    guardMock.enqueue(CHAT, {
+      kind: "json",
+      body: chatCompletion("safe", GUARD, { prompt_tokens: 5, completion_tokens: 1 }),
+    });
+    const one = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: "a" } });
+    assert.equal(one.status, 200, one.text);
+    assert.equal((one.json as { model: string }).model, GUARD);
+    assert.equal(chatCalls(guardMock), 1);
   });
 
   test("a Llama Guard moderation that needs more calls than the only candidate's rpm allows is refused with the reason, nothing sent", async (t) => {
@@ -191,6 +232,57 @@ providers:
     assert.equal(second.status, 200, second.text);
     assert.equal((second.json as { model: string }).model, "omni-moderation-latest");
     assert.equal(chatCalls(guardMock), 2, "nothing more is sent to the model the provider says is spent");
+  });
+
+  test("max_in_flight: 2 holds for two moderations at once: each parallel call takes a slot of its own (never 4 in flight)", async (t) => {
+    const { gateway, guardMock } = await scene(t, "", "    max_in_flight: 2\n");
+    const { counter, step } = countingCalls(80);
+    guardMock.enqueue(CHAT, ...Array.from({ length: 8 }, () => step));
+    const inputs = ["a", "b", "c", "d"];
+    const answers = await Promise.all([
+      send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: inputs } }),
+      send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: inputs } }),
+    ]);
+    for (const answer of answers) {
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal((answer.json as { model: string }).model, GUARD);
+    }
+    assert.equal(chatCalls(guardMock), 8);
+    assert.ok(counter.peak <= 2, `${counter.peak} calls in flight to a provider with max_in_flight: 2`);
+    assert.equal(counter.peak, 2, "the two requests' calls still overlap up to the limit");
+  });
+
+  test("a concurrency learned from the provider's 429 (GitHub Models' UserConcurrentRequests) makes the calls go one at a time", async (t) => {
+    const { gateway, guardMock, nativeMock } = await scene(t, "");
+    // One call, refused as too many in flight ("2 per 0s"): the limit is learned, the request served by the next.
+    guardMock.enqueue(CHAT, {
+      kind: "text",
+      status: 429,
+      headers: { "content-type": "application/json", "x-ratelimit-type": "UserConcurrentRequests" },
+      body: JSON.stringify({
+        error: {
+          code: "RateLimitReached",
+          message: "Rate limit of 2 per 0s exceeded for UserConcurrentRequests. Please wait 0 seconds before retrying.",
+        },
+      }),
+    });
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(1) });
+    const refused = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: "a" } });
+    assert.equal(refused.status, 200, refused.text);
+    assert.equal((refused.json as { model: string }).model, "omni-moderation-latest");
+    const row = rowOf(await statsOf(gateway), "p0/guard") as unknown as { concurrency: { limit: number } | null };
+    assert.equal(row.concurrency?.limit, 2);
+
+    const { counter, step } = countingCalls(40);
+    guardMock.enqueue(CHAT, ...Array.from({ length: 6 }, () => step));
+    const answer = await send(gateway, "POST", "/v1/moderations", {
+      body: { model: "guard", input: ["1", "2", "3", "4", "5", "6"] },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal((answer.json as { model: string }).model, GUARD);
+    assert.equal(chatCalls(guardMock), 7);
+    // The budgets count the attempt as one request in flight: its calls go one at a time (never the 4 it would run).
+    assert.equal(counter.peak, 1);
   });
 
   test("20 inputs against a 50 ms upstream take a few rounds, not 20 in turn; a `concurrency: 1` model gets one at a time, max_in_flight: 2 two", async (t) => {

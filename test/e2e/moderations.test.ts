@@ -388,6 +388,67 @@ describe("moderations", () => {
     assert.equal(mockAt(mocks, 0).requests.filter((recorded) => recorded.method === "POST").length, 0);
   });
 
+  test("`moderation_api` says the way where the id does not: a Llama Guard alias through chat, a native model whose id reads like Prompt Guard to /moderations", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: acme
+    base_url: ${mock.baseUrl}
+    api_key: sk-acme
+    known_models:
+      acme-shield-v4: { moderation_api: llama_guard }
+    models:
+      guard: { id: acme-safety-v2, moderation_api: llama_guard }
+      known: { id: acme-shield-v4 }
+      native: { id: acme-prompt-guard-moderation, moderation_api: native }
+`,
+    );
+    mock.enqueue(
+      CHAT,
+      { kind: "json", body: chatCompletion("safe", "acme-safety-v2") },
+      { kind: "json", body: chatCompletion("unsafe\nS10", "acme-safety-v2") },
+    );
+    const guard = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["hi", "hate"] } });
+    assert.equal(guard.status, 200, guard.text);
+    const answer = guard.json as {
+      model: string;
+      results: { flagged: boolean; categories: Record<string, boolean> }[];
+    };
+    assert.equal(answer.model, "acme-safety-v2");
+    assert.deepEqual(
+      answer.results.map((result) => [result.flagged, result.categories.hate]),
+      [
+        [false, false],
+        [true, true],
+      ],
+    );
+    assert.deepEqual(
+      requestsTo(mock, "/v1/chat/completions").map((recorded) => (recorded.body as { messages: unknown }).messages),
+      [[{ role: "user", content: "hi" }], [{ role: "user", content: "hate" }]],
+    );
+    // The preset's (here the provider's) knowledge of an upstream id says it as well.
+    mock.enqueue(CHAT, { kind: "json", body: chatCompletion("unsafe\nS1", "acme-shield-v4") });
+    const known = await send(gateway, "POST", "/v1/moderations", { body: { model: "known", input: "x" } });
+    assert.equal(known.status, 200, known.text);
+    assert.equal((known.json as { results: { flagged: boolean }[] }).results[0]?.flagged, true);
+    assert.equal(requestsTo(mock, "/v1/chat/completions").length, 3);
+    // Its id alone would have it a Prompt Guard model (not served): the config says it answers /moderations.
+    mock.enqueue(MODERATIONS, {
+      kind: "json",
+      body: { id: "modr-acme", model: "acme-prompt-guard-moderation", results: [openAiResult(["violence"])] },
+    });
+    const native = await send(gateway, "POST", "/v1/moderations", { body: { model: "native", input: "x" } });
+    assert.equal(native.status, 200, native.text);
+    assert.equal((native.json as { id: string }).id, "modr-acme");
+    assert.equal(requestsTo(mock, "/v1/moderations").length, 1);
+    // All three are moderation models: /v1/models lists them on /v1/moderations.
+    const models = (await send(gateway, "GET", "/v1/models")).json as { data: { id: string; endpoints: string[] }[] };
+    for (const name of ["guard", "known", "native"]) {
+      assert.deepEqual(models.data.find((entry) => entry.id === name)?.endpoints, ["/v1/moderations"], name);
+    }
+  });
+
   test("bad input of every kind is a 400 in OpenAI's shape naming the field, sent nowhere", async (t) => {
     const { gateway, mocks } = await scene(t, [{ guard: "meta-llama/llama-guard-4-12b" }]);
     const cases: [unknown, string | null, RegExp][] = [
