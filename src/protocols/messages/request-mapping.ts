@@ -160,26 +160,47 @@ function applyOutputConfig(
 }
 
 function systemText(system: MessagesRequest["system"]): string {
-  return system === undefined ? "" : textOf(system, ["system"]);
+  return system === undefined ? "" : textOf(system, ["system"], isBillingHeader);
 }
 
-/** Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks. */
-function textOf(content: string | readonly unknown[], path: Path): string {
+/**
+ * Claude Code (2.1.197) starts `system` with a text block `x-anthropic-billing-header: cc_version=2.1.197.47b;
+ * cc_entrypoint=sdk-cli;`: attribution that Anthropic's API reads, not words for the model. Its last part changes
+ * from one conversation to the next (`.123`, `.47b`, `.2f7` seen), and as the first words of the prompt it made the
+ * tens of thousands of tokens of system prompt and tools that follow a new prefix for the provider's prompt cache
+ * in each conversation. It reaches no provider.
+ */
+const BILLING_HEADER_PREFIX = "x-anthropic-billing-header:";
+
+function isBillingHeader(block: Record<string, unknown>): boolean {
+  return typeof block.text === "string" && block.text.startsWith(BILLING_HEADER_PREFIX);
+}
+
+/**
+ * Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks, less the
+ * blocks `isLeftOut` names (checked first, so a bad block is named at its own position).
+ */
+function textOf(
+  content: string | readonly unknown[],
+  path: Path,
+  isLeftOut: (block: Record<string, unknown>) => boolean = () => false,
+): string {
   if (typeof content === "string") return content;
-  return content
-    .map((value, index) => {
-      const blockPath = [...path, index];
-      const block = blockAt(value, blockPath, TEXT_BLOCKS);
-      // Anthropic refuses these too (its wording): invalid, not a gap of the gateway's.
-      if (block.type !== "text") {
-        throw invalidBlock(
-          `${anthropicPath(blockPath)}: Input tag '${block.type.slice(0, 64)}' found using 'type' does not match any of the expected tags: 'text'`,
-          [...blockPath, "type"],
-        );
-      }
-      return check(textBlockSchema, block, blockPath).text;
-    })
-    .join("\n");
+  const texts: string[] = [];
+  for (const [index, value] of content.entries()) {
+    const blockPath = [...path, index];
+    const block = blockAt(value, blockPath, TEXT_BLOCKS);
+    // Anthropic refuses these too (its wording): invalid, not a gap of the gateway's.
+    if (block.type !== "text") {
+      throw invalidBlock(
+        `${anthropicPath(blockPath)}: Input tag '${block.type.slice(0, 64)}' found using 'type' does not match any of the expected tags: 'text'`,
+        [...blockPath, "type"],
+      );
+    }
+    const text = check(textBlockSchema, block, blockPath);
+    if (!isLeftOut(text)) texts.push(text.text);
+  }
+  return texts.join("\n");
 }
 
 function assistantMessage(
