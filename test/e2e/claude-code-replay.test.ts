@@ -141,7 +141,7 @@ describe("Claude Code 2.1.197's requests through the gateway", () => {
     const messages = sent(mock, 1).messages;
     const [call, result] = messages.slice(-2);
     assert.deepEqual(
-      (call?.tool_calls as { id: string; function: { name: string } }[]).map((c) => [c.id, c.function.name]),
+      ((call?.tool_calls ?? []) as { id: string; function: { name: string } }[]).map((c) => [c.id, c.function.name]),
       [["call_2", "Bash"]],
     );
     assert.deepEqual([result?.role, result?.tool_call_id, result?.content], ["tool", "call_2", "agent-tool-ok"]);
