@@ -11,9 +11,10 @@
 // Function call items stay open until the end, because some providers interleave the argument deltas of
 // parallel calls; each delta goes to its call's own output index. A call of a `custom` tool (custom-tools.ts) is
 // a `custom_tool_call` item: its input is the `input` string inside the function arguments streamed upstream, read
-// once they are whole, so it comes as one delta when the call closes. A call of a `namespace` tool's member names
-// the member and its `namespace` (tool-names.ts).
-// The translator stays whole (about 420 lines): its items close one another (a tool call closes the message, text
+// once they are whole, so it comes as one delta when the call closes. A call of the client-run `tool_search`
+// (tool-search.ts) is a `tool_search_call` item whose `arguments` object is read from the whole arguments at
+// `output_item.done`. A call of a `namespace` tool's member names the member and its `namespace` (tool-names.ts).
+// The translator stays whole (about 480 lines): its items close one another (a tool call closes the message, text
 // reopens one) in the order the SDKs' accumulators check, so every part reads and writes the same open state.
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import {
