@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { GatewayError } from "../../errors/gateway-error.ts";
-import { thinkingEffort, toChatRequest } from "./request-mapping.ts";
+import { thinkingEffort } from "./output-config.ts";
+import { toChatRequest } from "./request-mapping.ts";
 
 function rejects(body: unknown, expected: { status: number; code: string; param: string | null }) {
   assert.throws(

@@ -1,12 +1,11 @@
 // Anthropic Messages request -> Chat Completions request body. What is translated, passed on, ignored and
-// refused is listed in docs/protocols.md; this file is the source of truth for it.
-import { z } from "zod";
+// refused is listed in docs/protocols.md; this file (with output-config.ts) is the source of truth for it.
+import type { z } from "zod";
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import type {
   ChatContentPart,
   ChatMessage,
   ChatRequestBody,
-  ChatResponseFormat,
   ChatTool,
   ChatToolCall,
   ChatToolChoice,
@@ -24,6 +23,7 @@ import {
   USER_BLOCKS,
   unsupportedBlock,
 } from "./content-blocks.ts";
+import { applyOutputConfig } from "./output-config.ts";
 import {
   countTokensRequestSchema,
   customToolSchema,
@@ -44,41 +44,6 @@ export interface TranslatedMessagesRequest {
   /** `thinking` is `enabled` or `adaptive`: reasoning text the provider returns is shown as `thinking` blocks. */
   readonly isThinkingShown: boolean;
 }
-
-/**
- * `thinking.budget_tokens` -> a chat reasoning effort, at LiteLLM's thresholds (it maps low/medium/high to budgets
- * of 1024/2048/4096 tokens the other way): below 2048 `low`, below 4096 `medium`, else `high`. `adaptive` leaves
- * the effort to the provider; `disabled` (or none) asks for none.
- */
-export function thinkingEffort(thinking: MessagesRequest["thinking"]): string | undefined {
-  if (thinking?.type !== "enabled" || thinking.budget_tokens === undefined) return undefined;
-  if (thinking.budget_tokens < 2048) return "low";
-  if (thinking.budget_tokens < 4096) return "medium";
-  return "high";
-}
-
-/**
- * `output_config.effort` -> a chat reasoning effort. Chat's scale stops at `high` for most providers that take
- * `reasoning_effort`, so `xhigh` and `max` ask for `high`, the most any of them is sure to accept.
- */
-const CHAT_EFFORTS = { low: "low", medium: "medium", high: "high", xhigh: "high", max: "high" } as const;
-
-const outputFormatSchema = z.looseObject({
-  type: z.literal("json_schema", { error: "`type` must be `json_schema` (the only output format)" }),
-  schema: z.record(z.string(), z.unknown(), { error: "`schema` is required: a JSON schema object" }),
-});
-const outputConfigSchema = z.looseObject({
-  effort: z
-    .enum(["low", "medium", "high", "xhigh", "max"], { error: "`effort` must be low, medium, high, xhigh or max" })
-    .nullish(),
-});
-
-/**
- * Chat's `json_schema` needs a name and Anthropic's format has none. `strict` is not sent: Anthropic accepts
- * schemas with optional properties, which chat providers' strict mode refuses with a 400; without it the provider
- * still answers JSON shaped by the schema.
- */
-const OUTPUT_SCHEMA_NAME = "output";
 
 type Path = readonly PropertyKey[];
 
@@ -138,48 +103,48 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   return { chatBody, isStream, stopSequences, isThinkingShown };
 }
 
-/**
- * `output_config.format` (or the beta API's older `output_format`) -> `response_format`, which routing then sends
- * only to models that take `json_schema`. `output_config.effort`, else `thinking`, becomes an effort, sent only to
- * candidates that take `reasoning_effort` (docs/protocols.md "Reasoning"): the effort is the client's explicit
- * level, a thinking budget only a guess at one.
- */
-function applyOutputConfig(
-  request: { output_config?: unknown; output_format?: unknown; thinking?: MessagesRequest["thinking"] },
-  chatBody: ChatRequestBody,
-): void {
-  const outputConfig = isGiven(request.output_config)
-    ? check(outputConfigSchema, request.output_config, ["output_config"])
-    : undefined;
-  const responseFormat = isGiven(outputConfig?.format)
-    ? toResponseFormat(outputConfig?.format, ["output_config", "format"])
-    : toResponseFormat(request.output_format, ["output_format"]);
-  if (responseFormat !== undefined) chatBody.response_format = responseFormat;
-  const effort = outputConfig?.effort ? CHAT_EFFORTS[outputConfig.effort] : thinkingEffort(request.thinking);
-  if (effort !== undefined) chatBody.x_gateway_reasoning_effort = effort;
-}
-
 function systemText(system: MessagesRequest["system"]): string {
-  return system === undefined ? "" : textOf(system, ["system"]);
+  return system === undefined ? "" : textOf(system, ["system"], isBillingHeader);
 }
 
-/** Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks. */
-function textOf(content: string | readonly unknown[], path: Path): string {
+/**
+ * Claude Code (2.1.197) starts `system` with a text block `x-anthropic-billing-header: cc_version=2.1.197.47b;
+ * cc_entrypoint=sdk-cli;`: attribution that Anthropic's API reads, not words for the model. Its last part changes
+ * from one conversation to the next (`.123`, `.47b`, `.2f7` seen), and as the first words of the prompt it made the
+ * tens of thousands of tokens of system prompt and tools that follow a new prefix for the provider's prompt cache
+ * in each conversation. It reaches no provider.
+ */
+const BILLING_HEADER_PREFIX = "x-anthropic-billing-header:";
+
+function isBillingHeader(block: Record<string, unknown>): boolean {
+  return typeof block.text === "string" && block.text.startsWith(BILLING_HEADER_PREFIX);
+}
+
+/**
+ * Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks, less the
+ * blocks `isLeftOut` names (checked first, so a bad block is named at its own position).
+ */
+function textOf(
+  content: string | readonly unknown[],
+  path: Path,
+  isLeftOut: (block: Record<string, unknown>) => boolean = () => false,
+): string {
   if (typeof content === "string") return content;
-  return content
-    .map((value, index) => {
-      const blockPath = [...path, index];
-      const block = blockAt(value, blockPath, TEXT_BLOCKS);
-      // Anthropic refuses these too (its wording): invalid, not a gap of the gateway's.
-      if (block.type !== "text") {
-        throw invalidBlock(
-          `${anthropicPath(blockPath)}: Input tag '${block.type.slice(0, 64)}' found using 'type' does not match any of the expected tags: 'text'`,
-          [...blockPath, "type"],
-        );
-      }
-      return check(textBlockSchema, block, blockPath).text;
-    })
-    .join("\n");
+  const texts: string[] = [];
+  for (const [index, value] of content.entries()) {
+    const blockPath = [...path, index];
+    const block = blockAt(value, blockPath, TEXT_BLOCKS);
+    // Anthropic refuses these too (its wording): invalid, not a gap of the gateway's.
+    if (block.type !== "text") {
+      throw invalidBlock(
+        `${anthropicPath(blockPath)}: Input tag '${block.type.slice(0, 64)}' found using 'type' does not match any of the expected tags: 'text'`,
+        [...blockPath, "type"],
+      );
+    }
+    const text = check(textBlockSchema, block, blockPath);
+    if (!isLeftOut(text)) texts.push(text.text);
+  }
+  return texts.join("\n");
 }
 
 function assistantMessage(
@@ -339,16 +304,6 @@ function toChatTool(tool: { name: string; type?: string | null | undefined }, pa
   // `strict: false` is the chat default; sending it only when true keeps the body valid for strict providers.
   if (parsed.strict === true) chatTool.function.strict = true;
   return chatTool;
-}
-
-function isGiven(value: unknown): boolean {
-  return value !== undefined && value !== null;
-}
-
-function toResponseFormat(format: unknown, path: Path): ChatResponseFormat | undefined {
-  if (!isGiven(format)) return undefined;
-  const { schema } = check(outputFormatSchema, format, path);
-  return { type: "json_schema", json_schema: { name: OUTPUT_SCHEMA_NAME, schema } };
 }
 
 function toChatToolChoice(

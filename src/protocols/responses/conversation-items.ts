@@ -8,7 +8,7 @@ import type { IdSource } from "../ids.ts";
 import { unsupportedAt } from "../validate.ts";
 import type { ConversationItem, DeletedItem } from "./conversations.ts";
 import { type CursorList, type CursorQuery, cursorPage, listOf } from "./cursor-page.ts";
-import { inputMessages, type ResponseLookup } from "./request-mapping.ts";
+import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import type { OutputItem } from "./response-object.ts";
 import { ToolNames } from "./tool-names.ts";
 

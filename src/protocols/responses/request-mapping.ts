@@ -1,41 +1,23 @@
 // Responses API request -> Chat Completions request body. What is translated, passed on, ignored and refused is
-// listed in docs/protocols.md; this file (with tool-mapping.ts for tools) is the source of truth for it.
+// listed in docs/protocols.md; this file (with tool-mapping.ts for tools and input-messages.ts for input items) is
+// the source of truth for it.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
-import type {
-  ChatContentPart,
-  ChatMessage,
-  ChatRequestBody,
-  ChatResponseFormat,
-  ChatTool,
-  ChatToolCall,
-} from "../chat-completions.ts";
-import { formatPath, unsupportedAt, validateAt, validateBody } from "../validate.ts";
-import { splitOutput, toChatMessage } from "./content-parts.ts";
+import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from "../chat-completions.ts";
+import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId } from "./conversations.ts";
-import { inputAsArguments } from "./custom-tools.ts";
+import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
-  customToolCallItemSchema,
-  customToolCallOutputItemSchema,
-  functionCallItemSchema,
-  functionCallOutputItemSchema,
   inputTokensRequestSchema,
-  itemReferenceSchema,
   type ResponsesRequest,
   responsesRequestSchema,
   textFormatSchema,
 } from "./request-schema.ts";
-import type { OutputItem, ResponseEcho } from "./response-object.ts";
-import type { StoredResponse } from "./response-store.ts";
+import type { ResponseEcho } from "./response-object.ts";
 import { toChatTools } from "./tool-mapping.ts";
 import { ToolNames } from "./tool-names.ts";
+import { loadedTools } from "./tool-search.ts";
 
-/** What the mapping reads from kept responses (a ResponseStore, or nothing when the client keeps no state). */
-export interface ResponseLookup {
-  get(id: string): StoredResponse | undefined;
-  findItem(id: string): OutputItem | undefined;
-  /** The items of a kept conversation (`conversation`), oldest first; undefined: no such conversation. */
-  conversationItems?(id: string): readonly Record<string, unknown>[] | undefined;
-}
+export type { ResponseLookup } from "./input-messages.ts";
 
 export interface TranslatedResponsesRequest {
   readonly chatBody: ChatRequestBody;
@@ -56,8 +38,6 @@ export interface TranslatedResponsesRequest {
   readonly conversationId: string | undefined;
 }
 
-type Path = readonly PropertyKey[];
-
 function unsupportedField(message: string, field: string): InvalidRequestError {
   return new InvalidRequestError(message, { param: field, code: "unsupported_parameter" });
 }
@@ -73,7 +53,8 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     );
   }
   refuseStatefulFields(request);
-  const toolNames = ToolNames.of(request.tools ?? []);
+  const offered = withLoadedTools(request);
+  const toolNames = ToolNames.of(offered.tools ?? []);
   const conversation = conversationOf(request, lookup, toolNames);
   if (conversation.length === 0) {
     throw new InvalidRequestError("`input` is required: a string or a non-empty array of items.", {
@@ -82,7 +63,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     });
   }
   const messages = withInstructions(request.instructions, conversation);
-  const { tools, toolChoice, dropped } = toChatTools(request, toolNames);
+  const { tools, toolChoice, dropped } = toChatTools(offered, toolNames);
   const isStream = request.stream === true;
 
   const chatBody: ChatRequestBody = { model: request.model, messages };
@@ -114,7 +95,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
 
   return {
     chatBody,
-    echo: echoOf(request),
+    echo: echoOf(offered),
     isStream,
     shouldStore: request.store !== false,
     isBackground,
@@ -123,6 +104,16 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     toolNames,
     conversationId: conversationIdOf(request.conversation),
   };
+}
+
+/**
+ * The request with the tools its `tool_search_output` items loaded added to its own (tool-search.ts): the model may
+ * call them, and its calls of them are named back by them. The response repeats them in its `tools`, as the tools
+ * the model had.
+ */
+function withLoadedTools<T extends Pick<ResponsesRequest, "tools" | "input">>(request: T): T {
+  const loaded = loadedTools(request.input, request.tools ?? []);
+  return loaded.length === 0 ? request : { ...request, tools: [...(request.tools ?? []), ...loaded] };
 }
 
 /** Where the Responses API returns token log probabilities: on each `output_text` part, when included. */
@@ -153,9 +144,10 @@ export interface CountedPrompt {
 export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedPrompt {
   const request = validateBody(inputTokensRequestSchema, body);
   refuseStatefulFields(request);
-  const toolNames = ToolNames.of(request.tools ?? []);
+  const offered = withLoadedTools(request);
+  const toolNames = ToolNames.of(offered.tools ?? []);
   const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames));
-  const { tools } = toChatTools(request, toolNames);
+  const { tools } = toChatTools(offered, toolNames);
   // Not part of the estimate, but refused here as it would be on /v1/responses.
   toResponseFormat(request.text?.format);
   return { model: request.model ?? undefined, messages, tools };
@@ -236,126 +228,6 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
     );
   }
   return [...stored.conversation];
-}
-
-/**
- * Input items -> chat messages. A run of assistant items (messages and function calls, in either order) is one
- * assistant turn with text and calls; images in a function call's output cannot go in a `tool` message, so they
- * follow the run of tool messages in a user message. A call of a namespace's member is named as upstream
- * (`toolNames`).
- */
-export function inputMessages(
-  input: string | unknown[] | undefined,
-  lookup: ResponseLookup,
-  toolNames: ToolNames,
-  field = "input",
-): ChatMessage[] {
-  if (input === undefined) return [];
-  if (typeof input === "string") return [{ role: "user", content: input }];
-  const messages: ChatMessage[] = [];
-  let pendingImages: ChatContentPart[] = [];
-  const flushImages = (): void => {
-    if (pendingImages.length === 0) return;
-    messages.push({ role: "user", content: pendingImages });
-    pendingImages = [];
-  };
-  for (const [index, raw] of input.entries()) {
-    const path = [field, index];
-    const item = resolveReference(raw, path, lookup);
-    const type = typeof item.type === "string" ? item.type : "message";
-    if (type !== "function_call_output" && type !== "custom_tool_call_output") flushImages();
-    switch (type) {
-      case "message":
-        pushMessage(messages, toChatMessage(item, path));
-        break;
-      case "function_call": {
-        const call = validateAt(functionCallItemSchema, item, path);
-        const toolCall: ChatToolCall = {
-          id: call.call_id,
-          type: "function",
-          function: { name: toolNames.upstreamName(call.name, call.namespace), arguments: call.arguments },
-        };
-        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
-        break;
-      }
-      case "custom_tool_call": {
-        // Upstream, a custom tool is a function taking one string (custom-tools.ts).
-        const call = validateAt(customToolCallItemSchema, item, path);
-        const toolCall: ChatToolCall = {
-          id: call.call_id,
-          type: "function",
-          function: {
-            name: toolNames.upstreamName(call.name, call.namespace),
-            arguments: inputAsArguments(call.input),
-          },
-        };
-        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
-        break;
-      }
-      case "function_call_output":
-      case "custom_tool_call_output": {
-        const result = validateAt(
-          type === "function_call_output" ? functionCallOutputItemSchema : customToolCallOutputItemSchema,
-          item,
-          path,
-        );
-        const output =
-          typeof result.output === "string"
-            ? { text: result.output, images: [] }
-            : splitOutput(result.output, [...path, "output"]);
-        messages.push({ role: "tool", tool_call_id: result.call_id, content: output.text });
-        pendingImages.push(...output.images);
-        break;
-      }
-      case "reasoning":
-        // A chat provider cannot take reasoning back; the answer it led to is in the following items.
-        break;
-      default:
-        throw unsupportedAt(
-          `Input items of type \`${String(type).slice(0, 64)}\` are not supported: chat providers only take messages, function and custom tool calls and their outputs.`,
-          [...path, "type"],
-        );
-    }
-  }
-  flushImages();
-  return messages;
-}
-
-/**
- * Appends a message, joining assistant output to an assistant message right before it. A streamed answer can
- * be [function_call, message] (text after the call); sent back as two assistant messages, the calls would not be
- * followed by their `tool` messages, which chat providers refuse. The texts join without a separator, as the
- * `previous_response_id` path joins them (response-mapping.ts `outputToChatMessages`): they are pieces of one
- * chat answer.
- */
-function pushMessage(messages: ChatMessage[], message: ChatMessage): void {
-  const last = messages.at(-1);
-  if (message.role !== "assistant" || last?.role !== "assistant") {
-    messages.push(message);
-    return;
-  }
-  if (message.content !== null && message.content !== "") last.content = (last.content ?? "") + message.content;
-  if (message.tool_calls !== undefined) last.tool_calls = [...(last.tool_calls ?? []), ...message.tool_calls];
-}
-
-function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Record<string, unknown> {
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new InvalidRequestError(`\`${formatPath(path)}\` must be an object.`, {
-      param: formatPath(path),
-      code: "invalid_value",
-    });
-  }
-  const item = raw as Record<string, unknown>;
-  if (item.type !== "item_reference") return item;
-  const reference = validateAt(itemReferenceSchema, item, path);
-  const found = lookup.findItem(reference.id);
-  if (found === undefined) {
-    throw new ResourceNotFoundError(
-      `Item with id '${reference.id}' not found: it belongs to no kept response (never stored, expired or deleted).`,
-      { param: formatPath([...path, "id"]), code: "item_not_found" },
-    );
-  }
-  return found as unknown as Record<string, unknown>;
 }
 
 function toResponseFormat(format: unknown): ChatResponseFormat | undefined {

@@ -182,3 +182,26 @@ export const allowedToolsChoiceSchema = z.looseObject({
   mode: z.enum(["auto", "required"]),
   tools: arrayOf(z.looseObject({ type: z.string(), name: z.string().optional(), namespace: z.string().nullish() })),
 });
+
+/** Codex's own tool search (`execution: "client"`): it runs the search and loads the tools found (tool-search.ts). */
+export const clientToolSearchToolSchema = z.looseObject({
+  type: z.literal("tool_search"),
+  execution: z.literal("client"),
+  description: z.string().nullish(),
+  parameters: z.record(z.string(), z.unknown()).nullish(),
+});
+
+export const toolSearchCallItemSchema = z.looseObject({
+  type: z.literal("tool_search_call"),
+  call_id: nonEmpty,
+  arguments: z.unknown(),
+});
+
+export const toolSearchOutputItemSchema = z.looseObject({
+  type: z.literal("tool_search_output"),
+  call_id: nonEmpty,
+  tools: arrayOf(
+    z.looseObject({ type: z.string() }),
+    z.array(z.unknown(), { error: "`tools` must be an array of the tools the search loaded, each with a `type`" }),
+  ),
+});

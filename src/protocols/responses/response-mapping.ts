@@ -11,6 +11,7 @@ import {
   type ResponseObject,
 } from "./response-object.ts";
 import { namedAs, ToolNames } from "./tool-names.ts";
+import { searchArgumentsAsText, searchArgumentsOf, TOOL_SEARCH_FUNCTION } from "./tool-search.ts";
 
 export interface ResponseContext {
   readonly echo: ResponseEcho;
@@ -48,6 +49,17 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
   const names = ToolNames.of(context.echo.tools);
   for (const call of answer.toolCalls) {
     const client = names.clientName(call.function.name);
+    if (client.type === "tool_search") {
+      output.push({
+        id: context.ids("tsc_"),
+        type: "tool_search_call",
+        status: "completed",
+        call_id: call.id,
+        execution: "client",
+        arguments: searchArgumentsOf(call.function.arguments),
+      });
+      continue;
+    }
     if (client.type === "custom") {
       output.push({
         id: context.ids("ctc_"),
@@ -96,6 +108,11 @@ export function outputToChatMessages(output: readonly OutputItem[], names: ToolN
     }
     if (item.type === "custom_tool_call") {
       const call = { name: names.upstreamName(item.name, item.namespace), arguments: inputAsArguments(item.input) };
+      toolCalls.push({ id: item.call_id, type: "function", function: call });
+      continue;
+    }
+    if (item.type === "tool_search_call") {
+      const call = { name: TOOL_SEARCH_FUNCTION, arguments: searchArgumentsAsText(item.arguments) };
       toolCalls.push({ id: item.call_id, type: "function", function: call });
       continue;
     }

@@ -50,6 +50,17 @@ export interface CustomToolCallItem {
   input: string;
 }
 
+/** A call of the client-run `tool_search` (tool-search.ts): the client searches, with the arguments the model wrote. */
+export interface ToolSearchCallItem {
+  id: string;
+  type: "tool_search_call";
+  status: ItemStatus;
+  call_id: string;
+  execution: "client";
+  /** The JSON the model wrote (`{query, limit}` for Codex), or its text when that was not JSON. */
+  arguments: unknown;
+}
+
 export interface SummaryTextPart {
   type: "summary_text";
   text: string;
@@ -63,7 +74,7 @@ export interface ReasoningItem {
   summary: SummaryTextPart[];
 }
 
-export type OutputItem = OutputMessageItem | FunctionCallItem | CustomToolCallItem | ReasoningItem;
+export type OutputItem = OutputMessageItem | FunctionCallItem | CustomToolCallItem | ToolSearchCallItem | ReasoningItem;
 
 export interface ResponseUsage {
   input_tokens: number;

@@ -11,9 +11,10 @@
 // Function call items stay open until the end, because some providers interleave the argument deltas of
 // parallel calls; each delta goes to its call's own output index. A call of a `custom` tool (custom-tools.ts) is
 // a `custom_tool_call` item: its input is the `input` string inside the function arguments streamed upstream, read
-// once they are whole, so it comes as one delta when the call closes. A call of a `namespace` tool's member names
-// the member and its `namespace` (tool-names.ts).
-// The translator stays whole (about 420 lines): its items close one another (a tool call closes the message, text
+// once they are whole, so it comes as one delta when the call closes. A call of the client-run `tool_search`
+// (tool-search.ts) is a `tool_search_call` item whose `arguments` object is read from the whole arguments at
+// `output_item.done`. A call of a `namespace` tool's member names the member and its `namespace` (tool-names.ts).
+// The translator stays whole (about 480 lines): its items close one another (a tool call closes the message, text
 // reopens one) in the order the SDKs' accumulators check, so every part reads and writes the same open state.
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import {
@@ -42,8 +43,10 @@ import {
   type ResponseStatus,
   responseErrorOf,
   type SummaryTextPart,
+  type ToolSearchCallItem,
 } from "./response-object.ts";
 import { namedAs, ToolNames } from "./tool-names.ts";
+import { searchArgumentsOf } from "./tool-search.ts";
 
 export interface ResponsesStreamOptions {
   readonly echo: ResponseEcho;
@@ -70,11 +73,11 @@ interface OpenReasoning {
 
 interface ToolCallState {
   /** Undefined until the call's name is known (some providers send the id first). */
-  item: FunctionCallItem | CustomToolCallItem | undefined;
+  item: FunctionCallItem | CustomToolCallItem | ToolSearchCallItem | undefined;
   outputIndex: number;
   id: string | undefined;
   name: string | undefined;
-  /** Arguments that came before the item opened; for a custom call, all of its arguments so far. */
+  /** Arguments that came before the item opened; for a custom or tool search call, all of its arguments so far. */
   bufferedArguments: string;
 }
 
@@ -150,6 +153,7 @@ export class ResponsesStreamTranslator {
     // The failed response shows a custom call's input as far as it came, as a function call's arguments are.
     for (const state of this.#toolCalls.all) {
       if (state.item?.type === "custom_tool_call") state.item.input = inputOfArguments(state.bufferedArguments);
+      if (state.item?.type === "tool_search_call") state.item.arguments = searchArgumentsOf(state.bufferedArguments);
     }
     text += this.#event("error", { code: error.code, message: error.message, param: error.param });
     const response = this.#snapshot("failed", undefined, responseErrorOf(error));
@@ -357,7 +361,7 @@ export class ResponsesStreamTranslator {
       state.bufferedArguments += delta.arguments;
       return state.name === undefined ? "" : this.#openToolCall(state);
     }
-    if (state.item.type === "custom_tool_call") {
+    if (state.item.type !== "function_call") {
       state.bufferedArguments += delta.arguments;
       return "";
     }
@@ -367,6 +371,20 @@ export class ResponsesStreamTranslator {
   #openToolCall(state: ToolCallState): string {
     let text = this.#closeReasoning("completed") + this.#closeMessage("completed");
     const client = this.#toolNames.clientName(state.name ?? "");
+    if (client.type === "tool_search") {
+      // No argument delta event is documented for a tool search: the item comes whole at output_item.done.
+      const search: ToolSearchCallItem = {
+        id: this.#options.ids("tsc_"),
+        type: "tool_search_call",
+        status: "in_progress",
+        call_id: state.id ?? this.#options.ids("call_"),
+        execution: "client",
+        arguments: {},
+      };
+      state.item = search;
+      state.outputIndex = this.#output.push(search) - 1;
+      return text + this.#event("response.output_item.added", { output_index: state.outputIndex, item: search });
+    }
     if (client.type === "custom") {
       const custom: CustomToolCallItem = {
         id: this.#options.ids("ctc_"),
@@ -410,6 +428,10 @@ export class ResponsesStreamTranslator {
     const item = state.item;
     if (item === undefined || item.status !== "in_progress") return "";
     item.status = status;
+    if (item.type === "tool_search_call") {
+      item.arguments = searchArgumentsOf(state.bufferedArguments);
+      return this.#event("response.output_item.done", { output_index: state.outputIndex, item });
+    }
     if (item.type === "custom_tool_call") {
       item.input = inputOfArguments(state.bufferedArguments);
       const at = { item_id: item.id, output_index: state.outputIndex };

@@ -16,6 +16,7 @@ import {
   type ResponsesRequest,
 } from "./request-schema.ts";
 import { ToolNames } from "./tool-names.ts";
+import { isClientToolSearch, TOOL_SEARCH_FUNCTION, toolSearchAsFunction } from "./tool-search.ts";
 
 export interface ChatTools {
   /** The tools sent upstream (after `allowed_tools` filtering); empty when none go. */
@@ -59,9 +60,12 @@ export function toChatTools(
     if ((tool.type === "function" || tool.type === "custom") && typeof tool.name === "string") {
       namespaced.taken.add(tool.name);
     }
+    if (isClientToolSearch(tool)) namespaced.taken.add(TOOL_SEARCH_FUNCTION);
   }
   for (const [index, tool] of requested.entries()) {
-    if (HOSTED_TOOL_TYPES.has(tool.type)) dropped.add(tool.type);
+    // The client runs this one itself: only the hosted `tool_search` is left out (tool-search.ts).
+    if (isClientToolSearch(tool)) tools.push(toolSearchAsFunction(tool, ["tools", index]));
+    else if (HOSTED_TOOL_TYPES.has(tool.type)) dropped.add(tool.type);
     else if (tool.type === "namespace") tools.push(...namespaceAsFunctions(tool, ["tools", index], namespaced));
     else tools.push(toChatTool(tool, ["tools", index]));
   }
@@ -83,9 +87,16 @@ export function toChatTools(
  */
 function refuseDuplicateNames(tools: readonly { type: string; name?: unknown }[]): void {
   const seen = new Map<unknown, string>();
+  const hasToolSearch = tools.some(isClientToolSearch);
   for (const [index, tool] of tools.entries()) {
     // A namespace's name is no function's name: its members go upstream under names of their own.
     if (tool.type === "namespace") continue;
+    if (hasToolSearch && tool.name === TOOL_SEARCH_FUNCTION) {
+      throw new InvalidRequestError(
+        `A tool is named \`${TOOL_SEARCH_FUNCTION}\`, the name the client-run \`tool_search\` tool takes upstream: rename it.`,
+        { param: formatPath(["tools", index, "name"]), code: "invalid_value" },
+      );
+    }
     const earlier = seen.get(tool.name);
     if (earlier !== undefined && (earlier === "custom" || tool.type === "custom")) {
       throw new InvalidRequestError(

@@ -13,11 +13,13 @@
 import { createHash } from "node:crypto";
 import { inputOfArguments } from "./custom-tools.ts";
 import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
+import { isClientToolSearch, TOOL_SEARCH_FUNCTION } from "./tool-search.ts";
 
 type JsonObject = Record<string, unknown>;
 
 export interface ClientToolName {
-  readonly type: "function" | "custom";
+  /** `tool_search`: the client-run tool search (tool-search.ts), one function upstream. */
+  readonly type: "function" | "custom" | "tool_search";
   readonly name: string;
   /** The `namespace` tool it belongs to; undefined for a top-level tool. */
   readonly namespace: string | undefined;
@@ -55,6 +57,14 @@ export class ToolNames {
     const names = new ToolNames();
     const members: Member[] = [];
     for (const tool of Array.isArray(tools) ? tools : []) {
+      if (isClientToolSearch(tool)) {
+        names.#topLevel.add(TOOL_SEARCH_FUNCTION);
+        if (!names.#byUpstream.has(TOOL_SEARCH_FUNCTION)) {
+          const search = { type: "tool_search", name: TOOL_SEARCH_FUNCTION, namespace: undefined } as const;
+          names.#byUpstream.set(TOOL_SEARCH_FUNCTION, search);
+        }
+        continue;
+      }
       const named = asNamedTool(tool);
       if (named === undefined) continue;
       if (named.type === "function" || named.type === "custom") {
@@ -142,7 +152,8 @@ export function asClientCalls(items: readonly JsonObject[], names: ToolNames): J
       const client = names.clientName(item.name);
       const { arguments: args, ...rest } = item;
       const named = { ...rest, ...namedAs(client) };
-      if (client.type === "function") return { ...named, arguments: args };
+      // A tool search's call stays a function call here: its output, the tools it loaded, is text by now.
+      if (client.type !== "custom") return { ...named, arguments: args };
       customCalls.add(item.call_id);
       return { ...named, type: "custom_tool_call", input: inputOfArguments(String(args)) };
     }

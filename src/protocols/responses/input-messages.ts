@@ -1,0 +1,182 @@
+// Responses input items -> chat messages, for a request's `input` and a kept conversation's items (request-mapping.ts
+// translates the rest of the request). What is translated and refused is listed in docs/protocols.md.
+import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
+import type { ChatContentPart, ChatMessage, ChatToolCall } from "../chat-completions.ts";
+import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
+import { splitOutput, toChatMessage } from "./content-parts.ts";
+import { inputAsArguments } from "./custom-tools.ts";
+import {
+  customToolCallItemSchema,
+  customToolCallOutputItemSchema,
+  functionCallItemSchema,
+  functionCallOutputItemSchema,
+  itemReferenceSchema,
+  toolSearchCallItemSchema,
+  toolSearchOutputItemSchema,
+} from "./request-schema.ts";
+import type { OutputItem } from "./response-object.ts";
+import type { StoredResponse } from "./response-store.ts";
+import type { ToolNames } from "./tool-names.ts";
+import { searchArgumentsAsText, TOOL_SEARCH_FUNCTION, toolSearchOutputText } from "./tool-search.ts";
+
+/** What the mapping reads from kept responses (a ResponseStore, or nothing when the client keeps no state). */
+export interface ResponseLookup {
+  get(id: string): StoredResponse | undefined;
+  findItem(id: string): OutputItem | undefined;
+  /** The items of a kept conversation (`conversation`), oldest first; undefined: no such conversation. */
+  conversationItems?(id: string): readonly Record<string, unknown>[] | undefined;
+}
+
+type Path = readonly PropertyKey[];
+
+/**
+ * Input items -> chat messages. A run of assistant items (messages and function calls, in either order) is one
+ * assistant turn with text and calls; images in a function call's output cannot go in a `tool` message, so they
+ * follow the run of tool messages in a user message. A call of a namespace's member is named as upstream
+ * (`toolNames`).
+ */
+export function inputMessages(
+  input: string | unknown[] | undefined,
+  lookup: ResponseLookup,
+  toolNames: ToolNames,
+  field = "input",
+): ChatMessage[] {
+  if (input === undefined) return [];
+  if (typeof input === "string") return [{ role: "user", content: input }];
+  const messages: ChatMessage[] = [];
+  let pendingImages: ChatContentPart[] = [];
+  const flushImages = (): void => {
+    if (pendingImages.length === 0) return;
+    messages.push({ role: "user", content: pendingImages });
+    pendingImages = [];
+  };
+  for (const [index, raw] of input.entries()) {
+    const path = [field, index];
+    const item = resolveReference(raw, path, lookup);
+    const type = typeof item.type === "string" ? item.type : "message";
+    if (type !== "function_call_output" && type !== "custom_tool_call_output" && type !== "tool_search_output") {
+      flushImages();
+    }
+    switch (type) {
+      case "message":
+        pushMessage(messages, toChatMessage(item, path));
+        break;
+      case "function_call": {
+        const call = validateAt(functionCallItemSchema, item, path);
+        const toolCall: ChatToolCall = {
+          id: call.call_id,
+          type: "function",
+          function: { name: toolNames.upstreamName(call.name, call.namespace), arguments: call.arguments },
+        };
+        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
+        break;
+      }
+      case "custom_tool_call": {
+        // Upstream, a custom tool is a function taking one string (custom-tools.ts).
+        const call = validateAt(customToolCallItemSchema, item, path);
+        const toolCall: ChatToolCall = {
+          id: call.call_id,
+          type: "function",
+          function: {
+            name: toolNames.upstreamName(call.name, call.namespace),
+            arguments: inputAsArguments(call.input),
+          },
+        };
+        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
+        break;
+      }
+      case "function_call_output":
+      case "custom_tool_call_output": {
+        const result = validateAt(
+          type === "function_call_output" ? functionCallOutputItemSchema : customToolCallOutputItemSchema,
+          item,
+          path,
+        );
+        const output =
+          typeof result.output === "string"
+            ? { text: result.output, images: [] }
+            : splitOutput(result.output, [...path, "output"]);
+        messages.push({ role: "tool", tool_call_id: result.call_id, content: output.text });
+        pendingImages.push(...output.images);
+        break;
+      }
+      case "tool_search_call": {
+        // Upstream, the client-run tool search is a function (tool-search.ts).
+        const call = validateAt(toolSearchCallItemSchema, item, path);
+        const toolCall: ChatToolCall = {
+          id: call.call_id,
+          type: "function",
+          function: { name: TOOL_SEARCH_FUNCTION, arguments: searchArgumentsAsText(call.arguments) },
+        };
+        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
+        break;
+      }
+      case "tool_search_output": {
+        // The tools it loaded are offered upstream from here on (withLoadedTools); the model reads their names.
+        const result = validateAt(toolSearchOutputItemSchema, item, path);
+        const loaded = result.tools.flatMap((tool) => upstreamNamesOf(tool, toolNames));
+        messages.push({ role: "tool", tool_call_id: result.call_id, content: toolSearchOutputText(loaded) });
+        break;
+      }
+      case "reasoning":
+        // A chat provider cannot take reasoning back; the answer it led to is in the following items.
+        break;
+      default:
+        throw unsupportedAt(
+          `Input items of type \`${String(type).slice(0, 64)}\` are not supported: chat providers only take messages, function and custom tool calls and their outputs.`,
+          [...path, "type"],
+        );
+    }
+  }
+  flushImages();
+  return messages;
+}
+
+/** The upstream function names a loaded tool goes by: a namespace's members' (tool-names.ts), else its name. */
+function upstreamNamesOf(tool: Record<string, unknown>, names: ToolNames): string[] {
+  const { name, tools } = tool;
+  if (typeof name !== "string") return [];
+  if (tool.type !== "namespace") return [name];
+  if (!Array.isArray(tools)) return [];
+  return tools.flatMap((member: unknown) => {
+    const memberName = (member as { name?: unknown } | null)?.name;
+    return typeof memberName === "string" ? [names.upstreamName(memberName, name)] : [];
+  });
+}
+
+/**
+ * Appends a message, joining assistant output to an assistant message right before it. A streamed answer can
+ * be [function_call, message] (text after the call); sent back as two assistant messages, the calls would not be
+ * followed by their `tool` messages, which chat providers refuse. The texts join without a separator, as the
+ * `previous_response_id` path joins them (response-mapping.ts `outputToChatMessages`): they are pieces of one
+ * chat answer.
+ */
+function pushMessage(messages: ChatMessage[], message: ChatMessage): void {
+  const last = messages.at(-1);
+  if (message.role !== "assistant" || last?.role !== "assistant") {
+    messages.push(message);
+    return;
+  }
+  if (message.content !== null && message.content !== "") last.content = (last.content ?? "") + message.content;
+  if (message.tool_calls !== undefined) last.tool_calls = [...(last.tool_calls ?? []), ...message.tool_calls];
+}
+
+function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Record<string, unknown> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new InvalidRequestError(`\`${formatPath(path)}\` must be an object.`, {
+      param: formatPath(path),
+      code: "invalid_value",
+    });
+  }
+  const item = raw as Record<string, unknown>;
+  if (item.type !== "item_reference") return item;
+  const reference = validateAt(itemReferenceSchema, item, path);
+  const found = lookup.findItem(reference.id);
+  if (found === undefined) {
+    throw new ResourceNotFoundError(
+      `Item with id '${reference.id}' not found: it belongs to no kept response (never stored, expired or deleted).`,
+      { param: formatPath([...path, "id"]), code: "item_not_found" },
+    );
+  }
+  return found as unknown as Record<string, unknown>;
+}

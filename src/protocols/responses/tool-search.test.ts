@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { toChatTools } from "./tool-mapping.ts";
+import { ToolNames } from "./tool-names.ts";
+import { loadedTools, searchArgumentsOf } from "./tool-search.ts";
+
+const member = (name: string) => ({ type: "function", name, parameters: { type: "object", properties: {} } });
+const output = (tools: unknown[]) => ({ type: "tool_search_output", call_id: "call_1", tools });
+
+describe("tool search", () => {
+  test("two searches loading tools of one namespace load it once, with the members of both, each once", () => {
+    const input = [
+      output([{ type: "namespace", name: "mcp__a", tools: [member("x"), member("y")] }]),
+      output([{ type: "namespace", name: "mcp__a", tools: [member("y"), member("z")] }, member("top")]),
+    ];
+    const loaded = loadedTools(input, []);
+    assert.deepEqual(
+      loaded.map((tool) => [tool.name, (tool.tools as { name: string }[] | undefined)?.map((inner) => inner.name)]),
+      [
+        ["mcp__a", ["x", "y", "z"]],
+        ["top", undefined],
+      ],
+    );
+  });
+
+  test("a loaded tool the request offers already is not offered twice (no duplicate-name refusal)", () => {
+    const requestTools = [
+      member("top"),
+      { type: "namespace", name: "mcp__a", tools: [member("x")] },
+      { type: "tool_search", execution: "client", parameters: { type: "object", properties: {} } },
+    ];
+    const input = [output([member("top"), { type: "namespace", name: "mcp__a", tools: [member("x"), member("w")] }])];
+    const tools = [...requestTools, ...loadedTools(input, requestTools)];
+    const chat = toChatTools({ tools: tools as { type: string }[] }, ToolNames.of(tools));
+    assert.deepEqual(
+      chat.tools.map((tool) => tool.function.name),
+      ["top", "mcp__a__x", "tool_search", "mcp__a__w"],
+    );
+  });
+
+  test("a hosted tool_search is still left out; only the client-run one goes upstream", () => {
+    const chat = toChatTools({ tools: [{ type: "tool_search" }] }, ToolNames.of([]));
+    assert.deepEqual(chat.tools, []);
+    assert.deepEqual(chat.dropped, ["tool_search"]);
+  });
+
+  test("arguments that are not JSON reach the client as the text the model wrote", () => {
+    assert.deepEqual(searchArgumentsOf('{"query":"q"}'), { query: "q" });
+    assert.equal(searchArgumentsOf("query: q"), "query: q");
+  });
+});

@@ -1,0 +1,117 @@
+// A client-run `tool_search` tool (`execution: "client"`) over chat providers. Codex offers one to GPT-5 model names
+// and keeps the tools of its MCP servers behind it (deferred: not in `tools` at all), so without it the model
+// cannot reach them. Codex runs the search itself; all it needs from the model is the call, which makes it an
+// ordinary function upstream, named `tool_search`, taking the parameters the client gave. The model's call of it
+// comes back as a `tool_search_call` item whose `arguments` is the JSON object the model wrote. The client answers
+// with a `tool_search_output` item listing the tools it loaded, which the model may call from then on: OpenAI adds
+// them to the model's tools from that item, so the gateway adds them to the functions sent upstream (each request
+// carries its whole input, so every request that holds the output offers the tools), and the model reads the
+// output as a tool message naming them. The hosted `tool_search` (`execution: "server"`) is still left out
+// (tool-mapping.ts): nothing behind a chat provider could run it.
+import type { ChatTool } from "../chat-completions.ts";
+import { validateAt } from "../validate.ts";
+import { clientToolSearchToolSchema, toolSearchOutputItemSchema } from "./request-schema.ts";
+
+/** The upstream function's name: the tool has none of its own, and the model is told of it by this one. */
+export const TOOL_SEARCH_FUNCTION = "tool_search";
+
+type JsonObject = Record<string, unknown>;
+
+export function isClientToolSearch(tool: unknown): boolean {
+  if (tool === null || typeof tool !== "object") return false;
+  const { type, execution } = tool as { type?: unknown; execution?: unknown };
+  return type === "tool_search" && execution === "client";
+}
+
+export function toolSearchAsFunction(tool: unknown, path: readonly PropertyKey[]): ChatTool {
+  const parsed = validateAt(clientToolSearchToolSchema, tool, path);
+  const chatTool: ChatTool = {
+    type: "function",
+    function: {
+      name: TOOL_SEARCH_FUNCTION,
+      parameters: parsed.parameters ?? { type: "object", properties: { query: { type: "string" } } },
+    },
+  };
+  if (typeof parsed.description === "string" && parsed.description !== "") {
+    chatTool.function.description = parsed.description;
+  }
+  return chatTool;
+}
+
+/**
+ * A `tool_search_call`'s arguments from the function arguments the model wrote: the JSON object they hold. Arguments
+ * that are not JSON are passed on as the text they are, so the client's search reports the mistake to the model
+ * rather than the gateway failing the whole answer.
+ */
+export function searchArgumentsOf(argumentsText: string): unknown {
+  try {
+    return JSON.parse(argumentsText) as unknown;
+  } catch {
+    return argumentsText;
+  }
+}
+
+/** A `tool_search_call`'s arguments as the function arguments of the call it was upstream. */
+export function searchArgumentsAsText(searchArguments: unknown): string {
+  if (typeof searchArguments === "string") return searchArguments;
+  return JSON.stringify(searchArguments ?? {});
+}
+
+/**
+ * The tools the input's `tool_search_output` items loaded, as tools of the request: a namespace loaded twice (two
+ * searches finding different tools of one MCP server) is one namespace with the members of both, and a tool loaded
+ * twice, or one the request offers already, counts once (the first wins), so loading never makes the duplicate
+ * names the request's own tools are refused for.
+ */
+export function loadedTools(input: unknown, requestTools: readonly JsonObject[]): JsonObject[] {
+  if (!Array.isArray(input)) return [];
+  const loaded: JsonObject[] = [];
+  const namespaces = new Map<string, LoadedNamespace>();
+  const topLevel = new Set<unknown>();
+  for (const tool of requestTools) {
+    if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
+      namespaces.set(tool.name, { members: undefined, names: new Set(tool.tools.map(nameOf)) });
+    } else if (tool.name !== undefined) topLevel.add(tool.name);
+  }
+  for (const [index, item] of input.entries()) {
+    if (item === null || typeof item !== "object" || (item as JsonObject).type !== "tool_search_output") continue;
+    const output = validateAt(toolSearchOutputItemSchema, item, ["input", index]);
+    for (const tool of output.tools) {
+      if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
+        const namespace = namespaces.get(tool.name) ?? { members: undefined, names: new Set() };
+        namespaces.set(tool.name, namespace);
+        for (const member of tool.tools) {
+          if (namespace.names.has(nameOf(member))) continue;
+          namespace.names.add(nameOf(member));
+          if (namespace.members === undefined) {
+            // Listed once, at its first new member: the members of later searches join this list.
+            namespace.members = [];
+            loaded.push({ ...tool, tools: namespace.members });
+          }
+          namespace.members.push(member);
+        }
+      } else if (!topLevel.has(tool.name)) {
+        topLevel.add(tool.name);
+        loaded.push(tool);
+      }
+    }
+  }
+  return loaded;
+}
+
+interface LoadedNamespace {
+  /** The members loaded and not offered before; undefined until the first (the namespace is then listed). */
+  members: unknown[] | undefined;
+  /** Every member's name: the request's and the loaded ones. */
+  readonly names: Set<unknown>;
+}
+
+function nameOf(tool: unknown): unknown {
+  return tool !== null && typeof tool === "object" ? (tool as { name?: unknown }).name : undefined;
+}
+
+/** What the model reads as the search's result: the functions it may now call, by their upstream names. */
+export function toolSearchOutputText(names: readonly string[]): string {
+  if (names.length === 0) return "No tools were found.";
+  return `Loaded tools, callable now: ${names.join(", ")}.`;
+}

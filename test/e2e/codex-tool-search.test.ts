@@ -1,0 +1,214 @@
+// Codex CLI's client-run `tool_search`, replayed from the requests Codex 0.171.0 sent the gateway (test/fixtures/
+// agent-cli/codex-0.171-tool-search-*.json): for GPT-5 model names Codex keeps its MCP servers' tools out of
+// `tools` and offers them through a `tool_search` tool it runs itself. Left out as a hosted tool, the model could
+// never reach an MCP tool. The turn: the model searches (a `tool_search_call` item back to Codex), Codex answers
+// with a `tool_search_output` item holding the tools it loaded (it does not add them to `tools`), the model calls
+// the loaded `lookup_fact` (a `function_call` in the `mcp__probe` namespace), and answers with its result.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
+import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+
+const UPSTREAM_ID = "vendor/m-instruct";
+const CLIENT_KEY = "client-key-codex";
+
+interface CapturedRequest {
+  readonly headers: Record<string, string>;
+  readonly body: Record<string, unknown>;
+}
+
+function captured(step: 1 | 2 | 3): CapturedRequest {
+  const url = new URL(`../fixtures/agent-cli/codex-0.171-tool-search-${step}.json`, import.meta.url);
+  return JSON.parse(readFileSync(url, "utf8")) as CapturedRequest;
+}
+
+/** The gateway serving the model name Codex was configured with, `gpt-5.5`, from one mock provider. */
+async function scene(t: Parameters<typeof useMock>[0]): Promise<{ mock: MockUpstream; gateway: TestGateway }> {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      gpt-5.5: { id: ${UPSTREAM_ID} }
+`,
+  );
+  return { mock, gateway };
+}
+
+/** Sends a captured request as Codex did: its headers, its body, the client key as a bearer token. */
+async function replay(gateway: TestGateway, request: CapturedRequest, bodyChanges: Record<string, unknown> = {}) {
+  return send(gateway, "POST", "/v1/responses", {
+    body: { ...request.body, ...bodyChanges },
+    headers: { ...request.headers, authorization: `Bearer ${CLIENT_KEY}` },
+  });
+}
+
+/** The items of a stream's `response.output_item.done` events, in order. */
+function doneItems(streamText: string): Record<string, unknown>[] {
+  const items: Record<string, unknown>[] = [];
+  for (const line of streamText.split("\n")) {
+    if (!line.startsWith("data: ")) continue;
+    const event = JSON.parse(line.slice("data: ".length)) as { type: string; item?: Record<string, unknown> };
+    if (event.type === "response.output_item.done" && event.item !== undefined) items.push(event.item);
+  }
+  return items;
+}
+
+interface SentChat {
+  messages: { role: string; content: unknown; tool_call_id?: string; tool_calls?: unknown[] }[];
+  tools?: { function: { name: string; description?: string; parameters: unknown } }[];
+}
+
+function sent(mock: MockUpstream, index: number): SentChat {
+  return chatRequests(mock)[index]?.body as SentChat;
+}
+
+function toolNames(chat: SentChat): string[] {
+  return (chat.tools ?? []).map((tool) => tool.function.name);
+}
+
+describe("Codex's client-run tool_search over a chat provider", () => {
+  test("the search goes upstream as a function; the model's call of it reaches Codex as a tool_search_call item", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const search = { id: "call_1", name: "tool_search", arguments: '{"query":"lookup fact","limit":5}' };
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolCallStream(UPSTREAM_ID, [search]) });
+    const answer = await replay(gateway, captured(1));
+    assert.equal(answer.status, 200, answer.text);
+    // Only the hosted web search is left out now.
+    assert.equal(answer.headers["x-gateway-dropped-tools"], "web_search");
+
+    const upstream = sent(mock, 0);
+    const offered = upstream.tools?.find((tool) => tool.function.name === "tool_search");
+    assert.ok(offered, `tool_search not offered upstream: ${toolNames(upstream).join(", ")}`);
+    assert.deepEqual(offered.function.parameters, {
+      type: "object",
+      properties: {
+        limit: { type: "number", description: "Maximum number of tools to return. Defaults to 8." },
+        query: { type: "string", description: "Search query for deferred tools." },
+      },
+      required: ["query"],
+      additionalProperties: false,
+    });
+    assert.match(offered.function.description ?? "", /^# Tool discovery/);
+
+    const items = doneItems(answer.text);
+    assert.equal(items.length, 1);
+    assert.deepEqual(
+      { ...items[0], id: "tsc" },
+      {
+        id: "tsc",
+        type: "tool_search_call",
+        status: "completed",
+        call_id: "call_1",
+        execution: "client",
+        arguments: { query: "lookup fact", limit: 5 },
+      },
+    );
+  });
+
+  test("without streaming too, the call is a tool_search_call output item", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const search = { id: "call_9", name: "tool_search", arguments: '{"query":"fact"}' };
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: toolCallCompletion(UPSTREAM_ID, [search]) });
+    const answer = await replay(gateway, captured(1), { stream: false });
+    assert.equal(answer.status, 200, answer.text);
+    const output = (answer.json as { output: Record<string, unknown>[] }).output;
+    assert.deepEqual(
+      output.map((item) => [item.type, item.call_id, item.execution, item.arguments]),
+      [["tool_search_call", "call_9", "client", { query: "fact" }]],
+    );
+  });
+
+  test("the tools Codex's search loaded are offered upstream, and the model's call of one comes back in its namespace", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const lookup = { id: "call_2", name: "mcp__probe__lookup_fact", arguments: '{"key":"alpha"}' };
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolCallStream(UPSTREAM_ID, [lookup]) });
+    const answer = await replay(gateway, captured(2));
+    assert.equal(answer.status, 200, answer.text);
+
+    const upstream = sent(mock, 0);
+    const loaded = upstream.tools?.find((tool) => tool.function.name === "mcp__probe__lookup_fact");
+    assert.ok(loaded, `the loaded tool is not offered upstream: ${toolNames(upstream).join(", ")}`);
+    assert.deepEqual(loaded.function.parameters, {
+      type: "object",
+      properties: { key: { type: "string" } },
+      required: ["key"],
+    });
+    assert.ok(toolNames(upstream).includes("tool_search"), "the search stays offered");
+    // The search is the assistant's call and its output a tool message naming what the model may call now.
+    const [call, result] = upstream.messages.slice(-2);
+    assert.deepEqual(call?.tool_calls, [
+      {
+        id: "call_1",
+        type: "function",
+        function: { name: "tool_search", arguments: '{"query":"lookup fact","limit":5}' },
+      },
+    ]);
+    assert.equal(result?.role, "tool");
+    assert.equal(result?.tool_call_id, "call_1");
+    assert.equal(result?.content, "Loaded tools, callable now: mcp__probe__lookup_fact.");
+
+    const items = doneItems(answer.text);
+    assert.deepEqual(
+      items.map((item) => [item.type, item.name, item.namespace, item.call_id, item.arguments]),
+      [["function_call", "lookup_fact", "mcp__probe", "call_2", '{"key":"alpha"}']],
+    );
+  });
+
+  test("after the loaded tool ran, the turn ends with the model's text; the loaded tool is still offered", async (t) => {
+    const { mock, gateway } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(["The fact ", "is mcp-ok."], UPSTREAM_ID, { usage: true }),
+    });
+    const answer = await replay(gateway, captured(3));
+    assert.equal(answer.status, 200, answer.text);
+    const upstream = sent(mock, 0);
+    assert.ok(toolNames(upstream).includes("mcp__probe__lookup_fact"));
+    // Codex's namespaced call goes upstream under the name the model called.
+    const calls = upstream.messages.flatMap((message) => message.tool_calls ?? []) as { function: { name: string } }[];
+    assert.deepEqual(
+      calls.map((call) => call.function.name),
+      ["tool_search", "mcp__probe__lookup_fact"],
+    );
+    const items = doneItems(answer.text);
+    assert.equal(items.at(-1)?.type, "message");
+  });
+
+  test("a function of the request named tool_search next to the client-run search is a 400 naming it", async (t) => {
+    const { gateway } = await scene(t);
+    const request = captured(1);
+    const tools = [
+      ...(request.body.tools as unknown[]),
+      { type: "function", name: "tool_search", parameters: { type: "object", properties: {} } },
+    ];
+    const answer = await replay(gateway, request, { tools });
+    assert.equal(answer.status, 400, answer.text);
+    const error = (answer.json as { error: { param: string; message: string } }).error;
+    assert.equal(error.param, `tools[${tools.length - 1}].name`);
+    assert.match(error.message, /tool_search/);
+  });
+
+  test("a tool_search_output whose tools are not a list is a 400 naming it, nothing sent upstream", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const request = captured(2);
+    const input = [...(request.body.input as Record<string, unknown>[])];
+    const index = input.findIndex((item) => item.type === "tool_search_output");
+    input[index] = { ...input[index], tools: "mcp__probe" };
+    const answer = await replay(gateway, request, { input });
+    assert.equal(answer.status, 400, answer.text);
+    const error = (answer.json as { error: { param: string; code: string } }).error;
+    assert.equal(error.param, `input[${index}].tools`);
+    assert.equal(chatRequests(mock).length, 0);
+  });
+});
