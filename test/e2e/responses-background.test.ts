@@ -4,95 +4,24 @@
 // `responses.retrieve(id, { stream: true, starting_after })`, per-named-client isolation, the gateway's exit, and
 // the Redis variant (two gateways sharing only Redis: one runs it, the other reads, follows and cancels it).
 import assert from "node:assert/strict";
-import type { ServerResponse } from "node:http";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
-import type { ResponseStreamEvent, Response as SdkResponse } from "openai/resources/responses/responses";
+import type { Response as SdkResponse } from "openai/resources/responses/responses";
+import {
+  finished,
+  followedText,
+  hangingStep,
+  idAtFirstDelta,
+  providersYaml,
+  slowStreamStep,
+  UPSTREAM_ID,
+  waitFor,
+} from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
 import { startTwoProviders } from "../helpers/two-providers.ts";
-
-const UPSTREAM_ID = "vendor/m-instruct";
-
-function providersYaml(mock: MockUpstream): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`;
-}
-
-/** Polls until the response leaves queued / in_progress (bounded). */
-async function finished(sdk: OpenAI, id: string, timeoutMs = 10_000): Promise<SdkResponse> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const response = await sdk.responses.retrieve(id);
-    if (response.status !== "queued" && response.status !== "in_progress") return response;
-    if (Date.now() > deadline) assert.fail(`response ${id} still ${response.status} after ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
-
-type HandlerStep = { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
-
-/**
- * A step that writes `start` (nothing by default), then never ends; `closed` resolves once the gateway hangs up on
- * it.
- */
-function hangingStep(start: (response: ServerResponse) => void = () => {}): {
-  step: HandlerStep;
-  closed: Promise<void>;
-} {
-  let onClosed = (): void => {};
-  const closed = new Promise<void>((resolve) => {
-    onClosed = resolve;
-  });
-  return {
-    step: {
-      kind: "handler",
-      handle: (_request, response) => {
-        response.on("close", onClosed);
-        start(response);
-      },
-    },
-    closed,
-  };
-}
-
-/** A chat stream started (its first chunks carrying `text`), then nothing more, as a slow model. */
-function slowStreamStep(text: string): { step: HandlerStep; closed: Promise<void> } {
-  return hangingStep((response) => {
-    response.writeHead(200, { "content-type": "text/event-stream" });
-    for (const event of chatStream([text], UPSTREAM_ID).slice(0, 2)) {
-      if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
-    }
-  });
-}
-
-/** Reads a background stream up to its first text delta, then drops it (as a client would); returns the id. */
-async function idAtFirstDelta(stream: AsyncIterable<ResponseStreamEvent>): Promise<string> {
-  let id = "";
-  for await (const event of stream) {
-    if (event.type === "response.created") id = event.response.id;
-    if (event.type === "response.output_text.delta") break;
-  }
-  return id;
-}
-
-/** Follows a stream to its end: the text of its deltas and the type of its last event. */
-async function followedText(stream: AsyncIterable<ResponseStreamEvent>): Promise<{ text: string; lastType: string }> {
-  let text = "";
-  let lastType = "";
-  for await (const event of stream) {
-    if (event.type === "response.output_text.delta") text += event.delta;
-    lastType = event.type;
-  }
-  return { text, lastType };
-}
 
 /** The gateway config with state kept only in Redis, under a prefix of its own per test. */
 function redisYaml(mock: MockUpstream, redis: RedisServer, prefix: string): string {
@@ -107,14 +36,6 @@ async function twoGatewaysOnRedis(t: TestContext, prefix: string) {
   const runner = await useGateway(t, yaml);
   const other = openAiClient(await useGateway(t, yaml));
   return { mock, redis, runner, one: openAiClient(runner), other };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 describe("Responses background mode", () => {

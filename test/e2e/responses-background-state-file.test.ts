@@ -1,0 +1,120 @@
+// Responses background mode on the embedded state file (`state.path`): a streamed run's events appended (each
+// written once, not the whole list every heartbeat), a row kept by the previous version (events inside its JSON)
+// still read, replayed and cancelled.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, test } from "node:test";
+import { followedText, providersYaml, UPSTREAM_ID } from "../helpers/background-steps.ts";
+import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+
+function stateFileYaml(mock: MockUpstream, statePath: string): string {
+  return `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+}
+
+function newStatePath(): string {
+  return join(mkdtempSync(join(tmpdir(), "bg-state-file-")), "state.db");
+}
+
+/**
+ * The kept-answer tables as the previous version made them (no events table: a streamed run's events were in its
+ * row's JSON), with one row in that form.
+ */
+function writeOldFormatFile(path: string, id: string, stored: Record<string, unknown>): void {
+  const db = new DatabaseSync(path);
+  try {
+    db.exec(`
+      CREATE TABLE kept_responses (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        stored_at_ms INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        json TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT ''
+      );
+      CREATE INDEX kept_responses_stored ON kept_responses (stored_at_ms);
+      CREATE TABLE kept_response_items (item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL);
+      CREATE INDEX kept_response_items_response ON kept_response_items (response_id);
+      CREATE INDEX kept_responses_owner ON kept_responses (owner, seq);
+    `);
+    const json = JSON.stringify(stored);
+    db.prepare("INSERT INTO kept_responses (id, stored_at_ms, bytes, json, owner) VALUES (?, ?, ?, ?, '')").run(
+      id,
+      Date.now(),
+      Buffer.byteLength(json),
+      json,
+    );
+  } finally {
+    db.close();
+  }
+}
+
+describe("Responses background mode on the state file", () => {
+  test("a streamed run's events are rows of their own, each once; replayed from any sequence number", async (t) => {
+    const mock = await useMock(t);
+    const statePath = newStatePath();
+    const sdk = openAiClient(await useGateway(t, stateFileYaml(mock, statePath)));
+    const words = Array.from({ length: 300 }, (_, index) => `w${index} `);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 5, usage: true }) });
+    const created = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
+    let id = "";
+    let count = 0;
+    for await (const event of created) {
+      if (event.type === "response.created") id = event.response.id;
+      count += 1;
+    }
+    assert.ok(count >= 300, `${count} events`);
+    const db = new DatabaseSync(statePath);
+    const kept = db.prepare("SELECT COUNT(*) AS count FROM kept_response_events WHERE response_id = ?").get(id);
+    const row = db.prepare("SELECT json FROM kept_responses WHERE id = ?").get(id);
+    db.close();
+    assert.equal(Number(kept?.count), count, "each event once");
+    assert.equal((JSON.parse(String(row?.json)) as { events?: unknown }).events, undefined, "not inside the row");
+    const replayed: number[] = [];
+    for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: 99 })) {
+      replayed.push(event.sequence_number);
+    }
+    assert.equal(replayed[0], 100);
+    assert.equal(replayed.length, count - 100);
+    assert.equal((await sdk.responses.retrieve(id)).status, "completed");
+  });
+
+  test("rolling upgrade: a file the previous version wrote (a running stream's events inside its row) is read, replayed and cancelled", async (t) => {
+    const mock = await useMock(t);
+    // Events as a run makes them, taken from a run on another file.
+    const source = openAiClient(await useGateway(t, stateFileYaml(mock, newStatePath())));
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Hel", "lo"], UPSTREAM_ID) });
+    const events: string[] = [];
+    let sourceId = "";
+    const created = await source.responses.create({ model: "m", input: "x", background: true, stream: true });
+    for await (const event of created) {
+      if (event.type === "response.created") sourceId = event.response.id;
+      events.push(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    }
+    const sourceResponse = await source.responses.retrieve(sourceId);
+    // The row as a gateway of the previous version keeps a run it is streaming: in_progress, a fresh heartbeat, its
+    // events so far (all but the last) inside the row; that gateway runs it, the upgraded one does not.
+    const id = "resp_oldformat0123456789abcdef";
+    const statePath = newStatePath();
+    writeOldFormatFile(statePath, id, {
+      response: { ...sourceResponse, id, status: "in_progress", background: true },
+      conversation: [{ role: "user", content: "x" }],
+      events: events.slice(0, -1),
+      heartbeatAtMs: Date.now(),
+    });
+    const sdk = openAiClient(await useGateway(t, stateFileYaml(mock, statePath)));
+    assert.equal((await sdk.responses.retrieve(id)).status, "in_progress");
+    // Cancelled here (its run is elsewhere): the compare-and-set must match the row the old version wrote.
+    assert.equal((await sdk.responses.cancel(id)).status, "cancelled");
+    assert.equal((await sdk.responses.retrieve(id)).status, "cancelled");
+    // Its events are still there to replay, from the start and from the middle.
+    const { text } = await followedText(await sdk.responses.retrieve(id, { stream: true, starting_after: -1 }));
+    assert.equal(text, "Hello");
+    let replayed = 0;
+    for await (const _event of await sdk.responses.retrieve(id, { stream: true, starting_after: 1 })) replayed += 1;
+    assert.equal(replayed, events.length - 1 - 2);
+  });
+});
