@@ -1,14 +1,17 @@
 // A background response's writes as the Responses adapter makes them (`inRows`, kept-responses.ts) over the
-// persistent stores (the state file, Redis): a streamed run's events appended rather than rewritten with the row.
+// persistent stores (the state file, Redis): a streamed run's events appended rather than rewritten with the row,
+// and a follower in another process reading only the events after the last one it has.
 import assert from "node:assert/strict";
 import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ManualClock } from "../clock.ts";
-import { inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { inRows, type KeptResponseRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { buildResponse, type ResponseObject, type ResponseStatus } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
+import { followKept } from "../server/background-readers.ts";
 import type { KeptResponseLimits } from "./embedded-kept-responses.ts";
 import { KeptResponsesFile } from "./kept-responses-file.ts";
 
@@ -92,4 +95,55 @@ test("state file: a heartbeat writes only the events since the last one (the byt
   const stored = await kept.get(id);
   assert.deepEqual(stored?.events, events);
   assert.equal(stored?.response.status, "in_progress");
+});
+
+test("state file: a follower in another process reads each event once (only those after the last one it has)", async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), "bg-rows-")), "state.db");
+  const clock = new ManualClock(Date.now());
+  // The running process, and another one on the same file that follows the run.
+  const runner = keptInFile(path, clock);
+  const followerFile = new KeptResponsesFile(path, LIMITS, clock);
+  t.after(() => {
+    runner.file.close();
+    followerFile.close();
+  });
+  let eventsRead = 0;
+  const counted: KeptResponseRows = {
+    put: (row) => followerFile.put(row),
+    putIfUnchanged: (row, expectedJson) => followerFile.putIfUnchanged(row, expectedJson),
+    appendEvents: (id, keptCount, events) => followerFile.appendEvents(id, keptCount, events),
+    getEvents: async (id, from) => {
+      const events = await followerFile.getEvents(id, from);
+      eventsRead += events.length;
+      return events;
+    },
+    get: (id) => followerFile.get(id),
+    getByItem: (itemId) => followerFile.getByItem(itemId),
+    delete: (id) => followerFile.delete(id),
+  };
+  const follower = inRows(counted, (error) => {
+    throw error;
+  });
+  const id = "resp_followed";
+  const events: string[] = [];
+  let token = await runner.kept.putIfUnchanged(runState(id, "queued", events, Date.now()), undefined);
+  const followed = new AbortController();
+  const seen: string[] = [];
+  const following = (async () => {
+    for await (const followedEvent of followKept((from) => follower.get(id, from), 0, Date.now, followed.signal)) {
+      seen.push(followedEvent);
+    }
+  })();
+  // ~4 follower rounds (one a second) while the run writes 100 events five times a second.
+  for (let beat = 0; beat < 18; beat++) {
+    for (let index = 0; index < 100; index++) events.push(event(events.length));
+    token = await runner.kept.putIfUnchanged(runState(id, "in_progress", [...events], Date.now()), token);
+    await sleep(200);
+  }
+  events.push(event(events.length));
+  await runner.kept.putIfUnchanged(runState(id, "completed", [...events]), token);
+  await following;
+  assert.deepEqual(seen, events, "every event, once, in order");
+  // Re-reading the whole list each round read ~2.5 times as many (and as the square of the run's length).
+  assert.ok(eventsRead <= events.length, `${eventsRead} events read to follow ${events.length}`);
 });

@@ -512,6 +512,34 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     assert.equal((await other.responses.retrieve(id)).status, "completed");
   });
 
+  test("a follower on the other gateway reads each event from Redis once, not the whole list every second", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const { mock, redis, one, other } = await twoGatewaysOnRedis(t, "bg-follow-bytes:");
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const outputBytes = async (): Promise<number> =>
+      Number(/total_net_output_bytes:(\d+)/.exec(await admin.info("stats"))?.[1] ?? Number.NaN);
+    // ~2,000 events over several seconds: several of the follower's reads while the list grows.
+    const words = Array.from({ length: 2_000 }, (_, index) => `w${index} `);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 2.5, usage: true }) });
+    const id = await idAtFirstDelta(
+      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
+    const before = await outputBytes();
+    const { text, lastType } = await followedText(
+      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
+    const read = (await outputBytes()) - before;
+    t.diagnostic(`${read} bytes read from Redis to follow the run`);
+    assert.equal(text, words.join(""));
+    assert.equal(lastType, "response.completed");
+    // The events are ~0.6 MB, each read once (plus the row each second). Reading the whole list every second read
+    // several times that, growing as the square of the run's length.
+    assert.ok(read < 1_200_000, `${read} bytes read from Redis to follow the run`);
+  });
+
   test("a streamed run cancelled on the other gateway: its follower there ends with the cancelled response and its output", {
     skip,
   }, async (t) => {

@@ -10,7 +10,12 @@ import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
 
 export interface KeptResponses {
-  get(id: string): Promise<StoredResponse | undefined>;
+  /**
+   * `eventsFrom`: a streamed background response's `events` are only those from that index on (a follower that has
+   * the ones before reads only the new ones; NO_EVENTS: none, though `events` is still there, empty, for a streamed
+   * one). Absent: all of them (a write made from what was read must have them all).
+   */
+  get(id: string, eventsFrom?: number): Promise<StoredResponse | undefined>;
   /** An output item of a kept response, by its id (`msg_...`, `fc_...`). */
   findItem(id: string): Promise<OutputItem | undefined>;
   /** The kept response one of whose output items has this id (whose item it is). */
@@ -37,6 +42,15 @@ export function keptToken(stored: StoredResponse): string {
   return JSON.stringify(row);
 }
 
+/** `get`'s `eventsFrom` for a read that needs no events (a poll, a continuation, a DELETE). */
+export const NO_EVENTS = Number.POSITIVE_INFINITY;
+
+/** The events from index `from` on of a response whose events are inside it (a copy when sliced). */
+function eventsFrom(stored: StoredResponse, from: number | undefined): StoredResponse {
+  if (from === undefined || from <= 0 || stored.events === undefined) return stored;
+  return { ...stored, events: Number.isFinite(from) ? stored.events.slice(from) : [] };
+}
+
 /** The marker `rowOf` puts last in an appended row's JSON: a token that ends with it is of a row in that form. */
 const APPENDED_MARKER_END = ',"eventsAppended":true}';
 
@@ -50,7 +64,10 @@ function isAppendedToken(token: string): boolean {
 
 export function inMemory(store: ResponseStore): KeptResponses {
   return {
-    get: async (id) => store.get(id),
+    get: async (id, from) => {
+      const stored = store.get(id);
+      return stored === undefined ? undefined : eventsFrom(stored, from);
+    },
     findItem: async (id) => store.findItem(id),
     responseWithItem: async (id) => store.responseWithItem(id),
     put: async (stored) => {
@@ -114,7 +131,7 @@ export function inRows(
 ): KeptResponses {
   const unreachable = (error: unknown): ServiceUnavailableError =>
     new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", { cause: error });
-  const read = async (what: Promise<string | undefined>): Promise<StoredResponse | undefined> => {
+  const read = async (what: Promise<string | undefined>, from?: number): Promise<StoredResponse | undefined> => {
     let json: string | undefined;
     try {
       json = await what;
@@ -125,10 +142,11 @@ export function inRows(
     }
     if (json === undefined) return undefined;
     const stored = JSON.parse(json) as StoredResponse;
-    if (stored.eventsAppended !== true || rows.getEvents === undefined) return stored;
+    if (stored.eventsAppended !== true || rows.getEvents === undefined) return eventsFrom(stored, from);
+    if (from !== undefined && !Number.isFinite(from)) return { ...stored, events: [] };
     // Read after the row: the run appends before it writes the row, so a finished row's events are all there.
     try {
-      return { ...stored, events: await rows.getEvents(stored.response.id, 0) };
+      return { ...stored, events: await rows.getEvents(stored.response.id, Math.max(0, from ?? 0)) };
     } catch (error) {
       throw unreachable(error);
     }
@@ -207,7 +225,7 @@ export function inRows(
     return token;
   };
   return {
-    get: (id) => read(rows.get(id)),
+    get: (id, from) => read(rows.get(id), from),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
     putIfUnchanged: async (stored, expected) => {
@@ -266,12 +284,12 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
   if (client === null) return kept;
   const own = (stored: StoredResponse | undefined) => (stored?.client === client ? stored : undefined);
   return {
-    get: async (id) => own(await kept.get(id)),
+    get: async (id, from) => own(await kept.get(id, from)),
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
     put: (stored) => kept.put({ ...stored, client }),
     putIfUnchanged: (stored, expected) => kept.putIfUnchanged({ ...stored, client }, expected),
-    delete: async (id) => (own(await kept.get(id)) === undefined ? false : kept.delete(id)),
+    delete: async (id) => (own(await kept.get(id, NO_EVENTS)) === undefined ? false : kept.delete(id)),
   };
 }
 
@@ -295,7 +313,7 @@ export async function prefetch(
       found = await conversation(conversationId);
     })(),
     ...responseIds.map(async (id) => {
-      const found = await kept.get(id);
+      const found = await kept.get(id, NO_EVENTS);
       if (found !== undefined) responses.set(id, found);
     }),
     ...[...new Set(itemIds)].map(async (id) => {
