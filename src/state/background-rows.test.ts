@@ -1,12 +1,13 @@
 // A background response's writes as the Responses adapter makes them (`inRows`, kept-responses.ts) over the
 // persistent stores (the state file, Redis): a streamed run's events appended rather than rewritten with the row,
-// and a follower in another process reading only the events after the last one it has.
+// a follower in another process reading only the events after the last one it has, and a run's late write refused.
 import assert from "node:assert/strict";
 import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock } from "../clock.ts";
 import { inRows, type KeptResponseRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { buildResponse, type ResponseObject, type ResponseStatus } from "../protocols/responses/response-object.ts";
@@ -14,6 +15,7 @@ import type { StoredResponse } from "../protocols/responses/response-store.ts";
 import { followKept } from "../server/background-readers.ts";
 import type { KeptResponseLimits } from "./embedded-kept-responses.ts";
 import { KeptResponsesFile } from "./kept-responses-file.ts";
+import { RedisKeptResponses } from "./redis-kept-responses.ts";
 
 const LIMITS: KeptResponseLimits = { maxEntries: 100, maxBytes: 50_000_000, maxAgeMs: 3_600_000 };
 
@@ -147,3 +149,53 @@ test("state file: a follower in another process reads each event once (only thos
   // Re-reading the whole list each round read ~2.5 times as many (and as the square of the run's length).
   assert.ok(eventsRead <= events.length, `${eventsRead} events read to follow ${events.length}`);
 });
+
+let redisPrefixes = 0;
+
+/** The Responses adapter's view of each shared store, on a clock of the test's. */
+const SHARED_STORES: Record<string, (t: TestContext, clock: ManualClock) => Promise<KeptResponses>> = {
+  "state file": async (t, clock) => {
+    const { kept, file } = keptInFile(join(mkdtempSync(join(tmpdir(), "bg-rows-")), "state.db"), clock);
+    t.after(() => file.close());
+    return kept;
+  },
+  redis: async (t, clock) => {
+    const server = await useRedisServer(t);
+    const rows = new RedisKeptResponses(server.url, `bg-rows${redisPrefixes++}:`, false, LIMITS, clock);
+    await rows.connect();
+    t.after(() => rows.close());
+    return inRows(rows, (error) => {
+      throw error;
+    });
+  },
+};
+
+for (const [name, open] of Object.entries(SHARED_STORES)) {
+  const skip = name === "redis" && !isRedisInstalled() ? REDIS_MISSING : false;
+  describe(`background rows: ${name}`, { skip }, () => {
+    test("a run's write landing after its deadline (notAfterMs, by the store's clock) is refused: neither row nor events", async (t) => {
+      const clock = new ManualClock(1_000_000);
+      const kept = await open(t, clock);
+      const id = "resp_late";
+      const events = [event(0)];
+      const first = await kept.putIfUnchanged(runState(id, "queued", events, clock.now()), undefined);
+      assert.ok(first !== undefined);
+      const beat = await kept.putIfUnchanged(
+        runState(id, "in_progress", [...events, event(1)], clock.now()),
+        first,
+        clock.now() + 10_000,
+      );
+      assert.ok(beat !== undefined, "within its deadline: written");
+      clock.advance(10_001);
+      const late = await kept.putIfUnchanged(
+        runState(id, "completed", [event(0), event(1), event(2)]),
+        beat,
+        clock.now() - 1,
+      );
+      assert.equal(late, undefined, "past its deadline: refused");
+      const stored = await kept.get(id);
+      assert.equal(stored?.response.status, "in_progress");
+      assert.equal(stored?.events?.length, 2, "the late write's events were not appended");
+    });
+  });
+}

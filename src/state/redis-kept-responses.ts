@@ -19,7 +19,7 @@
 // no tallied owner is left, oldest first, or when they expire. Every write and eviction is one Lua script over keys
 // of one hash tag (atomic, and Redis Cluster-safe: every key is declared). A read ignores a row older than the age cap. The row and limit shapes match protocols' KeptResponseRows.
 import type { Clock } from "../clock.ts";
-import type { KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
+import type { ConditionalWrite, KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
 import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
 
 /** ms a command may take: a continuation waits for its history, so this is longer than the budget checks'. */
@@ -267,7 +267,10 @@ export class RedisKeptResponses {
    * meanwhile (the caller reads it again). A row over the bounds is not kept, as `put` does: the unchanged row is
    * deleted and the answer is false. Then evicts, as `put` does.
    */
-  async putIfUnchanged(row: KeptResponseRow, expectedJson: string): Promise<boolean> {
+  async putIfUnchanged(row: KeptResponseRow, expectedJson: string, options: ConditionalWrite = {}): Promise<boolean> {
+    // A run's late write (background.ts BACKGROUND_LATE_WRITE_MS) is refused by this process's clock, just before the
+    // script is sent: once sent it lands whether or not this process is paused.
+    if (options.notAfterMs !== undefined && this.#clock.now() > options.notAfterMs) return false;
     const bytes = Buffer.byteLength(row.json);
     if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
       await this.#redis.eval(DELETE_IF_UNCHANGED_LUA, this.#keys.length, ...this.#keys, row.id, expectedJson);
@@ -299,8 +302,9 @@ export class RedisKeptResponses {
   }
 
   /** See APPEND_EVENTS_LUA: false when the row is gone or the list cannot have come from these events. Then evicts. */
-  async appendEvents(id: string, keptCount: number, events: readonly string[]): Promise<boolean> {
+  async appendEvents(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean> {
     if (events.length === 0) return true;
+    if (notAfterMs !== undefined && this.#clock.now() > notAfterMs) return false;
     const appended = await this.#redis.eval(
       APPEND_EVENTS_LUA,
       this.#keys.length,

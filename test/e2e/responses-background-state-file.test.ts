@@ -1,13 +1,22 @@
 // Responses background mode on the embedded state file (`state.path`): a streamed run's events appended (each
 // written once, not the whole list every heartbeat), a row kept by the previous version (events inside its JSON)
-// still read, replayed and cancelled.
+// still read, replayed and cancelled, and a run whose process was paused (SIGSTOP) past the stale mark kept failed.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
-import { followedText, providersYaml, UPSTREAM_ID } from "../helpers/background-steps.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import OpenAI from "openai";
+import {
+  followedText,
+  idAtFirstDelta,
+  providersYaml,
+  slowStreamStep,
+  UPSTREAM_ID,
+  waitFor,
+} from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 
@@ -116,5 +125,55 @@ describe("Responses background mode on the state file", () => {
     let replayed = 0;
     for await (const _event of await sdk.responses.retrieve(id, { stream: true, starting_after: 1 })) replayed += 1;
     assert.equal(replayed, events.length - 1 - 2);
+  });
+
+  test("a run whose process was paused past the stale mark stays failed when it resumes (never in_progress or completed again), and stops", async (t) => {
+    const mock = await useMock(t);
+    const statePath = newStatePath();
+    const yaml = stateFileYaml(mock, statePath);
+    const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
+    const paused = await startGatewayProcess(t, yaml);
+    const pid = paused.pid ?? 0;
+    const slow = slowStreamStep("Half ");
+    let isUpstreamClosed = false;
+    void slow.closed.then(() => {
+      isUpstreamClosed = true;
+    });
+    mock.enqueue(CHAT_ROUTE, slow.step);
+    const sdkPaused = new OpenAI({ baseURL: `${paused.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const id = await idAtFirstDelta(
+      await sdkPaused.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
+    await sleep(1_300); // past a heartbeat: the delta is in the state file
+    // Another gateway on the same file reads it; the running process is paused, not killed.
+    const reader = openAiClient(await useGateway(t, yaml));
+    process.kill(pid, "SIGSTOP");
+    try {
+      const deadline = Date.now() + 25_000;
+      for (;;) {
+        const seen = await reader.responses.retrieve(id);
+        if (seen.status === "failed") break;
+        assert.equal(seen.status, "in_progress");
+        if (Date.now() > deadline) assert.fail("never shown failed while its process was paused");
+        await sleep(250);
+      }
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    // Resumed: its next heartbeat is refused as too late; the run stops (its upstream call is hung up on) and keeps
+    // the failure that was shown.
+    await waitFor(() => isUpstreamClosed, "the resumed run to stop and hang up on its upstream call", 5_000);
+    for (let check = 0; check < 3; check++) {
+      const seen = await reader.responses.retrieve(id);
+      assert.equal(seen.status, "failed", `read ${check} after the resume`);
+      assert.equal(seen.error?.code, "server_error");
+      assert.match(seen.error?.message ?? "", /stopped before it finished/);
+      await sleep(600);
+    }
+    // Read by the paused process itself too (its run is over: no view of its own).
+    assert.equal((await sdkPaused.responses.retrieve(id)).status, "failed");
+    // Its stream replays what was kept, then ends.
+    const { text } = await followedText(await reader.responses.retrieve(id, { stream: true, starting_after: -1 }));
+    assert.equal(text, "Half ");
   });
 });

@@ -17,6 +17,14 @@ export const BACKGROUND_HEARTBEAT_MS = 1_000;
  * failed: the process that ran it is gone (a crash, a kill); a live run writes every BACKGROUND_HEARTBEAT_MS.
  */
 export const BACKGROUND_STALE_MS = 15_000;
+/**
+ * ms after its last write landed a run may no longer write its response as running or finished (a store shared with
+ * other processes refuses the write): past BACKGROUND_STALE_MS a reader elsewhere shows it failed, and a process only
+ * paused (SIGSTOP, a VM frozen, a debugger) that wrote it back as in_progress or completed would undo what was shown.
+ * Such a run stops and keeps the failure that was (or may have been) shown. The 5 s below the stale mark cover two
+ * hosts' clocks and a write in flight; a live run writes every BACKGROUND_HEARTBEAT_MS.
+ */
+export const BACKGROUND_LATE_WRITE_MS = 10_000;
 
 export function isTerminal(status: ResponseStatus): boolean {
   return status !== "queued" && status !== "in_progress";
@@ -54,14 +62,17 @@ export function backgroundView(stored: StoredResponse, isRunHere: boolean, nowMs
   const { response } = stored;
   if (response.background !== true || isTerminal(response.status) || isRunHere) return response;
   if (nowMs - (stored.heartbeatAtMs ?? 0) <= BACKGROUND_STALE_MS) return response;
-  return {
-    ...response,
-    status: "failed",
-    // OpenAI's code for it (responseErrorOf): `server_error`.
-    error: responseErrorOf(
-      new InternalError(
-        "The gateway instance running this background response stopped before it finished (it was restarted or killed); create it again.",
-      ),
-    ),
-  };
+  return stoppedRun(response);
+}
+
+/** Why a run is failed when its process stopped writing it (killed, crashed, or paused past BACKGROUND_LATE_WRITE_MS). */
+export function runStoppedError(): InternalError {
+  return new InternalError(
+    "The gateway instance running this background response stopped before it finished (it was restarted, killed or paused); create it again.",
+  );
+}
+
+/** The response as failed by runStoppedError (OpenAI's code for it, responseErrorOf: `server_error`). */
+export function stoppedRun(response: ResponseObject): ResponseObject {
+  return { ...response, status: "failed", error: responseErrorOf(runStoppedError()) };
 }

@@ -27,9 +27,16 @@ export interface KeptResponses {
    * `expected` (`keptToken` of what was read, or what the previous write returned); `expected` undefined writes
    * unconditionally. Returns the written response's token, or undefined when another writer changed or deleted it
    * meanwhile (or it alone is over the store's bounds: not kept). Unlike `put`, a store that cannot be written
-   * throws (a 503): the caller must know its write did not land.
+   * throws (a 503): the caller must know its write did not land. `notAfterMs`: a store shared with other processes
+   * refuses (undefined) a write landing after that time by its clock (a run's late write: background.ts
+   * BACKGROUND_LATE_WRITE_MS); the memory of one process ignores it (nobody else reads it, and a run here is never
+   * shown stale).
    */
-  putIfUnchanged(stored: StoredResponse, expected: string | undefined): Promise<string | undefined>;
+  putIfUnchanged(
+    stored: StoredResponse,
+    expected: string | undefined,
+    notAfterMs?: number,
+  ): Promise<string | undefined>;
   delete(id: string): Promise<boolean>;
 }
 
@@ -96,6 +103,12 @@ export interface KeptResponseRow {
   readonly owner?: string;
 }
 
+/** What a store's compare and set of a background response also checks (the store's own clock). */
+export interface ConditionalRowWrite {
+  /** Refused (nothing written) when the store's clock is past this (ms). */
+  readonly notAfterMs?: number;
+}
+
 export interface KeptResponseRows {
   put(row: KeptResponseRow): Promise<void>;
   /**
@@ -103,14 +116,14 @@ export interface KeptResponseRows {
    * atomic step (false: changed or deleted meanwhile, or over the bounds). A store of one process leaves it out: the
    * read-compare-write is then done here, and this process's writes of one background response are serialized.
    */
-  putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
+  putIfUnchanged?(row: KeptResponseRow, expectedJson: string, options?: ConditionalRowWrite): Promise<boolean>;
   /**
    * A store that keeps a streamed background response's events beside its row, appended (Redis): a heartbeat writes
    * only the new ones, not the whole list again. `keptCount`: how many are kept as far as the caller knows (more, by
    * at most `events.length`: an append that landed unanswered; only the rest is appended); false, nothing appended,
    * when the row is gone or the list cannot be so. A store without it keeps the events in the row's JSON.
    */
-  appendEvents?(id: string, keptCount: number, events: readonly string[]): Promise<boolean>;
+  appendEvents?(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean>;
   getEvents?(id: string, from: number): Promise<string[]>;
   /** The JSON of a kept response that has not expired. */
   get(id: string): Promise<string | undefined>;
@@ -175,13 +188,13 @@ export function inRows(
     };
   };
   /** The run's events not yet in the store, appended; false when the row is gone (deleted or evicted meanwhile). */
-  const appendNew = async (stored: StoredResponse): Promise<boolean> => {
+  const appendNew = async (stored: StoredResponse, notAfterMs: number | undefined): Promise<boolean> => {
     const id = stored.response.id;
     const keptCount = appendedCounts.get(id);
     if (stored.events === undefined || rows.appendEvents === undefined || keptCount === undefined) return true;
     if (stored.events.length <= keptCount) return true;
-    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount)))) {
-      // Gone (deleted or evicted): nothing more is appended to it.
+    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount), notAfterMs))) {
+      // Gone (deleted or evicted), or too late: nothing more is appended to it.
       appendedCounts.delete(id);
       return false;
     }
@@ -205,13 +218,19 @@ export function inRows(
     if (keptToken(JSON.parse(current) as StoredResponse) !== expected) return false;
     return putIfUnchangedRow(row, current);
   };
-  const putIfUnchanged = async (stored: StoredResponse, expected: string | undefined): Promise<string | undefined> => {
+  const putIfUnchanged = async (
+    stored: StoredResponse,
+    expected: string | undefined,
+    notAfterMs: number | undefined,
+  ): Promise<string | undefined> => {
     const { row, token } = rowOf(stored, expected);
     if (expected !== undefined) {
       // Events first, then the row: a reader that sees the row finished finds every event.
-      if (!(await appendNew(stored))) return undefined;
+      if (!(await appendNew(stored, notAfterMs))) return undefined;
       if (rows.putIfUnchanged !== undefined) {
-        const putIfUnchangedRow = rows.putIfUnchanged.bind(rows);
+        const options = notAfterMs === undefined ? {} : { notAfterMs };
+        const putIfUnchangedRow = (kept: KeptResponseRow, expectedJson: string): Promise<boolean> =>
+          rows.putIfUnchanged?.(kept, expectedJson, options) ?? Promise.resolve(false);
         return (await storePutIfUnchanged(putIfUnchangedRow, row, expected)) ? token : undefined;
       }
       const current = await rows.get(row.id);
@@ -228,10 +247,10 @@ export function inRows(
     get: (id, from) => read(rows.get(id), from),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
-    putIfUnchanged: async (stored, expected) => {
+    putIfUnchanged: async (stored, expected, notAfterMs) => {
       let token: string | undefined;
       try {
-        token = await putIfUnchanged(stored, expected);
+        token = await putIfUnchanged(stored, expected, notAfterMs);
       } catch (error) {
         throw unreachable(error);
       }
@@ -288,7 +307,7 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
     put: (stored) => kept.put({ ...stored, client }),
-    putIfUnchanged: (stored, expected) => kept.putIfUnchanged({ ...stored, client }, expected),
+    putIfUnchanged: (stored, expected, notAfterMs) => kept.putIfUnchanged({ ...stored, client }, expected, notAfterMs),
     delete: async (id) => (own(await kept.get(id, NO_EVENTS)) === undefined ? false : kept.delete(id)),
   };
 }
