@@ -18,6 +18,8 @@ import {
   BACKGROUND_HEARTBEAT_MS,
   BACKGROUND_LATE_WRITE_MS,
   backgroundEvents,
+  cancelledEvents,
+  runningEvents,
   runStoppedError,
   stoppedRun,
 } from "../protocols/responses/background.ts";
@@ -153,7 +155,8 @@ async function runBackground(
   };
   const beat = async (): Promise<void> => {
     if (token === undefined) return;
-    const events = streamEvents();
+    const all = streamEvents();
+    const events = all === undefined ? undefined : runningEvents(all);
     const writtenAtMs = runtime.clock.now();
     const written = await background.keep(running, events, false, token, notAfterMs());
     if (written !== undefined) {
@@ -252,8 +255,10 @@ async function keepFinal(background: BackgroundExchange, write: FinalWrite): Pro
     const kept = await background.read();
     if (kept === undefined) return;
     if (kept.response.status === "cancelled") {
+      // The cancel landed first: the client was told cancelled, so the run's events end as a cancelled one's.
       const cancelled: ResponseObject = { ...finished, status: "cancelled", error: null };
-      if ((await background.keep(cancelled, events, true, keptToken(kept))) !== undefined) return;
+      const ended = events === undefined ? undefined : cancelledEvents(events, cancelled);
+      if ((await background.keep(cancelled, ended, true, keptToken(kept))) !== undefined) return;
     }
     expected = keptToken(kept);
   }

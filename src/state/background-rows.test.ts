@@ -1,6 +1,7 @@
 // A background response's writes as the Responses adapter makes them (`inRows`, kept-responses.ts) over the
 // persistent stores (the state file, Redis): a streamed run's events appended rather than rewritten with the row,
-// a follower in another process reading only the events after the last one it has, and a run's late write refused.
+// a follower in another process reading only the events after the last one it has, a run's late write refused, and
+// a run's final write refused with its events when a cancel landed after its last heartbeat.
 import assert from "node:assert/strict";
 import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,9 +10,15 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock } from "../clock.ts";
-import { inRows, type KeptResponseRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
+import {
+  inMemory,
+  inRows,
+  type KeptResponseRows,
+  type KeptResponses,
+  keptToken,
+} from "../protocols/responses/kept-responses.ts";
 import { buildResponse, type ResponseObject, type ResponseStatus } from "../protocols/responses/response-object.ts";
-import type { StoredResponse } from "../protocols/responses/response-store.ts";
+import { ResponseStore, type StoredResponse } from "../protocols/responses/response-store.ts";
 import { followKept } from "../server/background-readers.ts";
 import type { KeptResponseLimits } from "./embedded-kept-responses.ts";
 import { KeptResponsesFile } from "./kept-responses-file.ts";
@@ -196,6 +203,55 @@ for (const [name, open] of Object.entries(SHARED_STORES)) {
       const stored = await kept.get(id);
       assert.equal(stored?.response.status, "in_progress");
       assert.equal(stored?.events?.length, 2, "the late write's events were not appended");
+    });
+  });
+}
+
+const ALL_STORES: Record<string, (t: TestContext, clock: ManualClock) => Promise<KeptResponses>> = {
+  ...SHARED_STORES,
+  memory: async (_t, clock) => inMemory(new ResponseStore(LIMITS, clock)),
+};
+
+for (const [name, open] of Object.entries(ALL_STORES)) {
+  const skip = name === "redis" && !isRedisInstalled() ? REDIS_MISSING : false;
+  describe(`background rows: ${name}, a cancel landing between the last heartbeat and the final write`, {
+    skip,
+  }, () => {
+    test("the final write is refused with its events (none appended); the cancelled state's events are kept instead", async (t) => {
+      const clock = new ManualClock(1_000_000);
+      const kept = await open(t, clock);
+      const id = "resp_raced";
+      const first = await kept.putIfUnchanged(runState(id, "queued", [], clock.now()), undefined);
+      assert.ok(first !== undefined);
+      const running = [event(0), event(1), event(2)];
+      const beat = await kept.putIfUnchanged(runState(id, "in_progress", running, clock.now()), first);
+      assert.ok(beat !== undefined);
+      // Cancelled elsewhere (as background-readers.ts does: the state read, marked cancelled, compare and set).
+      const read = await kept.get(id);
+      assert.ok(read !== undefined);
+      const cancelledAt = await kept.putIfUnchanged(
+        { ...read, response: { ...read.response, status: "cancelled" }, heartbeatAtMs: clock.now() },
+        keptToken(read),
+      );
+      assert.ok(cancelledAt !== undefined, "the cancel is written");
+      // The run's final write, made from what it last wrote: refused, and its events with it.
+      const completedEnding = "event: response.completed\ndata: {}\n\n";
+      const final = await kept.putIfUnchanged(runState(id, "completed", [...running, event(3), completedEnding]), beat);
+      assert.equal(final, undefined, "the final write is refused");
+      const afterRefusal = await kept.get(id);
+      assert.equal(afterRefusal?.response.status, "cancelled");
+      assert.deepEqual(afterRefusal?.events, running, "no event of the refused write was kept");
+      // The run's retry: the cancelled state, its events ending as a cancelled one's, against what it read.
+      const cancelledEnding = "event: response.incomplete\ndata: {}\n\n";
+      assert.ok(afterRefusal !== undefined);
+      const retried = await kept.putIfUnchanged(
+        runState(id, "cancelled", [...running, event(3), cancelledEnding]),
+        keptToken(afterRefusal),
+      );
+      assert.ok(retried !== undefined, "the cancelled state is written");
+      const stored = await kept.get(id);
+      assert.equal(stored?.response.status, "cancelled");
+      assert.deepEqual(stored?.events, [...running, event(3), cancelledEnding]);
     });
   });
 }

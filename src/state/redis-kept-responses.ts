@@ -98,19 +98,33 @@ return 1
 /**
  * Replaces a row only if it is still the JSON the caller read (compare and set): two gateway processes adding to one
  * conversation at once must not each write back their own copy, and a background response's heartbeat must not
- * write over a cancel or bring back a DELETE made on another replica since its last write.
- * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, then the row's item ids.
- * Returns 1 when written, 0 when the row changed (or is gone) since it was read.
+ * write over a cancel or bring back a DELETE made on another replica since its last write. With events (a background
+ * run's final write), appends them first, as APPEND_EVENTS_LUA does, in the same step: a cancel that landed before
+ * refuses the events too, so the list never ends with an answer the row does not have.
+ * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, the count of events the caller
+ * knows kept (-1: no events), the number N of events, the N events, then the row's item ids.
+ * Returns 1 when written, 0 when the row changed (or is gone) since it was read, or the events cannot be appended.
  */
 const PUT_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-local carried = eventBytes(ARGV[1])
+local eventCount = tonumber(ARGV[10])
+local appended = 0
+if tonumber(ARGV[9]) >= 0 and eventCount > 0 then
+  local list = KEYS[1] .. ':events:' .. ARGV[1]
+  local landed = redis.call('LLEN', list) - tonumber(ARGV[9])
+  if landed < 0 or landed > eventCount then return 0 end
+  for i = 11 + landed, 10 + eventCount do
+    redis.call('RPUSH', list, ARGV[i])
+    appended = appended + #ARGV[i]
+  end
+end
+local carried = eventBytes(ARGV[1]) + appended
 remove(ARGV[1], true)
 local meta = cjson.decode(ARGV[6])
 meta.bytes = meta.bytes + carried
 meta.eventBytes = carried
 add(ARGV[1], ARGV[3], ARGV[4], tostring(meta.bytes), cjson.encode(meta), ARGV[7], ARGV[8])
-for i = 9, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
+for i = 11 + eventCount, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
 return 1
 `;
 
@@ -276,6 +290,7 @@ export class RedisKeptResponses {
       await this.#redis.eval(DELETE_IF_UNCHANGED_LUA, this.#keys.length, ...this.#keys, row.id, expectedJson);
       return false;
     }
+    const { events } = options;
     const written = await this.#redis.eval(
       PUT_IF_UNCHANGED_LUA,
       this.#keys.length,
@@ -284,6 +299,9 @@ export class RedisKeptResponses {
       expectedJson,
       row.json,
       ...this.#written(row, bytes),
+      String(events?.keptCount ?? -1),
+      String(events?.events.length ?? 0),
+      ...(events?.events ?? []),
       ...row.itemIds,
     );
     if (written !== 1) return false;

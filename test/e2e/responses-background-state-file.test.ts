@@ -1,6 +1,7 @@
 // Responses background mode on the embedded state file (`state.path`): a streamed run's events appended (each
 // written once, not the whole list every heartbeat), a row kept by the previous version (events inside its JSON)
-// still read, replayed and cancelled, and a run whose process was paused (SIGSTOP) past the stale mark kept failed.
+// still read, replayed and cancelled, a run whose process was paused (SIGSTOP) past the stale mark kept failed, and a
+// cancel from another process landing between a run's last heartbeat and its final save winning, events included.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,8 +12,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import {
   followedText,
+  heldStreamStep,
   idAtFirstDelta,
   providersYaml,
+  replayedEnding,
   slowStreamStep,
   UPSTREAM_ID,
   waitFor,
@@ -175,5 +178,40 @@ describe("Responses background mode on the state file", () => {
     // Its stream replays what was kept, then ends.
     const { text } = await followedText(await reader.responses.retrieve(id, { stream: true, starting_after: -1 }));
     assert.equal(text, "Half ");
+  });
+
+  test("a cancel from another process landing between the last heartbeat and the final save wins: the kept events end cancelled", async (t) => {
+    const mock = await useMock(t);
+    const statePath = newStatePath();
+    const yaml = stateFileYaml(mock, statePath);
+    const runner = await useGateway(t, yaml);
+    const one = openAiClient(runner);
+    const other = openAiClient(await useGateway(t, yaml));
+    const held = heldStreamStep(["The ", "whole ", "answer."]);
+    mock.enqueue(CHAT_ROUTE, held.step);
+    const id = await idAtFirstDelta(
+      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
+    // Right after a heartbeat (its time changes in the file), the next one a second away: the cancel lands, then the
+    // answer completes and the run's final save comes, before any heartbeat could see the cancel.
+    const db = new DatabaseSync(statePath);
+    t.after(() => db.close());
+    const heartbeat = (): unknown => {
+      const row = db.prepare("SELECT json FROM kept_responses WHERE id = ?").get(id);
+      return (JSON.parse(String(row?.json ?? "{}")) as { heartbeatAtMs?: number }).heartbeatAtMs;
+    };
+    const before = heartbeat();
+    await waitFor(() => heartbeat() !== before, "a heartbeat", 3_000);
+    assert.equal((await other.responses.cancel(id)).status, "cancelled");
+    held.release();
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    assert.equal((await other.responses.retrieve(id)).status, "cancelled");
+    const { types, last } = await replayedEnding(
+      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
+    assert.equal(types.includes("response.completed"), false, `the kept events: ${types.join(", ")}`);
+    assert.equal(types.at(-1), "response.incomplete");
+    assert.equal(last?.status, "cancelled");
+    assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
   });
 });

@@ -12,8 +12,10 @@ import {
   finished,
   followedText,
   hangingStep,
+  heldStreamStep,
   idAtFirstDelta,
   providersYaml,
+  replayedEnding,
   slowStreamStep,
   UPSTREAM_ID,
   waitFor,
@@ -538,6 +540,46 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     // The events are ~0.6 MB, each read once (plus the row each second). Reading the whole list every second read
     // several times that, growing as the square of the run's length.
     assert.ok(read < 1_200_000, `${read} bytes read from Redis to follow the run`);
+  });
+
+  test("a cancel landing between the last heartbeat and the final save wins: the kept events end cancelled, not completed", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const { mock, redis, runner, one, other } = await twoGatewaysOnRedis(t, "bg-final-race:");
+    const admin = new Redis(redis.url);
+    const monitor = await admin.monitor();
+    t.after(() => {
+      monitor.disconnect();
+      admin.disconnect();
+    });
+    const held = heldStreamStep(["The ", "whole ", "answer."]);
+    mock.enqueue(CHAT_ROUTE, held.step);
+    const id = await idAtFirstDelta(
+      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
+    // Right after a heartbeat (seen as the script writing the row in_progress), the next one a second away: the cancel
+    // lands, then the answer completes and the run's final save comes, before any heartbeat could see the cancel.
+    await new Promise<void>((resolve) => {
+      const onCommand = (_time: string, args: string[]): void => {
+        if (args[0]?.toLowerCase() !== "eval" || !args.some((arg) => arg.includes('"status":"in_progress"'))) return;
+        if (!args.some((arg) => arg.includes(id))) return;
+        monitor.off("monitor", onCommand);
+        resolve();
+      };
+      monitor.on("monitor", onCommand);
+    });
+    assert.equal((await other.responses.cancel(id)).status, "cancelled");
+    held.release();
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    assert.equal((await other.responses.retrieve(id)).status, "cancelled");
+    const { types, last } = await replayedEnding(
+      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
+    assert.equal(types.includes("response.completed"), false, `the kept events: ${types.join(", ")}`);
+    assert.equal(types.at(-1), "response.incomplete");
+    assert.equal(last?.status, "cancelled");
+    assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
   });
 
   test("a streamed run cancelled on the other gateway: its follower there ends with the cancelled response and its output", {

@@ -97,3 +97,43 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
     await sleep(20);
   }
 }
+
+/**
+ * A chat stream whose words all come at once, then held before its end (the finish chunk and `[DONE]`) until
+ * `release()`: the test decides when the run's answer is complete.
+ */
+export function heldStreamStep(words: string[]): { step: HandlerStep; release: () => void } {
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const chunks = chatStream(words, UPSTREAM_ID).flatMap((event) => ("data" in event ? [event.data] : []));
+  const ending = chunks.splice(-1);
+  return {
+    step: {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (const chunk of chunks) response.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        void released.then(() => {
+          for (const chunk of ending) response.write(`data: ${JSON.stringify(chunk)}\n\n`);
+          response.end("data: [DONE]\n\n");
+        });
+      },
+    },
+    release,
+  };
+}
+
+/** A replayed stream's event types, and the response of its last event (the response as the stream ended it). */
+export async function replayedEnding(
+  stream: AsyncIterable<ResponseStreamEvent>,
+): Promise<{ types: string[]; last: SdkResponse | undefined }> {
+  const types: string[] = [];
+  let last: SdkResponse | undefined;
+  for await (const event of stream) {
+    types.push(event.type);
+    if ("response" in event) last = event.response;
+  }
+  return { types, last };
+}

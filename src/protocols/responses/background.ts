@@ -40,6 +40,39 @@ export function backgroundEvents(text: string): string[] {
   return events;
 }
 
+/** The events that end a response's stream (one per stream, its last). */
+const ENDING_EVENTS = new Set(["response.completed", "response.incomplete", "response.failed"]);
+
+function isEndingEvent(event: string): boolean {
+  return ENDING_EVENTS.has(/^event: (.*)$/m.exec(event)?.[1] ?? "");
+}
+
+/**
+ * The events a running response's heartbeat keeps: those before its ending event. Only the final write (a compare
+ * and set, which a cancel that landed first refuses) keeps the ending; a heartbeat running just after the stream
+ * ended would otherwise keep `response.completed` beside a row that may yet be cancelled.
+ */
+export function runningEvents(events: readonly string[]): readonly string[] {
+  const end = events.findIndex(isEndingEvent);
+  return end === -1 ? events : events.slice(0, end);
+}
+
+/**
+ * A cancelled run's events: those before its own ending (if it had one), then `response.incomplete` carrying the
+ * cancelled response, as a cancel mid-stream ends (stream-mapping.ts `cancel`). A cancel that landed between the
+ * run's last heartbeat and its end wins: the events then agree with the status instead of ending `completed`. Its
+ * sequence number is its index, as a replay from `starting_after` counts.
+ */
+export function cancelledEvents(events: readonly string[], cancelled: ResponseObject): string[] {
+  const before = [...runningEvents(events)];
+  const response = { ...cancelled, background: true };
+  const sequence = before.length;
+  return [
+    ...before,
+    namedEvent("response.incomplete", { type: "response.incomplete", sequence_number: sequence, response }),
+  ];
+}
+
 function markBackground(block: string): string {
   const name = /^event: (.*)$/m.exec(block)?.[1];
   const data = /^data: (.*)$/m.exec(block)?.[1];

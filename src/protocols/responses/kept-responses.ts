@@ -103,8 +103,13 @@ export interface KeptResponseRow {
   readonly owner?: string;
 }
 
-/** What a store's compare and set of a background response also checks (the store's own clock). */
+/** What a store's compare and set of a background response also does, in the same atomic step. */
 export interface ConditionalRowWrite {
+  /**
+   * Events appended first (as `appendEvents`; from index `keptCount`, the count the caller knows kept): the row is
+   * written only if they are, and they are appended only if it is.
+   */
+  readonly events?: { readonly keptCount: number; readonly events: readonly string[] };
   /** Refused (nothing written) when the store's clock is past this (ms). */
   readonly notAfterMs?: number;
 }
@@ -173,7 +178,10 @@ export function inRows(
    * previous version kept (its events inside, `expected` without the marker: a run on a gateway not yet upgraded)
    * stays so: written with a marker, its events, which are in no list, would be lost.
    */
-  const rowOf = (stored: StoredResponse, expected: string | undefined): { row: KeptResponseRow; token: string } => {
+  const rowOf = (
+    stored: StoredResponse,
+    expected: string | undefined,
+  ): { row: KeptResponseRow; token: string; isAppended: boolean } => {
     const { events, ...rest } = stored;
     const isAppended = events !== undefined && isAppending && (expected === undefined || isAppendedToken(expected));
     const json = isAppended ? JSON.stringify({ ...rest, eventsAppended: true }) : JSON.stringify(stored);
@@ -185,6 +193,7 @@ export function inRows(
         ...(stored.client === undefined ? {} : { owner: stored.client }),
       },
       token: isAppended ? json : keptToken(stored),
+      isAppended,
     };
   };
   /** The run's events not yet in the store, appended; false when the row is gone (deleted or evicted meanwhile). */
@@ -223,12 +232,26 @@ export function inRows(
     expected: string | undefined,
     notAfterMs: number | undefined,
   ): Promise<string | undefined> => {
-    const { row, token } = rowOf(stored, expected);
+    const { row, token, isAppended } = rowOf(stored, expected);
     if (expected !== undefined) {
-      // Events first, then the row: a reader that sees the row finished finds every event.
-      if (!(await appendNew(stored, notAfterMs))) return undefined;
+      // A run's final write (no heartbeat): its events and its row in the store's one compare and set, so that a
+      // cancel (or DELETE) landed since its last heartbeat refuses both: the events never end with an answer the row
+      // does not have. A heartbeat appends first, then writes the row (a reader that sees the row finds its events);
+      // its events end before the response's ending (background.ts runningEvents), so whatever it appended is still
+      // the beginning of the final events.
+      const isFinalWithEvents =
+        stored.heartbeatAtMs === undefined &&
+        isAppended &&
+        stored.events !== undefined &&
+        rows.putIfUnchanged !== undefined;
+      const keptCount = appendedCounts.get(row.id) ?? 0;
+      const events = isFinalWithEvents ? { keptCount, events: stored.events?.slice(keptCount) ?? [] } : undefined;
+      if (!isFinalWithEvents && !(await appendNew(stored, notAfterMs))) return undefined;
       if (rows.putIfUnchanged !== undefined) {
-        const options = notAfterMs === undefined ? {} : { notAfterMs };
+        const options = {
+          ...(notAfterMs === undefined ? {} : { notAfterMs }),
+          ...(events === undefined ? {} : { events }),
+        };
         const putIfUnchangedRow = (kept: KeptResponseRow, expectedJson: string): Promise<boolean> =>
           rows.putIfUnchanged?.(kept, expectedJson, options) ?? Promise.resolve(false);
         return (await storePutIfUnchanged(putIfUnchangedRow, row, expected)) ? token : undefined;
@@ -254,8 +277,8 @@ export function inRows(
       } catch (error) {
         throw unreachable(error);
       }
-      // The run's last write (no heartbeat): its events were appended first, whether the row's write landed or not (a
-      // retry writes the same events), so they are no longer counted here.
+      // The run's last write (no heartbeat): no longer counted here. A retry of it (the cancelled state, after a cancel
+      // refused it) sends its events from the first: the store appends those it does not hold.
       if (stored.heartbeatAtMs === undefined) appendedCounts.delete(stored.response.id);
       return token;
     },
