@@ -14,6 +14,10 @@
 // appended: each heartbeat writes only the events since the last one (rewriting the row with every event in it each
 // second wrote O(n^2) bytes over a long run), and a follower in another process reads only those after the last one
 // it has. A row written by an earlier version (its events inside its JSON) is read and written as it is.
+//
+// Kept whole (over 400 lines): every write path (put, delete, a background run's compare-and-set and appends) shares
+// one connection's prepared statements, the busy-timeout switching and the queue of rows waiting for the write lock
+// (a background write first writes a row of its own still waiting); split, each part would need all of them passed.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
@@ -157,8 +161,6 @@ export class EmbeddedKeptResponses {
   readonly #deleteEvents: StatementSync;
   readonly #expireEvents: StatementSync;
   readonly #addBytes: StatementSync;
-  readonly #update: StatementSync;
-  readonly #itemsOf: StatementSync;
   /** Answers the file's write lock kept out, oldest first (a Map keeps insertion order; a put again moves one last). */
   readonly #waiting = new Map<string, WaitingRow>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -216,10 +218,6 @@ export class EmbeddedKeptResponses {
       `DELETE FROM ${eventTable} WHERE response_id IN (SELECT id FROM ${table} WHERE stored_at_ms <= ?)`,
     );
     this.#addBytes = this.#db.prepare(`UPDATE ${table} SET bytes = bytes + ? WHERE id = ?`);
-    this.#itemsOf = this.#db.prepare(`SELECT item_id FROM ${itemTable} WHERE response_id = ?`);
-    this.#update = this.#db.prepare(
-      `UPDATE ${table} SET json = ?, bytes = ?, stored_at_ms = ?, owner = ? WHERE id = ?`,
-    );
   }
 
   /**
@@ -281,14 +279,11 @@ export class EmbeddedKeptResponses {
       // Read again: the append above counted its events in the row.
       const before = this.#selectRow.get(row.id);
       const eventBytes = Number(before?.bytes ?? 0) - Buffer.byteLength(String(before?.json ?? ""));
-      // Rewritten in place (a delete and an insert touched every index of both tables each heartbeat: 8 pages of
-      // the WAL instead of 2 or 3); the row keeps its place in its owner's eviction order (its first write's).
-      this.#update.run(row.json, bytes + Math.max(0, eventBytes), this.#clock.now(), row.owner ?? "", row.id);
-      const keptItems = this.#itemsOf.all(row.id).map((item) => String(item.item_id));
-      if (keptItems.length !== row.itemIds.length || keptItems.some((itemId) => !row.itemIds.includes(itemId))) {
-        this.#deleteItems.run(row.id);
-        for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
-      }
+      // Replaced as `put` replaces (a new place in its owner's eviction order, as Redis renews it), its events kept.
+      this.#delete.run(row.id);
+      this.#deleteItems.run(row.id);
+      this.#insert.run(row.id, this.#clock.now(), bytes + Math.max(0, eventBytes), row.json, row.owner ?? "");
+      for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
       this.#evict();
       return "written";
     });

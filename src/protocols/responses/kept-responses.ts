@@ -117,16 +117,18 @@ export interface ConditionalRowWrite {
 export interface KeptResponseRows {
   put(row: KeptResponseRow): Promise<void>;
   /**
-   * A store shared by several gateway processes (Redis) writes the row only if it is still `expectedJson`, in one
-   * atomic step (false: changed or deleted meanwhile, or over the bounds). A store of one process leaves it out: the
-   * read-compare-write is then done here, and this process's writes of one background response are serialized.
+   * A store shared by several gateway processes (Redis, the state file) writes the row only if it is still
+   * `expectedJson`, in one atomic step (false: changed or deleted meanwhile, over the bounds, past `notAfterMs` by
+   * its clock, or `events` not appendable); with `events`, they are appended in that same step. A store without it
+   * gets a read-compare-write done here (not atomic across processes).
    */
   putIfUnchanged?(row: KeptResponseRow, expectedJson: string, options?: ConditionalRowWrite): Promise<boolean>;
   /**
-   * A store that keeps a streamed background response's events beside its row, appended (Redis): a heartbeat writes
-   * only the new ones, not the whole list again. `keptCount`: how many are kept as far as the caller knows (more, by
-   * at most `events.length`: an append that landed unanswered; only the rest is appended); false, nothing appended,
-   * when the row is gone or the list cannot be so. A store without it keeps the events in the row's JSON.
+   * A store that keeps a streamed background response's events beside its row, appended (Redis, the state file): a
+   * heartbeat writes only the new ones, not the whole list again. `keptCount`: how many are kept as far as the caller
+   * knows (more, by at most `events.length`: an append that landed unanswered; only the rest is appended); false,
+   * nothing appended, when the row is gone, the list cannot be so, or the store's clock is past `notAfterMs`. A
+   * store without it keeps the events in the row's JSON.
    */
   appendEvents?(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean>;
   getEvents?(id: string, from: number): Promise<string[]>;
