@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
@@ -255,3 +256,32 @@ for (const [name, open] of Object.entries(ALL_STORES)) {
     });
   });
 }
+
+test("state file: a heartbeat while another process holds the write lock keeps the event loop serving and lands once the lock is free", async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), "bg-rows-")), "state.db");
+  const clock = new ManualClock(Date.now());
+  const { kept, file } = keptInFile(path, clock);
+  const other = new DatabaseSync(path);
+  t.after(() => {
+    if (other.isTransaction) other.exec("ROLLBACK");
+    other.close();
+    file.close();
+  });
+  const id = "resp_locked";
+  const first = await kept.putIfUnchanged(runState(id, "queued", [], clock.now()), undefined);
+  assert.ok(first !== undefined);
+  other.exec("BEGIN IMMEDIATE");
+  const beat = kept.putIfUnchanged(runState(id, "in_progress", [event(0), event(1)], clock.now()), first);
+  // Timers fire on time meanwhile: the write waits with timers, not inside SQLite (which would stall every request).
+  const startedMs = performance.now();
+  await sleep(50);
+  const lateByMs = performance.now() - startedMs - 50;
+  assert.ok(lateByMs < 40, `a 50 ms timer fired ${lateByMs} ms late while the write waited for the lock`);
+  await sleep(150);
+  other.exec("COMMIT");
+  const token = await beat;
+  assert.ok(token !== undefined, "written once the lock was free");
+  const stored = await kept.get(id);
+  assert.equal(stored?.response.status, "in_progress");
+  assert.deepEqual(stored?.events, [event(0), event(1)]);
+});
