@@ -41,23 +41,23 @@ export async function writeEvents(
 
 /**
  * The kept events of a response run elsewhere (another replica), from index `from` on: read again every
- * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale, or the reader left.
+ * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale, or the reader left. Each read asks
+ * only for the events after the last one it has (`read(next)`: reading the whole list each second read O(n^2) over
+ * a long run).
  */
 export async function* followKept(
-  read: () => Promise<StoredResponse | undefined>,
+  read: (eventsFrom: number) => Promise<StoredResponse | undefined>,
   from: number,
   nowMs: () => number,
   signal: AbortSignal,
 ): AsyncGenerator<string> {
   let next = from;
   for (;;) {
-    const stored = await read();
+    const stored = await read(next);
     if (stored === undefined) return;
-    const events = stored.events ?? [];
-    while (next < events.length) {
-      const event = events[next];
+    for (const event of stored.events ?? []) {
       next += 1;
-      if (event !== undefined) yield event;
+      yield event;
     }
     if (isTerminal(backgroundView(stored, false, nowMs()).status) || signal.aborted) return;
     // The abort listener goes with its round: one added per heartbeat and never removed piled up on the reader's

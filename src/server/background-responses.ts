@@ -14,7 +14,15 @@ import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
-import { BACKGROUND_HEARTBEAT_MS, backgroundEvents } from "../protocols/responses/background.ts";
+import {
+  BACKGROUND_HEARTBEAT_MS,
+  BACKGROUND_LATE_WRITE_MS,
+  backgroundEvents,
+  cancelledEvents,
+  runningEvents,
+  runStoppedError,
+  stoppedRun,
+} from "../protocols/responses/background.ts";
 import { keptToken } from "../protocols/responses/kept-responses.ts";
 import { type ResponseObject, responseErrorOf } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
@@ -42,13 +50,15 @@ export interface BackgroundExchange {
   /**
    * Writes the response's state to the kept store if it is still `expected` (kept-responses.ts `putIfUnchanged`;
    * undefined: whatever is kept); `isFinal`: its end (then it joins its conversation). The written state's token, or
-   * undefined when it changed meanwhile (cancelled or deleted on another replica). Throws when the store fails.
+   * undefined when it changed meanwhile (cancelled or deleted on another replica) or, with `notAfterMs`, the write
+   * came too late (a shared store's clock past it). Throws when the store fails.
    */
   keep(
     response: ResponseObject,
     events: readonly string[] | undefined,
     isFinal: boolean,
     expected: string | undefined,
+    notAfterMs?: number,
   ): Promise<string | undefined>;
   /** The kept state (to see a cancel another replica wrote). */
   read(): Promise<StoredResponse | undefined>;
@@ -76,6 +86,7 @@ export async function answerInBackground(
   controller: AbortController,
 ): Promise<void> {
   let token: string | undefined;
+  const firstWrittenAtMs = runtime.clock.now();
   try {
     // Kept before it is answered: the client's first GET must find it. A store that cannot keep it is an error
     // answered now, and nothing runs: a 200 with an id that later GETs answer 404 for would lose the response.
@@ -90,7 +101,8 @@ export async function answerInBackground(
     throw error;
   }
   runtime.backgroundRuns.start(background.id, controller);
-  runBackground(runtime, request, call, background, controller, token).catch((error: unknown) => {
+  const firstWrite: LandedWrite = { token, writtenAtMs: firstWrittenAtMs, eventCount: 0 };
+  runBackground(runtime, request, call, background, controller, firstWrite).catch((error: unknown) => {
     request.log.error({ err: error, responseId: background.id }, "background response: the run failed");
   });
   if (!background.isStream) {
@@ -104,6 +116,13 @@ export async function answerInBackground(
 
 async function* emptyEvents(): AsyncGenerator<string> {}
 
+/** A write of the run's state that landed: its token, when it was made (this process's clock) and its events. */
+interface LandedWrite {
+  readonly token: string;
+  readonly writtenAtMs: number;
+  readonly eventCount: number;
+}
+
 /** One background run, from the pipeline to its final state kept. Long: its steps share the writes' order. */
 async function runBackground(
   runtime: GatewayRuntime,
@@ -111,7 +130,7 @@ async function runBackground(
   call: BackgroundPipelineCall,
   background: BackgroundExchange,
   controller: AbortController,
-  firstToken: string,
+  firstWrite: LandedWrite,
 ): Promise<void> {
   const runs = runtime.backgroundRuns;
   const { id } = background;
@@ -120,7 +139,12 @@ async function runBackground(
   // The kept state as this run last wrote it. Every write is a compare and set against it: a cancel or DELETE made on
   // another replica since (a write this run did not make) makes the write fail, and that ends the run; a plain
   // read-then-write let a heartbeat landing after the cancel write the response back as in_progress.
-  let token: string | undefined = firstToken;
+  let token: string | undefined = firstWrite.token;
+  // Its last write that landed. A shared store refuses a write made BACKGROUND_LATE_WRITE_MS after it (background.ts:
+  // a process paused that long may have been shown failed elsewhere); the run then stops, and keeps that failure.
+  let landed = firstWrite;
+  const notAfterMs = (): number => landed.writtenAtMs + BACKGROUND_LATE_WRITE_MS;
+  const isLate = (): boolean => runtime.clock.now() > notAfterMs();
   // Every write of the state goes through this chain: a heartbeat never lands after the final state.
   let writes: Promise<void> = Promise.resolve();
   const enqueue = (write: () => Promise<void>): Promise<void> => {
@@ -131,15 +155,19 @@ async function runBackground(
   };
   const beat = async (): Promise<void> => {
     if (token === undefined) return;
-    const written = await background.keep(running, streamEvents(), false, token);
+    const all = streamEvents();
+    const events = all === undefined ? undefined : runningEvents(all);
+    const writtenAtMs = runtime.clock.now();
+    const written = await background.keep(running, events, false, token, notAfterMs());
     if (written !== undefined) {
       token = written;
+      landed = { token: written, writtenAtMs, eventCount: events?.length ?? 0 };
       return;
     }
     // Cancelled or deleted on another replica (or evicted from the bounded store): end the run here, through the
-    // pipeline's abort path; the final write below sees which.
+    // pipeline's abort path; the final write below sees which. Or too late: the run stops as failed.
     token = undefined;
-    controller.abort(new BackgroundCancel());
+    controller.abort(isLate() ? runStoppedError() : new BackgroundCancel());
   };
   void enqueue(beat);
   const heartbeat = setInterval(() => void enqueue(beat), BACKGROUND_HEARTBEAT_MS);
@@ -164,7 +192,17 @@ async function runBackground(
     }
     runs.endEvents(id);
     const finished: ResponseObject = { ...final, background: true };
-    await enqueue(() => keepFinal(background, finished, streamEvents(), token));
+    const events = streamEvents();
+    await enqueue(() =>
+      keepFinal(background, {
+        finished,
+        events,
+        expected: token,
+        notAfterMs: notAfterMs(),
+        isLate,
+        stopped: { response: stoppedRun(running), events: events?.slice(0, landed.eventCount), token: landed.token },
+      }),
+    );
   } finally {
     runs.finish(id);
     // Only now: an exit waits for the final state's write (a Redis write is asynchronous).
@@ -175,25 +213,52 @@ async function runBackground(
 /** Times the final write reads the kept state again when another replica changed it meanwhile. */
 const MAX_FINAL_ATTEMPTS = 5;
 
+/** What the run's final write writes, and what it writes instead when it comes too late. */
+interface FinalWrite {
+  readonly finished: ResponseObject;
+  readonly events: readonly string[] | undefined;
+  /** What the run last wrote (undefined: its heartbeat found it changed since). */
+  readonly expected: string | undefined;
+  readonly notAfterMs: number;
+  readonly isLate: () => boolean;
+  /**
+   * The run stopped (failed), as a reader elsewhere shows it once its heartbeat is stale: written, against the run's
+   * last landed write, with the events that write had, when the final write is refused as too late.
+   */
+  readonly stopped: {
+    readonly response: ResponseObject;
+    readonly events: readonly string[] | undefined;
+    readonly token: string;
+  };
+}
+
 /**
- * The run's final write, against what it last wrote (`token`; undefined: its heartbeat already found it changed).
- * Changed meanwhile: deleted stays deleted; cancelled stays cancelled (the client was told so), with the output
- * made; anything else (an eviction and a new write cannot happen to a running response) is written over.
+ * The run's final write, against what it last wrote. Changed meanwhile: deleted stays deleted; cancelled stays
+ * cancelled (the client was told so), with the output made; anything else (an eviction and a new write cannot happen
+ * to a running response) is written over. Refused as too late (the run's process was paused past
+ * BACKGROUND_LATE_WRITE_MS): the run is kept failed, as readers elsewhere were or may have been shown it, never
+ * in_progress or completed after that.
  */
-async function keepFinal(
-  background: BackgroundExchange,
-  finished: ResponseObject,
-  events: readonly string[] | undefined,
-  token: string | undefined,
-): Promise<void> {
-  let expected = token;
+async function keepFinal(background: BackgroundExchange, write: FinalWrite): Promise<void> {
+  let { finished, events, expected } = write;
+  let notAfterMs: number | undefined = write.notAfterMs;
   for (let attempt = 0; attempt < MAX_FINAL_ATTEMPTS; attempt++) {
-    if (expected !== undefined && (await background.keep(finished, events, true, expected)) !== undefined) return;
+    if (expected !== undefined && (await background.keep(finished, events, true, expected, notAfterMs)) !== undefined) {
+      return;
+    }
+    if (notAfterMs !== undefined && write.isLate()) {
+      // The failure is what was shown, so it needs no deadline; a cancel or DELETE landed since still wins below.
+      ({ response: finished, events, token: expected } = write.stopped);
+      notAfterMs = undefined;
+      continue;
+    }
     const kept = await background.read();
     if (kept === undefined) return;
     if (kept.response.status === "cancelled") {
-      const cancelled: ResponseObject = { ...finished, status: "cancelled" };
-      if ((await background.keep(cancelled, events, true, keptToken(kept))) !== undefined) return;
+      // The cancel landed first: the client was told cancelled, so the run's events end as a cancelled one's.
+      const cancelled: ResponseObject = { ...finished, status: "cancelled", error: null };
+      const ended = events === undefined ? undefined : cancelledEvents(events, cancelled);
+      if ((await background.keep(cancelled, ended, true, keptToken(kept))) !== undefined) return;
     }
     expected = keptToken(kept);
   }

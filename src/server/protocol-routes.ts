@@ -10,7 +10,7 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { ConversationRowsInMemory, Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
-import { forClient, inMemory, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
+import { forClient, inMemory, type KeptResponses, NO_EVENTS, prefetch } from "../protocols/responses/kept-responses.ts";
 import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -61,7 +61,8 @@ function registerKeptResponseRoutes(app: FastifyInstance, runtime: GatewayRuntim
     app.get(`${base}/:id`, async (request, reply) => {
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
-      const stored = await kept.get(id);
+      // No events read here: a poll needs none, and a follower reads them from its sequence number on.
+      const stored = await kept.get(id, NO_EVENTS);
       if (stored === undefined) throw notKept(id);
       const query = request.query as { stream?: string; starting_after?: string };
       if (query.stream !== "true") return viewOf(runtime, stored);
@@ -72,7 +73,7 @@ function registerKeptResponseRoutes(app: FastifyInstance, runtime: GatewayRuntim
       const events =
         runtime.backgroundRuns.follow(id, from, followed.signal) ??
         followKept(
-          () => kept.get(id),
+          (eventsFrom) => kept.get(id, eventsFrom),
           from,
           () => runtime.clock.now(),
           followed.signal,
@@ -89,7 +90,7 @@ function registerKeptResponseRoutes(app: FastifyInstance, runtime: GatewayRuntim
     });
     app.get(`${base}/:id/input_items`, async (request) => {
       const id = idOf(request);
-      const stored = await forClient(store, request.clientName).get(id);
+      const stored = await forClient(store, request.clientName).get(id, NO_EVENTS);
       if (stored === undefined) throw notKept(id);
       return listInputItems(stored, request.query as InputItemsQuery);
     });
@@ -97,7 +98,7 @@ function registerKeptResponseRoutes(app: FastifyInstance, runtime: GatewayRuntim
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
       // A background response still running here is cancelled first: its run would keep it again when it ends.
-      if ((await kept.get(id)) !== undefined) await runtime.backgroundRuns.cancel(id);
+      if ((await kept.get(id, NO_EVENTS)) !== undefined) await runtime.backgroundRuns.cancel(id);
       if (!(await kept.delete(id))) throw notKept(id);
       return { id, object: "response", deleted: true };
     });

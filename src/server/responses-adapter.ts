@@ -156,7 +156,7 @@ export function responsesAdapter(
           if (translator === undefined) throw new Error("the Responses door made no stream translator");
           return translator;
         },
-        keep: async (response, events, isFinal, expected) => {
+        keep: async (response, events, isFinal, expected, notAfterMs) => {
           const isAnswer = response.status === "completed" || response.status === "incomplete";
           const written = await kept.putIfUnchanged(
             {
@@ -169,6 +169,7 @@ export function responsesAdapter(
               ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
             },
             expected,
+            notAfterMs,
           );
           // Only an answer that was kept joins its conversation (one cancelled or deleted meanwhile does not).
           if (written !== undefined && isFinal && isAnswer) await addToConversation?.(response);

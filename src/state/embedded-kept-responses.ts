@@ -9,6 +9,15 @@
 // busy timeout, 2 s) stalled every request of the gateway for that long. A put therefore never waits: when the
 // file is locked the answer waits in memory (readable at once by this process, so a continuation still finds it)
 // and is written by a timer as soon as the lock is free, in put order, with the time it was kept.
+//
+// A streamed background response's events are rows of their own (`<table>_events`: response id, sequence number),
+// appended: each heartbeat writes only the events since the last one (rewriting the row with every event in it each
+// second wrote O(n^2) bytes over a long run), and a follower in another process reads only those after the last one
+// it has. A row written by an earlier version (its events inside its JSON) is read and written as it is.
+//
+// Kept whole (over 400 lines): every write path (put, delete, a background run's compare-and-set and appends) shares
+// one connection's prepared statements, the busy-timeout switching and the queue of rows waiting for the write lock
+// (a background write first writes a row of its own still waiting); split, each part would need all of them passed.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
@@ -33,6 +42,14 @@ const DELETE_WAIT_MS = 100;
 const RETRY_INTERVAL_MS = 250;
 /** Answers waiting for the lock beyond this many: the oldest waiting one is not kept (memory stays bounded). */
 const MAX_WAITING_ROWS = 1_000;
+/**
+ * ms a background response's write (compare and set, event append) tries, at most, to get the write lock another
+ * process holds, attempts BACKGROUND_WRITE_RETRY_MS apart (timers: the event loop serves in between). It cannot wait
+ * in memory as a put does: it must know whether it landed. Past it the write fails (the run's next heartbeat writes
+ * again; its events are still to send).
+ */
+const BACKGROUND_WRITE_WAIT_MS = 2_000;
+const BACKGROUND_WRITE_RETRY_MS = 10;
 
 export interface KeptResponseRow {
   readonly id: string;
@@ -58,6 +75,8 @@ export interface KeptResponseLimits {
 export interface KeptRowsKind {
   readonly table: string;
   readonly itemTable: string;
+  /** A streamed background response's events, appended (response id, sequence number). */
+  readonly eventTable: string;
   /** How log lines name the store (`kept responses`) and its rows (`kept answers`). */
   readonly label: string;
   readonly rows: string;
@@ -66,12 +85,14 @@ export interface KeptRowsKind {
 export const KEPT_RESPONSES: KeptRowsKind = {
   table: "kept_responses",
   itemTable: "kept_response_items",
+  eventTable: "kept_response_events",
   label: "kept responses",
   rows: "kept answers",
 };
 export const KEPT_CONVERSATIONS: KeptRowsKind = {
   table: "kept_conversations",
   itemTable: "kept_conversation_items",
+  eventTable: "kept_conversation_events",
   label: "conversations",
   rows: "conversations",
 };
@@ -85,7 +106,7 @@ function addOwnerColumn(db: DatabaseSync, table: string): void {
   db.exec(`CREATE INDEX IF NOT EXISTS ${table}_owner ON ${table} (owner, seq)`);
 }
 
-function schemaOf({ table, itemTable }: KeptRowsKind): string {
+function schemaOf({ table, itemTable, eventTable }: KeptRowsKind): string {
   return `
   CREATE TABLE IF NOT EXISTS ${table} (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,8 +119,21 @@ function schemaOf({ table, itemTable }: KeptRowsKind): string {
   CREATE INDEX IF NOT EXISTS ${table}_stored ON ${table} (stored_at_ms);
   CREATE TABLE IF NOT EXISTS ${itemTable} (item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL);
   CREATE INDEX IF NOT EXISTS ${itemTable}_response ON ${itemTable} (response_id);
+  CREATE TABLE IF NOT EXISTS ${eventTable} (response_id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL);
+  CREATE UNIQUE INDEX IF NOT EXISTS ${eventTable}_response ON ${eventTable} (response_id, seq);
 `;
 }
+
+/** What a background response's compare and set also does, in the same transaction. */
+export interface ConditionalWrite {
+  /** Events to append first (see `appendEvents`): the row is written only if they are. */
+  readonly events?: { readonly keptCount: number; readonly events: readonly string[] };
+  /** Refused (nothing written) when the store's clock is past this (ms): a run's write that came too late. */
+  readonly notAfterMs?: number;
+}
+
+/** How a background response's write ends: written; refused (rolled back); or its row deleted (over the bounds). */
+type TransactionOutcome = "written" | "refused" | "deleted";
 
 /** An answer waiting for the file's write lock: the time it was kept travels with it. */
 interface WaitingRow {
@@ -126,6 +160,13 @@ export class EmbeddedKeptResponses {
   readonly #totals: StatementSync;
   readonly #holders: StatementSync;
   readonly #oldestOf: StatementSync;
+  readonly #selectRow: StatementSync;
+  readonly #insertEvent: StatementSync;
+  readonly #eventCount: StatementSync;
+  readonly #selectEvents: StatementSync;
+  readonly #deleteEvents: StatementSync;
+  readonly #expireEvents: StatementSync;
+  readonly #addBytes: StatementSync;
   /** Answers the file's write lock kept out, oldest first (a Map keeps insertion order; a put again moves one last). */
   readonly #waiting = new Map<string, WaitingRow>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -145,12 +186,14 @@ export class EmbeddedKeptResponses {
     try {
       this.#db.exec(schemaOf(kind));
       addOwnerColumn(this.#db, kind.table);
+      // Events whose row is gone: a gateway of the previous version deleted or evicted the row (it knows no events).
+      this.#db.exec(`DELETE FROM ${kind.eventTable} WHERE response_id NOT IN (SELECT id FROM ${kind.table})`);
       this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_TIMEOUT_MS}`);
     } catch (error) {
       this.#db.close(); // a damaged file is set aside by the caller: no handle may stay open on it
       throw error;
     }
-    const { table, itemTable } = kind;
+    const { table, itemTable, eventTable } = kind;
     this.#insert = this.#db.prepare(
       `INSERT INTO ${table} (id, stored_at_ms, bytes, json, owner) VALUES (?, ?, ?, ?, ?)`,
     );
@@ -170,6 +213,17 @@ export class EmbeddedKeptResponses {
       `SELECT owner, COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes, MIN(seq) AS oldest FROM ${table} GROUP BY owner`,
     );
     this.#oldestOf = this.#db.prepare(`SELECT id, bytes, seq FROM ${table} WHERE owner = ? ORDER BY seq LIMIT 2`);
+    this.#selectRow = this.#db.prepare(`SELECT json, bytes FROM ${table} WHERE id = ?`);
+    this.#insertEvent = this.#db.prepare(`INSERT INTO ${eventTable} (response_id, seq, event) VALUES (?, ?, ?)`);
+    this.#eventCount = this.#db.prepare(`SELECT COUNT(*) AS count FROM ${eventTable} WHERE response_id = ?`);
+    this.#selectEvents = this.#db.prepare(
+      `SELECT event FROM ${eventTable} WHERE response_id = ? AND seq >= ? ORDER BY seq`,
+    );
+    this.#deleteEvents = this.#db.prepare(`DELETE FROM ${eventTable} WHERE response_id = ?`);
+    this.#expireEvents = this.#db.prepare(
+      `DELETE FROM ${eventTable} WHERE response_id IN (SELECT id FROM ${table} WHERE stored_at_ms <= ?)`,
+    );
+    this.#addBytes = this.#db.prepare(`UPDATE ${table} SET bytes = bytes + ? WHERE id = ?`);
   }
 
   /**
@@ -210,6 +264,113 @@ export class EmbeddedKeptResponses {
     const read = () => this.#selectByItem.get(itemId, this.#oldestKeptMs());
     const row = await whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
     return row === undefined ? undefined : String(row.json);
+  }
+
+  /**
+   * Writes `row` only if the kept row is still `expectedJson` (and, with `notAfterMs`, the clock is not past it),
+   * keeping its appended events (and their bytes); with `events`, appends them first, in the same transaction. False
+   * when the row changed or is gone, the write came too late, or the events cannot be appended (see `appendEvents`).
+   * A row over the bounds is not kept: the unchanged row is deleted and the answer is false (as Redis).
+   */
+  async putIfUnchanged(row: KeptResponseRow, expectedJson: string, options: ConditionalWrite = {}): Promise<boolean> {
+    return this.#transactionUnblocking(row.id, () => {
+      const current = this.#selectRow.get(row.id);
+      if (current === undefined || String(current.json) !== expectedJson) return "refused";
+      if (options.notAfterMs !== undefined && this.#clock.now() > options.notAfterMs) return "refused";
+      const { events } = options;
+      if (events !== undefined && !this.#appendEventsNow(row.id, events.keptCount, events.events)) return "refused";
+      const bytes = Buffer.byteLength(row.json);
+      if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
+        this.#deleteRow(row.id);
+        return "deleted";
+      }
+      // Read again: the append above counted its events in the row.
+      const before = this.#selectRow.get(row.id);
+      const eventBytes = Number(before?.bytes ?? 0) - Buffer.byteLength(String(before?.json ?? ""));
+      // Replaced as `put` replaces (a new place in its owner's eviction order, as Redis renews it), its events kept.
+      this.#delete.run(row.id);
+      this.#deleteItems.run(row.id);
+      this.#insert.run(row.id, this.#clock.now(), bytes + Math.max(0, eventBytes), row.json, row.owner ?? "");
+      for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
+      this.#evict();
+      return "written";
+    });
+  }
+
+  /**
+   * Appends a background response's events, counted in its row's bytes. `keptCount`: how many the caller knows kept;
+   * the table may hold up to `events.length` more (an append that landed but whose answer was lost): only the rest is
+   * appended. False (nothing appended) when the row is gone, or the events kept cannot have come from these.
+   */
+  async appendEvents(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean> {
+    if (events.length === 0) return true;
+    return this.#transactionUnblocking(id, () => {
+      if (notAfterMs !== undefined && this.#clock.now() > notAfterMs) return "refused";
+      if (!this.#appendEventsNow(id, keptCount, events)) return "refused";
+      this.#evict();
+      return "written";
+    });
+  }
+
+  /** A row's appended events from index `from` on (none: an empty list). */
+  async getEvents(id: string, from: number): Promise<string[]> {
+    if (!Number.isFinite(from)) return [];
+    return this.#selectEvents.all(id, Math.max(0, Math.floor(from))).map((event) => String(event.event));
+  }
+
+  #appendEventsNow(id: string, keptCount: number, events: readonly string[]): boolean {
+    if (this.#selectRow.get(id) === undefined) return false;
+    const count = Number(this.#eventCount.get(id)?.count ?? 0);
+    const landed = count - keptCount;
+    if (landed < 0 || landed > events.length) return false;
+    let bytes = 0;
+    for (let index = landed; index < events.length; index++) {
+      const event = events[index] ?? "";
+      this.#insertEvent.run(id, keptCount + index, event);
+      bytes += Buffer.byteLength(event);
+    }
+    this.#addBytes.run(bytes, id);
+    return true;
+  }
+
+  /**
+   * One write transaction of a background response that waits for no lock (as `#deleteUnblocking`), up to
+   * BACKGROUND_WRITE_WAIT_MS; then the busy error is thrown. A row of this id still waiting in memory for the lock
+   * (its first write) is written first: the compare and the append need it in the file.
+   */
+  async #transactionUnblocking(id: string, write: () => TransactionOutcome): Promise<boolean> {
+    const startedMs = performance.now();
+    for (;;) {
+      if (this.#waiting.has(id)) this.#retry();
+      if (!this.#waiting.has(id)) {
+        try {
+          return this.#transactionNow(write);
+        } catch (error) {
+          if (!isBusyError(error) || performance.now() - startedMs >= BACKGROUND_WRITE_WAIT_MS) throw error;
+        }
+      } else if (performance.now() - startedMs >= BACKGROUND_WRITE_WAIT_MS) {
+        throw new Error(`${this.#path} is locked by another process (database is locked)`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, BACKGROUND_WRITE_RETRY_MS));
+    }
+  }
+
+  /** `write` in one transaction taken without waiting; rolled back when it refuses or throws. True: written. */
+  #transactionNow(write: () => TransactionOutcome): boolean {
+    this.#db.exec("PRAGMA busy_timeout = 0");
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const outcome = write();
+        this.#db.exec(outcome === "refused" ? "ROLLBACK" : "COMMIT");
+        return outcome === "written";
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    } finally {
+      this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_TIMEOUT_MS}`);
+    }
   }
 
   /**
@@ -375,9 +536,11 @@ export class EmbeddedKeptResponses {
   #deleteRow(id: string): void {
     this.#delete.run(id);
     this.#deleteItems.run(id);
+    this.#deleteEvents.run(id);
   }
 
   #evict(): void {
+    this.#expireEvents.run(this.#oldestKeptMs());
     this.#expireItems.run(this.#oldestKeptMs());
     this.#expire.run(this.#oldestKeptMs());
     const totals = this.totals();

@@ -9,6 +9,7 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { isDamagedFileError } from "../sqlite-file.ts";
 import {
+  type ConditionalWrite,
   EmbeddedKeptResponses,
   KEPT_RESPONSES,
   type KeptResponseLimits,
@@ -46,6 +47,18 @@ export class KeptResponsesFile {
 
   put(row: KeptResponseRow): Promise<void> {
     return this.#guarded((rows) => rows.put(row));
+  }
+
+  putIfUnchanged(row: KeptResponseRow, expectedJson: string, options?: ConditionalWrite): Promise<boolean> {
+    return this.#guarded((rows) => rows.putIfUnchanged(row, expectedJson, options));
+  }
+
+  appendEvents(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean> {
+    return this.#guarded((rows) => rows.appendEvents(id, keptCount, events, notAfterMs));
+  }
+
+  getEvents(id: string, from: number): Promise<string[]> {
+    return this.#guarded((rows) => rows.getEvents(id, from));
   }
 
   get(id: string): Promise<string | undefined> {

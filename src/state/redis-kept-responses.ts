@@ -19,7 +19,7 @@
 // no tallied owner is left, oldest first, or when they expire. Every write and eviction is one Lua script over keys
 // of one hash tag (atomic, and Redis Cluster-safe: every key is declared). A read ignores a row older than the age cap. The row and limit shapes match protocols' KeptResponseRows.
 import type { Clock } from "../clock.ts";
-import type { KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
+import type { ConditionalWrite, KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
 import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
 
 /** ms a command may take: a continuation waits for its history, so this is longer than the budget checks'. */
@@ -98,19 +98,33 @@ return 1
 /**
  * Replaces a row only if it is still the JSON the caller read (compare and set): two gateway processes adding to one
  * conversation at once must not each write back their own copy, and a background response's heartbeat must not
- * write over a cancel or bring back a DELETE made on another replica since its last write.
- * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, then the row's item ids.
- * Returns 1 when written, 0 when the row changed (or is gone) since it was read.
+ * write over a cancel or bring back a DELETE made on another replica since its last write. With events (a background
+ * run's final write), appends them first, as APPEND_EVENTS_LUA does, in the same step: a cancel that landed before
+ * refuses the events too, so the list never ends with an answer the row does not have.
+ * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, the count of events the caller
+ * knows kept (-1: no events), the number N of events, the N events, then the row's item ids.
+ * Returns 1 when written, 0 when the row changed (or is gone) since it was read, or the events cannot be appended.
  */
 const PUT_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-local carried = eventBytes(ARGV[1])
+local eventCount = tonumber(ARGV[10])
+local appended = 0
+if tonumber(ARGV[9]) >= 0 and eventCount > 0 then
+  local list = KEYS[1] .. ':events:' .. ARGV[1]
+  local landed = redis.call('LLEN', list) - tonumber(ARGV[9])
+  if landed < 0 or landed > eventCount then return 0 end
+  for i = 11 + landed, 10 + eventCount do
+    redis.call('RPUSH', list, ARGV[i])
+    appended = appended + #ARGV[i]
+  end
+end
+local carried = eventBytes(ARGV[1]) + appended
 remove(ARGV[1], true)
 local meta = cjson.decode(ARGV[6])
 meta.bytes = meta.bytes + carried
 meta.eventBytes = carried
 add(ARGV[1], ARGV[3], ARGV[4], tostring(meta.bytes), cjson.encode(meta), ARGV[7], ARGV[8])
-for i = 9, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
+for i = 11 + eventCount, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
 return 1
 `;
 
@@ -267,12 +281,16 @@ export class RedisKeptResponses {
    * meanwhile (the caller reads it again). A row over the bounds is not kept, as `put` does: the unchanged row is
    * deleted and the answer is false. Then evicts, as `put` does.
    */
-  async putIfUnchanged(row: KeptResponseRow, expectedJson: string): Promise<boolean> {
+  async putIfUnchanged(row: KeptResponseRow, expectedJson: string, options: ConditionalWrite = {}): Promise<boolean> {
+    // A run's late write (background.ts BACKGROUND_LATE_WRITE_MS) is refused by this process's clock, just before the
+    // script is sent: once sent it lands whether or not this process is paused.
+    if (options.notAfterMs !== undefined && this.#clock.now() > options.notAfterMs) return false;
     const bytes = Buffer.byteLength(row.json);
     if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
       await this.#redis.eval(DELETE_IF_UNCHANGED_LUA, this.#keys.length, ...this.#keys, row.id, expectedJson);
       return false;
     }
+    const { events } = options;
     const written = await this.#redis.eval(
       PUT_IF_UNCHANGED_LUA,
       this.#keys.length,
@@ -281,6 +299,9 @@ export class RedisKeptResponses {
       expectedJson,
       row.json,
       ...this.#written(row, bytes),
+      String(events?.keptCount ?? -1),
+      String(events?.events.length ?? 0),
+      ...(events?.events ?? []),
       ...row.itemIds,
     );
     if (written !== 1) return false;
@@ -299,8 +320,9 @@ export class RedisKeptResponses {
   }
 
   /** See APPEND_EVENTS_LUA: false when the row is gone or the list cannot have come from these events. Then evicts. */
-  async appendEvents(id: string, keptCount: number, events: readonly string[]): Promise<boolean> {
+  async appendEvents(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean> {
     if (events.length === 0) return true;
+    if (notAfterMs !== undefined && this.#clock.now() > notAfterMs) return false;
     const appended = await this.#redis.eval(
       APPEND_EVENTS_LUA,
       this.#keys.length,

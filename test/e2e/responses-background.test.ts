@@ -4,95 +4,26 @@
 // `responses.retrieve(id, { stream: true, starting_after })`, per-named-client isolation, the gateway's exit, and
 // the Redis variant (two gateways sharing only Redis: one runs it, the other reads, follows and cancels it).
 import assert from "node:assert/strict";
-import type { ServerResponse } from "node:http";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
-import type { ResponseStreamEvent, Response as SdkResponse } from "openai/resources/responses/responses";
+import type { Response as SdkResponse } from "openai/resources/responses/responses";
+import {
+  finished,
+  followedText,
+  hangingStep,
+  heldStreamStep,
+  idAtFirstDelta,
+  providersYaml,
+  replayedEnding,
+  slowStreamStep,
+  UPSTREAM_ID,
+  waitFor,
+} from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
 import { startTwoProviders } from "../helpers/two-providers.ts";
-
-const UPSTREAM_ID = "vendor/m-instruct";
-
-function providersYaml(mock: MockUpstream): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`;
-}
-
-/** Polls until the response leaves queued / in_progress (bounded). */
-async function finished(sdk: OpenAI, id: string, timeoutMs = 10_000): Promise<SdkResponse> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const response = await sdk.responses.retrieve(id);
-    if (response.status !== "queued" && response.status !== "in_progress") return response;
-    if (Date.now() > deadline) assert.fail(`response ${id} still ${response.status} after ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
-
-type HandlerStep = { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
-
-/**
- * A step that writes `start` (nothing by default), then never ends; `closed` resolves once the gateway hangs up on
- * it.
- */
-function hangingStep(start: (response: ServerResponse) => void = () => {}): {
-  step: HandlerStep;
-  closed: Promise<void>;
-} {
-  let onClosed = (): void => {};
-  const closed = new Promise<void>((resolve) => {
-    onClosed = resolve;
-  });
-  return {
-    step: {
-      kind: "handler",
-      handle: (_request, response) => {
-        response.on("close", onClosed);
-        start(response);
-      },
-    },
-    closed,
-  };
-}
-
-/** A chat stream started (its first chunks carrying `text`), then nothing more, as a slow model. */
-function slowStreamStep(text: string): { step: HandlerStep; closed: Promise<void> } {
-  return hangingStep((response) => {
-    response.writeHead(200, { "content-type": "text/event-stream" });
-    for (const event of chatStream([text], UPSTREAM_ID).slice(0, 2)) {
-      if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
-    }
-  });
-}
-
-/** Reads a background stream up to its first text delta, then drops it (as a client would); returns the id. */
-async function idAtFirstDelta(stream: AsyncIterable<ResponseStreamEvent>): Promise<string> {
-  let id = "";
-  for await (const event of stream) {
-    if (event.type === "response.created") id = event.response.id;
-    if (event.type === "response.output_text.delta") break;
-  }
-  return id;
-}
-
-/** Follows a stream to its end: the text of its deltas and the type of its last event. */
-async function followedText(stream: AsyncIterable<ResponseStreamEvent>): Promise<{ text: string; lastType: string }> {
-  let text = "";
-  let lastType = "";
-  for await (const event of stream) {
-    if (event.type === "response.output_text.delta") text += event.delta;
-    lastType = event.type;
-  }
-  return { text, lastType };
-}
 
 /** The gateway config with state kept only in Redis, under a prefix of its own per test. */
 function redisYaml(mock: MockUpstream, redis: RedisServer, prefix: string): string {
@@ -107,14 +38,6 @@ async function twoGatewaysOnRedis(t: TestContext, prefix: string) {
   const runner = await useGateway(t, yaml);
   const other = openAiClient(await useGateway(t, yaml));
   return { mock, redis, runner, one: openAiClient(runner), other };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 describe("Responses background mode", () => {
@@ -589,6 +512,74 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     assert.equal(replayed[0], 1_000);
     assert.equal(replayed.length, count - 1_000);
     assert.equal((await other.responses.retrieve(id)).status, "completed");
+  });
+
+  test("a follower on the other gateway reads each event from Redis once, not the whole list every second", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const { mock, redis, one, other } = await twoGatewaysOnRedis(t, "bg-follow-bytes:");
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const outputBytes = async (): Promise<number> =>
+      Number(/total_net_output_bytes:(\d+)/.exec(await admin.info("stats"))?.[1] ?? Number.NaN);
+    // ~2,000 events over several seconds: several of the follower's reads while the list grows.
+    const words = Array.from({ length: 2_000 }, (_, index) => `w${index} `);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 2.5, usage: true }) });
+    const id = await idAtFirstDelta(
+      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
+    const before = await outputBytes();
+    const { text, lastType } = await followedText(
+      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
+    const read = (await outputBytes()) - before;
+    t.diagnostic(`${read} bytes read from Redis to follow the run`);
+    assert.equal(text, words.join(""));
+    assert.equal(lastType, "response.completed");
+    // The events are ~0.6 MB, each read once (plus the row each second). Reading the whole list every second read
+    // several times that, growing as the square of the run's length.
+    assert.ok(read < 1_200_000, `${read} bytes read from Redis to follow the run`);
+  });
+
+  test("a cancel landing between the last heartbeat and the final save wins: the kept events end cancelled, not completed", {
+    skip,
+  }, async (t) => {
+    const { Redis } = await import("ioredis");
+    const { mock, redis, runner, one, other } = await twoGatewaysOnRedis(t, "bg-final-race:");
+    const admin = new Redis(redis.url);
+    const monitor = await admin.monitor();
+    t.after(() => {
+      monitor.disconnect();
+      admin.disconnect();
+    });
+    const held = heldStreamStep(["The ", "whole ", "answer."]);
+    mock.enqueue(CHAT_ROUTE, held.step);
+    const id = await idAtFirstDelta(
+      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
+    );
+    // Right after a heartbeat (seen as the script writing the row in_progress), the next one a second away: the cancel
+    // lands, then the answer completes and the run's final save comes, before any heartbeat could see the cancel.
+    await new Promise<void>((resolve) => {
+      const onCommand = (_time: string, args: string[]): void => {
+        if (args[0]?.toLowerCase() !== "eval" || !args.some((arg) => arg.includes('"status":"in_progress"'))) return;
+        if (!args.some((arg) => arg.includes(id))) return;
+        monitor.off("monitor", onCommand);
+        resolve();
+      };
+      monitor.on("monitor", onCommand);
+    });
+    assert.equal((await other.responses.cancel(id)).status, "cancelled");
+    held.release();
+    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+    assert.equal((await other.responses.retrieve(id)).status, "cancelled");
+    const { types, last } = await replayedEnding(
+      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
+    assert.equal(types.includes("response.completed"), false, `the kept events: ${types.join(", ")}`);
+    assert.equal(types.at(-1), "response.incomplete");
+    assert.equal(last?.status, "cancelled");
+    assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
   });
 
   test("a streamed run cancelled on the other gateway: its follower there ends with the cancelled response and its output", {

@@ -17,6 +17,14 @@ export const BACKGROUND_HEARTBEAT_MS = 1_000;
  * failed: the process that ran it is gone (a crash, a kill); a live run writes every BACKGROUND_HEARTBEAT_MS.
  */
 export const BACKGROUND_STALE_MS = 15_000;
+/**
+ * ms after its last write landed a run may no longer write its response as running or finished (a store shared with
+ * other processes refuses the write): past BACKGROUND_STALE_MS a reader elsewhere shows it failed, and a process only
+ * paused (SIGSTOP, a VM frozen, a debugger) that wrote it back as in_progress or completed would undo what was shown.
+ * Such a run stops and keeps the failure that was (or may have been) shown. The 5 s below the stale mark cover two
+ * hosts' clocks and a write in flight; a live run writes every BACKGROUND_HEARTBEAT_MS.
+ */
+export const BACKGROUND_LATE_WRITE_MS = 10_000;
 
 export function isTerminal(status: ResponseStatus): boolean {
   return status !== "queued" && status !== "in_progress";
@@ -30,6 +38,39 @@ export function backgroundEvents(text: string): string[] {
     events.push(markBackground(block));
   }
   return events;
+}
+
+/** The events that end a response's stream (one per stream, its last). */
+const ENDING_EVENTS = new Set(["response.completed", "response.incomplete", "response.failed"]);
+
+function isEndingEvent(event: string): boolean {
+  return ENDING_EVENTS.has(/^event: (.*)$/m.exec(event)?.[1] ?? "");
+}
+
+/**
+ * The events a running response's heartbeat keeps: those before its ending event. Only the final write (a compare
+ * and set, which a cancel that landed first refuses) keeps the ending; a heartbeat running just after the stream
+ * ended would otherwise keep `response.completed` beside a row that may yet be cancelled.
+ */
+export function runningEvents(events: readonly string[]): readonly string[] {
+  const end = events.findIndex(isEndingEvent);
+  return end === -1 ? events : events.slice(0, end);
+}
+
+/**
+ * A cancelled run's events: those before its own ending (if it had one), then `response.incomplete` carrying the
+ * cancelled response, as a cancel mid-stream ends (stream-mapping.ts `cancel`). A cancel that landed between the
+ * run's last heartbeat and its end wins: the events then agree with the status instead of ending `completed`. Its
+ * sequence number is its index, as a replay from `starting_after` counts.
+ */
+export function cancelledEvents(events: readonly string[], cancelled: ResponseObject): string[] {
+  const before = [...runningEvents(events)];
+  const response = { ...cancelled, background: true };
+  const sequence = before.length;
+  return [
+    ...before,
+    namedEvent("response.incomplete", { type: "response.incomplete", sequence_number: sequence, response }),
+  ];
 }
 
 function markBackground(block: string): string {
@@ -54,14 +95,17 @@ export function backgroundView(stored: StoredResponse, isRunHere: boolean, nowMs
   const { response } = stored;
   if (response.background !== true || isTerminal(response.status) || isRunHere) return response;
   if (nowMs - (stored.heartbeatAtMs ?? 0) <= BACKGROUND_STALE_MS) return response;
-  return {
-    ...response,
-    status: "failed",
-    // OpenAI's code for it (responseErrorOf): `server_error`.
-    error: responseErrorOf(
-      new InternalError(
-        "The gateway instance running this background response stopped before it finished (it was restarted or killed); create it again.",
-      ),
-    ),
-  };
+  return stoppedRun(response);
+}
+
+/** Why a run is failed when its process stopped writing it (killed, crashed, or paused past BACKGROUND_LATE_WRITE_MS). */
+export function runStoppedError(): InternalError {
+  return new InternalError(
+    "The gateway instance running this background response stopped before it finished (it was restarted, killed or paused); create it again.",
+  );
+}
+
+/** The response as failed by runStoppedError (OpenAI's code for it, responseErrorOf: `server_error`). */
+export function stoppedRun(response: ResponseObject): ResponseObject {
+  return { ...response, status: "failed", error: responseErrorOf(runStoppedError()) };
 }

@@ -10,7 +10,12 @@ import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
 
 export interface KeptResponses {
-  get(id: string): Promise<StoredResponse | undefined>;
+  /**
+   * `eventsFrom`: a streamed background response's `events` are only those from that index on (a follower that has
+   * the ones before reads only the new ones; NO_EVENTS: none, though `events` is still there, empty, for a streamed
+   * one). Absent: all of them (a write made from what was read must have them all).
+   */
+  get(id: string, eventsFrom?: number): Promise<StoredResponse | undefined>;
   /** An output item of a kept response, by its id (`msg_...`, `fc_...`). */
   findItem(id: string): Promise<OutputItem | undefined>;
   /** The kept response one of whose output items has this id (whose item it is). */
@@ -22,9 +27,16 @@ export interface KeptResponses {
    * `expected` (`keptToken` of what was read, or what the previous write returned); `expected` undefined writes
    * unconditionally. Returns the written response's token, or undefined when another writer changed or deleted it
    * meanwhile (or it alone is over the store's bounds: not kept). Unlike `put`, a store that cannot be written
-   * throws (a 503): the caller must know its write did not land.
+   * throws (a 503): the caller must know its write did not land. `notAfterMs`: a store shared with other processes
+   * refuses (undefined) a write landing after that time by its clock (a run's late write: background.ts
+   * BACKGROUND_LATE_WRITE_MS); the memory of one process ignores it (nobody else reads it, and a run here is never
+   * shown stale).
    */
-  putIfUnchanged(stored: StoredResponse, expected: string | undefined): Promise<string | undefined>;
+  putIfUnchanged(
+    stored: StoredResponse,
+    expected: string | undefined,
+    notAfterMs?: number,
+  ): Promise<string | undefined>;
   delete(id: string): Promise<boolean>;
 }
 
@@ -35,6 +47,15 @@ export interface KeptResponses {
 export function keptToken(stored: StoredResponse): string {
   const { events: _events, ...row } = stored;
   return JSON.stringify(row);
+}
+
+/** `get`'s `eventsFrom` for a read that needs no events (a poll, a continuation, a DELETE). */
+export const NO_EVENTS = Number.POSITIVE_INFINITY;
+
+/** The events from index `from` on of a response whose events are inside it (a copy when sliced). */
+function eventsFrom(stored: StoredResponse, from: number | undefined): StoredResponse {
+  if (from === undefined || from <= 0 || stored.events === undefined) return stored;
+  return { ...stored, events: Number.isFinite(from) ? stored.events.slice(from) : [] };
 }
 
 /** The marker `rowOf` puts last in an appended row's JSON: a token that ends with it is of a row in that form. */
@@ -50,7 +71,10 @@ function isAppendedToken(token: string): boolean {
 
 export function inMemory(store: ResponseStore): KeptResponses {
   return {
-    get: async (id) => store.get(id),
+    get: async (id, from) => {
+      const stored = store.get(id);
+      return stored === undefined ? undefined : eventsFrom(stored, from);
+    },
     findItem: async (id) => store.findItem(id),
     responseWithItem: async (id) => store.responseWithItem(id),
     put: async (stored) => {
@@ -79,21 +103,34 @@ export interface KeptResponseRow {
   readonly owner?: string;
 }
 
+/** What a store's compare and set of a background response also does, in the same atomic step. */
+export interface ConditionalRowWrite {
+  /**
+   * Events appended first (as `appendEvents`; from index `keptCount`, the count the caller knows kept): the row is
+   * written only if they are, and they are appended only if it is.
+   */
+  readonly events?: { readonly keptCount: number; readonly events: readonly string[] };
+  /** Refused (nothing written) when the store's clock is past this (ms). */
+  readonly notAfterMs?: number;
+}
+
 export interface KeptResponseRows {
   put(row: KeptResponseRow): Promise<void>;
   /**
-   * A store shared by several gateway processes (Redis) writes the row only if it is still `expectedJson`, in one
-   * atomic step (false: changed or deleted meanwhile, or over the bounds). A store of one process leaves it out: the
-   * read-compare-write is then done here, and this process's writes of one background response are serialized.
+   * A store shared by several gateway processes (Redis, the state file) writes the row only if it is still
+   * `expectedJson`, in one atomic step (false: changed or deleted meanwhile, over the bounds, past `notAfterMs` by
+   * its clock, or `events` not appendable); with `events`, they are appended in that same step. A store without it
+   * gets a read-compare-write done here (not atomic across processes).
    */
-  putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
+  putIfUnchanged?(row: KeptResponseRow, expectedJson: string, options?: ConditionalRowWrite): Promise<boolean>;
   /**
-   * A store that keeps a streamed background response's events beside its row, appended (Redis): a heartbeat writes
-   * only the new ones, not the whole list again. `keptCount`: how many are kept as far as the caller knows (more, by
-   * at most `events.length`: an append that landed unanswered; only the rest is appended); false, nothing appended,
-   * when the row is gone or the list cannot be so. A store without it keeps the events in the row's JSON.
+   * A store that keeps a streamed background response's events beside its row, appended (Redis, the state file): a
+   * heartbeat writes only the new ones, not the whole list again. `keptCount`: how many are kept as far as the caller
+   * knows (more, by at most `events.length`: an append that landed unanswered; only the rest is appended); false,
+   * nothing appended, when the row is gone, the list cannot be so, or the store's clock is past `notAfterMs`. A
+   * store without it keeps the events in the row's JSON.
    */
-  appendEvents?(id: string, keptCount: number, events: readonly string[]): Promise<boolean>;
+  appendEvents?(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean>;
   getEvents?(id: string, from: number): Promise<string[]>;
   /** The JSON of a kept response that has not expired. */
   get(id: string): Promise<string | undefined>;
@@ -119,7 +156,7 @@ export function inRows(
       : new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", {
           cause: error,
         });
-  const read = async (what: Promise<string | undefined>): Promise<StoredResponse | undefined> => {
+  const read = async (what: Promise<string | undefined>, from?: number): Promise<StoredResponse | undefined> => {
     let json: string | undefined;
     try {
       json = await what;
@@ -128,10 +165,11 @@ export function inRows(
     }
     if (json === undefined) return undefined;
     const stored = JSON.parse(json) as StoredResponse;
-    if (stored.eventsAppended !== true || rows.getEvents === undefined) return stored;
+    if (stored.eventsAppended !== true || rows.getEvents === undefined) return eventsFrom(stored, from);
+    if (from !== undefined && !Number.isFinite(from)) return { ...stored, events: [] };
     // Read after the row: the run appends before it writes the row, so a finished row's events are all there.
     try {
-      return { ...stored, events: await rows.getEvents(stored.response.id, 0) };
+      return { ...stored, events: await rows.getEvents(stored.response.id, Math.max(0, from ?? 0)) };
     } catch (error) {
       throw unreachable(error);
     }
@@ -145,7 +183,10 @@ export function inRows(
    * previous version kept (its events inside, `expected` without the marker: a run on a gateway not yet upgraded)
    * stays so: written with a marker, its events, which are in no list, would be lost.
    */
-  const rowOf = (stored: StoredResponse, expected: string | undefined): { row: KeptResponseRow; token: string } => {
+  const rowOf = (
+    stored: StoredResponse,
+    expected: string | undefined,
+  ): { row: KeptResponseRow; token: string; isAppended: boolean } => {
     const { events, ...rest } = stored;
     const isAppended = events !== undefined && isAppending && (expected === undefined || isAppendedToken(expected));
     const json = isAppended ? JSON.stringify({ ...rest, eventsAppended: true }) : JSON.stringify(stored);
@@ -157,16 +198,17 @@ export function inRows(
         ...(stored.client === undefined ? {} : { owner: stored.client }),
       },
       token: isAppended ? json : keptToken(stored),
+      isAppended,
     };
   };
   /** The run's events not yet in the store, appended; false when the row is gone (deleted or evicted meanwhile). */
-  const appendNew = async (stored: StoredResponse): Promise<boolean> => {
+  const appendNew = async (stored: StoredResponse, notAfterMs: number | undefined): Promise<boolean> => {
     const id = stored.response.id;
     const keptCount = appendedCounts.get(id);
     if (stored.events === undefined || rows.appendEvents === undefined || keptCount === undefined) return true;
     if (stored.events.length <= keptCount) return true;
-    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount)))) {
-      // Gone (deleted or evicted): nothing more is appended to it.
+    if (!(await rows.appendEvents(id, keptCount, stored.events.slice(keptCount), notAfterMs))) {
+      // Gone (deleted or evicted), or too late: nothing more is appended to it.
       appendedCounts.delete(id);
       return false;
     }
@@ -190,13 +232,33 @@ export function inRows(
     if (keptToken(JSON.parse(current) as StoredResponse) !== expected) return false;
     return putIfUnchangedRow(row, current);
   };
-  const putIfUnchanged = async (stored: StoredResponse, expected: string | undefined): Promise<string | undefined> => {
-    const { row, token } = rowOf(stored, expected);
+  const putIfUnchanged = async (
+    stored: StoredResponse,
+    expected: string | undefined,
+    notAfterMs: number | undefined,
+  ): Promise<string | undefined> => {
+    const { row, token, isAppended } = rowOf(stored, expected);
     if (expected !== undefined) {
-      // Events first, then the row: a reader that sees the row finished finds every event.
-      if (!(await appendNew(stored))) return undefined;
+      // A run's final write (no heartbeat): its events and its row in the store's one compare and set, so that a
+      // cancel (or DELETE) landed since its last heartbeat refuses both: the events never end with an answer the row
+      // does not have. A heartbeat appends first, then writes the row (a reader that sees the row finds its events);
+      // its events end before the response's ending (background.ts runningEvents), so whatever it appended is still
+      // the beginning of the final events.
+      const isFinalWithEvents =
+        stored.heartbeatAtMs === undefined &&
+        isAppended &&
+        stored.events !== undefined &&
+        rows.putIfUnchanged !== undefined;
+      const keptCount = appendedCounts.get(row.id) ?? 0;
+      const events = isFinalWithEvents ? { keptCount, events: stored.events?.slice(keptCount) ?? [] } : undefined;
+      if (!isFinalWithEvents && !(await appendNew(stored, notAfterMs))) return undefined;
       if (rows.putIfUnchanged !== undefined) {
-        const putIfUnchangedRow = rows.putIfUnchanged.bind(rows);
+        const options = {
+          ...(notAfterMs === undefined ? {} : { notAfterMs }),
+          ...(events === undefined ? {} : { events }),
+        };
+        const putIfUnchangedRow = (kept: KeptResponseRow, expectedJson: string): Promise<boolean> =>
+          rows.putIfUnchanged?.(kept, expectedJson, options) ?? Promise.resolve(false);
         return (await storePutIfUnchanged(putIfUnchangedRow, row, expected)) ? token : undefined;
       }
       const current = await rows.get(row.id);
@@ -210,18 +272,18 @@ export function inRows(
     return token;
   };
   return {
-    get: (id) => read(rows.get(id)),
+    get: (id, from) => read(rows.get(id), from),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
-    putIfUnchanged: async (stored, expected) => {
+    putIfUnchanged: async (stored, expected, notAfterMs) => {
       let token: string | undefined;
       try {
-        token = await putIfUnchanged(stored, expected);
+        token = await putIfUnchanged(stored, expected, notAfterMs);
       } catch (error) {
         throw unreachable(error);
       }
-      // The run's last write (no heartbeat): its events were appended first, whether the row's write landed or not (a
-      // retry writes the same events), so they are no longer counted here.
+      // The run's last write (no heartbeat): no longer counted here. A retry of it (the cancelled state, after a cancel
+      // refused it) sends its events from the first: the store appends those it does not hold.
       if (stored.heartbeatAtMs === undefined) appendedCounts.delete(stored.response.id);
       return token;
     },
@@ -267,12 +329,12 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
   if (client === null) return kept;
   const own = (stored: StoredResponse | undefined) => (stored?.client === client ? stored : undefined);
   return {
-    get: async (id) => own(await kept.get(id)),
+    get: async (id, from) => own(await kept.get(id, from)),
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
     put: (stored) => kept.put({ ...stored, client }),
-    putIfUnchanged: (stored, expected) => kept.putIfUnchanged({ ...stored, client }, expected),
-    delete: async (id) => (own(await kept.get(id)) === undefined ? false : kept.delete(id)),
+    putIfUnchanged: (stored, expected, notAfterMs) => kept.putIfUnchanged({ ...stored, client }, expected, notAfterMs),
+    delete: async (id) => (own(await kept.get(id, NO_EVENTS)) === undefined ? false : kept.delete(id)),
   };
 }
 
@@ -296,7 +358,7 @@ export async function prefetch(
       found = await conversation(conversationId);
     })(),
     ...responseIds.map(async (id) => {
-      const found = await kept.get(id);
+      const found = await kept.get(id, NO_EVENTS);
       if (found !== undefined) responses.set(id, found);
     }),
     ...[...new Set(itemIds)].map(async (id) => {

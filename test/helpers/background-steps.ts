@@ -1,0 +1,139 @@
+// What the Responses background-mode e2e tests share: the one-provider config, the mock upstream's steps that hang
+// or stream slowly, and the SDK-side waits and readers (polling to the end, reading a stream to its first delta or
+// its end).
+import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import type OpenAI from "openai";
+import type { ResponseStreamEvent, Response as SdkResponse } from "openai/resources/responses/responses";
+import { chatStream, type MockUpstream } from "./mock-upstream.ts";
+
+export const UPSTREAM_ID = "vendor/m-instruct";
+
+export function providersYaml(mock: MockUpstream): string {
+  return `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: ${UPSTREAM_ID} }
+`;
+}
+
+/** Polls until the response leaves queued / in_progress (bounded). */
+export async function finished(sdk: OpenAI, id: string, timeoutMs = 10_000): Promise<SdkResponse> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await sdk.responses.retrieve(id);
+    if (response.status !== "queued" && response.status !== "in_progress") return response;
+    if (Date.now() > deadline) assert.fail(`response ${id} still ${response.status} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+export type HandlerStep = { kind: "handler"; handle: (r: unknown, res: ServerResponse) => void };
+
+/**
+ * A step that writes `start` (nothing by default), then never ends; `closed` resolves once the gateway hangs up on
+ * it.
+ */
+export function hangingStep(start: (response: ServerResponse) => void = () => {}): {
+  step: HandlerStep;
+  closed: Promise<void>;
+} {
+  let onClosed = (): void => {};
+  const closed = new Promise<void>((resolve) => {
+    onClosed = resolve;
+  });
+  return {
+    step: {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.on("close", onClosed);
+        start(response);
+      },
+    },
+    closed,
+  };
+}
+
+/** A chat stream started (its first chunks carrying `text`), then nothing more, as a slow model. */
+export function slowStreamStep(text: string): { step: HandlerStep; closed: Promise<void> } {
+  return hangingStep((response) => {
+    response.writeHead(200, { "content-type": "text/event-stream" });
+    for (const event of chatStream([text], UPSTREAM_ID).slice(0, 2)) {
+      if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
+    }
+  });
+}
+
+/** Reads a background stream up to its first text delta, then drops it (as a client would); returns the id. */
+export async function idAtFirstDelta(stream: AsyncIterable<ResponseStreamEvent>): Promise<string> {
+  let id = "";
+  for await (const event of stream) {
+    if (event.type === "response.created") id = event.response.id;
+    if (event.type === "response.output_text.delta") break;
+  }
+  return id;
+}
+
+/** Follows a stream to its end: the text of its deltas and the type of its last event. */
+export async function followedText(
+  stream: AsyncIterable<ResponseStreamEvent>,
+): Promise<{ text: string; lastType: string }> {
+  let text = "";
+  let lastType = "";
+  for await (const event of stream) {
+    if (event.type === "response.output_text.delta") text += event.delta;
+    lastType = event.type;
+  }
+  return { text, lastType };
+}
+
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * A chat stream whose words all come at once, then held before its end (the finish chunk and `[DONE]`) until
+ * `release()`: the test decides when the run's answer is complete.
+ */
+export function heldStreamStep(words: string[]): { step: HandlerStep; release: () => void } {
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const chunks = chatStream(words, UPSTREAM_ID).flatMap((event) => ("data" in event ? [event.data] : []));
+  const ending = chunks.splice(-1);
+  return {
+    step: {
+      kind: "handler",
+      handle: (_request, response) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        for (const chunk of chunks) response.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        void released.then(() => {
+          for (const chunk of ending) response.write(`data: ${JSON.stringify(chunk)}\n\n`);
+          response.end("data: [DONE]\n\n");
+        });
+      },
+    },
+    release,
+  };
+}
+
+/** A replayed stream's event types, and the response of its last event (the response as the stream ended it). */
+export async function replayedEnding(
+  stream: AsyncIterable<ResponseStreamEvent>,
+): Promise<{ types: string[]; last: SdkResponse | undefined }> {
+  const types: string[] = [];
+  let last: SdkResponse | undefined;
+  for await (const event of stream) {
+    types.push(event.type);
+    if ("response" in event) last = event.response;
+  }
+  return { types, last };
+}
