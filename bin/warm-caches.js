@@ -9,12 +9,13 @@
 // process started with its own tiering flags).
 if (
   ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
-    /^--(no[-_])?(maglev|turbofan|opt|jitless|max[-_]opt|lite[-_]mode)\b/.test(flag),
+    /^--(no[-_])?(maglev|turbofan|sparkplug|opt|jitless|max[-_]opt|lite[-_]mode)\b/.test(flag),
   )
 ) {
   const { setFlagsFromString } = process.getBuiltinModule("node:v8");
   setFlagsFromString("--no-maglev");
   setFlagsFromString("--no-turbofan");
+  setFlagsFromString("--no-sparkplug");
   process[Symbol.for("llm-gateway.optimizing-compilers-held")] = true;
 }
 const { spawnSync } = await import("node:child_process");

@@ -17,6 +17,7 @@ describe("optimizing compilers held through start-up", () => {
     assert.equal(hasOwnCompilerFlags([], "--max-old-space-size=512 --no-turbofan"), true);
     assert.equal(hasOwnCompilerFlags(["--jitless"], ""), true);
     assert.equal(hasOwnCompilerFlags(["--max_opt=2"], ""), true);
+    assert.equal(hasOwnCompilerFlags(["--no-sparkplug"], ""), true);
     assert.equal(hasOwnCompilerFlags(["--import", "x.ts", "--max-old-space-size=512"], "--enable-source-maps"), false);
     assert.equal(hasOwnCompilerFlags(["--optimize-for-size"], undefined), false);
     assert.equal(hasOwnCompilerFlags([], undefined), false);
@@ -49,7 +50,14 @@ describe("released at the first request that is not a probe", () => {
  * A child process (with V8's natives syntax, to ask whether a function is optimized) that runs a hot function
  * while the compilers are held, then after the release, and prints whether it was optimized at each point.
  */
-function optimizedWhileHeldAndAfter(releasedBy: "same" | "other"): { whileHeld: boolean; afterRelease: boolean } {
+interface Tiers {
+  readonly whileHeld: boolean;
+  readonly afterRelease: boolean;
+  readonly baselineWhileHeld: boolean;
+  readonly baselineAfterRelease: boolean;
+}
+
+function optimizedWhileHeldAndAfter(releasedBy: "same" | "other"): Tiers {
   const moduleUrl = new URL("./optimizing-compilers.ts", import.meta.url).href;
   // "other": another instance of the module (as when bin/llm-gateway.js held through the sources and the bundle
   // releases, or the reverse) must release what the first one held.
@@ -61,6 +69,16 @@ function optimizedWhileHeldAndAfter(releasedBy: "same" | "other"): { whileHeld: 
     function hot(value) { let sum = 0; for (let index = 0; index < 100; index++) sum += (value * index) % 7; return sum; }
     // V8's OptimizationStatus: bit 4 is "optimized" (Maglev or TurboFan code).
     const isOptimized = () => (eval("%GetOptimizationStatus(hot)") & 16) !== 0;
+    // Sparkplug (baseline code) is held too; a function called often enough gets it once released (or optimized code
+    // beyond it: bit 15 of the status is "baseline", bit 4 "optimized").
+    function warm(value) { return (value * 3) % 7; }
+    const isBaseline = () => (eval("%GetOptimizationStatus(warm)") & (32768 | 16)) !== 0;
+    const runWarm = async () => {
+      for (let round = 0; round < 10; round++) {
+        for (let index = 0; index < 20000; index++) warm(index);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
     const run = async () => {
       for (let round = 0; round < 10; round++) {
         for (let index = 0; index < 100000; index++) hot(index);
@@ -68,10 +86,15 @@ function optimizedWhileHeldAndAfter(releasedBy: "same" | "other"): { whileHeld: 
       }
     };
     await run();
+    await runWarm();
     const whileHeld = isOptimized();
+    const baselineWhileHeld = isBaseline();
     compilers.releaseOptimizingCompilers();
     await run();
-    process.stdout.write(JSON.stringify({ whileHeld, afterRelease: isOptimized() }));
+    await runWarm();
+    process.stdout.write(
+      JSON.stringify({ whileHeld, afterRelease: isOptimized(), baselineWhileHeld, baselineAfterRelease: isBaseline() }),
+    );
   `;
   const child = spawnSync(process.execPath, ["--allow-natives-syntax", "--input-type=module", "-e", script], {
     encoding: "utf8",
@@ -79,14 +102,16 @@ function optimizedWhileHeldAndAfter(releasedBy: "same" | "other"): { whileHeld: 
     env: { ...process.env, NODE_OPTIONS: "" },
   });
   assert.equal(child.status, 0, child.stderr);
-  return JSON.parse(child.stdout) as { whileHeld: boolean; afterRelease: boolean };
+  return JSON.parse(child.stdout) as Tiers;
 }
 
 describe("V8 honours the tiering flags set at run time (what optimizing-compilers.ts relies on)", () => {
   it("optimizes nothing while held, and a hot function again once released", () => {
-    const { whileHeld, afterRelease } = optimizedWhileHeldAndAfter("same");
+    const { whileHeld, afterRelease, baselineWhileHeld, baselineAfterRelease } = optimizedWhileHeldAndAfter("same");
     assert.equal(whileHeld, false, "optimized while the compilers were held");
     assert.equal(afterRelease, true, "not optimized after the release");
+    assert.equal(baselineWhileHeld, false, "Sparkplug compiled while held");
+    assert.equal(baselineAfterRelease, true, "no baseline code after the release");
   });
 
   it("is released by another instance of the module than the one that held it", () => {

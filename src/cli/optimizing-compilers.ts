@@ -11,6 +11,9 @@
 // still gets optimized after the release. Not at listening: an idle gateway answering only health checks then had
 // Maglev compile what they run (the 401 of a check without the client key, say), touching the compiler's ~1.8 MB
 // of code pages (bench/START-UP.md).
+// Sparkplug, V8's baseline (non-optimizing) compiler, is held and released with them since 2026-12-06: start-up
+// functions that run a few dozen times got baseline code, and the process touched the compiler's code pages: idle RSS
+// 1.2 MB lower, CPU until ready not higher (7 interleaved starts; bench/README.md, section 24).
 // Measured (10 interleaved starts, bench/START-UP.md): idle RSS 94 -> 86 MB, process CPU until ready
 // about the same (the main thread runs start-up loops interpreted; the worker threads do less). Someone who passes
 // their own compiler flags (argv or NODE_OPTIONS) keeps V8's behaviour. The flags are part of V8's code-cache
@@ -28,7 +31,7 @@ export const HELD = Symbol.for("llm-gateway.optimizing-compilers-held");
 type HoldingProcess = NodeJS.Process & { [HELD]?: boolean };
 
 /** A tiering flag of the process's own (bin/llm-gateway.js and bin/warm-caches.js hold a copy of it). */
-export const OWN_COMPILER_FLAG = /^--(no[-_])?(maglev|turbofan|opt|jitless|max[-_]opt|lite[-_]mode)\b/;
+export const OWN_COMPILER_FLAG = /^--(no[-_])?(maglev|turbofan|sparkplug|opt|jitless|max[-_]opt|lite[-_]mode)\b/;
 
 /** True when the process was started with its own tiering flags (then they are left alone). */
 export function hasOwnCompilerFlags(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
@@ -46,6 +49,7 @@ export function holdOptimizingCompilersDuringStartup(): void {
   }
   setFlagsFromString("--no-maglev");
   setFlagsFromString("--no-turbofan");
+  setFlagsFromString("--no-sparkplug");
   (process as HoldingProcess)[HELD] = true;
 }
 
@@ -54,6 +58,7 @@ export function releaseOptimizingCompilers(): void {
   if ((process as HoldingProcess)[HELD] !== true) return;
   setFlagsFromString("--maglev");
   setFlagsFromString("--turbofan");
+  setFlagsFromString("--sparkplug");
   (process as HoldingProcess)[HELD] = false;
 }
 

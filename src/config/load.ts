@@ -20,6 +20,7 @@ import {
 import { openGatewayWarnings } from "./open-gateway-warnings.ts";
 import { type PresetResolver, resolveProviders } from "./resolve-providers.ts";
 import { configSchema, providerSchema, type RawConfig, type RawProvider } from "./schema.ts";
+import { PARSE_ONCE } from "./schema-helpers.ts";
 import type { GatewayConfig } from "./types.ts";
 import { type Locate, parseYamlSource, toConfigIssues } from "./yaml-source.ts";
 
@@ -102,7 +103,7 @@ export function buildConfig(
   locate: Locate = () => sourcePath ?? "<config>",
 ): LoadedConfig {
   const unsetVariablesAt = options.unsetVariablesAt ?? (() => []);
-  const parsed = configSchema.safeParse(input);
+  const parsed = configSchema.safeParse(input, PARSE_ONCE);
   const issues = parsed.success
     ? []
     : toConfigIssues(
@@ -147,7 +148,7 @@ function validProviderEntries(input: RawConfig): (RawProvider | undefined)[] {
   const entries: unknown = (input as { providers?: unknown }).providers;
   if (!Array.isArray(entries)) return [];
   return entries.map((entry) => {
-    const result = providerSchema.safeParse(entry);
+    const result = providerSchema.safeParse(entry, PARSE_ONCE);
     return result.success ? result.data : undefined;
   });
 }

@@ -5,6 +5,7 @@ import type { ConfigIssue } from "./config-error.ts";
 import { type Env, lookalikeVariablesHint, type SubstitutedValuesAt, type UnsetVariablesAt } from "./env.ts";
 import { bodyRuleSecrets } from "./provider-secrets.ts";
 import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
+import { PARSE_ONCE } from "./schema-helpers.ts";
 import type { ProviderSettings } from "./types.ts";
 import type { Locate } from "./yaml-source.ts";
 
@@ -243,13 +244,16 @@ function settingsOf(
   presetOrigin: { preset: string; by: "name" | "base_url" } | undefined,
   bodySecrets: readonly string[],
 ): ProviderSettings {
-  return providerSettingsSchema.parse({
-    ...provider,
-    name,
-    api_key: apiKey,
-    preset_origin: presetOrigin,
-    body_secrets: bodySecrets,
-  });
+  return providerSettingsSchema.parse(
+    {
+      ...provider,
+      name,
+      api_key: apiKey,
+      preset_origin: presetOrigin,
+      body_secrets: bodySecrets,
+    },
+    PARSE_ONCE,
+  );
 }
 
 /**

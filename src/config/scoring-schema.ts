@@ -2,6 +2,7 @@
 // (not in scoring/) so the whole file is validated in one pass, each problem at its file:line; scoring/ reads
 // the names and defaults from here. Every term is explained in docs/scoring.md.
 import { z } from "zod";
+import { PARSE_ONCE } from "./schema-helpers.ts";
 
 export type BoardName = "bigcodebench_full" | "bigcodebench_hard" | "aider_polyglot" | "lmarena_text" | "livebench";
 
@@ -66,7 +67,7 @@ const WEIGHT_NAMES = Object.keys(weightsShape) as (keyof typeof weightsShape)[];
 
 const weightsSchema = z.object(weightsShape);
 export type ScoringWeights = Readonly<z.output<typeof weightsSchema>>;
-export const DEFAULT_SCORING_WEIGHTS: ScoringWeights = Object.freeze(weightsSchema.parse({}));
+export const DEFAULT_SCORING_WEIGHTS: ScoringWeights = Object.freeze(weightsSchema.parse({}, PARSE_ONCE));
 
 /** zod's code for an issue a schema adds itself (a constant: docs/errors.md's parity test reads `code: "..."`). */
 export const ZOD_CUSTOM_ISSUE = "custom";

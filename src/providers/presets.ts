@@ -11,6 +11,7 @@ import { type Env, interpolateDeep, lookalikeVariablesHint } from "../config/env
 import { presetBodySecrets } from "../config/provider-secrets.ts";
 import { NO_PRESET, type PresetResolver } from "../config/resolve-providers.ts";
 import { providerSchema, type RawConfig, type RawKnownModel, type RawProvider } from "../config/schema.ts";
+import { PARSE_ONCE } from "../config/schema-helpers.ts";
 import { knownKeysAt } from "../config/schema-keys.ts";
 import { sourcePath } from "../source-paths.ts";
 import { matchPresetUrl, presetBaseUrlTemplates } from "./preset-urls.ts";
@@ -115,7 +116,7 @@ export function loadPresets(env: Env, dir: string = PRESETS_DIR): ReadonlyMap<st
       const interpolated = interpolateDeep(presetFile.data, values) as Record<string, unknown>;
       // An override's `${VAR}` too, as the file's: a rule written in a variable may take a secret from another one.
       const overridden = interpolateDeep(overrides.get(presetFile.name) ?? {}, values) as Record<string, unknown>;
-      return presetFileSchema.safeParse({ ...interpolated, ...overridden });
+      return presetFileSchema.safeParse({ ...interpolated, ...overridden }, PARSE_ONCE);
     };
     if (presetFile.name === NO_PRESET) {
       issues.push({ location: presetFile.file, path: "", message: `"${NO_PRESET}" means no preset: rename the file` });
@@ -187,7 +188,7 @@ export function createPresetResolver(presets: ReadonlyMap<string, Preset>): Pres
       );
     }
     const merged = mergeProvider(preset.provider, entry);
-    const checked = providerSchema.safeParse(merged);
+    const checked = providerSchema.safeParse(merged, PARSE_ONCE);
     if (!checked.success) {
       const problems = checked.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
       throw new Error(`preset "${entry.preset}" with this entry's fields is invalid: ${problems.join("; ")}`);
@@ -238,7 +239,10 @@ function recognisePreset(
     ...(stillRequired.length > 0 ? { required_env_vars: stillRequired } : {}),
     ...(entry.api_key === undefined ? { api_key_env_var, api_key_env_var_aliases } : {}),
   };
-  const checked = providerSchema.safeParse({ ...mergeProvider(dropUndefined(base), entry), preset: preset.name });
+  const checked = providerSchema.safeParse(
+    { ...mergeProvider(dropUndefined(base), entry), preset: preset.name },
+    PARSE_ONCE,
+  );
   if (!checked.success) {
     const problems = checked.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
     throw new Error(
