@@ -8,6 +8,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { request } from "undici";
 import { recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { drainedOrClosed, gate, within } from "../helpers/gates.ts";
+import { speechFailoverScene } from "../helpers/speech-scene.ts";
 
 const SPEECH = "POST /v1/audio/speech";
 
@@ -118,35 +119,10 @@ request_log:
 });
 
 describe("a speech answer that starts with `{` (held to tell a JSON error from raw pcm)", () => {
-  async function twoProviders(t: Parameters<typeof useMock>[0]) {
-    const first = await useMock(t);
-    const second = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    retries: 0
-    stream_idle_timeout_ms: 400
-    models:
-      tts-1: { id: tts-first }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      tts-1: { id: tts-second }
-request_log:
-  enabled: true
-`,
-    );
-    return { first, second, gateway };
-  }
-
   const SECOND_AUDIO = Buffer.from([0xff, 0xfb, 0x90, 0x64, 1, 2, 3, 4]);
 
   test("`{` then a byte every 100 ms (never silent for stream_idle_timeout_ms): the hold is capped by it, the attempt fails over as a timeout", async (t) => {
-    const { first, second, gateway } = await twoProviders(t);
+    const { first, second, gateway } = await speechFailoverScene(t);
     const upstreamClosed = gate();
     first.enqueue(SPEECH, {
       kind: "handler",
@@ -198,7 +174,7 @@ request_log:
   });
 
   test("a whole JSON error, then the connection held open: judged at the cap as the error it is (not a timeout), failover", async (t) => {
-    const { first, second, gateway } = await twoProviders(t);
+    const { first, second, gateway } = await speechFailoverScene(t);
     first.enqueue(SPEECH, {
       kind: "handler",
       handle: (_request, response: ServerResponse) => {
@@ -237,7 +213,7 @@ request_log:
   });
 
   test("raw pcm that happens to start with `{` is relayed at once: a byte JSON text never has proves it audio", async (t) => {
-    const { first, second, gateway } = await twoProviders(t);
+    const { first, second, gateway } = await speechFailoverScene(t);
     const clientGotFirst = gate();
     // Little-endian 16-bit samples whose first byte is 0x7b: control bytes follow, which JSON text cannot hold.
     const head = Buffer.from([0x7b, 0x00, 0x10, 0x01, 0x7b, 0x02, 0x05, 0x00]);

@@ -5,38 +5,14 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { request } from "undici";
-import { recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { recordsOf } from "../helpers/e2e.ts";
 import { drainedOrClosed, gate, within } from "../helpers/gates.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
+import { speechFailoverScene } from "../helpers/speech-scene.ts";
 
 const SPEECH = "POST /v1/audio/speech";
 const FIRST = Buffer.from([0xff, 0xfb, 0x90, 0x64, ...Array.from({ length: 2000 }, (_, index) => index % 251)]);
 const REST = Buffer.from(Array.from({ length: 5000 }, (_, index) => (index * 7) % 256));
-
-async function scene(t: Parameters<typeof useMock>[0]) {
-  const first = await useMock(t);
-  const second = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: first
-    base_url: ${first.baseUrl}
-    api_key: sk-first-key
-    retries: 0
-    stream_idle_timeout_ms: 400
-    models:
-      tts-1: { id: tts-first }
-  - name: second
-    base_url: ${second.baseUrl}
-    api_key: sk-second-key
-    models:
-      tts-1: { id: tts-second }
-request_log:
-  enabled: true
-`,
-  );
-  return { first, second, gateway };
-}
 
 function speechCount(mock: MockUpstream): number {
   return mock.requests.filter((recorded) => recorded.path === "/v1/audio/speech").length;
@@ -74,7 +50,7 @@ async function readRest(iterator: AsyncIterator<Buffer>): Promise<Buffer> {
 
 describe("speech audio relayed as it arrives", () => {
   test("the client gets the first bytes while the provider has not finished; the record has the bytes and the first byte's time", async (t) => {
-    const { first, second, gateway } = await scene(t);
+    const { first, second, gateway } = await speechFailoverScene(t);
     const clientGotFirst = gate();
     let upstreamEndedAtMs: number | undefined;
     first.enqueue(SPEECH, {
@@ -110,7 +86,7 @@ describe("speech audio relayed as it arrives", () => {
   });
 
   test("a provider that breaks off after the first bytes: the response is cut (no failover), recorded stream_cut", async (t) => {
-    const { first, second, gateway } = await scene(t);
+    const { first, second, gateway } = await speechFailoverScene(t);
     const clientGotFirst = gate();
     first.enqueue(SPEECH, {
       kind: "handler",
@@ -146,7 +122,7 @@ describe("speech audio relayed as it arrives", () => {
   });
 
   test("a client that leaves mid-audio hangs up on the provider; recorded client_aborted", async (t) => {
-    const { first, gateway } = await scene(t);
+    const { first, gateway } = await speechFailoverScene(t);
     const upstreamClosed = gate();
     first.enqueue(SPEECH, {
       kind: "handler",
@@ -171,7 +147,7 @@ describe("speech audio relayed as it arrives", () => {
   });
 
   test("failover before the first byte: headers then a reset, or headers then silence past stream_idle_timeout_ms", async (t) => {
-    const { first, second, gateway } = await scene(t);
+    const { first, second, gateway } = await speechFailoverScene(t);
     first.enqueue(SPEECH, {
       kind: "handler",
       handle: (_request, response: ServerResponse) => {
@@ -216,7 +192,7 @@ describe("speech audio relayed as it arrives", () => {
   });
 
   test("a slow client slows the provider: the gateway reads no further ahead than the sockets' buffers", async (t) => {
-    const { first, gateway } = await scene(t);
+    const { first, gateway } = await speechFailoverScene(t);
     const totalBytes = 64 * 1024 * 1024;
     let writtenBytes = 0;
     const upstreamBlocked = gate();
