@@ -586,3 +586,34 @@ describe("refused features in Redis", { skip }, () => {
     assert.equal(late.calibration.factorOf(LLAMA), 1, "a forgotten calibration was loaded");
   });
 });
+
+describe("deployment forget markers of forgets made at once", { skip }, () => {
+  test("two replicas forget a deployment at once (a rolling reload): the marker left names either forget, and neither replica applies it as unheard", async (t) => {
+    const server = await useRedisServer(t);
+    const redis = createCommandClient(server.url);
+    t.after(() => redis.disconnect());
+    await redis.connect();
+    const first = new DeploymentForgets(redis, PREFIX, systemClock);
+    const second = new DeploymentForgets(redis, PREFIX, systemClock);
+    // Each notes its own forget before sending it, then hears the other's; the SETs land in either order.
+    first.note("refusals", LLAMA, "aaaa");
+    second.note("refusals", LLAMA, "bbbb");
+    await second.mark("refusals", LLAMA, "bbbb");
+    await first.mark("refusals", LLAMA, "aaaa"); // the last SET: the marker names the first's forget
+    first.note("refusals", LLAMA, "bbbb"); // heard after its own
+    second.note("refusals", LLAMA, "aaaa");
+    const failed: unknown[] = [];
+    // Applied as unheard, the first dropped at its next load what it learned of the deployment since its own forget.
+    assert.deepEqual(
+      (await first.unknown((error) => failed.push(error))).refusals,
+      [],
+      "its own forget taken as unheard",
+    );
+    assert.deepEqual((await second.unknown((error) => failed.push(error))).refusals, []);
+    assert.deepEqual(failed, []);
+    // A forget neither made nor heard is still applied, once.
+    await redis.set(first.markerKey("refusals", LLAMA), "cccc");
+    assert.deepEqual((await first.unknown(() => {})).refusals, [LLAMA]);
+    assert.deepEqual((await first.unknown(() => {})).refusals, []);
+  });
+});
