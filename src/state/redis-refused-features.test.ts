@@ -362,6 +362,35 @@ describe("refused features in Redis", { skip }, () => {
     assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
   });
 
+  test("evidence a replica's flush wrote back while its subscription was away (it missed the forget) is deleted from Redis once it is back", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    first.calibration.learnTooLong("heard/m", 2_000, { contextTokens: 4_000, maxOutputTokens: undefined }, 0);
+    await waitFor(() => second.calibration.factorOf("heard/m") > 1, "the second to adopt the heard evidence");
+
+    const letSubscribersBack = await cutSubscribers(admin);
+    first.calibration.forget("heard/m");
+    await waitFor(async () => (await admin.hexists(calibrationKey(PREFIX), "heard/m")) === 0, "the evidence deleted");
+    // The second's flush runs while its subscription is away (it learned of another deployment): its command
+    // connection is up, so it writes every evidence it holds, the forgotten deployment's too.
+    for (let index = 0; index < 4; index++) second.calibration.learn("ollama/small", 3_000, 1_500);
+    await second.state.writeBeforeExit(1_000);
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), "heard/m"), 1, "the flush did not write it back");
+    await letSubscribersBack();
+    await waitFor(() => second.calibration.factorOf("heard/m") === 1, "the second to apply the forget's marker");
+    // Left there, every replica that starts from now on loads the old upstream's factor for the new one.
+    await waitFor(
+      async () => (await admin.hexists(calibrationKey(PREFIX), "heard/m")) === 0,
+      "the written-back evidence to be deleted",
+      3_000,
+    );
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), "ollama/small"), 1, "other evidence was deleted");
+    const late = await startBackend(t, server.url);
+    assert.equal(late.calibration.factorOf("heard/m"), 1, "a replica started later loaded the forgotten evidence");
+  });
+
   test("a Redis that lost its data takes no lesson from a replica: each writes again what it holds", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
