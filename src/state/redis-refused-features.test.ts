@@ -4,7 +4,9 @@
 // every process; a process whose subscription was away drops, once back, what was cleared meanwhile (and keeps what
 // it has not written yet); what is learned while Redis is down is written when it is back; stored lessons that ended
 // or are corrupt are skipped. And a reload's forget of a prompt calibration deletes its stored copy and reaches every
-// process (redis-learned-facts.ts `forgetDeployment`), also one whose subscription was away (once it is back).
+// process (redis-learned-facts.ts `forgetDeployment`), also one whose subscription was away (once it is back), and
+// what that one's flush wrote back meanwhile is deleted from Redis; forgets of one deployment made at once by two
+// replicas (a rolling reload) are each known to both, whichever the marker names.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
