@@ -19,8 +19,14 @@ import { AvailabilityBook } from "../limits/availability.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
 import { createCommandClient } from "./redis-client.ts";
-import { DeploymentForgets } from "./redis-deployment-forgets.ts";
-import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
+import { DEPLOYMENT_FORGET_KEEP_MS, DeploymentForgets } from "./redis-deployment-forgets.ts";
+import {
+  calibrationKey,
+  cooldownChannel,
+  deploymentForgetKey,
+  refusedFeaturesKey,
+  sharedWindowKey,
+} from "./redis-keys.ts";
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLink } from "./redis-link.ts";
 import { RefusalSharing } from "./redis-refused-features.ts";
@@ -646,5 +652,33 @@ describe("deployment forget markers of forgets made at once", { skip }, () => {
     await redis.set(first.markerKey("refusals", LLAMA), "cccc");
     assert.deepEqual((await first.unknown(() => {})).refusals, [LLAMA]);
     assert.deepEqual((await first.unknown(() => {})).refusals, []);
+  });
+});
+
+describe("deployment forget markers at a replica's start", { skip }, () => {
+  test("markers older than the replica are not applied at its second load when its first failed after the data set's check", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    // A forget made an hour before this replica started: its config already points the name at the new upstream.
+    const setAnHourAgo = DEPLOYMENT_FORGET_KEEP_MS - HOUR_MS;
+    await admin.set(deploymentForgetKey(PREFIX, "calibration", LLAMA), "before-start", "PX", setAnHourAgo);
+    // Its first load fails once it has checked the data set (MGET refused, as a command that timed out would be).
+    await admin.call("ACL", "SETUSER", "gw", "on", ">pw", "~*", "&*", "+@all", "-mget");
+    const backend = await startBackend(t, server.url.replace("redis://", "redis://gw:pw@"));
+    await admin.call("ACL", "SETUSER", "gw", "+mget");
+    // What it learns of the new upstream since, flushed.
+    for (let index = 0; index < 4; index++) backend.calibration.learn(LLAMA, 3_000, 1_500);
+    backend.calibration.learn("other/m", 3_000, 1_500);
+    for (let index = 0; index < 3; index++) backend.calibration.learn("other/m", 3_000, 1_500);
+    await backend.state.writeBeforeExit(1_000);
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), LLAMA), 1);
+    // A forget made since (another replica's reload, not heard): applied at the next load, which this waits for.
+    const key = deploymentForgetKey(PREFIX, "calibration", "other/m");
+    await admin.set(key, "since-start", "PX", DEPLOYMENT_FORGET_KEEP_MS);
+    const letSubscribersBack = await cutSubscribers(admin);
+    await letSubscribersBack();
+    await waitFor(() => backend.calibration.factorOf("other/m") === 1, "the forget made since the start to be applied");
+    assert.ok(backend.calibration.factorOf(LLAMA) < 1, "a forget older than the replica dropped what it learned since");
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), LLAMA), 1, "and deleted it from Redis");
   });
 });
