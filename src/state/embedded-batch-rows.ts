@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
+import { isBusyError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { type BatchRow, type BatchRows, type FileRow, LocalMutex, type ResultRow } from "./batch-rows.ts";
 import { lockedAsUnavailable } from "./state-file-locked.ts";
 
@@ -83,7 +83,7 @@ export class EmbeddedBatchRows implements BatchRows {
     // The bytes first: a row never names a file that is not there.
     writeFileSync(this.#path(row.id), content, { mode: FILE_MODE });
     try {
-      await this.#unlocked(() => this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json));
+      await this.#unlocked(() => this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json), true);
     } catch (error) {
       rmSync(this.#path(row.id), { force: true }); // no row names it: nothing would ever delete it
       throw error;
@@ -108,13 +108,13 @@ export class EmbeddedBatchRows implements BatchRows {
   }
 
   async deleteFile(id: string): Promise<boolean> {
-    const changes = Number((await this.#unlocked(() => this.#statements.deleteFile?.run(id)))?.changes ?? 0);
+    const changes = Number((await this.#unlocked(() => this.#statements.deleteFile?.run(id), true))?.changes ?? 0);
     if (SAFE_ID.test(id)) rmSync(join(this.#folder, id), { force: true });
     return changes > 0;
   }
 
   async putBatch(row: BatchRow): Promise<void> {
-    await this.#unlocked(() => this.#statements.putBatch?.run(row.id, row.owner, row.createdAtMs, row.json));
+    await this.#unlocked(() => this.#statements.putBatch?.run(row.id, row.owner, row.createdAtMs, row.json), true);
   }
 
   async batch(id: string): Promise<BatchRow | undefined> {
@@ -127,23 +127,26 @@ export class EmbeddedBatchRows implements BatchRows {
 
   async deleteBatch(id: string): Promise<boolean> {
     // One transaction: tried again whole while the file is locked, never with the results gone and the batch kept.
-    return this.#unlocked(() =>
-      this.#transaction(() => {
-        this.#statements.deleteResults?.run(id);
-        return Number(this.#statements.deleteBatch?.run(id).changes ?? 0) > 0;
-      }),
+    return this.#unlocked(
+      () =>
+        this.#transaction(() => {
+          this.#statements.deleteResults?.run(id);
+          return Number(this.#statements.deleteBatch?.run(id).changes ?? 0) > 0;
+        }),
+      true,
     );
   }
 
   async putResult(batchId: string, result: ResultRow): Promise<boolean> {
-    const run = await this.#unlocked(() =>
-      this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line),
+    const run = await this.#unlocked(
+      () => this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line),
+      true,
     );
     return Number(run?.changes ?? 0) > 0;
   }
 
   async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
-    const run = await this.#unlocked(() => this.#statements.replaceBatch?.run(row.json, row.id, expectedJson));
+    const run = await this.#unlocked(() => this.#statements.replaceBatch?.run(row.json, row.id, expectedJson), true);
     return Number(run?.changes ?? 0) > 0;
   }
 
@@ -165,14 +168,26 @@ export class EmbeddedBatchRows implements BatchRows {
     }));
   }
 
-  /** `work` now or, while another process holds the file's lock, later (see the header); a 503 past LOCK_WAIT_MS. */
-  async #unlocked<T>(work: () => T): Promise<T> {
+  /**
+   * `work` now or, while another process holds the file's lock, later (see the header); a 503 past LOCK_WAIT_MS.
+   * Once a call has waited that long in vain, the next ones try once, with no wait, until a statement gets through:
+   * uploads run one at a time (`exclusive`), and each waiting 5 s of its own behind the one before held its body
+   * (up to `batches.max_file_bytes`) for 5 s per upload queued ahead of it, and answered the last after all of them.
+   */
+  async #unlocked<T>(work: () => T, isWrite = false): Promise<T> {
     try {
-      return await whenUnlocked(work, LOCK_WAIT_MS);
+      const result = await whenUnlocked(work, this.#isLockedOut ? 0 : LOCK_WAIT_MS);
+      // Only a write tells the lock is free: a read needs none in WAL mode, and gets through while it is held.
+      if (isWrite) this.#isLockedOut = false;
+      return result;
     } catch (error) {
+      if (isBusyError(error)) this.#isLockedOut = true;
       throw lockedAsUnavailable(error);
     }
   }
+
+  /** A call waited LOCK_WAIT_MS for the lock in vain, and no write got through since. */
+  #isLockedOut = false;
 
   #transaction<T>(work: () => T): T {
     this.#db.exec("BEGIN IMMEDIATE");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../clock.ts";
-import { KnownForgets } from "./known-forgets.ts";
+import { KnownForgets, MAX_FORGETS_PER_SCOPE } from "./known-forgets.ts";
 
 const KEEP_MS = 24 * 3_600_000;
 
@@ -41,4 +41,18 @@ test("noted again, a forget is kept from then on; beyond the count the oldest no
   clock.advance(KEEP_MS - 500); // c was noted 1 s before a's second note: past its keep, a not yet
   assert.equal(known.isKnown("c", "c1"), false);
   assert.equal(known.isKnown("a", "a2"), true);
+});
+
+test("several forgets of one scope are known at once (a rolling reload: each replica's, heard in any order), a bounded number", () => {
+  const clock = new ManualClock();
+  const known = new KnownForgets(clock, KEEP_MS);
+  known.note("deployment:a/x", "own");
+  known.note("deployment:a/x", "heard");
+  assert.equal(known.isKnown("deployment:a/x", "own"), true, "its own forget, noted before one heard, forgotten");
+  assert.equal(known.isKnown("deployment:a/x", "heard"), true);
+  assert.equal(known.isKnown("deployment:a/x", "other"), false);
+  for (let index = 0; index < MAX_FORGETS_PER_SCOPE; index++) known.note("deployment:a/x", `f${index}`);
+  assert.equal(known.isKnown("deployment:a/x", "own"), false, "the oldest noted go beyond the bound");
+  assert.equal(known.isKnown("deployment:a/x", "f0"), true);
+  assert.equal(known.size, 1);
 });

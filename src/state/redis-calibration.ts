@@ -11,6 +11,7 @@ import type { PromptCalibration, PromptEvidence } from "../limits/prompt-calibra
 import type { SharedStateRedis } from "./redis-client.ts";
 import { calibrationKey } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
+import { DELETE_FIELD_IF_LUA } from "./redis-lua-writes.ts";
 
 export class CalibrationSharing {
   readonly #redis: SharedStateRedis;
@@ -27,6 +28,12 @@ export class CalibrationSharing {
    * was forgotten kept the old upstream's factor, and its next flush stored it again for the whole fleet.
    */
   readonly #stored = new Set<string>();
+  /**
+   * What this process's last flush wrote of each deployment (its JSON): a flush writes every evidence held, so one
+   * that ran while the subscription was away wrote back a deployment another replica had just forgotten
+   * (`dropWrittenBack`). One entry per deployment with evidence.
+   */
+  readonly #written = new Map<string, string>();
 
   constructor(redis: SharedStateRedis, link: RedisLink, prefix: string, calibration: PromptCalibration) {
     this.#redis = redis;
@@ -67,7 +74,10 @@ export class CalibrationSharing {
     this.#isPending = false;
     try {
       await this.#redis.hset(this.#key, ...fields);
-      for (let index = 0; index < fields.length; index += 2) this.#stored.add(fields[index] ?? "");
+      for (let index = 0; index < fields.length; index += 2) {
+        this.#stored.add(fields[index] ?? "");
+        this.#written.set(fields[index] ?? "", fields[index + 1] ?? "");
+      }
     } catch {
       this.#isPending = true;
     }
@@ -91,6 +101,22 @@ export class CalibrationSharing {
   /** This process forgot the deployment (a reload): what it learns of it from now on is not stored yet. */
   forgotten(deploymentKey: string): void {
     this.#stored.delete(deploymentKey);
+    this.#written.delete(deploymentKey);
+  }
+
+  /**
+   * Deletes from Redis what this process's flush wrote of each deployment whose forget it did not hear (applied from
+   * its marker, redis-deployment-forgets.ts): with its subscription away, a flush wrote the old upstream's evidence
+   * back after the forget deleted it, and every replica starting since loaded it. Only while the field still holds
+   * what this process wrote (DELETE_FIELD_IF_LUA): evidence stored since by another replica is not touched.
+   */
+  async dropWrittenBack(deploymentKeys: readonly string[]): Promise<void> {
+    for (const deploymentKey of deploymentKeys) {
+      const written = this.#written.get(deploymentKey);
+      if (written === undefined) continue;
+      this.#written.delete(deploymentKey);
+      await this.#redis.eval(DELETE_FIELD_IF_LUA, 1, this.#key, deploymentKey, written);
+    }
   }
 
   /**

@@ -36,10 +36,20 @@ export class DeploymentForgets {
   readonly #redis: SharedStateRedis;
   readonly #prefix: string;
   readonly #known: Record<ForgottenLessons, KnownForgets>;
+  readonly #clock: Clock;
+  /**
+   * When this process started: a forget made before holds nothing of what it learned (its config already names what
+   * the forget was for). Only the first load's data-set check said so: a first load that failed after it (a
+   * command timed out, a Cluster master down) left markers unread, and a later load applied forgets older than this
+   * process, dropping what it had learned since of the upstreams its names point at now.
+   */
+  readonly #startedAtMs: number;
 
   constructor(redis: SharedStateRedis, prefix: string, clock: Clock) {
     this.#redis = redis;
     this.#prefix = prefix;
+    this.#clock = clock;
+    this.#startedAtMs = clock.now();
     this.#known = {
       refusals: new KnownForgets(clock, DEPLOYMENT_FORGET_KEEP_MS),
       calibration: new KnownForgets(clock, DEPLOYMENT_FORGET_KEEP_MS),
@@ -71,19 +81,29 @@ export class DeploymentForgets {
     const unknown: UnknownForgets = { refusals: [], calibration: [] };
     for await (const keys of scanKeys(this.#redis, keysStartingWith(start), onNodeFailed)) {
       const forgetIds = await getMany(this.#redis, keys);
-      keys.forEach((key, index) => {
+      for (const [index, key] of keys.entries()) {
         const rest = key.slice(start.length);
         const colon = rest.indexOf(":");
         const lessons = rest.slice(0, colon);
         const deploymentKey = deploymentKeyOf(rest.slice(colon + 1));
         const forgetId = forgetIds[index];
-        if (lessons !== "refusals" && lessons !== "calibration") return;
-        if (deploymentKey === undefined || typeof forgetId !== "string" || forgetId === "") return;
-        if (this.#known[lessons].isKnown(deploymentKey, forgetId)) return;
+        if (lessons !== "refusals" && lessons !== "calibration") continue;
+        if (deploymentKey === undefined || typeof forgetId !== "string" || forgetId === "") continue;
+        if (this.#known[lessons].isKnown(deploymentKey, forgetId)) continue;
         this.#known[lessons].note(deploymentKey, forgetId);
-        unknown[lessons].push(deploymentKey);
-      });
+        if (!(await this.#isSetBeforeStart(key))) unknown[lessons].push(deploymentKey);
+      }
     }
     return unknown;
+  }
+
+  /**
+   * Whether the marker was set before this process started, told by what is left of its life (relative: no clock of
+   * another host is read). Only markers this process does not know are asked: few, and only after a forget.
+   */
+  async #isSetBeforeStart(key: string): Promise<boolean> {
+    const leftMs = await this.#redis.pttl(key);
+    if (leftMs < 0) return false; // gone meanwhile (or kept for good): applied, as before
+    return this.#clock.now() - (DEPLOYMENT_FORGET_KEEP_MS - leftMs) < this.#startedAtMs;
   }
 }

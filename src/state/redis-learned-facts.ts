@@ -380,14 +380,18 @@ export class LearnedFactSharing {
   /**
    * Drops the calibration (evidence and shared window) of each deployment whose forget this process did not hear
    * (DeploymentForgets.unknown), unless a lesson of it waits to be written (learned since the forget). Called by every
-   * load before anything is written again; at the first (nothing is held yet) with `isApplying` false.
+   * load before anything is written again; at the first (nothing is held yet) with `isApplying` false. Returns the
+   * deployments dropped.
    */
-  applyDeploymentForgets(deploymentKeys: readonly string[], isApplying: boolean): void {
-    if (!isApplying) return;
+  applyDeploymentForgets(deploymentKeys: readonly string[], isApplying: boolean): string[] {
+    if (!isApplying) return [];
+    const applied: string[] = [];
     for (const deploymentKey of deploymentKeys) {
       if (this.#unshared.has(`context ${deploymentKey}`)) continue;
       this.#options.calibration?.adoptForgotten(deploymentKey);
+      applied.push(deploymentKey);
     }
+    return applied;
   }
 
   /**

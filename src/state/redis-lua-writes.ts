@@ -197,3 +197,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for i = 2, #KEYS do redis.call('UNLINK', KEYS[i]) end
 return 1
 `;
+
+/**
+ * Deletes a calibration's field (KEYS[1] the hash, ARGV[1] the deployment) only while it still holds ARGV[2], what
+ * this process's flush wrote there (redis-calibration.ts `dropWrittenBack`): evidence stored since by another
+ * replica (of what the name points at now) is kept. Returns 1 when it deleted.
+ */
+export const DELETE_FIELD_IF_LUA = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+`;

@@ -4,7 +4,9 @@
 // every process; a process whose subscription was away drops, once back, what was cleared meanwhile (and keeps what
 // it has not written yet); what is learned while Redis is down is written when it is back; stored lessons that ended
 // or are corrupt are skipped. And a reload's forget of a prompt calibration deletes its stored copy and reaches every
-// process (redis-learned-facts.ts `forgetDeployment`), also one whose subscription was away (once it is back).
+// process (redis-learned-facts.ts `forgetDeployment`), also one whose subscription was away (once it is back), and
+// what that one's flush wrote back meanwhile is deleted from Redis; forgets of one deployment made at once by two
+// replicas (a rolling reload) are each known to both, whichever the marker names.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,8 +19,14 @@ import { AvailabilityBook } from "../limits/availability.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { MAX_REFUSALS_PER_DEPLOYMENT, RefusedFeatures } from "../limits/refused-features.ts";
 import { createCommandClient } from "./redis-client.ts";
-import { DeploymentForgets } from "./redis-deployment-forgets.ts";
-import { calibrationKey, cooldownChannel, refusedFeaturesKey, sharedWindowKey } from "./redis-keys.ts";
+import { DEPLOYMENT_FORGET_KEEP_MS, DeploymentForgets } from "./redis-deployment-forgets.ts";
+import {
+  calibrationKey,
+  cooldownChannel,
+  deploymentForgetKey,
+  refusedFeaturesKey,
+  sharedWindowKey,
+} from "./redis-keys.ts";
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLink } from "./redis-link.ts";
 import { RefusalSharing } from "./redis-refused-features.ts";
@@ -362,6 +370,35 @@ describe("refused features in Redis", { skip }, () => {
     assert.deepEqual(await admin.hkeys(calibrationKey(PREFIX)), ["ollama/small"]);
   });
 
+  test("evidence a replica's flush wrote back while its subscription was away (it missed the forget) is deleted from Redis once it is back", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    const first = await startBackend(t, server.url);
+    const second = await startBackend(t, server.url);
+    first.calibration.learnTooLong("heard/m", 2_000, { contextTokens: 4_000, maxOutputTokens: undefined }, 0);
+    await waitFor(() => second.calibration.factorOf("heard/m") > 1, "the second to adopt the heard evidence");
+
+    const letSubscribersBack = await cutSubscribers(admin);
+    first.calibration.forget("heard/m");
+    await waitFor(async () => (await admin.hexists(calibrationKey(PREFIX), "heard/m")) === 0, "the evidence deleted");
+    // The second's flush runs while its subscription is away (it learned of another deployment): its command
+    // connection is up, so it writes every evidence it holds, the forgotten deployment's too.
+    for (let index = 0; index < 4; index++) second.calibration.learn("ollama/small", 3_000, 1_500);
+    await second.state.writeBeforeExit(1_000);
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), "heard/m"), 1, "the flush did not write it back");
+    await letSubscribersBack();
+    await waitFor(() => second.calibration.factorOf("heard/m") === 1, "the second to apply the forget's marker");
+    // Left there, every replica that starts from now on loads the old upstream's factor for the new one.
+    await waitFor(
+      async () => (await admin.hexists(calibrationKey(PREFIX), "heard/m")) === 0,
+      "the written-back evidence to be deleted",
+      3_000,
+    );
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), "ollama/small"), 1, "other evidence was deleted");
+    const late = await startBackend(t, server.url);
+    assert.equal(late.calibration.factorOf("heard/m"), 1, "a replica started later loaded the forgotten evidence");
+  });
+
   test("a Redis that lost its data takes no lesson from a replica: each writes again what it holds", async (t) => {
     const server = await useRedisServer(t);
     const admin = useAdmin(t, server.url);
@@ -584,5 +621,64 @@ describe("refused features in Redis", { skip }, () => {
     const late = await startBackend(t, server.url);
     assert.equal(late.calibration.sharesWindow("separate/m"), false, "a forgotten shared window was loaded");
     assert.equal(late.calibration.factorOf(LLAMA), 1, "a forgotten calibration was loaded");
+  });
+});
+
+describe("deployment forget markers of forgets made at once", { skip }, () => {
+  test("two replicas forget a deployment at once (a rolling reload): the marker left names either forget, and neither replica applies it as unheard", async (t) => {
+    const server = await useRedisServer(t);
+    const redis = createCommandClient(server.url);
+    t.after(() => redis.disconnect());
+    await redis.connect();
+    const first = new DeploymentForgets(redis, PREFIX, systemClock);
+    const second = new DeploymentForgets(redis, PREFIX, systemClock);
+    // Each notes its own forget before sending it, then hears the other's; the SETs land in either order.
+    first.note("refusals", LLAMA, "aaaa");
+    second.note("refusals", LLAMA, "bbbb");
+    await second.mark("refusals", LLAMA, "bbbb");
+    await first.mark("refusals", LLAMA, "aaaa"); // the last SET: the marker names the first's forget
+    first.note("refusals", LLAMA, "bbbb"); // heard after its own
+    second.note("refusals", LLAMA, "aaaa");
+    const failed: unknown[] = [];
+    // Applied as unheard, the first dropped at its next load what it learned of the deployment since its own forget.
+    assert.deepEqual(
+      (await first.unknown((error) => failed.push(error))).refusals,
+      [],
+      "its own forget taken as unheard",
+    );
+    assert.deepEqual((await second.unknown((error) => failed.push(error))).refusals, []);
+    assert.deepEqual(failed, []);
+    // A forget neither made nor heard is still applied, once.
+    await redis.set(first.markerKey("refusals", LLAMA), "cccc");
+    assert.deepEqual((await first.unknown(() => {})).refusals, [LLAMA]);
+    assert.deepEqual((await first.unknown(() => {})).refusals, []);
+  });
+});
+
+describe("deployment forget markers at a replica's start", { skip }, () => {
+  test("markers older than the replica are not applied at its second load when its first failed after the data set's check", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = useAdmin(t, server.url);
+    // A forget made an hour before this replica started: its config already points the name at the new upstream.
+    const setAnHourAgo = DEPLOYMENT_FORGET_KEEP_MS - HOUR_MS;
+    await admin.set(deploymentForgetKey(PREFIX, "calibration", LLAMA), "before-start", "PX", setAnHourAgo);
+    // Its first load fails once it has checked the data set (MGET refused, as a command that timed out would be).
+    await admin.call("ACL", "SETUSER", "gw", "on", ">pw", "~*", "&*", "+@all", "-mget");
+    const backend = await startBackend(t, server.url.replace("redis://", "redis://gw:pw@"));
+    await admin.call("ACL", "SETUSER", "gw", "+mget");
+    // What it learns of the new upstream since, flushed.
+    for (let index = 0; index < 4; index++) backend.calibration.learn(LLAMA, 3_000, 1_500);
+    backend.calibration.learn("other/m", 3_000, 1_500);
+    for (let index = 0; index < 3; index++) backend.calibration.learn("other/m", 3_000, 1_500);
+    await backend.state.writeBeforeExit(1_000);
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), LLAMA), 1);
+    // A forget made since (another replica's reload, not heard): applied at the next load, which this waits for.
+    const key = deploymentForgetKey(PREFIX, "calibration", "other/m");
+    await admin.set(key, "since-start", "PX", DEPLOYMENT_FORGET_KEEP_MS);
+    const letSubscribersBack = await cutSubscribers(admin);
+    await letSubscribersBack();
+    await waitFor(() => backend.calibration.factorOf("other/m") === 1, "the forget made since the start to be applied");
+    assert.ok(backend.calibration.factorOf(LLAMA) < 1, "a forget older than the replica dropped what it learned since");
+    assert.equal(await admin.hexists(calibrationKey(PREFIX), LLAMA), 1, "and deleted it from Redis");
   });
 });

@@ -171,7 +171,11 @@ export async function createRedisStateBackend(
       forgetsFailure ??= { error };
     });
     refusals?.applyForgets(unknownForgets.refusals, isApplyingForgets);
-    facts.applyDeploymentForgets(unknownForgets.calibration, isApplyingForgets);
+    const forgottenCalibrations = facts.applyDeploymentForgets(unknownForgets.calibration, isApplyingForgets);
+    // What this process's flush wrote back of them while it was not hearing (CalibrationSharing.dropWrittenBack).
+    await calibration?.dropWrittenBack(forgottenCalibrations).catch((error: unknown) => {
+      forgetsFailure ??= { error };
+    });
     if (dataSet === "new") {
       facts.pushWindows();
       await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);

@@ -187,4 +187,37 @@ describe("state file locked by another process while the gateway serves", () => 
     await assert.rejects(client.responses.retrieve(kept.id), OpenAI.NotFoundError);
     assert.equal(rowCount(statePath, "SELECT COUNT(*) AS count FROM kept_responses WHERE id = ?", kept.id), 0);
   });
+
+  test("uploads queued behind a lock held past the wait are refused at once, not each after its own 5 s wait (memory and time bounded)", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
+    const gateway = await useGateway(t, yaml(mock.baseUrl, statePath));
+    const client = openAiClient(gateway);
+    await upload(client, `${chatLine("w", "warm")}\n`); // the files' table and folder are there
+    const released = await lockInAnotherProcess(t, statePath, 10_000);
+    const lockedAtMs = performance.now();
+    // Uploads run one at a time (the files' bound is read, then rows written): each holds its body meanwhile.
+    const answers = await Promise.all(
+      [1, 2, 3, 4].map(async (index) => {
+        try {
+          await upload(client, `${chatLine(`u${index}`, "x")}\n`);
+          return { status: 200, atMs: performance.now() - lockedAtMs };
+        } catch (error) {
+          return { status: (error as { status?: number }).status, atMs: performance.now() - lockedAtMs };
+        }
+      }),
+    );
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      [503, 503, 503, 503],
+    );
+    // One wait (5 s) for the first; the others are not made to wait 5 s more each (20 s for the last on the old code).
+    const lastMs = Math.max(...answers.map((answer) => answer.atMs));
+    assert.ok(lastMs < 7_000, `the last upload was answered ${Math.round(lastMs)} ms after the lock was taken`);
+    await released.done;
+    // The lock gone, the next upload waits again as usual and is kept.
+    const file = await upload(client, `${chatLine("after", "x")}\n`);
+    assert.equal(rowCount(statePath, "SELECT COUNT(*) AS count FROM batch_files WHERE id = ?", file.id), 1);
+  });
 });
