@@ -661,8 +661,8 @@ export class BatchRunner {
         unansweredLine(randomIds("batch_req_"), line.customId, BATCH_EXPIRED_CODE, BATCH_EXPIRED_MESSAGE),
       );
     }
-    const outputFileId = await this.#writeFile(stored, outputLines, "output");
-    const errorFileId = await this.#writeFile(stored, errorLines, "error");
+    const outputFileId = await this.#writeFile(stored, outputLines, "output", errorLines.length > 0 ? 1 : 0);
+    const errorFileId = await this.#writeFile(stored, errorLines, "error", 0);
     const total = active.lines.length;
     const usage = active.usage;
     const final = (batch: BatchObject): BatchObject => ({
@@ -692,7 +692,12 @@ export class BatchRunner {
   }
 
   /** A `batch_output` file of the batch's owner (none for no lines, as OpenAI's `error_file_id` is then null). */
-  async #writeFile(stored: StoredBatch, lines: readonly string[], kind: "output" | "error"): Promise<string | null> {
+  async #writeFile(
+    stored: StoredBatch,
+    lines: readonly string[],
+    kind: "output" | "error",
+    filesStillToCome: number,
+  ): Promise<string | null> {
     if (lines.length === 0) return null;
     const content = Buffer.from(`${lines.join("\n")}\n`);
     const createdAt = this.#nowSeconds();
@@ -705,7 +710,7 @@ export class BatchRunner {
       filename: `${stored.batch.id}_${kind}.jsonl`,
       purpose: "batch_output",
     };
-    await this.#books.addFile(file, content);
+    await this.#books.addOutputFile(file, content, filesStillToCome);
     return file.id;
   }
 }

@@ -23,7 +23,7 @@ import {
   upload,
   waitForBatch,
 } from "../helpers/batches-scene.ts";
-import { CHAT_ROUTE, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
@@ -321,5 +321,40 @@ describe("Batch API: a config reload mid-batch", () => {
       assert.equal(parsed.response.body.error.code, "model_not_found");
     }
     assert.equal(sentContents(mock).length, counts.completed);
+  });
+});
+
+describe("Batch API: max_files when every file is a running batch's input", () => {
+  test("an upload or a create past max_files is a 429 in OpenAI's shape; a batch's end still fits its files", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock, 400);
+    // One input file and the room its batch's output and error files need: 3.
+    const gateway = await useGateway(t, `${providersYaml(mock, { apiKey: KEY })}batches:\n  max_files: 3\n`);
+    const client = openAiClient(gateway);
+    const input = await upload(client, [chatLine("a", "a"), chatLine("b", "b")].join("\n"));
+    const batch = await createBatch(client, input.id);
+    const refused = await send(gateway, "POST", "/v1/batches", {
+      body: { input_file_id: input.id, endpoint: "/v1/chat/completions", completion_window: "24h" },
+    });
+    assert.equal(refused.status, 429, refused.text);
+    const error = errorOf(refused);
+    assert.equal(error.type, "rate_limit_error");
+    assert.match(error.message, /batches\.max_files: 3/);
+    const form = new FormData();
+    form.append("purpose", "batch");
+    form.append("file", new Blob([chatLine("c", "c")]), "more.jsonl");
+    const upload2 = await fetch(`${gateway.baseUrl}/files`, { method: "POST", body: form });
+    assert.equal(upload2.status, 429);
+    const uploadError = ((await upload2.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(uploadError.code, "rate_limit_exceeded");
+    assert.match(uploadError.message, /batches\.max_files: 3/);
+    const done = await waitForBatch(client, batch.id, isFinished);
+    assert.equal(done.status, "completed");
+    const files = (await client.files.list()).data;
+    assert.ok(files.length <= 3, `kept ${files.length} files`);
+    assert.ok(files.some((file) => file.id === done.output_file_id));
+    // Ended: its input may go for a new upload.
+    assert.equal((await upload(client, chatLine("d", "d"))).object, "file");
+    assert.ok((await client.files.list()).data.length <= 3);
   });
 });
