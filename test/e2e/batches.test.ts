@@ -18,6 +18,7 @@ import {
   isFinished,
   linesOf,
   providersYaml,
+  sentContents,
   serverWithKeys,
   TWO_TEAMS_YAML,
   UPSTREAM_ID,
@@ -427,6 +428,55 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     assert.ok(Date.now() - cancelledAt < 2_000, `cancelled after ${Date.now() - cancelledAt} ms`);
     assert.deepEqual(done.request_counts, { total: 3, completed: 1, failed: 0 });
     assert.equal(chatCalls(mock).length, 1, "the waiting lines were never sent");
+  });
+
+  test("a line waiting for a limit holds no slot: its batch's lines for a free model, and another batch, run meanwhile", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      slow: { id: ${UPSTREAM_ID}, limits: { rpm: 1 } }
+      fast: { id: vendor/fast }
+batches:
+  concurrency: 1
+`,
+    );
+    const client = openAiClient(gateway);
+    const lines = [
+      chatLine("s-1", "s-1", "slow"),
+      chatLine("s-2", "s-2", "slow"),
+      chatLine("f-1", "f-1", "fast"),
+      chatLine("s-3", "s-3", "slow"),
+      chatLine("f-2", "f-2", "fast"),
+    ];
+    const mixed = await createBatch(client, (await upload(client, lines.join("\n"))).id);
+    // s-2 and s-3 wait a minute for the slow model's budget; the one slot serves the fast lines meanwhile.
+    const served = await waitForBatch(client, mixed.id, (batch) => (batch.request_counts?.completed ?? 0) >= 3, 8_000);
+    assert.equal(served.status, "in_progress");
+    const other = await createBatch(
+      client,
+      (await upload(client, [chatLine("o-1", "o-1", "fast"), chatLine("o-2", "o-2", "fast")].join("\n"))).id,
+    );
+    await waitForCompleted(client, other.id, 2, 8_000);
+    assert.deepEqual(
+      sentContents(mock),
+      ["s-1", "f-1", "f-2", "o-1", "o-2"],
+      "in the file's order, waiting lines not sent",
+    );
+    await client.batches.cancel(mixed.id);
+    const cancelled = await waitForBatch(client, mixed.id, isFinished);
+    assert.equal(cancelled.status, "cancelled");
+    assert.deepEqual(cancelled.request_counts, { total: 5, completed: 3, failed: 0 });
+    assert.deepEqual(
+      (await linesOf(client, cancelled.output_file_id)).map((line) => line.custom_id),
+      ["s-1", "f-1", "f-2"],
+    );
+    assert.equal(chatCalls(mock).length, 5, "the waiting lines were never sent");
   });
 
   test("completion window elapsed: expired, the lines not run in the error file as batch_expired", async (t) => {
