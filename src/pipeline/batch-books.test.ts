@@ -77,8 +77,8 @@ test("max_files holds when every file is a running batch's input: uploads and cr
   assert.equal(await books.file("file-b", null), undefined);
   assert.equal(await books.addBatch({ owner: "", batch: at("batch_3", "file-c") }), "files");
   // batch_1's end writes its two files into the room it held: the bound holds.
-  await books.addOutputFile({ ...fileAt("file-out", clock), purpose: "batch_output" }, Buffer.from("o"), 1);
-  await books.addOutputFile({ ...fileAt("file-err", clock), purpose: "batch_output" }, Buffer.from("e"), 0);
+  await books.addOutputFile({ ...fileAt("file-out", clock), purpose: "batch_output" }, [Buffer.from("o")], 1);
+  await books.addOutputFile({ ...fileAt("file-err", clock), purpose: "batch_output" }, [Buffer.from("e")], 0);
   assert.ok((await books.files(null)).length <= 4, `${(await books.files(null)).map((file) => file.id)}`);
   assert.ok((await books.file("file-a", null)) !== undefined, "the running batch's input stays");
 });

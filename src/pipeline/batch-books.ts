@@ -52,7 +52,7 @@ export class BatchBooks {
    * when the batch was created (#makeRoom reserves two files per unfinished batch), so the bound holds; only a reload
    * that lowered `max_files` meanwhile lets it be passed, until the next files go.
    */
-  addOutputFile(file: StoredFile, content: Buffer, filesStillToCome: number): Promise<void> {
+  addOutputFile(file: StoredFile, content: readonly Buffer[], filesStillToCome: number): Promise<void> {
     return this.#rows.exclusive(async () => {
       await this.#prune();
       await this.#makeRoom({ newFiles: 1, ownStillToCome: filesStillToCome });
@@ -60,7 +60,7 @@ export class BatchBooks {
     });
   }
 
-  #putFile(file: StoredFile, content: Buffer): Promise<void> {
+  #putFile(file: StoredFile, content: Buffer | readonly Buffer[]): Promise<void> {
     return this.#rows.putFile(
       { id: file.id, owner: file.owner, createdAtMs: file.createdAt * 1000, json: JSON.stringify(file) },
       content,
@@ -208,6 +208,11 @@ export class BatchBooks {
 
   results(batchId: string): Promise<readonly ResultRow[]> {
     return this.#rows.results(batchId);
+  }
+
+  /** Every result of the batch, a page at a time (batch-rows.ts `resultPages`). */
+  resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
+    return this.#rows.resultPages(batchId, pageBytes);
   }
 
   takeLease(batchId: string, holder: string, ttlMs: number): Promise<boolean> {

@@ -39,9 +39,11 @@ import type { ResultRow } from "../state/batch-rows.ts";
 import type { BatchBooks } from "./batch-books.ts";
 import {
   addUsage,
+  FileParts,
   type LineAnswer,
   type LineExecutor,
   type MutableUsage,
+  nextTurn,
   pipelineExecutor,
   sleep,
   usageOf,
@@ -61,6 +63,10 @@ const DEFAULT_RETRY_MS = 1_000;
 const MAX_SERVER_ERROR_TRIES = 3;
 /** ms between checks of running batches' windows (`completion_window`) and of their status (a cancel elsewhere). */
 const EXPIRY_CHECK_MS = 1_000;
+/** Results read at once at a batch's end, in bytes of lines (each page one read of the store, then a turn of the loop). */
+const RESULTS_PAGE_BYTES = 256 * 1024;
+/** `batch_expired` lines made between two turns of the event loop. */
+const EXPIRED_LINES_PER_TURN = 1_000;
 /** Tries of a compare-and-set write of a batch that others keep changing (a cancel, a count update) before it gives up. */
 const MAX_WRITE_TRIES = 10;
 
@@ -750,18 +756,26 @@ export class BatchRunner {
     }
     const stored = await this.#books.batch(id);
     if (stored === undefined || isFinished(stored.batch.status)) return;
-    const results = await this.#books.results(id);
-    const answered = new Set(results.map((result) => result.index));
-    const outputLines = results.filter((result) => !result.isError).map((result) => result.line);
-    const errorLines = results.filter((result) => result.isError).map((result) => result.line);
+    const answered = new Set<number>();
+    const output = new FileParts();
+    const errors = new FileParts();
+    // A page at a time, with turns of the event loop between: 50,000 results read, joined and written at once froze
+    // the gateway for seconds (batches-hostile.test.ts "a large batch's end").
+    for await (const page of this.#books.resultPages(id, RESULTS_PAGE_BYTES)) {
+      for (const result of page) {
+        answered.add(result.index);
+        (result.isError ? errors : output).add(result.line);
+      }
+      await nextTurn();
+    }
+    let written = 0;
     for (const line of expiredLines) {
       if (answered.has(line.index)) continue;
-      errorLines.push(
-        unansweredLine(randomIds("batch_req_"), line.customId, BATCH_EXPIRED_CODE, BATCH_EXPIRED_MESSAGE),
-      );
+      errors.add(unansweredLine(randomIds("batch_req_"), line.customId, BATCH_EXPIRED_CODE, BATCH_EXPIRED_MESSAGE));
+      if (++written % EXPIRED_LINES_PER_TURN === 0) await nextTurn();
     }
-    const outputFileId = await this.#writeFile(stored, outputLines, "output", errorLines.length > 0 ? 1 : 0);
-    const errorFileId = await this.#writeFile(stored, errorLines, "error", 0);
+    const outputFileId = await this.#writeFile(stored, output, "output", errors.count > 0 ? 1 : 0);
+    const errorFileId = await this.#writeFile(stored, errors, "error", 0);
     const total = active.lines.length;
     const usage = active.usage;
     const final = (batch: BatchObject): BatchObject => ({
@@ -771,19 +785,19 @@ export class BatchRunner {
       error_file_id: errorFileId,
       request_counts: {
         total,
-        completed: outputLines.length,
+        completed: output.count,
         // An expired line counts as failed: it is in the error file.
-        failed: errorLines.length,
+        failed: errors.count,
       },
       usage: usageOf(batch.usage, usage),
       ...(status === "completed" ? { completed_at: now, finalizing_at: now } : {}),
       ...(status === "cancelled" ? { cancelled_at: now } : {}),
       ...(status === "expired" ? { expired_at: now } : {}),
     });
-    const written = await this.#update(id, (batch) => (isFinished(batch.status) ? undefined : final(batch)));
+    const ended = await this.#update(id, (batch) => (isFinished(batch.status) ? undefined : final(batch)));
     // Ended meanwhile by another writer (a replica that took over after this one's lease lapsed): these files are
     // no batch's, and go.
-    if (written === undefined) {
+    if (ended === undefined) {
       for (const fileId of [outputFileId, errorFileId]) {
         if (fileId !== null) await this.#books.deleteFile(fileId, stored.owner === "" ? null : stored.owner);
       }
@@ -793,17 +807,17 @@ export class BatchRunner {
   /** A `batch_output` file of the batch's owner (none for no lines, as OpenAI's `error_file_id` is then null). */
   async #writeFile(
     stored: StoredBatch,
-    lines: readonly string[],
+    lines: FileParts,
     kind: "output" | "error",
     filesStillToCome: number,
   ): Promise<string | null> {
-    if (lines.length === 0) return null;
-    const content = Buffer.from(`${lines.join("\n")}\n`);
+    if (lines.count === 0) return null;
+    const content = lines.finish();
     const createdAt = this.#nowSeconds();
     const file: StoredFile = {
       id: randomIds("file-"),
       owner: stored.owner,
-      bytes: content.length,
+      bytes: lines.bytes,
       createdAt,
       expiresAt: createdAt + Math.floor(this.#runtime.snapshot.config.batches.retentionMs / 1000),
       filename: `${stored.batch.id}_${kind}.jsonl`,

@@ -1,11 +1,14 @@
 // The Files and Batch APIs' rows in the embedded state file (`state.path`, node:sqlite), in tables of their own, and
 // the files' bytes in a folder next to it (`<state.path>.files/`, owner-only): a batch in progress resumes after a
 // restart from the lines not yet written here (each line's result is one row, written when it finishes).
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+
+import { once } from "node:events";
+import { createWriteStream, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { readFile } from "../async-fs.ts";
 import { openSqliteFile } from "../sqlite-file.ts";
-import { type BatchRow, type BatchRows, type FileRow, LocalMutex, type ResultRow } from "./batch-rows.ts";
+import { type BatchRow, type BatchRows, type FileRow, LocalMutex, PageSize, type ResultRow } from "./batch-rows.ts";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS batch_files (
@@ -56,6 +59,9 @@ export class EmbeddedBatchRows implements BatchRows {
         "INSERT OR IGNORE INTO batch_results (batch_id, line_index, is_error, line) VALUES (?, ?, ?, ?)",
       ),
       results: prepare("SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? ORDER BY line_index"),
+      resultPage: prepare(
+        "SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? AND line_index > ? ORDER BY line_index LIMIT ?",
+      ),
     };
   }
 
@@ -64,10 +70,11 @@ export class EmbeddedBatchRows implements BatchRows {
     return join(this.#folder, id);
   }
 
-  async putFile(row: FileRow, content: Buffer): Promise<void> {
+  async putFile(row: FileRow, content: Buffer | readonly Buffer[]): Promise<void> {
     mkdirSync(this.#folder, { recursive: true, mode: FOLDER_MODE });
-    // The bytes first: a row never names a file that is not there.
-    writeFileSync(this.#path(row.id), content, { mode: FILE_MODE });
+    // The bytes first: a row never names a file that is not there. Written off the event loop (libuv's threads), a
+    // part at a time: a 100 MB upload or a 50,000-line output file written at once froze every request meanwhile.
+    await writeParts(this.#path(row.id), Buffer.isBuffer(content) ? [content] : content);
     this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json);
   }
 
@@ -78,7 +85,7 @@ export class EmbeddedBatchRows implements BatchRows {
   async fileContent(id: string): Promise<Buffer | undefined> {
     if ((await this.file(id)) === undefined) return undefined;
     try {
-      return readFileSync(this.#path(id));
+      return await readFile(this.#path(id));
     } catch {
       return undefined;
     }
@@ -131,11 +138,20 @@ export class EmbeddedBatchRows implements BatchRows {
   async dropLease(): Promise<void> {}
 
   async results(batchId: string): Promise<readonly ResultRow[]> {
-    return (this.#statements.results?.all(batchId) ?? []).map((row) => ({
-      index: Number(row.line_index),
-      isError: Number(row.is_error) === 1,
-      line: String(row.line),
-    }));
+    return (this.#statements.results?.all(batchId) ?? []).map(toResult);
+  }
+
+  async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
+    const size = new PageSize(pageBytes);
+    for (let afterIndex = -1; ; ) {
+      const lines = size.lines;
+      const page = (this.#statements.resultPage?.all(batchId, afterIndex, lines) ?? []).map(toResult);
+      size.saw(page);
+      if (page.length > 0) yield page;
+      const last = page.at(-1);
+      if (page.length < lines || last === undefined) return;
+      afterIndex = last.index;
+    }
   }
 
   #isClosed = false;
@@ -146,6 +162,25 @@ export class EmbeddedBatchRows implements BatchRows {
     this.#isClosed = true;
     this.#db.close();
   }
+}
+
+function toResult(row: Record<string, unknown>): ResultRow {
+  return { index: Number(row.line_index), isError: Number(row.is_error) === 1, line: String(row.line) };
+}
+
+/** The parts, in order, into a new owner-only file; resolves once it is closed. */
+async function writeParts(path: string, parts: readonly Buffer[]): Promise<void> {
+  const stream = createWriteStream(path, { mode: FILE_MODE });
+  const failed = once(stream, "error").then(([error]) => {
+    throw error;
+  });
+  // Kept from being unhandled while nothing awaits it (every write went well).
+  failed.catch(() => {});
+  for (const part of parts) {
+    if (!stream.write(part)) await Promise.race([once(stream, "drain"), failed]);
+  }
+  stream.end();
+  await Promise.race([once(stream, "finish"), failed]);
 }
 
 function toRow(row: Record<string, unknown> | undefined): FileRow | undefined {

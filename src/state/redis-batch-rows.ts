@@ -19,7 +19,7 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BatchRow, BatchRows, FileRow, ResultRow } from "./batch-rows.ts";
-import { LocalMutex } from "./batch-rows.ts";
+import { LocalMutex, PageSize } from "./batch-rows.ts";
 import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
 
 /** ms a command may take: a file's content is up to `batches.max_file_bytes` in one read. */
@@ -97,12 +97,14 @@ export class RedisBatchRows implements BatchRows {
     return `${this.#base}:${name}`;
   }
 
-  async putFile(row: FileRow, content: Buffer): Promise<void> {
+  async putFile(row: FileRow, content: Buffer | readonly Buffer[]): Promise<void> {
     const seq = await this.#redis.incr(this.#key("seq"));
     const contentKey = this.#key(`content:${row.id}`);
     const chunks: Buffer[] = [];
-    for (let offset = 0; offset < content.length; offset += CONTENT_CHUNK_BYTES) {
-      chunks.push(content.subarray(offset, offset + CONTENT_CHUNK_BYTES));
+    for (const part of Buffer.isBuffer(content) ? [content] : content) {
+      for (let offset = 0; offset < part.length; offset += CONTENT_CHUNK_BYTES) {
+        chunks.push(part.subarray(offset, offset + CONTENT_CHUNK_BYTES));
+      }
     }
     // One MULTI: the row never names bytes that are not there (an empty file is a row with no content list).
     const multi = this.#redis.multi().del(contentKey);
@@ -200,6 +202,24 @@ export class RedisBatchRows implements BatchRows {
   async results(batchId: string): Promise<readonly ResultRow[]> {
     const lines = await this.#redis.lrange(this.#key(`results:${batchId}`), 0, -1);
     return lines.map((line) => JSON.parse(line) as ResultRow).sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Pages in the order the lines finished (the list's), each sorted by line: a page is one LRANGE, parsed alone, so a
+   * batch's end never parses 50,000 lines in one turn of the event loop.
+   */
+  async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
+    const key = this.#key(`results:${batchId}`);
+    const size = new PageSize(pageBytes);
+    for (let from = 0; ; ) {
+      const count = size.lines;
+      const lines = await this.#redis.lrange(key, from, from + count - 1);
+      from += lines.length;
+      const page = lines.map((line) => JSON.parse(line) as ResultRow).sort((a, b) => a.index - b.index);
+      size.saw(page);
+      if (page.length > 0) yield page;
+      if (lines.length < count) return;
+    }
   }
 
   /**
