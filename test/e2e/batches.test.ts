@@ -30,6 +30,7 @@ import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "..
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
 describe("Batch API with the openai SDK", () => {
   test("upload, create, poll to completed, read the output file: every custom_id with the mock's answer", async (t) => {
@@ -703,5 +704,30 @@ batches:
     );
     assert.equal(order[0], "batch 1");
     assert.equal(order[1], "live", `served in the order ${order}`);
+  });
+});
+
+describe("Batch API: live metrics", () => {
+  test("batch lines stay out of requests_total and the latency histograms; batch_requests_total counts them", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const client = openAiClient(gateway);
+    const live = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "m", messages: [{ role: "user", content: "live" }] },
+    });
+    assert.equal(live.status, 200);
+    const file = await upload(client, ["1", "2", "3"].map((id) => chatLine(`m-${id}`, `line ${id}`)).join("\n"));
+    const batch = await createBatch(client, file.id);
+    await waitForCompleted(client, batch.id, 3);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { endpoint: "chat" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", {}), 1);
+    for (const name of ["request_duration_seconds", "time_to_headers_seconds", "overhead_seconds"]) {
+      assert.equal(sumOf(metrics, `llm_gateway_${name}_count`, {}), 1, `${name}: the live request only`);
+    }
+    assert.equal(sumOf(metrics, "llm_gateway_batch_requests_total", { endpoint: "chat", status_class: "2xx" }), 3);
+    // What the upstreams served still counts every line: their attempts and tokens are the providers' load.
+    assert.equal(sumOf(metrics, "llm_gateway_attempts_total", { outcome: "success" }), 4);
   });
 });
