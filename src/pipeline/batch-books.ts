@@ -223,6 +223,14 @@ export class BatchBooks {
     return this.#rows.dropLease(batchId, holder);
   }
 
+  /**
+   * Shared books: `listener` hears of a batch this replica may take now (another replica created it or gave it up;
+   * undefined: look at them all). Without sharing, never called: this process runs its own batches.
+   */
+  onRunnable(listener: (batchId: string | undefined) => void): void {
+    this.#rows.onRunnable?.(listener);
+  }
+
   /** Removes what is older than `batches.retention_ms` (a file past its `expires_at`; a finished batch). */
   prune(): Promise<void> {
     return this.#rows.exclusive(() => this.#prune());

@@ -176,6 +176,12 @@ export class BatchRunner {
     this.#expiryTimer = setInterval(() => this.#track(this.#checkExpiry()), EXPIRY_CHECK_MS);
     this.#expiryTimer.unref();
     if (this.#books.isShared) {
+      // A nudge (Redis pub/sub) when another replica created a batch or gave one up: taken now if its lease is free,
+      // not at the next look; the looks stay, for a nudge missed (the subscriber away) or a lease that lapsed.
+      this.#books.onRunnable((id) => {
+        if (this.#isStopping()) return;
+        this.#track(id === undefined ? this.#takeRunnable() : this.submit(id));
+      });
       const everyMs = Math.max(100, Math.floor(this.#leaseMs() / 3));
       this.#leaseTimer = setInterval(() => this.#track(this.#renewAndTake()), everyMs);
       this.#leaseTimer.unref();

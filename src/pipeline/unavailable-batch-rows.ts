@@ -48,6 +48,9 @@ export function unavailableOnFailure(rows: BatchRows): BatchRows {
     exclusive: (work) => guard(rows.exclusive(work)),
     takeLease: (batchId, holder, ttlMs) => guard(rows.takeLease(batchId, holder, ttlMs)),
     dropLease: (batchId, holder) => guard(rows.dropLease(batchId, holder)),
+    ...(rows.onRunnable === undefined
+      ? {}
+      : { onRunnable: (listener: (batchId: string | undefined) => void) => rows.onRunnable?.(listener) }),
     close: () => rows.close(),
   };
 }

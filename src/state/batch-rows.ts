@@ -76,6 +76,11 @@ export interface BatchRows {
   takeLease(batchId: string, holder: string, ttlMs: number): Promise<boolean>;
   /** Given up (a batch finished, a graceful exit): another replica may take it at once. */
   dropLease(batchId: string, holder: string): Promise<void>;
+  /**
+   * Shared rows only: `listener` hears of a batch another replica may take now (a new one, a lease given up), by id;
+   * undefined: something may have been missed (the subscription was away), look at every unfinished batch.
+   */
+  onRunnable?(listener: (batchId: string | undefined) => void): void;
   close(): Promise<void>;
 }
 
