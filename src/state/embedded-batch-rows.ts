@@ -1,12 +1,11 @@
 // The Files and Batch APIs' rows in the embedded state file (`state.path`, node:sqlite), in tables of their own, and
 // the files' bytes in a folder next to it (`<state.path>.files/`, owner-only): a batch in progress resumes after a
 // restart from the lines not yet written here (each line's result is one row, written when it finishes).
-
 import { once } from "node:events";
-import { createWriteStream, mkdirSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFile as readFileCallback, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { readFile } from "../async-fs.ts";
+import { promisify } from "node:util";
 import { openSqliteFile } from "../sqlite-file.ts";
 import { type BatchRow, type BatchRows, type FileRow, LocalMutex, PageSize, type ResultRow } from "./batch-rows.ts";
 
@@ -22,6 +21,9 @@ const SCHEMA = `
     PRIMARY KEY (batch_id, line_index)
   );
 `;
+
+/** Off the event loop, from the callback API as async-fs.ts does (state/ does not import the root's files). */
+const readFile = promisify(readFileCallback);
 
 /** Only the gateway's user may read uploaded prompts and their answers. */
 const FOLDER_MODE = 0o700;
