@@ -11,7 +11,8 @@
 // waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
 // lines not written, and no written line runs again. Shared books (Redis): a batch is run by the replica holding its
 // lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
-// `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written; a line in
+// `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written (and at once
+// when another replica announces a new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in
 // flight when that runner died runs twice at most, and its result is kept once. A cancel or the window's end is seen
 // through the batch's status, read again at each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end
 // share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
