@@ -375,8 +375,16 @@ export class BatchRunner {
       await this.#fail(stored, checked.errors);
       return undefined;
     }
-    const results = await this.#books.results(batch.id);
-    const done = new Set(results.map((result) => result.index));
+    // What a restart or a takeover resumes from, read a page at a time as at the batch's end (#finish).
+    const done = new Set<number>();
+    let completed = 0;
+    for await (const page of this.#books.resultPages(batch.id, RESULTS_PAGE_BYTES)) {
+      for (const result of page) {
+        done.add(result.index);
+        if (!result.isError) completed += 1;
+      }
+      await nextTurn();
+    }
     const active: ActiveBatch = {
       id: batch.id,
       owner,
@@ -388,8 +396,8 @@ export class BatchRunner {
       inFlight: 0,
       isCancelling: batch.status === "cancelling",
       isExpiring: false,
-      completed: results.filter((result) => !result.isError).length,
-      failed: results.filter((result) => result.isError).length,
+      completed,
+      failed: done.size - completed,
       usage: { input: 0, output: 0, cached: 0, reasoning: 0 },
       controller: new AbortController(),
       wake: new AbortController(),
