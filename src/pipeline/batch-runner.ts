@@ -547,6 +547,9 @@ export class BatchRunner {
     clearTimeout(group.timer);
     group.timer = setTimeout(() => {
       group.timer = undefined;
+      // Due now, whatever the clock reads: a timer may fire a millisecond before the clock reaches `untilMs`, and a
+      // group still not due then had no timer left to wake it (its batch stalled for good).
+      group.untilMs = 0;
       this.#pump();
     }, delayMs);
     group.timer.unref();
