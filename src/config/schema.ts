@@ -284,7 +284,7 @@ const batchesSchema = z
     concurrency: positiveInt.default(2), // batch lines in flight at once, across all batches (live requests come first)
     max_file_bytes: positiveInt.default(100 * 1024 * 1024), // bytes of one uploaded file: 100 MiB (OpenAI: 200 MB)
     max_lines: positiveInt.default(50_000), // requests in one batch's input file (OpenAI's bound)
-    max_files: positiveInt.default(1_000), // files kept (uploads and batch output/error files); the oldest expire first
+    max_files: positiveInt.default(1_000), // files kept (uploads and batch output/error files, with room for each unfinished batch's two); the oldest unused go first, then a 429
     max_batches: positiveInt.default(1_000), // batches kept; a finished one is removed, oldest first, to make room
     retention_ms: positiveInt.default(30 * 24 * 3_600_000), // ms a file or finished batch is kept: 30 days
     completion_window_ms: positiveInt.default(24 * 3_600_000), // ms a batch has to finish (`completion_window: 24h`)

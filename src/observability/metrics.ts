@@ -57,6 +57,7 @@ export class GatewayMetrics {
   readonly #continuations: LabeledCounter;
   readonly #tokens: LabeledCounter;
   readonly #clientRequests: LabeledCounter;
+  readonly #batchRequests: LabeledCounter;
   readonly #cacheLookups: LabeledCounter;
   readonly #clientTokens: LabeledCounter;
   readonly #duration: LabeledHistogram;
@@ -114,6 +115,13 @@ export class GatewayMetrics {
       "client_requests_total",
       "Completed requests by client (the name of the key it carried; `none`: an unnamed key, or no key) and status class.",
       ["client", "status_class"],
+    );
+    // Batch lines (`/v1/batches`) apart from live requests: a line may have waited on purpose for a limit, and
+    // thousands of them an hour would read as live traffic. Two labels only: the batch id is in the request log.
+    this.#batchRequests = counter(
+      "batch_requests_total",
+      "Completed batch lines (/v1/batches), by endpoint and status class; not in requests_total, client_requests_total nor the latency histograms.",
+      ["endpoint", "status_class"],
     );
     this.#clientTokens = counter(
       "client_tokens_total",
@@ -211,15 +219,21 @@ export class GatewayMetrics {
     const provider = served === undefined ? NONE : oneOf(served.provider, names.providers);
     const upstreamModel = served === undefined ? NONE : oneOf(served.model, names.upstreamModels);
     const recordClass = statusClassOf(record);
+    // A batch line counts apart, and stays out of the live latency below; its attempts and tokens are the
+    // upstreams' load like any other.
+    const isBatchLine = record.batchId !== undefined;
     // Label values in the order of each metric's label names (see the constructor).
-    this.#requests.inc([
-      endpoint,
-      oneOf(record.clientProtocol, PROTOCOLS),
-      oneOf(record.requestedModel, names.models),
-      provider,
-      upstreamModel,
-      recordClass,
-    ]);
+    if (isBatchLine) this.#batchRequests.inc([endpoint, recordClass]);
+    else {
+      this.#requests.inc([
+        endpoint,
+        oneOf(record.clientProtocol, PROTOCOLS),
+        oneOf(record.requestedModel, names.models),
+        provider,
+        upstreamModel,
+        recordClass,
+      ]);
+    }
     this.#observeAttempts(record.attempts, names);
     for (const skip of record.skips) this.#skips.inc([skipCause(skip)]);
     for (const continuation of record.continuations) {
@@ -231,7 +245,7 @@ export class GatewayMetrics {
     }
     if (record.cache !== undefined) this.#cacheLookups.inc([record.cache]);
     const client = record.client ?? NONE;
-    this.#clientRequests.inc([client, recordClass]);
+    if (!isBatchLine) this.#clientRequests.inc([client, recordClass]);
     // Per attempt when an answer's tokens are not all the answering deployment's reported usage: a continued stream
     // (each segment's own), and a stream that broke without a report (the client was told no usage, the record's
     // totals are 0, yet its provider billed the estimate its attempt carries).
@@ -246,6 +260,7 @@ export class GatewayMetrics {
       if (record.tokensIn > 0) this.#clientTokens.inc(["in", client], record.tokensIn);
       if (record.tokensOut > 0) this.#clientTokens.inc(["out", client], record.tokensOut);
     }
+    if (isBatchLine) return;
     const timing = [endpoint, provider];
     this.#duration.observe(timing, record.durationMs / 1000);
     if (record.timeToHeadersMs !== undefined) this.#timeToHeaders.observe(timing, record.timeToHeadersMs / 1000);

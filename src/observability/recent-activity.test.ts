@@ -71,3 +71,13 @@ test("a named client's charts count its own requests; the gateway's count every 
   assert.equal(total(activity.series("team-a")), 0);
   assert.equal(total(activity.series()), 0);
 });
+
+test("batch lines count apart: not in the charts' requests, errors and latency, but in batchLines", () => {
+  const clock = new ManualClock();
+  const activity = new RecentActivity(clock);
+  activity.observe(record({ durationMs: 100 }));
+  activity.observe(record({ batchId: "batch_1", durationMs: 60_000 }));
+  activity.observe(record({ batchId: "batch_1", status: 400, outcome: "rejected", attempts: [] }));
+  const minute = activity.series().at(-1);
+  assert.deepEqual([minute?.requests, minute?.errors, minute?.latencyTotalMs, minute?.batchLines], [1, 0, 100, 2]);
+});

@@ -20,6 +20,11 @@ export interface MinuteCounts {
    */
   readonly rateLimitsAvoided: number;
   readonly latencyTotalMs: number;
+  /**
+   * Batch lines (`/v1/batches`) finished: counted here only, not in `requests`, `errors` nor `latencyTotalMs` (a
+   * line may have waited on purpose for a limit; a batch's thousands would read as live traffic).
+   */
+  readonly batchLines: number;
 }
 
 /** One line of the live feed. */
@@ -60,6 +65,7 @@ type MutableMinute = { -readonly [K in keyof MinuteCounts]: MinuteCounts[K] };
 
 /** What one record adds to its minute: computed once, added to the gateway's minute and its client's. */
 interface MinuteIncrement {
+  readonly isBatchLine: boolean;
   readonly isError: boolean;
   readonly failovers: number;
   readonly rateLimitsAvoided: number;
@@ -78,6 +84,10 @@ class MinuteSeries {
       for (const startMs of this.#minutes.keys()) {
         if (startMs <= atMs - SERIES_MINUTES * MINUTE_MS) this.#minutes.delete(startMs);
       }
+    }
+    if (increment.isBatchLine) {
+      minute.batchLines += 1;
+      return;
     }
     minute.requests += 1;
     if (increment.isError) minute.errors += 1;
@@ -129,6 +139,7 @@ export class RecentActivity {
     if (this.#records.length > this.#capacity) this.#records.shift();
     const atMs = Math.floor(this.#clock.now() / MINUTE_MS) * MINUTE_MS;
     const increment: MinuteIncrement = {
+      isBatchLine: record.batchId !== undefined,
       // An `only-if-cached` miss is the client's choice, not an error (OutcomeTraits.isClientsChoice).
       isError: record.status >= 400 && !traitsOf(record.outcome).isClientsChoice,
       failovers: countFailovers(record),
@@ -183,7 +194,7 @@ export class RecentActivity {
 }
 
 function emptyMinute(atMs: number): MutableMinute {
-  return { atMs, requests: 0, errors: 0, failovers: 0, rateLimitsAvoided: 0, latencyTotalMs: 0 };
+  return { atMs, requests: 0, errors: 0, failovers: 0, rateLimitsAvoided: 0, latencyTotalMs: 0, batchLines: 0 };
 }
 
 /** Failed primary attempts followed by an attempt on another candidate. */

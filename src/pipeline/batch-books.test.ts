@@ -37,14 +37,14 @@ function fileAt(id: string, clock: ManualClock, owner = "", retentionMs = 30 * D
 
 test("files: each owner sees its own; past max_files the oldest goes, never a running batch's input", async () => {
   const clock = new ManualClock();
-  const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings());
-  await books.addFile(fileAt("file-a", clock), Buffer.from("a"));
+  const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings({ maxFiles: 5 }));
+  assert.equal(await books.addFile(fileAt("file-a", clock), Buffer.from("a")), true);
   clock.advance(1_000);
   await books.addFile(fileAt("file-b", clock, "team"), Buffer.from("b"));
   assert.equal(await books.file("file-b", null), undefined);
   assert.equal((await books.file("file-b", "team"))?.id, "file-b");
   assert.equal(await books.fileContent("file-a", "team"), undefined);
-  // file-a is the input of a running batch: kept when the bound is passed.
+  // file-a is the input of a running batch: kept when the bound is passed. The batch holds room for its 2 result files.
   await books.addBatch({ owner: "", batch: newBatch("batch_1", "file-a", "/v1/chat/completions", null, 0, 86_400) });
   clock.advance(1_000);
   await books.addFile(fileAt("file-c", clock), Buffer.from("c"));
@@ -56,6 +56,31 @@ test("files: each owner sees its own; past max_files the oldest goes, never a ru
     (await books.files(null)).map((file) => file.id),
     ["file-a", "file-c", "file-d"],
   );
+});
+
+test("max_files holds when every file is a running batch's input: uploads and creates refused, ends fit", async () => {
+  const clock = new ManualClock();
+  const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings({ maxFiles: 4, maxBatches: 10 }));
+  const at = (id: string, input: string) =>
+    newBatch(id, input, "/v1/chat/completions", null, Math.floor(clock.now() / 1000), 86_400);
+  assert.equal(await books.addFile(fileAt("file-a", clock), Buffer.from("a")), true);
+  assert.equal(await books.addBatch({ owner: "", batch: at("batch_1", "file-a") }), "added");
+  clock.advance(1_000);
+  assert.equal(await books.addFile(fileAt("file-b", clock), Buffer.from("b")), true);
+  // A second batch on file-b would need 2 files + 2 x 2 reserved: no room, and its own input is not evicted for it.
+  assert.equal(await books.addBatch({ owner: "", batch: at("batch_2", "file-b") }), "files");
+  assert.ok((await books.file("file-b", null)) !== undefined);
+  assert.equal(await books.batch("batch_2"), undefined);
+  // An upload past the bound evicts file-b (no batch reads it); with nothing evictable it is refused.
+  clock.advance(1_000);
+  assert.equal(await books.addFile(fileAt("file-c", clock), Buffer.from("c")), true);
+  assert.equal(await books.file("file-b", null), undefined);
+  assert.equal(await books.addBatch({ owner: "", batch: at("batch_3", "file-c") }), "files");
+  // batch_1's end writes its two files into the room it held: the bound holds.
+  await books.addOutputFile({ ...fileAt("file-out", clock), purpose: "batch_output" }, [Buffer.from("o")], 1);
+  await books.addOutputFile({ ...fileAt("file-err", clock), purpose: "batch_output" }, [Buffer.from("e")], 0);
+  assert.ok((await books.files(null)).length <= 4, `${(await books.files(null)).map((file) => file.id)}`);
+  assert.ok((await books.file("file-a", null)) !== undefined, "the running batch's input stays");
 });
 
 test("retention: expired files are not found and are removed; finished batches go after retention_ms", async () => {
@@ -73,13 +98,13 @@ test("retention: expired files are not found and are removed; finished batches g
 
 test("max_batches: the oldest finished batch makes room; with every kept batch running a new one is refused", async () => {
   const clock = new ManualClock();
-  const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings());
+  const books = new BatchBooks(new MemoryBatchRows(), clock, () => settings({ maxFiles: 100 }));
   const at = (id: string) =>
     newBatch(id, "file-a", "/v1/chat/completions", null, Math.floor(clock.now() / 1000), 86_400);
-  assert.ok(await books.addBatch({ owner: "", batch: { ...at("batch_1"), status: "completed" } }));
-  assert.ok(await books.addBatch({ owner: "", batch: at("batch_2") }));
-  assert.ok(await books.addBatch({ owner: "", batch: at("batch_3") }));
+  assert.equal(await books.addBatch({ owner: "", batch: { ...at("batch_1"), status: "completed" } }), "added");
+  assert.equal(await books.addBatch({ owner: "", batch: at("batch_2") }), "added");
+  assert.equal(await books.addBatch({ owner: "", batch: at("batch_3") }), "added");
   assert.equal(await books.batch("batch_1"), undefined);
-  assert.equal(await books.addBatch({ owner: "", batch: at("batch_4") }), false);
+  assert.equal(await books.addBatch({ owner: "", batch: at("batch_4") }), "batches");
   assert.equal(await books.batch("batch_2", "other"), undefined, "another client's batch is not found");
 });

@@ -1,7 +1,8 @@
 // The Files and Batch APIs' books: typed files and batches over the stored rows (state/batch-rows.ts), each client's
 // own (a named client reaches only what it created: 404 for another's, as kept responses), bounded by count
 // (`batches.max_files`, `batches.max_batches`: the oldest go first, never a batch still running nor a file one
-// reads) and by age (`batches.retention_ms`).
+// reads; every file counts, and each unfinished batch keeps room for its two result files) and by age
+// (`batches.retention_ms`).
 import type { Clock } from "../clock.ts";
 import type { BatchSettings } from "../config/types.ts";
 import { type BatchObject, isFinished, type StoredBatch, type StoredFile } from "../protocols/batches/batch-objects.ts";
@@ -33,24 +34,71 @@ export class BatchBooks {
     return this.#rows.isShared;
   }
 
-  /** One writer at a time across the replicas: the bound is read, then rows deleted and added. */
-  addFile(file: StoredFile, content: Buffer): Promise<void> {
+  /**
+   * An upload: kept when `batches.max_files` holds with it (see #makeRoom); false when it would not, even with every
+   * file that may go gone. One writer at a time across the replicas: the bound is read, then rows deleted and added.
+   */
+  addFile(file: StoredFile, content: Buffer): Promise<boolean> {
     return this.#rows.exclusive(async () => {
       await this.#prune();
-      const files = await this.#rows.files();
-      let over = files.length + 1 - this.#settings().maxFiles;
-      const inUse = await this.#filesInUse();
-      for (const row of files) {
-        if (over <= 0) break;
-        if (inUse.has(row.id)) continue;
-        await this.#rows.deleteFile(row.id);
-        over -= 1;
-      }
-      await this.#rows.putFile(
-        { id: file.id, owner: file.owner, createdAtMs: file.createdAt * 1000, json: JSON.stringify(file) },
-        content,
-      );
+      if (!(await this.#makeRoom({ newFiles: 1 }))) return false;
+      await this.#putFile(file, content);
+      return true;
     });
+  }
+
+  /**
+   * A batch's output or error file, written at its end: never refused (the results would be lost). Its room was kept
+   * when the batch was created (#makeRoom reserves two files per unfinished batch), so the bound holds; only a reload
+   * that lowered `max_files` meanwhile lets it be passed, until the next files go.
+   */
+  addOutputFile(file: StoredFile, content: readonly Buffer[], filesStillToCome: number): Promise<void> {
+    return this.#rows.exclusive(async () => {
+      await this.#prune();
+      await this.#makeRoom({ newFiles: 1, ownStillToCome: filesStillToCome });
+      await this.#putFile(file, content);
+    });
+  }
+
+  #putFile(file: StoredFile, content: Buffer | readonly Buffer[]): Promise<void> {
+    return this.#rows.putFile(
+      { id: file.id, owner: file.owner, createdAtMs: file.createdAt * 1000, json: JSON.stringify(file) },
+      content,
+    );
+  }
+
+  /**
+   * Makes room within `batches.max_files` for `newFiles` more files, or for a new unfinished batch reading
+   * `newBatchInput`: every file counts (uploads, output and error files), and each unfinished batch holds room for the
+   * two files its end writes (output, error), so that an end never pushes the count past the bound. The oldest files
+   * no unfinished batch reads go first; false (nothing deleted) when even then there is no room: every file left is
+   * a running batch's input. `ownStillToCome`: a batch's result file is being written (never refused); that batch,
+   * still unfinished, reserves only the files it writes after this one instead of two.
+   */
+  async #makeRoom(room: { newFiles?: number; newBatchInput?: string; ownStillToCome?: number }): Promise<boolean> {
+    const files = await this.#rows.files();
+    const inUse = await this.#filesInUse();
+    if (room.newBatchInput !== undefined) inUse.add(room.newBatchInput);
+    const running = (await this.#unfinishedCount()) + (room.newBatchInput === undefined ? 0 : 1);
+    const reserved =
+      room.ownStillToCome === undefined ? 2 * running : 2 * Math.max(0, running - 1) + room.ownStillToCome;
+    let over = files.length + (room.newFiles ?? 0) + reserved - this.#settings().maxFiles;
+    const evictable = files.filter((row) => !inUse.has(row.id));
+    if (room.ownStillToCome === undefined && over > evictable.length) return false;
+    for (const row of evictable) {
+      if (over <= 0) break;
+      await this.#rows.deleteFile(row.id);
+      over -= 1;
+    }
+    return true;
+  }
+
+  async #unfinishedCount(): Promise<number> {
+    let count = 0;
+    for (const row of await this.#rows.batches()) {
+      if (!isFinished((JSON.parse(row.json) as BatchObject).status)) count += 1;
+    }
+    return count;
   }
 
   /** The file when `client` may see it. */
@@ -110,21 +158,25 @@ export class BatchBooks {
     return this.#rows.replaceBatch(batchRow(stored), JSON.stringify(expected));
   }
 
-  /** A new batch: the oldest finished ones go first when the books are full; refused (false) when all are running. */
-  addBatch(stored: StoredBatch): Promise<boolean> {
+  /**
+   * A new batch: the oldest finished ones go first when the books are full. Refused when all are running
+   * (`"batches"`), or when `batches.max_files` has no room left for the two files its end writes (`"files"`).
+   */
+  addBatch(stored: StoredBatch): Promise<"added" | "batches" | "files"> {
     return this.#rows.exclusive(async () => {
       await this.#prune();
       const rows = await this.#rows.batches();
       let over = rows.length + 1 - this.#settings().maxBatches;
-      for (const row of rows) {
+      const finished = rows.filter((row) => isFinished((JSON.parse(row.json) as BatchObject).status));
+      if (over > finished.length) return "batches";
+      if (!(await this.#makeRoom({ newBatchInput: stored.batch.input_file_id }))) return "files";
+      for (const row of finished) {
         if (over <= 0) break;
-        if (!isFinished((JSON.parse(row.json) as BatchObject).status)) continue;
         await this.#rows.deleteBatch(row.id);
         over -= 1;
       }
-      if (over > 0) return false;
       await this.putBatch(stored);
-      return true;
+      return "added";
     });
   }
 
@@ -158,12 +210,25 @@ export class BatchBooks {
     return this.#rows.results(batchId);
   }
 
+  /** Every result of the batch, a page at a time (batch-rows.ts `resultPages`). */
+  resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
+    return this.#rows.resultPages(batchId, pageBytes);
+  }
+
   takeLease(batchId: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.#rows.takeLease(batchId, holder, ttlMs);
   }
 
   dropLease(batchId: string, holder: string): Promise<void> {
     return this.#rows.dropLease(batchId, holder);
+  }
+
+  /**
+   * Shared books: `listener` hears of a batch this replica may take now (another replica created it or gave it up;
+   * undefined: look at them all). Without sharing, never called: this process runs its own batches.
+   */
+  onRunnable(listener: (batchId: string | undefined) => void): void {
+    this.#rows.onRunnable?.(listener);
   }
 
   /** Removes what is older than `batches.retention_ms` (a file past its `expires_at`; a finished batch). */

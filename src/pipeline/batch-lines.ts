@@ -66,6 +66,54 @@ export function parseAnswer(bodyText: string): unknown {
   }
 }
 
+/** Bytes of a file's part: lines are joined and encoded this many at most at a time (a few ms of the event loop). */
+const FILE_PART_BYTES = 256 * 1024;
+
+/**
+ * An output or error file built a line at a time: the lines are encoded into parts of about FILE_PART_BYTES as they
+ * come, never joined into one string (50,000 answers joined, then encoded, then written at once froze the event loop
+ * for seconds at a batch's end).
+ */
+export class FileParts {
+  readonly parts: Buffer[] = [];
+  #lines: string[] = [];
+  #pendingLength = 0;
+  #count = 0;
+
+  get count(): number {
+    return this.#count;
+  }
+
+  add(line: string): void {
+    this.#lines.push(line);
+    this.#pendingLength += line.length + 1;
+    this.#count += 1;
+    if (this.#pendingLength >= FILE_PART_BYTES) this.#flush();
+  }
+
+  /** Every part, the last one included (call once every line was added). */
+  finish(): readonly Buffer[] {
+    this.#flush();
+    return this.parts;
+  }
+
+  get bytes(): number {
+    return this.parts.reduce((sum, part) => sum + part.length, 0);
+  }
+
+  #flush(): void {
+    if (this.#lines.length === 0) return;
+    this.parts.push(Buffer.from(`${this.#lines.join("\n")}\n`));
+    this.#lines = [];
+    this.#pendingLength = 0;
+  }
+}
+
+/** Lets the event loop serve what waits (requests, timers) between two steps of a long piece of work. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {

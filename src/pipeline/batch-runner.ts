@@ -4,13 +4,15 @@
 //
 // Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling
 // down) is not failed: it waits until the soonest candidate frees (what the plan and the limits know), without
-// sending anything, then tries again; an upstream 429 from every candidate waits its retry time the same way. A line
+// sending anything and without its slot (the batch's lines for the same model wait with it, untried), then tries
+// again; an upstream 429 from every candidate waits its retry time the same way. A line
 // refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
 // route queue (`routing.queue_timeout_ms`), no batch line is sent, so a batch never takes the budget a live request is
 // waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
 // lines not written, and no written line runs again. Shared books (Redis): a batch is run by the replica holding its
 // lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
-// `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written; a line in
+// `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written (and at once
+// when another replica announces a new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in
 // flight when that runner died runs twice at most, and its result is kept once. A cancel or the window's end is seen
 // through the batch's status, read again at each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end
 // share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
@@ -38,10 +40,12 @@ import type { ResultRow } from "../state/batch-rows.ts";
 import type { BatchBooks } from "./batch-books.ts";
 import {
   addUsage,
+  FileParts,
   type LineAnswer,
   type LineCall,
   type LineExecutor,
   type MutableUsage,
+  nextTurn,
   pipelineExecutor,
   sleep,
   usageOf,
@@ -61,6 +65,10 @@ const DEFAULT_RETRY_MS = 1_000;
 const MAX_SERVER_ERROR_TRIES = 3;
 /** ms between checks of running batches' windows (`completion_window`) and of their status (a cancel elsewhere). */
 const EXPIRY_CHECK_MS = 1_000;
+/** Results read at once at a batch's end, in bytes of lines (each page one read of the store, then a turn of the loop). */
+const RESULTS_PAGE_BYTES = 256 * 1024;
+/** `batch_expired` lines made between two turns of the event loop. */
+const EXPIRED_LINES_PER_TURN = 1_000;
 /** Tries of a compare-and-set write of a batch that others keep changing (a cancel, a count update) before it gives up. */
 const MAX_WRITE_TRIES = 10;
 
@@ -71,8 +79,15 @@ interface ActiveBatch {
   /** The input file's bytes (one Buffer for every batch of the same file: inputOf shares it). */
   readonly input: Buffer;
   readonly lines: readonly BatchLine[];
-  /** Indexes not yet taken by a worker, in order. */
+  /** Indexes not yet tried, in order. */
   readonly pending: number[];
+  /**
+   * Lines tried that wait for a limit, by what they ask for (planKey): they hold no slot meanwhile, so a batch on a
+   * 1-rpm model cannot keep every slot asleep while other batches' lines, or its own lines for another model, could
+   * run now. A line of `pending` whose key is parked joins it untried (its plan would say the same). Bounded as
+   * `pending` is: each line is in one of them at most once.
+   */
+  readonly parked: Map<string, ParkedLines>;
   inFlight: number;
   isCancelling: boolean;
   isExpiring: boolean;
@@ -86,6 +101,28 @@ interface ActiveBatch {
   /** Its end is being written (once). */
   isSettled: boolean;
 }
+
+/** A batch's lines that wait for the same limit (one model and its fallbacks), until `untilMs`. */
+interface ParkedLines {
+  /** In order. */
+  readonly indexes: number[];
+  untilMs: number;
+  /** Pumps once `untilMs` is reached. */
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** A line to start: its body parsed (undefined when it does not parse: its run reports that). */
+interface PickedLine {
+  readonly line: BatchLine;
+  readonly key: string;
+  readonly body: Record<string, unknown> | undefined;
+}
+
+/** A line's run ended (written, or to run again after a restart), or it waits `waitMs` for a limit, off its slot. */
+type LineOutcome = { readonly waitMs: number } | undefined;
+
+/** Lines moved from `pending` to a parked key in one pump at most (each is parsed): the event loop stays free. */
+const MAX_PARKED_PER_PUMP = 500;
 
 export class BatchRunner {
   readonly #runtime: GatewayRuntime;
@@ -141,6 +178,12 @@ export class BatchRunner {
     this.#expiryTimer = setInterval(() => this.#track(this.#checkExpiry()), EXPIRY_CHECK_MS);
     this.#expiryTimer.unref();
     if (this.#books.isShared) {
+      // A nudge (Redis pub/sub) when another replica created a batch or gave one up: taken now if its lease is free,
+      // not at the next look; the looks stay, for a nudge missed (the subscriber away) or a lease that lapsed.
+      this.#books.onRunnable((id) => {
+        if (this.#isStopping()) return;
+        this.#track(id === undefined ? this.#takeRunnable() : this.submit(id));
+      });
       const everyMs = Math.max(100, Math.floor(this.#leaseMs() / 3));
       this.#leaseTimer = setInterval(() => this.#track(this.#renewAndTake()), everyMs);
       this.#leaseTimer.unref();
@@ -209,7 +252,11 @@ export class BatchRunner {
     if (this.#expiryTimer !== undefined) clearInterval(this.#expiryTimer);
     if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer);
     const running = [...this.#active.keys()];
-    for (const active of this.#active.values()) active.controller.abort();
+    for (const active of this.#active.values()) {
+      // Not dropWork: the lines parked are not done; they run again after a restart. Only their timers go.
+      for (const group of active.parked.values()) clearTimeout(group.timer);
+      active.controller.abort();
+    }
     await Promise.allSettled([...this.#settling]);
     await Promise.allSettled(running.map((id) => this.#books.dropLease(id, this.#holder)));
   }
@@ -261,7 +308,7 @@ export class BatchRunner {
       this.#log.warn({ batchId: active.id }, "batch: its lease lapsed and another replica runs it; stopped here");
       this.#active.delete(active.id);
       active.isSettled = true;
-      active.pending.length = 0;
+      dropWork(active);
       active.controller.abort();
     }
     await this.#takeRunnable();
@@ -270,7 +317,7 @@ export class BatchRunner {
   #cancelled(active: ActiveBatch): void {
     if (active.isCancelling) return;
     active.isCancelling = true;
-    active.pending.length = 0;
+    dropWork(active);
     active.wake.abort();
     this.#settleIfDone(active);
   }
@@ -329,8 +376,16 @@ export class BatchRunner {
       await this.#fail(stored, checked.errors);
       return undefined;
     }
-    const results = await this.#books.results(batch.id);
-    const done = new Set(results.map((result) => result.index));
+    // What a restart or a takeover resumes from, read a page at a time as at the batch's end (#finish).
+    const done = new Set<number>();
+    let completed = 0;
+    for await (const page of this.#books.resultPages(batch.id, RESULTS_PAGE_BYTES)) {
+      for (const result of page) {
+        done.add(result.index);
+        if (!result.isError) completed += 1;
+      }
+      await nextTurn();
+    }
     const active: ActiveBatch = {
       id: batch.id,
       owner,
@@ -338,11 +393,12 @@ export class BatchRunner {
       input,
       lines: checked.lines,
       pending: checked.lines.filter((line) => !done.has(line.index)).map((line) => line.index),
+      parked: new Map(),
       inFlight: 0,
       isCancelling: batch.status === "cancelling",
       isExpiring: false,
-      completed: results.filter((result) => !result.isError).length,
-      failed: results.filter((result) => result.isError).length,
+      completed,
+      failed: done.size - completed,
       usage: { input: 0, output: 0, cached: 0, reasoning: 0 },
       controller: new AbortController(),
       wake: new AbortController(),
@@ -414,18 +470,24 @@ export class BatchRunner {
     );
   }
 
-  /** Starts lines while slots are free, in turn (nextBatch). */
+  /** Starts lines while slots are free, in turn (nextBatch); a line that must wait for a limit gives its slot back. */
   #pump(): void {
     const concurrency = this.#runtime.snapshot.config.batches.concurrency;
     while (this.#inFlight < concurrency && !this.#isStopping()) {
       const active = this.#nextBatch();
-      const index = active?.pending.shift();
-      if (active === undefined || index === undefined) return;
-      const line = active.lines[index];
-      if (line === undefined) continue;
+      if (active === undefined) return;
+      const picked = this.#nextLine(active);
+      if (picked === "yield") {
+        setImmediate(() => this.#pump());
+        return;
+      }
+      if (picked === "none") continue;
       this.#inFlight += 1;
       active.inFlight += 1;
-      const running = this.#runLine(active, line)
+      const running = this.#runLine(active, picked.line, picked.body)
+        .then((outcome) => {
+          if (outcome !== undefined) this.#park(active, picked.key, picked.line.index, outcome.waitMs);
+        })
         .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
         .finally(() => {
           this.#settling.delete(running);
@@ -436,6 +498,62 @@ export class BatchRunner {
         });
       this.#settling.add(running);
     }
+  }
+
+  /**
+   * The batch's next line to start, in order: the first of a parked key whose time came, or of `pending`. A pending
+   * line whose key is parked joins it without a try (up to MAX_PARKED_PER_PUMP per pump: "yield", the pump goes on in
+   * the next turn); "none" when every line left waits.
+   */
+  #nextLine(active: ActiveBatch): PickedLine | "none" | "yield" {
+    const nowMs = this.#runtime.clock.now();
+    for (let moved = 0; moved < MAX_PARKED_PER_PUMP; ) {
+      const due = dueParked(active, nowMs);
+      const head = active.pending[0];
+      if (due !== undefined && (head === undefined || due.index < head)) {
+        const line = active.lines[due.index];
+        due.group.indexes.shift();
+        if (due.group.indexes.length === 0) {
+          clearTimeout(due.group.timer);
+          active.parked.delete(due.key);
+        }
+        if (line !== undefined) return { line, key: due.key, body: bodyOrUndefined(active.input, line) };
+        continue;
+      }
+      if (head === undefined) return "none";
+      active.pending.shift();
+      const line = active.lines[head];
+      if (line === undefined) continue;
+      const body = bodyOrUndefined(active.input, line);
+      const key = planKey(body);
+      const group = active.parked.get(key);
+      if (group === undefined || group.untilMs <= nowMs) return { line, key, body };
+      insertInOrder(group.indexes, head);
+      moved += 1;
+    }
+    return "yield";
+  }
+
+  /**
+   * The line waits `waitMs` (at most MAX_PACING_SLEEP_MS: then it is planned again, after a reload or a freed slot)
+   * with the lines of its key, holding no slot. The key's time is the latest word on it.
+   */
+  #park(active: ActiveBatch, key: string, index: number, waitMs: number): void {
+    if (active.isSettled || active.isCancelling || active.isExpiring || this.#isStopping()) return;
+    const delayMs = Math.max(1, Math.min(waitMs, MAX_PACING_SLEEP_MS));
+    const group = active.parked.get(key) ?? { indexes: [], untilMs: 0, timer: undefined };
+    active.parked.set(key, group);
+    insertInOrder(group.indexes, index);
+    group.untilMs = this.#runtime.clock.now() + delayMs;
+    clearTimeout(group.timer);
+    group.timer = setTimeout(() => {
+      group.timer = undefined;
+      // Due now, whatever the clock reads: a timer may fire a millisecond before the clock reaches `untilMs`, and a
+      // group still not due then had no timer left to wake it (its batch stalled for good).
+      group.untilMs = 0;
+      this.#pump();
+    }, delayMs);
+    group.timer.unref();
   }
 
   /**
@@ -450,7 +568,9 @@ export class BatchRunner {
       owned.push(active);
       byOwner.set(active.owner, owned);
     }
-    const hasPending = (active: ActiveBatch): boolean => active.pending.length > 0;
+    const nowMs = this.#runtime.clock.now();
+    const hasPending = (active: ActiveBatch): boolean =>
+      active.pending.length > 0 || dueParked(active, nowMs) !== undefined;
     const owner = nextInTurn(
       [...byOwner.keys()],
       this.#lastOwner,
@@ -470,14 +590,21 @@ export class BatchRunner {
     return active;
   }
 
-  /** One line, from waiting for a candidate to its result written. */
-  async #runLine(active: ActiveBatch, line: BatchLine): Promise<void> {
+  /**
+   * One line, from its plan to its result written; or, when no candidate may serve it now because of limits (or a
+   * 429 from every one), how long it waits: it gives its slot back meanwhile (#park).
+   */
+  async #runLine(
+    active: ActiveBatch,
+    line: BatchLine,
+    parsed: Record<string, unknown> | undefined,
+  ): Promise<LineOutcome> {
     const executor = this.#executors.get(active.endpoint);
     const signal = active.controller.signal;
     // A wait ends on the exit, a cancel or the window's end; a request sent is ended only by the exit.
     const waiting = AbortSignal.any([signal, active.wake.signal]);
     let serverErrors = 0;
-    const body = lineBody(active.input, line);
+    const body = parsed ?? lineBody(active.input, line);
     // The door's own body limit holds for a line too: a live request this large is refused before it is read.
     const bodyLimitBytes = this.#runtime.snapshot.config.server.bodyLimitBytes;
     if (Buffer.byteLength(JSON.stringify(body)) > bodyLimitBytes) {
@@ -504,10 +631,7 @@ export class BatchRunner {
         continue;
       }
       const waitMs = this.#waitBeforeSending(active, body);
-      if (waitMs > 0) {
-        await sleep(Math.min(waitMs, MAX_PACING_SLEEP_MS), waiting);
-        continue;
-      }
+      if (waitMs > 0) return { waitMs };
       const requestId = randomIds("batch_req_");
       let answer: LineAnswer;
       try {
@@ -527,8 +651,7 @@ export class BatchRunner {
         // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an
         // open circuit's probe, a parked key): waited for, as a line that could be served later.
         if (gatewayError.status === 429 || (gatewayError.status === 503 && gatewayError.retryAfterMs !== undefined)) {
-          await sleep(Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS, MAX_PACING_SLEEP_MS), waiting);
-          continue;
+          return { waitMs: gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS };
         }
         if (gatewayError.status >= 500 && ++serverErrors < MAX_SERVER_ERROR_TRIES) {
           await sleep(
@@ -623,7 +746,7 @@ export class BatchRunner {
       }
       if (stored.batch.expires_at > nowSeconds) continue;
       active.isExpiring = true;
-      active.pending.length = 0;
+      dropWork(active);
       active.wake.abort();
       this.#settleIfDone(active);
     }
@@ -636,7 +759,7 @@ export class BatchRunner {
     let status: "completed" | "cancelled" | "expired";
     if (active.isExpiring) status = "expired";
     else if (active.isCancelling) status = "cancelled";
-    else if (active.pending.length > 0) return;
+    else if (active.pending.length > 0 || active.parked.size > 0) return;
     else status = "completed";
     active.isSettled = true;
     this.#active.delete(active.id);
@@ -667,18 +790,26 @@ export class BatchRunner {
     }
     const stored = await this.#books.batch(id);
     if (stored === undefined || isFinished(stored.batch.status)) return;
-    const results = await this.#books.results(id);
-    const answered = new Set(results.map((result) => result.index));
-    const outputLines = results.filter((result) => !result.isError).map((result) => result.line);
-    const errorLines = results.filter((result) => result.isError).map((result) => result.line);
+    const answered = new Set<number>();
+    const output = new FileParts();
+    const errors = new FileParts();
+    // A page at a time, with turns of the event loop between: 50,000 results read, joined and written at once froze
+    // the gateway for seconds (batches-hostile.test.ts "a large batch's end").
+    for await (const page of this.#books.resultPages(id, RESULTS_PAGE_BYTES)) {
+      for (const result of page) {
+        answered.add(result.index);
+        (result.isError ? errors : output).add(result.line);
+      }
+      await nextTurn();
+    }
+    let written = 0;
     for (const line of expiredLines) {
       if (answered.has(line.index)) continue;
-      errorLines.push(
-        unansweredLine(randomIds("batch_req_"), line.customId, BATCH_EXPIRED_CODE, BATCH_EXPIRED_MESSAGE),
-      );
+      errors.add(unansweredLine(randomIds("batch_req_"), line.customId, BATCH_EXPIRED_CODE, BATCH_EXPIRED_MESSAGE));
+      if (++written % EXPIRED_LINES_PER_TURN === 0) await nextTurn();
     }
-    const outputFileId = await this.#writeFile(stored, outputLines, "output");
-    const errorFileId = await this.#writeFile(stored, errorLines, "error");
+    const outputFileId = await this.#writeFile(stored, output, "output", errors.count > 0 ? 1 : 0);
+    const errorFileId = await this.#writeFile(stored, errors, "error", 0);
     const total = active.lines.length;
     const usage = active.usage;
     const final = (batch: BatchObject): BatchObject => ({
@@ -688,19 +819,19 @@ export class BatchRunner {
       error_file_id: errorFileId,
       request_counts: {
         total,
-        completed: outputLines.length,
+        completed: output.count,
         // An expired line counts as failed: it is in the error file.
-        failed: errorLines.length,
+        failed: errors.count,
       },
       usage: usageOf(batch.usage, usage),
       ...(status === "completed" ? { completed_at: now, finalizing_at: now } : {}),
       ...(status === "cancelled" ? { cancelled_at: now } : {}),
       ...(status === "expired" ? { expired_at: now } : {}),
     });
-    const written = await this.#update(id, (batch) => (isFinished(batch.status) ? undefined : final(batch)));
+    const ended = await this.#update(id, (batch) => (isFinished(batch.status) ? undefined : final(batch)));
     // Ended meanwhile by another writer (a replica that took over after this one's lease lapsed): these files are
     // no batch's, and go.
-    if (written === undefined) {
+    if (ended === undefined) {
       for (const fileId of [outputFileId, errorFileId]) {
         if (fileId !== null) await this.#books.deleteFile(fileId, stored.owner === "" ? null : stored.owner);
       }
@@ -708,20 +839,25 @@ export class BatchRunner {
   }
 
   /** A `batch_output` file of the batch's owner (none for no lines, as OpenAI's `error_file_id` is then null). */
-  async #writeFile(stored: StoredBatch, lines: readonly string[], kind: "output" | "error"): Promise<string | null> {
-    if (lines.length === 0) return null;
-    const content = Buffer.from(`${lines.join("\n")}\n`);
+  async #writeFile(
+    stored: StoredBatch,
+    lines: FileParts,
+    kind: "output" | "error",
+    filesStillToCome: number,
+  ): Promise<string | null> {
+    if (lines.count === 0) return null;
+    const content = lines.finish();
     const createdAt = this.#nowSeconds();
     const file: StoredFile = {
       id: randomIds("file-"),
       owner: stored.owner,
-      bytes: content.length,
+      bytes: lines.bytes,
       createdAt,
       expiresAt: createdAt + Math.floor(this.#runtime.snapshot.config.batches.retentionMs / 1000),
       filename: `${stored.batch.id}_${kind}.jsonl`,
       purpose: "batch_output",
     };
-    await this.#books.addFile(file, content);
+    await this.#books.addOutputFile(file, content, filesStillToCome);
     return file.id;
   }
 }
@@ -738,4 +874,51 @@ function nextInTurn(
     if (name !== undefined && isReady(name)) return name;
   }
   return undefined;
+}
+
+/** Stops what a batch has left to start (a cancel, its window's end, its lease lost): pending and parked lines. */
+function dropWork(active: ActiveBatch): void {
+  active.pending.length = 0;
+  for (const group of active.parked.values()) clearTimeout(group.timer);
+  active.parked.clear();
+}
+
+/** The parked key whose time came with the first line, if any (few keys: a batch's models). */
+function dueParked(
+  active: ActiveBatch,
+  nowMs: number,
+): { readonly key: string; readonly group: ParkedLines; readonly index: number } | undefined {
+  let due: { readonly key: string; readonly group: ParkedLines; readonly index: number } | undefined;
+  for (const [key, group] of active.parked) {
+    const index = group.indexes[0];
+    if (group.untilMs > nowMs || index === undefined) continue;
+    if (due === undefined || index < due.index) due = { key, group, index };
+  }
+  return due;
+}
+
+/** What a line's plan depends on besides its batch's client: its model and fallbacks. */
+function planKey(body: Record<string, unknown> | undefined): string {
+  if (body === undefined) return "";
+  return JSON.stringify([body.model ?? null, Array.isArray(body.models) ? body.models : null]);
+}
+
+function bodyOrUndefined(input: Buffer, line: BatchLine): Record<string, unknown> | undefined {
+  try {
+    return lineBody(input, line);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Into a sorted list (a line parked again goes back to its place: lines start in the file's order). */
+function insertInOrder(indexes: number[], index: number): void {
+  let low = 0;
+  let high = indexes.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((indexes[middle] ?? 0) < index) low = middle + 1;
+    else high = middle;
+  }
+  indexes.splice(low, 0, index);
 }

@@ -17,6 +17,14 @@ function guard<T>(work: Promise<T>): Promise<T> {
   });
 }
 
+async function* guardedPages<T>(pages: AsyncGenerator<T>): AsyncGenerator<T> {
+  for (;;) {
+    const page = await guard(pages.next());
+    if (page.done === true) return;
+    yield page.value;
+  }
+}
+
 export function unavailableOnFailure(rows: BatchRows): BatchRows {
   return {
     kind: rows.kind,
@@ -36,9 +44,13 @@ export function unavailableOnFailure(rows: BatchRows): BatchRows {
     deleteBatch: (id) => guard(rows.deleteBatch(id)),
     putResult: (batchId, result) => guard(rows.putResult(batchId, result)),
     results: (batchId) => guard(rows.results(batchId)),
+    resultPages: (batchId, pageBytes) => guardedPages(rows.resultPages(batchId, pageBytes)),
     exclusive: (work) => guard(rows.exclusive(work)),
     takeLease: (batchId, holder, ttlMs) => guard(rows.takeLease(batchId, holder, ttlMs)),
     dropLease: (batchId, holder) => guard(rows.dropLease(batchId, holder)),
+    ...(rows.onRunnable === undefined
+      ? {}
+      : { onRunnable: (listener: (batchId: string | undefined) => void) => rows.onRunnable?.(listener) }),
     close: () => rows.close(),
   };
 }

@@ -76,7 +76,7 @@ export function registerBatchRoutes(
         filename: file.filename.slice(0, 256),
         purpose: "batch",
       };
-      await books().addFile(stored, file.bytes);
+      if (!(await books().addFile(stored, file.bytes))) throw tooManyFiles(settings().maxFiles);
       return toFileObject(stored);
     });
     app.get(base, async (request) => {
@@ -158,11 +158,13 @@ export function registerBatchRoutes(
         Math.floor(runtime.clock.now() / 1000),
         Math.floor(settings().completionWindowMs / 1000),
       );
-      if (!(await own.addBatch({ batch, owner: ownerOf(request.clientName) }))) {
+      const added = await own.addBatch({ batch, owner: ownerOf(request.clientName) });
+      if (added === "batches") {
         throw new RateLimitedError(
           `Too many batches running (batches.max_batches: ${settings().maxBatches}); retry once one has finished.`,
         );
       }
+      if (added === "files") throw tooManyFiles(settings().maxFiles);
       runner.submitLater(batch.id);
       return (await own.batch(batch.id))?.batch ?? batch;
     });
@@ -323,6 +325,17 @@ function bodyOf(request: FastifyRequest): Record<string, unknown> {
 
 function fileNotFound(id: string, param = "file_id"): ResourceNotFoundError {
   return new ResourceNotFoundError(`No such File object: ${id.slice(0, 200)}`, { param, code: "file_not_found" });
+}
+
+/**
+ * `batches.max_files` has no room: every file kept is a running batch's input or the room its end's output and error
+ * files need (the oldest other files were removed to make room already). A 429, as `max_batches`: room comes back
+ * once a batch ends.
+ */
+function tooManyFiles(maxFiles: number): RateLimitedError {
+  return new RateLimitedError(
+    `Too many files kept (batches.max_files: ${maxFiles}): the others are running batches' input files and the room their output and error files need; retry once a batch has finished, or delete a file.`,
+  );
 }
 
 function batchNotFound(id: string): ResourceNotFoundError {

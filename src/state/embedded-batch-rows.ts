@@ -5,11 +5,13 @@
 // node:sqlite is synchronous: a statement that waited for a lock another process holds on the file (SQLite's busy
 // timeout, 2 s) held the event loop, and every request of the gateway, for that long. Every statement here runs with
 // no busy wait and is tried again by a timer while the file is locked (`whenUnlocked`), up to LOCK_WAIT_MS.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { createWriteStream, mkdirSync, readFile as readFileCallback, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { promisify } from "node:util";
 import { isBusyError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
-import { type BatchRow, type BatchRows, type FileRow, LocalMutex, type ResultRow } from "./batch-rows.ts";
+import { type BatchRow, type BatchRows, type FileRow, LocalMutex, PageSize, type ResultRow } from "./batch-rows.ts";
 import { lockedAsUnavailable } from "./state-file-locked.ts";
 
 const SCHEMA = `
@@ -24,6 +26,9 @@ const SCHEMA = `
     PRIMARY KEY (batch_id, line_index)
   );
 `;
+
+/** Off the event loop, from the callback API as async-fs.ts does (state/ does not import the root's files). */
+const readFile = promisify(readFileCallback);
 
 /** Only the gateway's user may read uploaded prompts and their answers. */
 const FOLDER_MODE = 0o700;
@@ -70,6 +75,9 @@ export class EmbeddedBatchRows implements BatchRows {
         "INSERT OR IGNORE INTO batch_results (batch_id, line_index, is_error, line) VALUES (?, ?, ?, ?)",
       ),
       results: prepare("SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? ORDER BY line_index"),
+      resultPage: prepare(
+        "SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? AND line_index > ? ORDER BY line_index LIMIT ?",
+      ),
     };
   }
 
@@ -78,10 +86,11 @@ export class EmbeddedBatchRows implements BatchRows {
     return join(this.#folder, id);
   }
 
-  async putFile(row: FileRow, content: Buffer): Promise<void> {
+  async putFile(row: FileRow, content: Buffer | readonly Buffer[]): Promise<void> {
     mkdirSync(this.#folder, { recursive: true, mode: FOLDER_MODE });
-    // The bytes first: a row never names a file that is not there.
-    writeFileSync(this.#path(row.id), content, { mode: FILE_MODE });
+    // The bytes first: a row never names a file that is not there. Written off the event loop (libuv's threads), a
+    // part at a time: a 100 MB upload or a 50,000-line output file written at once froze every request meanwhile.
+    await writeParts(this.#path(row.id), Buffer.isBuffer(content) ? [content] : content);
     try {
       await this.#unlocked(() => this.#statements.putFile?.run(row.id, row.owner, row.createdAtMs, row.json), true);
     } catch (error) {
@@ -97,7 +106,7 @@ export class EmbeddedBatchRows implements BatchRows {
   async fileContent(id: string): Promise<Buffer | undefined> {
     if ((await this.file(id)) === undefined) return undefined;
     try {
-      return readFileSync(this.#path(id));
+      return await readFile(this.#path(id));
     } catch {
       return undefined;
     }
@@ -161,11 +170,21 @@ export class EmbeddedBatchRows implements BatchRows {
   async dropLease(): Promise<void> {}
 
   async results(batchId: string): Promise<readonly ResultRow[]> {
-    return ((await this.#unlocked(() => this.#statements.results?.all(batchId))) ?? []).map((row) => ({
-      index: Number(row.line_index),
-      isError: Number(row.is_error) === 1,
-      line: String(row.line),
-    }));
+    return ((await this.#unlocked(() => this.#statements.results?.all(batchId))) ?? []).map(toResult);
+  }
+
+  async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
+    const size = new PageSize(pageBytes);
+    for (let afterIndex = -1; ; ) {
+      const lines = size.lines;
+      const rows = await this.#unlocked(() => this.#statements.resultPage?.all(batchId, afterIndex, lines));
+      const page = (rows ?? []).map(toResult);
+      size.saw(page);
+      if (page.length > 0) yield page;
+      const last = page.at(-1);
+      if (page.length < lines || last === undefined) return;
+      afterIndex = last.index;
+    }
   }
 
   /**
@@ -209,6 +228,25 @@ export class EmbeddedBatchRows implements BatchRows {
     this.#isClosed = true;
     this.#db.close();
   }
+}
+
+function toResult(row: Record<string, unknown>): ResultRow {
+  return { index: Number(row.line_index), isError: Number(row.is_error) === 1, line: String(row.line) };
+}
+
+/** The parts, in order, into a new owner-only file; resolves once it is closed. */
+async function writeParts(path: string, parts: readonly Buffer[]): Promise<void> {
+  const stream = createWriteStream(path, { mode: FILE_MODE });
+  const failed = once(stream, "error").then(([error]) => {
+    throw error;
+  });
+  // Kept from being unhandled while nothing awaits it (every write went well).
+  failed.catch(() => {});
+  for (const part of parts) {
+    if (!stream.write(part)) await Promise.race([once(stream, "drain"), failed]);
+  }
+  stream.end();
+  await Promise.race([once(stream, "finish"), failed]);
 }
 
 function toRow(row: Record<string, unknown> | undefined): FileRow | undefined {

@@ -19,8 +19,16 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BatchRow, BatchRows, FileRow, ResultRow } from "./batch-rows.ts";
-import { LocalMutex } from "./batch-rows.ts";
-import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
+import { LocalMutex, PageSize } from "./batch-rows.ts";
+import {
+  closeClient,
+  createCommandClient,
+  createSubscriberClient,
+  type RedisConnection,
+  seedNode,
+  subscriberOptions,
+} from "./redis-client.ts";
+import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 
 /** ms a command may take: a file's content is up to `batches.max_file_bytes` in one read. */
 const COMMAND_TIMEOUT_MS = 10_000;
@@ -31,6 +39,12 @@ const LOCK_TTL_MS = 10_000;
 /** ms between tries of a taken lock, and how long a writer waits for it before its request fails. */
 const LOCK_RETRY_MS = 20;
 const LOCK_WAIT_MS = 15_000;
+
+/** ms before the first retry of a refused SUBSCRIBE; doubled at each retry, up to SUBSCRIBE_RETRY_MAX_MS. */
+const SUBSCRIBE_RETRY_MS = 100;
+const SUBSCRIBE_RETRY_MAX_MS = 2_000;
+/** Longest batch id a nudge may carry (the gateway's are `batch_` and 32 hex digits). */
+const MAX_NUDGE_ID_LENGTH = 100;
 
 /** ARGV: id, index, line JSON. KEYS: results, done. 1 when appended; 0 when the line already had its result. */
 const PUT_RESULT_LUA = `
@@ -75,12 +89,25 @@ export class RedisBatchRows implements BatchRows {
   /** Whether a batch's JSON is one not finished (the caller knows the shape; state/ does not). */
   readonly #isRunnable: (json: string) => boolean;
   readonly #mutex = new LocalMutex();
+  /**
+   * The nudges' connection (a connection in subscribe mode runs nothing else), made as the cooldowns' is
+   * (redis-state.ts): plain PUBLISH/SUBSCRIBE, which a Redis Cluster delivers from any node to every node, heard
+   * through a ClusterSubscriber there. Made at the first `onRunnable`: books that nobody runs from never open it.
+   */
+  #subscriber: ClusterSubscriber | ReturnType<typeof createSubscriberClient> | undefined;
+  readonly #url: string;
+  readonly #isCluster: boolean;
+  readonly #channel: string;
+  #isClosed = false;
 
   constructor(url: string, keyPrefix: string, isCluster: boolean, isRunnable: (json: string) => boolean) {
     this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
     this.#base = `${keyPrefix}{batches}`;
+    this.#channel = `${keyPrefix}batches`;
+    this.#url = url;
+    this.#isCluster = isCluster;
     this.#isRunnable = isRunnable;
   }
 
@@ -93,16 +120,62 @@ export class RedisBatchRows implements BatchRows {
     }
   }
 
+  onRunnable(listener: (batchId: string | undefined) => void): void {
+    if (this.#subscriber !== undefined || this.#isClosed) return;
+    const subscriber = this.#isCluster
+      ? new ClusterSubscriber(seedNode(this.#url), () => nodesOf(this.#redis), subscriberOptions(this.#url))
+      : createSubscriberClient(this.#url);
+    this.#subscriber = subscriber;
+    // Its errors are the command connection's, which fail the routes and the runner's steps meanwhile.
+    subscriber.on("error", () => {});
+    subscriber.on("message", (channel: string, text: string) => {
+      if (channel === this.#channel && text.length > 0 && text.length <= MAX_NUDGE_ID_LENGTH) listener(text);
+    });
+    // Every new connection after the first hears nothing until it subscribes again (autoResubscribe is off, see
+    // subscriberOptions); what was published meanwhile was missed: every unfinished batch is looked at.
+    let isFirst = true;
+    subscriber.on("ready", () => {
+      if (isFirst) {
+        isFirst = false;
+        return;
+      }
+      void this.#subscribe().then(() => listener(undefined));
+    });
+    void this.#subscribe();
+    subscriber.connect().catch(() => {
+      // reconnects in the background; the looks every third of lease_ms cover what is missed meanwhile
+    });
+  }
+
+  /** SUBSCRIBE, retried until it holds or the rows close (a connection lost before its answer never sends it again). */
+  async #subscribe(): Promise<void> {
+    for (let delayMs = SUBSCRIBE_RETRY_MS; !this.#isClosed; delayMs = Math.min(delayMs * 2, SUBSCRIBE_RETRY_MAX_MS)) {
+      try {
+        await this.#subscriber?.subscribe(this.#channel);
+        return;
+      } catch {
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  /** Tells the other replicas a batch may be taken now. A nudge lost is found at their next look: never throws. */
+  async #nudge(batchId: string): Promise<void> {
+    await this.#redis.publish(this.#channel, batchId).catch(() => {});
+  }
+
   #key(name: string): string {
     return `${this.#base}:${name}`;
   }
 
-  async putFile(row: FileRow, content: Buffer): Promise<void> {
+  async putFile(row: FileRow, content: Buffer | readonly Buffer[]): Promise<void> {
     const seq = await this.#redis.incr(this.#key("seq"));
     const contentKey = this.#key(`content:${row.id}`);
     const chunks: Buffer[] = [];
-    for (let offset = 0; offset < content.length; offset += CONTENT_CHUNK_BYTES) {
-      chunks.push(content.subarray(offset, offset + CONTENT_CHUNK_BYTES));
+    for (const part of Buffer.isBuffer(content) ? [content] : content) {
+      for (let offset = 0; offset < part.length; offset += CONTENT_CHUNK_BYTES) {
+        chunks.push(part.subarray(offset, offset + CONTENT_CHUNK_BYTES));
+      }
     }
     // One MULTI: the row never names bytes that are not there (an empty file is a row with no content list).
     const multi = this.#redis.multi().del(contentKey);
@@ -145,7 +218,9 @@ export class RedisBatchRows implements BatchRows {
     if (this.#isRunnable(row.json)) multi.sadd(this.#key("runnable"), row.id);
     else multi.srem(this.#key("runnable"), row.id);
     // NX: a batch written again keeps its place among the oldest.
-    await multi.zadd(this.#key("batches"), "NX", seq, row.id).exec();
+    const replies = await multi.zadd(this.#key("batches"), "NX", seq, row.id).exec();
+    // A new batch to run: any replica may take it now (the one creating it tries too).
+    if (this.#isRunnable(row.json) && replies?.at(-1)?.[1] === 1) await this.#nudge(row.id);
   }
 
   async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
@@ -203,6 +278,24 @@ export class RedisBatchRows implements BatchRows {
   }
 
   /**
+   * Pages in the order the lines finished (the list's), each sorted by line: a page is one LRANGE, parsed alone, so a
+   * batch's end never parses 50,000 lines in one turn of the event loop.
+   */
+  async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
+    const key = this.#key(`results:${batchId}`);
+    const size = new PageSize(pageBytes);
+    for (let from = 0; ; ) {
+      const count = size.lines;
+      const lines = await this.#redis.lrange(key, from, from + count - 1);
+      from += lines.length;
+      const page = lines.map((line) => JSON.parse(line) as ResultRow).sort((a, b) => a.index - b.index);
+      size.saw(page);
+      if (page.length > 0) yield page;
+      if (lines.length < count) return;
+    }
+  }
+
+  /**
    * One writer across the replicas: a lock key (SET NX PX with this call's token, dropped only by its holder), so the
    * count bounds' read-then-write (batch-books.ts) is never interleaved with another replica's. Waits its turn; after
    * LOCK_WAIT_MS the call fails (a Redis that does not answer).
@@ -230,11 +323,19 @@ export class RedisBatchRows implements BatchRows {
   }
 
   async dropLease(batchId: string, holder: string): Promise<void> {
-    await this.#redis.eval(DROP_IF_HELD_LUA, 1, this.#key(`lease:${batchId}`), holder);
+    const dropped = await this.#redis.eval(DROP_IF_HELD_LUA, 1, this.#key(`lease:${batchId}`), holder);
+    // Given up while still unfinished (a graceful exit): another replica resumes it now, not at its next look.
+    if (dropped === 1 && (await this.#redis.sismember(this.#key("runnable"), batchId)) === 1) {
+      await this.#nudge(batchId);
+    }
   }
 
   async close(): Promise<void> {
-    await closeClient(this.#redis);
+    this.#isClosed = true;
+    await Promise.all([
+      closeClient(this.#redis),
+      this.#subscriber === undefined ? undefined : closeClient(this.#subscriber),
+    ]);
   }
 
   async #ordered(index: string, rows: string): Promise<readonly FileRow[]> {

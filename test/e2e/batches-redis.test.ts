@@ -19,6 +19,7 @@ import {
   waitForCompleted,
 } from "../helpers/batches-scene.ts";
 import { useGateway, useMock } from "../helpers/e2e.ts";
+import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
@@ -195,6 +196,43 @@ describe("Batch API with Redis: replicas share files and batches", () => {
           await sleep(200);
         }
       }
+    },
+  );
+
+  test(
+    "a batch A gave up at once (created, then A stopped) is taken by B at once, not at B's next look 100 s later",
+    skipWithoutRedis,
+    async (t) => {
+      const mock = await useMock(t);
+      echoing(mock, 20);
+      const redis = await useRedisServer(t);
+      // lease_ms 300 s: B looks for batches to take every 100 s; only a nudge (pub/sub) brings this one sooner.
+      const yaml = `${providersYaml(mock)}state:
+  path: ":memory:"
+  redis_url: ${redis.url}
+  redis_key_prefix: "batches-nudge-e2e:"
+batches:
+  lease_ms: 300000
+`;
+      const a = await startTestGateway(yaml);
+      t.after(() => (isAClosed ? undefined : a.close()));
+      let isAClosed = false;
+      const b = await useGateway(t, yaml);
+      const clientA = clientOf(a.baseUrl.replace(/\/v1$/, ""));
+      const clientB = clientOf(b.baseUrl.replace(/\/v1$/, ""));
+      const ids = ["1", "2", "3", "4"];
+      const file = await upload(clientA, ids.map((id) => chatLine(`n-${id}`, `line ${id}`)).join("\n"));
+      const batch = await createBatch(clientA, file.id);
+      // A's graceful exit gives up the batch's lease (A took it at the create, or is taking it).
+      await a.close();
+      isAClosed = true;
+      const stoppedAt = Date.now();
+      const done = await waitForCompleted(clientB, batch.id, 4, 15_000);
+      assert.ok(Date.now() - stoppedAt < 15_000);
+      assert.deepEqual(
+        (await linesOf(clientB, done.output_file_id)).map((line) => line.custom_id).sort(),
+        ids.map((id) => `n-${id}`),
+      );
     },
   );
 

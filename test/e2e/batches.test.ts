@@ -18,6 +18,7 @@ import {
   isFinished,
   linesOf,
   providersYaml,
+  sentContents,
   serverWithKeys,
   TWO_TEAMS_YAML,
   UPSTREAM_ID,
@@ -29,6 +30,7 @@ import { CHAT_ROUTE, errorOf, openAiClient, send, useGateway, useMock } from "..
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
 describe("Batch API with the openai SDK", () => {
   test("upload, create, poll to completed, read the output file: every custom_id with the mock's answer", async (t) => {
@@ -429,6 +431,55 @@ describe("Batch API: pacing, cancel, expiry, restart", () => {
     assert.equal(chatCalls(mock).length, 1, "the waiting lines were never sent");
   });
 
+  test("a line waiting for a limit holds no slot: its batch's lines for a free model, and another batch, run meanwhile", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      slow: { id: ${UPSTREAM_ID}, limits: { rpm: 1 } }
+      fast: { id: vendor/fast }
+batches:
+  concurrency: 1
+`,
+    );
+    const client = openAiClient(gateway);
+    const lines = [
+      chatLine("s-1", "s-1", "slow"),
+      chatLine("s-2", "s-2", "slow"),
+      chatLine("f-1", "f-1", "fast"),
+      chatLine("s-3", "s-3", "slow"),
+      chatLine("f-2", "f-2", "fast"),
+    ];
+    const mixed = await createBatch(client, (await upload(client, lines.join("\n"))).id);
+    // s-2 and s-3 wait a minute for the slow model's budget; the one slot serves the fast lines meanwhile.
+    const served = await waitForBatch(client, mixed.id, (batch) => (batch.request_counts?.completed ?? 0) >= 3, 8_000);
+    assert.equal(served.status, "in_progress");
+    const other = await createBatch(
+      client,
+      (await upload(client, [chatLine("o-1", "o-1", "fast"), chatLine("o-2", "o-2", "fast")].join("\n"))).id,
+    );
+    await waitForCompleted(client, other.id, 2, 8_000);
+    assert.deepEqual(
+      sentContents(mock),
+      ["s-1", "f-1", "f-2", "o-1", "o-2"],
+      "in the file's order, waiting lines not sent",
+    );
+    await client.batches.cancel(mixed.id);
+    const cancelled = await waitForBatch(client, mixed.id, isFinished);
+    assert.equal(cancelled.status, "cancelled");
+    assert.deepEqual(cancelled.request_counts, { total: 5, completed: 3, failed: 0 });
+    assert.deepEqual(
+      (await linesOf(client, cancelled.output_file_id)).map((line) => line.custom_id),
+      ["s-1", "f-1", "f-2"],
+    );
+    assert.equal(chatCalls(mock).length, 5, "the waiting lines were never sent");
+  });
+
   test("completion window elapsed: expired, the lines not run in the error file as batch_expired", async (t) => {
     const mock = await useMock(t);
     slowEcho(mock, 600);
@@ -653,5 +704,30 @@ batches:
     );
     assert.equal(order[0], "batch 1");
     assert.equal(order[1], "live", `served in the order ${order}`);
+  });
+});
+
+describe("Batch API: live metrics", () => {
+  test("batch lines stay out of requests_total and the latency histograms; batch_requests_total counts them", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(t, providersYaml(mock));
+    const client = openAiClient(gateway);
+    const live = await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "m", messages: [{ role: "user", content: "live" }] },
+    });
+    assert.equal(live.status, 200);
+    const file = await upload(client, ["1", "2", "3"].map((id) => chatLine(`m-${id}`, `line ${id}`)).join("\n"));
+    const batch = await createBatch(client, file.id);
+    await waitForCompleted(client, batch.id, 3);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+    assert.equal(sumOf(metrics, "llm_gateway_requests_total", { endpoint: "chat" }), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", {}), 1);
+    for (const name of ["request_duration_seconds", "time_to_headers_seconds", "overhead_seconds"]) {
+      assert.equal(sumOf(metrics, `llm_gateway_${name}_count`, {}), 1, `${name}: the live request only`);
+    }
+    assert.equal(sumOf(metrics, "llm_gateway_batch_requests_total", { endpoint: "chat", status_class: "2xx" }), 3);
+    // What the upstreams served still counts every line: their attempts and tokens are the providers' load.
+    assert.equal(sumOf(metrics, "llm_gateway_attempts_total", { outcome: "success" }), 4);
   });
 });
