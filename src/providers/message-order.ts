@@ -6,14 +6,16 @@
 // user/assistant". OpenAI-style clients send all of these shapes: Claude Code a system turn after the user's, agents
 // a user turn right after tool results. Only the candidate that needs it gets the rewrite (upstream-request.ts).
 
+import { MESSAGE_ORDERS, type MessageOrder } from "../config/message-orders.ts";
+import type { Deployment } from "./catalog.ts";
+
 /**
  * `any`: sent as the client wrote them. `strict`: Mistral's rules (no system message after the conversation started,
  * an assistant turn between a tool result and a user turn, a trailing assistant marked `prefix: true`).
  * `alternate`: `strict`'s first two rules plus consecutive user messages merged (chat templates that require
  * user/assistant alternation), a trailing assistant left as is (a template has no `prefix`).
  */
-export const MESSAGE_ORDERS = ["any", "strict", "alternate"] as const;
-export type MessageOrder = (typeof MESSAGE_ORDERS)[number];
+export type { MessageOrder } from "../config/message-orders.ts";
 
 /**
  * Model ids of the Mistral family, on any provider: Mistral's own API, and its open weights served with Mistral's
@@ -188,4 +190,36 @@ function partsOf(content: unknown): unknown[] {
   if (Array.isArray(content)) return content;
   if (typeof content === "string" && content !== "") return [{ type: "text", text: content }];
   return [];
+}
+
+/** The order a deployment's messages are sent in: its config (model, provider), its id, what it taught. */
+export function deploymentMessageOrder(deployment: Deployment, learned: MessageOrder | undefined): MessageOrder {
+  return messageOrderOf(
+    deployment.model.messageOrder,
+    deployment.provider.settings.messageOrder,
+    deployment.model.id,
+    learned,
+  );
+}
+
+/**
+ * A learned order is kept as a refused "feature" of the deployment (limits/refused-features.ts: its lifetime, state
+ * file, Redis sharing and admin reset). No request carries such a feature, so the router never ranks a candidate
+ * lower for it: the lesson only changes what the candidate is sent.
+ */
+export const LEARNED_ORDER_FEATURES: readonly string[] = ["message_order:alternate", "message_order:strict"];
+
+export function learnedOrderFeature(order: MessageOrder): string {
+  return `message_order:${order}`;
+}
+
+/** The order a deployment has learned (LEARNED_ORDER_FEATURES), the stronger one first. */
+export function learnedOrderOf(
+  book: { refusalOf?(deployment: Deployment, features: readonly string[]): { readonly feature: string } | undefined },
+  deployment: Deployment,
+): MessageOrder | undefined {
+  const feature = book.refusalOf?.(deployment, LEARNED_ORDER_FEATURES)?.feature;
+  if (feature === "message_order:alternate") return "alternate";
+  if (feature === "message_order:strict") return "strict";
+  return undefined;
 }
