@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import {
   chatCompletion,
   chatStream,
@@ -245,6 +245,14 @@ describe("message order for strict providers", () => {
     assert.equal(chatRequests(learner).length, 2);
     assert.deepEqual(sentMessages(learner, 0), TOOL_THEN_USER, "first sent as the client wrote it");
     assert.equal(mistralVerdict(sentMessages(learner, 1)), undefined, "then rewritten");
+    assert.equal(answer.headers["x-gateway-attempts"], "2");
+    // Kept as a learned refusal of the deployment (its lifetime, the state file, Redis, the admin reset).
+    const learned = rowOf(await statsOf(gateway, AUTH), "learner/l").refused_features;
+    assert.deepEqual(
+      learned.map((refusal) => refusal.feature),
+      ["message_order:strict"],
+    );
+    assert.match(learned[0]?.reason ?? "", /Unexpected role 'user' after role 'tool'/);
     const again = await postChat(gateway, { model: "learner/l", messages: TOOL_THEN_USER, tools: TOOLS }, AUTH);
     assert.equal(again.status, 200, again.text);
     assert.equal(chatRequests(learner).length, 3, "learned: the next request is rewritten at its first attempt");
