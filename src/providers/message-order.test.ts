@@ -118,6 +118,12 @@ test("message order: messages already in order, `any`, and malformed input are r
   ]);
 });
 
+test("message order: a late system turn without text is kept in place (nothing dropped); an empty one goes", () => {
+  const image = { role: "system", content: [{ type: "image_url", image_url: { url: "u" } }] };
+  const messages = [{ role: "user", content: "u" }, image, { role: "system", content: "" }];
+  assert.deepEqual(orderMessages(messages, "strict"), [{ role: "user", content: "u" }, image]);
+});
+
 test("message order: configured wins, Mistral-family ids default to strict, a learned order only raises it", () => {
   assert.equal(messageOrderOf(undefined, undefined, "mistralai/devstral-small-2505", undefined), "strict");
   for (const id of ["ministral-8b", "Magistral-Medium", "codestral-latest", "pixtral-12b", "mixtral-8x7b"])

@@ -94,7 +94,10 @@ function foldLateSystem(messages: readonly Message[]): Message[] {
   for (const message of messages) {
     if (message.role === "system" && hasStarted) {
       const text = textOf(message.content);
-      if (text !== "") pending.push(text);
+      // Parts that are not text (an image) cannot be folded as text: kept in place, never silently dropped (the
+      // upstream's refusal then fails the candidate over). An empty system message carries nothing and goes.
+      if (text === "" && !isEmpty(message.content)) out.push(message);
+      else if (text !== "") pending.push(text);
       continue;
     }
     if (message.role !== "system") hasStarted = true;
@@ -155,6 +158,12 @@ function markTrailingPrefix(messages: Message[]): Message[] {
   if (last === undefined || last.role !== "assistant" || last.prefix === true) return messages;
   if (Array.isArray(last.tool_calls) && last.tool_calls.length > 0) return messages;
   return [...messages.slice(0, -1), { ...last, prefix: true }];
+}
+
+function isEmpty(content: unknown): boolean {
+  return (
+    content === "" || content === null || content === undefined || (Array.isArray(content) && content.length === 0)
+  );
 }
 
 /** A message's text: a string, or the text parts of an array of parts joined by newlines. */
