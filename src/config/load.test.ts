@@ -679,3 +679,35 @@ describe("an open gateway on the network", () => {
     }
   });
 });
+
+describe("message_order", () => {
+  const text = (order: string) =>
+    [
+      "providers:",
+      "  - name: alpha",
+      "    base_url: https://alpha.example/v1",
+      "    api_key: sk-x",
+      "    message_order: alternate",
+      "    models:",
+      `      m: { message_order: ${order} }`,
+      "      n: {}",
+      "",
+    ].join("\n");
+
+  test("set on a provider and a model (the mistral preset: e2e/message-order.test.ts); a typo is reported at its line", () => {
+    const { config } = parseConfigText(text("strict"), "test.yaml", { env: {} });
+    const [alpha] = config.providers;
+    assert.equal(alpha?.messageOrder, "alternate");
+    assert.equal(alpha?.models?.find((model) => model.publicName === "m")?.messageOrder, "strict");
+    assert.equal(alpha?.models?.find((model) => model.publicName === "n")?.messageOrder, undefined);
+    assert.throws(
+      () => parseConfigText(text("strcit"), "test.yaml", { env: {} }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /test\.yaml:7 providers\.0\.models\.m\.message_order/);
+        assert.match(error.message, /any.*strict.*alternate/);
+        return true;
+      },
+    );
+  });
+});

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { parseDayReset, UTC_MIDNIGHT } from "./day-reset.ts";
 import { nonJsonParts } from "./json-value.ts";
+import { MESSAGE_ORDERS } from "./message-orders.ts";
 import { modelKindSchema, moderationApiOfKind, moderationApiSchema } from "./model-kind-schema.ts";
 import {
   asList,
@@ -153,6 +154,11 @@ const modelSchema = z
     reasoning: z.boolean().optional(),
     /** Whether the model accepts an assistant prefill (stream continuation). */
     prefill: z.boolean().optional(),
+    /**
+     * The role order the model accepts: `strict` (Mistral), `alternate` (user/assistant chat templates) or `any`;
+     * default: the provider's, else `strict` for a Mistral-family id (docs/configuration.md "Message order").
+     */
+    message_order: z.enum(MESSAGE_ORDERS).optional(),
     /** Which endpoint family the model serves; default guessed from its id. */
     kind: modelKindSchema.optional(),
     /** A moderation model's way (`native` or `llama_guard`); implies `kind: moderation`. Default: read from its id. */
@@ -197,6 +203,7 @@ const knownModelSchema = z
     json_schema: z.boolean().optional(),
     reasoning: z.boolean().optional(),
     prefill: z.boolean().optional(),
+    message_order: z.enum(MESSAGE_ORDERS).optional(),
     kind: modelKindSchema.optional(),
     /** As a model's `moderation_api`: a provider's alias of Llama Guard whose id does not say so. */
     moderation_api: moderationApiSchema.optional(),
@@ -279,6 +286,8 @@ export const providerSchema = z.strictObject({
    */
   rerank_api: z.enum(["cohere", "voyage", "nvidia"]).optional(),
   count_max_tokens: z.boolean().optional(),
+  /** The role order every model of the provider accepts, unless a model says otherwise (`any`, `strict`, `alternate`). */
+  message_order: z.enum(MESSAGE_ORDERS).optional(),
   /** Changes to the body every model of this provider is sent (docs/configuration.md "Request body rules"). */
   body: bodyRulesSchema.optional(),
   known_models: z.record(z.string().min(1), knownModelSchema).optional(),
@@ -356,6 +365,7 @@ export const providerSettingsSchema = z
     responses_api: raw.responses_api.default("translate"), // how /v1/responses reaches it: as chat, or natively
     rerank_api: raw.rerank_api.default("cohere"), // how /v1/rerank reaches it: the shape most rerank servers share
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
+    message_order: raw.message_order, // unset: by model id (Mistral family `strict`, others `any`)
     body: raw.body, // unset: the client's body as it is
     /**
      * What the environment put into the body rules' values (`${TENANT_TOKEN}`): sent upstream in every body, so

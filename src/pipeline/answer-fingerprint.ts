@@ -3,8 +3,10 @@
 // on another config (a rolling deploy, a replica configured apart) never gives an answer kept by this one, nor this
 // process an answer kept under the config before a reload (also one put by a request that was still in flight when
 // the reload came).
+
 import { createHash } from "node:crypto";
 import type { Deployment } from "../providers/catalog.ts";
+import { deploymentMessageOrder } from "../providers/message-order.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 
 /**
@@ -66,6 +68,8 @@ function deploymentIdentity(deployment: Deployment): string {
     deployment.kind,
     deployment.cost,
     deployment.capabilities.reasoning === true,
+    // The configured role order changes the messages a candidate is sent (providers/message-order.ts).
+    deploymentMessageOrder(deployment, undefined),
     body === undefined ? null : [body.defaults, body.override, body.drop],
   ]);
 }

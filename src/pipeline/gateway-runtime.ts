@@ -2,6 +2,7 @@
 // (availability, budgets, health, stats, sticky sessions, the wait queue). Planning and forwarding read them;
 // only the recorder (recorder.ts) changes them after an attempt. The snapshot is replaced as a whole, so a reload
 // swaps one reference and in-flight requests finish on the snapshot they started with.
+
 import type { Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import { ConfigError, formatIssue } from "../config/config-error.ts";
@@ -339,6 +340,7 @@ export class GatewayRuntime {
       // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.
       servingAs: (deployment) => this.#upstreams.servingAs(deployment),
       hasRefusedFeatures: (deployment) => this.refusedFeatures.knows(deployment.key),
+      refusalOf: (deployment, features) => this.refusedFeatures.refusalOf(deployment.key, features, this.clock.now()),
       admit: (deployment, tokens, requests) =>
         // Checked again: a reload may come while the attempt waited for a slot.
         this.isServing(deployment)

@@ -1,7 +1,9 @@
 // What every upstream attempt shares (attempt.ts for streams, json-attempt.ts for JSON answers): the result an
 // attempt reports, its context, the `timeout_ms` timer, and the failures before or instead of a usable answer.
+
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
+import type { MessageOrder } from "../config/message-orders.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
@@ -70,6 +72,8 @@ export interface AttemptContext {
   readonly native: NativeCall | undefined;
   /** The API this candidate is called with: `chat`, or the native call's. */
   readonly api: UpstreamApi;
+  /** The role order this candidate's chat messages are sent in (providers/message-order.ts). */
+  readonly messageOrder: MessageOrder;
 }
 
 /**

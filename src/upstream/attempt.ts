@@ -10,6 +10,7 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import { sentRulesOf } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { deploymentMessageOrder, learnedOrderOf } from "../providers/message-order.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
@@ -36,6 +37,11 @@ export interface AttemptServices {
    * calls go one at a time). Default: none, every attempt makes one call at a time.
    */
   anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined;
+  /**
+   * The deployment's learned refusal of one of `features`, if one holds now (limits/refused-features.ts): how a
+   * learned role order is read (providers/message-order.ts `learnedOrderOf`). Default: none learned.
+   */
+  refusalOf?(deployment: Deployment, features: readonly string[]): { readonly feature: string } | undefined;
 }
 
 /**
@@ -84,6 +90,7 @@ export async function attemptOnce(
       deadline: deadline.signal,
       native,
       api: native?.api ?? "chat",
+      messageOrder: deploymentMessageOrder(deployment, learnedOrderOf(services, deployment)),
     });
   } finally {
     clearTimeout(deadlineTimer);
@@ -125,6 +132,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
         bodyRules: sentRulesOf(deployment, request.isLegacyCompletion),
         api: context.api,
         spentOutputTokens: request.spentOutputTokens,
+        messageOrder: context.messageOrder,
       }),
     contentType: multipart?.payload.contentType,
     isBinaryAnswer: request.isBinaryAnswer,

@@ -41,6 +41,15 @@ describe("refusalOf: whose fault a 4xx is", () => {
       undefined,
       "unsupported",
     ],
+    // A role order this candidate refuses (Mistral, a chat template): another takes it, this one takes it rewritten.
+    [400, "Unexpected role 'user' after role 'tool'", "3230", "unsupported"],
+    [
+      400,
+      "Expected last role User or Tool (or Assistant with prefix True) for serving but got system",
+      "3230",
+      "unsupported",
+    ],
+    [400, "Conversation roles must alternate user/assistant/user/assistant/...", undefined, "unsupported"],
     // The request itself: every candidate would refuse it.
     [400, "Invalid value for 'temperature': must be <= 2.", "invalid_value", "request"],
     [400, "The file `abc` does not exist", undefined, "request"],

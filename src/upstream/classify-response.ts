@@ -1,8 +1,10 @@
 // What an upstream answer means for failover. Pure: status, headers and body text in, a verdict out.
+
 import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
+import { orderRefusedBy } from "../providers/message-order.ts";
 
 export type Verdict =
   | { readonly kind: "success" }
@@ -163,7 +165,9 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   if (status === 404) return !isModelNamed && isRouteGone(error, bodyText) ? "unserved_endpoint" : "model_unavailable";
   if (status !== 400 && status !== 422) return "request";
   if (isModelNamed) return "model_unavailable";
-  if (UNSUPPORTED.test(error.message)) return "unsupported";
+  // A role-order refusal (Mistral's `invalid_request_message_order`, a chat template's alternation error): another
+  // candidate takes the same messages, and this one takes them rewritten (providers/message-order.ts).
+  if (UNSUPPORTED.test(error.message) || orderRefusedBy(error.message) !== undefined) return "unsupported";
   return "request";
 }
 

@@ -11,6 +11,7 @@ import { traitsOf } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { deploymentMessageOrder, learnedOrderOf } from "../providers/message-order.ts";
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
@@ -111,6 +112,7 @@ async function tryCandidate(
   const { clock, routing } = services;
   const settings = deployment.provider.settings;
   const { attempts, skips } = request.trace;
+  let hasRetriedInOrder = false;
   for (let tryIndex = 0; ; tryIndex++) {
     const remainingMs = state.deadlineMs - clock.now();
     if (attempts.length >= routing.maxAttempts || remainingMs <= 0) {
@@ -176,6 +178,7 @@ async function tryCandidate(
     }
     const startedAtMs = clock.now();
     const { reservation } = admission;
+    const orderSent = deploymentMessageOrder(deployment, learnedOrderOf(services, deployment));
     const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot, () =>
       services.attemptSent(reservation),
     );
@@ -205,6 +208,13 @@ async function tryCandidate(
     if (report.outcome === "client_aborted") throw new ClientAbortedError();
     if (result.verdict?.kind === "rejected") {
       if (result.verdict.refusal === "request") throw rejectedError(result.verdict, report, services.redact);
+      // A role-order refusal the recorder has just learned from (lessons.ts): the same candidate once more, with its
+      // messages rewritten into that order, before any other (it was ranked first for this request).
+      const orderNow = deploymentMessageOrder(deployment, learnedOrderOf(services, deployment));
+      if (!hasRetriedInOrder && orderNow !== orderSent && report.outcome === "unsupported") {
+        hasRetriedInOrder = true;
+        continue;
+      }
       // Only a refusal of the planned path: a native call's went elsewhere (lessons.ts learns nothing from it either).
       if (
         report.outcome === "unserved_endpoint" &&

@@ -1,6 +1,7 @@
 // The failover executor's contract: what it is asked, what it needs from the rest of the gateway, and what it
 // reports. It mutates nothing itself: admission and every attempt's end go through `FailoverServices`, which the
 // pipeline's recorder implements.
+
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { RoutingSettings, UpstreamLimits } from "../config/types.ts";
@@ -212,6 +213,11 @@ export interface FailoverServices {
    * a success reports no `accepted_features` effect (nothing to clear, on every success). Default: it may have.
    */
   hasRefusedFeatures?(deployment: Deployment): boolean;
+  /**
+   * The deployment's learned refusal of one of `features`, if one holds now (limits/refused-features.ts): how a
+   * learned role order is read (providers/message-order.ts `learnedOrderOf`). Default: none learned.
+   */
+  refusalOf?(deployment: Deployment, features: readonly string[]): { readonly feature: string } | undefined;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   /** `requests`: the upstream calls the attempt makes (a Llama Guard moderation's one per input), each counted. */
   admit(deployment: Deployment, tokens: number, requests: number): Admission | Promise<Admission>;

@@ -103,6 +103,26 @@ describe("an unsupported refusal teaches the feature it names", () => {
     assert.ok(effect?.kind === "refused_feature" && effect.reason.length <= 310, "reason capped");
   });
 
+  it("a role-order refusal: the order is learned, whatever features the request carries", () => {
+    const lesson = lessonFromVerdict(refusal("Unexpected role 'user' after role 'tool'"), settings(), NOW_MS);
+    assert.equal(lesson.outcome, "unsupported");
+    assert.deepEqual(lesson.effects, [
+      {
+        kind: "refused_feature",
+        feature: "message_order:strict",
+        reason: "HTTP 400: Unexpected role 'user' after role 'tool'",
+      },
+    ]);
+    const [alternate] = lessonFromVerdict(
+      refusal("After the optional system message, conversation roles must alternate user/assistant"),
+      settings(),
+      NOW_MS,
+      undefined,
+      ["tools"],
+    ).effects;
+    assert.ok(alternate?.kind === "refused_feature" && alternate.feature === "message_order:alternate");
+  });
+
   it("not tied, or not an unsupported refusal: nothing learned", () => {
     assert.deepEqual(kinds(refusal("Extra inputs are not permitted"), settings()), []);
     assert.deepEqual(

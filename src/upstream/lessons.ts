@@ -12,6 +12,7 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import { concurrencyFromBody, type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
+import { learnedOrderFeature, orderRefusedBy } from "../providers/message-order.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { Verdict } from "./classify-response.ts";
 import { refusedFeature } from "./refused-feature.ts";
@@ -185,7 +186,8 @@ export function lessonFromVerdict(
         };
       }
       if (verdict.refusal === "unsupported") {
-        const feature = refusedFeature(verdict.error, features);
+        const order = orderRefusedBy(verdict.error.message);
+        const feature = order === undefined ? refusedFeature(verdict.error, features) : learnedOrderFeature(order);
         const reason = verdict.error.message;
         const gist = gistOf(reason);
         return {

@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { type MessageOrder, orderMessages } from "../providers/message-order.ts";
 import { asksForText, encodeMultipart, type MultipartPayload, multipartBody } from "./multipart-payload.ts";
 
 export interface UpstreamCall {
@@ -145,6 +146,8 @@ export interface PayloadOptions {
   readonly api?: "chat" | "responses";
   /** Output tokens a prefill continuation's client already has (ForwardRequest.spentOutputTokens). */
   readonly spentOutputTokens?: number | undefined;
+  /** The candidate's role order (providers/message-order.ts): its chat messages rewritten into it. Default `any`. */
+  readonly messageOrder?: MessageOrder | undefined;
 }
 
 /**
@@ -168,6 +171,9 @@ export function buildPayload(body: Readonly<Record<string, unknown>>, options: P
   // The config's rules first: what they set is the request the provider gets, the gateway's own fields after them.
   if (options.bodyRules !== undefined) applyBodyRules(rest, options.bodyRules, options.api);
   rest.model = options.upstreamModelId;
+  // Only a chat body's `messages` (a native Responses body has `input`); the client's array is never changed.
+  if (options.messageOrder !== undefined && options.api !== "responses" && Array.isArray(rest.messages))
+    rest.messages = orderMessages(rest.messages, options.messageOrder);
   if (options.spentOutputTokens !== undefined) lessOutput(rest, options.spentOutputTokens);
   // The client's own `reasoning_effort` (chat) is its explicit choice and goes to every candidate as it is.
   if (

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { BRIDGE_ASSISTANT_TEXT, messageOrderOf, orderMessages, orderRefusedBy } from "./message-order.ts";
+
+test("message order: a system turn after the user's is folded into the last user message when none follows", () => {
+  const messages = [
+    { role: "system", content: "You are Claude Code." },
+    { role: "user", content: [{ type: "text", text: "run ls" }] },
+    { role: "system", content: "<system-reminder>be brief</system-reminder>" },
+  ];
+  assert.deepEqual(orderMessages(messages, "strict"), [
+    { role: "system", content: "You are Claude Code." },
+    {
+      role: "user",
+      content: [
+        { type: "text", text: "run ls" },
+        { type: "text", text: "<system-reminder>be brief</system-reminder>" },
+      ],
+    },
+  ]);
+  // The client's objects are untouched.
+  assert.deepEqual(messages[1], { role: "user", content: [{ type: "text", text: "run ls" }] });
+});
+
+test("message order: a late system turn goes before the next user message's text", () => {
+  const messages = [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "hello" },
+    { role: "system", content: [{ type: "text", text: "Be terse." }] },
+    { role: "user", content: "why?" },
+  ];
+  assert.deepEqual(orderMessages(messages, "strict"), [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "hello" },
+    { role: "user", content: "Be terse.\n\nwhy?" },
+  ]);
+});
+
+test("message order: a trailing system turn after an answer becomes a user turn (not a prefix of that answer)", () => {
+  const messages = [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "hello" },
+    { role: "system", content: "Now summarise." },
+  ];
+  assert.deepEqual(orderMessages(messages, "strict"), [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "hello" },
+    { role: "user", content: "Now summarise." },
+  ]);
+});
+
+test("message order: a user turn right after tool results gets a non-empty assistant turn between them", () => {
+  const call = { id: "c1", type: "function", function: { name: "ls", arguments: "{}" } };
+  const messages = [
+    { role: "user", content: "list" },
+    { role: "assistant", content: null, tool_calls: [call] },
+    { role: "tool", tool_call_id: "c1", content: "" },
+    { role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,AA==" } }] },
+  ];
+  const ordered = orderMessages(messages, "strict");
+  assert.deepEqual(ordered[3], { role: "assistant", content: BRIDGE_ASSISTANT_TEXT });
+  assert.notEqual(BRIDGE_ASSISTANT_TEXT, "");
+  assert.equal(ordered.length, 5);
+  assert.equal(ordered[4], messages[3]);
+});
+
+test("message order: strict marks a trailing assistant as a prefix; a tool call or `alternate` is left as is", () => {
+  const prefill = [
+    { role: "user", content: "Say a poem" },
+    { role: "assistant", content: "Roses are" },
+  ];
+  assert.deepEqual(orderMessages(prefill, "strict").at(-1), { role: "assistant", content: "Roses are", prefix: true });
+  assert.equal(orderMessages(prefill, "alternate"), prefill);
+  const calling = [
+    { role: "user", content: "x" },
+    { role: "assistant", content: null, tool_calls: [{ id: "c" }] },
+  ];
+  assert.equal(orderMessages(calling, "strict"), calling);
+});
+
+test("message order: consecutive user messages are merged only for `alternate`", () => {
+  const messages = [
+    { role: "system", content: "s" },
+    { role: "user", content: "<system_reminder>r</system_reminder>" },
+    { role: "user", content: "hello" },
+    { role: "user", content: [{ type: "image_url", image_url: { url: "u" } }] },
+  ];
+  assert.equal(orderMessages(messages, "strict"), messages);
+  assert.deepEqual(orderMessages(messages, "alternate"), [
+    { role: "system", content: "s" },
+    {
+      role: "user",
+      content: [
+        { type: "text", text: "<system_reminder>r</system_reminder>\n\nhello" },
+        { type: "image_url", image_url: { url: "u" } },
+      ],
+    },
+  ]);
+});
+
+test("message order: messages already in order, `any`, and malformed input are returned as they came", () => {
+  const fine = [
+    { role: "system", content: "s" },
+    { role: "user", content: "u" },
+  ];
+  assert.equal(orderMessages(fine, "strict"), fine);
+  const late = [...fine, { role: "system", content: "late" }];
+  assert.equal(orderMessages(late, "any"), late);
+  const odd = [{ role: "user", content: "u" }, "not a message", { role: "system", content: "x" }];
+  assert.equal(orderMessages(odd, "strict"), odd);
+  const noUser = [
+    { role: "assistant", content: "a" },
+    { role: "system", content: "s" },
+  ];
+  assert.deepEqual(orderMessages(noUser, "alternate"), [
+    { role: "assistant", content: "a" },
+    { role: "user", content: "s" },
+  ]);
+});
+
+test("message order: a late system turn without text is kept in place (nothing dropped); an empty one goes", () => {
+  const image = { role: "system", content: [{ type: "image_url", image_url: { url: "u" } }] };
+  const messages = [{ role: "user", content: "u" }, image, { role: "system", content: "" }];
+  assert.deepEqual(orderMessages(messages, "strict"), [{ role: "user", content: "u" }, image]);
+});
+
+test("message order: configured wins, Mistral-family ids default to strict, a learned order only raises it", () => {
+  assert.equal(messageOrderOf(undefined, undefined, "mistralai/devstral-small-2505", undefined), "strict");
+  for (const id of ["ministral-8b", "Magistral-Medium", "codestral-latest", "pixtral-12b", "mixtral-8x7b"])
+    assert.equal(messageOrderOf(undefined, undefined, id, undefined), "strict", id);
+  assert.equal(messageOrderOf(undefined, undefined, "llama-3.3-70b", undefined), "any");
+  assert.equal(messageOrderOf(undefined, "strict", "llama-3.3-70b", undefined), "strict");
+  assert.equal(messageOrderOf("any", "strict", "mistral-large", undefined), "any");
+  assert.equal(messageOrderOf(undefined, undefined, "mistral-large", "alternate"), "alternate");
+  assert.equal(messageOrderOf("alternate", undefined, "gemma", "strict"), "alternate");
+  assert.equal(messageOrderOf("any", undefined, "m", "strict"), "strict");
+});
+
+test("message order: the refusals that teach an order", () => {
+  assert.equal(
+    orderRefusedBy("Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant"),
+    "strict",
+  );
+  assert.equal(orderRefusedBy("Unexpected role 'user' after role 'tool'"), "strict");
+  assert.equal(
+    orderRefusedBy(
+      "After the optional system message, conversation roles must alternate user/assistant/user/assistant...",
+    ),
+    "alternate",
+  );
+  assert.equal(orderRefusedBy("Conversation roles must alternate user/assistant/user/assistant/..."), "alternate");
+  assert.equal(orderRefusedBy("'seed' is not supported"), undefined);
+  assert.equal(orderRefusedBy("Invalid 'messages[0].role': unexpected"), undefined);
+});

@@ -1,0 +1,295 @@
+// Strict role order (providers/message-order.ts, docs/configuration.md "Message order"): a mock upstream playing
+// Mistral's API validates the role sequence as Mistral does and refuses with its exact 400 bodies
+// (`invalid_request_message_order`, code 3230) when it is wrong, and answers otherwise. Claude Code's replayed
+// requests, a tool -> user conversation, the other providers of the same config, and the learned path.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  chatCompletion,
+  chatStream,
+  type MockStep,
+  type MockUpstream,
+  type RecordedRequest,
+} from "../helpers/mock-upstream.ts";
+
+const CLIENT_KEY = "client-key-order";
+
+interface Message {
+  role: string;
+  content?: unknown;
+  prefix?: boolean;
+  tool_calls?: unknown[];
+}
+
+/** Mistral's refusal of a role sequence, as its API words it (issues: avante.nvim #2562, datapizza-ai #98). */
+function mistralRefusal(message: string): MockStep {
+  return {
+    kind: "json",
+    status: 400,
+    body: { object: "error", message, type: "invalid_request_message_order", param: null, code: "3230" },
+  };
+}
+
+/** What Mistral's validator says about `messages`, or undefined when it serves them. */
+function mistralVerdict(messages: readonly Message[]): string | undefined {
+  let previous: string | undefined;
+  for (const message of messages) {
+    const { role } = message;
+    if (previous !== undefined) {
+      const isAllowed =
+        previous === "tool"
+          ? role === "assistant" || role === "tool"
+          : previous === "user"
+            ? role === "assistant"
+            : previous === "assistant"
+              ? role === "user" || role === "tool" || role === "assistant"
+              : role !== "tool";
+      if (!isAllowed || (role === "system" && previous !== "system"))
+        return `Unexpected role '${role}' after role '${previous}'`;
+    }
+    previous = role;
+  }
+  const last = messages.at(-1);
+  const isServable =
+    last?.role === "user" || last?.role === "tool" || (last?.role === "assistant" && last.prefix === true);
+  if (!isServable) {
+    return `Expected last role User or Tool (or Assistant with prefix True) for serving but got ${last?.role ?? "none"}`;
+  }
+  return undefined;
+}
+
+/** A Mistral-like upstream: refuses a wrong order, else answers ("Served.", streamed when asked). */
+function playMistral(mock: MockUpstream): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+    const body = request.body as { model: string; messages: Message[]; stream?: boolean };
+    const refusal = mistralVerdict(body.messages);
+    if (refusal !== undefined) return mistralRefusal(refusal);
+    return body.stream === true
+      ? { kind: "sse", events: chatStream(["Served."], body.model, { usage: true }) }
+      : { kind: "json", body: chatCompletion("Served.", body.model) };
+  });
+}
+
+interface Scene {
+  /** Provider `mistral` (the preset, at the mock) and `devstral` (no preset, a Mistral-family id) share it. */
+  readonly strict: MockUpstream;
+  /** Provider `lenient`: takes any order (an OpenAI-like upstream). */
+  readonly lenient: MockUpstream;
+  /** Provider `learner`: plays Mistral, but nothing in the config says it is strict. */
+  readonly learner: MockUpstream;
+  readonly gateway: Awaited<ReturnType<typeof useGateway>>;
+}
+
+async function scene(t: Parameters<typeof useMock>[0]): Promise<Scene> {
+  const [strict, lenient, learner] = [await useMock(t), await useMock(t), await useMock(t)];
+  playMistral(strict);
+  playMistral(learner);
+  const gateway = await useGateway(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+providers:
+  - name: mistral
+    preset: mistral
+    base_url: ${strict.baseUrl}
+    api_key: sk-mistral
+    limits: { rps: 1000 }
+    models:
+      m: { id: vendor/m-instruct, context: 200000, priority: 100 }
+  - name: devstral
+    base_url: ${strict.baseUrl}
+    api_key: sk-devstral
+    retries: 0
+    models:
+      d: { id: mistralai/devstral-small-2505, vision: true }
+  - name: lenient
+    base_url: ${lenient.baseUrl}
+    api_key: sk-lenient
+    models:
+      m: { id: vendor/m-instruct, context: 200000 }
+      d: { id: vendor/d-instruct }
+  - name: learner
+    base_url: ${learner.baseUrl}
+    api_key: sk-learner
+    retries: 0
+    models:
+      l: { id: vendor/l-instruct }
+request_log:
+  enabled: true
+`,
+  );
+  return { strict, lenient, learner, gateway };
+}
+
+interface CapturedRequest {
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: Record<string, unknown>;
+}
+
+function captured(step: 1 | 2): CapturedRequest {
+  const url = new URL(`../fixtures/agent-cli/claude-code-2.1.197-bash-${step}.json`, import.meta.url);
+  return JSON.parse(readFileSync(url, "utf8")) as CapturedRequest;
+}
+
+/** A captured request as Claude Code sent it, to `model` (its `m` is the public name the captures named). */
+function replay(gateway: Scene["gateway"], request: CapturedRequest, model: string) {
+  return send(gateway, "POST", request.path, {
+    body: { ...request.body, model },
+    headers: { ...request.headers, "x-api-key": CLIENT_KEY },
+  });
+}
+
+function sentMessages(mock: MockUpstream, index: number): Message[] {
+  const body = chatRequests(mock)[index]?.body as { messages: Message[] } | undefined;
+  assert.ok(body !== undefined, `upstream request ${index} was sent`);
+  return body.messages;
+}
+
+const AUTH = { authorization: `Bearer ${CLIENT_KEY}` };
+
+const TOOL_THEN_USER: Message[] = [
+  { role: "system", content: "You are an agent." },
+  { role: "user", content: "Take a screenshot." },
+  {
+    role: "assistant",
+    content: null,
+    tool_calls: [{ id: "call_1", type: "function", function: { name: "screenshot", arguments: "{}" } }],
+  },
+  // An image-only tool result, as a Messages door or an agent sends it: an empty tool message, then the image.
+  { role: "tool", content: "", tool_call_id: "call_1" } as Message,
+  { role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } }] },
+];
+
+const TOOLS = [{ type: "function", function: { name: "screenshot", parameters: { type: "object", properties: {} } } }];
+
+describe("message order for strict providers", () => {
+  test("Claude Code's two requests through the Mistral preset are served: the late system turn is folded into the user's", async (t) => {
+    const { strict, lenient, gateway } = await scene(t);
+    for (const step of [1, 2] as const) {
+      const answer = await replay(gateway, captured(step), "mistral/m");
+      assert.equal(answer.status, 200, answer.text);
+      assert.match(answer.text, /Served\./);
+    }
+    assert.equal(chatRequests(strict).length, 2, "each request served at its first attempt");
+    assert.equal(chatRequests(lenient).length, 0);
+    for (const index of [0, 1]) {
+      const messages = sentMessages(strict, index);
+      assert.equal(mistralVerdict(messages), undefined);
+      // Only the first message is a system message; the reminder Claude Code sent as a system turn is user text now.
+      assert.deepEqual(
+        messages.map((message) => message.role).filter((role) => role === "system"),
+        ["system"],
+      );
+      assert.equal(messages[0]?.role, "system");
+      const clientSystem = (captured(1).body.messages as { role: string; content: unknown }[]).find(
+        (message) => message.role === "system",
+      );
+      const reminder = typeof clientSystem?.content === "string" ? clientSystem.content : JSON.stringify(clientSystem);
+      const user = messages.find((message) => message.role === "user");
+      assert.ok(
+        JSON.stringify(user?.content).includes(JSON.stringify(reminder).slice(1, 40)),
+        "the reminder is in the user turn",
+      );
+    }
+  });
+
+  test("a tool -> user conversation to a Mistral-family id gets an assistant turn between them and is served", async (t) => {
+    const { strict, gateway } = await scene(t);
+    const answer = await postChat(gateway, { model: "devstral/d", messages: TOOL_THEN_USER, tools: TOOLS }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    const messages = sentMessages(strict, 0);
+    assert.deepEqual(
+      messages.map((message) => message.role),
+      ["system", "user", "assistant", "tool", "assistant", "user"],
+    );
+    assert.equal(messages[4]?.content, "Ok.");
+    assert.deepEqual(messages[5], TOOL_THEN_USER[4]);
+    assert.equal(chatRequests(strict).length, 1);
+  });
+
+  test("a prefill (a trailing assistant message) is sent to Mistral with prefix: true", async (t) => {
+    const { strict, gateway } = await scene(t);
+    const prefill = [
+      { role: "user", content: "Write a haiku." },
+      { role: "assistant", content: "Autumn" },
+    ];
+    const answer = await postChat(gateway, { model: "devstral/d", messages: prefill }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(sentMessages(strict, 0).at(-1), { role: "assistant", content: "Autumn", prefix: true });
+  });
+
+  test("the other providers of the same config get the client's messages unchanged", async (t) => {
+    const { lenient, gateway } = await scene(t);
+    const late = [
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "Hi" },
+      { role: "system", content: "<system-reminder>late</system-reminder>" },
+    ];
+    for (const messages of [TOOL_THEN_USER, late]) {
+      const answer = await postChat(gateway, { model: "lenient/d", messages, tools: TOOLS }, AUTH);
+      assert.equal(answer.status, 200, answer.text);
+    }
+    assert.deepEqual(sentMessages(lenient, 0), TOOL_THEN_USER);
+    assert.deepEqual(sentMessages(lenient, 1), late);
+  });
+
+  test("a provider not known to be strict refuses once, is retried at once with the rewrite, and is sent it from then on", async (t) => {
+    const { learner, gateway } = await scene(t);
+    const answer = await postChat(gateway, { model: "learner/l", messages: TOOL_THEN_USER, tools: TOOLS }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(chatRequests(learner).length, 2);
+    assert.deepEqual(sentMessages(learner, 0), TOOL_THEN_USER, "first sent as the client wrote it");
+    assert.equal(mistralVerdict(sentMessages(learner, 1)), undefined, "then rewritten");
+    assert.equal(answer.headers["x-gateway-attempts"], "2");
+    // Kept as a learned refusal of the deployment (its lifetime, the state file, Redis, the admin reset).
+    const learned = rowOf(await statsOf(gateway, AUTH), "learner/l").refused_features;
+    assert.deepEqual(
+      learned.map((refusal) => refusal.feature),
+      ["message_order:strict"],
+    );
+    assert.match(learned[0]?.reason ?? "", /Unexpected role 'user' after role 'tool'/);
+    const again = await postChat(gateway, { model: "learner/l", messages: TOOL_THEN_USER, tools: TOOLS }, AUTH);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(chatRequests(learner).length, 3, "learned: the next request is rewritten at its first attempt");
+    assert.equal(mistralVerdict(sentMessages(learner, 2)), undefined);
+  });
+
+  test("a chat template's alternation refusal is learned as `alternate`: consecutive user messages merged", async (t) => {
+    const { learner, gateway } = await scene(t);
+    learner.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+      const body = request.body as { model: string; messages: Message[] };
+      const roles = body.messages.map((message) => message.role).filter((role) => role !== "system");
+      const alternates = roles.every((role, index) => role === (index % 2 === 0 ? "user" : "assistant"));
+      return alternates
+        ? { kind: "json", body: chatCompletion("Served.", body.model) }
+        : {
+            kind: "json",
+            status: 400,
+            body: {
+              object: "error",
+              message:
+                "After the optional system message, conversation roles must alternate user/assistant/user/assistant/user...",
+              type: "BadRequestError",
+              param: null,
+              code: 400,
+            },
+          };
+    });
+    const messages = [
+      { role: "system", content: "s" },
+      { role: "user", content: "<system_reminder>r</system_reminder>" },
+      { role: "user", content: "hello" },
+    ];
+    const answer = await postChat(gateway, { model: "learner/l", messages }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(sentMessages(learner, 1), [
+      { role: "system", content: "s" },
+      { role: "user", content: "<system_reminder>r</system_reminder>\n\nhello" },
+    ]);
+  });
+});
