@@ -130,44 +130,56 @@ const bodyRulesSchema = z
     }
   });
 
+/**
+ * What a model is and may be sent, set on a configured model (`models:`) or known of an upstream model
+ * (`known_models:`, usually from a preset; a field set under `models:` wins over it).
+ */
+const modelFacts = {
+  /**
+   * Context window, tokens. Alone: one window the prompt and the requested `max_tokens` share. With a different
+   * `max_output_tokens`: the prompt's own limit (docs/routing.md "Context fit").
+   */
+  context: positiveInt.optional(),
+  /** The model's own output limit, tokens (Gemini, Claude): then `context` limits the prompt alone. */
+  max_output_tokens: positiveInt.optional(),
+  /** Parameter count, billions. */
+  params_b: z.number().positive().optional(),
+  tools: z.boolean().optional(),
+  vision: z.boolean().optional(),
+  json_schema: z.boolean().optional(),
+  /** Whether the model takes `reasoning_effort` (docs/protocols.md "Reasoning"); default: the metadata table. */
+  reasoning: z.boolean().optional(),
+  /** Whether the model accepts an assistant prefill (stream continuation). */
+  prefill: z.boolean().optional(),
+  /**
+   * The role order the model accepts: `strict` (Mistral), `alternate` (user/assistant chat templates) or `any`;
+   * default: the provider's, else `strict` for a Mistral-family id (docs/configuration.md "Message order").
+   */
+  message_order: z.enum(MESSAGE_ORDERS).optional(),
+  /** Which endpoint family the model serves; default guessed from its id. */
+  kind: modelKindSchema.optional(),
+  /**
+   * A moderation model's way (`native` or `llama_guard`: a provider's alias of Llama Guard whose id does not say
+   * so); implies `kind: moderation`. Default: read from its id.
+   */
+  moderation_api: moderationApiSchema.optional(),
+  /** The model's own budgets (on a known model: its free tier; the provider's `limits` are the account-wide pool). */
+  limits: limitsSchema.optional(),
+  /** `free` or `paid`; default: the provider's `free_models` / `cost`. */
+  cost: costSchema.optional(),
+  /** Changes to the body this model is sent: after the provider's; a known model's before a configured model's. */
+  body: bodyRulesSchema.optional(),
+};
+
 const modelSchema = z
   .strictObject({
     /** Upstream model id; default: the public name. */
     id: z.string().min(1).optional(),
     /** Added to the score; higher is preferred. Default 0 (see modelSettingsSchema). */
     priority: z.number().optional(),
-    /**
-     * Context window, tokens. Alone: one window the prompt and the requested `max_tokens` share. With a different
-     * `max_output_tokens`: the prompt's own limit (docs/routing.md "Context fit").
-     */
-    context: positiveInt.optional(),
-    /** The model's own output limit, tokens (Gemini, Claude): then `context` limits the prompt alone. */
-    max_output_tokens: positiveInt.optional(),
-    /** Parameter count, billions. */
-    params_b: z.number().positive().optional(),
     /** Leaderboard row name to use instead of the automatic match. */
     leaderboard_name: z.string().min(1).optional(),
-    tools: z.boolean().optional(),
-    vision: z.boolean().optional(),
-    json_schema: z.boolean().optional(),
-    /** Whether the model takes `reasoning_effort` (docs/protocols.md "Reasoning"); default: the metadata table. */
-    reasoning: z.boolean().optional(),
-    /** Whether the model accepts an assistant prefill (stream continuation). */
-    prefill: z.boolean().optional(),
-    /**
-     * The role order the model accepts: `strict` (Mistral), `alternate` (user/assistant chat templates) or `any`;
-     * default: the provider's, else `strict` for a Mistral-family id (docs/configuration.md "Message order").
-     */
-    message_order: z.enum(MESSAGE_ORDERS).optional(),
-    /** Which endpoint family the model serves; default guessed from its id. */
-    kind: modelKindSchema.optional(),
-    /** A moderation model's way (`native` or `llama_guard`); implies `kind: moderation`. Default: read from its id. */
-    moderation_api: moderationApiSchema.optional(),
-    limits: limitsSchema.optional(),
-    /** `free` or `paid`; default: the provider's `free_models` / `cost`. */
-    cost: costSchema.optional(),
-    /** Changes to the body this model is sent, after the provider's (docs/configuration.md "Request body rules"). */
-    body: bodyRulesSchema.optional(),
+    ...modelFacts,
   })
   .superRefine(moderationApiOfKind);
 
@@ -190,30 +202,7 @@ const idPatterns = z.union([idPattern, z.array(idPattern).min(1)]);
  * What is known about one upstream model (usually from a provider preset), keyed by its upstream id. Applied to
  * discovered and configured models alike; a field set under `models:` wins over it.
  */
-const knownModelSchema = z
-  .strictObject({
-    /** Context window, tokens; as a model's `context` (with `max_output_tokens`, the prompt's own limit). */
-    context: positiveInt.optional(),
-    /** Output limit, tokens; as a model's `max_output_tokens`. */
-    max_output_tokens: positiveInt.optional(),
-    /** Parameter count, billions. */
-    params_b: z.number().positive().optional(),
-    tools: z.boolean().optional(),
-    vision: z.boolean().optional(),
-    json_schema: z.boolean().optional(),
-    reasoning: z.boolean().optional(),
-    prefill: z.boolean().optional(),
-    message_order: z.enum(MESSAGE_ORDERS).optional(),
-    kind: modelKindSchema.optional(),
-    /** As a model's `moderation_api`: a provider's alias of Llama Guard whose id does not say so. */
-    moderation_api: moderationApiSchema.optional(),
-    /** The model's own free-tier budgets (the provider's `limits` are the account-wide pool). */
-    limits: limitsSchema.optional(),
-    cost: costSchema.optional(),
-    /** Changes to the body this model is sent (between the provider's and a configured model's). */
-    body: bodyRulesSchema.optional(),
-  })
-  .superRefine(moderationApiOfKind);
+const knownModelSchema = z.strictObject(modelFacts).superRefine(moderationApiOfKind);
 
 /** `"00:00"`, `"07:30 UTC"`, `"00:00 America/Los_Angeles"`: when daily and monthly windows reset. */
 const dayResetText = z.string().superRefine((text, context) => {
