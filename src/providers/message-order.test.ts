@@ -152,3 +152,36 @@ test("message order: the refusals that teach an order", () => {
   assert.equal(orderRefusedBy("'seed' is not supported"), undefined);
   assert.equal(orderRefusedBy("Invalid 'messages[0].role': unexpected"), undefined);
 });
+
+test("message order: a late system turn before a trailing assistant prefill stays before it (the prefill is continued, not answered)", () => {
+  // A client's prefill, or the gateway's own stream continuation (continuation-source.ts withPrefill) of a request
+  // whose last turn was a system reminder: the delivered text must stay the conversation's end, marked a prefix.
+  const messages = [
+    { role: "user", content: "Write a poem" },
+    { role: "system", content: "Rhyme." },
+    { role: "assistant", content: "Roses are" },
+  ];
+  assert.deepEqual(orderMessages(messages, "strict"), [
+    { role: "user", content: "Write a poem\n\nRhyme." },
+    { role: "assistant", content: "Roses are", prefix: true },
+  ]);
+  assert.deepEqual(orderMessages(messages, "alternate"), [
+    { role: "user", content: "Write a poem\n\nRhyme." },
+    { role: "assistant", content: "Roses are" },
+  ]);
+});
+
+test("message order: a late system turn between two assistant turns becomes a user turn in its place", () => {
+  const messages = [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "hello" },
+    { role: "system", content: "Now in French." },
+    { role: "assistant", content: "Bonjour" },
+  ];
+  assert.deepEqual(orderMessages(messages, "strict"), [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "hello" },
+    { role: "user", content: "Now in French." },
+    { role: "assistant", content: "Bonjour", prefix: true },
+  ]);
+});

@@ -83,7 +83,8 @@ function isMessage(value: unknown): value is Message {
 
 /**
  * A system message after the first non-system one becomes text of the next user message (put before it: it is an
- * instruction for what follows), or, when no user message follows, of the last user message before it (after its
+ * instruction for what follows); when an assistant turn comes first, text of the user message right before that
+ * turn (after its text), or a user turn of its own in its place; when no user or assistant message follows, of the last user message before it (after its
  * text), or a user message of its own when the conversation otherwise ends with an assistant answer. With no user
  * message at all it stays where it is: there is nothing to fold it into.
  */
@@ -104,6 +105,16 @@ function foldLateSystem(messages: readonly Message[]): Message[] {
     if (message.role === "user" && pending.length > 0) {
       out.push(withText(message, pending.splice(0).join("\n\n"), "before"));
       continue;
+    }
+    // An assistant turn came after the instruction, so was written with it in force: the instruction stays before
+    // it. Moved past it (to a later user turn, or to the end as a turn of its own) it split two assistant turns'
+    // order, and made a trailing prefill (a client's, or a stream continuation's delivered text) a finished answer
+    // followed by a new question.
+    if (message.role === "assistant" && pending.length > 0) {
+      const text = pending.splice(0).join("\n\n");
+      const previous = out.at(-1);
+      if (previous?.role === "user") out[out.length - 1] = withText(previous, text, "after");
+      else out.push({ role: "user", content: text });
     }
     out.push(message);
   }
