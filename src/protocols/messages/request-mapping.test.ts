@@ -383,3 +383,26 @@ test("messages request: a system turn inside messages (the SDK's SystemMessagePa
     { status: 400, code: "invalid_value", param: "messages[0].content[0].type" },
   );
 });
+
+test("messages request: a system block that starts with Claude Code's billing header keeps the text after the header's line", () => {
+  // A client or proxy that joins `system`'s blocks into one (or a string) puts the header line before the whole
+  // system prompt: only that line is attribution, the rest is the prompt.
+  const header = "x-anthropic-billing-header: cc_version=2.1.197.47b; cc_entrypoint=sdk-cli;";
+  const joined = toChatRequest({
+    model: "claude-sonnet-4-5",
+    max_tokens: 16,
+    system: [{ type: "text", text: `${header}\nYou are terse.\nAnswer in French.` }],
+    messages: [{ role: "user", content: "Hi" }],
+  });
+  assert.deepEqual(joined.chatBody.messages[0], { role: "system", content: "You are terse.\nAnswer in French." });
+  const alone = toChatRequest({
+    model: "claude-sonnet-4-5",
+    max_tokens: 16,
+    system: [
+      { type: "text", text: header },
+      { type: "text", text: "You are terse." },
+    ],
+    messages: [{ role: "user", content: "Hi" }],
+  });
+  assert.deepEqual(alone.chatBody.messages[0], { role: "system", content: "You are terse." });
+});

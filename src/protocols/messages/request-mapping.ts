@@ -104,7 +104,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
 }
 
 function systemText(system: MessagesRequest["system"]): string {
-  return system === undefined ? "" : textOf(system, ["system"], isBillingHeader);
+  return system === undefined ? "" : textOf(system, ["system"], withoutBillingHeader);
 }
 
 /**
@@ -116,20 +116,26 @@ function systemText(system: MessagesRequest["system"]): string {
  */
 const BILLING_HEADER_PREFIX = "x-anthropic-billing-header:";
 
-function isBillingHeader(block: Record<string, unknown>): boolean {
-  return typeof block.text === "string" && block.text.startsWith(BILLING_HEADER_PREFIX);
+/**
+ * A text block less its billing header line. Only that line: a client or proxy that joins `system`'s blocks into one
+ * puts it before the whole system prompt, which dropping the block dropped with it.
+ */
+function withoutBillingHeader(text: string): string {
+  if (!text.startsWith(BILLING_HEADER_PREFIX)) return text;
+  const lineEnd = text.indexOf("\n");
+  return lineEnd < 0 ? "" : text.slice(lineEnd + 1);
 }
 
 /**
- * Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks, less the
- * blocks `isLeftOut` names (checked first, so a bad block is named at its own position).
+ * Text-only content (the `system` field, a `system` turn): a string, or text blocks joined by line breaks, each as
+ * `keptText` keeps it (a block it empties is left out; checked first, so a bad block is named at its own position).
  */
 function textOf(
   content: string | readonly unknown[],
   path: Path,
-  isLeftOut: (block: Record<string, unknown>) => boolean = () => false,
+  keptText: (text: string) => string = (text) => text,
 ): string {
-  if (typeof content === "string") return content;
+  if (typeof content === "string") return keptText(content);
   const texts: string[] = [];
   for (const [index, value] of content.entries()) {
     const blockPath = [...path, index];
@@ -142,7 +148,8 @@ function textOf(
       );
     }
     const text = check(textBlockSchema, block, blockPath);
-    if (!isLeftOut(text)) texts.push(text.text);
+    const kept = keptText(text.text);
+    if (kept !== "" || text.text === "") texts.push(kept);
   }
   return texts.join("\n");
 }
