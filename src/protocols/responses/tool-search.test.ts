@@ -23,6 +23,21 @@ describe("tool search", () => {
     );
   });
 
+  test("a search output listing the client-run tool_search itself adds no second `tool_search` function", () => {
+    const search = { type: "tool_search", execution: "client" };
+    const requestTools = [search];
+    const input = [output([search, member("found")]), output([search])];
+    const tools = [...requestTools, ...loadedTools(input, requestTools)];
+    const chat = toChatTools({ tools: tools as { type: string }[] }, ToolNames.of(tools));
+    assert.deepEqual(
+      chat.tools.map((tool) => tool.function.name),
+      ["tool_search", "found"],
+    );
+    // Loaded twice by a request that offers none: offered once.
+    const alone = loadedTools(input, []);
+    assert.equal(alone.filter((tool) => tool.type === "tool_search").length, 1);
+  });
+
   test("a loaded tool the request offers already is not offered twice (no duplicate-name refusal)", () => {
     const requestTools = [
       member("top"),

@@ -71,7 +71,7 @@ export function loadedTools(input: unknown, requestTools: readonly JsonObject[])
   for (const tool of requestTools) {
     if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
       namespaces.set(tool.name, { members: undefined, names: new Set(tool.tools.map(nameOf)) });
-    } else if (tool.name !== undefined) topLevel.add(tool.name);
+    } else if (tool.name !== undefined || isClientToolSearch(tool)) topLevel.add(topLevelKey(tool));
   }
   for (const [index, item] of input.entries()) {
     if (item === null || typeof item !== "object" || (item as JsonObject).type !== "tool_search_output") continue;
@@ -90,13 +90,21 @@ export function loadedTools(input: unknown, requestTools: readonly JsonObject[])
           }
           namespace.members.push(member);
         }
-      } else if (!topLevel.has(tool.name)) {
-        topLevel.add(tool.name);
+      } else if (!topLevel.has(topLevelKey(tool))) {
+        topLevel.add(topLevelKey(tool));
         loaded.push(tool);
       }
     }
   }
   return loaded;
+}
+
+/**
+ * What a top-level tool is offered upstream as: its name, or for the client-run `tool_search` (which has none) the
+ * function it becomes. A search output listing `tool_search` itself otherwise added a second function of that name.
+ */
+function topLevelKey(tool: Readonly<Record<string, unknown>>): unknown {
+  return isClientToolSearch(tool) ? TOOL_SEARCH_FUNCTION : tool.name;
 }
 
 interface LoadedNamespace {
