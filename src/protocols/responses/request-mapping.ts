@@ -4,7 +4,7 @@
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
 import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from "../chat-completions.ts";
 import { validateAt, validateBody } from "../validate.ts";
-import { checkConversationId } from "./conversations.ts";
+import { checkConversationId, isConversationId } from "./conversations.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
   inputTokensRequestSchema,
@@ -53,7 +53,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     );
   }
   refuseStatefulFields(request);
-  const offered = withLoadedTools(request);
+  const offered = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
   const conversation = conversationOf(request, lookup, toolNames);
   if (conversation.length === 0) {
@@ -111,9 +111,23 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
  * call them, and its calls of them are named back by them. The response repeats them in its `tools`, as the tools
  * the model had.
  */
-function withLoadedTools<T extends Pick<ResponsesRequest, "tools" | "input">>(request: T): T {
-  const loaded = loadedTools(request.input, request.tools ?? []);
+function withLoadedTools<T extends Pick<ResponsesRequest, "tools" | "input" | "conversation">>(
+  request: T,
+  lookup: ResponseLookup,
+): T {
+  const loaded = loadedTools(request.input, request.tools ?? [], keptItemsOf(request.conversation, lookup));
   return loaded.length === 0 ? request : { ...request, tools: [...(request.tools ?? []), ...loaded] };
+}
+
+/**
+ * A kept conversation's items, for the tools its `tool_search_output` items loaded: the model reads those tools as
+ * callable (input-messages.ts), so they are offered as they are when the output is in this request's input. None
+ * for an id that is no conversation's (conversationOf refuses it) or a conversation not found (conversationOf says so).
+ */
+function keptItemsOf(conversation: ResponsesRequest["conversation"], lookup: ResponseLookup): readonly unknown[] {
+  const id = conversationIdOf(conversation);
+  if (id === undefined || !isConversationId(id)) return [];
+  return lookup.conversationItems?.(id) ?? [];
 }
 
 /** Where the Responses API returns token log probabilities: on each `output_text` part, when included. */
@@ -144,7 +158,7 @@ export interface CountedPrompt {
 export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedPrompt {
   const request = validateBody(inputTokensRequestSchema, body);
   refuseStatefulFields(request);
-  const offered = withLoadedTools(request);
+  const offered = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
   const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames));
   const { tools } = toChatTools(offered, toolNames);

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import type { GatewayError } from "../../errors/gateway-error.ts";
+import { type ResponseLookup, toChatRequest } from "./request-mapping.ts";
 import { toChatTools } from "./tool-mapping.ts";
 import { ToolNames } from "./tool-names.ts";
 import { loadedTools, searchArgumentsOf } from "./tool-search.ts";
@@ -62,5 +64,36 @@ describe("tool search", () => {
   test("arguments that are not JSON reach the client as the text the model wrote", () => {
     assert.deepEqual(searchArgumentsOf('{"query":"q"}'), { query: "q" });
     assert.equal(searchArgumentsOf("query: q"), "query: q");
+  });
+  test("tools a kept conversation's tool_search_output loaded are offered to a request continuing it", () => {
+    // The model reads the kept output as "Loaded tools, callable now: found": without the tool it cannot call it.
+    const kept = [
+      { type: "message", role: "user", content: "find a tool" },
+      { type: "tool_search_call", call_id: "call_1", arguments: { query: "x" } },
+      output([member("found")]),
+    ];
+    const lookup: ResponseLookup = {
+      get: () => undefined,
+      findItem: () => undefined,
+      conversationItems: (id) => (id === "conv_kept" ? kept : undefined),
+    };
+    const search = { type: "tool_search", execution: "client" };
+    const continued = toChatRequest(
+      { model: "m", tools: [search], conversation: "conv_kept", input: "use it" },
+      lookup,
+    );
+    assert.deepEqual(
+      continued.chatBody.tools?.map((tool) => tool.function.name),
+      ["tool_search", "found"],
+    );
+    // A malformed output in the input is still named at its own index, not shifted by the kept items.
+    assert.throws(
+      () =>
+        toChatRequest(
+          { model: "m", tools: [search], conversation: "conv_kept", input: [{ ...output([]), tools: "no" }] },
+          lookup,
+        ),
+      (error: GatewayError) => error.status === 400 && error.param === "input[0].tools",
+    );
   });
 });

@@ -63,8 +63,16 @@ export function searchArgumentsAsText(searchArguments: unknown): string {
  * twice, or one the request offers already, counts once (the first wins), so loading never makes the duplicate
  * names the request's own tools are refused for.
  */
-export function loadedTools(input: unknown, requestTools: readonly JsonObject[]): JsonObject[] {
-  if (!Array.isArray(input)) return [];
+export function loadedTools(
+  input: unknown,
+  requestTools: readonly JsonObject[],
+  keptItems: readonly unknown[] = [],
+): JsonObject[] {
+  const sources: [string, readonly unknown[]][] = [
+    // A kept conversation's items come before the input, as the model reads them (request-mapping.ts).
+    ["conversation", keptItems],
+    ["input", Array.isArray(input) ? input : []],
+  ];
   const loaded: JsonObject[] = [];
   const namespaces = new Map<string, LoadedNamespace>();
   const topLevel = new Set<unknown>();
@@ -73,9 +81,11 @@ export function loadedTools(input: unknown, requestTools: readonly JsonObject[])
       namespaces.set(tool.name, { members: undefined, names: new Set(tool.tools.map(nameOf)) });
     } else if (tool.name !== undefined || isClientToolSearch(tool)) topLevel.add(topLevelKey(tool));
   }
-  for (const [index, item] of input.entries()) {
+  for (const [field, index, item] of sources.flatMap(([field, items]) =>
+    items.map((item, index) => [field, index, item] as const),
+  )) {
     if (item === null || typeof item !== "object" || (item as JsonObject).type !== "tool_search_output") continue;
-    const output = validateAt(toolSearchOutputItemSchema, item, ["input", index]);
+    const output = validateAt(toolSearchOutputItemSchema, item, [field, index]);
     for (const tool of output.tools) {
       if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
         const namespace = namespaces.get(tool.name) ?? { members: undefined, names: new Set() };
