@@ -210,8 +210,11 @@ async function tryCandidate(
       if (result.verdict.refusal === "request") throw rejectedError(result.verdict, report, services.redact);
       // A role-order refusal the recorder has just learned from (lessons.ts): the same candidate once more, with its
       // messages rewritten into that order, before any other (it was ranked first for this request).
+      // Only with an attempt left for it: else the refusal is kept below, and the client gets it (a 400) when no
+      // other candidate answers, not a gateway error about an attempt never made.
       const orderNow = deploymentMessageOrder(deployment, learnedOrderOf(services, deployment));
-      if (!hasRetriedInOrder && orderNow !== orderSent && report.outcome === "unsupported") {
+      const hasAttemptLeft = attempts.length < routing.maxAttempts && clock.now() < state.deadlineMs;
+      if (!hasRetriedInOrder && hasAttemptLeft && orderNow !== orderSent && report.outcome === "unsupported") {
         hasRetriedInOrder = true;
         continue;
       }

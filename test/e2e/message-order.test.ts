@@ -259,6 +259,36 @@ describe("message order for strict providers", () => {
     assert.equal(mistralVerdict(sentMessages(learner, 2)), undefined);
   });
 
+  test("with no attempt left for the retry in order, the client gets the provider's refusal (a 400), not a gateway error", async (t) => {
+    const learner = await useMock(t);
+    playMistral(learner);
+    const gateway = await useGateway(
+      t,
+      `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+routing:
+  max_attempts: 1
+providers:
+  - name: learner
+    base_url: ${learner.baseUrl}
+    api_key: sk-learner
+    retries: 0
+    models:
+      l: { id: vendor/l-instruct }
+`,
+    );
+    const answer = await postChat(gateway, { model: "learner/l", messages: TOOL_THEN_USER, tools: TOOLS }, AUTH);
+    assert.equal(chatRequests(learner).length, 1, "max_attempts 1: no retry");
+    assert.equal(answer.status, 400, answer.text);
+    assert.match(answer.text, /Unexpected role 'user' after role 'tool'/);
+    // Learned all the same: the next request is sent in order at once.
+    const again = await postChat(gateway, { model: "learner/l", messages: TOOL_THEN_USER, tools: TOOLS }, AUTH);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(mistralVerdict(sentMessages(learner, 1)), undefined);
+  });
+
   test("a chat template's alternation refusal is learned as `alternate`: consecutive user messages merged", async (t) => {
     const { learner, gateway } = await scene(t);
     learner.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
