@@ -1,6 +1,7 @@
 // Shared plumbing for the e2e tests: start mocks and gateways that close themselves when the test ends, talk to
 // the gateway with the official OpenAI SDK or with raw undici when exact bytes and headers matter.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import type { TestContext } from "node:test";
 import OpenAI from "openai";
 import { request } from "undici";
@@ -26,6 +27,18 @@ export async function useGateway(
   const gateway = await startTestGateway(yamlText, options);
   t.after(() => gateway.close());
   return gateway;
+}
+
+/** A log stream for `useGateway`'s `logStream` that keeps every line written, to assert what the log holds. */
+export function logCollector(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString("utf8"));
+      done();
+    },
+  });
+  return { lines, stream };
 }
 
 /** The official SDK, without its own retries so that every gateway answer is seen as it is. */
