@@ -61,17 +61,27 @@ export async function oneProviderScene(
 ): Promise<{ mock: MockUpstream; gateway: TestGateway; client: OpenAI }> {
   const mock = await useMock(t);
   const server = clientKey === undefined ? "" : `server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [${clientKey}]\n`;
-  const gateway = await useGateway(
-    t,
-    `${server}providers:
+  const gateway = await useGateway(t, `${server}${oneProviderYaml(mock, model)}`);
+  return { mock, gateway, client: openAiClient(gateway, clientKey) };
+}
+
+/** `oneProviderScene`'s providers: `alpha` serving `m` as VENDOR_MODEL_ID (or `model.id`), with `model.keys`. */
+export function oneProviderYaml(
+  mock: MockUpstream,
+  model: { readonly id?: string; readonly keys?: string } = {},
+): string {
+  return `providers:
   - name: alpha
     base_url: ${mock.baseUrl}
     api_key: sk-alpha
     models:
       m: { id: ${model.id ?? VENDOR_MODEL_ID}${model.keys ?? ""} }
-`,
-  );
-  return { mock, gateway, client: openAiClient(gateway, clientKey) };
+`;
+}
+
+/** `oneProviderYaml` with the gateway's state (budgets, kept answers) in the embedded state file at `statePath`. */
+export function stateFileYaml(mock: MockUpstream, statePath: string): string {
+  return `${oneProviderYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
 }
 
 export interface TwoProviderSceneOptions {
