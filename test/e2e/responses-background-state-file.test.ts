@@ -13,6 +13,7 @@ import {
   assertCancelWinsOverFinalSave,
   followedText,
   heldStreamStep,
+  replayedSequenceNumbers,
   slowRunInProcess,
   startStreamedRun,
   streamedRun,
@@ -75,10 +76,7 @@ describe("Responses background mode on the state file", () => {
     db.close();
     assert.equal(Number(kept?.count), count, "each event once");
     assert.equal((JSON.parse(String(row?.json)) as { events?: unknown }).events, undefined, "not inside the row");
-    const replayed: number[] = [];
-    for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: 99 })) {
-      replayed.push(event.sequence_number);
-    }
+    const replayed = await replayedSequenceNumbers(sdk, id, 99);
     assert.equal(replayed[0], 100);
     assert.equal(replayed.length, count - 100);
     assert.equal((await sdk.responses.retrieve(id)).status, "completed");

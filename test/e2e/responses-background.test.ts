@@ -14,6 +14,7 @@ import {
   followedText,
   hangingStep,
   heldStreamStep,
+  replayedSequenceNumbers,
   slowRunInProcess,
   slowStreamStep,
   startStreamedRun,
@@ -506,10 +507,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     // every second wrote 4.5 MB for 2,000 events (and grows as the square of the run's length).
     assert.ok(written < 1_500_000, `${written} bytes written to Redis for ${count} events`);
     // Replayed on the other gateway from the middle: every event after it, once, in order.
-    const replayed: number[] = [];
-    for await (const event of await other.responses.retrieve(id, { stream: true, starting_after: 999 })) {
-      replayed.push(event.sequence_number);
-    }
+    const replayed = await replayedSequenceNumbers(other, id, 999);
     assert.equal(replayed[0], 1_000);
     assert.equal(replayed.length, count - 1_000);
     assert.equal((await other.responses.retrieve(id)).status, "completed");

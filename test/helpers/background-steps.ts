@@ -111,6 +111,15 @@ export async function slowRunInProcess(
   return { running, sdk, id, isUpstreamClosed: () => isUpstreamClosed };
 }
 
+/** The sequence numbers a replay of `id` from after `startingAfter` sends, in the order it sends them. */
+export async function replayedSequenceNumbers(sdk: OpenAI, id: string, startingAfter: number): Promise<number[]> {
+  const replayed: number[] = [];
+  for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: startingAfter })) {
+    replayed.push(event.sequence_number);
+  }
+  return replayed;
+}
+
 /** Follows a stream to its end: the text of its deltas and the type of its last event. */
 export async function followedText(
   stream: AsyncIterable<ResponseStreamEvent>,
