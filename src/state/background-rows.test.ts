@@ -11,6 +11,7 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock } from "../clock.ts";
+import { DEFAULT_ECHO } from "../protocols/__fixtures__/fixtures.ts";
 import {
   inMemory,
   inRows,
@@ -28,23 +29,14 @@ import { RedisKeptResponses } from "./redis-kept-responses.ts";
 const LIMITS: KeptResponseLimits = { maxEntries: 100, maxBytes: 50_000_000, maxAgeMs: 3_600_000 };
 
 function response(id: string, status: ResponseStatus): ResponseObject {
-  const echo = {
-    instructions: null,
-    max_output_tokens: null,
-    metadata: {},
-    parallel_tool_calls: true,
-    previous_response_id: null,
-    reasoning: { effort: null, summary: null },
-    store: true,
-    temperature: null,
-    text: { format: { type: "text" } },
-    tool_choice: "auto",
-    tools: [],
-    top_p: null,
-    truncation: "disabled" as const,
-    user: null,
-  };
-  const built = buildResponse(echo, { id, createdAtSeconds: 1, status, model: "m", output: [], usage: undefined });
+  const built = buildResponse(DEFAULT_ECHO, {
+    id,
+    createdAtSeconds: 1,
+    status,
+    model: "m",
+    output: [],
+    usage: undefined,
+  });
   return { ...built, background: true };
 }
 

@@ -3,10 +3,9 @@
 // a clear 404 in OpenAI's error shape (nothing upstream, no hang), and the gateway serves on.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { Writable } from "node:stream";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { request } from "undici";
-import { recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { logCollector, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { within } from "../helpers/gates.ts";
 import type { MockStep, MockUpstream } from "../helpers/mock-upstream.ts";
 
@@ -16,10 +15,10 @@ const FIRST_KEY = "ProvZx4Cv6Bn8Mq2Wl9Ep5Rt3Yu";
 const SECOND_KEY = "Sec0ndQw8Er7Ty6Ui5Op4As3Df";
 const AUDIO = Buffer.from([0xff, 0xfb, 0x90, 0x00, 0x01, 0x02]).toString("base64");
 
-async function speechScene(t: Parameters<typeof useMock>[0]) {
+async function speechScene(t: TestContext) {
   const first = await useMock(t);
   const second = await useMock(t);
-  const logLines: string[] = [];
+  const log = logCollector();
   const gateway = await useGateway(
     t,
     `providers:
@@ -38,17 +37,9 @@ async function speechScene(t: Parameters<typeof useMock>[0]) {
 request_log:
   enabled: true
 `,
-    {
-      logLevel: "debug",
-      logStream: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          logLines.push(chunk.toString("utf8"));
-          done();
-        },
-      }),
-    },
+    { logLevel: "debug", logStream: log.stream },
   );
-  return { first, second, gateway, logLines };
+  return { first, second, gateway, logLines: log.lines };
 }
 
 /** A speech event stream; `data` objects as events. */
@@ -141,6 +132,22 @@ describe("speech events (stream_format sse) quoting the provider's key", () => {
   });
 });
 
+/** One provider serving `gpt-4o-mini-tts`, and `moreModels` (YAML lines of its `models:`). */
+async function onlyScene(t: TestContext, moreModels = "") {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: only
+    base_url: ${mock.baseUrl}
+    api_key: sk-only-key
+    models:
+      gpt-4o-mini-tts: { id: tts-only }
+${moreModels}`,
+  );
+  return { mock, gateway };
+}
+
 describe("HEAD on the audio routes", () => {
   const ROUTES = [
     "/v1/audio/speech",
@@ -152,18 +159,7 @@ describe("HEAD on the audio routes", () => {
   ];
 
   test("each answers a 404 at once (HEAD has no body: the GET's error shape is checked beside it), reaching no provider", async (t) => {
-    const mock = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: only
-    base_url: ${mock.baseUrl}
-    api_key: sk-only-key
-    models:
-      gpt-4o-mini-tts: { id: tts-only }
-      whisper-large-v3: { id: whisper-only }
-`,
-    );
+    const { mock, gateway } = await onlyScene(t, "      whisper-large-v3: { id: whisper-only }\n");
     for (const path of ROUTES) {
       const head = await within(request(`${gateway.url}${path}`, { method: "HEAD" }), 3000, `HEAD ${path} hung`);
       assert.equal(head.statusCode, 404, `HEAD ${path}`);
@@ -192,17 +188,7 @@ describe("HEAD on the audio routes", () => {
   });
 
   test("a HEAD that sends a body anyway (Content-Length, or chunked) gets its 404 head and a closed connection, never a hang", async (t) => {
-    const mock = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: only
-    base_url: ${mock.baseUrl}
-    api_key: sk-only-key
-    models:
-      gpt-4o-mini-tts: { id: tts-only }
-`,
-    );
+    const { mock, gateway } = await onlyScene(t);
     const { hostname, port, host } = new URL(gateway.url);
     const body = JSON.stringify({ model: "gpt-4o-mini-tts", input: "Hi.", voice: "alloy" });
     const heads = [

@@ -29,6 +29,26 @@ function endlessSpeech(upstreamClosed: { open: () => void }) {
   };
 }
 
+/** The client's speech request for `tts-1` (with `extra` body fields), by raw undici to see its bytes and headers. */
+function postSpeech(gatewayUrl: string, extra: Record<string, unknown> = {}) {
+  return request(`${gatewayUrl}/v1/audio/speech`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy", ...extra }),
+  });
+}
+
+/** A provider answering `audio` whole, as mp3. */
+function answersAudio(audio: Buffer) {
+  return {
+    kind: "handler" as const,
+    handle: (_request: unknown, response: ServerResponse) => {
+      response.writeHead(200, { "content-type": "audio/mpeg" });
+      response.end(audio);
+    },
+  };
+}
+
 interface ListedAudioRecord {
   readonly outcome: string;
   readonly status: number;
@@ -66,11 +86,7 @@ request_log:
     );
     const upstreamClosed = gate();
     upstream.enqueue(SPEECH, endlessSpeech(upstreamClosed));
-    const response = await request(`${gateway.url}/v1/audio/speech`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
-    });
+    const response = await postSpeech(gateway.url);
     assert.equal(response.statusCode, 200);
     const clientCut = gate();
     response.body.on("error", clientCut.open);
@@ -106,11 +122,7 @@ request_log:
         response.end(gzipSync(audio));
       },
     });
-    const response = await request(`${gateway.url}/v1/audio/speech`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
-    });
+    const response = await postSpeech(gateway.url);
     assert.equal(response.statusCode, 200);
     assert.equal(response.headers["content-encoding"], "gzip");
     const body = Buffer.from(await response.body.arrayBuffer());
@@ -138,23 +150,9 @@ describe("a speech answer that starts with `{` (held to tell a JSON error from r
         }
       },
     });
-    second.enqueue(SPEECH, {
-      kind: "handler",
-      handle: (_request, response: ServerResponse) => {
-        response.writeHead(200, { "content-type": "audio/mpeg" });
-        response.end(SECOND_AUDIO);
-      },
-    });
+    second.enqueue(SPEECH, answersAudio(SECOND_AUDIO));
     const startedAtMs = Date.now();
-    const response = await within(
-      request(`${gateway.url}/v1/audio/speech`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
-      }),
-      5000,
-      "the answer did not come",
-    );
+    const response = await within(postSpeech(gateway.url), 5000, "the answer did not come");
     assert.equal(response.statusCode, 200);
     assert.equal(response.headers["x-gateway-provider"], "second");
     assert.ok(Buffer.from(await response.body.arrayBuffer()).equals(SECOND_AUDIO));
@@ -185,22 +183,8 @@ describe("a speech answer that starts with `{` (held to tell a JSON error from r
         );
       },
     });
-    second.enqueue(SPEECH, {
-      kind: "handler",
-      handle: (_request, response: ServerResponse) => {
-        response.writeHead(200, { "content-type": "audio/mpeg" });
-        response.end(SECOND_AUDIO);
-      },
-    });
-    const response = await within(
-      request(`${gateway.url}/v1/audio/speech`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy" }),
-      }),
-      5000,
-      "the answer did not come",
-    );
+    second.enqueue(SPEECH, answersAudio(SECOND_AUDIO));
+    const response = await within(postSpeech(gateway.url), 5000, "the answer did not come");
     assert.equal(response.headers["x-gateway-provider"], "second");
     assert.ok(Buffer.from(await response.body.arrayBuffer()).equals(SECOND_AUDIO));
     const record = (await waitForRecord(gateway, 5000)) as ListedAudioRecord & {
@@ -228,11 +212,7 @@ describe("a speech answer that starts with `{` (held to tell a JSON error from r
         response.end(tail);
       },
     });
-    const response = await request(`${gateway.url}/v1/audio/speech`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tts-1", input: "Hello there.", voice: "alloy", response_format: "pcm" }),
-    });
+    const response = await postSpeech(gateway.url, { response_format: "pcm" });
     // Held, the head waited out stream_idle_timeout_ms (the provider waits for the client) and failed over.
     assert.equal(response.headers["x-gateway-provider"], "first");
     assert.equal(response.statusCode, 200);

@@ -4,11 +4,10 @@
 // request with its whole answer (or a 400 about the parameter) does not stream: the next candidate is tried, the
 // refusal learned, and the client that asked for events never gets anything else. The real `openai` SDK is the client.
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { toFile } from "openai";
 import { Stream } from "openai/streaming";
-import { openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { logCollector, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream } from "../helpers/mock-upstream.ts";
 
 const SPEECH = "POST /v1/audio/speech";
@@ -247,7 +246,7 @@ describe("audio streamed as events", () => {
 describe("a speech model's `override: { stream_format: audio }` rule", () => {
   test("is applied as a default: a client asking sse gets events from that model, one naming no form gets the bytes", async (t) => {
     const only = await useMock(t);
-    const logLines: string[] = [];
+    const log = logCollector();
     const gateway = await useGateway(
       t,
       `providers:
@@ -260,15 +259,7 @@ describe("a speech model's `override: { stream_format: audio }` rule", () => {
 request_log:
   enabled: true
 `,
-      {
-        logLevel: "warn",
-        logStream: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            logLines.push(chunk.toString("utf8"));
-            done();
-          },
-        }),
-      },
+      { logLevel: "warn", logStream: log.stream },
     );
     const client = openAiClient(gateway);
     // As a provider does: events when asked for `sse`, the bytes otherwise. As an override the rule turned every `sse`
@@ -307,8 +298,8 @@ request_log:
       ],
       "the client's sse wins; with no form named the rule's audio is sent; the rest of the override applies",
     );
-    const warnings = logLines.filter((line) => line.includes("only/gpt-4o-mini-tts: the body rule"));
-    assert.equal(warnings.length, 1, logLines.join(""));
+    const warnings = log.lines.filter((line) => line.includes("only/gpt-4o-mini-tts: the body rule"));
+    assert.equal(warnings.length, 1, log.lines.join(""));
     assert.match(warnings[0] ?? "", /`override\.stream_format: \\"audio\\"` is applied as a default/);
   });
 });

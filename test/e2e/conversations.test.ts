@@ -14,8 +14,10 @@ import {
   chatRequests,
   errorOf,
   oneProviderScene,
+  oneProviderYaml,
   openAiClient,
   send,
+  stateFileYaml,
   useGateway,
   useMock,
   VENDOR_MODEL_ID,
@@ -29,16 +31,6 @@ const UPSTREAM_ID = VENDOR_MODEL_ID;
 
 function messagesSent(mock: MockUpstream, index: number): unknown {
   return ((chatRequests(mock)[index]?.body ?? {}) as { messages?: unknown }).messages;
-}
-
-function providersYaml(mock: MockUpstream): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`;
 }
 
 async function allItems(client: OpenAI, id: string, order: "asc" | "desc" = "asc") {
@@ -362,7 +354,7 @@ describe("Conversations API with the openai SDK", () => {
 
   test("a conversation is bounded in bytes: an input that would pass the bound is a 400 before anything goes upstream", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, `${providersYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);
+    const gateway = await useGateway(t, `${oneProviderYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);
     const client = openAiClient(gateway);
     const { id } = await client.conversations.create({ items: [{ role: "user", content: "x".repeat(10_000) }] });
     await assert.rejects(
@@ -381,7 +373,7 @@ describe("Conversations API with the openai SDK", () => {
 describe("paging with `after` while items are deleted", () => {
   test("`after` naming an item deleted meanwhile pages on from where it was (both orders); an unknown id is a 400", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const client = openAiClient(gateway);
     const { id } = await client.conversations.create({
       items: ["a", "b", "c", "d", "e"].map((text) => ({ role: "user" as const, content: text })),
@@ -412,7 +404,7 @@ describe("paging with `after` while items are deleted", () => {
 describe("an answer that would push its conversation past the bound", () => {
   test("is sent, not added, and the client is told: a header on JSON, an SSE comment before the last event", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, `${providersYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);
+    const gateway = await useGateway(t, `${oneProviderYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);
     const client = openAiClient(gateway);
     const { id } = await client.conversations.create({ items: [{ role: "user", content: "x".repeat(9_000) }] });
     const long = "y".repeat(12_000);
@@ -453,7 +445,7 @@ describe("named clients and conversations", () => {
     - { key: alice-key-0123456789, name: alice }
     - { key: bob-key-0123456789, name: bob }
     - plain-key-0123456789
-${providersYaml(mock)}`,
+${oneProviderYaml(mock)}`,
     );
     const alice = openAiClient(gateway, "alice-key-0123456789");
     const bob = openAiClient(gateway, "bob-key-0123456789");
@@ -553,7 +545,7 @@ describe("conversations across gateway processes", () => {
   test("embedded store: a conversation outlives a gateway restart", async (t) => {
     const mock = await useMock(t);
     const statePath = join(mkdtempSync(join(tmpdir(), "conv-restart-")), "state.db");
-    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+    const yaml = stateFileYaml(mock, statePath);
     const before = await startTestGateway(yaml);
     const { id } = await openAiClient(before).conversations.create({ items: [{ role: "user", content: "I am Ada." }] });
     await before.close();
@@ -572,7 +564,7 @@ describe("conversations across gateway processes", () => {
   }, async (t) => {
     const mock = await useMock(t);
     const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "conv-e2e:"\n`;
+    const yaml = `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "conv-e2e:"\n`;
     const [one, two] = await Promise.all([startGatewayProcess(t, yaml), startGatewayProcess(t, yaml)]);
     const clientOf = (url: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0 });
     const { id } = await clientOf(one.url).conversations.create({ items: [{ role: "user", content: "I am Ada." }] });
@@ -594,7 +586,7 @@ describe("conversations across gateway processes", () => {
     const redis = await useRedisServer(t);
     const gateway = await useGateway(
       t,
-      `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "conv-down:"\n`,
+      `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "conv-down:"\n`,
     );
     const client = openAiClient(gateway);
     const { id } = await client.conversations.create();

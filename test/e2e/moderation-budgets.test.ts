@@ -2,40 +2,17 @@
 // (reserved up front, so a model with `rpm: 5` is never asked for more than five calls a minute), the tokens of the
 // calls that answered are counted even when a later one fails, and the calls run a few at a time within the budgets.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { recordsOf, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
+import { chatCalls, GUARD, guardScene, nativeAnswer } from "../helpers/moderation-scene.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const MODERATIONS = "POST /v1/moderations";
-const GUARD = "meta-llama/llama-guard-4-12b";
-
-function chatCalls(mock: MockUpstream): number {
-  return mock.requests.filter((recorded) => recorded.path === "/v1/chat/completions").length;
-}
 
 /** `guard` on p0 (Llama Guard, with `guardExtra` in its model entry), and on p1 a native moderation model. */
-async function scene(t: Parameters<typeof useMock>[0], guardExtra: string, providerExtra = "") {
-  const guardMock = await useMock(t);
-  const nativeMock = await useMock(t);
-  const yaml = `providers:
-  - name: p0
-    base_url: ${guardMock.baseUrl}
-    api_key: sk-p0-secret
-    retries: 0
-${providerExtra}    models:
-      guard: { id: "${GUARD}", priority: 100${guardExtra} }
-  - name: p1
-    base_url: ${nativeMock.baseUrl}
-    api_key: sk-p1-secret
-    retries: 0
-    models:
-      guard: { id: "omni-moderation-latest", priority: 10 }
-request_log:
-  enabled: true
-`;
-  const gateway = await useGateway(t, yaml);
-  return { gateway, guardMock, nativeMock };
+function scene(t: TestContext, guardExtra: string, providerExtra = "") {
+  return guardScene(t, { guardExtra, providerExtra });
 }
 
 /** A Llama Guard answer after `delayMs`, counting the calls in flight at the mock (`peak`: the most at once). */
@@ -53,11 +30,6 @@ function countingCalls(delayMs: number) {
     },
   };
   return { counter, step };
-}
-
-function nativeAnswer(count: number) {
-  const result = { flagged: false, categories: { hate: false }, category_scores: { hate: 0.01 } };
-  return { id: "modr-native", model: "omni-moderation-latest", results: Array.from({ length: count }, () => result) };
 }
 
 describe("moderation budgets", () => {

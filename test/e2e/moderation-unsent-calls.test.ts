@@ -6,59 +6,29 @@ import { describe, type TestContext, test } from "node:test";
 import { Redis } from "ioredis";
 import { request } from "undici";
 import { scopeKeys } from "../../src/state/redis-keys.ts";
-import { recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { recordsOf, send } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatCalls, GUARD, guardScene, nativeAnswer } from "../helpers/moderation-scene.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const MODERATIONS = "POST /v1/moderations";
-const GUARD = "meta-llama/llama-guard-4-12b";
 const PREFIX = "unsent:";
 const SAFE = { kind: "json" as const, body: chatCompletion("safe", GUARD) };
 const BOOM = { kind: "json" as const, status: 500, body: { error: { message: "boom", type: "server_error" } } };
-
-function chatCalls(mock: MockUpstream): number {
-  return mock.requests.filter((recorded) => recorded.path === "/v1/chat/completions").length;
-}
-
-function nativeAnswer(count: number) {
-  const result = { flagged: false, categories: { hate: false }, category_scores: { hate: 0.01 } };
-  return { id: "modr-native", model: "omni-moderation-latest", results: Array.from({ length: count }, () => result) };
-}
 
 /**
  * `guard` on p0 (Llama Guard, `rpm: 5`, one call at a time so that which call fails is known), a native moderation
  * model on p1; `state` is more top-level YAML (a Redis state store).
  */
-async function scene(
+function scene(
   t: TestContext,
   state = "",
   /** The guard model's limits, and more YAML for p0's entry (`max_in_flight: 1` makes the calls go one at a time). */
   { limits = "{ rpm: 5, concurrency: 1 }", providerExtra = "" } = {},
 ) {
-  const guardMock = await useMock(t);
-  const nativeMock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: p0
-    base_url: ${guardMock.baseUrl}
-    api_key: sk-p0-secret
-    retries: 0
-${providerExtra}    models:
-      guard: { id: "${GUARD}", priority: 100, limits: ${limits} }
-  - name: p1
-    base_url: ${nativeMock.baseUrl}
-    api_key: sk-p1-secret
-    retries: 0
-    models:
-      guard: { id: "omni-moderation-latest", priority: 10 }
-request_log:
-  enabled: true
-${state}`,
-  );
-  return { gateway, guardMock, nativeMock };
+  return guardScene(t, { guardExtra: `, limits: ${limits}`, providerExtra, state });
 }
 
 /** The requests p0/guard's minute window counts, as /stats shows them. */

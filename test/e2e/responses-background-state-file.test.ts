@@ -9,23 +9,19 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import OpenAI from "openai";
 import {
+  assertCancelWinsOverFinalSave,
   followedText,
   heldStreamStep,
-  idAtFirstDelta,
-  providersYaml,
-  replayedEnding,
-  slowStreamStep,
+  replayedSequenceNumbers,
+  slowRunInProcess,
+  startStreamedRun,
+  streamedRun,
   UPSTREAM_ID,
   waitFor,
 } from "../helpers/background-steps.ts";
-import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
-
-function stateFileYaml(mock: MockUpstream, statePath: string): string {
-  return `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
-}
+import { CHAT_ROUTE, openAiClient, stateFileYaml, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatStream } from "../helpers/mock-upstream.ts";
 
 function newStatePath(): string {
   return join(mkdtempSync(join(tmpdir(), "bg-state-file-")), "state.db");
@@ -71,13 +67,8 @@ describe("Responses background mode on the state file", () => {
     const sdk = openAiClient(await useGateway(t, stateFileYaml(mock, statePath)));
     const words = Array.from({ length: 300 }, (_, index) => `w${index} `);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 5, usage: true }) });
-    const created = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
-    let id = "";
-    let count = 0;
-    for await (const event of created) {
-      if (event.type === "response.created") id = event.response.id;
-      count += 1;
-    }
+    const { id, events } = await streamedRun(sdk);
+    const count = events.length;
     assert.ok(count >= 300, `${count} events`);
     const db = new DatabaseSync(statePath);
     const kept = db.prepare("SELECT COUNT(*) AS count FROM kept_response_events WHERE response_id = ?").get(id);
@@ -85,10 +76,7 @@ describe("Responses background mode on the state file", () => {
     db.close();
     assert.equal(Number(kept?.count), count, "each event once");
     assert.equal((JSON.parse(String(row?.json)) as { events?: unknown }).events, undefined, "not inside the row");
-    const replayed: number[] = [];
-    for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: 99 })) {
-      replayed.push(event.sequence_number);
-    }
+    const replayed = await replayedSequenceNumbers(sdk, id, 99);
     assert.equal(replayed[0], 100);
     assert.equal(replayed.length, count - 100);
     assert.equal((await sdk.responses.retrieve(id)).status, "completed");
@@ -99,14 +87,9 @@ describe("Responses background mode on the state file", () => {
     // Events as a run makes them, taken from a run on another file.
     const source = openAiClient(await useGateway(t, stateFileYaml(mock, newStatePath())));
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Hel", "lo"], UPSTREAM_ID) });
-    const events: string[] = [];
-    let sourceId = "";
-    const created = await source.responses.create({ model: "m", input: "x", background: true, stream: true });
-    for await (const event of created) {
-      if (event.type === "response.created") sourceId = event.response.id;
-      events.push(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-    }
-    const sourceResponse = await source.responses.retrieve(sourceId);
+    const run = await streamedRun(source);
+    const events = run.events.map((event) => `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    const sourceResponse = await source.responses.retrieve(run.id);
     // The row as a gateway of the previous version keeps a run it is streaming: in_progress, a fresh heartbeat, its
     // events so far (all but the last) inside the row; that gateway runs it, the upgraded one does not.
     const id = "resp_oldformat0123456789abcdef";
@@ -132,22 +115,10 @@ describe("Responses background mode on the state file", () => {
 
   test("a run whose process was paused past the stale mark stays failed when it resumes (never in_progress or completed again), and stops", async (t) => {
     const mock = await useMock(t);
-    const statePath = newStatePath();
-    const yaml = stateFileYaml(mock, statePath);
-    const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
-    const paused = await startGatewayProcess(t, yaml);
+    const yaml = stateFileYaml(mock, newStatePath());
+    // Its delta is in the state file.
+    const { running: paused, sdk: sdkPaused, id, isUpstreamClosed } = await slowRunInProcess(t, mock, yaml);
     const pid = paused.pid ?? 0;
-    const slow = slowStreamStep("Half ");
-    let isUpstreamClosed = false;
-    void slow.closed.then(() => {
-      isUpstreamClosed = true;
-    });
-    mock.enqueue(CHAT_ROUTE, slow.step);
-    const sdkPaused = new OpenAI({ baseURL: `${paused.url}/v1`, apiKey: "x", maxRetries: 0 });
-    const id = await idAtFirstDelta(
-      await sdkPaused.responses.create({ model: "m", input: "x", background: true, stream: true }),
-    );
-    await sleep(1_300); // past a heartbeat: the delta is in the state file
     // Another gateway on the same file reads it; the running process is paused, not killed.
     const reader = openAiClient(await useGateway(t, yaml));
     process.kill(pid, "SIGSTOP");
@@ -165,7 +136,7 @@ describe("Responses background mode on the state file", () => {
     }
     // Resumed: its next heartbeat is refused as too late; the run stops (its upstream call is hung up on) and keeps
     // the failure that was shown.
-    await waitFor(() => isUpstreamClosed, "the resumed run to stop and hang up on its upstream call", 5_000);
+    await waitFor(isUpstreamClosed, "the resumed run to stop and hang up on its upstream call", 5_000);
     for (let check = 0; check < 3; check++) {
       const seen = await reader.responses.retrieve(id);
       assert.equal(seen.status, "failed", `read ${check} after the resume`);
@@ -189,9 +160,7 @@ describe("Responses background mode on the state file", () => {
     const other = openAiClient(await useGateway(t, yaml));
     const held = heldStreamStep(["The ", "whole ", "answer."]);
     mock.enqueue(CHAT_ROUTE, held.step);
-    const id = await idAtFirstDelta(
-      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
-    );
+    const id = await startStreamedRun(one);
     // Right after a heartbeat (its time changes in the file), the next one a second away: the cancel lands, then the
     // answer completes and the run's final save comes, before any heartbeat could see the cancel.
     const db = new DatabaseSync(statePath);
@@ -202,16 +171,6 @@ describe("Responses background mode on the state file", () => {
     };
     const before = heartbeat();
     await waitFor(() => heartbeat() !== before, "a heartbeat", 3_000);
-    assert.equal((await other.responses.cancel(id)).status, "cancelled");
-    held.release();
-    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
-    assert.equal((await other.responses.retrieve(id)).status, "cancelled");
-    const { types, last } = await replayedEnding(
-      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
-    );
-    assert.equal(types.includes("response.completed"), false, `the kept events: ${types.join(", ")}`);
-    assert.equal(types.at(-1), "response.incomplete");
-    assert.equal(last?.status, "cancelled");
-    assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
+    await assertCancelWinsOverFinalSave(runner, other, id, held);
   });
 });

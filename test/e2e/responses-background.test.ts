@@ -9,25 +9,36 @@ import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import type { Response as SdkResponse } from "openai/resources/responses/responses";
 import {
+  assertCancelWinsOverFinalSave,
   finished,
   followedText,
   hangingStep,
   heldStreamStep,
-  idAtFirstDelta,
-  providersYaml,
-  replayedEnding,
+  replayedSequenceNumbers,
+  slowRunInProcess,
   slowStreamStep,
+  startStreamedRun,
+  streamedRun,
   UPSTREAM_ID,
   waitFor,
 } from "../helpers/background-steps.ts";
-import { CHAT_ROUTE, chatRequests, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  oneProviderYaml,
+  openAiClient,
+  recordsOf,
+  stateFileYaml,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, type RedisServer, useRedisServer } from "../helpers/redis-server.ts";
 import { startTwoProviders } from "../helpers/two-providers.ts";
 
 /** The gateway config with state kept only in Redis, under a prefix of its own per test. */
 function redisYaml(mock: MockUpstream, redis: RedisServer, prefix: string): string {
-  return `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}"\n`;
+  return `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}"\n`;
 }
 
 /** Two gateways sharing only one Redis: `runner` (whose client is `one`) and `other`, on one mock upstream. */
@@ -43,7 +54,7 @@ async function twoGatewaysOnRedis(t: TestContext, prefix: string) {
 describe("Responses background mode", () => {
   test("answered at once as queued, served in the gateway, then completed; GET shows each state", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const sdk = openAiClient(gateway);
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Otters float.", UPSTREAM_ID), delayMs: 1_500 });
     // Answered before the upstream did: `queued` with no output (a gateway that waited would answer `completed`).
@@ -74,7 +85,7 @@ describe("Responses background mode", () => {
 
   test("background with store false is a 400 naming store; a synchronous response cannot be cancelled", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const sdk = openAiClient(gateway);
     await assert.rejects(sdk.responses.create({ model: "m", input: "x", background: true, store: false }), (error) => {
       assert.ok(error instanceof OpenAI.BadRequestError);
@@ -114,7 +125,7 @@ describe("Responses background mode", () => {
 
   test("cancel: the upstream call is hung up on, the response is cancelled; cancelling again returns it unchanged", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const sdk = openAiClient(gateway);
     const hanging = hangingStep();
     mock.enqueue(CHAT_ROUTE, hanging.step);
@@ -151,7 +162,7 @@ describe("Responses background mode", () => {
 
   test("previous_response_id naming a response still running is a 400 naming it; nothing goes upstream", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const sdk = openAiClient(gateway);
     const hanging = hangingStep();
     mock.enqueue(CHAT_ROUTE, hanging.step);
@@ -176,7 +187,7 @@ describe("Responses background mode", () => {
 
   test("stream: events come live and are kept; a dropped stream resumes with starting_after and follows to the end", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const sdk = openAiClient(gateway);
     const words = ["One ", "two ", "three ", "four ", "five ", "six."];
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 120, usage: true }) });
@@ -223,7 +234,7 @@ describe("Responses background mode", () => {
 
   test("cancel mid-stream: the upstream stream is hung up on, the followers end, the response is cancelled", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const sdk = openAiClient(gateway);
     const slow = slowStreamStep("Hello ");
     mock.enqueue(CHAT_ROUTE, slow.step);
@@ -272,7 +283,7 @@ describe("Responses background mode", () => {
   api_keys:
     - { key: sk-ci-key-0123456789, name: ci }
     - { key: sk-team-key-0123456789, name: team }
-${providersYaml(mock)}`,
+${oneProviderYaml(mock)}`,
     );
     const ci = openAiClient(gateway, "sk-ci-key-0123456789");
     const team = openAiClient(gateway, "sk-team-key-0123456789");
@@ -290,7 +301,7 @@ ${providersYaml(mock)}`,
 
   test("the exit: a background response ended by it (shutdown timeout, second signal) is kept failed, not in_progress", async (t) => {
     const mock = await useMock(t);
-    const gateway = await useGateway(t, providersYaml(mock));
+    const gateway = await useGateway(t, oneProviderYaml(mock));
     const sdk = openAiClient(gateway);
     const hanging = hangingStep();
     mock.enqueue(CHAT_ROUTE, hanging.step);
@@ -313,7 +324,7 @@ describe("Responses background mode: graceful close", () => {
     const { join } = await import("node:path");
     const { startTestGateway } = await import("../helpers/gateway.ts");
     const statePath = join(mkdtempSync(join(tmpdir(), "bg-close-")), "state.db");
-    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+    const yaml = stateFileYaml(mock, statePath);
     const before = await startTestGateway(yaml);
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Finished anyway.", UPSTREAM_ID), delayMs: 300 });
     const created = await openAiClient(before).responses.create({ model: "m", input: "x", background: true });
@@ -332,9 +343,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     const { mock, one, other } = await twoGatewaysOnRedis(t, "bg-e2e:");
     const words = ["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h."];
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 250, usage: true }) });
-    const id = await idAtFirstDelta(
-      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
-    );
+    const id = await startStreamedRun(one);
     const seenThere = await other.responses.retrieve(id);
     assert.ok(seenThere.status === "queued" || seenThere.status === "in_progress", seenThere.status);
     assert.equal(seenThere.background, true);
@@ -423,9 +432,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     const admin = new Redis(redis.url);
     t.after(() => admin.disconnect());
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Hel", "lo"], UPSTREAM_ID) });
-    const stream = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
-    let id = "";
-    for await (const event of stream) if (event.type === "response.created") id = event.response.id;
+    const { id } = await streamedRun(sdk);
     await finished(sdk, id);
     // The row as a gateway of the previous version keeps a run it is still streaming: its events inside the row (no
     // appended list, no marker), in_progress, its heartbeat fresh; that gateway runs it, this one does not.
@@ -491,13 +498,8 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     const words = Array.from({ length: 2_000 }, (_, index) => `w${index} `);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 2.5, usage: true }) });
     const before = await inputBytes();
-    const created = await one.responses.create({ model: "m", input: "x", background: true, stream: true });
-    let id = "";
-    let count = 0;
-    for await (const event of created) {
-      if (event.type === "response.created") id = event.response.id;
-      count += 1;
-    }
+    const { id, events } = await streamedRun(one);
+    const count = events.length;
     const written = (await inputBytes()) - before;
     t.diagnostic(`${count} events; ${written} bytes written to Redis`);
     assert.ok(count >= 2_000, `${count} events`);
@@ -505,10 +507,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     // every second wrote 4.5 MB for 2,000 events (and grows as the square of the run's length).
     assert.ok(written < 1_500_000, `${written} bytes written to Redis for ${count} events`);
     // Replayed on the other gateway from the middle: every event after it, once, in order.
-    const replayed: number[] = [];
-    for await (const event of await other.responses.retrieve(id, { stream: true, starting_after: 999 })) {
-      replayed.push(event.sequence_number);
-    }
+    const replayed = await replayedSequenceNumbers(other, id, 999);
     assert.equal(replayed[0], 1_000);
     assert.equal(replayed.length, count - 1_000);
     assert.equal((await other.responses.retrieve(id)).status, "completed");
@@ -526,9 +525,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     // ~2,000 events over several seconds: several of the follower's reads while the list grows.
     const words = Array.from({ length: 2_000 }, (_, index) => `w${index} `);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 2.5, usage: true }) });
-    const id = await idAtFirstDelta(
-      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
-    );
+    const id = await startStreamedRun(one);
     const before = await outputBytes();
     const { text, lastType } = await followedText(
       await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
@@ -555,9 +552,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     });
     const held = heldStreamStep(["The ", "whole ", "answer."]);
     mock.enqueue(CHAT_ROUTE, held.step);
-    const id = await idAtFirstDelta(
-      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
-    );
+    const id = await startStreamedRun(one);
     // Right after a heartbeat (seen as the script writing the row in_progress), the next one a second away: the cancel
     // lands, then the answer completes and the run's final save comes, before any heartbeat could see the cancel.
     await new Promise<void>((resolve) => {
@@ -569,17 +564,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
       };
       monitor.on("monitor", onCommand);
     });
-    assert.equal((await other.responses.cancel(id)).status, "cancelled");
-    held.release();
-    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
-    assert.equal((await other.responses.retrieve(id)).status, "cancelled");
-    const { types, last } = await replayedEnding(
-      await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
-    );
-    assert.equal(types.includes("response.completed"), false, `the kept events: ${types.join(", ")}`);
-    assert.equal(types.at(-1), "response.incomplete");
-    assert.equal(last?.status, "cancelled");
-    assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
+    await assertCancelWinsOverFinalSave(runner, other, id, held);
   });
 
   test("a streamed run cancelled on the other gateway: its follower there ends with the cancelled response and its output", {
@@ -588,9 +573,7 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
     const { mock, runner, one, other } = await twoGatewaysOnRedis(t, "bg-stream-cancel:");
     const slow = slowStreamStep("Partial ");
     mock.enqueue(CHAT_ROUTE, slow.step);
-    const id = await idAtFirstDelta(
-      await one.responses.create({ model: "m", input: "x", background: true, stream: true }),
-    );
+    const id = await startStreamedRun(one);
     await sleep(1_200); // past a heartbeat: the delta is in Redis
     assert.equal((await other.responses.cancel(id)).status, "cancelled");
     await slow.closed;
@@ -660,7 +643,7 @@ describe("Responses background mode: SIGTERM of a gateway process", () => {
     const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
     const statePath = join(mkdtempSync(join(tmpdir(), "bg-sigterm-")), "state.db");
     const yaml = (graceMs: number): string =>
-      `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n  shutdown_timeout_ms: ${graceMs}\n${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+      `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\n  shutdown_timeout_ms: ${graceMs}\n${stateFileYaml(mock, statePath)}`;
 
     // Within the grace: finished, then the process exits.
     const patient = await startGatewayProcess(t, yaml(10_000));
@@ -681,9 +664,7 @@ describe("Responses background mode: SIGTERM of a gateway process", () => {
     await exited(hurried.pid);
     await hanging.closed;
 
-    const after = openAiClient(
-      await useGateway(t, `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`),
-    );
+    const after = openAiClient(await useGateway(t, stateFileYaml(mock, statePath)));
     const done = await after.responses.retrieve(finishedOne.id);
     assert.equal(done.status, "completed");
     assert.equal(done.output_text, "Made it.");
@@ -699,25 +680,13 @@ describe("Responses background mode: a gateway process killed mid-run (SIGKILL)"
     const { mkdtempSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
-    const { startGatewayProcess } = await import("../helpers/gateway-process.ts");
     const statePath = join(mkdtempSync(join(tmpdir(), "bg-sigkill-")), "state.db");
-    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
-    const doomed = await startGatewayProcess(t, yaml);
-    // The process is killed while this step waits.
-    const slow = slowStreamStep("Half ");
-    let isUpstreamClosed = false;
-    void slow.closed.then(() => {
-      isUpstreamClosed = true;
-    });
-    mock.enqueue(CHAT_ROUTE, slow.step);
-    const sdkDoomed = new OpenAI({ baseURL: `${doomed.url}/v1`, apiKey: "x", maxRetries: 0 });
-    const id = await idAtFirstDelta(
-      await sdkDoomed.responses.create({ model: "m", input: "x", background: true, stream: true }),
-    );
-    await sleep(1_300); // past a heartbeat: the delta is in the state file
+    const yaml = stateFileYaml(mock, statePath);
+    // The process is killed while its run waits; its delta is in the state file.
+    const { running: doomed, id, isUpstreamClosed } = await slowRunInProcess(t, mock, yaml);
     process.kill(doomed.pid ?? 0, "SIGKILL");
     const killedAtMs = Date.now();
-    await waitFor(() => isUpstreamClosed, "the killed process's upstream connection to close");
+    await waitFor(isUpstreamClosed, "the killed process's upstream connection to close");
     // Another gateway on the same state file (as after a restart): no run of it there, a recent heartbeat.
     const after = openAiClient(await useGateway(t, yaml));
     const seen = await after.responses.retrieve(id);

@@ -11,23 +11,13 @@ import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
-import { CHAT_ROUTE, chatRequests, openAiClient, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderYaml, openAiClient, stateFileYaml, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
-
-function providersYaml(mock: MockUpstream): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`;
-}
 
 function messagesSent(mock: MockUpstream, index: number): unknown {
   return ((chatRequests(mock)[index]?.body ?? {}) as { messages?: unknown }).messages;
@@ -41,7 +31,7 @@ describe("kept responses across gateway processes", () => {
   test("embedded store: a conversation continues after a gateway restart (previous_response_id, item_reference, GET)", async (t) => {
     const mock = await useMock(t);
     const statePath = join(mkdtempSync(join(tmpdir(), "kept-restart-")), "state.db");
-    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
+    const yaml = stateFileYaml(mock, statePath);
 
     const before = await startTestGateway(yaml);
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Nice to meet you, Ada.", UPSTREAM_ID) });
@@ -83,7 +73,7 @@ describe("kept responses across gateway processes", () => {
 
   test("responses.store bounds apply to the embedded store: max_entries 1 keeps only the newest", async (t) => {
     const mock = await useMock(t);
-    const gateway = await startTestGateway(`${providersYaml(mock)}responses:\n  store:\n    max_entries: 1\n`);
+    const gateway = await startTestGateway(`${oneProviderYaml(mock)}responses:\n  store:\n    max_entries: 1\n`);
     t.after(() => gateway.close());
     const sdk = openAiClient(gateway);
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("one", UPSTREAM_ID) });
@@ -99,7 +89,7 @@ describe("kept responses across gateway processes", () => {
     mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Nice to meet you, Ada.", UPSTREAM_ID) });
     const statePath = join(mkdtempSync(join(tmpdir(), "kept-locked-")), "state.db");
     const lines: string[] = [];
-    const gateway = await startTestGateway(`${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`, {
+    const gateway = await startTestGateway(stateFileYaml(mock, statePath), {
       logLevel: "info",
       logStream: new Writable({
         write(chunk: Buffer, _encoding, done) {
@@ -153,7 +143,7 @@ describe("kept responses across gateway processes", () => {
   }, async (t) => {
     const mock = await useMock(t);
     const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-e2e:"\n`;
+    const yaml = `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-e2e:"\n`;
     const [one, two] = await Promise.all([startGatewayProcess(t, yaml), startGatewayProcess(t, yaml)]);
 
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Nice to meet you, Ada.", UPSTREAM_ID) });
@@ -179,7 +169,7 @@ describe("kept responses across gateway processes", () => {
   }, async (t) => {
     const mock = await useMock(t);
     const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-down:"\n`;
+    const yaml = `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-down:"\n`;
     const gateway = await startTestGateway(yaml);
     t.after(() => gateway.close());
     await redis.kill();
@@ -201,7 +191,7 @@ describe("kept responses across gateway processes", () => {
     const mock = await useMock(t);
     mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("hello", UPSTREAM_ID) });
     const redis = await useRedisServer(t);
-    const yaml = `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-flood:"\n`;
+    const yaml = `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-flood:"\n`;
     const lines: string[] = [];
     const gateway = await startTestGateway(yaml, {
       logLevel: "info",

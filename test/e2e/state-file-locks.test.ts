@@ -38,6 +38,15 @@ state:
 `;
 }
 
+/** A gateway over an echoing mock with its state file in a fresh folder, and an OpenAI client of it. */
+async function lockScene(t: TestContext) {
+  const mock = await useMock(t);
+  echoing(mock);
+  const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
+  const gateway = await useGateway(t, yaml(mock.baseUrl, statePath));
+  return { statePath, gateway, client: openAiClient(gateway) };
+}
+
 /** Rows of the state file, read by a connection of the test's own (WAL: no lock needed). */
 function rowCount(path: string, sql: string, ...parameters: string[]): number {
   const reader = new DatabaseSync(path, { readOnly: true });
@@ -77,11 +86,7 @@ async function until(isDone: () => boolean | Promise<boolean>, what: string, tim
 
 describe("state file locked by another process while the gateway serves", () => {
   test("no event-loop stall over ~100 ms; budgets, kept answers, batch rows and request records land once it is free", async (t) => {
-    const mock = await useMock(t);
-    echoing(mock);
-    const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
-    const gateway = await useGateway(t, yaml(mock.baseUrl, statePath));
-    const client = openAiClient(gateway);
+    const { statePath, gateway, client } = await lockScene(t);
     const chat = (content: string) =>
       client.chat.completions.create({ model: "m", messages: [{ role: "user", content }] });
 
@@ -155,11 +160,7 @@ describe("state file locked by another process while the gateway serves", () => 
   });
 
   test("DELETE of a kept answer while the file stays locked: a clear 503 in OpenAI's shape, no stall; deleted once free", async (t) => {
-    const mock = await useMock(t);
-    echoing(mock);
-    const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
-    const gateway = await useGateway(t, yaml(mock.baseUrl, statePath));
-    const client = openAiClient(gateway);
+    const { statePath, client } = await lockScene(t);
     const kept = await client.responses.create({ model: "m", input: "keep me" });
     await client.responses.retrieve(kept.id);
 
@@ -189,11 +190,7 @@ describe("state file locked by another process while the gateway serves", () => 
   });
 
   test("uploads queued behind a lock held past the wait are refused at once, not each after its own 5 s wait (memory and time bounded)", async (t) => {
-    const mock = await useMock(t);
-    echoing(mock);
-    const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
-    const gateway = await useGateway(t, yaml(mock.baseUrl, statePath));
-    const client = openAiClient(gateway);
+    const { statePath, client } = await lockScene(t);
     await upload(client, `${chatLine("w", "warm")}\n`); // the files' table and folder are there
     const released = await lockInAnotherProcess(t, statePath, 10_000);
     const lockedAtMs = performance.now();

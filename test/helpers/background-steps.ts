@@ -3,22 +3,16 @@
 // its end).
 import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
+import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type OpenAI from "openai";
+import OpenAI from "openai";
 import type { ResponseStreamEvent, Response as SdkResponse } from "openai/resources/responses/responses";
+import { CHAT_ROUTE, VENDOR_MODEL_ID } from "./e2e.ts";
+import type { TestGateway } from "./gateway.ts";
+import { type GatewayProcess, startGatewayProcess } from "./gateway-process.ts";
 import { chatStream, type MockUpstream } from "./mock-upstream.ts";
 
-export const UPSTREAM_ID = "vendor/m-instruct";
-
-export function providersYaml(mock: MockUpstream): string {
-  return `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-`;
-}
+export const UPSTREAM_ID = VENDOR_MODEL_ID;
 
 /** Polls until the response leaves queued / in_progress (bounded). */
 export async function finished(sdk: OpenAI, id: string, timeoutMs = 10_000): Promise<SdkResponse> {
@@ -75,6 +69,55 @@ export async function idAtFirstDelta(stream: AsyncIterable<ResponseStreamEvent>)
     if (event.type === "response.output_text.delta") break;
   }
   return id;
+}
+
+/** Starts a streamed background response on `sdk` and reads it up to its first text delta; returns its id. */
+export async function startStreamedRun(sdk: OpenAI): Promise<string> {
+  return idAtFirstDelta(await sdk.responses.create({ model: "m", input: "x", background: true, stream: true }));
+}
+
+/** Runs a streamed background response on `sdk` to its end: its id and every event it sent, in order. */
+export async function streamedRun(sdk: OpenAI): Promise<{ id: string; events: ResponseStreamEvent[] }> {
+  const stream = await sdk.responses.create({ model: "m", input: "x", background: true, stream: true });
+  let id = "";
+  const events: ResponseStreamEvent[] = [];
+  for await (const event of stream) {
+    if (event.type === "response.created") id = event.response.id;
+    events.push(event);
+  }
+  return { id, events };
+}
+
+/**
+ * A gateway process (config `yaml`, over `mock`) running a streamed background response that sent "Half " and then
+ * hangs, waited past a heartbeat so that its delta is in the shared state; for tests that pause or kill the process.
+ * `isUpstreamClosed()` says whether the run has hung up on its upstream call.
+ */
+export async function slowRunInProcess(
+  t: TestContext,
+  mock: MockUpstream,
+  yaml: string,
+): Promise<{ running: GatewayProcess; sdk: OpenAI; id: string; isUpstreamClosed: () => boolean }> {
+  const running = await startGatewayProcess(t, yaml);
+  const slow = slowStreamStep("Half ");
+  let isUpstreamClosed = false;
+  void slow.closed.then(() => {
+    isUpstreamClosed = true;
+  });
+  mock.enqueue(CHAT_ROUTE, slow.step);
+  const sdk = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: "x", maxRetries: 0 });
+  const id = await startStreamedRun(sdk);
+  await sleep(1_300); // past a heartbeat: the delta is kept
+  return { running, sdk, id, isUpstreamClosed: () => isUpstreamClosed };
+}
+
+/** The sequence numbers a replay of `id` from after `startingAfter` sends, in the order it sends them. */
+export async function replayedSequenceNumbers(sdk: OpenAI, id: string, startingAfter: number): Promise<number[]> {
+  const replayed: number[] = [];
+  for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: startingAfter })) {
+    replayed.push(event.sequence_number);
+  }
+  return replayed;
 }
 
 /** Follows a stream to its end: the text of its deltas and the type of its last event. */
@@ -136,4 +179,28 @@ export async function replayedEnding(
     if ("response" in event) last = event.response;
   }
   return { types, last };
+}
+
+/**
+ * A cancel made on `other` right after a heartbeat of the run `id` (held by `held` on `runner`), then the answer let
+ * complete: the run's final save comes before any heartbeat could see the cancel, and the cancel must win, in the
+ * response and in its kept events (ending `response.incomplete`, never `response.completed`, each event once).
+ */
+export async function assertCancelWinsOverFinalSave(
+  runner: TestGateway,
+  other: OpenAI,
+  id: string,
+  held: { release: () => void },
+): Promise<void> {
+  assert.equal((await other.responses.cancel(id)).status, "cancelled");
+  held.release();
+  await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+  assert.equal((await other.responses.retrieve(id)).status, "cancelled");
+  const { types, last } = await replayedEnding(
+    await other.responses.retrieve(id, { stream: true, starting_after: -1 }),
+  );
+  assert.equal(types.includes("response.completed"), false, `the kept events: ${types.join(", ")}`);
+  assert.equal(types.at(-1), "response.incomplete");
+  assert.equal(last?.status, "cancelled");
+  assert.equal(types.filter((type) => type === "response.created").length, 1, "each event once");
 }

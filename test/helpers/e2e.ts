@@ -1,6 +1,7 @@
 // Shared plumbing for the e2e tests: start mocks and gateways that close themselves when the test ends, talk to
 // the gateway with the official OpenAI SDK or with raw undici when exact bytes and headers matter.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import type { TestContext } from "node:test";
 import OpenAI from "openai";
 import { request } from "undici";
@@ -28,6 +29,18 @@ export async function useGateway(
   return gateway;
 }
 
+/** A log stream for `useGateway`'s `logStream` that keeps every line written, to assert what the log holds. */
+export function logCollector(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString("utf8"));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
 /** The official SDK, without its own retries so that every gateway answer is seen as it is. */
 export function openAiClient(gateway: TestGateway, apiKey = "x"): OpenAI {
   return new OpenAI({ baseURL: gateway.baseUrl, apiKey, maxRetries: 0 });
@@ -48,17 +61,27 @@ export async function oneProviderScene(
 ): Promise<{ mock: MockUpstream; gateway: TestGateway; client: OpenAI }> {
   const mock = await useMock(t);
   const server = clientKey === undefined ? "" : `server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [${clientKey}]\n`;
-  const gateway = await useGateway(
-    t,
-    `${server}providers:
+  const gateway = await useGateway(t, `${server}${oneProviderYaml(mock, model)}`);
+  return { mock, gateway, client: openAiClient(gateway, clientKey) };
+}
+
+/** `oneProviderScene`'s providers: `alpha` serving `m` as VENDOR_MODEL_ID (or `model.id`), with `model.keys`. */
+export function oneProviderYaml(
+  mock: MockUpstream,
+  model: { readonly id?: string; readonly keys?: string } = {},
+): string {
+  return `providers:
   - name: alpha
     base_url: ${mock.baseUrl}
     api_key: sk-alpha
     models:
       m: { id: ${model.id ?? VENDOR_MODEL_ID}${model.keys ?? ""} }
-`,
-  );
-  return { mock, gateway, client: openAiClient(gateway, clientKey) };
+`;
+}
+
+/** `oneProviderYaml` with the gateway's state (budgets, kept answers) in the embedded state file at `statePath`. */
+export function stateFileYaml(mock: MockUpstream, statePath: string): string {
+  return `${oneProviderYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`;
 }
 
 export interface TwoProviderSceneOptions {
