@@ -1,0 +1,85 @@
+// A batch line's result that its store refuses (the state file locked by another process past the 5 s wait) is kept
+// and written again: the batch ends only once every finished line is in its files, each once. The old runner only
+// logged the refused write: the line was then in neither file, for good.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, type TestContext, test } from "node:test";
+import {
+  chatLine,
+  createBatch,
+  echoing,
+  isFinished,
+  linesOf,
+  providersYaml,
+  upload,
+  waitForBatch,
+} from "../helpers/batches-scene.ts";
+import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+
+/** The mock's answer time: the lock is taken while every line is in flight, before any answers. */
+const ANSWER_DELAY_MS = 2_000;
+/** Longer than the state file's lock wait (5 s) after the answers: every result write is refused at first. */
+const LOCK_HELD_MS = 8_500;
+
+/**
+ * Another process takes the file's write lock and holds it `heldMs` (as state-file-locks.test.ts does: its own timer,
+ * so nothing in the gateway's process can release it early). Resolves once the lock is taken.
+ */
+async function lockInAnotherProcess(t: TestContext, path: string, heldMs: number): Promise<{ done: Promise<void> }> {
+  const script = `
+    const { DatabaseSync } = require("node:sqlite");
+    const db = new DatabaseSync(process.argv[1]);
+    db.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    process.stdout.write("locked\\n");
+    setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, Number(process.argv[2]));`;
+  const child = spawn(process.execPath, ["-e", script, path, String(heldMs)], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => child.kill("SIGKILL"));
+  const exited = once(child, "exit");
+  await once(child.stdout, "data");
+  return { done: exited.then(() => undefined) };
+}
+
+function resultRows(path: string, batchId: string): number {
+  const reader = new DatabaseSync(path, { readOnly: true });
+  try {
+    const row = reader.prepare("SELECT COUNT(*) AS count FROM batch_results WHERE batch_id = ?").get(batchId);
+    return Number(row?.count ?? 0);
+  } finally {
+    reader.close();
+  }
+}
+
+describe("batch results the store refuses", () => {
+  test("a state file locked past the wait while lines finish: after release the batch completes with every line once", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock, ANSWER_DELAY_MS);
+    const statePath = join(mkdtempSync(join(tmpdir(), "batch-writes-")), "state.db");
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\nbatches:\n  concurrency: 4\n`,
+    );
+    const client = openAiClient(gateway);
+    const ids = ["a", "b", "c", "d"];
+    const file = await upload(client, `${ids.map((id) => chatLine(id, `line ${id}`)).join("\n")}\n`);
+    const batch = await createBatch(client, file.id);
+    await mock.waitForRequests(ids.length, 10_000);
+
+    const released = await lockInAnotherProcess(t, statePath, LOCK_HELD_MS);
+    await released.done;
+    const done = await waitForBatch(client, batch.id, isFinished, 30_000);
+
+    assert.equal(done.status, "completed");
+    const output = await linesOf(client, done.output_file_id);
+    assert.deepEqual(output.map((line) => line.custom_id).sort(), ids);
+    assert.deepEqual(await linesOf(client, done.error_file_id), []);
+    assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
+    assert.equal(resultRows(statePath, batch.id), 4);
+    // Each line was sent once: a kept result is written again, never its line run again.
+    assert.equal(mock.requests.length, ids.length);
+  });
+});
