@@ -1,6 +1,8 @@
 // A batch line's result that its store refuses (the state file locked by another process past the 5 s wait) is kept
 // and written again: the batch ends only once every finished line is in its files, each once. The old runner only
-// logged the refused write: the line was then in neither file, for good.
+// logged the refused write: the line was then in neither file, for good. The same with Redis unreachable while lines
+// finish (a proxy drops the connection carrying a result's write, which so never reaches Redis: a hung Redis would
+// not do, the write it timed out on still lands once it runs again).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -9,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   chatLine,
   createBatch,
@@ -20,6 +23,8 @@ import {
   waitForBatch,
 } from "../helpers/batches-scene.ts";
 import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { useRedisProxy } from "../helpers/redis-proxy.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 /** The mock's answer time: the lock is taken while every line is in flight, before any answers. */
 const ANSWER_DELAY_MS = 2_000;
@@ -80,6 +85,55 @@ describe("batch results the store refuses", () => {
     assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
     assert.equal(resultRows(statePath, batch.id), 4);
     // Each line was sent once: a kept result is written again, never its line run again.
+    assert.equal(mock.requests.length, ids.length);
+  });
+
+  test("Redis unreachable while lines finish: once it is reached again the batch completes with every line once", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    echoing(mock, ANSWER_DELAY_MS);
+    const redis = await useRedisServer(t);
+    let isRefusing = false;
+    let refusedWrites = 0;
+    const proxy = await useRedisProxy(t, redis.port, (text) => {
+      if (!isRefusing || !text.includes("results:")) return undefined;
+      // The write never reaches Redis: its connection goes, as on a network cut.
+      refusedWrites += 1;
+      setImmediate(() => proxy.dropConnections());
+      return new Promise<void>(() => {});
+    });
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "batch-writes-e2e:"\nbatches:\n  concurrency: 4\n`,
+    );
+    const client = openAiClient(gateway);
+    const ids = ["a", "b", "c", "d"];
+    const file = await upload(client, `${ids.map((id) => chatLine(id, `line ${id}`)).join("\n")}\n`);
+    const batch = await createBatch(client, file.id);
+    await mock.waitForRequests(ids.length, 10_000);
+
+    isRefusing = true;
+    await sleep(ANSWER_DELAY_MS + 1_500);
+    isRefusing = false;
+    assert.ok(refusedWrites > 0, "no result write was refused: the test did not cut anything");
+    // The gateway's own reads answer 503 until its connection is made again (a second at most).
+    for (let tries = 0; ; tries++) {
+      try {
+        await client.batches.retrieve(batch.id);
+        break;
+      } catch (error) {
+        assert.ok(tries < 100, `the gateway did not reach Redis again: ${String(error)}`);
+        await sleep(50);
+      }
+    }
+    const done = await waitForBatch(client, batch.id, isFinished, 30_000);
+
+    assert.equal(done.status, "completed");
+    const output = await linesOf(client, done.output_file_id);
+    assert.deepEqual(output.map((line) => line.custom_id).sort(), ids);
+    assert.deepEqual(await linesOf(client, done.error_file_id), []);
+    assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
     assert.equal(mock.requests.length, ids.length);
   });
 });
