@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import OpenAI from "openai";
 import {
   chatLine,
   createBatch,
@@ -23,6 +24,7 @@ import {
   waitForBatch,
 } from "../helpers/batches-scene.ts";
 import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
@@ -35,7 +37,11 @@ const LOCK_HELD_MS = 8_500;
  * Another process takes the file's write lock and holds it `heldMs` (as state-file-locks.test.ts does: its own timer,
  * so nothing in the gateway's process can release it early). Resolves once the lock is taken.
  */
-async function lockInAnotherProcess(t: TestContext, path: string, heldMs: number): Promise<{ done: Promise<void> }> {
+async function lockInAnotherProcess(
+  t: TestContext,
+  path: string,
+  heldMs: number,
+): Promise<{ done: Promise<void>; release(): Promise<void> }> {
   const script = `
     const { DatabaseSync } = require("node:sqlite");
     const db = new DatabaseSync(process.argv[1]);
@@ -46,7 +52,14 @@ async function lockInAnotherProcess(t: TestContext, path: string, heldMs: number
   t.after(() => child.kill("SIGKILL"));
   const exited = once(child, "exit");
   await once(child.stdout, "data");
-  return { done: exited.then(() => undefined) };
+  const done = exited.then(() => undefined);
+  return {
+    done,
+    release: () => {
+      child.kill("SIGKILL");
+      return done;
+    },
+  };
 }
 
 function resultRows(path: string, batchId: string): number {
@@ -135,5 +148,45 @@ describe("batch results the store refuses", () => {
     assert.deepEqual(await linesOf(client, done.error_file_id), []);
     assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
     assert.equal(mock.requests.length, ids.length);
+  });
+
+  test("the exit with results still unwritten: logged by custom_id, and after a restart each line is in the output once", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock, ANSWER_DELAY_MS);
+    const statePath = join(mkdtempSync(join(tmpdir(), "batch-writes-")), "state.db");
+    const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\nbatches:\n  concurrency: 4\n`;
+    const first = await startGatewayProcess(t, yaml);
+    const firstClient = new OpenAI({ baseURL: `${first.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const ids = ["a", "b", "c"];
+    const file = await upload(firstClient, `${ids.map((id) => chatLine(id, `line ${id}`)).join("\n")}\n`);
+    const batch = await createBatch(firstClient, file.id);
+    await mock.waitForRequests(ids.length, 10_000);
+
+    const lock = await lockInAnotherProcess(t, statePath, 60_000);
+    const kept =
+      "batch: a line's result could not be written; kept in memory and written again, no line starts meanwhile";
+    for (let waitedMs = 0; !first.logs.some((line) => line.msg === kept); waitedMs += 100) {
+      assert.ok(waitedMs < 15_000, "the refused result writes were not logged");
+      await sleep(100);
+    }
+    // A graceful exit while the file is still locked: nothing kept can be written.
+    process.kill(first.pid ?? 0, "SIGTERM");
+    await first.exited;
+    const atExit = first.logs.find(
+      (line) => line.msg === "batch: results not written at the exit; these lines run again after a restart",
+    );
+    assert.ok(atExit !== undefined, "the exit did not say which results it left unwritten");
+    assert.deepEqual([...(atExit.customIds as string[])].sort(), ids);
+
+    await lock.release();
+    const second = await startGatewayProcess(t, yaml);
+    const secondClient = new OpenAI({ baseURL: `${second.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const done = await waitForBatch(secondClient, batch.id, isFinished, 30_000);
+    assert.equal(done.status, "completed");
+    const output = await linesOf(secondClient, done.output_file_id);
+    assert.deepEqual(output.map((line) => line.custom_id).sort(), ids);
+    assert.deepEqual(done.request_counts, { total: 3, completed: 3, failed: 0 });
+    // Run again after the restart (they had no row): sent twice upstream, in the file once.
+    assert.equal(mock.requests.length, 2 * ids.length);
   });
 });
