@@ -75,6 +75,8 @@ const MAX_WRITE_TRIES = 10;
 const FIRST_REWRITE_MS = 200;
 /** Longest wait between two tries of the results kept unwritten. */
 const MAX_REWRITE_MS = 5_000;
+/** ms before a batch whose end the store refused is taken again (#finishAgainLater). */
+const FINISH_RETRY_MS = 1_000;
 
 /** A finished line's result the store refused (locked, unreachable): kept until a write of it gets through. */
 interface UnwrittenResult {
@@ -893,11 +895,34 @@ export class BatchRunner {
     this.#active.delete(active.id);
     this.#finishing.add(active.id);
     this.#track(
-      this.#finish(active.id, status, status === "expired" ? active.lines : [], active).finally(async () => {
-        this.#finishing.delete(active.id);
-        await this.#books.dropLease(active.id, this.#holder);
-      }),
+      this.#finish(active.id, status, status === "expired" ? active.lines : [], active)
+        .catch((error: unknown) => {
+          this.#finishAgainLater(active.id);
+          throw error;
+        })
+        .finally(async () => {
+          this.#finishing.delete(active.id);
+          await this.#books.dropLease(active.id, this.#holder);
+        }),
     );
+  }
+
+  /**
+   * A batch whose end the store refused (locked, any store error) is taken again from its rows a little later, and
+   * ends then: without this it stayed `in_progress` (or `finalizing`) until a restart, every result written. With
+   * shared books the looks every third of `lease_ms` take it again already.
+   */
+  #finishAgainLater(id: string): void {
+    if (this.#books.isShared || this.#isStopping()) return;
+    const timer = setTimeout(() => {
+      this.#track(
+        this.submit(id).catch((error: unknown) => {
+          this.#finishAgainLater(id);
+          throw error;
+        }),
+      );
+    }, FINISH_RETRY_MS);
+    timer.unref();
   }
 
   /**

@@ -189,4 +189,38 @@ describe("batch results the store refuses", () => {
     // Run again after the restart (they had no row): sent twice upstream, in the file once.
     assert.equal(mock.requests.length, 2 * ids.length);
   });
+
+  test("a batch's end the store refuses (an error at its finalizing write) ends once the store takes it, not only after a restart", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const statePath = join(mkdtempSync(join(tmpdir(), "batch-writes-")), "state.db");
+    const gateway = await useGateway(t, `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\n`);
+    const client = openAiClient(gateway);
+    await waitForBatch(
+      client,
+      (await createBatch(client, (await upload(client, `${chatLine("w", "warm")}\n`)).id)).id,
+      isFinished,
+    );
+
+    // Any store error at the end: a trigger of another connection refuses the batch's move to `finalizing`.
+    const other = new DatabaseSync(statePath);
+    t.after(() => other.close());
+    other.exec(`CREATE TRIGGER refuse_end BEFORE UPDATE ON batches WHEN NEW.json LIKE '%"status":"finalizing"%'
+      BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+    const ids = ["a", "b"];
+    const file = await upload(client, `${ids.map((id) => chatLine(id, `line ${id}`)).join("\n")}\n`);
+    const batch = await createBatch(client, file.id);
+    for (let waitedMs = 0; resultRows(statePath, batch.id) < ids.length; waitedMs += 50) {
+      assert.ok(waitedMs < 10_000, "the lines' results were not written");
+      await sleep(50);
+    }
+    await sleep(1_500);
+    assert.equal((await client.batches.retrieve(batch.id)).status, "in_progress", "the refused end was not refused");
+    other.exec("DROP TRIGGER refuse_end");
+
+    const done = await waitForBatch(client, batch.id, isFinished, 10_000);
+    assert.equal(done.status, "completed");
+    assert.deepEqual((await linesOf(client, done.output_file_id)).map((line) => line.custom_id).sort(), ids);
+    assert.deepEqual(done.request_counts, { total: 2, completed: 2, failed: 0 });
+  });
 });
