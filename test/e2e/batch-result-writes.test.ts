@@ -223,4 +223,31 @@ describe("batch results the store refuses", () => {
     assert.deepEqual((await linesOf(client, done.output_file_id)).map((line) => line.custom_id).sort(), ids);
     assert.deepEqual(done.request_counts, { total: 2, completed: 2, failed: 0 });
   });
+
+  test("the bound: while a result is kept unwritten no line starts; the rest run once it is written", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock, ANSWER_DELAY_MS);
+    const statePath = join(mkdtempSync(join(tmpdir(), "batch-writes-")), "state.db");
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\nbatches:\n  concurrency: 2\n`,
+    );
+    const client = openAiClient(gateway);
+    const ids = ["a", "b", "c", "d", "e", "f"];
+    const file = await upload(client, `${ids.map((id) => chatLine(id, `line ${id}`)).join("\n")}\n`);
+    const batch = await createBatch(client, file.id);
+    await mock.waitForRequests(2, 10_000);
+
+    // Refused at ~7 s (answers at 2 s, then the 5 s wait), released at 8.5 s: the old runner started the next two
+    // lines as soon as the first two had failed to write, and their results were refused too.
+    const released = await lockInAnotherProcess(t, statePath, LOCK_HELD_MS);
+    await released.done;
+    assert.equal(mock.requests.length, 2, "lines started while results were kept unwritten");
+
+    const done = await waitForBatch(client, batch.id, isFinished, 30_000);
+    assert.equal(done.status, "completed");
+    assert.deepEqual((await linesOf(client, done.output_file_id)).map((line) => line.custom_id).sort(), ids);
+    assert.deepEqual(done.request_counts, { total: 6, completed: 6, failed: 0 });
+    assert.equal(mock.requests.length, ids.length);
+  });
 });
