@@ -9,7 +9,8 @@
 // refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
 // route queue (`routing.queue_timeout_ms`), no batch line is sent, so a batch never takes the budget a live request is
 // waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
-// lines not written, and no written line runs again. Shared books (Redis): a batch is run by the replica holding its
+// lines not written, and no written line runs again. A result the store refuses is kept and written again (#rewrite):
+// no line starts meanwhile, and the batch does not end before it is written. Shared books (Redis): a batch is run by the replica holding its
 // lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
 // `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written (and at once
 // when another replica announces a new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in
