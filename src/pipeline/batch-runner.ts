@@ -9,7 +9,8 @@
 // refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
 // route queue (`routing.queue_timeout_ms`), no batch line is sent, so a batch never takes the budget a live request is
 // waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
-// lines not written, and no written line runs again. Shared books (Redis): a batch is run by the replica holding its
+// lines not written, and no written line runs again. A result the store refuses is kept and written again (#rewrite):
+// no line starts meanwhile, and the batch does not end before it is written. Shared books (Redis): a batch is run by the replica holding its
 // lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
 // `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written (and at once
 // when another replica announces a new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in
@@ -71,6 +72,19 @@ const RESULTS_PAGE_BYTES = 256 * 1024;
 const EXPIRED_LINES_PER_TURN = 1_000;
 /** Tries of a compare-and-set write of a batch that others keep changing (a cancel, a count update) before it gives up. */
 const MAX_WRITE_TRIES = 10;
+/** ms before a result the store refused is written again; doubled at each failure up to MAX_REWRITE_MS. */
+const FIRST_REWRITE_MS = 200;
+/** Longest wait between two tries of the results kept unwritten. */
+const MAX_REWRITE_MS = 5_000;
+/** ms before a batch whose end the store refused is taken again (#finishAgainLater). */
+const FINISH_RETRY_MS = 1_000;
+
+/** A finished line's result the store refused (locked, unreachable): kept until a write of it gets through. */
+interface UnwrittenResult {
+  readonly result: ResultRow;
+  /** The answer's body, for the usage it adds once written. */
+  readonly answer: unknown;
+}
 
 interface ActiveBatch {
   readonly id: string;
@@ -100,6 +114,11 @@ interface ActiveBatch {
   readonly wake: AbortController;
   /** Its end is being written (once). */
   isSettled: boolean;
+  /**
+   * Finished lines whose result the store refused, by line: written again with backoff (#rewrite); the batch does not
+   * end before they are written, and they are lost only with the process (then they have no row and run again).
+   */
+  readonly unwritten: Map<number, UnwrittenResult>;
 }
 
 /** A batch's lines that wait for the same limit (one model and its fallbacks), until `untilMs`. */
@@ -150,6 +169,15 @@ export class BatchRunner {
   #leaseTimer: NodeJS.Timeout | undefined;
   #isStepFailing = false;
   #leaseMsAtStart: number | undefined;
+  /**
+   * Results kept unwritten, across batches. The bound: no line starts while any is kept (the store that refused one
+   * would refuse the next), so at most the lines in flight when the store began refusing are kept:
+   * `batches.concurrency` (a reload raising it meanwhile starts nothing either).
+   */
+  #unwrittenCount = 0;
+  #rewriteTimer: NodeJS.Timeout | undefined;
+  #rewriteDelayMs = FIRST_REWRITE_MS;
+  #isRewriting = false;
 
   constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
     this.#runtime = runtime;
@@ -251,6 +279,7 @@ export class BatchRunner {
     this.#closing.abort();
     if (this.#expiryTimer !== undefined) clearInterval(this.#expiryTimer);
     if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer);
+    if (this.#rewriteTimer !== undefined) clearTimeout(this.#rewriteTimer);
     const running = [...this.#active.keys()];
     for (const active of this.#active.values()) {
       // Not dropWork: the lines parked are not done; they run again after a restart. Only their timers go.
@@ -258,6 +287,7 @@ export class BatchRunner {
       active.controller.abort();
     }
     await Promise.allSettled([...this.#settling]);
+    this.#logUnwrittenAtExit();
     await Promise.allSettled(running.map((id) => this.#books.dropLease(id, this.#holder)));
   }
 
@@ -309,6 +339,9 @@ export class BatchRunner {
       this.#active.delete(active.id);
       active.isSettled = true;
       dropWork(active);
+      // Its unwritten results go with it: those lines have no row, and the replica running it now runs them again.
+      this.#unwrittenCount -= active.unwritten.size;
+      active.unwritten.clear();
       active.controller.abort();
     }
     await this.#takeRunnable();
@@ -403,6 +436,7 @@ export class BatchRunner {
       controller: new AbortController(),
       wake: new AbortController(),
       isSettled: false,
+      unwritten: new Map(),
     };
     if (active.isCancelling) active.pending.length = 0;
     // Resumed after its window ended (the gateway was down meanwhile): no line starts, it expires at once.
@@ -473,7 +507,8 @@ export class BatchRunner {
   /** Starts lines while slots are free, in turn (nextBatch); a line that must wait for a limit gives its slot back. */
   #pump(): void {
     const concurrency = this.#runtime.snapshot.config.batches.concurrency;
-    while (this.#inFlight < concurrency && !this.#isStopping()) {
+    // While a finished line's result waits to be written, no line starts (the bound of #unwrittenCount).
+    while (this.#inFlight < concurrency && !this.#isStopping() && this.#unwrittenCount === 0) {
       const active = this.#nextBatch();
       if (active === undefined) return;
       const picked = this.#nextLine(active);
@@ -722,7 +757,26 @@ export class BatchRunner {
    * lease lapsed while this line ran) counts once: its usage and count are not added again.
    */
   async #written(active: ActiveBatch, result: ResultRow, answer?: unknown): Promise<void> {
-    if (!(await this.#books.putResult(active.id, result))) return;
+    let isNew: boolean;
+    try {
+      isNew = await this.#books.putResult(active.id, result);
+    } catch (error) {
+      // Once only logged, the line was then in neither file, for good (a state file locked past its wait, Redis away).
+      if (this.#isStopping()) {
+        this.#log.warn(
+          { err: error, batchId: active.id, customIds: [customIdOf(active, result.index)] },
+          "batch: a line's result could not be written at the exit; the line runs again after a restart",
+        );
+        return;
+      }
+      this.#keepUnwritten(active, { result, answer }, error);
+      return;
+    }
+    if (isNew) await this.#counted(active, result, answer);
+  }
+
+  /** A written result's count and usage, on the batch (its `request_counts` while it runs). */
+  async #counted(active: ActiveBatch, result: ResultRow, answer: unknown): Promise<void> {
     if (result.isError) active.failed += 1;
     else active.completed += 1;
     addUsage(active.usage, answer);
@@ -732,6 +786,82 @@ export class BatchRunner {
     await this.#update(active.id, (batch) =>
       isFinished(batch.status) ? undefined : { ...batch, request_counts: counts, usage: usageOf(batch.usage, added) },
     );
+  }
+
+  #keepUnwritten(active: ActiveBatch, kept: UnwrittenResult, error: unknown): void {
+    if (!active.unwritten.has(kept.result.index)) this.#unwrittenCount += 1;
+    active.unwritten.set(kept.result.index, kept);
+    if (this.#unwrittenCount === 1) {
+      this.#log.warn(
+        { err: error, batchId: active.id },
+        "batch: a line's result could not be written; kept in memory and written again, no line starts meanwhile",
+      );
+    }
+    this.#scheduleRewrite();
+  }
+
+  #scheduleRewrite(): void {
+    if (this.#rewriteTimer !== undefined || this.#isRewriting || this.#isStopping()) return;
+    this.#rewriteTimer = setTimeout(() => {
+      this.#rewriteTimer = undefined;
+      this.#track(this.#rewrite());
+    }, this.#rewriteDelayMs);
+    this.#rewriteTimer.unref();
+  }
+
+  /**
+   * Writes the kept results again, in order, until one is refused (the store still refuses: the next try waits twice
+   * as long). Each written one counts then; a batch whose last kept result is written may end, and lines start again.
+   */
+  async #rewrite(): Promise<void> {
+    this.#isRewriting = true;
+    let isRefused = false;
+    try {
+      for (const active of [...this.#active.values()]) {
+        for (const [index, kept] of [...active.unwritten]) {
+          if (this.#isStopping()) return;
+          // Its lease lost meanwhile (#renewAndTake): its kept results went with it.
+          if (active.isSettled) break;
+          let isNew: boolean;
+          try {
+            isNew = await this.#books.putResult(active.id, kept.result);
+          } catch {
+            isRefused = true;
+            return;
+          }
+          if (active.unwritten.delete(index)) this.#unwrittenCount -= 1;
+          if (isNew) {
+            await this.#counted(active, kept.result, kept.answer).catch((error: unknown) =>
+              this.#log.warn({ err: error, batchId: active.id }, "batch: a written line's count update failed"),
+            );
+          }
+        }
+        this.#settleIfDone(active);
+      }
+    } finally {
+      this.#isRewriting = false;
+      if (isRefused) this.#rewriteDelayMs = Math.min(this.#rewriteDelayMs * 2, MAX_REWRITE_MS);
+      else this.#rewriteDelayMs = FIRST_REWRITE_MS;
+      if (this.#unwrittenCount > 0) this.#scheduleRewrite();
+      else if (!this.#isStopping()) {
+        this.#log.info({}, "batch: every kept result is written; lines start again");
+        this.#pump();
+      }
+    }
+  }
+
+  /** What the exit leaves unwritten: no row, so those lines run again after a restart (once in the files). */
+  #logUnwrittenAtExit(): void {
+    for (const active of this.#active.values()) {
+      if (active.unwritten.size === 0) continue;
+      this.#log.warn(
+        {
+          batchId: active.id,
+          customIds: [...active.unwritten.keys()].map((index) => customIdOf(active, index)),
+        },
+        "batch: results not written at the exit; these lines run again after a restart",
+      );
+    }
   }
 
   /** Each running batch's window, and its status (a cancel made on another replica). */
@@ -755,7 +885,8 @@ export class BatchRunner {
   /** The batch's end once nothing is in flight: completed, cancelled or expired, with its files written. */
   #settleIfDone(active: ActiveBatch): void {
     // Stopping: the lines that returned unwritten are not done; the batch resumes after a restart, never ends here.
-    if (active.inFlight > 0 || this.#isStopping() || active.isSettled) return;
+    // A result still unwritten: the files would miss its line (#rewrite ends the batch once it is written).
+    if (active.inFlight > 0 || active.unwritten.size > 0 || this.#isStopping() || active.isSettled) return;
     let status: "completed" | "cancelled" | "expired";
     if (active.isExpiring) status = "expired";
     else if (active.isCancelling) status = "cancelled";
@@ -765,11 +896,34 @@ export class BatchRunner {
     this.#active.delete(active.id);
     this.#finishing.add(active.id);
     this.#track(
-      this.#finish(active.id, status, status === "expired" ? active.lines : [], active).finally(async () => {
-        this.#finishing.delete(active.id);
-        await this.#books.dropLease(active.id, this.#holder);
-      }),
+      this.#finish(active.id, status, status === "expired" ? active.lines : [], active)
+        .catch((error: unknown) => {
+          this.#finishAgainLater(active.id);
+          throw error;
+        })
+        .finally(async () => {
+          this.#finishing.delete(active.id);
+          await this.#books.dropLease(active.id, this.#holder);
+        }),
     );
+  }
+
+  /**
+   * A batch whose end the store refused (locked, any store error) is taken again from its rows a little later, and
+   * ends then: without this it stayed `in_progress` (or `finalizing`) until a restart, every result written. With
+   * shared books the looks every third of `lease_ms` take it again already.
+   */
+  #finishAgainLater(id: string): void {
+    if (this.#books.isShared || this.#isStopping()) return;
+    const timer = setTimeout(() => {
+      this.#track(
+        this.submit(id).catch((error: unknown) => {
+          this.#finishAgainLater(id);
+          throw error;
+        }),
+      );
+    }, FINISH_RETRY_MS);
+    timer.unref();
   }
 
   /**
@@ -860,6 +1014,10 @@ export class BatchRunner {
     await this.#books.addOutputFile(file, content, filesStillToCome);
     return file.id;
   }
+}
+
+function customIdOf(active: ActiveBatch, index: number): string | undefined {
+  return active.lines[index]?.customId;
 }
 
 /** The first ready name after `last` in `order` (from the start again at its end; from the start when `last` is gone). */
