@@ -4,13 +4,11 @@
 // finish (a proxy drops the connection carrying a result's write, which so never reaches Redis: a hung Redis would
 // not do, the write it timed out on still lands once it runs again).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { describe, type TestContext, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import {
@@ -27,6 +25,7 @@ import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import { lockInAnotherProcess } from "../helpers/sqlite-lock.ts";
 
 /** The mock's answer time: the lock is taken while every line is in flight, before any answers. */
 const ANSWER_DELAY_MS = 2_000;
@@ -37,31 +36,6 @@ const LOCK_HELD_MS = 8_500;
  * Another process takes the file's write lock and holds it `heldMs` (as state-file-locks.test.ts does: its own timer,
  * so nothing in the gateway's process can release it early). Resolves once the lock is taken.
  */
-async function lockInAnotherProcess(
-  t: TestContext,
-  path: string,
-  heldMs: number,
-): Promise<{ done: Promise<void>; release(): Promise<void> }> {
-  const script = `
-    const { DatabaseSync } = require("node:sqlite");
-    const db = new DatabaseSync(process.argv[1]);
-    db.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
-    process.stdout.write("locked\\n");
-    setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, Number(process.argv[2]));`;
-  const child = spawn(process.execPath, ["-e", script, path, String(heldMs)], { stdio: ["ignore", "pipe", "inherit"] });
-  t.after(() => child.kill("SIGKILL"));
-  const exited = once(child, "exit");
-  await once(child.stdout, "data");
-  const done = exited.then(() => undefined);
-  return {
-    done,
-    release: () => {
-      child.kill("SIGKILL");
-      return done;
-    },
-  };
-}
-
 function resultRows(path: string, batchId: string): number {
   const reader = new DatabaseSync(path, { readOnly: true });
   try {

@@ -4,8 +4,6 @@
 // the Files and Batch APIs' rows, the request log's first open) must try without waiting and come back later.
 // The gateway runs in this process so that its event loop's delays can be measured (monitorEventLoopDelay).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { chatLine, createBatch, echoing, isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
 import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { lockInAnotherProcess } from "../helpers/sqlite-lock.ts";
 
 /** How long the other connection holds the write lock. */
 const LOCK_HELD_MS = 1_500;
@@ -62,20 +61,6 @@ function rowCount(path: string, sql: string, ...parameters: string[]): number {
  * wait cannot delay the release, as it would a lock held in this process). Resolves once the lock is taken; the
  * promise it returns settles when the process has let go.
  */
-async function lockInAnotherProcess(t: TestContext, path: string, heldMs: number): Promise<{ done: Promise<void> }> {
-  const script = `
-    const { DatabaseSync } = require("node:sqlite");
-    const db = new DatabaseSync(process.argv[1]);
-    db.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
-    process.stdout.write("locked\\n");
-    setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, Number(process.argv[2]));`;
-  const child = spawn(process.execPath, ["-e", script, path, String(heldMs)], { stdio: ["ignore", "pipe", "inherit"] });
-  t.after(() => child.kill("SIGKILL"));
-  const exited = once(child, "exit");
-  await once(child.stdout, "data");
-  return { done: exited.then(() => undefined) };
-}
-
 async function until(isDone: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await isDone())) {
