@@ -46,8 +46,12 @@ import {
 } from "./protocol-paths.ts";
 import { registerProtocolRoutes } from "./protocol-routes.ts";
 
-/** Routes that answer without a client key (load-balancer liveness). */
-const PUBLIC_PATHS = new Set(["/ok"]);
+/**
+ * Routes that answer without a client key: load-balancer liveness (`/ok`), and `/` for clients that check the base URL
+ * answers before their first request (Claude Code sends `HEAD /` without a key at each start: a 401 and a warning
+ * line per start before). Both say only that the gateway is up.
+ */
+const PUBLIC_PATHS = new Set(["/ok", "/"]);
 
 export interface ServerOptions {
   /** pino logger options or false; tests pass false or a level. */

@@ -39,6 +39,8 @@ export function registerInfoRoutes(
   keptResponsesStatus?: () => KeptResponsesStatus,
 ): void {
   app.get("/ok", async () => ({ status: "ok" }));
+  // The base URL itself (and its HEAD, which Fastify adds): what a client checking it before its first request gets.
+  app.get("/", async () => ({ status: "ok" }));
 
   /**
    * The models the request's client may use: every one, unless its key lists `models` or states its own `paid`

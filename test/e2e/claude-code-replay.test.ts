@@ -147,3 +147,19 @@ describe("Claude Code 2.1.197's requests through the gateway", () => {
     assert.deepEqual([result?.role, result?.tool_call_id, result?.content], ["tool", "call_2", "agent-tool-ok"]);
   });
 });
+
+describe("Claude Code's start", () => {
+  test("its `HEAD /` without a key (a warm-up at each start) is answered 200, and so is `GET /`: no 401, no upstream call", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const head = await send(gateway, "HEAD", "/");
+    assert.equal(head.status, 200);
+    assert.equal(head.text, "");
+    const get = await send(gateway, "GET", "/");
+    assert.equal(get.status, 200);
+    assert.deepEqual(get.json, { status: "ok" });
+    assert.equal(mock.requests.length, 0);
+    // Only `/` and `/ok` are open: any other path still wants the key.
+    assert.equal((await send(gateway, "GET", "/v1/models")).status, 401);
+    assert.equal((await send(gateway, "HEAD", "/v1/models")).status, 401);
+  });
+});

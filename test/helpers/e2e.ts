@@ -145,7 +145,7 @@ export interface RawResponse {
 /** One request with undici, the body read in full; `body` objects are sent as JSON. */
 export async function send(
   gateway: TestGateway,
-  method: "GET" | "POST" | "DELETE" | "OPTIONS",
+  method: "GET" | "HEAD" | "POST" | "DELETE" | "OPTIONS",
   path: string,
   options: { body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<RawResponse> {
