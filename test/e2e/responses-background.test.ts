@@ -4,6 +4,7 @@
 // `responses.retrieve(id, { stream: true, starting_after })`, per-named-client isolation, the gateway's exit, and
 // the Redis variant (two gateways sharing only Redis: one runs it, the other reads, follows and cancels it).
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
@@ -382,29 +383,16 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
   }, async (t) => {
     const { Redis } = await import("ioredis");
     const { mock, redis, runner, one, other } = await twoGatewaysOnRedis(t, "bg-race:");
-    // monitor() opens a connection of its own: `admin` is closed too.
     const admin = new Redis(redis.url);
-    const monitor = await admin.monitor();
-    t.after(() => {
-      monitor.disconnect();
-      admin.disconnect();
-    });
+    t.after(() => admin.disconnect());
     const hanging = hangingStep();
     mock.enqueue(CHAT_ROUTE, hanging.step);
     const created = await one.responses.create({ model: "m", input: "x", background: true });
     await waitFor(() => chatRequests(mock).length === 1, "the upstream call");
-    // The runner's heartbeat writes once a second: seen here as the script that writes the row in_progress.
-    const written = (): Promise<void> =>
-      new Promise((resolve) => {
-        const onCommand = (_time: string, args: string[]): void => {
-          if (args[0]?.toLowerCase() !== "eval" || !args.some((arg) => arg.includes(created.id))) return;
-          if (!args.some((arg) => arg.includes('"status":"in_progress"'))) return;
-          monitor.off("monitor", onCommand);
-          resolve();
-        };
-        monitor.on("monitor", onCommand);
-      });
-    await written();
+    // The runner's heartbeat writes once a second: seen here, through MONITOR, as the script that writes the row
+    // in_progress. A raw connection, not ioredis's monitor(): that one failed ("Command queue state error") when the
+    // gateways' own SUBSCRIBE (the batches' nudge channel) went by in the monitored stream.
+    await heartbeatWritten(redis.url, t, created.id);
     // Writes wait (reads go on) from 400 ms after that heartbeat to past the next one: the cancel made on the other
     // gateway reads in_progress and its write waits first, then the heartbeat reads in_progress and its write waits
     // behind it. Released in that order, the cancel lands between the heartbeat's read and its write.
@@ -542,28 +530,13 @@ describe("Responses background mode with Redis (two gateways sharing only Redis)
   test("a cancel landing between the last heartbeat and the final save wins: the kept events end cancelled, not completed", {
     skip,
   }, async (t) => {
-    const { Redis } = await import("ioredis");
     const { mock, redis, runner, one, other } = await twoGatewaysOnRedis(t, "bg-final-race:");
-    const admin = new Redis(redis.url);
-    const monitor = await admin.monitor();
-    t.after(() => {
-      monitor.disconnect();
-      admin.disconnect();
-    });
     const held = heldStreamStep(["The ", "whole ", "answer."]);
     mock.enqueue(CHAT_ROUTE, held.step);
     const id = await startStreamedRun(one);
     // Right after a heartbeat (seen as the script writing the row in_progress), the next one a second away: the cancel
     // lands, then the answer completes and the run's final save comes, before any heartbeat could see the cancel.
-    await new Promise<void>((resolve) => {
-      const onCommand = (_time: string, args: string[]): void => {
-        if (args[0]?.toLowerCase() !== "eval" || !args.some((arg) => arg.includes('"status":"in_progress"'))) return;
-        if (!args.some((arg) => arg.includes(id))) return;
-        monitor.off("monitor", onCommand);
-        resolve();
-      };
-      monitor.on("monitor", onCommand);
-    });
+    await heartbeatWritten(redis.url, t, id);
     await assertCancelWinsOverFinalSave(runner, other, id, held);
   });
 
@@ -705,3 +678,30 @@ describe("Responses background mode: a gateway process killed mid-run (SIGKILL)"
     assert.match(failed.error?.message ?? "", /stopped before it finished/);
   });
 });
+
+/**
+ * Resolves at the next script (EVAL/EVALSHA) that names `id` and writes it `in_progress`, as Redis's MONITOR shows it
+ * (one line per command, its arguments quoted and escaped).
+ */
+async function heartbeatWritten(url: string, t: TestContext, id: string): Promise<void> {
+  const { port, hostname } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  t.after(() => socket.destroy());
+  socket.write("MONITOR\r\n");
+  let buffered = "";
+  await new Promise<void>((resolve) => {
+    socket.setEncoding("utf8").on("data", (text: string) => {
+      buffered += text;
+      const lines = buffered.split("\r\n");
+      buffered = lines.pop() ?? "";
+      for (const line of lines) {
+        const isScript = /^\+\d+\.\d+ \[[^\]]*\] "eval(sha)?"/i.test(line);
+        if (isScript && line.includes(id) && line.includes('status\\":\\"in_progress')) {
+          socket.destroy();
+          resolve();
+          return;
+        }
+      }
+    });
+  });
+}
