@@ -9,7 +9,7 @@ import { describe, test } from "node:test";
 import { toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
-import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatStream, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
 const CLIENT_KEY = "client-key-claude";
@@ -145,6 +145,80 @@ describe("Claude Code 2.1.197's requests through the gateway", () => {
       [["call_2", "Bash"]],
     );
     assert.deepEqual([result?.role, result?.tool_call_id, result?.content], ["tool", "call_2", "agent-tool-ok"]);
+  });
+});
+
+/** A PNG's first bytes: what a screenshot's tool_result carries, in base64. */
+const PNG_BASE64 = "iVBORw0KGgo=";
+
+/**
+ * A provider that checks tool messages as some do: a `tool` message with empty content is a 400 (the wording a
+ * strict OpenAI-compatible server uses); anything else is answered with a stream.
+ */
+function refusingEmptyToolContent(request: RecordedRequest): MockStep {
+  const body = request.body as SentChat;
+  const empty = body.messages.findIndex((message) => message.role === "tool" && message.content === "");
+  if (empty >= 0) {
+    return {
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message: `messages[${empty}].content: content must not be empty`,
+          type: "invalid_request_error",
+          param: `messages[${empty}].content`,
+          code: null,
+        },
+      },
+    };
+  }
+  return { kind: "sse", events: chatStream(["I see the screenshot."], UPSTREAM_ID, { usage: true }) };
+}
+
+/** Claude Code's second request, its Bash result replaced by `content` (the screenshot a Read of a PNG returns). */
+function withToolResult(content: unknown[], isError = false): Record<string, unknown> {
+  const request = captured(2);
+  const messages = (request.body.messages as { role: string; content: unknown }[]).slice(0, -1);
+  const result = { tool_use_id: "call_2", type: "tool_result", content, is_error: isError };
+  return { ...request.body, messages: [...messages, { role: "user", content: [result] }] };
+}
+
+describe("a tool result of images only", () => {
+  test("reaches a provider that refuses an empty tool message: the tool message says where the image is, the image follows", async (t) => {
+    const { mock, gateway } = await scene(t);
+    mock.setDefault(CHAT_ROUTE, refusingEmptyToolContent);
+    const image = { type: "image", source: { type: "base64", media_type: "image/png", data: PNG_BASE64 } };
+    const answer = await replay(gateway, captured(2), withToolResult([image]));
+    assert.equal(answer.status, 200, answer.text);
+    assert.match(answer.text, /I see the screenshot\./);
+    assert.equal(chatRequests(mock).length, 1, "served at its first attempt");
+    const [call, result, user] = sent(mock, 0).messages.slice(-3);
+    assert.equal(call?.role, "assistant");
+    assert.deepEqual(
+      [result?.role, result?.tool_call_id, result?.content],
+      ["tool", "call_2", "(image attached below)"],
+    );
+    assert.deepEqual(user, {
+      role: "user",
+      content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${PNG_BASE64}` } }],
+    });
+  });
+
+  test("two images are counted, an error result keeps its prefix, and a result with text is sent as its text", async (t) => {
+    const { mock, gateway } = await scene(t);
+    mock.setDefault(CHAT_ROUTE, refusingEmptyToolContent);
+    const image = { type: "image", source: { type: "url", url: "https://example.com/shot.png" } };
+    const cases: [unknown[], boolean, string][] = [
+      [[image, image], false, "(2 images attached below)"],
+      [[image], true, "Error: (image attached below)"],
+      [[{ type: "text", text: "Screenshot:" }, image], false, "Screenshot:"],
+    ];
+    for (const [index, [content, isError, expected]] of cases.entries()) {
+      const answer = await replay(gateway, captured(2), withToolResult(content, isError));
+      assert.equal(answer.status, 200, answer.text);
+      const tool = sent(mock, index).messages.find((message) => message.role === "tool");
+      assert.equal(tool?.content, expected);
+    }
   });
 });
 

@@ -160,8 +160,8 @@ const TOOL_THEN_USER: Message[] = [
     content: null,
     tool_calls: [{ id: "call_1", type: "function", function: { name: "screenshot", arguments: "{}" } }],
   },
-  // An image-only tool result, as a Messages door or an agent sends it: an empty tool message, then the image.
-  { role: "tool", content: "", tool_call_id: "call_1" } as Message,
+  // An image-only tool result, as the Messages door sends it: a tool message saying so, then the image.
+  { role: "tool", content: "(image attached below)", tool_call_id: "call_1" } as Message,
   { role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } }] },
 ];
 

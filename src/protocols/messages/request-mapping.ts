@@ -10,6 +10,7 @@ import type {
   ChatToolCall,
   ChatToolChoice,
 } from "../chat-completions.ts";
+import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, validateAt, validateBody } from "../validate.ts";
 import {
   ASSISTANT_BLOCKS,
@@ -210,7 +211,7 @@ function pushAssistant(messages: ChatMessage[], message: Extract<ChatMessage, { 
 /**
  * One Anthropic user turn -> chat messages: its `tool_result` blocks become `tool` messages (they must follow
  * the assistant's calls directly), then the rest is one user message. Images inside a tool result cannot go in a
- * `tool` message, so they open that user message.
+ * `tool` message, so they open that user message (a result of images only says so: tool-result-text.ts).
  */
 function userMessages(content: string | readonly unknown[], path: Path): ChatMessage[] {
   if (typeof content === "string") return [{ role: "user", content }];
@@ -222,14 +223,15 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
     const block = blockAt(value, blockPath, USER_BLOCKS);
     if (block.type === "tool_result") {
       const result = check(toolResultBlockSchema, block, blockPath);
-      const { text, images } = toolResultContent(result.content, [...blockPath, "content"]);
+      const content = toolResultContent(result.content, [...blockPath, "content"]);
+      const text = toolResultText(content.text, content.images.length);
       // Chat has no error flag on tool results; the model reads it from the text.
       toolMessages.push({
         role: "tool",
         tool_call_id: result.tool_use_id,
         content: result.is_error === true ? `Error: ${text}` : text,
       });
-      resultImages.push(...images);
+      resultImages.push(...content.images);
     } else {
       const part = toChatPart(block, blockPath, USER_BLOCKS);
       if (part !== undefined) parts.push(part);

@@ -2,6 +2,7 @@
 // translates the rest of the request). What is translated and refused is listed in docs/protocols.md.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
 import type { ChatContentPart, ChatMessage, ChatToolCall } from "../chat-completions.ts";
+import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
 import { splitOutput, toChatMessage } from "./content-parts.ts";
 import { inputAsArguments } from "./custom-tools.ts";
@@ -32,7 +33,7 @@ type Path = readonly PropertyKey[];
 /**
  * Input items -> chat messages. A run of assistant items (messages and function calls, in either order) is one
  * assistant turn with text and calls; images in a function call's output cannot go in a `tool` message, so they
- * follow the run of tool messages in a user message. A call of a namespace's member is named as upstream
+ * follow the run of tool messages in a user message (an output of images only says so: tool-result-text.ts). A call of a namespace's member is named as upstream
  * (`toolNames`).
  */
 export function inputMessages(
@@ -96,7 +97,11 @@ export function inputMessages(
           typeof result.output === "string"
             ? { text: result.output, images: [] }
             : splitOutput(result.output, [...path, "output"]);
-        messages.push({ role: "tool", tool_call_id: result.call_id, content: output.text });
+        messages.push({
+          role: "tool",
+          tool_call_id: result.call_id,
+          content: toolResultText(output.text, output.images.length),
+        });
         pendingImages.push(...output.images);
         break;
       }

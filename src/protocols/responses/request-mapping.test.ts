@@ -160,6 +160,42 @@ test("responses request: content parts, images and json_object format", () => {
   assert.deepEqual(chatBody.response_format, { type: "json_object" });
 });
 
+test("responses request: a function call output of images only says where they are (an empty tool message is refused by some providers)", () => {
+  // Codex's view_image answers so: the screenshot and no text.
+  const image = { type: "input_image", image_url: "data:image/png;base64,AAAA" };
+  const { chatBody } = toChatRequest(
+    {
+      model: "m",
+      input: [
+        { role: "user", content: "Look at the screen." },
+        { type: "function_call", call_id: "call_a", name: "view_image", arguments: "{}" },
+        { type: "function_call", call_id: "call_b", name: "view_image", arguments: "{}" },
+        { type: "function_call_output", call_id: "call_a", output: [image] },
+        { type: "function_call_output", call_id: "call_b", output: [image, image] },
+      ],
+    },
+    noStore,
+  );
+  const url = { url: "data:image/png;base64,AAAA" };
+  assert.deepEqual(chatBody.messages.slice(2), [
+    { role: "tool", tool_call_id: "call_a", content: "(image attached below)" },
+    { role: "tool", tool_call_id: "call_b", content: "(2 images attached below)" },
+    { role: "user", content: [1, 2, 3].map(() => ({ type: "image_url", image_url: url })) },
+  ]);
+  // Empty output without an image stays empty: nothing is attached below it.
+  const empty = toChatRequest(
+    {
+      model: "m",
+      input: [
+        { type: "function_call", call_id: "call_c", name: "true", arguments: "{}" },
+        { type: "function_call_output", call_id: "call_c", output: [] },
+      ],
+    },
+    noStore,
+  );
+  assert.deepEqual(empty.chatBody.messages.at(-1), { role: "tool", tool_call_id: "call_c", content: "" });
+});
+
 test("responses request: function calls join the assistant turn; outputs become tool messages in order", () => {
   const { chatBody } = toChatRequest(
     {
