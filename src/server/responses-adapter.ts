@@ -57,6 +57,8 @@ export function responsesAdapter(
         },
       };
       const translated = responsesToChat(body, lookup);
+      // Kept with the answer: a continuation from it offers them again (request-mapping.ts withLoadedTools).
+      const loadedTools = translated.loadedTools.length === 0 ? {} : { loadedTools: translated.loadedTools };
       const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const native: NativeCall | undefined = hasNativeProviders()
         ? { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: toNativeBody(body, lookup) }
@@ -81,6 +83,7 @@ export function responsesAdapter(
           await kept.put({
             response,
             conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
+            ...loadedTools,
           });
         }
         return update === undefined || update === "added" ? undefined : update;
@@ -165,6 +168,7 @@ export function responsesAdapter(
               conversation: isAnswer
                 ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
                 : translated.conversation,
+              ...loadedTools,
               ...(events === undefined ? {} : { events }),
               ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
             },

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
+import OpenAI from "openai";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
@@ -210,5 +211,88 @@ describe("Codex's client-run tool_search over a chat provider", () => {
     const error = (answer.json as { error: { param: string; code: string } }).error;
     assert.equal(error.param, `input[${index}].tools`);
     assert.equal(chatRequests(mock).length, 0);
+  });
+});
+
+/** The client-run search and the output that loaded `lookup_fact`, as Codex sent them (second captured request). */
+function capturedSearch(): { search: Record<string, unknown>; output: Record<string, unknown> } {
+  const body = captured(2).body;
+  const search = (body.tools as Record<string, unknown>[]).find((tool) => tool.type === "tool_search");
+  const output = (body.input as Record<string, unknown>[]).find((item) => item.type === "tool_search_output");
+  assert.ok(search !== undefined && output !== undefined);
+  const { id: _id, ...withoutId } = output;
+  return { search, output: withoutId };
+}
+
+describe("a conversation continued by previous_response_id (the openai client)", () => {
+  test("the tools an earlier turn's search loaded are offered again, and the model's call of one comes back in its namespace", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const openai = new OpenAI({ baseURL: gateway.baseUrl, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const { search, output } = capturedSearch();
+    const tools = [search] as unknown as OpenAI.Responses.Tool[];
+
+    // Turn 1: the model searches.
+    const searchCall = { id: "call_1", name: "tool_search", arguments: '{"query":"lookup fact","limit":5}' };
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: toolCallCompletion(UPSTREAM_ID, [searchCall]) });
+    const first = await openai.responses.create({ model: "gpt-5.5", tools, input: "Find the fact tool." });
+    assert.deepEqual(
+      first.output.map((item) => item.type),
+      ["tool_search_call"],
+    );
+
+    // Turn 2: the client answers with the tools it loaded; the model calls the loaded one.
+    const lookup = { id: "call_2", name: "mcp__probe__lookup_fact", arguments: '{"key":"alpha"}' };
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: toolCallCompletion(UPSTREAM_ID, [lookup]) });
+    const second = await openai.responses.create({
+      model: "gpt-5.5",
+      tools,
+      previous_response_id: first.id,
+      input: [output as unknown as OpenAI.Responses.ResponseInputItem],
+    });
+    assert.ok(toolNames(sent(mock, 1)).includes("mcp__probe__lookup_fact"));
+
+    // Turn 3: previous_response_id and the call's output only. The search's output is in the kept history; the tool
+    // it loaded must still be offered, or the model reads "callable now" and cannot call it.
+    const again = { id: "call_3", name: "mcp__probe__lookup_fact", arguments: '{"key":"beta"}' };
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolCallStream(UPSTREAM_ID, [again]) });
+    const stream = await openai.responses.create({
+      model: "gpt-5.5",
+      tools,
+      previous_response_id: second.id,
+      input: [{ type: "function_call_output", call_id: "call_2", output: "alpha is mcp-ok" }],
+      stream: true,
+    });
+    let third: OpenAI.Responses.Response | undefined;
+    for await (const event of stream) if (event.type === "response.completed") third = event.response;
+    const upstream = sent(mock, 2);
+    const loaded = upstream.tools?.find((tool) => tool.function.name === "mcp__probe__lookup_fact");
+    assert.ok(loaded, `the loaded tool is not offered on the continuation: ${toolNames(upstream).join(", ")}`);
+    assert.deepEqual(loaded.function.parameters, {
+      type: "object",
+      properties: { key: { type: "string" } },
+      required: ["key"],
+    });
+    assert.deepEqual(
+      toolNames(upstream).filter((name) => name === "tool_search"),
+      ["tool_search"],
+      "the search is offered once",
+    );
+    assert.deepEqual(
+      third?.output.map((item) => [
+        item.type,
+        "namespace" in item ? item.namespace : undefined,
+        "name" in item ? item.name : undefined,
+      ]),
+      [["function_call", "mcp__probe", "lookup_fact"]],
+    );
+
+    // Turn 4, from turn 3: still offered two continuations after the search, with no tools of the client's at all.
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: toolCallCompletion(UPSTREAM_ID, [again]) });
+    await openai.responses.create({
+      model: "gpt-5.5",
+      previous_response_id: third?.id ?? "",
+      input: [{ type: "function_call_output", call_id: "call_3", output: "beta is mcp-ok" }],
+    });
+    assert.deepEqual(toolNames(sent(mock, 3)), ["mcp__probe__lookup_fact"]);
   });
 });

@@ -36,6 +36,8 @@ export interface TranslatedResponsesRequest {
   readonly toolNames: ToolNames;
   /** The conversation (`conversation`) the request continues, whose items its input and output are added to. */
   readonly conversationId: string | undefined;
+  /** Every tool the conversation's tool searches loaded so far (earlier turns' too): kept with the answer. */
+  readonly loadedTools: readonly Record<string, unknown>[];
 }
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
@@ -53,7 +55,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     );
   }
   refuseStatefulFields(request);
-  const offered = withLoadedTools(request, lookup);
+  const { offered, loaded } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
   const conversation = conversationOf(request, lookup, toolNames);
   if (conversation.length === 0) {
@@ -103,20 +105,38 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     droppedTools: dropped,
     toolNames,
     conversationId: conversationIdOf(request.conversation),
+    loadedTools: loaded,
   };
 }
 
 /**
- * The request with the tools its `tool_search_output` items loaded added to its own (tool-search.ts): the model may
+ * The request with the tools its `tool_search_output` items loaded added to its own (tool-search.ts), and those of
+ * the conversation it continues (a kept conversation's items, or what the previous response kept): the model may
  * call them, and its calls of them are named back by them. The response repeats them in its `tools`, as the tools
- * the model had.
+ * the model had. `loaded`: every tool loaded so far, the request's own ones too, for the answer to keep (the next
+ * request may not offer them itself).
  */
-function withLoadedTools<T extends Pick<ResponsesRequest, "tools" | "input" | "conversation">>(
+function withLoadedTools<T extends Pick<ResponsesRequest, "tools" | "input" | "conversation" | "previous_response_id">>(
   request: T,
   lookup: ResponseLookup,
-): T {
-  const loaded = loadedTools(request.input, request.tools ?? [], keptItemsOf(request.conversation, lookup));
-  return loaded.length === 0 ? request : { ...request, tools: [...(request.tools ?? []), ...loaded] };
+): { offered: T; loaded: Record<string, unknown>[] } {
+  const keptItems = keptItemsOf(request.conversation, lookup);
+  const earlier = earlierLoadedTools(request.previous_response_id, lookup);
+  const added = loadedTools(request.input, request.tools ?? [], keptItems, earlier);
+  const loaded = loadedTools(request.input, [], keptItems, earlier);
+  return {
+    offered: added.length === 0 ? request : { ...request, tools: [...(request.tools ?? []), ...added] },
+    loaded,
+  };
+}
+
+/**
+ * The tools a previous response's conversation loaded. None for a response not found or still running
+ * (previousConversation refuses both) or kept by a version that did not keep them.
+ */
+function earlierLoadedTools(id: string | null | undefined, lookup: ResponseLookup): readonly Record<string, unknown>[] {
+  if (typeof id !== "string") return [];
+  return lookup.get(id)?.loadedTools ?? [];
 }
 
 /**
@@ -158,7 +178,7 @@ export interface CountedPrompt {
 export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedPrompt {
   const request = validateBody(inputTokensRequestSchema, body);
   refuseStatefulFields(request);
-  const offered = withLoadedTools(request, lookup);
+  const { offered } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
   const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames));
   const { tools } = toChatTools(offered, toolNames);

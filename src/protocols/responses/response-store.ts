@@ -14,6 +14,12 @@ export interface StoredResponse {
   readonly client?: string;
   /** The conversation up to and including this response's output, as chat messages, without `instructions`. */
   readonly conversation: readonly ChatMessage[];
+  /**
+   * The tools the conversation's `tool_search_output` items loaded up to this response, as the client listed them
+   * (tool-search.ts): the kept conversation holds the outputs only as the text the model read, and a continuation
+   * (`previous_response_id`) must still offer the tools, as OpenAI does. Absent: none (or kept by an older version).
+   */
+  readonly loadedTools?: readonly Record<string, unknown>[];
   /** A background streamed response (`background` and `stream`): its SSE events so far, replayed to a reconnect. */
   readonly events?: readonly string[];
   /** Its events are kept beside the row, appended (a store that does so: Redis); `events` is read from there. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { GatewayError } from "../../errors/gateway-error.ts";
-import { type ResponseLookup, toChatRequest } from "./request-mapping.ts";
+import { type ResponseLookup, toChatRequest, toCountedPrompt } from "./request-mapping.ts";
+import type { StoredResponse } from "./response-store.ts";
 import { toChatTools } from "./tool-mapping.ts";
 import { ToolNames } from "./tool-names.ts";
 import { loadedTools, searchArgumentsOf } from "./tool-search.ts";
@@ -95,5 +96,46 @@ describe("tool search", () => {
         ),
       (error: GatewayError) => error.status === 400 && error.param === "input[0].tools",
     );
+  });
+
+  test("tools a previous response's conversation loaded are offered to a request continuing it, counted, and kept again with the new ones", () => {
+    const search = { type: "tool_search", execution: "client" };
+    const previous = {
+      response: { id: "resp_1", status: "completed", output: [], tools: [search] },
+      conversation: [{ role: "user", content: "find a tool" }],
+      loadedTools: [{ type: "namespace", name: "mcp__a", tools: [member("x")] }, member("found")],
+    } as unknown as StoredResponse;
+    const lookup: ResponseLookup = {
+      get: (id) => (id === "resp_1" ? previous : undefined),
+      findItem: () => undefined,
+    };
+    const body = {
+      model: "m",
+      tools: [search, member("found")],
+      previous_response_id: "resp_1",
+      input: [output([{ type: "namespace", name: "mcp__a", tools: [member("y")] }])],
+    };
+    const continued = toChatRequest(body, lookup);
+    assert.deepEqual(
+      continued.chatBody.tools?.map((tool) => tool.function.name),
+      ["tool_search", "found", "mcp__a__x", "mcp__a__y"],
+    );
+    // Kept: the earlier ones and the new member, in one namespace; `found` too, though this request offers it itself.
+    assert.deepEqual(
+      continued.loadedTools.map((tool) => [
+        tool.name,
+        (tool.tools as { name: string }[] | undefined)?.map((m) => m.name),
+      ]),
+      [
+        ["mcp__a", ["x", "y"]],
+        ["found", undefined],
+      ],
+    );
+    assert.deepEqual(
+      toCountedPrompt(body, lookup).tools.map((tool) => tool.function.name),
+      ["tool_search", "found", "mcp__a__x", "mcp__a__y"],
+    );
+    // A request continuing nothing keeps only what its own input loaded.
+    assert.deepEqual(toChatRequest({ model: "m", input: "hi" }, lookup).loadedTools, []);
   });
 });

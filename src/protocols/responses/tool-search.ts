@@ -4,9 +4,10 @@
 // ordinary function upstream, named `tool_search`, taking the parameters the client gave. The model's call of it
 // comes back as a `tool_search_call` item whose `arguments` is the JSON object the model wrote. The client answers
 // with a `tool_search_output` item listing the tools it loaded, which the model may call from then on: OpenAI adds
-// them to the model's tools from that item, so the gateway adds them to the functions sent upstream (each request
-// carries its whole input, so every request that holds the output offers the tools), and the model reads the
-// output as a tool message naming them. The hosted `tool_search` (`execution: "server"`) is still left out
+// them to the model's tools from that item, so the gateway adds them to the functions sent upstream (every request
+// that holds the output offers the tools; a request continuing a kept response by `previous_response_id` offers
+// those its conversation loaded, kept with the response), and the model reads the output as a tool message naming
+// them. The hosted `tool_search` (`execution: "server"`) is still left out
 // (tool-mapping.ts): nothing behind a chat provider could run it.
 import type { ChatTool } from "../chat-completions.ts";
 import { validateAt } from "../validate.ts";
@@ -61,18 +62,27 @@ export function searchArgumentsAsText(searchArguments: unknown): string {
  * The tools the input's `tool_search_output` items loaded, as tools of the request: a namespace loaded twice (two
  * searches finding different tools of one MCP server) is one namespace with the members of both, and a tool loaded
  * twice, or one the request offers already, counts once (the first wins), so loading never makes the duplicate
- * names the request's own tools are refused for.
+ * names the request's own tools are refused for. `earlier`: the tools loaded before the kept items and the input
+ * (those a previous response's conversation loaded: `StoredResponse.loadedTools`), merged alike.
  */
 export function loadedTools(
   input: unknown,
   requestTools: readonly JsonObject[],
   keptItems: readonly unknown[] = [],
+  earlier: readonly JsonObject[] = [],
 ): JsonObject[] {
   const sources: [string, readonly unknown[]][] = [
     // A kept conversation's items come before the input, as the model reads them (request-mapping.ts).
     ["conversation", keptItems],
     ["input", Array.isArray(input) ? input : []],
   ];
+  const searches: (readonly JsonObject[])[] = [earlier];
+  for (const [field, items] of sources) {
+    for (const [index, item] of items.entries()) {
+      if (item === null || typeof item !== "object" || (item as JsonObject).type !== "tool_search_output") continue;
+      searches.push(validateAt(toolSearchOutputItemSchema, item, [field, index]).tools);
+    }
+  }
   const loaded: JsonObject[] = [];
   const namespaces = new Map<string, LoadedNamespace>();
   const topLevel = new Set<unknown>();
@@ -81,29 +91,23 @@ export function loadedTools(
       namespaces.set(tool.name, { members: undefined, names: new Set(tool.tools.map(nameOf)) });
     } else if (tool.name !== undefined || isClientToolSearch(tool)) topLevel.add(topLevelKey(tool));
   }
-  for (const [field, index, item] of sources.flatMap(([field, items]) =>
-    items.map((item, index) => [field, index, item] as const),
-  )) {
-    if (item === null || typeof item !== "object" || (item as JsonObject).type !== "tool_search_output") continue;
-    const output = validateAt(toolSearchOutputItemSchema, item, [field, index]);
-    for (const tool of output.tools) {
-      if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
-        const namespace = namespaces.get(tool.name) ?? { members: undefined, names: new Set() };
-        namespaces.set(tool.name, namespace);
-        for (const member of tool.tools) {
-          if (namespace.names.has(nameOf(member))) continue;
-          namespace.names.add(nameOf(member));
-          if (namespace.members === undefined) {
-            // Listed once, at its first new member: the members of later searches join this list.
-            namespace.members = [];
-            loaded.push({ ...tool, tools: namespace.members });
-          }
-          namespace.members.push(member);
+  for (const tool of searches.flat()) {
+    if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
+      const namespace = namespaces.get(tool.name) ?? { members: undefined, names: new Set() };
+      namespaces.set(tool.name, namespace);
+      for (const member of tool.tools) {
+        if (namespace.names.has(nameOf(member))) continue;
+        namespace.names.add(nameOf(member));
+        if (namespace.members === undefined) {
+          // Listed once, at its first new member: the members of later searches join this list.
+          namespace.members = [];
+          loaded.push({ ...tool, tools: namespace.members });
         }
-      } else if (!topLevel.has(topLevelKey(tool))) {
-        topLevel.add(topLevelKey(tool));
-        loaded.push(tool);
+        namespace.members.push(member);
       }
+    } else if (!topLevel.has(topLevelKey(tool))) {
+      topLevel.add(topLevelKey(tool));
+      loaded.push(tool);
     }
   }
   return loaded;
