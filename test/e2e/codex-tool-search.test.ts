@@ -11,7 +11,7 @@ import OpenAI from "openai";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
-import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
 const CLIENT_KEY = "client-key-codex";
@@ -294,5 +294,89 @@ describe("a conversation continued by previous_response_id (the openai client)",
       input: [{ type: "function_call_output", call_id: "call_3", output: "beta is mcp-ok" }],
     });
     assert.deepEqual(toolNames(sent(mock, 3)), ["mcp__probe__lookup_fact"]);
+  });
+});
+
+describe("a loaded function named tool_search beside the client-run search", () => {
+  /** An issue tracker's own search, loaded as a top-level function by Codex's search next to the MCP namespace. */
+  const trackerSearch = {
+    type: "function",
+    name: "tool_search",
+    description: "Search the issue tracker.",
+    parameters: { type: "object", properties: { terms: { type: "string" } }, required: ["terms"] },
+  };
+
+  /** Codex's second request, its search having loaded the tracker's search too; `after`: items following it. */
+  function withTrackerSearch(after: Record<string, unknown>[] = []): Record<string, unknown> {
+    const request = captured(2);
+    const input = (request.body.input as Record<string, unknown>[]).map((item) =>
+      item.type === "tool_search_output" ? { ...item, tools: [...(item.tools as unknown[]), trackerSearch] } : item,
+    );
+    return { input: [...input, ...after] };
+  }
+
+  test("it goes upstream under a name of its own, the model is told that name, and its calls come back as tool_search function calls", async (t) => {
+    const { mock, gateway } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Let me look.", UPSTREAM_ID) });
+    const first = await replay(gateway, captured(2), { ...withTrackerSearch(), stream: false });
+    assert.equal(first.status, 200, first.text);
+    const offered = sent(mock, 0).tools ?? [];
+    const renamed = offered.find((tool) => tool.function.description === "Search the issue tracker.");
+    assert.ok(renamed, `the loaded tool_search is not offered: ${toolNames(sent(mock, 0)).join(", ")}`);
+    assert.match(renamed.function.name, /^tool_search_[0-9a-f]{8}$/);
+    assert.deepEqual(renamed.function.parameters, trackerSearch.parameters);
+    const search = offered.filter((tool) => tool.function.name === "tool_search");
+    assert.equal(search.length, 1, "tool_search is one function upstream");
+    assert.match(search[0]?.function.description ?? "", /^# Tool discovery/, "and it is the client-run search");
+    const result = sent(mock, 0).messages.find((message) => message.tool_call_id === "call_1");
+    assert.equal(result?.content, `Loaded tools, callable now: mcp__probe__lookup_fact, ${renamed.function.name}.`);
+
+    // The model calls both: the tracker's search by the name it was given, and the client's search again.
+    const calls = [
+      { id: "call_5", name: renamed.function.name, arguments: '{"terms":"flaky test"}' },
+      { id: "call_6", name: "tool_search", arguments: '{"query":"more"}' },
+    ];
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolCallStream(UPSTREAM_ID, calls) });
+    const answer = await replay(gateway, captured(2), withTrackerSearch());
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(
+      doneItems(answer.text).map((item) => [item.type, item.name, item.namespace, item.call_id]),
+      [
+        ["function_call", "tool_search", undefined, "call_5"],
+        ["tool_search_call", undefined, undefined, "call_6"],
+      ],
+    );
+
+    // Codex sends the call back as it got it: upstream it is the renamed function's call again.
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Found it."], UPSTREAM_ID, { usage: true }) });
+    const next = await replay(
+      gateway,
+      captured(2),
+      withTrackerSearch([
+        { type: "function_call", call_id: "call_5", name: "tool_search", arguments: '{"terms":"flaky test"}' },
+        { type: "function_call_output", call_id: "call_5", output: "#42 flaky test" },
+      ]),
+    );
+    assert.equal(next.status, 200, next.text);
+    const upstreamCalls = sent(mock, 2).messages.flatMap((message) => message.tool_calls ?? []) as {
+      id: string;
+      function: { name: string };
+    }[];
+    assert.deepEqual(
+      upstreamCalls.map((call) => [call.id, call.function.name]),
+      [
+        ["call_1", "tool_search"],
+        ["call_5", renamed.function.name],
+      ],
+    );
+  });
+
+  test("a function of the request's own so named is still refused: the client can rename its own", async (t) => {
+    const { gateway } = await scene(t);
+    const request = captured(2);
+    const tools = [...(request.body.tools as unknown[]), trackerSearch];
+    const answer = await replay(gateway, request, { ...withTrackerSearch(), tools });
+    assert.equal(answer.status, 400, answer.text);
+    assert.equal((answer.json as { error: { param: string } }).error.param, `tools[${tools.length - 1}].name`);
   });
 });

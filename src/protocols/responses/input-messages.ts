@@ -137,11 +137,11 @@ export function inputMessages(
   return messages;
 }
 
-/** The upstream function names a loaded tool goes by: a namespace's members' (tool-names.ts), else its name. */
+/** The upstream function names a loaded tool goes by: a namespace's members' (tool-names.ts), else its own. */
 function upstreamNamesOf(tool: Record<string, unknown>, names: ToolNames): string[] {
   const { name, tools } = tool;
   if (typeof name !== "string") return [];
-  if (tool.type !== "namespace") return [name];
+  if (tool.type !== "namespace") return [names.upstreamName(name, undefined)];
   if (!Array.isArray(tools)) return [];
   return tools.flatMap((member: unknown) => {
     const memberName = (member as { name?: unknown } | null)?.name;

@@ -65,7 +65,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     });
   }
   const messages = withInstructions(request.instructions, conversation);
-  const { tools, toolChoice, dropped } = toChatTools(offered, toolNames);
+  const { tools, toolChoice, dropped } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   const isStream = request.stream === true;
 
   const chatBody: ChatRequestBody = { model: request.model, messages };
@@ -181,7 +181,7 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
   const { offered } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
   const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames));
-  const { tools } = toChatTools(offered, toolNames);
+  const { tools } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   // Not part of the estimate, but refused here as it would be on /v1/responses.
   toResponseFormat(request.text?.format);
   return { model: request.model ?? undefined, messages, tools };

@@ -47,10 +47,15 @@ const HOSTED_TOOL_TYPES: ReadonlySet<string> = new Set([
   "programmatic_tool_calling",
 ]);
 
-/** `names`: the request's tools as tool-names.ts names them upstream. */
+/**
+ * `names`: the request's tools as tool-names.ts names them upstream. `ownCount`: how many of `request.tools` are the
+ * request's own; the rest were loaded by a client-run tool search (tool-search.ts), already one per name, and named
+ * by the MCP server, so the client could not rename one named `tool_search`: that one is renamed upstream instead.
+ */
 export function toChatTools(
   request: Pick<ResponsesRequest, "tools" | "tool_choice">,
   names: ToolNames = ToolNames.of(request.tools ?? []),
+  ownCount: number = request.tools?.length ?? 0,
 ): ChatTools {
   const requested = request.tools ?? [];
   const tools: ChatTool[] = [];
@@ -58,7 +63,7 @@ export function toChatTools(
   const namespaced: NamespacedTools = { names, taken: new Set(), copiesLeftChars: COPIED_NOTES_CHARS };
   for (const tool of requested) {
     if ((tool.type === "function" || tool.type === "custom") && typeof tool.name === "string") {
-      namespaced.taken.add(tool.name);
+      namespaced.taken.add(names.upstreamName(tool.name, undefined));
     }
     if (isClientToolSearch(tool)) namespaced.taken.add(TOOL_SEARCH_FUNCTION);
   }
@@ -67,9 +72,9 @@ export function toChatTools(
     if (isClientToolSearch(tool)) tools.push(toolSearchAsFunction(tool, ["tools", index]));
     else if (HOSTED_TOOL_TYPES.has(tool.type)) dropped.add(tool.type);
     else if (tool.type === "namespace") tools.push(...namespaceAsFunctions(tool, ["tools", index], namespaced));
-    else tools.push(toChatTool(tool, ["tools", index]));
+    else tools.push(topLevelFunction(tool, ["tools", index], names));
   }
-  refuseDuplicateNames(requested);
+  refuseDuplicateNames(requested.slice(0, ownCount));
   const chosen = toChatToolChoice(request.tool_choice, tools, names);
   if (chosen.tools.length > 0) return { ...chosen, dropped: [...dropped] };
   if (chosen.toolChoice === "required") {
@@ -178,6 +183,15 @@ function namespaceNote(
   }
   const shown = name.length <= NOTE_NAME_CHARS ? name : `${name.slice(0, NOTE_NAME_CHARS)}…`;
   return `Namespace \`${shown}\` (described with its first tool).`;
+}
+
+/** A top-level function or custom tool, under its upstream name (its own but for a renamed one: tool-names.ts). */
+function topLevelFunction(tool: { type: string }, path: readonly PropertyKey[], names: ToolNames): ChatTool {
+  const chatTool = toChatTool(tool, path);
+  const upstreamName = names.upstreamName(chatTool.function.name, undefined);
+  return upstreamName === chatTool.function.name
+    ? chatTool
+    : { type: "function", function: { ...chatTool.function, name: upstreamName } };
 }
 
 function toChatTool(tool: { type: string }, path: readonly PropertyKey[]): ChatTool {

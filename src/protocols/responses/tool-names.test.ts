@@ -104,4 +104,26 @@ describe("namespace members' upstream names", () => {
       ],
     );
   });
+
+  test("a function named tool_search beside the client-run search gets a name of its own; both map back", () => {
+    const search = { type: "tool_search", execution: "client" };
+    const names = ToolNames.of([search, fn("tool_search")]);
+    const renamed = names.upstreamName("tool_search", undefined);
+    assert.match(renamed, /^tool_search_[0-9a-f]{8}$/);
+    assert.match(renamed, VALID_NAME);
+    assert.equal(ToolNames.of([fn("tool_search"), search]).upstreamName("tool_search", null), renamed, "stable");
+    assert.deepEqual(names.clientName(renamed), { type: "function", name: "tool_search", namespace: undefined });
+    assert.deepEqual(names.clientName("tool_search"), {
+      type: "tool_search",
+      name: "tool_search",
+      namespace: undefined,
+    });
+    // A tool_choice naming the function means the function.
+    assert.equal(names.chosenName("tool_search", undefined), renamed);
+    assert.deepEqual(asClientCalls([{ type: "function_call", call_id: "c", name: renamed, arguments: "{}" }], names), [
+      { type: "function_call", call_id: "c", name: "tool_search", arguments: "{}" },
+    ]);
+    // Without the client-run search the name is free: kept as it is.
+    assert.equal(ToolNames.of([fn("tool_search")]).upstreamName("tool_search", undefined), "tool_search");
+  });
 });

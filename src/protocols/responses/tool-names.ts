@@ -10,6 +10,11 @@
 // too, is cut and ends with `_` and 8 hex digits of a hash of the namespace and the name: deterministic, so the same
 // tools give the same names on every request (the client sends its calls back namespaced, and they are flattened
 // again with the request's own tools).
+//
+// A top-level function (or custom tool) named `tool_search` beside the client-run `tool_search` (a tool search loaded
+// it: an MCP server's own search tool) would be the search's function name upstream too: it goes upstream as
+// `tool_search_` and 8 hex digits of a hash, and its calls come back named `tool_search`. (The request's own tools
+// may not be so named: tool-mapping.ts refuses it, as the client can rename its own.)
 import { createHash } from "node:crypto";
 import { inputOfArguments } from "./custom-tools.ts";
 import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
@@ -46,6 +51,8 @@ export class ToolNames {
    */
   readonly #byQualified = new Map<string, { readonly upstream: string; readonly namespaceLength: number }>();
   readonly #topLevel = new Set<string>();
+  /** Top-level tools that go upstream under another name (see the header): client name -> upstream name. */
+  readonly #renamedTopLevel = new Map<string, string>();
   readonly #membersByNamespace = new Map<string, string[]>();
 
   /**
@@ -56,7 +63,9 @@ export class ToolNames {
   static of(tools: unknown): ToolNames {
     const names = new ToolNames();
     const members: Member[] = [];
-    for (const tool of Array.isArray(tools) ? tools : []) {
+    const list: readonly unknown[] = Array.isArray(tools) ? tools : [];
+    const hasClientSearch = list.some(isClientToolSearch);
+    for (const tool of list) {
       if (isClientToolSearch(tool)) {
         names.#topLevel.add(TOOL_SEARCH_FUNCTION);
         if (!names.#byUpstream.has(TOOL_SEARCH_FUNCTION)) {
@@ -69,8 +78,11 @@ export class ToolNames {
       if (named === undefined) continue;
       if (named.type === "function" || named.type === "custom") {
         names.#topLevel.add(named.name);
-        if (!names.#byUpstream.has(named.name)) {
-          names.#byUpstream.set(named.name, { type: named.type, name: named.name, namespace: undefined });
+        const upstream =
+          hasClientSearch && named.name === TOOL_SEARCH_FUNCTION ? hashedName(named.name, "", named.name) : named.name;
+        if (upstream !== named.name) names.#renamedTopLevel.set(named.name, upstream);
+        if (!names.#byUpstream.has(upstream)) {
+          names.#byUpstream.set(upstream, { type: named.type, name: named.name, namespace: undefined });
         }
       } else if (named.type === "namespace" && Array.isArray(named.tools) && named.name.length <= MAX_NAMESPACE_CHARS) {
         // A longer name is refused by the schema (request-schema.ts), which runs after this lenient read.
@@ -96,7 +108,7 @@ export class ToolNames {
       const key = memberKey(member.namespace, member.name);
       if (this.#byMember.has(key)) continue;
       const flat = flatName(member.namespace, member.name);
-      const isShared = this.#topLevel.has(flat) || (flatCounts.get(flat) ?? 0) > 1;
+      const isShared = this.#isTopLevelUpstream(flat) || (flatCounts.get(flat) ?? 0) > 1;
       const upstream = isShared ? hashedName(flat, member.namespace, member.name) : flat;
       this.#byMember.set(key, upstream);
       const qualified = `${member.namespace}.${member.name}`;
@@ -111,12 +123,19 @@ export class ToolNames {
     }
   }
 
+  /** Whether a top-level tool goes upstream by this name. */
+  #isTopLevelUpstream(upstream: string): boolean {
+    const client = this.#byUpstream.get(upstream);
+    return client !== undefined && client.namespace === undefined;
+  }
+
   /**
    * The upstream name of a tool the client names (a call it sends back, a tool_choice): a namespaced one by the
-   * request's tools, or by the plain rule when the request no longer offers it (an older call in the history).
+   * request's tools, or by the plain rule when the request no longer offers it (an older call in the history); a
+   * top-level one by its own name, unless it is renamed (a function named `tool_search` beside the search).
    */
   upstreamName(name: string, namespace: string | null | undefined): string {
-    if (typeof namespace !== "string" || namespace === "") return name;
+    if (typeof namespace !== "string" || namespace === "") return this.#renamedTopLevel.get(name) ?? name;
     return this.#byMember.get(memberKey(namespace, name)) ?? flatName(namespace, name);
   }
 
@@ -131,7 +150,7 @@ export class ToolNames {
    */
   chosenName(name: string, namespace: string | null | undefined): string | undefined {
     if (typeof namespace === "string" && namespace !== "") return this.#byMember.get(memberKey(namespace, name));
-    if (this.#topLevel.has(name)) return name;
+    if (this.#topLevel.has(name)) return this.#renamedTopLevel.get(name) ?? name;
     return this.#byQualified.get(name)?.upstream;
   }
 

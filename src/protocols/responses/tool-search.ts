@@ -113,12 +113,16 @@ export function loadedTools(
   return loaded;
 }
 
+/** The client-run `tool_search` among top-level tools: it has no name, and no function's name is this. */
+const CLIENT_SEARCH_KEY = Symbol("client-run tool_search");
+
 /**
- * What a top-level tool is offered upstream as: its name, or for the client-run `tool_search` (which has none) the
- * function it becomes. A search output listing `tool_search` itself otherwise added a second function of that name.
+ * What tells top-level tools apart: a name, or for the client-run `tool_search` (which has none) a key of its own,
+ * so a search output listing that tool itself adds no second search, while a loaded function that happens to be
+ * named `tool_search` (an MCP server's) is still offered, under a name of its own upstream (tool-names.ts).
  */
 function topLevelKey(tool: Readonly<Record<string, unknown>>): unknown {
-  return isClientToolSearch(tool) ? TOOL_SEARCH_FUNCTION : tool.name;
+  return isClientToolSearch(tool) ? CLIENT_SEARCH_KEY : tool.name;
 }
 
 interface LoadedNamespace {
