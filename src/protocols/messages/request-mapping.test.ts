@@ -406,3 +406,28 @@ test("messages request: a system block that starts with Claude Code's billing he
   });
   assert.deepEqual(alone.chatBody.messages[0], { role: "system", content: "You are terse." });
 });
+
+test("messages request: a tool_result of a document only is a tool message saying a file follows, then the file", () => {
+  const { chatBody } = toChatRequest({
+    model: "m",
+    max_tokens: 10,
+    messages: [
+      { role: "user", content: "Read the report." },
+      { role: "assistant", content: [{ type: "tool_use", id: "toolu_1", name: "Read", input: { path: "r.pdf" } }] },
+      {
+        role: "user",
+        content: [
+          {
+            type: "tool_result",
+            tool_use_id: "toolu_1",
+            content: [{ type: "document", source: { type: "base64", media_type: "application/pdf", data: "JVBE" } }],
+          },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual(chatBody.messages.slice(-2), [
+    { role: "tool", tool_call_id: "toolu_1", content: "(file attached below)" },
+    { role: "user", content: [{ type: "file", file: { file_data: "data:application/pdf;base64,JVBE" } }] },
+  ]);
+});

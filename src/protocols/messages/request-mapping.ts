@@ -224,7 +224,7 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
     if (block.type === "tool_result") {
       const result = check(toolResultBlockSchema, block, blockPath);
       const content = toolResultContent(result.content, [...blockPath, "content"]);
-      const text = toolResultText(content.text, content.images.length);
+      const text = toolResultText(content.text, content.images);
       // Chat has no error flag on tool results; the model reads it from the text.
       toolMessages.push({
         role: "tool",

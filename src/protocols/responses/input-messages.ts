@@ -100,7 +100,7 @@ export function inputMessages(
         messages.push({
           role: "tool",
           tool_call_id: result.call_id,
-          content: toolResultText(output.text, output.images.length),
+          content: toolResultText(output.text, output.images),
         });
         pendingImages.push(...output.images);
         break;
