@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
+import { finished } from "../helpers/background-steps.ts";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
@@ -294,6 +295,35 @@ describe("a conversation continued by previous_response_id (the openai client)",
       input: [{ type: "function_call_output", call_id: "call_3", output: "beta is mcp-ok" }],
     });
     assert.deepEqual(toolNames(sent(mock, 3)), ["mcp__probe__lookup_fact"]);
+  });
+});
+
+describe("a background response continued by previous_response_id", () => {
+  test("keeps the tools its input's search loaded: the continuation offers them", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const openai = new OpenAI({ baseURL: gateway.baseUrl, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const { search, output } = capturedSearch();
+    const tools = [search] as unknown as OpenAI.Responses.Tool[];
+    const searchCall = {
+      type: "tool_search_call",
+      call_id: "call_1",
+      execution: "client",
+      arguments: { query: "fact" },
+    };
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Loaded.", UPSTREAM_ID) });
+    const created = await openai.responses.create({
+      model: "gpt-5.5",
+      tools,
+      background: true,
+      input: [searchCall, output] as unknown as OpenAI.Responses.ResponseInputItem[],
+    });
+    assert.equal((await finished(openai, created.id)).status, "completed");
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Done.", UPSTREAM_ID) });
+    await openai.responses.create({ model: "gpt-5.5", tools, previous_response_id: created.id, input: "Use it." });
+    assert.ok(
+      toolNames(sent(mock, 1)).includes("mcp__probe__lookup_fact"),
+      `not offered: ${toolNames(sent(mock, 1)).join(", ")}`,
+    );
   });
 });
 
