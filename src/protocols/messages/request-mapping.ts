@@ -211,7 +211,8 @@ function pushAssistant(messages: ChatMessage[], message: Extract<ChatMessage, { 
 /**
  * One Anthropic user turn -> chat messages: its `tool_result` blocks become `tool` messages (they must follow
  * the assistant's calls directly), then the rest is one user message. Images inside a tool result cannot go in a
- * `tool` message, so they open that user message (a result of images only says so: tool-result-text.ts).
+ * `tool` message, so they open that user message (a result of only images or documents says so:
+ * tool-result-text.ts).
  */
 function userMessages(content: string | readonly unknown[], path: Path): ChatMessage[] {
   if (typeof content === "string") return [{ role: "user", content }];

@@ -32,9 +32,9 @@ type Path = readonly PropertyKey[];
 
 /**
  * Input items -> chat messages. A run of assistant items (messages and function calls, in either order) is one
- * assistant turn with text and calls; images in a function call's output cannot go in a `tool` message, so they
- * follow the run of tool messages in a user message (an output of images only says so: tool-result-text.ts). A call of a namespace's member is named as upstream
- * (`toolNames`).
+ * assistant turn with text and calls; images (and files) in a function call's output cannot go in a `tool` message,
+ * so they follow the run of tool messages in a user message (an output of only those says so: tool-result-text.ts).
+ * A call of a namespace's member is named as upstream (`toolNames`).
  */
 export function inputMessages(
   input: string | unknown[] | undefined,
