@@ -40,6 +40,7 @@ import {
   type Reservation,
   type WindowUsage,
 } from "../limits/budgets.ts";
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
@@ -115,6 +116,8 @@ export class RedisLedger implements BudgetLedger {
   readonly #details = new WeakMap<Reservation, ReservationDetail>();
   /** Unreleased reservations holding concurrency leases, renewed by a timer. */
   readonly #leased = new Set<Reservation>();
+  /** The concurrency leases of calls beside a reservation's own (`takeInFlight`): member -> leases keys, renewed too. */
+  readonly #callLeases = new Map<string, readonly string[]>();
   readonly #denials = new Map<string, CachedDenial>();
   readonly #shapes = new ScriptShapes();
   readonly #leases: BudgetLeases;
@@ -361,6 +364,57 @@ export class RedisLedger implements BudgetLedger {
     }
   }
 
+  /**
+   * A call beside a reservation's own: the local book counts it (this process's view; the whole check while Redis is
+   * unreachable, as a reserve), and the scopes whose concurrency Redis counts (configured, or stated by the provider:
+   * `sharedScope`) each take a lease for it in one script run, all or none, so that the fleet's calls in flight stay
+   * within the limit. The lease is renewed with the reservations' and removed at the release. A take that failed
+   * (a timeout: Redis may still run it) gives no slot, and its lease is removed at once (else it expires unrenewed).
+   */
+  takeInFlight(
+    scopes: readonly BudgetScope[],
+    nowMs: number,
+  ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined> {
+    const releaseLocal = this.#local.takeInFlight(scopes, nowMs);
+    if (releaseLocal === undefined) return undefined;
+    const shared = scopes
+      .map((scope) => this.#local.sharedScope(scope, nowMs))
+      .filter((scope) => scope.concurrency !== undefined);
+    if (shared.length === 0 || !this.#link.isUp) return releaseLocal;
+    const member = `${this.#memberOf(this.#nextId++)}:call`;
+    const keys = shared.map((scope) => leasesKey(this.#prefix, scope.id));
+    const removeLease = (): void => {
+      this.#callLeases.delete(member);
+      if (!this.#link.isUp) return;
+      for (const key of keys) void this.#link.track(this.#redis.zrem(key, member));
+    };
+    const args = [nowMs, nowMs + this.#leaseTtlMs, member, this.#leaseTtlMs * 2];
+    const limits = shared.map((scope) => scope.concurrency ?? 0);
+    return this.#redis.budgetTakeInFlight(keys.length, ...keys, ...args, ...limits).then(
+      (reply) => {
+        this.#link.recordSuccess();
+        if (reply !== 1) {
+          releaseLocal();
+          return undefined;
+        }
+        this.#callLeases.set(member, keys);
+        let isReleased = false;
+        return () => {
+          if (isReleased) return;
+          isReleased = true;
+          releaseLocal();
+          removeLease();
+        };
+      },
+      (error: unknown) => {
+        this.#link.recordFailure(error);
+        releaseLocal();
+        removeLease();
+        return undefined;
+      },
+    );
+  }
+
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
     this.#local.learn(scope, windows, nowMs);
     if (!this.#link.isUp) return;
@@ -490,11 +544,16 @@ export class RedisLedger implements BudgetLedger {
 
   /** Re-adds every held lease with a fresh expiry (a restarted Redis lost them, or they are about to expire). */
   renewLeases(): void {
-    if (!this.#link.isUp || this.#leased.size === 0) return;
+    if (!this.#link.isUp || this.#leased.size + this.#callLeases.size === 0) return;
     const expiryMs = this.#clock.now() + this.#leaseTtlMs;
     // One command each rather than a pipeline: in a cluster the leases of different providers live on different
     // nodes, which one pipeline cannot span. They are written back to back all the same.
     const renewals: Promise<unknown>[] = [];
+    for (const [member, keys] of this.#callLeases) {
+      for (const key of keys) {
+        renewals.push(this.#redis.zadd(key, expiryMs, member), this.#redis.pexpire(key, this.#leaseTtlMs * 2));
+      }
+    }
     for (const reservation of this.#leased) {
       const detail = this.#details.get(reservation);
       if (detail === undefined) continue;

@@ -72,6 +72,26 @@ return 1
 `;
 
 /**
+ * One more request in flight beside a reservation's own (RedisLedger.takeInFlight: a Llama Guard moderation's parallel
+ * calls): a concurrency lease in every scope's leases, or in none. KEYS: the leases sorted set of each scope with a
+ * concurrency. ARGV: now_ms, lease_until, member, keep_ms (the sets' life, as the reserve's: twice the lease TTL), then
+ * each scope's concurrency. Expired leases are dropped first, as RESERVE_LUA's check does; a scope at its concurrency
+ * refuses (0), else the member is added to every set (1).
+ */
+export const TAKE_IN_FLIGHT_LUA = `
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+end
+return 1
+`;
+
+/**
  * A reservation's request was sent at sent_ms, after it was charged (BudgetBook.markSent, SlidingWindow.retime):
  * each sliding-window run it was charged to counts until sent_ms plus its window, if it did not already. Other
  * charges in a run move with it (counted a little longer, never less). Safe to send twice: it only ever moves a
