@@ -3,6 +3,7 @@
 import type { DayReset } from "../config/day-reset.ts";
 import type { Limits } from "../config/types.ts";
 import type { RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
+import type { ReleaseSlot } from "./in-flight-gate.ts";
 import type { LearnedRule, RefusalFacts } from "./limit-learning.ts";
 import type { LearnedWindow } from "./rate-limit-headers.ts";
 import type { WindowAlgorithm } from "./window-counters.ts";
@@ -213,6 +214,16 @@ export interface BudgetLedger {
    * they were charged to. Its tokens are the reconcile's (what the calls that were sent spent).
    */
   releaseUnsentCalls(reservation: Reservation, calls: number, nowMs: number): void;
+  /**
+   * One more request in flight on `scopes` beside the reservations' own, now or never: a call an attempt makes beside
+   * its first (a Llama Guard moderation's parallel calls, upstream/moderation-attempt.ts). Undefined when a scope is at
+   * its concurrency (configured or learned; with Redis, counted fleet-wide), else its release (idempotent): every
+   * scope counts the call in flight until then. Its requests and tokens are the reservation's, not counted again.
+   */
+  takeInFlight(
+    scopes: readonly BudgetScope[],
+    nowMs: number,
+  ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void;
   /** Infers limits from a refusal (limit-learning.ts) and paces the scope to them from now on. */
   learnLimits(scope: BudgetScope, refusal: RefusalFacts, nowMs: number): readonly LearnedRule[];

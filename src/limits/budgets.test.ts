@@ -116,6 +116,36 @@ describe("BudgetBook: every window allows up to its limit and denies beyond it u
     reserveOk(book, [scope], 0, T0 + 6);
   });
 
+  it("takeInFlight: a call beside a reservation's own takes a concurrency slot of every scope, all or none", () => {
+    const book = new BudgetBook();
+    const pool = scopeOf({ concurrency: 4 }, "provider:p");
+    const own = scopeOf({ concurrency: 3, rpm: 10 });
+    const reservation = reserveOk(book, [pool, own], 0, T0);
+    const second = book.takeInFlight([pool, own], T0);
+    const third = book.takeInFlight([pool, own], T0);
+    assert.ok(second !== undefined && third !== undefined);
+    // The deployment's 3 are held (the reservation and two calls): no fourth, and the pool is left as it was.
+    assert.equal(book.takeInFlight([pool, own], T0), undefined);
+    assert.equal(book.inFlight(pool.id), 3);
+    assert.equal(book.inFlight(own.id), 3);
+    denied(book.check([pool, own], { tokens: 0 }, T0));
+    // Its requests are the reservation's: the rpm counts one.
+    assert.equal(book.usage(own, T0).find((window) => window.unit === "requests")?.used, 1);
+    second();
+    second();
+    assert.equal(book.inFlight(own.id), 2, "a release is idempotent");
+    assert.ok(book.takeInFlight([pool, own], T0) !== undefined);
+    third();
+    book.release(reservation);
+    assert.equal(book.inFlight(own.id), 1);
+    // Without a concurrency, a call is counted in flight and never refused.
+    const open = scopeOf({ rpm: 10 }, "deployment:p/open");
+    const release = book.takeInFlight([open], T0);
+    assert.equal(book.inFlight(open.id), 1);
+    release?.();
+    assert.equal(book.inFlight(open.id), 0);
+  });
+
   it("a request larger than a whole token budget can never fit", () => {
     const book = new BudgetBook();
     const scope = scopeOf({ tpm: 1_000 });

@@ -36,6 +36,7 @@ import type {
 } from "./budget-types.ts";
 import { CONCURRENCY_RETRY_MS } from "./budget-types.ts";
 import { dayWindow, monthWindow } from "./day-window.ts";
+import type { ReleaseSlot } from "./in-flight-gate.ts";
 import { type LearnedRule, limitsFromRefusal, type RefusalFacts } from "./limit-learning.ts";
 import type { LearnedWindow, ReportAnchor } from "./rate-limit-headers.ts";
 import { type PersistedRun, type SlidingRun, SlidingWindow } from "./sliding-window.ts";
@@ -271,6 +272,29 @@ export class BudgetBook implements BudgetLedger {
       const state = charged?.[index] ?? this.#states.get((reservation.scopes[index] as BudgetScope).id);
       if (state !== undefined && state.inFlight > 0) state.inFlight -= 1;
     }
+  }
+
+  /**
+   * A call beside a reservation's own, now or never (BudgetLedger.takeInFlight): checked against each scope's
+   * concurrency as a reserve is, then counted in flight in the states it was taken in (a reload's `forget` meanwhile
+   * must not free a slot of the new key's, as for `release`).
+   */
+  takeInFlight(scopes: readonly BudgetScope[], nowMs: number): ReleaseSlot | undefined {
+    const states: ScopeState[] = [];
+    for (const scope of scopes) {
+      const state = this.#state(scope, nowMs);
+      if (scope.concurrency !== undefined && state.inFlight >= scope.concurrency) return undefined;
+      const learned = this.learnedConcurrency(scope.id, nowMs);
+      if (learned !== undefined && state.inFlight >= learned.limit) return undefined;
+      states.push(state);
+    }
+    for (const state of states) state.inFlight += 1;
+    let isReleased = false;
+    return () => {
+      if (isReleased) return;
+      isReleased = true;
+      for (const state of states) if (state.inFlight > 0) state.inFlight -= 1;
+    };
   }
 
   /**

@@ -4,7 +4,14 @@
 // apply to an ioredis Cluster seeded from `redis_url` (it discovers the other nodes and follows slot moves).
 import { Cluster, Redis } from "ioredis";
 import { RESERVE_LUA } from "./redis-lua.ts";
-import { LEARN_LUA, RECONCILE_LUA, RETIME_LUA, SHARE_COOLDOWN_LUA, SHARE_REFUSAL_LUA } from "./redis-lua-writes.ts";
+import {
+  LEARN_LUA,
+  RECONCILE_LUA,
+  RETIME_LUA,
+  SHARE_COOLDOWN_LUA,
+  SHARE_REFUSAL_LUA,
+  TAKE_IN_FLIGHT_LUA,
+} from "./redis-lua-writes.ts";
 
 /** ms a shared-state command may take before the request falls back to local state (`state.redis_command_timeout_ms`). */
 export const COMMAND_TIMEOUT_MS = 200;
@@ -23,6 +30,7 @@ export interface SharedStateCommands {
   budgetReconcile(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetLearn(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetRetime(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  budgetTakeInFlight(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareRefusal(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
 }
@@ -39,6 +47,7 @@ const SCRIPT_COMMANDS = [
   "budgetReconcile",
   "budgetLearn",
   "budgetRetime",
+  "budgetTakeInFlight",
   "shareCooldown",
   "shareRefusal",
 ] as const;
@@ -75,6 +84,7 @@ export function createCommandClient(
   client.defineCommand("budgetReconcile", { lua: RECONCILE_LUA });
   client.defineCommand("budgetLearn", { lua: LEARN_LUA });
   client.defineCommand("budgetRetime", { lua: RETIME_LUA });
+  client.defineCommand("budgetTakeInFlight", { lua: TAKE_IN_FLIGHT_LUA });
   client.defineCommand("shareCooldown", { lua: SHARE_COOLDOWN_LUA });
   client.defineCommand("shareRefusal", { lua: SHARE_REFUSAL_LUA });
   return client as SharedStateRedis;

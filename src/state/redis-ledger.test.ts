@@ -529,6 +529,37 @@ describe("RedisLedger", { skip }, () => {
     assert.ok(isReservation(afterRelease), "released at once");
   });
 
+  test("a call's slot beside a reservation (takeInFlight) is a lease the other processes' reserves count, renewed until released", async (t) => {
+    const server = await useRedisServer(t);
+    const leaseTtlMs = 300;
+    const taking = await startBackend(t, server.url, { leaseTtlMs, prefix: "call:" });
+    const other = await startBackend(t, server.url, { leaseTtlMs, prefix: "call:" });
+    const pool = scope("provider:pair", { concurrency: 5 });
+    const pair = scope("deployment:pair/m", { concurrency: 2 });
+
+    const held = await taking.state.ledger.reserve([pool, pair], { tokens: 0 }, Date.now());
+    assert.ok(isReservation(held));
+    const call = await taking.state.ledger.takeInFlight([pool, pair], Date.now());
+    assert.ok(call !== undefined, "the second of 2 slots is free");
+    // The deployment's 2 are held: a third call, here or in another process, is refused; its pool is not charged.
+    assert.equal(await taking.state.ledger.takeInFlight([pool, pair], Date.now()), undefined);
+    assert.equal(await other.state.ledger.takeInFlight([pool, pair], Date.now()), undefined);
+    await sleep(leaseTtlMs * 3); // several renewals
+    const blocked = await other.state.ledger.reserve([pool, pair], { tokens: 0 }, Date.now());
+    assert.ok(!isReservation(blocked) && !blocked.isAllowed, "the call's lease is renewed while it lasts");
+    assert.match(blocked.reason, /at its concurrency limit \(2 in flight\)/);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const poolLeases = `${budgetKeyBase("call:", pool.id)}:leases`;
+    assert.equal(await admin.zcard(poolLeases), 2, "the pool counts the reservation and the call");
+
+    call();
+    await waitFor(async () => (await admin.zcard(poolLeases)) === 1, 2_000, "the call's lease to be removed");
+    const afterRelease = await other.state.ledger.reserve([pool, pair], { tokens: 0 }, Date.now());
+    assert.ok(isReservation(afterRelease), "released at once");
+    assert.equal(taking.state.ledger.inFlight(pair.id), 1);
+  });
+
   test("limits learned by one process from provider headers bind the others", async (t) => {
     const server = await useRedisServer(t);
     const first = await startBackend(t, server.url);

@@ -19,10 +19,11 @@
 // script charges some requests and tokens beyond its own, which later reserves spend here without a round trip
 // (and reconciles adjust here) until the lease ends; what is left is then given back.
 //
-// The class stays whole (under 900 lines): reserve (from a budget lease or through the script), reconcile, the
+// The class stays whole (about 900 lines): reserve (from a budget lease or through the script), reconcile, the
 // give-back of calls never sent, release, lease renewal and the replay all read and change the same private state
 // (reservation details, the local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial
-// parsing, charged runs) live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts.
+// parsing, charged runs) live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts, the
+// concurrency leases of a reservation's parallel calls in redis-call-leases.ts.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import {
@@ -40,9 +41,11 @@ import {
   type Reservation,
   type WindowUsage,
 } from "../limits/budgets.ts";
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
+import { CallLeases } from "./redis-call-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
@@ -115,6 +118,8 @@ export class RedisLedger implements BudgetLedger {
   readonly #details = new WeakMap<Reservation, ReservationDetail>();
   /** Unreleased reservations holding concurrency leases, renewed by a timer. */
   readonly #leased = new Set<Reservation>();
+  /** The concurrency leases of calls beside a reservation's own (`takeInFlight`), renewed with `#leased`. */
+  readonly #callLeases: CallLeases;
   readonly #denials = new Map<string, CachedDenial>();
   readonly #shapes = new ScriptShapes();
   readonly #leases: BudgetLeases;
@@ -150,6 +155,7 @@ export class RedisLedger implements BudgetLedger {
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
     this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId);
+    this.#callLeases = new CallLeases(this.#redis, this.#link, this.#leaseTtlMs);
     this.#leases = new BudgetLeases({
       redis: this.#redis,
       link: this.#link,
@@ -361,6 +367,37 @@ export class RedisLedger implements BudgetLedger {
     }
   }
 
+  /**
+   * A call beside a reservation's own: the local book counts it (this process's view; the whole check while Redis is
+   * unreachable, as a reserve), and the scopes whose concurrency Redis counts (configured, or stated by the provider:
+   * `sharedScope`) each take a lease for it (redis-call-leases.ts), so that the fleet's calls in flight stay within the
+   * limit.
+   */
+  takeInFlight(
+    scopes: readonly BudgetScope[],
+    nowMs: number,
+  ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined> {
+    const releaseLocal = this.#local.takeInFlight(scopes, nowMs);
+    if (releaseLocal === undefined) return undefined;
+    const shared = scopes
+      .map((scope) => this.#local.sharedScope(scope, nowMs))
+      .filter((scope) => scope.concurrency !== undefined);
+    if (shared.length === 0 || !this.#link.isUp) return releaseLocal;
+    const keys = shared.map((scope) => leasesKey(this.#prefix, scope.id));
+    const limits = shared.map((scope) => scope.concurrency ?? 0);
+    const member = `${this.#memberOf(this.#nextId++)}:call`;
+    return this.#callLeases.take(keys, limits, member, nowMs).then((releaseShared) => {
+      if (releaseShared === undefined) {
+        releaseLocal();
+        return undefined;
+      }
+      return () => {
+        releaseLocal();
+        releaseShared();
+      };
+    });
+  }
+
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
     this.#local.learn(scope, windows, nowMs);
     if (!this.#link.isUp) return;
@@ -490,11 +527,11 @@ export class RedisLedger implements BudgetLedger {
 
   /** Re-adds every held lease with a fresh expiry (a restarted Redis lost them, or they are about to expire). */
   renewLeases(): void {
-    if (!this.#link.isUp || this.#leased.size === 0) return;
+    if (!this.#link.isUp || this.#leased.size + this.#callLeases.size === 0) return;
     const expiryMs = this.#clock.now() + this.#leaseTtlMs;
     // One command each rather than a pipeline: in a cluster the leases of different providers live on different
     // nodes, which one pipeline cannot span. They are written back to back all the same.
-    const renewals: Promise<unknown>[] = [];
+    const renewals = this.#callLeases.renewals(expiryMs);
     for (const reservation of this.#leased) {
       const detail = this.#details.get(reservation);
       if (detail === undefined) continue;

@@ -14,8 +14,10 @@ import { BUDGET_KEEP_MS } from "./redis-keys.ts";
  * charged to. ARGV: marker_ms, token_delta, request_delta, run_count, the run id per runs hash, wall_count, then per
  * counters hash: the field and the fixed window's start ("" for a bucket). A run's cost is floored at 0 (as in
  * SlidingWindow.adjust) and the window's totals move by the same amount; a run that left its window, a fixed window
- * that has ended, or a counter that expired (or was never charged), is left alone rather than recreated. A bucket's
- * debt moves by token_delta (floored at 0): tokens the answer did not use are back at once.
+ * that has ended, or a counter that expired (or was never charged), is left alone rather than recreated. A token
+ * bucket's debt moves by token_delta, a request bucket's (field `b:r:...`, redis-script-shapes.ts bucketField) by
+ * request_delta (floored at 0): tokens the answer did not use, and calls never sent, are back at once. The debt's time
+ * stays: the refill since it is the script's to compute at the next charge, from the debt as it was left.
  */
 export const RECONCILE_LUA = `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
@@ -60,8 +62,31 @@ for j = run_count + wall_count + 2, #KEYS do
     end
   elseif value then
     local used, at = string.match(value, '^([^,]*),([^,]*)$')
-    redis.call('HSET', KEYS[j], field, fmt(math.max(0, tonumber(used) + delta)) .. ',' .. at)
+    local bucket_delta = string.sub(field, 1, 4) == 'b:r:' and request_delta or delta
+    if bucket_delta ~= 0 then
+      redis.call('HSET', KEYS[j], field, fmt(math.max(0, tonumber(used) + bucket_delta)) .. ',' .. at)
+    end
   end
+end
+return 1
+`;
+
+/**
+ * One more request in flight beside a reservation's own (RedisLedger.takeInFlight: a Llama Guard moderation's parallel
+ * calls): a concurrency lease in every scope's leases, or in none. KEYS: the leases sorted set of each scope with a
+ * concurrency. ARGV: now_ms, lease_until, member, keep_ms (the sets' life, as the reserve's: twice the lease TTL), then
+ * each scope's concurrency. Expired leases are dropped first, as RESERVE_LUA's check does; a scope at its concurrency
+ * refuses (0), else the member is added to every set (1).
+ */
+export const TAKE_IN_FLIGHT_LUA = `
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
 end
 return 1
 `;

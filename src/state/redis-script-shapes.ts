@@ -29,6 +29,11 @@ export interface ScopeShape {
   readonly tokenCounters: readonly TokenCounter[];
   /** Every fixed window's counter (requests or tokens, once per length and offset): what a lease's give-back moves. */
   readonly fixedCounters: readonly TokenCounter[];
+  /**
+   * Every fixed window's counter and every request bucket: what a give-back of calls never sent moves (a bucket is
+   * never leased, so a lease's give-back has none to move).
+   */
+  readonly requestCounters: readonly TokenCounter[];
   /** No concurrency limit, no bucket and no learned rule: the reserve script may grant a budget lease. */
   readonly isLeasable: boolean;
   /** rule_count, then unit/window/limit/algorithm/offset per rule. */
@@ -67,6 +72,7 @@ export class ScriptShapes {
     const slidingWindows = new Set<number>();
     const tokenCounters = new Map<string, TokenCounter>();
     const fixedCounters = new Map<string, TokenCounter>();
+    const requestBuckets: TokenCounter[] = [];
     let isLeasable = scope.concurrency === undefined;
     const rules: string[] = [];
     for (const rule of scope.rules) {
@@ -88,6 +94,9 @@ export class ScriptShapes {
             : { kind: "bucket", field: bucketField(rule.unit, slidingMs, rule.limit) };
         tokenCounters.set(counter.field, counter);
       }
+      if (slidingMs !== undefined && rule.unit === "requests" && algorithm === "bucket") {
+        requestBuckets.push({ kind: "bucket", field: bucketField(rule.unit, slidingMs, rule.limit) });
+      }
       rules.push(
         rule.unit === "requests" ? "r" : "t",
         String(windowCode(rule)),
@@ -105,6 +114,7 @@ export class ScriptShapes {
       slidingWindows: [...slidingWindows].sort((left, right) => left - right),
       tokenCounters: [...tokenCounters.values()],
       fixedCounters: [...fixedCounters.values()],
+      requestCounters: [...fixedCounters.values(), ...requestBuckets],
       isLeasable,
       ruleArguments: [String(scope.rules.length), ...rules],
     };
@@ -181,8 +191,9 @@ export function chargedRuns(
 /**
  * RECONCILE_LUA's keys and arguments (after its marker) giving back `requests` of a charge made at `atMs` on `scopes`
  * (calls a reservation never sent: RedisLedger.releaseUnsentCalls): every sliding run it went into, the day and month
- * counters of the scopes with a day or month rule, and every fixed window's counter (the script leaves one that has
- * ended alone). A request bucket keeps them (the script moves a bucket's debt by tokens only). Undefined: nothing.
+ * counters of the scopes with a day or month rule, every fixed window's counter (the script leaves one that has
+ * ended alone) and every request bucket's debt (as BudgetBook.releaseUnsentCalls: the debt now, less the calls, at
+ * least 0). Undefined: nothing.
  */
 export function requestGiveBackArguments(
   shapes: ScriptShapes,
@@ -199,8 +210,8 @@ export function requestGiveBackArguments(
     const shape = shapes.shapeOf(scope);
     const scoped = scopeKeys(prefix, scope.id, shapes.wallClockWindowsAt(scope.dayReset, atMs));
     if (shape.hasDay || shape.hasMonth) wallClock.push(scoped.day, scoped.month);
-    counterKeys.push(...shape.fixedCounters.map(() => scoped.counters));
-    counterArguments.push(...tokenCounterArguments(shape.fixedCounters, atMs));
+    counterKeys.push(...shape.requestCounters.map(() => scoped.counters));
+    counterArguments.push(...tokenCounterArguments(shape.requestCounters, atMs));
   }
   const keys = [...runs.map((run) => run.hash), ...wallClock, ...counterKeys];
   if (keys.length === 0 || requests <= 0) return undefined;

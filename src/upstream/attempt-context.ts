@@ -62,9 +62,9 @@ export interface AttemptContext {
   /**
    * Another in-flight slot for one more call of this attempt beside the ones it has (a Llama Guard moderation's
    * parallel calls), now or never: undefined when the provider's `max_in_flight` has none free (or others wait for
-   * one), or when the budgets count the deployment's requests in flight (AttemptServices.anotherSlot).
+   * one), or when a budget scope is at its concurrency (AttemptServices.anotherSlot).
    */
-  readonly anotherSlot: () => ReleaseSlot | undefined;
+  readonly anotherSlot: () => ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   readonly remainingMs: number;
   readonly controller: AbortController;
   readonly deadline: AbortSignal;

@@ -32,11 +32,12 @@ export interface AttemptServices {
   readonly limits: UpstreamLimits;
   /**
    * One more in-flight slot of the deployment's provider for a call of an attempt that makes several at once (a Llama
-   * Guard moderation), without waiting: undefined when none is free, or when the deployment's budgets count requests
-   * in flight (a configured or learned concurrency: the attempt's one reservation is one request in flight, so its
-   * calls go one at a time). Default: none, every attempt makes one call at a time.
+   * Guard moderation), without waiting: undefined when none is free, or when a budget scope of the deployment is at
+   * its concurrency (configured or learned: the attempt's reservation is one request in flight, each such call one
+   * more). A promise where a shared ledger asks Redis (its fleet-wide concurrency leases). Default: none, every
+   * attempt makes one call at a time.
    */
-  anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined;
+  anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   /**
    * The deployment's learned refusal of one of `features`, if one holds now (limits/refused-features.ts): how a
    * learned role order is read (providers/message-order.ts `learnedOrderOf`). Default: none learned.

@@ -196,10 +196,10 @@ export interface FailoverServices {
     signal: AbortSignal,
   ): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   /**
-   * One more slot among the provider's `max_in_flight` for a parallel call of an attempt (attempt.ts
-   * AttemptServices.anotherSlot), now or never; undefined where the budgets count the deployment's requests in flight.
+   * One more slot among the provider's `max_in_flight`, and one more request in flight for the budgets'
+   * concurrency, for a parallel call of an attempt (attempt.ts AttemptServices.anotherSlot), now or never.
    */
-  anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined;
+  anotherSlot?(deployment: Deployment, signal: AbortSignal): ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   /** The prompt estimate for one candidate, calibrated from its provider's past reports. Default: as it is. */
   promptTokensFor?(deployment: Deployment, estimatedTokens: number): number;
   /**

@@ -75,9 +75,10 @@ async function nativeAttempt(
  * Most calls of one Llama Guard attempt in flight at once. Its budgets were reserved for every call up front
  * (failover.ts admits the attempt as `upstreamCallsOf` requests), so running a few together spends no request or token
  * the reservation does not hold; 20 inputs at 50 ms each take about 250 ms instead of a second. Each call beyond the
- * first takes a slot of its own among the provider's `max_in_flight`, as any request does (AttemptContext.anotherSlot):
- * never more in flight to the provider than its limit, whatever other requests hold. A deployment whose budgets count
- * requests in flight (a configured or learned `concurrency`) gets no such slot: its calls go one at a time.
+ * first takes a slot of its own among the provider's `max_in_flight`, as any request does, and one more request in
+ * flight in each budget scope (AttemptContext.anotherSlot): never more in flight to the provider than its limit, nor
+ * than a configured or learned `concurrency` (the reservation's own slot is the first call's), whatever other requests
+ * hold; with Redis, the fleet's calls in flight count against it.
  */
 export const LLAMA_GUARD_PARALLEL_CALLS = 4;
 
@@ -94,7 +95,8 @@ type CallEnd =
  *
  * One runner makes its calls in the attempt's own slot; each other runner takes a slot before each of its calls
  * (AttemptContext.anotherSlot) and gives it back when the call has ended, so a request waiting for one of the
- * provider's slots gets it between two calls. A runner that finds none stops: the calls left go to the others.
+ * provider's slots gets it between two calls. A runner that finds none stops: the calls left go to the others. Each
+ * call's answer goes to its input's place, whichever answers first.
  */
 async function llamaGuardAttempt(
   context: AttemptContext,
@@ -109,10 +111,17 @@ async function llamaGuardAttempt(
   const ends: (CallEnd | undefined)[] = calls.map(() => undefined);
   let failure: AttemptResult | undefined;
   let next = 0;
-  const runCalls = async (takeSlot: () => ReleaseSlot | undefined): Promise<void> => {
-    while (failure === undefined && next < calls.length) {
-      const releaseSlot = takeSlot();
+  const isDone = (): boolean => failure !== undefined || next >= calls.length;
+  const runCalls = async (takeSlot: AttemptContext["anotherSlot"]): Promise<void> => {
+    while (!isDone()) {
+      const taken = takeSlot();
+      // A shared ledger's slot is a round trip: the other runners may have made every call, or one failed, meanwhile.
+      const releaseSlot = taken instanceof Promise ? await taken : taken;
       if (releaseSlot === undefined) return;
+      if (isDone()) {
+        releaseSlot();
+        return;
+      }
       const index = next++;
       const which = calls.length > 1 ? ` (input ${index})` : "";
       const each = { ...call, ...(calls[index] as ModerationCall) };

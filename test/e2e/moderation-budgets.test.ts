@@ -3,9 +3,12 @@
 // calls that answered are counted even when a later one fails, and the calls run a few at a time within the budgets.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { Redis } from "ioredis";
+import { leasesKey } from "../../src/state/redis-keys.ts";
 import { recordsOf, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type RecordedRequest } from "../helpers/mock-upstream.ts";
 import { chatCalls, GUARD, guardScene, nativeAnswer } from "../helpers/moderation-scene.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const MODERATIONS = "POST /v1/moderations";
@@ -32,7 +35,179 @@ function countingCalls(delayMs: number) {
   return { counter, step };
 }
 
+/**
+ * A Llama Guard answer that reads its input: `unsafe\nS1` for an input starting with `bad`, else `safe`; the input
+ * `<kind>-<n>` answers after (6 - n) x `stepMs`, so later inputs answer first. Counts the calls in flight.
+ */
+function outOfOrderCalls(stepMs: number) {
+  const counter = { inFlight: 0, peak: 0 };
+  const step = {
+    kind: "handler" as const,
+    handle: async (request: RecordedRequest, response: import("node:http").ServerResponse) => {
+      counter.inFlight += 1;
+      counter.peak = Math.max(counter.peak, counter.inFlight);
+      const body = request.body as { messages: { content: string }[] };
+      const input = body.messages[0]?.content ?? "";
+      await new Promise((resolve) => setTimeout(resolve, (6 - Number(input.split("-")[1])) * stepMs));
+      counter.inFlight -= 1;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(chatCompletion(input.startsWith("bad") ? "unsafe\nS1" : "safe", GUARD)));
+    },
+  };
+  return { counter, step };
+}
+
+const MIXED_INPUTS = ["safe-0", "bad-1", "safe-2", "bad-3", "safe-4"];
+
+/** Each result's flag and hazard codes, in the answer's order. */
+function verdictsOf(json: unknown): [boolean, readonly string[]][] {
+  const { results } = json as { results: { flagged: boolean; x_gateway_hazard_codes: string[] }[] };
+  return results.map((result) => [result.flagged, result.x_gateway_hazard_codes]);
+}
+
+const MIXED_VERDICTS = [
+  [false, []],
+  [true, ["S1"]],
+  [false, []],
+  [true, ["S1"]],
+  [false, []],
+];
+
 describe("moderation budgets", () => {
+  test("concurrency: 3 runs 5 inputs 3 at a time (not 1), concurrency: 1 one at a time; the results keep the inputs' order when later inputs answer first", async (t) => {
+    for (const [concurrency, peak] of [
+      [3, 3],
+      [1, 1],
+    ] as const) {
+      const { gateway, guardMock } = await scene(t, `, limits: { concurrency: ${concurrency} }`);
+      const { counter, step } = outOfOrderCalls(30);
+      guardMock.enqueue(CHAT, ...MIXED_INPUTS.map(() => step));
+      const answer = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: MIXED_INPUTS } });
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal((answer.json as { model: string }).model, GUARD);
+      assert.equal(chatCalls(guardMock), 5);
+      assert.equal(counter.peak, peak, `calls in flight at once under concurrency: ${concurrency}`);
+      assert.deepEqual(verdictsOf(answer.json), MIXED_VERDICTS);
+      // Every call's slot is given back: the deployment has nothing in flight once the answer is out.
+      const row = rowOf(await statsOf(gateway), "p0/guard") as unknown as { concurrency: { in_flight: number } };
+      assert.equal(row.concurrency.in_flight, 0);
+    }
+  });
+
+  test("concurrency: 3 and a failure at input 1 of 5: no call starts after it, the request fails over, and only the calls sent are counted", async (t) => {
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { concurrency: 3, rpm: 100 }");
+    const { counter, step: slowSafe } = countingCalls(300);
+    const failing = {
+      kind: "handler" as const,
+      handle: async (request: RecordedRequest, response: import("node:http").ServerResponse) => {
+        const body = request.body as { messages: { content: string }[] };
+        if (body.messages[0]?.content !== "b") return slowSafe.handle(request, response);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        response.writeHead(500, { "content-type": "application/json" });
+        response.end(JSON.stringify({ error: { message: "boom", type: "server_error" } }));
+      },
+    };
+    guardMock.enqueue(CHAT, ...Array.from({ length: 5 }, () => failing));
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(5) });
+    const answer = await send(gateway, "POST", "/v1/moderations", {
+      body: { model: "guard", input: ["a", "b", "c", "d", "e"] },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal((answer.json as { model: string }).model, "omni-moderation-latest");
+    // Inputs 0 to 2 went out at once; input 1's failure came first: inputs 3 and 4 were never sent.
+    assert.equal(chatCalls(guardMock), 3);
+    assert.equal(counter.peak, 2, "the two slow calls beside the failed one");
+    const { records } = await recordsOf(gateway, "moderations");
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["p0", "server_error"],
+        ["p1", "success"],
+      ],
+    );
+    const row = rowOf(await statsOf(gateway), "p0/guard") as unknown as {
+      budgets: { windows: { unit: string; window: string; used: number }[] }[];
+      concurrency: { in_flight: number };
+    };
+    const minute = row.budgets
+      .flatMap((scope) => scope.windows)
+      .find((window) => window.unit === "requests" && window.window === "minute");
+    assert.equal(minute?.used, 3, "the two calls never sent are given back");
+    assert.equal(row.concurrency.in_flight, 0);
+  });
+
+  test("concurrency: 3 holds for two moderations at once: their calls share the 3 (never 6 in flight)", async (t) => {
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { concurrency: 3 }");
+    const { counter, step } = countingCalls(80);
+    guardMock.enqueue(CHAT, ...Array.from({ length: 8 }, () => step));
+    nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(4) });
+    const inputs = ["a", "b", "c", "d"];
+    // Whichever reserves second finds the first's calls holding the 3 (then it goes to p1) or shares the 3 with them.
+    const answers = await Promise.all([
+      send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: inputs } }),
+      send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: inputs } }),
+    ]);
+    for (const answer of answers) {
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal((answer.json as { results: unknown[] }).results.length, 4);
+    }
+    const onGuard = answers.filter((answer) => (answer.json as { model: string }).model === GUARD).length;
+    assert.equal(chatCalls(guardMock), onGuard * 4);
+    assert.ok(counter.peak <= 3, `${counter.peak} calls in flight to a model with concurrency: 3`);
+    assert.equal(counter.peak, 3, "the calls still overlap up to the limit");
+  });
+
+  test("with Redis, concurrency: 3 counts the calls of two gateways together: 3 in flight at most, fleet-wide", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    const guardMock = await useMock(t);
+    const nativeMock = await useMock(t);
+    const yaml = `providers:
+  - name: p0
+    base_url: ${guardMock.baseUrl}
+    api_key: sk-p0-secret
+    retries: 0
+    models:
+      guard: { id: "${GUARD}", priority: 100, limits: { concurrency: 3 } }
+  - name: p1
+    base_url: ${nativeMock.baseUrl}
+    api_key: sk-p1-secret
+    retries: 0
+    models:
+      guard: { id: "omni-moderation-latest", priority: 10 }
+state:
+  redis_url: ${redis.url}
+  redis_key_prefix: "fleet:"
+  redis_command_timeout_ms: 2000
+`;
+    const gateways = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    const { counter, step } = countingCalls(150);
+    guardMock.enqueue(CHAT, ...Array.from({ length: 8 }, () => step));
+    nativeMock.enqueue(MODERATIONS, ...gateways.map(() => ({ kind: "json" as const, body: nativeAnswer(4) })));
+    const inputs = ["a", "b", "c", "d"];
+    const answers = await Promise.all(
+      gateways.map((gateway) => send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: inputs } })),
+    );
+    for (const answer of answers) assert.equal(answer.status, 200, answer.text);
+    const onGuard = answers.filter((answer) => (answer.json as { model: string }).model === GUARD).length;
+    assert.ok(onGuard >= 1, "at least one gateway's moderation was served by the Llama Guard model");
+    assert.equal(chatCalls(guardMock), onGuard * 4);
+    // Each gateway alone would let 3 of its own calls in flight: 6 at once without Redis's leases for them.
+    assert.ok(counter.peak <= 3, `${counter.peak} calls in flight, from two gateways, to a model with concurrency: 3`);
+    assert.equal(counter.peak, 3, "the calls still overlap up to the limit");
+    // Every call's lease is removed once it has ended (the reservations' too): nothing holds a slot afterwards.
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    t.after(() => admin.disconnect());
+    const leases = leasesKey("fleet:", "deployment:p0/guard");
+    const deadline = Date.now() + 5_000;
+    while ((await admin.zcard(leases)) > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await admin.zcard(leases), 0);
+  });
+
   test("rpm: 5 counts every Llama Guard call: 3 inputs fit, the next 3 do not (they go to the next candidate), 6 never fit", async (t) => {
     const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { rpm: 5 }");
     guardMock.enqueue(
@@ -224,7 +399,7 @@ providers:
     assert.equal(counter.peak, 2, "the two requests' calls still overlap up to the limit");
   });
 
-  test("a concurrency learned from the provider's 429 (GitHub Models' UserConcurrentRequests) makes the calls go one at a time", async (t) => {
+  test("a concurrency learned from the provider's 429 (GitHub Models' UserConcurrentRequests) bounds the calls in flight: 2 at a time", async (t) => {
     const { gateway, guardMock, nativeMock } = await scene(t, "");
     // One call, refused as too many in flight ("2 per 0s"): the limit is learned, the request served by the next.
     guardMock.enqueue(CHAT, {
@@ -253,8 +428,9 @@ providers:
     assert.equal(answer.status, 200, answer.text);
     assert.equal((answer.json as { model: string }).model, GUARD);
     assert.equal(chatCalls(guardMock), 7);
-    // The budgets count the attempt as one request in flight: its calls go one at a time (never the 4 it would run).
-    assert.equal(counter.peak, 1);
+    // The budgets count the attempt as one request in flight and each call beside it as one more: 2 at a time, never
+    // the 4 it would run without the limit.
+    assert.equal(counter.peak, 2);
   });
 
   test("20 inputs against a 50 ms upstream take a few rounds, not 20 in turn; a `concurrency: 1` model gets one at a time, max_in_flight: 2 two", async (t) => {

@@ -89,6 +89,54 @@ async function sharedMinute(t: TestContext, url: string) {
   return { requests, once };
 }
 
+/** p0/guard's request bucket as /stats shows it (the gateway's own ledger). */
+async function bucketRemaining(gateway: TestGateway): Promise<number | undefined> {
+  const stats = (await send(gateway, "GET", "/stats")).json as {
+    deployments: {
+      provider: string;
+      budgets: { windows: { unit: string; window: string; algorithm: string; remaining: number }[] }[];
+    }[];
+  };
+  const windows = stats.deployments.find((row) => row.provider === "p0")?.budgets.flatMap((scope) => scope.windows);
+  return windows?.find((window) => window.unit === "requests" && window.algorithm === "bucket")?.remaining;
+}
+
+/** A request bucket of 4 a minute, one call at a time. */
+const BUCKET_LIMITS = "{ rpm: 4, window: bucket, concurrency: 1 }";
+
+/** A failure at input 1 of 4: two calls sent, two never. */
+async function failAtSecondInput(gateway: TestGateway, guardMock: MockUpstream, nativeMock: MockUpstream) {
+  guardMock.enqueue(CHAT, SAFE, BOOM);
+  nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(4) });
+  assert.equal(await moderate(gateway, ["a", "b", "c", "d"]), "omni-moderation-latest");
+  assert.equal(chatCalls(guardMock), 2);
+}
+
+/**
+ * What p0/guard's request bucket of 4 a minute has left in Redis: the limit less its debt after the refill since
+ * (window-counters.ts bucketUsed; compared in whole requests, as the ledgers do); a wait until it reads `expected`.
+ */
+async function sharedBucketRemaining(t: TestContext, url: string, expected: number): Promise<number | undefined> {
+  const { counters } = scopeKeys(PREFIX, "deployment:p0/guard", { dayStartMs: 0, monthStartMs: 0 });
+  const admin = new Redis(url, { lazyConnect: true });
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  const read = async (): Promise<number | undefined> => {
+    const value = await admin.hget(counters, "b:r:60000:4");
+    if (value === null) return undefined;
+    const [used = 0, atMs = 0] = value.split(",").map(Number);
+    const debt = Math.max(0, used - ((Date.now() - atMs) * 4) / 60_000);
+    return 4 - Math.ceil(debt - 1e-9);
+  };
+  const deadline = Date.now() + 5_000;
+  let remaining = await read();
+  while (remaining !== expected && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    remaining = await read();
+  }
+  return remaining;
+}
+
 describe("moderation calls never sent", () => {
   test("a failure at input 2 of 5 leaves the 3 calls sent counted, not 5: two more inputs still fit rpm: 5", async (t) => {
     const { gateway, guardMock, nativeMock } = await scene(t);
@@ -137,6 +185,30 @@ describe("moderation calls never sent", () => {
     guardMock.enqueue(CHAT, SAFE, SAFE);
     assert.equal(await moderate(gateway, ["f", "g"]), GUARD);
     assert.equal(await minute.requests(), "5");
+  });
+
+  test("with Redis and a request bucket (rpm: 4, window: bucket): the shared bucket gets the calls never sent back, as the embedded one does", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const embedded = await scene(t, "", { limits: BUCKET_LIMITS });
+    await failAtSecondInput(embedded.gateway, embedded.guardMock, embedded.nativeMock);
+    const embeddedRemaining = await bucketRemaining(embedded.gateway);
+    assert.equal(embeddedRemaining, 2, "the embedded bucket owes the two calls sent");
+
+    const redis = await useRedisServer(t);
+    const { gateway, guardMock, nativeMock } = await scene(t, redisState(redis.url), { limits: BUCKET_LIMITS });
+    await failAtSecondInput(gateway, guardMock, nativeMock);
+    // The give-back is a write sent after the attempt: it lands within a few ms (before it, the bucket owes 4).
+    assert.equal(
+      await sharedBucketRemaining(t, redis.url, embeddedRemaining),
+      embeddedRemaining,
+      "Redis's bucket has what the embedded one has left",
+    );
+    // The reserve script reads the shared bucket: two more calls fit it (without the give-back, a 4 of 4 debt sent
+    // them to p1).
+    guardMock.enqueue(CHAT, SAFE, SAFE);
+    assert.equal(await moderate(gateway, ["e", "f"]), GUARD);
+    assert.equal(chatCalls(guardMock), 4);
   });
 
   test("with Redis and a budget lease (rpm: 10000): the calls never sent go back to the lease, which gives them back to Redis", {
