@@ -455,9 +455,9 @@ providers:
     const elapsedMs = performance.now() - startedAtMs;
     assert.equal(answer.status, 200, answer.text);
     assert.equal((answer.json as { results: unknown[] }).results.length, 20);
+    // Four at a time, seen by the upstream itself: the proof that the calls overlap. The time (5 rounds, ~250 ms,
+    // against 1 s in turn) is only reported: a loaded CI machine read 955 ms for the overlapped calls.
     assert.equal(maxInFlight, 4);
-    // In turn: 20 x 50 ms = 1 s at least. Four at a time: 5 rounds (~250 ms), with room for a loaded machine.
-    assert.ok(elapsedMs < 900, `took ${elapsedMs} ms`);
     t.diagnostic(`20 Llama Guard calls of 50 ms: ${Math.round(elapsedMs)} ms`);
 
     const serial = await scene(t, ", limits: { concurrency: 1 }");
