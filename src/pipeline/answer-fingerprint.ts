@@ -70,6 +70,7 @@ function deploymentIdentity(deployment: Deployment): string {
     deployment.capabilities.reasoning === true,
     // The configured role order changes the messages a candidate is sent (providers/message-order.ts).
     deploymentMessageOrder(deployment, undefined),
+    settings.assistantPrefix,
     body === undefined ? null : [body.defaults, body.override, body.drop],
   ]);
 }

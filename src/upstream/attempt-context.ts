@@ -3,12 +3,12 @@
 
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
-import type { MessageOrder } from "../config/message-orders.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import type { MessageOrdering } from "../providers/message-order.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -72,8 +72,8 @@ export interface AttemptContext {
   readonly native: NativeCall | undefined;
   /** The API this candidate is called with: `chat`, or the native call's. */
   readonly api: UpstreamApi;
-  /** The role order this candidate's chat messages are sent in (providers/message-order.ts). */
-  readonly messageOrder: MessageOrder;
+  /** The role order this candidate's chat messages are sent in, and its `prefix` (providers/message-order.ts). */
+  readonly messageOrdering: MessageOrdering;
 }
 
 /**
@@ -147,6 +147,7 @@ export function errorStatusFailure(
     // A native call went to another path (`/responses`) than the one the plan is made for: its route refusal is
     // recorded but teaches nothing about the planned endpoint.
     context.native === undefined ? context.request.endpointPath : undefined,
+    context.native?.body ?? context.request.body,
   );
   return failed(lesson, statusCode, verdict, headersMs);
 }
