@@ -3,8 +3,10 @@
 // (`invalid_request_message_order`, code 3230) when it is wrong, and answers otherwise. Claude Code's replayed
 // requests, a tool -> user conversation, the other providers of the same config, and the learned path.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
+import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import {
   chatCompletion,
@@ -422,6 +424,30 @@ describe("message order for strict providers", () => {
     assert.equal(m.get("lenient"), null, "sent as the client wrote them");
     const d = await explainedOrders(gateway, "d");
     assert.deepEqual(d.get("devstral"), { order: "strict", source: "model_id", prefix: "leave", learned_from: null });
+
+    // `route --explain` prints the same, one line per candidate that is rewritten.
+    const dir = tempDir(t);
+    const path = join(dir, "config.yaml");
+    writeFileSync(
+      path,
+      `providers:
+  - name: mistral
+    preset: mistral
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-mistral
+    models:
+      m: { id: vendor/m-instruct }
+  - name: lenient
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-lenient
+    models:
+      m: { id: vendor/m-instruct }
+`,
+    );
+    const result = await runCli(["route", "m", "--explain", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^messages: mistral\/vendor\/m-instruct strict \(config\), prefix mark$/m);
+    assert.doesNotMatch(result.stdout, /messages: lenient/);
   });
 
   test("a 400 that echoes the client's prompt (which says \"roles must alternate\") teaches nothing: only the provider's own words do", async (t) => {
