@@ -5,6 +5,7 @@ import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
+import { isRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -147,9 +148,22 @@ export function errorStatusFailure(
     // A native call went to another path (`/responses`) than the one the plan is made for: its route refusal is
     // recorded but teaches nothing about the planned endpoint.
     context.native === undefined ? context.request.endpointPath : undefined,
-    context.native?.body ?? context.request.body,
+    sentOf(context),
   );
   return failed(lesson, statusCode, verdict, headersMs);
+}
+
+/**
+ * The request an attempt sent, for what its refusal may teach (lessons.ts): the client's body, and whether a message
+ * carried `prefix` (the candidate's ordering marks a trailing assistant, or the client wrote one itself).
+ */
+function sentOf(context: AttemptContext): { readonly body: unknown; readonly hasPrefix: boolean } {
+  const body = context.native?.body ?? context.request.body;
+  const messages = body.messages;
+  const hasPrefix =
+    context.messageOrdering.prefix === "mark" ||
+    (Array.isArray(messages) && messages.some((message) => isRecord(message) && "prefix" in message));
+  return { body, hasPrefix };
 }
 
 export function failed(lesson: Lesson, status?: number, verdict?: Verdict, headersMs?: number): AttemptResult {

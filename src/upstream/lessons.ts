@@ -124,8 +124,11 @@ export function lessonFromVerdict(
   features: readonly RequestFeature[] = [],
   /** The endpoint's path below the base URL (EndpointSpec `upstreamPath`), which a route refusal is about. */
   endpointPath?: string,
-  /** The request as sent: a role-order phrase that is also in it may be an echo of it, and teaches nothing. */
-  sentBody?: unknown,
+  /**
+   * What was sent: `body`, the request (a role-order phrase that is also in it may be an echo of it, and teaches
+   * nothing); `hasPrefix`, whether a message carried Mistral's `prefix` (only then may a refusal naming it teach).
+   */
+  sent?: { readonly body: unknown; readonly hasPrefix: boolean },
 ): Lesson {
   switch (verdict.kind) {
     case "success":
@@ -193,11 +196,11 @@ export function lessonFromVerdict(
         };
       }
       if (verdict.refusal === "unsupported") {
-        const order = orderRefusedBy(verdict.error, sentBody);
+        const order = orderRefusedBy(verdict.error, sent?.body);
         const feature =
           order !== undefined
             ? learnedOrderFeature(order)
-            : isPrefixRefusal(verdict.error)
+            : sent?.hasPrefix === true && isPrefixRefusal(verdict.error)
               ? PREFIX_REFUSED_FEATURE
               : refusedFeature(verdict.error, features);
         const reason = verdict.error.message;
