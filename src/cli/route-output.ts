@@ -78,6 +78,15 @@ export function writeRouteTable(
       ];
       output.write(`body: ${candidate.provider}/${candidate.upstream_id} ${parts.join("; ")}\n`);
     }
+    // The role order a candidate's messages are rewritten into: why a strict provider got them otherwise than sent.
+    for (const candidate of explanation.candidates) {
+      const ordering = candidate.message_order;
+      if (ordering === null) continue;
+      const learned = ordering.learned_from === null ? "" : ` (learned from: ${ordering.learned_from})`;
+      output.write(
+        `messages: ${candidate.provider}/${candidate.upstream_id} ${ordering.order} (${ordering.source.replace("_", " ")}), prefix ${ordering.prefix}${learned}\n`,
+      );
+    }
   }
   if (isMixed && paid === "last_resort") {
     output.write(

@@ -277,6 +277,11 @@ export const providerSchema = z.strictObject({
   count_max_tokens: z.boolean().optional(),
   /** The role order every model of the provider accepts, unless a model says otherwise (`any`, `strict`, `alternate`). */
   message_order: z.enum(MESSAGE_ORDERS).optional(),
+  /**
+   * The provider's API takes Mistral's `prefix: true` on a trailing assistant message (a prefill): the `strict` order
+   * marks one so (docs/configuration.md "Message order"). The mistral and codestral presets set it.
+   */
+  assistant_prefix: z.boolean().optional(),
   /** Changes to the body every model of this provider is sent (docs/configuration.md "Request body rules"). */
   body: bodyRulesSchema.optional(),
   known_models: z.record(z.string().min(1), knownModelSchema).optional(),
@@ -355,6 +360,7 @@ export const providerSettingsSchema = z
     rerank_api: raw.rerank_api.default("cohere"), // how /v1/rerank reaches it: the shape most rerank servers share
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
     message_order: raw.message_order, // unset: by model id (Mistral family `strict`, others `any`)
+    assistant_prefix: raw.assistant_prefix.default(false), // a host that refuses unknown message fields answers 400 to `prefix`
     body: raw.body, // unset: the client's body as it is
     /**
      * What the environment put into the body rules' values (`${TENANT_TOKEN}`): sent upstream in every body, so

@@ -1,6 +1,7 @@
 // One record per request, built by the pipeline as the request goes and handed, complete, to every subscriber:
 // the log line, metrics, the request log and the dashboard all read these and nothing else. A record never
 // holds a key; message content only when `log.content` is on (not yet recorded at all).
+import type { MessageChange, MessageOrder } from "../config/message-orders.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 
 import type { ClientProtocol } from "../front-doors.ts";
@@ -79,6 +80,13 @@ export interface RecordedAttempt {
    * without a usage report, counted as its prompt plus the text it delivered.
    */
   readonly isUsageEstimated?: true;
+  /**
+   * The role order (`message_order`: `strict`, `alternate`, or `any` with a refused `prefix` removed) that changed the
+   * messages this attempt sent; absent when they went as the client wrote them (docs/configuration.md "Message order").
+   */
+  readonly messageOrder?: MessageOrder;
+  /** What it changed: system_folded, tool_bridged, users_merged, prefix_marked, prefix_removed. */
+  readonly messageChanges?: readonly MessageChange[];
 }
 
 export interface RecordedContinuation {

@@ -68,8 +68,10 @@ function deploymentIdentity(deployment: Deployment): string {
     deployment.kind,
     deployment.cost,
     deployment.capabilities.reasoning === true,
-    // The configured role order changes the messages a candidate is sent (providers/message-order.ts).
+    // The configured role order, and whether a prefill is marked `prefix: true`, change the messages a candidate is
+    // sent (providers/message-order.ts).
     deploymentMessageOrder(deployment, undefined),
+    settings.assistantPrefix,
     body === undefined ? null : [body.defaults, body.override, body.drop],
   ]);
 }

@@ -262,6 +262,9 @@ function recorded(
     ...(report.usage === undefined
       ? {}
       : { tokensIn: report.usage.promptTokens, tokensOut: report.usage.completionTokens }),
+    ...(report.messageChanges === undefined || report.messageOrder === undefined
+      ? {}
+      : { messageOrder: report.messageOrder, messageChanges: report.messageChanges }),
   };
 }
 

@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BRIDGE_ASSISTANT_TEXT, messageOrderOf, orderMessages, orderRefusedBy } from "./message-order.ts";
+import {
+  BRIDGE_ASSISTANT_TEXT,
+  isPrefixRefusal,
+  type MessageOrdering,
+  messageOrderOf,
+  orderMessages,
+  orderMessagesWithChanges,
+  orderRefusedBy,
+} from "./message-order.ts";
+
+/** `strict` for a host that takes Mistral's `prefix` (the mistral and codestral presets). */
+const MARKING: MessageOrdering = { order: "strict", prefix: "mark" };
 
 test("message order: a system turn after the user's is folded into the last user message when none follows", () => {
   const messages = [
@@ -69,7 +80,9 @@ test("message order: strict marks a trailing assistant as a prefix; a tool call 
     { role: "user", content: "Say a poem" },
     { role: "assistant", content: "Roses are" },
   ];
-  assert.deepEqual(orderMessages(prefill, "strict").at(-1), { role: "assistant", content: "Roses are", prefix: true });
+  assert.deepEqual(orderMessages(prefill, MARKING).at(-1), { role: "assistant", content: "Roses are", prefix: true });
+  // A host not known to take `prefix` gets the trailing assistant as the client wrote it.
+  assert.equal(orderMessages(prefill, "strict"), prefill);
   assert.equal(orderMessages(prefill, "alternate"), prefill);
   const calling = [
     { role: "user", content: "x" },
@@ -138,19 +151,24 @@ test("message order: configured wins, Mistral-family ids default to strict, a le
 
 test("message order: the refusals that teach an order", () => {
   assert.equal(
-    orderRefusedBy("Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant"),
+    orderRefusedBy({
+      message: "Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant",
+    }),
     "strict",
   );
-  assert.equal(orderRefusedBy("Unexpected role 'user' after role 'tool'"), "strict");
+  assert.equal(orderRefusedBy({ message: "Unexpected role 'user' after role 'tool'" }), "strict");
   assert.equal(
-    orderRefusedBy(
-      "After the optional system message, conversation roles must alternate user/assistant/user/assistant...",
-    ),
+    orderRefusedBy({
+      message: "After the optional system message, conversation roles must alternate user/assistant/user/assistant...",
+    }),
     "alternate",
   );
-  assert.equal(orderRefusedBy("Conversation roles must alternate user/assistant/user/assistant/..."), "alternate");
-  assert.equal(orderRefusedBy("'seed' is not supported"), undefined);
-  assert.equal(orderRefusedBy("Invalid 'messages[0].role': unexpected"), undefined);
+  assert.equal(
+    orderRefusedBy({ message: "Conversation roles must alternate user/assistant/user/assistant/..." }),
+    "alternate",
+  );
+  assert.equal(orderRefusedBy({ message: "'seed' is not supported" }), undefined);
+  assert.equal(orderRefusedBy({ message: "Invalid 'messages[0].role': unexpected" }), undefined);
 });
 
 test("message order: a late system turn before a trailing assistant prefill stays before it (the prefill is continued, not answered)", () => {
@@ -161,7 +179,7 @@ test("message order: a late system turn before a trailing assistant prefill stay
     { role: "system", content: "Rhyme." },
     { role: "assistant", content: "Roses are" },
   ];
-  assert.deepEqual(orderMessages(messages, "strict"), [
+  assert.deepEqual(orderMessages(messages, MARKING), [
     { role: "user", content: "Write a poem\n\nRhyme." },
     { role: "assistant", content: "Roses are", prefix: true },
   ]);
@@ -178,10 +196,77 @@ test("message order: a late system turn between two assistant turns becomes a us
     { role: "system", content: "Now in French." },
     { role: "assistant", content: "Bonjour" },
   ];
-  assert.deepEqual(orderMessages(messages, "strict"), [
+  assert.deepEqual(orderMessages(messages, MARKING), [
     { role: "user", content: "hi" },
     { role: "assistant", content: "hello" },
     { role: "user", content: "Now in French." },
     { role: "assistant", content: "Bonjour", prefix: true },
   ]);
+});
+
+test("message order: a refusal phrase that is also in the request (an echo of it) teaches nothing; the error's type does", () => {
+  const request = { messages: [{ role: "user", content: "Explain why chat roles must alternate in Llama 2." }] };
+  const echo = {
+    message: `Invalid request: prompt 'Explain why chat roles must alternate in Llama 2.' contains a blocked word`,
+  };
+  assert.equal(orderRefusedBy(echo), "alternate", "without the request, the words alone are taken");
+  assert.equal(orderRefusedBy(echo, request), undefined);
+  // The provider's own wording counts even when the prompt carries another refusal phrase.
+  assert.equal(
+    orderRefusedBy(
+      { message: "Unexpected role 'user' after role 'tool'" },
+      { messages: [{ content: "roles must alternate" }] },
+    ),
+    "strict",
+  );
+  // Mistral's error type is its own field, never an echo.
+  assert.equal(
+    orderRefusedBy(
+      { message: "Unexpected role 'user' after role 'tool'", type: "invalid_request_message_order" },
+      {
+        messages: [{ content: "Unexpected role 'user' after role 'tool'" }],
+      },
+    ),
+    "strict",
+  );
+});
+
+test("message order: a refusal of the `prefix` field is told from its param or its words", () => {
+  assert.equal(isPrefixRefusal({ message: "messages.1.prefix: Extra inputs are not permitted" }), true);
+  assert.equal(isPrefixRefusal({ message: "Extra inputs are not permitted", param: "messages[1].prefix" }), true);
+  assert.equal(isPrefixRefusal({ message: "Additional properties are not allowed ('prefix' was unexpected)" }), true);
+  assert.equal(isPrefixRefusal({ message: "'seed' is not supported" }), false);
+  assert.equal(isPrefixRefusal({ message: "prefix caching is not supported" }), false);
+});
+
+test("message order: what a rewrite changed is said; a learned `prefix` refusal removes the field in any order", () => {
+  const call = { id: "c1", type: "function", function: { name: "ls", arguments: "{}" } };
+  const messages = [
+    { role: "user", content: "list" },
+    { role: "system", content: "Be brief." },
+    { role: "assistant", content: null, tool_calls: [call] },
+    { role: "tool", tool_call_id: "c1", content: "a b" },
+    { role: "user", content: "and now?" },
+    { role: "assistant", content: "Now" },
+  ];
+  assert.deepEqual(orderMessagesWithChanges(messages, MARKING).changes, [
+    "system_folded",
+    "tool_bridged",
+    "prefix_marked",
+  ]);
+  assert.deepEqual(orderMessagesWithChanges(messages, "strict").changes, ["system_folded", "tool_bridged"]);
+  const unchanged = orderMessagesWithChanges([{ role: "user", content: "hi" }], MARKING);
+  assert.deepEqual(unchanged.changes, []);
+  const prefilled = [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "Hel", prefix: true },
+  ];
+  const removed = orderMessagesWithChanges(prefilled, { order: "any", prefix: "remove" });
+  assert.deepEqual(removed.changes, ["prefix_removed"]);
+  assert.deepEqual(removed.messages.at(-1), { role: "assistant", content: "Hel" });
+  assert.deepEqual(
+    prefilled[1],
+    { role: "assistant", content: "Hel", prefix: true },
+    "the client's object is untouched",
+  );
 });

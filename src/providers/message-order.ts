@@ -6,16 +6,17 @@
 // user/assistant". OpenAI-style clients send all of these shapes: Claude Code a system turn after the user's, agents
 // a user turn right after tool results. Only the candidate that needs it gets the rewrite (upstream-request.ts).
 
-import { MESSAGE_ORDERS, type MessageOrder } from "../config/message-orders.ts";
+import { MESSAGE_ORDERS, type MessageChange, type MessageOrder } from "../config/message-orders.ts";
 import type { Deployment } from "./catalog.ts";
 
 /**
  * `any`: sent as the client wrote them. `strict`: Mistral's rules (no system message after the conversation started,
- * an assistant turn between a tool result and a user turn, a trailing assistant marked `prefix: true`).
- * `alternate`: `strict`'s first two rules plus consecutive user messages merged (chat templates that require
- * user/assistant alternation), a trailing assistant left as is (a template has no `prefix`).
+ * an assistant turn between a tool result and a user turn, a trailing assistant marked `prefix: true` where the host
+ * takes it: MessageOrdering.prefix). `alternate`: `strict`'s first two rules plus consecutive user messages merged
+ * (chat templates that require user/assistant alternation), a trailing assistant left as is (a template has no
+ * `prefix`).
  */
-export type { MessageOrder } from "../config/message-orders.ts";
+export type { MessageChange, MessageOrder } from "../config/message-orders.ts";
 
 /**
  * Model ids of the Mistral family, on any provider: Mistral's own API, and its open weights served with Mistral's
@@ -49,32 +50,107 @@ function strength(order: MessageOrder): number {
   return MESSAGE_ORDERS.indexOf(order);
 }
 
+const ALTERNATE_REFUSAL = /roles? must alternate/gi;
+const STRICT_REFUSAL =
+  /expected last role .* but got|unexpected role '?\w+'? after role|invalid_request_message_order/gi;
+/** Mistral's error `type` (its `code` is 3230) for a role-order refusal. */
+const ORDER_REFUSAL_CODE = "invalid_request_message_order";
+
 /**
- * Which order a 400's message asks for, when it is one of the known role-order refusals: Mistral's wording
+ * Which order a 400 asks for, when it is one of the known role-order refusals: Mistral's wording or its error type
  * (`strict`), a chat template's alternation error (`alternate`). Undefined otherwise.
+ *
+ * `request`: what was sent, when known. Some servers echo the request in their error (a validation error quoting the
+ * offending value, a proxy wrapping the whole body), so a prompt that merely contains "roles must alternate" would
+ * otherwise teach the deployment an order for hours. A phrase counts only when that text is not in the request
+ * itself: a match that is also in the request may be a copy of it, and nothing is learned from it (the cost of a
+ * missed lesson is one refusal passed on; a wrong lesson rewrites every later request). The error's `type`/`code`
+ * fields are the provider's own and always count.
  */
-export function orderRefusedBy(message: string): MessageOrder | undefined {
-  if (/roles? must alternate/i.test(message)) return "alternate";
-  if (/expected last role .* but got|unexpected role '?\w+'? after role|invalid_request_message_order/i.test(message))
-    return "strict";
+export function orderRefusedBy(
+  error: { readonly message: string; readonly type?: string | undefined; readonly code?: string | undefined },
+  request?: unknown,
+): MessageOrder | undefined {
+  const requestText = request === undefined ? "" : (JSON.stringify(request) ?? "").toLowerCase();
+  const isOwnMatch = (pattern: RegExp): boolean => {
+    for (const match of error.message.matchAll(pattern)) {
+      if (!requestText.includes(match[0].toLowerCase())) return true;
+    }
+    return false;
+  };
+  if (isOwnMatch(ALTERNATE_REFUSAL)) return "alternate";
+  if (isOwnMatch(STRICT_REFUSAL)) return "strict";
+  if (error.type === ORDER_REFUSAL_CODE || error.code === ORDER_REFUSAL_CODE) return "strict";
   return undefined;
+}
+
+/**
+ * Whether an `unsupported` refusal is about the `prefix` field of a message (a host that refuses unknown message
+ * fields: vLLM's and NIM's "messages.1.prefix: Extra inputs are not permitted", OpenAI-style "Additional properties
+ * are not allowed ('prefix' was unexpected)"): by its `param`, or the field named in quotes or as a path segment.
+ */
+export function isPrefixRefusal(error: { readonly message: string; readonly param?: string | undefined }): boolean {
+  if (error.param !== undefined && /(?:^|[.\]])prefix$/.test(error.param)) return true;
+  return /['"`]prefix['"`]|[.\]]prefix\b|argument supplied: prefix\b/i.test(error.message);
 }
 
 type Message = Record<string, unknown>;
 
 /**
- * The messages rewritten into `order`, or the same array when nothing had to change (so a request that was already
- * in order is sent byte for byte as the client wrote it). The client's objects are never changed: every changed
- * message is a copy.
+ * What becomes of Mistral's `prefix` flag on a trailing assistant message. `mark`: the host takes it (the mistral and
+ * codestral presets, `assistant_prefix: true`): a `strict` order marks a trailing assistant with it. `leave`: the
+ * host is not known to take it: the trailing assistant goes as the client wrote it. Not dropped, nor turned into a
+ * user turn: either would silently change what the client asked for (a prefill is the start of the answer), while
+ * a Mistral model served by vLLM's Mistral tokenizer reads a trailing assistant as a prefix by itself, and a host
+ * that refuses it answers a 400 that fails over like any refusal. `remove`: the host refused the field (learned,
+ * PREFIX_REFUSED_FEATURE): no message is sent with one, the client's own included.
  */
-export function orderMessages(messages: readonly unknown[], order: MessageOrder): readonly unknown[] {
-  if (order === "any" || !messages.every(isMessage)) return messages;
-  let out: Message[] = foldLateSystem(messages);
-  out = bridgeToolToUser(out);
-  if (order === "alternate") out = mergeConsecutiveUsers(out);
-  else out = markTrailingPrefix(out);
-  const isSame = out.length === messages.length && out.every((message, index) => message === messages[index]);
-  return isSame ? messages : out;
+export type PrefixHandling = "mark" | "leave" | "remove";
+
+/** How one candidate's messages are sent: the order, and its trailing assistant's `prefix`. */
+export interface MessageOrdering {
+  readonly order: MessageOrder;
+  readonly prefix: PrefixHandling;
+}
+
+/**
+ * The messages rewritten into `ordering` (a bare order: its rules, a trailing assistant left as written), or the
+ * same array when nothing had to change (so a request that was already in order is sent byte for byte as the client
+ * wrote it). The client's objects are never changed: every changed message is a copy.
+ */
+export function orderMessages(
+  messages: readonly unknown[],
+  ordering: MessageOrder | MessageOrdering,
+): readonly unknown[] {
+  return orderMessagesWithChanges(messages, ordering).messages;
+}
+
+/** orderMessages, and what it changed (empty: the same array). */
+export function orderMessagesWithChanges(
+  messages: readonly unknown[],
+  ordering: MessageOrder | MessageOrdering,
+): { readonly messages: readonly unknown[]; readonly changes: readonly MessageChange[] } {
+  const { order, prefix } = typeof ordering === "string" ? { order: ordering, prefix: "leave" } : ordering;
+  if ((order === "any" && prefix !== "remove") || !messages.every(isMessage)) return { messages, changes: [] };
+  const changes: MessageChange[] = [];
+  let out: readonly Message[] = messages;
+  const step = (change: MessageChange, rewrite: (messages: readonly Message[]) => readonly Message[]): void => {
+    const next = rewrite(out);
+    if (!isSameList(next, out)) changes.push(change);
+    out = next;
+  };
+  if (order !== "any") {
+    step("system_folded", foldLateSystem);
+    step("tool_bridged", bridgeToolToUser);
+    if (order === "alternate") step("users_merged", mergeConsecutiveUsers);
+    else if (prefix === "mark") step("prefix_marked", markTrailingPrefix);
+  }
+  if (prefix === "remove") step("prefix_removed", removePrefixes);
+  return isSameList(out, messages) ? { messages, changes: [] } : { messages: out, changes };
+}
+
+function isSameList(first: readonly unknown[], second: readonly unknown[]): boolean {
+  return first.length === second.length && first.every((message, index) => message === second[index]);
 }
 
 function isMessage(value: unknown): value is Message {
@@ -164,11 +240,21 @@ function mergeConsecutiveUsers(messages: readonly Message[]): Message[] {
  * Mistral serves a conversation ending with an assistant message only as a prefix of its answer (`prefix: true`),
  * which is what such a request means (a prefill). An assistant turn with tool calls is not a prefix: left as is.
  */
-function markTrailingPrefix(messages: Message[]): Message[] {
+function markTrailingPrefix(messages: readonly Message[]): readonly Message[] {
   const last = messages.at(-1);
   if (last === undefined || last.role !== "assistant" || last.prefix === true) return messages;
   if (Array.isArray(last.tool_calls) && last.tool_calls.length > 0) return messages;
   return [...messages.slice(0, -1), { ...last, prefix: true }];
+}
+
+/** Every message without its `prefix` field (a host that refuses unknown message fields refused it). */
+function removePrefixes(messages: readonly Message[]): readonly Message[] {
+  if (!messages.some((message) => "prefix" in message)) return messages;
+  return messages.map((message) => {
+    if (!("prefix" in message)) return message;
+    const { prefix: _prefix, ...rest } = message;
+    return rest;
+  });
 }
 
 function isEmpty(content: unknown): boolean {
@@ -212,6 +298,23 @@ function partsOf(content: unknown): unknown[] {
   return [];
 }
 
+/** What a lesson book answers: a learned refusal of one of `features` (limits/refused-features.ts). */
+export interface LearnedRefusals {
+  refusalOf?(
+    deployment: Deployment,
+    features: readonly string[],
+  ): { readonly feature: string; readonly reason?: string } | undefined;
+}
+
+/** Where a candidate's order comes from, as route explanations say it. */
+export type MessageOrderSource = "config" | "model_id" | "learned" | "default";
+
+export interface ExplainedMessageOrdering extends MessageOrdering {
+  readonly source: MessageOrderSource;
+  /** The refusal a learned order or a learned `prefix` refusal came from. */
+  readonly learnedFrom?: string;
+}
+
 /** The order a deployment's messages are sent in: its config (model, provider), its id, what it taught. */
 export function deploymentMessageOrder(deployment: Deployment, learned: MessageOrder | undefined): MessageOrder {
   return messageOrderOf(
@@ -222,6 +325,40 @@ export function deploymentMessageOrder(deployment: Deployment, learned: MessageO
   );
 }
 
+/** How a deployment's messages are sent now: its order, and its trailing assistant's `prefix` (PrefixHandling). */
+export function deploymentMessageOrdering(deployment: Deployment, book: LearnedRefusals): MessageOrdering {
+  const { order, prefix } = explainMessageOrdering(deployment, book);
+  return { order, prefix };
+}
+
+/** deploymentMessageOrdering with where it comes from (route explanations). */
+export function explainMessageOrdering(deployment: Deployment, book: LearnedRefusals): ExplainedMessageOrdering {
+  const learned = book.refusalOf?.(deployment, LEARNED_ORDER_FEATURES);
+  const learnedOrder = learned === undefined ? undefined : orderOfFeature(learned.feature);
+  const configured = deployment.model.messageOrder ?? deployment.provider.settings.messageOrder;
+  const order = deploymentMessageOrder(deployment, learnedOrder);
+  const isLearned = order !== deploymentMessageOrder(deployment, undefined);
+  const source: MessageOrderSource = isLearned
+    ? "learned"
+    : configured !== undefined
+      ? "config"
+      : order === "strict"
+        ? "model_id"
+        : "default";
+  const prefixRefusal = book.refusalOf?.(deployment, [PREFIX_REFUSED_FEATURE]);
+  const prefix: PrefixHandling =
+    prefixRefusal !== undefined ? "remove" : deployment.provider.settings.assistantPrefix ? "mark" : "leave";
+  const learnedFrom = [isLearned ? learned?.reason : undefined, prefixRefusal?.reason].filter(
+    (reason): reason is string => reason !== undefined,
+  );
+  return { order, prefix, source, ...(learnedFrom.length === 0 ? {} : { learnedFrom: learnedFrom.join("; ") }) };
+}
+
+/** Two orderings send the same messages differently. */
+export function isSameOrdering(first: MessageOrdering, second: MessageOrdering): boolean {
+  return first.order === second.order && first.prefix === second.prefix;
+}
+
 /**
  * A learned order is kept as a refused "feature" of the deployment (limits/refused-features.ts: its lifetime, state
  * file, Redis sharing and admin reset). No request carries such a feature, so the router never ranks a candidate
@@ -229,17 +366,21 @@ export function deploymentMessageOrder(deployment: Deployment, learned: MessageO
  */
 export const LEARNED_ORDER_FEATURES: readonly string[] = ["message_order:alternate", "message_order:strict"];
 
+/** The deployment's host refused a message's `prefix` field: kept like a learned order, and sent no more. */
+export const PREFIX_REFUSED_FEATURE = "message_order:prefix";
+
 export function learnedOrderFeature(order: MessageOrder): string {
   return `message_order:${order}`;
 }
 
-/** The order a deployment has learned (LEARNED_ORDER_FEATURES), the stronger one first. */
-export function learnedOrderOf(
-  book: { refusalOf?(deployment: Deployment, features: readonly string[]): { readonly feature: string } | undefined },
-  deployment: Deployment,
-): MessageOrder | undefined {
-  const feature = book.refusalOf?.(deployment, LEARNED_ORDER_FEATURES)?.feature;
+function orderOfFeature(feature: string): MessageOrder | undefined {
   if (feature === "message_order:alternate") return "alternate";
   if (feature === "message_order:strict") return "strict";
   return undefined;
+}
+
+/** The order a deployment has learned (LEARNED_ORDER_FEATURES), the stronger one first. */
+export function learnedOrderOf(book: LearnedRefusals, deployment: Deployment): MessageOrder | undefined {
+  const feature = book.refusalOf?.(deployment, LEARNED_ORDER_FEATURES)?.feature;
+  return feature === undefined ? undefined : orderOfFeature(feature);
 }

@@ -1,10 +1,17 @@
 // `GET /v1/gateway/route?model=X` and `llm-gateway route X --explain`: the plan a request for X would get
 // right now, with every score term and, for each candidate left out, why.
-import { isoTime } from "../clock.ts";
+import { type Clock, isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
+import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import {
+  explainMessageOrdering,
+  type MessageOrder,
+  type MessageOrderSource,
+  type PrefixHandling,
+} from "../providers/message-order.ts";
 import { boardQuality, type ModelProfile } from "../scoring/model-profile.ts";
 import type { HealthPenaltyTerm, ScoreBreakdown } from "../scoring/score.ts";
 import { type ContextLimits, contextFit, isSharedWindow } from "./context-fit.ts";
@@ -27,6 +34,9 @@ export interface RouteExplainSource {
   };
   /** `isProbe`: the terms as a recovery probe is ranked (its failures ignored). */
   explainScore(deployment: Deployment, options?: { readonly isProbe?: boolean }): ScoreBreakdown | undefined;
+  /** The learned refusals (a learned role order, a refused `prefix`), read at `clock`'s time. */
+  readonly refusedFeatures?: Pick<RefusedFeatures, "refusalOf">;
+  readonly clock?: Clock;
 }
 
 export interface ExplainedTerm {
@@ -99,6 +109,18 @@ export interface ExplainedCandidate {
    * is the operator's, not the client's to read); null without rules.
    */
   readonly body_rules: { defaults: string[]; override: string[]; drop: string[] } | null;
+  /**
+   * How this candidate's chat messages are rewritten before they are sent (docs/configuration.md "Message order"):
+   * `order` (`strict`, `alternate`), where it comes from (`config`, `model_id`: a Mistral-family id, `learned`: a
+   * refusal it answered, in `learned_from`), and `prefix`: `mark` (a trailing assistant gets `prefix: true`), `leave`
+   * (sent as written), `remove` (the host refused the field). Null when the messages go as the client wrote them.
+   */
+  readonly message_order: {
+    order: MessageOrder;
+    source: MessageOrderSource;
+    prefix: PrefixHandling;
+    learned_from: string | null;
+  } | null;
 }
 
 export interface RouteExplanation {
@@ -182,6 +204,20 @@ export function explainRoute(
       )?.description ?? null
     );
   };
+  const learned = {
+    refusalOf: (deployment: Deployment, features: readonly string[]) =>
+      runtime.refusedFeatures?.refusalOf(deployment.key, features, runtime.clock?.now() ?? 0),
+  };
+  const messageOrderOf = (deployment: Deployment): ExplainedCandidate["message_order"] => {
+    const ordering = explainMessageOrdering(deployment, learned);
+    if (ordering.order === "any" && ordering.prefix !== "remove") return null;
+    return {
+      order: ordering.order,
+      source: ordering.source,
+      prefix: ordering.prefix,
+      learned_from: ordering.learnedFrom ?? null,
+    };
+  };
   const describe = (candidate: RouteCandidate, rank: number): ExplainedCandidate => {
     const { deployment, score, board } = candidate;
     const isProbe = candidate.isProbe === true;
@@ -264,6 +300,7 @@ export function explainRoute(
               override: Object.keys(deployment.body.override),
               drop: [...deployment.body.drop],
             },
+      message_order: messageOrderOf(deployment),
     };
   };
   return {

@@ -3,12 +3,13 @@
 
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
-import type { MessageOrder } from "../config/message-orders.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
+import { isRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import type { MessageOrdering } from "../providers/message-order.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -72,8 +73,8 @@ export interface AttemptContext {
   readonly native: NativeCall | undefined;
   /** The API this candidate is called with: `chat`, or the native call's. */
   readonly api: UpstreamApi;
-  /** The role order this candidate's chat messages are sent in (providers/message-order.ts). */
-  readonly messageOrder: MessageOrder;
+  /** The role order this candidate's chat messages are sent in, and its `prefix` (providers/message-order.ts). */
+  readonly messageOrdering: MessageOrdering;
 }
 
 /**
@@ -147,8 +148,22 @@ export function errorStatusFailure(
     // A native call went to another path (`/responses`) than the one the plan is made for: its route refusal is
     // recorded but teaches nothing about the planned endpoint.
     context.native === undefined ? context.request.endpointPath : undefined,
+    sentOf(context),
   );
   return failed(lesson, statusCode, verdict, headersMs);
+}
+
+/**
+ * The request an attempt sent, for what its refusal may teach (lessons.ts): the client's body, and whether a message
+ * carried `prefix` (the candidate's ordering marks a trailing assistant, or the client wrote one itself).
+ */
+function sentOf(context: AttemptContext): { readonly body: unknown; readonly hasPrefix: boolean } {
+  const body = context.native?.body ?? context.request.body;
+  const messages = body.messages;
+  const hasPrefix =
+    context.messageOrdering.prefix === "mark" ||
+    (Array.isArray(messages) && messages.some((message) => isRecord(message) && "prefix" in message));
+  return { body, hasPrefix };
 }
 
 export function failed(lesson: Lesson, status?: number, verdict?: Verdict, headersMs?: number): AttemptResult {

@@ -10,7 +10,12 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import { sentRulesOf } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { deploymentMessageOrder, learnedOrderOf } from "../providers/message-order.ts";
+import {
+  deploymentMessageOrdering,
+  type MessageChange,
+  type MessageOrdering,
+  orderMessagesWithChanges,
+} from "../providers/message-order.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
@@ -57,6 +62,8 @@ export async function attemptOnce(
   remainingMs: number,
   releaseSlot: () => void = () => {},
   onSent: () => void = () => {},
+  /** How its messages are sent (the caller's, to compare with what the attempt then teaches). Default: as now. */
+  messageOrdering: MessageOrdering = deploymentMessageOrdering(deployment, services),
 ): Promise<AttemptResult> {
   const controller = new AbortController();
   const deadline = new AbortController();
@@ -91,7 +98,7 @@ export async function attemptOnce(
       deadline: deadline.signal,
       native,
       api: native?.api ?? "chat",
-      messageOrder: deploymentMessageOrder(deployment, learnedOrderOf(services, deployment)),
+      messageOrdering,
     });
   } finally {
     clearTimeout(deadlineTimer);
@@ -133,7 +140,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
         bodyRules: sentRulesOf(deployment, request.isLegacyCompletion),
         api: context.api,
         spentOutputTokens: request.spentOutputTokens,
-        messageOrder: context.messageOrder,
+        messageOrder: context.messageOrdering,
       }),
     contentType: multipart?.payload.contentType,
     isBinaryAnswer: request.isBinaryAnswer,
@@ -266,6 +273,24 @@ function clientAskedForUsage(body: Readonly<Record<string, unknown>>): boolean {
 }
 
 /** The native call for this candidate, if the request has one and the candidate's provider speaks it. */
+/**
+ * What the candidate's role order changes in the chat messages an attempt sends (the record's `messageChanges`): the
+ * rewrite buildPayload makes, found the same way. Empty for a body that has no chat messages (a native Responses
+ * call, audio, a rerank, a moderation's own calls) or that needed no change. Computed apart from the payload, and
+ * only for an order that may change something, so that the usual request (`any`) pays nothing for it.
+ */
+export function messageChangesOf(
+  request: ForwardRequest,
+  deployment: Deployment,
+  ordering: MessageOrdering,
+): readonly MessageChange[] {
+  if (ordering.order === "any" && ordering.prefix !== "remove") return [];
+  if (request.isMultipart === true || request.isRerank === true || request.isModeration === true) return [];
+  if (nativeCallFor(request, deployment) !== undefined) return [];
+  const messages = request.body.messages;
+  return Array.isArray(messages) ? orderMessagesWithChanges(messages, ordering).changes : [];
+}
+
 function nativeCallFor(request: ForwardRequest, deployment: Deployment): NativeCall | undefined {
   const native = request.native;
   if (native === undefined) return undefined;

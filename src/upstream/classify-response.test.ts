@@ -35,6 +35,7 @@ describe("refusalOf: whose fault a 4xx is", () => {
     [422, "Extra inputs are not permitted", undefined, "unsupported"],
     [400, "response_format `json_schema` is not supported by llama-3.1-8b-instant", undefined, "unsupported"],
     [400, "Function calling is not enabled for this model", undefined, "unsupported"],
+    [400, "Additional properties are not allowed ('prefix' was unexpected) - 'messages.1'", undefined, "unsupported"],
     [
       400,
       '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',

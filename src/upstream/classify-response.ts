@@ -65,10 +65,11 @@ const MODEL_GONE =
 // A parameter or feature this candidate refuses, which another may take (vLLM's "Extra inputs are not permitted",
 // OpenAI's "Unrecognized request argument", "... is not supported with this model", "This model does not support
 // tools", "Function calling is not enabled for this model", a vLLM server started without tool parsing:
-// "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set"). A request every
+// "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set", a JSON-schema validated
+// API's "Additional properties are not allowed ('prefix' was unexpected)"). A request every
 // candidate refuses still reaches the client as the first refusal, word for word.
 const UNSUPPORTED =
-  /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)|not enabled for this model|--enable-auto-tool-choice/i;
+  /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)|additional properties are not allowed|not enabled for this model|--enable-auto-tool-choice/i;
 
 // A 404 (or a 200-less 405) from the web server's router rather than from the API: the PATH does not exist, whatever
 // the model. As real servers word it: OpenAI's "Invalid URL (POST /v1/x)", FastAPI's (vLLM, LiteLLM, SGLang)
@@ -167,7 +168,7 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   if (isModelNamed) return "model_unavailable";
   // A role-order refusal (Mistral's `invalid_request_message_order`, a chat template's alternation error): another
   // candidate takes the same messages, and this one takes them rewritten (providers/message-order.ts).
-  if (UNSUPPORTED.test(error.message) || orderRefusedBy(error.message) !== undefined) return "unsupported";
+  if (UNSUPPORTED.test(error.message) || orderRefusedBy(error) !== undefined) return "unsupported";
   return "request";
 }
 

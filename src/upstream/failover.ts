@@ -11,11 +11,11 @@ import { traitsOf } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { deploymentMessageOrder, learnedOrderOf } from "../providers/message-order.ts";
+import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-order.ts";
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
-import { type AttemptResult, attemptOnce } from "./attempt.ts";
+import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
 import { finalError, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
@@ -178,21 +178,33 @@ async function tryCandidate(
     }
     const startedAtMs = clock.now();
     const { reservation } = admission;
-    const orderSent = deploymentMessageOrder(deployment, learnedOrderOf(services, deployment));
-    const result = await attemptOnce(deployment, request, services, attemptMs, releaseSlot, () =>
-      services.attemptSent(reservation),
+    const orderSent = deploymentMessageOrdering(deployment, services);
+    const result = await attemptOnce(
+      deployment,
+      request,
+      services,
+      attemptMs,
+      releaseSlot,
+      () => services.attemptSent(reservation),
+      orderSent,
     );
     // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.
     const mayClearRefusals = result.ok && services.hasRefusedFeatures?.(deployment) !== false;
-    const report = reportOf(
-      deployment,
-      result,
-      startedAtMs,
-      clock.now() - startedAtMs,
-      admission.reservation,
-      mayClearRefusals ? request.features : undefined,
-      services.redact,
-    );
+    // The record says what the role order changed in the messages this attempt sent: a client can see why its
+    // conversation reached this candidate otherwise than it wrote it (docs/observability.md).
+    const changes = messageChangesOf(request, deployment, orderSent);
+    const report: AttemptReport = {
+      ...reportOf(
+        deployment,
+        result,
+        startedAtMs,
+        clock.now() - startedAtMs,
+        admission.reservation,
+        mayClearRefusals ? request.features : undefined,
+        services.redact,
+      ),
+      ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
+    };
     attempts.push(report);
     services.attemptEnded(
       deployment,
@@ -208,13 +220,19 @@ async function tryCandidate(
     if (report.outcome === "client_aborted") throw new ClientAbortedError();
     if (result.verdict?.kind === "rejected") {
       if (result.verdict.refusal === "request") throw rejectedError(result.verdict, report, services.redact);
-      // A role-order refusal the recorder has just learned from (lessons.ts): the same candidate once more, with its
-      // messages rewritten into that order, before any other (it was ranked first for this request).
+      // A role-order refusal the recorder has just learned from (lessons.ts), or a refusal of the `prefix` field: the
+      // same candidate once more, with its messages rewritten into that order (or without the field), before any
+      // other (it was ranked first for this request).
       // Only with an attempt left for it: else the refusal is kept below, and the client gets it (a 400) when no
       // other candidate answers, not a gateway error about an attempt never made.
-      const orderNow = deploymentMessageOrder(deployment, learnedOrderOf(services, deployment));
+      const orderNow = deploymentMessageOrdering(deployment, services);
       const hasAttemptLeft = attempts.length < routing.maxAttempts && clock.now() < state.deadlineMs;
-      if (!hasRetriedInOrder && hasAttemptLeft && orderNow !== orderSent && report.outcome === "unsupported") {
+      if (
+        !hasRetriedInOrder &&
+        hasAttemptLeft &&
+        !isSameOrdering(orderNow, orderSent) &&
+        report.outcome === "unsupported"
+      ) {
         hasRetriedInOrder = true;
         continue;
       }

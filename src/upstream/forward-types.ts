@@ -4,11 +4,13 @@
 
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
+import type { MessageOrder } from "../config/message-orders.ts";
 import type { RoutingSettings, UpstreamLimits } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import type { MessageChange } from "../providers/message-order.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
@@ -106,6 +108,10 @@ export interface AttemptReport {
   readonly isRequestTooLarge?: true;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
   readonly unsentCalls?: number;
+  /** The role order that changed the messages sent (providers/message-order.ts); absent when nothing changed. */
+  readonly messageOrder?: MessageOrder;
+  /** What that rewrite changed, in order (MessageChange); absent when nothing changed. */
+  readonly messageChanges?: readonly MessageChange[];
 }
 
 /** A candidate passed over at attempt time (cooling down since the plan was made, or too small a context). */
@@ -217,7 +223,10 @@ export interface FailoverServices {
    * The deployment's learned refusal of one of `features`, if one holds now (limits/refused-features.ts): how a
    * learned role order is read (providers/message-order.ts `learnedOrderOf`). Default: none learned.
    */
-  refusalOf?(deployment: Deployment, features: readonly string[]): { readonly feature: string } | undefined;
+  refusalOf?(
+    deployment: Deployment,
+    features: readonly string[],
+  ): { readonly feature: string; readonly reason?: string } | undefined;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   /** `requests`: the upstream calls the attempt makes (a Llama Guard moderation's one per input), each counted. */
   admit(deployment: Deployment, tokens: number, requests: number): Admission | Promise<Admission>;

@@ -123,6 +123,24 @@ describe("an unsupported refusal teaches the feature it names", () => {
     assert.ok(alternate?.kind === "refused_feature" && alternate.feature === "message_order:alternate");
   });
 
+  it("a role-order phrase that is also in the request sent (an echo) teaches nothing; a refused `prefix` is learned", () => {
+    const echo = refusal("Blocked input: 'explain why roles must alternate'");
+    const sent = { messages: [{ role: "user", content: "explain why roles must alternate" }] };
+    const asSent = { body: sent, hasPrefix: false };
+    assert.deepEqual(lessonFromVerdict(echo, settings(), NOW_MS, undefined, [], undefined, asSent).effects, []);
+    const prefixRefusal = refusal(
+      "[{'type': 'extra_forbidden', 'loc': ('body', 'messages', 1, 'prefix'), 'msg': 'Extra inputs are not permitted'}]",
+    );
+    const withPrefix = { body: sent, hasPrefix: true };
+    const [prefix] = lessonFromVerdict(prefixRefusal, settings(), NOW_MS, undefined, [], undefined, withPrefix).effects;
+    assert.ok(prefix?.kind === "refused_feature" && prefix.feature === "message_order:prefix");
+    // None was sent: the refusal is about something else, and teaches nothing about it.
+    assert.deepEqual(
+      lessonFromVerdict(prefixRefusal, settings(), NOW_MS, undefined, [], undefined, asSent).effects,
+      [],
+    );
+  });
+
   it("not tied, or not an unsupported refusal: nothing learned", () => {
     assert.deepEqual(kinds(refusal("Extra inputs are not permitted"), settings()), []);
     assert.deepEqual(

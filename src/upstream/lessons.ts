@@ -12,7 +12,12 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import { concurrencyFromBody, type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
-import { learnedOrderFeature, orderRefusedBy } from "../providers/message-order.ts";
+import {
+  isPrefixRefusal,
+  learnedOrderFeature,
+  orderRefusedBy,
+  PREFIX_REFUSED_FEATURE,
+} from "../providers/message-order.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { Verdict } from "./classify-response.ts";
 import { refusedFeature } from "./refused-feature.ts";
@@ -119,6 +124,11 @@ export function lessonFromVerdict(
   features: readonly RequestFeature[] = [],
   /** The endpoint's path below the base URL (EndpointSpec `upstreamPath`), which a route refusal is about. */
   endpointPath?: string,
+  /**
+   * What was sent: `body`, the request (a role-order phrase that is also in it may be an echo of it, and teaches
+   * nothing); `hasPrefix`, whether a message carried Mistral's `prefix` (only then may a refusal naming it teach).
+   */
+  sent?: { readonly body: unknown; readonly hasPrefix: boolean },
 ): Lesson {
   switch (verdict.kind) {
     case "success":
@@ -186,8 +196,13 @@ export function lessonFromVerdict(
         };
       }
       if (verdict.refusal === "unsupported") {
-        const order = orderRefusedBy(verdict.error.message);
-        const feature = order === undefined ? refusedFeature(verdict.error, features) : learnedOrderFeature(order);
+        const order = orderRefusedBy(verdict.error, sent?.body);
+        const feature =
+          order !== undefined
+            ? learnedOrderFeature(order)
+            : sent?.hasPrefix === true && isPrefixRefusal(verdict.error)
+              ? PREFIX_REFUSED_FEATURE
+              : refusedFeature(verdict.error, features);
         const reason = verdict.error.message;
         const gist = gistOf(reason);
         return {

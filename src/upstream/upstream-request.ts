@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { type MessageOrder, orderMessages } from "../providers/message-order.ts";
+import { type MessageOrder, type MessageOrdering, orderMessages } from "../providers/message-order.ts";
 import { asksForText, encodeMultipart, type MultipartPayload, multipartBody } from "./multipart-payload.ts";
 
 export interface UpstreamCall {
@@ -146,8 +146,11 @@ export interface PayloadOptions {
   readonly api?: "chat" | "responses";
   /** Output tokens a prefill continuation's client already has (ForwardRequest.spentOutputTokens). */
   readonly spentOutputTokens?: number | undefined;
-  /** The candidate's role order (providers/message-order.ts): its chat messages rewritten into it. Default `any`. */
-  readonly messageOrder?: MessageOrder | undefined;
+  /**
+   * The candidate's role order and `prefix` handling (providers/message-order.ts): its chat messages rewritten into
+   * it. Default `any`.
+   */
+  readonly messageOrder?: MessageOrder | MessageOrdering | undefined;
 }
 
 /**

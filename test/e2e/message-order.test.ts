@@ -3,8 +3,10 @@
 // (`invalid_request_message_order`, code 3230) when it is wrong, and answers otherwise. Claude Code's replayed
 // requests, a tool -> user conversation, the other providers of the same config, and the learned path.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
+import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import {
   chatCompletion,
@@ -167,6 +169,100 @@ const TOOL_THEN_USER: Message[] = [
 
 const TOOLS = [{ type: "function", function: { name: "screenshot", parameters: { type: "object", properties: {} } } }];
 
+const PREFILL: Message[] = [
+  { role: "user", content: "Write a haiku." },
+  { role: "assistant", content: "Autumn" },
+];
+
+/**
+ * A Mistral model behind a server that validates messages as a typed schema and refuses unknown fields (vLLM's,
+ * NIM's): its 400 as vLLM words a pydantic `extra_forbidden`. A trailing assistant without the field is served (a
+ * prefix, as vLLM's Mistral tokenizer reads it).
+ */
+function playValidatingHost(mock: MockUpstream): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+    const body = request.body as { model: string; messages: Message[] };
+    const index = body.messages.findIndex((message) => "prefix" in message);
+    if (index >= 0) {
+      return {
+        kind: "json",
+        status: 400,
+        body: {
+          object: "error",
+          message: `[{'type': 'extra_forbidden', 'loc': ('body', 'messages', ${index}, 'prefix'), 'msg': 'Extra inputs are not permitted', 'input': True}]`,
+          type: "BadRequestError",
+          param: null,
+          code: 400,
+        },
+      };
+    }
+    return { kind: "json", body: chatCompletion("Served.", body.model) };
+  });
+}
+
+/**
+ * `nim`: a Mistral-family id on a validating host, no preset. `proxied`: the mistral preset (it says the host takes
+ * `prefix`) in front of such a host, as a proxy or a self-hosted deployment named with the preset would be.
+ */
+async function hostsScene(t: Parameters<typeof useMock>[0]) {
+  const [nim, proxied] = [await useMock(t), await useMock(t)];
+  playValidatingHost(nim);
+  playValidatingHost(proxied);
+  const gateway = await useGateway(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+providers:
+  - name: nim
+    base_url: ${nim.baseUrl}
+    api_key: sk-nim
+    retries: 0
+    models:
+      m: { id: mistralai/mistral-small-24b-instruct }
+  - name: proxied
+    preset: mistral
+    base_url: ${proxied.baseUrl}
+    api_key: sk-proxied
+    retries: 0
+    limits: { rps: 1000 }
+    models:
+      m: { id: mistral-small-latest }
+request_log:
+  enabled: true
+`,
+  );
+  return { nim, proxied, gateway };
+}
+
+interface OrderRecord {
+  attempts: { provider: string; outcome: string; messageOrder?: string; messageChanges?: string[] }[];
+}
+
+/** The request log's chat records, newest first. */
+async function orderRecords(gateway: Scene["gateway"]): Promise<OrderRecord[]> {
+  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=20", { headers: AUTH });
+  assert.equal(listed.status, 200, listed.text);
+  return (listed.json as { data: OrderRecord[] }).data;
+}
+
+/** Each candidate's `message_order` in the route explanation of `model`, by provider. */
+interface ExplainedOrder {
+  order: string;
+  source: string;
+  prefix: string;
+  learned_from: string | null;
+}
+
+async function explainedOrders(gateway: Scene["gateway"], model: string): Promise<Map<string, ExplainedOrder | null>> {
+  const route = await send(gateway, "GET", `/v1/gateway/route?model=${model}`, { headers: AUTH });
+  assert.equal(route.status, 200, route.text);
+  const candidates = (route.json as { candidates: { provider: string; message_order: ExplainedOrder | null }[] })
+    .candidates;
+  return new Map(candidates.map((candidate) => [candidate.provider, candidate.message_order]));
+}
+
 describe("message order for strict providers", () => {
   test("Claude Code's two requests through the Mistral preset are served: the late system turn is folded into the user's", async (t) => {
     const { strict, lenient, gateway } = await scene(t);
@@ -212,15 +308,64 @@ describe("message order for strict providers", () => {
     assert.equal(chatRequests(strict).length, 1);
   });
 
-  test("a prefill (a trailing assistant message) is sent to Mistral with prefix: true", async (t) => {
+  test("a prefill (a trailing assistant message) is sent to Mistral's API (the preset) with prefix: true, and the record says so", async (t) => {
     const { strict, gateway } = await scene(t);
-    const prefill = [
-      { role: "user", content: "Write a haiku." },
-      { role: "assistant", content: "Autumn" },
-    ];
-    const answer = await postChat(gateway, { model: "devstral/d", messages: prefill }, AUTH);
+    const answer = await postChat(gateway, { model: "mistral/m", messages: PREFILL }, AUTH);
     assert.equal(answer.status, 200, answer.text);
     assert.deepEqual(sentMessages(strict, 0).at(-1), { role: "assistant", content: "Autumn", prefix: true });
+    // The request log's record says which rewrite the attempt's messages got, and what it changed.
+    const record = (await orderRecords(gateway))[0];
+    assert.deepEqual(
+      record?.attempts.map((attempt) => [attempt.provider, attempt.messageOrder, attempt.messageChanges]),
+      [["mistral", "strict", ["prefix_marked"]]],
+    );
+  });
+
+  test("a prefill to a Mistral-family id on a host not known to take `prefix` (vLLM, NIM) is sent as written, not with the field it refuses", async (t) => {
+    const { nim, gateway } = await hostsScene(t);
+    const answer = await postChat(gateway, { model: "nim/m", messages: PREFILL }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(chatRequests(nim).length, 1, "served at its first attempt");
+    assert.deepEqual(sentMessages(nim, 0), PREFILL);
+    // Its other rules still apply: a late system turn is folded, and the record says that (not a prefix).
+    const late = [...PREFILL.slice(0, 1), { role: "system", content: "Rhyme." }, ...PREFILL.slice(1)];
+    const folded = await postChat(gateway, { model: "nim/m", messages: late }, AUTH);
+    assert.equal(folded.status, 200, folded.text);
+    assert.deepEqual(sentMessages(nim, 1), [
+      { role: "user", content: "Write a haiku.\n\nRhyme." },
+      { role: "assistant", content: "Autumn" },
+    ]);
+    const record = (await orderRecords(gateway))[0];
+    assert.deepEqual(
+      record?.attempts.map((attempt) => [attempt.messageOrder, attempt.messageChanges]),
+      [["strict", ["system_folded"]]],
+    );
+  });
+
+  test("a host that takes `prefix` by its preset but refuses it is retried at once without it, and learns it", async (t) => {
+    const { proxied, gateway } = await hostsScene(t);
+    const answer = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.headers["x-gateway-attempts"], "2");
+    assert.deepEqual(sentMessages(proxied, 0).at(-1), { role: "assistant", content: "Autumn", prefix: true });
+    assert.deepEqual(sentMessages(proxied, 1), PREFILL, "then sent without the field");
+    const learned = rowOf(await statsOf(gateway, AUTH), "proxied/m").refused_features;
+    assert.deepEqual(
+      learned.map((refusal) => refusal.feature),
+      ["message_order:prefix"],
+    );
+    // The route explanation says so, and why.
+    const route = await send(gateway, "GET", "/v1/gateway/route?model=proxied/m", { headers: AUTH });
+    const ordering = (route.json as { candidates: { message_order: Record<string, unknown> | null }[] }).candidates[0]
+      ?.message_order;
+    assert.equal(ordering?.order, "strict");
+    assert.equal(ordering?.prefix, "remove");
+    assert.match(String(ordering?.learned_from), /Extra inputs are not permitted/);
+    // The next prefill goes without it at once.
+    const again = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(chatRequests(proxied).length, 3);
+    assert.deepEqual(sentMessages(proxied, 2), PREFILL);
   });
 
   test("the other providers of the same config get the client's messages unchanged", async (t) => {
@@ -257,6 +402,85 @@ describe("message order for strict providers", () => {
     assert.equal(again.status, 200, again.text);
     assert.equal(chatRequests(learner).length, 3, "learned: the next request is rewritten at its first attempt");
     assert.equal(mistralVerdict(sentMessages(learner, 2)), undefined);
+    // The records say which attempt was rewritten, and how; the route explanation, that the order was learned.
+    const [latest, first] = await orderRecords(gateway);
+    assert.deepEqual(
+      first?.attempts.map((attempt) => [attempt.outcome, attempt.messageOrder, attempt.messageChanges]),
+      [
+        ["unsupported", undefined, undefined],
+        ["success", "strict", ["tool_bridged"]],
+      ],
+    );
+    assert.deepEqual(latest?.attempts[0]?.messageChanges, ["tool_bridged"]);
+    const route = await explainedOrders(gateway, "l");
+    assert.equal(route.get("learner")?.source, "learned");
+    assert.match(String(route.get("learner")?.learned_from), /Unexpected role 'user' after role 'tool'/);
+  });
+
+  test("the route explanation says each candidate's order, where it comes from and what becomes of a prefill", async (t) => {
+    const { gateway } = await scene(t);
+    const m = await explainedOrders(gateway, "m");
+    assert.deepEqual(m.get("mistral"), { order: "strict", source: "config", prefix: "mark", learned_from: null });
+    assert.equal(m.get("lenient"), null, "sent as the client wrote them");
+    const d = await explainedOrders(gateway, "d");
+    assert.deepEqual(d.get("devstral"), { order: "strict", source: "model_id", prefix: "leave", learned_from: null });
+
+    // `route --explain` prints the same, one line per candidate that is rewritten.
+    const dir = tempDir(t);
+    const path = join(dir, "config.yaml");
+    writeFileSync(
+      path,
+      `providers:
+  - name: mistral
+    preset: mistral
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-mistral
+    models:
+      m: { id: vendor/m-instruct }
+  - name: lenient
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-lenient
+    models:
+      m: { id: vendor/m-instruct }
+`,
+    );
+    const result = await runCli(["route", "m", "--explain", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^messages: mistral\/vendor\/m-instruct strict \(config\), prefix mark$/m);
+    assert.doesNotMatch(result.stdout, /messages: lenient/);
+  });
+
+  test("a 400 that echoes the client's prompt (which says \"roles must alternate\") teaches nothing: only the provider's own words do", async (t) => {
+    const { learner, gateway } = await scene(t);
+    // A moderation-style refusal quoting the prompt back, as validation errors and proxies do.
+    learner.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+      const body = request.body as { messages: Message[] };
+      const prompt = String(body.messages.at(-1)?.content);
+      return {
+        kind: "json",
+        status: 400,
+        body: {
+          error: { message: `Request blocked: input '${prompt}' is not allowed`, type: "invalid_request_error" },
+        },
+      };
+    });
+    const messages = [
+      { role: "user", content: "Some background." },
+      { role: "user", content: "Why must chat roles must alternate in Llama 2 templates?" },
+    ];
+    const answer = await postChat(gateway, { model: "learner/l", messages }, AUTH);
+    assert.equal(answer.status, 400, answer.text);
+    assert.match(answer.text, /Request blocked/);
+    assert.equal(chatRequests(learner).length, 1, "not retried in another order");
+    assert.deepEqual(rowOf(await statsOf(gateway, AUTH), "learner/l").refused_features, [], "nothing learned");
+    // The next request goes as the client wrote it (its two user turns not merged).
+    learner.setDefault(CHAT_ROUTE, (request: RecordedRequest) => ({
+      kind: "json",
+      body: chatCompletion("Served.", (request.body as { model: string }).model),
+    }));
+    const again = await postChat(gateway, { model: "learner/l", messages }, AUTH);
+    assert.equal(again.status, 200, again.text);
+    assert.deepEqual(sentMessages(learner, 1), messages);
   });
 
   test("with no attempt left for the retry in order, the client gets the provider's refusal (a 400), not a gateway error", async (t) => {
