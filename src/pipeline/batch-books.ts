@@ -206,10 +206,6 @@ export class BatchBooks {
     return this.#rows.putResult(batchId, result);
   }
 
-  results(batchId: string): Promise<readonly ResultRow[]> {
-    return this.#rows.results(batchId);
-  }
-
   /** Every result of the batch, a page at a time (batch-rows.ts `resultPages`). */
   resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
     return this.#rows.resultPages(batchId, pageBytes);

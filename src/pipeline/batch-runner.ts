@@ -7,7 +7,7 @@
 // sending anything and without its slot (the batch's lines for the same model wait with it, untried), then tries
 // again; an upstream 429 from every candidate waits its retry time the same way, and so does a 5xx from every
 // candidate before its next try (that line alone: the others for its model are tried meanwhile). A line never waits in
-// the live route queue either (the pipeline answers it at once, chat-request context `batchId`). A line
+// the live route queue either (plan-request.ts answers it at once, with the time to wait). A line
 // refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
 // route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot meanwhile), so a batch never takes
 // the budget a live request is waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the

@@ -74,7 +74,6 @@ export class EmbeddedBatchRows implements BatchRows {
       putResult: prepare(
         "INSERT OR IGNORE INTO batch_results (batch_id, line_index, is_error, line) VALUES (?, ?, ?, ?)",
       ),
-      results: prepare("SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? ORDER BY line_index"),
       resultPage: prepare(
         "SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? AND line_index > ? ORDER BY line_index LIMIT ?",
       ),
@@ -168,10 +167,6 @@ export class EmbeddedBatchRows implements BatchRows {
   }
 
   async dropLease(): Promise<void> {}
-
-  async results(batchId: string): Promise<readonly ResultRow[]> {
-    return ((await this.#unlocked(() => this.#statements.results?.all(batchId))) ?? []).map(toResult);
-  }
 
   async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
     const size = new PageSize(pageBytes);
