@@ -778,9 +778,9 @@ export class BatchRunner {
    * lease lapsed while this line ran) counts once: its usage and count are not added again.
    */
   async #written(active: ActiveBatch, result: ResultRow, answer?: unknown): Promise<void> {
-    let isNew: boolean;
+    let isKept: boolean;
     try {
-      isNew = await this.#books.putResult(active.id, result);
+      isKept = await this.#books.putResult(active.id, result);
     } catch (error) {
       // Once only logged, the line was then in neither file, for good (a state file locked past its wait, Redis away).
       if (this.#isStopping()) {
@@ -793,7 +793,7 @@ export class BatchRunner {
       this.#keepUnwritten(active, { result, answer }, error);
       return;
     }
-    if (isNew) await this.#counted(active, result, answer);
+    if (isKept) await this.#counted(active, result, answer);
   }
 
   /** A written result's count and usage, on the batch (its `request_counts` while it runs). */
@@ -843,15 +843,18 @@ export class BatchRunner {
           if (this.#isStopping()) return;
           // Its lease lost meanwhile (#renewAndTake): its kept results went with it.
           if (active.isSettled) break;
-          let isNew: boolean;
+          // This very result may be kept already (its first write landed, but its answer was lost: a timeout, a
+          // connection gone): putResult says so, and it counts now. Refused as already written, it counted only in
+          // the batch's final counts, one line behind while the batch ran.
+          let isKept: boolean;
           try {
-            isNew = await this.#books.putResult(active.id, kept.result);
+            isKept = await this.#books.putResult(active.id, kept.result);
           } catch {
             isRefused = true;
             return;
           }
           if (active.unwritten.delete(index)) this.#unwrittenCount -= 1;
-          if (isNew) {
+          if (isKept) {
             await this.#counted(active, kept.result, kept.answer).catch((error: unknown) =>
               this.#log.warn({ err: error, batchId: active.id }, "batch: a written line's count update failed"),
             );

@@ -53,7 +53,9 @@ export interface BatchRows {
   deleteBatch(id: string): Promise<boolean>;
   /**
    * Written once per line: a line kept again (a restart racing its write, two replicas after a lapsed lease) keeps its
-   * first result. True when this call wrote it.
+   * first result. True when the result kept is this one: written by this call, or by an earlier call with this same
+   * result whose answer was lost (a Redis write that timed out, or whose connection went, after it landed: the runner
+   * writes it again, and counts the line then, once). False when the line has another result.
    */
   putResult(batchId: string, result: ResultRow): Promise<boolean>;
   /**
@@ -162,7 +164,8 @@ export class MemoryBatchRows implements BatchRows {
   async putResult(batchId: string, result: ResultRow): Promise<boolean> {
     const results = this.#results.get(batchId) ?? new Map<number, ResultRow>();
     this.#results.set(batchId, results);
-    if (results.has(result.index)) return false;
+    const kept = results.get(result.index);
+    if (kept !== undefined) return kept.isError === result.isError && kept.line === result.line;
     results.set(result.index, result);
     return true;
   }

@@ -37,6 +37,8 @@ test("a line's result is kept once; results come back in line order", skip, asyn
   const [a, b] = [await rowsOn(redis.url, t), await rowsOn(redis.url, t)];
   assert.equal(await a.putResult("batch_1", { index: 2, isError: false, line: "two" }), true);
   assert.equal(await b.putResult("batch_1", { index: 2, isError: true, line: "two again" }), false);
+  // The same result again (its first write landed, its answer was lost): it is the one kept, added once.
+  assert.equal(await b.putResult("batch_1", { index: 2, isError: false, line: "two" }), true);
   assert.equal(await b.putResult("batch_1", { index: 0, isError: false, line: "zero" }), true);
   assert.deepEqual(await pagesOf(a, "batch_1", 1024), [["zero", "two"]]);
 });

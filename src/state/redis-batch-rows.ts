@@ -12,7 +12,9 @@
 //   {batches}:results:<id>   sorted set: the batch's finished lines (ResultRow JSON), scored by line index, so they
 //                            are read in line order as the state file's are (a list from an earlier version, in the
 //                            order the lines finished, is made one by the first script that touches it: inLineOrder)
-//   {batches}:done:<id>      hash: line index -> 1, so a line's result is added once whoever writes it
+//   {batches}:done:<id>      hash: line index -> the SHA-1 of its result's JSON, so a line's result is added once
+//                            whoever writes it, and a write of the same result again says it is the one kept
+//                            (earlier versions wrote 1: such a line's rewrite is refused, as it was then)
 //   {batches}:lease:<id>     string: the replica running the batch (SET NX PX, renewed while it runs)
 //   {batches}:lock           string: the writer holding the books' count bounds (see `exclusive`)
 // Keys named from an id are built in the scripts from a declared key of the same tag: the same Cluster slot.
@@ -68,9 +70,18 @@ inLineOrder(KEYS[1])
 return 1
 `;
 
-/** ARGV: index, result JSON. KEYS: results, done. 1 when added; 0 when the line already had its result. */
+/**
+ * ARGV: index, result JSON. KEYS: results, done. 1 when added, or already kept (the same JSON: this write again, after
+ * its first landed but its answer was lost); 0 when the line has another result.
+ */
 const PUT_RESULT_LUA = `${IN_LINE_ORDER_LUA}
-if redis.call('HSETNX', KEYS[2], ARGV[1], '1') == 0 then return 0 end
+local digest = redis.sha1hex(ARGV[2])
+local kept = redis.call('HGET', KEYS[2], ARGV[1])
+if kept then
+  if kept == digest then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], digest)
 inLineOrder(KEYS[1])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1
