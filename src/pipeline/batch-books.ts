@@ -201,13 +201,12 @@ export class BatchBooks {
     return (await this.batches()).filter((stored) => !isFinished(stored.batch.status)).map((stored) => stored.batch.id);
   }
 
-  /** True when this call wrote the line's result (a line has one, whoever wrote it first). */
+  /**
+   * True when the line's result kept is this one (a line has one, whoever wrote it first): written now, or by an
+   * earlier write of it whose answer was lost (batch-rows.ts `putResult`).
+   */
   putResult(batchId: string, result: ResultRow): Promise<boolean> {
     return this.#rows.putResult(batchId, result);
-  }
-
-  results(batchId: string): Promise<readonly ResultRow[]> {
-    return this.#rows.results(batchId);
   }
 
   /** Every result of the batch, a page at a time (batch-rows.ts `resultPages`). */

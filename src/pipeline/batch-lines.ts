@@ -114,24 +114,6 @@ export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(
-      () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      },
-      Math.max(1, ms),
-    );
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 /** Chat's `usage` (prompt/completion tokens) or the Responses API's (input/output tokens). */
 export function addUsage(into: MutableUsage, body: unknown): void {
   if (typeof body !== "object" || body === null) return;

@@ -5,10 +5,12 @@
 // Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling
 // down) is not failed: it waits until the soonest candidate frees (what the plan and the limits know), without
 // sending anything and without its slot (the batch's lines for the same model wait with it, untried), then tries
-// again; an upstream 429 from every candidate waits its retry time the same way. A line
+// again; an upstream 429 from every candidate waits its retry time the same way, and so does a 5xx from every
+// candidate before its next try (that line alone: the others for its model are tried meanwhile). A line never waits in
+// the live route queue either (plan-request.ts answers it at once, with the time to wait). A line
 // refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
-// route queue (`routing.queue_timeout_ms`), no batch line is sent, so a batch never takes the budget a live request is
-// waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
+// route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot meanwhile), so a batch never takes
+// the budget a live request is waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
 // lines not written, and no written line runs again. A result the store refuses is kept and written again (#rewrite):
 // no line starts meanwhile, and the batch does not end before it is written. Shared books (Redis): a batch is run by the replica holding its
 // lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
@@ -48,7 +50,6 @@ import {
   type MutableUsage,
   nextTurn,
   pipelineExecutor,
-  sleep,
   usageOf,
 } from "./batch-lines.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT } from "./endpoints.ts";
@@ -58,9 +59,9 @@ import type { GatewayRuntime } from "./gateway-runtime.ts";
 const INPUT_FILE_GONE = "invalid_file";
 /** ms between looks at the route queue while live requests wait in it. */
 const LIVE_FIRST_POLL_MS = 50;
-/** Longest single sleep while waiting for a limit (the plan is made again after it: a reload, a freed slot). */
+/** Longest single wait off a slot for a limit or a 5xx (the plan is made again after it: a reload, a freed slot). */
 const MAX_PACING_SLEEP_MS = 5_000;
-/** A sleep after a 429 that named no time. */
+/** A wait after a 429 that named no time; after the nth 5xx of a line, n times this. */
 const DEFAULT_RETRY_MS = 1_000;
 /** Tries of a line that failed with a 5xx (every candidate failing now) before it goes to the error file. */
 const MAX_SERVER_ERROR_TRIES = 3;
@@ -110,8 +111,6 @@ interface ActiveBatch {
   usage: MutableUsage;
   /** Aborted by the gateway's exit: the lines in flight are not written and run again after a restart. */
   readonly controller: AbortController;
-  /** Aborted by a cancel or the window's end: lines waiting for a limit stop waiting (those sent finish). */
-  readonly wake: AbortController;
   /** Its end is being written (once). */
   isSettled: boolean;
   /**
@@ -119,6 +118,11 @@ interface ActiveBatch {
    * end before they are written, and they are lost only with the process (then they have no row and run again).
    */
   readonly unwritten: Map<number, UnwrittenResult>;
+  /**
+   * Tries that ended in a 5xx from every candidate, by line, while the line pauses before its next (off its slot,
+   * parked under its own key: lineKey). Dropped when the line ends.
+   */
+  readonly serverErrors: Map<number, number>;
 }
 
 /** A batch's lines that wait for the same limit (one model and its fallbacks), until `untilMs`. */
@@ -137,8 +141,11 @@ interface PickedLine {
   readonly body: Record<string, unknown> | undefined;
 }
 
-/** A line's run ended (written, or to run again after a restart), or it waits `waitMs` for a limit, off its slot. */
-type LineOutcome = { readonly waitMs: number } | undefined;
+/**
+ * A line's run ended (written, or to run again after a restart), or it waits `waitMs` off its slot: for a limit, with
+ * the lines of its plan's key; or alone (`isLineOnly`: a pause after a 5xx, which says nothing of the other lines).
+ */
+type LineOutcome = { readonly waitMs: number; readonly isLineOnly?: boolean } | undefined;
 
 /** Lines moved from `pending` to a parked key in one pump at most (each is parsed): the event loop stays free. */
 const MAX_PARKED_PER_PUMP = 500;
@@ -178,6 +185,8 @@ export class BatchRunner {
   #rewriteTimer: NodeJS.Timeout | undefined;
   #rewriteDelayMs = FIRST_REWRITE_MS;
   #isRewriting = false;
+  /** Pumps again while live requests wait in the route queue (no line starts meanwhile). */
+  #liveFirstTimer: NodeJS.Timeout | undefined;
 
   constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
     this.#runtime = runtime;
@@ -280,6 +289,7 @@ export class BatchRunner {
     if (this.#expiryTimer !== undefined) clearInterval(this.#expiryTimer);
     if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer);
     if (this.#rewriteTimer !== undefined) clearTimeout(this.#rewriteTimer);
+    if (this.#liveFirstTimer !== undefined) clearTimeout(this.#liveFirstTimer);
     const running = [...this.#active.keys()];
     for (const active of this.#active.values()) {
       // Not dropWork: the lines parked are not done; they run again after a restart. Only their timers go.
@@ -351,7 +361,6 @@ export class BatchRunner {
     if (active.isCancelling) return;
     active.isCancelling = true;
     dropWork(active);
-    active.wake.abort();
     this.#settleIfDone(active);
   }
 
@@ -434,9 +443,9 @@ export class BatchRunner {
       failed: done.size - completed,
       usage: { input: 0, output: 0, cached: 0, reasoning: 0 },
       controller: new AbortController(),
-      wake: new AbortController(),
       isSettled: false,
       unwritten: new Map(),
+      serverErrors: new Map(),
     };
     if (active.isCancelling) active.pending.length = 0;
     // Resumed after its window ended (the gateway was down meanwhile): no line starts, it expires at once.
@@ -504,11 +513,15 @@ export class BatchRunner {
     );
   }
 
-  /** Starts lines while slots are free, in turn (nextBatch); a line that must wait for a limit gives its slot back. */
+  /**
+   * Starts lines while slots are free, in turn (nextBatch); a line that must wait (a limit, a pause after a 5xx) gives
+   * its slot back.
+   */
   #pump(): void {
     const concurrency = this.#runtime.snapshot.config.batches.concurrency;
     // While a finished line's result waits to be written, no line starts (the bound of #unwrittenCount).
     while (this.#inFlight < concurrency && !this.#isStopping() && this.#unwrittenCount === 0) {
+      if (this.#isLiveWaiting()) return;
       const active = this.#nextBatch();
       if (active === undefined) return;
       const picked = this.#nextLine(active);
@@ -521,7 +534,9 @@ export class BatchRunner {
       active.inFlight += 1;
       const running = this.#runLine(active, picked.line, picked.body)
         .then((outcome) => {
-          if (outcome !== undefined) this.#park(active, picked.key, picked.line.index, outcome.waitMs);
+          const { index } = picked.line;
+          if (outcome === undefined) active.serverErrors.delete(index);
+          else this.#park(active, outcome.isLineOnly === true ? lineKey(index) : picked.key, index, outcome.waitMs);
         })
         .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
         .finally(() => {
@@ -533,6 +548,23 @@ export class BatchRunner {
         });
       this.#settling.add(running);
     }
+  }
+
+  /**
+   * Live traffic first: while a live request waits in the route queue, no line starts (it would take the slot or the
+   * last of a budget that request waits for); the pump looks again every LIVE_FIRST_POLL_MS. Waiting here, not in a
+   * started line, holds no slot: the lines in flight finish and give theirs back.
+   */
+  #isLiveWaiting(): boolean {
+    if (this.#runtime.queuedRequests === 0) return false;
+    if (this.#liveFirstTimer === undefined) {
+      this.#liveFirstTimer = setTimeout(() => {
+        this.#liveFirstTimer = undefined;
+        this.#pump();
+      }, LIVE_FIRST_POLL_MS);
+      this.#liveFirstTimer.unref();
+    }
+    return true;
   }
 
   /**
@@ -552,8 +584,10 @@ export class BatchRunner {
           clearTimeout(due.group.timer);
           active.parked.delete(due.key);
         }
-        if (line !== undefined) return { line, key: due.key, body: bodyOrUndefined(active.input, line) };
-        continue;
+        if (line === undefined) continue;
+        // Its plan's key, not the group's: a line that paused alone (lineKey) waits with its model's lines next time.
+        const body = bodyOrUndefined(active.input, line);
+        return { line, key: planKey(body), body };
       }
       if (head === undefined) return "none";
       active.pending.shift();
@@ -626,8 +660,9 @@ export class BatchRunner {
   }
 
   /**
-   * One line, from its plan to its result written; or, when no candidate may serve it now because of limits (or a
-   * 429 from every one), how long it waits: it gives its slot back meanwhile (#park).
+   * One try of a line, from its plan to its result written; or, when no candidate may serve it now because of limits
+   * (or a 429 from every one), or after a 5xx from every one that leaves it tries, how long it waits: it gives its slot
+   * back meanwhile (#park), and is taken again after that.
    */
   async #runLine(
     active: ActiveBatch,
@@ -636,9 +671,6 @@ export class BatchRunner {
   ): Promise<LineOutcome> {
     const executor = this.#executors.get(active.endpoint);
     const signal = active.controller.signal;
-    // A wait ends on the exit, a cancel or the window's end; a request sent is ended only by the exit.
-    const waiting = AbortSignal.any([signal, active.wake.signal]);
-    let serverErrors = 0;
     const body = parsed ?? lineBody(active.input, line);
     // The door's own body limit holds for a line too: a live request this large is refused before it is read.
     const bodyLimitBytes = this.#runtime.snapshot.config.server.bodyLimitBytes;
@@ -654,65 +686,54 @@ export class BatchRunner {
       });
       return;
     }
-    for (;;) {
+    if (signal.aborted || this.#runtime.isShuttingDown) return;
+    // Not started: the line stays unanswered (an expired batch names it in its error file).
+    if (active.isCancelling || active.isExpiring) return;
+    const waitMs = this.#waitBeforeSending(active, body);
+    if (waitMs > 0) return { waitMs };
+    const requestId = randomIds("batch_req_");
+    let answer: LineAnswer;
+    try {
+      if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
+      answer = await this.#sent(executor, {
+        body,
+        client: active.owner === "" ? undefined : active.owner,
+        requestId,
+        batchId: active.id,
+        signal,
+        log: this.#log,
+      });
+    } catch (error) {
+      // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
       if (signal.aborted || this.#runtime.isShuttingDown) return;
-      if (active.isCancelling || active.isExpiring) {
-        // Not started: the line stays unanswered (an expired batch names it in its error file).
-        return;
+      const gatewayError = toGatewayError(error);
+      // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an
+      // open circuit's probe, a parked key): waited for, as a line that could be served later.
+      if (gatewayError.status === 429 || (gatewayError.status === 503 && gatewayError.retryAfterMs !== undefined)) {
+        return { waitMs: gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS };
       }
-      // Live traffic first: a live request waiting in the route queue gets the next free slot, not this line.
-      if (this.#runtime.queuedRequests > 0) {
-        await sleep(LIVE_FIRST_POLL_MS, waiting);
-        continue;
+      const serverErrors = (active.serverErrors.get(line.index) ?? 0) + 1;
+      if (gatewayError.status >= 500 && serverErrors < MAX_SERVER_ERROR_TRIES) {
+        active.serverErrors.set(line.index, serverErrors);
+        // Alone and off its slot: the pause waited in the slot before, and a batch stalled behind a failing line.
+        return { waitMs: gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS * serverErrors, isLineOnly: true };
       }
-      const waitMs = this.#waitBeforeSending(active, body);
-      if (waitMs > 0) return { waitMs };
-      const requestId = randomIds("batch_req_");
-      let answer: LineAnswer;
-      try {
-        if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
-        answer = await this.#sent(executor, {
-          body,
-          client: active.owner === "" ? undefined : active.owner,
-          requestId,
-          batchId: active.id,
-          signal,
-          log: this.#log,
-        });
-      } catch (error) {
-        // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
-        if (signal.aborted || this.#runtime.isShuttingDown) return;
-        const gatewayError = toGatewayError(error);
-        // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an
-        // open circuit's probe, a parked key): waited for, as a line that could be served later.
-        if (gatewayError.status === 429 || (gatewayError.status === 503 && gatewayError.retryAfterMs !== undefined)) {
-          return { waitMs: gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS };
-        }
-        if (gatewayError.status >= 500 && ++serverErrors < MAX_SERVER_ERROR_TRIES) {
-          await sleep(
-            Math.min(gatewayError.retryAfterMs ?? DEFAULT_RETRY_MS * serverErrors, MAX_PACING_SLEEP_MS),
-            waiting,
-          );
-          continue;
-        }
-        await this.#written(active, {
-          index: line.index,
-          isError: true,
-          line: answeredLine(requestId, line.customId, gatewayError.status, requestId, renderError(gatewayError)),
-        });
-        return;
-      }
-      await this.#written(
-        active,
-        {
-          index: line.index,
-          isError: answer.status >= 400,
-          line: answeredLine(requestId, line.customId, answer.status, requestId, answer.body),
-        },
-        answer.body,
-      );
+      await this.#written(active, {
+        index: line.index,
+        isError: true,
+        line: answeredLine(requestId, line.customId, gatewayError.status, requestId, renderError(gatewayError)),
+      });
       return;
     }
+    await this.#written(
+      active,
+      {
+        index: line.index,
+        isError: answer.status >= 400,
+        line: answeredLine(requestId, line.customId, answer.status, requestId, answer.body),
+      },
+      answer.body,
+    );
   }
 
   /**
@@ -757,9 +778,9 @@ export class BatchRunner {
    * lease lapsed while this line ran) counts once: its usage and count are not added again.
    */
   async #written(active: ActiveBatch, result: ResultRow, answer?: unknown): Promise<void> {
-    let isNew: boolean;
+    let isKept: boolean;
     try {
-      isNew = await this.#books.putResult(active.id, result);
+      isKept = await this.#books.putResult(active.id, result);
     } catch (error) {
       // Once only logged, the line was then in neither file, for good (a state file locked past its wait, Redis away).
       if (this.#isStopping()) {
@@ -772,7 +793,7 @@ export class BatchRunner {
       this.#keepUnwritten(active, { result, answer }, error);
       return;
     }
-    if (isNew) await this.#counted(active, result, answer);
+    if (isKept) await this.#counted(active, result, answer);
   }
 
   /** A written result's count and usage, on the batch (its `request_counts` while it runs). */
@@ -822,15 +843,18 @@ export class BatchRunner {
           if (this.#isStopping()) return;
           // Its lease lost meanwhile (#renewAndTake): its kept results went with it.
           if (active.isSettled) break;
-          let isNew: boolean;
+          // This very result may be kept already (its first write landed, but its answer was lost: a timeout, a
+          // connection gone): putResult says so, and it counts now. Refused as already written, it counted only in
+          // the batch's final counts, one line behind while the batch ran.
+          let isKept: boolean;
           try {
-            isNew = await this.#books.putResult(active.id, kept.result);
+            isKept = await this.#books.putResult(active.id, kept.result);
           } catch {
             isRefused = true;
             return;
           }
           if (active.unwritten.delete(index)) this.#unwrittenCount -= 1;
-          if (isNew) {
+          if (isKept) {
             await this.#counted(active, kept.result, kept.answer).catch((error: unknown) =>
               this.#log.warn({ err: error, batchId: active.id }, "batch: a written line's count update failed"),
             );
@@ -877,7 +901,6 @@ export class BatchRunner {
       if (stored.batch.expires_at > nowSeconds) continue;
       active.isExpiring = true;
       dropWork(active);
-      active.wake.abort();
       this.#settleIfDone(active);
     }
   }
@@ -1053,6 +1076,14 @@ function dueParked(
     if (due === undefined || index < due.index) due = { key, group, index };
   }
   return due;
+}
+
+/**
+ * The parked key of a line pausing alone (after a 5xx): never a planKey (those are JSON arrays, or ""), so no pending
+ * line joins it.
+ */
+function lineKey(index: number): string {
+  return `line:${index}`;
 }
 
 /** What a line's plan depends on besides its batch's client: its model and fallbacks. */

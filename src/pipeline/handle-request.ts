@@ -173,6 +173,8 @@ function mayQueueAgain(
   return (
     error instanceof RateLimitedError &&
     queueTimeoutMs > 0 &&
+    // A batch line never queues (plan-request.ts): its runner waits the 429's time off its slot.
+    context.batchId === undefined &&
     // Only when this round's plan had a candidate that its reservation then refused: a plan without candidates
     // (the queue full, its time out, shutting down) is answered, or the loop would spin without waiting.
     plan.candidates.length > 0 &&

@@ -1,45 +1,50 @@
 // Planning one request: the route now, or after waiting in the queue while nothing is free (routing.queue_timeout_ms).
 // Split from handle-request.ts, which calls it once per round of plan, reserve, queue again.
-import { ClientAbortedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, RateLimitedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { outputLimitNameOf } from "../providers/body-rules.ts";
 import { JSON_SCHEMA_FEATURE, responseFormatFeature } from "../router/request-features.ts";
 import { moderationInputs } from "../upstream/moderation-dialect.ts";
-import type { PlannedRoute } from "./gateway-runtime.ts";
+import type { ClientRouteRequest } from "./client-rules.ts";
+import type { GatewayRuntime, GatewaySnapshot, PlannedRoute } from "./gateway-runtime.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 
-/** Plans the route, queueing while nothing is free (routing.queue_timeout_ms). */
+/**
+ * Plans the route, queueing while nothing is free (routing.queue_timeout_ms). A batch line never queues: it is answered
+ * at once (a 429 with the time to wait, from the plan without candidates), and its runner waits that time off its
+ * slot (batch-runner.ts): queued here, it held the slot, and every other line behind it, since no line starts while a
+ * request waits in the queue.
+ */
 export async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
   // Set once the request is queued: planning itself (a plan made at once, or refused) is no wait in a queue.
   let queuedAtMs: number | undefined;
   let planned: PlannedRoute;
   try {
-    const planning = runtime.planOrQueue(
-      {
-        model: body.model,
-        fallbackModels: body.models ?? [],
-        kind: endpoint.kind,
-        endpointPath: endpoint.upstreamPath,
-        needsTools: Array.isArray(body.tools) && body.tools.length > 0,
-        needsVision: prompt.hasImages,
-        needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
-        features: request.features,
-        promptTokens: prompt.promptTokens,
-        // Embeddings: the longest input (token-estimate.ts PromptFacts.fitTokens); a rerank: 0 (endpoints.ts).
-        contextTokens: endpoint.hasContextFit === false ? 0 : prompt.fitTokens,
-        promptParam: endpoint.promptParam,
-        maxOutputTokens,
-        outputLimitName: outputLimitNameOf(body),
-        isLegacyCompletion: endpoint.isLegacyCompletion,
-        moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
-        stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
-        // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
-        client: request.context.client,
-      },
-      request.context.signal,
-      request.snapshot,
-      request.context.receivedAtMs,
-    );
+    const route: ClientRouteRequest = {
+      model: body.model,
+      fallbackModels: body.models ?? [],
+      kind: endpoint.kind,
+      endpointPath: endpoint.upstreamPath,
+      needsTools: Array.isArray(body.tools) && body.tools.length > 0,
+      needsVision: prompt.hasImages,
+      needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
+      features: request.features,
+      promptTokens: prompt.promptTokens,
+      // Embeddings: the longest input (token-estimate.ts PromptFacts.fitTokens); a rerank: 0 (endpoints.ts).
+      contextTokens: endpoint.hasContextFit === false ? 0 : prompt.fitTokens,
+      promptParam: endpoint.promptParam,
+      maxOutputTokens,
+      outputLimitName: outputLimitNameOf(body),
+      isLegacyCompletion: endpoint.isLegacyCompletion,
+      moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
+      stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
+      // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
+      client: request.context.client,
+    };
+    const planning =
+      request.context.batchId === undefined
+        ? runtime.planOrQueue(route, request.context.signal, request.snapshot, request.context.receivedAtMs)
+        : batchLinePlan(runtime, route, request.snapshot);
     // Without queueing the plan comes at once (no promise to wait for).
     if (planning instanceof Promise) {
       queuedAtMs = runtime.clock.now();
@@ -61,4 +66,18 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
     throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
   }
   return planned;
+}
+
+/**
+ * A batch line's plan, never queued. While live requests wait in the route queue the line is refused (429, to be
+ * tried again at once: its runner starts nothing until the queue is empty): its runner checked the queue before it
+ * started the line, but a live request may have queued since, and the line would take the slot it waits for.
+ */
+function batchLinePlan(runtime: GatewayRuntime, route: ClientRouteRequest, snapshot: GatewaySnapshot): PlannedRoute {
+  if (runtime.queuedRequests > 0) {
+    throw new RateLimitedError("Live requests wait in the route queue; batch lines start after them.", {
+      retryAfterMs: 0,
+    });
+  }
+  return { plan: runtime.plan(route, snapshot), snapshot };
 }

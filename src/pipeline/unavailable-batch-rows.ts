@@ -43,7 +43,6 @@ export function unavailableOnFailure(rows: BatchRows): BatchRows {
       : { runnableBatchIds: () => guard((rows.runnableBatchIds as () => Promise<readonly string[]>).call(rows)) }),
     deleteBatch: (id) => guard(rows.deleteBatch(id)),
     putResult: (batchId, result) => guard(rows.putResult(batchId, result)),
-    results: (batchId) => guard(rows.results(batchId)),
     resultPages: (batchId, pageBytes) => guardedPages(rows.resultPages(batchId, pageBytes)),
     exclusive: (work) => guard(rows.exclusive(work)),
     takeLease: (batchId, holder, ttlMs) => guard(rows.takeLease(batchId, holder, ttlMs)),

@@ -53,13 +53,14 @@ export interface BatchRows {
   deleteBatch(id: string): Promise<boolean>;
   /**
    * Written once per line: a line kept again (a restart racing its write, two replicas after a lapsed lease) keeps its
-   * first result. True when this call wrote it.
+   * first result. True when the result kept is this one: written by this call, or by an earlier call with this same
+   * result whose answer was lost (a Redis write that timed out, or whose connection went, after it landed: the runner
+   * writes it again, and counts the line then, once). False when the line has another result.
    */
   putResult(batchId: string, result: ResultRow): Promise<boolean>;
-  /** In line order. */
-  results(batchId: string): Promise<readonly ResultRow[]>;
   /**
-   * Every result, about `pageBytes` of lines at a time (each page's count from the lines read so far), each page read
+   * Every result in line order (every store: the output and error files list lines as the input file does), about
+   * `pageBytes` of lines at a time (each page's count from the lines read so far), each page read
    * when the one before was taken: a batch's end reads 50,000 results without one long read (the state file's reads
    * are synchronous: 500 answers of 24 KB took 150 ms to 500 ms on a busy machine).
    */
@@ -163,15 +164,13 @@ export class MemoryBatchRows implements BatchRows {
   async putResult(batchId: string, result: ResultRow): Promise<boolean> {
     const results = this.#results.get(batchId) ?? new Map<number, ResultRow>();
     this.#results.set(batchId, results);
-    if (results.has(result.index)) return false;
+    const kept = results.get(result.index);
+    if (kept !== undefined) return kept.isError === result.isError && kept.line === result.line;
     results.set(result.index, result);
     return true;
   }
-  async results(batchId: string): Promise<readonly ResultRow[]> {
-    return [...(this.#results.get(batchId)?.values() ?? [])].sort((a, b) => a.index - b.index);
-  }
   async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
-    const all = await this.results(batchId);
+    const all = [...(this.#results.get(batchId)?.values() ?? [])].sort((a, b) => a.index - b.index);
     const size = new PageSize(pageBytes);
     for (let from = 0; from < all.length; ) {
       const page = all.slice(from, from + size.lines);

@@ -74,7 +74,7 @@ export class EmbeddedBatchRows implements BatchRows {
       putResult: prepare(
         "INSERT OR IGNORE INTO batch_results (batch_id, line_index, is_error, line) VALUES (?, ?, ?, ?)",
       ),
-      results: prepare("SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? ORDER BY line_index"),
+      resultOf: prepare("SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? AND line_index = ?"),
       resultPage: prepare(
         "SELECT line_index, is_error, line FROM batch_results WHERE batch_id = ? AND line_index > ? ORDER BY line_index LIMIT ?",
       ),
@@ -151,7 +151,11 @@ export class EmbeddedBatchRows implements BatchRows {
       () => this.#statements.putResult?.run(batchId, result.index, result.isError ? 1 : 0, result.line),
       true,
     );
-    return Number(run?.changes ?? 0) > 0;
+    if (Number(run?.changes ?? 0) > 0) return true;
+    const kept = await this.#unlocked(() => this.#statements.resultOf?.get(batchId, result.index));
+    if (kept === undefined) return false;
+    const keptResult = toResult(kept);
+    return keptResult.isError === result.isError && keptResult.line === result.line;
   }
 
   async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
@@ -168,10 +172,6 @@ export class EmbeddedBatchRows implements BatchRows {
   }
 
   async dropLease(): Promise<void> {}
-
-  async results(batchId: string): Promise<readonly ResultRow[]> {
-    return ((await this.#unlocked(() => this.#statements.results?.all(batchId))) ?? []).map(toResult);
-  }
 
   async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
     const size = new PageSize(pageBytes);

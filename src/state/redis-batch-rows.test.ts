@@ -5,11 +5,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import type { BatchSettings } from "../config/types.ts";
 import { BatchBooks } from "../pipeline/batch-books.ts";
 import type { StoredFile } from "../protocols/batches/batch-objects.ts";
+import type { ResultRow } from "./batch-rows.ts";
 import { RedisBatchRows } from "./redis-batch-rows.ts";
 
 const skip = { skip: isRedisInstalled() ? false : REDIS_MISSING };
@@ -23,17 +25,69 @@ async function rowsOn(url: string, t: { after: (fn: () => Promise<void>) => void
 
 const row = (id: string, json: string) => ({ id, owner: "", createdAtMs: 0, json });
 
-test("a line's result is appended once; results come back in line order", skip, async (t) => {
+/** Every page of `resultPages`, each page's lines apart: which line is on which page. */
+async function pagesOf(rows: RedisBatchRows, batchId: string, pageBytes: number): Promise<string[][]> {
+  const pages: string[][] = [];
+  for await (const page of rows.resultPages(batchId, pageBytes)) pages.push(page.map((result) => result.line));
+  return pages;
+}
+
+test("a line's result is kept once; results come back in line order", skip, async (t) => {
   const redis = await useRedisServer(t);
   const [a, b] = [await rowsOn(redis.url, t), await rowsOn(redis.url, t)];
   assert.equal(await a.putResult("batch_1", { index: 2, isError: false, line: "two" }), true);
   assert.equal(await b.putResult("batch_1", { index: 2, isError: true, line: "two again" }), false);
+  // The same result again (its first write landed, its answer was lost): it is the one kept, added once.
+  assert.equal(await b.putResult("batch_1", { index: 2, isError: false, line: "two" }), true);
   assert.equal(await b.putResult("batch_1", { index: 0, isError: false, line: "zero" }), true);
+  assert.deepEqual(await pagesOf(a, "batch_1", 1024), [["zero", "two"]]);
+});
+
+test("pages are in line order across pages, whatever order the lines finished in", skip, async (t) => {
+  const redis = await useRedisServer(t);
+  const rows = await rowsOn(redis.url, t);
+  // 100 lines finished in a shuffled order (7 is prime to 100: each index once). The old list kept this order, and
+  // each page was sorted alone: line 0 came in page 3.
+  const indexes = Array.from({ length: 100 }, (_, step) => (step * 7 + 3) % 100);
+  for (const index of indexes) {
+    assert.equal(await rows.putResult("batch_1", { index, isError: index % 10 === 0, line: `line ${index}` }), true);
+  }
+  // 32 lines a first page (PageSize.FIRST_LINES), then about 60 bytes a page of ~8-byte lines: several pages.
+  const pages = await pagesOf(rows, "batch_1", 60);
+  assert.ok(pages.length > 3, `${pages.length} pages`);
   assert.deepEqual(
-    (await a.results("batch_1")).map((result) => result.line),
-    ["zero", "two"],
+    pages.flat(),
+    Array.from({ length: 100 }, (_, index) => `line ${index}`),
   );
 });
+
+test(
+  "a batch's results an earlier version kept as a list (finish order) are read and added to in line order",
+  skip,
+  async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.quit());
+    const results: ResultRow[] = [
+      { index: 3, isError: false, line: "three" },
+      { index: 0, isError: true, line: "zero" },
+      { index: 2, isError: false, line: "two" },
+    ];
+    await admin.rpush("rows-test:{batches}:results:batch_old", ...results.map((result) => JSON.stringify(result)));
+    await admin.hset("rows-test:{batches}:done:batch_old", "3", "1", "0", "1", "2", "1");
+    const rows = await rowsOn(redis.url, t);
+    // A put first (a batch resumed after the upgrade): the list becomes the sorted set, its lines kept.
+    assert.equal(await rows.putResult("batch_old", { index: 1, isError: false, line: "one" }), true);
+    assert.equal(await rows.putResult("batch_old", { index: 3, isError: false, line: "three again" }), false);
+    assert.deepEqual(await pagesOf(rows, "batch_old", 1024), [["zero", "one", "two", "three"]]);
+    // A read first (a batch whose every line was written before the upgrade).
+    await admin.rpush("rows-test:{batches}:results:batch_read", ...results.map((result) => JSON.stringify(result)));
+    assert.deepEqual(await pagesOf(rows, "batch_read", 1024), [["zero", "two", "three"]]);
+    assert.equal(await admin.type("rows-test:{batches}:results:batch_read"), "zset");
+    assert.equal(await rows.deleteBatch("batch_read"), false, "no batch row; its results go all the same");
+    assert.equal(await admin.exists("rows-test:{batches}:results:batch_read"), 0);
+  },
+);
 
 test("replaceBatch: written only over the JSON read; the runnable set follows the status", skip, async (t) => {
   const redis = await useRedisServer(t);

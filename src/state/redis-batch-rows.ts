@@ -9,8 +9,12 @@
 //   {batches}:batches        sorted set: batch id, scored by its seq
 //   {batches}:batch-rows     hash: batch id -> row JSON
 //   {batches}:runnable       set: ids of the batches not finished (what the replicas poll to take over)
-//   {batches}:results:<id>   list: the batch's finished lines, appended as they finish (RPUSH, never rewritten)
-//   {batches}:done:<id>      hash: line index -> 1, so a line's result is appended once whoever writes it
+//   {batches}:results:<id>   sorted set: the batch's finished lines (ResultRow JSON), scored by line index, so they
+//                            are read in line order as the state file's are (a list from an earlier version, in the
+//                            order the lines finished, is made one by the first script that touches it: inLineOrder)
+//   {batches}:done:<id>      hash: line index -> the SHA-1 of its result's JSON, so a line's result is added once
+//                            whoever writes it, and a write of the same result again says it is the one kept
+//                            (earlier versions wrote 1: such a line's rewrite is refused, as it was then)
 //   {batches}:lease:<id>     string: the replica running the batch (SET NX PX, renewed while it runs)
 //   {batches}:lock           string: the writer holding the books' count bounds (see `exclusive`)
 // Keys named from an id are built in the scripts from a declared key of the same tag: the same Cluster slot.
@@ -46,10 +50,40 @@ const SUBSCRIBE_RETRY_MAX_MS = 2_000;
 /** Longest batch id a nudge may carry (the gateway's are `batch_` and 32 hex digits). */
 const MAX_NUDGE_ID_LENGTH = 100;
 
-/** ARGV: id, index, line JSON. KEYS: results, done. 1 when appended; 0 when the line already had its result. */
-const PUT_RESULT_LUA = `
-if redis.call('HSETNX', KEYS[2], ARGV[1], '1') == 0 then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
+/**
+ * Lua: a batch's results kept by an earlier version (a list, in the order the lines finished) become the sorted set
+ * by line index, once, where they are (the same key: its Cluster slot and deleteBatch's DEL hold). One script run over
+ * the list (a 50,000-line batch's: tens of ms of Redis), at the first put or read after an upgrade.
+ */
+const IN_LINE_ORDER_LUA = `
+local function inLineOrder(key)
+  if redis.call('TYPE', key).ok ~= 'list' then return end
+  local lines = redis.call('LRANGE', key, 0, -1)
+  redis.call('DEL', key)
+  for _, line in ipairs(lines) do redis.call('ZADD', key, cjson.decode(line).index, line) end
+end
+`;
+
+/** KEYS: results. Its results in line order (IN_LINE_ORDER_LUA), before a read by score. */
+const ORDER_RESULTS_LUA = `${IN_LINE_ORDER_LUA}
+inLineOrder(KEYS[1])
+return 1
+`;
+
+/**
+ * ARGV: index, result JSON. KEYS: results, done. 1 when added, or already kept (the same JSON: this write again, after
+ * its first landed but its answer was lost); 0 when the line has another result.
+ */
+const PUT_RESULT_LUA = `${IN_LINE_ORDER_LUA}
+local digest = redis.sha1hex(ARGV[2])
+local kept = redis.call('HGET', KEYS[2], ARGV[1])
+if kept then
+  if kept == digest then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], digest)
+inLineOrder(KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `;
 
@@ -272,26 +306,24 @@ export class RedisBatchRows implements BatchRows {
     return written === 1;
   }
 
-  async results(batchId: string): Promise<readonly ResultRow[]> {
-    const lines = await this.#redis.lrange(this.#key(`results:${batchId}`), 0, -1);
-    return lines.map((line) => JSON.parse(line) as ResultRow).sort((a, b) => a.index - b.index);
-  }
-
   /**
-   * Pages in the order the lines finished (the list's), each sorted by line: a page is one LRANGE, parsed alone, so a
-   * batch's end never parses 50,000 lines in one turn of the event loop.
+   * Pages in line order: each the lines after the last index read (ZRANGEBYSCORE, parsed alone), so a batch's end never
+   * parses 50,000 lines in one turn of the event loop, and a line written meanwhile (a replica whose lease lapsed)
+   * shifts no page: none is read twice or skipped, as the state file's `line_index > ?` pages.
    */
   async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
     const key = this.#key(`results:${batchId}`);
+    await this.#redis.eval(ORDER_RESULTS_LUA, 1, key);
     const size = new PageSize(pageBytes);
-    for (let from = 0; ; ) {
+    for (let afterIndex = -1; ; ) {
       const count = size.lines;
-      const lines = await this.#redis.lrange(key, from, from + count - 1);
-      from += lines.length;
-      const page = lines.map((line) => JSON.parse(line) as ResultRow).sort((a, b) => a.index - b.index);
+      const lines = await this.#redis.zrangebyscore(key, `(${afterIndex}`, "+inf", "LIMIT", 0, count);
+      const page = lines.map((line) => JSON.parse(line) as ResultRow);
       size.saw(page);
       if (page.length > 0) yield page;
-      if (lines.length < count) return;
+      const last = page.at(-1);
+      if (lines.length < count || last === undefined) return;
+      afterIndex = last.index;
     }
   }
 

@@ -2,7 +2,8 @@
 // and written again: the batch ends only once every finished line is in its files, each once. The old runner only
 // logged the refused write: the line was then in neither file, for good. The same with Redis unreachable while lines
 // finish (a proxy drops the connection carrying a result's write, which so never reaches Redis: a hung Redis would
-// not do, the write it timed out on still lands once it runs again).
+// not do, the write it timed out on still lands once it runs again). And a write that landed but whose answer was lost
+// (the proxy mutes Redis's reply, then drops the connection): written again, it is found kept and the line counts then.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
+import type { Batch } from "openai/resources/batches";
 import {
   chatLine,
   createBatch,
@@ -18,11 +20,13 @@ import {
   isFinished,
   linesOf,
   providersYaml,
+  UPSTREAM_ID,
   upload,
   waitForBatch,
 } from "../helpers/batches-scene.ts";
-import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { lockInAnotherProcess } from "../helpers/sqlite-lock.ts";
@@ -122,6 +126,66 @@ describe("batch results the store refuses", () => {
     assert.deepEqual(await linesOf(client, done.error_file_id), []);
     assert.deepEqual(done.request_counts, { total: 4, completed: 4, failed: 0 });
     assert.equal(mock.requests.length, ids.length);
+  });
+
+  test("a result write that landed but whose answer was lost counts while the batch runs, not only at its end", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    // `slow` is in flight the whole time: the batch still runs when `fast`'s result is written again.
+    mock.setDefault(CHAT_ROUTE, (request) => {
+      const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+      const body = chatCompletion(`echo: ${content}`, UPSTREAM_ID);
+      return content === "slow" ? { kind: "json", body, delayMs: 8_000 } : { kind: "json", body };
+    });
+    const redis = await useRedisServer(t);
+    let isArmed = false;
+    let landedWrites = 0;
+    const proxy = await useRedisProxy(t, redis.port, (text) => {
+      // A result's write names the batch's results and done keys (a read of the results names only the first).
+      if (!isArmed || !text.includes("results:") || !text.includes("done:")) return undefined;
+      // The write goes on to Redis and lands; its answer never comes back: the connection goes right after.
+      isArmed = false;
+      landedWrites += 1;
+      proxy.muteReplies();
+      setTimeout(() => proxy.dropConnections(), 100);
+      return undefined;
+    });
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "batch-landed-e2e:"\nbatches:\n  concurrency: 2\n`,
+    );
+    const client = openAiClient(gateway);
+    const file = await upload(client, `${[chatLine("slow", "slow"), chatLine("fast", "fast")].join("\n")}\n`);
+    isArmed = true;
+    const batch = await createBatch(client, file.id);
+    await mock.waitForRequests(2, 10_000);
+    // Its rewrite finds the result it wrote kept: the line counts now. The old runner took it for another's result
+    // and counted it only in the final counts, from the files.
+    let counted: Batch | undefined;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(50)) {
+      // A read while the gateway's connection is made again answers 503: looked at again.
+      const kept = await client.batches.retrieve(batch.id).catch(() => undefined);
+      if (kept !== undefined && ((kept.request_counts?.completed ?? 0) >= 1 || isFinished(kept))) {
+        counted = kept;
+        break;
+      }
+    }
+    assert.ok(counted !== undefined, "the batch never counted a line");
+    assert.equal(landedWrites, 1, "the proxy lost the answer of fast's write");
+    assert.equal(counted.status, "in_progress", "slow is still in flight");
+    assert.deepEqual(counted.request_counts, { total: 2, completed: 1, failed: 0 });
+    assert.ok((counted.usage?.output_tokens ?? 0) > 0, "its usage counts too");
+    const done = await waitForBatch(client, batch.id, isFinished, 30_000);
+    assert.equal(done.status, "completed");
+    assert.deepEqual(done.request_counts, { total: 2, completed: 2, failed: 0 });
+    // Both answers' usage (10 prompt tokens each, the mock's): the old runner never added fast's, even at the end.
+    assert.equal(done.usage?.input_tokens, 20);
+    assert.deepEqual(
+      (await linesOf(client, done.output_file_id)).map((line) => line.custom_id),
+      ["slow", "fast"],
+    );
+    assert.equal(mock.requests.length, 2, "fast ran once: its result was written again, not its line run again");
   });
 
   test("the exit with results still unwritten: logged by custom_id, and after a restart each line is in the output once", async (t) => {

@@ -3,6 +3,9 @@
 // killed (SIGKILL) is taken over by another once its lease lapses, with each custom_id exactly once in the output;
 // a cancel on a replica that does not run the batch stops it; and the same basic flow on a 3-master Redis Cluster.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
@@ -18,10 +21,10 @@ import {
   waitForBatch,
   waitForCompleted,
 } from "../helpers/batches-scene.ts";
-import { useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
-import type { MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
@@ -235,6 +238,38 @@ batches:
       );
     },
   );
+
+  for (const store of ["Redis", "the state file", "memory"] as const) {
+    test(`the output file is in line order, not the order the lines finished (${store})`, {
+      skip: store === "Redis" && !isRedisInstalled() ? REDIS_MISSING : false,
+    }, async (t) => {
+      const mock = await useMock(t);
+      // Line 1 answers last: it finishes after the 39 others, past the first page (32 results) of the batch's end.
+      mock.setDefault(CHAT_ROUTE, (request) => {
+        const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
+        const body = chatCompletion(`echo: ${content}`, "vendor/m-instruct");
+        return content === "line 1" ? { kind: "json", body, delayMs: 1_500 } : { kind: "json", body };
+      });
+      let state = `state:\n  path: ":memory:"\n`;
+      if (store === "Redis") {
+        const redis = await useRedisServer(t);
+        state += `  redis_url: ${redis.url}\n  redis_key_prefix: "batches-order-e2e:"\n`;
+      }
+      if (store === "the state file") {
+        state = `state:\n  path: ${JSON.stringify(join(mkdtempSync(join(tmpdir(), "batches-order-")), "state.db"))}\n`;
+      }
+      const gateway = await useGateway(t, `${providersYaml(mock)}${state}batches:\n  concurrency: 8\n`);
+      const client = clientOf(gateway.baseUrl.replace(/\/v1$/, ""));
+      const ids = Array.from({ length: 40 }, (_, index) => `o-${index + 1}`);
+      const file = await upload(client, ids.map((id) => chatLine(id, `line ${id.slice(2)}`)).join("\n"));
+      const done = await waitForCompleted(client, (await createBatch(client, file.id)).id, ids.length, 20_000);
+      assert.equal(sentContents(mock)[0], "line 1", "line 1 was sent first");
+      assert.deepEqual(
+        (await linesOf(client, done.output_file_id)).map((line) => line.custom_id),
+        ids,
+      );
+    });
+  }
 
   test("Redis Cluster (3 masters): upload on A, create on B, read the results on A", {
     skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,

@@ -8,13 +8,15 @@ import type { TestContext } from "node:test";
 /**
  * A loopback TCP proxy to Redis. Each chunk a client sends goes on once `delay` (given the chunk as lower-case
  * text) settles, in order per connection; `dropConnections` closes every connection through it, as a blip would.
+ * `muteReplies`: Redis's answers are dropped until the next `dropConnections` (a command that landed, its answer lost).
  */
 export async function useRedisProxy(
   t: TestContext,
   redisPort: number,
   delay: (text: string) => Promise<void> | undefined,
-): Promise<{ readonly url: string; dropConnections(): void }> {
+): Promise<{ readonly url: string; dropConnections(): void; muteReplies(): void }> {
   const connections = new Set<() => void>();
+  let isMuted = false;
   const proxy = createServer((client) => {
     const upstream = connect(redisPort, "127.0.0.1");
     let sending = Promise.resolve();
@@ -25,7 +27,9 @@ export async function useRedisProxy(
         upstream.write(chunk);
       });
     });
-    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    upstream.on("data", (chunk: Buffer) => {
+      if (!isMuted) client.write(chunk);
+    });
     const closeBoth = () => {
       connections.delete(closeBoth);
       client.destroy();
@@ -44,6 +48,10 @@ export async function useRedisProxy(
     url: `redis://127.0.0.1:${address.port}`,
     dropConnections: () => {
       for (const close of [...connections]) close();
+      isMuted = false;
+    },
+    muteReplies: () => {
+      isMuted = true;
     },
   };
 }
