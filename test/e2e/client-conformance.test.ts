@@ -3,6 +3,7 @@
 // against the gateway and a scripted Chat Completions upstream, and fails on the gateway before its fix.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
 import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
 import { z } from "zod";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
@@ -98,4 +99,95 @@ describe("a call of a function without parameters that the provider sent without
       assert.deepEqual(toolMessage, { role: "tool", tool_call_id: "call_now", content: "noon" });
     });
   }
+});
+
+describe("Anthropic SDK: document blocks", () => {
+  test("a document of content blocks (text and an image) reaches the upstream as that content (it was a 400)", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Two chunks.", UPSTREAM_ID) });
+    const message = await client.messages.create({
+      model: "m",
+      max_tokens: 50,
+      messages: [
+        {
+          role: "user",
+          content: [
+            {
+              type: "document",
+              source: {
+                type: "content",
+                content: [
+                  { type: "text", text: "First chunk." },
+                  { type: "image", source: { type: "url", url: "https://example.com/chart.png" } },
+                ],
+              },
+              title: "Notes",
+              citations: { enabled: true },
+            },
+          ],
+        },
+        { role: "assistant", content: "Read." },
+        {
+          role: "user",
+          content: [
+            { type: "document", source: { type: "content", content: "A whole text." } },
+            { type: "text", text: "Summarize both." },
+          ],
+        },
+      ],
+    });
+    assert.equal(message.content[0]?.type === "text" ? message.content[0].text : "", "Two chunks.");
+    assert.deepEqual(chatRequests(mock)[0]?.body, {
+      model: UPSTREAM_ID,
+      max_tokens: 50,
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "First chunk." },
+            { type: "image_url", image_url: { url: "https://example.com/chart.png" } },
+          ],
+        },
+        { role: "assistant", content: "Read." },
+        { role: "user", content: "A whole text.\nSummarize both." },
+      ],
+    });
+  });
+
+  test("a PDF by URL or by file id is a 400 saying why and what to send; nothing goes upstream", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const sources = [
+      { source: { type: "url", url: "https://example.com/paper.pdf" }, why: /does not fetch documents/ },
+      { source: { type: "file", file_id: "file_011" }, why: /keeps no uploaded files/ },
+    ] as const;
+    for (const { source, why } of sources) {
+      const refused = await client.messages
+        .create({
+          model: "m",
+          max_tokens: 50,
+          messages: [
+            {
+              role: "user",
+              content: [
+                { type: "document", source },
+                { type: "text", text: "Summarize." },
+              ],
+            },
+          ],
+        })
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      assert.ok(refused instanceof Anthropic.BadRequestError, String(refused));
+      const body = refused.error as { error?: { type?: string; message?: string } };
+      assert.equal(body.error?.type, "invalid_request_error");
+      assert.match(body.error?.message ?? "", /^messages\.0\.content\.0\.source\.type: /);
+      assert.match(body.error?.message ?? "", why);
+      assert.match(body.error?.message ?? "", /`base64`/);
+    }
+    assert.equal(chatRequests(mock).length, 0);
+  });
 });

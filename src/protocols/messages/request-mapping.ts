@@ -2,6 +2,7 @@
 // refused is listed in docs/protocols.md; this file (with output-config.ts) is the source of truth for it.
 import type { z } from "zod";
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
 import type {
   ChatContentPart,
   ChatMessage,
@@ -231,8 +232,7 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
       });
       resultImages.push(...images);
     } else {
-      const part = toChatPart(block, blockPath, USER_BLOCKS);
-      if (part !== undefined) parts.push(part);
+      parts.push(...toChatParts(block, blockPath, USER_BLOCKS));
     }
   }
   const userParts = [...resultImages, ...parts];
@@ -255,29 +255,68 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
   return [...toolMessages, user];
 }
 
-/** `accepted`: the types taken where the block is (a user turn's, a tool result's), as a refusal lists them. */
-function toChatPart(block: Block, path: Path, accepted: readonly string[]): ChatContentPart | undefined {
+/** The blocks a document's `content` source holds. */
+const DOCUMENT_CONTENT_BLOCKS = ["text", "image"] as const;
+
+/**
+ * Document sources that point elsewhere: a chat provider takes a PDF only as data (a `file` part's `file_data`), and
+ * the gateway fetches no URLs and keeps no uploaded files. Said plainly, rather than as a source type it does not know.
+ */
+const REMOTE_DOCUMENT_SOURCES: Readonly<Record<string, string>> = {
+  url: "the gateway does not fetch documents, and chat providers take a PDF only as its data",
+  file: "the gateway keeps no uploaded files",
+};
+
+/**
+ * A user turn's or a tool result's block as chat content parts (none for thinking). `accepted`: the types taken
+ * where the block is, as a refusal lists them.
+ */
+function toChatParts(block: Block, path: Path, accepted: readonly string[]): ChatContentPart[] {
   switch (block.type) {
     case "text":
-      return { type: "text", text: check(textBlockSchema, block, path).text };
+      return [{ type: "text", text: check(textBlockSchema, block, path).text }];
     case "image": {
       const { source } = check(imageBlockSchema, block, path);
       const url = source.type === "base64" ? `data:${source.media_type};base64,${source.data}` : source.url;
-      return { type: "image_url", image_url: { url } };
+      return [{ type: "image_url", image_url: { url } }];
     }
-    case "document": {
-      const document = check(documentBlockSchema, block, path);
-      const { source } = document;
-      if (source.type === "text") return { type: "text", text: source.data };
-      const filename = typeof document.title === "string" ? { filename: document.title } : {};
-      return { type: "file", file: { file_data: `data:${source.media_type};base64,${source.data}`, ...filename } };
-    }
+    case "document":
+      return documentParts(block, path);
     case "thinking":
     case "redacted_thinking":
-      return undefined;
+      return [];
     default:
       throw unsupportedBlock(block, path, accepted);
   }
+}
+
+function documentParts(block: Block, path: Path): ChatContentPart[] {
+  const sourceType = isRecord(block.source) ? block.source.type : undefined;
+  const remote = typeof sourceType === "string" ? REMOTE_DOCUMENT_SOURCES[sourceType] : undefined;
+  if (remote !== undefined) {
+    const sourcePath = [...path, "source", "type"];
+    throw unsupported(
+      `${anthropicPath(sourcePath)}: Document sources of type \`${sourceType}\` are not supported: ${remote}. Send the document as a \`base64\` source (a PDF) or a \`text\` source.`,
+      sourcePath,
+    );
+  }
+  const document = check(documentBlockSchema, block, path);
+  const { source } = document;
+  if (source.type === "text") return [{ type: "text", text: source.data }];
+  if (source.type === "content") {
+    if (typeof source.content === "string") return [{ type: "text", text: source.content }];
+    const contentPath = [...path, "source", "content"];
+    return source.content.flatMap((value, index) => {
+      const blockPath = [...contentPath, index];
+      const inner = blockAt(value, blockPath, DOCUMENT_CONTENT_BLOCKS);
+      if (inner.type !== "text" && inner.type !== "image") {
+        throw unsupportedBlock(inner, blockPath, DOCUMENT_CONTENT_BLOCKS, "Document content blocks");
+      }
+      return toChatParts(inner, blockPath, DOCUMENT_CONTENT_BLOCKS);
+    });
+  }
+  const filename = typeof document.title === "string" ? { filename: document.title } : {};
+  return [{ type: "file", file: { file_data: `data:${source.media_type};base64,${source.data}`, ...filename } }];
 }
 
 function toolResultContent(
@@ -290,10 +329,10 @@ function toolResultContent(
   const images: ChatContentPart[] = [];
   for (const [index, value] of content.entries()) {
     const blockPath = [...path, index];
-    const part = toChatPart(blockAt(value, blockPath, TOOL_RESULT_BLOCKS), blockPath, TOOL_RESULT_BLOCKS);
-    if (part === undefined) continue;
-    if (part.type === "text") texts.push(part.text);
-    else images.push(part);
+    for (const part of toChatParts(blockAt(value, blockPath, TOOL_RESULT_BLOCKS), blockPath, TOOL_RESULT_BLOCKS)) {
+      if (part.type === "text") texts.push(part.text);
+      else images.push(part);
+    }
   }
   return { text: texts.join("\n"), images };
 }
