@@ -10,8 +10,11 @@
 // that differs from its call's is a new call; without ids, an indexless delta naming a function after a named one.
 // A call that got no argument text by its choice's finish (some providers send `""` or nothing for a function
 // without parameters) gets `{}` in the finishing chunk, as OpenAI sends: `""` is no JSON, and the Agents SDK then
-// told the model its arguments were invalid instead of running the tool.
+// told the model its arguments were invalid instead of running the tool. A call whose first delta has no `id` (NVIDIA's
+// Kimi K2, GLM behind Mistral, StepFun and older llama.cpp stream so) gets one made here: the AI SDK's chat providers
+// failed the stream ("Expected 'id' to be a string."), and a client sending the call back needs an id to answer.
 
+import { randomBytes } from "node:crypto";
 import { isRecord } from "../is-record.ts";
 
 interface ChoiceCalls {
@@ -39,8 +42,19 @@ function stringOf(value: unknown): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
+/** An id for a call the upstream gave none, in OpenAI's form. */
+export function madeCallId(): string {
+  return `call_${randomBytes(12).toString("hex")}`;
+}
+
 export class ToolCallDeltas {
   readonly #choices = new Map<number, ChoiceCalls>();
+  readonly #newCallId: () => string;
+
+  /** `newCallId`: the id given a call that came without one (injected, so tests are exact). */
+  constructor(newCallId: () => string = madeCallId) {
+    this.#newCallId = newCallId;
+  }
 
   /**
    * Renumbers the chunk's tool-call deltas and completes first deltas in place where needed; returns whether it
@@ -59,7 +73,7 @@ export class ToolCallDeltas {
         this.#choices.set(choiceIndex, calls);
       }
       for (const call of choice.delta.tool_calls) {
-        if (isRecord(call) && normalizeCall(calls, call)) isChanged = true;
+        if (isRecord(call) && normalizeCall(calls, call, this.#newCallId)) isChanged = true;
       }
     }
     return isChanged;
@@ -97,7 +111,7 @@ export class ToolCallDeltas {
  * Finds (or opens) the call a delta belongs to, writes its index and completes a first delta; returns whether the
  * delta changed.
  */
-function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boolean {
+function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCallId: () => string): boolean {
   const id = stringOf(call.id);
   const name = isRecord(call.function) ? stringOf(call.function.name) : undefined;
   const upstreamIndex = typeof call.index === "number" && Number.isInteger(call.index) ? call.index : undefined;
@@ -121,7 +135,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
     calls.all.push(seen);
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
-    if (completeFirstDelta(call)) isChanged = true;
+    if (completeFirstDelta(call, newCallId)) isChanged = true;
   } else {
     seen.id ??= id;
     seen.name ??= name;
@@ -136,8 +150,14 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
   return true;
 }
 
-function completeFirstDelta(call: Record<string, unknown>): boolean {
+function completeFirstDelta(call: Record<string, unknown>, newCallId: () => string): boolean {
   let isChanged = false;
+  // Made for the client only: `seen.id` stays the upstream's (none), so an id the upstream sends later still
+  // continues this call rather than starting another.
+  if (stringOf(call.id) === undefined) {
+    call.id = newCallId();
+    isChanged = true;
+  }
   if (call.type === undefined || call.type === null) {
     call.type = "function";
     isChanged = true;

@@ -290,3 +290,74 @@ describe("Anthropic SDK: tool names longer than chat's 64 characters (Claude Cod
     });
   }
 });
+
+describe("tool calls the provider gave no id (NVIDIA's Kimi K2, GLM behind Mistral, llama.cpp)", () => {
+  /** A call of `lookup` whose deltas carry no id, as those providers stream it; or a JSON answer without one. */
+  function callWithoutId(isStream: boolean): MockStep {
+    const args = '{"city":"Oslo"}';
+    if (isStream) {
+      return {
+        kind: "sse",
+        events: [
+          chunk({ role: "assistant", content: null }),
+          chunk({ tool_calls: [{ index: 0, type: "function", function: { name: "lookup", arguments: "" } }] }),
+          chunk({ tool_calls: [{ index: 0, function: { arguments: args } }] }),
+          chunk({}, "tool_calls"),
+        ],
+      };
+    }
+    const completion = chatCompletion("", UPSTREAM_ID);
+    const message = {
+      role: "assistant",
+      content: null,
+      tool_calls: [{ type: "function", function: { name: "lookup", arguments: args } }],
+    };
+    return {
+      kind: "json",
+      body: { ...completion, choices: [{ index: 0, message, logprobs: null, finish_reason: "tool_calls" }] },
+    };
+  }
+
+  for (const isStream of [true, false]) {
+    test(`Agents SDK over Chat Completions${isStream ? ", streamed" : ""}: the call gets an id, the tool runs and its result goes back under it`, async (t) => {
+      const { mock, gateway } = await oneProviderScene(t);
+      setTracingDisabled(true);
+      const runner = new Runner({
+        modelProvider: new OpenAIProvider({ apiKey: "x", baseURL: gateway.baseUrl, useResponses: false }),
+      });
+      const lookup = agentTool({
+        name: "lookup",
+        description: "The weather",
+        parameters: z.object({ city: z.string() }),
+        execute: async ({ city }) => `${city}: 3C`,
+      });
+      const agent = new Agent({ name: "Weather", instructions: "Use the tool.", model: "m", tools: [lookup] });
+      mock.enqueue(CHAT_ROUTE, callWithoutId(isStream));
+      mock.enqueue(
+        CHAT_ROUTE,
+        isStream
+          ? { kind: "sse", events: chatStream(["3 degrees."], UPSTREAM_ID, { usage: true }) }
+          : { kind: "json", body: chatCompletion("3 degrees.", UPSTREAM_ID) },
+      );
+      let finalOutput: unknown;
+      if (isStream) {
+        const result = await runner.run(agent, "Weather in Oslo?", { stream: true });
+        for await (const _event of result) {
+          // Drained.
+        }
+        await result.completed;
+        finalOutput = result.finalOutput;
+      } else {
+        finalOutput = (await runner.run(agent, "Weather in Oslo?")).finalOutput;
+      }
+      assert.equal(finalOutput, "3 degrees.");
+      const second = chatRequests(mock)[1]?.body as {
+        messages: { role: string; content?: unknown; tool_call_id?: string; tool_calls?: { id: string }[] }[];
+      };
+      const [assistant, toolMessage] = second.messages.slice(-2);
+      const id = assistant?.tool_calls?.[0]?.id ?? "";
+      assert.match(id, /^call_[0-9a-f]{24}$/);
+      assert.deepEqual(toolMessage, { role: "tool", tool_call_id: id, content: "Oslo: 3C" });
+    });
+  }
+});
