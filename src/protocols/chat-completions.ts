@@ -254,6 +254,15 @@ function readAlternative(value: unknown): TokenAlternative | undefined {
   return { token, logprob, bytes: isByteList ? (bytes as number[]) : [...UTF8.encode(token)] };
 }
 
+/**
+ * A call's whole arguments as a client's JSON.parse reads them: `{}` for none. Some providers send a call of a
+ * function without parameters with `arguments: ""` (or none at all); OpenAI sends `"{}"`, and the Agents SDK, given
+ * `""`, did not run the tool but told the model "An error occurred while parsing tool arguments".
+ */
+export function argumentsOrEmptyObject(argumentsText: string): string {
+  return argumentsText.trim() === "" ? "{}" : argumentsText;
+}
+
 /** Arguments are a JSON string; a few providers send the object itself. */
 function readArguments(value: unknown): string {
   if (typeof value === "string") return value;

@@ -246,6 +246,7 @@ export function messagesAdapter(): ProtocolAdapter {
             isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
             estimatePromptTokens,
+            toolNames: translated.toolNames,
           }),
         stream: (servedModel) =>
           new MessagesStreamTranslator({
@@ -254,6 +255,7 @@ export function messagesAdapter(): ProtocolAdapter {
             isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
             promptTokensEstimate: estimatePromptTokens(),
+            toolNames: translated.toolNames,
           }),
       };
     },

@@ -180,6 +180,7 @@ function renderer(
         // so the client gets the finish OpenAI would have sent (a stream judged cut never reaches here).
         const closing = state.choices.closingChunk(state.streamId);
         if (closing !== undefined) {
+          toolCallDeltas.completeArguments(closing);
           state.choices.note(closing);
           out.push({ data: JSON.stringify(closing), json: closing });
         }
@@ -235,7 +236,9 @@ function renderer(
 
       // From here on the event is part of the client's answer.
       progress.hasAdded = true;
-      const isToolCallChanged = info.hasToolCall && toolCallDeltas.normalize(json);
+      const isToolCallNormalized = info.hasToolCall && toolCallDeltas.normalize(json);
+      const isToolCallChanged =
+        (info.finishReason !== undefined && toolCallDeltas.completeArguments(json)) || isToolCallNormalized;
       if ((missingRoles?.fill(json) ?? false) || isToolCallChanged) event.data = JSON.stringify(json);
       // `finish_reason: "error"` on a chunk that also carries output (OpenRouter fails a stream in place): the output
       // is the client's, the failure ends the segment as an error event would (continued, or the final error event);

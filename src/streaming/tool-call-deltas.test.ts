@@ -103,3 +103,68 @@ test("well-indexed calls that start out of order (index 1 before 0, in one chunk
   assert.deepEqual(result.changed, [false, false, false]);
   assert.deepEqual(numbered([[first(1, "b"), first(0, "a")]]).indexes, [[1, 0]]);
 });
+
+test("a call that got no arguments by its choice's finish gets `{}` in the finishing chunk; one with arguments does not", () => {
+  const deltas = new ToolCallDeltas();
+  const opening = {
+    choices: [
+      {
+        index: 0,
+        delta: {
+          tool_calls: [
+            { index: 0, id: "a", type: "function", function: { name: "now" } },
+            { index: 1, id: "b", type: "function", function: { name: "f", arguments: '{"x":1}' } },
+            { index: 2, id: "c", type: "function", function: { name: "g", arguments: " " } },
+          ],
+        },
+        finish_reason: null,
+      },
+    ],
+  };
+  deltas.normalize(opening);
+  assert.equal(deltas.completeArguments(opening), false, "not finished yet");
+  const finishing: { choices: { index: number; delta?: unknown; finish_reason: string }[] } = {
+    choices: [{ index: 0, finish_reason: "tool_calls" }],
+  };
+  assert.equal(deltas.completeArguments(finishing), true);
+  assert.deepEqual(finishing.choices[0]?.delta, {
+    tool_calls: [
+      { index: 0, function: { arguments: "{}" } },
+      { index: 2, function: { arguments: "{}" } },
+    ],
+  });
+  assert.equal(deltas.completeArguments({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }), false, "once");
+  const cut = new ToolCallDeltas();
+  cut.normalize({ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: "a", function: { name: "f" } }] } }] });
+  assert.equal(cut.completeArguments({ choices: [{ index: 0, delta: {}, finish_reason: "length" }] }), false);
+});
+
+/** The id of the chunk's first tool-call delta. */
+function firstCallId(json: { choices: { delta: { tool_calls: unknown[] } }[] }): unknown {
+  return (json.choices[0]?.delta.tool_calls[0] as { id?: unknown } | undefined)?.id;
+}
+
+test("a call whose first delta has no id gets one made (once); later deltas and an upstream id are left alone", () => {
+  let made = 0;
+  const deltas = new ToolCallDeltas(() => `call_made${++made}`);
+  const first = {
+    choices: [
+      { index: 0, delta: { tool_calls: [{ index: 0, type: "function", function: { name: "f", arguments: "" } }] } },
+    ],
+  };
+  assert.equal(deltas.normalize(first), true);
+  assert.equal(firstCallId(first), "call_made1");
+  const next = { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: "{}" } }] } }] };
+  assert.equal(deltas.normalize(next), false);
+  assert.equal(firstCallId(next), undefined);
+  const openAi = {
+    choices: [
+      {
+        index: 0,
+        delta: { tool_calls: [{ index: 1, id: "call_x", type: "function", function: { name: "g", arguments: "" } }] },
+      },
+    ],
+  };
+  assert.equal(deltas.normalize(openAi), false);
+  assert.equal(made, 1);
+});

@@ -8,7 +8,13 @@
 // together, and the AI SDK's chat provider failed the stream on its schema. The Responses and Messages translators
 // tell such calls apart the same way (protocols/streamed-tool-calls.ts, which streaming/ may not import): an id
 // that differs from its call's is a new call; without ids, an indexless delta naming a function after a named one.
+// A call that got no argument text by its choice's finish (some providers send `""` or nothing for a function
+// without parameters) gets `{}` in the finishing chunk, as OpenAI sends: `""` is no JSON, and the Agents SDK then
+// told the model its arguments were invalid instead of running the tool. A call whose first delta has no `id` (NVIDIA's
+// Kimi K2, GLM behind Mistral, StepFun and older llama.cpp stream so) gets one made here: the AI SDK's chat providers
+// failed the stream ("Expected 'id' to be a string."), and a client sending the call back needs an id to answer.
 
+import { randomBytes } from "node:crypto";
 import { isRecord } from "../is-record.ts";
 
 interface ChoiceCalls {
@@ -20,20 +26,35 @@ interface ChoiceCalls {
   readonly byUpstreamIndex: Map<number, CallSeen>;
   /** The call the latest delta belonged to (an indexless delta continues it). */
   latest: CallSeen | undefined;
+  /** Every call of the choice, in the order they began. */
+  readonly all: CallSeen[];
 }
 
 interface CallSeen {
   readonly index: number;
   id: string | undefined;
   name: string | undefined;
+  /** Some argument text other than white space came for it. */
+  hasArguments: boolean;
 }
 
 function stringOf(value: unknown): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
+/** An id for a call the upstream gave none, in OpenAI's form. */
+export function madeCallId(): string {
+  return `call_${randomBytes(12).toString("hex")}`;
+}
+
 export class ToolCallDeltas {
   readonly #choices = new Map<number, ChoiceCalls>();
+  readonly #newCallId: () => string;
+
+  /** `newCallId`: the id given a call that came without one (injected, so tests are exact). */
+  constructor(newCallId: () => string = madeCallId) {
+    this.#newCallId = newCallId;
+  }
 
   /**
    * Renumbers the chunk's tool-call deltas and completes first deltas in place where needed; returns whether it
@@ -48,12 +69,39 @@ export class ToolCallDeltas {
       const choiceIndex = typeof choice.index === "number" ? choice.index : position;
       let calls = this.#choices.get(choiceIndex);
       if (calls === undefined) {
-        calls = { count: 0, taken: new Set(), byUpstreamIndex: new Map(), latest: undefined };
+        calls = { count: 0, taken: new Set(), byUpstreamIndex: new Map(), latest: undefined, all: [] };
         this.#choices.set(choiceIndex, calls);
       }
       for (const call of choice.delta.tool_calls) {
-        if (isRecord(call) && normalizeCall(calls, call)) isChanged = true;
+        if (isRecord(call) && normalizeCall(calls, call, this.#newCallId)) isChanged = true;
       }
+    }
+    return isChanged;
+  }
+
+  /**
+   * In a chunk that finishes choices (other than by `length`, where a call may be cut, or `error`), gives each call
+   * of theirs that came without arguments `{}`; returns whether the chunk changed.
+   */
+  completeArguments(json: Record<string, unknown>): boolean {
+    const choices = json.choices;
+    if (!Array.isArray(choices)) return false;
+    let isChanged = false;
+    for (const [position, choice] of choices.entries()) {
+      if (!isRecord(choice) || typeof choice.finish_reason !== "string") continue;
+      if (choice.finish_reason === "length" || choice.finish_reason === "error") continue;
+      const choiceIndex = typeof choice.index === "number" ? choice.index : position;
+      const missing = this.#choices.get(choiceIndex)?.all.filter((call) => !call.hasArguments) ?? [];
+      if (missing.length === 0) continue;
+      if (!isRecord(choice.delta)) choice.delta = {};
+      const delta = choice.delta as Record<string, unknown>;
+      if (!Array.isArray(delta.tool_calls)) delta.tool_calls = [];
+      const deltas = delta.tool_calls as unknown[];
+      for (const call of missing) {
+        call.hasArguments = true;
+        deltas.push({ index: call.index, function: { arguments: "{}" } });
+      }
+      isChanged = true;
     }
     return isChanged;
   }
@@ -63,7 +111,7 @@ export class ToolCallDeltas {
  * Finds (or opens) the call a delta belongs to, writes its index and completes a first delta; returns whether the
  * delta changed.
  */
-function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boolean {
+function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCallId: () => string): boolean {
   const id = stringOf(call.id);
   const name = isRecord(call.function) ? stringOf(call.function.name) : undefined;
   const upstreamIndex = typeof call.index === "number" && Number.isInteger(call.index) ? call.index : undefined;
@@ -83,13 +131,17 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
       !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
-    seen = { index, id, name };
+    seen = { index, id, name, hasArguments: false };
+    calls.all.push(seen);
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
-    if (completeFirstDelta(call)) isChanged = true;
+    if (completeFirstDelta(call, newCallId)) isChanged = true;
   } else {
     seen.id ??= id;
     seen.name ??= name;
+  }
+  if (isRecord(call.function) && typeof call.function.arguments === "string" && call.function.arguments.trim() !== "") {
+    seen.hasArguments = true;
   }
   if (upstreamIndex !== undefined) calls.byUpstreamIndex.set(upstreamIndex, seen);
   calls.latest = seen;
@@ -98,8 +150,14 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
   return true;
 }
 
-function completeFirstDelta(call: Record<string, unknown>): boolean {
+function completeFirstDelta(call: Record<string, unknown>, newCallId: () => string): boolean {
   let isChanged = false;
+  // Made for the client only: `seen.id` stays the upstream's (none), so an id the upstream sends later still
+  // continues this call rather than starting another.
+  if (stringOf(call.id) === undefined) {
+    call.id = newCallId();
+    isChanged = true;
+  }
   if (call.type === undefined || call.type === null) {
     call.type = "function";
     isChanged = true;

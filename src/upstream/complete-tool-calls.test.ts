@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { completeToolCalls } from "./complete-tool-calls.ts";
 
-test("a call without type or with object arguments is completed; OpenAI's answer is left as it is", () => {
+test("a call without type, with object arguments or with empty arguments or no id is completed; OpenAI's answer is left as it is", () => {
   const answer = {
     choices: [
       {
@@ -12,6 +12,7 @@ test("a call without type or with object arguments is completed; OpenAI's answer
           tool_calls: [
             { id: "a", function: { name: "f", arguments: { city: "Paris" } } },
             { id: "b", type: "function", function: { name: "g" } },
+            { id: "c", type: "function", function: { name: "now", arguments: "" } },
           ],
         },
       },
@@ -21,7 +22,14 @@ test("a call without type or with object arguments is completed; OpenAI's answer
   assert.deepEqual(answer.choices[0]?.message.tool_calls, [
     { id: "a", type: "function", function: { name: "f", arguments: '{"city":"Paris"}' } },
     { id: "b", type: "function", function: { name: "g", arguments: "{}" } },
+    { id: "c", type: "function", function: { name: "now", arguments: "{}" } },
   ]);
+  const withoutId = {
+    choices: [{ message: { tool_calls: [{ type: "function", function: { name: "f", arguments: "{}" } }] } }],
+  };
+  assert.equal(completeToolCalls(withoutId), true);
+  const madeId = (withoutId.choices[0]?.message.tool_calls[0] as { id?: unknown } | undefined)?.id;
+  assert.match(String(madeId), /^call_[0-9a-f]{24}$/);
   const openAi = {
     choices: [{ message: { tool_calls: [{ id: "a", type: "function", function: { name: "f", arguments: "{}" } }] } }],
   };

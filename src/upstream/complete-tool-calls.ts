@@ -1,9 +1,12 @@
 // A chat answer's tool calls as OpenAI writes them, which the SDKs' schemas require: `type: "function"` and
-// `function.arguments` a JSON string. A few providers leave `type` out or send the arguments as the object itself:
+// `function.arguments` a JSON string. A few providers leave `type` out, send the arguments as the object itself, or
+// send `""` for a call without any (the Agents SDK then tells the model its arguments were not valid JSON), or give
+// a call no `id` (a client needs one to send the call back with its result; llama.cpp and LM Studio answered so):
 // passed on as they came, the AI SDK's chat provider refused the answer on its schema and the `openai` SDK's
 // `runTools()` failed to parse the arguments. (Streamed calls: streaming/tool-call-deltas.ts; the Responses and
 // Messages doors read either form.)
 
+import { randomBytes } from "node:crypto";
 import { isRecord } from "../is-record.ts";
 
 /** Completes the answer's tool calls in place; returns whether anything changed (then the body is written again). */
@@ -16,14 +19,22 @@ export function completeToolCalls(answer: Record<string, unknown>): boolean {
     if (!Array.isArray(calls)) continue;
     for (const call of calls) {
       if (!isRecord(call)) continue;
+      if (typeof call.id !== "string" || call.id === "") {
+        call.id = `call_${randomBytes(12).toString("hex")}`;
+        isChanged = true;
+      }
       if (call.type === undefined || call.type === null) {
         call.type = "function";
         isChanged = true;
       }
       const fn = call.function;
-      if (!isRecord(fn) || typeof fn.arguments === "string") continue;
-      // No arguments at all is a call without any: `{}`, what a client's JSON.parse can read.
-      fn.arguments = fn.arguments === undefined || fn.arguments === null ? "{}" : JSON.stringify(fn.arguments);
+      if (!isRecord(fn) || (typeof fn.arguments === "string" && fn.arguments.trim() !== "")) continue;
+      // No arguments at all (or `""`, as some providers send for a function without parameters) is a call without
+      // any: `{}`, what OpenAI sends and a client's JSON.parse can read.
+      fn.arguments =
+        fn.arguments === undefined || fn.arguments === null || typeof fn.arguments === "string"
+          ? "{}"
+          : JSON.stringify(fn.arguments);
       isChanged = true;
     }
   }

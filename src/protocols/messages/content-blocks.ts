@@ -1,8 +1,9 @@
 // The content blocks of a Messages request as Anthropic's API checks them: each is an object with a string `type`,
 // one of those its place takes (a user turn's, an assistant's, a system turn's, a tool result's), and a problem is
 // told with its position first, dotted (`messages.3.content.2: ...`), as Anthropic's errors are.
+import type { z } from "zod";
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
-import { formatPath, openAiProblemText, type ProblemText } from "../validate.ts";
+import { formatPath, openAiProblemText, type ProblemText, validateAt } from "../validate.ts";
 
 type Path = readonly PropertyKey[];
 export type Block = { readonly type: string; readonly [field: string]: unknown };
@@ -18,6 +19,16 @@ export function anthropicPath(path: Path): string {
  */
 export const anthropicProblemText: ProblemText = (param, path, detail) =>
   path.length >= 2 ? `${anthropicPath(path)}: ${detail}` : openAiProblemText(param, path, detail);
+
+/** `value` checked against `schema`, a problem told at its position as Anthropic's API tells it. */
+export function check<T extends z.ZodType>(schema: T, value: unknown, path: Path): z.infer<T> {
+  return validateAt(schema, value, path, anthropicProblemText);
+}
+
+/** A value the gateway cannot translate (not an invalid one): a 400 `unsupported_value` naming it. */
+export function unsupported(message: string, path: Path): InvalidRequestError {
+  return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
+}
 
 /** The block types each place takes, as they are listed to a client who sent another. */
 export const USER_BLOCKS = ["text", "image", "document", "tool_result"] as const;

@@ -1,6 +1,6 @@
 // Anthropic Messages request -> Chat Completions request body. What is translated, passed on, ignored and
-// refused is listed in docs/protocols.md; this file (with output-config.ts) is the source of truth for it.
-import type { z } from "zod";
+// refused is listed in docs/protocols.md; this file (with output-config.ts, content-parts.ts for a user turn's blocks
+// and tool-names.ts for tool names chat providers take) is the source of truth for it.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import type {
   ChatContentPart,
@@ -11,31 +11,31 @@ import type {
   ChatToolChoice,
 } from "../chat-completions.ts";
 import { toolResultText } from "../tool-result-text.ts";
-import { formatPath, validateAt, validateBody } from "../validate.ts";
+import { formatPath, validateBody } from "../validate.ts";
 import {
   ASSISTANT_BLOCKS,
   anthropicPath,
   anthropicProblemText,
-  type Block,
   blockAt,
+  check,
   invalidBlock,
   TEXT_BLOCKS,
-  TOOL_RESULT_BLOCKS,
   USER_BLOCKS,
+  unsupported,
   unsupportedBlock,
 } from "./content-blocks.ts";
+import { toChatParts, toolResultContent } from "./content-parts.ts";
 import { applyOutputConfig } from "./output-config.ts";
 import {
   countTokensRequestSchema,
   customToolSchema,
-  documentBlockSchema,
-  imageBlockSchema,
   type MessagesRequest,
   messagesRequestSchema,
   textBlockSchema,
   toolResultBlockSchema,
   toolUseBlockSchema,
 } from "./request-schema.ts";
+import { MessagesToolNames } from "./tool-names.ts";
 
 export interface TranslatedMessagesRequest {
   readonly chatBody: ChatRequestBody;
@@ -44,17 +44,11 @@ export interface TranslatedMessagesRequest {
   readonly stopSequences: readonly string[];
   /** `thinking` is `enabled` or `adaptive`: reasoning text the provider returns is shown as `thinking` blocks. */
   readonly isThinkingShown: boolean;
+  /** The tools' names upstream (a name over chat's 64 characters is shortened) and back. */
+  readonly toolNames: MessagesToolNames;
 }
 
 type Path = readonly PropertyKey[];
-
-function unsupported(message: string, path: Path): InvalidRequestError {
-  return new InvalidRequestError(message, { param: formatPath(path), code: "unsupported_value" });
-}
-
-function check<T extends z.ZodType>(schema: T, value: unknown, path: Path): z.infer<T> {
-  return validateAt(schema, value, path, anthropicProblemText);
-}
 
 /** `count`: the body of `count_tokens`, where `max_tokens` is not required. */
 export function toChatRequest(body: unknown, purpose: "create" | "count" = "create"): TranslatedMessagesRequest {
@@ -64,11 +58,12 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     anthropicProblemText,
   );
   const messages: ChatMessage[] = [];
+  const toolNames = new MessagesToolNames();
   const system = systemText(request.system);
   if (system !== "") messages.push({ role: "system", content: system });
   for (const [index, message] of request.messages.entries()) {
     const path = ["messages", index, "content"];
-    if (message.role === "assistant") pushAssistant(messages, assistantMessage(message.content, path));
+    if (message.role === "assistant") pushAssistant(messages, assistantMessage(message.content, path, toolNames));
     else if (message.role === "system") messages.push({ role: "system", content: textOf(message.content, path) });
     else messages.push(...userMessages(message.content, path));
   }
@@ -76,10 +71,10 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   const chatBody: ChatRequestBody = { model: request.model, messages };
   if (request.max_tokens !== undefined) chatBody.max_tokens = request.max_tokens;
   if (request.models !== undefined) chatBody.models = request.models;
-  const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index]));
+  const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index], toolNames));
   // Chat providers refuse a `tool_choice` without `tools`, so with none it is not sent: fine for `auto` and `none`.
   // `any` and `tool` demand a call, and without the choice the model would answer with text instead: refused.
-  const choice = toChatToolChoice(request.tool_choice, tools);
+  const choice = toChatToolChoice(request.tool_choice, tools, toolNames);
   if (tools.length > 0) {
     chatBody.tools = tools;
     if (choice !== undefined) chatBody.tool_choice = choice;
@@ -101,7 +96,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     chatBody.stream_options = { include_usage: true };
   }
   const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
-  return { chatBody, isStream, stopSequences, isThinkingShown };
+  return { chatBody, isStream, stopSequences, isThinkingShown, toolNames };
 }
 
 function systemText(system: MessagesRequest["system"]): string {
@@ -158,6 +153,7 @@ function textOf(
 function assistantMessage(
   content: string | readonly unknown[],
   path: Path,
+  toolNames: MessagesToolNames,
 ): Extract<ChatMessage, { role: "assistant" }> {
   if (typeof content === "string") return { role: "assistant", content };
   let text = "";
@@ -174,7 +170,7 @@ function assistantMessage(
         toolCalls.push({
           id: use.id,
           type: "function",
-          function: { name: use.name, arguments: JSON.stringify(use.input ?? {}) },
+          function: { name: toolNames.upstream(use.name), arguments: JSON.stringify(use.input ?? {}) },
         });
         break;
       }
@@ -234,8 +230,7 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
       });
       resultImages.push(...content.images);
     } else {
-      const part = toChatPart(block, blockPath, USER_BLOCKS);
-      if (part !== undefined) parts.push(part);
+      parts.push(...toChatParts(block, blockPath, USER_BLOCKS));
     }
   }
   const userParts = [...resultImages, ...parts];
@@ -258,50 +253,11 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
   return [...toolMessages, user];
 }
 
-/** `accepted`: the types taken where the block is (a user turn's, a tool result's), as a refusal lists them. */
-function toChatPart(block: Block, path: Path, accepted: readonly string[]): ChatContentPart | undefined {
-  switch (block.type) {
-    case "text":
-      return { type: "text", text: check(textBlockSchema, block, path).text };
-    case "image": {
-      const { source } = check(imageBlockSchema, block, path);
-      const url = source.type === "base64" ? `data:${source.media_type};base64,${source.data}` : source.url;
-      return { type: "image_url", image_url: { url } };
-    }
-    case "document": {
-      const document = check(documentBlockSchema, block, path);
-      const { source } = document;
-      if (source.type === "text") return { type: "text", text: source.data };
-      const filename = typeof document.title === "string" ? { filename: document.title } : {};
-      return { type: "file", file: { file_data: `data:${source.media_type};base64,${source.data}`, ...filename } };
-    }
-    case "thinking":
-    case "redacted_thinking":
-      return undefined;
-    default:
-      throw unsupportedBlock(block, path, accepted);
-  }
-}
-
-function toolResultContent(
-  content: string | readonly unknown[] | undefined,
+function toChatTool(
+  tool: { name: string; type?: string | null | undefined },
   path: Path,
-): { text: string; images: ChatContentPart[] } {
-  if (content === undefined) return { text: "", images: [] };
-  if (typeof content === "string") return { text: content, images: [] };
-  const texts: string[] = [];
-  const images: ChatContentPart[] = [];
-  for (const [index, value] of content.entries()) {
-    const blockPath = [...path, index];
-    const part = toChatPart(blockAt(value, blockPath, TOOL_RESULT_BLOCKS), blockPath, TOOL_RESULT_BLOCKS);
-    if (part === undefined) continue;
-    if (part.type === "text") texts.push(part.text);
-    else images.push(part);
-  }
-  return { text: texts.join("\n"), images };
-}
-
-function toChatTool(tool: { name: string; type?: string | null | undefined }, path: Path): ChatTool {
+  toolNames: MessagesToolNames,
+): ChatTool {
   if (tool.type !== undefined && tool.type !== null && tool.type !== "custom") {
     throw unsupported(
       `Tools of type \`${tool.type}\` are Anthropic server or client tools that chat providers do not know; define it as a custom tool with \`input_schema\`.`,
@@ -309,7 +265,10 @@ function toChatTool(tool: { name: string; type?: string | null | undefined }, pa
     );
   }
   const parsed = check(customToolSchema, tool, path);
-  const chatTool: ChatTool = { type: "function", function: { name: parsed.name, parameters: parsed.input_schema } };
+  const chatTool: ChatTool = {
+    type: "function",
+    function: { name: toolNames.upstream(parsed.name), parameters: parsed.input_schema },
+  };
   if (parsed.description !== undefined) chatTool.function.description = parsed.description;
   // `strict: false` is the chat default; sending it only when true keeps the body valid for strict providers.
   if (parsed.strict === true) chatTool.function.strict = true;
@@ -319,6 +278,7 @@ function toChatTool(tool: { name: string; type?: string | null | undefined }, pa
 function toChatToolChoice(
   choice: MessagesRequest["tool_choice"],
   tools: readonly ChatTool[],
+  toolNames: MessagesToolNames,
 ): ChatToolChoice | undefined {
   if (choice === undefined) return undefined;
   switch (choice.type) {
@@ -329,7 +289,7 @@ function toChatToolChoice(
       return "required";
     case "none":
       return "none";
-    case "tool":
+    case "tool": {
       if (tools.length === 0) throw noToolToCall("tool");
       if (choice.name === undefined) {
         throw new InvalidRequestError("`tool_choice.name` is required when `tool_choice.type` is `tool`.", {
@@ -338,13 +298,15 @@ function toChatToolChoice(
         });
       }
       // A chat provider may refuse a choice naming no tool it was given, or ignore it and answer without the call.
-      if (!tools.some((tool) => tool.function.name === choice.name)) {
+      const chosen = toolNames.upstream(choice.name);
+      if (!tools.some((tool) => tool.function.name === chosen)) {
         throw new InvalidRequestError(`\`tool_choice\` names the tool \`${choice.name}\`, which is not in \`tools\`.`, {
           param: "tool_choice",
           code: "invalid_value",
         });
       }
-      return { type: "function", function: { name: choice.name } };
+      return { type: "function", function: { name: chosen } };
+    }
   }
 }
 

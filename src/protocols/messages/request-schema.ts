@@ -77,8 +77,13 @@ export const documentBlockSchema = z.looseObject({
     [
       z.looseObject({ type: z.literal("base64"), media_type: z.string().min(1), data: z.string().min(1) }),
       z.looseObject({ type: z.literal("text"), data: z.string() }),
+      // A document of the client's own content blocks (text and images), e.g. chunks it wants cited.
+      z.looseObject({
+        type: z.literal("content"),
+        content: z.union([z.string(), blocks], { error: "`content` must be a string or an array of blocks" }),
+      }),
     ],
-    { error: "`source.type` must be `base64` or `text` for documents" },
+    { error: "`source.type` must be `base64`, `text` or `content` for documents" },
   ),
   title: z.string().nullish(),
 });

@@ -8,6 +8,7 @@ import {
   toMessageUsage,
   toStopReason,
 } from "./message-object.ts";
+import type { MessagesToolNames } from "./tool-names.ts";
 
 export interface MessageContext {
   readonly ids: IdSource;
@@ -21,6 +22,8 @@ export interface MessageContext {
    * translator does); a function because most answers carry usage and need no estimate.
    */
   readonly estimatePromptTokens?: () => number;
+  /** The request's tool names: a call comes back named as the client named the tool. */
+  readonly toolNames?: MessagesToolNames;
 }
 
 export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {
@@ -35,7 +38,7 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
     content.push({
       type: "tool_use",
       id: call.id,
-      name: call.function.name,
+      name: context.toolNames?.client(call.function.name) ?? call.function.name,
       input: parseToolInput(call.function.arguments),
     });
   }

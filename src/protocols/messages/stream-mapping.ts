@@ -28,6 +28,7 @@ import {
   toStopReason,
 } from "./message-object.ts";
 import { anthropicErrorType } from "./render-error.ts";
+import type { MessagesToolNames } from "./tool-names.ts";
 
 export interface MessagesStreamOptions {
   readonly ids: IdSource;
@@ -38,6 +39,8 @@ export interface MessagesStreamOptions {
   readonly fallbackModel?: string;
   /** Estimated prompt tokens for `message_start` (the real count comes with the last chunk). */
   readonly promptTokensEstimate?: number;
+  /** The request's tool names: a call comes back named as the client named the tool. */
+  readonly toolNames?: MessagesToolNames;
 }
 
 interface ToolBlock {
@@ -113,7 +116,12 @@ export class MessagesStreamTranslator {
     if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
     const delta = view.text !== "" ? view.text : view.refusal;
     if (delta !== "") text += this.#appendText(delta);
-    for (const call of view.toolCalls) text += this.#appendToolCall(call);
+    const toolNames = this.#options.toolNames;
+    for (const call of view.toolCalls) {
+      text += this.#appendToolCall(
+        call.name === undefined || toolNames === undefined ? call : { ...call, name: toolNames.client(call.name) },
+      );
+    }
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
     if (view.matchedStop !== undefined) this.#matchedStop = view.matchedStop;
     if (view.usage !== undefined) this.#usage = view.usage;

@@ -84,6 +84,29 @@ test("responses JSON: tool calls become function_call items with the upstream ca
   assert.equal(response.status, "completed");
 });
 
+test("responses JSON: a call that came with empty or no arguments has `{}`, what OpenAI sends and JSON.parse reads", () => {
+  const call = (id: string, fn: Record<string, unknown>) => ({
+    id,
+    type: "function",
+    function: { name: "now", ...fn },
+  });
+  const completion = {
+    model: "m-1",
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content: null, tool_calls: [call("a", { arguments: "" }), call("b", {})] },
+        finish_reason: "tool_calls",
+      },
+    ],
+  };
+  const response = toResponseObject(completion, { echo, ids: sequentialIds(), createdAtSeconds: 1 });
+  assert.deepEqual(
+    response.output.map((item) => (item.type === "function_call" ? item.arguments : item.type)),
+    ["{}", "{}"],
+  );
+});
+
 test("responses JSON: finish_reason length is incomplete with reason max_output_tokens", () => {
   const response = toResponseObject(readCompletion("length"), { echo, ids: sequentialIds(), createdAtSeconds: 1 });
   assert.equal(response.status, "incomplete");

@@ -1,5 +1,5 @@
 // A Chat Completions answer -> the Responses API `response` object.
-import { type ChatMessage, readChatCompletion } from "../chat-completions.ts";
+import { argumentsOrEmptyObject, type ChatMessage, readChatCompletion } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { inputAsArguments, inputOfArguments } from "./custom-tools.ts";
 import {
@@ -77,7 +77,7 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
       status: "completed",
       call_id: call.id,
       ...namedAs(client),
-      arguments: call.function.arguments,
+      arguments: argumentsOrEmptyObject(call.function.arguments),
     });
   }
   const { status, incompleteReason } = finishToStatus(answer.finishReason);

@@ -153,6 +153,29 @@ test("responses stream: a new id at an index already used starts a new call; del
   );
 });
 
+test("responses stream: a whole call that came without arguments gets `{}` (a last delta, .done and the item agree)", async () => {
+  const translator = new ResponsesStreamTranslator({ echo, ids: sequentialIds(), createdAtSeconds: 1767225600 });
+  const chunk = (delta: unknown, finishReason: string | null = null) => ({
+    model: "m-1",
+    choices: [{ index: 0, delta, finish_reason: finishReason }],
+  });
+  let text = translator.push(chunk({ tool_calls: [{ index: 0, id: "call_now", function: { name: "now" } }] }));
+  text += translator.push(chunk({}, "tool_calls"));
+  text += translator.finish();
+  assertWellFormed(text);
+  const { events, final } = await openaiFinalResponse(text);
+  const deltas = events.flatMap((event) =>
+    event.type === "response.function_call_arguments.delta" ? [event.delta] : [],
+  );
+  assert.deepEqual(deltas, ["{}"]);
+  const done = events.find((event) => event.type === "response.function_call_arguments.done");
+  assert.equal(done?.type === "response.function_call_arguments.done" ? done.arguments : undefined, "{}");
+  assert.deepEqual(
+    final.output.map((item) => (item.type === "function_call" ? item.arguments : item.type)),
+    ["{}"],
+  );
+});
+
 test("responses stream: a name sent after the id still opens the call with its buffered arguments", async () => {
   const { text, translator } = translate("quirky-tool-call");
   const { events, final } = await openaiFinalResponse(text);

@@ -18,6 +18,7 @@
 // reopens one) in the order the SDKs' accumulators check, so every part reads and writes the same open state.
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import {
+  argumentsOrEmptyObject,
   type ChatUsage,
   chunkFailureError,
   readChatChunk,
@@ -441,13 +442,20 @@ export class ResponsesStreamTranslator {
         this.#event("response.output_item.done", { output_index: state.outputIndex, item })
       );
     }
+    // A whole call that came without arguments gets `{}` as its last delta, so the deltas, `.done` and the item agree.
+    const emptyObject =
+      status === "completed" && argumentsOrEmptyObject(item.arguments) !== item.arguments
+        ? this.#appendArguments(item, state.outputIndex, "{}")
+        : "";
     return (
+      emptyObject +
       this.#event("response.function_call_arguments.done", {
         item_id: item.id,
         output_index: state.outputIndex,
         name: item.name,
         arguments: item.arguments,
-      }) + this.#event("response.output_item.done", { output_index: state.outputIndex, item })
+      }) +
+      this.#event("response.output_item.done", { output_index: state.outputIndex, item })
     );
   }
 

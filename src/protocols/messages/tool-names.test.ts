@@ -1,0 +1,19 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { MessagesToolNames } from "./tool-names.ts";
+
+test("a name chat takes is kept; a longer one is cut with a hash of the whole name and maps back", () => {
+  const names = new MessagesToolNames();
+  assert.equal(names.upstream("get_weather"), "get_weather");
+  const long = `mcp__server__${"x".repeat(60)}`;
+  const upstream = names.upstream(long);
+  assert.equal(upstream.length, 64);
+  assert.match(upstream, /^mcp__server__x+_[0-9a-f]{8}$/);
+  assert.equal(names.client(upstream), long);
+  assert.equal(names.client("get_weather"), "get_weather");
+  assert.equal(names.client("unknown"), "unknown");
+  // A function of the name alone: the same on every request; two long names sharing their first 55 differ.
+  assert.equal(new MessagesToolNames().upstream(long), upstream);
+  assert.notEqual(names.upstream(`${long}y`), upstream);
+  assert.equal(names.upstream("y".repeat(64)), "y".repeat(64));
+});

@@ -1,0 +1,31 @@
+// Anthropic takes tool names of up to 128 characters (`^[a-zA-Z0-9_-]{1,128}$`), chat providers 64 (OpenAI's rule,
+// which most copy). Claude Code names an MCP server's tools `mcp__<server>__<tool>`, which passes 64 with a long
+// server or tool name; sent as it came, every request of the session (each carries all its tools) was refused by
+// every provider. A longer name goes upstream cut, with `_` and 8 hex digits of a hash of the whole name: a function
+// of the name alone, so a call in the history maps to the same function on every turn, whatever `tools` holds then.
+// The model's calls come back named as the client named the tool.
+import { createHash } from "node:crypto";
+
+/** The longest function name chat providers take. */
+const MAX_UPSTREAM_NAME_LENGTH = 64;
+const HASH_LENGTH = 8;
+
+/** The client's tool names as they go upstream, and back; one per request. */
+export class MessagesToolNames {
+  /** Upstream name -> the client's, for the names that had to change. */
+  readonly #clientNames = new Map<string, string>();
+
+  /** The function name `name` goes upstream as (itself when chat providers take it). */
+  upstream(name: string): string {
+    if (name.length <= MAX_UPSTREAM_NAME_LENGTH) return name;
+    const hash = createHash("sha256").update(name).digest("hex").slice(0, HASH_LENGTH);
+    const upstream = `${name.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
+    this.#clientNames.set(upstream, name);
+    return upstream;
+  }
+
+  /** The client's name of the function the model called (an unknown one as it came). */
+  client(upstream: string): string {
+    return this.#clientNames.get(upstream) ?? upstream;
+  }
+}
