@@ -19,10 +19,11 @@ import type {
   CooldownChange,
   PersistedCooldowns,
 } from "../limits/availability.ts";
-import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
-import { cooldownChannel, cooldownKey, keysStartingWith, resetMarkerKey } from "./redis-keys.ts";
+import { getMany, type SharedStateRedis } from "./redis-client.ts";
+import { cooldownChannel, cooldownKey, resetMarkerKey } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
+import type { SharedKeys } from "./redis-shared-keys.ts";
 
 // `learned`: a learned fact (redis-learned-facts.ts) on the same channel, so that one subscription, with its
 // resubscribe and reload rules, serves both; a process that does not know the type skips it.
@@ -63,8 +64,11 @@ export interface CooldownSharingOptions {
   readonly onRemoteReset: () => void;
   /** Another process published a learned fact (redis-learned-facts.ts); it reads it. */
   readonly onLearned?: (fact: unknown) => void;
-  /** Loads what else is shared over the channel (learned facts), when the cooldowns are loaded after a late subscription. */
-  readonly loadAlso?: () => Promise<unknown>;
+  /**
+   * Loads everything shared (redis-state.ts: one walk of the keys, then the cooldowns through `load`, then the
+   * lessons), after a late subscription.
+   */
+  readonly loadShared: () => Promise<unknown>;
 }
 
 /** ms before a cooldown whose store failed while Redis was up is stored again. */
@@ -128,11 +132,7 @@ export class CooldownSharing {
       // was published meanwhile.
       if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
         this.#hasLoadedUnsubscribed = false;
-        // The lessons after the cooldowns: a missed reset the cooldowns' load applies would clear them otherwise.
-        const loading = this.load();
-        void this.#options.link.track(loading);
-        const { loadAlso } = this.#options;
-        if (loadAlso !== undefined) void this.#options.link.track(loading.then(loadAlso, loadAlso));
+        void this.#options.link.track(this.#options.loadShared());
       }
       return;
     }
@@ -151,23 +151,27 @@ export class CooldownSharing {
   }
 
   /**
-   * Imports every cooldown stored in Redis; returns how many. On a Cluster with a master down, it imports what the
-   * others hold, then throws that master's error.
+   * A load begins (before its walk of the keys): what is published from now until the subscription is in place
+   * reaches neither that load nor the subscription, so a late subscription loads again.
    */
-  async load(): Promise<number> {
-    const { redis, keyPrefix, availability } = this.#options;
+  beginLoad(): void {
     if (!this.#isSubscribed) this.#hasLoadedUnsubscribed = true;
+  }
+
+  /**
+   * Applies an admin reset this process did not hear, then imports every cooldown a load's walk found; returns how
+   * many. (On a Cluster with a master down, the walk found what the others hold: the caller throws its error.)
+   */
+  async load(keys: SharedKeys): Promise<number> {
+    const { redis, keyPrefix, availability } = this.#options;
     await this.#applyMissedReset();
     const start = `${keyPrefix}cooldown:`;
     const deployments: [string, Cooldown][] = [];
     const providers: [string, Cooldown][] = [];
-    let failure: { readonly error: unknown } | undefined;
-    const onNodeFailed = (error: unknown): void => {
-      failure ??= { error };
-    };
-    for await (const keys of scanKeys(redis, keysStartingWith(start), onNodeFailed)) {
-      const values = await getMany(redis, keys);
-      keys.forEach((key, index) => {
+    for (let first = 0; first < keys.cooldowns.length; first += GET_BATCH) {
+      const batch = keys.cooldowns.slice(first, first + GET_BATCH);
+      const values = await getMany(redis, batch);
+      batch.forEach((key, index) => {
         const cooldown = parseCooldown(values[index]);
         const rest = key.slice(start.length);
         if (cooldown === undefined) return;
@@ -180,7 +184,6 @@ export class CooldownSharing {
       });
     }
     availability.importCooldowns({ deployments, providers });
-    if (failure !== undefined) throw failure.error;
     return deployments.length + providers.length;
   }
 
@@ -301,6 +304,9 @@ export class CooldownSharing {
     );
   }
 }
+
+/** Cooldowns read per MGET while loading. */
+const GET_BATCH = 500;
 
 /** Between a provider's name and a parked key's fingerprint in the Redis key. */
 const KEY_PARK_INFIX = ":key:";

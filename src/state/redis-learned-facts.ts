@@ -33,21 +33,19 @@ import {
   UNITS,
   WINDOWS,
 } from "./learned-fact-shapes.ts";
-import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
+import { getMany, type SharedStateRedis } from "./redis-client.ts";
 import { type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
 import {
   calibrationKey,
   cooldownChannel,
   forgottenLimitsKey,
-  keysStartingWith,
   learnedConcurrencyKey,
   learnedRateKey,
-  sharedLimitsPattern,
   sharedWindowKey,
-  sharedWindowStart,
 } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
+import type { SharedKeys } from "./redis-shared-keys.ts";
 
 /**
  * ms a stated limit (on requests in flight, or a rate) is kept in Redis after it was learned: processes that start
@@ -75,7 +73,7 @@ export interface LearnedFactSharingOptions {
   readonly adoptRules: (scopeId: string, rules: readonly BudgetRule[]) => void;
   /** Where another process's forget of a scope goes (RedisLedger.adoptForgottenStated). */
   readonly adoptForgottenLimits?: (scopeId: string) => void;
-  /** The markers of the calibrations' forgets, shared with the refused features' (one SCAN reads both). */
+  /** The markers of the calibrations' forgets, shared with the refused features' (one walk finds both). */
   readonly forgets?: DeploymentForgets;
   /**
    * Told of each deployment whose evidence is known stored: written here, or heard from the replica that stored it
@@ -327,31 +325,37 @@ export class LearnedFactSharing {
     if (fact !== undefined) this.#apply(fact);
   }
 
+  /** What a load compares what is stored against (see `load`): taken before its keys are walked. */
+  beginLoad(): LearnedFactsLoadStart {
+    return {
+      knownWindows: this.#options.calibration?.exportSharedWindows() ?? [],
+      windowStep: this.#windowStep,
+    };
+  }
+
   /**
    * Adopts every stored stated concurrency, stated rate limit and shared window, and drops this process's shared
    * windows that are not stored (forgotten by another replica while this one did not hear it); returns how many it
    * adopted. (The calibrations' evidence is loaded once at start by CalibrationSharing: a later load would replace
    * what this process learned since; CalibrationSharing.reconcile drops what was forgotten.)
    *
-   * The race: a window is dropped only if it was kept before the load began and was not learned, heard or written
-   * since (a write lands after the SCAN may have passed its key), nor waits to be written (`#unshared`). With a node
-   * of a Cluster down, nothing is dropped. `isApplyingForgets`: the scopes' forget markers this process does not know
-   * are applied (every load but the first, also after Redis lost its data), not only recorded.
+   * The race: a window is dropped only if it was kept before `began` (taken before the walk that found `keys`) and
+   * was not learned, heard or written since (a write lands after the walk may have passed its key), nor waits to be
+   * written (`#unshared`). With a node of a Cluster down, nothing is dropped. `isApplyingForgets`: the scopes' forget
+   * markers this process does not know are applied (every load but the first, also after Redis lost its data), not
+   * only recorded.
    */
-  async load(isReplacing: boolean, isApplyingForgets = isReplacing): Promise<number> {
-    const { redis, keyPrefix } = this.#options;
-    const knownWindows = this.#options.calibration?.exportSharedWindows() ?? [];
-    const loadBeganAt = this.#windowStep;
+  async load(
+    keys: SharedKeys,
+    began: LearnedFactsLoadStart,
+    isReplacing: boolean,
+    isApplyingForgets = isReplacing,
+  ): Promise<number> {
+    const { redis } = this.#options;
     const storedWindows = new Set<string>();
     let loaded = 0;
-    let failure: { readonly error: unknown } | undefined;
-    const onNodeFailed = (error: unknown): void => {
-      failure ??= { error };
-    };
-    // One SCAN for the scopes' forget markers and stated limits (they share a key space: every scope's budget keys),
-    // one for the shared windows: each SCAN walks the whole key space, and every reload and resubscription loads.
-    const { markers, limits } = await this.#scanScopeKeys(onNodeFailed);
-    await this.#loadForgets(markers, isApplyingForgets);
+    // The markers before the stated limits: a limit stored since a forget (the new key's) is adopted again.
+    await this.#loadForgets(keys.scopeForgets, isApplyingForgets);
     const apply = (values: readonly (string | null)[]): void => {
       for (const text of values) {
         const fact = parseStored(text);
@@ -361,17 +365,16 @@ export class LearnedFactSharing {
         loaded++;
       }
     };
-    for (let start = 0; start < limits.length; start += GET_BATCH) {
-      apply(await getMany(redis, limits.slice(start, start + GET_BATCH)));
+    for (const stored of [keys.statedLimits, keys.sharedWindows]) {
+      for (let start = 0; start < stored.length; start += GET_BATCH) {
+        apply(await getMany(redis, stored.slice(start, start + GET_BATCH)));
+      }
     }
-    for await (const keys of scanKeys(redis, keysStartingWith(sharedWindowStart(keyPrefix)), onNodeFailed)) {
-      apply(await getMany(redis, keys));
-    }
-    if (failure !== undefined) throw failure.error;
+    if (keys.failure !== undefined) throw keys.failure.error;
     if (!isReplacing) return loaded;
-    for (const deploymentKey of knownWindows) {
+    for (const deploymentKey of began.knownWindows) {
       if (storedWindows.has(deploymentKey) || this.#unshared.has(`context ${deploymentKey}`)) continue;
-      if ((this.#windowTouchedAt.get(deploymentKey) ?? 0) > loadBeganAt) continue;
+      if ((this.#windowTouchedAt.get(deploymentKey) ?? 0) > began.windowStep) continue;
       this.#options.calibration?.adoptUnstoredWindow(deploymentKey);
     }
     return loaded;
@@ -412,24 +415,6 @@ export class LearnedFactSharing {
         if (isApplying && !this.#isWritingLimits(marker.scopeId)) this.#adoptForgottenLimits(marker.scopeId);
       }
     }
-  }
-
-  /**
-   * The keys of every scope's forget marker and stated limits, in one SCAN (sharedLimitsPattern also matches a few
-   * other budget keys; the exact names are picked here). A scope has at most a handful of them: collected whole, so
-   * that the markers are applied before any limit is loaded.
-   */
-  async #scanScopeKeys(onNodeFailed: (error: unknown) => void): Promise<{ markers: string[]; limits: string[] }> {
-    const { redis, keyPrefix } = this.#options;
-    const markers: string[] = [];
-    const limits: string[] = [];
-    for await (const keys of scanKeys(redis, sharedLimitsPattern(keyPrefix), onNodeFailed)) {
-      for (const key of keys) {
-        if (key.endsWith(FORGET_MARKER_SUFFIX)) markers.push(key);
-        else if (STATED_LIMIT_SUFFIX.test(key)) limits.push(key);
-      }
-    }
-    return { markers, limits };
   }
 
   #isWritingLimits(scopeId: string): boolean {
@@ -522,7 +507,7 @@ export class LearnedFactSharing {
       if (isSharedWindow) {
         const stored = JSON.stringify({ kind: "shared-window", deploymentKey, learnedAtMs: clock.now() });
         await redis.set(sharedWindowKey(keyPrefix, deploymentKey), stored, "PX", SHARED_WINDOW_KEEP_MS);
-        // Stored now, perhaps after a load's SCAN passed its key: that load must not drop it.
+        // Stored now, perhaps after a load's walk passed its key: that load must not drop it.
         this.#touchWindow(fact);
       }
     }
@@ -537,9 +522,6 @@ export class LearnedFactSharing {
 
 /** Keys read per MGET while loading. */
 const GET_BATCH = 500;
-/** The ends of the key names sharedLimitsPattern finds that are a forget marker or a stated limit (redis-keys.ts). */
-const FORGET_MARKER_SUFFIX = ":forgotten-limits";
-const STATED_LIMIT_SUFFIX = /:(?:learned-concurrency|learned-rate:[^:]+:[^:]+)$/;
 
 function parseMarker(text: string | null | undefined): ForgottenLimits | undefined {
   if (text === null || text === undefined) return undefined;
@@ -548,6 +530,13 @@ function parseMarker(text: string | null | undefined): ForgottenLimits | undefin
   } catch {
     return undefined;
   }
+}
+
+/** What a load compares what is stored against, taken before its walk (LearnedFactSharing.beginLoad). */
+export interface LearnedFactsLoadStart {
+  readonly knownWindows: readonly string[];
+  /** `#windowStep` then: a window touched after it is kept, stored or not. */
+  readonly windowStep: number;
 }
 
 /** A forget as it is published. */
