@@ -46,6 +46,7 @@ import {
 import type { RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
+import { RetryBackoff } from "./retry-backoff.ts";
 
 /**
  * ms a stated limit (on requests in flight, or a rate) is kept in Redis after it was learned: processes that start
@@ -56,9 +57,6 @@ import type { SharedKeys } from "./redis-shared-keys.ts";
 export const LEARNED_LIMIT_KEEP_MS = 24 * 3_600_000;
 /** ms a shared window is kept in Redis after it was learned: a model's shape, which changes rarely if ever. */
 export const SHARED_WINDOW_KEEP_MS = 30 * 24 * 3_600_000;
-
-/** ms before a fact whose write failed while Redis was up is written again. */
-const WRITE_RETRY_MS = 250;
 
 export interface LearnedFactSharingOptions {
   readonly redis: SharedStateRedis;
@@ -116,6 +114,7 @@ export class LearnedFactSharing {
   /** Stated-limit writes under way (sent, not answered yet), by scope: a load's forget must not drop them. */
   readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #backoff = new RetryBackoff();
   #isStopped = false;
 
   constructor(options: LearnedFactSharingOptions) {
@@ -125,20 +124,27 @@ export class LearnedFactSharing {
 
   /** A fact this process learned: stored and published now, or once Redis is back. */
   share(fact: LearnedFact): void {
+    void this.#shareNow(fact);
+  }
+
+  /** Stores and publishes the fact; false when that failed (it is then tried again later). */
+  async #shareNow(fact: LearnedFact): Promise<boolean> {
     const id = idOf(fact);
     if (fact.kind === "rate") this.#noteRate(fact);
     this.#touchWindow(fact);
     if (!this.#options.link.isUp) {
       this.#unshared.set(id, fact);
-      return;
+      return true;
     }
-    this.#whileWriting(fact, () => this.#write(fact)).then(
-      () => this.#options.link.recordSuccess(),
-      (error: unknown) => {
-        this.#options.link.recordFailure(error);
-        this.#retryLater(id, fact);
-      },
-    );
+    try {
+      await this.#whileWriting(fact, () => this.#write(fact));
+    } catch (error) {
+      this.#options.link.recordFailure(error);
+      this.#retryLater(id, fact);
+      return false;
+    }
+    this.#options.link.recordSuccess();
+    return true;
   }
 
   /** Counts a stated limit's write as under way until it is answered (see `#loadForgets`). */
@@ -162,9 +168,10 @@ export class LearnedFactSharing {
   }
 
   /**
-   * A write (or a forgotten scope's delete) that failed while Redis was up (a timeout, an error reply) is tried
-   * again shortly, as a cooldown's store is: nothing else would before Redis is next marked down and up (then
-   * `pushLocal` does).
+   * A write (or a forgotten scope's delete) that failed while Redis was up (a timeout, an error reply such as a
+   * refused PUBLISH) is tried again later, as a cooldown's store is: nothing else would before Redis is next marked
+   * down and up (then `pushLocal` does), and a refusal never marks it down. The delay backs off while the retries keep
+   * failing (RetryBackoff).
    */
   #retryLater(id: string, fact: LearnedFact): void {
     this.#unshared.set(id, fact);
@@ -175,14 +182,19 @@ export class LearnedFactSharing {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      const hasForgotten =
-        this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0 || this.#unannounced.size > 0;
-      if (hasForgotten && this.#options.link.isUp) this.#sendDeletes();
-      const facts = [...this.#unshared.values()];
-      this.#unshared.clear();
-      for (const pending of facts) this.share(pending);
-    }, WRITE_RETRY_MS);
+      void this.#retryRound();
+    }, this.#backoff.nextDelayMs());
     this.#retryTimer.unref();
+  }
+
+  /** Sends every pending delete and fact again; once all of them are done, the next failure waits the first delay. */
+  async #retryRound(): Promise<void> {
+    const hasForgotten = this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0 || this.#unannounced.size > 0;
+    const deleted = hasForgotten && this.#options.link.isUp ? this.#sendDeletes() : Promise.resolve(true);
+    const facts = [...this.#unshared.values()];
+    this.#unshared.clear();
+    const results = await Promise.all([deleted, ...facts.map((pending) => this.#shareNow(pending))]);
+    if (results.every((isDone) => isDone)) this.#backoff.reset();
   }
 
   /**
@@ -200,7 +212,7 @@ export class LearnedFactSharing {
     this.#rateLearnedAtMs.delete(scopeId);
     this.#unannounced.delete(`limits ${scopeId}`);
     this.#forgotten.set(scopeId, newForgetId());
-    if (this.#options.link.isUp) this.#sendDeletes();
+    if (this.#options.link.isUp) void this.#sendDeletes();
   }
 
   /**
@@ -215,17 +227,20 @@ export class LearnedFactSharing {
     this.#unshared.delete(`context ${deploymentKey}`);
     this.#unannounced.delete(`calibration ${deploymentKey}`);
     this.#forgottenDeployments.set(deploymentKey, newForgetId());
-    if (this.#options.link.isUp) this.#sendDeletes();
+    if (this.#options.link.isUp) void this.#sendDeletes();
   }
 
-  #sendDeletes(): void {
-    this.#deleteForgotten().then(
-      () => this.#options.link.recordSuccess(),
-      (error: unknown) => {
-        this.#options.link.recordFailure(error);
-        this.#scheduleRetry();
-      },
-    );
+  /** Deletes and publishes what was forgotten; false when that failed (it is then tried again later). */
+  async #sendDeletes(): Promise<boolean> {
+    try {
+      await this.#deleteForgotten();
+    } catch (error) {
+      this.#options.link.recordFailure(error);
+      this.#scheduleRetry();
+      return false;
+    }
+    this.#options.link.recordSuccess();
+    return true;
   }
 
   /**
@@ -317,6 +332,7 @@ export class LearnedFactSharing {
         }),
       ),
     );
+    this.#backoff.reset();
   }
 
   /** A fact another process published. What is not a well-formed fact is skipped. */

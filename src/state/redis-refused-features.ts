@@ -36,9 +36,7 @@ import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
-
-/** ms before a change whose write failed while Redis was up is written again. */
-const WRITE_RETRY_MS = 250;
+import { RetryBackoff } from "./retry-backoff.ts";
 
 /** Deployments' hashes read at once while loading (HGETALL each: on a Cluster they live in different slots). */
 const READ_BATCH = 500;
@@ -81,6 +79,7 @@ export class RefusalSharing {
   /** Writes under way (sent, not answered yet), by deployment: a load may not see them, and must not drop them. */
   readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #backoff = new RetryBackoff();
   #isStopped = false;
 
   constructor(options: RefusalSharingOptions) {
@@ -102,7 +101,7 @@ export class RefusalSharing {
       this.#unshared.delete(deploymentKey);
       this.#unannounced.delete(deploymentKey);
       this.#forgotten.set(deploymentKey, newForgetId());
-      if (this.#options.link.isUp) this.#send(() => this.#deleteForgotten());
+      if (this.#options.link.isUp) void this.#send(() => this.#deleteForgotten());
       return;
     }
     const changes: PendingChanges =
@@ -113,7 +112,7 @@ export class RefusalSharing {
       this.#pend(deploymentKey, changes, true);
       return;
     }
-    this.#send(() =>
+    void this.#send(() =>
       this.#write(deploymentKey, changes).catch((error: unknown) => {
         this.#pend(deploymentKey, changes, false);
         throw error;
@@ -133,15 +132,17 @@ export class RefusalSharing {
     }
   }
 
-  /** Runs a write; a failure is counted against the link and tried again shortly. */
-  #send(write: () => Promise<void>): void {
-    write().then(
-      () => this.#options.link.recordSuccess(),
-      (error: unknown) => {
-        this.#options.link.recordFailure(error);
-        this.#scheduleRetry();
-      },
-    );
+  /** Runs a write; a failure is counted against the link and tried again later. False when it failed. */
+  async #send(write: () => Promise<void>): Promise<boolean> {
+    try {
+      await write();
+    } catch (error) {
+      this.#options.link.recordFailure(error);
+      this.#scheduleRetry();
+      return false;
+    }
+    this.#options.link.recordSuccess();
+    return true;
   }
 
   /**
@@ -158,15 +159,17 @@ export class RefusalSharing {
   }
 
   /**
-   * A write that failed while Redis was up (a timeout, an error reply) is tried again shortly, as a cooldown's store
-   * is: nothing else would before Redis is next marked down and up (then `pushLocal` does).
+   * A write that failed while Redis was up (a timeout, an error reply such as a refused PUBLISH) is tried again
+   * later, as a cooldown's store is: nothing else would before Redis is next marked down and up (then `pushLocal`
+   * does), and a refusal never marks it down. The delay backs off while the retries keep failing (RetryBackoff);
+   * `pushLocal` succeeding whole sets it back.
    */
   #scheduleRetry(): void {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      if (this.#options.link.isUp) this.#send(() => this.pushLocal());
-    }, WRITE_RETRY_MS);
+      if (this.#options.link.isUp) void this.#send(() => this.pushLocal());
+    }, this.#backoff.nextDelayMs());
     this.#retryTimer.unref();
   }
 
@@ -192,6 +195,7 @@ export class RefusalSharing {
         }),
       ),
     );
+    this.#backoff.reset();
   }
 
   /**
