@@ -20,6 +20,8 @@
 // the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
 // again (`pushAll`, redis-data-epoch.ts), but not those of a deployment forgotten since by a replica this one did
 // not hear: the forget leaves a marker, applied before anything is written again (redis-deployment-forgets.ts).
+// The file stays whole (about 410 lines), as redis-learned-facts.ts does: a lesson's write, a forget's delete and
+// publish, and a load's race share the pending sets (`#unshared`, `#writing`, `#forgotten`) one class keeps consistent.
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import {
