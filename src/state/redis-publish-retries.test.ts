@@ -1,7 +1,7 @@
 // Shared writes whose PUBLISH Redis refuses (an ACL without `publish`), against a real redis-server: a refusal never
 // marks Redis down, so only the retries' backoff (retry-backoff.ts) keeps a replica from sending the write four
 // times a second for as long as it is refused. Redis's ACL LOG counts every refused PUBLISH, by where it came from
-// (a stated limit's write: top level; a cooldown's: inside its script).
+// (a stated limit's or a refused feature's write: top level; a cooldown's: inside its script).
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,6 +12,7 @@ import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { type BudgetScope, isReservation } from "../limits/budgets.ts";
+import { RefusedFeatures } from "../limits/refused-features.ts";
 import { cooldownChannel } from "./redis-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
@@ -106,5 +107,38 @@ describe("retries of a refused PUBLISH", { skip }, () => {
     assert.ok(again >= 3, `${again} refused PUBLISHes in 2 s after a success: the backoff was not reset`);
     await admin.call("ACL", "SETUSER", "default", "+publish");
     state.ledger.release(held);
+  });
+
+  test("a refused feature's write backs off too, and is heard once Redis accepts", async (t) => {
+    const server = await useRedisServer(t);
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const refused = new RefusedFeatures(3_600_000);
+    const state = await createRedisStateBackend(
+      {
+        path: "",
+        redisUrl: server.url,
+        redisKeyPrefix: PREFIX,
+        redisCluster: false,
+        flushIntervalMs: 60_000,
+        redisCommandTimeoutMs: 2_000,
+      },
+      new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
+      systemClock,
+      undefined,
+      { refusedFeatures: refused },
+    );
+    t.after(() => state.close());
+    const { heard, subscribed } = useListener(t, server.url);
+    await subscribed;
+    await admin.call("ACL", "SETUSER", "default", "-publish");
+    await admin.call("ACL", "LOG", "RESET");
+    refused.learn("gh/gpt", "tools", "HTTP 400", Date.now()); // its script, then PUBLISH
+    await sleep(2_500);
+    const count = (await refusedPublishes(admin)).toplevel ?? 0;
+    assert.ok(count >= 3 && count <= 5, `${count} refused PUBLISHes in 2.5 s (10 or 11 at a fixed 250 ms)`);
+    await admin.call("ACL", "SETUSER", "default", "+publish");
+    const isHeard = () => heard.some((message) => JSON.stringify(message).includes('"kind":"refused-feature"'));
+    await waitFor(isHeard, "the refused feature heard once Redis accepts", 10_000);
   });
 });
