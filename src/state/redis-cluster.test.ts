@@ -23,7 +23,8 @@ import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budg
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import { scanKeys } from "./redis-client.ts";
-import { dataEpochKey, resetMarkerKey } from "./redis-keys.ts";
+import { dataEpochKey, refusedFeaturesKey, refusedFeaturesStart, resetMarkerKey } from "./redis-keys.ts";
+import { walkSharedKeys } from "./redis-shared-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
@@ -486,6 +487,8 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     t.after(() => client.disconnect());
     await client.connect();
     for (const provider of PROVIDERS) await client.set(`scan:{${provider}}`, "1");
+    // And a shared lesson beside each (the same hash tag: the same node), for a load's walk.
+    for (const provider of PROVIDERS) await client.hset(refusedFeaturesKey("scan:", `${provider}/m`), "tools", "{}");
     const stored = await keysPerNode(cluster, client, "scan:");
     const victim = cluster.nodes[1] as (typeof cluster.nodes)[number];
     const survivors = [...stored].filter(([port]) => port !== victim.port).flatMap(([, keys]) => keys);
@@ -493,7 +496,7 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     // A hung master (a killed one leaves the node list at once): its connection stays open, its SCAN times out.
     const hung = client.nodes("master").find((node) => node.options.port === victim.port);
     assert.ok(hung !== undefined);
-    await hung.call("CLIENT", "PAUSE", "3000", "ALL");
+    await hung.call("CLIENT", "PAUSE", "5000", "ALL");
     const failures: unknown[] = [];
     const found: string[] = [];
     for await (const keys of scanKeys(client, "scan:*", (error) => failures.push(error))) found.push(...keys);
@@ -505,6 +508,13 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
         // drained
       }
     }, /timed out/);
+    // A load's one walk (redis-shared-keys.ts): the other masters' lessons, and the failure for the load to throw
+    // once it has adopted them (dropping nothing for not being stored).
+    const walked = await walkSharedKeys(client, "scan:");
+    const survivingLessons = survivors.filter((key) => key.startsWith(refusedFeaturesStart("scan:")));
+    assert.ok(survivingLessons.length > 0);
+    assert.deepEqual([...walked.refusedFeatures].sort(), survivingLessons.sort());
+    assert.match(String(walked.failure?.error), /timed out/);
   });
 
   test("scripts sent in one turn for providers on different masters all run on Redis", async (t) => {

@@ -19,10 +19,12 @@ import type {
   CooldownChange,
   PersistedCooldowns,
 } from "../limits/availability.ts";
-import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
-import { cooldownChannel, cooldownKey, keysStartingWith, resetMarkerKey } from "./redis-keys.ts";
+import { getMany, type SharedStateRedis } from "./redis-client.ts";
+import { cooldownChannel, cooldownKey, resetMarkerKey } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
+import type { SharedKeys } from "./redis-shared-keys.ts";
+import { RetryBackoff } from "./retry-backoff.ts";
 
 // `learned`: a learned fact (redis-learned-facts.ts) on the same channel, so that one subscription, with its
 // resubscribe and reload rules, serves both; a process that does not know the type skips it.
@@ -63,12 +65,13 @@ export interface CooldownSharingOptions {
   readonly onRemoteReset: () => void;
   /** Another process published a learned fact (redis-learned-facts.ts); it reads it. */
   readonly onLearned?: (fact: unknown) => void;
-  /** Loads what else is shared over the channel (learned facts), when the cooldowns are loaded after a late subscription. */
-  readonly loadAlso?: () => Promise<unknown>;
+  /**
+   * Loads everything shared (redis-state.ts: one walk of the keys, then the cooldowns through `load`, then the
+   * lessons), after a late subscription.
+   */
+  readonly loadShared: () => Promise<unknown>;
 }
 
-/** ms before a cooldown whose store failed while Redis was up is stored again. */
-const STORE_RETRY_MS = 250;
 /** ms before the first retry of a refused SUBSCRIBE; doubled at each retry, up to SUBSCRIBE_RETRY_MAX_MS. */
 const SUBSCRIBE_RETRY_MS = 100;
 const SUBSCRIBE_RETRY_MAX_MS = 2_000;
@@ -80,9 +83,10 @@ export class CooldownSharing {
   #isSubscribed = false;
   /** A load ran before the subscription was in place: what was published in between reached neither. */
   #hasLoadedUnsubscribed = false;
-  /** Cooldowns whose store failed while Redis was up, by scope and key, stored again after STORE_RETRY_MS. */
+  /** Cooldowns whose store failed while Redis was up, by scope and key, stored again after `#backoff`'s delay. */
   readonly #unshared = new Map<string, CooldownChange>();
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #backoff: RetryBackoff;
   /** The latest admin reset this process made, heard, or read from its marker (`P reset-id`). */
   #knownResetId: string | undefined;
   /** The first load only reads the marker: a process that starts holds nothing a reset before it would clear. */
@@ -91,6 +95,7 @@ export class CooldownSharing {
   constructor(options: CooldownSharingOptions) {
     this.#options = options;
     this.#channel = cooldownChannel(options.keyPrefix);
+    this.#backoff = new RetryBackoff();
   }
 
   /**
@@ -128,11 +133,7 @@ export class CooldownSharing {
       // was published meanwhile.
       if (this.#hasLoadedUnsubscribed && !this.#isStopped) {
         this.#hasLoadedUnsubscribed = false;
-        // The lessons after the cooldowns: a missed reset the cooldowns' load applies would clear them otherwise.
-        const loading = this.load();
-        void this.#options.link.track(loading);
-        const { loadAlso } = this.#options;
-        if (loadAlso !== undefined) void this.#options.link.track(loading.then(loadAlso, loadAlso));
+        void this.#options.link.track(this.#options.loadShared());
       }
       return;
     }
@@ -151,23 +152,27 @@ export class CooldownSharing {
   }
 
   /**
-   * Imports every cooldown stored in Redis; returns how many. On a Cluster with a master down, it imports what the
-   * others hold, then throws that master's error.
+   * A load begins (before its walk of the keys): what is published from now until the subscription is in place
+   * reaches neither that load nor the subscription, so a late subscription loads again.
    */
-  async load(): Promise<number> {
-    const { redis, keyPrefix, availability } = this.#options;
+  beginLoad(): void {
     if (!this.#isSubscribed) this.#hasLoadedUnsubscribed = true;
+  }
+
+  /**
+   * Applies an admin reset this process did not hear, then imports every cooldown a load's walk found; returns how
+   * many. (On a Cluster with a master down, the walk found what the others hold: the caller throws its error.)
+   */
+  async load(keys: SharedKeys): Promise<number> {
+    const { redis, keyPrefix, availability } = this.#options;
     await this.#applyMissedReset();
     const start = `${keyPrefix}cooldown:`;
     const deployments: [string, Cooldown][] = [];
     const providers: [string, Cooldown][] = [];
-    let failure: { readonly error: unknown } | undefined;
-    const onNodeFailed = (error: unknown): void => {
-      failure ??= { error };
-    };
-    for await (const keys of scanKeys(redis, keysStartingWith(start), onNodeFailed)) {
-      const values = await getMany(redis, keys);
-      keys.forEach((key, index) => {
+    for (let first = 0; first < keys.cooldowns.length; first += GET_BATCH) {
+      const batch = keys.cooldowns.slice(first, first + GET_BATCH);
+      const values = await getMany(redis, batch);
+      batch.forEach((key, index) => {
         const cooldown = parseCooldown(values[index]);
         const rest = key.slice(start.length);
         if (cooldown === undefined) return;
@@ -180,7 +185,6 @@ export class CooldownSharing {
       });
     }
     availability.importCooldowns({ deployments, providers });
-    if (failure !== undefined) throw failure.error;
     return deployments.length + providers.length;
   }
 
@@ -221,6 +225,7 @@ export class CooldownSharing {
         }),
       ),
     );
+    this.#backoff.reset();
   }
 
   /** Deletes every shared cooldown and tells the other processes to forget theirs (admin reset). */
@@ -236,32 +241,46 @@ export class CooldownSharing {
   }
 
   #share(change: CooldownChange): void {
+    void this.#shareNow(change);
+  }
+
+  /** Stores and publishes the change; false when that failed (it is then tried again later). */
+  async #shareNow(change: CooldownChange): Promise<boolean> {
     // While Redis is down the cooldown is local only; pushLocal() shares it when Redis is back.
-    if (!this.#options.link.isUp) return;
-    this.#store(change).then(
-      () => this.#options.link.recordSuccess(),
-      (error: unknown) => {
-        this.#options.link.recordFailure(error);
-        this.#retryLater(change);
-      },
-    );
+    if (!this.#options.link.isUp) return true;
+    try {
+      await this.#store(change);
+    } catch (error) {
+      this.#options.link.recordFailure(error);
+      this.#retryLater(change);
+      return false;
+    }
+    this.#options.link.recordSuccess();
+    return true;
   }
 
   /**
-   * A store that failed while Redis was up (a timeout, an error reply) is tried again shortly: nothing else would
-   * share that cooldown before Redis is next marked down and up. Repeated failures mark Redis down; from then on
-   * `#share` keeps cooldowns local and `pushLocal` shares them all when Redis is back.
+   * A store that failed while Redis was up (a timeout, an error reply such as a refused PUBLISH) is tried again
+   * later: nothing else would share that cooldown before Redis is next marked down and up, and a refusal never marks
+   * it down. The delay backs off while the retries keep failing (RetryBackoff). Repeated timeouts mark Redis down;
+   * from then on `#share` keeps cooldowns local and `pushLocal` shares them all when Redis is back.
    */
   #retryLater(change: CooldownChange): void {
     this.#unshared.set(storedKey(this.#options.keyPrefix, change), change);
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      const changes = [...this.#unshared.values()];
-      this.#unshared.clear();
-      for (const pending of changes) this.#share(pending);
-    }, STORE_RETRY_MS);
+      void this.#retryRound();
+    }, this.#backoff.nextDelayMs());
     this.#retryTimer.unref();
+  }
+
+  /** Shares every pending cooldown again; once all of them are stored, the next failure waits the first delay again. */
+  async #retryRound(): Promise<void> {
+    const changes = [...this.#unshared.values()];
+    this.#unshared.clear();
+    const results = await Promise.all(changes.map((pending) => this.#shareNow(pending)));
+    if (results.every((isShared) => isShared)) this.#backoff.reset();
   }
 
   async #store(change: CooldownChange): Promise<void> {
@@ -301,6 +320,9 @@ export class CooldownSharing {
     );
   }
 }
+
+/** Cooldowns read per MGET while loading. */
+const GET_BATCH = 500;
 
 /** Between a provider's name and a parked key's fingerprint in the Redis key. */
 const KEY_PARK_INFIX = ":key:";

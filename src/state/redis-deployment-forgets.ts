@@ -9,20 +9,17 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import { KnownForgets } from "./known-forgets.ts";
-import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
-import {
-  deploymentForgetKey,
-  deploymentForgetsStart,
-  deploymentKeyOf,
-  type ForgottenLessons,
-  keysStartingWith,
-} from "./redis-keys.ts";
+import { getMany, type SharedStateRedis } from "./redis-client.ts";
+import { deploymentForgetKey, deploymentForgetsStart, deploymentKeyOf, type ForgottenLessons } from "./redis-keys.ts";
 
 /**
  * ms a marker is kept. It only matters to a replica that missed the forget across a loss of Redis's data, until it is
  * back (seconds); a day covers a replica cut off far longer, and bounds what stays of a reload that churns names.
  */
 export const DEPLOYMENT_FORGET_KEEP_MS = 24 * 3_600_000;
+
+/** Markers read per MGET. */
+const GET_BATCH = 500;
 
 /** A new forget's id: the same at every retry of its send, so that a send that ran is not run again. */
 export function newForgetId(): string {
@@ -71,17 +68,18 @@ export class DeploymentForgets {
   }
 
   /**
-   * Reads every marker; returns the deployments whose marker names a forget this process does not know, and notes
-   * them known (a marker is applied once). One SCAN per load for both kinds. A node whose SCAN fails (a Cluster's
-   * master down) is reported to `onNodeFailed` and its markers are read at a later load: the caller goes on with the
-   * others, as its loads of the lessons do (stopping there would skip writing its lessons again after a loss of data).
+   * Reads the markers a load's walk found (SharedKeys.deploymentForgets); returns the deployments whose marker names
+   * a forget this process does not know, and notes them known (a marker is applied once). With a node whose SCAN
+   * failed (a Cluster's master down) its markers are read at a later load: the caller goes on with the others, as its
+   * loads of the lessons do (stopping there would skip writing its lessons again after a loss of data).
    */
-  async unknown(onNodeFailed: (error: unknown) => void): Promise<UnknownForgets> {
+  async unknown(keys: readonly string[]): Promise<UnknownForgets> {
     const start = deploymentForgetsStart(this.#prefix);
     const unknown: UnknownForgets = { refusals: [], calibration: [] };
-    for await (const keys of scanKeys(this.#redis, keysStartingWith(start), onNodeFailed)) {
-      const forgetIds = await getMany(this.#redis, keys);
-      for (const [index, key] of keys.entries()) {
+    for (let first = 0; first < keys.length; first += GET_BATCH) {
+      const batch = keys.slice(first, first + GET_BATCH);
+      const forgetIds = await getMany(this.#redis, batch);
+      for (const [index, key] of batch.entries()) {
         const rest = key.slice(start.length);
         const colon = rest.indexOf(":");
         const lessons = rest.slice(0, colon);

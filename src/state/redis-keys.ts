@@ -102,15 +102,6 @@ export function forgottenLimitsKey(prefix: string, scopeId: string): string {
 }
 
 /**
- * One SCAN for every scope's forget marker and stated limits (learned-concurrency, learned-rate:*, forgotten-limits):
- * budget keys with a segment starting `lear` or `forg` (not `leases`). It also matches a scope's `learned` hash, and a scope id with
- * such a segment; redis-learned-facts.ts picks the exact names.
- */
-export function sharedLimitsPattern(prefix: string): string {
-  return `${keysStartingWith(`${prefix}budget:`)}:[lf][eo][ar][rg]*`;
-}
-
-/**
  * A deployment whose context-length refusal showed that prompt and output share one window (redis-learned-facts.ts),
  * hash-tagged with its provider as the budget keys are.
  */

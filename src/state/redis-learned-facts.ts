@@ -33,21 +33,20 @@ import {
   UNITS,
   WINDOWS,
 } from "./learned-fact-shapes.ts";
-import { getMany, type SharedStateRedis, scanKeys } from "./redis-client.ts";
+import { getMany, type SharedStateRedis } from "./redis-client.ts";
 import { type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
 import {
   calibrationKey,
   cooldownChannel,
   forgottenLimitsKey,
-  keysStartingWith,
   learnedConcurrencyKey,
   learnedRateKey,
-  sharedLimitsPattern,
   sharedWindowKey,
-  sharedWindowStart,
 } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
+import type { SharedKeys } from "./redis-shared-keys.ts";
+import { RetryBackoff } from "./retry-backoff.ts";
 
 /**
  * ms a stated limit (on requests in flight, or a rate) is kept in Redis after it was learned: processes that start
@@ -58,9 +57,6 @@ import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 export const LEARNED_LIMIT_KEEP_MS = 24 * 3_600_000;
 /** ms a shared window is kept in Redis after it was learned: a model's shape, which changes rarely if ever. */
 export const SHARED_WINDOW_KEEP_MS = 30 * 24 * 3_600_000;
-
-/** ms before a fact whose write failed while Redis was up is written again. */
-const WRITE_RETRY_MS = 250;
 
 export interface LearnedFactSharingOptions {
   readonly redis: SharedStateRedis;
@@ -75,7 +71,7 @@ export interface LearnedFactSharingOptions {
   readonly adoptRules: (scopeId: string, rules: readonly BudgetRule[]) => void;
   /** Where another process's forget of a scope goes (RedisLedger.adoptForgottenStated). */
   readonly adoptForgottenLimits?: (scopeId: string) => void;
-  /** The markers of the calibrations' forgets, shared with the refused features' (one SCAN reads both). */
+  /** The markers of the calibrations' forgets, shared with the refused features' (one walk finds both). */
   readonly forgets?: DeploymentForgets;
   /**
    * Told of each deployment whose evidence is known stored: written here, or heard from the replica that stored it
@@ -118,6 +114,7 @@ export class LearnedFactSharing {
   /** Stated-limit writes under way (sent, not answered yet), by scope: a load's forget must not drop them. */
   readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #backoff = new RetryBackoff();
   #isStopped = false;
 
   constructor(options: LearnedFactSharingOptions) {
@@ -127,20 +124,27 @@ export class LearnedFactSharing {
 
   /** A fact this process learned: stored and published now, or once Redis is back. */
   share(fact: LearnedFact): void {
+    void this.#shareNow(fact);
+  }
+
+  /** Stores and publishes the fact; false when that failed (it is then tried again later). */
+  async #shareNow(fact: LearnedFact): Promise<boolean> {
     const id = idOf(fact);
     if (fact.kind === "rate") this.#noteRate(fact);
     this.#touchWindow(fact);
     if (!this.#options.link.isUp) {
       this.#unshared.set(id, fact);
-      return;
+      return true;
     }
-    this.#whileWriting(fact, () => this.#write(fact)).then(
-      () => this.#options.link.recordSuccess(),
-      (error: unknown) => {
-        this.#options.link.recordFailure(error);
-        this.#retryLater(id, fact);
-      },
-    );
+    try {
+      await this.#whileWriting(fact, () => this.#write(fact));
+    } catch (error) {
+      this.#options.link.recordFailure(error);
+      this.#retryLater(id, fact);
+      return false;
+    }
+    this.#options.link.recordSuccess();
+    return true;
   }
 
   /** Counts a stated limit's write as under way until it is answered (see `#loadForgets`). */
@@ -164,9 +168,10 @@ export class LearnedFactSharing {
   }
 
   /**
-   * A write (or a forgotten scope's delete) that failed while Redis was up (a timeout, an error reply) is tried
-   * again shortly, as a cooldown's store is: nothing else would before Redis is next marked down and up (then
-   * `pushLocal` does).
+   * A write (or a forgotten scope's delete) that failed while Redis was up (a timeout, an error reply such as a
+   * refused PUBLISH) is tried again later, as a cooldown's store is: nothing else would before Redis is next marked
+   * down and up (then `pushLocal` does), and a refusal never marks it down. The delay backs off while the retries keep
+   * failing (RetryBackoff).
    */
   #retryLater(id: string, fact: LearnedFact): void {
     this.#unshared.set(id, fact);
@@ -177,14 +182,19 @@ export class LearnedFactSharing {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      const hasForgotten =
-        this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0 || this.#unannounced.size > 0;
-      if (hasForgotten && this.#options.link.isUp) this.#sendDeletes();
-      const facts = [...this.#unshared.values()];
-      this.#unshared.clear();
-      for (const pending of facts) this.share(pending);
-    }, WRITE_RETRY_MS);
+      void this.#retryRound();
+    }, this.#backoff.nextDelayMs());
     this.#retryTimer.unref();
+  }
+
+  /** Sends every pending delete and fact again; once all of them are done, the next failure waits the first delay. */
+  async #retryRound(): Promise<void> {
+    const hasForgotten = this.#forgotten.size > 0 || this.#forgottenDeployments.size > 0 || this.#unannounced.size > 0;
+    const deleted = hasForgotten && this.#options.link.isUp ? this.#sendDeletes() : Promise.resolve(true);
+    const facts = [...this.#unshared.values()];
+    this.#unshared.clear();
+    const results = await Promise.all([deleted, ...facts.map((pending) => this.#shareNow(pending))]);
+    if (results.every((isDone) => isDone)) this.#backoff.reset();
   }
 
   /**
@@ -202,7 +212,7 @@ export class LearnedFactSharing {
     this.#rateLearnedAtMs.delete(scopeId);
     this.#unannounced.delete(`limits ${scopeId}`);
     this.#forgotten.set(scopeId, newForgetId());
-    if (this.#options.link.isUp) this.#sendDeletes();
+    if (this.#options.link.isUp) void this.#sendDeletes();
   }
 
   /**
@@ -217,17 +227,20 @@ export class LearnedFactSharing {
     this.#unshared.delete(`context ${deploymentKey}`);
     this.#unannounced.delete(`calibration ${deploymentKey}`);
     this.#forgottenDeployments.set(deploymentKey, newForgetId());
-    if (this.#options.link.isUp) this.#sendDeletes();
+    if (this.#options.link.isUp) void this.#sendDeletes();
   }
 
-  #sendDeletes(): void {
-    this.#deleteForgotten().then(
-      () => this.#options.link.recordSuccess(),
-      (error: unknown) => {
-        this.#options.link.recordFailure(error);
-        this.#scheduleRetry();
-      },
-    );
+  /** Deletes and publishes what was forgotten; false when that failed (it is then tried again later). */
+  async #sendDeletes(): Promise<boolean> {
+    try {
+      await this.#deleteForgotten();
+    } catch (error) {
+      this.#options.link.recordFailure(error);
+      this.#scheduleRetry();
+      return false;
+    }
+    this.#options.link.recordSuccess();
+    return true;
   }
 
   /**
@@ -319,6 +332,7 @@ export class LearnedFactSharing {
         }),
       ),
     );
+    this.#backoff.reset();
   }
 
   /** A fact another process published. What is not a well-formed fact is skipped. */
@@ -327,31 +341,37 @@ export class LearnedFactSharing {
     if (fact !== undefined) this.#apply(fact);
   }
 
+  /** What a load compares what is stored against (see `load`): taken before its keys are walked. */
+  beginLoad(): LearnedFactsLoadStart {
+    return {
+      knownWindows: this.#options.calibration?.exportSharedWindows() ?? [],
+      windowStep: this.#windowStep,
+    };
+  }
+
   /**
    * Adopts every stored stated concurrency, stated rate limit and shared window, and drops this process's shared
    * windows that are not stored (forgotten by another replica while this one did not hear it); returns how many it
    * adopted. (The calibrations' evidence is loaded once at start by CalibrationSharing: a later load would replace
    * what this process learned since; CalibrationSharing.reconcile drops what was forgotten.)
    *
-   * The race: a window is dropped only if it was kept before the load began and was not learned, heard or written
-   * since (a write lands after the SCAN may have passed its key), nor waits to be written (`#unshared`). With a node
-   * of a Cluster down, nothing is dropped. `isApplyingForgets`: the scopes' forget markers this process does not know
-   * are applied (every load but the first, also after Redis lost its data), not only recorded.
+   * The race: a window is dropped only if it was kept before `began` (taken before the walk that found `keys`) and
+   * was not learned, heard or written since (a write lands after the walk may have passed its key), nor waits to be
+   * written (`#unshared`). With a node of a Cluster down, nothing is dropped. `isApplyingForgets`: the scopes' forget
+   * markers this process does not know are applied (every load but the first, also after Redis lost its data), not
+   * only recorded.
    */
-  async load(isReplacing: boolean, isApplyingForgets = isReplacing): Promise<number> {
-    const { redis, keyPrefix } = this.#options;
-    const knownWindows = this.#options.calibration?.exportSharedWindows() ?? [];
-    const loadBeganAt = this.#windowStep;
+  async load(
+    keys: SharedKeys,
+    began: LearnedFactsLoadStart,
+    isReplacing: boolean,
+    isApplyingForgets = isReplacing,
+  ): Promise<number> {
+    const { redis } = this.#options;
     const storedWindows = new Set<string>();
     let loaded = 0;
-    let failure: { readonly error: unknown } | undefined;
-    const onNodeFailed = (error: unknown): void => {
-      failure ??= { error };
-    };
-    // One SCAN for the scopes' forget markers and stated limits (they share a key space: every scope's budget keys),
-    // one for the shared windows: each SCAN walks the whole key space, and every reload and resubscription loads.
-    const { markers, limits } = await this.#scanScopeKeys(onNodeFailed);
-    await this.#loadForgets(markers, isApplyingForgets);
+    // The markers before the stated limits: a limit stored since a forget (the new key's) is adopted again.
+    await this.#loadForgets(keys.scopeForgets, isApplyingForgets);
     const apply = (values: readonly (string | null)[]): void => {
       for (const text of values) {
         const fact = parseStored(text);
@@ -361,17 +381,16 @@ export class LearnedFactSharing {
         loaded++;
       }
     };
-    for (let start = 0; start < limits.length; start += GET_BATCH) {
-      apply(await getMany(redis, limits.slice(start, start + GET_BATCH)));
+    for (const stored of [keys.statedLimits, keys.sharedWindows]) {
+      for (let start = 0; start < stored.length; start += GET_BATCH) {
+        apply(await getMany(redis, stored.slice(start, start + GET_BATCH)));
+      }
     }
-    for await (const keys of scanKeys(redis, keysStartingWith(sharedWindowStart(keyPrefix)), onNodeFailed)) {
-      apply(await getMany(redis, keys));
-    }
-    if (failure !== undefined) throw failure.error;
+    if (keys.failure !== undefined) throw keys.failure.error;
     if (!isReplacing) return loaded;
-    for (const deploymentKey of knownWindows) {
+    for (const deploymentKey of began.knownWindows) {
       if (storedWindows.has(deploymentKey) || this.#unshared.has(`context ${deploymentKey}`)) continue;
-      if ((this.#windowTouchedAt.get(deploymentKey) ?? 0) > loadBeganAt) continue;
+      if ((this.#windowTouchedAt.get(deploymentKey) ?? 0) > began.windowStep) continue;
       this.#options.calibration?.adoptUnstoredWindow(deploymentKey);
     }
     return loaded;
@@ -412,24 +431,6 @@ export class LearnedFactSharing {
         if (isApplying && !this.#isWritingLimits(marker.scopeId)) this.#adoptForgottenLimits(marker.scopeId);
       }
     }
-  }
-
-  /**
-   * The keys of every scope's forget marker and stated limits, in one SCAN (sharedLimitsPattern also matches a few
-   * other budget keys; the exact names are picked here). A scope has at most a handful of them: collected whole, so
-   * that the markers are applied before any limit is loaded.
-   */
-  async #scanScopeKeys(onNodeFailed: (error: unknown) => void): Promise<{ markers: string[]; limits: string[] }> {
-    const { redis, keyPrefix } = this.#options;
-    const markers: string[] = [];
-    const limits: string[] = [];
-    for await (const keys of scanKeys(redis, sharedLimitsPattern(keyPrefix), onNodeFailed)) {
-      for (const key of keys) {
-        if (key.endsWith(FORGET_MARKER_SUFFIX)) markers.push(key);
-        else if (STATED_LIMIT_SUFFIX.test(key)) limits.push(key);
-      }
-    }
-    return { markers, limits };
   }
 
   #isWritingLimits(scopeId: string): boolean {
@@ -522,7 +523,7 @@ export class LearnedFactSharing {
       if (isSharedWindow) {
         const stored = JSON.stringify({ kind: "shared-window", deploymentKey, learnedAtMs: clock.now() });
         await redis.set(sharedWindowKey(keyPrefix, deploymentKey), stored, "PX", SHARED_WINDOW_KEEP_MS);
-        // Stored now, perhaps after a load's SCAN passed its key: that load must not drop it.
+        // Stored now, perhaps after a load's walk passed its key: that load must not drop it.
         this.#touchWindow(fact);
       }
     }
@@ -537,9 +538,6 @@ export class LearnedFactSharing {
 
 /** Keys read per MGET while loading. */
 const GET_BATCH = 500;
-/** The ends of the key names sharedLimitsPattern finds that are a forget marker or a stated limit (redis-keys.ts). */
-const FORGET_MARKER_SUFFIX = ":forgotten-limits";
-const STATED_LIMIT_SUFFIX = /:(?:learned-concurrency|learned-rate:[^:]+:[^:]+)$/;
 
 function parseMarker(text: string | null | undefined): ForgottenLimits | undefined {
   if (text === null || text === undefined) return undefined;
@@ -548,6 +546,13 @@ function parseMarker(text: string | null | undefined): ForgottenLimits | undefin
   } catch {
     return undefined;
   }
+}
+
+/** What a load compares what is stored against, taken before its walk (LearnedFactSharing.beginLoad). */
+export interface LearnedFactsLoadStart {
+  readonly knownWindows: readonly string[];
+  /** `#windowStep` then: a window touched after it is kept, stored or not. */
+  readonly windowStep: number;
 }
 
 /** A forget as it is published. */

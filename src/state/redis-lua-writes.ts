@@ -156,15 +156,17 @@ return 1
 
 /**
  * Shares a cooldown: stored unless Redis already holds one for the same key that ends later (a later end wins,
- * as in AvailabilityBook.importCooldowns), then published. KEYS[1]: cooldown key. ARGV: cooldown JSON, until_ms,
- * ttl_ms, channel, message. Returns 1 if stored and published.
+ * as in AvailabilityBook.importCooldowns), then published. One that ends at the same time is stored and published
+ * again: it is usually this very cooldown sent again after its PUBLISH failed (refused, or timed out) once its SET
+ * had run, and a retry that found its own SET published nothing, so no other replica ever heard it. KEYS[1]:
+ * cooldown key. ARGV: cooldown JSON, until_ms, ttl_ms, channel, message. Returns 1 if stored and published.
  */
 export const SHARE_COOLDOWN_LUA = `
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, decoded = pcall(cjson.decode, current)
   if ok and type(decoded) == 'table' and tonumber(decoded.untilMs) ~= nil
-    and tonumber(decoded.untilMs) >= tonumber(ARGV[2]) then
+    and tonumber(decoded.untilMs) > tonumber(ARGV[2]) then
     return 0
   end
 end

@@ -30,6 +30,7 @@ import {
 import { LearnedFactSharing } from "./redis-learned-facts.ts";
 import { RedisLink } from "./redis-link.ts";
 import { RefusalSharing } from "./redis-refused-features.ts";
+import { walkSharedKeys } from "./redis-shared-keys.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
@@ -527,11 +528,12 @@ describe("refused features in Redis", { skip }, () => {
     book.learn(LLAMA, "tools", "HTTP 400", nowMs); // not written yet
     book.adopt("ollama/small", lesson("images", nowMs + HOUR_MS), nowMs); // heard once, no longer stored
     book.adopt("ollama/small", lesson("seed", nowMs + HOUR_MS), nowMs);
-    const loading = sharing.load(true);
-    // Heard while the load runs: newer than what its SCAN may have seen.
+    const began = sharing.beginLoad();
+    const walking = walkSharedKeys(redis, PREFIX);
+    // Heard while the load runs: newer than what its walk may have seen.
     book.adopt("ollama/small", lesson("seed", nowMs + 2 * HOUR_MS), nowMs);
     book.adopt("mistral/small", lesson("tools", nowMs + HOUR_MS), nowMs);
-    await loading;
+    await sharing.load(await walking, began, true);
     assert.ok(refuses(book, "tools"), "a lesson waiting to be written was dropped");
     assert.equal(refuses(book, "images", "ollama/small"), false, "a lesson no longer stored was kept");
     assert.ok(refuses(book, "seed", "ollama/small"), "a lesson heard again during the load was dropped");
@@ -565,9 +567,10 @@ describe("refused features in Redis", { skip }, () => {
     facts.receive(heard("gone/m")); // heard once, no longer stored
     facts.receive(heard("heard/m"));
     calibration.learnTooLong("local/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100); // not written yet
-    const loading = facts.load(true);
-    facts.receive(heard("heard/m")); // heard again while the load runs: stored after its SCAN, perhaps
-    await loading;
+    const began = facts.beginLoad();
+    const walking = walkSharedKeys(redis, PREFIX);
+    facts.receive(heard("heard/m")); // heard again while the load runs: stored after its walk, perhaps
+    await facts.load(await walking, began, true);
     assert.deepEqual(calibration.exportSharedWindows().sort(), ["heard/m", "local/m"]);
   });
 
@@ -639,19 +642,18 @@ describe("deployment forget markers of forgets made at once", { skip }, () => {
     await first.mark("refusals", LLAMA, "aaaa"); // the last SET: the marker names the first's forget
     first.note("refusals", LLAMA, "bbbb"); // heard after its own
     second.note("refusals", LLAMA, "aaaa");
-    const failed: unknown[] = [];
+    const markers = async () => {
+      const keys = await walkSharedKeys(redis, PREFIX);
+      assert.equal(keys.failure, undefined);
+      return keys.deploymentForgets;
+    };
     // Applied as unheard, the first dropped at its next load what it learned of the deployment since its own forget.
-    assert.deepEqual(
-      (await first.unknown((error) => failed.push(error))).refusals,
-      [],
-      "its own forget taken as unheard",
-    );
-    assert.deepEqual((await second.unknown((error) => failed.push(error))).refusals, []);
-    assert.deepEqual(failed, []);
+    assert.deepEqual((await first.unknown(await markers())).refusals, [], "its own forget taken as unheard");
+    assert.deepEqual((await second.unknown(await markers())).refusals, []);
     // A forget neither made nor heard is still applied, once.
     await redis.set(first.markerKey("refusals", LLAMA), "cccc");
-    assert.deepEqual((await first.unknown(() => {})).refusals, [LLAMA]);
-    assert.deepEqual((await first.unknown(() => {})).refusals, []);
+    assert.deepEqual((await first.unknown(await markers())).refusals, [LLAMA]);
+    assert.deepEqual((await first.unknown(await markers())).refusals, []);
   });
 });
 

@@ -20,6 +20,8 @@
 // the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
 // again (`pushAll`, redis-data-epoch.ts), but not those of a deployment forgotten since by a replica this one did
 // not hear: the forget leaves a marker, applied before anything is written again (redis-deployment-forgets.ts).
+// The file stays whole (about 410 lines), as redis-learned-facts.ts does: a lesson's write, a forget's delete and
+// publish, and a load's race share the pending sets (`#unshared`, `#writing`, `#forgotten`) one class keeps consistent.
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
 import {
@@ -30,21 +32,16 @@ import {
   type RefusedFeatures,
 } from "../limits/refused-features.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
-import { scanKeys } from "./redis-client.ts";
 import { DEPLOYMENT_FORGET_KEEP_MS, type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
-import {
-  cooldownChannel,
-  deploymentKeyOf,
-  keysStartingWith,
-  refusedFeaturesKey,
-  refusedFeaturesStart,
-} from "./redis-keys.ts";
+import { cooldownChannel, deploymentKeyOf, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
+import type { SharedKeys } from "./redis-shared-keys.ts";
+import { RetryBackoff } from "./retry-backoff.ts";
 
-/** ms before a change whose write failed while Redis was up is written again. */
-const WRITE_RETRY_MS = 250;
+/** Deployments' hashes read at once while loading (HGETALL each: on a Cluster they live in different slots). */
+const READ_BATCH = 500;
 
 /** What travels on the channel (beside redis-learned-facts.ts's kinds; a process that knows neither skips it). */
 export type RefusalFact =
@@ -59,7 +56,7 @@ export interface RefusalSharingOptions {
   readonly clock: Clock;
   readonly instanceId: string;
   readonly refusedFeatures: RefusedFeatures;
-  /** The forgets' markers, shared with the calibrations' forgets (one SCAN reads both). */
+  /** The forgets' markers, shared with the calibrations' forgets (one walk finds both). */
   readonly forgets: DeploymentForgets;
 }
 
@@ -84,6 +81,7 @@ export class RefusalSharing {
   /** Writes under way (sent, not answered yet), by deployment: a load may not see them, and must not drop them. */
   readonly #writing = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #backoff = new RetryBackoff();
   #isStopped = false;
 
   constructor(options: RefusalSharingOptions) {
@@ -105,7 +103,7 @@ export class RefusalSharing {
       this.#unshared.delete(deploymentKey);
       this.#unannounced.delete(deploymentKey);
       this.#forgotten.set(deploymentKey, newForgetId());
-      if (this.#options.link.isUp) this.#send(() => this.#deleteForgotten());
+      if (this.#options.link.isUp) void this.#send(() => this.#deleteForgotten());
       return;
     }
     const changes: PendingChanges =
@@ -116,7 +114,7 @@ export class RefusalSharing {
       this.#pend(deploymentKey, changes, true);
       return;
     }
-    this.#send(() =>
+    void this.#send(() =>
       this.#write(deploymentKey, changes).catch((error: unknown) => {
         this.#pend(deploymentKey, changes, false);
         throw error;
@@ -136,15 +134,17 @@ export class RefusalSharing {
     }
   }
 
-  /** Runs a write; a failure is counted against the link and tried again shortly. */
-  #send(write: () => Promise<void>): void {
-    write().then(
-      () => this.#options.link.recordSuccess(),
-      (error: unknown) => {
-        this.#options.link.recordFailure(error);
-        this.#scheduleRetry();
-      },
-    );
+  /** Runs a write; a failure is counted against the link and tried again later. False when it failed. */
+  async #send(write: () => Promise<void>): Promise<boolean> {
+    try {
+      await write();
+    } catch (error) {
+      this.#options.link.recordFailure(error);
+      this.#scheduleRetry();
+      return false;
+    }
+    this.#options.link.recordSuccess();
+    return true;
   }
 
   /**
@@ -161,15 +161,17 @@ export class RefusalSharing {
   }
 
   /**
-   * A write that failed while Redis was up (a timeout, an error reply) is tried again shortly, as a cooldown's store
-   * is: nothing else would before Redis is next marked down and up (then `pushLocal` does).
+   * A write that failed while Redis was up (a timeout, an error reply such as a refused PUBLISH) is tried again
+   * later, as a cooldown's store is: nothing else would before Redis is next marked down and up (then `pushLocal`
+   * does), and a refusal never marks it down. The delay backs off while the retries keep failing (RetryBackoff);
+   * `pushLocal` succeeding whole sets it back.
    */
   #scheduleRetry(): void {
     if (this.#retryTimer !== undefined || this.#isStopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      if (this.#options.link.isUp) this.#send(() => this.pushLocal());
-    }, WRITE_RETRY_MS);
+      if (this.#options.link.isUp) void this.#send(() => this.pushLocal());
+    }, this.#backoff.nextDelayMs());
     this.#retryTimer.unref();
   }
 
@@ -195,6 +197,7 @@ export class RefusalSharing {
         }),
       ),
     );
+    this.#backoff.reset();
   }
 
   /**
@@ -296,32 +299,33 @@ export class RefusalSharing {
     }
   }
 
+  /** What a load compares what is stored against (see `load`): taken before its keys are walked. */
+  beginLoad(): RefusalsLoadStart {
+    return { known: this.#options.refusedFeatures.lessons(), writing: new Set(this.#writing.keys()) };
+  }
+
   /**
    * Adopts every stored lesson that still holds, and drops this replica's lessons that are not stored (cleared,
    * forgotten or reset by another replica while this one's subscription was away: it never heard it); returns how
    * many it adopted. On a Cluster with a master down, it adopts what the others hold, drops nothing, then throws that
    * master's error.
    *
-   * The race: the SCAN runs while lessons are learned, cleared and heard. What is dropped is only what the book kept
-   * before the load began, is still the very lesson kept after it (not learned or heard again meanwhile: that one is
-   * newer than what the SCAN saw), and was not being written: no write of its deployment under way when the load
-   * began (sent before the SCAN, perhaps stored after it read the hash) nor waiting to be written (`#unshared`, after
-   * a failed write). A lesson learned during the load is a new object, so it stays whatever the SCAN found.
+   * The race: the walk that found `keys` runs while lessons are learned, cleared and heard. What is dropped is only
+   * what the book kept at `began` (taken before the walk), is still the very lesson kept now (not learned or heard
+   * again meanwhile: that one is newer than what the walk saw), and was not being written: no write of its deployment
+   * under way at `began` (sent before the walk, perhaps stored after it passed the key) nor now, nor waiting to be
+   * written (`#unshared`, after a failed write). A lesson learned since `began` is a new object, so it stays whatever
+   * the walk found.
    */
-  async load(isReplacing: boolean): Promise<number> {
+  async load(keys: SharedKeys, began: RefusalsLoadStart, isReplacing: boolean): Promise<number> {
     const { redis, keyPrefix, clock, refusedFeatures } = this.#options;
-    const known = refusedFeatures.lessons();
-    const writing = new Set(this.#writing.keys());
     const stored = new Set<string>();
     const start = refusedFeaturesStart(keyPrefix);
     let loaded = 0;
-    let failure: { readonly error: unknown } | undefined;
-    const onNodeFailed = (error: unknown): void => {
-      failure ??= { error };
-    };
-    for await (const keys of scanKeys(redis, keysStartingWith(start), onNodeFailed)) {
-      const hashes = await Promise.all(keys.map((key) => redis.hgetall(key)));
-      keys.forEach((key, index) => {
+    for (let first = 0; first < keys.refusedFeatures.length; first += READ_BATCH) {
+      const batch = keys.refusedFeatures.slice(first, first + READ_BATCH);
+      const hashes = await Promise.all(batch.map((key) => redis.hgetall(key)));
+      batch.forEach((key, index) => {
         const deploymentKey = deploymentKeyOf(key.slice(start.length));
         if (deploymentKey === undefined) return;
         for (const text of Object.values(hashes[index] ?? {})) {
@@ -333,11 +337,12 @@ export class RefusalSharing {
         }
       });
     }
-    if (failure !== undefined) throw failure.error;
+    if (keys.failure !== undefined) throw keys.failure.error;
     if (!isReplacing) return loaded;
-    for (const [deploymentKey, refusal] of known) {
+    for (const [deploymentKey, refusal] of began.known) {
       if (stored.has(lessonId(deploymentKey, refusal.feature))) continue;
-      if (writing.has(deploymentKey) || this.#writing.has(deploymentKey) || this.#unshared.has(deploymentKey)) continue;
+      if (began.writing.has(deploymentKey) || this.#writing.has(deploymentKey)) continue;
+      if (this.#unshared.has(deploymentKey)) continue;
       refusedFeatures.adoptUnstored(deploymentKey, refusal);
     }
     return loaded;
@@ -365,6 +370,14 @@ export class RefusalSharing {
   async resetShared(): Promise<void> {
     await deleteKeysStartingWith(this.#options.redis, refusedFeaturesStart(this.#options.keyPrefix));
   }
+}
+
+/** What a load compares what is stored against, taken before its walk (RefusalSharing.beginLoad). */
+export interface RefusalsLoadStart {
+  /** Every lesson kept then (the objects themselves: `adoptUnstored` drops one only if it is still the one kept). */
+  readonly known: readonly (readonly [deploymentKey: string, refusal: FeatureRefusal])[];
+  /** The deployments whose write was under way then. */
+  readonly writing: ReadonlySet<string>;
 }
 
 function lessonId(deploymentKey: string, feature: string): string {

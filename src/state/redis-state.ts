@@ -23,10 +23,11 @@ import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
 import { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { DeploymentForgets } from "./redis-deployment-forgets.ts";
-import { LearnedFactSharing } from "./redis-learned-facts.ts";
+import { LearnedFactSharing, type LearnedFactsLoadStart } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
-import { RefusalSharing } from "./redis-refused-features.ts";
+import { RefusalSharing, type RefusalsLoadStart } from "./redis-refused-features.ts";
+import { type SharedKeys, walkSharedKeys } from "./redis-shared-keys.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 
 /** ms between PINGs while Redis is marked down on a connection that is still open (hung or overloaded Redis). */
@@ -146,7 +147,7 @@ export async function createRedisStateBackend(
       facts.receive(fact);
       refusals?.receive(fact);
     },
-    loadAlso: () => loadLessons(),
+    loadShared: () => loadShared(),
   });
   // The stored refused features go before the reset is published: a replica that hears it and loads at once finds
   // none of them.
@@ -155,39 +156,54 @@ export async function createRedisStateBackend(
     await cooldowns.resetShared();
   };
 
-  // The shared lessons' loads replace this process's copies by what is stored, unless Redis lost its data since it
-  // last looked: then they only add, and this process writes again what it holds (redis-data-epoch.ts). One at a
-  // time: when Redis comes back, the command connection's resync and the subscriber's both load, and one that
-  // found the data set the same must not drop what the other is still writing again.
+  // Everything shared is loaded after one walk of the key space (redis-shared-keys.ts), the cooldowns first: a missed
+  // reset the cooldowns' load applies would clear the lessons loaded before it. The lessons' loads replace this
+  // process's copies by what is stored, unless Redis lost its data since it last looked: then they only add, and this
+  // process writes again what it holds (redis-data-epoch.ts). One at a time: when Redis comes back, the command
+  // connection's resync and the subscriber's both load, and one that found the data set the same must not drop what
+  // the other is still writing again. A node whose SCAN failed (a Cluster master down): what the others hold is
+  // loaded, nothing is dropped, and its error is thrown at the end.
   const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
-  let lessonsLoaded: Promise<void> = Promise.resolve();
-  const loadLessonsNow = async (): Promise<void> => {
+  let sharedLoaded: Promise<void> = Promise.resolve();
+  const loadSharedNow = async (): Promise<void> => {
+    // What the loads compare what is stored against, before the walk: a lesson written after the walk passed its
+    // key is then newer than this, and kept.
+    cooldowns.beginLoad();
+    const began = { facts: facts.beginLoad(), refusals: refusals?.beginLoad() };
+    const keys = await walkSharedKeys(redis, settings.redisKeyPrefix);
+    await cooldowns.load(keys);
+    await loadLessons(keys, began);
+  };
+  const loadLessons = async (keys: SharedKeys, began: LoadsBegan): Promise<void> => {
     const dataSet = await epoch.check();
     // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
     // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
     const isApplyingForgets = dataSet !== "first";
-    let forgetsFailure: { readonly error: unknown } | undefined;
-    const unknownForgets = await forgets.unknown((error) => {
-      forgetsFailure ??= { error };
-    });
+    let failure = keys.failure;
+    const unknownForgets = await forgets.unknown(keys.deploymentForgets);
     refusals?.applyForgets(unknownForgets.refusals, isApplyingForgets);
     const forgottenCalibrations = facts.applyDeploymentForgets(unknownForgets.calibration, isApplyingForgets);
     // What this process's flush wrote back of them while it was not hearing (CalibrationSharing.dropWrittenBack).
     await calibration?.dropWrittenBack(forgottenCalibrations).catch((error: unknown) => {
-      forgetsFailure ??= { error };
+      failure ??= { error };
     });
     if (dataSet === "new") {
       facts.pushWindows();
       await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
     }
     const isReplacing = dataSet === "same";
-    await Promise.all([facts.load(isReplacing, isApplyingForgets), refusals?.load(isReplacing)]);
+    await Promise.all([
+      facts.load(keys, began.facts, isReplacing, isApplyingForgets),
+      refusals === undefined || began.refusals === undefined
+        ? undefined
+        : refusals.load(keys, began.refusals, isReplacing),
+    ]);
     if (isReplacing) await calibration?.reconcile();
-    if (forgetsFailure !== undefined) throw forgetsFailure.error;
+    if (failure !== undefined) throw failure.error;
   };
-  const loadLessons = (): Promise<void> => {
-    const loading = lessonsLoaded.then(loadLessonsNow, loadLessonsNow);
-    lessonsLoaded = loading.catch(() => undefined);
+  const loadShared = (): Promise<void> => {
+    const loading = sharedLoaded.then(loadSharedNow, loadSharedNow);
+    sharedLoaded = loading.catch(() => undefined);
     return loading;
   };
 
@@ -205,8 +221,7 @@ export async function createRedisStateBackend(
         await facts.pushLocal();
         await refusals?.pushLocal();
         await untilOrAfter(subscribed, subscribeWaitMs);
-        await cooldowns.load();
-        await loadLessons();
+        await loadShared();
         await ledger.replayUnsynced();
         ledger.renewLeases();
       } catch (error) {
@@ -314,6 +329,12 @@ class StartupLogger implements StateLogger {
     if (this.#held === undefined) write();
     else this.#held.push(write);
   }
+}
+
+/** What each lesson's load compares what is stored against, taken before the load's walk. */
+interface LoadsBegan {
+  readonly facts: LearnedFactsLoadStart;
+  readonly refusals: RefusalsLoadStart | undefined;
 }
 
 /** Waits for `promise` (which never rejects), or `ms` at most. */
