@@ -15,7 +15,7 @@ import OpenAI from "openai";
 import { chatLine, createBatch, echoing, isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
 import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
-import { lockInAnotherProcess } from "../helpers/sqlite-lock.ts";
+import { lockInAnotherProcess, lockWhenFileAppears } from "../helpers/sqlite-lock.ts";
 
 /** How long the other connection holds the write lock. */
 const LOCK_HELD_MS = 1_500;
@@ -203,6 +203,37 @@ describe("state file locked by another process while the gateway serves", () => 
     const file = await upload(client, `${chatLine("after", "x")}\n`);
     assert.equal(rowCount(statePath, "SELECT COUNT(*) AS count FROM batch_files WHERE id = ?", file.id), 1);
   });
+});
+
+test("an upload that makes room (batches.max_files) and then fails with 503 (the lock taken between its bytes and its row) deletes no other file", async (t) => {
+  const mock = await useMock(t);
+  echoing(mock);
+  const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
+  const gateway = await useGateway(t, `${yaml(mock.baseUrl, statePath)}batches:\n  max_files: 1\n`);
+  const client = openAiClient(gateway);
+  const old = await upload(client, `${chatLine("old", "kept")}\n`);
+  const lock = await lockWhenFileAppears(t, statePath, `${statePath}.files`, 60_000);
+  // Big enough that writing its bytes takes a while: the other process takes the lock meanwhile, before the row.
+  const refused = await upload(client, `${chatLine("new", "x".repeat(30 * 1024 * 1024))}\n`).then(
+    () => assert.fail("the upload was kept: the lock was not taken before its row (a test machine too slow?)"),
+    (error: unknown) => error,
+  );
+  await lock.locked;
+  assert.ok(refused instanceof OpenAI.APIError && refused.status === 503, String(refused));
+  assert.match(refused.message, /state file \(state\.path\) is locked by another process/);
+  // The file the upload would have pushed out is still there (the old code deleted it first: a 404 here).
+  assert.deepEqual(
+    (await client.files.list()).data.map((file) => file.id),
+    [old.id],
+  );
+  assert.equal((await (await client.files.content(old.id)).text()).trim(), chatLine("old", "kept"));
+  await lock.release();
+  // Once the lock is free, the next upload makes its room as before.
+  const next = await upload(client, `${chatLine("next", "y")}\n`);
+  assert.deepEqual(
+    (await client.files.list()).data.map((file) => file.id),
+    [next.id],
+  );
 });
 
 /** The exit's bound in the tests below: no request in flight, so the shutdown timeout does not come into it. */
