@@ -462,23 +462,23 @@ export class EmbeddedKeptResponses {
       if (entries.length > 0) this.#write(entries, 0);
       for (const entry of entries) this.#forget(entry);
     };
+    const closeFile = (): void => {
+      if (this.#db.isOpen) this.#db.close();
+    };
     try {
       lastWrite();
     } catch (error) {
       if (!isBusyError(error) || maxWaitMs <= 0) {
         this.#lostAtExit(error, entries.length, 0);
-        this.#db.close();
+        closeFile();
         return Promise.resolve();
       }
-      return whenUnlocked(lastWrite, maxWaitMs).then(
-        () => this.#db.close(),
-        (late: unknown) => {
-          this.#lostAtExit(late, entries.length, maxWaitMs);
-          this.#db.close();
-        },
-      );
+      return whenUnlocked(lastWrite, maxWaitMs).then(closeFile, (late: unknown) => {
+        this.#lostAtExit(late, entries.length, maxWaitMs);
+        closeFile();
+      });
     }
-    this.#db.close();
+    closeFile();
     return Promise.resolve();
   }
 
