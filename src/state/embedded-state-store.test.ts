@@ -372,6 +372,48 @@ describe("EmbeddedStateStore", () => {
 });
 
 describe("EmbeddedStateStore when the file cannot be written", () => {
+  it("close with the file locked: the last write waits by a timer (the event loop runs), lands when the lock is freed in time, else is said lost", async () => {
+    const clock = new ManualClock(T0);
+    const lines: { level: string; message: string }[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_object: object, message: string) => lines.push({ level: "warn", message }),
+    };
+    const locked = async (maxWaitMs: number, freedAfterMs: number | undefined) => {
+      const path = tempDbPath();
+      const books = freshBooks(clock);
+      const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+      store.start(3_600_000);
+      spend(books.budgets, 2, 10, T0);
+      const other = new DatabaseSync(path);
+      other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+      // Only a close that leaves the event loop free lets this timer free the lock (SQLite's busy wait held it).
+      if (freedAfterMs !== undefined) setTimeout(() => other.exec("ROLLBACK"), freedAfterMs);
+      const startedMs = performance.now();
+      await store.close(maxWaitMs);
+      const elapsedMs = performance.now() - startedMs;
+      if (other.isTransaction) other.exec("ROLLBACK");
+      other.close();
+      const after = freshBooks(clock);
+      const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+      reopened.load(T0);
+      await reopened.close();
+      return { elapsedMs, used: after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used ?? 0 };
+    };
+    const freed = await locked(1_000, 50);
+    assert.equal(freed.used, 2, "the last write did not land once the lock was free");
+    assert.ok(freed.elapsedMs < 900, `the close took ${Math.round(freed.elapsedMs)} ms for a lock freed after 50 ms`);
+    assert.equal(lines.length, 0, lines.map((line) => line.message).join("\n"));
+    const held = await locked(200, undefined);
+    assert.equal(held.used, 0);
+    assert.ok(held.elapsedMs >= 190 && held.elapsedMs < 1_500, `gave up after ${Math.round(held.elapsedMs)} ms`);
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0]?.message ?? "",
+      /^state file: the last write before the exit was not saved \(database is locked, after 200 ms waiting for the lock another process holds\): the budgets, cooldowns and learned limits counted since the last flush are lost$/,
+    );
+  });
+
   it("a failed flush keeps what it held for the next one, says so once and shows in status; never throws", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
