@@ -168,7 +168,7 @@ for (const profile of profiles("local")) {
     store.flush(clock.now());
     flushes[index] = Number(process.hrtime.bigint() - startedAt) / 1_000;
   }
-  store.close();
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
   const sorted = flushes.slice().sort();
   process.stdout.write(

@@ -107,16 +107,16 @@ export async function createKeptResponsesStore(
   try {
     conversationRows = new KeptResponsesFile(state.path, limits, clock, logger, KEPT_CONVERSATIONS);
   } catch (error) {
-    rows.close();
+    await rows.close();
     throw error;
   }
   return {
     kept: inRows(rows, onPutError, onPutWorked),
     conversations: conversationsOver(conversationRows),
     kind: "embedded",
+    // Both at once: their last writes wait for the same lock under the same bound, not one after the other.
     close: async () => {
-      rows.close();
-      conversationRows.close();
+      await Promise.all([rows.close(), conversationRows.close()]);
     },
     writeBeforeExit: () => {
       rows.writeBeforeExit();

@@ -108,3 +108,59 @@ test("max_batches: the oldest finished batch makes room; with every kept batch r
   assert.equal(await books.addBatch({ owner: "", batch: at("batch_4") }), "batches");
   assert.equal(await books.batch("batch_2", "other"), undefined, "another client's batch is not found");
 });
+
+/** Rows whose writes of new files or batches fail (a state file locked past its wait, a full disk), deletes work. */
+class RefusingWrites extends MemoryBatchRows {
+  isRefusing = false;
+
+  override async putFile(...args: Parameters<MemoryBatchRows["putFile"]>): Promise<void> {
+    if (this.isRefusing) throw new Error("database is locked");
+    return super.putFile(...args);
+  }
+
+  override async putBatch(...args: Parameters<MemoryBatchRows["putBatch"]>): Promise<void> {
+    if (this.isRefusing) throw new Error("database is locked");
+    return super.putBatch(...args);
+  }
+}
+
+test("an upload or a batch create whose write fails deletes none of the files (nor batches) it would have pushed out", async () => {
+  const clock = new ManualClock();
+  const rows = new RefusingWrites();
+  const books = new BatchBooks(rows, clock, () => settings({ maxFiles: 3, maxBatches: 1 }));
+  await books.addFile(fileAt("file-a", clock), Buffer.from("a"));
+  clock.advance(1_000);
+  await books.addFile(fileAt("file-b", clock), Buffer.from("b"));
+  clock.advance(1_000);
+  await books.addFile(fileAt("file-c", clock), Buffer.from("c"));
+  const nowSeconds = Math.floor(clock.now() / 1000);
+  const finished = newBatch("batch_old", "file-c", "/v1/chat/completions", null, nowSeconds, 86_400);
+  await books.putBatch({ owner: "", batch: { ...finished, status: "completed" } }); // no room taken: it has ended
+
+  rows.isRefusing = true;
+  await assert.rejects(books.addFile(fileAt("file-d", clock), Buffer.from("d")), /locked/);
+  await assert.rejects(
+    books.addBatch({
+      owner: "",
+      batch: newBatch("batch_new", "file-b", "/v1/chat/completions", null, nowSeconds, 86_400),
+    }),
+    /locked/,
+  );
+  assert.deepEqual(
+    (await books.files(null)).map((file) => file.id),
+    ["file-a", "file-b", "file-c"],
+    "a failed write cost the oldest files",
+  );
+  assert.deepEqual(
+    (await books.batches()).map((stored) => stored.batch.id),
+    ["batch_old"],
+  );
+
+  // Once writes work, the same upload makes its room as before.
+  rows.isRefusing = false;
+  assert.equal(await books.addFile(fileAt("file-d", clock), Buffer.from("d")), true);
+  assert.deepEqual(
+    (await books.files(null)).map((file) => file.id),
+    ["file-b", "file-c", "file-d"],
+  );
+});

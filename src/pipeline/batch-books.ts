@@ -41,8 +41,12 @@ export class BatchBooks {
   addFile(file: StoredFile, content: Buffer): Promise<boolean> {
     return this.#rows.exclusive(async () => {
       await this.#prune();
-      if (!(await this.#makeRoom({ newFiles: 1 }))) return false;
+      const evicted = await this.#roomFor({ newFiles: 1 });
+      if (evicted === undefined) return false;
+      // Written first: an upload that fails (the state file locked past its wait, a full disk) must not have cost
+      // the files it would have pushed out (until 2026-12-06 they were deleted before, and lost with a 503).
       await this.#putFile(file, content);
+      await this.#evict(evicted);
       return true;
     });
   }
@@ -55,8 +59,9 @@ export class BatchBooks {
   addOutputFile(file: StoredFile, content: readonly Buffer[], filesStillToCome: number): Promise<void> {
     return this.#rows.exclusive(async () => {
       await this.#prune();
-      await this.#makeRoom({ newFiles: 1, ownStillToCome: filesStillToCome });
+      const evicted = await this.#roomFor({ newFiles: 1, ownStillToCome: filesStillToCome });
       await this.#putFile(file, content);
+      await this.#evict(evicted ?? []);
     });
   }
 
@@ -68,29 +73,38 @@ export class BatchBooks {
   }
 
   /**
-   * Makes room within `batches.max_files` for `newFiles` more files, or for a new unfinished batch reading
-   * `newBatchInput`: every file counts (uploads, output and error files), and each unfinished batch holds room for the
-   * two files its end writes (output, error), so that an end never pushes the count past the bound. The oldest files
-   * no unfinished batch reads go first; false (nothing deleted) when even then there is no room: every file left is
-   * a running batch's input. `ownStillToCome`: a batch's result file is being written (never refused); that batch,
-   * still unfinished, reserves only the files it writes after this one instead of two.
+   * The files to delete to make room within `batches.max_files` for `newFiles` more files, or for a new unfinished
+   * batch reading `newBatchInput`: every file counts (uploads, output and error files), and each unfinished batch
+   * holds room for the two files its end writes (output, error), so that an end never pushes the count past the
+   * bound. The oldest files no unfinished batch reads go first; undefined when even then there is no room: every file
+   * left is a running batch's input. `ownStillToCome`: a batch's result file is being written (never refused); that
+   * batch, still unfinished, reserves only the files it writes after this one instead of two. Nothing is deleted
+   * here: the caller deletes them (`#evict`) once what needed the room is written.
    */
-  async #makeRoom(room: { newFiles?: number; newBatchInput?: string; ownStillToCome?: number }): Promise<boolean> {
+  async #roomFor(room: {
+    newFiles?: number;
+    newBatchInput?: string;
+    ownStillToCome?: number;
+  }): Promise<readonly string[] | undefined> {
     const files = await this.#rows.files();
     const inUse = await this.#filesInUse();
     if (room.newBatchInput !== undefined) inUse.add(room.newBatchInput);
     const running = (await this.#unfinishedCount()) + (room.newBatchInput === undefined ? 0 : 1);
     const reserved =
       room.ownStillToCome === undefined ? 2 * running : 2 * Math.max(0, running - 1) + room.ownStillToCome;
-    let over = files.length + (room.newFiles ?? 0) + reserved - this.#settings().maxFiles;
+    const over = files.length + (room.newFiles ?? 0) + reserved - this.#settings().maxFiles;
     const evictable = files.filter((row) => !inUse.has(row.id));
-    if (room.ownStillToCome === undefined && over > evictable.length) return false;
-    for (const row of evictable) {
-      if (over <= 0) break;
-      await this.#rows.deleteFile(row.id);
-      over -= 1;
-    }
-    return true;
+    if (room.ownStillToCome === undefined && over > evictable.length) return undefined;
+    return evictable.slice(0, Math.max(0, over)).map((row) => row.id);
+  }
+
+  /**
+   * Deletes the files a write made room for, after it. One that cannot be deleted now (the state file locked past its
+   * wait, Redis unreachable) stays, over the bound by one, until the next write's `#roomFor` counts it again: the
+   * write it made room for is done, and answering it as failed would have its client write it twice.
+   */
+  #evict(ids: readonly string[]): Promise<void> {
+    return afterTheWrite(ids, (id) => this.#rows.deleteFile(id));
   }
 
   async #unfinishedCount(): Promise<number> {
@@ -166,16 +180,16 @@ export class BatchBooks {
     return this.#rows.exclusive(async () => {
       await this.#prune();
       const rows = await this.#rows.batches();
-      let over = rows.length + 1 - this.#settings().maxBatches;
+      const over = rows.length + 1 - this.#settings().maxBatches;
       const finished = rows.filter((row) => isFinished((JSON.parse(row.json) as BatchObject).status));
       if (over > finished.length) return "batches";
-      if (!(await this.#makeRoom({ newBatchInput: stored.batch.input_file_id }))) return "files";
-      for (const row of finished) {
-        if (over <= 0) break;
-        await this.#rows.deleteBatch(row.id);
-        over -= 1;
-      }
+      const evicted = await this.#roomFor({ newBatchInput: stored.batch.input_file_id });
+      if (evicted === undefined) return "files";
+      // Written first, as an upload: a create that fails costs no batch nor file.
       await this.putBatch(stored);
+      await this.#evict(evicted);
+      const oldest = finished.slice(0, Math.max(0, over)).map((row) => row.id);
+      await afterTheWrite(oldest, (id) => this.#rows.deleteBatch(id));
       return "added";
     });
   }
@@ -261,6 +275,17 @@ export class BatchBooks {
 
   close(): Promise<void> {
     return this.#rows.close();
+  }
+}
+
+/** Deletes, in order, what a write made room for; stops at the first that fails (see BatchBooks #evict). */
+async function afterTheWrite(ids: readonly string[], remove: (id: string) => Promise<unknown>): Promise<void> {
+  for (const id of ids) {
+    try {
+      await remove(id);
+    } catch {
+      return;
+    }
   }
 }
 

@@ -105,9 +105,9 @@ test("state file: a follower in another process reads each event once (only thos
   // The running process, and another one on the same file that follows the run.
   const runner = keptInFile(path, clock);
   const followerFile = new KeptResponsesFile(path, LIMITS, clock);
-  t.after(() => {
-    runner.file.close();
-    followerFile.close();
+  t.after(async () => {
+    await runner.file.close();
+    await followerFile.close();
   });
   let eventsRead = 0;
   const counted: KeptResponseRows = {
@@ -254,10 +254,10 @@ test("state file: a heartbeat while another process holds the write lock keeps t
   const clock = new ManualClock(Date.now());
   const { kept, file } = keptInFile(path, clock);
   const other = new DatabaseSync(path);
-  t.after(() => {
+  t.after(async () => {
     if (other.isTransaction) other.exec("ROLLBACK");
     other.close();
-    file.close();
+    await file.close();
   });
   const id = "resp_locked";
   const first = await kept.putIfUnchanged(runState(id, "queued", [], clock.now()), undefined);

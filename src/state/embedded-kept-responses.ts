@@ -40,8 +40,14 @@ const READ_WAIT_MS = 1_000;
 const DELETE_WAIT_MS = 100;
 /** ms between attempts to write the answers waiting for the file's write lock. */
 const RETRY_INTERVAL_MS = 250;
-/** Answers waiting for the lock beyond this many: the oldest waiting one is not kept (memory stays bounded). */
+/**
+ * Answers waiting for the lock beyond this many, or beyond this many bytes (their JSON, UTF-8): the oldest waiting
+ * ones are not kept until both bounds hold (memory stays bounded). The count alone let a few huge answers (up to
+ * `responses.store.max_bytes` each, 64 MiB by default) hold gigabytes while the file was locked; 32 MiB is ~1,000
+ * answers of a typical 30 KiB, and a lock held longer than a backup's seconds is what the drop is for.
+ */
 const MAX_WAITING_ROWS = 1_000;
+const MAX_WAITING_BYTES = 32 * 1024 * 1024;
 /**
  * ms a background response's write (compare and set, event append) tries, at most, to get the write lock another
  * process holds, attempts BACKGROUND_WRITE_RETRY_MS apart (timers: the event loop serves in between). It cannot wait
@@ -169,16 +175,21 @@ export class EmbeddedKeptResponses {
   readonly #addBytes: StatementSync;
   /** Answers the file's write lock kept out, oldest first (a Map keeps insertion order; a put again moves one last). */
   readonly #waiting = new Map<string, WaitingRow>();
+  /** The bytes of the answers in #waiting. */
+  #waitingBytes = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   /** The last failure of a waiting write that was not a busy lock, told once until the rows are written. */
   #failure: string | undefined;
   #droppedWhileWaiting = 0;
 
   readonly #label: string;
+  /** How log lines name the rows (`kept answers`, `conversations`). */
+  readonly #rows: string;
 
   constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger, kind = KEPT_RESPONSES) {
     this.#path = path;
     this.#label = kind.label;
+    this.#rows = kind.rows;
     this.#db = openSqliteFile(path);
     this.#limits = limits;
     this.#clock = clock;
@@ -380,7 +391,8 @@ export class EmbeddedKeptResponses {
   async delete(id: string): Promise<boolean> {
     const isKept = (await this.get(id)) !== undefined;
     await this.#deleteUnblocking(id);
-    this.#waiting.delete(id);
+    const waiting = this.#waiting.get(id);
+    if (waiting !== undefined) this.#forget(waiting);
     return isKept;
   }
 
@@ -425,27 +437,74 @@ export class EmbeddedKeptResponses {
    */
   writeBeforeExit(): void {
     clearInterval(this.#retryTimer);
-    if (this.#db.isOpen) this.#writeAllWaiting(0, "");
+    if (this.#db.isOpen) this.#writeAllWaiting();
   }
 
-  /** The answers still waiting get the usual busy timeout (the process is stopping); what fails is said, not thrown. */
-  close(): void {
-    if (!this.#db.isOpen) return;
+  /**
+   * The answers still waiting get up to `maxWaitMs` for the lock, by a timer (`whenUnlocked`), not inside SQLite: the
+   * state file's and the other store's last writes wait for the same lock meanwhile, under the same bound (each
+   * waited 2 s in turn, holding the event loop, until 2026-12-06). What is not written is said, not thrown. Closing
+   * twice returns the first close.
+   */
+  close(maxWaitMs = BUSY_TIMEOUT_MS): Promise<void> {
+    this.#closing ??= this.#close(maxWaitMs);
+    return this.#closing;
+  }
+
+  #closing: Promise<void> | undefined;
+
+  /** Written and closed before this returns when the lock is free (the usual case); else by a timer, bounded. */
+  #close(maxWaitMs: number): Promise<void> {
+    if (!this.#db.isOpen) return Promise.resolve();
     clearInterval(this.#retryTimer);
-    this.#writeAllWaiting(BUSY_TIMEOUT_MS, "; a later previous_response_id naming them will not be found");
-    this.#db.close();
+    const entries = [...this.#waiting.values()];
+    const lastWrite = (): void => {
+      if (entries.length > 0) this.#write(entries, 0);
+      for (const entry of entries) this.#forget(entry);
+    };
+    const closeFile = (): void => {
+      if (this.#db.isOpen) this.#db.close();
+    };
+    try {
+      lastWrite();
+    } catch (error) {
+      if (!isBusyError(error) || maxWaitMs <= 0) {
+        this.#lostAtExit(error, entries.length, 0);
+        closeFile();
+        return Promise.resolve();
+      }
+      return whenUnlocked(lastWrite, maxWaitMs).then(closeFile, (late: unknown) => {
+        this.#lostAtExit(late, entries.length, maxWaitMs);
+        closeFile();
+      });
+    }
+    closeFile();
+    return Promise.resolve();
   }
 
-  /** At an exit: every waiting answer in one write, waiting at most `busyTimeoutMs`; a failure is said, not thrown. */
-  #writeAllWaiting(busyTimeoutMs: number, consequence: string): void {
+  #lostAtExit(error: unknown, count: number, waitedMs: number): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const waited = isBusyError(error) ? `, after ${waitedMs} ms waiting for the lock another process holds` : "";
+    this.#logger?.warn(
+      { path: this.#path, error: message, store: this.#label, lost: count },
+      `${this.#label}: the last write before the exit was not saved (${message}${waited}): ${count} ${this.#rows} waiting for ${this.#path} are lost (a later request naming them will not find them)`,
+    );
+  }
+
+  /**
+   * At a second signal: every waiting answer in one write, if the lock is free now (no wait); a failure is said, not
+   * thrown.
+   */
+  #writeAllWaiting(): void {
     if (this.#waiting.size === 0) return;
     try {
-      this.#write([...this.#waiting.values()], busyTimeoutMs);
+      this.#write([...this.#waiting.values()], 0);
       this.#waiting.clear();
+      this.#waitingBytes = 0;
     } catch (error) {
       this.#logger?.warn(
-        { path: this.#path, error: error instanceof Error ? error.message : String(error) },
-        `${this.#label}: ${this.#waiting.size} answers waiting for ${this.#path} were not written before the exit${consequence}`,
+        { path: this.#path, error: error instanceof Error ? error.message : String(error), store: this.#label },
+        `${this.#label}: ${this.#waiting.size} ${this.#rows} waiting for ${this.#path} were not written before the exit`,
       );
     }
   }
@@ -475,11 +534,15 @@ export class EmbeddedKeptResponses {
   }
 
   #wait(entry: WaitingRow): void {
-    this.#waiting.delete(entry.row.id);
+    const earlier = this.#waiting.get(entry.row.id);
+    if (earlier !== undefined) this.#forget(earlier);
     this.#waiting.set(entry.row.id, entry);
-    if (this.#waiting.size > MAX_WAITING_ROWS) {
-      const oldest = this.#waiting.keys().next().value;
-      if (oldest !== undefined) this.#waiting.delete(oldest);
+    this.#waitingBytes += entry.bytes;
+    // Oldest first; an answer over the byte bound on its own goes too (it is the last one left then).
+    while (this.#waiting.size > MAX_WAITING_ROWS || this.#waitingBytes > MAX_WAITING_BYTES) {
+      const oldest = this.#waiting.values().next().value;
+      if (oldest === undefined) break;
+      this.#forget(oldest);
       this.#droppedWhileWaiting++;
     }
     if (this.#retryTimer === undefined) {
@@ -505,14 +568,14 @@ export class EmbeddedKeptResponses {
       return;
     }
     for (const entry of entries) {
-      if (this.#waiting.get(entry.row.id) === entry) this.#waiting.delete(entry.row.id);
+      this.#forget(entry);
     }
     const dropped = this.#droppedWhileWaiting;
     this.#logger?.info(
       { path: this.#path, written: entries.length, dropped },
       dropped === 0
         ? `${this.#label}: ${entries.length} answers that waited for the lock are written to ${this.#path}`
-        : `${this.#label}: ${entries.length} answers that waited for the lock are written to ${this.#path}; ${dropped} more did not fit in memory meanwhile (over ${MAX_WAITING_ROWS} waiting) and were not kept`,
+        : `${this.#label}: ${entries.length} answers that waited for the lock are written to ${this.#path}; ${dropped} more did not fit in memory meanwhile (over ${MAX_WAITING_ROWS} waiting, or ${MAX_WAITING_BYTES / 1024 / 1024} MiB) and were not kept`,
     );
     this.#failure = undefined;
     this.#droppedWhileWaiting = 0;
@@ -520,6 +583,13 @@ export class EmbeddedKeptResponses {
       clearInterval(this.#retryTimer);
       this.#retryTimer = undefined;
     }
+  }
+
+  /** Takes `entry` out of the answers waiting for the lock, if it is still the one waiting under its id. */
+  #forget(entry: WaitingRow): void {
+    if (this.#waiting.get(entry.row.id) !== entry) return;
+    this.#waiting.delete(entry.row.id);
+    this.#waitingBytes -= entry.bytes;
   }
 
   /** A waiting row as a read of the file would see it: within the bounds of one row, not expired. */

@@ -55,7 +55,7 @@ function spend(budgets: BudgetBook, times: number, tokens: number, atMs: number)
 }
 
 describe("EmbeddedStateStore", () => {
-  it("limits learned from 429s, fixed-window counters and buckets survive a restart, with their evidence", () => {
+  it("limits learned from 429s, fixed-window counters and buckets survive a restart, with their evidence", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const before = freshBooks(clock);
@@ -82,7 +82,7 @@ describe("EmbeddedStateStore", () => {
     for (const atMs of [T0, T0 + 1])
       assert.ok(isReservation(before.budgets.reserve([bucketScope], { tokens: 0 }, atMs)));
     store.flush(T0 + 500);
-    store.close();
+    await store.close();
 
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
@@ -96,7 +96,7 @@ describe("EmbeddedStateStore", () => {
     assert.equal(after.budgets.check([bucketScope], { tokens: 0 }, T0 + 30_000).isAllowed, true);
   });
 
-  it("flush then reload into fresh books: counters, sliding log, learned limits, cooldowns and calibrations survive", () => {
+  it("flush then reload into fresh books: counters, sliding log, learned limits, cooldowns and calibrations survive", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const before = freshBooks(clock);
@@ -113,7 +113,7 @@ describe("EmbeddedStateStore", () => {
     before.availability.park("groq/llama", Date.UTC(2026, 0, 2), "daily_quota", "TPD used up", "guessed");
     before.availability.recordInvalidKey("mistral", "key rejected: HTTP 401");
     store.flush(T0);
-    store.close();
+    await store.close();
 
     const after = freshBooks(clock);
     const calibrationAfter = new PromptCalibration();
@@ -150,10 +150,10 @@ describe("EmbeddedStateStore", () => {
     // The reloaded rpd budget is still spent: 2 of 5 left.
     spend(after.budgets, 2, 1, clock.now());
     assert.equal(after.budgets.check([SCOPE], { tokens: 1 }, clock.now() + 5).isAllowed, false);
-    reopened.close();
+    await reopened.close();
   });
 
-  it("a parked key survives a restart only for a provider still configured with that key", () => {
+  it("a parked key survives a restart only for a provider still configured with that key", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const before = freshBooks(clock);
@@ -161,23 +161,27 @@ describe("EmbeddedStateStore", () => {
     const store = new EmbeddedStateStore(path, before.budgets, before.availability);
     store.load();
     before.availability.recordInvalidKey("mistral", "key rejected: HTTP 401");
-    store.close();
+    await store.close();
 
-    const restartWith = (key: string) => {
+    const restartWith = async (key: string) => {
       const books = freshBooks(clock);
       // As the runtime does: the keys are known before the store loads.
       books.availability.setProviderKeys([{ name: "mistral", apiKeys: [key] }]);
       const reopened = new EmbeddedStateStore(path, books.budgets, books.availability);
       reopened.load();
-      reopened.close();
+      await reopened.close();
       return books.availability;
     };
-    assert.equal(restartWith("sk-new").providerCooldown("mistral"), undefined, "the fixed key is tried at once");
+    assert.equal(
+      (await restartWith("sk-new")).providerCooldown("mistral"),
+      undefined,
+      "the fixed key is tried at once",
+    );
     // The park is about the bad key, which a start with it again still gets.
-    assert.equal(restartWith("sk-bad").providerCooldown("mistral")?.cause, "invalid_key");
+    assert.equal((await restartWith("sk-bad")).providerCooldown("mistral")?.cause, "invalid_key");
   });
 
-  it("nothing reaches the disk before a flush; close flushes", () => {
+  it("nothing reaches the disk before a flush; close flushes", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const books = freshBooks(clock);
@@ -186,12 +190,12 @@ describe("EmbeddedStateStore", () => {
     const reader = new DatabaseSync(path);
     const countRows = () => Number(reader.prepare("SELECT count(*) AS n FROM budget_scopes").get()?.n);
     assert.equal(countRows(), 0);
-    store.close();
+    await store.close();
     assert.equal(countRows(), 1);
     reader.close();
   });
 
-  it("only dirty scopes are written, and a reset deletes what it cleared", () => {
+  it("only dirty scopes are written, and a reset deletes what it cleared", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const books = freshBooks(clock);
@@ -209,7 +213,7 @@ describe("EmbeddedStateStore", () => {
     store.flush(T0 + 2_000);
     assert.equal(reader.prepare("SELECT count(*) AS n FROM budget_scopes").get()?.n, 0);
     reader.close();
-    store.close();
+    await store.close();
 
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
@@ -220,26 +224,26 @@ describe("EmbeddedStateStore", () => {
       sharedWindows: 0,
       refusedFeatures: 0,
     });
-    reopened.close();
+    await reopened.close();
   });
 
-  it("a day that ended while the gateway was down starts from zero after the reload", () => {
+  it("a day that ended while the gateway was down starts from zero after the reload", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const before = freshBooks(clock);
     const store = new EmbeddedStateStore(path, before.budgets, before.availability);
     spend(before.budgets, 5, 1, T0);
-    store.close();
+    await store.close();
 
     clock.set(Date.UTC(2026, 0, 2, 0, 0, 1));
     const after = freshBooks(clock);
     const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
     reopened.load();
     assert.equal(after.budgets.usage(SCOPE, clock.now()).find((window) => window.window === "day")?.used, 0);
-    reopened.close();
+    await reopened.close();
   });
 
-  it("a learned concurrency limit and a window learned to be shared survive a restart", () => {
+  it("a learned concurrency limit and a window learned to be shared survive a restart", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const before = freshBooks(clock);
@@ -261,7 +265,7 @@ describe("EmbeddedStateStore", () => {
     calibration.learnTooLong("separate/m", 950, { contextTokens: 1_000, maxOutputTokens: 100 }, 100);
     assert.equal(calibration.sharesWindow("separate/m"), true);
     store.flush(T0);
-    store.close();
+    await store.close();
 
     const after = freshBooks(clock);
     const calibrationAfter = new PromptCalibration();
@@ -280,10 +284,10 @@ describe("EmbeddedStateStore", () => {
     const third = after.budgets.check([open], { tokens: 1 }, T0 + 1);
     assert.equal(third.isAllowed, false);
     assert.match(third.reason ?? "", /learned concurrency limit \(2 in flight/);
-    reopened.close();
+    await reopened.close();
   });
 
-  it("features deployments refused survive a restart, each until its own end; a cleared one and an ended one do not", () => {
+  it("features deployments refused survive a restart, each until its own end; a cleared one and an ended one do not", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const books = freshBooks(clock);
@@ -296,7 +300,7 @@ describe("EmbeddedStateStore", () => {
     // A success with seed: the deployment takes it now.
     refused.unlearn("groq/llama", ["seed"]);
     store.flush(T0);
-    store.close();
+    await store.close();
 
     // Restarted within the hour: what holds is back, with its end, without a request to be refused for it.
     const reopen = (nowMs: number): { readonly book: RefusedFeatures; readonly loaded: number } => {
@@ -330,15 +334,15 @@ describe("EmbeddedStateStore", () => {
     again.load(T0 + 1_000);
     book.reset();
     again.flush(T0 + 1_000);
-    again.close();
+    await again.close();
     assert.equal(reopen(T0 + 1_000).loaded, 0);
   });
 
-  it("a corrupt row is skipped, not fatal", () => {
+  it("a corrupt row is skipped, not fatal", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const books = freshBooks(clock);
-    new EmbeddedStateStore(path, books.budgets, books.availability).close();
+    await new EmbeddedStateStore(path, books.budgets, books.availability).close();
     const writer = new DatabaseSync(path);
     writer
       .prepare("INSERT INTO budget_scopes (scope_id, state, updated_at_ms) VALUES (?, ?, ?)")
@@ -354,21 +358,63 @@ describe("EmbeddedStateStore", () => {
       sharedWindows: 0,
       refusedFeatures: 0,
     });
-    reopened.close();
+    await reopened.close();
   });
 
-  it(":memory: works without a directory", () => {
+  it(":memory: works without a directory", async () => {
     const clock = new ManualClock(T0);
     const books = freshBooks(clock);
     const store = new EmbeddedStateStore(":memory:", books.budgets, books.availability);
     spend(books.budgets, 1, 1, T0);
     store.flush(T0);
-    store.close();
+    await store.close();
   });
 });
 
 describe("EmbeddedStateStore when the file cannot be written", () => {
-  it("a failed flush keeps what it held for the next one, says so once and shows in status; never throws", () => {
+  it("close with the file locked: the last write waits by a timer (the event loop runs), lands when the lock is freed in time, else is said lost", async () => {
+    const clock = new ManualClock(T0);
+    const lines: { level: string; message: string }[] = [];
+    const logger = {
+      info: (_object: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_object: object, message: string) => lines.push({ level: "warn", message }),
+    };
+    const locked = async (maxWaitMs: number, freedAfterMs: number | undefined) => {
+      const path = tempDbPath();
+      const books = freshBooks(clock);
+      const store = new EmbeddedStateStore(path, books.budgets, books.availability, undefined, logger);
+      store.start(3_600_000);
+      spend(books.budgets, 2, 10, T0);
+      const other = new DatabaseSync(path);
+      other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+      // Only a close that leaves the event loop free lets this timer free the lock (SQLite's busy wait held it).
+      if (freedAfterMs !== undefined) setTimeout(() => other.exec("ROLLBACK"), freedAfterMs);
+      const startedMs = performance.now();
+      await store.close(maxWaitMs);
+      const elapsedMs = performance.now() - startedMs;
+      if (other.isTransaction) other.exec("ROLLBACK");
+      other.close();
+      const after = freshBooks(clock);
+      const reopened = new EmbeddedStateStore(path, after.budgets, after.availability);
+      reopened.load(T0);
+      await reopened.close();
+      return { elapsedMs, used: after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used ?? 0 };
+    };
+    const freed = await locked(1_000, 50);
+    assert.equal(freed.used, 2, "the last write did not land once the lock was free");
+    assert.ok(freed.elapsedMs < 900, `the close took ${Math.round(freed.elapsedMs)} ms for a lock freed after 50 ms`);
+    assert.equal(lines.length, 0, lines.map((line) => line.message).join("\n"));
+    const held = await locked(200, undefined);
+    assert.equal(held.used, 0);
+    assert.ok(held.elapsedMs >= 190 && held.elapsedMs < 1_500, `gave up after ${Math.round(held.elapsedMs)} ms`);
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0]?.message ?? "",
+      /^state file: the last write before the exit was not saved \(database is locked, after 200 ms waiting for the lock another process holds\): the budgets, cooldowns and learned limits counted since the last flush are lost$/,
+    );
+  });
+
+  it("a failed flush keeps what it held for the next one, says so once and shows in status; never throws", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();
     const books = freshBooks(clock);
@@ -403,7 +449,7 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     assert.equal(store.flushOrKeep(T0 + 2_000), true);
     assert.equal(lines.at(-1)?.message, "state file written again");
     assert.equal(store.status().isDegraded, false);
-    store.close();
+    await store.close();
     other.close();
 
     // What the failed flushes held reached the file with the one that worked.
@@ -417,7 +463,7 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
       refusedFeatures: 0,
     });
     assert.equal(after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used, 2);
-    reopened.close();
+    await reopened.close();
   });
 
   it("the timer's flush never waits for a lock another connection holds; what it held lands once the lock is free", async () => {
@@ -467,7 +513,7 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     const row = other.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(SCOPE.id);
     assert.ok(row !== undefined, "what the busy flushes held never reached the file");
     assert.equal((JSON.parse(String(row.state)) as { day: { requests: number } }).day.requests, 3);
-    store.close();
+    await store.close();
     other.close();
   });
 
@@ -494,7 +540,7 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
     assert.deepEqual(lines, [], "a lock released before the next interval is not worth a warning");
     const row = other.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(SCOPE.id);
     assert.ok(row !== undefined, "the next flush did not write what the busy one held");
-    store.close();
+    await store.close();
     other.close();
   });
 

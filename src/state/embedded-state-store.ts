@@ -12,7 +12,7 @@ import type { AvailabilityBook, PersistedCooldowns } from "../limits/availabilit
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
-import { BUSY_TIMEOUT_MS, isBusyError, isDamagedFileError, openSqliteFile } from "../sqlite-file.ts";
+import { BUSY_TIMEOUT_MS, isBusyError, isDamagedFileError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
@@ -20,7 +20,7 @@ import type { StateLogger, StateStatus } from "./state-types.ts";
  * ms the flush on the timer waits for a write lock another connection holds: none. node:sqlite is synchronous, so
  * any wait stalls every request of the process (100 ms per flush until 2026-12-06, for as long as the lock was
  * held); a busy file keeps what the flush held dirty and is tried again at the next one instead. The last flush, at
- * close, waits the usual BUSY_TIMEOUT_MS; a second signal's, its own bound.
+ * close, waits up to BUSY_TIMEOUT_MS by a timer (`close`); a second signal's, its own bound.
  */
 const TIMER_FLUSH_BUSY_TIMEOUT_MS = 0;
 
@@ -242,13 +242,60 @@ export class EmbeddedStateStore {
     this.flushOrKeep();
   }
 
-  /** The last flush, then the file is closed: a failed flush is logged (what it held is lost), never thrown. */
-  close(): void {
-    if (!this.#db.isOpen) return;
+  /**
+   * The last flush, then the file is closed: a failed flush is logged (what it held is lost), never thrown. It waits
+   * at most `maxWaitMs` for a lock another process holds, by a timer (`whenUnlocked`), not inside SQLite: the event
+   * loop runs meanwhile, so the exit's other final writes (the kept answers', the conversations') wait for the same
+   * lock at the same time, under one bound, rather than 2 s each in turn (the sum, ~6 s, until 2026-12-06), and the
+   * shutdown's own timers still fire. Closing twice returns the first close.
+   */
+  close(maxWaitMs = BUSY_TIMEOUT_MS): Promise<void> {
+    this.#closing ??= this.#close(maxWaitMs);
+    return this.#closing;
+  }
+
+  #closing: Promise<void> | undefined;
+
+  /** Written and closed before this returns when the lock is free (the usual case); else by a timer, bounded. */
+  #close(maxWaitMs: number): Promise<void> {
+    if (!this.#db.isOpen) return Promise.resolve();
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    this.flushOrKeep();
-    this.#db.close();
+    const lastWrite = (): void => {
+      // Set at each attempt: a second signal's write (writeBeforeExit) may have set its own wait meanwhile.
+      this.#db.exec("PRAGMA busy_timeout = 0");
+      this.flush();
+    };
+    try {
+      lastWrite();
+    } catch (error) {
+      if (!isBusyError(error) || maxWaitMs <= 0) {
+        this.#lostAtExit(error, 0);
+        this.#release();
+        return Promise.resolve();
+      }
+      return whenUnlocked(lastWrite, maxWaitMs).then(
+        () => this.#release(),
+        (late: unknown) => {
+          this.#lostAtExit(late, maxWaitMs);
+          this.#release();
+        },
+      );
+    }
+    this.#release();
+    return Promise.resolve();
+  }
+
+  #lostAtExit(error: unknown, waitedMs: number): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const waited = isBusyError(error) ? `, after ${waitedMs} ms waiting for the lock another process holds` : "";
+    this.#logger?.warn(
+      { path: this.path, error: message, store: "state" },
+      `state file: the last write before the exit was not saved (${message}${waited}): the budgets, cooldowns and learned limits counted since the last flush are lost`,
+    );
+  }
+
+  #release(): void {
+    if (this.#db.isOpen) this.#db.close();
     this.#lock.release();
   }
 }

@@ -73,8 +73,9 @@ export class KeptResponsesFile {
     return this.#guarded((rows) => rows.delete(id));
   }
 
-  close(): void {
-    this.#rows.close();
+  /** See EmbeddedKeptResponses.close: the last write waits at most `maxWaitMs` for a lock another process holds. */
+  close(maxWaitMs?: number): Promise<void> {
+    return this.#rows.close(maxWaitMs);
   }
 
   /** See EmbeddedKeptResponses.writeBeforeExit. */
@@ -89,7 +90,8 @@ export class KeptResponsesFile {
     } catch (error) {
       if (this.#isInMemory || !isDamagedFileError(error)) throw error;
       try {
-        this.#rows.close();
+        // No wait: the tables are damaged, the rows waiting are lost with them.
+        await this.#rows.close(0);
       } catch {
         // A damaged file may fail its last write too; the answers waiting for it are lost with the tables.
       }

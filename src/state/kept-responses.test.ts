@@ -158,12 +158,12 @@ test("embedded: rows survive closing and reopening the file", async () => {
   const clock = new ManualClock();
   const first = new EmbeddedKeptResponses(path, LIMITS, clock);
   await first.put(row("resp_a", ["msg_a"]));
-  first.close();
+  await first.close();
   const second = new EmbeddedKeptResponses(path, LIMITS, clock);
   try {
     assert.equal(await second.getByItem("msg_a"), row("resp_a").json);
   } finally {
-    second.close();
+    await second.close();
   }
 });
 
@@ -180,12 +180,12 @@ test("embedded: a put while another connection holds the write lock does not wai
   assert.equal(await store.getByItem("msg_a"), row("resp_a").json);
   other.exec("ROLLBACK");
   other.close();
-  store.close();
+  await store.close();
   const reopened = new EmbeddedKeptResponses(path, LIMITS, clock);
   try {
     assert.equal(await reopened.get("resp_a"), row("resp_a").json, "the waiting row was not written at close");
   } finally {
-    reopened.close();
+    await reopened.close();
   }
 });
 
@@ -223,7 +223,7 @@ test("embedded: a delete while another process holds the write lock keeps the ev
     assert.equal(await store.get("resp_b"), row("resp_b").json);
   } finally {
     other.close();
-    store.close();
+    await store.close();
   }
 });
 
@@ -241,7 +241,47 @@ test("embedded: a second signal's last write puts the answers that waited for th
     assert.equal(found?.json, row("resp_a").json);
   } finally {
     other.close();
-    store.close();
+    await store.close();
+  }
+});
+
+test("embedded: answers waiting for the lock are bounded by bytes too (32 MiB): past it the oldest waiting ones are not kept, and the line says how many", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "kept-")), "state.db");
+  const lines: string[] = [];
+  const logger = { info: (_: object, message: string) => lines.push(message), warn: () => {} };
+  const limits = { maxEntries: 100, maxBytes: 200 * 1024 * 1024, maxAgeMs: 60_000 };
+  const store = new EmbeddedKeptResponses(path, limits, new ManualClock(), logger);
+  const other = new DatabaseSync(path);
+  const answerBytes = 4 * 1024 * 1024;
+  const big = (id: string): KeptResponseRow => {
+    const json = JSON.stringify({ id, pad: "x".repeat(answerBytes - 40) });
+    return { id, json, itemIds: [] };
+  };
+  try {
+    other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+    // Ten answers of ~4 MiB: far under the 1,000 rows, over 32 MiB from the ninth on.
+    for (let index = 0; index < 10; index++) await store.put(big(`resp_${index}`));
+    assert.equal(store.waitingCount(), 8, "the answers waiting are not bounded by their bytes");
+    assert.equal(await store.get("resp_9"), big("resp_9").json, "the newest waiting answer is not found");
+    other.exec("ROLLBACK");
+    const deadlineMs = performance.now() + 5_000;
+    while (store.waitingCount() > 0 && performance.now() < deadlineMs)
+      await new Promise((done) => setTimeout(done, 20));
+    assert.equal(store.waitingCount(), 0, "the answers that waited were not written once the lock was free");
+    const kept = other
+      .prepare("SELECT id FROM kept_responses ORDER BY seq")
+      .all()
+      .map((found) => String(found.id));
+    assert.deepEqual(kept, ["resp_2", "resp_3", "resp_4", "resp_5", "resp_6", "resp_7", "resp_8", "resp_9"]);
+    assert.equal(await store.get("resp_0"), undefined);
+    assert.match(
+      lines.at(-1) ?? "",
+      /8 answers that waited for the lock are written to .*; 2 more did not fit in memory meanwhile \(over 1000 waiting, or 32 MiB\) and were not kept/,
+    );
+  } finally {
+    if (other.isTransaction) other.exec("ROLLBACK");
+    other.close();
+    await store.close();
   }
 });
 
@@ -333,7 +373,7 @@ test("embedded: a file from before owners is read as it is; its rows count as an
     assert.equal(await store.get("old1"), row("old1").json, "team-a holds the most: its oldest went");
     assert.equal(await store.get("a1"), undefined);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 

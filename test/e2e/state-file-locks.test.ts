@@ -14,7 +14,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { chatLine, createBatch, echoing, isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
 import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
-import { lockInAnotherProcess } from "../helpers/sqlite-lock.ts";
+import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
+import { lockInAnotherProcess, lockWhenFileAppears } from "../helpers/sqlite-lock.ts";
 
 /** How long the other connection holds the write lock. */
 const LOCK_HELD_MS = 1_500;
@@ -201,5 +202,140 @@ describe("state file locked by another process while the gateway serves", () => 
     // The lock gone, the next upload waits again as usual and is kept.
     const file = await upload(client, `${chatLine("after", "x")}\n`);
     assert.equal(rowCount(statePath, "SELECT COUNT(*) AS count FROM batch_files WHERE id = ?", file.id), 1);
+  });
+});
+
+test("an upload that makes room (batches.max_files) and then fails with 503 (the lock taken between its bytes and its row) deletes no other file", async (t) => {
+  const mock = await useMock(t);
+  echoing(mock);
+  const statePath = join(mkdtempSync(join(tmpdir(), "state-locks-")), "state.db");
+  const gateway = await useGateway(t, `${yaml(mock.baseUrl, statePath)}batches:\n  max_files: 1\n`);
+  const client = openAiClient(gateway);
+  const old = await upload(client, `${chatLine("old", "kept")}\n`);
+  const lock = await lockWhenFileAppears(t, statePath, `${statePath}.files`, 60_000);
+  // Big enough that writing its bytes takes a while: the other process takes the lock meanwhile, before the row.
+  const refused = await upload(client, `${chatLine("new", "x".repeat(30 * 1024 * 1024))}\n`).then(
+    () => assert.fail("the upload was kept: the lock was not taken before its row (a test machine too slow?)"),
+    (error: unknown) => error,
+  );
+  await lock.locked;
+  assert.ok(refused instanceof OpenAI.APIError && refused.status === 503, String(refused));
+  assert.match(refused.message, /state file \(state\.path\) is locked by another process/);
+  // The file the upload would have pushed out is still there (the old code deleted it first: a 404 here).
+  assert.deepEqual(
+    (await client.files.list()).data.map((file) => file.id),
+    [old.id],
+  );
+  assert.equal((await (await client.files.content(old.id)).text()).trim(), chatLine("old", "kept"));
+  await lock.release();
+  // Once the lock is free, the next upload makes its room as before.
+  const next = await upload(client, `${chatLine("next", "y")}\n`);
+  assert.deepEqual(
+    (await client.files.list()).data.map((file) => file.id),
+    [next.id],
+  );
+});
+
+/** The exit's bound in the tests below: no request in flight, so the shutdown timeout does not come into it. */
+const SHUTDOWN_TIMEOUT_MS = 1_000;
+
+/** A gateway process (SIGTERM is what is tested) over an echoing mock, its state file at `statePath`. */
+async function processScene(t: TestContext, statePath: string) {
+  const mock = await useMock(t);
+  echoing(mock);
+  const gateway = await startGatewayProcess(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  log_level: info
+  shutdown_timeout_ms: ${SHUTDOWN_TIMEOUT_MS}
+${yaml(mock.baseUrl, statePath).replace("flush_interval_ms: 50", "flush_interval_ms: 3600000")}`,
+  );
+  return { gateway, client: new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "x", maxRetries: 0 }) };
+}
+
+/** One of each final write the exit makes: budget counts (state), a kept answer, a conversation. */
+async function leaveFinalWrites(client: OpenAI) {
+  await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "count me" }] });
+  const kept = await client.responses.create({ model: "m", input: "keep me" });
+  const conversation = await client.conversations.create({ metadata: { topic: "exit" } });
+  return { kept, conversation };
+}
+
+/** SIGTERM; resolves with the ms until the process had exited, and its exit code. */
+async function terminate(gateway: GatewayProcess): Promise<{ code: number | null; elapsedMs: number }> {
+  const signalledAtMs = performance.now();
+  process.kill(gateway.pid ?? 0, "SIGTERM");
+  const code = await gateway.exited;
+  return { code, elapsedMs: performance.now() - signalledAtMs };
+}
+
+function dayRequests(statePath: string): number | undefined {
+  const reader = new DatabaseSync(statePath, { readOnly: true });
+  try {
+    const row = reader.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/m");
+    return row === undefined
+      ? undefined
+      : (JSON.parse(String(row.state)) as { day: { requests: number } }).day.requests;
+  } finally {
+    reader.close();
+  }
+}
+
+describe("exit (SIGTERM) with the state file locked by another process", () => {
+  test("the three stores' last writes wait together, ~2 s in all (not 2 s each in turn), and each one lost is named in the log", async (t) => {
+    const statePath = join(mkdtempSync(join(tmpdir(), "state-exit-")), "state.db");
+    const { gateway, client } = await processScene(t, statePath);
+    await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "warm" }] });
+    const lock = await lockInAnotherProcess(t, statePath, 60_000);
+    await leaveFinalWrites(client);
+
+    const exit = await terminate(gateway);
+    assert.equal(exit.code, 0, gateway.stderr());
+    // ~2.1 s: one 2 s wait shared by the three. The old code waited 2 s for each in turn, holding the event loop
+    // (and the shutdown's own timers) meanwhile: ~6 s. The bound is generous for a loaded machine.
+    assert.ok(exit.elapsedMs >= 1_900, `exited ${Math.round(exit.elapsedMs)} ms after SIGTERM: it did not wait`);
+    assert.ok(
+      exit.elapsedMs < SHUTDOWN_TIMEOUT_MS + 2_000 + 2_000,
+      `exited ${Math.round(exit.elapsedMs)} ms after SIGTERM (the shutdown timeout is ${SHUTDOWN_TIMEOUT_MS} ms)`,
+    );
+    const lost = gateway.logs.filter((line) => /the last write before the exit was not saved/.test(line.msg));
+    assert.deepEqual(lost.map((line) => line.store).sort(), ["conversations", "kept responses", "state"]);
+    for (const line of lost) {
+      assert.match(line.msg, /\(database is locked, after 2000 ms waiting for the lock another process holds\)/);
+    }
+    assert.match(
+      lost.find((line) => line.store === "kept responses")?.msg ?? "",
+      /1 kept answers waiting for .* are lost/,
+    );
+    await lock.release();
+    // Nothing of the state landed (flush_interval_ms is an hour: the exit's write was the only one).
+    assert.equal(dayRequests(statePath), undefined);
+  });
+
+  test("a lock freed within the 2 s: budgets, the kept answer and the conversation are all saved (read back after a restart)", async (t) => {
+    const statePath = join(mkdtempSync(join(tmpdir(), "state-exit-")), "state.db");
+    const first = await processScene(t, statePath);
+    await first.client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "warm" }] });
+    const lock = await lockInAnotherProcess(t, statePath, 60_000);
+    const { kept, conversation } = await leaveFinalWrites(first.client);
+
+    const exiting = terminate(first.gateway);
+    await sleep(800);
+    await lock.release();
+    const exit = await exiting;
+    assert.equal(exit.code, 0, first.gateway.stderr());
+    assert.ok(exit.elapsedMs < 4_000, `exited ${Math.round(exit.elapsedMs)} ms after SIGTERM`);
+    assert.deepEqual(
+      first.gateway.logs.filter((line) => /not saved|not written/.test(line.msg)).map((line) => line.msg),
+      [],
+    );
+    // The warm-up, the chat and the kept answer's request (flush_interval_ms is an hour: the exit's write wrote them).
+    assert.equal(dayRequests(statePath), 3, "the budget counts of the locked time were not written");
+
+    const second = await processScene(t, statePath);
+    assert.equal((await second.client.responses.retrieve(kept.id)).output_text, "echo: keep me");
+    assert.deepEqual((await second.client.conversations.retrieve(conversation.id)).metadata, { topic: "exit" });
   });
 });

@@ -160,7 +160,7 @@ function writeDamagedKeptTable(path: string): void {
   for (let index = 0; index < 20; index++) {
     void kept.put({ id: `resp_${index}`, json: JSON.stringify({ pad: "x".repeat(2_000) }), itemIds: [] });
   }
-  kept.close();
+  void kept.close(); // written and closed before it returns: nothing else holds the file's lock
   const db = new DatabaseSync(path);
   db.exec(STATE_TABLES);
   const root = Number(db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'kept_responses'").get()?.rootpage);

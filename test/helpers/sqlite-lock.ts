@@ -30,3 +30,67 @@ export async function lockInAnotherProcess(
     },
   };
 }
+
+/**
+ * Another process that takes the state file's write lock the moment a new entry appears in `folder` (the Files API's
+ * `<state.path>.files/`: an upload's bytes, which the gateway writes before its row), and holds it `heldMs`: a lock
+ * taken between the two steps of an upload. Resolves once it watches; `locked` when it has taken the lock.
+ */
+export async function lockWhenFileAppears(
+  t: TestContext,
+  path: string,
+  folder: string,
+  heldMs: number,
+): Promise<{ locked: Promise<void>; release(): Promise<void> }> {
+  const script = `
+    const { DatabaseSync } = require("node:sqlite");
+    const { readdirSync, watch } = require("node:fs");
+    const [path, folder, heldMs] = process.argv.slice(1);
+    const before = new Set(readdirSync(folder));
+    const db = new DatabaseSync(path);
+    let isLocked = false;
+    const take = () => {
+      if (isLocked || !readdirSync(folder).some((name) => !before.has(name))) return;
+      try {
+        db.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+      } catch {
+        return; // the gateway writes at this instant: the next look tries again
+      }
+      isLocked = true;
+      watcher.close();
+      clearInterval(poll);
+      process.stdout.write("locked\\n");
+      setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, Number(heldMs));
+    };
+    const watcher = watch(folder, take);
+    const poll = setInterval(take, 1);
+    process.stdout.write("watching\\n");`;
+  const child = spawn(process.execPath, ["-e", script, path, folder, String(heldMs)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  t.after(() => child.kill("SIGKILL"));
+  const exited = once(child, "exit").then(() => undefined);
+  let output = "";
+  const saw = (word: string) =>
+    new Promise<void>((resolve, reject) => {
+      const look = (chunk?: Buffer) => {
+        output += chunk?.toString() ?? "";
+        if (!output.includes(word)) return;
+        child.stdout.off("data", look);
+        resolve();
+      };
+      child.stdout.on("data", look);
+      look();
+      void exited.then(() => reject(new Error(`the lock's process exited before "${word}"`)));
+    });
+  const locked = saw("locked");
+  locked.catch(() => {}); // awaited by the test when it wants it
+  await saw("watching");
+  return {
+    locked,
+    release: () => {
+      child.kill("SIGKILL");
+      return exited;
+    },
+  };
+}

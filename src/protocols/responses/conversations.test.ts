@@ -174,9 +174,9 @@ test("conversations and kept responses are apart in one state file: neither find
   const clock = new ManualClock();
   const responses = new EmbeddedKeptResponses(path, LIMITS, clock, undefined, KEPT_RESPONSES);
   const conversations = new EmbeddedKeptResponses(path, LIMITS, clock, undefined, KEPT_CONVERSATIONS);
-  t.after(() => {
-    responses.close();
-    conversations.close();
+  t.after(async () => {
+    await responses.close();
+    await conversations.close();
   });
   await conversations.put({ id: "conv_a", json: "{}", itemIds: [] });
   await responses.put({ id: "resp_a", json: "{}", itemIds: [] });
