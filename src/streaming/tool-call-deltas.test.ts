@@ -103,3 +103,36 @@ test("well-indexed calls that start out of order (index 1 before 0, in one chunk
   assert.deepEqual(result.changed, [false, false, false]);
   assert.deepEqual(numbered([[first(1, "b"), first(0, "a")]]).indexes, [[1, 0]]);
 });
+
+test("every call at index 0 and no ids (vLLM, TGI, llama.cpp): a name after whole arguments is the next index", () => {
+  const result = numbered([
+    [{ index: 0, type: "function", function: { name: "get_weather", arguments: "" } }],
+    [{ index: 0, function: { arguments: '{"city":' } }],
+    [{ index: 0, function: { arguments: '"Paris"}' } }],
+    [{ index: 0, type: "function", function: { name: "get_weather", arguments: '{"city":"Rome"}' } }],
+    [{ index: 0, function: { arguments: " " } }],
+  ]);
+  assert.deepEqual(result.indexes, [[0], [0], [0], [1], [1]]);
+  assert.deepEqual(result.changed, [false, false, false, true, true]);
+  // Two calls in one chunk, the first whole in it.
+  assert.deepEqual(
+    numbered([
+      [
+        { index: 0, function: { name: "f", arguments: "{}" } },
+        { index: 0, function: { name: "g", arguments: "{}" } },
+      ],
+    ]).indexes,
+    [[0, 1]],
+  );
+});
+
+test("a provider repeating the name in every delta of one call (MiniMax on NVIDIA NIM) keeps one index", () => {
+  const result = numbered([
+    [{ index: 0, type: "function", function: { name: "read_file", arguments: "" } }],
+    [{ index: 0, function: { name: "read_file", arguments: "" } }],
+    [{ index: 0, function: { name: "read_file", arguments: '{"path":"a' } }],
+    [{ index: 0, function: { name: "read_file", arguments: '.txt"}' } }],
+  ]);
+  assert.deepEqual(result.indexes, [[0], [0], [0], [0]]);
+  assert.deepEqual(result.changed, [false, false, false, false]);
+});

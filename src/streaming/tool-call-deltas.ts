@@ -5,11 +5,12 @@
 // OpenAI-compatible endpoint sends each call whole in its own chunk without `tool_calls[].index`, and some providers
 // number every call 0. Passed on as they came, the `openai` SDK's `chat.completions.stream()` lost indexless calls
 // (its accumulator files them under `undefined`) and merged same-index ones into one call with both arguments run
-// together, and the AI SDK's chat provider failed the stream on its schema. The Responses and Messages translators
-// tell such calls apart the same way (protocols/streamed-tool-calls.ts, which streaming/ may not import): an id
-// that differs from its call's is a new call; without ids, an indexless delta naming a function after a named one.
+// together, and the AI SDK's chat provider failed the stream on its schema. Which delta starts a new call is one rule
+// shared with the Responses and Messages translators (protocols/streamed-tool-calls.ts, which streaming/ may not
+// import): tool-call-boundary.ts.
 
 import { isRecord } from "../is-record.ts";
+import { StreamedJsonValue, startsNewCall } from "../tool-call-boundary.ts";
 
 interface ChoiceCalls {
   /** One past the highest index the client has seen in this choice (a renumbered call's index). */
@@ -26,6 +27,8 @@ interface CallSeen {
   readonly index: number;
   id: string | undefined;
   name: string | undefined;
+  /** Its arguments so far, scanned as they pass (a name repeated at its index starts a new call once whole). */
+  readonly arguments: StreamedJsonValue;
 }
 
 function stringOf(value: unknown): string | undefined {
@@ -69,11 +72,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
   const upstreamIndex = typeof call.index === "number" && Number.isInteger(call.index) ? call.index : undefined;
   let isChanged = stringifyArguments(call);
   let seen = upstreamIndex === undefined ? calls.latest : calls.byUpstreamIndex.get(upstreamIndex);
-  const isNew =
-    seen === undefined ||
-    (id !== undefined && seen.id !== undefined && id !== seen.id) ||
-    (upstreamIndex === undefined && id === undefined && name !== undefined && seen.name !== undefined);
-  if (seen === undefined || isNew) {
+  if (seen === undefined || startsNewCall(seen, { index: upstreamIndex, id, name })) {
     // The upstream's own index while no call has it (an OpenAI stream keeps its numbers, also when parallel calls
     // start out of order), else one past the highest.
     const index =
@@ -83,7 +82,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
       !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
-    seen = { index, id, name };
+    seen = { index, id, name, arguments: new StreamedJsonValue() };
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
     if (completeFirstDelta(call)) isChanged = true;
@@ -91,6 +90,8 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>): boole
     seen.id ??= id;
     seen.name ??= name;
   }
+  if (isRecord(call.function) && typeof call.function.arguments === "string")
+    seen.arguments.append(call.function.arguments);
   if (upstreamIndex !== undefined) calls.byUpstreamIndex.set(upstreamIndex, seen);
   calls.latest = seen;
   if (call.index === seen.index) return isChanged;
