@@ -102,21 +102,28 @@ describe("streamed tool calls all at index 0 without ids, and a name repeated in
     assert.deepEqual(await finalBlocks(nameInEveryDelta()), [["read_file", { path: "notes.txt" }]]);
   });
 
-  test("responses door: the openai SDK's Responses stream gets two function_call items, each its own id", async (t) => {
+  test("responses door: the openai SDK's Responses stream gets two function_call items (own ids), or one", async (t) => {
     const { mock, client } = await oneProviderScene(t);
-    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: twoCallsAtIndexZero() });
-    const final = await client.responses
-      .stream({
-        model: "m",
-        input: "Weather in Paris, time in Rome?",
-        tools: chatTools.map((tool) => ({ type: "function" as const, ...tool.function, strict: false })),
-      })
-      .finalResponse();
-    const calls = final.output.flatMap((item) => (item.type === "function_call" ? [item] : []));
+    const finalCalls = async (events: SseScript[]) => {
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events });
+      const final = await client.responses
+        .stream({
+          model: "m",
+          input: "Weather in Paris, time in Rome?",
+          tools: chatTools.map((tool) => ({ type: "function" as const, ...tool.function, strict: false })),
+        })
+        .finalResponse();
+      return final.output.flatMap((item) => (item.type === "function_call" ? [item] : []));
+    };
+    const calls = await finalCalls(twoCallsAtIndexZero());
     assert.deepEqual(
       calls.map((call) => [call.name, call.arguments]),
       TWO_CALLS,
     );
     assert.notEqual(calls[0]?.call_id, calls[1]?.call_id);
+    assert.deepEqual(
+      (await finalCalls(nameInEveryDelta())).map((call) => [call.call_id, call.name, call.arguments]),
+      [["call_r", "read_file", '{"path":"notes.txt"}']],
+    );
   });
 });
