@@ -28,6 +28,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "async-fs",
   "chat-choice",
   "is-record",
+  "tool-call-boundary",
   "errors",
 ];
 const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
@@ -35,7 +36,7 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice` and `main` are the files at
+ * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `tool-call-boundary` and `main` are the files at
  * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -45,6 +46,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "source-paths": [],
   "async-fs": [],
   "is-record": [],
+  // Where one streamed tool call ends and the next begins: one rule for streaming/ (the chat door's renumbering)
+  // and protocols/ (the Responses and Messages translators), which may not import each other.
+  "tool-call-boundary": [],
   // Which choice of a chat answer is the answer: read by upstream/ (is it one?) and protocols/ (translate it).
   "chat-choice": ["is-record"],
   errors: ["is-record"],
@@ -57,9 +61,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   limits: ["config", "clock", "logger", "errors", "is-record"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors", "is-record"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
-  streaming: ["errors", "clock", "is-record"],
+  streaming: ["errors", "clock", "tool-call-boundary", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
-  protocols: ["errors", "clock", "chat-choice", "is-record"],
+  protocols: ["errors", "clock", "chat-choice", "tool-call-boundary", "is-record"],
   observability: ["front-doors", "config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],
   upstream: [
     "streaming",

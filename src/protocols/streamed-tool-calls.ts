@@ -1,7 +1,9 @@
 // Which call a streamed tool-call delta belongs to, for the stream translators. OpenAI numbers calls with
 // `tool_calls[].index` and names the id only in a call's first delta, so the index alone would do; but Gemini's
 // OpenAI-compatible endpoint sends each call whole in its own chunk with no index at all, and some providers
-// reuse index 0 for every call. An id that differs from the call's own is therefore always a new call.
+// number every call 0 (with ids, or without). The rule that tells them apart is shared with the chat door's
+// renumbering (streaming/tool-call-deltas.ts): tool-call-boundary.ts.
+import { StreamedJsonValue, startsNewCall } from "../tool-call-boundary.ts";
 import type { ToolCallDelta } from "./chat-completions.ts";
 
 export interface StreamedCall {
@@ -9,17 +11,12 @@ export interface StreamedCall {
   name: string | undefined;
 }
 
-function startsNewCall(current: StreamedCall, delta: ToolCallDelta): boolean {
-  if (delta.id !== undefined && current.id !== undefined) return delta.id !== current.id;
-  // Without ids to compare, an indexless delta that names a function while the latest call already has a name
-  // can only be the next call (a continuation carries arguments only).
-  return delta.index === undefined && delta.name !== undefined && current.name !== undefined;
-}
-
 /** The calls of one streamed answer, in the order they started. */
 export class StreamedToolCalls<Call extends StreamedCall> {
   readonly #calls: Call[] = [];
   readonly #byIndex = new Map<number, Call>();
+  /** Each call's arguments so far, scanned as they come: a name repeated at its index is a new call once whole. */
+  readonly #arguments = new Map<Call, StreamedJsonValue>();
   #latest: Call | undefined;
 
   /** Every call so far, in the order they started. */
@@ -33,11 +30,19 @@ export class StreamedToolCalls<Call extends StreamedCall> {
    */
   callFor(delta: ToolCallDelta, create: () => Call): Call {
     let call = delta.index === undefined ? this.#latest : this.#byIndex.get(delta.index);
-    if (call === undefined || startsNewCall(call, delta)) {
+    let scanned = call === undefined ? undefined : this.#arguments.get(call);
+    if (
+      call === undefined ||
+      scanned === undefined ||
+      startsNewCall({ id: call.id, name: call.name, arguments: scanned }, delta)
+    ) {
       call = create();
+      scanned = new StreamedJsonValue();
       this.#calls.push(call);
+      this.#arguments.set(call, scanned);
       this.#latest = call;
     }
+    scanned.append(delta.arguments);
     if (delta.index !== undefined) this.#byIndex.set(delta.index, call);
     call.id ??= delta.id;
     call.name ??= delta.name;

@@ -168,3 +168,38 @@ test("a call whose first delta has no id gets one made (once); later deltas and 
   assert.equal(deltas.normalize(openAi), false);
   assert.equal(made, 1);
 });
+
+test("every call at index 0 and no ids (vLLM, TGI, llama.cpp): a name after whole arguments is the next index", () => {
+  const result = numbered([
+    [{ index: 0, type: "function", function: { name: "get_weather", arguments: "" } }],
+    [{ index: 0, function: { arguments: '{"city":' } }],
+    [{ index: 0, function: { arguments: '"Paris"}' } }],
+    [{ index: 0, type: "function", function: { name: "get_weather", arguments: '{"city":"Rome"}' } }],
+    [{ index: 0, function: { arguments: " " } }],
+  ]);
+  assert.deepEqual(result.indexes, [[0], [0], [0], [1], [1]]);
+  // Each call's first delta gets a made id (the upstream sent none): changed; the second call is renumbered too.
+  assert.deepEqual(result.changed, [true, false, false, true, true]);
+  // Two calls in one chunk, the first whole in it.
+  assert.deepEqual(
+    numbered([
+      [
+        { index: 0, function: { name: "f", arguments: "{}" } },
+        { index: 0, function: { name: "g", arguments: "{}" } },
+      ],
+    ]).indexes,
+    [[0, 1]],
+  );
+});
+
+test("a provider repeating the name in every delta of one call (MiniMax on NVIDIA NIM) keeps one index", () => {
+  const result = numbered([
+    [{ index: 0, type: "function", function: { name: "read_file", arguments: "" } }],
+    [{ index: 0, function: { name: "read_file", arguments: "" } }],
+    [{ index: 0, function: { name: "read_file", arguments: '{"path":"a' } }],
+    [{ index: 0, function: { name: "read_file", arguments: '.txt"}' } }],
+  ]);
+  assert.deepEqual(result.indexes, [[0], [0], [0], [0]]);
+  // Only the first delta changes (it gets a made id): one call.
+  assert.deepEqual(result.changed, [true, false, false, false]);
+});

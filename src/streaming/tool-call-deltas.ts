@@ -5,9 +5,9 @@
 // OpenAI-compatible endpoint sends each call whole in its own chunk without `tool_calls[].index`, and some providers
 // number every call 0. Passed on as they came, the `openai` SDK's `chat.completions.stream()` lost indexless calls
 // (its accumulator files them under `undefined`) and merged same-index ones into one call with both arguments run
-// together, and the AI SDK's chat provider failed the stream on its schema. The Responses and Messages translators
-// tell such calls apart the same way (protocols/streamed-tool-calls.ts, which streaming/ may not import): an id
-// that differs from its call's is a new call; without ids, an indexless delta naming a function after a named one.
+// together, and the AI SDK's chat provider failed the stream on its schema. Which delta starts a new call is one rule
+// shared with the Responses and Messages translators (protocols/streamed-tool-calls.ts, which streaming/ may not
+// import): tool-call-boundary.ts.
 // A call that got no argument text by its choice's finish (some providers send `""` or nothing for a function
 // without parameters) gets `{}` in the finishing chunk, as OpenAI sends: `""` is no JSON, and the Agents SDK then
 // told the model its arguments were invalid instead of running the tool. A call whose first delta has no `id` (NVIDIA's
@@ -16,6 +16,7 @@
 
 import { randomBytes } from "node:crypto";
 import { isRecord } from "../is-record.ts";
+import { StreamedJsonValue, startsNewCall } from "../tool-call-boundary.ts";
 
 interface ChoiceCalls {
   /** One past the highest index the client has seen in this choice (a renumbered call's index). */
@@ -36,6 +37,8 @@ interface CallSeen {
   name: string | undefined;
   /** Some argument text other than white space came for it. */
   hasArguments: boolean;
+  /** Its arguments so far, scanned as they pass (a name repeated at its index starts a new call once whole). */
+  readonly arguments: StreamedJsonValue;
 }
 
 function stringOf(value: unknown): string | undefined {
@@ -117,11 +120,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
   const upstreamIndex = typeof call.index === "number" && Number.isInteger(call.index) ? call.index : undefined;
   let isChanged = stringifyArguments(call);
   let seen = upstreamIndex === undefined ? calls.latest : calls.byUpstreamIndex.get(upstreamIndex);
-  const isNew =
-    seen === undefined ||
-    (id !== undefined && seen.id !== undefined && id !== seen.id) ||
-    (upstreamIndex === undefined && id === undefined && name !== undefined && seen.name !== undefined);
-  if (seen === undefined || isNew) {
+  if (seen === undefined || startsNewCall(seen, { index: upstreamIndex, id, name })) {
     // The upstream's own index while no call has it (an OpenAI stream keeps its numbers, also when parallel calls
     // start out of order), else one past the highest.
     const index =
@@ -131,7 +130,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
       !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
-    seen = { index, id, name, hasArguments: false };
+    seen = { index, id, name, hasArguments: false, arguments: new StreamedJsonValue() };
     calls.all.push(seen);
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
@@ -140,8 +139,9 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
     seen.id ??= id;
     seen.name ??= name;
   }
-  if (isRecord(call.function) && typeof call.function.arguments === "string" && call.function.arguments.trim() !== "") {
-    seen.hasArguments = true;
+  if (isRecord(call.function) && typeof call.function.arguments === "string") {
+    if (call.function.arguments.trim() !== "") seen.hasArguments = true;
+    seen.arguments.append(call.function.arguments);
   }
   if (upstreamIndex !== undefined) calls.byUpstreamIndex.set(upstreamIndex, seen);
   calls.latest = seen;
