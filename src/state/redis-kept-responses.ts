@@ -28,6 +28,12 @@ const COMMAND_TIMEOUT_MS = 1_000;
 const EVICT_BATCH = 100;
 /** Eviction scripts one write runs at most (a million rows); the next write goes on. */
 const MAX_EVICT_ROUNDS = 10_000;
+/**
+ * ms a compare and set whose reply was lost waits, at most, for Redis to answer the read that says whether it
+ * landed (a reconnection: 100 ms, then up to the 1 s connect timeout), reads UNKNOWN_OUTCOME_RETRY_MS apart.
+ */
+const UNKNOWN_OUTCOME_WAIT_MS = 3_000;
+const UNKNOWN_OUTCOME_RETRY_MS = 50;
 
 /**
  * Lua shared by the scripts. KEYS: index, rows, meta, items, bytes, owners, owner-bytes, by-owner.
@@ -210,6 +216,11 @@ end
 return 1
 `;
 
+/** Redis answered, with an error (ioredis's ReplyError): unlike a lost reply, the command's outcome is known. */
+function isErrorReply(error: unknown): boolean {
+  return error instanceof Error && error.name === "ReplyError";
+}
+
 /** The owner tallied for a row written by an unnamed key (a client name is never empty). */
 const UNNAMED_OWNER = "";
 
@@ -280,18 +291,66 @@ export class RedisKeptResponses {
    * Writes `row` only if the kept row is still `expectedJson`; false when another writer changed or deleted it
    * meanwhile (the caller reads it again). A row over the bounds is not kept, as `put` does: the unchanged row is
    * deleted and the answer is false. Then evicts, as `put` does.
+   *
+   * A script whose reply is lost (the connection dropped, or the command timed out, after it was sent: it may have
+   * run) is not taken for a refusal: the row is read again, once Redis answers (UNKNOWN_OUTCOME_WAIT_MS at most), and
+   * the answer decided from it: `row` is kept -> written; `expectedJson` still -> it did not land, sent again; another
+   * row, or none -> false. A lost reply taken for a failure made a background run's next heartbeat compare against
+   * its previous state and end the run as if it had been cancelled, and a final save that had landed was reported as
+   * not kept (the answer did not join its conversation).
    */
   async putIfUnchanged(row: KeptResponseRow, expectedJson: string, options: ConditionalWrite = {}): Promise<boolean> {
-    // A run's late write (background.ts BACKGROUND_LATE_WRITE_MS) is refused by this process's clock, just before the
-    // script is sent: once sent it lands whether or not this process is paused.
-    if (options.notAfterMs !== undefined && this.#clock.now() > options.notAfterMs) return false;
     const bytes = Buffer.byteLength(row.json);
     if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
+      if (this.#isLate(options)) return false;
       await this.#redis.eval(DELETE_IF_UNCHANGED_LUA, this.#keys.length, ...this.#keys, row.id, expectedJson);
       return false;
     }
+    const deadlineMs = performance.now() + UNKNOWN_OUTCOME_WAIT_MS;
+    let lostReply: unknown;
+    for (;;) {
+      if (this.#isLate(options)) return false;
+      let written: unknown;
+      try {
+        written = await this.#compareAndSet(row, bytes, expectedJson, options);
+      } catch (error) {
+        // Redis answered with an error: the outcome is known (nothing to read again).
+        if (isErrorReply(error)) throw error;
+        lostReply = error;
+        const kept = await this.#rowOnceAnswered(row.id, deadlineMs, error);
+        if (kept === row.json) break;
+        if (kept !== expectedJson) return false;
+        if (performance.now() >= deadlineMs) throw error;
+        continue;
+      }
+      if (written === 1) break;
+      // Refused after a lost reply: that attempt may have run since (a timed-out command Redis ran late), and then
+      // this one found the row changed by it.
+      if (lostReply === undefined || (await this.#rowOnceAnswered(row.id, deadlineMs, lostReply)) !== row.json) {
+        return false;
+      }
+      break;
+    }
+    // The row is written whatever the eviction does: the next write evicts again. A failure here reported the write
+    // as failed (a background run then took its next refused heartbeat for a cancel).
+    await this.#evict().catch(() => {});
+    return true;
+  }
+
+  /** A run's late write (background.ts BACKGROUND_LATE_WRITE_MS), refused by this process's clock. */
+  #isLate(options: ConditionalWrite): boolean {
+    // Just before the script is sent: once sent it lands whether or not this process is paused.
+    return options.notAfterMs !== undefined && this.#clock.now() > options.notAfterMs;
+  }
+
+  async #compareAndSet(
+    row: KeptResponseRow,
+    bytes: number,
+    expectedJson: string,
+    options: ConditionalWrite,
+  ): Promise<unknown> {
     const { events } = options;
-    const written = await this.#redis.eval(
+    return this.#redis.eval(
       PUT_IF_UNCHANGED_LUA,
       this.#keys.length,
       ...this.#keys,
@@ -304,9 +363,23 @@ export class RedisKeptResponses {
       ...(events?.events ?? []),
       ...row.itemIds,
     );
-    if (written !== 1) return false;
-    await this.#evict();
-    return true;
+  }
+
+  /**
+   * The row's JSON as kept (undefined: none), read again and again UNKNOWN_OUTCOME_RETRY_MS apart until Redis
+   * answers (the client has no offline queue: a read while it reconnects fails at once); past `deadlineMs`,
+   * `lostReply` is thrown (the outcome stays unknown).
+   */
+  async #rowOnceAnswered(id: string, deadlineMs: number, lostReply: unknown): Promise<string | undefined> {
+    for (;;) {
+      try {
+        return (await this.#redis.hget(this.#keys[1], id)) ?? undefined;
+      } catch (error) {
+        if (isErrorReply(error)) throw error;
+        if (performance.now() >= deadlineMs) throw lostReply;
+      }
+      await new Promise((resolve) => setTimeout(resolve, UNKNOWN_OUTCOME_RETRY_MS));
+    }
   }
 
   /** The scripts' arguments after the JSON: now (ms), bytes, meta, owner, by-owner member. */
