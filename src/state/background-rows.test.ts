@@ -1,7 +1,8 @@
 // A background response's writes as the Responses adapter makes them (`inRows`, kept-responses.ts) over the
 // persistent stores (the state file, Redis): a streamed run's events appended rather than rewritten with the row,
 // a follower in another process reading only the events after the last one it has, a run's late write refused, and
-// a run's final write refused with its events when a cancel landed after its last heartbeat.
+// a run's final write refused with its events when a cancel landed after its last heartbeat. In memory
+// (`inMemory`), the kept events are appended to as well.
 import assert from "node:assert/strict";
 import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -97,6 +98,38 @@ test("state file: a heartbeat writes only the events since the last one (the byt
   const stored = await kept.get(id);
   assert.deepEqual(stored?.events, events);
   assert.equal(stored?.response.status, "in_progress");
+});
+
+test("memory: a heartbeat appends its new events to the kept list (the same list, extended), not a copy of them all", async () => {
+  const clock = new ManualClock();
+  const store = new ResponseStore(LIMITS, clock);
+  const kept = inMemory(store);
+  const id = "resp_memory";
+  const events: string[] = [];
+  let token = await kept.putIfUnchanged(runState(id, "queued", [], clock.now()), undefined);
+  const keptList = store.get(id)?.events;
+  assert.ok(keptList !== undefined);
+  for (let beat = 0; beat < 20; beat++) {
+    for (let index = 0; index < 100; index++) events.push(event(events.length));
+    clock.advance(1_000);
+    token = await kept.putIfUnchanged(runState(id, "in_progress", [...events], clock.now()), token);
+    assert.ok(token !== undefined, `heartbeat ${beat} was written`);
+    // Keeping each heartbeat's list (a copy of every event so far) was O(n^2) over a long run.
+    assert.equal(store.get(id)?.events, keptList, `heartbeat ${beat} kept a new list`);
+  }
+  assert.deepEqual(keptList, events);
+  // Only the new events' bytes were counted, and they add up to the entry's JSON, as `put` counts it.
+  assert.equal(store.bytes, Buffer.byteLength(JSON.stringify(store.get(id))));
+  // A read has the events as they were: the kept list grows in place, what was read does not.
+  const read = await kept.get(id);
+  events.push(event(events.length));
+  token = await kept.putIfUnchanged(runState(id, "in_progress", [...events], clock.now()), token);
+  assert.equal(read?.events?.length, events.length - 1);
+  const ending = "event: response.completed\ndata: {}\n\n";
+  assert.ok((await kept.putIfUnchanged(runState(id, "completed", [...events, ending]), token)) !== undefined);
+  assert.deepEqual((await kept.get(id))?.events, [...events, ending]);
+  assert.deepEqual((await kept.get(id, 2_000))?.events, [events[2_000], ending]);
+  assert.equal(store.bytes, Buffer.byteLength(JSON.stringify(store.get(id))));
 });
 
 test("state file: a follower in another process reads each event once (only those after the last one it has)", async (t) => {

@@ -73,7 +73,12 @@ export function inMemory(store: ResponseStore): KeptResponses {
   return {
     get: async (id, from) => {
       const stored = store.get(id);
-      return stored === undefined ? undefined : eventsFrom(stored, from);
+      if (stored === undefined) return undefined;
+      // A running response's kept events grow in place (putAppending): a read gets them as they are now.
+      if (stored.events !== undefined && (from === undefined || from <= 0)) {
+        return { ...stored, events: stored.events.slice() };
+      }
+      return eventsFrom(stored, from);
     },
     findItem: async (id) => store.findItem(id),
     responseWithItem: async (id) => store.responseWithItem(id),
@@ -84,7 +89,8 @@ export function inMemory(store: ResponseStore): KeptResponses {
       // One process, no await between the read and the write: nothing can land in between.
       const current = store.get(stored.response.id);
       if (expected !== undefined && (current === undefined || keptToken(current) !== expected)) return undefined;
-      return store.put(stored) ? keptToken(stored) : undefined;
+      // Only a background run's writes come here, its events extending those it wrote before: appended.
+      return store.putAppending(stored) ? keptToken(stored) : undefined;
     },
     delete: async (id) => store.delete(id),
   };
