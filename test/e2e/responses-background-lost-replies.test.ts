@@ -13,7 +13,7 @@ import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
-/** Text only the final save's script carries (lower-case, as the proxy sees it): the compare-and-set's events step. */
+/** Text only the compare-and-set script carries (lower-case, as the proxy sees it): its events step. */
 const COMPARE_AND_SET_SCRIPT = "local eventcount = tonumber(argv[10])";
 
 describe("Responses background mode on Redis: a write's reply lost", () => {
