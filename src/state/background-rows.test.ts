@@ -10,8 +10,9 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
-import { ManualClock } from "../clock.ts";
+import { ManualClock, systemClock } from "../clock.ts";
 import { DEFAULT_ECHO } from "../protocols/__fixtures__/fixtures.ts";
 import {
   inMemory,
@@ -232,6 +233,63 @@ for (const [name, open] of Object.entries(SHARED_STORES)) {
     });
   });
 }
+
+test("redis: a run's write sent in time but reaching Redis past its deadline (held on the way) is refused by Redis's clock: a heartbeat's events, a final save", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const server = await useRedisServer(t);
+  let held: string | undefined;
+  const proxy = await useRedisProxy(t, server.port, (text) =>
+    held !== undefined && text.includes("eval") && text.includes(held) ? sleep(600) : undefined,
+  );
+  const rows = new RedisKeptResponses(proxy.url, "bg-rows-held:", false, LIMITS, systemClock);
+  await rows.connect();
+  t.after(() => rows.close());
+  const kept = inRows(rows, (error) => {
+    throw error;
+  });
+  const id = "resp_held";
+  const first = await kept.putIfUnchanged(runState(id, "queued", [], Date.now()), undefined);
+  assert.ok(first !== undefined);
+  const beat = await kept.putIfUnchanged(
+    runState(id, "in_progress", [event(0)], Date.now()),
+    first,
+    Date.now() + 10_000,
+  );
+  assert.ok(beat !== undefined, "within its deadline: written");
+  // Checked by this process just before they are sent (in time), the scripts reach Redis 600 ms later: past their
+  // deadline. A heartbeat's append of its new events: refused, nothing appended (the row is not written either).
+  held = "local landed = redis.call('llen', list) - kept";
+  const lateBeat = await kept.putIfUnchanged(
+    runState(id, "in_progress", [event(0), event(1)], Date.now()),
+    beat,
+    Date.now() + 300,
+  );
+  assert.equal(lateBeat, undefined);
+  held = undefined;
+  assert.deepEqual((await kept.get(id))?.events, [event(0)], "the held append did not land");
+  // The final save, held so too.
+  held = '"status":"completed"';
+  const ending = "event: response.completed\ndata: {}\n\n";
+  const final = await kept.putIfUnchanged(
+    runState(id, "completed", [event(0), event(1), ending]),
+    beat,
+    Date.now() + 300,
+  );
+  assert.equal(final, undefined, "landed past its deadline: refused");
+  held = undefined;
+  const stored = await kept.get(id);
+  assert.equal(stored?.response.status, "in_progress", "the late final save did not land");
+  assert.deepEqual(stored?.events, [event(0)], "nor its events");
+  // In time, the same save lands.
+  const again = await kept.putIfUnchanged(
+    runState(id, "completed", [event(0), event(1), ending]),
+    beat,
+    Date.now() + 2_000,
+  );
+  assert.ok(again !== undefined);
+  assert.equal((await kept.get(id))?.response.status, "completed");
+});
 
 const ALL_STORES: Record<string, (t: TestContext, clock: ManualClock) => Promise<KeptResponses>> = {
   ...SHARED_STORES,

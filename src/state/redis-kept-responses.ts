@@ -34,6 +34,18 @@ const MAX_EVICT_ROUNDS = 10_000;
  */
 const UNKNOWN_OUTCOME_WAIT_MS = 3_000;
 const UNKNOWN_OUTCOME_RETRY_MS = 50;
+/** ms between two reads of Redis's clock (#deadlineOnRedisClock): two clocks drift apart by far less meanwhile. */
+const CLOCK_MEASURE_INTERVAL_MS = 60_000;
+
+/** Redis's clock minus this process's (ms), how far off that may be, and when it was measured (this process's). */
+interface ClockOffset {
+  readonly offsetMs: number;
+  readonly uncertaintyMs: number;
+  readonly measuredAtMs: number;
+}
+
+/** Redis's clock, [seconds, microseconds], from the node of KEYS[1]'s slot (a Cluster's nodes each have their own). */
+const TIME_LUA = "return redis.call('TIME')";
 
 /**
  * Lua shared by the scripts. KEYS: index, rows, meta, items, bytes, owners, owner-bytes, by-owner.
@@ -71,6 +83,14 @@ local function eventBytes(id)
   if not meta then return 0 end
   return cjson.decode(meta).eventBytes or 0
 end
+-- A run's write landing past its deadline (ms on Redis's clock, '' none) is refused: see #deadlineOnRedisClock.
+local function isLate(deadline)
+  if deadline == '' then return false end
+  -- Redis before 5 replicated scripts verbatim, where a write after TIME is refused; a no-op since.
+  if redis.replicate_commands then redis.replicate_commands() end
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(deadline)
+end
 local function add(id, json, now, bytes, meta, owner, member)
   redis.call('ZADD', KEYS[1], now, id)
   redis.call('HSET', KEYS[2], id, json)
@@ -107,19 +127,22 @@ return 1
  * write over a cancel or bring back a DELETE made on another replica since its last write. With events (a background
  * run's final write), appends them first, as APPEND_EVENTS_LUA does, in the same step: a cancel that landed before
  * refuses the events too, so the list never ends with an answer the row does not have.
- * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, the count of events the caller
- * knows kept (-1: no events), the number N of events, the N events, then the row's item ids.
- * Returns 1 when written, 0 when the row changed (or is gone) since it was read, or the events cannot be appended.
+ * ARGV: id, expected JSON, new JSON, now (ms), new bytes, new meta, owner, member, the deadline (ms on Redis's clock,
+ * '': none), the count of events the caller knows kept (-1: no events), the number N of events, the N events, then
+ * the row's item ids.
+ * Returns 1 when written, 0 when the row changed (or is gone) since it was read, the events cannot be appended, or
+ * the deadline is past.
  */
 const PUT_IF_UNCHANGED_LUA = `${ROW_FUNCTIONS}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-local eventCount = tonumber(ARGV[10])
+if isLate(ARGV[9]) then return 0 end
+local eventCount = tonumber(ARGV[11])
 local appended = 0
-if tonumber(ARGV[9]) >= 0 and eventCount > 0 then
+if tonumber(ARGV[10]) >= 0 and eventCount > 0 then
   local list = KEYS[1] .. ':events:' .. ARGV[1]
-  local landed = redis.call('LLEN', list) - tonumber(ARGV[9])
+  local landed = redis.call('LLEN', list) - tonumber(ARGV[10])
   if landed < 0 or landed > eventCount then return 0 end
-  for i = 11 + landed, 10 + eventCount do
+  for i = 12 + landed, 11 + eventCount do
     redis.call('RPUSH', list, ARGV[i])
     appended = appended + #ARGV[i]
   end
@@ -130,27 +153,29 @@ local meta = cjson.decode(ARGV[6])
 meta.bytes = meta.bytes + carried
 meta.eventBytes = carried
 add(ARGV[1], ARGV[3], ARGV[4], tostring(meta.bytes), cjson.encode(meta), ARGV[7], ARGV[8])
-for i = 11 + eventCount, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
+for i = 12 + eventCount, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
 return 1
 `;
 
 /**
  * Appends a background response's stream events (append-only: a heartbeat sends only the new ones), counted in its
- * row's bytes and its owner's. ARGV: id, the count the caller knows kept, then the events from there on. Only the run
+ * row's bytes and its owner's. ARGV: id, the count the caller knows kept, the deadline (as PUT_IF_UNCHANGED_LUA's),
+ * then the events from there on. Only the run
  * appends, so a list longer than that by at most the events sent holds the first of them already: an append that
  * landed after its reply was lost (a command timeout), sent again by the next heartbeat with the events since; only
  * the rest is appended (refusing it made the run take the retry for a cancel and end). Returns 1 when the list holds
- * every event sent, 0 when the row is gone or the list cannot have come from these events.
+ * every event sent, 0 when the row is gone, the list cannot have come from these events, or the deadline is past.
  */
 const APPEND_EVENTS_LUA = `${ROW_FUNCTIONS}
 local meta = redis.call('HGET', KEYS[3], ARGV[1])
 if not meta then return 0 end
 local list = KEYS[1] .. ':events:' .. ARGV[1]
 local kept = tonumber(ARGV[2])
+if isLate(ARGV[3]) then return 0 end
 local landed = redis.call('LLEN', list) - kept
-if landed < 0 or landed > #ARGV - 2 then return 0 end
+if landed < 0 or landed > #ARGV - 3 then return 0 end
 local bytes = 0
-for i = 3 + landed, #ARGV do
+for i = 4 + landed, #ARGV do
   redis.call('RPUSH', list, ARGV[i])
   bytes = bytes + #ARGV[i]
 end
@@ -229,6 +254,7 @@ export class RedisKeptResponses {
   readonly #redis: RedisConnection;
   readonly #limits: KeptResponseLimits;
   readonly #clock: Clock;
+  #clockOffset: ClockOffset | undefined;
   readonly #keys: readonly [
     index: string,
     rows: string,
@@ -337,10 +363,49 @@ export class RedisKeptResponses {
     return true;
   }
 
-  /** A run's late write (background.ts BACKGROUND_LATE_WRITE_MS), refused by this process's clock. */
+  /**
+   * A run's late write (background.ts BACKGROUND_LATE_WRITE_MS), refused by this process's clock just before the
+   * script is sent, and by Redis's in the script (#deadlineOnRedisClock): one held on the way is refused there.
+   */
   #isLate(options: ConditionalWrite): boolean {
-    // Just before the script is sent: once sent it lands whether or not this process is paused.
     return options.notAfterMs !== undefined && this.#clock.now() > options.notAfterMs;
+  }
+
+  /**
+   * A run's deadline (`notAfterMs`, this process's clock) on Redis's clock, for the scripts to check as they run
+   * ('': none, or Redis's clock not known): a script checked in time here but held on the way (a slow network, a
+   * Redis paused or busy: it lands whenever Redis reads it, even after the command timed out here) no longer lands
+   * after a reader elsewhere showed the run failed. Redis's clock is read (TIME, through a script on the rows' slot:
+   * the node that runs the writes) once every CLOCK_MEASURE_INTERVAL_MS; its distance to this process's clock is
+   * added to the deadline, with the read's half round trip (its uncertainty), so that neither clock's setting
+   * matters, only that they run at the same rate.
+   */
+  async #deadlineOnRedisClock(notAfterMs: number | undefined): Promise<string> {
+    if (notAfterMs === undefined) return "";
+    const offset = await this.#redisClockOffset();
+    return offset === undefined ? "" : String(Math.ceil(notAfterMs + offset.offsetMs + offset.uncertaintyMs));
+  }
+
+  async #redisClockOffset(): Promise<ClockOffset | undefined> {
+    const known = this.#clockOffset;
+    if (known !== undefined && Math.abs(this.#clock.now() - known.measuredAtMs) < CLOCK_MEASURE_INTERVAL_MS) {
+      return known;
+    }
+    const sentMs = performance.now();
+    let time: unknown;
+    try {
+      time = await this.#redis.eval(TIME_LUA, 1, this.#keys[0]);
+    } catch {
+      // Not known now: the script goes without it (this process's check stands), measured again next time.
+      return known;
+    }
+    const halfTripMs = (performance.now() - sentMs) / 2;
+    if (!Array.isArray(time)) return known;
+    const redisMs = Number(time[0]) * 1_000 + Number(time[1]) / 1_000;
+    if (!Number.isFinite(redisMs)) return known;
+    const nowMs = this.#clock.now();
+    this.#clockOffset = { offsetMs: redisMs - (nowMs - halfTripMs), uncertaintyMs: halfTripMs, measuredAtMs: nowMs };
+    return this.#clockOffset;
   }
 
   async #compareAndSet(
@@ -358,6 +423,7 @@ export class RedisKeptResponses {
       expectedJson,
       row.json,
       ...this.#written(row, bytes),
+      await this.#deadlineOnRedisClock(options.notAfterMs),
       String(events?.keptCount ?? -1),
       String(events?.events.length ?? 0),
       ...(events?.events ?? []),
@@ -396,12 +462,14 @@ export class RedisKeptResponses {
   async appendEvents(id: string, keptCount: number, events: readonly string[], notAfterMs?: number): Promise<boolean> {
     if (events.length === 0) return true;
     if (notAfterMs !== undefined && this.#clock.now() > notAfterMs) return false;
+    const deadline = await this.#deadlineOnRedisClock(notAfterMs);
     const appended = await this.#redis.eval(
       APPEND_EVENTS_LUA,
       this.#keys.length,
       ...this.#keys,
       id,
       String(keptCount),
+      deadline,
       ...events,
     );
     await this.#evict();

@@ -14,7 +14,7 @@ import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 /** Text only the compare-and-set script carries (lower-case, as the proxy sees it): its events step. */
-const COMPARE_AND_SET_SCRIPT = "local eventcount = tonumber(argv[10])";
+const COMPARE_AND_SET_SCRIPT = "local eventcount = tonumber(argv[11])";
 
 describe("Responses background mode on Redis: a write's reply lost", () => {
   const skip = isRedisInstalled() ? false : REDIS_MISSING;
