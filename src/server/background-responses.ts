@@ -19,7 +19,7 @@ import {
   BACKGROUND_LATE_WRITE_MS,
   backgroundEvents,
   cancelledEvents,
-  runningEvents,
+  RunningEvents,
   runStoppedError,
   stoppedRun,
 } from "../protocols/responses/background.ts";
@@ -153,10 +153,12 @@ async function runBackground(
     });
     return writes;
   };
+  // A heartbeat hands over only the events since the last one (a copy of them all each second was O(n^2) over a long
+  // run); the list it passes on is extended only by the next heartbeat, which the writes' chain starts after this one.
+  const heartbeatEvents = new RunningEvents();
   const beat = async (): Promise<void> => {
     if (token === undefined) return;
-    const all = streamEvents();
-    const events = all === undefined ? undefined : runningEvents(all);
+    const events = background.isStream ? heartbeatEvents.add(runs.events(id, heartbeatEvents.seen)) : undefined;
     const writtenAtMs = runtime.clock.now();
     const written = await background.keep(running, events, false, token, notAfterMs());
     if (written !== undefined) {
