@@ -19,6 +19,7 @@ import {
   BACKGROUND_LATE_WRITE_MS,
   backgroundEvents,
   cancelledEvents,
+  isTerminal,
   RunningEvents,
   runStoppedError,
   stoppedRun,
@@ -160,7 +161,17 @@ async function runBackground(
     if (token === undefined) return;
     const events = background.isStream ? heartbeatEvents.add(runs.events(id, heartbeatEvents.seen)) : undefined;
     const writtenAtMs = runtime.clock.now();
-    const written = await background.keep(running, events, false, token, notAfterMs());
+    let written = await background.keep(running, events, false, token, notAfterMs());
+    if (written === undefined && !isLate()) {
+      // Refused, maybe against a write of this run's own whose reply was lost and which the store could not decide
+      // then (unreachable longer than it waits: redis-kept-responses.ts): a running state is written by the run only
+      // (a cancel writes cancelled, a DELETE removes it), so one found kept is written again against. Taken for a
+      // cancel, it ended the run as cancelled.
+      const kept = await background.read();
+      if (kept !== undefined && !isTerminal(kept.response.status)) {
+        written = await background.keep(running, events, false, keptToken(kept), notAfterMs());
+      }
+    }
     if (written !== undefined) {
       token = written;
       landed = { token: written, writtenAtMs, eventCount: events?.length ?? 0 };

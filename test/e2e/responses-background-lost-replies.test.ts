@@ -97,6 +97,33 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
     assert.equal(kept.status, "completed");
     assert.equal(kept.output_text, words.join(""));
   });
+  test("a heartbeat's reply lost, then Redis unreachable past the wait for it: the next heartbeat finds the run's own state and goes on", {
+    skip,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    let isLost = false;
+    const proxy = await useRedisProxy(t, redis.port, () => undefined, {
+      loseReplyTo: (text) => {
+        if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes('"status":"in_progress"')) return false;
+        isLost = true;
+        return true;
+      },
+      // Longer than the store waits to read the row again (3 s): the heartbeat's outcome stays unknown to the run.
+      downAfterLostReplyMs: 3_500,
+    });
+    const gateway = await useGateway(t, yamlOver(mock, proxy.url, "bg-lost-down:"));
+    const sdk = openAiClient(gateway);
+    const words = Array.from({ length: 14 }, (_, index) => `w${index} `);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 450 }) });
+    const { id, events } = await streamedRun(sdk);
+    assert.equal(proxy.lostReplies, 1, "the heartbeat's reply was lost");
+    assert.equal(events.at(-1)?.type, "response.completed", "the live stream ended completed, not cancelled");
+    await waitFor(() => gateway.runtime.backgroundRuns.size === 0, "the run to end");
+    const kept = await afterReconnect(() => sdk.responses.retrieve(id));
+    assert.equal(kept.status, "completed");
+    assert.equal(kept.output_text, words.join(""));
+  });
 });
 
 /** The gateway config with its state only in Redis, reached at `url` (the proxy), under `prefix`. */

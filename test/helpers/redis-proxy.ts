@@ -12,6 +12,8 @@ export interface RedisProxyOptions {
    * its reply does not come back: the connection is closed instead (a blip right after the command ran).
    */
   readonly loseReplyTo?: (text: string) => boolean;
+  /** ms after a reply was lost during which a new connection is closed at once (Redis unreachable for that long). */
+  readonly downAfterLostReplyMs?: number;
 }
 
 /**
@@ -27,7 +29,12 @@ export async function useRedisProxy(
 ): Promise<{ readonly url: string; dropConnections(): void; readonly lostReplies: number }> {
   const connections = new Set<() => void>();
   let lostReplies = 0;
+  let downUntilMs = 0;
   const proxy = createServer((client) => {
+    if (Date.now() < downUntilMs) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(redisPort, "127.0.0.1");
     let sending = Promise.resolve();
     let isLosingReply = false;
@@ -52,6 +59,7 @@ export async function useRedisProxy(
       }
       // The reply (and whatever came with it) is dropped with the connection.
       lostReplies += 1;
+      downUntilMs = Date.now() + (options.downAfterLostReplyMs ?? 0);
       closeBoth();
     });
     connections.add(closeBoth);
