@@ -17,7 +17,9 @@
 // evicts its own rows and not another's (protocols/responses/owner-shares.ts says why); with one owner that is the
 // oldest row, as before. Rows written before owners were tallied (no `member` in their meta) are evicted only when
 // no tallied owner is left, oldest first, or when they expire. Every write and eviction is one Lua script over keys
-// of one hash tag (atomic, and Redis Cluster-safe: every key is declared; the scripts are in redis-kept-responses-lua.ts). A read ignores a row older than the age cap. The row and limit shapes match protocols' KeptResponseRows.
+// of one hash tag (atomic, and Redis Cluster-safe: every key is declared; the scripts are in
+// redis-kept-responses-lua.ts). A read ignores a row older than the age cap. The row and limit shapes match
+// protocols' KeptResponseRows.
 import type { Clock } from "../clock.ts";
 import type { ConditionalWrite, KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
 import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
