@@ -60,6 +60,15 @@ function isErrorReply(error: unknown): boolean {
   return error instanceof Error && error.name === "ReplyError";
 }
 
+/**
+ * The command was never sent: the connection was down when it was issued (no offline queue; ioredis's words, of a
+ * single Redis and of a Cluster). Its outcome is known (it did not land): no read says more, and waiting for one
+ * made every write during an outage take UNKNOWN_OUTCOME_WAIT_MS.
+ */
+function isNeverSent(error: unknown): boolean {
+  return error instanceof Error && error.message.includes("enableOfflineQueue options is false");
+}
+
 /** The owner tallied for a row written by an unnamed key (a client name is never empty). */
 const UNNAMED_OWNER = "";
 
@@ -154,8 +163,8 @@ export class RedisKeptResponses {
       try {
         written = await this.#compareAndSet(row, bytes, expectedJson, options);
       } catch (error) {
-        // Redis answered with an error: the outcome is known (nothing to read again).
-        if (isErrorReply(error)) throw error;
+        // Redis answered with an error, or the script never left: the outcome is known (nothing to read again).
+        if (isErrorReply(error) || (isNeverSent(error) && lostReply === undefined)) throw error;
         lostReply = error;
         const kept = await this.#rowOnceAnswered(row.id, deadlineMs, error);
         if (kept === row.json) break;

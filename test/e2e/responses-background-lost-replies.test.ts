@@ -124,6 +124,43 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
     assert.equal(kept.status, "completed");
     assert.equal(kept.output_text, words.join(""));
   });
+  test("the final save's reply lost, then Redis unreachable past the wait for it: the run saves again once it is back", {
+    skip,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    let isLost = false;
+    const proxy = await useRedisProxy(t, redis.port, () => undefined, {
+      loseReplyTo: (text) => {
+        if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes('"status":"completed"')) return false;
+        isLost = true;
+        return true;
+      },
+      downAfterLostReplyMs: 3_500,
+    });
+    const gateway = await useGateway(t, yamlOver(mock, proxy.url, "bg-lost-final-down:"));
+    const sdk = openAiClient(gateway);
+    const conversation = await sdk.conversations.create({ items: [{ role: "user", content: "hi" }] });
+    const words = ["The ", "whole ", "answer."];
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID) });
+    const created = await sdk.responses.create({
+      model: "m",
+      input: "x",
+      conversation: conversation.id,
+      background: true,
+    });
+    await waitFor(() => gateway.runtime.backgroundRuns.size === 0, "the run to end", 15_000);
+    assert.equal(proxy.lostReplies, 1, "the final save's reply was lost");
+    const kept = await afterReconnect(() => sdk.responses.retrieve(created.id));
+    assert.equal(kept.status, "completed");
+    // Saved again once Redis was back: the run knew its answer was kept, and it joined its conversation.
+    const items = [];
+    for await (const item of sdk.conversations.items.list(conversation.id)) items.push(item);
+    assert.ok(
+      items.some((item) => item.type === "message" && item.role === "assistant"),
+      `the answer joined its conversation: ${JSON.stringify(items)}`,
+    );
+  });
 });
 
 /** The gateway config with its state only in Redis, reached at `url` (the proxy), under `prefix`. */
