@@ -41,9 +41,9 @@ export class BackgroundRuns {
     return this.#runs.size;
   }
 
-  /** The events produced so far (a copy), for keeping them beside the response. */
-  events(id: string): readonly string[] {
-    return [...(this.#runs.get(id)?.events ?? [])];
+  /** The events produced so far, from index `from` on (a copy), for keeping them beside the response. */
+  events(id: string, from = 0): readonly string[] {
+    return this.#runs.get(id)?.events.slice(from) ?? [];
   }
 
   append(id: string, event: string): void {

@@ -5,6 +5,7 @@
 // Its state is kept in the kept-responses store (queued -> in_progress -> completed / incomplete / failed /
 // cancelled), rewritten every BACKGROUND_HEARTBEAT_MS while it runs, so another replica reading the same store
 // sees it, replays its events and passes a cancel on (background-readers.ts: what those readers use).
+import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, GatewayError, InternalError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { BackgroundCancel, type BackgroundRuns } from "../pipeline/background-runs.ts";
@@ -19,7 +20,8 @@ import {
   BACKGROUND_LATE_WRITE_MS,
   backgroundEvents,
   cancelledEvents,
-  runningEvents,
+  isTerminal,
+  RunningEvents,
   runStoppedError,
   stoppedRun,
 } from "../protocols/responses/background.ts";
@@ -153,12 +155,24 @@ async function runBackground(
     });
     return writes;
   };
+  // A heartbeat hands over only the events since the last one (a copy of them all each second was O(n^2) over a long
+  // run); the list it passes on is extended only by the next heartbeat, which the writes' chain starts after this one.
+  const heartbeatEvents = new RunningEvents();
   const beat = async (): Promise<void> => {
     if (token === undefined) return;
-    const all = streamEvents();
-    const events = all === undefined ? undefined : runningEvents(all);
+    const events = background.isStream ? heartbeatEvents.add(runs.events(id, heartbeatEvents.seen)) : undefined;
     const writtenAtMs = runtime.clock.now();
-    const written = await background.keep(running, events, false, token, notAfterMs());
+    let written = await background.keep(running, events, false, token, notAfterMs());
+    if (written === undefined && !isLate()) {
+      // Refused, maybe against a write of this run's own whose reply was lost and which the store could not decide
+      // then (unreachable longer than it waits: redis-kept-responses.ts): a running state is written by the run only
+      // (a cancel writes cancelled, a DELETE removes it), so one found kept is written again against. Taken for a
+      // cancel, it ended the run as cancelled.
+      const kept = await background.read();
+      if (kept !== undefined && !isTerminal(kept.response.status)) {
+        written = await background.keep(running, events, false, keptToken(kept), notAfterMs());
+      }
+    }
     if (written !== undefined) {
       token = written;
       landed = { token: written, writtenAtMs, eventCount: events?.length ?? 0 };
@@ -169,8 +183,19 @@ async function runBackground(
     token = undefined;
     controller.abort(isLate() ? runStoppedError() : new BackgroundCancel());
   };
-  void enqueue(beat);
-  const heartbeat = setInterval(() => void enqueue(beat), BACKGROUND_HEARTBEAT_MS);
+  // One heartbeat waits in the chain at most: while the store is slow (Redis hung: each write waits out its timeout)
+  // one per second piled up behind the writes, and the final state behind them all.
+  let isBeatWaiting = false;
+  const enqueueBeat = (): void => {
+    if (isBeatWaiting) return;
+    isBeatWaiting = true;
+    void enqueue(() => {
+      isBeatWaiting = false;
+      return beat();
+    });
+  };
+  enqueueBeat();
+  const heartbeat = setInterval(enqueueBeat, BACKGROUND_HEARTBEAT_MS);
   const served: { translator?: ResponsesTranslator } = {};
   // Whatever throws on the way (a translator's failure events, say), the run ends: followers and a waiting cancel are
   // released and the exit does not wait out its grace for it.
@@ -210,8 +235,10 @@ async function runBackground(
   }
 }
 
-/** Times the final write reads the kept state again when another replica changed it meanwhile. */
+/** Times the final write reads the kept state again when another replica changed it meanwhile (or the store failed). */
 const MAX_FINAL_ATTEMPTS = 5;
+/** ms the final write waits before it tries again after the store failed (a Redis reconnection: 1 s at most). */
+const FINAL_RETRY_MS = 1_000;
 
 /** What the run's final write writes, and what it writes instead when it comes too late. */
 interface FinalWrite {
@@ -243,24 +270,36 @@ async function keepFinal(background: BackgroundExchange, write: FinalWrite): Pro
   let { finished, events, expected } = write;
   let notAfterMs: number | undefined = write.notAfterMs;
   for (let attempt = 0; attempt < MAX_FINAL_ATTEMPTS; attempt++) {
-    if (expected !== undefined && (await background.keep(finished, events, true, expected, notAfterMs)) !== undefined) {
-      return;
+    try {
+      if (
+        expected !== undefined &&
+        (await background.keep(finished, events, true, expected, notAfterMs)) !== undefined
+      ) {
+        return;
+      }
+      if (notAfterMs !== undefined && write.isLate()) {
+        // The failure is what was shown, so it needs no deadline; a cancel or DELETE landed since still wins below.
+        ({ response: finished, events, token: expected } = write.stopped);
+        notAfterMs = undefined;
+        continue;
+      }
+      const kept = await background.read();
+      if (kept === undefined) return;
+      if (kept.response.status === "cancelled") {
+        // The cancel landed first: the client was told cancelled, so the run's events end as a cancelled one's.
+        const cancelled: ResponseObject = { ...finished, status: "cancelled", error: null };
+        const ended = events === undefined ? undefined : cancelledEvents(events, cancelled);
+        if ((await background.keep(cancelled, ended, true, keptToken(kept))) !== undefined) return;
+      }
+      expected = keptToken(kept);
+    } catch (error) {
+      // The store could not be written or read, nor whether the write landed be known (Redis unreachable longer than
+      // it waits for a lost reply's outcome; the state file locked past its wait): tried again after a pause, as
+      // above (a write of this run's own that landed meanwhile is read and written again, the same). Given up, it is
+      // logged; then the response reads failed by the stale rule unless the write had landed.
+      if (attempt === MAX_FINAL_ATTEMPTS - 1) throw error;
+      await sleep(FINAL_RETRY_MS);
     }
-    if (notAfterMs !== undefined && write.isLate()) {
-      // The failure is what was shown, so it needs no deadline; a cancel or DELETE landed since still wins below.
-      ({ response: finished, events, token: expected } = write.stopped);
-      notAfterMs = undefined;
-      continue;
-    }
-    const kept = await background.read();
-    if (kept === undefined) return;
-    if (kept.response.status === "cancelled") {
-      // The cancel landed first: the client was told cancelled, so the run's events end as a cancelled one's.
-      const cancelled: ResponseObject = { ...finished, status: "cancelled", error: null };
-      const ended = events === undefined ? undefined : cancelledEvents(events, cancelled);
-      if ((await background.keep(cancelled, ended, true, keptToken(kept))) !== undefined) return;
-    }
-    expected = keptToken(kept);
   }
 }
 

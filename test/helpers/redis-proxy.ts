@@ -1,40 +1,69 @@
 // A loopback TCP proxy in front of a real redis-server, for tests that need a command to reach Redis late (after
-// its sender timed out, as on a slow network) without mocking the client.
+// its sender timed out, as on a slow network), or its reply lost (the connection dropped after Redis ran it),
+// without mocking the client.
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import type { TestContext } from "node:test";
 
+export interface RedisProxyOptions {
+  /**
+   * A chunk a client sends for which this is true (given the chunk as lower-case text) reaches Redis, which runs it;
+   * its reply does not come back: the connection is closed instead (a blip right after the command ran).
+   */
+  readonly loseReplyTo?: (text: string) => boolean;
+  /** ms after a reply was lost during which a new connection is closed at once (Redis unreachable for that long). */
+  readonly downAfterLostReplyMs?: number;
+}
+
 /**
  * A loopback TCP proxy to Redis. Each chunk a client sends goes on once `delay` (given the chunk as lower-case
  * text) settles, in order per connection; `dropConnections` closes every connection through it, as a blip would.
  * `muteReplies`: Redis's answers are dropped until the next `dropConnections` (a command that landed, its answer lost).
+ * `lostReplies`: how many replies `options.loseReplyTo` lost so far.
  */
 export async function useRedisProxy(
   t: TestContext,
   redisPort: number,
   delay: (text: string) => Promise<void> | undefined,
-): Promise<{ readonly url: string; dropConnections(): void; muteReplies(): void }> {
+  options: RedisProxyOptions = {},
+): Promise<{ readonly url: string; dropConnections(): void; muteReplies(): void; readonly lostReplies: number }> {
   const connections = new Set<() => void>();
   let isMuted = false;
+  let lostReplies = 0;
+  let downUntilMs = 0;
   const proxy = createServer((client) => {
+    if (Date.now() < downUntilMs) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(redisPort, "127.0.0.1");
     let sending = Promise.resolve();
-    client.on("data", (chunk: Buffer) => {
-      const held = delay(chunk.toString("latin1").toLowerCase());
-      sending = sending.then(async () => {
-        await held;
-        upstream.write(chunk);
-      });
-    });
-    upstream.on("data", (chunk: Buffer) => {
-      if (!isMuted) client.write(chunk);
-    });
+    let isLosingReply = false;
     const closeBoth = () => {
       connections.delete(closeBoth);
       client.destroy();
       upstream.destroy();
     };
+    client.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("latin1").toLowerCase();
+      const held = delay(text);
+      sending = sending.then(async () => {
+        await held;
+        if (options.loseReplyTo?.(text) === true) isLosingReply = true;
+        upstream.write(chunk);
+      });
+    });
+    upstream.on("data", (chunk: Buffer) => {
+      if (!isLosingReply) {
+        if (!isMuted) client.write(chunk);
+        return;
+      }
+      // The reply (and whatever came with it) is dropped with the connection.
+      lostReplies += 1;
+      downUntilMs = Date.now() + (options.downAfterLostReplyMs ?? 0);
+      closeBoth();
+    });
     connections.add(closeBoth);
     client.on("close", closeBoth).on("error", closeBoth);
     upstream.on("close", closeBoth).on("error", closeBoth);
@@ -52,6 +81,9 @@ export async function useRedisProxy(
     },
     muteReplies: () => {
       isMuted = true;
+    },
+    get lostReplies() {
+      return lostReplies;
     },
   };
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BACKGROUND_STALE_MS, backgroundEvents, backgroundView } from "./background.ts";
+import { BACKGROUND_STALE_MS, backgroundEvents, backgroundView, RunningEvents, runningEvents } from "./background.ts";
 import type { ResponseObject } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 
@@ -44,4 +44,23 @@ test("SSE text splits into single events, each response snapshot marked backgrou
     'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,"delta":"Hi"}\n\n',
   );
   assert.deepEqual(backgroundEvents(""), []);
+});
+
+test("RunningEvents gathers a run's events before its ending as they come: one list, extended, as runningEvents keeps them", () => {
+  const delta = (index: number): string => `event: response.output_text.delta\ndata: {"sequence_number":${index}}\n\n`;
+  const all = [delta(0), delta(1), delta(2), delta(3)];
+  const ending = 'event: response.completed\ndata: {"sequence_number":4}\n\n';
+  const gathered = new RunningEvents();
+  const first = gathered.add(all.slice(0, 2));
+  assert.deepEqual(first, runningEvents(all.slice(0, 2)));
+  assert.equal(gathered.seen, 2);
+  const second = gathered.add(all.slice(gathered.seen));
+  assert.equal(second, first, "the same list, extended");
+  assert.deepEqual(second, runningEvents(all));
+  // The ending and what may follow it (a failure's events after it) are never kept by a heartbeat.
+  const withEnding = [...all, ending, delta(5)];
+  assert.deepEqual(gathered.add(withEnding.slice(gathered.seen)), runningEvents(withEnding));
+  assert.equal(gathered.seen, withEnding.length);
+  assert.deepEqual(gathered.add([delta(6)]), all);
+  assert.deepEqual(new RunningEvents().add([]), []);
 });

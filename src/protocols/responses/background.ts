@@ -58,6 +58,36 @@ export function runningEvents(events: readonly string[]): readonly string[] {
 }
 
 /**
+ * A run's events as its heartbeats keep them (`runningEvents`), gathered as they come: each heartbeat hands over only
+ * the events since the one before (`seen` on), and gets one list, extended in place. runningEvents over a copy of
+ * every event each second was O(n^2) over a long run (a regular expression per event, each time). The list must be
+ * used before the next `add` (a run's writes go one at a time; a store that keeps events copies them).
+ */
+export class RunningEvents {
+  readonly #list: string[] = [];
+  #seen = 0;
+  #hasEnded = false;
+
+  /** How many of the run's events were handed over so far. */
+  get seen(): number {
+    return this.#seen;
+  }
+
+  /** The run's events from `seen` on; returns those before its ending, so far (the same list each time). */
+  add(events: readonly string[]): readonly string[] {
+    this.#seen += events.length;
+    for (const event of events) {
+      if (this.#hasEnded || isEndingEvent(event)) {
+        this.#hasEnded = true;
+        break;
+      }
+      this.#list.push(event);
+    }
+    return this.#list;
+  }
+}
+
+/**
  * A cancelled run's events: those before its own ending (if it had one), then `response.incomplete` carrying the
  * cancelled response, as a cancel mid-stream ends (stream-mapping.ts `cancel`). A cancel that landed between the
  * run's last heartbeat and its end wins: the events then agree with the status instead of ending `completed`. Its

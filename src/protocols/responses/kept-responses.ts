@@ -22,15 +22,16 @@ export interface KeptResponses {
   responseWithItem(id: string): Promise<StoredResponse | undefined>;
   put(stored: StoredResponse): Promise<void>;
   /**
-   * Compare and set, for a background run's writes (several replicas write one kept response: the run's heartbeat,
-   * a cancel or a DELETE elsewhere): writes `stored` only if the kept response is still the one whose token is
+   * Compare and set, for a background run's writes (several replicas write one kept response: the run's heartbeat, a
+   * cancel or a DELETE elsewhere): writes `stored` only if the kept response is still the one whose token is
    * `expected` (`keptToken` of what was read, or what the previous write returned); `expected` undefined writes
    * unconditionally. Returns the written response's token, or undefined when another writer changed or deleted it
    * meanwhile (or it alone is over the store's bounds: not kept). Unlike `put`, a store that cannot be written
-   * throws (a 503): the caller must know its write did not land. `notAfterMs`: a store shared with other processes
-   * refuses (undefined) a write landing after that time by its clock (a run's late write: background.ts
-   * BACKGROUND_LATE_WRITE_MS); the memory of one process ignores it (nobody else reads it, and a run here is never
-   * shown stale).
+   * throws (a 503): the caller must know its write did not land. A write whose reply was lost (it may have landed)
+   * is decided by the store from the row read again (redis-kept-responses.ts): it throws only when that cannot be
+   * known either. `notAfterMs`: a store shared with other processes refuses (undefined) a write landing after that
+   * time by its clock (a run's late write: background.ts BACKGROUND_LATE_WRITE_MS); the memory of one process
+   * ignores it (nobody else reads it, and a run here is never shown stale).
    */
   putIfUnchanged(
     stored: StoredResponse,
@@ -73,7 +74,12 @@ export function inMemory(store: ResponseStore): KeptResponses {
   return {
     get: async (id, from) => {
       const stored = store.get(id);
-      return stored === undefined ? undefined : eventsFrom(stored, from);
+      if (stored === undefined) return undefined;
+      // A running response's kept events grow in place (putAppending): a read gets them as they are now.
+      if (stored.events !== undefined && (from === undefined || from <= 0)) {
+        return { ...stored, events: stored.events.slice() };
+      }
+      return eventsFrom(stored, from);
     },
     findItem: async (id) => store.findItem(id),
     responseWithItem: async (id) => store.responseWithItem(id),
@@ -84,7 +90,8 @@ export function inMemory(store: ResponseStore): KeptResponses {
       // One process, no await between the read and the write: nothing can land in between.
       const current = store.get(stored.response.id);
       if (expected !== undefined && (current === undefined || keptToken(current) !== expected)) return undefined;
-      return store.put(stored) ? keptToken(stored) : undefined;
+      // Only a background run's writes come here, its events extending those it wrote before: appended.
+      return store.putAppending(stored) ? keptToken(stored) : undefined;
     },
     delete: async (id) => store.delete(id),
   };

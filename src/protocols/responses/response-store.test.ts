@@ -87,3 +87,30 @@ test("response store: entries expire after max age; delete removes an entry and 
   assert.equal(store.findItem("msg_b"), undefined);
   assert.equal(store.bytes, 0);
 });
+
+test("response store: putAppending keeps events that extend the kept ones on the same list, replaces others, counts the JSON's bytes", () => {
+  const store = new ResponseStore({ maxEntries: 100, maxBytes: 1_000_000, maxAgeMs: 60_000 }, new ManualClock());
+  const quoted = 'data: {"a":"\u00e9\\n"}\n\n'; // escapes and a two-byte character: counted as JSON counts them
+  assert.equal(store.putAppending({ ...stored("r"), events: ["one", quoted] }), true);
+  const list = store.get("r")?.events;
+  assert.equal(store.putAppending({ ...stored("r"), events: ["one", quoted, "three"] }), true);
+  assert.equal(store.get("r")?.events, list, "extended in place");
+  assert.deepEqual(list, ["one", quoted, "three"]);
+  assert.equal(store.bytes, Buffer.byteLength(JSON.stringify(store.get("r"))));
+  // Fewer events, or another last kept one: not an extension; kept anew, the old list untouched.
+  assert.equal(store.putAppending({ ...stored("r"), events: ["other"] }), true);
+  assert.deepEqual(store.get("r")?.events, ["other"]);
+  assert.deepEqual(list, ["one", quoted, "three"]);
+  assert.equal(store.putAppending({ ...stored("r"), events: ["else", "more"] }), true);
+  assert.deepEqual(store.get("r")?.events, ["else", "more"]);
+  assert.equal(store.bytes, Buffer.byteLength(JSON.stringify(store.get("r"))));
+  // Over the byte cap once extended: nothing kept, as `put`.
+  const small = new ResponseStore({ maxEntries: 100, maxBytes: 2_000, maxAgeMs: 60_000 }, new ManualClock());
+  assert.equal(small.putAppending({ ...stored("s"), events: ["a"] }), true);
+  assert.equal(small.putAppending({ ...stored("s"), events: ["a", "x".repeat(2_000)] }), false);
+  assert.equal(small.get("s"), undefined);
+  assert.equal(small.bytes, 0);
+  // Without events: as `put`.
+  assert.equal(store.putAppending(stored("plain")), true);
+  assert.equal(store.get("plain")?.events, undefined);
+});

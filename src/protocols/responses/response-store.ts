@@ -41,7 +41,18 @@ interface Entry {
   readonly stored: StoredResponse;
   readonly bytes: number;
   readonly storedAtMs: number;
+  /** A background stream's events as `putAppending` keeps them: the store's own list (`stored.events`), appended to. */
+  readonly events?: AppendedEvents;
 }
+
+/** A kept list of events appended to, and the UTF-8 size of its JSON (`[...]`) as it grows. */
+interface AppendedEvents {
+  readonly list: string[];
+  readonly jsonBytes: number;
+}
+
+/** The UTF-8 size of `,"events":` in an entry's JSON. */
+const EVENTS_KEY_BYTES = Buffer.byteLength(',"events":');
 
 export class ResponseStore {
   readonly #limits: ResponseStoreLimits;
@@ -67,10 +78,49 @@ export class ResponseStore {
 
   /** Keeps a response; false when it alone is larger than the byte cap (then nothing is kept). */
   put(stored: StoredResponse): boolean {
-    const bytes = Buffer.byteLength(JSON.stringify(stored));
+    return this.#keep({ stored, bytes: Buffer.byteLength(JSON.stringify(stored)), storedAtMs: this.#clock.now() });
+  }
+
+  /**
+   * Keeps a background response's state whose events extend those kept (only its run writes them, in order, and an
+   * event once kept never changes: as the state file and Redis append them): only the events past the kept ones are
+   * copied, onto the store's own list, and only their bytes counted. `put` kept each heartbeat's whole list anew
+   * and serialised it to count its bytes: O(n^2) over a long run. Events that do not extend the kept ones (fewer, or
+   * another last kept event) replace them. The kept list grows in place: a reader that keeps it copies it.
+   */
+  putAppending(stored: StoredResponse): boolean {
+    const incoming = stored.events;
+    if (incoming === undefined) return this.put(stored);
+    const { events: _events, ...row } = stored;
+    const kept = this.#entries.get(stored.response.id)?.events;
+    const keptCount = kept?.list.length ?? 0;
+    const isExtended =
+      kept !== undefined && keptCount <= incoming.length && incoming[keptCount - 1] === kept.list[keptCount - 1];
+    const list = isExtended ? kept.list : [];
+    let jsonBytes = isExtended ? kept.jsonBytes : 2; // `[]`
+    const added = incoming.slice(list.length);
+    for (const [index, event] of added.entries()) {
+      jsonBytes += Buffer.byteLength(JSON.stringify(event)) + (list.length + index > 0 ? 1 : 0); // a comma first
+    }
+    const bytes = Buffer.byteLength(JSON.stringify(row)) + EVENTS_KEY_BYTES + jsonBytes;
+    if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
+      this.delete(stored.response.id);
+      return false;
+    }
+    for (const event of added) list.push(event);
+    return this.#keep({
+      stored: { ...row, events: list },
+      bytes,
+      storedAtMs: this.#clock.now(),
+      events: { list, jsonBytes },
+    });
+  }
+
+  #keep(entry: Entry): boolean {
+    const { stored, bytes } = entry;
     this.delete(stored.response.id);
     if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) return false;
-    this.#entries.set(stored.response.id, { stored, bytes, storedAtMs: this.#clock.now() });
+    this.#entries.set(stored.response.id, entry);
     this.#bytes += bytes;
     this.#owners.add(stored.client ?? UNNAMED_OWNER, stored.response.id, bytes);
     for (const item of stored.response.output) this.#items.set(item.id, { responseId: stored.response.id, item });
