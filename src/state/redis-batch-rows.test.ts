@@ -3,6 +3,7 @@
 // until it lapses or is dropped; the count bounds hold with two books adding at once (the lock); a file's bytes come
 // back whole across chunks.
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
@@ -86,6 +87,58 @@ test(
     assert.equal(await admin.type("rows-test:{batches}:results:batch_read"), "zset");
     assert.equal(await rows.deleteBatch("batch_read"), false, "no batch row; its results go all the same");
     assert.equal(await admin.exists("rows-test:{batches}:results:batch_read"), 0);
+  },
+);
+
+test(
+  "an earlier version's long results list becomes the sorted set a few hundred lines per script, none lost",
+  skip,
+  async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.quit());
+    // MONITOR on a raw connection shows the commands scripts run ("[0 lua]"): each conversion's LRANGE and its range.
+    const { port, hostname } = new URL(redis.url);
+    const monitor = connect(Number(port), hostname);
+    t.after(() => monitor.destroy());
+    let seen = "";
+    monitor.setEncoding("utf8").on("data", (text: string) => {
+      seen += text;
+    });
+    monitor.write("MONITOR\r\n");
+    for (let waitedMs = 0; !seen.includes("+OK") && waitedMs < 5_000; waitedMs += 20) await sleep(20);
+    // 1,200 lines finished in a shuffled order (7 is prime to 1,200: each index once), as an earlier version kept them.
+    const lines = 1_200;
+    const order = Array.from({ length: lines }, (_, step) => (step * 7 + 5) % lines);
+    const listed = order.map((index) => JSON.stringify({ index, isError: false, line: `line ${index}` }));
+    for (const [key, done] of [
+      ["rows-test:{batches}:results:batch_read", "rows-test:{batches}:done:batch_read"],
+      ["rows-test:{batches}:results:batch_put", "rows-test:{batches}:done:batch_put"],
+    ] as const) {
+      for (let from = 0; from < lines; from += 300) await admin.rpush(key, ...listed.slice(from, from + 300));
+      await admin.hset(done, Object.fromEntries(order.map((index) => [String(index), "1"])));
+    }
+    const [a, b] = [await rowsOn(redis.url, t), await rowsOn(redis.url, t)];
+    // Two replicas read it at once (a batch's end and a takeover's resume): each converts, neither loses a line.
+    const [pagesA, pagesB] = await Promise.all([pagesOf(a, "batch_read", 1 << 20), pagesOf(b, "batch_read", 1 << 20)]);
+    const inOrder = Array.from({ length: lines }, (_, index) => `line ${index}`);
+    assert.deepEqual(pagesA.flat(), inOrder);
+    assert.deepEqual(pagesB.flat(), inOrder);
+    // A put first: the list is converted, then the new line added; a line already listed keeps its result.
+    assert.equal(await a.putResult("batch_put", { index: lines, isError: false, line: `line ${lines}` }), true);
+    assert.equal(await b.putResult("batch_put", { index: 7, isError: true, line: "seven again" }), false);
+    assert.deepEqual((await pagesOf(b, "batch_put", 1 << 20)).flat(), [...inOrder, `line ${lines}`]);
+    assert.equal(await admin.type("rows-test:{batches}:results:batch_put"), "zset");
+    assert.equal(await admin.exists("rows-test:{batches}:results-converting:batch_put"), 0);
+    // Every LRANGE a script ran on a results list read 500 lines at most: the old script read the whole list
+    // (LRANGE 0 -1) in one run, blocking Redis for as long as a 50,000-line batch's answers took to decode.
+    await admin.echo("monitor-mark");
+    for (let waitedMs = 0; !seen.includes("monitor-mark") && waitedMs < 5_000; waitedMs += 20) await sleep(20);
+    const ranges = [...seen.matchAll(/\[0 lua\] "(?:lrange|LRANGE)" "[^"]*results:[^"]*" "(-?\d+)" "(-?\d+)"/g)];
+    assert.ok(ranges.length >= 6, `${ranges.length} LRANGEs by scripts (3 runs per list of 1,200 at least)`);
+    for (const [, from, to] of ranges) {
+      assert.ok(Number(to) >= 0 && Number(to) - Number(from) < 500, `LRANGE ${from} ${to}`);
+    }
   },
 );
 

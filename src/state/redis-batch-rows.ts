@@ -11,7 +11,8 @@
 //   {batches}:runnable       set: ids of the batches not finished (what the replicas poll to take over)
 //   {batches}:results:<id>   sorted set: the batch's finished lines (ResultRow JSON), scored by line index, so they
 //                            are read in line order as the state file's are (a list from an earlier version, in the
-//                            order the lines finished, is made one by the first script that touches it: inLineOrder)
+//                            order the lines finished, is made one at the first put or read: IN_LINE_ORDER_LUA,
+//                            a few hundred lines per script run, through {batches}:results-converting:<id>)
 //   {batches}:done:<id>      hash: line index -> the SHA-1 of its result's JSON, so a line's result is added once
 //                            whoever writes it, and a write of the same result again says it is the one kept
 //                            (earlier versions wrote 1: such a line's rewrite is refused, as it was then)
@@ -50,31 +51,43 @@ const SUBSCRIBE_RETRY_MAX_MS = 2_000;
 /** Longest batch id a nudge may carry (the gateway's are `batch_` and 32 hex digits). */
 const MAX_NUDGE_ID_LENGTH = 100;
 
+/** Lines of an earlier version's results list moved per script run (IN_LINE_ORDER_LUA). */
+const LINES_PER_CONVERSION = 500;
+
 /**
  * Lua: a batch's results kept by an earlier version (a list, in the order the lines finished) become the sorted set
- * by line index, once, where they are (the same key: its Cluster slot and deleteBatch's DEL hold). One script run over
- * the list (a 50,000-line batch's: tens of ms of Redis), at the first put or read after an upgrade.
+ * by line index, LINES_PER_CONVERSION lines per run (the caller runs it again while it answers 0), so that a
+ * 50,000-line batch of 24 KB answers is never one script: in one, Redis served no other command for the seconds its
+ * 1.2 GB were decoded, and held a second copy of them in Lua meanwhile. Each run adds its lines to KEYS[2] (same
+ * tag: the same Cluster slot) before it trims them off the list, so a run that fails loses none (the next adds them
+ * again, the same members); once the list is gone the sorted set takes its name. 1 when KEYS[1] is the sorted set.
+ * KEYS: results, converting.
  */
 const IN_LINE_ORDER_LUA = `
-local function inLineOrder(key)
-  if redis.call('TYPE', key).ok ~= 'list' then return end
-  local lines = redis.call('LRANGE', key, 0, -1)
-  redis.call('DEL', key)
-  for _, line in ipairs(lines) do redis.call('ZADD', key, cjson.decode(line).index, line) end
+if redis.call('TYPE', KEYS[1]).ok == 'list' then
+  local lines = redis.call('LRANGE', KEYS[1], 0, ${LINES_PER_CONVERSION - 1})
+  for _, line in ipairs(lines) do redis.call('ZADD', KEYS[2], cjson.decode(line).index, line) end
+  redis.call('LTRIM', KEYS[1], #lines, -1)
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 end
-`;
-
-/** KEYS: results. Its results in line order (IN_LINE_ORDER_LUA), before a read by score. */
-const ORDER_RESULTS_LUA = `${IN_LINE_ORDER_LUA}
-inLineOrder(KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('ZUNIONSTORE', KEYS[1], 2, KEYS[1], KEYS[2])
+    redis.call('DEL', KEYS[2])
+  else
+    redis.call('RENAME', KEYS[2], KEYS[1])
+  end
+end
 return 1
 `;
 
 /**
- * ARGV: index, result JSON. KEYS: results, done. 1 when added, or already kept (the same JSON: this write again, after
- * its first landed but its answer was lost); 0 when the line has another result.
+ * ARGV: index, result JSON. KEYS: results, done, converting. 1 when added, or already kept (the same JSON: this write
+ * again, after its first landed but its answer was lost); 0 when the line has another result; 2, with nothing
+ * written, while an earlier version's list is not yet the sorted set (IN_LINE_ORDER_LUA first, then again).
  */
-const PUT_RESULT_LUA = `${IN_LINE_ORDER_LUA}
+const PUT_RESULT_LUA = `
+if redis.call('TYPE', KEYS[1]).ok == 'list' or redis.call('EXISTS', KEYS[3]) == 1 then return 2 end
 local digest = redis.sha1hex(ARGV[2])
 local kept = redis.call('HGET', KEYS[2], ARGV[1])
 if kept then
@@ -82,7 +95,6 @@ if kept then
   return 0
 end
 redis.call('HSET', KEYS[2], ARGV[1], digest)
-inLineOrder(KEYS[1])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `;
@@ -289,21 +301,31 @@ export class RedisBatchRows implements BatchRows {
       .zrem(this.#key("batches"), id)
       .hdel(this.#key("batch-rows"), id)
       .srem(this.#key("runnable"), id)
-      .del(this.#key(`results:${id}`), this.#key(`done:${id}`))
+      .del(this.#key(`results:${id}`), this.#key(`done:${id}`), this.#key(`results-converting:${id}`))
       .exec();
     return replies?.[1]?.[1] === 1;
   }
 
   async putResult(batchId: string, result: ResultRow): Promise<boolean> {
-    const written = await this.#redis.eval(
-      PUT_RESULT_LUA,
-      2,
-      this.#key(`results:${batchId}`),
-      this.#key(`done:${batchId}`),
-      String(result.index),
-      JSON.stringify(result),
-    );
-    return written === 1;
+    for (;;) {
+      const written = await this.#redis.eval(
+        PUT_RESULT_LUA,
+        3,
+        this.#key(`results:${batchId}`),
+        this.#key(`done:${batchId}`),
+        this.#key(`results-converting:${batchId}`),
+        String(result.index),
+        JSON.stringify(result),
+      );
+      if (written !== 2) return written === 1;
+      await this.#inLineOrder(batchId);
+    }
+  }
+
+  /** An earlier version's results list made the sorted set, a few lines per script run (IN_LINE_ORDER_LUA). */
+  async #inLineOrder(batchId: string): Promise<void> {
+    const keys = [this.#key(`results:${batchId}`), this.#key(`results-converting:${batchId}`)];
+    while ((await this.#redis.eval(IN_LINE_ORDER_LUA, 2, ...keys)) !== 1) {}
   }
 
   /**
@@ -313,7 +335,7 @@ export class RedisBatchRows implements BatchRows {
    */
   async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<readonly ResultRow[]> {
     const key = this.#key(`results:${batchId}`);
-    await this.#redis.eval(ORDER_RESULTS_LUA, 1, key);
+    await this.#inLineOrder(batchId);
     const size = new PageSize(pageBytes);
     for (let afterIndex = -1; ; ) {
       const count = size.lines;
