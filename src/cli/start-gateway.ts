@@ -157,7 +157,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       // At once: the state file's, the kept answers' and the conversations' last writes each wait up to 2 s for a
       // lock another process holds on the file (by a timer: the event loop runs), so together they take 2 s at
       // most, not 2 s each in turn (~6 s past the shutdown timeout until 2026-12-06). Each says what it lost.
-      await Promise.all([keptResponses.close(), batchStore.close(), runtime.close()]);
+      // allSettled: one close that throws must not end the exit while the others still write; the first failure is
+      // thrown once all have settled, as a single close's failure was before.
+      const closes = await Promise.allSettled([keptResponses.close(), batchStore.close(), runtime.close()]);
+      const failed = closes.find((close) => close.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
     },
     endInFlight: (maxWaitMs) => {
       const ended = runtime.openRequests.cutAll(
