@@ -190,7 +190,9 @@ describe("batch results the store refuses", () => {
 
   test("the exit with results still unwritten: logged by custom_id, and after a restart each line is in the output once", async (t) => {
     const mock = await useMock(t);
-    echoing(mock, ANSWER_DELAY_MS);
+    // The answers wait for the lock: a slow start of the locking process must not let a result land first.
+    const gate = Promise.withResolvers<void>();
+    echoing(mock, undefined, gate.promise);
     const statePath = join(mkdtempSync(join(tmpdir(), "batch-writes-")), "state.db");
     const yaml = `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\nbatches:\n  concurrency: 4\n`;
     const first = await startGatewayProcess(t, yaml);
@@ -201,6 +203,7 @@ describe("batch results the store refuses", () => {
     await mock.waitForRequests(ids.length, 10_000);
 
     const lock = await lockInAnotherProcess(t, statePath, 60_000);
+    gate.resolve();
     const kept =
       "batch: a line's result could not be written; kept in memory and written again, no line starts meanwhile";
     for (let waitedMs = 0; !first.logs.some((line) => line.msg === kept); waitedMs += 100) {
@@ -264,7 +267,9 @@ describe("batch results the store refuses", () => {
 
   test("the bound: while a result is kept unwritten no line starts; the rest run once it is written", async (t) => {
     const mock = await useMock(t);
-    echoing(mock, ANSWER_DELAY_MS);
+    // The answers wait for the lock (see the exit's test above).
+    const gate = Promise.withResolvers<void>();
+    echoing(mock, undefined, gate.promise);
     const statePath = join(mkdtempSync(join(tmpdir(), "batch-writes-")), "state.db");
     const gateway = await useGateway(
       t,
@@ -276,9 +281,10 @@ describe("batch results the store refuses", () => {
     const batch = await createBatch(client, file.id);
     await mock.waitForRequests(2, 10_000);
 
-    // Refused at ~7 s (answers at 2 s, then the 5 s wait), released at 8.5 s: the old runner started the next two
+    // Refused at ~5 s (answers once the lock is taken, then the 5 s wait), released at 8.5 s: the old runner started the next two
     // lines as soon as the first two had failed to write, and their results were refused too.
     const released = await lockInAnotherProcess(t, statePath, LOCK_HELD_MS);
+    gate.resolve();
     await released.done;
     assert.equal(mock.requests.length, 2, "lines started while results were kept unwritten");
 

@@ -14,10 +14,22 @@ export const UPSTREAM_ID = "vendor/m-instruct";
  * The mock answers each chat request with "echo: <last user message>" (after `delayMs` when given), so a result
  * shows which line it is.
  */
-export function echoing(mock: MockUpstream, delayMs?: number): void {
+export function echoing(mock: MockUpstream, delayMs?: number, gate?: Promise<void>): void {
   mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
     const content = (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "";
     const body = chatCompletion(`echo: ${content}`, UPSTREAM_ID);
+    if (gate !== undefined) {
+      // Answered only once the test opens the gate (after its own step, however slow the machine), then delayMs.
+      return {
+        kind: "handler",
+        handle: async (_request, response) => {
+          await gate;
+          if (delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, delayMs));
+          response.writeHead(200, { "content-type": "application/json" });
+          response.end(JSON.stringify(body));
+        },
+      };
+    }
     return delayMs === undefined ? { kind: "json", body } : { kind: "json", body, delayMs };
   });
 }
