@@ -192,12 +192,16 @@ export async function createRedisStateBackend(
       await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
     }
     const isReplacing = dataSet === "same";
-    await Promise.all([
+    // allSettled: a load that fails (a Cluster master down) must not end this one while the other still runs, or
+    // the next queued load would start beside it; the first failure is thrown once both have settled.
+    const loads = await Promise.allSettled([
       facts.load(keys, began.facts, isReplacing, isApplyingForgets),
       refusals === undefined || began.refusals === undefined
         ? undefined
         : refusals.load(keys, began.refusals, isReplacing),
     ]);
+    const failedLoad = loads.find((load) => load.status === "rejected");
+    if (failedLoad !== undefined) throw failedLoad.reason;
     if (isReplacing) await calibration?.reconcile();
     if (failure !== undefined) throw failure.error;
   };
