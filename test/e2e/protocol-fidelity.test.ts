@@ -119,6 +119,13 @@ describe("cache writes in the usage (OpenRouter's `prompt_tokens_details.cache_w
     output_tokens: 2,
     cache_creation_input_tokens: 100,
     cache_read_input_tokens: 40,
+    // The rest of the SDK's \`Usage\`: null, as nothing upstream tells them (see messages-stop-fields.test.ts).
+    output_tokens_details: null,
+    server_tool_use: null,
+    cache_creation: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
   };
 
   test("Messages: cache_creation_input_tokens, and input_tokens without them (as Anthropic counts), JSON and stream", async (t) => {

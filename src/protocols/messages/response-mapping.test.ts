@@ -25,7 +25,22 @@ test("messages JSON: a text answer becomes an Anthropic message with mapped usag
     content: [{ type: "text", text: "Paris is the capital of France." }],
     stop_reason: "end_turn",
     stop_sequence: null,
-    usage: { input_tokens: 20, output_tokens: 8, cache_creation_input_tokens: 0, cache_read_input_tokens: 5 },
+    // Required by the SDK's \`Message\`, null when they do not apply (as Anthropic sends them).
+    stop_details: null,
+    container: null,
+    diagnostics: null,
+    usage: {
+      input_tokens: 20,
+      output_tokens: 8,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 5,
+      output_tokens_details: null,
+      server_tool_use: null,
+      cache_creation: null,
+      inference_geo: null,
+      service_tier: null,
+      speed: null,
+    },
   });
 });
 
@@ -76,6 +91,12 @@ test("messages JSON: without upstream usage, input_tokens is the prompt estimate
     output_tokens: 0,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 0,
+    output_tokens_details: null,
+    server_tool_use: null,
+    cache_creation: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
   });
   assert.equal(toMessageObject(completion, context).usage.input_tokens, 20);
   assert.equal(estimates, 1, "no estimate is made when the upstream reported usage");
@@ -100,6 +121,12 @@ test("messages JSON: DeepSeek's prompt_cache_hit_tokens are cache reads when pro
     output_tokens: 5,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 48,
+    output_tokens_details: null,
+    server_tool_use: null,
+    cache_creation: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
   });
   // OpenAI's field, when given, is the one read (not added to DeepSeek's).
   const both = deepSeekCompletion({ prompt_cache_hit_tokens: 48, prompt_tokens_details: { cached_tokens: 40 } });

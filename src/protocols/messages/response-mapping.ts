@@ -32,8 +32,10 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
   if (context.isThinkingShown === true && answer.reasoning !== "") {
     content.push({ type: "thinking", thinking: answer.reasoning, signature: "" });
   }
-  const text = answer.text !== "" ? answer.text : (answer.refusal ?? "");
-  if (text !== "") content.push({ type: "text", text });
+  if (answer.text !== "") content.push({ type: "text", text: answer.text });
+  // A model's own refusal (chat's `message.refusal`) is what Anthropic sends as ordinary text: its own block after
+  // any text, so an answer carrying both loses neither (and a client can tell them apart).
+  if (answer.refusal !== undefined && answer.refusal !== "") content.push({ type: "text", text: answer.refusal });
   for (const call of answer.toolCalls) {
     content.push({
       type: "tool_use",
@@ -42,7 +44,7 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
       input: parseToolInput(call.function.arguments),
     });
   }
-  const { stopReason, stopSequence } = toStopReason(
+  const { stopReason, stopSequence, stopDetails } = toStopReason(
     answer.finishReason,
     answer.matchedStop,
     context.stopSequences,
@@ -56,6 +58,9 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
     content,
     stop_reason: stopReason,
     stop_sequence: stopSequence,
+    stop_details: stopDetails,
+    container: null,
+    diagnostics: null,
     usage: toMessageUsage(answer.usage, answer.usage === undefined ? context.estimatePromptTokens?.() : undefined),
   };
 }
