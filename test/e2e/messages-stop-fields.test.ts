@@ -1,8 +1,8 @@
-// POST /v1/messages through the Anthropic SDK, for the fields of its `Message` that say how and why an answer ended:
-// `stop_details`, `container`, `diagnostics` and the usage fields its types require (null when they do not apply, in
-// JSON and on the stream's `message_start` / `message_delta`, where the SDK's MessageStream copies them from), and a
-// chat provider's refusals: a model's own (`message.refusal`) is text the client gets, its filter's
-// (`content_filter`) is Anthropic's `refusal` stop with its details.
+// POST /v1/messages through the Anthropic SDK, for the fields its types require that a chat answer has nothing for:
+// `stop_details`, `container`, `diagnostics`, the usage's nullable fields and the blocks' `citations` (null, as
+// Anthropic sends them when they do not apply, in JSON and on the stream's `message_start`, `content_block_start`
+// and `message_delta`, from which the SDK's MessageStream copies them), and a chat provider's refusals: a model's own
+// (`message.refusal`) is text the client gets, its filter's (`content_filter`) Anthropic's `refusal` stop with details.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
@@ -81,8 +81,8 @@ describe("messages API: how an answer ended, as the SDK's Message has it", () =>
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: refusingAnswer });
     const message = await client.messages.create(request);
     assert.deepEqual(message.content, [
-      { type: "text", text: "Let me see." },
-      { type: "text", text: "I can't help with that request." },
+      { type: "text", text: "Let me see.", citations: null },
+      { type: "text", text: "I can't help with that request.", citations: null },
     ]);
     assertPlainEnd(message);
     assert.equal(message.usage.cache_creation, null);
@@ -96,15 +96,15 @@ describe("messages API: how an answer ended, as the SDK's Message has it", () =>
     stream.on("contentBlock", (block) => blocks.push(block));
     const message = await stream.finalMessage();
     const expected = [
-      { type: "text", text: "Let me see." },
-      { type: "text", text: "I can't help with that request." },
+      { type: "text", text: "Let me see.", citations: null },
+      { type: "text", text: "I can't help with that request.", citations: null },
     ];
     assert.deepEqual(message.content, expected);
     assert.deepEqual(blocks, expected, "each block is whole at its content_block_stop");
     assertPlainEnd(message);
   });
 
-  test("stream: message_start's message has the nullable fields too (what a raw-event client sees first)", async (t) => {
+  test("stream: message_start's message and content_block_start's block have the nullable fields too", async (t) => {
     const { mock, client } = await scene(t);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: [chunk({ role: "assistant", content: "Hi" }), chunk({}, "stop")] });
     const events = [];
@@ -114,6 +114,8 @@ describe("messages API: how an answer ended, as the SDK's Message has it", () =>
     assert.equal(start.message.stop_details, null);
     assert.equal(start.message.container, null);
     assert.equal(start.message.diagnostics, null);
+    const blockStart = events.find((event) => event.type === "content_block_start");
+    assert.deepEqual(blockStart?.content_block, { type: "text", text: "", citations: null });
     const delta = events.find((event) => event.type === "message_delta");
     assert.ok(delta !== undefined);
     assert.deepEqual(delta.delta, {

@@ -183,10 +183,10 @@ describe("text in the middle of a streamed tool call's arguments", () => {
     stream.on("contentBlock", (block) => stoppedBlocks.push(block));
     const message = await stream.finalMessage();
     const expected = [
-      { type: "text", text: "Checking." },
-      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
-      { type: "text", text: " One moment." },
-      { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" } },
+      { type: "text", text: "Checking.", citations: null },
+      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" }, caller: { type: "direct" } },
+      { type: "text", text: " One moment.", citations: null },
+      { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" }, caller: { type: "direct" } },
     ];
     assert.deepEqual(message.content, expected);
     assert.deepEqual(stoppedBlocks, expected);

@@ -5,8 +5,19 @@ import type { ChatUsage } from "../chat-completions.ts";
 export type ContentBlock =
   /** Reasoning text a chat provider returned; `signature` is empty (there is none to verify, and it never goes back upstream). */
   | { type: "thinking"; thinking: string; signature: string }
-  | { type: "text"; text: string }
-  | { type: "tool_use"; id: string; name: string; input: unknown };
+  /** `citations` null: a chat answer cites nothing (Anthropic sends null on a block without citations). */
+  | { type: "text"; text: string; citations: null }
+  /** `caller` direct: the model called the tool itself (Anthropic's for any call not made from its code tool). */
+  | { type: "tool_use"; id: string; name: string; input: unknown; caller: DirectCaller };
+
+export interface DirectCaller {
+  type: "direct";
+}
+
+/** A text block as Anthropic sends it. */
+export function textBlock(text: string): ContentBlock {
+  return { type: "text", text, citations: null };
+}
 
 export type StopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "refusal";
 

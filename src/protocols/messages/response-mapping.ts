@@ -5,6 +5,7 @@ import {
   type ContentBlock,
   type MessageObject,
   parseToolInput,
+  textBlock,
   toMessageUsage,
   toStopReason,
 } from "./message-object.ts";
@@ -32,16 +33,17 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
   if (context.isThinkingShown === true && answer.reasoning !== "") {
     content.push({ type: "thinking", thinking: answer.reasoning, signature: "" });
   }
-  if (answer.text !== "") content.push({ type: "text", text: answer.text });
+  if (answer.text !== "") content.push(textBlock(answer.text));
   // A model's own refusal (chat's `message.refusal`) is what Anthropic sends as ordinary text: its own block after
   // any text, so an answer carrying both loses neither (and a client can tell them apart).
-  if (answer.refusal !== undefined && answer.refusal !== "") content.push({ type: "text", text: answer.refusal });
+  if (answer.refusal !== undefined && answer.refusal !== "") content.push(textBlock(answer.refusal));
   for (const call of answer.toolCalls) {
     content.push({
       type: "tool_use",
       id: call.id,
       name: context.toolNames?.client(call.function.name) ?? call.function.name,
       input: parseToolInput(call.function.arguments),
+      caller: { type: "direct" },
     });
   }
   const { stopReason, stopSequence, stopDetails } = toStopReason(

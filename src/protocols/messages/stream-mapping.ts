@@ -58,7 +58,7 @@ export class MessagesStreamTranslator {
   #isEnded = false;
   /** Index of the block that is open (started, not stopped), if any. */
   #openIndex: number | undefined;
-  #openText: { type: "text"; text: string } | undefined;
+  #openText: { type: "text"; text: string; citations: null } | undefined;
   /** The open text block holds a refusal: other text gets a block of its own, and the other way round. */
   #isRefusalOpen = false;
   #openThinking: { type: "thinking"; thinking: string; signature: string } | undefined;
@@ -129,6 +129,7 @@ export class MessagesStreamTranslator {
               id: block.id ?? "",
               name: block.name ?? "",
               input: parseToolInput(block.argumentsText),
+              caller: { type: "direct" },
             },
       ),
       stop_reason: stopReason,
@@ -230,7 +231,7 @@ export class MessagesStreamTranslator {
     let text = "";
     if (this.#openText === undefined || this.#isRefusalOpen !== isRefusal) {
       text += this.#stopBlocks(this.#isReadyBeforeText);
-      const block = { type: "text" as const, text: "" };
+      const block = { type: "text" as const, text: "", citations: null };
       const index = this.#content.push(block) - 1;
       this.#openText = block;
       this.#isRefusalOpen = isRefusal;
@@ -238,7 +239,7 @@ export class MessagesStreamTranslator {
       text += namedEvent("content_block_start", {
         type: "content_block_start",
         index,
-        content_block: { type: "text", text: "" },
+        content_block: { type: "text", text: "", citations: null },
       });
     }
     this.#openText.text += delta;
@@ -341,7 +342,7 @@ export class MessagesStreamTranslator {
     text += namedEvent("content_block_start", {
       type: "content_block_start",
       index: call.index,
-      content_block: { type: "tool_use", id: call.id, name: call.name ?? "", input: {} },
+      content_block: { type: "tool_use", id: call.id, name: call.name ?? "", input: {}, caller: { type: "direct" } },
     });
     const buffered = call.bufferedArguments;
     call.bufferedArguments = "";
