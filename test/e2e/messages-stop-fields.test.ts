@@ -5,12 +5,13 @@
 // (`message.refusal`) is text the client gets, its filter's (`content_filter`) Anthropic's `refusal` stop with details.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import Anthropic from "@anthropic-ai/sdk";
+import Anthropic, { betaRefusalFallbackMiddleware } from "@anthropic-ai/sdk";
 import type { Message } from "@anthropic-ai/sdk/resources/messages";
-import { CHAT_ROUTE, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type SseScript } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
+const FALLBACK_UPSTREAM_ID = "vendor/m2-instruct";
 
 async function scene(t: Parameters<typeof useMock>[0]) {
   const mock = await useMock(t);
@@ -22,9 +23,10 @@ async function scene(t: Parameters<typeof useMock>[0]) {
     api_key: sk-alpha
     models:
       m: { id: ${UPSTREAM_ID} }
+      m2: { id: ${FALLBACK_UPSTREAM_ID} }
 `,
   );
-  return { mock, client: new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }) };
+  return { mock, gateway, client: new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }) };
 }
 
 function chunk(delta: unknown, finishReason: string | null = null, extra: Record<string, unknown> = {}): SseScript {
@@ -171,5 +173,33 @@ describe("messages API: how an answer ended, as the SDK's Message has it", () =>
     });
     const streamed = await client.messages.stream(request).finalMessage();
     assert.deepEqual(streamed.usage.output_tokens_details, { thinking_tokens: 30 });
+  });
+
+  test("the SDK's refusal-fallback middleware reads the filter's refusal and retries on its fallback model", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const client = new Anthropic({
+      baseURL: gateway.url,
+      apiKey: "x",
+      maxRetries: 0,
+      middleware: [betaRefusalFallbackMiddleware([{ model: "m2" }])],
+    });
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: {
+        ...chatCompletion("", UPSTREAM_ID),
+        choices: [{ ...refusingAnswer.choices[0], finish_reason: "content_filter" }],
+      },
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Here you go.", FALLBACK_UPSTREAM_ID) });
+    const message = await client.beta.messages.create(request);
+    assert.equal(message.stop_reason, "end_turn");
+    assert.deepEqual(message.content, [
+      { type: "fallback", from: { model: "m" }, to: { model: "m2" }, trigger: { type: "refusal", category: null } },
+      { type: "text", text: "Here you go.", citations: null },
+    ]);
+    assert.deepEqual(
+      chatRequests(mock).map((sent) => (sent.body as { model: string }).model),
+      [UPSTREAM_ID, FALLBACK_UPSTREAM_ID],
+    );
   });
 });
