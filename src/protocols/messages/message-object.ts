@@ -111,9 +111,7 @@ export function toStopReason(
   }
 }
 
-/**
- * Anthropic counts cache reads and cache writes apart from `input_tokens`; chat's `prompt_tokens` includes both.
- */
+/** A message's usage: `message_delta`'s counts and the fields no chat provider reports. */
 export function toMessageUsage(usage: ChatUsage | undefined, promptTokensEstimate = 0): MessageUsage {
   return {
     ...toMessageDeltaUsage(usage, promptTokensEstimate),
@@ -124,6 +122,9 @@ export function toMessageUsage(usage: ChatUsage | undefined, promptTokensEstimat
   };
 }
 
+/**
+ * Anthropic counts cache reads and cache writes apart from `input_tokens`; chat's `prompt_tokens` includes both.
+ */
 export function toMessageDeltaUsage(usage: ChatUsage | undefined, promptTokensEstimate = 0): MessageDeltaUsage {
   if (usage === undefined) {
     return {
